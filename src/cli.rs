@@ -1,0 +1,135 @@
+//! Command-line interface. Global options work before or after the subcommand.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::report::Format;
+
+/// tether: deploys from Rhai recipes over SSH sessions that stay open and alive for the whole
+/// run.
+#[derive(Debug, Parser)]
+#[command(name = "tether", version, about, long_about = None)]
+pub struct Cli {
+    /// Options shared by every subcommand.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options accepted before or after the subcommand.
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// Recipe file.
+    #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// OpenSSH client config file [default: ~/.ssh/config; a missing file is an empty config].
+    #[arg(short = 'F', long = "ssh-config", global = true, value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+    /// Only these hosts (comma-separated; ssh config aliases or user@host:port).
+    #[arg(long, global = true, value_delimiter = ',', value_name = "HOSTS")]
+    pub hosts: Vec<String>,
+    /// Only hosts with these roles (comma-separated; needs a recipe).
+    #[arg(long, global = true, value_delimiter = ',', value_name = "ROLES")]
+    pub roles: Vec<String>,
+    /// Connect to nothing; print what would run.
+    #[arg(short = 'n', long = "dry-run", global = true)]
+    pub dry_run: bool,
+    /// Print more: connections, every command, heartbeats even on a terminal.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Heartbeat interval for idle sessions (`15s`, `500ms`, `1m`) [default: 15s].
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
+    pub keepalive: Option<Duration>,
+    /// Disable the heartbeat (for diagnosis only: idle sessions may then be dropped).
+    #[arg(long, global = true, conflicts_with = "keepalive")]
+    pub no_keepalive: bool,
+    /// Run on at most N hosts at once [default: all].
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub parallel: Option<u32>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a command on every selected host in parallel.
+    Run(RunArgs),
+}
+
+/// `tether run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Give up on a host whose command runs longer than this.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// The command (joined with spaces, as `ssh` does).
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<String>,
+}
+
+/// Parses `15s`, `500ms`, `2m`, `1h` or plain seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (like 15s, 500ms, 2m)"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => {
+            return Err(format!(
+                "`{text}`: unknown unit `{unit}` (use ms, s, m or h)"
+            ))
+        }
+    };
+    if secs <= 0.0 || !secs.is_finite() {
+        return Err(format!("`{text}` must be greater than zero"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("15s"), Ok(Duration::from_secs(15)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5x").is_err());
+    }
+
+    #[test]
+    fn global_options_after_the_subcommand() {
+        let cli =
+            Cli::try_parse_from(["tether", "run", "--hosts", "a,b", "-v", "--", "echo", "-n"])
+                .unwrap();
+        assert_eq!(cli.global.hosts, ["a", "b"]);
+        assert!(cli.global.verbose);
+        let Command::Run(run) = cli.command;
+        assert_eq!(run.command, ["echo", "-n"]);
+        let cli = Cli::try_parse_from(["tether", "-F", "cfg", "--parallel", "2", "run", "uptime"])
+            .unwrap();
+        assert_eq!(cli.global.parallel, Some(2));
+    }
+}

@@ -1,0 +1,140 @@
+//! The command model: a shell command plus the context it runs in (directory, environment,
+//! user), rendered as one POSIX shell string with correct quoting.
+
+/// Quotes `s` for a POSIX shell: unchanged when it is made only of safe characters, else in
+/// single quotes with embedded single quotes as `'\''`.
+pub fn quote(s: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "@%+=:,./-_".contains(c);
+    if !s.is_empty() && s.chars().all(safe) {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Where and how a command runs; nests like Capistrano's `within`, `with`, `as`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommandContext {
+    /// Working directory (`within`); relative directories nest onto the outer one.
+    pub dir: Option<String>,
+    /// Environment variables (`with_env`), inner values override outer ones.
+    pub env: Vec<(String, String)>,
+    /// Run as this user through `sudo -n` (`as_user`).
+    pub user: Option<String>,
+}
+
+impl CommandContext {
+    /// This context with `dir` as working directory (relative to the current one).
+    pub fn within(&self, dir: &str) -> Self {
+        let dir = match &self.dir {
+            Some(outer) if !dir.starts_with('/') && !dir.starts_with('~') => {
+                format!("{}/{dir}", outer.trim_end_matches('/'))
+            }
+            _ => dir.to_string(),
+        };
+        CommandContext {
+            dir: Some(dir),
+            ..self.clone()
+        }
+    }
+
+    /// This context with extra environment variables.
+    pub fn with_env(&self, vars: &[(String, String)]) -> Self {
+        let mut env = self.env.clone();
+        for (k, v) in vars {
+            env.retain(|(key, _)| key != k);
+            env.push((k.clone(), v.clone()));
+        }
+        CommandContext {
+            env,
+            ..self.clone()
+        }
+    }
+
+    /// This context running as `user`.
+    pub fn as_user(&self, user: &str) -> Self {
+        CommandContext {
+            user: Some(user.to_string()),
+            ..self.clone()
+        }
+    }
+
+    /// The shell string for `command` in this context.
+    pub fn render(&self, command: &str) -> String {
+        let mut out = String::new();
+        if let Some(dir) = &self.dir {
+            out.push_str(&format!("cd {} && ", quote_path(dir)));
+        }
+        let assignments: Vec<String> = self
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={}", quote(v)))
+            .collect();
+        match &self.user {
+            Some(user) => {
+                out.push_str(&format!("sudo -n -u {} -- ", quote(user)));
+                if !assignments.is_empty() {
+                    out.push_str(&format!("env {} ", assignments.join(" ")));
+                }
+                out.push_str(&format!("sh -c {}", quote(command)));
+            }
+            None if assignments.is_empty() && self.dir.is_none() => out.push_str(command),
+            None => {
+                for a in &assignments {
+                    out.push_str(&format!("export {a} && "));
+                }
+                // Braces keep `a; b` from escaping the `cd ... &&` guard.
+                out.push_str(&format!("{{ {command}\n}}"));
+            }
+        }
+        out
+    }
+}
+
+/// Quotes a path but leaves a leading `~/` to the remote shell's expansion.
+fn quote_path(dir: &str) -> String {
+    match dir.strip_prefix("~/") {
+        Some(rest) => format!("~/{}", quote(rest)),
+        None if dir == "~" => "~".to_string(),
+        None => quote(dir),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote("abc/def-1.2"), "abc/def-1.2");
+        assert_eq!(quote(""), "''");
+        assert_eq!(quote("a b"), "'a b'");
+        assert_eq!(quote("it's"), r"'it'\''s'");
+        assert_eq!(quote("$HOME;rm"), "'$HOME;rm'");
+    }
+
+    #[test]
+    fn plain_command_is_unchanged() {
+        assert_eq!(CommandContext::default().render("uptime"), "uptime");
+    }
+
+    #[test]
+    fn nesting_within_env_and_user() {
+        let ctx = CommandContext::default()
+            .within("/srv/app")
+            .within("current")
+            .with_env(&[("RAILS_ENV".into(), "production".into())])
+            .with_env(&[("A".into(), "x y".into())]);
+        assert_eq!(
+            ctx.render("a; b"),
+            "cd /srv/app/current && export RAILS_ENV=production && export A='x y' && { a; b\n}"
+        );
+        assert_eq!(
+            ctx.as_user("deploy").render("id -un"),
+            "cd /srv/app/current && sudo -n -u deploy -- env RAILS_ENV=production A='x y' sh -c 'id -un'"
+        );
+        assert_eq!(
+            CommandContext::default().within("~/x y").render("ls"),
+            "cd ~/'x y' && { ls\n}"
+        );
+    }
+}

@@ -1,0 +1,38 @@
+//! Ctrl-C: the first one stops dispatching new work and lets in-flight commands finish (their
+//! results are reported, failure hooks run); the second one exits at once.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::error::EXIT_INTERRUPTED;
+
+/// Installs the handler on a small tokio runtime thread and returns the flag it sets.
+pub fn install() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let seen = flag.clone();
+    let spawned = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                while tokio::signal::ctrl_c().await.is_ok() {
+                    if seen.swap(true, Ordering::SeqCst) {
+                        eprintln!("\ninterrupted twice: exiting now");
+                        std::process::exit(EXIT_INTERRUPTED);
+                    }
+                    eprintln!(
+                        "\ninterrupted: no new commands; waiting for running ones (Ctrl-C again to exit now)"
+                    );
+                }
+            });
+        });
+    if spawned.is_err() {
+        eprintln!("warning: cannot watch for Ctrl-C; it will end tether at once");
+    }
+    flag
+}

@@ -1,0 +1,183 @@
+//! The pool: one [`HostWorker`] per host for the life of the process, and fan-out of a command
+//! across hosts with an optional limit on how many run at once.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::host::HostTarget;
+use crate::ssh::config::SshConfig;
+use crate::ssh::exec::ExecOutput;
+use crate::ssh::worker::{Event, HandshakeLimiter, HostWorker, WorkerSettings};
+use crate::ssh::SshError;
+
+/// Concurrent handshakes allowed by default: under sshd's default `MaxStartups 10:30:100`,
+/// which starts refusing at 10 unauthenticated connections.
+pub const DEFAULT_MAX_HANDSHAKES: usize = 8;
+
+/// One host's result of a fan-out.
+#[derive(Debug)]
+pub struct HostResult {
+    /// The host's name.
+    pub host: String,
+    /// The command as sent (context applied).
+    pub command: String,
+    /// The output, or why there is none. `None` when the command was never dispatched
+    /// (an earlier failure or an interrupt stopped the fan-out).
+    pub result: Option<Result<ExecOutput, SshError>>,
+}
+
+impl HostResult {
+    /// Whether the command ran and succeeded.
+    pub fn ok(&self) -> bool {
+        matches!(&self.result, Some(Ok(out)) if out.status.success())
+    }
+}
+
+/// How a fan-out proceeds.
+#[derive(Debug, Clone, Default)]
+pub struct FanOut {
+    /// At most this many hosts at once (`None`: all).
+    pub parallel: Option<usize>,
+    /// Stop dispatching to further hosts after the first failure.
+    pub stop_on_failure: bool,
+    /// Deadline per command.
+    pub timeout: Option<Duration>,
+    /// Pause between batches (`parallel` hosts each), as Capistrano's `wait:`.
+    pub wait: Option<Duration>,
+}
+
+/// Workers by host name.
+pub struct Pool {
+    ssh_config: SshConfig,
+    settings: WorkerSettings,
+    limiter: Arc<HandshakeLimiter>,
+    events: Sender<Event>,
+    workers: HashMap<String, HostWorker>,
+    interrupted: Arc<AtomicBool>,
+}
+
+impl Pool {
+    /// An empty pool; workers start on [`Pool::ensure`].
+    pub fn new(
+        ssh_config: SshConfig,
+        settings: WorkerSettings,
+        max_handshakes: usize,
+        events: Sender<Event>,
+        interrupted: Arc<AtomicBool>,
+    ) -> Self {
+        Pool {
+            ssh_config,
+            settings,
+            limiter: Arc::new(HandshakeLimiter::new(max_handshakes)),
+            events,
+            workers: HashMap::new(),
+            interrupted,
+        }
+    }
+
+    /// Starts workers (and so connections) for hosts that have none yet, all at once.
+    pub fn ensure(&mut self, hosts: &[HostTarget]) -> std::io::Result<()> {
+        for host in hosts {
+            if self.workers.contains_key(&host.name) {
+                continue;
+            }
+            let config = self
+                .ssh_config
+                .resolve(&host.alias, host.user.as_deref(), host.port);
+            let worker = HostWorker::spawn(
+                &host.name,
+                config,
+                self.settings.clone(),
+                self.limiter.clone(),
+                self.events.clone(),
+            )?;
+            self.workers.insert(host.name.clone(), worker);
+        }
+        Ok(())
+    }
+
+    /// Closes the sessions of hosts not in `keep`.
+    pub fn retain(&mut self, keep: &[HostTarget]) {
+        self.workers
+            .retain(|name, _| keep.iter().any(|h| &h.name == name));
+    }
+
+    /// Names of the hosts with a worker.
+    pub fn hosts(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.workers.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Runs `commands` (host name, command) across their hosts and returns the results in the
+    /// same order. Hosts must have been [`ensure`](Pool::ensure)d.
+    pub fn fan_out(&self, commands: &[(String, String)], how: &FanOut) -> Vec<HostResult> {
+        let (tx, rx) = mpsc::channel::<(usize, Result<ExecOutput, SshError>)>();
+        let mut results: Vec<HostResult> = commands
+            .iter()
+            .map(|(host, command)| HostResult {
+                host: host.clone(),
+                command: command.clone(),
+                result: None,
+            })
+            .collect();
+        let limit = how.parallel.unwrap_or(usize::MAX).max(1);
+        // With `wait`, hosts go in batches of `limit` with a pause between batches; without,
+        // a new host starts as soon as one finishes.
+        let batches = how.wait.is_some();
+        let (mut next, mut running, mut stop) = (0, 0, false);
+        loop {
+            let between_batches = batches && running > 0;
+            if !stop && !between_batches {
+                if let (Some(wait), true) = (how.wait, next > 0 && next < commands.len()) {
+                    std::thread::sleep(wait);
+                }
+                while running < limit && next < commands.len() {
+                    if self.interrupted.load(Ordering::SeqCst) {
+                        stop = true;
+                        break;
+                    }
+                    self.dispatch(&commands[next], next, how.timeout, tx.clone());
+                    next += 1;
+                    running += 1;
+                }
+            }
+            if running == 0 {
+                break;
+            }
+            let Ok((index, result)) = rx.recv() else {
+                break;
+            };
+            running -= 1;
+            let failed = !matches!(&result, Ok(out) if out.status.success());
+            results[index].result = Some(result);
+            if failed && how.stop_on_failure {
+                stop = true;
+            }
+        }
+        results
+    }
+
+    fn dispatch(
+        &self,
+        (host, command): &(String, String),
+        index: usize,
+        timeout: Option<Duration>,
+        tx: Sender<(usize, Result<ExecOutput, SshError>)>,
+    ) {
+        let reply = Box::new(move |r| {
+            // The receiver lives until every dispatched job has replied.
+            let _ = tx.send((index, r));
+        });
+        match self.workers.get(host) {
+            Some(w) => w.exec(command, timeout, reply),
+            None => reply(Err(SshError::Session {
+                host: host.clone(),
+                reason: "no session was opened for this host".into(),
+            })),
+        }
+    }
+}

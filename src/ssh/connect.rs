@@ -1,0 +1,480 @@
+//! Opening one SSH session: TCP (nodelay, keepalive, timeout), handshake, host key check,
+//! authentication. The result is a non-blocking session driven by its owner thread.
+
+use std::collections::HashMap;
+use std::io::IsTerminal as _;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use ssh2::{MethodType, Session};
+
+use super::config::{HostConfig, StrictHostKeyChecking};
+use super::known_hosts::{self, HostKeyCheck, KnownHosts};
+use super::SshError;
+
+/// libssh2's "would block" code in non-blocking mode.
+const EAGAIN: i32 = -37;
+
+/// An authenticated, non-blocking session and the socket under it.
+pub struct Connection {
+    /// The session; only its owner thread may touch it.
+    pub session: Session,
+    fd: RawFd,
+    /// The server's host key blob, pinned for reconnects.
+    pub host_key: Vec<u8>,
+    /// How long TCP connect + handshake + auth took.
+    pub setup_time: Duration,
+}
+
+/// A non-blocking libssh2 operation that did not finish.
+#[derive(Debug)]
+pub enum WaitError {
+    /// The deadline passed first.
+    Timeout,
+    /// libssh2 (or the socket) failed.
+    Failed(String),
+}
+
+impl std::fmt::Display for WaitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WaitError::Timeout => f.write_str("timed out"),
+            WaitError::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Whether an ssh2 error only means "try again when the socket is ready".
+pub fn would_block(e: &ssh2::Error) -> bool {
+    e.code() == ssh2::ErrorCode::Session(EAGAIN)
+}
+
+/// Waits until `fds` are ready (or `timeout` passes); returns which were ready.
+pub fn poll_fds(fds: &mut [libc::pollfd], timeout: Duration) -> std::io::Result<()> {
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: `fds` is a valid, exclusively borrowed slice of pollfd for the whole call.
+    let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+    if rc < 0 {
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+    Ok(())
+}
+
+impl Connection {
+    /// The socket, for `poll()` by the owner thread.
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// Waits (at most until `until`) for the socket to become ready in the directions libssh2
+    /// is blocked on.
+    pub fn wait_socket(&self, until: Instant) -> Result<(), WaitError> {
+        let dirs = self.session.block_directions();
+        let mut events = 0;
+        if matches!(
+            dirs,
+            ssh2::BlockDirections::Inbound | ssh2::BlockDirections::Both
+        ) {
+            events |= libc::POLLIN;
+        }
+        if matches!(
+            dirs,
+            ssh2::BlockDirections::Outbound | ssh2::BlockDirections::Both
+        ) {
+            events |= libc::POLLOUT;
+        }
+        if events == 0 {
+            events = libc::POLLIN;
+        }
+        let now = Instant::now();
+        if now >= until {
+            return Err(WaitError::Timeout);
+        }
+        // Short slices keep the caller's keepalive and cancel checks responsive.
+        let slice = (until - now).min(Duration::from_millis(500));
+        quick_ack(self.fd);
+        let mut fds = [libc::pollfd {
+            fd: self.fd,
+            events,
+            revents: 0,
+        }];
+        poll_fds(&mut fds, slice).map_err(|e| WaitError::Failed(e.to_string()))
+    }
+
+    /// Runs a non-blocking libssh2 operation to completion or until `until`.
+    pub fn retry<T>(
+        &self,
+        until: Instant,
+        mut op: impl FnMut() -> Result<T, ssh2::Error>,
+    ) -> Result<T, WaitError> {
+        loop {
+            match op() {
+                Ok(v) => return Ok(v),
+                Err(e) if would_block(&e) => self.wait_socket(until)?,
+                Err(e) => return Err(WaitError::Failed(e.to_string())),
+            }
+        }
+    }
+}
+
+/// Connects, checks the host key and authenticates.
+///
+/// `pinned_key`, when given (a reconnect), must equal the key the server presents: a host
+/// never silently changes identity in the middle of a run. `warn` receives messages the user
+/// should see (skipped known_hosts lines, recorded keys).
+pub fn connect(
+    name: &str,
+    cfg: &HostConfig,
+    pinned_key: Option<&[u8]>,
+    warn: &mut dyn FnMut(String),
+) -> Result<Connection, SshError> {
+    let started = Instant::now();
+    let deadline = started + cfg.connect_timeout;
+    let addr_text = format!("{}:{}", cfg.hostname, cfg.port);
+    let tcp = tcp_connect(name, cfg, &addr_text, deadline)?;
+    let fd = tcp.as_raw_fd();
+
+    let handshake_err = |reason: String| SshError::Handshake {
+        host: name.to_string(),
+        addr: addr_text.clone(),
+        reason,
+    };
+    let mut session = Session::new().map_err(|e| handshake_err(e.to_string()))?;
+    let mut files = cfg.user_known_hosts.clone();
+    files.extend(cfg.global_known_hosts.iter().cloned());
+    let known = KnownHosts::load(&files);
+    for w in &known.warnings {
+        warn(w.clone());
+    }
+    // Offer only the key types we can verify: a known RSA key is useless if the server is
+    // allowed to pick ed25519 (libssh2 would report a mismatch).
+    let mut types = known.recorded_types(&cfg.hostname, cfg.port);
+    if let Some(kt) = pinned_key.and_then(known_hosts::blob_key_type) {
+        types = vec![kt];
+    }
+    let algos: Vec<&str> = types
+        .iter()
+        .flat_map(|t| known_hosts::algorithms_for(t).iter().copied())
+        .collect();
+    if !algos.is_empty() {
+        session
+            .method_pref(MethodType::HostKey, &algos.join(","))
+            .map_err(|e| handshake_err(e.to_string()))?;
+    }
+    session.set_tcp_stream(tcp);
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    session.set_timeout(remaining.as_millis().max(1) as u32);
+    if let Err(e) = session.handshake() {
+        if Instant::now() >= deadline || e.code() == ssh2::ErrorCode::Session(-9) {
+            return Err(SshError::ConnectTimeout {
+                host: name.to_string(),
+                addr: addr_text,
+                timeout: cfg.connect_timeout,
+            });
+        }
+        return Err(handshake_err(e.to_string()));
+    }
+
+    let host_key = session
+        .host_key()
+        .map(|(k, _)| k.to_vec())
+        .ok_or_else(|| handshake_err("server sent no host key".into()))?;
+    verify_host_key(name, cfg, &known, pinned_key, &host_key, warn)?;
+
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    session.set_timeout(remaining.as_millis().max(1) as u32);
+    authenticate(name, cfg, &session)?;
+
+    session.set_timeout(0);
+    session.set_blocking(false);
+    Ok(Connection {
+        session,
+        fd,
+        host_key,
+        setup_time: started.elapsed(),
+    })
+}
+
+fn tcp_connect(
+    name: &str,
+    cfg: &HostConfig,
+    addr_text: &str,
+    deadline: Instant,
+) -> Result<TcpStream, SshError> {
+    let addrs: Vec<SocketAddr> = (cfg.hostname.as_str(), cfg.port)
+        .to_socket_addrs()
+        .map_err(|e| SshError::Resolve {
+            host: name.to_string(),
+            hostname: cfg.hostname.clone(),
+            reason: e.to_string(),
+        })?
+        .collect();
+    let mut last = None;
+    for addr in addrs {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            break;
+        }
+        match TcpStream::connect_timeout(&addr, remaining) {
+            Ok(tcp) => {
+                tcp.set_nodelay(true).ok();
+                if cfg.tcp_keepalive {
+                    set_tcp_keepalive(&tcp);
+                }
+                return Ok(tcp);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    match last {
+        Some(e) if e.kind() != std::io::ErrorKind::TimedOut => Err(SshError::Connect {
+            host: name.to_string(),
+            addr: addr_text.to_string(),
+            reason: e.to_string(),
+        }),
+        _ => Err(SshError::ConnectTimeout {
+            host: name.to_string(),
+            addr: addr_text.to_string(),
+            timeout: cfg.connect_timeout,
+        }),
+    }
+}
+
+/// Acknowledges the server's next segment at once. sshd leaves Nagle on for non-interactive
+/// sessions, so each small packet it sends waits for our ACK of the previous one; Linux's
+/// delayed ACK would add about 40 ms to every command. The flag is reset by the kernel, hence
+/// set again before every wait.
+fn quick_ack(fd: RawFd) {
+    let on: libc::c_int = 1;
+    // SAFETY: `fd` is the session's open socket; the option value is a c_int.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_QUICKACK,
+            &on as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+fn set_tcp_keepalive(tcp: &TcpStream) {
+    let on: libc::c_int = 1;
+    // SAFETY: the fd is open for the lifetime of `tcp`; the option value is a c_int as
+    // SO_KEEPALIVE expects.
+    unsafe {
+        libc::setsockopt(
+            tcp.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_KEEPALIVE,
+            &on as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+fn verify_host_key(
+    name: &str,
+    cfg: &HostConfig,
+    known: &KnownHosts,
+    pinned_key: Option<&[u8]>,
+    key: &[u8],
+    warn: &mut dyn FnMut(String),
+) -> Result<(), SshError> {
+    let lookup = known_hosts::lookup_name(&cfg.hostname, cfg.port);
+    let key_type = known_hosts::blob_key_type(key).unwrap_or_else(|| "unknown".into());
+    let presented = known_hosts::fingerprint(key);
+    if let Some(pinned) = pinned_key {
+        if pinned != key {
+            return Err(SshError::HostKeyChanged {
+                host: name.to_string(),
+                name: lookup,
+                key_type,
+                presented,
+                recorded: format!(
+                    "{} (from this run's first connection)",
+                    known_hosts::fingerprint(pinned)
+                ),
+            });
+        }
+        return Ok(());
+    }
+    match known.check(&cfg.hostname, cfg.port, key) {
+        HostKeyCheck::Match => Ok(()),
+        HostKeyCheck::Revoked(location) => Err(SshError::HostKeyRevoked {
+            host: name.to_string(),
+            name: lookup,
+            location,
+        }),
+        HostKeyCheck::Mismatch(recorded) => Err(SshError::HostKeyChanged {
+            host: name.to_string(),
+            name: lookup,
+            key_type,
+            presented,
+            recorded: recorded
+                .iter()
+                .map(|r| format!("{} {} ({})", r.key_type, r.fingerprint, r.location))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+        HostKeyCheck::NotFound => {
+            let file = cfg
+                .user_known_hosts
+                .first()
+                .cloned()
+                .unwrap_or_else(|| PathBuf::from("~/.ssh/known_hosts"));
+            if cfg.strict_host_key_checking == StrictHostKeyChecking::Yes {
+                return Err(SshError::UnknownHostKey {
+                    host: name.to_string(),
+                    name: lookup,
+                    key_type,
+                    fingerprint: presented,
+                    known_hosts: file.display().to_string(),
+                });
+            }
+            known_hosts::append(&file, &cfg.hostname, cfg.port, key).map_err(|e| {
+                SshError::Session {
+                    host: name.to_string(),
+                    reason: format!("cannot record host key in {}: {e}", file.display()),
+                }
+            })?;
+            warn(format!(
+                "{name}: recorded new host key for {lookup} ({key_type} {presented}) in {}",
+                file.display()
+            ));
+            Ok(())
+        }
+    }
+}
+
+fn authenticate(name: &str, cfg: &HostConfig, session: &Session) -> Result<(), SshError> {
+    let mut tried: Vec<String> = Vec::new();
+    let allowed_blobs: Vec<Vec<u8>> = cfg
+        .identity_files
+        .iter()
+        .filter_map(|p| public_blob(p))
+        .collect();
+
+    if std::env::var_os("SSH_AUTH_SOCK").is_some() {
+        if let Ok(mut agent) = session.agent() {
+            if agent.connect().is_ok() && agent.list_identities().is_ok() {
+                let identities = agent.identities().unwrap_or_default();
+                let mut offered = 0;
+                for identity in &identities {
+                    if cfg.identities_only && !allowed_blobs.iter().any(|b| b == identity.blob()) {
+                        continue;
+                    }
+                    offered += 1;
+                    if agent.userauth(&cfg.user, identity).is_ok() && session.authenticated() {
+                        return Ok(());
+                    }
+                }
+                if offered > 0 {
+                    tried.push(format!("{offered} agent key(s) refused"));
+                }
+                agent.disconnect().ok();
+            }
+        }
+    }
+
+    for path in &cfg.identity_files {
+        if !path.exists() {
+            if cfg.identity_files_configured {
+                tried.push(format!("{} does not exist", path.display()));
+            }
+            continue;
+        }
+        let passphrase = match key_is_encrypted(path) {
+            false => None,
+            true => match passphrase_for(path) {
+                Some(p) => Some(p),
+                None => {
+                    tried.push(format!(
+                        "{} is encrypted and there is no terminal to ask for its passphrase \
+                         (add it to ssh-agent)",
+                        path.display()
+                    ));
+                    continue;
+                }
+            },
+        };
+        match session.userauth_pubkey_file(&cfg.user, None, path, passphrase.as_deref()) {
+            Ok(()) if session.authenticated() => return Ok(()),
+            Ok(()) => tried.push(format!("{} refused", path.display())),
+            Err(e) if passphrase.is_some() && e.message().contains("private key") => {
+                tried.push(format!("{}: wrong passphrase ({e})", path.display()))
+            }
+            Err(_) => tried.push(format!("key {} refused", path.display())),
+        }
+    }
+    if tried.is_empty() {
+        tried.push("no ssh-agent identities and no identity files".into());
+    }
+    Err(SshError::Auth {
+        host: name.to_string(),
+        user: cfg.user.clone(),
+        tried: tried.join("; "),
+    })
+}
+
+/// The public key blob of an identity file, from its `.pub` companion.
+fn public_blob(private: &Path) -> Option<Vec<u8>> {
+    let mut pub_path = private.as_os_str().to_owned();
+    pub_path.push(".pub");
+    let text = std::fs::read_to_string(PathBuf::from(pub_path)).ok()?;
+    STANDARD.decode(text.split_whitespace().nth(1)?).ok()
+}
+
+/// Whether a private key file needs a passphrase (OpenSSH or PEM format).
+pub fn key_is_encrypted(path: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    if text.contains("ENCRYPTED") {
+        return true;
+    }
+    let body: String = text
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect::<Vec<_>>()
+        .concat();
+    let Ok(raw) = STANDARD.decode(body) else {
+        return false;
+    };
+    let Some(rest) = raw.strip_prefix(b"openssh-key-v1\0") else {
+        return false;
+    };
+    let Some(len) = rest
+        .get(..4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    else {
+        return false;
+    };
+    rest.get(4..4 + len as usize) != Some(b"none".as_slice())
+}
+
+/// Asks for a key's passphrase once per run, on the terminal, serialised across host threads.
+fn passphrase_for(path: &Path) -> Option<String> {
+    static CACHE: OnceLock<Mutex<HashMap<PathBuf, String>>> = OnceLock::new();
+    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let cache = CACHE.get_or_init(Default::default);
+    // A poisoned lock only means another prompt panicked; the cache itself is still usable.
+    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(p) = cache.get(path) {
+        return Some(p.clone());
+    }
+    let p =
+        rpassword::prompt_password(format!("Enter passphrase for {}: ", path.display())).ok()?;
+    cache.insert(path.to_path_buf(), p.clone());
+    Some(p)
+}

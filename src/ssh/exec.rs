@@ -1,0 +1,380 @@
+//! One remote command on a non-blocking session: stdout and stderr read together (reading one
+//! to its end first deadlocks once the other fills its window), exit status or signal, an
+//! optional deadline, keepalives while the command is silent.
+//!
+//! libssh2 reports exit status 0 when the server closed the channel without sending one (sshd's
+//! `ChannelTimeout` does that to a silent command that keeps running). To tell a real 0 from a
+//! missing status, the command runs under a small POSIX `sh` wrapper that writes a marker with
+//! the status to stderr as its last act; the marker is stripped before anyone sees stderr.
+
+use std::io::Read as _;
+use std::time::{Duration, Instant};
+
+use super::connect::{Connection, WaitError};
+use crate::command::quote;
+
+/// Which output stream a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// How a remote command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// It exited with this code.
+    Code(i32),
+    /// It was killed by this signal (`TERM`, `KILL` ...).
+    Signal(String),
+    /// The channel closed without an exit status: the server cut the command off (for example
+    /// sshd's `ChannelTimeout`), and the command may still be running.
+    Missing,
+}
+
+impl ExitStatus {
+    /// Whether the command succeeded.
+    pub fn success(&self) -> bool {
+        *self == ExitStatus::Code(0)
+    }
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitStatus::Code(c) => write!(f, "exit status {c}"),
+            ExitStatus::Signal(s) => write!(f, "killed by signal {s}"),
+            ExitStatus::Missing => f.write_str(
+                "no exit status received: the server closed the channel while the command was \
+                 running (an sshd ChannelTimeout on a silent command is the usual cause); the \
+                 command may still be running",
+            ),
+        }
+    }
+}
+
+/// What a finished command produced.
+#[derive(Debug, Clone)]
+pub struct ExecOutput {
+    /// How it ended.
+    pub status: ExitStatus,
+    /// Everything it wrote to stdout.
+    pub stdout: Vec<u8>,
+    /// Everything it wrote to stderr (the status marker removed).
+    pub stderr: Vec<u8>,
+    /// Wall time from channel open to close.
+    pub duration: Duration,
+}
+
+/// Why a command did not produce an [`ExecOutput`].
+#[derive(Debug, Clone)]
+pub enum ExecError {
+    /// The channel could not be opened: the command never started, so running it on a new
+    /// session is safe.
+    NotStarted(String),
+    /// The session failed after the command was sent: it may have partly run.
+    Lost(String),
+    /// The command ran past its deadline and was abandoned.
+    Deadline(Duration),
+}
+
+/// Options for one command.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    /// Give up (and close the channel) after this long.
+    pub timeout: Option<Duration>,
+    /// Send a protocol keepalive when the session has been silent this long.
+    pub keepalive: Option<Duration>,
+}
+
+const MARK: &[u8] = b"\x1etether-exit:";
+/// Time allowed to open a channel on a session believed healthy.
+pub const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The wrapped form of `command` actually sent to the server.
+pub fn wrap(command: &str) -> String {
+    // The newline before `)` keeps a trailing `# comment` in the command from eating it.
+    let script =
+        format!("({command}\n); s=$?; printf '\\036tether-exit:%d\\036' \"$s\" >&2; exit \"$s\"");
+    format!("sh -c {}", quote(&script))
+}
+
+/// Splits a byte stream into lines for display while keeping every byte for the result.
+#[derive(Default)]
+struct Lines {
+    partial: Vec<u8>,
+}
+
+impl Lines {
+    fn push(&mut self, data: &[u8], mut emit: impl FnMut(&str)) {
+        self.partial.extend_from_slice(data);
+        while let Some(i) = self.partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=i).collect();
+            emit(String::from_utf8_lossy(&line[..line.len() - 1]).trim_end_matches('\r'));
+        }
+    }
+
+    fn finish(&mut self, mut emit: impl FnMut(&str)) {
+        if !self.partial.is_empty() {
+            emit(&String::from_utf8_lossy(&self.partial));
+            self.partial.clear();
+        }
+    }
+}
+
+/// Whether `tail` is the status marker or a beginning of it.
+fn could_be_marker(tail: &[u8]) -> bool {
+    if tail.len() <= MARK.len() {
+        return MARK.starts_with(tail);
+    }
+    let Some(rest) = tail.strip_prefix(MARK) else {
+        return false;
+    };
+    let digits = rest.strip_suffix(b"\x1e").unwrap_or(rest);
+    digits.iter().all(|b| b.is_ascii_digit() || *b == b'-')
+}
+
+/// Holds back the tail of stderr that may be the status marker, so it is never displayed.
+#[derive(Default)]
+struct StderrFilter {
+    held: Vec<u8>,
+}
+
+impl StderrFilter {
+    /// Returns the bytes that can safely be shown now.
+    fn push(&mut self, data: &[u8]) -> Vec<u8> {
+        self.held.extend_from_slice(data);
+        let window_start = self.held.len().saturating_sub(MARK.len() + 16);
+        let keep_from = (window_start..self.held.len())
+            .find(|&i| self.held[i] == 0x1e && could_be_marker(&self.held[i..]));
+        match keep_from {
+            Some(i) => {
+                let shown = self.held[..i].to_vec();
+                self.held.drain(..i);
+                shown
+            }
+            None => std::mem::take(&mut self.held),
+        }
+    }
+
+    /// At end of stream: the remaining bytes to show and the status from the marker, if the
+    /// marker arrived.
+    fn finish(&mut self) -> (Vec<u8>, Option<i32>) {
+        let held = std::mem::take(&mut self.held);
+        if let Some(rest) = held.strip_prefix(MARK) {
+            if let Some(code) = rest
+                .strip_suffix(b"\x1e")
+                .and_then(|c| std::str::from_utf8(c).ok())
+                .and_then(|c| c.parse().ok())
+            {
+                return (Vec::new(), Some(code));
+            }
+        }
+        (held, None)
+    }
+}
+
+/// Runs `command` (wrapped, see [`wrap`]) on `conn`, calling `on_line` for each output line as
+/// it arrives.
+pub fn run(
+    conn: &Connection,
+    command: &str,
+    opts: &ExecOptions,
+    on_line: &mut dyn FnMut(Stream, &str),
+) -> Result<ExecOutput, ExecError> {
+    let started = Instant::now();
+    let open_until = started + OPEN_TIMEOUT;
+    let session = &conn.session;
+    let mut channel = conn
+        .retry(open_until, || session.channel_session())
+        .map_err(|e| ExecError::NotStarted(format!("cannot open a channel: {e}")))?;
+    let wrapped = wrap(command);
+    let lost = |what: &str, e: WaitError| ExecError::Lost(format!("{what}: {e}"));
+    conn.retry(open_until, || channel.exec(&wrapped))
+        .map_err(|e| lost("exec request failed", e))?;
+    conn.retry(open_until, || channel.send_eof())
+        .map_err(|e| lost("closing stdin failed", e))?;
+
+    let deadline = opts.timeout.map(|t| started + t);
+    let mut next_keepalive = opts.keepalive.map(|k| Instant::now() + k);
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let (mut out_lines, mut err_lines) = (Lines::default(), Lines::default());
+    let mut filter = StderrFilter::default();
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let mut progressed = false;
+        let mut open_streams = 0;
+        for stream_id in [0, 1] {
+            match channel.stream(stream_id).read(&mut buf) {
+                Ok(0) => {}
+                Ok(n) => {
+                    progressed = true;
+                    open_streams += 1;
+                    if stream_id == 0 {
+                        stdout.extend_from_slice(&buf[..n]);
+                        out_lines.push(&buf[..n], |l| on_line(Stream::Stdout, l));
+                    } else {
+                        let shown = filter.push(&buf[..n]);
+                        stderr.extend_from_slice(&shown);
+                        err_lines.push(&shown, |l| on_line(Stream::Stderr, l));
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => open_streams += 1,
+                Err(e) => {
+                    return Err(lost(
+                        "reading output failed",
+                        WaitError::Failed(e.to_string()),
+                    ))
+                }
+            }
+        }
+        if open_streams == 0 && channel.eof() {
+            break;
+        }
+        if progressed {
+            continue;
+        }
+        let now = Instant::now();
+        if let Some(d) = deadline {
+            if now >= d {
+                channel.close().ok();
+                return Err(ExecError::Deadline(started.elapsed()));
+            }
+        }
+        if let (Some(at), Some(every)) = (next_keepalive, opts.keepalive) {
+            if now >= at {
+                // A keepalive is client traffic for the server's ClientAlive counter; "would
+                // block" only means it is queued.
+                if let Err(e) = session.keepalive_send() {
+                    if !super::connect::would_block(&e) {
+                        return Err(lost("keepalive failed", WaitError::Failed(e.to_string())));
+                    }
+                }
+                next_keepalive = Some(now + every);
+            }
+        }
+        let mut until = now + Duration::from_millis(500);
+        if let Some(d) = deadline {
+            until = until.min(d);
+        }
+        if let Some(at) = next_keepalive {
+            until = until.min(at.max(now + Duration::from_millis(1)));
+        }
+        match conn.wait_socket(until) {
+            Ok(()) | Err(WaitError::Timeout) => {}
+            Err(e) => return Err(lost("waiting for output failed", e)),
+        }
+    }
+    let (rest, marker) = filter.finish();
+    stderr.extend_from_slice(&rest);
+    err_lines.push(&rest, |l| on_line(Stream::Stderr, l));
+    out_lines.finish(|l| on_line(Stream::Stdout, l));
+    err_lines.finish(|l| on_line(Stream::Stderr, l));
+
+    let close_until = Instant::now() + OPEN_TIMEOUT;
+    conn.retry(close_until, || channel.wait_close())
+        .map_err(|e| lost("waiting for the channel to close failed", e))?;
+    let signal = channel
+        .exit_signal()
+        .ok()
+        .and_then(|s| s.exit_signal)
+        .filter(|s| !s.is_empty());
+    let status = match (signal, marker) {
+        (Some(sig), _) => ExitStatus::Signal(sig),
+        (None, Some(code)) => ExitStatus::Code(code),
+        (None, None) => match channel.exit_status() {
+            // Without the marker a 0 is what libssh2 reports when nothing arrived.
+            Ok(code) if code != 0 => ExitStatus::Code(code),
+            _ => ExitStatus::Missing,
+        },
+    };
+    Ok(ExecOutput {
+        status,
+        stdout,
+        stderr,
+        duration: started.elapsed(),
+    })
+}
+
+/// Runs the heartbeat no-op (`true`, unwrapped) and proves the round trip: an error or a
+/// missing close within `timeout` means the session is dead.
+pub fn heartbeat(conn: &Connection, timeout: Duration) -> Result<Duration, WaitError> {
+    let started = Instant::now();
+    let until = started + timeout;
+    let session = &conn.session;
+    let mut channel = conn.retry(until, || session.channel_session())?;
+    conn.retry(until, || channel.exec("true"))?;
+    conn.retry(until, || channel.send_eof())?;
+    let mut buf = [0u8; 256];
+    loop {
+        let mut open = 0;
+        for id in [0, 1] {
+            match channel.stream(id).read(&mut buf) {
+                Ok(0) => {}
+                Ok(_) => open += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => open += 1,
+                Err(e) => return Err(WaitError::Failed(e.to_string())),
+            }
+        }
+        if open == 0 && channel.eof() {
+            break;
+        }
+        conn.wait_socket(until)?;
+    }
+    conn.retry(until, || channel.wait_close())?;
+    Ok(started.elapsed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_strips_marker_split_across_reads() {
+        let mut f = StderrFilter::default();
+        let mut shown = f.push(b"warn\n\x1etether-");
+        shown.extend(f.push(b"exit:3"));
+        shown.extend(f.push(b"\x1e"));
+        let (rest, code) = f.finish();
+        shown.extend(rest);
+        assert_eq!(shown, b"warn\n");
+        assert_eq!(code, Some(3));
+    }
+
+    #[test]
+    fn filter_keeps_unrelated_record_separators() {
+        let mut f = StderrFilter::default();
+        let shown = f.push(b"a\x1eb");
+        let (rest, code) = f.finish();
+        assert_eq!([shown, rest].concat(), b"a\x1eb");
+        assert_eq!(code, None);
+    }
+
+    #[test]
+    fn missing_marker_means_no_status() {
+        let mut f = StderrFilter::default();
+        assert_eq!(f.push(b"partial"), b"partial");
+        assert_eq!(f.finish(), (Vec::new(), None));
+    }
+
+    #[test]
+    fn lines_split_and_flush() {
+        let mut l = Lines::default();
+        let mut got = Vec::new();
+        l.push(b"a\r\nb", |s| got.push(s.to_string()));
+        l.push(b"c\n", |s| got.push(s.to_string()));
+        l.push(b"tail", |s| got.push(s.to_string()));
+        l.finish(|s| got.push(s.to_string()));
+        assert_eq!(got, ["a", "bc", "tail"]);
+    }
+
+    #[test]
+    fn wrapper_quotes_the_command() {
+        assert_eq!(
+            wrap("echo 'hi'"),
+            "sh -c '(echo '\\''hi'\\''\n); s=$?; printf '\\''\\036tether-exit:%d\\036'\\'' \"$s\" >&2; exit \"$s\"'"
+        );
+    }
+}

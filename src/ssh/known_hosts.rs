@@ -1,0 +1,320 @@
+//! known_hosts files, read line by line so that one malformed line is skipped with a warning
+//! instead of hiding every entry after it (libssh2's own reader stops at the first bad line).
+
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use super::config::pattern_list_match;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Marker {
+    None,
+    Revoked,
+    CertAuthority,
+}
+
+#[derive(Debug, Clone)]
+enum Hosts {
+    Patterns(Vec<String>),
+    Hashed { salt: Vec<u8>, hash: Vec<u8> },
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    path: PathBuf,
+    line: usize,
+    marker: Marker,
+    hosts: Hosts,
+    key_type: String,
+    key: Vec<u8>,
+}
+
+/// The recorded key of a host whose presented key differs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedKey {
+    /// Key type as written in the file (`ssh-ed25519`).
+    pub key_type: String,
+    /// `SHA256:...` fingerprint.
+    pub fingerprint: String,
+    /// `file:line` of the entry.
+    pub location: String,
+}
+
+/// Outcome of checking a presented host key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostKeyCheck {
+    /// An entry records exactly this key.
+    Match,
+    /// No entry for this host and key type.
+    NotFound,
+    /// Entries for this host and key type record other keys.
+    Mismatch(Vec<RecordedKey>),
+    /// The key is listed as `@revoked`.
+    Revoked(String),
+}
+
+/// All entries of a set of known_hosts files, plus warnings about lines that were skipped.
+#[derive(Debug, Clone, Default)]
+pub struct KnownHosts {
+    entries: Vec<Entry>,
+    /// One message per skipped line, naming file and line.
+    pub warnings: Vec<String>,
+}
+
+/// The name OpenSSH looks up: `host` on port 22, else `[host]:port`.
+pub fn lookup_name(hostname: &str, port: u16) -> String {
+    if port == 22 {
+        hostname.to_string()
+    } else {
+        format!("[{hostname}]:{port}")
+    }
+}
+
+/// OpenSSH's `SHA256:` fingerprint of a public key blob.
+pub fn fingerprint(key: &[u8]) -> String {
+    format!("SHA256:{}", STANDARD_NO_PAD.encode(Sha256::digest(key)))
+}
+
+/// The key type named inside a public key blob (its first SSH string).
+pub fn blob_key_type(key: &[u8]) -> Option<String> {
+    let len = u32::from_be_bytes(key.get(..4)?.try_into().ok()?) as usize;
+    String::from_utf8(key.get(4..4 + len)?.to_vec()).ok()
+}
+
+/// Host key algorithm names to prefer during key exchange for a recorded key type.
+pub fn algorithms_for(key_type: &str) -> &'static [&'static str] {
+    match key_type {
+        "ssh-ed25519" => &["ssh-ed25519"],
+        "ssh-rsa" => &["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"],
+        "ecdsa-sha2-nistp256" => &["ecdsa-sha2-nistp256"],
+        "ecdsa-sha2-nistp384" => &["ecdsa-sha2-nistp384"],
+        "ecdsa-sha2-nistp521" => &["ecdsa-sha2-nistp521"],
+        "ssh-dss" => &["ssh-dss"],
+        _ => &[],
+    }
+}
+
+impl KnownHosts {
+    /// Reads every file that exists; unreadable or missing files are skipped.
+    pub fn load(files: &[PathBuf]) -> Self {
+        let mut known = KnownHosts::default();
+        for path in files {
+            if let Ok(text) = std::fs::read_to_string(path) {
+                known.add_text(&text, path);
+            }
+        }
+        known
+    }
+
+    fn add_text(&mut self, text: &str, path: &Path) {
+        for (index, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            match parse_line(line) {
+                Ok((marker, hosts, key_type, key)) => self.entries.push(Entry {
+                    path: path.to_path_buf(),
+                    line: index + 1,
+                    marker,
+                    hosts,
+                    key_type,
+                    key,
+                }),
+                Err(why) => self.warnings.push(format!(
+                    "{}:{}: skipping malformed known_hosts line: {why}",
+                    path.display(),
+                    index + 1
+                )),
+            }
+        }
+    }
+
+    fn for_host<'a>(&'a self, hostname: &'a str, port: u16) -> impl Iterator<Item = &'a Entry> {
+        let name = lookup_name(hostname, port);
+        self.entries.iter().filter(move |e| match &e.hosts {
+            Hosts::Patterns(p) => pattern_list_match(p, &name),
+            Hosts::Hashed { salt, hash } => {
+                // HMAC accepts keys of any length, so new_from_slice cannot fail here.
+                let Ok(mut mac) = Hmac::<sha1::Sha1>::new_from_slice(salt) else {
+                    return false;
+                };
+                mac.update(name.as_bytes());
+                mac.verify_slice(hash).is_ok()
+            }
+        })
+    }
+
+    /// Key types recorded for the host, in file order, without duplicates.
+    pub fn recorded_types(&self, hostname: &str, port: u16) -> Vec<String> {
+        let mut types: Vec<String> = Vec::new();
+        for e in self.for_host(hostname, port) {
+            if e.marker == Marker::None && !types.contains(&e.key_type) {
+                types.push(e.key_type.clone());
+            }
+        }
+        types
+    }
+
+    /// Checks the key the server presented.
+    pub fn check(&self, hostname: &str, port: u16, key: &[u8]) -> HostKeyCheck {
+        let presented_type = blob_key_type(key).unwrap_or_default();
+        let mut recorded = Vec::new();
+        let mut matched = false;
+        for e in self.for_host(hostname, port) {
+            match e.marker {
+                Marker::Revoked if e.key == key => {
+                    return HostKeyCheck::Revoked(format!("{}:{}", e.path.display(), e.line))
+                }
+                Marker::None if e.key == key => matched = true,
+                Marker::None if e.key_type == presented_type => recorded.push(RecordedKey {
+                    key_type: e.key_type.clone(),
+                    fingerprint: fingerprint(&e.key),
+                    location: format!("{}:{}", e.path.display(), e.line),
+                }),
+                _ => {}
+            }
+        }
+        if matched {
+            HostKeyCheck::Match
+        } else if recorded.is_empty() {
+            HostKeyCheck::NotFound
+        } else {
+            HostKeyCheck::Mismatch(recorded)
+        }
+    }
+}
+
+/// Appends `[host]:port type key` to `path` (creating it and its directory), as
+/// `StrictHostKeyChecking accept-new` does.
+pub fn append(path: &Path, hostname: &str, port: u16, key: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let key_type = blob_key_type(key).unwrap_or_else(|| "ssh-ed25519".into());
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    writeln!(
+        file,
+        "{} {} {}",
+        lookup_name(hostname, port),
+        key_type,
+        STANDARD.encode(key)
+    )
+}
+
+type Parsed = (Marker, Hosts, String, Vec<u8>);
+
+fn parse_line(line: &str) -> Result<Parsed, String> {
+    let mut words = line.split_whitespace();
+    let mut first = words.next().ok_or("empty line")?;
+    let marker = match first {
+        "@revoked" => Marker::Revoked,
+        "@cert-authority" => Marker::CertAuthority,
+        m if m.starts_with('@') => return Err(format!("unknown marker `{m}`")),
+        _ => Marker::None,
+    };
+    if marker != Marker::None {
+        first = words.next().ok_or("no host names after the marker")?;
+    }
+    let hosts = if let Some(hashed) = first.strip_prefix("|1|") {
+        let (salt, hash) = hashed.split_once('|').ok_or("bad hashed host name")?;
+        Hosts::Hashed {
+            salt: STANDARD
+                .decode(salt)
+                .map_err(|_| "bad salt in hashed host")?,
+            hash: STANDARD
+                .decode(hash)
+                .map_err(|_| "bad hash in hashed host")?,
+        }
+    } else {
+        Hosts::Patterns(first.split(',').map(str::to_string).collect())
+    };
+    let key_type = words.next().ok_or("no key type")?.to_string();
+    let b64 = words.next().ok_or("no key")?;
+    let key = STANDARD
+        .decode(b64)
+        .map_err(|_| "key is not valid base64".to_string())?;
+    if blob_key_type(&key).as_deref() != Some(key_type.as_str()) {
+        return Err(format!("key data does not match key type `{key_type}`"));
+    }
+    Ok((marker, hosts, key_type, key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blob(kind: &str, body: &[u8]) -> Vec<u8> {
+        let mut v = (kind.len() as u32).to_be_bytes().to_vec();
+        v.extend_from_slice(kind.as_bytes());
+        v.extend_from_slice(body);
+        v
+    }
+
+    fn line(host: &str, key: &[u8]) -> String {
+        format!(
+            "{host} {} {}\n",
+            blob_key_type(key).unwrap(),
+            STANDARD.encode(key)
+        )
+    }
+
+    #[test]
+    fn garbage_line_does_not_hide_later_entries() {
+        let key = blob("ssh-ed25519", b"k1");
+        let text = format!("garbage here\n{}", line("[127.0.0.1]:2222", &key));
+        let mut kh = KnownHosts::default();
+        kh.add_text(&text, Path::new("kh"));
+        assert_eq!(kh.warnings.len(), 1);
+        assert!(kh.warnings[0].starts_with("kh:1:"), "{:?}", kh.warnings);
+        assert_eq!(kh.check("127.0.0.1", 2222, &key), HostKeyCheck::Match);
+        assert_eq!(kh.check("127.0.0.1", 22, &key), HostKeyCheck::NotFound);
+    }
+
+    #[test]
+    fn changed_key_names_the_recorded_fingerprint() {
+        let old = blob("ssh-ed25519", b"old");
+        let new = blob("ssh-ed25519", b"new");
+        let mut kh = KnownHosts::default();
+        kh.add_text(&line("web,10.0.0.1", &old), Path::new("kh"));
+        match kh.check("web", 22, &new) {
+            HostKeyCheck::Mismatch(r) => {
+                assert_eq!(r[0].fingerprint, fingerprint(&old));
+                assert_eq!(r[0].location, "kh:1");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn hashed_hosts_match() {
+        let key = blob("ssh-ed25519", b"k");
+        let salt = b"0123456789abcdef0123";
+        let mut mac = Hmac::<sha1::Sha1>::new_from_slice(salt).unwrap();
+        mac.update(b"[h]:2200");
+        let hash = mac.finalize().into_bytes();
+        let host = format!("|1|{}|{}", STANDARD.encode(salt), STANDARD.encode(hash));
+        let mut kh = KnownHosts::default();
+        kh.add_text(&line(&host, &key), Path::new("kh"));
+        assert_eq!(kh.check("h", 2200, &key), HostKeyCheck::Match);
+        assert_eq!(kh.recorded_types("h", 2200), vec!["ssh-ed25519"]);
+    }
+
+    #[test]
+    fn revoked_key_is_reported() {
+        let key = blob("ssh-ed25519", b"k");
+        let mut kh = KnownHosts::default();
+        kh.add_text(&format!("@revoked {}", line("*", &key)), Path::new("kh"));
+        assert!(matches!(
+            kh.check("any", 22, &key),
+            HostKeyCheck::Revoked(_)
+        ));
+    }
+}

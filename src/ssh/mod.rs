@@ -1,0 +1,159 @@
+//! The SSH layer: config resolution, connecting, host keys, one owner thread per session.
+
+pub mod config;
+pub mod connect;
+pub mod exec;
+pub mod known_hosts;
+pub mod worker;
+
+use std::time::Duration;
+
+use crate::report::format_duration;
+
+/// Why a host could not be reached or used. Callers branch on the kind: a connection problem
+/// is reported as "unreachable" (exit code 3), a lost connection during a command is never
+/// retried.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SshError {
+    /// Name resolution failed.
+    #[error("{host}: cannot resolve {hostname}: {reason}")]
+    Resolve {
+        /// Host as named by the user.
+        host: String,
+        /// The name looked up.
+        hostname: String,
+        /// Resolver message.
+        reason: String,
+    },
+    /// TCP connect failed (refused, no route ...).
+    #[error("{host}: cannot connect to {addr}: {reason}")]
+    Connect {
+        /// Host as named by the user.
+        host: String,
+        /// `hostname:port`.
+        addr: String,
+        /// OS message.
+        reason: String,
+    },
+    /// Nothing answered within the connect timeout.
+    #[error("{host}: no answer from {addr} within {}", format_duration(*.timeout))]
+    ConnectTimeout {
+        /// Host as named by the user.
+        host: String,
+        /// `hostname:port`.
+        addr: String,
+        /// The timeout that ran out.
+        timeout: Duration,
+    },
+    /// The SSH handshake failed.
+    #[error("{host}: SSH handshake with {addr} failed: {reason}")]
+    Handshake {
+        /// Host as named by the user.
+        host: String,
+        /// `hostname:port`.
+        addr: String,
+        /// libssh2 message.
+        reason: String,
+    },
+    /// The host key is not in known_hosts and the policy refuses unknown hosts.
+    #[error(
+        "{host}: host key for {name} is not known ({key_type} {fingerprint}); refusing to connect \
+         under StrictHostKeyChecking=yes. Add it to {known_hosts} (check the fingerprint first), \
+         or set `StrictHostKeyChecking accept-new` for this host"
+    )]
+    UnknownHostKey {
+        /// Host as named by the user.
+        host: String,
+        /// Name looked up in known_hosts.
+        name: String,
+        /// Presented key type.
+        key_type: String,
+        /// Presented key fingerprint.
+        fingerprint: String,
+        /// Where it could be added.
+        known_hosts: String,
+    },
+    /// The host presented a key other than the recorded one.
+    #[error(
+        "{host}: HOST KEY CHANGED for {name}: the server presented {key_type} {presented}, \
+         but {recorded} is recorded; refusing to connect (someone may be intercepting the \
+         connection, or the host was reinstalled: then remove the old entry)"
+    )]
+    HostKeyChanged {
+        /// Host as named by the user.
+        host: String,
+        /// Name looked up in known_hosts.
+        name: String,
+        /// Presented key type.
+        key_type: String,
+        /// Presented key fingerprint.
+        presented: String,
+        /// Recorded fingerprints with their file:line.
+        recorded: String,
+    },
+    /// The presented key is marked `@revoked`.
+    #[error("{host}: host key for {name} is revoked ({location}); refusing to connect")]
+    HostKeyRevoked {
+        /// Host as named by the user.
+        host: String,
+        /// Name looked up in known_hosts.
+        name: String,
+        /// file:line of the `@revoked` entry.
+        location: String,
+    },
+    /// Every authentication method failed.
+    #[error("{host}: authentication failed for user {user} ({tried})")]
+    Auth {
+        /// Host as named by the user.
+        host: String,
+        /// Login user.
+        user: String,
+        /// What was tried.
+        tried: String,
+    },
+    /// The session failed outside a command (channel open, keepalive, heartbeat).
+    #[error("{host}: {reason}")]
+    Session {
+        /// Host as named by the user.
+        host: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The connection died while a command was running: it may have partly run, and it is
+    /// never re-sent.
+    #[error(
+        "connection lost during `{command}` on {host} after {}; the command may have partly run \
+         ({reason})", format_duration(*.elapsed)
+    )]
+    ConnectionLost {
+        /// Host as named by the user.
+        host: String,
+        /// The command.
+        command: String,
+        /// Time since the command started.
+        elapsed: Duration,
+        /// The transport error.
+        reason: String,
+    },
+    /// The command ran past its deadline; its channel was closed.
+    #[error("`{command}` on {host} did not finish within {}", format_duration(*.timeout))]
+    CommandTimeout {
+        /// Host as named by the user.
+        host: String,
+        /// The command.
+        command: String,
+        /// The deadline.
+        timeout: Duration,
+    },
+}
+
+impl SshError {
+    /// Whether this failure happened before any command could start (the host is unreachable
+    /// or refused us), as opposed to a failure of or during a command.
+    pub fn is_connect_failure(&self) -> bool {
+        !matches!(
+            self,
+            SshError::ConnectionLost { .. } | SshError::CommandTimeout { .. }
+        )
+    }
+}

@@ -1,0 +1,396 @@
+//! `tether run` against real sshd hosts.
+
+mod support;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use support::lab::Lab;
+use support::tether::Tether;
+
+fn hosts(lab: &Lab) -> String {
+    lab.hosts()
+        .iter()
+        .map(|h| h.name.clone())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[test]
+fn runs_on_five_hosts_with_prefixed_output_and_exit_codes() {
+    let lab = Lab::start(5);
+    for h in lab.hosts() {
+        std::fs::write(h.root_dir.join("name"), &h.name).unwrap();
+    }
+    let out = Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["run", "--hosts", &hosts(&lab), "--"])
+        .arg(r#"n=$(cat /srv/name); if [ "$n" = host3 ]; then echo "boom on $n" >&2; exit 3; fi; echo "hello from $n""#)
+        .run();
+    out.status(1);
+    for h in lab.hosts().iter().filter(|h| h.name != "host3") {
+        assert_eq!(
+            out.host_lines(&h.name, '|'),
+            [format!("hello from {}", h.name)],
+            "{}",
+            out.stdout
+        );
+    }
+    assert_eq!(out.host_lines("host3", '!'), ["boom on host3"]);
+    out.stdout_contains("host3  exit 3")
+        .stdout_contains("host3: `n=$(cat /srv/name)")
+        .stdout_contains("failed with exit status 3")
+        .stdout_contains("    boom on host3")
+        .stderr_contains("error: 1 of 5 hosts failed");
+    assert_eq!(out.stdout.matches("  ok  ").count(), 4, "{}", out.stdout);
+}
+
+#[test]
+fn three_megabytes_of_stdout_and_stderr_from_three_hosts_at_once() {
+    let lab = Lab::start(3);
+    // stderr first: a reader that drains stdout to its end before stderr deadlocks here.
+    let line = "x".repeat(98); // 100 bytes a line with the mark and newline
+    let cmd = format!("yes e{line} | head -c 3000000 >&2; yes o{line} | head -c 3000000");
+    let out = Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&[
+            "--format",
+            "json",
+            "run",
+            "--hosts",
+            &hosts(&lab),
+            "--",
+            &cmd,
+        ])
+        .run();
+    out.status(0);
+    for h in lab.hosts() {
+        for (stream, mark) in [("stdout", 'o'), ("stderr", 'e')] {
+            let needle = format!(
+                "\"host\":\"{}\",\"event\":\"output\",\"stream\":\"{stream}\",\"line\":\"{mark}",
+                h.name
+            );
+            assert_eq!(
+                out.stdout.matches(&needle).count(),
+                30000,
+                "{} {stream}",
+                h.name
+            );
+        }
+    }
+}
+
+#[test]
+fn a_signal_is_reported_not_exit_zero() {
+    let lab = Lab::start(1);
+    let out = Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["run", "--hosts", "host1", "--", "kill -TERM $$"])
+        .run();
+    out.status(1)
+        .stdout_contains("host1  signal TERM")
+        .stdout_contains("killed by signal TERM");
+}
+
+#[test]
+fn a_command_cut_off_by_channel_timeout_fails() {
+    let lab = Lab::builder().count(1).profile("channeltimeout").start();
+    let out = Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["run", "--hosts", "host1", "--", "sleep 10"])
+        .run();
+    out.status(1)
+        .stdout_contains("host1  no exit status")
+        .stdout_contains("ChannelTimeout");
+    assert!(out.elapsed < Duration::from_secs(9), "{:?}", out.elapsed);
+}
+
+#[test]
+fn dry_run_connects_to_nothing() {
+    Tether::new()
+        .args(&["run", "-n", "--hosts", "a,bb", "--", "uptime"])
+        .run()
+        .status(0)
+        .stdout_contains("a  | $ uptime")
+        .stdout_contains("bb | $ uptime");
+}
+
+#[test]
+fn no_hosts_is_a_usage_error() {
+    Tether::new()
+        .args(&["run", "--", "uptime"])
+        .run()
+        .status(2)
+        .stderr_contains("no hosts selected");
+}
+
+/// Writes an ssh config for lab host `host1` under another alias with custom lines.
+fn custom_config(lab: &Lab, dir: &Path, alias: &str, extra: &str) -> PathBuf {
+    let h = lab.host("host1");
+    let path = dir.join(format!("{alias}.config"));
+    std::fs::write(
+        &path,
+        format!(
+            "Host {alias}\n  HostName 127.0.0.1\n  Port {}\n  User root\n  IdentitiesOnly yes\n{extra}",
+            h.port
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn fingerprint(pub_key: &Path) -> String {
+    let out = std::process::Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(pub_key)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn host_key_policies() {
+    let lab = Lab::start(1);
+    let dir = lab.dir().join("keys-test");
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = lab.client_key();
+    let key = key.display();
+    let port = lab.host("host1").port;
+    let host_pub = lab
+        .host("host1")
+        .sshd_config
+        .with_file_name("ssh_host_ed25519_key.pub");
+    let real_fp = fingerprint(&host_pub);
+
+    // Unknown host, strict: refused, nothing recorded.
+    let kh = dir.join("empty_known_hosts");
+    std::fs::write(&kh, "").unwrap();
+    let cfg = custom_config(
+        &lab,
+        &dir,
+        "strict",
+        &format!(
+            "  IdentityFile {key}\n  UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n",
+            kh.display()
+        ),
+    );
+    Tether::new()
+        .ssh_config(&cfg)
+        .args(&["run", "--hosts", "strict", "--", "true"])
+        .run()
+        .status(3)
+        .stdout_contains("strict: host key for [127.0.0.1]:")
+        .stdout_contains("is not known")
+        .stdout_contains(&real_fp);
+    assert_eq!(std::fs::read_to_string(&kh).unwrap(), "");
+
+    // Unknown host, accept-new: accepted and recorded.
+    let cfg = custom_config(
+        &lab,
+        &dir,
+        "acceptnew",
+        &format!(
+            "  IdentityFile {key}\n  UserKnownHostsFile {}\n  StrictHostKeyChecking accept-new\n",
+            kh.display()
+        ),
+    );
+    Tether::new()
+        .ssh_config(&cfg)
+        .args(&["run", "--hosts", "acceptnew", "--", "echo in"])
+        .run()
+        .status(0)
+        .stdout_contains("acceptnew | in")
+        .stdout_contains("recorded new host key");
+    let recorded = std::fs::read_to_string(&kh).unwrap();
+    assert!(
+        recorded.starts_with(&format!("[127.0.0.1]:{port} ssh-ed25519 ")),
+        "{recorded}"
+    );
+    // The recorded key now satisfies strict checking.
+    let cfg = custom_config(
+        &lab,
+        &dir,
+        "strict2",
+        &format!(
+            "  IdentityFile {key}\n  UserKnownHostsFile {}\n",
+            kh.display()
+        ),
+    );
+    Tether::new()
+        .ssh_config(&cfg)
+        .args(&["run", "--hosts", "strict2", "--", "true"])
+        .run()
+        .status(0);
+
+    // Changed key: refused with both fingerprints, even under accept-new.
+    let other = dir.join("other_key");
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let other_pub = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let other_key: Vec<&str> = other_pub.split_whitespace().take(2).collect();
+    let changed = dir.join("changed_known_hosts");
+    std::fs::write(
+        &changed,
+        format!("[127.0.0.1]:{port} {} {}\n", other_key[0], other_key[1]),
+    )
+    .unwrap();
+    let cfg = custom_config(
+        &lab,
+        &dir,
+        "changed",
+        &format!(
+            "  IdentityFile {key}\n  UserKnownHostsFile {}\n  StrictHostKeyChecking accept-new\n",
+            changed.display()
+        ),
+    );
+    Tether::new()
+        .ssh_config(&cfg)
+        .args(&["run", "--hosts", "changed", "--", "true"])
+        .run()
+        .status(3)
+        .stdout_contains("HOST KEY CHANGED")
+        .stdout_contains("ssh-ed25519")
+        .stdout_contains(&real_fp)
+        .stdout_contains(&fingerprint(&other.with_extension("pub")))
+        .stdout_contains(&format!("{}:1", changed.display()));
+
+    // A garbage line does not hide a valid later entry.
+    let garbage = dir.join("garbage_known_hosts");
+    std::fs::write(
+        &garbage,
+        format!(
+            "this is not a known_hosts line\n{}",
+            std::fs::read_to_string(lab.known_hosts()).unwrap()
+        ),
+    )
+    .unwrap();
+    let cfg = custom_config(
+        &lab,
+        &dir,
+        "garbage",
+        &format!(
+            "  IdentityFile {key}\n  UserKnownHostsFile {}\n",
+            garbage.display()
+        ),
+    );
+    Tether::new()
+        .ssh_config(&cfg)
+        .args(&["run", "--hosts", "garbage", "--", "echo fine"])
+        .run()
+        .status(0)
+        .stdout_contains("garbage | fine")
+        .stdout_contains(&format!(
+            "{}:1: skipping malformed known_hosts line",
+            garbage.display()
+        ));
+}
+
+#[test]
+fn unreachable_hosts_are_named_and_the_others_still_run() {
+    let lab = Lab::start(1);
+    let dir = lab.dir().join("unreachable-test");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A closed port: bind, note the port, close.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // A host that accepts TCP and never says anything.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let base = std::fs::read_to_string(lab.ssh_config()).unwrap();
+    let cfg = dir.join("config");
+    std::fs::write(
+        &cfg,
+        format!(
+            "Host closed\n  HostName 127.0.0.1\n  Port {closed}\nHost silent\n  HostName 127.0.0.1\n  Port {silent_port}\n  ConnectTimeout 2\n{base}"
+        ),
+    )
+    .unwrap();
+    let out = Tether::new()
+        .ssh_config(&cfg)
+        .args(&["run", "--hosts", "closed,silent,host1", "--", "echo alive"])
+        .run();
+    out.status(3)
+        .stdout_contains("host1  | alive")
+        .stdout_contains("closed: cannot connect to 127.0.0.1:")
+        .stdout_contains("Connection refused")
+        .stdout_contains("silent: no answer from 127.0.0.1:")
+        .stdout_contains("within 2.0 s")
+        .stderr_contains("2 of 3 hosts failed");
+    assert!(out.elapsed < Duration::from_secs(8), "{:?}", out.elapsed);
+    drop(silent);
+}
+
+#[test]
+fn authentication_failure_names_host_and_user() {
+    let lab = Lab::start(1);
+    let dir = lab.dir().join("auth-test");
+    std::fs::create_dir_all(&dir).unwrap();
+    let wrong = dir.join("wrong_key");
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&wrong)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let cfg = custom_config(
+        &lab,
+        &dir,
+        "wrongkey",
+        &format!(
+            "  IdentityFile {}\n  UserKnownHostsFile {}\n",
+            wrong.display(),
+            lab.known_hosts().display()
+        ),
+    );
+    Tether::new()
+        .ssh_config(&cfg)
+        .args(&["run", "--hosts", "wrongkey", "--", "true"])
+        .run()
+        .status(3)
+        .stdout_contains("wrongkey: authentication failed for user root")
+        .stdout_contains("wrong_key refused");
+}
+
+#[test]
+fn an_encrypted_key_without_a_terminal_is_named() {
+    let lab = Lab::start(1);
+    let dir = lab.dir().join("enc-test");
+    std::fs::create_dir_all(&dir).unwrap();
+    let enc = dir.join("enc_key");
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "secret phrase", "-f"])
+        .arg(&enc)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let cfg = custom_config(
+        &lab,
+        &dir,
+        "enc",
+        &format!(
+            "  IdentityFile {}\n  UserKnownHostsFile {}\n",
+            enc.display(),
+            lab.known_hosts().display()
+        ),
+    );
+    Tether::new()
+        .ssh_config(&cfg)
+        .args(&["run", "--hosts", "enc", "--", "true"])
+        .run()
+        .status(3)
+        .stdout_contains(&format!("{} is encrypted", enc.display()))
+        .stdout_contains("ssh-agent");
+}

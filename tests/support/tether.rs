@@ -1,0 +1,199 @@
+//! A small builder for running the `tether` binary in integration tests and asserting on its
+//! status, stdout and stderr (after `just`'s test builder).
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One `tether` invocation.
+pub struct Tether {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    cwd: Option<PathBuf>,
+    timeout: Duration,
+}
+
+/// What a finished invocation produced.
+#[derive(Debug)]
+pub struct Output {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Default for Tether {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Tether {
+    pub fn new() -> Self {
+        Tether {
+            args: Vec::new(),
+            env: Vec::new(),
+            cwd: None,
+            timeout: Duration::from_secs(120),
+        }
+    }
+
+    /// Adds `-F <ssh_config>`.
+    pub fn ssh_config(self, path: &Path) -> Self {
+        self.arg("-F").arg(path.to_str().expect("utf-8 path"))
+    }
+
+    pub fn arg(mut self, a: &str) -> Self {
+        self.args.push(a.to_string());
+        self
+    }
+
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    pub fn current_dir(mut self, dir: &Path) -> Self {
+        self.cwd = Some(dir.to_path_buf());
+        self
+    }
+
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = t;
+        self
+    }
+
+    /// The configured command, for tests that drive the process themselves.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tether"));
+        cmd.args(&self.args)
+            .env_remove("SSH_AUTH_SOCK")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        if let Some(d) = &self.cwd {
+            cmd.current_dir(d);
+        }
+        cmd
+    }
+
+    /// Starts tether without waiting for it.
+    pub fn spawn(&self) -> Child {
+        self.command().spawn().expect("start tether")
+    }
+
+    /// Runs tether to completion (killing it after the timeout).
+    pub fn run(self) -> Output {
+        let started = Instant::now();
+        let mut child = self.spawn();
+        let mut out = child.stdout.take().expect("stdout");
+        let mut err = child.stderr.take().expect("stderr");
+        let out_reader = std::thread::spawn(move || {
+            let mut s = Vec::new();
+            let _ = out.read_to_end(&mut s);
+            s
+        });
+        let err_reader = std::thread::spawn(move || {
+            let mut s = Vec::new();
+            let _ = err.read_to_end(&mut s);
+            s
+        });
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for tether") {
+                break status;
+            }
+            if started.elapsed() > self.timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "tether {:?} did not finish within {:?}",
+                    self.args, self.timeout
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let stdout =
+            String::from_utf8_lossy(&out_reader.join().expect("stdout reader")).into_owned();
+        let stderr =
+            String::from_utf8_lossy(&err_reader.join().expect("stderr reader")).into_owned();
+        Output {
+            status: status.code().unwrap_or(-1),
+            stdout,
+            stderr,
+            elapsed: started.elapsed(),
+        }
+    }
+}
+
+impl Output {
+    fn dump(&self) -> String {
+        format!(
+            "status {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.status, self.stdout, self.stderr
+        )
+    }
+
+    pub fn status(&self, code: i32) -> &Self {
+        assert_eq!(self.status, code, "unexpected status\n{}", self.dump());
+        self
+    }
+
+    pub fn stdout_contains(&self, s: &str) -> &Self {
+        assert!(
+            self.stdout.contains(s),
+            "stdout lacks {s:?}\n{}",
+            self.dump()
+        );
+        self
+    }
+
+    pub fn stdout_lacks(&self, s: &str) -> &Self {
+        assert!(
+            !self.stdout.contains(s),
+            "stdout has {s:?}\n{}",
+            self.dump()
+        );
+        self
+    }
+
+    pub fn stderr_contains(&self, s: &str) -> &Self {
+        assert!(
+            self.stderr.contains(s),
+            "stderr lacks {s:?}\n{}",
+            self.dump()
+        );
+        self
+    }
+
+    pub fn stderr_lacks(&self, s: &str) -> &Self {
+        assert!(
+            !self.stderr.contains(s),
+            "stderr has {s:?}\n{}",
+            self.dump()
+        );
+        self
+    }
+
+    /// Lines of stdout that start with `host` followed by the given mark (`|`, `!`, `~`).
+    pub fn host_lines(&self, host: &str, mark: char) -> Vec<String> {
+        self.stdout
+            .lines()
+            .filter_map(|l| {
+                let rest = l.strip_prefix(host)?;
+                let rest = rest.trim_start();
+                let rest = rest.strip_prefix(mark)?;
+                Some(rest.strip_prefix(' ').unwrap_or(rest).to_string())
+            })
+            .collect()
+    }
+}

@@ -10,14 +10,23 @@ use crate::report::Format;
 /// tether: deploys from Rhai recipes over SSH sessions that stay open and alive for the whole
 /// run.
 #[derive(Debug, Parser)]
-#[command(name = "tether", version, about, long_about = None)]
+#[command(
+    name = "tether",
+    version,
+    about,
+    long_about = None,
+    override_usage = "tether [OPTIONS] [STAGE] TASK...\n       tether [OPTIONS] <COMMAND>"
+)]
 pub struct Cli {
     /// Options shared by every subcommand.
     #[command(flatten)]
     pub global: GlobalArgs,
-    /// What to do.
+    /// What to do besides running tasks.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    /// Tasks to run from the recipe, optionally after a stage (`tether production deploy`).
+    #[arg(value_name = "TASK")]
+    pub targets: Vec<String>,
 }
 
 /// Options accepted before or after the subcommand.
@@ -53,6 +62,9 @@ pub struct GlobalArgs {
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Set a recipe variable, overriding the recipe (`-s branch=main`).
+    #[arg(short = 's', long = "set", global = true, value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 /// Subcommands.
@@ -60,11 +72,24 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Run a command on every selected host in parallel.
     Run(RunArgs),
+    /// List the recipe's tasks.
+    Tasks(TasksArgs),
+}
+
+/// `tether tasks`.
+#[derive(Debug, Args)]
+pub struct TasksArgs {
+    /// Also show what runs before and after each task.
+    #[arg(long)]
+    pub hooks: bool,
 }
 
 /// `tether run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// With a recipe: select this stage's servers.
+    #[arg(long, value_name = "STAGE")]
+    pub stage: Option<String>,
     /// Give up on a host whose command runs longer than this.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
@@ -126,10 +151,21 @@ mod tests {
                 .unwrap();
         assert_eq!(cli.global.hosts, ["a", "b"]);
         assert!(cli.global.verbose);
-        let Command::Run(run) = cli.command;
+        let Some(Command::Run(run)) = cli.command else {
+            panic!("not run")
+        };
         assert_eq!(run.command, ["echo", "-n"]);
         let cli = Cli::try_parse_from(["tether", "-F", "cfg", "--parallel", "2", "run", "uptime"])
             .unwrap();
         assert_eq!(cli.global.parallel, Some(2));
+    }
+
+    #[test]
+    fn stage_and_tasks_without_subcommand() {
+        let cli =
+            Cli::try_parse_from(["tether", "production", "deploy", "-s", "branch=x"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.targets, ["production", "deploy"]);
+        assert_eq!(cli.global.set, ["branch=x"]);
     }
 }

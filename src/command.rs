@@ -82,11 +82,24 @@ impl CommandContext {
                 for a in &assignments {
                     out.push_str(&format!("export {a} && "));
                 }
-                // Braces keep `a; b` from escaping the `cd ... &&` guard.
-                out.push_str(&format!("{{ {command}\n}}"));
+                out.push_str(&group(command));
             }
         }
         out
+    }
+}
+
+/// `command` as one shell group, so `a; b` cannot escape a `cd ... &&` guard. The one-line
+/// form is used when it is safe; a comment, a heredoc or other multi-line text needs the
+/// closing brace on a line of its own.
+fn group(command: &str) -> String {
+    let trimmed = command.trim_end().trim_end_matches(';').trim_end();
+    if command.contains('#') || command.contains('\n') {
+        format!("{{ {command}\n}}")
+    } else if trimmed.ends_with('&') {
+        format!("{{ {trimmed} }}")
+    } else {
+        format!("{{ {trimmed}; }}")
     }
 }
 
@@ -126,7 +139,7 @@ mod tests {
             .with_env(&[("A".into(), "x y".into())]);
         assert_eq!(
             ctx.render("a; b"),
-            "cd /srv/app/current && export RAILS_ENV=production && export A='x y' && { a; b\n}"
+            "cd /srv/app/current && export RAILS_ENV=production && export A='x y' && { a; b; }"
         );
         assert_eq!(
             ctx.as_user("deploy").render("id -un"),
@@ -134,7 +147,11 @@ mod tests {
         );
         assert_eq!(
             CommandContext::default().within("~/x y").render("ls"),
-            "cd ~/'x y' && { ls\n}"
+            "cd ~/'x y' && { ls; }"
         );
+        let dir = CommandContext::default().within("/d");
+        assert_eq!(dir.render("a # note"), "cd /d && { a # note\n}");
+        assert_eq!(dir.render("sleep 1 &"), "cd /d && { sleep 1 & }");
+        assert_eq!(dir.render("a;"), "cd /d && { a; }");
     }
 }

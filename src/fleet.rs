@@ -76,7 +76,7 @@ impl Fleet {
     }
 
     /// Opens sessions to `hosts` (in parallel, bounded by the handshake limit).
-    pub fn connect(&mut self, hosts: &[HostTarget]) -> Result<(), Error> {
+    pub fn connect(&self, hosts: &[HostTarget]) -> Result<(), Error> {
         let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
         self.reporter.set_hosts(&names);
         self.pool

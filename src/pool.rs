@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::host::HostTarget;
@@ -55,7 +55,7 @@ pub struct Pool {
     settings: WorkerSettings,
     limiter: Arc<HandshakeLimiter>,
     events: Sender<Event>,
-    workers: HashMap<String, HostWorker>,
+    workers: Mutex<HashMap<String, Arc<HostWorker>>>,
     interrupted: Arc<AtomicBool>,
 }
 
@@ -73,15 +73,25 @@ impl Pool {
             settings,
             limiter: Arc::new(HandshakeLimiter::new(max_handshakes)),
             events,
-            workers: HashMap::new(),
+            workers: Mutex::new(HashMap::new()),
             interrupted,
         }
     }
 
+    fn workers(&self) -> MutexGuard<'_, HashMap<String, Arc<HostWorker>>> {
+        // The map stays consistent even if a holder panicked.
+        self.workers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn worker(&self, host: &str) -> Option<Arc<HostWorker>> {
+        self.workers().get(host).cloned()
+    }
+
     /// Starts workers (and so connections) for hosts that have none yet, all at once.
-    pub fn ensure(&mut self, hosts: &[HostTarget]) -> std::io::Result<()> {
+    pub fn ensure(&self, hosts: &[HostTarget]) -> std::io::Result<()> {
+        let mut workers = self.workers();
         for host in hosts {
-            if self.workers.contains_key(&host.name) {
+            if workers.contains_key(&host.name) {
                 continue;
             }
             let config = self
@@ -94,20 +104,29 @@ impl Pool {
                 self.limiter.clone(),
                 self.events.clone(),
             )?;
-            self.workers.insert(host.name.clone(), worker);
+            workers.insert(host.name.clone(), Arc::new(worker));
         }
         Ok(())
     }
 
     /// Closes the sessions of hosts not in `keep`.
-    pub fn retain(&mut self, keep: &[HostTarget]) {
-        self.workers
-            .retain(|name, _| keep.iter().any(|h| &h.name == name));
+    pub fn retain(&self, keep: &[HostTarget]) {
+        let removed: Vec<Arc<HostWorker>> = {
+            let mut workers = self.workers();
+            let gone: Vec<String> = workers
+                .keys()
+                .filter(|name| !keep.iter().any(|h| &h.name == *name))
+                .cloned()
+                .collect();
+            gone.iter().filter_map(|n| workers.remove(n)).collect()
+        };
+        // Dropped outside the lock: closing a session waits for its thread.
+        drop(removed);
     }
 
     /// Names of the hosts with a worker.
     pub fn hosts(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.workers.keys().cloned().collect();
+        let mut names: Vec<String> = self.workers().keys().cloned().collect();
         names.sort();
         names
     }
@@ -161,6 +180,36 @@ impl Pool {
         results
     }
 
+    /// Runs one command on one host and waits for it; `stdin` is fed to the command;
+    /// `quiet` keeps its stdout lines from the reporter.
+    pub fn exec_one(
+        &self,
+        host: &str,
+        command: &str,
+        stdin: Option<Vec<u8>>,
+        timeout: Option<Duration>,
+        quiet: bool,
+    ) -> Result<ExecOutput, SshError> {
+        let (tx, rx) = mpsc::channel();
+        let reply = Box::new(move |r| {
+            // The receiver waits right below.
+            let _ = tx.send(r);
+        });
+        match self.worker(host) {
+            Some(w) => w.exec(command, stdin, timeout, quiet, reply),
+            None => reply(Err(SshError::Session {
+                host: host.to_string(),
+                reason: "no session was opened for this host".into(),
+            })),
+        }
+        rx.recv().unwrap_or_else(|_| {
+            Err(SshError::Session {
+                host: host.to_string(),
+                reason: "the host's worker thread has stopped".into(),
+            })
+        })
+    }
+
     fn dispatch(
         &self,
         (host, command): &(String, String),
@@ -172,8 +221,8 @@ impl Pool {
             // The receiver lives until every dispatched job has replied.
             let _ = tx.send((index, r));
         });
-        match self.workers.get(host) {
-            Some(w) => w.exec(command, timeout, reply),
+        match self.worker(host) {
+            Some(w) => w.exec(command, None, timeout, false, reply),
             None => reply(Err(SshError::Session {
                 host: host.clone(),
                 reason: "no session was opened for this host".into(),

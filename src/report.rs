@@ -238,6 +238,49 @@ impl Reporter {
         let _ = std::io::stdout().flush();
     }
 
+    /// Prints the end of a recipe run: its outcome and, per host, the heartbeats and
+    /// reconnects that kept its session alive.
+    pub fn sessions_summary(&self, title: &str, elapsed: Duration) {
+        self.barrier();
+        let stats = self.stats();
+        if self.style.format == Format::Json {
+            for (host, s) in &stats {
+                println!(
+                    "{{\"event\":\"session_summary\",\"host\":{},\"heartbeats\":{},\"reconnects\":{}}}",
+                    json(host),
+                    s.heartbeats,
+                    s.reconnects
+                );
+            }
+            return;
+        }
+        let mut st = self.state();
+        clear_status(&mut st, self.style);
+        let mut out = format!(
+            "\n{} {title} in {}\n",
+            self.paint("1", "done:"),
+            format_duration(elapsed)
+        );
+        let width = st
+            .order
+            .iter()
+            .map(|n| n.chars().count())
+            .max()
+            .unwrap_or(0);
+        for host in &st.order {
+            let s = stats.get(host).cloned().unwrap_or_default();
+            out.push_str(&format!(
+                "  {host:width$}  one session, {} heartbeat{}, {} reconnect{}\n",
+                s.heartbeats,
+                plural(s.heartbeats),
+                s.reconnects,
+                plural(s.reconnects)
+            ));
+        }
+        print!("{out}");
+        let _ = std::io::stdout().flush();
+    }
+
     fn paint(&self, code: &str, text: &str) -> String {
         paint(self.style, code, text)
     }

@@ -9,22 +9,53 @@ use crate::error::Error;
 use crate::fleet::{self, Fleet};
 use crate::host::HostTarget;
 use crate::pool::FanOut;
+use crate::runner;
 
-/// Runs `args.command` on the hosts named by `--hosts`.
+/// The hosts to run on: `--hosts` as given, or, with a recipe, its servers narrowed by
+/// `--roles` and `--hosts`.
+fn select_hosts(
+    global: &GlobalArgs,
+    args: &RunArgs,
+    interrupted: Arc<AtomicBool>,
+) -> Result<Vec<String>, Error> {
+    let recipe = runner::recipe_path(global);
+    let use_recipe = !global.roles.is_empty() || (global.hosts.is_empty() && recipe.exists());
+    if !use_recipe {
+        if global.hosts.is_empty() {
+            return Err(Error::Usage(
+                "no hosts selected: name them with --hosts h1,h2 (ssh config aliases or \
+                 user@host:port), or --roles with a recipe"
+                    .into(),
+            ));
+        }
+        return Ok(global.hosts.clone());
+    }
+    let loaded = runner::load(&recipe, runner::load_options(global, interrupted)?)?;
+    if let Some(stage) = &args.stage {
+        loaded.select_stage(stage)?;
+    }
+    loaded.validate(&[])?;
+    let recipe = loaded.rt.recipe();
+    let hosts: Vec<String> = recipe
+        .servers
+        .iter()
+        .filter(|s| global.roles.is_empty() || s.roles.iter().any(|r| global.roles.contains(r)))
+        .filter(|s| global.hosts.is_empty() || global.hosts.contains(&s.name))
+        .map(|s| s.name.clone())
+        .collect();
+    if hosts.is_empty() {
+        return Err(Error::Usage(
+            "no server of the recipe matches --roles/--hosts".into(),
+        ));
+    }
+    Ok(hosts)
+}
+
+/// Runs `args.command` on the selected hosts.
 pub fn run(global: &GlobalArgs, args: &RunArgs, interrupted: Arc<AtomicBool>) -> Result<(), Error> {
-    if !global.roles.is_empty() {
-        return Err(Error::Usage(
-            "--roles needs a recipe with servers and roles; name hosts with --hosts".into(),
-        ));
-    }
-    if global.hosts.is_empty() {
-        return Err(Error::Usage(
-            "no hosts selected: name them with --hosts h1,h2 (ssh config aliases or user@host:port)"
-                .into(),
-        ));
-    }
+    let names = select_hosts(global, args, interrupted.clone())?;
     let mut targets: Vec<HostTarget> = Vec::new();
-    for name in &global.hosts {
+    for name in &names {
         let t = HostTarget::parse(name).map_err(Error::Usage)?;
         if !targets.contains(&t) {
             targets.push(t);
@@ -39,7 +70,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, interrupted: Arc<AtomicBool>) ->
         return Ok(());
     }
     let started = Instant::now();
-    let mut fleet = Fleet::new(global, fleet::heartbeat_interval(global, None), interrupted)?;
+    let fleet = Fleet::new(global, fleet::heartbeat_interval(global, None), interrupted)?;
     fleet.connect(&targets)?;
     let commands: Vec<(String, String)> = targets
         .iter()

@@ -56,7 +56,8 @@ pub fn would_block(e: &ssh2::Error) -> bool {
 
 /// Waits until `fds` are ready (or `timeout` passes); returns which were ready.
 pub fn poll_fds(fds: &mut [libc::pollfd], timeout: Duration) -> std::io::Result<()> {
-    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    // Rounded up: a timeout that truncates to 0 ms would make a deadline loop spin.
+    let ms = timeout.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32;
     // SAFETY: `fds` is a valid, exclusively borrowed slice of pollfd for the whole call.
     let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
     if rc < 0 {
@@ -72,6 +73,24 @@ impl Connection {
     /// The socket, for `poll()` by the owner thread.
     pub fn fd(&self) -> RawFd {
         self.fd
+    }
+
+    /// Makes the kernel fail the connection once data we sent has stayed unacknowledged for
+    /// `d` (`TCP_USER_TIMEOUT`). With keepalives sent during a command, a server that vanished
+    /// (a dropped network, a host powered off) then fails the command with a lost connection
+    /// instead of hanging it for the ~15 minutes of TCP retransmissions. Best effort.
+    pub fn set_user_timeout(&self, d: Duration) {
+        let ms = d.as_millis().clamp(1, libc::c_uint::MAX as u128) as libc::c_uint;
+        // SAFETY: `fd` is the session's open socket; the option value is a c_uint.
+        unsafe {
+            libc::setsockopt(
+                self.fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_USER_TIMEOUT,
+                &ms as *const libc::c_uint as *const libc::c_void,
+                std::mem::size_of::<libc::c_uint>() as libc::socklen_t,
+            );
+        }
     }
 
     /// Waits (at most until `until`) for the socket to become ready in the directions libssh2

@@ -7,7 +7,7 @@
 //! missing status, the command runs under a small POSIX `sh` wrapper that writes a marker with
 //! the status to stderr as its last act; the marker is stripped before anyone sees stderr.
 
-use std::io::Read as _;
+use std::io::{Read as _, Write as _};
 use std::time::{Duration, Instant};
 
 use super::connect::{Connection, WaitError};
@@ -87,6 +87,8 @@ pub struct ExecOptions {
     pub timeout: Option<Duration>,
     /// Send a protocol keepalive when the session has been silent this long.
     pub keepalive: Option<Duration>,
+    /// Bytes to feed to the command's stdin (then EOF); none means EOF at once.
+    pub stdin: Option<Vec<u8>>,
 }
 
 const MARK: &[u8] = b"\x1etether-exit:";
@@ -194,8 +196,9 @@ pub fn run(
     let lost = |what: &str, e: WaitError| ExecError::Lost(format!("{what}: {e}"));
     conn.retry(open_until, || channel.exec(&wrapped))
         .map_err(|e| lost("exec request failed", e))?;
-    conn.retry(open_until, || channel.send_eof())
-        .map_err(|e| lost("closing stdin failed", e))?;
+    let input: &[u8] = opts.stdin.as_deref().unwrap_or_default();
+    let mut written = 0;
+    let mut stdin_open = true;
 
     let deadline = opts.timeout.map(|t| started + t);
     let mut next_keepalive = opts.keepalive.map(|k| Instant::now() + k);
@@ -205,6 +208,32 @@ pub fn run(
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         let mut progressed = false;
+        // Input is written in the same loop that reads output, so a command that answers
+        // while it reads never deadlocks against us.
+        while stdin_open && written < input.len() {
+            match channel.write(&input[written..]) {
+                Ok(n) => {
+                    written += n;
+                    progressed = true;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                // The command stopped reading (or exited); a dead session shows up in the
+                // reads below.
+                Err(_) => stdin_open = false,
+            }
+        }
+        if stdin_open && written == input.len() {
+            match channel.send_eof() {
+                Ok(()) => stdin_open = false,
+                Err(e) if super::connect::would_block(&e) => {}
+                Err(e) => {
+                    return Err(lost(
+                        "closing stdin failed",
+                        WaitError::Failed(e.to_string()),
+                    ))
+                }
+            }
+        }
         let mut open_streams = 0;
         for stream_id in [0, 1] {
             match channel.stream(stream_id).read(&mut buf) {

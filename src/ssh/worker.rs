@@ -170,8 +170,12 @@ pub enum Job {
     Exec {
         /// The full shell command.
         command: String,
+        /// Bytes fed to the command's stdin.
+        stdin: Option<Vec<u8>>,
         /// Optional deadline.
         timeout: Option<Duration>,
+        /// Keep stdout lines from the reporter (the caller captures them).
+        quiet: bool,
         /// Receives the result.
         reply: Reply,
     },
@@ -227,10 +231,19 @@ impl HostWorker {
     }
 
     /// Queues `command`; `reply` receives the result on the worker thread.
-    pub fn exec(&self, command: &str, timeout: Option<Duration>, reply: Reply) {
+    pub fn exec(
+        &self,
+        command: &str,
+        stdin: Option<Vec<u8>>,
+        timeout: Option<Duration>,
+        quiet: bool,
+        reply: Reply,
+    ) {
         self.submit(Job::Exec {
             command: command.to_string(),
+            stdin,
             timeout,
+            quiet,
             reply,
         });
     }
@@ -329,9 +342,13 @@ impl WorkerState {
 
     fn wait_idle(&self, wake: &UnixStream) -> Idle {
         let conn = self.conn.as_ref().filter(|_| self.interval.is_some());
-        let timeout = match (conn, self.interval) {
-            (Some(_), Some(iv)) => (self.last_alive + iv).saturating_duration_since(Instant::now()),
-            _ => Duration::from_secs(3600),
+        let due = match (conn, self.interval) {
+            (Some(_), Some(iv)) => Some(self.last_alive + iv),
+            _ => None,
+        };
+        let timeout = match due {
+            Some(due) => due.saturating_duration_since(Instant::now()),
+            None => Duration::from_secs(3600),
         };
         if timeout.is_zero() {
             return Idle::Due;
@@ -355,7 +372,8 @@ impl WorkerState {
             Idle::Wake
         } else if fds.get(1).is_some_and(|f| f.revents != 0) {
             Idle::Probe
-        } else if Instant::now() >= self.last_alive + timeout {
+        } else if due.is_some_and(|due| Instant::now() >= due) {
+            // Only when the interval has really passed: poll also returns early on a signal.
             Idle::Due
         } else {
             Idle::Wake
@@ -374,6 +392,9 @@ impl WorkerState {
         if let Some(iv) = self.interval {
             conn.session
                 .set_keepalive(false, iv.as_secs().clamp(1, u32::MAX as u64) as u32);
+            // Keepalives go out every interval during a command; a server that acknowledges
+            // none of them for three intervals is gone (OpenSSH's ServerAliveCountMax is 3).
+            conn.set_user_timeout((iv * 3).max(self.settings.heartbeat_timeout));
         }
         Ok(conn)
     }
@@ -457,16 +478,24 @@ impl WorkerState {
         match job {
             Job::Exec {
                 command,
+                stdin,
                 timeout,
+                quiet,
                 reply,
             } => {
-                let result = self.exec(&command, timeout);
+                let result = self.exec(&command, stdin, timeout, quiet);
                 reply(result);
             }
         }
     }
 
-    fn exec(&mut self, command: &str, timeout: Option<Duration>) -> Result<ExecOutput, SshError> {
+    fn exec(
+        &mut self,
+        command: &str,
+        stdin: Option<Vec<u8>>,
+        timeout: Option<Duration>,
+        quiet: bool,
+    ) -> Result<ExecOutput, SshError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
@@ -477,13 +506,14 @@ impl WorkerState {
         let opts = ExecOptions {
             timeout,
             keepalive: self.interval,
+            stdin,
         };
-        let mut result = self.exec_once(command, &opts);
+        let mut result = self.exec_once(command, &opts, quiet);
         if let Err(ExecError::NotStarted(reason)) = &result {
             // The command never reached the server: running it on a new session is safe.
             let reason = format!("session found dead before `{command}` ({reason})");
             if self.replace_session(reason, false) {
-                result = self.exec_once(command, &opts);
+                result = self.exec_once(command, &opts, quiet);
             }
         }
         let result = match result {
@@ -529,13 +559,21 @@ impl WorkerState {
         result
     }
 
-    fn exec_once(&mut self, command: &str, opts: &ExecOptions) -> Result<ExecOutput, ExecError> {
+    fn exec_once(
+        &mut self,
+        command: &str,
+        opts: &ExecOptions,
+        quiet: bool,
+    ) -> Result<ExecOutput, ExecError> {
         let Some(conn) = &self.conn else {
             return Err(ExecError::NotStarted("no session".into()));
         };
         let events = &self.events;
         let name = &self.name;
         exec::run(conn, command, opts, &mut |stream, line| {
+            if quiet && stream == Stream::Stdout {
+                return;
+            }
             // See `emit`: a missing reporter only means nobody is listening.
             let _ = events.send(Event {
                 host: name.clone(),

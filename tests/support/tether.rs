@@ -148,6 +148,11 @@ impl Output {
         self
     }
 
+    pub fn stdout_is(&self, s: &str) -> &Self {
+        assert_eq!(self.stdout, s, "stdout differs\n{}", self.dump());
+        self
+    }
+
     pub fn stdout_contains(&self, s: &str) -> &Self {
         assert!(
             self.stdout.contains(s),

@@ -1,0 +1,776 @@
+//! The functions a recipe calls: declarations (`server`, `role`, `set`, `task`, `before` ...)
+//! and host-bound operations (`on`, `run`, `capture`, `test`, `within`, `upload` ...).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, ImmutableString, Map, NativeCallContext};
+
+use super::context::{self, HostScope, Runtime};
+use super::model::Hook;
+use crate::command::quote;
+use crate::host::HostTarget;
+use crate::pool::{FanOut, HostResult};
+use crate::report::{failure_text, stderr_tail};
+use crate::runner;
+use crate::ssh::exec::ExitStatus;
+
+type Fallible<T> = Result<T, Box<EvalAltResult>>;
+
+/// Thrown by host-bound calls on other hosts once one host of an `on` failed.
+pub const SKIPPED: &str = "not run: another host of this step failed";
+
+fn fail<T>(message: impl Into<String>) -> Fallible<T> {
+    Err(message.into().into())
+}
+
+/// What a closure sees as `host`.
+#[derive(Debug, Clone)]
+pub struct HostInfo {
+    name: String,
+    hostname: String,
+    user: String,
+    port: i64,
+    roles: Vec<String>,
+    props: Map,
+}
+
+impl HostInfo {
+    fn new(rt: &Runtime, name: &str) -> Self {
+        let recipe = rt.recipe();
+        let server = recipe.server(name);
+        let target = HostTarget::parse(name).ok();
+        let cfg = target
+            .as_ref()
+            .map(|t| rt.ssh_config.resolve(&t.alias, t.user.as_deref(), t.port));
+        HostInfo {
+            name: name.to_string(),
+            hostname: cfg
+                .as_ref()
+                .map_or_else(|| name.to_string(), |c| c.hostname.clone()),
+            user: cfg.as_ref().map_or_else(String::new, |c| c.user.clone()),
+            port: cfg.as_ref().map_or(22, |c| i64::from(c.port)),
+            roles: server.map(|s| s.roles.clone()).unwrap_or_default(),
+            props: server.map(|s| s.props.clone()).unwrap_or_default(),
+        }
+    }
+}
+
+/// Registers every recipe function on `engine`.
+pub fn register(engine: &mut Engine, rt: Arc<Runtime>) {
+    register_host_type(engine);
+    register_declarations(engine, &rt);
+    register_host_bound(engine, &rt);
+}
+
+fn register_host_type(engine: &mut Engine) {
+    engine
+        .register_type_with_name::<HostInfo>("Host")
+        .register_get("name", |h: &mut HostInfo| h.name.clone())
+        .register_get("hostname", |h: &mut HostInfo| h.hostname.clone())
+        .register_get("user", |h: &mut HostInfo| h.user.clone())
+        .register_get("port", |h: &mut HostInfo| h.port)
+        .register_get("roles", |h: &mut HostInfo| {
+            h.roles
+                .iter()
+                .cloned()
+                .map(Dynamic::from)
+                .collect::<Array>()
+        })
+        .register_get("props", |h: &mut HostInfo| h.props.clone())
+        .register_fn("has_role", |h: &mut HostInfo, r: &str| {
+            h.roles.iter().any(|x| x == r)
+        })
+        .register_fn("to_string", |h: &mut HostInfo| h.name.clone());
+}
+
+fn strings(value: &Dynamic, what: &str) -> Fallible<Vec<String>> {
+    if let Some(s) = value.read_lock::<ImmutableString>() {
+        return Ok(vec![s.to_string()]);
+    }
+    if let Some(a) = value.read_lock::<Array>() {
+        return a
+            .iter()
+            .map(|v| {
+                v.read_lock::<ImmutableString>()
+                    .map(|s| s.to_string())
+                    .ok_or_else(|| format!("{what} must be strings, not {}", v.type_name()).into())
+            })
+            .collect();
+    }
+    fail(format!(
+        "{what} must be a string or an array of strings, not {}",
+        value.type_name()
+    ))
+}
+
+/// `-s key=value` values: numbers and booleans keep their type.
+pub fn override_value(text: &str) -> Dynamic {
+    if let Ok(n) = text.parse::<i64>() {
+        return n.into();
+    }
+    match text {
+        "true" => true.into(),
+        "false" => false.into(),
+        _ => text.into(),
+    }
+}
+
+fn register_declarations(engine: &mut Engine, rt: &Arc<Runtime>) {
+    let r = rt.clone();
+    engine.register_fn("set", move |key: &str, value: Dynamic| {
+        let mut recipe = r.recipe();
+        if !recipe.locked.contains(key) {
+            recipe.vars.insert(key.to_string(), value);
+        }
+    });
+    let r = rt.clone();
+    engine.register_fn(
+        "fetch",
+        move |ctx: NativeCallContext, key: &str| -> Fallible<Dynamic> {
+            let value = r.recipe().vars.get(key).cloned();
+            match value {
+                Some(v) => lazy(&ctx, v),
+                None => fail(format!(
+                    "variable `{key}` is not set{}",
+                    super::model::suggest(key, r.recipe().vars.keys().map(String::as_str))
+                )),
+            }
+        },
+    );
+    let r = rt.clone();
+    engine.register_fn(
+        "fetch",
+        move |ctx: NativeCallContext, key: &str, default: Dynamic| -> Fallible<Dynamic> {
+            let value = r.recipe().vars.get(key).cloned();
+            lazy(&ctx, value.unwrap_or(default))
+        },
+    );
+    let r = rt.clone();
+    engine.register_fn("is_set", move |key: &str| r.recipe().vars.contains_key(key));
+
+    let r = rt.clone();
+    engine.register_fn("server", move |name: &str, props: Map| -> Fallible<()> {
+        HostTarget::parse(name).map_err(|e| -> Box<EvalAltResult> { e.into() })?;
+        let mut props = props;
+        let roles = match props.remove("roles") {
+            Some(v) => strings(&v, "roles")?,
+            None => Vec::new(),
+        };
+        r.recipe().add_server(name, &roles, props);
+        Ok(())
+    });
+    let r = rt.clone();
+    engine.register_fn("server", move |name: &str| -> Fallible<()> {
+        HostTarget::parse(name).map_err(|e| -> Box<EvalAltResult> { e.into() })?;
+        r.recipe().add_server(name, &[], Map::new());
+        Ok(())
+    });
+    let r = rt.clone();
+    engine.register_fn("role", move |role: &str, hosts: Dynamic| -> Fallible<()> {
+        let hosts = strings(&hosts, "hosts")?;
+        for h in &hosts {
+            HostTarget::parse(h).map_err(|e| -> Box<EvalAltResult> { e.into() })?;
+        }
+        let mut recipe = r.recipe();
+        for h in hosts {
+            recipe.add_server(&h, &[role.to_string()], Map::new());
+        }
+        Ok(())
+    });
+    let r = rt.clone();
+    engine.register_fn("stage", move |name: &str, f: FnPtr| {
+        let mut recipe = r.recipe();
+        recipe.stages.retain(|(n, _)| n != name);
+        recipe.stages.push((name.to_string(), f));
+    });
+    let r = rt.clone();
+    engine.register_fn("task", move |name: &str, description: &str, f: FnPtr| {
+        define_task(&r, name, description, f)
+    });
+    let r = rt.clone();
+    engine.register_fn("task", move |name: &str, f: FnPtr| {
+        define_task(&r, name, "", f)
+    });
+    for (which, before) in [("before", true), ("after", false)] {
+        let r = rt.clone();
+        engine.register_fn(which, move |task: &str, other: &str| -> Fallible<()> {
+            add_hook(&r, before, task, Hook::Task(other.to_string()))
+        });
+        let r = rt.clone();
+        engine.register_fn(which, move |task: &str, f: FnPtr| -> Fallible<()> {
+            add_hook(&r, before, task, Hook::Closure(f))
+        });
+    }
+    let r = rt.clone();
+    engine.register_fn("on_failure", move |f: FnPtr| {
+        r.recipe().failure_hooks.push(f)
+    });
+    engine.register_fn("quote", |s: &str| quote(s));
+    let r = rt.clone();
+    engine.register_fn("primary", move |role: &str| -> Fallible<String> {
+        let recipe = r.recipe();
+        match recipe.primary(role) {
+            Some(s) => Ok(s.name.clone()),
+            None => fail(format!("no server has role `{role}`")),
+        }
+    });
+    let r = rt.clone();
+    engine.register_fn("hosts", move |target: Dynamic| -> Fallible<Array> {
+        Ok(select(&r, &target)?
+            .into_iter()
+            .map(Dynamic::from)
+            .collect())
+    });
+    let r = rt.clone();
+    engine.register_fn(
+        "invoke",
+        move |ctx: NativeCallContext, name: &str| -> Fallible<()> {
+            runner::invoke(ctx.engine(), &r, name)
+        },
+    );
+}
+
+fn define_task(rt: &Runtime, name: &str, description: &str, f: FnPtr) -> Fallible<()> {
+    if name.trim().is_empty() || name.contains(char::is_whitespace) {
+        return fail(format!(
+            "invalid task name `{name}`: use words joined by `:`"
+        ));
+    }
+    let mut recipe = rt.recipe();
+    let task = recipe
+        .tasks
+        .entry(name.to_string())
+        .or_insert_with(|| super::model::Task {
+            name: name.to_string(),
+            description: String::new(),
+            bodies: Vec::new(),
+        });
+    if !description.is_empty() {
+        task.description = description.to_string();
+    }
+    task.bodies.push(f);
+    Ok(())
+}
+
+fn add_hook(rt: &Runtime, before: bool, task: &str, hook: Hook) -> Fallible<()> {
+    let mut recipe = rt.recipe();
+    let hooks = if before {
+        &mut recipe.before
+    } else {
+        &mut recipe.after
+    };
+    hooks.entry(task.to_string()).or_default().push(hook);
+    Ok(())
+}
+
+/// A variable's value; a closure is called now (lazy variables, as Capistrano's lambdas).
+fn lazy(ctx: &NativeCallContext, value: Dynamic) -> Fallible<Dynamic> {
+    match value.clone().try_cast::<FnPtr>() {
+        Some(f) => f.call_within_context(ctx, ()),
+        None => Ok(value),
+    }
+}
+
+/// Hosts of `target` (role names, `all`, host names), narrowed by `--roles`/`--hosts`.
+fn select(rt: &Runtime, target: &Dynamic) -> Fallible<Vec<String>> {
+    let names = strings(target, "on() targets")?;
+    let recipe = rt.recipe();
+    let hosts = recipe
+        .resolve(&names)
+        .map_err(|e| -> Box<EvalAltResult> { e.into() })?;
+    Ok(hosts
+        .into_iter()
+        .filter(|h| rt.filters.hosts.is_empty() || rt.filters.hosts.contains(h))
+        .filter(|h| {
+            rt.filters.roles.is_empty()
+                || recipe
+                    .server(h)
+                    .is_some_and(|s| s.roles.iter().any(|r| rt.filters.roles.contains(r)))
+        })
+        .collect())
+}
+
+/// How `on` spreads over hosts: `#{ in: "parallel" | "sequence" | "groups", limit, wait }`.
+fn fan_out_options(rt: &Runtime, opts: &Map) -> Fallible<FanOut> {
+    for key in opts.keys() {
+        if !["in", "limit", "wait", "timeout"].contains(&key.as_str()) {
+            return fail(format!(
+                "unknown on() option `{key}` (known: in, limit, wait, timeout)"
+            ));
+        }
+    }
+    let number = |key: &str| -> Fallible<Option<f64>> {
+        match opts.get(key) {
+            None => Ok(None),
+            Some(v) => v
+                .as_int()
+                .map(|i| i as f64)
+                .or_else(|_| v.as_float())
+                .map(Some)
+                .map_err(|_| format!("on() option `{key}` must be a number").into()),
+        }
+    };
+    let seconds = |key: &str| -> Fallible<Option<Duration>> {
+        Ok(number(key)?
+            .filter(|s| *s > 0.0)
+            .map(Duration::from_secs_f64))
+    };
+    let mode = match opts.get("in") {
+        None => "parallel".to_string(),
+        Some(v) => v.to_string(),
+    };
+    let limit = number("limit")?.map(|n| n.max(1.0) as usize);
+    let parallel = match mode.as_str() {
+        "parallel" => limit.or(rt.parallel),
+        "sequence" => Some(1),
+        "groups" => Some(limit.unwrap_or(2)),
+        other => {
+            return fail(format!(
+                "on() option `in` must be \"parallel\", \"sequence\" or \"groups\", not \"{other}\""
+            ))
+        }
+    };
+    let wait = seconds("wait")?;
+    Ok(FanOut {
+        parallel,
+        stop_on_failure: true,
+        timeout: seconds("timeout")?,
+        wait: if mode == "parallel" {
+            None
+        } else {
+            wait.or(Some(Duration::ZERO))
+        },
+    })
+}
+
+fn targets(hosts: &[String]) -> Fallible<Vec<HostTarget>> {
+    hosts
+        .iter()
+        .map(|h| HostTarget::parse(h).map_err(|e| e.into()))
+        .collect()
+}
+
+fn backend(rt: &Runtime, what: &str) -> Fallible<Arc<dyn crate::backend::Backend>> {
+    rt.backend()
+        .ok_or_else(|| format!("{what} can only be used inside a task").into())
+}
+
+fn register_host_bound(engine: &mut Engine, rt: &Arc<Runtime>) {
+    let r = rt.clone();
+    engine.register_fn("on", move |target: Dynamic, cmd: &str| {
+        on_command(&r, &target, &Map::new(), cmd)
+    });
+    let r = rt.clone();
+    engine.register_fn("on", move |target: Dynamic, opts: Map, cmd: &str| {
+        on_command(&r, &target, &opts, cmd)
+    });
+    let r = rt.clone();
+    engine.register_fn(
+        "on",
+        move |ctx: NativeCallContext, target: Dynamic, f: FnPtr| {
+            on_closure(&r, &ctx, &target, &Map::new(), f)
+        },
+    );
+    let r = rt.clone();
+    engine.register_fn(
+        "on",
+        move |ctx: NativeCallContext, target: Dynamic, opts: Map, f: FnPtr| {
+            on_closure(&r, &ctx, &target, &opts, f)
+        },
+    );
+    let r = rt.clone();
+    engine.register_fn("run", move |cmd: &str| -> Fallible<()> {
+        host_exec(&r, cmd, Mode::Run).map(|_| ())
+    });
+    let r = rt.clone();
+    engine.register_fn("capture", move |cmd: &str| -> Fallible<String> {
+        host_exec(&r, cmd, Mode::Capture).map(|d| d.to_string())
+    });
+    let r = rt.clone();
+    engine.register_fn("test", move |cmd: &str| -> Fallible<bool> {
+        host_exec(&r, cmd, Mode::Test).map(|d| d.as_bool().unwrap_or(false))
+    });
+    engine.register_fn("within", |ctx: NativeCallContext, dir: &str, f: FnPtr| {
+        let inner = context::command_context().within(dir);
+        context::with_command_context(inner, || f.call_within_context::<Dynamic>(&ctx, ()))
+    });
+    engine.register_fn("with_env", |ctx: NativeCallContext, vars: Map, f: FnPtr| {
+        let pairs: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if let Some((bad, _)) = pairs.iter().find(|(k, _)| !valid_env_name(k)) {
+            return fail(format!(
+                "with_env: `{bad}` is not a valid environment variable name"
+            ));
+        }
+        let inner = context::command_context().with_env(&pairs);
+        context::with_command_context(inner, || f.call_within_context::<Dynamic>(&ctx, ()))
+    });
+    engine.register_fn("as_user", |ctx: NativeCallContext, user: &str, f: FnPtr| {
+        let inner = context::command_context().as_user(user);
+        context::with_command_context(inner, || f.call_within_context::<Dynamic>(&ctx, ()))
+    });
+    let r = rt.clone();
+    engine.register_fn("upload", move |local: &str, remote: &str| {
+        upload(&r, local, remote)
+    });
+    let r = rt.clone();
+    engine.register_fn("run_locally", move |cmd: &str| run_locally(&r, cmd));
+    let r = rt.clone();
+    engine.on_print(move |text| match r.backend() {
+        Some(b) => b.note(text),
+        None => println!("{text}"),
+    });
+}
+
+fn valid_env_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn on_command(rt: &Runtime, target: &Dynamic, opts: &Map, cmd: &str) -> Fallible<Map> {
+    let backend = backend(rt, "on()")?;
+    if rt.interrupted() {
+        return fail("interrupted");
+    }
+    let hosts = select(rt, target)?;
+    let how = fan_out_options(rt, opts)?;
+    if hosts.is_empty() {
+        return Ok(Map::new());
+    }
+    backend
+        .prepare(&targets(&hosts)?)
+        .map_err(|e| -> Box<EvalAltResult> { e.into() })?;
+    let command = context::command_context().render(cmd);
+    if !backend.is_dry_run() {
+        backend.note(&format!("» {} $ {cmd}", hosts.join(",")));
+    }
+    let commands: Vec<(String, String)> =
+        hosts.iter().map(|h| (h.clone(), command.clone())).collect();
+    let results = backend.fan_out(&commands, &how);
+    let mut out = Map::new();
+    for r in &results {
+        if let Some(Ok(o)) = &r.result {
+            let mut m = Map::new();
+            m.insert(
+                "stdout".into(),
+                String::from_utf8_lossy(&o.stdout).into_owned().into(),
+            );
+            m.insert(
+                "stderr".into(),
+                String::from_utf8_lossy(&o.stderr).into_owned().into(),
+            );
+            m.insert(
+                "code".into(),
+                match o.status {
+                    ExitStatus::Code(c) => Dynamic::from(i64::from(c)),
+                    _ => Dynamic::UNIT,
+                },
+            );
+            out.insert(r.host.as_str().into(), m.into());
+        }
+    }
+    let failed: Vec<&HostResult> = results
+        .iter()
+        .filter(|r| !r.ok() && r.result.is_some())
+        .collect();
+    if failed.is_empty() {
+        if rt.interrupted() {
+            return fail("interrupted");
+        }
+        return Ok(out);
+    }
+    let unreachable = failed
+        .iter()
+        .any(|r| matches!(&r.result, Some(Err(e)) if e.is_connect_failure()));
+    let not_run = results.iter().filter(|r| r.result.is_none()).count();
+    let mut message = format!(
+        "{} of {} host{} failed",
+        failed.len(),
+        results.len(),
+        if results.len() == 1 { "" } else { "s" }
+    );
+    if not_run > 0 {
+        message.push_str(&format!(" ({not_run} not started)"));
+    }
+    for r in &failed {
+        message.push('\n');
+        message.push_str(&failure_text(r));
+    }
+    rt.record_failure(&message, unreachable);
+    fail(message)
+}
+
+fn on_closure(
+    rt: &Arc<Runtime>,
+    ctx: &NativeCallContext,
+    target: &Dynamic,
+    opts: &Map,
+    f: FnPtr,
+) -> Fallible<Map> {
+    let backend = backend(rt, "on()")?;
+    if rt.interrupted() {
+        return fail("interrupted");
+    }
+    let hosts = select(rt, target)?;
+    let how = fan_out_options(rt, opts)?;
+    if hosts.is_empty() {
+        return Ok(Map::new());
+    }
+    backend
+        .prepare(&targets(&hosts)?)
+        .map_err(|e| -> Box<EvalAltResult> { e.into() })?;
+    let ast = rt.ast().ok_or("on() can only be used inside a task")?;
+    let engine = ctx.engine();
+    let abort = Arc::new(AtomicBool::new(false));
+    let base = context::command_context();
+    let limit = if backend.is_dry_run() {
+        1
+    } else {
+        how.parallel.unwrap_or(hosts.len()).max(1)
+    };
+    let run_one = |host: &String| -> Fallible<Dynamic> {
+        let scope = HostScope {
+            host: host.clone(),
+            abort: abort.clone(),
+        };
+        let info = HostInfo::new(rt, host);
+        context::with_command_context(base.clone(), || {
+            context::with_host_scope(scope, || {
+                let result = f.call::<Dynamic>(engine, &ast, (info,));
+                if result.is_err() {
+                    abort.store(true, Ordering::SeqCst);
+                }
+                result
+            })
+        })
+    };
+    let mut results: Vec<Fallible<Dynamic>> = Vec::with_capacity(hosts.len());
+    for (batch_index, batch) in hosts.chunks(limit).enumerate() {
+        if batch_index > 0 {
+            if abort.load(Ordering::SeqCst) || rt.interrupted() {
+                break;
+            }
+            if let Some(wait) = how.wait {
+                std::thread::sleep(wait);
+            }
+        }
+        if batch.len() == 1 {
+            results.push(run_one(&batch[0]));
+            continue;
+        }
+        std::thread::scope(|s| {
+            let handles: Vec<_> = batch.iter().map(|h| s.spawn(|| run_one(h))).collect();
+            for handle in handles {
+                results.push(
+                    handle
+                        .join()
+                        .unwrap_or_else(|_| fail("host thread panicked")),
+                );
+            }
+        });
+    }
+    let mut out = Map::new();
+    let mut failures: Vec<(String, Box<EvalAltResult>)> = Vec::new();
+    for (host, result) in hosts.iter().zip(results) {
+        match result {
+            Ok(v) => {
+                out.insert(host.as_str().into(), v);
+            }
+            Err(e) => failures.push((host.clone(), e)),
+        }
+    }
+    if failures.is_empty() {
+        return Ok(out);
+    }
+    // A recipe error (not a remote failure) is passed on as it is, keeping its position.
+    let sources = &rt.sources;
+    let main = rt.file.display().to_string();
+    let mut remote = Vec::new();
+    let mut unreachable = false;
+    let mut skipped = 0;
+    for (host, err) in failures {
+        let (leaf, _, _) = super::diagnostics::innermost(&err, &main);
+        let text = super::diagnostics::message(leaf);
+        if text == SKIPPED {
+            skipped += 1;
+            continue;
+        }
+        match rt.remote_failure(&text) {
+            Some(f) => {
+                unreachable |= f.unreachable;
+                remote.push(f.message);
+            }
+            None if text == "interrupted" => return fail("interrupted"),
+            None => {
+                let rendered = super::diagnostics::eval_error(&err, &main, sources);
+                return fail(format!("{host}: {rendered}"));
+            }
+        }
+    }
+    let total = hosts.len();
+    let mut message = format!(
+        "{} of {total} host{} failed",
+        remote.len(),
+        if total == 1 { "" } else { "s" }
+    );
+    if skipped > 0 {
+        message.push_str(&format!(" ({skipped} stopped early)"));
+    }
+    for m in remote {
+        message.push('\n');
+        message.push_str(&m);
+    }
+    rt.record_failure(&message, unreachable);
+    fail(message)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Run,
+    Capture,
+    Test,
+}
+
+fn host_exec(rt: &Runtime, cmd: &str, mode: Mode) -> Fallible<Dynamic> {
+    let name = match mode {
+        Mode::Run => "run",
+        Mode::Capture => "capture",
+        Mode::Test => "test",
+    };
+    let scope = context::host_scope().ok_or_else(|| {
+        format!("{name}() needs a host: call it inside on(target, |host| {{ ... }})")
+    })?;
+    let backend = backend(rt, name)?;
+    if scope.abort.load(Ordering::SeqCst) {
+        return fail(SKIPPED);
+    }
+    if rt.interrupted() {
+        return fail("interrupted");
+    }
+    let command = context::command_context().render(cmd);
+    let result = backend.exec(&scope.host, &command, None, None, mode == Mode::Capture);
+    let out = match result {
+        Ok(out) if out.status.success() => out,
+        Ok(out) if mode == Mode::Test && matches!(out.status, ExitStatus::Code(_)) => {
+            return Ok(false.into())
+        }
+        other => {
+            let unreachable = matches!(&other, Err(e) if e.is_connect_failure());
+            let message = failure_text(&HostResult {
+                host: scope.host.clone(),
+                command,
+                result: Some(other),
+            });
+            scope.abort.store(true, Ordering::SeqCst);
+            rt.record_failure(&message, unreachable);
+            return fail(message);
+        }
+    };
+    Ok(match mode {
+        Mode::Run => Dynamic::UNIT,
+        Mode::Capture => String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .to_string()
+            .into(),
+        Mode::Test => true.into(),
+    })
+}
+
+fn upload(rt: &Runtime, local: &str, remote: &str) -> Fallible<()> {
+    let scope = context::host_scope()
+        .ok_or("upload() needs a host: call it inside on(target, |host| { ... })")?;
+    let backend = backend(rt, "upload()")?;
+    let base = rt
+        .file
+        .parent()
+        .map(|d| d.to_path_buf())
+        .unwrap_or_default();
+    let path = base.join(local);
+    let data =
+        std::fs::read(&path).map_err(|e| format!("upload: cannot read {}: {e}", path.display()))?;
+    if backend.is_dry_run() {
+        backend.describe_upload(&scope.host, local, remote, data.len());
+        return Ok(());
+    }
+    if scope.abort.load(Ordering::SeqCst) {
+        return fail(SKIPPED);
+    }
+    // Written to a temporary name and moved into place, so a reader never sees half a file.
+    let tmp = format!("{remote}.tether-upload");
+    let script = format!(
+        "mkdir -p \"$(dirname {dest})\" && cat > {tmp} && mv -f {tmp} {dest}",
+        dest = quote(remote),
+        tmp = quote(&tmp)
+    );
+    let command = context::command_context().render(&script);
+    match backend.exec(&scope.host, &command, Some(data), None, false) {
+        Ok(out) if out.status.success() => Ok(()),
+        other => {
+            let unreachable = matches!(&other, Err(e) if e.is_connect_failure());
+            let message = format!(
+                "upload {local} -> {remote}: {}",
+                failure_text(&HostResult {
+                    host: scope.host.clone(),
+                    command,
+                    result: Some(other),
+                })
+            );
+            scope.abort.store(true, Ordering::SeqCst);
+            rt.record_failure(&message, unreachable);
+            fail(message)
+        }
+    }
+}
+
+fn run_locally(rt: &Runtime, cmd: &str) -> Fallible<String> {
+    let backend = backend(rt, "run_locally()")?;
+    if backend.is_dry_run() {
+        backend.note(&format!("local | $ {cmd}"));
+        return Ok(String::new());
+    }
+    if rt.interrupted() {
+        return fail("interrupted");
+    }
+    let dir = rt
+        .file
+        .parent()
+        .map(|d| d.to_path_buf())
+        .unwrap_or_default();
+    let dir = if dir.as_os_str().is_empty() {
+        ".".into()
+    } else {
+        dir
+    };
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .current_dir(&dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("run_locally `{cmd}`: cannot start sh: {e}"))?;
+    for line in String::from_utf8_lossy(&output.stderr).lines() {
+        backend.note(&format!("local ! {line}"));
+    }
+    if output.status.success() {
+        return Ok(String::from_utf8_lossy(&output.stdout).trim().to_string());
+    }
+    let status = match output.status.code() {
+        Some(c) => format!("exit status {c}"),
+        None => "a signal".to_string(),
+    };
+    let mut message = format!("local: `{cmd}` failed with {status}");
+    let tail = stderr_tail(&output.stderr, 10);
+    if !tail.is_empty() {
+        message.push_str("\n  stderr (last lines):");
+        for l in tail {
+            message.push_str(&format!("\n    {l}"));
+        }
+    }
+    rt.record_failure(&message, false);
+    fail(message)
+}

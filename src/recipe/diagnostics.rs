@@ -1,0 +1,184 @@
+//! Recipe errors as `file:line:col`, the source line and a caret, for the recipe, imported
+//! local modules and embedded stdlib modules alike.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use rhai::{EvalAltResult, ParseError, Position};
+
+/// The text of every source a run has loaded, by the name used in positions.
+#[derive(Debug, Default)]
+pub struct Sources {
+    texts: Mutex<HashMap<String, String>>,
+}
+
+impl Sources {
+    /// Records `text` under `name`.
+    pub fn insert(&self, name: &str, text: &str) {
+        self.lock().insert(name.to_string(), text.to_string());
+    }
+
+    /// Every source name loaded so far (for watch mode).
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.lock().keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    fn line(&self, name: &str, line: usize) -> Option<String> {
+        self.lock()
+            .get(name)
+            .and_then(|t| t.lines().nth(line.checked_sub(1)?).map(str::to_string))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        // Only whole-entry inserts happen under the lock, so a poisoned map is still whole.
+        self.texts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Where an error happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// Source name (a path, or `stdlib/deploy.rhai`).
+    pub source: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.source, self.line, self.column)
+    }
+}
+
+fn location(source: &str, pos: Position) -> Option<Location> {
+    Some(Location {
+        source: source.to_string(),
+        line: pos.line()?,
+        column: pos.position().unwrap_or(1),
+    })
+}
+
+/// The innermost error of a chain, where it happened, and the call sites that led there
+/// (outermost first).
+pub fn innermost<'a>(
+    err: &'a EvalAltResult,
+    main: &str,
+) -> (&'a EvalAltResult, Option<Location>, Vec<Location>) {
+    let mut source = main.to_string();
+    let mut err = err;
+    let mut trail = Vec::new();
+    loop {
+        match err {
+            EvalAltResult::ErrorInFunctionCall(_, src, inner, pos) => {
+                trail.extend(location(&source, *pos));
+                if !src.is_empty() {
+                    source = src.clone();
+                }
+                err = inner;
+            }
+            EvalAltResult::ErrorInModule(path, inner, pos) => {
+                trail.extend(location(&source, *pos));
+                source = crate::recipe::stdlib::source_name(path).unwrap_or_else(|| path.clone());
+                err = inner;
+            }
+            leaf => return (leaf, location(&source, leaf.position()), trail),
+        }
+    }
+}
+
+/// The message of an error without Rhai's position suffix.
+pub fn message(err: &EvalAltResult) -> String {
+    match err {
+        EvalAltResult::ErrorRuntime(value, _) => value.to_string(),
+        EvalAltResult::ErrorParsing(p, _) => format!("syntax error: {p}"),
+        other => {
+            let text = other.to_string();
+            // Rhai appends " (line N, position M)"; the location is shown separately.
+            match text.rfind(" (line ") {
+                Some(i) if text.ends_with(')') => text[..i].to_string(),
+                _ => text,
+            }
+        }
+    }
+}
+
+/// Renders a message with its location, the source line and a caret.
+pub fn render(
+    message: &str,
+    at: Option<&Location>,
+    trail: &[Location],
+    sources: &Sources,
+) -> String {
+    let Some(at) = at else {
+        return message.to_string();
+    };
+    let mut out = format!("{at}: {message}");
+    if let Some(text) = sources.line(&at.source, at.line) {
+        let number = at.line.to_string();
+        let pad = " ".repeat(number.len());
+        let caret_pad: String = text
+            .chars()
+            .take(at.column.saturating_sub(1))
+            .map(|c| if c == '\t' { '\t' } else { ' ' })
+            .collect();
+        out.push_str(&format!(
+            "\n{pad} |\n{number} | {text}\n{pad} | {caret_pad}^"
+        ));
+    }
+    for call in trail.iter().rev() {
+        out.push_str(&format!("\n  called from {call}"));
+    }
+    out
+}
+
+/// A parse error of `source` rendered with its line.
+pub fn parse_error(err: &ParseError, source: &str, sources: &Sources) -> String {
+    let at = location(source, err.position());
+    let message = format!("syntax error: {}", err.err_type());
+    render(&message, at.as_ref(), &[], sources)
+}
+
+/// An evaluation error rendered at its innermost location.
+pub fn eval_error(err: &EvalAltResult, main: &str, sources: &Sources) -> String {
+    let (leaf, at, trail) = innermost(err, main);
+    if let EvalAltResult::ErrorParsing(p, pos) = leaf {
+        let at = location(at.as_ref().map_or(main, |l| l.source.as_str()), *pos);
+        return render(&format!("syntax error: {p}"), at.as_ref(), &trail, sources);
+    }
+    render(&message(leaf), at.as_ref(), &trail, sources)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_caret_under_the_column() {
+        let sources = Sources::default();
+        sources.insert("deploy.rhai", "let a = 1;\n  boom();\n");
+        let at = Location {
+            source: "deploy.rhai".into(),
+            line: 2,
+            column: 3,
+        };
+        assert_eq!(
+            render("Function not found: boom ()", Some(&at), &[], &sources),
+            "deploy.rhai:2:3: Function not found: boom ()\n  |\n2 |   boom();\n  |   ^"
+        );
+    }
+
+    #[test]
+    fn parse_errors_name_the_file() {
+        let engine = rhai::Engine::new();
+        let err = engine.compile("let x = ;").unwrap_err();
+        let sources = Sources::default();
+        sources.insert("r.rhai", "let x = ;");
+        let text = parse_error(&err, "r.rhai", &sources);
+        assert!(text.starts_with("r.rhai:1:9: syntax error"), "{text}");
+        assert!(text.ends_with("|         ^"), "{text}");
+    }
+}

@@ -1,0 +1,261 @@
+//! The recipe as plain data: servers and roles, stages, variables, tasks and hooks. The Rhai
+//! functions in `api.rs` fill it while the recipe is evaluated; the runner reads it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use rhai::{Dynamic, FnPtr, Map};
+
+/// A host declared with `server` or `role`.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// The name as written (`web1`, `deploy@10.0.0.5:2222`).
+    pub name: String,
+    /// Roles, in declaration order.
+    pub roles: Vec<String>,
+    /// Every other property given to `server` (`primary`, `any_key` ...).
+    pub props: Map,
+}
+
+/// What runs before or after a task.
+#[derive(Debug, Clone)]
+pub enum Hook {
+    /// Another task, by name.
+    Task(String),
+    /// A closure.
+    Closure(FnPtr),
+}
+
+/// A named task; defining a task twice appends the second body (as Rake does).
+#[derive(Debug, Clone)]
+pub struct Task {
+    /// `namespace:name`.
+    pub name: String,
+    /// One line for `tether tasks`.
+    pub description: String,
+    /// Bodies in definition order.
+    pub bodies: Vec<FnPtr>,
+}
+
+/// Everything a recipe declared.
+#[derive(Debug, Default, Clone)]
+pub struct Recipe {
+    /// Servers in declaration order.
+    pub servers: Vec<Server>,
+    /// Tasks by name.
+    pub tasks: BTreeMap<String, Task>,
+    /// Hooks run before a task, by task name.
+    pub before: HashMap<String, Vec<Hook>>,
+    /// Hooks run after a task, by task name.
+    pub after: HashMap<String, Vec<Hook>>,
+    /// `on_failure` closures, in order.
+    pub failure_hooks: Vec<FnPtr>,
+    /// Stages in declaration order.
+    pub stages: Vec<(String, FnPtr)>,
+    /// Variables.
+    pub vars: HashMap<String, Dynamic>,
+    /// Variables set with `-s key=value`: later `set` calls do not change them.
+    pub locked: HashSet<String>,
+}
+
+impl Recipe {
+    /// Adds a server or merges roles and properties into an existing one.
+    pub fn add_server(&mut self, name: &str, roles: &[String], props: Map) {
+        let server = match self.servers.iter().position(|s| s.name == name) {
+            Some(i) => &mut self.servers[i],
+            None => {
+                self.servers.push(Server {
+                    name: name.to_string(),
+                    roles: Vec::new(),
+                    props: Map::new(),
+                });
+                let last = self.servers.len() - 1;
+                &mut self.servers[last]
+            }
+        };
+        for r in roles {
+            if !server.roles.contains(r) {
+                server.roles.push(r.clone());
+            }
+        }
+        server.props.extend(props);
+    }
+
+    /// The server named `name`.
+    pub fn server(&self, name: &str) -> Option<&Server> {
+        self.servers.iter().find(|s| s.name == name)
+    }
+
+    /// Every role name, in first-seen order.
+    pub fn role_names(&self) -> Vec<String> {
+        let mut roles: Vec<String> = Vec::new();
+        for s in &self.servers {
+            for r in &s.roles {
+                if !roles.contains(r) {
+                    roles.push(r.clone());
+                }
+            }
+        }
+        roles
+    }
+
+    /// Resolves role names, `all` and host names to hosts, in server order, each once.
+    pub fn resolve(&self, names: &[String]) -> Result<Vec<String>, String> {
+        let roles = self.role_names();
+        let mut wanted: HashSet<&str> = HashSet::new();
+        for n in names {
+            if n == "all" {
+                wanted.extend(self.servers.iter().map(|s| s.name.as_str()));
+            } else if roles.contains(n) {
+                wanted.extend(
+                    self.servers
+                        .iter()
+                        .filter(|s| s.roles.contains(n))
+                        .map(|s| s.name.as_str()),
+                );
+            } else if self.server(n).is_some() {
+                wanted.insert(n.as_str());
+            } else {
+                let mut known = roles.clone();
+                known.extend(self.servers.iter().map(|s| s.name.clone()));
+                return Err(format!(
+                    "unknown role or host `{n}`{}",
+                    suggest(n, known.iter().map(String::as_str))
+                ));
+            }
+        }
+        Ok(self
+            .servers
+            .iter()
+            .filter(|s| wanted.contains(s.name.as_str()))
+            .map(|s| s.name.clone())
+            .collect())
+    }
+
+    /// The primary server of `role`: the first with `primary: true`, else the first.
+    pub fn primary(&self, role: &str) -> Option<&Server> {
+        let in_role = || {
+            self.servers
+                .iter()
+                .filter(|s| s.roles.iter().any(|r| r == role))
+        };
+        in_role()
+            .find(|s| {
+                s.props
+                    .get("primary")
+                    .and_then(|p| p.as_bool().ok())
+                    .unwrap_or(false)
+            })
+            .or_else(|| in_role().next())
+    }
+
+    /// An error message for an unknown task, with the closest names.
+    pub fn unknown_task(&self, name: &str) -> String {
+        format!(
+            "unknown task `{name}`{}",
+            suggest(name, self.tasks.keys().map(String::as_str))
+        )
+    }
+}
+
+/// `; did you mean `a`?` for the names closest to `name`, or nothing.
+pub fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> String {
+    let mut scored: Vec<(usize, &str)> = candidates
+        .map(|c| (distance(name, c), c))
+        .filter(|(d, c)| *d <= (name.len().max(c.len()) / 3).max(2) || c.contains(name))
+        .collect();
+    scored.sort();
+    scored.dedup_by(|a, b| a.1 == b.1);
+    // Only the closest names: a near miss should not drown in merely similar ones.
+    let best = scored.first().map_or(0, |(d, _)| *d);
+    let names: Vec<String> = scored
+        .iter()
+        .filter(|(d, _)| *d == best)
+        .take(3)
+        .map(|(_, c)| format!("`{c}`"))
+        .collect();
+    match names.len() {
+        0 => String::new(),
+        1 => format!("; did you mean {}?", names[0]),
+        _ => format!("; did you mean one of {}?", names.join(", ")),
+    }
+}
+
+/// Edit distance counting a swap of neighbours as one edit (optimal string alignment).
+fn distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    d[0] = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recipe() -> Recipe {
+        let mut r = Recipe::default();
+        r.add_server("web1", &["web".into(), "app".into()], Map::new());
+        r.add_server("web2", &["web".into(), "app".into()], Map::new());
+        let mut p = Map::new();
+        p.insert("primary".into(), true.into());
+        r.add_server("db1", &["db".into()], Map::new());
+        r.add_server("db2", &["db".into()], p);
+        r
+    }
+
+    #[test]
+    fn resolves_roles_once_in_server_order() {
+        let r = recipe();
+        assert_eq!(
+            r.resolve(&["app".into(), "web".into(), "db2".into()])
+                .unwrap(),
+            ["web1", "web2", "db2"]
+        );
+        assert_eq!(r.resolve(&["all".into()]).unwrap().len(), 4);
+        let e = r.resolve(&["wbe".into()]).unwrap_err();
+        assert_eq!(e, "unknown role or host `wbe`; did you mean `web`?");
+    }
+
+    #[test]
+    fn union_of_roles_and_props() {
+        let mut r = recipe();
+        let mut p = Map::new();
+        p.insert("x".into(), 1_i64.into());
+        r.add_server("web1", &["db".into()], p);
+        let s = r.server("web1").unwrap();
+        assert_eq!(s.roles, ["web", "app", "db"]);
+        assert!(s.props.contains_key("x"));
+        assert_eq!(r.servers.len(), 4);
+    }
+
+    #[test]
+    fn primary_prefers_the_flag() {
+        assert_eq!(recipe().primary("db").unwrap().name, "db2");
+        assert_eq!(recipe().primary("web").unwrap().name, "web1");
+    }
+
+    #[test]
+    fn suggestions() {
+        let names = ["deploy:updating", "deploy:publishing", "deploy"];
+        assert_eq!(
+            suggest("deploy:publish", names.iter().copied()),
+            "; did you mean `deploy:publishing`?"
+        );
+        assert_eq!(suggest("zzz", names.iter().copied()), "");
+    }
+}

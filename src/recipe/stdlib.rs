@@ -1,0 +1,121 @@
+//! The stdlib: Rhai modules under `stdlib/`, embedded in the binary, imported by name
+//! (`import "deploy" as deploy;`). Other import paths are files relative to the recipe.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rhai::module_resolvers::ModuleResolver;
+use rhai::{Engine, EvalAltResult, Module, Position, Scope};
+
+/// A module shared between imports (`rhai::Shared` is `Arc` with the `sync` feature).
+pub type SharedModule = Arc<Module>;
+
+/// Modules loaded in a run, by import path.
+pub type Loaded = Arc<Mutex<HashMap<String, SharedModule>>>;
+
+use super::diagnostics::Sources;
+
+/// The embedded modules: (import name, source).
+pub const MODULES: &[(&str, &str)] = &[
+    ("deploy", include_str!("../../stdlib/deploy.rhai")),
+    ("rails", include_str!("../../stdlib/rails.rhai")),
+    ("systemd", include_str!("../../stdlib/systemd.rhai")),
+    ("node", include_str!("../../stdlib/node.rhai")),
+    ("php", include_str!("../../stdlib/php.rhai")),
+];
+
+/// The source of stdlib module `name`.
+pub fn get(name: &str) -> Option<&'static str> {
+    MODULES.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+}
+
+/// The name positions in stdlib module `name` are reported under.
+pub fn source_name(name: &str) -> Option<String> {
+    get(name).map(|_| format!("stdlib/{name}.rhai"))
+}
+
+/// Resolves stdlib names to embedded modules and other paths to files next to the recipe.
+/// Each module is evaluated once per run, when first imported (its top level defines tasks).
+pub struct Resolver {
+    dir: PathBuf,
+    sources: Arc<Sources>,
+    loaded: Loaded,
+}
+
+impl Resolver {
+    /// A resolver for a recipe in `dir`.
+    pub fn new(dir: &Path, sources: Arc<Sources>, loaded: Loaded) -> Self {
+        Resolver {
+            dir: dir.to_path_buf(),
+            sources,
+            loaded,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, SharedModule>> {
+        // Only whole inserts happen under the lock.
+        self.loaded.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn load(
+        &self,
+        engine: &Engine,
+        path: &str,
+        pos: Position,
+    ) -> Result<SharedModule, Box<EvalAltResult>> {
+        let (name, text) = match get(path) {
+            Some(text) => (format!("stdlib/{path}.rhai"), text.to_string()),
+            None => {
+                let mut file = self.dir.join(path);
+                if file.extension().is_none() {
+                    file.set_extension("rhai");
+                }
+                let text = std::fs::read_to_string(&file).map_err(|e| {
+                    EvalAltResult::ErrorModuleNotFound(
+                        format!(
+                            "{path} ({}: {e}; stdlib modules are {})",
+                            file.display(),
+                            MODULES
+                                .iter()
+                                .map(|(n, _)| *n)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        pos,
+                    )
+                })?;
+                (file.display().to_string(), text)
+            }
+        };
+        self.sources.insert(&name, &text);
+        let in_module = |e: Box<EvalAltResult>| {
+            Box::new(EvalAltResult::ErrorInModule(path.to_string(), e, pos))
+        };
+        let mut ast = engine
+            .compile(super::engine::prepare_source(&text))
+            .map_err(|e| in_module(Box::new(EvalAltResult::ErrorParsing(*e.0, e.1))))?;
+        ast.set_source(name.as_str());
+        let module = Module::eval_ast_as_new(Scope::new(), &ast, engine).map_err(in_module)?;
+        Ok(module.into())
+    }
+}
+
+impl ModuleResolver for Resolver {
+    fn resolve(
+        &self,
+        engine: &Engine,
+        _source: Option<&str>,
+        path: &str,
+        pos: Position,
+    ) -> Result<SharedModule, Box<EvalAltResult>> {
+        // Not held across the load: a module may import another one.
+        let cached = self.lock().get(path).cloned();
+        if let Some(m) = cached {
+            return Ok(m);
+        }
+        let module = self.load(engine, path, pos)?;
+        self.lock().insert(path.to_string(), module.clone());
+        Ok(module)
+    }
+}

@@ -1,0 +1,444 @@
+//! Loading a recipe and running its tasks: stages, before/after hooks, Rake's once-per-run
+//! rule, failure hooks, dry-run.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rhai::{Dynamic, Engine, EvalAltResult, Module, Scope, AST};
+
+use crate::backend::{Backend, DryRun, Remote};
+use crate::cli::GlobalArgs;
+use crate::error::Error;
+use crate::fleet::{self, Fleet};
+use crate::recipe::api::override_value;
+use crate::recipe::context::{Filters, Runtime};
+use crate::recipe::diagnostics;
+use crate::recipe::engine;
+use crate::recipe::model::{suggest, Hook};
+use crate::ssh::config::SshConfig;
+
+/// The default recipe file.
+pub const DEFAULT_RECIPE: &str = "deploy.rhai";
+
+/// The recipe file from `-f`, else `./deploy.rhai`.
+pub fn recipe_path(global: &GlobalArgs) -> PathBuf {
+    global
+        .file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_RECIPE))
+}
+
+/// What a recipe load needs besides the file.
+pub struct LoadOptions {
+    /// `--roles`/`--hosts`.
+    pub filters: Filters,
+    /// ssh config for host details.
+    pub ssh_config: SshConfig,
+    /// `--parallel`.
+    pub parallel: Option<usize>,
+    /// `-s key=value`.
+    pub overrides: Vec<(String, String)>,
+    /// Ctrl-C / cancel flag.
+    pub interrupted: Arc<AtomicBool>,
+}
+
+/// A compiled and evaluated recipe, ready to run tasks.
+pub struct Loaded {
+    /// The engine (with this run's module cache).
+    pub engine: Arc<Engine>,
+    /// Shared state.
+    pub rt: Arc<Runtime>,
+    ast: Arc<AST>,
+}
+
+/// Compiles and evaluates `file` (its top level declares servers, tasks, hooks).
+pub fn load(file: &Path, opts: LoadOptions) -> Result<Loaded, Error> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::Usage(format!(
+                "no recipe: {} does not exist (write one, or name it with -f FILE)",
+                file.display()
+            ))
+        } else {
+            Error::Usage(format!("cannot read recipe {}: {e}", file.display()))
+        }
+    })?;
+    let rt = Arc::new(Runtime::new(
+        file.to_path_buf(),
+        opts.filters,
+        opts.ssh_config,
+        opts.parallel,
+        opts.interrupted,
+    ));
+    let name = file.display().to_string();
+    rt.sources.insert(&name, &text);
+    {
+        let mut recipe = rt.recipe();
+        for (k, v) in &opts.overrides {
+            recipe.vars.insert(k.clone(), override_value(v));
+            recipe.locked.insert(k.clone());
+        }
+    }
+    let engine = Arc::new(engine::build(rt.clone()));
+    let mut ast = engine
+        .compile(engine::prepare_source(&text))
+        .map_err(|e| Error::Recipe(diagnostics::parse_error(&e, &name, &rt.sources)))?;
+    ast.set_source(name.as_str());
+    // Evaluated as a module, not a plain script: a module's functions (closures included)
+    // keep its imports (`import "x" as x; ... || x::f()`), which a plain run forgets once it
+    // returns. Closures are later called against one library holding the recipe's and every
+    // imported module's functions.
+    let mut lib =
+        Module::eval_ast_as_new(Scope::new(), &ast, &engine).map_err(|e| classify(&rt, &e))?;
+    for module in rt
+        .modules
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .values()
+    {
+        lib.fill_with(module);
+    }
+    let ast = Arc::new(AST::new_from_module(lib));
+    rt.set_ast(ast.clone());
+    Ok(Loaded { engine, rt, ast })
+}
+
+/// Turns a script error into the user-facing error: a remote failure (exit 1 or 3), Ctrl-C
+/// (130) or a recipe error (4) with file:line:col.
+fn classify(rt: &Runtime, err: &EvalAltResult) -> Error {
+    if rt.interrupted() {
+        return Error::Interrupted;
+    }
+    let main = rt.file.display().to_string();
+    let (leaf, at, _) = diagnostics::innermost(err, &main);
+    let text = diagnostics::message(leaf);
+    match rt.remote_failure(&text) {
+        Some(f) => Error::TaskFailed {
+            message: match at {
+                Some(at) => format!("{}\n  (at {at})", f.message),
+                None => f.message,
+            },
+            unreachable: f.unreachable,
+        },
+        None => Error::Recipe(diagnostics::eval_error(err, &main, &rt.sources)),
+    }
+}
+
+/// Runs task `name` with its hooks, unless it already ran in this run.
+pub fn invoke(engine: &Engine, rt: &Runtime, name: &str) -> Result<(), Box<EvalAltResult>> {
+    let task = {
+        let recipe = rt.recipe();
+        match recipe.tasks.get(name) {
+            Some(t) => t.clone(),
+            None => return Err(recipe.unknown_task(name).into()),
+        }
+    };
+    if !rt.mark_done(name) {
+        return Ok(());
+    }
+    let (before, after) = {
+        let recipe = rt.recipe();
+        (
+            recipe.before.get(name).cloned().unwrap_or_default(),
+            recipe.after.get(name).cloned().unwrap_or_default(),
+        )
+    };
+    let ast = rt
+        .ast()
+        .ok_or("tasks can only run after the recipe is compiled")?;
+    run_hooks(engine, rt, &ast, &before)?;
+    if let Some(backend) = rt.backend() {
+        if !task.bodies.is_empty() {
+            backend.note(&format!("▶ {name}"));
+            backend.step(Some(name));
+        }
+    }
+    for body in &task.bodies {
+        drop(body.call::<Dynamic>(engine, &ast, ())?);
+    }
+    run_hooks(engine, rt, &ast, &after)
+}
+
+fn run_hooks(
+    engine: &Engine,
+    rt: &Runtime,
+    ast: &AST,
+    hooks: &[Hook],
+) -> Result<(), Box<EvalAltResult>> {
+    for hook in hooks {
+        match hook {
+            Hook::Task(t) => invoke(engine, rt, t)?,
+            Hook::Closure(f) => {
+                drop(f.call::<Dynamic>(engine, ast, ())?);
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Loaded {
+    /// Names of the declared stages.
+    pub fn stages(&self) -> Vec<String> {
+        self.rt
+            .recipe()
+            .stages
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Runs the stage's closure (it usually declares servers and variables).
+    pub fn select_stage(&self, name: &str) -> Result<(), Error> {
+        let stage = self
+            .rt
+            .recipe()
+            .stages
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, f)| f.clone());
+        let Some(f) = stage else {
+            let stages = self.stages();
+            return Err(Error::Recipe(format!(
+                "unknown stage `{name}`{}",
+                suggest(name, stages.iter().map(String::as_str))
+            )));
+        };
+        f.call::<Dynamic>(&self.engine, &self.ast, ())
+            .map(|_| ())
+            .map_err(|e| classify(&self.rt, &e))
+    }
+
+    /// Checks, before anything connects, that tasks, hook targets and filters exist.
+    pub fn validate(&self, tasks: &[String]) -> Result<(), Error> {
+        let recipe = self.rt.recipe();
+        for t in tasks {
+            if !recipe.tasks.contains_key(t) {
+                return Err(Error::Recipe(recipe.unknown_task(t)));
+            }
+        }
+        for (kind, hooks) in [("before", &recipe.before), ("after", &recipe.after)] {
+            let mut names: Vec<&String> = hooks.keys().collect();
+            names.sort();
+            for task in names {
+                if !recipe.tasks.contains_key(task) && task != "deploy:failed" {
+                    return Err(Error::Recipe(format!(
+                        "{kind}(\"{task}\", ...): {}",
+                        recipe.unknown_task(task)
+                    )));
+                }
+                for hook in &hooks[task] {
+                    if let Hook::Task(other) = hook {
+                        if !recipe.tasks.contains_key(other) {
+                            return Err(Error::Recipe(format!(
+                                "{kind}(\"{task}\", \"{other}\"): {}",
+                                recipe.unknown_task(other)
+                            )));
+                        }
+                    }
+                }
+            }
+        }
+        let roles = recipe.role_names();
+        for r in &self.rt.filters.roles {
+            if !roles.contains(r) {
+                return Err(Error::Usage(format!(
+                    "--roles: unknown role `{r}`{}",
+                    suggest(r, roles.iter().map(String::as_str))
+                )));
+            }
+        }
+        for h in &self.rt.filters.hosts {
+            if recipe.server(h).is_none() {
+                return Err(Error::Usage(format!(
+                    "--hosts: `{h}` is not a server of this recipe{}",
+                    suggest(h, recipe.servers.iter().map(|s| s.name.as_str()))
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The `keepalive` variable, in seconds or as a duration string.
+    pub fn keepalive(&self) -> Result<Option<Duration>, Error> {
+        let value = self.rt.recipe().vars.get("keepalive").cloned();
+        let Some(v) = value else { return Ok(None) };
+        let seconds = v.as_int().map(|i| i as f64).or_else(|_| v.as_float());
+        match seconds {
+            Ok(s) if s > 0.0 => Ok(Some(Duration::from_secs_f64(s))),
+            _ => crate::cli::parse_duration(&v.to_string())
+                .map(Some)
+                .map_err(|e| Error::Recipe(format!("set(\"keepalive\", ...): {e}"))),
+        }
+    }
+
+    /// Runs `tasks` in order; on failure runs the failure hooks and returns the error.
+    pub fn run_tasks(&self, tasks: &[String], backend: Arc<dyn Backend>) -> Result<(), Error> {
+        self.rt.set_backend(backend.clone());
+        for t in tasks {
+            if let Err(e) = invoke(&self.engine, &self.rt, t) {
+                let error = classify(&self.rt, &e);
+                self.run_failure_hooks(&error, backend.as_ref());
+                return Err(error);
+            }
+        }
+        backend.step(None);
+        Ok(())
+    }
+
+    fn run_failure_hooks(&self, error: &Error, backend: &dyn Backend) {
+        let (hooks, has_failed_task) = {
+            let recipe = self.rt.recipe();
+            (
+                recipe.failure_hooks.clone(),
+                recipe.tasks.contains_key("deploy:failed"),
+            )
+        };
+        if hooks.is_empty() && !has_failed_task {
+            return;
+        }
+        // Failure hooks run even after Ctrl-C: they are how a run cleans up.
+        self.rt.interrupted.store(false, Ordering::SeqCst);
+        backend.note("▶ failure hooks");
+        let main = self.rt.file.display().to_string();
+        let message = error.to_string();
+        for f in hooks {
+            if let Err(e) = f.call::<Dynamic>(&self.engine, &self.ast, (message.clone(),)) {
+                eprintln!(
+                    "warning: failure hook failed: {}",
+                    diagnostics::eval_error(&e, &main, &self.rt.sources)
+                );
+            }
+        }
+        if has_failed_task {
+            if let Err(e) = invoke(&self.engine, &self.rt, "deploy:failed") {
+                eprintln!(
+                    "warning: deploy:failed failed: {}",
+                    diagnostics::eval_error(&e, &main, &self.rt.sources)
+                );
+            }
+        }
+    }
+}
+
+/// Options shared by every command that loads a recipe.
+pub fn load_options(
+    global: &GlobalArgs,
+    interrupted: Arc<AtomicBool>,
+) -> Result<LoadOptions, Error> {
+    let mut overrides = Vec::new();
+    for s in &global.set {
+        let (k, v) = s
+            .split_once('=')
+            .ok_or_else(|| Error::Usage(format!("-s {s}: expected KEY=VALUE")))?;
+        overrides.push((k.trim().to_string(), v.to_string()));
+    }
+    Ok(LoadOptions {
+        filters: Filters {
+            roles: global.roles.clone(),
+            hosts: global.hosts.clone(),
+        },
+        ssh_config: fleet::load_ssh_config(global)?,
+        parallel: global.parallel.map(|n| n as usize),
+        overrides,
+        interrupted,
+    })
+}
+
+/// Splits `[STAGE] TASK...` and selects the stage.
+pub fn split_stage(loaded: &Loaded, targets: &[String]) -> Result<Vec<String>, Error> {
+    let stages = loaded.stages();
+    let mut tasks = targets.to_vec();
+    if let Some(first) = targets.first() {
+        if stages.contains(first) {
+            loaded.select_stage(first)?;
+            tasks.remove(0);
+        } else if !loaded.rt.recipe().tasks.contains_key(first) && !stages.is_empty() {
+            let recipe = loaded.rt.recipe();
+            let known = stages
+                .iter()
+                .map(String::as_str)
+                .chain(recipe.tasks.keys().map(String::as_str));
+            return Err(Error::Recipe(format!(
+                "`{first}` is neither a stage nor a task{}",
+                suggest(first, known)
+            )));
+        }
+    }
+    Ok(tasks)
+}
+
+/// `tether [STAGE] TASK...`.
+pub fn run(
+    global: &GlobalArgs,
+    targets: &[String],
+    interrupted: Arc<AtomicBool>,
+) -> Result<(), Error> {
+    let started = Instant::now();
+    let loaded = load(
+        &recipe_path(global),
+        load_options(global, interrupted.clone())?,
+    )?;
+    let tasks = split_stage(&loaded, targets)?;
+    if tasks.is_empty() {
+        return Err(Error::Usage(
+            "no task given: `tether [STAGE] TASK...`; `tether tasks` lists them".into(),
+        ));
+    }
+    loaded.validate(&tasks)?;
+    if global.dry_run {
+        return loaded.run_tasks(&tasks, Arc::new(DryRun::default()));
+    }
+    let heartbeat = fleet::heartbeat_interval(global, loaded.keepalive()?);
+    let fleet = Arc::new(Fleet::new(global, heartbeat, interrupted)?);
+    let result = loaded.run_tasks(&tasks, Arc::new(Remote::new(fleet.clone())));
+    fleet.reporter.sessions_summary(
+        &format!(
+            "{} {}",
+            tasks.join(" "),
+            if result.is_ok() { "finished" } else { "failed" }
+        ),
+        started.elapsed(),
+    );
+    result
+}
+
+/// `tether tasks [--hooks]`.
+pub fn list(global: &GlobalArgs, hooks: bool, interrupted: Arc<AtomicBool>) -> Result<(), Error> {
+    let loaded = load(&recipe_path(global), load_options(global, interrupted)?)?;
+    let recipe = loaded.rt.recipe();
+    let width = recipe
+        .tasks
+        .keys()
+        .map(|k| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    for task in recipe.tasks.values() {
+        println!("{:width$}  {}", task.name, task.description);
+        if !hooks {
+            continue;
+        }
+        for (kind, map) in [("before", &recipe.before), ("after", &recipe.after)] {
+            for hook in map.get(&task.name).into_iter().flatten() {
+                let what = match hook {
+                    Hook::Task(t) => t.clone(),
+                    Hook::Closure(_) => "(closure)".into(),
+                };
+                println!("{:width$}    {kind}: {what}", "");
+            }
+        }
+    }
+    if !recipe.stages.is_empty() {
+        println!(
+            "\nstages: {}",
+            recipe
+                .stages
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}

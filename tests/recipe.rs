@@ -1,0 +1,379 @@
+//! The recipe language: dry-run golden tests (no sshd) and real-sshd tests of the host-bound
+//! functions, hooks, filters, stages and errors.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use support::lab::Lab;
+use support::tether::{Output, Tether};
+
+/// A directory with `deploy.rhai` holding `text`.
+struct RecipeDir {
+    dir: PathBuf,
+}
+
+impl RecipeDir {
+    fn new(name: &str, text: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("tether-recipe-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("deploy.rhai"), text).unwrap();
+        RecipeDir { dir }
+    }
+
+    fn write(&self, name: &str, text: &str) -> &Self {
+        let path = self.dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+        self
+    }
+
+    fn tether(&self) -> Tether {
+        Tether::new().current_dir(&self.dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for RecipeDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+const LANGUAGE: &str = r#"
+set("application", "shop");
+set("deploy_to", "/srv/shop");
+set("release", || fetch("deploy_to") + "/releases/1");
+server("web1", #{ roles: ["web", "app"] });
+server("web2", #{ roles: ["web", "app"] });
+server("deploy@10.0.0.5:2222", #{ roles: ["db"], primary: true, any_key: "x" });
+role("resque", ["worker1", "worker2"]);
+stage("production", || { server("web9", #{ roles: ["web"] }); set("branch", "main"); });
+
+task("check:disk", "Free disk per host", || {
+    on(["app", "db"], |host| {
+        within(fetch("deploy_to"), || {
+            let free = capture("df -Pk . | tail -1");
+            if !test("[ -w . ]") { throw `${host.name}: not writable`; }
+            with_env(#{ RAILS_ENV: "production" }, || run("bin/check"));
+            as_user("deploy", || run("id -un"));
+            upload("app.yml", "shared/config/app.yml");
+        });
+    });
+    on("db", #{ in: "sequence", wait: 0 }, "echo one host at a time");
+    let out = run_locally("git rev-parse HEAD");
+    invoke("other:task");
+});
+task("other:task", "Print the release", || {
+    on("resque", "echo " + quote(fetch("release")) + " " + fetch("branch", "none"));
+});
+before("check:disk", "hello");
+task("hello", || print("hello from a hook"));
+after("other:task", || print("after other:task"));
+"#;
+
+#[test]
+fn dry_run_prints_the_plan_in_order() {
+    let r = RecipeDir::new("plan", LANGUAGE);
+    r.write("app.yml", "key: value\n");
+    r.tether()
+        .args(&["--dry-run", "production", "check:disk"])
+        .run()
+        .status(0)
+        .stdout_is(
+            "▶ hello
+hello from a hook
+▶ check:disk
+web1                 | $ cd /srv/shop && { df -Pk . | tail -1; }
+web1                 | $ cd /srv/shop && { [ -w . ]; }
+web1                 | $ cd /srv/shop && export RAILS_ENV=production && { bin/check; }
+web1                 | $ cd /srv/shop && sudo -n -u deploy -- sh -c 'id -un'
+web1                 | upload app.yml -> shared/config/app.yml (11 bytes)
+web2                 | $ cd /srv/shop && { df -Pk . | tail -1; }
+web2                 | $ cd /srv/shop && { [ -w . ]; }
+web2                 | $ cd /srv/shop && export RAILS_ENV=production && { bin/check; }
+web2                 | $ cd /srv/shop && sudo -n -u deploy -- sh -c 'id -un'
+web2                 | upload app.yml -> shared/config/app.yml (11 bytes)
+deploy@10.0.0.5:2222 | $ cd /srv/shop && { df -Pk . | tail -1; }
+deploy@10.0.0.5:2222 | $ cd /srv/shop && { [ -w . ]; }
+deploy@10.0.0.5:2222 | $ cd /srv/shop && export RAILS_ENV=production && { bin/check; }
+deploy@10.0.0.5:2222 | $ cd /srv/shop && sudo -n -u deploy -- sh -c 'id -un'
+deploy@10.0.0.5:2222 | upload app.yml -> shared/config/app.yml (11 bytes)
+deploy@10.0.0.5:2222 | $ echo one host at a time
+local | $ git rev-parse HEAD
+▶ other:task
+worker1              | $ echo /srv/shop/releases/1 main
+worker2              | $ echo /srv/shop/releases/1 main
+after other:task
+",
+        );
+}
+
+#[test]
+fn dry_run_filters_and_overrides() {
+    let r = RecipeDir::new("filters", LANGUAGE);
+    r.tether()
+        .args(&[
+            "-n",
+            "other:task",
+            "--hosts",
+            "worker2",
+            "-s",
+            "branch=feature/x",
+        ])
+        .run()
+        .status(0)
+        .stdout_contains("worker2 | $ echo /srv/shop/releases/1 feature/x")
+        .stdout_lacks("worker1");
+    // --roles narrows every on(): no resque host is also web, so nothing runs there.
+    r.tether()
+        .args(&["-n", "other:task", "--roles", "web"])
+        .run()
+        .status(0)
+        .stdout_lacks("worker");
+}
+
+#[test]
+fn tasks_lists_descriptions_and_hooks() {
+    let r = RecipeDir::new("tasks", LANGUAGE);
+    r.tether()
+        .args(&["tasks", "--hooks"])
+        .run()
+        .status(0)
+        .stdout_contains("check:disk  Free disk per host\n")
+        .stdout_contains("before: hello")
+        .stdout_contains("other:task  Print the release\n")
+        .stdout_contains("after: (closure)")
+        .stdout_contains("stages: production");
+}
+
+fn recipe_error(r: &RecipeDir, args: &[&str]) -> Output {
+    let out = r.tether().args(args).run();
+    out.status(4);
+    out
+}
+
+#[test]
+fn errors_name_file_line_and_column() {
+    let r = RecipeDir::new(
+        "errors",
+        "set(\"a\", 1);\ntask(\"x\", || {\n    let n = 1;\n    n.nope();\n});\n",
+    );
+    recipe_error(&r, &["x"])
+        .stderr_contains("deploy.rhai:4:7: Function not found: nope (i64)")
+        .stderr_contains("4 |     n.nope();\n  |       ^");
+
+    let r = RecipeDir::new("syntax", "task(\"x\", || {\n  let = 3;\n});\n");
+    recipe_error(&r, &["x"]).stderr_contains("deploy.rhai:2:7: syntax error");
+
+    let r = RecipeDir::new("unknown", "task(\"deploy:check\", || {});\ntask(\"y\", || { on(\"nope\", \"true\"); });\nserver(\"a\", #{ roles: [\"web\"] });\n");
+    recipe_error(&r, &["deploy:chek"]).stderr_contains("did you mean `deploy:check`");
+    recipe_error(&r, &["y"]).stderr_contains("deploy.rhai:2:16: unknown role or host `nope`");
+    r.tether()
+        .args(&["y", "--roles", "wbe"])
+        .run()
+        .status(2)
+        .stderr_contains("unknown role `wbe`; did you mean `web`?");
+
+    let r = RecipeDir::new("hook", "task(\"a\", || {});\nafter(\"b\", \"a\");\n");
+    recipe_error(&r, &["a"]).stderr_contains("after(\"b\", ...): unknown task `b`");
+
+    let r = RecipeDir::new(
+        "stage",
+        "stage(\"production\", || {});\ntask(\"a\", || {});\n",
+    );
+    recipe_error(&r, &["prodution", "a"])
+        .stderr_contains("`prodution` is neither a stage nor a task; did you mean `production`?");
+
+    // An error inside an imported local module names the module's file.
+    let r = RecipeDir::new(
+        "module",
+        "import \"lib/helpers\" as h;\ntask(\"m\", || { h::broken(); });\n",
+    );
+    r.write(
+        "lib/helpers.rhai",
+        "fn broken() {\n    undefined_thing();\n}\n",
+    );
+    recipe_error(&r, &["m"])
+        .stderr_contains("lib/helpers.rhai:2:5: Function not found: undefined_thing");
+}
+
+#[test]
+fn a_runaway_loop_is_stopped_by_the_operations_limit() {
+    let r = RecipeDir::new("loop", "task(\"spin\", || { loop { } });\n");
+    recipe_error(&r, &["spin"]).stderr_contains("Too many operations");
+}
+
+fn lab_recipe(lab: &Lab, name: &str, body: &str) -> RecipeDir {
+    let _ = lab;
+    RecipeDir::new(
+        name,
+        &format!(
+            "server(\"web1\", #{{ roles: [\"web\", \"app\"], flavour: \"blue\" }});\nserver(\"web2\", #{{ roles: [\"web\", \"app\"] }});\nserver(\"db1\", #{{ roles: [\"db\"], primary: true }});\n{body}"
+        ),
+    )
+}
+
+fn lab(names: &[&str]) -> Lab {
+    Lab::builder().names(names).start()
+}
+
+#[test]
+fn host_bound_functions_against_real_hosts() {
+    let lab = lab(&["web1", "web2", "db1"]);
+    let r = lab_recipe(
+        &lab,
+        "fns",
+        r#"
+task("t", || {
+    on(["app", "db"], |host| {
+        run("mkdir -p /srv/app/shared/config");
+        within("/srv/app", || {
+            let pwd = capture("pwd");
+            if pwd != "/srv/app" { throw "bad pwd " + pwd; }
+            if !test("[ -d shared ]") { throw "no shared"; }
+            if test("[ -e missing ]") { throw "test lied"; }
+            within("shared", || {
+                with_env(#{ GREETING: "hi there", OTHER: "it's" }, || {
+                    run("echo \"$GREETING|$OTHER|$(pwd)\" > env.txt");
+                });
+            });
+            let who = as_user("nobody", || capture("id -un"));
+            upload("local.txt", "shared/config/uploaded.txt");
+            let info = `${host.name} ${host.port} ${host.roles} ${host.has_role("db")} ${host.props.flavour}`;
+            run("echo " + quote(info + " " + who) + " > /srv/app/info.txt");
+        });
+    });
+    let r = on("db", "cat /srv/app/info.txt; echo err >&2");
+    if r["db1"].code != 0 || r["db1"].stderr != "err\n" { throw "bad map " + r; }
+    print("local: " + run_locally("echo from-local"));
+});
+"#,
+    );
+    r.write("local.txt", "uploaded content\n");
+    let out = r.tether().ssh_config(&lab.ssh_config()).args(&["t"]).run();
+    out.status(0)
+        .stdout_contains("local: from-local")
+        .stdout_contains("db1  | db1 ");
+    for h in ["web1", "web2", "db1"] {
+        let root = &lab.host(h).root_dir;
+        assert_eq!(
+            std::fs::read_to_string(root.join("app/shared/env.txt")).unwrap(),
+            "hi there|it's|/srv/app/shared\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.join("app/shared/config/uploaded.txt")).unwrap(),
+            "uploaded content\n"
+        );
+        let info = std::fs::read_to_string(root.join("app/info.txt")).unwrap();
+        let port = lab.host(h).port;
+        let expected_roles = if h == "db1" {
+            "[\"db\"] true"
+        } else {
+            "[\"web\", \"app\"] false"
+        };
+        let flavour = if h == "web1" { "blue" } else { "" };
+        assert_eq!(
+            info,
+            format!("{h} {port} {expected_roles} {flavour} nobody\n")
+        );
+    }
+}
+
+#[test]
+fn failures_stop_dispatch_run_failure_hooks_and_name_hosts() {
+    let lab = lab(&["web1", "web2", "db1"]);
+    let r = lab_recipe(
+        &lab,
+        "fail",
+        r#"
+task("deploy", || {
+    on("all", |host| {
+        if host.name == "web2" { run("echo broken >&2; exit 7"); }
+        run("sleep 1; echo first >> /srv/log");
+        run("echo second >> /srv/log");
+    });
+    on("all", "echo never >> /srv/log");
+});
+on_failure(|err| { on("all", "echo cleanup >> /srv/cleanup"); print("failure hook saw: " + err.sub_string(0, 14)); });
+"#,
+    );
+    let out = r
+        .tether()
+        .ssh_config(&lab.ssh_config())
+        .args(&["deploy"])
+        .run();
+    out.status(1)
+        .stderr_contains("web2: `echo broken >&2; exit 7` failed with exit status 7")
+        .stderr_contains("    broken")
+        .stderr_contains("(at deploy.rhai:")
+        .stdout_contains("failure hook saw: 1 of 3 hosts");
+    for h in ["web1", "db1"] {
+        // In flight when web2 failed: finished; the next command was not dispatched.
+        assert_eq!(
+            std::fs::read_to_string(lab.host(h).root_dir.join("log")).unwrap(),
+            "first\n"
+        );
+    }
+    assert!(!lab.host("web2").root_dir.join("log").exists());
+    for h in ["web1", "web2", "db1"] {
+        assert_eq!(
+            std::fs::read_to_string(lab.host(h).root_dir.join("cleanup")).unwrap(),
+            "cleanup\n"
+        );
+    }
+}
+
+#[test]
+fn hooks_run_in_order_and_tasks_once() {
+    let lab = lab(&["web1", "web2", "db1"]);
+    let r = lab_recipe(
+        &lab,
+        "hooks",
+        r#"
+fn mark(what) { on("db", "echo " + what + " >> /srv/order"); }
+task("a", || mark("a"));
+task("b", || { mark("b"); invoke("a"); });
+task("c", || mark("c"));
+before("b", "a");
+before("b", || mark("before-b-closure"));
+after("b", "c");
+after("c", || mark("after-c"));
+stage("staging", || { set("x", "staged"); });
+task("show", || mark(fetch("x", "unstaged")));
+"#,
+    );
+    r.tether()
+        .ssh_config(&lab.ssh_config())
+        .args(&["b", "a", "c"])
+        .run()
+        .status(0);
+    r.tether()
+        .ssh_config(&lab.ssh_config())
+        .args(&["staging", "show"])
+        .run()
+        .status(0);
+    assert_eq!(
+        std::fs::read_to_string(lab.host("db1").root_dir.join("order")).unwrap(),
+        "a\nbefore-b-closure\nb\nc\nafter-c\nstaged\n"
+    );
+}
+
+#[test]
+fn run_roles_reads_the_recipe() {
+    let lab = lab(&["web1", "web2", "db1"]);
+    let r = lab_recipe(&lab, "runroles", "");
+    r.tether()
+        .ssh_config(&lab.ssh_config())
+        .args(&["run", "--roles", "web", "--", "echo hi"])
+        .run()
+        .status(0)
+        .stdout_contains("web1 | hi")
+        .stdout_contains("web2 | hi")
+        .stdout_lacks("db1 |");
+    let _ = r.path();
+}

@@ -20,8 +20,13 @@ pub fn install() -> Arc<AtomicBool> {
                 return;
             };
             rt.block_on(async {
+                // Counted apart from the flag: failure hooks clear the flag to run, and a
+                // second Ctrl-C must still end the process.
+                let mut presses = 0;
                 while tokio::signal::ctrl_c().await.is_ok() {
-                    if seen.swap(true, Ordering::SeqCst) {
+                    presses += 1;
+                    seen.store(true, Ordering::SeqCst);
+                    if presses > 1 {
                         eprintln!("\ninterrupted twice: exiting now");
                         std::process::exit(EXIT_INTERRUPTED);
                     }

@@ -35,13 +35,10 @@ fn select_hosts(
         loaded.select_stage(stage)?;
     }
     loaded.validate(&[])?;
-    let recipe = loaded.rt.recipe();
-    let hosts: Vec<String> = recipe
-        .servers
-        .iter()
-        .filter(|s| global.roles.is_empty() || s.roles.iter().any(|r| global.roles.contains(r)))
-        .filter(|s| global.hosts.is_empty() || global.hosts.contains(&s.name))
-        .map(|s| s.name.clone())
+    let hosts: Vec<String> = loaded
+        .selected_hosts()?
+        .into_iter()
+        .map(|h| h.name)
         .collect();
     if hosts.is_empty() {
         return Err(Error::Usage(

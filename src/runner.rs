@@ -12,6 +12,7 @@ use crate::backend::{Backend, DryRun, Remote};
 use crate::cli::GlobalArgs;
 use crate::error::Error;
 use crate::fleet::{self, Fleet};
+use crate::host::HostTarget;
 use crate::recipe::api::override_value;
 use crate::recipe::context::{Filters, Runtime};
 use crate::recipe::diagnostics;
@@ -260,6 +261,21 @@ impl Loaded {
         Ok(())
     }
 
+    /// The recipe's servers narrowed by `--roles`/`--hosts`.
+    pub fn selected_hosts(&self) -> Result<Vec<HostTarget>, Error> {
+        let recipe = self.rt.recipe();
+        let filters = &self.rt.filters;
+        recipe
+            .servers
+            .iter()
+            .filter(|s| filters.hosts.is_empty() || filters.hosts.contains(&s.name))
+            .filter(|s| {
+                filters.roles.is_empty() || s.roles.iter().any(|r| filters.roles.contains(r))
+            })
+            .map(|s| HostTarget::parse(&s.name).map_err(Error::Recipe))
+            .collect()
+    }
+
     /// The `keepalive` variable, in seconds or as a duration string.
     pub fn keepalive(&self) -> Result<Option<Duration>, Error> {
         let value = self.rt.recipe().vars.get("keepalive").cloned();
@@ -392,6 +408,9 @@ pub fn run(
     }
     let heartbeat = fleet::heartbeat_interval(global, loaded.keepalive()?);
     let fleet = Arc::new(Fleet::new(global, heartbeat, interrupted)?);
+    // Every selected host gets its session now, in parallel, and keeps it (serviced by its
+    // heartbeat) until the run ends, whether or not the current step uses it.
+    fleet.connect(&loaded.selected_hosts()?)?;
     let result = loaded.run_tasks(&tasks, Arc::new(Remote::new(fleet.clone())));
     fleet.reporter.sessions_summary(
         &format!(

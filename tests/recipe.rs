@@ -377,3 +377,50 @@ fn run_roles_reads_the_recipe() {
         .stdout_lacks("db1 |");
     let _ = r.path();
 }
+
+#[test]
+fn ctrl_c_waits_for_running_commands_runs_failure_hooks_and_exits_130() {
+    let lab = lab(&["web1", "web2", "db1"]);
+    let r = lab_recipe(
+        &lab,
+        "ctrlc",
+        r#"
+task("slow", || {
+    on("all", "sleep 3; echo finished >> /srv/log");
+    on("all", "echo never >> /srv/log");
+});
+on_failure(|err| { on("all", "echo cleanup: " + quote(err) + " >> /srv/log"); });
+"#,
+    );
+    let child = r
+        .tether()
+        .ssh_config(&lab.ssh_config())
+        .args(&["slow"])
+        .spawn();
+    // Wait until the sleep runs everywhere, then interrupt.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while lab
+        .hosts()
+        .iter()
+        .any(|h| lab.connection_pids(&h.name).is_empty())
+    {
+        assert!(std::time::Instant::now() < deadline, "never connected");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    for h in lab.hosts() {
+        assert_eq!(
+            std::fs::read_to_string(h.root_dir.join("log")).unwrap(),
+            "finished\ncleanup: interrupted\n",
+            "{}",
+            h.name
+        );
+    }
+}

@@ -510,10 +510,19 @@ impl WorkerState {
         };
         let mut result = self.exec_once(command, &opts, quiet);
         if let Err(ExecError::NotStarted(reason)) = &result {
-            // The command never reached the server: running it on a new session is safe.
-            let reason = format!("session found dead before `{command}` ({reason})");
-            if self.replace_session(reason, false) {
-                result = self.exec_once(command, &opts, quiet);
+            if self.interval.is_none() {
+                // --no-keepalive shows what tether prevents: the server dropped the idle
+                // session, and nothing replaces it.
+                result = Err(ExecError::NotStarted(format!(
+                    "connection lost while idle: the server closed the session before `{command}` \
+                     ({reason}); the heartbeat is off (--no-keepalive)"
+                )));
+            } else {
+                // The command never reached the server: running it on a new session is safe.
+                let reason = format!("session found dead before `{command}` ({reason})");
+                if self.replace_session(reason, false) {
+                    result = self.exec_once(command, &opts, quiet);
+                }
             }
         }
         let result = match result {

@@ -2,13 +2,14 @@
 //! workers; the dry-run backend only prints them (SSHKit's printer), so a dry run walks the same
 //! calls in the same order and connects to nothing.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::fleet::Fleet;
 use crate::host::HostTarget;
 use crate::pool::{FanOut, HostResult};
-use crate::ssh::exec::{ExecOutput, ExitStatus};
+use crate::ssh::exec::{ExecOptions, ExecOutput, ExitStatus};
 use crate::ssh::SshError;
 
 /// Executes commands for a recipe run.
@@ -18,7 +19,8 @@ pub trait Backend: Send + Sync {
     /// Runs (host, command) pairs as `how` says; results in input order.
     fn fan_out(&self, commands: &[(String, String)], how: &FanOut) -> Vec<HostResult>;
     /// Runs one command on one host; `stdin` is fed to it; `quiet` keeps its stdout from
-    /// being printed (`capture`).
+    /// being printed (`capture`); `pty` asks for a pseudo-terminal (never given to a command
+    /// fed on stdin: the terminal would echo and translate its bytes).
     fn exec(
         &self,
         host: &str,
@@ -26,12 +28,15 @@ pub trait Backend: Send + Sync {
         stdin: Option<Vec<u8>>,
         timeout: Option<Duration>,
         quiet: bool,
+        pty: bool,
     ) -> Result<ExecOutput, SshError>;
-    /// Lists an upload (dry run) or nothing (remote: the upload is a command).
-    fn describe_upload(&self, host: &str, local: &str, remote: &str, bytes: usize);
+    /// Lists an upload (dry run) or nothing (remote: the upload is a command); `bytes` is
+    /// `None` for a file that does not exist yet.
+    fn describe_upload(&self, host: &str, local: &str, remote: &str, bytes: Option<u64>);
     /// Prints a line of tether's own (task headers, recipe `print`).
     fn note(&self, text: &str);
-    /// Names the step in progress (live status line).
+    /// Names the task in progress (task header, live status line, JSON `task_started`);
+    /// `None` when the run is over.
     fn step(&self, step: Option<&str>);
     /// Whether this is a dry run (closures then run host by host, for a stable plan).
     fn is_dry_run(&self) -> bool;
@@ -40,12 +45,40 @@ pub trait Backend: Send + Sync {
 /// Commands go to the hosts' sessions.
 pub struct Remote {
     fleet: Arc<Fleet>,
+    /// Once set, no further command is dispatched.
+    cancel: Arc<AtomicBool>,
+    /// Once set, in-flight PTY commands are stopped (their terminal hung up).
+    kill: Arc<AtomicBool>,
+    /// Every command gets a pseudo-terminal (`--pty`).
+    pty: bool,
 }
 
 impl Remote {
-    /// A backend over `fleet`.
+    /// A backend over `fleet` for one run: Ctrl-C (the fleet's flag) stops dispatching and
+    /// stops in-flight PTY commands; commands without a PTY are waited for.
     pub fn new(fleet: Arc<Fleet>) -> Self {
-        Remote { fleet }
+        let flag = fleet.interrupted.clone();
+        Remote {
+            fleet,
+            cancel: flag.clone(),
+            kill: flag,
+            pty: false,
+        }
+    }
+
+    /// Gives every command a pseudo-terminal (`--pty`).
+    pub fn with_pty(mut self, pty: bool) -> Self {
+        self.pty = pty;
+        self
+    }
+
+    /// Uses a run's own flags instead of the fleet's Ctrl-C flag (watch mode, where the fleet
+    /// outlives many runs): `cancel` stops dispatching, `kill` stops in-flight PTY commands.
+    /// The fleet's Ctrl-C flag still stops every fan-out.
+    pub fn with_flags(mut self, cancel: Arc<AtomicBool>, kill: Arc<AtomicBool>) -> Self {
+        self.cancel = cancel;
+        self.kill = kill;
+        self
     }
 }
 
@@ -55,7 +88,13 @@ impl Backend for Remote {
     }
 
     fn fan_out(&self, commands: &[(String, String)], how: &FanOut) -> Vec<HostResult> {
-        self.fleet.exec(commands, how)
+        let how = FanOut {
+            pty: how.pty || self.pty,
+            cancel: Some(self.cancel.clone()),
+            kill: Some(self.kill.clone()),
+            ..how.clone()
+        };
+        self.fleet.exec(commands, &how)
     }
 
     fn exec(
@@ -65,16 +104,22 @@ impl Backend for Remote {
         stdin: Option<Vec<u8>>,
         timeout: Option<Duration>,
         quiet: bool,
+        pty: bool,
     ) -> Result<ExecOutput, SshError> {
-        let result = self
-            .fleet
-            .pool
-            .exec_one(host, command, stdin, timeout, quiet);
+        let opts = ExecOptions {
+            pty: (pty || self.pty) && stdin.is_none(),
+            stdin,
+            timeout,
+            stop: Some(self.kill.clone()),
+            keepalive: None,
+            forward_agent: false,
+        };
+        let result = self.fleet.pool.exec_one(host, command, opts, quiet);
         self.fleet.reporter.barrier();
         result
     }
 
-    fn describe_upload(&self, _host: &str, _local: &str, _remote: &str, _bytes: usize) {}
+    fn describe_upload(&self, _host: &str, _local: &str, _remote: &str, _bytes: Option<u64>) {}
 
     fn note(&self, text: &str) {
         self.fleet.reporter.line(text);
@@ -82,6 +127,9 @@ impl Backend for Remote {
 
     fn step(&self, step: Option<&str>) {
         self.fleet.reporter.set_step(step);
+        if let Some(task) = step {
+            self.fleet.reporter.task_started(task);
+        }
     }
 
     fn is_dry_run(&self) -> bool {
@@ -145,20 +193,26 @@ impl Backend for DryRun {
         _stdin: Option<Vec<u8>>,
         _timeout: Option<Duration>,
         _quiet: bool,
+        _pty: bool,
     ) -> Result<ExecOutput, SshError> {
         self.print(host, &format!("$ {command}"));
         Ok(Self::success())
     }
 
-    fn describe_upload(&self, host: &str, local: &str, remote: &str, bytes: usize) {
-        self.print(host, &format!("upload {local} -> {remote} ({bytes} bytes)"));
+    fn describe_upload(&self, host: &str, local: &str, remote: &str, bytes: Option<u64>) {
+        let size = bytes.map_or_else(|| "made during the run".into(), |b| format!("{b} bytes"));
+        self.print(host, &format!("upload {local} -> {remote} ({size})"));
     }
 
     fn note(&self, text: &str) {
         println!("{text}");
     }
 
-    fn step(&self, _step: Option<&str>) {}
+    fn step(&self, step: Option<&str>) {
+        if let Some(task) = step {
+            println!("▶ {task}");
+        }
+    }
 
     fn is_dry_run(&self) -> bool {
         true

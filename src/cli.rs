@@ -50,12 +50,29 @@ pub struct GlobalArgs {
     /// Print more: connections, every command, heartbeats even on a terminal.
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// Reach every host through these jump hosts (`bastion`, `a,b`, `user@host:port`; `none`
+    /// for directly), replacing a recipe's `via` and the ssh config's ProxyJump.
+    #[arg(
+        short = 'J',
+        long = "jump",
+        global = true,
+        value_name = "[USER@]HOST[:PORT][,...]"
+    )]
+    pub jump: Option<String>,
+    /// Ask for the sudo password on the terminal (for `as_user`; `TETHER_SUDO_PASSWORD` is
+    /// used when set). It is fed to sudo on stdin and masked in all output.
+    #[arg(long, global = true)]
+    pub ask_sudo_password: bool,
     /// Heartbeat interval for idle sessions (`15s`, `500ms`, `1m`) [default: 15s].
     #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
     pub keepalive: Option<Duration>,
     /// Disable the heartbeat (for diagnosis only: idle sessions may then be dropped).
     #[arg(long, global = true, conflicts_with = "keepalive")]
     pub no_keepalive: bool,
+    /// Run commands on a pseudo-terminal (stderr is then merged into stdout; Ctrl-C and
+    /// `watch --kill` can stop them).
+    #[arg(long, global = true)]
+    pub pty: bool,
     /// Run on at most N hosts at once [default: all].
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub parallel: Option<u32>,
@@ -74,6 +91,36 @@ pub enum Command {
     Run(RunArgs),
     /// List the recipe's tasks.
     Tasks(TasksArgs),
+    /// Report the server settings that could end an idle session (exit 1 if any is at risk).
+    Check(CheckArgs),
+    /// Run tasks, then re-run them whenever the recipe or a module it imports changes, with
+    /// the sessions kept open between runs.
+    Watch(WatchArgs),
+}
+
+/// `tether watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Stop in-flight PTY commands when a change cancels a run (default: wait for them).
+    #[arg(long)]
+    pub kill: bool,
+    /// Quiet time after a change before the run starts.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "100ms")]
+    pub debounce: Duration,
+    /// Tasks to run, optionally after a stage (`tether watch staging deploy:check`).
+    #[arg(required = true, value_name = "TASK")]
+    pub targets: Vec<String>,
+}
+
+/// `tether check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Read the sshd config files instead of running `sshd -T` (which needs root).
+    #[arg(long)]
+    pub parse_config: bool,
+    /// With a recipe: check this stage's servers.
+    #[arg(value_name = "STAGE")]
+    pub stage: Option<String>,
 }
 
 /// `tether tasks`.

@@ -20,6 +20,9 @@ pub struct CommandContext {
     pub env: Vec<(String, String)>,
     /// Run as this user through `sudo -n` (`as_user`).
     pub user: Option<String>,
+    /// `user` through `sudo -A` with the sudo password that tether writes as the first line of
+    /// the command's stdin (see [`CommandContext::render`]), instead of `sudo -n`.
+    pub sudo_askpass: bool,
 }
 
 impl CommandContext {
@@ -58,7 +61,29 @@ impl CommandContext {
         }
     }
 
+    /// This context with (or without) a sudo password for `as_user`.
+    pub fn with_sudo_password(&self, on: bool) -> Self {
+        CommandContext {
+            sudo_askpass: on,
+            ..self.clone()
+        }
+    }
+
+    /// Whether the rendered command reads the sudo password as the first line of its stdin.
+    pub fn needs_sudo_password(&self) -> bool {
+        self.user.is_some() && self.sudo_askpass
+    }
+
     /// The shell string for `command` in this context.
+    ///
+    /// As another user: `sudo -n -u USER -- [env K=V] sh -c 'command'`, which fails at once
+    /// if sudo wants a password. With [`sudo_askpass`](CommandContext::sudo_askpass), a
+    /// wrapper reads the password from the first line of stdin (never from the command line,
+    /// which `ps` shows), writes a one-line askpass helper that prints it from the
+    /// environment, and runs `sudo -A`: sudo asks the helper only if it needs a password, so
+    /// with NOPASSWD the password goes nowhere, and the rest of stdin (an upload) reaches the
+    /// command untouched, which `sudo -S` cannot promise. The variable is removed from the
+    /// command's environment.
     pub fn render(&self, command: &str) -> String {
         let mut out = String::new();
         if let Some(dir) = &self.dir {
@@ -70,6 +95,23 @@ impl CommandContext {
             .map(|(k, v)| format!("{k}={}", quote(v)))
             .collect();
         match &self.user {
+            Some(user) if self.sudo_askpass => {
+                let env = if assignments.is_empty() {
+                    String::new()
+                } else {
+                    format!("{} ", assignments.join(" "))
+                };
+                out.push_str(&format!(
+                    "{{ IFS= read -r TETHER_SUDO_PW; export TETHER_SUDO_PW; \
+                     if a=$(mktemp); then \
+                     printf '%s\\n' '#!/bin/sh' 'printf \"%s\\n\" \"$TETHER_SUDO_PW\"' >\"$a\" \
+                     && chmod 700 \"$a\" \
+                     && SUDO_ASKPASS=\"$a\" sudo -A -u {} -- env -u TETHER_SUDO_PW {env}sh -c {}; \
+                     s=$?; rm -f \"$a\"; (exit \"$s\"); else (exit 125); fi; }}",
+                    quote(user),
+                    quote(command)
+                ));
+            }
             Some(user) => {
                 out.push_str(&format!("sudo -n -u {} -- ", quote(user)));
                 if !assignments.is_empty() {
@@ -128,6 +170,62 @@ mod tests {
     #[test]
     fn plain_command_is_unchanged() {
         assert_eq!(CommandContext::default().render("uptime"), "uptime");
+    }
+
+    #[test]
+    fn sudo_password_wrapper_feeds_sudo_and_keeps_stdin() {
+        // A stand-in for sudo: asks the askpass helper, checks the password, runs the rest.
+        let dir = std::env::temp_dir().join(format!("tether-askpass-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sudo = dir.join("sudo");
+        std::fs::write(
+            &sudo,
+            "#!/bin/sh\n[ \"$1\" = -A ] && [ \"$2\" = -u ] && [ \"$4\" = -- ] || exit 90\n\
+             pw=$(\"$SUDO_ASKPASS\") || exit 91\n[ \"$pw\" = \"$EXPECTED\" ] || exit 92\n\
+             shift 4\nexec \"$@\"\n",
+        )
+        .unwrap();
+        std::process::Command::new("chmod")
+            .args(["755"])
+            .arg(&sudo)
+            .status()
+            .unwrap();
+        let ctx = CommandContext::default()
+            .with_env(&[("A".into(), "x y".into())])
+            .as_user("deploy")
+            .with_sudo_password(true);
+        assert!(ctx.needs_sudo_password());
+        let rendered = ctx.render("cat; echo \"A=$A pw=${TETHER_SUDO_PW-unset}\"");
+        assert!(!rendered.contains("s3cret"));
+        let run = |expected: &str| {
+            let mut child = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(&rendered)
+                .env(
+                    "PATH",
+                    format!("{}:{}", dir.display(), std::env::var("PATH").unwrap()),
+                )
+                .env("EXPECTED", expected)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write as _;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(b"s3cret\nfile data\n").unwrap();
+            drop(stdin);
+            let out = child.wait_with_output().unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        };
+        assert_eq!(
+            run("s3cret"),
+            (Some(0), "file data\nA=x y pw=unset\n".to_string())
+        );
+        assert_eq!(run("other").0, Some(92));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

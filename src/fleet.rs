@@ -67,7 +67,8 @@ impl Fleet {
             DEFAULT_MAX_HANDSHAKES,
             reporter.sender(),
             interrupted.clone(),
-        );
+        )
+        .with_jump(global.jump.clone());
         Ok(Fleet {
             pool,
             reporter,
@@ -79,9 +80,11 @@ impl Fleet {
     pub fn connect(&self, hosts: &[HostTarget]) -> Result<(), Error> {
         let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
         self.reporter.set_hosts(&names);
-        self.pool
-            .ensure(hosts)
-            .map_err(|e| Error::Usage(format!("cannot start host threads: {e}")))
+        self.pool.ensure(hosts).map_err(|e| match e.kind() {
+            // A bad ProxyJump / `via` / -J: a configuration error naming the host.
+            std::io::ErrorKind::InvalidInput => Error::Usage(e.to_string()),
+            _ => Error::Usage(format!("cannot start host threads: {e}")),
+        })
     }
 
     /// Runs one command per (host, command) pair; output is streamed by the reporter.

@@ -12,6 +12,12 @@ pub struct HostTarget {
     pub user: Option<String>,
     /// Port given in the name (`:port`), overriding the config.
     pub port: Option<u16>,
+    /// Jump hosts to reach it through, replacing the config's `ProxyJump` (a recipe's
+    /// `via: "bastion"`; `"none"` means directly).
+    pub via: Option<String>,
+    /// Forward the local ssh-agent, replacing the config's `ForwardAgent` (a recipe's
+    /// `forward_agent: true`).
+    pub forward_agent: Option<bool>,
 }
 
 impl HostTarget {
@@ -56,7 +62,21 @@ impl HostTarget {
             alias,
             user,
             port,
+            via: None,
+            forward_agent: None,
         })
+    }
+
+    /// This host with agent forwarding on or off (see [`HostTarget::forward_agent`]).
+    pub fn with_forward_agent(mut self, on: Option<bool>) -> Self {
+        self.forward_agent = on;
+        self
+    }
+
+    /// This host, reached through `via` (see [`HostTarget::via`]).
+    pub fn with_via(mut self, via: Option<String>) -> Self {
+        self.via = via;
+        self
     }
 }
 

@@ -2,6 +2,7 @@
 //! by one thread, kept open and alive for the whole run.
 
 pub mod backend;
+pub mod check;
 pub mod cli;
 pub mod command;
 pub mod error;
@@ -13,4 +14,6 @@ pub mod recipe;
 pub mod report;
 pub mod run;
 pub mod runner;
+pub mod secret;
 pub mod ssh;
+pub mod watch;

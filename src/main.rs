@@ -5,10 +5,16 @@ use tether::error::Error;
 
 fn main() {
     let cli = Cli::parse();
+    if let Err(e) = tether::secret::init_sudo_password(cli.global.ask_sudo_password) {
+        eprintln!("error: {e}");
+        std::process::exit(Error::Usage(e).exit_code());
+    }
     let interrupted = tether::interrupt::install();
     let result: Result<(), Error> = match &cli.command {
         Some(Command::Run(args)) => tether::run::run(&cli.global, args, interrupted),
         Some(Command::Tasks(args)) => tether::runner::list(&cli.global, args.hooks, interrupted),
+        Some(Command::Check(args)) => tether::check::check(&cli.global, args, interrupted),
+        Some(Command::Watch(args)) => tether::watch::run(&cli.global, args, interrupted),
         None if cli.targets.is_empty() => Err(Error::Usage(
             "nothing to do: `tether [STAGE] TASK...`, `tether tasks`, `tether run -- CMD` (see --help)"
                 .into(),
@@ -16,7 +22,7 @@ fn main() {
         None => tether::runner::run(&cli.global, &cli.targets, interrupted),
     };
     if let Err(e) = result {
-        eprintln!("error: {e}");
+        eprintln!("error: {}", tether::secret::mask(&e.to_string()));
         std::process::exit(e.exit_code());
     }
 }

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use crate::host::HostTarget;
 use crate::ssh::config::SshConfig;
-use crate::ssh::exec::ExecOutput;
-use crate::ssh::worker::{Event, HandshakeLimiter, HostWorker, WorkerSettings};
+use crate::ssh::exec::{ExecOptions, ExecOutput};
+use crate::ssh::jump::{self, Jumps};
+use crate::ssh::worker::{Event, EventKind, HandshakeLimiter, HostWorker, WorkerSettings};
 use crate::ssh::SshError;
 
 /// Concurrent handshakes allowed by default: under sshd's default `MaxStartups 10:30:100`,
@@ -47,6 +48,38 @@ pub struct FanOut {
     pub timeout: Option<Duration>,
     /// Pause between batches (`parallel` hosts each), as Capistrano's `wait:`.
     pub wait: Option<Duration>,
+    /// Run the commands on a pseudo-terminal (`on(.., #{ pty: true }, ..)`, `--pty`).
+    pub pty: bool,
+    /// A run's own cancel flag: once set, no further command is dispatched (besides the pool's
+    /// Ctrl-C flag, which stops every fan-out). Watch mode gives each run its own, so
+    /// cancelling one run leaves the next one and the heartbeat alone.
+    pub cancel: Option<Arc<AtomicBool>>,
+    /// Once set, in-flight PTY commands are stopped (channel closed: SIGHUP); commands
+    /// without a PTY are waited for.
+    pub kill: Option<Arc<AtomicBool>>,
+    /// Bytes fed to every command's stdin (the sudo password line of an `as_user` command).
+    pub stdin: Option<Vec<u8>>,
+}
+
+impl FanOut {
+    /// Whether this fan-out's own cancel flag is set.
+    pub fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::SeqCst))
+    }
+
+    /// Options for one of this fan-out's commands.
+    pub fn exec_options(&self) -> ExecOptions {
+        ExecOptions {
+            timeout: self.timeout,
+            // A terminal would echo the stdin (a sudo password) back into the output.
+            pty: self.pty && self.stdin.is_none(),
+            stop: self.kill.clone(),
+            stdin: self.stdin.clone(),
+            ..ExecOptions::default()
+        }
+    }
 }
 
 /// Workers by host name.
@@ -57,6 +90,10 @@ pub struct Pool {
     events: Sender<Event>,
     workers: Mutex<HashMap<String, Arc<HostWorker>>>,
     interrupted: Arc<AtomicBool>,
+    /// Jump host workers (ProxyJump), one per route, shared by the hosts behind them.
+    jumps: Jumps,
+    /// `-J/--jump`: jump hosts for every host, replacing `via` and the config's ProxyJump.
+    jump: Option<String>,
 }
 
 impl Pool {
@@ -68,14 +105,24 @@ impl Pool {
         events: Sender<Event>,
         interrupted: Arc<AtomicBool>,
     ) -> Self {
+        let limiter = Arc::new(HandshakeLimiter::new(max_handshakes));
         Pool {
+            jumps: Jumps::new(settings.clone(), limiter.clone(), events.clone()),
+            jump: None,
             ssh_config,
             settings,
-            limiter: Arc::new(HandshakeLimiter::new(max_handshakes)),
+            limiter,
             events,
             workers: Mutex::new(HashMap::new()),
             interrupted,
         }
+    }
+
+    /// Reaches every host through `jump` (`-J`: `bastion`, `a,b`, `user@host:port`, `none`),
+    /// whatever a recipe's `via` or the ssh config's `ProxyJump` say.
+    pub fn with_jump(mut self, jump: Option<String>) -> Self {
+        self.jump = jump;
+        self
     }
 
     fn workers(&self) -> MutexGuard<'_, HashMap<String, Arc<HostWorker>>> {
@@ -94,15 +141,41 @@ impl Pool {
             if workers.contains_key(&host.name) {
                 continue;
             }
-            let config = self
+            let mut config = self
                 .ssh_config
                 .resolve(&host.alias, host.user.as_deref(), host.port);
-            let worker = HostWorker::spawn(
+            if let Some(on) = host.forward_agent {
+                config.forward_agent = on;
+            }
+            if config.forward_agent && crate::ssh::agent::local_agent().is_none() {
+                // See `emit` in the worker: a missing reporter only means nobody listens.
+                let _ = self.events.send(Event {
+                    host: Arc::from(host.name.as_str()),
+                    at: std::time::Instant::now(),
+                    kind: EventKind::Warning(format!(
+                        "{}: agent forwarding was asked for (ForwardAgent / forward_agent), \
+                         but there is no local ssh-agent (SSH_AUTH_SOCK is not set): commands \
+                         run without one",
+                        host.name
+                    )),
+                });
+            }
+            // -J beats a recipe's `via`, which beats the config's ProxyJump.
+            let over = self.jump.as_deref().or(host.via.as_deref());
+            let hops = jump::route(&self.ssh_config, &config, over).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("{}: {e}", host.name),
+                )
+            })?;
+            let via = self.jumps.via(hops)?;
+            let worker = HostWorker::spawn_via(
                 &host.name,
                 config,
                 self.settings.clone(),
                 self.limiter.clone(),
                 self.events.clone(),
+                via,
             )?;
             workers.insert(host.name.clone(), Arc::new(worker));
         }
@@ -122,6 +195,7 @@ impl Pool {
         };
         // Dropped outside the lock: closing a session waits for its thread.
         drop(removed);
+        self.jumps.prune();
     }
 
     /// Names of the hosts with a worker.
@@ -155,11 +229,11 @@ impl Pool {
                     std::thread::sleep(wait);
                 }
                 while running < limit && next < commands.len() {
-                    if self.interrupted.load(Ordering::SeqCst) {
+                    if self.interrupted.load(Ordering::SeqCst) || how.cancelled() {
                         stop = true;
                         break;
                     }
-                    self.dispatch(&commands[next], next, how.timeout, tx.clone());
+                    self.dispatch(&commands[next], next, how, tx.clone());
                     next += 1;
                     running += 1;
                 }
@@ -180,14 +254,13 @@ impl Pool {
         results
     }
 
-    /// Runs one command on one host and waits for it; `stdin` is fed to the command;
-    /// `quiet` keeps its stdout lines from the reporter.
+    /// Runs one command on one host and waits for it; `opts` carries its stdin, deadline, PTY
+    /// and stop flag; `quiet` keeps its stdout lines from the reporter.
     pub fn exec_one(
         &self,
         host: &str,
         command: &str,
-        stdin: Option<Vec<u8>>,
-        timeout: Option<Duration>,
+        opts: ExecOptions,
         quiet: bool,
     ) -> Result<ExecOutput, SshError> {
         let (tx, rx) = mpsc::channel();
@@ -196,7 +269,7 @@ impl Pool {
             let _ = tx.send(r);
         });
         match self.worker(host) {
-            Some(w) => w.exec(command, stdin, timeout, quiet, reply),
+            Some(w) => w.exec(command, opts, quiet, reply),
             None => reply(Err(SshError::Session {
                 host: host.to_string(),
                 reason: "no session was opened for this host".into(),
@@ -214,7 +287,7 @@ impl Pool {
         &self,
         (host, command): &(String, String),
         index: usize,
-        timeout: Option<Duration>,
+        how: &FanOut,
         tx: Sender<(usize, Result<ExecOutput, SshError>)>,
     ) {
         let reply = Box::new(move |r| {
@@ -222,7 +295,7 @@ impl Pool {
             let _ = tx.send((index, r));
         });
         match self.worker(host) {
-            Some(w) => w.exec(command, None, timeout, false, reply),
+            Some(w) => w.exec(command, how.exec_options(), false, reply),
             None => reply(Err(SshError::Session {
                 host: host.clone(),
                 reason: "no session was opened for this host".into(),

@@ -163,6 +163,16 @@ impl Reporter {
         self.state().hosts.clone()
     }
 
+    /// Announces a task: a `▶ name` header, or a `task_started` JSON event.
+    pub fn task_started(&self, task: &str) {
+        if self.style.format == Format::Json {
+            println!("{{\"event\":\"task_started\",\"task\":{}}}", json(task));
+            return;
+        }
+        let header = self.paint("1", &format!("▶ {task}"));
+        self.line(&header);
+    }
+
     /// Prints a line of tether's own (not from a host) on stdout, above the status line.
     pub fn line(&self, text: &str) {
         if self.style.format == Format::Json {
@@ -170,7 +180,7 @@ impl Reporter {
         }
         let mut st = self.state();
         clear_status(&mut st, self.style);
-        println!("{text}");
+        println!("{}", crate::secret::mask(text));
     }
 
     /// Prints the summary of one fan-out (text format), failures last with stderr tails.
@@ -356,6 +366,7 @@ fn result_words(r: &HostResult) -> (String, bool) {
         },
         Some(Err(e)) if e.is_connect_failure() => ("unreachable".into(), false),
         Some(Err(crate::ssh::SshError::CommandTimeout { .. })) => ("timed out".into(), false),
+        Some(Err(crate::ssh::SshError::CommandStopped { .. })) => ("stopped".into(), false),
         Some(Err(_)) => ("connection lost".into(), false),
     }
 }

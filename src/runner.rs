@@ -15,7 +15,7 @@ use crate::fleet::{self, Fleet};
 use crate::host::HostTarget;
 use crate::recipe::api::override_value;
 use crate::recipe::context::{Filters, Runtime};
-use crate::recipe::diagnostics;
+use crate::recipe::diagnostics::{self, Sources};
 use crate::recipe::engine;
 use crate::recipe::model::{suggest, Hook};
 use crate::ssh::config::SshConfig;
@@ -43,6 +43,9 @@ pub struct LoadOptions {
     pub overrides: Vec<(String, String)>,
     /// Ctrl-C / cancel flag.
     pub interrupted: Arc<AtomicBool>,
+    /// Where the texts of the recipe and its modules are recorded (watch mode passes its own,
+    /// to learn what to watch even when the load fails); `None`: a fresh one.
+    pub sources: Option<Arc<Sources>>,
 }
 
 /// A compiled and evaluated recipe, ready to run tasks.
@@ -66,13 +69,17 @@ pub fn load(file: &Path, opts: LoadOptions) -> Result<Loaded, Error> {
             Error::Usage(format!("cannot read recipe {}: {e}", file.display()))
         }
     })?;
-    let rt = Arc::new(Runtime::new(
+    let mut runtime = Runtime::new(
         file.to_path_buf(),
         opts.filters,
         opts.ssh_config,
         opts.parallel,
         opts.interrupted,
-    ));
+    );
+    if let Some(sources) = opts.sources {
+        runtime.sources = sources;
+    }
+    let rt = Arc::new(runtime);
     let name = file.display().to_string();
     rt.sources.insert(&name, &text);
     {
@@ -115,11 +122,14 @@ fn classify(rt: &Runtime, err: &EvalAltResult) -> Error {
     let main = rt.file.display().to_string();
     let (leaf, at, _) = diagnostics::innermost(err, &main);
     let text = diagnostics::message(leaf);
+    let step = rt.failed_step(&text).map(|s| format!("in task `{s}`"));
     match rt.remote_failure(&text) {
         Some(f) => Error::TaskFailed {
-            message: match at {
-                Some(at) => format!("{}\n  (at {at})", f.message),
-                None => f.message,
+            message: match (at, step) {
+                (Some(at), Some(step)) => format!("{}\n  (at {at}, {step})", f.message),
+                (Some(at), None) => format!("{}\n  (at {at})", f.message),
+                (None, Some(step)) => format!("{}\n  ({step})", f.message),
+                (None, None) => f.message,
             },
             unreachable: f.unreachable,
         },
@@ -152,12 +162,16 @@ pub fn invoke(engine: &Engine, rt: &Runtime, name: &str) -> Result<(), Box<EvalA
     run_hooks(engine, rt, &ast, &before)?;
     if let Some(backend) = rt.backend() {
         if !task.bodies.is_empty() {
-            backend.note(&format!("▶ {name}"));
             backend.step(Some(name));
         }
     }
     for body in &task.bodies {
-        drop(body.call::<Dynamic>(engine, &ast, ())?);
+        if let Err(e) = body.call::<Dynamic>(engine, &ast, ()) {
+            let main = rt.file.display().to_string();
+            let (leaf, _, _) = diagnostics::innermost(&e, &main);
+            rt.note_failed_step(&diagnostics::message(leaf), name);
+            return Err(e);
+        }
     }
     run_hooks(engine, rt, &ast, &after)
 }
@@ -272,7 +286,7 @@ impl Loaded {
             .filter(|s| {
                 filters.roles.is_empty() || s.roles.iter().any(|r| filters.roles.contains(r))
             })
-            .map(|s| HostTarget::parse(&s.name).map_err(Error::Recipe))
+            .map(|s| s.target().map_err(Error::Recipe))
             .collect()
     }
 
@@ -291,11 +305,33 @@ impl Loaded {
 
     /// Runs `tasks` in order; on failure runs the failure hooks and returns the error.
     pub fn run_tasks(&self, tasks: &[String], backend: Arc<dyn Backend>) -> Result<(), Error> {
+        self.run_tasks_with(tasks, backend, true)
+    }
+
+    /// Like [`Loaded::run_tasks`], but a cancelled run ([`Error::Interrupted`]) skips the
+    /// failure hooks: in watch mode a cancel means a newer version runs next (or the user
+    /// left), and no further command of this run may be dispatched.
+    pub fn run_tasks_cancellable(
+        &self,
+        tasks: &[String],
+        backend: Arc<dyn Backend>,
+    ) -> Result<(), Error> {
+        self.run_tasks_with(tasks, backend, false)
+    }
+
+    fn run_tasks_with(
+        &self,
+        tasks: &[String],
+        backend: Arc<dyn Backend>,
+        hooks_after_interrupt: bool,
+    ) -> Result<(), Error> {
         self.rt.set_backend(backend.clone());
         for t in tasks {
             if let Err(e) = invoke(&self.engine, &self.rt, t) {
                 let error = classify(&self.rt, &e);
-                self.run_failure_hooks(&error, backend.as_ref());
+                if hooks_after_interrupt || !matches!(error, Error::Interrupted) {
+                    self.run_failure_hooks(&error, backend.as_ref());
+                }
                 return Err(error);
             }
         }
@@ -316,7 +352,7 @@ impl Loaded {
         }
         // Failure hooks run even after Ctrl-C: they are how a run cleans up.
         self.rt.interrupted.store(false, Ordering::SeqCst);
-        backend.note("▶ failure hooks");
+        backend.step(Some("failure hooks"));
         let main = self.rt.file.display().to_string();
         let message = error.to_string();
         for f in hooks {
@@ -359,6 +395,7 @@ pub fn load_options(
         parallel: global.parallel.map(|n| n as usize),
         overrides,
         interrupted,
+        sources: None,
     })
 }
 
@@ -383,6 +420,59 @@ pub fn split_stage(loaded: &Loaded, targets: &[String]) -> Result<Vec<String>, E
         }
     }
     Ok(tasks)
+}
+
+/// Hosts chosen on the command line for `run` and `check`, and the recipe's heartbeat.
+pub struct Selection {
+    /// The hosts.
+    pub hosts: Vec<HostTarget>,
+    /// The recipe's `keepalive` variable, if a recipe was read.
+    pub keepalive: Option<Duration>,
+}
+
+/// `--hosts` as given when no recipe is involved; otherwise the recipe's servers (of
+/// `stage`, if given) narrowed by `--roles` and `--hosts`.
+pub fn select(
+    global: &GlobalArgs,
+    stage: Option<&str>,
+    interrupted: Arc<AtomicBool>,
+) -> Result<Selection, Error> {
+    let recipe = recipe_path(global);
+    let use_recipe =
+        !global.roles.is_empty() || stage.is_some() || (global.hosts.is_empty() && recipe.exists());
+    if !use_recipe {
+        if global.hosts.is_empty() {
+            return Err(Error::Usage(
+                "no hosts selected: name them with --hosts h1,h2 (ssh config aliases or \
+                 user@host:port), or --roles with a recipe"
+                    .into(),
+            ));
+        }
+        let hosts = global
+            .hosts
+            .iter()
+            .map(|h| HostTarget::parse(h).map_err(Error::Usage))
+            .collect::<Result<_, _>>()?;
+        return Ok(Selection {
+            hosts,
+            keepalive: None,
+        });
+    }
+    let loaded = load(&recipe, load_options(global, interrupted)?)?;
+    if let Some(stage) = stage {
+        loaded.select_stage(stage)?;
+    }
+    loaded.validate(&[])?;
+    let hosts = loaded.selected_hosts()?;
+    if hosts.is_empty() {
+        return Err(Error::Usage(
+            "no server of the recipe matches --roles/--hosts".into(),
+        ));
+    }
+    Ok(Selection {
+        hosts,
+        keepalive: loaded.keepalive()?,
+    })
 }
 
 /// `tether [STAGE] TASK...`.
@@ -411,7 +501,8 @@ pub fn run(
     // Every selected host gets its session now, in parallel, and keeps it (serviced by its
     // heartbeat) until the run ends, whether or not the current step uses it.
     fleet.connect(&loaded.selected_hosts()?)?;
-    let result = loaded.run_tasks(&tasks, Arc::new(Remote::new(fleet.clone())));
+    let backend = Remote::new(fleet.clone()).with_pty(global.pty);
+    let result = loaded.run_tasks(&tasks, Arc::new(backend));
     fleet.reporter.sessions_summary(
         &format!(
             "{} {}",

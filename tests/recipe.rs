@@ -424,3 +424,106 @@ on_failure(|err| { on("all", "echo cleanup: " + quote(err) + " >> /srv/log"); })
         );
     }
 }
+
+#[test]
+fn a_script_error_inside_on_names_the_host_and_the_line() {
+    let lab = lab(&["web1", "web2", "db1"]);
+    let r = lab_recipe(
+        &lab,
+        "closure-error",
+        "task(\"t\", || {\n    on(\"db\", |host| {\n        let n = 1;\n        n.frobnicate();\n    });\n});\n",
+    );
+    r.tether()
+        .ssh_config(&lab.ssh_config())
+        .args(&["t"])
+        .run()
+        .status(4)
+        .stderr_contains("db1: ")
+        .stderr_contains("deploy.rhai:7:11: Function not found: frobnicate (i64)");
+}
+
+#[test]
+fn ctrl_c_stops_a_runaway_loop() {
+    let r = RecipeDir::new(
+        "ctrlc-loop",
+        "task(\"spin\", || { let i = 0; loop { i += 1; } });\n",
+    );
+    let child = r.tether().args(&["spin"]).spawn();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let started = std::time::Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn pty_option_gives_commands_a_terminal() {
+    let lab = lab(&["web1", "web2", "db1"]);
+    let r = lab_recipe(
+        &lab,
+        "pty",
+        r#"
+task("t", || {
+    // Without a PTY stdout is not a terminal; with one it is, stderr arrives merged into
+    // stdout, line endings are plain "\n" and the exit status still comes through.
+    let plain = on("web1", "[ -t 1 ] && echo tty || echo notty");
+    if plain["web1"].stdout != "notty\n" { throw "plain: " + plain; }
+    let r = on("web1", #{ pty: true }, "[ -t 1 ] && echo tty || echo notty; echo err >&2");
+    if r["web1"].stdout != "tty\nerr\n" || r["web1"].stderr != "" || r["web1"].code != 0 {
+        throw "pty: " + r;
+    }
+    on("db1", #{ pty: true }, |host| {
+        let t = capture("[ -t 0 ] && [ -t 1 ] && [ -t 2 ] && tty");
+        if !t.starts_with("/dev/pts/") { throw "capture: " + t; }
+        if test("exit 3") { throw "test saw success"; }
+        run("echo from-closure");
+    });
+});
+task("fails", || { on("web1", #{ pty: true }, "echo partial; exit 3"); });
+"#,
+    );
+    r.tether()
+        .ssh_config(&lab.ssh_config())
+        .args(&["t"])
+        .run()
+        .status(0)
+        .stdout_contains("web1 | tty")
+        .stdout_contains("web1 | err")
+        .stdout_contains("db1  | from-closure");
+    r.tether()
+        .ssh_config(&lab.ssh_config())
+        .args(&["fails"])
+        .run()
+        .status(1)
+        .stderr_contains("failed with exit status 3")
+        .stdout_contains("web1 | partial");
+    // `--pty` gives every command a terminal; `tether run` reports the status through it.
+    let out = r
+        .tether()
+        .ssh_config(&lab.ssh_config())
+        .args(&[
+            "--pty",
+            "run",
+            "--hosts",
+            "web2",
+            "--",
+            "[ -t 1 ] && echo yes; exit 4",
+        ])
+        .run();
+    out.status(1).stdout_contains("web2 | yes");
+    assert!(out.stdout.contains("exit 4"), "{}", out.stdout);
+    assert!(
+        !out.stdout.contains('\r'),
+        "no carriage returns: {:?}",
+        out.stdout
+    );
+}

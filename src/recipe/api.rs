@@ -9,7 +9,7 @@ use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, ImmutableString, Map, N
 
 use super::context::{self, HostScope, Runtime};
 use super::model::Hook;
-use crate::command::quote;
+use crate::command::{quote, CommandContext};
 use crate::host::HostTarget;
 use crate::pool::{FanOut, HostResult};
 use crate::report::{failure_text, stderr_tail};
@@ -62,6 +62,7 @@ pub fn register(engine: &mut Engine, rt: Arc<Runtime>) {
     register_host_type(engine);
     register_declarations(engine, &rt);
     register_host_bound(engine, &rt);
+    register_stdlib_support(engine, &rt);
 }
 
 fn register_host_type(engine: &mut Engine) {
@@ -103,6 +104,30 @@ fn strings(value: &Dynamic, what: &str) -> Fallible<Vec<String>> {
         "{what} must be a string or an array of strings, not {}",
         value.type_name()
     ))
+}
+
+/// Checks the server properties that change how tether connects: `via` (jump hosts, a
+/// string as ProxyJump takes) and `forward_agent` (a boolean).
+fn check_connection_props(name: &str, props: &Map) -> Fallible<()> {
+    if let Some(v) = props.get("via") {
+        let spec = v.clone().into_immutable_string().map_err(|t| {
+            format!(
+                "server(\"{name}\"): `via` must be a string naming jump hosts (\"bastion\", \
+                 \"a,b\", \"user@host:port\", \"none\"), not {t}"
+            )
+        })?;
+        crate::ssh::jump::parse_spec(&spec)
+            .map_err(|e| format!("server(\"{name}\"): `via`: {e}"))?;
+    }
+    if let Some(v) = props.get("forward_agent") {
+        if !v.is_bool() {
+            return fail(format!(
+                "server(\"{name}\"): `forward_agent` must be true or false, not {}",
+                v.type_name()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `-s key=value` values: numbers and booleans keep their type.
@@ -158,6 +183,7 @@ fn register_declarations(engine: &mut Engine, rt: &Arc<Runtime>) {
             Some(v) => strings(&v, "roles")?,
             None => Vec::new(),
         };
+        check_connection_props(name, &props)?;
         r.recipe().add_server(name, &roles, props);
         Ok(())
     });
@@ -292,15 +318,22 @@ fn select(rt: &Runtime, target: &Dynamic) -> Fallible<Vec<String>> {
         .collect())
 }
 
-/// How `on` spreads over hosts: `#{ in: "parallel" | "sequence" | "groups", limit, wait }`.
+/// How `on` spreads over hosts: `#{ in: "parallel" | "sequence" | "groups", limit, wait }`,
+/// and how its commands run (`timeout`, `pty`).
 fn fan_out_options(rt: &Runtime, opts: &Map) -> Fallible<FanOut> {
     for key in opts.keys() {
-        if !["in", "limit", "wait", "timeout"].contains(&key.as_str()) {
+        if !["in", "limit", "wait", "timeout", "pty"].contains(&key.as_str()) {
             return fail(format!(
-                "unknown on() option `{key}` (known: in, limit, wait, timeout)"
+                "unknown on() option `{key}` (known: in, limit, wait, timeout, pty)"
             ));
         }
     }
+    let pty = match opts.get("pty") {
+        None => false,
+        Some(v) => v
+            .as_bool()
+            .map_err(|_| format!("on() option `pty` must be true or false, not {v}"))?,
+    };
     let number = |key: &str| -> Fallible<Option<f64>> {
         match opts.get(key) {
             None => Ok(None),
@@ -342,13 +375,22 @@ fn fan_out_options(rt: &Runtime, opts: &Map) -> Fallible<FanOut> {
         } else {
             wait.or(Some(Duration::ZERO))
         },
+        pty,
+        ..FanOut::default()
     })
 }
 
-fn targets(hosts: &[String]) -> Fallible<Vec<HostTarget>> {
+fn targets(rt: &Runtime, hosts: &[String]) -> Fallible<Vec<HostTarget>> {
+    let recipe = rt.recipe();
     hosts
         .iter()
-        .map(|h| HostTarget::parse(h).map_err(|e| e.into()))
+        .map(|h| {
+            match recipe.server(h) {
+                Some(s) => s.target(),
+                None => HostTarget::parse(h),
+            }
+            .map_err(|e| e.into())
+        })
         .collect()
 }
 
@@ -410,7 +452,9 @@ fn register_host_bound(engine: &mut Engine, rt: &Arc<Runtime>) {
         context::with_command_context(inner, || f.call_within_context::<Dynamic>(&ctx, ()))
     });
     engine.register_fn("as_user", |ctx: NativeCallContext, user: &str, f: FnPtr| {
-        let inner = context::command_context().as_user(user);
+        let inner = context::command_context()
+            .as_user(user)
+            .with_sudo_password(crate::secret::sudo_password().is_some());
         context::with_command_context(inner, || f.call_within_context::<Dynamic>(&ctx, ()))
     });
     let r = rt.clone();
@@ -443,14 +487,19 @@ fn on_command(rt: &Runtime, target: &Dynamic, opts: &Map, cmd: &str) -> Fallible
         return Ok(Map::new());
     }
     backend
-        .prepare(&targets(&hosts)?)
+        .prepare(&targets(rt, &hosts)?)
         .map_err(|e| -> Box<EvalAltResult> { e.into() })?;
-    let command = context::command_context().render(cmd);
+    let cctx = context::command_context();
+    let command = cctx.render(cmd);
     if !backend.is_dry_run() {
         backend.note(&format!("» {} $ {cmd}", hosts.join(",")));
     }
     let commands: Vec<(String, String)> =
         hosts.iter().map(|h| (h.clone(), command.clone())).collect();
+    let how = FanOut {
+        stdin: sudo_stdin(&cctx, None),
+        ..how
+    };
     let results = backend.fan_out(&commands, &how);
     let mut out = Map::new();
     for r in &results {
@@ -501,8 +550,40 @@ fn on_command(rt: &Runtime, target: &Dynamic, opts: &Map, cmd: &str) -> Fallible
         message.push('\n');
         message.push_str(&failure_text(r));
     }
+    if let Some(hint) = failed
+        .iter()
+        .find_map(|r| sudo_hint(&cctx, r.result.as_ref()))
+    {
+        message.push_str(&format!("\n  hint: {hint}"));
+    }
     rt.record_failure(&message, unreachable);
     fail(message)
+}
+
+/// The stdin of a command in context `ctx`: `data`, after the sudo password line when the
+/// command was rendered to read it (`as_user` with a sudo password).
+fn sudo_stdin(ctx: &CommandContext, data: Option<Vec<u8>>) -> Option<Vec<u8>> {
+    let password = crate::secret::sudo_password().filter(|_| ctx.needs_sudo_password());
+    match password {
+        Some(p) => {
+            let mut stdin = format!("{p}\n").into_bytes();
+            stdin.extend(data.unwrap_or_default());
+            Some(stdin)
+        }
+        None => data,
+    }
+}
+
+/// A hint when an `as_user` command failed because of sudo (a password wanted, refused).
+fn sudo_hint(
+    ctx: &CommandContext,
+    result: Option<&Result<crate::ssh::exec::ExecOutput, crate::ssh::SshError>>,
+) -> Option<String> {
+    let user = ctx.user.as_deref()?;
+    match result? {
+        Ok(out) if !out.status.success() => crate::secret::sudo_hint(&out.stderr, user),
+        _ => None,
+    }
 }
 
 fn on_closure(
@@ -522,7 +603,7 @@ fn on_closure(
         return Ok(Map::new());
     }
     backend
-        .prepare(&targets(&hosts)?)
+        .prepare(&targets(rt, &hosts)?)
         .map_err(|e| -> Box<EvalAltResult> { e.into() })?;
     let ast = rt.ast().ok_or("on() can only be used inside a task")?;
     let engine = ctx.engine();
@@ -537,6 +618,7 @@ fn on_closure(
         let scope = HostScope {
             host: host.clone(),
             abort: abort.clone(),
+            pty: how.pty,
         };
         let info = HostInfo::new(rt, host);
         context::with_command_context(base.clone(), || {
@@ -652,8 +734,16 @@ fn host_exec(rt: &Runtime, cmd: &str, mode: Mode) -> Fallible<Dynamic> {
     if rt.interrupted() {
         return fail("interrupted");
     }
-    let command = context::command_context().render(cmd);
-    let result = backend.exec(&scope.host, &command, None, None, mode == Mode::Capture);
+    let cctx = context::command_context();
+    let command = cctx.render(cmd);
+    let result = backend.exec(
+        &scope.host,
+        &command,
+        sudo_stdin(&cctx, None),
+        None,
+        mode == Mode::Capture,
+        scope.pty,
+    );
     let out = match result {
         Ok(out) if out.status.success() => out,
         Ok(out) if mode == Mode::Test && matches!(out.status, ExitStatus::Code(_)) => {
@@ -661,11 +751,15 @@ fn host_exec(rt: &Runtime, cmd: &str, mode: Mode) -> Fallible<Dynamic> {
         }
         other => {
             let unreachable = matches!(&other, Err(e) if e.is_connect_failure());
-            let message = failure_text(&HostResult {
+            let hint = sudo_hint(&cctx, Some(&other));
+            let mut message = failure_text(&HostResult {
                 host: scope.host.clone(),
                 command,
                 result: Some(other),
             });
+            if let Some(hint) = hint {
+                message.push_str(&format!("\n  hint: {hint}"));
+            }
             scope.abort.store(true, Ordering::SeqCst);
             rt.record_failure(&message, unreachable);
             return fail(message);
@@ -691,12 +785,14 @@ fn upload(rt: &Runtime, local: &str, remote: &str) -> Fallible<()> {
         .map(|d| d.to_path_buf())
         .unwrap_or_default();
     let path = base.join(local);
-    let data =
-        std::fs::read(&path).map_err(|e| format!("upload: cannot read {}: {e}", path.display()))?;
     if backend.is_dry_run() {
-        backend.describe_upload(&scope.host, local, remote, data.len());
+        // A file the run itself makes (run_locally) does not exist in a dry run: still listed.
+        let bytes = std::fs::metadata(&path).ok().map(|m| m.len());
+        backend.describe_upload(&scope.host, local, remote, bytes);
         return Ok(());
     }
+    let data =
+        std::fs::read(&path).map_err(|e| format!("upload: cannot read {}: {e}", path.display()))?;
     if scope.abort.load(Ordering::SeqCst) {
         return fail(SKIPPED);
     }
@@ -707,12 +803,15 @@ fn upload(rt: &Runtime, local: &str, remote: &str) -> Fallible<()> {
         dest = quote(remote),
         tmp = quote(&tmp)
     );
-    let command = context::command_context().render(&script);
-    match backend.exec(&scope.host, &command, Some(data), None, false) {
+    let cctx = context::command_context();
+    let command = cctx.render(&script);
+    let stdin = sudo_stdin(&cctx, Some(data));
+    match backend.exec(&scope.host, &command, stdin, None, false, false) {
         Ok(out) if out.status.success() => Ok(()),
         other => {
             let unreachable = matches!(&other, Err(e) if e.is_connect_failure());
-            let message = format!(
+            let hint = sudo_hint(&cctx, Some(&other));
+            let mut message = format!(
                 "upload {local} -> {remote}: {}",
                 failure_text(&HostResult {
                     host: scope.host.clone(),
@@ -720,6 +819,9 @@ fn upload(rt: &Runtime, local: &str, remote: &str) -> Fallible<()> {
                     result: Some(other),
                 })
             );
+            if let Some(hint) = hint {
+                message.push_str(&format!("\n  hint: {hint}"));
+            }
             scope.abort.store(true, Ordering::SeqCst);
             rt.record_failure(&message, unreachable);
             fail(message)
@@ -773,4 +875,90 @@ fn run_locally(rt: &Runtime, cmd: &str) -> Fallible<String> {
     }
     rt.record_failure(&message, false);
     fail(message)
+}
+
+/// Functions the stdlib modules (`stdlib/*.rhai`) need beyond the core language; recipes may
+/// use them too.
+fn register_stdlib_support(engine: &mut Engine, rt: &Arc<Runtime>) {
+    // `utc_timestamp()`: now in UTC as `YYYYMMDDHHMMSS` (release names).
+    engine.register_fn("utc_timestamp", || {
+        utc_timestamp(std::time::SystemTime::now())
+    });
+    // `local_user()`: `user@machine` of whoever runs tether (lock holder, revision log).
+    engine.register_fn("local_user", local_user);
+    // `fail(message)`: stops the run as a failed step (exit 1, like a failed command), not as
+    // a recipe error (exit 4, with a caret). Inside `on(target, |host| ...)` the message is
+    // prefixed with the host's name, as command failures are.
+    let r = rt.clone();
+    engine.register_fn("fail", move |message: &str| -> Fallible<()> {
+        let message = match context::host_scope() {
+            Some(scope) => format!("{}: {message}", scope.host),
+            None => message.to_string(),
+        };
+        r.record_failure(&message, false);
+        fail(message)
+    });
+}
+
+/// `now` as `YYYYMMDDHHMMSS` in UTC.
+fn utc_timestamp(now: std::time::SystemTime) -> String {
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, time) = ((secs / 86_400) as i64, secs % 86_400);
+    // Days to a civil date (Howard Hinnant's algorithm, proleptic Gregorian calendar).
+    let z = days + 719_468;
+    let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}{:02}{:02}{:02}",
+        time / 3_600,
+        time % 3_600 / 60,
+        time % 60
+    )
+}
+
+/// `user@machine` for the local user.
+fn local_user() -> String {
+    let output = |cmd: &str| {
+        std::process::Command::new(cmd)
+            .arg(if cmd == "id" { "-un" } else { "-s" })
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    let user = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .or_else(|| output("id"))
+        .unwrap_or_else(|| "unknown".into());
+    let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| output("hostname"))
+        .unwrap_or_else(|| "localhost".into());
+    format!("{user}@{machine}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc_timestamp;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn utc_timestamps() {
+        let at = |s: u64| utc_timestamp(UNIX_EPOCH + Duration::from_secs(s));
+        assert_eq!(at(0), "19700101000000");
+        assert_eq!(at(951_782_400), "20000229000000");
+        assert_eq!(at(1_735_689_599), "20241231235959");
+        assert_eq!(at(1_709_210_096), "20240229123456");
+    }
 }

@@ -59,6 +59,8 @@ pub struct Runtime {
     pub interrupted: Arc<AtomicBool>,
     remote_failures: Mutex<Vec<RemoteFailure>>,
     done: Mutex<HashSet<String>>,
+    /// (error message, the innermost task it failed in), for "in task `x`" in errors.
+    failed_steps: Mutex<Vec<(String, String)>>,
 }
 
 /// Where host-bound functions run: the host of the current `on` closure.
@@ -68,6 +70,8 @@ pub struct HostScope {
     pub host: String,
     /// Set when any host of the same `on` failed: no new commands.
     pub abort: Arc<AtomicBool>,
+    /// Commands get a pseudo-terminal (`on(target, #{ pty: true }, |host| ..)`).
+    pub pty: bool,
 }
 
 thread_local! {
@@ -123,6 +127,7 @@ impl Runtime {
             interrupted,
             remote_failures: Mutex::new(Vec::new()),
             done: Mutex::new(HashSet::new()),
+            failed_steps: Mutex::new(Vec::new()),
         }
     }
 
@@ -178,6 +183,25 @@ impl Runtime {
             .iter()
             .find(|f| f.message == message)
             .cloned()
+    }
+
+    /// Records that the error `message` came out of `step`, unless an inner step already
+    /// claimed it (the innermost task is the one to name).
+    pub fn note_failed_step(&self, message: &str, step: &str) {
+        let mut steps = self.failed_steps.lock().unwrap_or_else(|p| p.into_inner());
+        if !steps.iter().any(|(m, _)| m == message) {
+            steps.push((message.to_string(), step.to_string()));
+        }
+    }
+
+    /// The innermost step the error `message` came out of.
+    pub fn failed_step(&self, message: &str) -> Option<String> {
+        self.failed_steps
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|(m, _)| m == message)
+            .map(|(_, s)| s.clone())
     }
 
     /// Marks `task` as run; false if it already was (a task runs at most once per run).

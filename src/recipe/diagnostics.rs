@@ -25,6 +25,11 @@ impl Sources {
         names
     }
 
+    /// The text loaded under `name` (watch mode hashes exactly what a run loaded).
+    pub fn text(&self, name: &str) -> Option<String> {
+        self.lock().get(name).cloned()
+    }
+
     fn line(&self, name: &str, line: usize) -> Option<String> {
         self.lock()
             .get(name)

@@ -17,6 +17,10 @@ pub fn build(rt: Arc<Runtime>) -> Engine {
     engine.set_max_operations(MAX_OPERATIONS);
     // Recipes nest closures (on -> within -> with_env -> run) deeper than the defaults allow.
     engine.set_max_expr_depths(256, 256);
+    // Lazy variables, module functions and closures nest calls: Rhai's default depth is 8 in
+    // debug builds (64 in release), which `fetch("release_path")` from a module's closure
+    // exceeds. The same limit in every build.
+    engine.set_max_call_levels(64);
     let cancel = rt.clone();
     // Stops a running script (loops included) soon after Ctrl-C or a watch-mode cancel.
     engine.on_progress(move |_| cancel.interrupted().then(|| "interrupted".into()));

@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rhai::{Dynamic, FnPtr, Map};
 
+use crate::host::HostTarget;
+
 /// A host declared with `server` or `role`.
 #[derive(Debug, Clone)]
 pub struct Server {
@@ -14,6 +16,33 @@ pub struct Server {
     pub roles: Vec<String>,
     /// Every other property given to `server` (`primary`, `any_key` ...).
     pub props: Map,
+}
+
+impl Server {
+    /// The host to connect to: its name, reached through the `via` property (jump hosts, as
+    /// ProxyJump: `"bastion"`, `"a,b"`, `"none"`) when it has one.
+    pub fn target(&self) -> Result<HostTarget, String> {
+        let via = match self.props.get("via") {
+            None => None,
+            Some(v) if v.is_unit() => None,
+            Some(v) => match v.clone().into_immutable_string() {
+                Ok(s) => Some(s.to_string()),
+                Err(t) => {
+                    return Err(format!(
+                    "server(\"{}\"): `via` must be a string (jump hosts, as ProxyJump), not {t}",
+                    self.name
+                ))
+                }
+            },
+        };
+        let forward_agent = self
+            .props
+            .get("forward_agent")
+            .and_then(|v| v.as_bool().ok());
+        Ok(HostTarget::parse(&self.name)?
+            .with_via(via)
+            .with_forward_agent(forward_agent))
+    }
 }
 
 /// What runs before or after a task.

@@ -89,9 +89,10 @@ impl Resolver {
             }
         };
         self.sources.insert(&name, &text);
-        let in_module = |e: Box<EvalAltResult>| {
-            Box::new(EvalAltResult::ErrorInModule(path.to_string(), e, pos))
-        };
+        // Named by its source name (the file, or `stdlib/x.rhai`), so that errors inside it
+        // print that file's `file:line:col` and source line.
+        let in_module =
+            |e: Box<EvalAltResult>| Box::new(EvalAltResult::ErrorInModule(name.clone(), e, pos));
         let mut ast = engine
             .compile(super::engine::prepare_source(&text))
             .map_err(|e| in_module(Box::new(EvalAltResult::ErrorParsing(*e.0, e.1))))?;

@@ -159,6 +159,25 @@ pub fn connect(
     let deadline = started + cfg.connect_timeout;
     let addr_text = format!("{}:{}", cfg.hostname, cfg.port);
     let tcp = tcp_connect(name, cfg, &addr_text, deadline)?;
+    connect_over(name, cfg, tcp, started, pinned_key, warn)
+}
+
+/// The SSH part of [`connect`] over an already open byte stream: a TCP connection, or one end
+/// of a socket pair whose other end a jump host's worker pumps through a `direct-tcpip`
+/// channel (ProxyJump). The host key is checked against known_hosts under the host's own
+/// `HostName` and port (as OpenSSH does behind a jump host), or against `pinned_key`.
+/// `started` is when connecting began: `ConnectTimeout` counts from there.
+pub fn connect_over<S: AsRawFd + 'static>(
+    name: &str,
+    cfg: &HostConfig,
+    stream: S,
+    started: Instant,
+    pinned_key: Option<&[u8]>,
+    warn: &mut dyn FnMut(String),
+) -> Result<Connection, SshError> {
+    let deadline = started + cfg.connect_timeout;
+    let addr_text = format!("{}:{}", cfg.hostname, cfg.port);
+    let tcp = stream;
     let fd = tcp.as_raw_fd();
 
     let handshake_err = |reason: String| SshError::Handshake {
@@ -271,7 +290,7 @@ fn tcp_connect(
 /// sessions, so each small packet it sends waits for our ACK of the previous one; Linux's
 /// delayed ACK would add about 40 ms to every command. The flag is reset by the kernel, hence
 /// set again before every wait.
-fn quick_ack(fd: RawFd) {
+pub(crate) fn quick_ack(fd: RawFd) {
     let on: libc::c_int = 1;
     // SAFETY: `fd` is the session's open socket; the option value is a c_int.
     unsafe {
@@ -496,4 +515,25 @@ fn passphrase_for(path: &Path) -> Option<String> {
         rpassword::prompt_password(format!("Enter passphrase for {}: ", path.display())).ok()?;
     cache.insert(path.to_path_buf(), p.clone());
     Some(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: a timeout under 1 ms was truncated to 0, so `poll()` returned at once and a
+    /// loop waiting for a deadline spun instead of sleeping.
+    #[test]
+    fn poll_waits_for_a_sub_millisecond_timeout() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut fds = [libc::pollfd {
+            fd: a.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        let started = Instant::now();
+        poll_fds(&mut fds, Duration::from_micros(700)).unwrap();
+        assert!(started.elapsed() >= Duration::from_micros(700));
+        assert_eq!(fds[0].revents, 0);
+    }
 }

@@ -6,8 +6,16 @@
 //! `ChannelTimeout` does that to a silent command that keeps running). To tell a real 0 from a
 //! missing status, the command runs under a small POSIX `sh` wrapper that writes a marker with
 //! the status to stderr as its last act; the marker is stripped before anyone sees stderr.
+//!
+//! With a pseudo-terminal (`pty`), the server merges stderr into stdout and the terminal turns
+//! `\n` into `\r\n`: the marker is then looked for (and stripped) in stdout too, and captured
+//! stdout has its `\r\n` turned back into `\n`. Closing a PTY command's channel hangs up its
+//! terminal, so the remote process gets SIGHUP: that is how a PTY command is stopped
+//! ([`ExecOptions::stop`]). Without a PTY, closing the channel does not stop the command.
 
 use std::io::{Read as _, Write as _};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::connect::{Connection, WaitError};
@@ -78,6 +86,12 @@ pub enum ExecError {
     Lost(String),
     /// The command ran past its deadline and was abandoned.
     Deadline(Duration),
+    /// A PTY command was stopped through [`ExecOptions::stop`] after this long: its channel was
+    /// closed, which hangs up its terminal (SIGHUP).
+    Stopped(Duration),
+    /// The server refused a request for this channel (a pseudo-terminal under `PermitTTY no`):
+    /// the command never started, and the session is fine.
+    Refused(String),
 }
 
 /// Options for one command.
@@ -89,7 +103,20 @@ pub struct ExecOptions {
     pub keepalive: Option<Duration>,
     /// Bytes to feed to the command's stdin (then EOF); none means EOF at once.
     pub stdin: Option<Vec<u8>>,
+    /// Run the command on a pseudo-terminal (stderr then arrives merged into stdout).
+    pub pty: bool,
+    /// When this flag is set while a PTY command runs, its channel is closed (the remote
+    /// process gets SIGHUP) and the command ends with [`ExecError::Stopped`]. A command without
+    /// a PTY is waited for: closing its channel would not stop it.
+    pub stop: Option<Arc<AtomicBool>>,
+    /// Forward the local ssh-agent to the command (`ForwardAgent`; see `ssh::agent`).
+    pub forward_agent: bool,
 }
+
+/// Terminal type requested for PTY commands.
+pub const PTY_TERM: &str = "xterm";
+/// How often a PTY command with a stop flag checks it (at most this late).
+const STOP_CHECK: Duration = Duration::from_millis(50);
 
 const MARK: &[u8] = b"\x1etether-exit:";
 /// Time allowed to open a channel on a session believed healthy.
@@ -192,6 +219,15 @@ pub fn run(
     let mut channel = conn
         .retry(open_until, || session.channel_session())
         .map_err(|e| ExecError::NotStarted(format!("cannot open a channel: {e}")))?;
+    if opts.pty {
+        request_pty(conn, &mut channel, open_until)?;
+    }
+    let mut agent = match opts.forward_agent {
+        true => {
+            Some(super::agent::start(conn, &mut channel, open_until).map_err(ExecError::Refused)?)
+        }
+        false => None,
+    };
     let wrapped = wrap(command);
     let lost = |what: &str, e: WaitError| ExecError::Lost(format!("{what}: {e}"));
     conn.retry(open_until, || channel.exec(&wrapped))
@@ -205,8 +241,15 @@ pub fn run(
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
     let (mut out_lines, mut err_lines) = (Lines::default(), Lines::default());
     let mut filter = StderrFilter::default();
+    // With a PTY the marker arrives in stdout (the server merges the streams).
+    let mut out_filter = StderrFilter::default();
+    let stop = opts.stop.as_ref().filter(|_| opts.pty);
     let mut buf = vec![0u8; 32 * 1024];
     loop {
+        if stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+            close_now(conn, &mut channel);
+            return Err(ExecError::Stopped(started.elapsed()));
+        }
         let mut progressed = false;
         // Input is written in the same loop that reads output, so a command that answers
         // while it reads never deadlocks against us.
@@ -241,7 +284,11 @@ pub fn run(
                 Ok(n) => {
                     progressed = true;
                     open_streams += 1;
-                    if stream_id == 0 {
+                    if stream_id == 0 && opts.pty {
+                        let shown = out_filter.push(&buf[..n]);
+                        stdout.extend_from_slice(&shown);
+                        out_lines.push(&shown, |l| on_line(Stream::Stdout, l));
+                    } else if stream_id == 0 {
                         stdout.extend_from_slice(&buf[..n]);
                         out_lines.push(&buf[..n], |l| on_line(Stream::Stdout, l));
                     } else {
@@ -258,6 +305,11 @@ pub fn run(
                     ))
                 }
             }
+        }
+        if let Some(a) = agent.as_mut() {
+            // Agent channels the server opened while we read (the remote command talks to
+            // its SSH_AUTH_SOCK).
+            progressed |= a.pump();
         }
         if open_streams == 0 && channel.eof() {
             break;
@@ -285,6 +337,13 @@ pub fn run(
             }
         }
         let mut until = now + Duration::from_millis(500);
+        if agent.as_ref().is_some_and(|a| a.busy()) {
+            // The agent's answers arrive on sockets this wait does not watch.
+            until = until.min(now + Duration::from_millis(5));
+        }
+        if stop.is_some() {
+            until = until.min(now + STOP_CHECK);
+        }
         if let Some(d) = deadline {
             until = until.min(d);
         }
@@ -296,9 +355,19 @@ pub fn run(
             Err(e) => return Err(lost("waiting for output failed", e)),
         }
     }
+    if let Some(a) = agent.take() {
+        a.finish(conn);
+    }
     let (rest, marker) = filter.finish();
     stderr.extend_from_slice(&rest);
     err_lines.push(&rest, |l| on_line(Stream::Stderr, l));
+    let (rest, out_marker) = out_filter.finish();
+    stdout.extend_from_slice(&rest);
+    out_lines.push(&rest, |l| on_line(Stream::Stdout, l));
+    let marker = marker.or(out_marker);
+    if opts.pty {
+        stdout = crlf_to_lf(&stdout);
+    }
     out_lines.finish(|l| on_line(Stream::Stdout, l));
     err_lines.finish(|l| on_line(Stream::Stderr, l));
 
@@ -325,6 +394,59 @@ pub fn run(
         stderr,
         duration: started.elapsed(),
     })
+}
+
+/// Requests a pseudo-terminal for `channel` (before its exec). A refusal (`PermitTTY no`) is
+/// [`ExecError::Refused`]; any other failure means the session may be dead, and as the command
+/// has not started, [`ExecError::NotStarted`].
+fn request_pty(
+    conn: &Connection,
+    channel: &mut ssh2::Channel,
+    until: Instant,
+) -> Result<(), ExecError> {
+    loop {
+        match channel.request_pty(PTY_TERM, None, None) {
+            Ok(()) => return Ok(()),
+            Err(e) if super::connect::would_block(&e) => {
+                conn.wait_socket(until).map_err(|e| {
+                    ExecError::NotStarted(format!("requesting a pseudo-terminal failed: {e}"))
+                })?;
+            }
+            Err(e) if e.code() == ssh2::ErrorCode::Session(CHANNEL_REQUEST_DENIED) => {
+                return Err(ExecError::Refused(format!(
+                    "the server refused a pseudo-terminal (PermitTTY no?): {e}"
+                )))
+            }
+            Err(e) => {
+                return Err(ExecError::NotStarted(format!(
+                    "requesting a pseudo-terminal failed: {e}"
+                )))
+            }
+        }
+    }
+}
+
+/// libssh2's LIBSSH2_ERROR_CHANNEL_REQUEST_DENIED.
+const CHANNEL_REQUEST_DENIED: i32 = -22;
+
+/// Closes `channel` now and waits (briefly) for the server's close: for a PTY command that
+/// hangs up its terminal, so the remote process gets SIGHUP. Best effort: a session that fails
+/// here shows up at its next use.
+fn close_now(conn: &Connection, channel: &mut ssh2::Channel) {
+    let until = Instant::now() + Duration::from_secs(2);
+    let _ = conn.retry(until, || channel.close());
+}
+
+/// `\r\n` -> `\n` (a terminal's line endings back to plain ones).
+fn crlf_to_lf(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    for (i, &b) in data.iter().enumerate() {
+        if b == b'\r' && data.get(i + 1) == Some(&b'\n') {
+            continue;
+        }
+        out.push(b);
+    }
+    out
 }
 
 /// Runs the heartbeat no-op (`true`, unwrapped) and proves the round trip: an error or a
@@ -397,6 +519,19 @@ mod tests {
         l.push(b"tail", |s| got.push(s.to_string()));
         l.finish(|s| got.push(s.to_string()));
         assert_eq!(got, ["a", "bc", "tail"]);
+    }
+
+    #[test]
+    fn pty_output_marker_and_line_endings() {
+        // With a PTY the marker comes in stdout, after `\r\n` line endings.
+        let mut f = StderrFilter::default();
+        let mut shown = f.push(b"tty\r\nerr\r\n\x1etether-ex");
+        shown.extend(f.push(b"it:0\x1e"));
+        let (rest, code) = f.finish();
+        shown.extend(rest);
+        assert_eq!(code, Some(0));
+        assert_eq!(crlf_to_lf(&shown), b"tty\nerr\n");
+        assert_eq!(crlf_to_lf(b"a\rb\r\n\r"), b"a\rb\n\r");
     }
 
     #[test]

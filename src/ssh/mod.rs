@@ -1,8 +1,10 @@
 //! The SSH layer: config resolution, connecting, host keys, one owner thread per session.
 
+pub mod agent;
 pub mod config;
 pub mod connect;
 pub mod exec;
+pub mod jump;
 pub mod known_hosts;
 pub mod worker;
 
@@ -145,6 +147,31 @@ pub enum SshError {
         /// The deadline.
         timeout: Duration,
     },
+    /// The host could not be reached through its jump host (ProxyJump): the jump host is
+    /// unreachable, or it could not open a connection to the host.
+    #[error("{host}: cannot reach it through jump host {jump}: {reason}")]
+    Jump {
+        /// Host as named by the user.
+        host: String,
+        /// The jump host as named in the route (`bastion`).
+        jump: String,
+        /// What failed.
+        reason: String,
+    },
+    /// A PTY command was stopped by tether (watch `--kill`, Ctrl-C): its channel was closed,
+    /// which hangs up its terminal, so the remote process got SIGHUP.
+    #[error(
+        "`{command}` on {host} was stopped after {} (its terminal was hung up: SIGHUP)",
+        format_duration(*.elapsed)
+    )]
+    CommandStopped {
+        /// Host as named by the user.
+        host: String,
+        /// The command.
+        command: String,
+        /// Time since the command started.
+        elapsed: Duration,
+    },
 }
 
 impl SshError {
@@ -153,7 +180,9 @@ impl SshError {
     pub fn is_connect_failure(&self) -> bool {
         !matches!(
             self,
-            SshError::ConnectionLost { .. } | SshError::CommandTimeout { .. }
+            SshError::ConnectionLost { .. }
+                | SshError::CommandTimeout { .. }
+                | SshError::CommandStopped { .. }
         )
     }
 }

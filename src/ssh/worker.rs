@@ -11,14 +11,16 @@
 use std::io::{Read as _, Write as _};
 use std::os::fd::AsRawFd as _;
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::config::HostConfig;
-use super::connect::{self, poll_fds, Connection};
+use super::connect::{poll_fds, Connection};
 use super::exec::{self, ExecError, ExecOptions, ExecOutput, Stream};
+use super::jump::{self, Jump};
 use super::SshError;
 
 /// Heartbeat and reconnect policy shared by every worker of a run.
@@ -65,7 +67,7 @@ impl HandshakeLimiter {
         }
     }
 
-    fn run<T>(&self, f: impl FnOnce() -> T) -> T {
+    pub(crate) fn run<T>(&self, f: impl FnOnce() -> T) -> T {
         {
             // The counter stays consistent even if a holder panicked, so a poisoned lock is
             // still safe to use.
@@ -170,10 +172,8 @@ pub enum Job {
     Exec {
         /// The full shell command.
         command: String,
-        /// Bytes fed to the command's stdin.
-        stdin: Option<Vec<u8>>,
-        /// Optional deadline.
-        timeout: Option<Duration>,
+        /// stdin, deadline, PTY and stop flag (the worker sets the keepalive).
+        opts: ExecOptions,
         /// Keep stdout lines from the reporter (the caller captures them).
         quiet: bool,
         /// Receives the result.
@@ -187,6 +187,8 @@ pub struct HostWorker {
     jobs: Option<Sender<Job>>,
     wake: UnixStream,
     thread: Option<JoinHandle<()>>,
+    /// Set on drop: a reconnect in progress gives up instead of finishing its backoff.
+    stop: Arc<AtomicBool>,
 }
 
 impl HostWorker {
@@ -198,18 +200,34 @@ impl HostWorker {
         limiter: Arc<HandshakeLimiter>,
         events: Sender<Event>,
     ) -> std::io::Result<Self> {
+        Self::spawn_via(name, config, settings, limiter, events, None)
+    }
+
+    /// Like [`spawn`](HostWorker::spawn), connecting through the jump host `via` (ProxyJump)
+    /// when given: every connection of this host, reconnects included, is a tunnel of it.
+    pub fn spawn_via(
+        name: &str,
+        config: HostConfig,
+        settings: WorkerSettings,
+        limiter: Arc<HandshakeLimiter>,
+        events: Sender<Event>,
+        via: Option<Arc<Jump>>,
+    ) -> std::io::Result<Self> {
         let (jobs_tx, jobs_rx) = mpsc::channel();
         let (wake, wake_rx) = UnixStream::pair()?;
         wake_rx.set_nonblocking(true)?;
         wake.set_nonblocking(true)?;
         let name: Arc<str> = Arc::from(name);
+        let stop = Arc::new(AtomicBool::new(false));
         let state = WorkerState {
             name: name.clone(),
+            stop: stop.clone(),
             config,
             interval: settings.heartbeat,
             settings,
             limiter,
             events,
+            via,
             conn: None,
             failed: None,
             last_alive: Instant::now(),
@@ -222,6 +240,7 @@ impl HostWorker {
             jobs: Some(jobs_tx),
             wake,
             thread: Some(thread),
+            stop,
         })
     }
 
@@ -230,19 +249,12 @@ impl HostWorker {
         &self.name
     }
 
-    /// Queues `command`; `reply` receives the result on the worker thread.
-    pub fn exec(
-        &self,
-        command: &str,
-        stdin: Option<Vec<u8>>,
-        timeout: Option<Duration>,
-        quiet: bool,
-        reply: Reply,
-    ) {
+    /// Queues `command` with `opts` (stdin, deadline, PTY, stop flag); `reply` receives the
+    /// result on the worker thread.
+    pub fn exec(&self, command: &str, opts: ExecOptions, quiet: bool, reply: Reply) {
         self.submit(Job::Exec {
             command: command.to_string(),
-            stdin,
-            timeout,
+            opts,
             quiet,
             reply,
         });
@@ -264,6 +276,7 @@ impl HostWorker {
 
 impl Drop for HostWorker {
     fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
         self.jobs.take();
         let _ = (&self.wake).write(&[0]);
         if let Some(t) = self.thread.take() {
@@ -274,6 +287,8 @@ impl Drop for HostWorker {
 
 struct WorkerState {
     name: Arc<str>,
+    /// The handle was dropped: stop reconnecting.
+    stop: Arc<AtomicBool>,
     config: HostConfig,
     settings: WorkerSettings,
     /// The current heartbeat interval: the setting, shortened by `ServerAliveInterval` or by
@@ -281,6 +296,8 @@ struct WorkerState {
     interval: Option<Duration>,
     limiter: Arc<HandshakeLimiter>,
     events: Sender<Event>,
+    /// The jump host this host is reached through (ProxyJump), if any.
+    via: Option<Arc<Jump>>,
     conn: Option<Connection>,
     /// Set once the host is unreachable for this run.
     failed: Option<SshError>,
@@ -382,9 +399,14 @@ impl WorkerState {
 
     fn connect_pinned(&self, pinned: Option<&[u8]>) -> Result<Connection, SshError> {
         let mut warnings = Vec::new();
-        let result = self
-            .limiter
-            .run(|| connect::connect(&self.name, &self.config, pinned, &mut |w| warnings.push(w)));
+        let result = jump::connect_route(
+            self.via.as_deref(),
+            &self.name,
+            &self.config,
+            pinned,
+            &self.limiter,
+            &mut |w| warnings.push(w),
+        );
         for w in warnings {
             self.emit(EventKind::Warning(w));
         }
@@ -410,7 +432,15 @@ impl WorkerState {
             }
             Err(e) => {
                 let idle = self.last_alive.elapsed();
-                self.learn(idle);
+                // When the jump host's connection died (taking this host's tunnel with it),
+                // this host's server did not drop the idle session: nothing to learn.
+                let jump_lost = self
+                    .via
+                    .as_ref()
+                    .is_some_and(|j| j.lost_since(self.last_alive));
+                if !jump_lost {
+                    self.learn(idle);
+                }
                 self.replace_session(format!("connection lost while idle ({e})"), true);
             }
         }
@@ -439,7 +469,14 @@ impl WorkerState {
         let mut last_error = None;
         for attempt in 0..self.settings.reconnect_attempts.max(1) {
             if attempt > 0 {
-                std::thread::sleep(delay);
+                if !self.pause(delay) {
+                    // Nobody will use the session any more (the pool is closing).
+                    self.failed = Some(SshError::Session {
+                        host: self.name.to_string(),
+                        reason: format!("{reason}; not reconnected: tether is stopping"),
+                    });
+                    return false;
+                }
                 delay = (delay * 2).min(self.settings.backoff_cap);
             }
             match self.connect_pinned(pinned.as_deref()) {
@@ -474,16 +511,28 @@ impl WorkerState {
         false
     }
 
+    /// Sleeps for `d` unless the worker is told to stop; returns false if it was.
+    fn pause(&self, d: Duration) -> bool {
+        let until = Instant::now() + d;
+        while !self.stop.load(Ordering::SeqCst) {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+        }
+        false
+    }
+
     fn handle(&mut self, job: Job) {
         match job {
             Job::Exec {
                 command,
-                stdin,
-                timeout,
+                opts,
                 quiet,
                 reply,
             } => {
-                let result = self.exec(&command, stdin, timeout, quiet);
+                let result = self.exec(&command, opts, quiet);
                 reply(result);
             }
         }
@@ -492,8 +541,7 @@ impl WorkerState {
     fn exec(
         &mut self,
         command: &str,
-        stdin: Option<Vec<u8>>,
-        timeout: Option<Duration>,
+        opts: ExecOptions,
         quiet: bool,
     ) -> Result<ExecOutput, SshError> {
         if let Some(e) = &self.failed {
@@ -503,10 +551,12 @@ impl WorkerState {
             command: command.to_string(),
         });
         let started = Instant::now();
+        let timeout = opts.timeout;
         let opts = ExecOptions {
-            timeout,
             keepalive: self.interval,
-            stdin,
+            // Without a local agent there is nothing to forward (the pool warned).
+            forward_agent: self.config.forward_agent && super::agent::local_agent().is_some(),
+            ..opts
         };
         let mut result = self.exec_once(command, &opts, quiet);
         if let Err(ExecError::NotStarted(reason)) = &result {
@@ -534,6 +584,16 @@ impl WorkerState {
                 host: self.name.to_string(),
                 command: command.to_string(),
                 timeout: timeout.unwrap_or_default(),
+            }),
+            Err(ExecError::Stopped(elapsed)) => Err(SshError::CommandStopped {
+                host: self.name.to_string(),
+                command: command.to_string(),
+                elapsed,
+            }),
+            // Only this channel was refused; the session is fine.
+            Err(ExecError::Refused(reason)) => Err(SshError::Session {
+                host: self.name.to_string(),
+                reason,
             }),
             Err(ExecError::NotStarted(reason)) => {
                 Err(self.failed.clone().unwrap_or_else(|| SshError::Session {
@@ -579,7 +639,7 @@ impl WorkerState {
         };
         let events = &self.events;
         let name = &self.name;
-        exec::run(conn, command, opts, &mut |stream, line| {
+        let result = exec::run(conn, command, opts, &mut |stream, line| {
             if quiet && stream == Stream::Stdout {
                 return;
             }
@@ -589,9 +649,15 @@ impl WorkerState {
                 at: Instant::now(),
                 kind: EventKind::Output {
                     stream,
-                    line: line.to_string(),
+                    // A secret (the sudo password) never leaves the worker in output.
+                    line: crate::secret::mask(line).into_owned(),
                 },
             });
+        });
+        result.map(|mut out| {
+            out.stdout = crate::secret::mask_bytes(&out.stdout).into_owned();
+            out.stderr = crate::secret::mask_bytes(&out.stderr).into_owned();
+            out
         })
     }
 }

@@ -4,4 +4,6 @@
 //! (runs the tether binary).  Each test binary uses a subset of them.
 
 pub mod lab;
+pub mod netns;
+pub mod site;
 pub mod tether;

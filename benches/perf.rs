@@ -1,0 +1,707 @@
+//! Speed and memory benchmarks, each reported as a ratio against a baseline measured in the
+//! same invocation. Run through `scripts/bench`, which builds this target, starts a lab of
+//! local sshd hosts and stops it again; `cargo bench` alone has no lab to measure against.
+//!
+//! `perf all --config CFG --lab-dir DIR [--quick]` measures, in this order:
+//! 1. warm per-command overhead: `true` on an open session through a [`Pool`] worker, against
+//!    `ssh host true` through an OpenSSH ControlMaster (runs interleaved, medians compared);
+//! 2. cold fan-out: `tether run --hosts <20 hosts> -- true`, against 20 plain `ssh host true`
+//!    run in parallel (runs interleaved, medians of wall time compared);
+//! 3. idle cost, in a fresh process of its own (`perf idle ...`): CPU time and RSS of holding
+//!    100 idle sessions with the default heartbeat, against the same process before it opened
+//!    any session.
+//!
+//! It prints what it measured, a table, and exits 1 if a target is missed (2 on a setup error).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::{self, Receiver};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tether::host::HostTarget;
+use tether::pool::{FanOut, Pool, DEFAULT_MAX_HANDSHAKES};
+use tether::ssh::config::SshConfig;
+use tether::ssh::exec;
+use tether::ssh::worker::{Event, EventKind, WorkerSettings, DEFAULT_HEARTBEAT};
+
+/// The release binary built alongside this bench target.
+const TETHER_BIN: &str = env!("CARGO_BIN_EXE_tether");
+
+/// Targets from the project guide.
+const WARM_RATIO_TARGET: f64 = 0.5;
+const IDLE_CPU_TARGET_PERCENT: f64 = 1.0;
+
+type Res<T> = Result<T, String>;
+
+fn main() -> ExitCode {
+    // `cargo bench` passes `--bench`; it means nothing here.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let result = match args.first().map(String::as_str) {
+        Some("all") => Options::parse(&args[1..]).and_then(|o| run_all(&o)),
+        Some("idle") => Options::parse(&args[1..]).and_then(|o| run_idle(&o).map(|()| true)),
+        _ => Err(
+            "this benchmark needs a lab of sshd hosts: run scripts/bench \
+                  (usage: perf all --config CFG --lab-dir DIR [--quick] | \
+                  perf idle --config CFG --hosts N --seconds S)"
+                .into(),
+        ),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("perf: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Options {
+    config: PathBuf,
+    lab_dir: Option<PathBuf>,
+    quick: bool,
+    /// Idle phase: number of sessions and window length.
+    hosts: usize,
+    seconds: u64,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Res<Self> {
+        let mut o = Options {
+            config: PathBuf::new(),
+            lab_dir: None,
+            quick: false,
+            hosts: 100,
+            seconds: 60,
+        };
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            let mut value = || it.next().cloned().ok_or(format!("{a} needs a value"));
+            match a.as_str() {
+                "--config" => o.config = PathBuf::from(value()?),
+                "--lab-dir" => o.lab_dir = Some(PathBuf::from(value()?)),
+                "--quick" => o.quick = true,
+                "--hosts" => o.hosts = value()?.parse().map_err(|e| format!("--hosts: {e}"))?,
+                "--seconds" => {
+                    o.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?
+                }
+                _ => return Err(format!("unknown argument {a}")),
+            }
+        }
+        if o.config.as_os_str().is_empty() {
+            return Err("--config is required".into());
+        }
+        Ok(o)
+    }
+}
+
+// ------------------------------------------------------------------ helpers
+
+fn median(v: &[Duration]) -> Duration {
+    let mut s = v.to_vec();
+    s.sort();
+    let n = s.len();
+    if n == 0 {
+        Duration::ZERO
+    } else if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2
+    }
+}
+
+fn percentile(v: &[Duration], p: f64) -> Duration {
+    let mut s = v.to_vec();
+    s.sort();
+    if s.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((s.len() - 1) as f64 * p).round() as usize;
+    s[i.min(s.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn host_names(n: usize) -> Vec<String> {
+    (1..=n).map(|i| format!("host{i}")).collect()
+}
+
+fn targets(names: &[String]) -> Res<Vec<HostTarget>> {
+    names.iter().map(|n| HostTarget::parse(n)).collect()
+}
+
+fn new_pool(config: &Path) -> Res<(Pool, Receiver<Event>)> {
+    let ssh_config = SshConfig::load(config).map_err(|e| e.to_string())?;
+    let (tx, rx) = mpsc::channel();
+    let pool = Pool::new(
+        ssh_config,
+        WorkerSettings::default(),
+        DEFAULT_MAX_HANDSHAKES,
+        tx,
+        Arc::new(AtomicBool::new(false)),
+    );
+    Ok((pool, rx))
+}
+
+/// Waits for every host's first connection; an unreachable host is a setup error.
+fn wait_connected(rx: &Receiver<Event>, n: usize, within: Duration) -> Res<Vec<Event>> {
+    let until = Instant::now() + within;
+    let mut seen = Vec::new();
+    let mut connected = 0;
+    while connected < n {
+        let left = until.saturating_duration_since(Instant::now());
+        let ev = rx
+            .recv_timeout(left)
+            .map_err(|_| format!("only {connected} of {n} hosts connected within {within:?}"))?;
+        match &ev.kind {
+            EventKind::Connected { .. } => connected += 1,
+            EventKind::ConnectFailed { error } => return Err(format!("connect failed: {error}")),
+            _ => {}
+        }
+        seen.push(ev);
+    }
+    Ok(seen)
+}
+
+fn ssh_cmd(config: &Path) -> Command {
+    let mut c = Command::new("ssh");
+    c.arg("-F")
+        .arg(config)
+        .args(["-o", "BatchMode=yes"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    c
+}
+
+fn run_ok(mut c: Command, what: &str) -> Res<()> {
+    let status = c.status().map_err(|e| format!("{what}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{what}: {status}"))
+    }
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// Says so when other work competes for the CPUs: both sides of each ratio slow down, but not
+/// equally (a forked `ssh` suffers more than an in-process call), so the ratios get noisier.
+fn warn_if_busy() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let one_min: f64 = loadavg()
+        .split_whitespace()
+        .next()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0.0);
+    if one_min > cores {
+        println!(
+            "WARNING: load average {one_min:.2} on {cores} cores: other work is competing for \
+             the CPUs; absolute times are inflated and ratios noisier than on an idle machine"
+        );
+    }
+}
+
+/// CPU time (user + system) of this whole process, all threads.
+fn process_cpu() -> Duration {
+    // SAFETY: getrusage writes one rusage into the zeroed struct we own.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF with a valid pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// This process's resident set size in KiB, from /proc/self/status.
+fn vm_rss_kib() -> Res<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| e.to_string())?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| "no VmRSS in /proc/self/status".into())
+}
+
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
+}
+
+// ------------------------------------------------------------------ all
+
+struct Row {
+    line: String,
+    pass: bool,
+}
+
+fn run_all(o: &Options) -> Res<bool> {
+    let lab = o.lab_dir.clone().ok_or("--lab-dir is required for `all`")?;
+    let (warm_iters, cold_runs, idle_secs) = if o.quick { (100, 3, 20) } else { (300, 5, 60) };
+    let ssh_version = Command::new("ssh")
+        .arg("-V")
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stderr).trim().to_string())
+        .unwrap_or_else(|e| format!("ssh -V failed: {e}"));
+    println!(
+        "== tether benchmarks{}",
+        if o.quick { " (--quick)" } else { "" }
+    );
+    println!(
+        "machine: {} cores, load average {} at start; client and server: {ssh_version}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        loadavg()
+    );
+    println!(
+        "lab: {} (sshd on 127.0.0.1, one listener per host)",
+        lab.display()
+    );
+    let setenv = std::fs::read_to_string(lab.join("hosts/host1/sshd_config"))
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("SetEnv HOME="))
+                .map(str::to_string)
+        })
+        .ok_or("lab host1's sshd_config has no `SetEnv HOME=` line")?;
+    println!(
+        "remote shell: root's login shell (bash) with `{setenv}` in each lab sshd_config, so \
+         root's ~/.bashrc (pyenv, ~75 ms) is NOT read: these numbers exclude rc-file time"
+    );
+    println!("binary: {TETHER_BIN}");
+    warn_if_busy();
+
+    let rows = [
+        warm(o, &lab, warm_iters)?,
+        cold(o, cold_runs)?,
+        idle_child(o, idle_secs)?,
+    ];
+
+    println!("load average at end: {}", loadavg());
+    warn_if_busy();
+    println!();
+    for r in &rows {
+        println!("{}", r.line);
+    }
+    let pass = rows.iter().all(|r| r.pass);
+    println!(
+        "{}",
+        if pass {
+            "all targets met"
+        } else {
+            "TARGET MISSED"
+        }
+    );
+    Ok(pass)
+}
+
+fn verdict(pass: bool) -> &'static str {
+    if pass {
+        "PASS"
+    } else {
+        "FAIL"
+    }
+}
+
+/// 1. Warm per-command overhead.
+fn warm(o: &Options, lab: &Path, iters: usize) -> Res<Row> {
+    println!();
+    println!(
+        "-- warm per-command: {iters} sequential `true` on host1, tether and ControlMaster runs \
+         interleaved, after 20 warm-up runs each"
+    );
+    let (pool, rx) = new_pool(&o.config)?;
+    let host = targets(&["host1".to_string()])?;
+    pool.ensure(&host).map_err(|e| e.to_string())?;
+    let connected = wait_connected(&rx, 1, Duration::from_secs(15))?;
+    if let Some(EventKind::Connected { setup }) = connected
+        .iter()
+        .map(|e| &e.kind)
+        .find(|k| matches!(k, EventKind::Connected { .. }))
+    {
+        println!(
+            "tether: session to host1 set up in {:.1} ms (TCP + handshake + auth)",
+            ms(*setup)
+        );
+    }
+    let how = FanOut::default();
+    let one = |cmd: &str| -> Res<(Duration, String)> {
+        let jobs = [("host1".to_string(), cmd.to_string())];
+        let t = Instant::now();
+        let r = pool.fan_out(&jobs, &how);
+        let took = t.elapsed();
+        match r.into_iter().next() {
+            Some(h) if h.ok() => {
+                let out = match h.result {
+                    Some(Ok(out)) => String::from_utf8_lossy(&out.stdout).into_owned(),
+                    _ => String::new(),
+                };
+                Ok((took, out))
+            }
+            Some(h) => Err(format!("tether `{cmd}` on host1 failed: {:?}", h.result)),
+            None => Err("fan_out returned nothing".into()),
+        }
+    };
+    let (_, home) =
+        one("printf '%s' \"$HOME\"; test -e \"$HOME/.bashrc\" && printf ' (has .bashrc)'; :")?;
+    println!("remote $HOME seen by commands: {home}");
+
+    let cm_path = lab.join("cm-%C");
+    let cm = |remote: &str| {
+        let mut c = ssh_cmd(&o.config);
+        c.arg("-o")
+            .arg("ControlMaster=auto")
+            .arg("-o")
+            .arg(format!("ControlPath={}", cm_path.display()))
+            .args(["-o", "ControlPersist=60", "host1", remote]);
+        c
+    };
+    // Open the master (ControlPersist puts it in the background) and check it.
+    run_ok(cm("true"), "opening the ControlMaster")?;
+    let mut check = ssh_cmd(&o.config);
+    check
+        .arg("-o")
+        .arg(format!("ControlPath={}", cm_path.display()))
+        .args(["-O", "check", "host1"]);
+    run_ok(check, "ssh -O check (ControlMaster not running)")?;
+
+    let time_cm = |remote: &str| -> Res<Duration> {
+        let t = Instant::now();
+        run_ok(cm(remote), "ssh through the ControlMaster")?;
+        Ok(t.elapsed())
+    };
+    for _ in 0..20 {
+        one("true")?;
+        time_cm("true")?;
+    }
+    let (mut tt, mut tc) = (Vec::with_capacity(iters), Vec::with_capacity(iters));
+    for _ in 0..iters {
+        tt.push(one("true")?.0);
+        tc.push(time_cm("true")?);
+        // The events of each command (Started, Finished) are not needed here.
+        rx.try_iter().for_each(drop);
+    }
+    // Where tether's time goes, part 1: the remote cost of tether's status wrapper (an extra
+    // `sh` exec and a subshell per command), measured through the ControlMaster as the
+    // wrapped command minus plain `true`.
+    let wrapped = exec::wrap("true");
+    let (mut plain, mut wrap) = (Vec::new(), Vec::new());
+    for _ in 0..iters / 3 {
+        plain.push(time_cm("true")?);
+        wrap.push(time_cm(&wrapped)?);
+    }
+    let mut exit = ssh_cmd(&o.config);
+    exit.arg("-o")
+        .arg(format!("ControlPath={}", cm_path.display()))
+        .args(["-O", "exit", "host1"]);
+    let _ = exit.status();
+    drop(pool);
+
+    let (mt, mc) = (median(&tt), median(&tc));
+    let ratio = mt.as_secs_f64() / mc.as_secs_f64();
+    println!(
+        "tether (Pool::fan_out, in-process, command wrapped in tether's `sh -c` status wrapper): \
+         median {:.2} ms, p10 {:.2}, p90 {:.2}",
+        ms(mt),
+        ms(percentile(&tt, 0.1)),
+        ms(percentile(&tt, 0.9))
+    );
+    println!(
+        "ControlMaster (`ssh -o ControlMaster=auto -o ControlPersist=60 host1 true`, a new ssh \
+         process per run): median {:.2} ms, p10 {:.2}, p90 {:.2}",
+        ms(mc),
+        ms(percentile(&tc, 0.1)),
+        ms(percentile(&tc, 0.9))
+    );
+    // Median of the paired differences: each pair ran back to back, so load hits both.
+    let mut diffs: Vec<f64> = wrap
+        .iter()
+        .zip(&plain)
+        .map(|(w, p)| ms(*w) - ms(*p))
+        .collect();
+    diffs.sort_by(f64::total_cmp);
+    println!(
+        "of tether's time, the remote status wrapper (`sh -c '(CMD\\n); s=$?; printf ...'`) \
+         costs about {:.2} ms (median of paired differences): ControlMaster with the wrapped \
+         `true` {:.2} ms vs plain `true` {:.2} ms ({} runs each, interleaved)",
+        diffs.get(diffs.len() / 2).copied().unwrap_or(0.0),
+        ms(median(&wrap)),
+        ms(median(&plain)),
+        plain.len()
+    );
+    let pass = ratio <= WARM_RATIO_TARGET;
+    Ok(Row {
+        line: format!(
+            "warm per-command   tether {:.2} ms   ControlMaster {:.2} ms   ratio {ratio:.2}  \
+             (target <= {WARM_RATIO_TARGET})  {}",
+            ms(mt),
+            ms(mc),
+            verdict(pass)
+        ),
+        pass,
+    })
+}
+
+/// 2. Cold fan-out over 20 hosts.
+fn cold(o: &Options, runs: usize) -> Res<Row> {
+    const N: usize = 20;
+    println!();
+    println!(
+        "-- cold 20 hosts: wall time of `tether -F CFG run --hosts host1..host{N} -- true` \
+         (new process, new sessions) vs {N} plain `ssh -F CFG hostN true` started together and \
+         waited for (no ControlMaster); {runs} runs each, interleaved, after one warm-up each"
+    );
+    let names = host_names(N);
+    let tether_run = || -> Res<Duration> {
+        let t = Instant::now();
+        let out = Command::new(TETHER_BIN)
+            .arg("-F")
+            .arg(&o.config)
+            .args(["run", "--hosts", &names.join(","), "--", "true"])
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("{TETHER_BIN}: {e}"))?;
+        let took = t.elapsed();
+        if !out.status.success() {
+            return Err(format!(
+                "tether run failed ({}): {}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(took)
+    };
+    let ssh_run = || -> Res<Duration> {
+        let t = Instant::now();
+        let mut children = Vec::with_capacity(N);
+        for h in &names {
+            let mut c = ssh_cmd(&o.config);
+            c.args([
+                "-o",
+                "ControlMaster=no",
+                "-o",
+                "ControlPath=none",
+                h,
+                "true",
+            ]);
+            children.push((h, c.spawn().map_err(|e| format!("ssh: {e}"))?));
+        }
+        let mut failed = Vec::new();
+        for (h, mut c) in children {
+            match c.wait() {
+                Ok(s) if s.success() => {}
+                Ok(s) => failed.push(format!("{h}: {s}")),
+                Err(e) => failed.push(format!("{h}: {e}")),
+            }
+        }
+        let took = t.elapsed();
+        if failed.is_empty() {
+            Ok(took)
+        } else {
+            Err(format!("plain ssh failed: {}", failed.join(", ")))
+        }
+    };
+    tether_run()?;
+    ssh_run()?;
+    let (mut tt, mut ts) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        tt.push(tether_run()?);
+        ts.push(ssh_run()?);
+    }
+    let (mt, msh) = (median(&tt), median(&ts));
+    let ratio = mt.as_secs_f64() / msh.as_secs_f64();
+    let list = |v: &[Duration]| {
+        v.iter()
+            .map(|d| format!("{:.0}", ms(*d)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!("tether run: {} ms", list(&tt));
+    println!("{N}x ssh:    {} ms", list(&ts));
+    Ok(Row {
+        line: format!(
+            "cold {N} hosts      tether {:.0} ms   {N}x ssh {:.0} ms   ratio {ratio:.2}  (no target)",
+            ms(mt),
+            ms(msh)
+        ),
+        pass: true,
+    })
+}
+
+/// 3. Idle cost, measured in a fresh process so that its "before" RSS is a clean baseline.
+fn idle_child(o: &Options, secs: u64) -> Res<Row> {
+    let n = o.hosts;
+    println!();
+    println!(
+        "-- idle {n} sessions: a fresh process (this binary, `idle`) opens {n} sessions through \
+         one Pool (default settings: heartbeat {}s), then sleeps {secs} s; CPU time is \
+         getrusage(RUSAGE_SELF) user+sys of the whole process from {} ms after the last session \
+         connected, RSS is VmRSS from /proc/self/status before connecting vs after the window",
+        DEFAULT_HEARTBEAT.as_secs(),
+        SETTLE.as_millis()
+    );
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = Command::new(exe)
+        .arg("idle")
+        .arg("--config")
+        .arg(&o.config)
+        .args(["--hosts", &n.to_string(), "--seconds", &secs.to_string()])
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("idle process: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!("idle process failed ({}):\n{text}", out.status));
+    }
+    let kv: HashMap<&str, &str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("result "))
+        .filter_map(|l| l.split_once('='))
+        .collect();
+    let get = |k: &str| -> Res<f64> {
+        kv.get(k)
+            .and_then(|v| v.parse().ok())
+            .ok_or(format!("idle process printed no {k}:\n{text}"))
+    };
+    for l in text.lines().filter(|l| !l.starts_with("result ")) {
+        println!("{l}");
+    }
+    let cpu_pct = get("cpu_percent")?;
+    let rss_per = get("rss_kib_per_session")?;
+    let hb = get("heartbeats")? as u64;
+    let timed = get("timed_heartbeats")? as u64;
+    let hb_hosts = get("hosts_with_heartbeat")? as usize;
+    let per_host = secs / DEFAULT_HEARTBEAT.as_secs();
+    // Every host owes floor(window / interval) heartbeats on the interval; allow a tenth to
+    // fall just outside the window (each heartbeat shifts the next by its round trip).
+    let hb_expected = per_host * n as u64;
+    let hb_ok = timed * 10 >= hb_expected * 9 && hb_hosts == n;
+    let cpu_ok = cpu_pct < IDLE_CPU_TARGET_PERCENT;
+    let pass = hb_ok && cpu_ok;
+    Ok(Row {
+        line: format!(
+            "idle {n} sessions  CPU {cpu_pct:.2} % of one core over {secs} s (target < \
+             {IDLE_CPU_TARGET_PERCENT} %)  RSS {:.2} MiB/session  heartbeats {hb} ({timed} \
+             on the interval, expect ~{hb_expected}; {hb_hosts}/{n} hosts)  {}",
+            rss_per / 1024.0,
+            verdict(pass)
+        ),
+        pass,
+    })
+}
+
+// ------------------------------------------------------------------ idle
+
+/// Pause between the last session connecting and the start of the idle window.
+const SETTLE: Duration = Duration::from_millis(500);
+
+fn run_idle(o: &Options) -> Res<()> {
+    let n = o.hosts;
+    let window = Duration::from_secs(o.seconds);
+    let names = host_names(n);
+    let hosts = targets(&names)?;
+    let (pool, rx) = new_pool(&o.config)?;
+    let rss_before = vm_rss_kib()?;
+    let threads_before = threads();
+    let t_connect = Instant::now();
+    pool.ensure(&hosts).map_err(|e| e.to_string())?;
+    let early = wait_connected(&rx, n, Duration::from_secs(60))?;
+    let connect_took = t_connect.elapsed();
+    let rss_connected = vm_rss_kib()?;
+    // Each session runs one heartbeat ~50 ms after login, woken by the server (see below);
+    // that belongs to connecting, so the window starts once those are done.
+    std::thread::sleep(SETTLE);
+
+    let t0 = Instant::now();
+    let cpu0 = process_cpu();
+    std::thread::sleep(window);
+    let cpu1 = process_cpu();
+    let t1 = Instant::now();
+    let rss_after = vm_rss_kib()?;
+    let threads_after = threads();
+
+    let mut per_host: HashMap<Arc<str>, u64> = HashMap::new();
+    let mut rtts = Vec::new();
+    let (mut probes, mut other, mut before) = (0u64, Vec::new(), 0u64);
+    for ev in early.into_iter().chain(rx.try_iter()) {
+        if ev.at < t0 {
+            before += u64::from(matches!(ev.kind, EventKind::Heartbeat { .. }));
+            continue;
+        }
+        if ev.at > t1 {
+            continue;
+        }
+        match ev.kind {
+            EventKind::Heartbeat { rtt, probe } => {
+                *per_host.entry(ev.host).or_default() += 1;
+                rtts.push(rtt);
+                probes += u64::from(probe);
+            }
+            EventKind::Barrier(_) => {}
+            kind => other.push(format!("{}: {kind:?}", ev.host)),
+        }
+    }
+    drop(pool);
+
+    let heartbeats: u64 = per_host.values().sum();
+    let cpu = cpu1 - cpu0;
+    let wall = t1 - t0;
+    let cpu_percent = cpu.as_secs_f64() / wall.as_secs_f64() * 100.0;
+    let rss_per = rss_after.saturating_sub(rss_before) as f64 / n as f64;
+    println!(
+        "connected {n} sessions in {:.0} ms (at most {DEFAULT_MAX_HANDSHAKES} handshakes at \
+         once); threads {threads_before} -> {threads_after}",
+        ms(connect_took)
+    );
+    println!(
+        "CPU {:.1} ms over {:.1} s wall = {cpu_percent:.3} % of one core",
+        ms(cpu),
+        wall.as_secs_f64()
+    );
+    println!(
+        "VmRSS {rss_before} KiB before connecting, {rss_connected} KiB after connecting, \
+         {rss_after} KiB after the window: {rss_per:.0} KiB per session"
+    );
+    let (lo, hi) = (
+        per_host.values().min().copied().unwrap_or(0),
+        per_host.values().max().copied().unwrap_or(0),
+    );
+    println!(
+        "heartbeats in the window: {heartbeats} ({lo}..{hi} per host; {} on the interval, \
+         {probes} woken by server traffic), round trip median {:.2} ms",
+        heartbeats - probes,
+        ms(median(&rtts))
+    );
+    println!(
+        "heartbeats before the window: {before} (each session runs one ~50 ms after login, \
+         woken by server traffic, most likely sshd's hostkeys-00@openssh.com notice; the \
+         window starts {} ms after the last session connected to leave them out)",
+        SETTLE.as_millis()
+    );
+    if !other.is_empty() {
+        println!("other events in the window ({}):", other.len());
+        for l in other.iter().take(10) {
+            println!("  {l}");
+        }
+    }
+    println!("result cpu_percent={cpu_percent:.4}");
+    println!("result rss_kib_per_session={rss_per:.1}");
+    println!("result heartbeats={heartbeats}");
+    println!("result timed_heartbeats={}", heartbeats - probes);
+    println!("result hosts_with_heartbeat={}", per_host.len());
+    Ok(())
+}

@@ -1,0 +1,167 @@
+//! Secrets the user gave tether (the sudo password), and masking them in everything tether
+//! prints: remote output (masked where it enters, in the host worker, so output events, JSON,
+//! captured values and failure messages never hold it), tether's own lines and errors.
+//!
+//! The sudo password comes from `TETHER_SUDO_PASSWORD` or, with `--ask-sudo-password`, from a
+//! prompt on the terminal. It is never put in a command line (which the reporter shows and
+//! `ps` on the server lists): it travels on the command's stdin (see
+//! [`crate::command::CommandContext::render`]).
+
+use std::borrow::Cow;
+use std::io::IsTerminal as _;
+use std::sync::{Arc, RwLock};
+
+/// What a masked secret is replaced with.
+pub const MASK: &str = "********";
+
+/// The environment variable holding the sudo password.
+pub const SUDO_PASSWORD_ENV: &str = "TETHER_SUDO_PASSWORD";
+
+static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+static SUDO_PASSWORD: RwLock<Option<Arc<str>>> = RwLock::new(None);
+
+/// Masks `secret` from now on (empty secrets are ignored).
+pub fn register(secret: &str) {
+    if secret.is_empty() {
+        return;
+    }
+    let mut secrets = SECRETS.write().unwrap_or_else(|p| p.into_inner());
+    if !secrets.iter().any(|s| s == secret) {
+        secrets.push(secret.to_string());
+        // Longest first, so a secret containing another is masked whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    }
+}
+
+/// `text` with every registered secret replaced by [`MASK`].
+pub fn mask(text: &str) -> Cow<'_, str> {
+    let secrets = SECRETS.read().unwrap_or_else(|p| p.into_inner());
+    if !secrets.iter().any(|s| text.contains(s.as_str())) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = text.to_string();
+    for s in secrets.iter() {
+        out = out.replace(s.as_str(), MASK);
+    }
+    Cow::Owned(out)
+}
+
+/// `data` with every registered secret replaced by [`MASK`].
+pub fn mask_bytes(data: &[u8]) -> Cow<'_, [u8]> {
+    let secrets = SECRETS.read().unwrap_or_else(|p| p.into_inner());
+    let found = |s: &String| data.windows(s.len()).any(|w| w == s.as_bytes());
+    if !secrets.iter().any(found) {
+        return Cow::Borrowed(data);
+    }
+    let mut out = data.to_vec();
+    for s in secrets.iter() {
+        let needle = s.as_bytes();
+        let mut masked = Vec::with_capacity(out.len());
+        let mut i = 0;
+        while i < out.len() {
+            if out[i..].starts_with(needle) {
+                masked.extend_from_slice(MASK.as_bytes());
+                i += needle.len();
+            } else {
+                masked.push(out[i]);
+                i += 1;
+            }
+        }
+        out = masked;
+    }
+    Cow::Owned(out)
+}
+
+/// Sets the sudo password (and masks it from now on).
+pub fn set_sudo_password(password: &str) {
+    register(password);
+    *SUDO_PASSWORD.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::from(password));
+}
+
+/// The sudo password, if one was given.
+pub fn sudo_password() -> Option<Arc<str>> {
+    SUDO_PASSWORD
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+}
+
+/// Takes the sudo password from `TETHER_SUDO_PASSWORD`, or, when `ask`, from a prompt on the
+/// terminal. Err when asked to prompt without a terminal.
+pub fn init_sudo_password(ask: bool) -> Result<(), String> {
+    if let Some(p) = std::env::var_os(SUDO_PASSWORD_ENV) {
+        let p = p.to_string_lossy().into_owned();
+        if !p.is_empty() {
+            set_sudo_password(&p);
+            return Ok(());
+        }
+    }
+    if !ask {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return Err(format!(
+            "--ask-sudo-password needs a terminal to ask on; set {SUDO_PASSWORD_ENV} instead"
+        ));
+    }
+    let p = rpassword::prompt_password("sudo password (for as_user): ")
+        .map_err(|e| format!("cannot read the sudo password: {e}"))?;
+    if p.is_empty() {
+        return Err("empty sudo password".into());
+    }
+    set_sudo_password(&p);
+    Ok(())
+}
+
+/// A hint for a failed `as_user` command whose stderr shows sudo refusing, or `None`.
+pub fn sudo_hint(stderr: &[u8], user: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(stderr);
+    if text.contains("a password is required") || text.contains("a terminal is required") {
+        return Some(format!(
+            "sudo wants a password to run commands as `{user}` (as_user runs `sudo -n`, which \
+             never prompts): set {SUDO_PASSWORD_ENV}, or pass --ask-sudo-password on a \
+             terminal, or allow the deploy user NOPASSWD in sudoers for these commands"
+        ));
+    }
+    if text.contains("incorrect password attempt") || text.contains("Sorry, try again") {
+        return Some(format!(
+            "sudo refused the password given for `{user}` ({SUDO_PASSWORD_ENV} or \
+             --ask-sudo-password): it is not the deploy user's password on this host"
+        ));
+    }
+    if text.contains("is not in the sudoers file") || text.contains("is not allowed to") {
+        return Some(format!(
+            "the deploy user may not run commands as `{user}` through sudo on this host"
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_text_and_bytes() {
+        register("s3cr3t-pw");
+        register("s3cr3t");
+        assert_eq!(mask("a s3cr3t-pw b s3cr3t"), "a ******** b ********");
+        assert_eq!(mask("nothing here"), "nothing here");
+        assert_eq!(
+            &*mask_bytes(b"x s3cr3t-pw\n\xffs3cr3t"),
+            b"x ********\n\xff********".as_slice()
+        );
+        assert!(matches!(mask("plain"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn hints() {
+        assert!(sudo_hint(b"sudo: a password is required\n", "root")
+            .unwrap()
+            .contains("TETHER_SUDO_PASSWORD"));
+        assert!(sudo_hint(b"sudo: 3 incorrect password attempts\n", "root")
+            .unwrap()
+            .contains("refused the password"));
+        assert_eq!(sudo_hint(b"boom\n", "root"), None);
+    }
+}

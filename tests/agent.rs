@@ -1,0 +1,175 @@
+//! Agent forwarding against real sshd: a remote command reaches a "git server" (another lab
+//! host) that trusts only the deployer's key, which lives in a local ssh-agent.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::lab::Lab;
+use support::tether::Tether;
+
+/// A local ssh-agent (foreground, killed on drop) holding one key.
+struct Agent {
+    child: Child,
+    sock: PathBuf,
+}
+
+impl Agent {
+    fn start(dir: &Path, key: &Path) -> Agent {
+        let sock = dir.join("agent.sock");
+        let child = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&sock)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ssh-agent");
+        let agent = Agent { child, sock };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !agent.sock.exists() {
+            assert!(Instant::now() < deadline, "ssh-agent did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = Command::new("ssh-add")
+            .arg(key)
+            .env("SSH_AUTH_SOCK", &agent.sock)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ssh-add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        agent
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sh(dir: &Path, script: &str) {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "`{script}`: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_remote_command_uses_the_local_agent_only_when_forwarding_is_on() {
+    let lab = Lab::start(2);
+    let dir = lab.dir().join("agent-test");
+    std::fs::create_dir_all(&dir).unwrap();
+    // The deployer's key: in the agent only, trusted by the git server (host2). The lab hosts
+    // share one authorized_keys file; tether itself logs in to host1 with it too.
+    let key = dir.join("deploy_key");
+    sh(
+        &dir,
+        &format!(
+            "ssh-keygen -q -t ed25519 -N '' -C deployer -f {k} && cat {k}.pub >> {auth}",
+            k = key.display(),
+            auth = lab.dir().join("authorized_keys").display()
+        ),
+    );
+    // A repository on the git server, as /srv/repo.git there.
+    let git_srv = lab.host("host2").root_dir.clone();
+    sh(
+        &dir,
+        &format!(
+            "git init -q --bare {srv}/repo.git && git init -q work && cd work && \
+             git -c user.name=t -c user.email=t@t commit -q --allow-empty -m one && \
+             git push -q {srv}/repo.git HEAD:refs/heads/main",
+            srv = git_srv.display()
+        ),
+    );
+    let agent = Agent::start(&dir, &key);
+    let port2 = lab.host("host2").port;
+    let ls_remote = format!(
+        "GIT_SSH_COMMAND='ssh -F /dev/null -p {port2} -o BatchMode=yes \
+         -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR' \
+         git ls-remote root@127.0.0.1:/srv/repo.git main"
+    );
+    let cfg_forward = dir.join("forward_config");
+    std::fs::write(
+        &cfg_forward,
+        format!(
+            "Host host1\n  ForwardAgent yes\n{}",
+            std::fs::read_to_string(lab.ssh_config()).unwrap()
+        ),
+    )
+    .unwrap();
+    let run = |config: &Path, with_agent: bool| {
+        let mut t = Tether::new()
+            .ssh_config(config)
+            .args(&["run", "--hosts", "host1", "--", &ls_remote]);
+        if with_agent {
+            t = t.env("SSH_AUTH_SOCK", agent.sock.to_str().unwrap());
+        }
+        t.run()
+    };
+
+    // ForwardAgent yes: the command on host1 lists the repository through the local agent.
+    let started = Instant::now();
+    let out = run(&cfg_forward, true);
+    out.status(0);
+    let lines = out.host_lines("host1", '|');
+    assert!(
+        lines.len() == 1 && lines[0].ends_with("\trefs/heads/main"),
+        "{}",
+        out.stdout
+    );
+    eprintln!(
+        "git ls-remote through the forwarded agent: {:?}",
+        started.elapsed()
+    );
+
+    // Without ForwardAgent the same command is refused by the git server.
+    run(&lab.ssh_config(), true)
+        .status(1)
+        .stdout_contains("Permission denied");
+
+    // The recipe's `forward_agent: true`, twice on one session (the agent channels of the
+    // first command are gone, the second gets its own).
+    let recipe = dir.join("recipe");
+    std::fs::create_dir_all(&recipe).unwrap();
+    std::fs::write(
+        recipe.join("deploy.rhai"),
+        format!(
+            "server(\"host1\", #{{ forward_agent: true }});\n\
+             task(\"ls\", || {{ on(\"all\", {q}); on(\"all\", |h| print(\"again: \" + capture({q}).len())); }});\n",
+            q = format!("{ls_remote:?}")
+        ),
+    )
+    .unwrap();
+    let out = Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .current_dir(&recipe)
+        .env("SSH_AUTH_SOCK", agent.sock.to_str().unwrap())
+        .arg("ls")
+        .run();
+    out.status(0)
+        .stdout_contains("refs/heads/main")
+        .stdout_contains("again: 56");
+    assert_eq!(lab.accepted_logins("host1"), 3);
+
+    // Forwarding asked for without a local agent: a warning naming the host, and the command
+    // runs without one (and is refused by the git server).
+    let out = run(&cfg_forward, false);
+    out.status(1).stdout_contains(
+        "host1: agent forwarding was asked for (ForwardAgent / forward_agent), but there is no \
+         local ssh-agent",
+    );
+}

@@ -1,0 +1,272 @@
+//! `tether check` against lab hosts with the sshd profiles that end idle sessions.
+
+mod support;
+
+use support::lab::Lab;
+use support::tether::{Output, Tether};
+
+fn check(lab: &Lab, hosts: &str, extra: &[&str]) -> Output {
+    Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["check", "--hosts", hosts])
+        .args(extra)
+        .run()
+}
+
+/// The value shown for `setting` in `host`'s block (`  Setting   value`).
+fn value(out: &Output, host: &str, setting: &str) -> String {
+    let block: Vec<&str> = out
+        .stdout
+        .lines()
+        .skip_while(|l| *l != host)
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .collect();
+    block
+        .iter()
+        .find_map(|l| {
+            let rest = l.trim_start().strip_prefix(setting)?;
+            rest.starts_with(' ').then(|| rest.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no {setting} for {host}:\n{}", out.stdout))
+}
+
+fn warnings(out: &Output) -> Vec<&str> {
+    out.stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("WARNING"))
+        .collect()
+}
+
+#[test]
+fn unused_warns_with_the_default_heartbeat_and_not_with_keepalive_1s() {
+    let lab = Lab::builder()
+        .names(&["u1", "u2"])
+        .profile("unused")
+        .start();
+    let out = check(&lab, "u1,u2", &[]);
+    out.status(1)
+        .stderr_contains("2 of 2 hosts at risk")
+        .stdout_contains("check: 2 hosts, 2 at risk, 0 unreachable");
+    for host in ["u1", "u2"] {
+        assert_eq!(value(&out, host, "UnusedConnectionTimeout"), "3");
+        assert_eq!(value(&out, host, "heartbeat:"), "15.0 s");
+        // The config of the sshd that serves the session, not /etc/ssh/sshd_config.
+        let config = lab.host(host).sshd_config.display().to_string();
+        assert!(
+            value(&out, host, "read with").contains(&format!("-T -f {config}")),
+            "{}",
+            out.stdout
+        );
+    }
+    let w = warnings(&out);
+    assert_eq!(w.len(), 2, "{}", out.stdout);
+    assert!(w
+        .iter()
+        .all(|l| l.contains("UnusedConnectionTimeout") && l.contains("Use --keepalive 1s")));
+
+    let out = check(&lab, "u1,u2", &["--keepalive", "1s"]);
+    out.status(0)
+        .stdout_contains("check: 2 hosts, 0 at risk")
+        .stdout_lacks("WARNING");
+    assert_eq!(value(&out, "u1", "heartbeat:"), "1.0 s");
+
+    // Without a heartbeat the session is at risk whatever the interval would be.
+    check(&lab, "u1", &["--no-keepalive"])
+        .status(1)
+        .stdout_contains("there is no heartbeat");
+    // Reading the lab's sshd opened one session per check and host, nothing else.
+    assert_eq!(lab.accepted_logins("u1"), 3);
+    assert_eq!(lab.accepted_logins("u2"), 2);
+}
+
+#[test]
+fn clientalive_reports_interval_1_count_2_and_is_safe_with_a_heartbeat() {
+    let lab = Lab::builder().names(&["c1"]).profile("clientalive").start();
+    let out = check(&lab, "c1", &[]);
+    out.status(0).stdout_lacks("WARNING");
+    assert_eq!(value(&out, "c1", "ClientAliveInterval"), "1");
+    assert_eq!(value(&out, "c1", "ClientAliveCountMax"), "2");
+    assert_eq!(value(&out, "c1", "UnusedConnectionTimeout"), "none");
+    assert_eq!(value(&out, "c1", "MaxSessions"), "10");
+    assert_eq!(value(&out, "c1", "MaxStartups"), "10:30:100");
+    // Fine with a 15 s heartbeat only because probes trigger heartbeats: said so.
+    out.stdout_contains("fine ONLY because tether answers every probe at once");
+
+    let out = check(&lab, "c1", &["--no-keepalive"]);
+    out.status(1);
+    let w = warnings(&out);
+    assert_eq!(w.len(), 1, "{}", out.stdout);
+    assert!(w[0].contains("ClientAliveInterval"), "{}", w[0]);
+}
+
+#[test]
+fn channel_timeout_is_a_warning_that_keepalive_does_not_fix() {
+    let lab = Lab::builder()
+        .names(&["t1"])
+        .profile("channeltimeout")
+        .start();
+    let out = check(&lab, "t1", &["--keepalive", "1s"]);
+    out.status(1);
+    assert_eq!(value(&out, "t1", "ChannelTimeout"), "session:*=3s");
+    let w = warnings(&out);
+    assert_eq!(w.len(), 1, "{}", out.stdout);
+    assert!(
+        w[0].contains("session:*=3s") && w[0].contains("--keepalive does not help"),
+        "{}",
+        w[0]
+    );
+}
+
+#[test]
+fn default_profile_is_not_at_risk() {
+    let lab = Lab::builder().names(&["d1"]).start();
+    let out = check(&lab, "d1", &[]);
+    out.status(0).stdout_contains("check: 1 host, 0 at risk");
+    assert_eq!(value(&out, "d1", "ClientAliveInterval"), "0");
+    assert_eq!(value(&out, "d1", "ChannelTimeout"), "none");
+}
+
+#[test]
+fn parsed_config_files_agree_with_sshd_t_includes_and_match_too() {
+    let lab = Lab::builder().names(&["s1"]).profile("strict").start();
+    // Edit the config on disk (the running sshd is unaffected; check reads the file as it is
+    // now): an Include first, whose second file opens a Match block that must end with it.
+    let conf_d = lab.dir().join("conf.d");
+    std::fs::create_dir_all(&conf_d).unwrap();
+    std::fs::write(conf_d.join("10-alive.conf"), "ClientAliveInterval 7\n").unwrap();
+    std::fs::write(
+        conf_d.join("20-match.conf"),
+        "Match User nobody\n  UnusedConnectionTimeout 9\n  MaxSessions 2\n",
+    )
+    .unwrap();
+    let config = &lab.host("s1").sshd_config;
+    let text = std::fs::read_to_string(config).unwrap();
+    std::fs::write(
+        config,
+        format!("Include {}/*.conf\n{text}MaxSessions 5\n", conf_d.display()),
+    )
+    .unwrap();
+
+    let t = check(&lab, "s1", &["--keepalive", "1s"]);
+    let p = check(&lab, "s1", &["--keepalive", "1s", "--parse-config"]);
+    t.status(0);
+    p.status(0);
+    assert!(value(&t, "s1", "read with").contains(" -T -f "));
+    assert!(
+        value(&p, "s1", "read with").starts_with(&format!("parsed {}", config.display())),
+        "{}",
+        p.stdout
+    );
+    p.stdout_contains(&conf_d.join("20-match.conf").display().to_string());
+    for setting in [
+        "ClientAliveInterval",
+        "ClientAliveCountMax",
+        "UnusedConnectionTimeout",
+        "ChannelTimeout",
+        "MaxSessions",
+        "MaxStartups",
+        "PerSourceMaxStartups",
+    ] {
+        assert_eq!(
+            value(&t, "s1", setting),
+            value(&p, "s1", setting),
+            "{setting}\n--- sshd -T ---\n{}\n--- parsed ---\n{}",
+            t.stdout,
+            p.stdout
+        );
+    }
+    assert_eq!(value(&p, "s1", "ClientAliveInterval"), "7");
+    assert_eq!(value(&p, "s1", "UnusedConnectionTimeout"), "3");
+    assert_eq!(value(&p, "s1", "MaxSessions"), "5");
+}
+
+#[test]
+fn unreachable_host_exits_3_and_the_others_are_still_checked() {
+    let lab = Lab::builder().names(&["r1"]).start();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let gone = format!("root@127.0.0.1:{closed}");
+    let out = check(&lab, &format!("r1,{gone}"), &[]);
+    out.status(3)
+        .stdout_contains("Connection refused")
+        .stdout_contains("check: 2 hosts, 0 at risk, 1 unreachable")
+        .stderr_contains("1 of 2 hosts could not be reached");
+    assert_eq!(value(&out, "r1", "MaxSessions"), "10");
+}
+
+#[test]
+fn json_has_one_check_event_per_host() {
+    let lab = Lab::builder().names(&["j1"]).profile("unused").start();
+    let out = check(&lab, "j1", &["--format", "json"]);
+    out.status(1);
+    let events: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains("\"event\":\"check\""))
+        .collect();
+    assert_eq!(events.len(), 1, "{}", out.stdout);
+    let e = events[0];
+    for needle in [
+        "\"host\":\"j1\"",
+        "\"at_risk\":true",
+        "\"heartbeat_ms\":15000",
+        "\"UnusedConnectionTimeout\":\"3\"",
+        "\"level\":\"warning\",\"setting\":\"UnusedConnectionTimeout\"",
+    ] {
+        assert!(e.contains(needle), "{needle} not in {e}");
+    }
+    out.stdout_lacks("WARNING");
+}
+
+#[test]
+fn usage_errors() {
+    // An empty directory: no deploy.rhai to pick hosts from.
+    let dir = std::env::temp_dir().join(format!("tether-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    Tether::new()
+        .current_dir(&dir)
+        .args(&["check"])
+        .run()
+        .status(2)
+        .stderr_contains("no hosts selected");
+    Tether::new()
+        .current_dir(&dir)
+        .args(&["check", "--roles", "web"])
+        .run()
+        .status(2)
+        .stderr_contains("no recipe: deploy.rhai does not exist");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_stage_of_the_recipe_selects_the_hosts_and_its_keepalive_counts() {
+    let lab = Lab::builder()
+        .names(&["u1", "u2"])
+        .profile("unused")
+        .start();
+    let dir = lab.dir().join("recipe");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("deploy.rhai"),
+        "server(\"u1\", #{ roles: [\"web\"] });\nstage(\"production\", || { server(\"u2\", #{ roles: [\"db\"] }); set(\"keepalive\", 1); });\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        Tether::new()
+            .current_dir(&dir)
+            .ssh_config(&lab.ssh_config())
+            .args(args)
+            .run()
+    };
+    // The stage adds u2 and sets a 1 s heartbeat: nothing at risk.
+    let out = run(&["check", "production"]);
+    out.status(0);
+    assert_eq!(value(&out, "u2", "heartbeat:"), "1.0 s");
+    // Without the stage only u1 is a server, with the default heartbeat: at risk.
+    let out = run(&["check", "--roles", "web"]);
+    out.status(1).stdout_contains("check: 1 host, 1 at risk");
+}

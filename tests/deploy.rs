@@ -1,0 +1,937 @@
+//! The stdlib release flow (stdlib/deploy.rhai) against real sshd hosts, each with its own
+//! /srv: releases, shared dirs, the atomic `current`, rollback, cleanup, failures, the lock,
+//! the copy strategy, the dry-run plan, and `scripts/demo` itself. Assertions read the hosts'
+//! files (`lab.host(n).root_dir` is what that host sees as /srv).
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::lab::Lab;
+use support::tether::{Output, Tether};
+
+const HOSTS: [&str; 4] = ["web1", "web2", "resque1", "resque2"];
+
+/// A scratch directory: the recipe, the app's git repositories, a site to copy.
+struct Dir {
+    path: PathBuf,
+}
+
+impl Dir {
+    fn new(name: &str) -> Self {
+        let path =
+            std::env::temp_dir().join(format!("tether-deploy-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).unwrap();
+        Dir { path }
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path.join(name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(["-c", "user.name=test", "-c", "user.email=test@example.com"])
+        .args(args)
+        .output()
+        .expect("run git");
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A sample app in a work tree (`<dir>/app`) and a bare repository the hosts clone from
+/// (`<dir>/app.git`, reachable by path: the hosts share this machine's filesystem but /srv).
+struct App {
+    work: PathBuf,
+    bare: PathBuf,
+}
+
+impl App {
+    fn new(dir: &Dir) -> Self {
+        let work = dir.path.join("app");
+        let bare = dir.path.join("app.git");
+        fs::create_dir_all(work.join("log")).unwrap();
+        fs::create_dir_all(work.join("public")).unwrap();
+        fs::write(work.join("log/.keep"), "").unwrap();
+        fs::write(work.join("public/index.html"), "<h1>shop</h1>\n").unwrap();
+        git(&work, &["init", "-q", "-b", "main"]);
+        let app = App { work, bare };
+        app.commit("v1");
+        git(
+            &dir.path,
+            &["clone", "-q", "--bare", "app", bare_name(&app.bare)],
+        );
+        app
+    }
+
+    /// Commits VERSION = `version` and pushes it; returns the commit.
+    fn commit(&self, version: &str) -> String {
+        fs::write(self.work.join("VERSION"), format!("{version}\n")).unwrap();
+        git(&self.work, &["add", "-A"]);
+        git(&self.work, &["commit", "-q", "-m", version]);
+        if self.bare.exists() {
+            git(
+                &self.work,
+                &["push", "-q", self.bare.to_str().unwrap(), "main"],
+            );
+        }
+        git(&self.work, &["rev-parse", "HEAD"])
+    }
+}
+
+fn bare_name(p: &Path) -> &str {
+    p.file_name().unwrap().to_str().unwrap()
+}
+
+/// The test recipe: four hosts as in the seed scenario, linked dirs and a linked file, a step
+/// after deploy:updated that can be made slow (`-s hold_seconds=N`) or fail on one host
+/// (`-s fail_on=HOST`), a step after publishing that writes through the linked log dir, and a
+/// failure hook.
+fn recipe(dir: &Dir, app: &App) -> PathBuf {
+    dir.write(
+        "deploy.rhai",
+        &format!(
+            r#"
+import "deploy" as deploy;
+
+set("application", "shop");
+set("repo_url", "{repo}");
+set("deploy_to", "/srv/shop");
+set("linked_dirs", ["log", "public/uploads"]);
+set("linked_files", ["config/secrets.yml"]);
+
+server("web1", #{{ roles: ["web", "app"] }});
+server("web2", #{{ roles: ["web", "app"] }});
+server("resque1", #{{ roles: ["app", "resque"] }});
+server("resque2", #{{ roles: ["app", "resque"] }});
+
+task("app:build", "A build step, slow or failing on demand", || {{
+    let hold = fetch("hold_seconds", 0);
+    let fail_on = fetch("fail_on", "");
+    on("all", |host| {{
+        if host.name == fail_on {{
+            run("echo 'build broke on purpose' >&2; exit 7");
+        }}
+        run(`sleep ${{hold}}; echo built > ${{fetch("release_path")}}/BUILT`);
+    }});
+}});
+after("deploy:updated", "app:build");
+
+task("app:note", "Write through the linked log dir", || {{
+    on("all", |host| run(`echo "deployed $(cat ${{fetch("current_path")}}/VERSION)" >> ${{fetch("current_path")}}/log/deploys.log`));
+}});
+after("deploy:published", "app:note");
+
+on_failure(|err| {{
+    on("all", "echo failure hook ran >> /srv/failure-hook.log");
+}});
+"#,
+            repo = app.bare.display()
+        ),
+    )
+}
+
+fn lab() -> Lab {
+    let lab = Lab::builder().names(&HOSTS).start();
+    for h in HOSTS {
+        let secrets = lab.host(h).root_dir.join("shop/shared/config/secrets.yml");
+        fs::create_dir_all(secrets.parent().unwrap()).unwrap();
+        fs::write(secrets, format!("token: {h}\n")).unwrap();
+    }
+    lab
+}
+
+fn tether(dir: &Dir, lab: &Lab, args: &[&str]) -> Output {
+    Tether::new()
+        .current_dir(&dir.path)
+        .ssh_config(&lab.ssh_config())
+        .args(args)
+        .run()
+}
+
+/// `deploy` with a fixed release name.
+fn deploy(dir: &Dir, lab: &Lab, release: &str, extra: &[&str]) -> Output {
+    let ts = format!("release_timestamp={release}");
+    let mut args = vec!["deploy", "-s", &ts];
+    args.extend_from_slice(extra);
+    tether(dir, lab, &args)
+}
+
+fn shop(lab: &Lab, host: &str) -> PathBuf {
+    lab.host(host).root_dir.join("shop")
+}
+
+fn releases(lab: &Lab, host: &str) -> Vec<String> {
+    let mut names: Vec<String> = match fs::read_dir(shop(lab, host).join("releases")) {
+        Ok(entries) => entries
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    names.sort();
+    names
+}
+
+/// Where `current` points on `host` (the link's text; it is absolute on the host).
+fn current(lab: &Lab, host: &str) -> Option<String> {
+    fs::read_link(shop(lab, host).join("current"))
+        .ok()
+        .map(|p| p.display().to_string())
+}
+
+fn release_file(lab: &Lab, host: &str, release: &str, file: &str) -> String {
+    fs::read_to_string(shop(lab, host).join("releases").join(release).join(file))
+        .unwrap_or_else(|e| panic!("{host}: releases/{release}/{file}: {e}"))
+}
+
+fn read(path: PathBuf) -> String {
+    fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn assert_unlocked(lab: &Lab) {
+    for h in HOSTS {
+        let lock = shop(lab, h).join("deploy.lock");
+        assert!(!lock.exists(), "{h}: lock left behind: {}", read(lock));
+    }
+}
+
+#[test]
+fn deploys_twice_to_four_hosts_with_shared_linked_dirs() {
+    let lab = lab();
+    let dir = Dir::new("twice");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    let v1 = git(&app.work, &["rev-parse", "HEAD"]);
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    let v2 = app.commit("v2");
+    deploy(&dir, &lab, "20250101000002", &[])
+        .status(0)
+        .stdout_contains("▶ deploy:symlink:release");
+
+    for h in HOSTS {
+        assert_eq!(
+            releases(&lab, h),
+            ["20250101000001", "20250101000002"],
+            "{h}"
+        );
+        assert_eq!(
+            current(&lab, h).as_deref(),
+            Some("/srv/shop/releases/20250101000002"),
+            "{h}"
+        );
+        assert_eq!(release_file(&lab, h, "20250101000001", "VERSION"), "v1\n");
+        assert_eq!(release_file(&lab, h, "20250101000002", "VERSION"), "v2\n");
+        assert_eq!(
+            release_file(&lab, h, "20250101000001", "REVISION"),
+            format!("{v1}\n")
+        );
+        assert_eq!(
+            release_file(&lab, h, "20250101000002", "REVISION"),
+            format!("{v2}\n")
+        );
+        assert_eq!(release_file(&lab, h, "20250101000002", "BUILT"), "built\n");
+        for r in ["20250101000001", "20250101000002"] {
+            let release = shop(&lab, h).join("releases").join(r);
+            for (link, target) in [
+                ("log", "/srv/shop/shared/log"),
+                ("public/uploads", "/srv/shop/shared/public/uploads"),
+                ("config/secrets.yml", "/srv/shop/shared/config/secrets.yml"),
+            ] {
+                assert_eq!(
+                    fs::read_link(release.join(link)).ok(),
+                    Some(PathBuf::from(target)),
+                    "{h}: releases/{r}/{link}"
+                );
+            }
+        }
+        // Both releases wrote through `log` into one shared directory.
+        assert_eq!(
+            read(shop(&lab, h).join("shared/log/deploys.log")),
+            "deployed v1\ndeployed v2\n"
+        );
+        assert!(shop(&lab, h).join("repo/HEAD").exists(), "{h}: no mirror");
+        assert_eq!(
+            read(shop(&lab, h).join("revisions.log")),
+            format!(
+                "Branch main (at {v1}) deployed as release 20250101000001 by {user}\n\
+                 Branch main (at {v2}) deployed as release 20250101000002 by {user}\n",
+                user = local_user()
+            )
+        );
+        assert!(!lab.host(h).root_dir.join("failure-hook.log").exists());
+    }
+    assert_unlocked(&lab);
+
+    // deploy:releases lists them per host, marking current.
+    tether(&dir, &lab, &["deploy:releases"])
+        .status(0)
+        .stdout_contains(&format!(
+            "resque2:\n  20250101000001 {v1}\n  20250101000002 {v2}  <- current\n"
+        ));
+}
+
+fn local_user() -> String {
+    let user = std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(|| std::env::var("LOGNAME").ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| {
+            String::from_utf8_lossy(&Command::new("id").arg("-un").output().unwrap().stdout)
+                .trim()
+                .to_string()
+        });
+    let machine = read(PathBuf::from("/proc/sys/kernel/hostname"));
+    format!("{user}@{}", machine.trim())
+}
+
+#[test]
+fn the_release_timestamp_is_utc_and_the_same_on_every_host() {
+    let lab = lab();
+    let dir = Dir::new("timestamp");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    let before = utc_now();
+    tether(&dir, &lab, &["deploy"]).status(0);
+    let after = utc_now();
+    let names = releases(&lab, "web1");
+    assert_eq!(names.len(), 1, "{names:?}");
+    let name = &names[0];
+    assert!(
+        name.len() == 14 && name.chars().all(|c| c.is_ascii_digit()),
+        "{name}"
+    );
+    assert!(
+        before.as_str() <= name.as_str() && name.as_str() <= after.as_str(),
+        "{before} <= {name} <= {after}"
+    );
+    for h in HOSTS {
+        assert_eq!(&releases(&lab, h), &names, "{h}");
+    }
+}
+
+fn utc_now() -> String {
+    let out = Command::new("date")
+        .args(["-u", "+%Y%m%d%H%M%S"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn rollback_goes_back_and_refuses_when_there_is_nothing_before() {
+    let lab = lab();
+    let dir = Dir::new("rollback");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    app.commit("v2");
+    deploy(&dir, &lab, "20250101000002", &[]).status(0);
+
+    tether(&dir, &lab, &["deploy:rollback"])
+        .status(0)
+        .stdout_contains("▶ deploy:reverting");
+    for h in HOSTS {
+        assert_eq!(
+            current(&lab, h).as_deref(),
+            Some("/srv/shop/releases/20250101000001"),
+            "{h}"
+        );
+        // The rolled-back release is gone.
+        assert_eq!(releases(&lab, h), ["20250101000001"], "{h}");
+        assert!(
+            read(shop(&lab, h).join("revisions.log")).ends_with(&format!(
+                "{} rolled back to release 20250101000001\n",
+                local_user()
+            ))
+        );
+        // Hooks after deploy:published run on a rollback too.
+        assert_eq!(
+            read(shop(&lab, h).join("shared/log/deploys.log")),
+            "deployed v1\ndeployed v2\ndeployed v1\n"
+        );
+    }
+    assert_unlocked(&lab);
+
+    // Nothing before the only release: refused, nothing changed.
+    let out = tether(&dir, &lab, &["deploy:rollback"]);
+    out.status(1)
+        .stderr_contains("cannot roll back:\n  web1, web2, resque1, resque2: no release before the current one (20250101000001)")
+        .stderr_contains("in task `deploy:reverting`");
+    // A named release that does not exist: refused too.
+    tether(
+        &dir,
+        &lab,
+        &["deploy:rollback", "-s", "rollback_release=20240101000000"],
+    )
+    .status(1)
+    .stderr_contains("release 20240101000000 does not exist");
+    for h in HOSTS {
+        assert_eq!(
+            current(&lab, h).as_deref(),
+            Some("/srv/shop/releases/20250101000001")
+        );
+        assert_eq!(releases(&lab, h), ["20250101000001"]);
+    }
+    assert_unlocked(&lab);
+
+    // -s rollback_release=NAME picks an older release than the previous one.
+    app.commit("v3");
+    deploy(&dir, &lab, "20250101000003", &[]).status(0);
+    app.commit("v4");
+    deploy(&dir, &lab, "20250101000004", &[]).status(0);
+    tether(
+        &dir,
+        &lab,
+        &["deploy:rollback", "-s", "rollback_release=20250101000001"],
+    )
+    .status(0);
+    for h in HOSTS {
+        assert_eq!(
+            current(&lab, h).as_deref(),
+            Some("/srv/shop/releases/20250101000001")
+        );
+        assert_eq!(releases(&lab, h), ["20250101000001", "20250101000003"]);
+    }
+}
+
+#[test]
+fn cleanup_keeps_the_newest_releases_and_never_current() {
+    let lab = lab();
+    let dir = Dir::new("cleanup");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    for (i, r) in ["20250101000001", "20250101000002", "20250101000003"]
+        .iter()
+        .enumerate()
+    {
+        if i > 0 {
+            app.commit(&format!("v{}", i + 1));
+        }
+        deploy(&dir, &lab, r, &["-s", "keep_releases=2"]).status(0);
+    }
+    for h in HOSTS {
+        assert_eq!(
+            releases(&lab, h),
+            ["20250101000002", "20250101000003"],
+            "{h}"
+        );
+    }
+    // A stray release newer than the one being deployed (a clock gone wrong) is the newest,
+    // but the release that becomes current is never removed.
+    fs::create_dir_all(shop(&lab, "web2").join("releases/29991231235959")).unwrap();
+    app.commit("v4");
+    deploy(&dir, &lab, "20250101000004", &["-s", "keep_releases=1"]).status(0);
+    assert_eq!(releases(&lab, "web2"), ["20250101000004", "29991231235959"]);
+    assert_eq!(
+        current(&lab, "web2").as_deref(),
+        Some("/srv/shop/releases/20250101000004")
+    );
+    for h in ["web1", "resque1", "resque2"] {
+        assert_eq!(releases(&lab, h), ["20250101000004"], "{h}");
+    }
+}
+
+#[test]
+fn a_step_failing_on_one_host_publishes_nothing_anywhere() {
+    let lab = lab();
+    let dir = Dir::new("fail");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    app.commit("v2");
+    let out = deploy(
+        &dir,
+        &lab,
+        "20250101000002",
+        &["-s", "fail_on=web2", "-s", "hold_seconds=1"],
+    );
+    out.status(1)
+        .stderr_contains(
+            "web2: `echo 'build broke on purpose' >&2; exit 7` failed with exit status 7",
+        )
+        .stderr_contains("build broke on purpose")
+        .stderr_contains("in task `app:build`")
+        .stdout_contains("release 20250101000002 removed from every host");
+    for h in HOSTS {
+        assert_eq!(releases(&lab, h), ["20250101000001"], "{h}");
+        assert_eq!(
+            current(&lab, h).as_deref(),
+            Some("/srv/shop/releases/20250101000001"),
+            "{h}"
+        );
+        assert_eq!(
+            read(lab.host(h).root_dir.join("failure-hook.log")),
+            "failure hook ran\n",
+            "{h}"
+        );
+        assert_eq!(read(shop(&lab, h).join("revisions.log")).lines().count(), 1);
+    }
+    assert_unlocked(&lab);
+    // The next deploy goes through.
+    deploy(&dir, &lab, "20250101000003", &[]).status(0);
+    for h in HOSTS {
+        assert_eq!(
+            current(&lab, h).as_deref(),
+            Some("/srv/shop/releases/20250101000003")
+        );
+    }
+}
+
+#[test]
+fn a_switch_failing_on_one_host_puts_current_back_everywhere() {
+    let lab = lab();
+    let dir = Dir::new("switch");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    // web2 has never been deployed by tether and has a directory where `current` goes: the
+    // switch fails there after it succeeded elsewhere.
+    deploy(
+        &dir,
+        &lab,
+        "20250101000001",
+        &["--hosts", "web1,resque1,resque2"],
+    )
+    .status(0);
+    fs::create_dir_all(shop(&lab, "web2").join("current")).unwrap();
+    app.commit("v2");
+    deploy(&dir, &lab, "20250101000002", &[])
+        .status(1)
+        .stderr_contains("mv: cannot overwrite directory")
+        .stderr_contains("in task `deploy:symlink:release`");
+    for h in ["web1", "resque1", "resque2"] {
+        assert_eq!(
+            current(&lab, h).as_deref(),
+            Some("/srv/shop/releases/20250101000001"),
+            "{h}"
+        );
+        assert_eq!(releases(&lab, h), ["20250101000001"], "{h}");
+    }
+    assert!(shop(&lab, "web2").join("current").is_dir());
+    assert!(releases(&lab, "web2").is_empty());
+    for h in HOSTS {
+        let leftovers: Vec<_> = fs::read_dir(shop(&lab, h))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".current"))
+            .collect();
+        assert!(leftovers.is_empty(), "{h}: {leftovers:?}");
+    }
+    assert_unlocked(&lab);
+}
+
+#[test]
+fn the_lock_refuses_a_concurrent_deploy_and_unlock_forces_it() {
+    let lab = lab();
+    let dir = Dir::new("lock");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    let first = Tether::new()
+        .current_dir(&dir.path)
+        .ssh_config(&lab.ssh_config())
+        .args(&[
+            "deploy",
+            "-s",
+            "release_timestamp=20250101000001",
+            "-s",
+            "local_user=alice@laptop",
+            "-s",
+            "hold_seconds=4",
+        ])
+        .spawn();
+    // Wait until the first deploy holds the lock everywhere.
+    let started = Instant::now();
+    while !HOSTS
+        .iter()
+        .all(|h| shop(&lab, h).join("deploy.lock").exists())
+    {
+        assert!(started.elapsed() < Duration::from_secs(20), "no lock taken");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second = deploy(&dir, &lab, "20250101000002", &[]);
+    second
+        .status(1)
+        .stderr_contains("another deploy holds the lock (/srv/shop/deploy.lock):\n  web1, web2, resque1, resque2: locked by alice@laptop since 2025-01-01 00:00:01 UTC (release 20250101000001)")
+        .stderr_contains("`tether deploy:unlock` removes the lock");
+    // The refused deploy left the holder's lock alone and created nothing.
+    for h in HOSTS {
+        assert!(
+            read(shop(&lab, h).join("deploy.lock")).starts_with("alice@laptop since"),
+            "{h}"
+        );
+        assert!(!releases(&lab, h).contains(&"20250101000002".to_string()));
+    }
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_unlocked(&lab);
+    for h in HOSTS {
+        assert_eq!(releases(&lab, h), ["20250101000001"], "{h}");
+    }
+
+    // A stale lock (its deploy died) is removed by deploy:unlock, whoever holds it.
+    fs::write(
+        shop(&lab, "resque1").join("deploy.lock"),
+        "bob@ci since 2024-12-31 23:00:00 UTC (release 20241231230000)\n",
+    )
+    .unwrap();
+    deploy(&dir, &lab, "20250101000003", &[])
+        .status(1)
+        .stderr_contains("resque1: locked by bob@ci since 2024-12-31 23:00:00 UTC");
+    assert!(shop(&lab, "resque1").join("deploy.lock").exists());
+    tether(&dir, &lab, &["deploy:unlock"])
+        .status(0)
+        .stdout_contains("resque1 | removing the lock of bob@ci since 2024-12-31 23:00:00 UTC");
+    assert_unlocked(&lab);
+    deploy(&dir, &lab, "20250101000004", &[]).status(0);
+}
+
+#[test]
+fn linked_files_must_exist_before_a_deploy() {
+    let lab = lab();
+    fs::remove_file(shop(&lab, "resque2").join("shared/config/secrets.yml")).unwrap();
+    let dir = Dir::new("linked");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    deploy(&dir, &lab, "20250101000001", &[])
+        .status(1)
+        .stderr_contains(
+            "resque2: linked_files missing in /srv/shop/shared: [\"config/secrets.yml\"]",
+        );
+    for h in HOSTS {
+        assert!(releases(&lab, h).is_empty(), "{h}");
+        assert!(current(&lab, h).is_none(), "{h}");
+    }
+    assert_unlocked(&lab);
+}
+
+#[test]
+fn copy_strategy_ships_a_local_directory_or_git_tree() {
+    let lab = lab();
+    let dir = Dir::new("copy");
+    dir.write("site/index.html", "<title>copied</title>\n");
+    dir.write("site/css/site.css", "body {}\n");
+    dir.write("site/.git/HEAD", "not shipped\n");
+    dir.write(
+        "deploy.rhai",
+        r#"
+import "deploy" as deploy;
+set("application", "site");
+set("deploy_to", "/srv/site");
+set("strategy", "copy");
+set("copy_source", "site");
+server("web1", #{ roles: ["web"] });
+server("web2", #{ roles: ["web"] });
+"#,
+    );
+    let site = |h: &str| lab.host(h).root_dir.join("site");
+    let out = tether(
+        &dir,
+        &lab,
+        &["deploy", "-s", "release_timestamp=20250101000001"],
+    );
+    out.status(0);
+    for h in ["web1", "web2"] {
+        let release = site(h).join("releases/20250101000001");
+        assert_eq!(read(release.join("index.html")), "<title>copied</title>\n");
+        assert_eq!(read(release.join("css/site.css")), "body {}\n");
+        assert!(!release.join(".git").exists(), "{h}: copy_exclude ignored");
+        assert!(!release.join(".tether-copy.tar.gz").exists());
+        let revision = read(release.join("REVISION"));
+        assert!(
+            revision.starts_with("sha256:") && revision.len() == 20,
+            "{revision:?}"
+        );
+        assert_eq!(
+            fs::read_link(site(h).join("current")).ok(),
+            Some(PathBuf::from("/srv/site/releases/20250101000001"))
+        );
+        assert!(read(site(h).join("revisions.log")).starts_with("Copy of site (at sha256:"));
+    }
+    assert!(!Path::new("/tmp/tether-site-20250101000001.tar.gz").exists());
+
+    // copy_tree: a commit of a local repository instead of the directory on disk.
+    let app = App::new(&dir);
+    fs::write(app.work.join("VERSION"), "uncommitted\n").unwrap();
+    let head = git(&app.work, &["rev-parse", "HEAD"]);
+    tether(
+        &dir,
+        &lab,
+        &[
+            "deploy",
+            "-s",
+            "release_timestamp=20250101000002",
+            "-s",
+            "copy_source=app",
+            "-s",
+            "copy_tree=main",
+        ],
+    )
+    .status(0);
+    for h in ["web1", "web2"] {
+        let release = site(h).join("releases/20250101000002");
+        assert_eq!(read(release.join("VERSION")), "v1\n");
+        assert_eq!(read(release.join("REVISION")), format!("{head}\n"));
+    }
+}
+
+#[test]
+fn the_static_site_example_recipe_deploys_with_the_copy_strategy() {
+    let lab = Lab::builder().names(&["web1", "web2"]).start();
+    let recipe = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/recipes/static-site.rhai");
+    let run = |args: &[&str]| {
+        Tether::new()
+            .ssh_config(&lab.ssh_config())
+            .arg("-f")
+            .arg(recipe.to_str().unwrap())
+            .args(args)
+            .run()
+    };
+    run(&["deploy"]).status(0).stdout_contains("▶ site:verify");
+    let shipped =
+        read(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/recipes/static-site/index.html"));
+    for h in ["web1", "web2"] {
+        let site = lab.host(h).root_dir.join("site");
+        let current = fs::read_link(site.join("current")).unwrap();
+        let name = current.file_name().unwrap().to_str().unwrap().to_string();
+        assert_eq!(
+            read(site.join("releases").join(&name).join("index.html")),
+            shipped
+        );
+        assert_eq!(
+            fs::read_link(site.join("releases").join(&name).join("logs")).ok(),
+            Some(PathBuf::from("/srv/site/shared/logs"))
+        );
+    }
+}
+
+/// The plan of a deploy, with the timestamp and the user fixed.
+fn plan(dir: &Dir, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "-n",
+        "deploy",
+        "-s",
+        "release_timestamp=20250102030405",
+        "-s",
+        "local_user=ci@build",
+    ];
+    args.extend_from_slice(extra);
+    // No ssh config: the host names resolve to nothing, which a dry run never notices.
+    Tether::new()
+        .current_dir(&dir.path)
+        .args(&args)
+        .env("HOME", dir.path.to_str().unwrap())
+        .run()
+}
+
+#[test]
+fn dry_run_plans_a_deploy_stably_without_connecting() {
+    let dir = Dir::new("plan");
+    dir.write(
+        "deploy.rhai",
+        r#"
+import "deploy" as deploy;
+set("application", "shop");
+set("repo_url", "/srv/git/shop.git");
+set("deploy_to", "/srv/shop");
+set("linked_dirs", ["log"]);
+server("web1", #{ roles: ["web"] });
+server("worker1", #{ roles: ["worker"] });
+"#,
+    );
+    let started = Instant::now();
+    let out = plan(&dir, &[]);
+    out.status(0);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(plan(&dir, &[]).stdout, out.stdout, "the plan is not stable");
+    let expected = [
+        "▶ deploy:check",
+        "web1    | $ git ls-remote --heads /srv/git/shop.git >/dev/null",
+        "web1    | $ mkdir -p /srv/shop/releases /srv/shop/shared /srv/shop/shared/log && [ -w /srv/shop ]",
+        "▶ deploy:lock",
+        "worker1 | $ mkdir -p /srv/shop && if ( set -C; printf '%s\\n' 'ci@build since 2025-01-02 03:04:05 UTC (release 20250102030405)' > /srv/shop/deploy.lock ) 2>/dev/null; then echo acquired; else printf 'held: '; cat /srv/shop/deploy.lock 2>/dev/null || echo '(unknown)'; fi",
+        "▶ git:create_release",
+        "▶ git:update",
+        "web1    | $ cd /srv/shop/repo && { git remote update --prune; }",
+        "web1    | $ cd /srv/shop/repo && { git archive main | tar -x -f - -C /srv/shop/releases/20250102030405; }",
+        "▶ deploy:symlink:shared",
+        "worker1 | $ rm -rf /srv/shop/releases/20250102030405/log && mkdir -p \"$(dirname /srv/shop/releases/20250102030405/log)\" && ln -s /srv/shop/shared/log /srv/shop/releases/20250102030405/log",
+        "▶ deploy:symlink:release",
+        "worker1 | $ rm -f /srv/shop/.current-20250102030405 && ln -s /srv/shop/releases/20250102030405 /srv/shop/.current-20250102030405 && mv -T /srv/shop/.current-20250102030405 /srv/shop/current",
+        "▶ deploy:cleanup",
+        "▶ deploy:log_revision",
+        "web1    | $ printf '%s\\n' 'Branch main (at main) deployed as release 20250102030405 by ci@build' >> /srv/shop/revisions.log",
+        "▶ deploy:unlock",
+        "▶ deploy:finished",
+    ];
+    assert_in_order(&out, &expected);
+    // The mirror is cloned in a dry run of a first deploy, but the plan cannot know: `test`
+    // answers true, so it shows the update of an existing mirror.
+    out.stdout_contains("web1    | $ [ -f /srv/shop/repo/HEAD ]");
+
+    // The copy strategy lists the upload of the archive the run would make.
+    let out = plan(&dir, &["-s", "strategy=copy", "-s", "copy_source=."]);
+    out.status(0)
+        .stdout_contains("local | $ tar -czf /tmp/tether-shop-20250102030405.tar.gz --exclude=.git -C . .")
+        .stdout_contains("web1    | upload /tmp/tether-shop-20250102030405.tar.gz -> /srv/shop/releases/20250102030405/.tether-copy.tar.gz (made during the run)");
+    assert!(!Path::new("/tmp/tether-shop-20250102030405.tar.gz").exists());
+}
+
+/// The lines of `out` that are exactly `expected`, in this order (others may come between).
+fn assert_in_order(out: &Output, expected: &[&str]) {
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let mut at = 0;
+    for e in expected {
+        match lines[at..].iter().position(|l| l == e) {
+            Some(i) => at += i + 1,
+            None => panic!("plan lacks (in this order) {e:?}\n{}", out.stdout),
+        }
+    }
+}
+
+#[test]
+fn rails_and_systemd_modules_hook_into_deploy_and_rollback() {
+    let dir = Dir::new("modules");
+    dir.write(
+        "deploy.rhai",
+        r#"
+import "deploy" as deploy;
+import "rails" as rails;
+import "systemd" as systemd;
+set("application", "shop");
+set("repo_url", "/srv/git/shop.git");
+set("deploy_to", "/srv/shop");
+set("systemd_units", #{ web: ["puma"], worker: ["sidekiq@1", "sidekiq@2"] });
+server("web1", #{ roles: ["web", "app", "db"] });
+server("worker1", #{ roles: ["app", "worker"] });
+"#,
+    );
+    let out = plan(&dir, &[]);
+    out.status(0);
+    let release = "cd /srv/shop/releases/20250102030405 && export RAILS_ENV=production";
+    let restart = |units: &str| {
+        format!("systemctl restart {units} || {{ status=$?; systemctl status --no-pager --lines=20 {units} >&2; exit $status; }}")
+    };
+    assert_in_order(
+        &out,
+        &[
+            "▶ bundler:install",
+            &format!("worker1 | $ {release} && {{ bundle install --jobs 4 --quiet; }}"),
+            "▶ deploy:updated",
+            "▶ deploy:migrate",
+            &format!("web1    | $ {release} && {{ bundle exec rake db:migrate; }}"),
+            "▶ deploy:assets:precompile",
+            &format!("web1    | $ {release} && {{ bundle exec rake assets:precompile; }}"),
+            "▶ deploy:publishing",
+            "▶ deploy:published",
+            "▶ systemd:restart",
+            &format!("web1    | $ {}", restart("puma")),
+            &format!("worker1 | $ {}", restart("sidekiq@1 sidekiq@2")),
+            "▶ deploy:finishing",
+        ],
+    );
+    let worker_lines: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("worker1") && l.contains("rake"))
+        .collect();
+    assert!(worker_lines.is_empty(), "{worker_lines:?}");
+
+    // A rollback restarts the units but builds nothing.
+    let mut args = vec![
+        "-n",
+        "deploy:rollback",
+        "-s",
+        "rollback_release=20250101000001",
+    ];
+    args.extend_from_slice(&["-s", "release_timestamp=20250102030405"]);
+    let out = Tether::new().current_dir(&dir.path).args(&args).run();
+    out.status(0)
+        .stdout_contains("▶ systemd:restart")
+        .stdout_lacks("bundle")
+        .stdout_lacks("git archive");
+    assert_in_order(
+        &out,
+        &[
+            "▶ deploy:reverting",
+            "web1    | $ [ -d /srv/shop/releases/20250101000001 ]",
+            "▶ deploy:symlink:release",
+            "web1    | $ rm -f /srv/shop/.current-20250101000001 && ln -s /srv/shop/releases/20250101000001 /srv/shop/.current-20250101000001 && mv -T /srv/shop/.current-20250101000001 /srv/shop/current",
+            "▶ systemd:restart",
+            "▶ deploy:finishing_rollback",
+        ],
+    );
+}
+
+#[test]
+fn fail_stops_the_run_as_a_failed_step_not_a_recipe_error() {
+    let dir = Dir::new("fail-fn");
+    dir.write(
+        "deploy.rhai",
+        "task(\"check:ready\", || {\n    fail(\"the release is not ready\");\n});\n",
+    );
+    Tether::new()
+        .current_dir(&dir.path)
+        .args(&["check:ready"])
+        .run()
+        .status(1)
+        .stderr_contains(
+            "error: the release is not ready\n  (at deploy.rhai:2:5, in task `check:ready`)",
+        );
+}
+
+#[test]
+fn demo_script_deploys_the_seed_scenario() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let started = Instant::now();
+    let out = Command::new(root.join("scripts/demo"))
+        .env("TETHER_BIN", env!("CARGO_BIN_EXE_tether"))
+        .env("NO_COLOR", "1")
+        .env_remove("SSH_AUTH_SOCK")
+        .args(["--precompile-seconds", "8", "--clean"])
+        .output()
+        .expect("run scripts/demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let dump = format!("--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}");
+    assert!(
+        out.status.success(),
+        "demo failed: {:?}\n{dump}",
+        out.status
+    );
+    for expected in [
+        "▶ deploy:assets:precompile",
+        "resque1 ~ idle, kept alive",
+        "resque2 | ",
+        "workers restarted on release",
+        "deploy finished",
+        "current ->",
+        "revisions.log",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "demo output lacks {expected:?}\n{dump}"
+        );
+    }
+    // One login per host for the whole deploy: nothing was reconnected.
+    assert!(stdout.contains("one session, "), "{dump}");
+    assert!(!stdout.contains("reconnected"), "{dump}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -1,0 +1,510 @@
+//! ProxyJump against real sshd: inner hosts that this machine cannot reach except through a
+//! bastion (sshd's on the loopback of a network namespace only the bastion's sshd shares; see
+//! `support/site.rs`), one and two hops, one bastion connection for many hosts, a bastion
+//! connection killed while idle, host keys checked for every hop.
+
+mod support;
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::{self, Receiver};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::site::Site;
+use support::tether::Tether;
+use tether::host::HostTarget;
+use tether::pool::{FanOut, HostResult, Pool};
+use tether::ssh::config::SshConfig;
+use tether::ssh::worker::{Event, EventKind, WorkerSettings};
+
+const JUMP: &str = "Host inner*\n  ProxyJump bastion\n";
+
+fn run_on(config: &Path, hosts: &str) -> support::tether::Output {
+    Tether::new()
+        .ssh_config(config)
+        .args(&["run", "--hosts", hosts, "--", "echo \"I am $TETHER_HOST\""])
+        .run()
+}
+
+#[test]
+fn direct_route_fails_and_one_hop_works_from_config_and_cli() {
+    let site = Site::start(2, false, &[]);
+    assert!(site.reachable_directly("bastion"));
+    assert!(!site.reachable_directly("inner1"));
+    // Directly: nothing listens on this machine's 127.0.0.11:22.
+    run_on(&site.ssh_config(), "inner1")
+        .status(3)
+        .stdout_contains("cannot connect to 127.0.0.11:22");
+
+    // ProxyJump from the ssh config.
+    let started = Instant::now();
+    let out = run_on(&site.config_with("jump_config", JUMP), "inner1,inner2");
+    out.status(0);
+    assert_eq!(out.host_lines("inner1", '|'), ["I am inner1"]);
+    assert_eq!(out.host_lines("inner2", '|'), ["I am inner2"]);
+    eprintln!("one hop, two hosts: {:?}", started.elapsed());
+    assert_eq!(site.accepted_logins("bastion"), 1);
+
+    // -J on the command line, in the user@host:port form, over a config without ProxyJump.
+    let out = Tether::new()
+        .ssh_config(&site.ssh_config())
+        .args(&["-J", "root@bastion:22", "run", "--hosts", "inner2", "--"])
+        .arg("echo \"I am $TETHER_HOST\"")
+        .run();
+    out.status(0);
+    assert_eq!(out.host_lines("inner2", '|'), ["I am inner2"]);
+    assert_eq!(site.accepted_logins("bastion"), 2);
+    assert_eq!(site.accepted_logins("inner2"), 2);
+
+    // `-J none` beats the config's ProxyJump: back to the direct route, which fails.
+    Tether::new()
+        .ssh_config(&site.config_with("jump_config", JUMP))
+        .args(&["-J", "none", "run", "--hosts", "inner1", "--", "true"])
+        .run()
+        .status(3)
+        .stdout_contains("cannot connect to 127.0.0.11:22");
+}
+
+#[test]
+fn two_hops_as_a_chain_and_through_the_jump_hosts_own_config() {
+    let site = Site::start(0, true, &[]);
+    // (bastion2's 10.252.0.2 is not on any link here; whether a connect to it fails depends
+    // on this machine's default route, so only deep1's loopback address is checked.)
+    assert!(!site.reachable_directly("deep1"));
+    let started = Instant::now();
+    let out = run_on(
+        &site.config_with("chain", "Host deep1\n  ProxyJump bastion,bastion2\n"),
+        "deep1",
+    );
+    out.status(0);
+    assert_eq!(out.host_lines("deep1", '|'), ["I am deep1"]);
+    eprintln!("two hops: {:?}", started.elapsed());
+    assert_eq!(site.accepted_logins("bastion"), 1);
+    assert_eq!(site.accepted_logins("bastion2"), 1);
+
+    // bastion2 says in its own block that it is behind bastion; deep1 only names bastion2.
+    // bastion2 is also a target: its jump worker and its host worker share the bastion.
+    let out = run_on(
+        &site.config_with(
+            "chain2",
+            "Host bastion2\n  ProxyJump bastion\nHost deep1\n  ProxyJump bastion2\n",
+        ),
+        "deep1,bastion2",
+    );
+    out.status(0);
+    assert_eq!(out.host_lines("deep1", '|'), ["I am deep1"]);
+    assert_eq!(out.host_lines("bastion2", '|'), ["I am bastion2"]);
+    assert_eq!(site.accepted_logins("bastion"), 2);
+    assert_eq!(site.accepted_logins("bastion2"), 3);
+    assert_eq!(site.accepted_logins("deep1"), 2);
+}
+
+#[test]
+fn one_bastion_connection_serves_five_inner_hosts() {
+    let site = Site::start(5, false, &[]);
+    let started = Instant::now();
+    let out = run_on(
+        &site.config_with("jump_config", JUMP),
+        "inner1,inner2,inner3,inner4,inner5",
+    );
+    out.status(0);
+    eprintln!("five hosts through one bastion: {:?}", started.elapsed());
+    for i in 1..=5 {
+        let host = format!("inner{i}");
+        assert_eq!(out.host_lines(&host, '|'), [format!("I am {host}")]);
+        assert_eq!(site.accepted_logins(&host), 1, "{host}");
+    }
+    assert_eq!(site.accepted_logins("bastion"), 1);
+}
+
+#[test]
+fn a_big_transfer_through_the_tunnel_in_both_directions() {
+    let site = Site::start(2, false, &[]);
+    let cfg = site.config_with("jump_config", JUMP);
+    // 4 MB each way per host (more than the channel windows), checksummed on both sides.
+    let data: Vec<u8> = (0..4_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
+    let dir = site.path().join("recipe");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("blob"), &data).unwrap();
+    std::fs::write(
+        dir.join("deploy.rhai"),
+        r#"
+server("inner1", #{ roles: ["app"] });
+server("inner2", #{ roles: ["app"] });
+task("move", || {
+    on("app", |host| {
+        upload("blob", "/tmp/tether-jump-blob-" + host.name);
+        let sum = capture("cksum < /tmp/tether-jump-blob-" + host.name);
+        print(host.name + " " + sum);
+        let xs = capture("head -c 4000000 /dev/zero | tr '\\0' x; rm -f /tmp/tether-jump-blob-" + host.name);
+        print(host.name + " got " + xs.len());
+    });
+});
+"#,
+    )
+    .unwrap();
+    let expected = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("cksum < blob")
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let expected = String::from_utf8_lossy(&expected.stdout).trim().to_string();
+    let started = Instant::now();
+    let out = Tether::new()
+        .ssh_config(&cfg)
+        .current_dir(&dir)
+        .arg("move")
+        .run();
+    out.status(0);
+    eprintln!("2 x 8 MB through one bastion: {:?}", started.elapsed());
+    for host in ["inner1", "inner2"] {
+        out.stdout_contains(&format!("{host} {expected}"))
+            .stdout_contains(&format!("{host} got 4000000"));
+    }
+    assert_eq!(site.accepted_logins("bastion"), 1);
+}
+
+const DEPLOY: &str = r#"
+set("deploy_to", "/tmp/tether-jump-deploy");
+server("inner1", #{ roles: ["app"], via: "bastion" });
+server("inner2", #{ roles: ["app"], via: "bastion" });
+server("deep1", #{ roles: ["db"], via: "bastion,bastion2" });
+
+task("deploy:check", || {
+    on("all", |host| {
+        if !test("[ \"$TETHER_HOST\" = " + quote(host.name) + " ]") {
+            throw host.name + " answered as someone else";
+        }
+        run("mkdir -p " + fetch("deploy_to") + "-" + host.name + "/releases");
+    });
+});
+task("deploy:updating", || {
+    on("all", |host| {
+        within(fetch("deploy_to") + "-" + host.name, || {
+            upload("REVISION", "releases/1/REVISION");
+            run("ln -sfn releases/1 current");
+        });
+    });
+});
+task("deploy:published", || {
+    let revs = on("all", "cat " + fetch("deploy_to") + "-$TETHER_HOST/current/REVISION");
+    for h in revs.keys() { let rev = revs[h].stdout; rev.trim(); print(h + " runs " + rev); }
+    on("all", "rm -rf " + fetch("deploy_to") + "-$TETHER_HOST");
+});
+task("deploy", || {
+    invoke("deploy:check");
+    invoke("deploy:updating");
+    invoke("deploy:published");
+});
+"#;
+
+#[test]
+fn a_deploy_through_one_and_two_hops_with_via() {
+    let site = Site::start(2, true, &[]);
+    let dir = site.path().join("recipe");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("deploy.rhai"), DEPLOY).unwrap();
+    std::fs::write(dir.join("REVISION"), "abc123\n").unwrap();
+    let started = Instant::now();
+    // The ssh config has no ProxyJump: the recipe's `via` routes every host.
+    let out = Tether::new()
+        .ssh_config(&site.ssh_config())
+        .current_dir(&dir)
+        .arg("deploy")
+        .run();
+    out.status(0);
+    eprintln!("deploy through one and two hops: {:?}", started.elapsed());
+    for host in ["inner1", "inner2", "deep1"] {
+        out.stdout_contains(&format!("{host} runs abc123"));
+        assert_eq!(site.accepted_logins(host), 1, "{host}");
+    }
+    // One bastion connection for the two inner hosts and for the bastion2 jump worker.
+    assert_eq!(site.accepted_logins("bastion"), 1);
+    assert_eq!(site.accepted_logins("bastion2"), 1);
+
+    // A `via` that is not a string is a recipe error with its position.
+    std::fs::write(
+        dir.join("deploy.rhai"),
+        "server(\"inner1\", #{ via: 3 });\ntask(\"x\", || {});\n",
+    )
+    .unwrap();
+    Tether::new()
+        .ssh_config(&site.ssh_config())
+        .current_dir(&dir)
+        .arg("x")
+        .run()
+        .status(4)
+        .stderr_contains("`via` must be a string");
+}
+
+#[test]
+fn wrong_inner_host_key_is_refused_naming_the_inner_host() {
+    let site = Site::start(2, false, &[]);
+    site.record_wrong_key("inner1", &site.stranger_key());
+    let out = run_on(&site.config_with("jump_config", JUMP), "inner1,inner2");
+    out.status(3)
+        .stdout_contains("inner1: HOST KEY CHANGED for 127.0.0.11")
+        .stdout_lacks("I am inner1");
+    assert_eq!(out.host_lines("inner2", '|'), ["I am inner2"]);
+    assert_eq!(site.accepted_logins("inner1"), 0);
+
+    // A wrong bastion key: the bastion is refused, and its hosts say why they are unreachable.
+    site.record_wrong_key("bastion", &site.stranger_key());
+    let out = run_on(&site.config_with("jump_config", JUMP), "inner1,inner2");
+    out.status(3)
+        .stdout_contains("bastion: HOST KEY CHANGED for")
+        .stdout_contains("inner2: cannot reach it through jump host bastion");
+    assert_eq!(site.accepted_logins("bastion"), 1);
+
+    // A ProxyJump loop is a configuration error, found before anything connects.
+    Tether::new()
+        .ssh_config(&site.config_with("loop", "Host *\n  ProxyJump bastion\n"))
+        .args(&["run", "--hosts", "inner1", "--", "true"])
+        .run()
+        .status(2)
+        .stderr_contains("ProxyJump loop");
+}
+
+// ------------------------------------------------------------------ worker-level tests
+
+/// A pool plus everything its workers reported.
+struct Harness {
+    pool: Pool,
+    rx: Receiver<Event>,
+    events: Vec<(Duration, Event)>,
+    started: Instant,
+}
+
+impl Harness {
+    fn new(ssh_config: &Path, settings: WorkerSettings, hosts: &[&str]) -> Harness {
+        let config = SshConfig::load(ssh_config).expect("site ssh config");
+        let (tx, rx) = mpsc::channel();
+        let pool = Pool::new(config, settings, 8, tx, Arc::new(AtomicBool::new(false)));
+        let targets: Vec<HostTarget> = hosts
+            .iter()
+            .map(|h| HostTarget::parse(h).unwrap())
+            .collect();
+        pool.ensure(&targets).unwrap();
+        let mut h = Harness {
+            pool,
+            rx,
+            events: Vec::new(),
+            started: Instant::now(),
+        };
+        for host in hosts {
+            h.wait_for(Duration::from_secs(10), |e| {
+                &*e.host == *host && matches!(e.kind, EventKind::Connected { .. })
+            })
+            .unwrap_or_else(|| panic!("{host} did not connect"));
+        }
+        h
+    }
+
+    fn record(&mut self, e: Event) {
+        let at = e.at.saturating_duration_since(self.started);
+        self.events.push((at, e));
+    }
+
+    fn drain(&mut self) {
+        while let Ok(e) = self.rx.try_recv() {
+            self.record(e);
+        }
+    }
+
+    /// Waits for an event matching `pred` among those recorded so far and those to come.
+    fn wait_for(&mut self, timeout: Duration, pred: impl Fn(&Event) -> bool) -> Option<Event> {
+        self.drain();
+        if let Some((_, e)) = self.events.iter().find(|(_, e)| pred(e)) {
+            return Some(e.clone());
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let e = self.rx.recv_timeout(left).ok()?;
+            let hit = pred(&e);
+            self.record(e.clone());
+            if hit {
+                return Some(e);
+            }
+        }
+    }
+
+    fn idle(&mut self, d: Duration) {
+        let until = Instant::now() + d;
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            if let Ok(e) = self.rx.recv_timeout(left) {
+                self.record(e);
+            }
+        }
+    }
+
+    fn run(&mut self, hosts: &[&str], command: &str) -> Vec<HostResult> {
+        let commands: Vec<(String, String)> = hosts
+            .iter()
+            .map(|h| (h.to_string(), command.to_string()))
+            .collect();
+        let results = self.pool.fan_out(&commands, &FanOut::default());
+        self.drain();
+        results
+    }
+
+    fn count(&self, host: &str, pred: impl Fn(&EventKind) -> bool) -> usize {
+        self.events
+            .iter()
+            .filter(|(_, e)| &*e.host == host && pred(&e.kind))
+            .count()
+    }
+
+    fn story(&self) -> String {
+        self.events
+            .iter()
+            .filter(|(_, e)| !matches!(e.kind, EventKind::Output { .. }))
+            .map(|(t, e)| format!("{:>7.3}s {:16} {:?}", t.as_secs_f64(), e.host, e.kind))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+fn answers(results: &[HostResult]) -> Vec<String> {
+    results
+        .iter()
+        .map(|r| match &r.result {
+            Some(Ok(out)) if out.status.success() => {
+                String::from_utf8_lossy(&out.stdout).trim().to_string()
+            }
+            other => format!("{}: {other:?}", r.host),
+        })
+        .collect()
+}
+
+const BASTION: &str = "bastion (jump)";
+
+#[test]
+fn a_bastion_killed_while_idle_is_reconnected_and_its_hosts_keep_working() {
+    let site = Site::start(2, false, &[]);
+    let cfg = site.config_with("jump_config", JUMP);
+    let mut h = Harness::new(&cfg, WorkerSettings::default(), &["inner1", "inner2"]);
+    assert_eq!(
+        answers(&h.run(&["inner1", "inner2"], "echo $TETHER_HOST")),
+        ["inner1", "inner2"]
+    );
+    h.idle(Duration::from_millis(200));
+    let killed = Instant::now();
+    site.kill_connections("bastion");
+    // The jump worker notices at once (its socket closes), reconnects; the hosts behind it
+    // see their tunnels close and reconnect through the new bastion connection.
+    for host in [BASTION, "inner1", "inner2"] {
+        h.wait_for(Duration::from_secs(10), |e| {
+            &*e.host == host && matches!(e.kind, EventKind::Reconnected { .. })
+        })
+        .unwrap_or_else(|| panic!("{host} did not reconnect\n{}", h.story()));
+    }
+    eprintln!("bastion and 2 hosts reconnected in {:?}", killed.elapsed());
+    assert_eq!(
+        answers(&h.run(&["inner1", "inner2"], "echo $TETHER_HOST")),
+        ["inner1", "inner2"],
+        "{}",
+        h.story()
+    );
+    assert_eq!(site.accepted_logins("bastion"), 2, "{}", h.story());
+    assert_eq!(site.accepted_logins("inner1"), 2, "{}", h.story());
+    assert_eq!(site.accepted_logins("inner2"), 2, "{}", h.story());
+    // Each reconnected exactly once, while idle (nothing was in flight, nothing re-sent),
+    // and none of them took the bastion's death for an idle limit of its own server.
+    for host in [BASTION, "inner1", "inner2"] {
+        assert_eq!(
+            h.count(host, |k| matches!(k, EventKind::Learned { .. })),
+            0,
+            "{host}\n{}",
+            h.story()
+        );
+        assert_eq!(
+            h.count(host, |k| matches!(
+                k,
+                EventKind::Reconnected {
+                    while_idle: true,
+                    ..
+                }
+            )),
+            1,
+            "{host}\n{}",
+            h.story()
+        );
+    }
+}
+
+#[test]
+fn a_command_in_flight_when_the_bastion_dies_is_not_resent() {
+    let site = Site::start(1, false, &[]);
+    let cfg = site.config_with("jump_config", JUMP);
+    let mut h = Harness::new(&cfg, WorkerSettings::default(), &["inner1"]);
+    let marker = site.path().join("runs");
+    let command = format!("echo run >> {}; sleep 3", marker.display());
+    let results = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(700));
+            site.kill_connections("bastion");
+        });
+        h.run(&["inner1"], &command)
+    });
+    let err = match &results[0].result {
+        Some(Err(e)) => e.to_string(),
+        other => panic!("expected a lost connection, got {other:?}\n{}", h.story()),
+    };
+    assert!(err.contains("connection lost during"), "{err}");
+    // The host is usable again (through a new bastion connection), and the command ran once.
+    assert_eq!(
+        answers(&h.run(&["inner1"], "echo $TETHER_HOST")),
+        ["inner1"]
+    );
+    let runs = std::fs::read_to_string(&marker).unwrap_or_default();
+    assert_eq!(runs.lines().count(), 1, "ran {runs:?}\n{}", h.story());
+}
+
+#[test]
+fn an_idle_bastion_under_client_alive_is_kept_by_its_own_worker() {
+    // The bastion drops a connection whose client answers none of its probes for ~3 s; the
+    // hosts behind it stay idle (heartbeat 15 s), so nothing else carries traffic through it.
+    let site = Site::start(
+        2,
+        false,
+        &["ClientAliveInterval 1", "ClientAliveCountMax 2"],
+    );
+    let cfg = site.config_with("jump_config", JUMP);
+    let mut h = Harness::new(&cfg, WorkerSettings::default(), &["inner1", "inner2"]);
+    h.idle(Duration::from_secs(8));
+    assert_eq!(
+        answers(&h.run(&["inner1", "inner2"], "echo $TETHER_HOST")),
+        ["inner1", "inner2"],
+        "{}",
+        h.story()
+    );
+    assert_eq!(site.accepted_logins("bastion"), 1, "{}", h.story());
+    for host in [BASTION, "inner1", "inner2"] {
+        assert_eq!(
+            h.count(host, |k| matches!(k, EventKind::Reconnected { .. })),
+            0,
+            "{host}\n{}",
+            h.story()
+        );
+    }
+}
+
+#[test]
+fn commands_through_the_bastion_are_quick() {
+    let site = Site::start(1, false, &[]);
+    let cfg = site.config_with("jump_config", JUMP);
+    let mut h = Harness::new(&cfg, WorkerSettings::default(), &["inner1"]);
+    let n = 50;
+    let started = Instant::now();
+    for _ in 0..n {
+        assert_eq!(answers(&h.run(&["inner1"], "true")), [""]);
+    }
+    let per = started.elapsed() / n;
+    eprintln!("`true` through one bastion: {per:?} per command");
+    assert!(per < Duration::from_millis(15), "{per:?} per command");
+}

@@ -1,0 +1,715 @@
+//! Keeping sessions alive, at the worker level, against real sshd: the pool is driven directly
+//! and the workers' events are inspected. Each test checks the server's own log (one
+//! "Accepted publickey" line per login) so that a silent reconnect cannot pass for a session
+//! that stayed alive.
+
+mod support;
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::lab::Lab;
+use support::netns::NetnsHost;
+use tether::host::HostTarget;
+use tether::pool::{FanOut, HostResult, Pool};
+use tether::ssh::config::SshConfig;
+use tether::ssh::exec::ExitStatus;
+use tether::ssh::worker::{Event, EventKind, WorkerSettings};
+use tether::ssh::SshError;
+
+const WEB: [&str; 2] = ["web1", "web2"];
+const RESQUE: [&str; 2] = ["resque1", "resque2"];
+const ALL: [&str; 4] = ["web1", "web2", "resque1", "resque2"];
+
+/// A pool plus everything its workers reported.
+struct Harness {
+    pool: Arc<Pool>,
+    rx: Receiver<Event>,
+    events: Vec<(Duration, Event)>,
+    started: Instant,
+}
+
+impl Harness {
+    fn new(ssh_config: &Path, settings: WorkerSettings, hosts: &[&str]) -> Harness {
+        let config = SshConfig::load(ssh_config).expect("lab ssh config");
+        let (tx, rx) = mpsc::channel();
+        let pool = Pool::new(config, settings, 8, tx, Arc::new(AtomicBool::new(false)));
+        let targets: Vec<HostTarget> = hosts
+            .iter()
+            .map(|h| HostTarget::parse(h).unwrap())
+            .collect();
+        pool.ensure(&targets).unwrap();
+        let mut h = Harness {
+            pool: Arc::new(pool),
+            rx,
+            events: Vec::new(),
+            started: Instant::now(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for host in hosts {
+            while h.count(host, |k| matches!(k, EventKind::Connected { .. })) == 0 {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match h.rx.recv_timeout(left) {
+                    Ok(e) => h.record(e),
+                    Err(_) => panic!("{host} did not connect\n{}", h.story()),
+                }
+            }
+        }
+        h
+    }
+
+    fn record(&mut self, e: Event) {
+        let at = e.at.saturating_duration_since(self.started);
+        self.events.push((at, e));
+    }
+
+    /// Collects the events that arrived so far.
+    fn drain(&mut self) {
+        while let Ok(e) = self.rx.try_recv() {
+            self.record(e);
+        }
+    }
+
+    /// Waits for an event matching `pred` (also among those already collected after the
+    /// call); returns it with its time since the harness started.
+    fn wait_for(
+        &mut self,
+        timeout: Duration,
+        mut pred: impl FnMut(&Event) -> bool,
+    ) -> Option<(Duration, Event)> {
+        let seen = self.events.len();
+        self.drain();
+        if let Some(found) = self.events[seen..].iter().find(|(_, e)| pred(e)) {
+            return Some(found.clone());
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(e) => {
+                    let hit = pred(&e);
+                    self.record(e);
+                    if hit {
+                        return self.events.last().cloned();
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
+                    return None
+                }
+            }
+        }
+    }
+
+    /// Collects events for `d`.
+    fn idle(&mut self, d: Duration) {
+        let until = Instant::now() + d;
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            match self.rx.recv_timeout(left) {
+                Ok(e) => self.record(e),
+                Err(_) => std::thread::sleep(left),
+            }
+        }
+    }
+
+    fn run(&mut self, hosts: &[&str], command: &str) -> Vec<HostResult> {
+        let commands: Vec<(String, String)> = hosts
+            .iter()
+            .map(|h| (h.to_string(), command.to_string()))
+            .collect();
+        let results = self.pool.fan_out(&commands, &FanOut::default());
+        self.drain();
+        results
+    }
+
+    fn count(&self, host: &str, pred: impl Fn(&EventKind) -> bool) -> usize {
+        self.events
+            .iter()
+            .filter(|(_, e)| &*e.host == host && pred(&e.kind))
+            .count()
+    }
+
+    /// The events other than output, for failure messages.
+    fn story(&self) -> String {
+        self.events
+            .iter()
+            .filter(|(_, e)| !matches!(e.kind, EventKind::Output { .. }))
+            .map(|(t, e)| format!("{:>7.3}s {:8} {:?}", t.as_secs_f64(), e.host, e.kind))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+fn is_reconnect(k: &EventKind) -> bool {
+    matches!(k, EventKind::Reconnected { .. })
+}
+
+fn is_heartbeat(k: &EventKind) -> bool {
+    matches!(k, EventKind::Heartbeat { .. })
+}
+
+fn settings(heartbeat: Option<Duration>) -> WorkerSettings {
+    WorkerSettings {
+        heartbeat,
+        ..WorkerSettings::default()
+    }
+}
+
+fn stdout(r: &HostResult) -> String {
+    match &r.result {
+        Some(Ok(out)) => String::from_utf8_lossy(&out.stdout).into_owned(),
+        other => panic!("{}: no output: {other:?}", r.host),
+    }
+}
+
+/// What the seed scenario left behind.
+struct Seed {
+    lab: Lab,
+    h: Harness,
+    web: Vec<HostResult>,
+    all: Vec<HostResult>,
+}
+
+/// The seed scenario: four hosts, `sleep 12` on the web hosts while the resque hosts sit idle,
+/// then one command on all four.
+fn seed_scenario(profile: &str, heartbeat: Option<Duration>) -> Seed {
+    let lab = Lab::builder().names(&ALL).profile(profile).start();
+    let mut h = Harness::new(&lab.ssh_config(), settings(heartbeat), &ALL);
+    let web = h.run(&WEB, "sleep 12; echo precompiled");
+    let all = h.run(&ALL, "echo step2 on $(hostname)");
+    h.idle(Duration::from_millis(200));
+    Seed { lab, h, web, all }
+}
+
+/// The property the issue asks for: every command succeeded on the session opened at the
+/// start, and sshd saw exactly one login per host for the whole run.
+fn one_session_per_host(s: &Seed) -> Result<(), String> {
+    let mut problems = Vec::new();
+    for r in s.web.iter().chain(&s.all) {
+        if !r.ok() {
+            problems.push(format!("{}: `{}` -> {:?}", r.host, r.command, r.result));
+        }
+    }
+    for host in ALL {
+        let logins = s.lab.accepted_logins(host);
+        if logins != 1 {
+            problems.push(format!("{host}: {logins} logins in sshd's log, expected 1"));
+        }
+        let reconnects = s.h.count(host, is_reconnect);
+        if reconnects != 0 {
+            problems.push(format!("{host}: {reconnects} reconnects"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
+}
+
+#[test]
+fn seed_clientalive_default_heartbeat_keeps_every_session() {
+    let s = seed_scenario("clientalive", Some(Duration::from_secs(15)));
+    if let Err(e) = one_session_per_host(&s) {
+        panic!("{e}\n{}", s.h.story());
+    }
+    for r in &s.web {
+        assert!(stdout(r).contains("precompiled"));
+    }
+    // The idle hosts were kept alive by answering the server's probes (ClientAliveInterval
+    // 1 s), long before the 15 s heartbeat was due.
+    for host in RESQUE {
+        let probes = s.h.count(host, |k| {
+            matches!(k, EventKind::Heartbeat { probe: true, .. })
+        });
+        assert!(
+            probes >= 4,
+            "{host}: {probes} probe heartbeats\n{}",
+            s.h.story()
+        );
+    }
+}
+
+#[test]
+fn seed_unused_heartbeat_1s_keeps_every_session() {
+    let s = seed_scenario("unused", Some(Duration::from_secs(1)));
+    if let Err(e) = one_session_per_host(&s) {
+        panic!("{e}\n{}", s.h.story());
+    }
+    for host in RESQUE {
+        let beats = s.h.count(host, is_heartbeat);
+        assert!(beats >= 8, "{host}: {beats} heartbeats\n{}", s.h.story());
+    }
+}
+
+/// Without a heartbeat the idle sessions die, and with `--no-keepalive` nothing replaces them:
+/// the next command on each idle host fails with a session error naming the idle drop (it
+/// never started, so it is not a lost command). This is the seed scenario's bug, and proves
+/// that the property above can fail.
+fn seed_without_heartbeat(profile: &str) {
+    let s = seed_scenario(profile, None);
+    let err = one_session_per_host(&s).expect_err("the property must fail without a heartbeat");
+    for r in s.all.iter().filter(|r| RESQUE.contains(&r.host.as_str())) {
+        assert!(err.contains(&format!("{}: `echo step2", r.host)), "{err}");
+        match &r.result {
+            Some(Err(e @ SshError::Session { reason, .. })) => {
+                assert!(
+                    reason.contains("connection lost while idle")
+                        && reason.contains("cannot open a channel"),
+                    "{}: {e}",
+                    r.host
+                );
+            }
+            other => panic!("{}: expected a session error, got {other:?}", r.host),
+        }
+    }
+    for host in ALL {
+        assert_eq!(s.h.count(host, is_heartbeat), 0, "{host}\n{}", s.h.story());
+        assert_eq!(s.h.count(host, is_reconnect), 0, "{host}\n{}", s.h.story());
+        assert_eq!(s.lab.accepted_logins(host), 1, "{host}");
+    }
+    // The web hosts were busy: a running command answers probes and holds a channel open.
+    for r in s.all.iter().filter(|r| WEB.contains(&r.host.as_str())) {
+        assert!(r.ok(), "{}: {:?}", r.host, r.result);
+    }
+}
+
+#[test]
+fn seed_clientalive_without_heartbeat_loses_idle_sessions() {
+    seed_without_heartbeat("clientalive");
+}
+
+#[test]
+fn seed_unused_without_heartbeat_loses_idle_sessions() {
+    seed_without_heartbeat("unused");
+}
+
+#[test]
+fn idle_connection_killed_by_the_server_is_replaced_at_once() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let mut h = Harness::new(
+        &lab.ssh_config(),
+        settings(Some(Duration::from_secs(15))),
+        &["host1"],
+    );
+    assert!(h.run(&["host1"], "true")[0].ok());
+    h.idle(Duration::from_millis(300));
+    let killed = Instant::now();
+    lab.kill_connections("host1");
+    // Noticed from the socket closing, not 15 s later when the heartbeat timer is due.
+    let (_, e) = h
+        .wait_for(Duration::from_secs(5), |e| is_reconnect(&e.kind))
+        .unwrap_or_else(|| panic!("no reconnect\n{}", h.story()));
+    let noticed = killed.elapsed();
+    assert!(noticed < Duration::from_secs(3), "{noticed:?}");
+    let EventKind::Reconnected {
+        while_idle, reason, ..
+    } = &e.kind
+    else {
+        unreachable!()
+    };
+    assert!(*while_idle, "{reason}");
+    assert!(reason.contains("connection lost while idle"), "{reason}");
+    let r = h.run(&["host1"], "echo again");
+    assert_eq!(stdout(&r[0]), "again\n");
+    assert_eq!(lab.accepted_logins("host1"), 2);
+    assert_eq!(h.count("host1", is_reconnect), 1, "{}", h.story());
+}
+
+#[test]
+fn connection_killed_during_a_command_is_lost_and_not_resent() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let marker = lab.host("host1").root_dir.join("marker");
+    let mut h = Harness::new(
+        &lab.ssh_config(),
+        settings(Some(Duration::from_secs(15))),
+        &["host1"],
+    );
+    let command = "echo ran >> /srv/marker; sleep 30";
+    let (result, killed) = std::thread::scope(|scope| {
+        let pool = &h.pool;
+        let job = scope.spawn(move || {
+            pool.fan_out(
+                &[("host1".to_string(), command.to_string())],
+                &FanOut::default(),
+            )
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::read_to_string(&marker)
+            .unwrap_or_default()
+            .is_empty()
+        {
+            assert!(Instant::now() < deadline, "the command never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let killed = Instant::now();
+        lab.kill_connections("host1");
+        (job.join().unwrap(), killed)
+    });
+    h.drain();
+    assert!(
+        killed.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        killed.elapsed()
+    );
+    match &result[0].result {
+        Some(Err(SshError::ConnectionLost {
+            host,
+            command: c,
+            elapsed,
+            ..
+        })) => {
+            assert_eq!(host, "host1");
+            assert_eq!(c, command);
+            assert!(*elapsed < Duration::from_secs(10), "{elapsed:?}");
+        }
+        other => panic!("expected ConnectionLost, got {other:?}\n{}", h.story()),
+    }
+    let text = result[0].result.as_ref().unwrap().as_ref().unwrap_err();
+    assert!(
+        text.to_string().contains("the command may have partly run"),
+        "{text}"
+    );
+    // A later command runs on a new session (the lost one was replaced) ...
+    let r = h.run(&["host1"], "cat /srv/marker");
+    assert_eq!(stdout(&r[0]), "ran\n", "{}", h.story());
+    assert_eq!(lab.accepted_logins("host1"), 2);
+    // ... and the lost command was never sent again.
+    h.idle(Duration::from_millis(500));
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n");
+    let reconnects: Vec<(String, bool)> = h
+        .events
+        .iter()
+        .filter_map(|(_, e)| match &e.kind {
+            EventKind::Reconnected {
+                reason, while_idle, ..
+            } => Some((reason.clone(), *while_idle)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reconnects.len(), 1, "{}", h.story());
+    assert!(reconnects[0].0.contains("connection lost during a command"));
+    assert!(!reconnects[0].1);
+}
+
+#[test]
+fn blackholed_idle_host_is_reported_unreachable_not_hung() {
+    let far = NetnsHost::start("far", &[]);
+    let interval = Duration::from_secs(1);
+    let heartbeat_timeout = Duration::from_secs(2);
+    let connect_timeout = Duration::from_secs(2); // ConnectTimeout in its ssh config
+    let attempts = 2;
+    let mut h = Harness::new(
+        &far.ssh_config(),
+        WorkerSettings {
+            heartbeat: Some(interval),
+            heartbeat_timeout,
+            reconnect_attempts: attempts,
+            backoff_cap: Duration::from_secs(1),
+        },
+        &["far"],
+    );
+    assert_eq!(stdout(&h.run(&["far"], "echo up")[0]), "up\n");
+    h.wait_for(Duration::from_secs(3), |e| is_heartbeat(&e.kind))
+        .expect("a heartbeat before the blackhole");
+    far.blackhole();
+    let cut = Instant::now();
+    // Detection: at most one interval plus the heartbeat deadline. Then `attempts` connects of
+    // ConnectTimeout each, with a 1 s backoff between them.
+    let bound = interval + heartbeat_timeout + connect_timeout * attempts + Duration::from_secs(1);
+    let (_, e) = h
+        .wait_for(bound + Duration::from_secs(3), |e| {
+            matches!(e.kind, EventKind::Unreachable { .. })
+        })
+        .unwrap_or_else(|| panic!("not reported unreachable within {bound:?}\n{}", h.story()));
+    let took = cut.elapsed();
+    assert!(took >= heartbeat_timeout, "{took:?}");
+    assert!(
+        took <= bound + Duration::from_millis(1500),
+        "{took:?} > {bound:?}"
+    );
+    let EventKind::Unreachable { error } = &e.kind else {
+        unreachable!()
+    };
+    let text = error.to_string();
+    assert!(
+        text.contains("connection lost while idle (timed out)"),
+        "{text}"
+    );
+    assert!(text.contains("reconnecting failed"), "{text}");
+    assert!(text.contains("no answer from"), "{text}");
+    assert_eq!(h.count("far", is_reconnect), 0, "{}", h.story());
+    // The host is now known unreachable: a command fails at once instead of hanging.
+    let asked = Instant::now();
+    let r = h.run(&["far"], "echo hello");
+    assert!(asked.elapsed() < Duration::from_secs(1));
+    match &r[0].result {
+        Some(Err(e @ SshError::Session { .. })) => assert!(e.is_connect_failure()),
+        other => panic!("expected an unreachable host, got {other:?}"),
+    }
+    assert_eq!(far.accepted_logins(), 1);
+}
+
+#[test]
+fn silent_command_cut_off_by_channel_timeout_keeps_the_session() {
+    let lab = Lab::builder()
+        .names(&["host1"])
+        .profile("channeltimeout")
+        .start();
+    let mut h = Harness::new(
+        &lab.ssh_config(),
+        settings(Some(Duration::from_secs(1))),
+        &["host1"],
+    );
+    let started = Instant::now();
+    let r = h.run(&["host1"], "sleep 10");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    match &r[0].result {
+        Some(Ok(out)) => {
+            assert_eq!(out.status, ExitStatus::Missing);
+            assert!(!out.status.success());
+            assert!(out.status.to_string().contains("ChannelTimeout"));
+        }
+        other => panic!("expected a missing exit status, got {other:?}"),
+    }
+    // Only the channel was closed: the session itself is still the first one.
+    let r = h.run(&["host1"], "echo after");
+    assert_eq!(stdout(&r[0]), "after\n");
+    assert_eq!(lab.accepted_logins("host1"), 1);
+    assert_eq!(h.count("host1", is_reconnect), 0, "{}", h.story());
+}
+
+#[test]
+fn learns_a_shorter_interval_when_an_idle_session_dies() {
+    let lab = Lab::builder().names(&["host1"]).profile("unused").start();
+    let mut h = Harness::new(
+        &lab.ssh_config(),
+        settings(Some(Duration::from_secs(15))),
+        &["host1"],
+    );
+    // UnusedConnectionTimeout 3 closes the idle session long before the 15 s heartbeat.
+    let (_, learned) = h
+        .wait_for(Duration::from_secs(10), |e| {
+            matches!(e.kind, EventKind::Learned { .. })
+        })
+        .unwrap_or_else(|| panic!("nothing learned\n{}", h.story()));
+    let EventKind::Learned {
+        died_after,
+        interval,
+    } = learned.kind
+    else {
+        unreachable!()
+    };
+    assert!(
+        died_after >= Duration::from_millis(2500) && died_after < Duration::from_secs(6),
+        "{died_after:?}"
+    );
+    assert!(interval <= Duration::from_millis(1500), "{interval:?}");
+    h.wait_for(Duration::from_secs(10), |e| is_reconnect(&e.kind))
+        .unwrap_or_else(|| panic!("no reconnect\n{}", h.story()));
+    let before = h.events.len();
+    // Idle well past UnusedConnectionTimeout: the learned heartbeat keeps the new session.
+    h.idle(Duration::from_secs(8));
+    let after: Vec<&EventKind> = h.events[before..]
+        .iter()
+        .filter(|(_, e)| &*e.host == "host1")
+        .map(|(_, e)| &e.kind)
+        .collect();
+    assert!(
+        !after
+            .iter()
+            .any(|k| is_reconnect(k) || matches!(k, EventKind::Learned { .. })),
+        "{}",
+        h.story()
+    );
+    let beats = after.iter().filter(|k| is_heartbeat(k)).count();
+    assert!(beats >= 5, "{beats} heartbeats\n{}", h.story());
+    assert_eq!(stdout(&h.run(&["host1"], "echo fine")[0]), "fine\n");
+    assert_eq!(lab.accepted_logins("host1"), 2);
+    assert_eq!(h.count("host1", is_reconnect), 1);
+}
+
+#[test]
+fn blackholed_during_a_command_is_lost_not_hung() {
+    let far = NetnsHost::start("far", &[]);
+    let interval = Duration::from_secs(1);
+    let heartbeat_timeout = Duration::from_secs(2);
+    let mut h = Harness::new(
+        &far.ssh_config(),
+        WorkerSettings {
+            heartbeat: Some(interval),
+            heartbeat_timeout,
+            reconnect_attempts: 1,
+            backoff_cap: Duration::from_secs(1),
+        },
+        &["far"],
+    );
+    let pool = h.pool.clone();
+    let (tx, rx) = mpsc::channel();
+    // A detached thread: if the command hangs, the test fails instead of hanging with it.
+    std::thread::spawn(move || {
+        let _ = tx.send(pool.fan_out(
+            &[("far".to_string(), "echo started; sleep 30".to_string())],
+            &FanOut::default(),
+        ));
+    });
+    h.wait_for(
+        Duration::from_secs(5),
+        |e| matches!(&e.kind, EventKind::Output { line, .. } if line == "started"),
+    )
+    .expect("the command started");
+    far.blackhole();
+    let cut = Instant::now();
+    // Keepalives go out every 2 s at most (libssh2's floor), and the kernel gives up on one
+    // that stays unacknowledged for max(3 intervals, heartbeat timeout) = 3 s; then one
+    // reconnect attempt of ConnectTimeout 2 s.
+    let bound = Duration::from_secs(2 + 3 + 2);
+    let Ok(result) = rx.recv_timeout(bound + Duration::from_secs(10)) else {
+        std::mem::forget(h);
+        panic!("the command still hangs {bound:?} after the host was blackholed");
+    };
+    let took = cut.elapsed();
+    h.drain();
+    assert!(
+        took <= bound + Duration::from_secs(2),
+        "{took:?}\n{}",
+        h.story()
+    );
+    match &result[0].result {
+        Some(Err(SshError::ConnectionLost { reason, .. })) => {
+            assert!(reason.contains("failed"), "{reason}")
+        }
+        other => panic!("expected ConnectionLost, got {other:?}\n{}", h.story()),
+    }
+    assert_eq!(far.accepted_logins(), 1);
+}
+
+extern "C" fn ignore_signal(_: libc::c_int) {}
+
+/// The kernel thread id of this process's thread named `name`.
+fn thread_id(name: &str) -> Option<i32> {
+    std::fs::read_dir("/proc/self/task")
+        .ok()?
+        .flatten()
+        .find(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim_end() == name)
+        })
+        .and_then(|t| t.file_name().to_str()?.parse().ok())
+}
+
+/// Regression: a signal interrupting the idle `poll()` made the worker take the heartbeat as
+/// due whenever the time left at the previous wake-up had passed, not the interval itself.
+#[test]
+fn a_signal_while_idle_does_not_bring_the_heartbeat_forward() {
+    // SAFETY: installs a handler that does nothing, without SA_RESTART, so that a blocked
+    // poll() returns EINTR; no other code of this test binary uses SIGUSR1.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = ignore_signal as *const () as usize;
+        libc::sigemptyset(&mut action.sa_mask);
+        assert_eq!(
+            libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()),
+            0
+        );
+    }
+    let lab = Lab::builder().names(&["sig1"]).start();
+    let interval = Duration::from_secs(3);
+    let mut h = Harness::new(&lab.ssh_config(), settings(Some(interval)), &["sig1"]);
+    let (_, first) = h
+        .wait_for(Duration::from_secs(5), |e| is_heartbeat(&e.kind))
+        .expect("a first heartbeat");
+    let tid = thread_id("host sig1").expect("the worker thread");
+    for at in [2000, 2500] {
+        let when = first.at + Duration::from_millis(at);
+        std::thread::sleep(when.saturating_duration_since(Instant::now()));
+        // SAFETY: tgkill with a live thread id of this process and a handled signal.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_tgkill,
+                std::process::id() as libc::c_long,
+                tid as libc::c_long,
+                libc::SIGUSR1 as libc::c_long,
+            )
+        };
+        assert_eq!(rc, 0);
+    }
+    let (_, next) = h
+        .wait_for(Duration::from_secs(5), |e| is_heartbeat(&e.kind))
+        .expect("a second heartbeat");
+    let gap = next.at - first.at;
+    assert!(
+        gap >= interval - Duration::from_millis(100),
+        "heartbeat after {gap:?}, interval {interval:?}\n{}",
+        h.story()
+    );
+    assert_eq!(lab.accepted_logins("sig1"), 1);
+}
+
+#[test]
+fn a_timed_out_command_leaves_the_session_usable() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let mut h = Harness::new(
+        &lab.ssh_config(),
+        settings(Some(Duration::from_secs(1))),
+        &["host1"],
+    );
+    let started = Instant::now();
+    let r = h.pool.fan_out(
+        &[("host1".to_string(), "sleep 3; echo late".to_string())],
+        &FanOut {
+            timeout: Some(Duration::from_secs(1)),
+            ..FanOut::default()
+        },
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(&r[0].result, Some(Err(SshError::CommandTimeout { .. }))),
+        "{:?}",
+        r[0].result
+    );
+    assert_eq!(stdout(&h.run(&["host1"], "echo next")[0]), "next\n");
+    // The abandoned command ends on the server meanwhile; heartbeats carry on.
+    h.idle(Duration::from_secs(4));
+    assert!(h.count("host1", is_heartbeat) >= 2, "{}", h.story());
+    assert_eq!(stdout(&h.run(&["host1"], "echo still")[0]), "still\n");
+    assert_eq!(h.count("host1", is_reconnect), 0, "{}", h.story());
+    assert_eq!(lab.accepted_logins("host1"), 1);
+}
+
+/// Regression: a worker that was reconnecting (with backoff) to a host that went away kept the
+/// whole process from exiting until every attempt had failed.
+#[test]
+fn closing_the_pool_does_not_wait_for_a_reconnect_backoff() {
+    let lab = Lab::builder().names(&["gone1"]).start();
+    let mut h = Harness::new(
+        &lab.ssh_config(),
+        settings(Some(Duration::from_secs(15))),
+        &["gone1"],
+    );
+    assert!(h.run(&["gone1"], "true")[0].ok());
+    lab.stop_host("gone1");
+    // The socket closes, the heartbeat fails, reconnecting starts: refused, then 1 s, 2 s, 4 s
+    // of backoff between attempts.
+    std::thread::sleep(Duration::from_millis(1500));
+    h.drain();
+    assert_eq!(h.count("gone1", is_reconnect), 0, "{}", h.story());
+    let Harness { pool, .. } = h;
+    let closing = Instant::now();
+    drop(pool);
+    assert!(
+        closing.elapsed() < Duration::from_secs(1),
+        "closing took {:?}",
+        closing.elapsed()
+    );
+}

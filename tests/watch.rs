@@ -1,0 +1,596 @@
+//! `tether watch` against real sshd hosts: one re-run per save (in place and by atomic rename),
+//! one authenticated connection per host across all runs, recovery from a syntax error,
+//! cancellation of an endless loop, waiting for (or with `--kill` stopping) in-flight
+//! commands, hosts added and removed, and Ctrl-C closing every session.
+//!
+//! `tether watch` runs as a subprocess; its stdout and stderr are read line by line on reader
+//! threads, every wait is bounded, and the subprocess is killed by pid if a test ends early.
+
+mod support;
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use support::lab::Lab;
+use support::tether::Tether;
+
+/// A directory with `deploy.rhai`, removed on drop.
+struct RecipeDir {
+    dir: PathBuf,
+}
+
+impl RecipeDir {
+    fn new(name: &str, text: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("tether-watch-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("deploy.rhai"), text).unwrap();
+        RecipeDir { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Saves in place (truncate and write, as `>` does).
+    fn save_in_place(&self, name: &str, text: &str) {
+        let path = self.path(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// Saves as most editors do: a temporary file renamed over the original.
+    fn save_by_rename(&self, name: &str, text: &str) {
+        let path = self.path(name);
+        let base = path.file_name().unwrap().to_string_lossy().into_owned();
+        let tmp = path.with_file_name(format!(".{base}.tmp"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+    }
+}
+
+impl Drop for RecipeDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A line of the watcher's output.
+#[derive(Debug, Clone)]
+struct Line {
+    stderr: bool,
+    text: String,
+}
+
+/// A running `tether watch`.
+struct Watcher {
+    child: Child,
+    rx: Receiver<Line>,
+    seen: Vec<Line>,
+}
+
+impl Watcher {
+    fn start(lab: &Lab, recipe: &RecipeDir, args: &[&str]) -> Self {
+        let mut child = Tether::new()
+            .current_dir(&recipe.dir)
+            .ssh_config(&lab.ssh_config())
+            .arg("watch")
+            .args(args)
+            .spawn();
+        let (tx, rx) = mpsc::channel();
+        for stderr in [false, true] {
+            let tx = tx.clone();
+            let stream: Box<dyn std::io::Read + Send> = if stderr {
+                Box::new(child.stderr.take().unwrap())
+            } else {
+                Box::new(child.stdout.take().unwrap())
+            };
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(text) = line else { break };
+                    if tx.send(Line { stderr, text }).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Watcher {
+            child,
+            rx,
+            seen: Vec::new(),
+        }
+    }
+
+    fn dump(&self) -> String {
+        self.seen
+            .iter()
+            .map(|l| format!("{} {}\n", if l.stderr { "E" } else { "O" }, l.text))
+            .collect()
+    }
+
+    /// Reads output until `pred` holds for what was seen, or panics after `timeout`.
+    fn wait_until(&mut self, what: &str, timeout: Duration, pred: impl Fn(&[Line]) -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !pred(&self.seen) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "timed out after {timeout:?} waiting for {what}\n{}",
+                        self.dump()
+                    )
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("tether exited while waiting for {what}\n{}", self.dump())
+                }
+            }
+        }
+    }
+
+    /// Waits for a stdout line containing `needle`.
+    fn wait_line(&mut self, needle: &str, timeout: Duration) {
+        let n = needle.to_string();
+        self.wait_until(&format!("{needle:?}"), timeout, move |seen| {
+            seen.iter().any(|l| !l.stderr && l.text.contains(&n))
+        });
+    }
+
+    /// Waits for a stderr line containing `needle`.
+    fn wait_err(&mut self, needle: &str, timeout: Duration) {
+        let n = needle.to_string();
+        self.wait_until(&format!("stderr {needle:?}"), timeout, move |seen| {
+            seen.iter().any(|l| l.stderr && l.text.contains(&n))
+        });
+    }
+
+    /// Reads whatever arrives during `d`.
+    fn settle(&mut self, d: Duration) {
+        let deadline = Instant::now() + d;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            match self.rx.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// stdout lines containing `needle`.
+    fn count(&self, needle: &str) -> usize {
+        self.seen
+            .iter()
+            .filter(|l| !l.stderr && l.text.contains(needle))
+            .count()
+    }
+
+    /// Runs started so far (`watch: run N (reason)` lines).
+    fn runs(&self) -> usize {
+        self.seen
+            .iter()
+            .filter(|l| {
+                !l.stderr
+                    && l.text.strip_prefix("watch: run ").is_some_and(|rest| {
+                        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+                        digits > 0 && rest[digits..].starts_with(" (")
+                    })
+            })
+            .count()
+    }
+
+    fn finished(&self) -> usize {
+        self.seen
+            .iter()
+            .filter(|l| {
+                !l.stderr
+                    && l.text.starts_with("watch: run ")
+                    && [
+                        " ok in ",
+                        " cancelled after ",
+                        " stopped: ",
+                        " failed after ",
+                    ]
+                    .iter()
+                    .any(|w| l.text.contains(w))
+            })
+            .count()
+    }
+
+    /// Sends SIGINT and waits (bounded) for the exit; returns the exit code.
+    fn interrupt(&mut self, timeout: Duration) -> i32 {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGINT);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                self.settle(Duration::from_millis(200));
+                return status.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "tether watch did not exit within {timeout:?} of SIGINT\n{}",
+                    self.dump()
+                );
+            }
+            self.settle(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+const SECS: Duration = Duration::from_secs(1);
+
+fn lab(names: &[&str]) -> Lab {
+    Lab::builder().names(names).start()
+}
+
+/// Waits (bounded) until `f` holds.
+fn eventually(what: &str, timeout: Duration, f: impl Fn() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether a process runs (exists and is not a zombie).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let rest = &s[s.rfind(')')? + 1..];
+            rest.split_whitespace().next().map(|st| st != "Z")
+        })
+        .unwrap_or(false)
+}
+
+fn read_pid(path: &Path, timeout: Duration) -> u32 {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(pid) = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            return pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no pid in {} within {timeout:?}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn servers(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("server(\"{n}\", #{{ roles: [\"web\"] }});\n"))
+        .collect()
+}
+
+#[test]
+fn each_save_reruns_once_over_one_session_per_host() {
+    let lab = lab(&["web1", "web2"]);
+    let recipe = |v: &str| {
+        format!(
+            "import \"lib/helpers\" as h;\n{}task(\"hi\", || {{ on(\"web\", \"echo {v} \" + h::tag()); }});\n",
+            servers(&["web1", "web2"])
+        )
+    };
+    let r = RecipeDir::new("saves", &recipe("v1"));
+    r.save_in_place("lib/helpers.rhai", "fn tag() { \"m1\" }\n");
+    let mut w = Watcher::start(&lab, &r, &["hi"]);
+    w.wait_line("watch: run 1 ok", 20 * SECS);
+    w.wait_line(
+        "watch: waiting for changes to deploy.rhai, lib/helpers.rhai",
+        5 * SECS,
+    );
+    assert_eq!(w.count("web1 | v1 m1"), 1, "{}", w.dump());
+
+    // In place, by rename, and a module: one run each.
+    r.save_in_place("deploy.rhai", &recipe("v2"));
+    w.wait_line("watch: run 2 ok", 10 * SECS);
+    r.save_by_rename("deploy.rhai", &recipe("v3"));
+    w.wait_line("watch: run 3 ok", 10 * SECS);
+    r.save_by_rename("lib/helpers.rhai", "fn tag() { \"m2\" }\n");
+    w.wait_line("watch: run 4 ok", 10 * SECS);
+    // Saving the same content again (or touching the file) runs nothing.
+    r.save_in_place("deploy.rhai", &recipe("v3"));
+    w.settle(SECS);
+    assert_eq!(w.runs(), 4, "one run per changing save\n{}", w.dump());
+    assert_eq!(w.finished(), 4, "{}", w.dump());
+    for (text, n) in [("v2 m1", 1), ("v3 m1", 1), ("v3 m2", 1)] {
+        for host in ["web1", "web2"] {
+            assert_eq!(
+                w.count(&format!("{host} | {text}")),
+                n,
+                "{host} {text}\n{}",
+                w.dump()
+            );
+        }
+    }
+    assert!(
+        w.count("session warm for") >= 8,
+        "hosts and their warm sessions are shown\n{}",
+        w.dump()
+    );
+    for host in ["web1", "web2"] {
+        assert_eq!(
+            lab.accepted_logins(host),
+            1,
+            "{host}: one authenticated connection across all runs\n{}",
+            w.dump()
+        );
+    }
+    assert_eq!(w.interrupt(10 * SECS), 0, "{}", w.dump());
+}
+
+#[test]
+fn a_syntax_error_is_reported_and_the_next_good_save_recovers() {
+    let lab = lab(&["web1"]);
+    let good = |v: &str| {
+        format!(
+            "{}task(\"hi\", || {{ on(\"web\", \"echo {v}\"); }});\n",
+            servers(&["web1"])
+        )
+    };
+    let r = RecipeDir::new("syntax", &good("v1"));
+    let mut w = Watcher::start(&lab, &r, &["hi"]);
+    w.wait_line("watch: run 1 ok", 20 * SECS);
+    r.save_by_rename(
+        "deploy.rhai",
+        &format!(
+            "{}task(\"hi\", || {{\n    let = 3;\n}});\n",
+            servers(&["web1"])
+        ),
+    );
+    w.wait_line("watch: run 2 stopped: recipe error", 10 * SECS);
+    w.wait_err("deploy.rhai:3:9: syntax error", 5 * SECS);
+    w.wait_line("watch: waiting for changes", 5 * SECS);
+    r.save_by_rename("deploy.rhai", &good("v3"));
+    w.wait_line("watch: run 3 ok", 10 * SECS);
+    assert_eq!(w.count("web1 | v3"), 1, "{}", w.dump());
+    assert_eq!(lab.accepted_logins("web1"), 1, "{}", w.dump());
+    assert_eq!(w.interrupt(10 * SECS), 0, "{}", w.dump());
+}
+
+#[test]
+fn an_endless_loop_is_cancelled_by_the_next_save() {
+    let lab = lab(&["web1"]);
+    let r = RecipeDir::new(
+        "loop",
+        &format!(
+            "{}task(\"hi\", || {{\n    on(\"web\", \"echo spinning\");\n    let i = 0;\n    loop {{ i += 1; }}\n}});\n",
+            servers(&["web1"])
+        ),
+    );
+    let mut w = Watcher::start(&lab, &r, &["hi"]);
+    w.wait_line("web1 | spinning", 20 * SECS);
+    let saved = Instant::now();
+    r.save_by_rename(
+        "deploy.rhai",
+        &format!(
+            "{}task(\"hi\", || {{ on(\"web\", \"echo fixed\"); }});\n",
+            servers(&["web1"])
+        ),
+    );
+    w.wait_line("watch: run 1 cancelled", 10 * SECS);
+    // Cancelled by the save, not by the operations limit.
+    assert!(
+        saved.elapsed() < Duration::from_millis(900),
+        "cancel took {:?}\n{}",
+        saved.elapsed(),
+        w.dump()
+    );
+    assert!(
+        !w.seen
+            .iter()
+            .any(|l| l.text.contains("Too many operations")),
+        "{}",
+        w.dump()
+    );
+    w.wait_line("watch: run 2 ok", 10 * SECS);
+    assert_eq!(w.count("web1 | fixed"), 1, "{}", w.dump());
+    assert_eq!(w.interrupt(10 * SECS), 0, "{}", w.dump());
+}
+
+#[test]
+fn a_save_during_a_long_command_waits_for_it() {
+    let lab = lab(&["web1", "web2"]);
+    let r = RecipeDir::new(
+        "wait",
+        &format!(
+            "{}task(\"hi\", || {{\n    on(\"web\", \"sleep 2; echo done > /srv/done\");\n    on(\"web\", \"echo second > /srv/second\");\n}});\n",
+            servers(&["web1", "web2"])
+        ),
+    );
+    let mut w = Watcher::start(&lab, &r, &["hi"]);
+    w.wait_line("$ sleep 2; echo done", 20 * SECS);
+    let saved = Instant::now();
+    r.save_in_place(
+        "deploy.rhai",
+        &format!(
+            "{}task(\"hi\", || {{ on(\"web\", \"echo v2 > /srv/v2\"); }});\n",
+            servers(&["web1", "web2"])
+        ),
+    );
+    w.wait_line("cancelling it (waiting for running commands)", 5 * SECS);
+    w.wait_line("watch: run 1 cancelled", 10 * SECS);
+    assert!(
+        saved.elapsed() > Duration::from_millis(1200),
+        "the in-flight command was waited for\n{}",
+        w.dump()
+    );
+    for host in ["web1", "web2"] {
+        let root = &lab.host(host).root_dir;
+        assert!(
+            root.join("done").exists(),
+            "{host}: the in-flight command finished"
+        );
+    }
+    w.wait_line("watch: run 2 ok", 10 * SECS);
+    for host in ["web1", "web2"] {
+        let root = &lab.host(host).root_dir;
+        assert!(
+            !root.join("second").exists(),
+            "{host}: nothing new was dispatched by the cancelled run"
+        );
+        assert!(root.join("v2").exists(), "{host}: the new version ran");
+        assert_eq!(lab.accepted_logins(host), 1);
+    }
+    assert_eq!(w.interrupt(10 * SECS), 0, "{}", w.dump());
+}
+
+#[test]
+fn kill_stops_a_pty_command() {
+    let lab = lab(&["web1", "web2"]);
+    let r = RecipeDir::new(
+        "kill",
+        &format!(
+            "{}task(\"hi\", || {{\n    on(\"web\", #{{ pty: true }}, \"sh -c 'echo $$ > /srv/pid; exec sleep 60'\");\n    on(\"web\", \"echo second > /srv/second\");\n}});\n",
+            servers(&["web1", "web2"])
+        ),
+    );
+    let mut w = Watcher::start(&lab, &r, &["--kill", "hi"]);
+    let pids: Vec<u32> = ["web1", "web2"]
+        .iter()
+        .map(|h| read_pid(&lab.host(h).root_dir.join("pid"), 20 * SECS))
+        .collect();
+    assert!(pids.iter().all(|&p| alive(p)));
+    let saved = Instant::now();
+    r.save_by_rename(
+        "deploy.rhai",
+        &format!(
+            "{}task(\"hi\", || {{ on(\"web\", \"echo v2\"); }});\n",
+            servers(&["web1", "web2"])
+        ),
+    );
+    w.wait_line("cancelling it (stopping PTY commands", 5 * SECS);
+    w.wait_line("watch: run 1 cancelled", 5 * SECS);
+    assert!(saved.elapsed() < 3 * SECS, "{}", w.dump());
+    for pid in pids {
+        eventually("the remote sleep to be gone", 3 * SECS, || !alive(pid));
+    }
+    w.wait_line("watch: run 2 ok", 10 * SECS);
+    assert_eq!(w.count("web1 | v2"), 1, "{}", w.dump());
+    for host in ["web1", "web2"] {
+        assert!(!lab.host(host).root_dir.join("second").exists());
+        assert_eq!(lab.accepted_logins(host), 1, "{}", w.dump());
+    }
+    assert_eq!(w.interrupt(10 * SECS), 0, "{}", w.dump());
+}
+
+#[test]
+fn hosts_added_connect_and_removed_hosts_are_disconnected() {
+    let lab = lab(&["web1", "web2", "web3"]);
+    let recipe = |hosts: &[&str]| {
+        format!(
+            "{}task(\"hi\", || {{ on(\"web\", \"hostname >/dev/null; echo up\"); }});\n",
+            servers(hosts)
+        )
+    };
+    let r = RecipeDir::new("hosts", &recipe(&["web1", "web2"]));
+    let mut w = Watcher::start(&lab, &r, &["hi"]);
+    w.wait_line("watch: run 1 ok", 20 * SECS);
+    assert_eq!(lab.connection_pids("web2").len(), 1);
+    r.save_by_rename("deploy.rhai", &recipe(&["web1", "web3"]));
+    w.wait_line("watch: run 2 ok", 10 * SECS);
+    eventually("web2's session to close", 5 * SECS, || {
+        lab.connection_pids("web2").is_empty()
+    });
+    assert_eq!(w.count("web3 | up"), 1, "{}", w.dump());
+    assert_eq!(lab.accepted_logins("web1"), 1);
+    assert_eq!(lab.accepted_logins("web2"), 1);
+    assert_eq!(lab.accepted_logins("web3"), 1);
+    assert_eq!(w.interrupt(10 * SECS), 0, "{}", w.dump());
+}
+
+#[test]
+fn ctrl_c_closes_every_session_and_leaves_no_process_behind() {
+    let names = ["web1", "web2"];
+    let lab = lab(&names);
+    let r = RecipeDir::new(
+        "ctrlc",
+        &format!(
+            "{}task(\"hi\", || {{\n    on(\"web\", #{{ pty: true }}, \"sh -c 'echo $$ > /srv/pid; exec sleep 60'\");\n}});\n",
+            servers(&names)
+        ),
+    );
+    let mut w = Watcher::start(&lab, &r, &["hi"]);
+    let pids: Vec<u32> = names
+        .iter()
+        .map(|h| read_pid(&lab.host(h).root_dir.join("pid"), 20 * SECS))
+        .collect();
+    for h in names {
+        assert_eq!(lab.connection_pids(h).len(), 1);
+    }
+    let code = w.interrupt(10 * SECS);
+    assert_eq!(code, 0, "{}", w.dump());
+    w.wait_line("2 sessions closed", SECS);
+    for pid in pids {
+        eventually("the remote command to be gone", 3 * SECS, || !alive(pid));
+    }
+    for h in names {
+        eventually("no session left", 5 * SECS, || {
+            lab.connection_pids(h).is_empty()
+        });
+        // Only the listener is left of the host.
+        eventually("no process left", 5 * SECS, || {
+            lab.host_pids(h) == [lab.host(h).pid]
+        });
+        let log = std::fs::read_to_string(&lab.host(h).log).unwrap();
+        assert!(
+            log.contains("Received disconnect") && log.contains("tether done"),
+            "{h}: the session was closed by tether\n{log}"
+        );
+        assert_eq!(lab.accepted_logins(h), 1);
+    }
+}
+
+/// The exec layer's stop flag outside watch mode: Ctrl-C stops a PTY command of `tether run`
+/// (the remote process is hung up), and the result says "stopped", never success.
+#[test]
+fn ctrl_c_stops_a_pty_command_of_tether_run() {
+    let lab = lab(&["web1"]);
+    let child = Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&[
+            "--pty",
+            "run",
+            "--hosts",
+            "web1",
+            "--",
+            "sh -c 'echo $$ > /srv/pid; exec sleep 60'",
+        ])
+        .spawn();
+    let pid = read_pid(&lab.host("web1").root_dir.join("pid"), 20 * SECS);
+    let started = Instant::now();
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{stdout}");
+    assert!(started.elapsed() < 5 * SECS, "{:?}", started.elapsed());
+    assert!(stdout.contains("web1  stopped"), "{stdout}");
+    assert!(stdout.contains("was stopped after"), "{stdout}");
+    eventually("the remote sleep to be gone", 3 * SECS, || !alive(pid));
+}

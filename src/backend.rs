@@ -147,7 +147,7 @@ impl DryRun {
     fn print(&self, host: &str, text: &str) {
         // Width only grows; a poisoned lock still holds a usable number.
         let width = *self.width.lock().unwrap_or_else(|p| p.into_inner());
-        println!("{host:width$} | {text}");
+        crate::outln!("{host:width$} | {text}");
     }
 
     fn success() -> ExecOutput {
@@ -205,12 +205,12 @@ impl Backend for DryRun {
     }
 
     fn note(&self, text: &str) {
-        println!("{text}");
+        crate::outln!("{text}");
     }
 
     fn step(&self, step: Option<&str>) {
         if let Some(task) = step {
-            println!("▶ {task}");
+            crate::outln!("▶ {task}");
         }
     }
 

@@ -594,7 +594,7 @@ pub fn check_hosts(
     }
     if global.dry_run {
         for t in &targets {
-            println!(
+            crate::outln!(
                 "{} ~ would connect and read the sshd settings (sshd -T as root, else the \
                  config files)",
                 t.name
@@ -904,7 +904,7 @@ fn print_reports(reporter: &Reporter, format: Format, reports: &[HostReport]) {
                 })
                 .collect();
             let notes: Vec<String> = r.notes.iter().map(|n| json(n)).collect();
-            println!(
+            crate::outln!(
                 "{{\"event\":\"check\",\"host\":{},\"at_risk\":{},\"heartbeat_ms\":{},\"source\":{},\"settings\":{settings},\"findings\":[{}],\"notes\":[{}],\"error\":{}}}",
                 json(&r.host),
                 r.at_risk(),

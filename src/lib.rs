@@ -1,6 +1,24 @@
 //! tether: a deploy runner. Recipes are Rhai scripts; every host gets one SSH session, owned
 //! by one thread, kept open and alive for the whole run.
 
+/// `println!` for tether's stdout: when the reader has gone away (`tether ... | head`), the
+/// process ends quietly with status 141, as SIGPIPE ends other Unix tools, instead of
+/// panicking.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::report::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` counterpart of [`outln!`].
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::report::write_stdout(format_args!($($arg)*))
+    };
+}
+
 pub mod backend;
 pub mod check;
 pub mod cli;

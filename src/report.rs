@@ -24,6 +24,15 @@ pub enum Format {
     Json,
 }
 
+/// Writes to stdout for [`outln!`](crate::outln); see there.
+pub fn write_stdout(args: std::fmt::Arguments) {
+    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+    }
+}
+
 /// `1.8 ms`, `3.2 s`, `1m04s`.
 pub fn format_duration(d: Duration) -> String {
     let secs = d.as_secs_f64();
@@ -166,7 +175,7 @@ impl Reporter {
     /// Announces a task: a `▶ name` header, or a `task_started` JSON event.
     pub fn task_started(&self, task: &str) {
         if self.style.format == Format::Json {
-            println!("{{\"event\":\"task_started\",\"task\":{}}}", json(task));
+            crate::outln!("{{\"event\":\"task_started\",\"task\":{}}}", json(task));
             return;
         }
         let header = self.paint("1", &format!("▶ {task}"));
@@ -180,7 +189,7 @@ impl Reporter {
         }
         let mut st = self.state();
         clear_status(&mut st, self.style);
-        println!("{}", crate::secret::mask(text));
+        crate::outln!("{}", crate::secret::mask(text));
     }
 
     /// Prints the summary of one fan-out (text format), failures last with stderr tails.
@@ -191,7 +200,7 @@ impl Reporter {
             for r in results {
                 let (status, ok) = result_words(r);
                 let s = stats.get(&r.host).cloned().unwrap_or_default();
-                println!(
+                crate::outln!(
                     "{{\"event\":\"summary\",\"host\":{},\"ok\":{ok},\"status\":{},\"heartbeats\":{},\"reconnects\":{}}}",
                     json(&r.host),
                     json(&status),
@@ -244,7 +253,7 @@ impl Reporter {
         for r in results.iter().filter(|r| !r.ok()) {
             out.push_str(&format!("\n{}\n", self.paint("31", &failure_text(r))));
         }
-        print!("{out}");
+        crate::out!("{out}");
         let _ = std::io::stdout().flush();
     }
 
@@ -255,7 +264,7 @@ impl Reporter {
         let stats = self.stats();
         if self.style.format == Format::Json {
             for (host, s) in &stats {
-                println!(
+                crate::outln!(
                     "{{\"event\":\"session_summary\",\"host\":{},\"heartbeats\":{},\"reconnects\":{}}}",
                     json(host),
                     s.heartbeats,
@@ -287,7 +296,7 @@ impl Reporter {
                 plural(s.reconnects)
             ));
         }
-        print!("{out}");
+        crate::out!("{out}");
         let _ = std::io::stdout().flush();
     }
 
@@ -386,7 +395,7 @@ fn paint(style: Style, code: &str, text: &str) -> String {
 
 fn clear_status(st: &mut State, style: Style) {
     if style.live && st.status_shown {
-        print!("\r\x1b[2K");
+        crate::out!("\r\x1b[2K");
         st.status_shown = false;
     }
 }
@@ -406,11 +415,11 @@ fn run(rx: Receiver<Event>, state: Arc<Mutex<State>>, style: Style) {
                 let mut st = lock(&state);
                 record(&mut st, &event);
                 match style.format {
-                    Format::Json => println!("{}", event_json(&event, started)),
+                    Format::Json => crate::outln!("{}", event_json(&event, started)),
                     Format::Text => {
                         if let Some(text) = event_text(&st, style, &event) {
                             clear_status(&mut st, style);
-                            println!("{text}");
+                            crate::outln!("{text}");
                         }
                     }
                 }
@@ -542,7 +551,7 @@ fn draw_status(st: &mut State, style: Style) {
             format_duration(longest)
         ));
     }
-    print!("\r\x1b[2K{}", paint(style, "2", &line));
+    crate::out!("\r\x1b[2K{}", paint(style, "2", &line));
     st.status_shown = true;
 }
 

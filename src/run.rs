@@ -24,7 +24,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs, interrupted: Arc<AtomicBool>) ->
     if global.dry_run {
         let width = targets.iter().map(|t| t.name.len()).max().unwrap_or(0);
         for t in &targets {
-            println!("{:width$} | $ {command}", t.name);
+            crate::outln!("{:width$} | $ {command}", t.name);
         }
         return Ok(());
     }

@@ -525,7 +525,7 @@ pub fn list(global: &GlobalArgs, hooks: bool, interrupted: Arc<AtomicBool>) -> R
         .max()
         .unwrap_or(0);
     for task in recipe.tasks.values() {
-        println!("{:width$}  {}", task.name, task.description);
+        crate::outln!("{:width$}  {}", task.name, task.description);
         if !hooks {
             continue;
         }
@@ -535,12 +535,12 @@ pub fn list(global: &GlobalArgs, hooks: bool, interrupted: Arc<AtomicBool>) -> R
                     Hook::Task(t) => t.clone(),
                     Hook::Closure(_) => "(closure)".into(),
                 };
-                println!("{:width$}    {kind}: {what}", "");
+                crate::outln!("{:width$}    {kind}: {what}", "");
             }
         }
     }
     if !recipe.stages.is_empty() {
-        println!(
+        crate::outln!(
             "\nstages: {}",
             recipe
                 .stages

@@ -498,9 +498,9 @@ impl Screen {
             }
             Some(f) => {
                 f.reporter.barrier();
-                println!("{text}");
+                crate::outln!("{text}");
             }
-            None => println!("{text}"),
+            None => crate::outln!("{text}"),
         }
     }
 
@@ -658,9 +658,11 @@ impl Screen {
 
     fn exit(&self, runs: u64, closed: usize) {
         if self.json {
-            println!("{{\"event\":\"watch_exit\",\"runs\":{runs},\"sessions_closed\":{closed}}}");
+            crate::outln!(
+                "{{\"event\":\"watch_exit\",\"runs\":{runs},\"sessions_closed\":{closed}}}"
+            );
         } else {
-            println!(
+            crate::outln!(
                 "watch: stopped after {runs} run{}; {closed} session{} closed",
                 if runs == 1 { "" } else { "s" },
                 if closed == 1 { "" } else { "s" }

@@ -527,3 +527,23 @@ task("fails", || { on("web1", #{ pty: true }, "echo partial; exit 3"); });
         out.stdout
     );
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_tether_quietly() {
+    // `tether tasks | head -1`: stdout closes early; tether must not panic.
+    let tasks: String = (0..20000)
+        .map(|i| format!("task(\"t{i}\", \"a task with a longer description {i}\", || {{}});\n"))
+        .collect();
+    let r = RecipeDir::new("epipe", &tasks);
+    let mut cmd = r.tether().command();
+    cmd.arg("tasks");
+    let mut child = cmd.spawn().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 16];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+}

@@ -466,7 +466,7 @@ fn register_host_bound(engine: &mut Engine, rt: &Arc<Runtime>) {
     let r = rt.clone();
     engine.on_print(move |text| match r.backend() {
         Some(b) => b.note(text),
-        None => println!("{text}"),
+        None => crate::outln!("{text}"),
     });
 }
 
@@ -476,7 +476,11 @@ fn valid_env_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-fn on_command(rt: &Runtime, target: &Dynamic, opts: &Map, cmd: &str) -> Fallible<Map> {
+/// An `on` call ready to dispatch: its backend, its (connected) hosts, how to spread.
+type OnStart = (Arc<dyn crate::backend::Backend>, Vec<String>, FanOut);
+
+/// What every `on` does first; `None` when the filters leave no host.
+fn begin_on(rt: &Runtime, target: &Dynamic, opts: &Map) -> Fallible<Option<OnStart>> {
     let backend = backend(rt, "on()")?;
     if rt.interrupted() {
         return fail("interrupted");
@@ -484,11 +488,18 @@ fn on_command(rt: &Runtime, target: &Dynamic, opts: &Map, cmd: &str) -> Fallible
     let hosts = select(rt, target)?;
     let how = fan_out_options(rt, opts)?;
     if hosts.is_empty() {
-        return Ok(Map::new());
+        return Ok(None);
     }
     backend
         .prepare(&targets(rt, &hosts)?)
         .map_err(|e| -> Box<EvalAltResult> { e.into() })?;
+    Ok(Some((backend, hosts, how)))
+}
+
+fn on_command(rt: &Runtime, target: &Dynamic, opts: &Map, cmd: &str) -> Fallible<Map> {
+    let Some((backend, hosts, how)) = begin_on(rt, target, opts)? else {
+        return Ok(Map::new());
+    };
     let cctx = context::command_context();
     let command = cctx.render(cmd);
     if !backend.is_dry_run() {
@@ -593,18 +604,9 @@ fn on_closure(
     opts: &Map,
     f: FnPtr,
 ) -> Fallible<Map> {
-    let backend = backend(rt, "on()")?;
-    if rt.interrupted() {
-        return fail("interrupted");
-    }
-    let hosts = select(rt, target)?;
-    let how = fan_out_options(rt, opts)?;
-    if hosts.is_empty() {
+    let Some((backend, hosts, how)) = begin_on(rt, target, opts)? else {
         return Ok(Map::new());
-    }
-    backend
-        .prepare(&targets(rt, &hosts)?)
-        .map_err(|e| -> Box<EvalAltResult> { e.into() })?;
+    };
     let ast = rt.ast().ok_or("on() can only be used inside a task")?;
     let engine = ctx.engine();
     let abort = Arc::new(AtomicBool::new(false));

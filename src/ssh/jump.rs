@@ -41,6 +41,7 @@ use ssh2::{Channel, ErrorCode, Session};
 
 use super::config::{HostConfig, SshConfig};
 use super::connect::{self, poll_fds, would_block, Connection};
+use super::reconnect;
 use super::worker::{Event, EventKind, HandshakeLimiter, WorkerSettings};
 use super::SshError;
 use crate::host::HostTarget;
@@ -1078,72 +1079,42 @@ impl State {
         } else {
             format!("connection lost while carrying tunnels ({reason})")
         };
-        let started = Instant::now();
-        let mut delay = Duration::from_secs(1);
-        let mut last_error = None;
-        for attempt in 0..self.settings.reconnect_attempts.max(1) {
-            if attempt > 0 {
-                if !self.pause(delay) {
-                    return;
-                }
-                delay = (delay * 2).min(self.settings.backoff_cap);
+        let pinned = self.pinned.clone();
+        let outcome =
+            reconnect::with_backoff(&self.name, &reason, &self.settings, &self.stop, || {
+                self.connect(pinned.as_deref())
+            });
+        match outcome {
+            reconnect::Outcome::Connected(conn, took) => {
+                self.conn = Some(conn);
+                self.down = None;
+                self.last_alive = Instant::now();
+                self.emit(EventKind::Reconnected {
+                    reason,
+                    while_idle: idle,
+                    took,
+                });
             }
-            match self.connect(self.pinned.as_deref()) {
-                Ok(conn) => {
-                    self.conn = Some(conn);
-                    self.down = None;
-                    self.last_alive = Instant::now();
-                    self.emit(EventKind::Reconnected {
-                        reason,
-                        while_idle: idle,
-                        took: started.elapsed(),
-                    });
-                    return;
-                }
-                Err(e @ (SshError::HostKeyChanged { .. } | SshError::Auth { .. })) => {
-                    last_error = Some(e);
-                    break;
-                }
-                Err(e) => last_error = Some(e),
+            reconnect::Outcome::Stopped => {}
+            reconnect::Outcome::Failed(error) => {
+                self.emit(EventKind::Unreachable {
+                    error: error.clone(),
+                });
+                self.down = Some(error);
             }
         }
-        let error = SshError::Session {
-            host: self.name.to_string(),
-            reason: format!(
-                "{reason}; reconnecting failed: {}",
-                last_error.map_or_else(|| "no attempt made".into(), |e| e.to_string())
-            ),
-        };
-        self.emit(EventKind::Unreachable {
-            error: error.clone(),
-        });
-        self.down = Some(error);
     }
 
-    /// An idle session died after `idle`: shorten the heartbeat interval (as host workers do).
+    /// An idle session died after `idle`: beat faster, as host workers do.
     fn learn(&mut self, idle: Duration) {
         let Some(current) = self.interval else { return };
-        let learned = (idle / 3).max(Duration::from_millis(500));
-        if learned < current {
-            self.interval = Some(learned);
+        if let Some(interval) = reconnect::learned_interval(current, idle) {
+            self.interval = Some(interval);
             self.emit(EventKind::Learned {
                 died_after: idle,
-                interval: learned,
+                interval,
             });
         }
-    }
-
-    /// Sleeps for `d` unless the worker is told to stop; returns false if it was.
-    fn pause(&self, d: Duration) -> bool {
-        let until = Instant::now() + d;
-        while !self.stop.load(Ordering::SeqCst) {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return true;
-            }
-            std::thread::sleep(left.min(Duration::from_millis(50)));
-        }
-        false
     }
 }
 

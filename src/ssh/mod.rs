@@ -6,6 +6,7 @@ pub mod connect;
 pub mod exec;
 pub mod jump;
 pub mod known_hosts;
+pub mod reconnect;
 pub mod worker;
 
 use std::time::Duration;

@@ -21,6 +21,7 @@ use super::config::HostConfig;
 use super::connect::{poll_fds, Connection};
 use super::exec::{self, ExecError, ExecOptions, ExecOutput, Stream};
 use super::jump::{self, Jump};
+use super::reconnect;
 use super::SshError;
 
 /// Heartbeat and reconnect policy shared by every worker of a run.
@@ -446,82 +447,53 @@ impl WorkerState {
         }
     }
 
-    /// An idle session died after `idle`: make the interval well under that for the rest of
-    /// the run, so a limit nothing announced (UnusedConnectionTimeout, a NAT timer) is met.
+    /// An idle session died after `idle`: beat faster for the rest of the run, and say so.
     fn learn(&mut self, idle: Duration) {
         let Some(current) = self.interval else { return };
-        let learned = (idle / 3).max(Duration::from_millis(500));
-        if learned < current {
-            self.interval = Some(learned);
+        if let Some(interval) = reconnect::learned_interval(current, idle) {
+            self.interval = Some(interval);
             self.emit(EventKind::Learned {
                 died_after: idle,
-                interval: learned,
+                interval,
             });
         }
     }
 
-    /// Replaces a dead session, with backoff and the pinned host key. On failure the host is
+    /// Replaces a dead session (see [`reconnect::with_backoff`]). On failure the host is
     /// unreachable for the rest of the run.
     fn replace_session(&mut self, reason: String, while_idle: bool) -> bool {
         let pinned = self.conn.take().map(|c| c.host_key);
-        let started = Instant::now();
-        let mut delay = Duration::from_secs(1);
-        let mut last_error = None;
-        for attempt in 0..self.settings.reconnect_attempts.max(1) {
-            if attempt > 0 {
-                if !self.pause(delay) {
-                    // Nobody will use the session any more (the pool is closing).
-                    self.failed = Some(SshError::Session {
-                        host: self.name.to_string(),
-                        reason: format!("{reason}; not reconnected: tether is stopping"),
-                    });
-                    return false;
-                }
-                delay = (delay * 2).min(self.settings.backoff_cap);
+        let outcome =
+            reconnect::with_backoff(&self.name, &reason, &self.settings, &self.stop, || {
+                self.connect_pinned(pinned.as_deref())
+            });
+        match outcome {
+            reconnect::Outcome::Connected(conn, took) => {
+                self.conn = Some(conn);
+                self.last_alive = Instant::now();
+                self.emit(EventKind::Reconnected {
+                    reason,
+                    while_idle,
+                    took,
+                });
+                true
             }
-            match self.connect_pinned(pinned.as_deref()) {
-                Ok(conn) => {
-                    self.conn = Some(conn);
-                    self.last_alive = Instant::now();
-                    self.emit(EventKind::Reconnected {
-                        reason,
-                        while_idle,
-                        took: started.elapsed(),
-                    });
-                    return true;
-                }
-                Err(e @ (SshError::HostKeyChanged { .. } | SshError::Auth { .. })) => {
-                    last_error = Some(e);
-                    break;
-                }
-                Err(e) => last_error = Some(e),
+            reconnect::Outcome::Stopped => {
+                // Nobody will use the session any more (the pool is closing).
+                self.failed = Some(SshError::Session {
+                    host: self.name.to_string(),
+                    reason: format!("{reason}; not reconnected: tether is stopping"),
+                });
+                false
+            }
+            reconnect::Outcome::Failed(error) => {
+                self.emit(EventKind::Unreachable {
+                    error: error.clone(),
+                });
+                self.failed = Some(error);
+                false
             }
         }
-        let error = SshError::Session {
-            host: self.name.to_string(),
-            reason: format!(
-                "{reason}; reconnecting failed: {}",
-                last_error.map_or_else(|| "no attempt made".into(), |e| e.to_string())
-            ),
-        };
-        self.emit(EventKind::Unreachable {
-            error: error.clone(),
-        });
-        self.failed = Some(error);
-        false
-    }
-
-    /// Sleeps for `d` unless the worker is told to stop; returns false if it was.
-    fn pause(&self, d: Duration) -> bool {
-        let until = Instant::now() + d;
-        while !self.stop.load(Ordering::SeqCst) {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return true;
-            }
-            std::thread::sleep(left.min(Duration::from_millis(50)));
-        }
-        false
     }
 
     fn handle(&mut self, job: Job) {

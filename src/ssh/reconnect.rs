@@ -1,0 +1,137 @@
+//! Replacing a dead session and learning from its death: one policy for host workers and jump
+//! hosts alike. Backoff 1, 2, 4 ... s up to a cap, a limited number of attempts, the host key
+//! seen first required again (the caller's `connect` pins it), and no retry after a refused
+//! host key or authentication, which waiting does not fix.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::connect::Connection;
+use super::worker::WorkerSettings;
+use super::SshError;
+
+/// How a reconnect ended.
+pub enum Outcome {
+    /// A new session, and how long getting it took.
+    Connected(Connection, Duration),
+    /// The owner is shutting down; nobody needs the session any more.
+    Stopped,
+    /// Every attempt failed: the host is unreachable for the rest of the run.
+    Failed(SshError),
+}
+
+/// Reconnects `host` after `reason`, calling `connect` for each attempt.
+pub fn with_backoff(
+    host: &str,
+    reason: &str,
+    settings: &WorkerSettings,
+    stop: &AtomicBool,
+    mut connect: impl FnMut() -> Result<Connection, SshError>,
+) -> Outcome {
+    let started = Instant::now();
+    let mut delay = Duration::from_secs(1);
+    let mut last_error = None;
+    for attempt in 0..settings.reconnect_attempts.max(1) {
+        if attempt > 0 {
+            if !pause(stop, delay) {
+                return Outcome::Stopped;
+            }
+            delay = (delay * 2).min(settings.backoff_cap);
+        }
+        match connect() {
+            Ok(conn) => return Outcome::Connected(conn, started.elapsed()),
+            Err(e @ (SshError::HostKeyChanged { .. } | SshError::Auth { .. })) => {
+                last_error = Some(e);
+                break;
+            }
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Outcome::Failed(SshError::Session {
+        host: host.to_string(),
+        reason: format!(
+            "{reason}; reconnecting failed: {}",
+            last_error.map_or_else(|| "no attempt made".into(), |e| e.to_string())
+        ),
+    })
+}
+
+/// Sleeps for `d` unless `stop` is set meanwhile; false if it was.
+fn pause(stop: &AtomicBool, d: Duration) -> bool {
+    let until = Instant::now() + d;
+    while !stop.load(Ordering::SeqCst) {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
+    false
+}
+
+/// The heartbeat interval after an idle session died `idle` after its last sign of life:
+/// well under that, so a limit nothing announced (UnusedConnectionTimeout, a NAT timer) is
+/// met from now on; `None` when `current` is already short enough.
+pub fn learned_interval(current: Duration, idle: Duration) -> Option<Duration> {
+    let learned = (idle / 3).max(Duration::from_millis(500));
+    (learned < current).then_some(learned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn learning_takes_a_third_with_a_floor() {
+        let s = Duration::from_secs;
+        assert_eq!(learned_interval(s(15), s(15)), Some(s(5)));
+        assert_eq!(
+            learned_interval(s(15), Duration::from_millis(900)),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(learned_interval(s(1), s(6)), None);
+    }
+
+    #[test]
+    fn a_refused_key_is_not_retried_and_names_the_reason() {
+        let settings = WorkerSettings::default();
+        let mut attempts = 0;
+        let outcome = with_backoff(
+            "h",
+            "connection lost while idle",
+            &settings,
+            &AtomicBool::new(false),
+            || {
+                attempts += 1;
+                Err(SshError::Auth {
+                    host: "h".into(),
+                    user: "u".into(),
+                    tried: "k".into(),
+                })
+            },
+        );
+        assert_eq!(attempts, 1);
+        match outcome {
+            Outcome::Failed(e) => assert!(
+                e.to_string().starts_with(
+                    "h: connection lost while idle; reconnecting failed: h: authentication failed"
+                ),
+                "{e}"
+            ),
+            _ => panic!("expected a failure"),
+        }
+    }
+
+    #[test]
+    fn stopping_ends_the_backoff() {
+        let settings = WorkerSettings::default();
+        let stop = AtomicBool::new(true);
+        let outcome = with_backoff("h", "lost", &settings, &stop, || {
+            Err(SshError::Session {
+                host: "h".into(),
+                reason: "refused".into(),
+            })
+        });
+        assert!(matches!(outcome, Outcome::Stopped));
+    }
+}

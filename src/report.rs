@@ -482,7 +482,7 @@ fn event_text(st: &State, style: Style, event: &Event) -> Option<String> {
             "idle, kept alive: heartbeat {}{}",
             format_duration(*rtt),
             if *probe {
-                " (answering the server's probe)"
+                " (woken by data from the server, such as a ClientAlive probe)"
             } else {
                 ""
             }

@@ -508,3 +508,58 @@ fn commands_through_the_bastion_are_quick() {
     eprintln!("`true` through one bastion: {per:?} per command");
     assert!(per < Duration::from_millis(15), "{per:?} per command");
 }
+
+#[test]
+fn a_stdlib_deploy_through_one_and_two_hops() {
+    let site = Site::start(2, true, &[]);
+    let dir = site.path().join("stdlib-recipe");
+    let base = site.path().join("deployed");
+    std::fs::create_dir_all(dir.join("public")).unwrap();
+    std::fs::write(
+        dir.join("public/index.html"),
+        "<title>through the bastion</title>\n",
+    )
+    .unwrap();
+    // The inner hosts share this machine's filesystem: each route deploys to its own path.
+    std::fs::write(
+        dir.join("deploy.rhai"),
+        format!(
+            r#"
+import "deploy" as deploy;
+set("application", "jumped");
+set("strategy", "copy");
+set("copy_source", "public");
+stage("one", || {{
+    server("inner1", #{{ roles: ["web"], via: "bastion" }});
+    set("deploy_to", "{base}/one");
+}});
+stage("two", || {{
+    server("deep1", #{{ roles: ["web"], via: "bastion,bastion2" }});
+    set("deploy_to", "{base}/two");
+}});
+"#,
+            base = base.display()
+        ),
+    )
+    .unwrap();
+    for stage in ["one", "two"] {
+        Tether::new()
+            .ssh_config(&site.ssh_config())
+            .current_dir(&dir)
+            .args(&[stage, "deploy"])
+            .run()
+            .status(0)
+            .stdout_contains("▶ deploy:publishing");
+        let index = std::fs::read_to_string(base.join(stage).join("current/index.html")).unwrap();
+        assert_eq!(index, "<title>through the bastion</title>\n", "{stage}");
+        assert_eq!(
+            std::fs::read_dir(base.join(stage).join("releases"))
+                .unwrap()
+                .count(),
+            1,
+            "{stage}"
+        );
+    }
+    assert_eq!(site.accepted_logins("inner1"), 1);
+    assert_eq!(site.accepted_logins("deep1"), 1);
+}

@@ -554,30 +554,29 @@ pub fn check(
     interrupted: Arc<AtomicBool>,
 ) -> Result<(), Error> {
     let selection = runner::select(global, args.stage.as_deref(), interrupted.clone())?;
-    let names: Vec<String> = selection.hosts.iter().map(|h| h.name.clone()).collect();
     check_hosts(
         global,
         args,
-        &names,
+        &selection.hosts,
         fleet::heartbeat_interval(global, selection.keepalive),
         interrupted,
     )
 }
 
-/// `tether check` on `names` with heartbeat `heartbeat` (for callers that select hosts and the
+/// `tether check` on `hosts` with heartbeat `heartbeat` (for callers that select hosts and the
 /// interval from a recipe).
 pub fn check_hosts(
     global: &GlobalArgs,
     args: &CheckArgs,
-    names: &[String],
+    hosts: &[HostTarget],
     heartbeat: Option<Duration>,
     interrupted: Arc<AtomicBool>,
 ) -> Result<(), Error> {
+    // Targets keep a recipe's `via` and `forward_agent`; only exact repeats are dropped.
     let mut targets: Vec<HostTarget> = Vec::new();
-    for name in names {
-        let t = HostTarget::parse(name).map_err(Error::Usage)?;
-        if !targets.contains(&t) {
-            targets.push(t);
+    for t in hosts {
+        if !targets.contains(t) {
+            targets.push(t.clone());
         }
     }
     let ssh_config = fleet::load_ssh_config(global)?;

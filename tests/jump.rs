@@ -563,3 +563,23 @@ stage("two", || {{
     assert_eq!(site.accepted_logins("inner1"), 1);
     assert_eq!(site.accepted_logins("deep1"), 1);
 }
+
+#[test]
+fn check_reaches_a_recipe_host_through_its_via() {
+    let site = Site::start(1, false, &[]);
+    let dir = site.path().join("check-recipe");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("deploy.rhai"),
+        "server(\"inner1\", #{ roles: [\"app\"], via: \"bastion\" });\n",
+    )
+    .unwrap();
+    Tether::new()
+        .ssh_config(&site.ssh_config())
+        .current_dir(&dir)
+        .arg("check")
+        .run()
+        .status(0)
+        .stdout_contains("check: 1 host, 0 at risk, 0 unreachable");
+    assert_eq!(site.accepted_logins("inner1"), 1);
+}

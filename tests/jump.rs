@@ -6,17 +6,13 @@
 mod support;
 
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
-use std::sync::mpsc::{self, Receiver};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use support::harness::Harness;
 use support::site::Site;
 use support::tether::Tether;
-use tether::host::HostTarget;
-use tether::pool::{FanOut, HostResult, Pool};
-use tether::ssh::config::SshConfig;
-use tether::ssh::worker::{Event, EventKind, WorkerSettings};
+use tether::pool::HostResult;
+use tether::ssh::worker::{EventKind, WorkerSettings};
 
 const JUMP: &str = "Host inner*\n  ProxyJump bastion\n";
 
@@ -271,104 +267,6 @@ fn wrong_inner_host_key_is_refused_naming_the_inner_host() {
 
 // ------------------------------------------------------------------ worker-level tests
 
-/// A pool plus everything its workers reported.
-struct Harness {
-    pool: Pool,
-    rx: Receiver<Event>,
-    events: Vec<(Duration, Event)>,
-    started: Instant,
-}
-
-impl Harness {
-    fn new(ssh_config: &Path, settings: WorkerSettings, hosts: &[&str]) -> Harness {
-        let config = SshConfig::load(ssh_config).expect("site ssh config");
-        let (tx, rx) = mpsc::channel();
-        let pool = Pool::new(config, settings, 8, tx, Arc::new(AtomicBool::new(false)));
-        let targets: Vec<HostTarget> = hosts
-            .iter()
-            .map(|h| HostTarget::parse(h).unwrap())
-            .collect();
-        pool.ensure(&targets).unwrap();
-        let mut h = Harness {
-            pool,
-            rx,
-            events: Vec::new(),
-            started: Instant::now(),
-        };
-        for host in hosts {
-            h.wait_for(Duration::from_secs(10), |e| {
-                &*e.host == *host && matches!(e.kind, EventKind::Connected { .. })
-            })
-            .unwrap_or_else(|| panic!("{host} did not connect"));
-        }
-        h
-    }
-
-    fn record(&mut self, e: Event) {
-        let at = e.at.saturating_duration_since(self.started);
-        self.events.push((at, e));
-    }
-
-    fn drain(&mut self) {
-        while let Ok(e) = self.rx.try_recv() {
-            self.record(e);
-        }
-    }
-
-    /// Waits for an event matching `pred` among those recorded so far and those to come.
-    fn wait_for(&mut self, timeout: Duration, pred: impl Fn(&Event) -> bool) -> Option<Event> {
-        self.drain();
-        if let Some((_, e)) = self.events.iter().find(|(_, e)| pred(e)) {
-            return Some(e.clone());
-        }
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let e = self.rx.recv_timeout(left).ok()?;
-            let hit = pred(&e);
-            self.record(e.clone());
-            if hit {
-                return Some(e);
-            }
-        }
-    }
-
-    fn idle(&mut self, d: Duration) {
-        let until = Instant::now() + d;
-        while let Some(left) = until.checked_duration_since(Instant::now()) {
-            if let Ok(e) = self.rx.recv_timeout(left) {
-                self.record(e);
-            }
-        }
-    }
-
-    fn run(&mut self, hosts: &[&str], command: &str) -> Vec<HostResult> {
-        let commands: Vec<(String, String)> = hosts
-            .iter()
-            .map(|h| (h.to_string(), command.to_string()))
-            .collect();
-        let results = self.pool.fan_out(&commands, &FanOut::default());
-        self.drain();
-        results
-    }
-
-    fn count(&self, host: &str, pred: impl Fn(&EventKind) -> bool) -> usize {
-        self.events
-            .iter()
-            .filter(|(_, e)| &*e.host == host && pred(&e.kind))
-            .count()
-    }
-
-    fn story(&self) -> String {
-        self.events
-            .iter()
-            .filter(|(_, e)| !matches!(e.kind, EventKind::Output { .. }))
-            .map(|(t, e)| format!("{:>7.3}s {:16} {:?}", t.as_secs_f64(), e.host, e.kind))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
 fn answers(results: &[HostResult]) -> Vec<String> {
     results
         .iter()
@@ -394,11 +292,12 @@ fn a_bastion_killed_while_idle_is_reconnected_and_its_hosts_keep_working() {
     );
     h.idle(Duration::from_millis(200));
     let killed = Instant::now();
+    let mark = h.mark();
     site.kill_connections("bastion");
     // The jump worker notices at once (its socket closes), reconnects; the hosts behind it
     // see their tunnels close and reconnect through the new bastion connection.
     for host in [BASTION, "inner1", "inner2"] {
-        h.wait_for(Duration::from_secs(10), |e| {
+        h.wait_for_since(mark, Duration::from_secs(10), |e| {
             &*e.host == host && matches!(e.kind, EventKind::Reconnected { .. })
         })
         .unwrap_or_else(|| panic!("{host} did not reconnect\n{}", h.story()));

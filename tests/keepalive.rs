@@ -5,142 +5,20 @@
 
 mod support;
 
-use std::path::Path;
-use std::sync::atomic::AtomicBool;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::Arc;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use support::harness::Harness;
 use support::lab::Lab;
 use support::netns::NetnsHost;
-use tether::host::HostTarget;
-use tether::pool::{FanOut, HostResult, Pool};
-use tether::ssh::config::SshConfig;
+use tether::pool::{FanOut, HostResult};
 use tether::ssh::exec::ExitStatus;
-use tether::ssh::worker::{Event, EventKind, WorkerSettings};
+use tether::ssh::worker::{EventKind, WorkerSettings};
 use tether::ssh::SshError;
 
 const WEB: [&str; 2] = ["web1", "web2"];
 const RESQUE: [&str; 2] = ["resque1", "resque2"];
 const ALL: [&str; 4] = ["web1", "web2", "resque1", "resque2"];
-
-/// A pool plus everything its workers reported.
-struct Harness {
-    pool: Arc<Pool>,
-    rx: Receiver<Event>,
-    events: Vec<(Duration, Event)>,
-    started: Instant,
-}
-
-impl Harness {
-    fn new(ssh_config: &Path, settings: WorkerSettings, hosts: &[&str]) -> Harness {
-        let config = SshConfig::load(ssh_config).expect("lab ssh config");
-        let (tx, rx) = mpsc::channel();
-        let pool = Pool::new(config, settings, 8, tx, Arc::new(AtomicBool::new(false)));
-        let targets: Vec<HostTarget> = hosts
-            .iter()
-            .map(|h| HostTarget::parse(h).unwrap())
-            .collect();
-        pool.ensure(&targets).unwrap();
-        let mut h = Harness {
-            pool: Arc::new(pool),
-            rx,
-            events: Vec::new(),
-            started: Instant::now(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        for host in hosts {
-            while h.count(host, |k| matches!(k, EventKind::Connected { .. })) == 0 {
-                let left = deadline.saturating_duration_since(Instant::now());
-                match h.rx.recv_timeout(left) {
-                    Ok(e) => h.record(e),
-                    Err(_) => panic!("{host} did not connect\n{}", h.story()),
-                }
-            }
-        }
-        h
-    }
-
-    fn record(&mut self, e: Event) {
-        let at = e.at.saturating_duration_since(self.started);
-        self.events.push((at, e));
-    }
-
-    /// Collects the events that arrived so far.
-    fn drain(&mut self) {
-        while let Ok(e) = self.rx.try_recv() {
-            self.record(e);
-        }
-    }
-
-    /// Waits for an event matching `pred` (also among those already collected after the
-    /// call); returns it with its time since the harness started.
-    fn wait_for(
-        &mut self,
-        timeout: Duration,
-        mut pred: impl FnMut(&Event) -> bool,
-    ) -> Option<(Duration, Event)> {
-        let seen = self.events.len();
-        self.drain();
-        if let Some(found) = self.events[seen..].iter().find(|(_, e)| pred(e)) {
-            return Some(found.clone());
-        }
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(e) => {
-                    let hit = pred(&e);
-                    self.record(e);
-                    if hit {
-                        return self.events.last().cloned();
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
-                    return None
-                }
-            }
-        }
-    }
-
-    /// Collects events for `d`.
-    fn idle(&mut self, d: Duration) {
-        let until = Instant::now() + d;
-        while let Some(left) = until.checked_duration_since(Instant::now()) {
-            match self.rx.recv_timeout(left) {
-                Ok(e) => self.record(e),
-                Err(_) => std::thread::sleep(left),
-            }
-        }
-    }
-
-    fn run(&mut self, hosts: &[&str], command: &str) -> Vec<HostResult> {
-        let commands: Vec<(String, String)> = hosts
-            .iter()
-            .map(|h| (h.to_string(), command.to_string()))
-            .collect();
-        let results = self.pool.fan_out(&commands, &FanOut::default());
-        self.drain();
-        results
-    }
-
-    fn count(&self, host: &str, pred: impl Fn(&EventKind) -> bool) -> usize {
-        self.events
-            .iter()
-            .filter(|(_, e)| &*e.host == host && pred(&e.kind))
-            .count()
-    }
-
-    /// The events other than output, for failure messages.
-    fn story(&self) -> String {
-        self.events
-            .iter()
-            .filter(|(_, e)| !matches!(e.kind, EventKind::Output { .. }))
-            .map(|(t, e)| format!("{:>7.3}s {:8} {:?}", t.as_secs_f64(), e.host, e.kind))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
 
 fn is_reconnect(k: &EventKind) -> bool {
     matches!(k, EventKind::Reconnected { .. })

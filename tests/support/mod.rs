@@ -3,6 +3,7 @@
 //! `use support::lab::Lab;` (real sshd hosts) or `use support::tether::Tether;`
 //! (runs the tether binary).  Each test binary uses a subset of them.
 
+pub mod harness;
 pub mod lab;
 pub mod netns;
 pub mod site;

@@ -872,36 +872,27 @@ impl State {
         for t in &mut self.tunnels {
             progress |= t.write_chan(session)?;
         }
-        // The open or heartbeat in progress; then channels -> buffers -> host sockets (the
-        // reads above may have queued packets for any channel, so they come after).
-        let (p, alive) = advance_op(
-            &mut self.op,
-            session,
-            &mut self.tunnels,
-            &mut self.closing,
-            &self.name,
-            self.settings.heartbeat_timeout,
-        )?;
-        progress |= p;
-        if let Some(rtt) = alive {
-            self.last_alive = Instant::now();
-            self.emit_heartbeat(rtt);
-        }
-        for t in &mut self.tunnels {
-            progress |= t.read_chan(session, buf, &mut got)?;
-        }
-        let (p, alive) = advance_op(
-            &mut self.op,
-            session,
-            &mut self.tunnels,
-            &mut self.closing,
-            &self.name,
-            self.settings.heartbeat_timeout,
-        )?;
-        progress |= p;
-        if let Some(rtt) = alive {
-            self.last_alive = Instant::now();
-            self.emit_heartbeat(rtt);
+        // The open or heartbeat in progress, before and after channels -> buffers (the reads
+        // above and the channel reads may have queued packets it waits for).
+        for pass in 0..2 {
+            let (p, alive) = advance_op(
+                &mut self.op,
+                session,
+                &mut self.tunnels,
+                &mut self.closing,
+                &self.name,
+                self.settings.heartbeat_timeout,
+            )?;
+            progress |= p;
+            if let Some(rtt) = alive {
+                self.last_alive = Instant::now();
+                self.emit_heartbeat(rtt);
+            }
+            if pass == 0 {
+                for t in &mut self.tunnels {
+                    progress |= t.read_chan(session, buf, &mut got)?;
+                }
+            }
         }
         for t in &mut self.tunnels {
             progress |= t.write_sock();

@@ -14,7 +14,8 @@ use crate::host::HostTarget;
 use crate::pool::{FanOut, HostResult};
 use crate::report::{failure_text, stderr_tail};
 use crate::runner;
-use crate::ssh::exec::ExitStatus;
+use crate::ssh::exec::{ExecOutput, ExitStatus};
+use crate::ssh::SshError;
 
 type Fallible<T> = Result<T, Box<EvalAltResult>>;
 
@@ -588,7 +589,7 @@ fn sudo_stdin(ctx: &CommandContext, data: Option<Vec<u8>>) -> Option<Vec<u8>> {
 /// A hint when an `as_user` command failed because of sudo (a password wanted, refused).
 fn sudo_hint(
     ctx: &CommandContext,
-    result: Option<&Result<crate::ssh::exec::ExecOutput, crate::ssh::SshError>>,
+    result: Option<&Result<ExecOutput, SshError>>,
 ) -> Option<String> {
     let user = ctx.user.as_deref()?;
     match result? {
@@ -720,6 +721,35 @@ enum Mode {
     Test,
 }
 
+/// The error a host-bound call throws when its command failed: the host, command, status and
+/// stderr tail (after `prefix`), a sudo hint where one applies. The other hosts of the same
+/// `on` stop dispatching, and the runner will see a remote failure, not a recipe error.
+fn host_failure(
+    rt: &Runtime,
+    scope: &HostScope,
+    cctx: &CommandContext,
+    prefix: &str,
+    command: String,
+    result: Result<ExecOutput, SshError>,
+) -> Box<EvalAltResult> {
+    let unreachable = matches!(&result, Err(e) if e.is_connect_failure());
+    let hint = sudo_hint(cctx, Some(&result));
+    let mut message = format!(
+        "{prefix}{}",
+        failure_text(&HostResult {
+            host: scope.host.clone(),
+            command,
+            result: Some(result),
+        })
+    );
+    if let Some(hint) = hint {
+        message.push_str(&format!("\n  hint: {hint}"));
+    }
+    scope.abort.store(true, Ordering::SeqCst);
+    rt.record_failure(&message, unreachable);
+    message.into()
+}
+
 fn host_exec(rt: &Runtime, cmd: &str, mode: Mode) -> Fallible<Dynamic> {
     let name = match mode {
         Mode::Run => "run",
@@ -751,21 +781,7 @@ fn host_exec(rt: &Runtime, cmd: &str, mode: Mode) -> Fallible<Dynamic> {
         Ok(out) if mode == Mode::Test && matches!(out.status, ExitStatus::Code(_)) => {
             return Ok(false.into())
         }
-        other => {
-            let unreachable = matches!(&other, Err(e) if e.is_connect_failure());
-            let hint = sudo_hint(&cctx, Some(&other));
-            let mut message = failure_text(&HostResult {
-                host: scope.host.clone(),
-                command,
-                result: Some(other),
-            });
-            if let Some(hint) = hint {
-                message.push_str(&format!("\n  hint: {hint}"));
-            }
-            scope.abort.store(true, Ordering::SeqCst);
-            rt.record_failure(&message, unreachable);
-            return fail(message);
-        }
+        other => return Err(host_failure(rt, &scope, &cctx, "", command, other)),
     };
     Ok(match mode {
         Mode::Run => Dynamic::UNIT,
@@ -811,22 +827,8 @@ fn upload(rt: &Runtime, local: &str, remote: &str) -> Fallible<()> {
     match backend.exec(&scope.host, &command, stdin, None, false, false) {
         Ok(out) if out.status.success() => Ok(()),
         other => {
-            let unreachable = matches!(&other, Err(e) if e.is_connect_failure());
-            let hint = sudo_hint(&cctx, Some(&other));
-            let mut message = format!(
-                "upload {local} -> {remote}: {}",
-                failure_text(&HostResult {
-                    host: scope.host.clone(),
-                    command,
-                    result: Some(other),
-                })
-            );
-            if let Some(hint) = hint {
-                message.push_str(&format!("\n  hint: {hint}"));
-            }
-            scope.abort.store(true, Ordering::SeqCst);
-            rt.record_failure(&message, unreachable);
-            fail(message)
+            let what = format!("upload {local} -> {remote}: ");
+            Err(host_failure(rt, &scope, &cctx, &what, command, other))
         }
     }
 }

@@ -69,17 +69,39 @@ pub fn poll_fds(fds: &mut [libc::pollfd], timeout: Duration) -> std::io::Result<
     Ok(())
 }
 
+/// The `poll()` events for the directions libssh2 says it is blocked on.
+pub fn poll_events(dirs: ssh2::BlockDirections) -> libc::c_short {
+    let mut events = 0;
+    if matches!(
+        dirs,
+        ssh2::BlockDirections::Inbound | ssh2::BlockDirections::Both
+    ) {
+        events |= libc::POLLIN;
+    }
+    if matches!(
+        dirs,
+        ssh2::BlockDirections::Outbound | ssh2::BlockDirections::Both
+    ) {
+        events |= libc::POLLOUT;
+    }
+    events
+}
+
 impl Connection {
     /// The socket, for `poll()` by the owner thread.
     pub fn fd(&self) -> RawFd {
         self.fd
     }
 
-    /// Makes the kernel fail the connection once data we sent has stayed unacknowledged for
-    /// `d` (`TCP_USER_TIMEOUT`). With keepalives sent during a command, a server that vanished
-    /// (a dropped network, a host powered off) then fails the command with a lost connection
-    /// instead of hanging it for the ~15 minutes of TCP retransmissions. Best effort.
-    pub fn set_user_timeout(&self, d: Duration) {
+    /// Arms the session for a heartbeat every `interval`: libssh2's keepalive timer for
+    /// keepalives sent during commands, and `TCP_USER_TIMEOUT` so that a server that
+    /// acknowledges none of them for three intervals (OpenSSH's ServerAliveCountMax is 3), or
+    /// at least `heartbeat_timeout`, fails the connection instead of hanging it for the
+    /// ~15 minutes of TCP retransmissions (a dropped network, a host powered off). Best effort.
+    pub fn arm_heartbeat(&self, interval: Duration, heartbeat_timeout: Duration) {
+        self.session
+            .set_keepalive(false, interval.as_secs().clamp(1, u32::MAX as u64) as u32);
+        let d = (interval * 3).max(heartbeat_timeout);
         let ms = d.as_millis().clamp(1, libc::c_uint::MAX as u128) as libc::c_uint;
         // SAFETY: `fd` is the session's open socket; the option value is a c_uint.
         unsafe {
@@ -96,20 +118,7 @@ impl Connection {
     /// Waits (at most until `until`) for the socket to become ready in the directions libssh2
     /// is blocked on.
     pub fn wait_socket(&self, until: Instant) -> Result<(), WaitError> {
-        let dirs = self.session.block_directions();
-        let mut events = 0;
-        if matches!(
-            dirs,
-            ssh2::BlockDirections::Inbound | ssh2::BlockDirections::Both
-        ) {
-            events |= libc::POLLIN;
-        }
-        if matches!(
-            dirs,
-            ssh2::BlockDirections::Outbound | ssh2::BlockDirections::Both
-        ) {
-            events |= libc::POLLOUT;
-        }
+        let mut events = poll_events(self.session.block_directions());
         if events == 0 {
             events = libc::POLLIN;
         }

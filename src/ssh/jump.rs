@@ -721,21 +721,16 @@ impl State {
     }
 
     fn connect(&self, pinned: Option<&[u8]>) -> Result<Connection, SshError> {
-        let mut warnings = Vec::new();
-        let result = connect_route(
+        let conn = connect_route(
             self.parent.as_deref(),
             &self.hop,
             &self.config,
             pinned,
             &self.limiter,
-            &mut |w| warnings.push(w),
-        );
-        for w in warnings {
-            self.emit(EventKind::Warning(w));
-        }
-        let conn = result?;
+            &mut |w| self.emit(EventKind::Warning(w)),
+        )?;
         if let Some(iv) = self.interval {
-            conn.set_user_timeout((iv * 3).max(self.settings.heartbeat_timeout));
+            conn.arm_heartbeat(iv, self.settings.heartbeat_timeout);
         }
         Ok(conn)
     }
@@ -982,20 +977,9 @@ impl State {
                     .iter()
                     .any(|t| !t.chan_done && t.to_sock.len() < TUNNEL_BUFFER)
                 || !self.closing.is_empty();
-            let mut events = 0;
-            if reader
-                || matches!(
-                    dirs,
-                    ssh2::BlockDirections::Inbound | ssh2::BlockDirections::Both
-                )
-            {
+            let mut events = connect::poll_events(dirs);
+            if reader {
                 events |= libc::POLLIN;
-            }
-            if matches!(
-                dirs,
-                ssh2::BlockDirections::Outbound | ssh2::BlockDirections::Both
-            ) {
-                events |= libc::POLLOUT;
             }
             fds.push(libc::pollfd {
                 fd: conn.fd(),

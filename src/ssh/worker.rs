@@ -399,25 +399,16 @@ impl WorkerState {
     }
 
     fn connect_pinned(&self, pinned: Option<&[u8]>) -> Result<Connection, SshError> {
-        let mut warnings = Vec::new();
-        let result = jump::connect_route(
+        let conn = jump::connect_route(
             self.via.as_deref(),
             &self.name,
             &self.config,
             pinned,
             &self.limiter,
-            &mut |w| warnings.push(w),
-        );
-        for w in warnings {
-            self.emit(EventKind::Warning(w));
-        }
-        let conn = result?;
+            &mut |w| self.emit(EventKind::Warning(w)),
+        )?;
         if let Some(iv) = self.interval {
-            conn.session
-                .set_keepalive(false, iv.as_secs().clamp(1, u32::MAX as u64) as u32);
-            // Keepalives go out every interval during a command; a server that acknowledges
-            // none of them for three intervals is gone (OpenSSH's ServerAliveCountMax is 3).
-            conn.set_user_timeout((iv * 3).max(self.settings.heartbeat_timeout));
+            conn.arm_heartbeat(iv, self.settings.heartbeat_timeout);
         }
         Ok(conn)
     }

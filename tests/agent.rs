@@ -173,3 +173,54 @@ fn a_remote_command_uses_the_local_agent_only_when_forwarding_is_on() {
          local ssh-agent",
     );
 }
+
+#[test]
+fn every_agent_identity_is_tried_not_only_the_first() {
+    let lab = Lab::start(1);
+    let dir = lab.dir().join("agent-identities");
+    std::fs::create_dir_all(&dir).unwrap();
+    // The agent's first key is unknown to the host; its second is the lab's client key.
+    let stranger = dir.join("stranger_key");
+    sh(&dir, "ssh-keygen -q -t ed25519 -N '' -f stranger_key");
+    let agent = Agent::start(&dir, &stranger);
+    let out = Command::new("ssh-add")
+        .arg(lab.client_key())
+        .env("SSH_AUTH_SOCK", &agent.sock)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = Command::new("ssh-add")
+        .arg("-l")
+        .env("SSH_AUTH_SOCK", &agent.sock)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&listed.stdout).lines().count(), 2);
+    // No identity files: only the agent can authenticate.
+    let port = lab.host("host1").port;
+    let cfg = dir.join("config");
+    std::fs::write(
+        &cfg,
+        format!(
+            "Host viaagent\n  HostName 127.0.0.1\n  Port {port}\n  User root\n  IdentityFile none\n  UserKnownHostsFile {}\n",
+            lab.known_hosts().display()
+        ),
+    )
+    .unwrap();
+    Tether::new()
+        .ssh_config(&cfg)
+        .env("SSH_AUTH_SOCK", agent.sock.to_str().unwrap())
+        .args(&[
+            "run",
+            "--hosts",
+            "viaagent",
+            "--",
+            "echo in through the second key",
+        ])
+        .run()
+        .status(0)
+        .stdout_contains("viaagent | in through the second key");
+}

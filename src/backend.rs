@@ -3,7 +3,7 @@
 //! calls in the same order and connects to nothing.
 
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::fleet::Fleet;
@@ -51,6 +51,10 @@ pub struct Remote {
     kill: Arc<AtomicBool>,
     /// Every command gets a pseudo-terminal (`--pty`).
     pty: bool,
+    /// Hosts connected with the first `prepare`: every host of the run, used or not.
+    hosts: Vec<HostTarget>,
+    /// The outcome of connecting `hosts`, once done.
+    opened: OnceLock<Result<(), String>>,
 }
 
 impl Remote {
@@ -63,7 +67,18 @@ impl Remote {
             cancel: flag.clone(),
             kill: flag,
             pty: false,
+            hosts: Vec::new(),
+            opened: OnceLock::new(),
         }
+    }
+
+    /// Connects `hosts` when the run first needs a session: from then on every host of the
+    /// run has its session, kept alive by its heartbeat until the run ends, whether or not
+    /// the current step uses it. Deferred so that a recipe failing before its first `on`
+    /// connects to nothing.
+    pub fn with_hosts(mut self, hosts: Vec<HostTarget>) -> Self {
+        self.hosts = hosts;
+        self
     }
 
     /// Gives every command a pseudo-terminal (`--pty`).
@@ -84,6 +99,9 @@ impl Remote {
 
 impl Backend for Remote {
     fn prepare(&self, hosts: &[HostTarget]) -> Result<(), String> {
+        self.opened
+            .get_or_init(|| self.fleet.connect(&self.hosts).map_err(|e| e.to_string()))
+            .clone()?;
         self.fleet.connect(hosts).map_err(|e| e.to_string())
     }
 

@@ -498,10 +498,9 @@ pub fn run(
     }
     let heartbeat = fleet::heartbeat_interval(global, loaded.keepalive()?);
     let fleet = Arc::new(Fleet::new(global, heartbeat, interrupted)?);
-    // Every selected host gets its session now, in parallel, and keeps it (serviced by its
-    // heartbeat) until the run ends, whether or not the current step uses it.
-    fleet.connect(&loaded.selected_hosts()?)?;
-    let backend = Remote::new(fleet.clone()).with_pty(global.pty);
+    let backend = Remote::new(fleet.clone())
+        .with_pty(global.pty)
+        .with_hosts(loaded.selected_hosts()?);
     let result = loaded.run_tasks(&tasks, Arc::new(backend));
     fleet.reporter.sessions_summary(
         &format!(

@@ -40,7 +40,6 @@ use crate::backend::{DryRun, Remote};
 use crate::cli::{GlobalArgs, WatchArgs};
 use crate::error::Error;
 use crate::fleet::{self, Fleet};
-use crate::host::HostTarget;
 use crate::recipe::diagnostics::Sources;
 use crate::recipe::stdlib;
 use crate::report::{format_duration, json, Format};
@@ -295,27 +294,15 @@ fn execute(
         return loaded.run_tasks_cancellable(&tasks, Arc::new(DryRun::default()));
     }
     let fleet = shared.fleet_for(&loaded)?;
-    fleet.pool.retain(&recipe_hosts(&loaded)?);
+    let hosts = loaded.selected_hosts()?;
+    fleet.pool.retain(&hosts);
     let backend = Remote::new(fleet.clone())
         .with_pty(shared.global.pty)
-        .with_flags(cancel, kill);
+        .with_flags(cancel, kill)
+        .with_hosts(hosts);
     let result = loaded.run_tasks_cancellable(&tasks, Arc::new(backend));
     fleet.reporter.set_step(None);
     result
-}
-
-/// The recipe's servers (after the stage), narrowed by `--roles`/`--hosts`: the hosts whose
-/// sessions a run may use.
-fn recipe_hosts(loaded: &Loaded) -> Result<Vec<HostTarget>, Error> {
-    let filters = &loaded.rt.filters;
-    let recipe = loaded.rt.recipe();
-    recipe
-        .servers
-        .iter()
-        .filter(|s| filters.hosts.is_empty() || filters.hosts.contains(&s.name))
-        .filter(|s| filters.roles.is_empty() || s.roles.iter().any(|r| filters.roles.contains(r)))
-        .map(|s| s.target().map_err(Error::Usage))
-        .collect()
 }
 
 /// The files a change of which starts a run, and the directories watched for them.

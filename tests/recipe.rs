@@ -547,3 +547,22 @@ fn a_reader_that_goes_away_ends_tether_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(141), "{stderr}");
 }
+
+#[test]
+fn an_unknown_role_in_the_first_on_connects_to_nothing() {
+    let lab = lab(&["web1", "web2", "db1"]);
+    let r = lab_recipe(
+        &lab,
+        "nothing-connects",
+        "task(\"t\", || { on(\"wbe\", \"true\"); });\n",
+    );
+    r.tether()
+        .ssh_config(&lab.ssh_config())
+        .args(&["t"])
+        .run()
+        .status(4)
+        .stderr_contains("deploy.rhai:4:16: unknown role or host `wbe`; did you mean `web`?");
+    for h in ["web1", "web2", "db1"] {
+        assert_eq!(lab.accepted_logins(h), 0, "{h}");
+    }
+}

@@ -403,3 +403,61 @@ fn an_encrypted_key_without_a_terminal_is_named() {
         .stdout_contains(&format!("{} is encrypted", enc.display()))
         .stdout_contains("ssh-agent");
 }
+
+#[test]
+fn an_encrypted_key_is_unlocked_by_a_passphrase_typed_on_the_terminal() {
+    let lab = Lab::start(1);
+    let dir = lab.dir().join("tty-test");
+    std::fs::create_dir_all(&dir).unwrap();
+    let enc = dir.join("enc_key");
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "secret phrase", "-f"])
+        .arg(&enc)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // The lab hosts share one authorized_keys file.
+    let public = std::fs::read_to_string(enc.with_extension("pub")).unwrap();
+    let authorized = lab.dir().join("authorized_keys");
+    let mut keys = std::fs::read_to_string(&authorized).unwrap();
+    keys.push_str(&public);
+    std::fs::write(&authorized, keys).unwrap();
+    let cfg = custom_config(
+        &lab,
+        &dir,
+        "enc",
+        &format!(
+            "  IdentityFile {}\n  UserKnownHostsFile {}\n",
+            enc.display(),
+            lab.known_hosts().display()
+        ),
+    );
+    // `script` gives tether a terminal; the passphrase is typed once the prompt is up.
+    let tether = env!("CARGO_BIN_EXE_tether");
+    let command = format!(
+        "{tether} -F {} run --hosts enc -- echo unlocked",
+        cfg.display()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("NO_COLOR", "1")
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"secret phrase\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains(&format!("Enter passphrase for {}", enc.display())),
+        "{stdout}"
+    );
+    assert!(stdout.contains("enc | unlocked"), "{stdout}");
+}

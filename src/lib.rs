@@ -1,5 +1,6 @@
 //! tether: a deploy runner. Recipes are Rhai scripts; every host gets one SSH session, owned
 //! by one thread, kept open and alive for the whole run.
+#![warn(missing_docs)]
 
 /// `println!` for tether's stdout: when the reader has gone away (`tether ... | head`), the
 /// process ends quietly with status 141, as SIGPIPE ends other Unix tools, instead of

@@ -1,3 +1,5 @@
+//! The `tether` binary: parses the command line, runs the library, maps errors to exit codes.
+
 use clap::Parser as _;
 
 use tether::cli::{Cli, Command};

@@ -69,10 +69,18 @@ fn pause(stop: &AtomicBool, d: Duration) -> bool {
     false
 }
 
+/// Idle sessions that die sooner than this were not ended by an idle limit (an sshd restart,
+/// an administrator's kill): nothing to learn from them.
+const SHORTEST_IDLE_LIMIT: Duration = Duration::from_secs(2);
+
 /// The heartbeat interval after an idle session died `idle` after its last sign of life:
 /// well under that, so a limit nothing announced (UnusedConnectionTimeout, a NAT timer) is
-/// met from now on; `None` when `current` is already short enough.
+/// met from now on; `None` when `current` is already short enough, or when the session died
+/// too soon for an idle limit to be the cause.
 pub fn learned_interval(current: Duration, idle: Duration) -> Option<Duration> {
+    if idle < SHORTEST_IDLE_LIMIT {
+        return None;
+    }
     let learned = (idle / 3).max(Duration::from_millis(500));
     (learned < current).then_some(learned)
 }
@@ -82,13 +90,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn learning_takes_a_third_with_a_floor() {
+    fn learning_takes_a_third_and_ignores_quick_deaths() {
         let s = Duration::from_secs;
         assert_eq!(learned_interval(s(15), s(15)), Some(s(5)));
         assert_eq!(
-            learned_interval(s(15), Duration::from_millis(900)),
-            Some(Duration::from_millis(500))
+            learned_interval(s(15), Duration::from_millis(2100)),
+            Some(Duration::from_millis(700))
         );
+        // Dead after 0.9 s idle: killed, not timed out.
+        assert_eq!(learned_interval(s(15), Duration::from_millis(900)), None);
         assert_eq!(learned_interval(s(1), s(6)), None);
     }
 

@@ -149,6 +149,30 @@ fn custom_config(lab: &Lab, dir: &Path, alias: &str, extra: &str) -> PathBuf {
     path
 }
 
+/// A new ed25519 key at `path` (and `path.pub`).
+fn keygen(path: &Path, passphrase: &str) {
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", passphrase, "-f"])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// An ssh config for lab host `host1` as `alias`, logging in with `key` only.
+fn key_config(lab: &Lab, dir: &Path, alias: &str, key: &Path) -> PathBuf {
+    custom_config(
+        lab,
+        dir,
+        alias,
+        &format!(
+            "  IdentityFile {}\n  UserKnownHostsFile {}\n",
+            key.display(),
+            lab.known_hosts().display()
+        ),
+    )
+}
+
 fn fingerprint(pub_key: &Path) -> String {
     let out = std::process::Command::new("ssh-keygen")
         .arg("-lf")
@@ -239,12 +263,7 @@ fn host_key_policies() {
 
     // Changed key: refused with both fingerprints, even under accept-new.
     let other = dir.join("other_key");
-    let status = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&other)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    keygen(&other, "");
     let other_pub = std::fs::read_to_string(other.with_extension("pub")).unwrap();
     let other_key: Vec<&str> = other_pub.split_whitespace().take(2).collect();
     let changed = dir.join("changed_known_hosts");
@@ -348,22 +367,8 @@ fn authentication_failure_names_host_and_user() {
     let dir = lab.dir().join("auth-test");
     std::fs::create_dir_all(&dir).unwrap();
     let wrong = dir.join("wrong_key");
-    let status = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&wrong)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let cfg = custom_config(
-        &lab,
-        &dir,
-        "wrongkey",
-        &format!(
-            "  IdentityFile {}\n  UserKnownHostsFile {}\n",
-            wrong.display(),
-            lab.known_hosts().display()
-        ),
-    );
+    keygen(&wrong, "");
+    let cfg = key_config(&lab, &dir, "wrongkey", &wrong);
     Tether::new()
         .ssh_config(&cfg)
         .args(&["run", "--hosts", "wrongkey", "--", "true"])
@@ -379,22 +384,8 @@ fn an_encrypted_key_without_a_terminal_is_named() {
     let dir = lab.dir().join("enc-test");
     std::fs::create_dir_all(&dir).unwrap();
     let enc = dir.join("enc_key");
-    let status = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "secret phrase", "-f"])
-        .arg(&enc)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let cfg = custom_config(
-        &lab,
-        &dir,
-        "enc",
-        &format!(
-            "  IdentityFile {}\n  UserKnownHostsFile {}\n",
-            enc.display(),
-            lab.known_hosts().display()
-        ),
-    );
+    keygen(&enc, "secret phrase");
+    let cfg = key_config(&lab, &dir, "enc", &enc);
     Tether::new()
         .ssh_config(&cfg)
         .args(&["run", "--hosts", "enc", "--", "true"])
@@ -410,28 +401,14 @@ fn an_encrypted_key_is_unlocked_by_a_passphrase_typed_on_the_terminal() {
     let dir = lab.dir().join("tty-test");
     std::fs::create_dir_all(&dir).unwrap();
     let enc = dir.join("enc_key");
-    let status = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "secret phrase", "-f"])
-        .arg(&enc)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    keygen(&enc, "secret phrase");
     // The lab hosts share one authorized_keys file.
     let public = std::fs::read_to_string(enc.with_extension("pub")).unwrap();
     let authorized = lab.dir().join("authorized_keys");
     let mut keys = std::fs::read_to_string(&authorized).unwrap();
     keys.push_str(&public);
     std::fs::write(&authorized, keys).unwrap();
-    let cfg = custom_config(
-        &lab,
-        &dir,
-        "enc",
-        &format!(
-            "  IdentityFile {}\n  UserKnownHostsFile {}\n",
-            enc.display(),
-            lab.known_hosts().display()
-        ),
-    );
+    let cfg = key_config(&lab, &dir, "enc", &enc);
     // `script` gives tether a terminal; the passphrase is typed once the prompt is up.
     let tether = env!("CARGO_BIN_EXE_tether");
     let command = format!(

@@ -5,6 +5,7 @@
 
 pub mod harness;
 pub mod lab;
+pub mod net;
 pub mod netns;
 pub mod site;
 pub mod tether;

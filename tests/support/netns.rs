@@ -15,6 +15,7 @@
 //!
 //! Needs root, `ip` (iproute2), `nft`, `/usr/sbin/sshd`, `ssh-keygen`.
 
+use super::net::{claim_subnet, ip, run, signal, SIGKILL};
 use std::fs;
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -23,12 +24,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
-
-const SIGKILL: i32 = 9;
-
-extern "C" {
-    fn kill(pid: i32, sig: i32) -> i32;
-}
 
 /// An sshd in its own network namespace; see the module docs.
 #[derive(Debug)]
@@ -48,55 +43,6 @@ pub struct NetnsHost {
     sshd: Option<Child>,
 }
 
-fn run(cmd: &mut Command) -> Result<(), String> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{cmd:?}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{cmd:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    run(Command::new("ip").args(args))
-}
-
-/// A free /30 in 10.250.0.0/16: none of its addresses is on an interface here.
-fn pick_subnet(seed: usize) -> (Ipv4Addr, Ipv4Addr) {
-    let used = Command::new("ip")
-        .args(["-o", "-4", "addr", "show"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    for i in 0..16384 {
-        let n = (seed + i) % 16384;
-        let base = n * 4;
-        let host = Ipv4Addr::new(10, 250, (base >> 8) as u8, (base & 0xff) as u8 + 1);
-        let peer = Ipv4Addr::new(10, 250, (base >> 8) as u8, (base & 0xff) as u8 + 2);
-        let prefix = format!("10.250.{}.", base >> 8);
-        let taken = used.lines().any(|l| {
-            l.split_whitespace()
-                .skip_while(|w| *w != "inet")
-                .nth(1)
-                .and_then(|a| a.split('/').next())
-                .and_then(|a| a.strip_prefix(&prefix))
-                .and_then(|last| last.parse::<usize>().ok())
-                .is_some_and(|last| last / 4 == (base & 0xff) / 4)
-        });
-        if !taken {
-            return (host, peer);
-        }
-    }
-    panic!("no free /30 in 10.250.0.0/16");
-}
-
 impl NetnsHost {
     /// Creates the namespace and veth pair, starts sshd in it (with `extra` sshd_config
     /// lines) and returns once it accepts TCP connections. Panics with the exact error of the
@@ -109,7 +55,6 @@ impl NetnsHost {
         let veth = format!("tt{pid}h{n}");
         let peer = format!("tt{pid}n{n}");
         assert!(veth.len() <= 15 && peer.len() <= 15, "veth name too long");
-        let (host_addr, addr) = pick_subnet(pid as usize * 7 + n);
         let dir = std::env::temp_dir().join(format!("tether-netns-{pid}-{n}"));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("home")).expect("create netns host dir");
@@ -117,20 +62,24 @@ impl NetnsHost {
             name: name.to_string(),
             netns: netns.clone(),
             veth: veth.clone(),
-            addr,
+            addr: Ipv4Addr::UNSPECIFIED,
             log: dir.join("sshd.log"),
             dir,
             sshd: None,
         };
         // From here on, Drop cleans up whatever was created.
-        let host_cidr = format!("{host_addr}/30");
-        let peer_cidr = format!("{addr}/30");
-        let steps: [&[&str]; 7] = [
-            &["netns", "add", &netns],
+        for step in [
+            &["netns", "add", &netns][..],
             &[
                 "link", "add", &veth, "type", "veth", "peer", "name", &peer, "netns", &netns,
             ],
-            &["addr", "add", &host_cidr, "dev", &veth],
+        ] {
+            ip(step).unwrap_or_else(|e| panic!("network namespace setup failed: {e}"));
+        }
+        let (_, addr) = claim_subnet(250, &veth, pid as usize * 7 + n);
+        host.addr = addr.parse().expect("claimed address");
+        let peer_cidr = format!("{addr}/30");
+        let steps: [&[&str]; 4] = [
             &["link", "set", &veth, "up"],
             &["-n", &netns, "addr", "add", &peer_cidr, "dev", &peer],
             &["-n", &netns, "link", "set", &peer, "up"],
@@ -265,7 +214,7 @@ impl NetnsHost {
     }
 
     /// pids of every process in the namespace.
-    fn pids(&self) -> Vec<i32> {
+    fn pids(&self) -> Vec<u32> {
         Command::new("ip")
             .args(["netns", "pids", &self.netns])
             .output()
@@ -303,12 +252,7 @@ impl Drop for NetnsHost {
                 break;
             }
             for pid in pids {
-                if pid > 1 {
-                    // SAFETY: kill(2) has no memory-safety preconditions.
-                    unsafe {
-                        kill(pid, SIGKILL);
-                    }
-                }
+                signal(pid, SIGKILL);
             }
             sleep(Duration::from_millis(20));
         }

@@ -30,44 +30,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-const SIGKILL: i32 = 9;
-
-extern "C" {
-    fn kill(pid: i32, sig: i32) -> i32;
-}
-
-fn signal(pid: u32, sig: i32) {
-    if pid > 1 && pid <= i32::MAX as u32 {
-        // SAFETY: kill(2) has no memory-safety preconditions.
-        unsafe {
-            kill(pid as i32, sig);
-        }
-    }
-}
-
-fn run(cmd: &mut Command) -> Result<String, String> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{cmd:?}: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "{cmd:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-fn ip(args: &[&str]) -> Result<String, String> {
-    run(Command::new("ip").args(args))
-}
+use super::net::{claim_subnet, ip, run, signal, SIGKILL};
 
 /// One sshd of the site.
 #[derive(Debug)]
@@ -93,37 +59,6 @@ pub struct Site {
     namespaces: Vec<String>,
     host_veth: Option<String>,
     sshds: Vec<Sshd>,
-}
-
-static SUBNET: Mutex<()> = Mutex::new(());
-
-/// A /30 in 10.251.0.0/16 none of whose addresses is on an interface here; the host side
-/// (`.1`) is added to `veth` while the lock is held, so parallel tests never pick the same.
-fn claim_subnet(veth: &str, seed: usize) -> (String, String) {
-    let _guard = SUBNET.lock().unwrap_or_else(|p| p.into_inner());
-    let used = ip(&["-o", "-4", "addr", "show"]).unwrap_or_default();
-    for i in 0..16384 {
-        let base = ((seed + i) % 16384) * 4;
-        let prefix = format!("10.251.{}.", base >> 8);
-        let low = base & 0xff;
-        let taken = used.lines().any(|l| {
-            l.split_whitespace()
-                .skip_while(|w| *w != "inet")
-                .nth(1)
-                .and_then(|a| a.split('/').next())
-                .and_then(|a| a.strip_prefix(&prefix))
-                .and_then(|last| last.parse::<usize>().ok())
-                .is_some_and(|last| last / 4 == low / 4)
-        });
-        if taken {
-            continue;
-        }
-        let host = format!("{prefix}{}", low + 1);
-        let peer = format!("{prefix}{}", low + 2);
-        ip(&["addr", "add", &format!("{host}/30"), "dev", veth]).unwrap_or_else(|e| panic!("{e}"));
-        return (host, peer);
-    }
-    panic!("no free /30 in 10.251.0.0/16");
 }
 
 impl Site {
@@ -154,7 +89,7 @@ impl Site {
         ])
         .unwrap_or_else(|e| panic!("{e}"));
         site.host_veth = Some(veth.clone());
-        let (_host_addr, bastion_addr) = claim_subnet(&veth, pid as usize * 13 + n * 3);
+        let (_host_addr, bastion_addr) = claim_subnet(251, &veth, pid as usize * 13 + n * 3);
         for step in [
             vec!["link", "set", &veth, "up"],
             vec![

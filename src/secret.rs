@@ -72,6 +72,18 @@ pub fn mask_bytes(data: &[u8]) -> Cow<'_, [u8]> {
     Cow::Owned(out)
 }
 
+/// Masks every registered secret in `data` in place; without one there, `data` is left as it
+/// is (no copy of a command's whole output on every command).
+pub fn mask_vec(data: &mut Vec<u8>) {
+    let masked = match mask_bytes(data) {
+        Cow::Owned(m) => Some(m),
+        Cow::Borrowed(_) => None,
+    };
+    if let Some(m) = masked {
+        *data = m;
+    }
+}
+
 /// Sets the sudo password (and masks it from now on).
 pub fn set_sudo_password(password: &str) {
     register(password);
@@ -152,6 +164,17 @@ mod tests {
             b"x ********\n\xff********".as_slice()
         );
         assert!(matches!(mask("plain"), Cow::Borrowed(_)));
+        let mut out = b"pw s3cr3t end".to_vec();
+        mask_vec(&mut out);
+        assert_eq!(out, b"pw ******** end");
+        let mut clean = b"nothing".to_vec();
+        let before = clean.as_ptr();
+        mask_vec(&mut clean);
+        assert_eq!(
+            clean.as_ptr(),
+            before,
+            "an output without secrets is not copied"
+        );
     }
 
     #[test]

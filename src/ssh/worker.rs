@@ -618,8 +618,8 @@ impl WorkerState {
             });
         });
         result.map(|mut out| {
-            out.stdout = crate::secret::mask_bytes(&out.stdout).into_owned();
-            out.stderr = crate::secret::mask_bytes(&out.stderr).into_owned();
+            crate::secret::mask_vec(&mut out.stdout);
+            crate::secret::mask_vec(&mut out.stderr);
             out
         })
     }

@@ -1,7 +1,7 @@
 //! Agent forwarding against real sshd: a remote command reaches a "git server" (another lab
 //! host) that trusts only the deployer's key, which lives in a local ssh-agent.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,6 +1,6 @@
 //! `tether check` against lab hosts with the sshd profiles that end idle sessions.
 
-mod support;
+use crate::support;
 
 use support::lab::Lab;
 use support::tether::{Output, Tether};

@@ -3,7 +3,7 @@
 //! `support/site.rs`), one and two hops, one bastion connection for many hosts, a bastion
 //! connection killed while idle, host keys checked for every hop.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! "Accepted publickey" line per login) so that a silent reconnect cannot pass for a session
 //! that stayed alive.
 
-mod support;
+use crate::support;
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! scripts/lab), with the system `ssh` client only: they do not use the
 //! tether crate.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

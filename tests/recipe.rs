@@ -1,7 +1,7 @@
 //! The recipe language: dry-run golden tests (no sshd) and real-sshd tests of the host-bound
 //! functions, hooks, filters, stages and errors.
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 

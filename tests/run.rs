@@ -1,6 +1,6 @@
 //! `tether run` against real sshd hosts.
 
-mod support;
+use crate::support;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

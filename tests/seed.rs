@@ -1,7 +1,7 @@
 //! The seed scenario as a recipe: web hosts busy for twice the servers' idle limit while the
 //! resque hosts wait, then a step on every host. tether's reason to exist.
 
-mod support;
+use crate::support;
 
 use support::lab::Lab;
 use support::tether::{Output, Tether};

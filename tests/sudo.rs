@@ -4,7 +4,7 @@
 //! sudo wants a password, one with NOPASSWD) and a sudoers.d file, and removes them (and
 //! sudo's lecture and timestamp records for them) when it ends, even on failure.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

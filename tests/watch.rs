@@ -6,7 +6,7 @@
 //! `tether watch` runs as a subprocess; its stdout and stderr are read line by line on reader
 //! threads, every wait is bounded, and the subprocess is killed by pid if a test ends early.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};

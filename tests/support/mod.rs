@@ -1,7 +1,6 @@
-#![allow(dead_code)]
-//! Shared helpers for integration tests: `mod support;` then
+//! Shared helpers for the integration tests (`tests/main.rs`):
 //! `use support::lab::Lab;` (real sshd hosts) or `use support::tether::Tether;`
-//! (runs the tether binary).  Each test binary uses a subset of them.
+//! (runs the tether binary).
 
 pub mod harness;
 pub mod lab;

@@ -305,16 +305,6 @@ impl Site {
             .count()
     }
 
-    /// Lines of `name`'s log containing `needle`.
-    pub fn log_lines(&self, name: &str, needle: &str) -> Vec<String> {
-        fs::read_to_string(&self.sshd(name).log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains(needle))
-            .map(str::to_string)
-            .collect()
-    }
-
     /// pids of `name`'s per-connection sshd processes (the listener's live children).
     pub fn connection_pids(&self, name: &str) -> Vec<u32> {
         let listener = self.sshd(name).child.id();
@@ -380,11 +370,6 @@ impl Site {
             })
             .collect();
         fs::write(self.known_hosts(), known).unwrap();
-    }
-
-    /// The client key.
-    pub fn client_key(&self) -> PathBuf {
-        self.dir.join("client_key")
     }
 
     /// The site directory.

@@ -64,11 +64,6 @@ impl Tether {
         self
     }
 
-    pub fn timeout(mut self, t: Duration) -> Self {
-        self.timeout = t;
-        self
-    }
-
     /// The configured command, for tests that drive the process themselves.
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tether"));
@@ -175,15 +170,6 @@ impl Output {
         assert!(
             self.stderr.contains(s),
             "stderr lacks {s:?}\n{}",
-            self.dump()
-        );
-        self
-    }
-
-    pub fn stderr_lacks(&self, s: &str) -> &Self {
-        assert!(
-            !self.stderr.contains(s),
-            "stderr has {s:?}\n{}",
             self.dump()
         );
         self

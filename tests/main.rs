@@ -1,0 +1,16 @@
+//! The one integration test binary: every module below talks to real OpenSSH `sshd` processes
+//! (see `support/lab.rs`) or runs the `tether` binary; one binary links once.
+
+mod support;
+
+mod agent;
+mod check;
+mod deploy;
+mod jump;
+mod keepalive;
+mod lab;
+mod recipe;
+mod run;
+mod seed;
+mod sudo;
+mod watch;

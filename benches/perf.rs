@@ -17,15 +17,16 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::AtomicBool;
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tether::event::{Event, EventKind};
 use tether::host::HostTarget;
 use tether::pool::{FanOut, Pool, DEFAULT_MAX_HANDSHAKES};
 use tether::ssh::config::SshConfig;
 use tether::ssh::exec;
-use tether::ssh::worker::{Event, EventKind, WorkerSettings, DEFAULT_HEARTBEAT};
+use tether::ssh::policy::{WorkerSettings, DEFAULT_HEARTBEAT};
 
 /// The release binary built alongside this bench target.
 const TETHER_BIN: &str = env!("CARGO_BIN_EXE_tether");
@@ -141,7 +142,7 @@ fn targets(names: &[String]) -> Res<Vec<HostTarget>> {
 
 fn new_pool(config: &Path) -> Res<(Pool, Receiver<Event>)> {
     let ssh_config = SshConfig::load(config).map_err(|e| e.to_string())?;
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = tether::event::collector();
     let pool = Pool::new(
         ssh_config,
         WorkerSettings::default(),
@@ -651,7 +652,6 @@ fn run_idle(o: &Options) -> Res<()> {
                 rtts.push(rtt);
                 probes += u64::from(probe);
             }
-            EventKind::Barrier(_) => {}
             kind => other.push(format!("{}: {kind:?}", ev.host)),
         }
     }

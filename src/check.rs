@@ -14,20 +14,21 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::{CheckArgs, GlobalArgs};
 use crate::command::quote;
+use crate::duration::{format as format_duration, format_flag};
 use crate::error::Error;
+use crate::event::{EventKind, Message};
 use crate::fleet;
 use crate::host::HostTarget;
 use crate::pool::{FanOut, HostResult, Pool, DEFAULT_MAX_HANDSHAKES};
-use crate::report::{format_duration, json, Format, Reporter};
+use crate::report::{json, Reporter};
 use crate::runner;
+use crate::settings::{Format, Settings};
 use crate::ssh::config::{parse_seconds, wildcard_match};
-use crate::ssh::worker::{Event, EventKind, WorkerSettings};
+use crate::ssh::policy::WorkerSettings;
 
 /// Marks tether's own lines in the remote scripts' output.
 const RS: char = '\u{1e}';
@@ -132,15 +133,6 @@ pub struct Finding {
     pub message: String,
 }
 
-/// A duration as `--keepalive` accepts it.
-fn flag_duration(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
-}
-
 /// A heartbeat interval comfortably under `limit`: a third of it, in whole seconds from 1 s
 /// up, else 500 ms.
 pub fn suggested_keepalive(limit: Duration) -> Duration {
@@ -222,7 +214,7 @@ pub fn assess(s: &ServerSettings, heartbeat: Option<Duration>, same_server: usiz
                 "sshd closes a connection without an open channel after {}, and there is no \
                  heartbeat to open one: idle sessions will be dropped. Use --keepalive {}",
                 format_duration(u),
-                flag_duration(suggested_keepalive(u))
+                format_flag(suggested_keepalive(u))
             ),
         ),
         // The heartbeat must open its channel with a margin for the round trip and the shell.
@@ -235,7 +227,7 @@ pub fn assess(s: &ServerSettings, heartbeat: Option<Duration>, same_server: usiz
                  --keepalive {}",
                 format_duration(u),
                 format_duration(h),
-                flag_duration(suggested_keepalive(u))
+                format_flag(suggested_keepalive(u))
             ),
         ),
         (Some(u), Some(h)) => (
@@ -547,18 +539,27 @@ impl HostReport {
     }
 }
 
+/// `tether check`'s own options.
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptions {
+    /// Read the sshd config files instead of running `sshd -T` (which needs root).
+    pub parse_config: bool,
+    /// With a recipe: check this stage's servers.
+    pub stage: Option<String>,
+}
+
 /// `tether check` with the hosts of `--hosts` and the heartbeat of the options.
 pub fn check(
-    global: &GlobalArgs,
-    args: &CheckArgs,
+    settings: &Settings,
+    args: &CheckOptions,
     interrupted: Arc<AtomicBool>,
 ) -> Result<(), Error> {
-    let selection = runner::select(global, args.stage.as_deref(), interrupted.clone())?;
+    let selection = runner::select(settings, args.stage.as_deref(), interrupted.clone())?;
     check_hosts(
-        global,
+        settings,
         args,
         &selection.hosts,
-        fleet::heartbeat_interval(global, selection.keepalive),
+        fleet::heartbeat_interval(settings, selection.keepalive),
         interrupted,
     )
 }
@@ -566,8 +567,8 @@ pub fn check(
 /// `tether check` on `hosts` with heartbeat `heartbeat` (for callers that select hosts and the
 /// interval from a recipe).
 pub fn check_hosts(
-    global: &GlobalArgs,
-    args: &CheckArgs,
+    settings: &Settings,
+    args: &CheckOptions,
     hosts: &[HostTarget],
     heartbeat: Option<Duration>,
     interrupted: Arc<AtomicBool>,
@@ -579,7 +580,7 @@ pub fn check_hosts(
             targets.push(t.clone());
         }
     }
-    let ssh_config = fleet::load_ssh_config(global)?;
+    let ssh_config = fleet::load_ssh_config(settings)?;
     // Effective heartbeat (ServerAliveInterval shortens it, as in the worker) and the
     // address each host resolves to, to find hosts that are the same sshd.
     let mut per_host: BTreeMap<String, (Option<Duration>, (String, u16))> = BTreeMap::new();
@@ -591,7 +592,7 @@ pub fn check_hosts(
         };
         per_host.insert(t.name.clone(), (hb, (cfg.hostname.clone(), cfg.port)));
     }
-    if global.dry_run {
+    if settings.dry_run {
         for t in &targets {
             crate::outln!(
                 "{} ~ would connect and read the sshd settings (sshd -T as root, else the \
@@ -602,39 +603,49 @@ pub fn check_hosts(
         return Ok(());
     }
 
-    let reporter = Reporter::start(global.format, global.verbose);
+    let reporter = Reporter::start(settings.format, settings.verbose, settings.color);
     let names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
     reporter.set_hosts(&names);
     // The check's own commands and their output are not shown; connection events are.
-    let (tx, rx) = mpsc::channel::<Event>();
+    let (tx, rx) = crate::event::channel();
     let forward = reporter.sender();
     let forwarder = std::thread::spawn(move || {
-        for event in rx {
-            let ours = matches!(
-                event.kind,
-                EventKind::Started { .. } | EventKind::Output { .. } | EventKind::Finished { .. }
-            );
-            if !ours && forward.send(event).is_err() {
-                break;
+        for message in rx {
+            match message {
+                Message::Event(event) => {
+                    let ours = matches!(
+                        event.kind,
+                        EventKind::Started { .. }
+                            | EventKind::Output { .. }
+                            | EventKind::Finished { .. }
+                    );
+                    if !ours {
+                        forward.send(event);
+                    }
+                }
+                Message::Barrier(ack) => {
+                    forward.barrier();
+                    let _ = ack.send(());
+                }
             }
         }
     });
-    let settings = WorkerSettings {
+    let policy = WorkerSettings {
         heartbeat,
         ..WorkerSettings::default()
     };
     let pool = Pool::new(
         ssh_config,
-        settings,
+        policy,
         DEFAULT_MAX_HANDSHAKES,
         tx,
         interrupted.clone(),
     )
-    .with_jump(global.jump.clone());
+    .with_jump(settings.jump.clone());
     pool.ensure(&targets)
         .map_err(|e| Error::Usage(format!("cannot start host threads: {e}")))?;
     let how = FanOut {
-        parallel: global.parallel.map(|n| n as usize),
+        parallel: settings.parallel,
         timeout: Some(Duration::from_secs(30)),
         ..FanOut::default()
     };
@@ -642,7 +653,7 @@ pub fn check_hosts(
     drop(pool);
     let _ = forwarder.join();
     reporter.barrier();
-    print_reports(&reporter, global.format, &reports);
+    print_reports(&reporter, settings.format, &reports);
     if interrupted.load(Ordering::SeqCst) {
         return Err(Error::Interrupted);
     }
@@ -693,7 +704,7 @@ fn gather(
     pool: &Pool,
     names: &[String],
     per_host: &BTreeMap<String, (Option<Duration>, (String, u16))>,
-    args: &CheckArgs,
+    args: &CheckOptions,
     how: &FanOut,
 ) -> Vec<HostReport> {
     let mut reports: Vec<HostReport> = names
@@ -1137,6 +1148,6 @@ mod tests {
             suggested_keepalive(Duration::from_secs(2)),
             Duration::from_millis(500)
         );
-        assert_eq!(flag_duration(Duration::from_millis(500)), "500ms");
+        assert_eq!(format_flag(Duration::from_millis(500)), "500ms");
     }
 }

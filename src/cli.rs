@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::report::Format;
+use tether::settings::{self, Color, Format, Keepalive, Settings};
 
 /// tether: deploys from Rhai recipes over SSH sessions that stay open and alive for the whole
 /// run.
@@ -64,7 +64,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub ask_sudo_password: bool,
     /// Heartbeat interval for idle sessions (`15s`, `500ms`, `1m`) [default: 15s].
-    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = tether::duration::parse_positive)]
     pub keepalive: Option<Duration>,
     /// Disable the heartbeat (for diagnosis only: idle sessions may then be dropped).
     #[arg(long, global = true, conflicts_with = "keepalive")]
@@ -77,11 +77,106 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub parallel: Option<u32>,
     /// Output format.
-    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    #[arg(long, global = true, value_enum, default_value_t = FormatArg::Text)]
+    pub format: FormatArg,
+    /// When to use colour in text output.
+    #[arg(long, global = true, value_enum, default_value_t = ColorArg::Auto)]
+    pub color: ColorArg,
     /// Set a recipe variable, overriding the recipe (`-s branch=main`).
     #[arg(short = 's', long = "set", global = true, value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+}
+
+/// `--format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatArg {
+    /// Host-prefixed lines and a summary.
+    Text,
+    /// One JSON object per event, one per line.
+    Json,
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorArg {
+    /// On a terminal, unless NO_COLOR is set.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl GlobalArgs {
+    /// The settings these options ask for; Err for a bad `-s`.
+    pub fn settings(&self) -> Result<Settings, String> {
+        let overrides = self
+            .set
+            .iter()
+            .map(|s| settings::parse_override(s))
+            .collect::<Result<_, _>>()?;
+        Ok(Settings {
+            recipe: self
+                .file
+                .clone()
+                .unwrap_or_else(|| settings::DEFAULT_RECIPE.into()),
+            ssh_config: self.ssh_config.clone(),
+            hosts: self.hosts.clone(),
+            roles: self.roles.clone(),
+            dry_run: self.dry_run,
+            verbose: self.verbose,
+            jump: self.jump.clone(),
+            keepalive: match (self.no_keepalive, self.keepalive) {
+                (true, _) => Keepalive::Off,
+                (false, Some(d)) => Keepalive::Every(d),
+                (false, None) => Keepalive::Default,
+            },
+            pty: self.pty,
+            parallel: self.parallel.map(|n| n as usize),
+            format: match self.format {
+                FormatArg::Text => Format::Text,
+                FormatArg::Json => Format::Json,
+            },
+            color: match self.color {
+                ColorArg::Auto => Color::Auto,
+                ColorArg::Always => Color::Always,
+                ColorArg::Never => Color::Never,
+            },
+            overrides,
+        })
+    }
+}
+
+impl RunArgs {
+    /// The library's options for `tether run`.
+    pub fn options(&self) -> tether::run::RunOptions {
+        tether::run::RunOptions {
+            stage: self.stage.clone(),
+            timeout: self.timeout,
+            command: self.command.join(" "),
+        }
+    }
+}
+
+impl CheckArgs {
+    /// The library's options for `tether check`.
+    pub fn options(&self) -> tether::check::CheckOptions {
+        tether::check::CheckOptions {
+            parse_config: self.parse_config,
+            stage: self.stage.clone(),
+        }
+    }
+}
+
+impl WatchArgs {
+    /// The library's options for `tether watch`.
+    pub fn options(&self) -> tether::watch::WatchOptions {
+        tether::watch::WatchOptions {
+            kill: self.kill,
+            debounce: self.debounce,
+            targets: self.targets.clone(),
+        }
+    }
 }
 
 /// Subcommands.
@@ -105,7 +200,7 @@ pub struct WatchArgs {
     #[arg(long)]
     pub kill: bool,
     /// Quiet time after a change before the run starts.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "100ms")]
+    #[arg(long, value_name = "DURATION", value_parser = tether::duration::parse_positive, default_value = "100ms")]
     pub debounce: Duration,
     /// Tasks to run, optionally after a stage (`tether watch staging deploy:check`).
     #[arg(required = true, value_name = "TASK")]
@@ -138,7 +233,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "STAGE")]
     pub stage: Option<String>,
     /// Give up on a host whose command runs longer than this.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = tether::duration::parse_positive)]
     pub timeout: Option<Duration>,
     /// The command (joined with spaces, as `ssh` does).
     #[arg(
@@ -150,46 +245,9 @@ pub struct RunArgs {
     pub command: Vec<String>,
 }
 
-/// Parses `15s`, `500ms`, `2m`, `1h` or plain seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let n: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (like 15s, 500ms, 2m)"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => {
-            return Err(format!(
-                "`{text}`: unknown unit `{unit}` (use ms, s, m or h)"
-            ))
-        }
-    };
-    if secs <= 0.0 || !secs.is_finite() {
-        return Err(format!("`{text}` must be greater than zero"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("15s"), Ok(Duration::from_secs(15)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("5x").is_err());
-    }
 
     #[test]
     fn global_options_after_the_subcommand() {

@@ -6,13 +6,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::GlobalArgs;
 use crate::error::Error;
 use crate::host::HostTarget;
 use crate::pool::{FanOut, HostResult, Pool, DEFAULT_MAX_HANDSHAKES};
 use crate::report::Reporter;
+use crate::settings::Settings;
 use crate::ssh::config::{self, SshConfig};
-use crate::ssh::worker::{WorkerSettings, DEFAULT_HEARTBEAT};
+use crate::ssh::policy::{WorkerSettings, DEFAULT_HEARTBEAT};
 
 /// Sessions plus output for one process.
 pub struct Fleet {
@@ -26,20 +26,17 @@ pub struct Fleet {
 
 /// The heartbeat interval from the options: `--no-keepalive` wins, then `--keepalive`, then
 /// the recipe's `keepalive` variable, then the default.
-pub fn heartbeat_interval(global: &GlobalArgs, recipe: Option<Duration>) -> Option<Duration> {
-    if global.no_keepalive {
-        return None;
-    }
-    Some(global.keepalive.or(recipe).unwrap_or(DEFAULT_HEARTBEAT))
+pub fn heartbeat_interval(settings: &Settings, recipe: Option<Duration>) -> Option<Duration> {
+    settings.heartbeat(recipe, DEFAULT_HEARTBEAT)
 }
 
 /// The ssh config named by `-F`, else `~/.ssh/config`.
-pub fn load_ssh_config(global: &GlobalArgs) -> Result<SshConfig, Error> {
-    let path: PathBuf = global
+pub fn load_ssh_config(settings: &Settings) -> Result<SshConfig, Error> {
+    let path: PathBuf = settings
         .ssh_config
         .clone()
         .unwrap_or_else(config::default_path);
-    if global.ssh_config.is_some() && !path.exists() {
+    if settings.ssh_config.is_some() && !path.exists() {
         return Err(Error::Usage(format!(
             "ssh config {} does not exist",
             path.display()
@@ -51,24 +48,24 @@ pub fn load_ssh_config(global: &GlobalArgs) -> Result<SshConfig, Error> {
 impl Fleet {
     /// A fleet with no hosts yet.
     pub fn new(
-        global: &GlobalArgs,
+        settings: &Settings,
         heartbeat: Option<Duration>,
         interrupted: Arc<AtomicBool>,
     ) -> Result<Self, Error> {
-        let ssh_config = load_ssh_config(global)?;
-        let reporter = Reporter::start(global.format, global.verbose);
-        let settings = WorkerSettings {
+        let ssh_config = load_ssh_config(settings)?;
+        let reporter = Reporter::start(settings.format, settings.verbose, settings.color);
+        let policy = WorkerSettings {
             heartbeat,
             ..WorkerSettings::default()
         };
         let pool = Pool::new(
             ssh_config,
-            settings,
+            policy,
             DEFAULT_MAX_HANDSHAKES,
             reporter.sender(),
             interrupted.clone(),
         )
-        .with_jump(global.jump.clone());
+        .with_jump(settings.jump.clone());
         Ok(Fleet {
             pool,
             reporter,

@@ -22,9 +22,10 @@ macro_rules! out {
 
 pub mod backend;
 pub mod check;
-pub mod cli;
 pub mod command;
+pub mod duration;
 pub mod error;
+pub mod event;
 pub mod fleet;
 pub mod host;
 pub mod interrupt;
@@ -34,5 +35,6 @@ pub mod report;
 pub mod run;
 pub mod runner;
 pub mod secret;
+pub mod settings;
 pub mod ssh;
 pub mod watch;

@@ -2,7 +2,10 @@
 
 use clap::Parser as _;
 
-use tether::cli::{Cli, Command};
+mod cli;
+
+use cli::{Cli, Command};
+
 use tether::error::Error;
 
 fn main() {
@@ -11,17 +14,26 @@ fn main() {
         eprintln!("error: {e}");
         std::process::exit(Error::Usage(e).exit_code());
     }
+    let settings = match cli.global.settings() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(Error::Usage(e).exit_code());
+        }
+    };
     let interrupted = tether::interrupt::install();
     let result: Result<(), Error> = match &cli.command {
-        Some(Command::Run(args)) => tether::run::run(&cli.global, args, interrupted),
-        Some(Command::Tasks(args)) => tether::runner::list(&cli.global, args.hooks, interrupted),
-        Some(Command::Check(args)) => tether::check::check(&cli.global, args, interrupted),
-        Some(Command::Watch(args)) => tether::watch::run(&cli.global, args, interrupted),
+        Some(Command::Run(args)) => tether::run::run(&settings, &args.options(), interrupted),
+        Some(Command::Tasks(args)) => tether::runner::list(&settings, args.hooks, interrupted),
+        Some(Command::Check(args)) => {
+            tether::check::check(&settings, &args.options(), interrupted)
+        }
+        Some(Command::Watch(args)) => tether::watch::run(&settings, &args.options(), interrupted),
         None if cli.targets.is_empty() => Err(Error::Usage(
             "nothing to do: `tether [STAGE] TASK...`, `tether tasks`, `tether run -- CMD` (see --help)"
                 .into(),
         )),
-        None => tether::runner::run(&cli.global, &cli.targets, interrupted),
+        None => tether::runner::run(&settings, &cli.targets, interrupted),
     };
     if let Err(e) = result {
         eprintln!("error: {}", tether::secret::mask(&e.to_string()));

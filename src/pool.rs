@@ -7,11 +7,14 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::event::{EventKind, Sink};
 use crate::host::HostTarget;
 use crate::ssh::config::SshConfig;
 use crate::ssh::exec::{ExecOptions, ExecOutput};
 use crate::ssh::jump::{self, Jumps};
-use crate::ssh::worker::{Event, EventKind, HandshakeLimiter, HostWorker, WorkerSettings};
+use crate::ssh::limiter::HandshakeLimiter;
+use crate::ssh::policy::WorkerSettings;
+use crate::ssh::worker::HostWorker;
 use crate::ssh::SshError;
 
 /// Concurrent handshakes allowed by default: under sshd's default `MaxStartups 10:30:100`,
@@ -87,7 +90,7 @@ pub struct Pool {
     ssh_config: SshConfig,
     settings: WorkerSettings,
     limiter: Arc<HandshakeLimiter>,
-    events: Sender<Event>,
+    events: Sink,
     workers: Mutex<HashMap<String, Arc<HostWorker>>>,
     interrupted: Arc<AtomicBool>,
     /// Jump host workers (ProxyJump), one per route, shared by the hosts behind them.
@@ -102,7 +105,7 @@ impl Pool {
         ssh_config: SshConfig,
         settings: WorkerSettings,
         max_handshakes: usize,
-        events: Sender<Event>,
+        events: Sink,
         interrupted: Arc<AtomicBool>,
     ) -> Self {
         let limiter = Arc::new(HandshakeLimiter::new(max_handshakes));
@@ -148,17 +151,17 @@ impl Pool {
                 config.forward_agent = on;
             }
             if config.forward_agent && crate::ssh::agent::local_agent().is_none() {
-                // See `emit` in the worker: a missing reporter only means nobody listens.
-                let _ = self.events.send(Event {
-                    host: Arc::from(host.name.as_str()),
-                    at: std::time::Instant::now(),
-                    kind: EventKind::Warning(format!(
-                        "{}: agent forwarding was asked for (ForwardAgent / forward_agent), \
-                         but there is no local ssh-agent (SSH_AUTH_SOCK is not set): commands \
-                         run without one",
-                        host.name
-                    )),
-                });
+                self.events.emit(
+                    &Arc::from(host.name.as_str()),
+                    EventKind::Warning {
+                        message: format!(
+                            "{}: agent forwarding was asked for (ForwardAgent / forward_agent), \
+                             but there is no local ssh-agent (SSH_AUTH_SOCK is not set): \
+                             commands run without one",
+                            host.name
+                        ),
+                    },
+                );
             }
             // -J beats a recipe's `via`, which beats the config's ProxyJump.
             let over = self.jump.as_deref().or(host.via.as_deref());

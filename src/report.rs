@@ -6,46 +6,22 @@
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal as _, Write};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::duration::format as format_duration;
+use crate::event::{Event, EventKind, Message, Sink, Stream};
 use crate::pool::HostResult;
-use crate::ssh::exec::{ExitStatus, Stream};
-use crate::ssh::worker::{Event, EventKind};
-
-/// Output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// Host-prefixed lines and a summary.
-    Text,
-    /// One JSON object per event, one per line.
-    Json,
-}
+use crate::settings::{Color, Format};
+use crate::ssh::exec::ExitStatus;
 
 /// Writes to stdout for [`outln!`](crate::outln); see there.
 pub fn write_stdout(args: std::fmt::Arguments) {
     if let Err(e) = std::io::stdout().lock().write_fmt(args) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(141);
-        }
-    }
-}
-
-/// `1.8 ms`, `3.2 s`, `1m04s`.
-pub fn format_duration(d: Duration) -> String {
-    let secs = d.as_secs_f64();
-    if secs < 1.0 {
-        format!("{:.1} ms", secs * 1000.0)
-    } else if secs < 60.0 {
-        format!("{secs:.1} s")
-    } else {
-        let s = d.as_secs();
-        if s < 3600 {
-            format!("{}m{:02}s", s / 60, s % 60)
-        } else {
-            format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
         }
     }
 }
@@ -78,7 +54,7 @@ struct State {
 
 /// Prints events; see the module docs.
 pub struct Reporter {
-    tx: Sender<Event>,
+    tx: Sink,
     state: Arc<Mutex<State>>,
     style: Style,
     thread: Option<JoinHandle<()>>,
@@ -95,16 +71,22 @@ struct Style {
 const COLORS: [&str; 6] = ["36", "35", "34", "32", "33", "96"];
 
 impl Reporter {
-    /// Starts the reporter thread. `verbose` prints heartbeats even on a TTY.
-    pub fn start(format: Format, verbose: bool) -> Self {
+    /// Starts the reporter thread. `verbose` prints heartbeats even on a TTY; `color` as
+    /// `--color` says (`auto`: on a terminal, unless `NO_COLOR` is set).
+    pub fn start(format: Format, verbose: bool, color: Color) -> Self {
         let tty = std::io::stdout().is_terminal();
+        let color = match color {
+            Color::Always => true,
+            Color::Never => false,
+            Color::Auto => tty && std::env::var_os("NO_COLOR").is_none(),
+        };
         let style = Style {
             format,
-            color: tty && format == Format::Text && std::env::var_os("NO_COLOR").is_none(),
+            color: color && format == Format::Text,
             live: tty && format == Format::Text,
             verbose,
         };
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = crate::event::channel();
         let state = Arc::new(Mutex::new(State::default()));
         let thread_state = state.clone();
         let thread = std::thread::Builder::new()
@@ -120,7 +102,7 @@ impl Reporter {
     }
 
     /// The channel workers send events to.
-    pub fn sender(&self) -> Sender<Event> {
+    pub fn sender(&self) -> Sink {
         self.tx.clone()
     }
 
@@ -152,19 +134,7 @@ impl Reporter {
 
     /// Waits until every event sent before this call has been printed.
     pub fn barrier(&self) {
-        let (tx, rx) = mpsc::channel();
-        if self
-            .tx
-            .send(Event {
-                host: Arc::from(""),
-                at: Instant::now(),
-                kind: EventKind::Barrier(tx),
-            })
-            .is_ok()
-        {
-            // An error means the reporter thread is gone and there is nothing to wait for.
-            let _ = rx.recv();
-        }
+        self.tx.barrier();
     }
 
     /// Per-host counters.
@@ -312,10 +282,9 @@ impl Drop for Reporter {
             let mut st = self.state();
             clear_status(&mut st, self.style);
         }
-        let (tx, _) = mpsc::channel();
         // Replacing our sender lets the thread end once the workers' senders are gone too;
         // it is detached otherwise (workers may outlive the reporter in a panic).
-        self.tx = tx;
+        self.tx = crate::event::channel().0;
         self.thread.take();
     }
 }
@@ -400,18 +369,15 @@ fn clear_status(st: &mut State, style: Style) {
     }
 }
 
-fn run(rx: Receiver<Event>, state: Arc<Mutex<State>>, style: Style) {
+fn run(rx: Receiver<Message>, state: Arc<Mutex<State>>, style: Style) {
     let started = Instant::now();
     loop {
         match rx.recv_timeout(Duration::from_millis(250)) {
-            Ok(Event {
-                kind: EventKind::Barrier(ack),
-                ..
-            }) => {
+            Ok(Message::Barrier(ack)) => {
                 let _ = std::io::stdout().flush();
                 let _ = ack.send(());
             }
-            Ok(event) => {
+            Ok(Message::Event(event)) => {
                 let mut st = lock(&state);
                 record(&mut st, &event);
                 match style.format {
@@ -501,7 +467,7 @@ fn event_text(st: &State, style: Style, event: &Event) -> Option<String> {
         )),
         EventKind::Unreachable { error } => ours(error.to_string()),
         EventKind::ConnectFailed { error } => ours(format!("cannot connect: {error}")),
-        EventKind::Warning(w) => ours(format!("warning: {w}")),
+        EventKind::Warning { message } => ours(format!("warning: {message}")),
         EventKind::Connected { setup } if style.verbose => {
             ours(format!("connected in {}", format_duration(*setup)))
         }
@@ -575,97 +541,27 @@ pub fn json(s: &str) -> String {
 }
 
 fn event_json(event: &Event, started: Instant) -> String {
+    #[derive(serde::Serialize)]
+    struct Wire<'a> {
+        t: f64,
+        #[serde(skip_serializing_if = "str::is_empty")]
+        host: &'a str,
+        #[serde(flatten)]
+        kind: &'a EventKind,
+    }
     let t = event.at.saturating_duration_since(started).as_secs_f64();
-    let ms = |d: &Duration| format!("{:.3}", d.as_secs_f64() * 1000.0);
-    let fields = match &event.kind {
-        EventKind::Connected { setup } => {
-            format!("\"event\":\"connected\",\"setup_ms\":{}", ms(setup))
-        }
-        EventKind::ConnectFailed { error } => {
-            format!(
-                "\"event\":\"connect_failed\",\"error\":{}",
-                json(&error.to_string())
-            )
-        }
-        EventKind::Started { command } => {
-            format!(
-                "\"event\":\"command_started\",\"command\":{}",
-                json(command)
-            )
-        }
-        EventKind::Output { stream, line } => format!(
-            "\"event\":\"output\",\"stream\":\"{}\",\"line\":{}",
-            if *stream == Stream::Stdout {
-                "stdout"
-            } else {
-                "stderr"
-            },
-            json(line)
-        ),
-        EventKind::Finished {
-            command,
-            outcome,
-            duration,
-        } => {
-            let (code, signal, error) = match outcome {
-                Ok(ExitStatus::Code(c)) => (c.to_string(), "null".into(), "null".into()),
-                Ok(ExitStatus::Signal(s)) => ("null".into(), json(s), "null".into()),
-                Ok(ExitStatus::Missing) => (
-                    "null".into(),
-                    "null".into(),
-                    json("no exit status received"),
-                ),
-                Err(e) => ("null".into(), "null".into(), json(e)),
-            };
-            format!(
-                "\"event\":\"command_finished\",\"command\":{},\"exit_code\":{code},\"signal\":{signal},\"error\":{error},\"duration_ms\":{}",
-                json(command),
-                ms(duration)
-            )
-        }
-        EventKind::Heartbeat { rtt, probe } => format!(
-            "\"event\":\"heartbeat\",\"rtt_ms\":{},\"probe\":{probe}",
-            ms(rtt)
-        ),
-        EventKind::Reconnected {
-            reason,
-            while_idle,
-            took,
-        } => format!(
-            "\"event\":\"reconnect\",\"reason\":{},\"while_idle\":{while_idle},\"took_ms\":{}",
-            json(reason),
-            ms(took)
-        ),
-        EventKind::Unreachable { error } => {
-            format!(
-                "\"event\":\"unreachable\",\"error\":{}",
-                json(&error.to_string())
-            )
-        }
-        EventKind::Learned {
-            died_after,
-            interval,
-        } => format!(
-            "\"event\":\"heartbeat_interval_learned\",\"died_after_ms\":{},\"interval_ms\":{}",
-            ms(died_after),
-            ms(interval)
-        ),
-        EventKind::Warning(w) => format!("\"event\":\"warning\",\"message\":{}", json(w)),
-        EventKind::Barrier(_) => "\"event\":\"barrier\"".into(),
+    let wire = Wire {
+        t: (t * 1000.0).round() / 1000.0,
+        host: &event.host,
+        kind: &event.kind,
     };
-    format!("{{\"t\":{t:.3},\"host\":{},{fields}}}", json(&event.host))
+    // Plain data with string keys: serialising it cannot fail.
+    serde_json::to_string(&wire).unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(format_duration(Duration::from_micros(1800)), "1.8 ms");
-        assert_eq!(format_duration(Duration::from_millis(3200)), "3.2 s");
-        assert_eq!(format_duration(Duration::from_secs(64)), "1m04s");
-    }
 
     #[test]
     fn json_escapes() {

@@ -1,7 +1,7 @@
 //! Loading a recipe and running its tasks: stages, before/after hooks, Rake's once-per-run
 //! rule, failure hooks, dry-run.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use rhai::{Dynamic, Engine, EvalAltResult, Module, Scope, AST};
 
 use crate::backend::{Backend, DryRun, Remote};
-use crate::cli::GlobalArgs;
 use crate::error::Error;
 use crate::fleet::{self, Fleet};
 use crate::host::HostTarget;
@@ -18,18 +17,8 @@ use crate::recipe::context::{Filters, Runtime};
 use crate::recipe::diagnostics::{self, Sources};
 use crate::recipe::engine;
 use crate::recipe::model::{suggest, Hook};
+use crate::settings::Settings;
 use crate::ssh::config::SshConfig;
-
-/// The default recipe file.
-pub const DEFAULT_RECIPE: &str = "deploy.rhai";
-
-/// The recipe file from `-f`, else `./deploy.rhai`.
-pub fn recipe_path(global: &GlobalArgs) -> PathBuf {
-    global
-        .file
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_RECIPE))
-}
 
 /// What a recipe load needs besides the file.
 pub struct LoadOptions {
@@ -297,7 +286,7 @@ impl Loaded {
         let seconds = v.as_int().map(|i| i as f64).or_else(|_| v.as_float());
         match seconds {
             Ok(s) if s > 0.0 => Ok(Some(Duration::from_secs_f64(s))),
-            _ => crate::cli::parse_duration(&v.to_string())
+            _ => crate::duration::parse_positive(&v.to_string())
                 .map(Some)
                 .map_err(|e| Error::Recipe(format!("set(\"keepalive\", ...): {e}"))),
         }
@@ -376,24 +365,17 @@ impl Loaded {
 
 /// Options shared by every command that loads a recipe.
 pub fn load_options(
-    global: &GlobalArgs,
+    settings: &Settings,
     interrupted: Arc<AtomicBool>,
 ) -> Result<LoadOptions, Error> {
-    let mut overrides = Vec::new();
-    for s in &global.set {
-        let (k, v) = s
-            .split_once('=')
-            .ok_or_else(|| Error::Usage(format!("-s {s}: expected KEY=VALUE")))?;
-        overrides.push((k.trim().to_string(), v.to_string()));
-    }
     Ok(LoadOptions {
         filters: Filters {
-            roles: global.roles.clone(),
-            hosts: global.hosts.clone(),
+            roles: settings.roles.clone(),
+            hosts: settings.hosts.clone(),
         },
-        ssh_config: fleet::load_ssh_config(global)?,
-        parallel: global.parallel.map(|n| n as usize),
-        overrides,
+        ssh_config: fleet::load_ssh_config(settings)?,
+        parallel: settings.parallel,
+        overrides: settings.overrides.clone(),
         interrupted,
         sources: None,
     })
@@ -433,22 +415,23 @@ pub struct Selection {
 /// `--hosts` as given when no recipe is involved; otherwise the recipe's servers (of
 /// `stage`, if given) narrowed by `--roles` and `--hosts`.
 pub fn select(
-    global: &GlobalArgs,
+    settings: &Settings,
     stage: Option<&str>,
     interrupted: Arc<AtomicBool>,
 ) -> Result<Selection, Error> {
-    let recipe = recipe_path(global);
-    let use_recipe =
-        !global.roles.is_empty() || stage.is_some() || (global.hosts.is_empty() && recipe.exists());
+    let recipe = &settings.recipe;
+    let use_recipe = !settings.roles.is_empty()
+        || stage.is_some()
+        || (settings.hosts.is_empty() && recipe.exists());
     if !use_recipe {
-        if global.hosts.is_empty() {
+        if settings.hosts.is_empty() {
             return Err(Error::Usage(
                 "no hosts selected: name them with --hosts h1,h2 (ssh config aliases or \
                  user@host:port), or --roles with a recipe"
                     .into(),
             ));
         }
-        let hosts = global
+        let hosts = settings
             .hosts
             .iter()
             .map(|h| HostTarget::parse(h).map_err(Error::Usage))
@@ -458,7 +441,7 @@ pub fn select(
             keepalive: None,
         });
     }
-    let loaded = load(&recipe, load_options(global, interrupted)?)?;
+    let loaded = load(recipe, load_options(settings, interrupted)?)?;
     if let Some(stage) = stage {
         loaded.select_stage(stage)?;
     }
@@ -477,14 +460,14 @@ pub fn select(
 
 /// `tether [STAGE] TASK...`.
 pub fn run(
-    global: &GlobalArgs,
+    settings: &Settings,
     targets: &[String],
     interrupted: Arc<AtomicBool>,
 ) -> Result<(), Error> {
     let started = Instant::now();
     let loaded = load(
-        &recipe_path(global),
-        load_options(global, interrupted.clone())?,
+        &settings.recipe,
+        load_options(settings, interrupted.clone())?,
     )?;
     let tasks = split_stage(&loaded, targets)?;
     if tasks.is_empty() {
@@ -493,13 +476,13 @@ pub fn run(
         ));
     }
     loaded.validate(&tasks)?;
-    if global.dry_run {
+    if settings.dry_run {
         return loaded.run_tasks(&tasks, Arc::new(DryRun::default()));
     }
-    let heartbeat = fleet::heartbeat_interval(global, loaded.keepalive()?);
-    let fleet = Arc::new(Fleet::new(global, heartbeat, interrupted)?);
+    let heartbeat = fleet::heartbeat_interval(settings, loaded.keepalive()?);
+    let fleet = Arc::new(Fleet::new(settings, heartbeat, interrupted)?);
     let backend = Remote::new(fleet.clone())
-        .with_pty(global.pty)
+        .with_pty(settings.pty)
         .with_hosts(loaded.selected_hosts()?);
     let result = loaded.run_tasks(&tasks, Arc::new(backend));
     fleet.reporter.sessions_summary(
@@ -514,8 +497,8 @@ pub fn run(
 }
 
 /// `tether tasks [--hooks]`.
-pub fn list(global: &GlobalArgs, hooks: bool, interrupted: Arc<AtomicBool>) -> Result<(), Error> {
-    let loaded = load(&recipe_path(global), load_options(global, interrupted)?)?;
+pub fn list(settings: &Settings, hooks: bool, interrupted: Arc<AtomicBool>) -> Result<(), Error> {
+    let loaded = load(&settings.recipe, load_options(settings, interrupted)?)?;
     let recipe = loaded.rt.recipe();
     let width = recipe
         .tasks

@@ -37,13 +37,14 @@ use notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{new_debouncer, DebounceEventResult, DebouncedEvent};
 
 use crate::backend::{DryRun, Remote};
-use crate::cli::{GlobalArgs, WatchArgs};
+use crate::duration::format as format_duration;
 use crate::error::Error;
 use crate::fleet::{self, Fleet};
 use crate::recipe::diagnostics::Sources;
 use crate::recipe::stdlib;
-use crate::report::{format_duration, json, Format};
+use crate::report::json;
 use crate::runner::{self, Loaded};
+use crate::settings::{Format, Settings};
 
 /// How often the main loop looks at the Ctrl-C flag while it waits.
 const TICK: Duration = Duration::from_millis(50);
@@ -69,7 +70,7 @@ struct Report {
 
 /// What every run needs; shared with the run threads.
 struct Shared {
-    global: GlobalArgs,
+    settings: Settings,
     targets: Vec<String>,
     recipe: PathBuf,
     /// Ctrl-C (the pool checks it before every dispatch).
@@ -90,9 +91,9 @@ impl Shared {
         if let Some(f) = slot.as_ref() {
             return Ok(f.clone());
         }
-        let heartbeat = fleet::heartbeat_interval(&self.global, loaded.keepalive()?);
+        let heartbeat = fleet::heartbeat_interval(&self.settings, loaded.keepalive()?);
         let f = Arc::new(Fleet::new(
-            &self.global,
+            &self.settings,
             heartbeat,
             self.interrupted.clone(),
         )?);
@@ -109,22 +110,33 @@ struct Current {
     cancelled: bool,
 }
 
+/// `tether watch`'s own options.
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    /// Stop in-flight PTY commands when a change cancels a run (default: wait for them).
+    pub kill: bool,
+    /// Quiet time after a change before the run starts.
+    pub debounce: Duration,
+    /// Tasks to run, optionally after a stage.
+    pub targets: Vec<String>,
+}
+
 /// `tether watch`.
 pub fn run(
-    global: &GlobalArgs,
-    args: &WatchArgs,
+    settings: &Settings,
+    args: &WatchOptions,
     interrupted: Arc<AtomicBool>,
 ) -> Result<(), Error> {
     let shared = Arc::new(Shared {
-        global: global.clone(),
+        settings: settings.clone(),
         targets: args.targets.clone(),
-        recipe: runner::recipe_path(global),
+        recipe: settings.recipe.clone(),
         interrupted: interrupted.clone(),
         fleet: Mutex::new(None),
     });
     let screen = Screen {
-        json: global.format == Format::Json,
-        verbose: global.verbose,
+        json: settings.format == Format::Json,
+        verbose: settings.verbose,
     };
     let (tx, rx) = mpsc::channel::<Msg>();
     let files_tx = tx.clone();
@@ -279,7 +291,7 @@ fn execute(
     kill: Arc<AtomicBool>,
     loaded_ok: &mut bool,
 ) -> Result<(), Error> {
-    let mut opts = runner::load_options(&shared.global, cancel.clone())?;
+    let mut opts = runner::load_options(&shared.settings, cancel.clone())?;
     opts.sources = Some(sources.clone());
     let loaded = runner::load(&shared.recipe, opts)?;
     *loaded_ok = true;
@@ -290,14 +302,14 @@ fn execute(
         ));
     }
     loaded.validate(&tasks)?;
-    if shared.global.dry_run {
+    if shared.settings.dry_run {
         return loaded.run_tasks_cancellable(&tasks, Arc::new(DryRun::default()));
     }
     let fleet = shared.fleet_for(&loaded)?;
     let hosts = loaded.selected_hosts()?;
     fleet.pool.retain(&hosts);
     let backend = Remote::new(fleet.clone())
-        .with_pty(shared.global.pty)
+        .with_pty(shared.settings.pty)
         .with_flags(cancel, kill)
         .with_hosts(hosts);
     let result = loaded.run_tasks_cancellable(&tasks, Arc::new(backend));

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use support::harness::Harness;
 use support::site::Site;
 use support::tether::Tether;
+use tether::event::EventKind;
 use tether::pool::HostResult;
-use tether::ssh::worker::{EventKind, WorkerSettings};
+use tether::ssh::policy::WorkerSettings;
 
 const JUMP: &str = "Host inner*\n  ProxyJump bastion\n";
 

@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use support::harness::Harness;
 use support::lab::Lab;
 use support::netns::NetnsHost;
+use tether::event::EventKind;
 use tether::pool::{FanOut, HostResult};
 use tether::ssh::exec::ExitStatus;
-use tether::ssh::worker::{EventKind, WorkerSettings};
+use tether::ssh::policy::WorkerSettings;
 use tether::ssh::SshError;
 
 const WEB: [&str; 2] = ["web1", "web2"];

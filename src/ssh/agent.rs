@@ -272,7 +272,7 @@ impl AgentConn {
             if n > 0 {
                 self.to_agent.extend_from_slice(&buf[..n as usize]);
                 progress = true;
-            } else if n == EAGAIN as _ {
+            } else if n == EAGAIN {
                 // SAFETY: as above.
                 if unsafe { raw::libssh2_channel_eof(self.channel) } == 1 {
                     self.server_eof = true;
@@ -333,7 +333,7 @@ impl AgentConn {
                 self.write_pending = false;
                 self.to_server.drain(..n as usize);
                 progress = true;
-            } else if n == EAGAIN as _ {
+            } else if n == EAGAIN {
                 self.write_pending = true;
                 break;
             } else {

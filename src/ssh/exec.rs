@@ -19,16 +19,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::connect::{Connection, WaitError};
+use super::SshError;
 use crate::command::quote;
-
-/// Which output stream a line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
-    /// Standard output.
-    Stdout,
-    /// Standard error.
-    Stderr,
-}
+use crate::event::{EventKind, Stream};
 
 /// How a remote command ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -394,6 +387,29 @@ pub fn run(
         stderr,
         duration: started.elapsed(),
     })
+}
+
+/// The `command_finished` event for `command`'s `result` after `duration`.
+pub fn finished_event(
+    command: &str,
+    result: &Result<ExecOutput, SshError>,
+    duration: Duration,
+) -> EventKind {
+    let (exit_code, signal, error) = match result {
+        Ok(out) => match &out.status {
+            ExitStatus::Code(c) => (Some(*c), None, None),
+            ExitStatus::Signal(s) => (None, Some(s.clone()), None),
+            ExitStatus::Missing => (None, None, Some("no exit status received".to_string())),
+        },
+        Err(e) => (None, None, Some(e.to_string())),
+    };
+    EventKind::Finished {
+        command: command.to_string(),
+        exit_code,
+        signal,
+        error,
+        duration,
+    }
 }
 
 /// Requests a pseudo-terminal for `channel` (before its exec). A refusal (`PermitTTY no`) is

@@ -41,9 +41,11 @@ use ssh2::{Channel, ErrorCode, Session};
 
 use super::config::{HostConfig, SshConfig};
 use super::connect::{self, poll_fds, would_block, Connection};
+use super::limiter::HandshakeLimiter;
+use super::policy::WorkerSettings;
 use super::reconnect;
-use super::worker::{Event, EventKind, HandshakeLimiter, WorkerSettings};
 use super::SshError;
+use crate::event::{EventKind, Sink};
 use crate::host::HostTarget;
 
 /// More hops than this is taken for a loop in the configuration.
@@ -144,16 +146,12 @@ pub struct Jumps {
     map: Mutex<HashMap<String, Arc<Jump>>>,
     settings: WorkerSettings,
     limiter: Arc<HandshakeLimiter>,
-    events: Sender<Event>,
+    events: Sink,
 }
 
 impl Jumps {
     /// No jump workers yet; they start on demand with these settings.
-    pub fn new(
-        settings: WorkerSettings,
-        limiter: Arc<HandshakeLimiter>,
-        events: Sender<Event>,
-    ) -> Self {
+    pub fn new(settings: WorkerSettings, limiter: Arc<HandshakeLimiter>, events: Sink) -> Self {
         Jumps {
             map: Mutex::new(HashMap::new()),
             settings,
@@ -254,7 +252,7 @@ impl Jump {
         parent: Option<Arc<Jump>>,
         settings: WorkerSettings,
         limiter: Arc<HandshakeLimiter>,
-        events: Sender<Event>,
+        events: Sink,
     ) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel();
         let (wake, wake_rx) = UnixStream::pair()?;
@@ -351,7 +349,7 @@ impl Jump {
                 for_host,
                 format!(
                     "no connection to {host}:{port} within {}",
-                    crate::report::format_duration(wait)
+                    crate::duration::format(wait)
                 ),
             )),
         }
@@ -618,7 +616,7 @@ impl Heartbeat {
         if self.started.elapsed() > timeout {
             return Err(format!(
                 "no heartbeat answer within {}",
-                crate::report::format_duration(timeout)
+                crate::duration::format(timeout)
             ));
         }
         let pending = |e: &ssh2::Error| would_block(e);
@@ -692,7 +690,7 @@ struct State {
     /// The current heartbeat interval (shortened by `ServerAliveInterval` or by learning).
     interval: Option<Duration>,
     limiter: Arc<HandshakeLimiter>,
-    events: Sender<Event>,
+    events: Sink,
     stop: Arc<AtomicBool>,
     conn: Option<Connection>,
     /// The host key of the first connection: every reconnect must present it.
@@ -712,12 +710,7 @@ struct State {
 
 impl State {
     fn emit(&self, kind: EventKind) {
-        // A missing reporter only means nobody is listening.
-        let _ = self.events.send(Event {
-            host: self.name.clone(),
-            at: Instant::now(),
-            kind,
-        });
+        self.events.emit(&self.name, kind);
     }
 
     fn connect(&self, pinned: Option<&[u8]>) -> Result<Connection, SshError> {
@@ -727,7 +720,7 @@ impl State {
             &self.config,
             pinned,
             &self.limiter,
-            &mut |w| self.emit(EventKind::Warning(w)),
+            &mut |w| self.emit(EventKind::Warning { message: w }),
         )?;
         if let Some(iv) = self.interval {
             conn.arm_heartbeat(iv, self.settings.heartbeat_timeout);
@@ -749,7 +742,7 @@ impl State {
             }
             Err(error) => {
                 self.emit(EventKind::ConnectFailed {
-                    error: error.clone(),
+                    error: error.to_string(),
                 });
                 self.down = Some(error);
             }
@@ -1073,7 +1066,7 @@ impl State {
             reconnect::Outcome::Stopped => {}
             reconnect::Outcome::Failed(error) => {
                 self.emit(EventKind::Unreachable {
-                    error: error.clone(),
+                    error: error.to_string(),
                 });
                 self.down = Some(error);
             }

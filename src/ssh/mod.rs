@@ -6,12 +6,14 @@ pub mod connect;
 pub mod exec;
 pub mod jump;
 pub mod known_hosts;
+pub mod limiter;
+pub mod policy;
 pub mod reconnect;
 pub mod worker;
 
 use std::time::Duration;
 
-use crate::report::format_duration;
+use crate::duration::format as format_duration;
 
 /// Why a host could not be reached or used. Callers branch on the kind: a connection problem
 /// is reported as "unreachable" (exit code 3), a lost connection during a command is never

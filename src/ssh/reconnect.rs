@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::connect::Connection;
-use super::worker::WorkerSettings;
+use super::policy::WorkerSettings;
 use super::SshError;
 
 /// How a reconnect ended.

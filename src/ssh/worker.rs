@@ -13,156 +13,19 @@ use std::os::fd::AsRawFd as _;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::config::HostConfig;
 use super::connect::{poll_fds, Connection};
-use super::exec::{self, ExecError, ExecOptions, ExecOutput, Stream};
+use super::exec::{self, ExecError, ExecOptions, ExecOutput};
 use super::jump::{self, Jump};
+use super::limiter::HandshakeLimiter;
+use super::policy::WorkerSettings;
 use super::reconnect;
 use super::SshError;
-
-/// Heartbeat and reconnect policy shared by every worker of a run.
-#[derive(Debug, Clone)]
-pub struct WorkerSettings {
-    /// Idle time after which the heartbeat runs; `None` disables it (`--no-keepalive`).
-    pub heartbeat: Option<Duration>,
-    /// A heartbeat round trip slower than this means the connection is dead.
-    pub heartbeat_timeout: Duration,
-    /// Connection attempts when a session is found dead (the first one immediate).
-    pub reconnect_attempts: u32,
-    /// Upper bound of the backoff between attempts (1, 2, 4 ... s).
-    pub backoff_cap: Duration,
-}
-
-/// The default heartbeat interval.
-pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
-
-impl Default for WorkerSettings {
-    fn default() -> Self {
-        WorkerSettings {
-            heartbeat: Some(DEFAULT_HEARTBEAT),
-            heartbeat_timeout: Duration::from_secs(5),
-            reconnect_attempts: 4,
-            backoff_cap: Duration::from_secs(8),
-        }
-    }
-}
-
-/// Limits concurrent handshakes across all workers, so that a burst of connections never
-/// trips sshd's `MaxStartups` (10 unauthenticated connections by default).
-#[derive(Debug)]
-pub struct HandshakeLimiter {
-    free: Mutex<usize>,
-    cond: Condvar,
-}
-
-impl HandshakeLimiter {
-    /// A limiter allowing `n` handshakes at once.
-    pub fn new(n: usize) -> Self {
-        HandshakeLimiter {
-            free: Mutex::new(n.max(1)),
-            cond: Condvar::new(),
-        }
-    }
-
-    pub(crate) fn run<T>(&self, f: impl FnOnce() -> T) -> T {
-        {
-            // The counter stays consistent even if a holder panicked, so a poisoned lock is
-            // still safe to use.
-            let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-            while *free == 0 {
-                free = self.cond.wait(free).unwrap_or_else(|p| p.into_inner());
-            }
-            *free -= 1;
-        }
-        let result = f();
-        *self.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        self.cond.notify_one();
-        result
-    }
-}
-
-/// Something that happened on a host, for the reporter.
-#[derive(Debug, Clone)]
-pub struct Event {
-    /// The host's display name.
-    pub host: Arc<str>,
-    /// When it happened.
-    pub at: Instant,
-    /// What happened.
-    pub kind: EventKind,
-}
-
-/// The kinds of [`Event`].
-#[derive(Debug, Clone)]
-pub enum EventKind {
-    /// The first connection is up.
-    Connected {
-        /// TCP + handshake + auth time.
-        setup: Duration,
-    },
-    /// The first connection failed; the host is unreachable for this run.
-    ConnectFailed {
-        /// Why.
-        error: SshError,
-    },
-    /// A command was sent.
-    Started {
-        /// The command as the user wrote it.
-        command: String,
-    },
-    /// One line of output.
-    Output {
-        /// stdout or stderr.
-        stream: Stream,
-        /// The line, without its newline.
-        line: String,
-    },
-    /// A command ended (successfully or not).
-    Finished {
-        /// The command.
-        command: String,
-        /// Its outcome, or the transport error.
-        outcome: Result<exec::ExitStatus, String>,
-        /// Wall time.
-        duration: Duration,
-    },
-    /// An idle heartbeat succeeded.
-    Heartbeat {
-        /// Round trip of the `true` no-op.
-        rtt: Duration,
-        /// Whether the server's own traffic (a probe) triggered it.
-        probe: bool,
-    },
-    /// A dead session was replaced.
-    Reconnected {
-        /// How the death was noticed.
-        reason: String,
-        /// Whether the host was idle (heartbeat) or a command was about to use it.
-        while_idle: bool,
-        /// Time to connect again.
-        took: Duration,
-    },
-    /// A dead session could not be replaced: the host is unreachable from now on.
-    Unreachable {
-        /// The last error.
-        error: SshError,
-    },
-    /// The heartbeat interval was shortened after an idle session died.
-    Learned {
-        /// How long the session had been idle when it was found dead.
-        died_after: Duration,
-        /// The new interval.
-        interval: Duration,
-    },
-    /// Something the user should know (skipped known_hosts lines, recorded keys).
-    Warning(String),
-    /// For the reporter only: acknowledge once every earlier event has been printed.
-    Barrier(Sender<()>),
-}
+use crate::event::{EventKind, Sink, Stream};
 
 /// Receives a job's result on the worker thread; it must not block.
 pub type Reply = Box<dyn FnOnce(Result<ExecOutput, SshError>) + Send>;
@@ -199,7 +62,7 @@ impl HostWorker {
         config: HostConfig,
         settings: WorkerSettings,
         limiter: Arc<HandshakeLimiter>,
-        events: Sender<Event>,
+        events: Sink,
     ) -> std::io::Result<Self> {
         Self::spawn_via(name, config, settings, limiter, events, None)
     }
@@ -211,7 +74,7 @@ impl HostWorker {
         config: HostConfig,
         settings: WorkerSettings,
         limiter: Arc<HandshakeLimiter>,
-        events: Sender<Event>,
+        events: Sink,
         via: Option<Arc<Jump>>,
     ) -> std::io::Result<Self> {
         let (jobs_tx, jobs_rx) = mpsc::channel();
@@ -296,7 +159,7 @@ struct WorkerState {
     /// learning.
     interval: Option<Duration>,
     limiter: Arc<HandshakeLimiter>,
-    events: Sender<Event>,
+    events: Sink,
     /// The jump host this host is reached through (ProxyJump), if any.
     via: Option<Arc<Jump>>,
     conn: Option<Connection>,
@@ -308,13 +171,7 @@ struct WorkerState {
 
 impl WorkerState {
     fn emit(&self, kind: EventKind) {
-        // The reporter outliving the workers is the normal case; if it is gone, nobody is
-        // listening and the event has no one to inform.
-        let _ = self.events.send(Event {
-            host: self.name.clone(),
-            at: Instant::now(),
-            kind,
-        });
+        self.events.emit(&self.name, kind);
     }
 
     fn run(mut self, jobs: Receiver<Job>, wake: UnixStream) {
@@ -330,7 +187,7 @@ impl WorkerState {
             }
             Err(error) => {
                 self.emit(EventKind::ConnectFailed {
-                    error: error.clone(),
+                    error: error.to_string(),
                 });
                 self.failed = Some(error);
             }
@@ -405,7 +262,7 @@ impl WorkerState {
             &self.config,
             pinned,
             &self.limiter,
-            &mut |w| self.emit(EventKind::Warning(w)),
+            &mut |w| self.emit(EventKind::Warning { message: w }),
         )?;
         if let Some(iv) = self.interval {
             conn.arm_heartbeat(iv, self.settings.heartbeat_timeout);
@@ -479,7 +336,7 @@ impl WorkerState {
             }
             reconnect::Outcome::Failed(error) => {
                 self.emit(EventKind::Unreachable {
-                    error: error.clone(),
+                    error: error.to_string(),
                 });
                 self.failed = Some(error);
                 false
@@ -580,14 +437,7 @@ impl WorkerState {
                 Err(error)
             }
         };
-        self.emit(EventKind::Finished {
-            command: command.to_string(),
-            outcome: match &result {
-                Ok(out) => Ok(out.status.clone()),
-                Err(e) => Err(e.to_string()),
-            },
-            duration: started.elapsed(),
-        });
+        self.emit(exec::finished_event(command, &result, started.elapsed()));
         result
     }
 
@@ -606,16 +456,14 @@ impl WorkerState {
             if quiet && stream == Stream::Stdout {
                 return;
             }
-            // See `emit`: a missing reporter only means nobody is listening.
-            let _ = events.send(Event {
-                host: name.clone(),
-                at: Instant::now(),
-                kind: EventKind::Output {
+            events.emit(
+                name,
+                EventKind::Output {
                     stream,
                     // A secret (the sudo password) never leaves the worker in output.
                     line: crate::secret::mask(line).into_owned(),
                 },
-            });
+            );
         });
         result.map(|mut out| {
             crate::secret::mask_vec(&mut out.stdout);

@@ -3,14 +3,15 @@
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tether::event::{Event, EventKind};
 use tether::host::HostTarget;
 use tether::pool::{FanOut, HostResult, Pool};
 use tether::ssh::config::SshConfig;
-use tether::ssh::worker::{Event, EventKind, WorkerSettings};
+use tether::ssh::policy::WorkerSettings;
 
 /// A pool plus everything its workers reported, with times since the harness started.
 pub struct Harness {
@@ -24,7 +25,7 @@ impl Harness {
     /// A pool over `hosts` of `ssh_config`, returned once every host has connected.
     pub fn new(ssh_config: &Path, settings: WorkerSettings, hosts: &[&str]) -> Harness {
         let config = SshConfig::load(ssh_config).expect("ssh config");
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = tether::event::collector();
         let pool = Pool::new(config, settings, 8, tx, Arc::new(AtomicBool::new(false)));
         let targets: Vec<HostTarget> = hosts
             .iter()

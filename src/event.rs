@@ -1,0 +1,239 @@
+//! Events: everything a host worker does that the user may want to see, sent to the reporter
+//! (text lines, the live status line, `--format json`). A leaf: it imports nothing of tether's.
+//!
+//! Each kind serialises as one JSON object whose `type` names it (`command_started`,
+//! `output`, ...); durations are milliseconds in fields ending in `_ms`.
+
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Serialize, Serializer};
+
+/// Which output stream a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// Something that happened on a host.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// The host's display name (`bastion (jump)` for a jump host).
+    pub host: Arc<str>,
+    /// When it happened.
+    pub at: Instant,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+impl Event {
+    /// `kind` on `host`, now.
+    pub fn now(host: Arc<str>, kind: EventKind) -> Self {
+        Event {
+            host,
+            at: Instant::now(),
+            kind,
+        }
+    }
+}
+
+/// What travels to the reporter: events, and barriers that are acknowledged once every
+/// event sent before them has been written.
+#[derive(Debug)]
+pub enum Message {
+    /// An event.
+    Event(Event),
+    /// Acknowledge on this channel once everything before it has been written.
+    Barrier(Sender<()>),
+}
+
+impl Message {
+    /// The event, for readers that only collect events; a barrier is acknowledged at once.
+    pub fn into_event(self) -> Option<Event> {
+        match self {
+            Message::Event(e) => Some(e),
+            Message::Barrier(ack) => {
+                // The barrier's sender may have stopped waiting; nothing to do then.
+                let _ = ack.send(());
+                None
+            }
+        }
+    }
+}
+
+/// A sink whose events (barriers acknowledged) arrive on a plain event channel, for readers
+/// that inspect events themselves (tests, benchmarks). A forwarding thread ends when every
+/// clone of the sink is gone.
+pub fn collector() -> (Sink, Receiver<Event>) {
+    let (sink, rx) = channel();
+    let (tx, events) = mpsc::channel();
+    let forward = move || {
+        for message in rx {
+            if let Some(e) = message.into_event() {
+                if tx.send(e).is_err() {
+                    break;
+                }
+            }
+        }
+    };
+    // Without the thread nothing arrives; the caller's waits then time out and say so.
+    let _ = std::thread::Builder::new()
+        .name("events".into())
+        .spawn(forward);
+    (sink, events)
+}
+
+/// Where events go (the reporter's channel); every session owner holds a clone.
+#[derive(Debug, Clone)]
+pub struct Sink(Sender<Message>);
+
+/// A new sink and the receiving end its reporter reads.
+pub fn channel() -> (Sink, Receiver<Message>) {
+    let (tx, rx) = mpsc::channel();
+    (Sink(tx), rx)
+}
+
+impl Sink {
+    /// Sends `event`. A reporter that has gone away only means nobody is listening any more
+    /// (the normal case while a process winds down), so that is not an error.
+    pub fn send(&self, event: Event) {
+        let _ = self.0.send(Message::Event(event));
+    }
+
+    /// Sends `kind` about `host`, now.
+    pub fn emit(&self, host: &Arc<str>, kind: EventKind) {
+        self.send(Event::now(host.clone(), kind));
+    }
+
+    /// Waits until every event sent before this call has been written (returns at once when
+    /// nobody reads the events).
+    pub fn barrier(&self) {
+        let (tx, rx) = mpsc::channel();
+        if self.0.send(Message::Barrier(tx)).is_ok() {
+            // An error means the reader is gone: nothing to wait for.
+            let _ = rx.recv();
+        }
+    }
+}
+
+/// The kinds of [`Event`].
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// The first connection is up.
+    Connected {
+        /// TCP + handshake + auth time.
+        #[serde(rename = "setup_ms", serialize_with = "millis")]
+        setup: Duration,
+    },
+    /// The first connection failed; the host is unreachable for this run.
+    ConnectFailed {
+        /// Why.
+        error: String,
+    },
+    /// A command was sent.
+    #[serde(rename = "command_started")]
+    Started {
+        /// The command as sent (secrets masked).
+        command: String,
+    },
+    /// One line of output.
+    Output {
+        /// stdout or stderr.
+        stream: Stream,
+        /// The line, without its newline (secrets masked).
+        line: String,
+    },
+    /// A command ended (successfully or not).
+    #[serde(rename = "command_finished")]
+    Finished {
+        /// The command (secrets masked).
+        command: String,
+        /// Its exit code, when it exited.
+        exit_code: Option<i32>,
+        /// The signal that killed it (`TERM`), when one did.
+        signal: Option<String>,
+        /// Why there is no status (no exit status received, connection lost, timeout).
+        error: Option<String>,
+        /// Wall time.
+        #[serde(rename = "duration_ms", serialize_with = "millis")]
+        duration: Duration,
+    },
+    /// An idle heartbeat succeeded.
+    Heartbeat {
+        /// Round trip of the `true` no-op.
+        #[serde(rename = "rtt_ms", serialize_with = "millis")]
+        rtt: Duration,
+        /// Whether the server's own traffic (a probe) triggered it.
+        probe: bool,
+    },
+    /// A dead session was replaced.
+    #[serde(rename = "reconnect")]
+    Reconnected {
+        /// How the death was noticed.
+        reason: String,
+        /// Whether the host was idle (heartbeat) or a command was about to use it.
+        while_idle: bool,
+        /// Time to connect again.
+        #[serde(rename = "took_ms", serialize_with = "millis")]
+        took: Duration,
+    },
+    /// A dead session could not be replaced: the host is unreachable from now on.
+    Unreachable {
+        /// The last error.
+        error: String,
+    },
+    /// The heartbeat interval was shortened after an idle session died.
+    #[serde(rename = "heartbeat_interval_learned")]
+    Learned {
+        /// How long the session had been idle when it was found dead.
+        #[serde(rename = "died_after_ms", serialize_with = "millis")]
+        died_after: Duration,
+        /// The new interval.
+        #[serde(rename = "interval_ms", serialize_with = "millis")]
+        interval: Duration,
+    },
+    /// Something the user should know (skipped known_hosts lines, recorded keys).
+    Warning {
+        /// The text.
+        message: String,
+    },
+}
+
+/// A duration as milliseconds with microsecond precision (`2.345`).
+pub fn millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((d.as_secs_f64() * 1_000_000.0).round() / 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serialises_with_a_type_and_millisecond_fields() {
+        let kind = EventKind::Finished {
+            command: "true".into(),
+            exit_code: Some(0),
+            signal: None,
+            error: None,
+            duration: Duration::from_micros(2345),
+        };
+        assert_eq!(
+            serde_json::to_string(&kind).unwrap(),
+            r#"{"type":"command_finished","command":"true","exit_code":0,"signal":null,"error":null,"duration_ms":2.345}"#
+        );
+        let kind = EventKind::Output {
+            stream: Stream::Stderr,
+            line: "a\"b".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&kind).unwrap(),
+            r#"{"type":"output","stream":"stderr","line":"a\"b"}"#
+        );
+    }
+}

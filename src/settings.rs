@@ -1,0 +1,121 @@
+//! What the command line asked for, resolved once (ripgrep's low-level args -> high-level
+//! args): the library takes these settings and never sees clap.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The recipe file when `-f` is not given.
+pub const DEFAULT_RECIPE: &str = "deploy.rhai";
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// Host-prefixed lines and a summary.
+    #[default]
+    Text,
+    /// One JSON object per event, one per line.
+    Json,
+}
+
+/// When to colour text output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Color {
+    /// On a terminal, unless `NO_COLOR` is set.
+    #[default]
+    Auto,
+    /// Always (for pagers that understand colour).
+    Always,
+    /// Never.
+    Never,
+}
+
+/// The idle heartbeat asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Keepalive {
+    /// The recipe's `keepalive` variable, else 15 s.
+    #[default]
+    Default,
+    /// `--keepalive DURATION`: wins over the recipe.
+    Every(Duration),
+    /// `--no-keepalive`: no heartbeat (diagnosis only).
+    Off,
+}
+
+/// Settings shared by every subcommand.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// The recipe file (`-f`, default `./deploy.rhai`).
+    pub recipe: PathBuf,
+    /// `-F FILE`: the OpenSSH client config; `None`: `~/.ssh/config`.
+    pub ssh_config: Option<PathBuf>,
+    /// `--hosts`: only these hosts.
+    pub hosts: Vec<String>,
+    /// `--roles`: only hosts with these roles.
+    pub roles: Vec<String>,
+    /// `-n`: connect to nothing, print the plan.
+    pub dry_run: bool,
+    /// `-v`: connections, every command, heartbeats even on a terminal.
+    pub verbose: bool,
+    /// `-J`: jump hosts for every host, replacing `via` and ProxyJump.
+    pub jump: Option<String>,
+    /// `--keepalive` / `--no-keepalive`.
+    pub keepalive: Keepalive,
+    /// `--pty`: every command on a pseudo-terminal.
+    pub pty: bool,
+    /// `--parallel N`: at most N hosts at once.
+    pub parallel: Option<usize>,
+    /// `--format`.
+    pub format: Format,
+    /// `--color`.
+    pub color: Color,
+    /// `-s KEY=VALUE`, in order (keys validated).
+    pub overrides: Vec<(String, String)>,
+}
+
+impl Settings {
+    /// The heartbeat interval: `--no-keepalive` wins, then `--keepalive`, then the recipe's
+    /// `keepalive` variable (`recipe`), then `default`.
+    pub fn heartbeat(&self, recipe: Option<Duration>, default: Duration) -> Option<Duration> {
+        match self.keepalive {
+            Keepalive::Off => None,
+            Keepalive::Every(d) => Some(d),
+            Keepalive::Default => Some(recipe.unwrap_or(default)),
+        }
+    }
+}
+
+/// Checks a `-s KEY=VALUE` argument: the key is a variable name (a letter or `_`, then
+/// letters, digits, `_` and `:`); returns (key, value).
+pub fn parse_override(arg: &str) -> Result<(String, String), String> {
+    let (key, value) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("-s {arg}: expected KEY=VALUE"))?;
+    let valid = key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
+    if !valid {
+        return Err(format!(
+            "-s {arg}: `{key}` is not a variable name (a letter or `_`, then letters, digits, \
+             `_` or `:`)"
+        ));
+    }
+    Ok((key.to_string(), value.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides() {
+        assert_eq!(
+            parse_override("branch=a=b"),
+            Ok(("branch".into(), "a=b".into()))
+        );
+        assert_eq!(parse_override("x="), Ok(("x".into(), String::new())));
+        for bad in ["=x", "x", " k=v", "1a=v", "a b=v", "k-v=1", "é=1"] {
+            assert!(parse_override(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -324,7 +324,7 @@ fn warm(o: &Options, lab: &Path, iters: usize) -> Res<Row> {
     );
     let (pool, rx) = new_pool(&o.config)?;
     let host = targets(&["host1".to_string()])?;
-    pool.ensure(&host).map_err(|e| e.to_string())?;
+    pool.ensure(&host);
     let connected = wait_connected(&rx, 1, Duration::from_secs(15))?;
     if let Some(EventKind::Connected { setup }) = connected
         .iter()
@@ -619,7 +619,7 @@ fn run_idle(o: &Options) -> Res<()> {
     let rss_before = vm_rss_kib()?;
     let threads_before = threads();
     let t_connect = Instant::now();
-    pool.ensure(&hosts).map_err(|e| e.to_string())?;
+    pool.ensure(&hosts);
     let early = wait_connected(&rx, n, Duration::from_secs(60))?;
     let connect_took = t_connect.elapsed();
     let rss_connected = vm_rss_kib()?;

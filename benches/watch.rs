@@ -152,7 +152,7 @@ impl Watch {
         let mut seen = Vec::new();
         loop {
             let line = self.next(Duration::from_secs(30))?;
-            let done = field(&line, "event") == Some("watch_run_finished")
+            let done = field(&line, "type") == Some("watch_run_finished")
                 && field(&line, "run") == Some(&n.to_string());
             seen.push(line);
             if done {
@@ -245,7 +245,7 @@ fn run(o: &Options) -> Res<bool> {
         let events = watch.until_finished(run)?;
         let mut first: Option<u128> = None;
         for line in &events {
-            match field(line, "event") {
+            match field(line, "type") {
                 Some("output") => {
                     if let Some(ns) = field(line, "line").and_then(|l| l.parse::<u128>().ok()) {
                         first = Some(first.map_or(ns, |f| f.min(ns)));
@@ -267,7 +267,7 @@ fn run(o: &Options) -> Res<bool> {
     // Anything still pending (a second run for one save) shows up within the idle time.
     std::thread::sleep(o.idle);
     while let Ok(line) = watch.lines.try_recv() {
-        match field(&line, "event") {
+        match field(&line, "type") {
             Some("watch_run_started") => extra_runs += 1,
             Some("reconnect") => reconnects += 1,
             _ => {}

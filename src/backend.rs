@@ -1,45 +1,68 @@
-//! Backends: where the commands of a recipe go. The remote backend sends them to the hosts'
-//! workers; the dry-run backend only prints them (SSHKit's printer), so a dry run walks the same
-//! calls in the same order and connects to nothing.
+//! Backends: where the commands of a recipe go (SSHKit's backends). The remote backend sends
+//! them to the hosts' workers; the printer (dry run) reports what would run, so a dry run walks
+//! the same calls in the same order and connects to nothing. The recipe functions never ask
+//! which backend they have; neither backend writes output itself (events go to the reporter).
 
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use crate::event::{EventKind, Sink, Stream};
+use crate::failure::{Failure, Kind};
 use crate::fleet::Fleet;
 use crate::host::HostTarget;
+use crate::outcome::stderr_tail;
 use crate::pool::{FanOut, HostResult};
-use crate::ssh::exec::{ExecOptions, ExecOutput, ExitStatus};
+use crate::ssh::exec::{Echo, ExecOptions, ExecOutput, ExitStatus};
 use crate::ssh::SshError;
 
-/// Executes commands for a recipe run.
+/// How one command of a closure runs (`run`, `capture`, `test`, an upload).
+#[derive(Debug, Clone, Default)]
+pub struct Call {
+    /// Bytes fed to its stdin.
+    pub stdin: Option<Vec<u8>>,
+    /// Deadline.
+    pub timeout: Option<Duration>,
+    /// Keep its stdout from the output (`capture`: the value is the output).
+    pub quiet: bool,
+    /// A pseudo-terminal (never given to a command fed on stdin: the terminal would echo and
+    /// translate its bytes).
+    pub pty: bool,
+}
+
+/// An upload a backend was asked for.
+pub struct Upload<'a> {
+    /// The local file.
+    pub path: &'a Path,
+    /// The local path as the recipe named it (for messages and the plan).
+    pub local: &'a str,
+    /// The remote path.
+    pub remote: &'a str,
+}
+
+/// Executes the commands of a recipe run.
 pub trait Backend: Send + Sync {
-    /// Makes sure `hosts` have sessions (connecting in parallel).
-    fn prepare(&self, hosts: &[HostTarget]) -> Result<(), String>;
+    /// Makes sure `hosts` have sessions (connecting in parallel). A host that cannot connect
+    /// is not an error here: its commands fail.
+    fn prepare(&self, hosts: &[HostTarget]);
     /// Runs (host, command) pairs as `how` says; results in input order.
     fn fan_out(&self, commands: &[(String, String)], how: &FanOut) -> Vec<HostResult>;
-    /// Runs one command on one host; `stdin` is fed to it; `quiet` keeps its stdout from
-    /// being printed (`capture`); `pty` asks for a pseudo-terminal (never given to a command
-    /// fed on stdin: the terminal would echo and translate its bytes).
-    fn exec(
+    /// Runs one command on one host.
+    fn exec(&self, host: &str, command: &str, call: Call) -> Result<ExecOutput, SshError>;
+    /// Sends `upload.path`'s bytes to `command` on `host` (a command that writes its stdin to
+    /// the destination). Err(text) when the local file cannot be read.
+    fn upload(
         &self,
         host: &str,
+        upload: &Upload,
         command: &str,
-        stdin: Option<Vec<u8>>,
-        timeout: Option<Duration>,
-        quiet: bool,
-        pty: bool,
-    ) -> Result<ExecOutput, SshError>;
-    /// Lists an upload (dry run) or nothing (remote: the upload is a command); `bytes` is
-    /// `None` for a file that does not exist yet.
-    fn describe_upload(&self, host: &str, local: &str, remote: &str, bytes: Option<u64>);
-    /// Prints a line of tether's own (task headers, recipe `print`).
-    fn note(&self, text: &str);
-    /// Names the task in progress (task header, live status line, JSON `task_started`);
-    /// `None` when the run is over.
-    fn step(&self, step: Option<&str>);
-    /// Whether this is a dry run (closures then run host by host, for a stable plan).
-    fn is_dry_run(&self) -> bool;
+        stdin_prefix: Option<Vec<u8>>,
+    ) -> Result<Result<ExecOutput, SshError>, String>;
+    /// Runs `command` with `sh -c` in `dir` on this machine; returns its trimmed stdout.
+    fn run_locally(&self, command: &str, dir: &Path) -> Result<String, Box<Failure>>;
+    /// Whether a step's hosts run one at a time, for output in a stable order (the printer).
+    fn ordered(&self) -> bool;
 }
 
 /// Commands go to the hosts' sessions.
@@ -53,8 +76,8 @@ pub struct Remote {
     pty: bool,
     /// Hosts connected with the first `prepare`: every host of the run, used or not.
     hosts: Vec<HostTarget>,
-    /// The outcome of connecting `hosts`, once done.
-    opened: OnceLock<Result<(), String>>,
+    /// Set once `hosts` have been connected.
+    opened: OnceLock<()>,
 }
 
 impl Remote {
@@ -98,14 +121,21 @@ impl Remote {
 }
 
 impl Backend for Remote {
-    fn prepare(&self, hosts: &[HostTarget]) -> Result<(), String> {
-        self.opened
-            .get_or_init(|| self.fleet.connect(&self.hosts).map_err(|e| e.to_string()))
-            .clone()?;
-        self.fleet.connect(hosts).map_err(|e| e.to_string())
+    fn prepare(&self, hosts: &[HostTarget]) {
+        self.opened.get_or_init(|| self.fleet.connect(&self.hosts));
+        self.fleet.connect(hosts);
     }
 
     fn fan_out(&self, commands: &[(String, String)], how: &FanOut) -> Vec<HostResult> {
+        if let Some(label) = &how.label {
+            self.fleet.sink.emit(
+                &Arc::from(""),
+                EventKind::OnCommand {
+                    hosts: commands.iter().map(|(h, _)| h.clone()).collect(),
+                    command: label.clone(),
+                },
+            );
+        }
         let how = FanOut {
             pty: how.pty || self.pty,
             cancel: Some(self.cancel.clone()),
@@ -115,57 +145,108 @@ impl Backend for Remote {
         self.fleet.exec(commands, &how)
     }
 
-    fn exec(
-        &self,
-        host: &str,
-        command: &str,
-        stdin: Option<Vec<u8>>,
-        timeout: Option<Duration>,
-        quiet: bool,
-        pty: bool,
-    ) -> Result<ExecOutput, SshError> {
+    fn exec(&self, host: &str, command: &str, call: Call) -> Result<ExecOutput, SshError> {
         let opts = ExecOptions {
-            pty: (pty || self.pty) && stdin.is_none(),
-            stdin,
-            timeout,
+            pty: (call.pty || self.pty) && call.stdin.is_none(),
+            stdin: call.stdin,
+            timeout: call.timeout,
             stop: Some(self.kill.clone()),
-            keepalive: None,
-            forward_agent: false,
+            echo: if call.quiet {
+                Echo::NoStdout
+            } else {
+                Echo::All
+            },
+            ..ExecOptions::default()
         };
-        let result = self.fleet.pool.exec_one(host, command, opts, quiet);
-        self.fleet.reporter.barrier();
+        let result = self.fleet.pool.exec_one(host, command, opts);
+        self.fleet.sink.barrier();
         result
     }
 
-    fn describe_upload(&self, _host: &str, _local: &str, _remote: &str, _bytes: Option<u64>) {}
-
-    fn note(&self, text: &str) {
-        self.fleet.reporter.line(text);
+    fn upload(
+        &self,
+        host: &str,
+        upload: &Upload,
+        command: &str,
+        stdin_prefix: Option<Vec<u8>>,
+    ) -> Result<Result<ExecOutput, SshError>, String> {
+        let data = std::fs::read(upload.path)
+            .map_err(|e| format!("upload: cannot read {}: {e}", upload.path.display()))?;
+        let mut stdin = stdin_prefix.unwrap_or_default();
+        stdin.extend(data);
+        let call = Call {
+            stdin: Some(stdin),
+            ..Call::default()
+        };
+        Ok(self.exec(host, command, call))
     }
 
-    fn step(&self, step: Option<&str>) {
-        self.fleet.reporter.set_step(step);
-        if let Some(task) = step {
-            self.fleet.reporter.task_started(task);
-        }
+    fn run_locally(&self, command: &str, dir: &Path) -> Result<String, Box<Failure>> {
+        run_locally(&self.fleet.sink, command, dir)
     }
 
-    fn is_dry_run(&self) -> bool {
+    fn ordered(&self) -> bool {
         false
     }
 }
 
-/// Prints every command instead of running it: `capture` gets "", `test` gets true.
-#[derive(Default)]
+/// `sh -c command` in `dir`, stdin closed; stderr lines become events; Err names the command,
+/// its status and the tail of its stderr.
+fn run_locally(sink: &Sink, command: &str, dir: &Path) -> Result<String, Box<Failure>> {
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| {
+            Box::new(Failure::new(
+                Kind::Failed,
+                format!("run_locally `{command}`: cannot start sh: {e}"),
+            ))
+        })?;
+    let local: Arc<str> = Arc::from("");
+    for line in String::from_utf8_lossy(&output.stderr).lines() {
+        sink.emit(
+            &local,
+            EventKind::LocalOutput {
+                stream: Stream::Stderr,
+                line: crate::secret::mask(line).into_owned(),
+            },
+        );
+    }
+    sink.barrier();
+    if output.status.success() {
+        return Ok(String::from_utf8_lossy(&output.stdout).trim().to_string());
+    }
+    let status = match output.status.code() {
+        Some(c) => format!("exit status {c}"),
+        None => "a signal".to_string(),
+    };
+    let mut message = format!("local: `{command}` failed with {status}");
+    let tail = stderr_tail(&output.stderr, crate::outcome::STDERR_TAIL);
+    if !tail.is_empty() {
+        message.push_str("\n  stderr (last lines):");
+        for l in tail {
+            message.push_str(&format!("\n    {l}"));
+        }
+    }
+    Err(Box::new(Failure::new(Kind::CommandFailed, message)))
+}
+
+/// Reports every command instead of running it: `capture` gets "", `test` gets true.
 pub struct DryRun {
-    width: Mutex<usize>,
+    sink: Sink,
 }
 
 impl DryRun {
-    fn print(&self, host: &str, text: &str) {
-        // Width only grows; a poisoned lock still holds a usable number.
-        let width = *self.width.lock().unwrap_or_else(|p| p.into_inner());
-        crate::outln!("{host:width$} | {text}");
+    /// A printer reporting to `sink`.
+    pub fn new(sink: Sink) -> Self {
+        DryRun { sink }
+    }
+
+    fn plan(&self, host: &str, kind: EventKind) {
+        self.sink.emit(&Arc::from(host), kind);
     }
 
     fn success() -> ExecOutput {
@@ -179,60 +260,72 @@ impl DryRun {
 }
 
 impl Backend for DryRun {
-    fn prepare(&self, hosts: &[HostTarget]) -> Result<(), String> {
-        let mut width = self.width.lock().unwrap_or_else(|p| p.into_inner());
-        *width = hosts
-            .iter()
-            .map(|h| h.name.chars().count())
-            .chain(std::iter::once(*width))
-            .max()
-            .unwrap_or(0);
-        Ok(())
+    fn prepare(&self, hosts: &[HostTarget]) {
+        self.sink
+            .emit(&Arc::from(""), crate::fleet::hosts_event(hosts));
     }
 
     fn fan_out(&self, commands: &[(String, String)], _how: &FanOut) -> Vec<HostResult> {
         commands
             .iter()
             .map(|(host, command)| {
-                self.print(host, &format!("$ {command}"));
+                self.plan(
+                    host,
+                    EventKind::Planned {
+                        command: command.clone(),
+                    },
+                );
                 HostResult {
                     host: host.clone(),
                     command: command.clone(),
                     result: Some(Ok(Self::success())),
+                    skipped: None,
                 }
             })
             .collect()
     }
 
-    fn exec(
-        &self,
-        host: &str,
-        command: &str,
-        _stdin: Option<Vec<u8>>,
-        _timeout: Option<Duration>,
-        _quiet: bool,
-        _pty: bool,
-    ) -> Result<ExecOutput, SshError> {
-        self.print(host, &format!("$ {command}"));
+    fn exec(&self, host: &str, command: &str, _call: Call) -> Result<ExecOutput, SshError> {
+        self.plan(
+            host,
+            EventKind::Planned {
+                command: command.to_string(),
+            },
+        );
         Ok(Self::success())
     }
 
-    fn describe_upload(&self, host: &str, local: &str, remote: &str, bytes: Option<u64>) {
-        let size = bytes.map_or_else(|| "made during the run".into(), |b| format!("{b} bytes"));
-        self.print(host, &format!("upload {local} -> {remote} ({size})"));
+    fn upload(
+        &self,
+        host: &str,
+        upload: &Upload,
+        _command: &str,
+        _stdin_prefix: Option<Vec<u8>>,
+    ) -> Result<Result<ExecOutput, SshError>, String> {
+        // A file the run itself makes (run_locally) does not exist in a dry run: still listed.
+        let bytes = std::fs::metadata(upload.path).ok().map(|m| m.len());
+        self.plan(
+            host,
+            EventKind::PlannedUpload {
+                local: upload.local.to_string(),
+                remote: upload.remote.to_string(),
+                bytes,
+            },
+        );
+        Ok(Ok(Self::success()))
     }
 
-    fn note(&self, text: &str) {
-        crate::outln!("{text}");
+    fn run_locally(&self, command: &str, _dir: &Path) -> Result<String, Box<Failure>> {
+        self.plan(
+            "",
+            EventKind::PlannedLocal {
+                command: command.to_string(),
+            },
+        );
+        Ok(String::new())
     }
 
-    fn step(&self, step: Option<&str>) {
-        if let Some(task) = step {
-            crate::outln!("▶ {task}");
-        }
-    }
-
-    fn is_dry_run(&self) -> bool {
+    fn ordered(&self) -> bool {
         true
     }
 }

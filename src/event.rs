@@ -203,11 +203,148 @@ pub enum EventKind {
         /// The text.
         message: String,
     },
+    /// The hosts of the run, in order, with their roles (empty without a recipe).
+    Hosts {
+        /// The hosts.
+        hosts: Vec<HostEntry>,
+    },
+    /// A task (with its before/after hooks) starts.
+    TaskStarted {
+        /// `namespace:name`.
+        task: String,
+    },
+    /// A task (with its hooks) ended.
+    TaskFinished {
+        /// `namespace:name`.
+        task: String,
+        /// Whether it succeeded.
+        ok: bool,
+    },
+    /// The recipe's `print(text)`.
+    Print {
+        /// The text (secrets masked).
+        text: String,
+    },
+    /// `on(target, "cmd")` dispatches one command to these hosts.
+    OnCommand {
+        /// The hosts, in order.
+        hosts: Vec<String>,
+        /// The command as the recipe wrote it.
+        command: String,
+    },
+    /// Dry run: the command that would run on the event's host.
+    Planned {
+        /// The command as it would be sent (context applied).
+        command: String,
+    },
+    /// Dry run: the file that would be uploaded to the event's host.
+    PlannedUpload {
+        /// The local path as the recipe named it.
+        local: String,
+        /// The remote path.
+        remote: String,
+        /// Its size, or `None` for a file the run makes itself.
+        bytes: Option<u64>,
+    },
+    /// Dry run: a `run_locally` command.
+    PlannedLocal {
+        /// The command.
+        command: String,
+    },
+    /// One line of a `run_locally` command's stderr.
+    LocalOutput {
+        /// The stream.
+        stream: Stream,
+        /// The line (secrets masked).
+        line: String,
+    },
+    /// The outcome of every host of `tether run`.
+    Summary {
+        /// One entry per host, in order.
+        hosts: Vec<HostOutcome>,
+        /// Wall time of the whole run.
+        #[serde(rename = "duration_ms", serialize_with = "millis")]
+        duration: Duration,
+    },
+    /// A recipe run ended: per host, its session with heartbeats and reconnects.
+    RunFinished {
+        /// What ran (`deploy finished`, `deploy failed`).
+        title: String,
+        /// Whether it succeeded.
+        ok: bool,
+        /// Wall time.
+        #[serde(rename = "duration_ms", serialize_with = "millis")]
+        duration: Duration,
+    },
+    /// A subcommand's own record (`tether check`'s report of a host, `watch`'s runs): its
+    /// JSON object, which names its own `type`, and its text form.
+    #[serde(untagged)]
+    Record(Record),
+}
+
+/// See [`EventKind::Record`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Record {
+    /// The JSON object, `type` included.
+    #[serde(flatten)]
+    pub json: serde_json::Map<String, serde_json::Value>,
+    /// The lines text output shows (none: text output shows nothing).
+    #[serde(skip)]
+    pub text: Vec<String>,
+}
+
+impl Record {
+    /// A record of `value` (a JSON object with a `type`) shown as `text`.
+    pub fn new(value: serde_json::Value, text: Vec<String>) -> Self {
+        let json = match value {
+            serde_json::Value::Object(m) => m,
+            other => {
+                let mut m = serde_json::Map::new();
+                m.insert("value".into(), other);
+                m
+            }
+        };
+        Record { json, text }
+    }
+}
+
+/// A host of the run with its roles.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostEntry {
+    /// The host's name.
+    pub name: String,
+    /// Its roles, in declaration order.
+    pub roles: Vec<String>,
+}
+
+/// One host's outcome in a [`EventKind::Summary`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostOutcome {
+    /// The host.
+    pub host: String,
+    /// Whether its command ran and succeeded.
+    pub ok: bool,
+    /// `ok`, `exit 3`, `signal TERM`, `no exit status`, `unreachable`, `connection lost`,
+    /// `timed out`, `stopped`, `not run`.
+    pub status: String,
+    /// How long its command ran, when it ran.
+    #[serde(rename = "duration_ms", serialize_with = "millis_opt")]
+    pub duration: Option<Duration>,
+    /// The failure: host, command, status, the tail of stderr.
+    pub failure: Option<String>,
 }
 
 /// A duration as milliseconds with microsecond precision (`2.345`).
 pub fn millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64((d.as_secs_f64() * 1_000_000.0).round() / 1000.0)
+}
+
+/// [`millis`] for an optional duration (`null` when absent).
+pub fn millis_opt<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => millis(d, s),
+        None => s.serialize_none(),
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! The hosts of one tether process: their workers (sessions) and the reporter that shows what
-//! they do. Built once from the global options; `run`, recipes and watch all go through it.
+//! The hosts of one tether process: their workers (sessions) and the event sink that shows
+//! what they do. Built once from the settings; `run`, recipes, `check` and `watch` all go
+//! through it.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,19 +8,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::Error;
+use crate::event::{EventKind, HostEntry, Sink};
 use crate::host::HostTarget;
 use crate::pool::{FanOut, HostResult, Pool, DEFAULT_MAX_HANDSHAKES};
-use crate::report::Reporter;
 use crate::settings::Settings;
 use crate::ssh::config::{self, SshConfig};
 use crate::ssh::policy::{WorkerSettings, DEFAULT_HEARTBEAT};
 
-/// Sessions plus output for one process.
+/// Sessions plus where their events go, for one process.
 pub struct Fleet {
     /// Workers by host.
     pub pool: Pool,
-    /// Output.
-    pub reporter: Reporter,
+    /// The reporter's channel.
+    pub sink: Sink,
     /// Set by Ctrl-C.
     pub interrupted: Arc<AtomicBool>,
 }
@@ -45,15 +46,28 @@ pub fn load_ssh_config(settings: &Settings) -> Result<SshConfig, Error> {
     Ok(SshConfig::load(&path)?)
 }
 
+/// The `hosts` event for `hosts`: their names and roles, in order.
+pub fn hosts_event(hosts: &[HostTarget]) -> EventKind {
+    EventKind::Hosts {
+        hosts: hosts
+            .iter()
+            .map(|h| HostEntry {
+                name: h.name.clone(),
+                roles: h.roles.clone(),
+            })
+            .collect(),
+    }
+}
+
 impl Fleet {
-    /// A fleet with no hosts yet.
+    /// A fleet with no hosts yet; its events go to `sink`.
     pub fn new(
         settings: &Settings,
         heartbeat: Option<Duration>,
         interrupted: Arc<AtomicBool>,
+        sink: Sink,
     ) -> Result<Self, Error> {
         let ssh_config = load_ssh_config(settings)?;
-        let reporter = Reporter::start(settings.format, settings.verbose, settings.color);
         let policy = WorkerSettings {
             heartbeat,
             ..WorkerSettings::default()
@@ -62,32 +76,28 @@ impl Fleet {
             ssh_config,
             policy,
             DEFAULT_MAX_HANDSHAKES,
-            reporter.sender(),
+            sink.clone(),
             interrupted.clone(),
         )
         .with_jump(settings.jump.clone());
         Ok(Fleet {
             pool,
-            reporter,
+            sink,
             interrupted,
         })
     }
 
-    /// Opens sessions to `hosts` (in parallel, bounded by the handshake limit).
-    pub fn connect(&self, hosts: &[HostTarget]) -> Result<(), Error> {
-        let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
-        self.reporter.set_hosts(&names);
-        self.pool.ensure(hosts).map_err(|e| match e.kind() {
-            // A bad ProxyJump / `via` / -J: a configuration error naming the host.
-            std::io::ErrorKind::InvalidInput => Error::Usage(e.to_string()),
-            _ => Error::Usage(format!("cannot start host threads: {e}")),
-        })
+    /// Opens sessions to `hosts` (in parallel, bounded by the handshake limit). A host that
+    /// cannot be reached, or whose configuration is wrong, fails its commands.
+    pub fn connect(&self, hosts: &[HostTarget]) {
+        self.sink.emit(&Arc::from(""), hosts_event(hosts));
+        self.pool.ensure(hosts);
     }
 
     /// Runs one command per (host, command) pair; output is streamed by the reporter.
     pub fn exec(&self, commands: &[(String, String)], how: &FanOut) -> Vec<HostResult> {
         let results = self.pool.fan_out(commands, how);
-        self.reporter.barrier();
+        self.sink.barrier();
         results
     }
 
@@ -95,24 +105,4 @@ impl Fleet {
     pub fn interrupted(&self) -> bool {
         self.interrupted.load(Ordering::SeqCst)
     }
-}
-
-/// Turns fan-out results into the run's outcome.
-pub fn outcome(results: &[HostResult], interrupted: bool) -> Result<(), Error> {
-    if interrupted {
-        return Err(Error::Interrupted);
-    }
-    let failed = results.iter().filter(|r| !r.ok()).count();
-    if failed == 0 {
-        return Ok(());
-    }
-    let unreachable = results
-        .iter()
-        .filter(|r| matches!(&r.result, Some(Err(e)) if e.is_connect_failure()))
-        .count();
-    Err(Error::HostsFailed {
-        failed,
-        unreachable,
-        total: results.len(),
-    })
 }

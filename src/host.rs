@@ -18,6 +18,8 @@ pub struct HostTarget {
     /// Forward the local ssh-agent, replacing the config's `ForwardAgent` (a recipe's
     /// `forward_agent: true`).
     pub forward_agent: Option<bool>,
+    /// The recipe's roles of this host, in declaration order (none without a recipe).
+    pub roles: Vec<String>,
 }
 
 impl HostTarget {
@@ -64,12 +66,19 @@ impl HostTarget {
             port,
             via: None,
             forward_agent: None,
+            roles: Vec::new(),
         })
     }
 
     /// This host with agent forwarding on or off (see [`HostTarget::forward_agent`]).
     pub fn with_forward_agent(mut self, on: Option<bool>) -> Self {
         self.forward_agent = on;
+        self
+    }
+
+    /// This host with `roles` (see [`HostTarget::roles`]).
+    pub fn with_roles(mut self, roles: Vec<String>) -> Self {
+        self.roles = roles;
         self
     }
 

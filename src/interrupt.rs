@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::error::EXIT_INTERRUPTED;
+use crate::exit;
 
 /// Installs the handler on a small tokio runtime thread and returns the flag it sets.
 pub fn install() -> Arc<AtomicBool> {
@@ -28,7 +28,7 @@ pub fn install() -> Arc<AtomicBool> {
                     seen.store(true, Ordering::SeqCst);
                     if presses > 1 {
                         eprintln!("\ninterrupted twice: exiting now");
-                        std::process::exit(EXIT_INTERRUPTED);
+                        std::process::exit(exit::INTERRUPTED);
                     }
                     eprintln!(
                         "\ninterrupted: no new commands; waiting for running ones (Ctrl-C again to exit now)"

@@ -8,7 +8,7 @@
 #[macro_export]
 macro_rules! outln {
     ($($arg:tt)*) => {
-        $crate::report::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+        $crate::stdout::write(format_args!("{}\n", format_args!($($arg)*)))
     };
 }
 
@@ -16,19 +16,23 @@ macro_rules! outln {
 #[macro_export]
 macro_rules! out {
     ($($arg:tt)*) => {
-        $crate::report::write_stdout(format_args!($($arg)*))
+        $crate::stdout::write(format_args!($($arg)*))
     };
 }
 
 pub mod backend;
 pub mod check;
 pub mod command;
+pub mod dispatch;
 pub mod duration;
 pub mod error;
 pub mod event;
+pub mod exit;
+pub mod failure;
 pub mod fleet;
 pub mod host;
 pub mod interrupt;
+pub mod outcome;
 pub mod pool;
 pub mod recipe;
 pub mod report;
@@ -37,4 +41,5 @@ pub mod runner;
 pub mod secret;
 pub mod settings;
 pub mod ssh;
+pub mod stdout;
 pub mod watch;

@@ -3,14 +3,15 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::dispatch::{self, Skipped, Spread};
 use crate::event::{EventKind, Sink};
 use crate::host::HostTarget;
 use crate::ssh::config::SshConfig;
-use crate::ssh::exec::{ExecOptions, ExecOutput};
+use crate::ssh::exec::{Echo, ExecOptions, ExecOutput};
 use crate::ssh::jump::{self, Jumps};
 use crate::ssh::limiter::HandshakeLimiter;
 use crate::ssh::policy::WorkerSettings;
@@ -29,8 +30,10 @@ pub struct HostResult {
     /// The command as sent (context applied).
     pub command: String,
     /// The output, or why there is none. `None` when the command was never dispatched
-    /// (an earlier failure or an interrupt stopped the fan-out).
+    /// (see `skipped`).
     pub result: Option<Result<ExecOutput, SshError>>,
+    /// Why the command was not dispatched, when `result` is `None`.
+    pub skipped: Option<Skipped>,
 }
 
 impl HostResult {
@@ -43,14 +46,10 @@ impl HostResult {
 /// How a fan-out proceeds.
 #[derive(Debug, Clone, Default)]
 pub struct FanOut {
-    /// At most this many hosts at once (`None`: all).
-    pub parallel: Option<usize>,
-    /// Stop dispatching to further hosts after the first failure.
-    pub stop_on_failure: bool,
+    /// Parallel, in sequence or in groups (see [`crate::dispatch`]).
+    pub spread: Spread,
     /// Deadline per command.
     pub timeout: Option<Duration>,
-    /// Pause between batches (`parallel` hosts each), as Capistrano's `wait:`.
-    pub wait: Option<Duration>,
     /// Run the commands on a pseudo-terminal (`on(.., #{ pty: true }, ..)`, `--pty`).
     pub pty: bool,
     /// A run's own cancel flag: once set, no further command is dispatched (besides the pool's
@@ -62,6 +61,10 @@ pub struct FanOut {
     pub kill: Option<Arc<AtomicBool>>,
     /// Bytes fed to every command's stdin (the sudo password line of an `as_user` command).
     pub stdin: Option<Vec<u8>>,
+    /// The command as the recipe wrote it, announced before dispatch (`» web1,web2 $ cmd`).
+    pub label: Option<String>,
+    /// Which of the commands' events are reported.
+    pub echo: Echo,
 }
 
 impl FanOut {
@@ -80,9 +83,17 @@ impl FanOut {
             pty: self.pty && self.stdin.is_none(),
             stop: self.kill.clone(),
             stdin: self.stdin.clone(),
+            echo: self.echo,
             ..ExecOptions::default()
         }
     }
+}
+
+/// A host of the pool: its worker, or why it has none (its configuration is wrong: every
+/// command of that host fails with that error, the other hosts run).
+enum Slot {
+    Worker(Arc<HostWorker>),
+    Broken(SshError),
 }
 
 /// Workers by host name.
@@ -91,7 +102,7 @@ pub struct Pool {
     settings: WorkerSettings,
     limiter: Arc<HandshakeLimiter>,
     events: Sink,
-    workers: Mutex<HashMap<String, Arc<HostWorker>>>,
+    workers: Mutex<HashMap<String, Slot>>,
     interrupted: Arc<AtomicBool>,
     /// Jump host workers (ProxyJump), one per route, shared by the hosts behind them.
     jumps: Jumps,
@@ -128,66 +139,92 @@ impl Pool {
         self
     }
 
-    fn workers(&self) -> MutexGuard<'_, HashMap<String, Arc<HostWorker>>> {
+    fn workers(&self) -> MutexGuard<'_, HashMap<String, Slot>> {
         // The map stays consistent even if a holder panicked.
         self.workers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn worker(&self, host: &str) -> Option<Arc<HostWorker>> {
-        self.workers().get(host).cloned()
+    /// The host's worker, or the error every command of the host gets.
+    fn worker(&self, host: &str) -> Result<Arc<HostWorker>, SshError> {
+        match self.workers().get(host) {
+            Some(Slot::Worker(w)) => Ok(w.clone()),
+            Some(Slot::Broken(e)) => Err(e.clone()),
+            None => Err(SshError::Session {
+                host: host.to_string(),
+                reason: "no session was opened for this host".into(),
+            }),
+        }
     }
 
-    /// Starts workers (and so connections) for hosts that have none yet, all at once.
-    pub fn ensure(&self, hosts: &[HostTarget]) -> std::io::Result<()> {
+    /// Starts workers (and so connections) for hosts that have none yet, all at once. A host
+    /// whose route is wrong gets no worker: its commands fail with that configuration error.
+    pub fn ensure(&self, hosts: &[HostTarget]) {
         let mut workers = self.workers();
         for host in hosts {
             if workers.contains_key(&host.name) {
                 continue;
             }
-            let mut config = self
-                .ssh_config
-                .resolve(&host.alias, host.user.as_deref(), host.port);
-            if let Some(on) = host.forward_agent {
-                config.forward_agent = on;
-            }
-            if config.forward_agent && crate::ssh::agent::local_agent().is_none() {
-                self.events.emit(
-                    &Arc::from(host.name.as_str()),
-                    EventKind::Warning {
-                        message: format!(
-                            "{}: agent forwarding was asked for (ForwardAgent / forward_agent), \
-                             but there is no local ssh-agent (SSH_AUTH_SOCK is not set): \
-                             commands run without one",
-                            host.name
-                        ),
-                    },
-                );
-            }
-            // -J beats a recipe's `via`, which beats the config's ProxyJump.
-            let over = self.jump.as_deref().or(host.via.as_deref());
-            let hops = jump::route(&self.ssh_config, &config, over).map_err(|e| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    format!("{}: {e}", host.name),
-                )
-            })?;
-            let via = self.jumps.via(hops)?;
-            let worker = HostWorker::spawn_via(
-                &host.name,
-                config,
-                self.settings.clone(),
-                self.limiter.clone(),
-                self.events.clone(),
-                via,
-            )?;
-            workers.insert(host.name.clone(), Arc::new(worker));
+            let slot = match self.start(host) {
+                Ok(w) => Slot::Worker(Arc::new(w)),
+                Err(e) => {
+                    self.events.emit(
+                        &Arc::from(host.name.as_str()),
+                        EventKind::ConnectFailed {
+                            error: e.to_string(),
+                        },
+                    );
+                    Slot::Broken(e)
+                }
+            };
+            workers.insert(host.name.clone(), slot);
         }
-        Ok(())
+    }
+
+    fn start(&self, host: &HostTarget) -> Result<HostWorker, SshError> {
+        let mut config = self
+            .ssh_config
+            .resolve(&host.alias, host.user.as_deref(), host.port);
+        if let Some(on) = host.forward_agent {
+            config.forward_agent = on;
+        }
+        if config.forward_agent && crate::ssh::agent::local_agent().is_none() {
+            self.events.emit(
+                &Arc::from(host.name.as_str()),
+                EventKind::Warning {
+                    message: format!(
+                        "{}: agent forwarding was asked for (ForwardAgent / forward_agent), \
+                         but there is no local ssh-agent (SSH_AUTH_SOCK is not set): \
+                         commands run without one",
+                        host.name
+                    ),
+                },
+            );
+        }
+        // -J beats a recipe's `via`, which beats the config's ProxyJump.
+        let over = self.jump.as_deref().or(host.via.as_deref());
+        let hops = jump::route(&self.ssh_config, &config, over).map_err(|e| SshError::Config {
+            host: host.name.clone(),
+            message: e,
+        })?;
+        let thread_error = |e: std::io::Error| SshError::Session {
+            host: host.name.clone(),
+            reason: format!("cannot start its thread: {e}"),
+        };
+        let via = self.jumps.via(hops).map_err(thread_error)?;
+        HostWorker::spawn_via(
+            &host.name,
+            config,
+            self.settings.clone(),
+            self.limiter.clone(),
+            self.events.clone(),
+            via,
+        )
+        .map_err(thread_error)
     }
 
     /// Closes the sessions of hosts not in `keep`.
     pub fn retain(&self, keep: &[HostTarget]) {
-        let removed: Vec<Arc<HostWorker>> = {
+        let removed: Vec<Slot> = {
             let mut workers = self.workers();
             let gone: Vec<String> = workers
                 .keys()
@@ -208,63 +245,47 @@ impl Pool {
         names
     }
 
-    /// Runs `commands` (host name, command) across their hosts and returns the results in the
-    /// same order. Hosts must have been [`ensure`](Pool::ensure)d.
+    /// Runs `commands` (host name, command) across their hosts as `how.spread` says and returns
+    /// the results in the same order. Hosts must have been [`ensure`](Pool::ensure)d.
     pub fn fan_out(&self, commands: &[(String, String)], how: &FanOut) -> Vec<HostResult> {
-        let (tx, rx) = mpsc::channel::<(usize, Result<ExecOutput, SshError>)>();
-        let mut results: Vec<HostResult> = commands
+        let slots = dispatch::run(
+            commands.len(),
+            &how.spread,
+            &|| self.interrupted.load(Ordering::SeqCst) || how.cancelled(),
+            &|r: &Result<ExecOutput, SshError>| !matches!(r, Ok(out) if out.status.success()),
+            |i, done| {
+                let (host, command) = &commands[i];
+                match self.worker(host) {
+                    Ok(w) => w.exec(command, how.exec_options(), Box::new(move |r| done.send(r))),
+                    Err(e) => done.send(Err(e)),
+                }
+            },
+        );
+        commands
             .iter()
-            .map(|(host, command)| HostResult {
-                host: host.clone(),
-                command: command.clone(),
-                result: None,
+            .zip(slots)
+            .map(|((host, command), slot)| {
+                let (result, skipped) = match slot {
+                    dispatch::Slot::Done(r) => (Some(r), None),
+                    dispatch::Slot::Skipped(why) => (None, Some(why)),
+                };
+                HostResult {
+                    host: host.clone(),
+                    command: command.clone(),
+                    result,
+                    skipped,
+                }
             })
-            .collect();
-        let limit = how.parallel.unwrap_or(usize::MAX).max(1);
-        // With `wait`, hosts go in batches of `limit` with a pause between batches; without,
-        // a new host starts as soon as one finishes.
-        let batches = how.wait.is_some();
-        let (mut next, mut running, mut stop) = (0, 0, false);
-        loop {
-            let between_batches = batches && running > 0;
-            if !stop && !between_batches {
-                if let (Some(wait), true) = (how.wait, next > 0 && next < commands.len()) {
-                    std::thread::sleep(wait);
-                }
-                while running < limit && next < commands.len() {
-                    if self.interrupted.load(Ordering::SeqCst) || how.cancelled() {
-                        stop = true;
-                        break;
-                    }
-                    self.dispatch(&commands[next], next, how, tx.clone());
-                    next += 1;
-                    running += 1;
-                }
-            }
-            if running == 0 {
-                break;
-            }
-            let Ok((index, result)) = rx.recv() else {
-                break;
-            };
-            running -= 1;
-            let failed = !matches!(&result, Ok(out) if out.status.success());
-            results[index].result = Some(result);
-            if failed && how.stop_on_failure {
-                stop = true;
-            }
-        }
-        results
+            .collect()
     }
 
-    /// Runs one command on one host and waits for it; `opts` carries its stdin, deadline, PTY
-    /// and stop flag; `quiet` keeps its stdout lines from the reporter.
+    /// Runs one command on one host and waits for it; `opts` carries its stdin, deadline, PTY,
+    /// stop flag and which of its events are reported.
     pub fn exec_one(
         &self,
         host: &str,
         command: &str,
         opts: ExecOptions,
-        quiet: bool,
     ) -> Result<ExecOutput, SshError> {
         let (tx, rx) = mpsc::channel();
         let reply = Box::new(move |r| {
@@ -272,11 +293,8 @@ impl Pool {
             let _ = tx.send(r);
         });
         match self.worker(host) {
-            Some(w) => w.exec(command, opts, quiet, reply),
-            None => reply(Err(SshError::Session {
-                host: host.to_string(),
-                reason: "no session was opened for this host".into(),
-            })),
+            Ok(w) => w.exec(command, opts, reply),
+            Err(e) => reply(Err(e)),
         }
         rx.recv().unwrap_or_else(|_| {
             Err(SshError::Session {
@@ -284,25 +302,5 @@ impl Pool {
                 reason: "the host's worker thread has stopped".into(),
             })
         })
-    }
-
-    fn dispatch(
-        &self,
-        (host, command): &(String, String),
-        index: usize,
-        how: &FanOut,
-        tx: Sender<(usize, Result<ExecOutput, SshError>)>,
-    ) {
-        let reply = Box::new(move |r| {
-            // The receiver lives until every dispatched job has replied.
-            let _ = tx.send((index, r));
-        });
-        match self.worker(host) {
-            Some(w) => w.exec(command, how.exec_options(), false, reply),
-            None => reply(Err(SshError::Session {
-                host: host.clone(),
-                reason: "no session was opened for this host".into(),
-            })),
-        }
     }
 }

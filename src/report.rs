@@ -1,8 +1,7 @@
-//! Output: host-prefixed lines, tether's own event lines, a live status line on a TTY, the
-//! summary, and a JSON event stream (`--format json`).
-//!
-//! Events from every host worker arrive on one channel and are printed by one reporter thread,
-//! so lines never interleave mid-line.
+//! Output: one reporter thread turns the events of a run into host-prefixed lines, tether's
+//! own lines, a live status line on a terminal, summaries, or (`--format json`) one JSON
+//! object per event. Every part of tether reports through its [`Sink`], so lines never
+//! interleave mid-line and the text and JSON views show the same run.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal as _, Write};
@@ -11,20 +10,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use anstyle::{AnsiColor, Style};
+
 use crate::duration::format as format_duration;
-use crate::event::{Event, EventKind, Message, Sink, Stream};
+use crate::event::{Event, EventKind, HostOutcome, Message, Sink, Stream};
+use crate::outcome::{failure_text, status_words};
 use crate::pool::HostResult;
 use crate::settings::{Color, Format};
-use crate::ssh::exec::ExitStatus;
-
-/// Writes to stdout for [`outln!`](crate::outln); see there.
-pub fn write_stdout(args: std::fmt::Arguments) {
-    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(141);
-        }
-    }
-}
 
 /// What the reporter knows about one host.
 #[derive(Debug, Clone, Default)]
@@ -39,8 +31,10 @@ pub struct HostStats {
     pub idle_since: Option<Instant>,
     /// When the last heartbeat succeeded.
     pub last_heartbeat: Option<Instant>,
-    /// When the current session was opened.
+    /// When the current session was opened; `None` while it has none.
     pub connected_at: Option<Instant>,
+    /// Why the host has no session (it never connected, or could not be reconnected).
+    pub failed: Option<String>,
 }
 
 #[derive(Default)]
@@ -48,230 +42,147 @@ struct State {
     width: usize,
     order: Vec<String>,
     hosts: BTreeMap<String, HostStats>,
-    step: Option<(String, Instant)>,
+    /// Tasks in progress, innermost last, with their start.
+    tasks: Vec<(String, Instant)>,
     status_shown: bool,
 }
 
 /// Prints events; see the module docs.
 pub struct Reporter {
-    tx: Sink,
+    sink: Sink,
     state: Arc<Mutex<State>>,
-    style: Style,
+    look: Look,
     thread: Option<JoinHandle<()>>,
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Style {
+struct Look {
     format: Format,
-    color: bool,
+    /// A live status line (text on a terminal).
     live: bool,
+    /// The status line is dimmed (written past anstream, so it decides itself).
+    dim: bool,
     verbose: bool,
 }
 
-const COLORS: [&str; 6] = ["36", "35", "34", "32", "33", "96"];
+const HOST_COLORS: [AnsiColor; 6] = [
+    AnsiColor::Cyan,
+    AnsiColor::Magenta,
+    AnsiColor::Blue,
+    AnsiColor::Green,
+    AnsiColor::Yellow,
+    AnsiColor::BrightCyan,
+];
+
+fn fg(c: AnsiColor) -> Style {
+    Style::new().fg_color(Some(c.into()))
+}
+
+fn paint(style: Style, text: &str) -> String {
+    format!("{style}{text}{style:#}")
+}
+
+fn bold(text: &str) -> String {
+    paint(Style::new().bold(), text)
+}
 
 impl Reporter {
-    /// Starts the reporter thread. `verbose` prints heartbeats even on a TTY; `color` as
-    /// `--color` says (`auto`: on a terminal, unless `NO_COLOR` is set).
+    /// Starts the reporter thread. `verbose` prints heartbeats and every command even on a
+    /// terminal; `color` as `--color` says (`auto`: on a terminal, unless `NO_COLOR` is set).
     pub fn start(format: Format, verbose: bool, color: Color) -> Self {
         let tty = std::io::stdout().is_terminal();
-        let color = match color {
-            Color::Always => true,
-            Color::Never => false,
-            Color::Auto => tty && std::env::var_os("NO_COLOR").is_none(),
-        };
-        let style = Style {
+        anstream::ColorChoice::write_global(match (format, color) {
+            (Format::Json, _) | (_, Color::Never) => anstream::ColorChoice::Never,
+            (_, Color::Always) => anstream::ColorChoice::Always,
+            (_, Color::Auto) => anstream::ColorChoice::Auto,
+        });
+        let look = Look {
             format,
-            color: color && format == Format::Text,
             live: tty && format == Format::Text,
+            dim: anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never,
             verbose,
         };
-        let (tx, rx) = crate::event::channel();
+        let (sink, rx) = crate::event::channel();
         let state = Arc::new(Mutex::new(State::default()));
         let thread_state = state.clone();
         let thread = std::thread::Builder::new()
             .name("reporter".into())
-            .spawn(move || run(rx, thread_state, style))
+            .spawn(move || run(rx, thread_state, look))
             .ok();
         Reporter {
-            tx,
+            sink,
             state,
-            style,
+            look,
             thread,
         }
     }
 
-    /// The channel workers send events to.
-    pub fn sender(&self) -> Sink {
-        self.tx.clone()
-    }
-
-    fn state(&self) -> MutexGuard<'_, State> {
-        lock(&self.state)
-    }
-
-    /// Declares the hosts of the run (for the prefix width and the status line).
-    pub fn set_hosts(&self, names: &[String]) {
-        let mut st = self.state();
-        for n in names {
-            if !st.order.contains(n) {
-                st.order.push(n.clone());
-            }
-            st.hosts.entry(n.clone()).or_default();
-        }
-        st.width = st
-            .order
-            .iter()
-            .map(|n| n.chars().count())
-            .max()
-            .unwrap_or(0);
-    }
-
-    /// Names the step in progress, for the live status line.
-    pub fn set_step(&self, step: Option<&str>) {
-        self.state().step = step.map(|s| (s.to_string(), Instant::now()));
+    /// The channel every part of the run reports to.
+    pub fn sink(&self) -> Sink {
+        self.sink.clone()
     }
 
     /// Waits until every event sent before this call has been printed.
     pub fn barrier(&self) {
-        self.tx.barrier();
+        self.sink.barrier();
     }
 
     /// Per-host counters.
     pub fn stats(&self) -> BTreeMap<String, HostStats> {
-        self.state().hosts.clone()
+        lock(&self.state).hosts.clone()
     }
 
-    /// Announces a task: a `▶ name` header, or a `task_started` JSON event.
-    pub fn task_started(&self, task: &str) {
-        if self.style.format == Format::Json {
-            crate::outln!("{{\"event\":\"task_started\",\"task\":{}}}", json(task));
-            return;
-        }
-        let header = self.paint("1", &format!("▶ {task}"));
-        self.line(&header);
-    }
-
-    /// Prints a line of tether's own (not from a host) on stdout, above the status line.
-    pub fn line(&self, text: &str) {
-        if self.style.format == Format::Json {
-            return;
-        }
-        let mut st = self.state();
-        clear_status(&mut st, self.style);
-        crate::outln!("{}", crate::secret::mask(text));
-    }
-
-    /// Prints the summary of one fan-out (text format), failures last with stderr tails.
+    /// Reports the outcome of every host of one fan-out (`tether run`), failures with their
+    /// stderr tails; returns once it is printed.
     pub fn summary(&self, results: &[HostResult], elapsed: Duration) {
-        self.barrier();
-        let stats = self.stats();
-        if self.style.format == Format::Json {
-            for r in results {
-                let (status, ok) = result_words(r);
-                let s = stats.get(&r.host).cloned().unwrap_or_default();
-                crate::outln!(
-                    "{{\"event\":\"summary\",\"host\":{},\"ok\":{ok},\"status\":{},\"heartbeats\":{},\"reconnects\":{}}}",
-                    json(&r.host),
-                    json(&status),
-                    s.heartbeats,
-                    s.reconnects
-                );
-            }
-            return;
-        }
-        let mut st = self.state();
-        clear_status(&mut st, self.style);
-        let width = results
+        let hosts = results
             .iter()
-            .map(|r| r.host.chars().count())
-            .max()
-            .unwrap_or(0);
-        let failed = results.iter().filter(|r| !r.ok()).count();
-        let mut out = String::new();
-        out.push_str(&format!(
-            "\n{} {} ok, {} failed, {}\n",
-            self.paint("1", "summary:"),
-            results.len() - failed,
-            failed,
-            format_duration(elapsed)
-        ));
-        for r in results {
-            let (status, ok) = result_words(r);
-            let took = match &r.result {
-                Some(Ok(out)) => format_duration(out.duration),
-                _ => String::new(),
-            };
-            let s = stats.get(&r.host).cloned().unwrap_or_default();
-            let mut keep = String::new();
-            if s.heartbeats > 0 || s.reconnects > 0 {
-                keep = format!(
-                    "  ({} heartbeat{}, {} reconnect{})",
-                    s.heartbeats,
-                    plural(s.heartbeats),
-                    s.reconnects,
-                    plural(s.reconnects)
-                );
-            }
-            let status = if ok {
-                self.paint("32", &status)
-            } else {
-                self.paint("31", &status)
-            };
-            out.push_str(&format!("  {:width$}  {status}  {took}{keep}\n", r.host));
-        }
-        for r in results.iter().filter(|r| !r.ok()) {
-            out.push_str(&format!("\n{}\n", self.paint("31", &failure_text(r))));
-        }
-        crate::out!("{out}");
-        let _ = std::io::stdout().flush();
-    }
-
-    /// Prints the end of a recipe run: its outcome and, per host, the heartbeats and
-    /// reconnects that kept its session alive.
-    pub fn sessions_summary(&self, title: &str, elapsed: Duration) {
-        self.barrier();
-        let stats = self.stats();
-        if self.style.format == Format::Json {
-            for (host, s) in &stats {
-                crate::outln!(
-                    "{{\"event\":\"session_summary\",\"host\":{},\"heartbeats\":{},\"reconnects\":{}}}",
-                    json(host),
-                    s.heartbeats,
-                    s.reconnects
-                );
-            }
-            return;
-        }
-        let mut st = self.state();
-        clear_status(&mut st, self.style);
-        let mut out = format!(
-            "\n{} {title} in {}\n",
-            self.paint("1", "done:"),
-            format_duration(elapsed)
+            .map(|r| {
+                let (status, ok) = status_words(r);
+                HostOutcome {
+                    host: r.host.clone(),
+                    ok,
+                    status,
+                    duration: match &r.result {
+                        Some(Ok(out)) => Some(out.duration),
+                        _ => None,
+                    },
+                    failure: match &r.result {
+                        Some(result) if !ok => Some(failure_text(&r.host, &r.command, result)),
+                        None => Some(format!(
+                            "{}: `{}` was not run ({})",
+                            r.host,
+                            r.command,
+                            crate::outcome::skipped_words(
+                                r.skipped.unwrap_or(crate::dispatch::Skipped::Cancelled)
+                            )
+                        )),
+                        _ => None,
+                    },
+                }
+            })
+            .collect();
+        self.sink.emit(
+            &Arc::from(""),
+            EventKind::Summary {
+                hosts,
+                duration: elapsed,
+            },
         );
-        let width = st
-            .order
-            .iter()
-            .map(|n| n.chars().count())
-            .max()
-            .unwrap_or(0);
-        for host in &st.order {
-            let s = stats.get(host).cloned().unwrap_or_default();
-            out.push_str(&format!(
-                "  {host:width$}  one session, {} heartbeat{}, {} reconnect{}\n",
-                s.heartbeats,
-                plural(s.heartbeats),
-                s.reconnects,
-                plural(s.reconnects)
-            ));
-        }
-        crate::out!("{out}");
-        let _ = std::io::stdout().flush();
+        self.barrier();
     }
 
-    fn paint(&self, code: &str, text: &str) -> String {
-        paint(self.style, code, text)
+    /// Reports the end of a recipe run and, per host, its session; returns once printed.
+    pub fn run_finished(&self, title: &str, ok: bool, elapsed: Duration) {
+        self.sink.emit(
+            &Arc::from(""),
+            EventKind::RunFinished {
+                title: title.to_string(),
+                ok,
+                duration: elapsed,
+            },
+        );
+        self.barrier();
     }
 }
 
@@ -279,12 +190,12 @@ impl Drop for Reporter {
     fn drop(&mut self) {
         self.barrier();
         {
-            let mut st = self.state();
-            clear_status(&mut st, self.style);
+            let mut st = lock(&self.state);
+            clear_status(&mut st, self.look);
         }
-        // Replacing our sender lets the thread end once the workers' senders are gone too;
-        // it is detached otherwise (workers may outlive the reporter in a panic).
-        self.tx = crate::event::channel().0;
+        // Replacing our sink lets the thread end once the workers' sinks are gone too; it is
+        // detached otherwise (workers may outlive the reporter in a panic).
+        self.sink = crate::event::channel().0;
         self.thread.take();
     }
 }
@@ -297,79 +208,30 @@ fn plural(n: u64) -> &'static str {
     }
 }
 
-/// One failed host, with command, status and the tail of stderr.
-pub fn failure_text(r: &HostResult) -> String {
-    match &r.result {
-        None => format!("{}: `{}` was not run (stopped earlier)", r.host, r.command),
-        Some(Err(e)) => e.to_string(),
-        Some(Ok(out)) => {
-            let mut text = format!(
-                "{}: `{}` failed with {} after {}",
-                r.host,
-                r.command,
-                out.status,
-                format_duration(out.duration)
-            );
-            let tail = stderr_tail(&out.stderr, 10);
-            if !tail.is_empty() {
-                text.push_str("\n  stderr (last lines):");
-                for l in tail {
-                    text.push_str("\n    ");
-                    text.push_str(&l);
-                }
-            }
-            text
-        }
-    }
-}
-
-/// The last `n` non-empty lines of stderr.
-pub fn stderr_tail(stderr: &[u8], n: usize) -> Vec<String> {
-    let text = String::from_utf8_lossy(stderr);
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(n)..]
-        .iter()
-        .map(|l| l.to_string())
-        .collect()
-}
-
-fn result_words(r: &HostResult) -> (String, bool) {
-    match &r.result {
-        None => ("not run".into(), false),
-        Some(Ok(out)) => match &out.status {
-            ExitStatus::Code(0) => ("ok".into(), true),
-            ExitStatus::Code(c) => (format!("exit {c}"), false),
-            ExitStatus::Signal(s) => (format!("signal {s}"), false),
-            ExitStatus::Missing => ("no exit status".into(), false),
-        },
-        Some(Err(e)) if e.is_connect_failure() => ("unreachable".into(), false),
-        Some(Err(crate::ssh::SshError::CommandTimeout { .. })) => ("timed out".into(), false),
-        Some(Err(crate::ssh::SshError::CommandStopped { .. })) => ("stopped".into(), false),
-        Some(Err(_)) => ("connection lost".into(), false),
-    }
-}
-
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     // Printing state stays usable even if a printing thread panicked.
     state.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn paint(style: Style, code: &str, text: &str) -> String {
-    if style.color {
-        format!("\x1b[{code}m{text}\x1b[0m")
-    } else {
-        text.to_string()
+/// Writes terminal control sequences (the status line) past anstream, which would strip them
+/// under `--color never`.
+fn raw(text: &str) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(crate::exit::BROKEN_PIPE);
+        }
     }
 }
 
-fn clear_status(st: &mut State, style: Style) {
-    if style.live && st.status_shown {
-        crate::out!("\r\x1b[2K");
+fn clear_status(st: &mut State, look: Look) {
+    if look.live && st.status_shown {
+        raw("\r\x1b[2K");
         st.status_shown = false;
     }
 }
 
-fn run(rx: Receiver<Message>, state: Arc<Mutex<State>>, style: Style) {
+fn run(rx: Receiver<Message>, state: Arc<Mutex<State>>, look: Look) {
     let started = Instant::now();
     loop {
         match rx.recv_timeout(Duration::from_millis(250)) {
@@ -380,33 +242,67 @@ fn run(rx: Receiver<Message>, state: Arc<Mutex<State>>, style: Style) {
             Ok(Message::Event(event)) => {
                 let mut st = lock(&state);
                 record(&mut st, &event);
-                match style.format {
-                    Format::Json => crate::outln!("{}", event_json(&event, started)),
-                    Format::Text => {
-                        if let Some(text) = event_text(&st, style, &event) {
-                            clear_status(&mut st, style);
-                            crate::outln!("{text}");
-                        }
+                let lines = match look.format {
+                    Format::Json => json_lines(&st, &event, started),
+                    Format::Text => text_lines(&st, look, &event),
+                };
+                if !lines.is_empty() {
+                    clear_status(&mut st, look);
+                    for line in lines {
+                        crate::outln!("{line}");
                     }
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
-        if style.live {
+        if look.live {
             let mut st = lock(&state);
-            draw_status(&mut st, style);
+            draw_status(&mut st, look);
         }
         let _ = std::io::stdout().flush();
     }
 }
 
 fn record(st: &mut State, event: &Event) {
+    if let EventKind::Hosts { hosts } = &event.kind {
+        for h in hosts {
+            if !st.order.contains(&h.name) {
+                st.order.push(h.name.clone());
+            }
+            st.hosts.entry(h.name.clone()).or_default();
+        }
+        st.width = st
+            .order
+            .iter()
+            .map(|n| n.chars().count())
+            .max()
+            .unwrap_or(0);
+        return;
+    }
+    match &event.kind {
+        EventKind::TaskStarted { task } => st.tasks.push((task.clone(), event.at)),
+        EventKind::TaskFinished { task, .. } => {
+            if let Some(i) = st.tasks.iter().rposition(|(t, _)| t == task) {
+                st.tasks.truncate(i);
+            }
+        }
+        EventKind::RunFinished { .. } | EventKind::Summary { .. } => st.tasks.clear(),
+        _ => {}
+    }
+    if event.host.is_empty() {
+        return;
+    }
     let h = st.hosts.entry(event.host.to_string()).or_default();
     match &event.kind {
         EventKind::Connected { .. } => {
             h.connected_at = Some(event.at);
             h.idle_since = Some(event.at);
+            h.failed = None;
+        }
+        EventKind::ConnectFailed { error } | EventKind::Unreachable { error } => {
+            h.connected_at = None;
+            h.failed = Some(error.clone());
         }
         EventKind::Started { .. } => h.busy = true,
         EventKind::Finished { .. } => {
@@ -420,31 +316,38 @@ fn record(st: &mut State, event: &Event) {
         EventKind::Reconnected { .. } => {
             h.reconnects += 1;
             h.connected_at = Some(event.at);
+            h.failed = None;
         }
         _ => {}
     }
 }
 
-fn prefix(st: &State, style: Style, host: &str, mark: &str, mark_color: &str) -> String {
+fn prefix(st: &State, host: &str, mark: &str, mark_style: Style) -> String {
     let width = st.width.max(host.chars().count());
     let index = st.order.iter().position(|n| n == host).unwrap_or(0);
     let name = paint(
-        style,
-        COLORS[index % COLORS.len()],
+        fg(HOST_COLORS[index % HOST_COLORS.len()]),
         &format!("{host:width$}"),
     );
-    format!("{name} {}", paint(style, mark_color, mark))
+    format!("{name} {}", paint(mark_style, mark))
 }
 
-fn event_text(st: &State, style: Style, event: &Event) -> Option<String> {
+/// The text lines of `event` (none for events text output does not show).
+fn text_lines(st: &State, look: Look, event: &Event) -> Vec<String> {
     let host = &*event.host;
-    let ours = |text: String| Some(format!("{} {text}", prefix(st, style, host, "~", "33")));
+    let ours = |text: String| {
+        vec![format!(
+            "{} {text}",
+            prefix(st, host, "~", fg(AnsiColor::Yellow))
+        )]
+    };
+    let plan = |text: String| vec![format!("{} {text}", prefix(st, host, "|", Style::new()))];
     match &event.kind {
-        EventKind::Output { stream, line } => Some(match stream {
-            Stream::Stdout => format!("{} {line}", prefix(st, style, host, "|", "0")),
-            Stream::Stderr => format!("{} {line}", prefix(st, style, host, "!", "31")),
-        }),
-        EventKind::Heartbeat { rtt, probe } if !style.live || style.verbose => ours(format!(
+        EventKind::Output { stream, line } => vec![match stream {
+            Stream::Stdout => format!("{} {line}", prefix(st, host, "|", Style::new())),
+            Stream::Stderr => format!("{} {line}", prefix(st, host, "!", fg(AnsiColor::Red))),
+        }],
+        EventKind::Heartbeat { rtt, probe } if !look.live || look.verbose => ours(format!(
             "idle, kept alive: heartbeat {}{}",
             format_duration(*rtt),
             if *probe {
@@ -465,20 +368,194 @@ fn event_text(st: &State, style: Style, event: &Event) -> Option<String> {
             format_duration(*died_after),
             format_duration(*interval)
         )),
-        EventKind::Unreachable { error } => ours(error.to_string()),
+        EventKind::Unreachable { error } => ours(error.clone()),
         EventKind::ConnectFailed { error } => ours(format!("cannot connect: {error}")),
+        EventKind::Warning { message } if host.is_empty() => vec![format!("warning: {message}")],
         EventKind::Warning { message } => ours(format!("warning: {message}")),
-        EventKind::Connected { setup } if style.verbose => {
+        EventKind::Connected { setup } if look.verbose => {
             ours(format!("connected in {}", format_duration(*setup)))
         }
-        EventKind::Started { command } if style.verbose => ours(format!("$ {command}")),
-        _ => None,
+        EventKind::Started { command } if look.verbose => ours(format!("$ {command}")),
+        EventKind::TaskStarted { task } => vec![bold(&format!("▶ {task}"))],
+        EventKind::Print { text } => vec![text.clone()],
+        EventKind::OnCommand { hosts, command } => {
+            vec![format!("» {} $ {command}", hosts.join(","))]
+        }
+        EventKind::Planned { command } => plan(format!("$ {command}")),
+        EventKind::PlannedUpload {
+            local,
+            remote,
+            bytes,
+        } => {
+            let size = bytes.map_or_else(|| "made during the run".into(), |b| format!("{b} bytes"));
+            plan(format!("upload {local} -> {remote} ({size})"))
+        }
+        EventKind::PlannedLocal { command } => vec![format!("local | $ {command}")],
+        EventKind::LocalOutput { line, .. } => vec![format!("local ! {line}")],
+        EventKind::Summary { hosts, duration } => summary_text(st, hosts, *duration),
+        EventKind::RunFinished {
+            title, duration, ..
+        } => sessions_text(st, title, *duration),
+        EventKind::Record(r) => r.text.clone(),
+        _ => Vec::new(),
     }
 }
 
-fn draw_status(st: &mut State, style: Style) {
-    let Some((step, since)) = st.step.clone() else {
-        clear_status(st, style);
+fn summary_text(st: &State, hosts: &[HostOutcome], elapsed: Duration) -> Vec<String> {
+    let width = hosts
+        .iter()
+        .map(|r| r.host.chars().count())
+        .max()
+        .unwrap_or(0);
+    let failed = hosts.iter().filter(|r| !r.ok).count();
+    let mut out = vec![
+        String::new(),
+        format!(
+            "{} {} ok, {failed} failed, {}",
+            bold("summary:"),
+            hosts.len() - failed,
+            format_duration(elapsed)
+        ),
+    ];
+    for r in hosts {
+        let took = r.duration.map(format_duration).unwrap_or_default();
+        let s = st.hosts.get(&r.host).cloned().unwrap_or_default();
+        let mut keep = String::new();
+        if s.heartbeats > 0 || s.reconnects > 0 {
+            keep = format!(
+                "  ({} heartbeat{}, {} reconnect{})",
+                s.heartbeats,
+                plural(s.heartbeats),
+                s.reconnects,
+                plural(s.reconnects)
+            );
+        }
+        let color = if r.ok {
+            AnsiColor::Green
+        } else {
+            AnsiColor::Red
+        };
+        out.push(format!(
+            "  {:width$}  {}  {took}{keep}",
+            r.host,
+            paint(fg(color), &r.status)
+        ));
+    }
+    for f in hosts.iter().filter_map(|r| r.failure.as_ref()) {
+        out.push(String::new());
+        out.push(paint(fg(AnsiColor::Red), f));
+    }
+    out
+}
+
+fn sessions_text(st: &State, title: &str, elapsed: Duration) -> Vec<String> {
+    let mut out = vec![
+        String::new(),
+        format!("{} {title} in {}", bold("done:"), format_duration(elapsed)),
+    ];
+    let width = st
+        .order
+        .iter()
+        .map(|n| n.chars().count())
+        .max()
+        .unwrap_or(0);
+    for host in &st.order {
+        let s = st.hosts.get(host).cloned().unwrap_or_default();
+        let what = match (&s.connected_at, &s.failed) {
+            (Some(_), _) => format!(
+                "one session, {} heartbeat{}, {} reconnect{}",
+                s.heartbeats,
+                plural(s.heartbeats),
+                s.reconnects,
+                plural(s.reconnects)
+            ),
+            (None, Some(why)) if s.reconnects == 0 && s.heartbeats == 0 => {
+                format!("never connected ({why})")
+            }
+            (None, Some(why)) => format!(
+                "session lost after {} heartbeat{}, {} reconnect{} ({why})",
+                s.heartbeats,
+                plural(s.heartbeats),
+                s.reconnects,
+                plural(s.reconnects)
+            ),
+            (None, None) => "not connected (the run did not need it)".into(),
+        };
+        out.push(format!("  {host:width$}  {what}"));
+    }
+    out
+}
+
+/// The JSON lines of `event`: one object, or one per host for the summaries.
+fn json_lines(st: &State, event: &Event, started: Instant) -> Vec<String> {
+    let t = event.at.saturating_duration_since(started).as_secs_f64();
+    let t = (t * 1000.0).round() / 1000.0;
+    match &event.kind {
+        EventKind::Summary { hosts, .. } => hosts
+            .iter()
+            .map(|h| {
+                let s = st.hosts.get(&h.host).cloned().unwrap_or_default();
+                let mut v = serde_json::json!({
+                    "t": t,
+                    "type": "summary",
+                    "heartbeats": s.heartbeats,
+                    "reconnects": s.reconnects,
+                });
+                merge(&mut v, serde_json::to_value(h));
+                v.to_string()
+            })
+            .chain(std::iter::once(wire(event, t)))
+            .collect(),
+        EventKind::RunFinished { .. } => st
+            .order
+            .iter()
+            .map(|host| {
+                let s = st.hosts.get(host).cloned().unwrap_or_default();
+                serde_json::json!({
+                    "t": t,
+                    "type": "session_summary",
+                    "host": host,
+                    "connected": s.connected_at.is_some(),
+                    "heartbeats": s.heartbeats,
+                    "reconnects": s.reconnects,
+                    "error": s.failed,
+                })
+                .to_string()
+            })
+            .chain(std::iter::once(wire(event, t)))
+            .collect(),
+        _ => vec![wire(event, t)],
+    }
+}
+
+fn merge(into: &mut serde_json::Value, from: Result<serde_json::Value, serde_json::Error>) {
+    if let (Some(into), Ok(serde_json::Value::Object(from))) = (into.as_object_mut(), from) {
+        into.extend(from);
+    }
+}
+
+/// `{"t":..,"host":..,"type":..,...}` for one event.
+fn wire(event: &Event, t: f64) -> String {
+    #[derive(serde::Serialize)]
+    struct Wire<'a> {
+        t: f64,
+        #[serde(skip_serializing_if = "str::is_empty")]
+        host: &'a str,
+        #[serde(flatten)]
+        kind: &'a EventKind,
+    }
+    let wire = Wire {
+        t,
+        host: &event.host,
+        kind: &event.kind,
+    };
+    // Plain data with string keys: serialising it cannot fail.
+    serde_json::to_string(&wire).unwrap_or_default()
+}
+
+fn draw_status(st: &mut State, look: Look) {
+    let Some((step, since)) = st.tasks.last().cloned() else {
+        clear_status(st, look);
         return;
     };
     let now = Instant::now();
@@ -492,7 +569,7 @@ fn draw_status(st: &mut State, style: Style) {
         .order
         .iter()
         .filter_map(|n| st.hosts.get(n).map(|h| (n.as_str(), h)))
-        .filter(|(_, h)| !h.busy)
+        .filter(|(_, h)| !h.busy && h.connected_at.is_some())
         .collect();
     let mut line = format!("{step} {}", format_duration(now - since));
     if !busy.is_empty() {
@@ -517,59 +594,11 @@ fn draw_status(st: &mut State, style: Style) {
             format_duration(longest)
         ));
     }
-    crate::out!("\r\x1b[2K{}", paint(style, "2", &line));
-    st.status_shown = true;
-}
-
-/// JSON string literal for `s`.
-pub fn json(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-fn event_json(event: &Event, started: Instant) -> String {
-    #[derive(serde::Serialize)]
-    struct Wire<'a> {
-        t: f64,
-        #[serde(skip_serializing_if = "str::is_empty")]
-        host: &'a str,
-        #[serde(flatten)]
-        kind: &'a EventKind,
-    }
-    let t = event.at.saturating_duration_since(started).as_secs_f64();
-    let wire = Wire {
-        t: (t * 1000.0).round() / 1000.0,
-        host: &event.host,
-        kind: &event.kind,
+    let style = if look.dim {
+        Style::new().dimmed()
+    } else {
+        Style::new()
     };
-    // Plain data with string keys: serialising it cannot fail.
-    serde_json::to_string(&wire).unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_escapes() {
-        assert_eq!(json("a\"b\\c\n\u{1}"), "\"a\\\"b\\\\c\\n\\u0001\"");
-    }
-
-    #[test]
-    fn tail_keeps_last_non_empty_lines() {
-        assert_eq!(stderr_tail(b"a\n\nb\nc\n", 2), ["b", "c"]);
-    }
+    raw(&format!("\r\x1b[2K{}", paint(style, &line)));
+    st.status_shown = true;
 }

@@ -2,12 +2,16 @@
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use crate::dispatch::Spread;
 use crate::error::Error;
+use crate::event::EventKind;
 use crate::fleet::{self, Fleet};
 use crate::host::HostTarget;
+use crate::outcome::step_failure;
 use crate::pool::FanOut;
+use crate::report::Reporter;
 use crate::runner;
 use crate::settings::Settings;
 
@@ -17,7 +21,7 @@ pub struct RunOptions {
     /// With a recipe: select this stage's servers.
     pub stage: Option<String>,
     /// Give up on a host whose command runs longer than this.
-    pub timeout: Option<std::time::Duration>,
+    pub timeout: Option<Duration>,
     /// The command (the words joined with spaces, as `ssh` does).
     pub command: String,
 }
@@ -28,7 +32,13 @@ pub fn run(
     opts: &RunOptions,
     interrupted: Arc<AtomicBool>,
 ) -> Result<(), Error> {
-    let selection = runner::select(settings, opts.stage.as_deref(), interrupted.clone())?;
+    let reporter = Reporter::start(settings.format, settings.verbose, settings.color);
+    let selection = runner::select(
+        settings,
+        opts.stage.as_deref(),
+        interrupted.clone(),
+        reporter.sink(),
+    )?;
     let mut targets: Vec<HostTarget> = Vec::new();
     for t in selection.hosts {
         if !targets.contains(&t) {
@@ -37,32 +47,45 @@ pub fn run(
     }
     let command = opts.command.clone();
     if settings.dry_run {
-        let width = targets.iter().map(|t| t.name.len()).max().unwrap_or(0);
+        let sink = reporter.sink();
+        sink.emit(&Arc::from(""), fleet::hosts_event(&targets));
         for t in &targets {
-            crate::outln!("{:width$} | $ {command}", t.name);
+            sink.emit(
+                &Arc::from(t.name.as_str()),
+                EventKind::Planned {
+                    command: command.clone(),
+                },
+            );
         }
+        reporter.barrier();
         return Ok(());
     }
     let started = Instant::now();
     let heartbeat = fleet::heartbeat_interval(settings, selection.keepalive);
-    let fleet = Fleet::new(settings, heartbeat, interrupted)?;
-    fleet.connect(&targets)?;
+    let fleet = Fleet::new(settings, heartbeat, interrupted, reporter.sink())?;
+    fleet.connect(&targets);
     let commands: Vec<(String, String)> = targets
         .iter()
         .map(|t| (t.name.clone(), command.clone()))
         .collect();
     let how = FanOut {
-        parallel: settings.parallel,
-        stop_on_failure: false,
+        spread: Spread {
+            limit: settings.parallel,
+            ..Spread::default()
+        },
         timeout: opts.timeout,
-        wait: None,
         pty: settings.pty,
         // Ctrl-C (which the pool checks before each dispatch) also stops PTY commands.
         kill: Some(fleet.interrupted.clone()),
-        cancel: None,
-        stdin: None,
+        ..FanOut::default()
     };
     let results = fleet.exec(&commands, &how);
-    fleet.reporter.summary(&results, started.elapsed());
-    fleet::outcome(&results, fleet.interrupted())
+    reporter.summary(&results, started.elapsed());
+    if fleet.interrupted() {
+        return Err(Error::interrupted());
+    }
+    match step_failure(&results) {
+        None => Ok(()),
+        Some(f) => Err(Error::from(f)),
+    }
 }

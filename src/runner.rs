@@ -1,5 +1,7 @@
-//! Loading a recipe and running its tasks: stages, before/after hooks, Rake's once-per-run
-//! rule, failure hooks, dry-run.
+//! Loading a recipe and running its tasks: stages, the tasks asked for (each with its
+//! before/after hooks, see [`crate::recipe::tasks`]), failure hooks, dry run; and the
+//! commands built on that (`tether TASK...`, `tether tasks`, the host selection of `run` and
+//! `check`).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,14 +12,19 @@ use rhai::{Dynamic, Engine, EvalAltResult, Module, Scope, AST};
 
 use crate::backend::{Backend, DryRun, Remote};
 use crate::error::Error;
+use crate::event::{EventKind, Sink};
 use crate::fleet::{self, Fleet};
 use crate::host::HostTarget;
-use crate::recipe::api::override_value;
 use crate::recipe::context::{Filters, Runtime};
-use crate::recipe::diagnostics::{self, Sources};
+use crate::recipe::declare::override_value;
+use crate::recipe::diagnostics;
 use crate::recipe::engine;
+use crate::recipe::failures::failure_of;
 use crate::recipe::model::{suggest, Hook};
-use crate::settings::Settings;
+use crate::recipe::sources::Sources;
+use crate::recipe::tasks::invoke;
+use crate::report::Reporter;
+use crate::settings::{Format, Settings};
 use crate::ssh::config::SshConfig;
 
 /// What a recipe load needs besides the file.
@@ -35,6 +42,8 @@ pub struct LoadOptions {
     /// Where the texts of the recipe and its modules are recorded (watch mode passes its own,
     /// to learn what to watch even when the load fails); `None`: a fresh one.
     pub sources: Option<Arc<Sources>>,
+    /// Where the run reports.
+    pub sink: Sink,
 }
 
 /// A compiled and evaluated recipe, ready to run tasks.
@@ -64,6 +73,7 @@ pub fn load(file: &Path, opts: LoadOptions) -> Result<Loaded, Error> {
         opts.ssh_config,
         opts.parallel,
         opts.interrupted,
+        opts.sink,
     );
     if let Some(sources) = opts.sources {
         runtime.sources = sources;
@@ -80,7 +90,7 @@ pub fn load(file: &Path, opts: LoadOptions) -> Result<Loaded, Error> {
     }
     let engine = Arc::new(engine::build(rt.clone()));
     let mut ast = engine
-        .compile(engine::prepare_source(&text))
+        .compile(crate::recipe::syntax::prepare_source(&text))
         .map_err(|e| Error::Recipe(diagnostics::parse_error(&e, &name, &rt.sources)))?;
     ast.set_source(name.as_str());
     // Evaluated as a module, not a plain script: a module's functions (closures included)
@@ -102,84 +112,22 @@ pub fn load(file: &Path, opts: LoadOptions) -> Result<Loaded, Error> {
     Ok(Loaded { engine, rt, ast })
 }
 
-/// Turns a script error into the user-facing error: a remote failure (exit 1 or 3), Ctrl-C
-/// (130) or a recipe error (4) with file:line:col.
+/// Turns a script error into the user-facing error: a failure (exit 1, 2 or 3 by its kind),
+/// an interrupt (130) or a recipe error (4) with file:line:col.
 fn classify(rt: &Runtime, err: &EvalAltResult) -> Error {
     if rt.interrupted() {
-        return Error::Interrupted;
+        return Error::interrupted();
     }
     let main = rt.file.display().to_string();
-    let (leaf, at, _) = diagnostics::innermost(err, &main);
-    let text = diagnostics::message(leaf);
-    let step = rt.failed_step(&text).map(|s| format!("in task `{s}`"));
-    match rt.remote_failure(&text) {
-        Some(f) => Error::TaskFailed {
-            message: match (at, step) {
-                (Some(at), Some(step)) => format!("{}\n  (at {at}, {step})", f.message),
-                (Some(at), None) => format!("{}\n  (at {at})", f.message),
-                (None, Some(step)) => format!("{}\n  ({step})", f.message),
-                (None, None) => f.message,
-            },
-            unreachable: f.unreachable,
-        },
+    match failure_of(err) {
+        Some(mut f) => {
+            if f.at.is_none() {
+                f.at = diagnostics::innermost(err, &main).1.map(|l| l.to_string());
+            }
+            Error::Failed(Box::new(f))
+        }
         None => Error::Recipe(diagnostics::eval_error(err, &main, &rt.sources)),
     }
-}
-
-/// Runs task `name` with its hooks, unless it already ran in this run.
-pub fn invoke(engine: &Engine, rt: &Runtime, name: &str) -> Result<(), Box<EvalAltResult>> {
-    let task = {
-        let recipe = rt.recipe();
-        match recipe.tasks.get(name) {
-            Some(t) => t.clone(),
-            None => return Err(recipe.unknown_task(name).into()),
-        }
-    };
-    if !rt.mark_done(name) {
-        return Ok(());
-    }
-    let (before, after) = {
-        let recipe = rt.recipe();
-        (
-            recipe.before.get(name).cloned().unwrap_or_default(),
-            recipe.after.get(name).cloned().unwrap_or_default(),
-        )
-    };
-    let ast = rt
-        .ast()
-        .ok_or("tasks can only run after the recipe is compiled")?;
-    run_hooks(engine, rt, &ast, &before)?;
-    if let Some(backend) = rt.backend() {
-        if !task.bodies.is_empty() {
-            backend.step(Some(name));
-        }
-    }
-    for body in &task.bodies {
-        if let Err(e) = body.call::<Dynamic>(engine, &ast, ()) {
-            let main = rt.file.display().to_string();
-            let (leaf, _, _) = diagnostics::innermost(&e, &main);
-            rt.note_failed_step(&diagnostics::message(leaf), name);
-            return Err(e);
-        }
-    }
-    run_hooks(engine, rt, &ast, &after)
-}
-
-fn run_hooks(
-    engine: &Engine,
-    rt: &Runtime,
-    ast: &AST,
-    hooks: &[Hook],
-) -> Result<(), Box<EvalAltResult>> {
-    for hook in hooks {
-        match hook {
-            Hook::Task(t) => invoke(engine, rt, t)?,
-            Hook::Closure(f) => {
-                drop(f.call::<Dynamic>(engine, ast, ())?);
-            }
-        }
-    }
-    Ok(())
 }
 
 impl Loaded {
@@ -209,6 +157,13 @@ impl Loaded {
                 suggest(name, stages.iter().map(String::as_str))
             )));
         };
+        {
+            // `fetch("stage")`, in the stage's closure and after, unless `-s stage=..` set it.
+            let mut recipe = self.rt.recipe();
+            if !recipe.locked.contains("stage") {
+                recipe.vars.insert("stage".into(), name.into());
+            }
+        }
         f.call::<Dynamic>(&self.engine, &self.ast, ())
             .map(|_| ())
             .map_err(|e| classify(&self.rt, &e))
@@ -314,21 +269,20 @@ impl Loaded {
         backend: Arc<dyn Backend>,
         hooks_after_interrupt: bool,
     ) -> Result<(), Error> {
-        self.rt.set_backend(backend.clone());
+        self.rt.set_backend(backend);
         for t in tasks {
             if let Err(e) = invoke(&self.engine, &self.rt, t) {
                 let error = classify(&self.rt, &e);
-                if hooks_after_interrupt || !matches!(error, Error::Interrupted) {
-                    self.run_failure_hooks(&error, backend.as_ref());
+                if hooks_after_interrupt || !error.is_interrupted() {
+                    self.run_failure_hooks(&error);
                 }
                 return Err(error);
             }
         }
-        backend.step(None);
         Ok(())
     }
 
-    fn run_failure_hooks(&self, error: &Error, backend: &dyn Backend) {
+    fn run_failure_hooks(&self, error: &Error) {
         let (hooks, has_failed_task) = {
             let recipe = self.rt.recipe();
             (
@@ -341,7 +295,9 @@ impl Loaded {
         }
         // Failure hooks run even after Ctrl-C: they are how a run cleans up.
         self.rt.interrupted.store(false, Ordering::SeqCst);
-        backend.step(Some("failure hooks"));
+        self.rt.report(EventKind::TaskStarted {
+            task: "failure hooks".into(),
+        });
         let main = self.rt.file.display().to_string();
         let message = error.to_string();
         for f in hooks {
@@ -360,6 +316,10 @@ impl Loaded {
                 );
             }
         }
+        self.rt.report(EventKind::TaskFinished {
+            task: "failure hooks".into(),
+            ok: true,
+        });
     }
 }
 
@@ -367,6 +327,7 @@ impl Loaded {
 pub fn load_options(
     settings: &Settings,
     interrupted: Arc<AtomicBool>,
+    sink: Sink,
 ) -> Result<LoadOptions, Error> {
     Ok(LoadOptions {
         filters: Filters {
@@ -378,6 +339,7 @@ pub fn load_options(
         overrides: settings.overrides.clone(),
         interrupted,
         sources: None,
+        sink,
     })
 }
 
@@ -418,6 +380,7 @@ pub fn select(
     settings: &Settings,
     stage: Option<&str>,
     interrupted: Arc<AtomicBool>,
+    sink: Sink,
 ) -> Result<Selection, Error> {
     let recipe = &settings.recipe;
     let use_recipe = !settings.roles.is_empty()
@@ -441,7 +404,7 @@ pub fn select(
             keepalive: None,
         });
     }
-    let loaded = load(recipe, load_options(settings, interrupted)?)?;
+    let loaded = load(recipe, load_options(settings, interrupted, sink)?)?;
     if let Some(stage) = stage {
         loaded.select_stage(stage)?;
     }
@@ -465,9 +428,10 @@ pub fn run(
     interrupted: Arc<AtomicBool>,
 ) -> Result<(), Error> {
     let started = Instant::now();
+    let reporter = Reporter::start(settings.format, settings.verbose, settings.color);
     let loaded = load(
         &settings.recipe,
-        load_options(settings, interrupted.clone())?,
+        load_options(settings, interrupted.clone(), reporter.sink())?,
     )?;
     let tasks = split_stage(&loaded, targets)?;
     if tasks.is_empty() {
@@ -477,29 +441,77 @@ pub fn run(
     }
     loaded.validate(&tasks)?;
     if settings.dry_run {
-        return loaded.run_tasks(&tasks, Arc::new(DryRun::default()));
+        return loaded.run_tasks(&tasks, Arc::new(DryRun::new(reporter.sink())));
     }
     let heartbeat = fleet::heartbeat_interval(settings, loaded.keepalive()?);
-    let fleet = Arc::new(Fleet::new(settings, heartbeat, interrupted)?);
+    let fleet = Arc::new(Fleet::new(
+        settings,
+        heartbeat,
+        interrupted,
+        reporter.sink(),
+    )?);
     let backend = Remote::new(fleet.clone())
         .with_pty(settings.pty)
         .with_hosts(loaded.selected_hosts()?);
     let result = loaded.run_tasks(&tasks, Arc::new(backend));
-    fleet.reporter.sessions_summary(
+    reporter.run_finished(
         &format!(
             "{} {}",
             tasks.join(" "),
             if result.is_ok() { "finished" } else { "failed" }
         ),
+        result.is_ok(),
         started.elapsed(),
     );
     result
 }
 
+/// One task as `tether tasks --format json` prints it.
+#[derive(serde::Serialize)]
+struct TaskEntry<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    name: &'a str,
+    description: &'a str,
+    before: Vec<String>,
+    after: Vec<String>,
+}
+
 /// `tether tasks [--hooks]`.
 pub fn list(settings: &Settings, hooks: bool, interrupted: Arc<AtomicBool>) -> Result<(), Error> {
-    let loaded = load(&settings.recipe, load_options(settings, interrupted)?)?;
+    let reporter = Reporter::start(settings.format, settings.verbose, settings.color);
+    let loaded = load(
+        &settings.recipe,
+        load_options(settings, interrupted, reporter.sink())?,
+    )?;
+    reporter.barrier();
     let recipe = loaded.rt.recipe();
+    let hook_names = |map: &std::collections::HashMap<String, Vec<Hook>>, task: &str| {
+        map.get(task)
+            .into_iter()
+            .flatten()
+            .map(|hook| match hook {
+                Hook::Task(t) => t.clone(),
+                Hook::Closure(_) => "(closure)".into(),
+            })
+            .collect::<Vec<_>>()
+    };
+    if settings.format == Format::Json {
+        for task in recipe.tasks.values() {
+            let entry = TaskEntry {
+                kind: "task",
+                name: &task.name,
+                description: &task.description,
+                before: hook_names(&recipe.before, &task.name),
+                after: hook_names(&recipe.after, &task.name),
+            };
+            crate::outln!("{}", serde_json::to_string(&entry).unwrap_or_default());
+        }
+        for (name, _) in &recipe.stages {
+            crate::outln!("{}", serde_json::json!({ "type": "stage", "name": name }));
+        }
+        return Ok(());
+    }
     let width = recipe
         .tasks
         .keys()
@@ -512,11 +524,7 @@ pub fn list(settings: &Settings, hooks: bool, interrupted: Arc<AtomicBool>) -> R
             continue;
         }
         for (kind, map) in [("before", &recipe.before), ("after", &recipe.after)] {
-            for hook in map.get(&task.name).into_iter().flatten() {
-                let what = match hook {
-                    Hook::Task(t) => t.clone(),
-                    Hook::Closure(_) => "(closure)".into(),
-                };
+            for what in hook_names(map, &task.name) {
                 crate::outln!("{:width$}    {kind}: {what}", "");
             }
         }

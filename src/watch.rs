@@ -39,10 +39,11 @@ use notify_debouncer_full::{new_debouncer, DebounceEventResult, DebouncedEvent};
 use crate::backend::{DryRun, Remote};
 use crate::duration::format as format_duration;
 use crate::error::Error;
+use crate::event::{EventKind as RunEvent, Record, Sink};
 use crate::fleet::{self, Fleet};
-use crate::recipe::diagnostics::Sources;
+use crate::recipe::sources::Sources;
 use crate::recipe::stdlib;
-use crate::report::json;
+use crate::report::Reporter;
 use crate::runner::{self, Loaded};
 use crate::settings::{Format, Settings};
 
@@ -77,6 +78,8 @@ struct Shared {
     interrupted: Arc<AtomicBool>,
     /// The one fleet of the watch session, created by the first run that needs it.
     fleet: Mutex<Option<Arc<Fleet>>>,
+    /// Where every run reports.
+    sink: Sink,
 }
 
 impl Shared {
@@ -96,6 +99,7 @@ impl Shared {
             &self.settings,
             heartbeat,
             self.interrupted.clone(),
+            self.sink.clone(),
         )?);
         *slot = Some(f.clone());
         Ok(f)
@@ -127,16 +131,19 @@ pub fn run(
     args: &WatchOptions,
     interrupted: Arc<AtomicBool>,
 ) -> Result<(), Error> {
+    let reporter = Reporter::start(settings.format, settings.verbose, settings.color);
     let shared = Arc::new(Shared {
         settings: settings.clone(),
         targets: args.targets.clone(),
         recipe: settings.recipe.clone(),
         interrupted: interrupted.clone(),
         fleet: Mutex::new(None),
+        sink: reporter.sink(),
     });
     let screen = Screen {
         json: settings.format == Format::Json,
         verbose: settings.verbose,
+        reporter,
     };
     let (tx, rx) = mpsc::channel::<Msg>();
     let files_tx = tx.clone();
@@ -148,7 +155,7 @@ pub fn run(
     .map_err(|e| Error::Usage(format!("cannot watch files: {e}")))?;
     let mut watched = Watched::new(&shared.recipe);
     for w in watched.sync_dirs(&mut debouncer) {
-        screen.warn(&shared, &w);
+        screen.warn(&w);
     }
 
     let mut number = 0;
@@ -175,7 +182,7 @@ pub fn run(
                     kill: Arc::new(AtomicBool::new(false)),
                     cancelled: false,
                 };
-                screen.run_started(&shared, number, &reason);
+                screen.run_started(number, &reason);
                 spawn_run(&shared, &cur, tx.clone())?;
                 current = Some(cur);
             }
@@ -189,7 +196,7 @@ pub fn run(
         match msg {
             Msg::Files(Err(errors)) => {
                 for e in errors {
-                    screen.warn(&shared, &format!("watching files: {e}"));
+                    screen.warn(&format!("watching files: {e}"));
                 }
             }
             Msg::Files(Ok(events)) => {
@@ -202,7 +209,7 @@ pub fn run(
                 let changed = watched.changed(&touched);
                 if changed.is_empty() {
                     if screen.verbose {
-                        screen.say(&shared, "watch: saved without changes; not running again");
+                        screen.say("watch: saved without changes; not running again");
                     }
                     continue;
                 }
@@ -214,7 +221,7 @@ pub fn run(
                         if args.kill {
                             cur.kill.store(true, Ordering::SeqCst);
                         }
-                        screen.cancelling(&shared, cur.number, &reason, args.kill);
+                        screen.cancelling(cur.number, &reason, args.kill);
                     }
                 }
                 pending = Some(reason);
@@ -223,9 +230,9 @@ pub fn run(
                 current = None;
                 let new_files = watched.after_run(&report);
                 for w in watched.sync_dirs(&mut debouncer) {
-                    screen.warn(&shared, &w);
+                    screen.warn(&w);
                 }
-                screen.run_finished(&shared, &report);
+                screen.run_finished(&report);
                 if pending.is_none() && !interrupted.load(Ordering::SeqCst) {
                     // A module this run imported for the first time was not watched while
                     // the run loaded it: a change made then has no event of ours.
@@ -245,7 +252,7 @@ pub fn run(
         Some(fleet) => {
             let n = fleet.pool.hosts().len();
             fleet.pool.retain(&[]);
-            fleet.reporter.barrier();
+            screen.reporter.barrier();
             n
         }
         None => 0,
@@ -291,7 +298,7 @@ fn execute(
     kill: Arc<AtomicBool>,
     loaded_ok: &mut bool,
 ) -> Result<(), Error> {
-    let mut opts = runner::load_options(&shared.settings, cancel.clone())?;
+    let mut opts = runner::load_options(&shared.settings, cancel.clone(), shared.sink.clone())?;
     opts.sources = Some(sources.clone());
     let loaded = runner::load(&shared.recipe, opts)?;
     *loaded_ok = true;
@@ -303,7 +310,7 @@ fn execute(
     }
     loaded.validate(&tasks)?;
     if shared.settings.dry_run {
-        return loaded.run_tasks_cancellable(&tasks, Arc::new(DryRun::default()));
+        return loaded.run_tasks_cancellable(&tasks, Arc::new(DryRun::new(shared.sink.clone())));
     }
     let fleet = shared.fleet_for(&loaded)?;
     let hosts = loaded.selected_hosts()?;
@@ -312,9 +319,7 @@ fn execute(
         .with_pty(shared.settings.pty)
         .with_flags(cancel, kill)
         .with_hosts(hosts);
-    let result = loaded.run_tasks_cancellable(&tasks, Arc::new(backend));
-    fleet.reporter.set_step(None);
-    result
+    loaded.run_tasks_cancellable(&tasks, Arc::new(backend))
 }
 
 /// The files a change of which starts a run, and the directories watched for them.
@@ -481,106 +486,80 @@ fn disk_hash(path: &Path) -> Option<u64> {
     std::fs::read(path).ok().map(|b| content_hash(&b))
 }
 
-/// What watch mode prints: plain lines, or JSON events with `--format json`.
+/// What watch mode prints, as records through the reporter: plain lines, or JSON objects
+/// (`watch_run_started`, `watch_cancel`, `watch_run_finished`, `watch_waiting`, `watch_exit`,
+/// `watch_warning`) with `--format json`.
 struct Screen {
     json: bool,
     verbose: bool,
+    reporter: Reporter,
 }
 
 impl Screen {
-    /// Prints a line of ours after every host line printed so far.
-    fn say(&self, shared: &Shared, text: &str) {
-        match shared.fleet() {
-            Some(f) if !self.json => {
-                f.reporter.barrier();
-                f.reporter.line(text);
-            }
-            Some(f) => {
-                f.reporter.barrier();
-                crate::outln!("{text}");
-            }
-            None => crate::outln!("{text}"),
-        }
+    /// Reports a record after every host line reported so far.
+    fn record(&self, json: serde_json::Value, text: Vec<String>) {
+        self.reporter
+            .sink()
+            .emit(&Arc::from(""), RunEvent::Record(Record::new(json, text)));
+        self.reporter.barrier();
     }
 
-    fn warn(&self, shared: &Shared, text: &str) {
+    fn say(&self, text: &str) {
+        self.record(
+            serde_json::json!({ "type": "watch_note", "message": text }),
+            vec![text.to_string()],
+        );
+    }
+
+    fn warn(&self, text: &str) {
         if self.json {
-            self.say(
-                shared,
-                &format!("{{\"event\":\"watch_warning\",\"message\":{}}}", json(text)),
+            self.record(
+                serde_json::json!({ "type": "watch_warning", "message": text }),
+                Vec::new(),
             );
         } else {
             eprintln!("warning: {text}");
         }
     }
 
-    fn run_started(&self, shared: &Shared, number: u64, reason: &str) {
-        if self.json {
-            self.say(
-                shared,
-                &format!(
-                    "{{\"event\":\"watch_run_started\",\"run\":{number},\"reason\":{}}}",
-                    json(reason)
-                ),
-            );
-        } else {
-            self.say(shared, &format!("watch: run {number} ({reason})"));
-        }
+    fn run_started(&self, number: u64, reason: &str) {
+        self.record(
+            serde_json::json!({ "type": "watch_run_started", "run": number, "reason": reason }),
+            vec![format!("watch: run {number} ({reason})")],
+        );
     }
 
-    fn cancelling(&self, shared: &Shared, number: u64, reason: &str, kill: bool) {
-        if self.json {
-            self.say(
-                shared,
-                &format!(
-                    "{{\"event\":\"watch_cancel\",\"run\":{number},\"reason\":{},\"kill\":{kill}}}",
-                    json(reason)
-                ),
-            );
-            return;
-        }
+    fn cancelling(&self, number: u64, reason: &str, kill: bool) {
         let how = if kill {
             "stopping PTY commands, waiting for the others"
         } else {
             "waiting for running commands"
         };
-        self.say(
-            shared,
-            &format!("watch: {reason} during run {number}: cancelling it ({how})"),
+        self.record(
+            serde_json::json!({
+                "type": "watch_cancel",
+                "run": number,
+                "reason": reason,
+                "kill": kill,
+            }),
+            vec![format!(
+                "watch: {reason} during run {number}: cancelling it ({how})"
+            )],
         );
     }
 
-    fn run_finished(&self, shared: &Shared, report: &Report) {
+    fn run_finished(&self, report: &Report) {
         let (word, error) = match &report.result {
             Ok(()) => ("ok", None),
-            Err(Error::Interrupted) => ("cancelled", None),
+            Err(e) if e.is_interrupted() => ("cancelled", None),
             Err(e @ Error::Recipe(_)) => ("recipe error", Some(e)),
-            Err(e @ (Error::TaskFailed { .. } | Error::HostsFailed { .. })) => ("failed", Some(e)),
+            Err(e @ Error::Failed(_)) => ("failed", Some(e)),
             Err(e) => ("error", Some(e)),
         };
         let took = format_duration(report.elapsed);
-        if self.json {
-            let code = report.result.as_ref().err().map_or(0, Error::exit_code);
-            self.say(
-                shared,
-                &format!(
-                    "{{\"event\":\"watch_run_finished\",\"run\":{},\"result\":{},\"exit_code\":{code},\"error\":{},\"duration_ms\":{:.3}}}",
-                    report.number,
-                    json(word),
-                    error.map_or_else(|| "null".into(), |e| json(&e.to_string())),
-                    report.elapsed.as_secs_f64() * 1000.0
-                ),
-            );
-            if let Some(e) = error {
-                eprintln!("error: {e}");
-            }
-            return;
-        }
-        if let Some(f) = shared.fleet() {
-            f.reporter.barrier();
-        }
+        self.reporter.barrier();
         if let Some(e) = error {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", crate::secret::mask(&e.to_string()));
         }
         let line = match word {
             "ok" => format!("watch: run {} ok in {took}", report.number),
@@ -591,82 +570,81 @@ impl Screen {
             ),
             other => format!("watch: run {} {other} after {took}", report.number),
         };
-        self.say(shared, &line);
+        let code = report.result.as_ref().err().map_or(0, Error::exit_code);
+        self.record(
+            serde_json::json!({
+                "type": "watch_run_finished",
+                "run": report.number,
+                "result": word,
+                "exit_code": code,
+                "error": error.map(|e| crate::secret::mask(&e.to_string()).into_owned()),
+                "duration_ms": (report.elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0,
+            }),
+            vec![line],
+        );
     }
 
     fn waiting(&self, shared: &Shared, watched: &Watched) {
-        let fleet = shared.fleet();
         let now = Instant::now();
         let mut hosts: Vec<(String, Option<Duration>, u64)> = Vec::new();
-        if let Some(f) = &fleet {
-            f.reporter.barrier();
-            let stats = f.reporter.stats();
+        if let Some(f) = shared.fleet() {
+            self.reporter.barrier();
+            let stats = self.reporter.stats();
             for h in f.pool.hosts() {
                 let s = stats.get(&h).cloned().unwrap_or_default();
                 let warm = s.connected_at.map(|t| now.saturating_duration_since(t));
                 hosts.push((h, warm, s.reconnects));
             }
         }
-        if self.json {
-            let hosts: Vec<String> = hosts
-                .iter()
-                .map(|(h, warm, reconnects)| {
-                    format!(
-                        "{{\"host\":{},\"warm_ms\":{},\"reconnects\":{reconnects}}}",
-                        json(h),
-                        warm.map_or_else(
-                            || "null".into(),
-                            |w| format!("{:.0}", w.as_secs_f64() * 1000.0)
-                        )
-                    )
-                })
-                .collect();
-            let files: Vec<String> = watched.names().iter().map(|n| json(n)).collect();
-            self.say(
-                shared,
-                &format!(
-                    "{{\"event\":\"watch_waiting\",\"files\":[{}],\"hosts\":[{}]}}",
-                    files.join(","),
-                    hosts.join(",")
-                ),
-            );
-            return;
-        }
         let width = hosts
             .iter()
             .map(|(h, _, _)| h.chars().count())
             .max()
             .unwrap_or(0);
-        let mut text = String::new();
+        let mut text = Vec::new();
         for (h, warm, reconnects) in &hosts {
             let state = match warm {
                 Some(w) => format!("session warm for {}", format_duration(*w)),
                 None => "not connected".to_string(),
             };
-            text.push_str(&format!(
-                "  {h:width$}  {state}, {reconnects} reconnect{}\n",
+            text.push(format!(
+                "  {h:width$}  {state}, {reconnects} reconnect{}",
                 if *reconnects == 1 { "" } else { "s" }
             ));
         }
-        text.push_str(&format!(
+        text.push(format!(
             "watch: waiting for changes to {} (Ctrl-C to exit)",
             watched.names().join(", ")
         ));
-        self.say(shared, &text);
+        let hosts_json: Vec<serde_json::Value> = hosts
+            .iter()
+            .map(|(h, warm, reconnects)| {
+                serde_json::json!({
+                    "host": h,
+                    "warm_ms": warm.map(|w| w.as_millis() as u64),
+                    "reconnects": reconnects,
+                })
+            })
+            .collect();
+        self.record(
+            serde_json::json!({
+                "type": "watch_waiting",
+                "files": watched.names(),
+                "hosts": hosts_json,
+            }),
+            text,
+        );
     }
 
     fn exit(&self, runs: u64, closed: usize) {
-        if self.json {
-            crate::outln!(
-                "{{\"event\":\"watch_exit\",\"runs\":{runs},\"sessions_closed\":{closed}}}"
-            );
-        } else {
-            crate::outln!(
+        self.record(
+            serde_json::json!({ "type": "watch_exit", "runs": runs, "sessions_closed": closed }),
+            vec![format!(
                 "watch: stopped after {runs} run{}; {closed} session{} closed",
                 if runs == 1 { "" } else { "s" },
                 if closed == 1 { "" } else { "s" }
-            );
-        }
+            )],
+        );
     }
 }
 

@@ -203,22 +203,24 @@ fn json_has_one_check_event_per_host() {
     let lab = Lab::builder().names(&["j1"]).profile("unused").start();
     let out = check(&lab, "j1", &["--format", "json"]);
     out.status(1);
-    let events: Vec<&str> = out
+    let events: Vec<serde_json::Value> = out
         .stdout
         .lines()
-        .filter(|l| l.contains("\"event\":\"check\""))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .filter(|e: &serde_json::Value| e["type"] == "check")
         .collect();
     assert_eq!(events.len(), 1, "{}", out.stdout);
-    let e = events[0];
-    for needle in [
-        "\"host\":\"j1\"",
-        "\"at_risk\":true",
-        "\"heartbeat_ms\":15000",
-        "\"UnusedConnectionTimeout\":\"3\"",
-        "\"level\":\"warning\",\"setting\":\"UnusedConnectionTimeout\"",
-    ] {
-        assert!(e.contains(needle), "{needle} not in {e}");
-    }
+    let e = &events[0];
+    assert_eq!(e["host"], "j1", "{e}");
+    assert_eq!(e["at_risk"], true, "{e}");
+    assert_eq!(e["heartbeat_ms"], 15000, "{e}");
+    assert_eq!(e["settings"]["UnusedConnectionTimeout"], "3", "{e}");
+    let warned = e["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["level"] == "warning" && f["setting"] == "UnusedConnectionTimeout");
+    assert!(warned, "{e}");
     out.stdout_lacks("WARNING");
 }
 

@@ -3,51 +3,8 @@
 
 use crate::support;
 
-use std::path::PathBuf;
-
-use support::lab::Lab;
-use support::tether::{Output, Tether};
-
-/// A directory with `deploy.rhai` holding `text`.
-struct RecipeDir {
-    dir: PathBuf,
-    /// The lab's ssh config, passed with `-F` when the recipe's hosts are lab hosts.
-    ssh_config: Option<PathBuf>,
-}
-
-impl RecipeDir {
-    fn new(name: &str, text: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("tether-recipe-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("deploy.rhai"), text).unwrap();
-        RecipeDir {
-            dir,
-            ssh_config: None,
-        }
-    }
-
-    fn write(&self, name: &str, text: &str) -> &Self {
-        let path = self.dir.join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-        self
-    }
-
-    fn tether(&self) -> Tether {
-        let tether = Tether::new().current_dir(&self.dir);
-        match &self.ssh_config {
-            Some(cfg) => tether.ssh_config(cfg),
-            None => tether,
-        }
-    }
-}
-
-impl Drop for RecipeDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use support::recipe::{lab, lab_recipe, RecipeDir};
+use support::tether::Output;
 
 const LANGUAGE: &str = r#"
 set("application", "shop");
@@ -211,22 +168,6 @@ fn errors_name_file_line_and_column() {
 fn a_runaway_loop_is_stopped_by_the_operations_limit() {
     let r = RecipeDir::new("loop", "task(\"spin\", || { loop { } });\n");
     recipe_error(&r, &["spin"]).stderr_contains("Too many operations");
-}
-
-/// A recipe whose servers web1, web2 (web, app) and db1 (db) are `lab`'s hosts.
-fn lab_recipe(lab: &Lab, name: &str, body: &str) -> RecipeDir {
-    let mut r = RecipeDir::new(
-        name,
-        &format!(
-            "server(\"web1\", #{{ roles: [\"web\", \"app\"], flavour: \"blue\" }});\nserver(\"web2\", #{{ roles: [\"web\", \"app\"] }});\nserver(\"db1\", #{{ roles: [\"db\"], primary: true }});\n{body}"
-        ),
-    );
-    r.ssh_config = Some(lab.ssh_config());
-    r
-}
-
-fn lab(names: &[&str]) -> Lab {
-    Lab::builder().names(names).start()
 }
 
 #[test]

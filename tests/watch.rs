@@ -343,6 +343,53 @@ fn each_save_reruns_once_over_one_session_per_host() {
 }
 
 #[test]
+fn json_output_is_only_json_objects_with_a_type() {
+    let lab = lab(&["web1"]);
+    let recipe = |v: &str| {
+        format!(
+            "{}task(\"hi\", || {{ print(\"p {v}\"); on(\"web\", \"echo {v}\"); }});\n",
+            servers(&["web1"])
+        )
+    };
+    let r = RecipeDir::new("json", &recipe("v1"));
+    let mut w = Watcher::start(&lab, &r, &["--format", "json", "hi"]);
+    w.wait_line("\"type\":\"watch_waiting\"", 20 * SECS);
+    r.save_by_rename("deploy.rhai", &recipe("v2"));
+    w.wait_until("a second watch_waiting", 10 * SECS, |seen| {
+        seen.iter()
+            .filter(|l| l.text.contains("\"type\":\"watch_waiting\""))
+            .count()
+            == 2
+    });
+    assert_eq!(w.interrupt(10 * SECS), 0, "{}", w.dump());
+    let mut types = Vec::new();
+    for l in w.seen.iter().filter(|l| !l.stderr) {
+        let v: serde_json::Value = serde_json::from_str(&l.text)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", l.text, w.dump()));
+        types.push(
+            v["type"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no type: {}", l.text))
+                .to_string(),
+        );
+    }
+    for kind in [
+        "watch_run_started",
+        "print",
+        "output",
+        "watch_run_finished",
+        "watch_waiting",
+        "watch_exit",
+    ] {
+        assert!(
+            types.iter().any(|t| t == kind),
+            "{kind} missing\n{}",
+            w.dump()
+        );
+    }
+}
+
+#[test]
 fn a_syntax_error_is_reported_and_the_next_good_save_recovers() {
     let lab = lab(&["web1"]);
     let good = |v: &str| {

@@ -4,15 +4,16 @@
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use rhai::AST;
 
-use super::diagnostics::Sources;
 use super::model::Recipe;
+use super::sources::Sources;
 use crate::backend::Backend;
 use crate::command::CommandContext;
+use crate::event::{EventKind, Sink};
 use crate::ssh::config::SshConfig;
 
 /// `--roles`/`--hosts` from the command line: they narrow every `on`.
@@ -22,16 +23,6 @@ pub struct Filters {
     pub roles: Vec<String>,
     /// Only these hosts.
     pub hosts: Vec<String>,
-}
-
-/// A remote failure thrown by a host-bound function, so the runner can tell it from a
-/// recipe error (different exit codes).
-#[derive(Debug, Clone)]
-pub struct RemoteFailure {
-    /// The thrown message.
-    pub message: String,
-    /// Whether a host was unreachable (exit 3) rather than a command failing (exit 1).
-    pub unreachable: bool,
 }
 
 /// Shared state of one recipe run.
@@ -57,10 +48,9 @@ pub struct Runtime {
     pub parallel: Option<usize>,
     /// Ctrl-C (or a watch-mode cancel).
     pub interrupted: Arc<AtomicBool>,
-    remote_failures: Mutex<Vec<RemoteFailure>>,
+    /// Where the run reports (task headers, `print`, announced commands).
+    pub sink: Sink,
     done: Mutex<HashSet<String>>,
-    /// (error message, the innermost task it failed in), for "in task `x`" in errors.
-    failed_steps: Mutex<Vec<(String, String)>>,
 }
 
 /// Where host-bound functions run: the host of the current `on` closure.
@@ -68,10 +58,50 @@ pub struct Runtime {
 pub struct HostScope {
     /// The host's name.
     pub host: String,
-    /// Set when any host of the same `on` failed: no new commands.
-    pub abort: Arc<AtomicBool>,
+    /// Shared by the hosts of one `on`: where one of them failed.
+    pub abort: Arc<StepAbort>,
     /// Commands get a pseudo-terminal (`on(target, #{ pty: true }, |host| ..)`).
     pub pty: bool,
+    /// How many commands this host's closure has started (the next one's number).
+    pub commands: Arc<AtomicUsize>,
+}
+
+/// Where the hosts of one `on` closure stop when one of them fails: a host whose closure ends
+/// with an error after starting `k` commands lets every other host finish its first `k`
+/// commands (the same steps of the closure) and start nothing after them. So hosts that fail
+/// at the same step are all reported as failed, on every run, and none goes past the step
+/// where the first failure happened. A failure the recipe catches stops nobody.
+#[derive(Debug, Default)]
+pub struct StepAbort {
+    at: Mutex<Option<(usize, String)>>,
+}
+
+impl StepAbort {
+    /// `host`'s closure failed after starting `started` commands.
+    pub fn fail(&self, started: usize, host: &str) {
+        let mut at = self.at.lock().unwrap_or_else(|p| p.into_inner());
+        if at.as_ref().is_none_or(|(k, _)| started < *k) {
+            *at = Some((started, host.to_string()));
+        }
+    }
+
+    /// The host whose failure stops the command numbered `index` (from 0), if one does.
+    pub fn stops(&self, index: usize) -> Option<String> {
+        let at = self.at.lock().unwrap_or_else(|p| p.into_inner());
+        at.as_ref()
+            .filter(|(k, _)| index >= *k)
+            .map(|(_, h)| h.clone())
+    }
+}
+
+/// Thrown (as a Rhai value) by a host-bound call that a failure on another host of the same
+/// `on` stopped; the `on` reports the host as stopped early, not failed.
+#[derive(Debug, Clone)]
+pub struct StoppedEarly {
+    /// The command that was not run.
+    pub command: String,
+    /// The host whose failure stopped it.
+    pub because: String,
 }
 
 thread_local! {
@@ -113,6 +143,7 @@ impl Runtime {
         ssh_config: SshConfig,
         parallel: Option<usize>,
         interrupted: Arc<AtomicBool>,
+        sink: Sink,
     ) -> Self {
         Runtime {
             file,
@@ -125,9 +156,8 @@ impl Runtime {
             ssh_config,
             parallel,
             interrupted,
-            remote_failures: Mutex::new(Vec::new()),
+            sink,
             done: Mutex::new(HashSet::new()),
-            failed_steps: Mutex::new(Vec::new()),
         }
     }
 
@@ -164,44 +194,17 @@ impl Runtime {
         self.interrupted.load(Ordering::SeqCst)
     }
 
-    /// Records a remote failure about to be thrown.
-    pub fn record_failure(&self, message: &str, unreachable: bool) {
-        self.remote_failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(RemoteFailure {
-                message: message.to_string(),
-                unreachable,
-            });
-    }
-
-    /// The remote failure whose message is `message`, if it was one.
-    pub fn remote_failure(&self, message: &str) -> Option<RemoteFailure> {
-        self.remote_failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .find(|f| f.message == message)
-            .cloned()
-    }
-
-    /// Records that the error `message` came out of `step`, unless an inner step already
-    /// claimed it (the innermost task is the one to name).
-    pub fn note_failed_step(&self, message: &str, step: &str) {
-        let mut steps = self.failed_steps.lock().unwrap_or_else(|p| p.into_inner());
-        if !steps.iter().any(|(m, _)| m == message) {
-            steps.push((message.to_string(), step.to_string()));
+    /// The recipe's directory: where `upload` and `run_locally` paths start.
+    pub fn dir(&self) -> PathBuf {
+        match self.file.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
         }
     }
 
-    /// The innermost step the error `message` came out of.
-    pub fn failed_step(&self, message: &str) -> Option<String> {
-        self.failed_steps
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .find(|(m, _)| m == message)
-            .map(|(_, s)| s.clone())
+    /// Reports `kind` (not about one host).
+    pub fn report(&self, kind: EventKind) {
+        self.sink.emit(&Arc::from(""), kind);
     }
 
     /// Marks `task` as run; false if it already was (a task runs at most once per run).

@@ -1,8 +1,20 @@
-//! The recipe side: Rhai engine, API, model, stdlib and diagnostics.
+//! The recipe side: the Rhai engine, the functions a recipe calls, the recipe model, the
+//! stdlib, diagnostics, and running tasks.
 
 pub mod api;
+pub mod args;
+pub mod clock;
+pub mod commands;
 pub mod context;
+pub mod declare;
 pub mod diagnostics;
 pub mod engine;
+pub mod failures;
+pub mod host_info;
 pub mod model;
+pub mod on;
+pub mod sources;
 pub mod stdlib;
+pub mod support;
+pub mod syntax;
+pub mod tasks;

@@ -41,7 +41,8 @@ impl Server {
             .and_then(|v| v.as_bool().ok());
         Ok(HostTarget::parse(&self.name)?
             .with_via(via)
-            .with_forward_agent(forward_agent))
+            .with_forward_agent(forward_agent)
+            .with_roles(self.roles.clone()))
     }
 }
 

@@ -14,7 +14,7 @@ pub type SharedModule = Arc<Module>;
 /// Modules loaded in a run, by import path.
 pub type Loaded = Arc<Mutex<HashMap<String, SharedModule>>>;
 
-use super::diagnostics::Sources;
+use super::sources::Sources;
 
 /// The embedded modules: (import name, source).
 pub const MODULES: &[(&str, &str)] = &[
@@ -94,7 +94,7 @@ impl Resolver {
         let in_module =
             |e: Box<EvalAltResult>| Box::new(EvalAltResult::ErrorInModule(name.clone(), e, pos));
         let mut ast = engine
-            .compile(super::engine::prepare_source(&text))
+            .compile(super::syntax::prepare_source(&text))
             .map_err(|e| in_module(Box::new(EvalAltResult::ErrorParsing(*e.0, e.1))))?;
         ast.set_source(name.as_str());
         let module = Module::eval_ast_as_new(Scope::new(), &ast, engine).map_err(in_module)?;

@@ -104,6 +104,20 @@ pub struct ExecOptions {
     pub stop: Option<Arc<AtomicBool>>,
     /// Forward the local ssh-agent to the command (`ForwardAgent`; see `ssh::agent`).
     pub forward_agent: bool,
+    /// Which of the command's events the worker reports.
+    pub echo: Echo,
+}
+
+/// Which events of a command its worker reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Echo {
+    /// Started, every output line, finished.
+    #[default]
+    All,
+    /// As `All`, without stdout lines (`capture`: the output is the value).
+    NoStdout,
+    /// Nothing (tether's own probes, as `tether check` runs them).
+    Nothing,
 }
 
 /// Terminal type requested for PTY commands.

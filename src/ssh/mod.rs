@@ -14,6 +14,7 @@ pub mod worker;
 use std::time::Duration;
 
 use crate::duration::format as format_duration;
+use crate::failure::Kind;
 
 /// Why a host could not be reached or used. Callers branch on the kind: a connection problem
 /// is reported as "unreachable" (exit code 3), a lost connection during a command is never
@@ -161,6 +162,15 @@ pub enum SshError {
         /// What failed.
         reason: String,
     },
+    /// The host's configuration is wrong (a route that loops or names nothing, a refused
+    /// ssh_config keyword): nothing was tried.
+    #[error("{host}: {message}")]
+    Config {
+        /// Host as named by the user.
+        host: String,
+        /// What is wrong, naming the keyword or option and where it came from.
+        message: String,
+    },
     /// A PTY command was stopped by tether (watch `--kill`, Ctrl-C): its channel was closed,
     /// which hangs up its terminal, so the remote process got SIGHUP.
     #[error(
@@ -178,8 +188,9 @@ pub enum SshError {
 }
 
 impl SshError {
-    /// Whether this failure happened before any command could start (the host is unreachable
-    /// or refused us), as opposed to a failure of or during a command.
+    /// Whether this failure happened before any command could start (the host is unreachable,
+    /// refused us, or its configuration is wrong), as opposed to a failure of or during a
+    /// command.
     pub fn is_connect_failure(&self) -> bool {
         !matches!(
             self,
@@ -187,5 +198,26 @@ impl SshError {
                 | SshError::CommandTimeout { .. }
                 | SshError::CommandStopped { .. }
         )
+    }
+
+    /// The kind of failure this is for the recipe and the exit code.
+    pub fn kind(&self) -> Kind {
+        match self {
+            SshError::UnknownHostKey { .. }
+            | SshError::HostKeyChanged { .. }
+            | SshError::HostKeyRevoked { .. } => Kind::HostKeyRefused,
+            SshError::Config { .. } => Kind::Config,
+            SshError::ConnectionLost { .. } => Kind::ConnectionLost,
+            SshError::CommandTimeout { .. } | SshError::CommandStopped { .. } => {
+                Kind::CommandFailed
+            }
+            SshError::Resolve { .. }
+            | SshError::Connect { .. }
+            | SshError::ConnectTimeout { .. }
+            | SshError::Handshake { .. }
+            | SshError::Auth { .. }
+            | SshError::Session { .. }
+            | SshError::Jump { .. } => Kind::Unreachable,
+        }
     }
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use super::config::HostConfig;
 use super::connect::{poll_fds, Connection};
-use super::exec::{self, ExecError, ExecOptions, ExecOutput};
+use super::exec::{self, Echo, ExecError, ExecOptions, ExecOutput};
 use super::jump::{self, Jump};
 use super::limiter::HandshakeLimiter;
 use super::policy::WorkerSettings;
@@ -38,8 +38,6 @@ pub enum Job {
         command: String,
         /// stdin, deadline, PTY and stop flag (the worker sets the keepalive).
         opts: ExecOptions,
-        /// Keep stdout lines from the reporter (the caller captures them).
-        quiet: bool,
         /// Receives the result.
         reply: Reply,
     },
@@ -115,11 +113,10 @@ impl HostWorker {
 
     /// Queues `command` with `opts` (stdin, deadline, PTY, stop flag); `reply` receives the
     /// result on the worker thread.
-    pub fn exec(&self, command: &str, opts: ExecOptions, quiet: bool, reply: Reply) {
+    pub fn exec(&self, command: &str, opts: ExecOptions, reply: Reply) {
         self.submit(Job::Exec {
             command: command.to_string(),
             opts,
-            quiet,
             reply,
         });
     }
@@ -349,27 +346,24 @@ impl WorkerState {
             Job::Exec {
                 command,
                 opts,
-                quiet,
                 reply,
             } => {
-                let result = self.exec(&command, opts, quiet);
+                let result = self.exec(&command, opts);
                 reply(result);
             }
         }
     }
 
-    fn exec(
-        &mut self,
-        command: &str,
-        opts: ExecOptions,
-        quiet: bool,
-    ) -> Result<ExecOutput, SshError> {
+    fn exec(&mut self, command: &str, opts: ExecOptions) -> Result<ExecOutput, SshError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
-        self.emit(EventKind::Started {
-            command: command.to_string(),
-        });
+        let echo = opts.echo != Echo::Nothing;
+        if echo {
+            self.emit(EventKind::Started {
+                command: command.to_string(),
+            });
+        }
         let started = Instant::now();
         let timeout = opts.timeout;
         let opts = ExecOptions {
@@ -378,7 +372,7 @@ impl WorkerState {
             forward_agent: self.config.forward_agent && super::agent::local_agent().is_some(),
             ..opts
         };
-        let mut result = self.exec_once(command, &opts, quiet);
+        let mut result = self.exec_once(command, &opts);
         if let Err(ExecError::NotStarted(reason)) = &result {
             if self.interval.is_none() {
                 // --no-keepalive shows what tether prevents: the server dropped the idle
@@ -391,7 +385,7 @@ impl WorkerState {
                 // The command never reached the server: running it on a new session is safe.
                 let reason = format!("session found dead before `{command}` ({reason})");
                 if self.replace_session(reason, false) {
-                    result = self.exec_once(command, &opts, quiet);
+                    result = self.exec_once(command, &opts);
                 }
             }
         }
@@ -437,23 +431,25 @@ impl WorkerState {
                 Err(error)
             }
         };
-        self.emit(exec::finished_event(command, &result, started.elapsed()));
+        if echo {
+            self.emit(exec::finished_event(command, &result, started.elapsed()));
+        }
         result
     }
 
-    fn exec_once(
-        &mut self,
-        command: &str,
-        opts: &ExecOptions,
-        quiet: bool,
-    ) -> Result<ExecOutput, ExecError> {
+    fn exec_once(&mut self, command: &str, opts: &ExecOptions) -> Result<ExecOutput, ExecError> {
         let Some(conn) = &self.conn else {
             return Err(ExecError::NotStarted("no session".into()));
         };
         let events = &self.events;
         let name = &self.name;
         let result = exec::run(conn, command, opts, &mut |stream, line| {
-            if quiet && stream == Stream::Stdout {
+            let shown = match opts.echo {
+                Echo::All => true,
+                Echo::NoStdout => stream == Stream::Stderr,
+                Echo::Nothing => false,
+            };
+            if !shown {
                 return;
             }
             events.emit(

@@ -31,7 +31,7 @@ impl Harness {
             .iter()
             .map(|h| HostTarget::parse(h).unwrap())
             .collect();
-        pool.ensure(&targets).unwrap();
+        pool.ensure(&targets);
         let mut h = Harness {
             pool: Arc::new(pool),
             rx,

@@ -166,6 +166,15 @@ impl Output {
         self
     }
 
+    pub fn stderr_lacks(&self, s: &str) -> &Self {
+        assert!(
+            !self.stderr.contains(s),
+            "stderr has {s:?}\n{}",
+            self.dump()
+        );
+        self
+    }
+
     pub fn stderr_contains(&self, s: &str) -> &Self {
         assert!(
             self.stderr.contains(s),

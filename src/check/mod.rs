@@ -1,0 +1,432 @@
+//! `tether check`: connects to every selected host and reports the server settings that can end
+//! an idle SSH session (or a silent command), compared with tether's heartbeat.
+//!
+//! The settings are read from the sshd that serves the session, which is not necessarily the
+//! one configured in `/etc/ssh/sshd_config`: the remote side walks up from its shell's parent
+//! through `/proc` to the sshd listener and takes the `-f` argument from its command line
+//! ([`probe`]). As root it runs `sshd -T -f CONFIG -C user=..,addr=..` with the same sshd
+//! binary (so `Match` blocks are evaluated for this very connection); otherwise (or with
+//! `--parse-config`, or if `sshd -T` fails) it reads the config file and its `Include`s, and
+//! tether parses them ([`sshd`]; global settings only: `Match` blocks are not evaluated then).
+//! [`rules`] says what the settings mean for the heartbeat.
+//!
+//! Exit status: 0 when nothing is at risk, 1 when a warning applies to some host (or its
+//! settings could not be read), 3 when a host could not be reached, 2 for usage errors.
+
+pub mod probe;
+pub mod rules;
+pub mod sshd;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use probe::{config_from_cmdline, parse_discovery, Discovery, DISCOVER, DUMP};
+use rules::{assess, level_word, Finding, Level};
+use sshd::{parse_config_dump, parse_sshd_t, settings_lines, ServerSettings};
+
+use crate::command::quote;
+use crate::dispatch::Spread;
+use crate::duration::format as format_duration;
+use crate::error::Error;
+use crate::event::{EventKind, Record};
+use crate::failure::{Failure, Kind};
+use crate::fleet::{self, Fleet};
+use crate::host::HostTarget;
+use crate::outcome::stderr_tail;
+use crate::pool::{FanOut, HostResult};
+use crate::report::Reporter;
+use crate::runner;
+use crate::settings::Settings;
+use crate::ssh::exec::Echo;
+
+/// Where the settings of one host came from and what they are.
+#[derive(Debug, Clone)]
+pub struct HostReport {
+    /// Host name.
+    pub host: String,
+    /// How the settings were read (`sshd -T -f ...` or the files parsed).
+    pub source: String,
+    /// Notes on the way (listener not found, sshd -T failed ...).
+    pub notes: Vec<String>,
+    /// The settings, if they could be read.
+    pub settings: Option<ServerSettings>,
+    /// The conclusions.
+    pub findings: Vec<Finding>,
+    /// The effective heartbeat for this host.
+    pub heartbeat: Option<Duration>,
+    /// Unreachable or failed (the error text).
+    pub error: Option<String>,
+    /// The error was a connection failure.
+    pub unreachable: bool,
+}
+
+impl HostReport {
+    /// Whether a warning applies (or the settings are unknown).
+    pub fn at_risk(&self) -> bool {
+        self.error.is_some() || self.findings.iter().any(|f| f.level == Level::Warning)
+    }
+}
+
+/// `tether check`'s own options.
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptions {
+    /// Read the sshd config files instead of running `sshd -T` (which needs root).
+    pub parse_config: bool,
+    /// With a recipe: check this stage's servers.
+    pub stage: Option<String>,
+}
+
+/// `tether check` with the hosts of `--hosts` (or the recipe's) and the heartbeat of the
+/// options.
+pub fn check(
+    settings: &Settings,
+    args: &CheckOptions,
+    interrupted: Arc<AtomicBool>,
+) -> Result<(), Error> {
+    let reporter = Reporter::start(settings.format, settings.verbose, settings.color);
+    let selection = runner::select(
+        settings,
+        args.stage.as_deref(),
+        interrupted.clone(),
+        reporter.sink(),
+    )?;
+    // Targets keep a recipe's `via` and `forward_agent`; only exact repeats are dropped.
+    let mut targets: Vec<HostTarget> = Vec::new();
+    for t in selection.hosts {
+        if !targets.contains(&t) {
+            targets.push(t);
+        }
+    }
+    let heartbeat = fleet::heartbeat_interval(settings, selection.keepalive);
+    let ssh_config = fleet::load_ssh_config(settings)?;
+    // Effective heartbeat (ServerAliveInterval shortens it, as in the worker) and the
+    // address each host resolves to, to find hosts that are the same sshd.
+    let mut per_host: BTreeMap<String, (Option<Duration>, (String, u16))> = BTreeMap::new();
+    for t in &targets {
+        let cfg = ssh_config.resolve(&t.alias, t.user.as_deref(), t.port);
+        let hb = match (heartbeat, cfg.server_alive_interval) {
+            (Some(h), Some(s)) => Some(h.min(s)),
+            (h, _) => h,
+        };
+        per_host.insert(t.name.clone(), (hb, (cfg.hostname.clone(), cfg.port)));
+    }
+    if settings.dry_run {
+        let sink = reporter.sink();
+        sink.emit(&Arc::from(""), fleet::hosts_event(&targets));
+        for t in &targets {
+            sink.emit(
+                &Arc::from(t.name.as_str()),
+                EventKind::Planned {
+                    command: "read the sshd settings (sshd -T as root, else the config files)"
+                        .into(),
+                },
+            );
+        }
+        reporter.barrier();
+        return Ok(());
+    }
+    let fleet = Fleet::new(settings, heartbeat, interrupted, reporter.sink())?;
+    fleet.connect(&targets);
+    let names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
+    // The check's own commands and their output are not shown; connection events are.
+    let how = FanOut {
+        spread: Spread {
+            limit: settings.parallel,
+            ..Spread::default()
+        },
+        timeout: Some(Duration::from_secs(30)),
+        echo: Echo::Nothing,
+        ..FanOut::default()
+    };
+    let reports = gather(&fleet, &names, &per_host, args, &how);
+    for r in &reports {
+        fleet
+            .sink
+            .emit(&Arc::from(r.host.as_str()), EventKind::Record(record(r)));
+    }
+    fleet
+        .sink
+        .emit(&Arc::from(""), EventKind::Record(summary(&reports)));
+    reporter.barrier();
+    if fleet.interrupted() {
+        return Err(Error::interrupted());
+    }
+    let unreachable = reports.iter().filter(|r| r.unreachable).count();
+    let at_risk = reports.iter().filter(|r| r.at_risk()).count();
+    if at_risk == 0 {
+        return Ok(());
+    }
+    let total = reports.len();
+    let hosts = if total == 1 { "" } else { "s" };
+    // The reports above say everything per host; the error is the headline.
+    Err(Error::from(if unreachable > 0 {
+        Failure::new(
+            Kind::Unreachable,
+            format!("{unreachable} of {total} host{hosts} could not be reached"),
+        )
+    } else {
+        Failure::new(
+            Kind::Failed,
+            format!("{at_risk} of {total} host{hosts} at risk: see the warnings above"),
+        )
+    }))
+}
+
+fn output_text(r: &HostResult) -> Result<(String, String), (String, bool)> {
+    match &r.result {
+        Some(Ok(out)) if out.status.success() => Ok((
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )),
+        Some(Ok(out)) => Err((
+            format!(
+                "{}: {}",
+                out.status,
+                stderr_tail(&out.stderr, 3).join(" / ")
+            ),
+            false,
+        )),
+        Some(Err(e)) => Err((e.to_string(), e.is_connect_failure())),
+        None => Err(("not run (interrupted)".into(), false)),
+    }
+}
+
+/// Runs the remote steps on every host and builds the reports.
+fn gather(
+    fleet: &Fleet,
+    names: &[String],
+    per_host: &BTreeMap<String, (Option<Duration>, (String, u16))>,
+    args: &CheckOptions,
+    how: &FanOut,
+) -> Vec<HostReport> {
+    let mut reports: Vec<HostReport> = names
+        .iter()
+        .map(|n| HostReport {
+            host: n.clone(),
+            source: String::new(),
+            notes: Vec::new(),
+            settings: None,
+            findings: Vec::new(),
+            heartbeat: per_host.get(n).and_then(|p| p.0),
+            error: None,
+            unreachable: false,
+        })
+        .collect();
+
+    // 1. Which sshd serves us, with which config, as whom.
+    let step1: Vec<(String, String)> = names
+        .iter()
+        .map(|n| (n.clone(), DISCOVER.to_string()))
+        .collect();
+    let mut found: BTreeMap<String, (Discovery, String)> = BTreeMap::new();
+    for (r, report) in fleet.exec(&step1, how).iter().zip(reports.iter_mut()) {
+        match output_text(r) {
+            Ok((out, _)) => {
+                let d = parse_discovery(&out);
+                let config = config_from_cmdline(&d.cmdline);
+                match (&d.pid, d.listener, &config) {
+                    (None, _, _) => report.notes.push(
+                        "no sshd found among the session's parent processes (no /proc?); \
+                         assuming /etc/ssh/sshd_config"
+                            .into(),
+                    ),
+                    (Some(pid), false, _) => report.notes.push(format!(
+                        "no sshd listener found; using the topmost sshd (pid {pid})"
+                    )),
+                    _ => {}
+                }
+                let config = config.unwrap_or_else(|| "/etc/ssh/sshd_config".into());
+                found.insert(r.host.clone(), (d, config));
+            }
+            Err((e, unreachable)) => {
+                report.error = Some(e);
+                report.unreachable = unreachable;
+            }
+        }
+    }
+
+    // 2. As root: `sshd -T` for this connection.
+    let mut step2 = Vec::new();
+    for (host, (d, config)) in &found {
+        if args.parse_config || d.uid != Some(0) {
+            continue;
+        }
+        let exe = d.exe.clone().unwrap_or_else(|| "/usr/sbin/sshd".into());
+        let mut spec = vec![format!("user={}", d.user)];
+        if let [caddr, _, saddr, sport] = &d.connection[..] {
+            spec.push(format!("addr={caddr}"));
+            spec.push(format!("host={caddr}"));
+            spec.push(format!("laddr={saddr}"));
+            spec.push(format!("lport={sport}"));
+        }
+        let cmd = format!(
+            "{x} -T -f {c} -C {s} 2>/dev/null || {x} -T -f {c}",
+            x = quote(&exe),
+            c = quote(config),
+            s = quote(&spec.join(","))
+        );
+        step2.push((host.clone(), cmd));
+    }
+    let mut need_files: Vec<(String, String)> = Vec::new();
+    let mut done: BTreeMap<String, ()> = BTreeMap::new();
+    for r in fleet.exec(&step2, how) {
+        let Some(report) = reports.iter_mut().find(|x| x.host == r.host) else {
+            continue;
+        };
+        let (d, config) = &found[&r.host];
+        match output_text(&r) {
+            Ok((out, _)) if out.contains("clientaliveinterval") => {
+                let pid = d.pid.map_or(String::new(), |p| format!(", pid {p}"));
+                report.source = format!(
+                    "{} -T -f {config} (the serving sshd's config{pid}, evaluated for this \
+                     connection)",
+                    d.exe.as_deref().unwrap_or("sshd")
+                );
+                report.settings = Some(parse_sshd_t(&out));
+                done.insert(r.host.clone(), ());
+            }
+            Ok(_) => report
+                .notes
+                .push("sshd -T printed no settings; reading the config files".into()),
+            Err((e, _)) => report
+                .notes
+                .push(format!("sshd -T failed ({e}); reading the config files")),
+        }
+    }
+    for (host, (d, config)) in &found {
+        if done.contains_key(host) {
+            continue;
+        }
+        if d.uid != Some(0) && !args.parse_config {
+            if let Some(report) = reports.iter_mut().find(|x| &x.host == host) {
+                report
+                    .notes
+                    .push("not root, so no sshd -T; reading the config files".into());
+            }
+        }
+        need_files.push((host.clone(), format!("{DUMP}dump {} 0", quote(config))));
+    }
+
+    // 3. Otherwise: the config files, parsed here.
+    for r in fleet.exec(&need_files, how) {
+        let Some(report) = reports.iter_mut().find(|x| x.host == r.host) else {
+            continue;
+        };
+        match output_text(&r) {
+            Ok((out, _)) => {
+                let (settings, files, unreadable) = parse_config_dump(&out);
+                if files.is_empty() {
+                    report.error = Some(format!(
+                        "cannot read the sshd config {}",
+                        unreadable.join(", ")
+                    ));
+                    continue;
+                }
+                for f in &unreadable {
+                    report.notes.push(format!("cannot read {f}"));
+                }
+                report.source = format!(
+                    "parsed {} (global settings; Match blocks not evaluated)",
+                    files.join(", ")
+                );
+                report.settings = Some(settings);
+            }
+            Err((e, unreachable)) => {
+                report.error = Some(e);
+                report.unreachable = unreachable;
+            }
+        }
+    }
+
+    for report in &mut reports {
+        if let Some(s) = &report.settings {
+            let address = per_host.get(&report.host).map(|p| &p.1);
+            let same = per_host.values().filter(|p| Some(&p.1) == address).count();
+            report.findings = assess(s, report.heartbeat, same);
+        }
+    }
+    reports
+}
+
+/// The `check` record of one host: the settings, the findings, and their text.
+fn record(r: &HostReport) -> Record {
+    let settings = r.settings.as_ref().map(|s| {
+        settings_lines(s)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), serde_json::Value::String(v)))
+            .collect::<serde_json::Map<_, _>>()
+    });
+    let findings: Vec<serde_json::Value> = r
+        .findings
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "level": level_word(f.level),
+                "setting": f.setting,
+                "message": f.message,
+            })
+        })
+        .collect();
+    let json = serde_json::json!({
+        "type": "check",
+        "host": r.host,
+        "at_risk": r.at_risk(),
+        "heartbeat_ms": r.heartbeat.map(|h| h.as_millis() as u64),
+        "source": r.source,
+        "settings": settings,
+        "findings": findings,
+        "notes": r.notes,
+        "error": r.error,
+    });
+    let mut text = vec![String::new(), r.host.clone()];
+    if let Some(e) = &r.error {
+        text.push(format!("  error: {e}"));
+        return Record::new(json, text);
+    }
+    text.push(format!("  read with {}", r.source));
+    for n in &r.notes {
+        text.push(format!("  note: {n}"));
+    }
+    text.push(format!(
+        "  heartbeat: {}",
+        r.heartbeat
+            .map_or("off (--no-keepalive)".into(), format_duration)
+    ));
+    if let Some(s) = &r.settings {
+        for (k, v) in settings_lines(s) {
+            text.push(format!("  {k:<24} {v}"));
+        }
+    }
+    for f in &r.findings {
+        let word = match f.level {
+            Level::Ok => "ok     ",
+            Level::Warning => "WARNING",
+        };
+        text.push(format!("  {word} {}: {}", f.setting, f.message));
+    }
+    Record::new(json, text)
+}
+
+/// The closing `check_summary` record: hosts, at risk, unreachable.
+fn summary(reports: &[HostReport]) -> Record {
+    let unreachable = reports.iter().filter(|r| r.unreachable).count();
+    let at_risk = reports.iter().filter(|r| r.at_risk()).count() - unreachable;
+    Record::new(
+        serde_json::json!({
+            "type": "check_summary",
+            "hosts": reports.len(),
+            "at_risk": at_risk,
+            "unreachable": unreachable,
+        }),
+        vec![
+            String::new(),
+            format!(
+                "check: {} host{}, {at_risk} at risk, {unreachable} unreachable",
+                reports.len(),
+                if reports.len() == 1 { "" } else { "s" }
+            ),
+        ],
+    )
+}

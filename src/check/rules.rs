@@ -1,0 +1,359 @@
+//! What sshd's settings mean for tether's heartbeat: one finding per setting, `ok` or
+//! `warning` with the reason and the advice.
+
+use std::time::Duration;
+
+use super::sshd::ServerSettings;
+use crate::duration::{format as format_duration, format_flag, parse as parse_time};
+use crate::pool::DEFAULT_MAX_HANDSHAKES;
+use crate::ssh::config::wildcard_match;
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Nothing to do.
+    Ok,
+    /// Sessions or commands will be cut off: the exit status becomes 1.
+    Warning,
+}
+
+/// One conclusion about one setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// How bad.
+    pub level: Level,
+    /// The sshd keyword concerned.
+    pub setting: &'static str,
+    /// What it means for tether, with the advice.
+    pub message: String,
+}
+
+/// A heartbeat interval comfortably under `limit`: a third of it, in whole seconds from 1 s
+/// up, else 500 ms.
+pub fn suggested_keepalive(limit: Duration) -> Duration {
+    let third = limit / 3;
+    if third >= Duration::from_secs(1) {
+        Duration::from_secs(third.as_secs())
+    } else {
+        Duration::from_millis(500)
+    }
+}
+
+/// Whether a `ChannelTimeout` type pattern covers the channels tether's commands use.
+fn covers_commands(pattern: &str) -> bool {
+    let p = pattern.to_ascii_lowercase();
+    p == "global" || p == "session" || wildcard_match(&p, "session:command")
+}
+
+/// What the settings mean with heartbeat `heartbeat` (`None`: `--no-keepalive`).
+/// `same_server` is how many of the selected hosts are this same sshd (address and port).
+pub fn assess(s: &ServerSettings, heartbeat: Option<Duration>, same_server: usize) -> Vec<Finding> {
+    let mut out = Vec::new();
+
+    // ClientAlive: probes after ClientAliveInterval of client silence, CountMax unanswered.
+    let iv = s.client_alive_interval;
+    let max = s.client_alive_count_max;
+    let finding = if iv.is_zero() {
+        (Level::Ok, "no probes (ClientAliveInterval 0)".to_string())
+    } else if max == 0 {
+        (
+            Level::Ok,
+            "ClientAliveCountMax 0: probes never end a session".to_string(),
+        )
+    } else {
+        let limit = iv * max;
+        match heartbeat {
+            None => (
+                Level::Warning,
+                format!(
+                    "sshd drops a client that leaves {max} probes in a row unanswered (one \
+                     after every {} of silence), and without a heartbeat tether answers none \
+                     while idle: idle sessions die after about {}. Drop --no-keepalive",
+                    format_duration(iv),
+                    format_duration(limit + iv)
+                ),
+            ),
+            Some(h) if h >= limit => (
+                Level::Ok,
+                format!(
+                    "sshd drops a client that leaves {max} probes in a row unanswered (one \
+                     after every {} of silence). The heartbeat ({}) is longer than that, which \
+                     is fine ONLY because tether answers every probe at once with a heartbeat",
+                    format_duration(iv),
+                    format_duration(h)
+                ),
+            ),
+            Some(h) => (
+                Level::Ok,
+                format!(
+                    "the heartbeat ({}) is shorter than {max} probe intervals of {}, and \
+                     tether answers every probe at once anyway",
+                    format_duration(h),
+                    format_duration(iv)
+                ),
+            ),
+        }
+    };
+    out.push(Finding {
+        level: finding.0,
+        setting: "ClientAliveInterval",
+        message: finding.1,
+    });
+
+    // UnusedConnectionTimeout: only an open channel re-arms it; keepalives do not.
+    let finding = match (s.unused_connection_timeout, heartbeat) {
+        (None, _) => (Level::Ok, "not set".to_string()),
+        (Some(u), None) => (
+            Level::Warning,
+            format!(
+                "sshd closes a connection without an open channel after {}, and there is no \
+                 heartbeat to open one: idle sessions will be dropped. Use --keepalive {}",
+                format_duration(u),
+                format_flag(suggested_keepalive(u))
+            ),
+        ),
+        // The heartbeat must open its channel with a margin for the round trip and the shell.
+        (Some(u), Some(h)) if h + Duration::from_secs(1) > u => (
+            Level::Warning,
+            format!(
+                "sshd closes a connection without an open channel after {}, and the heartbeat \
+                 ({}) does not come at least 1 s earlier: idle sessions will be dropped (tether \
+                 then reconnects and shortens its heartbeat, one extra login per host). Use \
+                 --keepalive {}",
+                format_duration(u),
+                format_duration(h),
+                format_flag(suggested_keepalive(u))
+            ),
+        ),
+        (Some(u), Some(h)) => (
+            Level::Ok,
+            format!(
+                "the heartbeat ({}) opens a channel well within {}",
+                format_duration(h),
+                format_duration(u)
+            ),
+        ),
+    };
+    out.push(Finding {
+        level: finding.0,
+        setting: "UnusedConnectionTimeout",
+        message: finding.1,
+    });
+
+    // ChannelTimeout: closes a channel without traffic; a command's channel included.
+    let mut cut = Vec::new();
+    for spec in &s.channel_timeout {
+        let Some((pattern, value)) = spec.split_once('=') else {
+            continue;
+        };
+        let limit = match parse_time(value).ok() {
+            Some(d) if !d.is_zero() => d,
+            _ => continue,
+        };
+        if covers_commands(pattern) {
+            cut.push((spec.clone(), limit));
+        }
+    }
+    let finding = match cut.iter().min_by_key(|(_, d)| *d) {
+        None if s.channel_timeout.is_empty() => (Level::Ok, "not set".to_string()),
+        None => (Level::Ok, "does not apply to command channels".to_string()),
+        Some((spec, limit)) => (
+            Level::Warning,
+            format!(
+                "{spec}: a command that prints nothing for {} has its channel closed by sshd; \
+                 tether reports it as failed with no exit status, and it may still be running. \
+                 The heartbeat cannot prevent this (keepalives are not channel traffic; \
+                 --keepalive does not help): make long commands print progress, or raise \
+                 ChannelTimeout on the server",
+                format_duration(*limit)
+            ),
+        ),
+    };
+    out.push(Finding {
+        level: finding.0,
+        setting: "ChannelTimeout",
+        message: finding.1,
+    });
+
+    // MaxSessions: tether uses one channel at a time per session.
+    out.push(if s.max_sessions == 0 {
+        Finding {
+            level: Level::Warning,
+            setting: "MaxSessions",
+            message: "MaxSessions 0 allows no session channels: no command can run".into(),
+        }
+    } else {
+        Finding {
+            level: Level::Ok,
+            setting: "MaxSessions",
+            message: format!(
+                "tether uses one channel at a time (a command or a heartbeat) of the {} \
+                 allowed; a command abandoned by --timeout keeps its channel until it ends",
+                s.max_sessions
+            ),
+        }
+    });
+
+    // MaxStartups / PerSourceMaxStartups: tether makes at most one handshake per host at a
+    // time and DEFAULT_MAX_HANDSHAKES at once in total.
+    let burst = same_server.clamp(1, DEFAULT_MAX_HANDSHAKES);
+    let begin: usize = s
+        .max_startups
+        .split(':')
+        .next()
+        .and_then(|b| b.trim().parse().ok())
+        .unwrap_or(10);
+    let per_source = s.per_source_max_startups.map(|p| p as usize);
+    let limit = per_source.map_or(begin, |p| p.min(begin));
+    out.push(if burst > limit {
+        Finding {
+            level: Level::Warning,
+            setting: "MaxStartups",
+            message: format!(
+                "{same_server} of the selected hosts are this same sshd; tether opens up to \
+                 {burst} connections to it at once, and sshd starts refusing unauthenticated \
+                 connections at {limit} (MaxStartups {}{})",
+                s.max_startups,
+                per_source.map_or(String::new(), |p| format!(", PerSourceMaxStartups {p}"))
+            ),
+        }
+    } else {
+        Finding {
+            level: Level::Ok,
+            setting: "MaxStartups",
+            message: format!(
+                "tether opens {} to this sshd at once (the limit starts at {limit})",
+                if burst == 1 {
+                    "one connection".to_string()
+                } else {
+                    format!("up to {burst} connections")
+                }
+            ),
+        }
+    });
+    out
+}
+
+/// `ok` or `warning`, as JSON output writes a level.
+pub fn level_word(l: Level) -> &'static str {
+    match l {
+        Level::Ok => "ok",
+        Level::Warning => "warning",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn find<'a>(f: &'a [Finding], setting: &str) -> &'a Finding {
+        f.iter().find(|x| x.setting == setting).unwrap()
+    }
+
+    #[test]
+    fn unused_connection_timeout_needs_a_shorter_heartbeat() {
+        let s = ServerSettings {
+            unused_connection_timeout: Some(Duration::from_secs(3)),
+            ..ServerSettings::default()
+        };
+        let f = assess(&s, Some(Duration::from_secs(15)), 1);
+        let u = find(&f, "UnusedConnectionTimeout");
+        assert_eq!(u.level, Level::Warning);
+        assert!(u.message.contains("--keepalive 1s"), "{}", u.message);
+        let f = assess(&s, Some(Duration::from_secs(1)), 1);
+        assert!(f.iter().all(|x| x.level == Level::Ok), "{f:?}");
+        let f = assess(&s, Some(Duration::from_millis(2500)), 1);
+        assert_eq!(find(&f, "UnusedConnectionTimeout").level, Level::Warning);
+        let f = assess(&s, None, 1);
+        assert_eq!(find(&f, "UnusedConnectionTimeout").level, Level::Warning);
+    }
+
+    #[test]
+    fn client_alive_is_fine_only_because_probes_are_answered() {
+        let s = ServerSettings {
+            client_alive_interval: Duration::from_secs(1),
+            client_alive_count_max: 2,
+            ..ServerSettings::default()
+        };
+        let c = assess(&s, Some(Duration::from_secs(15)), 1);
+        let c = find(&c, "ClientAliveInterval");
+        assert_eq!(c.level, Level::Ok);
+        assert!(c.message.contains("ONLY because"), "{}", c.message);
+        let c = assess(&s, None, 1);
+        assert_eq!(find(&c, "ClientAliveInterval").level, Level::Warning);
+        let zero = ServerSettings {
+            client_alive_count_max: 0,
+            ..s
+        };
+        assert_eq!(
+            find(&assess(&zero, None, 1), "ClientAliveInterval").level,
+            Level::Ok
+        );
+    }
+
+    #[test]
+    fn channel_timeout_on_commands_is_a_warning_keepalive_cannot_fix() {
+        for (spec, level) in [
+            ("session:*=3s", Level::Warning),
+            ("session:command=1m", Level::Warning),
+            ("global=10m", Level::Warning),
+            ("agent-connection=1m", Level::Ok),
+            ("session:*=0", Level::Ok),
+        ] {
+            let s = ServerSettings {
+                channel_timeout: vec![spec.into()],
+                ..ServerSettings::default()
+            };
+            let f = assess(&s, Some(Duration::from_millis(500)), 1);
+            let c = find(&f, "ChannelTimeout");
+            assert_eq!(c.level, level, "{spec}: {}", c.message);
+        }
+    }
+
+    #[test]
+    fn max_startups_counts_hosts_that_are_one_server() {
+        let s = ServerSettings {
+            max_startups: "3:30:10".into(),
+            ..ServerSettings::default()
+        };
+        let hb = Some(Duration::from_secs(15));
+        assert_eq!(find(&assess(&s, hb, 3), "MaxStartups").level, Level::Ok);
+        assert_eq!(
+            find(&assess(&s, hb, 4), "MaxStartups").level,
+            Level::Warning
+        );
+        let p = ServerSettings {
+            per_source_max_startups: Some(2),
+            ..ServerSettings::default()
+        };
+        assert_eq!(
+            find(&assess(&p, hb, 3), "MaxStartups").level,
+            Level::Warning
+        );
+        let z = ServerSettings {
+            max_sessions: 0,
+            ..ServerSettings::default()
+        };
+        assert_eq!(
+            find(&assess(&z, hb, 1), "MaxSessions").level,
+            Level::Warning
+        );
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(
+            suggested_keepalive(Duration::from_secs(3)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            suggested_keepalive(Duration::from_secs(10)),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            suggested_keepalive(Duration::from_secs(2)),
+            Duration::from_millis(500)
+        );
+        assert_eq!(format_flag(Duration::from_millis(500)), "500ms");
+    }
+}

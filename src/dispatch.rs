@@ -1,0 +1,247 @@
+//! How a step spreads over its hosts, SSHKit's runners: `parallel` (every host at once, or at
+//! most `limit` at a time as a sliding window; one host's failure does not keep the others
+//! from running), `sequence` (one host at a time, `wait` between hosts, nothing started after
+//! a failure) and `groups` (`limit` hosts at a time, default 2, `wait` between groups, no group
+//! started after a failed one). One implementation serves `on` with a command, `on` with a
+//! closure, `tether run` and `tether check`, so the options mean the same everywhere.
+
+use std::sync::mpsc::{self, Sender};
+use std::time::Duration;
+
+/// The runner of a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// All hosts at once (at most `limit`).
+    #[default]
+    Parallel,
+    /// One host at a time.
+    Sequence,
+    /// `limit` hosts at a time.
+    Groups,
+}
+
+/// How a step spreads: `#{ in: "groups", limit: 2, wait: 5 }`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Spread {
+    /// The runner.
+    pub mode: Mode,
+    /// Parallel: the most hosts at once (`None`: all). Groups: the group size (default 2).
+    pub limit: Option<usize>,
+    /// Sequence and groups: the pause between hosts or groups.
+    pub wait: Option<Duration>,
+}
+
+/// The group size of `groups` when no `limit` is given (Capistrano's default).
+pub const DEFAULT_GROUP: usize = 2;
+
+/// Why a host's work was not started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skipped {
+    /// The step was cancelled (Ctrl-C, a watch-mode cancel).
+    Cancelled,
+    /// An earlier host (sequence) or group failed.
+    EarlierFailure,
+    /// The work was handed over but never answered (its worker stopped).
+    Lost,
+}
+
+/// One host's outcome, in the order the hosts were given.
+#[derive(Debug)]
+pub enum Slot<T> {
+    /// The work ran and produced this.
+    Done(T),
+    /// The work did not run.
+    Skipped(Skipped),
+}
+
+/// The answer channel of one unit of work: send its result exactly once (dropping it unsent
+/// counts as [`Skipped::Lost`]).
+pub struct Done<T: Send> {
+    index: usize,
+    tx: Option<Sender<(usize, Option<T>)>>,
+}
+
+impl<T: Send> Done<T> {
+    /// Delivers the result.
+    pub fn send(mut self, value: T) {
+        if let Some(tx) = self.tx.take() {
+            // The runner waits for every unit it started; it is there to receive.
+            let _ = tx.send((self.index, Some(value)));
+        }
+    }
+}
+
+impl<T: Send> Drop for Done<T> {
+    fn drop(&mut self) {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send((self.index, None));
+        }
+    }
+}
+
+/// Runs `n` units of work as `spread` says. `start(i, done)` starts unit `i` and must not
+/// block for long (hand it to a worker or a thread); `done` receives its result. `failed`
+/// tells a failed result (sequence and groups stop after one); `cancelled` is checked before
+/// each start. Returns every unit's slot in input order, once every started unit answered.
+pub fn run<T: Send>(
+    n: usize,
+    spread: &Spread,
+    cancelled: &dyn Fn() -> bool,
+    failed: &dyn Fn(&T) -> bool,
+    mut start: impl FnMut(usize, Done<T>),
+) -> Vec<Slot<T>> {
+    let (tx, rx) = mpsc::channel();
+    let mut slots: Vec<Option<Slot<T>>> = (0..n).map(|_| None).collect();
+    let (window, batches) = match spread.mode {
+        Mode::Parallel => (spread.limit.unwrap_or(n).max(1), false),
+        Mode::Sequence => (1, true),
+        Mode::Groups => (spread.limit.unwrap_or(DEFAULT_GROUP).max(1), true),
+    };
+    let (mut next, mut running) = (0, 0);
+    let mut stop: Option<Skipped> = None;
+    let mut batch_failed = false;
+    loop {
+        // In batches, a new group starts only when the previous one has finished.
+        let may_start = stop.is_none() && (!batches || running == 0);
+        if may_start && next < n {
+            if batches && next > 0 {
+                if batch_failed {
+                    stop = Some(Skipped::EarlierFailure);
+                } else if let Some(wait) = spread.wait.filter(|w| !w.is_zero()) {
+                    std::thread::sleep(wait);
+                }
+            }
+            while stop.is_none() && running < window && next < n {
+                if cancelled() {
+                    stop = Some(Skipped::Cancelled);
+                    break;
+                }
+                start(
+                    next,
+                    Done {
+                        index: next,
+                        tx: Some(tx.clone()),
+                    },
+                );
+                next += 1;
+                running += 1;
+            }
+        }
+        if running == 0 {
+            break;
+        }
+        let Ok((index, value)) = rx.recv() else {
+            break;
+        };
+        running -= 1;
+        slots[index] = Some(match value {
+            Some(v) => {
+                batch_failed |= failed(&v);
+                Slot::Done(v)
+            }
+            None => Slot::Skipped(Skipped::Lost),
+        });
+    }
+    let rest = stop.unwrap_or(Skipped::Cancelled);
+    slots
+        .into_iter()
+        .map(|s| s.unwrap_or(Slot::Skipped(rest)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    fn order(spread: Spread, fails: &[usize], n: usize) -> (Vec<usize>, Vec<String>) {
+        let started = Arc::new(Mutex::new(Vec::new()));
+        let s = started.clone();
+        let slots = run(n, &spread, &|| false, &|v: &bool| !*v, |i, done| {
+            s.lock().unwrap().push(i);
+            let ok = !fails.contains(&i);
+            std::thread::spawn(move || done.send(ok));
+        });
+        let outcome = slots
+            .iter()
+            .map(|s| match s {
+                Slot::Done(true) => "ok".to_string(),
+                Slot::Done(false) => "failed".to_string(),
+                Slot::Skipped(k) => format!("{k:?}"),
+            })
+            .collect();
+        let mut started = started.lock().unwrap().clone();
+        started.sort();
+        (started, outcome)
+    }
+
+    #[test]
+    fn parallel_runs_every_host_despite_a_failure() {
+        let spread = Spread {
+            limit: Some(2),
+            ..Spread::default()
+        };
+        let (started, outcome) = order(spread, &[0], 5);
+        assert_eq!(started, [0, 1, 2, 3, 4]);
+        assert_eq!(outcome, ["failed", "ok", "ok", "ok", "ok"]);
+    }
+
+    #[test]
+    fn sequence_and_groups_stop_after_a_failure() {
+        let seq = Spread {
+            mode: Mode::Sequence,
+            ..Spread::default()
+        };
+        let (started, outcome) = order(seq, &[1], 4);
+        assert_eq!(started, [0, 1]);
+        assert_eq!(
+            outcome,
+            ["ok", "failed", "EarlierFailure", "EarlierFailure"]
+        );
+        let groups = Spread {
+            mode: Mode::Groups,
+            limit: Some(2),
+            ..Spread::default()
+        };
+        let (started, outcome) = order(groups, &[2], 6);
+        assert_eq!(started, [0, 1, 2, 3]);
+        assert_eq!(
+            outcome,
+            [
+                "ok",
+                "ok",
+                "failed",
+                "ok",
+                "EarlierFailure",
+                "EarlierFailure"
+            ]
+        );
+    }
+
+    #[test]
+    fn cancel_and_lost_units_are_named() {
+        let slots = run(
+            3,
+            &Spread::default(),
+            &{
+                let calls = Mutex::new(0);
+                move || {
+                    let mut c = calls.lock().unwrap();
+                    *c += 1;
+                    *c > 2
+                }
+            },
+            &|_: &()| false,
+            |i, done| {
+                if i == 0 {
+                    drop(done);
+                } else {
+                    done.send(());
+                }
+            },
+        );
+        assert!(matches!(slots[0], Slot::Skipped(Skipped::Lost)));
+        assert!(matches!(slots[1], Slot::Done(())));
+        assert!(matches!(slots[2], Slot::Skipped(Skipped::Cancelled)));
+    }
+}

@@ -1,0 +1,290 @@
+//! Failures as values: what went wrong on which hosts, carried from the SSH layer through the
+//! recipe (where a recipe can catch and read it) to the exit code. Never classified by text.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::exit;
+
+/// What kind of failure. A recipe reads it as `err.kind` (the snake_case name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A remote command failed: non-zero status, a signal, no exit status, a timeout, stopped.
+    CommandFailed,
+    /// The connection died while a command ran; the command may have partly run.
+    ConnectionLost,
+    /// The host could not be reached or refused us (connect, handshake, authentication).
+    Unreachable,
+    /// The host's key was refused (unknown under `StrictHostKeyChecking yes`, changed, revoked).
+    HostKeyRefused,
+    /// A configuration error: the ssh config, a route (`ProxyJump`, `via`, `-J`).
+    Config,
+    /// Ctrl-C, SIGTERM or a watch-mode cancel.
+    Interrupted,
+    /// The recipe is wrong (a Rhai error, an unknown role ...).
+    Recipe,
+    /// The recipe declared the step failed (`fail(message)`).
+    Failed,
+}
+
+impl Kind {
+    /// The name a recipe sees (`command_failed` ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::CommandFailed => "command_failed",
+            Kind::ConnectionLost => "connection_lost",
+            Kind::Unreachable => "unreachable",
+            Kind::HostKeyRefused => "host_key_refused",
+            Kind::Config => "config",
+            Kind::Interrupted => "interrupted",
+            Kind::Recipe => "recipe",
+            Kind::Failed => "failed",
+        }
+    }
+
+    /// The process exit code for this kind (README's table).
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Kind::CommandFailed | Kind::ConnectionLost | Kind::Failed => exit::COMMAND_FAILED,
+            Kind::Unreachable | Kind::HostKeyRefused => exit::UNREACHABLE,
+            Kind::Config => exit::USAGE,
+            Kind::Interrupted => exit::INTERRUPTED,
+            Kind::Recipe => exit::RECIPE,
+        }
+    }
+
+    /// Which of two kinds decides a failure made of both: an interrupt, then a configuration
+    /// error, then a recipe error, then a host that could not be reached, then the rest.
+    fn rank(self) -> u8 {
+        match self {
+            Kind::Interrupted => 6,
+            Kind::Config => 5,
+            Kind::Recipe => 4,
+            Kind::Unreachable | Kind::HostKeyRefused => 3,
+            Kind::ConnectionLost => 2,
+            Kind::CommandFailed | Kind::Failed => 1,
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One host's part of a failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostFailure {
+    /// The host's name.
+    pub host: String,
+    /// What went wrong there.
+    pub kind: Kind,
+    /// The full text: host, command, exit status, the tail of stderr, a hint.
+    pub message: String,
+}
+
+/// A host that did not get to (or past) its work because of something else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NotRun {
+    /// The host's name.
+    pub host: String,
+    /// Why (`stopped before \`cmd\`: web1 failed`, `not started: an earlier host failed`).
+    pub reason: String,
+}
+
+/// A failure of one step: every host that failed and every host stopped early, in host order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    /// The deciding kind (see [`Kind`]'s ranking).
+    pub kind: Kind,
+    /// The hosts that failed.
+    pub failed: Vec<HostFailure>,
+    /// The hosts stopped early or not started.
+    pub not_run: Vec<NotRun>,
+    /// How many hosts the step had (for `N of M hosts failed`); 0 when not about hosts.
+    pub total: usize,
+    /// A failure not about hosts (`fail()` outside `on`, an interrupt, a recipe error).
+    pub detail: Option<String>,
+    /// The innermost task it happened in, once known.
+    pub task: Option<String>,
+    /// Where in the recipe (`deploy.rhai:12:5`), once known.
+    pub at: Option<String>,
+}
+
+impl Failure {
+    /// A failure with a message and no hosts.
+    pub fn new(kind: Kind, detail: impl Into<String>) -> Self {
+        Failure {
+            kind,
+            failed: Vec::new(),
+            not_run: Vec::new(),
+            total: 0,
+            detail: Some(detail.into()),
+            task: None,
+            at: None,
+        }
+    }
+
+    /// Ctrl-C (or a cancel) stopped the step.
+    pub fn interrupted() -> Self {
+        Failure::new(Kind::Interrupted, "interrupted")
+    }
+
+    /// One host's failure.
+    pub fn host(host: &str, kind: Kind, message: impl Into<String>) -> Self {
+        Failure::hosts(
+            vec![HostFailure {
+                host: host.to_string(),
+                kind,
+                message: message.into(),
+            }],
+            Vec::new(),
+            1,
+        )
+    }
+
+    /// The failure of a step over `total` hosts; `None` when nothing failed.
+    pub fn hosts(failed: Vec<HostFailure>, not_run: Vec<NotRun>, total: usize) -> Self {
+        let kind = failed
+            .iter()
+            .map(|f| f.kind)
+            .max_by_key(|k| k.rank())
+            .unwrap_or(Kind::CommandFailed);
+        Failure {
+            kind,
+            failed,
+            not_run,
+            total,
+            detail: None,
+            task: None,
+            at: None,
+        }
+    }
+
+    /// Folds the failures of a step's hosts (each from one host's closure, possibly itself a
+    /// step of several hosts) into one, in the order given.
+    pub fn merge(parts: Vec<Failure>, not_run: Vec<NotRun>, total: usize) -> Self {
+        let mut failed = Vec::new();
+        let mut others = Vec::new();
+        let mut kind = None::<Kind>;
+        let mut nested_not_run = Vec::new();
+        for p in parts {
+            if kind.is_none_or(|k| p.kind.rank() > k.rank()) {
+                kind = Some(p.kind);
+            }
+            if p.failed.is_empty() {
+                others.extend(p.detail);
+            }
+            failed.extend(p.failed);
+            nested_not_run.extend(p.not_run);
+        }
+        let mut f = Failure::hosts(failed, not_run, total);
+        f.not_run.extend(nested_not_run);
+        if let Some(k) = kind {
+            f.kind = k;
+        }
+        if !others.is_empty() {
+            f.detail = Some(others.join("\n"));
+        }
+        f
+    }
+
+    /// The host names that failed, in order.
+    pub fn host_names(&self) -> Vec<String> {
+        self.failed.iter().map(|f| f.host.clone()).collect()
+    }
+
+    /// The process exit code for this failure.
+    pub fn exit_code(&self) -> i32 {
+        self.kind.exit_code()
+    }
+
+    /// The message without the task and position (what `err.message` gives a recipe).
+    pub fn message(&self) -> String {
+        let mut out = String::new();
+        if !self.failed.is_empty() || !self.not_run.is_empty() {
+            let total = self.total.max(self.failed.len() + self.not_run.len());
+            out.push_str(&format!(
+                "{} of {total} host{} failed",
+                self.failed.len(),
+                if total == 1 { "" } else { "s" }
+            ));
+            if !self.not_run.is_empty() {
+                out.push_str(&format!(", {} stopped early", self.not_run.len()));
+            }
+            for f in &self.failed {
+                out.push('\n');
+                out.push_str(&f.message);
+            }
+            for n in &self.not_run {
+                out.push_str(&format!("\n{}: {}", n.host, n.reason));
+            }
+        }
+        if let Some(d) = &self.detail {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(d);
+        }
+        out
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message())?;
+        match (&self.at, &self.task) {
+            (Some(at), Some(task)) => write!(f, "\n  (at {at}, in task `{task}`)"),
+            (Some(at), None) => write!(f, "\n  (at {at})"),
+            (None, Some(task)) => write!(f, "\n  (in task `{task}`)"),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hf(host: &str, kind: Kind) -> HostFailure {
+        HostFailure {
+            host: host.into(),
+            kind,
+            message: format!("{host}: broke"),
+        }
+    }
+
+    #[test]
+    fn names_every_host_in_order_and_ranks_kinds() {
+        let f = Failure::hosts(
+            vec![
+                hf("web1", Kind::CommandFailed),
+                hf("web3", Kind::Unreachable),
+            ],
+            vec![NotRun {
+                host: "web4".into(),
+                reason: "stopped before `b`: web1 failed".into(),
+            }],
+            4,
+        );
+        assert_eq!(f.kind, Kind::Unreachable);
+        assert_eq!(f.exit_code(), 3);
+        assert_eq!(
+            f.message(),
+            "2 of 4 hosts failed, 1 stopped early\nweb1: broke\nweb3: broke\nweb4: stopped before `b`: web1 failed"
+        );
+    }
+
+    #[test]
+    fn merge_keeps_nested_hosts_and_the_deciding_kind() {
+        let a = Failure::host("a", Kind::CommandFailed, "a: x");
+        let b = Failure::new(Kind::Config, "a bad ProxyJump");
+        let m = Failure::merge(vec![a, b], Vec::new(), 2);
+        assert_eq!(m.kind, Kind::Config);
+        assert_eq!(m.host_names(), ["a"]);
+        assert_eq!(m.message(), "1 of 2 hosts failed\na: x\na bad ProxyJump");
+    }
+}

@@ -1,0 +1,120 @@
+//! What one host's command came to, in words and as a failure value: the text of a failed
+//! command (host, command, status, the tail of stderr), the one-word status of a summary, and
+//! the [`Failure`] of a step built from its hosts' results.
+
+use crate::dispatch::Skipped;
+use crate::duration::format as format_duration;
+use crate::failure::{Failure, HostFailure, Kind, NotRun};
+use crate::pool::HostResult;
+use crate::ssh::exec::{ExecOutput, ExitStatus};
+use crate::ssh::SshError;
+
+/// How many lines of stderr a failure shows.
+pub const STDERR_TAIL: usize = 10;
+
+/// One failed command: `host: \`cmd\` failed with exit status 3 after 1.2 s` and the last lines
+/// of its stderr; the error itself when it did not run to an end.
+pub fn failure_text(host: &str, command: &str, result: &Result<ExecOutput, SshError>) -> String {
+    match result {
+        Err(e) => e.to_string(),
+        Ok(out) => {
+            let mut text = format!(
+                "{host}: `{command}` failed with {} after {}",
+                out.status,
+                format_duration(out.duration)
+            );
+            let tail = stderr_tail(&out.stderr, STDERR_TAIL);
+            if !tail.is_empty() {
+                text.push_str("\n  stderr (last lines):");
+                for l in tail {
+                    text.push_str("\n    ");
+                    text.push_str(&l);
+                }
+            }
+            text
+        }
+    }
+}
+
+/// The last `n` non-empty lines of stderr.
+pub fn stderr_tail(stderr: &[u8], n: usize) -> Vec<String> {
+    let text = String::from_utf8_lossy(stderr);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| l.to_string())
+        .collect()
+}
+
+/// Why a host did not run, in words.
+pub fn skipped_words(s: Skipped) -> &'static str {
+    match s {
+        Skipped::Cancelled => "not started: interrupted",
+        Skipped::EarlierFailure => "not started: an earlier host or group of this step failed",
+        Skipped::Lost => "no answer: the host's worker stopped",
+    }
+}
+
+/// The one-word status of a host in a summary (`ok`, `exit 3` ...) and whether it succeeded.
+pub fn status_words(r: &HostResult) -> (String, bool) {
+    match &r.result {
+        None => ("not run".into(), false),
+        Some(Ok(out)) => match &out.status {
+            ExitStatus::Code(0) => ("ok".into(), true),
+            ExitStatus::Code(c) => (format!("exit {c}"), false),
+            ExitStatus::Signal(s) => (format!("signal {s}"), false),
+            ExitStatus::Missing => ("no exit status".into(), false),
+        },
+        Some(Err(e)) => (
+            match e {
+                SshError::CommandTimeout { .. } => "timed out",
+                SshError::CommandStopped { .. } => "stopped",
+                SshError::ConnectionLost { .. } => "connection lost",
+                SshError::Config { .. } => "config error",
+                _ => "unreachable",
+            }
+            .into(),
+            false,
+        ),
+    }
+}
+
+/// The failure of one host's command, or `None` if it succeeded or did not run.
+pub fn host_failure(r: &HostResult) -> Option<HostFailure> {
+    let result = r.result.as_ref()?;
+    let kind = match result {
+        Ok(out) if out.status.success() => return None,
+        Ok(_) => Kind::CommandFailed,
+        Err(e) => e.kind(),
+    };
+    Some(HostFailure {
+        host: r.host.clone(),
+        kind,
+        message: failure_text(&r.host, &r.command, result),
+    })
+}
+
+/// The failure of a step from its hosts' results: every failed host, every host that did not
+/// run (with why) when something failed; `None` when every host succeeded.
+pub fn step_failure(results: &[HostResult]) -> Option<Failure> {
+    let failed: Vec<HostFailure> = results.iter().filter_map(host_failure).collect();
+    let not_run: Vec<NotRun> = results
+        .iter()
+        .filter(|r| r.result.is_none())
+        .map(|r| NotRun {
+            host: r.host.clone(),
+            reason: skipped_words(r.skipped.unwrap_or(Skipped::Cancelled)).into(),
+        })
+        .collect();
+    if failed.is_empty() && not_run.is_empty() {
+        return None;
+    }
+    let cancelled = failed.is_empty()
+        && results
+            .iter()
+            .all(|r| r.result.is_some() || r.skipped == Some(Skipped::Cancelled));
+    if cancelled {
+        return Some(Failure::interrupted());
+    }
+    Some(Failure::hosts(failed, not_run, results.len()))
+}

@@ -1,0 +1,228 @@
+//! The host-bound commands of an `on` closure: `run`, `capture`, `test`, `upload`, the command
+//! context they run in (`within`, `with_env`, `as_user`), and `run_locally`.
+
+use std::sync::Arc;
+
+use rhai::{Dynamic, Engine, FnPtr, Map, NativeCallContext};
+
+use super::args::{fail, Fallible};
+use super::context::{self, HostScope, Runtime, StoppedEarly};
+use super::failures::throw;
+use crate::backend::{Backend, Call, Upload};
+use crate::command::{quote, CommandContext};
+use crate::failure::{Failure, Kind};
+use crate::outcome::failure_text;
+use crate::ssh::exec::{ExecOutput, ExitStatus};
+use crate::ssh::SshError;
+
+/// The backend of the running tasks; Err names `what` when called outside a task.
+pub fn backend(rt: &Runtime, what: &str) -> Fallible<Arc<dyn Backend>> {
+    rt.backend()
+        .ok_or_else(|| format!("{what} can only be used inside a task").into())
+}
+
+/// Registers the host-bound commands and the command context functions.
+pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
+    let r = rt.clone();
+    engine.register_fn("run", move |cmd: &str| -> Fallible<()> {
+        host_exec(&r, cmd, Mode::Run).map(|_| ())
+    });
+    let r = rt.clone();
+    engine.register_fn("capture", move |cmd: &str| -> Fallible<String> {
+        host_exec(&r, cmd, Mode::Capture).map(|d| d.to_string())
+    });
+    let r = rt.clone();
+    engine.register_fn("test", move |cmd: &str| -> Fallible<bool> {
+        host_exec(&r, cmd, Mode::Test).map(|d| d.as_bool().unwrap_or(false))
+    });
+    engine.register_fn("within", |ctx: NativeCallContext, dir: &str, f: FnPtr| {
+        let inner = context::command_context().within(dir);
+        context::with_command_context(inner, || f.call_within_context::<Dynamic>(&ctx, ()))
+    });
+    engine.register_fn("with_env", |ctx: NativeCallContext, vars: Map, f: FnPtr| {
+        let pairs: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if let Some((bad, _)) = pairs.iter().find(|(k, _)| !valid_env_name(k)) {
+            return fail(format!(
+                "with_env: `{bad}` is not a valid environment variable name"
+            ));
+        }
+        let inner = context::command_context().with_env(&pairs);
+        context::with_command_context(inner, || f.call_within_context::<Dynamic>(&ctx, ()))
+    });
+    engine.register_fn("as_user", |ctx: NativeCallContext, user: &str, f: FnPtr| {
+        let inner = context::command_context()
+            .as_user(user)
+            .with_sudo_password(crate::secret::sudo_password().is_some());
+        context::with_command_context(inner, || f.call_within_context::<Dynamic>(&ctx, ()))
+    });
+    let r = rt.clone();
+    engine.register_fn("upload", move |local: &str, remote: &str| {
+        upload(&r, local, remote)
+    });
+    let r = rt.clone();
+    engine.register_fn("run_locally", move |cmd: &str| -> Fallible<String> {
+        let backend = backend(&r, "run_locally()")?;
+        if r.interrupted() {
+            return Err(throw(Failure::interrupted()));
+        }
+        backend.run_locally(cmd, &r.dir()).map_err(|f| throw(*f))
+    });
+}
+
+fn valid_env_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The stdin of a command in context `ctx`: `data`, after the sudo password line when the
+/// command was rendered to read it (`as_user` with a sudo password).
+pub fn sudo_stdin(ctx: &CommandContext, data: Option<Vec<u8>>) -> Option<Vec<u8>> {
+    let password = crate::secret::sudo_password().filter(|_| ctx.needs_sudo_password());
+    match password {
+        Some(p) => {
+            let mut stdin = format!("{p}\n").into_bytes();
+            stdin.extend(data.unwrap_or_default());
+            Some(stdin)
+        }
+        None => data,
+    }
+}
+
+/// A hint when an `as_user` command failed because of sudo (a password wanted, refused).
+pub fn sudo_hint(
+    ctx: &CommandContext,
+    result: Option<&Result<ExecOutput, SshError>>,
+) -> Option<String> {
+    let user = ctx.user.as_deref()?;
+    match result? {
+        Ok(out) if !out.status.success() => crate::secret::sudo_hint(&out.stderr, user),
+        _ => None,
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Run,
+    Capture,
+    Test,
+}
+
+/// The host scope of the calling closure; Err tells `what` needs one.
+fn scope_for(what: &str) -> Fallible<HostScope> {
+    context::host_scope().ok_or_else(|| {
+        format!("{what} needs a host: call it inside on(target, |host| {{ ... }})").into()
+    })
+}
+
+/// Numbers the next command of the host and refuses it (a [`StoppedEarly`] value) when another
+/// host of the same `on` failed at an earlier step.
+fn next_command(scope: &HostScope, command: &str) -> Fallible<()> {
+    let index = scope
+        .commands
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    match scope.abort.stops(index) {
+        Some(because) => Err(rhai::EvalAltResult::ErrorRuntime(
+            Dynamic::from(StoppedEarly {
+                command: command.to_string(),
+                because,
+            }),
+            rhai::Position::NONE,
+        )
+        .into()),
+        None => Ok(()),
+    }
+}
+
+/// The failure a host-bound call throws when its command failed: the host, command, status
+/// and stderr tail (after `prefix`), a sudo hint where one applies.
+fn host_failure(
+    scope: &HostScope,
+    cctx: &CommandContext,
+    prefix: &str,
+    command: &str,
+    result: Result<ExecOutput, SshError>,
+) -> Box<rhai::EvalAltResult> {
+    let kind = match &result {
+        Err(e) => e.kind(),
+        Ok(_) => Kind::CommandFailed,
+    };
+    let hint = sudo_hint(cctx, Some(&result));
+    let mut message = format!("{prefix}{}", failure_text(&scope.host, command, &result));
+    if let Some(hint) = hint {
+        message.push_str(&format!("\n  hint: {hint}"));
+    }
+    throw(Failure::host(&scope.host, kind, message))
+}
+
+fn host_exec(rt: &Runtime, cmd: &str, mode: Mode) -> Fallible<Dynamic> {
+    let name = match mode {
+        Mode::Run => "run()",
+        Mode::Capture => "capture()",
+        Mode::Test => "test()",
+    };
+    let scope = scope_for(name)?;
+    let backend = backend(rt, name)?;
+    if rt.interrupted() {
+        return Err(throw(Failure::interrupted()));
+    }
+    let cctx = context::command_context();
+    let command = cctx.render(cmd);
+    next_command(&scope, &command)?;
+    let call = Call {
+        stdin: sudo_stdin(&cctx, None),
+        timeout: None,
+        quiet: mode == Mode::Capture,
+        pty: scope.pty,
+    };
+    let out = match backend.exec(&scope.host, &command, call) {
+        Ok(out) if out.status.success() => out,
+        Ok(out) if mode == Mode::Test && matches!(out.status, ExitStatus::Code(_)) => {
+            return Ok(false.into())
+        }
+        other => return Err(host_failure(&scope, &cctx, "", &command, other)),
+    };
+    Ok(match mode {
+        Mode::Run => Dynamic::UNIT,
+        Mode::Capture => String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .to_string()
+            .into(),
+        Mode::Test => true.into(),
+    })
+}
+
+fn upload(rt: &Runtime, local: &str, remote: &str) -> Fallible<()> {
+    let scope = scope_for("upload()")?;
+    let backend = backend(rt, "upload()")?;
+    if rt.interrupted() {
+        return Err(throw(Failure::interrupted()));
+    }
+    let path = rt.dir().join(local);
+    // Written to a temporary name and moved into place, so a reader never sees half a file.
+    let tmp = format!("{remote}.tether-upload");
+    let script = format!(
+        "mkdir -p \"$(dirname {dest})\" && cat > {tmp} && mv -f {tmp} {dest}",
+        dest = quote(remote),
+        tmp = quote(&tmp)
+    );
+    let cctx = context::command_context();
+    let command = cctx.render(&script);
+    next_command(&scope, &command)?;
+    let upload = Upload {
+        path: &path,
+        local,
+        remote,
+    };
+    match backend.upload(&scope.host, &upload, &command, sudo_stdin(&cctx, None)) {
+        Err(read) => fail(read),
+        Ok(Ok(out)) if out.status.success() => Ok(()),
+        Ok(other) => {
+            let what = format!("upload {local} -> {remote}: ");
+            Err(host_failure(&scope, &cctx, &what, &command, other))
+        }
+    }
+}

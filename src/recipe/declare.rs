@@ -1,0 +1,227 @@
+//! Declarations: what a recipe's top level (and its stages) say: variables (`set`, `fetch`,
+//! `is_set`), servers and roles, stages, tasks and hooks, and the helpers that read them
+//! (`primary`, `hosts`, `quote`, `invoke`).
+
+use std::sync::Arc;
+
+use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext};
+
+use super::args::{fail, strings, Fallible};
+use super::context::Runtime;
+use super::model::Hook;
+use crate::command::quote;
+use crate::host::HostTarget;
+
+/// Checks the server properties that change how tether connects: `via` (jump hosts, a
+/// string as ProxyJump takes) and `forward_agent` (a boolean).
+fn check_connection_props(name: &str, props: &Map) -> Fallible<()> {
+    if let Some(v) = props.get("via") {
+        let spec = v.clone().into_immutable_string().map_err(|t| {
+            format!(
+                "server(\"{name}\"): `via` must be a string naming jump hosts (\"bastion\", \
+                 \"a,b\", \"user@host:port\", \"none\"), not {t}"
+            )
+        })?;
+        crate::ssh::jump::parse_spec(&spec)
+            .map_err(|e| format!("server(\"{name}\"): `via`: {e}"))?;
+    }
+    if let Some(v) = props.get("forward_agent") {
+        if !v.is_bool() {
+            return fail(format!(
+                "server(\"{name}\"): `forward_agent` must be true or false, not {}",
+                v.type_name()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `-s key=value` values: numbers and booleans keep their type.
+pub fn override_value(text: &str) -> Dynamic {
+    if let Ok(n) = text.parse::<i64>() {
+        return n.into();
+    }
+    match text {
+        "true" => true.into(),
+        "false" => false.into(),
+        _ => text.into(),
+    }
+}
+
+/// Registers the declarations on `engine`.
+pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
+    let r = rt.clone();
+    engine.register_fn("set", move |key: &str, value: Dynamic| {
+        let mut recipe = r.recipe();
+        if !recipe.locked.contains(key) {
+            recipe.vars.insert(key.to_string(), value);
+        }
+    });
+    let r = rt.clone();
+    engine.register_fn(
+        "fetch",
+        move |ctx: NativeCallContext, key: &str| -> Fallible<Dynamic> {
+            let value = r.recipe().vars.get(key).cloned();
+            match value {
+                Some(v) => lazy(&ctx, v),
+                None => fail(format!(
+                    "variable `{key}` is not set{}",
+                    super::model::suggest(key, r.recipe().vars.keys().map(String::as_str))
+                )),
+            }
+        },
+    );
+    let r = rt.clone();
+    engine.register_fn(
+        "fetch",
+        move |ctx: NativeCallContext, key: &str, default: Dynamic| -> Fallible<Dynamic> {
+            let value = r.recipe().vars.get(key).cloned();
+            lazy(&ctx, value.unwrap_or(default))
+        },
+    );
+    let r = rt.clone();
+    engine.register_fn("is_set", move |key: &str| r.recipe().vars.contains_key(key));
+
+    let r = rt.clone();
+    engine.register_fn("server", move |name: &str, props: Map| -> Fallible<()> {
+        HostTarget::parse(name).map_err(|e| -> Box<EvalAltResult> { e.into() })?;
+        let mut props = props;
+        let roles = match props.remove("roles") {
+            Some(v) => strings(&v, "roles")?,
+            None => Vec::new(),
+        };
+        check_connection_props(name, &props)?;
+        r.recipe().add_server(name, &roles, props);
+        Ok(())
+    });
+    let r = rt.clone();
+    engine.register_fn("server", move |name: &str| -> Fallible<()> {
+        HostTarget::parse(name).map_err(|e| -> Box<EvalAltResult> { e.into() })?;
+        r.recipe().add_server(name, &[], Map::new());
+        Ok(())
+    });
+    let r = rt.clone();
+    engine.register_fn("role", move |role: &str, hosts: Dynamic| -> Fallible<()> {
+        let hosts = strings(&hosts, "hosts")?;
+        for h in &hosts {
+            HostTarget::parse(h).map_err(|e| -> Box<EvalAltResult> { e.into() })?;
+        }
+        let mut recipe = r.recipe();
+        for h in hosts {
+            recipe.add_server(&h, &[role.to_string()], Map::new());
+        }
+        Ok(())
+    });
+    let r = rt.clone();
+    engine.register_fn("stage", move |name: &str, f: FnPtr| {
+        let mut recipe = r.recipe();
+        recipe.stages.retain(|(n, _)| n != name);
+        recipe.stages.push((name.to_string(), f));
+    });
+    let r = rt.clone();
+    engine.register_fn("task", move |name: &str, description: &str, f: FnPtr| {
+        define_task(&r, name, description, f)
+    });
+    let r = rt.clone();
+    engine.register_fn("task", move |name: &str, f: FnPtr| {
+        define_task(&r, name, "", f)
+    });
+    for (which, before) in [("before", true), ("after", false)] {
+        let r = rt.clone();
+        engine.register_fn(which, move |task: &str, other: &str| -> Fallible<()> {
+            add_hook(&r, before, task, Hook::Task(other.to_string()))
+        });
+        let r = rt.clone();
+        engine.register_fn(which, move |task: &str, f: FnPtr| -> Fallible<()> {
+            add_hook(&r, before, task, Hook::Closure(f))
+        });
+    }
+    let r = rt.clone();
+    engine.register_fn("on_failure", move |f: FnPtr| {
+        r.recipe().failure_hooks.push(f)
+    });
+    engine.register_fn("quote", |s: &str| quote(s));
+    let r = rt.clone();
+    engine.register_fn("primary", move |role: &str| -> Fallible<String> {
+        let recipe = r.recipe();
+        match recipe.primary(role) {
+            Some(s) => Ok(s.name.clone()),
+            None => fail(format!("no server has role `{role}`")),
+        }
+    });
+    let r = rt.clone();
+    engine.register_fn("hosts", move |target: Dynamic| -> Fallible<Array> {
+        Ok(select(&r, &target)?
+            .into_iter()
+            .map(Dynamic::from)
+            .collect())
+    });
+    let r = rt.clone();
+    engine.register_fn(
+        "invoke",
+        move |ctx: NativeCallContext, name: &str| -> Fallible<()> {
+            super::tasks::invoke(ctx.engine(), &r, name)
+        },
+    );
+}
+
+fn define_task(rt: &Runtime, name: &str, description: &str, f: FnPtr) -> Fallible<()> {
+    if name.trim().is_empty() || name.contains(char::is_whitespace) {
+        return fail(format!(
+            "invalid task name `{name}`: use words joined by `:`"
+        ));
+    }
+    let mut recipe = rt.recipe();
+    let task = recipe
+        .tasks
+        .entry(name.to_string())
+        .or_insert_with(|| super::model::Task {
+            name: name.to_string(),
+            description: String::new(),
+            bodies: Vec::new(),
+        });
+    if !description.is_empty() {
+        task.description = description.to_string();
+    }
+    task.bodies.push(f);
+    Ok(())
+}
+
+fn add_hook(rt: &Runtime, before: bool, task: &str, hook: Hook) -> Fallible<()> {
+    let mut recipe = rt.recipe();
+    let hooks = if before {
+        &mut recipe.before
+    } else {
+        &mut recipe.after
+    };
+    hooks.entry(task.to_string()).or_default().push(hook);
+    Ok(())
+}
+
+/// A variable's value; a closure is called now (lazy variables, as Capistrano's lambdas).
+fn lazy(ctx: &NativeCallContext, value: Dynamic) -> Fallible<Dynamic> {
+    match value.clone().try_cast::<FnPtr>() {
+        Some(f) => f.call_within_context(ctx, ()),
+        None => Ok(value),
+    }
+}
+
+/// Hosts of `target` (role names, `all`, host names), narrowed by `--roles`/`--hosts`, in
+/// server order, each once.
+pub fn select(rt: &Runtime, target: &Dynamic) -> Fallible<Vec<String>> {
+    let names = strings(target, "on() targets")?;
+    let recipe = rt.recipe();
+    let hosts = recipe
+        .resolve(&names)
+        .map_err(|e| -> Box<EvalAltResult> { e.into() })?;
+    Ok(hosts
+        .into_iter()
+        .filter(|h| rt.filters.hosts.is_empty() || rt.filters.hosts.contains(h))
+        .filter(|h| {
+            rt.filters.roles.is_empty()
+                || recipe
+                    .server(h)
+                    .is_some_and(|s| s.roles.iter().any(|r| rt.filters.roles.contains(r)))
+        })
+        .collect())
+}

@@ -1,0 +1,339 @@
+//! `on(target, [options,] "cmd")` and `on(target, [options,] |host| ...)`: one step over the
+//! hosts of `target`, spread as the options say (see [`crate::dispatch`]), with a result per
+//! host. A failure on any host makes `on` throw a [`Failure`] naming every host that failed
+//! and every host stopped early, once the work in flight has finished.
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext};
+
+use super::args::{fail, Fallible};
+use super::commands::{backend, sudo_hint, sudo_stdin};
+use super::context::{self, HostScope, Runtime, StepAbort, StoppedEarly};
+use super::declare::select;
+use super::failures::{failure_of, throw};
+use super::host_info::HostInfo;
+use crate::backend::Backend;
+use crate::dispatch::{self, Mode, Skipped, Slot, Spread};
+use crate::failure::{Failure, NotRun};
+use crate::host::HostTarget;
+use crate::outcome::{skipped_words, step_failure};
+use crate::pool::FanOut;
+use crate::ssh::exec::ExitStatus;
+
+/// Registers the four forms of `on`.
+pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
+    let r = rt.clone();
+    engine.register_fn("on", move |target: Dynamic, cmd: &str| {
+        on_command(&r, &target, &Map::new(), cmd)
+    });
+    let r = rt.clone();
+    engine.register_fn("on", move |target: Dynamic, opts: Map, cmd: &str| {
+        on_command(&r, &target, &opts, cmd)
+    });
+    let r = rt.clone();
+    engine.register_fn(
+        "on",
+        move |ctx: NativeCallContext, target: Dynamic, f: FnPtr| {
+            on_closure(&r, &ctx, &target, &Map::new(), f)
+        },
+    );
+    let r = rt.clone();
+    engine.register_fn(
+        "on",
+        move |ctx: NativeCallContext, target: Dynamic, opts: Map, f: FnPtr| {
+            on_closure(&r, &ctx, &target, &opts, f)
+        },
+    );
+}
+
+/// `#{ in: "parallel" | "sequence" | "groups", limit: N, wait: SECONDS, timeout: SECONDS,
+/// pty: BOOL }`.
+struct OnOptions {
+    spread: Spread,
+    timeout: Option<Duration>,
+    pty: bool,
+}
+
+fn options(rt: &Runtime, opts: &Map) -> Fallible<OnOptions> {
+    for key in opts.keys() {
+        if !["in", "limit", "wait", "timeout", "pty"].contains(&key.as_str()) {
+            return fail(format!(
+                "unknown on() option `{key}` (known: in, limit, wait, timeout, pty)"
+            ));
+        }
+    }
+    let pty = match opts.get("pty") {
+        None => false,
+        Some(v) => v
+            .as_bool()
+            .map_err(|_| format!("on() option `pty` must be true or false, not {v}"))?,
+    };
+    let number = |key: &str| -> Fallible<Option<f64>> {
+        match opts.get(key) {
+            None => Ok(None),
+            Some(v) => v
+                .as_int()
+                .map(|i| i as f64)
+                .or_else(|_| v.as_float())
+                .map(Some)
+                .map_err(|_| format!("on() option `{key}` must be a number, not {v}").into()),
+        }
+    };
+    let seconds = |key: &str| -> Fallible<Option<Duration>> {
+        match number(key)? {
+            Some(s) if s.is_finite() && s >= 0.0 => Ok(Some(Duration::from_secs_f64(s))),
+            Some(s) => fail(format!(
+                "on() option `{key}` must be a number of seconds >= 0, not {s}"
+            )),
+            None => Ok(None),
+        }
+    };
+    let mode = match opts.get("in").map(|v| v.to_string()).as_deref() {
+        None | Some("parallel") => Mode::Parallel,
+        Some("sequence") => Mode::Sequence,
+        Some("groups") => Mode::Groups,
+        Some(other) => {
+            return fail(format!(
+                "on() option `in` must be \"parallel\", \"sequence\" or \"groups\", not \"{other}\""
+            ))
+        }
+    };
+    let limit = match number("limit")? {
+        Some(n) if n >= 1.0 && n.is_finite() => Some(n as usize),
+        Some(n) => return fail(format!("on() option `limit` must be 1 or more, not {n}")),
+        None if mode == Mode::Parallel => rt.parallel,
+        None => None,
+    };
+    Ok(OnOptions {
+        spread: Spread {
+            mode,
+            limit,
+            wait: seconds("wait")?,
+        },
+        timeout: seconds("timeout")?.filter(|d| !d.is_zero()),
+        pty,
+    })
+}
+
+fn targets(rt: &Runtime, hosts: &[String]) -> Fallible<Vec<HostTarget>> {
+    let recipe = rt.recipe();
+    hosts
+        .iter()
+        .map(|h| {
+            match recipe.server(h) {
+                Some(s) => s.target(),
+                None => HostTarget::parse(h),
+            }
+            .map_err(|e| e.into())
+        })
+        .collect()
+}
+
+/// An `on` ready to run: its backend, its (connected) hosts, its options.
+type Start = (Arc<dyn Backend>, Vec<String>, OnOptions);
+
+/// What every `on` does first; `None` when the filters leave no host.
+fn begin(rt: &Runtime, target: &Dynamic, opts: &Map) -> Fallible<Option<Start>> {
+    let backend = backend(rt, "on()")?;
+    if rt.interrupted() {
+        return Err(throw(Failure::interrupted()));
+    }
+    let hosts = select(rt, target)?;
+    let options = options(rt, opts)?;
+    if hosts.is_empty() {
+        return Ok(None);
+    }
+    backend.prepare(&targets(rt, &hosts)?);
+    Ok(Some((backend, hosts, options)))
+}
+
+fn on_command(rt: &Runtime, target: &Dynamic, opts: &Map, cmd: &str) -> Fallible<Map> {
+    let Some((backend, hosts, options)) = begin(rt, target, opts)? else {
+        return Ok(Map::new());
+    };
+    let cctx = context::command_context();
+    let command = cctx.render(cmd);
+    let commands: Vec<(String, String)> =
+        hosts.iter().map(|h| (h.clone(), command.clone())).collect();
+    let how = FanOut {
+        spread: options.spread,
+        timeout: options.timeout,
+        pty: options.pty,
+        stdin: sudo_stdin(&cctx, None),
+        label: Some(cmd.to_string()),
+        ..FanOut::default()
+    };
+    let results = backend.fan_out(&commands, &how);
+    let mut out = Map::new();
+    for r in &results {
+        if let Some(Ok(o)) = &r.result {
+            let mut m = Map::new();
+            m.insert(
+                "stdout".into(),
+                String::from_utf8_lossy(&o.stdout).into_owned().into(),
+            );
+            m.insert(
+                "stderr".into(),
+                String::from_utf8_lossy(&o.stderr).into_owned().into(),
+            );
+            m.insert(
+                "code".into(),
+                match o.status {
+                    ExitStatus::Code(c) => Dynamic::from(i64::from(c)),
+                    _ => Dynamic::UNIT,
+                },
+            );
+            out.insert(r.host.as_str().into(), m.into());
+        }
+    }
+    let Some(mut failure) = step_failure(&results) else {
+        if rt.interrupted() {
+            return Err(throw(Failure::interrupted()));
+        }
+        return Ok(out);
+    };
+    if let Some(hint) = results
+        .iter()
+        .find_map(|r| sudo_hint(&cctx, r.result.as_ref()))
+    {
+        failure.detail = Some(format!("  hint: {hint}"));
+    }
+    Err(throw(failure))
+}
+
+/// What one host's closure came to.
+enum HostEnd {
+    Value(Dynamic),
+    Failed(Failure),
+    Stopped(StoppedEarly),
+    RecipeError(Box<EvalAltResult>),
+}
+
+fn on_closure(
+    rt: &Arc<Runtime>,
+    ctx: &NativeCallContext,
+    target: &Dynamic,
+    opts: &Map,
+    f: FnPtr,
+) -> Fallible<Map> {
+    let Some((backend, hosts, options)) = begin(rt, target, opts)? else {
+        return Ok(Map::new());
+    };
+    let ast = rt.ast().ok_or("on() can only be used inside a task")?;
+    let engine = ctx.engine();
+    let abort = Arc::new(StepAbort::default());
+    let base = context::command_context();
+    let spread = if backend.ordered() {
+        // One host at a time: the printer's plan comes out in a stable order.
+        Spread {
+            mode: Mode::Parallel,
+            limit: Some(1),
+            wait: None,
+        }
+    } else {
+        options.spread
+    };
+    let run_one = |host: &String| -> HostEnd {
+        let scope = HostScope {
+            host: host.clone(),
+            abort: abort.clone(),
+            pty: options.pty,
+            commands: Arc::new(AtomicUsize::new(0)),
+        };
+        let info = HostInfo::new(rt, host);
+        let result = context::with_command_context(base.clone(), || {
+            context::with_host_scope(scope.clone(), || f.call::<Dynamic>(engine, &ast, (info,)))
+        });
+        let end = match result {
+            Ok(v) => return HostEnd::Value(v),
+            Err(e) => classify(e),
+        };
+        if !matches!(end, HostEnd::Stopped(_)) {
+            let started = scope.commands.load(std::sync::atomic::Ordering::SeqCst);
+            abort.fail(started, host);
+        }
+        end
+    };
+    let slots = std::thread::scope(|s| {
+        dispatch::run(
+            hosts.len(),
+            &spread,
+            &|| rt.interrupted(),
+            &|end: &HostEnd| !matches!(end, HostEnd::Value(_)),
+            |i, done| {
+                let host = &hosts[i];
+                let run_one = &run_one;
+                let spawned = std::thread::Builder::new()
+                    .name(format!("on {host}"))
+                    .spawn_scoped(s, move || done.send(run_one(host)));
+                // Without a thread the unit is dropped unanswered: reported as lost.
+                drop(spawned);
+            },
+        )
+    });
+    let mut out = Map::new();
+    let mut parts = Vec::new();
+    let mut not_run = Vec::new();
+    for (host, slot) in hosts.iter().zip(slots) {
+        match slot {
+            Slot::Done(HostEnd::Value(v)) => {
+                out.insert(host.as_str().into(), v);
+            }
+            Slot::Done(HostEnd::Failed(f)) => parts.push(f),
+            Slot::Done(HostEnd::Stopped(s)) => not_run.push(NotRun {
+                host: host.clone(),
+                reason: format!("stopped before `{}`: {} failed", s.command, s.because),
+            }),
+            Slot::Done(HostEnd::RecipeError(e)) => {
+                if rt.interrupted() {
+                    return Err(throw(Failure::interrupted()));
+                }
+                let main = rt.file.display().to_string();
+                let rendered = super::diagnostics::eval_error(&e, &main, &rt.sources);
+                return fail(format!("{host}: {rendered}"));
+            }
+            Slot::Skipped(Skipped::Cancelled) => return Err(throw(Failure::interrupted())),
+            Slot::Skipped(why) => not_run.push(NotRun {
+                host: host.clone(),
+                reason: skipped_words(why).into(),
+            }),
+        }
+    }
+    if parts
+        .iter()
+        .any(|p| p.kind == crate::failure::Kind::Interrupted)
+    {
+        return Err(throw(Failure::interrupted()));
+    }
+    if parts.is_empty() && not_run.is_empty() {
+        return Ok(out);
+    }
+    Err(throw(Failure::merge(parts, not_run, hosts.len())))
+}
+
+fn classify(e: Box<EvalAltResult>) -> HostEnd {
+    if let Some(f) = failure_of(&e) {
+        return HostEnd::Failed(f);
+    }
+    if let Some(s) = stopped_of(&e) {
+        return HostEnd::Stopped(s);
+    }
+    HostEnd::RecipeError(e)
+}
+
+fn stopped_of(err: &EvalAltResult) -> Option<StoppedEarly> {
+    let mut err = err;
+    loop {
+        match err {
+            EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
+            | EvalAltResult::ErrorInModule(_, inner, _) => err = inner,
+            EvalAltResult::ErrorRuntime(v, _) => {
+                return v.read_lock::<StoppedEarly>().map(|s| s.clone())
+            }
+            _ => return None,
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! Functions the stdlib modules (`stdlib/*.rhai`) need beyond the core language; recipes may
+//! use them too: `utc_timestamp()`, `local_user()`, `fail(message)`, and `print`.
+
+use std::sync::Arc;
+
+use rhai::Engine;
+
+use super::args::Fallible;
+use super::context::{self, Runtime};
+use super::failures::throw;
+use crate::event::EventKind;
+use crate::failure::{Failure, Kind};
+
+/// Registers the stdlib helpers and routes `print` to the reporter.
+pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
+    // `utc_timestamp()`: now in UTC as `YYYYMMDDHHMMSS` (release names).
+    engine.register_fn("utc_timestamp", || {
+        super::clock::utc_timestamp(std::time::SystemTime::now())
+    });
+    // `local_user()`: `user@machine` of whoever runs tether (lock holder, revision log).
+    engine.register_fn("local_user", local_user);
+    // `fail(message)`: stops the run as a failed step (exit 1, like a failed command), not as
+    // a recipe error (exit 4, with a caret). Inside `on(target, |host| ...)` it is that host's
+    // failure, its message prefixed with the host's name, as command failures are.
+    engine.register_fn("fail", |message: &str| -> Fallible<()> {
+        Err(throw(match context::host_scope() {
+            Some(scope) => Failure::host(
+                &scope.host,
+                Kind::Failed,
+                format!("{}: {message}", scope.host),
+            ),
+            None => Failure::new(Kind::Failed, message),
+        }))
+    });
+    let r = rt.clone();
+    engine.on_print(move |text| {
+        r.report(EventKind::Print {
+            text: crate::secret::mask(text).into_owned(),
+        })
+    });
+}
+
+/// `user@machine` for the local user.
+fn local_user() -> String {
+    let output = |cmd: &str| {
+        std::process::Command::new(cmd)
+            .arg(if cmd == "id" { "-un" } else { "-s" })
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    let user = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .or_else(|| output("id"))
+        .unwrap_or_else(|| "unknown".into());
+    let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| output("hostname"))
+        .unwrap_or_else(|| "localhost".into());
+    format!("{user}@{machine}")
+}

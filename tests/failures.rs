@@ -1,0 +1,187 @@
+//! Failures as values (issue: typed failures across the Rhai boundary): exit codes per kind on
+//! every path, a caught failure that stops nothing, `err.kind`/`err.hosts`/`err.message`, and
+//! summaries that name every host, the same on every run.
+
+use crate::support;
+
+use support::lab::Lab;
+use support::recipe::{lab, lab_recipe, RecipeDir};
+
+/// `Host *` with a ProxyJump to a bastion the config reaches through itself: a configuration
+/// error, exit 2 on every path, and no host reported as holding a session.
+#[test]
+fn a_config_error_is_exit_2_for_tasks_and_run_alike() {
+    let lab = Lab::builder().names(&["web1"]).start();
+    let cfg = lab.dir().join("loop_config");
+    let lab_cfg = std::fs::read_to_string(lab.ssh_config()).unwrap();
+    std::fs::write(&cfg, format!("{lab_cfg}\nHost *\n  ProxyJump bastion\n")).unwrap();
+    let mut r = RecipeDir::new(
+        "config-error",
+        "server(\"web1\", #{ roles: [\"web\"] });\ntask(\"hello\", || { on(\"web\", \"echo hi\"); });\n",
+    );
+    r.ssh_config = Some(cfg.clone());
+    let out = r.tether().args(&["hello"]).run();
+    out.status(2)
+        .stderr_contains("web1: ProxyJump loop")
+        .stderr_lacks("^")
+        .stdout_lacks("one session");
+    out.stdout_contains("web1  never connected");
+    r.tether()
+        .args(&["run", "--hosts", "web1", "--", "echo hi"])
+        .run()
+        .status(2)
+        .stderr_contains("ProxyJump loop");
+    // The other hosts of a run still run: the error belongs to the host it is about.
+    std::fs::write(
+        &cfg,
+        format!("{lab_cfg}\nHost broken\n  HostName 127.0.0.1\n  ProxyJump broken\n"),
+    )
+    .unwrap();
+    let out = r
+        .tether()
+        .args(&["run", "--hosts", "web1,broken", "--", "echo hi"])
+        .run();
+    out.status(2)
+        .stdout_contains("web1    ok")
+        .stdout_contains("broken  config error")
+        .stderr_contains("1 of 2 hosts failed");
+}
+
+#[test]
+fn a_caught_failure_stops_nothing_and_can_be_read() {
+    let lab = lab(&["web1", "web2", "db1"]);
+    let r = lab_recipe(
+        &lab,
+        "caught",
+        r#"
+task("t", || {
+    on("web", |host| {
+        try { run("echo nope >&2; exit 3"); } catch (err) {
+            print(`${host.name}: ${err.kind} on ${err.hosts} (${err.message.sub_string(0, 14)})`);
+        }
+        try { as_user("nobody-here", || run("true")); } catch (err) {
+            print(`${host.name}: as_user ${err.kind}`);
+        }
+        run("echo after >> /srv/after");
+    });
+    let caught = "";
+    try { on("all", "exit 5"); } catch (err) { caught = err.kind + " " + err.hosts.len(); }
+    print("step failure: " + caught);
+    on("all", "echo later >> /srv/later");
+});
+"#,
+    );
+    let out = r.tether().args(&["t"]).run();
+    out.status(0)
+        .stdout_contains("web1: command_failed on [\"web1\"] (1 of 1 host fa)")
+        .stdout_contains("web2: as_user command_failed")
+        .stdout_contains("step failure: command_failed 3")
+        .stderr_lacks("error");
+    for h in ["web1", "web2"] {
+        assert_eq!(
+            std::fs::read_to_string(lab.host(h).root_dir.join("after")).unwrap(),
+            "after\n"
+        );
+    }
+    for h in ["web1", "web2", "db1"] {
+        assert_eq!(
+            std::fs::read_to_string(lab.host(h).root_dir.join("later")).unwrap(),
+            "later\n"
+        );
+    }
+}
+
+/// Hosts that fail at the same step are all named, whichever finishes first; a host stopped
+/// because another failed is named with the reason; ten runs give ten identical summaries.
+#[test]
+fn summaries_name_every_host_the_same_on_every_run() {
+    let lab = Lab::builder()
+        .names(&["app1", "app2", "app3", "app4"])
+        .start();
+    let mut r = RecipeDir::new(
+        "summaries",
+        r#"
+role("app", ["app1", "app2", "app3", "app4"]);
+task("linked", || {
+    on("app", |host| {
+        // app1 is slower: the others fail first, app1 must still be reported as failed.
+        if host.name == "app1" { run("sleep 0.3"); } else { run("true"); }
+        run("test -e /srv/shared/config/database.yml || { echo missing >&2; exit 1; }");
+        run("echo never >> /srv/never");
+    });
+});
+task("stopped", || {
+    on("app", |host| {
+        // app2 fails at its first step; the others finish theirs (the same step) only.
+        if host.name == "app2" { run("exit 4"); }
+        run("sleep 0.3");
+        run("echo never >> /srv/never");
+    });
+});
+"#,
+    );
+    r.ssh_config = Some(lab.ssh_config());
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        let out = r.tether().args(&["linked"]).run();
+        out.status(1);
+        let summary: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("error:") || l.starts_with("app"))
+            .map(|l| l.split(" failed with").next().unwrap_or(l))
+            .collect();
+        seen.push(summary.join("\n"));
+    }
+    assert!(seen.iter().all(|s| s == &seen[0]), "{seen:#?}");
+    assert_eq!(
+        seen[0],
+        "error: 4 of 4 hosts failed\napp1: `test -e /srv/shared/config/database.yml || { echo missing >&2; exit 1; }`\napp2: `test -e /srv/shared/config/database.yml || { echo missing >&2; exit 1; }`\napp3: `test -e /srv/shared/config/database.yml || { echo missing >&2; exit 1; }`\napp4: `test -e /srv/shared/config/database.yml || { echo missing >&2; exit 1; }`"
+    );
+    let out = r.tether().args(&["stopped"]).run();
+    out.status(1)
+        .stderr_contains("error: 1 of 4 hosts failed, 3 stopped early")
+        .stderr_contains("app1: stopped before `echo never >> /srv/never`: app2 failed")
+        .stderr_contains("app3: stopped before `echo never >> /srv/never`: app2 failed")
+        .stderr_contains("app4: stopped before `echo never >> /srv/never`: app2 failed");
+    for h in lab.hosts() {
+        assert!(!h.root_dir.join("never").exists(), "{}", h.name);
+    }
+}
+
+/// Hosts nobody can reach: every one is named as unreachable, exit 3, the same every time.
+#[test]
+fn unreachable_hosts_are_all_named_every_time() {
+    let ports: Vec<u16> = (0..4)
+        .map(|_| {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        })
+        .collect();
+    let servers: String = ports
+        .iter()
+        .map(|p| format!("server(\"root@127.0.0.1:{p}\", #{{ roles: [\"app\"] }});\n"))
+        .collect();
+    let r = RecipeDir::new(
+        "unreachable",
+        &format!("{servers}task(\"t\", || {{ on(\"app\", |host| {{ run(\"true\"); run(\"true\"); }}); }});\n"),
+    );
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        let out = r.tether().args(&["t"]).run();
+        out.status(3);
+        let first = out.stderr.lines().next().unwrap_or("").to_string();
+        let named = ports.iter().all(|p| {
+            out.stderr
+                .contains(&format!("root@127.0.0.1:{p}: cannot connect"))
+        });
+        seen.push((first, named));
+    }
+    for s in &seen {
+        assert_eq!(
+            s,
+            &("error: 4 of 4 hosts failed".to_string(), true),
+            "{seen:?}"
+        );
+    }
+}

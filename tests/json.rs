@@ -1,0 +1,134 @@
+//! `--format json` on every subcommand prints only JSON lines that parse, each with a `type`,
+//! and drops nothing that text output shows (a recipe's `print` included).
+
+use crate::support;
+
+use support::recipe::{lab, lab_recipe, RecipeDir};
+use support::tether::Output;
+
+/// Every stdout line as a JSON object with a string `type`.
+fn objects(out: &Output) -> Vec<serde_json::Value> {
+    out.stdout
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+            assert!(v["type"].is_string(), "no type: {l}");
+            v
+        })
+        .collect()
+}
+
+fn types(objects: &[serde_json::Value]) -> Vec<String> {
+    objects
+        .iter()
+        .map(|o| o["type"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+const RECIPE: &str = r#"
+server("web1", #{ roles: ["web"] });
+server("web2", #{ roles: ["web"] });
+stage("production", || {});
+print("loading");
+task("hello", "Say hello", || {
+    print("from print");
+    on("web", "echo hi");
+    on("web", |host| { capture("hostname"); upload("deploy.rhai", "/tmp/x"); });
+    run_locally("true");
+});
+before("hello", "prep");
+task("prep", || {});
+"#;
+
+#[test]
+fn tasks_and_the_plan() {
+    let r = RecipeDir::new("json-tasks", RECIPE);
+    let out = r.tether().args(&["tasks", "--format", "json"]).run();
+    out.status(0);
+    let all = objects(&out);
+    let hello = all
+        .iter()
+        .find(|o| o["type"] == "task" && o["name"] == "hello")
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    assert_eq!(hello["description"], "Say hello");
+    assert_eq!(hello["before"][0], "prep");
+    assert!(all
+        .iter()
+        .any(|o| o["type"] == "stage" && o["name"] == "production"));
+    // The recipe's top-level print is an event too.
+    assert!(all
+        .iter()
+        .any(|o| o["type"] == "print" && o["text"] == "loading"));
+
+    let out = r.tether().args(&["-n", "--format", "json", "hello"]).run();
+    out.status(0);
+    let all = objects(&out);
+    let t = types(&all);
+    for kind in [
+        "task_started",
+        "print",
+        "planned",
+        "planned_upload",
+        "planned_local",
+        "task_finished",
+    ] {
+        assert!(
+            t.iter().any(|x| x == kind),
+            "{kind} missing\n{}",
+            out.stdout
+        );
+    }
+    assert!(all
+        .iter()
+        .any(|o| o["type"] == "planned" && o["host"] == "web2" && o["command"] == "echo hi"));
+    assert!(all
+        .iter()
+        .any(|o| o["type"] == "print" && o["text"] == "from print"));
+}
+
+#[test]
+fn a_real_run_and_tether_run() {
+    let lab = lab(&["web1", "web2", "db1"]);
+    let r = lab_recipe(
+        &lab,
+        "json-run",
+        "task(\"t\", || { print(\"p\"); on(\"web\", \"echo out; echo err >&2\"); });\n",
+    );
+    let out = r.tether().args(&["--format", "json", "t"]).run();
+    out.status(0);
+    let all = objects(&out);
+    let t = types(&all);
+    for kind in [
+        "hosts",
+        "connected",
+        "task_started",
+        "print",
+        "on_command",
+        "command_started",
+        "output",
+        "command_finished",
+        "task_finished",
+        "session_summary",
+        "run_finished",
+    ] {
+        assert!(
+            t.iter().any(|x| x == kind),
+            "{kind} missing\n{}",
+            out.stdout
+        );
+    }
+    let out = r
+        .tether()
+        .args(&["--format", "json", "run", "--hosts", "web1", "--", "exit 3"])
+        .run();
+    out.status(1);
+    let all = objects(&out);
+    let s = all
+        .iter()
+        .find(|o| o["type"] == "summary")
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    assert_eq!(s["host"], "web1");
+    assert_eq!(s["status"], "exit 3");
+    assert_eq!(s["ok"], false);
+}

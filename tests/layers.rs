@@ -1,0 +1,207 @@
+//! The source files import each other in one direction only: the graph of `crate::`, `super::`
+//! and child-module paths between the files under `src/` has no cycle. A cycle is printed with
+//! the path that closes it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// The module path of a file under `src/` (`ssh/worker.rs` -> `["ssh", "worker"]`).
+fn module_of(rel: &Path) -> Vec<String> {
+    let mut parts: Vec<String> = rel
+        .with_extension("")
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    if parts
+        .last()
+        .is_some_and(|p| p == "mod" || p == "lib" || p == "main")
+    {
+        parts.pop();
+    }
+    parts
+}
+
+/// The file that defines the longest prefix of `path` (a module path from the crate root).
+fn file_for(src: &Path, path: &[String]) -> Option<PathBuf> {
+    for n in (1..=path.len()).rev() {
+        let base = src.join(path[..n].join("/"));
+        for candidate in [base.with_extension("rs"), base.join("mod.rs")] {
+            if candidate.is_file() {
+                return Some(candidate);
+            }
+        }
+    }
+    None
+}
+
+/// The text of a file without its `#[cfg(test)]` part and without comments.
+fn code(text: &str) -> String {
+    let text = match text.find("#[cfg(test)]") {
+        Some(i) => &text[..i],
+        None => text,
+    };
+    text.lines()
+        .map(|l| match l.find("//") {
+            Some(i) => &l[..i],
+            None => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Module paths (from the crate root) a file of module `module` refers to: `crate::a::b`,
+/// `super::c` (`super` is the parent of the file's own module, for `x.rs` and `x/mod.rs`
+/// alike), and `child::d` for the modules it declares itself.
+fn references(module: &[String], text: &str) -> Vec<Vec<String>> {
+    let children: BTreeSet<String> = text
+        .lines()
+        .map(str::trim)
+        .filter_map(|l| l.strip_prefix("pub mod ").or(l.strip_prefix("mod ")))
+        .filter_map(|l| l.strip_suffix(';'))
+        .map(str::to_string)
+        .collect();
+    let chars: Vec<char> = text.chars().collect();
+    let ident = |c: char| c.is_alphanumeric() || c == '_';
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        // A path starts at an identifier that does not continue another one or a path.
+        if !ident(chars[i]) || (i > 0 && (ident(chars[i - 1]) || chars[i - 1] == ':')) {
+            i += 1;
+            continue;
+        }
+        let mut segs: Vec<String> = Vec::new();
+        loop {
+            let s = i;
+            while i < chars.len() && ident(chars[i]) {
+                i += 1;
+            }
+            segs.push(chars[s..i].iter().collect());
+            let more = i + 2 < chars.len()
+                && chars[i] == ':'
+                && chars[i + 1] == ':'
+                && ident(chars[i + 2]);
+            if !more {
+                break;
+            }
+            i += 2;
+        }
+        if segs.len() < 2 {
+            continue;
+        }
+        let resolved = match segs[0].as_str() {
+            "crate" | "tether" => Some(segs[1..].to_vec()),
+            "super" => {
+                let ups = segs.iter().take_while(|s| *s == "super").count();
+                let mut p = module[..module.len().saturating_sub(ups)].to_vec();
+                p.extend(segs[ups..].iter().cloned());
+                Some(p)
+            }
+            c if children.contains(c) => {
+                let mut p = module.to_vec();
+                p.extend(segs.iter().cloned());
+                Some(p)
+            }
+            _ => None,
+        };
+        out.extend(resolved);
+    }
+    out
+}
+
+#[test]
+fn the_module_graph_has_no_cycle() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    let mut stack = vec![src.clone()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                files.push(p);
+            }
+        }
+    }
+    let mut graph: BTreeMap<PathBuf, BTreeSet<PathBuf>> = BTreeMap::new();
+    for f in &files {
+        let rel = f.strip_prefix(&src).unwrap();
+        let name = rel.file_name().unwrap().to_string_lossy();
+        if name == "lib.rs" || name == "main.rs" {
+            continue;
+        }
+        let module = module_of(rel);
+        let text = code(&std::fs::read_to_string(f).unwrap());
+        let mut deps = BTreeSet::new();
+        for path in references(&module, &text) {
+            if let Some(target) = file_for(&src, &path) {
+                let tname = target.file_name().unwrap().to_string_lossy().into_owned();
+                if &target != f && tname != "lib.rs" && tname != "main.rs" {
+                    deps.insert(target);
+                }
+            }
+        }
+        graph.insert(f.clone(), deps);
+    }
+    // Depth-first search for a back edge.
+    fn visit(
+        node: &PathBuf,
+        graph: &BTreeMap<PathBuf, BTreeSet<PathBuf>>,
+        state: &mut BTreeMap<PathBuf, u8>,
+        path: &mut Vec<PathBuf>,
+    ) -> Option<Vec<PathBuf>> {
+        match state.get(node) {
+            Some(2) => return None,
+            Some(1) => {
+                let i = path.iter().position(|p| p == node).unwrap_or(0);
+                let mut cycle = path[i..].to_vec();
+                cycle.push(node.clone());
+                return Some(cycle);
+            }
+            _ => {}
+        }
+        state.insert(node.clone(), 1);
+        path.push(node.clone());
+        for dep in graph.get(node).into_iter().flatten() {
+            if let Some(c) = visit(dep, graph, state, path) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        state.insert(node.clone(), 2);
+        None
+    }
+    let mut state = BTreeMap::new();
+    for node in graph.keys() {
+        if let Some(cycle) = visit(node, &graph, &mut state, &mut Vec::new()) {
+            let names: Vec<String> = cycle
+                .iter()
+                .map(|p| p.strip_prefix(&src).unwrap().display().to_string())
+                .collect();
+            panic!("import cycle: {}", names.join(" -> "));
+        }
+    }
+    let edges: usize = graph.values().map(BTreeSet::len).sum();
+    assert!(edges > 150, "found only {edges} imports");
+    assert!(graph.len() > 30, "read only {} files", graph.len());
+}
+
+#[test]
+fn paths_resolve_to_the_modules_they_name() {
+    let module = vec!["recipe".to_string(), "on".to_string()];
+    let text = "mod inner;\nuse super::context::Runtime;\nuse crate::pool::FanOut;\nfn f() { tether::ssh::exec::run(); inner::g(); super::super::x::y(); }";
+    let refs = references(&module, text);
+    let names: Vec<String> = refs.iter().map(|r| r.join("::")).collect();
+    assert_eq!(
+        names,
+        [
+            "recipe::context::Runtime",
+            "pool::FanOut",
+            "ssh::exec::run",
+            "recipe::on::inner::g",
+            "x::y"
+        ]
+    );
+    assert_eq!(code("a // crate::x::y\n#[cfg(test)]\nuse crate::z;"), "a ");
+}

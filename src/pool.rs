@@ -12,9 +12,11 @@ use crate::event::{EventKind, Sink};
 use crate::host::HostTarget;
 use crate::ssh::config::SshConfig;
 use crate::ssh::exec::{Echo, ExecOptions, ExecOutput};
-use crate::ssh::jump::{self, Jumps};
+use crate::ssh::jump::Jumps;
 use crate::ssh::limiter::HandshakeLimiter;
+use crate::ssh::owner::Via;
 use crate::ssh::policy::WorkerSettings;
+use crate::ssh::route;
 use crate::ssh::worker::HostWorker;
 use crate::ssh::SshError;
 
@@ -202,7 +204,7 @@ impl Pool {
         }
         // -J beats a recipe's `via`, which beats the config's ProxyJump.
         let over = self.jump.as_deref().or(host.via.as_deref());
-        let hops = jump::route(&self.ssh_config, &config, over).map_err(|e| SshError::Config {
+        let hops = route::route(&self.ssh_config, &config, over).map_err(|e| SshError::Config {
             host: host.name.clone(),
             message: e,
         })?;
@@ -210,7 +212,11 @@ impl Pool {
             host: host.name.clone(),
             reason: format!("cannot start its thread: {e}"),
         };
-        let via = self.jumps.via(hops).map_err(thread_error)?;
+        let via = self
+            .jumps
+            .via(hops)
+            .map_err(thread_error)?
+            .map(|j| j as Arc<dyn Via>);
         HostWorker::spawn_via(
             &host.name,
             config,

@@ -22,7 +22,7 @@ fn check_connection_props(name: &str, props: &Map) -> Fallible<()> {
                  \"a,b\", \"user@host:port\", \"none\"), not {t}"
             )
         })?;
-        crate::ssh::jump::parse_spec(&spec)
+        crate::ssh::route::parse_spec(&spec)
             .map_err(|e| format!("server(\"{name}\"): `via`: {e}"))?;
     }
     if let Some(v) = props.get("forward_agent") {

@@ -190,7 +190,7 @@ impl Recipe {
 /// `; did you mean `a`?` for the names closest to `name`, or nothing.
 pub fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> String {
     let mut scored: Vec<(usize, &str)> = candidates
-        .map(|c| (distance(name, c), c))
+        .map(|c| (strsim::osa_distance(name, c), c))
         .filter(|(d, c)| *d <= (name.len().max(c.len()) / 3).max(2) || c.contains(name))
         .collect();
     scored.sort();
@@ -208,29 +208,6 @@ pub fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Str
         1 => format!("; did you mean {}?", names[0]),
         _ => format!("; did you mean one of {}?", names.join(", ")),
     }
-}
-
-/// Edit distance counting a swap of neighbours as one edit (optimal string alignment).
-fn distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    d[0] = (0..=b.len()).collect();
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            d[i][j] = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
-            }
-        }
-    }
-    d[a.len()][b.len()]
 }
 
 #[cfg(test)]

@@ -7,8 +7,10 @@ pub mod exec;
 pub mod jump;
 pub mod known_hosts;
 pub mod limiter;
+pub mod owner;
 pub mod policy;
 pub mod reconnect;
+pub mod route;
 pub mod worker;
 
 use std::time::Duration;

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use super::config::HostConfig;
 use super::connect::{poll_fds, Connection};
 use super::exec::{self, Echo, ExecError, ExecOptions, ExecOutput};
-use super::jump::{self, Jump};
 use super::limiter::HandshakeLimiter;
+use super::owner::{Owner, Shared, Via};
 use super::policy::WorkerSettings;
 use super::reconnect;
 use super::SshError;
@@ -65,15 +65,15 @@ impl HostWorker {
         Self::spawn_via(name, config, settings, limiter, events, None)
     }
 
-    /// Like [`spawn`](HostWorker::spawn), connecting through the jump host `via` (ProxyJump)
-    /// when given: every connection of this host, reconnects included, is a tunnel of it.
+    /// Like [`spawn`](HostWorker::spawn), connecting through `via` (a jump host, ProxyJump)
+    /// when given: every connection of this host, reconnects included, goes through it.
     pub fn spawn_via(
         name: &str,
         config: HostConfig,
         settings: WorkerSettings,
         limiter: Arc<HandshakeLimiter>,
         events: Sink,
-        via: Option<Arc<Jump>>,
+        via: Option<Arc<dyn Via>>,
     ) -> std::io::Result<Self> {
         let (jobs_tx, jobs_rx) = mpsc::channel();
         let (wake, wake_rx) = UnixStream::pair()?;
@@ -82,14 +82,15 @@ impl HostWorker {
         let name: Arc<str> = Arc::from(name);
         let stop = Arc::new(AtomicBool::new(false));
         let state = WorkerState {
-            name: name.clone(),
-            stop: stop.clone(),
-            config,
-            interval: settings.heartbeat,
-            settings,
-            limiter,
-            events,
-            via,
+            owner: Owner::new(
+                name.clone(),
+                &name,
+                config,
+                via,
+                settings,
+                Shared { limiter, events },
+                stop.clone(),
+            ),
             conn: None,
             failed: None,
             last_alive: Instant::now(),
@@ -147,18 +148,8 @@ impl Drop for HostWorker {
 }
 
 struct WorkerState {
-    name: Arc<str>,
-    /// The handle was dropped: stop reconnecting.
-    stop: Arc<AtomicBool>,
-    config: HostConfig,
-    settings: WorkerSettings,
-    /// The current heartbeat interval: the setting, shortened by `ServerAliveInterval` or by
-    /// learning.
-    interval: Option<Duration>,
-    limiter: Arc<HandshakeLimiter>,
-    events: Sink,
-    /// The jump host this host is reached through (ProxyJump), if any.
-    via: Option<Arc<Jump>>,
+    /// Connecting, the heartbeat interval, reconnecting.
+    owner: Owner,
     conn: Option<Connection>,
     /// Set once the host is unreachable for this run.
     failed: Option<SshError>,
@@ -168,26 +159,13 @@ struct WorkerState {
 
 impl WorkerState {
     fn emit(&self, kind: EventKind) {
-        self.events.emit(&self.name, kind);
+        self.owner.emit(kind);
     }
 
     fn run(mut self, jobs: Receiver<Job>, wake: UnixStream) {
-        if let (Some(ours), Some(server)) = (self.interval, self.config.server_alive_interval) {
-            self.interval = Some(ours.min(server));
-        }
-        match self.connect_pinned(None) {
-            Ok(conn) => {
-                self.emit(EventKind::Connected {
-                    setup: conn.setup_time,
-                });
-                self.conn = Some(conn);
-            }
-            Err(error) => {
-                self.emit(EventKind::ConnectFailed {
-                    error: error.to_string(),
-                });
-                self.failed = Some(error);
-            }
+        match self.owner.open() {
+            Ok(conn) => self.conn = Some(conn),
+            Err(error) => self.failed = Some(error),
         }
         self.last_alive = Instant::now();
         loop {
@@ -213,8 +191,8 @@ impl WorkerState {
     }
 
     fn wait_idle(&self, wake: &UnixStream) -> Idle {
-        let conn = self.conn.as_ref().filter(|_| self.interval.is_some());
-        let due = match (conn, self.interval) {
+        let conn = self.conn.as_ref().filter(|_| self.owner.interval.is_some());
+        let due = match (conn, self.owner.interval) {
             (Some(_), Some(iv)) => Some(self.last_alive + iv),
             _ => None,
         };
@@ -252,24 +230,9 @@ impl WorkerState {
         }
     }
 
-    fn connect_pinned(&self, pinned: Option<&[u8]>) -> Result<Connection, SshError> {
-        let conn = jump::connect_route(
-            self.via.as_deref(),
-            &self.name,
-            &self.config,
-            pinned,
-            &self.limiter,
-            &mut |w| self.emit(EventKind::Warning { message: w }),
-        )?;
-        if let Some(iv) = self.interval {
-            conn.arm_heartbeat(iv, self.settings.heartbeat_timeout);
-        }
-        Ok(conn)
-    }
-
     fn heartbeat(&mut self, probe: bool) {
         let Some(conn) = &self.conn else { return };
-        match exec::heartbeat(conn, self.settings.heartbeat_timeout) {
+        match exec::heartbeat(conn, self.owner.settings.heartbeat_timeout) {
             Ok(rtt) => {
                 // Counts as client traffic too; "would block" only means it is queued.
                 let _ = conn.session.keepalive_send();
@@ -281,60 +244,37 @@ impl WorkerState {
                 // When the jump host's connection died (taking this host's tunnel with it),
                 // this host's server did not drop the idle session: nothing to learn.
                 let jump_lost = self
+                    .owner
                     .via
                     .as_ref()
                     .is_some_and(|j| j.lost_since(self.last_alive));
                 if !jump_lost {
-                    self.learn(idle);
+                    self.owner.learn(idle);
                 }
                 self.replace_session(format!("connection lost while idle ({e})"), true);
             }
         }
     }
 
-    /// An idle session died after `idle`: beat faster for the rest of the run, and say so.
-    fn learn(&mut self, idle: Duration) {
-        let Some(current) = self.interval else { return };
-        if let Some(interval) = reconnect::learned_interval(current, idle) {
-            self.interval = Some(interval);
-            self.emit(EventKind::Learned {
-                died_after: idle,
-                interval,
-            });
-        }
-    }
-
     /// Replaces a dead session (see [`reconnect::with_backoff`]). On failure the host is
     /// unreachable for the rest of the run.
     fn replace_session(&mut self, reason: String, while_idle: bool) -> bool {
-        let pinned = self.conn.take().map(|c| c.host_key);
-        let outcome =
-            reconnect::with_backoff(&self.name, &reason, &self.settings, &self.stop, || {
-                self.connect_pinned(pinned.as_deref())
-            });
-        match outcome {
-            reconnect::Outcome::Connected(conn, took) => {
+        self.conn = None;
+        match self.owner.reconnect(&reason, while_idle) {
+            reconnect::Outcome::Connected(conn, _) => {
                 self.conn = Some(conn);
                 self.last_alive = Instant::now();
-                self.emit(EventKind::Reconnected {
-                    reason,
-                    while_idle,
-                    took,
-                });
                 true
             }
             reconnect::Outcome::Stopped => {
                 // Nobody will use the session any more (the pool is closing).
                 self.failed = Some(SshError::Session {
-                    host: self.name.to_string(),
+                    host: self.owner.name.to_string(),
                     reason: format!("{reason}; not reconnected: tether is stopping"),
                 });
                 false
             }
             reconnect::Outcome::Failed(error) => {
-                self.emit(EventKind::Unreachable {
-                    error: error.to_string(),
-                });
                 self.failed = Some(error);
                 false
             }
@@ -367,14 +307,14 @@ impl WorkerState {
         let started = Instant::now();
         let timeout = opts.timeout;
         let opts = ExecOptions {
-            keepalive: self.interval,
+            keepalive: self.owner.interval,
             // Without a local agent there is nothing to forward (the pool warned).
-            forward_agent: self.config.forward_agent && super::agent::local_agent().is_some(),
+            forward_agent: self.owner.config.forward_agent && super::agent::local_agent().is_some(),
             ..opts
         };
         let mut result = self.exec_once(command, &opts);
         if let Err(ExecError::NotStarted(reason)) = &result {
-            if self.interval.is_none() {
+            if self.owner.interval.is_none() {
                 // --no-keepalive shows what tether prevents: the server dropped the idle
                 // session, and nothing replaces it.
                 result = Err(ExecError::NotStarted(format!(
@@ -395,29 +335,29 @@ impl WorkerState {
                 Ok(out)
             }
             Err(ExecError::Deadline(_)) => Err(SshError::CommandTimeout {
-                host: self.name.to_string(),
+                host: self.owner.name.to_string(),
                 command: command.to_string(),
                 timeout: timeout.unwrap_or_default(),
             }),
             Err(ExecError::Stopped(elapsed)) => Err(SshError::CommandStopped {
-                host: self.name.to_string(),
+                host: self.owner.name.to_string(),
                 command: command.to_string(),
                 elapsed,
             }),
             // Only this channel was refused; the session is fine.
             Err(ExecError::Refused(reason)) => Err(SshError::Session {
-                host: self.name.to_string(),
+                host: self.owner.name.to_string(),
                 reason,
             }),
             Err(ExecError::NotStarted(reason)) => {
                 Err(self.failed.clone().unwrap_or_else(|| SshError::Session {
-                    host: self.name.to_string(),
+                    host: self.owner.name.to_string(),
                     reason,
                 }))
             }
             Err(ExecError::Lost(reason)) => {
                 let error = SshError::ConnectionLost {
-                    host: self.name.to_string(),
+                    host: self.owner.name.to_string(),
                     command: command.to_string(),
                     elapsed: started.elapsed(),
                     reason: reason.clone(),
@@ -441,8 +381,7 @@ impl WorkerState {
         let Some(conn) = &self.conn else {
             return Err(ExecError::NotStarted("no session".into()));
         };
-        let events = &self.events;
-        let name = &self.name;
+        let owner = &self.owner;
         let result = exec::run(conn, command, opts, &mut |stream, line| {
             let shown = match opts.echo {
                 Echo::All => true,
@@ -452,14 +391,11 @@ impl WorkerState {
             if !shown {
                 return;
             }
-            events.emit(
-                name,
-                EventKind::Output {
-                    stream,
-                    // A secret (the sudo password) never leaves the worker in output.
-                    line: crate::secret::mask(line).into_owned(),
-                },
-            );
+            owner.emit(EventKind::Output {
+                stream,
+                // A secret (the sudo password) never leaves the worker in output.
+                line: crate::secret::mask(line).into_owned(),
+            });
         });
         result.map(|mut out| {
             crate::secret::mask_vec(&mut out.stdout);

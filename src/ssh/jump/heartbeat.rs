@@ -1,0 +1,109 @@
+//! The jump host's heartbeat: a `true` exec on a new channel as a non-blocking state machine,
+//! so the jump session never blocks and its tunnels keep flowing meanwhile.
+
+use std::io::Read as _;
+use std::time::{Duration, Instant};
+
+use ssh2::{Channel, Session};
+
+use crate::ssh::connect::would_block;
+
+/// The heartbeat's `true` exec as a non-blocking state machine (the jump session never
+/// blocks: its tunnels keep flowing meanwhile).
+pub struct Heartbeat {
+    started: Instant,
+    /// Whether the server's own traffic (a probe) started it.
+    pub probe: bool,
+    stage: Stage,
+    channel: Option<Channel>,
+}
+
+#[derive(Clone, Copy)]
+enum Stage {
+    Open,
+    Exec,
+    Eof,
+    Drain,
+    Close,
+}
+
+impl Heartbeat {
+    /// A heartbeat to start now; `probe` when the server's traffic asked for it.
+    pub fn new(probe: bool) -> Self {
+        Heartbeat {
+            started: Instant::now(),
+            probe,
+            stage: Stage::Open,
+            channel: None,
+        }
+    }
+
+    /// Ok(Some(rtt)) when done, Ok(None) while pending, Err when the session failed.
+    pub fn advance(
+        &mut self,
+        session: &Session,
+        timeout: Duration,
+    ) -> Result<Option<Duration>, String> {
+        if self.started.elapsed() > timeout {
+            return Err(format!(
+                "no heartbeat answer within {}",
+                crate::duration::format(timeout)
+            ));
+        }
+        let pending = |e: &ssh2::Error| would_block(e);
+        loop {
+            match self.stage {
+                Stage::Open => match session.channel_session() {
+                    Ok(ch) => {
+                        self.channel = Some(ch);
+                        self.stage = Stage::Exec;
+                    }
+                    Err(e) if pending(&e) => return Ok(None),
+                    Err(e) => return Err(format!("heartbeat: cannot open a channel: {e}")),
+                },
+                Stage::Exec | Stage::Eof | Stage::Drain | Stage::Close => {
+                    let Some(ch) = self.channel.as_mut() else {
+                        return Err("heartbeat: no channel".into());
+                    };
+                    match self.stage {
+                        Stage::Exec => match ch.exec("true") {
+                            Ok(()) => self.stage = Stage::Eof,
+                            Err(e) if pending(&e) => return Ok(None),
+                            Err(e) => return Err(format!("heartbeat: exec failed: {e}")),
+                        },
+                        Stage::Eof => match ch.send_eof() {
+                            Ok(()) => self.stage = Stage::Drain,
+                            Err(e) if pending(&e) => return Ok(None),
+                            Err(e) => return Err(format!("heartbeat: {e}")),
+                        },
+                        Stage::Drain => {
+                            let mut buf = [0u8; 256];
+                            let mut open = 0;
+                            for id in [0, 1] {
+                                match ch.stream(id).read(&mut buf) {
+                                    Ok(0) => {}
+                                    Ok(_) => open += 1,
+                                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                                        open += 1
+                                    }
+                                    Err(e) => return Err(format!("heartbeat: {e}")),
+                                }
+                            }
+                            if open == 0 && ch.eof() {
+                                self.stage = Stage::Close;
+                            } else {
+                                return Ok(None);
+                            }
+                        }
+                        Stage::Close => match ch.wait_close() {
+                            Ok(()) => return Ok(Some(self.started.elapsed())),
+                            Err(e) if pending(&e) => return Ok(None),
+                            Err(e) => return Err(format!("heartbeat: {e}")),
+                        },
+                        Stage::Open => unreachable!("handled above"),
+                    }
+                }
+            }
+        }
+    }
+}

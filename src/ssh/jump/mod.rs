@@ -1,0 +1,273 @@
+//! ProxyJump: hosts reached through jump hosts (bastions), without `ssh` subprocesses.
+//!
+//! A jump host gets a worker thread of its own ([`Jump`], `worker.rs`) that owns its
+//! `ssh2::Session` (non-blocking), exactly like a [`HostWorker`](super::worker::HostWorker)
+//! owns a target's, with the same [`Owner`] policy (connect, pinned key, heartbeat interval,
+//! reconnect):
+//! nothing else ever touches that session. A host behind it asks the jump worker for a tunnel;
+//! the jump worker opens a `direct-tcpip` channel to the host's `HostName:Port`, makes a
+//! `UnixStream::pair()`, keeps one end and hands the other to the host's worker, which runs its
+//! own SSH session over it (host key checked under the host's own name, as OpenSSH does). From
+//! then on the jump worker pumps bytes between each channel and its socket end, from the same
+//! loop that services its own session:
+//!
+//! - many hosts behind one bastion share one bastion connection (the pool keeps one jump worker
+//!   per route, [`Jumps`]);
+//! - the bastion has its own heartbeat: when no tunnel has brought data for the heartbeat
+//!   interval, or the server sends something while there is no tunnel to read it, it runs a
+//!   `true` no-op on a new channel (`heartbeat.rs`), so an idle bastion is kept alive and a
+//!   dead one noticed;
+//! - chains (`ProxyJump a,b`): `b`'s jump worker connects through a tunnel of `a`'s;
+//! - when the bastion connection dies, its tunnels are closed at once (the hosts behind it see
+//!   their sockets close and reconnect through it, under their usual rules: pinned host key,
+//!   nothing in flight re-sent) and the jump worker reconnects, with backoff and its own pinned
+//!   key.
+//!
+//! Everything on the jump session is non-blocking, and libssh2 has one "channel open" state
+//! and one "packet being sent" slot per session: at most one channel open (a tunnel or the
+//! heartbeat's) is in progress at a time, and a channel write that returned "would block" is
+//! always retried with the same leading bytes until it completes, before anything else could
+//! be stuck behind it.
+
+mod heartbeat;
+mod tunnel;
+mod worker;
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::config::HostConfig;
+use super::connect::{self, Connection};
+use super::limiter::HandshakeLimiter;
+use super::owner::{Owner, Shared, Via};
+use super::policy::WorkerSettings;
+use super::route::{identity, Hop};
+use super::SshError;
+use crate::event::Sink;
+use worker::{Request, State};
+
+/// The jump workers of a pool, one per route (a chain of hops), shared by every host behind
+/// it.
+pub struct Jumps {
+    map: Mutex<HashMap<String, Arc<Jump>>>,
+    settings: WorkerSettings,
+    limiter: Arc<HandshakeLimiter>,
+    events: Sink,
+}
+
+impl Jumps {
+    /// No jump workers yet; they start on demand with these settings.
+    pub fn new(settings: WorkerSettings, limiter: Arc<HandshakeLimiter>, events: Sink) -> Self {
+        Jumps {
+            map: Mutex::new(HashMap::new()),
+            settings,
+            limiter,
+            events,
+        }
+    }
+
+    fn map(&self) -> MutexGuard<'_, HashMap<String, Arc<Jump>>> {
+        // The map stays consistent even if a holder panicked.
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The jump worker of the last hop of `hops` (starting the workers of the route that do
+    /// not run yet), or `None` for a direct connection.
+    pub fn via(&self, hops: Vec<Hop>) -> std::io::Result<Option<Arc<Jump>>> {
+        let mut map = self.map();
+        let mut parent: Option<Arc<Jump>> = None;
+        let mut key = String::new();
+        for hop in hops {
+            if !key.is_empty() {
+                key.push_str(" > ");
+            }
+            key.push_str(&identity(&hop.config));
+            let jump = match map.get(&key) {
+                Some(j) => j.clone(),
+                None => {
+                    let j = Arc::new(Jump::spawn(
+                        &hop.target.name,
+                        hop.config,
+                        parent.clone(),
+                        self.settings.clone(),
+                        self.limiter.clone(),
+                        self.events.clone(),
+                    )?);
+                    map.insert(key.clone(), j.clone());
+                    j
+                }
+            };
+            parent = Some(jump);
+        }
+        Ok(parent)
+    }
+
+    /// Stops the jump workers that no host (and no other jump worker) uses any more.
+    pub fn prune(&self) {
+        loop {
+            let unused: Vec<Arc<Jump>> = {
+                let mut map = self.map();
+                let keys: Vec<String> = map
+                    .iter()
+                    .filter(|(_, j)| Arc::strong_count(j) == 1)
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                keys.iter().filter_map(|k| map.remove(k)).collect()
+            };
+            if unused.is_empty() {
+                return;
+            }
+            // Dropped outside the lock: stopping a jump worker waits for its thread, and may
+            // release its parent for the next round.
+            drop(unused);
+        }
+    }
+}
+
+/// The handle to a jump host's worker thread. Dropping the last handle closes the session and
+/// joins the thread.
+pub struct Jump {
+    name: Arc<str>,
+    requests: Sender<Request>,
+    wake: UnixStream,
+    stop: Arc<AtomicBool>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    /// How long this jump host may take to connect, its own jump hosts included.
+    budget: Duration,
+    /// When the jump host's connection was last found dead (its tunnels were closed then).
+    lost_at: Arc<Mutex<Option<Instant>>>,
+}
+
+impl Jump {
+    fn spawn(
+        name: &str,
+        config: HostConfig,
+        parent: Option<Arc<Jump>>,
+        settings: WorkerSettings,
+        limiter: Arc<HandshakeLimiter>,
+        events: Sink,
+    ) -> std::io::Result<Self> {
+        let (tx, rx) = mpsc::channel();
+        let (wake, wake_rx) = UnixStream::pair()?;
+        wake.set_nonblocking(true)?;
+        wake_rx.set_nonblocking(true)?;
+        let display: Arc<str> = Arc::from(format!("{name} (jump)"));
+        let stop = Arc::new(AtomicBool::new(false));
+        let budget = config.connect_timeout + parent.as_ref().map_or(Duration::ZERO, |p| p.budget);
+        let lost_at = Arc::new(Mutex::new(None));
+        let via = parent.map(|p| p as Arc<dyn Via>);
+        let owner = Owner::new(
+            display.clone(),
+            name,
+            config,
+            via,
+            settings,
+            Shared { limiter, events },
+            stop.clone(),
+        );
+        let state = State::new(owner, lost_at.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("jump {name}"))
+            .spawn(move || state.run(rx, wake_rx))?;
+        Ok(Jump {
+            name: display,
+            requests: tx,
+            wake,
+            stop,
+            thread: Mutex::new(Some(thread)),
+            budget,
+            lost_at,
+        })
+    }
+
+    /// The jump host's display name (`bastion (jump)`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn error(&self, host: &str, reason: impl Into<String>) -> SshError {
+        SshError::Jump {
+            host: host.to_string(),
+            jump: self.name.trim_end_matches(" (jump)").to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// A byte stream to `host:port` as seen from the jump host (a `direct-tcpip` channel
+    /// pumped by the jump worker), for `for_host`. Waits at most `timeout` plus the time the
+    /// jump host itself may need to connect.
+    pub fn open(
+        &self,
+        for_host: &str,
+        host: &str,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<UnixStream, SshError> {
+        let (tx, rx) = mpsc::channel();
+        let wait = timeout + self.budget;
+        let request = Request {
+            for_host: Arc::from(for_host),
+            host: host.to_string(),
+            port,
+            deadline: Instant::now() + wait,
+            reply: tx,
+        };
+        if self.requests.send(request).is_err() {
+            return Err(self.error(for_host, "its worker thread has stopped"));
+        }
+        // A full wake socket already holds a pending wake-up.
+        let _ = (&self.wake).write(&[1]);
+        match rx.recv_timeout(wait + Duration::from_secs(1)) {
+            Ok(result) => result,
+            Err(_) => Err(self.error(
+                for_host,
+                format!(
+                    "no connection to {host}:{port} within {}",
+                    crate::duration::format(wait)
+                ),
+            )),
+        }
+    }
+}
+
+impl Via for Jump {
+    /// A tunnel to the host's `HostName` and `Port`, then the SSH handshake over it. The
+    /// tunnel is opened outside the limiter: a host holding a handshake slot while its bastion
+    /// waits for one would deadlock.
+    fn connect(
+        &self,
+        name: &str,
+        cfg: &HostConfig,
+        pinned: Option<&[u8]>,
+        limiter: &HandshakeLimiter,
+        warn: &mut dyn FnMut(String),
+    ) -> Result<Connection, SshError> {
+        let stream = self.open(name, &cfg.hostname, cfg.port, cfg.connect_timeout)?;
+        let started = Instant::now();
+        limiter.run(|| connect::connect_over(name, cfg, stream, started, pinned, warn))
+    }
+
+    fn lost_since(&self, since: Instant) -> bool {
+        self.lost_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|at| at >= since)
+    }
+}
+
+impl Drop for Jump {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = (&self.wake).write(&[0]);
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,539 @@
+//! The jump worker thread: the one thread that owns a jump host's session. It pumps every
+//! tunnel (see `tunnel.rs`), opens new ones on request, runs the heartbeat when the session is
+//! idle (`heartbeat.rs`), and when the session dies closes every tunnel at once and
+//! reconnects (see [`Owner`]).
+
+use std::collections::VecDeque;
+use std::io::Read as _;
+use std::net::Shutdown;
+use std::os::fd::AsRawFd as _;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ssh2::{Channel, Session};
+
+use super::heartbeat::Heartbeat;
+use super::tunnel::{session_failed, Tunnel, TUNNEL_BUFFER};
+use crate::event::EventKind;
+use crate::ssh::connect::{self, poll_fds, would_block, Connection};
+use crate::ssh::owner::Owner;
+use crate::ssh::reconnect;
+use crate::ssh::SshError;
+
+/// A request for a tunnel to `host:port`.
+pub struct Request {
+    /// The host that will use the tunnel (for messages).
+    pub for_host: Arc<str>,
+    pub host: String,
+    pub port: u16,
+    /// After this, the requester has given up.
+    pub deadline: Instant,
+    pub reply: Sender<Result<UnixStream, SshError>>,
+}
+
+/// Longest sleep of the pump loop with nothing to do (a safety net: every event that matters
+/// wakes `poll` itself).
+const MAX_SLEEP: Duration = Duration::from_millis(500);
+
+/// The one channel open (or heartbeat) in progress on the jump session.
+enum Op {
+    Idle,
+    /// Opening a tunnel; `replied` once the requester was told it took too long.
+    Open {
+        request: Request,
+        replied: bool,
+    },
+    Heartbeat(Heartbeat),
+}
+
+/// The jump worker thread's state.
+pub struct State {
+    /// Connecting, the heartbeat interval, reconnecting (the hop's `ProxyJump` parent
+    /// included).
+    owner: Owner,
+    /// Shared with the handle: when the session was last found dead.
+    lost_at: Arc<Mutex<Option<Instant>>>,
+    conn: Option<Connection>,
+    /// Why there is no session (told to requesters).
+    down: Option<SshError>,
+    tunnels: Vec<Tunnel>,
+    /// Channels being closed (retried until libssh2 is done with them).
+    closing: Vec<Channel>,
+    queue: VecDeque<Request>,
+    op: Op,
+    /// The server sent something while no tunnel was there to read it.
+    probe: bool,
+    /// Last moment the session was known to work (tunnel data or a heartbeat round trip).
+    last_alive: Instant,
+}
+
+impl State {
+    /// A jump worker that will own `owner`'s session.
+    pub fn new(owner: Owner, lost_at: Arc<Mutex<Option<Instant>>>) -> Self {
+        State {
+            owner,
+            lost_at,
+            conn: None,
+            down: None,
+            tunnels: Vec::new(),
+            closing: Vec::new(),
+            queue: VecDeque::new(),
+            op: Op::Idle,
+            probe: false,
+            last_alive: Instant::now(),
+        }
+    }
+
+    fn emit(&self, kind: EventKind) {
+        self.owner.emit(kind);
+    }
+
+    /// The thread's loop: connect, then pump tunnels and answer requests until stopped.
+    pub fn run(mut self, requests: Receiver<Request>, wake: UnixStream) {
+        match self.owner.open() {
+            Ok(conn) => self.conn = Some(conn),
+            Err(error) => self.down = Some(error),
+        }
+        self.last_alive = Instant::now();
+        let mut buf = vec![0u8; 32 * 1024];
+        while !self.owner.stop.load(Ordering::SeqCst) {
+            drain(&wake);
+            loop {
+                match requests.try_recv() {
+                    Ok(r) => self.queue.push_back(r),
+                    Err(TryRecvError::Empty) => break,
+                    // Every handle is gone: nobody will ask for anything again.
+                    Err(TryRecvError::Disconnected) => {
+                        self.owner.stop.store(true, Ordering::SeqCst);
+                        break;
+                    }
+                }
+            }
+            self.expire();
+            if self.conn.is_none() {
+                if self.queue.is_empty() {
+                    self.sleep(&wake);
+                } else {
+                    self.connect_on_demand();
+                }
+                continue;
+            }
+            match self.step(&mut buf) {
+                Ok(true) => {}
+                Ok(false) => self.sleep(&wake),
+                Err(failure) => {
+                    // Idle: nothing was in transit through the tunnels.
+                    let idle = self
+                        .tunnels
+                        .iter()
+                        .all(|t| t.to_chan.is_empty() && t.to_sock.is_empty());
+                    self.lost(failure, idle);
+                }
+            }
+        }
+        self.tunnels.clear();
+        self.closing.clear();
+        if let Some(conn) = self.conn.take() {
+            conn.session.set_blocking(true);
+            conn.session.set_timeout(2000);
+            let _ = conn.session.disconnect(None, "tether done", None);
+        }
+    }
+
+    /// Answers requests whose requester has given up waiting.
+    fn expire(&mut self) {
+        let now = Instant::now();
+        let name = self.owner.name.clone();
+        self.queue.retain(|r| {
+            if now < r.deadline {
+                return true;
+            }
+            let _ = r.reply.send(Err(jump_error(
+                &name,
+                &r.for_host,
+                format!("no connection to {}:{} in time", r.host, r.port),
+            )));
+            false
+        });
+    }
+
+    /// No session and someone needs one: one attempt (with the pinned key, if any), else
+    /// every waiting requester is told why.
+    fn connect_on_demand(&mut self) {
+        let reason = "the jump host's connection was down; a host behind it needs it";
+        match self.owner.attempt(reason, false) {
+            Ok(conn) => {
+                self.conn = Some(conn);
+                self.down = None;
+                self.last_alive = Instant::now();
+            }
+            Err(e) => {
+                self.down = Some(e.clone());
+                let reason = e.to_string();
+                for r in self.queue.drain(..) {
+                    let _ = r.reply.send(Err(jump_error(
+                        &self.owner.name,
+                        &r.for_host,
+                        reason.clone(),
+                    )));
+                }
+            }
+        }
+    }
+
+    /// One round of the pump. Ok(true) if anything moved; Err when the session failed.
+    fn step(&mut self, buf: &mut [u8]) -> Result<bool, Failure> {
+        let Some(conn) = self.conn.as_ref() else {
+            return Ok(false);
+        };
+        let session = &conn.session;
+        let mut progress = false;
+        let mut got = false;
+        // Host sockets -> buffers -> channels.
+        for t in &mut self.tunnels {
+            progress |= t.read_sock(buf);
+        }
+        for t in &mut self.tunnels {
+            progress |= t.write_chan(session)?;
+        }
+        // The open or heartbeat in progress, before and after channels -> buffers (the reads
+        // above and the channel reads may have queued packets it waits for).
+        for pass in 0..2 {
+            let (p, alive) = advance_op(
+                &mut self.op,
+                session,
+                &mut self.tunnels,
+                &mut self.closing,
+                &self.owner.name,
+                self.owner.settings.heartbeat_timeout,
+            )?;
+            progress |= p;
+            if let Some(rtt) = alive {
+                self.last_alive = Instant::now();
+                self.emit_heartbeat(rtt);
+            }
+            if pass == 0 {
+                for t in &mut self.tunnels {
+                    progress |= t.read_chan(session, buf, &mut got)?;
+                }
+            }
+        }
+        for t in &mut self.tunnels {
+            progress |= t.write_sock();
+        }
+        if got {
+            self.last_alive = Instant::now();
+        }
+        // Finished tunnels: close their channels (retried until done) and their sockets.
+        let mut i = 0;
+        while i < self.tunnels.len() {
+            if self.tunnels[i].finished() {
+                let t = self.tunnels.swap_remove(i);
+                let _ = t.sock.shutdown(Shutdown::Both);
+                self.closing.push(t.channel);
+                progress = true;
+            } else {
+                i += 1;
+            }
+        }
+        let mut i = 0;
+        while i < self.closing.len() {
+            match self.closing[i].close() {
+                Err(e) if would_block(&e) => i += 1,
+                Err(_) if session_failed(session) => {
+                    return Err(Failure::from("closing a tunnel failed".to_string()));
+                }
+                _ => {
+                    // Closed (or refused because the far end is gone): libssh2 is done.
+                    drop(self.closing.swap_remove(i));
+                    progress = true;
+                }
+            }
+        }
+        // Start the next channel open: a waiting tunnel first, else a due heartbeat.
+        if matches!(self.op, Op::Idle) {
+            if let Some(request) = self.queue.pop_front() {
+                self.op = Op::Open {
+                    request,
+                    replied: false,
+                };
+                progress = true;
+            } else if self.probe || self.heartbeat_due() {
+                self.op = Op::Heartbeat(Heartbeat::new(self.probe));
+                self.probe = false;
+                progress = true;
+            }
+        }
+        Ok(progress)
+    }
+
+    fn emit_heartbeat(&self, (rtt, probe): (Duration, bool)) {
+        self.emit(EventKind::Heartbeat { rtt, probe });
+    }
+
+    fn heartbeat_due(&self) -> bool {
+        self.owner
+            .interval
+            .is_some_and(|iv| self.last_alive.elapsed() >= iv)
+    }
+
+    /// Waits until a socket needs attention, a request arrives or a timer is due.
+    fn sleep(&mut self, wake: &UnixStream) {
+        let mut timeout = MAX_SLEEP;
+        if self.conn.is_none() {
+            timeout = Duration::from_secs(3600);
+        }
+        if let (Some(iv), Op::Idle, Some(_)) = (self.owner.interval, &self.op, &self.conn) {
+            timeout = timeout.min((self.last_alive + iv).saturating_duration_since(Instant::now()));
+        }
+        for r in &self.queue {
+            timeout = timeout.min(r.deadline.saturating_duration_since(Instant::now()));
+        }
+        let mut fds = vec![libc::pollfd {
+            fd: wake.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        let session_index = fds.len();
+        if let Some(conn) = &self.conn {
+            let dirs = conn.session.block_directions();
+            // Read the session only when someone can take what arrives: a tunnel with room,
+            // the open or heartbeat in progress, or the heartbeat itself when there is no
+            // tunnel (a server probe). With every tunnel full, the host sockets wake us.
+            let reader = self.tunnels.is_empty()
+                || !matches!(self.op, Op::Idle)
+                || self
+                    .tunnels
+                    .iter()
+                    .any(|t| !t.chan_done && t.to_sock.len() < TUNNEL_BUFFER)
+                || !self.closing.is_empty();
+            let mut events = connect::poll_events(dirs);
+            if reader {
+                events |= libc::POLLIN;
+            }
+            fds.push(libc::pollfd {
+                fd: conn.fd(),
+                events,
+                revents: 0,
+            });
+        }
+        for t in &self.tunnels {
+            let mut events = 0;
+            if !t.sock_done && t.to_chan.len() < TUNNEL_BUFFER {
+                events |= libc::POLLIN;
+            }
+            if !t.to_sock.is_empty() && !t.sock_dead {
+                events |= libc::POLLOUT;
+            }
+            fds.push(libc::pollfd {
+                fd: t.sock.as_raw_fd(),
+                events,
+                revents: 0,
+            });
+        }
+        if timeout.is_zero() {
+            return;
+        }
+        if let Some(conn) = &self.conn {
+            // As for every session: acknowledge the bastion's next segment at once (see
+            // `connect::quick_ack`), or each round trip through a tunnel waits ~40 ms.
+            connect::quick_ack(conn.fd());
+        }
+        if poll_fds(&mut fds, timeout).is_err() {
+            return;
+        }
+        // (With the heartbeat off, --no-keepalive, probes are left unanswered as for hosts.)
+        if self.conn.is_some()
+            && self.owner.interval.is_some()
+            && self.tunnels.is_empty()
+            && matches!(self.op, Op::Idle)
+            && fds
+                .get(session_index)
+                .is_some_and(|f| f.revents & libc::POLLIN != 0)
+        {
+            self.probe = true;
+        }
+    }
+
+    /// The session died: close every tunnel at once (the hosts behind notice and ask again),
+    /// then reconnect with backoff and the pinned key.
+    fn lost(&mut self, failure: Failure, idle: bool) {
+        let Failure { reason, heartbeat } = failure;
+        if heartbeat {
+            // A heartbeat found the session dead: the server (or something on the way) drops
+            // sessions idle that long.
+            self.owner.learn(self.last_alive.elapsed());
+        }
+        // Recorded before the tunnels close: their hosts look at it when they notice.
+        *self.lost_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        self.tunnels.clear();
+        self.closing.clear();
+        if let Op::Open { request, replied } = std::mem::replace(&mut self.op, Op::Idle) {
+            if !replied {
+                let _ = request.reply.send(Err(jump_error(
+                    &self.owner.name,
+                    &request.for_host,
+                    format!("the jump host's connection was lost ({reason})"),
+                )));
+            }
+        }
+        self.op = Op::Idle;
+        self.conn = None;
+        let reason = if idle {
+            format!("connection lost while idle ({reason})")
+        } else {
+            format!("connection lost while carrying tunnels ({reason})")
+        };
+        match self.owner.reconnect(&reason, idle) {
+            reconnect::Outcome::Connected(conn, _) => {
+                self.conn = Some(conn);
+                self.down = None;
+                self.last_alive = Instant::now();
+            }
+            reconnect::Outcome::Stopped => {}
+            reconnect::Outcome::Failed(error) => self.down = Some(error),
+        }
+    }
+}
+
+/// Why the jump session was found dead.
+struct Failure {
+    reason: String,
+    /// Found by the heartbeat (the session had been idle), not by tunnel traffic.
+    heartbeat: bool,
+}
+
+impl From<String> for Failure {
+    fn from(reason: String) -> Self {
+        Failure {
+            reason,
+            heartbeat: false,
+        }
+    }
+}
+
+fn jump_error(name: &str, host: &str, reason: impl Into<String>) -> SshError {
+    SshError::Jump {
+        host: host.to_string(),
+        jump: name.trim_end_matches(" (jump)").to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Advances the channel open or heartbeat in progress. Returns whether anything moved and,
+/// when a heartbeat completed, its round trip and whether a probe triggered it.
+fn advance_op(
+    op: &mut Op,
+    session: &Session,
+    tunnels: &mut Vec<Tunnel>,
+    closing: &mut Vec<Channel>,
+    name: &str,
+    heartbeat_timeout: Duration,
+) -> Result<(bool, Option<(Duration, bool)>), Failure> {
+    match op {
+        Op::Idle => Ok((false, None)),
+        Op::Heartbeat(hb) => {
+            match hb
+                .advance(session, heartbeat_timeout)
+                .map_err(|reason| Failure {
+                    reason,
+                    heartbeat: true,
+                })? {
+                Some(rtt) => {
+                    let probe = hb.probe;
+                    *op = Op::Idle;
+                    Ok((true, Some((rtt, probe))))
+                }
+                None => Ok((false, None)),
+            }
+        }
+        Op::Open { request, replied } => {
+            match session.channel_direct_tcpip(&request.host, request.port, None) {
+                Ok(channel) => {
+                    let replied = *replied;
+                    let Op::Open { request, .. } = std::mem::replace(op, Op::Idle) else {
+                        unreachable!("matched above");
+                    };
+                    if replied {
+                        // The requester gave up meanwhile: nobody will use this channel.
+                        closing.push(channel);
+                        return Ok((true, None));
+                    }
+                    let pair = UnixStream::pair().and_then(|(ours, theirs)| {
+                        ours.set_nonblocking(true)?;
+                        Ok((ours, theirs))
+                    });
+                    match pair {
+                        Ok((ours, theirs)) => {
+                            if request.reply.send(Ok(theirs)).is_ok() {
+                                tunnels.push(Tunnel {
+                                    channel,
+                                    sock: ours,
+                                    to_chan: Vec::new(),
+                                    to_sock: Vec::new(),
+                                    sock_done: false,
+                                    chan_done: false,
+                                    sock_dead: false,
+                                    write_pending: false,
+                                });
+                            } else {
+                                closing.push(channel);
+                            }
+                        }
+                        Err(e) => {
+                            let _ = request.reply.send(Err(jump_error(
+                                name,
+                                &request.for_host,
+                                format!("cannot make a socket pair: {e}"),
+                            )));
+                            closing.push(channel);
+                        }
+                    }
+                    Ok((true, None))
+                }
+                Err(e) if would_block(&e) => {
+                    if !*replied && Instant::now() >= request.deadline {
+                        *replied = true;
+                        let _ = request.reply.send(Err(jump_error(
+                            name,
+                            &request.for_host,
+                            format!(
+                                "the jump host did not open a connection to {}:{} in time",
+                                request.host, request.port
+                            ),
+                        )));
+                    }
+                    Ok((false, None))
+                }
+                Err(e) => {
+                    let failed = session_failed(session);
+                    if !*replied {
+                        let _ = request.reply.send(Err(jump_error(
+                            name,
+                            &request.for_host,
+                            format!(
+                                "the jump host could not open a connection to {}:{}: {}",
+                                request.host,
+                                request.port,
+                                e.message()
+                            ),
+                        )));
+                    }
+                    *op = Op::Idle;
+                    if failed {
+                        return Err(format!("opening a tunnel failed: {e}").into());
+                    }
+                    Ok((true, None))
+                }
+            }
+        }
+    }
+}
+
+fn drain(wake: &UnixStream) {
+    let mut buf = [0u8; 64];
+    while matches!((&*wake).read(&mut buf), Ok(n) if n > 0) {}
+}

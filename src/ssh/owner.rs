@@ -1,0 +1,192 @@
+//! What every owner of an SSH session shares, a host's worker and a jump host's worker alike:
+//! how it connects (directly, or through the jump host it is reached by, bounded by the
+//! handshake limiter, with the host key of its first connection required on every reconnect),
+//! the heartbeat interval it keeps (shortened by `ServerAliveInterval` and by learning), and
+//! replacing a dead session with backoff, each reported as an event.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::config::HostConfig;
+use super::connect::{self, Connection};
+use super::limiter::HandshakeLimiter;
+use super::policy::WorkerSettings;
+use super::reconnect::{self, Outcome};
+use super::SshError;
+use crate::event::{EventKind, Sink};
+
+/// A way to reach a host other than a TCP connection of its own: a jump host (ProxyJump).
+pub trait Via: Send + Sync {
+    /// Connects `name` (options `cfg`) through it: a byte stream to the host, then the SSH
+    /// handshake, host key check (under the host's own name, or against `pinned`) and
+    /// authentication over it, the handshake bounded by `limiter`.
+    fn connect(
+        &self,
+        name: &str,
+        cfg: &HostConfig,
+        pinned: Option<&[u8]>,
+        limiter: &HandshakeLimiter,
+        warn: &mut dyn FnMut(String),
+    ) -> Result<Connection, SshError>;
+
+    /// Whether its own connection died (taking every session through it along) after
+    /// `since`: a host behind it then knows its own server did not drop it.
+    fn lost_since(&self, since: Instant) -> bool;
+}
+
+/// One session owner's connection policy and identity; see the module docs.
+pub struct Owner {
+    /// The name events carry (`web1`, `bastion (jump)`).
+    pub name: Arc<str>,
+    /// The name connection errors carry (`web1`, `bastion`).
+    hop: String,
+    /// The host's options.
+    pub config: HostConfig,
+    /// How it is reached when not directly.
+    pub via: Option<Arc<dyn Via>>,
+    /// Heartbeat and reconnect policy.
+    pub settings: WorkerSettings,
+    /// The heartbeat interval now: the setting, shortened by `ServerAliveInterval` or by
+    /// learning; `None` with the heartbeat off.
+    pub interval: Option<Duration>,
+    limiter: Arc<HandshakeLimiter>,
+    events: Sink,
+    /// Set when the owner's handle is dropped: a reconnect in progress gives up.
+    pub stop: Arc<AtomicBool>,
+    /// The host key of the first connection.
+    pinned: Option<Vec<u8>>,
+}
+
+/// Where an owner's events go and how its handshakes are limited.
+pub struct Shared {
+    /// The handshake limiter of the run.
+    pub limiter: Arc<HandshakeLimiter>,
+    /// The reporter's sink.
+    pub events: Sink,
+}
+
+impl Owner {
+    /// An owner named `name` for events and `hop` for errors; see the fields.
+    pub fn new(
+        name: Arc<str>,
+        hop: &str,
+        config: HostConfig,
+        via: Option<Arc<dyn Via>>,
+        settings: WorkerSettings,
+        shared: Shared,
+        stop: Arc<AtomicBool>,
+    ) -> Self {
+        let interval = match (settings.heartbeat, config.server_alive_interval) {
+            (Some(ours), Some(server)) => Some(ours.min(server)),
+            (ours, _) => ours,
+        };
+        Owner {
+            name,
+            hop: hop.to_string(),
+            config,
+            via,
+            settings,
+            interval,
+            limiter: shared.limiter,
+            events: shared.events,
+            stop,
+            pinned: None,
+        }
+    }
+
+    /// Reports `kind` under the owner's name.
+    pub fn emit(&self, kind: EventKind) {
+        self.events.emit(&self.name, kind);
+    }
+
+    /// Whether a first connection succeeded (so a host key is pinned).
+    pub fn has_connected(&self) -> bool {
+        self.pinned.is_some()
+    }
+
+    /// One connection attempt, requiring the pinned key if there is one, armed for the
+    /// heartbeat.
+    pub fn connect(&self) -> Result<Connection, SshError> {
+        let pinned = self.pinned.as_deref();
+        let mut warn = |w| self.emit(EventKind::Warning { message: w });
+        let conn = match &self.via {
+            Some(via) => via.connect(&self.hop, &self.config, pinned, &self.limiter, &mut warn),
+            None => self
+                .limiter
+                .run(|| connect::connect(&self.hop, &self.config, pinned, &mut warn)),
+        }?;
+        if let Some(iv) = self.interval {
+            conn.arm_heartbeat(iv, self.settings.heartbeat_timeout);
+        }
+        Ok(conn)
+    }
+
+    /// The first connection: pins its host key; reports `connected` or `connect_failed`.
+    pub fn open(&mut self) -> Result<Connection, SshError> {
+        match self.connect() {
+            Ok(conn) => {
+                self.emit(EventKind::Connected {
+                    setup: conn.setup_time,
+                });
+                self.pinned = Some(conn.host_key.clone());
+                Ok(conn)
+            }
+            Err(error) => {
+                self.emit(EventKind::ConnectFailed {
+                    error: error.to_string(),
+                });
+                Err(error)
+            }
+        }
+    }
+
+    /// One attempt to connect again after `reason` (the first connection if there was none
+    /// yet), reported as a reconnect when it succeeds.
+    pub fn attempt(&mut self, reason: &str, while_idle: bool) -> Result<Connection, SshError> {
+        if !self.has_connected() {
+            return self.open();
+        }
+        let started = Instant::now();
+        let conn = self.connect()?;
+        self.emit(EventKind::Reconnected {
+            reason: reason.to_string(),
+            while_idle,
+            took: started.elapsed(),
+        });
+        Ok(conn)
+    }
+
+    /// Replaces a dead session after `reason`, with backoff (see [`reconnect::with_backoff`]);
+    /// reports `reconnect`, or `unreachable` when every attempt failed.
+    pub fn reconnect(&mut self, reason: &str, while_idle: bool) -> Outcome {
+        let outcome =
+            reconnect::with_backoff(&self.name, reason, &self.settings, &self.stop, || {
+                self.connect()
+            });
+        match &outcome {
+            Outcome::Connected(_, took) => self.emit(EventKind::Reconnected {
+                reason: reason.to_string(),
+                while_idle,
+                took: *took,
+            }),
+            Outcome::Failed(error) => self.emit(EventKind::Unreachable {
+                error: error.to_string(),
+            }),
+            Outcome::Stopped => {}
+        }
+        outcome
+    }
+
+    /// An idle session died after `idle`: beat faster from now on, and say so.
+    pub fn learn(&mut self, idle: Duration) {
+        let Some(current) = self.interval else { return };
+        if let Some(interval) = reconnect::learned_interval(current, idle) {
+            self.interval = Some(interval);
+            self.emit(EventKind::Learned {
+                died_after: idle,
+                interval,
+            });
+        }
+    }
+}

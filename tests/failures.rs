@@ -31,6 +31,12 @@ fn a_config_error_is_exit_2_for_tasks_and_run_alike() {
         .run()
         .status(2)
         .stderr_contains("ProxyJump loop");
+    r.tether()
+        .args(&["check", "--hosts", "web1"])
+        .run()
+        .status(2)
+        .stdout_contains("ProxyJump loop")
+        .stderr_contains("1 of 1 host cannot be tried: a configuration error");
     // The other hosts of a run still run: the error belongs to the host it is about.
     std::fs::write(
         &cfg,

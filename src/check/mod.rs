@@ -58,11 +58,19 @@ pub struct HostReport {
     pub heartbeat: Option<Duration>,
     /// Unreachable or failed (the error text).
     pub error: Option<String>,
-    /// The error was a connection failure.
-    pub unreachable: bool,
+    /// What kind of failure `error` is.
+    pub error_kind: Option<Kind>,
 }
 
 impl HostReport {
+    /// Whether the host could not be reached or refused us.
+    pub fn unreachable(&self) -> bool {
+        matches!(
+            self.error_kind,
+            Some(Kind::Unreachable | Kind::HostKeyRefused)
+        )
+    }
+
     /// Whether a warning applies (or the settings are unknown).
     pub fn at_risk(&self) -> bool {
         self.error.is_some() || self.findings.iter().any(|f| f.level == Level::Warning)
@@ -153,7 +161,11 @@ pub fn check(
     if fleet.interrupted() {
         return Err(Error::interrupted());
     }
-    let unreachable = reports.iter().filter(|r| r.unreachable).count();
+    let unreachable = reports.iter().filter(|r| r.unreachable()).count();
+    let misconfigured = reports
+        .iter()
+        .filter(|r| r.error_kind == Some(Kind::Config))
+        .count();
     let at_risk = reports.iter().filter(|r| r.at_risk()).count();
     if at_risk == 0 {
         return Ok(());
@@ -161,7 +173,12 @@ pub fn check(
     let total = reports.len();
     let hosts = if total == 1 { "" } else { "s" };
     // The reports above say everything per host; the error is the headline.
-    Err(Error::from(if unreachable > 0 {
+    Err(Error::from(if misconfigured > 0 {
+        Failure::new(
+            Kind::Config,
+            format!("{misconfigured} of {total} host{hosts} cannot be tried: a configuration error (above)"),
+        )
+    } else if unreachable > 0 {
         Failure::new(
             Kind::Unreachable,
             format!("{unreachable} of {total} host{hosts} could not be reached"),
@@ -174,7 +191,7 @@ pub fn check(
     }))
 }
 
-fn output_text(r: &HostResult) -> Result<(String, String), (String, bool)> {
+fn output_text(r: &HostResult) -> Result<(String, String), (String, Option<Kind>)> {
     match &r.result {
         Some(Ok(out)) if out.status.success() => Ok((
             String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -186,10 +203,10 @@ fn output_text(r: &HostResult) -> Result<(String, String), (String, bool)> {
                 out.status,
                 stderr_tail(&out.stderr, 3).join(" / ")
             ),
-            false,
+            Some(Kind::CommandFailed),
         )),
-        Some(Err(e)) => Err((e.to_string(), e.is_connect_failure())),
-        None => Err(("not run (interrupted)".into(), false)),
+        Some(Err(e)) => Err((e.to_string(), Some(e.kind()))),
+        None => Err(("not run (interrupted)".into(), Some(Kind::Interrupted))),
     }
 }
 
@@ -211,7 +228,7 @@ fn gather(
             findings: Vec::new(),
             heartbeat: per_host.get(n).and_then(|p| p.0),
             error: None,
-            unreachable: false,
+            error_kind: None,
         })
         .collect();
 
@@ -240,9 +257,9 @@ fn gather(
                 let config = config.unwrap_or_else(|| "/etc/ssh/sshd_config".into());
                 found.insert(r.host.clone(), (d, config));
             }
-            Err((e, unreachable)) => {
+            Err((e, kind)) => {
                 report.error = Some(e);
-                report.unreachable = unreachable;
+                report.error_kind = kind;
             }
         }
     }
@@ -333,9 +350,9 @@ fn gather(
                 );
                 report.settings = Some(settings);
             }
-            Err((e, unreachable)) => {
+            Err((e, kind)) => {
                 report.error = Some(e);
-                report.unreachable = unreachable;
+                report.error_kind = kind;
             }
         }
     }
@@ -411,7 +428,7 @@ fn record(r: &HostReport) -> Record {
 
 /// The closing `check_summary` record: hosts, at risk, unreachable.
 fn summary(reports: &[HostReport]) -> Record {
-    let unreachable = reports.iter().filter(|r| r.unreachable).count();
+    let unreachable = reports.iter().filter(|r| r.unreachable()).count();
     let at_risk = reports.iter().filter(|r| r.at_risk()).count() - unreachable;
     Record::new(
         serde_json::json!({

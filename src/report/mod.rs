@@ -1,0 +1,183 @@
+//! Output: one reporter thread turns the events of a run into host-prefixed lines, tether's
+//! own lines, a live status line on a terminal, summaries, or (`--format json`) one JSON
+//! object per event. Every part of tether reports through its [`Sink`], so lines never
+//! interleave mid-line and the text and JSON views show the same run.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal as _, Write};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use json::json_lines;
+use status::draw_status;
+use text::text_lines;
+
+pub use state::HostStats;
+use state::{clear_status, lock, record, Look, State};
+
+mod json;
+mod state;
+mod status;
+mod text;
+
+use crate::event::{EventKind, HostOutcome, Message, Sink};
+use crate::outcome::{failure_text, status_words};
+use crate::pool::HostResult;
+use crate::settings::{Color, Format};
+
+/// Prints events; see the module docs.
+pub struct Reporter {
+    sink: Sink,
+    state: Arc<Mutex<State>>,
+    look: Look,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Reporter {
+    /// Starts the reporter thread. `verbose` prints heartbeats and every command even on a
+    /// terminal; `color` as `--color` says (`auto`: on a terminal, unless `NO_COLOR` is set).
+    pub fn start(format: Format, verbose: bool, color: Color) -> Self {
+        let tty = std::io::stdout().is_terminal();
+        anstream::ColorChoice::write_global(match (format, color) {
+            (Format::Json, _) | (_, Color::Never) => anstream::ColorChoice::Never,
+            (_, Color::Always) => anstream::ColorChoice::Always,
+            (_, Color::Auto) => anstream::ColorChoice::Auto,
+        });
+        let look = Look {
+            format,
+            live: tty && format == Format::Text,
+            dim: anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never,
+            verbose,
+        };
+        let (sink, rx) = crate::event::channel();
+        let state = Arc::new(Mutex::new(State::default()));
+        let thread_state = state.clone();
+        let thread = std::thread::Builder::new()
+            .name("reporter".into())
+            .spawn(move || run(rx, thread_state, look))
+            .ok();
+        Reporter {
+            sink,
+            state,
+            look,
+            thread,
+        }
+    }
+
+    /// The channel every part of the run reports to.
+    pub fn sink(&self) -> Sink {
+        self.sink.clone()
+    }
+
+    /// Waits until every event sent before this call has been printed.
+    pub fn barrier(&self) {
+        self.sink.barrier();
+    }
+
+    /// Per-host counters.
+    pub fn stats(&self) -> BTreeMap<String, HostStats> {
+        lock(&self.state).hosts.clone()
+    }
+
+    /// Reports the outcome of every host of one fan-out (`tether run`), failures with their
+    /// stderr tails; returns once it is printed.
+    pub fn summary(&self, results: &[HostResult], elapsed: Duration) {
+        let hosts = results
+            .iter()
+            .map(|r| {
+                let (status, ok) = status_words(r);
+                HostOutcome {
+                    host: r.host.clone(),
+                    ok,
+                    status,
+                    duration: match &r.result {
+                        Some(Ok(out)) => Some(out.duration),
+                        _ => None,
+                    },
+                    failure: match &r.result {
+                        Some(result) if !ok => Some(failure_text(&r.host, &r.command, result)),
+                        None => Some(format!(
+                            "{}: `{}` was not run ({})",
+                            r.host,
+                            r.command,
+                            crate::outcome::skipped_words(
+                                r.skipped.unwrap_or(crate::dispatch::Skipped::Cancelled)
+                            )
+                        )),
+                        _ => None,
+                    },
+                }
+            })
+            .collect();
+        self.sink.emit(
+            &Arc::from(""),
+            EventKind::Summary {
+                hosts,
+                duration: elapsed,
+            },
+        );
+        self.barrier();
+    }
+
+    /// Reports the end of a recipe run and, per host, its session; returns once printed.
+    pub fn run_finished(&self, title: &str, ok: bool, elapsed: Duration) {
+        self.sink.emit(
+            &Arc::from(""),
+            EventKind::RunFinished {
+                title: title.to_string(),
+                ok,
+                duration: elapsed,
+            },
+        );
+        self.barrier();
+    }
+}
+
+impl Drop for Reporter {
+    fn drop(&mut self) {
+        self.barrier();
+        {
+            let mut st = lock(&self.state);
+            clear_status(&mut st, self.look);
+        }
+        // Replacing our sink lets the thread end once the workers' sinks are gone too; it is
+        // detached otherwise (workers may outlive the reporter in a panic).
+        self.sink = crate::event::channel().0;
+        self.thread.take();
+    }
+}
+
+fn run(rx: Receiver<Message>, state: Arc<Mutex<State>>, look: Look) {
+    let started = Instant::now();
+    loop {
+        match rx.recv_timeout(Duration::from_millis(250)) {
+            Ok(Message::Barrier(ack)) => {
+                let _ = std::io::stdout().flush();
+                let _ = ack.send(());
+            }
+            Ok(Message::Event(event)) => {
+                let mut st = lock(&state);
+                record(&mut st, &event);
+                let lines = match look.format {
+                    Format::Json => json_lines(&st, &event, started),
+                    Format::Text => text_lines(&st, look, &event),
+                };
+                if !lines.is_empty() {
+                    clear_status(&mut st, look);
+                    for line in lines {
+                        crate::outln!("{line}");
+                    }
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if look.live {
+            let mut st = lock(&state);
+            draw_status(&mut st, look);
+        }
+        let _ = std::io::stdout().flush();
+    }
+}

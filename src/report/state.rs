@@ -1,0 +1,130 @@
+//! What the reporter knows while it prints: the hosts in order with their counters, the tasks
+//! in progress, whether the status line is on screen; and how text output looks.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
+use crate::event::{Event, EventKind};
+use crate::settings::Format;
+
+/// What the reporter knows about one host.
+#[derive(Debug, Clone, Default)]
+pub struct HostStats {
+    /// Successful idle heartbeats.
+    pub heartbeats: u64,
+    /// Dead sessions replaced.
+    pub reconnects: u64,
+    /// A command is running.
+    pub busy: bool,
+    /// When the host last finished work or a heartbeat.
+    pub idle_since: Option<Instant>,
+    /// When the last heartbeat succeeded.
+    pub last_heartbeat: Option<Instant>,
+    /// When the current session was opened; `None` while it has none.
+    pub connected_at: Option<Instant>,
+    /// Why the host has no session (it never connected, or could not be reconnected).
+    pub failed: Option<String>,
+}
+
+#[derive(Default)]
+pub struct State {
+    pub width: usize,
+    pub order: Vec<String>,
+    pub hosts: BTreeMap<String, HostStats>,
+    /// Tasks in progress, innermost last, with their start.
+    pub tasks: Vec<(String, Instant)>,
+    pub status_shown: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Look {
+    pub format: Format,
+    /// A live status line (text on a terminal).
+    pub live: bool,
+    /// The status line is dimmed (written past anstream, so it decides itself).
+    pub dim: bool,
+    pub verbose: bool,
+}
+
+pub fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    // Printing state stays usable even if a printing thread panicked.
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Writes terminal control sequences (the status line) past anstream, which would strip them
+/// under `--color never`.
+pub fn raw(text: &str) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(crate::exit::BROKEN_PIPE);
+        }
+    }
+}
+
+pub fn clear_status(st: &mut State, look: Look) {
+    if look.live && st.status_shown {
+        raw("\r\x1b[2K");
+        st.status_shown = false;
+    }
+}
+
+pub fn record(st: &mut State, event: &Event) {
+    if let EventKind::Hosts { hosts } = &event.kind {
+        for h in hosts {
+            if !st.order.contains(&h.name) {
+                st.order.push(h.name.clone());
+            }
+            st.hosts.entry(h.name.clone()).or_default();
+        }
+        st.width = st
+            .order
+            .iter()
+            .map(|n| n.chars().count())
+            .max()
+            .unwrap_or(0);
+        return;
+    }
+    match &event.kind {
+        EventKind::TaskStarted { task } => st.tasks.push((task.clone(), event.at)),
+        EventKind::TaskFinished { task, .. } => {
+            if let Some(i) = st.tasks.iter().rposition(|(t, _)| t == task) {
+                st.tasks.truncate(i);
+            }
+        }
+        EventKind::RunFinished { .. } | EventKind::Summary { .. } => st.tasks.clear(),
+        _ => {}
+    }
+    if event.host.is_empty() {
+        return;
+    }
+    let h = st.hosts.entry(event.host.to_string()).or_default();
+    match &event.kind {
+        EventKind::Connected { .. } => {
+            h.connected_at = Some(event.at);
+            h.idle_since = Some(event.at);
+            h.failed = None;
+        }
+        EventKind::ConnectFailed { error } | EventKind::Unreachable { error } => {
+            h.connected_at = None;
+            h.failed = Some(error.clone());
+        }
+        EventKind::Started { .. } => h.busy = true,
+        EventKind::Finished { .. } => {
+            h.busy = false;
+            h.idle_since = Some(event.at);
+        }
+        EventKind::Heartbeat { .. } => {
+            h.heartbeats += 1;
+            h.last_heartbeat = Some(event.at);
+        }
+        EventKind::Reconnected { .. } => {
+            h.reconnects += 1;
+            h.connected_at = Some(event.at);
+            h.failed = None;
+        }
+        _ => {}
+    }
+}

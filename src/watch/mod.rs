@@ -1,0 +1,322 @@
+//! `tether watch [STAGE] TASK...`: runs the tasks, then runs them again whenever the recipe or a
+//! local module it imports changes, over sessions that stay open (and warm) between runs.
+//!
+//! - Files: notify (inotify) watches the *parent directories* of the recipe and of every local
+//!   module the last run loaded (editors save by renaming a temporary file over the original,
+//!   which would end a watch on the file itself); stdlib modules are embedded and not watched.
+//!   Events go through notify-debouncer-full (`--debounce`, 100 ms), are filtered by path, and
+//!   `Access` events are ignored (our own reads open the files), except a close after writing.
+//!   A run starts only when a watched file's content hash differs from what the last run
+//!   started with, so `touch`, our own reads and the several events of one save make one run.
+//! - Runs: each builds a fresh Engine (`runner::load`; Rhai's module cache would keep old
+//!   modules), but all runs share one [`Fleet`]: the sessions stay open, serviced by the
+//!   heartbeat between runs. A host the recipe no longer declares is disconnected
+//!   ([`Pool::retain`](crate::pool::Pool::retain)); a new one connects when first used.
+//! - Cancel: each run has its own cancel flag (the Runtime's `interrupted`: `on_progress` stops
+//!   the script at once, loops included; the host-bound functions check it; the fan-out
+//!   dispatches nothing more) and its own kill flag (in-flight PTY commands are stopped). A
+//!   change during a run sets the cancel flag (and the kill flag with `--kill`), waits for the
+//!   run to end (in-flight commands finish, or are stopped), then runs the new version. The
+//!   pool's Ctrl-C flag is not touched, so the next run and the heartbeat are unaffected, and a
+//!   cancelled run runs no failure hooks.
+//! - Ctrl-C: cancels the current run with its kill flag set (PTY commands are stopped, others
+//!   waited for), closes every session and returns Ok (exit status 0: Ctrl-C is how one leaves
+//!   watch mode). A second Ctrl-C exits at once with 130 (see [`crate::interrupt`]).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use notify_debouncer_full::{new_debouncer, DebounceEventResult};
+
+use crate::backend::{DryRun, Remote};
+use crate::error::Error;
+use crate::event::Sink;
+use crate::fleet::{self, Fleet};
+use crate::recipe::sources::Sources;
+use crate::report::Reporter;
+
+mod files;
+mod screen;
+
+use crate::runner::{self, Loaded};
+use crate::settings::{Format, Settings};
+use files::Watched;
+use screen::Screen;
+
+/// How often the main loop looks at the Ctrl-C flag while it waits.
+const TICK: Duration = Duration::from_millis(50);
+
+/// What the main loop waits for.
+enum Msg {
+    /// A debounced batch of file events (or watcher errors).
+    Files(DebounceEventResult),
+    /// A run ended.
+    Done(Report),
+}
+
+/// The end of one run.
+struct Report {
+    number: u64,
+    result: Result<(), Error>,
+    /// Whether the recipe compiled and evaluated: then `sources` is the whole set to watch.
+    loaded: bool,
+    /// (name, text) of every source the run loaded, stdlib modules included.
+    sources: Vec<(String, String)>,
+    elapsed: Duration,
+}
+
+/// What every run needs; shared with the run threads.
+struct Shared {
+    settings: Settings,
+    targets: Vec<String>,
+    recipe: PathBuf,
+    /// Ctrl-C (the pool checks it before every dispatch).
+    interrupted: Arc<AtomicBool>,
+    /// The one fleet of the watch session, created by the first run that needs it.
+    fleet: Mutex<Option<Arc<Fleet>>>,
+    /// Where every run reports.
+    sink: Sink,
+}
+
+impl Shared {
+    fn fleet(&self) -> Option<Arc<Fleet>> {
+        // Only whole replacements happen under the lock.
+        self.fleet.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The fleet, created on first use with the heartbeat of the recipe that first needs it.
+    fn fleet_for(&self, loaded: &Loaded) -> Result<Arc<Fleet>, Error> {
+        let mut slot = self.fleet.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = slot.as_ref() {
+            return Ok(f.clone());
+        }
+        let heartbeat = fleet::heartbeat_interval(&self.settings, loaded.keepalive()?);
+        let f = Arc::new(Fleet::new(
+            &self.settings,
+            heartbeat,
+            self.interrupted.clone(),
+            self.sink.clone(),
+        )?);
+        *slot = Some(f.clone());
+        Ok(f)
+    }
+}
+
+/// The run in progress.
+struct Current {
+    number: u64,
+    cancel: Arc<AtomicBool>,
+    kill: Arc<AtomicBool>,
+    cancelled: bool,
+}
+
+/// `tether watch`'s own options.
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    /// Stop in-flight PTY commands when a change cancels a run (default: wait for them).
+    pub kill: bool,
+    /// Quiet time after a change before the run starts.
+    pub debounce: Duration,
+    /// Tasks to run, optionally after a stage.
+    pub targets: Vec<String>,
+}
+
+/// `tether watch`.
+pub fn run(
+    settings: &Settings,
+    args: &WatchOptions,
+    interrupted: Arc<AtomicBool>,
+) -> Result<(), Error> {
+    let reporter = Reporter::start(settings.format, settings.verbose, settings.color);
+    let shared = Arc::new(Shared {
+        settings: settings.clone(),
+        targets: args.targets.clone(),
+        recipe: settings.recipe.clone(),
+        interrupted: interrupted.clone(),
+        fleet: Mutex::new(None),
+        sink: reporter.sink(),
+    });
+    let screen = Screen {
+        json: settings.format == Format::Json,
+        verbose: settings.verbose,
+        reporter,
+    };
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let files_tx = tx.clone();
+    let tick = (args.debounce / 10).clamp(Duration::from_millis(5), args.debounce);
+    let mut debouncer = new_debouncer(args.debounce, Some(tick), move |r| {
+        // The receiver lives as long as the loop below.
+        let _ = files_tx.send(Msg::Files(r));
+    })
+    .map_err(|e| Error::Usage(format!("cannot watch files: {e}")))?;
+    let mut watched = Watched::new(&shared.recipe);
+    for w in watched.sync_dirs(&mut debouncer) {
+        screen.warn(&w);
+    }
+
+    let mut number = 0;
+    let mut current: Option<Current> = None;
+    let mut pending: Option<String> = Some("first run".into());
+    loop {
+        if interrupted.load(Ordering::SeqCst) {
+            match &mut current {
+                // Also after a save cancelled it: Ctrl-C stops PTY commands too.
+                Some(cur) => {
+                    cur.cancelled = true;
+                    cur.cancel.store(true, Ordering::SeqCst);
+                    cur.kill.store(true, Ordering::SeqCst);
+                }
+                None => break,
+            }
+        } else if current.is_none() {
+            if let Some(reason) = pending.take() {
+                number += 1;
+                watched.snapshot();
+                let cur = Current {
+                    number,
+                    cancel: Arc::new(AtomicBool::new(false)),
+                    kill: Arc::new(AtomicBool::new(false)),
+                    cancelled: false,
+                };
+                screen.run_started(number, &reason);
+                spawn_run(&shared, &cur, tx.clone())?;
+                current = Some(cur);
+            }
+        }
+        let msg = match rx.recv_timeout(TICK) {
+            Ok(m) => m,
+            Err(RecvTimeoutError::Timeout) => continue,
+            // Both senders live in this function.
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        match msg {
+            Msg::Files(Err(errors)) => {
+                for e in errors {
+                    screen.warn(&format!("watching files: {e}"));
+                }
+            }
+            Msg::Files(Ok(events)) => {
+                let touched = watched.touched(&events);
+                if touched.is_empty() {
+                    continue;
+                }
+                // Only the files these events are about: another file may be half written
+                // right now, and its own events come when it has been quiet for the debounce.
+                let changed = watched.changed(&touched);
+                if changed.is_empty() {
+                    if screen.verbose {
+                        screen.say("watch: saved without changes; not running again");
+                    }
+                    continue;
+                }
+                let reason = format!("{} changed", changed.join(", "));
+                if let Some(cur) = &mut current {
+                    if !cur.cancelled {
+                        cur.cancelled = true;
+                        cur.cancel.store(true, Ordering::SeqCst);
+                        if args.kill {
+                            cur.kill.store(true, Ordering::SeqCst);
+                        }
+                        screen.cancelling(cur.number, &reason, args.kill);
+                    }
+                }
+                pending = Some(reason);
+            }
+            Msg::Done(report) => {
+                current = None;
+                let new_files = watched.after_run(report.loaded, &report.sources);
+                for w in watched.sync_dirs(&mut debouncer) {
+                    screen.warn(&w);
+                }
+                screen.run_finished(report.number, &report.result, report.elapsed);
+                if pending.is_none() && !interrupted.load(Ordering::SeqCst) {
+                    // A module this run imported for the first time was not watched while
+                    // the run loaded it: a change made then has no event of ours.
+                    let changed = watched.changed(&new_files);
+                    if !changed.is_empty() {
+                        pending = Some(format!("{} changed", changed.join(", ")));
+                    }
+                }
+                if pending.is_none() && !interrupted.load(Ordering::SeqCst) {
+                    screen.waiting(shared.fleet().as_deref(), &watched);
+                }
+            }
+        }
+    }
+    debouncer.stop();
+    let closed = match shared.fleet() {
+        Some(fleet) => {
+            let n = fleet.pool.hosts().len();
+            fleet.pool.retain(&[]);
+            screen.reporter.barrier();
+            n
+        }
+        None => 0,
+    };
+    screen.exit(number, closed);
+    Ok(())
+}
+
+/// Starts run `cur.number` on its own thread; it reports with [`Msg::Done`].
+fn spawn_run(shared: &Arc<Shared>, cur: &Current, tx: Sender<Msg>) -> Result<(), Error> {
+    let shared = shared.clone();
+    let (number, cancel, kill) = (cur.number, cur.cancel.clone(), cur.kill.clone());
+    std::thread::Builder::new()
+        .name(format!("watch run {number}"))
+        .spawn(move || {
+            let started = Instant::now();
+            let sources = Arc::new(Sources::default());
+            let mut loaded = false;
+            let result = execute(&shared, &sources, cancel, kill, &mut loaded);
+            let sources = sources
+                .names()
+                .into_iter()
+                .filter_map(|n| sources.text(&n).map(|t| (n, t)))
+                .collect();
+            // The receiver waits for exactly this message.
+            let _ = tx.send(Msg::Done(Report {
+                number,
+                result,
+                loaded,
+                sources,
+                elapsed: started.elapsed(),
+            }));
+        })
+        .map(|_| ())
+        .map_err(|e| Error::Usage(format!("cannot start a run thread: {e}")))
+}
+
+/// One run: a fresh load of the recipe, then its tasks over the shared fleet.
+fn execute(
+    shared: &Shared,
+    sources: &Arc<Sources>,
+    cancel: Arc<AtomicBool>,
+    kill: Arc<AtomicBool>,
+    loaded_ok: &mut bool,
+) -> Result<(), Error> {
+    let mut opts = runner::load_options(&shared.settings, cancel.clone(), shared.sink.clone())?;
+    opts.sources = Some(sources.clone());
+    let loaded = runner::load(&shared.recipe, opts)?;
+    *loaded_ok = true;
+    let tasks = runner::split_stage(&loaded, &shared.targets)?;
+    if tasks.is_empty() {
+        return Err(Error::Usage(
+            "no task given: `tether watch [STAGE] TASK...`; `tether tasks` lists them".into(),
+        ));
+    }
+    loaded.validate(&tasks)?;
+    if shared.settings.dry_run {
+        return loaded.run_tasks_cancellable(&tasks, Arc::new(DryRun::new(shared.sink.clone())));
+    }
+    let fleet = shared.fleet_for(&loaded)?;
+    let hosts = loaded.selected_hosts()?;
+    fleet.pool.retain(&hosts);
+    let backend = Remote::new(fleet.clone())
+        .with_pty(shared.settings.pty)
+        .with_flags(cancel, kill)
+        .with_hosts(hosts);
+    loaded.run_tasks_cancellable(&tasks, Arc::new(backend))
+}

@@ -1,0 +1,175 @@
+//! What watch mode prints, as records through the reporter: the runs, what cancelled them,
+//! their results, the hosts kept warm between them.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::files::Watched;
+use crate::duration::format as format_duration;
+use crate::error::Error;
+use crate::event::{EventKind, Record};
+use crate::fleet::Fleet;
+use crate::report::Reporter;
+
+/// What watch mode prints, as records through the reporter: plain lines, or JSON objects
+/// (`watch_run_started`, `watch_cancel`, `watch_run_finished`, `watch_waiting`, `watch_exit`,
+/// `watch_warning`) with `--format json`.
+pub struct Screen {
+    pub json: bool,
+    pub verbose: bool,
+    pub reporter: Reporter,
+}
+
+impl Screen {
+    /// Reports a record after every host line reported so far.
+    fn record(&self, json: serde_json::Value, text: Vec<String>) {
+        self.reporter
+            .sink()
+            .emit(&Arc::from(""), EventKind::Record(Record::new(json, text)));
+        self.reporter.barrier();
+    }
+
+    pub fn say(&self, text: &str) {
+        self.record(
+            serde_json::json!({ "type": "watch_note", "message": text }),
+            vec![text.to_string()],
+        );
+    }
+
+    pub fn warn(&self, text: &str) {
+        if self.json {
+            self.record(
+                serde_json::json!({ "type": "watch_warning", "message": text }),
+                Vec::new(),
+            );
+        } else {
+            eprintln!("warning: {text}");
+        }
+    }
+
+    pub fn run_started(&self, number: u64, reason: &str) {
+        self.record(
+            serde_json::json!({ "type": "watch_run_started", "run": number, "reason": reason }),
+            vec![format!("watch: run {number} ({reason})")],
+        );
+    }
+
+    pub fn cancelling(&self, number: u64, reason: &str, kill: bool) {
+        let how = if kill {
+            "stopping PTY commands, waiting for the others"
+        } else {
+            "waiting for running commands"
+        };
+        self.record(
+            serde_json::json!({
+                "type": "watch_cancel",
+                "run": number,
+                "reason": reason,
+                "kill": kill,
+            }),
+            vec![format!(
+                "watch: {reason} during run {number}: cancelling it ({how})"
+            )],
+        );
+    }
+
+    /// Run `number` ended with `result` after `elapsed`.
+    pub fn run_finished(&self, number: u64, result: &Result<(), Error>, elapsed: Duration) {
+        let (word, error) = match result {
+            Ok(()) => ("ok", None),
+            Err(e) if e.is_interrupted() => ("cancelled", None),
+            Err(e @ Error::Recipe(_)) => ("recipe error", Some(e)),
+            Err(e @ Error::Failed(_)) => ("failed", Some(e)),
+            Err(e) => ("error", Some(e)),
+        };
+        let took = format_duration(elapsed);
+        self.reporter.barrier();
+        if let Some(e) = error {
+            eprintln!("error: {}", crate::secret::mask(&e.to_string()));
+        }
+        let line = match word {
+            "ok" => format!("watch: run {} ok in {took}", number),
+            "cancelled" => format!("watch: run {} cancelled after {took}", number),
+            "recipe error" => format!(
+                "watch: run {} stopped: recipe error (above); fix it and save",
+                number
+            ),
+            other => format!("watch: run {} {other} after {took}", number),
+        };
+        let code = result.as_ref().err().map_or(0, Error::exit_code);
+        self.record(
+            serde_json::json!({
+                "type": "watch_run_finished",
+                "run": number,
+                "result": word,
+                "exit_code": code,
+                "error": error.map(|e| crate::secret::mask(&e.to_string()).into_owned()),
+                "duration_ms": (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0,
+            }),
+            vec![line],
+        );
+    }
+
+    pub fn waiting(&self, fleet: Option<&Fleet>, watched: &Watched) {
+        let now = Instant::now();
+        let mut hosts: Vec<(String, Option<Duration>, u64)> = Vec::new();
+        if let Some(f) = fleet {
+            self.reporter.barrier();
+            let stats = self.reporter.stats();
+            for h in f.pool.hosts() {
+                let s = stats.get(&h).cloned().unwrap_or_default();
+                let warm = s.connected_at.map(|t| now.saturating_duration_since(t));
+                hosts.push((h, warm, s.reconnects));
+            }
+        }
+        let width = hosts
+            .iter()
+            .map(|(h, _, _)| h.chars().count())
+            .max()
+            .unwrap_or(0);
+        let mut text = Vec::new();
+        for (h, warm, reconnects) in &hosts {
+            let state = match warm {
+                Some(w) => format!("session warm for {}", format_duration(*w)),
+                None => "not connected".to_string(),
+            };
+            text.push(format!(
+                "  {h:width$}  {state}, {reconnects} reconnect{}",
+                if *reconnects == 1 { "" } else { "s" }
+            ));
+        }
+        text.push(format!(
+            "watch: waiting for changes to {} (Ctrl-C to exit)",
+            watched.names().join(", ")
+        ));
+        let hosts_json: Vec<serde_json::Value> = hosts
+            .iter()
+            .map(|(h, warm, reconnects)| {
+                serde_json::json!({
+                    "host": h,
+                    "warm_ms": warm.map(|w| w.as_millis() as u64),
+                    "reconnects": reconnects,
+                })
+            })
+            .collect();
+        self.record(
+            serde_json::json!({
+                "type": "watch_waiting",
+                "files": watched.names(),
+                "hosts": hosts_json,
+            }),
+            text,
+        );
+    }
+
+    pub fn exit(&self, runs: u64, closed: usize) {
+        self.record(
+            serde_json::json!({ "type": "watch_exit", "runs": runs, "sessions_closed": closed }),
+            vec![format!(
+                "watch: stopped after {runs} run{}; {closed} session{} closed",
+                if runs == 1 { "" } else { "s" },
+                if closed == 1 { "" } else { "s" }
+            )],
+        );
+    }
+}

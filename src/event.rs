@@ -99,9 +99,12 @@ pub fn channel() -> (Sink, Receiver<Message>) {
 }
 
 impl Sink {
-    /// Sends `event`. A reporter that has gone away only means nobody is listening any more
-    /// (the normal case while a process winds down), so that is not an error.
-    pub fn send(&self, event: Event) {
+    /// Sends `event`, every secret in it masked (see [`crate::secret`]): whatever reaches the
+    /// reporter (text, JSON, logs, the timeline) never holds one. A reporter that has gone
+    /// away only means nobody is listening any more (the normal case while a process winds
+    /// down), so that is not an error.
+    pub fn send(&self, mut event: Event) {
+        event.kind.mask();
         let _ = self.0.send(Message::Event(event));
     }
 
@@ -332,6 +335,68 @@ pub struct HostOutcome {
     pub duration: Option<Duration>,
     /// The failure: host, command, status, the tail of stderr.
     pub failure: Option<String>,
+}
+
+impl EventKind {
+    /// Replaces every registered secret in every text of the event with the mask.
+    pub fn mask(&mut self) {
+        fn m(s: &mut String) {
+            if let std::borrow::Cow::Owned(masked) = crate::secret::mask(s) {
+                *s = masked;
+            }
+        }
+        fn opt(s: &mut Option<String>) {
+            if let Some(s) = s {
+                m(s);
+            }
+        }
+        fn value(v: &mut serde_json::Value) {
+            match v {
+                serde_json::Value::String(s) => m(s),
+                serde_json::Value::Array(a) => a.iter_mut().for_each(value),
+                serde_json::Value::Object(o) => o.values_mut().for_each(value),
+                _ => {}
+            }
+        }
+        if !crate::secret::any() {
+            return;
+        }
+        match self {
+            EventKind::ConnectFailed { error } | EventKind::Unreachable { error } => m(error),
+            EventKind::Started { command }
+            | EventKind::Planned { command }
+            | EventKind::PlannedLocal { command } => m(command),
+            EventKind::Output { line, .. } | EventKind::LocalOutput { line, .. } => m(line),
+            EventKind::Finished { command, error, .. } => {
+                m(command);
+                opt(error);
+            }
+            EventKind::Reconnected { reason, .. } => m(reason),
+            EventKind::Warning { message } => m(message),
+            EventKind::Print { text } => m(text),
+            EventKind::OnCommand { command, .. } => m(command),
+            EventKind::PlannedUpload { local, remote, .. } => {
+                m(local);
+                m(remote);
+            }
+            EventKind::Summary { hosts, .. } => {
+                for h in hosts {
+                    opt(&mut h.failure);
+                }
+            }
+            EventKind::RunFinished { title, .. } => m(title),
+            EventKind::Record(r) => {
+                r.json.values_mut().for_each(value);
+                r.text.iter_mut().for_each(m);
+            }
+            EventKind::Connected { .. }
+            | EventKind::Heartbeat { .. }
+            | EventKind::Learned { .. }
+            | EventKind::Hosts { .. }
+            | EventKind::TaskStarted { .. }
+            | EventKind::TaskFinished { .. } => {}
+        }
+    }
 }
 
 /// A duration as milliseconds with microsecond precision (`2.345`).

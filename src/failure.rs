@@ -192,6 +192,24 @@ impl Failure {
         f
     }
 
+    /// Replaces every registered secret in every text of the failure with the mask, so that
+    /// a recipe that catches it cannot print one.
+    pub fn mask(&mut self) {
+        fn m(s: &mut String) {
+            if let std::borrow::Cow::Owned(masked) = crate::secret::mask(s) {
+                *s = masked;
+            }
+        }
+        if !crate::secret::any() {
+            return;
+        }
+        self.failed.iter_mut().for_each(|f| m(&mut f.message));
+        self.not_run.iter_mut().for_each(|n| m(&mut n.reason));
+        if let Some(d) = &mut self.detail {
+            m(d);
+        }
+    }
+
     /// The host names that failed, in order.
     pub fn host_names(&self) -> Vec<String> {
         self.failed.iter().map(|f| f.host.clone()).collect()

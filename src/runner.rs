@@ -299,20 +299,22 @@ impl Loaded {
             task: "failure hooks".into(),
         });
         let main = self.rt.file.display().to_string();
-        let message = error.to_string();
+        let message = crate::secret::mask(&error.to_string()).into_owned();
         for f in hooks {
             if let Err(e) = f.call::<Dynamic>(&self.engine, &self.ast, (message.clone(),)) {
+                let text = diagnostics::eval_error(&e, &main, &self.rt.sources);
                 eprintln!(
                     "warning: failure hook failed: {}",
-                    diagnostics::eval_error(&e, &main, &self.rt.sources)
+                    crate::secret::mask(&text)
                 );
             }
         }
         if has_failed_task {
             if let Err(e) = invoke(&self.engine, &self.rt, "deploy:failed") {
+                let text = diagnostics::eval_error(&e, &main, &self.rt.sources);
                 eprintln!(
                     "warning: deploy:failed failed: {}",
-                    diagnostics::eval_error(&e, &main, &self.rt.sources)
+                    crate::secret::mask(&text)
                 );
             }
         }

@@ -33,6 +33,11 @@ pub fn register(secret: &str) {
     }
 }
 
+/// Whether any secret is registered (nothing to mask otherwise).
+pub fn any() -> bool {
+    !SECRETS.read().unwrap_or_else(|p| p.into_inner()).is_empty()
+}
+
 /// `text` with every registered secret replaced by [`MASK`].
 pub fn mask(text: &str) -> Cow<'_, str> {
     let secrets = SECRETS.read().unwrap_or_else(|p| p.into_inner());

@@ -14,6 +14,7 @@ mod lab;
 mod layers;
 mod recipe;
 mod run;
+mod secrets;
 mod seed;
 mod sudo;
 mod watch;

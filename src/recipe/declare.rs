@@ -81,6 +81,33 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
     );
     let r = rt.clone();
     engine.register_fn("is_set", move |key: &str| r.recipe().vars.contains_key(key));
+    // `set_secret(key, value)`: a variable whose value is never printed (masked in every
+    // output, failure and log); with `-s key=..` the command line's value is the secret.
+    let r = rt.clone();
+    engine.register_fn("set_secret", move |key: &str, value: &str| {
+        let mut recipe = r.recipe();
+        if recipe.locked.contains(key) {
+            if let Some(v) = recipe.vars.get(key) {
+                crate::secret::register(&v.to_string());
+            }
+            return;
+        }
+        crate::secret::register(value);
+        recipe.vars.insert(key.to_string(), value.into());
+    });
+    // `secret_env(NAME)`: the environment variable NAME of the tether process, as a secret.
+    engine.register_fn("secret_env", |name: &str| -> Fallible<String> {
+        match std::env::var(name) {
+            Ok(v) if !v.is_empty() => {
+                crate::secret::register(&v);
+                Ok(v)
+            }
+            Ok(_) => fail(format!("secret_env(\"{name}\"): the environment variable is empty")),
+            Err(_) => fail(format!(
+                "secret_env(\"{name}\"): the environment variable is not set (export it before running tether)"
+            )),
+        }
+    });
 
     let r = rt.clone();
     engine.register_fn("server", move |name: &str, props: Map| -> Fallible<()> {

@@ -6,8 +6,10 @@ use rhai::{Array, Dynamic, Engine, EvalAltResult, Position};
 
 use crate::failure::Failure;
 
-/// The error a host-bound function returns to throw `failure`.
-pub fn throw(failure: Failure) -> Box<EvalAltResult> {
+/// The error a host-bound function returns to throw `failure` (secrets masked: the recipe
+/// may catch and print it).
+pub fn throw(mut failure: Failure) -> Box<EvalAltResult> {
+    failure.mask();
     EvalAltResult::ErrorRuntime(Dynamic::from(failure), Position::NONE).into()
 }
 

@@ -522,6 +522,8 @@ fn passphrase_for(path: &Path) -> Option<String> {
     }
     let p =
         rpassword::prompt_password(format!("Enter passphrase for {}: ", path.display())).ok()?;
+    // A passphrase is a secret: never printed, even if a command or an error held it.
+    crate::secret::register(&p);
     cache.insert(path.to_path_buf(), p.clone());
     Some(p)
 }

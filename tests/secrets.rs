@@ -1,0 +1,97 @@
+//! Secrets are never printed: values from `set_secret`, `secret_env` and the sudo password are
+//! masked in every output path (text, `-v`, JSON, the dry-run plan, failure messages, the
+//! failures a recipe catches), while the commands on the hosts get the real values.
+
+use crate::support;
+
+use support::recipe::{lab, lab_recipe};
+
+const SECRETS: [&str; 3] = ["s3cr3t-set-XYZ", "env-T0KEN-987", "sud0-pa55word"];
+
+#[test]
+fn secrets_are_masked_in_every_output() {
+    let lab = lab(&["web1", "web2", "db1"]);
+    let r = lab_recipe(
+        &lab,
+        "secrets",
+        r#"
+set_secret("api_key", "s3cr3t-set-XYZ");
+let token = secret_env("DEPLOY_TOKEN");
+set("token", token);
+task("t", || {
+    print("key is " + fetch("api_key"));
+    on("web", "echo " + fetch("api_key") + " > /srv/key; echo " + fetch("token"));
+    on("web", |host| {
+        with_env(#{ TOKEN: fetch("token") }, || run("printf '%s' \"$TOKEN\" > /srv/token; echo $TOKEN >&2"));
+        try { run("echo " + fetch("api_key") + " >&2; exit 3"); } catch (err) {
+            print("caught: " + err.message);
+        }
+    });
+    on("db", "echo " + fetch("token") + "; exit 4");
+});
+"#,
+    );
+    let with_env = |t: support::tether::Tether| {
+        t.env("DEPLOY_TOKEN", SECRETS[1])
+            .env("TETHER_SUDO_PASSWORD", SECRETS[2])
+    };
+    let runs = [
+        with_env(r.tether()).args(&["-v", "t"]).run(),
+        with_env(r.tether()).args(&["--format", "json", "t"]).run(),
+        with_env(r.tether()).args(&["-n", "t"]).run(),
+        with_env(r.tether())
+            .args(&["-n", "--format", "json", "t"])
+            .run(),
+        with_env(r.tether())
+            .args(&[
+                "run",
+                "--hosts",
+                "web1",
+                "--",
+                &format!("echo {}; exit 2", SECRETS[2]),
+            ])
+            .run(),
+    ];
+    for (i, out) in runs.iter().enumerate() {
+        for s in SECRETS {
+            assert!(
+                !out.stdout.contains(s) && !out.stderr.contains(s),
+                "run {i} printed {s}\n--- stdout\n{}\n--- stderr\n{}",
+                out.stdout,
+                out.stderr
+            );
+        }
+    }
+    // The masked text is there instead, and the hosts got the real values.
+    runs[0]
+        .stdout_contains("key is ********")
+        .stdout_contains("caught: ");
+    runs[1].stdout_contains("********");
+    assert_eq!(runs[0].status, 1, "{}", runs[0].stderr);
+    for h in ["web1", "web2"] {
+        let root = &lab.host(h).root_dir;
+        assert_eq!(
+            std::fs::read_to_string(root.join("key")).unwrap(),
+            format!("{}\n", SECRETS[0])
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.join("token")).unwrap(),
+            SECRETS[1]
+        );
+    }
+}
+
+#[test]
+fn secret_env_names_a_missing_variable() {
+    let lab = lab(&["web1"]);
+    let r = lab_recipe(
+        &lab,
+        "secret-env",
+        "let t = secret_env(\"NO_SUCH_TOKEN\");\n",
+    );
+    r.tether()
+        .args(&["tasks"])
+        .run()
+        .status(4)
+        .stderr_contains("secret_env(\"NO_SUCH_TOKEN\"): the environment variable is not set");
+}

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use tether::host::HostTarget;
 use tether::pool::{FanOut, Pool, DEFAULT_MAX_HANDSHAKES};
-use tether::ssh::config::SshConfig;
+use tether::ssh::config::{SshConfig, SYSTEM_CONFIG};
 use tether::ssh::exec;
 use tether::ssh::worker::{Event, EventKind, WorkerSettings, DEFAULT_HEARTBEAT};
 
@@ -140,7 +140,8 @@ fn targets(names: &[String]) -> Res<Vec<HostTarget>> {
 }
 
 fn new_pool(config: &Path) -> Res<(Pool, Receiver<Event>)> {
-    let ssh_config = SshConfig::load(config).map_err(|e| e.to_string())?;
+    let ssh_config =
+        SshConfig::load(Some(config), Path::new(SYSTEM_CONFIG)).map_err(|e| e.to_string())?;
     let (tx, rx) = mpsc::channel();
     let pool = Pool::new(
         ssh_config,

@@ -130,7 +130,7 @@ impl Backend for Remote {
             timeout,
             stop: Some(self.kill.clone()),
             keepalive: None,
-            forward_agent: false,
+            forward_agent: None,
         };
         let result = self.fleet.pool.exec_one(host, command, opts, quiet);
         self.fleet.reporter.barrier();

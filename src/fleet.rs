@@ -1,7 +1,7 @@
 //! The hosts of one tether process: their workers (sessions) and the reporter that shows what
 //! they do. Built once from the global options; `run`, recipes and watch all go through it.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,19 +33,13 @@ pub fn heartbeat_interval(global: &GlobalArgs, recipe: Option<Duration>) -> Opti
     Some(global.keepalive.or(recipe).unwrap_or(DEFAULT_HEARTBEAT))
 }
 
-/// The ssh config named by `-F`, else `~/.ssh/config`.
+/// The ssh config as `ssh` reads it: the file named by `-F` alone, else `~/.ssh/config`
+/// followed by the system's.
 pub fn load_ssh_config(global: &GlobalArgs) -> Result<SshConfig, Error> {
-    let path: PathBuf = global
-        .ssh_config
-        .clone()
-        .unwrap_or_else(config::default_path);
-    if global.ssh_config.is_some() && !path.exists() {
-        return Err(Error::Usage(format!(
-            "ssh config {} does not exist",
-            path.display()
-        )));
-    }
-    Ok(SshConfig::load(&path)?)
+    Ok(SshConfig::load(
+        global.ssh_config.as_deref(),
+        Path::new(config::SYSTEM_CONFIG),
+    )?)
 }
 
 impl Fleet {

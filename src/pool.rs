@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::host::HostTarget;
 use crate::ssh::config::SshConfig;
 use crate::ssh::exec::{ExecOptions, ExecOutput};
-use crate::ssh::jump::{self, Jumps};
+use crate::ssh::jump::{self, Jumps, RouteError};
 use crate::ssh::worker::{Event, EventKind, HandshakeLimiter, HostWorker, WorkerSettings};
 use crate::ssh::SshError;
 
@@ -141,45 +141,66 @@ impl Pool {
             if workers.contains_key(&host.name) {
                 continue;
             }
-            let mut config = self
-                .ssh_config
-                .resolve(&host.alias, host.user.as_deref(), host.port);
-            if let Some(on) = host.forward_agent {
-                config.forward_agent = on;
-            }
-            if config.forward_agent && crate::ssh::agent::local_agent().is_none() {
-                // See `emit` in the worker: a missing reporter only means nobody listens.
-                let _ = self.events.send(Event {
-                    host: Arc::from(host.name.as_str()),
-                    at: std::time::Instant::now(),
-                    kind: EventKind::Warning(format!(
-                        "{}: agent forwarding was asked for (ForwardAgent / forward_agent), \
-                         but there is no local ssh-agent (SSH_AUTH_SOCK is not set): commands \
-                         run without one",
-                        host.name
-                    )),
-                });
-            }
-            // -J beats a recipe's `via`, which beats the config's ProxyJump.
-            let over = self.jump.as_deref().or(host.via.as_deref());
-            let hops = jump::route(&self.ssh_config, &config, over).map_err(|e| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    format!("{}: {e}", host.name),
-                )
-            })?;
-            let via = self.jumps.via(hops)?;
-            let worker = HostWorker::spawn_via(
-                &host.name,
-                config,
-                self.settings.clone(),
-                self.limiter.clone(),
-                self.events.clone(),
-                via,
-            )?;
+            let worker = match self.start(host)? {
+                Ok(worker) => worker,
+                // This host's config is refused: it fails alone, the others run.
+                Err(error) => HostWorker::refused(&host.name, error, self.events.clone())?,
+            };
             workers.insert(host.name.clone(), Arc::new(worker));
         }
         Ok(())
+    }
+
+    /// Resolves `host` (`-J` winning over its `via`, which wins over the config's route) and
+    /// starts its worker. Outer Err: a route that can never work (a ProxyJump loop), refused
+    /// before anything connects; inner Err: why this host alone cannot be connected.
+    fn start(&self, host: &HostTarget) -> std::io::Result<Result<HostWorker, SshError>> {
+        let mut config = match self.ssh_config.resolve_target(host, self.jump.as_deref()) {
+            Ok(config) => config,
+            Err(e) => return Ok(Err(SshError::Config(e))),
+        };
+        if let Some(on) = host.forward_agent {
+            config.forward_agent = on;
+        }
+        if config.forward_agent && config.agent_to_forward().is_none() {
+            // See `emit` in the worker: a missing reporter only means nobody listens.
+            let _ = self.events.send(Event {
+                host: Arc::from(host.name.as_str()),
+                at: std::time::Instant::now(),
+                kind: EventKind::Warning(format!(
+                    "{}: agent forwarding was asked for (ForwardAgent / forward_agent), but \
+                     there is no local ssh-agent (SSH_AUTH_SOCK is not set, and neither \
+                     IdentityAgent nor ForwardAgent names a socket): commands run without one",
+                    host.name
+                )),
+            });
+        }
+        let hops = match jump::route(&self.ssh_config, &config) {
+            Ok(hops) => hops,
+            Err(RouteError::Invalid(e)) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("{}: {e}", host.name),
+                ))
+            }
+            Err(RouteError::Hop(e)) => {
+                return Ok(Err(SshError::Jump {
+                    host: host.name.clone(),
+                    jump: e.host.clone(),
+                    reason: e.to_string(),
+                }))
+            }
+        };
+        let via = self.jumps.via(hops)?;
+        HostWorker::spawn_via(
+            &host.name,
+            config,
+            self.settings.clone(),
+            self.limiter.clone(),
+            self.events.clone(),
+            via,
+        )
+        .map(Ok)
     }
 
     /// Closes the sessions of hosts not in `keep`.

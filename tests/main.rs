@@ -4,11 +4,14 @@
 mod support;
 
 mod agent;
+mod certificates;
 mod check;
 mod deploy;
+mod host_keys;
 mod jump;
 mod keepalive;
 mod lab;
+mod proxy_command;
 mod recipe;
 mod run;
 mod seed;

@@ -1,11 +1,13 @@
 //! The SSH layer: config resolution, connecting, host keys, one owner thread per session.
 
 pub mod agent;
+pub mod algorithms;
 pub mod config;
 pub mod connect;
 pub mod exec;
 pub mod jump;
 pub mod known_hosts;
+pub mod proxy_command;
 pub mod reconnect;
 pub mod worker;
 
@@ -13,11 +15,32 @@ use std::time::Duration;
 
 use crate::report::format_duration;
 
+use config::HostError;
+
 /// Why a host could not be reached or used. Callers branch on the kind: a connection problem
 /// is reported as "unreachable" (exit code 3), a lost connection during a command is never
 /// retried.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SshError {
+    /// The ssh config says something for this host that tether refuses, or that fails for
+    /// it (see [`HostError`]); the other hosts are not affected.
+    #[error(transparent)]
+    Config(#[from] HostError),
+    /// The ProxyCommand could not be started, or exited before the SSH connection was set up.
+    #[error(
+        "{host}: ProxyCommand `{command}` {status} before the SSH connection was set up{}",
+        if .stderr.is_empty() { String::new() } else { format!("; its stderr ended with: {}", .stderr) }
+    )]
+    ProxyCommand {
+        /// Host as named by the user.
+        host: String,
+        /// The command as run (tokens expanded).
+        command: String,
+        /// `exited with status 255`, `was killed by signal 9`, `could not be started: ...`.
+        status: String,
+        /// The last lines of its stderr, joined with ` | `.
+        stderr: String,
+    },
     /// Name resolution failed.
     #[error("{host}: cannot resolve {hostname}: {reason}")]
     Resolve {
@@ -60,21 +83,24 @@ pub enum SshError {
     },
     /// The host key is not in known_hosts and the policy refuses unknown hosts.
     #[error(
-        "{host}: host key for {name} is not known ({key_type} {fingerprint}); refusing to connect \
-         under StrictHostKeyChecking=yes. Add it to {known_hosts} (check the fingerprint first), \
-         or set `StrictHostKeyChecking accept-new` for this host"
+        "{host}: host key for {name} is not known ({key}){}; refusing to connect under \
+         StrictHostKeyChecking=yes. Add it to {known_hosts} (check the fingerprint first), or \
+         set `StrictHostKeyChecking accept-new` for this host",
+        if .recorded_other.is_empty() { String::new() } else {
+            format!(": known_hosts records only other key types for it: {}", .recorded_other)
+        }
     )]
     UnknownHostKey {
         /// Host as named by the user.
         host: String,
         /// Name looked up in known_hosts.
         name: String,
-        /// Presented key type.
-        key_type: String,
-        /// Presented key fingerprint.
-        fingerprint: String,
+        /// Presented key type and fingerprint (`ssh-ed25519 SHA256:...`).
+        key: String,
         /// Where it could be added.
         known_hosts: String,
+        /// Keys of other types recorded for the name (`type fingerprint (file:line)`), if any.
+        recorded_other: String,
     },
     /// The host presented a key other than the recorded one.
     #[error(

@@ -245,6 +245,38 @@ impl HostWorker {
         })
     }
 
+    /// A worker for a host that cannot be connected at all (its ssh config is refused for it):
+    /// it reports `error` as its connection failure and answers every job with it.
+    pub fn refused(name: &str, error: SshError, events: Sender<Event>) -> std::io::Result<Self> {
+        let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
+        let (wake, _wake_rx) = UnixStream::pair()?;
+        wake.set_nonblocking(true)?;
+        let name: Arc<str> = Arc::from(name);
+        let host = name.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("host {name}"))
+            .spawn(move || {
+                // A missing reporter only means nobody is listening.
+                let _ = events.send(Event {
+                    host,
+                    at: Instant::now(),
+                    kind: EventKind::ConnectFailed {
+                        error: error.clone(),
+                    },
+                });
+                for Job::Exec { reply, .. } in jobs_rx {
+                    reply(Err(error.clone()));
+                }
+            })?;
+        Ok(HostWorker {
+            name,
+            jobs: Some(jobs_tx),
+            wake,
+            thread: Some(thread),
+            stop: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
     /// The host's display name.
     pub fn name(&self) -> &str {
         &self.name
@@ -408,7 +440,11 @@ impl WorkerState {
             &mut |w| self.emit(EventKind::Warning(w)),
         )?;
         if let Some(iv) = self.interval {
-            conn.arm_heartbeat(iv, self.settings.heartbeat_timeout);
+            conn.arm_heartbeat(
+                iv,
+                self.config.server_alive_count_max,
+                self.settings.heartbeat_timeout,
+            );
         }
         Ok(conn)
     }
@@ -517,8 +553,8 @@ impl WorkerState {
         let timeout = opts.timeout;
         let opts = ExecOptions {
             keepalive: self.interval,
-            // Without a local agent there is nothing to forward (the pool warned).
-            forward_agent: self.config.forward_agent && super::agent::local_agent().is_some(),
+            // Without an agent there is nothing to forward (the pool warned).
+            forward_agent: self.config.agent_to_forward(),
             ..opts
         };
         let mut result = self.exec_once(command, &opts, quiet);

@@ -96,6 +96,24 @@ pub enum Command {
     /// Run tasks, then re-run them whenever the recipe or a module it imports changes, with
     /// the sessions kept open between runs.
     Watch(WatchArgs),
+    /// Show how each host is reached, resolved from the ssh config as `ssh` resolves it.
+    Hosts(HostsArgs),
+}
+
+/// `tether hosts`.
+#[derive(Debug, Args)]
+pub struct HostsArgs {
+    /// Print each host's configuration as `ssh -G HOST` prints it (the keywords tether
+    /// honours), to compare with ssh's.
+    #[arg(short = 'G')]
+    pub ssh_g: bool,
+    /// With a recipe: this stage's servers.
+    #[arg(long, value_name = "STAGE")]
+    pub stage: Option<String>,
+    /// Hosts to show (ssh config aliases or user@host:port) [default: --hosts, else the
+    /// recipe's servers].
+    #[arg(value_name = "HOST")]
+    pub hosts: Vec<String>,
 }
 
 /// `tether watch`.

@@ -27,6 +27,7 @@ pub mod command;
 pub mod error;
 pub mod fleet;
 pub mod host;
+pub mod hosts;
 pub mod interrupt;
 pub mod pool;
 pub mod recipe;

@@ -17,6 +17,7 @@ fn main() {
         Some(Command::Tasks(args)) => tether::runner::list(&cli.global, args.hooks, interrupted),
         Some(Command::Check(args)) => tether::check::check(&cli.global, args, interrupted),
         Some(Command::Watch(args)) => tether::watch::run(&cli.global, args, interrupted),
+        Some(Command::Hosts(args)) => tether::hosts::run(&cli.global, args, interrupted),
         None if cli.targets.is_empty() => Err(Error::Usage(
             "nothing to do: `tether [STAGE] TASK...`, `tether tasks`, `tether run -- CMD` (see --help)"
                 .into(),

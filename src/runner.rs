@@ -422,12 +422,15 @@ pub fn split_stage(loaded: &Loaded, targets: &[String]) -> Result<Vec<String>, E
     Ok(tasks)
 }
 
-/// Hosts chosen on the command line for `run` and `check`, and the recipe's heartbeat.
+/// Hosts chosen on the command line for `run`, `check` and `hosts`, and the recipe's
+/// heartbeat.
 pub struct Selection {
     /// The hosts.
     pub hosts: Vec<HostTarget>,
     /// The recipe's `keepalive` variable, if a recipe was read.
     pub keepalive: Option<Duration>,
+    /// Each host's roles, in the order of `hosts` (empty without a recipe).
+    pub roles: Vec<Vec<String>>,
 }
 
 /// `--hosts` as given when no recipe is involved; otherwise the recipe's servers (of
@@ -448,12 +451,13 @@ pub fn select(
                     .into(),
             ));
         }
-        let hosts = global
+        let hosts: Vec<HostTarget> = global
             .hosts
             .iter()
             .map(|h| HostTarget::parse(h).map_err(Error::Usage))
             .collect::<Result<_, _>>()?;
         return Ok(Selection {
+            roles: vec![Vec::new(); hosts.len()],
             hosts,
             keepalive: None,
         });
@@ -469,9 +473,21 @@ pub fn select(
             "no server of the recipe matches --roles/--hosts".into(),
         ));
     }
+    let recipe = loaded.rt.recipe();
+    let roles = hosts
+        .iter()
+        .map(|h| {
+            recipe
+                .server(&h.name)
+                .map(|s| s.roles.clone())
+                .unwrap_or_default()
+        })
+        .collect();
+    drop(recipe);
     Ok(Selection {
         hosts,
         keepalive: loaded.keepalive()?,
+        roles,
     })
 }
 

@@ -15,5 +15,6 @@ mod proxy_command;
 mod recipe;
 mod run;
 mod seed;
+mod ssh_config;
 mod sudo;
 mod watch;

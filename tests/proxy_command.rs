@@ -48,6 +48,16 @@ fn hosts_are_reached_through_ssh_w_on_the_bastion() {
     assert_eq!(site.accepted_logins("bastion"), 2);
     assert_eq!(site.accepted_logins("inner1"), 1);
     assert_eq!(site.accepted_logins("inner2"), 1);
+    // `tether hosts` shows the route with its tokens expanded.
+    Tether::new()
+        .ssh_config(&cfg)
+        .args(&["hosts", "inner1"])
+        .run()
+        .status(0)
+        .stdout_contains(&format!(
+            "proxy `ssh -F {} -o BatchMode=yes -W 127.0.0.11:22 bastion`",
+            site.ssh_config().display()
+        ));
 }
 
 #[test]

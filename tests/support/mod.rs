@@ -6,5 +6,6 @@ pub mod harness;
 pub mod lab;
 pub mod net;
 pub mod netns;
+pub mod sandbox;
 pub mod site;
 pub mod tether;

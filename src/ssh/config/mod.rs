@@ -227,7 +227,7 @@ pub struct HostConfig {
     pub required_rsa_size: u32,
     /// Algorithm preferences.
     pub algorithms: Algorithms,
-    /// The resolution as `ssh -G` prints it.
+    /// The resolution as `ssh -G` prints it (see `tether hosts -G`).
     pub ssh_g: Vec<String>,
 }
 

@@ -1,5 +1,6 @@
-//! Resolution rules, checked without ssh: the constructs, the later OpenSSH additions, and
-//! the errors that name a host.
+//! Resolution rules, checked without ssh (the differential suite in tests/ssh_config.rs
+//! compares with `ssh -G`; these cover what OpenSSH 9.2 cannot show: later additions, and
+//! the errors that name a host).
 
 use super::*;
 

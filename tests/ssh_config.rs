@@ -870,3 +870,15 @@ fn tether_logs_in_where_ssh_logs_in() {
         }
     }
 }
+
+/// `-J` is ssh's command line: a malformed list is a usage error for the whole run.
+#[test]
+fn a_malformed_jump_list_on_the_command_line_is_a_usage_error() {
+    Tether::new()
+        .args(&[
+            "-F", "none", "-J", "a,,b", "run", "--hosts", "x", "--", "true",
+        ])
+        .run()
+        .status(2)
+        .stderr_contains("x: empty jump host in `a,,b`");
+}

@@ -882,3 +882,21 @@ fn a_malformed_jump_list_on_the_command_line_is_a_usage_error() {
         .status(2)
         .stderr_contains("x: empty jump host in `a,,b`");
 }
+
+/// `AddressFamily inet6` for a host with only an IPv4 address: refused by name, not connected.
+#[test]
+fn address_family_limits_the_addresses_tried() {
+    let sb = Sandbox::new("af");
+    let config = sb.write(
+        "cfg/af",
+        "Host v4only\n  HostName 127.0.0.1\n  AddressFamily inet6\n",
+    );
+    let out = sb.tether(&["-F", &config, "run", "--hosts", "v4only", "--", "true"]);
+    assert_eq!(out.status, 3, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("v4only: cannot resolve 127.0.0.1: it has no IPv6 address (AddressFamily)"),
+        "{}",
+        out.stdout
+    );
+}

@@ -299,8 +299,11 @@ fn tcp_connect(
             host: name.to_string(),
             hostname: cfg.hostname.clone(),
             reason: format!(
-                "no address of the family AddressFamily asks for ({:?})",
-                cfg.address_family
+                "it has no {} address (AddressFamily)",
+                match cfg.address_family {
+                    AddressFamily::Inet6 => "IPv6",
+                    _ => "IPv4",
+                }
             ),
         });
     }

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use tether::event::{Event, EventKind};
 use tether::host::HostTarget;
 use tether::pool::{FanOut, Pool, DEFAULT_MAX_HANDSHAKES};
-use tether::ssh::config::SshConfig;
+use tether::ssh::config::{SshConfig, SYSTEM_CONFIG};
 use tether::ssh::exec;
 use tether::ssh::policy::{WorkerSettings, DEFAULT_HEARTBEAT};
 
@@ -141,7 +141,8 @@ fn targets(names: &[String]) -> Res<Vec<HostTarget>> {
 }
 
 fn new_pool(config: &Path) -> Res<(Pool, Receiver<Event>)> {
-    let ssh_config = SshConfig::load(config).map_err(|e| e.to_string())?;
+    let ssh_config =
+        SshConfig::load(Some(config), Path::new(SYSTEM_CONFIG)).map_err(|e| e.to_string())?;
     let (tx, rx) = tether::event::collector();
     let pool = Pool::new(
         ssh_config,

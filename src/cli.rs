@@ -168,6 +168,17 @@ impl CheckArgs {
     }
 }
 
+impl HostsArgs {
+    /// The library's options for `tether hosts`.
+    pub fn options(&self) -> tether::hosts::HostsOptions {
+        tether::hosts::HostsOptions {
+            ssh_g: self.ssh_g,
+            stage: self.stage.clone(),
+            hosts: self.hosts.clone(),
+        }
+    }
+}
+
 impl WatchArgs {
     /// The library's options for `tether watch`.
     pub fn options(&self) -> tether::watch::WatchOptions {
@@ -191,6 +202,24 @@ pub enum Command {
     /// Run tasks, then re-run them whenever the recipe or a module it imports changes, with
     /// the sessions kept open between runs.
     Watch(WatchArgs),
+    /// Show how each host is reached, resolved from the ssh config as `ssh` resolves it.
+    Hosts(HostsArgs),
+}
+
+/// `tether hosts`.
+#[derive(Debug, Args)]
+pub struct HostsArgs {
+    /// Print each host's configuration as `ssh -G HOST` prints it (the keywords tether
+    /// honours), to compare with ssh's.
+    #[arg(short = 'G')]
+    pub ssh_g: bool,
+    /// With a recipe: this stage's servers.
+    #[arg(long, value_name = "STAGE")]
+    pub stage: Option<String>,
+    /// Hosts to show (ssh config aliases or user@host:port) [default: --hosts, else the
+    /// recipe's servers].
+    #[arg(value_name = "HOST")]
+    pub hosts: Vec<String>,
 }
 
 /// `tether watch`.

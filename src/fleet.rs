@@ -2,7 +2,7 @@
 //! what they do. Built once from the settings; `run`, recipes, `check` and `watch` all go
 //! through it.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,19 +31,13 @@ pub fn heartbeat_interval(settings: &Settings, recipe: Option<Duration>) -> Opti
     settings.heartbeat(recipe, DEFAULT_HEARTBEAT)
 }
 
-/// The ssh config named by `-F`, else `~/.ssh/config`.
+/// The ssh config as `ssh` reads it: the file named by `-F` alone, else `~/.ssh/config`
+/// followed by the system's.
 pub fn load_ssh_config(settings: &Settings) -> Result<SshConfig, Error> {
-    let path: PathBuf = settings
-        .ssh_config
-        .clone()
-        .unwrap_or_else(config::default_path);
-    if settings.ssh_config.is_some() && !path.exists() {
-        return Err(Error::Usage(format!(
-            "ssh config {} does not exist",
-            path.display()
-        )));
-    }
-    Ok(SshConfig::load(&path)?)
+    Ok(SshConfig::load(
+        settings.ssh_config.as_deref(),
+        Path::new(config::SYSTEM_CONFIG),
+    )?)
 }
 
 /// The `hosts` event for `hosts`: their names and roles, in order.

@@ -31,6 +31,7 @@ pub mod exit;
 pub mod failure;
 pub mod fleet;
 pub mod host;
+pub mod hosts;
 pub mod interrupt;
 pub mod outcome;
 pub mod pool;

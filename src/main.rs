@@ -29,6 +29,7 @@ fn main() {
             tether::check::check(&settings, &args.options(), interrupted)
         }
         Some(Command::Watch(args)) => tether::watch::run(&settings, &args.options(), interrupted),
+        Some(Command::Hosts(args)) => tether::hosts::run(&settings, &args.options(), interrupted),
         None if cli.targets.is_empty() => Err(Error::Usage(
             "nothing to do: `tether [STAGE] TASK...`, `tether tasks`, `tether run -- CMD` (see --help)"
                 .into(),

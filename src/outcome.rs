@@ -67,10 +67,11 @@ pub fn status_words(r: &HostResult) -> (String, bool) {
         },
         Some(Err(e)) => (
             match e {
+                _ if e.kind() == Kind::Unreachable => "unreachable",
                 SshError::CommandTimeout { .. } => "timed out",
                 SshError::CommandStopped { .. } => "stopped",
                 SshError::ConnectionLost { .. } => "connection lost",
-                SshError::Config { .. } => "config error",
+                SshError::Config(_) | SshError::Route { .. } => "config error",
                 _ => "unreachable",
             }
             .into(),

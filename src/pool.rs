@@ -16,7 +16,7 @@ use crate::ssh::jump::Jumps;
 use crate::ssh::limiter::HandshakeLimiter;
 use crate::ssh::owner::Via;
 use crate::ssh::policy::WorkerSettings;
-use crate::ssh::route;
+use crate::ssh::route::{self, RouteError};
 use crate::ssh::worker::HostWorker;
 use crate::ssh::SshError;
 
@@ -183,31 +183,34 @@ impl Pool {
     }
 
     fn start(&self, host: &HostTarget) -> Result<HostWorker, SshError> {
-        let mut config = self
-            .ssh_config
-            .resolve(&host.alias, host.user.as_deref(), host.port);
+        let mut config = self.ssh_config.resolve_target(host, self.jump.as_deref())?;
         if let Some(on) = host.forward_agent {
             config.forward_agent = on;
         }
-        if config.forward_agent && crate::ssh::agent::local_agent().is_none() {
+        if config.forward_agent && config.agent_to_forward().is_none() {
             self.events.emit(
                 &Arc::from(host.name.as_str()),
                 EventKind::Warning {
                     message: format!(
                         "{}: agent forwarding was asked for (ForwardAgent / forward_agent), \
-                         but there is no local ssh-agent (SSH_AUTH_SOCK is not set): \
-                         commands run without one",
+                         but there is no local ssh-agent (SSH_AUTH_SOCK is not set, and \
+                         neither IdentityAgent nor ForwardAgent names a socket): commands run \
+                         without one",
                         host.name
                     ),
                 },
             );
         }
-        // -J beats a recipe's `via`, which beats the config's ProxyJump.
-        let over = self.jump.as_deref().or(host.via.as_deref());
-        let hops = route::route(&self.ssh_config, &config, over).map_err(|e| SshError::Config {
-            host: host.name.clone(),
-            message: e,
-        })?;
+        let hops = match route::route(&self.ssh_config, &config) {
+            Ok(hops) => hops,
+            Err(RouteError::Invalid(message)) => {
+                return Err(SshError::Route {
+                    host: host.name.clone(),
+                    message,
+                })
+            }
+            Err(RouteError::Hop(e)) => return Err(SshError::Config(e)),
+        };
         let thread_error = |e: std::io::Error| SshError::Session {
             host: host.name.clone(),
             reason: format!("cannot start its thread: {e}"),

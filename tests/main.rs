@@ -4,17 +4,21 @@
 mod support;
 
 mod agent;
+mod certificates;
 mod check;
 mod deploy;
 mod failures;
+mod host_keys;
 mod json;
 mod jump;
 mod keepalive;
 mod lab;
 mod layers;
+mod proxy_command;
 mod recipe;
 mod run;
 mod secrets;
 mod seed;
+mod ssh_config;
 mod sudo;
 mod watch;

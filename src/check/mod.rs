@@ -113,7 +113,10 @@ pub fn check(
     // address each host resolves to, to find hosts that are the same sshd.
     let mut per_host: BTreeMap<String, (Option<Duration>, (String, u16))> = BTreeMap::new();
     for t in &targets {
-        let cfg = ssh_config.resolve(&t.alias, t.user.as_deref(), t.port);
+        // A host whose config is refused is reported by the pool, like an unreachable one.
+        let Ok(cfg) = ssh_config.resolve_target(t, settings.jump.as_deref()) else {
+            continue;
+        };
         let hb = match (heartbeat, cfg.server_alive_interval) {
             (Some(h), Some(s)) => Some(h.min(s)),
             (h, _) => h,

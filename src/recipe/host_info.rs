@@ -23,9 +23,10 @@ impl HostInfo {
         let recipe = rt.recipe();
         let server = recipe.server(name);
         let target = HostTarget::parse(name).ok();
+        // A host whose config is refused shows its name; connecting to it reports why.
         let cfg = target
             .as_ref()
-            .map(|t| rt.ssh_config.resolve(&t.alias, t.user.as_deref(), t.port));
+            .and_then(|t| rt.ssh_config.resolve_target(t, None).ok());
         HostInfo {
             name: name.to_string(),
             hostname: cfg

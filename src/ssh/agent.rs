@@ -62,13 +62,6 @@ fn raw_session(session: &Session) -> *mut raw::LIBSSH2_SESSION {
     &mut *guard as *mut raw::LIBSSH2_SESSION
 }
 
-/// The local agent's socket, if there is one.
-pub fn local_agent() -> Option<std::path::PathBuf> {
-    std::env::var_os("SSH_AUTH_SOCK")
-        .filter(|s| !s.is_empty())
-        .map(Into::into)
-}
-
 /// One agent connection: a channel from the server and a connection to the local agent.
 struct AgentConn {
     channel: *mut raw::LIBSSH2_CHANNEL,
@@ -223,14 +216,14 @@ impl Drop for Forwarder {
 }
 
 /// Requests agent forwarding for `channel` (before its exec) and returns the forwarder that
-/// serves the agent channels the server will open. Err: no local agent, or the server refused
-/// (`AllowAgentForwarding no`), or the session failed.
+/// serves the agent channels the server will open from the local agent at `agent`. Err: the
+/// server refused (`AllowAgentForwarding no`), or the session failed.
 pub fn start(
     conn: &Connection,
     channel: &mut ssh2::Channel,
     until: Instant,
+    agent: std::path::PathBuf,
 ) -> Result<Forwarder, String> {
-    let agent = local_agent().ok_or("there is no local ssh-agent (SSH_AUTH_SOCK is not set)")?;
     let forwarder = Forwarder::new(&conn.session, agent);
     // sshd grants agent forwarding once per connection (a second request is refused) and
     // then gives every later command of the connection its SSH_AUTH_SOCK: request it on the

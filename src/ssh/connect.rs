@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use ssh2::{MethodType, Session};
+use ssh2::Session;
 
-use super::config::{HostConfig, StrictHostKeyChecking};
+use super::algorithms;
+use super::config::{AddressFamily, HostConfig, StrictHostKeyChecking};
 use super::known_hosts::{self, HostKeyCheck, KnownHosts};
 use super::SshError;
 
@@ -29,6 +30,9 @@ pub struct Connection {
     pub host_key: Vec<u8>,
     /// How long TCP connect + handshake + auth took.
     pub setup_time: Duration,
+    /// What must live exactly as long as the session (a proxy command's process, which is
+    /// stopped and reaped when the connection is dropped).
+    guard: Option<Box<dyn Send>>,
 }
 
 /// A non-blocking libssh2 operation that did not finish.
@@ -88,6 +92,12 @@ pub fn poll_events(dirs: ssh2::BlockDirections) -> libc::c_short {
 }
 
 impl Connection {
+    /// This connection, keeping `guard` alive until it is dropped.
+    pub fn owning(mut self, guard: Box<dyn Send>) -> Self {
+        self.guard = Some(guard);
+        self
+    }
+
     /// The socket, for `poll()` by the owner thread.
     pub fn fd(&self) -> RawFd {
         self.fd
@@ -95,13 +105,14 @@ impl Connection {
 
     /// Arms the session for a heartbeat every `interval`: libssh2's keepalive timer for
     /// keepalives sent during commands, and `TCP_USER_TIMEOUT` so that a server that
-    /// acknowledges none of them for three intervals (OpenSSH's ServerAliveCountMax is 3), or
-    /// at least `heartbeat_timeout`, fails the connection instead of hanging it for the
-    /// ~15 minutes of TCP retransmissions (a dropped network, a host powered off). Best effort.
-    pub fn arm_heartbeat(&self, interval: Duration, heartbeat_timeout: Duration) {
+    /// acknowledges none of them for `count_max` intervals (`ServerAliveCountMax`, 3 by
+    /// default), or at least `heartbeat_timeout`, fails the connection instead of hanging it
+    /// for the ~15 minutes of TCP retransmissions (a dropped network, a host powered off).
+    /// Best effort (a proxy command's or jump host's socket pair has no TCP options).
+    pub fn arm_heartbeat(&self, interval: Duration, count_max: u32, heartbeat_timeout: Duration) {
         self.session
             .set_keepalive(false, interval.as_secs().clamp(1, u32::MAX as u64) as u32);
-        let d = (interval * 3).max(heartbeat_timeout);
+        let d = (interval * count_max.max(1)).max(heartbeat_timeout);
         let ms = d.as_millis().clamp(1, libc::c_uint::MAX as u128) as libc::c_uint;
         // SAFETY: `fd` is the session's open socket; the option value is a c_uint.
         unsafe {
@@ -165,17 +176,39 @@ pub fn connect(
     warn: &mut dyn FnMut(String),
 ) -> Result<Connection, SshError> {
     let started = Instant::now();
-    let deadline = started + cfg.connect_timeout;
-    let addr_text = format!("{}:{}", cfg.hostname, cfg.port);
-    let tcp = tcp_connect(name, cfg, &addr_text, deadline)?;
+    let addr_text = host_port(&cfg.hostname, cfg.port);
+    // ConnectionAttempts: one second apart, as ssh tries them.
+    let mut attempt = 1;
+    let tcp = loop {
+        let deadline = Instant::now() + cfg.connect_timeout;
+        match tcp_connect(name, cfg, &addr_text, deadline) {
+            Ok(tcp) => break tcp,
+            Err(e @ SshError::Resolve { .. }) => return Err(e),
+            Err(e) if attempt >= cfg.connection_attempts => return Err(e),
+            Err(_) => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    };
     connect_over(name, cfg, tcp, started, pinned_key, warn)
+}
+
+/// `host:port` for messages, an IPv6 address in brackets (`[::1]:22`).
+pub fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 /// The SSH part of [`connect`] over an already open byte stream: a TCP connection, or one end
 /// of a socket pair whose other end a jump host's worker pumps through a `direct-tcpip`
-/// channel (ProxyJump). The host key is checked against known_hosts under the host's own
-/// `HostName` and port (as OpenSSH does behind a jump host), or against `pinned_key`.
-/// `started` is when connecting began: `ConnectTimeout` counts from there.
+/// channel (ProxyJump) or a proxy command reads and writes (ProxyCommand). The host key is
+/// checked against known_hosts under the host's own name (`HostKeyAlias`, else `HostName` and
+/// port, as OpenSSH does behind a jump host or proxy), or against `pinned_key`. `started` is
+/// when connecting began: `ConnectTimeout` counts from there.
 pub fn connect_over<S: AsRawFd + 'static>(
     name: &str,
     cfg: &HostConfig,
@@ -185,7 +218,7 @@ pub fn connect_over<S: AsRawFd + 'static>(
     warn: &mut dyn FnMut(String),
 ) -> Result<Connection, SshError> {
     let deadline = started + cfg.connect_timeout;
-    let addr_text = format!("{}:{}", cfg.hostname, cfg.port);
+    let addr_text = host_port(&cfg.hostname, cfg.port);
     let tcp = stream;
     let fd = tcp.as_raw_fd();
 
@@ -201,21 +234,12 @@ pub fn connect_over<S: AsRawFd + 'static>(
     for w in &known.warnings {
         warn(w.clone());
     }
-    // Offer only the key types we can verify: a known RSA key is useless if the server is
-    // allowed to pick ed25519 (libssh2 would report a mismatch).
-    let mut types = known.recorded_types(&cfg.hostname, cfg.port);
-    if let Some(kt) = pinned_key.and_then(known_hosts::blob_key_type) {
-        types = vec![kt];
-    }
-    let algos: Vec<&str> = types
-        .iter()
-        .flat_map(|t| known_hosts::algorithms_for(t).iter().copied())
-        .collect();
-    if !algos.is_empty() {
-        session
-            .method_pref(MethodType::HostKey, &algos.join(","))
-            .map_err(|e| handshake_err(e.to_string()))?;
-    }
+    // The key types known_hosts records for the host come first, as ssh orders them: a host
+    // recorded with its RSA key is verified with that key even if it prefers ed25519.
+    let recorded = known.recorded_types(&cfg.known_hosts_name());
+    let pinned_type = pinned_key.and_then(known_hosts::blob_key_type);
+    algorithms::apply(&session, cfg, &recorded, pinned_type.as_deref()).map_err(&handshake_err)?;
+    session.set_compress(cfg.compression);
     session.set_tcp_stream(tcp);
     let remaining = deadline.saturating_duration_since(Instant::now());
     session.set_timeout(remaining.as_millis().max(1) as u32);
@@ -234,7 +258,7 @@ pub fn connect_over<S: AsRawFd + 'static>(
         .host_key()
         .map(|(k, _)| k.to_vec())
         .ok_or_else(|| handshake_err("server sent no host key".into()))?;
-    verify_host_key(name, cfg, &known, pinned_key, &host_key, warn)?;
+    verify_host_key(name, cfg, &known, pinned_key, &host_key, fd, warn)?;
 
     let remaining = deadline.saturating_duration_since(Instant::now());
     session.set_timeout(remaining.as_millis().max(1) as u32);
@@ -247,6 +271,7 @@ pub fn connect_over<S: AsRawFd + 'static>(
         fd,
         host_key,
         setup_time: started.elapsed(),
+        guard: None,
     })
 }
 
@@ -263,7 +288,25 @@ fn tcp_connect(
             hostname: cfg.hostname.clone(),
             reason: e.to_string(),
         })?
+        .filter(|a| match cfg.address_family {
+            AddressFamily::Any => true,
+            AddressFamily::Inet => a.is_ipv4(),
+            AddressFamily::Inet6 => a.is_ipv6(),
+        })
         .collect();
+    if addrs.is_empty() {
+        return Err(SshError::Resolve {
+            host: name.to_string(),
+            hostname: cfg.hostname.clone(),
+            reason: format!(
+                "it has no {} address (AddressFamily)",
+                match cfg.address_family {
+                    AddressFamily::Inet6 => "IPv6",
+                    _ => "IPv4",
+                }
+            ),
+        });
+    }
     let mut last = None;
     for addr in addrs {
         let remaining = deadline.saturating_duration_since(Instant::now());
@@ -334,11 +377,22 @@ fn verify_host_key(
     known: &KnownHosts,
     pinned_key: Option<&[u8]>,
     key: &[u8],
+    fd: RawFd,
     warn: &mut dyn FnMut(String),
 ) -> Result<(), SshError> {
-    let lookup = known_hosts::lookup_name(&cfg.hostname, cfg.port);
+    let lookup = cfg.known_hosts_name();
     let key_type = known_hosts::blob_key_type(key).unwrap_or_else(|| "unknown".into());
     let presented = known_hosts::fingerprint(key);
+    if let Some(bits) = known_hosts::rsa_bits(key).filter(|b| *b < cfg.required_rsa_size) {
+        return Err(SshError::Handshake {
+            host: name.to_string(),
+            addr: host_port(&cfg.hostname, cfg.port),
+            reason: format!(
+                "the server's RSA host key has {bits} bits, fewer than RequiredRSASize {}",
+                cfg.required_rsa_size
+            ),
+        });
+    }
     if let Some(pinned) = pinned_key {
         if pinned != key {
             return Err(SshError::HostKeyChanged {
@@ -354,7 +408,14 @@ fn verify_host_key(
         }
         return Ok(());
     }
-    match known.check(&cfg.hostname, cfg.port, key) {
+    // ssh.c: no host key check for a loopback address reached directly, if asked.
+    if cfg.no_host_authentication_for_localhost
+        && cfg.host_key_alias.is_none()
+        && peer_is_loopback(fd)
+    {
+        return Ok(());
+    }
+    match known.check(&lookup, key) {
         HostKeyCheck::Match => Ok(()),
         HostKeyCheck::Revoked(location) => Err(SshError::HostKeyRevoked {
             host: name.to_string(),
@@ -366,28 +427,29 @@ fn verify_host_key(
             name: lookup,
             key_type,
             presented,
-            recorded: recorded
-                .iter()
-                .map(|r| format!("{} {} ({})", r.key_type, r.fingerprint, r.location))
-                .collect::<Vec<_>>()
-                .join(", "),
+            recorded: describe(&recorded),
         }),
         HostKeyCheck::NotFound => {
-            let file = cfg
-                .user_known_hosts
-                .first()
-                .cloned()
-                .unwrap_or_else(|| PathBuf::from("~/.ssh/known_hosts"));
             if cfg.strict_host_key_checking == StrictHostKeyChecking::Yes {
                 return Err(SshError::UnknownHostKey {
                     host: name.to_string(),
+                    known_hosts: cfg.user_known_hosts.first().map_or_else(
+                        || "a known_hosts file (UserKnownHostsFile is none)".to_string(),
+                        |f| f.display().to_string(),
+                    ),
+                    recorded_other: describe(&known.recorded(&lookup)),
                     name: lookup,
-                    key_type,
-                    fingerprint: presented,
-                    known_hosts: file.display().to_string(),
+                    key: format!("{key_type} {presented}"),
                 });
             }
-            known_hosts::append(&file, &cfg.hostname, cfg.port, key).map_err(|e| {
+            let Some(file) = cfg.user_known_hosts.first() else {
+                warn(format!(
+                    "{name}: accepted new host key for {lookup} ({key_type} {presented}) without \
+                     recording it (UserKnownHostsFile is none)"
+                ));
+                return Ok(());
+            };
+            known_hosts::append(file, &lookup, key, cfg.hash_known_hosts).map_err(|e| {
                 SshError::Session {
                     host: name.to_string(),
                     reason: format!("cannot record host key in {}: {e}", file.display()),
@@ -402,6 +464,42 @@ fn verify_host_key(
     }
 }
 
+/// `type fingerprint (file:line)` of each recorded key.
+fn describe(recorded: &[known_hosts::RecordedKey]) -> String {
+    recorded
+        .iter()
+        .map(|r| format!("{} {} ({})", r.key_type, r.fingerprint, r.location))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Whether the socket is a TCP connection to a loopback address (not a socket pair of a
+/// jump host or proxy command).
+fn peer_is_loopback(fd: RawFd) -> bool {
+    // SAFETY: a zeroed sockaddr_storage is valid; getpeername writes at most `len` bytes.
+    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: fd is the session's open socket; addr and len are valid out-parameters.
+    let rc = unsafe { libc::getpeername(fd, &mut addr as *mut _ as *mut libc::sockaddr, &mut len) };
+    if rc != 0 {
+        return false;
+    }
+    match addr.ss_family as i32 {
+        libc::AF_INET => {
+            // SAFETY: the family says it is a sockaddr_in.
+            let sin = unsafe { &*(&addr as *const _ as *const libc::sockaddr_in) };
+            std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)).is_loopback()
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says it is a sockaddr_in6.
+            let sin6 = unsafe { &*(&addr as *const _ as *const libc::sockaddr_in6) };
+            let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        _ => false,
+    }
+}
+
 fn authenticate(name: &str, cfg: &HostConfig, session: &Session) -> Result<(), SshError> {
     let mut tried: Vec<String> = Vec::new();
     let allowed_blobs: Vec<Vec<u8>> = cfg
@@ -410,9 +508,10 @@ fn authenticate(name: &str, cfg: &HostConfig, session: &Session) -> Result<(), S
         .filter_map(|p| public_blob(p))
         .collect();
 
-    if std::env::var_os("SSH_AUTH_SOCK").is_some() {
+    if let Some(socket) = &cfg.identity_agent {
         if let Ok(mut agent) = session.agent() {
-            if agent.connect().is_ok() && agent.list_identities().is_ok() {
+            let connected = agent.set_identity_path(socket).is_ok() && agent.connect().is_ok();
+            if connected && agent.list_identities().is_ok() {
                 let identities = agent.identities().unwrap_or_default();
                 let mut offered = 0;
                 for identity in &identities {
@@ -432,6 +531,7 @@ fn authenticate(name: &str, cfg: &HostConfig, session: &Session) -> Result<(), S
         }
     }
 
+    let mut certificates_used: Vec<PathBuf> = Vec::new();
     for path in &cfg.identity_files {
         if !path.exists() {
             if cfg.identity_files_configured {
@@ -441,18 +541,40 @@ fn authenticate(name: &str, cfg: &HostConfig, session: &Session) -> Result<(), S
         }
         let passphrase = match key_is_encrypted(path) {
             false => None,
-            true => match passphrase_for(path) {
-                Some(p) => Some(p),
-                None => {
-                    tried.push(format!(
-                        "{} is encrypted and there is no terminal to ask for its passphrase \
-                         (add it to ssh-agent)",
-                        path.display()
-                    ));
+            true => match passphrase_for(path, cfg.batch_mode) {
+                Ok(p) => Some(p),
+                Err(why) => {
+                    tried.push(format!("{} is encrypted and {why}", path.display()));
                     continue;
                 }
             },
         };
+        for cert in certificates_for(path, cfg) {
+            certificates_used.push(cert.clone());
+            match certificate_type(&cert) {
+                Some(t) if !CERTIFICATE_TYPES.contains(&t.as_str()) => {
+                    tried.push(format!(
+                        "certificate {}: key type {t} is not supported by libssh2",
+                        cert.display()
+                    ));
+                    continue;
+                }
+                None => {
+                    tried.push(format!("{} is not a certificate", cert.display()));
+                    continue;
+                }
+                Some(_) => {}
+            }
+            match session.userauth_pubkey_file(&cfg.user, Some(&cert), path, passphrase.as_deref())
+            {
+                Ok(()) if session.authenticated() => return Ok(()),
+                _ => tried.push(format!(
+                    "certificate {} with key {} refused",
+                    cert.display(),
+                    path.display()
+                )),
+            }
+        }
         match session.userauth_pubkey_file(&cfg.user, None, path, passphrase.as_deref()) {
             Ok(()) if session.authenticated() => return Ok(()),
             Ok(()) => tried.push(format!("{} refused", path.display())),
@@ -460,6 +582,15 @@ fn authenticate(name: &str, cfg: &HostConfig, session: &Session) -> Result<(), S
                 tried.push(format!("{}: wrong passphrase ({e})", path.display()))
             }
             Err(_) => tried.push(format!("key {} refused", path.display())),
+        }
+    }
+    for cert in &cfg.certificate_files {
+        if !certificates_used.contains(cert) {
+            tried.push(format!(
+                "certificate {} matches none of the identity files (tether pairs a certificate \
+                 with a private key file only)",
+                cert.display()
+            ));
         }
     }
     if tried.is_empty() {
@@ -470,6 +601,66 @@ fn authenticate(name: &str, cfg: &HostConfig, session: &Session) -> Result<(), S
         user: cfg.user.clone(),
         tried: tried.join("; "),
     })
+}
+
+/// User certificate types libssh2 1.11 authenticates with (measured against sshd 9.2 with
+/// `TrustedUserCAKeys`).
+const CERTIFICATE_TYPES: &[&str] = &[
+    "ssh-ed25519-cert-v01@openssh.com",
+    "ssh-rsa-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp256-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp384-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp521-cert-v01@openssh.com",
+];
+
+/// The certificates to try with the identity file `key`, as ssh pairs them: the configured
+/// `CertificateFile`s that certify its public key, else `KEY-cert.pub` when it exists.
+fn certificates_for(key: &Path, cfg: &HostConfig) -> Vec<PathBuf> {
+    let Some(blob) = public_blob(key) else {
+        return Vec::new();
+    };
+    if cfg.certificate_files.is_empty() {
+        let mut cert = key.as_os_str().to_owned();
+        cert.push("-cert.pub");
+        let cert = PathBuf::from(cert);
+        return if cert.exists() {
+            vec![cert]
+        } else {
+            Vec::new()
+        };
+    }
+    cfg.certificate_files
+        .iter()
+        .filter(|c| read_key_blob(c).is_some_and(|cert| certifies(&cert, &blob)))
+        .cloned()
+        .collect()
+}
+
+/// The key type written in a public key or certificate file.
+fn certificate_type(path: &Path) -> Option<String> {
+    let blob = read_key_blob(path)?;
+    let kind = known_hosts::blob_key_type(&blob)?;
+    kind.contains("-cert-v01@openssh.com").then_some(kind)
+}
+
+fn read_key_blob(path: &Path) -> Option<Vec<u8>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    STANDARD.decode(text.split_whitespace().nth(1)?).ok()
+}
+
+/// Whether certificate blob `cert` (type, nonce, then the key's own fields) certifies the
+/// plain public key `key` (type, then the same fields).
+fn certifies(cert: &[u8], key: &[u8]) -> bool {
+    fn skip_string(b: &[u8]) -> Option<&[u8]> {
+        let len = u32::from_be_bytes(b.get(..4)?.try_into().ok()?) as usize;
+        b.get(4 + len..)
+    }
+    let (Some(cert_fields), Some(key_fields)) =
+        (skip_string(cert).and_then(skip_string), skip_string(key))
+    else {
+        return false;
+    };
+    !key_fields.is_empty() && cert_fields.starts_with(key_fields)
 }
 
 /// The public key blob of an identity file, from its `.pub` companion.
@@ -509,23 +700,27 @@ pub fn key_is_encrypted(path: &Path) -> bool {
 }
 
 /// Asks for a key's passphrase once per run, on the terminal, serialised across host threads.
-fn passphrase_for(path: &Path) -> Option<String> {
+/// Err says why it cannot be asked.
+fn passphrase_for(path: &Path, batch_mode: bool) -> Result<String, &'static str> {
     static CACHE: OnceLock<Mutex<HashMap<PathBuf, String>>> = OnceLock::new();
+    if batch_mode {
+        return Err("BatchMode forbids asking for its passphrase (add it to ssh-agent)");
+    }
     if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
-        return None;
+        return Err("there is no terminal to ask for its passphrase (add it to ssh-agent)");
     }
     let cache = CACHE.get_or_init(Default::default);
     // A poisoned lock only means another prompt panicked; the cache itself is still usable.
     let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(p) = cache.get(path) {
-        return Some(p.clone());
+        return Ok(p.clone());
     }
-    let p =
-        rpassword::prompt_password(format!("Enter passphrase for {}: ", path.display())).ok()?;
+    let p = rpassword::prompt_password(format!("Enter passphrase for {}: ", path.display()))
+        .map_err(|_| "reading its passphrase from the terminal failed")?;
     // A passphrase is a secret: never printed, even if a command or an error held it.
     crate::secret::register(&p);
     cache.insert(path.to_path_buf(), p.clone());
-    Some(p)
+    Ok(p)
 }
 
 #[cfg(test)]

@@ -102,8 +102,8 @@ pub struct ExecOptions {
     /// process gets SIGHUP) and the command ends with [`ExecError::Stopped`]. A command without
     /// a PTY is waited for: closing its channel would not stop it.
     pub stop: Option<Arc<AtomicBool>>,
-    /// Forward the local ssh-agent to the command (`ForwardAgent`; see `ssh::agent`).
-    pub forward_agent: bool,
+    /// Forward this local ssh-agent socket to the command (`ForwardAgent`; see `ssh::agent`).
+    pub forward_agent: Option<std::path::PathBuf>,
     /// Which of the command's events the worker reports.
     pub echo: Echo,
 }
@@ -229,11 +229,12 @@ pub fn run(
     if opts.pty {
         request_pty(conn, &mut channel, open_until)?;
     }
-    let mut agent = match opts.forward_agent {
-        true => {
-            Some(super::agent::start(conn, &mut channel, open_until).map_err(ExecError::Refused)?)
-        }
-        false => None,
+    let mut agent = match &opts.forward_agent {
+        Some(socket) => Some(
+            super::agent::start(conn, &mut channel, open_until, socket.clone())
+                .map_err(ExecError::Refused)?,
+        ),
+        None => None,
     };
     let wrapped = wrap(command);
     let lost = |what: &str, e: WaitError| ExecError::Lost(format!("{what}: {e}"));

@@ -65,15 +65,6 @@ pub struct KnownHosts {
     pub warnings: Vec<String>,
 }
 
-/// The name OpenSSH looks up: `host` on port 22, else `[host]:port`.
-pub fn lookup_name(hostname: &str, port: u16) -> String {
-    if port == 22 {
-        hostname.to_string()
-    } else {
-        format!("[{hostname}]:{port}")
-    }
-}
-
 /// OpenSSH's `SHA256:` fingerprint of a public key blob.
 pub fn fingerprint(key: &[u8]) -> String {
     format!("SHA256:{}", STANDARD_NO_PAD.encode(Sha256::digest(key)))
@@ -83,6 +74,24 @@ pub fn fingerprint(key: &[u8]) -> String {
 pub fn blob_key_type(key: &[u8]) -> Option<String> {
     let len = u32::from_be_bytes(key.get(..4)?.try_into().ok()?) as usize;
     String::from_utf8(key.get(4..4 + len)?.to_vec()).ok()
+}
+
+/// The modulus size in bits of an `ssh-rsa` key blob (string type, mpint e, mpint n); `None`
+/// for other keys.
+pub fn rsa_bits(key: &[u8]) -> Option<u32> {
+    fn field(b: &[u8]) -> Option<(&[u8], &[u8])> {
+        let len = u32::from_be_bytes(b.get(..4)?.try_into().ok()?) as usize;
+        Some((b.get(4..4 + len)?, b.get(4 + len..)?))
+    }
+    let (kind, rest) = field(key)?;
+    if kind != b"ssh-rsa" {
+        return None;
+    }
+    let (_e, rest) = field(rest)?;
+    let (n, _) = field(rest)?;
+    let n: &[u8] = &n[n.iter().take_while(|b| **b == 0).count()..];
+    let first = *n.first()?;
+    Some((n.len() as u32 - 1) * 8 + (8 - first.leading_zeros()))
 }
 
 /// Host key algorithm names to prefer during key exchange for a recorded key type.
@@ -134,10 +143,10 @@ impl KnownHosts {
         }
     }
 
-    fn for_host<'a>(&'a self, hostname: &'a str, port: u16) -> impl Iterator<Item = &'a Entry> {
-        let name = lookup_name(hostname, port);
+    /// Entries for `name` as known_hosts writes it (`host`, `[host]:port`, a HostKeyAlias).
+    fn for_host<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Entry> {
         self.entries.iter().filter(move |e| match &e.hosts {
-            Hosts::Patterns(p) => pattern_list_match(p, &name),
+            Hosts::Patterns(p) => pattern_list_match(p, name),
             Hosts::Hashed { salt, hash } => {
                 // HMAC accepts keys of any length, so new_from_slice cannot fail here.
                 let Ok(mut mac) = Hmac::<sha1::Sha1>::new_from_slice(salt) else {
@@ -149,10 +158,10 @@ impl KnownHosts {
         })
     }
 
-    /// Key types recorded for the host, in file order, without duplicates.
-    pub fn recorded_types(&self, hostname: &str, port: u16) -> Vec<String> {
+    /// Key types recorded for `name`, in file order, without duplicates.
+    pub fn recorded_types(&self, name: &str) -> Vec<String> {
         let mut types: Vec<String> = Vec::new();
-        for e in self.for_host(hostname, port) {
+        for e in self.for_host(name) {
             if e.marker == Marker::None && !types.contains(&e.key_type) {
                 types.push(e.key_type.clone());
             }
@@ -160,12 +169,24 @@ impl KnownHosts {
         types
     }
 
-    /// Checks the key the server presented.
-    pub fn check(&self, hostname: &str, port: u16, key: &[u8]) -> HostKeyCheck {
+    /// The keys recorded for `name`, of any type (for messages).
+    pub fn recorded(&self, name: &str) -> Vec<RecordedKey> {
+        self.for_host(name)
+            .filter(|e| e.marker == Marker::None)
+            .map(|e| RecordedKey {
+                key_type: e.key_type.clone(),
+                fingerprint: fingerprint(&e.key),
+                location: format!("{}:{}", e.path.display(), e.line),
+            })
+            .collect()
+    }
+
+    /// Checks the key the server presented for `name`.
+    pub fn check(&self, name: &str, key: &[u8]) -> HostKeyCheck {
         let presented_type = blob_key_type(key).unwrap_or_default();
         let mut recorded = Vec::new();
         let mut matched = false;
-        for e in self.for_host(hostname, port) {
+        for e in self.for_host(name) {
             match e.marker {
                 Marker::Revoked if e.key == key => {
                     return HostKeyCheck::Revoked(format!("{}:{}", e.path.display(), e.line))
@@ -189,24 +210,40 @@ impl KnownHosts {
     }
 }
 
-/// Appends `[host]:port type key` to `path` (creating it and its directory), as
-/// `StrictHostKeyChecking accept-new` does.
-pub fn append(path: &Path, hostname: &str, port: u16, key: &[u8]) -> std::io::Result<()> {
+/// Appends `name type key` to `path` (creating it and its directory), as
+/// `StrictHostKeyChecking accept-new` does; with `hashed` (`HashKnownHosts yes`) the name is
+/// written as `|1|salt|hash`.
+pub fn append(path: &Path, name: &str, key: &[u8], hashed: bool) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let key_type = blob_key_type(key).unwrap_or_else(|| "ssh-ed25519".into());
+    let host = if hashed {
+        hash_name(name)?
+    } else {
+        name.to_string()
+    };
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)?;
-    writeln!(
-        file,
-        "{} {} {}",
-        lookup_name(hostname, port),
-        key_type,
-        STANDARD.encode(key)
-    )
+    writeln!(file, "{host} {key_type} {}", STANDARD.encode(key))
+}
+
+/// hostfile.c `host_hash`: `|1|` base64(salt) `|` base64(HMAC-SHA1(salt, name)), with a random
+/// 20-byte salt.
+fn hash_name(name: &str) -> std::io::Result<String> {
+    let mut salt = [0u8; 20];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut salt)?;
+    // HMAC accepts keys of any length: new_from_slice cannot fail.
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(&salt)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+    mac.update(name.as_bytes());
+    Ok(format!(
+        "|1|{}|{}",
+        STANDARD.encode(salt),
+        STANDARD.encode(mac.finalize().into_bytes())
+    ))
 }
 
 type Parsed = (Marker, Hosts, String, Vec<u8>);
@@ -274,8 +311,8 @@ mod tests {
         kh.add_text(&text, Path::new("kh"));
         assert_eq!(kh.warnings.len(), 1);
         assert!(kh.warnings[0].starts_with("kh:1:"), "{:?}", kh.warnings);
-        assert_eq!(kh.check("127.0.0.1", 2222, &key), HostKeyCheck::Match);
-        assert_eq!(kh.check("127.0.0.1", 22, &key), HostKeyCheck::NotFound);
+        assert_eq!(kh.check("[127.0.0.1]:2222", &key), HostKeyCheck::Match);
+        assert_eq!(kh.check("127.0.0.1", &key), HostKeyCheck::NotFound);
     }
 
     #[test]
@@ -284,7 +321,7 @@ mod tests {
         let new = blob("ssh-ed25519", b"new");
         let mut kh = KnownHosts::default();
         kh.add_text(&line("web,10.0.0.1", &old), Path::new("kh"));
-        match kh.check("web", 22, &new) {
+        match kh.check("web", &new) {
             HostKeyCheck::Mismatch(r) => {
                 assert_eq!(r[0].fingerprint, fingerprint(&old));
                 assert_eq!(r[0].location, "kh:1");
@@ -303,8 +340,35 @@ mod tests {
         let host = format!("|1|{}|{}", STANDARD.encode(salt), STANDARD.encode(hash));
         let mut kh = KnownHosts::default();
         kh.add_text(&line(&host, &key), Path::new("kh"));
-        assert_eq!(kh.check("h", 2200, &key), HostKeyCheck::Match);
-        assert_eq!(kh.recorded_types("h", 2200), vec!["ssh-ed25519"]);
+        assert_eq!(kh.check("[h]:2200", &key), HostKeyCheck::Match);
+        assert_eq!(kh.recorded_types("[h]:2200"), vec!["ssh-ed25519"]);
+    }
+
+    #[test]
+    fn hashed_names_are_recorded_and_found_again() {
+        let dir = std::env::temp_dir().join(format!("tether-kh-{}", std::process::id()));
+        let path = dir.join("sub/known_hosts");
+        let key = blob("ssh-ed25519", b"k");
+        append(&path, "[10.0.0.1]:2200", &key, true).unwrap();
+        append(&path, "alias", &key, false).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("|1|"), "{text}");
+        assert!(!text.contains("10.0.0.1"), "{text}");
+        let kh = KnownHosts::load(&[path]);
+        assert_eq!(kh.check("[10.0.0.1]:2200", &key), HostKeyCheck::Match);
+        assert_eq!(kh.check("alias", &key), HostKeyCheck::Match);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn rsa_modulus_size() {
+        let mut body = Vec::new();
+        for field in [&[1u8, 0, 1][..], &[0u8, 0x80, 0, 0][..]] {
+            body.extend_from_slice(&(field.len() as u32).to_be_bytes());
+            body.extend_from_slice(field);
+        }
+        assert_eq!(rsa_bits(&blob("ssh-rsa", &body)), Some(24));
+        assert_eq!(rsa_bits(&blob("ssh-ed25519", b"k")), None);
     }
 
     #[test]
@@ -312,9 +376,6 @@ mod tests {
         let key = blob("ssh-ed25519", b"k");
         let mut kh = KnownHosts::default();
         kh.add_text(&format!("@revoked {}", line("*", &key)), Path::new("kh"));
-        assert!(matches!(
-            kh.check("any", 22, &key),
-            HostKeyCheck::Revoked(_)
-        ));
+        assert!(matches!(kh.check("any", &key), HostKeyCheck::Revoked(_)));
     }
 }

@@ -1,6 +1,7 @@
 //! The SSH layer: config resolution, connecting, host keys, one owner thread per session.
 
 pub mod agent;
+pub mod algorithms;
 pub mod config;
 pub mod connect;
 pub mod exec;
@@ -9,6 +10,7 @@ pub mod known_hosts;
 pub mod limiter;
 pub mod owner;
 pub mod policy;
+pub mod proxy_command;
 pub mod reconnect;
 pub mod route;
 pub mod worker;
@@ -18,11 +20,32 @@ use std::time::Duration;
 use crate::duration::format as format_duration;
 use crate::failure::Kind;
 
+use config::HostError;
+
 /// Why a host could not be reached or used. Callers branch on the kind: a connection problem
 /// is reported as "unreachable" (exit code 3), a lost connection during a command is never
 /// retried.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SshError {
+    /// The ssh config says something for this host that tether refuses, or that fails for
+    /// it (see [`HostError`]); the other hosts are not affected.
+    #[error(transparent)]
+    Config(#[from] HostError),
+    /// The ProxyCommand could not be started, or exited before the SSH connection was set up.
+    #[error(
+        "{host}: ProxyCommand `{command}` {status} before the SSH connection was set up{}",
+        if .stderr.is_empty() { String::new() } else { format!("; its stderr ended with: {}", .stderr) }
+    )]
+    ProxyCommand {
+        /// Host as named by the user.
+        host: String,
+        /// The command as run (tokens expanded).
+        command: String,
+        /// `exited with status 255`, `was killed by signal 9`, `could not be started: ...`.
+        status: String,
+        /// The last lines of its stderr, joined with ` | `.
+        stderr: String,
+    },
     /// Name resolution failed.
     #[error("{host}: cannot resolve {hostname}: {reason}")]
     Resolve {
@@ -65,21 +88,24 @@ pub enum SshError {
     },
     /// The host key is not in known_hosts and the policy refuses unknown hosts.
     #[error(
-        "{host}: host key for {name} is not known ({key_type} {fingerprint}); refusing to connect \
-         under StrictHostKeyChecking=yes. Add it to {known_hosts} (check the fingerprint first), \
-         or set `StrictHostKeyChecking accept-new` for this host"
+        "{host}: host key for {name} is not known ({key}){}; refusing to connect under \
+         StrictHostKeyChecking=yes. Add it to {known_hosts} (check the fingerprint first), or \
+         set `StrictHostKeyChecking accept-new` for this host",
+        if .recorded_other.is_empty() { String::new() } else {
+            format!(": known_hosts records only other key types for it: {}", .recorded_other)
+        }
     )]
     UnknownHostKey {
         /// Host as named by the user.
         host: String,
         /// Name looked up in known_hosts.
         name: String,
-        /// Presented key type.
-        key_type: String,
-        /// Presented key fingerprint.
-        fingerprint: String,
+        /// Presented key type and fingerprint (`ssh-ed25519 SHA256:...`).
+        key: String,
         /// Where it could be added.
         known_hosts: String,
+        /// Keys of other types recorded for the name (`type fingerprint (file:line)`), if any.
+        recorded_other: String,
     },
     /// The host presented a key other than the recorded one.
     #[error(
@@ -164,10 +190,10 @@ pub enum SshError {
         /// What failed.
         reason: String,
     },
-    /// The host's configuration is wrong (a route that loops or names nothing, a refused
-    /// ssh_config keyword): nothing was tried.
+    /// The host's route is wrong (jump hosts that loop, too many of them, a malformed list):
+    /// nothing was tried.
     #[error("{host}: {message}")]
-    Config {
+    Route {
         /// Host as named by the user.
         host: String,
         /// What is wrong, naming the keyword or option and where it came from.
@@ -208,7 +234,8 @@ impl SshError {
             SshError::UnknownHostKey { .. }
             | SshError::HostKeyChanged { .. }
             | SshError::HostKeyRevoked { .. } => Kind::HostKeyRefused,
-            SshError::Config { .. } => Kind::Config,
+            SshError::Config(e) if e.unresolved => Kind::Unreachable,
+            SshError::Config(_) | SshError::Route { .. } => Kind::Config,
             SshError::ConnectionLost { .. } => Kind::ConnectionLost,
             SshError::CommandTimeout { .. } | SshError::CommandStopped { .. } => {
                 Kind::CommandFailed
@@ -219,7 +246,8 @@ impl SshError {
             | SshError::Handshake { .. }
             | SshError::Auth { .. }
             | SshError::Session { .. }
-            | SshError::Jump { .. } => Kind::Unreachable,
+            | SshError::Jump { .. }
+            | SshError::ProxyCommand { .. } => Kind::Unreachable,
         }
     }
 }

@@ -8,10 +8,11 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::config::HostConfig;
+use super::config::{HostConfig, Route};
 use super::connect::{self, Connection};
 use super::limiter::HandshakeLimiter;
 use super::policy::WorkerSettings;
+use super::proxy_command;
 use super::reconnect::{self, Outcome};
 use super::SshError;
 use crate::event::{EventKind, Sink};
@@ -110,14 +111,24 @@ impl Owner {
     pub fn connect(&self) -> Result<Connection, SshError> {
         let pinned = self.pinned.as_deref();
         let mut warn = |w| self.emit(EventKind::Warning { message: w });
-        let conn = match &self.via {
-            Some(via) => via.connect(&self.hop, &self.config, pinned, &self.limiter, &mut warn),
-            None => self
+        let (via, route) = (&self.via, &self.config.route);
+        let conn = match (via, route) {
+            (Some(via), _) => {
+                via.connect(&self.hop, &self.config, pinned, &self.limiter, &mut warn)
+            }
+            (None, Route::Command(command)) => self.limiter.run(|| {
+                proxy_command::connect(&self.hop, &self.config, command, pinned, &mut warn)
+            }),
+            (None, _) => self
                 .limiter
                 .run(|| connect::connect(&self.hop, &self.config, pinned, &mut warn)),
         }?;
         if let Some(iv) = self.interval {
-            conn.arm_heartbeat(iv, self.settings.heartbeat_timeout);
+            conn.arm_heartbeat(
+                iv,
+                self.config.server_alive_count_max,
+                self.settings.heartbeat_timeout,
+            );
         }
         Ok(conn)
     }

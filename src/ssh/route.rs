@@ -1,7 +1,8 @@
-//! Routes: the jump hosts through which a host is reached, from `ProxyJump` (or a recipe's
-//! `via`, or `-J`), resolved as OpenSSH resolves them.
+//! Routes: the jump hosts through which a host is reached, from its resolved `ProxyJump` (or
+//! a recipe's `via`, or `-J`, which the resolution puts first), as OpenSSH resolves them.
 
-use super::config::{HostConfig, SshConfig};
+use super::config::{self, HostConfig, HostError, Route, SshConfig};
+use super::connect;
 use crate::host::HostTarget;
 
 /// More hops than this is taken for a loop in the configuration.
@@ -38,51 +39,83 @@ pub struct Hop {
 
 /// What identifies a connection: user, address and port.
 pub fn identity(cfg: &HostConfig) -> String {
-    format!("{}@{}:{}", cfg.user, cfg.hostname, cfg.port)
+    format!(
+        "{}@{}",
+        cfg.user,
+        connect::host_port(&cfg.hostname, cfg.port)
+    )
 }
 
-/// The jump hosts, outermost first, through which `dest` is reached. `over` replaces the
-/// host's own `ProxyJump` (a recipe's `via`, the `-J` option; `"none"` means directly).
+/// Why no route to a host can be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteError {
+    /// The route itself is wrong (a loop, too many hops, a malformed list): refused before
+    /// anything connects.
+    Invalid(String),
+    /// A jump host's own configuration is refused (see [`HostError`]).
+    Hop(HostError),
+}
+
+impl std::fmt::Display for RouteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RouteError::Invalid(m) => f.write_str(m),
+            RouteError::Hop(e) => e.fmt(f),
+        }
+    }
+}
+
+/// The jump hosts, outermost first, through which `dest` is reached (its resolved
+/// [`Route::Jump`]: the config's ProxyJump, or `-J` / a recipe's `via`, which the resolution
+/// already put first).
 ///
-/// As with OpenSSH: in a chain `a,b` the host is reached through `b`, `b` through `a` (whatever
-/// `b`'s own `ProxyJump` says), and `a` as its own config says (its `ProxyJump` included).
-pub fn route(ssh: &SshConfig, dest: &HostConfig, over: Option<&str>) -> Result<Vec<Hop>, String> {
-    let spec = match over {
-        Some(s) => s.to_string(),
-        None => match &dest.proxy_jump {
-            Some(s) => s.clone(),
-            None => return Ok(Vec::new()),
-        },
+/// As with OpenSSH: in a chain `a,b` the host is reached through `b`, `b` through `a` (as
+/// `ssh -J a b` reaches `b`: whatever `b`'s own ProxyJump or ProxyCommand say), and `a` as its
+/// own config says (its own ProxyJump or ProxyCommand included).
+pub fn route(ssh: &SshConfig, dest: &HostConfig) -> Result<Vec<Hop>, RouteError> {
+    let Route::Jump(spec) = &dest.route else {
+        return Ok(Vec::new());
     };
     let mut seen = vec![identity(dest)];
-    chain(ssh, &spec, &mut seen)
+    chain(ssh, spec, &mut seen)
 }
 
-fn chain(ssh: &SshConfig, spec: &str, seen: &mut Vec<String>) -> Result<Vec<Hop>, String> {
-    let targets = parse_spec(spec)?;
+fn chain(ssh: &SshConfig, spec: &str, seen: &mut Vec<String>) -> Result<Vec<Hop>, RouteError> {
+    let targets = parse_spec(spec).map_err(RouteError::Invalid)?;
     let mut hops: Vec<Hop> = Vec::new();
-    for (i, target) in targets.into_iter().enumerate() {
-        let config = ssh.resolve(&target.alias, target.user.as_deref(), target.port);
+    for (i, target) in targets.iter().enumerate() {
+        let before: Vec<&str> = targets[..i].iter().map(|t| t.name.as_str()).collect();
+        let request = config::Request {
+            name: target.name.clone(),
+            alias: target.alias.clone(),
+            user: target.user.clone(),
+            port: target.port,
+            proxy_jump: (i > 0).then(|| before.join(",")),
+        };
+        let config = ssh.resolve_request(&request).map_err(RouteError::Hop)?;
         let id = identity(&config);
         if seen.contains(&id) {
-            return Err(format!(
+            return Err(RouteError::Invalid(format!(
                 "ProxyJump loop: jump host `{}` ({id}) would be reached through itself \
                  (exclude it from the `Host` pattern that sets ProxyJump, e.g. `Host * !{}`)",
                 target.name, target.alias
-            ));
+            )));
         }
         seen.push(id);
         if seen.len() > MAX_HOPS + 1 {
-            return Err(format!(
+            return Err(RouteError::Invalid(format!(
                 "more than {MAX_HOPS} jump hosts in a row (`{spec}`)"
-            ));
+            )));
         }
         if i == 0 {
-            if let Some(outer) = config.proxy_jump.clone() {
-                hops = chain(ssh, &outer, seen)?;
+            if let Route::Jump(outer) = &config.route {
+                hops = chain(ssh, outer, seen)?;
             }
         }
-        hops.push(Hop { target, config });
+        hops.push(Hop {
+            target: target.clone(),
+            config,
+        });
     }
     Ok(hops)
 }
@@ -131,22 +164,22 @@ mod tests {
              Host db\n  ProxyJump mid,bastion\n\
              Host mid\n  HostName 10.0.0.5\n  User m\n  ProxyJump nowhere\n",
         );
-        let web = cfg.resolve("web1", None, None);
+        let web = cfg.resolve("web1", None, None).unwrap();
         // bastion is reached as its own config says: through outer.
         assert_eq!(
-            names(&route(&cfg, &web, None).unwrap()),
+            names(&route(&cfg, &web).unwrap()),
             ["edge@10.0.0.9:22", "ops@10.0.0.1:22"]
         );
-        // `none` and overrides.
-        assert!(route(&cfg, &web, Some("none")).unwrap().is_empty());
-        assert_eq!(
-            names(&route(&cfg, &web, Some("x@1.2.3.4:2200")).unwrap()),
-            ["x@1.2.3.4:2200"]
-        );
+        // `none` and overrides (-J, a recipe's via) come first, as on ssh's command line.
+        let target = HostTarget::parse("web1").unwrap();
+        let direct = cfg.resolve_target(&target, Some("none")).unwrap();
+        assert!(route(&cfg, &direct).unwrap().is_empty());
+        let over = cfg.resolve_target(&target, Some("x@1.2.3.4:2200")).unwrap();
+        assert_eq!(names(&route(&cfg, &over).unwrap()), ["x@1.2.3.4:2200"]);
         // In a chain, the second hop goes through the first whatever its own config says;
         // the first follows its own config (mid -> nowhere).
-        let db = cfg.resolve("db", None, None);
-        let hops = route(&cfg, &db, None).unwrap();
+        let db = cfg.resolve("db", None, None).unwrap();
+        let hops = route(&cfg, &db).unwrap();
         assert_eq!(hops.len(), 3);
         assert_eq!(hops[0].target.name, "nowhere");
         assert_eq!(hops[1].target.name, "mid");
@@ -156,14 +189,14 @@ mod tests {
     #[test]
     fn loops_are_refused() {
         let cfg = config("Host *\n  ProxyJump bastion\n  User u\n");
-        let bastion = cfg.resolve("bastion", None, None);
-        let err = route(&cfg, &bastion, None).unwrap_err();
+        let bastion = cfg.resolve("bastion", None, None).unwrap();
+        let err = route(&cfg, &bastion).unwrap_err().to_string();
         assert!(err.contains("ProxyJump loop"), "{err}");
         assert!(err.contains("!bastion"), "{err}");
-        let web = cfg.resolve("web", None, None);
-        assert!(route(&cfg, &web, None).unwrap_err().contains("loop"));
+        let web = cfg.resolve("web", None, None).unwrap();
+        assert!(route(&cfg, &web).unwrap_err().to_string().contains("loop"));
         let ok = config("Host * !bastion\n  ProxyJump bastion\n");
-        let web = ok.resolve("web", None, None);
-        assert_eq!(route(&ok, &web, None).unwrap().len(), 1);
+        let web = ok.resolve("web", None, None).unwrap();
+        assert_eq!(route(&ok, &web).unwrap().len(), 1);
     }
 }

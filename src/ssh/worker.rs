@@ -308,8 +308,8 @@ impl WorkerState {
         let timeout = opts.timeout;
         let opts = ExecOptions {
             keepalive: self.owner.interval,
-            // Without a local agent there is nothing to forward (the pool warned).
-            forward_agent: self.owner.config.forward_agent && super::agent::local_agent().is_some(),
+            // Without an agent there is nothing to forward (the pool warned).
+            forward_agent: self.owner.config.agent_to_forward(),
             ..opts
         };
         let mut result = self.exec_once(command, &opts);

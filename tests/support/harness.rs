@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tether::event::{Event, EventKind};
 use tether::host::HostTarget;
 use tether::pool::{FanOut, HostResult, Pool};
-use tether::ssh::config::SshConfig;
+use tether::ssh::config::{SshConfig, SYSTEM_CONFIG};
 use tether::ssh::policy::WorkerSettings;
 
 /// A pool plus everything its workers reported, with times since the harness started.
@@ -24,7 +24,8 @@ pub struct Harness {
 impl Harness {
     /// A pool over `hosts` of `ssh_config`, returned once every host has connected.
     pub fn new(ssh_config: &Path, settings: WorkerSettings, hosts: &[&str]) -> Harness {
-        let config = SshConfig::load(ssh_config).expect("ssh config");
+        let config =
+            SshConfig::load(Some(ssh_config), Path::new(SYSTEM_CONFIG)).expect("ssh config");
         let (tx, rx) = tether::event::collector();
         let pool = Pool::new(config, settings, 8, tx, Arc::new(AtomicBool::new(false)));
         let targets: Vec<HostTarget> = hosts

@@ -40,6 +40,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 const SIGKILL: i32 = 9;
+const SIGHUP: i32 = 1;
 const DIR_PREFIX: &str = "tether-lab-";
 
 // std already links the C library; no `libc` crate needed for one call.
@@ -267,6 +268,34 @@ impl Lab {
     pub fn stop_host(&self, name: &str) {
         let host = self.host(name).clone();
         kill_host(&host);
+    }
+
+    /// Appends `lines` to that host's sshd_config and makes its listener re-read it (SIGHUP:
+    /// sshd re-executes itself, same pid); returns once it accepts connections again.
+    pub fn reconfigure(&self, name: &str, lines: &str) {
+        let host = self.host(name);
+        let mut file = fs::OpenOptions::new()
+            .append(true)
+            .open(&host.sshd_config)
+            .expect("sshd_config");
+        writeln!(file, "{lines}").expect("append to sshd_config");
+        let before = fs::read(&host.log).map(|l| l.len()).unwrap_or(0);
+        send_signal(host.pid, SIGHUP);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = fs::read(&host.log).unwrap_or_default();
+            let restarted = log.len() > before
+                && String::from_utf8_lossy(&log[before..]).contains("Server listening");
+            if restarted && std::net::TcpStream::connect(("127.0.0.1", host.port)).is_ok() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sshd of {name} did not restart:\n{}",
+                String::from_utf8_lossy(&log[before.min(log.len())..])
+            );
+            sleep(Duration::from_millis(20));
+        }
     }
 
     /// Whether that host's listener is running.

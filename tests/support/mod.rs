@@ -7,5 +7,6 @@ pub mod lab;
 pub mod net;
 pub mod netns;
 pub mod recipe;
+pub mod sandbox;
 pub mod site;
 pub mod tether;

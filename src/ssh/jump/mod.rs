@@ -228,7 +228,8 @@ impl Jump {
             Err(_) => Err(self.error(
                 for_host,
                 format!(
-                    "no connection to {host}:{port} within {}",
+                    "no connection to {} within {}",
+                    connect::host_port(host, port),
                     crate::duration::format(wait)
                 ),
             )),

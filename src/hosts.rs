@@ -1,0 +1,268 @@
+//! `tether hosts`: how each host is reached, resolved from the ssh config exactly as
+//! `tether run` and a deploy resolve it: one row per host (address, user, route, identity
+//! files, known_hosts files and host-key policy), or with `-G` the `keyword value` lines of
+//! `ssh -G`, so that the two resolutions can be compared with `diff`. Nothing connects.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use crate::error::Error;
+use crate::failure::{Failure, HostFailure, Kind};
+use crate::fleet;
+use crate::host::HostTarget;
+use crate::report::Reporter;
+use crate::runner;
+use crate::settings::{Format, Settings};
+use crate::ssh::config::{HostConfig, HostError, Route};
+
+/// `tether hosts`'s own options.
+#[derive(Debug, Clone, Default)]
+pub struct HostsOptions {
+    /// Print `ssh -G`-style `keyword value` lines per host instead of the table.
+    pub ssh_g: bool,
+    /// With a recipe: this stage's servers.
+    pub stage: Option<String>,
+    /// The hosts named on the command line (else `--hosts`, else the recipe's).
+    pub hosts: Vec<String>,
+}
+
+/// One host: its name, its roles, and its resolution or why there is none.
+pub struct Row {
+    /// The name as written.
+    pub name: String,
+    /// Its roles in the recipe (empty without one).
+    pub roles: Vec<String>,
+    /// The resolved configuration, or why the config is refused for this host.
+    pub config: Result<HostConfig, HostError>,
+}
+
+/// `tether hosts [-G] [HOST...]`: positional hosts, else `--hosts`, else the recipe's
+/// servers (of `--stage`, narrowed by `--roles`).
+pub fn run(
+    settings: &Settings,
+    args: &HostsOptions,
+    interrupted: Arc<AtomicBool>,
+) -> Result<(), Error> {
+    let hosts: Vec<HostTarget> = if args.hosts.is_empty() {
+        // A recipe's print() goes where every run's output goes.
+        let reporter = Reporter::start(settings.format, settings.verbose, settings.color);
+        runner::select(
+            settings,
+            args.stage.as_deref(),
+            interrupted,
+            reporter.sink(),
+        )?
+        .hosts
+    } else {
+        args.hosts
+            .iter()
+            .map(|h| HostTarget::parse(h).map_err(Error::Usage))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let ssh = fleet::load_ssh_config(settings)?;
+    let rows: Vec<Row> = hosts
+        .iter()
+        .map(|target| Row {
+            name: target.name.clone(),
+            roles: target.roles.clone(),
+            config: ssh.resolve_target(target, settings.jump.as_deref()),
+        })
+        .collect();
+    let home = ssh.local().home.clone();
+    if args.ssh_g {
+        print_ssh_g(&rows);
+    } else {
+        match settings.format {
+            Format::Json => print_json(&rows),
+            Format::Text => print_table(&rows, &home),
+        }
+    }
+    let failed: Vec<HostFailure> = rows
+        .iter()
+        .filter_map(|r| {
+            r.config.as_ref().err().map(|e| HostFailure {
+                host: r.name.clone(),
+                kind: if e.unresolved {
+                    Kind::Unreachable
+                } else {
+                    Kind::Config
+                },
+                message: e.to_string(),
+            })
+        })
+        .collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(Error::from(Failure::hosts(failed, Vec::new(), rows.len())))
+}
+
+/// The `ssh -G` lines of each host, a blank line between hosts; refusals on stderr.
+pub fn print_ssh_g(rows: &[Row]) {
+    for (i, row) in rows.iter().enumerate() {
+        match &row.config {
+            Ok(cfg) => {
+                if i > 0 {
+                    crate::outln!("");
+                }
+                for line in &cfg.ssh_g {
+                    crate::outln!("{line}");
+                }
+            }
+            Err(e) => eprintln!("error: {e}"),
+        }
+    }
+}
+
+/// How a host is reached, in words.
+pub fn route_text(route: &Route) -> String {
+    match route {
+        Route::Direct => "direct".into(),
+        Route::Jump(spec) => format!("via {spec}"),
+        Route::Command(command) => format!("proxy `{command}`"),
+    }
+}
+
+fn tilde(path: &Path, home: &Path) -> String {
+    match path.strip_prefix(home) {
+        Ok(rest) if !home.as_os_str().is_empty() && home != Path::new("/") => {
+            format!("~/{}", rest.display())
+        }
+        _ => path.display().to_string(),
+    }
+}
+
+fn paths(list: &[PathBuf], home: &Path) -> String {
+    if list.is_empty() {
+        return "none".into();
+    }
+    list.iter()
+        .map(|p| tilde(p, home))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// One aligned row per host: HOST, ROLES, ADDRESS (`user@host:port`), ROUTE, HOST KEYS
+/// (policy and known_hosts files), IDENTITIES.
+pub fn print_table(rows: &[Row], home: &Path) {
+    let header = [
+        "HOST",
+        "ROLES",
+        "ADDRESS",
+        "ROUTE",
+        "HOST KEYS",
+        "IDENTITIES",
+    ];
+    let mut table: Vec<[String; 6]> = vec![header.map(str::to_string)];
+    for row in rows {
+        let roles = if row.roles.is_empty() {
+            "-".to_string()
+        } else {
+            row.roles.join(",")
+        };
+        let cells = match &row.config {
+            Ok(c) => [
+                row.name.clone(),
+                roles,
+                format!(
+                    "{}@{}",
+                    c.user,
+                    crate::ssh::connect::host_port(&c.hostname, c.port)
+                ),
+                route_text(&c.route),
+                format!(
+                    "{} {}{}",
+                    c.strict_host_key_checking,
+                    match &c.host_key_alias {
+                        Some(a) => format!("as {a} in "),
+                        None => String::new(),
+                    },
+                    paths(&c.user_known_hosts, home)
+                ),
+                if c.identity_files_configured {
+                    paths(&c.identity_files, home)
+                } else {
+                    "default".into()
+                },
+            ],
+            Err(e) => [
+                row.name.clone(),
+                roles,
+                format!(
+                    "refused: {}",
+                    e.to_string().trim_start_matches(&format!("{}: ", row.name))
+                ),
+                String::new(),
+                String::new(),
+                String::new(),
+            ],
+        };
+        table.push(cells);
+    }
+    let widths: Vec<usize> = (0..6)
+        .map(|col| {
+            table
+                .iter()
+                .map(|r| r[col].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in &table {
+        let mut line = String::new();
+        for (col, cell) in row.iter().enumerate() {
+            if col + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}  ", w = widths[col]));
+            }
+        }
+        crate::outln!("{}", line.trim_end());
+    }
+}
+
+fn json_paths(list: &[PathBuf]) -> Vec<String> {
+    list.iter().map(|p| p.display().to_string()).collect()
+}
+
+/// One JSON object (`"type":"host"`) per line and host.
+pub fn print_json(rows: &[Row]) {
+    for row in rows {
+        let value = match &row.config {
+            Ok(c) => {
+                let route = match &c.route {
+                    Route::Direct => serde_json::json!({ "kind": "direct" }),
+                    Route::Jump(spec) => serde_json::json!({ "kind": "jump", "hosts": spec }),
+                    Route::Command(cmd) => {
+                        serde_json::json!({ "kind": "proxy_command", "command": cmd })
+                    }
+                };
+                serde_json::json!({
+                    "type": "host",
+                    "host": row.name,
+                    "roles": row.roles,
+                    "hostname": c.hostname,
+                    "port": c.port,
+                    "user": c.user,
+                    "route": route,
+                    "identity_files": json_paths(&c.identity_files),
+                    "identities_only": c.identities_only,
+                    "certificate_files": json_paths(&c.certificate_files),
+                    "user_known_hosts": json_paths(&c.user_known_hosts),
+                    "global_known_hosts": json_paths(&c.global_known_hosts),
+                    "strict_host_key_checking": c.strict_host_key_checking.to_string(),
+                    "host_key_alias": c.host_key_alias,
+                    "known_hosts_name": c.known_hosts_name(),
+                })
+            }
+            Err(e) => serde_json::json!({
+                "type": "host",
+                "host": row.name,
+                "roles": row.roles,
+                "error": e.to_string(),
+            }),
+        };
+        crate::outln!("{value}");
+    }
+}

@@ -1,0 +1,186 @@
+//! One host's resolved configuration ([`HostConfig`]) and what a resolution starts from (a
+//! [`Request`]).
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::host::HostTarget;
+
+/// Default connect timeout when the config sets none (ssh waits for the TCP timeout).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What to do with a host key that known_hosts does not have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrictHostKeyChecking {
+    /// Refuse unknown hosts (also OpenSSH's `ask`: tether never prompts for host keys).
+    Yes,
+    /// Record unknown hosts, refuse changed keys.
+    AcceptNew,
+    /// Record unknown hosts, refuse changed keys (as OpenSSH does for `no` too).
+    No,
+}
+
+impl fmt::Display for StrictHostKeyChecking {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Yes => "yes",
+            Self::AcceptNew => "accept-new",
+            Self::No => "no",
+        })
+    }
+}
+
+/// How a host is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// TCP to `HostName:Port`.
+    Direct,
+    /// Through jump hosts (`ProxyJump`, `-J`, a recipe's `via`): the list as written.
+    Jump(String),
+    /// Through a proxy command's stdin and stdout (`ProxyCommand`, tokens expanded).
+    Command(String),
+}
+
+/// `AddressFamily`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressFamily {
+    /// IPv4 or IPv6.
+    Any,
+    /// IPv4 only.
+    Inet,
+    /// IPv6 only.
+    Inet6,
+}
+
+/// Algorithm lists as the config writes them (`aes128-ctr,...`, `+x`, `-x`, `^x`), `None`
+/// where unset.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Algorithms {
+    /// `KexAlgorithms`.
+    pub kex: Option<String>,
+    /// `HostKeyAlgorithms`.
+    pub host_key: Option<String>,
+    /// `Ciphers`.
+    pub ciphers: Option<String>,
+    /// `MACs`.
+    pub macs: Option<String>,
+    /// `PubkeyAcceptedAlgorithms`.
+    pub pubkey: Option<String>,
+}
+
+/// Everything tether needs to reach one host, resolved from the config and the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostConfig {
+    /// The name looked up in the config (`web1`; `deploy@10.0.0.5:2222` gives `10.0.0.5`).
+    pub alias: String,
+    /// The host to connect to: `HostName` with `%h` expanded, lowercased, canonicalized.
+    pub hostname: String,
+    /// TCP port.
+    pub port: u16,
+    /// Login user.
+    pub user: String,
+    /// Identity files in the order to try them (`~`, `%` tokens and `${VAR}` expanded).
+    pub identity_files: Vec<PathBuf>,
+    /// Whether only `identity_files` may be offered, agent identities included.
+    pub identities_only: bool,
+    /// Whether any `IdentityFile` was configured (else OpenSSH's default files are tried).
+    pub identity_files_configured: bool,
+    /// `CertificateFile`s (expanded).
+    pub certificate_files: Vec<PathBuf>,
+    /// The agent to authenticate with (`IdentityAgent`, else `$SSH_AUTH_SOCK`); `None`: none.
+    pub identity_agent: Option<PathBuf>,
+    /// User known_hosts files (expanded; the first one records new keys).
+    pub user_known_hosts: Vec<PathBuf>,
+    /// System known_hosts files.
+    pub global_known_hosts: Vec<PathBuf>,
+    /// Host key policy.
+    pub strict_host_key_checking: StrictHostKeyChecking,
+    /// `HostKeyAlias` (lowercased): the name looked up in and recorded to known_hosts.
+    pub host_key_alias: Option<String>,
+    /// TCP connect (and handshake) timeout.
+    pub connect_timeout: Duration,
+    /// `ServerAliveInterval`, when set and non-zero.
+    pub server_alive_interval: Option<Duration>,
+    /// `ServerAliveCountMax` (default 3).
+    pub server_alive_count_max: u32,
+    /// How the host is reached.
+    pub route: Route,
+    /// `ForwardAgent`.
+    pub forward_agent: bool,
+    /// `ForwardAgent` given as a socket (`Some(None)`: its variable is unset).
+    pub forward_agent_socket: Option<Option<PathBuf>>,
+    /// `TCPKeepAlive` (default yes).
+    pub tcp_keepalive: bool,
+    /// `AddressFamily`.
+    pub address_family: AddressFamily,
+    /// `ConnectionAttempts` (default 1), one second apart as ssh does.
+    pub connection_attempts: u32,
+    /// `Compression`.
+    pub compression: bool,
+    /// `BatchMode`: never ask for a passphrase.
+    pub batch_mode: bool,
+    /// `HashKnownHosts`: record new keys under a hashed name.
+    pub hash_known_hosts: bool,
+    /// `NoHostAuthenticationForLocalhost`.
+    pub no_host_authentication_for_localhost: bool,
+    /// `RequiredRSASize`: the smallest RSA host key accepted, in bits.
+    pub required_rsa_size: u32,
+    /// Algorithm preferences.
+    pub algorithms: Algorithms,
+    /// The resolution as `ssh -G` prints it (see `tether hosts -G`).
+    pub ssh_g: Vec<String>,
+}
+
+impl HostConfig {
+    /// The name looked up in (and recorded to) known_hosts: `HostKeyAlias`, else `host` on
+    /// port 22, else `[host]:port`, as OpenSSH does.
+    pub fn known_hosts_name(&self) -> String {
+        match &self.host_key_alias {
+            Some(alias) => alias.clone(),
+            None if self.port == 22 => self.hostname.clone(),
+            None => format!("[{}]:{}", self.hostname, self.port),
+        }
+    }
+
+    /// The agent whose socket a forwarded agent connection reaches: `ForwardAgent`'s own
+    /// socket, else the identity agent (ssh points `SSH_AUTH_SOCK` at `IdentityAgent`).
+    pub fn agent_to_forward(&self) -> Option<PathBuf> {
+        if !self.forward_agent {
+            return None;
+        }
+        match &self.forward_agent_socket {
+            Some(socket) => socket.clone(),
+            None => self.identity_agent.clone(),
+        }
+    }
+}
+
+/// One host to resolve, with what ssh's command line would say about it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Request {
+    /// The host as the user named it (for messages).
+    pub name: String,
+    /// The name looked up (`Host` patterns, `%n`).
+    pub alias: String,
+    /// `user@` of the name.
+    pub user: Option<String>,
+    /// `:port` of the name.
+    pub port: Option<u16>,
+    /// Jump hosts given outside the config (`-J`, a recipe's `via`), as `ssh -J`; `none`
+    /// means directly (a ProxyCommand of the config still applies, as with `ssh -J none`).
+    pub proxy_jump: Option<String>,
+}
+
+impl Request {
+    /// `target` with `jump` (`-J`) winning over its `via`.
+    pub fn for_target(target: &HostTarget, jump: Option<&str>) -> Self {
+        Request {
+            name: target.name.clone(),
+            alias: target.alias.clone(),
+            user: target.user.clone(),
+            port: target.port,
+            proxy_jump: jump.map(str::to_string).or_else(|| target.via.clone()),
+        }
+    }
+}

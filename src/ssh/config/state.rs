@@ -1,0 +1,20 @@
+//! The shared state of a loaded config: its files, how relative paths are anchored, the local
+//! user and machine, and the resolutions made so far.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::error::HostError;
+use super::file;
+use super::host::{HostConfig, Request};
+use super::local::Local;
+
+/// Shared state of a loaded config.
+#[derive(Debug)]
+pub struct Inner {
+    pub roots: Vec<Arc<file::File>>,
+    pub anchors: file::Anchors,
+    pub local: Local,
+    /// Resolutions so far: each host is resolved (and its `Match exec` commands run) once.
+    pub resolved: Mutex<HashMap<Request, Result<HostConfig, HostError>>>,
+}

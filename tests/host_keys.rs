@@ -1,0 +1,260 @@
+//! Host keys as ssh handles them: the key type recorded in known_hosts is negotiated even when
+//! the server prefers another, a mismatch names both keys, `%k`/HostKeyAlias name the
+//! known_hosts file and entry, HashKnownHosts hashes what accept-new records, and IPv6
+//! addresses print as `[::1]:22`.
+
+use crate::support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::lab::Lab;
+use support::tether::{Output, Tether};
+
+fn public_key(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn keygen(path: &Path, kind: &str) {
+    let ok = Command::new("ssh-keygen")
+        .args(["-q", "-t", kind, "-N", "", "-f"])
+        .arg(path)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+fn fingerprint(pub_path: &Path) -> String {
+    let out = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(pub_path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string()
+}
+
+/// host1 with an RSA host key besides its ed25519 one; returns the RSA key's path.
+fn with_rsa_host_key(lab: &Lab) -> PathBuf {
+    let key = lab.dir().join("host1_rsa_key");
+    keygen(&key, "rsa");
+    lab.reconfigure("host1", &format!("HostKey {}", key.display()));
+    key
+}
+
+/// The lab's config for host1 with `known_hosts` as its only known_hosts file.
+fn config(lab: &Lab, name: &str, extra: &str, known_hosts: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(lab.ssh_config()).unwrap().replace(
+        &lab.known_hosts().display().to_string(),
+        &known_hosts.display().to_string(),
+    );
+    let path = lab.dir().join(name);
+    std::fs::write(&path, format!("Host host1\n{extra}{text}")).unwrap();
+    path
+}
+
+fn run(config: &Path) -> Output {
+    Tether::new()
+        .ssh_config(config)
+        .args(&["run", "--hosts", "host1", "--", "echo reached"])
+        .run()
+}
+
+/// Regression (issue 11): known_hosts records only an ssh-rsa key for a host that also
+/// offers (and prefers) ed25519; ssh negotiates the recorded type and connects, so does
+/// tether.
+#[test]
+fn an_rsa_only_entry_connects_to_a_host_that_prefers_ed25519() {
+    let lab = Lab::start(1);
+    let rsa = with_rsa_host_key(&lab);
+    let port = lab.host("host1").port;
+    let kh = lab.dir().join("kh_rsa");
+    std::fs::write(
+        &kh,
+        format!(
+            "[127.0.0.1]:{port} {}\n",
+            public_key(&rsa.with_extension("pub"))
+        ),
+    )
+    .unwrap();
+    let cfg = config(&lab, "rsa_only", "", &kh);
+    let ssh = Command::new("ssh")
+        .arg("-F")
+        .arg(&cfg)
+        .args(["-o", "BatchMode=yes", "host1", "true"])
+        .output()
+        .unwrap();
+    assert!(
+        ssh.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ssh.stderr)
+    );
+    assert_eq!(run(&cfg).status(0).host_lines("host1", '|'), ["reached"]);
+    // The server's default is ed25519: without the entry it is what gets offered first.
+    let scan = Command::new("ssh-keyscan")
+        .args(["-p", &port.to_string(), "127.0.0.1"])
+        .output()
+        .unwrap();
+    let scanned = String::from_utf8_lossy(&scan.stdout);
+    assert!(
+        scanned.contains("ssh-ed25519") && scanned.contains("ssh-rsa"),
+        "{scanned}"
+    );
+}
+
+#[test]
+fn a_mismatch_names_the_recorded_and_offered_keys() {
+    let lab = Lab::start(1);
+    let rsa = with_rsa_host_key(&lab);
+    let port = lab.host("host1").port;
+    let stranger = lab.dir().join("stranger_rsa");
+    keygen(&stranger, "rsa");
+    let kh = lab.dir().join("kh_wrong");
+    std::fs::write(
+        &kh,
+        format!(
+            "[127.0.0.1]:{port} {}\n",
+            public_key(&stranger.with_extension("pub"))
+        ),
+    )
+    .unwrap();
+    run(&config(&lab, "wrong", "", &kh))
+        .status(3)
+        .stdout_contains(&format!(
+            "host1: HOST KEY CHANGED for [127.0.0.1]:{port}: the server presented ssh-rsa {}, but \
+         ssh-rsa {} ({}:1) is recorded",
+            fingerprint(&rsa.with_extension("pub")),
+            fingerprint(&stranger.with_extension("pub")),
+            kh.display()
+        ));
+
+    // Only a key of a type the server does not have: unknown, naming what is recorded.
+    let ecdsa = lab.dir().join("stranger_ecdsa");
+    keygen(&ecdsa, "ecdsa");
+    std::fs::write(
+        &kh,
+        format!(
+            "[127.0.0.1]:{port} {}\n",
+            public_key(&ecdsa.with_extension("pub"))
+        ),
+    )
+    .unwrap();
+    run(&config(&lab, "other_type", "", &kh))
+        .status(3)
+        .stdout_contains(&format!(
+            "host1: host key for [127.0.0.1]:{port} is not known (ssh-ed25519 "
+        ))
+        .stdout_contains(&format!(
+            "known_hosts records only other key types for it: ecdsa-sha2-nistp256 {} ({}:1)",
+            fingerprint(&ecdsa.with_extension("pub")),
+            kh.display()
+        ));
+    assert_eq!(lab.accepted_logins("host1"), 0);
+}
+
+/// Regression (issue 11): `UserKnownHostsFile ~/.ssh/kh.d/%k` was used literally: accept-new
+/// created a file named `%k`, and `yes` refused a host whose key was in the right file.
+#[test]
+fn percent_k_names_the_known_hosts_file_and_host_key_alias_the_entry() {
+    let lab = Lab::start(1);
+    let home = lab.dir().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let port = lab.host("host1").port;
+    let base = std::fs::read_to_string(lab.ssh_config()).unwrap();
+    let base: String = base
+        .lines()
+        .filter(|l| !l.contains("UserKnownHostsFile") && !l.contains("StrictHostKeyChecking"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let write = |name: &str, extra: &str| {
+        let path = lab.dir().join(name);
+        std::fs::write(
+            &path,
+            format!("Host host1\n  UserKnownHostsFile ~/.ssh/kh.d/%k\n{extra}{base}"),
+        )
+        .unwrap();
+        path
+    };
+    let with_home = |t: Tether| t.env("HOME", home.to_str().unwrap());
+    let run_as = |cfg: &Path| {
+        with_home(Tether::new())
+            .ssh_config(cfg)
+            .args(&["run", "--hosts", "host1", "--", "echo reached"])
+            .run()
+    };
+    // accept-new records the key in kh.d/host1 (%k is the alias as given).
+    let cfg = write("k_new", "  StrictHostKeyChecking accept-new\n");
+    run_as(&cfg)
+        .status(0)
+        .stdout_contains(&format!("in {}/.ssh/kh.d/host1", home.display()));
+    assert!(!home.join(".ssh/kh.d/%k").exists());
+    let recorded = std::fs::read_to_string(home.join(".ssh/kh.d/host1")).unwrap();
+    assert!(
+        recorded.starts_with(&format!("[127.0.0.1]:{port} ssh-ed25519 ")),
+        "{recorded}"
+    );
+    // yes finds it there.
+    let cfg = write("k_yes", "  StrictHostKeyChecking yes\n");
+    run_as(&cfg).status(0);
+
+    // HostKeyAlias: the entry is written and looked up under the alias (no port), in the
+    // file %k names after it; HashKnownHosts hashes the name.
+    let cfg = write(
+        "alias_new",
+        "  HostKeyAlias Shared-Key\n  HashKnownHosts yes\n  StrictHostKeyChecking accept-new\n",
+    );
+    run_as(&cfg).status(0);
+    let recorded = std::fs::read_to_string(home.join(".ssh/kh.d/shared-key")).unwrap();
+    assert!(recorded.starts_with("|1|"), "{recorded}");
+    assert!(!recorded.contains("shared-key") && !recorded.contains("127.0.0.1"));
+    let cfg = write(
+        "alias_yes",
+        "  HostKeyAlias shared-key\n  StrictHostKeyChecking yes\n",
+    );
+    run_as(&cfg).status(0);
+    // ssh agrees on the file and the entry.
+    let ssh = Command::new("ssh")
+        .env("HOME", &home)
+        .arg("-F")
+        .arg(&cfg)
+        .args(["-o", "BatchMode=yes", "-G", "host1"])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&ssh.stdout);
+    assert!(printed.contains("hostkeyalias shared-key"), "{printed}");
+    assert_eq!(lab.accepted_logins("host1"), 4);
+}
+
+#[test]
+fn ipv6_targets_print_in_brackets() {
+    // Nothing listens on port 1: the refusal names the address as ssh writes it.
+    let out = Tether::new()
+        .args(&["-F", "none", "run", "--hosts", "[::1]:1", "--", "true"])
+        .run();
+    out.status(3).stdout_contains("cannot connect to [::1]:1:");
+    let dir = std::env::temp_dir().join(format!("tether-v6-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("config");
+    std::fs::write(&cfg, "Host six\n  HostName 0:0::1\n  Port 2\n").unwrap();
+    Tether::new()
+        .ssh_config(&cfg)
+        .args(&["run", "--hosts", "six", "--", "true"])
+        .run()
+        .status(3)
+        .stdout_contains("six: cannot connect to [::1]:2:");
+    Tether::new()
+        .ssh_config(&cfg)
+        .args(&["hosts", "six"])
+        .run()
+        .status(0)
+        .stdout_contains("root@[::1]:2");
+    std::fs::remove_dir_all(dir).unwrap();
+}

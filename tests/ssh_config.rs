@@ -1,0 +1,903 @@
+//! ssh_config parity with OpenSSH, `ssh -G` as the oracle: for each of the configs below,
+//! written for this test (every construct tether resolves, odd spacing, quoting and case
+//! included), `tether hosts -G` must print the same `keyword value` lines as `ssh -G` for the
+//! keywords that decide where and how a connection is made. Both run in a sandbox (a mount
+//! namespace with a temp dir over `/root`, see `support/sandbox.rs`), so `~`, `%d` and
+//! `~/.ssh` are the same for both and nothing real is read or written. A sample of the
+//! configs is then used for real: `ssh` and `tether run` against lab hosts must log in on the
+//! same host.
+
+use crate::support;
+
+use support::lab::Lab;
+use support::sandbox::{Sandbox, HOME};
+use support::tether::Tether;
+
+/// The keywords compared (`tether hosts -G` prints a few more, ssh -G many more).
+const KEYWORDS: &[&str] = &[
+    "hostname",
+    "port",
+    "user",
+    "identityfile",
+    "identitiesonly",
+    "identityagent",
+    "certificatefile",
+    "userknownhostsfile",
+    "globalknownhostsfile",
+    "stricthostkeychecking",
+    "hostkeyalias",
+    "proxyjump",
+    "proxycommand",
+    "connecttimeout",
+    "serveraliveinterval",
+    "serveralivecountmax",
+    "forwardagent",
+    "addressfamily",
+    "batchmode",
+    "canonicalizehostname",
+    "canonicalizemaxdots",
+    "canonicalizefallbacklocal",
+    "compression",
+    "connectionattempts",
+    "hashknownhosts",
+    "tcpkeepalive",
+];
+
+fn keyword_lines(out: &str) -> Vec<String> {
+    out.lines()
+        .filter(|l| l.split(' ').next().is_some_and(|k| KEYWORDS.contains(&k)))
+        .map(str::to_string)
+        .collect()
+}
+
+/// One config: its text, files it includes (relative to the sandbox home), and the hosts to
+/// resolve. A host is `name`, or `tether-form|ssh args` when the two command lines differ.
+struct Case {
+    name: &'static str,
+    config: &'static str,
+    files: &'static [(&'static str, &'static str)],
+    hosts: &'static [&'static str],
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "basic",
+        config: "Host web1\n  HostName 10.0.0.5\n  Port 2222\n  User deploy\nHost web2\n  HostName web2.example.com\n",
+        files: &[],
+        hosts: &["web1", "web2", "other"],
+    },
+    Case {
+        name: "first-value-wins",
+        config: "Host web*\n  Port 2201\n  User a\nHost web1\n  Port 2202\n  User b\n  IdentitiesOnly yes\nHost *\n  Port 2203\n  IdentitiesOnly no\n",
+        files: &[],
+        hosts: &["web1", "web9", "db"],
+    },
+    Case {
+        name: "wildcards-and-several-patterns",
+        config: "Host db? *.internal cache-*\n  User ops\nHost ??\n  Port 2022\n",
+        files: &[],
+        hosts: &["db1", "db12", "x.internal", "cache-a", "ab", "abc"],
+    },
+    Case {
+        name: "negation",
+        config: "Host * !bastion !*.example.com\n  ProxyJump bastion\nHost bastion\n  HostName 192.0.2.1\n",
+        files: &[],
+        hosts: &["web1", "bastion", "a.example.com"],
+    },
+    Case {
+        name: "negation-only-never-matches",
+        config: "Host !web1\n  User neg\nHost web1 !web1\n  Port 2001\n",
+        files: &[],
+        hosts: &["web1", "web2"],
+    },
+    Case {
+        name: "host-patterns-are-case-sensitive",
+        config: "Host WEB1\n  User upper\nHost web1\n  HostName Web1.Example.COM\n",
+        files: &[],
+        hosts: &["web1", "WEB1"],
+    },
+    Case {
+        name: "equals-separators",
+        config: "Host=eq1\n  Port=2222\n  User = deploy\n  HostName= eq.example.com\n  IdentityFile =/k/eq\n",
+        files: &[],
+        hosts: &["eq1"],
+    },
+    Case {
+        name: "odd-spacing-tabs-crlf",
+        config: "\t Host   sp1\t\r\n\t\tHostName\t\tsp.example.com   \r\n   Port\t2200\r\n\r\n   User    tabbed\t\r\n",
+        files: &[],
+        hosts: &["sp1"],
+    },
+    Case {
+        name: "quoting",
+        config: "Host q1\n  IdentityFile \"/k/with space/key\"\n  IdentityFile '/k/single quoted'\n  IdentityFile /k/escaped\\ space\n  UserKnownHostsFile \"/kh/a b\" /kh/c\n  User \"quoted\"\n",
+        files: &[],
+        hosts: &["q1"],
+    },
+    Case {
+        name: "keyword-case",
+        config: "HOST c1\n  HOSTNAME c1.example.com\n  identityFILE /k/c1\n  StrictHOSTKeyChecking Accept-New\n  user MixedCase\n",
+        files: &[],
+        hosts: &["c1"],
+    },
+    Case {
+        name: "comments",
+        config: "# leading comment\nHost cm1 # the host\n  # indented comment\n  Port 2022 # trailing\n  User u#notacomment\n",
+        files: &[],
+        hosts: &["cm1"],
+    },
+    Case {
+        name: "match-host-equals-form",
+        config: "Match host=web1\n  User viaequals\nMatch host=web2,web3\n  Port 2003\n",
+        files: &[],
+        hosts: &["web1", "web2", "web3", "web4"],
+    },
+    Case {
+        name: "match-negated-host",
+        config: "Match !host web2\n  User notweb2\nHost *\n  User fallback\n",
+        files: &[],
+        hosts: &["web1", "web2"],
+    },
+    Case {
+        name: "match-host-and-not-user",
+        config: "Host web*\n  User deploy\nMatch host web1 !user x\n  Port 2101\nMatch host web2 !user deploy\n  Port 2102\n",
+        files: &[],
+        hosts: &["web1", "web2"],
+    },
+    Case {
+        name: "match-host-sees-hostname",
+        config: "Host alias1\n  HostName real1.example.com\nMatch host real1.example.com\n  User byhostname\nMatch originalhost alias1\n  Port 2201\nMatch host alias1\n  IdentitiesOnly yes\n",
+        files: &[],
+        hosts: &["alias1"],
+    },
+    Case {
+        name: "match-localuser",
+        config: "Match localuser root\n  User fromlocal\nMatch !localuser root\n  Port 2999\n",
+        files: &[],
+        hosts: &["lu1"],
+    },
+    Case {
+        name: "match-all",
+        config: "Host a1\n  User a1user\nMatch all\n  User everyone\n  Port 2020\n",
+        files: &[],
+        hosts: &["a1", "b1"],
+    },
+    Case {
+        name: "match-final-second-pass",
+        config: "Host web1\n  HostName 10.0.0.5\nMatch final\n  User fin\nHost 10.0.0.5\n  Port 2222\nMatch canonical host 10.0.0.5\n  IdentitiesOnly yes\n",
+        files: &[],
+        hosts: &["web1", "10.0.0.5"],
+    },
+    Case {
+        name: "match-final-host-line-sees-final-name",
+        config: "Match final\nHost web1\n  HostName Final.Example.COM\nHost final.example.com\n  User sawfinal\n",
+        files: &[],
+        hosts: &["web1"],
+    },
+    Case {
+        name: "match-canonical-without-final-pass",
+        config: "Match canonical\n  User never\nHost *\n  User always\n",
+        files: &[],
+        hosts: &["x"],
+    },
+    Case {
+        name: "match-exec",
+        config: "Match exec \"test %h = ex1\"\n  User execmatch\nMatch exec \"exit 1\"\n  Port 2001\nMatch exec=true\n  IdentitiesOnly yes\n",
+        files: &[],
+        hosts: &["ex1", "ex2"],
+    },
+    Case {
+        name: "match-exec-tokens",
+        config: "Host t1\n  HostName t1.example.com\n  Port 2200\n  User tok\nMatch exec \"test %n-%h-%p-%r-%u-%d = t1-t1.example.com-2200-tok-root-/root\"\n  IdentitiesOnly yes\n",
+        files: &[],
+        hosts: &["t1"],
+    },
+    Case {
+        name: "match-exec-skipped-after-failed-criterion",
+        config: "Match host nothere exec \"kill -9 $$\"\n  User never\n",
+        files: &[],
+        hosts: &["x"],
+    },
+    Case {
+        name: "match-comma-lists-and-wildcards",
+        config: "Match host a*,b*,!bad\n  User listed\nMatch user list* host !c*\n  Port 2345\n",
+        files: &[],
+        hosts: &["a1", "bad", "b2", "c3"],
+    },
+    Case {
+        name: "match-user-from-command-line",
+        config: "Match user deploy\n  Port 2222\nHost *\n  User fromconfig\n",
+        files: &[],
+        hosts: &["deploy@m1|-l deploy m1", "m2"],
+    },
+    Case {
+        name: "include-relative-to-dot-ssh",
+        config: "Include conf.d/*.conf\nHost *\n  User top\n",
+        files: &[
+            (".ssh/conf.d/10-web.conf", "Host web1\n  HostName inc-web.example.com\n"),
+            (".ssh/conf.d/20-db.conf", "Host db1\n  Port 5432\n"),
+            (".ssh/conf.d/ignored.txt", "Host web1\n  Port 1\n"),
+        ],
+        hosts: &["web1", "db1"],
+    },
+    Case {
+        name: "include-glob-order",
+        config: "Include ord/*\n",
+        files: &[
+            (".ssh/ord/b", "Host *\n  User fromb\n"),
+            (".ssh/ord/a", "Host *\n  User froma\n  Port 2001\n"),
+            (".ssh/ord/c", "Host *\n  Port 2003\n  IdentitiesOnly yes\n"),
+        ],
+        hosts: &["x"],
+    },
+    Case {
+        name: "include-inside-host-block",
+        config: "Host scoped\n  Include scoped.conf\nHost *\n  User outside\n",
+        files: &[(".ssh/scoped.conf", "User inside\nPort 2100\n")],
+        hosts: &["scoped", "other"],
+    },
+    Case {
+        name: "include-absolute-and-tilde",
+        config: "Include /root/abs.conf ~/tilde.conf\n",
+        files: &[
+            ("abs.conf", "Host a\n  User abs\n"),
+            ("tilde.conf", "Host a\n  Port 2002\n"),
+        ],
+        hosts: &["a"],
+    },
+    Case {
+        name: "include-nested",
+        config: "Include one.conf\n",
+        files: &[
+            (".ssh/one.conf", "Host n1\n  Include two.conf\n"),
+            (".ssh/two.conf", "User nested\nInclude three.conf\n"),
+            (".ssh/three.conf", "Port 2333\n"),
+        ],
+        hosts: &["n1", "n2"],
+    },
+    Case {
+        name: "include-match-state-is-restored",
+        config: "Host r1\n  Include state.conf\n  User afterinclude\n",
+        files: &[(".ssh/state.conf", "Host nomatch\n  Port 1\n")],
+        hosts: &["r1"],
+    },
+    Case {
+        name: "include-missing-is-fine",
+        config: "Include nothing-here/*.conf /root/none.conf\nHost *\n  User still\n",
+        files: &[],
+        hosts: &["x"],
+    },
+    Case {
+        name: "tokens-in-known-hosts",
+        config: "Host tk\n  HostName tk.example.com\n  Port 2022\n  User tuser\n  UserKnownHostsFile ~/kh/%h_%p_%r_%n %d/%u/%i/%l/%L ~/c/%C ~/pct/%%h\n",
+        files: &[],
+        hosts: &["tk"],
+    },
+    Case {
+        name: "tokens-raw-in-identity-and-certificate",
+        config: "Host ti\n  IdentityFile ~/.ssh/id_%h_%r\n  IdentityFile %d/keys/%n\n  CertificateFile ~/.ssh/cert-%h\n",
+        files: &[],
+        hosts: &["ti"],
+    },
+    Case {
+        name: "environment-variables",
+        config: "Host ev\n  UserKnownHostsFile ${HOME}/kh-${SHELL}\n  IdentityAgent ${HOME}/agent\n",
+        files: &[],
+        hosts: &["ev"],
+    },
+    Case {
+        name: "hostkeyalias-and-k",
+        config: "Host ka\n  HostName 10.1.1.1\n  HostKeyAlias Shared-Alias\n  UserKnownHostsFile ~/.ssh/kh.d/%k\nHost kb\n  UserKnownHostsFile ~/.ssh/kh.d/%k\n",
+        files: &[],
+        hosts: &["ka", "kb"],
+    },
+    Case {
+        name: "identityfile-none",
+        config: "Host in\n  IdentityFile none\nHost in2\n  IdentityFile none\n  IdentityFile ~/.ssh/real\n",
+        files: &[],
+        hosts: &["in", "in2"],
+    },
+    Case {
+        name: "identity-agent-forms",
+        config: "Host ia1\n  IdentityAgent none\nHost ia2\n  IdentityAgent SSH_AUTH_SOCK\nHost ia3\n  IdentityAgent ~/agents/%h.sock\nHost ia4\n  IdentityAgent $SSH_AUTH_SOCK\n",
+        files: &[],
+        hosts: &["ia1", "ia2", "ia3", "ia4"],
+    },
+    Case {
+        name: "forward-agent-forms",
+        config: "Host fa1\n  ForwardAgent yes\nHost fa2\n  ForwardAgent ~/fwd-%h.sock\nHost fa3\n  ForwardAgent $SSH_AUTH_SOCK\nHost fa4\n  ForwardAgent no\n  ForwardAgent yes\n",
+        files: &[],
+        hosts: &["fa1", "fa2", "fa3", "fa4"],
+    },
+    Case {
+        name: "proxyjump-forms",
+        config: "Host j1\n  ProxyJump bastion\nHost j2\n  ProxyJump ops@bastion:2222,inner\nHost j3\n  ProxyJump 10.0.0.1\nHost j4\n  ProxyJump ssh://u@jh:2200\nHost j5\n  ProxyJump a,b,c@10.0.0.9:23\n",
+        files: &[],
+        hosts: &["j1", "j2", "j3", "j4", "j5"],
+    },
+    Case {
+        name: "proxycommand-raw",
+        config: "Host pc1\n  ProxyCommand ssh -W %h:%p bastion # stays\nHost pc2\n  ProxyCommand=nc -X connect -x proxy:3128 %h %p\n",
+        files: &[],
+        hosts: &["pc1", "pc2"],
+    },
+    Case {
+        name: "proxycommand-proxyjump-precedence",
+        config: "Host p1\n  ProxyCommand nc %h %p\n  ProxyJump j\nHost p2\n  ProxyJump j\n  ProxyCommand nc %h %p\nHost p3\n  ProxyCommand none\n  ProxyJump j\nHost p4\n  ProxyJump none\n  ProxyCommand nc %h %p\nHost *\n  ProxyJump late\n",
+        files: &[],
+        hosts: &["p1", "p2", "p3", "p4", "p5"],
+    },
+    Case {
+        name: "strict-host-key-checking-values",
+        config: "Host s1\n  StrictHostKeyChecking yes\nHost s2\n  StrictHostKeyChecking no\nHost s3\n  StrictHostKeyChecking off\nHost s4\n  StrictHostKeyChecking ASK\nHost s5\n  StrictHostKeyChecking accept-new\nHost s6\n  StrictHostKeyChecking false\n",
+        files: &[],
+        hosts: &["s1", "s2", "s3", "s4", "s5", "s6", "s7"],
+    },
+    Case {
+        name: "times-and-counts",
+        config: "Host t1\n  ConnectTimeout 1m30s\n  ServerAliveInterval 15\n  ServerAliveCountMax 5\nHost t2\n  ConnectTimeout none\n  ServerAliveInterval none\nHost t2\n  ConnectTimeout 7\n  ServerAliveInterval 2h\nHost t3\n  ConnectTimeout 0\n",
+        files: &[],
+        hosts: &["t1", "t2", "t3"],
+    },
+    Case {
+        name: "known-hosts-lists-and-none",
+        config: "Host kh1\n  UserKnownHostsFile none\n  GlobalKnownHostsFile none\nHost kh2\n  UserKnownHostsFile /a /b ~/c\n  GlobalKnownHostsFile /g1 ~/g2\nHost *\n  UserKnownHostsFile /late\n",
+        files: &[],
+        hosts: &["kh1", "kh2", "kh3"],
+    },
+    Case {
+        name: "target-user-and-port",
+        config: "Host web1\n  User cfguser\n  Port 2000\n",
+        files: &[],
+        hosts: &["deploy@web1:2200|-l deploy -p 2200 web1", "web1:2201|-p 2201 web1", "ops@web1|ops@web1"],
+    },
+    Case {
+        name: "hostname-tokens",
+        config: "Host h1\n  HostName %h.example.com\nHost h2\n  HostName 100%%.%h\nHost h3\n  HostName %h\n",
+        files: &[],
+        hosts: &["h1", "h2", "h3"],
+    },
+    Case {
+        name: "addresses-take-numeric-form",
+        config: "Host v6\n  HostName 0:0::1\nHost v4\n  HostName 127.1\nHost up\n  HostName UPPER.example\n",
+        files: &[],
+        hosts: &["v6", "v4", "up", "::1", "127.000.000.001"],
+    },
+    Case {
+        name: "ignore-unknown",
+        config: "IgnoreUnknown UseKeychain,AddKeys*\nHost *\n  UseKeychain yes\n  User ignoring\n",
+        files: &[],
+        hosts: &["x"],
+    },
+    Case {
+        name: "obsolete-and-ignored-keywords",
+        config: "Host *\n  Protocol 2\n  Cipher blowfish\n  SendEnv LANG LC_*\n  LogLevel ERROR\n  ControlMaster auto\n  ControlPath ~/.ssh/cm-%C\n  ServerAliveInterval 30\n  HashKnownHosts yes\n  Compression yes\n  AddressFamily inet\n  BatchMode yes\n",
+        files: &[],
+        hosts: &["x"],
+    },
+    Case {
+        name: "connection-attempts-and-keepalive",
+        config: "Host ca\n  ConnectionAttempts 3\n  TCPKeepAlive no\n  KeepAlive yes\n",
+        files: &[],
+        hosts: &["ca"],
+    },
+];
+
+/// Configs both must refuse (ssh exits 255, tether 2).
+const BAD: &[(&str, &str)] = &[
+    ("bad-port", "Host x\n  Port 0\n"),
+    ("unknown-keyword", "Host x\n  Frobnicate yes\n"),
+    ("unknown-match-criterion", "Match frob x\n  User y\n"),
+    ("match-all-combined", "Match host a user b all\n  User y\n"),
+    ("unterminated-quote", "Host x\n  User \"open\n"),
+    ("no-argument", "Host x\n  User\n"),
+    ("bad-time", "Host x\n  ConnectTimeout 5q\n"),
+    ("bad-flag", "Host x\n  IdentitiesOnly maybe\n"),
+    ("bad-proxyjump", "Host x\n  ProxyJump a,,b\n"),
+    ("none-not-alone", "Host x\n  UserKnownHostsFile none /a\n"),
+    ("extra-arguments", "Host x\n  HostName a b\n"),
+    (
+        "bad-value-in-other-block",
+        "Host elsewhere\n  StrictHostKeyChecking sometimes\n",
+    ),
+    ("include-loop", "Include /root/cfg/include-loop\n"),
+];
+
+fn split_host(query: &str) -> (Vec<&str>, Vec<&str>) {
+    match query.split_once('|') {
+        Some((ours, theirs)) => (vec![ours], theirs.split(' ').collect()),
+        None => (vec![query], vec![query]),
+    }
+}
+
+fn compare(sb: &Sandbox, config: &str, query: &str) -> Result<(), String> {
+    let (ours, theirs) = split_host(query);
+    let mut ssh_args = vec!["-G", "-F", config];
+    ssh_args.extend(theirs);
+    let ssh = sb.run("ssh", &ssh_args);
+    let mut tether_args = vec!["-F", config, "hosts", "-G"];
+    tether_args.extend(ours);
+    let tether = sb.tether(&tether_args);
+    if ssh.status != 0 {
+        return Err(format!("ssh -G failed: {}", ssh.stderr));
+    }
+    if tether.status != 0 {
+        return Err(format!(
+            "tether failed ({}): {}",
+            tether.status, tether.stderr
+        ));
+    }
+    let (want, got) = (keyword_lines(&ssh.stdout), keyword_lines(&tether.stdout));
+    // ssh -G prints every one of the compared keywords but the optional ones.
+    assert!(
+        want.len() >= 20,
+        "ssh -G printed too little:\n{}",
+        ssh.stdout
+    );
+    if want == got {
+        return Ok(());
+    }
+    let mut diff = String::new();
+    for line in &want {
+        if !got.contains(line) {
+            diff.push_str(&format!("\n    ssh:    {line}"));
+        }
+    }
+    for line in &got {
+        if !want.contains(line) {
+            diff.push_str(&format!("\n    tether: {line}"));
+        }
+    }
+    if diff.is_empty() {
+        diff = format!("\n    order differs:\n{want:#?}\n{got:#?}");
+    }
+    Err(diff)
+}
+
+#[test]
+fn every_config_resolves_as_ssh_g_does() {
+    let sb = Sandbox::new("diff");
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for case in CASES {
+        for (rel, text) in case.files {
+            sb.write(rel, text);
+        }
+        let config = sb.write(&format!("cfg/{}", case.name), case.config);
+        for host in case.hosts {
+            compared += 1;
+            if let Err(e) = compare(&sb, &config, host) {
+                failures.push(format!("{} [{host}]:{e}", case.name));
+            }
+        }
+        // Each case's included files are its own.
+        for (rel, _) in case.files {
+            let _ = std::fs::remove_file(sb.home().join(rel));
+        }
+    }
+    eprintln!(
+        "{} configs, {compared} hosts compared with ssh -G, {} differ",
+        CASES.len(),
+        failures.len()
+    );
+    assert!(CASES.len() >= 40);
+    assert!(
+        failures.is_empty(),
+        "differs from ssh -G:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn configs_ssh_refuses_are_refused_for_every_host() {
+    let sb = Sandbox::new("bad");
+    let mut failures = Vec::new();
+    for (name, text) in BAD {
+        let config = sb.write(&format!("cfg/{name}"), text);
+        let ssh = sb.run("ssh", &["-G", "-F", &config, "x"]);
+        let tether = sb.tether(&["-F", &config, "hosts", "-G", "x"]);
+        if ssh.status == 0 {
+            failures.push(format!("{name}: ssh accepted it"));
+        }
+        if tether.status != 2 || !tether.stderr.contains(&config) {
+            failures.push(format!(
+                "{name}: tether exit {} (want 2 naming {config}): {}",
+                tether.status, tether.stderr
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Regression (issue 11): a file given with -F that includes `config.d/*.conf` reads it from
+/// ~/.ssh, as ssh does, not from beside the file.
+#[test]
+fn relative_include_of_an_f_file_is_read_from_dot_ssh() {
+    let sb = Sandbox::new("inc");
+    sb.write(
+        ".ssh/config.d/web.conf",
+        "Host web1\n  HostName from-dot-ssh.example\n",
+    );
+    sb.write(
+        "elsewhere/config.d/web.conf",
+        "Host web1\n  HostName from-beside.example\n",
+    );
+    let config = sb.write("elsewhere/config", "Include config.d/*.conf\n");
+    compare(&sb, &config, "web1").unwrap();
+    let out = sb.tether(&["-F", &config, "hosts", "-G", "web1"]);
+    assert!(
+        out.stdout.contains("hostname from-dot-ssh.example"),
+        "{}",
+        out.stdout
+    );
+}
+
+/// Regression (issue 11): without -F, ssh also reads /etc/ssh/ssh_config (and its relative
+/// Includes, from /etc/ssh) after the user's file.
+#[test]
+fn system_config_is_read_after_the_user_config() {
+    let mut sb = Sandbox::new("sys");
+    sb.write(".ssh/config", "Host web1\n  User fromuser\n");
+    sb.etc_ssh(
+        "Include ssh_config.d/*.conf\nHost *\n  User fromsystem\n  Port 2022\n",
+        &[(
+            "ssh_config.d/10-db.conf",
+            "Host db1\n  HostName db.example.com\n  StrictHostKeyChecking accept-new\n",
+        )],
+    );
+    for host in ["web1", "db1"] {
+        let ssh = sb.run("ssh", &["-G", host]);
+        let ours = sb.tether(&["hosts", "-G", host]);
+        assert_eq!(ssh.status, 0, "{}", ssh.stderr);
+        assert_eq!(ours.status, 0, "{}", ours.stderr);
+        assert_eq!(
+            keyword_lines(&ours.stdout),
+            keyword_lines(&ssh.stdout),
+            "{host}"
+        );
+    }
+    let ours = sb.tether(&["hosts", "-G", "web1"]);
+    assert!(ours.stdout.contains("user fromuser\n"), "{}", ours.stdout);
+    assert!(ours.stdout.contains("port 2022\n"), "{}", ours.stdout);
+    // -F replaces both files.
+    let only = sb.write("only", "Host *\n  Port 2999\n");
+    let ours = sb.tether(&["-F", &only, "hosts", "-G", "web1"]);
+    assert!(ours.stdout.contains("port 2999\n") && ours.stdout.contains("user root\n"));
+}
+
+/// Canonicalization through the resolver (`/etc/hosts` of the sandbox): domains, max dots,
+/// CNAME rules, `always` behind a ProxyJump, and the final pass that follows.
+#[test]
+fn canonicalized_names_match_ssh() {
+    let mut sb = Sandbox::new("canon");
+    // ssh looks up `name.domain.` (anchored): glibc's files backend matches the dotted names.
+    sb.hosts(
+        "192.0.2.10 web1.corp.test. web1.corp.test\n192.0.2.11 db.two.test. db.two.test\n\
+         192.0.2.12 real.corp.test. alias.corp.test. real.corp.test alias.corp.test\n",
+    );
+    let config = sb.write(
+        "cfg/canon",
+        "CanonicalizeHostname yes\nCanonicalDomains one.test corp.test two.test\n\
+         CanonicalizePermittedCNAMEs *.corp.test:*.corp.test\n\
+         Host *.corp.test\n  User corp\nHost db.two.test\n  Port 2202\n\
+         Host jumped\n  ProxyJump bastion\n  CanonicalizeHostname always\n\
+         Match canonical host real.corp.test\n  Port 2301\n",
+    );
+    for host in ["web1", "db", "alias", "web1.corp.test", "jumped"] {
+        compare(&sb, &config, host).unwrap_or_else(|e| panic!("{host}:{e}"));
+    }
+    // CNAME rules make ssh look up every direct host: a name that resolves nowhere (more
+    // dots than CanonicalizeMaxDots, or in no domain) fails that host.
+    for host in ["a.b.c", "nothere"] {
+        let ssh = sb.run("ssh", &["-G", "-F", &config, host]);
+        let ours = sb.tether(&["-F", &config, "hosts", "-G", host]);
+        assert_ne!(ssh.status, 0, "{host}");
+        assert_eq!(ours.status, 3, "{host}: {}", ours.stderr);
+        assert!(
+            ours.stderr
+                .contains(&format!("could not resolve host name `{host}`")),
+            "{}",
+            ours.stderr
+        );
+    }
+    let strict = sb.write(
+        "cfg/strict",
+        "CanonicalizeHostname yes\nCanonicalDomains one.test\nCanonicalizeFallbackLocal no\n",
+    );
+    let ssh = sb.run("ssh", &["-G", "-F", &strict, "nothere"]);
+    let ours = sb.tether(&["-F", &strict, "hosts", "-G", "nothere"]);
+    assert_ne!(ssh.status, 0);
+    // The name resolves nowhere: unreachable (3), not a refused setting (2).
+    assert_eq!(ours.status, 3, "{}", ours.stderr);
+    assert!(
+        ours.stderr.contains("CanonicalizeFallbackLocal"),
+        "{}",
+        ours.stderr
+    );
+}
+
+/// Regression (issue 11): `Match host=web1`, `Match !host web2`, `Match host web1 !user x`,
+/// `Match final`, `Match canonical` are understood, and a block that refuses something for
+/// one host fails that host only.
+#[test]
+fn a_refused_block_fails_only_its_host() {
+    let sb = Sandbox::new("refuse");
+    let config = sb.write(
+        "cfg/refuse",
+        "Match host=web1\n  PKCS11Provider /usr/lib/x86_64-linux-gnu/opensc-pkcs11.so\n\
+         Match !host web2 !host web1\n  User notweb2\nMatch host web3 !user x final\n  Port 2003\n\
+         Match canonical\n  IdentitiesOnly yes\n",
+    );
+    let out = sb.tether(&["-F", &config, "hosts", "web1", "web2", "web3"]);
+    assert_eq!(out.status, 2, "{}{}", out.stdout, out.stderr);
+    let line = |host: &str| {
+        out.stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{host} ")))
+            .unwrap_or_else(|| panic!("no row for {host}:\n{}", out.stdout))
+            .to_string()
+    };
+    assert!(
+        line("web1").contains(&format!(
+            "refused: ssh config {config}:2: PKCS11Provider \
+             /usr/lib/x86_64-linux-gnu/opensc-pkcs11.so is refused"
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(line("web2").contains("root@web2:22"), "{}", out.stdout);
+    assert!(line("web3").contains("notweb2@web3:2003"), "{}", out.stdout);
+    assert!(out.stderr.contains("1 of 3 hosts failed"), "{}", out.stderr);
+    compare(&sb, &config, "web2").unwrap();
+    compare(&sb, &config, "web3").unwrap();
+}
+
+/// `tether hosts` with JSON output, and its exit code with an Include loop (exit 2, naming
+/// the files) and with an unreadable included file (as a user that cannot read it).
+#[test]
+fn hosts_json_and_include_errors() {
+    let sb = Sandbox::new("json");
+    let config = sb.write(
+        "cfg/json",
+        "Host web1\n  HostName 10.0.0.5\n  User deploy\n  ProxyJump bastion\n  HostKeyAlias web\n",
+    );
+    let out = sb.tether(&["-F", &config, "--format", "json", "hosts", "web1"]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout.trim(),
+        format!(
+            r#"{{"type":"host","host":"web1","roles":[],"hostname":"10.0.0.5","port":22,"user":"deploy","route":{{"kind":"jump","hosts":"bastion"}},"identity_files":["{HOME}/.ssh/id_rsa","{HOME}/.ssh/id_ecdsa","{HOME}/.ssh/id_ecdsa_sk","{HOME}/.ssh/id_ed25519","{HOME}/.ssh/id_ed25519_sk","{HOME}/.ssh/id_xmss","{HOME}/.ssh/id_dsa"],"identities_only":false,"certificate_files":[],"user_known_hosts":["{HOME}/.ssh/known_hosts","{HOME}/.ssh/known_hosts2"],"global_known_hosts":["/etc/ssh/ssh_known_hosts","/etc/ssh/ssh_known_hosts2"],"strict_host_key_checking":"yes","host_key_alias":"web","known_hosts_name":"web"}}"#
+        )
+    );
+
+    let a = sb.write("loop/a", "Include /root/loop/b\n");
+    sb.write("loop/b", "Host x\n  Include /root/loop/a\n");
+    let out = sb.tether(&["-F", &a, "hosts", "-G", "x"]);
+    assert_eq!(out.status, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("/root/loop/b:2: Include loop: /root/loop/a -> /root/loop/b -> /root/loop/a"),
+        "{}",
+        out.stderr
+    );
+
+    // As root every file is readable: the unreadable case runs tether as nobody.
+    let dir = sb.path().join("home/unreadable");
+    std::fs::create_dir_all(&dir).unwrap();
+    let main = dir.join("config");
+    std::fs::write(&main, format!("Include {}/secret.conf\n", dir.display())).unwrap();
+    std::fs::write(dir.join("secret.conf"), "Host *\n  User hidden\n").unwrap();
+    let chmod = |path: &std::path::Path, mode: u32| {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    chmod(sb.path(), 0o755);
+    chmod(&sb.path().join("home"), 0o755);
+    chmod(&dir, 0o755);
+    chmod(&dir.join("secret.conf"), 0o000);
+    let as_nobody = |program: &str, args: &[&str]| {
+        std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", program])
+            .args(args)
+            .env("HOME", sb.path())
+            .env_remove("SSH_AUTH_SOCK")
+            .output()
+            .unwrap()
+    };
+    let main_s = main.to_str().unwrap();
+    let ssh = as_nobody("ssh", &["-G", "-F", main_s, "x"]);
+    assert_ne!(ssh.status.code(), Some(0));
+    let out = as_nobody(
+        env!("CARGO_BIN_EXE_tether"),
+        &["-F", main_s, "hosts", "-G", "x"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{main_s}:1: cannot read included file {}/secret.conf: Permission denied",
+            dir.display()
+        )),
+        "{stderr}"
+    );
+}
+
+/// `tether hosts` for a recipe: every server (of a stage, of some roles) with its roles.
+#[test]
+fn hosts_lists_a_recipes_servers_with_their_roles() {
+    let sb = Sandbox::new("recipe");
+    sb.write(
+        ".ssh/config",
+        "Host web*\n  HostName %h.example.com\n  User deploy\n  ProxyJump bastion\n\
+         Host db1\n  ProxyCommand ssh -W %h:%p bastion\n  IdentityFile ~/.ssh/db\n",
+    );
+    sb.write(
+        "app/deploy.rhai",
+        "server(\"web1\", #{ roles: [\"web\", \"app\"] });\nserver(\"db1\", #{ roles: [\"db\"] });\n\
+         server(\"ops@10.0.0.9:2222\", #{ roles: [\"app\"], via: \"none\" });\n",
+    );
+    let out = sb.tether(&["-f", "/root/app/deploy.rhai", "hosts"]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let want = "\
+HOST               ROLES    ADDRESS                     ROUTE                          HOST KEYS                                   IDENTITIES
+web1               web,app  deploy@web1.example.com:22  via bastion                    yes ~/.ssh/known_hosts,~/.ssh/known_hosts2  default
+db1                db       root@db1:22                 proxy `ssh -W db1:22 bastion`  yes ~/.ssh/known_hosts,~/.ssh/known_hosts2  ~/.ssh/db
+ops@10.0.0.9:2222  app      ops@10.0.0.9:2222           direct                         yes ~/.ssh/known_hosts,~/.ssh/known_hosts2  default
+";
+    assert_eq!(out.stdout, want);
+    let out = sb.tether(&[
+        "-f",
+        "/root/app/deploy.rhai",
+        "--roles",
+        "db",
+        "hosts",
+        "-G",
+    ]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .starts_with("host db1\nuser root\nhostname db1\nport 22\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("\nproxycommand ssh -W %h:%p bastion\n"),
+        "{}",
+        out.stdout
+    );
+}
+
+/// A sample of constructs used for real: `ssh` and `tether run` are given the same config and
+/// the same name; the login must appear in the log of the same lab host, and only there.
+#[test]
+fn tether_logs_in_where_ssh_logs_in() {
+    let lab = Lab::builder().names(&["alpha", "beta", "gamma"]).start();
+    let port = |n: &str| lab.host(n).port;
+    let base = format!(
+        "Host *\n  HostName 127.0.0.1\n  User root\n  IdentityFile {key}\n  IdentitiesOnly yes\n  \
+         UserKnownHostsFile {kh}\n  StrictHostKeyChecking yes\n",
+        key = lab.client_key().display(),
+        kh = lab.known_hosts().display()
+    );
+    let dir = lab.dir().join("sample");
+    std::fs::create_dir_all(dir.join("conf.d")).unwrap();
+    std::fs::write(
+        dir.join("conf.d/target.conf"),
+        format!("Host via-include\n  Port {}\n", port("gamma")),
+    )
+    .unwrap();
+    // (config, host name, lab host that must get the login)
+    let samples = [
+        (
+            format!("Match host=t1\n  Port {}\n", port("beta")),
+            "t1",
+            "beta",
+        ),
+        (
+            format!(
+                "Match !host other\n  Port {}\nHost *\n  Port {}\n",
+                port("alpha"),
+                port("gamma")
+            ),
+            "t2",
+            "alpha",
+        ),
+        (
+            format!(
+                "Match exec \"test %n = t3\"\n  Port {}\nHost *\n  Port {}\n",
+                port("gamma"),
+                port("alpha")
+            ),
+            "t3",
+            "gamma",
+        ),
+        (
+            format!(
+                "Host t4\n  HostName 127.000.000.001\nMatch final host 127.0.0.1\n  Port {}\n",
+                port("beta")
+            ),
+            "t4",
+            "beta",
+        ),
+        (
+            format!(
+                "Include {}/conf.d/*.conf\nHost *\n  Port {}\n",
+                dir.display(),
+                port("alpha")
+            ),
+            "via-include",
+            "gamma",
+        ),
+        (
+            format!(
+                "Host T6\n  Port {}\nHost t6\n  Port {}\n",
+                port("alpha"),
+                port("beta")
+            ),
+            "t6",
+            "beta",
+        ),
+    ];
+    for (i, (config, host, expect)) in samples.iter().enumerate() {
+        let path = dir.join(format!("cfg{i}"));
+        std::fs::write(&path, format!("{config}{base}")).unwrap();
+        let before: Vec<usize> = ["alpha", "beta", "gamma"]
+            .iter()
+            .map(|n| lab.accepted_logins(n))
+            .collect();
+        let ssh = std::process::Command::new("ssh")
+            .arg("-F")
+            .arg(&path)
+            .args(["-o", "BatchMode=yes", host, "true"])
+            .output()
+            .unwrap();
+        assert!(
+            ssh.status.success(),
+            "ssh {host}: {}",
+            String::from_utf8_lossy(&ssh.stderr)
+        );
+        Tether::new()
+            .ssh_config(&path)
+            .args(&["run", "--hosts", host, "--", "true"])
+            .run()
+            .status(0);
+        for (n, name) in ["alpha", "beta", "gamma"].iter().enumerate() {
+            let logins = lab.accepted_logins(name) - before[n];
+            let want = if name == expect { 2 } else { 0 };
+            assert_eq!(
+                logins, want,
+                "sample {i} ({host}): {name} got {logins} logins"
+            );
+        }
+    }
+}
+
+/// `-J` is ssh's command line: a malformed list is a usage error for the whole run.
+#[test]
+fn a_malformed_jump_list_on_the_command_line_is_a_usage_error() {
+    Tether::new()
+        .args(&[
+            "-F", "none", "-J", "a,,b", "run", "--hosts", "x", "--", "true",
+        ])
+        .run()
+        .status(2)
+        .stderr_contains("x: empty jump host in `a,,b`");
+}
+
+/// `AddressFamily inet6` for a host with only an IPv4 address: refused by name, not connected.
+#[test]
+fn address_family_limits_the_addresses_tried() {
+    let sb = Sandbox::new("af");
+    let config = sb.write(
+        "cfg/af",
+        "Host v4only\n  HostName 127.0.0.1\n  AddressFamily inet6\n",
+    );
+    let out = sb.tether(&["-F", &config, "run", "--hosts", "v4only", "--", "true"]);
+    assert_eq!(out.status, 3, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("v4only: cannot resolve 127.0.0.1: it has no IPv6 address (AddressFamily)"),
+        "{}",
+        out.stdout
+    );
+}

@@ -204,7 +204,8 @@ impl Loaded {
             .collect()
     }
 
-    /// Runs the stage's closure (it usually declares servers and variables).
+    /// Runs the stage's closure (it usually declares servers and variables), with the
+    /// variable `stage` set to `name` (as Capistrano's `fetch(:stage)`), also inside it.
     pub fn select_stage(&self, name: &str) -> Result<(), Error> {
         let stage = self
             .rt
@@ -220,6 +221,11 @@ impl Loaded {
                 suggest(name, stages.iter().map(String::as_str))
             )));
         };
+        {
+            let mut recipe = self.rt.recipe();
+            recipe.vars.insert("stage".into(), name.into());
+            recipe.locked.insert("stage".into());
+        }
         f.call::<Dynamic>(&self.engine, &self.ast, ())
             .map(|_| ())
             .map_err(|e| classify(&self.rt, &e))

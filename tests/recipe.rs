@@ -550,3 +550,32 @@ fn an_unknown_role_in_the_first_on_connects_to_nothing() {
         assert_eq!(lab.accepted_logins(h), 0, "{h}");
     }
 }
+
+#[test]
+fn the_selected_stage_is_the_stage_variable() {
+    let r = RecipeDir::new(
+        "stage-var",
+        r#"
+server("web1", #{ roles: ["web"] });
+stage("staging", || { print("in the stage closure: " + fetch("stage")); });
+stage("production", || {});
+task("show", || print("stage: " + fetch("stage", "none")));
+"#,
+    );
+    r.tether()
+        .args(&["-n", "staging", "show"])
+        .run()
+        .status(0)
+        .stdout_is("in the stage closure: staging\n▶ show\nstage: staging\n");
+    r.tether()
+        .args(&["-n", "show"])
+        .run()
+        .status(0)
+        .stdout_is("▶ show\nstage: none\n");
+    // The stage selected wins over -s stage=...
+    r.tether()
+        .args(&["-n", "production", "show", "-s", "stage=staging"])
+        .run()
+        .status(0)
+        .stdout_is("▶ show\nstage: production\n");
+}

@@ -579,3 +579,24 @@ task("show", || print("stage: " + fetch("stage", "none")));
         .status(0)
         .stdout_is("▶ show\nstage: production\n");
 }
+
+#[test]
+fn current_host_names_the_host_of_the_running_on_closure() {
+    let r = RecipeDir::new(
+        "current-host",
+        r#"
+server("web1", #{ roles: ["web"] });
+server("web2", #{ roles: ["web"] });
+set("where", || { let h = current_host(); if h == () { "nowhere" } else { "/home/" + h } });
+task("who", || {
+    print("outside: " + fetch("where"));
+    on("web", |host| print(host.name + ": " + fetch("where")));
+});
+"#,
+    );
+    r.tether()
+        .args(&["-n", "who"])
+        .run()
+        .status(0)
+        .stdout_is("▶ who\noutside: nowhere\nweb1: /home/web1\nweb2: /home/web2\n");
+}

@@ -893,6 +893,12 @@ fn register_stdlib_support(engine: &mut Engine, rt: &Arc<Runtime>) {
     // `fail(message)`: stops the run as a failed step (exit 1, like a failed command), not as
     // a recipe error (exit 4, with a caret). Inside `on(target, |host| ...)` the message is
     // prefixed with the host's name, as command failures are.
+    // `current_host()`: the name of the host whose `on` closure is running on this thread, or
+    // `()` outside one. Lazy variables use it to give per-host values (stdlib/deploy.rhai's
+    // paths under a `deploy_to` of `~/...`, resolved against each host's home).
+    engine.register_fn("current_host", || -> Dynamic {
+        context::host_scope().map_or(Dynamic::UNIT, |scope| scope.host.into())
+    });
     let r = rt.clone();
     engine.register_fn("fail", move |message: &str| -> Fallible<()> {
         let message = match context::host_scope() {

@@ -175,6 +175,15 @@ impl Output {
         self
     }
 
+    pub fn stderr_lacks(&self, s: &str) -> &Self {
+        assert!(
+            !self.stderr.contains(s),
+            "stderr has {s:?}\n{}",
+            self.dump()
+        );
+        self
+    }
+
     /// Lines of stdout that start with `host` followed by the given mark (`|`, `!`, `~`).
     pub fn host_lines(&self, host: &str, mark: char) -> Vec<String> {
         self.stdout

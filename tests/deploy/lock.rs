@@ -4,21 +4,72 @@
 
 use super::*;
 
-/// `deploy` started without waiting, as `user`, keeping every release.
-fn start_deploy(dir: &Dir, lab: &Lab, release: &str, user: &str) -> std::process::Child {
-    Tether::new()
-        .current_dir(&dir.path)
-        .ssh_config(&lab.ssh_config())
-        .args(&[
-            "deploy",
-            "-s",
-            &format!("release_timestamp={release}"),
-            "-s",
-            &format!("local_user={user}"),
-            "-s",
-            "keep_releases=100",
-        ])
-        .spawn()
+use std::io::Write as _;
+use std::process::Stdio;
+
+/// A start line for deploys: each waits in `sh`, reading one byte of a FIFO that the test
+/// holds open, then execs tether; one write of a newline per waiting run releases them at the
+/// same instant (spawning processes one after the other can take longer than the 50 ms the
+/// race needs on a loaded machine).
+struct StartLine {
+    path: PathBuf,
+    fifo: fs::File,
+}
+
+impl StartLine {
+    fn new(dir: &Dir) -> Self {
+        let path = dir.path.join("start-line");
+        let _ = fs::remove_file(&path);
+        assert!(Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap()
+            .success());
+        // Read and write: opening it never blocks, and readers never see end-of-file.
+        let fifo = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        StartLine { path, fifo }
+    }
+
+    /// `deploy` as `user`, keeping every release, waiting on the line.
+    fn deploy(&self, dir: &Dir, lab: &Lab, release: &str, user: &str) -> std::process::Child {
+        Command::new("sh")
+            .arg("-c")
+            .arg("read _ < \"$0\"; exec \"$@\" </dev/null")
+            .arg(&self.path)
+            .arg(env!("CARGO_BIN_EXE_tether"))
+            .arg("-F")
+            .arg(lab.ssh_config())
+            .args(["deploy", "-s", &format!("release_timestamp={release}")])
+            .args([
+                "-s",
+                &format!("local_user={user}"),
+                "-s",
+                "keep_releases=100",
+            ])
+            .current_dir(&dir.path)
+            .env("NO_COLOR", "1")
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Releases `runs` once each is reading the line (its stdin is the FIFO).
+    fn release(&mut self, runs: &[&std::process::Child]) {
+        for run in runs {
+            let stdin = format!("/proc/{}/fd/0", run.id());
+            wait_until("a run did not reach the start line", || {
+                fs::read_link(&stdin).is_ok_and(|p| p == self.path)
+            });
+        }
+        self.fifo.write_all(&vec![b'\n'; runs.len()]).unwrap();
+    }
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -47,15 +98,14 @@ before("deploy:check", "app:config");
             app.bare.display()
         ),
     );
+    let mut line = StartLine::new(&dir);
     let mut winners: Vec<String> = Vec::new();
     for i in 0..20 {
         let a = format!("2025010101{i:02}01");
         let b = format!("2025010101{i:02}02");
-        let started = Instant::now();
-        let first = start_deploy(&dir, &lab, &a, "alice@a");
-        let second = start_deploy(&dir, &lab, &b, "bob@b");
-        let gap = started.elapsed();
-        assert!(gap < Duration::from_millis(50), "started {gap:?} apart");
+        let first = line.deploy(&dir, &lab, &a, "alice@a");
+        let second = line.deploy(&dir, &lab, &b, "bob@b");
+        line.release(&[&first, &second]);
         let (oa, ob) = (
             first.wait_with_output().unwrap(),
             second.wait_with_output().unwrap(),

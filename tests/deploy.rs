@@ -246,6 +246,13 @@ fn in_host(lab: &Lab, host: &str, script: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Whether the test recipe's build step (`sleep N` with N > 0) is running on `host`.
+fn build_running(lab: &Lab, host: &str) -> bool {
+    lab.host_pids(host).iter().any(|pid| {
+        fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\0"))
+    })
+}
+
 /// Waits (20 s at most) until `ready` holds.
 fn wait_until(what: &str, ready: impl Fn() -> bool) {
     let started = Instant::now();

@@ -23,11 +23,7 @@ fn a_failure_cleans_every_host_it_can_and_lists_what_is_left_where() {
         ])
         .spawn();
     wait_until("the build step did not start", || {
-        HOSTS.iter().all(|h| {
-            shop(&lab, h)
-                .join("releases/20250101000002/config/secrets.yml")
-                .is_symlink()
-        })
+        HOSTS.iter().all(|h| build_running(&lab, h))
     });
     // resque2's /srv turns read-only during the build: its build fails, and so does every
     // clean-up there; the other hosts are cleaned.

@@ -141,7 +141,8 @@ impl Loaded {
             .collect()
     }
 
-    /// Runs the stage's closure (it usually declares servers and variables).
+    /// Runs the stage's closure (it usually declares servers and variables), with the
+    /// variable `stage` set to `name` (as Capistrano's `fetch(:stage)`), also inside it.
     pub fn select_stage(&self, name: &str) -> Result<(), Error> {
         let stage = self
             .rt
@@ -158,11 +159,11 @@ impl Loaded {
             )));
         };
         {
-            // `fetch("stage")`, in the stage's closure and after, unless `-s stage=..` set it.
+            // `fetch("stage")` is the selected stage, in its closure and after: the stage that
+            // runs wins over a `-s stage=..` that would name another one.
             let mut recipe = self.rt.recipe();
-            if !recipe.locked.contains("stage") {
-                recipe.vars.insert("stage".into(), name.into());
-            }
+            recipe.vars.insert("stage".into(), name.into());
+            recipe.locked.insert("stage".into());
         }
         f.call::<Dynamic>(&self.engine, &self.ast, ())
             .map(|_| ())

@@ -3,6 +3,12 @@
 //! the copy strategy, the dry-run plan, and `scripts/demo` itself. Assertions read the hosts'
 //! files (`lab.host(n).root_dir` is what that host sees as /srv).
 
+mod failure;
+mod git;
+mod lock;
+mod names;
+mod releases;
+
 use crate::support;
 
 use std::fs;
@@ -99,14 +105,23 @@ fn bare_name(p: &Path) -> &str {
 }
 
 /// The test recipe: four hosts as in the seed scenario, linked dirs and a linked file, a step
+/// before deploy:check that writes into shared/ (as the README's database.yml step), a step
 /// after deploy:updated that can be made slow (`-s hold_seconds=N`) or fail on one host
 /// (`-s fail_on=HOST`), a step after publishing that writes through the linked log dir, and a
 /// failure hook.
 fn recipe(dir: &Dir, app: &App) -> PathBuf {
-    dir.write(
-        "deploy.rhai",
-        &format!(
-            r#"
+    dir.write("deploy.rhai", &recipe_text(app, true))
+}
+
+/// The test recipe's text, with or without its failure hook (which connects to every host).
+fn recipe_text(app: &App, failure_hook: bool) -> String {
+    let hook = if failure_hook {
+        "on_failure(|err| {\n    on(\"all\", \"echo failure hook ran >> /srv/failure-hook.log\");\n});\n"
+    } else {
+        ""
+    };
+    format!(
+        r#"
 import "deploy" as deploy;
 
 set("application", "shop");
@@ -119,6 +134,11 @@ server("web1", #{{ roles: ["web", "app"] }});
 server("web2", #{{ roles: ["web", "app"] }});
 server("resque1", #{{ roles: ["app", "resque"] }});
 server("resque2", #{{ roles: ["app", "resque"] }});
+
+task("app:config", "Writes into shared/ before the checks", || {{
+    on("all", |host| run(`echo ${{fetch("release_name")}} >> ${{fetch("shared_path")}}/config/written-by.log`));
+}});
+before("deploy:check", "app:config");
 
 task("app:build", "A build step, slow or failing on demand", || {{
     let hold = fetch("hold_seconds", 0);
@@ -136,13 +156,8 @@ task("app:note", "Write through the linked log dir", || {{
     on("all", |host| run(`echo "deployed $(cat ${{fetch("current_path")}}/VERSION)" >> ${{fetch("current_path")}}/log/deploys.log`));
 }});
 after("deploy:published", "app:note");
-
-on_failure(|err| {{
-    on("all", "echo failure hook ran >> /srv/failure-hook.log");
-}});
-"#,
-            repo = app.bare.display()
-        ),
+{hook}"#,
+        repo = app.bare.display()
     )
 }
 
@@ -208,6 +223,79 @@ fn assert_unlocked(lab: &Lab) {
         let lock = shop(lab, h).join("deploy.lock");
         assert!(!lock.exists(), "{h}: lock left behind: {}", read(lock));
     }
+}
+
+/// Whether `release` on `host` carries tether's completeness marker.
+fn complete(lab: &Lab, host: &str, release: &str) -> bool {
+    shop(lab, host)
+        .join("releases")
+        .join(release)
+        .join(".tether-complete")
+        .is_file()
+}
+
+/// Runs `script` with sh in `host`'s mount namespace (where its /srv is mounted), as root:
+/// mounts that only that host sees (a full disk, a read-only /srv). Returns its stdout.
+fn in_host(lab: &Lab, host: &str, script: &str) -> String {
+    let out = Command::new("nsenter")
+        .args(["-t", &lab.host(host).pid.to_string(), "-m", "--"])
+        .args(["sh", "-c", script])
+        .output()
+        .expect("run nsenter");
+    assert!(out.status.success(), "{host}: {script}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Whether the test recipe's build step (`sleep N` with N > 0) is running on `host`.
+fn build_running(lab: &Lab, host: &str) -> bool {
+    lab.host_pids(host).iter().any(|pid| {
+        fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\0"))
+    })
+}
+
+/// Waits (20 s at most) until `ready` holds.
+fn wait_until(what: &str, ready: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !ready() {
+        assert!(started.elapsed() < Duration::from_secs(20), "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Panics, listing the differences, unless `root` is as `before` (a `snapshot`) recorded it.
+fn assert_unchanged(root: &Path, before: &[(PathBuf, String)], what: &str) {
+    let now = snapshot(root);
+    let gone: Vec<_> = before.iter().filter(|e| !now.contains(e)).collect();
+    let new: Vec<_> = now.iter().filter(|e| !before.contains(e)).collect();
+    assert!(
+        gone.is_empty() && new.is_empty(),
+        "{what}: {} changed\n  was: {gone:?}\n  now: {new:?}",
+        root.display()
+    );
+}
+
+/// Every entry under `root` with what it holds (file content, link target, "dir"), sorted:
+/// equal snapshots mean a run changed nothing there.
+fn snapshot(root: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            let what = if meta.file_type().is_symlink() {
+                format!("-> {}", fs::read_link(&path).unwrap().display())
+            } else if meta.is_dir() {
+                todo.push(path.clone());
+                "dir".to_string()
+            } else {
+                String::from_utf8_lossy(&fs::read(&path).unwrap()).into_owned()
+            };
+            out.push((path, what));
+        }
+    }
+    out.sort();
+    out
 }
 
 #[test]
@@ -410,43 +498,6 @@ fn rollback_goes_back_and_refuses_when_there_is_nothing_before() {
 }
 
 #[test]
-fn cleanup_keeps_the_newest_releases_and_never_current() {
-    let lab = lab();
-    let dir = Dir::new("cleanup");
-    let app = App::new(&dir);
-    recipe(&dir, &app);
-    for (i, r) in ["20250101000001", "20250101000002", "20250101000003"]
-        .iter()
-        .enumerate()
-    {
-        if i > 0 {
-            app.commit(&format!("v{}", i + 1));
-        }
-        deploy(&dir, &lab, r, &["-s", "keep_releases=2"]).status(0);
-    }
-    for h in HOSTS {
-        assert_eq!(
-            releases(&lab, h),
-            ["20250101000002", "20250101000003"],
-            "{h}"
-        );
-    }
-    // A stray release newer than the one being deployed (a clock gone wrong) is the newest,
-    // but the release that becomes current is never removed.
-    fs::create_dir_all(shop(&lab, "web2").join("releases/29991231235959")).unwrap();
-    app.commit("v4");
-    deploy(&dir, &lab, "20250101000004", &["-s", "keep_releases=1"]).status(0);
-    assert_eq!(releases(&lab, "web2"), ["20250101000004", "29991231235959"]);
-    assert_eq!(
-        current(&lab, "web2").as_deref(),
-        Some("/srv/shop/releases/20250101000004")
-    );
-    for h in ["web1", "resque1", "resque2"] {
-        assert_eq!(releases(&lab, h), ["20250101000004"], "{h}");
-    }
-}
-
-#[test]
 fn a_step_failing_on_one_host_publishes_nothing_anywhere() {
     let lab = lab();
     let dir = Dir::new("fail");
@@ -581,6 +632,11 @@ fn the_lock_refuses_a_concurrent_deploy_and_unlock_forces_it() {
     for h in HOSTS {
         assert_eq!(releases(&lab, h), ["20250101000001"], "{h}");
     }
+    // The refused deploy ran no step: its hook before deploy:check wrote nothing into shared/.
+    let written_by = |h: &str| read(shop(&lab, h).join("shared/config/written-by.log"));
+    for h in HOSTS {
+        assert_eq!(written_by(h), "20250101000001\n", "{h}");
+    }
 
     // A stale lock (its deploy died) is removed by deploy:unlock, whoever holds it.
     fs::write(
@@ -597,6 +653,9 @@ fn the_lock_refuses_a_concurrent_deploy_and_unlock_forces_it() {
         .stdout_contains("resque1 | removing the lock of bob@ci since 2024-12-31 23:00:00 UTC");
     assert_unlocked(&lab);
     deploy(&dir, &lab, "20250101000004", &[]).status(0);
+    for h in HOSTS {
+        assert_eq!(written_by(h), "20250101000001\n20250101000004\n", "{h}");
+    }
 }
 
 #[test]
@@ -615,6 +674,28 @@ fn linked_files_must_exist_before_a_deploy() {
         assert!(releases(&lab, h).is_empty(), "{h}");
         assert!(current(&lab, h).is_none(), "{h}");
     }
+    assert_unlocked(&lab);
+
+    // A directory where a linked file belongs, a file where a linked dir belongs, a link to
+    // nothing: each is named as what it is, not as "missing".
+    let shared = |h: &str| shop(&lab, h).join("shared");
+    fs::create_dir_all(shared("resque2").join("config/secrets.yml")).unwrap();
+    // (The refused deploy above made the linked dirs already.)
+    fs::remove_dir(shared("web1").join("public/uploads")).unwrap();
+    fs::write(shared("web1").join("public/uploads"), "a file\n").unwrap();
+    fs::remove_file(shared("web2").join("config/secrets.yml")).unwrap();
+    std::os::unix::fs::symlink("/nowhere", shared("web2").join("config/secrets.yml")).unwrap();
+    deploy(&dir, &lab, "20250101000001", &[])
+        .status(1)
+        .stderr_contains("resque2: linked_files entry \"config/secrets.yml\" is a directory in /srv/shop/shared: a linked file must be a file (put directories in linked_dirs)")
+        .stderr_contains("web1: linked_dirs entry \"public/uploads\" is a file in /srv/shop/shared, not a directory (put files in linked_files)")
+        .stderr_contains("web2: linked_files entry \"config/secrets.yml\" in /srv/shop/shared is a symbolic link to nothing")
+        .stderr_lacks("missing");
+    for h in HOSTS {
+        assert!(releases(&lab, h).is_empty(), "{h}");
+    }
+    assert!(shared("resque2").join("config/secrets.yml").is_dir());
+    assert_eq!(read(shared("web1").join("public/uploads")), "a file\n");
     assert_unlocked(&lab);
 }
 
@@ -758,18 +839,23 @@ server("worker1", #{ roles: ["worker"] });
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(plan(&dir, &[]).stdout, out.stdout, "the plan is not stable");
     let expected = [
+        "▶ deploy:prepare",
+        "▶ deploy:lock",
+        "▶ deploy:starting",
         "▶ deploy:check",
         "web1    | $ git ls-remote --heads /srv/git/shop.git >/dev/null",
-        "web1    | $ mkdir -p /srv/shop/releases /srv/shop/shared /srv/shop/shared/log && [ -w /srv/shop ]",
-        "▶ deploy:lock",
-        "worker1 | $ mkdir -p /srv/shop && if ( set -C; printf '%s\\n' 'ci@build since 2025-01-02 03:04:05 UTC (release 20250102030405)' > /srv/shop/deploy.lock ) 2>/dev/null; then echo acquired; else printf 'held: '; cat /srv/shop/deploy.lock 2>/dev/null || echo '(unknown)'; fi",
+        "web1    | $ if { [ -e /srv/shop/shared/log ] || [ -L /srv/shop/shared/log ]; } && [ ! -d /srv/shop/shared/log ]; then printf 'dir_not_dir %s\\n' log; fi; if ! e=$(mkdir -p /srv/shop/releases /srv/shop/shared /srv/shop/shared/log 2>&1); then printf 'mkdir %s\\n' \"$(printf '%s' \"$e\" | tr '\\n' ' ')\"; elif [ ! -w /srv/shop ]; then echo unwritable; fi",
+        "▶ deploy:updating",
+        "worker1 | $ mkdir -p /srv/shop/releases && mkdir /srv/shop/releases/20250102030405",
         "▶ git:create_release",
         "▶ git:update",
-        "web1    | $ cd /srv/shop/repo && { git remote update --prune; }",
-        "web1    | $ cd /srv/shop/repo && { git archive main | tar -x -f - -C /srv/shop/releases/20250102030405; }",
+        "web1    | $ g=/srv/shop/repo; for c in refs/heads/main refs/tags/main main; do if s=$(git --git-dir=\"$g\" rev-parse --verify --quiet \"$c^{commit}\"); then printf '%s\\n' \"$s\"; exit 0; fi; done; echo missing",
+        "▶ deploy:set_current_revision",
+        "worker1 | $ rm -f /srv/shop/releases/20250102030405/.tether-complete && printf '%s\\n' main > /srv/shop/releases/20250102030405/REVISION",
         "▶ deploy:symlink:shared",
         "worker1 | $ rm -rf /srv/shop/releases/20250102030405/log && mkdir -p \"$(dirname /srv/shop/releases/20250102030405/log)\" && ln -s /srv/shop/shared/log /srv/shop/releases/20250102030405/log",
         "▶ deploy:symlink:release",
+        "worker1 | $ if [ ! -d /srv/shop/releases/20250102030405 ]; then echo '/srv/shop/releases/20250102030405 is missing' >&2; exit 1; fi; [ -f /srv/shop/releases/20250102030405/.tether-complete ] || printf 'release %s complete\\n' 20250102030405 > /srv/shop/releases/20250102030405/.tether-complete",
         "worker1 | $ rm -f /srv/shop/.current-20250102030405 && ln -s /srv/shop/releases/20250102030405 /srv/shop/.current-20250102030405 && mv -T /srv/shop/.current-20250102030405 /srv/shop/current",
         "▶ deploy:cleanup",
         "▶ deploy:log_revision",
@@ -778,9 +864,13 @@ server("worker1", #{ roles: ["worker"] });
         "▶ deploy:finished",
     ];
     assert_in_order(&out, &expected);
-    // The mirror is cloned in a dry run of a first deploy, but the plan cannot know: `test`
-    // answers true, so it shows the update of an existing mirror.
-    out.stdout_contains("web1    | $ [ -f /srv/shop/repo/HEAD ]");
+    // The lock: the holder's details written to a file of the shell's own, then linked into
+    // place (atomic; never seen empty).
+    out.stdout_contains("env printf '%s\\nid %s\\n' 'ci@build since 2025-01-02 03:04:05 UTC (release 20250102030405)' \"$$\" > \"$t\"")
+        .stdout_contains("while ! e=$(ln -T \"$t\" \"$l\" 2>&1)");
+    // The mirror is cloned in a dry run of a first deploy, but the plan cannot know which:
+    // the command does both.
+    out.stdout_contains("git --git-dir=\"$g\" fetch --quiet --prune $un origin; else mkdir -p \"$(dirname \"$g\")\" && git clone --mirror --quiet -- /srv/git/shop.git \"$g\"; fi");
 
     // The copy strategy lists the upload of the archive the run would make.
     let out = plan(&dir, &["-s", "strategy=copy", "-s", "copy_source=."]);
@@ -867,7 +957,6 @@ server("worker1", #{ roles: ["app", "worker"] });
         &out,
         &[
             "▶ deploy:reverting",
-            "web1    | $ [ -d /srv/shop/releases/20250101000001 ]",
             "▶ deploy:symlink:release",
             "web1    | $ rm -f /srv/shop/.current-20250101000001 && ln -s /srv/shop/releases/20250101000001 /srv/shop/.current-20250101000001 && mv -T /srv/shop/.current-20250101000001 /srv/shop/current",
             "▶ systemd:restart",

@@ -491,3 +491,53 @@ fn an_unknown_role_in_the_first_on_connects_to_nothing() {
         assert_eq!(lab.accepted_logins(h), 0, "{h}");
     }
 }
+
+#[test]
+fn the_selected_stage_is_the_stage_variable() {
+    let r = RecipeDir::new(
+        "stage-var",
+        r#"
+server("web1", #{ roles: ["web"] });
+stage("staging", || { print("in the stage closure: " + fetch("stage")); });
+stage("production", || {});
+task("show", || print("stage: " + fetch("stage", "none")));
+"#,
+    );
+    r.tether()
+        .args(&["-n", "staging", "show"])
+        .run()
+        .status(0)
+        .stdout_is("in the stage closure: staging\n▶ show\nstage: staging\n");
+    r.tether()
+        .args(&["-n", "show"])
+        .run()
+        .status(0)
+        .stdout_is("▶ show\nstage: none\n");
+    // The stage selected wins over -s stage=...
+    r.tether()
+        .args(&["-n", "production", "show", "-s", "stage=staging"])
+        .run()
+        .status(0)
+        .stdout_is("▶ show\nstage: production\n");
+}
+
+#[test]
+fn current_host_names_the_host_of_the_running_on_closure() {
+    let r = RecipeDir::new(
+        "current-host",
+        r#"
+server("web1", #{ roles: ["web"] });
+server("web2", #{ roles: ["web"] });
+set("where", || { let h = current_host(); if h == () { "nowhere" } else { "/home/" + h } });
+task("who", || {
+    print("outside: " + fetch("where"));
+    on("web", |host| print(host.name + ": " + fetch("where")));
+});
+"#,
+    );
+    r.tether()
+        .args(&["-n", "who"])
+        .run()
+        .status(0)
+        .stdout_is("▶ who\noutside: nowhere\nweb1: /home/web1\nweb2: /home/web2\n");
+}

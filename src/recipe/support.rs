@@ -1,9 +1,10 @@
 //! Functions the stdlib modules (`stdlib/*.rhai`) need beyond the core language; recipes may
-//! use them too: `utc_timestamp()`, `local_user()`, `fail(message)`, and `print`.
+//! use them too: `utc_timestamp()`, `local_user()`, `fail(message)`, `current_host()`, and
+//! `print`.
 
 use std::sync::Arc;
 
-use rhai::Engine;
+use rhai::{Dynamic, Engine};
 
 use super::args::Fallible;
 use super::context::{self, Runtime};
@@ -31,6 +32,12 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
             ),
             None => Failure::new(Kind::Failed, message),
         }))
+    });
+    // `current_host()`: the name of the host whose `on` closure is running on this thread, or
+    // `()` outside one. Lazy variables use it to give per-host values (stdlib/deploy.rhai's
+    // paths under a `deploy_to` of `~/...`, resolved against each host's home).
+    engine.register_fn("current_host", || -> Dynamic {
+        context::host_scope().map_or(Dynamic::UNIT, |scope| scope.host.into())
     });
     let r = rt.clone();
     engine.on_print(move |text| {

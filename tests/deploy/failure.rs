@@ -1,0 +1,73 @@
+//! deploy:failed cleans every host it can and ends with an exact list of what is left where
+//! (lock, unfinished release) and the command that clears it.
+
+use super::*;
+
+#[test]
+fn a_failure_cleans_every_host_it_can_and_lists_what_is_left_where() {
+    let lab = lab();
+    let dir = Dir::new("leftovers");
+    let app = App::new(&dir);
+    dir.write("deploy.rhai", &recipe_text(&app, false));
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    app.commit("v2");
+    let run = Tether::new()
+        .current_dir(&dir.path)
+        .ssh_config(&lab.ssh_config())
+        .args(&[
+            "deploy",
+            "-s",
+            "release_timestamp=20250101000002",
+            "-s",
+            "hold_seconds=2",
+        ])
+        .spawn();
+    wait_until("the build step did not start", || {
+        HOSTS.iter().all(|h| build_running(&lab, h))
+    });
+    // resque2's /srv turns read-only during the build: its build fails, and so does every
+    // clean-up there; the other hosts are cleaned.
+    in_host(&lab, "resque2", "mount -o remount,bind,ro /srv");
+    let out = run.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = "deploy:failed: left behind:\n  \
+        resque2: unfinished release /srv/shop/releases/20250101000002, lock /srv/shop/deploy.lock (this run's)\n\
+        once those hosts are reachable, `tether deploy:unlock deploy:cleanup --hosts resque2` clears it\n";
+    assert!(stdout.contains(expected), "{stdout}");
+    for h in ["web1", "web2", "resque1"] {
+        assert_eq!(releases(&lab, h), ["20250101000001"], "{h}");
+        assert_eq!(
+            current(&lab, h).as_deref(),
+            Some("/srv/shop/releases/20250101000001"),
+            "{h}"
+        );
+        assert!(!shop(&lab, h).join("deploy.lock").exists(), "{h}");
+    }
+    assert_eq!(
+        releases(&lab, "resque2"),
+        ["20250101000001", "20250101000002"]
+    );
+    assert!(shop(&lab, "resque2").join("deploy.lock").exists());
+
+    // The command it names clears it once the host is writable again.
+    in_host(&lab, "resque2", "mount -o remount,bind,rw /srv");
+    tether(&dir, &lab, &["deploy:unlock", "deploy:cleanup", "--hosts", "resque2"])
+        .status(0)
+        .stdout_contains("removed unfinished releases (left by runs that did not finish) on resque2: 20250101000002\n");
+    assert_eq!(releases(&lab, "resque2"), ["20250101000001"]);
+    assert_unlocked(&lab);
+    deploy(&dir, &lab, "20250101000003", &[]).status(0);
+    for h in HOSTS {
+        assert_eq!(
+            releases(&lab, h),
+            ["20250101000001", "20250101000003"],
+            "{h}"
+        );
+    }
+}

@@ -1,0 +1,349 @@
+//! The git strategy: submodules (recursive, at the commits the parent records, relative urls),
+//! a branch or revision that is a tag or a commit, shallow mirrors, and no git chatter shown
+//! as error output.
+
+use super::*;
+
+const WEB: [&str; 2] = ["web1", "web2"];
+
+/// A work tree `<dir>/<name>` with FILE = `content`, committed, and its bare clone
+/// `<dir>/<name>.git`.
+fn repo(dir: &Dir, name: &str, file: &str, content: &str) -> PathBuf {
+    let work = dir.path.join(name);
+    fs::create_dir_all(&work).unwrap();
+    fs::write(work.join(file), content).unwrap();
+    git(&work, &["init", "-q", "-b", "main"]);
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-q", "-m", content.trim()]);
+    git(
+        &dir.path,
+        &["clone", "-q", "--bare", name, &format!("{name}.git")],
+    );
+    work
+}
+
+/// Writes FILE = `content` in `work`, commits and pushes it; returns the commit.
+fn change(work: &Path, file: &str, content: &str) -> String {
+    fs::write(work.join(file), content).unwrap();
+    git(work, &["commit", "-q", "-a", "-m", content.trim()]);
+    git(work, &["push", "-q", "origin", "HEAD:main"]);
+    git(work, &["rev-parse", "HEAD"])
+}
+
+/// `git submodule add` of the sibling repository `../<name>.git` at `path` (a local url, so
+/// the file transport is allowed for it).
+fn add_submodule(work: &Path, name: &str, path: &str) {
+    git(
+        work,
+        &[
+            "-c",
+            "protocol.file.allow=always",
+            "submodule",
+            "add",
+            "-q",
+            &format!("../{name}.git"),
+            path,
+        ],
+    );
+}
+
+fn web_recipe(dir: &Dir, repo_url: &str, extra: &str) -> PathBuf {
+    dir.write(
+        "deploy.rhai",
+        &format!(
+            r#"
+import "deploy" as deploy;
+set("application", "app");
+set("repo_url", "{repo_url}");
+set("deploy_to", "/srv/app");
+server("web1", #{{ roles: ["web"] }});
+server("web2", #{{ roles: ["web"] }});
+{extra}
+"#
+        ),
+    )
+}
+
+fn app_release(lab: &Lab, host: &str, release: &str) -> PathBuf {
+    lab.host(host).root_dir.join("app/releases").join(release)
+}
+
+#[test]
+fn submodules_are_deployed_recursively_at_the_commits_the_parent_records() {
+    let lab = Lab::builder().names(&WEB).start();
+    let dir = Dir::new("submodules");
+    // inner <- lib (at vendor/inner) <- app (at lib), all by relative urls.
+    let inner = repo(&dir, "inner", "INNER", "inner v1\n");
+    let inner_v1 = git(&inner, &["rev-parse", "HEAD"]);
+    let lib = repo(&dir, "lib", "LIB", "lib v1\n");
+    git(
+        &lib,
+        &[
+            "remote",
+            "add",
+            "origin",
+            dir.path.join("lib.git").to_str().unwrap(),
+        ],
+    );
+    add_submodule(&lib, "inner", "vendor/inner");
+    git(&lib, &["commit", "-q", "-m", "inner"]);
+    git(&lib, &["push", "-q", "origin", "HEAD:main"]);
+    let lib_v1 = git(&lib, &["rev-parse", "HEAD"]);
+    // lib moves on after the app pinned it.
+    let app = repo(&dir, "app", "VERSION", "app v1\n");
+    git(
+        &app,
+        &[
+            "remote",
+            "add",
+            "origin",
+            dir.path.join("app.git").to_str().unwrap(),
+        ],
+    );
+    add_submodule(&app, "lib", "lib");
+    git(&app.join("lib"), &["checkout", "-q", &lib_v1]);
+    // A marker in the source means nothing: only publishing marks a release complete.
+    fs::write(app.join(".tether-complete"), "fake\n").unwrap();
+    git(&app, &["add", "-A"]);
+    git(&app, &["commit", "-q", "-m", "lib at v1"]);
+    git(&app, &["push", "-q", "origin", "HEAD:main"]);
+    let lib_v2 = change(&lib, "LIB", "lib v2\n");
+    web_recipe(
+        &dir,
+        dir.path.join("app.git").to_str().unwrap(),
+        r#"after("deploy:updated", || on("web", |host| {
+    if test(`[ -e ${fetch("release_path")}/.tether-complete ]`) { fail("a marker before publishing"); }
+}));"#,
+    );
+    let release = |h: &str, r: &str| app_release(&lab, h, r);
+
+    let out = tether(
+        &dir,
+        &lab,
+        &["deploy", "-s", "release_timestamp=20250101000001"],
+    );
+    out.status(0).stdout_contains(&format!(
+        "submodules: lib at {}, lib/vendor/inner at {}\n",
+        &lib_v1[..12],
+        &inner_v1[..12]
+    ));
+    for h in WEB {
+        let r = release(h, "20250101000001");
+        assert_eq!(read(r.join("VERSION")), "app v1\n", "{h}");
+        assert_eq!(read(r.join("lib/LIB")), "lib v1\n", "{h}");
+        assert_eq!(read(r.join("lib/vendor/inner/INNER")), "inner v1\n", "{h}");
+        assert!(!r.join("lib/.git").exists(), "{h}");
+        assert_eq!(
+            read(r.join(".tether-complete")),
+            "release 20250101000001 complete\n"
+        );
+        assert!(
+            out.host_lines(h, '!').is_empty(),
+            "{h}: git chatter\n{}",
+            out.stdout
+        );
+    }
+
+    // New commits everywhere: the mirrors fetch them, quietly; lib stays where the app pins it.
+    change(&lib, "LIB", "lib v3\n");
+    change(&app, "VERSION", "app v2\n");
+    let out = tether(
+        &dir,
+        &lab,
+        &["deploy", "-s", "release_timestamp=20250101000002"],
+    );
+    out.status(0);
+    for h in WEB {
+        let r = release(h, "20250101000002");
+        assert_eq!(read(r.join("VERSION")), "app v2\n", "{h}");
+        assert_eq!(read(r.join("lib/LIB")), "lib v1\n", "{h}");
+        assert!(
+            out.host_lines(h, '!').is_empty(),
+            "{h}: git chatter\n{}",
+            out.stdout
+        );
+    }
+
+    // The app pins lib v2 (a commit that is no branch's head any more).
+    git(&app.join("lib"), &["fetch", "-q"]);
+    git(&app.join("lib"), &["checkout", "-q", &lib_v2]);
+    git(&app, &["commit", "-q", "-a", "-m", "lib at v2"]);
+    git(&app, &["push", "-q", "origin", "HEAD:main"]);
+    tether(
+        &dir,
+        &lab,
+        &["deploy", "-s", "release_timestamp=20250101000003"],
+    )
+    .status(0);
+    for h in WEB {
+        assert_eq!(
+            read(release(h, "20250101000003").join("lib/LIB")),
+            "lib v2\n",
+            "{h}"
+        );
+    }
+
+    // git_submodules false: the submodule stays an empty directory, as git archive makes it.
+    tether(
+        &dir,
+        &lab,
+        &[
+            "deploy",
+            "-s",
+            "release_timestamp=20250101000004",
+            "-s",
+            "git_submodules=false",
+        ],
+    )
+    .status(0)
+    .stdout_lacks("submodules:");
+    for h in WEB {
+        let lib = release(h, "20250101000004").join("lib");
+        assert!(
+            lib.is_dir() && fs::read_dir(&lib).unwrap().next().is_none(),
+            "{h}"
+        );
+    }
+    // The copy strategy with copy_tree ships the submodules from the local checkouts, at the
+    // commits the tree records (the work tree's lib is elsewhere).
+    git(
+        &app,
+        &[
+            "-c",
+            "protocol.file.allow=always",
+            "submodule",
+            "update",
+            "-q",
+            "--init",
+            "--recursive",
+        ],
+    );
+    git(&app.join("lib"), &["checkout", "-q", &lib_v1]);
+    let copy = |release: &str| {
+        let ts = format!("release_timestamp={release}");
+        tether(
+            &dir,
+            &lab,
+            &[
+                "deploy",
+                "-s",
+                &ts,
+                "-s",
+                "strategy=copy",
+                "-s",
+                "copy_source=app",
+                "-s",
+                "copy_tree=main",
+            ],
+        )
+    };
+    copy("20250101000005").status(0);
+    for h in WEB {
+        let r = release(h, "20250101000005");
+        assert_eq!(read(r.join("lib/LIB")), "lib v2\n", "{h}");
+        assert_eq!(read(r.join("lib/vendor/inner/INNER")), "inner v1\n", "{h}");
+    }
+    // A submodule whose commit the local checkout lacks is refused, naming it.
+    fs::remove_dir_all(app.join("lib/vendor/inner")).unwrap();
+    fs::create_dir(app.join("lib/vendor/inner")).unwrap();
+    copy("20250101000006").status(1).stderr_contains(&format!(
+        "copy_tree: submodule lib/vendor/inner at commit {inner_v1} is not in app/lib/vendor/inner"
+    ));
+}
+
+#[test]
+fn a_branch_or_revision_may_be_a_tag_or_a_commit_and_shallow_mirrors_fetch_what_they_need() {
+    let lab = Lab::builder().names(&WEB).start();
+    let dir = Dir::new("revisions");
+    let app = repo(&dir, "app", "VERSION", "v0\n");
+    git(
+        &app,
+        &[
+            "remote",
+            "add",
+            "origin",
+            dir.path.join("app.git").to_str().unwrap(),
+        ],
+    );
+    let v0 = git(&app, &["rev-parse", "HEAD"]);
+    let v1 = change(&app, "VERSION", "v1\n");
+    git(&app, &["tag", "v1.0"]);
+    git(&app, &["push", "-q", "origin", "v1.0"]);
+    let v2 = change(&app, "VERSION", "v2\n");
+    let url = dir.path.join("app.git");
+    web_recipe(&dir, url.to_str().unwrap(), "");
+    let version = |h: &str, r: &str| read(app_release(&lab, h, r).join("VERSION"));
+    let revision = |h: &str, r: &str| read(app_release(&lab, h, r).join("REVISION"));
+
+    let run = |release: &str, extra: &[&str]| {
+        let ts = format!("release_timestamp={release}");
+        let mut args = vec!["deploy", "-s", ts.as_str()];
+        args.extend_from_slice(extra);
+        tether(&dir, &lab, &args)
+    };
+    run("20250101000001", &["-s", "revision=v1.0"]).status(0);
+    run("20250101000002", &["-s", &format!("revision={v0}")]).status(0);
+    run("20250101000003", &["-s", "branch=v1.0"]).status(0);
+    run(
+        "20250101000004",
+        &["-s", &format!("revision={}", &v0[..10])],
+    )
+    .status(0);
+    for h in WEB {
+        assert_eq!(version(h, "20250101000001"), "v1\n", "{h}");
+        assert_eq!(revision(h, "20250101000001"), format!("{v1}\n"), "{h}");
+        assert_eq!(version(h, "20250101000002"), "v0\n", "{h}");
+        assert_eq!(version(h, "20250101000003"), "v1\n", "{h}");
+        assert_eq!(revision(h, "20250101000004"), format!("{v0}\n"), "{h}");
+    }
+    let log = read(lab.host("web1").root_dir.join("app/revisions.log"));
+    assert!(
+        log.starts_with(&format!(
+            "Revision v1.0 (at {v1}) deployed as release 20250101000001 by "
+        )),
+        "{log}"
+    );
+    run("20250101000005", &["-s", "revision=v9.9"])
+        .status(1)
+        .stderr_contains(&format!("revision v9.9 is not in {}", url.display()));
+    run("20250101000005", &["-s", "branch=gone"])
+        .status(1)
+        .stderr_contains(&format!("branch gone is not in {}", url.display()));
+
+    // A shallow mirror (file:// : git makes no shallow clone of a plain path) holds the newest
+    // commit of each branch and tag; an older commit is fetched by name, on every host.
+    let file_url = format!("repo_url=file://{}", url.display());
+    for h in WEB {
+        fs::remove_dir_all(lab.host(h).root_dir.join("app/repo")).unwrap();
+    }
+    run("20250101000006", &["-s", &file_url, "-s", "git_shallow=1"]).status(0);
+    run(
+        "20250101000007",
+        &[
+            "-s",
+            &file_url,
+            "-s",
+            "git_shallow=1",
+            "-s",
+            &format!("revision={v0}"),
+        ],
+    )
+    .status(0);
+    for h in WEB {
+        assert!(
+            lab.host(h).root_dir.join("app/repo/shallow").exists(),
+            "{h}"
+        );
+        assert_eq!(revision(h, "20250101000006"), format!("{v2}\n"), "{h}");
+        assert_eq!(version(h, "20250101000007"), "v0\n", "{h}");
+    }
+    // Without git_shallow the mirror gets its whole history back.
+    run("20250101000008", &["-s", &file_url]).status(0);
+    for h in WEB {
+        assert!(
+            !lab.host(h).root_dir.join("app/repo/shallow").exists(),
+            "{h}"
+        );
+        assert_eq!(version(h, "20250101000008"), "v2\n", "{h}");
+    }
+}

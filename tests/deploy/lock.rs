@@ -1,0 +1,206 @@
+//! The lock as a real lock: taken atomically before any step (hooks of deploy:starting and
+//! deploy:check included), exactly one of two deploys started together proceeds, a lock that
+//! is empty, junk or not a file counts as held, a full disk leaves no lock behind.
+
+use super::*;
+
+use std::io::Write as _;
+use std::process::Stdio;
+
+/// A start line for deploys: each waits in `sh`, reading one byte of a FIFO that the test
+/// holds open, then execs tether; one write of a newline per waiting run releases them at the
+/// same instant (spawning processes one after the other can take longer than the 50 ms the
+/// race needs on a loaded machine).
+struct StartLine {
+    path: PathBuf,
+    fifo: fs::File,
+}
+
+impl StartLine {
+    fn new(dir: &Dir) -> Self {
+        let path = dir.path.join("start-line");
+        let _ = fs::remove_file(&path);
+        assert!(Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap()
+            .success());
+        // Read and write: opening it never blocks, and readers never see end-of-file.
+        let fifo = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        StartLine { path, fifo }
+    }
+
+    /// `deploy` as `user`, keeping every release, waiting on the line.
+    fn deploy(&self, dir: &Dir, lab: &Lab, release: &str, user: &str) -> std::process::Child {
+        Command::new("sh")
+            .arg("-c")
+            .arg("read _ < \"$0\"; exec \"$@\" </dev/null")
+            .arg(&self.path)
+            .arg(env!("CARGO_BIN_EXE_tether"))
+            .arg("-F")
+            .arg(lab.ssh_config())
+            .args(["deploy", "-s", &format!("release_timestamp={release}")])
+            .args([
+                "-s",
+                &format!("local_user={user}"),
+                "-s",
+                "keep_releases=100",
+            ])
+            .current_dir(&dir.path)
+            .env("NO_COLOR", "1")
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Releases `runs` once each is reading the line (its stdin is the FIFO).
+    fn release(&mut self, runs: &[&std::process::Child]) {
+        for run in runs {
+            let stdin = format!("/proc/{}/fd/0", run.id());
+            wait_until("a run did not reach the start line", || {
+                fs::read_link(&stdin).is_ok_and(|p| p == self.path)
+            });
+        }
+        self.fifo.write_all(&vec![b'\n'; runs.len()]).unwrap();
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn of_two_deploys_started_together_exactly_one_proceeds_and_the_other_changes_nothing() {
+    let lab = lab();
+    let dir = Dir::new("race");
+    let app = App::new(&dir);
+    // Lean (40 deploys): the four hosts and the step before deploy:check that writes into
+    // shared/, nothing else of the test recipe.
+    dir.write(
+        "deploy.rhai",
+        &format!(
+            r#"
+import "deploy" as deploy;
+set("application", "shop");
+set("repo_url", "{}");
+set("deploy_to", "/srv/shop");
+for h in ["web1", "web2", "resque1", "resque2"] {{ server(h, #{{ roles: ["app"] }}); }}
+task("app:config", || on("all", |host| run(`echo ${{fetch("release_name")}} >> ${{fetch("shared_path")}}/config/written-by.log`)));
+before("deploy:check", "app:config");
+"#,
+            app.bare.display()
+        ),
+    );
+    let mut line = StartLine::new(&dir);
+    let mut winners: Vec<String> = Vec::new();
+    for i in 0..20 {
+        let a = format!("2025010101{i:02}01");
+        let b = format!("2025010101{i:02}02");
+        let first = line.deploy(&dir, &lab, &a, "alice@a");
+        let second = line.deploy(&dir, &lab, &b, "bob@b");
+        line.release(&[&first, &second]);
+        let (oa, ob) = (
+            first.wait_with_output().unwrap(),
+            second.wait_with_output().unwrap(),
+        );
+        let (winner, loser) = match (oa.status.code(), ob.status.code()) {
+            (Some(0), Some(1)) => (a, ob),
+            (Some(1), Some(0)) => (b, oa),
+            codes => panic!(
+                "run {i}: exit codes {codes:?}\n--- {a} ---\n{}{}\n--- {b} ---\n{}{}",
+                text(&oa.stdout),
+                text(&oa.stderr),
+                text(&ob.stdout),
+                text(&ob.stderr)
+            ),
+        };
+        let (stdout, stderr) = (text(&loser.stdout), text(&loser.stderr));
+        assert!(
+            stderr.contains("another deploy holds the lock (/srv/shop/deploy.lock):"),
+            "run {i}: {stderr}"
+        );
+        // The loser stopped at the lock: no step after it ran.
+        assert!(!stdout.contains("▶ deploy:starting"), "run {i}: {stdout}");
+        winners.push(winner);
+        for h in HOSTS {
+            assert_eq!(releases(&lab, h), winners, "run {i}: {h}");
+            // The hook before deploy:check ran for the winners only.
+            let written = read(shop(&lab, h).join("shared/config/written-by.log"));
+            assert_eq!(written.lines().collect::<Vec<_>>(), winners, "run {i}: {h}");
+            let log = read(shop(&lab, h).join("revisions.log"));
+            assert_eq!(log.lines().count(), winners.len(), "run {i}: {h}");
+        }
+        assert_unlocked(&lab);
+    }
+}
+
+#[test]
+fn a_lock_that_is_empty_junk_or_not_a_file_is_held_and_a_full_disk_leaves_none() {
+    let lab = lab();
+    let dir = Dir::new("junk-lock");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    let lock = |h: &str| shop(&lab, h).join("deploy.lock");
+    // Empty (a deploy between creating and writing it, or a disk that filled up), junk, a
+    // directory, a link to nothing: each counts as held and is described.
+    fs::write(lock("web1"), "").unwrap();
+    fs::write(lock("web2"), b"\x00\x01junk\nmore\n").unwrap();
+    fs::create_dir(lock("resque1")).unwrap();
+    std::os::unix::fs::symlink("/nowhere", lock("resque2")).unwrap();
+    let before: Vec<_> = HOSTS.iter().map(|h| snapshot(&shop(&lab, h))).collect();
+    deploy(&dir, &lab, "20250101000002", &[])
+        .status(1)
+        .stderr_contains(
+            "another deploy holds the lock (/srv/shop/deploy.lock):\n  \
+             web1: an empty lock file (a deploy between creating and writing it, or one that died or ran out of disk space before writing it)\n  \
+             web2: a lock file tether did not write: \"junk\"\n  \
+             resque1: a directory is in the lock's place\n  \
+             resque2: a symbolic link to nothing is in the lock's place\n\
+             If that deploy is no longer running, `tether deploy:unlock` removes the lock.",
+        );
+    // Refused before any step: nothing changed, the hook before deploy:check did not run.
+    for (h, snap) in HOSTS.iter().zip(&before) {
+        assert_unchanged(&shop(&lab, h), snap, h);
+    }
+    let out = tether(&dir, &lab, &["deploy:unlock"]);
+    out.status(0)
+        .stdout_contains("web1    | removing an empty lock\n")
+        .stdout_contains("web2    | removing the lock of junk\n")
+        .stdout_contains("resque1 | removing a directory in the lock's place\n")
+        .stdout_contains("resque2 | removing a symbolic link to nothing in the lock's place\n");
+    for h in HOSTS {
+        assert!(fs::symlink_metadata(lock(h)).is_err(), "{h}");
+    }
+
+    // A full disk on web2 (a tmpfs that only web2 sees): the lock cannot be written there.
+    // The run says so, releases the locks it took elsewhere and leaves nothing behind.
+    in_host(
+        &lab,
+        "web2",
+        "mount -t tmpfs -o size=64k tmpfs /srv/shop && mkdir -p /srv/shop/releases && \
+         dd if=/dev/zero of=/srv/shop/fill bs=4k 2>/dev/null; true",
+    );
+    deploy(&dir, &lab, "20250101000003", &[])
+        .status(1)
+        .stderr_contains("could not take the lock everywhere:\n  web2: could not take the lock /srv/shop/deploy.lock: cannot write it: ")
+        .stderr_contains("No space left on device; nothing of it is left there");
+    assert_eq!(in_host(&lab, "web2", "ls -A /srv/shop"), "fill\nreleases\n");
+    in_host(&lab, "web2", "umount /srv/shop");
+    assert_unlocked(&lab);
+    deploy(&dir, &lab, "20250101000004", &[]).status(0);
+    for h in HOSTS {
+        assert_eq!(
+            releases(&lab, h),
+            ["20250101000001", "20250101000004"],
+            "{h}"
+        );
+    }
+}

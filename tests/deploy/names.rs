@@ -1,0 +1,215 @@
+//! Values that become paths: refused before anything connects when they would make a wrong
+//! path, naming the variable; `rollback_release` must be a complete release of every host;
+//! `deploy_to` under `~` is each host's own home, used as an absolute path everywhere.
+
+use super::*;
+
+/// Successful logins on every host so far.
+fn logins(lab: &Lab) -> usize {
+    HOSTS.iter().map(|h| lab.accepted_logins(h)).sum()
+}
+
+#[test]
+fn values_that_would_make_wrong_paths_are_refused_before_anything_connects() {
+    let lab = lab();
+    let dir = Dir::new("names");
+    let app = App::new(&dir);
+    // No failure hook: a refused run must connect to nothing at all.
+    dir.write("deploy.rhai", &recipe_text(&app, false));
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    app.commit("v2");
+    deploy(&dir, &lab, "20250101000002", &[]).status(0);
+    let before: Vec<_> = HOSTS.iter().map(|h| snapshot(&shop(&lab, h))).collect();
+    let logged_in = logins(&lab);
+
+    let cases: &[(&str, &str, &str)] = &[
+        ("deploy", "release_timestamp=2025/0101000001", "release_timestamp \"2025/0101000001\" contains \"/\": it names a directory under releases/"),
+        ("deploy", "release_timestamp=../../../../tmp", "release_timestamp \"../../../../tmp\" contains \"/\""),
+        ("deploy", "release_timestamp=..", "release_timestamp \"..\" contains \"..\""),
+        ("deploy", "release_timestamp=", "release_timestamp \"\" is empty"),
+        ("deploy", "release_timestamp=2025010100000\u{1}", "release_timestamp \"2025010100000\\x01\" contains a control character"),
+        ("deploy", "release_timestamp=20250101", "release_timestamp \"20250101\" is not a release name: 14 digits, UTC YYYYMMDDHHMMSS"),
+        ("deploy", "release_timestamp=2025010100000x", "is not a release name"),
+        ("deploy:rollback", "rollback_release=..", "rollback_release \"..\" contains \"..\""),
+        ("deploy:rollback", "rollback_release=../../current", "rollback_release \"../../current\" contains \"/\""),
+        ("deploy:rollback", "rollback_release=current", "rollback_release \"current\" is not a release name"),
+        ("deploy", "application=a/b", "application \"a/b\" contains \"/\": it becomes a directory name"),
+        ("deploy", "application=..", "application \"..\" contains \"..\""),
+        ("deploy", "application=", "application \"\" is empty"),
+        ("deploy", "branch=-x", "branch \"-x\" starts with \"-\""),
+        ("deploy", "branch=a..b", "branch \"a..b\" contains \"..\""),
+        ("deploy", "branch=main\nx", "branch \"main\\x0ax\" contains a control character"),
+        ("deploy", "branch=", "branch \"\" is empty"),
+        ("deploy", "revision=--upload-pack=touch /tmp/x", "revision \"--upload-pack=touch /tmp/x\" is not a commit, tag or branch name"),
+        ("deploy", "repo_tree=../x", "repo_tree \"../x\" has a \"..\" component"),
+        ("deploy", "repo_tree=/etc", "repo_tree \"/etc\" is an absolute path"),
+        ("deploy", "deploy_to=srv/shop", "deploy_to \"srv/shop\" is a relative path: give an absolute path, or ~/... for a directory in the remote user's home"),
+        ("deploy", "deploy_to=/srv/../etc", "deploy_to \"/srv/../etc\" has a \"..\" component"),
+        ("deploy", "deploy_to=/", "deploy_to must not be /"),
+        ("deploy", "deploy_to=~a b/x", "deploy_to \"~a b/x\": \"~a b\" is not a user name"),
+        ("deploy", "shared_path=shared", "shared_path \"shared\" is not an absolute path"),
+        ("deploy", "lock_file=~/deploy.lock", "lock_file \"~/deploy.lock\" is not an absolute path (only deploy_to may start with ~)"),
+        ("deploy", "keep_releases=0", "keep_releases must be a number of at least 1, not 0"),
+        ("deploy", "local_user=", "local_user \"\" must be a non-empty line"),
+        ("deploy", "git_shallow=deep", "git_shallow must be a depth of at least 1 (or false), not deep"),
+        ("deploy", "linked_dirs=log", "linked_dirs must be an array of paths, not string"),
+        ("deploy:cleanup", "keep_releases=-1", "keep_releases must be a number of at least 1, not -1"),
+    ];
+    for (task, set, message) in cases {
+        tether(&dir, &lab, &[task, "-s", set])
+            .status(4)
+            .stderr_contains(message);
+        assert_eq!(logins(&lab), logged_in, "{task} -s {set} connected");
+    }
+    // Paths inside the release, set by the recipe.
+    for (value, message) in [
+        ("set(\"linked_dirs\", [\"../etc\"]);", "linked_dirs entry \"../etc\" has a \"..\" component: it names a path inside the release and shared/"),
+        ("set(\"linked_dirs\", [\"log/\"]);", "linked_dirs entry \"log/\" has an empty component"),
+        ("set(\"linked_dirs\", [\"\"]);", "linked_dirs entry \"\" is empty"),
+        ("set(\"linked_files\", [\"/etc/passwd\"]);", "linked_files entry \"/etc/passwd\" is an absolute path"),
+        ("set(\"linked_files\", [\"config/./x.yml\"]);", "linked_files entry \"config/./x.yml\" has a \".\" component"),
+        ("set(\"linked_files\", [42]);", "linked_files entries must be strings, not i64"),
+    ] {
+        dir.write("bad.rhai", &(recipe_text(&app, false) + value));
+        tether(&dir, &lab, &["-f", "bad.rhai", "deploy"])
+            .status(4)
+            .stderr_contains(message);
+        assert_eq!(logins(&lab), logged_in, "{value} connected");
+    }
+
+    for (h, snap) in HOSTS.iter().zip(&before) {
+        assert_unchanged(&shop(&lab, h), snap, h);
+    }
+
+    // rollback_release must be a complete release on every selected host.
+    fs::remove_dir_all(shop(&lab, "web2").join("releases/20250101000001")).unwrap();
+    tether(
+        &dir,
+        &lab,
+        &["deploy:rollback", "-s", "rollback_release=20250101000001"],
+    )
+    .status(1)
+    .stderr_contains("cannot roll back:\n  web2: release 20250101000001 does not exist\n");
+    tether(
+        &dir,
+        &lab,
+        &["deploy:rollback", "-s", "rollback_release=20250101000002"],
+    )
+    .status(1)
+    .stderr_contains("web1, web2, resque1, resque2: release 20250101000002 is already current");
+    // ... while --hosts narrows "every host" to the selected ones.
+    tether(
+        &dir,
+        &lab,
+        &[
+            "deploy:rollback",
+            "-s",
+            "rollback_release=20250101000001",
+            "--hosts",
+            "web1",
+        ],
+    )
+    .status(0);
+    assert_eq!(
+        current(&lab, "web1").as_deref(),
+        Some("/srv/shop/releases/20250101000001")
+    );
+    for h in ["web2", "resque1", "resque2"] {
+        let now = current(&lab, h);
+        assert_eq!(
+            now.as_deref(),
+            Some("/srv/shop/releases/20250101000002"),
+            "{h}"
+        );
+    }
+    for h in ["resque1", "resque2"] {
+        assert_eq!(
+            releases(&lab, h),
+            ["20250101000001", "20250101000002"],
+            "{h}"
+        );
+    }
+    assert_unlocked(&lab);
+}
+
+#[test]
+fn deploy_to_under_home_is_each_hosts_own_home() {
+    let lab = lab();
+    let dir = Dir::new("home");
+    let app = App::new(&dir);
+    let text = recipe_text(&app, false)
+        .replace(
+            "set(\"deploy_to\", \"/srv/shop\");",
+            "set(\"deploy_to\", \"~/apps/shop\");",
+        )
+        .replace("set(\"linked_files\", [\"config/secrets.yml\"]);", "");
+    dir.write(
+        "deploy.rhai",
+        &(text + "task(\"show:path\", || print(fetch(\"release_path\")));\n"),
+    );
+    let root_tilde = Path::new("/root/~").exists();
+    let base = |h: &str| lab.host(h).home.join("apps/shop");
+    for h in HOSTS {
+        fs::create_dir_all(base(h).join("shared/config")).unwrap();
+    }
+    let out = deploy(&dir, &lab, "20250101000001", &[]);
+    out.status(0);
+    for h in HOSTS {
+        // Each host's home is its own (the lab gives every host a different $HOME).
+        out.stdout_contains(&format!(
+            "deploy_to ~/apps/shop on {h}: {}\n",
+            base(h).display()
+        ));
+        let release = base(h).join("releases/20250101000001");
+        assert_eq!(
+            fs::read_link(base(h).join("current")).unwrap(),
+            release,
+            "{h}"
+        );
+        assert_eq!(read(release.join("BUILT")), "built\n", "{h}");
+        assert_eq!(
+            fs::read_link(release.join("log")).unwrap(),
+            base(h).join("shared/log"),
+            "{h}"
+        );
+        assert!(complete_at(&release), "{h}");
+        assert!(!lab.host(h).home.join("~").exists(), "{h}");
+        assert!(!lab.host(h).root_dir.join("shop/releases").exists(), "{h}");
+    }
+    assert_eq!(
+        Path::new("/root/~").exists(),
+        root_tilde,
+        "a directory named ~ was made in /root"
+    );
+
+    app.commit("v2");
+    deploy(&dir, &lab, "20250101000002", &[]).status(0);
+    tether(&dir, &lab, &["deploy:rollback"]).status(0);
+    for h in HOSTS {
+        assert_eq!(
+            fs::read_link(base(h).join("current")).unwrap(),
+            base(h).join("releases/20250101000001"),
+            "{h}"
+        );
+    }
+    // Outside on(), a path that differs per host has no single value: the recipe is told.
+    tether(&dir, &lab, &["show:path"])
+        .status(4)
+        .stderr_contains("deploy_to ~/apps/shop is a different directory on each host (web1: ")
+        .stderr_contains("): read it, and the paths under it, inside on(..., |host| ...)");
+    // ~USER: that user's home; an unknown user is refused on every host, naming it.
+    deploy(
+        &dir,
+        &lab,
+        "20250101000003",
+        &["-s", "deploy_to=~nosuchuser/apps/shop"],
+    )
+    .status(1)
+    .stderr_contains("web1: `h=~nosuchuser; case")
+    .stderr_contains("cannot resolve ~nosuchuser in deploy_to: no user nosuchuser on this host");
+    assert_eq!(Path::new("/root/~").exists(), root_tilde);
+}
+
+fn complete_at(release: &Path) -> bool {
+    release.join(".tether-complete").is_file()
+}

@@ -1,0 +1,317 @@
+//! What a release is: a directory of `releases/` with the release name format and tether's
+//! completeness marker. Strays are left alone and reported once per host, unfinished releases
+//! (a run killed twice) are removed by the next deploy and never chosen, cleanup keeps current
+//! and the release before it, rollback goes to the right release.
+
+use super::*;
+
+/// The strays planted on each host by `strays_are_left_alone_...`, as the report names them.
+fn strays(host: &str) -> Vec<&'static str> {
+    match host {
+        "web1" => vec!["manual-backup", "notes.txt"],
+        "web2" => vec![
+            ".DS_Store",
+            "2025-01-01",
+            "20250101000009",
+            "202501010000010",
+            "latest",
+        ],
+        _ => vec![],
+    }
+}
+
+/// `strays(host)` plus `names`, sorted as `releases()` lists them.
+fn with_strays(host: &str, names: &[&str]) -> Vec<String> {
+    let mut all: Vec<String> = strays(host)
+        .into_iter()
+        .chain(names.iter().copied())
+        .map(String::from)
+        .collect();
+    all.sort();
+    all
+}
+
+#[test]
+fn strays_are_left_alone_and_cleanup_keeps_current_and_the_release_before_it() {
+    let lab = lab();
+    let dir = Dir::new("strays");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    let keep2 = ["-s", "keep_releases=2"];
+    deploy(&dir, &lab, "20250101000001", &keep2).status(0);
+    let rel = |h: &str| shop(&lab, h).join("releases");
+    // A directory and a file made by hand; a file with a release's name, names that are
+    // almost release names, a link, a hidden file.
+    fs::create_dir_all(rel("web1").join("manual-backup")).unwrap();
+    fs::write(rel("web1").join("manual-backup/db.sql"), "dump\n").unwrap();
+    fs::write(rel("web1").join("notes.txt"), "keep me\n").unwrap();
+    fs::write(rel("web2").join("20250101000009"), "not a directory\n").unwrap();
+    fs::create_dir_all(rel("web2").join("2025-01-01")).unwrap();
+    fs::create_dir_all(rel("web2").join("202501010000010")).unwrap();
+    std::os::unix::fs::symlink("20250101000001", rel("web2").join("latest")).unwrap();
+    fs::write(rel("web2").join(".DS_Store"), "").unwrap();
+    // A release directory without the marker (a run that died, a clock gone wrong): unfinished,
+    // though it looks newer than anything.
+    fs::create_dir_all(rel("resque1").join("29991231235959")).unwrap();
+
+    let v2 = app.commit("v2");
+    let out = deploy(&dir, &lab, "20250101000002", &keep2);
+    out.status(0)
+        .stdout_contains("web1: /srv/shop/releases holds entries that are not releases, left alone: manual-backup (directory), notes.txt (file)\n")
+        .stdout_contains("web2: /srv/shop/releases holds entries that are not releases, left alone: .DS_Store (file), 2025-01-01 (directory), 202501010000010 (directory), 20250101000009 (file), latest (link)\n")
+        .stdout_contains("removed unfinished releases (left by runs that did not finish) on resque1: 29991231235959\n")
+        .stdout_lacks("removed old releases");
+    // Once per host per run, though cleanup looked again.
+    assert_eq!(
+        out.stdout
+            .matches("holds entries that are not releases")
+            .count(),
+        2,
+        "{}",
+        out.stdout
+    );
+
+    let v3 = app.commit("v3");
+    deploy(&dir, &lab, "20250101000003", &keep2)
+        .status(0)
+        .stdout_contains(
+        "removed old releases (keep_releases 2) on web1, web2, resque1, resque2: 20250101000001\n",
+    );
+    for h in HOSTS {
+        assert_eq!(
+            releases(&lab, h),
+            with_strays(h, &["20250101000002", "20250101000003"]),
+            "{h}"
+        );
+        assert!(
+            complete(&lab, h, "20250101000002") && complete(&lab, h, "20250101000003"),
+            "{h}"
+        );
+    }
+    assert_eq!(read(rel("web1").join("manual-backup/db.sql")), "dump\n");
+    assert_eq!(read(rel("web1").join("notes.txt")), "keep me\n");
+    assert_eq!(
+        read(rel("web2").join("20250101000009")),
+        "not a directory\n"
+    );
+    assert_eq!(
+        fs::read_link(rel("web2").join("latest")).unwrap(),
+        PathBuf::from("20250101000001")
+    );
+
+    // keep_releases 1 still keeps the release before current: the rollback target.
+    let v4 = app.commit("v4");
+    deploy(&dir, &lab, "20250101000004", &["-s", "keep_releases=1"])
+        .status(0)
+        .stdout_contains("removed old releases (keep_releases 1) on web1, web2, resque1, resque2: 20250101000002\n");
+    for h in HOSTS {
+        assert_eq!(
+            releases(&lab, h),
+            with_strays(h, &["20250101000003", "20250101000004"]),
+            "{h}"
+        );
+    }
+
+    // The listing shows complete releases only.
+    let out = tether(&dir, &lab, &["deploy:releases"]);
+    out.status(0)
+        .stdout_contains(&format!(
+            "web2:\n  20250101000003 {v3}\n  20250101000004 {v4}  <- current\nresque1:"
+        ))
+        .stdout_lacks(&v2);
+    assert_eq!(
+        out.stdout
+            .matches("holds entries that are not releases")
+            .count(),
+        2
+    );
+
+    // Rollback goes to the complete release before current, never to a stray.
+    tether(&dir, &lab, &["deploy:rollback"]).status(0);
+    for h in HOSTS {
+        assert_eq!(
+            current(&lab, h).as_deref(),
+            Some("/srv/shop/releases/20250101000003"),
+            "{h}"
+        );
+        assert_eq!(
+            releases(&lab, h),
+            with_strays(h, &["20250101000003"]),
+            "{h}"
+        );
+    }
+    tether(&dir, &lab, &["deploy:rollback"])
+        .status(1)
+        .stderr_contains("cannot roll back:\n  web1, web2, resque1, resque2: no release before the current one (20250101000003)");
+    tether(
+        &dir,
+        &lab,
+        &["deploy:rollback", "-s", "rollback_release=20250101000009"],
+    )
+    .status(1)
+    .stderr_contains("web2: /srv/shop/releases/20250101000009 is not a release directory")
+    .stderr_contains("web1, resque1, resque2: release 20250101000009 does not exist");
+    for h in HOSTS {
+        assert_eq!(
+            current(&lab, h).as_deref(),
+            Some("/srv/shop/releases/20250101000003"),
+            "{h}"
+        );
+        assert_eq!(
+            releases(&lab, h),
+            with_strays(h, &["20250101000003"]),
+            "{h}"
+        );
+    }
+    assert_unlocked(&lab);
+}
+
+#[test]
+fn a_run_killed_twice_leaves_an_unfinished_release_that_is_removed_and_never_chosen() {
+    let lab = lab();
+    let dir = Dir::new("killed");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    let v1 = git(&app.work, &["rev-parse", "HEAD"]);
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    app.commit("v2");
+    let run = Tether::new()
+        .current_dir(&dir.path)
+        .ssh_config(&lab.ssh_config())
+        .args(&[
+            "deploy",
+            "-s",
+            "release_timestamp=20250101000002",
+            "-s",
+            "hold_seconds=2",
+        ])
+        .spawn();
+    // The shared links are made just before the build step; then it sleeps.
+    wait_until("the build step did not start", || {
+        HOSTS.iter().all(|h| build_running(&lab, h))
+    });
+    for _ in 0..2 {
+        let kill = Command::new("kill")
+            .args(["-INT", &run.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    for h in HOSTS {
+        assert_eq!(
+            releases(&lab, h),
+            ["20250101000001", "20250101000002"],
+            "{h}"
+        );
+        assert!(!complete(&lab, h, "20250101000002"), "{h}");
+        assert_eq!(
+            current(&lab, h).as_deref(),
+            Some("/srv/shop/releases/20250101000001"),
+            "{h}"
+        );
+        assert!(shop(&lab, h).join("deploy.lock").exists(), "{h}");
+    }
+
+    // Listed as unfinished, never as a release; not a rollback target.
+    tether(&dir, &lab, &["deploy:releases"])
+        .status(0)
+        .stdout_contains(&format!("web1:\n  20250101000001 {v1}  <- current\n  unfinished (the next deploy removes them): 20250101000002\n"));
+    // The killed run's lock stays until someone who knows it is dead removes it.
+    deploy(&dir, &lab, "20250101000003", &[])
+        .status(1)
+        .stderr_contains("(release 20250101000002)\nIf that deploy is no longer running, `tether deploy:unlock` removes the lock.");
+    tether(&dir, &lab, &["deploy:unlock"]).status(0);
+    tether(&dir, &lab, &["deploy:rollback", "-s", "rollback_release=20250101000002"])
+        .status(1)
+        .stderr_contains("web1, web2, resque1, resque2: release 20250101000002 is unfinished (its run did not finish): not a rollback target");
+    tether(&dir, &lab, &["deploy:rollback"])
+        .status(1)
+        .stderr_contains("no release before the current one (20250101000001)");
+
+    // The next deploy removes it, saying so, and counts only complete releases.
+    app.commit("v3");
+    deploy(&dir, &lab, "20250101000003", &["-s", "keep_releases=1"])
+        .status(0)
+        .stdout_contains("removed unfinished releases (left by runs that did not finish) on web1, web2, resque1, resque2: 20250101000002\n")
+        .stdout_lacks("removed old releases");
+    for h in HOSTS {
+        assert_eq!(
+            releases(&lab, h),
+            ["20250101000001", "20250101000003"],
+            "{h}"
+        );
+    }
+
+    // Another unfinished release between the two (made here by hand, with a REVISION): a
+    // rollback skips it and goes to the complete one, and leaves it for the next deploy.
+    let between = shop(&lab, "web1").join("releases/20250101000002");
+    fs::create_dir_all(&between).unwrap();
+    fs::write(between.join("REVISION"), "half\n").unwrap();
+    tether(&dir, &lab, &["deploy:rollback"]).status(0);
+    for h in HOSTS {
+        assert_eq!(
+            current(&lab, h).as_deref(),
+            Some("/srv/shop/releases/20250101000001"),
+            "{h}"
+        );
+    }
+    assert_eq!(releases(&lab, "web1"), ["20250101000001", "20250101000002"]);
+    assert_eq!(releases(&lab, "web2"), ["20250101000001"]);
+    assert_unlocked(&lab);
+}
+
+#[test]
+fn releases_an_earlier_tether_published_without_the_marker_stay_complete() {
+    let lab = lab();
+    let dir = Dir::new("adopt");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    app.commit("v2");
+    deploy(&dir, &lab, "20250101000002", &[]).status(0);
+    // As a tether without markers left them: revisions.log names both; 03 never published.
+    for h in HOSTS {
+        for r in ["20250101000001", "20250101000002"] {
+            fs::remove_file(
+                shop(&lab, h)
+                    .join("releases")
+                    .join(r)
+                    .join(".tether-complete"),
+            )
+            .unwrap();
+        }
+    }
+    fs::create_dir_all(shop(&lab, "web1").join("releases/20250101000003")).unwrap();
+    // resque2 lost its revisions.log: its current release still counts, the one before not.
+    fs::remove_file(shop(&lab, "resque2").join("revisions.log")).unwrap();
+
+    tether(&dir, &lab, &["deploy:releases"])
+        .status(0)
+        .stdout_contains("web1:\n  20250101000001 ")
+        .stdout_contains("  unfinished (the next deploy removes them): 20250101000003\n");
+    app.commit("v4");
+    deploy(&dir, &lab, "20250101000004", &[])
+        .status(0)
+        .stdout_contains("marked complete the releases an earlier tether published (current, or in revisions.log) on web1, web2, resque1: 20250101000001, 20250101000002\n")
+        .stdout_contains("marked complete the releases an earlier tether published (current, or in revisions.log) on resque2: 20250101000002\n")
+        .stdout_contains("removed unfinished releases (left by runs that did not finish) on web1: 20250101000003\n")
+        .stdout_contains("removed unfinished releases (left by runs that did not finish) on resque2: 20250101000001\n");
+    for h in ["web1", "web2", "resque1"] {
+        assert_eq!(
+            releases(&lab, h),
+            ["20250101000001", "20250101000002", "20250101000004"],
+            "{h}"
+        );
+        assert!(complete(&lab, h, "20250101000001"), "{h}");
+    }
+    assert_eq!(
+        releases(&lab, "resque2"),
+        ["20250101000002", "20250101000004"]
+    );
+    for h in HOSTS {
+        assert!(complete(&lab, h, "20250101000002"), "{h}");
+    }
+}

@@ -35,8 +35,15 @@ pub struct GlobalArgs {
     /// Recipe file.
     #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
     pub file: Option<PathBuf>,
-    /// OpenSSH client config file [default: ~/.ssh/config; a missing file is an empty config].
-    #[arg(short = 'F', long = "ssh-config", global = true, value_name = "FILE")]
+    /// OpenSSH client config file, read alone as `ssh -F` reads it [default: the recipe's
+    /// `ssh_config`, else ~/.ssh/config then /etc/ssh/ssh_config].
+    #[arg(
+        short = 'F',
+        long = "ssh-config",
+        global = true,
+        value_name = "FILE",
+        env = "TETHER_SSH_CONFIG"
+    )]
     pub ssh_config: Option<PathBuf>,
     /// Only these hosts (comma-separated; ssh config aliases or user@host:port).
     #[arg(long, global = true, value_delimiter = ',', value_name = "HOSTS")]

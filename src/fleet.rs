@@ -31,13 +31,16 @@ pub fn heartbeat_interval(settings: &Settings, recipe: Option<Duration>) -> Opti
     settings.heartbeat(recipe, DEFAULT_HEARTBEAT)
 }
 
-/// The ssh config as `ssh` reads it: the file named by `-F` alone, else `~/.ssh/config`
-/// followed by the system's.
+/// The ssh config as `ssh` reads it: the file named by `-F` (or `TETHER_SSH_CONFIG`) alone,
+/// else `~/.ssh/config` followed by the system's. For a run with a recipe, see
+/// [`crate::runner::Loaded::ssh_config`] (the recipe may name its file).
 pub fn load_ssh_config(settings: &Settings) -> Result<SshConfig, Error> {
-    Ok(SshConfig::load(
-        settings.ssh_config.as_deref(),
-        Path::new(config::SYSTEM_CONFIG),
-    )?)
+    load_ssh_config_file(settings.ssh_config.as_deref())
+}
+
+/// The ssh config file `file` alone (as `ssh -F`), else `~/.ssh/config` and the system's.
+pub fn load_ssh_config_file(file: Option<&Path>) -> Result<SshConfig, Error> {
+    Ok(SshConfig::load(file, Path::new(config::SYSTEM_CONFIG))?)
 }
 
 /// The `hosts` event for `hosts`: their names and roles, in order.
@@ -54,14 +57,15 @@ pub fn hosts_event(hosts: &[HostTarget]) -> EventKind {
 }
 
 impl Fleet {
-    /// A fleet with no hosts yet; its events go to `sink`.
+    /// A fleet with no hosts yet, reaching them as `ssh_config` says; its events go to
+    /// `sink`.
     pub fn new(
         settings: &Settings,
+        ssh_config: SshConfig,
         heartbeat: Option<Duration>,
         interrupted: Arc<AtomicBool>,
         sink: Sink,
     ) -> Result<Self, Error> {
-        let ssh_config = load_ssh_config(settings)?;
         let policy = WorkerSettings {
             heartbeat,
             ..WorkerSettings::default()

@@ -44,23 +44,24 @@ pub fn run(
     args: &HostsOptions,
     interrupted: Arc<AtomicBool>,
 ) -> Result<(), Error> {
-    let hosts: Vec<HostTarget> = if args.hosts.is_empty() {
+    let (hosts, ssh): (Vec<HostTarget>, _) = if args.hosts.is_empty() {
         // A recipe's print() goes where every run's output goes.
         let reporter = Reporter::start(settings.format, settings.verbose, settings.color);
-        runner::select(
+        let selection = runner::select(
             settings,
             args.stage.as_deref(),
             interrupted,
             reporter.sink(),
-        )?
-        .hosts
+        )?;
+        (selection.hosts, selection.ssh_config)
     } else {
-        args.hosts
+        let hosts = args
+            .hosts
             .iter()
             .map(|h| HostTarget::parse(h).map_err(Error::Usage))
-            .collect::<Result<Vec<_>, _>>()?
+            .collect::<Result<Vec<_>, _>>()?;
+        (hosts, fleet::load_ssh_config(settings)?)
     };
-    let ssh = fleet::load_ssh_config(settings)?;
     let rows: Vec<Row> = hosts
         .iter()
         .map(|target| Row {

@@ -62,7 +62,13 @@ pub fn run(
     }
     let started = Instant::now();
     let heartbeat = fleet::heartbeat_interval(settings, selection.keepalive);
-    let fleet = Fleet::new(settings, heartbeat, interrupted, reporter.sink())?;
+    let fleet = Fleet::new(
+        settings,
+        selection.ssh_config,
+        heartbeat,
+        interrupted,
+        reporter.sink(),
+    )?;
     fleet.connect(&targets);
     let commands: Vec<(String, String)> = targets
         .iter()

@@ -3,7 +3,7 @@
 //! commands built on that (`tether TASK...`, `tether tasks`, the host selection of `run` and
 //! `check`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,8 +31,8 @@ use crate::ssh::config::SshConfig;
 pub struct LoadOptions {
     /// `--roles`/`--hosts`.
     pub filters: Filters,
-    /// ssh config for host details.
-    pub ssh_config: SshConfig,
+    /// `-F` / `TETHER_SSH_CONFIG`: an ssh config file that wins over the recipe's.
+    pub ssh_config: Option<PathBuf>,
     /// `--parallel`.
     pub parallel: Option<usize>,
     /// `-s key=value`.
@@ -131,6 +131,40 @@ fn classify(rt: &Runtime, err: &EvalAltResult) -> Error {
 }
 
 impl Loaded {
+    /// The run's ssh config, read once: `-F` (or `TETHER_SSH_CONFIG`), else the recipe's
+    /// `ssh_config` variable (a path relative to the recipe, set at its top level or by the
+    /// selected stage), else `~/.ssh/config` and the system's, as `ssh` reads them.
+    pub fn ssh_config(&self) -> Result<SshConfig, Error> {
+        if let Some(c) = self.rt.ssh_config() {
+            return Ok(c.clone());
+        }
+        let file = match &self.rt.ssh_config_file {
+            Some(f) => Some(f.clone()),
+            None => {
+                let value = self.rt.recipe().vars.get("ssh_config").cloned();
+                match value {
+                    None => None,
+                    Some(v) => {
+                        let text = v.into_immutable_string().map_err(|t| {
+                            Error::Recipe(format!(
+                                "set(\"ssh_config\", ...): a path to an ssh config file, not {t}"
+                            ))
+                        })?;
+                        let path = PathBuf::from(text.as_str());
+                        Some(if path.is_absolute() {
+                            path
+                        } else {
+                            self.rt.dir().join(path)
+                        })
+                    }
+                }
+            }
+        };
+        let config = fleet::load_ssh_config_file(file.as_deref())?;
+        self.rt.set_ssh_config(config.clone());
+        Ok(config)
+    }
+
     /// Names of the declared stages.
     pub fn stages(&self) -> Vec<String> {
         self.rt
@@ -337,7 +371,7 @@ pub fn load_options(
             roles: settings.roles.clone(),
             hosts: settings.hosts.clone(),
         },
-        ssh_config: fleet::load_ssh_config(settings)?,
+        ssh_config: settings.ssh_config.clone(),
         parallel: settings.parallel,
         overrides: settings.overrides.clone(),
         interrupted,
@@ -369,12 +403,15 @@ pub fn split_stage(loaded: &Loaded, targets: &[String]) -> Result<Vec<String>, E
     Ok(tasks)
 }
 
-/// Hosts chosen on the command line for `run` and `check`, and the recipe's heartbeat.
+/// Hosts chosen on the command line for `run`, `check` and `hosts`, the recipe's heartbeat
+/// and the ssh config that reaches them.
 pub struct Selection {
     /// The hosts.
     pub hosts: Vec<HostTarget>,
     /// The recipe's `keepalive` variable, if a recipe was read.
     pub keepalive: Option<Duration>,
+    /// The ssh config (see [`Loaded::ssh_config`]).
+    pub ssh_config: SshConfig,
 }
 
 /// `--hosts` as given when no recipe is involved; otherwise the recipe's servers (of
@@ -405,6 +442,7 @@ pub fn select(
         return Ok(Selection {
             hosts,
             keepalive: None,
+            ssh_config: fleet::load_ssh_config(settings)?,
         });
     }
     let loaded = load(recipe, load_options(settings, interrupted, sink)?)?;
@@ -421,6 +459,7 @@ pub fn select(
     Ok(Selection {
         hosts,
         keepalive: loaded.keepalive()?,
+        ssh_config: loaded.ssh_config()?,
     })
 }
 
@@ -443,12 +482,14 @@ pub fn run(
         ));
     }
     loaded.validate(&tasks)?;
+    let ssh_config = loaded.ssh_config()?;
     if settings.dry_run {
         return loaded.run_tasks(&tasks, Arc::new(DryRun::new(reporter.sink())));
     }
     let heartbeat = fleet::heartbeat_interval(settings, loaded.keepalive()?);
     let fleet = Arc::new(Fleet::new(
         settings,
+        ssh_config,
         heartbeat,
         interrupted,
         reporter.sink(),

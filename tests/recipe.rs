@@ -541,3 +541,55 @@ task("who", || {
         .status(0)
         .stdout_is("▶ who\noutside: nowhere\nweb1: /home/web1\nweb2: /home/web2\n");
 }
+
+/// The ssh config comes from `-F`, then `TETHER_SSH_CONFIG`, then the recipe's
+/// `set("ssh_config", path)` (relative to the recipe, a stage may set it), then ~/.ssh/config.
+#[test]
+fn the_ssh_config_comes_from_flag_env_recipe_in_that_order() {
+    let lab = lab(&["web1", "web2", "db1"]);
+    let mut r = lab_recipe(
+        &lab,
+        "ssh-config-source",
+        "set(\"ssh_config\", \"ssh/config\");\ntask(\"t\", || { on(\"web\", \"echo reached\"); });\n",
+    );
+    r.ssh_config = None;
+    r.write(
+        "ssh/config",
+        &std::fs::read_to_string(lab.ssh_config()).unwrap(),
+    );
+    // From the recipe.
+    let out = r.tether().args(&["t"]).run();
+    out.status(0);
+    assert_eq!(out.host_lines("web1", '|'), ["reached"], "{}", out.stdout);
+    // TETHER_SSH_CONFIG wins over the recipe: a file that does not exist is an error.
+    let missing = r.dir.join("nowhere");
+    r.tether()
+        .env("TETHER_SSH_CONFIG", missing.to_str().unwrap())
+        .args(&["t"])
+        .run()
+        .status(2)
+        .stderr_contains("nowhere");
+    // -F wins over the environment.
+    let out = r
+        .tether()
+        .env("TETHER_SSH_CONFIG", missing.to_str().unwrap())
+        .args(&["-F", lab.ssh_config().to_str().unwrap(), "t"])
+        .run();
+    out.status(0);
+    assert_eq!(out.host_lines("web2", '|'), ["reached"], "{}", out.stdout);
+    // A stage may name its own file (relative to the recipe).
+    let staged = lab_recipe(
+        &lab,
+        "ssh-config-stage",
+        "stage(\"lab\", || { set(\"ssh_config\", \"lab.cfg\"); });\ntask(\"t\", || { on(\"db\", \"echo staged\"); });\n",
+    );
+    staged.write(
+        "lab.cfg",
+        &std::fs::read_to_string(lab.ssh_config()).unwrap(),
+    );
+    let mut staged = staged;
+    staged.ssh_config = None;
+    let out = staged.tether().args(&["lab", "t"]).run();
+    out.status(0);
+    assert_eq!(out.host_lines("db1", '|'), ["staged"], "{}", out.stdout);
+}

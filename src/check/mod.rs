@@ -108,7 +108,7 @@ pub fn check(
         }
     }
     let heartbeat = fleet::heartbeat_interval(settings, selection.keepalive);
-    let ssh_config = fleet::load_ssh_config(settings)?;
+    let ssh_config = selection.ssh_config;
     // Effective heartbeat (ServerAliveInterval shortens it, as in the worker) and the
     // address each host resolves to, to find hosts that are the same sshd.
     let mut per_host: BTreeMap<String, (Option<Duration>, (String, u16))> = BTreeMap::new();
@@ -138,7 +138,13 @@ pub fn check(
         reporter.barrier();
         return Ok(());
     }
-    let fleet = Fleet::new(settings, heartbeat, interrupted, reporter.sink())?;
+    let fleet = Fleet::new(
+        settings,
+        ssh_config.clone(),
+        heartbeat,
+        interrupted,
+        reporter.sink(),
+    )?;
     fleet.connect(&targets);
     let names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
     // The check's own commands and their output are not shown; connection events are.

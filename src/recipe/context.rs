@@ -42,8 +42,10 @@ pub struct Runtime {
     ast: OnceLock<Arc<AST>>,
     /// Host filters.
     pub filters: Filters,
-    /// ssh config, for host details (`host.hostname`, `host.port` ...).
-    pub ssh_config: SshConfig,
+    /// `-F` (or `TETHER_SSH_CONFIG`): the ssh config file given outside the recipe.
+    pub ssh_config_file: Option<PathBuf>,
+    /// The ssh config of the run, once chosen (see [`Runtime::set_ssh_config`]).
+    ssh_config: OnceLock<SshConfig>,
     /// `--parallel`.
     pub parallel: Option<usize>,
     /// Ctrl-C (or a watch-mode cancel).
@@ -140,7 +142,7 @@ impl Runtime {
     pub fn new(
         file: PathBuf,
         filters: Filters,
-        ssh_config: SshConfig,
+        ssh_config_file: Option<PathBuf>,
         parallel: Option<usize>,
         interrupted: Arc<AtomicBool>,
         sink: Sink,
@@ -153,7 +155,8 @@ impl Runtime {
             backend: OnceLock::new(),
             ast: OnceLock::new(),
             filters,
-            ssh_config,
+            ssh_config_file,
+            ssh_config: OnceLock::new(),
             parallel,
             interrupted,
             sink,
@@ -200,6 +203,16 @@ impl Runtime {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         }
+    }
+
+    /// The run's ssh config, once chosen: host details (`host.hostname`, `host.port` ...).
+    pub fn ssh_config(&self) -> Option<&SshConfig> {
+        self.ssh_config.get()
+    }
+
+    /// Sets the run's ssh config (once; a second call keeps the first).
+    pub fn set_ssh_config(&self, config: SshConfig) {
+        let _ = self.ssh_config.set(config);
     }
 
     /// Reports `kind` (not about one host).

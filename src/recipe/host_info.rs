@@ -26,7 +26,7 @@ impl HostInfo {
         // A host whose config is refused shows its name; connecting to it reports why.
         let cfg = target
             .as_ref()
-            .and_then(|t| rt.ssh_config.resolve_target(t, None).ok());
+            .and_then(|t| rt.ssh_config().and_then(|c| c.resolve_target(t, None).ok()));
         HostInfo {
             name: name.to_string(),
             hostname: cfg

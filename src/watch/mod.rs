@@ -87,7 +87,8 @@ impl Shared {
         self.fleet.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// The fleet, created on first use with the heartbeat of the recipe that first needs it.
+    /// The fleet, created on first use with the heartbeat and ssh config of the recipe that
+    /// first needs it (the sessions outlive the runs: a later change of either is not seen).
     fn fleet_for(&self, loaded: &Loaded) -> Result<Arc<Fleet>, Error> {
         let mut slot = self.fleet.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(f) = slot.as_ref() {
@@ -96,6 +97,7 @@ impl Shared {
         let heartbeat = fleet::heartbeat_interval(&self.settings, loaded.keepalive()?);
         let f = Arc::new(Fleet::new(
             &self.settings,
+            loaded.ssh_config()?,
             heartbeat,
             self.interrupted.clone(),
             self.sink.clone(),
@@ -308,6 +310,7 @@ fn execute(
         ));
     }
     loaded.validate(&tasks)?;
+    loaded.ssh_config()?;
     if shared.settings.dry_run {
         return loaded.run_tasks_cancellable(&tasks, Arc::new(DryRun::new(shared.sink.clone())));
     }

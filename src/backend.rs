@@ -63,6 +63,8 @@ pub trait Backend: Send + Sync {
     fn run_locally(&self, command: &str, dir: &Path) -> Result<String, Box<Failure>>;
     /// Whether a step's hosts run one at a time, for output in a stable order (the printer).
     fn ordered(&self) -> bool;
+    /// Before cleaning up after a failure: reconnect every host whose session died.
+    fn revive(&self);
 }
 
 /// Commands go to the hosts' sessions.
@@ -187,6 +189,12 @@ impl Backend for Remote {
 
     fn ordered(&self) -> bool {
         false
+    }
+
+    fn revive(&self) {
+        if self.opened.get().is_some() {
+            self.fleet.pool.revive();
+        }
     }
 }
 
@@ -328,4 +336,6 @@ impl Backend for DryRun {
     fn ordered(&self) -> bool {
         true
     }
+
+    fn revive(&self) {}
 }

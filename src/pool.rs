@@ -231,6 +231,29 @@ impl Pool {
         .map_err(thread_error)
     }
 
+    /// Makes sure every host's session works, replacing dead ones with the usual backoff,
+    /// whatever the heartbeat setting (see [`crate::ssh::worker::Job::Revive`]); returns once
+    /// every host has answered.
+    pub fn revive(&self) {
+        let (tx, rx) = mpsc::channel();
+        let mut asked = 0;
+        for slot in self.workers().values() {
+            if let Slot::Worker(w) = slot {
+                let tx = tx.clone();
+                w.revive(Box::new(move |alive| {
+                    // The receiver waits below for every answer.
+                    let _ = tx.send(alive);
+                }));
+                asked += 1;
+            }
+        }
+        for _ in 0..asked {
+            if rx.recv().is_err() {
+                break;
+            }
+        }
+    }
+
     /// Closes the sessions of hosts not in `keep`.
     pub fn retain(&self, keep: &[HostTarget]) {
         let removed: Vec<Slot> = {

@@ -328,8 +328,12 @@ impl Loaded {
         if hooks.is_empty() && !has_failed_task {
             return;
         }
-        // Failure hooks run even after Ctrl-C: they are how a run cleans up.
+        // Failure hooks run even after Ctrl-C: they are how a run cleans up, on every host
+        // that can be reached again.
         self.rt.interrupted.store(false, Ordering::SeqCst);
+        if let Some(backend) = self.rt.backend() {
+            backend.revive();
+        }
         self.rt.report(EventKind::TaskStarted {
             task: "failure hooks".into(),
         });

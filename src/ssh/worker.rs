@@ -27,6 +27,10 @@ use super::reconnect;
 use super::SshError;
 use crate::event::{EventKind, Sink, Stream};
 
+/// A session that could not be replaced is tried again by a command that comes at least this
+/// long after the failed attempt (earlier ones fail at once: the host is known unreachable).
+pub const RETRY_LOST_AFTER: Duration = Duration::from_secs(5);
+
 /// Receives a job's result on the worker thread; it must not block.
 pub type Reply = Box<dyn FnOnce(Result<ExecOutput, SshError>) + Send>;
 
@@ -40,6 +44,13 @@ pub enum Job {
         opts: ExecOptions,
         /// Receives the result.
         reply: Reply,
+    },
+    /// Make sure the session works, replacing it (with the usual backoff) if it died,
+    /// whatever the heartbeat setting: a run about to clean up (its failure hooks) needs every
+    /// host it can get. `reply` gets whether the host has a working session.
+    Revive {
+        /// Receives the answer.
+        reply: Box<dyn FnOnce(bool) + Send>,
     },
 }
 
@@ -93,6 +104,7 @@ impl HostWorker {
             ),
             conn: None,
             failed: None,
+            lost: None,
             last_alive: Instant::now(),
         };
         let thread = std::thread::Builder::new()
@@ -122,6 +134,11 @@ impl HostWorker {
         });
     }
 
+    /// Queues a [`Job::Revive`]; `reply` gets whether the host has a working session.
+    pub fn revive(&self, reply: Box<dyn FnOnce(bool) + Send>) {
+        self.submit(Job::Revive { reply });
+    }
+
     fn submit(&self, job: Job) {
         if let Some(jobs) = &self.jobs {
             match jobs.send(job) {
@@ -131,6 +148,7 @@ impl HostWorker {
                     host: self.name.to_string(),
                     reason: "the host's worker thread has stopped".into(),
                 })),
+                Err(mpsc::SendError(Job::Revive { reply })) => reply(false),
             }
         }
     }
@@ -151,8 +169,14 @@ struct WorkerState {
     /// Connecting, the heartbeat interval, reconnecting.
     owner: Owner,
     conn: Option<Connection>,
-    /// Set once the host is unreachable for this run.
+    /// Set when the first connection failed (or tether is stopping): the host is unreachable
+    /// for this run.
     failed: Option<SshError>,
+    /// Set when the session died and could not be replaced (or, with the heartbeat off, was
+    /// not), with when reconnecting last failed: a later command tries again first (failure
+    /// hooks need the host), with the usual backoff, unless the last attempt failed less than
+    /// [`RETRY_LOST_AFTER`] ago (then it fails at once, as the host is known unreachable).
+    lost: Option<(SshError, Option<Instant>)>,
     /// Last moment the session was known to work (a command or heartbeat round trip).
     last_alive: Instant,
 }
@@ -256,13 +280,14 @@ impl WorkerState {
         }
     }
 
-    /// Replaces a dead session (see [`reconnect::with_backoff`]). On failure the host is
-    /// unreachable for the rest of the run.
+    /// Replaces a dead session (see [`reconnect::with_backoff`]). On failure the session
+    /// stays lost until the next command tries again.
     fn replace_session(&mut self, reason: String, while_idle: bool) -> bool {
         self.conn = None;
         match self.owner.reconnect(&reason, while_idle) {
             reconnect::Outcome::Connected(conn, _) => {
                 self.conn = Some(conn);
+                self.lost = None;
                 self.last_alive = Instant::now();
                 true
             }
@@ -275,7 +300,7 @@ impl WorkerState {
                 false
             }
             reconnect::Outcome::Failed(error) => {
-                self.failed = Some(error);
+                self.lost = Some((error, Some(Instant::now())));
                 false
             }
         }
@@ -291,12 +316,49 @@ impl WorkerState {
                 let result = self.exec(&command, opts);
                 reply(result);
             }
+            Job::Revive { reply } => {
+                let alive = self.revive();
+                reply(alive);
+            }
         }
+    }
+
+    /// See [`Job::Revive`].
+    fn revive(&mut self) -> bool {
+        if self.failed.is_some() {
+            return false;
+        }
+        let dead = match &self.conn {
+            Some(conn) => match exec::heartbeat(conn, self.owner.settings.heartbeat_timeout) {
+                Ok(_) => {
+                    self.last_alive = Instant::now();
+                    return true;
+                }
+                Err(e) => format!("session found dead before cleaning up ({e})"),
+            },
+            None => match &self.lost {
+                Some((e, _)) => format!("the session was lost ({e}); reconnecting to clean up"),
+                None => "no session; connecting to clean up".into(),
+            },
+        };
+        self.replace_session(dead, true)
     }
 
     fn exec(&mut self, command: &str, opts: ExecOptions) -> Result<ExecOutput, SshError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
+        }
+        if let Some((lost, failed_at)) = &self.lost {
+            if failed_at.is_some_and(|at| at.elapsed() < RETRY_LOST_AFTER) {
+                return Err(lost.clone());
+            }
+            // Nothing of this command was sent: reconnecting first is safe.
+            let reason = format!("the session was lost ({lost}); reconnecting before `{command}`");
+            if !self.replace_session(reason, false) {
+                if let Some((e, _)) = &self.lost {
+                    return Err(e.clone());
+                }
+            }
         }
         let echo = opts.echo != Echo::Nothing;
         if echo {
@@ -316,11 +378,19 @@ impl WorkerState {
         if let Err(ExecError::NotStarted(reason)) = &result {
             if self.owner.interval.is_none() {
                 // --no-keepalive shows what tether prevents: the server dropped the idle
-                // session, and nothing replaces it.
-                result = Err(ExecError::NotStarted(format!(
+                // session, and nothing replaces it for this command. The next command (a
+                // failure hook cleaning up) connects again.
+                let text = format!(
                     "connection lost while idle: the server closed the session before `{command}` \
                      ({reason}); the heartbeat is off (--no-keepalive)"
-                )));
+                );
+                self.conn = None;
+                let error = SshError::Session {
+                    host: self.owner.name.to_string(),
+                    reason: text.clone(),
+                };
+                self.lost = Some((error, None));
+                result = Err(ExecError::NotStarted(text));
             } else {
                 // The command never reached the server: running it on a new session is safe.
                 let reason = format!("session found dead before `{command}` ({reason})");
@@ -349,12 +419,14 @@ impl WorkerState {
                 host: self.owner.name.to_string(),
                 reason,
             }),
-            Err(ExecError::NotStarted(reason)) => {
-                Err(self.failed.clone().unwrap_or_else(|| SshError::Session {
+            Err(ExecError::NotStarted(reason)) => Err(self
+                .failed
+                .clone()
+                .or_else(|| self.lost.as_ref().map(|(e, _)| e.clone()))
+                .unwrap_or_else(|| SshError::Session {
                     host: self.owner.name.to_string(),
                     reason,
-                }))
-            }
+                })),
             Err(ExecError::Lost(reason)) => {
                 let error = SshError::ConnectionLost {
                     host: self.owner.name.to_string(),

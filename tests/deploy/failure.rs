@@ -71,3 +71,68 @@ fn a_failure_cleans_every_host_it_can_and_lists_what_is_left_where() {
         );
     }
 }
+
+/// Regression (issue 12): with sessions dead on some hosts (`--no-keepalive`, their idle
+/// connections closed while the web hosts build), deploy:failed connects to them again and
+/// cleans them too: no lock and no unfinished release is left anywhere.
+#[test]
+fn deploy_failed_reconnects_hosts_whose_session_died() {
+    let lab = lab();
+    let dir = Dir::new("revive");
+    let app = App::new(&dir);
+    let web_only = r#"
+task("app:web_build", "Long on web, then broken on demand", || {
+    if fetch("break_web", false) {
+        on("web", "sleep 2");
+        on("web", "echo 'web build broke' >&2; exit 3");
+    }
+});
+after("app:build", "app:web_build");
+"#;
+    dir.write(
+        "deploy.rhai",
+        &format!("{}{web_only}", recipe_text(&app, false)),
+    );
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    app.commit("v2");
+    let run = Tether::new()
+        .current_dir(&dir.path)
+        .ssh_config(&lab.ssh_config())
+        .args(&[
+            "deploy",
+            "--no-keepalive",
+            "-s",
+            "release_timestamp=20250101000002",
+            "-s",
+            "break_web=true",
+        ])
+        .spawn();
+    wait_until("the web build did not start", || {
+        ["web1", "web2"].iter().all(|h| build_running(&lab, h))
+    });
+    // The resque hosts sit idle: their connections go away, and nothing replaces them.
+    for h in ["resque1", "resque2"] {
+        lab.kill_connections(h);
+    }
+    let out = run.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("web build broke"), "{stderr}");
+    for h in ["resque1", "resque2"] {
+        assert!(
+            stdout.contains(&format!("{h} ~ session found dead before cleaning up")),
+            "{h}\n{stdout}"
+        );
+    }
+    assert!(!stdout.contains("left behind"), "{stdout}");
+    for h in HOSTS {
+        assert_eq!(releases(&lab, h), ["20250101000001"], "{h}");
+        assert!(!shop(&lab, h).join("deploy.lock").exists(), "{h}");
+        assert_eq!(
+            current(&lab, h).as_deref(),
+            Some("/srv/shop/releases/20250101000001"),
+            "{h}"
+        );
+    }
+}

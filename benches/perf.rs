@@ -7,7 +7,10 @@
 //!    `ssh host true` through an OpenSSH ControlMaster (runs interleaved, medians compared);
 //! 2. cold fan-out: `tether run --hosts <20 hosts> -- true`, against 20 plain `ssh host true`
 //!    run in parallel (runs interleaved, medians of wall time compared);
-//! 3. idle cost, in a fresh process of its own (`perf idle ...`): CPU time and RSS of holding
+//! 3. a jump host: `true` on host2 reached through host1 (ProxyJump: a `direct-tcpip`
+//!    tunnel pumped by host1's worker), against `true` on host2 directly (runs interleaved,
+//!    medians compared): a tunnel must cost a few round trips, not Linux's 40 ms delayed ACK;
+//! 4. idle cost, in a fresh process of its own (`perf idle ...`): CPU time and RSS of holding
 //!    100 idle sessions with the default heartbeat, against the same process before it opened
 //!    any session.
 //!
@@ -34,6 +37,8 @@ const TETHER_BIN: &str = env!("CARGO_BIN_EXE_tether");
 /// Targets from the project guide.
 const WARM_RATIO_TARGET: f64 = 0.5;
 const IDLE_CPU_TARGET_PERCENT: f64 = 1.0;
+/// A command through one jump host against the same command directly (about 2.6x measured).
+const JUMP_RATIO_TARGET: f64 = 4.0;
 
 type Res<T> = Result<T, String>;
 
@@ -287,6 +292,7 @@ fn run_all(o: &Options) -> Res<bool> {
     let rows = [
         warm(o, &lab, warm_iters)?,
         cold(o, cold_runs)?,
+        jump(o, warm_iters)?,
         idle_child(o, idle_secs)?,
     ];
 
@@ -314,6 +320,63 @@ fn verdict(pass: bool) -> &'static str {
     } else {
         "FAIL"
     }
+}
+
+/// 3. A command through a jump host against the same command directly.
+fn jump(o: &Options, iters: usize) -> Res<Row> {
+    println!();
+    println!(
+        "-- jump host: {iters} sequential `true` on host2 through host1 (ProxyJump) and directly, \
+         interleaved, after 20 warm-up runs each"
+    );
+    let (direct, rx_direct) = new_pool(&o.config)?;
+    let (jumped, rx_jumped) = new_pool(&o.config)?;
+    let target = HostTarget::parse("host2").map_err(|e| e.to_string())?;
+    direct.ensure(std::slice::from_ref(&target));
+    jumped.ensure(&[target.with_via(Some("host1".into()))]);
+    // host2 on both pools, and host1 as the jump host of the second.
+    wait_connected(&rx_direct, 1, Duration::from_secs(15))?;
+    wait_connected(&rx_jumped, 2, Duration::from_secs(15))?;
+    let how = FanOut::default();
+    let one = |pool: &Pool| -> Res<Duration> {
+        let jobs = [("host2".to_string(), "true".to_string())];
+        let t = Instant::now();
+        let r = pool.fan_out(&jobs, &how);
+        let took = t.elapsed();
+        match r.first() {
+            Some(h) if h.ok() => Ok(took),
+            Some(h) => Err(format!("`true` on host2 failed: {:?}", h.result)),
+            None => Err("fan_out returned nothing".into()),
+        }
+    };
+    for _ in 0..20 {
+        one(&direct)?;
+        one(&jumped)?;
+    }
+    let (mut d, mut j) = (Vec::with_capacity(iters), Vec::with_capacity(iters));
+    for _ in 0..iters {
+        d.push(one(&direct)?);
+        j.push(one(&jumped)?);
+        rx_direct.try_iter().for_each(drop);
+        rx_jumped.try_iter().for_each(drop);
+    }
+    let (md, mj) = (median(&d), median(&j));
+    let ratio = mj.as_secs_f64() / md.as_secs_f64();
+    let pass = ratio <= JUMP_RATIO_TARGET;
+    println!(
+        "direct: median {:.2} ms (p90 {:.2}); through host1: median {:.2} ms (p90 {:.2})",
+        ms(md),
+        ms(percentile(&d, 0.9)),
+        ms(mj),
+        ms(percentile(&j, 0.9))
+    );
+    Ok(Row {
+        line: format!(
+            "jump host per command    {ratio:.2}x direct (target <= {JUMP_RATIO_TARGET}x)  {}",
+            verdict(pass)
+        ),
+        pass,
+    })
 }
 
 /// 1. Warm per-command overhead.

@@ -227,21 +227,20 @@ fn json_has_one_check_event_per_host() {
 #[test]
 fn usage_errors() {
     // An empty directory: no deploy.rhai to pick hosts from.
-    let dir = std::env::temp_dir().join(format!("tether-check-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
     Tether::new()
-        .current_dir(&dir)
+        .current_dir(dir)
         .args(&["check"])
         .run()
         .status(2)
         .stderr_contains("no hosts selected");
     Tether::new()
-        .current_dir(&dir)
+        .current_dir(dir)
         .args(&["check", "--roles", "web"])
         .run()
         .status(2)
         .stderr_contains("no recipe: deploy.rhai does not exist");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -21,18 +21,23 @@ use support::tether::{Output, Tether};
 
 const HOSTS: [&str; 4] = ["web1", "web2", "resque1", "resque2"];
 
-/// A scratch directory: the recipe, the app's git repositories, a site to copy.
+/// A scratch directory (removed when dropped): the recipe, the app's git repositories, a
+/// site to copy.
 struct Dir {
     path: PathBuf,
+    _temp: tempfile::TempDir,
 }
 
 impl Dir {
     fn new(name: &str) -> Self {
-        let path =
-            std::env::temp_dir().join(format!("tether-deploy-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).unwrap();
-        Dir { path }
+        let temp = tempfile::Builder::new()
+            .prefix(&format!("tether-deploy-{name}-"))
+            .tempdir()
+            .unwrap();
+        Dir {
+            path: temp.path().to_path_buf(),
+            _temp: temp,
+        }
     }
 
     fn write(&self, name: &str, text: &str) -> PathBuf {
@@ -40,12 +45,6 @@ impl Dir {
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(&path, text).unwrap();
         path
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.path);
     }
 }
 

@@ -240,8 +240,8 @@ fn ipv6_targets_print_in_brackets() {
         .args(&["-F", "none", "run", "--hosts", "[::1]:1", "--", "true"])
         .run();
     out.status(3).stdout_contains("cannot connect to [::1]:1:");
-    let dir = std::env::temp_dir().join(format!("tether-v6-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
     let cfg = dir.join("config");
     std::fs::write(&cfg, "Host six\n  HostName 0:0::1\n  Port 2\n").unwrap();
     Tether::new()
@@ -256,5 +256,4 @@ fn ipv6_targets_print_in_brackets() {
         .run()
         .status(0)
         .stdout_contains("root@[::1]:2");
-    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -394,6 +394,9 @@ fn an_idle_bastion_under_client_alive_is_kept_by_its_own_worker() {
     }
 }
 
+/// Many commands in a row through one bastion, on one bastion login. How long each takes is a
+/// speed target, checked by `scripts/bench` (a ratio against the same command directly, in the
+/// same run), not here: a timed assertion fails on a loaded machine.
 #[test]
 fn commands_through_the_bastion_are_quick() {
     let site = Site::start(1, false, &[]);
@@ -406,7 +409,7 @@ fn commands_through_the_bastion_are_quick() {
     }
     let per = started.elapsed() / n;
     eprintln!("`true` through one bastion: {per:?} per command");
-    assert!(per < Duration::from_millis(15), "{per:?} per command");
+    assert_eq!(site.accepted_logins("bastion"), 1);
 }
 
 #[test]

@@ -16,6 +16,7 @@ mod lab;
 mod layers;
 mod proxy_command;
 mod recipe;
+mod robustness;
 mod run;
 mod secrets;
 mod seed;

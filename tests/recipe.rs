@@ -167,7 +167,9 @@ fn errors_name_file_line_and_column() {
 #[test]
 fn a_runaway_loop_is_stopped_by_the_operations_limit() {
     let r = RecipeDir::new("loop", "task(\"spin\", || { loop { } });\n");
-    recipe_error(&r, &["spin"]).stderr_contains("Too many operations");
+    recipe_error(&r, &["spin"])
+        .stderr_contains("Too many operations")
+        .stderr_contains("deploy.rhai:1:1: task `spin` ran away");
 }
 
 #[test]
@@ -592,4 +594,48 @@ fn the_ssh_config_comes_from_flag_env_recipe_in_that_order() {
     let out = staged.tether().args(&["lab", "t"]).run();
     out.status(0);
     assert_eq!(out.host_lines("db1", '|'), ["staged"], "{}", out.stdout);
+}
+
+/// Recipes cannot crash tether (issue 14): an import cycle, a runaway loop, an endless
+/// recursion and a value doubled until it fills memory each end as a recipe error (exit 4)
+/// naming file:line:col, never as a crash.
+#[test]
+fn runaway_recipes_are_recipe_errors_with_a_position() {
+    // (A runaway loop: see a_runaway_loop_is_stopped_by_the_operations_limit.)
+    let r = RecipeDir::new(
+        "runaway",
+        "fn deep(n) { deep(n + 1) }\ntask(\"rec\", || { deep(0); });\ntask(\"grow\", || { let s = \"ab\"; loop { s += s; } });\ntask(\"arr\", || { let a = [1]; loop { a += a; } });\n",
+    );
+    recipe_error(&r, &["rec"])
+        .stderr_contains("deploy.rhai:2:1: task `rec` ran away: calls nested more than 64 deep");
+    recipe_error(&r, &["grow"])
+        .stderr_contains("deploy.rhai:3:1: task `grow`: a value grew past tether's limit");
+    recipe_error(&r, &["arr"])
+        .stderr_contains("deploy.rhai:4:1: task `arr`: a value grew past tether's limit");
+
+    let cycle = RecipeDir::new("cycle", "import \"lib/a\" as a;\ntask(\"x\", || {});\n");
+    cycle.write("lib/a.rhai", "import \"lib/b\" as b;\n");
+    cycle.write("lib/b.rhai", "\nimport \"lib/a\" as a;\n");
+    recipe_error(&cycle, &["x"])
+        .stderr_contains("lib/b.rhai:2:8: import cycle: lib/a -> lib/b -> lib/a")
+        .stderr_contains("called from deploy.rhai:1:8");
+    let own = RecipeDir::new(
+        "self-import",
+        "import \"deploy\" as d;\nimport \"me\" as me;\n",
+    );
+    own.write("me.rhai", "import \"me\" as again;\n");
+    recipe_error(&own, &["tasks"]).stderr_contains("import cycle: me -> me");
+}
+
+#[test]
+fn set_needs_a_variable_name() {
+    let r = RecipeDir::new("set-key", "task(\"x\", || {});\n");
+    for bad in ["=x", "x", "1a=2", "a b=c", "k-v=1"] {
+        r.tether()
+            .args(&["-s", bad, "x"])
+            .run()
+            .status(2)
+            .stderr_contains("-s ");
+    }
+    r.tether().args(&["-s", "ok_1:x=", "x"]).run().status(0);
 }

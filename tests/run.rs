@@ -111,17 +111,15 @@ fn a_command_cut_off_by_channel_timeout_fails() {
     assert!(out.elapsed < Duration::from_secs(9), "{:?}", out.elapsed);
 }
 
-/// An empty directory, so no `deploy.rhai` is picked up.
-fn empty_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tether-run-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// An empty directory (removed when dropped), so no `deploy.rhai` is picked up.
+fn empty_dir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
 }
 
 #[test]
 fn dry_run_connects_to_nothing() {
     Tether::new()
-        .current_dir(&empty_dir("dry"))
+        .current_dir(empty_dir().path())
         .args(&["run", "-n", "--hosts", "a,bb", "--", "uptime"])
         .run()
         .status(0)
@@ -132,7 +130,7 @@ fn dry_run_connects_to_nothing() {
 #[test]
 fn no_hosts_is_a_usage_error() {
     Tether::new()
-        .current_dir(&empty_dir("nohosts"))
+        .current_dir(empty_dir().path())
         .args(&["run", "--", "uptime"])
         .run()
         .status(2)

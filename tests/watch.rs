@@ -9,54 +9,14 @@
 use crate::support;
 
 use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Child;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use support::lab::Lab;
+use support::recipe::RecipeDir;
 use support::tether::Tether;
-
-/// A directory with `deploy.rhai`, removed on drop.
-struct RecipeDir {
-    dir: PathBuf,
-}
-
-impl RecipeDir {
-    fn new(name: &str, text: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("tether-watch-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("deploy.rhai"), text).unwrap();
-        RecipeDir { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-
-    /// Saves in place (truncate and write, as `>` does).
-    fn save_in_place(&self, name: &str, text: &str) {
-        let path = self.path(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
-
-    /// Saves as most editors do: a temporary file renamed over the original.
-    fn save_by_rename(&self, name: &str, text: &str) {
-        let path = self.path(name);
-        let base = path.file_name().unwrap().to_string_lossy().into_owned();
-        let tmp = path.with_file_name(format!(".{base}.tmp"));
-        std::fs::write(&tmp, text).unwrap();
-        std::fs::rename(&tmp, &path).unwrap();
-    }
-}
-
-impl Drop for RecipeDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// A line of the watcher's output.
 #[derive(Debug, Clone)]

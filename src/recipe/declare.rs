@@ -146,13 +146,17 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
         recipe.stages.push((name.to_string(), f));
     });
     let r = rt.clone();
-    engine.register_fn("task", move |name: &str, description: &str, f: FnPtr| {
-        define_task(&r, name, description, f)
-    });
+    engine.register_fn(
+        "task",
+        move |ctx: NativeCallContext, name: &str, description: &str, f: FnPtr| {
+            define_task(&r, &ctx, name, description, f)
+        },
+    );
     let r = rt.clone();
-    engine.register_fn("task", move |name: &str, f: FnPtr| {
-        define_task(&r, name, "", f)
-    });
+    engine.register_fn(
+        "task",
+        move |ctx: NativeCallContext, name: &str, f: FnPtr| define_task(&r, &ctx, name, "", f),
+    );
     for (which, before) in [("before", true), ("after", false)] {
         let r = rt.clone();
         engine.register_fn(which, move |task: &str, other: &str| -> Fallible<()> {
@@ -192,7 +196,13 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
     );
 }
 
-fn define_task(rt: &Runtime, name: &str, description: &str, f: FnPtr) -> Fallible<()> {
+fn define_task(
+    rt: &Runtime,
+    ctx: &NativeCallContext,
+    name: &str,
+    description: &str,
+    f: FnPtr,
+) -> Fallible<()> {
     if name.trim().is_empty() || name.contains(char::is_whitespace) {
         return fail(format!(
             "invalid task name `{name}`: use words joined by `:`"
@@ -210,7 +220,10 @@ fn define_task(rt: &Runtime, name: &str, description: &str, f: FnPtr) -> Fallibl
     if !description.is_empty() {
         task.description = description.to_string();
     }
-    task.bodies.push(f);
+    let at = ctx
+        .call_source()
+        .map(|s| (s.to_string(), ctx.call_position()));
+    task.bodies.push(super::model::TaskBody { f, at });
     Ok(())
 }
 

@@ -6,10 +6,8 @@ use rhai::Engine;
 
 use super::api;
 use super::context::Runtime;
+use super::limits::{MAX_CALL_LEVELS, MAX_COLLECTION_SIZE, MAX_OPERATIONS, MAX_STRING_SIZE};
 use super::stdlib::Resolver;
-
-/// Operations one evaluation may take before it is stopped as a runaway (an endless loop).
-pub const MAX_OPERATIONS: u64 = 50_000_000;
 
 /// A fresh engine (module caches included) for `rt`.
 pub fn build(rt: Arc<Runtime>) -> Engine {
@@ -20,7 +18,12 @@ pub fn build(rt: Arc<Runtime>) -> Engine {
     // Lazy variables, module functions and closures nest calls: Rhai's default depth is 8 in
     // debug builds (64 in release), which `fetch("release_path")` from a module's closure
     // exceeds. The same limit in every build.
-    engine.set_max_call_levels(64);
+    engine.set_max_call_levels(MAX_CALL_LEVELS);
+    // Generous for any real recipe, and far below what would exhaust memory: a string or an
+    // array doubled in a loop is stopped with an error instead of aborting tether.
+    engine.set_max_string_size(MAX_STRING_SIZE);
+    engine.set_max_array_size(MAX_COLLECTION_SIZE);
+    engine.set_max_map_size(MAX_COLLECTION_SIZE);
     let cancel = rt.clone();
     // Stops a running script (loops included) soon after Ctrl-C or a watch-mode cancel.
     engine.on_progress(move |_| cancel.interrupted().then(|| "interrupted".into()));

@@ -11,6 +11,7 @@ pub mod diagnostics;
 pub mod engine;
 pub mod failures;
 pub mod host_info;
+pub mod limits;
 pub mod model;
 pub mod on;
 pub mod sources;

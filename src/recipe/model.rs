@@ -63,7 +63,17 @@ pub struct Task {
     /// One line for `tether tasks`.
     pub description: String,
     /// Bodies in definition order.
-    pub bodies: Vec<FnPtr>,
+    pub bodies: Vec<TaskBody>,
+}
+
+/// One body of a task: its closure and where `task(...)` defined it.
+#[derive(Debug, Clone)]
+pub struct TaskBody {
+    /// The closure.
+    pub f: FnPtr,
+    /// The source (`deploy.rhai`, `stdlib/deploy.rhai`) and position of the `task(...)` call,
+    /// for errors that carry no position of their own (a runaway loop).
+    pub at: Option<(String, rhai::Position)>,
 }
 
 /// Everything a recipe declared.

@@ -41,6 +41,9 @@ pub struct Resolver {
     dir: PathBuf,
     sources: Arc<Sources>,
     loaded: Loaded,
+    /// The modules being loaded right now, outermost first (import paths): an import of one
+    /// of them is a cycle, refused instead of recursing until the stack overflows.
+    loading: Mutex<Vec<String>>,
 }
 
 impl Resolver {
@@ -50,6 +53,7 @@ impl Resolver {
             dir: dir.to_path_buf(),
             sources,
             loaded,
+            loading: Mutex::new(Vec::new()),
         }
     }
 
@@ -115,7 +119,30 @@ impl ModuleResolver for Resolver {
         if let Some(m) = cached {
             return Ok(m);
         }
-        let module = self.load(engine, path, pos)?;
+        {
+            let mut loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(i) = loading.iter().position(|p| p == path) {
+                let mut chain: Vec<&str> = loading[i..].iter().map(String::as_str).collect();
+                chain.push(path);
+                return Err(EvalAltResult::ErrorRuntime(
+                    format!(
+                        "import cycle: {} (a module cannot import itself, directly or through \
+                         others)",
+                        chain.join(" -> ")
+                    )
+                    .into(),
+                    pos,
+                )
+                .into());
+            }
+            loading.push(path.to_string());
+        }
+        let module = self.load(engine, path, pos);
+        self.loading
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|p| p != path);
+        let module = module?;
         self.lock().insert(path.to_string(), module.clone());
         Ok(module)
     }

@@ -6,23 +6,47 @@ use std::path::PathBuf;
 use super::lab::Lab;
 use super::tether::Tether;
 
-/// A directory with `deploy.rhai` holding `text`.
+/// A temporary directory (removed when dropped) with `deploy.rhai` holding `text`.
 pub struct RecipeDir {
     pub dir: PathBuf,
     /// The lab's ssh config, passed with `-F` when the recipe's hosts are lab hosts.
     pub ssh_config: Option<PathBuf>,
+    _temp: tempfile::TempDir,
 }
 
 impl RecipeDir {
     pub fn new(name: &str, text: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("tether-recipe-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let temp = tempfile::Builder::new()
+            .prefix(&format!("tether-recipe-{name}-"))
+            .tempdir()
+            .unwrap();
+        let dir = temp.path().to_path_buf();
         std::fs::write(dir.join("deploy.rhai"), text).unwrap();
         RecipeDir {
             dir,
             ssh_config: None,
+            _temp: temp,
         }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Saves in place (truncate and write, as `>` does).
+    pub fn save_in_place(&self, name: &str, text: &str) {
+        let path = self.path(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// Saves as most editors do: a temporary file renamed over the original.
+    pub fn save_by_rename(&self, name: &str, text: &str) {
+        let path = self.path(name);
+        let base = path.file_name().unwrap().to_string_lossy().into_owned();
+        let tmp = path.with_file_name(format!(".{base}.tmp"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
     }
 
     pub fn write(&self, name: &str, text: &str) -> &Self {
@@ -38,12 +62,6 @@ impl RecipeDir {
             Some(cfg) => tether.ssh_config(cfg),
             None => tether,
         }
-    }
-}
-
-impl Drop for RecipeDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -487,7 +487,7 @@ pub fn convtime(s: &str) -> Option<u64> {
         let unit = match rest.chars().next() {
             None => 1,
             Some(c) => {
-                rest = &rest[1..];
+                rest = &rest[c.len_utf8()..];
                 match c {
                     's' | 'S' => 1,
                     'm' | 'M' => 60,
@@ -799,6 +799,8 @@ mod tests {
         assert_eq!(convtime("1h30m"), Some(5400));
         assert_eq!(convtime("1W"), Some(604800));
         assert_eq!(convtime(""), None);
+        // Regression (found by tests/robustness.rs): a multi-byte unit is refused, not a panic.
+        assert_eq!(convtime("1ẇ30m"), None);
         assert_eq!(convtime("m"), None);
         assert_eq!(convtime("-5"), None);
     }

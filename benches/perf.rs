@@ -26,9 +26,10 @@ use std::time::{Duration, Instant};
 
 use tether::event::{Event, EventKind};
 use tether::host::HostTarget;
-use tether::pool::{FanOut, Pool, DEFAULT_MAX_HANDSHAKES};
+use tether::pool::{FanOut, Pool};
 use tether::ssh::config::{SshConfig, SYSTEM_CONFIG};
 use tether::ssh::exec;
+use tether::ssh::limiter::HandshakeLimiter;
 use tether::ssh::policy::{WorkerSettings, DEFAULT_HEARTBEAT};
 
 /// The release binary built alongside this bench target.
@@ -152,7 +153,7 @@ fn new_pool(config: &Path) -> Res<(Pool, Receiver<Event>)> {
     let pool = Pool::new(
         ssh_config,
         WorkerSettings::default(),
-        DEFAULT_MAX_HANDSHAKES,
+        HandshakeLimiter::sized_for_this_machine(),
         tx,
         Arc::new(AtomicBool::new(false)),
     );
@@ -727,9 +728,10 @@ fn run_idle(o: &Options) -> Res<()> {
     let cpu_percent = cpu.as_secs_f64() / wall.as_secs_f64() * 100.0;
     let rss_per = rss_after.saturating_sub(rss_before) as f64 / n as f64;
     println!(
-        "connected {n} sessions in {:.0} ms (at most {DEFAULT_MAX_HANDSHAKES} handshakes at \
-         once); threads {threads_before} -> {threads_after}",
-        ms(connect_took)
+        "connected {n} sessions in {:.0} ms (at most {} handshakes at once to one server); \
+         threads {threads_before} -> {threads_after}",
+        ms(connect_took),
+        tether::ssh::limiter::PER_SERVER
     );
     println!(
         "CPU {:.1} ms over {:.1} s wall = {cpu_percent:.3} % of one core",

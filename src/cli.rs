@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use tether::hostset::Shard;
 use tether::settings::{self, Color, Format, Keepalive, Settings};
 
 /// tether: deploys from Rhai recipes over SSH sessions that stay open and alive for the whole
@@ -89,6 +90,10 @@ pub struct GlobalArgs {
     /// When to use colour in text output.
     #[arg(long, global = true, value_enum, default_value_t = ColorArg::Auto)]
     pub color: ColorArg,
+    /// Only this part of the selected hosts (`2/5`: the second of five stable, disjoint parts),
+    /// for one job of a CI matrix.
+    #[arg(long, global = true, value_name = "K/N", value_parser = Shard::parse)]
+    pub shard: Option<Shard>,
     /// Set a recipe variable, overriding the recipe (`-s branch=main`).
     #[arg(short = 's', long = "set", global = true, value_name = "KEY=VALUE")]
     pub set: Vec<String>,
@@ -150,6 +155,7 @@ impl GlobalArgs {
                 ColorArg::Never => Color::Never,
             },
             overrides,
+            shard: self.shard,
         })
     }
 }

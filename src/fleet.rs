@@ -10,9 +10,10 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::event::{EventKind, HostEntry, Sink};
 use crate::host::HostTarget;
-use crate::pool::{FanOut, HostResult, Pool, DEFAULT_MAX_HANDSHAKES};
+use crate::pool::{FanOut, HostResult, Pool};
 use crate::settings::Settings;
 use crate::ssh::config::{self, SshConfig};
+use crate::ssh::limiter::HandshakeLimiter;
 use crate::ssh::policy::{WorkerSettings, DEFAULT_HEARTBEAT};
 
 /// Sessions plus where their events go, for one process.
@@ -73,7 +74,7 @@ impl Fleet {
         let pool = Pool::new(
             ssh_config,
             policy,
-            DEFAULT_MAX_HANDSHAKES,
+            HandshakeLimiter::sized_for_this_machine(),
             sink.clone(),
             interrupted.clone(),
         )

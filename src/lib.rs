@@ -32,6 +32,7 @@ pub mod failure;
 pub mod fleet;
 pub mod host;
 pub mod hosts;
+pub mod hostset;
 pub mod interrupt;
 pub mod outcome;
 pub mod pool;

@@ -20,10 +20,6 @@ use crate::ssh::route::{self, RouteError};
 use crate::ssh::worker::HostWorker;
 use crate::ssh::SshError;
 
-/// Concurrent handshakes allowed by default: under sshd's default `MaxStartups 10:30:100`,
-/// which starts refusing at 10 unauthenticated connections.
-pub const DEFAULT_MAX_HANDSHAKES: usize = 8;
-
 /// One host's result of a fan-out.
 #[derive(Debug)]
 pub struct HostResult {
@@ -117,11 +113,11 @@ impl Pool {
     pub fn new(
         ssh_config: SshConfig,
         settings: WorkerSettings,
-        max_handshakes: usize,
+        limiter: HandshakeLimiter,
         events: Sink,
         interrupted: Arc<AtomicBool>,
     ) -> Self {
-        let limiter = Arc::new(HandshakeLimiter::new(max_handshakes));
+        let limiter = Arc::new(limiter);
         Pool {
             jumps: Jumps::new(settings.clone(), limiter.clone(), events.clone()),
             jump: None,

@@ -254,17 +254,13 @@ impl Loaded {
         Ok(())
     }
 
-    /// The recipe's servers narrowed by `--roles`/`--hosts`.
+    /// The recipe's servers narrowed by `--roles`/`--hosts`/`--shard`.
     pub fn selected_hosts(&self) -> Result<Vec<HostTarget>, Error> {
         let recipe = self.rt.recipe();
-        let filters = &self.rt.filters;
         recipe
             .servers
             .iter()
-            .filter(|s| filters.hosts.is_empty() || filters.hosts.contains(&s.name))
-            .filter(|s| {
-                filters.roles.is_empty() || s.roles.iter().any(|r| filters.roles.contains(r))
-            })
+            .filter(|s| self.rt.filters.admits(&s.name, &s.roles))
             .map(|s| s.target().map_err(Error::Recipe))
             .collect()
     }
@@ -374,6 +370,7 @@ pub fn load_options(
         filters: Filters {
             roles: settings.roles.clone(),
             hosts: settings.hosts.clone(),
+            shard: settings.shard,
         },
         ssh_config: settings.ssh_config.clone(),
         parallel: settings.parallel,
@@ -441,6 +438,7 @@ pub fn select(
         let hosts = settings
             .hosts
             .iter()
+            .filter(|h| settings.shard.is_none_or(|s| s.contains(h)))
             .map(|h| HostTarget::parse(h).map_err(Error::Usage))
             .collect::<Result<_, _>>()?;
         return Ok(Selection {

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::hostset::Shard;
+
 /// The recipe file when `-f` is not given.
 pub const DEFAULT_RECIPE: &str = "deploy.rhai";
 
@@ -70,6 +72,8 @@ pub struct Settings {
     pub color: Color,
     /// `-s KEY=VALUE`, in order (keys validated).
     pub overrides: Vec<(String, String)>,
+    /// `--shard K/N`: only this stable part of the selected hosts.
+    pub shard: Option<Shard>,
 }
 
 impl Settings {

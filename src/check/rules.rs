@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use super::sshd::ServerSettings;
 use crate::duration::{format as format_duration, format_flag, parse as parse_time};
-use crate::pool::DEFAULT_MAX_HANDSHAKES;
 use crate::ssh::config::wildcard_match;
+use crate::ssh::limiter::PER_SERVER;
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,8 +195,8 @@ pub fn assess(s: &ServerSettings, heartbeat: Option<Duration>, same_server: usiz
     });
 
     // MaxStartups / PerSourceMaxStartups: tether makes at most one handshake per host at a
-    // time and DEFAULT_MAX_HANDSHAKES at once in total.
-    let burst = same_server.clamp(1, DEFAULT_MAX_HANDSHAKES);
+    // time and PER_SERVER at once to one server.
+    let burst = same_server.clamp(1, PER_SERVER);
     let begin: usize = s
         .max_startups
         .split(':')

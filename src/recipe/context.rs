@@ -14,15 +14,27 @@ use super::sources::Sources;
 use crate::backend::Backend;
 use crate::command::CommandContext;
 use crate::event::{EventKind, Sink};
+use crate::hostset::Shard;
 use crate::ssh::config::SshConfig;
 
-/// `--roles`/`--hosts` from the command line: they narrow every `on`.
+/// `--roles`/`--hosts`/`--shard` from the command line: they narrow every `on`.
 #[derive(Debug, Clone, Default)]
 pub struct Filters {
     /// Only hosts with one of these roles.
     pub roles: Vec<String>,
     /// Only these hosts.
     pub hosts: Vec<String>,
+    /// Only the hosts of this shard.
+    pub shard: Option<Shard>,
+}
+
+impl Filters {
+    /// Whether the host `name` with `roles` passes every filter.
+    pub fn admits(&self, name: &str, roles: &[String]) -> bool {
+        (self.hosts.is_empty() || self.hosts.iter().any(|h| h == name))
+            && (self.roles.is_empty() || roles.iter().any(|r| self.roles.contains(r)))
+            && self.shard.is_none_or(|s| s.contains(name))
+    }
 }
 
 /// Shared state of one recipe run.

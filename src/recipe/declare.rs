@@ -256,12 +256,9 @@ pub fn select(rt: &Runtime, target: &Dynamic) -> Fallible<Vec<String>> {
         .map_err(|e| -> Box<EvalAltResult> { e.into() })?;
     Ok(hosts
         .into_iter()
-        .filter(|h| rt.filters.hosts.is_empty() || rt.filters.hosts.contains(h))
         .filter(|h| {
-            rt.filters.roles.is_empty()
-                || recipe
-                    .server(h)
-                    .is_some_and(|s| s.roles.iter().any(|r| rt.filters.roles.contains(r)))
+            let roles = recipe.server(h).map(|s| s.roles.as_slice()).unwrap_or(&[]);
+            rt.filters.admits(h, roles)
         })
         .collect())
 }

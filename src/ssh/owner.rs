@@ -112,16 +112,17 @@ impl Owner {
         let pinned = self.pinned.as_deref();
         let mut warn = |w| self.emit(EventKind::Warning { message: w });
         let (via, route) = (&self.via, &self.config.route);
+        let server = connect::host_port(&self.config.hostname, self.config.port);
         let conn = match (via, route) {
             (Some(via), _) => {
                 via.connect(&self.hop, &self.config, pinned, &self.limiter, &mut warn)
             }
-            (None, Route::Command(command)) => self.limiter.run(|| {
+            (None, Route::Command(command)) => self.limiter.run(&server, || {
                 proxy_command::connect(&self.hop, &self.config, command, pinned, &mut warn)
             }),
-            (None, _) => self
-                .limiter
-                .run(|| connect::connect(&self.hop, &self.config, pinned, &mut warn)),
+            (None, _) => self.limiter.run(&server, || {
+                connect::connect(&self.hop, &self.config, pinned, &mut warn)
+            }),
         }?;
         if let Some(iv) = self.interval {
             conn.arm_heartbeat(

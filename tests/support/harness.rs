@@ -11,6 +11,7 @@ use tether::event::{Event, EventKind};
 use tether::host::HostTarget;
 use tether::pool::{FanOut, HostResult, Pool};
 use tether::ssh::config::{SshConfig, SYSTEM_CONFIG};
+use tether::ssh::limiter::HandshakeLimiter;
 use tether::ssh::policy::WorkerSettings;
 
 /// A pool plus everything its workers reported, with times since the harness started.
@@ -27,7 +28,13 @@ impl Harness {
         let config =
             SshConfig::load(Some(ssh_config), Path::new(SYSTEM_CONFIG)).expect("ssh config");
         let (tx, rx) = tether::event::collector();
-        let pool = Pool::new(config, settings, 8, tx, Arc::new(AtomicBool::new(false)));
+        let pool = Pool::new(
+            config,
+            settings,
+            HandshakeLimiter::new(8, 8),
+            tx,
+            Arc::new(AtomicBool::new(false)),
+        );
         let targets: Vec<HostTarget> = hosts
             .iter()
             .map(|h| HostTarget::parse(h).unwrap())

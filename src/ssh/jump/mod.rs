@@ -251,7 +251,10 @@ impl Via for Jump {
     ) -> Result<Connection, SshError> {
         let stream = self.open(name, &cfg.hostname, cfg.port, cfg.connect_timeout)?;
         let started = Instant::now();
-        limiter.run(|| connect::connect_over(name, cfg, stream, started, pinned, warn))
+        let server = connect::host_port(&cfg.hostname, cfg.port);
+        limiter.run(&server, || {
+            connect::connect_over(name, cfg, stream, started, pinned, warn)
+        })
     }
 
     fn lost_since(&self, since: Instant) -> bool {

@@ -1,0 +1,161 @@
+//! Sets of host names: the compact notation of ClusterShell's nodeset (`web[01-40,42]`) that
+//! folded output uses, and shards (`--shard K/N`: a stable part of a fleet for one CI job).
+
+use std::collections::BTreeMap;
+
+/// `names` written compactly: names that differ only in one number become one bracket of
+/// ranges (`web01 web02 web03 web05` -> `web[01-03,05]`), keeping zero padding; others are
+/// listed as they are. Groups are sorted by their text; the result is a comma-separated list.
+pub fn fold<S: AsRef<str>>(names: &[S]) -> String {
+    // (prefix, suffix) -> (value, digits as written)
+    let mut groups: BTreeMap<(String, String), Vec<(u64, String)>> = BTreeMap::new();
+    let mut plain: Vec<String> = Vec::new();
+    for name in names {
+        let name = name.as_ref();
+        match split_number(name) {
+            Some((prefix, digits, suffix)) => match digits.parse::<u64>() {
+                Ok(value) => groups
+                    .entry((prefix.to_string(), suffix.to_string()))
+                    .or_default()
+                    .push((value, digits.to_string())),
+                Err(_) => plain.push(name.to_string()),
+            },
+            None => plain.push(name.to_string()),
+        }
+    }
+    let mut parts: Vec<String> = plain;
+    for ((prefix, suffix), mut numbers) in groups {
+        numbers.sort();
+        numbers.dedup();
+        if numbers.len() == 1 {
+            parts.push(format!("{prefix}{}{suffix}", numbers[0].1));
+            continue;
+        }
+        let mut ranges: Vec<String> = Vec::new();
+        let mut i = 0;
+        while i < numbers.len() {
+            // A range keeps the zero padding of its first number (`01-40`; `9-10`).
+            let first = &numbers[i].1;
+            let pad = if first.len() > 1 && first.starts_with('0') {
+                first.len()
+            } else {
+                0
+            };
+            let show = |v: u64| format!("{v:0pad$}");
+            let mut j = i;
+            while j + 1 < numbers.len()
+                && numbers[j + 1].0 == numbers[j].0 + 1
+                && show(numbers[j + 1].0) == numbers[j + 1].1
+            {
+                j += 1;
+            }
+            ranges.push(if j == i {
+                first.clone()
+            } else {
+                format!("{}-{}", first, numbers[j].1)
+            });
+            i = j + 1;
+        }
+        parts.push(format!("{prefix}[{}]{suffix}", ranges.join(",")));
+    }
+    parts.sort();
+    parts.join(",")
+}
+
+/// The last run of digits of `name`: (before it, the digits, after it).
+fn split_number(name: &str) -> Option<(&str, &str, &str)> {
+    let end = name.rfind(|c: char| c.is_ascii_digit())? + 1;
+    let start = name[..end]
+        .rfind(|c: char| !c.is_ascii_digit())
+        .map_or(0, |i| i + 1);
+    Some((&name[..start], &name[start..end], &name[end..]))
+}
+
+/// One part of a fleet split in `count` parts (`--shard index/count`, `index` from 1): a
+/// host belongs to exactly one part, always the same one, whatever the other hosts are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// Which part, from 1.
+    pub index: u32,
+    /// How many parts.
+    pub count: u32,
+}
+
+impl Shard {
+    /// Parses `K/N` (1 <= K <= N); Err says what is wrong.
+    pub fn parse(text: &str) -> Result<Shard, String> {
+        let bad = || format!("--shard {text}: expected K/N with 1 <= K <= N (e.g. 2/5)");
+        let (k, n) = text.split_once('/').ok_or_else(bad)?;
+        let (index, count): (u32, u32) = (
+            k.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if index == 0 || count == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// Whether host `name` belongs to this shard: by a stable hash of the name (FNV-1a), so
+    /// that every job of a CI matrix computes the same split.
+    pub fn contains(&self, name: &str) -> bool {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in name.as_bytes() {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h % u64::from(self.count) == u64::from(self.index - 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folds_numbers_with_padding_and_gaps() {
+        let mut web: Vec<String> = (1..=40).map(|i| format!("web{i:02}")).collect();
+        web.push("web42".into());
+        assert_eq!(fold(&web), "web[01-40,42]");
+        assert_eq!(
+            fold(&["db1", "db2", "db3", "db10", "cache", "db11"]),
+            "cache,db[1-3,10-11]"
+        );
+        assert_eq!(fold(&["web09", "web10", "web8"]), "web[8,09-10]");
+        assert_eq!(
+            fold(&["a1.example.com", "a2.example.com", "b7"]),
+            "a[1-2].example.com,b7"
+        );
+        assert_eq!(fold(&["only1"]), "only1");
+        assert_eq!(fold(&["x", "x"]), "x,x");
+        assert_eq!(fold::<&str>(&[]), "");
+        assert_eq!(fold(&["r1c2", "r1c3"]), "r1c[2-3]");
+    }
+
+    #[test]
+    fn shards_are_stable_disjoint_and_covering() {
+        let names: Vec<String> = (0..100).map(|i| format!("host{i:03}")).collect();
+        for n in 1..=7u32 {
+            let shards: Vec<Shard> = (1..=n).map(|k| Shard { index: k, count: n }).collect();
+            for name in &names {
+                let owners = shards.iter().filter(|s| s.contains(name)).count();
+                assert_eq!(owners, 1, "{name} in {owners} of {n} shards");
+            }
+            if n > 1 {
+                // Every shard gets some of 100 hosts.
+                for s in &shards {
+                    assert!(names.iter().any(|h| s.contains(h)), "{s:?} is empty");
+                }
+            }
+        }
+        // Stable: the same answer whatever else is in the fleet or in which order.
+        let s = Shard { index: 2, count: 3 };
+        let first: Vec<bool> = names.iter().map(|h| s.contains(h)).collect();
+        let again: Vec<bool> = names.iter().map(|h| s.contains(h)).collect();
+        assert_eq!(first, again);
+        assert_eq!(Shard::parse("2/5"), Ok(Shard { index: 2, count: 5 }));
+        for bad in ["0/3", "4/3", "1/0", "x/2", "2", "1/2/3", ""] {
+            assert!(Shard::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! `--shard K/N` (issue 17): the jobs of a CI matrix each deploy one stable part of the fleet;
+//! one `release_timestamp` given to every job makes one release name everywhere.
+
+use super::*;
+
+#[test]
+fn a_deploy_in_two_shards_makes_one_release_on_every_host() {
+    let lab = lab();
+    let dir = Dir::new("shards");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    let release = "20250101000009";
+
+    // The plan of shard 1 names the hosts it will reach, and is the same on every run.
+    let planned = |shard: &str| -> Vec<String> {
+        let out = tether(&dir, &lab, &["-n", "deploy", "--shard", shard]);
+        out.status(0);
+        HOSTS
+            .iter()
+            .filter(|h| out.stdout.lines().any(|l| l.starts_with(&format!("{h} "))))
+            .map(|h| h.to_string())
+            .collect()
+    };
+    let plan1 = planned("1/2");
+    assert_eq!(planned("1/2"), plan1, "the split is not stable");
+
+    deploy(&dir, &lab, release, &["--shard", "1/2"]).status(0);
+    let first: Vec<String> = HOSTS
+        .iter()
+        .filter(|h| !releases(&lab, h).is_empty())
+        .map(|h| h.to_string())
+        .collect();
+    assert!(
+        !first.is_empty() && first.len() < HOSTS.len(),
+        "shard 1/2 deployed to {first:?}"
+    );
+    assert_eq!(
+        first, plan1,
+        "the dry run planned other hosts than the deploy reached"
+    );
+    assert_unlocked(&lab);
+
+    deploy(&dir, &lab, release, &["--shard", "2/2"]).status(0);
+    for h in HOSTS {
+        assert_eq!(releases(&lab, h), [release], "{h}");
+        assert_eq!(
+            current(&lab, h).as_deref(),
+            Some(format!("/srv/shop/releases/{release}").as_str()),
+            "{h}"
+        );
+    }
+    assert_unlocked(&lab);
+}
+
+#[test]
+fn a_malformed_shard_is_refused_before_connecting() {
+    let dir = Dir::new("shards-bad");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    let lab = lab();
+    for bad in ["0/2", "3/2", "1/0", "1", "a/b", "1/2/3", "-1/2", ""] {
+        let arg = format!("--shard={bad}");
+        let out = tether(&dir, &lab, &["deploy", &arg]);
+        out.status(2).stderr_contains("--shard");
+    }
+    for h in HOSTS {
+        assert!(releases(&lab, h).is_empty(), "{h} was deployed to");
+    }
+}

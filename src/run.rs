@@ -2,11 +2,11 @@
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::dispatch::Spread;
 use crate::error::Error;
-use crate::event::EventKind;
+use crate::event::{unix_ms, EventKind};
 use crate::fleet::{self, Fleet};
 use crate::host::HostTarget;
 use crate::outcome::step_failure;
@@ -63,6 +63,16 @@ pub fn run(
     let started = Instant::now();
     let heartbeat = fleet::heartbeat_interval(settings, selection.keepalive);
     let fleet = Fleet::new(settings, heartbeat, interrupted, reporter.sink())?;
+    reporter.sink().emit(
+        &Arc::from(""),
+        EventKind::RunStarted {
+            recipe: selection.recipe.map(|r| r.display().to_string()),
+            stage: opts.stage.clone(),
+            tasks: Vec::new(),
+            command: Some(command.clone()),
+            start_unix_ms: unix_ms(SystemTime::now()),
+        },
+    );
     fleet.connect(&targets);
     let commands: Vec<(String, String)> = targets
         .iter()

@@ -3,16 +3,16 @@
 //! commands built on that (`tether TASK...`, `tether tasks`, the host selection of `run` and
 //! `check`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use rhai::{Dynamic, Engine, EvalAltResult, Module, Scope, AST};
 
 use crate::backend::{Backend, DryRun, Remote};
 use crate::error::Error;
-use crate::event::{EventKind, Sink};
+use crate::event::{unix_ms, EventKind, Sink};
 use crate::fleet::{self, Fleet};
 use crate::host::HostTarget;
 use crate::recipe::context::{Filters, Runtime};
@@ -372,6 +372,8 @@ pub struct Selection {
     pub hosts: Vec<HostTarget>,
     /// The recipe's `keepalive` variable, if a recipe was read.
     pub keepalive: Option<Duration>,
+    /// The recipe file, if one was read.
+    pub recipe: Option<PathBuf>,
 }
 
 /// `--hosts` as given when no recipe is involved; otherwise the recipe's servers (of
@@ -402,6 +404,7 @@ pub fn select(
         return Ok(Selection {
             hosts,
             keepalive: None,
+            recipe: None,
         });
     }
     let loaded = load(recipe, load_options(settings, interrupted, sink)?)?;
@@ -418,6 +421,7 @@ pub fn select(
     Ok(Selection {
         hosts,
         keepalive: loaded.keepalive()?,
+        recipe: Some(recipe.clone()),
     })
 }
 
@@ -453,6 +457,13 @@ pub fn run(
     let backend = Remote::new(fleet.clone())
         .with_pty(settings.pty)
         .with_hosts(loaded.selected_hosts()?);
+    loaded.rt.report(EventKind::RunStarted {
+        recipe: Some(settings.recipe.display().to_string()),
+        stage: (targets.len() > tasks.len()).then(|| targets[0].clone()),
+        tasks: tasks.clone(),
+        command: None,
+        start_unix_ms: unix_ms(SystemTime::now()),
+    });
     let result = loaded.run_tasks(&tasks, Arc::new(backend));
     reporter.run_finished(
         &format!(
@@ -460,7 +471,7 @@ pub fn run(
             tasks.join(" "),
             if result.is_ok() { "finished" } else { "failed" }
         ),
-        result.is_ok(),
+        &result,
         started.elapsed(),
     );
     result

@@ -22,6 +22,7 @@ mod state;
 mod status;
 mod text;
 
+use crate::error::Error;
 use crate::event::{EventKind, HostOutcome, Message, Sink};
 use crate::outcome::{failure_text, status_words};
 use crate::pool::HostResult;
@@ -121,13 +122,19 @@ impl Reporter {
         self.barrier();
     }
 
-    /// Reports the end of a recipe run and, per host, its session; returns once printed.
-    pub fn run_finished(&self, title: &str, ok: bool, elapsed: Duration) {
+    /// Reports the end of a recipe run with its `result` (the exit code and message it comes
+    /// to) and, per host, its session; returns once printed.
+    pub fn run_finished(&self, title: &str, result: &Result<(), Error>, elapsed: Duration) {
         self.sink.emit(
             &Arc::from(""),
             EventKind::RunFinished {
                 title: title.to_string(),
-                ok,
+                ok: result.is_ok(),
+                exit_code: result.as_ref().map_or_else(Error::exit_code, |()| 0),
+                error: result
+                    .as_ref()
+                    .err()
+                    .map(|e| crate::secret::mask(&e.to_string()).into_owned()),
                 duration: elapsed,
             },
         );

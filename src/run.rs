@@ -14,6 +14,7 @@ use crate::pool::FanOut;
 use crate::report::Reporter;
 use crate::runner;
 use crate::settings::Settings;
+use crate::timeline::Recording;
 
 /// `tether run`'s own options.
 #[derive(Debug, Clone, Default)]
@@ -26,13 +27,34 @@ pub struct RunOptions {
     pub command: String,
 }
 
-/// Runs `opts.command` on the selected hosts.
+/// Runs `opts.command` on the selected hosts; with `--timeline`, its timeline written when
+/// it ends.
 pub fn run(
     settings: &Settings,
     opts: &RunOptions,
     interrupted: Arc<AtomicBool>,
 ) -> Result<(), Error> {
-    let reporter = Reporter::start(settings.format, settings.verbose, settings.color);
+    let recording = settings
+        .timeline
+        .as_deref()
+        .map(Recording::new)
+        .transpose()?;
+    let reporter = Reporter::tapped(
+        settings.format,
+        settings.verbose,
+        settings.color,
+        recording.iter().map(Recording::tap).collect(),
+    );
+    let result = run_command(settings, opts, interrupted, &reporter);
+    runner::finish_timeline(&reporter, recording.as_ref(), result)
+}
+
+fn run_command(
+    settings: &Settings,
+    opts: &RunOptions,
+    interrupted: Arc<AtomicBool>,
+    reporter: &Reporter,
+) -> Result<(), Error> {
     let selection = runner::select(
         settings,
         opts.stage.as_deref(),

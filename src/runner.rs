@@ -12,7 +12,7 @@ use rhai::{Dynamic, Engine, EvalAltResult, Module, Scope, AST};
 
 use crate::backend::{Backend, DryRun, Remote};
 use crate::error::Error;
-use crate::event::{unix_ms, EventKind, Sink};
+use crate::event::{unix_ms, EventKind, Record, Sink};
 use crate::fleet::{self, Fleet};
 use crate::host::HostTarget;
 use crate::recipe::context::{Filters, Runtime};
@@ -26,6 +26,7 @@ use crate::recipe::tasks::invoke;
 use crate::report::Reporter;
 use crate::settings::{Format, Settings};
 use crate::ssh::config::SshConfig;
+use crate::timeline::Recording;
 
 /// What a recipe load needs besides the file.
 pub struct LoadOptions {
@@ -425,14 +426,77 @@ pub fn select(
     })
 }
 
-/// `tether [STAGE] TASK...`.
+/// `tether [STAGE] TASK...`; with `--timeline`, its timeline written when it ends.
 pub fn run(
     settings: &Settings,
     targets: &[String],
     interrupted: Arc<AtomicBool>,
 ) -> Result<(), Error> {
+    let recording = settings
+        .timeline
+        .as_deref()
+        .map(Recording::new)
+        .transpose()?;
+    let reporter = Reporter::tapped(
+        settings.format,
+        settings.verbose,
+        settings.color,
+        recording.iter().map(Recording::tap).collect(),
+    );
+    let result = run_tasks(settings, targets, interrupted, &reporter);
+    finish_timeline(&reporter, recording.as_ref(), result)
+}
+
+/// Writes the timeline that `recording` (if any) made of the run `reporter` reported, whose
+/// `result` this returns, and says where it is. A run that failed keeps its error (a timeline
+/// that cannot be written is then a warning); a run that succeeded fails with the timeline's.
+/// Nothing is written for a run that never started (the recipe did not load, say).
+pub fn finish_timeline(
+    reporter: &Reporter,
+    recording: Option<&Recording>,
+    result: Result<(), Error>,
+) -> Result<(), Error> {
+    let Some(recording) = recording else {
+        return result;
+    };
+    reporter.barrier();
+    let sink = reporter.sink();
+    let path = recording.path().display().to_string();
+    let warn = |message: String| sink.emit(&Arc::from(""), EventKind::Warning { message });
+    let result = match (recording.write(), result) {
+        (Ok(true), result) => {
+            sink.emit(
+                &Arc::from(""),
+                EventKind::Record(Record::new(
+                    serde_json::json!({ "type": "timeline", "path": path }),
+                    vec![format!("timeline: {path}")],
+                )),
+            );
+            result
+        }
+        (Ok(false), result) => {
+            warn(format!(
+                "no timeline written to {path}: the run did not start"
+            ));
+            result
+        }
+        (Err(e), Ok(())) => Err(e.into()),
+        (Err(e), Err(run)) => {
+            warn(e.to_string());
+            Err(run)
+        }
+    };
+    reporter.barrier();
+    result
+}
+
+fn run_tasks(
+    settings: &Settings,
+    targets: &[String],
+    interrupted: Arc<AtomicBool>,
+    reporter: &Reporter,
+) -> Result<(), Error> {
     let started = Instant::now();
-    let reporter = Reporter::start(settings.format, settings.verbose, settings.color);
     let loaded = load(
         &settings.recipe,
         load_options(settings, interrupted.clone(), reporter.sink())?,

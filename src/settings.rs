@@ -70,6 +70,8 @@ pub struct Settings {
     pub color: Color,
     /// `-s KEY=VALUE`, in order (keys validated).
     pub overrides: Vec<(String, String)>,
+    /// `--timeline FILE`: write the run's timeline (HTML) there when it ends.
+    pub timeline: Option<PathBuf>,
 }
 
 impl Settings {

@@ -16,4 +16,5 @@ mod recipe;
 mod run;
 mod seed;
 mod sudo;
+mod timeline;
 mod watch;

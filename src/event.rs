@@ -264,6 +264,8 @@ pub enum EventKind {
     Summary {
         /// One entry per host, in order.
         hosts: Vec<HostOutcome>,
+        /// The process's exit code for the run (README's table: 0, 1, 2, 3, 130).
+        exit_code: i32,
         /// Wall time of the whole run.
         #[serde(rename = "duration_ms", serialize_with = "millis")]
         duration: Duration,

@@ -112,12 +112,14 @@ fn run_command(
         ..FanOut::default()
     };
     let results = fleet.exec(&commands, &how);
-    reporter.summary(&results, started.elapsed());
-    if fleet.interrupted() {
-        return Err(Error::interrupted());
-    }
-    match step_failure(&results) {
-        None => Ok(()),
-        Some(f) => Err(Error::from(f)),
-    }
+    let result = if fleet.interrupted() {
+        Err(Error::interrupted())
+    } else {
+        match step_failure(&results) {
+            None => Ok(()),
+            Some(f) => Err(Error::from(f)),
+        }
+    };
+    reporter.summary(&results, &result, started.elapsed());
+    result
 }

@@ -161,4 +161,9 @@ fn a_real_run_and_tether_run() {
     assert_eq!(s["host"], "web1");
     assert_eq!(s["status"], "exit 3");
     assert_eq!(s["ok"], false);
+    let whole = all
+        .iter()
+        .find(|o| o["type"] == "summary" && o["hosts"].is_array())
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    assert_eq!(whole["exit_code"], 1);
 }

@@ -707,6 +707,19 @@ fn a_failed_run_and_tether_run_write_their_timelines() {
     assert!(!page.html.contains("<dt>recipe</dt>"));
     assert_eq!(page.groups(), ["no role · 2 hosts"]);
     assert_eq!(page.rows().len(), 2);
+    tether()
+        .args(&["run", "--hosts", "web2", "--timeline"])
+        .args(&[html.to_str().unwrap(), "--", "exit 3"])
+        .run()
+        .status(1);
+    let page = Page::read(&html);
+    assert!(page
+        .html
+        .contains("<span class=\"badge failed\">failed (exit 1)</span>"));
+    assert!(page
+        .html
+        .contains("<pre class=\"error\">web2: `exit 3` failed with exit status 3"));
+    assert_eq!(page.row("web2").bars("failed"), 1);
 }
 
 #[test]

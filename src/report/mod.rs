@@ -93,8 +93,8 @@ impl Reporter {
     }
 
     /// Reports the outcome of every host of one fan-out (`tether run`), failures with their
-    /// stderr tails; returns once it is printed.
-    pub fn summary(&self, results: &[HostResult], elapsed: Duration) {
+    /// stderr tails, and the exit code of the whole (`result`); returns once it is printed.
+    pub fn summary(&self, results: &[HostResult], result: &Result<(), Error>, elapsed: Duration) {
         let hosts = results
             .iter()
             .map(|r| {
@@ -126,6 +126,7 @@ impl Reporter {
             &Arc::from(""),
             EventKind::Summary {
                 hosts,
+                exit_code: result.as_ref().map_or_else(Error::exit_code, |()| 0),
                 duration: elapsed,
             },
         );

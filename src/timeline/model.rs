@@ -296,6 +296,8 @@ struct Builder {
     about: About,
     outcome: Option<RunOutcome>,
     summary_failed: Option<bool>,
+    /// `tether run`'s failures, from its summary.
+    failures: Vec<String>,
     hosts: Vec<Host>,
     tasks: Vec<TaskSpan>,
     /// Indexes into `tasks` of the tasks in progress, innermost last.
@@ -314,6 +316,7 @@ impl Builder {
             about: About::default(),
             outcome: None,
             summary_failed: None,
+            failures: Vec::new(),
             hosts: Vec::new(),
             tasks: Vec::new(),
             open: Vec::new(),
@@ -558,10 +561,29 @@ impl Builder {
                     },
                 });
             }
-            (Event::Summary { ok }, _) => {
+            (
+                Event::Summary {
+                    ok,
+                    failure,
+                    exit_code,
+                },
+                _,
+            ) => {
                 self.end = Some(t);
                 if let Some(ok) = ok {
                     self.summary_failed = Some(self.summary_failed.unwrap_or(false) || !ok);
+                }
+                self.failures.extend(failure.clone());
+                if let Some(code) = exit_code {
+                    let error = (!self.failures.is_empty()).then(|| self.failures.join("\n"));
+                    self.outcome = Some(match code {
+                        0 => RunOutcome::Ok,
+                        130 => RunOutcome::Interrupted { error },
+                        code => RunOutcome::Failed {
+                            exit_code: Some(*code),
+                            error,
+                        },
+                    });
                 }
             }
             _ => {}
@@ -581,7 +603,7 @@ impl Builder {
             (None, Some(false)) => RunOutcome::Ok,
             (None, Some(true)) => RunOutcome::Failed {
                 exit_code: None,
-                error: None,
+                error: (!self.failures.is_empty()).then(|| self.failures.join("\n")),
             },
             (None, None) => RunOutcome::Unfinished,
         };
@@ -712,5 +734,28 @@ mod tests {
         assert_eq!(host.commands[0].end, Some(2.0));
         assert_eq!(host.commands[0].outcome, Outcome::Unfinished);
         assert_eq!(host.commands[0].status, "its end is not in the stream");
+    }
+
+    #[test]
+    fn tether_runs_end_with_their_summary() {
+        let text = concat!(
+            r#"{"t":0.1,"type":"run_started","recipe":null,"stage":null,"tasks":[],"command":"sleep 9","start_unix_ms":0}"#,
+            "\n",
+            r#"{"t":2.0,"type":"summary","host":"a","ok":false,"status":"not run","failure":"a: `sleep 9` was not run"}"#,
+            "\n",
+            r#"{"t":2.0,"type":"summary","hosts":[],"exit_code":130,"duration_ms":1900}"#,
+            "\n",
+            r#"{"t":2.5,"type":"timeline","path":"t.html"}"#,
+            "\n",
+        );
+        let run = &runs(text)[0];
+        assert_eq!(
+            run.outcome,
+            RunOutcome::Interrupted {
+                error: Some("a: `sleep 9` was not run".into())
+            }
+        );
+        // What comes after the end is not part of its length.
+        assert!((run.duration - 1.9).abs() < 1e-9, "{}", run.duration);
     }
 }

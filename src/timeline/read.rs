@@ -225,6 +225,10 @@ pub enum Event {
     Summary {
         /// The host's result (absent on the closing object).
         ok: Option<bool>,
+        /// The host's failure: host, command, status, stderr tail.
+        failure: Option<String>,
+        /// The run's exit code (on the closing object; absent in older streams).
+        exit_code: Option<i32>,
     },
     /// Anything else (output lines, prints, a newer tether's events).
     #[serde(other)]

@@ -414,7 +414,8 @@ fn a_stream_of_several_runs_draws_the_one_asked_for() {
     let second = lines(&[
         json!({"t": 0.01, "type": "run_started", "recipe": null, "stage": null, "tasks": [],
                "command": "uptime", "start_unix_ms": 1_735_787_100_000u64}),
-        json!({"t": 0.02, "type": "hosts", "hosts": [{"name": "a", "roles": []}]}),
+        json!({"t": 0.02, "type": "hosts", "hosts": [{"name": "a", "roles": []}, {"name": "b", "roles": []}]}),
+        json!({"t": 0.03, "host": "a", "type": "connected", "setup_ms": 20.0}),
         json!({"t": 0.05, "host": "a", "type": "command_started", "command": "uptime"}),
         json!({"t": 0.06, "host": "a", "type": "command_finished", "command": "uptime",
                "exit_code": 0, "signal": null, "error": null, "duration_ms": 10.0, "outcome": "ok"}),
@@ -425,13 +426,16 @@ fn a_stream_of_several_runs_draws_the_one_asked_for() {
     let html = dir.join("t.html");
     report(&events, &html, &[])
         .status(0)
-        .stdout_contains("(run 2 of 2, 1 host, 1 command)");
+        .stdout_contains("(run 2 of 2, 2 hosts, 1 command)");
     let page = Page::read(&html);
     assert!(page
         .html
         .contains("<h1>run: uptime<span class=\"badge ok\">ok</span>"));
     assert!(page.html.contains("Run 2 of 2 in the stream"));
-    assert_eq!(page.groups(), ["no role · 1 host"]);
+    assert_eq!(page.groups(), ["no role · 2 hosts"]);
+    // `b` was listed but did nothing: a row, and no session drawn on it.
+    assert_eq!(page.row("a").count("<line class=\"idle\""), 1);
+    assert_eq!(page.row("b").count("<line class=\"idle\""), 0);
     report(&events, &html, &["--run", "1"])
         .status(0)
         .stdout_contains("(run 1 of 2, 4 hosts");

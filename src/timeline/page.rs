@@ -199,7 +199,7 @@ fn legend(s: &mut String) {
         ),
         (
             swatch(r#"<line class="idle" x1="1" y1="6" x2="21" y2="6"/>"#),
-            "idle, session open",
+            "idle: connected, no command",
         ),
         (
             swatch(

@@ -287,13 +287,14 @@ fn host_row(s: &mut String, run: &Run, host: &Host, y: f64, row: usize, layout: 
         escape(&about),
         escape(&elide_middle(&host.name, fits(LABEL_W - 14.0, layout.font)))
     );
-    // The session: idle from its start, gone after a loss that no reconnect undid.
-    let start = host.connected.or_else(|| host.first_seen()).unwrap_or(0.0);
+    // The session: idle from its start, gone after a loss that no reconnect undid. A host
+    // that never connected and did nothing has no line at all.
+    let start = host.connected.or_else(|| host.first_seen());
     let end = host.lost.unwrap_or(run.duration);
-    if end > start || host.lost.is_none() {
+    if let Some(start) = start.filter(|s| end > *s || host.lost.is_none()) {
         let _ = write!(
             s,
-            r#"<line class="idle" x1="{}" y1="{y}" x2="{}" y2="{y}"><title>{} idle (session open)</title></line>"#,
+            r#"<line class="idle" x1="{}" y1="{y}" x2="{}" y2="{y}"><title>{}: connected, no command running</title></line>"#,
             n(scale.x(start)),
             n(scale.x(end).max(scale.x(start) + 1.0)),
             escape(&host.name),

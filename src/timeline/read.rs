@@ -357,9 +357,13 @@ fn parse_line(line: usize, bytes: &[u8]) -> Result<Option<Entry>, ReadError> {
         if e.is_eof() {
             ReadError::CutOff { line }
         } else {
+            // serde_json counts lines within the text it was given: the column is what helps.
+            let text = e.to_string();
+            let position = format!(" at line {} column {}", e.line(), e.column());
+            let message = text.strip_suffix(&position).unwrap_or(&text);
             ReadError::NotJson {
                 line,
-                message: e.to_string(),
+                message: format!("{message} at column {}", e.column()),
             }
         }
     })?;
@@ -490,7 +494,14 @@ mod tests {
                 format!("{ok}\n{{\"t\":0.2,\"type\":\"hea\n{ok}\n"),
                 "line 2 ends in the middle",
             ),
-            (format!("{ok}\nweb1 | hello\n"), "line 2: not JSON"),
+            (
+                format!("{ok}\nweb1 | hello\n"),
+                "line 2: not JSON (expected value at column 1); expected one JSON object",
+            ),
+            (
+                format!("{ok}\n{{\"t\":1,,}}\n"),
+                "line 2: not JSON (key must be a string at column 8)",
+            ),
             (format!("{ok}\n[1,2]\n"), "line 2: a JSON array"),
             (
                 format!("{ok}\n{{\"t\":1}}\n"),

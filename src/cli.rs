@@ -97,6 +97,10 @@ pub struct GlobalArgs {
     /// Set a recipe variable, overriding the recipe (`-s branch=main`).
     #[arg(short = 's', long = "set", global = true, value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// Write the run's timeline to FILE (one HTML page) when it ends, also when it fails or is
+    /// interrupted (`tether [STAGE] TASK...` and `tether run`).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub timeline: Option<PathBuf>,
 }
 
 /// `--format`.
@@ -156,6 +160,7 @@ impl GlobalArgs {
             },
             overrides,
             shard: self.shard,
+            timeline: self.timeline.clone(),
         })
     }
 }
@@ -217,6 +222,37 @@ pub enum Command {
     Watch(WatchArgs),
     /// Show how each host is reached, resolved from the ssh config as `ssh` resolves it.
     Hosts(HostsArgs),
+    /// Draw the timeline of a saved event stream (`--format json` output, a run log) as one
+    /// HTML page.
+    Report(ReportArgs),
+}
+
+impl Command {
+    /// The subcommand's name, as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Run(_) => "run",
+            Command::Tasks(_) => "tasks",
+            Command::Check(_) => "check",
+            Command::Watch(_) => "watch",
+            Command::Hosts(_) => "hosts",
+            Command::Report(_) => "report",
+        }
+    }
+}
+
+/// `tether report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The event stream: JSON lines as `--format json` prints them (`-`: stdin).
+    #[arg(value_name = "EVENTS")]
+    pub events: PathBuf,
+    /// The HTML file to write (`-`: stdout) [default: EVENTS with the extension `.html`].
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Which run of the stream to draw, counting from 1 [default: the last].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub run: Option<u32>,
 }
 
 /// `tether hosts`.
@@ -305,6 +341,24 @@ mod tests {
         let cli = Cli::try_parse_from(["tether", "-F", "cfg", "--parallel", "2", "run", "uptime"])
             .unwrap();
         assert_eq!(cli.global.parallel, Some(2));
+    }
+
+    #[test]
+    fn report_and_timeline() {
+        let cli =
+            Cli::try_parse_from(["tether", "report", "e.jsonl", "-o", "t.html", "--run", "2"])
+                .unwrap();
+        let Some(Command::Report(report)) = cli.command else {
+            panic!("not report")
+        };
+        assert_eq!(report.output, Some(PathBuf::from("t.html")));
+        assert_eq!(report.run, Some(2));
+        assert!(Cli::try_parse_from(["tether", "report", "e.jsonl", "--run", "0"]).is_err());
+        let cli = Cli::try_parse_from(["tether", "deploy", "--timeline", "t.html"]).unwrap();
+        assert_eq!(
+            cli.global.settings().unwrap().timeline,
+            Some(PathBuf::from("t.html"))
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use crate::exit;
 use crate::failure::Failure;
 use crate::ssh::config::ConfigError;
+use crate::timeline::TimelineError;
 
 /// Every way a tether command can fail, as the user sees it.
 #[derive(Debug, thiserror::Error)]
@@ -20,13 +21,16 @@ pub enum Error {
     /// The recipe is wrong (the message carries file:line:col).
     #[error("{0}")]
     Recipe(String),
+    /// `--timeline FILE` cannot be written (checked before the run, and when it ends).
+    #[error(transparent)]
+    Timeline(#[from] TimelineError),
 }
 
 impl Error {
     /// The process exit code for this failure.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Usage(_) | Error::SshConfig(_) => exit::USAGE,
+            Error::Usage(_) | Error::SshConfig(_) | Error::Timeline(_) => exit::USAGE,
             Error::Failed(f) => f.exit_code(),
             Error::Recipe(_) => exit::RECIPE,
         }

@@ -6,7 +6,7 @@
 
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Serialize, Serializer};
 
@@ -166,6 +166,8 @@ pub enum EventKind {
         /// Wall time.
         #[serde(rename = "duration_ms", serialize_with = "millis")]
         duration: Duration,
+        /// How it ended, as one word: what `exit_code`, `signal` and `error` say, typed.
+        outcome: CommandOutcome,
     },
     /// An idle heartbeat succeeded.
     Heartbeat {
@@ -265,9 +267,27 @@ pub enum EventKind {
     Summary {
         /// One entry per host, in order.
         hosts: Vec<HostOutcome>,
+        /// The process's exit code for the run (README's table: 0, 1, 2, 3, 130).
+        exit_code: i32,
         /// Wall time of the whole run.
         #[serde(rename = "duration_ms", serialize_with = "millis")]
         duration: Duration,
+    },
+    /// A run starts (`tether [STAGE] TASK...` once its tasks are checked, `tether run` before
+    /// it connects): what runs, and when by the wall clock, so that a saved event stream says
+    /// what it is a record of.
+    RunStarted {
+        /// The recipe file as named (`-f`, default `deploy.rhai`); `None` for `tether run`
+        /// without a recipe.
+        recipe: Option<String>,
+        /// The stage selected, if any.
+        stage: Option<String>,
+        /// The tasks asked for, in order (empty for `tether run`).
+        tasks: Vec<String>,
+        /// `tether run`'s command (`None` for tasks).
+        command: Option<String>,
+        /// When it started: milliseconds since the Unix epoch (UTC).
+        start_unix_ms: u64,
     },
     /// A recipe run ended: per host, its session with heartbeats and reconnects.
     RunFinished {
@@ -275,6 +295,10 @@ pub enum EventKind {
         title: String,
         /// Whether it succeeded.
         ok: bool,
+        /// The process's exit code for this run (README's table: 0, 1, 2, 3, 4, 130).
+        exit_code: i32,
+        /// Why it failed (the message printed on stderr, secrets masked).
+        error: Option<String>,
         /// Wall time.
         #[serde(rename = "duration_ms", serialize_with = "millis")]
         duration: Duration,
@@ -309,6 +333,28 @@ impl Record {
         };
         Record { json, text }
     }
+}
+
+/// How a command ended, in the `outcome` field of `command_finished`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandOutcome {
+    /// Exit status 0.
+    Ok,
+    /// A non-zero exit status.
+    Nonzero,
+    /// Killed by a signal.
+    Signal,
+    /// The channel closed without an exit status (sshd's `ChannelTimeout`, say).
+    NoStatus,
+    /// It ran past its `timeout` and was abandoned.
+    TimedOut,
+    /// tether stopped it (a PTY command: Ctrl-C, `watch --kill`).
+    Stopped,
+    /// The connection died while it ran; it may have partly run.
+    Lost,
+    /// It never reached the host (no session, or the server refused the channel).
+    NotRun,
 }
 
 /// A host of the run with its roles.
@@ -384,7 +430,11 @@ impl EventKind {
                     opt(&mut h.failure);
                 }
             }
-            EventKind::RunFinished { title, .. } => m(title),
+            EventKind::RunStarted { command, .. } => opt(command),
+            EventKind::RunFinished { title, error, .. } => {
+                m(title);
+                opt(error);
+            }
             EventKind::Record(r) => {
                 r.json.values_mut().for_each(value);
                 r.text.iter_mut().for_each(m);
@@ -397,6 +447,13 @@ impl EventKind {
             | EventKind::TaskFinished { .. } => {}
         }
     }
+}
+
+/// `time` as milliseconds since the Unix epoch, for `start_unix_ms` (0 for a clock set before
+/// 1970).
+pub fn unix_ms(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// A duration as milliseconds with microsecond precision (`2.345`).
@@ -424,10 +481,22 @@ mod tests {
             signal: None,
             error: None,
             duration: Duration::from_micros(2345),
+            outcome: CommandOutcome::Ok,
         };
         assert_eq!(
             serde_json::to_string(&kind).unwrap(),
-            r#"{"type":"command_finished","command":"true","exit_code":0,"signal":null,"error":null,"duration_ms":2.345}"#
+            r#"{"type":"command_finished","command":"true","exit_code":0,"signal":null,"error":null,"duration_ms":2.345,"outcome":"ok"}"#
+        );
+        let kind = EventKind::RunStarted {
+            recipe: Some("deploy.rhai".into()),
+            stage: None,
+            tasks: vec!["deploy".into()],
+            command: None,
+            start_unix_ms: 1_700_000_000_123,
+        };
+        assert_eq!(
+            serde_json::to_string(&kind).unwrap(),
+            r#"{"type":"run_started","recipe":"deploy.rhai","stage":null,"tasks":["deploy"],"command":null,"start_unix_ms":1700000000123}"#
         );
         let kind = EventKind::Output {
             stream: Stream::Stderr,

@@ -1,12 +1,17 @@
 //! The `tether` binary: parses the command line, runs the library, maps errors to exit codes.
 
+use std::io::BufReader;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _};
 use clap::Parser as _;
 
 mod cli;
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, ReportArgs};
 
 use tether::error::Error;
+use tether::settings::{Format, Settings};
 
 fn main() {
     let cli = Cli::parse();
@@ -21,23 +26,115 @@ fn main() {
             std::process::exit(Error::Usage(e).exit_code());
         }
     };
-    let interrupted = tether::interrupt::install();
+    if let Err(e) = timeline_applies(&cli, &settings) {
+        eprintln!("error: {e}");
+        std::process::exit(Error::Usage(e).exit_code());
+    }
+    // Installed by the commands that run something: Ctrl-C still ends `report` at once.
+    let interrupted = tether::interrupt::install;
     let result: Result<(), Error> = match &cli.command {
-        Some(Command::Run(args)) => tether::run::run(&settings, &args.options(), interrupted),
-        Some(Command::Tasks(args)) => tether::runner::list(&settings, args.hooks, interrupted),
+        Some(Command::Run(args)) => tether::run::run(&settings, &args.options(), interrupted()),
+        Some(Command::Tasks(args)) => tether::runner::list(&settings, args.hooks, interrupted()),
         Some(Command::Check(args)) => {
-            tether::check::check(&settings, &args.options(), interrupted)
+            tether::check::check(&settings, &args.options(), interrupted())
         }
-        Some(Command::Watch(args)) => tether::watch::run(&settings, &args.options(), interrupted),
-        Some(Command::Hosts(args)) => tether::hosts::run(&settings, &args.options(), interrupted),
+        Some(Command::Watch(args)) => tether::watch::run(&settings, &args.options(), interrupted()),
+        Some(Command::Report(args)) => {
+            if let Err(e) = report(args, settings.format) {
+                eprintln!("error: {}", tether::secret::mask(&format!("{e:#}")));
+                std::process::exit(tether::exit::USAGE);
+            }
+            Ok(())
+        }
+        Some(Command::Hosts(args)) => tether::hosts::run(&settings, &args.options(), interrupted()),
         None if cli.targets.is_empty() => Err(Error::Usage(
             "nothing to do: `tether [STAGE] TASK...`, `tether tasks`, `tether run -- CMD` (see --help)"
                 .into(),
         )),
-        None => tether::runner::run(&settings, &cli.targets, interrupted),
+        None => tether::runner::run(&settings, &cli.targets, interrupted()),
     };
     if let Err(e) = result {
         eprintln!("error: {}", tether::secret::mask(&e.to_string()));
         std::process::exit(e.exit_code());
     }
+}
+
+/// `--timeline` draws a run: refused where there is none (`tasks`, `check`, `watch`, `report`,
+/// a dry run).
+fn timeline_applies(cli: &Cli, settings: &Settings) -> Result<(), String> {
+    if settings.timeline.is_none() {
+        return Ok(());
+    }
+    match &cli.command {
+        Some(Command::Run(_)) | None if settings.dry_run => {
+            Err("--timeline: a dry run (-n) runs nothing to draw".into())
+        }
+        Some(Command::Run(_)) | None => Ok(()),
+        Some(other) => Err(format!(
+            "--timeline draws a run: use it with `tether [STAGE] TASK...` or `tether run`, not \
+             `tether {}` (`tether report EVENTS -o FILE` draws a saved stream)",
+            other.name()
+        )),
+    }
+}
+
+/// `tether report EVENTS [-o FILE] [--run N]`: the timeline of a saved event stream.
+fn report(args: &ReportArgs, format: Format) -> anyhow::Result<()> {
+    let stdin = args.events.as_os_str() == "-";
+    let output = match &args.output {
+        Some(o) => o.clone(),
+        None if stdin => bail!("reading the events from stdin: name the HTML file with -o FILE"),
+        None => args.events.with_extension("html"),
+    };
+    if !stdin && output == args.events {
+        bail!(
+            "-o {}: that is the event stream itself; name another file",
+            output.display()
+        );
+    }
+    let run = args.run.map(|n| n as usize);
+    let rendered = if stdin {
+        tether::timeline::render(std::io::stdin().lock(), run)
+            .context("cannot draw a timeline from the events on stdin")?
+    } else {
+        let file = std::fs::File::open(&args.events)
+            .with_context(|| format!("cannot open the event stream {}", args.events.display()))?;
+        tether::timeline::render(BufReader::new(file), run)
+            .with_context(|| format!("cannot draw a timeline from {}", args.events.display()))?
+    };
+    if output.as_os_str() == "-" {
+        tether::out!("{}", rendered.html);
+        return Ok(());
+    }
+    tether::timeline::write_atomically(&output, rendered.html.as_bytes())?;
+    let path = absolute(&output);
+    match format {
+        Format::Json => tether::outln!(
+            "{}",
+            serde_json::json!({
+                "type": "report",
+                "path": path.display().to_string(),
+                "run": rendered.run,
+                "runs": rendered.runs,
+                "hosts": rendered.hosts,
+                "commands": rendered.commands,
+            })
+        ),
+        Format::Text => tether::outln!(
+            "timeline: {} (run {} of {}, {} host{}, {} command{})",
+            path.display(),
+            rendered.run,
+            rendered.runs,
+            rendered.hosts,
+            if rendered.hosts == 1 { "" } else { "s" },
+            rendered.commands,
+            if rendered.commands == 1 { "" } else { "s" },
+        ),
+    }
+    Ok(())
+}
+
+/// `path` from the root, for a line the user can paste into a browser.
+fn absolute(path: &std::path::Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }

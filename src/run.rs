@@ -2,11 +2,11 @@
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::dispatch::Spread;
 use crate::error::Error;
-use crate::event::EventKind;
+use crate::event::{unix_ms, EventKind};
 use crate::fleet::{self, Fleet};
 use crate::host::HostTarget;
 use crate::outcome::step_failure;
@@ -14,6 +14,7 @@ use crate::pool::FanOut;
 use crate::report::Reporter;
 use crate::runner;
 use crate::settings::Settings;
+use crate::timeline::Recording;
 
 /// `tether run`'s own options.
 #[derive(Debug, Clone, Default)]
@@ -26,13 +27,34 @@ pub struct RunOptions {
     pub command: String,
 }
 
-/// Runs `opts.command` on the selected hosts.
+/// Runs `opts.command` on the selected hosts; with `--timeline`, its timeline written when
+/// it ends.
 pub fn run(
     settings: &Settings,
     opts: &RunOptions,
     interrupted: Arc<AtomicBool>,
 ) -> Result<(), Error> {
-    let reporter = Reporter::start(settings.format, settings.verbose, settings.color);
+    let recording = settings
+        .timeline
+        .as_deref()
+        .map(Recording::new)
+        .transpose()?;
+    let reporter = Reporter::tapped(
+        settings.format,
+        settings.verbose,
+        settings.color,
+        recording.iter().map(Recording::tap).collect(),
+    );
+    let result = run_command(settings, opts, interrupted, &reporter);
+    runner::finish_timeline(&reporter, recording.as_ref(), result)
+}
+
+fn run_command(
+    settings: &Settings,
+    opts: &RunOptions,
+    interrupted: Arc<AtomicBool>,
+    reporter: &Reporter,
+) -> Result<(), Error> {
     let selection = runner::select(
         settings,
         opts.stage.as_deref(),
@@ -69,6 +91,16 @@ pub fn run(
         interrupted,
         reporter.sink(),
     )?;
+    reporter.sink().emit(
+        &Arc::from(""),
+        EventKind::RunStarted {
+            recipe: selection.recipe.map(|r| r.display().to_string()),
+            stage: opts.stage.clone(),
+            tasks: Vec::new(),
+            command: Some(command.clone()),
+            start_unix_ms: unix_ms(SystemTime::now()),
+        },
+    );
     fleet.connect(&targets);
     let commands: Vec<(String, String)> = targets
         .iter()
@@ -86,12 +118,14 @@ pub fn run(
         ..FanOut::default()
     };
     let results = fleet.exec(&commands, &how);
-    reporter.summary(&results, started.elapsed());
-    if fleet.interrupted() {
-        return Err(Error::interrupted());
-    }
-    match step_failure(&results) {
-        None => Ok(()),
-        Some(f) => Err(Error::from(f)),
-    }
+    let result = if fleet.interrupted() {
+        Err(Error::interrupted())
+    } else {
+        match step_failure(&results) {
+            None => Ok(()),
+            Some(f) => Err(Error::from(f)),
+        }
+    };
+    reporter.summary(&results, &result, started.elapsed());
+    result
 }

@@ -6,13 +6,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use rhai::{Dynamic, Engine, EvalAltResult, Module, Scope, AST};
 
 use crate::backend::{Backend, DryRun, Remote};
 use crate::error::Error;
-use crate::event::{EventKind, Sink};
+use crate::event::{unix_ms, EventKind, Record, Sink};
 use crate::fleet::{self, Fleet};
 use crate::host::HostTarget;
 use crate::recipe::context::{Filters, Runtime};
@@ -26,6 +26,7 @@ use crate::recipe::tasks::invoke;
 use crate::report::Reporter;
 use crate::settings::{Format, Settings};
 use crate::ssh::config::SshConfig;
+use crate::timeline::Recording;
 
 /// What a recipe load needs besides the file.
 pub struct LoadOptions {
@@ -413,6 +414,8 @@ pub struct Selection {
     pub keepalive: Option<Duration>,
     /// The ssh config (see [`Loaded::ssh_config`]).
     pub ssh_config: SshConfig,
+    /// The recipe file, if one was read.
+    pub recipe: Option<PathBuf>,
 }
 
 /// `--hosts` as given when no recipe is involved; otherwise the recipe's servers (of
@@ -445,6 +448,7 @@ pub fn select(
             hosts,
             keepalive: None,
             ssh_config: fleet::load_ssh_config(settings)?,
+            recipe: None,
         });
     }
     let loaded = load(recipe, load_options(settings, interrupted, sink)?)?;
@@ -462,17 +466,81 @@ pub fn select(
         hosts,
         keepalive: loaded.keepalive()?,
         ssh_config: loaded.ssh_config()?,
+        recipe: Some(recipe.clone()),
     })
 }
 
-/// `tether [STAGE] TASK...`.
+/// `tether [STAGE] TASK...`; with `--timeline`, its timeline written when it ends.
 pub fn run(
     settings: &Settings,
     targets: &[String],
     interrupted: Arc<AtomicBool>,
 ) -> Result<(), Error> {
+    let recording = settings
+        .timeline
+        .as_deref()
+        .map(Recording::new)
+        .transpose()?;
+    let reporter = Reporter::tapped(
+        settings.format,
+        settings.verbose,
+        settings.color,
+        recording.iter().map(Recording::tap).collect(),
+    );
+    let result = run_tasks(settings, targets, interrupted, &reporter);
+    finish_timeline(&reporter, recording.as_ref(), result)
+}
+
+/// Writes the timeline that `recording` (if any) made of the run `reporter` reported, whose
+/// `result` this returns, and says where it is. A run that failed keeps its error (a timeline
+/// that cannot be written is then a warning); a run that succeeded fails with the timeline's.
+/// Nothing is written for a run that never started (the recipe did not load, say).
+pub fn finish_timeline(
+    reporter: &Reporter,
+    recording: Option<&Recording>,
+    result: Result<(), Error>,
+) -> Result<(), Error> {
+    let Some(recording) = recording else {
+        return result;
+    };
+    reporter.barrier();
+    let sink = reporter.sink();
+    let path = recording.path().display().to_string();
+    let warn = |message: String| sink.emit(&Arc::from(""), EventKind::Warning { message });
+    let result = match (recording.write(), result) {
+        (Ok(true), result) => {
+            sink.emit(
+                &Arc::from(""),
+                EventKind::Record(Record::new(
+                    serde_json::json!({ "type": "timeline", "path": path }),
+                    vec![format!("timeline: {path}")],
+                )),
+            );
+            result
+        }
+        (Ok(false), result) => {
+            warn(format!(
+                "no timeline written to {path}: the run did not start"
+            ));
+            result
+        }
+        (Err(e), Ok(())) => Err(e.into()),
+        (Err(e), Err(run)) => {
+            warn(e.to_string());
+            Err(run)
+        }
+    };
+    reporter.barrier();
+    result
+}
+
+fn run_tasks(
+    settings: &Settings,
+    targets: &[String],
+    interrupted: Arc<AtomicBool>,
+    reporter: &Reporter,
+) -> Result<(), Error> {
     let started = Instant::now();
-    let reporter = Reporter::start(settings.format, settings.verbose, settings.color);
     let loaded = load(
         &settings.recipe,
         load_options(settings, interrupted.clone(), reporter.sink())?,
@@ -499,6 +567,13 @@ pub fn run(
     let backend = Remote::new(fleet.clone())
         .with_pty(settings.pty)
         .with_hosts(loaded.selected_hosts()?);
+    loaded.rt.report(EventKind::RunStarted {
+        recipe: Some(settings.recipe.display().to_string()),
+        stage: (targets.len() > tasks.len()).then(|| targets[0].clone()),
+        tasks: tasks.clone(),
+        command: None,
+        start_unix_ms: unix_ms(SystemTime::now()),
+    });
     let result = loaded.run_tasks(&tasks, Arc::new(backend));
     reporter.run_finished(
         &format!(
@@ -506,7 +581,7 @@ pub fn run(
             tasks.join(" "),
             if result.is_ok() { "finished" } else { "failed" }
         ),
-        result.is_ok(),
+        &result,
         started.elapsed(),
     );
     result

@@ -74,6 +74,8 @@ pub struct Settings {
     pub overrides: Vec<(String, String)>,
     /// `--shard K/N`: only this stable part of the selected hosts.
     pub shard: Option<Shard>,
+    /// `--timeline FILE`: write the run's timeline (HTML) there when it ends.
+    pub timeline: Option<PathBuf>,
 }
 
 impl Settings {

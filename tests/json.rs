@@ -93,13 +93,15 @@ fn a_real_run_and_tether_run() {
     let r = lab_recipe(
         &lab,
         "json-run",
-        "task(\"t\", || { print(\"p\"); on(\"web\", \"echo out; echo err >&2\"); });\n",
+        "task(\"t\", || { print(\"p\"); on(\"web\", \"echo out; echo err >&2\"); });\n\
+         task(\"bad\", || { on(\"db\", \"exit 5\"); });\n",
     );
     let out = r.tether().args(&["--format", "json", "t"]).run();
     out.status(0);
     let all = objects(&out);
     let t = types(&all);
     for kind in [
+        "run_started",
         "hosts",
         "connected",
         "task_started",
@@ -118,12 +120,40 @@ fn a_real_run_and_tether_run() {
             out.stdout
         );
     }
+    let started = all.iter().find(|o| o["type"] == "run_started").unwrap();
+    assert_eq!(started["tasks"], serde_json::json!(["t"]));
+    assert_eq!(started["recipe"], "deploy.rhai");
+    assert!(started["start_unix_ms"].as_u64().unwrap() > 1_600_000_000_000);
+    assert!(all
+        .iter()
+        .any(|o| o["type"] == "command_finished" && o["outcome"] == "ok"));
+    let finished = all.iter().find(|o| o["type"] == "run_finished").unwrap();
+    assert_eq!(finished["exit_code"], 0);
+    assert_eq!(finished["error"], serde_json::Value::Null);
+
+    let out = r.tether().args(&["--format", "json", "bad"]).run();
+    out.status(1);
+    let all = objects(&out);
+    let finished = all.iter().find(|o| o["type"] == "run_finished").unwrap();
+    assert_eq!(finished["ok"], false);
+    assert_eq!(finished["exit_code"], 1);
+    let error = finished["error"].as_str().unwrap();
+    assert!(
+        error.contains("`exit 5` failed with exit status 5"),
+        "{error}"
+    );
+
     let out = r
         .tether()
         .args(&["--format", "json", "run", "--hosts", "web1", "--", "exit 3"])
         .run();
     out.status(1);
     let all = objects(&out);
+    let started = all.iter().find(|o| o["type"] == "run_started").unwrap();
+    assert_eq!(started["command"], "exit 3");
+    assert!(all
+        .iter()
+        .any(|o| o["type"] == "command_finished" && o["outcome"] == "nonzero"));
     let s = all
         .iter()
         .find(|o| o["type"] == "summary")
@@ -131,4 +161,9 @@ fn a_real_run_and_tether_run() {
     assert_eq!(s["host"], "web1");
     assert_eq!(s["status"], "exit 3");
     assert_eq!(s["ok"], false);
+    let whole = all
+        .iter()
+        .find(|o| o["type"] == "summary" && o["hosts"].is_array())
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    assert_eq!(whole["exit_code"], 1);
 }

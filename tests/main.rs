@@ -22,4 +22,5 @@ mod secrets;
 mod seed;
 mod ssh_config;
 mod sudo;
+mod timeline;
 mod watch;

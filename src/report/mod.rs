@@ -1,7 +1,8 @@
 //! Output: one reporter thread turns the events of a run into host-prefixed lines, tether's
 //! own lines, a live status line on a terminal, summaries, or (`--format json`) one JSON
 //! object per event. Every part of tether reports through its [`Sink`], so lines never
-//! interleave mid-line and the text and JSON views show the same run.
+//! interleave mid-line and the text and JSON views show the same run. [Taps](Tap) get the
+//! JSON objects too, whatever stdout shows (the timeline, a run log).
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal as _, Write};
@@ -16,12 +17,16 @@ use text::text_lines;
 
 pub use state::HostStats;
 use state::{clear_status, lock, record, Look, State};
+pub use tap::Tap;
+use tap::Taps;
 
 mod json;
 mod state;
 mod status;
+mod tap;
 mod text;
 
+use crate::error::Error;
 use crate::event::{EventKind, HostOutcome, Message, Sink};
 use crate::outcome::{failure_text, status_words};
 use crate::pool::HostResult;
@@ -39,6 +44,12 @@ impl Reporter {
     /// Starts the reporter thread. `verbose` prints heartbeats and every command even on a
     /// terminal; `color` as `--color` says (`auto`: on a terminal, unless `NO_COLOR` is set).
     pub fn start(format: Format, verbose: bool, color: Color) -> Self {
+        Self::tapped(format, verbose, color, Vec::new())
+    }
+
+    /// [`Reporter::start`], with `taps` receiving every event as `--format json`'s JSON lines;
+    /// they are flushed at every [`Reporter::barrier`] and dropped when the reporter ends.
+    pub fn tapped(format: Format, verbose: bool, color: Color, taps: Vec<Tap>) -> Self {
         let tty = std::io::stdout().is_terminal();
         anstream::ColorChoice::write_global(match (format, color) {
             (Format::Json, _) | (_, Color::Never) => anstream::ColorChoice::Never,
@@ -56,7 +67,7 @@ impl Reporter {
         let thread_state = state.clone();
         let thread = std::thread::Builder::new()
             .name("reporter".into())
-            .spawn(move || run(rx, thread_state, look))
+            .spawn(move || run(rx, thread_state, look, Taps::new(taps)))
             .ok();
         Reporter {
             sink,
@@ -82,8 +93,8 @@ impl Reporter {
     }
 
     /// Reports the outcome of every host of one fan-out (`tether run`), failures with their
-    /// stderr tails; returns once it is printed.
-    pub fn summary(&self, results: &[HostResult], elapsed: Duration) {
+    /// stderr tails, and the exit code of the whole (`result`); returns once it is printed.
+    pub fn summary(&self, results: &[HostResult], result: &Result<(), Error>, elapsed: Duration) {
         let hosts = results
             .iter()
             .map(|r| {
@@ -115,19 +126,26 @@ impl Reporter {
             &Arc::from(""),
             EventKind::Summary {
                 hosts,
+                exit_code: result.as_ref().map_or_else(Error::exit_code, |()| 0),
                 duration: elapsed,
             },
         );
         self.barrier();
     }
 
-    /// Reports the end of a recipe run and, per host, its session; returns once printed.
-    pub fn run_finished(&self, title: &str, ok: bool, elapsed: Duration) {
+    /// Reports the end of a recipe run with its `result` (the exit code and message it comes
+    /// to) and, per host, its session; returns once printed.
+    pub fn run_finished(&self, title: &str, result: &Result<(), Error>, elapsed: Duration) {
         self.sink.emit(
             &Arc::from(""),
             EventKind::RunFinished {
                 title: title.to_string(),
-                ok,
+                ok: result.is_ok(),
+                exit_code: result.as_ref().map_or_else(Error::exit_code, |()| 0),
+                error: result
+                    .as_ref()
+                    .err()
+                    .map(|e| crate::secret::mask(&e.to_string()).into_owned()),
                 duration: elapsed,
             },
         );
@@ -149,20 +167,26 @@ impl Drop for Reporter {
     }
 }
 
-fn run(rx: Receiver<Message>, state: Arc<Mutex<State>>, look: Look) {
+fn run(rx: Receiver<Message>, state: Arc<Mutex<State>>, look: Look, mut taps: Taps) {
     let started = Instant::now();
     loop {
         match rx.recv_timeout(Duration::from_millis(250)) {
             Ok(Message::Barrier(ack)) => {
                 let _ = std::io::stdout().flush();
+                taps.flush();
                 let _ = ack.send(());
             }
             Ok(Message::Event(event)) => {
                 let mut st = lock(&state);
                 record(&mut st, &event);
-                let lines = match look.format {
-                    Format::Json => json_lines(&st, &event, started),
-                    Format::Text => text_lines(&st, look, &event),
+                let json = (look.format == Format::Json || !taps.is_empty())
+                    .then(|| json_lines(&st, &event, started));
+                if let Some(json) = &json {
+                    taps.write(json);
+                }
+                let lines = match (look.format, json) {
+                    (Format::Json, Some(json)) => json,
+                    _ => text_lines(&st, look, &event),
                 };
                 if !lines.is_empty() {
                     clear_status(&mut st, look);
@@ -172,7 +196,10 @@ fn run(rx: Receiver<Message>, state: Arc<Mutex<State>>, look: Look) {
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Disconnected) => {
+                taps.flush();
+                break;
+            }
         }
         if look.live {
             let mut st = lock(&state);

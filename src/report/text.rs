@@ -108,7 +108,9 @@ pub fn text_lines(st: &State, look: Look, event: &Event) -> Vec<String> {
         }
         EventKind::PlannedLocal { command } => vec![format!("local | $ {command}")],
         EventKind::LocalOutput { line, .. } => vec![format!("local ! {line}")],
-        EventKind::Summary { hosts, duration } => summary_text(st, hosts, *duration),
+        EventKind::Summary {
+            hosts, duration, ..
+        } => summary_text(st, hosts, *duration),
         EventKind::RunFinished {
             title, duration, ..
         } => sessions_text(st, title, *duration),

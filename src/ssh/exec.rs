@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use super::connect::{Connection, WaitError};
 use super::SshError;
 use crate::command::quote;
-use crate::event::{EventKind, Stream};
+use crate::event::{CommandOutcome, EventKind, Stream};
 
 /// How a remote command ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -410,13 +410,27 @@ pub fn finished_event(
     result: &Result<ExecOutput, SshError>,
     duration: Duration,
 ) -> EventKind {
-    let (exit_code, signal, error) = match result {
+    let (exit_code, signal, error, outcome) = match result {
         Ok(out) => match &out.status {
-            ExitStatus::Code(c) => (Some(*c), None, None),
-            ExitStatus::Signal(s) => (None, Some(s.clone()), None),
-            ExitStatus::Missing => (None, None, Some("no exit status received".to_string())),
+            ExitStatus::Code(0) => (Some(0), None, None, CommandOutcome::Ok),
+            ExitStatus::Code(c) => (Some(*c), None, None, CommandOutcome::Nonzero),
+            ExitStatus::Signal(s) => (None, Some(s.clone()), None, CommandOutcome::Signal),
+            ExitStatus::Missing => (
+                None,
+                None,
+                Some("no exit status received".to_string()),
+                CommandOutcome::NoStatus,
+            ),
         },
-        Err(e) => (None, None, Some(e.to_string())),
+        Err(e) => {
+            let outcome = match e {
+                SshError::CommandTimeout { .. } => CommandOutcome::TimedOut,
+                SshError::CommandStopped { .. } => CommandOutcome::Stopped,
+                SshError::ConnectionLost { .. } => CommandOutcome::Lost,
+                _ => CommandOutcome::NotRun,
+            };
+            (None, None, Some(e.to_string()), outcome)
+        }
     };
     EventKind::Finished {
         command: command.to_string(),
@@ -424,6 +438,7 @@ pub fn finished_event(
         signal,
         error,
         duration,
+        outcome,
     }
 }
 
@@ -512,6 +527,67 @@ pub fn heartbeat(conn: &Connection, timeout: Duration) -> Result<Duration, WaitE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finished_events_name_the_outcome() {
+        let out = |status| {
+            Ok(ExecOutput {
+                status,
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+                duration: Duration::ZERO,
+            })
+        };
+        let host = || "h".to_string();
+        let command = || "c".to_string();
+        let cases = [
+            (out(ExitStatus::Code(0)), CommandOutcome::Ok),
+            (out(ExitStatus::Code(3)), CommandOutcome::Nonzero),
+            (
+                out(ExitStatus::Signal("TERM".into())),
+                CommandOutcome::Signal,
+            ),
+            (out(ExitStatus::Missing), CommandOutcome::NoStatus),
+            (
+                Err(SshError::CommandStopped {
+                    host: host(),
+                    command: command(),
+                    elapsed: Duration::ZERO,
+                }),
+                CommandOutcome::Stopped,
+            ),
+            (
+                Err(SshError::CommandTimeout {
+                    host: host(),
+                    command: command(),
+                    timeout: Duration::ZERO,
+                }),
+                CommandOutcome::TimedOut,
+            ),
+            (
+                Err(SshError::ConnectionLost {
+                    host: host(),
+                    command: command(),
+                    elapsed: Duration::ZERO,
+                    reason: "eof".into(),
+                }),
+                CommandOutcome::Lost,
+            ),
+            (
+                Err(SshError::Session {
+                    host: host(),
+                    reason: "refused".into(),
+                }),
+                CommandOutcome::NotRun,
+            ),
+        ];
+        for (result, want) in cases {
+            match finished_event("c", &result, Duration::ZERO) {
+                EventKind::Finished { outcome, .. } => assert_eq!(outcome, want, "{result:?}"),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
 
     #[test]
     fn filter_strips_marker_split_across_reads() {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::event::{EventKind, HostEntry, Sink};
+use crate::failure::{Failure, HostFailure};
 use crate::host::HostTarget;
 use crate::pool::{FanOut, HostResult, Pool};
 use crate::settings::Settings;
@@ -42,6 +43,36 @@ pub fn load_ssh_config(settings: &Settings) -> Result<SshConfig, Error> {
 /// The ssh config file `file` alone (as `ssh -F`), else `~/.ssh/config` and the system's.
 pub fn load_ssh_config_file(file: Option<&Path>) -> Result<SshConfig, Error> {
     Ok(SshConfig::load(file, Path::new(config::SYSTEM_CONFIG))?)
+}
+
+/// What a dry run checks without connecting: the hosts of `hosts` that a run would refuse
+/// for their ssh config or route (see [`crate::pool::reach`]), each warned about on `sink`;
+/// `None` when every host is reachable as far as configuration goes. The failure exits as
+/// the run would (2).
+pub fn config_refusals(
+    ssh: &SshConfig,
+    hosts: &[HostTarget],
+    jump: Option<&str>,
+    sink: &Sink,
+) -> Option<Failure> {
+    let mut failed = Vec::new();
+    for h in hosts {
+        if let Err(e) = crate::pool::reach(ssh, h, jump) {
+            let message = e.to_string();
+            sink.emit(
+                &Arc::from(h.name.as_str()),
+                EventKind::Warning {
+                    message: format!("{message} (a run would not reach this host)"),
+                },
+            );
+            failed.push(HostFailure {
+                host: h.name.clone(),
+                kind: e.kind(),
+                message,
+            });
+        }
+    }
+    (!failed.is_empty()).then(|| Failure::hosts(failed, Vec::new(), hosts.len()))
 }
 
 /// The `hosts` event for `hosts`: their names and roles, in order.

@@ -9,8 +9,6 @@ use std::sync::Arc;
 
 use crate::error::Error;
 use crate::failure::{Failure, HostFailure, Kind};
-use crate::fleet;
-use crate::host::HostTarget;
 use crate::report::Reporter;
 use crate::runner;
 use crate::settings::{Format, Settings};
@@ -44,24 +42,25 @@ pub fn run(
     args: &HostsOptions,
     interrupted: Arc<AtomicBool>,
 ) -> Result<(), Error> {
-    let (hosts, ssh): (Vec<HostTarget>, _) = if args.hosts.is_empty() {
-        // A recipe's print() goes where every run's output goes.
-        let reporter = Reporter::start(settings.format, settings.verbose, settings.color);
-        let selection = runner::select(
-            settings,
-            args.stage.as_deref(),
-            interrupted,
-            reporter.sink(),
-        )?;
-        (selection.hosts, selection.ssh_config)
+    // Names given here select as --hosts does: a recipe present still says how they are
+    // reached (its ssh_config, its servers' users and ports).
+    let mut named;
+    let settings = if args.hosts.is_empty() {
+        settings
     } else {
-        let hosts = args
-            .hosts
-            .iter()
-            .map(|h| HostTarget::parse(h).map_err(Error::Usage))
-            .collect::<Result<Vec<_>, _>>()?;
-        (hosts, fleet::load_ssh_config(settings)?)
+        named = settings.clone();
+        named.hosts = args.hosts.clone();
+        &named
     };
+    // A recipe's print() goes where every run's output goes.
+    let reporter = Reporter::start(settings.format, settings.verbose, settings.color);
+    let selection = runner::select(
+        settings,
+        args.stage.as_deref(),
+        interrupted,
+        reporter.sink(),
+    )?;
+    let (hosts, ssh) = (selection.hosts, selection.ssh_config);
     let rows: Vec<Row> = hosts
         .iter()
         .map(|target| Row {

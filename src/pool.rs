@@ -10,15 +10,39 @@ use std::time::Duration;
 use crate::dispatch::{self, Skipped, Spread};
 use crate::event::{EventKind, Sink};
 use crate::host::HostTarget;
-use crate::ssh::config::SshConfig;
+use crate::ssh::config::{HostConfig, SshConfig};
 use crate::ssh::exec::{Echo, ExecOptions, ExecOutput};
 use crate::ssh::jump::Jumps;
 use crate::ssh::limiter::HandshakeLimiter;
 use crate::ssh::owner::Via;
 use crate::ssh::policy::WorkerSettings;
-use crate::ssh::route::{self, RouteError};
+use crate::ssh::route::{self, Hop, RouteError};
 use crate::ssh::worker::HostWorker;
 use crate::ssh::SshError;
+
+/// How `host` is reached, as a run reaches it: its configuration resolved from `ssh` (with
+/// `jump`, `-J`, and the recipe's `forward_agent` applied) and the jump hosts before it.
+/// Errors: [`SshError::Config`] (an ssh config refused for this host or a hop),
+/// [`SshError::Route`] (a route that loops or is too long). Connects to nothing: a dry run
+/// checks its hosts with it.
+pub fn reach(
+    ssh: &SshConfig,
+    host: &HostTarget,
+    jump: Option<&str>,
+) -> Result<(HostConfig, Vec<Hop>), SshError> {
+    let mut config = ssh.resolve_target(host, jump)?;
+    if let Some(on) = host.forward_agent {
+        config.forward_agent = on;
+    }
+    match route::route(ssh, &config) {
+        Ok(hops) => Ok((config, hops)),
+        Err(RouteError::Invalid(message)) => Err(SshError::Route {
+            host: host.name.clone(),
+            message,
+        }),
+        Err(RouteError::Hop(e)) => Err(SshError::Config(e)),
+    }
+}
 
 /// One host's result of a fan-out.
 #[derive(Debug)]
@@ -179,10 +203,7 @@ impl Pool {
     }
 
     fn start(&self, host: &HostTarget) -> Result<HostWorker, SshError> {
-        let mut config = self.ssh_config.resolve_target(host, self.jump.as_deref())?;
-        if let Some(on) = host.forward_agent {
-            config.forward_agent = on;
-        }
+        let (config, hops) = reach(&self.ssh_config, host, self.jump.as_deref())?;
         if config.forward_agent && config.agent_to_forward().is_none() {
             self.events.emit(
                 &Arc::from(host.name.as_str()),
@@ -197,16 +218,6 @@ impl Pool {
                 },
             );
         }
-        let hops = match route::route(&self.ssh_config, &config) {
-            Ok(hops) => hops,
-            Err(RouteError::Invalid(message)) => {
-                return Err(SshError::Route {
-                    host: host.name.clone(),
-                    message,
-                })
-            }
-            Err(RouteError::Hop(e)) => return Err(SshError::Config(e)),
-        };
         let thread_error = |e: std::io::Error| SshError::Session {
             host: host.name.clone(),
             reason: format!("cannot start its thread: {e}"),

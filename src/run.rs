@@ -79,8 +79,14 @@ fn run_command(
                 },
             );
         }
+        let refused = fleet::config_refusals(
+            &selection.ssh_config,
+            &targets,
+            settings.jump.as_deref(),
+            &sink,
+        );
         reporter.barrier();
-        return Ok(());
+        return refused.map_or(Ok(()), |f| Err(f.into()));
     }
     let started = Instant::now();
     let heartbeat = fleet::heartbeat_interval(settings, selection.keepalive);

@@ -188,7 +188,7 @@ impl Loaded {
             .map(|(_, f)| f.clone());
         let Some(f) = stage else {
             let stages = self.stages();
-            return Err(Error::Recipe(format!(
+            return Err(Error::Usage(format!(
                 "unknown stage `{name}`{}",
                 suggest(name, stages.iter().map(String::as_str))
             )));
@@ -205,14 +205,9 @@ impl Loaded {
             .map_err(|e| classify(&self.rt, &e))
     }
 
-    /// Checks, before anything connects, that tasks, hook targets and filters exist.
-    pub fn validate(&self, tasks: &[String]) -> Result<(), Error> {
+    /// Checks that every `before`/`after` names tasks that exist (a recipe error, exit 4).
+    pub fn validate_hooks(&self) -> Result<(), Error> {
         let recipe = self.rt.recipe();
-        for t in tasks {
-            if !recipe.tasks.contains_key(t) {
-                return Err(Error::Recipe(recipe.unknown_task(t)));
-            }
-        }
         for (kind, hooks) in [("before", &recipe.before), ("after", &recipe.after)] {
             let mut names: Vec<&String> = hooks.keys().collect();
             names.sort();
@@ -233,6 +228,19 @@ impl Loaded {
                         }
                     }
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks, before anything connects, that the tasks and filters of the command line
+    /// (usage errors, exit 2) and the recipe's hook targets (recipe errors, exit 4) exist.
+    pub fn validate(&self, tasks: &[String]) -> Result<(), Error> {
+        self.validate_hooks()?;
+        let recipe = self.rt.recipe();
+        for t in tasks {
+            if !recipe.tasks.contains_key(t) {
+                return Err(Error::Usage(recipe.unknown_task(t)));
             }
         }
         let roles = recipe.role_names();
@@ -396,7 +404,7 @@ pub fn split_stage(loaded: &Loaded, targets: &[String]) -> Result<Vec<String>, E
                 .iter()
                 .map(String::as_str)
                 .chain(recipe.tasks.keys().map(String::as_str));
-            return Err(Error::Recipe(format!(
+            return Err(Error::Usage(format!(
                 "`{first}` is neither a stage nor a task{}",
                 suggest(first, known)
             )));
@@ -427,9 +435,10 @@ pub fn select(
     sink: Sink,
 ) -> Result<Selection, Error> {
     let recipe = &settings.recipe;
-    let use_recipe = !settings.roles.is_empty()
-        || stage.is_some()
-        || (settings.hosts.is_empty() && recipe.exists());
+    // A recipe present is read even when --hosts names the hosts: its `ssh_config`, its
+    // servers' users and ports and its `keepalive` apply to them, so that a host is reached
+    // the same way whichever way it is selected.
+    let use_recipe = !settings.roles.is_empty() || stage.is_some() || recipe.exists();
     if !use_recipe {
         if settings.hosts.is_empty() {
             return Err(Error::Usage(
@@ -455,8 +464,23 @@ pub fn select(
     if let Some(stage) = stage {
         loaded.select_stage(stage)?;
     }
-    loaded.validate(&[])?;
-    let hosts = loaded.selected_hosts()?;
+    let hosts = if settings.roles.is_empty() && !settings.hosts.is_empty() {
+        // Hosts named outside the recipe are reached as `ssh` would reach them.
+        loaded.validate_hooks()?;
+        let recipe = loaded.rt.recipe();
+        settings
+            .hosts
+            .iter()
+            .filter(|h| settings.shard.is_none_or(|s| s.contains(h)))
+            .map(|h| match recipe.server(h) {
+                Some(server) => server.target().map_err(Error::Recipe),
+                None => HostTarget::parse(h).map_err(Error::Usage),
+            })
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        loaded.validate(&[])?;
+        loaded.selected_hosts()?
+    };
     if hosts.is_empty() {
         return Err(Error::Usage(
             "no server of the recipe matches --roles/--hosts".into(),
@@ -554,7 +578,14 @@ fn run_tasks(
     loaded.validate(&tasks)?;
     let ssh_config = loaded.ssh_config()?;
     if settings.dry_run {
-        return loaded.run_tasks(&tasks, Arc::new(DryRun::new(reporter.sink())));
+        let refused = fleet::config_refusals(
+            &ssh_config,
+            &loaded.selected_hosts()?,
+            settings.jump.as_deref(),
+            &reporter.sink(),
+        );
+        loaded.run_tasks(&tasks, Arc::new(DryRun::new(reporter.sink())))?;
+        return refused.map_or(Ok(()), |f| Err(f.into()));
     }
     let heartbeat = fleet::heartbeat_interval(settings, loaded.keepalive()?);
     let fleet = Arc::new(Fleet::new(
@@ -605,6 +636,7 @@ pub fn list(settings: &Settings, hooks: bool, interrupted: Arc<AtomicBool>) -> R
         &settings.recipe,
         load_options(settings, interrupted, reporter.sink())?,
     )?;
+    loaded.validate_hooks()?;
     reporter.barrier();
     let recipe = loaded.rt.recipe();
     let hook_names = |map: &std::collections::HashMap<String, Vec<Hook>>, task: &str| {

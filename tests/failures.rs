@@ -191,3 +191,51 @@ fn unreachable_hosts_are_all_named_every_time() {
         );
     }
 }
+
+/// A host that connected and ran commands, then went away for good, is summarised as a
+/// session lost after its commands, never as "never connected".
+#[test]
+fn a_host_lost_after_working_is_not_called_never_connected() {
+    let lab = Lab::builder().names(&["web1", "db1"]).start();
+    let victim = lab.host("web1").pid;
+    let mut r = RecipeDir::new(
+        "lost-after-work",
+        r#"
+server("web1", #{ roles: ["web"] });
+server("db1", #{ roles: ["db"] });
+task("t", || {
+    on("all", "echo first");
+    // web1's sshd goes away: its listener first (a session cut while it listens would be
+    // replaced at once), then its sessions.
+    let l = fetch("victim");
+    run_locally(`c=$(pgrep -P ${l}); kill -KILL ${l}; kill -KILL $c`);
+    on("all", "echo second");
+});
+"#,
+    );
+    r.ssh_config = Some(lab.ssh_config());
+    let out = r
+        .tether()
+        .args(&["t", "-s", &format!("victim={victim}")])
+        .run();
+    out.status(3);
+    assert_eq!(out.host_lines("web1", '|'), ["first"], "{}", out.stdout);
+    assert_eq!(
+        out.host_lines("db1", '|'),
+        ["first", "second"],
+        "{}",
+        out.stdout
+    );
+    out.stdout_lacks("web1  never connected")
+        .stdout_contains("web1  session lost after 1 command, ")
+        // Beside its host's prefix, an error does not name the host again.
+        .stdout_contains("web1 ~ session found dead before `echo second`");
+    let json = r
+        .tether()
+        .args(&["--format", "json", "t", "-s", &format!("victim={victim}")])
+        .run();
+    // The listener is gone now: web1 never connects in this second run.
+    json.status(3).stdout_contains(
+        r#""type":"session_summary","host":"web1","connected":false,"sessions":0,"commands":0"#,
+    );
+}

@@ -133,7 +133,12 @@ fn errors_name_file_line_and_column() {
     recipe_error(&r, &["x"]).stderr_contains("deploy.rhai:2:7: syntax error");
 
     let r = RecipeDir::new("unknown", "task(\"deploy:check\", || {});\ntask(\"y\", || { on(\"nope\", \"true\"); });\nserver(\"a\", #{ roles: [\"web\"] });\n");
-    recipe_error(&r, &["deploy:chek"]).stderr_contains("did you mean `deploy:check`");
+    // Names on the command line are usage errors (exit 2), as unknown roles and hosts are.
+    r.tether()
+        .args(&["deploy:chek"])
+        .run()
+        .status(2)
+        .stderr_contains("did you mean `deploy:check`");
     recipe_error(&r, &["y"]).stderr_contains("deploy.rhai:2:16: unknown role or host `nope`");
     r.tether()
         .args(&["y", "--roles", "wbe"])
@@ -143,12 +148,25 @@ fn errors_name_file_line_and_column() {
 
     let r = RecipeDir::new("hook", "task(\"a\", || {});\nafter(\"b\", \"a\");\n");
     recipe_error(&r, &["a"]).stderr_contains("after(\"b\", ...): unknown task `b`");
+    // Every path that reads the recipe refuses it: `tasks` too.
+    for args in [&["tasks"][..], &["tasks", "--hooks"], &["-n", "a"]] {
+        recipe_error(&r, args).stderr_contains("after(\"b\", ...): unknown task `b`");
+    }
+    let r = RecipeDir::new(
+        "hook-target",
+        "task(\"a\", || {});\nbefore(\"a\", \"nosuch\");\n",
+    );
+    recipe_error(&r, &["tasks"])
+        .stderr_contains("before(\"a\", \"nosuch\"): unknown task `nosuch`");
 
     let r = RecipeDir::new(
         "stage",
         "stage(\"production\", || {});\ntask(\"a\", || {});\n",
     );
-    recipe_error(&r, &["prodution", "a"])
+    r.tether()
+        .args(&["prodution", "a"])
+        .run()
+        .status(2)
         .stderr_contains("`prodution` is neither a stage nor a task; did you mean `production`?");
 
     // An error inside an imported local module names the module's file.
@@ -371,6 +389,36 @@ fn a_script_error_inside_on_names_the_host_and_the_line() {
         .status(4)
         .stderr_contains("db1: ")
         .stderr_contains("deploy.rhai:7:11: Function not found: frobnicate (i64)");
+    // Once: one position, one caret.
+    let out = r.tether().args(&["t"]).run();
+    assert_eq!(out.stderr.matches('^').count(), 1, "{}", out.stderr);
+
+    // A recipe catches it as a failure of kind `recipe` naming the hosts, as any other.
+    let caught = lab_recipe(
+        &lab,
+        "closure-error-caught",
+        r#"
+task("t", || {
+    for body in [|h| { let x = 1 / 0; }, |h| { throw "mine"; }, |h| { nosuch(); }] {
+        try {
+            on("web", body);
+        } catch (err) {
+            print(`caught ${type_of(err)} ${err.kind} ${err.hosts}`);
+        }
+    }
+});
+"#,
+    );
+    let out = caught.tether().args(&["t"]).run();
+    out.status(0);
+    assert_eq!(
+        out.stdout
+            .matches("caught Failure recipe [\"web1\", \"web2\"]")
+            .count(),
+        3,
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
@@ -563,6 +611,37 @@ fn the_ssh_config_comes_from_flag_env_recipe_in_that_order() {
     let out = r.tether().args(&["t"]).run();
     out.status(0);
     assert_eq!(out.host_lines("web1", '|'), ["reached"], "{}", out.stdout);
+    // Hosts named with --hosts (servers of the recipe or not) and by `hosts`/`check` are
+    // reached through the recipe's file too: `pp`, an alias only that file knows, is web1.
+    let lab_text = std::fs::read_to_string(lab.ssh_config()).unwrap();
+    let web1_block: String = lab_text
+        .split_inclusive('\n')
+        .skip_while(|l| l.trim() != "Host web1")
+        .enumerate()
+        .take_while(|(i, l)| *i == 0 || !l.starts_with("Host "))
+        .map(|(i, l)| if i == 0 { "Host pp\n" } else { l }.to_string())
+        .collect();
+    assert!(web1_block.contains("Port"), "{lab_text}");
+    r.write("ssh/config", &format!("{lab_text}\n{web1_block}"));
+    let port = lab.host("web1").port.to_string();
+    for args in [
+        &["run", "--hosts", "pp", "--", "echo reached"][..],
+        &["run", "--hosts", "web1", "--", "echo reached"],
+        &["run", "--roles", "web", "--", "echo reached"],
+    ] {
+        let out = r.tether().args(args).run();
+        out.status(0);
+        assert!(out.stdout.contains("reached"), "{args:?}: {}", out.stdout);
+    }
+    for args in [
+        &["hosts", "pp"][..],
+        &["--hosts", "pp", "hosts"],
+        &["hosts", "-G", "pp"],
+    ] {
+        let out = r.tether().args(args).run();
+        out.status(0);
+        assert!(out.stdout.contains(&port), "{args:?}: {}", out.stdout);
+    }
     // TETHER_SSH_CONFIG wins over the recipe: a file that does not exist is an error.
     let missing = r.dir.join("nowhere");
     r.tether()
@@ -638,4 +717,30 @@ fn set_needs_a_variable_name() {
             .stderr_contains("-s ");
     }
     r.tether().args(&["-s", "ok_1:x=", "x"]).run().status(0);
+}
+
+/// `-s` values print as typed: a branch `0042` is never deployed as `42`.
+#[test]
+fn set_values_keep_what_was_typed() {
+    let r = RecipeDir::new(
+        "set-values",
+        r#"task("x", || { print(`${type_of(fetch("v"))} [${fetch("v")}]`); });"#,
+    );
+    for (typed, shown) in [
+        ("0042", "string [0042]"),
+        ("+3", "string [+3]"),
+        ("00000000000000", "string [00000000000000]"),
+        ("1e3", "string [1e3]"),
+        ("", "string []"),
+        ("42", "i64 [42]"),
+        ("-1", "i64 [-1]"),
+        ("true", "bool [true]"),
+        ("TRUE", "string [TRUE]"),
+    ] {
+        r.tether()
+            .args(&["-s", &format!("v={typed}"), "x"])
+            .run()
+            .status(0)
+            .stdout_contains(shown);
+    }
 }

@@ -95,7 +95,7 @@ fn a_signal_is_reported_not_exit_zero() {
         .run();
     out.status(1)
         .stdout_contains("host1  signal TERM")
-        .stdout_contains("killed by signal TERM");
+        .stdout_contains("host1: `kill -TERM $$` failed with signal TERM after ");
 }
 
 #[test]

@@ -20,6 +20,8 @@ let token = secret_env("DEPLOY_TOKEN");
 set("token", token);
 task("t", || {
     print("key is " + fetch("api_key"));
+    debug(fetch("api_key"));
+    debug("plain");
     on("web", "echo " + fetch("api_key") + " > /srv/key; echo " + fetch("token"));
     on("web", |host| {
         with_env(#{ TOKEN: fetch("token") }, || run("printf '%s' \"$TOKEN\" > /srv/token; echo $TOKEN >&2"));
@@ -67,6 +69,16 @@ task("t", || {
         .stdout_contains("key is ********")
         .stdout_contains("caught: ");
     runs[1].stdout_contains("********");
+    // debug() goes through the reporter too: a print event, with where it was called.
+    runs[0].stdout_contains("debug deploy.rhai:11:5: \"plain\"");
+    for out in [&runs[1], &runs[3]] {
+        for line in out.stdout.lines() {
+            let v: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {line}\n{}", out.stdout));
+            assert!(v.get("type").is_some(), "{line}");
+        }
+    }
+    runs[1].stdout_contains(r#""text":"debug deploy.rhai:10:5: \"********\"""#);
     assert_eq!(runs[0].status, 1, "{}", runs[0].stderr);
     for h in ["web1", "web2"] {
         let root = &lab.host(h).root_dir;

@@ -650,6 +650,39 @@ fn a_refused_block_fails_only_its_host() {
     assert!(out.stderr.contains("1 of 3 hosts failed"), "{}", out.stderr);
     compare(&sb, &config, "web2").unwrap();
     compare(&sb, &config, "web3").unwrap();
+
+    // A dry run refuses what a run would, connecting to nothing: the plan of the others, a
+    // warning naming the host, exit 2. A route that loops is refused as well.
+    let looping = sb.write(
+        "cfg/refuse-loop",
+        &format!("Include {config}\nHost web4\n  ProxyJump web4\n"),
+    );
+    let out = sb.tether(&[
+        "-F",
+        &looping,
+        "-n",
+        "run",
+        "--hosts",
+        "web1,web2,web4",
+        "--",
+        "uptime",
+    ]);
+    assert_eq!(out.status, 2, "{}{}", out.stdout, out.stderr);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(all.contains("PKCS11Provider"), "{all}");
+    assert!(all.contains("ProxyJump loop"), "{all}");
+    assert!(all.contains("(a run would not reach this host)"), "{all}");
+    assert!(out.stdout.contains("web2 | $ uptime"), "{all}");
+    let recipe = sb.write(
+        "app/deploy.rhai",
+        "server(\"web1\", #{ roles: [\"web\"] });\nserver(\"web2\", #{ roles: [\"web\"] });\n\
+         task(\"t\", || { on(\"web\", \"uptime\"); });\n",
+    );
+    let out = sb.tether(&["-F", &config, "-f", &recipe, "-n", "t"]);
+    assert_eq!(out.status, 2, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("web2 | $ uptime"), "{}", out.stdout);
+    let out = sb.tether(&["-F", &config, "-f", &recipe, "-n", "--hosts", "web2", "t"]);
+    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
 }
 
 /// `tether hosts` with JSON output, and its exit code with an Include loop (exit 2, naming

@@ -707,9 +707,9 @@ fn a_failed_run_and_tether_run_write_their_timelines() {
     assert!(page
         .html
         .contains("<h1>run: echo hi<span class=\"badge ok\">ok</span>"));
-    // --hosts without --roles or a stage: the recipe is not read.
-    assert!(!page.html.contains("<dt>recipe</dt>"));
-    assert_eq!(page.groups(), ["no role · 2 hosts"]);
+    // --hosts names servers of the recipe in the directory: it is read, their roles shown.
+    assert!(page.html.contains("<dt>recipe</dt>"));
+    assert_eq!(page.groups(), ["web · 2 hosts"]);
     assert_eq!(page.rows().len(), 2);
     tether()
         .args(&["run", "--hosts", "web2", "--timeline"])

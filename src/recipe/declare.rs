@@ -36,10 +36,14 @@ fn check_connection_props(name: &str, props: &Map) -> Fallible<()> {
     Ok(())
 }
 
-/// `-s key=value` values: numbers and booleans keep their type.
+/// A `-s key=value` value: a string exactly as typed, except a decimal integer written as Rhai
+/// prints it (`3`, `-1`; not `007`, `+3`, `1_000`) and `true`/`false`, which keep their type.
+/// Either way the value prints as typed: `-s branch=0042` deploys branch `0042`, never `42`.
 pub fn override_value(text: &str) -> Dynamic {
     if let Ok(n) = text.parse::<i64>() {
-        return n.into();
+        if n.to_string() == text {
+            return n.into();
+        }
     }
     match text {
         "true" => true.into(),
@@ -261,4 +265,42 @@ pub fn select(rt: &Runtime, target: &Dynamic) -> Fallible<Vec<String>> {
             rt.filters.admits(h, roles)
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn override_values_print_as_typed() {
+        for text in [
+            "0042",
+            "007",
+            "+3",
+            "00000000000000",
+            "1_000",
+            "-0",
+            " 3",
+            "3 ",
+            "0x10",
+            "1e3",
+            "99999999999999999999",
+            "True",
+            "",
+            "hotfix/1",
+        ] {
+            let v = override_value(text);
+            assert!(v.is_string(), "{text:?} became {}", v.type_name());
+            assert_eq!(v.to_string(), text);
+        }
+        for text in ["0", "3", "-1", "20250101000003", "9223372036854775807"] {
+            let v = override_value(text);
+            assert_eq!(
+                v.as_int().ok().map(|n| n.to_string()).as_deref(),
+                Some(text)
+            );
+        }
+        assert_eq!(override_value("true").as_bool(), Ok(true));
+        assert_eq!(override_value("false").as_bool(), Ok(false));
+    }
 }

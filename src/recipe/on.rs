@@ -17,7 +17,7 @@ use super::failures::{failure_of, throw};
 use super::host_info::HostInfo;
 use crate::backend::Backend;
 use crate::dispatch::{self, Mode, Skipped, Slot, Spread};
-use crate::failure::{Failure, NotRun};
+use crate::failure::{Failure, Kind, NotRun};
 use crate::host::HostTarget;
 use crate::outcome::{skipped_words, step_failure};
 use crate::pool::FanOut;
@@ -291,9 +291,16 @@ fn on_closure(
                 if rt.interrupted() {
                     return Err(throw(Failure::interrupted()));
                 }
+                // A failure of kind `recipe` (not a bare string), so that a recipe catching it
+                // reads `err.kind` and `err.hosts`; its position is the closure's line, which
+                // the caller must not replace with the `on` call's.
                 let main = rt.file.display().to_string();
                 let rendered = super::diagnostics::eval_error(&e, &main, &rt.sources);
-                return fail(format!("{host}: {rendered}"));
+                let mut f = Failure::host(host, Kind::Recipe, format!("{host}: {rendered}"));
+                f.at = super::diagnostics::innermost(&e, &main)
+                    .1
+                    .map(|l| l.to_string());
+                parts.push(f);
             }
             Slot::Skipped(Skipped::Cancelled) => return Err(throw(Failure::interrupted())),
             Slot::Skipped(why) => not_run.push(NotRun {

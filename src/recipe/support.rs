@@ -45,6 +45,19 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
             text: crate::secret::mask(text).into_owned(),
         })
     });
+    // `debug(x)`: Rhai's own printer writes to stdout, past the reporter (no JSON, no masks).
+    let r = rt.clone();
+    engine.on_debug(move |text, source, at| {
+        // Rhai names no source for code of the recipe itself.
+        let file = source.map_or_else(|| r.file.display().to_string(), str::to_string);
+        let place = match (at.line(), at.position()) {
+            (Some(line), Some(col)) => format!("{file}:{line}:{col}: "),
+            _ => format!("{file}: "),
+        };
+        r.report(EventKind::Print {
+            text: crate::secret::mask(&format!("debug {place}{text}")).into_owned(),
+        })
+    });
 }
 
 /// `user@machine` for the local user.

@@ -36,6 +36,8 @@ pub fn json_lines(st: &State, event: &Event, started: Instant) -> Vec<String> {
                     "type": "session_summary",
                     "host": host,
                     "connected": s.connected_at.is_some(),
+                    "sessions": s.sessions,
+                    "commands": s.commands,
                     "heartbeats": s.heartbeats,
                     "reconnects": s.reconnects,
                     "error": s.failed,

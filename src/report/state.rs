@@ -26,6 +26,11 @@ pub struct HostStats {
     pub connected_at: Option<Instant>,
     /// Why the host has no session (it never connected, or could not be reconnected).
     pub failed: Option<String>,
+    /// Sessions opened (the first connection and every reconnect): a host that has none now
+    /// may have had one.
+    pub sessions: u64,
+    /// Commands that ran to an end there (an exit status or a signal).
+    pub commands: u64,
 }
 
 #[derive(Default)]
@@ -103,6 +108,7 @@ pub fn record(st: &mut State, event: &Event) {
     let h = st.hosts.entry(event.host.to_string()).or_default();
     match &event.kind {
         EventKind::Connected { .. } => {
+            h.sessions += 1;
             h.connected_at = Some(event.at);
             h.idle_since = Some(event.at);
             h.failed = None;
@@ -112,7 +118,12 @@ pub fn record(st: &mut State, event: &Event) {
             h.failed = Some(error.clone());
         }
         EventKind::Started { .. } => h.busy = true,
-        EventKind::Finished { .. } => {
+        EventKind::Finished {
+            exit_code, signal, ..
+        } => {
+            if exit_code.is_some() || signal.is_some() {
+                h.commands += 1;
+            }
             h.busy = false;
             h.idle_since = Some(event.at);
         }
@@ -121,6 +132,7 @@ pub fn record(st: &mut State, event: &Event) {
             h.last_heartbeat = Some(event.at);
         }
         EventKind::Reconnected { .. } => {
+            h.sessions += 1;
             h.reconnects += 1;
             h.connected_at = Some(event.at);
             h.failed = None;

@@ -52,6 +52,11 @@ fn prefix(st: &State, host: &str, mark: &str, mark_style: Style) -> String {
 pub fn text_lines(st: &State, look: Look, event: &Event) -> Vec<String> {
     let host = &*event.host;
     let ours = |text: String| {
+        // Errors name their host for the summary; beside the host's own prefix it is said once.
+        let text = match text.strip_prefix(host).and_then(|t| t.strip_prefix(": ")) {
+            Some(rest) if !host.is_empty() => rest.to_string(),
+            _ => text,
+        };
         vec![format!(
             "{} {text}",
             prefix(st, host, "~", fg(AnsiColor::Yellow))
@@ -85,7 +90,13 @@ pub fn text_lines(st: &State, look: Look, event: &Event) -> Vec<String> {
             format_duration(*interval)
         )),
         EventKind::Unreachable { error } => ours(error.clone()),
-        EventKind::ConnectFailed { error } => ours(format!("cannot connect: {error}")),
+        EventKind::ConnectFailed { error } => ours(format!(
+            "cannot connect: {}",
+            error
+                .strip_prefix(host)
+                .and_then(|t| t.strip_prefix(": "))
+                .unwrap_or(error)
+        )),
         EventKind::Warning { message } if host.is_empty() => vec![format!("warning: {message}")],
         EventKind::Warning { message } => ours(format!("warning: {message}")),
         EventKind::Connected { setup } if look.verbose => {
@@ -187,11 +198,11 @@ fn sessions_text(st: &State, title: &str, elapsed: Duration) -> Vec<String> {
                 s.reconnects,
                 plural(s.reconnects)
             ),
-            (None, Some(why)) if s.reconnects == 0 && s.heartbeats == 0 => {
-                format!("never connected ({why})")
-            }
+            (None, Some(why)) if s.sessions == 0 => format!("never connected ({why})"),
             (None, Some(why)) => format!(
-                "session lost after {} heartbeat{}, {} reconnect{} ({why})",
+                "session lost after {} command{}, {} heartbeat{}, {} reconnect{} ({why})",
+                s.commands,
+                plural(s.commands),
                 s.heartbeats,
                 plural(s.heartbeats),
                 s.reconnects,

@@ -46,7 +46,7 @@ impl std::fmt::Display for ExitStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ExitStatus::Code(c) => write!(f, "exit status {c}"),
-            ExitStatus::Signal(s) => write!(f, "killed by signal {s}"),
+            ExitStatus::Signal(s) => write!(f, "signal {s}"),
             ExitStatus::Missing => f.write_str(
                 "no exit status received: the server closed the channel while the command was \
                  running (an sshd ChannelTimeout on a silent command is the usual cause); the \

@@ -192,6 +192,50 @@ fn unreachable_hosts_are_all_named_every_time() {
     }
 }
 
+/// Hosts stopped early are told which hosts failed at the deciding step: all of them, in
+/// host order, whichever failed first (the same text on every run).
+#[test]
+fn hosts_stopped_early_name_the_same_failed_hosts_every_time() {
+    let lab = Lab::builder().names(&["app1", "app2"]).start();
+    let ports: Vec<u16> = (0..2)
+        .map(|_| {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        })
+        .collect();
+    let mut r = RecipeDir::new(
+        "stopped-because",
+        &format!(
+            "server(\"app1\", #{{ roles: [\"app\"] }});\nserver(\"root@127.0.0.1:{a}\", #{{ roles: [\"app\"] }});\n\
+             server(\"app2\", #{{ roles: [\"app\"] }});\nserver(\"root@127.0.0.1:{b}\", #{{ roles: [\"app\"] }});\n\
+             task(\"t\", || {{ on(\"app\", |host| {{ run(\"sleep 0.2\"); run(\"echo never >> /srv/never\"); }}); }});\n",
+            a = ports[0],
+            b = ports[1]
+        ),
+    );
+    r.ssh_config = Some(lab.ssh_config());
+    let because = format!(
+        "failed: root@127.0.0.1:{}, root@127.0.0.1:{} failed",
+        ports[0], ports[1]
+    );
+    for _ in 0..6 {
+        let out = r.tether().args(&["t"]).run();
+        out.status(3)
+            .stderr_contains("error: 2 of 4 hosts failed, 2 stopped early")
+            .stderr_contains(&format!(
+                "app1: stopped before `echo never >> /srv/never`: {}",
+                because.trim_start_matches("failed: ")
+            ))
+            .stderr_contains(&format!(
+                "app2: stopped before `echo never >> /srv/never`: {}",
+                because.trim_start_matches("failed: ")
+            ));
+    }
+    for h in lab.hosts() {
+        assert!(!h.root_dir.join("never").exists(), "{}", h.name);
+    }
+}
+
 /// A host that connected and ran commands, then went away for good, is summarised as a
 /// session lost after its commands, never as "never connected".
 #[test]

@@ -87,24 +87,46 @@ pub struct HostScope {
 /// where the first failure happened. A failure the recipe catches stops nobody.
 #[derive(Debug, Default)]
 pub struct StepAbort {
-    at: Mutex<Option<(usize, String)>>,
+    /// Every failure so far: commands started, host.
+    failures: Mutex<Vec<(usize, String)>>,
 }
 
 impl StepAbort {
     /// `host`'s closure failed after starting `started` commands.
     pub fn fail(&self, started: usize, host: &str) {
-        let mut at = self.at.lock().unwrap_or_else(|p| p.into_inner());
-        if at.as_ref().is_none_or(|(k, _)| started < *k) {
-            *at = Some((started, host.to_string()));
-        }
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        failures.push((started, host.to_string()));
+    }
+
+    /// The step of the earliest failure.
+    fn step(failures: &[(usize, String)]) -> Option<usize> {
+        failures.iter().map(|(k, _)| *k).min()
     }
 
     /// The host whose failure stops the command numbered `index` (from 0), if one does.
     pub fn stops(&self, index: usize) -> Option<String> {
-        let at = self.at.lock().unwrap_or_else(|p| p.into_inner());
-        at.as_ref()
-            .filter(|(k, _)| index >= *k)
-            .map(|(_, h)| h.clone())
+        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let k = Self::step(&failures)?;
+        (index >= k).then(|| {
+            failures
+                .iter()
+                .find(|(s, _)| *s == k)
+                .map(|(_, h)| h.clone())
+                .unwrap_or_default()
+        })
+    }
+
+    /// The hosts that failed at the earliest failing step, in the order of `hosts` (whichever
+    /// finished first): what a host stopped early is told, the same on every run.
+    pub fn because(&self, hosts: &[String]) -> Option<String> {
+        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let k = Self::step(&failures)?;
+        let names: Vec<&str> = hosts
+            .iter()
+            .filter(|h| failures.iter().any(|(s, f)| *s == k && f == *h))
+            .map(String::as_str)
+            .collect();
+        (!names.is_empty()).then(|| names.join(", "))
     }
 }
 

@@ -285,7 +285,11 @@ fn on_closure(
             Slot::Done(HostEnd::Failed(f)) => parts.push(f),
             Slot::Done(HostEnd::Stopped(s)) => not_run.push(NotRun {
                 host: host.clone(),
-                reason: format!("stopped before `{}`: {} failed", s.command, s.because),
+                reason: format!(
+                    "stopped before `{}`: {} failed",
+                    s.command,
+                    abort.because(&hosts).unwrap_or(s.because)
+                ),
             }),
             Slot::Done(HostEnd::RecipeError(e)) => {
                 if rt.interrupted() {

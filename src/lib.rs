@@ -22,6 +22,7 @@ macro_rules! out {
 
 pub mod backend;
 pub mod check;
+pub mod clock;
 pub mod command;
 pub mod dispatch;
 pub mod duration;

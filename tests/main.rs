@@ -8,6 +8,7 @@ mod certificates;
 mod check;
 mod deploy;
 mod failures;
+mod host_certificates;
 mod host_keys;
 mod json;
 mod jump;

@@ -14,8 +14,9 @@ use base64::Engine as _;
 use ssh2::Session;
 
 use super::algorithms;
-use super::config::{AddressFamily, HostConfig, StrictHostKeyChecking};
-use super::known_hosts::{self, HostKeyCheck, KnownHosts};
+use super::config::{AddressFamily, HostConfig};
+use super::host_key::HostKeyPolicy;
+use super::known_hosts::{self, KnownHosts};
 use super::SshError;
 
 /// libssh2's "would block" code in non-blocking mode.
@@ -235,10 +236,17 @@ pub fn connect_over<S: AsRawFd + 'static>(
         warn(w.clone());
     }
     // The key types known_hosts records for the host come first, as ssh orders them: a host
-    // recorded with its RSA key is verified with that key even if it prefers ed25519.
-    let recorded = known.recorded_types(&cfg.known_hosts_name());
+    // recorded with its RSA key is verified with that key even if it prefers ed25519; a host
+    // a @cert-authority line names is asked for its certificate.
+    let lookup = cfg.known_hosts_name();
+    let recorded = known.recorded_types(&lookup);
     let pinned_type = pinned_key.and_then(known_hosts::blob_key_type);
-    algorithms::apply(&session, cfg, &recorded, pinned_type.as_deref()).map_err(&handshake_err)?;
+    let known_types = algorithms::KnownTypes {
+        recorded: &recorded,
+        authority: !known.authorities(&lookup).is_empty(),
+        pinned: pinned_type.as_deref(),
+    };
+    algorithms::apply(&session, cfg, known_types).map_err(&handshake_err)?;
     session.set_compress(cfg.compression);
     session.set_tcp_stream(tcp);
     let remaining = deadline.saturating_duration_since(Instant::now());
@@ -258,7 +266,14 @@ pub fn connect_over<S: AsRawFd + 'static>(
         .host_key()
         .map(|(k, _)| k.to_vec())
         .ok_or_else(|| handshake_err("server sent no host key".into()))?;
-    verify_host_key(name, cfg, &known, pinned_key, &host_key, fd, warn)?;
+    let policy = HostKeyPolicy {
+        name,
+        addr: &addr_text,
+        cfg,
+        known: &known,
+        certificate_types: &algorithms::certificate_algorithms(&session),
+    };
+    policy.verify(&host_key, pinned_key, fd, warn)?;
 
     let remaining = deadline.saturating_duration_since(Instant::now());
     session.set_timeout(remaining.as_millis().max(1) as u32);
@@ -368,135 +383,6 @@ fn set_tcp_keepalive(tcp: &TcpStream) {
             &on as *const libc::c_int as *const libc::c_void,
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         );
-    }
-}
-
-fn verify_host_key(
-    name: &str,
-    cfg: &HostConfig,
-    known: &KnownHosts,
-    pinned_key: Option<&[u8]>,
-    key: &[u8],
-    fd: RawFd,
-    warn: &mut dyn FnMut(String),
-) -> Result<(), SshError> {
-    let lookup = cfg.known_hosts_name();
-    let key_type = known_hosts::blob_key_type(key).unwrap_or_else(|| "unknown".into());
-    let presented = known_hosts::fingerprint(key);
-    if let Some(bits) = known_hosts::rsa_bits(key).filter(|b| *b < cfg.required_rsa_size) {
-        return Err(SshError::Handshake {
-            host: name.to_string(),
-            addr: host_port(&cfg.hostname, cfg.port),
-            reason: format!(
-                "the server's RSA host key has {bits} bits, fewer than RequiredRSASize {}",
-                cfg.required_rsa_size
-            ),
-        });
-    }
-    if let Some(pinned) = pinned_key {
-        if pinned != key {
-            return Err(SshError::HostKeyChanged {
-                host: name.to_string(),
-                name: lookup,
-                key_type,
-                presented,
-                recorded: format!(
-                    "{} (from this run's first connection)",
-                    known_hosts::fingerprint(pinned)
-                ),
-            });
-        }
-        return Ok(());
-    }
-    // ssh.c: no host key check for a loopback address reached directly, if asked.
-    if cfg.no_host_authentication_for_localhost
-        && cfg.host_key_alias.is_none()
-        && peer_is_loopback(fd)
-    {
-        return Ok(());
-    }
-    match known.check(&lookup, key) {
-        HostKeyCheck::Match => Ok(()),
-        HostKeyCheck::Revoked(location) => Err(SshError::HostKeyRevoked {
-            host: name.to_string(),
-            name: lookup,
-            location,
-        }),
-        HostKeyCheck::Mismatch(recorded) => Err(SshError::HostKeyChanged {
-            host: name.to_string(),
-            name: lookup,
-            key_type,
-            presented,
-            recorded: describe(&recorded),
-        }),
-        HostKeyCheck::NotFound => {
-            if cfg.strict_host_key_checking == StrictHostKeyChecking::Yes {
-                return Err(SshError::UnknownHostKey {
-                    host: name.to_string(),
-                    known_hosts: cfg.user_known_hosts.first().map_or_else(
-                        || "a known_hosts file (UserKnownHostsFile is none)".to_string(),
-                        |f| f.display().to_string(),
-                    ),
-                    recorded_other: describe(&known.recorded(&lookup)),
-                    name: lookup,
-                    key: format!("{key_type} {presented}"),
-                });
-            }
-            let Some(file) = cfg.user_known_hosts.first() else {
-                warn(format!(
-                    "{name}: accepted new host key for {lookup} ({key_type} {presented}) without \
-                     recording it (UserKnownHostsFile is none)"
-                ));
-                return Ok(());
-            };
-            known_hosts::append(file, &lookup, key, cfg.hash_known_hosts).map_err(|e| {
-                SshError::Session {
-                    host: name.to_string(),
-                    reason: format!("cannot record host key in {}: {e}", file.display()),
-                }
-            })?;
-            warn(format!(
-                "{name}: recorded new host key for {lookup} ({key_type} {presented}) in {}",
-                file.display()
-            ));
-            Ok(())
-        }
-    }
-}
-
-/// `type fingerprint (file:line)` of each recorded key.
-fn describe(recorded: &[known_hosts::RecordedKey]) -> String {
-    recorded
-        .iter()
-        .map(|r| format!("{} {} ({})", r.key_type, r.fingerprint, r.location))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Whether the socket is a TCP connection to a loopback address (not a socket pair of a
-/// jump host or proxy command).
-fn peer_is_loopback(fd: RawFd) -> bool {
-    // SAFETY: a zeroed sockaddr_storage is valid; getpeername writes at most `len` bytes.
-    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: fd is the session's open socket; addr and len are valid out-parameters.
-    let rc = unsafe { libc::getpeername(fd, &mut addr as *mut _ as *mut libc::sockaddr, &mut len) };
-    if rc != 0 {
-        return false;
-    }
-    match addr.ss_family as i32 {
-        libc::AF_INET => {
-            // SAFETY: the family says it is a sockaddr_in.
-            let sin = unsafe { &*(&addr as *const _ as *const libc::sockaddr_in) };
-            std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)).is_loopback()
-        }
-        libc::AF_INET6 => {
-            // SAFETY: the family says it is a sockaddr_in6.
-            let sin6 = unsafe { &*(&addr as *const _ as *const libc::sockaddr_in6) };
-            let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
-        _ => false,
     }
 }
 

@@ -4,6 +4,7 @@
 mod support;
 
 mod agent;
+mod auth;
 mod certificates;
 mod check;
 mod deploy;

@@ -1,19 +1,14 @@
 //! Opening one SSH session: TCP (nodelay, keepalive, timeout), handshake, host key check,
 //! authentication. The result is a non-blocking session driven by its owner thread.
 
-use std::collections::HashMap;
-use std::io::IsTerminal as _;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use ssh2::Session;
 
 use super::algorithms;
+use super::auth;
 use super::config::{AddressFamily, HostConfig};
 use super::host_key::HostKeyPolicy;
 use super::known_hosts::{self, KnownHosts};
@@ -277,7 +272,7 @@ pub fn connect_over<S: AsRawFd + 'static>(
 
     let remaining = deadline.saturating_duration_since(Instant::now());
     session.set_timeout(remaining.as_millis().max(1) as u32);
-    authenticate(name, cfg, &session)?;
+    auth::authenticate(name, cfg, &session)?;
 
     session.set_timeout(0);
     session.set_blocking(false);
@@ -384,229 +379,6 @@ fn set_tcp_keepalive(tcp: &TcpStream) {
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         );
     }
-}
-
-fn authenticate(name: &str, cfg: &HostConfig, session: &Session) -> Result<(), SshError> {
-    let mut tried: Vec<String> = Vec::new();
-    let allowed_blobs: Vec<Vec<u8>> = cfg
-        .identity_files
-        .iter()
-        .filter_map(|p| public_blob(p))
-        .collect();
-
-    if let Some(socket) = &cfg.identity_agent {
-        if let Ok(mut agent) = session.agent() {
-            let connected = agent.set_identity_path(socket).is_ok() && agent.connect().is_ok();
-            if connected && agent.list_identities().is_ok() {
-                let identities = agent.identities().unwrap_or_default();
-                let mut offered = 0;
-                for identity in &identities {
-                    if cfg.identities_only && !allowed_blobs.iter().any(|b| b == identity.blob()) {
-                        continue;
-                    }
-                    offered += 1;
-                    if agent.userauth(&cfg.user, identity).is_ok() && session.authenticated() {
-                        return Ok(());
-                    }
-                }
-                if offered > 0 {
-                    tried.push(format!("{offered} agent key(s) refused"));
-                }
-                agent.disconnect().ok();
-            }
-        }
-    }
-
-    let mut certificates_used: Vec<PathBuf> = Vec::new();
-    for path in &cfg.identity_files {
-        if !path.exists() {
-            if cfg.identity_files_configured {
-                tried.push(format!("{} does not exist", path.display()));
-            }
-            continue;
-        }
-        let passphrase = match key_is_encrypted(path) {
-            false => None,
-            true => match passphrase_for(path, cfg.batch_mode) {
-                Ok(p) => Some(p),
-                Err(why) => {
-                    tried.push(format!("{} is encrypted and {why}", path.display()));
-                    continue;
-                }
-            },
-        };
-        for cert in certificates_for(path, cfg) {
-            certificates_used.push(cert.clone());
-            match certificate_type(&cert) {
-                Some(t) if !CERTIFICATE_TYPES.contains(&t.as_str()) => {
-                    tried.push(format!(
-                        "certificate {}: key type {t} is not supported by libssh2",
-                        cert.display()
-                    ));
-                    continue;
-                }
-                None => {
-                    tried.push(format!("{} is not a certificate", cert.display()));
-                    continue;
-                }
-                Some(_) => {}
-            }
-            match session.userauth_pubkey_file(&cfg.user, Some(&cert), path, passphrase.as_deref())
-            {
-                Ok(()) if session.authenticated() => return Ok(()),
-                _ => tried.push(format!(
-                    "certificate {} with key {} refused",
-                    cert.display(),
-                    path.display()
-                )),
-            }
-        }
-        match session.userauth_pubkey_file(&cfg.user, None, path, passphrase.as_deref()) {
-            Ok(()) if session.authenticated() => return Ok(()),
-            Ok(()) => tried.push(format!("{} refused", path.display())),
-            Err(e) if passphrase.is_some() && e.message().contains("private key") => {
-                tried.push(format!("{}: wrong passphrase ({e})", path.display()))
-            }
-            Err(_) => tried.push(format!("key {} refused", path.display())),
-        }
-    }
-    for cert in &cfg.certificate_files {
-        if !certificates_used.contains(cert) {
-            tried.push(format!(
-                "certificate {} matches none of the identity files (tether pairs a certificate \
-                 with a private key file only)",
-                cert.display()
-            ));
-        }
-    }
-    if tried.is_empty() {
-        tried.push("no ssh-agent identities and no identity files".into());
-    }
-    Err(SshError::Auth {
-        host: name.to_string(),
-        user: cfg.user.clone(),
-        tried: tried.join("; "),
-    })
-}
-
-/// User certificate types libssh2 1.11 authenticates with (measured against sshd 9.2 with
-/// `TrustedUserCAKeys`).
-const CERTIFICATE_TYPES: &[&str] = &[
-    "ssh-ed25519-cert-v01@openssh.com",
-    "ssh-rsa-cert-v01@openssh.com",
-    "ecdsa-sha2-nistp256-cert-v01@openssh.com",
-    "ecdsa-sha2-nistp384-cert-v01@openssh.com",
-    "ecdsa-sha2-nistp521-cert-v01@openssh.com",
-];
-
-/// The certificates to try with the identity file `key`, as ssh pairs them: the configured
-/// `CertificateFile`s that certify its public key, else `KEY-cert.pub` when it exists.
-fn certificates_for(key: &Path, cfg: &HostConfig) -> Vec<PathBuf> {
-    let Some(blob) = public_blob(key) else {
-        return Vec::new();
-    };
-    if cfg.certificate_files.is_empty() {
-        let mut cert = key.as_os_str().to_owned();
-        cert.push("-cert.pub");
-        let cert = PathBuf::from(cert);
-        return if cert.exists() {
-            vec![cert]
-        } else {
-            Vec::new()
-        };
-    }
-    cfg.certificate_files
-        .iter()
-        .filter(|c| read_key_blob(c).is_some_and(|cert| certifies(&cert, &blob)))
-        .cloned()
-        .collect()
-}
-
-/// The key type written in a public key or certificate file.
-fn certificate_type(path: &Path) -> Option<String> {
-    let blob = read_key_blob(path)?;
-    let kind = known_hosts::blob_key_type(&blob)?;
-    kind.contains("-cert-v01@openssh.com").then_some(kind)
-}
-
-fn read_key_blob(path: &Path) -> Option<Vec<u8>> {
-    let text = std::fs::read_to_string(path).ok()?;
-    STANDARD.decode(text.split_whitespace().nth(1)?).ok()
-}
-
-/// Whether certificate blob `cert` (type, nonce, then the key's own fields) certifies the
-/// plain public key `key` (type, then the same fields).
-fn certifies(cert: &[u8], key: &[u8]) -> bool {
-    fn skip_string(b: &[u8]) -> Option<&[u8]> {
-        let len = u32::from_be_bytes(b.get(..4)?.try_into().ok()?) as usize;
-        b.get(4 + len..)
-    }
-    let (Some(cert_fields), Some(key_fields)) =
-        (skip_string(cert).and_then(skip_string), skip_string(key))
-    else {
-        return false;
-    };
-    !key_fields.is_empty() && cert_fields.starts_with(key_fields)
-}
-
-/// The public key blob of an identity file, from its `.pub` companion.
-fn public_blob(private: &Path) -> Option<Vec<u8>> {
-    let mut pub_path = private.as_os_str().to_owned();
-    pub_path.push(".pub");
-    let text = std::fs::read_to_string(PathBuf::from(pub_path)).ok()?;
-    STANDARD.decode(text.split_whitespace().nth(1)?).ok()
-}
-
-/// Whether a private key file needs a passphrase (OpenSSH or PEM format).
-pub fn key_is_encrypted(path: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return false;
-    };
-    if text.contains("ENCRYPTED") {
-        return true;
-    }
-    let body: String = text
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect::<Vec<_>>()
-        .concat();
-    let Ok(raw) = STANDARD.decode(body) else {
-        return false;
-    };
-    let Some(rest) = raw.strip_prefix(b"openssh-key-v1\0") else {
-        return false;
-    };
-    let Some(len) = rest
-        .get(..4)
-        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    else {
-        return false;
-    };
-    rest.get(4..4 + len as usize) != Some(b"none".as_slice())
-}
-
-/// Asks for a key's passphrase once per run, on the terminal, serialised across host threads.
-/// Err says why it cannot be asked.
-fn passphrase_for(path: &Path, batch_mode: bool) -> Result<String, &'static str> {
-    static CACHE: OnceLock<Mutex<HashMap<PathBuf, String>>> = OnceLock::new();
-    if batch_mode {
-        return Err("BatchMode forbids asking for its passphrase (add it to ssh-agent)");
-    }
-    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
-        return Err("there is no terminal to ask for its passphrase (add it to ssh-agent)");
-    }
-    let cache = CACHE.get_or_init(Default::default);
-    // A poisoned lock only means another prompt panicked; the cache itself is still usable.
-    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(p) = cache.get(path) {
-        return Ok(p.clone());
-    }
-    let p = rpassword::prompt_password(format!("Enter passphrase for {}: ", path.display()))
-        .map_err(|_| "reading its passphrase from the terminal failed")?;
-    // A passphrase is a secret: never printed, even if a command or an error held it.
-    crate::secret::register(&p);
-    cache.insert(path.to_path_buf(), p.clone());
-    Ok(p)
 }
 
 #[cfg(test)]

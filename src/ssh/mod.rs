@@ -2,9 +2,11 @@
 
 pub mod agent;
 pub mod algorithms;
+pub mod auth;
 pub mod certificate;
 pub mod config;
 pub mod connect;
+pub mod disconnect;
 pub mod exec;
 pub mod host_key;
 pub mod jump;
@@ -169,6 +171,36 @@ pub enum SshError {
         /// What was tried.
         tried: String,
     },
+    /// The server closed the connection while keys were being offered: sshd does that once
+    /// `MaxAuthTries` keys were refused ("Too many authentication failures").
+    #[error(
+        "{host}: the server closed the connection during authentication for user {user} after \
+         refusing {refused} key(s){}; tried: {tried}; hint: {}",
+        if .message.is_empty() { String::new() } else { format!(" (\"{}\")", .message) },
+        if *.identities_only {
+            "sshd allows only a few attempts per connection (MaxAuthTries): name the key this \
+             host accepts first with IdentityFile"
+        } else {
+            "sshd allows only a few attempts per connection (MaxAuthTries) and tether offers \
+             the IdentityFile keys, then every ssh-agent key: name the key this host accepts \
+             with IdentityFile and set `IdentitiesOnly yes` for it, so that only that key is \
+             offered"
+        }
+    )]
+    AuthCutOff {
+        /// Host as named by the user.
+        host: String,
+        /// Login user.
+        user: String,
+        /// How many keys were offered and refused, the last one included.
+        refused: usize,
+        /// The server's disconnect message (empty when it gave none).
+        message: String,
+        /// What was tried.
+        tried: String,
+        /// Whether `IdentitiesOnly` was set (only configured keys were offered).
+        identities_only: bool,
+    },
     /// The session failed outside a command (channel open, keepalive, heartbeat).
     #[error("{host}: {reason}")]
     Session {
@@ -270,6 +302,7 @@ impl SshError {
             | SshError::ConnectTimeout { .. }
             | SshError::Handshake { .. }
             | SshError::Auth { .. }
+            | SshError::AuthCutOff { .. }
             | SshError::Session { .. }
             | SshError::Jump { .. }
             | SshError::ProxyCommand { .. } => Kind::Unreachable,

@@ -43,7 +43,10 @@ pub fn with_backoff(
             Ok(conn) => return Outcome::Connected(conn, started.elapsed()),
             // Waiting fixes neither a refused host key (a certificate that expired since the
             // first connection included) nor a refused login.
-            Err(e) if e.kind() == Kind::HostKeyRefused || matches!(e, SshError::Auth { .. }) => {
+            Err(e)
+                if e.kind() == Kind::HostKeyRefused
+                    || matches!(e, SshError::Auth { .. } | SshError::AuthCutOff { .. }) =>
+            {
                 last_error = Some(e);
                 break;
             }

@@ -44,4 +44,5 @@ pub mod secret;
 pub mod settings;
 pub mod ssh;
 pub mod stdout;
+pub mod sudo;
 pub mod watch;

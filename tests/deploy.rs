@@ -8,6 +8,7 @@ mod git;
 mod lock;
 mod names;
 mod releases;
+mod variables;
 
 use crate::support;
 

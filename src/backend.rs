@@ -26,8 +26,8 @@ pub struct Call {
     pub timeout: Option<Duration>,
     /// Keep its stdout from the output (`capture`: the value is the output).
     pub quiet: bool,
-    /// A pseudo-terminal (never given to a command fed on stdin: the terminal would echo and
-    /// translate its bytes).
+    /// A pseudo-terminal. A command fed the sudo password gets one with its echo off; an
+    /// upload never gets one (the terminal would translate its bytes).
     pub pty: bool,
 }
 
@@ -148,21 +148,7 @@ impl Backend for Remote {
     }
 
     fn exec(&self, host: &str, command: &str, call: Call) -> Result<ExecOutput, SshError> {
-        let opts = ExecOptions {
-            pty: (call.pty || self.pty) && call.stdin.is_none(),
-            stdin: call.stdin,
-            timeout: call.timeout,
-            stop: Some(self.kill.clone()),
-            echo: if call.quiet {
-                Echo::NoStdout
-            } else {
-                Echo::All
-            },
-            ..ExecOptions::default()
-        };
-        let result = self.fleet.pool.exec_one(host, command, opts);
-        self.fleet.sink.barrier();
-        result
+        self.run(host, command, call, true)
     }
 
     fn upload(
@@ -180,7 +166,8 @@ impl Backend for Remote {
             stdin: Some(stdin),
             ..Call::default()
         };
-        Ok(self.exec(host, command, call))
+        // A terminal would turn the file's bytes into keystrokes (^C, ^D, CR).
+        Ok(self.run(host, command, call, false))
     }
 
     fn run_locally(&self, command: &str, dir: &Path) -> Result<String, Box<Failure>> {
@@ -195,6 +182,34 @@ impl Backend for Remote {
         if self.opened.get().is_some() {
             self.fleet.pool.revive();
         }
+    }
+}
+
+impl Remote {
+    /// Runs `command` on `host`; `terminal` says whether it may get a PTY (`--pty`, the call's
+    /// own).
+    fn run(
+        &self,
+        host: &str,
+        command: &str,
+        call: Call,
+        terminal: bool,
+    ) -> Result<ExecOutput, SshError> {
+        let opts = ExecOptions {
+            pty: (call.pty || self.pty) && terminal,
+            stdin: call.stdin,
+            timeout: call.timeout,
+            stop: Some(self.kill.clone()),
+            echo: if call.quiet {
+                Echo::NoStdout
+            } else {
+                Echo::All
+            },
+            ..ExecOptions::default()
+        };
+        let result = self.fleet.pool.exec_one(host, command, opts);
+        self.fleet.sink.barrier();
+        result
     }
 }
 

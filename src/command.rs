@@ -79,11 +79,14 @@ impl CommandContext {
     /// As another user: `sudo -n -u USER -- [env K=V] sh -c 'command'`, which fails at once
     /// if sudo wants a password. With [`sudo_askpass`](CommandContext::sudo_askpass), a
     /// wrapper reads the password from the first line of stdin (never from the command line,
-    /// which `ps` shows), writes a one-line askpass helper that prints it from the
-    /// environment, and runs `sudo -A`: sudo asks the helper only if it needs a password, so
-    /// with NOPASSWD the password goes nowhere, and the rest of stdin (an upload) reaches the
-    /// command untouched, which `sudo -S` cannot promise. The variable is removed from the
-    /// command's environment.
+    /// which `ps` shows), writes an askpass helper in a private temporary directory that
+    /// prints it from the environment, and runs `sudo -A`: sudo asks the helper only if it
+    /// needs a password, so with NOPASSWD the password goes nowhere, and the rest of stdin (an
+    /// upload) reaches the command untouched, which `sudo -S` cannot promise. The helper
+    /// answers once: when sudo asks again (it refused the password, and would retry up to
+    /// `passwd_tries`, 3 by default), it gets nothing and gives up, so a wrong password costs
+    /// one failed attempt, not three (an account lock under `pam_faillock`). The variable is
+    /// removed from the command's environment.
     pub fn render(&self, command: &str) -> String {
         let mut out = String::new();
         if let Some(dir) = &self.dir {
@@ -101,13 +104,16 @@ impl CommandContext {
                 } else {
                     format!("{} ", assignments.join(" "))
                 };
+                // The helper marks its first answer with a file beside itself; asked again,
+                // it answers nothing (sudo then stops: "no password was provided").
                 out.push_str(&format!(
                     "{{ IFS= read -r TETHER_SUDO_PW; export TETHER_SUDO_PW; \
-                     if a=$(mktemp); then \
-                     printf '%s\\n' '#!/bin/sh' 'printf \"%s\\n\" \"$TETHER_SUDO_PW\"' >\"$a\" \
-                     && chmod 700 \"$a\" \
-                     && SUDO_ASKPASS=\"$a\" sudo -A -u {} -- env -u TETHER_SUDO_PW {env}sh -c {}; \
-                     s=$?; rm -f \"$a\"; (exit \"$s\"); else (exit 125); fi; }}",
+                     if d=$(mktemp -d); then \
+                     printf '%s\\n' '#!/bin/sh' '[ -e \"${{0%/*}}/asked\" ] && exit 1' \
+                     ': >\"${{0%/*}}/asked\"' 'printf \"%s\\n\" \"$TETHER_SUDO_PW\"' >\"$d/askpass\" \
+                     && chmod 700 \"$d/askpass\" \
+                     && SUDO_ASKPASS=\"$d/askpass\" sudo -A -u {} -- env -u TETHER_SUDO_PW {env}sh -c {}; \
+                     s=$?; rm -rf \"$d\"; (exit \"$s\"); else (exit 125); fi; }}",
                     quote(user),
                     quote(command)
                 ));
@@ -178,11 +184,13 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tether-askpass-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let sudo = dir.join("sudo");
+        // Like sudo, it asks up to three times; it counts the answers it got in $ASKED.
         std::fs::write(
             &sudo,
             "#!/bin/sh\n[ \"$1\" = -A ] && [ \"$2\" = -u ] && [ \"$4\" = -- ] || exit 90\n\
-             pw=$(\"$SUDO_ASKPASS\") || exit 91\n[ \"$pw\" = \"$EXPECTED\" ] || exit 92\n\
-             shift 4\nexec \"$@\"\n",
+             for try in 1 2 3; do pw=$(\"$SUDO_ASKPASS\") || exit 91\n\
+             echo answer >>\"$ASKED\"\n\
+             if [ \"$pw\" = \"$EXPECTED\" ]; then shift 4; exec \"$@\"; fi; done\nexit 92\n",
         )
         .unwrap();
         std::process::Command::new("chmod")
@@ -206,6 +214,7 @@ mod tests {
                     format!("{}:{}", dir.display(), std::env::var("PATH").unwrap()),
                 )
                 .env("EXPECTED", expected)
+                .env("ASKED", dir.join("asked"))
                 .stdin(std::process::Stdio::piped())
                 .stdout(std::process::Stdio::piped())
                 .spawn()
@@ -220,11 +229,19 @@ mod tests {
                 String::from_utf8_lossy(&out.stdout).into_owned(),
             )
         };
+        let answers = || {
+            let n = std::fs::read_to_string(dir.join("asked")).map_or(0, |s| s.lines().count());
+            let _ = std::fs::remove_file(dir.join("asked"));
+            n
+        };
         assert_eq!(
             run("s3cret"),
             (Some(0), "file data\nA=x y pw=unset\n".to_string())
         );
-        assert_eq!(run("other").0, Some(92));
+        assert_eq!(answers(), 1);
+        // A wrong password: the helper answers the first prompt only, sudo gives up.
+        assert_eq!(run("other").0, Some(91));
+        assert_eq!(answers(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -22,6 +22,7 @@ macro_rules! out {
 
 pub mod backend;
 pub mod check;
+pub mod clock;
 pub mod command;
 pub mod dispatch;
 pub mod duration;
@@ -44,5 +45,6 @@ pub mod secret;
 pub mod settings;
 pub mod ssh;
 pub mod stdout;
+pub mod sudo;
 pub mod timeline;
 pub mod watch;

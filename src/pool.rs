@@ -101,8 +101,8 @@ impl FanOut {
     pub fn exec_options(&self) -> ExecOptions {
         ExecOptions {
             timeout: self.timeout,
-            // A terminal would echo the stdin (a sudo password) back into the output.
-            pty: self.pty && self.stdin.is_none(),
+            // With stdin (the sudo password line) the terminal's echo is off.
+            pty: self.pty,
             stop: self.kill.clone(),
             stdin: self.stdin.clone(),
             echo: self.echo,

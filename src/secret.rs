@@ -130,30 +130,6 @@ pub fn init_sudo_password(ask: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// A hint for a failed `as_user` command whose stderr shows sudo refusing, or `None`.
-pub fn sudo_hint(stderr: &[u8], user: &str) -> Option<String> {
-    let text = String::from_utf8_lossy(stderr);
-    if text.contains("a password is required") || text.contains("a terminal is required") {
-        return Some(format!(
-            "sudo wants a password to run commands as `{user}` (as_user runs `sudo -n`, which \
-             never prompts): set {SUDO_PASSWORD_ENV}, or pass --ask-sudo-password on a \
-             terminal, or allow the deploy user NOPASSWD in sudoers for these commands"
-        ));
-    }
-    if text.contains("incorrect password attempt") || text.contains("Sorry, try again") {
-        return Some(format!(
-            "sudo refused the password given for `{user}` ({SUDO_PASSWORD_ENV} or \
-             --ask-sudo-password): it is not the deploy user's password on this host"
-        ));
-    }
-    if text.contains("is not in the sudoers file") || text.contains("is not allowed to") {
-        return Some(format!(
-            "the deploy user may not run commands as `{user}` through sudo on this host"
-        ));
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,16 +156,5 @@ mod tests {
             before,
             "an output without secrets is not copied"
         );
-    }
-
-    #[test]
-    fn hints() {
-        assert!(sudo_hint(b"sudo: a password is required\n", "root")
-            .unwrap()
-            .contains("TETHER_SUDO_PASSWORD"));
-        assert!(sudo_hint(b"sudo: 3 incorrect password attempts\n", "root")
-            .unwrap()
-            .contains("refused the password"));
-        assert_eq!(sudo_hint(b"boom\n", "root"), None);
     }
 }

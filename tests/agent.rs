@@ -3,56 +3,13 @@
 
 use crate::support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
 
+use support::agent::Agent;
 use support::lab::Lab;
 use support::tether::Tether;
-
-/// A local ssh-agent (foreground, killed on drop) holding one key.
-struct Agent {
-    child: Child,
-    sock: PathBuf,
-}
-
-impl Agent {
-    fn start(dir: &Path, key: &Path) -> Agent {
-        let sock = dir.join("agent.sock");
-        let child = Command::new("ssh-agent")
-            .arg("-D")
-            .arg("-a")
-            .arg(&sock)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start ssh-agent");
-        let agent = Agent { child, sock };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !agent.sock.exists() {
-            assert!(Instant::now() < deadline, "ssh-agent did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let out = Command::new("ssh-add")
-            .arg(key)
-            .env("SSH_AUTH_SOCK", &agent.sock)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ssh-add: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        agent
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn sh(dir: &Path, script: &str) {
     let out = Command::new("sh")
@@ -183,22 +140,8 @@ fn every_agent_identity_is_tried_not_only_the_first() {
     let stranger = dir.join("stranger_key");
     sh(&dir, "ssh-keygen -q -t ed25519 -N '' -f stranger_key");
     let agent = Agent::start(&dir, &stranger);
-    let out = Command::new("ssh-add")
-        .arg(lab.client_key())
-        .env("SSH_AUTH_SOCK", &agent.sock)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let listed = Command::new("ssh-add")
-        .arg("-l")
-        .env("SSH_AUTH_SOCK", &agent.sock)
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&listed.stdout).lines().count(), 2);
+    agent.add(&lab.client_key());
+    assert_eq!(agent.list().len(), 2);
     // No identity files: only the agent can authenticate.
     let port = lab.host("host1").port;
     let cfg = dir.join("config");

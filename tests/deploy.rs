@@ -9,6 +9,7 @@ mod lock;
 mod names;
 mod releases;
 mod shards;
+mod variables;
 
 use crate::support;
 

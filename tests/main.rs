@@ -4,10 +4,12 @@
 mod support;
 
 mod agent;
+mod auth;
 mod certificates;
 mod check;
 mod deploy;
 mod failures;
+mod host_certificates;
 mod host_keys;
 mod json;
 mod jump;

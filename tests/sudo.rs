@@ -14,12 +14,16 @@ use support::tether::{Output, Tether};
 
 const PASSWORD: &str = "tether-S3cret-pw";
 
-/// Test users and their sudoers rules; removed on drop.
+/// Test users and their sudoers rules; removed on drop. sudo logs each user's refusals to
+/// `log` ("1 incorrect password attempt").
 struct SudoUsers {
     with_password: String,
     nopasswd: String,
+    /// Needs a password and a terminal (`Defaults requiretty`).
+    tty: String,
     sudoers: PathBuf,
     homes: PathBuf,
+    log: PathBuf,
 }
 
 fn sh(script: &str) -> Result<(), String> {
@@ -39,16 +43,21 @@ fn sh(script: &str) -> Result<(), String> {
 }
 
 impl SudoUsers {
-    fn create() -> SudoUsers {
+    /// Users named after `tag` (one letter: each test its own) and this process.
+    fn create(tag: &str) -> SudoUsers {
         let pid = std::process::id();
+        let homes = std::env::temp_dir().join(format!("tether-sudo-{tag}{pid}"));
         let users = SudoUsers {
-            with_password: format!("tsp{pid}"),
-            nopasswd: format!("tsn{pid}"),
-            sudoers: PathBuf::from(format!("/etc/sudoers.d/tether-test-{pid}")),
-            homes: std::env::temp_dir().join(format!("tether-sudo-{pid}")),
+            with_password: format!("tsp{tag}{pid}"),
+            nopasswd: format!("tsn{tag}{pid}"),
+            tty: format!("tst{tag}{pid}"),
+            sudoers: PathBuf::from(format!("/etc/sudoers.d/tether-test-{tag}{pid}")),
+            log: homes.join("sudo.log"),
+            homes,
         };
         // From here on, Drop removes whatever was made.
-        for user in [&users.with_password, &users.nopasswd] {
+        std::fs::create_dir_all(&users.homes).unwrap();
+        for user in [&users.with_password, &users.nopasswd, &users.tty] {
             let home = users.homes.join(user);
             sh(&format!(
                 "mkdir -p {home} && useradd -d {home} -s /bin/sh {user} && chown {user} {home} \
@@ -58,10 +67,12 @@ impl SudoUsers {
             .unwrap();
         }
         let rules = format!(
-            "Defaults:{p} lecture=never\nDefaults:{n} lecture=never\n\
-             {p} ALL=(ALL) ALL\n{n} ALL=(ALL) NOPASSWD: ALL\n",
+            "Defaults:{p}, {n}, {t} lecture=never, logfile={log}\nDefaults:{t} requiretty\n\
+             {p} ALL=(ALL) ALL\n{n} ALL=(ALL) NOPASSWD: ALL\n{t} ALL=(ALL) ALL\n",
             p = users.with_password,
-            n = users.nopasswd
+            n = users.nopasswd,
+            t = users.tty,
+            log = users.log.display()
         );
         let staged = users.homes.join("sudoers");
         std::fs::write(&staged, rules).unwrap();
@@ -78,7 +89,7 @@ impl SudoUsers {
 impl Drop for SudoUsers {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.sudoers);
-        for user in [&self.with_password, &self.nopasswd] {
+        for user in [&self.with_password, &self.nopasswd, &self.tty] {
             // Processes of the user (none should be left), then the account.
             let _ = sh(&format!(
                 "pkill -KILL -u {user}; userdel {user}; \
@@ -109,7 +120,7 @@ fn never_shows_password(out: &Output) {
 
 #[test]
 fn as_user_with_and_without_a_sudo_password() {
-    let users = SudoUsers::create();
+    let users = SudoUsers::create("a");
     let lab = Lab::start(1);
     let dir = lab.dir().join("recipe");
     let p = &users.with_password;
@@ -189,7 +200,7 @@ task("leak", || {{
         .arg("whoami")
         .run();
     out.status(1)
-        .stderr_contains("incorrect password attempt")
+        .stderr_contains("1 incorrect password attempt")
         .stderr_contains("sudo refused the password given for `root`");
 
     // Whatever prints the password: masked in output lines, failure messages, JSON events.
@@ -216,5 +227,118 @@ task("leak", || {{
         .status(2)
         .stderr_contains("needs a terminal")
         .stderr_contains("TETHER_SUDO_PASSWORD");
+    drop(users);
+}
+
+impl SudoUsers {
+    /// How many refused passwords sudo logged, and whether any entry counts more than one.
+    fn refusals(&self) -> (usize, bool) {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let one = log.matches(" 1 incorrect password attempt").count();
+        (one, log.matches("incorrect password attempt").count() > one)
+    }
+}
+
+/// Regression (issue 18): a wrong password was fed to each of sudo's three prompts (three
+/// failed attempts per host, an account lock under pam_faillock), and `requiretty` hosts
+/// failed even with --pty.
+#[test]
+fn a_wrong_password_costs_one_attempt_per_host_and_requiretty_works_with_a_terminal() {
+    let users = SudoUsers::create("b");
+    let lab = Lab::start(2);
+    let dir = lab.dir().join("recipe");
+    let (p, t) = (&users.with_password, &users.tty);
+    recipe(
+        &dir,
+        &format!(
+            r#"
+server("{p}@host1", #{{ roles: ["app"] }});
+server("{p}@host2", #{{ roles: ["app"] }});
+server("{t}@host1", #{{ roles: ["tty"] }});
+task("root", || {{
+    on("app", |host| print(host.name + " -> " + as_user("root", || capture("id -un"))));
+}});
+task("again", || {{
+    on("app", |host| {{
+        try {{ as_user("root", || run("true")); }} catch (e) {{ print("first attempt failed on " + host.name); }}
+        as_user("root", || run("touch /srv/ran-anyway"));
+    }});
+}});
+task("again_string", || as_user("root", || on("app", "touch /srv/ran-anyway")));
+task("tty", || {{
+    on("tty", |host| print("tty: " + as_user("root", || capture("id -un; tty >/dev/null && echo on-a-terminal"))));
+    as_user("root", || on("tty", "echo fan-out as $(id -un)"));
+}});
+task("tty_option", || {{
+    on("tty", #{{ pty: true }}, |host| print("option: " + as_user("root", || capture("id -un"))));
+}});
+"#
+        ),
+    );
+    let run = |password: &str, args: &[&str]| {
+        let out = tether(&lab, &dir)
+            .env("TETHER_SUDO_PASSWORD", password)
+            .args(args)
+            .run();
+        assert!(
+            !out.stdout.contains(password) && !out.stderr.contains(password),
+            "the password leaked:\n{}\n{}",
+            out.stdout,
+            out.stderr
+        );
+        out
+    };
+
+    // A wrong password: refused at its first attempt on each host, once.
+    let started = std::time::Instant::now();
+    let out = run("not-the-password", &["root"]);
+    eprintln!("wrong password on 2 hosts: {:?}", started.elapsed());
+    out.status(1)
+        .stderr_contains("2 of 2 hosts failed")
+        .stderr_contains("sudo: 1 incorrect password attempt")
+        .stderr_contains(
+            "sudo refused the password given for `root` (TETHER_SUDO_PASSWORD or \
+             --ask-sudo-password): it is not the deploy user's password on this host. tether \
+             offered it once and will not offer it to this host again in this run",
+        )
+        .stderr_lacks("2 incorrect password attempts")
+        .stderr_lacks("3 incorrect password attempts");
+    assert_eq!(users.refusals(), (2, false), "one attempt per host");
+
+    // Caught and tried again in the same run: the password is not offered a second time.
+    let out = run("not-the-password", &["again"]);
+    out.status(1)
+        .stdout_contains(&format!("first attempt failed on {p}@host1"))
+        .stdout_contains(&format!("first attempt failed on {p}@host2"))
+        .stderr_contains(&format!(
+            "{p}@host2: as_user(\"root\") not run: sudo on {p}@host2 refused the sudo password \
+             earlier in this run, and tether does not offer it again"
+        ));
+    assert_eq!(users.refusals(), (4, false), "one attempt per host and run");
+    // The same for `on` with a command, in a run that refused it before.
+    let out = run("not-the-password", &["root", "again_string"]);
+    out.status(1);
+    assert_eq!(users.refusals(), (6, false));
+    for h in ["host1", "host2"] {
+        assert!(!lab.host(h).root_dir.join("ran-anyway").exists(), "{h}");
+    }
+
+    // requiretty: without a terminal sudo refuses, and the hint names the way out.
+    run(PASSWORD, &["tty"])
+        .status(1)
+        .stderr_contains("sorry, you must have a tty to run sudo")
+        .stderr_contains("(`Defaults requiretty` in sudoers): run with --pty, or give the step a terminal with on(target, #{ pty: true }, ...)");
+    // With --pty (or the step's pty option) the password is typed with the echo off: the
+    // command runs, and neither the password nor its mask appears.
+    let out = run(PASSWORD, &["--pty", "tty"]);
+    out.status(0)
+        .stdout_contains("tty: root\non-a-terminal")
+        .stdout_contains("fan-out as root")
+        .stdout_lacks("********");
+    run(PASSWORD, &["tty_option"])
+        .status(0)
+        .stdout_contains("option: root")
+        .stdout_lacks("********");
+    assert_eq!(users.refusals(), (6, false));
     drop(users);
 }

@@ -14,6 +14,7 @@ use crate::failure::{Failure, Kind};
 use crate::outcome::failure_text;
 use crate::ssh::exec::{ExecOutput, ExitStatus};
 use crate::ssh::SshError;
+use crate::sudo::{self, Refusal};
 
 /// The backend of the running tasks; Err names `what` when called outside a task.
 pub fn backend(rt: &Runtime, what: &str) -> Fallible<Arc<dyn Backend>> {
@@ -92,16 +93,36 @@ pub fn sudo_stdin(ctx: &CommandContext, data: Option<Vec<u8>>) -> Option<Vec<u8>
     }
 }
 
-/// A hint when an `as_user` command failed because of sudo (a password wanted, refused).
+/// A hint when an `as_user` command on `host` failed because sudo refused it (a password
+/// wanted or refused, a terminal required); a refused password is remembered, so that it is
+/// not offered to that host again (see [`crate::sudo`]).
 pub fn sudo_hint(
     ctx: &CommandContext,
+    host: &str,
     result: Option<&Result<ExecOutput, SshError>>,
 ) -> Option<String> {
     let user = ctx.user.as_deref()?;
-    match result? {
-        Ok(out) if !out.status.success() => crate::secret::sudo_hint(&out.stderr, user),
-        _ => None,
+    let out = match result? {
+        Ok(out) if !out.status.success() => out,
+        _ => return None,
+    };
+    let refusal = sudo::refusal(&out.stdout, &out.stderr)?;
+    if refusal == Refusal::PasswordRefused && ctx.needs_sudo_password() {
+        sudo::note_refused(host);
     }
+    Some(refusal.hint(user))
+}
+
+/// Err when `ctx` would offer the sudo password to `host`, where sudo refused it before.
+pub fn sudo_password_refused_before(ctx: &CommandContext, host: &str) -> Option<Failure> {
+    let user = ctx.user.as_deref().filter(|_| ctx.needs_sudo_password())?;
+    sudo::refused_before(host).then(|| {
+        Failure::host(
+            host,
+            Kind::CommandFailed,
+            sudo::not_offered_again(host, user),
+        )
+    })
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -150,7 +171,7 @@ fn host_failure(
         Err(e) => e.kind(),
         Ok(_) => Kind::CommandFailed,
     };
-    let hint = sudo_hint(cctx, Some(&result));
+    let hint = sudo_hint(cctx, &scope.host, Some(&result));
     let mut message = format!("{prefix}{}", failure_text(&scope.host, command, &result));
     if let Some(hint) = hint {
         message.push_str(&format!("\n  hint: {hint}"));
@@ -172,6 +193,9 @@ fn host_exec(rt: &Runtime, cmd: &str, mode: Mode) -> Fallible<Dynamic> {
     let cctx = context::command_context();
     let command = cctx.render(cmd);
     next_command(&scope, &command)?;
+    if let Some(refused) = sudo_password_refused_before(&cctx, &scope.host) {
+        return Err(throw(refused));
+    }
     let call = Call {
         stdin: sudo_stdin(&cctx, None),
         timeout: None,
@@ -212,6 +236,9 @@ fn upload(rt: &Runtime, local: &str, remote: &str) -> Fallible<()> {
     let cctx = context::command_context();
     let command = cctx.render(&script);
     next_command(&scope, &command)?;
+    if let Some(refused) = sudo_password_refused_before(&cctx, &scope.host) {
+        return Err(throw(refused));
+    }
     let upload = Upload {
         path: &path,
         local,

@@ -3,7 +3,6 @@
 
 pub mod api;
 pub mod args;
-pub mod clock;
 pub mod commands;
 pub mod context;
 pub mod declare;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext};
 
 use super::args::{fail, Fallible};
-use super::commands::{backend, sudo_hint, sudo_stdin};
+use super::commands::{backend, sudo_hint, sudo_password_refused_before, sudo_stdin};
 use super::context::{self, HostScope, Runtime, StepAbort, StoppedEarly};
 use super::declare::select;
 use super::failures::{failure_of, throw};
@@ -156,6 +156,23 @@ fn on_command(rt: &Runtime, target: &Dynamic, opts: &Map, cmd: &str) -> Fallible
     };
     let cctx = context::command_context();
     let command = cctx.render(cmd);
+    let refused: Vec<Failure> = hosts
+        .iter()
+        .filter_map(|h| sudo_password_refused_before(&cctx, h))
+        .collect();
+    if !refused.is_empty() {
+        // Nothing runs: the step cannot complete without those hosts.
+        let not_run = hosts
+            .iter()
+            .filter(|h| !refused.iter().any(|f| f.host_names().contains(h)))
+            .map(|h| NotRun {
+                host: h.clone(),
+                reason: "not started: sudo refused the password on another host of this step"
+                    .into(),
+            })
+            .collect();
+        return Err(throw(Failure::merge(refused, not_run, hosts.len())));
+    }
     let commands: Vec<(String, String)> =
         hosts.iter().map(|h| (h.clone(), command.clone())).collect();
     let how = FanOut {
@@ -195,10 +212,12 @@ fn on_command(rt: &Runtime, target: &Dynamic, opts: &Map, cmd: &str) -> Fallible
         }
         return Ok(out);
     };
-    if let Some(hint) = results
+    // Every host's result is read: each refused password is remembered (see crate::sudo).
+    let hints: Vec<String> = results
         .iter()
-        .find_map(|r| sudo_hint(&cctx, r.result.as_ref()))
-    {
+        .filter_map(|r| sudo_hint(&cctx, &r.host, r.result.as_ref()))
+        .collect();
+    if let Some(hint) = hints.first() {
         failure.detail = Some(format!("  hint: {hint}"));
     }
     Err(throw(failure))

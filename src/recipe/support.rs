@@ -16,7 +16,7 @@ use crate::failure::{Failure, Kind};
 pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
     // `utc_timestamp()`: now in UTC as `YYYYMMDDHHMMSS` (release names).
     engine.register_fn("utc_timestamp", || {
-        super::clock::utc_timestamp(std::time::SystemTime::now())
+        crate::clock::utc_timestamp(std::time::SystemTime::now())
     });
     // `local_user()`: `user@machine` of whoever runs tether (lock holder, revision log).
     engine.register_fn("local_user", local_user);

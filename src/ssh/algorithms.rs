@@ -2,23 +2,58 @@
 //! `MACs` and `PubkeyAcceptedAlgorithms` applied to what libssh2 supports, with ssh's forms
 //! (kex.c `kex_assemble_names`): a list replaces the defaults, `+list` appends to them,
 //! `-list` removes from them, `^list` puts first; names may use `*` and `?`. Host key
-//! algorithms also follow known_hosts: the types recorded for the host come first, so the
-//! server's key can be verified whatever else it offers.
+//! algorithms also follow known_hosts, as ssh orders them (sshconnect2.c
+//! `order_hostkeyalgs`): certificate types first when a `@cert-authority` line applies to the
+//! host, then the types recorded for it, so the server's key can be verified whatever else it
+//! offers. Certificate types are not negotiated for a host no CA line names: its certificate
+//! could only be checked as the plain key inside it.
 
 use ssh2::{MethodType, Session};
 
+use super::certificate::{self, is_certificate_type};
 use super::config::{wildcard_match, HostConfig};
 use super::known_hosts;
 
-/// Applies the preferences of `cfg` to `session` before its handshake. `recorded` are the
-/// host key types known_hosts holds for the host; `pinned`, the only type a reconnect may
-/// accept. Err names the keyword whose list leaves nothing libssh2 can use.
-pub fn apply(
-    session: &Session,
-    cfg: &HostConfig,
-    recorded: &[String],
-    pinned: Option<&str>,
-) -> Result<(), String> {
+/// What known_hosts says about a host, for ordering its host key algorithms.
+#[derive(Debug, Clone, Copy)]
+pub struct KnownTypes<'a> {
+    /// The plain key types recorded for the host.
+    pub recorded: &'a [String],
+    /// Whether a `@cert-authority` line applies to it.
+    pub authority: bool,
+    /// On a reconnect, the type of the key the first connection saw: the only one accepted.
+    pub pinned: Option<&'a str>,
+}
+
+/// The host certificate algorithms libssh2 can negotiate, in its order.
+pub fn certificate_algorithms(session: &Session) -> Vec<&'static str> {
+    session
+        .supported_algs(MethodType::HostKey)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| is_certificate_type(n))
+        .collect()
+}
+
+/// The CA signature algorithms a host certificate may be signed with: `CASignatureAlgorithms`
+/// (with ssh's `+`, `-`, `^` forms), else ssh's default list.
+pub fn ca_signature_algorithms(cfg: &HostConfig) -> Vec<String> {
+    let defaults = certificate::DEFAULT_CA_SIGNATURE_ALGORITHMS;
+    match &cfg.algorithms.ca_signature {
+        Some(spec) => assemble_from(spec, defaults, certificate::ALL_SIGNATURE_ALGORITHMS),
+        None => defaults.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// Applies the preferences of `cfg` to `session` before its handshake, host key algorithms
+/// ordered by what `known` says. Err names the keyword whose list leaves nothing libssh2 can
+/// use.
+pub fn apply(session: &Session, cfg: &HostConfig, known: KnownTypes) -> Result<(), String> {
+    let KnownTypes {
+        recorded,
+        authority,
+        pinned,
+    } = known;
     let a = &cfg.algorithms;
     let lists: [(&str, &Option<String>, &[MethodType]); 4] = [
         ("KexAlgorithms", &a.kex, &[MethodType::Kex]),
@@ -47,13 +82,12 @@ pub fn apply(
                 .map_err(|e| format!("{keyword} {spec}: {e}"))?;
         }
     }
-    // Host certificates are never accepted (known_hosts' @cert-authority is not followed):
-    // negotiating one would only fail the check.
+    let certificates = authority || pinned.is_some_and(is_certificate_type);
     let supported: Vec<&str> = session
         .supported_algs(MethodType::HostKey)
         .unwrap_or_default()
         .into_iter()
-        .filter(|n| !n.contains("-cert-"))
+        .filter(|n| certificates || !is_certificate_type(n))
         .collect();
     let mut list = match &a.host_key {
         Some(spec) => assemble(spec, &supported),
@@ -66,22 +100,33 @@ pub fn apply(
             &supported,
         ));
     }
-    let first: Vec<&str> = match pinned {
-        Some(kt) => known_hosts::algorithms_for(kt).to_vec(),
-        None => recorded
+    let first: Vec<String> = match pinned {
+        Some(kt) => known_hosts::algorithms_for(kt)
             .iter()
-            .flat_map(|t| known_hosts::algorithms_for(t).iter().copied())
+            .map(|s| s.to_string())
+            .collect(),
+        None => list
+            .iter()
+            .filter(|n| authority && is_certificate_type(n))
+            .cloned()
+            .chain(
+                recorded
+                    .iter()
+                    .flat_map(|t| known_hosts::algorithms_for(t).iter())
+                    .map(|s| s.to_string()),
+            )
             .collect(),
     };
-    let mut ordered: Vec<String> = first
-        .iter()
-        .filter(|n| list.iter().any(|l| l == *n))
-        .map(|n| n.to_string())
-        .collect();
+    let mut ordered: Vec<String> = Vec::new();
+    for n in first.iter().filter(|n| list.contains(n)) {
+        if !ordered.contains(n) {
+            ordered.push(n.clone());
+        }
+    }
     if pinned.is_some() && !ordered.is_empty() {
         list = ordered;
     } else {
-        ordered.extend(list.into_iter().filter(|n| !first.contains(&n.as_str())));
+        ordered.extend(list.into_iter().filter(|n| !first.contains(n)));
         list = ordered;
     }
     session
@@ -99,10 +144,16 @@ fn unusable(keyword: &str, spec: &str, supported: &[&str]) -> String {
 /// kex.c `kex_assemble_names` against `supported` (libssh2's list, which is also the
 /// default).
 pub fn assemble(spec: &str, supported: &[&str]) -> Vec<String> {
+    assemble_from(spec, supported, supported)
+}
+
+/// kex.c `kex_assemble_names` with `defaults` (what an unset keyword means, what `+`, `-`
+/// and `^` start from) and `all` (every name a list may select).
+pub fn assemble_from(spec: &str, defaults: &[&str], all: &[&str]) -> Vec<String> {
     let matching = |patterns: &str| -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for p in patterns.split(',').filter(|p| !p.is_empty()) {
-            for s in supported {
+            for s in all {
                 if wildcard_match(p, s) && !out.iter().any(|o| o == s) {
                     out.push(s.to_string());
                 }
@@ -110,7 +161,7 @@ pub fn assemble(spec: &str, supported: &[&str]) -> Vec<String> {
         }
         out
     };
-    let defaults: Vec<String> = supported.iter().map(|s| s.to_string()).collect();
+    let defaults: Vec<String> = defaults.iter().map(|s| s.to_string()).collect();
     let merged: Vec<String> = if let Some(rest) = spec.strip_prefix('+') {
         defaults.into_iter().chain(matching(rest)).collect()
     } else if let Some(rest) = spec.strip_prefix('-') {
@@ -145,5 +196,8 @@ mod tests {
         assert_eq!(assemble("-a*", &all), ["b1", "c1"]);
         assert_eq!(assemble("^c1", &all), ["c1", "a1", "a2", "b1"]);
         assert!(assemble("nothing", &all).is_empty());
+        // CASignatureAlgorithms: `+` selects from every algorithm, not only the defaults.
+        assert_eq!(assemble_from("+c1", &["a1"], &all), ["a1", "c1"]);
+        assert_eq!(assemble_from("-a1", &["a1", "b1"], &all), ["b1"]);
     }
 }

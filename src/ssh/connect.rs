@@ -1,21 +1,17 @@
 //! Opening one SSH session: TCP (nodelay, keepalive, timeout), handshake, host key check,
 //! authentication. The result is a non-blocking session driven by its owner thread.
 
-use std::collections::HashMap;
-use std::io::IsTerminal as _;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use ssh2::Session;
 
 use super::algorithms;
-use super::config::{AddressFamily, HostConfig, StrictHostKeyChecking};
-use super::known_hosts::{self, HostKeyCheck, KnownHosts};
+use super::auth;
+use super::config::{AddressFamily, HostConfig};
+use super::host_key::HostKeyPolicy;
+use super::known_hosts::{self, KnownHosts};
 use super::SshError;
 
 /// libssh2's "would block" code in non-blocking mode.
@@ -235,10 +231,17 @@ pub fn connect_over<S: AsRawFd + 'static>(
         warn(w.clone());
     }
     // The key types known_hosts records for the host come first, as ssh orders them: a host
-    // recorded with its RSA key is verified with that key even if it prefers ed25519.
-    let recorded = known.recorded_types(&cfg.known_hosts_name());
+    // recorded with its RSA key is verified with that key even if it prefers ed25519; a host
+    // a @cert-authority line names is asked for its certificate.
+    let lookup = cfg.known_hosts_name();
+    let recorded = known.recorded_types(&lookup);
     let pinned_type = pinned_key.and_then(known_hosts::blob_key_type);
-    algorithms::apply(&session, cfg, &recorded, pinned_type.as_deref()).map_err(&handshake_err)?;
+    let known_types = algorithms::KnownTypes {
+        recorded: &recorded,
+        authority: !known.authorities(&lookup).is_empty(),
+        pinned: pinned_type.as_deref(),
+    };
+    algorithms::apply(&session, cfg, known_types).map_err(&handshake_err)?;
     session.set_compress(cfg.compression);
     session.set_tcp_stream(tcp);
     let remaining = deadline.saturating_duration_since(Instant::now());
@@ -258,11 +261,18 @@ pub fn connect_over<S: AsRawFd + 'static>(
         .host_key()
         .map(|(k, _)| k.to_vec())
         .ok_or_else(|| handshake_err("server sent no host key".into()))?;
-    verify_host_key(name, cfg, &known, pinned_key, &host_key, fd, warn)?;
+    let policy = HostKeyPolicy {
+        name,
+        addr: &addr_text,
+        cfg,
+        known: &known,
+        certificate_types: &algorithms::certificate_algorithms(&session),
+    };
+    policy.verify(&host_key, pinned_key, fd, warn)?;
 
     let remaining = deadline.saturating_duration_since(Instant::now());
     session.set_timeout(remaining.as_millis().max(1) as u32);
-    authenticate(name, cfg, &session)?;
+    auth::authenticate(name, cfg, &session)?;
 
     session.set_timeout(0);
     session.set_blocking(false);
@@ -369,358 +379,6 @@ fn set_tcp_keepalive(tcp: &TcpStream) {
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         );
     }
-}
-
-fn verify_host_key(
-    name: &str,
-    cfg: &HostConfig,
-    known: &KnownHosts,
-    pinned_key: Option<&[u8]>,
-    key: &[u8],
-    fd: RawFd,
-    warn: &mut dyn FnMut(String),
-) -> Result<(), SshError> {
-    let lookup = cfg.known_hosts_name();
-    let key_type = known_hosts::blob_key_type(key).unwrap_or_else(|| "unknown".into());
-    let presented = known_hosts::fingerprint(key);
-    if let Some(bits) = known_hosts::rsa_bits(key).filter(|b| *b < cfg.required_rsa_size) {
-        return Err(SshError::Handshake {
-            host: name.to_string(),
-            addr: host_port(&cfg.hostname, cfg.port),
-            reason: format!(
-                "the server's RSA host key has {bits} bits, fewer than RequiredRSASize {}",
-                cfg.required_rsa_size
-            ),
-        });
-    }
-    if let Some(pinned) = pinned_key {
-        if pinned != key {
-            return Err(SshError::HostKeyChanged {
-                host: name.to_string(),
-                name: lookup,
-                key_type,
-                presented,
-                recorded: format!(
-                    "{} (from this run's first connection)",
-                    known_hosts::fingerprint(pinned)
-                ),
-            });
-        }
-        return Ok(());
-    }
-    // ssh.c: no host key check for a loopback address reached directly, if asked.
-    if cfg.no_host_authentication_for_localhost
-        && cfg.host_key_alias.is_none()
-        && peer_is_loopback(fd)
-    {
-        return Ok(());
-    }
-    match known.check(&lookup, key) {
-        HostKeyCheck::Match => Ok(()),
-        HostKeyCheck::Revoked(location) => Err(SshError::HostKeyRevoked {
-            host: name.to_string(),
-            name: lookup,
-            location,
-        }),
-        HostKeyCheck::Mismatch(recorded) => Err(SshError::HostKeyChanged {
-            host: name.to_string(),
-            name: lookup,
-            key_type,
-            presented,
-            recorded: describe(&recorded),
-        }),
-        HostKeyCheck::NotFound => {
-            if cfg.strict_host_key_checking == StrictHostKeyChecking::Yes {
-                return Err(SshError::UnknownHostKey {
-                    host: name.to_string(),
-                    known_hosts: cfg.user_known_hosts.first().map_or_else(
-                        || "a known_hosts file (UserKnownHostsFile is none)".to_string(),
-                        |f| f.display().to_string(),
-                    ),
-                    recorded_other: describe(&known.recorded(&lookup)),
-                    name: lookup,
-                    key: format!("{key_type} {presented}"),
-                });
-            }
-            let Some(file) = cfg.user_known_hosts.first() else {
-                warn(format!(
-                    "{name}: accepted new host key for {lookup} ({key_type} {presented}) without \
-                     recording it (UserKnownHostsFile is none)"
-                ));
-                return Ok(());
-            };
-            known_hosts::append(file, &lookup, key, cfg.hash_known_hosts).map_err(|e| {
-                SshError::Session {
-                    host: name.to_string(),
-                    reason: format!("cannot record host key in {}: {e}", file.display()),
-                }
-            })?;
-            warn(format!(
-                "{name}: recorded new host key for {lookup} ({key_type} {presented}) in {}",
-                file.display()
-            ));
-            Ok(())
-        }
-    }
-}
-
-/// `type fingerprint (file:line)` of each recorded key.
-fn describe(recorded: &[known_hosts::RecordedKey]) -> String {
-    recorded
-        .iter()
-        .map(|r| format!("{} {} ({})", r.key_type, r.fingerprint, r.location))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Whether the socket is a TCP connection to a loopback address (not a socket pair of a
-/// jump host or proxy command).
-fn peer_is_loopback(fd: RawFd) -> bool {
-    // SAFETY: a zeroed sockaddr_storage is valid; getpeername writes at most `len` bytes.
-    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: fd is the session's open socket; addr and len are valid out-parameters.
-    let rc = unsafe { libc::getpeername(fd, &mut addr as *mut _ as *mut libc::sockaddr, &mut len) };
-    if rc != 0 {
-        return false;
-    }
-    match addr.ss_family as i32 {
-        libc::AF_INET => {
-            // SAFETY: the family says it is a sockaddr_in.
-            let sin = unsafe { &*(&addr as *const _ as *const libc::sockaddr_in) };
-            std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)).is_loopback()
-        }
-        libc::AF_INET6 => {
-            // SAFETY: the family says it is a sockaddr_in6.
-            let sin6 = unsafe { &*(&addr as *const _ as *const libc::sockaddr_in6) };
-            let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
-        _ => false,
-    }
-}
-
-fn authenticate(name: &str, cfg: &HostConfig, session: &Session) -> Result<(), SshError> {
-    let mut tried: Vec<String> = Vec::new();
-    let allowed_blobs: Vec<Vec<u8>> = cfg
-        .identity_files
-        .iter()
-        .filter_map(|p| public_blob(p))
-        .collect();
-
-    if let Some(socket) = &cfg.identity_agent {
-        if let Ok(mut agent) = session.agent() {
-            let connected = agent.set_identity_path(socket).is_ok() && agent.connect().is_ok();
-            if connected && agent.list_identities().is_ok() {
-                let identities = agent.identities().unwrap_or_default();
-                let mut offered = 0;
-                for identity in &identities {
-                    if cfg.identities_only && !allowed_blobs.iter().any(|b| b == identity.blob()) {
-                        continue;
-                    }
-                    offered += 1;
-                    if agent.userauth(&cfg.user, identity).is_ok() && session.authenticated() {
-                        return Ok(());
-                    }
-                }
-                if offered > 0 {
-                    tried.push(format!("{offered} agent key(s) refused"));
-                }
-                agent.disconnect().ok();
-            }
-        }
-    }
-
-    let mut certificates_used: Vec<PathBuf> = Vec::new();
-    for path in &cfg.identity_files {
-        if !path.exists() {
-            if cfg.identity_files_configured {
-                tried.push(format!("{} does not exist", path.display()));
-            }
-            continue;
-        }
-        let passphrase = match key_is_encrypted(path) {
-            false => None,
-            true => match passphrase_for(path, cfg.batch_mode) {
-                Ok(p) => Some(p),
-                Err(why) => {
-                    tried.push(format!("{} is encrypted and {why}", path.display()));
-                    continue;
-                }
-            },
-        };
-        for cert in certificates_for(path, cfg) {
-            certificates_used.push(cert.clone());
-            match certificate_type(&cert) {
-                Some(t) if !CERTIFICATE_TYPES.contains(&t.as_str()) => {
-                    tried.push(format!(
-                        "certificate {}: key type {t} is not supported by libssh2",
-                        cert.display()
-                    ));
-                    continue;
-                }
-                None => {
-                    tried.push(format!("{} is not a certificate", cert.display()));
-                    continue;
-                }
-                Some(_) => {}
-            }
-            match session.userauth_pubkey_file(&cfg.user, Some(&cert), path, passphrase.as_deref())
-            {
-                Ok(()) if session.authenticated() => return Ok(()),
-                _ => tried.push(format!(
-                    "certificate {} with key {} refused",
-                    cert.display(),
-                    path.display()
-                )),
-            }
-        }
-        match session.userauth_pubkey_file(&cfg.user, None, path, passphrase.as_deref()) {
-            Ok(()) if session.authenticated() => return Ok(()),
-            Ok(()) => tried.push(format!("{} refused", path.display())),
-            Err(e) if passphrase.is_some() && e.message().contains("private key") => {
-                tried.push(format!("{}: wrong passphrase ({e})", path.display()))
-            }
-            Err(_) => tried.push(format!("key {} refused", path.display())),
-        }
-    }
-    for cert in &cfg.certificate_files {
-        if !certificates_used.contains(cert) {
-            tried.push(format!(
-                "certificate {} matches none of the identity files (tether pairs a certificate \
-                 with a private key file only)",
-                cert.display()
-            ));
-        }
-    }
-    if tried.is_empty() {
-        tried.push("no ssh-agent identities and no identity files".into());
-    }
-    Err(SshError::Auth {
-        host: name.to_string(),
-        user: cfg.user.clone(),
-        tried: tried.join("; "),
-    })
-}
-
-/// User certificate types libssh2 1.11 authenticates with (measured against sshd 9.2 with
-/// `TrustedUserCAKeys`).
-const CERTIFICATE_TYPES: &[&str] = &[
-    "ssh-ed25519-cert-v01@openssh.com",
-    "ssh-rsa-cert-v01@openssh.com",
-    "ecdsa-sha2-nistp256-cert-v01@openssh.com",
-    "ecdsa-sha2-nistp384-cert-v01@openssh.com",
-    "ecdsa-sha2-nistp521-cert-v01@openssh.com",
-];
-
-/// The certificates to try with the identity file `key`, as ssh pairs them: the configured
-/// `CertificateFile`s that certify its public key, else `KEY-cert.pub` when it exists.
-fn certificates_for(key: &Path, cfg: &HostConfig) -> Vec<PathBuf> {
-    let Some(blob) = public_blob(key) else {
-        return Vec::new();
-    };
-    if cfg.certificate_files.is_empty() {
-        let mut cert = key.as_os_str().to_owned();
-        cert.push("-cert.pub");
-        let cert = PathBuf::from(cert);
-        return if cert.exists() {
-            vec![cert]
-        } else {
-            Vec::new()
-        };
-    }
-    cfg.certificate_files
-        .iter()
-        .filter(|c| read_key_blob(c).is_some_and(|cert| certifies(&cert, &blob)))
-        .cloned()
-        .collect()
-}
-
-/// The key type written in a public key or certificate file.
-fn certificate_type(path: &Path) -> Option<String> {
-    let blob = read_key_blob(path)?;
-    let kind = known_hosts::blob_key_type(&blob)?;
-    kind.contains("-cert-v01@openssh.com").then_some(kind)
-}
-
-fn read_key_blob(path: &Path) -> Option<Vec<u8>> {
-    let text = std::fs::read_to_string(path).ok()?;
-    STANDARD.decode(text.split_whitespace().nth(1)?).ok()
-}
-
-/// Whether certificate blob `cert` (type, nonce, then the key's own fields) certifies the
-/// plain public key `key` (type, then the same fields).
-fn certifies(cert: &[u8], key: &[u8]) -> bool {
-    fn skip_string(b: &[u8]) -> Option<&[u8]> {
-        let len = u32::from_be_bytes(b.get(..4)?.try_into().ok()?) as usize;
-        b.get(4 + len..)
-    }
-    let (Some(cert_fields), Some(key_fields)) =
-        (skip_string(cert).and_then(skip_string), skip_string(key))
-    else {
-        return false;
-    };
-    !key_fields.is_empty() && cert_fields.starts_with(key_fields)
-}
-
-/// The public key blob of an identity file, from its `.pub` companion.
-fn public_blob(private: &Path) -> Option<Vec<u8>> {
-    let mut pub_path = private.as_os_str().to_owned();
-    pub_path.push(".pub");
-    let text = std::fs::read_to_string(PathBuf::from(pub_path)).ok()?;
-    STANDARD.decode(text.split_whitespace().nth(1)?).ok()
-}
-
-/// Whether a private key file needs a passphrase (OpenSSH or PEM format).
-pub fn key_is_encrypted(path: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return false;
-    };
-    if text.contains("ENCRYPTED") {
-        return true;
-    }
-    let body: String = text
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect::<Vec<_>>()
-        .concat();
-    let Ok(raw) = STANDARD.decode(body) else {
-        return false;
-    };
-    let Some(rest) = raw.strip_prefix(b"openssh-key-v1\0") else {
-        return false;
-    };
-    let Some(len) = rest
-        .get(..4)
-        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    else {
-        return false;
-    };
-    rest.get(4..4 + len as usize) != Some(b"none".as_slice())
-}
-
-/// Asks for a key's passphrase once per run, on the terminal, serialised across host threads.
-/// Err says why it cannot be asked.
-fn passphrase_for(path: &Path, batch_mode: bool) -> Result<String, &'static str> {
-    static CACHE: OnceLock<Mutex<HashMap<PathBuf, String>>> = OnceLock::new();
-    if batch_mode {
-        return Err("BatchMode forbids asking for its passphrase (add it to ssh-agent)");
-    }
-    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
-        return Err("there is no terminal to ask for its passphrase (add it to ssh-agent)");
-    }
-    let cache = CACHE.get_or_init(Default::default);
-    // A poisoned lock only means another prompt panicked; the cache itself is still usable.
-    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(p) = cache.get(path) {
-        return Ok(p.clone());
-    }
-    let p = rpassword::prompt_password(format!("Enter passphrase for {}: ", path.display()))
-        .map_err(|_| "reading its passphrase from the terminal failed")?;
-    // A passphrase is a secret: never printed, even if a command or an error held it.
-    crate::secret::register(&p);
-    cache.insert(path.to_path_buf(), p.clone());
-    Ok(p)
 }
 
 #[cfg(test)]

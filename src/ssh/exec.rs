@@ -11,7 +11,9 @@
 //! `\n` into `\r\n`: the marker is then looked for (and stripped) in stdout too, and captured
 //! stdout has its `\r\n` turned back into `\n`. Closing a PTY command's channel hangs up its
 //! terminal, so the remote process gets SIGHUP: that is how a PTY command is stopped
-//! ([`ExecOptions::stop`]). Without a PTY, closing the channel does not stop the command.
+//! ([`ExecOptions::stop`]). Without a PTY, closing the channel does not stop the command. A PTY
+//! command fed on stdin (a sudo password under `requiretty`) gets its terminal with `ECHO`
+//! off, so what it reads is never echoed into its output.
 
 use std::io::{Read as _, Write as _};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -227,7 +229,7 @@ pub fn run(
         .retry(open_until, || session.channel_session())
         .map_err(|e| ExecError::NotStarted(format!("cannot open a channel: {e}")))?;
     if opts.pty {
-        request_pty(conn, &mut channel, open_until)?;
+        request_pty(conn, &mut channel, open_until, opts.stdin.is_none())?;
     }
     let mut agent = match &opts.forward_agent {
         Some(socket) => Some(
@@ -442,16 +444,23 @@ pub fn finished_event(
     }
 }
 
-/// Requests a pseudo-terminal for `channel` (before its exec). A refusal (`PermitTTY no`) is
-/// [`ExecError::Refused`]; any other failure means the session may be dead, and as the command
-/// has not started, [`ExecError::NotStarted`].
+/// Requests a pseudo-terminal for `channel` (before its exec), with `echo` as its ECHO mode.
+/// A refusal (`PermitTTY no`) is [`ExecError::Refused`]; any other failure means the session
+/// may be dead, and as the command has not started, [`ExecError::NotStarted`].
 fn request_pty(
     conn: &Connection,
     channel: &mut ssh2::Channel,
     until: Instant,
+    echo: bool,
 ) -> Result<(), ExecError> {
     loop {
-        match channel.request_pty(PTY_TERM, None, None) {
+        let modes = (!echo).then(|| {
+            let mut modes = ssh2::PtyModes::new();
+            modes.set_boolean(ssh2::PtyModeOpcode::ECHO, false);
+            modes.set_boolean(ssh2::PtyModeOpcode::ECHONL, false);
+            modes
+        });
+        match channel.request_pty(PTY_TERM, modes, None) {
             Ok(()) => return Ok(()),
             Err(e) if super::connect::would_block(&e) => {
                 conn.wait_socket(until).map_err(|e| {

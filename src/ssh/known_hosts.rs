@@ -44,6 +44,41 @@ pub struct RecordedKey {
     pub location: String,
 }
 
+/// What known_hosts holds for a host whose presented key it does not know (for the message);
+/// displayed as the empty string when it holds nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OtherEntries {
+    /// Keys of other types (`type fingerprint (file:line)`, comma-separated).
+    pub keys: String,
+    /// `file:line` of the `@cert-authority` lines for the name: they could not be used, as
+    /// the server presented a plain key.
+    pub authorities: String,
+    /// The host certificate types libssh2 negotiates.
+    pub certificate_types: String,
+}
+
+impl std::fmt::Display for OtherEntries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !self.keys.is_empty() {
+            write!(
+                f,
+                ": known_hosts records only other key types for it: {}",
+                self.keys
+            )?;
+        }
+        if !self.authorities.is_empty() {
+            write!(
+                f,
+                "; a @cert-authority line names it ({}) but could not be used: the server \
+                 presented a plain key, not a certificate (it has no host certificate, or none \
+                 of a type tether can negotiate: {})",
+                self.authorities, self.certificate_types
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// Outcome of checking a presented host key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostKeyCheck {
@@ -94,7 +129,8 @@ pub fn rsa_bits(key: &[u8]) -> Option<u32> {
     Some((n.len() as u32 - 1) * 8 + (8 - first.leading_zeros()))
 }
 
-/// Host key algorithm names to prefer during key exchange for a recorded key type.
+/// Host key algorithm names to prefer during key exchange for a recorded key type (a
+/// certificate type too: a reconnect asks for the kind of key the first connection saw).
 pub fn algorithms_for(key_type: &str) -> &'static [&'static str] {
     match key_type {
         "ssh-ed25519" => &["ssh-ed25519"],
@@ -103,8 +139,26 @@ pub fn algorithms_for(key_type: &str) -> &'static [&'static str] {
         "ecdsa-sha2-nistp384" => &["ecdsa-sha2-nistp384"],
         "ecdsa-sha2-nistp521" => &["ecdsa-sha2-nistp521"],
         "ssh-dss" => &["ssh-dss"],
+        "ssh-ed25519-cert-v01@openssh.com" => &["ssh-ed25519-cert-v01@openssh.com"],
+        "ssh-rsa-cert-v01@openssh.com" => &[
+            "rsa-sha2-512-cert-v01@openssh.com",
+            "rsa-sha2-256-cert-v01@openssh.com",
+            "ssh-rsa-cert-v01@openssh.com",
+        ],
+        "ecdsa-sha2-nistp256-cert-v01@openssh.com" => &["ecdsa-sha2-nistp256-cert-v01@openssh.com"],
+        "ecdsa-sha2-nistp384-cert-v01@openssh.com" => &["ecdsa-sha2-nistp384-cert-v01@openssh.com"],
+        "ecdsa-sha2-nistp521-cert-v01@openssh.com" => &["ecdsa-sha2-nistp521-cert-v01@openssh.com"],
         _ => &[],
     }
+}
+
+/// A `@cert-authority` line that applies to a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authority {
+    /// The CA's public key blob.
+    pub key: Vec<u8>,
+    /// `file:line` of the line.
+    pub location: String,
 }
 
 impl KnownHosts {
@@ -179,6 +233,24 @@ impl KnownHosts {
                 location: format!("{}:{}", e.path.display(), e.line),
             })
             .collect()
+    }
+
+    /// The `@cert-authority` lines whose host patterns match `name`, in file order.
+    pub fn authorities(&self, name: &str) -> Vec<Authority> {
+        self.for_host(name)
+            .filter(|e| e.marker == Marker::CertAuthority)
+            .map(|e| Authority {
+                key: e.key.clone(),
+                location: format!("{}:{}", e.path.display(), e.line),
+            })
+            .collect()
+    }
+
+    /// `file:line` of a `@revoked` line for `name` that lists `key`, if any.
+    pub fn revoked(&self, name: &str, key: &[u8]) -> Option<String> {
+        self.for_host(name)
+            .find(|e| e.marker == Marker::Revoked && e.key == key)
+            .map(|e| format!("{}:{}", e.path.display(), e.line))
     }
 
     /// Checks the key the server presented for `name`.
@@ -369,6 +441,36 @@ mod tests {
         }
         assert_eq!(rsa_bits(&blob("ssh-rsa", &body)), Some(24));
         assert_eq!(rsa_bits(&blob("ssh-ed25519", b"k")), None);
+    }
+
+    #[test]
+    fn authorities_and_revocations_apply_by_host_pattern() {
+        let ca = blob("ssh-ed25519", b"ca");
+        let other = blob("ssh-ed25519", b"other");
+        let mut kh = KnownHosts::default();
+        kh.add_text(
+            &format!(
+                "@cert-authority *.example.com {}@revoked web1.example.com {}",
+                line("", &ca).trim_start(),
+                line("", &other).trim_start()
+            ),
+            Path::new("kh"),
+        );
+        let found = kh.authorities("web1.example.com");
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            (found[0].key.clone(), found[0].location.as_str()),
+            (ca.clone(), "kh:1")
+        );
+        assert!(kh.authorities("example.org").is_empty());
+        assert_eq!(
+            kh.revoked("web1.example.com", &other).as_deref(),
+            Some("kh:2")
+        );
+        assert_eq!(kh.revoked("web2.example.com", &other), None);
+        // A CA line is no recorded key of the host.
+        assert!(kh.recorded_types("web1.example.com").is_empty());
+        assert_eq!(kh.check("web1.example.com", &ca), HostKeyCheck::NotFound);
     }
 
     #[test]

@@ -2,9 +2,13 @@
 
 pub mod agent;
 pub mod algorithms;
+pub mod auth;
+pub mod certificate;
 pub mod config;
 pub mod connect;
+pub mod disconnect;
 pub mod exec;
+pub mod host_key;
 pub mod jump;
 pub mod known_hosts;
 pub mod limiter;
@@ -13,6 +17,8 @@ pub mod policy;
 pub mod proxy_command;
 pub mod reconnect;
 pub mod route;
+pub mod signature;
+pub mod wire;
 pub mod worker;
 
 use std::time::Duration;
@@ -20,7 +26,9 @@ use std::time::Duration;
 use crate::duration::format as format_duration;
 use crate::failure::Kind;
 
+use certificate::CertificateProblem;
 use config::HostError;
+use known_hosts::OtherEntries;
 
 /// Why a host could not be reached or used. Callers branch on the kind: a connection problem
 /// is reported as "unreachable" (exit code 3), a lost connection during a command is never
@@ -88,12 +96,9 @@ pub enum SshError {
     },
     /// The host key is not in known_hosts and the policy refuses unknown hosts.
     #[error(
-        "{host}: host key for {name} is not known ({key}){}; refusing to connect under \
+        "{host}: host key for {name} is not known ({key}){other}; refusing to connect under \
          StrictHostKeyChecking=yes. Add it to {known_hosts} (check the fingerprint first), or \
-         set `StrictHostKeyChecking accept-new` for this host",
-        if .recorded_other.is_empty() { String::new() } else {
-            format!(": known_hosts records only other key types for it: {}", .recorded_other)
-        }
+         set `StrictHostKeyChecking accept-new` for this host"
     )]
     UnknownHostKey {
         /// Host as named by the user.
@@ -104,8 +109,29 @@ pub enum SshError {
         key: String,
         /// Where it could be added.
         known_hosts: String,
-        /// Keys of other types recorded for the name (`type fingerprint (file:line)`), if any.
-        recorded_other: String,
+        /// What else known_hosts says about the name (keys of other types, CA lines).
+        other: Box<OtherEntries>,
+    },
+    /// The host presented a certificate that no trusted CA vouches for (wrong principal,
+    /// expired, unknown CA ...), and its key is not recorded as a plain key either.
+    #[error(
+        "{host}: the host certificate for {name} was refused: {problem}; it is {certificate}{}; \
+         its key is not in known_hosts either, so tether refuses to connect",
+        if .authorities.is_empty() { String::new() } else {
+            format!(", checked against the @cert-authority line at {}", .authorities)
+        }
+    )]
+    HostCertificateRefused {
+        /// Host as named by the user.
+        host: String,
+        /// Name looked up in known_hosts.
+        name: String,
+        /// The certificate: type, fingerprint of its key, key id, serial.
+        certificate: String,
+        /// Why it was refused.
+        problem: Box<CertificateProblem>,
+        /// `file:line` of the `@cert-authority` line(s) it was checked against.
+        authorities: String,
     },
     /// The host presented a key other than the recorded one.
     #[error(
@@ -144,6 +170,36 @@ pub enum SshError {
         user: String,
         /// What was tried.
         tried: String,
+    },
+    /// The server closed the connection while keys were being offered: sshd does that once
+    /// `MaxAuthTries` keys were refused ("Too many authentication failures").
+    #[error(
+        "{host}: the server closed the connection during authentication for user {user} after \
+         refusing {refused} key(s){}; tried: {tried}; hint: {}",
+        if .message.is_empty() { String::new() } else { format!(" (\"{}\")", .message) },
+        if *.identities_only {
+            "sshd allows only a few attempts per connection (MaxAuthTries): name the key this \
+             host accepts first with IdentityFile"
+        } else {
+            "sshd allows only a few attempts per connection (MaxAuthTries) and tether offers \
+             the IdentityFile keys, then every ssh-agent key: name the key this host accepts \
+             with IdentityFile and set `IdentitiesOnly yes` for it, so that only that key is \
+             offered"
+        }
+    )]
+    AuthCutOff {
+        /// Host as named by the user.
+        host: String,
+        /// Login user.
+        user: String,
+        /// How many keys were offered and refused, the last one included.
+        refused: usize,
+        /// The server's disconnect message (empty when it gave none).
+        message: String,
+        /// What was tried.
+        tried: String,
+        /// Whether `IdentitiesOnly` was set (only configured keys were offered).
+        identities_only: bool,
     },
     /// The session failed outside a command (channel open, keepalive, heartbeat).
     #[error("{host}: {reason}")]
@@ -232,6 +288,7 @@ impl SshError {
     pub fn kind(&self) -> Kind {
         match self {
             SshError::UnknownHostKey { .. }
+            | SshError::HostCertificateRefused { .. }
             | SshError::HostKeyChanged { .. }
             | SshError::HostKeyRevoked { .. } => Kind::HostKeyRefused,
             SshError::Config(e) if e.unresolved => Kind::Unreachable,
@@ -245,6 +302,7 @@ impl SshError {
             | SshError::ConnectTimeout { .. }
             | SshError::Handshake { .. }
             | SshError::Auth { .. }
+            | SshError::AuthCutOff { .. }
             | SshError::Session { .. }
             | SshError::Jump { .. }
             | SshError::ProxyCommand { .. } => Kind::Unreachable,

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use super::connect::Connection;
 use super::policy::WorkerSettings;
 use super::SshError;
+use crate::failure::Kind;
 
 /// How a reconnect ended.
 pub enum Outcome {
@@ -40,7 +41,12 @@ pub fn with_backoff(
         }
         match connect() {
             Ok(conn) => return Outcome::Connected(conn, started.elapsed()),
-            Err(e @ (SshError::HostKeyChanged { .. } | SshError::Auth { .. })) => {
+            // Waiting fixes neither a refused host key (a certificate that expired since the
+            // first connection included) nor a refused login.
+            Err(e)
+                if e.kind() == Kind::HostKeyRefused
+                    || matches!(e, SshError::Auth { .. } | SshError::AuthCutOff { .. }) =>
+            {
                 last_error = Some(e);
                 break;
             }

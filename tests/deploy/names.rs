@@ -49,11 +49,11 @@ fn values_that_would_make_wrong_paths_are_refused_before_anything_connects() {
         ("deploy", "deploy_to=~a b/x", "deploy_to \"~a b/x\": \"~a b\" is not a user name"),
         ("deploy", "shared_path=shared", "shared_path \"shared\" is not an absolute path"),
         ("deploy", "lock_file=~/deploy.lock", "lock_file \"~/deploy.lock\" is not an absolute path (only deploy_to may start with ~)"),
-        ("deploy", "keep_releases=0", "keep_releases must be a number of at least 1, not 0"),
+        ("deploy", "keep_releases=0", "keep_releases must be a whole number of at least 1, not 0"),
         ("deploy", "local_user=", "local_user \"\" must be a non-empty line"),
-        ("deploy", "git_shallow=deep", "git_shallow must be a depth of at least 1 (or false), not deep"),
-        ("deploy", "linked_dirs=log", "linked_dirs must be an array of paths, not string"),
-        ("deploy:cleanup", "keep_releases=-1", "keep_releases must be a number of at least 1, not -1"),
+        ("deploy", "git_shallow=deep", "git_shallow must be a depth of at least 1 (or false), not \"deep\" (a string)"),
+        ("deploy", "linked_dirs=log", "linked_dirs must be an array of paths, not \"log\" (a string)"),
+        ("deploy:cleanup", "keep_releases=-1", "keep_releases must be a whole number of at least 1, not -1"),
     ];
     for (task, set, message) in cases {
         tether(&dir, &lab, &[task, "-s", set])
@@ -68,7 +68,7 @@ fn values_that_would_make_wrong_paths_are_refused_before_anything_connects() {
         ("set(\"linked_dirs\", [\"\"]);", "linked_dirs entry \"\" is empty"),
         ("set(\"linked_files\", [\"/etc/passwd\"]);", "linked_files entry \"/etc/passwd\" is an absolute path"),
         ("set(\"linked_files\", [\"config/./x.yml\"]);", "linked_files entry \"config/./x.yml\" has a \".\" component"),
-        ("set(\"linked_files\", [42]);", "linked_files entries must be strings, not i64"),
+        ("set(\"linked_files\", [42]);", "linked_files entries must be strings (paths), not 42 (a number)"),
     ] {
         dir.write("bad.rhai", &(recipe_text(&app, false) + value));
         tether(&dir, &lab, &["-f", "bad.rhai", "deploy"])

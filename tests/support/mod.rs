@@ -2,6 +2,7 @@
 //! `use support::lab::Lab;` (real sshd hosts) or `use support::tether::Tether;`
 //! (runs the tether binary).
 
+pub mod agent;
 pub mod browser;
 pub mod harness;
 pub mod lab;

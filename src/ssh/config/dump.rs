@@ -140,6 +140,7 @@ impl Dump<'_> {
         };
         optional("ignoreunknown", "IgnoreUnknown");
         optional("kexalgorithms", "KexAlgorithms");
+        optional("casignaturealgorithms", "CASignatureAlgorithms");
         optional("macs", "MACs");
         optional("pubkeyacceptedalgorithms", "PubkeyAcceptedAlgorithms");
         optional("tag", "Tag");

@@ -67,6 +67,8 @@ pub struct Algorithms {
     pub macs: Option<String>,
     /// `PubkeyAcceptedAlgorithms`.
     pub pubkey: Option<String>,
+    /// `CASignatureAlgorithms`: what a host certificate's CA may sign with.
+    pub ca_signature: Option<String>,
 }
 
 /// Everything tether needs to reach one host, resolved from the config and the target.

@@ -117,7 +117,7 @@ pub static KEYWORDS: &[Keyword] = &[
     kw!("BatchMode", Shape::Flag, honoured),
     kw!("BindAddress", Shape::Str, refused(&[], "tether does not choose the local address of its connections")),
     kw!("BindInterface", Shape::Str, refused(&[], "tether does not bind its connections to an interface")),
-    kw!("CASignatureAlgorithms", Shape::Algorithms, ignored("host certificates are not accepted by tether (a host known only by a @cert-authority line is refused as unknown)")),
+    kw!("CASignatureAlgorithms", Shape::Algorithms, honoured),
     kw!("CanonicalDomains", Shape::Custom(canonical_domains), honoured),
     kw!("CanonicalizeFallbackLocal", Shape::Flag, honoured),
     kw!("CanonicalizeHostname", Shape::Choice(&["true", "false", "yes", "no", "always"]), honoured),

@@ -869,6 +869,7 @@ impl<'a> Resolution<'a> {
                 ciphers: opts.text("Ciphers"),
                 macs: opts.text("MACs"),
                 pubkey: opts.text("PubkeyAcceptedAlgorithms"),
+                ca_signature: opts.text("CASignatureAlgorithms"),
             },
             ssh_g: dump,
         })

@@ -1,0 +1,410 @@
+//! Authentication: which keys are offered, in which order, and what is said when none is
+//! accepted.
+//!
+//! The identities the config names come first, in its order (`IdentityFile`s, each with its
+//! certificates first; the ssh-agent's copy of such a key is used instead of the file, so an
+//! encrypted key in the agent needs no passphrase), then the agent's other keys unless
+//! `IdentitiesOnly`. ssh offers those other agent keys before a configured key that is not in
+//! the agent (sshconnect2.c `pubkey_prepare`); tether offers what the config names first, so
+//! a host with a low `MaxAuthTries` gets the key meant for it before sshd gives up ("Too many
+//! authentication failures"). A server that closes the connection during authentication is
+//! reported as such ([`SshError::AuthCutOff`]), with its message and what to change.
+
+use std::collections::HashMap;
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use ssh2::{Agent, PublicKey, Session};
+
+use super::config::HostConfig;
+use super::disconnect::Watch;
+use super::known_hosts;
+use super::wire::Reader;
+use super::SshError;
+
+/// libssh2 errors that mean the connection is gone: LIBSSH2_ERROR_SOCKET_SEND,
+/// LIBSSH2_ERROR_SOCKET_DISCONNECT, LIBSSH2_ERROR_SOCKET_RECV.
+const CONNECTION_GONE: [i32; 3] = [-7, -13, -43];
+
+/// Logs in as `cfg.user`; see the module docs for the order of the keys.
+pub fn authenticate(name: &str, cfg: &HostConfig, session: &Session) -> Result<(), SshError> {
+    let watch = Watch::start(session);
+    let mut auth = Attempts {
+        name,
+        cfg,
+        session,
+        watch: &watch,
+        tried: Vec::new(),
+        refused: 0,
+    };
+    let agent = open_agent(session, cfg);
+    let agent_keys: &[PublicKey] = agent.as_ref().map_or(&[], |(_, keys)| keys);
+    let mut agent_used: Vec<&[u8]> = Vec::new();
+
+    let mut certificates_used: Vec<PathBuf> = Vec::new();
+    for path in &cfg.identity_files {
+        let blob = public_blob(path);
+        let copy = blob
+            .as_deref()
+            .and_then(|b| agent_keys.iter().find(|k| k.blob() == b));
+        let exists = path.exists();
+        if !exists && copy.is_none() {
+            if cfg.identity_files_configured {
+                auth.tried
+                    .push(format!("{} does not exist", path.display()));
+            }
+            continue;
+        }
+        let certificates = if exists {
+            certificates_for(path, cfg)
+        } else {
+            Vec::new()
+        };
+        // The file's private key is needed for its certificates, and for the key itself
+        // unless the agent holds it.
+        let needs_file = !certificates.is_empty() || copy.is_none();
+        let passphrase = match exists && needs_file && key_is_encrypted(path) {
+            false => None,
+            true => match passphrase_for(path, cfg.batch_mode) {
+                Ok(p) => Some(p),
+                Err(why) => {
+                    auth.tried
+                        .push(format!("{} is encrypted and {why}", path.display()));
+                    if copy.is_none() {
+                        continue;
+                    }
+                    None
+                }
+            },
+        };
+        let file_usable = exists && (passphrase.is_some() || !key_is_encrypted(path));
+        for cert in certificates.iter().filter(|_| file_usable) {
+            certificates_used.push(cert.clone());
+            match certificate_type(cert) {
+                Some(t) if !CERTIFICATE_TYPES.contains(&t.as_str()) => {
+                    auth.tried.push(format!(
+                        "certificate {}: key type {t} is not supported by libssh2",
+                        cert.display()
+                    ));
+                    continue;
+                }
+                None => {
+                    auth.tried
+                        .push(format!("{} is not a certificate", cert.display()));
+                    continue;
+                }
+                Some(_) => {}
+            }
+            let result =
+                session.userauth_pubkey_file(&cfg.user, Some(cert), path, passphrase.as_deref());
+            let what = format!("certificate {} with key {}", cert.display(), path.display());
+            if auth.offer(result, what)? {
+                return Ok(());
+            }
+        }
+        if let (Some(key), Some((agent, _))) = (copy, agent.as_ref()) {
+            agent_used.push(key.blob());
+            let what = format!("ssh-agent's copy of {}", path.display());
+            if auth.offer(agent.userauth(&cfg.user, key), what)? {
+                return Ok(());
+            }
+            continue;
+        }
+        let result = session.userauth_pubkey_file(&cfg.user, None, path, passphrase.as_deref());
+        if let Err(e) = &result {
+            if passphrase.is_some()
+                && e.message().contains("private key")
+                && !CONNECTION_GONE.contains(&code(e))
+            {
+                auth.tried
+                    .push(format!("{}: wrong passphrase ({e})", path.display()));
+                continue;
+            }
+        }
+        if auth.offer(result, format!("key {}", path.display()))? {
+            return Ok(());
+        }
+    }
+
+    if let Some((agent, keys)) = agent.as_ref().filter(|_| !cfg.identities_only) {
+        let others: Vec<&PublicKey> = keys
+            .iter()
+            .filter(|k| !agent_used.contains(&k.blob()))
+            .collect();
+        let before = auth.tried.len();
+        for key in &others {
+            let what = format!("ssh-agent key {}", describe_agent_key(key));
+            if auth.offer(agent.userauth(&cfg.user, key), what)? {
+                return Ok(());
+            }
+        }
+        // One line for them all: the user knows which keys the agent holds.
+        if auth.tried.len() > before + 1 {
+            auth.tried.truncate(before);
+            auth.tried
+                .push(format!("{} other ssh-agent keys refused", others.len()));
+        }
+    }
+    if let Some((_, keys)) = agent.as_ref().filter(|_| cfg.identities_only) {
+        let skipped = keys.len() - agent_used.len();
+        if skipped > 0 && auth.tried.is_empty() {
+            auth.tried.push(format!(
+                "{skipped} ssh-agent key(s) not offered (IdentitiesOnly)"
+            ));
+        }
+    }
+    for cert in &cfg.certificate_files {
+        if !certificates_used.contains(cert) {
+            auth.tried.push(format!(
+                "certificate {} matches none of the identity files (tether pairs a certificate \
+                 with a private key file only)",
+                cert.display()
+            ));
+        }
+    }
+    if auth.tried.is_empty() {
+        auth.tried
+            .push("no ssh-agent identities and no identity files".into());
+    }
+    Err(SshError::Auth {
+        host: name.to_string(),
+        user: cfg.user.clone(),
+        tried: auth.tried.join("; "),
+    })
+}
+
+/// The keys offered so far and how they fared.
+struct Attempts<'a> {
+    name: &'a str,
+    cfg: &'a HostConfig,
+    session: &'a Session,
+    watch: &'a Watch<'a>,
+    tried: Vec<String>,
+    refused: usize,
+}
+
+impl Attempts<'_> {
+    /// The outcome of offering `what`: Ok(true) logged in, Ok(false) refused (noted), Err the
+    /// server closed the connection (no further key can be offered).
+    fn offer(&mut self, result: Result<(), ssh2::Error>, what: String) -> Result<bool, SshError> {
+        if matches!(result, Ok(())) && self.session.authenticated() {
+            return Ok(true);
+        }
+        self.refused += 1;
+        self.tried.push(format!("{what} refused"));
+        // libssh2 reports a disconnect during authentication as a refused key
+        // ("Waiting for USERAUTH response"): the disconnect message itself, or an error that
+        // says the socket is gone, tells them apart.
+        let message = self.watch.message();
+        let gone = result
+            .as_ref()
+            .err()
+            .is_some_and(|e| CONNECTION_GONE.contains(&code(e)));
+        if message.is_some() || gone {
+            return Err(SshError::AuthCutOff {
+                host: self.name.to_string(),
+                user: self.cfg.user.clone(),
+                refused: self.refused,
+                message: message.unwrap_or_default(),
+                tried: self.tried.join("; "),
+                identities_only: self.cfg.identities_only,
+            });
+        }
+        Ok(false)
+    }
+}
+
+fn code(e: &ssh2::Error) -> i32 {
+    match e.code() {
+        ssh2::ErrorCode::Session(c) => c,
+        ssh2::ErrorCode::SFTP(c) => c,
+    }
+}
+
+/// The agent (`IdentityAgent`, else `$SSH_AUTH_SOCK`) and its keys, if it can be reached.
+fn open_agent(session: &Session, cfg: &HostConfig) -> Option<(Agent, Vec<PublicKey>)> {
+    let socket = cfg.identity_agent.as_ref()?;
+    let mut agent = session.agent().ok()?;
+    agent.set_identity_path(socket).ok()?;
+    agent.connect().ok()?;
+    agent.list_identities().ok()?;
+    let keys = agent.identities().unwrap_or_default();
+    Some((agent, keys))
+}
+
+/// `comment (SHA256:...)` of an agent key.
+fn describe_agent_key(key: &PublicKey) -> String {
+    let fp = known_hosts::fingerprint(key.blob());
+    if key.comment().is_empty() {
+        fp
+    } else {
+        format!("{} ({fp})", key.comment())
+    }
+}
+
+/// User certificate types libssh2 1.11 authenticates with (measured against sshd 9.2 with
+/// `TrustedUserCAKeys`).
+const CERTIFICATE_TYPES: &[&str] = &[
+    "ssh-ed25519-cert-v01@openssh.com",
+    "ssh-rsa-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp256-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp384-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp521-cert-v01@openssh.com",
+];
+
+/// The certificates to try with the identity file `key`, as ssh pairs them: the configured
+/// `CertificateFile`s that certify its public key, else `KEY-cert.pub` when it exists.
+fn certificates_for(key: &Path, cfg: &HostConfig) -> Vec<PathBuf> {
+    let Some(blob) = public_blob(key) else {
+        return Vec::new();
+    };
+    if cfg.certificate_files.is_empty() {
+        let mut cert = key.as_os_str().to_owned();
+        cert.push("-cert.pub");
+        let cert = PathBuf::from(cert);
+        return if cert.exists() {
+            vec![cert]
+        } else {
+            Vec::new()
+        };
+    }
+    cfg.certificate_files
+        .iter()
+        .filter(|c| read_key_blob(c).is_some_and(|cert| certifies(&cert, &blob)))
+        .cloned()
+        .collect()
+}
+
+/// The key type written in a public key or certificate file.
+fn certificate_type(path: &Path) -> Option<String> {
+    let blob = read_key_blob(path)?;
+    let kind = known_hosts::blob_key_type(&blob)?;
+    kind.contains("-cert-v01@openssh.com").then_some(kind)
+}
+
+fn read_key_blob(path: &Path) -> Option<Vec<u8>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    STANDARD.decode(text.split_whitespace().nth(1)?).ok()
+}
+
+/// Whether certificate blob `cert` (type, nonce, then the key's own fields) certifies the
+/// plain public key `key` (type, then the same fields).
+fn certifies(cert: &[u8], key: &[u8]) -> bool {
+    fn skip_string(b: &[u8]) -> Option<&[u8]> {
+        let len = u32::from_be_bytes(b.get(..4)?.try_into().ok()?) as usize;
+        b.get(4 + len..)
+    }
+    let (Some(cert_fields), Some(key_fields)) =
+        (skip_string(cert).and_then(skip_string), skip_string(key))
+    else {
+        return false;
+    };
+    !key_fields.is_empty() && cert_fields.starts_with(key_fields)
+}
+
+/// The public key blob of an identity file, as ssh loads it (`sshkey_load_public`): from
+/// its `.pub` companion, else from the private key file itself (an OpenSSH-format key keeps
+/// its public key unencrypted in its header).
+fn public_blob(private: &Path) -> Option<Vec<u8>> {
+    let mut pub_path = private.as_os_str().to_owned();
+    pub_path.push(".pub");
+    if let Some(blob) = read_key_blob(&PathBuf::from(pub_path)) {
+        return Some(blob);
+    }
+    let raw = openssh_private_key(private)?;
+    let mut r = Reader::new(raw.strip_prefix(b"openssh-key-v1\0")?);
+    // cipher, kdf, kdf options, number of keys, then the first public key.
+    for field in ["cipher", "kdf", "kdf options"] {
+        r.string(field).ok()?;
+    }
+    (r.u32("keys").ok()? >= 1).then_some(())?;
+    r.string("public key").ok().map(<[u8]>::to_vec)
+}
+
+/// The decoded body of an OpenSSH-format private key file (`-----BEGIN OPENSSH PRIVATE
+/// KEY-----`).
+fn openssh_private_key(path: &Path) -> Option<Vec<u8>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let body: String = text
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect::<Vec<_>>()
+        .concat();
+    STANDARD.decode(body).ok()
+}
+
+/// Whether a private key file needs a passphrase (OpenSSH or PEM format).
+pub fn key_is_encrypted(path: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    if text.contains("ENCRYPTED") {
+        return true;
+    }
+    let Some(raw) = openssh_private_key(path) else {
+        return false;
+    };
+    let Some(rest) = raw.strip_prefix(b"openssh-key-v1\0") else {
+        return false;
+    };
+    let Some(len) = rest
+        .get(..4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    else {
+        return false;
+    };
+    rest.get(4..4 + len as usize) != Some(b"none".as_slice())
+}
+
+/// Asks for a key's passphrase once per run, on the terminal, serialised across host threads.
+/// Err says why it cannot be asked.
+fn passphrase_for(path: &Path, batch_mode: bool) -> Result<String, &'static str> {
+    static CACHE: OnceLock<Mutex<HashMap<PathBuf, String>>> = OnceLock::new();
+    if batch_mode {
+        return Err("BatchMode forbids asking for its passphrase (add it to ssh-agent)");
+    }
+    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return Err("there is no terminal to ask for its passphrase (add it to ssh-agent)");
+    }
+    let cache = CACHE.get_or_init(Default::default);
+    // A poisoned lock only means another prompt panicked; the cache itself is still usable.
+    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(p) = cache.get(path) {
+        return Ok(p.clone());
+    }
+    let p = rpassword::prompt_password(format!("Enter passphrase for {}: ", path.display()))
+        .map_err(|_| "reading its passphrase from the terminal failed")?;
+    // A passphrase is a secret: never printed, even if a command or an error held it.
+    crate::secret::register(&p);
+    cache.insert(path.to_path_buf(), p.clone());
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_public_key_comes_from_the_pub_file_or_the_private_key_header() {
+        let dir = std::env::temp_dir().join(format!("tether-auth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = dir.join("id");
+        let ok = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "secret", "-f"])
+            .arg(&key)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        let from_pub = public_blob(&key).unwrap();
+        std::fs::remove_file(key.with_extension("pub")).unwrap();
+        // Encrypted, yet its public key is readable: the agent's copy can be matched.
+        assert!(key_is_encrypted(&key));
+        assert_eq!(public_blob(&key), Some(from_pub));
+        assert_eq!(public_blob(&dir.join("missing")), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,181 @@
+//! The order keys are offered in, against sshd with `MaxAuthTries 2` and an ssh-agent full of
+//! keys: the identities the config names come first (the agent's copy of one instead of its
+//! file), the agent's other keys after them; a server that gives up ("Too many authentication
+//! failures") is reported with its words and what to change.
+
+use crate::support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::agent::Agent;
+use support::lab::Lab;
+use support::tether::{Output, Tether};
+
+fn sh(dir: &Path, script: &str) {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// host1's config without the lab's identity lines, with `extra` first.
+fn config(lab: &Lab, name: &str, extra: &str) -> PathBuf {
+    let base: String = std::fs::read_to_string(lab.ssh_config())
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("IdentityFile") && !l.contains("IdentitiesOnly"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let path = lab.dir().join(format!("cfg_{name}"));
+    std::fs::write(&path, format!("Host host1\n{extra}{base}")).unwrap();
+    path
+}
+
+fn tether(config: &Path, agent: &Agent) -> Output {
+    Tether::new()
+        .ssh_config(config)
+        .env("SSH_AUTH_SOCK", agent.sock.to_str().unwrap())
+        .args(&["run", "--hosts", "host1", "--", "echo in"])
+        .run()
+}
+
+fn ssh_connects(config: &Path, agent: &Agent) -> bool {
+    Command::new("ssh")
+        .arg("-F")
+        .arg(config)
+        .env("SSH_AUTH_SOCK", &agent.sock)
+        .args(["-o", "BatchMode=yes", "host1", "true"])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// sshd's count of refused keys so far (`LogLevel VERBOSE` logs each).
+fn failures(lab: &Lab) -> usize {
+    let log = std::fs::read_to_string(&lab.host("host1").log).unwrap_or_default();
+    log.matches("Failed publickey for root").count()
+}
+
+#[test]
+fn configured_keys_are_offered_before_other_agent_keys() {
+    let lab = Lab::start(1);
+    lab.reconfigure("host1", "MaxAuthTries 2");
+    let dir = lab.dir().join("auth");
+    std::fs::create_dir_all(&dir).unwrap();
+    sh(
+        &dir,
+        "for i in 1 2 3 4 5 6 7 8 9 10; do ssh-keygen -q -t ed25519 -N '' -C stranger$i -f k$i; done",
+    );
+    let agent = Agent::empty(&dir, "agent.sock");
+    for i in 1..=10 {
+        agent.add(&dir.join(format!("k{i}")));
+    }
+    let right = lab.client_key();
+    let d = dir.display();
+
+    // The right key as IdentityFile, ten other keys in the agent: the configured key goes
+    // first, and is accepted at once.
+    let file_first = config(
+        &lab,
+        "file_first",
+        &format!("  IdentityFile {}\n", right.display()),
+    );
+    let before = failures(&lab);
+    let out = tether(&file_first, &agent);
+    out.status(0);
+    assert_eq!(out.host_lines("host1", '|'), ["in"]);
+    assert_eq!(
+        failures(&lab),
+        before,
+        "a key was refused before the configured one"
+    );
+    assert_eq!(lab.accepted_logins("host1"), 1);
+    // (ssh offers the agent's keys before a configured key that is not in the agent, and is
+    // cut off: tether's order is deliberately the configured keys first.)
+    assert!(!ssh_connects(&file_first, &agent));
+
+    // The right key only in the agent, beyond the limit: sshd cuts the connection; tether
+    // says so with sshd's words and the way out, as ssh fails too.
+    agent.add(&right);
+    assert_eq!(agent.list().len(), 11);
+    let only_agent = config(&lab, "only_agent", "  IdentityFile none\n");
+    assert!(!ssh_connects(&only_agent, &agent));
+    let before = failures(&lab);
+    let out = tether(&only_agent, &agent);
+    // (sshd logs each refused key: the counts above and below measure something.)
+    assert_eq!(failures(&lab), before + 2);
+    out.status(3)
+        .stdout_contains(
+            "host1: the server closed the connection during authentication for user root after \
+             refusing 2 key(s) (\"Too many authentication failures\"); tried: ssh-agent key \
+             stranger1 (SHA256:",
+        )
+        .stdout_contains(
+            "hint: sshd allows only a few attempts per connection (MaxAuthTries) and tether \
+             offers the IdentityFile keys, then every ssh-agent key: name the key this host \
+             accepts with IdentityFile and set `IdentitiesOnly yes` for it",
+        )
+        .stdout_lacks("stranger3");
+    assert_eq!(lab.accepted_logins("host1"), 1);
+
+    // The configured key encrypted on disk, its copy in the agent (last): the copy is used,
+    // first, with no passphrase asked (BatchMode); ssh does the same.
+    sh(
+        &dir,
+        &format!("cp {} enc && chmod 600 enc && ssh-keygen -q -p -N secret-pw -f enc && cp {}.pub enc.pub", right.display(), right.display()),
+    );
+    let agent_copy = config(
+        &lab,
+        "agent_copy",
+        &format!("  IdentityFile {d}/enc\n  BatchMode yes\n"),
+    );
+    assert!(ssh_connects(&agent_copy, &agent));
+    let before = failures(&lab);
+    tether(&agent_copy, &agent).status(0);
+    assert_eq!(failures(&lab), before);
+    // Without the .pub file the agent's copy is found through the key file's own header.
+    std::fs::remove_file(dir.join("enc.pub")).unwrap();
+    tether(&agent_copy, &agent).status(0);
+
+    // IdentitiesOnly with more wrong identity files than the server allows.
+    let wrong = config(
+        &lab,
+        "wrong_files",
+        &format!(
+            "  IdentitiesOnly yes\n  IdentityFile {d}/k1\n  IdentityFile {d}/k2\n  IdentityFile {d}/k3\n"
+        ),
+    );
+    tether(&wrong, &agent)
+        .status(3)
+        .stdout_contains(&format!(
+            "after refusing 2 key(s) (\"Too many authentication failures\"); tried: \
+             ssh-agent's copy of {d}/k1 refused; ssh-agent's copy of {d}/k2 refused; hint: \
+             sshd allows only a few attempts per connection (MaxAuthTries): name the key this \
+             host accepts first with IdentityFile"
+        ))
+        .stdout_lacks("k3");
+
+    // A limit the keys fit in: every key refused is an ordinary authentication failure.
+    // (sshd keeps the first value of a keyword: change the line, then restart it.)
+    let sshd_config = &lab.host("host1").sshd_config;
+    let text = std::fs::read_to_string(sshd_config).unwrap();
+    std::fs::write(
+        sshd_config,
+        text.replace("MaxAuthTries 2", "MaxAuthTries 30"),
+    )
+    .unwrap();
+    lab.reconfigure("host1", "# MaxAuthTries 30");
+    tether(&only_agent, &agent).status(0);
+    tether(&wrong, &agent)
+        .status(3)
+        .stdout_contains("host1: authentication failed for user root (ssh-agent's copy of");
+}

@@ -854,7 +854,8 @@ server("worker1", #{ roles: ["worker"] });
         "▶ deploy:set_current_revision",
         "worker1 | $ rm -f /srv/shop/releases/20250102030405/.tether-complete && printf '%s\\n' main > /srv/shop/releases/20250102030405/REVISION",
         "▶ deploy:symlink:shared",
-        "worker1 | $ rm -rf /srv/shop/releases/20250102030405/log && mkdir -p \"$(dirname /srv/shop/releases/20250102030405/log)\" && ln -s /srv/shop/shared/log /srv/shop/releases/20250102030405/log",
+        // A linked path is replaced only inside the release, links followed.
+        "worker1 | $ d=$(dirname /srv/shop/releases/20250102030405/log); while [ ! -e \"$d\" ] && [ ! -L \"$d\" ]; do d=$(dirname \"$d\"); done; r=$(cd -P /srv/shop/releases/20250102030405 && pwd) && p=$(cd -P \"$d\" && pwd) || exit 1; case \"$p/\" in \"$r\"/*) ;; *) printf '%s: its directory is %s once links are followed, outside the release: not replaced\\n' /srv/shop/releases/20250102030405/log \"$p\" >&2; exit 1;; esac; rm -rf /srv/shop/releases/20250102030405/log && mkdir -p \"$(dirname /srv/shop/releases/20250102030405/log)\" && ln -s /srv/shop/shared/log /srv/shop/releases/20250102030405/log",
         "▶ deploy:symlink:release",
         "worker1 | $ if [ ! -d /srv/shop/releases/20250102030405 ]; then echo '/srv/shop/releases/20250102030405 is missing' >&2; exit 1; fi; [ -f /srv/shop/releases/20250102030405/.tether-complete ] || printf 'release %s complete\\n' 20250102030405 > /srv/shop/releases/20250102030405/.tether-complete",
         "worker1 | $ rm -f /srv/shop/.current-20250102030405 && ln -s /srv/shop/releases/20250102030405 /srv/shop/.current-20250102030405 && mv -T /srv/shop/.current-20250102030405 /srv/shop/current",

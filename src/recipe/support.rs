@@ -18,6 +18,17 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
     engine.register_fn("utc_timestamp", || {
         crate::clock::utc_timestamp(std::time::SystemTime::now())
     });
+    // `utc_timestamp(seconds)`: the same, `seconds` from now (negative: ago).
+    engine.register_fn("utc_timestamp", |seconds: i64| {
+        let now = std::time::SystemTime::now();
+        let delta = std::time::Duration::from_secs(seconds.unsigned_abs());
+        let at = if seconds >= 0 {
+            now.checked_add(delta)
+        } else {
+            now.checked_sub(delta)
+        };
+        crate::clock::utc_timestamp(at.unwrap_or(now))
+    });
     // `local_user()`: `user@machine` of whoever runs tether (lock holder, revision log).
     engine.register_fn("local_user", local_user);
     // `fail(message)`: stops the run as a failed step (exit 1, like a failed command), not as

@@ -71,6 +71,27 @@ fn every_stdlib_variable_is_checked_before_anything_changes() {
         // Restarts run on a rollback too: their variables are checked before it.
         ("deploy:rollback", systemd, "set(\"systemd_options\", #{ in: \"waves\" });", "systemd_options: "),
         ("deploy:cleanup", "", "set(\"keep_releases\", \"none\");", "keep_releases must be a whole number of at least 1, not \"none\" (a string)"),
+        // Linked paths inside one another: linking the outer one would make the inner one's
+        // replacement delete shared data (fresh-eyes finding: exit 0 and shared/ emptied).
+        ("deploy", "", "set(\"linked_dirs\", [\"config\"]);", "linked_files entry \"config/secrets.yml\" lies inside linked_dirs entry \"config\""),
+        ("deploy", "", "set(\"linked_dirs\", [\"log\", \"log/sub\"]); set(\"linked_files\", []);", "linked_dirs entry \"log/sub\" lies inside linked_dirs entry \"log\""),
+        ("deploy", "", "set(\"linked_dirs\", [\"a/b/c\", \"a\"]); set(\"linked_files\", []);", "linked_dirs entry \"a/b/c\" lies inside linked_dirs entry \"a\""),
+        ("deploy", "", "set(\"linked_dirs\", [\"log\", \"log\"]); set(\"linked_files\", []);", "linked_dirs entry \"log\" is listed twice (also in linked_dirs)"),
+        ("deploy", "", "set(\"linked_dirs\", [\"config/secrets.yml\"]);", "linked_files entry \"config/secrets.yml\" is listed twice (also in linked_dirs)"),
+        ("deploy", "", "set(\"linked_files\", [\".env\", \".env/x\"]);", "linked_files entry \".env/x\" lies inside linked_files entry \".env\""),
+        // Release names are times that exist, not in the future.
+        ("deploy", "", "set(\"release_timestamp\", \"20251301000000\");", "release_timestamp \"20251301000000\" is not a release name"),
+        ("deploy", "", "set(\"release_timestamp\", \"20250230000000\");", "release_timestamp \"20250230000000\" is not a release name"),
+        ("deploy", "", "set(\"release_timestamp\", \"20250229120000\");", "release_timestamp \"20250229120000\" is not a release name"),
+        ("deploy", "", "set(\"release_timestamp\", \"20250101240000\");", "release_timestamp \"20250101240000\" is not a release name"),
+        ("deploy", "", "set(\"release_timestamp\", \"20250101006000\");", "release_timestamp \"20250101006000\" is not a release name"),
+        ("deploy", "", "set(\"release_timestamp\", \"19691231235959\");", "release_timestamp \"19691231235959\" is not a release name"),
+        ("deploy", "", "set(\"release_timestamp\", \"00000000000000\");", "release_timestamp \"00000000000000\" is not a release name"),
+        ("deploy", "", "set(\"release_timestamp\", \"99999999999999\");", "release_timestamp \"99999999999999\" is not a release name"),
+        ("deploy", "", "set(\"release_timestamp\", \"99991231235959\");", "release_timestamp \"99991231235959\" is in the future"),
+        // Set at all, rollback_release names a release: empty is not "the previous one".
+        ("deploy:rollback", "", "set(\"rollback_release\", \"\");", "rollback_release \"\" is empty"),
+        ("deploy:rollback", "", "set(\"rollback_release\", \"20250231000000\");", "rollback_release \"20250231000000\" is not a release name"),
     ];
     for (task, import, set, message) in cases {
         let text = format!("{import}{}{set}\n", recipe_text(&app, false));
@@ -121,5 +142,44 @@ fn strings_that_are_numbers_or_flags_count_as_them() {
     tether(&dir, &lab, &["deploy:cleanup", "-s", "keep_releases= 2"])
         .status(0)
         .stdout_contains("removed old releases (keep_releases 2) on web1, web2, resque1, resque2: 20250101000003");
+    assert_unlocked(&lab);
+}
+
+/// A release whose tree has a symbolic link where a linked path's directory is (`public ->
+/// /srv/outside` in the repository): linking `public/uploads` would first remove
+/// /srv/outside/uploads. It is refused, naming the path; nothing outside the release is touched,
+/// `current` does not move. A leap day is a release name.
+#[test]
+fn a_link_in_the_release_never_lets_a_linked_path_remove_what_is_outside_it() {
+    let lab = lab();
+    let dir = Dir::new("repo-link");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    deploy(&dir, &lab, "20240229000000", &[]).status(0);
+    for h in HOSTS {
+        let outside = lab.host(h).root_dir.join("outside/uploads");
+        fs::create_dir_all(&outside).unwrap();
+        fs::write(outside.join("keep.txt"), "precious\n").unwrap();
+    }
+    fs::remove_dir_all(app.work.join("public")).unwrap();
+    std::os::unix::fs::symlink("/srv/outside", app.work.join("public")).unwrap();
+    app.commit("v2");
+    let out = deploy(&dir, &lab, "20250101000002", &[]);
+    out.status(1).stderr_contains(
+        "/srv/shop/releases/20250101000002/public/uploads: its directory is /srv/outside once \
+         links are followed, outside the release: not replaced",
+    );
+    for h in HOSTS {
+        assert_eq!(
+            read(lab.host(h).root_dir.join("outside/uploads/keep.txt")),
+            "precious\n",
+            "{h}"
+        );
+        assert_eq!(
+            current(&lab, h).as_deref(),
+            Some("/srv/shop/releases/20240229000000"),
+            "{h}"
+        );
+    }
     assert_unlocked(&lab);
 }

@@ -161,9 +161,9 @@ fn a_lock_that_is_empty_junk_or_not_a_file_is_held_and_a_full_disk_leaves_none()
         .stderr_contains(
             "another deploy holds the lock (/srv/shop/deploy.lock):\n  \
              web1: an empty lock file (a deploy between creating and writing it, or one that died or ran out of disk space before writing it)\n  \
-             web2: a lock file tether did not write: \"junk\"\n  \
+             web2: a lock file tether did not write, not text (its printable part: \"junk\")\n  \
              resque1: a directory is in the lock's place\n  \
-             resque2: a symbolic link to nothing is in the lock's place\n\
+             resque2: a symbolic link to \"/nowhere\" is in the lock's place\n\
              If that deploy is no longer running, `tether deploy:unlock` removes the lock.",
         );
     // Refused before any step: nothing changed, the hook before deploy:check did not run.
@@ -175,7 +175,33 @@ fn a_lock_that_is_empty_junk_or_not_a_file_is_held_and_a_full_disk_leaves_none()
         .stdout_contains("web1    | removing an empty lock\n")
         .stdout_contains("web2    | removing the lock of junk\n")
         .stdout_contains("resque1 | removing a directory in the lock's place\n")
-        .stdout_contains("resque2 | removing a symbolic link to nothing in the lock's place\n");
+        .stdout_contains("resque2 | removing a symbolic link to /nowhere in the lock's place\n");
+    for h in HOSTS {
+        assert!(fs::symlink_metadata(lock(h)).is_err(), "{h}");
+    }
+
+    // A link to a file (here a secret) is a link, its target never read; a FIFO is not a
+    // file, and reading it would block.
+    std::os::unix::fs::symlink("/srv/shop/shared/config/secrets.yml", lock("web1")).unwrap();
+    let fifo = std::process::Command::new("mkfifo")
+        .arg(lock("web2"))
+        .status()
+        .unwrap();
+    assert!(fifo.success());
+    deploy(&dir, &lab, "20250101000002", &[])
+        .status(1)
+        .stderr_contains("web1: a symbolic link to \"/srv/shop/shared/config/secrets.yml\" is in the lock's place")
+        .stderr_contains("web2: something that is not a file (a FIFO, a socket, a device) is in the lock's place")
+        .stderr_lacks("token: web1");
+    tether(&dir, &lab, &["deploy:unlock"])
+        .status(0)
+        .stdout_contains("web1    | removing a symbolic link to /srv/shop/shared/config/secrets.yml in the lock's place\n")
+        .stdout_contains("web2    | removing something that is not a file in the lock's place\n")
+        .stdout_lacks("token: web1");
+    assert_eq!(
+        read(shop(&lab, "web1").join("shared/config/secrets.yml")),
+        "token: web1\n"
+    );
     for h in HOSTS {
         assert!(fs::symlink_metadata(lock(h)).is_err(), "{h}");
     }

@@ -90,6 +90,10 @@ pub struct GlobalArgs {
     /// When to use colour in text output.
     #[arg(long, global = true, value_enum, default_value_t = ColorArg::Auto)]
     pub color: ColorArg,
+    /// Print every host's lines, results and failures apart (text output folds the same line
+    /// from many hosts into one, headed by `web[01-40]`).
+    #[arg(long, global = true)]
+    pub no_fold: bool,
     /// Only this part of the selected hosts (`2/5`: the second of five stable, disjoint parts),
     /// for one job of a CI matrix.
     #[arg(long, global = true, value_name = "K/N", value_parser = Shard::parse)]
@@ -159,6 +163,7 @@ impl GlobalArgs {
                 ColorArg::Never => Color::Never,
             },
             overrides,
+            fold: !self.no_fold,
             shard: self.shard,
             timeline: self.timeline.clone(),
         })

@@ -36,6 +36,16 @@ impl Error {
         }
     }
 
+    /// What text output prints after `error: `: a step's failure with hosts that failed alike
+    /// folded when `fold` (`--no-fold` not given); JSON and `--no-fold` print [`Error`]'s
+    /// `Display`, every host on its own.
+    pub fn text(&self, fold: bool) -> String {
+        match self {
+            Error::Failed(f) if fold => f.folded(),
+            e => e.to_string(),
+        }
+    }
+
     /// Ctrl-C (or a cancel) ended the command.
     pub fn interrupted() -> Self {
         Error::Failed(Box::new(Failure::interrupted()))

@@ -222,6 +222,17 @@ impl Failure {
 
     /// The message without the task and position (what `err.message` gives a recipe).
     pub fn message(&self) -> String {
+        self.text(false)
+    }
+
+    /// The message with the task and position, hosts that failed the same way folded into one
+    /// entry headed by their set (`web[01-28]: ...`, see [`crate::hostset::fold_texts`]), as
+    /// text output prints it unless `--no-fold`.
+    pub fn folded(&self) -> String {
+        format!("{}{}", self.text(true), self.place())
+    }
+
+    fn text(&self, fold: bool) -> String {
         let mut out = String::new();
         if !self.failed.is_empty() || !self.not_run.is_empty() {
             let total = self.total.max(self.failed.len() + self.not_run.len());
@@ -233,12 +244,32 @@ impl Failure {
             if !self.not_run.is_empty() {
                 out.push_str(&format!(", {} stopped early", self.not_run.len()));
             }
-            for f in &self.failed {
-                out.push('\n');
-                out.push_str(&f.message);
-            }
-            for n in &self.not_run {
-                out.push_str(&format!("\n{}: {}", n.host, n.reason));
+            let failed: Vec<(&str, &str)> = self
+                .failed
+                .iter()
+                .map(|f| (f.host.as_str(), f.message.as_str()))
+                .collect();
+            let not_run: Vec<(&str, &str)> = self
+                .not_run
+                .iter()
+                .map(|n| (n.host.as_str(), n.reason.as_str()))
+                .collect();
+            if fold {
+                for text in crate::hostset::fold_texts(&failed) {
+                    out.push('\n');
+                    out.push_str(&text);
+                }
+                for (hosts, reason) in crate::hostset::group_texts(&not_run) {
+                    out.push_str(&format!("\n{}: {reason}", crate::hostset::fold(&hosts)));
+                }
+            } else {
+                for (_, message) in failed {
+                    out.push('\n');
+                    out.push_str(message);
+                }
+                for (host, reason) in not_run {
+                    out.push_str(&format!("\n{host}: {reason}"));
+                }
             }
         }
         if let Some(d) = &self.detail {
@@ -249,17 +280,21 @@ impl Failure {
         }
         out
     }
+
+    /// `\n  (at FILE:LINE:COL, in task `T`)`, or less, or nothing.
+    fn place(&self) -> String {
+        match (&self.at, &self.task) {
+            (Some(at), Some(task)) => format!("\n  (at {at}, in task `{task}`)"),
+            (Some(at), None) => format!("\n  (at {at})"),
+            (None, Some(task)) => format!("\n  (in task `{task}`)"),
+            (None, None) => String::new(),
+        }
+    }
 }
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message())?;
-        match (&self.at, &self.task) {
-            (Some(at), Some(task)) => write!(f, "\n  (at {at}, in task `{task}`)"),
-            (Some(at), None) => write!(f, "\n  (at {at})"),
-            (None, Some(task)) => write!(f, "\n  (in task `{task}`)"),
-            (None, None) => Ok(()),
-        }
+        write!(f, "{}{}", self.message(), self.place())
     }
 }
 
@@ -304,5 +339,27 @@ mod tests {
         assert_eq!(m.kind, Kind::Config);
         assert_eq!(m.host_names(), ["a"]);
         assert_eq!(m.message(), "1 of 2 hosts failed\na: x\na bad ProxyJump");
+    }
+
+    #[test]
+    fn folded_joins_hosts_that_failed_alike() {
+        let mut failed: Vec<HostFailure> = (1..=4)
+            .map(|i| hf(&format!("web{i}"), Kind::CommandFailed))
+            .collect();
+        failed[2].message = "web3: disk full".into();
+        let not_run = ["db1", "db2"]
+            .map(|h| NotRun {
+                host: h.into(),
+                reason: "stopped before `b`: web1 failed".into(),
+            })
+            .to_vec();
+        let mut f = Failure::hosts(failed, not_run, 6);
+        f.task = Some("deploy".into());
+        assert_eq!(
+            f.folded(),
+            "4 of 6 hosts failed, 2 stopped early\nweb[1-2,4]: broke\nweb3: disk full\n\
+             db[1-2]: stopped before `b`: web1 failed\n  (in task `deploy`)"
+        );
+        assert_eq!(f.to_string().lines().count(), 8);
     }
 }

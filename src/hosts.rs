@@ -53,7 +53,7 @@ pub fn run(
         &named
     };
     // A recipe's print() goes where every run's output goes.
-    let reporter = Reporter::start(settings.format, settings.verbose, settings.color);
+    let reporter = Reporter::start(settings);
     let selection = runner::select(
         settings,
         args.stage.as_deref(),

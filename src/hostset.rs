@@ -62,6 +62,99 @@ pub fn fold<S: AsRef<str>>(names: &[S]) -> String {
     parts.join(",")
 }
 
+/// Per-host texts (`host`, `text`) folded: texts that are the same once their host's own name
+/// is set aside (a leading `host: `, the name elsewhere as a whole word) and a trailing
+/// ` after DURATION` of their first line (how long a command ran) share one text headed by
+/// their hosts' set (`web[01-40]: \`x\` failed with exit status 1`); a text only one host has
+/// is kept as it is. In the order the texts first appear.
+pub fn fold_texts<S: AsRef<str>, T: AsRef<str>>(items: &[(S, T)]) -> Vec<String> {
+    group_texts(items)
+        .into_iter()
+        .map(|(_, text)| text)
+        .collect()
+}
+
+/// [`fold_texts`], with the hosts of each text.
+pub fn group_texts<S: AsRef<str>, T: AsRef<str>>(items: &[(S, T)]) -> Vec<(Vec<&str>, String)> {
+    // key -> (hosts, the first text as it was)
+    let mut groups: Vec<(String, Vec<&str>, &str)> = Vec::new();
+    for (host, text) in items {
+        let (host, text) = (host.as_ref(), text.as_ref());
+        let key = text_key(host, text);
+        match groups.iter_mut().find(|(k, _, _)| *k == key) {
+            Some((_, hosts, _)) => hosts.push(host),
+            None => groups.push((key, vec![host], text)),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(key, hosts, first)| {
+            let text = match hosts.as_slice() {
+                [_] => first.to_string(),
+                _ => key.replace(PLACEHOLDER, &fold(&hosts)),
+            };
+            (hosts, text)
+        })
+        .collect()
+}
+
+/// Stands for the host's name in a text's key.
+const PLACEHOLDER: &str = "\u{0}host\u{0}";
+
+fn text_key(host: &str, text: &str) -> String {
+    let (first, rest) = text
+        .split_once('\n')
+        .map_or((text, None), |(a, b)| (a, Some(b)));
+    let first = match first.rfind(" after ") {
+        Some(i) if is_duration(&first[i + 7..]) => &first[..i],
+        _ => first,
+    };
+    let joined = match rest {
+        Some(rest) => format!("{first}\n{rest}"),
+        None => first.to_string(),
+    };
+    replace_word(&joined, host, PLACEHOLDER)
+}
+
+/// Whether `text` is a duration as tether prints one (`12.3 ms`, `1.2 s`, `3m05s`, `2h01m`).
+fn is_duration(text: &str) -> bool {
+    let number = |t: &str| !t.is_empty() && t.chars().all(|c| c.is_ascii_digit() || c == '.');
+    let pair = |t: &str, a: char, b: char| {
+        t.strip_suffix(b)
+            .and_then(|t| t.split_once(a))
+            .is_some_and(|(x, y)| number(x) && y.len() == 2 && number(y))
+    };
+    text.strip_suffix(" ms")
+        .or_else(|| text.strip_suffix(" s"))
+        .is_some_and(number)
+        || pair(text, 'm', 's')
+        || pair(text, 'h', 'm')
+}
+
+/// `text` with every whole-word `word` (not inside a longer name: `web1` in `web10` stays)
+/// replaced by `with`.
+fn replace_word(text: &str, word: &str, with: &str) -> String {
+    if word.is_empty() {
+        return text.to_string();
+    }
+    let part = |c: char| c.is_alphanumeric() || "-_.@".contains(c);
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(word) {
+        let before = rest[..i].chars().next_back();
+        let after = rest[i + word.len()..].chars().next();
+        out.push_str(&rest[..i]);
+        if before.is_some_and(part) || after.is_some_and(|c| part(c) && c != '.') {
+            out.push_str(word);
+        } else {
+            out.push_str(with);
+        }
+        rest = &rest[i + word.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The last run of digits of `name`: (before it, the digits, after it).
 fn split_number(name: &str) -> Option<(&str, &str, &str)> {
     let end = name.rfind(|c: char| c.is_ascii_digit())? + 1;
@@ -111,6 +204,50 @@ impl Shard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn texts_fold_without_their_host_and_duration() {
+        let items: Vec<(String, String)> = (1..=12)
+            .map(|i| {
+                let host = format!("web{i:02}");
+                let text = if i == 5 {
+                    format!("{host}: `make` failed with exit status 2 after 1.0 s\n  stderr (last lines):\n    no rule")
+                } else {
+                    format!("{host}: `make` failed with exit status 1 after {i}.0 ms\n  stderr (last lines):\n    {host}: broke")
+                };
+                (host, text)
+            })
+            .collect();
+        assert_eq!(
+            fold_texts(&items),
+            [
+                "web[01-04,06-12]: `make` failed with exit status 1\n  stderr (last lines):\n    web[01-04,06-12]: broke",
+                "web05: `make` failed with exit status 2 after 1.0 s\n  stderr (last lines):\n    no rule",
+            ]
+        );
+        // A name inside a longer one is not the host; a lone text stays whole.
+        assert_eq!(
+            fold_texts(&[
+                ("web1", "web1: web10 is down"),
+                ("web2", "web2: web10 is down")
+            ]),
+            ["web[1-2]: web10 is down"]
+        );
+        assert_eq!(
+            fold_texts(&[("a", "a: x after 3 tries")]),
+            ["a: x after 3 tries"]
+        );
+        assert_eq!(
+            fold_texts(&[("a", "a: x after 3 tries"), ("b", "b: x after 3 tries")]),
+            ["a,b: x after 3 tries"]
+        );
+        for d in ["12.0 ms", "1.2 s", "3m05s", "2h01m"] {
+            assert!(is_duration(d), "{d}");
+        }
+        for d in ["3 tries", "1.2 sec", "m05s", "3m5s", ""] {
+            assert!(!is_duration(d), "{d}");
+        }
+    }
 
     #[test]
     fn folds_numbers_with_padding_and_gaps() {

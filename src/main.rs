@@ -54,7 +54,8 @@ fn main() {
         None => tether::runner::run(&settings, &cli.targets, interrupted()),
     };
     if let Err(e) = result {
-        eprintln!("error: {}", tether::secret::mask(&e.to_string()));
+        let fold = settings.fold && settings.format == Format::Text;
+        eprintln!("error: {}", tether::secret::mask(&e.text(fold)));
         std::process::exit(e.exit_code());
     }
 }

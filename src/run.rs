@@ -39,12 +39,7 @@ pub fn run(
         .as_deref()
         .map(Recording::new)
         .transpose()?;
-    let reporter = Reporter::tapped(
-        settings.format,
-        settings.verbose,
-        settings.color,
-        recording.iter().map(Recording::tap).collect(),
-    );
+    let reporter = Reporter::tapped(settings, recording.iter().map(Recording::tap).collect());
     let result = run_command(settings, opts, interrupted, &reporter);
     runner::finish_timeline(&reporter, recording.as_ref(), result)
 }

@@ -505,12 +505,7 @@ pub fn run(
         .as_deref()
         .map(Recording::new)
         .transpose()?;
-    let reporter = Reporter::tapped(
-        settings.format,
-        settings.verbose,
-        settings.color,
-        recording.iter().map(Recording::tap).collect(),
-    );
+    let reporter = Reporter::tapped(settings, recording.iter().map(Recording::tap).collect());
     let result = run_tasks(settings, targets, interrupted, &reporter);
     finish_timeline(&reporter, recording.as_ref(), result)
 }
@@ -631,7 +626,7 @@ struct TaskEntry<'a> {
 
 /// `tether tasks [--hooks]`.
 pub fn list(settings: &Settings, hooks: bool, interrupted: Arc<AtomicBool>) -> Result<(), Error> {
-    let reporter = Reporter::start(settings.format, settings.verbose, settings.color);
+    let reporter = Reporter::start(settings);
     let loaded = load(
         &settings.recipe,
         load_options(settings, interrupted, reporter.sink())?,

@@ -72,6 +72,9 @@ pub struct Settings {
     pub color: Color,
     /// `-s KEY=VALUE`, in order (keys validated).
     pub overrides: Vec<(String, String)>,
+    /// Text output folds the same line, result or failure of many hosts into one (not
+    /// `--no-fold`).
+    pub fold: bool,
     /// `--shard K/N`: only this stable part of the selected hosts.
     pub shard: Option<Shard>,
     /// `--timeline FILE`: write the run's timeline (HTML) there when it ends.

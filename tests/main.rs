@@ -9,6 +9,7 @@ mod certificates;
 mod check;
 mod deploy;
 mod failures;
+mod fold;
 mod host_certificates;
 mod host_keys;
 mod json;

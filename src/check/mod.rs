@@ -93,7 +93,7 @@ pub fn check(
     args: &CheckOptions,
     interrupted: Arc<AtomicBool>,
 ) -> Result<(), Error> {
-    let reporter = Reporter::start(settings.format, settings.verbose, settings.color);
+    let reporter = Reporter::start(settings);
     let selection = runner::select(
         settings,
         args.stage.as_deref(),

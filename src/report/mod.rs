@@ -11,15 +11,17 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use fold::Fold;
 use json::json_lines;
 use status::draw_status;
-use text::text_lines;
+use text::{group_line, text_lines};
 
 pub use state::HostStats;
 use state::{clear_status, lock, record, Look, State};
 pub use tap::Tap;
 use tap::Taps;
 
+mod fold;
 mod json;
 mod state;
 mod status;
@@ -30,7 +32,7 @@ use crate::error::Error;
 use crate::event::{EventKind, HostOutcome, Message, Sink};
 use crate::outcome::{failure_text, status_words};
 use crate::pool::HostResult;
-use crate::settings::{Color, Format};
+use crate::settings::{Color, Format, Settings};
 
 /// Prints events; see the module docs.
 pub struct Reporter {
@@ -41,15 +43,17 @@ pub struct Reporter {
 }
 
 impl Reporter {
-    /// Starts the reporter thread. `verbose` prints heartbeats and every command even on a
-    /// terminal; `color` as `--color` says (`auto`: on a terminal, unless `NO_COLOR` is set).
-    pub fn start(format: Format, verbose: bool, color: Color) -> Self {
-        Self::tapped(format, verbose, color, Vec::new())
+    /// Starts the reporter thread, as `settings` say: `--format`; `-v` prints heartbeats and
+    /// every command even on a terminal; `--color` (`auto`: on a terminal, unless `NO_COLOR`
+    /// is set); `--no-fold`.
+    pub fn start(settings: &Settings) -> Self {
+        Self::tapped(settings, Vec::new())
     }
 
     /// [`Reporter::start`], with `taps` receiving every event as `--format json`'s JSON lines;
     /// they are flushed at every [`Reporter::barrier`] and dropped when the reporter ends.
-    pub fn tapped(format: Format, verbose: bool, color: Color, taps: Vec<Tap>) -> Self {
+    pub fn tapped(settings: &Settings, taps: Vec<Tap>) -> Self {
+        let (format, verbose, color) = (settings.format, settings.verbose, settings.color);
         let tty = std::io::stdout().is_terminal();
         anstream::ColorChoice::write_global(match (format, color) {
             (Format::Json, _) | (_, Color::Never) => anstream::ColorChoice::Never,
@@ -61,6 +65,7 @@ impl Reporter {
             live: tty && format == Format::Text,
             dim: anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never,
             verbose,
+            fold: settings.fold && format == Format::Text,
         };
         let (sink, rx) = crate::event::channel();
         let state = Arc::new(Mutex::new(State::default()));
@@ -169,9 +174,24 @@ impl Drop for Reporter {
 
 fn run(rx: Receiver<Message>, state: Arc<Mutex<State>>, look: Look, mut taps: Taps) {
     let started = Instant::now();
+    let mut fold = Fold::default();
+    // Folded lines are printed before anything else, so output keeps the order of events.
+    let print_groups = |st: &mut State, groups: Vec<fold::Group>| {
+        if groups.is_empty() {
+            return;
+        }
+        clear_status(st, look);
+        for g in &groups {
+            crate::outln!("{}", group_line(st, g));
+        }
+    };
     loop {
-        match rx.recv_timeout(Duration::from_millis(250)) {
+        let wait = fold.deadline().map_or(TICK, |d| {
+            d.saturating_duration_since(Instant::now()).min(TICK)
+        });
+        match rx.recv_timeout(wait) {
             Ok(Message::Barrier(ack)) => {
+                print_groups(&mut lock(&state), fold.drain());
                 let _ = std::io::stdout().flush();
                 taps.flush();
                 let _ = ack.send(());
@@ -184,23 +204,33 @@ fn run(rx: Receiver<Message>, state: Arc<Mutex<State>>, look: Look, mut taps: Ta
                 if let Some(json) = &json {
                     taps.write(json);
                 }
-                let lines = match (look.format, json) {
-                    (Format::Json, Some(json)) => json,
-                    _ => text_lines(&st, look, &event),
-                };
-                if !lines.is_empty() {
-                    clear_status(&mut st, look);
-                    for line in lines {
-                        crate::outln!("{line}");
+                match (&event.kind, look.fold) {
+                    (EventKind::Output { stream, line }, true) if !event.host.is_empty() => {
+                        fold.add(&event.host, *stream, line, event.at);
+                    }
+                    _ => {
+                        let lines = match (look.format, json) {
+                            (Format::Json, Some(json)) => json,
+                            _ => text_lines(&st, look, &event),
+                        };
+                        if !lines.is_empty() {
+                            print_groups(&mut st, fold.drain());
+                            clear_status(&mut st, look);
+                            for line in lines {
+                                crate::outln!("{line}");
+                            }
+                        }
                     }
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
+                print_groups(&mut lock(&state), fold.drain());
                 taps.flush();
                 break;
             }
         }
+        print_groups(&mut lock(&state), fold.due(Instant::now()));
         if look.live {
             let mut st = lock(&state);
             draw_status(&mut st, look);
@@ -208,3 +238,6 @@ fn run(rx: Receiver<Message>, state: Arc<Mutex<State>>, look: Look, mut taps: Ta
         let _ = std::io::stdout().flush();
     }
 }
+
+/// How often the live status line is redrawn when nothing happens.
+const TICK: Duration = Duration::from_millis(250);

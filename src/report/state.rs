@@ -51,6 +51,8 @@ pub struct Look {
     /// The status line is dimmed (written past anstream, so it decides itself).
     pub dim: bool,
     pub verbose: bool,
+    /// Fold the same line, result or failure of many hosts into one (text only).
+    pub fold: bool,
 }
 
 pub fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {

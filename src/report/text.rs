@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anstyle::{AnsiColor, Style};
 
+use super::fold::Group;
 use super::state::{Look, State};
 use crate::duration::format as format_duration;
 use crate::event::{Event, EventKind, HostOutcome, Stream};
@@ -46,6 +47,26 @@ fn prefix(st: &State, host: &str, mark: &str, mark_style: Style) -> String {
         &format!("{host:width$}"),
     );
     format!("{name} {}", paint(mark_style, mark))
+}
+
+/// One line printed by the hosts of `group`: as that host's line when one printed it, else
+/// headed by their set (`web[01-40,42] | done`).
+pub fn group_line(st: &State, group: &Group) -> String {
+    let (mark, style) = match group.stream {
+        Stream::Stdout => ("|", Style::new()),
+        Stream::Stderr => ("!", fg(AnsiColor::Red)),
+    };
+    if let [host] = group.hosts.as_slice() {
+        return format!("{} {}", prefix(st, host, mark, style), group.text);
+    }
+    let set = crate::hostset::fold(&group.hosts);
+    let width = st.width;
+    format!(
+        "{} {} {}",
+        bold(&format!("{set:width$}")),
+        paint(style, mark),
+        group.text
+    )
 }
 
 /// The text lines of `event` (none for events text output does not show).
@@ -121,21 +142,16 @@ pub fn text_lines(st: &State, look: Look, event: &Event) -> Vec<String> {
         EventKind::LocalOutput { line, .. } => vec![format!("local ! {line}")],
         EventKind::Summary {
             hosts, duration, ..
-        } => summary_text(st, hosts, *duration),
+        } => summary_text(st, look, hosts, *duration),
         EventKind::RunFinished {
             title, duration, ..
-        } => sessions_text(st, title, *duration),
+        } => sessions_text(st, look, title, *duration),
         EventKind::Record(r) => r.text.clone(),
         _ => Vec::new(),
     }
 }
 
-fn summary_text(st: &State, hosts: &[HostOutcome], elapsed: Duration) -> Vec<String> {
-    let width = hosts
-        .iter()
-        .map(|r| r.host.chars().count())
-        .max()
-        .unwrap_or(0);
+fn summary_text(st: &State, look: Look, hosts: &[HostOutcome], elapsed: Duration) -> Vec<String> {
     let failed = hosts.iter().filter(|r| !r.ok).count();
     let mut out = vec![
         String::new(),
@@ -146,8 +162,10 @@ fn summary_text(st: &State, hosts: &[HostOutcome], elapsed: Duration) -> Vec<Str
             format_duration(elapsed)
         ),
     ];
+    // One row per result; folded, one per distinct result with its hosts' set and the range
+    // of their durations.
+    let mut rows: Vec<(Vec<&str>, &HostOutcome, String, Vec<Duration>)> = Vec::new();
     for r in hosts {
-        let took = r.duration.map(format_duration).unwrap_or_default();
         let s = st.hosts.get(&r.host).cloned().unwrap_or_default();
         let mut keep = String::new();
         if s.heartbeats > 0 || s.reconnects > 0 {
@@ -159,35 +177,61 @@ fn summary_text(st: &State, hosts: &[HostOutcome], elapsed: Duration) -> Vec<Str
                 plural(s.reconnects)
             );
         }
+        let same = rows
+            .iter_mut()
+            .find(|(_, o, k, _)| look.fold && o.status == r.status && o.ok == r.ok && *k == keep);
+        match same {
+            Some((names, _, _, took)) => {
+                names.push(&r.host);
+                took.extend(r.duration);
+            }
+            None => rows.push((vec![&r.host], r, keep, r.duration.into_iter().collect())),
+        }
+    }
+    let names: Vec<String> = rows
+        .iter()
+        .map(|(names, ..)| crate::hostset::fold(names))
+        .collect();
+    let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+    for (name, (_, r, keep, took)) in names.iter().zip(&rows) {
+        let least = took.iter().min().map(|d| format_duration(*d));
+        let most = took.iter().max().map(|d| format_duration(*d));
+        let took = match (least, most) {
+            (Some(a), Some(b)) if a != b => format!("{a}–{b}"),
+            (a, _) => a.unwrap_or_default(),
+        };
         let color = if r.ok {
             AnsiColor::Green
         } else {
             AnsiColor::Red
         };
         out.push(format!(
-            "  {:width$}  {}  {took}{keep}",
-            r.host,
+            "  {name:width$}  {}  {took}{keep}",
             paint(fg(color), &r.status)
         ));
     }
-    for f in hosts.iter().filter_map(|r| r.failure.as_ref()) {
+    let failures: Vec<(&str, &str)> = hosts
+        .iter()
+        .filter_map(|r| r.failure.as_deref().map(|f| (r.host.as_str(), f)))
+        .collect();
+    let texts: Vec<String> = if look.fold {
+        crate::hostset::fold_texts(&failures)
+    } else {
+        failures.iter().map(|(_, f)| f.to_string()).collect()
+    };
+    for f in texts {
         out.push(String::new());
-        out.push(paint(fg(AnsiColor::Red), f));
+        out.push(paint(fg(AnsiColor::Red), &f));
     }
     out
 }
 
-fn sessions_text(st: &State, title: &str, elapsed: Duration) -> Vec<String> {
+fn sessions_text(st: &State, look: Look, title: &str, elapsed: Duration) -> Vec<String> {
     let mut out = vec![
         String::new(),
         format!("{} {title} in {}", bold("done:"), format_duration(elapsed)),
     ];
-    let width = st
-        .order
-        .iter()
-        .map(|n| n.chars().count())
-        .max()
-        .unwrap_or(0);
+    let mut rows: Vec<(&str, String)> = Vec::new();
     for host in &st.order {
         let s = st.hosts.get(host).cloned().unwrap_or_default();
         let what = match (&s.connected_at, &s.failed) {
@@ -210,6 +254,23 @@ fn sessions_text(st: &State, title: &str, elapsed: Duration) -> Vec<String> {
             ),
             (None, None) => "not connected (the run did not need it)".into(),
         };
+        rows.push((host, what));
+    }
+    // Folded, hosts whose sessions went the same way share a row.
+    let rows: Vec<(String, String)> = if look.fold {
+        crate::hostset::group_texts(&rows)
+            .into_iter()
+            .map(|(hosts, what)| (crate::hostset::fold(&hosts), what))
+            .collect()
+    } else {
+        rows.into_iter().map(|(h, w)| (h.to_string(), w)).collect()
+    };
+    let width = rows
+        .iter()
+        .map(|(n, _)| n.chars().count())
+        .max()
+        .unwrap_or(0);
+    for (host, what) in rows {
         out.push(format!("  {host:width$}  {what}"));
     }
     out

@@ -132,7 +132,7 @@ pub fn run(
     args: &WatchOptions,
     interrupted: Arc<AtomicBool>,
 ) -> Result<(), Error> {
-    let reporter = Reporter::start(settings.format, settings.verbose, settings.color);
+    let reporter = Reporter::start(settings);
     let shared = Arc::new(Shared {
         settings: settings.clone(),
         targets: args.targets.clone(),

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 /// One `tether` invocation.
 pub struct Tether {
     args: Vec<String>,
+    fold: bool,
     env: Vec<(String, String)>,
     cwd: Option<PathBuf>,
     timeout: Duration,
@@ -33,6 +34,7 @@ impl Tether {
     pub fn new() -> Self {
         Tether {
             args: Vec::new(),
+            fold: false,
             env: Vec::new(),
             cwd: None,
             timeout: Duration::from_secs(120),
@@ -54,6 +56,13 @@ impl Tether {
         self
     }
 
+    /// Leaves text output folded, as it is by default (the other tests assert each host's own
+    /// lines, so the harness passes `--no-fold` unless asked).
+    pub fn folded(mut self) -> Self {
+        self.fold = true;
+        self
+    }
+
     pub fn env(mut self, k: &str, v: &str) -> Self {
         self.env.push((k.into(), v.into()));
         self
@@ -67,6 +76,9 @@ impl Tether {
     /// The configured command, for tests that drive the process themselves.
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tether"));
+        if !self.fold {
+            cmd.arg("--no-fold");
+        }
         cmd.args(&self.args)
             .env_remove("SSH_AUTH_SOCK")
             .env("NO_COLOR", "1")

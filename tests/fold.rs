@@ -1,0 +1,196 @@
+//! Folded text output (`tether run` across 30 hosts): the same line from many hosts once, headed
+//! by their host set; differing lines under their own hosts; every host's lines in order.
+
+use crate::support;
+
+use std::path::Path;
+
+use support::lab::Lab;
+use support::tether::Tether;
+
+/// 30 aliases `web01`..`web30` of four lab hosts: `odd` go to host4 (whose `/srv/status` says
+/// FAILED), the rest in turn to host1..host3: at most 10 to one sshd, so none is refused by its
+/// `MaxStartups` (10 unauthenticated connections).
+fn fleet(lab: &Lab, dir: &Path, odd: &[usize]) -> std::path::PathBuf {
+    let mut config = String::new();
+    for i in 1..=30 {
+        let name = match odd.contains(&i) {
+            true => "host4".to_string(),
+            false => format!("host{}", i % 3 + 1),
+        };
+        let host = lab.host(&name);
+        config.push_str(&format!(
+            "Host web{i:02}\n  HostName 127.0.0.1\n  Port {}\n  User root\n  IdentitiesOnly yes\n  IdentityFile {}\n  UserKnownHostsFile {}\n",
+            host.port,
+            lab.client_key().display(),
+            lab.known_hosts().display()
+        ));
+    }
+    for h in lab.hosts() {
+        let status = if h.name == "host4" {
+            "FAILED\n"
+        } else {
+            "ok\n"
+        };
+        std::fs::write(h.root_dir.join("status"), status).unwrap();
+    }
+    let path = dir.join("fleet.config");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+/// A command every host starts together (the last to arrive at a barrier in a shared directory
+/// lets them go; at most 20 s), so their lines arrive within the fold window; host2's aliases also write to stderr and exit 3.
+fn command(barrier: &Path) -> String {
+    format!(
+        "mkdir -p {b}; mktemp -p {b} >/dev/null; set -- {b}/tmp.*; \
+         if [ $# -ge 30 ]; then touch {b}.go; fi; \
+         n=0; while [ ! -e {b}.go ] && [ $n -lt 400 ]; do sleep 0.05; n=$((n+1)); done; \
+         echo start; s=$(cat /srv/status); echo \"$s\"; \
+         if [ \"$s\" = FAILED ]; then echo 'disk full' >&2; echo end; exit 3; fi; echo end",
+        b = barrier.display()
+    )
+}
+
+fn hosts() -> String {
+    (1..=30)
+        .map(|i| format!("web{i:02}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Host names of a folded set such as `web[01-06,08-30]` or `web07`.
+fn expand(set: &str) -> Vec<String> {
+    let Some((stem, rest)) = set.split_once('[') else {
+        return set.split(',').map(str::to_string).collect();
+    };
+    let ranges = rest.trim_end_matches(']');
+    let mut out = Vec::new();
+    for part in ranges.split(',') {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let width = a.len();
+        let (a, b): (usize, usize) = (a.parse().unwrap(), b.parse().unwrap());
+        out.extend((a..=b).map(|n| format!("{stem}{n:0width$}")));
+    }
+    out
+}
+
+#[test]
+fn identical_lines_fold_and_differing_hosts_stand_out() {
+    let lab = Lab::start(4);
+    let dir = tempfile::tempdir().unwrap();
+    let config = fleet(&lab, dir.path(), &[7, 21]);
+    let out = Tether::new()
+        .folded()
+        .ssh_config(&config)
+        .args(&["run", "--hosts", &hosts(), "--"])
+        .arg(&command(&dir.path().join("barrier")))
+        .run();
+    out.status(1);
+    // Every output line is `SET | text` or `SET ! text`; expanded, each host printed exactly its
+    // own lines, in order.
+    let mut seen: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    let mut printed = 0;
+    for line in out.stdout.lines() {
+        let Some((set, text)) = line.split_once(" | ").or_else(|| line.split_once(" ! ")) else {
+            continue;
+        };
+        if !set.starts_with("web") || set.trim().contains(' ') {
+            continue;
+        }
+        printed += 1;
+        // stdout and stderr are two streams: only each one's order is the host's.
+        let stream = if line.contains(" | ") { "" } else { "2>" };
+        for host in expand(set.trim()) {
+            seen.entry(host)
+                .or_default()
+                .push(format!("{stream}{text}"));
+        }
+    }
+    for i in 1..=30 {
+        let host = format!("web{i:02}");
+        let want: &[&str] = if i == 7 || i == 21 {
+            &["start", "FAILED", "end"]
+        } else {
+            &["start", "ok", "end"]
+        };
+        let stdout: Vec<&String> = seen[&host]
+            .iter()
+            .filter(|l| !l.starts_with("2>"))
+            .collect();
+        assert_eq!(stdout, want, "{host}\n{}", out.stdout);
+        let stderr = seen[&host].iter().filter(|l| l.starts_with("2>")).count();
+        assert_eq!(
+            stderr,
+            usize::from(want[1] == "FAILED"),
+            "{host}\n{}",
+            out.stdout
+        );
+    }
+    assert_eq!(printed, 5, "{}", out.stdout);
+    out.stdout_contains("web[01-30] | start")
+        .stdout_contains("web[01-06,08-20,22-30] | ok")
+        .stdout_contains("web[07,21] | FAILED")
+        .stdout_contains("web[07,21] ! disk full")
+        .stdout_contains("web[01-30] | end");
+    // The summary: one row per result (hosts kept alive by a heartbeat have their own row), the
+    // failure once for both hosts.
+    let mut rows: std::collections::BTreeMap<String, String> = Default::default();
+    let summary = out.stdout.split("\nsummary: ").nth(1).unwrap();
+    for row in summary.lines().skip(1).take_while(|l| l.starts_with("  ")) {
+        let mut words = row.split_whitespace();
+        let (set, status) = (words.next().unwrap(), words.next().unwrap());
+        for host in expand(set) {
+            assert!(rows.insert(host, status.to_string()).is_none(), "{row}");
+        }
+    }
+    assert_eq!(rows.len(), 30, "{summary}");
+    for (host, status) in &rows {
+        let want = if host == "web07" || host == "web21" {
+            "exit"
+        } else {
+            "ok"
+        };
+        assert_eq!(status, want, "{host}: {summary}");
+    }
+    assert!(summary.lines().count() < 12, "{summary}");
+    assert_eq!(
+        out.stdout.matches("failed with exit status 3").count(),
+        1,
+        "{}",
+        out.stdout
+    );
+    out.stdout_contains("web[07,21]: `mkdir -p");
+    out.stderr_contains("error: 2 of 30 hosts failed\nweb[07,21]: `mkdir -p");
+    assert_eq!(
+        out.stderr.matches("failed with exit status 3").count(),
+        1,
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn no_fold_prints_every_hosts_lines() {
+    let lab = Lab::start(4);
+    let dir = tempfile::tempdir().unwrap();
+    let config = fleet(&lab, dir.path(), &[7]);
+    let out = Tether::new()
+        .ssh_config(&config)
+        .args(&["run", "--hosts", &hosts(), "--"])
+        .arg(&command(&dir.path().join("barrier")))
+        .run();
+    out.status(1);
+    for i in 1..=30 {
+        let host = format!("web{i:02}");
+        let want: &[&str] = if i == 7 {
+            &["start", "FAILED", "end"]
+        } else {
+            &["start", "ok", "end"]
+        };
+        assert_eq!(out.host_lines(&host, '|'), want, "{}", out.stdout);
+    }
+    assert_eq!(out.host_lines("web07", '!'), ["disk full"]);
+    assert_eq!(out.stdout.matches("  ok  ").count(), 29, "{}", out.stdout);
+    out.stderr_contains("error: 1 of 30 hosts failed\nweb07: `mkdir -p");
+}

@@ -26,4 +26,5 @@ mod seed;
 mod ssh_config;
 mod sudo;
 mod timeline;
+mod upload;
 mod watch;

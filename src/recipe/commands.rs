@@ -219,6 +219,39 @@ fn host_exec(rt: &Runtime, cmd: &str, mode: Mode) -> Fallible<Dynamic> {
     })
 }
 
+/// The remote half of `upload(local, remote)`: the bytes arrive on stdin into a private (0600)
+/// temporary file beside `remote`, which is moved into place only when its size and SHA-256
+/// are the local file's (a connection lost mid-transfer ends `cat` with EOF, not an error);
+/// otherwise it is removed and the command fails, leaving `remote` as it was. The destination
+/// gets the local file's permission bits, as `scp -p` and rsync do. The checksum is checked with
+/// `sha256sum` or `shasum -a 256`, where the host has either; the size always.
+fn upload_script(path: &std::path::Path, remote: &str) -> Result<String, String> {
+    use sha2::Digest as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let cannot = |e: std::io::Error| format!("upload: cannot read {}: {e}", path.display());
+    let mut file = std::fs::File::open(path).map_err(cannot)?;
+    let mode = file.metadata().map_err(cannot)?.permissions().mode() & 0o7777;
+    let mut hasher = sha2::Sha256::new();
+    let size = std::io::copy(&mut file, &mut hasher).map_err(cannot)?;
+    let sum: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let tmp = format!("{remote}.tether-upload");
+    Ok(format!(
+        "d={dest}; t={tmp}; mkdir -p \"$(dirname \"$d\")\" && rm -f \"$t\" && (umask 077 && cat > \"$t\") \
+         && n=$(wc -c < \"$t\") && [ \"$n\" -eq {size} ] \
+         || {{ rm -f \"$t\"; echo \"upload stopped short: $n of {size} bytes arrived\" >&2; exit 1; }}; \
+         if command -v sha256sum >/dev/null 2>&1; then s=$(sha256sum < \"$t\"); \
+         elif command -v shasum >/dev/null 2>&1; then s=$(shasum -a 256 < \"$t\"); else s={sum}; fi; \
+         case $s in {sum}*) ;; *) rm -f \"$t\"; echo 'upload arrived changed: SHA-256 differs' >&2; exit 1 ;; esac; \
+         chmod {mode:04o} \"$t\" && mv -f \"$t\" \"$d\"",
+        dest = quote(remote),
+        tmp = quote(&tmp),
+    ))
+}
+
 fn upload(rt: &Runtime, local: &str, remote: &str) -> Fallible<()> {
     let scope = scope_for("upload()")?;
     let backend = backend(rt, "upload()")?;
@@ -226,13 +259,10 @@ fn upload(rt: &Runtime, local: &str, remote: &str) -> Fallible<()> {
         return Err(throw(Failure::interrupted()));
     }
     let path = rt.dir().join(local);
-    // Written to a temporary name and moved into place, so a reader never sees half a file.
-    let tmp = format!("{remote}.tether-upload");
-    let script = format!(
-        "mkdir -p \"$(dirname {dest})\" && cat > {tmp} && mv -f {tmp} {dest}",
-        dest = quote(remote),
-        tmp = quote(&tmp)
-    );
+    // A file that cannot be read here fails in the backend before any byte is sent (a dry run
+    // plans it as made during the run); should it appear in between, the command refuses.
+    let script =
+        upload_script(&path, remote).unwrap_or_else(|e| format!("echo {} >&2; exit 1", quote(&e)));
     let cctx = context::command_context();
     let command = cctx.render(&script);
     next_command(&scope, &command)?;

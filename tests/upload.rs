@@ -1,0 +1,125 @@
+//! `upload(local, remote)` against real sshd: the destination changes only to the complete
+//! file, with the local file's permission bits; an upload cut off leaves it as it was and no
+//! temporary file behind.
+
+use crate::support;
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use support::recipe::{lab, lab_recipe};
+
+const RECIPE: &str = r#"
+task("up", || {
+    on("db", |host| {
+        upload("secret.key", "/srv/up/secret.key");
+        upload("run.sh", "/srv/up/run.sh");
+        upload("plain.txt", "/srv/up/plain.txt");
+    });
+});
+"#;
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+#[test]
+fn uploads_keep_the_local_permission_bits_and_content() {
+    let lab = lab(&["db1"]);
+    let r = lab_recipe(&lab, "upload-modes", RECIPE);
+    let files = [
+        ("secret.key", 0o600, "key material\n"),
+        ("run.sh", 0o755, "#!/bin/sh\necho hi\n"),
+        ("plain.txt", 0o640, ""),
+    ];
+    for (name, m, text) in files {
+        r.write(name, text);
+        std::fs::set_permissions(r.path(name), std::fs::Permissions::from_mode(m)).unwrap();
+    }
+    let root = &lab.host("db1").root_dir;
+    // An earlier destination of another mode takes the local file's.
+    std::fs::create_dir_all(root.join("up")).unwrap();
+    std::fs::write(root.join("up/secret.key"), "old").unwrap();
+    std::fs::set_permissions(
+        root.join("up/secret.key"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    r.tether().args(&["up"]).run().status(0);
+    for (name, m, text) in files {
+        let remote = root.join("up").join(name);
+        assert_eq!(std::fs::read_to_string(&remote).unwrap(), text, "{name}");
+        assert_eq!(mode(&remote), m, "{name}: {:o}", mode(&remote));
+    }
+    let left: Vec<_> = std::fs::read_dir(root.join("up"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains("tether-upload"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// A 200 MB upload whose connection is killed once `fraction` of it has arrived.
+fn cut_off_at(fraction: f64) {
+    let lab = lab(&["db1"]);
+    let r = lab_recipe(
+        &lab,
+        "upload-cut",
+        r#"task("up", || { on("db", |host| { upload("big.bin", "/srv/big.bin"); }); });"#,
+    );
+    const SIZE: usize = 200 << 20;
+    let data: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
+    std::fs::write(r.path("big.bin"), &data).unwrap();
+    let root = lab.host("db1").root_dir.clone();
+    std::fs::write(root.join("big.bin"), "the previous release's file\n").unwrap();
+    let tmp = root.join("big.bin.tether-upload");
+    let mut child = r.tether().args(&["up", "--no-keepalive"]).spawn();
+    let started = Instant::now();
+    let want = (SIZE as f64 * fraction) as u64;
+    loop {
+        let got = std::fs::metadata(&tmp).map(|m| m.len()).unwrap_or(0);
+        if got >= want {
+            assert!(got < SIZE as u64, "the whole file arrived before the cut");
+            assert_eq!(
+                mode(&tmp),
+                0o600,
+                "the temporary file is private while it fills"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "only {got} bytes arrived"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    lab.kill_connections("db1");
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "a cut-off upload is a failure");
+    // The remote side sees EOF, finds the size short and removes its temporary file.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tmp.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!tmp.exists(), "the temporary file was left behind");
+    assert_eq!(
+        std::fs::read_to_string(root.join("big.bin")).unwrap(),
+        "the previous release's file\n"
+    );
+}
+
+#[test]
+fn an_upload_cut_off_at_10_percent_leaves_the_destination_as_it_was() {
+    cut_off_at(0.10);
+}
+
+#[test]
+fn an_upload_cut_off_at_50_percent_leaves_the_destination_as_it_was() {
+    cut_off_at(0.50);
+}
+
+#[test]
+fn an_upload_cut_off_at_90_percent_leaves_the_destination_as_it_was() {
+    cut_off_at(0.90);
+}

@@ -46,11 +46,25 @@ pub struct GlobalArgs {
         env = "TETHER_SSH_CONFIG"
     )]
     pub ssh_config: Option<PathBuf>,
-    /// Only these hosts (comma-separated; ssh config aliases or user@host:port).
-    #[arg(long, global = true, value_delimiter = ',', value_name = "HOSTS")]
+    /// Only these hosts (comma-separated; ssh config aliases or user@host:port). The `HOSTS`
+    /// environment variable says the same when the flag is not given, as Capistrano reads it.
+    #[arg(
+        long,
+        global = true,
+        value_delimiter = ',',
+        value_name = "HOSTS",
+        env = "HOSTS"
+    )]
     pub hosts: Vec<String>,
-    /// Only hosts with these roles (comma-separated; needs a recipe).
-    #[arg(long, global = true, value_delimiter = ',', value_name = "ROLES")]
+    /// Only hosts with these roles (comma-separated; needs a recipe). The `ROLES` environment
+    /// variable says the same when the flag is not given, as Capistrano reads it.
+    #[arg(
+        long,
+        global = true,
+        value_delimiter = ',',
+        value_name = "ROLES",
+        env = "ROLES"
+    )]
     pub roles: Vec<String>,
     /// Connect to nothing; print what would run.
     #[arg(short = 'n', long = "dry-run", global = true)]
@@ -218,7 +232,8 @@ impl WatchArgs {
 pub enum Command {
     /// Run a command on every selected host in parallel.
     Run(RunArgs),
-    /// List the recipe's tasks.
+    /// List the recipe's tasks (`-T`, as `cap -T`).
+    #[command(short_flag = 'T')]
     Tasks(TasksArgs),
     /// Report the server settings that could end an idle session (exit 1 if any is at risk).
     Check(CheckArgs),

@@ -744,3 +744,52 @@ fn set_values_keep_what_was_typed() {
             .stdout_contains(shown);
     }
 }
+
+#[test]
+fn hosts_and_roles_from_the_environment_as_capistrano_reads_them() {
+    let lab = lab(&["web1", "web2", "db1"]);
+    let r = lab_recipe(
+        &lab,
+        "env-filters",
+        r#"task("hello", "Say hello", || { on("app", "echo hello"); });"#,
+    );
+    let hosts_of = |out: &Output| -> Vec<String> {
+        ["web1", "web2", "db1"]
+            .into_iter()
+            .filter(|h| !out.host_lines(h, '|').is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    // (environment, flags, the hosts that run the command)
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a [&'a str]);
+    let cases: &[Case] = &[
+        (&[("ROLES", "db")], &[], &["db1"]),
+        (&[("ROLES", "web,db")], &[], &["web1", "web2", "db1"]),
+        (&[("HOSTS", "web2")], &[], &["web2"]),
+        (&[("HOSTS", "web1,db1"), ("ROLES", "db")], &[], &["db1"]),
+        // The flags win over the environment.
+        (&[("ROLES", "db")], &["--roles", "web"], &["web1", "web2"]),
+        (&[("HOSTS", "web1")], &["--hosts", "db1"], &["db1"]),
+    ];
+    for (env, flags, want) in cases {
+        let mut t = r.tether();
+        for (k, v) in *env {
+            t = t.env(k, v);
+        }
+        let out = t.args(flags).args(&["run", "--", "echo hi"]).run();
+        out.status(0);
+        assert_eq!(hosts_of(&out), *want, "{env:?} {flags:?}\n{}", out.stdout);
+    }
+    // An unknown role from the environment is refused as the flag's would be.
+    r.tether()
+        .env("ROLES", "nosuch")
+        .args(&["run", "--", "true"])
+        .run()
+        .status(2);
+    // `-T` is `tasks`, as `cap -T`.
+    let tasks = r.tether().args(&["tasks"]).run();
+    let short = r.tether().args(&["-T"]).run();
+    short.status(0);
+    assert_eq!(short.stdout, tasks.stdout);
+    short.stdout_contains("hello");
+}

@@ -81,6 +81,9 @@ impl Tether {
         }
         cmd.args(&self.args)
             .env_remove("SSH_AUTH_SOCK")
+            // Capistrano's filters, read from the environment: only what a test sets.
+            .env_remove("HOSTS")
+            .env_remove("ROLES")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

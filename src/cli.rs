@@ -195,6 +195,16 @@ impl RunArgs {
     }
 }
 
+impl TasksArgs {
+    /// The library's options for `tether tasks`.
+    pub fn options(&self) -> tether::runner::ListOptions {
+        tether::runner::ListOptions {
+            hooks: self.hooks,
+            all: self.all,
+        }
+    }
+}
+
 impl CheckArgs {
     /// The library's options for `tether check`.
     pub fn options(&self) -> tether::check::CheckOptions {
@@ -322,6 +332,9 @@ pub struct TasksArgs {
     /// Also show what runs before and after each task.
     #[arg(long)]
     pub hooks: bool,
+    /// Also list tasks without a description (hidden otherwise, as Rake's `-T` hides them).
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// `tether run`.

@@ -34,7 +34,7 @@ fn main() {
     let interrupted = tether::interrupt::install;
     let result: Result<(), Error> = match &cli.command {
         Some(Command::Run(args)) => tether::run::run(&settings, &args.options(), interrupted()),
-        Some(Command::Tasks(args)) => tether::runner::list(&settings, args.hooks, interrupted()),
+        Some(Command::Tasks(args)) => tether::runner::list(&settings, &args.options(), interrupted()),
         Some(Command::Check(args)) => {
             tether::check::check(&settings, &args.options(), interrupted())
         }

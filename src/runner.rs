@@ -624,8 +624,23 @@ struct TaskEntry<'a> {
     after: Vec<String>,
 }
 
-/// `tether tasks [--hooks]`.
-pub fn list(settings: &Settings, hooks: bool, interrupted: Arc<AtomicBool>) -> Result<(), Error> {
+/// What `tether tasks` shows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ListOptions {
+    /// Under each task, what runs before and after it (`--hooks`).
+    pub hooks: bool,
+    /// Tasks without a description too (`--all`); text output hides them otherwise, as Rake's
+    /// `-T` does, and says how many it hid. JSON lists every task.
+    pub all: bool,
+}
+
+/// `tether tasks`: the recipe's tasks (with their hooks) and stages, as text or JSON lines.
+pub fn list(
+    settings: &Settings,
+    options: &ListOptions,
+    interrupted: Arc<AtomicBool>,
+) -> Result<(), Error> {
+    let hooks = options.hooks;
     let reporter = Reporter::start(settings);
     let loaded = load(
         &settings.recipe,
@@ -660,13 +675,17 @@ pub fn list(settings: &Settings, hooks: bool, interrupted: Arc<AtomicBool>) -> R
         }
         return Ok(());
     }
-    let width = recipe
+    let shown: Vec<_> = recipe
         .tasks
-        .keys()
-        .map(|k| k.chars().count())
+        .values()
+        .filter(|t| options.all || !t.description.is_empty())
+        .collect();
+    let width = shown
+        .iter()
+        .map(|t| t.name.chars().count())
         .max()
         .unwrap_or(0);
-    for task in recipe.tasks.values() {
+    for task in &shown {
         crate::outln!("{:width$}  {}", task.name, task.description);
         if !hooks {
             continue;
@@ -676,6 +695,13 @@ pub fn list(settings: &Settings, hooks: bool, interrupted: Arc<AtomicBool>) -> R
                 crate::outln!("{:width$}    {kind}: {what}", "");
             }
         }
+    }
+    let hidden = recipe.tasks.len() - shown.len();
+    if hidden > 0 {
+        crate::outln!(
+            "\n({hidden} task{} without a description not shown: tether tasks --all)",
+            if hidden == 1 { "" } else { "s" }
+        );
     }
     if !recipe.stages.is_empty() {
         crate::outln!(

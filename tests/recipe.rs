@@ -793,3 +793,31 @@ fn hosts_and_roles_from_the_environment_as_capistrano_reads_them() {
     assert_eq!(short.stdout, tasks.stdout);
     short.stdout_contains("hello");
 }
+
+#[test]
+fn tasks_without_a_description_are_listed_with_all_only() {
+    let r = RecipeDir::new(
+        "hidden",
+        "task(\"deploy:web\", \"Deploy the web\", || {});\ntask(\"internal:a\", || {});\ntask(\"internal:b\", \"\", || {});\n",
+    );
+    let out = r.tether().args(&["tasks"]).run();
+    out.status(0)
+        .stdout_contains("deploy:web  Deploy the web\n")
+        .stdout_lacks("internal:")
+        .stdout_contains("(2 tasks without a description not shown: tether tasks --all)");
+    let all = r.tether().args(&["-T", "--all"]).run();
+    all.status(0)
+        .stdout_contains("deploy:web  Deploy the web\n")
+        .stdout_contains("internal:a")
+        .stdout_contains("internal:b")
+        .stdout_lacks("not shown");
+    // JSON lists every task.
+    let json = r.tether().args(&["tasks", "--format", "json"]).run();
+    json.status(0);
+    assert_eq!(
+        json.stdout.matches("\"type\":\"task\"").count(),
+        3,
+        "{}",
+        json.stdout
+    );
+}

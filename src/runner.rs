@@ -54,6 +54,27 @@ pub struct Loaded {
     /// Shared state.
     pub rt: Arc<Runtime>,
     ast: Arc<AST>,
+    /// Stage files: `deploy/STAGE.rhai` beside the recipe (Capistrano's
+    /// `config/deploy/STAGE.rb`), by stage name, sorted.
+    stage_files: Vec<(String, PathBuf)>,
+}
+
+/// The stage files beside `recipe`: every `deploy/NAME.rhai` that is a file.
+fn stage_files(recipe: &Path) -> Vec<(String, PathBuf)> {
+    let dir = recipe
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join("deploy");
+    let mut found: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rhai") && p.is_file())
+        .filter_map(|p| Some((p.file_stem()?.to_str()?.to_string(), p)))
+        .collect();
+    found.sort();
+    found
 }
 
 /// Compiles and evaluates `file` (its top level declares servers, tasks, hooks).
@@ -110,24 +131,33 @@ pub fn load(file: &Path, opts: LoadOptions) -> Result<Loaded, Error> {
     }
     let ast = Arc::new(AST::new_from_module(lib));
     rt.set_ast(ast.clone());
-    Ok(Loaded { engine, rt, ast })
+    Ok(Loaded {
+        engine,
+        rt,
+        ast,
+        stage_files: stage_files(file),
+    })
 }
 
 /// Turns a script error into the user-facing error: a failure (exit 1, 2 or 3 by its kind),
 /// an interrupt (130) or a recipe error (4) with file:line:col.
 fn classify(rt: &Runtime, err: &EvalAltResult) -> Error {
+    classify_in(rt, err, &rt.file.display().to_string())
+}
+
+/// [`classify`] for an error of the script `main` (the recipe, or a stage file).
+fn classify_in(rt: &Runtime, err: &EvalAltResult, main: &str) -> Error {
     if rt.interrupted() {
         return Error::interrupted();
     }
-    let main = rt.file.display().to_string();
     match failure_of(err) {
         Some(mut f) => {
             if f.at.is_none() {
-                f.at = diagnostics::innermost(err, &main).1.map(|l| l.to_string());
+                f.at = diagnostics::innermost(err, main).1.map(|l| l.to_string());
             }
             Error::Failed(Box::new(f))
         }
-        None => Error::Recipe(diagnostics::eval_error(err, &main, &rt.sources)),
+        None => Error::Recipe(diagnostics::eval_error(err, main, &rt.sources)),
     }
 }
 
@@ -166,14 +196,21 @@ impl Loaded {
         Ok(config)
     }
 
-    /// Names of the declared stages.
+    /// Names of the stages: declared with `stage()`, then those only a stage file declares.
     pub fn stages(&self) -> Vec<String> {
-        self.rt
+        let mut names: Vec<String> = self
+            .rt
             .recipe()
             .stages
             .iter()
             .map(|(n, _)| n.clone())
-            .collect()
+            .collect();
+        for (name, _) in &self.stage_files {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        names
     }
 
     /// Runs the stage's closure (it usually declares servers and variables), with the
@@ -186,7 +223,12 @@ impl Loaded {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, f)| f.clone());
-        let Some(f) = stage else {
+        let file = self
+            .stage_files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, p)| p.clone());
+        if stage.is_none() && file.is_none() {
             let stages = self.stages();
             return Err(Error::Usage(format!(
                 "unknown stage `{name}`{}",
@@ -200,9 +242,35 @@ impl Loaded {
             recipe.vars.insert("stage".into(), name.into());
             recipe.locked.insert("stage".into());
         }
-        f.call::<Dynamic>(&self.engine, &self.ast, ())
+        if let Some(f) = stage {
+            // A stage declares; the closure's value is not used.
+            f.call::<Dynamic>(&self.engine, &self.ast, ())
+                .map(drop)
+                .map_err(|e| classify(&self.rt, &e))?;
+        }
+        match file {
+            Some(path) => self.run_stage_file(&path),
+            None => Ok(()),
+        }
+    }
+
+    /// Evaluates a stage file after the stage's `stage()` closure, with the recipe's
+    /// functions in reach; its errors name the stage file's line and column.
+    fn run_stage_file(&self, path: &Path) -> Result<(), Error> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Usage(format!("cannot read stage file {name}: {e}")))?;
+        self.rt.sources.insert(&name, &text);
+        let mut ast = self
+            .engine
+            .compile(crate::recipe::syntax::prepare_source(&text))
+            .map_err(|e| Error::Recipe(diagnostics::parse_error(&e, &name, &self.rt.sources)))?;
+        ast.set_source(name.as_str());
+        let ast = self.ast.merge(&ast);
+        self.engine
+            .eval_ast::<Dynamic>(&ast)
             .map(|_| ())
-            .map_err(|e| classify(&self.rt, &e))
+            .map_err(|e| classify_in(&self.rt, &e, &name))
     }
 
     /// Checks that every `before`/`after` names tasks that exist (a recipe error, exit 4).
@@ -648,6 +716,7 @@ pub fn list(
     )?;
     loaded.validate_hooks()?;
     reporter.barrier();
+    let stages = loaded.stages();
     let recipe = loaded.rt.recipe();
     let hook_names = |map: &std::collections::HashMap<String, Vec<Hook>>, task: &str| {
         map.get(task)
@@ -670,7 +739,7 @@ pub fn list(
             };
             crate::outln!("{}", serde_json::to_string(&entry).unwrap_or_default());
         }
-        for (name, _) in &recipe.stages {
+        for name in &stages {
             crate::outln!("{}", serde_json::json!({ "type": "stage", "name": name }));
         }
         return Ok(());
@@ -703,16 +772,8 @@ pub fn list(
             if hidden == 1 { "" } else { "s" }
         );
     }
-    if !recipe.stages.is_empty() {
-        crate::outln!(
-            "\nstages: {}",
-            recipe
-                .stages
-                .iter()
-                .map(|(n, _)| n.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+    if !stages.is_empty() {
+        crate::outln!("\nstages: {}", stages.join(", "));
     }
     Ok(())
 }

@@ -821,3 +821,68 @@ fn tasks_without_a_description_are_listed_with_all_only() {
         json.stdout
     );
 }
+
+#[test]
+fn stage_files_beside_the_recipe_are_stages() {
+    let lab = lab(&["web1", "web2", "db1"]);
+    let r = lab_recipe(
+        &lab,
+        "stage-files",
+        r#"
+fn shout(s) { s.to_upper() }
+stage("production", || { set("greeting", "closure"); set("from_closure", "yes"); });
+task("hello", "Say hello", || {
+    on("db", `echo ${fetch("greeting")} ${fetch("stage")} ${fetch("from_closure", "no")}`);
+});
+"#,
+    );
+    std::fs::create_dir_all(r.path("deploy")).unwrap();
+    // Run after the recipe's own stage() closure, with the recipe's functions in reach.
+    r.write(
+        "deploy/production.rhai",
+        "set(\"greeting\", shout(\"file\"));\n",
+    );
+    r.write("deploy/staging.rhai", "set(\"greeting\", \"staged\");\n");
+    r.write("deploy/syntax.rhai", "set(\"a\", 1);\nlet = 3;\n");
+    r.write("deploy/broken.rhai", "set(\"a\", 1);\n  nope();\n");
+    r.write("deploy/notes.txt", "not a stage\n");
+
+    let out = r.tether().args(&["production", "hello"]).run();
+    out.status(0);
+    assert_eq!(
+        out.host_lines("db1", '|'),
+        ["FILE production yes"],
+        "{}",
+        out.stdout
+    );
+    let out = r.tether().args(&["staging", "hello"]).run();
+    out.status(0);
+    assert_eq!(
+        out.host_lines("db1", '|'),
+        ["staged staging no"],
+        "{}",
+        out.stdout
+    );
+    let out = r
+        .tether()
+        .args(&["run", "--stage", "staging", "--", "echo ran"])
+        .run();
+    out.status(0);
+    assert_eq!(out.host_lines("db1", '|'), ["ran"], "{}", out.stdout);
+
+    // Errors name the stage file's line and column.
+    recipe_error(&r, &["syntax", "hello"]).stderr_contains("deploy/syntax.rhai:2:5: syntax error");
+    recipe_error(&r, &["broken", "hello"])
+        .stderr_contains("deploy/broken.rhai:2:3: Function not found: nope");
+
+    r.tether()
+        .args(&["tasks"])
+        .run()
+        .status(0)
+        .stdout_contains("stages: production, broken, staging, syntax");
+    r.tether()
+        .args(&["notes", "hello"])
+        .run()
+        .status(2)
+        .stderr_contains("`notes` is neither a stage nor a task");
+}

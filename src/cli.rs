@@ -255,6 +255,11 @@ pub enum Command {
     /// Draw the timeline of a saved event stream (`--format json` output, a run log) as one
     /// HTML page.
     Report(ReportArgs),
+    /// Print a completion script for a shell (`tether completions bash > /etc/bash_completion.d/tether`).
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff, `tether man | man -l -`), made from the same definitions as
+    /// `--help`.
+    Man,
 }
 
 impl Command {
@@ -267,8 +272,18 @@ impl Command {
             Command::Watch(_) => "watch",
             Command::Hosts(_) => "hosts",
             Command::Report(_) => "report",
+            Command::Completions(_) => "completions",
+            Command::Man => "man",
         }
     }
+}
+
+/// `tether completions SHELL`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// `tether report`.

@@ -46,6 +46,22 @@ fn main() {
             }
             Ok(())
         }
+        Some(Command::Completions(args)) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut text = Vec::new();
+            clap_complete::generate(args.shell, &mut cmd, "tether", &mut text);
+            // Through tether's stdout: a reader that goes away ends it quietly (141).
+            tether::stdout::write(format_args!("{}", String::from_utf8_lossy(&text)));
+            Ok(())
+        }
+        Some(Command::Man) => {
+            let mut text = Vec::new();
+            // Writing to a Vec cannot fail.
+            let _ = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+                .render(&mut text);
+            tether::stdout::write(format_args!("{}", String::from_utf8_lossy(&text)));
+            Ok(())
+        }
         Some(Command::Hosts(args)) => tether::hosts::run(&settings, &args.options(), interrupted()),
         None if cli.targets.is_empty() => Err(Error::Usage(
             "nothing to do: `tether [STAGE] TASK...`, `tether tasks`, `tether run -- CMD` (see --help)"

@@ -7,6 +7,7 @@ mod agent;
 mod auth;
 mod certificates;
 mod check;
+mod cli;
 mod deploy;
 mod failures;
 mod fold;

@@ -123,3 +123,35 @@ fn an_upload_cut_off_at_50_percent_leaves_the_destination_as_it_was() {
 fn an_upload_cut_off_at_90_percent_leaves_the_destination_as_it_was() {
     cut_off_at(0.90);
 }
+
+#[test]
+fn an_upload_that_cannot_be_placed_says_why_and_leaves_nothing() {
+    let lab = lab(&["db1"]);
+    let r = lab_recipe(
+        &lab,
+        "upload-refused",
+        r#"task("up", || { on("db", |host| { upload("a.txt", "/srv/file/a.txt"); }); });
+task("dir", || { on("db", |host| { upload("a.txt", "/srv/adir"); }); });"#,
+    );
+    r.write("a.txt", "new\n");
+    let root = &lab.host("db1").root_dir;
+    // The parent is a file: mkdir's own reason, not a short transfer.
+    std::fs::write(root.join("file"), "a file\n").unwrap();
+    let out = r.tether().args(&["up"]).run();
+    out.status(1)
+        .stdout_contains("mkdir: cannot create directory '/srv/file'")
+        .stdout_lacks("stopped short");
+    // The destination is a directory: refused (mv would put the file inside it).
+    std::fs::create_dir_all(root.join("adir/inner")).unwrap();
+    let out = r.tether().args(&["dir"]).run();
+    out.status(1)
+        .stdout_contains("upload: /srv/adir is a directory")
+        .stdout_lacks("stopped short");
+    assert!(root.join("adir/inner").is_dir());
+    let left: Vec<_> = std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains("tether-upload"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

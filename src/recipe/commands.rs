@@ -223,7 +223,8 @@ fn host_exec(rt: &Runtime, cmd: &str, mode: Mode) -> Fallible<Dynamic> {
 /// temporary file beside `remote`, which is moved into place only when its size and SHA-256
 /// are the local file's (a connection lost mid-transfer ends `cat` with EOF, not an error);
 /// otherwise it is removed and the command fails, leaving `remote` as it was. The destination
-/// gets the local file's permission bits, as `scp -p` and rsync do. The checksum is checked with
+/// gets the local file's permission bits, as `scp -p` and rsync do. A destination that is a
+/// directory (or a link to one) is refused before any byte is sent. The checksum is checked with
 /// `sha256sum` or `shasum -a 256`, where the host has either; the size always.
 fn upload_script(path: &std::path::Path, remote: &str) -> Result<String, String> {
     use sha2::Digest as _;
@@ -240,13 +241,16 @@ fn upload_script(path: &std::path::Path, remote: &str) -> Result<String, String>
         .collect();
     let tmp = format!("{remote}.tether-upload");
     Ok(format!(
-        "d={dest}; t={tmp}; mkdir -p \"$(dirname \"$d\")\" && rm -f \"$t\" && (umask 077 && cat > \"$t\") \
-         && n=$(wc -c < \"$t\") && [ \"$n\" -eq {size} ] \
-         || {{ rm -f \"$t\"; echo \"upload stopped short: $n of {size} bytes arrived\" >&2; exit 1; }}; \
+        "d={dest}; t={tmp}; mkdir -p \"$(dirname \"$d\")\" || exit 1; \
+         if [ -d \"$d\" ]; then echo \"upload: $d is a directory (mv would put the file inside \
+         it): give the file's own path\" >&2; exit 1; fi; \
+         rm -f \"$t\" && (umask 077 && cat > \"$t\") || {{ rm -f \"$t\"; exit 1; }}; \
+         n=$(wc -c < \"$t\"); if [ \"$n\" -ne {size} ]; then rm -f \"$t\"; \
+         echo \"upload stopped short: $n of {size} bytes arrived\" >&2; exit 1; fi; \
          if command -v sha256sum >/dev/null 2>&1; then s=$(sha256sum < \"$t\"); \
          elif command -v shasum >/dev/null 2>&1; then s=$(shasum -a 256 < \"$t\"); else s={sum}; fi; \
          case $s in {sum}*) ;; *) rm -f \"$t\"; echo 'upload arrived changed: SHA-256 differs' >&2; exit 1 ;; esac; \
-         chmod {mode:04o} \"$t\" && mv -f \"$t\" \"$d\"",
+         chmod {mode:04o} \"$t\" && mv -f \"$t\" \"$d\" || {{ rm -f \"$t\"; exit 1; }}",
         dest = quote(remote),
         tmp = quote(&tmp),
     ))

@@ -132,7 +132,12 @@ impl Fold {
         self.take(|_| true)
     }
 
-    /// When the oldest pending group is due.
+    /// Whether any group waits to be printed.
+    pub fn is_waiting(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// When the oldest waiting group must be printed; `None` when nothing waits.
     pub fn deadline(&self) -> Option<Instant> {
         self.pending.values().map(|g| g.opened + WINDOW).min()
     }

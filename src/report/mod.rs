@@ -230,7 +230,10 @@ fn run(rx: Receiver<Message>, state: Arc<Mutex<State>>, look: Look, mut taps: Ta
                 break;
             }
         }
-        print_groups(&mut lock(&state), fold.due(Instant::now()));
+        // Most events leave nothing waiting: take the state's lock only when a group is.
+        if fold.is_waiting() {
+            print_groups(&mut lock(&state), fold.due(Instant::now()));
+        }
         if look.live {
             let mut st = lock(&state);
             draw_status(&mut st, look);

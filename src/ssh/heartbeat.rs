@@ -1,0 +1,116 @@
+//! The heartbeat of an idle session, and which kind a server needs.
+//!
+//! What ends an idle SSH connection is one of: sshd's `ClientAliveInterval`/`ClientAliveCountMax`
+//! (no client traffic), a NAT or firewall timer (no traffic either way), or OpenSSH 9.2+'s
+//! `UnusedConnectionTimeout` (no channel in use). A session channel opened and closed again with
+//! no command in it ([`Beat::Channel`]) is traffic both ways and proves the round trip, but
+//! sshd does not count a channel that never started a command as in use, so where
+//! `UnusedConnectionTimeout` is set only a command keeps the connection: a `true` exec
+//! ([`Beat::Command`]), which forks a process on the server each time. The first heartbeat of a
+//! host reads the serving sshd's config ([`read_limits`]) and the host gets the bare channel
+//! unless that config sets `UnusedConnectionTimeout` or could not be read.
+
+use std::time::{Duration, Instant};
+
+use super::connect::{Connection, WaitError};
+use super::exec::{self, Echo, ExecError, ExecOptions};
+use crate::command::quote;
+pub use crate::event::Beat;
+use crate::event::Stream;
+use crate::sshd::probe::{config_from_cmdline, parse_discovery, DISCOVER, DUMP};
+use crate::sshd::settings::needs_open_channel;
+
+/// Runs one heartbeat of kind `beat` on `conn` (`Limits` is [`read_limits`]' own: it runs `true`) and returns its round-trip time. An error, or
+/// no answer within `timeout`, means the session is dead.
+pub fn run(conn: &Connection, beat: Beat, timeout: Duration) -> Result<Duration, WaitError> {
+    match beat {
+        Beat::Channel => channel(conn, timeout),
+        Beat::Command | Beat::Limits => command(conn, timeout),
+    }
+}
+
+fn channel(conn: &Connection, timeout: Duration) -> Result<Duration, WaitError> {
+    let started = Instant::now();
+    let until = started + timeout;
+    let session = &conn.session;
+    let mut channel = conn.retry(until, || session.channel_session())?;
+    conn.retry(until, || channel.close())?;
+    conn.retry(until, || channel.wait_close())?;
+    Ok(started.elapsed())
+}
+
+/// `true`, unwrapped, read to its close.
+fn command(conn: &Connection, timeout: Duration) -> Result<Duration, WaitError> {
+    use std::io::Read as _;
+    let started = Instant::now();
+    let until = started + timeout;
+    let session = &conn.session;
+    let mut channel = conn.retry(until, || session.channel_session())?;
+    conn.retry(until, || channel.exec("true"))?;
+    conn.retry(until, || channel.send_eof())?;
+    let mut buf = [0u8; 256];
+    loop {
+        let mut open = 0;
+        for id in [0, 1] {
+            match channel.stream(id).read(&mut buf) {
+                Ok(0) => {}
+                Ok(_) => open += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => open += 1,
+                Err(e) => return Err(WaitError::Failed(e.to_string())),
+            }
+        }
+        if open == 0 && channel.eof() {
+            break;
+        }
+        conn.wait_socket(until)?;
+    }
+    conn.retry(until, || channel.wait_close())?;
+    Ok(started.elapsed())
+}
+
+/// The first heartbeat of a host: finds the sshd serving `conn` and reads its config (two
+/// commands, as `tether check` runs them), and says which [`Beat`] keeps its idle sessions:
+/// [`Beat::Channel`] only when the config was read and sets no `UnusedConnectionTimeout`
+/// (see [`needs_open_channel`]), else [`Beat::Command`]. Returns that and the round-trip time
+/// of a bare channel opened first; an error means the session is dead.
+pub fn read_limits(conn: &Connection, timeout: Duration) -> Result<(Beat, Duration), WaitError> {
+    let opts = ExecOptions {
+        timeout: Some(timeout),
+        echo: Echo::Nothing,
+        ..ExecOptions::default()
+    };
+    // The round trip first, under the heartbeat's own deadline, as every heartbeat proves it.
+    let rtt = channel(conn, timeout)?;
+    let found = quiet(conn, DISCOVER, &opts)?;
+    let Some(found) = found else {
+        return Ok((Beat::Command, rtt));
+    };
+    let d = parse_discovery(&found);
+    let config = match (d.pid, config_from_cmdline(&d.cmdline)) {
+        // Not knowing which sshd serves us, its config cannot be known either.
+        (None, _) => return Ok((Beat::Command, rtt)),
+        (Some(_), config) => config.unwrap_or_else(|| "/etc/ssh/sshd_config".into()),
+    };
+    let dump = quiet(conn, &format!("{DUMP}dump {} 0", quote(&config)), &opts)?;
+    let beat = match dump.and_then(|text| needs_open_channel(&d.cmdline, &text)) {
+        Some(false) => Beat::Channel,
+        Some(true) | None => Beat::Command,
+    };
+    Ok((beat, rtt))
+}
+
+/// Runs `script` and returns its stdout when it exits 0, `None` when it fails; an error when
+/// the session does.
+fn quiet(conn: &Connection, script: &str, opts: &ExecOptions) -> Result<Option<String>, WaitError> {
+    match exec::run(conn, script, opts, &mut |_: Stream, _: &str| {}) {
+        Ok(out) if out.status.success() => Ok(Some(String::from_utf8_lossy(&out.stdout).into())),
+        Ok(_) => Ok(None),
+        Err(ExecError::Refused(_)) => Ok(None),
+        Err(ExecError::Deadline(_)) => Err(WaitError::Timeout),
+        Err(ExecError::NotStarted(e) | ExecError::Lost(e)) => Err(WaitError::Failed(e)),
+        Err(ExecError::Stopped(d)) => Err(WaitError::Failed(format!(
+            "stopped after {}",
+            crate::duration::format(d)
+        ))),
+    }
+}

@@ -703,6 +703,7 @@ fn run_idle(o: &Options) -> Res<()> {
     let mut per_host: HashMap<Arc<str>, u64> = HashMap::new();
     let mut rtts = Vec::new();
     let (mut probes, mut other, mut before) = (0u64, Vec::new(), 0u64);
+    let (mut commands, mut reads) = (0u64, 0u64);
     for ev in early.into_iter().chain(rx.try_iter()) {
         if ev.at < t0 {
             before += u64::from(matches!(ev.kind, EventKind::Heartbeat { .. }));
@@ -712,10 +713,12 @@ fn run_idle(o: &Options) -> Res<()> {
             continue;
         }
         match ev.kind {
-            EventKind::Heartbeat { rtt, probe } => {
+            EventKind::Heartbeat { rtt, probe, beat } => {
                 *per_host.entry(ev.host).or_default() += 1;
                 rtts.push(rtt);
                 probes += u64::from(probe);
+                commands += u64::from(beat == tether::event::Beat::Command);
+                reads += u64::from(beat == tether::event::Beat::Limits);
             }
             kind => other.push(format!("{}: {kind:?}", ev.host)),
         }
@@ -753,6 +756,10 @@ fn run_idle(o: &Options) -> Res<()> {
         ms(median(&rtts))
     );
     println!(
+        "of those, {reads} read the server's limits (two commands each) and {commands} ran \
+         `true`; the rest were bare channels (no process forked on the server)"
+    );
+    println!(
         "heartbeats before the window: {before} (each session runs one ~50 ms after login, \
          woken by server traffic, most likely sshd's hostkeys-00@openssh.com notice; the \
          window starts {} ms after the last session connected to leave them out)",
@@ -767,6 +774,7 @@ fn run_idle(o: &Options) -> Res<()> {
     println!("result cpu_percent={cpu_percent:.4}");
     println!("result rss_kib_per_session={rss_per:.1}");
     println!("result heartbeats={heartbeats}");
+    println!("result heartbeat_commands={commands}");
     println!("result timed_heartbeats={}", heartbeats - probes);
     println!("result hosts_with_heartbeat={}", per_host.len());
     Ok(())

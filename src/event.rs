@@ -10,6 +10,18 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Serialize, Serializer};
 
+/// What a heartbeat runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Beat {
+    /// A session channel opened and closed, no command: nothing forked, nothing logged.
+    Channel,
+    /// `true` on a new channel: what a server with `UnusedConnectionTimeout` needs.
+    Command,
+    /// The two commands that read the serving sshd's config, to choose between the others.
+    Limits,
+}
+
 /// Which output stream a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -171,11 +183,15 @@ pub enum EventKind {
     },
     /// An idle heartbeat succeeded.
     Heartbeat {
-        /// Round trip of the `true` no-op.
+        /// Round trip of the heartbeat (of its first command, when it read the server's
+        /// limits).
         #[serde(rename = "rtt_ms", serialize_with = "millis")]
         rtt: Duration,
         /// Whether the server's own traffic (a probe) triggered it.
         probe: bool,
+        /// What it ran: `channel` (opened and closed, no command), `command` (`true`) or
+        /// `limits` (read the server's config).
+        beat: Beat,
     },
     /// A dead session was replaced.
     #[serde(rename = "reconnect")]

@@ -44,6 +44,7 @@ pub mod runner;
 pub mod secret;
 pub mod settings;
 pub mod ssh;
+pub mod sshd;
 pub mod stdout;
 pub mod sudo;
 pub mod timeline;

@@ -4,27 +4,25 @@
 //! The settings are read from the sshd that serves the session, which is not necessarily the
 //! one configured in `/etc/ssh/sshd_config`: the remote side walks up from its shell's parent
 //! through `/proc` to the sshd listener and takes the `-f` argument from its command line
-//! ([`probe`]). As root it runs `sshd -T -f CONFIG -C user=..,addr=..` with the same sshd
+//! ([`crate::sshd::probe`]). As root it runs `sshd -T -f CONFIG -C user=..,addr=..` with the same sshd
 //! binary (so `Match` blocks are evaluated for this very connection); otherwise (or with
 //! `--parse-config`, or if `sshd -T` fails) it reads the config file and its `Include`s, and
-//! tether parses them ([`sshd`]; global settings only: `Match` blocks are not evaluated then).
+//! tether parses them ([`crate::sshd::settings`]; global settings only: `Match` blocks are not evaluated then).
 //! [`rules`] says what the settings mean for the heartbeat.
 //!
 //! Exit status: 0 when nothing is at risk, 1 when a warning applies to some host (or its
 //! settings could not be read), 3 when a host could not be reached, 2 for usage errors.
 
-pub mod probe;
 pub mod rules;
-pub mod sshd;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use probe::{config_from_cmdline, parse_discovery, Discovery, DISCOVER, DUMP};
+use crate::sshd::probe::{config_from_cmdline, parse_discovery, Discovery, DISCOVER, DUMP};
+use crate::sshd::settings::{parse_config_dump, parse_sshd_t, settings_lines, ServerSettings};
 use rules::{assess, level_word, Finding, Level};
-use sshd::{parse_config_dump, parse_sshd_t, settings_lines, ServerSettings};
 
 use crate::command::quote;
 use crate::dispatch::Spread;

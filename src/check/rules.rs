@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use super::sshd::ServerSettings;
 use crate::duration::{format as format_duration, format_flag, parse as parse_time};
 use crate::ssh::config::wildcard_match;
 use crate::ssh::limiter::PER_SERVER;
+use crate::sshd::settings::ServerSettings;
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use anstyle::{AnsiColor, Style};
 use super::fold::Group;
 use super::state::{Look, State};
 use crate::duration::format as format_duration;
-use crate::event::{Event, EventKind, HostOutcome, Stream};
+use crate::event::{Beat, Event, EventKind, HostOutcome, Stream};
 
 const HOST_COLORS: [AnsiColor; 6] = [
     AnsiColor::Cyan,
@@ -89,9 +89,14 @@ pub fn text_lines(st: &State, look: Look, event: &Event) -> Vec<String> {
             Stream::Stdout => format!("{} {line}", prefix(st, host, "|", Style::new())),
             Stream::Stderr => format!("{} {line}", prefix(st, host, "!", fg(AnsiColor::Red))),
         }],
-        EventKind::Heartbeat { rtt, probe } if !look.live || look.verbose => ours(format!(
-            "idle, kept alive: heartbeat {}{}",
+        EventKind::Heartbeat { rtt, probe, beat } if !look.live || look.verbose => ours(format!(
+            "idle, kept alive: heartbeat {}{}{}",
             format_duration(*rtt),
+            match beat {
+                Beat::Channel => "",
+                Beat::Command => " (`true`: the server may close a connection without one)",
+                Beat::Limits => " (read the server's idle limits)",
+            },
             if *probe {
                 " (woken by data from the server, such as a ClientAlive probe)"
             } else {

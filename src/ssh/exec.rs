@@ -504,35 +504,6 @@ fn crlf_to_lf(data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Runs the heartbeat no-op (`true`, unwrapped) and proves the round trip: an error or a
-/// missing close within `timeout` means the session is dead.
-pub fn heartbeat(conn: &Connection, timeout: Duration) -> Result<Duration, WaitError> {
-    let started = Instant::now();
-    let until = started + timeout;
-    let session = &conn.session;
-    let mut channel = conn.retry(until, || session.channel_session())?;
-    conn.retry(until, || channel.exec("true"))?;
-    conn.retry(until, || channel.send_eof())?;
-    let mut buf = [0u8; 256];
-    loop {
-        let mut open = 0;
-        for id in [0, 1] {
-            match channel.stream(id).read(&mut buf) {
-                Ok(0) => {}
-                Ok(_) => open += 1,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => open += 1,
-                Err(e) => return Err(WaitError::Failed(e.to_string())),
-            }
-        }
-        if open == 0 && channel.eof() {
-            break;
-        }
-        conn.wait_socket(until)?;
-    }
-    conn.retry(until, || channel.wait_close())?;
-    Ok(started.elapsed())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

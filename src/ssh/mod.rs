@@ -8,6 +8,7 @@ pub mod config;
 pub mod connect;
 pub mod disconnect;
 pub mod exec;
+pub mod heartbeat;
 pub mod host_key;
 pub mod jump;
 pub mod known_hosts;

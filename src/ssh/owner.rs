@@ -51,6 +51,9 @@ pub struct Owner {
     /// The heartbeat interval now: the setting, shortened by `ServerAliveInterval` or by
     /// learning; `None` with the heartbeat off.
     pub interval: Option<Duration>,
+    /// The share of `interval` this owner waits between heartbeats, in [0.9, 1.0], fixed by
+    /// its name: a thousand idle hosts then spread their heartbeats instead of beating at once.
+    spread: f64,
     limiter: Arc<HandshakeLimiter>,
     events: Sink,
     /// Set when the owner's handle is dropped: a reconnect in progress gives up.
@@ -83,6 +86,7 @@ impl Owner {
             (ours, _) => ours,
         };
         Owner {
+            spread: spread(&name),
             name,
             hop: hop.to_string(),
             config,
@@ -94,6 +98,12 @@ impl Owner {
             stop,
             pinned: None,
         }
+    }
+
+    /// How long an idle session waits between heartbeats: `interval`, shortened by the owner's
+    /// spread.
+    pub fn beat_every(&self) -> Option<Duration> {
+        self.interval.map(|iv| iv.mul_f64(self.spread))
     }
 
     /// Reports `kind` under the owner's name.
@@ -200,5 +210,40 @@ impl Owner {
                 interval,
             });
         }
+    }
+}
+
+/// A factor in [0.9, 1.0] from `name` (FNV-1a), the same for the same name in every run.
+fn spread(name: &str) -> f64 {
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    1.0 - (hash % 1001) as f64 / 10_000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spread;
+
+    #[test]
+    fn spread_is_fixed_per_name_within_a_tenth_and_differs_between_names() {
+        let names: Vec<String> = (0..1000).map(|i| format!("web{i:04}")).collect();
+        let factors: Vec<f64> = names.iter().map(|n| spread(n)).collect();
+        assert!(
+            factors.iter().all(|f| (0.9..=1.0).contains(f)),
+            "{factors:?}"
+        );
+        assert_eq!(spread("web0001"), spread("web0001"));
+        let mut distinct = factors
+            .iter()
+            .map(|f| (f * 10_000.0) as u64)
+            .collect::<Vec<_>>();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert!(
+            distinct.len() > 500,
+            "only {} distinct spreads",
+            distinct.len()
+        );
     }
 }

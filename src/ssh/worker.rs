@@ -3,8 +3,8 @@
 //! It takes jobs from a channel and runs one at a time. While idle it `poll()`s both its wake-up
 //! socket (a job arrived) and the SSH socket (the server sent something, typically a
 //! `keepalive@openssh.com` probe that only a libssh2 call will answer); when the server speaks
-//! or the heartbeat interval passes, it runs the heartbeat: a `true` no-op on a new channel plus
-//! a protocol keepalive. A failed heartbeat means the connection is dead: it reconnects at once,
+//! or the heartbeat interval passes, it runs the heartbeat (a channel opened and closed with no
+//! command, see `heartbeat.rs`) plus a protocol keepalive. A failed heartbeat means the connection is dead: it reconnects at once,
 //! with backoff, requiring the same host key, so the next command finds a working session.
 //! Nothing in flight is ever re-sent.
 
@@ -20,12 +20,17 @@ use std::time::{Duration, Instant};
 use super::config::HostConfig;
 use super::connect::{poll_fds, Connection};
 use super::exec::{self, Echo, ExecError, ExecOptions, ExecOutput};
+use super::heartbeat::{self, Beat};
 use super::limiter::HandshakeLimiter;
 use super::owner::{Owner, Shared, Via};
 use super::policy::WorkerSettings;
 use super::reconnect;
 use super::SshError;
 use crate::event::{EventKind, Sink, Stream};
+
+/// How old a session must be before a heartbeat reads its server's limits (see
+/// [`heartbeat::read_limits`]).
+const READ_LIMITS_AFTER: Duration = Duration::from_secs(1);
 
 /// A session that could not be replaced is tried again by a command that comes at least this
 /// long after the failed attempt (earlier ones fail at once: the host is known unreachable).
@@ -106,6 +111,8 @@ impl HostWorker {
             failed: None,
             lost: None,
             last_alive: Instant::now(),
+            beat: None,
+            connected_at: Instant::now(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("host {name}"))
@@ -179,6 +186,10 @@ struct WorkerState {
     lost: Option<(SshError, Option<Instant>)>,
     /// Last moment the session was known to work (a command or heartbeat round trip).
     last_alive: Instant,
+    /// What this host's heartbeat runs, once a heartbeat has read the server's limits.
+    beat: Option<Beat>,
+    /// When the current session was opened.
+    connected_at: Instant,
 }
 
 impl WorkerState {
@@ -192,6 +203,7 @@ impl WorkerState {
             Err(error) => self.failed = Some(error),
         }
         self.last_alive = Instant::now();
+        self.connected_at = self.last_alive;
         loop {
             match jobs.try_recv() {
                 Ok(job) => {
@@ -215,8 +227,9 @@ impl WorkerState {
     }
 
     fn wait_idle(&self, wake: &UnixStream) -> Idle {
-        let conn = self.conn.as_ref().filter(|_| self.owner.interval.is_some());
-        let due = match (conn, self.owner.interval) {
+        let every = self.owner.beat_every();
+        let conn = self.conn.as_ref().filter(|_| every.is_some());
+        let due = match (conn, every) {
             (Some(_), Some(iv)) => Some(self.last_alive + iv),
             _ => None,
         };
@@ -256,12 +269,25 @@ impl WorkerState {
 
     fn heartbeat(&mut self, probe: bool) {
         let Some(conn) = &self.conn else { return };
-        match exec::heartbeat(conn, self.owner.settings.heartbeat_timeout) {
-            Ok(rtt) => {
+        let timeout = self.owner.settings.heartbeat_timeout;
+        // Right after login sshd sends a notice (hostkeys-00@openssh.com) that wakes the worker;
+        // reading the limits then would delay a run's first command, so a session younger than
+        // READ_LIMITS_AFTER answers with the `true` that is safe on any server.
+        let result = match self.beat {
+            Some(beat) => heartbeat::run(conn, beat, timeout).map(|rtt| (Some(beat), beat, rtt)),
+            None if self.connected_at.elapsed() < READ_LIMITS_AFTER => {
+                heartbeat::run(conn, Beat::Command, timeout).map(|rtt| (None, Beat::Command, rtt))
+            }
+            None => heartbeat::read_limits(conn, timeout)
+                .map(|(beat, rtt)| (Some(beat), Beat::Limits, rtt)),
+        };
+        match result {
+            Ok((known, beat, rtt)) => {
                 // Counts as client traffic too; "would block" only means it is queued.
                 let _ = conn.session.keepalive_send();
+                self.beat = known;
                 self.last_alive = Instant::now();
-                self.emit(EventKind::Heartbeat { rtt, probe });
+                self.emit(EventKind::Heartbeat { rtt, probe, beat });
             }
             Err(e) => {
                 let idle = self.last_alive.elapsed();
@@ -274,6 +300,9 @@ impl WorkerState {
                     .is_some_and(|j| j.lost_since(self.last_alive));
                 if !jump_lost {
                     self.owner.learn(idle);
+                    // The server ended an idle session its config said a bare channel keeps:
+                    // a limit we could not see (a Match, a changed config). Run commands.
+                    self.beat = Some(Beat::Command);
                 }
                 self.replace_session(format!("connection lost while idle ({e})"), true);
             }
@@ -289,6 +318,7 @@ impl WorkerState {
                 self.conn = Some(conn);
                 self.lost = None;
                 self.last_alive = Instant::now();
+                self.connected_at = self.last_alive;
                 true
             }
             reconnect::Outcome::Stopped => {
@@ -329,13 +359,15 @@ impl WorkerState {
             return false;
         }
         let dead = match &self.conn {
-            Some(conn) => match exec::heartbeat(conn, self.owner.settings.heartbeat_timeout) {
-                Ok(_) => {
-                    self.last_alive = Instant::now();
-                    return true;
+            Some(conn) => {
+                match heartbeat::run(conn, Beat::Channel, self.owner.settings.heartbeat_timeout) {
+                    Ok(_) => {
+                        self.last_alive = Instant::now();
+                        return true;
+                    }
+                    Err(e) => format!("session found dead before cleaning up ({e})"),
                 }
-                Err(e) => format!("session found dead before cleaning up ({e})"),
-            },
+            }
             None => match &self.lost {
                 Some((e, _)) => format!("the session was lost ({e}); reconnecting to clean up"),
                 None => "no session; connecting to clean up".into(),

@@ -227,6 +227,15 @@ impl Lab {
             .count()
     }
 
+    /// Number of commands sshd started on that host so far ("Starting session: command" lines
+    /// in its log, which LogLevel VERBOSE writes for every exec request).
+    pub fn started_commands(&self, name: &str) -> usize {
+        let log = fs::read(&self.host(name).log).unwrap_or_default();
+        String::from_utf8_lossy(&log)
+            .matches("Starting session: command ")
+            .count()
+    }
+
     /// pids of the per-connection sshd processes of that host (the listener's
     /// live children; one per TCP connection, authenticated or not).
     pub fn connection_pids(&self, name: &str) -> Vec<u32> {

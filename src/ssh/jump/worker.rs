@@ -17,7 +17,7 @@ use ssh2::{Channel, Session};
 
 use super::heartbeat::Heartbeat;
 use super::tunnel::{session_failed, Tunnel, TUNNEL_BUFFER};
-use crate::event::EventKind;
+use crate::event::{Beat, EventKind};
 use crate::ssh::connect::{self, poll_fds, would_block, Connection};
 use crate::ssh::owner::Owner;
 use crate::ssh::reconnect;
@@ -271,12 +271,16 @@ impl State {
     }
 
     fn emit_heartbeat(&self, (rtt, probe): (Duration, bool)) {
-        self.emit(EventKind::Heartbeat { rtt, probe });
+        self.emit(EventKind::Heartbeat {
+            rtt,
+            probe,
+            beat: Beat::Command,
+        });
     }
 
     fn heartbeat_due(&self) -> bool {
         self.owner
-            .interval
+            .beat_every()
             .is_some_and(|iv| self.last_alive.elapsed() >= iv)
     }
 
@@ -286,7 +290,7 @@ impl State {
         if self.conn.is_none() {
             timeout = Duration::from_secs(3600);
         }
-        if let (Some(iv), Op::Idle, Some(_)) = (self.owner.interval, &self.op, &self.conn) {
+        if let (Some(iv), Op::Idle, Some(_)) = (self.owner.beat_every(), &self.op, &self.conn) {
             timeout = timeout.min((self.last_alive + iv).saturating_duration_since(Instant::now()));
         }
         for r in &self.queue {

@@ -30,6 +30,7 @@ pub mod error;
 pub mod event;
 pub mod exit;
 pub mod failure;
+pub mod fd_limit;
 pub mod fleet;
 pub mod host;
 pub mod hosts;

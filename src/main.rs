@@ -15,6 +15,7 @@ use tether::settings::{Format, Settings};
 
 fn main() {
     let cli = Cli::parse();
+    tether::fd_limit::raise();
     if let Err(e) = tether::secret::init_sudo_password(cli.global.ask_sudo_password) {
         eprintln!("error: {e}");
         std::process::exit(Error::Usage(e).exit_code());

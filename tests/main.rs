@@ -10,6 +10,7 @@ mod check;
 mod cli;
 mod deploy;
 mod failures;
+mod fd_limit;
 mod fold;
 mod host_certificates;
 mod host_keys;

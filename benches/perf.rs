@@ -13,6 +13,11 @@
 //! 4. idle cost, in a fresh process of its own (`perf idle ...`): CPU time and RSS of holding
 //!    100 idle sessions with the default heartbeat, against the same process before it opened
 //!    any session.
+//! 5. scale (`--scale 1000,3000`): the same idle process for that many sessions, spread as
+//!    aliases over the lab's listeners (so each sshd serves N/100): connect time, idle CPU and
+//!    RSS per session, each also as a ratio to the 100-session row of the same invocation.
+//!    The goals are issue 17's: 1000 sessions connected in under 8 s, idle under 0.5 % of one
+//!    core and under 0.2 MiB RSS per session.
 //!
 //! It prints what it measured, a table, and exits 1 if a target is missed (2 on a setup error).
 
@@ -77,6 +82,10 @@ struct Options {
     /// Idle phase: number of sessions and window length.
     hosts: usize,
     seconds: u64,
+    /// Idle phase: host names are PREFIX1..PREFIXn.
+    prefix: String,
+    /// `all`: session counts for the scale rows.
+    scale: Vec<usize>,
 }
 
 impl Options {
@@ -87,6 +96,8 @@ impl Options {
             quick: false,
             hosts: 100,
             seconds: 60,
+            prefix: "host".into(),
+            scale: Vec::new(),
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -98,6 +109,14 @@ impl Options {
                 "--hosts" => o.hosts = value()?.parse().map_err(|e| format!("--hosts: {e}"))?,
                 "--seconds" => {
                     o.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?
+                }
+                "--prefix" => o.prefix = value()?,
+                "--scale" => {
+                    o.scale = value()?
+                        .split(',')
+                        .filter(|v| !v.is_empty())
+                        .map(|v| v.parse().map_err(|e| format!("--scale {v}: {e}")))
+                        .collect::<Res<_>>()?
                 }
                 _ => return Err(format!("unknown argument {a}")),
             }
@@ -138,8 +157,8 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn host_names(n: usize) -> Vec<String> {
-    (1..=n).map(|i| format!("host{i}")).collect()
+fn host_names(prefix: &str, n: usize) -> Vec<String> {
+    (1..=n).map(|i| format!("{prefix}{i}")).collect()
 }
 
 fn targets(names: &[String]) -> Res<Vec<HostTarget>> {
@@ -249,6 +268,7 @@ fn threads() -> usize {
 
 // ------------------------------------------------------------------ all
 
+#[derive(Clone)]
 struct Row {
     line: String,
     pass: bool,
@@ -290,12 +310,16 @@ fn run_all(o: &Options) -> Res<bool> {
     println!("binary: {TETHER_BIN}");
     warn_if_busy();
 
-    let rows = [
+    let mut rows = vec![
         warm(o, &lab, warm_iters)?,
         cold(o, cold_runs)?,
         jump(o, warm_iters)?,
-        idle_child(o, idle_secs)?,
     ];
+    let base = idle_child(&o.config, "host", o.hosts, idle_secs)?;
+    rows.push(base.row.clone());
+    for &n in &o.scale {
+        rows.push(scale(&lab, n, idle_secs, &base)?);
+    }
 
     println!("load average at end: {}", loadavg());
     warn_if_busy();
@@ -528,7 +552,7 @@ fn cold(o: &Options, runs: usize) -> Res<Row> {
          (new process, new sessions) vs {N} plain `ssh -F CFG hostN true` started together and \
          waited for (no ControlMaster); {runs} runs each, interleaved, after one warm-up each"
     );
-    let names = host_names(N);
+    let names = host_names("host", N);
     let tether_run = || -> Res<Duration> {
         let t = Instant::now();
         let out = Command::new(TETHER_BIN)
@@ -607,9 +631,19 @@ fn cold(o: &Options, runs: usize) -> Res<Row> {
     })
 }
 
+/// What one idle process measured.
+struct Idle {
+    row: Row,
+    hosts: usize,
+    connect_ms: f64,
+    cpu_pct: f64,
+    rss_per_kib: f64,
+    /// Heartbeats that ran `true` in the window.
+    commands: u64,
+}
+
 /// 3. Idle cost, measured in a fresh process so that its "before" RSS is a clean baseline.
-fn idle_child(o: &Options, secs: u64) -> Res<Row> {
-    let n = o.hosts;
+fn idle_child(config: &Path, prefix: &str, n: usize, secs: u64) -> Res<Idle> {
     println!();
     println!(
         "-- idle {n} sessions: a fresh process (this binary, `idle`) opens {n} sessions through \
@@ -623,8 +657,9 @@ fn idle_child(o: &Options, secs: u64) -> Res<Row> {
     let out = Command::new(exe)
         .arg("idle")
         .arg("--config")
-        .arg(&o.config)
+        .arg(config)
         .args(["--hosts", &n.to_string(), "--seconds", &secs.to_string()])
+        .args(["--prefix", prefix])
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
@@ -658,7 +693,7 @@ fn idle_child(o: &Options, secs: u64) -> Res<Row> {
     let hb_ok = timed * 10 >= hb_expected * 9 && hb_hosts == n;
     let cpu_ok = cpu_pct < IDLE_CPU_TARGET_PERCENT;
     let pass = hb_ok && cpu_ok;
-    Ok(Row {
+    let row = Row {
         line: format!(
             "idle {n} sessions  CPU {cpu_pct:.2} % of one core over {secs} s (target < \
              {IDLE_CPU_TARGET_PERCENT} %)  RSS {:.2} MiB/session  heartbeats {hb} ({timed} \
@@ -667,7 +702,88 @@ fn idle_child(o: &Options, secs: u64) -> Res<Row> {
             verdict(pass)
         ),
         pass,
+    };
+    Ok(Idle {
+        row,
+        hosts: n,
+        connect_ms: get("connect_ms")?,
+        cpu_pct,
+        rss_per_kib: rss_per,
+        commands: get("heartbeat_commands")? as u64,
     })
+}
+
+/// Issue 17's goals for 1000 sessions.
+const SCALE_CONNECT_GOAL: Duration = Duration::from_secs(8);
+const SCALE_CPU_GOAL_PERCENT: f64 = 0.5;
+const SCALE_RSS_GOAL_KIB: f64 = 0.2 * 1024.0;
+
+/// `n` idle sessions as aliases spread over the lab's listeners, against the 100-session
+/// process `base` of the same invocation.
+fn scale(lab: &Path, n: usize, secs: u64, base: &Idle) -> Res<Row> {
+    let config = alias_config(lab, n)?;
+    println!();
+    println!("-- scale: {n} sessions as aliases s1..s{n} over the lab's listeners");
+    let it = idle_child(&config, "s", n, secs)?;
+    let per = |v: f64, count: usize| v / count as f64;
+    let cpu_ratio = per(it.cpu_pct, n) / per(base.cpu_pct, base.hosts).max(f64::EPSILON);
+    let connect_ratio = per(it.connect_ms, n) / per(base.connect_ms, base.hosts).max(f64::EPSILON);
+    let rss_ratio = it.rss_per_kib / base.rss_per_kib.max(1.0);
+    let goals = n > 1000
+        || (Duration::from_secs_f64(it.connect_ms / 1000.0) < SCALE_CONNECT_GOAL
+            && it.cpu_pct < SCALE_CPU_GOAL_PERCENT
+            && it.rss_per_kib < SCALE_RSS_GOAL_KIB);
+    let pass = it.row.pass && goals;
+    Ok(Row {
+        line: format!(
+            "scale {n} sessions  connect {:.2} s ({connect_ratio:.2}x the 100-session row per              session)  idle CPU {:.3} % ({cpu_ratio:.2}x per session)  RSS {:.0} KiB/session              ({rss_ratio:.2}x)  `true` heartbeats {}{}  {}",
+            it.connect_ms / 1000.0,
+            it.cpu_pct,
+            it.rss_per_kib,
+            it.commands,
+            if n <= 1000 {
+                format!(
+                    "  (goals at 1000: < {} s, < {SCALE_CPU_GOAL_PERCENT} %, < {SCALE_RSS_GOAL_KIB:.0} KiB)",
+                    SCALE_CONNECT_GOAL.as_secs()
+                )
+            } else {
+                String::new()
+            },
+            verdict(pass)
+        ),
+        pass,
+    })
+}
+
+/// An ssh config with aliases `s1..sN`, alias `i` reaching lab host `(i - 1) % H + 1` with that
+/// host's options (its known_hosts entry is keyed by address and port, so it matches).
+fn alias_config(lab: &Path, n: usize) -> Res<PathBuf> {
+    let text = std::fs::read_to_string(lab.join("ssh_config")).map_err(|e| e.to_string())?;
+    let mut bodies: Vec<String> = Vec::new();
+    for block in text.split("\nHost ").skip(1) {
+        let body: Vec<&str> = block
+            .lines()
+            .skip(1)
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        bodies.push(body.join("\n"));
+    }
+    if bodies.is_empty() {
+        return Err(format!(
+            "no Host blocks in {}",
+            lab.join("ssh_config").display()
+        ));
+    }
+    let mut out = String::new();
+    for i in 1..=n {
+        out.push_str(&format!(
+            "Host s{i}\n{}\n\n",
+            bodies[(i - 1) % bodies.len()]
+        ));
+    }
+    let path = lab.join(format!("scale-{n}.ssh_config"));
+    std::fs::write(&path, out).map_err(|e| e.to_string())?;
+    Ok(path)
 }
 
 // ------------------------------------------------------------------ idle
@@ -677,8 +793,9 @@ const SETTLE: Duration = Duration::from_millis(500);
 
 fn run_idle(o: &Options) -> Res<()> {
     let n = o.hosts;
+    tether::fd_limit::raise();
     let window = Duration::from_secs(o.seconds);
-    let names = host_names(n);
+    let names = host_names(&o.prefix, n);
     let hosts = targets(&names)?;
     let (pool, rx) = new_pool(&o.config)?;
     let rss_before = vm_rss_kib()?;
@@ -773,6 +890,7 @@ fn run_idle(o: &Options) -> Res<()> {
     }
     println!("result cpu_percent={cpu_percent:.4}");
     println!("result rss_kib_per_session={rss_per:.1}");
+    println!("result connect_ms={:.1}", ms(connect_took));
     println!("result heartbeats={heartbeats}");
     println!("result heartbeat_commands={commands}");
     println!("result timed_heartbeats={}", heartbeats - probes);

@@ -47,4 +47,5 @@ pub mod ssh;
 pub mod stdout;
 pub mod sudo;
 pub mod timeline;
+pub mod transfer;
 pub mod watch;

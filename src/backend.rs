@@ -563,8 +563,9 @@ impl Backend for DryRun {
     fn download(&self, host: &str, download: &Download) -> Result<(), TransferError> {
         self.plan(
             host,
-            EventKind::Planned {
-                command: format!("download {} -> {}", download.remote, download.local),
+            EventKind::PlannedDownload {
+                remote: download.remote.to_string(),
+                local: download.local.to_string(),
             },
         );
         Ok(())

@@ -284,3 +284,24 @@ task("down", || { on("db", |host| { download("/srv/down.bin", "down.bin"); }); }
         );
     }
 }
+
+#[test]
+fn a_dry_run_lists_downloads_and_connects_to_nothing() {
+    let r = support::recipe::RecipeDir::new(
+        "download-plan",
+        r#"server("db1", #{ roles: ["db"] });
+server("db2", #{ roles: ["db"] });
+task("down", || { on("db", |host| { download("/srv/id", "ids/{host}.txt"); }); });"#,
+    );
+    r.tether()
+        .args(&["-n", "down"])
+        .run()
+        .status(0)
+        .stdout_contains("download /srv/id -> ids/db1.txt")
+        .stdout_contains("download /srv/id -> ids/db2.txt");
+    let out = r.tether().args(&["-n", "--format", "json", "down"]).run();
+    out.status(0).stdout_contains(
+        r#""host":"db1","type":"planned_download","remote":"/srv/id","local":"ids/db1.txt"}"#,
+    );
+    assert!(!r.path("ids").exists());
+}

@@ -315,7 +315,9 @@ pub struct LocalTemp {
 }
 
 impl LocalTemp {
-    /// Creates the temporary file beside `dest` (and `dest`'s directory when missing).
+    /// Creates the temporary file beside `dest` (and `dest`'s directory when missing). The
+    /// temporary files of `dest` that other runs left (a tether killed mid-download), unchanged
+    /// for [`STALE_MINUTES`], are removed first.
     pub fn create(dest: &Path) -> Result<(LocalTemp, File), std::io::Error> {
         if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
@@ -323,6 +325,7 @@ impl LocalTemp {
         let mut name = dest.as_os_str().to_owned();
         name.push(format!(".tether-download.{}", run_id()));
         let path = PathBuf::from(name);
+        remove_stale(dest, &path);
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
             _ => {}
@@ -348,6 +351,43 @@ impl LocalTemp {
         std::fs::rename(&self.path, &self.dest)?;
         self.placed = true;
         Ok(())
+    }
+}
+
+/// Removes `DEST.tether-download.*` beside `dest` (but `ours`) unchanged for
+/// [`STALE_MINUTES`]; best effort (a file that cannot be removed stays).
+fn remove_stale(dest: &Path, ours: &Path) {
+    let (Some(dir), Some(base)) = (dest.parent(), dest.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let mut prefix = base.to_owned();
+    prefix.push(".tether-download.");
+    let prefix = prefix.as_encoded_bytes().to_vec();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let stale = std::time::Duration::from_secs(60 * u64::from(STALE_MINUTES));
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        if path == ours || !name.as_encoded_bytes().starts_with(&prefix) {
+            continue;
+        }
+        let old = entry
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file())
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > stale);
+        if old {
+            let _ = std::fs::remove_file(&path);
+        }
     }
 }
 

@@ -305,3 +305,42 @@ task("down", || { on("db", |host| { download("/srv/id", "ids/{host}.txt"); }); }
     );
     assert!(!r.path("ids").exists());
 }
+
+/// A download removes the temporary files of its destination that earlier runs left behind
+/// (a tether killed mid-download; older than a minute), and nothing else.
+#[test]
+fn a_download_removes_stale_temporary_files_of_its_destination_only() {
+    let lab = lab(&["db1"]);
+    let r = lab_recipe(
+        &lab,
+        "download-stale",
+        r#"task("down", || { on("db", |host| { download("/srv/a.txt", "a.txt"); }); });"#,
+    );
+    std::fs::write(lab.host("db1").root_dir.join("a.txt"), "new\n").unwrap();
+    let old = std::time::SystemTime::now() - Duration::from_secs(600);
+    let stale = r.path("a.txt.tether-download.1234.5678");
+    let live = r.path("a.txt.tether-download.9999.1");
+    let others = [
+        r.path("b.txt.tether-download.1234.5678"),
+        r.path("a.txt.tether-downloads"),
+        r.path("a.txt.keep"),
+    ];
+    for p in [&stale, &live].into_iter().chain(&others) {
+        std::fs::write(p, "x").unwrap();
+    }
+    for p in [&stale].into_iter().chain(&others) {
+        std::fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
+    r.tether().args(&["down"]).run().status(0);
+    assert_eq!(std::fs::read_to_string(r.path("a.txt")).unwrap(), "new\n");
+    assert!(!stale.exists(), "the stale temporary file is removed");
+    assert!(live.exists(), "a live download's file is not touched");
+    for p in &others {
+        assert!(p.exists(), "{}", p.display());
+    }
+}

@@ -242,8 +242,10 @@ impl Backend for Remote {
             command: (upload.render)(&transfer::cleanup_script(&tmp)),
             stdin: upload.stdin_prefix.clone(),
         };
-        self.check(host, &receive, result, cleanup)?;
+        let checked = self.check(host, &receive, result, cleanup);
+        // A local read error ended the input early: it, not the short file, is the reason.
         let sent = sent?;
+        checked?;
         let place = (upload.render)(&transfer::place_script(upload.remote, &tmp, &sent, mode));
         let opts = ExecOptions {
             stdin: upload.stdin_prefix.clone(),

@@ -3,9 +3,10 @@
 //! the same calls in the same order and connects to nothing. The recipe functions never ask
 //! which backend they have; neither backend writes output itself (events go to the reporter).
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::event::{EventKind, Sink, Stream};
@@ -14,8 +15,9 @@ use crate::fleet::Fleet;
 use crate::host::HostTarget;
 use crate::outcome::stderr_tail;
 use crate::pool::{FanOut, HostResult};
-use crate::ssh::exec::{Echo, ExecOptions, ExecOutput, ExitStatus};
+use crate::ssh::exec::{self, Drain, Echo, ExecOptions, ExecOutput, ExitStatus, Source};
 use crate::ssh::SshError;
+use crate::transfer;
 
 /// How one command of a closure runs (`run`, `capture`, `test`, an upload).
 #[derive(Debug, Clone, Default)]
@@ -31,7 +33,7 @@ pub struct Call {
     pub pty: bool,
 }
 
-/// An upload a backend was asked for.
+/// An upload a backend was asked for (see [`crate::transfer`] for the two commands it takes).
 pub struct Upload<'a> {
     /// The local file.
     pub path: &'a Path,
@@ -39,6 +41,46 @@ pub struct Upload<'a> {
     pub local: &'a str,
     /// The remote path.
     pub remote: &'a str,
+    /// Permission bits for the destination; None: the local file's.
+    pub mode: Option<u32>,
+    /// Turns a remote script into the command sent (the recipe's `within`, `with_env`,
+    /// `as_user` context).
+    pub render: &'a (dyn Fn(&str) -> String + Sync),
+    /// Bytes every command of the transfer gets on stdin first (the sudo password line).
+    pub stdin_prefix: Option<Vec<u8>>,
+}
+
+/// A download a backend was asked for: `remote` on the host to `path` here.
+pub struct Download<'a> {
+    /// The remote path.
+    pub remote: &'a str,
+    /// The local path as the recipe named it (for messages and the plan).
+    pub local: &'a str,
+    /// The local destination.
+    pub path: &'a Path,
+    /// Permission bits for the destination; None: the remote file's.
+    pub mode: Option<u32>,
+    /// As [`Upload::render`].
+    pub render: &'a (dyn Fn(&str) -> String + Sync),
+    /// As [`Upload::stdin_prefix`].
+    pub stdin_prefix: Option<Vec<u8>>,
+}
+
+/// Why a transfer did not complete. In every case the destination is as it was.
+#[derive(Debug)]
+pub enum TransferError {
+    /// The local file could not be read, or the local destination written: the text says
+    /// which file and why.
+    Local(String),
+    /// A remote command of the transfer failed: the command as sent, and its result.
+    Remote {
+        /// The command.
+        command: String,
+        /// What it came to (boxed: an error value stays small).
+        result: Box<Result<ExecOutput, SshError>>,
+    },
+    /// A download arrived, but not as the remote file is now (size or SHA-256 differ).
+    Changed(String),
 }
 
 /// Executes the commands of a recipe run.
@@ -50,21 +92,25 @@ pub trait Backend: Send + Sync {
     fn fan_out(&self, commands: &[(String, String)], how: &FanOut) -> Vec<HostResult>;
     /// Runs one command on one host.
     fn exec(&self, host: &str, command: &str, call: Call) -> Result<ExecOutput, SshError>;
-    /// Sends `upload.path`'s bytes to `command` on `host` (a command that writes its stdin to
-    /// the destination). Err(text) when the local file cannot be read.
-    fn upload(
-        &self,
-        host: &str,
-        upload: &Upload,
-        command: &str,
-        stdin_prefix: Option<Vec<u8>>,
-    ) -> Result<Result<ExecOutput, SshError>, String>;
+    /// Sends `upload.path` to `upload.remote` on `host`, streamed (one chunk in memory) and
+    /// placed only once its size and SHA-256 are checked there.
+    fn upload(&self, host: &str, upload: &Upload) -> Result<(), TransferError>;
+    /// Fetches `download.remote` from `host` into `download.path`, streamed into a private
+    /// temporary file there and renamed into place only once its size and SHA-256 are the
+    /// remote file's.
+    fn download(&self, host: &str, download: &Download) -> Result<(), TransferError>;
     /// Runs `command` with `sh -c` in `dir` on this machine; returns its trimmed stdout.
     fn run_locally(&self, command: &str, dir: &Path) -> Result<String, Box<Failure>>;
     /// Whether a step's hosts run one at a time, for output in a stable order (the printer).
     fn ordered(&self) -> bool;
     /// Before cleaning up after a failure: reconnect every host whose session died.
     fn revive(&self);
+}
+
+/// A command owed to a host at the next contact, with its stdin (the sudo password line).
+struct Owed {
+    command: String,
+    stdin: Option<Vec<u8>>,
 }
 
 /// Commands go to the hosts' sessions.
@@ -80,6 +126,9 @@ pub struct Remote {
     hosts: Vec<HostTarget>,
     /// Set once `hosts` have been connected.
     opened: OnceLock<()>,
+    /// Per host, commands (and their stdin) owed to it at the next contact: removals of
+    /// temporary files a lost connection left behind.
+    owed: Mutex<HashMap<String, Vec<Owed>>>,
 }
 
 impl Remote {
@@ -94,6 +143,7 @@ impl Remote {
             pty: false,
             hosts: Vec::new(),
             opened: OnceLock::new(),
+            owed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -138,6 +188,9 @@ impl Backend for Remote {
                 },
             );
         }
+        for (host, _) in commands {
+            self.settle(host);
+        }
         let how = FanOut {
             pty: how.pty || self.pty,
             cancel: Some(self.cancel.clone()),
@@ -148,26 +201,142 @@ impl Backend for Remote {
     }
 
     fn exec(&self, host: &str, command: &str, call: Call) -> Result<ExecOutput, SshError> {
+        self.settle(host);
         self.run(host, command, call, true)
     }
 
-    fn upload(
-        &self,
-        host: &str,
-        upload: &Upload,
-        command: &str,
-        stdin_prefix: Option<Vec<u8>>,
-    ) -> Result<Result<ExecOutput, SshError>, String> {
-        let data = std::fs::read(upload.path)
-            .map_err(|e| format!("upload: cannot read {}: {e}", upload.path.display()))?;
-        let mut stdin = stdin_prefix.unwrap_or_default();
-        stdin.extend(data);
-        let call = Call {
-            stdin: Some(stdin),
-            ..Call::default()
+    fn upload(&self, host: &str, upload: &Upload) -> Result<(), TransferError> {
+        self.settle(host);
+        let cannot = |e: std::io::Error| {
+            TransferError::Local(format!(
+                "upload: cannot read {}: {e}",
+                upload.path.display()
+            ))
         };
-        // A terminal would turn the file's bytes into keystrokes (^C, ^D, CR).
-        Ok(self.run(host, command, call, false))
+        let file = std::fs::File::open(upload.path).map_err(cannot)?;
+        let meta = file.metadata().map_err(cannot)?;
+        if meta.is_dir() {
+            return Err(TransferError::Local(format!(
+                "upload: {} is a directory: upload sends one file",
+                upload.path.display()
+            )));
+        }
+        let mode = upload
+            .mode
+            .unwrap_or(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777);
+        let tmp = transfer::upload_temp(upload.remote);
+        let reader = Arc::new(Mutex::new(transfer::HashingReader::new(file, meta.len())));
+        let receive = (upload.render)(&transfer::receive_script(upload.remote, &tmp, meta.len()));
+        let opts = ExecOptions {
+            stdin: upload.stdin_prefix.clone(),
+            stdin_from: Some(Source(reader.clone())),
+            ..ExecOptions::default()
+        };
+        let result = self.send(host, &receive, opts);
+        let sent = reader
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .finish()
+            .map_err(cannot);
+        let cleanup = || Owed {
+            command: (upload.render)(&transfer::cleanup_script(&tmp)),
+            stdin: upload.stdin_prefix.clone(),
+        };
+        let checked = self.check(host, &receive, result, cleanup);
+        // A local read error ended the input early: it, not the short file, is the reason.
+        let sent = sent?;
+        checked?;
+        let place = (upload.render)(&transfer::place_script(upload.remote, &tmp, &sent, mode));
+        let opts = ExecOptions {
+            stdin: upload.stdin_prefix.clone(),
+            ..ExecOptions::default()
+        };
+        let result = self.send(host, &place, opts);
+        self.check(host, &place, result, cleanup)
+    }
+
+    fn download(&self, host: &str, download: &Download) -> Result<(), TransferError> {
+        self.settle(host);
+        let local = |what: &str, e: std::io::Error| {
+            TransferError::Local(format!(
+                "download: cannot {what} {}: {e}",
+                download.path.display()
+            ))
+        };
+        if download.path.is_dir() {
+            return Err(TransferError::Local(format!(
+                "download: {} is a directory: give the file's own path",
+                download.path.display()
+            )));
+        }
+        let (temp, file) = transfer::LocalTemp::create(download.path)
+            .map_err(|e| local("create a temporary file beside", e))?;
+        let writer = Arc::new(Mutex::new(transfer::HashingWriter::new(
+            std::io::BufWriter::with_capacity(exec::CHUNK, file),
+        )));
+        let fetch = (download.render)(&transfer::fetch_script(download.remote));
+        let opts = ExecOptions {
+            stdin: download.stdin_prefix.clone(),
+            stdout_to: Some(Drain(writer.clone())),
+            echo: Echo::NoStdout,
+            ..ExecOptions::default()
+        };
+        let result = self.send(host, &fetch, opts);
+        // A local write error closed the channel: it, not the channel's end, is the reason.
+        let got = writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .finish()
+            .map_err(|e| local("write", e));
+        match result {
+            Ok(out) if out.status.success() => {}
+            result => {
+                got?;
+                return Err(TransferError::Remote {
+                    command: fetch,
+                    result: Box::new(result),
+                });
+            }
+        }
+        let got = got?;
+        let measure = (download.render)(&transfer::measure_script(download.remote));
+        let opts = ExecOptions {
+            stdin: download.stdin_prefix.clone(),
+            echo: Echo::NoStdout,
+            ..ExecOptions::default()
+        };
+        let out = match self.send(host, &measure, opts) {
+            Ok(out) if out.status.success() => out,
+            result => {
+                return Err(TransferError::Remote {
+                    command: measure,
+                    result: Box::new(result),
+                })
+            }
+        };
+        let text = String::from_utf8_lossy(&out.stdout);
+        let Some(there) = transfer::parse_measured(&text) else {
+            return Err(TransferError::Changed(format!(
+                "download {}: cannot read the remote file's size and checksum from `{}`",
+                download.remote,
+                text.trim()
+            )));
+        };
+        if there.bytes != got.bytes {
+            return Err(TransferError::Changed(format!(
+                "download {}: {} of {} bytes arrived (did the file change while it was read?)",
+                download.remote, got.bytes, there.bytes
+            )));
+        }
+        if there.sha256.as_ref().is_some_and(|s| *s != got.sha256) {
+            return Err(TransferError::Changed(format!(
+                "download {}: arrived changed: SHA-256 differs (did the file change while it \
+                 was read?)",
+                download.remote
+            )));
+        }
+        temp.place(download.mode.unwrap_or(there.mode))
+            .map_err(|e| local("move the downloaded file onto", e))
     }
 
     fn run_locally(&self, command: &str, dir: &Path) -> Result<String, Box<Failure>> {
@@ -186,6 +355,70 @@ impl Backend for Remote {
 }
 
 impl Remote {
+    /// Runs what `host` is owed before anything else is sent to it: the removal of temporary
+    /// files of uploads whose connection died under them, so that the remote shell could not
+    /// remove them itself. A removal that fails is kept for the next contact.
+    fn settle(&self, host: &str) {
+        let owed = {
+            let mut owed = self.owed.lock().unwrap_or_else(|p| p.into_inner());
+            match owed.remove(host) {
+                Some(list) => list,
+                None => return,
+            }
+        };
+        let mut kept = Vec::new();
+        for owed in owed {
+            let opts = ExecOptions {
+                stdin: owed.stdin.clone(),
+                echo: Echo::Nothing,
+                ..ExecOptions::default()
+            };
+            if !matches!(self.send(host, &owed.command, opts), Ok(out) if out.status.success()) {
+                kept.push(owed);
+            }
+        }
+        if !kept.is_empty() {
+            let mut owed = self.owed.lock().unwrap_or_else(|p| p.into_inner());
+            owed.entry(host.to_string()).or_default().extend(kept);
+        }
+    }
+
+    /// Ok when `command` (a step of an upload) succeeded. Otherwise Err; when it ended without
+    /// an exit status of the remote shell (a lost connection, a signal, a timeout), the shell
+    /// may not have removed the temporary file, so `cleanup` is owed to `host` (see
+    /// [`Remote::settle`]).
+    fn check(
+        &self,
+        host: &str,
+        command: &str,
+        result: Result<ExecOutput, SshError>,
+        cleanup: impl Fn() -> Owed,
+    ) -> Result<(), TransferError> {
+        match &result {
+            Ok(out) if out.status.success() => return Ok(()),
+            Ok(out) if matches!(out.status, ExitStatus::Code(_)) => {}
+            _ => {
+                let mut owed = self.owed.lock().unwrap_or_else(|p| p.into_inner());
+                owed.entry(host.to_string()).or_default().push(cleanup());
+            }
+        }
+        Err(TransferError::Remote {
+            command: command.to_string(),
+            result: Box::new(result),
+        })
+    }
+
+    /// Runs `command` on `host` with `opts` as they are (no PTY unless they say so).
+    fn send(&self, host: &str, command: &str, opts: ExecOptions) -> Result<ExecOutput, SshError> {
+        let opts = ExecOptions {
+            stop: Some(self.kill.clone()),
+            ..opts
+        };
+        let result = self.fleet.pool.exec_one(host, command, opts);
+        self.fleet.sink.barrier();
+        result
+    }
+
     /// Runs `command` on `host`; `terminal` says whether it may get a PTY (`--pty`, the call's
     /// own).
     fn run(
@@ -199,7 +432,6 @@ impl Remote {
             pty: (call.pty || self.pty) && terminal,
             stdin: call.stdin,
             timeout: call.timeout,
-            stop: Some(self.kill.clone()),
             echo: if call.quiet {
                 Echo::NoStdout
             } else {
@@ -207,9 +439,7 @@ impl Remote {
             },
             ..ExecOptions::default()
         };
-        let result = self.fleet.pool.exec_one(host, command, opts);
-        self.fleet.sink.barrier();
-        result
+        self.send(host, command, opts)
     }
 }
 
@@ -318,13 +548,7 @@ impl Backend for DryRun {
         Ok(Self::success())
     }
 
-    fn upload(
-        &self,
-        host: &str,
-        upload: &Upload,
-        _command: &str,
-        _stdin_prefix: Option<Vec<u8>>,
-    ) -> Result<Result<ExecOutput, SshError>, String> {
+    fn upload(&self, host: &str, upload: &Upload) -> Result<(), TransferError> {
         // A file the run itself makes (run_locally) does not exist in a dry run: still listed.
         let bytes = std::fs::metadata(upload.path).ok().map(|m| m.len());
         self.plan(
@@ -335,7 +559,18 @@ impl Backend for DryRun {
                 bytes,
             },
         );
-        Ok(Ok(Self::success()))
+        Ok(())
+    }
+
+    fn download(&self, host: &str, download: &Download) -> Result<(), TransferError> {
+        self.plan(
+            host,
+            EventKind::PlannedDownload {
+                remote: download.remote.to_string(),
+                local: download.local.to_string(),
+            },
+        );
+        Ok(())
     }
 
     fn run_locally(&self, command: &str, _dir: &Path) -> Result<String, Box<Failure>> {

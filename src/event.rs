@@ -267,6 +267,13 @@ pub enum EventKind {
         /// Its size, or `None` for a file the run makes itself.
         bytes: Option<u64>,
     },
+    /// Dry run: the file that would be downloaded from the event's host.
+    PlannedDownload {
+        /// The remote path.
+        remote: String,
+        /// The local path (relative to the recipe, `{host}` replaced).
+        local: String,
+    },
     /// Dry run: a `run_locally` command.
     PlannedLocal {
         /// The command.
@@ -437,7 +444,8 @@ impl EventKind {
             EventKind::Warning { message } => m(message),
             EventKind::Print { text } => m(text),
             EventKind::OnCommand { command, .. } => m(command),
-            EventKind::PlannedUpload { local, remote, .. } => {
+            EventKind::PlannedUpload { local, remote, .. }
+            | EventKind::PlannedDownload { remote, local } => {
                 m(local);
                 m(remote);
             }

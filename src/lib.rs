@@ -49,4 +49,5 @@ pub mod sshd;
 pub mod stdout;
 pub mod sudo;
 pub mod timeline;
+pub mod transfer;
 pub mod watch;

@@ -9,6 +9,7 @@ mod certificates;
 mod check;
 mod cli;
 mod deploy;
+mod download;
 mod failures;
 mod fd_limit;
 mod fold;

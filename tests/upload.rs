@@ -1,6 +1,7 @@
-//! `upload(local, remote)` against real sshd: the destination changes only to the complete
-//! file, with the local file's permission bits; an upload cut off leaves it as it was and no
-//! temporary file behind.
+//! `upload(local, remote[, #{ mode }])` against real sshd: the destination changes only to the
+//! complete file, with the local file's permission bits or `mode`; an upload cut off leaves it
+//! as it was and no temporary file behind (removed by the remote shell, or by tether at its
+//! next contact when the shell died too, or by a later upload when it is stale).
 
 use crate::support;
 
@@ -60,7 +61,31 @@ fn uploads_keep_the_local_permission_bits_and_content() {
     assert!(left.is_empty(), "{left:?}");
 }
 
-/// A 200 MB upload whose connection is killed once `fraction` of it has arrived.
+/// The upload temporary files in `dir` (`NAME.tether-upload.RUN`).
+fn temp_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains(".tether-upload."))
+        .collect()
+}
+
+/// The pid of the remote `cat` filling an upload's temporary file on `host`.
+fn remote_cat(lab: &support::lab::Lab, host: &str) -> Option<u32> {
+    lab.host_pids(host).into_iter().find(|pid| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "cat")
+    })
+}
+
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) on a pid of the lab's own host.
+    unsafe { libc::kill(pid as libc::pid_t, sig) };
+}
+
+/// A 100 MB upload whose connection is killed once `fraction` of it has arrived. The remote
+/// `cat` is stopped (SIGSTOP) the moment that much is in the temporary file, so the cut falls
+/// there however fast the transfer runs, then the connection is killed and `cat` continued:
+/// it finds EOF, as after a real cut.
 fn cut_off_at(fraction: f64) {
     let lab = lab(&["db1"]);
     let r = lab_recipe(
@@ -68,18 +93,29 @@ fn cut_off_at(fraction: f64) {
         "upload-cut",
         r#"task("up", || { on("db", |host| { upload("big.bin", "/srv/big.bin"); }); });"#,
     );
-    const SIZE: usize = 200 << 20;
+    const SIZE: usize = 100 << 20;
     let data: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
     std::fs::write(r.path("big.bin"), &data).unwrap();
     let root = lab.host("db1").root_dir.clone();
     std::fs::write(root.join("big.bin"), "the previous release's file\n").unwrap();
-    let tmp = root.join("big.bin.tether-upload");
     let mut child = r.tether().args(&["up", "--no-keepalive"]).spawn();
     let started = Instant::now();
     let want = (SIZE as f64 * fraction) as u64;
+    let (tmp, cat) = loop {
+        if let (Some(tmp), Some(cat)) = (temp_files(&root).pop(), remote_cat(&lab, "db1")) {
+            break (tmp, cat);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no temporary file appeared"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    };
     loop {
         let got = std::fs::metadata(&tmp).map(|m| m.len()).unwrap_or(0);
         if got >= want {
+            signal(cat, libc::SIGSTOP);
+            let got = std::fs::metadata(&tmp).map(|m| m.len()).unwrap_or(0);
             assert!(got < SIZE as u64, "the whole file arrived before the cut");
             assert_eq!(
                 mode(&tmp),
@@ -92,9 +128,10 @@ fn cut_off_at(fraction: f64) {
             started.elapsed() < Duration::from_secs(60),
             "only {got} bytes arrived"
         );
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(1));
     }
     lab.kill_connections("db1");
+    signal(cat, libc::SIGCONT);
     let status = child.wait().unwrap();
     assert!(!status.success(), "a cut-off upload is a failure");
     // The remote side sees EOF, finds the size short and removes its temporary file.
@@ -120,8 +157,8 @@ fn an_upload_cut_off_at_50_percent_leaves_the_destination_as_it_was() {
 }
 
 #[test]
-fn an_upload_cut_off_at_90_percent_leaves_the_destination_as_it_was() {
-    cut_off_at(0.90);
+fn an_upload_cut_off_at_99_percent_leaves_the_destination_as_it_was() {
+    cut_off_at(0.99);
 }
 
 #[test]
@@ -154,4 +191,148 @@ task("dir", || { on("db", |host| { upload("a.txt", "/srv/adir"); }); });"#,
         .filter(|n| n.contains("tether-upload"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn the_mode_option_sets_the_destination_bits_and_bad_modes_are_recipe_errors() {
+    let lab = lab(&["db1"]);
+    let r = lab_recipe(
+        &lab,
+        "upload-mode-option",
+        r#"
+task("up", || { on("db", |host| { upload("secret.key", "/srv/up/shared.key", #{ mode: "0640" }); }); });
+task("number", || {
+    on("db", |host| { upload("secret.key", "/srv/up/n.key", #{ mode: 640 }); });
+});
+task("digits", || {
+    on("db", |host| { upload("secret.key", "/srv/up/d.key", #{ mode: "0948" }); });
+});
+task("key", || {
+    on("db", |host| { upload("secret.key", "/srv/up/k.key", #{ mod: "0640" }); });
+});
+"#,
+    );
+    r.write("secret.key", "key material\n");
+    std::fs::set_permissions(r.path("secret.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    r.tether().args(&["up"]).run().status(0);
+    let root = &lab.host("db1").root_dir;
+    assert_eq!(mode(&root.join("up/shared.key")), 0o640);
+    assert_eq!(
+        std::fs::read_to_string(root.join("up/shared.key")).unwrap(),
+        "key material\n"
+    );
+    let cases = [
+        (
+            "number",
+            "deploy.rhai:7:23: upload: mode must be a string of octal digits",
+        ),
+        (
+            "digits",
+            "deploy.rhai:10:23: upload: mode `0948` is not a permission mode",
+        ),
+        (
+            "key",
+            "deploy.rhai:13:23: upload: unknown option `mod` (known: mode)",
+        ),
+    ];
+    for (task, message) in cases {
+        r.tether()
+            .args(&[task])
+            .run()
+            .status(4)
+            .stderr_contains(message);
+    }
+    for name in ["n.key", "d.key", "k.key"] {
+        assert!(!root.join("up").join(name).exists(), "{name}");
+    }
+}
+
+/// The connection and the remote shell are killed mid-upload, so nothing remote removes the
+/// temporary file: tether removes it at its next contact with the host in the run, before
+/// that contact's command runs.
+#[test]
+fn a_temporary_file_left_by_a_killed_session_is_removed_at_the_next_contact() {
+    let lab = lab(&["db1"]);
+    let r = lab_recipe(
+        &lab,
+        "upload-next-contact",
+        r#"task("up", || {
+    on("db", |host| {
+        try { upload("big.bin", "/srv/big.bin"); } catch (e) { print("upload failed"); }
+        run_locally("sleep 2");
+        run("ls -a /srv; echo listed");
+    });
+});"#,
+    );
+    const SIZE: u64 = 200 << 20;
+    std::fs::File::create(r.path("big.bin"))
+        .unwrap()
+        .set_len(SIZE)
+        .unwrap();
+    let root = lab.host("db1").root_dir.clone();
+    let mut child = r.tether().args(&["up", "--no-keepalive"]).spawn();
+    let started = Instant::now();
+    let tmp = loop {
+        let got = temp_files(&root);
+        if let Some(t) = got.first() {
+            if std::fs::metadata(t).map(|m| m.len()).unwrap_or(0) > SIZE / 4 {
+                break t.clone();
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no upload");
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    lab.kill_sessions("db1");
+    assert!(tmp.exists(), "the killed shell left its temporary file");
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{out}");
+    assert!(out.contains("upload failed"), "{out}");
+    assert!(out.contains("| listed"), "{out}");
+    assert!(!out.contains("tether-upload"), "{out}");
+    assert!(temp_files(&root).is_empty(), "{:?}", temp_files(&root));
+}
+
+/// An upload removes the temporary files of the same destination that earlier runs left behind
+/// (older than a minute), and nothing else: not a live upload's, not another file's.
+#[test]
+fn an_upload_removes_stale_temporary_files_of_its_destination_only() {
+    let lab = lab(&["db1"]);
+    let r = lab_recipe(
+        &lab,
+        "upload-stale",
+        r#"task("up", || { on("db", |host| { upload("a.txt", "/srv/a.txt"); }); });"#,
+    );
+    r.write("a.txt", "new\n");
+    let root = &lab.host("db1").root_dir;
+    let old = std::time::SystemTime::now() - Duration::from_secs(600);
+    let stale = root.join("a.txt.tether-upload.1234.5678");
+    let live = root.join("a.txt.tether-upload.9999.1");
+    let others = [
+        root.join("b.txt.tether-upload.1234.5678"),
+        root.join("a.txt.tether-uploads"),
+        root.join("a.txt.keep"),
+    ];
+    for p in [&stale, &live].into_iter().chain(&others) {
+        std::fs::write(p, "x").unwrap();
+    }
+    for p in [&stale].into_iter().chain(&others) {
+        std::fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
+    r.tether().args(&["up"]).run().status(0);
+    assert_eq!(
+        std::fs::read_to_string(root.join("a.txt")).unwrap(),
+        "new\n"
+    );
+    assert!(!stale.exists(), "the stale temporary file is removed");
+    assert!(live.exists(), "a live upload's file is not touched");
+    for p in &others {
+        assert!(p.exists(), "{}", p.display());
+    }
 }

@@ -1,5 +1,5 @@
-//! The host-bound commands of an `on` closure: `run`, `capture`, `test`, `upload`, the command
-//! context they run in (`within`, `with_env`, `as_user`), and `run_locally`.
+//! The host-bound commands of an `on` closure: `run`, `capture`, `test`, `upload`, `download`,
+//! the command context they run in (`within`, `with_env`, `as_user`), and `run_locally`.
 
 use std::sync::Arc;
 
@@ -8,8 +8,8 @@ use rhai::{Dynamic, Engine, FnPtr, Map, NativeCallContext};
 use super::args::{fail, Fallible};
 use super::context::{self, HostScope, Runtime, StoppedEarly};
 use super::failures::throw;
-use crate::backend::{Backend, Call, Upload};
-use crate::command::{quote, CommandContext};
+use crate::backend::{Backend, Call, Download, TransferError, Upload};
+use crate::command::CommandContext;
 use crate::failure::{Failure, Kind};
 use crate::outcome::failure_text;
 use crate::ssh::exec::{ExecOutput, ExitStatus};
@@ -61,7 +61,19 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
     });
     let r = rt.clone();
     engine.register_fn("upload", move |local: &str, remote: &str| {
-        upload(&r, local, remote)
+        upload(&r, local, remote, &Map::new())
+    });
+    let r = rt.clone();
+    engine.register_fn("upload", move |local: &str, remote: &str, opts: Map| {
+        upload(&r, local, remote, &opts)
+    });
+    let r = rt.clone();
+    engine.register_fn("download", move |remote: &str, local: &str| {
+        download(&r, remote, local, &Map::new())
+    });
+    let r = rt.clone();
+    engine.register_fn("download", move |remote: &str, local: &str, opts: Map| {
+        download(&r, remote, local, &opts)
     });
     let r = rt.clone();
     engine.register_fn("run_locally", move |cmd: &str| -> Fallible<String> {
@@ -219,71 +231,112 @@ fn host_exec(rt: &Runtime, cmd: &str, mode: Mode) -> Fallible<Dynamic> {
     })
 }
 
-/// The remote half of `upload(local, remote)`: the bytes arrive on stdin into a private (0600)
-/// temporary file beside `remote`, which is moved into place only when its size and SHA-256
-/// are the local file's (a connection lost mid-transfer ends `cat` with EOF, not an error);
-/// otherwise it is removed and the command fails, leaving `remote` as it was. The destination
-/// gets the local file's permission bits, as `scp -p` and rsync do. A destination that is a
-/// directory (or a link to one) is refused before any byte is sent. The checksum is checked with
-/// `sha256sum` or `shasum -a 256`, where the host has either; the size always.
-fn upload_script(path: &std::path::Path, remote: &str) -> Result<String, String> {
-    use sha2::Digest as _;
-    use std::os::unix::fs::PermissionsExt as _;
-    let cannot = |e: std::io::Error| format!("upload: cannot read {}: {e}", path.display());
-    let mut file = std::fs::File::open(path).map_err(cannot)?;
-    let mode = file.metadata().map_err(cannot)?.permissions().mode() & 0o7777;
-    let mut hasher = sha2::Sha256::new();
-    let size = std::io::copy(&mut file, &mut hasher).map_err(cannot)?;
-    let sum: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let tmp = format!("{remote}.tether-upload");
-    Ok(format!(
-        "d={dest}; t={tmp}; mkdir -p \"$(dirname \"$d\")\" || exit 1; \
-         if [ -d \"$d\" ]; then echo \"upload: $d is a directory (mv would put the file inside \
-         it): give the file's own path\" >&2; exit 1; fi; \
-         rm -f \"$t\" && (umask 077 && cat > \"$t\") || {{ rm -f \"$t\"; exit 1; }}; \
-         n=$(wc -c < \"$t\"); if [ \"$n\" -ne {size} ]; then rm -f \"$t\"; \
-         echo \"upload stopped short: $n of {size} bytes arrived\" >&2; exit 1; fi; \
-         if command -v sha256sum >/dev/null 2>&1; then s=$(sha256sum < \"$t\"); \
-         elif command -v shasum >/dev/null 2>&1; then s=$(shasum -a 256 < \"$t\"); else s={sum}; fi; \
-         case $s in {sum}*) ;; *) rm -f \"$t\"; echo 'upload arrived changed: SHA-256 differs' >&2; exit 1 ;; esac; \
-         chmod {mode:04o} \"$t\" && mv -f \"$t\" \"$d\" || {{ rm -f \"$t\"; exit 1; }}",
-        dest = quote(remote),
-        tmp = quote(&tmp),
-    ))
+/// `#{ mode: "0640" }`, the options of `upload` and `download` (`what`): the destination's
+/// permission bits, or None (keep the source's).
+fn transfer_mode(opts: &Map, what: &str) -> Fallible<Option<u32>> {
+    if let Some(key) = opts.keys().find(|k| k.as_str() != "mode") {
+        return fail(format!("{what}: unknown option `{key}` (known: mode)"));
+    }
+    let Some(value) = opts.get("mode") else {
+        return Ok(None);
+    };
+    let Some(text) = value.read_lock::<rhai::ImmutableString>() else {
+        return fail(format!(
+            "{what}: mode must be a string of octal digits, like \"0640\", not {} (a number \
+             such as 0640 would be read as decimal)",
+            value.type_name()
+        ));
+    };
+    crate::transfer::parse_mode(&text)
+        .map(Some)
+        .map_err(|e| format!("{what}: {e}").into())
 }
 
-fn upload(rt: &Runtime, local: &str, remote: &str) -> Fallible<()> {
+/// The failure a transfer throws: a local file that cannot be read or written is a recipe
+/// error; a remote command that failed, or a download that arrived changed, fails the host.
+fn transfer_failure(
+    scope: &HostScope,
+    cctx: &CommandContext,
+    what: &str,
+    error: TransferError,
+) -> Box<rhai::EvalAltResult> {
+    match error {
+        TransferError::Local(text) => text.into(),
+        TransferError::Remote { command, result } => {
+            host_failure(scope, cctx, &format!("{what}: "), &command, *result)
+        }
+        TransferError::Changed(text) => {
+            throw(Failure::host(&scope.host, Kind::CommandFailed, text))
+        }
+    }
+}
+
+/// `upload(local, remote[, #{ mode }])`: see [`Backend::upload`] and [`crate::transfer`]; the
+/// destination gets the local file's permission bits (as `scp -p` and rsync do) or `mode`.
+fn upload(rt: &Runtime, local: &str, remote: &str, opts: &Map) -> Fallible<()> {
+    let mode = transfer_mode(opts, "upload")?;
     let scope = scope_for("upload()")?;
     let backend = backend(rt, "upload()")?;
     if rt.interrupted() {
         return Err(throw(Failure::interrupted()));
     }
     let path = rt.dir().join(local);
-    // A file that cannot be read here fails in the backend before any byte is sent (a dry run
-    // plans it as made during the run); should it appear in between, the command refuses.
-    let script =
-        upload_script(&path, remote).unwrap_or_else(|e| format!("echo {} >&2; exit 1", quote(&e)));
+    let what = format!("upload {local} -> {remote}");
     let cctx = context::command_context();
-    let command = cctx.render(&script);
-    next_command(&scope, &command)?;
+    next_command(&scope, &what)?;
     if let Some(refused) = sudo_password_refused_before(&cctx, &scope.host) {
         return Err(throw(refused));
     }
+    let render = |script: &str| cctx.render(script);
     let upload = Upload {
         path: &path,
         local,
         remote,
+        mode,
+        render: &render,
+        stdin_prefix: sudo_stdin(&cctx, None),
     };
-    match backend.upload(&scope.host, &upload, &command, sudo_stdin(&cctx, None)) {
-        Err(read) => fail(read),
-        Ok(Ok(out)) if out.status.success() => Ok(()),
-        Ok(other) => {
-            let what = format!("upload {local} -> {remote}: ");
-            Err(host_failure(&scope, &cctx, &what, &command, other))
-        }
+    backend
+        .upload(&scope.host, &upload)
+        .map_err(|e| transfer_failure(&scope, &cctx, &what, e))
+}
+
+/// `download(remote, local[, #{ mode }])`: see [`Backend::download`]. `local` is relative to
+/// the recipe, and `{host}` in it becomes the host's name; an `on` over several hosts must use
+/// it (every host would write the same file, the last one winning, as SSHKit's `download!`
+/// does). The destination gets the remote file's permission bits, or `mode`.
+fn download(rt: &Runtime, remote: &str, local: &str, opts: &Map) -> Fallible<()> {
+    let mode = transfer_mode(opts, "download")?;
+    let scope = scope_for("download()")?;
+    if scope.hosts > 1 && !local.contains("{host}") {
+        return fail(format!(
+            "download: this on() runs on {} hosts, and each would write {local}: put {{host}} \
+             in the local path (\"logs/{{host}}.log\") or download on one host",
+            scope.hosts
+        ));
     }
+    let backend = backend(rt, "download()")?;
+    if rt.interrupted() {
+        return Err(throw(Failure::interrupted()));
+    }
+    let local = local.replace("{host}", &scope.host);
+    let path = rt.dir().join(&local);
+    let what = format!("download {remote} -> {local}");
+    let cctx = context::command_context();
+    next_command(&scope, &what)?;
+    if let Some(refused) = sudo_password_refused_before(&cctx, &scope.host) {
+        return Err(throw(refused));
+    }
+    let render = |script: &str| cctx.render(script);
+    let download = Download {
+        remote,
+        local: &local,
+        path: &path,
+        mode,
+        render: &render,
+        stdin_prefix: sudo_stdin(&cctx, None),
+    };
+    backend
+        .download(&scope.host, &download)
+        .map_err(|e| transfer_failure(&scope, &cctx, &what, e))
 }

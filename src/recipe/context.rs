@@ -78,6 +78,8 @@ pub struct HostScope {
     pub pty: bool,
     /// How many commands this host's closure has started (the next one's number).
     pub commands: Arc<AtomicUsize>,
+    /// How many hosts the `on` runs the closure on (`download` wants `{host}` when several).
+    pub hosts: usize,
 }
 
 /// Where the hosts of one `on` closure stop when one of them fails: a host whose closure ends

@@ -261,6 +261,7 @@ fn on_closure(
             abort: abort.clone(),
             pty: options.pty,
             commands: Arc::new(AtomicUsize::new(0)),
+            hosts: hosts.len(),
         };
         let info = HostInfo::new(rt, host);
         let result = context::with_command_context(base.clone(), || {

@@ -143,6 +143,9 @@ pub fn text_lines(st: &State, look: Look, event: &Event) -> Vec<String> {
             let size = bytes.map_or_else(|| "made during the run".into(), |b| format!("{b} bytes"));
             plan(format!("upload {local} -> {remote} ({size})"))
         }
+        EventKind::PlannedDownload { remote, local } => {
+            plan(format!("download {remote} -> {local}"))
+        }
         EventKind::PlannedLocal { command } => vec![format!("local | $ {command}")],
         EventKind::LocalOutput { line, .. } => vec![format!("local ! {line}")],
         EventKind::Summary {

@@ -15,9 +15,9 @@
 //! command fed on stdin (a sudo password under `requiretty`) gets its terminal with `ECHO`
 //! off, so what it reads is never echoed into its output.
 
-use std::io::{Read as _, Write as _};
+use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::connect::{Connection, WaitError};
@@ -87,6 +87,9 @@ pub enum ExecError {
     /// The server refused a request for this channel (a pseudo-terminal under `PermitTTY no`):
     /// the command never started, and the session is fine.
     Refused(String),
+    /// Writing the command's stdout to [`ExecOptions::stdout_to`] failed (a local disk full):
+    /// the channel was closed; the session is fine.
+    Local(String),
 }
 
 /// Options for one command.
@@ -96,8 +99,17 @@ pub struct ExecOptions {
     pub timeout: Option<Duration>,
     /// Send a protocol keepalive when the session has been silent this long.
     pub keepalive: Option<Duration>,
-    /// Bytes to feed to the command's stdin (then EOF); none means EOF at once.
+    /// Bytes to feed to the command's stdin (then EOF, unless `stdin_from` follows); none
+    /// means EOF at once.
     pub stdin: Option<Vec<u8>>,
+    /// Read after `stdin`, one chunk ([`CHUNK`] bytes) at a time as the channel takes it, then
+    /// EOF: a file streamed without holding it in memory. A read error ends the input there
+    /// (EOF); the reader is expected to remember it for its owner.
+    pub stdin_from: Option<Source>,
+    /// Where the command's stdout goes, as it arrives, instead of being kept in
+    /// [`ExecOutput::stdout`] and shown as lines (a downloaded file). A write error closes the
+    /// channel: [`ExecError::Local`].
+    pub stdout_to: Option<Drain>,
     /// Run the command on a pseudo-terminal (stderr then arrives merged into stdout).
     pub pty: bool,
     /// When this flag is set while a PTY command runs, its channel is closed (the remote
@@ -108,6 +120,30 @@ pub struct ExecOptions {
     pub forward_agent: Option<std::path::PathBuf>,
     /// Which of the command's events the worker reports.
     pub echo: Echo,
+}
+
+/// How many bytes of [`ExecOptions::stdin_from`] are read at a time (the memory a streamed
+/// input holds).
+pub const CHUNK: usize = 64 * 1024;
+
+/// A reader shared with whoever made it (who reads its totals afterwards).
+#[derive(Clone)]
+pub struct Source(pub Arc<Mutex<dyn Read + Send>>);
+
+/// A writer shared with whoever made it.
+#[derive(Clone)]
+pub struct Drain(pub Arc<Mutex<dyn Write + Send>>);
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Source(..)")
+    }
+}
+
+impl std::fmt::Debug for Drain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Drain(..)")
+    }
 }
 
 /// Which events of a command its worker reports.
@@ -242,8 +278,10 @@ pub fn run(
     let lost = |what: &str, e: WaitError| ExecError::Lost(format!("{what}: {e}"));
     conn.retry(open_until, || channel.exec(&wrapped))
         .map_err(|e| lost("exec request failed", e))?;
-    let input: &[u8] = opts.stdin.as_deref().unwrap_or_default();
+    // The input: `stdin`'s bytes, then `stdin_from`'s, one chunk in memory at a time.
+    let mut input: Vec<u8> = opts.stdin.clone().unwrap_or_default();
     let mut written = 0;
+    let mut source = opts.stdin_from.clone();
     let mut stdin_open = true;
 
     let deadline = opts.timeout.map(|t| started + t);
@@ -263,7 +301,23 @@ pub fn run(
         let mut progressed = false;
         // Input is written in the same loop that reads output, so a command that answers
         // while it reads never deadlocks against us.
-        while stdin_open && written < input.len() {
+        while stdin_open {
+            if written == input.len() {
+                let Some(from) = &source else { break };
+                input.resize(CHUNK, 0);
+                written = 0;
+                let n = from
+                    .0
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .read(&mut input)
+                    .unwrap_or(0);
+                input.truncate(n);
+                if n == 0 {
+                    source = None;
+                    break;
+                }
+            }
             match channel.write(&input[written..]) {
                 Ok(n) => {
                     written += n;
@@ -275,7 +329,7 @@ pub fn run(
                 Err(_) => stdin_open = false,
             }
         }
-        if stdin_open && written == input.len() {
+        if stdin_open && written == input.len() && source.is_none() {
             match channel.send_eof() {
                 Ok(()) => stdin_open = false,
                 Err(e) if super::connect::would_block(&e) => {}
@@ -298,6 +352,15 @@ pub fn run(
                         let shown = out_filter.push(&buf[..n]);
                         stdout.extend_from_slice(&shown);
                         out_lines.push(&shown, |l| on_line(Stream::Stdout, l));
+                    } else if let (0, Some(to)) = (stream_id, &opts.stdout_to) {
+                        let wrote =
+                            to.0.lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .write_all(&buf[..n]);
+                        if let Err(e) = wrote {
+                            close_now(conn, &mut channel);
+                            return Err(ExecError::Local(format!("writing the output: {e}")));
+                        }
                     } else if stream_id == 0 {
                         stdout.extend_from_slice(&buf[..n]);
                         out_lines.push(&buf[..n], |l| on_line(Stream::Stdout, l));

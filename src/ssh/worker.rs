@@ -446,8 +446,8 @@ impl WorkerState {
                 command: command.to_string(),
                 elapsed,
             }),
-            // Only this channel was refused; the session is fine.
-            Err(ExecError::Refused(reason)) => Err(SshError::Session {
+            // Only this channel was refused (or closed by us); the session is fine.
+            Err(ExecError::Refused(reason) | ExecError::Local(reason)) => Err(SshError::Session {
                 host: self.owner.name.to_string(),
                 reason,
             }),

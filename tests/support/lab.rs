@@ -41,6 +41,7 @@ use std::time::{Duration, Instant};
 
 const SIGKILL: i32 = 9;
 const SIGHUP: i32 = 1;
+const SIGSTOP: i32 = 19;
 const DIR_PREFIX: &str = "tether-lab-";
 
 // std already links the C library; no `libc` crate needed for one call.
@@ -265,6 +266,27 @@ impl Lab {
     /// Returns once the killed processes are gone.
     pub fn kill_connections(&self, name: &str) {
         let pids = self.connection_pids(name);
+        for &pid in &pids {
+            send_signal(pid, SIGKILL);
+        }
+        wait_dead(&pids, Duration::from_secs(3));
+    }
+
+    /// SIGKILLs every process of that host but its listener: the connections and every
+    /// remote command they started, as if the host had lost them (an OOM kill, a reboot of
+    /// the session); nothing remote gets to clean up. New connections are accepted.
+    /// Returns once they are gone.
+    pub fn kill_sessions(&self, name: &str) {
+        let listener = self.host(name).pid;
+        let pids: Vec<u32> = self
+            .host_pids(name)
+            .into_iter()
+            .filter(|&pid| pid != listener)
+            .collect();
+        // Frozen first, so that no shell sees its connection go and cleans up.
+        for &pid in &pids {
+            send_signal(pid, SIGSTOP);
+        }
         for &pid in &pids {
             send_signal(pid, SIGKILL);
         }

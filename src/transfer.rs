@@ -1,0 +1,458 @@
+//! The two halves of an atomic file transfer (`upload`, `download`) that do not depend on the
+//! session: the remote `sh` scripts, the readers and writers that hash a file while it streams
+//! (so a file is read once and never held in memory), the temporary names, and the private
+//! local temporary file of a download.
+//!
+//! A transfer is two commands. The first moves the bytes (stdin into a private temporary file
+//! beside the remote destination; the remote file onto stdout into one beside the local
+//! destination) while the local side counts and hashes them; the second checks the size and
+//! SHA-256 against that count and hash and only then renames the temporary file into place. So
+//! the destination changes only to the complete file, and memory stays at one chunk whatever
+//! the size. Temporary files are named `DEST.tether-upload.RUN` / `DEST.tether-download.RUN`
+//! (RUN: this process's [`run_id`]), so tether finds its own and nothing else.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use sha2::Digest as _;
+
+use crate::command::quote;
+
+/// How many bytes went through, and their SHA-256 (lowercase hex).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digest {
+    /// Bytes.
+    pub bytes: u64,
+    /// SHA-256 of those bytes, 64 lowercase hex digits.
+    pub sha256: String,
+}
+
+fn hex(hash: &[u8]) -> String {
+    hash.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reads at most `limit` bytes of `inner`, hashing them; a read error is kept (see
+/// [`HashingReader::finish`]) and ends the input, so the command sees EOF and the transfer
+/// is refused rather than placed short.
+pub struct HashingReader<R> {
+    inner: R,
+    left: u64,
+    hasher: sha2::Sha256,
+    bytes: u64,
+    error: Option<std::io::Error>,
+}
+
+impl<R: Read> HashingReader<R> {
+    /// Reads `inner` up to `limit` bytes (the size the remote side was told to expect).
+    pub fn new(inner: R, limit: u64) -> Self {
+        HashingReader {
+            inner,
+            left: limit,
+            hasher: sha2::Sha256::new(),
+            bytes: 0,
+            error: None,
+        }
+    }
+
+    /// What was read; Err: the read error that ended it.
+    pub fn finish(&mut self) -> Result<Digest, std::io::Error> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        Ok(Digest {
+            bytes: self.bytes,
+            sha256: hex(&std::mem::take(&mut self.hasher).finalize()),
+        })
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 || self.error.is_some() {
+            return Ok(0);
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = loop {
+            match self.inner.read(&mut buf[..want]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let text = e.to_string();
+                    self.error = Some(e);
+                    return Err(std::io::Error::other(text));
+                }
+            }
+        };
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Writes to `inner`, hashing what it writes; a write error is kept (see
+/// [`HashingWriter::finish`]).
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: sha2::Sha256,
+    bytes: u64,
+    error: Option<std::io::Error>,
+}
+
+impl<W: Write> HashingWriter<W> {
+    /// Hashes what is written to `inner`.
+    pub fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: sha2::Sha256::new(),
+            bytes: 0,
+            error: None,
+        }
+    }
+
+    /// What was written (after a flush); Err: the write error that stopped it.
+    pub fn finish(&mut self) -> Result<Digest, std::io::Error> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        self.inner.flush()?;
+        Ok(Digest {
+            bytes: self.bytes,
+            sha256: hex(&std::mem::take(&mut self.hasher).finalize()),
+        })
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.inner.write(buf) {
+            Ok(n) => {
+                self.hasher.update(&buf[..n]);
+                self.bytes += n as u64;
+                Ok(n)
+            }
+            Err(e) => {
+                let text = e.to_string();
+                self.error = Some(e);
+                Err(std::io::Error::other(text))
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// This process's run id in temporary names: the start time and the pid, in hex. Two tether
+/// processes never share one; one process (a `watch` session) keeps it.
+pub fn run_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        format!("{secs:x}.{:x}", std::process::id())
+    })
+}
+
+/// The remote temporary name of an upload to `remote`.
+pub fn upload_temp(remote: &str) -> String {
+    format!("{remote}.tether-upload.{}", run_id())
+}
+
+/// How old (minutes) another run's temporary file of the same destination must be before an
+/// upload removes it: a live upload writes to its file all the time, one whose connection and
+/// remote shell died left it behind.
+pub const STALE_MINUTES: u32 = 1;
+
+/// The first command of an upload: stdin into a private (0600) temporary file `tmp` beside
+/// `remote`, refused when `remote` is a directory (mv would put the file inside it). A
+/// connection lost mid-transfer ends `cat` with EOF, not an error: the size is checked here
+/// (`size`: what will be sent), and a short file removed, so the remote shell cleans up
+/// after a cut connection. Temporary files of the same destination left by earlier runs
+/// (older than [`STALE_MINUTES`]) are removed first.
+pub fn receive_script(remote: &str, tmp: &str, size: u64) -> String {
+    format!(
+        "d={dest}; t={tmp}; mkdir -p \"$(dirname \"$d\")\" || exit 1; \
+         if [ -d \"$d\" ]; then echo \"upload: $d is a directory (mv would put the file inside \
+         it): give the file's own path\" >&2; exit 1; fi; \
+         for f in \"$d\".tether-upload.*; do if [ -f \"$f\" ] && [ \"$f\" != \"$t\" ] && \
+         [ -n \"$(find \"$f\" -prune -mmin +{STALE_MINUTES} 2>/dev/null)\" ]; then rm -f \"$f\"; fi; done; \
+         rm -f \"$t\" && (umask 077 && cat > \"$t\") || {{ rm -f \"$t\"; exit 1; }}; \
+         n=$(wc -c < \"$t\"); if [ \"$n\" -ne {size} ]; then rm -f \"$t\"; \
+         echo \"upload stopped short: $n of {size} bytes arrived\" >&2; exit 1; fi",
+        dest = quote(remote),
+        tmp = quote(tmp),
+    )
+}
+
+/// The second command of an upload: `tmp` is moved onto `remote` with permission bits `mode`
+/// only when its size and SHA-256 are `sent`'s (checked with `sha256sum` or `shasum -a 256`
+/// where the host has either, the size always); otherwise it is removed and the command fails.
+pub fn place_script(remote: &str, tmp: &str, sent: &Digest, mode: u32) -> String {
+    let (size, sum) = (sent.bytes, &sent.sha256);
+    format!(
+        "d={dest}; t={tmp}; n=$(wc -c < \"$t\") || exit 1; if [ \"$n\" -ne {size} ]; then \
+         rm -f \"$t\"; echo \"upload stopped short: $n of {size} bytes arrived\" >&2; exit 1; fi; \
+         if command -v sha256sum >/dev/null 2>&1; then s=$(sha256sum < \"$t\"); \
+         elif command -v shasum >/dev/null 2>&1; then s=$(shasum -a 256 < \"$t\"); else s={sum}; fi; \
+         case $s in {sum}*) ;; *) rm -f \"$t\"; echo 'upload arrived changed: SHA-256 differs' >&2; exit 1 ;; esac; \
+         chmod {mode:04o} \"$t\" && mv -f \"$t\" \"$d\" || {{ rm -f \"$t\"; exit 1; }}",
+        dest = quote(remote),
+        tmp = quote(tmp),
+    )
+}
+
+/// Removes an upload's temporary file (after a connection died under it).
+pub fn cleanup_script(tmp: &str) -> String {
+    format!("rm -f {}", quote(tmp))
+}
+
+/// The first command of a download: the remote file on stdout (a directory refused).
+pub fn fetch_script(remote: &str) -> String {
+    format!(
+        "f={f}; if [ -d \"$f\" ]; then echo \"download: $f is a directory: name a file\" >&2; \
+         exit 1; fi; cat -- \"$f\"",
+        f = quote(remote),
+    )
+}
+
+/// The second command of a download: one line, `SIZE MODE SHA256` of the remote file (`MODE`
+/// as `ls -l` prints it, `SHA256` `-` when the host has neither `sha256sum` nor `shasum`).
+pub fn measure_script(remote: &str) -> String {
+    format!(
+        "f={f}; n=$(wc -c < \"$f\") || exit 1; m=$(ls -ld -- \"$f\") || exit 1; \
+         if command -v sha256sum >/dev/null 2>&1; then s=$(sha256sum < \"$f\"); \
+         elif command -v shasum >/dev/null 2>&1; then s=$(shasum -a 256 < \"$f\"); else s=-; fi; \
+         echo \"$n ${{m%% *}} ${{s%% *}}\"",
+        f = quote(remote),
+    )
+}
+
+/// The remote file as [`measure_script`] printed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Measured {
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Permission bits (`0o7777` at most).
+    pub mode: u32,
+    /// SHA-256 in lowercase hex; None when the host cannot compute one.
+    pub sha256: Option<String>,
+}
+
+/// Reads [`measure_script`]'s output; None when it is not that.
+pub fn parse_measured(out: &str) -> Option<Measured> {
+    let mut fields = out.split_whitespace();
+    let bytes = fields.next()?.parse().ok()?;
+    let mode = mode_from_ls(fields.next()?)?;
+    let sha256 = match fields.next()? {
+        "-" => None,
+        s if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Some(s.to_ascii_lowercase())
+        }
+        _ => return None,
+    };
+    Some(Measured {
+        bytes,
+        mode,
+        sha256,
+    })
+}
+
+/// Permission bits from `ls -l`'s mode column (`-rwsr-x--T`, an ACL's `+` after it).
+fn mode_from_ls(text: &str) -> Option<u32> {
+    let c: Vec<char> = text.chars().collect();
+    if c.len() < 10 {
+        return None;
+    }
+    let mut mode = 0;
+    // (read, write, execute column, the special bit that column carries)
+    for (i, special) in [(1, 0o4000), (4, 0o2000), (7, 0o1000)] {
+        let shift = 6 - 3 * ((i - 1) / 3);
+        if c[i] == 'r' {
+            mode |= 0o4 << shift;
+        }
+        if c[i + 1] == 'w' {
+            mode |= 0o2 << shift;
+        }
+        match c[i + 2] {
+            'x' => mode |= 0o1 << shift,
+            's' | 't' => mode |= (0o1 << shift) | special,
+            'S' | 'T' => mode |= special,
+            '-' => {}
+            _ => return None,
+        }
+    }
+    Some(mode)
+}
+
+/// Permission bits from an octal string (`"0640"`, `"640"`, `"4755"`); Err says why not.
+pub fn parse_mode(text: &str) -> Result<u32, String> {
+    let ok = (3..=4).contains(&text.len()) && text.bytes().all(|b| (b'0'..=b'7').contains(&b));
+    if !ok {
+        return Err(format!(
+            "mode `{text}` is not a permission mode: give 3 or 4 octal digits as a string, \
+             like \"0640\""
+        ));
+    }
+    u32::from_str_radix(text, 8).map_err(|e| format!("mode `{text}`: {e}"))
+}
+
+/// The local temporary file of a download: `DEST.tether-download.RUN`, created private (0600)
+/// before any byte is written, removed when dropped unless [`LocalTemp::place`] renamed it onto
+/// the destination.
+pub struct LocalTemp {
+    path: PathBuf,
+    dest: PathBuf,
+    placed: bool,
+}
+
+impl LocalTemp {
+    /// Creates the temporary file beside `dest` (and `dest`'s directory when missing). The
+    /// temporary files of `dest` that other runs left (a tether killed mid-download), unchanged
+    /// for [`STALE_MINUTES`], are removed first.
+    pub fn create(dest: &Path) -> Result<(LocalTemp, File), std::io::Error> {
+        if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut name = dest.as_os_str().to_owned();
+        name.push(format!(".tether-download.{}", run_id()));
+        let path = PathBuf::from(name);
+        remove_stale(dest, &path);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        Ok((
+            LocalTemp {
+                path,
+                dest: dest.to_path_buf(),
+                placed: false,
+            },
+            file,
+        ))
+    }
+
+    /// Gives the temporary file `mode` and renames it onto the destination.
+    pub fn place(mut self, mode: u32) -> Result<(), std::io::Error> {
+        std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(mode))?;
+        std::fs::rename(&self.path, &self.dest)?;
+        self.placed = true;
+        Ok(())
+    }
+}
+
+/// Removes `DEST.tether-download.*` beside `dest` (but `ours`) unchanged for
+/// [`STALE_MINUTES`]; best effort (a file that cannot be removed stays).
+fn remove_stale(dest: &Path, ours: &Path) {
+    let (Some(dir), Some(base)) = (dest.parent(), dest.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let mut prefix = base.to_owned();
+    prefix.push(".tether-download.");
+    let prefix = prefix.as_encoded_bytes().to_vec();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let stale = std::time::Duration::from_secs(60 * u64::from(STALE_MINUTES));
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        if path == ours || !name.as_encoded_bytes().starts_with(&prefix) {
+            continue;
+        }
+        let old = entry
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file())
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > stale);
+        if old {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+impl Drop for LocalTemp {
+    fn drop(&mut self) {
+        if !self.placed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_read_from_ls() {
+        assert_eq!(mode_from_ls("-rw-------"), Some(0o600));
+        assert_eq!(mode_from_ls("-rwxr-x---+"), Some(0o750));
+        assert_eq!(mode_from_ls("-rwsr-xr-x"), Some(0o4755));
+        assert_eq!(mode_from_ls("-rwxr-Sr-T"), Some(0o3744));
+        assert_eq!(mode_from_ls("-rw-r--r--."), Some(0o644));
+        assert_eq!(mode_from_ls("total"), None);
+    }
+
+    #[test]
+    fn modes_parsed_from_octal_strings() {
+        assert_eq!(parse_mode("0640"), Ok(0o640));
+        assert_eq!(parse_mode("755"), Ok(0o755));
+        assert_eq!(parse_mode("4755"), Ok(0o4755));
+        for bad in ["", "64", "0648", "rw-", "00640", "-640", "+640", " 640"] {
+            assert!(parse_mode(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn measured_lines_parsed() {
+        let sum = "a".repeat(64);
+        assert_eq!(
+            parse_measured(&format!("  12 -rw-r----- {sum}\n")),
+            Some(Measured {
+                bytes: 12,
+                mode: 0o640,
+                sha256: Some(sum)
+            })
+        );
+        assert_eq!(
+            parse_measured("0 -rw------- -").map(|m| m.sha256),
+            Some(None)
+        );
+        assert_eq!(parse_measured("x -rw------- -"), None);
+        assert_eq!(parse_measured("1 -rw------- zz"), None);
+    }
+
+    #[test]
+    fn a_reader_hashes_what_it_reads_up_to_its_limit() {
+        let mut r = HashingReader::new(&b"hello world"[..], 5);
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).unwrap();
+        assert_eq!(out, b"hello");
+        let d = r.finish().unwrap();
+        assert_eq!(d.bytes, 5);
+        assert_eq!(
+            d.sha256,
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
+    }
+}

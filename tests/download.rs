@@ -1,0 +1,346 @@
+//! `download(remote, local)` against real sshd: the local destination changes only to the
+//! complete file, with the remote file's permission bits (or `mode:`); a download cut off
+//! leaves it as it was and no temporary file behind; memory stays bounded whatever the size.
+
+use crate::support;
+
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use support::recipe::{lab, lab_recipe};
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+/// The download temporary files in `dir` (`NAME.tether-download.RUN`).
+fn temp_files(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains(".tether-download."))
+        .collect()
+}
+
+#[test]
+fn downloads_keep_the_remote_permission_bits_and_content() {
+    let lab = lab(&["db1"]);
+    let r = lab_recipe(
+        &lab,
+        "download-modes",
+        r#"
+task("down", || {
+    on("db", |host| {
+        download("/srv/d/secret.key", "got/secret.key");
+        download("/srv/d/run.sh", "got/run.sh");
+        download("/srv/d/empty.txt", "got/empty.txt");
+        download("/srv/d/plain.txt", "got/given.txt", #{ mode: "0604" });
+    });
+});
+task("dir", || { on("db", |host| { download("/srv/d", "got/d"); }); });
+task("missing", || { on("db", |host| { download("/srv/d/nope", "got/secret.key"); }); });
+"#,
+    );
+    let root = &lab.host("db1").root_dir;
+    std::fs::create_dir_all(root.join("d")).unwrap();
+    let files = [
+        ("secret.key", 0o600, "key material\n"),
+        ("run.sh", 0o755, "#!/bin/sh\necho hi\n"),
+        ("empty.txt", 0o640, ""),
+        ("plain.txt", 0o644, "plain\n"),
+    ];
+    for (name, m, text) in files {
+        std::fs::write(root.join("d").join(name), text).unwrap();
+        std::fs::set_permissions(
+            root.join("d").join(name),
+            std::fs::Permissions::from_mode(m),
+        )
+        .unwrap();
+    }
+    // An earlier local file of another mode takes the remote file's.
+    r.write("got/secret.key", "old");
+    std::fs::set_permissions(
+        r.path("got/secret.key"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    r.tether().args(&["down"]).run().status(0);
+    for (name, m, text) in &files[..3] {
+        let local = r.path("got").join(name);
+        assert_eq!(std::fs::read_to_string(&local).unwrap(), *text, "{name}");
+        assert_eq!(mode(&local), *m, "{name}: {:o}", mode(&local));
+    }
+    assert_eq!(
+        std::fs::read_to_string(r.path("got/given.txt")).unwrap(),
+        "plain\n"
+    );
+    assert_eq!(mode(&r.path("got/given.txt")), 0o604);
+    assert!(temp_files(&r.path("got")).is_empty());
+
+    // A remote directory, a missing file: refused with the reason; the destination stays.
+    r.tether()
+        .args(&["dir"])
+        .run()
+        .status(1)
+        .stdout_contains("download: /srv/d is a directory");
+    r.tether()
+        .args(&["missing"])
+        .run()
+        .status(1)
+        .stdout_contains("/srv/d/nope: No such file or directory");
+    assert_eq!(
+        std::fs::read_to_string(r.path("got/secret.key")).unwrap(),
+        "key material\n"
+    );
+    assert!(!r.path("got/d").exists());
+    assert!(temp_files(&r.path("got")).is_empty());
+}
+
+#[test]
+fn a_download_on_several_hosts_names_each_hosts_file() {
+    let lab = lab(&["db1", "db2"]);
+    let r = lab_recipe(
+        &lab,
+        "download-hosts",
+        r#"server("db2", #{ roles: ["db"] });
+task("each", || { on("db", |host| { download("/srv/id", "ids/{host}.txt"); }); });
+task("same", || {
+    on("db", |host| {
+        download("/srv/id", "ids/all.txt");
+    });
+});
+"#,
+    );
+    for h in ["db1", "db2"] {
+        std::fs::write(lab.host(h).root_dir.join("id"), format!("I am {h}\n")).unwrap();
+    }
+    r.tether().args(&["each"]).run().status(0);
+    for h in ["db1", "db2"] {
+        assert_eq!(
+            std::fs::read_to_string(r.path(&format!("ids/{h}.txt"))).unwrap(),
+            format!("I am {h}\n")
+        );
+    }
+    // Every host writing one file is refused: the last one would win.
+    r.tether()
+        .args(&["same"])
+        .run()
+        .status(4)
+        .stderr_contains("deploy.rhai:8:9: download: this on() runs on 2 hosts")
+        .stderr_contains("put {host} in the local path");
+    assert!(!r.path("ids/all.txt").exists());
+}
+
+/// A 100 MB download whose connection is killed once `fraction` of it has arrived. The remote
+/// "file" is a FIFO the test writes, so the cut falls at exactly that point however fast the
+/// transfer runs; the writer then stops, and the connection is killed.
+fn cut_off_at(fraction: f64) {
+    const SIZE: usize = 100 << 20;
+    let lab = lab(&["db1"]);
+    let r = lab_recipe(
+        &lab,
+        "download-cut",
+        r#"task("down", || { on("db", |host| { download("/srv/big.bin", "big.bin"); }); });"#,
+    );
+    r.write("big.bin", "the previous release's file\n");
+    let root = lab.host("db1").root_dir.clone();
+    let fifo = root.join("big.bin");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let want = (SIZE as f64 * fraction) as usize;
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let writer = std::thread::spawn(move || {
+        let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+        let chunk: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+        let mut sent = 0;
+        while sent < want {
+            let n = chunk.len().min(want - sent);
+            f.write_all(&chunk[..n]).unwrap();
+            sent += n;
+        }
+        // Hold the FIFO open (no EOF) until the connection is gone.
+        let _ = done_rx.recv();
+    });
+    let mut child = r.tether().args(&["down", "--no-keepalive"]).spawn();
+    let started = Instant::now();
+    loop {
+        // The local side writes through a 64 KiB buffer.
+        let got = temp_files(&r.dir)
+            .first()
+            .map(|t| std::fs::metadata(t).map(|m| m.len()).unwrap_or(0))
+            .unwrap_or(0);
+        if got as usize + (64 << 10) >= want {
+            let tmp = &temp_files(&r.dir)[0];
+            assert_eq!(
+                mode(tmp),
+                0o600,
+                "the temporary file is private while it fills"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "only {got} bytes arrived"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    lab.kill_connections("db1");
+    drop(done_tx);
+    writer.join().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "a cut-off download is a failure");
+    assert_eq!(
+        std::fs::read_to_string(r.path("big.bin")).unwrap(),
+        "the previous release's file\n"
+    );
+    assert!(temp_files(&r.dir).is_empty(), "{:?}", temp_files(&r.dir));
+}
+
+#[test]
+fn a_download_cut_off_at_10_percent_leaves_the_destination_as_it_was() {
+    cut_off_at(0.10);
+}
+
+#[test]
+fn a_download_cut_off_at_50_percent_leaves_the_destination_as_it_was() {
+    cut_off_at(0.50);
+}
+
+#[test]
+fn a_download_cut_off_at_99_percent_leaves_the_destination_as_it_was() {
+    cut_off_at(0.99);
+}
+
+/// Runs `tether` under GNU time and returns its exit status and peak resident set size
+/// (bytes), as the kernel accounted it for that process (`wait4`'s `ru_maxrss`), not sampled.
+/// GNU time forks tether from its own small process: a child spawned by this (large,
+/// multi-threaded) test process directly would start its high-water mark at ours.
+fn run_with_max_rss(tether: &support::tether::Tether) -> (i32, u64) {
+    let inner = tether.command();
+    let report = tempfile::NamedTempFile::new().unwrap();
+    let mut cmd = std::process::Command::new("/usr/bin/time");
+    cmd.args(["-f", "%M", "-o"])
+        .arg(report.path())
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for (k, v) in inner.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    if let Some(dir) = inner.get_current_dir() {
+        cmd.current_dir(dir);
+    }
+    let status = cmd.status().expect("/usr/bin/time (package `time`)");
+    let text = std::fs::read_to_string(report.path()).unwrap();
+    let kb: u64 = text
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("GNU time wrote {text:?}"));
+    (status.code().unwrap_or(-1), kb * 1024)
+}
+
+#[test]
+fn a_500_mb_transfer_each_way_holds_a_small_fraction_of_it_in_memory() {
+    const SIZE: u64 = 500 << 20;
+    let lab = lab(&["db1"]);
+    let r = lab_recipe(
+        &lab,
+        "transfer-memory",
+        r#"
+task("up", || { on("db", |host| { upload("big.bin", "/srv/up.bin"); }); });
+task("down", || { on("db", |host| { download("/srv/down.bin", "down.bin"); }); });
+"#,
+    );
+    let root = lab.host("db1").root_dir.clone();
+    // Sparse files of zeros: the size is real to every reader, the disk is spared one copy.
+    std::fs::File::create(r.path("big.bin"))
+        .unwrap()
+        .set_len(SIZE)
+        .unwrap();
+    std::fs::File::create(root.join("down.bin"))
+        .unwrap()
+        .set_len(SIZE)
+        .unwrap();
+    for (task, dest) in [("up", root.join("up.bin")), ("down", r.path("down.bin"))] {
+        let (code, rss) = run_with_max_rss(&r.tether().args(&[task]));
+        assert_eq!(code, 0, "{task}");
+        assert_eq!(std::fs::metadata(&dest).unwrap().len(), SIZE, "{task}");
+        // A debug tether idles at about 20 MB; the file would add 500 MB.
+        assert!(
+            rss < 100 << 20,
+            "{task}: tether's peak RSS was {} MB",
+            rss >> 20
+        );
+    }
+}
+
+#[test]
+fn a_dry_run_lists_downloads_and_connects_to_nothing() {
+    let r = support::recipe::RecipeDir::new(
+        "download-plan",
+        r#"server("db1", #{ roles: ["db"] });
+server("db2", #{ roles: ["db"] });
+task("down", || { on("db", |host| { download("/srv/id", "ids/{host}.txt"); }); });"#,
+    );
+    r.tether()
+        .args(&["-n", "down"])
+        .run()
+        .status(0)
+        .stdout_contains("download /srv/id -> ids/db1.txt")
+        .stdout_contains("download /srv/id -> ids/db2.txt");
+    let out = r.tether().args(&["-n", "--format", "json", "down"]).run();
+    out.status(0).stdout_contains(
+        r#""host":"db1","type":"planned_download","remote":"/srv/id","local":"ids/db1.txt"}"#,
+    );
+    assert!(!r.path("ids").exists());
+}
+
+/// A download removes the temporary files of its destination that earlier runs left behind
+/// (a tether killed mid-download; older than a minute), and nothing else.
+#[test]
+fn a_download_removes_stale_temporary_files_of_its_destination_only() {
+    let lab = lab(&["db1"]);
+    let r = lab_recipe(
+        &lab,
+        "download-stale",
+        r#"task("down", || { on("db", |host| { download("/srv/a.txt", "a.txt"); }); });"#,
+    );
+    std::fs::write(lab.host("db1").root_dir.join("a.txt"), "new\n").unwrap();
+    let old = std::time::SystemTime::now() - Duration::from_secs(600);
+    let stale = r.path("a.txt.tether-download.1234.5678");
+    let live = r.path("a.txt.tether-download.9999.1");
+    let others = [
+        r.path("b.txt.tether-download.1234.5678"),
+        r.path("a.txt.tether-downloads"),
+        r.path("a.txt.keep"),
+    ];
+    for p in [&stale, &live].into_iter().chain(&others) {
+        std::fs::write(p, "x").unwrap();
+    }
+    for p in [&stale].into_iter().chain(&others) {
+        std::fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
+    r.tether().args(&["down"]).run().status(0);
+    assert_eq!(std::fs::read_to_string(r.path("a.txt")).unwrap(), "new\n");
+    assert!(!stale.exists(), "the stale temporary file is removed");
+    assert!(live.exists(), "a live download's file is not touched");
+    for p in &others {
+        assert!(p.exists(), "{}", p.display());
+    }
+}

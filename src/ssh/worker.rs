@@ -106,6 +106,7 @@ impl HostWorker {
             failed: None,
             lost: None,
             last_alive: Instant::now(),
+            preamble_shown: false,
         };
         let thread = std::thread::Builder::new()
             .name(format!("host {name}"))
@@ -169,6 +170,8 @@ struct WorkerState {
     /// Connecting, the heartbeat interval, reconnecting.
     owner: Owner,
     conn: Option<Connection>,
+    /// Whether what the login shell prints before a command was reported (once per host).
+    preamble_shown: bool,
     /// Set when the first connection failed (or tether is stopping): the host is unreachable
     /// for this run.
     failed: Option<SshError>,
@@ -415,10 +418,12 @@ impl WorkerState {
                 elapsed,
             }),
             // Only this channel was refused; the session is fine.
-            Err(ExecError::Refused(reason)) => Err(SshError::Session {
-                host: self.owner.name.to_string(),
-                reason,
-            }),
+            Err(ExecError::Refused(reason) | ExecError::NotStaged(reason)) => {
+                Err(SshError::Session {
+                    host: self.owner.name.to_string(),
+                    reason,
+                })
+            }
             Err(ExecError::NotStarted(reason)) => Err(self
                 .failed
                 .clone()
@@ -454,7 +459,8 @@ impl WorkerState {
             return Err(ExecError::NotStarted("no session".into()));
         };
         let owner = &self.owner;
-        let result = exec::run(conn, command, opts, &mut |stream, line| {
+        let mut preamble = exec::Preamble::default();
+        let mut on_line = |stream, line: &str| {
             let shown = match opts.echo {
                 Echo::All => true,
                 Echo::NoStdout => stream == Stream::Stderr,
@@ -468,7 +474,15 @@ impl WorkerState {
                 // A secret (the sudo password) never leaves the worker in output.
                 line: crate::secret::mask(line).into_owned(),
             });
-        });
+        };
+        let result = exec::run_reporting(conn, command, opts, &mut on_line, &mut preamble);
+        if !preamble.is_empty() && !self.preamble_shown {
+            self.preamble_shown = true;
+            self.owner.emit(EventKind::LoginShellOutput {
+                stdout: String::from_utf8_lossy(&preamble.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&preamble.stderr).into_owned(),
+            });
+        }
         result.map(|mut out| {
             crate::secret::mask_vec(&mut out.stdout);
             crate::secret::mask_vec(&mut out.stderr);

@@ -20,13 +20,13 @@ use support::tether::Tether;
 /// The login shells, by the name the test prints, as Debian installs them.
 const SHELLS: [(&str, &str); 8] = [
     ("sh", "/bin/sh"),
-    ("dash", "/usr/bin/dash"),
+    ("dash", "/bin/dash"),
     ("bash", "/bin/bash"),
-    ("zsh", "/usr/bin/zsh"),
-    ("ksh", "/usr/bin/ksh93"),
+    ("zsh", "/bin/zsh"),
+    ("ksh", "/bin/ksh93"),
     ("fish", "/usr/bin/fish"),
-    ("tcsh", "/usr/bin/tcsh"),
-    ("csh", "/usr/bin/bsd-csh"),
+    ("tcsh", "/bin/tcsh"),
+    ("csh", "/bin/bsd-csh"),
 ];
 
 fn sh(script: &str) -> Result<(), String> {

@@ -304,8 +304,14 @@ impl StartFilter {
         if self.open {
             return data.to_vec();
         }
+        // Only where the marker could end in the new bytes: held bytes were searched before
+        // (a stream without the marker must not cost a search of everything per read).
+        let from = self.held.len().saturating_sub(START.len() - 1);
         self.held.extend_from_slice(data);
-        match self.held.windows(START.len()).position(|w| w == START) {
+        let found = self.held[from..]
+            .windows(START.len())
+            .position(|w| w == START);
+        match found.map(|i| from + i) {
             Some(i) => {
                 self.open = true;
                 let rest = self.held.split_off(i + START.len());

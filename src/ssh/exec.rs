@@ -85,9 +85,11 @@ impl std::fmt::Display for ExitStatus {
 pub struct ExecOutput {
     /// How it ended.
     pub status: ExitStatus,
-    /// Everything it wrote to stdout.
+    /// Everything it wrote to stdout (not what the login shell printed before it: see
+    /// [`Preamble`]).
     pub stdout: Vec<u8>,
-    /// Everything it wrote to stderr (the status marker removed).
+    /// Everything it wrote to stderr (the status marker and the login shell's preamble
+    /// removed).
     pub stderr: Vec<u8>,
     /// Wall time from channel open to close.
     pub duration: Duration,

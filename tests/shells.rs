@@ -328,3 +328,49 @@ task("long", || {
         "one session for everything"
     );
 }
+
+#[test]
+fn a_long_command_that_cannot_be_staged_is_not_run_and_says_why() {
+    let lab = Lab::start(1);
+    // The login shell points TMPDIR at a directory that does not exist: mktemp fails.
+    std::fs::write(
+        lab.host("host1").home.join(".bashrc"),
+        "export TMPDIR=/nonexistent-tether-tmp\n",
+    )
+    .unwrap();
+    let dir = lab.dir().join("recipe");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("deploy.rhai"),
+        r#"
+server("host1", #{ roles: ["app"] });
+let big = "0123456789abcdef";
+for i in 0..12 { big += big; }
+task("long", || {
+    on("app", |host| {
+        try {
+            run("touch /srv/ran; echo " + big + " >/dev/null");
+        } catch (e) {
+            print("refused: " + e.message);
+        }
+        print("then: " + capture("echo short; echo $TMPDIR"));
+    });
+});
+"#,
+    )
+    .unwrap();
+    let out = Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .current_dir(&dir)
+        .arg("long")
+        .run();
+    out.status(0)
+        .stdout_contains("refused: ")
+        .stdout_contains(
+            "the command (65568 bytes) is too long for one exec request, and writing it to a \
+             temporary file on the host failed (exit status 1): mktemp: ",
+        )
+        .stdout_contains("then: short\n/nonexistent-tether-tmp\n");
+    assert!(!lab.host("host1").root_dir.join("ran").exists());
+    assert_eq!(lab.accepted_logins("host1"), 1, "the session was kept");
+}

@@ -417,7 +417,8 @@ impl WorkerState {
                 command: command.to_string(),
                 elapsed,
             }),
-            // Only this channel was refused; the session is fine.
+            // Only this channel was refused, or the long command could not be staged: nothing
+            // ran, and the session is fine.
             Err(ExecError::Refused(reason) | ExecError::NotStaged(reason)) => {
                 Err(SshError::Session {
                     host: self.owner.name.to_string(),

@@ -77,7 +77,8 @@ impl CommandContext {
     /// The shell string for `command` in this context.
     ///
     /// As another user: `sudo -n -u USER -- [env K=V] sh -c 'command'`, which fails at once
-    /// if sudo wants a password. With [`sudo_askpass`](CommandContext::sudo_askpass), a
+    /// if sudo wants a password (a command over 96 KiB goes to that `sh` in several
+    /// arguments: Linux refuses a longer one). With [`sudo_askpass`](CommandContext::sudo_askpass), a
     /// wrapper reads the password from the first line of stdin (never from the command line,
     /// which `ps` shows), writes an askpass helper in a private temporary directory that
     /// prints it from the environment, and runs `sudo -A`: sudo asks the helper only if it
@@ -112,10 +113,10 @@ impl CommandContext {
                      printf '%s\\n' '#!/bin/sh' '[ -e \"${{0%/*}}/asked\" ] && exit 1' \
                      ': >\"${{0%/*}}/asked\"' 'printf \"%s\\n\" \"$TETHER_SUDO_PW\"' >\"$d/askpass\" \
                      && chmod 700 \"$d/askpass\" \
-                     && SUDO_ASKPASS=\"$d/askpass\" sudo -A -u {} -- env -u TETHER_SUDO_PW {env}sh -c {}; \
+                     && SUDO_ASKPASS=\"$d/askpass\" sudo -A -u {} -- env -u TETHER_SUDO_PW {env}{}; \
                      s=$?; rm -rf \"$d\"; (exit \"$s\"); else (exit 125); fi; }}",
                     quote(user),
-                    quote(command)
+                    sh_c(command)
                 ));
             }
             Some(user) => {
@@ -123,7 +124,7 @@ impl CommandContext {
                 if !assignments.is_empty() {
                     out.push_str(&format!("env {} ", assignments.join(" ")));
                 }
-                out.push_str(&format!("sh -c {}", quote(command)));
+                out.push_str(&sh_c(command));
             }
             None if assignments.is_empty() && self.dir.is_none() => out.push_str(command),
             None => {
@@ -135,6 +136,34 @@ impl CommandContext {
         }
         out
     }
+}
+
+/// The longest command given to `sh -c` as one argument: Linux refuses to start a program
+/// with an argument of 128 KiB or more (`MAX_ARG_STRLEN`; E2BIG, "Argument list too long").
+const MAX_ARG: usize = 96 * 1024;
+
+/// `sh -c 'command'`, for sudo to start. A command longer than [`MAX_ARG`] goes in several
+/// arguments that sh joins and `eval`s (the whole command line may hold about 2 MiB, Linux's
+/// `ARG_MAX`); either way the command runs with no positional parameters and `$0` = `sh`.
+fn sh_c(command: &str) -> String {
+    if command.len() <= MAX_ARG {
+        return format!("sh -c {}", quote(command));
+    }
+    let mut out = String::from(
+        "sh -c '_tether_c=; for _tether_a; do _tether_c=$_tether_c$_tether_a; done; set --; \
+         eval \"unset _tether_a _tether_c; $_tether_c\"' sh",
+    );
+    let mut rest = command;
+    while !rest.is_empty() {
+        let mut end = rest.len().min(MAX_ARG);
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.push(' ');
+        out.push_str(&quote(&rest[..end]));
+        rest = &rest[end..];
+    }
+    out
 }
 
 /// `command` as one shell group, so `a; b` cannot escape a `cd ... &&` guard. The one-line
@@ -243,6 +272,34 @@ mod tests {
         assert_eq!(run("other").0, Some(91));
         assert_eq!(answers(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_command_too_long_for_one_argument_reaches_sudo_in_pieces() {
+        let long = format!(
+            "printf '%s\\n' \"$#\" \"$0\" {} | wc -c",
+            quote(&"é'x".repeat(60_000))
+        );
+        let rendered = CommandContext::default().as_user("u").render(&long);
+        assert!(rendered.starts_with("sudo -n -u u -- sh -c '_tether_c=;"));
+        // What sudo would start: every argument under Linux's limit, the command intact.
+        let args = rendered.strip_prefix("sudo -n -u u -- ").unwrap();
+        use std::io::Write as _;
+        let mut sh = std::process::Command::new("sh")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut script = sh.stdin.take().unwrap();
+        script
+            .write_all(format!("exec {args}\n").as_bytes())
+            .unwrap();
+        drop(script);
+        let out = sh.wait_with_output().unwrap();
+        let want = format!("{}\n", 2 + 3 + 4 * 60_000 + 1);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), want, "{out:?}");
+        assert_eq!(sh_c("id -un"), "sh -c 'id -un'");
     }
 
     #[test]

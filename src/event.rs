@@ -181,6 +181,14 @@ pub enum EventKind {
         /// How it ended, as one word: what `exit_code`, `signal` and `error` say, typed.
         outcome: CommandOutcome,
     },
+    /// What the host's login shell printed before a command ran (its start-up files: a banner
+    /// in `~/.bashrc`), sent once per host: it is left out of every command's output.
+    LoginShellOutput {
+        /// What it printed on stdout (with a PTY: everything).
+        stdout: String,
+        /// What it printed on stderr.
+        stderr: String,
+    },
     /// An idle heartbeat succeeded.
     Heartbeat {
         /// Round trip of the heartbeat (of its first command, when it read the server's
@@ -442,6 +450,10 @@ impl EventKind {
             }
             EventKind::Reconnected { reason, .. } => m(reason),
             EventKind::Warning { message } => m(message),
+            EventKind::LoginShellOutput { stdout, stderr } => {
+                m(stdout);
+                m(stderr);
+            }
             EventKind::Print { text } => m(text),
             EventKind::OnCommand { command, .. } => m(command),
             EventKind::PlannedUpload { local, remote, .. }

@@ -3,6 +3,7 @@
 //! the copy strategy, the dry-run plan, and `scripts/demo` itself. Assertions read the hosts'
 //! files (`lab.host(n).root_dir` is what that host sees as /srv).
 
+mod chatter;
 mod failure;
 mod git;
 mod lock;

@@ -26,6 +26,7 @@ mod robustness;
 mod run;
 mod secrets;
 mod seed;
+mod shells;
 mod ssh_config;
 mod sudo;
 mod timeline;

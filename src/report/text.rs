@@ -129,6 +129,16 @@ pub fn text_lines(st: &State, look: Look, event: &Event) -> Vec<String> {
             ours(format!("connected in {}", format_duration(*setup)))
         }
         EventKind::Started { command } if look.verbose => ours(format!("$ {command}")),
+        EventKind::LoginShellOutput { stdout, stderr } if look.verbose => {
+            let said = |text: &str, on: &str| {
+                text.lines()
+                    .map(|l| format!("the login shell printed{on}: {l}"))
+                    .collect::<Vec<_>>()
+            };
+            let mut lines = said(stdout, "");
+            lines.extend(said(stderr, " on stderr"));
+            lines.into_iter().flat_map(ours).collect()
+        }
         EventKind::TaskStarted { task } => vec![bold(&format!("▶ {task}"))],
         EventKind::Print { text } => vec![text.clone()],
         EventKind::OnCommand { hosts, command } => {

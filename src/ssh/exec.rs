@@ -2,10 +2,32 @@
 //! to its end first deadlocks once the other fills its window), exit status or signal, an
 //! optional deadline, keepalives while the command is silent.
 //!
+//! sshd hands the exec request's string to the user's *login shell* (`$SHELL -c STRING`), which
+//! may be sh, dash, bash, zsh, ksh, fish, tcsh or csh, and they do not quote alike: csh and
+//! tcsh refuse a newline inside single quotes (`Unmatched '''.`) and expand `!` there, fish
+//! reads `\\` and `\'` inside single quotes as escapes, and bsd-csh refuses a word of about
+//! 8 KB (`Word too long.`). So the string is always `exec /bin/sh -c 'BOOT' sh 'ARG'...` (see
+//! [`wrap`]): every word is single-quoted text without a newline, `'`, `\` or `!` (those are
+//! written outside the quotes as `\'`, `\\` and `\!`, which the eight shells read alike), and
+//! no word is longer than 4000 bytes. The command travels in the ARG words, escaped as the
+//! inside of a double-quoted sh string (a newline as `${_tether_nl}`, taken from sh's default
+//! `IFS`); BOOT joins them, expands them once and `eval`s the result in a subshell: no fork
+//! and no decoding program on the host. A command whose wrapped form would not fit in one exec
+//! request (libssh2 refuses packets over 35000 bytes; `ssh` carries more) is first written to
+//! a private temporary file on the host by an exec that reads it on stdin, then run from there
+//! by a second exec, which removes the file (see [`run_reporting`]).
+//!
+//! Whatever the login shell prints while it starts (a banner in `~/.bashrc`, `~/.zshenv`,
+//! fish's `config.fish`, `~/.tcshrc`) comes before BOOT runs. BOOT prints a start marker on
+//! stdout and on stderr (on stdout only with a PTY, where the two are one) before the command;
+//! everything before it on a stream is the login shell's ([`Preamble`]), never the command's
+//! output. A stream that ends without the marker (the login shell failed before it ran BOOT)
+//! is kept whole, so that its error shows.
+//!
 //! libssh2 reports exit status 0 when the server closed the channel without sending one (sshd's
 //! `ChannelTimeout` does that to a silent command that keeps running). To tell a real 0 from a
-//! missing status, the command runs under a small POSIX `sh` wrapper that writes a marker with
-//! the status to stderr as its last act; the marker is stripped before anyone sees stderr.
+//! missing status, BOOT writes a marker with the status to stderr as its last act; the marker
+//! is stripped before anyone sees stderr.
 //!
 //! With a pseudo-terminal (`pty`), the server merges stderr into stdout and the terminal turns
 //! `\n` into `\r\n`: the marker is then looked for (and stripped) in stdout too, and captured
@@ -63,9 +85,11 @@ impl std::fmt::Display for ExitStatus {
 pub struct ExecOutput {
     /// How it ended.
     pub status: ExitStatus,
-    /// Everything it wrote to stdout.
+    /// Everything it wrote to stdout (not what the login shell printed before it: see
+    /// [`Preamble`]).
     pub stdout: Vec<u8>,
-    /// Everything it wrote to stderr (the status marker removed).
+    /// Everything it wrote to stderr (the status marker and the login shell's preamble
+    /// removed).
     pub stderr: Vec<u8>,
     /// Wall time from channel open to close.
     pub duration: Duration,
@@ -90,6 +114,10 @@ pub enum ExecError {
     /// Writing the command's stdout to [`ExecOptions::stdout_to`] failed (a local disk full):
     /// the channel was closed; the session is fine.
     Local(String),
+    /// The command was too long for one exec request and could not be written to a temporary
+    /// file on the host (`mktemp` failed, the disk is full): it never started, and the session
+    /// is fine.
+    NotStaged(String),
 }
 
 /// Options for one command.
@@ -164,15 +192,181 @@ pub const PTY_TERM: &str = "xterm";
 const STOP_CHECK: Duration = Duration::from_millis(50);
 
 const MARK: &[u8] = b"\x1etether-exit:";
+/// What the wrapper prints before the command (see [`Preamble`]).
+const START: &[u8] = b"\x1etether-start\x1e";
 /// Time allowed to open a channel on a session believed healthy.
 pub const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
+/// The longest exec request string sent as is: libssh2 refuses to send a packet of 35000
+/// bytes or more (`MAX_SSH_PACKET_LEN`, less 256 for its framing, less the request's own
+/// fields). A longer command is staged in a file on the host first.
+const MAX_EXEC: usize = 32 * 1024;
+/// The longest word (as written, quotes included) given to the login shell: bsd-csh refuses
+/// words from about 8190 bytes on (`Word too long.`).
+const MAX_WORD: usize = 4000;
 
-/// The wrapped form of `command` actually sent to the server.
+/// The sh program the login shell starts (`/bin/sh -c BOOT sh ARG...`): it joins its
+/// arguments, expands them as the inside of a double-quoted string (a newline is written
+/// `${_tether_nl}`, taken from the default `IFS`: space, tab, newline), prints the start
+/// marker (on stdout, and on stderr unless `pty`), runs the result in a subshell with no
+/// positional parameters, and reports its status. Written with `"` and `\` only where the
+/// login shell sees them outside its quotes (see [`shell_word`]).
+fn boot(pty: bool) -> String {
+    let start = r#"printf "\036tether-start\036""#;
+    let start_err = if pty {
+        String::new()
+    } else {
+        format!(" {start} >&2;")
+    };
+    format!(
+        r#"_tether_ifs=$IFS; _tether_nl=${{_tether_ifs#??}}; IFS=; eval "_tether_cmd=\"$*\""; IFS=$_tether_ifs; unset _tether_ifs _tether_nl; set --; {start};{start_err} (eval "unset _tether_cmd; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%d\036" "$_tether_s" >&2; exit "$_tether_s""#
+    )
+}
+
+/// `text` as one word that sh, dash, bash, zsh, ksh, fish, tcsh and csh all read as `text`:
+/// single-quoted, with `'`, `\` and `!` written outside the quotes, backslash-escaped. `text`
+/// must not hold a newline (csh cannot quote one alike).
+fn shell_word(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    let mut open = false;
+    for c in text.chars() {
+        if matches!(c, '\'' | '\\' | '!') {
+            if open {
+                out.push('\'');
+                open = false;
+            }
+            out.push('\\');
+        } else if !open {
+            out.push('\'');
+            open = true;
+        }
+        out.push(c);
+    }
+    if open {
+        out.push('\'');
+    } else if text.is_empty() {
+        out.push_str("''");
+    }
+    out
+}
+
+/// What `c` costs in a [`shell_word`] at most (a quote closed and opened again around it).
+fn word_cost(c: char) -> usize {
+    if matches!(c, '\'' | '\\' | '!') {
+        4
+    } else {
+        c.len_utf8()
+    }
+}
+
+/// `command` escaped as the inside of a double-quoted sh string, in pieces that each make a
+/// [`shell_word`] of at most [`MAX_WORD`] bytes (no escape is split).
+fn command_words(command: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut cost = 2;
+    for c in command.chars() {
+        let piece: std::borrow::Cow<str> = match c {
+            '\n' => "${_tether_nl}".into(),
+            '\\' | '$' | '`' | '"' => format!("\\{c}").into(),
+            _ => c.to_string().into(),
+        };
+        let piece_cost: usize = piece.chars().map(word_cost).sum();
+        if cost + piece_cost > MAX_WORD && !word.is_empty() {
+            words.push(shell_word(&word));
+            word.clear();
+            cost = 2;
+        }
+        word.push_str(&piece);
+        cost += piece_cost;
+    }
+    if !word.is_empty() {
+        words.push(shell_word(&word));
+    }
+    words
+}
+
+/// The exec request string for `command` (without a PTY): the same in every login shell (see
+/// the module documentation).
 pub fn wrap(command: &str) -> String {
-    // The newline before `)` keeps a trailing `# comment` in the command from eating it.
-    let script =
-        format!("({command}\n); s=$?; printf '\\036tether-exit:%d\\036' \"$s\" >&2; exit \"$s\"");
-    format!("sh -c {}", quote(&script))
+    wrap_for(command, false)
+}
+
+/// [`wrap`], for a command on a PTY when `pty` (the start marker only on stdout).
+fn wrap_for(command: &str, pty: bool) -> String {
+    let mut out = format!("exec /bin/sh -c {} sh", shell_word(&boot(pty)));
+    for word in command_words(command) {
+        out.push(' ');
+        out.push_str(&word);
+    }
+    out
+}
+
+/// What the login shell printed before the command ran (its start-up files' chatter), per
+/// stream; with a PTY everything is in `stdout`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Preamble {
+    /// Bytes on stdout before the start marker.
+    pub stdout: Vec<u8>,
+    /// Bytes on stderr before the start marker.
+    pub stderr: Vec<u8>,
+}
+
+impl Preamble {
+    /// Whether the login shell printed nothing.
+    pub fn is_empty(&self) -> bool {
+        self.stdout.is_empty() && self.stderr.is_empty()
+    }
+}
+
+/// Holds a stream back until the start marker, which splits the login shell's preamble from
+/// the command's output.
+#[derive(Default)]
+struct StartFilter {
+    held: Vec<u8>,
+    /// The marker was seen (or none is expected): everything passes.
+    open: bool,
+    preamble: Vec<u8>,
+}
+
+impl StartFilter {
+    /// A filter for a stream that carries no start marker (stderr under a PTY).
+    fn open() -> Self {
+        StartFilter {
+            open: true,
+            ..StartFilter::default()
+        }
+    }
+
+    /// The bytes of `data` that are the command's.
+    fn push(&mut self, data: &[u8]) -> Vec<u8> {
+        if self.open {
+            return data.to_vec();
+        }
+        // Only where the marker could end in the new bytes: held bytes were searched before
+        // (a stream without the marker must not cost a search of everything per read).
+        let from = self.held.len().saturating_sub(START.len() - 1);
+        self.held.extend_from_slice(data);
+        let found = self.held[from..]
+            .windows(START.len())
+            .position(|w| w == START);
+        match found.map(|i| from + i) {
+            Some(i) => {
+                self.open = true;
+                let rest = self.held.split_off(i + START.len());
+                self.held.truncate(i);
+                self.preamble = std::mem::take(&mut self.held);
+                rest
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// At end of stream: what is still held. Without a marker nothing tells the login shell's
+    /// output from the command's, so all of it is shown (the login shell's own error, when it
+    /// could not start the command).
+    fn finish(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.held)
+    }
 }
 
 /// Splits a byte stream into lines for display while keeping every byte for the result.
@@ -250,6 +444,72 @@ impl StderrFilter {
     }
 }
 
+/// One output stream on its way in: the start filter (the login shell's preamble), then, where
+/// the status marker may arrive, the marker filter, then the bytes kept and the lines shown.
+struct Incoming {
+    stream: Stream,
+    start: StartFilter,
+    status: Option<StderrFilter>,
+    bytes: Vec<u8>,
+    lines: Lines,
+    /// Where the stream's bytes go instead of `bytes` and `lines` ([`ExecOptions::stdout_to`]).
+    drain: Option<Drain>,
+}
+
+impl Incoming {
+    fn new(stream: Stream, start: StartFilter, status: bool) -> Self {
+        Incoming {
+            stream,
+            start,
+            status: status.then(StderrFilter::default),
+            bytes: Vec::new(),
+            lines: Lines::default(),
+            drain: None,
+        }
+    }
+
+    /// Takes bytes as they arrived; an error when writing them to the drain failed.
+    fn push(&mut self, data: &[u8], on_line: &mut dyn FnMut(Stream, &str)) -> std::io::Result<()> {
+        let data = self.start.push(data);
+        let shown = match &mut self.status {
+            Some(filter) => filter.push(&data),
+            None => data,
+        };
+        self.keep(&shown, on_line)
+    }
+
+    fn keep(&mut self, shown: &[u8], on_line: &mut dyn FnMut(Stream, &str)) -> std::io::Result<()> {
+        if let Some(drain) = &self.drain {
+            return drain
+                .0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .write_all(shown);
+        }
+        self.bytes.extend_from_slice(shown);
+        let stream = self.stream;
+        self.lines.push(shown, |l| on_line(stream, l));
+        Ok(())
+    }
+
+    /// At end of stream: the rest goes out (but for the last partial line); the status from
+    /// the marker, if it arrived here, and whether writing the rest to the drain worked.
+    fn end(&mut self, on_line: &mut dyn FnMut(Stream, &str)) -> (Option<i32>, std::io::Result<()>) {
+        let held = self.start.finish();
+        let (rest, code) = match &mut self.status {
+            Some(filter) => {
+                let mut shown = filter.push(&held);
+                let (rest, code) = filter.finish();
+                shown.extend_from_slice(&rest);
+                (shown, code)
+            }
+            None => (held, None),
+        };
+        let kept = self.keep(&rest, on_line);
+        (code, kept)
+    }
+}
+
 /// Runs `command` (wrapped, see [`wrap`]) on `conn`, calling `on_line` for each output line as
 /// it arrives.
 pub fn run(
@@ -257,6 +517,84 @@ pub fn run(
     command: &str,
     opts: &ExecOptions,
     on_line: &mut dyn FnMut(Stream, &str),
+) -> Result<ExecOutput, ExecError> {
+    run_reporting(conn, command, opts, on_line, &mut Preamble::default())
+}
+
+/// [`run`], which also sets `preamble` to what the login shell printed before the command.
+///
+/// A command whose wrapped form is longer than one exec request carries is staged: a first
+/// exec (no PTY, no agent) writes it from its stdin to a private temporary file (`mktemp`,
+/// mode 0600, in `$TMPDIR` or `/tmp`) and prints the file's name; the second runs it from the
+/// file, which it removes before the command starts. The command's own stdin, PTY and agent
+/// are the second exec's, as for any command. The staging exec failing is
+/// [`ExecError::NotStaged`] (nothing ran); its channel failing is reported like the command's.
+pub fn run_reporting(
+    conn: &Connection,
+    command: &str,
+    opts: &ExecOptions,
+    on_line: &mut dyn FnMut(Stream, &str),
+    preamble: &mut Preamble,
+) -> Result<ExecOutput, ExecError> {
+    let started = Instant::now();
+    let wrapped = wrap_for(command, opts.pty);
+    if wrapped.len() <= MAX_EXEC {
+        return run_wrapped(conn, &wrapped, opts, on_line, preamble);
+    }
+    let path = stage(conn, command, opts)?;
+    let staged = format!(
+        "_tether_f={}; _tether_c=$(cat \"$_tether_f\" && echo .); _tether_r=$?; \
+         rm -f \"$_tether_f\"; [ \"$_tether_r\" = 0 ] || exit 126; \
+         eval \"unset _tether_f _tether_c _tether_r; ${{_tether_c%.}}\"",
+        quote(&path)
+    );
+    let mut rest = opts.clone();
+    if let Some(t) = opts.timeout {
+        rest.timeout = Some(t.saturating_sub(started.elapsed()));
+    }
+    let mut out = run_wrapped(conn, &wrap_for(&staged, opts.pty), &rest, on_line, preamble)?;
+    out.duration = started.elapsed();
+    Ok(out)
+}
+
+/// Writes `command` to a private temporary file on the host (see [`run_reporting`]); returns
+/// the file's path.
+fn stage(conn: &Connection, command: &str, opts: &ExecOptions) -> Result<String, ExecError> {
+    const WRITE: &str = "umask 077 && f=$(mktemp \"${TMPDIR:-/tmp}/tether-cmd.XXXXXX\") || exit; \
+         cat >\"$f\" && printf %s \"$f\" || { s=$?; rm -f \"$f\"; exit \"$s\"; }";
+    let stage_opts = ExecOptions {
+        timeout: opts.timeout,
+        keepalive: opts.keepalive,
+        stdin: Some(command.as_bytes().to_vec()),
+        ..ExecOptions::default()
+    };
+    let out = run_wrapped(
+        conn,
+        &wrap_for(WRITE, false),
+        &stage_opts,
+        &mut |_, _| {},
+        &mut Preamble::default(),
+    )?;
+    let path = String::from_utf8_lossy(&out.stdout);
+    if out.status.success() && path.starts_with('/') && !path.contains('\n') {
+        return Ok(path.into_owned());
+    }
+    Err(ExecError::NotStaged(format!(
+        "the command ({} bytes) is too long for one exec request, and writing it to a \
+         temporary file on the host failed ({}): {}",
+        command.len(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    )))
+}
+
+/// Runs the exec request string `wrapped` on a new channel of `conn`.
+fn run_wrapped(
+    conn: &Connection,
+    wrapped: &str,
+    opts: &ExecOptions,
+    on_line: &mut dyn FnMut(Stream, &str),
+    preamble: &mut Preamble,
 ) -> Result<ExecOutput, ExecError> {
     let started = Instant::now();
     let open_until = started + OPEN_TIMEOUT;
@@ -274,9 +612,8 @@ pub fn run(
         ),
         None => None,
     };
-    let wrapped = wrap(command);
     let lost = |what: &str, e: WaitError| ExecError::Lost(format!("{what}: {e}"));
-    conn.retry(open_until, || channel.exec(&wrapped))
+    conn.retry(open_until, || channel.exec(wrapped))
         .map_err(|e| lost("exec request failed", e))?;
     // The input: `stdin`'s bytes, then `stdin_from`'s, one chunk in memory at a time.
     let mut input: Vec<u8> = opts.stdin.clone().unwrap_or_default();
@@ -286,11 +623,17 @@ pub fn run(
 
     let deadline = opts.timeout.map(|t| started + t);
     let mut next_keepalive = opts.keepalive.map(|k| Instant::now() + k);
-    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-    let (mut out_lines, mut err_lines) = (Lines::default(), Lines::default());
-    let mut filter = StderrFilter::default();
-    // With a PTY the marker arrives in stdout (the server merges the streams).
-    let mut out_filter = StderrFilter::default();
+    // With a PTY the status marker arrives in stdout (the server merges the streams), and the
+    // start marker is printed there only.
+    let mut out = Incoming::new(Stream::Stdout, StartFilter::default(), opts.pty);
+    // A PTY merges stderr (and the status marker) into stdout: that stays in memory.
+    out.drain = opts.stdout_to.clone().filter(|_| !opts.pty);
+    let err_start = if opts.pty {
+        StartFilter::open()
+    } else {
+        StartFilter::default()
+    };
+    let mut err = Incoming::new(Stream::Stderr, err_start, true);
     let stop = opts.stop.as_ref().filter(|_| opts.pty);
     let mut buf = vec![0u8; 32 * 1024];
     loop {
@@ -348,26 +691,10 @@ pub fn run(
                 Ok(n) => {
                     progressed = true;
                     open_streams += 1;
-                    if stream_id == 0 && opts.pty {
-                        let shown = out_filter.push(&buf[..n]);
-                        stdout.extend_from_slice(&shown);
-                        out_lines.push(&shown, |l| on_line(Stream::Stdout, l));
-                    } else if let (0, Some(to)) = (stream_id, &opts.stdout_to) {
-                        let wrote =
-                            to.0.lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .write_all(&buf[..n]);
-                        if let Err(e) = wrote {
-                            close_now(conn, &mut channel);
-                            return Err(ExecError::Local(format!("writing the output: {e}")));
-                        }
-                    } else if stream_id == 0 {
-                        stdout.extend_from_slice(&buf[..n]);
-                        out_lines.push(&buf[..n], |l| on_line(Stream::Stdout, l));
-                    } else {
-                        let shown = filter.push(&buf[..n]);
-                        stderr.extend_from_slice(&shown);
-                        err_lines.push(&shown, |l| on_line(Stream::Stderr, l));
+                    let incoming = if stream_id == 0 { &mut out } else { &mut err };
+                    if let Err(e) = incoming.push(&buf[..n], on_line) {
+                        close_now(conn, &mut channel);
+                        return Err(ExecError::Local(format!("writing the output: {e}")));
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => open_streams += 1,
@@ -431,18 +758,22 @@ pub fn run(
     if let Some(a) = agent.take() {
         a.finish(conn);
     }
-    let (rest, marker) = filter.finish();
-    stderr.extend_from_slice(&rest);
-    err_lines.push(&rest, |l| on_line(Stream::Stderr, l));
-    let (rest, out_marker) = out_filter.finish();
-    stdout.extend_from_slice(&rest);
-    out_lines.push(&rest, |l| on_line(Stream::Stdout, l));
-    let marker = marker.or(out_marker);
+    let (err_marker, _) = err.end(on_line);
+    let (out_marker, kept) = out.end(on_line);
+    if let Err(e) = kept {
+        close_now(conn, &mut channel);
+        return Err(ExecError::Local(format!("writing the output: {e}")));
+    }
+    let marker = err_marker.or(out_marker);
+    let (mut stdout, stderr) = (out.bytes, err.bytes);
+    preamble.stdout = out.start.preamble;
+    preamble.stderr = err.start.preamble;
     if opts.pty {
         stdout = crlf_to_lf(&stdout);
+        preamble.stdout = crlf_to_lf(&preamble.stdout);
     }
-    out_lines.finish(|l| on_line(Stream::Stdout, l));
-    err_lines.finish(|l| on_line(Stream::Stderr, l));
+    out.lines.finish(|l| on_line(Stream::Stdout, l));
+    err.lines.finish(|l| on_line(Stream::Stderr, l));
 
     let close_until = Instant::now() + OPEN_TIMEOUT;
     conn.retry(close_until, || channel.wait_close())
@@ -684,11 +1015,110 @@ mod tests {
         assert_eq!(crlf_to_lf(b"a\rb\r\n\r"), b"a\rb\n\r");
     }
 
+    /// The login shells [`wrap`] is written for, as Debian installs them.
+    const LOGIN_SHELLS: [&str; 8] = [
+        "/bin/sh",
+        "/bin/dash",
+        "/bin/bash",
+        "/bin/zsh",
+        "/bin/ksh93",
+        "/usr/bin/fish",
+        "/bin/tcsh",
+        "/bin/bsd-csh",
+    ];
+
+    /// Runs `string` as sshd would, through `shell -c`, in an empty HOME; stdout, stderr, code.
+    fn as_sshd(shell: &str, string: &str, stdin: &[u8]) -> (Vec<u8>, Vec<u8>, Option<i32>) {
+        use std::io::Write as _;
+        let home = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new(shell)
+            .arg("-c")
+            .arg(string)
+            .env_clear()
+            .env("HOME", home.path())
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("{shell}: {e} (scripts/test installs the login shells tests use)")
+            });
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin).unwrap();
+        drop(input);
+        let out = child.wait_with_output().unwrap();
+        (out.stdout, out.stderr, out.status.code())
+    }
+
     #[test]
-    fn wrapper_quotes_the_command() {
-        assert_eq!(
-            wrap("echo 'hi'"),
-            "sh -c '(echo '\\''hi'\\''\n); s=$?; printf '\\''\\036tether-exit:%d\\036'\\'' \"$s\" >&2; exit \"$s\"'"
+    fn every_login_shell_reads_the_wrapped_command_alike() {
+        // Quotes of every kind, `$`, `!`, a backslash, newlines, a comment at the end, a tab,
+        // non-ASCII text, a long line, and the command's own stdin.
+        let long = "x".repeat(9000);
+        let command = format!(
+            "printf '%s|' \"it's\" '\"q\"' '$HOME' \"${{UNSET-d}}\" 'bang!' 'a\\b' `echo bt` '\té'\n\
+             read -r line; echo \"[$line] $# $0\"\nprintf %s {long} | wc -c\n\
+             case x in x) echo multi\n;; esac; exit 3 # done"
         );
+        let want = "it's|\"q\"|$HOME|d|bang!|a\\b|bt|\t\u{e9}|[from stdin] 0 sh\n9000\nmulti\n";
+        for shell in LOGIN_SHELLS {
+            let wrapped = wrap(&command);
+            assert!(!wrapped.contains('\n'), "{wrapped}");
+            for word in wrapped.split(' ') {
+                assert!(
+                    word.len() <= MAX_WORD,
+                    "{shell}: a word of {} bytes",
+                    word.len()
+                );
+            }
+            let (stdout, stderr, code) = as_sshd(shell, &wrapped, b"from stdin\n");
+            let mut start = StartFilter::default();
+            let mut shown = start.push(&stdout);
+            shown.extend(start.finish());
+            assert_eq!(String::from_utf8_lossy(&shown), want, "{shell}");
+            let mut start = StartFilter::default();
+            let mut status = StderrFilter::default();
+            let mut err = status.push(&start.push(&stderr));
+            let (rest, marker) = status.finish();
+            err.extend(rest);
+            assert_eq!(
+                (String::from_utf8_lossy(&err).as_ref(), marker),
+                ("", Some(3)),
+                "{shell}"
+            );
+            assert_eq!(code, Some(3), "{shell}");
+        }
+    }
+
+    #[test]
+    fn the_start_marker_splits_the_preamble_from_the_output() {
+        let mut f = StartFilter::default();
+        let mut shown = f.push(b"Welcome to host1\n\x1etether-st");
+        shown.extend(f.push(b"art\x1eout"));
+        shown.extend(f.push(b"put\n"));
+        shown.extend(f.finish());
+        assert_eq!(shown, b"output\n");
+        assert_eq!(f.preamble, b"Welcome to host1\n");
+        // No marker: the login shell failed before the command; its words are shown.
+        let mut f = StartFilter::default();
+        assert_eq!(f.push(b"tcsh: /bin/sh: Command not found."), b"");
+        assert_eq!(f.finish(), b"tcsh: /bin/sh: Command not found.");
+        assert_eq!(StartFilter::open().push(b"x"), b"x");
+    }
+
+    #[test]
+    fn words_are_safe_in_every_shells_single_quotes() {
+        assert_eq!(shell_word("a b"), "'a b'");
+        assert_eq!(shell_word(""), "''");
+        assert_eq!(shell_word("it's!"), r"'it'\''s'\!");
+        assert_eq!(shell_word(r"\x"), r"\\'x'");
+        let words = command_words(&"ab'\n".repeat(2000));
+        assert!(words.len() > 1);
+        assert!(words
+            .iter()
+            .all(|w| w.len() <= MAX_WORD && !w.contains('\n')));
+        assert!(wrap("true").starts_with("exec /bin/sh -c '_tether_ifs=$IFS; "));
+        assert!(wrap("true").ends_with(" sh 'true'"));
     }
 }

@@ -106,7 +106,7 @@ fn quiet(conn: &Connection, script: &str, opts: &ExecOptions) -> Result<Option<S
         Ok(out) if out.status.success() => Ok(Some(String::from_utf8_lossy(&out.stdout).into())),
         Ok(_) => Ok(None),
         // Neither reads nor writes a local file; were it to, the script simply failed.
-        Err(ExecError::Refused(_) | ExecError::Local(_)) => Ok(None),
+        Err(ExecError::Refused(_) | ExecError::Local(_) | ExecError::NotStaged(_)) => Ok(None),
         Err(ExecError::Deadline(_)) => Err(WaitError::Timeout),
         Err(ExecError::NotStarted(e) | ExecError::Lost(e)) => Err(WaitError::Failed(e)),
         Err(ExecError::Stopped(d)) => Err(WaitError::Failed(format!(

@@ -113,6 +113,7 @@ impl HostWorker {
             last_alive: Instant::now(),
             beat: None,
             connected_at: Instant::now(),
+            preamble_shown: false,
         };
         let thread = std::thread::Builder::new()
             .name(format!("host {name}"))
@@ -176,6 +177,8 @@ struct WorkerState {
     /// Connecting, the heartbeat interval, reconnecting.
     owner: Owner,
     conn: Option<Connection>,
+    /// Whether what the login shell prints before a command was reported (once per host).
+    preamble_shown: bool,
     /// Set when the first connection failed (or tether is stopping): the host is unreachable
     /// for this run.
     failed: Option<SshError>,
@@ -446,8 +449,13 @@ impl WorkerState {
                 command: command.to_string(),
                 elapsed,
             }),
-            // Only this channel was refused (or closed by us); the session is fine.
-            Err(ExecError::Refused(reason) | ExecError::Local(reason)) => Err(SshError::Session {
+            // Only this channel was refused (or closed by us), or the long command could not
+            // be staged: nothing ran, and the session is fine.
+            Err(
+                ExecError::Refused(reason)
+                | ExecError::Local(reason)
+                | ExecError::NotStaged(reason),
+            ) => Err(SshError::Session {
                 host: self.owner.name.to_string(),
                 reason,
             }),
@@ -486,7 +494,8 @@ impl WorkerState {
             return Err(ExecError::NotStarted("no session".into()));
         };
         let owner = &self.owner;
-        let result = exec::run(conn, command, opts, &mut |stream, line| {
+        let mut preamble = exec::Preamble::default();
+        let mut on_line = |stream, line: &str| {
             let shown = match opts.echo {
                 Echo::All => true,
                 Echo::NoStdout => stream == Stream::Stderr,
@@ -500,7 +509,15 @@ impl WorkerState {
                 // A secret (the sudo password) never leaves the worker in output.
                 line: crate::secret::mask(line).into_owned(),
             });
-        });
+        };
+        let result = exec::run_reporting(conn, command, opts, &mut on_line, &mut preamble);
+        if !preamble.is_empty() && !self.preamble_shown {
+            self.preamble_shown = true;
+            self.owner.emit(EventKind::LoginShellOutput {
+                stdout: String::from_utf8_lossy(&preamble.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&preamble.stderr).into_owned(),
+            });
+        }
         result.map(|mut out| {
             crate::secret::mask_vec(&mut out.stdout);
             crate::secret::mask_vec(&mut out.stderr);

@@ -1,0 +1,376 @@
+//! Login shells as hosts really have them (issue 18): sshd runs every command through the
+//! user's login shell, which may be sh, dash, bash, zsh, ksh, fish, tcsh or csh, and whose
+//! start-up files may print (a banner in `~/.bashrc`). Commands must reach each of them intact,
+//! long ones too, and what the start-up prints must never be taken for a command's output.
+//!
+//! The lab hosts share /etc with this machine, so the test creates a user per login shell
+//! (with NOPASSWD sudo, for `as_user`) and removes them when it ends, even on failure. Every
+//! lab host's commands get `HOME` = the host's own `home/` (scripts/lab's `SetEnv`), whatever
+//! the user: the start-up files are written there.
+
+use crate::support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+use support::lab::Lab;
+use support::tether::Tether;
+
+/// The login shells, by the name the test prints, as Debian installs them.
+const SHELLS: [(&str, &str); 8] = [
+    ("sh", "/bin/sh"),
+    ("dash", "/bin/dash"),
+    ("bash", "/bin/bash"),
+    ("zsh", "/bin/zsh"),
+    ("ksh", "/bin/ksh93"),
+    ("fish", "/usr/bin/fish"),
+    ("tcsh", "/bin/tcsh"),
+    ("csh", "/bin/bsd-csh"),
+];
+
+fn sh(script: &str) -> Result<(), String> {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{script}` failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// One user per login shell, allowed `sudo` without a password; removed on drop.
+struct ShellUsers {
+    /// (shell name, user name).
+    users: Vec<(&'static str, String)>,
+    sudoers: PathBuf,
+}
+
+impl ShellUsers {
+    fn create() -> ShellUsers {
+        let pid = std::process::id();
+        let mut users = ShellUsers {
+            users: Vec::new(),
+            sudoers: PathBuf::from(format!("/etc/sudoers.d/tether-test-shells{pid}")),
+        };
+        for (name, path) in SHELLS {
+            assert!(
+                Path::new(path).exists(),
+                "{path} is missing (scripts/test installs the login shells)"
+            );
+            let user = format!("tsh{name}{pid}");
+            // From here on, Drop removes it. `*`: no password, but not a locked account
+            // (sshd refuses locked ones).
+            users.users.push((name, user.clone()));
+            sh(&format!(
+                "useradd -M -d /nonexistent -s {path} {user} && usermod -p '*' {user}"
+            ))
+            .unwrap();
+        }
+        let rules: String = users
+            .users
+            .iter()
+            .map(|(_, u)| format!("Defaults:{u} lecture=never\n{u} ALL=(ALL) NOPASSWD: ALL\n"))
+            .collect();
+        let staged = std::env::temp_dir().join(format!("tether-shells-sudoers-{pid}"));
+        std::fs::write(&staged, rules).unwrap();
+        sh(&format!(
+            "visudo -cqf {s} && install -m 0440 -o root -g root {s} {d}; rm -f {s}",
+            s = staged.display(),
+            d = users.sudoers.display()
+        ))
+        .unwrap();
+        users
+    }
+}
+
+impl Drop for ShellUsers {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.sudoers);
+        for (_, user) in &self.users {
+            let _ = sh(&format!(
+                "pkill -KILL -u {user}; userdel {user}; \
+                 rm -rf /var/lib/sudo/lectured/{user} /run/sudo/ts/{user}"
+            ));
+        }
+    }
+}
+
+/// Start-up files for every shell that reads one when sshd runs a command, in `home`: each
+/// prints a banner on stdout and on stderr (one without a newline at its end).
+fn chatty_startup(home: &Path) {
+    let files = [
+        (
+            ".bashrc",
+            "echo \"Welcome to bash\"; echo 'bash: Last login' >&2\n",
+        ),
+        (
+            ".zshenv",
+            "echo \"Welcome to zsh\"; echo 'zsh: Last login' >&2\n",
+        ),
+        (
+            ".config/fish/config.fish",
+            "echo 'Welcome to fish'; echo 'fish: Last login' >&2; printf 'no newline'\n",
+        ),
+        (
+            ".tcshrc",
+            "echo 'Welcome to tcsh'; echo 'tcsh: Last login' > /dev/stderr\n",
+        ),
+        (
+            ".cshrc",
+            "echo 'Welcome to csh'; echo 'csh: Last login' > /dev/stderr\n",
+        ),
+    ];
+    for (name, text) in files {
+        let path = home.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+}
+
+/// A 256 KiB argument with quotes, `$`, `!`, a backslash, a newline and non-ASCII text, as the
+/// recipe makes it (a pattern doubled 14 times).
+fn big_argument() -> String {
+    "ab'c\"d$e!f\\g \u{e9}\n".repeat(1 << 14)
+}
+
+#[test]
+fn every_login_shell_runs_nested_commands_with_long_arguments_intact() {
+    let users = ShellUsers::create();
+    let lab = Lab::start(1);
+    chatty_startup(&lab.host("host1").home);
+    std::fs::create_dir_all(lab.host("host1").root_dir.join("shells")).unwrap();
+    let dir = lab.dir().join("recipe");
+    std::fs::create_dir_all(&dir).unwrap();
+    let servers: String = users
+        .users
+        .iter()
+        .map(|(_, u)| format!("server(\"{u}@host1\", #{{ roles: [\"shells\"] }});\n"))
+        .collect();
+    std::fs::write(
+        dir.join("deploy.rhai"),
+        format!(
+            r#"{servers}
+let big = "ab'c\"d$e!f\\g é\n";
+for i in 0..14 {{ big += big; }}
+let cmd = "printf '%s|' \"it's\" '\"q\"' '$HOME' \"$GREETING\" 'bang!' \"$(pwd)\" \"$(id -un)\"\n"
+    + "printf %s " + quote(big) + " | sha256sum | cut -c1-64";
+task("shells", || {{
+    on("shells", |host| {{
+        within("/srv/shells", || with_env(#{{ GREETING: "hi 'you' \"$USER\"!" }}, || as_user("root", || {{
+            print(host.user + " = " + capture(cmd));
+            print(host.user + " test = " + test("[ -d /srv/shells ] && [ \"$(pwd)\" = /srv/shells ]") + " " + test("exit 3"));
+        }})));
+        print(host.user + " plain = " + capture("echo plain; echo err >&2"));
+    }});
+}});
+task("fails", || {{
+    on("shells", |host| within("/srv/shells", || with_env(#{{ X: "1" }}, || as_user("root", || run("echo going >&2; exit 3")))));
+}});
+"#
+        ),
+    )
+    .unwrap();
+
+    let out = Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .current_dir(&dir)
+        .arg("shells")
+        .run();
+    out.status(0);
+    let sum = format!("{:x}", Sha256::digest(big_argument().as_bytes()));
+    for (shell, user) in &users.users {
+        out.stdout_contains(&format!(
+            "\n{user} = it's|\"q\"|$HOME|hi 'you' \"$USER\"!|bang!|/srv/shells|root|{sum}\n"
+        ))
+        .stdout_contains(&format!("\n{user} test = true false\n"))
+        .stdout_contains(&format!("\n{user} plain = plain\n"));
+        // The banners never show without -v.
+        assert!(!out.stdout.contains("Welcome"), "{shell}: {}", out.stdout);
+        assert!(
+            !out.stdout.contains("Last login"),
+            "{shell}: {}",
+            out.stdout
+        );
+    }
+
+    // The exit status of every shell's command, through every layer.
+    let out = Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .current_dir(&dir)
+        .arg("fails")
+        .run();
+    out.status(1).stderr_contains("8 of 8 hosts failed");
+    for (_, user) in &users.users {
+        assert_eq!(out.host_lines(&format!("{user}@host1"), '!'), ["going"]);
+    }
+    assert_eq!(
+        out.stderr.matches("exit status 3").count(),
+        8,
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("Last login"), "{}", out.stderr);
+    drop(users);
+}
+
+#[test]
+fn what_the_login_shell_prints_is_shown_once_per_host_with_verbose_and_never_captured() {
+    let lab = Lab::start(2);
+    // Root's login shell is bash: ~/.bashrc prints on both streams, and says so without a
+    // newline at its end too.
+    for h in ["host1", "host2"] {
+        std::fs::write(
+            lab.host(h).home.join(".bashrc"),
+            "echo \"Welcome to $(hostname -s 2>/dev/null || echo it)\"\necho 'Last login: today' >&2\nprintf 'MOTD'\n",
+        )
+        .unwrap();
+    }
+    let dir = lab.dir().join("recipe");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("deploy.rhai"),
+        r#"
+server("host1", #{ roles: ["app"] });
+server("host2", #{ roles: ["app"] });
+task("look", || {
+    on("app", |host| {
+        let a = capture("echo one");
+        let b = capture("printf 'two\n' >&2; echo three");
+        let c = capture("true");
+        let d = test("[ \"$(ls /srv | wc -l)\" -ge 0 ]");
+        print(host.name + ": [" + a + "] [" + b + "] [" + c + "] " + d);
+    });
+    on("app", #{ pty: true }, |host| print(host.name + " pty: [" + capture("echo four; echo five >&2") + "]"));
+});
+"#,
+    )
+    .unwrap();
+    let out = Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .current_dir(&dir)
+        .args(&["-v", "look"])
+        .run();
+    out.status(0);
+    for h in ["host1", "host2"] {
+        out.stdout_contains(&format!("{h}: [one] [three] [] true\n"))
+            .stdout_contains(&format!("{h} pty: [four\nfive]\n"));
+        let said = |what: &str| {
+            out.stdout
+                .lines()
+                .filter(|l| l.starts_with(h) && l.contains(what))
+                .count()
+        };
+        assert_eq!(
+            said("the login shell printed: Welcome to "),
+            1,
+            "{}",
+            out.stdout
+        );
+        assert_eq!(said("the login shell printed: MOTD"), 1, "{}", out.stdout);
+        assert_eq!(
+            said("the login shell printed on stderr: Last login: today"),
+            1,
+            "{}",
+            out.stdout
+        );
+        // Only there: not as the output of any command.
+        assert_eq!(said("Last login"), 1, "{}", out.stdout);
+        assert_eq!(said("MOTD"), 1, "{}", out.stdout);
+    }
+    assert!(!out.stderr.contains("Last login"), "{}", out.stderr);
+}
+
+#[test]
+fn a_command_of_several_hundred_kilobytes_runs_on_the_same_session() {
+    let lab = Lab::start(1);
+    let dir = lab.dir().join("recipe");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("deploy.rhai"),
+        r#"
+server("host1", #{ roles: ["app"] });
+let big = "0123456789abcdef'\"$!";
+for i in 0..15 { big += big; }
+task("long", || {
+    on("app", |host| {
+        // 640 KiB of command; its own stdin still arrives (here: none, so `cat` ends at once).
+        print("length " + capture("printf %s " + quote(big) + " | wc -c; cat; echo end"));
+        print("left behind " + capture("ls ${TMPDIR:-/tmp} | grep -c '^tether-cmd' || true"));
+    });
+    on("app", #{ pty: true }, |host| print("pty " + capture("printf %s " + quote(big) + " | wc -c")));
+    on("app", "printf %s " + quote(big) + " >/dev/null; exit 4");
+});
+"#,
+    )
+    .unwrap();
+    let out = Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .current_dir(&dir)
+        .arg("long")
+        .run();
+    out.status(1)
+        .stdout_contains("length 655360\nend\n")
+        .stdout_contains("left behind 0\n")
+        .stdout_contains("pty 655360\n")
+        .stderr_contains("exit status 4")
+        .stderr_lacks("Unable to send channel request")
+        .stdout_lacks("reconnected");
+    assert_eq!(
+        lab.accepted_logins("host1"),
+        1,
+        "one session for everything"
+    );
+}
+
+#[test]
+fn a_long_command_that_cannot_be_staged_is_not_run_and_says_why() {
+    let lab = Lab::start(1);
+    // The login shell points TMPDIR at a directory that does not exist: mktemp fails.
+    std::fs::write(
+        lab.host("host1").home.join(".bashrc"),
+        "export TMPDIR=/nonexistent-tether-tmp\n",
+    )
+    .unwrap();
+    let dir = lab.dir().join("recipe");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("deploy.rhai"),
+        r#"
+server("host1", #{ roles: ["app"] });
+let big = "0123456789abcdef";
+for i in 0..12 { big += big; }
+task("long", || {
+    on("app", |host| {
+        try {
+            run("touch /srv/ran; echo " + big + " >/dev/null");
+        } catch (e) {
+            print("refused: " + e.message);
+        }
+        print("then: " + capture("echo short; echo $TMPDIR"));
+    });
+});
+"#,
+    )
+    .unwrap();
+    let out = Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .current_dir(&dir)
+        .arg("long")
+        .run();
+    out.status(0)
+        .stdout_contains("refused: ")
+        .stdout_contains(
+            "the command (65568 bytes) is too long for one exec request, and writing it to a \
+             temporary file on the host failed (exit status 1): mktemp: ",
+        )
+        .stdout_contains("then: short\n/nonexistent-tether-tmp\n");
+    assert!(!lab.host("host1").root_dir.join("ran").exists());
+    assert_eq!(lab.accepted_logins("host1"), 1, "the session was kept");
+}

@@ -374,3 +374,48 @@ task("long", || {
     assert!(!lab.host("host1").root_dir.join("ran").exists());
     assert_eq!(lab.accepted_logins("host1"), 1, "the session was kept");
 }
+
+/// A download's bytes are the file's, whatever the login shell prints on start-up: the chatter
+/// is cut before the stream is written to the local file, and an upload's check is not fooled.
+#[test]
+fn transfers_under_a_chatty_login_shell_carry_the_files_bytes_only() {
+    let lab = Lab::start(1);
+    let host = lab.host("host1");
+    std::fs::write(
+        host.home.join(".bashrc"),
+        "echo 'Welcome to host1'\necho 'Last login: today' >&2\nprintf 'MOTD'\n",
+    )
+    .unwrap();
+    let content: Vec<u8> = (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    std::fs::write(host.root_dir.join("data.bin"), &content).unwrap();
+    let dir = lab.dir().join("recipe");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("local.bin"), &content).unwrap();
+    std::fs::write(
+        dir.join("deploy.rhai"),
+        r#"
+server("host1", #{ roles: ["app"] });
+task("move", || {
+    on("app", |host| {
+        download("/srv/data.bin", "got.bin");
+        upload("local.bin", "/srv/up.bin");
+    });
+});
+"#,
+    )
+    .unwrap();
+    let out = Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .current_dir(&dir)
+        .args(&["move"])
+        .run();
+    out.status(0);
+    assert!(
+        std::fs::read(dir.join("got.bin")).unwrap() == content,
+        "download differs"
+    );
+    assert!(
+        std::fs::read(host.root_dir.join("up.bin")).unwrap() == content,
+        "upload differs"
+    );
+}

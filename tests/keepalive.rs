@@ -259,6 +259,13 @@ fn idle_connection_killed_by_the_server_is_replaced_at_once() {
     };
     assert!(*while_idle, "{reason}");
     assert!(reason.contains("connection lost while idle"), "{reason}");
+    // In plain words, not libssh2's `[Session(-43)] Unexpected error`.
+    assert!(
+        reason.contains("the server closed the connection")
+            || reason.contains("the connection was closed"),
+        "{reason}"
+    );
+    assert!(!reason.contains("Session("), "{reason}");
     let r = h.run(&["host1"], "echo again");
     assert_eq!(stdout(&r[0]), "again\n");
     assert_eq!(lab.accepted_logins("host1"), 2);

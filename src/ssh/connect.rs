@@ -154,7 +154,7 @@ impl Connection {
             match op() {
                 Ok(v) => return Ok(v),
                 Err(e) if would_block(&e) => self.wait_socket(until)?,
-                Err(e) => return Err(WaitError::Failed(e.to_string())),
+                Err(e) => return Err(WaitError::Failed(super::wording::plain(&e))),
             }
         }
     }

@@ -679,7 +679,7 @@ fn run_wrapped(
                 Err(e) => {
                     return Err(lost(
                         "closing stdin failed",
-                        WaitError::Failed(e.to_string()),
+                        WaitError::Failed(super::wording::plain(&e)),
                     ))
                 }
             }
@@ -701,7 +701,7 @@ fn run_wrapped(
                 Err(e) => {
                     return Err(lost(
                         "reading output failed",
-                        WaitError::Failed(e.to_string()),
+                        WaitError::Failed(super::wording::plain_io(&e, session)),
                     ))
                 }
             }
@@ -730,7 +730,10 @@ fn run_wrapped(
                 // block" only means it is queued.
                 if let Err(e) = session.keepalive_send() {
                     if !super::connect::would_block(&e) {
-                        return Err(lost("keepalive failed", WaitError::Failed(e.to_string())));
+                        return Err(lost(
+                            "keepalive failed",
+                            WaitError::Failed(super::wording::plain(&e)),
+                        ));
                     }
                 }
                 next_keepalive = Some(now + every);

@@ -56,7 +56,7 @@ fn command(conn: &Connection, timeout: Duration) -> Result<Duration, WaitError> 
                 Ok(0) => {}
                 Ok(_) => open += 1,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => open += 1,
-                Err(e) => return Err(WaitError::Failed(e.to_string())),
+                Err(e) => return Err(WaitError::Failed(super::wording::plain_io(&e, session))),
             }
         }
         if open == 0 && channel.eof() {

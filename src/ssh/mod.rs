@@ -20,6 +20,7 @@ pub mod reconnect;
 pub mod route;
 pub mod signature;
 pub mod wire;
+pub mod wording;
 pub mod worker;
 
 use std::time::Duration;

@@ -1,0 +1,58 @@
+//! libssh2's failures in plain words. libssh2 reports `[Session(-43)] Unexpected error` when
+//! the server closed the connection; a user needs to read "the server closed the connection".
+//! Codes are libssh2's `LIBSSH2_ERROR_*` (libssh2.h); a code not listed keeps libssh2's own
+//! message, without the bracketed code.
+
+use ssh2::ErrorCode;
+
+/// `e` in plain words.
+pub fn plain(e: &ssh2::Error) -> String {
+    let words = match e.code() {
+        ErrorCode::Session(code) => match code {
+            -2 => "the server sent no SSH banner",
+            -5 | -8 => "the key exchange with the server failed (no algorithms in common?)",
+            -7 => "the connection is broken: sending to the server failed",
+            -9 | -30 => "timed out waiting for the server",
+            -13 => "the connection was closed",
+            -14 => "the server broke the SSH protocol",
+            -18 => "the server refused the authentication",
+            -21 => "the server refused to open a channel",
+            -22 | -32 => "the server refused the request",
+            -26 => "the channel was already closed",
+            -43 => "the server closed the connection",
+            -44 | -12 => "encryption failed (the connection is no longer usable)",
+            -51 => "an algorithm the server asked for is not supported here",
+            _ => return e.message().to_string(),
+        },
+        ErrorCode::SFTP(_) => return e.message().to_string(),
+    };
+    words.to_string()
+}
+
+/// An I/O error from a channel stream of `session`, in plain words: ssh2 turns libssh2's
+/// failure into an `io::Error` without its code, so the code is asked of the session.
+pub fn plain_io(e: &std::io::Error, session: &ssh2::Session) -> String {
+    match ssh2::Error::last_session_error(session) {
+        Some(last) if matches!(last.code(), ErrorCode::Session(c) if c < 0 && c != -37) => {
+            plain(&last)
+        }
+        _ => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn library_codes_become_words() {
+        let e = ssh2::Error::new(ErrorCode::Session(-43), "Unexpected error");
+        assert_eq!(plain(&e), "the server closed the connection");
+        let other = ssh2::Error::new(ErrorCode::Session(-46), "Unable to add a host");
+        assert_eq!(plain(&other), "Unable to add a host");
+        // A session with no failure of its own: the I/O error's own words.
+        let session = ssh2::Session::new().expect("a libssh2 session");
+        let io = std::io::Error::other("disk full");
+        assert_eq!(plain_io(&io, &session), "disk full");
+    }
+}

@@ -19,6 +19,7 @@ mod keepalive;
 mod lab;
 mod layers;
 mod proxy_command;
+mod reach;
 mod recipe;
 mod robustness;
 mod run;

@@ -934,3 +934,193 @@ fn address_family_limits_the_addresses_tried() {
         out.stdout
     );
 }
+
+/// Include globs expand as ssh's own glob(3) (openbsd-compat) expands them, checked with
+/// `ssh -G` pattern by pattern: dotfiles only for a segment that starts with a literal `.`
+/// (then `.` and `..` too), `**` as `*`, backslash escapes, `[!set]` and `[^set]` (where `^`
+/// is literal), classes, a lone `[`, matches sorted by their whole path, a dangling link.
+/// Each pattern is one config; the files say which of them were read and in what order.
+#[test]
+fn include_globs_match_what_ssh_matches() {
+    let sb = Sandbox::new("globs");
+    let files: &[(&str, &str)] = &[
+        (".ssh/g/.dot", "Host x\n  User fromdot\n"),
+        (".ssh/g/plain", "Host x\n  Port 2001\n"),
+        (".ssh/g/sub/.deep", "Host x\n  HostName deepdot\n"),
+        (".ssh/g/.hid/cfg", "Host x\n  HostName hiddendir\n"),
+        (".ssh/g/a-b/cfg", "Host x\n  HostName ab\n"),
+        (".ssh/g/a/cfg", "Host x\n  HostName a\n  User fromadir\n"),
+        (".ssh/g/star*", "Host x\n  User literalstar\n"),
+        (".ssh/g/br[1]", "Host x\n  User bracket\n"),
+        (".ssh/g/[", "Host x\n  User openbracket\n"),
+        (".ssh/g/^caret", "Host x\n  User caret\n"),
+        (".ssh/g/q?", "Host x\n  User question\n"),
+        (".ssh/g/9.conf", "Host x\n  ConnectTimeout 9\n"),
+        (".ssh/g/10.conf", "Host x\n  ConnectTimeout 10\n"),
+        (".ssh/g/B.conf", "Host x\n  ServerAliveInterval 66\n"),
+        (".ssh/g/b.conf", "Host x\n  ServerAliveInterval 77\n"),
+    ];
+    for (rel, text) in files {
+        sb.write(rel, text);
+    }
+    std::os::unix::fs::symlink("nowhere", sb.home().join(".ssh/g/dangling")).unwrap();
+    let patterns = [
+        "g/*",
+        "g/.*",
+        "g/?dot",
+        "g/[.]dot",
+        "g/\\.dot",
+        "g/.d*",
+        "g/*/cfg",
+        "g/.h*/cfg",
+        "g/**/cfg",
+        "g/**",
+        "g/a**",
+        "g/sub/*",
+        "g/sub/.*",
+        "g/*/.deep",
+        "g/star\\*",
+        "g/br\\[1\\]",
+        "g/[",
+        "g/[!p]lain",
+        "g/[^p]lain",
+        "g/[^a]*",
+        "g/[]^]*",
+        "g/{plain,.dot}",
+        "g/dangling",
+        "g/[[:alpha:]]-b/cfg",
+        "g/[[:digit:]]*.conf",
+        "g/[[:upper:][:digit:]]*",
+        "g/[[:bogus:]]*",
+        "g/q\\?",
+        "g/*.conf",
+        "g/[a-c].conf",
+        "g//plain",
+        "g/./plain",
+        "g/sub/../plain",
+        "g/.?",
+        "g/a\\",
+        "~/.ssh/g/.dot",
+        "/root/.ssh/g/*/cfg",
+    ];
+    let mut failures = Vec::new();
+    for (i, pattern) in patterns.iter().enumerate() {
+        let config = sb.write(&format!("cfg/glob{i}"), &format!("Include {pattern}\n"));
+        if let Err(e) = compare(&sb, &config, "x") {
+            failures.push(format!("Include {pattern}:{e}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} patterns differ from ssh -G:\n{}",
+        failures.len(),
+        patterns.len(),
+        failures.join("\n")
+    );
+}
+
+/// An Include (or -F) of something that is not a regular file: ssh reads a directory as empty
+/// (tether too, compared with ssh -G), but reads /dev/zero until memory runs out and blocks
+/// on a FIFO nobody writes to; tether refuses those naming file:line and what the file is,
+/// quickly and in little memory, and still reads a FIFO or pipe that delivers a config.
+#[test]
+fn includes_of_devices_fifos_and_directories() {
+    let sb = Sandbox::new("nonreg");
+    std::fs::create_dir_all(sb.home().join("dir.d")).unwrap();
+    let fifo = sb.home().join("fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let config = sb.write("cfg/dir", "Include /root/dir.d\nHost x\n  User after\n");
+    compare(&sb, &config, "x").unwrap();
+    let config = sb.write("cfg/dotdirs", "Include /root/dir.d/.*\n");
+    compare(&sb, &config, "x").unwrap();
+
+    for device in ["/dev/zero", "/dev/urandom"] {
+        let config = sb.write("cfg/dev", &format!("Host x\n  User u\nInclude {device}\n"));
+        let started = std::time::Instant::now();
+        let out = sb.tether(&["-F", &config, "hosts", "-G", "x"]);
+        assert_eq!(out.status, 2, "{}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!(
+                "{config}:3: cannot read included file {device}: it is a character device that \
+                 gave more than 1 MiB without ending"
+            )),
+            "{}",
+            out.stderr
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        // -F too.
+        let out = sb.tether(&["-F", device, "hosts", "-G", "x"]);
+        assert_eq!(out.status, 2, "{}", out.stderr);
+        assert!(
+            out.stderr.contains("it is a character device"),
+            "{}",
+            out.stderr
+        );
+    }
+
+    // ssh refuses /dev/null as an included file (mode 666), and so does tether; as -F it is
+    // the usual "no config".
+    let config = sb.write("cfg/null", "Include /dev/null\n");
+    let ssh = sb.run("ssh", &["-G", "-F", &config, "x"]);
+    assert_ne!(ssh.status, 0);
+    let out = sb.tether(&["-F", &config, "hosts", "-G", "x"]);
+    assert_eq!(out.status, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("bad owner or permissions on /dev/null"),
+        "{}",
+        out.stderr
+    );
+    compare(&sb, "/dev/null", "x").unwrap();
+
+    // A FIFO nobody writes to: refused after 10 s, naming it.
+    let config = sb.write("cfg/fifo", "Host x\n  User u\nInclude /root/fifo\n");
+    let started = std::time::Instant::now();
+    let out = sb.tether(&["-F", &config, "hosts", "-G", "x"]);
+    assert_eq!(out.status, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "{config}:3: cannot read included file /root/fifo: it is a FIFO or pipe that did \
+             not reach its end within 10 s"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(14));
+
+    // A FIFO that a writer fills is read, as ssh reads it.
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            std::fs::write(&fifo, "Host x\n  User fromfifo\n").unwrap();
+        })
+    };
+    let out = sb.tether(&["-F", &config, "hosts", "-G", "x"]);
+    writer.join().unwrap();
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("user u\n"), "{}", out.stdout);
+    let config = sb.write("cfg/fifo2", "Include /root/fifo\n");
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::write(&fifo, "Host x\n  User fromfifo\n").unwrap())
+    };
+    let out = sb.tether(&["-F", &config, "hosts", "-G", "x"]);
+    writer.join().unwrap();
+    assert!(out.stdout.contains("user fromfifo\n"), "{}", out.stdout);
+
+    // -F from a pipe (bash process substitution: /dev/fd/N).
+    let tether = env!("CARGO_BIN_EXE_tether");
+    let out = sb.run(
+        "bash",
+        &[
+            "-c",
+            &format!("{tether} -F <(printf 'Host x\\n  User frompipe\\n') hosts -G x"),
+        ],
+    );
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("user frompipe\n"), "{}", out.stdout);
+}

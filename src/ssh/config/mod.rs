@@ -24,6 +24,7 @@ mod dump;
 mod error;
 mod expand;
 mod file;
+mod glob;
 mod host;
 mod jump_spec;
 mod keyword;

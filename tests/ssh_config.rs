@@ -1124,3 +1124,136 @@ fn includes_of_devices_fifos_and_directories() {
     assert_eq!(out.status, 0, "{}", out.stderr);
     assert!(out.stdout.contains("user frompipe\n"), "{}", out.stdout);
 }
+
+/// Algorithm lists are checked when read, as ssh checks them (for every host, also in a
+/// block of another host): unknown names, wildcards where ssh takes exact names, an empty
+/// list after `+`/`^`. What ssh refuses tether refuses (exit 2, naming file:line and the
+/// keyword); what ssh accepts tether accepts.
+#[test]
+fn algorithm_lists_are_checked_as_ssh_checks_them() {
+    let sb = Sandbox::new("algs");
+    let specs = [
+        "Ciphers frob",
+        "Ciphers aes128-ctr,frob",
+        "Ciphers aes*",
+        "Ciphers +frob",
+        "Ciphers +",
+        "Ciphers ^",
+        "Ciphers none",
+        "Ciphers AES128-CTR",
+        "Ciphers aes128-ctr aes256-ctr",
+        "MACs frob",
+        "MACs hmac*",
+        "KexAlgorithms frob",
+        "KexAlgorithms curve*",
+        "HostKeyAlgorithms ssh-foo",
+        "HostKeyAlgorithms foo*",
+        "HostKeyAlgorithms ED25519-CERT",
+        "PubkeyAcceptedAlgorithms foo",
+        "PubkeyAcceptedKeyTypes foo",
+        "CASignatureAlgorithms foo",
+        "HostbasedAcceptedAlgorithms foo",
+        // Accepted by ssh (and so by tether) when read:
+        "Ciphers -frob",
+        "Ciphers -",
+        "Ciphers ^aes128-ctr",
+        "Ciphers aes128-ctr,,frob",
+        "Ciphers ,aes128-ctr",
+        "Ciphers \"aes128-ctr\"",
+        "MACs ,,",
+        "KexAlgorithms -*",
+        "HostKeyAlgorithms !ssh-rsa",
+        "HostKeyAlgorithms rsa",
+        "HostKeyAlgorithms Ed25519",
+        "HostKeyAlgorithms ?sh-rsa",
+        "HostKeyAlgorithms ssh-rsa,,foo",
+        "HostKeyAlgorithms webauthn-sk-ecdsa-sha2-nistp256@openssh.com",
+        "CASignatureAlgorithms ssh-ed*",
+        "PubkeyAcceptedAlgorithms +ssh-dss",
+    ];
+    let mut failures = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        let config = sb.write(&format!("cfg/alg{i}"), &format!("Host other\n  {spec}\n"));
+        let ssh = sb.run("ssh", &["-G", "-F", &config, "x"]);
+        let ours = sb.tether(&["-F", &config, "hosts", "-G", "x"]);
+        // An alias is named by the keyword it stands for.
+        let keyword = match spec.split(' ').next().unwrap() {
+            "PubkeyAcceptedKeyTypes" => "PubkeyAcceptedAlgorithms",
+            k => k,
+        };
+        let ok = if ssh.status == 0 {
+            ours.status == 0
+        } else {
+            ours.status == 2
+                && ours.stderr.contains(&format!("{config}:2: "))
+                && ours.stderr.contains(keyword)
+        };
+        if !ok {
+            failures.push(format!(
+                "{spec}: ssh exit {}, tether exit {}: {}",
+                ssh.status, ours.status, ours.stderr
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A list ssh accepts but that leaves libssh2 nothing it can negotiate (a cipher or MAC
+/// libssh2 lacks, `-*`, an empty list) fails its host as a configuration error before
+/// anything connects, naming the host, file:line and the keyword; the other hosts run.
+#[test]
+fn an_algorithm_list_libssh2_cannot_use_fails_its_host_only() {
+    let lab = Lab::start(4);
+    let base = std::fs::read_to_string(lab.ssh_config()).unwrap();
+    let cfg = lab.dir().join("algorithms_config");
+    std::fs::write(
+        &cfg,
+        format!(
+            "Host host1\n  Ciphers 3des-cbc\nHost host2\n  MACs umac-64@openssh.com,hmac-md5\n\
+             Host host3\n  KexAlgorithms -*\n{base}"
+        ),
+    )
+    .unwrap();
+    let cfg_s = cfg.display().to_string();
+    let before = lab.accepted_logins("host4");
+    let out = Tether::new()
+        .ssh_config(&cfg)
+        .args(&[
+            "run",
+            "--hosts",
+            "host1,host2,host3,host4",
+            "--",
+            "echo ran",
+        ])
+        .run();
+    assert_eq!(out.host_lines("host4", '|'), ["ran"], "{}", out.stdout);
+    out.status(2)
+        .stdout_contains(&format!(
+            "host1: ssh config {cfg_s}:2: Ciphers 3des-cbc leaves no algorithm that libssh2 \
+             supports (it supports: "
+        ))
+        .stdout_contains(&format!(
+            "host2: ssh config {cfg_s}:4: MACs umac-64@openssh.com,hmac-md5 leaves no algorithm"
+        ))
+        .stdout_contains(&format!(
+            "host3: ssh config {cfg_s}:6: KexAlgorithms -* leaves no algorithm"
+        ))
+        .stdout_contains("config error")
+        .stderr_contains("3 of 4 hosts failed");
+    assert_eq!(lab.accepted_logins("host4"), before + 1);
+    // Nothing connected to the refused hosts: not a late handshake failure.
+    for h in ["host1", "host2", "host3"] {
+        let log = std::fs::read_to_string(&lab.host(h).log).unwrap();
+        assert!(
+            !log.contains("Connection from"),
+            "{h} was connected to:\n{log}"
+        );
+    }
+    // tether hosts says it too, connecting to nothing.
+    let out = Tether::new()
+        .ssh_config(&cfg)
+        .args(&["hosts", "host1", "host4"])
+        .run();
+    out.status(2)
+        .stdout_contains("Ciphers 3des-cbc leaves no algorithm");
+}

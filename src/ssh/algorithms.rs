@@ -11,7 +11,7 @@
 use ssh2::{MethodType, Session};
 
 use super::certificate::{self, is_certificate_type};
-use super::config::{wildcard_match, HostConfig};
+use super::config::{wildcard_match, Algorithms, HostConfig};
 use super::known_hosts;
 
 /// What known_hosts says about a host, for ordering its host key algorithms.
@@ -132,6 +132,70 @@ pub fn apply(session: &Session, cfg: &HostConfig, known: KnownTypes) -> Result<(
     session
         .method_pref(MethodType::HostKey, &list.join(","))
         .map_err(|e| format!("HostKeyAlgorithms: {e}"))
+}
+
+/// What libssh2 supports for `method` (its default preference order), read once: the lists
+/// are fixed when libssh2 is built.
+pub fn supported(method: MethodType) -> &'static [&'static str] {
+    use std::sync::OnceLock;
+    const METHODS: [MethodType; 5] = [
+        MethodType::Kex,
+        MethodType::HostKey,
+        MethodType::CryptCs,
+        MethodType::MacCs,
+        MethodType::SignAlgo,
+    ];
+    static LISTS: OnceLock<Vec<Vec<&'static str>>> = OnceLock::new();
+    let lists = LISTS.get_or_init(|| {
+        let session = Session::new().ok();
+        METHODS
+            .iter()
+            .map(|m| {
+                session
+                    .as_ref()
+                    .and_then(|s| s.supported_algs(*m).ok())
+                    .unwrap_or_default()
+            })
+            .collect()
+    });
+    let index = match method {
+        MethodType::Kex => 0,
+        MethodType::HostKey => 1,
+        MethodType::CryptCs | MethodType::CryptSc => 2,
+        MethodType::MacCs | MethodType::MacSc => 3,
+        MethodType::SignAlgo => 4,
+        _ => return &[],
+    };
+    lists.get(index).map_or(&[], |l| l.as_slice())
+}
+
+/// The first algorithm keyword of `algorithms` whose list leaves nothing libssh2 can
+/// negotiate, with the reason (naming the list and what libssh2 supports). Checked when a
+/// host's configuration is built, so such a host fails as a configuration error before
+/// anything connects.
+pub fn unusable_keyword(algorithms: &Algorithms) -> Option<(&'static str, String)> {
+    let lists: [(&'static str, &Option<String>, MethodType); 5] = [
+        ("KexAlgorithms", &algorithms.kex, MethodType::Kex),
+        (
+            "HostKeyAlgorithms",
+            &algorithms.host_key,
+            MethodType::HostKey,
+        ),
+        ("Ciphers", &algorithms.ciphers, MethodType::CryptCs),
+        ("MACs", &algorithms.macs, MethodType::MacCs),
+        (
+            "PubkeyAcceptedAlgorithms",
+            &algorithms.pubkey,
+            MethodType::SignAlgo,
+        ),
+    ];
+    lists.into_iter().find_map(|(keyword, spec, method)| {
+        let spec = spec.as_deref()?;
+        let all = supported(method);
+        // An empty list from libssh2 means it could not be asked; the handshake will say.
+        (!all.is_empty() && assemble(spec, all).is_empty())
+            .then(|| (keyword, unusable(keyword, spec, all)))
+    })
 }
 
 fn unusable(keyword: &str, spec: &str, supported: &[&str]) -> String {

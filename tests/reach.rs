@@ -228,3 +228,96 @@ fn a_burst_against_max_startups_1_connects_every_host() {
         "sshd dropped nothing, so nothing was retried:\n{log}"
     );
 }
+
+/// `ssh://` destinations connect, in `--hosts` and as a recipe's servers, IPv6 included (a
+/// forwarder on `[::1]` in front of the lab's sshd), printed as written; the sshd log shows
+/// the logins.
+#[test]
+fn ssh_uri_destinations_connect() {
+    let lab = Lab::start(1);
+    let sshd = lab.host("host1").port;
+    let v6 = TcpListener::bind("[::1]:0").unwrap();
+    let v6_port = v6.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in v6.incoming().flatten() {
+            std::thread::spawn(move || forward(conn, sshd));
+        }
+    });
+    let cfg = lab.dir().join("uri_config");
+    std::fs::write(
+        &cfg,
+        format!(
+            "Host 127.0.0.1 ::1\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {}\n  \
+             StrictHostKeyChecking accept-new\n",
+            lab.client_key().display(),
+            lab.dir().join("uri_known_hosts").display()
+        ),
+    )
+    .unwrap();
+    let v4 = format!("ssh://root@127.0.0.1:{sshd}");
+    let v6 = format!("ssh://root@[::1]:{v6_port}/");
+    let before = lab.accepted_logins("host1");
+    let out = Tether::new()
+        .ssh_config(&cfg)
+        .args(&[
+            "run",
+            "--hosts",
+            &format!("{v4},{v6}"),
+            "--no-fold",
+            "--",
+            "echo in",
+        ])
+        .run();
+    out.status(0);
+    assert_eq!(out.host_lines(&v4, '|'), ["in"], "{}", out.stdout);
+    assert_eq!(out.host_lines(&v6, '|'), ["in"], "{}", out.stdout);
+    assert_eq!(lab.accepted_logins("host1"), before + 2);
+
+    let dir = lab.dir().join("uri_recipe");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("deploy.rhai"),
+        format!(
+            "server(\"ssh://root@[::1]:{v6_port}\", #{{ roles: [\"web\"] }});\n\
+             task(\"t\", || {{ on(\"web\", \"echo from-recipe\"); }});\n"
+        ),
+    )
+    .unwrap();
+    let out = Tether::new()
+        .ssh_config(&cfg)
+        .current_dir(&dir)
+        .args(&["t"])
+        .run();
+    out.status(0).stdout_contains("from-recipe");
+    assert_eq!(lab.accepted_logins("host1"), before + 3);
+}
+
+/// `-F` after the subcommand (and after a recipe's task names) is the config the run
+/// connects with: the lab's hosts are known only to the lab's config.
+#[test]
+fn ssh_config_after_the_subcommand_is_the_one_used() {
+    let lab = Lab::start(1);
+    let cfg = lab.ssh_config().display().to_string();
+    let before = lab.accepted_logins("host1");
+    Tether::new()
+        .args(&[
+            "run", "--hosts", "host1", "-F", &cfg, "--", "echo", "-F", "kept",
+        ])
+        .run()
+        .status(0)
+        .stdout_contains("host1 | -F kept");
+    let dir = lab.dir().join("after_recipe");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("deploy.rhai"),
+        "server(\"host1\", #{ roles: [\"web\"] });\ntask(\"t\", || { on(\"web\", \"echo t-ran\"); });\n",
+    )
+    .unwrap();
+    Tether::new()
+        .current_dir(&dir)
+        .args(&["t", "--ssh-config", &cfg])
+        .run()
+        .status(0)
+        .stdout_contains("t-ran");
+    assert_eq!(lab.accepted_logins("host1"), before + 2);
+}

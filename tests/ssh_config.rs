@@ -1257,3 +1257,199 @@ fn an_algorithm_list_libssh2_cannot_use_fails_its_host_only() {
     out.status(2)
         .stdout_contains("Ciphers 3des-cbc leaves no algorithm");
 }
+
+/// `ssh://[user@]host[:port]` destinations resolve as ssh resolves them (user `;params`
+/// ignored, `%XX` and `+` decoded, a trailing `/`, a bracketed address, a final dot), and
+/// what ssh refuses is refused (a path, an empty user, port 0, a bad name). ssh refuses an
+/// IPv6 address in a URI; tether takes `ssh://[::1]:2201` as `ssh -p 2201 ::1`.
+#[test]
+fn ssh_uri_destinations_resolve_as_ssh_resolves_them() {
+    let sb = Sandbox::new("uri");
+    let config = sb.write(
+        "cfg/uri",
+        "Host h\n  User fromcfg\n  Port 2000\nHost ::1\n  User v6\nHost 10.0.0.1\n  User v4\n",
+    );
+    let mut failures = Vec::new();
+    for query in [
+        "ssh://u@h:2200",
+        "ssh://h",
+        "ssh://h/",
+        "ssh://h:",
+        "ssh://h:22/",
+        "ssh://u;fingerprint=SHA256-x@h",
+        "ssh://us%65r@h",
+        "ssh://a+b@h",
+        "ssh://h.",
+        "ssh://H",
+        "ssh://[h]",
+        "ssh://[10.0.0.1]:2222",
+        "ssh://web_1.example.com",
+        "ssh://[::1]:2201|-p 2201 ::1",
+        "ssh://u@[::1]|-l u ::1",
+    ] {
+        if let Err(e) = compare(&sb, &config, query) {
+            failures.push(format!("{query}:{e}"));
+        }
+    }
+    for bad in [
+        "ssh://",
+        "ssh://@h",
+        "ssh://h/path",
+        "ssh://h:0",
+        "ssh://h:x",
+        "ssh://h:65536",
+        "ssh://u@",
+        "ssh://bad..host",
+        "ssh://-x",
+        "ssh://_h",
+        "ssh://[::1]x",
+        "ssh://u%zz@h",
+    ] {
+        let ssh = sb.run("ssh", &["-G", "-F", &config, bad]);
+        let ours = sb.tether(&["-F", &config, "hosts", "-G", bad]);
+        if ssh.status == 0 || ours.status != 2 || !ours.stderr.contains(bad) {
+            failures.push(format!(
+                "{bad}: ssh exit {}, tether exit {}: {}",
+                ssh.status, ours.status, ours.stderr
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Global options work after the subcommand and its arguments (`-F` last wins, as in ssh),
+/// `hosts -G --format json` is JSON with ssh -G's keywords and values, and an empty
+/// `TETHER_SSH_CONFIG=` (or `HOSTS=`, `ROLES=`) counts as unset.
+#[test]
+fn options_anywhere_json_dump_and_empty_environment() {
+    let mut sb = Sandbox::new("opts");
+    let config = sb.write(
+        "cfg/opts",
+        "Host a\n  HostName 10.0.0.9\n  User ua\n  IdentityFile /k/one\n  IdentityFile /k/two\n",
+    );
+    let other = sb.write("cfg/other", "Host a\n  User other\n");
+    let ssh = sb.run("ssh", &["-G", "-F", &config, "a"]);
+    assert_eq!(ssh.status, 0, "{}", ssh.stderr);
+    for args in [
+        vec!["hosts", "-G", "a", "-F", &config],
+        vec!["hosts", "-F", &config, "-G", "a"],
+        vec!["hosts", "-G", "-F", &config, "a"],
+        vec!["hosts", "-G", "a", "--ssh-config", &config],
+        vec!["hosts", "-G", "a", &format!("--ssh-config={config}")],
+        vec!["hosts", "-G", "a", &format!("-F{config}")],
+        vec!["-F", &other, "hosts", "-G", "a", "-F", &config],
+        vec!["hosts", "-G", "a", "-v", "-F", &config, "--color", "never"],
+    ]
+    .iter()
+    .map(|a| a.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let ours = sb.tether(&args);
+        assert_eq!(ours.status, 0, "{args:?}: {}", ours.stderr);
+        assert_eq!(
+            keyword_lines(&ours.stdout),
+            keyword_lines(&ssh.stdout),
+            "{args:?}"
+        );
+    }
+    // `run`: -F after --hosts and before `--`; after `--` it belongs to the command.
+    let out = sb.tether(&[
+        "run", "--hosts", "a", "-n", "-F", &config, "--", "echo", "-F", "x",
+    ]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("a | $ echo -F x"), "{}", out.stdout);
+
+    // JSON: one object per host; each of ssh -G's lines is a key (identityfile an array).
+    for args in [
+        vec!["-F", &config, "hosts", "-G", "a", "b", "--format", "json"],
+        vec!["--format", "json", "-F", &config, "hosts", "-G", "a", "b"],
+    ] {
+        let out = sb.tether(&args);
+        assert_eq!(out.status, 0, "{}", out.stderr);
+        let lines: Vec<serde_json::Value> = out
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        assert_eq!(lines.len(), 2, "{}", out.stdout);
+        assert_eq!(lines[0]["type"], "ssh_config");
+        assert_eq!(lines[0]["host"], "a");
+        assert_eq!(lines[1]["host"], "b");
+        let options = &lines[0]["options"];
+        for line in keyword_lines(&ssh.stdout) {
+            let (k, v) = line.split_once(' ').unwrap();
+            match &options[k] {
+                serde_json::Value::Array(values) => {
+                    assert!(values.iter().any(|x| x == v), "{k} {v}: {options}")
+                }
+                value => assert_eq!(value, v, "{k}"),
+            }
+        }
+        assert_eq!(
+            options["identityfile"],
+            serde_json::json!(["/k/one", "/k/two"])
+        );
+        assert_eq!(
+            lines[1]["options"]["certificatefile"],
+            serde_json::json!([])
+        );
+    }
+    let refused = sb.write("cfg/refused", "Host a\n  Tunnel yes\n");
+    let out = sb.tether(&["-F", &refused, "--format", "json", "hosts", "-G", "a"]);
+    assert_eq!(out.status, 2, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("Tunnel yes is refused"),
+        "{v}"
+    );
+
+    // TETHER_SSH_CONFIG= (set, empty): as if unset, so ~/.ssh/config, as ssh reads it.
+    sb.write(".ssh/config", "Host a\n  User fromdefault\n  Port 2022\n");
+    sb.etc_ssh("Host *\n  ConnectTimeout 7\n", &[]);
+    let ssh = sb.run("ssh", &["-G", "a"]);
+    let ours = sb.run(
+        "env",
+        &[
+            "TETHER_SSH_CONFIG=",
+            env!("CARGO_BIN_EXE_tether"),
+            "hosts",
+            "-G",
+            "a",
+        ],
+    );
+    assert_eq!(ours.status, 0, "{}", ours.stderr);
+    assert!(
+        ours.stdout.contains("user fromdefault\n"),
+        "{}",
+        ours.stdout
+    );
+    assert_eq!(keyword_lines(&ours.stdout), keyword_lines(&ssh.stdout));
+    // ... and HOSTS= / ROLES= select every server of the recipe.
+    let recipe = sb.write(
+        "app/deploy.rhai",
+        "server(\"a\", #{ roles: [\"web\"] });\nserver(\"b\", #{ roles: [\"db\"] });\n\
+         task(\"t\", || { on(\"all\", \"uptime\"); });\n",
+    );
+    let ours = sb.run(
+        "env",
+        &[
+            "HOSTS=",
+            "ROLES=",
+            "TETHER_SSH_CONFIG=",
+            env!("CARGO_BIN_EXE_tether"),
+            "-f",
+            &recipe,
+            "-n",
+            "t",
+        ],
+    );
+    assert_eq!(ours.status, 0, "{}", ours.stderr);
+    assert!(
+        ours.stdout.contains("a | $ uptime") && ours.stdout.contains("b | $ uptime"),
+        "{}",
+        ours.stdout
+    );
+}

@@ -195,6 +195,42 @@ fn a_hang_up_before_the_banner_is_retried() {
             .stdout_contains(&format!("{name} | reached"));
         assert_eq!(lab.accepted_logins("host1"), before + 1);
     }
+    // Behind a jump host (host1 itself), the tunnel is opened again.
+    let port = listener(move |mut c, n| {
+        if n < 2 {
+            let _ = c.write_all(b"Exceeded MaxStartups\r\n");
+        } else {
+            forward(c, sshd)
+        }
+    });
+    let cfg = lab.dir().join("drop_jump");
+    let base = std::fs::read_to_string(lab.ssh_config()).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "{}  ProxyJump host1\n{base}",
+            block(
+                "viajump",
+                port,
+                &format!(
+                    "  User root\n  IdentityFile {}\n  IdentitiesOnly yes\n  \
+                     UserKnownHostsFile {}\n  StrictHostKeyChecking accept-new\n",
+                    lab.client_key().display(),
+                    lab.dir().join("known_hosts_viajump").display()
+                ),
+            )
+        ),
+    )
+    .unwrap();
+    let before = lab.accepted_logins("host1");
+    Tether::new()
+        .ssh_config(&cfg)
+        .args(&["run", "--hosts", "viajump", "--", "echo reached"])
+        .run()
+        .status(0)
+        .stdout_contains("viajump | reached");
+    // The jump host's login and the target's.
+    assert_eq!(lab.accepted_logins("host1"), before + 2);
 }
 
 /// A real sshd with `MaxStartups 1` drops all but one of a burst of connections; every one of

@@ -181,10 +181,8 @@ pub fn connect(
     warn: &mut dyn FnMut(String),
 ) -> Result<Connection, SshError> {
     let started = Instant::now();
-    let deadline = started + cfg.connect_timeout;
     let addr_text = host_port(&cfg.hostname, cfg.port);
-    let mut drops = 0u32;
-    loop {
+    retrying_drops(cfg, started, || {
         // ConnectionAttempts: one second apart, as ssh tries them.
         let mut attempt = 1;
         let tcp = loop {
@@ -199,7 +197,23 @@ pub fn connect(
                 }
             }
         };
-        match connect_over(name, cfg, tcp, started, pinned_key, warn) {
+        connect_over(name, cfg, tcp, started, pinned_key, warn)
+    })
+}
+
+/// Runs `attempt` (a whole connection: TCP or tunnel, handshake, authentication) again while
+/// the server closes the connection before its banner ([`BannerProblem::Closed`]), after
+/// [`backoff`], as long as `ConnectTimeout` from `started` allows and at most
+/// [`BANNER_ATTEMPTS`] times; the last such failure says how many times and over how long.
+pub fn retrying_drops(
+    cfg: &HostConfig,
+    started: Instant,
+    mut attempt: impl FnMut() -> Result<Connection, SshError>,
+) -> Result<Connection, SshError> {
+    let deadline = started + cfg.connect_timeout;
+    let mut drops = 0u32;
+    loop {
+        match attempt() {
             Err(SshError::Banner {
                 host,
                 addr,

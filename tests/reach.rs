@@ -103,11 +103,16 @@ fn servers_that_set_up_no_session_fail_their_host_within_connect_timeout() {
         block("said", said, timeout),
         // No ConnectTimeout: tether's default, 10 s.
         block("silentdefault", silent, ""),
+        // The same through a proxy command's pipe.
+        "Host proxysilent\n  ProxyCommand sleep 60\n  ConnectTimeout 2\n".to_string(),
+        "Host proxyhttp\n  ProxyCommand sh -c 'echo HTTP/1.0 200; sleep 60'\n  ConnectTimeout 2\n"
+            .to_string(),
     ]
     .concat();
     text.push_str(&std::fs::read_to_string(lab.ssh_config()).unwrap());
     std::fs::write(&cfg, text).unwrap();
-    let hosts = "silent,http,preamble,slow,binary,kex,hangup,said,silentdefault,host1";
+    let hosts =
+        "silent,http,preamble,slow,binary,kex,hangup,said,silentdefault,proxysilent,proxyhttp,host1";
     let out = Tether::new()
         .ssh_config(&cfg)
         .args(&["run", "--hosts", hosts, "--", "echo alive"])
@@ -148,7 +153,15 @@ fn servers_that_set_up_no_session_fail_their_host_within_connect_timeout() {
             "silentdefault: 127.0.0.1:{silent} accepted the TCP connection but sent no SSH \
              banner within 10.0 s (ConnectTimeout)"
         ))
-        .stderr_contains("9 of 10 hosts failed");
+        .stdout_contains(
+            "proxysilent: proxysilent:22 sent nothing through the tunnel or proxy command within \
+             2.0 s (ConnectTimeout): no SSH banner",
+        )
+        .stdout_contains(
+            "proxyhttp: proxyhttp:22 sent no SSH banner within 2.0 s (ConnectTimeout), only \
+             \"HTTP/1.0 200\"",
+        )
+        .stderr_contains("11 of 12 hosts failed");
     // Every host is tried at once: the slowest is the 10 s default.
     assert!(
         out.elapsed >= Duration::from_secs(10) && out.elapsed < Duration::from_secs(16),

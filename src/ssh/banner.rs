@@ -32,6 +32,9 @@ pub enum BannerProblem {
     Silent {
         /// `ConnectTimeout`.
         timeout: Duration,
+        /// Whether the stream is a TCP connection (else a jump host's tunnel or a proxy
+        /// command's pipe, which say nothing about whether anything accepted it).
+        tcp: bool,
     },
     /// Bytes arrived, but no `SSH-` line, before the deadline.
     NotSsh {
@@ -61,10 +64,19 @@ pub enum BannerProblem {
 impl std::fmt::Display for BannerProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            BannerProblem::Silent { timeout } => write!(
+            BannerProblem::Silent { timeout, tcp: true } => write!(
                 f,
                 "accepted the TCP connection but sent no SSH banner within {} (ConnectTimeout); \
                  is an SSH server listening there?",
+                format_duration(*timeout)
+            ),
+            BannerProblem::Silent {
+                timeout,
+                tcp: false,
+            } => write!(
+                f,
+                "sent nothing through the tunnel or proxy command within {} (ConnectTimeout): \
+                 no SSH banner",
                 format_duration(*timeout)
             ),
             BannerProblem::NotSsh { timeout, said } if said.starts_with("SSH-") => write!(
@@ -129,7 +141,10 @@ pub fn wait(fd: RawFd, deadline: Instant, timeout: Duration) -> Result<Seen, Ban
         let now = Instant::now();
         if now >= deadline {
             return Err(match seen {
-                0 => BannerProblem::Silent { timeout },
+                0 => BannerProblem::Silent {
+                    timeout,
+                    tcp: is_tcp(fd),
+                },
                 n => BannerProblem::NotSsh {
                     timeout,
                     said: printable(&buf[..n]),
@@ -185,6 +200,17 @@ pub fn wait(fd: RawFd, deadline: Instant, timeout: Duration) -> Result<Seen, Ban
             return Err(closed(&buf[..seen]));
         }
     }
+}
+
+/// Whether `fd` is an IPv4 or IPv6 socket (a TCP connection, as tether opens no others).
+pub fn is_tcp(fd: RawFd) -> bool {
+    // SAFETY: an all-zero sockaddr_storage is a valid value; getsockname writes at most `len`
+    // bytes into it.
+    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `addr` and `len` are valid for writes for the whole call.
+    let rc = unsafe { libc::getsockname(fd, &mut addr as *mut _ as *mut libc::sockaddr, &mut len) };
+    rc == 0 && matches!(i32::from(addr.ss_family), libc::AF_INET | libc::AF_INET6)
 }
 
 fn closed(said: &[u8]) -> BannerProblem {
@@ -286,7 +312,8 @@ mod tests {
         assert_eq!(
             got,
             Err(BannerProblem::Silent {
-                timeout: Duration::from_millis(200)
+                timeout: Duration::from_millis(200),
+                tcp: false,
             })
         );
         assert!(started.elapsed() >= Duration::from_millis(200));

@@ -326,7 +326,10 @@ pub fn connect_over<S: AsRawFd + 'static>(
                     timeout,
                     banner: banner.to_string(),
                 },
-                None => BannerProblem::Silent { timeout },
+                None => BannerProblem::Silent {
+                    timeout,
+                    tcp: banner::is_tcp(fd),
+                },
             }));
         }
         return Err(handshake_err(e.to_string()));

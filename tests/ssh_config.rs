@@ -1001,6 +1001,8 @@ fn include_globs_match_what_ssh_matches() {
         "g/.?",
         "g/a\\",
         "~/.ssh/g/.dot",
+        "~root/.ssh/g/plain",
+        "~nosuchuser/.ssh/g/plain",
         "/root/.ssh/g/*/cfg",
     ];
     let mut failures = Vec::new();

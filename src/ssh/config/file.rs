@@ -357,7 +357,8 @@ pub fn has_tokens(pattern: &str) -> bool {
 }
 
 /// readconf.c: a relative Include lives in `~/.ssh` (user config) or the system config's
-/// directory; `~` is for user configs only. Returns the pattern with `~` expanded.
+/// directory; `~` is for user configs only. Returns the pattern with `~` expanded (`~user`
+/// too, when that user exists).
 pub fn anchor(pattern: &str, user_conf: bool, anchors: &Anchors) -> Result<String, String> {
     if pattern.starts_with('~') && !user_conf {
         return Err(format!(
@@ -371,7 +372,9 @@ pub fn anchor(pattern: &str, user_conf: bool, anchors: &Anchors) -> Result<Strin
     } else {
         format!("{}/{pattern}", anchors.system_dir.display())
     };
-    super::expand::tilde(&full, &anchors.home)
+    // glob(3)'s GLOB_TILDE leaves `~nosuchuser/...` as it is (then it matches nothing): not
+    // an error, as it is for the paths of other keywords.
+    Ok(super::expand::tilde(&full, &anchors.home).unwrap_or(full))
 }
 
 /// readconf.c `SSHCONF_CHECKPERM`: owned by root or the user, writable by nobody else.

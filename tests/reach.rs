@@ -246,36 +246,44 @@ fn a_hang_up_before_the_banner_is_retried() {
     assert_eq!(lab.accepted_logins("host1"), before + 2);
 }
 
-/// A real sshd with `MaxStartups 1` drops all but one of a burst of connections; every one of
-/// 12 aliases of it still connects, and its log shows it dropped some.
+/// A real sshd with `MaxStartups 1` (or `PerSourceMaxStartups 1`) drops all but one of a
+/// burst of connections; every one of 12 aliases of it still connects, and its log shows it
+/// dropped some.
 #[test]
 fn a_burst_against_max_startups_1_connects_every_host() {
-    let lab = Lab::start(1);
-    lab.reconfigure("host1", "MaxStartups 1");
-    let host = lab.host("host1");
-    let names: Vec<String> = (1..=12).map(|i| format!("m{i:02}")).collect();
+    let lab = Lab::start(2);
     let base = std::fs::read_to_string(lab.ssh_config()).unwrap();
-    let cfg = lab.dir().join("maxstartups_config");
-    std::fs::write(
-        &cfg,
-        base.replace("Host host1", &format!("Host host1 {}", names.join(" "))),
-    )
-    .unwrap();
-    let before = lab.accepted_logins("host1");
-    let out = Tether::new()
-        .ssh_config(&cfg)
-        .args(&["run", "--hosts", &names.join(","), "--", "echo in"])
-        .run();
-    out.status(0);
-    for n in &names {
-        assert_eq!(out.host_lines(n, '|'), ["in"], "{n}\n{}", out.stdout);
+    for (host, limit) in [
+        ("host1", "MaxStartups 1"),
+        ("host2", "PerSourceMaxStartups 1"),
+    ] {
+        lab.reconfigure(host, limit);
+        let names: Vec<String> = (1..=12).map(|i| format!("{host}m{i:02}")).collect();
+        let cfg = lab.dir().join(format!("burst_{host}"));
+        std::fs::write(
+            &cfg,
+            base.replace(
+                &format!("Host {host}\n"),
+                &format!("Host {host} {}\n", names.join(" ")),
+            ),
+        )
+        .unwrap();
+        let before = lab.accepted_logins(host);
+        let out = Tether::new()
+            .ssh_config(&cfg)
+            .args(&["run", "--hosts", &names.join(","), "--", "echo in"])
+            .run();
+        out.status(0);
+        for n in &names {
+            assert_eq!(out.host_lines(n, '|'), ["in"], "{n}\n{}", out.stdout);
+        }
+        assert_eq!(lab.accepted_logins(host), before + names.len());
+        let log = std::fs::read_to_string(&lab.host(host).log).unwrap();
+        assert!(
+            log.contains("drop connection #"),
+            "{limit}: sshd dropped nothing, so nothing was retried:\n{log}"
+        );
     }
-    assert_eq!(lab.accepted_logins("host1"), before + names.len());
-    let log = std::fs::read_to_string(&host.log).unwrap();
-    assert!(
-        log.contains("drop connection #"),
-        "sshd dropped nothing, so nothing was retried:\n{log}"
-    );
 }
 
 /// `ssh://` destinations connect, in `--hosts` and as a recipe's servers, IPv6 included (a

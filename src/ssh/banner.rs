@@ -169,7 +169,7 @@ pub fn wait(fd: RawFd, deadline: Instant, timeout: Duration) -> Result<Seen, Ban
             events: libc::POLLIN | libc::POLLRDHUP,
             revents: 0,
         }];
-        super::connect::poll_fds(&mut fds, slice).map_err(|_| closed(&buf[..seen]))?;
+        super::poll::poll_fds(&mut fds, slice).map_err(|_| closed(&buf[..seen]))?;
         let hung_up = fds[0].revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0;
         // SAFETY: `buf` is a valid writable buffer of `buf.len()` bytes for the whole call.
         let n = unsafe {

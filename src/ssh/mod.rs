@@ -15,6 +15,7 @@ pub mod known_hosts;
 pub mod limiter;
 pub mod owner;
 pub mod policy;
+pub mod poll;
 pub mod proxy_command;
 pub mod reconnect;
 pub mod route;

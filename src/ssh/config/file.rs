@@ -329,7 +329,7 @@ fn read_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
             events: libc::POLLIN,
             revents: 0,
         }];
-        crate::ssh::connect::poll_fds(&mut fds, deadline - now)?;
+        crate::ssh::poll::poll_fds(&mut fds, deadline - now)?;
         if fds[0].revents == 0 {
             continue;
         }

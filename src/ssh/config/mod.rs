@@ -31,6 +31,7 @@ mod jump_spec;
 mod keyword;
 mod lexer;
 mod local;
+mod negotiable;
 mod pattern;
 mod port;
 mod resolve;
@@ -46,6 +47,7 @@ pub use host::{
     DEFAULT_CONNECT_TIMEOUT,
 };
 pub use local::Local;
+pub use negotiable::{assemble, assemble_from, supported, unusable, unusable_keyword};
 pub use pattern::{pattern_list_match, wildcard_match};
 
 use state::Inner;

@@ -840,7 +840,7 @@ impl<'a> Resolution<'a> {
         };
         // A list that leaves libssh2 nothing to negotiate fails the host here, as a
         // configuration error naming the line, not later as a failed handshake.
-        if let Some((keyword, problem)) = crate::ssh::algorithms::unusable_keyword(&algorithms) {
+        if let Some((keyword, problem)) = super::negotiable::unusable_keyword(&algorithms) {
             return Err(self.error(opts.at(keyword), problem));
         }
 

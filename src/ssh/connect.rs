@@ -232,7 +232,7 @@ pub fn retrying_drops(
 pub const BANNER_BACKOFF: Duration = Duration::from_millis(100);
 
 /// At most this many connections to a server that keeps closing them before its banner.
-pub const BANNER_ATTEMPTS: u32 = 8;
+pub const BANNER_ATTEMPTS: u32 = 16;
 
 fn backoff(drops: u32) -> Duration {
     let base = BANNER_BACKOFF * 2u32.pow(drops.saturating_sub(1).min(4));

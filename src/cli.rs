@@ -30,6 +30,21 @@ pub struct Cli {
     pub targets: Vec<String>,
 }
 
+/// The environment variables that stand for options (`env = ...` below).
+pub const OPTION_ENV: &[&str] = &["TETHER_SSH_CONFIG", "HOSTS", "ROLES"];
+
+/// Removes those of [`OPTION_ENV`] that are set but empty, so that they count as unset, as
+/// ssh counts an empty `SSH_AUTH_SOCK` (clap would refuse `TETHER_SSH_CONFIG=` as a missing
+/// `--ssh-config` value, and take `HOSTS=` as a host named ``). Called first thing in
+/// `main`, before any thread exists, as changing the environment requires.
+pub fn forget_empty_option_env() {
+    for name in OPTION_ENV {
+        if std::env::var_os(name).is_some_and(|v| v.is_empty()) {
+            std::env::remove_var(name);
+        }
+    }
+}
+
 /// Options accepted before or after the subcommand.
 #[derive(Debug, Args, Clone)]
 pub struct GlobalArgs {

@@ -71,7 +71,10 @@ pub fn run(
         .collect();
     let home = ssh.local().home.clone();
     if args.ssh_g {
-        print_ssh_g(&rows);
+        match settings.format {
+            Format::Json => print_ssh_g_json(&rows),
+            Format::Text => print_ssh_g(&rows),
+        }
     } else {
         match settings.format {
             Format::Json => print_json(&rows),
@@ -112,6 +115,47 @@ pub fn print_ssh_g(rows: &[Row]) {
             }
             Err(e) => eprintln!("error: {e}"),
         }
+    }
+}
+
+/// The keywords `ssh -G` prints once per value: arrays in JSON, also when empty.
+const REPEATED: &[&str] = &["identityfile", "certificatefile"];
+
+/// `-G` with `--format json`: one object per line and host, `{"type":"ssh_config","host":..,
+/// "options":{keyword: value, ...}}` with the keywords and values `ssh -G` prints, in its
+/// order (values as strings; `identityfile` and `certificatefile` as arrays), or
+/// `{"type":"ssh_config","host":..,"error":..}` for a host the config is refused for.
+pub fn print_ssh_g_json(rows: &[Row]) {
+    for row in rows {
+        let value = match &row.config {
+            Ok(cfg) => {
+                let mut options = serde_json::Map::new();
+                for line in &cfg.ssh_g {
+                    let (keyword, value) = line.split_once(' ').unwrap_or((line.as_str(), ""));
+                    let value = serde_json::Value::String(value.to_string());
+                    if !REPEATED.contains(&keyword) {
+                        options.insert(keyword.to_string(), value);
+                    } else if let Some(serde_json::Value::Array(values)) = options.get_mut(keyword)
+                    {
+                        values.push(value);
+                    } else {
+                        options.insert(keyword.to_string(), serde_json::json!([value]));
+                    }
+                }
+                for k in REPEATED {
+                    options
+                        .entry(k.to_string())
+                        .or_insert_with(|| serde_json::json!([]));
+                }
+                serde_json::json!({ "type": "ssh_config", "host": row.name, "options": options })
+            }
+            Err(e) => serde_json::json!({
+                "type": "ssh_config",
+                "host": row.name,
+                "error": e.to_string(),
+            }),
+        };
+        crate::outln!("{value}");
     }
 }
 

@@ -14,6 +14,7 @@ use tether::error::Error;
 use tether::settings::{Format, Settings};
 
 fn main() {
+    cli::forget_empty_option_env();
     let cli = Cli::parse();
     tether::fd_limit::raise();
     if let Err(e) = tether::secret::init_sudo_password(cli.global.ask_sudo_password) {

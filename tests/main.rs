@@ -21,6 +21,7 @@ mod keepalive;
 mod lab;
 mod layers;
 mod proxy_command;
+mod reach;
 mod recipe;
 mod robustness;
 mod run;

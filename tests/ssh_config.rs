@@ -934,3 +934,524 @@ fn address_family_limits_the_addresses_tried() {
         out.stdout
     );
 }
+
+/// Include globs expand as ssh's own glob(3) (openbsd-compat) expands them, checked with
+/// `ssh -G` pattern by pattern: dotfiles only for a segment that starts with a literal `.`
+/// (then `.` and `..` too), `**` as `*`, backslash escapes, `[!set]` and `[^set]` (where `^`
+/// is literal), classes, a lone `[`, matches sorted by their whole path, a dangling link.
+/// Each pattern is one config; the files say which of them were read and in what order.
+#[test]
+fn include_globs_match_what_ssh_matches() {
+    let sb = Sandbox::new("globs");
+    let files: &[(&str, &str)] = &[
+        (".ssh/g/.dot", "Host x\n  User fromdot\n"),
+        (".ssh/g/plain", "Host x\n  Port 2001\n"),
+        (".ssh/g/sub/.deep", "Host x\n  HostName deepdot\n"),
+        (".ssh/g/.hid/cfg", "Host x\n  HostName hiddendir\n"),
+        (".ssh/g/a-b/cfg", "Host x\n  HostName ab\n"),
+        (".ssh/g/a/cfg", "Host x\n  HostName a\n  User fromadir\n"),
+        (".ssh/g/star*", "Host x\n  User literalstar\n"),
+        (".ssh/g/br[1]", "Host x\n  User bracket\n"),
+        (".ssh/g/[", "Host x\n  User openbracket\n"),
+        (".ssh/g/^caret", "Host x\n  User caret\n"),
+        (".ssh/g/q?", "Host x\n  User question\n"),
+        (".ssh/g/9.conf", "Host x\n  ConnectTimeout 9\n"),
+        (".ssh/g/10.conf", "Host x\n  ConnectTimeout 10\n"),
+        (".ssh/g/B.conf", "Host x\n  ServerAliveInterval 66\n"),
+        (".ssh/g/b.conf", "Host x\n  ServerAliveInterval 77\n"),
+    ];
+    for (rel, text) in files {
+        sb.write(rel, text);
+    }
+    std::os::unix::fs::symlink("nowhere", sb.home().join(".ssh/g/dangling")).unwrap();
+    let patterns = [
+        "g/*",
+        "g/.*",
+        "g/?dot",
+        "g/[.]dot",
+        "g/\\.dot",
+        "g/.d*",
+        "g/*/cfg",
+        "g/.h*/cfg",
+        "g/**/cfg",
+        "g/**",
+        "g/a**",
+        "g/sub/*",
+        "g/sub/.*",
+        "g/*/.deep",
+        "g/star\\*",
+        "g/br\\[1\\]",
+        "g/[",
+        "g/[!p]lain",
+        "g/[^p]lain",
+        "g/[^a]*",
+        "g/[]^]*",
+        "g/{plain,.dot}",
+        "g/dangling",
+        "g/[[:alpha:]]-b/cfg",
+        "g/[[:digit:]]*.conf",
+        "g/[[:upper:][:digit:]]*",
+        "g/[[:bogus:]]*",
+        "g/q\\?",
+        "g/*.conf",
+        "g/[a-c].conf",
+        "g//plain",
+        "g/./plain",
+        "g/sub/../plain",
+        "g/.?",
+        "g/a\\",
+        "~/.ssh/g/.dot",
+        "~root/.ssh/g/plain",
+        "~nosuchuser/.ssh/g/plain",
+        "/root/.ssh/g/*/cfg",
+    ];
+    let mut failures = Vec::new();
+    for (i, pattern) in patterns.iter().enumerate() {
+        let config = sb.write(&format!("cfg/glob{i}"), &format!("Include {pattern}\n"));
+        if let Err(e) = compare(&sb, &config, "x") {
+            failures.push(format!("Include {pattern}:{e}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} patterns differ from ssh -G:\n{}",
+        failures.len(),
+        patterns.len(),
+        failures.join("\n")
+    );
+}
+
+/// An Include (or -F) of something that is not a regular file: ssh reads a directory as empty
+/// (tether too, compared with ssh -G), but reads /dev/zero until memory runs out and blocks
+/// on a FIFO nobody writes to; tether refuses those naming file:line and what the file is,
+/// quickly and in little memory, and still reads a FIFO or pipe that delivers a config.
+#[test]
+fn includes_of_devices_fifos_and_directories() {
+    let sb = Sandbox::new("nonreg");
+    std::fs::create_dir_all(sb.home().join("dir.d")).unwrap();
+    let fifo = sb.home().join("fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let config = sb.write("cfg/dir", "Include /root/dir.d\nHost x\n  User after\n");
+    compare(&sb, &config, "x").unwrap();
+    let config = sb.write("cfg/dotdirs", "Include /root/dir.d/.*\n");
+    compare(&sb, &config, "x").unwrap();
+
+    for device in ["/dev/zero", "/dev/urandom"] {
+        let config = sb.write("cfg/dev", &format!("Host x\n  User u\nInclude {device}\n"));
+        let started = std::time::Instant::now();
+        let out = sb.tether(&["-F", &config, "hosts", "-G", "x"]);
+        assert_eq!(out.status, 2, "{}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!(
+                "{config}:3: cannot read included file {device}: it is a character device that \
+                 gave more than 1 MiB without ending"
+            )),
+            "{}",
+            out.stderr
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        // -F too.
+        let out = sb.tether(&["-F", device, "hosts", "-G", "x"]);
+        assert_eq!(out.status, 2, "{}", out.stderr);
+        assert!(
+            out.stderr.contains("it is a character device"),
+            "{}",
+            out.stderr
+        );
+    }
+
+    // ssh refuses /dev/null as an included file (mode 666), and so does tether; as -F it is
+    // the usual "no config".
+    let config = sb.write("cfg/null", "Include /dev/null\n");
+    let ssh = sb.run("ssh", &["-G", "-F", &config, "x"]);
+    assert_ne!(ssh.status, 0);
+    let out = sb.tether(&["-F", &config, "hosts", "-G", "x"]);
+    assert_eq!(out.status, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("bad owner or permissions on /dev/null"),
+        "{}",
+        out.stderr
+    );
+    compare(&sb, "/dev/null", "x").unwrap();
+
+    // A FIFO nobody writes to: refused after 10 s, naming it.
+    let config = sb.write("cfg/fifo", "Host x\n  User u\nInclude /root/fifo\n");
+    let started = std::time::Instant::now();
+    let out = sb.tether(&["-F", &config, "hosts", "-G", "x"]);
+    assert_eq!(out.status, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "{config}:3: cannot read included file /root/fifo: it is a FIFO or pipe that did \
+             not reach its end within 10 s"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(14));
+
+    // A FIFO that a writer fills is read, as ssh reads it.
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            std::fs::write(&fifo, "Host x\n  User fromfifo\n").unwrap();
+        })
+    };
+    let out = sb.tether(&["-F", &config, "hosts", "-G", "x"]);
+    writer.join().unwrap();
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("user u\n"), "{}", out.stdout);
+    let config = sb.write("cfg/fifo2", "Include /root/fifo\n");
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::write(&fifo, "Host x\n  User fromfifo\n").unwrap())
+    };
+    let out = sb.tether(&["-F", &config, "hosts", "-G", "x"]);
+    writer.join().unwrap();
+    assert!(out.stdout.contains("user fromfifo\n"), "{}", out.stdout);
+
+    // -F from a pipe (bash process substitution: /dev/fd/N).
+    let tether = env!("CARGO_BIN_EXE_tether");
+    let out = sb.run(
+        "bash",
+        &[
+            "-c",
+            &format!("{tether} -F <(printf 'Host x\\n  User frompipe\\n') hosts -G x"),
+        ],
+    );
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("user frompipe\n"), "{}", out.stdout);
+}
+
+/// Algorithm lists are checked when read, as ssh checks them (for every host, also in a
+/// block of another host): unknown names, wildcards where ssh takes exact names, an empty
+/// list after `+`/`^`. What ssh refuses tether refuses (exit 2, naming file:line and the
+/// keyword); what ssh accepts tether accepts.
+#[test]
+fn algorithm_lists_are_checked_as_ssh_checks_them() {
+    let sb = Sandbox::new("algs");
+    let specs = [
+        "Ciphers frob",
+        "Ciphers aes128-ctr,frob",
+        "Ciphers aes*",
+        "Ciphers +frob",
+        "Ciphers +",
+        "Ciphers ^",
+        "Ciphers none",
+        "Ciphers AES128-CTR",
+        "Ciphers aes128-ctr aes256-ctr",
+        "MACs frob",
+        "MACs hmac*",
+        "KexAlgorithms frob",
+        "KexAlgorithms curve*",
+        "HostKeyAlgorithms ssh-foo",
+        "HostKeyAlgorithms foo*",
+        "HostKeyAlgorithms ED25519-CERT",
+        "PubkeyAcceptedAlgorithms foo",
+        "PubkeyAcceptedKeyTypes foo",
+        "CASignatureAlgorithms foo",
+        "HostbasedAcceptedAlgorithms foo",
+        // Accepted by ssh (and so by tether) when read:
+        "Ciphers -frob",
+        "Ciphers -",
+        "Ciphers ^aes128-ctr",
+        "Ciphers aes128-ctr,,frob",
+        "Ciphers ,aes128-ctr",
+        "Ciphers \"aes128-ctr\"",
+        "MACs ,,",
+        "KexAlgorithms -*",
+        "HostKeyAlgorithms !ssh-rsa",
+        "HostKeyAlgorithms rsa",
+        "HostKeyAlgorithms Ed25519",
+        "HostKeyAlgorithms ?sh-rsa",
+        "HostKeyAlgorithms ssh-rsa,,foo",
+        "HostKeyAlgorithms webauthn-sk-ecdsa-sha2-nistp256@openssh.com",
+        "CASignatureAlgorithms ssh-ed*",
+        "PubkeyAcceptedAlgorithms +ssh-dss",
+    ];
+    let mut failures = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        let config = sb.write(&format!("cfg/alg{i}"), &format!("Host other\n  {spec}\n"));
+        let ssh = sb.run("ssh", &["-G", "-F", &config, "x"]);
+        let ours = sb.tether(&["-F", &config, "hosts", "-G", "x"]);
+        // An alias is named by the keyword it stands for.
+        let keyword = match spec.split(' ').next().unwrap() {
+            "PubkeyAcceptedKeyTypes" => "PubkeyAcceptedAlgorithms",
+            k => k,
+        };
+        let ok = if ssh.status == 0 {
+            ours.status == 0
+        } else {
+            ours.status == 2
+                && ours.stderr.contains(&format!("{config}:2: "))
+                && ours.stderr.contains(keyword)
+        };
+        if !ok {
+            failures.push(format!(
+                "{spec}: ssh exit {}, tether exit {}: {}",
+                ssh.status, ours.status, ours.stderr
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A list ssh accepts but that leaves libssh2 nothing it can negotiate (a cipher or MAC
+/// libssh2 lacks, `-*`, an empty list) fails its host as a configuration error before
+/// anything connects, naming the host, file:line and the keyword; the other hosts run.
+#[test]
+fn an_algorithm_list_libssh2_cannot_use_fails_its_host_only() {
+    let lab = Lab::start(4);
+    let base = std::fs::read_to_string(lab.ssh_config()).unwrap();
+    let cfg = lab.dir().join("algorithms_config");
+    std::fs::write(
+        &cfg,
+        format!(
+            "Host host1\n  Ciphers 3des-cbc\nHost host2\n  MACs umac-64@openssh.com,hmac-md5\n\
+             Host host3\n  KexAlgorithms -*\n{base}"
+        ),
+    )
+    .unwrap();
+    let cfg_s = cfg.display().to_string();
+    let before = lab.accepted_logins("host4");
+    let out = Tether::new()
+        .ssh_config(&cfg)
+        .args(&[
+            "run",
+            "--hosts",
+            "host1,host2,host3,host4",
+            "--",
+            "echo ran",
+        ])
+        .run();
+    assert_eq!(out.host_lines("host4", '|'), ["ran"], "{}", out.stdout);
+    out.status(2)
+        .stdout_contains(&format!(
+            "host1: ssh config {cfg_s}:2: Ciphers 3des-cbc leaves no algorithm that libssh2 \
+             supports (it supports: "
+        ))
+        .stdout_contains(&format!(
+            "host2: ssh config {cfg_s}:4: MACs umac-64@openssh.com,hmac-md5 leaves no algorithm"
+        ))
+        .stdout_contains(&format!(
+            "host3: ssh config {cfg_s}:6: KexAlgorithms -* leaves no algorithm"
+        ))
+        .stdout_contains("config error")
+        .stderr_contains("3 of 4 hosts failed");
+    assert_eq!(lab.accepted_logins("host4"), before + 1);
+    // Nothing connected to the refused hosts: not a late handshake failure.
+    for h in ["host1", "host2", "host3"] {
+        let log = std::fs::read_to_string(&lab.host(h).log).unwrap();
+        assert!(
+            !log.contains("Connection from"),
+            "{h} was connected to:\n{log}"
+        );
+    }
+    // tether hosts says it too, connecting to nothing.
+    let out = Tether::new()
+        .ssh_config(&cfg)
+        .args(&["hosts", "host1", "host4"])
+        .run();
+    out.status(2)
+        .stdout_contains("Ciphers 3des-cbc leaves no algorithm");
+}
+
+/// `ssh://[user@]host[:port]` destinations resolve as ssh resolves them (user `;params`
+/// ignored, `%XX` and `+` decoded, a trailing `/`, a bracketed address, a final dot), and
+/// what ssh refuses is refused (a path, an empty user, port 0, a bad name). ssh refuses an
+/// IPv6 address in a URI; tether takes `ssh://[::1]:2201` as `ssh -p 2201 ::1`.
+#[test]
+fn ssh_uri_destinations_resolve_as_ssh_resolves_them() {
+    let sb = Sandbox::new("uri");
+    let config = sb.write(
+        "cfg/uri",
+        "Host h\n  User fromcfg\n  Port 2000\nHost ::1\n  User v6\nHost 10.0.0.1\n  User v4\n",
+    );
+    let mut failures = Vec::new();
+    for query in [
+        "ssh://u@h:2200",
+        "ssh://h",
+        "ssh://h/",
+        "ssh://h:",
+        "ssh://h:22/",
+        "ssh://u;fingerprint=SHA256-x@h",
+        "ssh://us%65r@h",
+        "ssh://a+b@h",
+        "ssh://h.",
+        "ssh://H",
+        "ssh://[h]",
+        "ssh://[10.0.0.1]:2222",
+        "ssh://web_1.example.com",
+        "ssh://[::1]:2201|-p 2201 ::1",
+        "ssh://u@[::1]|-l u ::1",
+    ] {
+        if let Err(e) = compare(&sb, &config, query) {
+            failures.push(format!("{query}:{e}"));
+        }
+    }
+    for bad in [
+        "ssh://",
+        "ssh://@h",
+        "ssh://h/path",
+        "ssh://h:0",
+        "ssh://h:x",
+        "ssh://h:65536",
+        "ssh://u@",
+        "ssh://bad..host",
+        "ssh://-x",
+        "ssh://_h",
+        "ssh://[::1]x",
+        "ssh://u%zz@h",
+    ] {
+        let ssh = sb.run("ssh", &["-G", "-F", &config, bad]);
+        let ours = sb.tether(&["-F", &config, "hosts", "-G", bad]);
+        if ssh.status == 0 || ours.status != 2 || !ours.stderr.contains(bad) {
+            failures.push(format!(
+                "{bad}: ssh exit {}, tether exit {}: {}",
+                ssh.status, ours.status, ours.stderr
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Global options work after the subcommand and its arguments (`-F` last wins, as in ssh),
+/// `hosts -G --format json` is JSON with ssh -G's keywords and values, and an empty
+/// `TETHER_SSH_CONFIG=` (or `HOSTS=`, `ROLES=`) counts as unset.
+#[test]
+fn options_anywhere_json_dump_and_empty_environment() {
+    let mut sb = Sandbox::new("opts");
+    let config = sb.write(
+        "cfg/opts",
+        "Host a\n  HostName 10.0.0.9\n  User ua\n  IdentityFile /k/one\n  IdentityFile /k/two\n",
+    );
+    let other = sb.write("cfg/other", "Host a\n  User other\n");
+    let ssh = sb.run("ssh", &["-G", "-F", &config, "a"]);
+    assert_eq!(ssh.status, 0, "{}", ssh.stderr);
+    for args in [
+        vec!["hosts", "-G", "a", "-F", &config],
+        vec!["hosts", "-F", &config, "-G", "a"],
+        vec!["hosts", "-G", "-F", &config, "a"],
+        vec!["hosts", "-G", "a", "--ssh-config", &config],
+        vec!["hosts", "-G", "a", &format!("--ssh-config={config}")],
+        vec!["hosts", "-G", "a", &format!("-F{config}")],
+        vec!["-F", &other, "hosts", "-G", "a", "-F", &config],
+        vec!["hosts", "-G", "a", "-v", "-F", &config, "--color", "never"],
+    ]
+    .iter()
+    .map(|a| a.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let ours = sb.tether(&args);
+        assert_eq!(ours.status, 0, "{args:?}: {}", ours.stderr);
+        assert_eq!(
+            keyword_lines(&ours.stdout),
+            keyword_lines(&ssh.stdout),
+            "{args:?}"
+        );
+    }
+    // `run`: -F after --hosts and before `--`; after `--` it belongs to the command.
+    let out = sb.tether(&[
+        "run", "--hosts", "a", "-n", "-F", &config, "--", "echo", "-F", "x",
+    ]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("a | $ echo -F x"), "{}", out.stdout);
+
+    // JSON: one object per host; each of ssh -G's lines is a key (identityfile an array).
+    for args in [
+        vec!["-F", &config, "hosts", "-G", "a", "b", "--format", "json"],
+        vec!["--format", "json", "-F", &config, "hosts", "-G", "a", "b"],
+    ] {
+        let out = sb.tether(&args);
+        assert_eq!(out.status, 0, "{}", out.stderr);
+        let lines: Vec<serde_json::Value> = out
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        assert_eq!(lines.len(), 2, "{}", out.stdout);
+        assert_eq!(lines[0]["type"], "ssh_config");
+        assert_eq!(lines[0]["host"], "a");
+        assert_eq!(lines[1]["host"], "b");
+        let options = &lines[0]["options"];
+        for line in keyword_lines(&ssh.stdout) {
+            let (k, v) = line.split_once(' ').unwrap();
+            match &options[k] {
+                serde_json::Value::Array(values) => {
+                    assert!(values.iter().any(|x| x == v), "{k} {v}: {options}")
+                }
+                value => assert_eq!(value, v, "{k}"),
+            }
+        }
+        assert_eq!(
+            options["identityfile"],
+            serde_json::json!(["/k/one", "/k/two"])
+        );
+        assert_eq!(
+            lines[1]["options"]["certificatefile"],
+            serde_json::json!([])
+        );
+    }
+    let refused = sb.write("cfg/refused", "Host a\n  Tunnel yes\n");
+    let out = sb.tether(&["-F", &refused, "--format", "json", "hosts", "-G", "a"]);
+    assert_eq!(out.status, 2, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("Tunnel yes is refused"),
+        "{v}"
+    );
+
+    // TETHER_SSH_CONFIG= (set, empty): as if unset, so ~/.ssh/config, as ssh reads it.
+    sb.write(".ssh/config", "Host a\n  User fromdefault\n  Port 2022\n");
+    sb.etc_ssh("Host *\n  ConnectTimeout 7\n", &[]);
+    let ssh = sb.run("ssh", &["-G", "a"]);
+    let ours = sb.run(
+        "env",
+        &[
+            "TETHER_SSH_CONFIG=",
+            env!("CARGO_BIN_EXE_tether"),
+            "hosts",
+            "-G",
+            "a",
+        ],
+    );
+    assert_eq!(ours.status, 0, "{}", ours.stderr);
+    assert!(
+        ours.stdout.contains("user fromdefault\n"),
+        "{}",
+        ours.stdout
+    );
+    assert_eq!(keyword_lines(&ours.stdout), keyword_lines(&ssh.stdout));
+    // ... and HOSTS= / ROLES= select every server of the recipe.
+    let recipe = sb.write(
+        "app/deploy.rhai",
+        "server(\"a\", #{ roles: [\"web\"] });\nserver(\"b\", #{ roles: [\"db\"] });\n\
+         task(\"t\", || { on(\"all\", \"uptime\"); });\n",
+    );
+    let ours = sb.run(
+        "env",
+        &[
+            "HOSTS=",
+            "ROLES=",
+            "TETHER_SSH_CONFIG=",
+            env!("CARGO_BIN_EXE_tether"),
+            "-f",
+            &recipe,
+            "-n",
+            "t",
+        ],
+    );
+    assert_eq!(ours.status, 0, "{}", ours.stderr);
+    assert!(
+        ours.stdout.contains("a | $ uptime") && ours.stdout.contains("b | $ uptime"),
+        "{}",
+        ours.stdout
+    );
+}

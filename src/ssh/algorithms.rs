@@ -11,7 +11,7 @@
 use ssh2::{MethodType, Session};
 
 use super::certificate::{self, is_certificate_type};
-use super::config::{wildcard_match, HostConfig};
+use super::config::{assemble, assemble_from, unusable, HostConfig};
 use super::known_hosts;
 
 /// What known_hosts says about a host, for ordering its host key algorithms.
@@ -132,56 +132,6 @@ pub fn apply(session: &Session, cfg: &HostConfig, known: KnownTypes) -> Result<(
     session
         .method_pref(MethodType::HostKey, &list.join(","))
         .map_err(|e| format!("HostKeyAlgorithms: {e}"))
-}
-
-fn unusable(keyword: &str, spec: &str, supported: &[&str]) -> String {
-    format!(
-        "{keyword} {spec} leaves no algorithm that libssh2 supports (it supports: {})",
-        supported.join(",")
-    )
-}
-
-/// kex.c `kex_assemble_names` against `supported` (libssh2's list, which is also the
-/// default).
-pub fn assemble(spec: &str, supported: &[&str]) -> Vec<String> {
-    assemble_from(spec, supported, supported)
-}
-
-/// kex.c `kex_assemble_names` with `defaults` (what an unset keyword means, what `+`, `-`
-/// and `^` start from) and `all` (every name a list may select).
-pub fn assemble_from(spec: &str, defaults: &[&str], all: &[&str]) -> Vec<String> {
-    let matching = |patterns: &str| -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        for p in patterns.split(',').filter(|p| !p.is_empty()) {
-            for s in all {
-                if wildcard_match(p, s) && !out.iter().any(|o| o == s) {
-                    out.push(s.to_string());
-                }
-            }
-        }
-        out
-    };
-    let defaults: Vec<String> = defaults.iter().map(|s| s.to_string()).collect();
-    let merged: Vec<String> = if let Some(rest) = spec.strip_prefix('+') {
-        defaults.into_iter().chain(matching(rest)).collect()
-    } else if let Some(rest) = spec.strip_prefix('-') {
-        let removed = matching(rest);
-        defaults
-            .into_iter()
-            .filter(|d| !removed.contains(d))
-            .collect()
-    } else if let Some(rest) = spec.strip_prefix('^') {
-        matching(rest).into_iter().chain(defaults).collect()
-    } else {
-        matching(spec)
-    };
-    let mut out: Vec<String> = Vec::new();
-    for name in merged {
-        if !out.contains(&name) {
-            out.push(name);
-        }
-    }
-    out
 }
 
 #[cfg(test)]

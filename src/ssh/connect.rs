@@ -9,6 +9,7 @@ use ssh2::Session;
 
 use super::algorithms;
 use super::auth;
+use super::banner::{self, BannerProblem};
 use super::config::{AddressFamily, HostConfig};
 use super::host_key::HostKeyPolicy;
 use super::known_hosts::{self, KnownHosts};
@@ -54,20 +55,7 @@ pub fn would_block(e: &ssh2::Error) -> bool {
     e.code() == ssh2::ErrorCode::Session(EAGAIN)
 }
 
-/// Waits until `fds` are ready (or `timeout` passes); returns which were ready.
-pub fn poll_fds(fds: &mut [libc::pollfd], timeout: Duration) -> std::io::Result<()> {
-    // Rounded up: a timeout that truncates to 0 ms would make a deadline loop spin.
-    let ms = timeout.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32;
-    // SAFETY: `fds` is a valid, exclusively borrowed slice of pollfd for the whole call.
-    let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-    if rc < 0 {
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
-    Ok(())
-}
+pub use super::poll::poll_fds;
 
 /// The `poll()` events for the directions libssh2 says it is blocked on.
 pub fn poll_events(dirs: ssh2::BlockDirections) -> libc::c_short {
@@ -165,6 +153,14 @@ impl Connection {
 /// `pinned_key`, when given (a reconnect), must equal the key the server presents: a host
 /// never silently changes identity in the middle of a run. `warn` receives messages the user
 /// should see (skipped known_hosts lines, recorded keys).
+///
+/// Everything up to the end of authentication shares one deadline, `ConnectTimeout` from the
+/// start (ssh applies it to the TCP connect and the banner exchange). A failed TCP connect is
+/// tried `ConnectionAttempts` times, one second apart, as ssh does. A server that closes the
+/// connection before its SSH banner (sshd beyond `MaxStartups`, which drops the newest
+/// connections while others are being set up) is tried again after a short backoff
+/// ([`BANNER_BACKOFF`], doubling, with jitter) for as long as the deadline allows: such a drop
+/// is transient, and ssh users see it as a spurious "Connection closed by remote host".
 pub fn connect(
     name: &str,
     cfg: &HostConfig,
@@ -173,21 +169,78 @@ pub fn connect(
 ) -> Result<Connection, SshError> {
     let started = Instant::now();
     let addr_text = host_port(&cfg.hostname, cfg.port);
-    // ConnectionAttempts: one second apart, as ssh tries them.
-    let mut attempt = 1;
-    let tcp = loop {
-        let deadline = Instant::now() + cfg.connect_timeout;
-        match tcp_connect(name, cfg, &addr_text, deadline) {
-            Ok(tcp) => break tcp,
-            Err(e @ SshError::Resolve { .. }) => return Err(e),
-            Err(e) if attempt >= cfg.connection_attempts => return Err(e),
-            Err(_) => {
-                attempt += 1;
-                std::thread::sleep(Duration::from_secs(1));
+    retrying_drops(cfg, started, || {
+        // ConnectionAttempts: one second apart, as ssh tries them.
+        let mut attempt = 1;
+        let tcp = loop {
+            let tcp_deadline = Instant::now() + cfg.connect_timeout;
+            match tcp_connect(name, cfg, &addr_text, tcp_deadline) {
+                Ok(tcp) => break tcp,
+                Err(e @ SshError::Resolve { .. }) => return Err(e),
+                Err(e) if attempt >= cfg.connection_attempts => return Err(e),
+                Err(_) => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_secs(1));
+                }
             }
+        };
+        connect_over(name, cfg, tcp, started, pinned_key, warn)
+    })
+}
+
+/// Runs `attempt` (a whole connection: TCP or tunnel, handshake, authentication) again while
+/// the server closes the connection before its banner ([`BannerProblem::Closed`]), after
+/// [`backoff`], as long as `ConnectTimeout` from `started` allows and at most
+/// [`BANNER_ATTEMPTS`] times; the last such failure says how many times and over how long.
+pub fn retrying_drops(
+    cfg: &HostConfig,
+    started: Instant,
+    mut attempt: impl FnMut() -> Result<Connection, SshError>,
+) -> Result<Connection, SshError> {
+    let deadline = started + cfg.connect_timeout;
+    let mut drops = 0u32;
+    loop {
+        match attempt() {
+            Err(SshError::Banner {
+                host,
+                addr,
+                problem: BannerProblem::Closed { said, .. },
+            }) => {
+                drops += 1;
+                let pause = backoff(drops);
+                if Instant::now() + pause >= deadline || drops >= BANNER_ATTEMPTS {
+                    return Err(SshError::Banner {
+                        host,
+                        addr,
+                        problem: BannerProblem::Closed {
+                            said,
+                            attempts: drops,
+                            elapsed: started.elapsed(),
+                        },
+                    });
+                }
+                std::thread::sleep(pause);
+            }
+            other => return other,
         }
-    };
-    connect_over(name, cfg, tcp, started, pinned_key, warn)
+    }
+}
+
+/// The first pause before connecting again to a server that closed the connection before its
+/// banner; it doubles with each drop (plus up to 50% jitter, so that hosts dropped together do
+/// not come back together).
+pub const BANNER_BACKOFF: Duration = Duration::from_millis(100);
+
+/// At most this many connections to a server that keeps closing them before its banner.
+pub const BANNER_ATTEMPTS: u32 = 16;
+
+fn backoff(drops: u32) -> Duration {
+    let base = BANNER_BACKOFF * 2u32.pow(drops.saturating_sub(1).min(4));
+    // Jitter from std's randomly keyed hasher: no random-number crate needed for it.
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(drops);
+    base + base.mul_f64((h.finish() % 1000) as f64 / 2000.0)
 }
 
 /// `host:port` for messages, an IPv6 address in brackets (`[::1]:22`).
@@ -243,16 +296,28 @@ pub fn connect_over<S: AsRawFd + 'static>(
     };
     algorithms::apply(&session, cfg, known_types).map_err(&handshake_err)?;
     session.set_compress(cfg.compression);
+    let banner_err = |problem| SshError::Banner {
+        host: name.to_string(),
+        addr: addr_text.clone(),
+        problem,
+    };
+    banner::wait(fd, deadline, cfg.connect_timeout).map_err(banner_err)?;
     session.set_tcp_stream(tcp);
     let remaining = deadline.saturating_duration_since(Instant::now());
     session.set_timeout(remaining.as_millis().max(1) as u32);
     if let Err(e) = session.handshake() {
         if Instant::now() >= deadline || e.code() == ssh2::ErrorCode::Session(-9) {
-            return Err(SshError::ConnectTimeout {
-                host: name.to_string(),
-                addr: addr_text,
-                timeout: cfg.connect_timeout,
-            });
+            let timeout = cfg.connect_timeout;
+            return Err(banner_err(match session.banner() {
+                Some(banner) => BannerProblem::KexTimeout {
+                    timeout,
+                    banner: banner.to_string(),
+                },
+                None => BannerProblem::Silent {
+                    timeout,
+                    tcp: banner::is_tcp(fd),
+                },
+            }));
         }
         return Err(handshake_err(e.to_string()));
     }

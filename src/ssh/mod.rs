@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod algorithms;
 pub mod auth;
+pub mod banner;
 pub mod certificate;
 pub mod config;
 pub mod connect;
@@ -15,6 +16,7 @@ pub mod known_hosts;
 pub mod limiter;
 pub mod owner;
 pub mod policy;
+pub mod poll;
 pub mod proxy_command;
 pub mod reconnect;
 pub mod route;
@@ -28,6 +30,7 @@ use std::time::Duration;
 use crate::duration::format as format_duration;
 use crate::failure::Kind;
 
+use banner::BannerProblem;
 use certificate::CertificateProblem;
 use config::HostError;
 use known_hosts::OtherEntries;
@@ -85,6 +88,18 @@ pub enum SshError {
         addr: String,
         /// The timeout that ran out.
         timeout: Duration,
+    },
+    /// The server accepted the TCP connection but no SSH session came of it within
+    /// `ConnectTimeout`: it sent nothing, or no SSH banner, or it closed the connection before
+    /// its banner (also after retries: see [`banner`]), or the key exchange stalled.
+    #[error("{host}: {addr} {problem}")]
+    Banner {
+        /// Host as named by the user.
+        host: String,
+        /// `hostname:port`.
+        addr: String,
+        /// What it did.
+        problem: BannerProblem,
     },
     /// The SSH handshake failed.
     #[error("{host}: SSH handshake with {addr} failed: {reason}")]
@@ -303,6 +318,7 @@ impl SshError {
             | SshError::Connect { .. }
             | SshError::ConnectTimeout { .. }
             | SshError::Handshake { .. }
+            | SshError::Banner { .. }
             | SshError::Auth { .. }
             | SshError::AuthCutOff { .. }
             | SshError::Session { .. }

@@ -131,11 +131,9 @@ impl Reader<'_> {
         check_perm: bool,
         stack: &mut Vec<PathBuf>,
     ) -> Result<Option<Arc<File>>, ConfigError> {
-        let text = match std::fs::read(path) {
+        let text = match read_bytes(path) {
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            // ssh opens a directory and reads nothing from it.
-            Err(e) if e.kind() == ErrorKind::IsADirectory => String::new(),
             Err(source) => {
                 return Err(ConfigError::Read {
                     path: path.to_path_buf(),
@@ -246,7 +244,7 @@ impl Reader<'_> {
             )));
         }
         let mut files = Vec::new();
-        for path in glob_paths(anchored).map_err(malformed)? {
+        for path in super::glob::glob(anchored) {
             let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
             if let Some(at) = stack.iter().position(|p| *p == canonical) {
                 let chain: Vec<String> = stack[at..]
@@ -272,13 +270,95 @@ impl Reader<'_> {
     }
 }
 
+/// How long a FIFO (or pipe, `-F <(command)`) may take to deliver the config to its end.
+pub const PIPE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// At most this much is read from a device, FIFO or pipe.
+pub const PIPE_MAX: usize = 1 << 20;
+
+/// A config file's bytes. ssh fopen()s and reads a file whatever it is: a directory reads as
+/// empty (kept: an `Include dir/.*` matches `.` and `..`), but `/dev/zero` would be read
+/// until memory runs out and a FIFO nobody writes to would block forever. So what is not a
+/// regular file is read without blocking, up to [`PIPE_MAX`] bytes and its end within
+/// [`PIPE_WAIT`] (`/dev/null` and a pipe from `-F <(command)` work); otherwise an
+/// `InvalidData` error saying what the file is and what it did.
+fn read_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let kind = file.metadata()?.file_type();
+    if kind.is_file() {
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        return Ok(bytes);
+    }
+    if kind.is_dir() {
+        return Ok(Vec::new());
+    }
+    let what = if kind.is_fifo() {
+        "a FIFO or pipe"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    };
+    let refuse =
+        |why: String| std::io::Error::new(ErrorKind::InvalidData, format!("it is {what} {why}"));
+    let deadline = std::time::Instant::now() + PIPE_WAIT;
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        // Poll first: a FIFO that no writer has opened yet reads as ended at once, but is not
+        // readable (ssh would block in open() until a writer comes).
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            return Err(refuse(format!(
+                "that did not reach its end within {} s (ssh would wait for it forever)",
+                PIPE_WAIT.as_secs()
+            )));
+        }
+        let mut fds = [libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&file),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        crate::ssh::poll::poll_fds(&mut fds, deadline - now)?;
+        if fds[0].revents == 0 {
+            continue;
+        }
+        match file.read(&mut chunk) {
+            Ok(0) => return Ok(bytes),
+            Ok(n) => {
+                bytes.extend_from_slice(&chunk[..n]);
+                if bytes.len() > PIPE_MAX {
+                    return Err(refuse(format!(
+                        "that gave more than {} MiB without ending (ssh would read it until \
+                         memory runs out)",
+                        PIPE_MAX >> 20
+                    )));
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Whether an Include pattern depends on the host (`%` tokens, `${VAR}`).
 pub fn has_tokens(pattern: &str) -> bool {
     pattern.contains('%') || pattern.contains("${")
 }
 
 /// readconf.c: a relative Include lives in `~/.ssh` (user config) or the system config's
-/// directory; `~` is for user configs only. Returns the pattern with `~` expanded.
+/// directory; `~` is for user configs only. Returns the pattern with `~` expanded (`~user`
+/// too, when that user exists).
 pub fn anchor(pattern: &str, user_conf: bool, anchors: &Anchors) -> Result<String, String> {
     if pattern.starts_with('~') && !user_conf {
         return Err(format!(
@@ -292,19 +372,9 @@ pub fn anchor(pattern: &str, user_conf: bool, anchors: &Anchors) -> Result<Strin
     } else {
         format!("{}/{pattern}", anchors.system_dir.display())
     };
-    super::expand::tilde(&full, &anchors.home)
-}
-
-/// glob(3) as ssh calls it: sorted, a leading `.` matched only explicitly, no match no error.
-fn glob_paths(pattern: &str) -> Result<Vec<PathBuf>, String> {
-    let options = glob::MatchOptions {
-        case_sensitive: true,
-        require_literal_separator: true,
-        require_literal_leading_dot: true,
-    };
-    let paths = glob::glob_with(pattern, options)
-        .map_err(|e| format!("bad Include pattern {pattern}: {e}"))?;
-    Ok(paths.flatten().collect())
+    // glob(3)'s GLOB_TILDE leaves `~nosuchuser/...` as it is (then it matches nothing): not
+    // an error, as it is for the paths of other keywords.
+    Ok(super::expand::tilde(&full, &anchors.home).unwrap_or(full))
 }
 
 /// readconf.c `SSHCONF_CHECKPERM`: owned by root or the user, writable by nobody else.

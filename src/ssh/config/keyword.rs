@@ -426,18 +426,8 @@ pub fn check(kw: &Keyword, args: &[String], rest: &str) -> Result<Value, String>
         }
         Shape::Algorithms => {
             let a = one(args)?;
-            let list = a.strip_prefix(['+', '-', '^']).unwrap_or(&a);
-            let valid = !list.is_empty()
-                && list.split(',').all(|n| {
-                    !n.is_empty()
-                        && n.bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b"@.-_*?!".contains(&b))
-                });
-            if valid {
-                Ok(Value::Str(a))
-            } else {
-                Err(format!("{name}: bad algorithm list \"{a}\""))
-            }
+            super::algorithm_names::check(name, &a)?;
+            Ok(Value::Str(a))
         }
         Shape::Forward => match args {
             [] => Err(format!("{name}: missing argument")),

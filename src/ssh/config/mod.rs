@@ -19,16 +19,19 @@
 //! Hand-written rather than taken from a crate: the available parser (`ssh2-config`)
 //! neither reports the line of a malformed entry nor follows ssh's resolution rules.
 
+mod algorithm_names;
 mod canonical;
 mod dump;
 mod error;
 mod expand;
 mod file;
+mod glob;
 mod host;
 mod jump_spec;
 mod keyword;
 mod lexer;
 mod local;
+mod negotiable;
 mod pattern;
 mod port;
 mod resolve;
@@ -44,6 +47,7 @@ pub use host::{
     DEFAULT_CONNECT_TIMEOUT,
 };
 pub use local::Local;
+pub use negotiable::{assemble, assemble_from, supported, unusable, unusable_keyword};
 pub use pattern::{pattern_list_match, wildcard_match};
 
 use state::Inner;

@@ -830,6 +830,20 @@ impl<'a> Resolution<'a> {
         }
         .lines();
 
+        let algorithms = Algorithms {
+            kex: opts.text("KexAlgorithms"),
+            host_key: opts.text("HostKeyAlgorithms"),
+            ciphers: opts.text("Ciphers"),
+            macs: opts.text("MACs"),
+            pubkey: opts.text("PubkeyAcceptedAlgorithms"),
+            ca_signature: opts.text("CASignatureAlgorithms"),
+        };
+        // A list that leaves libssh2 nothing to negotiate fails the host here, as a
+        // configuration error naming the line, not later as a failed handshake.
+        if let Some((keyword, problem)) = super::negotiable::unusable_keyword(&algorithms) {
+            return Err(self.error(opts.at(keyword), problem));
+        }
+
         Ok(HostConfig {
             alias: self.req.alias.clone(),
             hostname: host,
@@ -863,14 +877,7 @@ impl<'a> Resolution<'a> {
                 .flag("NoHostAuthenticationForLocalhost")
                 .unwrap_or(false),
             required_rsa_size: opts.int("RequiredRSASize").unwrap_or(1024) as u32,
-            algorithms: Algorithms {
-                kex: opts.text("KexAlgorithms"),
-                host_key: opts.text("HostKeyAlgorithms"),
-                ciphers: opts.text("Ciphers"),
-                macs: opts.text("MACs"),
-                pubkey: opts.text("PubkeyAcceptedAlgorithms"),
-                ca_signature: opts.text("CASignatureAlgorithms"),
-            },
+            algorithms,
             ssh_g: dump,
         })
     }

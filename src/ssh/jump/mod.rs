@@ -249,11 +249,15 @@ impl Via for Jump {
         limiter: &HandshakeLimiter,
         warn: &mut dyn FnMut(String),
     ) -> Result<Connection, SshError> {
-        let stream = self.open(name, &cfg.hostname, cfg.port, cfg.connect_timeout)?;
-        let started = Instant::now();
         let server = connect::host_port(&cfg.hostname, cfg.port);
-        limiter.run(&server, || {
-            connect::connect_over(name, cfg, stream, started, pinned, warn)
+        // A host that hangs up before its banner (sshd's MaxStartups) is tried again through
+        // a new tunnel, as a direct connection is.
+        connect::retrying_drops(cfg, Instant::now(), || {
+            let stream = self.open(name, &cfg.hostname, cfg.port, cfg.connect_timeout)?;
+            let started = Instant::now();
+            limiter.run(&server, || {
+                connect::connect_over(name, cfg, stream, started, pinned, &mut *warn)
+            })
         })
     }
 

@@ -1,0 +1,385 @@
+//! Servers that accept the TCP connection and then misbehave: silent, not SSH, a banner that
+//! never ends, a key exchange that never starts, hanging up before the banner (sshd beyond
+//! `MaxStartups`). Each fails its host within `ConnectTimeout` saying what the server did; a
+//! hang-up before the banner is retried, so a burst against a real sshd with `MaxStartups 1`
+//! connects every host.
+
+use crate::support;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use support::lab::Lab;
+use support::tether::Tether;
+
+/// A listener on 127.0.0.1 whose every connection is handed to `serve` on its own thread;
+/// returns the port. The threads end with the test process.
+fn listener(serve: impl Fn(TcpStream, usize) + Send + Sync + 'static) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let serve = Arc::new(serve);
+    let count = Arc::new(AtomicUsize::new(0));
+    std::thread::spawn(move || {
+        for conn in l.incoming().flatten() {
+            let (serve, n) = (serve.clone(), count.fetch_add(1, Ordering::SeqCst));
+            std::thread::spawn(move || serve(conn, n));
+        }
+    });
+    port
+}
+
+fn hold(mut c: TcpStream) {
+    let mut sink = [0u8; 1024];
+    let _ = c.set_read_timeout(Some(Duration::from_secs(60)));
+    while matches!(c.read(&mut sink), Ok(n) if n > 0) {}
+}
+
+/// Forwards a connection to `port` both ways until either side closes.
+fn forward(client: TcpStream, port: u16) {
+    let server = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+    let up = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut c2, &mut s2);
+        let _ = s2.shutdown(Shutdown::Write);
+    });
+    let (mut c, mut s) = (client, server);
+    let _ = std::io::copy(&mut s, &mut c);
+    let _ = c.shutdown(Shutdown::Write);
+    let _ = up.join();
+}
+
+fn block(name: &str, port: u16, extra: &str) -> String {
+    format!("Host {name}\n  HostName 127.0.0.1\n  Port {port}\n{extra}")
+}
+
+#[test]
+fn servers_that_set_up_no_session_fail_their_host_within_connect_timeout() {
+    let lab = Lab::start(1);
+    let silent = listener(|c, _| hold(c));
+    let http = listener(|mut c, _| {
+        let _ = c.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        hold(c)
+    });
+    // Pre-banner lines are allowed (RFC 4253 4.2), so an endless preamble is waited out.
+    let preamble = listener(|mut c, _| {
+        while c.write_all(b"hello there\r\n").is_ok() {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    });
+    let slow = listener(|mut c, _| {
+        for b in b"SSH-2.0-OpenSSH_9.2\r\n" {
+            if c.write_all(&[*b]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(400));
+        }
+        hold(c)
+    });
+    let binary = listener(|mut c, _| {
+        let _ = c.write_all(&[0u8, 1, 2, 0xff, 0xfe, b'\n']);
+        hold(c)
+    });
+    let kex = listener(|mut c, _| {
+        let _ = c.write_all(b"SSH-2.0-OpenSSH_9.2\r\n");
+        hold(c)
+    });
+    let refuses = listener(|c, _| drop(c));
+    let said = listener(|mut c, _| {
+        let _ = c.write_all(b"Exceeded MaxStartups\r\n");
+    });
+    let timeout = "  ConnectTimeout 2\n";
+    let cfg = lab.dir().join("banner_config");
+    let mut text = [
+        block("silent", silent, timeout),
+        block("http", http, timeout),
+        block("preamble", preamble, timeout),
+        block("slow", slow, timeout),
+        block("binary", binary, timeout),
+        block("kex", kex, timeout),
+        block("hangup", refuses, timeout),
+        block("said", said, timeout),
+        // No ConnectTimeout: tether's default, 10 s.
+        block("silentdefault", silent, ""),
+        // The same through a proxy command's pipe.
+        "Host proxysilent\n  ProxyCommand sleep 60\n  ConnectTimeout 2\n".to_string(),
+        "Host proxyhttp\n  ProxyCommand sh -c 'echo HTTP/1.0 200; sleep 60'\n  ConnectTimeout 2\n"
+            .to_string(),
+    ]
+    .concat();
+    text.push_str(&std::fs::read_to_string(lab.ssh_config()).unwrap());
+    std::fs::write(&cfg, text).unwrap();
+    let hosts =
+        "silent,http,preamble,slow,binary,kex,hangup,said,silentdefault,proxysilent,proxyhttp,host1";
+    let out = Tether::new()
+        .ssh_config(&cfg)
+        .args(&["run", "--hosts", hosts, "--", "echo alive"])
+        .run();
+    assert_eq!(out.host_lines("host1", '|'), ["alive"], "{}", out.stdout);
+    out.status(3)
+        .stdout_contains(&format!(
+            "silent: 127.0.0.1:{silent} accepted the TCP connection but sent no SSH banner \
+             within 2.0 s (ConnectTimeout)"
+        ))
+        .stdout_contains(&format!(
+            "http: 127.0.0.1:{http} sent no SSH banner within 2.0 s (ConnectTimeout), only \
+             \"HTTP/1.1 400 Bad Request Content-Length: 0\": not an SSH server?"
+        ))
+        .stdout_contains(&format!(
+            "preamble: 127.0.0.1:{preamble} sent no SSH banner within 2.0 s (ConnectTimeout), \
+             only \"hello there hello there"
+        ))
+        .stdout_contains(&format!(
+            "slow: 127.0.0.1:{slow} sent only part of its SSH banner (\"SSH-2"
+        ))
+        .stdout_contains(&format!(
+            "binary: 127.0.0.1:{binary} sent no SSH banner within 2.0 s"
+        ))
+        .stdout_contains(&format!(
+            "kex: 127.0.0.1:{kex} sent its banner (SSH-2.0-OpenSSH_9.2) but the SSH key \
+             exchange did not finish within 2.0 s (ConnectTimeout)"
+        ))
+        .stdout_contains(&format!(
+            "hangup: 127.0.0.1:{refuses} closed the connection before sending its SSH banner, "
+        ))
+        .stdout_contains(&format!(
+            "said: 127.0.0.1:{said} closed the connection before sending its SSH banner (it \
+             said \"Exceeded MaxStartups\"), "
+        ))
+        .stdout_contains("tether retried until ConnectTimeout")
+        .stdout_contains(&format!(
+            "silentdefault: 127.0.0.1:{silent} accepted the TCP connection but sent no SSH \
+             banner within 10.0 s (ConnectTimeout)"
+        ))
+        .stdout_contains(
+            "proxysilent: proxysilent:22 sent nothing through the tunnel or proxy command within \
+             2.0 s (ConnectTimeout): no SSH banner",
+        )
+        .stdout_contains(
+            "proxyhttp: proxyhttp:22 sent no SSH banner within 2.0 s (ConnectTimeout), only \
+             \"HTTP/1.0 200\"",
+        )
+        .stderr_contains("11 of 12 hosts failed");
+    // Every host is tried at once: the slowest is the 10 s default.
+    assert!(
+        out.elapsed >= Duration::from_secs(10) && out.elapsed < Duration::from_secs(16),
+        "{:?}",
+        out.elapsed
+    );
+}
+
+/// A server that hangs up on the first connections before its banner (what sshd does beyond
+/// `MaxStartups`) is connected on a later attempt, within ConnectTimeout.
+#[test]
+fn a_hang_up_before_the_banner_is_retried() {
+    let lab = Lab::start(1);
+    let sshd = lab.host("host1").port;
+    for (first_drops, name) in [(1, "once"), (3, "thrice")] {
+        let port = listener(move |mut c, n| {
+            if n < first_drops {
+                let _ = c.write_all(b"Exceeded MaxStartups\r\n");
+            } else {
+                forward(c, sshd)
+            }
+        });
+        let cfg = lab.dir().join(format!("drop_{name}"));
+        std::fs::write(
+            &cfg,
+            block(
+                name,
+                port,
+                &format!(
+                    "  User root\n  IdentityFile {}\n  IdentitiesOnly yes\n  \
+                     UserKnownHostsFile {}\n  StrictHostKeyChecking accept-new\n",
+                    lab.client_key().display(),
+                    lab.dir().join(format!("known_hosts_{name}")).display()
+                ),
+            ),
+        )
+        .unwrap();
+        let before = lab.accepted_logins("host1");
+        Tether::new()
+            .ssh_config(&cfg)
+            .args(&["run", "--hosts", name, "--", "echo reached"])
+            .run()
+            .status(0)
+            .stdout_contains(&format!("{name} | reached"));
+        assert_eq!(lab.accepted_logins("host1"), before + 1);
+    }
+    // Behind a jump host (host1 itself), the tunnel is opened again.
+    let port = listener(move |mut c, n| {
+        if n < 2 {
+            let _ = c.write_all(b"Exceeded MaxStartups\r\n");
+        } else {
+            forward(c, sshd)
+        }
+    });
+    let cfg = lab.dir().join("drop_jump");
+    let base = std::fs::read_to_string(lab.ssh_config()).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "{}  ProxyJump host1\n{base}",
+            block(
+                "viajump",
+                port,
+                &format!(
+                    "  User root\n  IdentityFile {}\n  IdentitiesOnly yes\n  \
+                     UserKnownHostsFile {}\n  StrictHostKeyChecking accept-new\n",
+                    lab.client_key().display(),
+                    lab.dir().join("known_hosts_viajump").display()
+                ),
+            )
+        ),
+    )
+    .unwrap();
+    let before = lab.accepted_logins("host1");
+    Tether::new()
+        .ssh_config(&cfg)
+        .args(&["run", "--hosts", "viajump", "--", "echo reached"])
+        .run()
+        .status(0)
+        .stdout_contains("viajump | reached");
+    // The jump host's login and the target's.
+    assert_eq!(lab.accepted_logins("host1"), before + 2);
+}
+
+/// A real sshd with `MaxStartups 1` (or `PerSourceMaxStartups 1`) drops all but one of a
+/// burst of connections; every one of 12 aliases of it still connects, and its log shows it
+/// dropped some.
+#[test]
+fn a_burst_against_max_startups_1_connects_every_host() {
+    let lab = Lab::start(2);
+    let base = std::fs::read_to_string(lab.ssh_config()).unwrap();
+    for (host, limit) in [
+        ("host1", "MaxStartups 1"),
+        ("host2", "PerSourceMaxStartups 1"),
+    ] {
+        lab.reconfigure(host, limit);
+        let names: Vec<String> = (1..=12).map(|i| format!("{host}m{i:02}")).collect();
+        let cfg = lab.dir().join(format!("burst_{host}"));
+        // A long ConnectTimeout: the retries are what is tested, not this machine's speed
+        // (12 logins one after another through one sshd slot, on a loaded CI machine).
+        std::fs::write(
+            &cfg,
+            format!(
+                "Host *m??\n  ConnectTimeout 60\n{}",
+                base.replace(
+                    &format!("Host {host}\n"),
+                    &format!("Host {host} {}\n", names.join(" ")),
+                )
+            ),
+        )
+        .unwrap();
+        let before = lab.accepted_logins(host);
+        let out = Tether::new()
+            .ssh_config(&cfg)
+            .args(&["run", "--hosts", &names.join(","), "--", "echo in"])
+            .run();
+        out.status(0);
+        for n in &names {
+            assert_eq!(out.host_lines(n, '|'), ["in"], "{n}\n{}", out.stdout);
+        }
+        assert_eq!(lab.accepted_logins(host), before + names.len());
+        let log = std::fs::read_to_string(&lab.host(host).log).unwrap();
+        assert!(
+            log.contains("drop connection #"),
+            "{limit}: sshd dropped nothing, so nothing was retried:\n{log}"
+        );
+    }
+}
+
+/// `ssh://` destinations connect, in `--hosts` and as a recipe's servers, IPv6 included (a
+/// forwarder on `[::1]` in front of the lab's sshd), printed as written; the sshd log shows
+/// the logins.
+#[test]
+fn ssh_uri_destinations_connect() {
+    let lab = Lab::start(1);
+    let sshd = lab.host("host1").port;
+    let v6 = TcpListener::bind("[::1]:0").unwrap();
+    let v6_port = v6.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in v6.incoming().flatten() {
+            std::thread::spawn(move || forward(conn, sshd));
+        }
+    });
+    let cfg = lab.dir().join("uri_config");
+    std::fs::write(
+        &cfg,
+        format!(
+            "Host 127.0.0.1 ::1\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {}\n  \
+             StrictHostKeyChecking accept-new\n",
+            lab.client_key().display(),
+            lab.dir().join("uri_known_hosts").display()
+        ),
+    )
+    .unwrap();
+    let v4 = format!("ssh://root@127.0.0.1:{sshd}");
+    let v6 = format!("ssh://root@[::1]:{v6_port}/");
+    let before = lab.accepted_logins("host1");
+    let out = Tether::new()
+        .ssh_config(&cfg)
+        .args(&[
+            "run",
+            "--hosts",
+            &format!("{v4},{v6}"),
+            "--no-fold",
+            "--",
+            "echo in",
+        ])
+        .run();
+    out.status(0);
+    assert_eq!(out.host_lines(&v4, '|'), ["in"], "{}", out.stdout);
+    assert_eq!(out.host_lines(&v6, '|'), ["in"], "{}", out.stdout);
+    assert_eq!(lab.accepted_logins("host1"), before + 2);
+
+    let dir = lab.dir().join("uri_recipe");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("deploy.rhai"),
+        format!(
+            "server(\"ssh://root@[::1]:{v6_port}\", #{{ roles: [\"web\"] }});\n\
+             task(\"t\", || {{ on(\"web\", \"echo from-recipe\"); }});\n"
+        ),
+    )
+    .unwrap();
+    let out = Tether::new()
+        .ssh_config(&cfg)
+        .current_dir(&dir)
+        .args(&["t"])
+        .run();
+    out.status(0).stdout_contains("from-recipe");
+    assert_eq!(lab.accepted_logins("host1"), before + 3);
+}
+
+/// `-F` after the subcommand (and after a recipe's task names) is the config the run
+/// connects with: the lab's hosts are known only to the lab's config.
+#[test]
+fn ssh_config_after_the_subcommand_is_the_one_used() {
+    let lab = Lab::start(1);
+    let cfg = lab.ssh_config().display().to_string();
+    let before = lab.accepted_logins("host1");
+    Tether::new()
+        .args(&[
+            "run", "--hosts", "host1", "-F", &cfg, "--", "echo", "-F", "kept",
+        ])
+        .run()
+        .status(0)
+        .stdout_contains("host1 | -F kept");
+    let dir = lab.dir().join("after_recipe");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("deploy.rhai"),
+        "server(\"host1\", #{ roles: [\"web\"] });\ntask(\"t\", || { on(\"web\", \"echo t-ran\"); });\n",
+    )
+    .unwrap();
+    Tether::new()
+        .current_dir(&dir)
+        .args(&["t", "--ssh-config", &cfg])
+        .run()
+        .status(0)
+        .stdout_contains("t-ran");
+    assert_eq!(lab.accepted_logins("host1"), before + 2);
+}

@@ -13,6 +13,7 @@ mod failures;
 mod fold;
 mod host_certificates;
 mod host_keys;
+mod init;
 mod json;
 mod jump;
 mod keepalive;

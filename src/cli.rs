@@ -263,6 +263,9 @@ pub enum Command {
     /// Write a commented deploy.rhai and its stage files (deploy/production.rhai,
     /// deploy/staging.rhai) for one kind of app; never overwrites a file.
     Init(InitArgs),
+    /// Write Rhai definition files (`*.d.rhai`) for every function a recipe can call and the
+    /// stdlib modules into DIR, for the Rhai language server and editors.
+    Definitions(DefinitionsArgs),
 }
 
 impl Command {
@@ -278,8 +281,18 @@ impl Command {
             Command::Completions(_) => "completions",
             Command::Man => "man",
             Command::Init(_) => "init",
+            Command::Definitions(_) => "definitions",
         }
     }
+}
+
+/// `tether definitions DIR`.
+#[derive(Debug, Args)]
+pub struct DefinitionsArgs {
+    /// The directory to write into (created when missing; files of the same names are
+    /// replaced).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 /// `tether init`.

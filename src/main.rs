@@ -62,6 +62,9 @@ fn main() {
             tether::stdout::write(format_args!("{}", String::from_utf8_lossy(&text)));
             Ok(())
         }
+        Some(Command::Definitions(args)) => {
+            tether::recipe::definitions::run(&settings, &args.dir)
+        }
         Some(Command::Init(args)) => tether::init::run(&settings, args.template()),
         Some(Command::Hosts(args)) => tether::hosts::run(&settings, &args.options(), interrupted()),
         None if cli.targets.is_empty() => Err(Error::Usage(

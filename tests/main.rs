@@ -8,6 +8,7 @@ mod auth;
 mod certificates;
 mod check;
 mod cli;
+mod definitions;
 mod deploy;
 mod failures;
 mod fold;

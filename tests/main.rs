@@ -20,6 +20,7 @@ mod jump;
 mod keepalive;
 mod lab;
 mod layers;
+mod progress;
 mod proxy_command;
 mod recipe;
 mod robustness;

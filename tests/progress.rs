@@ -24,12 +24,19 @@ fn progress_lines_in_a_log_are_one_line_per_segment() {
         "{}",
         out.stdout
     );
-    assert_eq!(out.host_lines("host1", '!'), ["x 1", "x 2"], "{}", out.stdout);
+    assert_eq!(
+        out.host_lines("host1", '!'),
+        ["x 1", "x 2"],
+        "{}",
+        out.stdout
+    );
     assert!(!out.stdout.contains('\r'), "{:?}", out.stdout);
 
     let json = Tether::new()
         .ssh_config(&lab.ssh_config())
-        .args(&["--format", "json", "run", "--hosts", "host1", "--", PROGRESS])
+        .args(&[
+            "--format", "json", "run", "--hosts", "host1", "--", PROGRESS,
+        ])
         .run();
     json.status(0);
     let lines: Vec<String> = json
@@ -39,7 +46,12 @@ fn progress_lines_in_a_log_are_one_line_per_segment() {
         .filter(|v| v["type"] == "output" && v["stream"] == "stdout")
         .map(|v| v["line"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(lines, ["a", "10%", "50%", "100%", "done"], "{}", json.stdout);
+    assert_eq!(
+        lines,
+        ["a", "10%", "50%", "100%", "done"],
+        "{}",
+        json.stdout
+    );
 }
 
 #[test]

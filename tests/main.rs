@@ -25,6 +25,7 @@ mod proxy_command;
 mod recipe;
 mod robustness;
 mod run;
+mod run_log;
 mod secrets;
 mod seed;
 mod ssh_config;

@@ -16,6 +16,7 @@ use json::json_lines;
 use status::draw_status;
 use text::{group_line, text_lines};
 
+pub use run_log::RunLog;
 pub use state::HostStats;
 use state::{clear_status, lock, record, Look, State};
 pub use tap::Tap;
@@ -24,6 +25,7 @@ use tap::Taps;
 mod fold;
 mod json;
 mod progress;
+mod run_log;
 mod state;
 mod status;
 mod tap;

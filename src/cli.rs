@@ -275,6 +275,12 @@ pub enum Command {
     /// Print the manual page (roff, `tether man | man -l -`), made from the same definitions as
     /// `--help`.
     Man,
+    /// Write a commented deploy.rhai and its stage files (deploy/production.rhai,
+    /// deploy/staging.rhai) for one kind of app; never overwrites a file.
+    Init(InitArgs),
+    /// Write Rhai definition files (`*.d.rhai`) for every function a recipe can call and the
+    /// stdlib modules into DIR, for the Rhai language server and editors.
+    Definitions(DefinitionsArgs),
 }
 
 impl Command {
@@ -289,6 +295,51 @@ impl Command {
             Command::Report(_) => "report",
             Command::Completions(_) => "completions",
             Command::Man => "man",
+            Command::Init(_) => "init",
+            Command::Definitions(_) => "definitions",
+        }
+    }
+}
+
+/// `tether definitions DIR`.
+#[derive(Debug, Args)]
+pub struct DefinitionsArgs {
+    /// The directory to write into (created when missing; files of the same names are
+    /// replaced).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+/// `tether init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The kind of app the recipe is written for.
+    #[arg(long, value_enum, default_value_t = TemplateArg::Static)]
+    pub template: TemplateArg,
+}
+
+/// `tether init --template`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TemplateArg {
+    /// Rails: Bundler, migrations, assets, puma restarted by systemd.
+    Rails,
+    /// Node: npm ci and npm run build, the app restarted by systemd.
+    Node,
+    /// PHP: Composer, php-fpm restarted by systemd.
+    Php,
+    /// Files only (a static site): the release flow alone.
+    Static,
+}
+
+impl InitArgs {
+    /// The library's template.
+    pub fn template(&self) -> tether::init::Template {
+        use tether::init::Template;
+        match self.template {
+            TemplateArg::Rails => Template::Rails,
+            TemplateArg::Node => Template::Node,
+            TemplateArg::Php => Template::Php,
+            TemplateArg::Static => Template::Static,
         }
     }
 }

@@ -35,6 +35,7 @@ pub mod fleet;
 pub mod host;
 pub mod hosts;
 pub mod hostset;
+pub mod init;
 pub mod interrupt;
 pub mod outcome;
 pub mod pool;

@@ -64,6 +64,10 @@ fn main() {
             tether::stdout::write(format_args!("{}", String::from_utf8_lossy(&text)));
             Ok(())
         }
+        Some(Command::Definitions(args)) => {
+            tether::recipe::definitions::run(&settings, &args.dir)
+        }
+        Some(Command::Init(args)) => tether::init::run(&settings, args.template()),
         Some(Command::Hosts(args)) => tether::hosts::run(&settings, &args.options(), interrupted()),
         None if cli.targets.is_empty() => Err(Error::Usage(
             "nothing to do: `tether [STAGE] TASK...`, `tether tasks`, `tether run -- CMD` (see --help)"

@@ -23,7 +23,7 @@ use crate::recipe::failures::failure_of;
 use crate::recipe::model::{suggest, Hook};
 use crate::recipe::sources::Sources;
 use crate::recipe::tasks::invoke;
-use crate::report::Reporter;
+use crate::report::{Reporter, RunLog};
 use crate::settings::{Format, Settings};
 use crate::ssh::config::SshConfig;
 use crate::timeline::Recording;
@@ -355,6 +355,34 @@ impl Loaded {
         }
     }
 
+    /// Where this run's log goes (see [`RunLog`]): the recipe's `log_file` variable (a path
+    /// relative to the recipe), else `log/tether.log` beside the recipe; `None` when the
+    /// variable is `""`. Read after the stage ran, so a stage may set it.
+    ///
+    /// Errors: [`Error::Recipe`] when `log_file` is not a string.
+    pub fn log_file(&self) -> Result<Option<PathBuf>, Error> {
+        let value = self.rt.recipe().vars.get("log_file").cloned();
+        let path = match value {
+            None => PathBuf::from("log/tether.log"),
+            Some(v) => {
+                let text = v.into_immutable_string().map_err(|t| {
+                    Error::Recipe(format!(
+                        "set(\"log_file\", ...): a path for the run log (\"\" for none), not {t}"
+                    ))
+                })?;
+                if text.is_empty() {
+                    return Ok(None);
+                }
+                PathBuf::from(text.as_str())
+            }
+        };
+        Ok(Some(if path.is_absolute() {
+            path
+        } else {
+            self.rt.dir().join(path)
+        }))
+    }
+
     /// Runs `tasks` in order; on failure runs the failure hooks and returns the error.
     pub fn run_tasks(&self, tasks: &[String], backend: Arc<dyn Backend>) -> Result<(), Error> {
         self.run_tasks_with(tasks, backend, true)
@@ -573,8 +601,15 @@ pub fn run(
         .as_deref()
         .map(Recording::new)
         .transpose()?;
-    let reporter = Reporter::tapped(settings, recording.iter().map(Recording::tap).collect());
-    let result = run_tasks(settings, targets, interrupted, &reporter);
+    // A dry run changes nothing, the run log included.
+    let log = (!settings.dry_run).then(RunLog::default);
+    let taps = recording
+        .iter()
+        .map(Recording::tap)
+        .chain(log.iter().map(RunLog::tap))
+        .collect();
+    let reporter = Reporter::tapped(settings, taps);
+    let result = run_tasks(settings, targets, interrupted, &reporter, log.as_ref());
     finish_timeline(&reporter, recording.as_ref(), result)
 }
 
@@ -626,6 +661,7 @@ fn run_tasks(
     targets: &[String],
     interrupted: Arc<AtomicBool>,
     reporter: &Reporter,
+    log: Option<&RunLog>,
 ) -> Result<(), Error> {
     let started = Instant::now();
     let loaded = load(
@@ -633,6 +669,16 @@ fn run_tasks(
         load_options(settings, interrupted.clone(), reporter.sink())?,
     )?;
     let tasks = split_stage(&loaded, targets)?;
+    if let Some(log) = log {
+        match loaded.log_file()? {
+            Some(path) => {
+                if let Err(message) = log.open(&path) {
+                    loaded.rt.report(EventKind::Warning { message });
+                }
+            }
+            None => log.off(),
+        }
+    }
     if tasks.is_empty() {
         return Err(Error::Usage(
             "no task given: `tether [STAGE] TASK...`; `tether tasks` lists them".into(),

@@ -780,6 +780,8 @@ fn the_static_site_example_recipe_deploys_with_the_copy_strategy() {
             .ssh_config(&lab.ssh_config())
             .arg("-f")
             .arg(recipe.to_str().unwrap())
+            // The recipe is in the source tree: no run log there.
+            .args(&["-s", "log_file="])
             .args(args)
             .run()
     };
@@ -878,7 +880,7 @@ server("worker1", #{ roles: ["worker"] });
     // The copy strategy lists the upload of the archive the run would make.
     let out = plan(&dir, &["-s", "strategy=copy", "-s", "copy_source=."]);
     out.status(0)
-        .stdout_contains("local | $ tar -czf /tmp/tether-shop-20250102030405.tar.gz --exclude=.git -C . .")
+        .stdout_contains("local | $ tar -czf /tmp/tether-shop-20250102030405.tar.gz --exclude=.git --exclude=tether.log --exclude=tether.log.1 -C . .")
         .stdout_contains("web1    | upload /tmp/tether-shop-20250102030405.tar.gz -> /srv/shop/releases/20250102030405/.tether-copy.tar.gz (made during the run)");
     assert!(!Path::new("/tmp/tether-shop-20250102030405.tar.gz").exists());
 }

@@ -6,6 +6,7 @@ pub mod args;
 pub mod commands;
 pub mod context;
 pub mod declare;
+pub mod definitions;
 pub mod diagnostics;
 pub mod engine;
 pub mod failures;

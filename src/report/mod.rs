@@ -16,6 +16,7 @@ use json::json_lines;
 use status::draw_status;
 use text::{group_line, text_lines};
 
+pub use run_log::RunLog;
 pub use state::HostStats;
 use state::{clear_status, lock, record, Look, State};
 pub use tap::Tap;
@@ -23,13 +24,15 @@ use tap::Taps;
 
 mod fold;
 mod json;
+mod progress;
+mod run_log;
 mod state;
 mod status;
 mod tap;
 mod text;
 
 use crate::error::Error;
-use crate::event::{EventKind, HostOutcome, Message, Sink};
+use crate::event::{Event, EventKind, HostOutcome, Message, Sink};
 use crate::outcome::{failure_text, status_words};
 use crate::pool::HostResult;
 use crate::settings::{Color, Format, Settings};
@@ -175,16 +178,7 @@ impl Drop for Reporter {
 fn run(rx: Receiver<Message>, state: Arc<Mutex<State>>, look: Look, mut taps: Taps) {
     let started = Instant::now();
     let mut fold = Fold::default();
-    // Folded lines are printed before anything else, so output keeps the order of events.
-    let print_groups = |st: &mut State, groups: Vec<fold::Group>| {
-        if groups.is_empty() {
-            return;
-        }
-        clear_status(st, look);
-        for g in &groups {
-            crate::outln!("{}", group_line(st, g));
-        }
-    };
+    let print_groups = |st: &mut State, groups| print_group_lines(st, look, groups);
     loop {
         let wait = fold.deadline().map_or(TICK, |d| {
             d.saturating_duration_since(Instant::now()).min(TICK)
@@ -197,30 +191,23 @@ fn run(rx: Receiver<Message>, state: Arc<Mutex<State>>, look: Look, mut taps: Ta
                 let _ = ack.send(());
             }
             Ok(Message::Event(event)) => {
-                let mut st = lock(&state);
-                record(&mut st, &event);
-                let json = (look.format == Format::Json || !taps.is_empty())
-                    .then(|| json_lines(&st, &event, started));
-                if let Some(json) = &json {
-                    taps.write(json);
-                }
-                match (&event.kind, look.fold) {
-                    (EventKind::Output { stream, line }, true) if !event.host.is_empty() => {
-                        fold.add(&event.host, *stream, line, event.at);
-                    }
-                    _ => {
-                        let lines = match (look.format, json) {
-                            (Format::Json, Some(json)) => json,
-                            _ => text_lines(&st, look, &event),
-                        };
-                        if !lines.is_empty() {
-                            print_groups(&mut st, fold.drain());
-                            clear_status(&mut st, look);
-                            for line in lines {
-                                crate::outln!("{line}");
-                            }
-                        }
-                    }
+                // A line redrawn with `\r` is several lines, or on a terminal its last state.
+                let parts = progress::segments(event);
+                let first_shown = if look.live {
+                    parts.len().saturating_sub(1)
+                } else {
+                    0
+                };
+                for (i, event) in parts.into_iter().enumerate() {
+                    show(
+                        &state,
+                        look,
+                        &mut taps,
+                        &mut fold,
+                        started,
+                        &event,
+                        i >= first_shown,
+                    );
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
@@ -239,6 +226,58 @@ fn run(rx: Receiver<Message>, state: Arc<Mutex<State>>, look: Look, mut taps: Ta
             draw_status(&mut st, look);
         }
         let _ = std::io::stdout().flush();
+    }
+}
+
+/// Records `event`, writes it to the taps and, when `on_stdout`, prints it (folded, as text,
+/// or as JSON).
+fn show(
+    state: &Mutex<State>,
+    look: Look,
+    taps: &mut Taps,
+    fold: &mut Fold,
+    started: Instant,
+    event: &Event,
+    on_stdout: bool,
+) {
+    let mut st = lock(state);
+    record(&mut st, event);
+    let json =
+        (look.format == Format::Json || !taps.is_empty()).then(|| json_lines(&st, event, started));
+    if let Some(json) = &json {
+        taps.write(json);
+    }
+    if !on_stdout {
+        return;
+    }
+    match (&event.kind, look.fold) {
+        (EventKind::Output { stream, line }, true) if !event.host.is_empty() => {
+            fold.add(&event.host, *stream, line, event.at);
+        }
+        _ => {
+            let lines = match (look.format, json) {
+                (Format::Json, Some(json)) => json,
+                _ => text_lines(&st, look, event),
+            };
+            if !lines.is_empty() {
+                print_group_lines(&mut st, look, fold.drain());
+                clear_status(&mut st, look);
+                for line in lines {
+                    crate::outln!("{line}");
+                }
+            }
+        }
+    }
+}
+
+/// Prints folded lines (before anything else, so output keeps the order of events).
+fn print_group_lines(st: &mut State, look: Look, groups: Vec<fold::Group>) {
+    if groups.is_empty() {
+        return;
+    }
+    clear_status(st, look);
+    for g in &groups {
+        crate::outln!("{}", group_line(st, g));
     }
 }
 

@@ -1,6 +1,8 @@
-//! Secrets the user gave tether (the sudo password), and masking them in everything tether
-//! prints: remote output (masked where it enters, in the host worker, so output events, JSON,
-//! captured values and failure messages never hold it), tether's own lines and errors.
+//! Secrets the user gave tether (the sudo password, `set_secret`, `secret_env`), and masking
+//! them in everything tether prints: every event (masked as it is sent, so text, JSON, logs
+//! and the timeline never hold one), the failures a recipe catches, tether's own lines and
+//! errors. Values a recipe reads (`capture`) keep the real bytes: masking them would have the
+//! recipe write the mask back to a host.
 //!
 //! The sudo password comes from `TETHER_SUDO_PASSWORD` or, with `--ask-sudo-password`, from a
 //! prompt on the terminal. It is never put in a command line (which the reporter shows and
@@ -20,17 +22,27 @@ pub const SUDO_PASSWORD_ENV: &str = "TETHER_SUDO_PASSWORD";
 static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
 static SUDO_PASSWORD: RwLock<Option<Arc<str>>> = RwLock::new(None);
 
-/// Masks `secret` from now on (empty secrets are ignored).
+/// Masks `secret` from now on (empty secrets are ignored), in the forms tether itself writes
+/// it in too: shell-quoted (`quote()`, `with_env`: each `'` as `'\''`), and each of its lines
+/// on its own (output arrives a line at a time).
 pub fn register(secret: &str) {
     if secret.is_empty() {
         return;
     }
+    let quoted = secret.replace('\'', "'\\''");
+    let forms = [secret, quoted.as_str()]
+        .into_iter()
+        .flat_map(|form| std::iter::once(form).chain(form.lines()))
+        .map(|form| form.trim_end_matches('\r'))
+        .filter(|form| !form.is_empty());
     let mut secrets = SECRETS.write().unwrap_or_else(|p| p.into_inner());
-    if !secrets.iter().any(|s| s == secret) {
-        secrets.push(secret.to_string());
-        // Longest first, so a secret containing another is masked whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for form in forms {
+        if !secrets.iter().any(|s| s == form) {
+            secrets.push(form.to_string());
+        }
     }
+    // Longest first, so a secret containing another is masked whole.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
 }
 
 /// Whether any secret is registered (nothing to mask otherwise).
@@ -156,5 +168,14 @@ mod tests {
             before,
             "an output without secrets is not copied"
         );
+    }
+
+    #[test]
+    fn quoted_forms_and_lines_of_a_secret_are_masked() {
+        register("it's-Q9");
+        register("line-one-Q9\r\nline-two-Q9");
+        assert_eq!(mask("echo 'it'\\''s-Q9'"), "echo '********'");
+        assert_eq!(mask("web1 | line-two-Q9"), "web1 | ********");
+        assert_eq!(mask("line-one-Q9\r"), "********\r");
     }
 }

@@ -107,3 +107,72 @@ fn secret_env_names_a_missing_variable() {
         .status(4)
         .stderr_contains("secret_env(\"NO_SUCH_TOKEN\"): the environment variable is not set");
 }
+
+/// Secrets that quoting changes (a `'`), that span lines, and values a recipe reads back: what
+/// is printed is masked in every form tether itself writes the secret in (`quote()`,
+/// `with_env`), line by line; what the recipe captures is the host's real bytes, so writing it
+/// back puts the real value there, not the mask.
+#[test]
+fn quoted_and_multi_line_secrets_are_masked_and_captured_values_are_real() {
+    let lab = lab(&["web1", "web2", "db1"]);
+    for h in ["web1", "web2"] {
+        std::fs::write(lab.host(h).root_dir.join("tok"), "db_password=hunt'er2\n").unwrap();
+    }
+    let r = lab_recipe(
+        &lab,
+        "secrets-forms",
+        r#"
+set_secret("c", "hunt'er2");
+set_secret("m", "first-line-AB\nsecond-line-CD");
+let tok = secret_env("QA_TOKEN");
+task("t", || {
+    on("web", "echo " + quote(fetch("c")) + " " + quote(tok));
+    on("web", |host| {
+        with_env(#{ T: tok }, || run("printf '%s' \"$T\" > /srv/env.copy"));
+        run("printf '%s\\n' " + quote(fetch("m")));
+        let v = capture("cat /srv/tok");
+        run("printf '%s' " + quote(v) + " > /srv/tok.copy");
+        print("equal: " + (v == "db_password=" + fetch("c")));
+    });
+});
+"#,
+    );
+    let secrets = [
+        "hunt'er2",
+        "hunt'\\''er2",
+        "tok'x$y",
+        "tok'\\''x$y",
+        "first-line-AB",
+        "second-line-CD",
+    ];
+    let run = |args: &[&str]| r.tether().env("QA_TOKEN", "tok'x$y").args(args).run();
+    let runs = [
+        run(&["t"]),
+        run(&["-v", "t"]),
+        run(&["--format", "json", "t"]),
+        run(&["-n", "t"]),
+        run(&["-n", "--format", "json", "t"]),
+    ];
+    for (i, out) in runs.iter().enumerate() {
+        for s in secrets {
+            assert!(
+                !out.stdout.contains(s) && !out.stderr.contains(s),
+                "run {i} printed {s}\n--- stdout\n{}\n--- stderr\n{}",
+                out.stdout,
+                out.stderr
+            );
+        }
+    }
+    runs[0].status(0).stdout_contains("equal: true");
+    for h in ["web1", "web2"] {
+        let root = &lab.host(h).root_dir;
+        assert_eq!(
+            std::fs::read_to_string(root.join("tok.copy")).unwrap(),
+            "db_password=hunt'er2"
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.join("env.copy")).unwrap(),
+            "tok'x$y"
+        );
+    }
+}

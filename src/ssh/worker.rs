@@ -518,8 +518,9 @@ impl WorkerState {
                 stderr: String::from_utf8_lossy(&preamble.stderr).into_owned(),
             });
         }
+        // stdout stays as it came: it is what `capture` returns. Every event is masked as it is
+        // sent, and stderr (failure messages quote its tail) here.
         result.map(|mut out| {
-            crate::secret::mask_vec(&mut out.stdout);
             crate::secret::mask_vec(&mut out.stderr);
             out
         })

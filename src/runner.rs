@@ -79,7 +79,7 @@ fn stage_files(recipe: &Path) -> Vec<(String, PathBuf)> {
 
 /// Compiles and evaluates `file` (its top level declares servers, tasks, hooks).
 pub fn load(file: &Path, opts: LoadOptions) -> Result<Loaded, Error> {
-    let text = std::fs::read_to_string(file).map_err(|e| {
+    let text = crate::recipe::sources::read(file).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::Usage(format!(
                 "no recipe: {} does not exist (write one, or name it with -f FILE)",
@@ -258,7 +258,7 @@ impl Loaded {
     /// functions in reach; its errors name the stage file's line and column.
     fn run_stage_file(&self, path: &Path) -> Result<(), Error> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path)
+        let text = crate::recipe::sources::read(path)
             .map_err(|e| Error::Usage(format!("cannot read stage file {name}: {e}")))?;
         self.rt.sources.insert(&name, &text);
         let mut ast = self

@@ -53,3 +53,50 @@ fn the_manual_page_is_roff_with_every_option() {
         .stdout_contains("\\-\\-no\\-fold")
         .stdout_contains("\\-\\-timeline");
 }
+
+/// A recipe, stage file or module that is a device, a FIFO or a directory is refused before
+/// it is read: `/dev/zero` would fill memory and a FIFO nobody writes would hang the load.
+#[test]
+fn recipes_and_modules_that_are_not_regular_files_are_refused_without_reading_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mkfifo = |p: &std::path::Path| {
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo with a NUL-terminated path we own.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    };
+    // The recipe itself: a device (through a symlink), a FIFO, a directory.
+    std::os::unix::fs::symlink("/dev/zero", d.join("zero.rhai")).unwrap();
+    mkfifo(&d.join("fifo.rhai"));
+    std::fs::create_dir(d.join("dir.rhai")).unwrap();
+    for (file, what) in [
+        ("zero.rhai", "a device"),
+        ("fifo.rhai", "a FIFO"),
+        ("dir.rhai", "a directory"),
+    ] {
+        Tether::new()
+            .current_dir(d)
+            .args(&["-f", file, "tasks"])
+            .run()
+            .status(2)
+            .stderr_contains(&format!("it is {what}, not a regular file"));
+    }
+    // A module: the import fails at its line, as a module that cannot be read.
+    std::fs::create_dir(d.join("lib")).unwrap();
+    mkfifo(&d.join("lib/f.rhai"));
+    std::os::unix::fs::symlink("/dev/urandom", d.join("lib/u.rhai")).unwrap();
+    for module in ["f", "u"] {
+        std::fs::write(
+            d.join("deploy.rhai"),
+            format!("import \"lib/{module}\" as m;\ntask(\"t\", || {{}});\n"),
+        )
+        .unwrap();
+        Tether::new()
+            .current_dir(d)
+            .args(&["tasks"])
+            .run()
+            .status(4)
+            .stderr_contains("not a regular file")
+            .stderr_contains("deploy.rhai:1:");
+    }
+}

@@ -2,7 +2,50 @@
 //! under a caret) and for watch mode (what to watch and hash).
 
 use std::collections::HashMap;
+use std::io::Read as _;
+use std::path::Path;
 use std::sync::Mutex;
+
+/// The largest recipe, stage file or module tether reads (a recipe is a few KB; this only
+/// stops a file that never ends).
+pub const MAX_SOURCE: u64 = 16 * 1024 * 1024;
+
+/// Reads a recipe, stage file or module: a regular file (after symlinks) of at most
+/// [`MAX_SOURCE`] bytes, as UTF-8. A device (`/dev/zero`), a FIFO or a directory is refused
+/// before anything is read from it, so it can neither hang the load nor fill memory.
+pub fn read(path: &Path) -> std::io::Result<String> {
+    let meta = std::fs::metadata(path)?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        use std::os::unix::fs::FileTypeExt as _;
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "not a regular file"
+        };
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("it is {what}, not a regular file"),
+        ));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_SOURCE + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_SOURCE {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("it is larger than {} MiB", MAX_SOURCE / (1024 * 1024)),
+        ));
+    }
+    Ok(text)
+}
 
 /// The text of every source a run has loaded, by the name used in positions.
 #[derive(Debug, Default)]

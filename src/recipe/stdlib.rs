@@ -75,8 +75,16 @@ impl Resolver {
                 if file.extension().is_none() {
                     file.set_extension("rhai");
                 }
-                let text = std::fs::read_to_string(&file).map_err(|e| {
-                    EvalAltResult::ErrorModuleNotFound(
+                let text = crate::recipe::sources::read(&file).map_err(|e| {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        // rhai reports a module it could not find by its path alone; a file
+                        // that is there but cannot be read needs its own reason.
+                        return Box::new(EvalAltResult::ErrorRuntime(
+                            format!("cannot import {path}: {}: {e}", file.display()).into(),
+                            pos,
+                        ));
+                    }
+                    Box::new(EvalAltResult::ErrorModuleNotFound(
                         format!(
                             "{path} ({}: {e}; stdlib modules are {})",
                             file.display(),
@@ -87,7 +95,7 @@ impl Resolver {
                                 .join(", ")
                         ),
                         pos,
-                    )
+                    ))
                 })?;
                 (file.display().to_string(), text)
             }

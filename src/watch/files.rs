@@ -175,7 +175,10 @@ fn content_hash(bytes: &[u8]) -> u64 {
 
 /// The hash of a file's content, `None` if it cannot be read (missing).
 fn disk_hash(path: &Path) -> Option<u64> {
-    std::fs::read(path).ok().map(|b| content_hash(&b))
+    // As the recipe is read: a device or a FIFO is never read (it would never end).
+    crate::recipe::sources::read(path)
+        .ok()
+        .map(|t| content_hash(t.as_bytes()))
 }
 
 #[cfg(test)]

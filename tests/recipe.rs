@@ -886,3 +886,27 @@ task("hello", "Say hello", || {
         .status(2)
         .stderr_contains("`notes` is neither a stage nor a task");
 }
+
+/// `on(..., #{ timeout: N }, |host| ..)`: every command the closure runs gets the timeout, as
+/// `on` with a command string does (it used to be ignored inside a closure).
+#[test]
+fn an_on_timeout_applies_to_the_commands_of_its_closure() {
+    let lab = lab(&["web1", "web2", "db1"]);
+    let r = lab_recipe(
+        &lab,
+        "on-timeout",
+        r#"
+task("t", || {
+    on("db", #{ timeout: 1 }, |host| {
+        run("true");
+        let v = capture("echo quick");
+        print("captured " + v);
+        run("sleep 6");
+    });
+});
+"#,
+    );
+    let out = r.tether().args(&["t"]).run();
+    out.status(1).stdout_contains("captured quick");
+    out.stderr_contains("sleep 6");
+}

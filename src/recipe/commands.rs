@@ -210,7 +210,7 @@ fn host_exec(rt: &Runtime, cmd: &str, mode: Mode) -> Fallible<Dynamic> {
     }
     let call = Call {
         stdin: sudo_stdin(&cctx, None),
-        timeout: None,
+        timeout: scope.timeout,
         quiet: mode == Mode::Capture,
         pty: scope.pty,
     };

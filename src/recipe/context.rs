@@ -76,6 +76,9 @@ pub struct HostScope {
     pub abort: Arc<StepAbort>,
     /// Commands get a pseudo-terminal (`on(target, #{ pty: true }, |host| ..)`).
     pub pty: bool,
+    /// Each command is given up after this long (`on(target, #{ timeout: N }, |host| ..)`);
+    /// `None`: no deadline.
+    pub timeout: Option<std::time::Duration>,
     /// How many commands this host's closure has started (the next one's number).
     pub commands: Arc<AtomicUsize>,
     /// How many hosts the `on` runs the closure on (`download` wants `{host}` when several).

@@ -260,6 +260,7 @@ fn on_closure(
             host: host.clone(),
             abort: abort.clone(),
             pty: options.pty,
+            timeout: options.timeout,
             commands: Arc::new(AtomicUsize::new(0)),
             hosts: hosts.len(),
         };

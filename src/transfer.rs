@@ -225,10 +225,11 @@ pub fn fetch_script(remote: &str) -> String {
 }
 
 /// The second command of a download: one line, `SIZE MODE SHA256` of the remote file (`MODE`
-/// as `ls -l` prints it, `SHA256` `-` when the host has neither `sha256sum` nor `shasum`).
+/// as `ls -lL` prints it: a symlink's target's bits, as `scp -p` keeps them, not the link's
+/// `rwxrwxrwx`; `SHA256` `-` when the host has neither `sha256sum` nor `shasum`).
 pub fn measure_script(remote: &str) -> String {
     format!(
-        "f={f}; n=$(wc -c < \"$f\") || exit 1; m=$(ls -ld -- \"$f\") || exit 1; \
+        "f={f}; n=$(wc -c < \"$f\") || exit 1; m=$(ls -ldL -- \"$f\") || exit 1; \
          if command -v sha256sum >/dev/null 2>&1; then s=$(sha256sum < \"$f\"); \
          elif command -v shasum >/dev/null 2>&1; then s=$(shasum -a 256 < \"$f\"); else s=-; fi; \
          echo \"$n ${{m%% *}} ${{s%% *}}\"",

@@ -344,3 +344,52 @@ fn a_download_removes_stale_temporary_files_of_its_destination_only() {
         assert!(p.exists(), "{}", p.display());
     }
 }
+
+#[test]
+fn a_download_through_a_symlink_takes_the_targets_permission_bits_and_content() {
+    let lab = lab(&["db1"]);
+    let r = lab_recipe(
+        &lab,
+        "download-symlink",
+        r#"
+task("down", || {
+    on("db", |host| {
+        download("/srv/d/key.link", "got/key");
+        download("/srv/d/run.link", "got/run");
+        download("/srv/d/chain.link", "got/chain");
+    });
+});
+"#,
+    );
+    let root = &lab.host("db1").root_dir;
+    std::fs::create_dir_all(root.join("d")).unwrap();
+    for (name, m, text) in [("key", 0o600, "key\n"), ("run.sh", 0o750, "#!/bin/sh\n")] {
+        std::fs::write(root.join("d").join(name), text).unwrap();
+        std::fs::set_permissions(
+            root.join("d").join(name),
+            std::fs::Permissions::from_mode(m),
+        )
+        .unwrap();
+    }
+    std::os::unix::fs::symlink("/srv/d/key", root.join("d/key.link")).unwrap();
+    std::os::unix::fs::symlink("run.sh", root.join("d/run.link")).unwrap();
+    std::os::unix::fs::symlink("key.link", root.join("d/chain.link")).unwrap();
+    r.tether().args(&["down"]).run().status(0);
+    for (local, m, text) in [
+        ("got/key", 0o600, "key\n"),
+        ("got/run", 0o750, "#!/bin/sh\n"),
+        ("got/chain", 0o600, "key\n"),
+    ] {
+        assert_eq!(
+            std::fs::read_to_string(r.path(local)).unwrap(),
+            text,
+            "{local}"
+        );
+        assert_eq!(
+            mode(&r.path(local)),
+            m,
+            "{local}: {:o}",
+            mode(&r.path(local))
+        );
+    }
+}

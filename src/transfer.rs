@@ -215,25 +215,34 @@ pub fn cleanup_script(tmp: &str) -> String {
     format!("rm -f {}", quote(tmp))
 }
 
-/// The first command of a download: the remote file on stdout (a directory refused).
+/// The first command of a download: the remote file on stdout. A directory, and anything else
+/// that is not a regular file after following symlinks (`/dev/zero` would stream forever, a
+/// FIFO block), is refused before any byte is sent, as scp refuses them.
 pub fn fetch_script(remote: &str) -> String {
     format!(
         "f={f}; if [ -d \"$f\" ]; then echo \"download: $f is a directory: name a file\" >&2; \
-         exit 1; fi; cat -- \"$f\"",
+         exit 1; fi; {regular} cat -- \"$f\"",
         f = quote(remote),
+        regular = REFUSE_NOT_REGULAR,
     )
 }
+
+/// Shell: a `$f` that exists but is not a regular file (after following symlinks) ends the
+/// script with a message; a missing `$f` is left to the next command's own error.
+const REFUSE_NOT_REGULAR: &str = "if [ -e \"$f\" ] && [ ! -f \"$f\" ]; then \
+     echo \"download: $f is not a regular file\" >&2; exit 1; fi;";
 
 /// The second command of a download: one line, `SIZE MODE SHA256` of the remote file (`MODE`
 /// as `ls -lL` prints it: a symlink's target's bits, as `scp -p` keeps them, not the link's
 /// `rwxrwxrwx`; `SHA256` `-` when the host has neither `sha256sum` nor `shasum`).
 pub fn measure_script(remote: &str) -> String {
     format!(
-        "f={f}; n=$(wc -c < \"$f\") || exit 1; m=$(ls -ldL -- \"$f\") || exit 1; \
+        "f={f}; {regular} n=$(wc -c < \"$f\") || exit 1; m=$(ls -ldL -- \"$f\") || exit 1; \
          if command -v sha256sum >/dev/null 2>&1; then s=$(sha256sum < \"$f\"); \
          elif command -v shasum >/dev/null 2>&1; then s=$(shasum -a 256 < \"$f\"); else s=-; fi; \
          echo \"$n ${{m%% *}} ${{s%% *}}\"",
         f = quote(remote),
+        regular = REFUSE_NOT_REGULAR,
     )
 }
 

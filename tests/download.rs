@@ -393,3 +393,38 @@ task("down", || {
         );
     }
 }
+
+#[test]
+fn a_download_of_a_remote_that_is_not_a_regular_file_is_refused_before_any_byte() {
+    let lab = lab(&["db1"]);
+    let r = lab_recipe(
+        &lab,
+        "download-special",
+        r#"
+task("zero", || { on("db", |host| { download("/dev/zero", "got/zero"); }); });
+task("fifo", || { on("db", |host| { download("/srv/d/fifo", "got/fifo"); }); });
+task("null", || { on("db", |host| { download("/srv/d/null.link", "got/null"); }); });
+"#,
+    );
+    let root = &lab.host("db1").root_dir;
+    std::fs::create_dir_all(root.join("d")).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(root.join("d/fifo"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::os::unix::fs::symlink("/dev/null", root.join("d/null.link")).unwrap();
+    for (task, remote) in [
+        ("zero", "/dev/zero"),
+        ("fifo", "/srv/d/fifo"),
+        ("null", "/srv/d/null.link"),
+    ] {
+        r.tether()
+            .args(&[task])
+            .run()
+            .status(1)
+            .stdout_contains(&format!("download: {remote} is not a regular file"));
+        assert!(!r.path("got").join(task).exists(), "{task}");
+        assert!(temp_files(&r.path("got")).is_empty(), "{task}");
+    }
+}

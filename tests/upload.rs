@@ -336,3 +336,43 @@ fn an_upload_removes_stale_temporary_files_of_its_destination_only() {
         assert!(p.exists(), "{}", p.display());
     }
 }
+
+#[test]
+fn an_upload_of_a_local_file_that_is_not_regular_is_refused_before_sending() {
+    let lab = lab(&["db1"]);
+    let r = lab_recipe(
+        &lab,
+        "upload-special",
+        r#"
+task("zero", || { on("db", |host| { upload("/dev/zero", "/srv/up/zero"); }); });
+task("cpuinfo", || { on("db", |host| { upload("/proc/cpuinfo", "/srv/up/cpuinfo"); }); });
+task("fifo", || { on("db", |host| { upload("fifo", "/srv/up/fifo"); }); });
+task("link", || { on("db", |host| { upload("a.link", "/srv/up/a"); }); });
+"#,
+    );
+    let root = &lab.host("db1").root_dir;
+    r.write("a.txt", "through a link\n");
+    std::os::unix::fs::symlink("a.txt", r.path("a.link")).unwrap();
+    r.tether().args(&["link"]).run().status(0);
+    assert_eq!(
+        std::fs::read_to_string(root.join("up/a")).unwrap(),
+        "through a link\n"
+    );
+    let status = std::process::Command::new("mkfifo")
+        .arg(r.path("fifo"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for (task, local) in [
+        ("zero", "/dev/zero".to_string()),
+        ("cpuinfo", "/proc/cpuinfo".to_string()),
+        ("fifo", "./fifo".to_string()),
+    ] {
+        let started = Instant::now();
+        let out = r.tether().args(&[task]).run();
+        out.status(4)
+            .stderr_contains(&format!("upload: {local} is not a regular file"));
+        assert!(!root.join("up").join(task).exists(), "{task}");
+        assert!(started.elapsed() < Duration::from_secs(30), "{task}");
+    }
+}

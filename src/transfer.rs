@@ -162,9 +162,37 @@ pub fn run_id() -> &'static str {
     })
 }
 
-/// The remote temporary name of an upload to `remote`.
-pub fn upload_temp(remote: &str) -> String {
-    format!("{remote}.tether-upload.{}", run_id())
+/// The remote temporary name of an upload to `remote`, as a suffix (the scripts put it after
+/// `"$d"`, the destination as [`remote_word`] gives it).
+fn upload_suffix() -> String {
+    format!(".tether-upload.{}", run_id())
+}
+
+/// A remote path of `upload`/`download` as one `sh` word: quoted, so spaces, `$`, quotes and
+/// newlines stay literal, except that a leading `~/` (or the whole `~`) becomes the remote
+/// `$HOME` (of the shell the transfer runs in: the `as_user` user's under sudo), as scp and
+/// Capistrano mean it by running the path through the remote shell. `~user/` is refused
+/// before (see [`refuse_other_home`]).
+pub fn remote_word(remote: &str) -> String {
+    if remote == "~" {
+        return "\"$HOME\"".to_string();
+    }
+    if let Some(rest) = remote.strip_prefix("~/") {
+        return format!("\"$HOME\"/{}", quote(rest));
+    }
+    quote(remote)
+}
+
+/// Err (a message naming `remote`) when `remote` starts with `~user`: only `~` and `~/` are
+/// expanded (to the remote `$HOME`); another user's home must be given as an absolute path.
+pub fn refuse_other_home(remote: &str) -> Result<(), String> {
+    if remote.starts_with('~') && remote != "~" && !remote.starts_with("~/") {
+        return Err(format!(
+            "remote path `{remote}`: only `~` and `~/` are expanded (to the remote $HOME); \
+             give another user's home as an absolute path"
+        ));
+    }
+    Ok(())
 }
 
 /// How old (minutes) another run's temporary file of the same destination must be before an
@@ -178,9 +206,9 @@ pub const STALE_MINUTES: u32 = 1;
 /// (`size`: what will be sent), and a short file removed, so the remote shell cleans up
 /// after a cut connection. Temporary files of the same destination left by earlier runs
 /// (older than [`STALE_MINUTES`]) are removed first.
-pub fn receive_script(remote: &str, tmp: &str, size: u64) -> String {
+pub fn receive_script(remote: &str, size: u64) -> String {
     format!(
-        "d={dest}; t={tmp}; mkdir -p \"$(dirname \"$d\")\" || exit 1; \
+        "d={dest}; t=\"$d\"{tmp}; mkdir -p \"$(dirname \"$d\")\" || exit 1; \
          if [ -d \"$d\" ]; then echo \"upload: $d is a directory (mv would put the file inside \
          it): give the file's own path\" >&2; exit 1; fi; \
          for f in \"$d\".tether-upload.*; do if [ -f \"$f\" ] && [ \"$f\" != \"$t\" ] && \
@@ -188,31 +216,31 @@ pub fn receive_script(remote: &str, tmp: &str, size: u64) -> String {
          rm -f \"$t\" && (umask 077 && cat > \"$t\") || {{ rm -f \"$t\"; exit 1; }}; \
          n=$(wc -c < \"$t\"); if [ \"$n\" -ne {size} ]; then rm -f \"$t\"; \
          echo \"upload stopped short: $n of {size} bytes arrived\" >&2; exit 1; fi",
-        dest = quote(remote),
-        tmp = quote(tmp),
+        dest = remote_word(remote),
+        tmp = upload_suffix(),
     )
 }
 
 /// The second command of an upload: `tmp` is moved onto `remote` with permission bits `mode`
 /// only when its size and SHA-256 are `sent`'s (checked with `sha256sum` or `shasum -a 256`
 /// where the host has either, the size always); otherwise it is removed and the command fails.
-pub fn place_script(remote: &str, tmp: &str, sent: &Digest, mode: u32) -> String {
+pub fn place_script(remote: &str, sent: &Digest, mode: u32) -> String {
     let (size, sum) = (sent.bytes, &sent.sha256);
     format!(
-        "d={dest}; t={tmp}; n=$(wc -c < \"$t\") || exit 1; if [ \"$n\" -ne {size} ]; then \
+        "d={dest}; t=\"$d\"{tmp}; n=$(wc -c < \"$t\") || exit 1; if [ \"$n\" -ne {size} ]; then \
          rm -f \"$t\"; echo \"upload stopped short: $n of {size} bytes arrived\" >&2; exit 1; fi; \
          if command -v sha256sum >/dev/null 2>&1; then s=$(sha256sum < \"$t\"); \
          elif command -v shasum >/dev/null 2>&1; then s=$(shasum -a 256 < \"$t\"); else s={sum}; fi; \
          case $s in {sum}*) ;; *) rm -f \"$t\"; echo 'upload arrived changed: SHA-256 differs' >&2; exit 1 ;; esac; \
          chmod {mode:04o} \"$t\" && mv -f \"$t\" \"$d\" || {{ rm -f \"$t\"; exit 1; }}",
-        dest = quote(remote),
-        tmp = quote(tmp),
+        dest = remote_word(remote),
+        tmp = upload_suffix(),
     )
 }
 
-/// Removes an upload's temporary file (after a connection died under it).
-pub fn cleanup_script(tmp: &str) -> String {
-    format!("rm -f {}", quote(tmp))
+/// Removes the temporary file of an upload to `remote` (after a connection died under it).
+pub fn cleanup_script(remote: &str) -> String {
+    format!("d={}; rm -f \"$d\"{}", remote_word(remote), upload_suffix())
 }
 
 /// The first command of a download: the remote file on stdout. A directory, and anything else
@@ -222,7 +250,7 @@ pub fn fetch_script(remote: &str) -> String {
     format!(
         "f={f}; if [ -d \"$f\" ]; then echo \"download: $f is a directory: name a file\" >&2; \
          exit 1; fi; {regular} cat -- \"$f\"",
-        f = quote(remote),
+        f = remote_word(remote),
         regular = REFUSE_NOT_REGULAR,
     )
 }
@@ -241,7 +269,7 @@ pub fn measure_script(remote: &str) -> String {
          if command -v sha256sum >/dev/null 2>&1; then s=$(sha256sum < \"$f\"); \
          elif command -v shasum >/dev/null 2>&1; then s=$(shasum -a 256 < \"$f\"); else s=-; fi; \
          echo \"$n ${{m%% *}} ${{s%% *}}\"",
-        f = quote(remote),
+        f = remote_word(remote),
         regular = REFUSE_NOT_REGULAR,
     )
 }

@@ -428,3 +428,60 @@ task("null", || { on("db", |host| { download("/srv/d/null.link", "got/null"); })
         assert!(temp_files(&r.path("got")).is_empty(), "{task}");
     }
 }
+
+#[test]
+fn a_download_from_a_home_relative_or_dash_named_remote_reads_that_file() {
+    let lab = lab(&["db1"]);
+    let r = lab_recipe(
+        &lab,
+        "download-names",
+        r#"
+task("home", || {
+    on("db", |host| {
+        download("~/t.key", "got/t.key");
+        download("~/sub dir/$x 'q'", "got/q");
+    });
+});
+task("dash", || {
+    on("db", |host| {
+        within("/srv/w", || {
+            download("-n", "got/n");
+            download("--x", "got/x");
+            download("-a\nb c", "got/nl");
+        });
+    });
+});
+task("user", || { on("db", |host| { download("~nobody/x", "got/u"); }); });
+"#,
+    );
+    let home = &lab.host("db1").home;
+    std::fs::create_dir_all(home.join("sub dir")).unwrap();
+    std::fs::write(home.join("t.key"), "home key\n").unwrap();
+    std::fs::write(home.join("sub dir/$x 'q'"), "quoted\n").unwrap();
+    r.tether().args(&["home"]).run().status(0);
+    assert_eq!(
+        std::fs::read_to_string(r.path("got/t.key")).unwrap(),
+        "home key\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(r.path("got/q")).unwrap(),
+        "quoted\n"
+    );
+    let w = lab.host("db1").root_dir.join("w");
+    std::fs::create_dir_all(&w).unwrap();
+    for name in ["-n", "--x", "-a\nb c"] {
+        std::fs::write(w.join(name), format!("{name}!")).unwrap();
+    }
+    r.tether().args(&["dash"]).run().status(0);
+    for (name, local) in [("-n", "got/n"), ("--x", "got/x"), ("-a\nb c", "got/nl")] {
+        assert_eq!(
+            std::fs::read_to_string(r.path(local)).unwrap(),
+            format!("{name}!")
+        );
+    }
+    r.tether()
+        .args(&["user"])
+        .run()
+        .status(4)
+        .stderr_contains("remote path `~nobody/x`: only `~` and `~/` are expanded");
+}

@@ -376,3 +376,39 @@ task("link", || { on("db", |host| { upload("a.link", "/srv/up/a"); }); });
         assert!(started.elapsed() < Duration::from_secs(30), "{task}");
     }
 }
+
+#[test]
+fn an_upload_to_a_home_relative_remote_lands_in_the_remote_home() {
+    let lab = lab(&["db1"]);
+    let r = lab_recipe(
+        &lab,
+        "upload-home",
+        r#"
+task("up", || {
+    on("db", |host| {
+        upload("s.key", "~/tilde.key");
+        upload("s.key", "~/sub dir/$HOME 'q' `x`.key");
+    });
+});
+task("user", || { on("db", |host| { upload("s.key", "~nobody/x.key"); }); });
+"#,
+    );
+    r.write("s.key", "secret\n");
+    let home = &lab.host("db1").home;
+    r.tether().args(&["up"]).run().status(0);
+    assert_eq!(
+        std::fs::read_to_string(home.join("tilde.key")).unwrap(),
+        "secret\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(home.join("sub dir/$HOME 'q' `x`.key")).unwrap(),
+        "secret\n"
+    );
+    assert!(!Path::new("/root/~").exists());
+    r.tether()
+        .args(&["user"])
+        .run()
+        .status(4)
+        .stderr_contains("remote path `~nobody/x.key`: only `~` and `~/` are expanded");
+    assert!(!Path::new("/root/~nobody").exists());
+}

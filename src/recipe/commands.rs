@@ -275,6 +275,7 @@ fn transfer_failure(
 /// destination gets the local file's permission bits (as `scp -p` and rsync do) or `mode`.
 fn upload(rt: &Runtime, local: &str, remote: &str, opts: &Map) -> Fallible<()> {
     let mode = transfer_mode(opts, "upload")?;
+    crate::transfer::refuse_other_home(remote).map_err(|e| format!("upload: {e}"))?;
     let scope = scope_for("upload()")?;
     let backend = backend(rt, "upload()")?;
     if rt.interrupted() {
@@ -307,6 +308,7 @@ fn upload(rt: &Runtime, local: &str, remote: &str, opts: &Map) -> Fallible<()> {
 /// does). The destination gets the remote file's permission bits, or `mode`.
 fn download(rt: &Runtime, remote: &str, local: &str, opts: &Map) -> Fallible<()> {
     let mode = transfer_mode(opts, "download")?;
+    crate::transfer::refuse_other_home(remote).map_err(|e| format!("download: {e}"))?;
     let scope = scope_for("download()")?;
     if scope.hosts > 1 && !local.contains("{host}") {
         return fail(format!(

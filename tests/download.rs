@@ -4,7 +4,6 @@
 
 use crate::support;
 
-use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -133,9 +132,9 @@ task("same", || {
     assert!(!r.path("ids/all.txt").exists());
 }
 
-/// A 100 MB download whose connection is killed once `fraction` of it has arrived. The remote
-/// "file" is a FIFO the test writes, so the cut falls at exactly that point however fast the
-/// transfer runs; the writer then stops, and the connection is killed.
+/// A download cut off (the connection killed) once `fraction` of 100 MiB arrived: the remote
+/// file is a regular one (a FIFO is refused) 32 MiB longer than that, and its `cat` is
+/// stopped (SIGSTOP) once that much arrived, so the cut always comes before the end.
 fn cut_off_at(fraction: f64) {
     const SIZE: usize = 100 << 20;
     let lab = lab(&["db1"]);
@@ -146,35 +145,27 @@ fn cut_off_at(fraction: f64) {
     );
     r.write("big.bin", "the previous release's file\n");
     let root = lab.host("db1").root_dir.clone();
-    let fifo = root.join("big.bin");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap();
-    assert!(made.success());
     let want = (SIZE as f64 * fraction) as usize;
-    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-    let writer = std::thread::spawn(move || {
-        let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
-        let chunk: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
-        let mut sent = 0;
-        while sent < want {
-            let n = chunk.len().min(want - sent);
-            f.write_all(&chunk[..n]).unwrap();
-            sent += n;
-        }
-        // Hold the FIFO open (no EOF) until the connection is gone.
-        let _ = done_rx.recv();
-    });
+    let big = std::fs::File::create(root.join("big.bin")).unwrap();
+    big.set_len((want + (32 << 20)) as u64).unwrap();
+    drop(big);
     let mut child = r.tether().args(&["down", "--no-keepalive"]).spawn();
     let started = Instant::now();
     loop {
-        // The local side writes through a 64 KiB buffer.
         let got = temp_files(&r.dir)
             .first()
             .map(|t| std::fs::metadata(t).map(|m| m.len()).unwrap_or(0))
             .unwrap_or(0);
-        if got as usize + (64 << 10) >= want {
+        if got as usize >= want {
+            for pid in lab.host_pids("db1") {
+                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                if comm.trim() == "cat" {
+                    std::process::Command::new("kill")
+                        .args(["-STOP", &pid.to_string()])
+                        .status()
+                        .unwrap();
+                }
+            }
             let tmp = &temp_files(&r.dir)[0];
             assert_eq!(
                 mode(tmp),
@@ -187,11 +178,9 @@ fn cut_off_at(fraction: f64) {
             started.elapsed() < Duration::from_secs(60),
             "only {got} bytes arrived"
         );
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(1));
     }
     lab.kill_connections("db1");
-    drop(done_tx);
-    writer.join().unwrap();
     let status = child.wait().unwrap();
     assert!(!status.success(), "a cut-off download is a failure");
     assert_eq!(

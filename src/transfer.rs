@@ -172,8 +172,13 @@ fn upload_suffix() -> String {
 /// newlines stay literal, except that a leading `~/` (or the whole `~`) becomes the remote
 /// `$HOME` (of the shell the transfer runs in: the `as_user` user's under sudo), as scp and
 /// Capistrano mean it by running the path through the remote shell. `~user/` is refused
-/// before (see [`refuse_other_home`]).
+/// before (see [`refuse_other_home`]). A relative path starting with `-` becomes `./-...`,
+/// and the scripts also pass paths after `--`, so no path is read as an option.
 pub fn remote_word(remote: &str) -> String {
+    if remote.starts_with('-') {
+        // `./-x`: no tool of the scripts can read it as an option.
+        return quote(&format!("./{remote}"));
+    }
     if remote == "~" {
         return "\"$HOME\"".to_string();
     }
@@ -208,13 +213,13 @@ pub const STALE_MINUTES: u32 = 1;
 /// (older than [`STALE_MINUTES`]) are removed first.
 pub fn receive_script(remote: &str, size: u64) -> String {
     format!(
-        "d={dest}; t=\"$d\"{tmp}; mkdir -p \"$(dirname \"$d\")\" || exit 1; \
+        "d={dest}; t=\"$d\"{tmp}; p=$(dirname -- \"$d\"; echo x); mkdir -p -- \"${{p%??}}\" || exit 1; \
          if [ -d \"$d\" ]; then echo \"upload: $d is a directory (mv would put the file inside \
          it): give the file's own path\" >&2; exit 1; fi; \
          for f in \"$d\".tether-upload.*; do if [ -f \"$f\" ] && [ \"$f\" != \"$t\" ] && \
-         [ -n \"$(find \"$f\" -prune -mmin +{STALE_MINUTES} 2>/dev/null)\" ]; then rm -f \"$f\"; fi; done; \
-         rm -f \"$t\" && (umask 077 && cat > \"$t\") || {{ rm -f \"$t\"; exit 1; }}; \
-         n=$(wc -c < \"$t\"); if [ \"$n\" -ne {size} ]; then rm -f \"$t\"; \
+         [ -n \"$(find \"$f\" -prune -mmin +{STALE_MINUTES} 2>/dev/null)\" ]; then rm -f -- \"$f\"; fi; done; \
+         rm -f -- \"$t\" && (umask 077 && cat > \"$t\") || {{ rm -f -- \"$t\"; exit 1; }}; \
+         n=$(wc -c < \"$t\"); if [ \"$n\" -ne {size} ]; then rm -f -- \"$t\"; \
          echo \"upload stopped short: $n of {size} bytes arrived\" >&2; exit 1; fi",
         dest = remote_word(remote),
         tmp = upload_suffix(),
@@ -228,11 +233,11 @@ pub fn place_script(remote: &str, sent: &Digest, mode: u32) -> String {
     let (size, sum) = (sent.bytes, &sent.sha256);
     format!(
         "d={dest}; t=\"$d\"{tmp}; n=$(wc -c < \"$t\") || exit 1; if [ \"$n\" -ne {size} ]; then \
-         rm -f \"$t\"; echo \"upload stopped short: $n of {size} bytes arrived\" >&2; exit 1; fi; \
+         rm -f -- \"$t\"; echo \"upload stopped short: $n of {size} bytes arrived\" >&2; exit 1; fi; \
          if command -v sha256sum >/dev/null 2>&1; then s=$(sha256sum < \"$t\"); \
          elif command -v shasum >/dev/null 2>&1; then s=$(shasum -a 256 < \"$t\"); else s={sum}; fi; \
-         case $s in {sum}*) ;; *) rm -f \"$t\"; echo 'upload arrived changed: SHA-256 differs' >&2; exit 1 ;; esac; \
-         chmod {mode:04o} \"$t\" && mv -f \"$t\" \"$d\" || {{ rm -f \"$t\"; exit 1; }}",
+         case $s in {sum}*) ;; *) rm -f -- \"$t\"; echo 'upload arrived changed: SHA-256 differs' >&2; exit 1 ;; esac; \
+         chmod {mode:04o} -- \"$t\" && mv -f -- \"$t\" \"$d\" || {{ rm -f -- \"$t\"; exit 1; }}",
         dest = remote_word(remote),
         tmp = upload_suffix(),
     )
@@ -240,7 +245,11 @@ pub fn place_script(remote: &str, sent: &Digest, mode: u32) -> String {
 
 /// Removes the temporary file of an upload to `remote` (after a connection died under it).
 pub fn cleanup_script(remote: &str) -> String {
-    format!("d={}; rm -f \"$d\"{}", remote_word(remote), upload_suffix())
+    format!(
+        "d={}; rm -f -- \"$d\"{}",
+        remote_word(remote),
+        upload_suffix()
+    )
 }
 
 /// The first command of a download: the remote file on stdout. A directory, and anything else
@@ -449,6 +458,19 @@ mod tests {
         assert_eq!(mode_from_ls("-rwxr-Sr-T"), Some(0o3744));
         assert_eq!(mode_from_ls("-rw-r--r--."), Some(0o644));
         assert_eq!(mode_from_ls("total"), None);
+    }
+
+    #[test]
+    fn remote_paths_become_one_word_with_only_a_leading_tilde_expanded() {
+        assert_eq!(remote_word("~"), "\"$HOME\"");
+        assert_eq!(remote_word("~/a b/$x"), "\"$HOME\"/'a b/$x'");
+        assert_eq!(remote_word("-n"), "./-n");
+        assert_eq!(remote_word("--x y"), "'./--x y'");
+        assert_eq!(remote_word("/srv/~/x"), "'/srv/~/x'");
+        assert!(refuse_other_home("~root/x").is_err());
+        for ok in ["~", "~/x", "a~b", "/x"] {
+            assert!(refuse_other_home(ok).is_ok(), "{ok}");
+        }
     }
 
     #[test]

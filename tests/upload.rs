@@ -412,3 +412,36 @@ task("user", || { on("db", |host| { upload("s.key", "~nobody/x.key"); }); });
         .stderr_contains("remote path `~nobody/x.key`: only `~` and `~/` are expanded");
     assert!(!Path::new("/root/~nobody").exists());
 }
+
+#[test]
+fn an_upload_to_names_starting_with_a_dash_or_holding_newlines_and_quotes_lands_there() {
+    let lab = lab(&["db1"]);
+    let r = lab_recipe(
+        &lab,
+        "upload-dash",
+        r#"
+task("up", || {
+    on("db", |host| {
+        within("/srv/w", || {
+            upload("-dash", "-dash2");
+            upload("-dash", "--n");
+            upload("-dash", "-d/-e");
+            upload("-dash", "-a\nb 'c'");
+            upload("-dash", "nl\n/f");
+        });
+    });
+});
+"#,
+    );
+    r.write("-dash", "dash\n");
+    let w = lab.host("db1").root_dir.join("w");
+    std::fs::create_dir_all(&w).unwrap();
+    r.tether().args(&["up"]).run().status(0);
+    for name in ["-dash2", "--n", "-d/-e", "-a\nb 'c'", "nl\n/f"] {
+        assert_eq!(
+            std::fs::read_to_string(w.join(name)).unwrap(),
+            "dash\n",
+            "{name:?}"
+        );
+    }
+}

@@ -88,7 +88,10 @@ task("missing", || { on("db", |host| { download("/srv/d/nope", "got/secret.key")
         .args(&["missing"])
         .run()
         .status(1)
-        .stdout_contains("/srv/d/nope: No such file or directory");
+        .stdout_contains("/srv/d/nope: No such file or directory")
+        .stdout_lacks("sha256sum")
+        .stderr_lacks("sha256sum")
+        .stderr_contains("`download /srv/d/nope -> got/secret.key`");
     assert_eq!(
         std::fs::read_to_string(r.path("got/secret.key")).unwrap(),
         "key material\n"

@@ -178,6 +178,11 @@ task("dir", || { on("db", |host| { upload("a.txt", "/srv/adir"); }); });"#,
     out.status(1)
         .stdout_contains("mkdir: cannot create directory '/srv/file'")
         .stdout_lacks("stopped short");
+    // The command named is what the recipe asked for, not the internal script.
+    for text in [&out.stdout, &out.stderr] {
+        assert!(!text.contains("umask 077"), "{text}");
+    }
+    out.stderr_contains("`upload a.txt -> /srv/file/a.txt`");
     // The destination is a directory: refused (mv would put the file inside it).
     std::fs::create_dir_all(root.join("adir/inner")).unwrap();
     let out = r.tether().args(&["dir"]).run();

@@ -206,27 +206,25 @@ impl Backend for Remote {
     }
 
     fn upload(&self, host: &str, upload: &Upload) -> Result<(), TransferError> {
-        self.settle(host);
         let cannot = |e: std::io::Error| {
             TransferError::Local(format!(
                 "upload: cannot read {}: {e}",
                 upload.path.display()
             ))
         };
+        // Checked before opening (a FIFO's open blocks) and before anything is sent.
+        regular_file(upload.path)?;
+        self.settle(host);
         let file = std::fs::File::open(upload.path).map_err(cannot)?;
         let meta = file.metadata().map_err(cannot)?;
-        if meta.is_dir() {
-            return Err(TransferError::Local(format!(
-                "upload: {} is a directory: upload sends one file",
-                upload.path.display()
-            )));
+        if !meta.is_file() {
+            return Err(not_regular(upload.path, &meta));
         }
         let mode = upload
             .mode
             .unwrap_or(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777);
-        let tmp = transfer::upload_temp(upload.remote);
         let reader = Arc::new(Mutex::new(transfer::HashingReader::new(file, meta.len())));
-        let receive = (upload.render)(&transfer::receive_script(upload.remote, &tmp, meta.len()));
+        let receive = (upload.render)(&transfer::receive_script(upload.remote, meta.len()));
         let opts = ExecOptions {
             stdin: upload.stdin_prefix.clone(),
             stdin_from: Some(Source(reader.clone())),
@@ -239,14 +237,14 @@ impl Backend for Remote {
             .finish()
             .map_err(cannot);
         let cleanup = || Owed {
-            command: (upload.render)(&transfer::cleanup_script(&tmp)),
+            command: (upload.render)(&transfer::cleanup_script(upload.remote)),
             stdin: upload.stdin_prefix.clone(),
         };
         let checked = self.check(host, &receive, result, cleanup);
         // A local read error ended the input early: it, not the short file, is the reason.
         let sent = sent?;
         checked?;
-        let place = (upload.render)(&transfer::place_script(upload.remote, &tmp, &sent, mode));
+        let place = (upload.render)(&transfer::place_script(upload.remote, &sent, mode));
         let opts = ExecOptions {
             stdin: upload.stdin_prefix.clone(),
             ..ExecOptions::default()
@@ -352,6 +350,45 @@ impl Backend for Remote {
             self.fleet.pool.revive();
         }
     }
+}
+
+/// Ok when the local `path` (symlinks followed) is a regular file: a directory, a device
+/// (`/dev/zero`), a FIFO, or a `/proc` or `/sys` file (regular by type, but `stat` gives its
+/// size as 0 while it reads content) is refused as scp refuses non-regular files, so nothing
+/// short, endless or blocking is sent.
+fn regular_file(path: &Path) -> Result<(), TransferError> {
+    use std::io::Read as _;
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => Err(not_regular(path, &meta)),
+        Ok(meta) if meta.len() == 0 => {
+            let mut byte = [0u8; 1];
+            let reads = std::fs::File::open(path).and_then(|mut f| f.read(&mut byte));
+            if matches!(reads, Ok(n) if n > 0) {
+                return Err(TransferError::Local(format!(
+                    "upload: {} is not a regular file: its size is 0 but it reads content \
+                     (a /proc or /sys file): copy it to a file first",
+                    path.display()
+                )));
+            }
+            Ok(())
+        }
+        // Not readable: File::open says why.
+        _ => Ok(()),
+    }
+}
+
+fn not_regular(path: &Path, meta: &std::fs::Metadata) -> TransferError {
+    TransferError::Local(if meta.is_dir() {
+        format!(
+            "upload: {} is a directory: upload sends one file",
+            path.display()
+        )
+    } else {
+        format!(
+            "upload: {} is not a regular file: upload sends one file's bytes",
+            path.display()
+        )
+    })
 }
 
 impl Remote {

@@ -162,9 +162,42 @@ pub fn run_id() -> &'static str {
     })
 }
 
-/// The remote temporary name of an upload to `remote`.
-pub fn upload_temp(remote: &str) -> String {
-    format!("{remote}.tether-upload.{}", run_id())
+/// The remote temporary name of an upload to `remote`, as a suffix (the scripts put it after
+/// `"$d"`, the destination as [`remote_word`] gives it).
+fn upload_suffix() -> String {
+    format!(".tether-upload.{}", run_id())
+}
+
+/// A remote path of `upload`/`download` as one `sh` word: quoted, so spaces, `$`, quotes and
+/// newlines stay literal, except that a leading `~/` (or the whole `~`) becomes the remote
+/// `$HOME` (of the shell the transfer runs in: the `as_user` user's under sudo), as scp and
+/// Capistrano mean it by running the path through the remote shell. `~user/` is refused
+/// before (see [`refuse_other_home`]). A relative path starting with `-` becomes `./-...`,
+/// and the scripts also pass paths after `--`, so no path is read as an option.
+pub fn remote_word(remote: &str) -> String {
+    if remote.starts_with('-') {
+        // `./-x`: no tool of the scripts can read it as an option.
+        return quote(&format!("./{remote}"));
+    }
+    if remote == "~" {
+        return "\"$HOME\"".to_string();
+    }
+    if let Some(rest) = remote.strip_prefix("~/") {
+        return format!("\"$HOME\"/{}", quote(rest));
+    }
+    quote(remote)
+}
+
+/// Err (a message naming `remote`) when `remote` starts with `~user`: only `~` and `~/` are
+/// expanded (to the remote `$HOME`); another user's home must be given as an absolute path.
+pub fn refuse_other_home(remote: &str) -> Result<(), String> {
+    if remote.starts_with('~') && remote != "~" && !remote.starts_with("~/") {
+        return Err(format!(
+            "remote path `{remote}`: only `~` and `~/` are expanded (to the remote $HOME); \
+             give another user's home as an absolute path"
+        ));
+    }
+    Ok(())
 }
 
 /// How old (minutes) another run's temporary file of the same destination must be before an
@@ -178,61 +211,75 @@ pub const STALE_MINUTES: u32 = 1;
 /// (`size`: what will be sent), and a short file removed, so the remote shell cleans up
 /// after a cut connection. Temporary files of the same destination left by earlier runs
 /// (older than [`STALE_MINUTES`]) are removed first.
-pub fn receive_script(remote: &str, tmp: &str, size: u64) -> String {
+pub fn receive_script(remote: &str, size: u64) -> String {
     format!(
-        "d={dest}; t={tmp}; mkdir -p \"$(dirname \"$d\")\" || exit 1; \
+        "d={dest}; t=\"$d\"{tmp}; p=$(dirname -- \"$d\"; echo x); mkdir -p -- \"${{p%??}}\" || exit 1; \
          if [ -d \"$d\" ]; then echo \"upload: $d is a directory (mv would put the file inside \
          it): give the file's own path\" >&2; exit 1; fi; \
          for f in \"$d\".tether-upload.*; do if [ -f \"$f\" ] && [ \"$f\" != \"$t\" ] && \
-         [ -n \"$(find \"$f\" -prune -mmin +{STALE_MINUTES} 2>/dev/null)\" ]; then rm -f \"$f\"; fi; done; \
-         rm -f \"$t\" && (umask 077 && cat > \"$t\") || {{ rm -f \"$t\"; exit 1; }}; \
-         n=$(wc -c < \"$t\"); if [ \"$n\" -ne {size} ]; then rm -f \"$t\"; \
+         [ -n \"$(find \"$f\" -prune -mmin +{STALE_MINUTES} 2>/dev/null)\" ]; then rm -f -- \"$f\"; fi; done; \
+         rm -f -- \"$t\" && (umask 077 && cat > \"$t\") || {{ rm -f -- \"$t\"; exit 1; }}; \
+         n=$(wc -c < \"$t\"); if [ \"$n\" -ne {size} ]; then rm -f -- \"$t\"; \
          echo \"upload stopped short: $n of {size} bytes arrived\" >&2; exit 1; fi",
-        dest = quote(remote),
-        tmp = quote(tmp),
+        dest = remote_word(remote),
+        tmp = upload_suffix(),
     )
 }
 
 /// The second command of an upload: `tmp` is moved onto `remote` with permission bits `mode`
 /// only when its size and SHA-256 are `sent`'s (checked with `sha256sum` or `shasum -a 256`
 /// where the host has either, the size always); otherwise it is removed and the command fails.
-pub fn place_script(remote: &str, tmp: &str, sent: &Digest, mode: u32) -> String {
+pub fn place_script(remote: &str, sent: &Digest, mode: u32) -> String {
     let (size, sum) = (sent.bytes, &sent.sha256);
     format!(
-        "d={dest}; t={tmp}; n=$(wc -c < \"$t\") || exit 1; if [ \"$n\" -ne {size} ]; then \
-         rm -f \"$t\"; echo \"upload stopped short: $n of {size} bytes arrived\" >&2; exit 1; fi; \
+        "d={dest}; t=\"$d\"{tmp}; n=$(wc -c < \"$t\") || exit 1; if [ \"$n\" -ne {size} ]; then \
+         rm -f -- \"$t\"; echo \"upload stopped short: $n of {size} bytes arrived\" >&2; exit 1; fi; \
          if command -v sha256sum >/dev/null 2>&1; then s=$(sha256sum < \"$t\"); \
          elif command -v shasum >/dev/null 2>&1; then s=$(shasum -a 256 < \"$t\"); else s={sum}; fi; \
-         case $s in {sum}*) ;; *) rm -f \"$t\"; echo 'upload arrived changed: SHA-256 differs' >&2; exit 1 ;; esac; \
-         chmod {mode:04o} \"$t\" && mv -f \"$t\" \"$d\" || {{ rm -f \"$t\"; exit 1; }}",
-        dest = quote(remote),
-        tmp = quote(tmp),
+         case $s in {sum}*) ;; *) rm -f -- \"$t\"; echo 'upload arrived changed: SHA-256 differs' >&2; exit 1 ;; esac; \
+         chmod {mode:04o} -- \"$t\" && mv -f -- \"$t\" \"$d\" || {{ rm -f -- \"$t\"; exit 1; }}",
+        dest = remote_word(remote),
+        tmp = upload_suffix(),
     )
 }
 
-/// Removes an upload's temporary file (after a connection died under it).
-pub fn cleanup_script(tmp: &str) -> String {
-    format!("rm -f {}", quote(tmp))
+/// Removes the temporary file of an upload to `remote` (after a connection died under it).
+pub fn cleanup_script(remote: &str) -> String {
+    format!(
+        "d={}; rm -f -- \"$d\"{}",
+        remote_word(remote),
+        upload_suffix()
+    )
 }
 
-/// The first command of a download: the remote file on stdout (a directory refused).
+/// The first command of a download: the remote file on stdout. A directory, and anything else
+/// that is not a regular file after following symlinks (`/dev/zero` would stream forever, a
+/// FIFO block), is refused before any byte is sent, as scp refuses them.
 pub fn fetch_script(remote: &str) -> String {
     format!(
         "f={f}; if [ -d \"$f\" ]; then echo \"download: $f is a directory: name a file\" >&2; \
-         exit 1; fi; cat -- \"$f\"",
-        f = quote(remote),
+         exit 1; fi; {regular} cat -- \"$f\"",
+        f = remote_word(remote),
+        regular = REFUSE_NOT_REGULAR,
     )
 }
 
+/// Shell: a `$f` that exists but is not a regular file (after following symlinks) ends the
+/// script with a message; a missing `$f` is left to the next command's own error.
+const REFUSE_NOT_REGULAR: &str = "if [ -e \"$f\" ] && [ ! -f \"$f\" ]; then \
+     echo \"download: $f is not a regular file\" >&2; exit 1; fi;";
+
 /// The second command of a download: one line, `SIZE MODE SHA256` of the remote file (`MODE`
-/// as `ls -l` prints it, `SHA256` `-` when the host has neither `sha256sum` nor `shasum`).
+/// as `ls -lL` prints it: a symlink's target's bits, as `scp -p` keeps them, not the link's
+/// `rwxrwxrwx`; `SHA256` `-` when the host has neither `sha256sum` nor `shasum`).
 pub fn measure_script(remote: &str) -> String {
     format!(
-        "f={f}; n=$(wc -c < \"$f\") || exit 1; m=$(ls -ld -- \"$f\") || exit 1; \
+        "f={f}; {regular} n=$(wc -c < \"$f\") || exit 1; m=$(ls -ldL -- \"$f\") || exit 1; \
          if command -v sha256sum >/dev/null 2>&1; then s=$(sha256sum < \"$f\"); \
          elif command -v shasum >/dev/null 2>&1; then s=$(shasum -a 256 < \"$f\"); else s=-; fi; \
          echo \"$n ${{m%% *}} ${{s%% *}}\"",
-        f = quote(remote),
+        f = remote_word(remote),
+        regular = REFUSE_NOT_REGULAR,
     )
 }
 
@@ -411,6 +458,19 @@ mod tests {
         assert_eq!(mode_from_ls("-rwxr-Sr-T"), Some(0o3744));
         assert_eq!(mode_from_ls("-rw-r--r--."), Some(0o644));
         assert_eq!(mode_from_ls("total"), None);
+    }
+
+    #[test]
+    fn remote_paths_become_one_word_with_only_a_leading_tilde_expanded() {
+        assert_eq!(remote_word("~"), "\"$HOME\"");
+        assert_eq!(remote_word("~/a b/$x"), "\"$HOME\"/'a b/$x'");
+        assert_eq!(remote_word("-n"), "./-n");
+        assert_eq!(remote_word("--x y"), "'./--x y'");
+        assert_eq!(remote_word("/srv/~/x"), "'/srv/~/x'");
+        assert!(refuse_other_home("~root/x").is_err());
+        for ok in ["~", "~/x", "a~b", "/x"] {
+            assert!(refuse_other_home(ok).is_ok(), "{ok}");
+        }
     }
 
     #[test]

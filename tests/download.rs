@@ -4,7 +4,6 @@
 
 use crate::support;
 
-use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -89,7 +88,10 @@ task("missing", || { on("db", |host| { download("/srv/d/nope", "got/secret.key")
         .args(&["missing"])
         .run()
         .status(1)
-        .stdout_contains("/srv/d/nope: No such file or directory");
+        .stdout_contains("/srv/d/nope: No such file or directory")
+        .stdout_lacks("sha256sum")
+        .stderr_lacks("sha256sum")
+        .stderr_contains("`download /srv/d/nope -> got/secret.key`");
     assert_eq!(
         std::fs::read_to_string(r.path("got/secret.key")).unwrap(),
         "key material\n"
@@ -133,9 +135,9 @@ task("same", || {
     assert!(!r.path("ids/all.txt").exists());
 }
 
-/// A 100 MB download whose connection is killed once `fraction` of it has arrived. The remote
-/// "file" is a FIFO the test writes, so the cut falls at exactly that point however fast the
-/// transfer runs; the writer then stops, and the connection is killed.
+/// A download cut off (the connection killed) once `fraction` of 100 MiB arrived: the remote
+/// file is a regular one (a FIFO is refused) 32 MiB longer than that, and its `cat` is
+/// stopped (SIGSTOP) once that much arrived, so the cut always comes before the end.
 fn cut_off_at(fraction: f64) {
     const SIZE: usize = 100 << 20;
     let lab = lab(&["db1"]);
@@ -146,35 +148,27 @@ fn cut_off_at(fraction: f64) {
     );
     r.write("big.bin", "the previous release's file\n");
     let root = lab.host("db1").root_dir.clone();
-    let fifo = root.join("big.bin");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap();
-    assert!(made.success());
     let want = (SIZE as f64 * fraction) as usize;
-    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-    let writer = std::thread::spawn(move || {
-        let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
-        let chunk: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
-        let mut sent = 0;
-        while sent < want {
-            let n = chunk.len().min(want - sent);
-            f.write_all(&chunk[..n]).unwrap();
-            sent += n;
-        }
-        // Hold the FIFO open (no EOF) until the connection is gone.
-        let _ = done_rx.recv();
-    });
+    let big = std::fs::File::create(root.join("big.bin")).unwrap();
+    big.set_len((want + (32 << 20)) as u64).unwrap();
+    drop(big);
     let mut child = r.tether().args(&["down", "--no-keepalive"]).spawn();
     let started = Instant::now();
     loop {
-        // The local side writes through a 64 KiB buffer.
         let got = temp_files(&r.dir)
             .first()
             .map(|t| std::fs::metadata(t).map(|m| m.len()).unwrap_or(0))
             .unwrap_or(0);
-        if got as usize + (64 << 10) >= want {
+        if got as usize >= want {
+            for pid in lab.host_pids("db1") {
+                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                if comm.trim() == "cat" {
+                    std::process::Command::new("kill")
+                        .args(["-STOP", &pid.to_string()])
+                        .status()
+                        .unwrap();
+                }
+            }
             let tmp = &temp_files(&r.dir)[0];
             assert_eq!(
                 mode(tmp),
@@ -187,11 +181,9 @@ fn cut_off_at(fraction: f64) {
             started.elapsed() < Duration::from_secs(60),
             "only {got} bytes arrived"
         );
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(1));
     }
     lab.kill_connections("db1");
-    drop(done_tx);
-    writer.join().unwrap();
     let status = child.wait().unwrap();
     assert!(!status.success(), "a cut-off download is a failure");
     assert_eq!(
@@ -343,4 +335,145 @@ fn a_download_removes_stale_temporary_files_of_its_destination_only() {
     for p in &others {
         assert!(p.exists(), "{}", p.display());
     }
+}
+
+#[test]
+fn a_download_through_a_symlink_takes_the_targets_permission_bits_and_content() {
+    let lab = lab(&["db1"]);
+    let r = lab_recipe(
+        &lab,
+        "download-symlink",
+        r#"
+task("down", || {
+    on("db", |host| {
+        download("/srv/d/key.link", "got/key");
+        download("/srv/d/run.link", "got/run");
+        download("/srv/d/chain.link", "got/chain");
+    });
+});
+"#,
+    );
+    let root = &lab.host("db1").root_dir;
+    std::fs::create_dir_all(root.join("d")).unwrap();
+    for (name, m, text) in [("key", 0o600, "key\n"), ("run.sh", 0o750, "#!/bin/sh\n")] {
+        std::fs::write(root.join("d").join(name), text).unwrap();
+        std::fs::set_permissions(
+            root.join("d").join(name),
+            std::fs::Permissions::from_mode(m),
+        )
+        .unwrap();
+    }
+    std::os::unix::fs::symlink("/srv/d/key", root.join("d/key.link")).unwrap();
+    std::os::unix::fs::symlink("run.sh", root.join("d/run.link")).unwrap();
+    std::os::unix::fs::symlink("key.link", root.join("d/chain.link")).unwrap();
+    r.tether().args(&["down"]).run().status(0);
+    for (local, m, text) in [
+        ("got/key", 0o600, "key\n"),
+        ("got/run", 0o750, "#!/bin/sh\n"),
+        ("got/chain", 0o600, "key\n"),
+    ] {
+        assert_eq!(
+            std::fs::read_to_string(r.path(local)).unwrap(),
+            text,
+            "{local}"
+        );
+        assert_eq!(
+            mode(&r.path(local)),
+            m,
+            "{local}: {:o}",
+            mode(&r.path(local))
+        );
+    }
+}
+
+#[test]
+fn a_download_of_a_remote_that_is_not_a_regular_file_is_refused_before_any_byte() {
+    let lab = lab(&["db1"]);
+    let r = lab_recipe(
+        &lab,
+        "download-special",
+        r#"
+task("zero", || { on("db", |host| { download("/dev/zero", "got/zero"); }); });
+task("fifo", || { on("db", |host| { download("/srv/d/fifo", "got/fifo"); }); });
+task("null", || { on("db", |host| { download("/srv/d/null.link", "got/null"); }); });
+"#,
+    );
+    let root = &lab.host("db1").root_dir;
+    std::fs::create_dir_all(root.join("d")).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(root.join("d/fifo"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::os::unix::fs::symlink("/dev/null", root.join("d/null.link")).unwrap();
+    for (task, remote) in [
+        ("zero", "/dev/zero"),
+        ("fifo", "/srv/d/fifo"),
+        ("null", "/srv/d/null.link"),
+    ] {
+        r.tether()
+            .args(&[task])
+            .run()
+            .status(1)
+            .stdout_contains(&format!("download: {remote} is not a regular file"));
+        assert!(!r.path("got").join(task).exists(), "{task}");
+        assert!(temp_files(&r.path("got")).is_empty(), "{task}");
+    }
+}
+
+#[test]
+fn a_download_from_a_home_relative_or_dash_named_remote_reads_that_file() {
+    let lab = lab(&["db1"]);
+    let r = lab_recipe(
+        &lab,
+        "download-names",
+        r#"
+task("home", || {
+    on("db", |host| {
+        download("~/t.key", "got/t.key");
+        download("~/sub dir/$x 'q'", "got/q");
+    });
+});
+task("dash", || {
+    on("db", |host| {
+        within("/srv/w", || {
+            download("-n", "got/n");
+            download("--x", "got/x");
+            download("-a\nb c", "got/nl");
+        });
+    });
+});
+task("user", || { on("db", |host| { download("~nobody/x", "got/u"); }); });
+"#,
+    );
+    let home = &lab.host("db1").home;
+    std::fs::create_dir_all(home.join("sub dir")).unwrap();
+    std::fs::write(home.join("t.key"), "home key\n").unwrap();
+    std::fs::write(home.join("sub dir/$x 'q'"), "quoted\n").unwrap();
+    r.tether().args(&["home"]).run().status(0);
+    assert_eq!(
+        std::fs::read_to_string(r.path("got/t.key")).unwrap(),
+        "home key\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(r.path("got/q")).unwrap(),
+        "quoted\n"
+    );
+    let w = lab.host("db1").root_dir.join("w");
+    std::fs::create_dir_all(&w).unwrap();
+    for name in ["-n", "--x", "-a\nb c"] {
+        std::fs::write(w.join(name), format!("{name}!")).unwrap();
+    }
+    r.tether().args(&["dash"]).run().status(0);
+    for (name, local) in [("-n", "got/n"), ("--x", "got/x"), ("-a\nb c", "got/nl")] {
+        assert_eq!(
+            std::fs::read_to_string(r.path(local)).unwrap(),
+            format!("{name}!")
+        );
+    }
+    r.tether()
+        .args(&["user"])
+        .run()
+        .status(4)
+        .stderr_contains("remote path `~nobody/x`: only `~` and `~/` are expanded");
 }

@@ -178,6 +178,11 @@ task("dir", || { on("db", |host| { upload("a.txt", "/srv/adir"); }); });"#,
     out.status(1)
         .stdout_contains("mkdir: cannot create directory '/srv/file'")
         .stdout_lacks("stopped short");
+    // The command named is what the recipe asked for, not the internal script.
+    for text in [&out.stdout, &out.stderr] {
+        assert!(!text.contains("umask 077"), "{text}");
+    }
+    out.stderr_contains("`upload a.txt -> /srv/file/a.txt`");
     // The destination is a directory: refused (mv would put the file inside it).
     std::fs::create_dir_all(root.join("adir/inner")).unwrap();
     let out = r.tether().args(&["dir"]).run();
@@ -334,5 +339,114 @@ fn an_upload_removes_stale_temporary_files_of_its_destination_only() {
     assert!(live.exists(), "a live upload's file is not touched");
     for p in &others {
         assert!(p.exists(), "{}", p.display());
+    }
+}
+
+#[test]
+fn an_upload_of_a_local_file_that_is_not_regular_is_refused_before_sending() {
+    let lab = lab(&["db1"]);
+    let r = lab_recipe(
+        &lab,
+        "upload-special",
+        r#"
+task("zero", || { on("db", |host| { upload("/dev/zero", "/srv/up/zero"); }); });
+task("cpuinfo", || { on("db", |host| { upload("/proc/cpuinfo", "/srv/up/cpuinfo"); }); });
+task("fifo", || { on("db", |host| { upload("fifo", "/srv/up/fifo"); }); });
+task("link", || { on("db", |host| { upload("a.link", "/srv/up/a"); }); });
+"#,
+    );
+    let root = &lab.host("db1").root_dir;
+    r.write("a.txt", "through a link\n");
+    std::os::unix::fs::symlink("a.txt", r.path("a.link")).unwrap();
+    r.tether().args(&["link"]).run().status(0);
+    assert_eq!(
+        std::fs::read_to_string(root.join("up/a")).unwrap(),
+        "through a link\n"
+    );
+    let status = std::process::Command::new("mkfifo")
+        .arg(r.path("fifo"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for (task, local) in [
+        ("zero", "/dev/zero".to_string()),
+        ("cpuinfo", "/proc/cpuinfo".to_string()),
+        ("fifo", "./fifo".to_string()),
+    ] {
+        let started = Instant::now();
+        let out = r.tether().args(&[task]).run();
+        out.status(4)
+            .stderr_contains(&format!("upload: {local} is not a regular file"));
+        assert!(!root.join("up").join(task).exists(), "{task}");
+        assert!(started.elapsed() < Duration::from_secs(30), "{task}");
+    }
+}
+
+#[test]
+fn an_upload_to_a_home_relative_remote_lands_in_the_remote_home() {
+    let lab = lab(&["db1"]);
+    let r = lab_recipe(
+        &lab,
+        "upload-home",
+        r#"
+task("up", || {
+    on("db", |host| {
+        upload("s.key", "~/tilde.key");
+        upload("s.key", "~/sub dir/$HOME 'q' `x`.key");
+    });
+});
+task("user", || { on("db", |host| { upload("s.key", "~nobody/x.key"); }); });
+"#,
+    );
+    r.write("s.key", "secret\n");
+    let home = &lab.host("db1").home;
+    r.tether().args(&["up"]).run().status(0);
+    assert_eq!(
+        std::fs::read_to_string(home.join("tilde.key")).unwrap(),
+        "secret\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(home.join("sub dir/$HOME 'q' `x`.key")).unwrap(),
+        "secret\n"
+    );
+    assert!(!Path::new("/root/~").exists());
+    r.tether()
+        .args(&["user"])
+        .run()
+        .status(4)
+        .stderr_contains("remote path `~nobody/x.key`: only `~` and `~/` are expanded");
+    assert!(!Path::new("/root/~nobody").exists());
+}
+
+#[test]
+fn an_upload_to_names_starting_with_a_dash_or_holding_newlines_and_quotes_lands_there() {
+    let lab = lab(&["db1"]);
+    let r = lab_recipe(
+        &lab,
+        "upload-dash",
+        r#"
+task("up", || {
+    on("db", |host| {
+        within("/srv/w", || {
+            upload("-dash", "-dash2");
+            upload("-dash", "--n");
+            upload("-dash", "-d/-e");
+            upload("-dash", "-a\nb 'c'");
+            upload("-dash", "nl\n/f");
+        });
+    });
+});
+"#,
+    );
+    r.write("-dash", "dash\n");
+    let w = lab.host("db1").root_dir.join("w");
+    std::fs::create_dir_all(&w).unwrap();
+    r.tether().args(&["up"]).run().status(0);
+    for name in ["-dash2", "--n", "-d/-e", "-a\nb 'c'", "nl\n/f"] {
+        assert_eq!(
+            std::fs::read_to_string(w.join(name)).unwrap(),
+            "dash\n",
+            "{name:?}"
+        );
     }
 }

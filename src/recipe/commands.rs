@@ -253,7 +253,8 @@ fn transfer_mode(opts: &Map, what: &str) -> Fallible<Option<u32>> {
 }
 
 /// The failure a transfer throws: a local file that cannot be read or written is a recipe
-/// error; a remote command that failed, or a download that arrived changed, fails the host.
+/// error; a remote command that failed (named by `what`, the call as the recipe made it), or a
+/// download that arrived changed, fails the host.
 fn transfer_failure(
     scope: &HostScope,
     cctx: &CommandContext,
@@ -262,9 +263,9 @@ fn transfer_failure(
 ) -> Box<rhai::EvalAltResult> {
     match error {
         TransferError::Local(text) => text.into(),
-        TransferError::Remote { command, result } => {
-            host_failure(scope, cctx, &format!("{what}: "), &command, *result)
-        }
+        // Named as the recipe asked for it (`upload a -> b`), not as the internal script
+        // sent; the status and stderr tail are the script's.
+        TransferError::Remote { result, .. } => host_failure(scope, cctx, "", what, *result),
         TransferError::Changed(text) => {
             throw(Failure::host(&scope.host, Kind::CommandFailed, text))
         }
@@ -275,6 +276,7 @@ fn transfer_failure(
 /// destination gets the local file's permission bits (as `scp -p` and rsync do) or `mode`.
 fn upload(rt: &Runtime, local: &str, remote: &str, opts: &Map) -> Fallible<()> {
     let mode = transfer_mode(opts, "upload")?;
+    crate::transfer::refuse_other_home(remote).map_err(|e| format!("upload: {e}"))?;
     let scope = scope_for("upload()")?;
     let backend = backend(rt, "upload()")?;
     if rt.interrupted() {
@@ -307,6 +309,7 @@ fn upload(rt: &Runtime, local: &str, remote: &str, opts: &Map) -> Fallible<()> {
 /// does). The destination gets the remote file's permission bits, or `mode`.
 fn download(rt: &Runtime, remote: &str, local: &str, opts: &Map) -> Fallible<()> {
     let mode = transfer_mode(opts, "download")?;
+    crate::transfer::refuse_other_home(remote).map_err(|e| format!("download: {e}"))?;
     let scope = scope_for("download()")?;
     if scope.hosts > 1 && !local.contains("{host}") {
         return fail(format!(

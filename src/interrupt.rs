@@ -1,10 +1,37 @@
 //! Ctrl-C: the first one stops dispatching new work and lets in-flight commands finish (their
-//! results are reported, failure hooks run); the second one exits at once.
+//! results are reported, failure hooks run); the second one exits at once. SIGTERM exits at
+//! once too. Either way the local files registered with [`remove_on_exit`] (a download's
+//! temporary file) are removed first: an exit that skips destructors must not leave them.
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::exit;
+
+static REMOVE_ON_EXIT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Removes `path` if tether exits at a signal before [`keep`] is called for it.
+pub fn remove_on_exit(path: &Path) {
+    lock().push(path.to_path_buf());
+}
+
+/// Forgets `path` (placed, or removed by its owner).
+pub fn keep(path: &Path) {
+    lock().retain(|p| p != path);
+}
+
+fn lock() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    REMOVE_ON_EXIT.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Removes the registered files and exits with `code`.
+fn exit_now(code: i32) -> ! {
+    for path in lock().iter() {
+        let _ = std::fs::remove_file(path);
+    }
+    std::process::exit(code);
+}
 
 /// Installs the handler on a small tokio runtime thread and returns the flag it sets.
 pub fn install() -> Arc<AtomicBool> {
@@ -20,15 +47,28 @@ pub fn install() -> Arc<AtomicBool> {
                 return;
             };
             rt.block_on(async {
+                let Ok(mut term) =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                else {
+                    return;
+                };
                 // Counted apart from the flag: failure hooks clear the flag to run, and a
                 // second Ctrl-C must still end the process.
                 let mut presses = 0;
-                while tokio::signal::ctrl_c().await.is_ok() {
+                loop {
+                    tokio::select! {
+                        pressed = tokio::signal::ctrl_c() => {
+                            if pressed.is_err() {
+                                return;
+                            }
+                        }
+                        _ = term.recv() => exit_now(exit::INTERRUPTED),
+                    }
                     presses += 1;
                     seen.store(true, Ordering::SeqCst);
                     if presses > 1 {
                         eprintln!("\ninterrupted twice: exiting now");
-                        std::process::exit(exit::INTERRUPTED);
+                        exit_now(exit::INTERRUPTED);
                     }
                     eprintln!(
                         "\ninterrupted: no new commands; waiting for running ones (Ctrl-C again to exit now)"

@@ -382,6 +382,8 @@ impl LocalTemp {
             .create_new(true)
             .mode(0o600)
             .open(&path)?;
+        // A signal that ends tether at once skips Drop.
+        crate::interrupt::remove_on_exit(&path);
         Ok((
             LocalTemp {
                 path,
@@ -397,6 +399,7 @@ impl LocalTemp {
         std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(mode))?;
         std::fs::rename(&self.path, &self.dest)?;
         self.placed = true;
+        crate::interrupt::keep(&self.path);
         Ok(())
     }
 }
@@ -442,6 +445,7 @@ impl Drop for LocalTemp {
     fn drop(&mut self) {
         if !self.placed {
             let _ = std::fs::remove_file(&self.path);
+            crate::interrupt::keep(&self.path);
         }
     }
 }

@@ -477,3 +477,47 @@ task("user", || { on("db", |host| { download("~nobody/x", "got/u"); }); });
         .status(4)
         .stderr_contains("remote path `~nobody/x`: only `~` and `~/` are expanded");
 }
+
+/// A download ended by SIGTERM, or by Ctrl-C twice, leaves no temporary file behind: tether
+/// removes it on the way out (the destination is untouched either way).
+#[test]
+fn a_download_ended_by_a_signal_leaves_no_temporary_file() {
+    let lab = lab(&["db1"]);
+    // 4 GiB of holes: far more than arrives before the signal.
+    let big = std::fs::File::create(lab.host("db1").root_dir.join("huge.bin")).unwrap();
+    big.set_len(4 << 30).unwrap();
+    let r = lab_recipe(
+        &lab,
+        "download-signal",
+        r#"task("down", || { on("db", |host| { download("/srv/huge.bin", "huge.bin"); }); });"#,
+    );
+    let dir = r.dir.clone();
+    for signals in [&[libc::SIGTERM][..], &[libc::SIGINT, libc::SIGINT][..]] {
+        let mut child = r.tether().args(&["down"]).spawn();
+        let until = Instant::now() + Duration::from_secs(60);
+        // Until the temporary file has some of the data.
+        loop {
+            let growing = temp_files(&dir)
+                .iter()
+                .any(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > (8 << 20)));
+            if growing {
+                break;
+            }
+            assert!(Instant::now() < until, "the download never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for s in signals {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe { libc::kill(child.id() as libc::pid_t, *s) };
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let status = child.wait().unwrap();
+        assert!(!status.success(), "{signals:?}: {status:?}");
+        assert!(
+            temp_files(&dir).is_empty(),
+            "{signals:?} left {:?}",
+            temp_files(&dir)
+        );
+        assert!(!dir.join("huge.bin").exists());
+    }
+}

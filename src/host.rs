@@ -35,7 +35,7 @@ impl HostTarget {
         }
         if let Some(uri) = name.strip_prefix("ssh://") {
             let (user, alias, port) = parse_ssh_uri(uri).map_err(|why| bad(&why))?;
-            return Ok(HostTarget {
+            return HostTarget {
                 name: name.to_string(),
                 alias,
                 user,
@@ -43,7 +43,9 @@ impl HostTarget {
                 via: None,
                 forward_agent: None,
                 roles: Vec::new(),
-            });
+            }
+            .checked()
+            .map_err(&bad);
         }
         let (user, rest) = match name.rsplit_once('@') {
             Some((u, r)) if !u.is_empty() => (Some(u.to_string()), r),
@@ -72,7 +74,7 @@ impl HostTarget {
         if alias.is_empty() {
             return Err(bad("empty host name"));
         }
-        Ok(HostTarget {
+        HostTarget {
             name: name.to_string(),
             alias,
             user,
@@ -80,7 +82,41 @@ impl HostTarget {
             via: None,
             forward_agent: None,
             roles: Vec::new(),
-        })
+        }
+        .checked()
+        .map_err(bad)
+    }
+
+    /// Refuses a host name or user that ssh refuses (ssh.c `valid_hostname`, `valid_ruser`,
+    /// the CVE-2023-51385 fix): they reach `%h` and `%r` in `ProxyCommand`, `Match exec` and
+    /// `LocalCommand`, which run through a shell, so shell syntax in them would run.
+    fn checked(self) -> Result<Self, &'static str> {
+        let shell = |c: char, set: &str| set.contains(c) || c.is_control();
+        if self.alias.starts_with('-')
+            || self
+                .alias
+                .chars()
+                .any(|c| c.is_whitespace() || shell(c, "'`\"$\\;&<>|(){}"))
+        {
+            return Err(
+                "the host name contains characters ssh refuses (shell syntax, a leading `-`)",
+            );
+        }
+        if let Some(user) = &self.user {
+            let chars: Vec<char> = user.chars().collect();
+            let bad = user.starts_with('-')
+                || chars.iter().any(|&c| shell(c, "'`\";&<>|(){}"))
+                || chars
+                    .windows(2)
+                    .any(|w| w[0].is_whitespace() && w[1] == '-')
+                || chars.last() == Some(&'\\');
+            if bad {
+                return Err(
+                    "the user contains characters ssh refuses (shell syntax, a leading `-`)",
+                );
+            }
+        }
+        Ok(self)
     }
 
     /// This host with agent forwarding on or off (see [`HostTarget::forward_agent`]).
@@ -226,6 +262,43 @@ fn percent_decode(s: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_and_users_ssh_refuses_are_refused() {
+        for bad in [
+            "a;b",
+            "a|b",
+            "a&b",
+            "a$b",
+            "a`b`",
+            "a(b)",
+            "a{b}",
+            "a<b",
+            "a>b",
+            "a'b",
+            "a\"b",
+            "a\\b",
+            "-oProxyCommand=x",
+            "a\u{1}b",
+            "u;x@h",
+            "u`x`@h",
+            "-u@h",
+            "u\\@h",
+            "u(x)@h",
+            "ssh://u%3Bx@h",
+        ] {
+            assert!(HostTarget::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+        for good in [
+            "web1",
+            "u@h",
+            "u.x-y_z@h-1.example.com:2222",
+            "[::1]:22",
+            "h%eth0",
+        ] {
+            assert!(HostTarget::parse(good).is_ok(), "{good:?} was refused");
+        }
+    }
 
     #[test]
     fn forms() {

@@ -100,3 +100,56 @@ fn recipes_and_modules_that_are_not_regular_files_are_refused_without_reading_th
             .stderr_contains("deploy.rhai:1:");
     }
 }
+
+/// A host name or user with shell syntax never reaches `%h`/`%r` in a `Match exec` or
+/// `ProxyCommand`: refused as ssh refuses it (CVE-2023-51385), before any command runs.
+#[test]
+fn host_names_with_shell_syntax_are_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = d.join("config");
+    std::fs::write(
+        &config,
+        "Match exec \"echo %h %r > /dev/null\"\n  User m\nHost *\n  ProxyCommand echo %h %r > /dev/null\n",
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let mark = d.join("pwned");
+    let m = mark.display();
+    for name in [
+        format!("x;touch${{IFS}}{m}"),
+        format!("x|touch${{IFS}}{m}"),
+        format!("x&&touch${{IFS}}{m}"),
+        format!("x$(touch${{IFS}}{m})"),
+        format!("x`touch${{IFS}}{m}`"),
+        format!("u;touch${{IFS}}{m}@h"),
+        format!("u`touch${{IFS}}{m}`@h"),
+        format!("u$(touch${{IFS}}{m})x@h"),
+        format!("ssh://u%60touch${{IFS}}{m}%60@h"),
+        "h\u{7}x".to_string(),
+    ] {
+        Tether::new()
+            .args(&["-F", &config, "hosts", "-G", &name])
+            .run()
+            .status(2)
+            .stderr_contains("characters ssh refuses");
+        Tether::new()
+            .args(&["-F", &config, "run", "--hosts", &name, "--", "true"])
+            .run()
+            .status(2);
+        assert!(!mark.exists(), "{name} ran a command");
+    }
+    // Names ssh takes stay fine.
+    for name in [
+        "web1",
+        "deploy@web1:2222",
+        "[::1]:22",
+        "a.b-c_d",
+        "u.ser-1@h",
+    ] {
+        Tether::new()
+            .args(&["-F", &config, "hosts", "-G", name])
+            .run()
+            .status(0);
+    }
+}

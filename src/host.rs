@@ -33,47 +33,11 @@ impl HostTarget {
         if name.chars().any(char::is_whitespace) {
             return Err(bad("contains whitespace"));
         }
-        if let Some(uri) = name.strip_prefix("ssh://") {
-            let (user, alias, port) = parse_ssh_uri(uri).map_err(|why| bad(&why))?;
-            return HostTarget {
-                name: name.to_string(),
-                alias,
-                user,
-                port,
-                via: None,
-                forward_agent: None,
-                roles: Vec::new(),
-            }
-            .checked()
-            .map_err(&bad);
+        let (user, alias, port) = match name.strip_prefix("ssh://") {
+            Some(uri) => parse_ssh_uri(uri),
+            None => split_destination(name),
         }
-        let (user, rest) = match name.rsplit_once('@') {
-            Some((u, r)) if !u.is_empty() => (Some(u.to_string()), r),
-            Some(_) => return Err(bad("empty user before `@`")),
-            None => (None, name),
-        };
-        let (alias, port) = if let Some(v6) = rest.strip_prefix('[') {
-            let (addr, after) = v6.split_once(']').ok_or_else(|| bad("unclosed `[`"))?;
-            match after.strip_prefix(':') {
-                Some(p) => (addr.to_string(), Some(p)),
-                None if after.is_empty() => (addr.to_string(), None),
-                None => return Err(bad("junk after `]`")),
-            }
-        } else if rest.matches(':').count() == 1 {
-            let (h, p) = rest.split_once(':').ok_or_else(|| bad("bad port"))?;
-            (h.to_string(), Some(p))
-        } else {
-            (rest.to_string(), None)
-        };
-        let port = port
-            .map(|p| match p.parse::<u16>() {
-                Ok(n) if n > 0 => Ok(n),
-                _ => Err(bad(&format!("bad port `{p}`"))),
-            })
-            .transpose()?;
-        if alias.is_empty() {
-            return Err(bad("empty host name"));
-        }
+        .map_err(|why| bad(&why))?;
         HostTarget {
             name: name.to_string(),
             alias,
@@ -136,6 +100,38 @@ impl HostTarget {
         self.via = via;
         self
     }
+}
+
+/// `[user@]host[:port]`, with `[v6addr]:port` for IPv6: (user, host, port), or why not.
+fn split_destination(name: &str) -> Result<(Option<String>, String, Option<u16>), String> {
+    let (user, rest) = match name.rsplit_once('@') {
+        Some((u, r)) if !u.is_empty() => (Some(u.to_string()), r),
+        Some(_) => return Err("empty user before `@`".into()),
+        None => (None, name),
+    };
+    let (alias, port) = if let Some(v6) = rest.strip_prefix('[') {
+        let (addr, after) = v6.split_once(']').ok_or("unclosed `[`")?;
+        match after.strip_prefix(':') {
+            Some(p) => (addr.to_string(), Some(p)),
+            None if after.is_empty() => (addr.to_string(), None),
+            None => return Err("junk after `]`".into()),
+        }
+    } else if rest.matches(':').count() == 1 {
+        let (h, p) = rest.split_once(':').ok_or("bad port")?;
+        (h.to_string(), Some(p))
+    } else {
+        (rest.to_string(), None)
+    };
+    let port = port
+        .map(|p| match p.parse::<u16>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!("bad port `{p}`")),
+        })
+        .transpose()?;
+    if alias.is_empty() {
+        return Err("empty host name".into());
+    }
+    Ok((user, alias, port))
 }
 
 /// An `ssh://` URI after its scheme, as ssh reads a destination (readconf.c

@@ -187,7 +187,67 @@ fn a_runaway_loop_is_stopped_by_the_operations_limit() {
     let r = RecipeDir::new("loop", "task(\"spin\", || { loop { } });\n");
     recipe_error(&r, &["spin"])
         .stderr_contains("Too many operations")
-        .stderr_contains("deploy.rhai:1:1: task `spin` ran away");
+        .stderr_contains("deploy.rhai:1:19: task `spin` (defined at ")
+        .stderr_contains("deploy.rhai:1:1) ran away");
+}
+
+/// A runaway is placed at the loop or recursion, wherever it is: in the task, in a function
+/// it calls, in an imported module, in an `on` closure on a host's thread.
+#[test]
+fn a_runaway_is_placed_at_the_loop_and_names_the_task() {
+    let lab = lab(&["web1"]);
+    let r = lab_recipe(
+        &lab,
+        "loops",
+        r#"import "lib/spin" as spin;
+fn helper() {
+    let i = 0;
+    while true {
+        i += 1;
+    }
+}
+task("in_fn", || {
+    helper();
+});
+task("in_module", || { spin::forever(); });
+task("on_host", || {
+    on(["web1"], |host| {
+        run("true");
+        let n = 0;
+        do { n += 1; } while n >= 0;
+    });
+});
+"#,
+    );
+    r.write(
+        "lib/spin.rhai",
+        "fn forever() {\n    let x = 0;\n    loop {\n        x += 1;\n    }\n}\n",
+    );
+    // lab_recipe puts three server() lines first: the body's line N is deploy.rhai:N+3.
+    let out = recipe_error(&r, &["in_fn"]);
+    out.stderr_contains("deploy.rhai:11:1) ran away: Too many operations");
+    let err = &out.stderr;
+    assert!(
+        err.contains("deploy.rhai:7:") || err.contains("deploy.rhai:8:"),
+        "not placed in the while loop of helper(): {err}"
+    );
+    let out = recipe_error(&r, &["in_module"]);
+    let err = &out.stderr;
+    assert!(
+        err.contains("lib/spin.rhai:3:") || err.contains("lib/spin.rhai:4:"),
+        "not placed in the module's loop: {err}"
+    );
+    assert!(err.contains("deploy.rhai:14:1) ran away"), "{err}");
+    let out = r.tether().args(&["on_host"]).run();
+    let err = &out.stderr;
+    assert!(
+        err.contains("deploy.rhai:19:"),
+        "not placed in the closure's loop: {err}"
+    );
+    assert!(
+        err.contains("the closure ran away: Too many operations"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -686,11 +746,14 @@ fn runaway_recipes_are_recipe_errors_with_a_position() {
         "fn deep(n) { deep(n + 1) }\ntask(\"rec\", || { deep(0); });\ntask(\"grow\", || { let s = \"ab\"; loop { s += s; } });\ntask(\"arr\", || { let a = [1]; loop { a += a; } });\n",
     );
     recipe_error(&r, &["rec"])
-        .stderr_contains("deploy.rhai:2:1: task `rec` ran away: calls nested more than 64 deep");
+        .stderr_contains("error: deploy.rhai:1:23: task `rec` (defined at ")
+        .stderr_contains("deploy.rhai:2:1) ran away: calls nested more than 64 deep");
     recipe_error(&r, &["grow"])
-        .stderr_contains("deploy.rhai:3:1: task `grow`: a value grew past tether's limit");
+        .stderr_contains("deploy.rhai:3:1) ran away: a value grew past tether's limit here")
+        .stderr_contains("deploy.rhai:3:45: task `grow`");
     recipe_error(&r, &["arr"])
-        .stderr_contains("deploy.rhai:4:1: task `arr`: a value grew past tether's limit");
+        .stderr_contains("deploy.rhai:4:1) ran away: a value grew past tether's limit here")
+        .stderr_contains("deploy.rhai:4:43: task `arr`");
 
     let cycle = RecipeDir::new("cycle", "import \"lib/a\" as a;\ntask(\"x\", || {});\n");
     cycle.write("lib/a.rhai", "import \"lib/b\" as b;\n");

@@ -24,6 +24,7 @@ pub fn build(rt: Arc<Runtime>) -> Engine {
     engine.set_max_string_size(MAX_STRING_SIZE);
     engine.set_max_array_size(MAX_COLLECTION_SIZE);
     engine.set_max_map_size(MAX_COLLECTION_SIZE);
+    super::runaway::watch(&mut engine);
     let cancel = rt.clone();
     // Stops a running script (loops included) soon after Ctrl-C or a watch-mode cancel.
     engine.on_progress(move |_| cancel.interrupted().then(|| "interrupted".into()));

@@ -14,6 +14,7 @@ pub mod host_info;
 pub mod limits;
 pub mod model;
 pub mod on;
+pub mod runaway;
 pub mod sources;
 pub mod stdlib;
 pub mod support;

@@ -353,7 +353,7 @@ fn classify(e: Box<EvalAltResult>) -> HostEnd {
     if let Some(s) = stopped_of(&e) {
         return HostEnd::Stopped(s);
     }
-    HostEnd::RecipeError(e)
+    HostEnd::RecipeError(super::runaway::place(e, "the closure", None))
 }
 
 fn stopped_of(err: &EvalAltResult) -> Option<StoppedEarly> {

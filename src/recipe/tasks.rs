@@ -56,37 +56,21 @@ pub fn invoke(engine: &Engine, rt: &Runtime, name: &str) -> Result<(), Box<EvalA
     run_hooks(engine, rt, &ast, &after)
 }
 
-/// Rhai reports a runaway script (too many operations, calls nested too deep, a value grown
-/// past its limit) without a position once it leaves the closure: it is placed at the
-/// `task(...)` that defined the body, with what ran away, so the user sees `file:line:col`.
+/// A runaway body (too many operations, calls nested too deep, a value grown past its limit)
+/// is placed where it ran away, with the `task(...)` that defined it, so the user sees both
+/// `file:line:col`.
 fn place_runaway(err: Box<EvalAltResult>, task: &str, body: &TaskBody) -> Box<EvalAltResult> {
-    let Some((source, pos)) = &body.at else {
-        return err;
+    let who = match &body.at {
+        Some((source, pos)) => match (pos.line(), pos.position()) {
+            (Some(line), col) => format!(
+                "task `{task}` (defined at {source}:{line}:{})",
+                col.unwrap_or(1)
+            ),
+            _ => format!("task `{task}`"),
+        },
+        None => format!("task `{task}`"),
     };
-    let what = match &*err {
-        EvalAltResult::ErrorTooManyOperations(p) if p.is_none() => format!(
-            "task `{task}` ran away: Too many operations (stopped after {}: an endless loop \
-             or recursion in it, or in what it calls)",
-            super::limits::MAX_OPERATIONS
-        ),
-        EvalAltResult::ErrorStackOverflow(p) if p.is_none() => format!(
-            "task `{task}` ran away: calls nested more than {} deep (a recursion without end \
-             in it, or in what it calls)",
-            super::limits::MAX_CALL_LEVELS
-        ),
-        EvalAltResult::ErrorDataTooLarge(kind, p) if p.is_none() => format!(
-            "task `{task}`: a value grew past tether's limit ({kind}; see README, \"Limits\")"
-        ),
-        _ => return err,
-    };
-    let leaf = EvalAltResult::ErrorRuntime(what.into(), *pos);
-    EvalAltResult::ErrorInFunctionCall(
-        format!("task `{task}`"),
-        source.clone(),
-        Box::new(leaf),
-        rhai::Position::NONE,
-    )
-    .into()
+    super::runaway::place(err, &who, body.at.as_ref().map(|(s, p)| (s.as_str(), *p)))
 }
 
 fn run_hooks(

@@ -289,9 +289,15 @@ pub fn connect_over<S: AsRawFd + 'static>(
     let lookup = cfg.known_hosts_name();
     let recorded = known.recorded_types(&lookup);
     let pinned_type = pinned_key.and_then(known_hosts::blob_key_type);
+    // A @cert-authority line for the name without the port applies too (ssh looks there
+    // when `[host]:port` knows nothing; see host_key.rs).
+    let authority = !known.authorities(&lookup).is_empty()
+        || cfg
+            .known_hosts_portless_name()
+            .is_some_and(|p| !known.authorities(p).is_empty());
     let known_types = algorithms::KnownTypes {
         recorded: &recorded,
-        authority: !known.authorities(&lookup).is_empty(),
+        authority,
         pinned: pinned_type.as_deref(),
     };
     algorithms::apply(&session, cfg, known_types).map_err(&handshake_err)?;

@@ -237,7 +237,15 @@ fn percent_k_names_the_known_hosts_file_and_host_key_alias_the_entry() {
 fn ipv6_targets_print_in_brackets() {
     // Nothing listens on port 1: the refusal names the address as ssh writes it.
     let out = Tether::new()
-        .args(&["-F", "none", "run", "--hosts", "[::1]:1", "--", "true"])
+        .args(&[
+            "-F",
+            "none",
+            "run",
+            "--hosts",
+            "ssh://[::1]:1",
+            "--",
+            "true",
+        ])
         .run();
     out.status(3).stdout_contains("cannot connect to [::1]:1:");
     let temp = tempfile::tempdir().unwrap();

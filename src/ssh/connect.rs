@@ -367,7 +367,15 @@ fn tcp_connect(
         .map_err(|e| SshError::Resolve {
             host: name.to_string(),
             hostname: cfg.hostname.clone(),
-            reason: e.to_string(),
+            reason: match cfg.hostname.contains(['[', ']']) {
+                // ssh reads brackets as part of the name too (see host.rs); say how to write
+                // what was probably meant.
+                true => format!(
+                    "{e} (brackets are part of a host name, as in ssh: write an IPv6 address \
+                     without them, `::1`, or with a port as `ssh://[::1]:2222`)"
+                ),
+                false => e.to_string(),
+            },
         })?
         .filter(|a| match cfg.address_family {
             AddressFamily::Any => true,

@@ -428,3 +428,53 @@ fn a_portless_known_hosts_entry_is_looked_up_as_ssh_looks_it_up() {
         .stdout_contains(&format!("[127.0.0.1]:{port}"))
         .stdout_lacks("changed");
 }
+
+/// The second look without the port never changes what is negotiated (ssh orders host key
+/// types by `[host]:port` alone): a bare-name entry holding only the host's RSA key does not
+/// make the ed25519-preferring host present RSA, so the ed25519 key is unknown, under `yes`
+/// refused as ssh refuses it, under `accept-new` with `HashKnownHosts` recorded hashed under
+/// `[host]:port`, as ssh records it.
+#[test]
+fn a_portless_entry_does_not_change_the_negotiated_key_type() {
+    let lab = Lab::start(1);
+    let rsa = with_rsa_host_key(&lab);
+    let port = lab.host("host1").port;
+    let text = format!("127.0.0.1 {}\n", public_key(&rsa.with_extension("pub")));
+    let strict = "  StrictHostKeyChecking yes\n";
+    let hashed_new = "  StrictHostKeyChecking accept-new\n  HashKnownHosts yes\n";
+    let name = format!("[127.0.0.1]:{port}");
+    for (case, extra, connects) in [("rsa_strict", strict, false), ("rsa_new", hashed_new, true)] {
+        let for_ssh = lab.dir().join(format!("kh_ssh_{case}"));
+        let for_tether = lab.dir().join(format!("kh_tether_{case}"));
+        std::fs::write(&for_ssh, &text).unwrap();
+        std::fs::write(&for_tether, &text).unwrap();
+        let (ssh_ok, ssh_err) = ssh(&config(&lab, &format!("ssh_{case}"), extra, &for_ssh));
+        assert_eq!(ssh_ok, connects, "ssh, case {case}: {ssh_err}");
+        let out = run(&config(&lab, &format!("tether_{case}"), extra, &for_tether));
+        if connects {
+            out.status(0);
+        } else {
+            out.status(3)
+                .stdout_contains(&format!("host key for {name} is not known (ssh-ed25519"));
+        }
+        for file in [&for_ssh, &for_tether] {
+            // What is recorded under `[host]:port`, as ssh-keygen finds it (hashed names too).
+            let found = Command::new("ssh-keygen")
+                .arg("-F")
+                .arg(&name)
+                .arg("-f")
+                .arg(file)
+                .output()
+                .unwrap();
+            let found = String::from_utf8_lossy(&found.stdout).into_owned();
+            let recorded: Vec<&str> = found.lines().filter(|l| !l.starts_with('#')).collect();
+            if connects {
+                assert_eq!(recorded.len(), 1, "{}: {found}", file.display());
+                assert!(recorded[0].starts_with("|1|"), "{found}");
+                assert!(recorded[0].contains(" ssh-ed25519 "), "{found}");
+            } else {
+                assert!(recorded.is_empty(), "{}: {found}", file.display());
+            }
+        }
+    }
+}

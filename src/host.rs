@@ -52,6 +52,24 @@ impl HostTarget {
         .map_err(bad)
     }
 
+    /// A jump host of a `ProxyJump`/`-J` list (`name` as written), as readconf.c
+    /// `parse_jump` splits it: there, unlike in a destination, `[addr]:port` is an address
+    /// and a port (see [`crate::ssh::config::parse_jump_spec`]). Err as [`HostTarget::parse`]
+    /// for a name or user with shell syntax.
+    pub fn jump_hop(name: &str, hop: crate::ssh::config::JumpHop) -> Result<Self, String> {
+        HostTarget {
+            name: name.to_string(),
+            alias: hop.host,
+            user: hop.user,
+            port: hop.port,
+            via: None,
+            forward_agent: None,
+            roles: Vec::new(),
+        }
+        .checked()
+        .map_err(|why| format!("invalid jump host `{name}`: {why}"))
+    }
+
     /// Refuses a host name or user that ssh refuses (ssh.c `valid_hostname`, `valid_ruser`,
     /// the CVE-2023-51385 fix): they reach `%h` and `%r` in `ProxyCommand`, `Match exec` and
     /// `LocalCommand`, which run through a shell, so shell syntax in them would run.

@@ -484,3 +484,48 @@ fn bracketed_destinations_are_read_as_ssh_reads_them() {
         }
     }
 }
+
+/// Regression (issue 11): in a jump host list (`-J`, `ProxyJump`, a recipe's `via`) a hop is
+/// read as ssh's `parse_jump` reads it: `[addr]:port` is the address and port, brackets
+/// removed, unlike a destination. Through the lab, as ssh goes.
+#[test]
+fn a_bracketed_jump_host_is_an_address_and_port() {
+    let lab = Lab::start(1);
+    let port = lab.host("host1").port;
+    let cfg = lab.dir().join("jump_bracket_config");
+    std::fs::write(
+        &cfg,
+        format!(
+            // The target by another name than the jump host (ssh refuses a jump host that is
+            // the target itself), its key looked up as the lab records it.
+            "Host target\n  HostName localhost\n  Port {port}\n  \
+             HostKeyAlias [127.0.0.1]:{port}\n\
+             Host 127.0.0.1 target\n  User root\n  IdentityFile {}\n  \
+             IdentitiesOnly yes\n  UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n",
+            lab.client_key().display(),
+            lab.known_hosts().display()
+        ),
+    )
+    .unwrap();
+    let jump = format!("root@[127.0.0.1]:{port}");
+    let before = lab.accepted_logins("host1");
+    let ssh = Command::new("ssh")
+        .arg("-F")
+        .arg(&cfg)
+        .args(["-o", "BatchMode=yes", "-J", &jump, "target", "true"])
+        .output()
+        .unwrap();
+    assert!(
+        ssh.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ssh.stderr)
+    );
+    assert_eq!(lab.accepted_logins("host1"), before + 2);
+    let out = Tether::new()
+        .ssh_config(&cfg)
+        .args(&["-J", &jump, "run", "--hosts", "target", "--", "echo in"])
+        .run();
+    out.status(0);
+    assert_eq!(out.host_lines("target", '|'), ["in"]);
+    assert_eq!(lab.accepted_logins("host1"), before + 4);
+}

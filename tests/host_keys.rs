@@ -420,6 +420,19 @@ fn a_portless_known_hosts_entry_is_looked_up_as_ssh_looks_it_up() {
             "case {name}: tether wrote what ssh did not"
         );
     }
+    // A key revoked under the bare name: ssh warns, then records and accepts it under
+    // accept-new; tether refuses it (exit 3), naming the @revoked line, and records nothing.
+    let revoked = format!("@revoked 127.0.0.1 {right}\n");
+    let kh = lab.dir().join("kh_revoked_bare");
+    std::fs::write(&kh, &revoked).unwrap();
+    let (ssh_ok, ssh_err) = ssh(&config(&lab, "ssh_revoked_bare", accept_new, &kh));
+    assert!(ssh_ok && ssh_err.contains("REVOKED HOST KEY"), "{ssh_err}");
+    std::fs::write(&kh, &revoked).unwrap();
+    run(&config(&lab, "tether_revoked_bare", accept_new, &kh))
+        .status(3)
+        .stdout_contains(&format!("{}:1", kh.display()))
+        .stdout_contains("revoked");
+    assert_eq!(std::fs::read_to_string(&kh).unwrap(), revoked);
     // What each refusal says: unknown (not changed) for a different portless key, changed
     // for a changed `[host]:port` entry.
     let kh = lab.dir().join("kh_tether_wrong_strict");

@@ -106,8 +106,22 @@ impl HostKeyPolicy<'_> {
                 presented,
                 recorded: describe(&recorded),
             }),
-            HostKeyCheck::NotFound if self.found_without_port(key) => Ok(()),
             HostKeyCheck::NotFound => {
+                // ssh's second look, without the port. A key revoked there is refused: ssh
+                // warns, then records and accepts it under accept-new.
+                if let Some(portless) = cfg.known_hosts_portless_name() {
+                    match self.known.check(portless, key) {
+                        HostKeyCheck::Match => return Ok(()),
+                        HostKeyCheck::Revoked(location) => {
+                            return Err(SshError::HostKeyRevoked {
+                                host: name.to_string(),
+                                name: portless.to_string(),
+                                location,
+                            })
+                        }
+                        HostKeyCheck::NotFound | HostKeyCheck::Mismatch(_) => {}
+                    }
+                }
                 if cfg.strict_host_key_checking == StrictHostKeyChecking::Yes {
                     let other = OtherEntries {
                         keys: describe(&self.known.recorded(&lookup)),

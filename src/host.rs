@@ -52,16 +52,21 @@ impl HostTarget {
         .map_err(bad)
     }
 
-    /// A jump host of a `ProxyJump`/`-J` list (`name` as written), as readconf.c
-    /// `parse_jump` splits it: there, unlike in a destination, `[addr]:port` is an address
-    /// and a port (see [`crate::ssh::config::parse_jump_spec`]). Err as [`HostTarget::parse`]
-    /// for a name or user with shell syntax.
-    pub fn jump_hop(name: &str, hop: crate::ssh::config::JumpHop) -> Result<Self, String> {
+    /// A jump host of a `ProxyJump`/`-J` list (`name` as written) from the `user`, `host`
+    /// and `port` readconf.c `parse_jump` splits it into: there, unlike in a destination,
+    /// `[addr]:port` is an address and a port (the ssh config's `jump_spec` splits it). Err
+    /// as [`HostTarget::parse`] for a name or user with shell syntax.
+    pub fn jump_hop(
+        name: &str,
+        user: Option<String>,
+        host: String,
+        port: Option<u16>,
+    ) -> Result<Self, String> {
         HostTarget {
             name: name.to_string(),
-            alias: hop.host,
-            user: hop.user,
-            port: hop.port,
+            alias: host,
+            user,
+            port,
             via: None,
             forward_agent: None,
             roles: Vec::new(),

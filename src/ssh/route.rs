@@ -27,7 +27,8 @@ pub fn parse_spec(spec: &str) -> Result<Vec<HostTarget>, String> {
                 .into_iter()
                 .next()
                 .ok_or_else(|| format!("empty jump host in `{spec}`"))?;
-            HostTarget::jump_hop(written, hop).map_err(|e| format!("jump host list `{spec}`: {e}"))
+            HostTarget::jump_hop(written, hop.user, hop.host, hop.port)
+                .map_err(|e| format!("jump host list `{spec}`: {e}"))
         })
         .collect()
 }

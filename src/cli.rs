@@ -16,6 +16,7 @@ use tether::settings::{self, Color, Format, Keepalive, Settings};
     version,
     about,
     long_about = None,
+    args_override_self = true,
     override_usage = "tether [OPTIONS] [STAGE] TASK...\n       tether [OPTIONS] <COMMAND>"
 )]
 pub struct Cli {
@@ -28,6 +29,93 @@ pub struct Cli {
     /// Tasks to run from the recipe, optionally after a stage (`tether production deploy`).
     #[arg(value_name = "TASK")]
     pub targets: Vec<String>,
+}
+
+/// Parses the command line as `Cli::parse` does (printing clap's error or help and exiting
+/// on a bad one). An option given twice takes its last value (as ssh takes `-F`), wherever
+/// each stands, except: `-J`, which [`GlobalArgs::settings`] refuses as ssh does, and
+/// `--hosts`, `--roles` and `-s`, which add up when given on one side of the subcommand and
+/// are refused when given on both (clap would keep one side's values without a word).
+pub fn parse() -> Cli {
+    parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+}
+
+/// The options whose every command-line value is recorded (see [`parse`]).
+const RECORDED: [&str; 4] = ["jump", "hosts", "roles", "set"];
+
+fn parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    let recorders: Vec<Given> = RECORDED.iter().map(|_| Given::default()).collect();
+    let mut command = Cli::command();
+    for (id, recorder) in RECORDED.iter().zip(&recorders) {
+        let recorder = recorder.clone();
+        command = command.mut_arg(*id, move |arg| arg.value_parser(recorder));
+    }
+    let mut matches = command.try_get_matches_from(args)?;
+    let mut cli = Cli::from_arg_matches_mut(&mut matches)?;
+    let [jump, hosts, roles, set] = &recorders[..] else {
+        unreachable!("one recorder per RECORDED option")
+    };
+    cli.global.jumps_given = jump.values();
+    let g = &cli.global;
+    cli.global.given_on_both_sides = [
+        ("--hosts", hosts, g.hosts.len()),
+        ("--roles", roles, g.roles.len()),
+        ("-s/--set", set, g.set.len()),
+    ]
+    .into_iter()
+    .filter(|(_, recorder, kept)| recorder.values().len() > *kept)
+    .map(|(name, _, _)| name)
+    .collect();
+    Ok(cli)
+}
+
+/// A value parser (of strings) that records each value given on the command line, not
+/// from an environment variable: clap calls it once per occurrence, at whichever side of
+/// the subcommand it stands, while its matches keep only one side's values of a global
+/// option.
+#[derive(Clone, Default)]
+struct Given(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Given {
+    fn values(&self) -> Vec<String> {
+        // A poisoned lock only means a panic elsewhere; the list is still whole.
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl clap::builder::TypedValueParser for Given {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        clap::builder::StringValueParser::new().parse_ref(cmd, arg, value)
+    }
+
+    fn parse_ref_(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+        source: clap::parser::ValueSource,
+    ) -> Result<String, clap::Error> {
+        let text = self.parse_ref(cmd, arg, value)?;
+        if source == clap::parser::ValueSource::CommandLine {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(text.clone());
+        }
+        Ok(text)
+    }
 }
 
 /// The environment variables that stand for options (`env = ...` below).
@@ -52,7 +140,8 @@ pub struct GlobalArgs {
     #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
     pub file: Option<PathBuf>,
     /// OpenSSH client config file, read alone as `ssh -F` reads it [default: the recipe's
-    /// `ssh_config`, else ~/.ssh/config then /etc/ssh/ssh_config].
+    /// `ssh_config`, else ~/.ssh/config then /etc/ssh/ssh_config]. Given twice, the last
+    /// wins, as in ssh.
     #[arg(
         short = 'F',
         long = "ssh-config",
@@ -88,14 +177,24 @@ pub struct GlobalArgs {
     #[arg(short, long, global = true)]
     pub verbose: bool,
     /// Reach every host through these jump hosts (`bastion`, `a,b`, `user@host:port`; `none`
-    /// for directly), replacing a recipe's `via` and the ssh config's ProxyJump.
+    /// for directly), replacing a recipe's `via` and the ssh config's ProxyJump. Once only,
+    /// as in ssh (several hops are one comma-separated list).
     #[arg(
         short = 'J',
         long = "jump",
         global = true,
-        value_name = "[USER@]HOST[:PORT][,...]"
+        value_name = "[USER@]HOST[:PORT][,...]",
+        action = clap::ArgAction::Append
     )]
-    pub jump: Option<String>,
+    pub jump: Vec<String>,
+    /// Every `-J` value given, wherever it stood (see [`parse`]): clap keeps only the last of
+    /// a global option given before and after the subcommand, and ssh refuses a second `-J`.
+    #[arg(skip)]
+    pub jumps_given: Vec<String>,
+    /// The adding-up options (`--hosts`, `--roles`, `-s`) given both before and after the
+    /// subcommand (see [`parse`]): refused by [`GlobalArgs::settings`].
+    #[arg(skip)]
+    pub given_on_both_sides: Vec<&'static str>,
     /// Ask for the sudo password on the terminal (for `as_user`; `TETHER_SUDO_PASSWORD` is
     /// used when set). It is fed to sudo on stdin and masked in all output.
     #[arg(long, global = true)]
@@ -157,8 +256,25 @@ pub enum ColorArg {
 }
 
 impl GlobalArgs {
-    /// The settings these options ask for; Err for a bad `-s`.
+    /// The settings these options ask for; Err for a bad `-s`, a second `-J`, or an adding-up
+    /// option given on both sides of the subcommand.
     pub fn settings(&self) -> Result<Settings, String> {
+        if let Some(option) = self.given_on_both_sides.first() {
+            return Err(format!(
+                "{option} given both before and after the subcommand: give all its values on \
+                 one side"
+            ));
+        }
+        // ssh.c: "Only a single -J option is permitted".
+        if let [_, _, ..] = self.jumps_given.as_slice() {
+            let mut given = self.jumps_given.clone();
+            given.sort();
+            return Err(format!(
+                "-J/--jump given more than once ({}): ssh permits a single -J; give the jump \
+                 hosts as one comma-separated list, outermost first (-J bastion,inner)",
+                given.join(", ")
+            ));
+        }
         let overrides = self
             .set
             .iter()
@@ -174,7 +290,7 @@ impl GlobalArgs {
             roles: self.roles.clone(),
             dry_run: self.dry_run,
             verbose: self.verbose,
-            jump: self.jump.clone(),
+            jump: self.jump.last().cloned(),
             keepalive: match (self.no_keepalive, self.keepalive) {
                 (true, _) => Keepalive::Off,
                 (false, Some(d)) => Keepalive::Every(d),
@@ -377,8 +493,9 @@ pub struct HostsArgs {
     #[arg(long, value_name = "STAGE")]
     pub stage: Option<String>,
     /// Hosts to show (ssh config aliases or user@host:port) [default: --hosts, else the
-    /// recipe's servers].
-    #[arg(value_name = "HOST")]
+    /// recipe's servers]. (Its own id: an argument named `hosts` here would hide the global
+    /// `--hosts` from this subcommand.)
+    #[arg(id = "host_names", value_name = "HOST")]
     pub hosts: Vec<String>,
 }
 
@@ -428,12 +545,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", value_parser = tether::duration::parse_positive)]
     pub timeout: Option<Duration>,
     /// The command (joined with spaces, as `ssh` does).
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "COMMAND"
-    )]
+    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<String>,
 }
 
@@ -455,6 +567,69 @@ mod tests {
         let cli = Cli::try_parse_from(["tether", "-F", "cfg", "--parallel", "2", "run", "uptime"])
             .unwrap();
         assert_eq!(cli.global.parallel, Some(2));
+    }
+
+    #[test]
+    fn repeated_options() {
+        let parse = |args: &[&str]| parse_from(args.iter().copied()).unwrap();
+        // The last -F wins, wherever each stands.
+        for args in [
+            &["tether", "-F", "a", "-F", "b", "hosts"][..],
+            &["tether", "-F", "a", "hosts", "-F", "b"],
+            &["tether", "hosts", "--ssh-config", "a", "-F", "b"],
+        ] {
+            assert_eq!(parse(args).global.ssh_config, Some(PathBuf::from("b")));
+        }
+        // Every -J is seen, and refused when there is more than one.
+        for args in [
+            &["tether", "-J", "x", "-J", "y", "hosts"][..],
+            &["tether", "-J", "x", "hosts", "--jump", "y"],
+            &["tether", "run", "--jump=x", "-Jy", "--", "true"],
+        ] {
+            let cli = parse(args);
+            assert_eq!(cli.global.jumps_given.len(), 2, "{args:?}");
+            let err = cli.global.settings().unwrap_err();
+            assert!(err.contains("given more than once (x, y)"), "{err}");
+        }
+        // A -J in the remote command is the command's.
+        let cli = parse(&["tether", "run", "-J", "x", "--", "ssh", "-J", "y", "h"]);
+        assert_eq!(cli.global.jumps_given, ["x"]);
+        assert_eq!(cli.global.settings().unwrap().jump.as_deref(), Some("x"));
+        // --hosts, --roles and -s add up on one side, and are refused on both; other options
+        // take their last value.
+        let cli = parse(&["tether", "hosts", "--hosts", "a", "--hosts", "b,c"]);
+        assert_eq!(cli.global.hosts, ["a", "b", "c"]);
+        assert!(cli.global.settings().is_ok());
+        for args in [
+            &["tether", "--hosts", "a", "hosts", "--hosts", "b"][..],
+            &["tether", "--roles", "a", "run", "--roles", "b", "--", "x"],
+            &["tether", "-s", "a=1", "run", "-s", "b=2", "--", "x"],
+        ] {
+            let err = parse(args).global.settings().unwrap_err();
+            assert!(
+                err.contains("both before and after the subcommand"),
+                "{err}"
+            );
+        }
+        // A short option with its value attached is an option, not the start of the command.
+        let Some(Command::Run(run)) =
+            parse(&["tether", "run", "-Jnone", "-vn", "--", "-x", "y"]).command
+        else {
+            panic!("not run")
+        };
+        assert_eq!(run.command, ["-x", "y"]);
+        let cli = parse(&["tether", "run", "-Jnone", "echo", "-n", "x"]);
+        assert_eq!(cli.global.jump.last().map(String::as_str), Some("none"));
+        let cli = parse(&[
+            "tether", "--format", "json", "--format", "text", "-v", "-v", "hosts",
+        ]);
+        assert_eq!(cli.global.format, FormatArg::Text);
+        let Some(Command::Hosts(hosts)) =
+            parse(&["tether", "hosts", "--hosts", "a", "x", "y"]).command
+        else {
+            panic!("not hosts")
+        };
+        assert_eq!(hosts.hosts, ["x", "y"]);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Host names as users write them: `web1` (an ssh config alias), `deploy@10.0.0.5:2222`,
-//! `[::1]:2200`.
+//! `ssh://root@[::1]:2200`.
 
 /// A host as named on the command line or in a recipe.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -23,7 +23,8 @@ pub struct HostTarget {
 }
 
 impl HostTarget {
-    /// Parses `[user@]host[:port]`, with `[v6addr]:port` for IPv6, or
+    /// Parses `[user@]host[:port]` (see [`split_destination`]: brackets are part of the name,
+    /// as in ssh), or
     /// `ssh://[user@]host[:port][/]` as ssh reads it (see [`parse_ssh_uri`]).
     pub fn parse(name: &str) -> Result<Self, String> {
         let bad = |why: &str| format!("invalid host `{name}`: {why}");
@@ -49,6 +50,29 @@ impl HostTarget {
         }
         .checked()
         .map_err(bad)
+    }
+
+    /// A jump host of a `ProxyJump`/`-J` list (`name` as written) from the `user`, `host`
+    /// and `port` readconf.c `parse_jump` splits it into: there, unlike in a destination,
+    /// `[addr]:port` is an address and a port (the ssh config's `jump_spec` splits it). Err
+    /// as [`HostTarget::parse`] for a name or user with shell syntax.
+    pub fn jump_hop(
+        name: &str,
+        user: Option<String>,
+        host: String,
+        port: Option<u16>,
+    ) -> Result<Self, String> {
+        HostTarget {
+            name: name.to_string(),
+            alias: host,
+            user,
+            port,
+            via: None,
+            forward_agent: None,
+            roles: Vec::new(),
+        }
+        .checked()
+        .map_err(|why| format!("invalid jump host `{name}`: {why}"))
     }
 
     /// Refuses a host name or user that ssh refuses (ssh.c `valid_hostname`, `valid_ruser`,
@@ -102,25 +126,21 @@ impl HostTarget {
     }
 }
 
-/// `[user@]host[:port]`, with `[v6addr]:port` for IPv6: (user, host, port), or why not.
+/// `[user@]host[:port]`: (user, host, port), or why not. The user is what precedes the last
+/// `@`, as ssh splits it. `:port` is tether's (Capistrano's) form, which ssh does not read:
+/// it is split off only a plain name with one `:`. A name with `[` or `]` is taken whole,
+/// as ssh takes it (`[::1]` is a host name with brackets, which `Host` patterns match as
+/// written and which does not resolve); an IPv6 address with a port is `ssh://[::1]:2222`.
 fn split_destination(name: &str) -> Result<(Option<String>, String, Option<u16>), String> {
     let (user, rest) = match name.rsplit_once('@') {
         Some((u, r)) if !u.is_empty() => (Some(u.to_string()), r),
         Some(_) => return Err("empty user before `@`".into()),
         None => (None, name),
     };
-    let (alias, port) = if let Some(v6) = rest.strip_prefix('[') {
-        let (addr, after) = v6.split_once(']').ok_or("unclosed `[`")?;
-        match after.strip_prefix(':') {
-            Some(p) => (addr.to_string(), Some(p)),
-            None if after.is_empty() => (addr.to_string(), None),
-            None => return Err("junk after `]`".into()),
-        }
-    } else if rest.matches(':').count() == 1 {
-        let (h, p) = rest.split_once(':').ok_or("bad port")?;
-        (h.to_string(), Some(p))
-    } else {
-        (rest.to_string(), None)
+    let bracketed = rest.contains(['[', ']']);
+    let (alias, port) = match rest.split_once(':') {
+        Some((h, p)) if !bracketed && !p.contains(':') => (h.to_string(), Some(p)),
+        _ => (rest.to_string(), None),
     };
     let port = port
         .map(|p| match p.parse::<u16>() {
@@ -290,6 +310,7 @@ mod tests {
             "u@h",
             "u.x-y_z@h-1.example.com:2222",
             "[::1]:22",
+            "[::1]",
             "h%eth0",
         ] {
             assert!(HostTarget::parse(good).is_ok(), "{good:?} was refused");
@@ -305,8 +326,23 @@ mod tests {
         );
         let t = HostTarget::parse("web1").unwrap();
         assert_eq!((t.user, t.alias.as_str(), t.port), (None, "web1", None));
-        let t = HostTarget::parse("[::1]:2200").unwrap();
-        assert_eq!((t.alias.as_str(), t.port), ("::1", Some(2200)));
+        // Brackets are part of the name, as ssh reads it; no port is split off such a name.
+        for (name, alias, user) in [
+            ("[::1]", "[::1]", None),
+            ("[::1]:2200", "[::1]:2200", None),
+            ("u@[::1]", "[::1]", Some("u")),
+            ("u@[h]:22", "[h]:22", Some("u")),
+            ("[::1", "[::1", None),
+            ("a]b:1", "a]b:1", None),
+            ("::1", "::1", None),
+            ("fe80::1%eth0", "fe80::1%eth0", None),
+        ] {
+            let t = HostTarget::parse(name).unwrap();
+            assert_eq!(
+                (t.alias.as_str(), t.user.as_deref(), t.port),
+                (alias, user, None)
+            );
+        }
         assert!(HostTarget::parse("a:0").is_err());
         assert!(HostTarget::parse("a:x").is_err());
         assert!(HostTarget::parse("@a").is_err());

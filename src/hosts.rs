@@ -13,6 +13,7 @@ use crate::report::Reporter;
 use crate::runner;
 use crate::settings::{Format, Settings};
 use crate::ssh::config::{HostConfig, HostError, Route};
+use crate::ssh::route::{self, Hop, RouteError};
 
 /// `tether hosts`'s own options.
 #[derive(Debug, Clone, Default)]
@@ -33,6 +34,9 @@ pub struct Row {
     pub roles: Vec<String>,
     /// The resolved configuration, or why the config is refused for this host.
     pub config: Result<HostConfig, HostError>,
+    /// The jump hosts it is reached through, outermost first, each as its own config says
+    /// (empty when reached directly or `config` is refused), or why no route can be built.
+    pub hops: Result<Vec<Hop>, RouteError>,
 }
 
 /// `tether hosts [-G] [HOST...]`: positional hosts, else `--hosts`, else the recipe's
@@ -63,10 +67,20 @@ pub fn run(
     let (hosts, ssh) = (selection.hosts, selection.ssh_config);
     let rows: Vec<Row> = hosts
         .iter()
-        .map(|target| Row {
-            name: target.name.clone(),
-            roles: target.roles.clone(),
-            config: ssh.resolve_target(target, settings.jump.as_deref()),
+        .map(|target| {
+            let config = ssh.resolve_target(target, settings.jump.as_deref());
+            // `-G` is the host's own resolution, as `ssh -G` prints it: its jump hosts are
+            // neither resolved nor checked there.
+            let hops = match &config {
+                Ok(c) if !args.ssh_g => route::route(&ssh, c),
+                _ => Ok(Vec::new()),
+            };
+            Row {
+                name: target.name.clone(),
+                roles: target.roles.clone(),
+                config,
+                hops,
+            }
         })
         .collect();
     let home = ssh.local().home.clone();
@@ -83,8 +97,8 @@ pub fn run(
     }
     let failed: Vec<HostFailure> = rows
         .iter()
-        .filter_map(|r| {
-            r.config.as_ref().err().map(|e| HostFailure {
+        .filter_map(|r| match (&r.config, &r.hops) {
+            (Err(e), _) | (Ok(_), Err(RouteError::Hop(e))) => Some(HostFailure {
                 host: r.name.clone(),
                 kind: if e.unresolved {
                     Kind::Unreachable
@@ -92,7 +106,13 @@ pub fn run(
                     Kind::Config
                 },
                 message: e.to_string(),
-            })
+            }),
+            (Ok(_), Err(RouteError::Invalid(why))) => Some(HostFailure {
+                host: r.name.clone(),
+                kind: Kind::Config,
+                message: format!("{}: {why}", r.name),
+            }),
+            (Ok(_), Ok(_)) => None,
         })
         .collect();
     if failed.is_empty() {
@@ -159,11 +179,20 @@ pub fn print_ssh_g_json(rows: &[Row]) {
     }
 }
 
-/// How a host is reached, in words.
-pub fn route_text(route: &Route) -> String {
+/// How a host is reached, in words: `direct`, `proxy `CMD``, or the whole route of jump
+/// hosts, outermost first (`via d -> c -> a`, the outermost's proxy command in parentheses),
+/// as ssh follows each hop's own ProxyJump; `hops` from [`route::route`].
+pub fn route_text(route: &Route, hops: &[Hop]) -> String {
     match route {
         Route::Direct => "direct".into(),
-        Route::Jump(spec) => format!("via {spec}"),
+        Route::Jump(_) => {
+            let names: Vec<&str> = hops.iter().map(|h| h.target.name.as_str()).collect();
+            let proxy = match hops.first().map(|h| &h.config.route) {
+                Some(Route::Command(command)) => format!(" (proxy `{command}`)"),
+                _ => String::new(),
+            };
+            format!("via {}{proxy}", names.join(" -> "))
+        }
         Route::Command(command) => format!("proxy `{command}`"),
     }
 }
@@ -214,7 +243,10 @@ pub fn print_table(rows: &[Row], home: &Path) {
                     c.user,
                     crate::ssh::connect::host_port(&c.hostname, c.port)
                 ),
-                route_text(&c.route),
+                match &row.hops {
+                    Ok(hops) => route_text(&c.route, hops),
+                    Err(e) => format!("refused: {e}"),
+                },
                 format!(
                     "{} {}{}",
                     c.strict_host_key_checking,
@@ -270,6 +302,19 @@ fn json_paths(list: &[PathBuf]) -> Vec<String> {
     list.iter().map(|p| p.display().to_string()).collect()
 }
 
+/// A jump host of a route: `{"host": name as written, "address": "user@host:port"}`, with
+/// `"proxy_command"` when it is reached through one.
+fn hop_json(hop: &Hop) -> serde_json::Value {
+    let mut value = serde_json::json!({
+        "host": hop.target.name,
+        "address": route::identity(&hop.config),
+    });
+    if let Route::Command(command) = &hop.config.route {
+        value["proxy_command"] = serde_json::json!(command);
+    }
+    value
+}
+
 /// One JSON object (`"type":"host"`) per line and host.
 pub fn print_json(rows: &[Row]) {
     for row in rows {
@@ -277,7 +322,18 @@ pub fn print_json(rows: &[Row]) {
             Ok(c) => {
                 let route = match &c.route {
                     Route::Direct => serde_json::json!({ "kind": "direct" }),
-                    Route::Jump(spec) => serde_json::json!({ "kind": "jump", "hosts": spec }),
+                    Route::Jump(spec) => match &row.hops {
+                        Ok(hops) => serde_json::json!({
+                            "kind": "jump",
+                            "hosts": spec,
+                            "hops": hops.iter().map(hop_json).collect::<Vec<_>>(),
+                        }),
+                        Err(e) => serde_json::json!({
+                            "kind": "jump",
+                            "hosts": spec,
+                            "error": e.to_string(),
+                        }),
+                    },
                     Route::Command(cmd) => {
                         serde_json::json!({ "kind": "proxy_command", "command": cmd })
                     }

@@ -4,7 +4,6 @@ use std::io::BufReader;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
-use clap::Parser as _;
 
 mod cli;
 
@@ -15,7 +14,7 @@ use tether::settings::{Format, Settings};
 
 fn main() {
     cli::forget_empty_option_env();
-    let cli = Cli::parse();
+    let cli = cli::parse();
     tether::fd_limit::raise();
     if let Err(e) = tether::secret::init_sudo_password(cli.global.ask_sudo_password) {
         eprintln!("error: {e}");

@@ -179,3 +179,103 @@ fn configured_keys_are_offered_before_other_agent_keys() {
         .status(3)
         .stdout_contains("host1: authentication failed for user root (ssh-agent's copy of");
 }
+
+/// `IdentityFile` is read as ssh reads it (`sshkey_load_public`: the file itself as a public
+/// key, then `FILE.pub`, then the private key's header): a `.pub` whose private key lives only
+/// in ssh-agent (a hardware key, 1Password) selects that agent key, also under
+/// `IdentitiesOnly yes`, and nothing is refused first; without the agent's copy it fails as
+/// ssh fails, naming why, and is never sent as if it were a private key.
+#[test]
+fn an_identity_file_that_is_a_public_key_selects_the_agents_private_key() {
+    let lab = Lab::start(1);
+    let dir = lab.dir().join("pubonly");
+    std::fs::create_dir_all(&dir).unwrap();
+    let right = lab.client_key();
+    sh(
+        &dir,
+        &format!(
+            "ssh-keygen -q -t ed25519 -N '' -C stranger -f stranger && \
+             cp {r}.pub only.pub && cp {r}.pub beside.pub && cp {r} beside && chmod 600 beside && \
+             cp {r}.pub strict.pub && chmod 600 strict.pub && cp {r}.pub gone.pub",
+            r = right.display()
+        ),
+    );
+    let d = dir.display();
+    // The stranger first: an agent key offered before the configured one would be refused.
+    let agent = Agent::empty(&dir, "agent.sock");
+    agent.add(&dir.join("stranger"));
+    agent.add(&right);
+    let no_agent = Agent::empty(&dir, "empty.sock");
+
+    let cases = [
+        // (name, config lines, agent, ssh and tether connect)
+        (
+            "pub_only",
+            format!("  IdentitiesOnly yes\n  IdentityFile {d}/only.pub\n"),
+            &agent,
+            true,
+        ),
+        (
+            "pub_0600",
+            format!("  IdentitiesOnly yes\n  IdentityFile {d}/strict.pub\n"),
+            &agent,
+            true,
+        ),
+        (
+            "pub_not_only",
+            format!("  IdentitiesOnly no\n  IdentityFile {d}/only.pub\n"),
+            &agent,
+            true,
+        ),
+        // The private key file named, its .pub beside, the key also in the agent.
+        (
+            "private_and_agent",
+            format!("  IdentitiesOnly yes\n  IdentityFile {d}/beside\n"),
+            &agent,
+            true,
+        ),
+        // A private key file that does not exist, its .pub does: ssh uses the .pub.
+        (
+            "missing_private",
+            format!("  IdentitiesOnly yes\n  IdentityFile {d}/gone\n"),
+            &agent,
+            true,
+        ),
+        // A .pub with no agent copy: ssh offers it, cannot load it as a private key, fails;
+        // also when the private key lies beside it.
+        (
+            "pub_no_agent",
+            format!("  IdentitiesOnly yes\n  IdentityFile {d}/only.pub\n"),
+            &no_agent,
+            false,
+        ),
+        (
+            "pub_private_beside",
+            format!("  IdentitiesOnly yes\n  IdentityFile {d}/beside.pub\n"),
+            &no_agent,
+            false,
+        ),
+    ];
+    for (name, lines, agent, connects) in cases {
+        let cfg = config(&lab, name, &lines);
+        assert_eq!(ssh_connects(&cfg, agent), connects, "ssh, case {name}");
+        let before = failures(&lab);
+        let out = tether(&cfg, agent);
+        if connects {
+            out.status(0);
+            assert_eq!(out.host_lines("host1", '|'), ["in"], "case {name}");
+            assert_eq!(
+                failures(&lab),
+                before,
+                "case {name}: a key was refused first"
+            );
+        } else {
+            let file = lines.split_whitespace().last().unwrap().to_string();
+            out.status(3).stdout_contains(&format!(
+                "host1: authentication failed for user root ({file} is a public key and \
+                 ssh-agent holds no private key for it"
+            ));
+            assert_eq!(failures(&lab), before, "case {name}: a key was offered");
+        }
+    }
+}

@@ -153,3 +153,153 @@ fn host_names_with_shell_syntax_are_refused_before_anything_runs() {
             .status(0);
     }
 }
+
+/// `ssh -G -F ... HOST`'s value of `keyword`.
+fn ssh_g(args: &[&str], keyword: &str) -> String {
+    let out = Command::new("ssh").arg("-G").args(args).output().unwrap();
+    assert!(out.status.success(), "ssh -G {args:?}");
+    value_of(&String::from_utf8_lossy(&out.stdout), keyword)
+}
+
+fn value_of(text: &str, keyword: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{keyword} ")))
+        .unwrap_or_else(|| panic!("no {keyword} in {text}"))
+        .to_string()
+}
+
+/// Regression (issue 11): options given twice follow ssh where ssh has them (`-F`: the last
+/// wins, wherever each stands; `-J`: refused, as ssh refuses a second `-J`), `--hosts`,
+/// `--roles` and `-s` add up, and any other option takes its last value, as `-F` does.
+#[test]
+fn repeated_options_follow_ssh_or_are_refused() {
+    let temp = tempfile::tempdir().unwrap();
+    let a = temp.path().join("a");
+    let b = temp.path().join("b");
+    std::fs::write(&a, "Host h\n  HostName from-a\n").unwrap();
+    std::fs::write(&b, "Host h\n  HostName from-b\n").unwrap();
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    for (first, last) in [(a, b), (b, a)] {
+        let want = ssh_g(&["-F", first, "-F", last, "h"], "hostname");
+        assert!(want.ends_with(&last[last.len() - 1..]), "{want}");
+        for args in [
+            vec!["-F", first, "-F", last, "hosts", "-G", "h"],
+            vec!["-F", first, "hosts", "-G", "h", "-F", last],
+            vec!["hosts", "-G", "h", "-F", first, "--ssh-config", last],
+            vec!["--ssh-config", first, "hosts", "-F", last, "-G", "h"],
+        ] {
+            let out = Tether::new().args(&args).run();
+            out.status(0);
+            assert_eq!(value_of(&out.stdout, "hostname"), want, "{args:?}");
+        }
+    }
+    // ssh refuses a second -J; so does tether, with ssh's advice.
+    let ssh = Command::new("ssh")
+        .args(["-G", "-F", a, "-J", "x", "-J", "y", "h"])
+        .output()
+        .unwrap();
+    assert!(!ssh.status.success());
+    for args in [
+        vec!["-F", a, "-J", "x", "-J", "y", "hosts", "-G", "h"],
+        vec!["-F", a, "-J", "x", "hosts", "-G", "h", "--jump", "y"],
+    ] {
+        Tether::new()
+            .args(&args)
+            .run()
+            .status(2)
+            .stderr_contains("-J/--jump given more than once (x, y)")
+            .stderr_contains("one comma-separated list");
+    }
+    // tether's own options given twice take the last value, wherever each stands.
+    for (args, json) in [
+        (vec!["--format", "json", "--format", "text", "hosts"], false),
+        (vec!["--format", "text", "hosts", "--format", "json"], true),
+        (
+            vec!["hosts", "--format", "json", "--format", "text", "-v", "-v"],
+            false,
+        ),
+    ] {
+        let mut all = vec!["-F", a];
+        all.extend(args);
+        all.extend(["-G", "h"]);
+        let out = Tether::new().args(&all).run();
+        out.status(0);
+        assert_eq!(out.stdout.starts_with('{'), json, "{all:?}: {}", out.stdout);
+    }
+    // --hosts adds up on one side of the subcommand (refused on both: clap would keep one
+    // side's); `tether hosts --hosts` selects.
+    std::fs::write(
+        temp.path().join("c"),
+        "Host h1\n  HostName one\nHost h2\n  HostName two\nHost h3\n  HostName three\n",
+    )
+    .unwrap();
+    let c = temp.path().join("c");
+    let c = c.to_str().unwrap();
+    for args in [
+        vec!["-F", c, "hosts", "--hosts", "h1,h2"],
+        vec!["-F", c, "--hosts", "h1", "--hosts", "h2", "hosts"],
+        vec!["hosts", "--hosts", "h1", "-F", c, "--hosts", "h2"],
+    ] {
+        let out = Tether::new().args(&args).run();
+        out.status(0)
+            .stdout_contains("root@one:22")
+            .stdout_contains("root@two:22")
+            .stdout_lacks("three");
+    }
+    Tether::new()
+        .args(&["-F", c, "--hosts", "h1", "hosts", "--hosts", "h2"])
+        .run()
+        .status(2)
+        .stderr_contains("--hosts given both before and after the subcommand");
+}
+
+/// Regression (issue 11): `tether hosts` shows the whole route, outermost jump host first:
+/// the jump hosts' own ProxyJump (and an outermost hop's ProxyCommand) included, as ssh
+/// follows them; a route that loops is refused for that host only (exit 2).
+#[test]
+fn hosts_shows_the_whole_route() {
+    let temp = tempfile::tempdir().unwrap();
+    let cfg = temp.path().join("config");
+    std::fs::write(
+        &cfg,
+        "Host t1\n  ProxyJump a,b\nHost t2\n  ProxyJump a\nHost t3\n  ProxyJump p\n\
+         Host t4\n  ProxyCommand nc %h %p\nHost t5\n  ProxyJump t5\n\
+         Host a\n  ProxyJump c\nHost c\n  ProxyJump d\nHost p\n  ProxyCommand nc %h %p\n",
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap();
+    let out = Tether::new()
+        .args(&["-F", cfg, "hosts", "t1", "t2", "t3", "t4", "t5", "a", "d"])
+        .run();
+    out.status(2);
+    let route = |host: &str| -> String {
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{host} ")))
+            .unwrap_or_else(|| panic!("no row for {host}: {}", out.stdout));
+        line.split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .nth(3)
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(route("t1"), "via d -> c -> a -> b");
+    assert_eq!(route("t2"), "via d -> c -> a");
+    assert_eq!(route("t3"), "via p (proxy `nc p 22`)");
+    assert_eq!(route("t4"), "proxy `nc t4 22`");
+    assert_eq!(route("a"), "via d -> c");
+    assert_eq!(route("d"), "direct");
+    assert!(
+        out.stdout.contains("t5") && out.stdout.contains("ProxyJump loop"),
+        "{}",
+        out.stdout
+    );
+    let json = Tether::new()
+        .args(&["-F", cfg, "hosts", "t1", "--format", "json"])
+        .run();
+    json.status(0).stdout_contains(
+        r#""route":{"kind":"jump","hosts":"a,b","hops":[{"host":"d","address":"root@d:22"},{"host":"c","address":"root@c:22"},{"host":"a","address":"root@a:22"},{"host":"b","address":"root@b:22"}]}"#,
+    );
+}

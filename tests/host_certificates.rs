@@ -369,3 +369,23 @@ fn ok(results: &[tether::pool::HostResult]) -> bool {
         .iter()
         .all(|r| matches!(&r.result, Some(Ok(out)) if out.status.success()))
 }
+
+/// Regression (issue 11): a host on a port other than 22 whose `@cert-authority` line names
+/// the bare host (`127.0.0.1`, `*.example.com`, not `[host]:port`) is trusted, as ssh trusts it
+/// through its second look without the port; a line for another CA still is not.
+#[test]
+fn a_cert_authority_line_without_port_applies_as_in_ssh() {
+    let lab = Lab::start(1);
+    let pki = Pki::new(&lab);
+    pki.issue(&lab, "ca", "-h -n 127.0.0.1 -V -5m:+1h");
+    for (name, hosts) in [
+        ("bare", "127.0.0.1"),
+        ("pattern", "127.0.0.*"),
+        ("list", "x,127.0.0.1"),
+    ] {
+        let line = format!("@cert-authority {hosts} {}\n", pki.ca("ca"));
+        both_connect(&config(&lab, name, "", &line));
+    }
+    let rogue = format!("@cert-authority 127.0.0.1 {}\n", pki.ca("rogue_ca"));
+    both_refuse(&config(&lab, "rogue", "", &rogue), "was refused");
+}

@@ -237,7 +237,15 @@ fn percent_k_names_the_known_hosts_file_and_host_key_alias_the_entry() {
 fn ipv6_targets_print_in_brackets() {
     // Nothing listens on port 1: the refusal names the address as ssh writes it.
     let out = Tether::new()
-        .args(&["-F", "none", "run", "--hosts", "[::1]:1", "--", "true"])
+        .args(&[
+            "-F",
+            "none",
+            "run",
+            "--hosts",
+            "ssh://[::1]:1",
+            "--",
+            "true",
+        ])
         .run();
     out.status(3).stdout_contains("cannot connect to [::1]:1:");
     let temp = tempfile::tempdir().unwrap();
@@ -256,4 +264,230 @@ fn ipv6_targets_print_in_brackets() {
         .run()
         .status(0)
         .stdout_contains("root@[::1]:2");
+}
+
+/// ssh's exit status for `host1` under `config` (BatchMode) and its stderr.
+fn ssh(config: &Path) -> (bool, String) {
+    let out = Command::new("ssh")
+        .arg("-F")
+        .arg(config)
+        .args(["-o", "BatchMode=yes", "host1", "true"])
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Regression (issue 11): a host on a port other than 22 is looked up as `[host]:port`, and
+/// when that finds no key of the presented type, once more as `host` (sshconnect.c
+/// `check_host_key`: "found matching key w/out port"), but only a matching key counts there:
+/// a different key under the portless name is "unknown", not "changed", so `accept-new`
+/// records the key as `[host]:port` and `yes` refuses it; a changed `[host]:port` entry is
+/// never rescued by the portless one; `HostKeyAlias` has no fallback. Each case is checked
+/// against ssh itself, the file accept-new writes too.
+#[test]
+fn a_portless_known_hosts_entry_is_looked_up_as_ssh_looks_it_up() {
+    let lab = Lab::start(1);
+    let port = lab.host("host1").port;
+    let recorded = std::fs::read_to_string(lab.known_hosts()).unwrap();
+    // `ssh-ed25519 AAAA...` of host1.
+    let right = recorded
+        .split_whitespace()
+        .skip(1)
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let stranger = lab.dir().join("stranger_ed25519");
+    keygen(&stranger, "ed25519");
+    let wrong = public_key(&stranger.with_extension("pub"));
+    let hashed = |line: &str, name: &str| {
+        let path = lab.dir().join(format!("hash_{name}"));
+        std::fs::write(&path, format!("{line}\n")).unwrap();
+        let out = Command::new("ssh-keygen")
+            .arg("-H")
+            .arg("-f")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        std::fs::read_to_string(&path).unwrap()
+    };
+    let hashed_right = hashed(&format!("127.0.0.1 {right}"), "right");
+    assert!(hashed_right.starts_with("|1|"), "{hashed_right}");
+    let strict = "  StrictHostKeyChecking yes\n";
+    let accept_new = "  StrictHostKeyChecking accept-new\n";
+    let alias = "  HostKeyAlias lab-alias\n  StrictHostKeyChecking yes\n";
+    let no_check_ip = "  CheckHostIP no\n  StrictHostKeyChecking yes\n";
+    // (name, known_hosts text, extra config, connects, known_hosts grows)
+    let cases: Vec<(&str, String, &str, bool, bool)> = vec![
+        ("plain", format!("127.0.0.1 {right}\n"), strict, true, false),
+        (
+            "plain_no_check_ip",
+            format!("127.0.0.1 {right}\n"),
+            no_check_ip,
+            true,
+            false,
+        ),
+        ("hashed", hashed_right.clone(), strict, true, false),
+        (
+            "pattern",
+            format!("127.0.0.* {right}\n"),
+            strict,
+            true,
+            false,
+        ),
+        (
+            "list",
+            format!("other,127.0.0.1 {right}\n"),
+            strict,
+            true,
+            false,
+        ),
+        (
+            "plain_accept_new",
+            format!("127.0.0.1 {right}\n"),
+            accept_new,
+            true,
+            false,
+        ),
+        (
+            "wrong_strict",
+            format!("127.0.0.1 {wrong}\n"),
+            strict,
+            false,
+            false,
+        ),
+        (
+            "wrong_accept_new",
+            format!("127.0.0.1 {wrong}\n"),
+            accept_new,
+            true,
+            true,
+        ),
+        (
+            "changed_with_port",
+            format!("[127.0.0.1]:{port} {wrong}\n127.0.0.1 {right}\n"),
+            accept_new,
+            false,
+            false,
+        ),
+        ("alias", format!("127.0.0.1 {right}\n"), alias, false, false),
+        // `*` matches both names; the negation removes only `[host]:port`, so the second
+        // look finds it.
+        (
+            "negated_port",
+            format!("*,![127.0.0.1]:{port} {right}\n"),
+            strict,
+            true,
+            false,
+        ),
+        (
+            "negated_both",
+            format!("*,![127.0.0.1]:{port},!127.0.0.1 {right}\n"),
+            strict,
+            false,
+            false,
+        ),
+    ];
+    for (name, text, extra, connects, grows) in cases {
+        let for_ssh = lab.dir().join(format!("kh_ssh_{name}"));
+        let for_tether = lab.dir().join(format!("kh_tether_{name}"));
+        std::fs::write(&for_ssh, &text).unwrap();
+        std::fs::write(&for_tether, &text).unwrap();
+        let (ssh_ok, ssh_err) = ssh(&config(&lab, &format!("ssh_{name}"), extra, &for_ssh));
+        assert_eq!(ssh_ok, connects, "ssh, case {name}: {ssh_err}");
+        let out = run(&config(&lab, &format!("tether_{name}"), extra, &for_tether));
+        if connects {
+            assert_eq!(
+                out.status(0).host_lines("host1", '|'),
+                ["reached"],
+                "{name}"
+            );
+        } else {
+            out.status(3);
+        }
+        let ssh_file = std::fs::read_to_string(&for_ssh).unwrap();
+        let tether_file = std::fs::read_to_string(&for_tether).unwrap();
+        assert_eq!(
+            ssh_file.len() > text.len(),
+            grows,
+            "ssh, case {name}: {ssh_file}"
+        );
+        assert_eq!(
+            tether_file, ssh_file,
+            "case {name}: tether wrote what ssh did not"
+        );
+    }
+    // A key revoked under the bare name: ssh warns, then records and accepts it under
+    // accept-new; tether refuses it (exit 3), naming the @revoked line, and records nothing.
+    let revoked = format!("@revoked 127.0.0.1 {right}\n");
+    let kh = lab.dir().join("kh_revoked_bare");
+    std::fs::write(&kh, &revoked).unwrap();
+    let (ssh_ok, ssh_err) = ssh(&config(&lab, "ssh_revoked_bare", accept_new, &kh));
+    assert!(ssh_ok && ssh_err.contains("REVOKED HOST KEY"), "{ssh_err}");
+    std::fs::write(&kh, &revoked).unwrap();
+    run(&config(&lab, "tether_revoked_bare", accept_new, &kh))
+        .status(3)
+        .stdout_contains(&format!("{}:1", kh.display()))
+        .stdout_contains("revoked");
+    assert_eq!(std::fs::read_to_string(&kh).unwrap(), revoked);
+    // What each refusal says: unknown (not changed) for a different portless key, changed
+    // for a changed `[host]:port` entry.
+    let kh = lab.dir().join("kh_tether_wrong_strict");
+    run(&config(&lab, "tether_wrong_strict", strict, &kh))
+        .status(3)
+        .stdout_contains(&format!("[127.0.0.1]:{port}"))
+        .stdout_lacks("changed");
+}
+
+/// The second look without the port never changes what is negotiated (ssh orders host key
+/// types by `[host]:port` alone): a bare-name entry holding only the host's RSA key does not
+/// make the ed25519-preferring host present RSA, so the ed25519 key is unknown, under `yes`
+/// refused as ssh refuses it, under `accept-new` with `HashKnownHosts` recorded hashed under
+/// `[host]:port`, as ssh records it.
+#[test]
+fn a_portless_entry_does_not_change_the_negotiated_key_type() {
+    let lab = Lab::start(1);
+    let rsa = with_rsa_host_key(&lab);
+    let port = lab.host("host1").port;
+    let text = format!("127.0.0.1 {}\n", public_key(&rsa.with_extension("pub")));
+    let strict = "  StrictHostKeyChecking yes\n";
+    let hashed_new = "  StrictHostKeyChecking accept-new\n  HashKnownHosts yes\n";
+    let name = format!("[127.0.0.1]:{port}");
+    for (case, extra, connects) in [("rsa_strict", strict, false), ("rsa_new", hashed_new, true)] {
+        let for_ssh = lab.dir().join(format!("kh_ssh_{case}"));
+        let for_tether = lab.dir().join(format!("kh_tether_{case}"));
+        std::fs::write(&for_ssh, &text).unwrap();
+        std::fs::write(&for_tether, &text).unwrap();
+        let (ssh_ok, ssh_err) = ssh(&config(&lab, &format!("ssh_{case}"), extra, &for_ssh));
+        assert_eq!(ssh_ok, connects, "ssh, case {case}: {ssh_err}");
+        let out = run(&config(&lab, &format!("tether_{case}"), extra, &for_tether));
+        if connects {
+            out.status(0);
+        } else {
+            out.status(3)
+                .stdout_contains(&format!("host key for {name} is not known (ssh-ed25519"));
+        }
+        for file in [&for_ssh, &for_tether] {
+            // What is recorded under `[host]:port`, as ssh-keygen finds it (hashed names too).
+            let found = Command::new("ssh-keygen")
+                .arg("-F")
+                .arg(&name)
+                .arg("-f")
+                .arg(file)
+                .output()
+                .unwrap();
+            let found = String::from_utf8_lossy(&found.stdout).into_owned();
+            let recorded: Vec<&str> = found.lines().filter(|l| !l.starts_with('#')).collect();
+            if connects {
+                assert_eq!(recorded.len(), 1, "{}: {found}", file.display());
+                assert!(recorded[0].starts_with("|1|"), "{found}");
+                assert!(recorded[0].contains(" ssh-ed25519 "), "{found}");
+            } else {
+                assert!(recorded.is_empty(), "{}: {found}", file.display());
+            }
+        }
+    }
 }

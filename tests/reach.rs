@@ -8,6 +8,7 @@ use crate::support;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -382,4 +383,149 @@ fn ssh_config_after_the_subcommand_is_the_one_used() {
         .status(0)
         .stdout_contains("t-ran");
     assert_eq!(lab.accepted_logins("host1"), before + 2);
+}
+
+/// Regression (issue 11): a destination with brackets (not `ssh://`) is a host name as ssh
+/// reads it, brackets and all: `Host` patterns match it literally (`[::1]` does not match a
+/// `Host ::1` block), it is the default HostName (which does not resolve, as with ssh), and
+/// no `:port` is split off it. Each form is compared with `ssh -G`; those a config block
+/// names connect through the lab, as ssh connects, and the others reach nothing.
+#[test]
+fn bracketed_destinations_are_read_as_ssh_reads_them() {
+    let lab = Lab::start(1);
+    let port = lab.host("host1").port;
+    let lab_block = |patterns: &str| {
+        format!(
+            "Host {patterns}\n  HostName 127.0.0.1\n  Port {port}\n  User root\n  IdentityFile {}\n  \
+             IdentitiesOnly yes\n  UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n",
+            lab.client_key().display(),
+            lab.known_hosts().display()
+        )
+    };
+    let cfg = lab.dir().join("bracket_config");
+    // `Host ::1` points somewhere a bracketed name must never reach.
+    std::fs::write(
+        &cfg,
+        format!(
+            "Host ::1 127.0.0.1\n  HostName 192.0.2.1\n  Port 9\n  User wrong\n{}",
+            lab_block(&format!("[lab] [127.0.0.1]:{port} [::2]:22"))
+        ),
+    )
+    .unwrap();
+    let keywords = ["user", "hostname", "port"];
+    let view = |out: &[u8]| -> Vec<String> {
+        String::from_utf8_lossy(out)
+            .lines()
+            .filter(|l| keywords.contains(&l.split(' ').next().unwrap_or("")))
+            .map(str::to_string)
+            .collect()
+    };
+    let lab_port = format!("[127.0.0.1]:{port}");
+    let forms = [
+        ("[::1]", false),
+        ("[::1]:22", false),
+        ("root@[::1]", false),
+        ("root@[::1]:22", false),
+        ("[127.0.0.1]", false),
+        ("[lab]", true),
+        ("root@[lab]", true),
+        (lab_port.as_str(), true),
+        ("[::2]:22", true),
+    ];
+    for (dest, reaches) in forms {
+        let ssh = Command::new("ssh")
+            .arg("-G")
+            .arg("-F")
+            .arg(&cfg)
+            .arg(dest)
+            .output()
+            .unwrap();
+        assert!(ssh.status.success(), "ssh -G {dest}");
+        let out = Tether::new()
+            .ssh_config(&cfg)
+            .args(&["hosts", "-G", dest])
+            .run();
+        out.status(0);
+        assert_eq!(
+            view(out.stdout.as_bytes()),
+            view(&ssh.stdout),
+            "tether hosts -G {dest} differs from ssh -G"
+        );
+        let ssh_reaches = Command::new("ssh")
+            .arg("-F")
+            .arg(&cfg)
+            .args([
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "ConnectTimeout=5",
+                dest,
+                "true",
+            ])
+            .output()
+            .unwrap()
+            .status
+            .success();
+        assert_eq!(ssh_reaches, reaches, "ssh {dest}");
+        let before = lab.accepted_logins("host1");
+        let out = Tether::new()
+            .ssh_config(&cfg)
+            .args(&["run", "--hosts", dest, "--", "echo in"])
+            .run();
+        if reaches {
+            out.status(0);
+            assert_eq!(out.host_lines(dest, '|'), ["in"], "{dest}");
+            assert_eq!(lab.accepted_logins("host1"), before + 1, "{dest}");
+        } else {
+            let host = dest.rsplit('@').next().unwrap();
+            out.status(3)
+                .stdout_contains(&format!("cannot resolve {host}:"))
+                .stdout_contains("ssh://[::1]:2222");
+        }
+    }
+}
+
+/// Regression (issue 11): in a jump host list (`-J`, `ProxyJump`, a recipe's `via`) a hop is
+/// read as ssh's `parse_jump` reads it: `[addr]:port` is the address and port, brackets
+/// removed, unlike a destination. Through the lab, as ssh goes.
+#[test]
+fn a_bracketed_jump_host_is_an_address_and_port() {
+    let lab = Lab::start(1);
+    let port = lab.host("host1").port;
+    let cfg = lab.dir().join("jump_bracket_config");
+    std::fs::write(
+        &cfg,
+        format!(
+            // The target by another name than the jump host (ssh refuses a jump host that is
+            // the target itself), its key looked up as the lab records it.
+            "Host target\n  HostName localhost\n  Port {port}\n  \
+             HostKeyAlias [127.0.0.1]:{port}\n\
+             Host 127.0.0.1 target\n  User root\n  IdentityFile {}\n  \
+             IdentitiesOnly yes\n  UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n",
+            lab.client_key().display(),
+            lab.known_hosts().display()
+        ),
+    )
+    .unwrap();
+    let jump = format!("root@[127.0.0.1]:{port}");
+    let before = lab.accepted_logins("host1");
+    let ssh = Command::new("ssh")
+        .arg("-F")
+        .arg(&cfg)
+        .args(["-o", "BatchMode=yes", "-J", &jump, "target", "true"])
+        .output()
+        .unwrap();
+    assert!(
+        ssh.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ssh.stderr)
+    );
+    assert_eq!(lab.accepted_logins("host1"), before + 2);
+    let out = Tether::new()
+        .ssh_config(&cfg)
+        .args(&["-J", &jump, "run", "--hosts", "target", "--", "echo in"])
+        .run();
+    out.status(0);
+    assert_eq!(out.host_lines("target", '|'), ["in"]);
+    assert_eq!(lab.accepted_logins("host1"), before + 4);
 }

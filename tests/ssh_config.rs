@@ -699,7 +699,7 @@ fn hosts_json_and_include_errors() {
     assert_eq!(
         out.stdout.trim(),
         format!(
-            r#"{{"type":"host","host":"web1","roles":[],"hostname":"10.0.0.5","port":22,"user":"deploy","route":{{"kind":"jump","hosts":"bastion"}},"identity_files":["{HOME}/.ssh/id_rsa","{HOME}/.ssh/id_ecdsa","{HOME}/.ssh/id_ecdsa_sk","{HOME}/.ssh/id_ed25519","{HOME}/.ssh/id_ed25519_sk","{HOME}/.ssh/id_xmss","{HOME}/.ssh/id_dsa"],"identities_only":false,"certificate_files":[],"user_known_hosts":["{HOME}/.ssh/known_hosts","{HOME}/.ssh/known_hosts2"],"global_known_hosts":["/etc/ssh/ssh_known_hosts","/etc/ssh/ssh_known_hosts2"],"strict_host_key_checking":"yes","host_key_alias":"web","known_hosts_name":"web"}}"#
+            r#"{{"type":"host","host":"web1","roles":[],"hostname":"10.0.0.5","port":22,"user":"deploy","route":{{"kind":"jump","hosts":"bastion","hops":[{{"host":"bastion","address":"root@bastion:22"}}]}},"identity_files":["{HOME}/.ssh/id_rsa","{HOME}/.ssh/id_ecdsa","{HOME}/.ssh/id_ecdsa_sk","{HOME}/.ssh/id_ed25519","{HOME}/.ssh/id_ed25519_sk","{HOME}/.ssh/id_xmss","{HOME}/.ssh/id_dsa"],"identities_only":false,"certificate_files":[],"user_known_hosts":["{HOME}/.ssh/known_hosts","{HOME}/.ssh/known_hosts2"],"global_known_hosts":["/etc/ssh/ssh_known_hosts","/etc/ssh/ssh_known_hosts2"],"strict_host_key_checking":"yes","host_key_alias":"web","known_hosts_name":"web"}}"#
         )
     );
 

@@ -46,11 +46,22 @@ pub fn authenticate(name: &str, cfg: &HostConfig, session: &Session) -> Result<(
 
     let mut certificates_used: Vec<PathBuf> = Vec::new();
     for path in &cfg.identity_files {
-        let blob = public_blob(path);
-        let copy = blob
-            .as_deref()
-            .and_then(|b| agent_keys.iter().find(|k| k.blob() == b));
-        let exists = path.exists();
+        let public = identity_public_key(path);
+        let copy = public
+            .as_ref()
+            .and_then(|p| agent_keys.iter().find(|k| k.blob() == p.blob));
+        // A public key file stands for a private key elsewhere (ssh-agent); the file itself
+        // is never sent as a private key.
+        let is_public_file = public.as_ref().is_some_and(|p| p.from_file_itself);
+        if is_public_file && copy.is_none() {
+            auth.tried.push(format!(
+                "{} is a public key and ssh-agent holds no private key for it (ssh fails \
+                 alike: it cannot load a public key file as the private key)",
+                path.display()
+            ));
+            continue;
+        }
+        let exists = path.exists() && !is_public_file;
         if !exists && copy.is_none() {
             if cfg.identity_files_configured {
                 auth.tried
@@ -258,7 +269,7 @@ const CERTIFICATE_TYPES: &[&str] = &[
 /// The certificates to try with the identity file `key`, as ssh pairs them: the configured
 /// `CertificateFile`s that certify its public key, else `KEY-cert.pub` when it exists.
 fn certificates_for(key: &Path, cfg: &HostConfig) -> Vec<PathBuf> {
-    let Some(blob) = public_blob(key) else {
+    let Some(blob) = identity_public_key(key).map(|p| p.blob) else {
         return Vec::new();
     };
     if cfg.certificate_files.is_empty() {
@@ -285,6 +296,21 @@ fn certificate_type(path: &Path) -> Option<String> {
     kind.contains("-cert-v01@openssh.com").then_some(kind)
 }
 
+/// The key of a file in public key format (`TYPE BASE64 [COMMENT]`, as sshkey_read reads it:
+/// the first line that is not empty or a comment, the blob's own type agreeing with TYPE);
+/// None for anything else, a private key file included.
+fn read_public_key_file(path: &Path) -> Option<Vec<u8>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))?;
+    let mut fields = line.split_whitespace();
+    let kind = fields.next()?;
+    let blob = STANDARD.decode(fields.next()?).ok()?;
+    (known_hosts::blob_key_type(&blob)? == kind).then_some(blob)
+}
+
 fn read_key_blob(path: &Path) -> Option<Vec<u8>> {
     let text = std::fs::read_to_string(path).ok()?;
     STANDARD.decode(text.split_whitespace().nth(1)?).ok()
@@ -305,9 +331,34 @@ fn certifies(cert: &[u8], key: &[u8]) -> bool {
     !key_fields.is_empty() && cert_fields.starts_with(key_fields)
 }
 
-/// The public key blob of an identity file, as ssh loads it (`sshkey_load_public`): from
-/// its `.pub` companion, else from the private key file itself (an OpenSSH-format key keeps
-/// its public key unencrypted in its header).
+/// The public key of an identity file.
+struct IdentityPublicKey {
+    /// The key blob (SSH wire format).
+    blob: Vec<u8>,
+    /// The identity file is itself a public key file (`IdentityFile ~/.ssh/id.pub`): its
+    /// private key can only be in ssh-agent.
+    from_file_itself: bool,
+}
+
+/// The public key of an identity file, as ssh loads it (authfile.c `sshkey_load_public`):
+/// the file itself read as a public key, else its `.pub` companion, else the private key
+/// file's own header (an OpenSSH-format key keeps its public key unencrypted there).
+fn identity_public_key(path: &Path) -> Option<IdentityPublicKey> {
+    if let Some(blob) = read_public_key_file(path) {
+        return Some(IdentityPublicKey {
+            blob,
+            from_file_itself: true,
+        });
+    }
+    public_blob(path).map(|blob| IdentityPublicKey {
+        blob,
+        from_file_itself: false,
+    })
+}
+
+/// The public key blob of a private key file: from its `.pub` companion, else from the
+/// private key file itself (an OpenSSH-format key keeps its public key unencrypted in its
+/// header).
 fn public_blob(private: &Path) -> Option<Vec<u8>> {
     let mut pub_path = private.as_os_str().to_owned();
     pub_path.push(".pub");
@@ -400,6 +451,12 @@ mod tests {
             .success();
         assert!(ok);
         let from_pub = public_blob(&key).unwrap();
+        // The .pub named itself is a public key file; the private key is not.
+        let named_pub = identity_public_key(&key.with_extension("pub")).unwrap();
+        assert!(named_pub.from_file_itself);
+        assert_eq!(named_pub.blob, from_pub);
+        let named_private = identity_public_key(&key).unwrap();
+        assert!(!named_private.from_file_itself);
         std::fs::remove_file(key.with_extension("pub")).unwrap();
         // Encrypted, yet its public key is readable: the agent's copy can be matched.
         assert!(key_is_encrypted(&key));

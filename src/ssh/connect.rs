@@ -289,9 +289,15 @@ pub fn connect_over<S: AsRawFd + 'static>(
     let lookup = cfg.known_hosts_name();
     let recorded = known.recorded_types(&lookup);
     let pinned_type = pinned_key.and_then(known_hosts::blob_key_type);
+    // A @cert-authority line for the name without the port applies too (ssh looks there
+    // when `[host]:port` knows nothing; see host_key.rs).
+    let authority = !known.authorities(&lookup).is_empty()
+        || cfg
+            .known_hosts_portless_name()
+            .is_some_and(|p| !known.authorities(p).is_empty());
     let known_types = algorithms::KnownTypes {
         recorded: &recorded,
-        authority: !known.authorities(&lookup).is_empty(),
+        authority,
         pinned: pinned_type.as_deref(),
     };
     algorithms::apply(&session, cfg, known_types).map_err(&handshake_err)?;
@@ -361,7 +367,15 @@ fn tcp_connect(
         .map_err(|e| SshError::Resolve {
             host: name.to_string(),
             hostname: cfg.hostname.clone(),
-            reason: e.to_string(),
+            reason: match cfg.hostname.contains(['[', ']']) {
+                // ssh reads brackets as part of the name too (see host.rs); say how to write
+                // what was probably meant.
+                true => format!(
+                    "{e} (brackets are part of a host name, as in ssh: write an IPv6 address \
+                     without them, `::1`, or with a port as `ssh://[::1]:2222`)"
+                ),
+                false => e.to_string(),
+            },
         })?
         .filter(|a| match cfg.address_family {
             AddressFamily::Any => true,

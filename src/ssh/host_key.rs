@@ -1,5 +1,7 @@
 //! Checking the host key a server presented, as ssh checks it (sshconnect.c
-//! `check_host_key`): against known_hosts under the host's name, strictly unless
+//! `check_host_key`): against known_hosts under the host's name (for a host on a port other
+//! than 22 without `HostKeyAlias`, also under the bare host name when `[host]:port` knows no
+//! key of the presented type: ssh's second look "w/out port"), strictly unless
 //! `StrictHostKeyChecking` says otherwise; a certificate against the `@cert-authority` lines
 //! for that name; `@revoked` keys (and revoked CAs) refused; on a reconnect, the key the
 //! first connection saw.
@@ -105,6 +107,21 @@ impl HostKeyPolicy<'_> {
                 recorded: describe(&recorded),
             }),
             HostKeyCheck::NotFound => {
+                // ssh's second look, without the port. A key revoked there is refused: ssh
+                // warns, then records and accepts it under accept-new.
+                if let Some(portless) = cfg.known_hosts_portless_name() {
+                    match self.known.check(portless, key) {
+                        HostKeyCheck::Match => return Ok(()),
+                        HostKeyCheck::Revoked(location) => {
+                            return Err(SshError::HostKeyRevoked {
+                                host: name.to_string(),
+                                name: portless.to_string(),
+                                location,
+                            })
+                        }
+                        HostKeyCheck::NotFound | HostKeyCheck::Mismatch(_) => {}
+                    }
+                }
                 if cfg.strict_host_key_checking == StrictHostKeyChecking::Yes {
                     let other = OtherEntries {
                         keys: describe(&self.known.recorded(&lookup)),
@@ -125,6 +142,15 @@ impl HostKeyPolicy<'_> {
                 self.accept_new(&lookup, key, warn)
             }
         }
+    }
+
+    /// Whether known_hosts records `key` itself under the portless name. Only an exact match
+    /// counts: a different key there is not "changed" but unknown (ssh's second look is
+    /// quiet and read-only), so it is refused or recorded under `[host]:port` as any new key.
+    fn found_without_port(&self, key: &[u8]) -> bool {
+        self.cfg
+            .known_hosts_portless_name()
+            .is_some_and(|portless| self.known.check(portless, key) == HostKeyCheck::Match)
     }
 
     /// `StrictHostKeyChecking accept-new` (or `no`): records `key` in the first
@@ -194,7 +220,18 @@ impl HostKeyPolicy<'_> {
                 location,
             });
         }
-        let trusted = authorities.iter().find(|a| a.key == cert.signature_key);
+        // A CA line for `[host]:port` that names the CA, else one for the portless name (ssh's
+        // second look, which certificates get too).
+        let portless_authorities = match self.cfg.known_hosts_portless_name() {
+            Some(portless) if !authorities.iter().any(|a| a.key == cert.signature_key) => {
+                self.known.authorities(portless)
+            }
+            _ => Vec::new(),
+        };
+        let trusted = authorities
+            .iter()
+            .chain(&portless_authorities)
+            .find(|a| a.key == cert.signature_key);
         let problem = match trusted {
             Some(_) => {
                 let principal = self
@@ -223,6 +260,13 @@ impl HostKeyPolicy<'_> {
         };
         // As ssh does: the certified key itself may be known as a plain key.
         match self.known.check(lookup, &cert.plain_key) {
+            HostKeyCheck::NotFound if self.found_without_port(&cert.plain_key) => {
+                warn(format!(
+                    "{name}: the host certificate for {lookup} was refused ({problem}); \
+                     connected because known_hosts records its key"
+                ));
+                Ok(())
+            }
             HostKeyCheck::Match => {
                 warn(format!(
                     "{name}: the host certificate for {lookup} was refused ({problem}); \

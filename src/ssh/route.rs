@@ -16,14 +16,19 @@ pub fn parse_spec(spec: &str) -> Result<Vec<HostTarget>, String> {
         return Ok(Vec::new());
     }
     spec.split(',')
-        .map(|hop| {
-            let hop = hop.trim();
-            let hop = hop.strip_prefix("ssh://").unwrap_or(hop);
-            let hop = hop.strip_suffix('/').unwrap_or(hop);
-            if hop.is_empty() {
+        .map(|written| {
+            let written = written.trim();
+            if written.is_empty() {
                 return Err(format!("empty jump host in `{spec}`"));
             }
-            HostTarget::parse(hop).map_err(|e| format!("jump host list `{spec}`: {e}"))
+            // One hop at a time, so that each keeps the name it was written with.
+            let hop = config::parse_jump_spec(written)
+                .map_err(|e| format!("jump host list `{spec}`: {e}"))?
+                .into_iter()
+                .next()
+                .ok_or_else(|| format!("empty jump host in `{spec}`"))?;
+            HostTarget::jump_hop(written, hop.user, hop.host, hop.port)
+                .map_err(|e| format!("jump host list `{spec}`: {e}"))
         })
         .collect()
 }
@@ -151,6 +156,22 @@ mod tests {
             (hops[2].user.as_deref(), hops[2].alias.as_str()),
             (Some("c"), "d")
         );
+        // `[addr]:port` is an address and a port here (readconf.c parse_jump), unlike in a
+        // destination.
+        let hops = parse_spec("[::1]:2222,u@[h],[10.0.0.1]").unwrap();
+        let parts: Vec<_> = hops
+            .iter()
+            .map(|h| (h.user.as_deref(), h.alias.as_str(), h.port, h.name.as_str()))
+            .collect();
+        assert_eq!(
+            parts,
+            [
+                (None, "::1", Some(2222), "[::1]:2222"),
+                (Some("u"), "h", None, "u@[h]"),
+                (None, "10.0.0.1", None, "[10.0.0.1]"),
+            ]
+        );
+        assert!(parse_spec("a;b").is_err());
         assert!(parse_spec("a,,b").is_err());
         assert!(parse_spec("a:0").is_err());
     }

@@ -145,6 +145,16 @@ impl HostConfig {
         }
     }
 
+    /// The name known_hosts is searched under a second time when [`Self::known_hosts_name`]
+    /// records no key of the presented type (nor a `@cert-authority` line for its CA): the
+    /// bare host name of a host on a port other than 22, as sshconnect.c `check_host_key`
+    /// looks again "w/out port". None with `HostKeyAlias` (ssh has no second look for an
+    /// alias) and on port 22. Only a key recorded there exactly (or a CA line naming the
+    /// certificate's CA) counts; nothing is ever recorded under it.
+    pub fn known_hosts_portless_name(&self) -> Option<&str> {
+        (self.host_key_alias.is_none() && self.port != 22).then_some(self.hostname.as_str())
+    }
+
     /// The agent whose socket a forwarded agent connection reaches: `ForwardAgent`'s own
     /// socket, else the identity agent (ssh points `SSH_AUTH_SOCK` at `IdentityAgent`).
     pub fn agent_to_forward(&self) -> Option<PathBuf> {

@@ -46,6 +46,7 @@ pub use host::{
     AddressFamily, Algorithms, HostConfig, Request, Route, StrictHostKeyChecking,
     DEFAULT_CONNECT_TIMEOUT,
 };
+pub use jump_spec::parse as parse_jump_spec;
 pub use local::Local;
 pub use negotiable::{assemble, assemble_from, supported, unusable, unusable_keyword};
 pub use pattern::{pattern_list_match, wildcard_match};

@@ -1031,7 +1031,7 @@ fn demo_script_deploys_the_seed_scenario() {
             && !l.contains(" 0 heartbeats")),
         "{dump}"
     );
-    assert!(!stdout.contains("idle, kept alive"), "{dump}");
+    assert!(!stdout.contains("~ idle, kept alive"), "{dump}");
     assert!(!stdout.contains("reconnected"), "{dump}");
     assert!(
         started.elapsed() < Duration::from_secs(60),

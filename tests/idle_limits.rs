@@ -14,7 +14,7 @@ use support::harness::Harness;
 use support::lab::Lab;
 use support::tether::{Output, Tether};
 use support::users::PlainUser;
-use tether::event::{EventKind, LimitFrom};
+use tether::event::{Beat, EventKind, LimitFrom};
 use tether::ssh::limit_cache::LimitCache;
 use tether::ssh::policy::WorkerSettings;
 
@@ -328,4 +328,57 @@ fn heartbeats_are_counted_in_the_summary_and_printed_only_with_verbose() {
     verbose
         .status(0)
         .stdout_contains("resque1 ~ idle, kept alive: heartbeat");
+}
+
+/// Resets every established connection of that lab host (`ss -K`: the server's end is
+/// destroyed and a RST sent), as a firewall or a NAT that forgot the connection does.
+fn reset_connections(lab: &Lab, host: &str) {
+    let port = lab.host(host).port;
+    let out = std::process::Command::new("ss")
+        .args([
+            "-K",
+            "state",
+            "established",
+            &format!("( sport = :{port} )"),
+        ])
+        .output()
+        .expect("run ss");
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn a_connection_reset_after_a_moment_of_idleness_teaches_nothing_even_unread() {
+    // Where the config cannot be read, an orderly close after 3 s idle would be learned as
+    // an idle limit; a reset is not one.
+    let user = PlainUser::create();
+    let lab = Lab::builder().names(&["host1"]).start();
+    make_unreadable(&lab, "host1");
+    let host = user.at("host1");
+    let host = host.as_str();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let (cache, _) = LimitCache::load(cache_file(cache_dir.path()));
+    let settings = WorkerSettings {
+        limit_cache: Some(std::sync::Arc::new(cache)),
+        ..WorkerSettings::default()
+    };
+    let mut h = Harness::new(&lab.ssh_config(), settings, &[host]);
+    h.wait_for(Duration::from_secs(5), |e| {
+        matches!(
+            e.kind,
+            EventKind::Heartbeat {
+                beat: Beat::Limits,
+                ..
+            }
+        )
+    })
+    .unwrap_or_else(|| panic!("the limits were not read\n{}", h.story()));
+    h.idle(Duration::from_secs(3));
+    reset_connections(&lab, "host1");
+    h.wait_for(Duration::from_secs(5), |e| is_reconnect(&e.kind))
+        .unwrap_or_else(|| panic!("no reconnect\n{}", h.story()));
+    h.idle(Duration::from_millis(300));
+    assert_eq!(h.count(host, is_learned), 0, "{}", h.story());
+    assert!(!cache_file(cache_dir.path()).exists());
+    let r = h.run(&[host], "echo again");
+    assert!(r[0].ok(), "{:?}", r[0].result);
 }

@@ -18,14 +18,16 @@ use tether::event::{Beat, EventKind, LimitFrom};
 use tether::ssh::limit_cache::LimitCache;
 use tether::ssh::policy::WorkerSettings;
 
-/// web is busy for `seconds` (printing a line a second, so that no `ChannelTimeout` cuts it)
-/// while resque sits idle; then a step on both.
+/// A first step on both hosts (each host's first command comes before its first heartbeat),
+/// then web is busy for `seconds` (printing a line a second, so that no `ChannelTimeout` cuts
+/// it) while resque sits idle; then a step on both.
 fn recipe(web: &str, resque: &str, seconds: u32) -> String {
     format!(
         r#"
 server("{web}", #{{ roles: ["web"] }});
 server("{resque}", #{{ roles: ["resque"] }});
 task("one", "Long step on web only", || {{
+    on("all", "true");
     on("web", "i=0; while [ $i -lt {seconds} ]; do echo $i; sleep 1; i=$((i+1)); done");
 }});
 task("two", "A step on every host", || {{ on("all", "echo two"); }});

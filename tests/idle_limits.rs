@@ -376,8 +376,19 @@ fn a_connection_reset_after_a_moment_of_idleness_teaches_nothing_even_unread() {
     .unwrap_or_else(|| panic!("the limits were not read\n{}", h.story()));
     h.idle(Duration::from_secs(3));
     reset_connections(&lab, "host1");
-    h.wait_for(Duration::from_secs(5), |e| is_reconnect(&e.kind))
+    let (_, e) = h
+        .wait_for(Duration::from_secs(5), |e| is_reconnect(&e.kind))
         .unwrap_or_else(|| panic!("no reconnect\n{}", h.story()));
+    let EventKind::Reconnected { reason, .. } = &e.kind else {
+        unreachable!()
+    };
+    // Said as what it was: not "the server closed the connection".
+    assert_eq!(
+        reason,
+        "connection lost while idle (the connection was reset)",
+        "{}",
+        h.story()
+    );
     h.idle(Duration::from_millis(300));
     assert_eq!(h.count(host, is_learned), 0, "{}", h.story());
     assert!(!cache_file(cache_dir.path()).exists());

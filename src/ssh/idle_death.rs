@@ -31,6 +31,12 @@ impl IdleDeath {
         self == IdleDeath::Closed
     }
 
+    /// How to say it when libssh2's words would mislead: it reports a reset as a failed send
+    /// or a connection the server closed.
+    pub fn words(self) -> Option<&'static str> {
+        (self == IdleDeath::Reset).then_some("the connection was reset")
+    }
+
     /// The death of a session whose heartbeat failed with `error`: what the socket showed
     /// before the heartbeat (`before`, from [`peek`]) if anything, else what the failure and
     /// the socket say now.

@@ -331,7 +331,8 @@ impl WorkerState {
                     // may have. Run commands.
                     self.beat = Some(Beat::Command);
                 }
-                self.replace_session(format!("connection lost while idle ({e})"), true);
+                let why = death.words().map_or_else(|| e.to_string(), String::from);
+                self.replace_session(format!("connection lost while idle ({why})"), true);
             }
         }
     }

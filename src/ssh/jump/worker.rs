@@ -383,6 +383,9 @@ impl State {
             // that long. (Not after a reset or a silence: see `idle_death`.)
             self.owner.learn(self.last_alive.elapsed());
         }
+        let reason = death
+            .and_then(IdleDeath::words)
+            .map_or(reason, String::from);
         // Recorded before the tunnels close: their hosts look at it when they notice.
         *self.lost_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
         self.tunnels.clear();

@@ -91,12 +91,26 @@ struct File {
 const VERSION: u32 = 1;
 
 /// The cache of one run: loaded once, written through on every change (merged with what other
-/// runs wrote meanwhile). Shared by every session owner of the run; its lock is held only for
-/// a lookup or a file write, never across network I/O.
+/// runs wrote meanwhile). Shared by every session owner of the run, whose heartbeats learn:
+/// none of them waits for another's file I/O. Its state lock is held for memory only; one
+/// owner at a time writes the file, and a change made while it writes is written by it too
+/// (it writes again until nothing is left), else by the next change or when the cache is
+/// dropped.
 #[derive(Debug)]
 pub struct LimitCache {
     path: PathBuf,
-    entries: Mutex<Vec<Entry>>,
+    state: Mutex<State>,
+    /// Held by the one owner writing the file.
+    writing: Mutex<()>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    entries: Vec<Entry>,
+    /// What this run changed, per key: the entry now (`None`: forgotten).
+    changed: Vec<(Key, Option<Entry>)>,
+    /// Changed since the last write began.
+    dirty: bool,
 }
 
 fn now_secs() -> u64 {
@@ -139,7 +153,11 @@ impl LimitCache {
         };
         let cache = LimitCache {
             path,
-            entries: Mutex::new(entries),
+            state: Mutex::new(State {
+                entries,
+                ..State::default()
+            }),
+            writing: Mutex::new(()),
         };
         (cache, note)
     }
@@ -149,15 +167,16 @@ impl LimitCache {
         &self.path
     }
 
-    fn entries(&self) -> std::sync::MutexGuard<'_, Vec<Entry>> {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
         // Plain data: a panic elsewhere cannot leave it half-changed.
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// What is remembered about `key`.
     pub fn get(&self, key: &Key) -> Option<Remembered> {
         let now = now_secs();
-        self.entries()
+        self.state()
+            .entries
             .iter()
             .find(|e| &e.key == key)
             .map(|e| Remembered {
@@ -177,32 +196,73 @@ impl LimitCache {
             source,
             learned_at: now_secs(),
         };
-        self.update(|entries| {
-            entries.retain(|e| &e.key != key);
-            entries.push(entry.clone());
-        })
+        {
+            let mut st = self.state();
+            st.entries.retain(|e| &e.key != key);
+            st.entries.push(entry.clone());
+            change(&mut st, key, Some(entry));
+        }
+        self.flush()
     }
 
     /// Forgets a limit for `key` that came from `source` (the config read now sets none).
     pub fn forget(&self, key: &Key, source: Source) -> Result<(), String> {
-        if !self
-            .entries()
-            .iter()
-            .any(|e| &e.key == key && e.source == source)
         {
-            return Ok(());
+            let mut st = self.state();
+            let before = st.entries.len();
+            st.entries
+                .retain(|e| !(&e.key == key && e.source == source));
+            if st.entries.len() == before {
+                return Ok(());
+            }
+            change(&mut st, key, None);
         }
-        self.update(|entries| entries.retain(|e| !(&e.key == key && e.source == source)))
+        self.flush()
     }
 
-    /// Applies `change` to this run's entries and to the file's (as other runs left it; a
-    /// file that cannot be read is replaced), then writes the file atomically.
-    fn update(&self, change: impl Fn(&mut Vec<Entry>)) -> Result<(), String> {
-        let mut mine = self.entries();
-        change(&mut mine);
-        let mut on_disk = read(&self.path, now_secs()).unwrap_or_default();
-        change(&mut on_disk);
-        write(&self.path, &on_disk)
+    /// Writes this run's changes into the file (as other runs left it; a file that cannot be
+    /// read is replaced) unless another owner is writing, which then writes them too.
+    fn flush(&self) -> Result<(), String> {
+        loop {
+            {
+                let Ok(_writing) = self.writing.try_lock() else {
+                    return Ok(());
+                };
+                let changed = {
+                    let mut st = self.state();
+                    if !st.dirty {
+                        return Ok(());
+                    }
+                    st.dirty = false;
+                    st.changed.clone()
+                };
+                let mut entries = read(&self.path, now_secs()).unwrap_or_default();
+                for (key, now) in changed {
+                    entries.retain(|e| e.key != key);
+                    entries.extend(now);
+                }
+                write(&self.path, &entries)?;
+            }
+            // Released first: a change made while the file was written is seen here, or its
+            // owner takes the lock itself.
+            if !self.state().dirty {
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn change(st: &mut State, key: &Key, now: Option<Entry>) {
+    st.changed.retain(|(k, _)| k != key);
+    st.changed.push((key.clone(), now));
+    st.dirty = true;
+}
+
+impl Drop for LimitCache {
+    /// Writes what is left (a change made while another owner's write was ending); an error
+    /// only loses it, as the owners were told when their writes failed.
+    fn drop(&mut self) {
+        let _ = self.flush();
     }
 }
 
@@ -296,6 +356,32 @@ mod tests {
         let (third, _) = LimitCache::load(path.clone());
         assert_eq!(third.get(&key(1)), None);
         assert!(third.get(&key(2)).is_some());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn owners_remembering_at_once_all_reach_the_file() {
+        let dir =
+            std::env::temp_dir().join(format!("tether-limit-cache-many-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let path = dir.join(FILE);
+        let (cache, _) = LimitCache::load(path.clone());
+        std::thread::scope(|scope| {
+            for port in 0..40 {
+                let cache = &cache;
+                scope.spawn(move || {
+                    cache
+                        .remember(&key(port), Duration::from_secs(3), Source::SshdConfig)
+                        .unwrap()
+                });
+            }
+        });
+        drop(cache);
+        let (again, note) = LimitCache::load(path);
+        assert_eq!(note, None);
+        for port in 0..40 {
+            assert!(again.get(&key(port)).is_some(), "port {port}");
+        }
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -303,10 +303,11 @@ impl Owner {
         let (Some(cache), Some(key)) = (&self.settings.limit_cache, self.cache_key()) else {
             return;
         };
-        if cache
-            .get(&key)
-            .is_some_and(|k| k.limit == limit && k.source == source)
-        {
+        // The same again within a day: not worth a write. Later, it is renewed, so that a
+        // limit each run confirms does not expire.
+        if cache.get(&key).is_some_and(|k| {
+            k.limit == limit && k.source == source && k.age < Duration::from_secs(24 * 3600)
+        }) {
             return;
         }
         if let Err(why) = cache.remember(&key, limit, source) {

@@ -29,9 +29,9 @@ use super::reconnect;
 use super::SshError;
 use crate::event::{EventKind, Sink, Stream};
 
-/// How old a session must be before a heartbeat reads its server's limits (see
-/// [`heartbeat::read_limits`]).
-const READ_LIMITS_AFTER: Duration = Duration::from_secs(1);
+/// How old a session must be, and how long idle, before a heartbeat reads its server's limits
+/// (see [`heartbeat::read_limits`]).
+pub const READ_LIMITS_AFTER: Duration = Duration::from_secs(1);
 
 /// A session that could not be replaced is tried again by a command that comes at least this
 /// long after the failed attempt (earlier ones fail at once: the host is known unreachable).

@@ -283,7 +283,9 @@ impl Owner {
         let Some(limit) = limits.unused_connection_timeout else {
             if let (Some(cache), Some(key)) = (&self.settings.limit_cache, self.cache_key()) {
                 if let Err(why) = cache.forget(&key, Source::SshdConfig) {
-                    self.emit(EventKind::Note { message: why });
+                    self.emit(EventKind::Note {
+                        message: format!("idle limit not forgotten: {why}"),
+                    });
                 }
             }
             return;

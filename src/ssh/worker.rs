@@ -285,11 +285,11 @@ impl WorkerState {
     fn heartbeat(&mut self, probe: bool) {
         let Some(conn) = &self.conn else { return };
         let timeout = self.owner.settings.heartbeat_timeout;
+        // What the socket shows before libssh2 reads (and hides) how it ended.
+        let seen = idle_death::peek(conn.fd());
         // Right after login sshd sends a notice (hostkeys-00@openssh.com) that wakes the worker;
         // reading the limits then would delay a run's first command, so a session younger than
         // READ_LIMITS_AFTER answers with the `true` that is safe on any server.
-        // What the socket shows before libssh2 reads (and hides) how it ended.
-        let seen = idle_death::peek(conn.fd());
         let result = match self.beat {
             Some(beat) => heartbeat::run(conn, beat, timeout).map(|rtt| (None, beat, rtt)),
             None if self.connected_at.elapsed() < READ_LIMITS_AFTER => {

@@ -227,6 +227,17 @@ fn a_killed_idle_connection_is_reconnected_without_changing_the_learned_interval
     assert_eq!(h.count("host1", is_reconnect), 1, "{}", h.story());
     assert_eq!(h.count("host1", is_learned), 0, "{}", h.story());
     assert_eq!(lab.accepted_logins("host1"), 2);
+    // Read once per host and run, not again on the new session.
+    let reads = h.count("host1", |k| {
+        matches!(
+            k,
+            EventKind::Heartbeat {
+                beat: Beat::Limits,
+                ..
+            }
+        )
+    });
+    assert_eq!(reads, 1, "{}", h.story());
     assert_eq!(
         std::fs::read_to_string(cache.path()).unwrap(),
         remembered,
@@ -394,4 +405,32 @@ fn a_connection_reset_after_a_moment_of_idleness_teaches_nothing_even_unread() {
     assert!(!cache_file(cache_dir.path()).exists());
     let r = h.run(&[host], "echo again");
     assert!(r[0].ok(), "{:?}", r[0].result);
+}
+
+#[test]
+fn a_cache_that_cannot_be_written_is_a_note_under_verbose_not_an_error() {
+    let lab = Lab::builder()
+        .names(&["web1", "resque1"])
+        .profile("unused")
+        .start();
+    let dir = write_recipe(&lab, &recipe("web1", "resque1", 3));
+    // XDG_CACHE_HOME is a file: no directory can be made under it.
+    let temp = tempfile::tempdir().unwrap();
+    let blocked = temp.path().join("not-a-directory");
+    std::fs::write(&blocked, "").unwrap();
+    let quiet = deploy(&lab, &dir, &blocked, &[]);
+    quiet.status(0).stdout_lacks("note:");
+    let verbose = deploy(&lab, &dir, &blocked, &["-v"]);
+    verbose
+        .status(0)
+        .stdout_contains(
+            "resque1 ~ note: idle limit not remembered: cannot create the directory of ",
+        )
+        .stdout_contains("resque1 ~ the server closes connections unused for 3.0 s");
+    assert_eq!(
+        [lab.accepted_logins("web1"), lab.accepted_logins("resque1")],
+        [2, 2],
+        "{}",
+        verbose.stdout
+    );
 }

@@ -311,6 +311,13 @@ impl GlobalArgs {
             fold: !self.no_fold,
             shard: self.shard,
             timeline: self.timeline.clone(),
+            limit_cache: {
+                let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+                tether::ssh::limit_cache::default_path(
+                    var("XDG_CACHE_HOME").as_deref(),
+                    var("HOME").as_deref(),
+                )
+            },
         })
     }
 }

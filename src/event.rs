@@ -22,6 +22,21 @@ pub enum Beat {
     Limits,
 }
 
+/// Where an idle limit came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "source")]
+pub enum LimitFrom {
+    /// `UnusedConnectionTimeout`, read from the serving sshd's config by the first heartbeat.
+    SshdConfig,
+    /// Remembered from an earlier run this long ago (see `ssh::limit_cache`).
+    Remembered {
+        /// Whether that run read it from the config (else an idle session died after it).
+        read: bool,
+        /// How long ago it was learned, in seconds.
+        age_s: u64,
+    },
+}
+
 /// Which output stream a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -226,6 +241,25 @@ pub enum EventKind {
         /// The new interval.
         #[serde(rename = "interval_ms", serialize_with = "millis")]
         interval: Duration,
+    },
+    /// The heartbeat interval was set from an idle limit the server's config announced, or
+    /// that an earlier run learned (the idle-limit cache).
+    IdleLimit {
+        /// The server's idle limit (its `UnusedConnectionTimeout`, or how long an idle session
+        /// lasted before the server closed it).
+        #[serde(rename = "limit_ms", serialize_with = "millis")]
+        limit: Duration,
+        /// Where it came from.
+        #[serde(flatten)]
+        from: LimitFrom,
+        /// The heartbeat interval from now on.
+        #[serde(rename = "interval_ms", serialize_with = "millis")]
+        interval: Duration,
+    },
+    /// A detail for `-v` (an idle-limit cache that could not be read or written).
+    Note {
+        /// The text.
+        message: String,
     },
     /// Something the user should know (skipped known_hosts lines, recorded keys).
     Warning {
@@ -449,7 +483,7 @@ impl EventKind {
                 opt(error);
             }
             EventKind::Reconnected { reason, .. } => m(reason),
-            EventKind::Warning { message } => m(message),
+            EventKind::Warning { message } | EventKind::Note { message } => m(message),
             EventKind::LoginShellOutput { stdout, stderr } => {
                 m(stdout);
                 m(stderr);
@@ -478,6 +512,7 @@ impl EventKind {
             EventKind::Connected { .. }
             | EventKind::Heartbeat { .. }
             | EventKind::Learned { .. }
+            | EventKind::IdleLimit { .. }
             | EventKind::Hosts { .. }
             | EventKind::TaskStarted { .. }
             | EventKind::TaskFinished { .. } => {}

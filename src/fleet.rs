@@ -14,6 +14,7 @@ use crate::host::HostTarget;
 use crate::pool::{FanOut, HostResult, Pool};
 use crate::settings::Settings;
 use crate::ssh::config::{self, SshConfig};
+use crate::ssh::limit_cache::LimitCache;
 use crate::ssh::limiter::HandshakeLimiter;
 use crate::ssh::policy::{WorkerSettings, DEFAULT_HEARTBEAT};
 
@@ -98,8 +99,16 @@ impl Fleet {
         interrupted: Arc<AtomicBool>,
         sink: Sink,
     ) -> Result<Self, Error> {
+        let limit_cache = settings.limit_cache.clone().map(|path| {
+            let (cache, note) = LimitCache::load(path);
+            if let Some(message) = note {
+                sink.emit(&Arc::from(""), EventKind::Note { message });
+            }
+            Arc::new(cache)
+        });
         let policy = WorkerSettings {
             heartbeat,
+            limit_cache,
             ..WorkerSettings::default()
         };
         let pool = Pool::new(

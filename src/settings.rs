@@ -79,6 +79,9 @@ pub struct Settings {
     pub shard: Option<Shard>,
     /// `--timeline FILE`: write the run's timeline (HTML) there when it ends.
     pub timeline: Option<PathBuf>,
+    /// The idle-limit cache file (`$XDG_CACHE_HOME/tether/idle-limits.json`, see
+    /// [`crate::ssh::limit_cache::default_path`]); `None`: nothing is remembered across runs.
+    pub limit_cache: Option<PathBuf>,
 }
 
 impl Settings {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use support::harness::Harness;
 use support::lab::Lab;
 use support::netns::NetnsHost;
+use support::users::PlainUser;
 use tether::event::{Beat, EventKind};
 use tether::pool::{FanOut, HostResult};
 use tether::ssh::exec::ExitStatus;
@@ -20,6 +21,11 @@ use tether::ssh::SshError;
 const WEB: [&str; 2] = ["web1", "web2"];
 const RESQUE: [&str; 2] = ["resque1", "resque2"];
 const ALL: [&str; 4] = ["web1", "web2", "resque1", "resque2"];
+
+fn set_mode(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
 
 fn is_reconnect(k: &EventKind) -> bool {
     matches!(k, EventKind::Reconnected { .. })
@@ -363,6 +369,7 @@ fn blackholed_idle_host_is_reported_unreachable_not_hung() {
             heartbeat_timeout,
             reconnect_attempts: attempts,
             backoff_cap: Duration::from_secs(1),
+            limit_cache: None,
         },
         &["far"],
     );
@@ -442,11 +449,17 @@ fn silent_command_cut_off_by_channel_timeout_keeps_the_session() {
 
 #[test]
 fn learns_a_shorter_interval_when_an_idle_session_dies() {
+    // A login that cannot read the server's config (mode 0600): its limit is not known
+    // before it ends a session. (Read, it would set the interval: see idle_limits.rs.)
+    let user = PlainUser::create();
     let lab = Lab::builder().names(&["host1"]).profile("unused").start();
+    set_mode(&lab.host("host1").sshd_config, 0o600);
+    let host = user.at("host1");
+    let host = host.as_str();
     let mut h = Harness::new(
         &lab.ssh_config(),
         settings(Some(Duration::from_secs(15))),
-        &["host1"],
+        &[host],
     );
     // UnusedConnectionTimeout 3 closes the idle session long before the 15 s heartbeat.
     let (_, learned) = h
@@ -473,7 +486,7 @@ fn learns_a_shorter_interval_when_an_idle_session_dies() {
     h.idle(Duration::from_secs(8));
     let after: Vec<&EventKind> = h.events[before..]
         .iter()
-        .filter(|(_, e)| &*e.host == "host1")
+        .filter(|(_, e)| &*e.host == host)
         .map(|(_, e)| &e.kind)
         .collect();
     assert!(
@@ -485,9 +498,9 @@ fn learns_a_shorter_interval_when_an_idle_session_dies() {
     );
     let beats = after.iter().filter(|k| is_heartbeat(k)).count();
     assert!(beats >= 5, "{beats} heartbeats\n{}", h.story());
-    assert_eq!(stdout(&h.run(&["host1"], "echo fine")[0]), "fine\n");
+    assert_eq!(stdout(&h.run(&[host], "echo fine")[0]), "fine\n");
     assert_eq!(lab.accepted_logins("host1"), 2);
-    assert_eq!(h.count("host1", is_reconnect), 1);
+    assert_eq!(h.count(host, is_reconnect), 1);
 }
 
 #[test]
@@ -502,6 +515,7 @@ fn blackholed_during_a_command_is_lost_not_hung() {
             heartbeat_timeout,
             reconnect_attempts: 1,
             backoff_cap: Duration::from_secs(1),
+            limit_cache: None,
         },
         &["far"],
     );

@@ -16,6 +16,7 @@ mod fd_limit;
 mod fold;
 mod host_certificates;
 mod host_keys;
+mod idle_limits;
 mod init;
 mod json;
 mod jump;

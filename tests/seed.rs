@@ -51,15 +51,16 @@ fn assert_kept_alive(lab: &Lab, out: &Output) {
 
 #[test]
 fn idle_hosts_survive_client_alive_limits_with_the_default_heartbeat() {
-    let (lab, out) = run_seed("clientalive", &[]);
+    let (lab, out) = run_seed("clientalive", &["-v"]);
     assert_kept_alive(&lab, &out);
-    // The idle resque hosts were serviced (the server's probes triggered heartbeats).
+    // The idle resque hosts were serviced (the server's probes triggered heartbeats), which
+    // only -v shows line by line.
     out.stdout_contains("resque1 ~ idle, kept alive: heartbeat");
 }
 
 #[test]
 fn idle_hosts_survive_unused_connection_timeout_with_a_short_heartbeat() {
-    let (lab, out) = run_seed("unused", &["--keepalive", "1s"]);
+    let (lab, out) = run_seed("unused", &["--keepalive", "1s", "-v"]);
     assert_kept_alive(&lab, &out);
     out.stdout_contains("resque2 ~ idle, kept alive: heartbeat");
 }

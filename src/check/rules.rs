@@ -6,6 +6,8 @@ use std::time::Duration;
 use crate::duration::{format as format_duration, format_flag, parse as parse_time};
 use crate::ssh::config::wildcard_match;
 use crate::ssh::limiter::PER_SERVER;
+use crate::ssh::reconnect::SHORTEST_INTERVAL;
+use crate::ssh::worker::READ_LIMITS_AFTER;
 use crate::sshd::settings::ServerSettings;
 
 /// How bad a finding is.
@@ -112,14 +114,33 @@ pub fn assess(s: &ServerSettings, heartbeat: Option<Duration>, same_server: usiz
                 format_flag(suggested_keepalive(u))
             ),
         ),
+        // The first heartbeat reads the limit, as this check did, and meets it from then on;
+        // it comes after READ_LIMITS_AFTER of idleness, which must leave the same margin.
+        (Some(u), Some(h))
+            if h + Duration::from_secs(1) > u
+                && READ_LIMITS_AFTER + Duration::from_secs(1) <= u =>
+        {
+            (
+                Level::Ok,
+                format!(
+                    "sshd closes a connection without an open channel after {}; the heartbeat \
+                     ({}) is longer, which is fine because the first one (after {} idle) reads \
+                     this limit as this check did and runs `true` every {} from then on",
+                    format_duration(u),
+                    format_duration(h),
+                    format_duration(READ_LIMITS_AFTER),
+                    format_duration((u / 3).max(SHORTEST_INTERVAL).min(h))
+                ),
+            )
+        }
         // The heartbeat must open its channel with a margin for the round trip and the shell.
         (Some(u), Some(h)) if h + Duration::from_secs(1) > u => (
             Level::Warning,
             format!(
-                "sshd closes a connection without an open channel after {}, and the heartbeat \
-                 ({}) does not come at least 1 s earlier: idle sessions will be dropped (tether \
-                 then reconnects and shortens its heartbeat, one extra login per host). Use \
-                 --keepalive {}",
+                "sshd closes a connection without an open channel after {}, and neither the \
+                 heartbeat ({}) nor its first reading of this limit comes at least 1 s \
+                 earlier: idle sessions will be dropped (tether then reconnects and shortens \
+                 its heartbeat, one extra login per host). Use --keepalive {}",
                 format_duration(u),
                 format_duration(h),
                 format_flag(suggested_keepalive(u))
@@ -256,16 +277,24 @@ mod tests {
             unused_connection_timeout: Some(Duration::from_secs(3)),
             ..ServerSettings::default()
         };
+        // The first heartbeat reads 3 s and beats every second from then on.
         let f = assess(&s, Some(Duration::from_secs(15)), 1);
         let u = find(&f, "UnusedConnectionTimeout");
-        assert_eq!(u.level, Level::Warning);
-        assert!(u.message.contains("--keepalive 1s"), "{}", u.message);
+        assert_eq!(u.level, Level::Ok);
+        assert!(u.message.contains("`true` every 1.0 s"), "{}", u.message);
         let f = assess(&s, Some(Duration::from_secs(1)), 1);
         assert!(f.iter().all(|x| x.level == Level::Ok), "{f:?}");
-        let f = assess(&s, Some(Duration::from_millis(2500)), 1);
-        assert_eq!(find(&f, "UnusedConnectionTimeout").level, Level::Warning);
         let f = assess(&s, None, 1);
         assert_eq!(find(&f, "UnusedConnectionTimeout").level, Level::Warning);
+        // Too short for the first heartbeat to read it in time.
+        let short = ServerSettings {
+            unused_connection_timeout: Some(Duration::from_millis(1500)),
+            ..ServerSettings::default()
+        };
+        let f = assess(&short, Some(Duration::from_secs(15)), 1);
+        let u = find(&f, "UnusedConnectionTimeout");
+        assert_eq!(u.level, Level::Warning);
+        assert!(u.message.contains("--keepalive 500ms"), "{}", u.message);
     }
 
     #[test]

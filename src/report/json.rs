@@ -20,6 +20,7 @@ pub fn json_lines(st: &State, event: &Event, started: Instant) -> Vec<String> {
                     "type": "summary",
                     "heartbeats": s.heartbeats,
                     "reconnects": s.reconnects,
+                    "reattaches": s.reattaches,
                 });
                 merge(&mut v, serde_json::to_value(h));
                 v.to_string()
@@ -40,6 +41,7 @@ pub fn json_lines(st: &State, event: &Event, started: Instant) -> Vec<String> {
                     "commands": s.commands,
                     "heartbeats": s.heartbeats,
                     "reconnects": s.reconnects,
+                    "reattaches": s.reattaches,
                     "error": s.failed,
                 })
                 .to_string()

@@ -16,6 +16,9 @@ pub struct HostStats {
     pub heartbeats: u64,
     /// Dead sessions replaced.
     pub reconnects: u64,
+    /// Commands re-attached after their connection was lost and replaced (issue 13's
+    /// supervisor counts them here; zero until then).
+    pub reattaches: u64,
     /// A command is running.
     pub busy: bool,
     /// When the host last finished work or a heartbeat.

@@ -6,9 +6,9 @@ use std::time::Duration;
 use anstyle::{AnsiColor, Style};
 
 use super::fold::Group;
-use super::state::{Look, State};
+use super::state::{HostStats, Look, State};
 use crate::duration::format as format_duration;
-use crate::event::{Beat, Event, EventKind, HostOutcome, Stream};
+use crate::event::{Beat, Event, EventKind, HostOutcome, LimitFrom, Stream};
 
 const HOST_COLORS: [AnsiColor; 6] = [
     AnsiColor::Cyan,
@@ -89,7 +89,9 @@ pub fn text_lines(st: &State, look: Look, event: &Event) -> Vec<String> {
             Stream::Stdout => format!("{} {line}", prefix(st, host, "|", Style::new())),
             Stream::Stderr => format!("{} {line}", prefix(st, host, "!", fg(AnsiColor::Red))),
         }],
-        EventKind::Heartbeat { rtt, probe, beat } if !look.live || look.verbose => ours(format!(
+        // Quiet by default, on a terminal (the status line shows idle hosts kept alive) and in
+        // a log alike: the summary counts them.
+        EventKind::Heartbeat { rtt, probe, beat } if look.verbose => ours(format!(
             "idle, kept alive: heartbeat {}{}{}",
             format_duration(*rtt),
             match beat {
@@ -115,6 +117,34 @@ pub fn text_lines(st: &State, look: Look, event: &Event) -> Vec<String> {
             format_duration(*died_after),
             format_duration(*interval)
         )),
+        EventKind::IdleLimit {
+            limit,
+            from,
+            interval,
+        } if look.verbose => ours(format!(
+            "{}; heartbeat every {} from now on",
+            match from {
+                LimitFrom::SshdConfig => format!(
+                    "the server closes connections unused for {} (UnusedConnectionTimeout)",
+                    format_duration(*limit)
+                ),
+                LimitFrom::Remembered { read, age_s } => format!(
+                    "the server {} {} (remembered from a run {} ago)",
+                    if *read {
+                        "closes connections unused for"
+                    } else {
+                        "closed an idle session after"
+                    },
+                    format_duration(*limit),
+                    format_duration(Duration::from_secs(*age_s))
+                ),
+            },
+            format_duration(*interval)
+        )),
+        EventKind::Note { message } if look.verbose => match host {
+            "" => vec![format!("note: {message}")],
+            _ => ours(format!("note: {message}")),
+        },
         EventKind::Unreachable { error } => ours(error.clone()),
         EventKind::ConnectFailed { error } => ours(format!(
             "cannot connect: {}",
@@ -186,14 +216,8 @@ fn summary_text(st: &State, look: Look, hosts: &[HostOutcome], elapsed: Duration
     for r in hosts {
         let s = st.hosts.get(&r.host).cloned().unwrap_or_default();
         let mut keep = String::new();
-        if s.heartbeats > 0 || s.reconnects > 0 {
-            keep = format!(
-                "  ({} heartbeat{}, {} reconnect{})",
-                s.heartbeats,
-                plural(s.heartbeats),
-                s.reconnects,
-                plural(s.reconnects)
-            );
+        if s.heartbeats > 0 || s.reconnects > 0 || s.reattaches > 0 {
+            keep = format!("  ({})", session_counts(&s));
         }
         let same = rows
             .iter_mut()
@@ -244,6 +268,29 @@ fn summary_text(st: &State, look: Look, hosts: &[HostOutcome], elapsed: Duration
     out
 }
 
+/// `3 heartbeats, 1 reconnect`, and `, 1 re-attach` when a command was re-attached.
+fn session_counts(s: &HostStats) -> String {
+    let mut text = format!(
+        "{} heartbeat{}, {} reconnect{}",
+        s.heartbeats,
+        plural(s.heartbeats),
+        s.reconnects,
+        plural(s.reconnects)
+    );
+    if s.reattaches > 0 {
+        text += &format!(", {} re-attach{}", s.reattaches, plural_es(s.reattaches));
+    }
+    text
+}
+
+fn plural_es(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "es"
+    }
+}
+
 fn sessions_text(st: &State, look: Look, title: &str, elapsed: Duration) -> Vec<String> {
     let mut out = vec![
         String::new(),
@@ -253,22 +300,13 @@ fn sessions_text(st: &State, look: Look, title: &str, elapsed: Duration) -> Vec<
     for host in &st.order {
         let s = st.hosts.get(host).cloned().unwrap_or_default();
         let what = match (&s.connected_at, &s.failed) {
-            (Some(_), _) => format!(
-                "one session, {} heartbeat{}, {} reconnect{}",
-                s.heartbeats,
-                plural(s.heartbeats),
-                s.reconnects,
-                plural(s.reconnects)
-            ),
+            (Some(_), _) => format!("one session, {}", session_counts(&s)),
             (None, Some(why)) if s.sessions == 0 => format!("never connected ({why})"),
             (None, Some(why)) => format!(
-                "session lost after {} command{}, {} heartbeat{}, {} reconnect{} ({why})",
+                "session lost after {} command{}, {} ({why})",
                 s.commands,
                 plural(s.commands),
-                s.heartbeats,
-                plural(s.heartbeats),
-                s.reconnects,
-                plural(s.reconnects)
+                session_counts(&s)
             ),
             (None, None) => "not connected (the run did not need it)".into(),
         };

@@ -8,7 +8,8 @@
 //! `UnusedConnectionTimeout` is set only a command keeps the connection: a `true` exec
 //! ([`Beat::Command`]), which forks a process on the server each time. The first heartbeat of a
 //! host reads the serving sshd's config ([`read_limits`]) and the host gets the bare channel
-//! unless that config sets `UnusedConnectionTimeout` or could not be read.
+//! unless that config sets `UnusedConnectionTimeout` or could not be read; the value it sets
+//! shortens the host's interval (see `owner.rs`).
 
 use std::time::{Duration, Instant};
 
@@ -18,7 +19,7 @@ use crate::command::quote;
 pub use crate::event::Beat;
 use crate::event::Stream;
 use crate::sshd::probe::{config_from_cmdline, parse_discovery, DISCOVER, DUMP};
-use crate::sshd::settings::needs_open_channel;
+use crate::sshd::settings::{needs_open_channel, unused_connection_timeout};
 
 /// Runs one heartbeat of kind `beat` on `conn` (`Limits` is [`read_limits`]' own: it runs `true`) and returns its round-trip time. An error, or
 /// no answer within `timeout`, means the session is dead.
@@ -68,12 +69,34 @@ fn command(conn: &Connection, timeout: Duration) -> Result<Duration, WaitError> 
     Ok(started.elapsed())
 }
 
+/// What the first heartbeat of a host read of its server's idle limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// What keeps its idle sessions: [`Beat::Channel`] only when the config was read and sets
+    /// no `UnusedConnectionTimeout` (see [`needs_open_channel`]), else [`Beat::Command`].
+    pub beat: Beat,
+    /// Whether every file of the serving sshd's config was read: its idle limits are then
+    /// known, and an idle session it closes sooner was ended by something else (a restart, an
+    /// administrator's kill), which teaches nothing about idle limits.
+    pub read: bool,
+    /// The shortest `UnusedConnectionTimeout` it sets (see [`unused_connection_timeout`]).
+    pub unused_connection_timeout: Option<Duration>,
+}
+
+impl Limits {
+    /// Nothing could be read: `true` every time, as safe on any server.
+    const UNKNOWN: Limits = Limits {
+        beat: Beat::Command,
+        read: false,
+        unused_connection_timeout: None,
+    };
+}
+
 /// The first heartbeat of a host: finds the sshd serving `conn` and reads its config (two
-/// commands, as `tether check` runs them), and says which [`Beat`] keeps its idle sessions:
-/// [`Beat::Channel`] only when the config was read and sets no `UnusedConnectionTimeout`
-/// (see [`needs_open_channel`]), else [`Beat::Command`]. Returns that and the round-trip time
-/// of a bare channel opened first; an error means the session is dead.
-pub fn read_limits(conn: &Connection, timeout: Duration) -> Result<(Beat, Duration), WaitError> {
+/// commands, as `tether check` runs them), and says what it limits (see [`Limits`]). Returns
+/// that and the round-trip time of a bare channel opened first; an error means the session is
+/// dead.
+pub fn read_limits(conn: &Connection, timeout: Duration) -> Result<(Limits, Duration), WaitError> {
     let opts = ExecOptions {
         timeout: Some(timeout),
         echo: Echo::Nothing,
@@ -83,20 +106,26 @@ pub fn read_limits(conn: &Connection, timeout: Duration) -> Result<(Beat, Durati
     let rtt = channel(conn, timeout)?;
     let found = quiet(conn, DISCOVER, &opts)?;
     let Some(found) = found else {
-        return Ok((Beat::Command, rtt));
+        return Ok((Limits::UNKNOWN, rtt));
     };
     let d = parse_discovery(&found);
     let config = match (d.pid, config_from_cmdline(&d.cmdline)) {
         // Not knowing which sshd serves us, its config cannot be known either.
-        (None, _) => return Ok((Beat::Command, rtt)),
+        (None, _) => return Ok((Limits::UNKNOWN, rtt)),
         (Some(_), config) => config.unwrap_or_else(|| "/etc/ssh/sshd_config".into()),
     };
-    let dump = quiet(conn, &format!("{DUMP}dump {} 0", quote(&config)), &opts)?;
-    let beat = match dump.and_then(|text| needs_open_channel(&d.cmdline, &text)) {
-        Some(false) => Beat::Channel,
-        Some(true) | None => Beat::Command,
+    let Some(dump) = quiet(conn, &format!("{DUMP}dump {} 0", quote(&config)), &opts)? else {
+        return Ok((Limits::UNKNOWN, rtt));
     };
-    Ok((beat, rtt))
+    let limits = match needs_open_channel(&d.cmdline, &dump) {
+        None => Limits::UNKNOWN,
+        Some(needed) => Limits {
+            beat: if needed { Beat::Command } else { Beat::Channel },
+            read: true,
+            unused_connection_timeout: unused_connection_timeout(&d.cmdline, &dump),
+        },
+    };
+    Ok((limits, rtt))
 }
 
 /// Runs `script` and returns its stdout when it exits 0, `None` when it fails; an error when

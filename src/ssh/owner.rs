@@ -1,7 +1,8 @@
 //! What every owner of an SSH session shares, a host's worker and a jump host's worker alike:
 //! how it connects (directly, or through the jump host it is reached by, bounded by the
 //! handshake limiter, with the host key of its first connection required on every reconnect),
-//! the heartbeat interval it keeps (shortened by `ServerAliveInterval` and by learning), and
+//! the heartbeat interval it keeps (shortened by `ServerAliveInterval`, by the idle limit its
+//! server's config sets or an earlier run learned, and by learning), and
 //! replacing a dead session with backoff, each reported as an event.
 
 use std::sync::atomic::AtomicBool;
@@ -10,12 +11,15 @@ use std::time::{Duration, Instant};
 
 use super::config::{HostConfig, Route};
 use super::connect::{self, Connection};
+use super::heartbeat::Limits;
+use super::known_hosts;
+use super::limit_cache::{Key, Source};
 use super::limiter::HandshakeLimiter;
 use super::policy::WorkerSettings;
 use super::proxy_command;
 use super::reconnect::{self, Outcome};
 use super::SshError;
-use crate::event::{EventKind, Sink};
+use crate::event::{EventKind, LimitFrom, Sink};
 
 /// A way to reach a host other than a TCP connection of its own: a jump host (ProxyJump).
 pub trait Via: Send + Sync {
@@ -152,6 +156,7 @@ impl Owner {
                     setup: conn.setup_time,
                 });
                 self.pinned = Some(conn.host_key.clone());
+                self.recall(&conn);
                 Ok(conn)
             }
             Err(error) => {
@@ -200,7 +205,8 @@ impl Owner {
         outcome
     }
 
-    /// An idle session died after `idle`: beat faster from now on, and say so.
+    /// An idle session died after `idle`: beat faster from now on, say so, and remember it
+    /// for later runs.
     pub fn learn(&mut self, idle: Duration) {
         let Some(current) = self.interval else { return };
         if let Some(interval) = reconnect::learned_interval(current, idle) {
@@ -208,6 +214,107 @@ impl Owner {
             self.emit(EventKind::Learned {
                 died_after: idle,
                 interval,
+            });
+            self.remember(idle, Source::IdleDeath);
+        }
+    }
+}
+
+/// Idle limits read from the server or remembered from earlier runs (see
+/// [`super::limit_cache`]): each shortens the interval to a third of the limit, as learning
+/// does.
+impl Owner {
+    /// The cache entry's key for the connected host: its address, port and pinned host key.
+    fn cache_key(&self) -> Option<Key> {
+        let key = self.pinned.as_deref()?;
+        Some(Key {
+            host: self.config.hostname.clone(),
+            port: self.config.port,
+            host_key: known_hosts::fingerprint(key),
+        })
+    }
+
+    /// Shortens the interval for a server that ends sessions idle for `limit`; the new
+    /// interval, when it changed.
+    fn meet(&mut self, limit: Duration) -> Option<Duration> {
+        let current = self.interval?;
+        let interval = (limit / 3).max(reconnect::SHORTEST_INTERVAL);
+        (interval < current).then(|| {
+            self.interval = Some(interval);
+            interval
+        })
+    }
+
+    fn arm(&self, conn: &Connection) {
+        if let Some(iv) = self.interval {
+            conn.arm_heartbeat(
+                iv,
+                self.config.server_alive_count_max,
+                self.settings.heartbeat_timeout,
+            );
+        }
+    }
+
+    /// After the first connection: applies what an earlier run learned about this server.
+    fn recall(&mut self, conn: &Connection) {
+        let (Some(cache), Some(key)) = (self.settings.limit_cache.clone(), self.cache_key()) else {
+            return;
+        };
+        let Some(known) = cache.get(&key) else { return };
+        if let Some(interval) = self.meet(known.limit) {
+            self.arm(conn);
+            self.emit(EventKind::IdleLimit {
+                limit: known.limit,
+                from: LimitFrom::Remembered {
+                    read: known.source == Source::SshdConfig,
+                    age_s: known.age.as_secs(),
+                },
+                interval,
+            });
+        }
+    }
+
+    /// The first heartbeat read the server's `limits`: beat often enough for its
+    /// `UnusedConnectionTimeout`, and remember it (or forget one it no longer sets).
+    pub fn limits_read(&mut self, limits: &Limits, conn: &Connection) {
+        if !limits.read {
+            return;
+        }
+        let Some(limit) = limits.unused_connection_timeout else {
+            if let (Some(cache), Some(key)) = (&self.settings.limit_cache, self.cache_key()) {
+                if let Err(why) = cache.forget(&key, Source::SshdConfig) {
+                    self.emit(EventKind::Note {
+                        message: format!("idle limit not forgotten: {why}"),
+                    });
+                }
+            }
+            return;
+        };
+        self.remember(limit, Source::SshdConfig);
+        if let Some(interval) = self.meet(limit) {
+            self.arm(conn);
+            self.emit(EventKind::IdleLimit {
+                limit,
+                from: LimitFrom::SshdConfig,
+                interval,
+            });
+        }
+    }
+
+    fn remember(&self, limit: Duration, source: Source) {
+        let (Some(cache), Some(key)) = (&self.settings.limit_cache, self.cache_key()) else {
+            return;
+        };
+        // The same again within a day: not worth a write. Later, it is renewed, so that a
+        // limit each run confirms does not expire.
+        if cache.get(&key).is_some_and(|k| {
+            k.limit == limit && k.source == source && k.age < Duration::from_secs(24 * 3600)
+        }) {
+            return;
+        }
+        if let Err(why) = cache.remember(&key, limit, source) {
+            self.emit(EventKind::Note {
+                message: format!("idle limit not remembered: {why}"),
             });
         }
     }

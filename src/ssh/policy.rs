@@ -1,7 +1,10 @@
 //! The heartbeat and reconnect policy shared by every session owner of a run (host workers and
 //! jump hosts).
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use super::limit_cache::LimitCache;
 
 /// Heartbeat and reconnect policy shared by every worker of a run.
 #[derive(Debug, Clone)]
@@ -14,6 +17,9 @@ pub struct WorkerSettings {
     pub reconnect_attempts: u32,
     /// Upper bound of the backoff between attempts (1, 2, 4 ... s).
     pub backoff_cap: Duration,
+    /// Idle limits remembered across runs; `None`: nothing is remembered (tests, a user
+    /// without a cache directory).
+    pub limit_cache: Option<Arc<LimitCache>>,
 }
 
 /// The default heartbeat interval.
@@ -26,6 +32,7 @@ impl Default for WorkerSettings {
             heartbeat_timeout: Duration::from_secs(5),
             reconnect_attempts: 4,
             backoff_cap: Duration::from_secs(8),
+            limit_cache: None,
         }
     }
 }

@@ -79,6 +79,9 @@ fn pause(stop: &AtomicBool, d: Duration) -> bool {
 /// an administrator's kill): nothing to learn from them.
 const SHORTEST_IDLE_LIMIT: Duration = Duration::from_secs(2);
 
+/// No idle limit, however short, makes the heartbeat run more often than this.
+pub const SHORTEST_INTERVAL: Duration = Duration::from_millis(500);
+
 /// The heartbeat interval after an idle session died `idle` after its last sign of life:
 /// well under that, so a limit nothing announced (UnusedConnectionTimeout, a NAT timer) is
 /// met from now on; `None` when `current` is already short enough, or when the session died
@@ -87,7 +90,7 @@ pub fn learned_interval(current: Duration, idle: Duration) -> Option<Duration> {
     if idle < SHORTEST_IDLE_LIMIT {
         return None;
     }
-    let learned = (idle / 3).max(Duration::from_millis(500));
+    let learned = (idle / 3).max(SHORTEST_INTERVAL);
     (learned < current).then_some(learned)
 }
 

@@ -21,6 +21,7 @@ use super::config::HostConfig;
 use super::connect::{poll_fds, Connection};
 use super::exec::{self, Echo, ExecError, ExecOptions, ExecOutput};
 use super::heartbeat::{self, Beat};
+use super::idle_death::{self, IdleDeath};
 use super::limiter::HandshakeLimiter;
 use super::owner::{Owner, Shared, Via};
 use super::policy::WorkerSettings;
@@ -28,9 +29,9 @@ use super::reconnect;
 use super::SshError;
 use crate::event::{EventKind, Sink, Stream};
 
-/// How old a session must be before a heartbeat reads its server's limits (see
-/// [`heartbeat::read_limits`]).
-const READ_LIMITS_AFTER: Duration = Duration::from_secs(1);
+/// How old a session must be, and how long idle, before a heartbeat reads its server's limits
+/// (see [`heartbeat::read_limits`]).
+pub const READ_LIMITS_AFTER: Duration = Duration::from_secs(1);
 
 /// A session that could not be replaced is tried again by a command that comes at least this
 /// long after the failed attempt (earlier ones fail at once: the host is known unreachable).
@@ -112,6 +113,7 @@ impl HostWorker {
             lost: None,
             last_alive: Instant::now(),
             beat: None,
+            limits_known: false,
             connected_at: Instant::now(),
             preamble_shown: false,
         };
@@ -191,6 +193,9 @@ struct WorkerState {
     last_alive: Instant,
     /// What this host's heartbeat runs, once a heartbeat has read the server's limits.
     beat: Option<Beat>,
+    /// Whether that heartbeat read the server's whole config: its idle limits are known (see
+    /// [`heartbeat::Limits::read`]).
+    limits_known: bool,
     /// When the current session was opened.
     connected_at: Instant,
 }
@@ -232,8 +237,15 @@ impl WorkerState {
     fn wait_idle(&self, wake: &UnixStream) -> Idle {
         let every = self.owner.beat_every();
         let conn = self.conn.as_ref().filter(|_| every.is_some());
+        // Until the server's limits are read, the first heartbeat that reads them comes after
+        // READ_LIMITS_AFTER of idleness, also after a first command: a limit shorter than the
+        // interval (UnusedConnectionTimeout 3) must be known before it ends the session.
+        let first = |iv: Duration| match self.beat {
+            None => iv.min(READ_LIMITS_AFTER),
+            Some(_) => iv,
+        };
         let due = match (conn, every) {
-            (Some(_), Some(iv)) => Some(self.last_alive + iv),
+            (Some(_), Some(iv)) => Some(self.last_alive + first(iv)),
             _ => None,
         };
         let timeout = match due {
@@ -273,41 +285,54 @@ impl WorkerState {
     fn heartbeat(&mut self, probe: bool) {
         let Some(conn) = &self.conn else { return };
         let timeout = self.owner.settings.heartbeat_timeout;
+        // What the socket shows before libssh2 reads (and hides) how it ended.
+        let seen = idle_death::peek(conn.fd());
         // Right after login sshd sends a notice (hostkeys-00@openssh.com) that wakes the worker;
         // reading the limits then would delay a run's first command, so a session younger than
         // READ_LIMITS_AFTER answers with the `true` that is safe on any server.
         let result = match self.beat {
-            Some(beat) => heartbeat::run(conn, beat, timeout).map(|rtt| (Some(beat), beat, rtt)),
+            Some(beat) => heartbeat::run(conn, beat, timeout).map(|rtt| (None, beat, rtt)),
             None if self.connected_at.elapsed() < READ_LIMITS_AFTER => {
                 heartbeat::run(conn, Beat::Command, timeout).map(|rtt| (None, Beat::Command, rtt))
             }
             None => heartbeat::read_limits(conn, timeout)
-                .map(|(beat, rtt)| (Some(beat), Beat::Limits, rtt)),
+                .map(|(limits, rtt)| (Some(limits), Beat::Limits, rtt)),
         };
         match result {
-            Ok((known, beat, rtt)) => {
+            Ok((limits, beat, rtt)) => {
                 // Counts as client traffic too; "would block" only means it is queued.
                 let _ = conn.session.keepalive_send();
-                self.beat = known;
                 self.last_alive = Instant::now();
                 self.emit(EventKind::Heartbeat { rtt, probe, beat });
+                if let Some(limits) = limits {
+                    self.beat = Some(limits.beat);
+                    self.limits_known = limits.read;
+                    self.owner.limits_read(&limits, conn);
+                }
             }
             Err(e) => {
                 let idle = self.last_alive.elapsed();
+                let death = IdleDeath::of(seen, &e, conn.fd());
                 // When the jump host's connection died (taking this host's tunnel with it),
-                // this host's server did not drop the idle session: nothing to learn.
+                // this host's server did not drop the idle session: nothing to learn. Nor
+                // from a reset or a silence (see `idle_death`), nor from a server whose
+                // limits were read: they did not end it.
                 let jump_lost = self
                     .owner
                     .via
                     .as_ref()
                     .is_some_and(|j| j.lost_since(self.last_alive));
-                if !jump_lost {
-                    self.owner.learn(idle);
-                    // The server ended an idle session its config said a bare channel keeps:
-                    // a limit we could not see (a Match, a changed config). Run commands.
+                if !jump_lost && death.may_be_idle_limit() {
+                    if !self.limits_known {
+                        self.owner.learn(idle);
+                    }
+                    // The server ended an idle session: should its config have said a bare
+                    // channel keeps it, a limit we could not see (a Match, a changed config)
+                    // may have. Run commands.
                     self.beat = Some(Beat::Command);
                 }
-                self.replace_session(format!("connection lost while idle ({e})"), true);
+                let why = death.words().map_or_else(|| e.to_string(), String::from);
+                self.replace_session(format!("connection lost while idle ({why})"), true);
             }
         }
     }

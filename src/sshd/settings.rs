@@ -182,6 +182,48 @@ pub fn needs_open_channel(cmdline: &str, dump: &str) -> Option<bool> {
     (files > 0).then_some(limit)
 }
 
+/// The shortest `UnusedConnectionTimeout` the listener's command line (`-o`, which wins over
+/// the files) or its config sets, from the same inputs as [`needs_open_channel`] (`Match`
+/// blocks included: any of them may apply to us); `None` where none is set, or a value cannot
+/// be read as sshd reads it (`3`, `30s`, `5m`).
+pub fn unused_connection_timeout(cmdline: &str, dump: &str) -> Option<Duration> {
+    let value = |v: &str| match v.to_ascii_lowercase().as_str() {
+        "none" | "0" | "" => None,
+        v => parse_time(v).ok().filter(|d| !d.is_zero()),
+    };
+    let mut words = cmdline.split_whitespace();
+    let mut on_cmdline = None;
+    while let Some(w) = words.next() {
+        // `-o Key=value` or `-oKey=value`.
+        let option = match w {
+            "-o" => words.next().unwrap_or(""),
+            w => w.strip_prefix("-o").unwrap_or(""),
+        };
+        if let Some((key, v)) = option.split_once('=') {
+            if key.eq_ignore_ascii_case("unusedconnectiontimeout") {
+                on_cmdline = on_cmdline.or(Some(value(v)));
+            }
+        }
+    }
+    if let Some(set) = on_cmdline {
+        return set;
+    }
+    dump.lines()
+        .filter(|l| !l.starts_with(RS))
+        .filter_map(|line| {
+            let t = line.trim();
+            let i = t.find(|c: char| c.is_whitespace() || c == '=')?;
+            let (key, rest) = (
+                &t[..i],
+                t[i..].trim_start_matches(|c: char| c.is_whitespace() || c == '='),
+            );
+            key.eq_ignore_ascii_case("unusedconnectiontimeout")
+                .then(|| value(rest.split_whitespace().next().unwrap_or("")))
+                .flatten()
+        })
+        .min()
+}
+
 /// The settings as (sshd keyword, value) rows, in the order `tether check` prints them.
 pub fn settings_lines(s: &ServerSettings) -> Vec<(&'static str, String)> {
     let secs = |d: Duration| d.as_secs().to_string();
@@ -268,6 +310,46 @@ mod tests {
         ] {
             assert_eq!(
                 needs_open_channel(cmdline, &dump),
+                want,
+                "{cmdline} / {dump:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_shortest_unused_connection_timeout_and_the_command_line_first() {
+        let file = |body: &str| format!("\u{1e}file /etc/ssh/sshd_config\n{body}\u{1e}end-file\n");
+        let plain = "/usr/sbin/sshd -D -f /etc/ssh/sshd_config [listener] 0 of 10-100 startups";
+        let s = Duration::from_secs;
+        for (cmdline, dump, want) in [
+            (plain, file("UnusedConnectionTimeout 3\n"), Some(s(3))),
+            (plain, file("unusedconnectiontimeout=5m\n"), Some(s(300))),
+            (
+                plain,
+                file(
+                    "UnusedConnectionTimeout 1m\nMatch User deploy\n  UnusedConnectionTimeout 20\n",
+                ),
+                Some(s(20)),
+            ),
+            (
+                plain,
+                file("# UnusedConnectionTimeout 3\nClientAliveInterval 1\n"),
+                None,
+            ),
+            (plain, file("UnusedConnectionTimeout none\n"), None),
+            (
+                "sshd -o UnusedConnectionTimeout=7 -D",
+                file("UnusedConnectionTimeout 3\n"),
+                Some(s(7)),
+            ),
+            (
+                "sshd -oUnusedConnectionTimeout=none -D",
+                file("UnusedConnectionTimeout 3\n"),
+                None,
+            ),
+        ] {
+            assert_eq!(
+                unused_connection_timeout(cmdline, &dump),
                 want,
                 "{cmdline} / {dump:?}"
             );

@@ -12,3 +12,4 @@ pub mod recipe;
 pub mod sandbox;
 pub mod site;
 pub mod tether;
+pub mod users;

@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 /// One `tether` invocation.
 pub struct Tether {
+    /// `XDG_CACHE_HOME` of the run unless the test sets its own: the idle-limit cache of one
+    /// test never reaches another's, nor the user's.
+    cache: tempfile::TempDir,
     args: Vec<String>,
     fold: bool,
     env: Vec<(String, String)>,
@@ -33,6 +36,7 @@ impl Default for Tether {
 impl Tether {
     pub fn new() -> Self {
         Tether {
+            cache: tempfile::tempdir().expect("a temporary cache directory"),
             args: Vec::new(),
             fold: false,
             env: Vec::new(),
@@ -85,6 +89,7 @@ impl Tether {
             .env_remove("HOSTS")
             .env_remove("ROLES")
             .env("NO_COLOR", "1")
+            .env("XDG_CACHE_HOME", self.cache.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

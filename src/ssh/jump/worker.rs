@@ -19,6 +19,7 @@ use super::heartbeat::Heartbeat;
 use super::tunnel::{session_failed, Tunnel, TUNNEL_BUFFER};
 use crate::event::{Beat, EventKind};
 use crate::ssh::connect::{self, poll_fds, would_block, Connection};
+use crate::ssh::idle_death::{self, IdleDeath};
 use crate::ssh::owner::Owner;
 use crate::ssh::reconnect;
 use crate::ssh::SshError;
@@ -66,6 +67,9 @@ pub struct State {
     op: Op,
     /// The server sent something while no tunnel was there to read it.
     probe: bool,
+    /// What the socket showed when that woke the worker (see [`idle_death::peek`]): libssh2
+    /// reads a reset as it reads an end.
+    seen: Option<IdleDeath>,
     /// Last moment the session was known to work (tunnel data or a heartbeat round trip).
     last_alive: Instant,
 }
@@ -83,6 +87,7 @@ impl State {
             queue: VecDeque::new(),
             op: Op::Idle,
             probe: false,
+            seen: None,
             last_alive: Instant::now(),
         }
     }
@@ -359,6 +364,7 @@ impl State {
                 .is_some_and(|f| f.revents & libc::POLLIN != 0)
         {
             self.probe = true;
+            self.seen = self.conn.as_ref().and_then(|c| idle_death::peek(c.fd()));
         }
     }
 
@@ -366,11 +372,20 @@ impl State {
     /// then reconnect with backoff and the pinned key.
     fn lost(&mut self, failure: Failure, idle: bool) {
         let Failure { reason, heartbeat } = failure;
-        if heartbeat {
-            // A heartbeat found the session dead: the server (or something on the way) drops
-            // sessions idle that long.
+        // What the socket showed when the server's traffic woke the worker, else now: a
+        // heartbeat that timed out leaves it open.
+        let death = self
+            .seen
+            .take()
+            .or_else(|| self.conn.as_ref().and_then(|c| idle_death::peek(c.fd())));
+        if heartbeat && death.is_some_and(IdleDeath::may_be_idle_limit) {
+            // A heartbeat found the session closed by the server: it drops sessions idle
+            // that long. (Not after a reset or a silence: see `idle_death`.)
             self.owner.learn(self.last_alive.elapsed());
         }
+        let reason = death
+            .and_then(IdleDeath::words)
+            .map_or(reason, String::from);
         // Recorded before the tunnels close: their hosts look at it when they notice.
         *self.lost_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
         self.tunnels.clear();

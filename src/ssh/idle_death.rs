@@ -1,0 +1,143 @@
+//! How an idle connection was found dead, told from the socket itself rather than from
+//! libssh2's words: only a connection the server closed in order can have met an idle limit
+//! (sshd's `UnusedConnectionTimeout` or `ClientAliveCountMax` ending it with a FIN). A reset
+//! (RST: a process or firewall killing the connection outright, a NAT that forgot it) or a
+//! connection that no longer answers (blackholed) says nothing about how long the server lets
+//! a session idle, and is never learned as such.
+//!
+//! libssh2 reads the socket's end and reports it as one code for every cause, so the socket is
+//! looked at ([`peek`]) before the heartbeat touches it, and again after a heartbeat failed.
+
+use std::os::fd::RawFd;
+
+use super::connect::WaitError;
+
+/// How an idle connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdleDeath {
+    /// The server closed the TCP connection in order (end of stream).
+    Closed,
+    /// The connection was reset (`ECONNRESET`).
+    Reset,
+    /// No answer within the heartbeat's deadline.
+    Silent,
+    /// libssh2 failed while the socket still looked open.
+    Other,
+}
+
+impl IdleDeath {
+    /// Whether an idle limit of the server can explain it.
+    pub fn may_be_idle_limit(self) -> bool {
+        self == IdleDeath::Closed
+    }
+
+    /// How to say it when libssh2's words would mislead: it reports a reset as a failed send
+    /// or a connection the server closed.
+    pub fn words(self) -> Option<&'static str> {
+        (self == IdleDeath::Reset).then_some("the connection was reset")
+    }
+
+    /// The death of a session whose heartbeat failed with `error`: what the socket showed
+    /// before the heartbeat (`before`, from [`peek`]) if anything, else what the failure and
+    /// the socket say now.
+    pub fn of(before: Option<IdleDeath>, error: &WaitError, fd: RawFd) -> IdleDeath {
+        if let Some(seen) = before {
+            return seen;
+        }
+        match error {
+            WaitError::Timeout => IdleDeath::Silent,
+            WaitError::Failed(_) => peek(fd).unwrap_or(IdleDeath::Other),
+        }
+    }
+}
+
+/// Looks at `fd` without consuming anything: `Some(Closed)` at end of stream, `Some(Reset)`
+/// when the connection was reset, `None` while it is open (data waiting or not).
+pub fn peek(fd: RawFd) -> Option<IdleDeath> {
+    let mut byte = 0u8;
+    // SAFETY: `fd` is a socket the caller owns; the buffer is one valid byte.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            (&mut byte as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    match n {
+        0 => Some(IdleDeath::Closed),
+        n if n > 0 => None,
+        _ => match std::io::Error::last_os_error().raw_os_error() {
+            Some(libc::ECONNRESET) => Some(IdleDeath::Reset),
+            // EAGAIN: open and quiet; anything else is not the server's doing either.
+            _ => None,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::AsRawFd as _;
+    use std::time::Duration;
+
+    /// A loopback connection: (client, server end).
+    fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        (client, server)
+    }
+
+    fn settle() {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    #[test]
+    fn open_closed_and_reset_connections_are_told_apart() {
+        let (client, mut server) = pair();
+        assert_eq!(peek(client.as_raw_fd()), None);
+        server.write_all(b"x").unwrap();
+        settle();
+        assert_eq!(peek(client.as_raw_fd()), None, "data waiting is not an end");
+        drop(server);
+        settle();
+        // The byte is still unread: the end is behind it.
+        assert_eq!(peek(client.as_raw_fd()), None);
+
+        let (client, server) = pair();
+        drop(server);
+        settle();
+        assert_eq!(peek(client.as_raw_fd()), Some(IdleDeath::Closed));
+        assert!(IdleDeath::Closed.may_be_idle_limit());
+
+        let (client, server) = pair();
+        // SO_LINGER with a zero timeout: close sends a RST, as a connection killed outright.
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: a valid socket and a correctly sized option value.
+        unsafe {
+            libc::setsockopt(
+                server.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            );
+        }
+        drop(server);
+        settle();
+        let fd = client.as_raw_fd();
+        assert_eq!(peek(fd), Some(IdleDeath::Reset));
+        assert!(!IdleDeath::Reset.may_be_idle_limit());
+        assert_eq!(
+            IdleDeath::of(None, &WaitError::Timeout, fd),
+            IdleDeath::Silent
+        );
+        assert!(!IdleDeath::Silent.may_be_idle_limit());
+    }
+}

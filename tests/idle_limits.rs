@@ -1,0 +1,436 @@
+//! No surprise reconnects (issue 13, items 5 and 6): the first heartbeat of a host reads its
+//! server's idle limits and sets its interval, what a run learned is remembered across runs
+//! (the idle-limit cache under `$XDG_CACHE_HOME`, a temporary one per test), a connection
+//! killed outright teaches nothing, and heartbeats are counted in the summary rather than
+//! printed (unless `-v`). Real sshd hosts of the lab; sshd's own log counts the logins.
+
+use crate::support;
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use support::harness::Harness;
+use support::lab::Lab;
+use support::tether::{Output, Tether};
+use support::users::PlainUser;
+use tether::event::{Beat, EventKind, LimitFrom};
+use tether::ssh::limit_cache::LimitCache;
+use tether::ssh::policy::WorkerSettings;
+
+/// A first step on both hosts (each host's first command comes before its first heartbeat),
+/// then web is busy for `seconds` (printing a line a second, so that no `ChannelTimeout` cuts
+/// it) while resque sits idle; then a step on both.
+fn recipe(web: &str, resque: &str, seconds: u32) -> String {
+    format!(
+        r#"
+server("{web}", #{{ roles: ["web"] }});
+server("{resque}", #{{ roles: ["resque"] }});
+task("one", "Long step on web only", || {{
+    on("all", "true");
+    on("web", "i=0; while [ $i -lt {seconds} ]; do echo $i; sleep 1; i=$((i+1)); done");
+}});
+task("two", "A step on every host", || {{ on("all", "echo two"); }});
+"#
+    )
+}
+
+fn write_recipe(lab: &Lab, text: &str) -> PathBuf {
+    let dir = lab.dir().join("recipe");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("deploy.rhai"), text).unwrap();
+    dir
+}
+
+fn deploy(lab: &Lab, dir: &Path, cache: &Path, extra: &[&str]) -> Output {
+    Tether::new()
+        .current_dir(dir)
+        .ssh_config(&lab.ssh_config())
+        .env("XDG_CACHE_HOME", cache.to_str().unwrap())
+        .args(extra)
+        .args(&["one", "two"])
+        .run()
+}
+
+/// Per host, `reconnects` of the `session_summary` objects of a `--format json` run.
+fn reconnects(out: &Output) -> Vec<(String, u64)> {
+    out.stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["type"] == "session_summary")
+        .map(|v| {
+            (
+                v["host"].as_str().unwrap_or_default().to_string(),
+                v["reconnects"].as_u64().unwrap_or(u64::MAX),
+            )
+        })
+        .collect()
+}
+
+fn cache_file(cache: &Path) -> PathBuf {
+    cache.join("tether").join("idle-limits.json")
+}
+
+fn make_unreadable(lab: &Lab, host: &str) {
+    std::fs::set_permissions(
+        &lab.host(host).sshd_config,
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+}
+
+#[test]
+fn the_second_run_remembers_an_idle_limit_it_could_not_read() {
+    // A login that cannot read the server's config: the first run can only learn the limit
+    // from the idle session the server closes; the second knows it from the start.
+    let user = PlainUser::create();
+    let lab = Lab::builder()
+        .names(&["web1", "resque1"])
+        .profile("unused")
+        .start();
+    make_unreadable(&lab, "web1");
+    make_unreadable(&lab, "resque1");
+    let (web, resque) = (user.at("web1"), user.at("resque1"));
+    let dir = write_recipe(&lab, &recipe(&web, &resque, 7));
+    let cache = tempfile::tempdir().unwrap();
+
+    let first = deploy(&lab, &dir, cache.path(), &["--format", "json"]);
+    first.status(0);
+    assert_eq!(
+        reconnects(&first),
+        [(web.clone(), 0), (resque.clone(), 1)],
+        "{}",
+        first.stdout
+    );
+    assert!(
+        first.stdout.contains("heartbeat_interval_learned"),
+        "{}",
+        first.stdout
+    );
+    let file = cache_file(cache.path());
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("\"idle_death\""), "{text}");
+
+    let logins = lab.accepted_logins("resque1");
+    let second = deploy(&lab, &dir, cache.path(), &["--format", "json"]);
+    second.status(0);
+    assert_eq!(
+        reconnects(&second),
+        [(web.clone(), 0), (resque.clone(), 0)],
+        "{}",
+        second.stdout
+    );
+    // One login for the whole second run, and the remembered limit said where it came from.
+    assert_eq!(lab.accepted_logins("resque1"), logins + 1);
+    assert!(
+        second.stdout.contains(r#""type":"idle_limit","limit_ms":"#),
+        "{}",
+        second.stdout
+    );
+    assert!(second.stdout.contains(r#""source":"remembered""#));
+    assert!(!second.stdout.contains("heartbeat_interval_learned"));
+}
+
+#[test]
+fn the_first_run_reads_the_limits_and_reconnects_nothing_under_every_profile() {
+    let profiles = [
+        "default",
+        "clientalive",
+        "unused",
+        "channeltimeout",
+        "strict",
+    ];
+    let outcomes: Vec<(String, Result<(), String>)> = std::thread::scope(|scope| {
+        let runs: Vec<_> = profiles
+            .iter()
+            .map(|profile| {
+                scope.spawn(move || {
+                    let lab = Lab::builder()
+                        .names(&["web1", "resque1"])
+                        .profile(profile)
+                        .start();
+                    let dir = write_recipe(&lab, &recipe("web1", "resque1", 7));
+                    let cache = tempfile::tempdir().unwrap();
+                    let out = deploy(&lab, &dir, cache.path(), &["--format", "json"]);
+                    let logins: Vec<usize> =
+                        ["web1", "resque1"].map(|h| lab.accepted_logins(h)).to_vec();
+                    let got = reconnects(&out);
+                    let want = [("web1".to_string(), 0), ("resque1".to_string(), 0)];
+                    let ok = out.status == 0 && got == want && logins == [1, 1];
+                    let result = if ok {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "status {}, reconnects {got:?}, logins {logins:?}\n{}",
+                            out.status, out.stdout
+                        ))
+                    };
+                    (profile.to_string(), result)
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let failed: Vec<String> = outcomes
+        .into_iter()
+        .filter_map(|(p, r)| r.err().map(|e| format!("profile {p}: {e}")))
+        .collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n\n"));
+}
+
+fn is_reconnect(k: &EventKind) -> bool {
+    matches!(k, EventKind::Reconnected { .. })
+}
+
+fn is_learned(k: &EventKind) -> bool {
+    matches!(k, EventKind::Learned { .. })
+}
+
+#[test]
+fn a_killed_idle_connection_is_reconnected_without_changing_the_learned_interval() {
+    let lab = Lab::builder().names(&["host1"]).profile("unused").start();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let (cache, _) = LimitCache::load(cache_file(cache_dir.path()));
+    let cache = std::sync::Arc::new(cache);
+    let settings = WorkerSettings {
+        limit_cache: Some(cache.clone()),
+        ..WorkerSettings::default()
+    };
+    let mut h = Harness::new(&lab.ssh_config(), settings, &["host1"]);
+    // The first heartbeat reads UnusedConnectionTimeout 3: a heartbeat every second.
+    let (_, e) = h
+        .wait_for(Duration::from_secs(5), |e| {
+            matches!(e.kind, EventKind::IdleLimit { .. })
+        })
+        .unwrap_or_else(|| panic!("the limit was not read\n{}", h.story()));
+    let EventKind::IdleLimit {
+        limit,
+        from,
+        interval,
+    } = e.kind
+    else {
+        unreachable!()
+    };
+    assert_eq!(limit, Duration::from_secs(3));
+    assert_eq!(from, LimitFrom::SshdConfig);
+    assert_eq!(interval, Duration::from_secs(1));
+    let remembered = std::fs::read_to_string(cache.path()).unwrap();
+
+    h.idle(Duration::from_millis(1500));
+    lab.kill_connections("host1");
+    h.wait_for(Duration::from_secs(5), |e| is_reconnect(&e.kind))
+        .unwrap_or_else(|| panic!("no reconnect\n{}", h.story()));
+    // Idle well past the server's limit on the new session: the interval is still 1 s.
+    h.idle(Duration::from_secs(6));
+    assert_eq!(h.count("host1", is_reconnect), 1, "{}", h.story());
+    assert_eq!(h.count("host1", is_learned), 0, "{}", h.story());
+    assert_eq!(lab.accepted_logins("host1"), 2);
+    // Read once per host and run, not again on the new session.
+    let reads = h.count("host1", |k| {
+        matches!(
+            k,
+            EventKind::Heartbeat {
+                beat: Beat::Limits,
+                ..
+            }
+        )
+    });
+    assert_eq!(reads, 1, "{}", h.story());
+    assert_eq!(
+        std::fs::read_to_string(cache.path()).unwrap(),
+        remembered,
+        "the cache changed"
+    );
+}
+
+#[test]
+fn a_connection_killed_after_a_moment_of_idleness_teaches_nothing() {
+    // No idle limit on this server (its config was read): a session killed 4 s into its
+    // idleness was not ended by one, and is neither learned nor remembered.
+    let lab = Lab::builder().names(&["host1"]).start();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let (cache, _) = LimitCache::load(cache_file(cache_dir.path()));
+    let settings = WorkerSettings {
+        limit_cache: Some(std::sync::Arc::new(cache)),
+        ..WorkerSettings::default()
+    };
+    let mut h = Harness::new(&lab.ssh_config(), settings, &["host1"]);
+    h.wait_for(Duration::from_secs(5), |e| {
+        matches!(e.kind, EventKind::Heartbeat { .. })
+    })
+    .unwrap_or_else(|| panic!("no heartbeat\n{}", h.story()));
+    h.idle(Duration::from_secs(4));
+    lab.kill_connections("host1");
+    let (_, e) = h
+        .wait_for(Duration::from_secs(5), |e| is_reconnect(&e.kind))
+        .unwrap_or_else(|| panic!("no reconnect\n{}", h.story()));
+    h.idle(Duration::from_millis(300));
+    assert_eq!(h.count("host1", is_learned), 0, "{}", h.story());
+    let EventKind::Reconnected { reason, .. } = &e.kind else {
+        unreachable!()
+    };
+    assert!(!reason.contains("dropped this idle session"), "{reason}");
+    assert!(!cache_file(cache_dir.path()).exists());
+    let r = h.run(&["host1"], "echo again");
+    assert!(r[0].ok(), "{:?}", r[0].result);
+}
+
+#[test]
+fn a_corrupt_cache_is_ignored_with_a_note_under_verbose_and_replaced() {
+    let lab = Lab::builder()
+        .names(&["web1", "resque1"])
+        .profile("unused")
+        .start();
+    let dir = write_recipe(&lab, &recipe("web1", "resque1", 3));
+    let cache = tempfile::tempdir().unwrap();
+    let file = cache_file(cache.path());
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, "{\"version\": 1, \"entries\": [tru").unwrap();
+
+    let quiet = deploy(&lab, &dir, cache.path(), &[]);
+    quiet
+        .status(0)
+        .stdout_lacks("note:")
+        .stdout_lacks("warning:");
+    std::fs::write(&file, "\u{0}\u{1}garbage").unwrap();
+    let verbose = deploy(&lab, &dir, cache.path(), &["-v"]);
+    verbose
+        .status(0)
+        .stdout_contains("note: idle-limit cache ignored: ")
+        .stdout_contains("is not a tether idle-limit cache");
+    // Replaced by a good one with what this run read.
+    let (again, note) = LimitCache::load(file.clone());
+    assert_eq!(note, None);
+    let text = std::fs::read_to_string(again.path()).unwrap();
+    assert!(text.contains("\"sshd_config\""), "{text}");
+}
+
+#[test]
+fn heartbeats_are_counted_in_the_summary_and_printed_only_with_verbose() {
+    let lab = Lab::builder()
+        .names(&["web1", "resque1"])
+        .profile("clientalive")
+        .start();
+    let dir = write_recipe(&lab, &recipe("web1", "resque1", 4));
+    let cache = tempfile::tempdir().unwrap();
+
+    let quiet = deploy(&lab, &dir, cache.path(), &[]);
+    quiet
+        .status(0)
+        .stdout_lacks("kept alive")
+        .stdout_lacks("heartbeat ");
+    let row = quiet
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("resque1 ") && l.contains("one session, "))
+        .unwrap_or_else(|| panic!("no summary row for resque1\n{}", quiet.stdout))
+        .to_string();
+    // `resque1  one session, 5 heartbeats, 0 reconnects`: at least a probe a second.
+    let beats: u64 = row
+        .split("one session, ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{row}"));
+    assert!(beats >= 2, "{row}");
+    assert!(row.ends_with(", 0 reconnects"), "{row}");
+
+    let verbose = deploy(&lab, &dir, cache.path(), &["-v"]);
+    verbose
+        .status(0)
+        .stdout_contains("resque1 ~ idle, kept alive: heartbeat");
+}
+
+/// Resets every established connection of that lab host (`ss -K`: the server's end is
+/// destroyed and a RST sent), as a firewall or a NAT that forgot the connection does.
+fn reset_connections(lab: &Lab, host: &str) {
+    let port = lab.host(host).port;
+    let out = std::process::Command::new("ss")
+        .args([
+            "-K",
+            "state",
+            "established",
+            &format!("( sport = :{port} )"),
+        ])
+        .output()
+        .expect("run ss");
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn a_connection_reset_after_a_moment_of_idleness_teaches_nothing_even_unread() {
+    // Where the config cannot be read, an orderly close after 3 s idle would be learned as
+    // an idle limit; a reset is not one.
+    let user = PlainUser::create();
+    let lab = Lab::builder().names(&["host1"]).start();
+    make_unreadable(&lab, "host1");
+    let host = user.at("host1");
+    let host = host.as_str();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let (cache, _) = LimitCache::load(cache_file(cache_dir.path()));
+    let settings = WorkerSettings {
+        limit_cache: Some(std::sync::Arc::new(cache)),
+        ..WorkerSettings::default()
+    };
+    let mut h = Harness::new(&lab.ssh_config(), settings, &[host]);
+    h.wait_for(Duration::from_secs(5), |e| {
+        matches!(
+            e.kind,
+            EventKind::Heartbeat {
+                beat: Beat::Limits,
+                ..
+            }
+        )
+    })
+    .unwrap_or_else(|| panic!("the limits were not read\n{}", h.story()));
+    h.idle(Duration::from_secs(3));
+    reset_connections(&lab, "host1");
+    let (_, e) = h
+        .wait_for(Duration::from_secs(5), |e| is_reconnect(&e.kind))
+        .unwrap_or_else(|| panic!("no reconnect\n{}", h.story()));
+    let EventKind::Reconnected { reason, .. } = &e.kind else {
+        unreachable!()
+    };
+    // Said as what it was: not "the server closed the connection".
+    assert_eq!(
+        reason,
+        "connection lost while idle (the connection was reset)",
+        "{}",
+        h.story()
+    );
+    h.idle(Duration::from_millis(300));
+    assert_eq!(h.count(host, is_learned), 0, "{}", h.story());
+    assert!(!cache_file(cache_dir.path()).exists());
+    let r = h.run(&[host], "echo again");
+    assert!(r[0].ok(), "{:?}", r[0].result);
+}
+
+#[test]
+fn a_cache_that_cannot_be_written_is_a_note_under_verbose_not_an_error() {
+    let lab = Lab::builder()
+        .names(&["web1", "resque1"])
+        .profile("unused")
+        .start();
+    let dir = write_recipe(&lab, &recipe("web1", "resque1", 3));
+    // XDG_CACHE_HOME is a file: no directory can be made under it.
+    let temp = tempfile::tempdir().unwrap();
+    let blocked = temp.path().join("not-a-directory");
+    std::fs::write(&blocked, "").unwrap();
+    let quiet = deploy(&lab, &dir, &blocked, &[]);
+    quiet.status(0).stdout_lacks("note:");
+    let verbose = deploy(&lab, &dir, &blocked, &["-v"]);
+    verbose
+        .status(0)
+        .stdout_contains(
+            "resque1 ~ note: idle limit not remembered: cannot create the directory of ",
+        )
+        .stdout_contains("resque1 ~ the server closes connections unused for 3.0 s");
+    assert_eq!(
+        [lab.accepted_logins("web1"), lab.accepted_logins("resque1")],
+        [2, 2],
+        "{}",
+        verbose.stdout
+    );
+}

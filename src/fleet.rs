@@ -100,6 +100,7 @@ impl Fleet {
     ) -> Result<Self, Error> {
         let policy = WorkerSettings {
             heartbeat,
+            reattach: settings.reattach,
             ..WorkerSettings::default()
         };
         let pool = Pool::new(

@@ -1,5 +1,6 @@
-//! Ctrl-C: the first one stops dispatching new work and lets in-flight commands finish (their
-//! results are reported, failure hooks run); the second one exits at once. SIGTERM exits at
+//! Ctrl-C: the first one stops dispatching new work and stops in-flight commands (a PTY's
+//! terminal hung up, a command under the supervisor by its process group; others finish),
+//! their results are reported and failure hooks run; the second one exits at once. SIGTERM exits at
 //! once too. Either way the local files registered with [`remove_on_exit`] (a download's
 //! temporary file) are removed first: an exit that skips destructors must not leave them.
 
@@ -71,7 +72,7 @@ pub fn install() -> Arc<AtomicBool> {
                         exit_now(exit::INTERRUPTED);
                     }
                     eprintln!(
-                        "\ninterrupted: no new commands; waiting for running ones (Ctrl-C again to exit now)"
+                        "\ninterrupted: no new commands; stopping running ones (Ctrl-C again to exit now)"
                     );
                 }
             });

@@ -285,9 +285,14 @@ fn connection_killed_during_a_command_is_lost_and_not_resent() {
     let (result, killed) = std::thread::scope(|scope| {
         let pool = &h.pool;
         let job = scope.spawn(move || {
+            // On a terminal: without one the command runs under the supervisor, and is
+            // re-attached to (tests/reattach.rs).
             pool.fan_out(
                 &[("host1".to_string(), command.to_string())],
-                &FanOut::default(),
+                &FanOut {
+                    pty: true,
+                    ..FanOut::default()
+                },
             )
         });
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -363,6 +368,7 @@ fn blackholed_idle_host_is_reported_unreachable_not_hung() {
             heartbeat_timeout,
             reconnect_attempts: attempts,
             backoff_cap: Duration::from_secs(1),
+            ..WorkerSettings::default()
         },
         &["far"],
     );
@@ -502,6 +508,7 @@ fn blackholed_during_a_command_is_lost_not_hung() {
             heartbeat_timeout,
             reconnect_attempts: 1,
             backoff_cap: Duration::from_secs(1),
+            ..WorkerSettings::default()
         },
         &["far"],
     );

@@ -133,6 +133,11 @@ pub fn record(st: &mut State, event: &Event) {
             h.heartbeats += 1;
             h.last_heartbeat = Some(event.at);
         }
+        EventKind::Reattached { .. } => {
+            h.sessions += 1;
+            h.reconnects += 1;
+            h.connected_at = Some(event.at);
+        }
         EventKind::Reconnected { .. } => {
             h.sessions += 1;
             h.reconnects += 1;

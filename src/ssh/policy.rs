@@ -14,6 +14,9 @@ pub struct WorkerSettings {
     pub reconnect_attempts: u32,
     /// Upper bound of the backoff between attempts (1, 2, 4 ... s).
     pub backoff_cap: Duration,
+    /// How long a connection that died during a supervised command is reconnected to (with
+    /// the same backoff), to re-attach to the command (`--reattach`; see `supervisor.rs`).
+    pub reattach: Duration,
 }
 
 /// The default heartbeat interval.
@@ -26,6 +29,7 @@ impl Default for WorkerSettings {
             heartbeat_timeout: Duration::from_secs(5),
             reconnect_attempts: 4,
             backoff_cap: Duration::from_secs(8),
+            reattach: super::supervisor::DEFAULT_REATTACH,
         }
     }
 }

@@ -1,0 +1,118 @@
+//! The supervisor: a few lines of POSIX sh, sent with every command that runs without a
+//! pseudo-terminal (no agent to install), that let the command outlive its SSH connection.
+//!
+//! The exec's sh (see `exec.rs`, which sends it the same way under every login shell) makes a
+//! private directory for the command, `${TMPDIR:-/tmp}/tether-$LOGNAME/ID` (the parent must be
+//! a real directory owned by the user; the command's own is made with mode 0700), and starts
+//! the command there under `setsid`: in its own session and process group, so that neither the
+//! connection's death nor anything sshd does to the session reaches it, with the channel's
+//! stdin, and stdout and stderr written to the files `o` and `e`. When the command ends its
+//! exit status is written to `s` in one `write(2)` (a reader sees the whole line or nothing),
+//! and the exec's sh is woken (SIGUSR1). Meanwhile the exec's sh streams both files to the
+//! channel as they grow (every 0.2 s; at once when the command ends), and on a silent stretch
+//! of about a second writes a tick frame on stderr, which keeps sshd's `ChannelTimeout` from
+//! closing the channel and which tether strips. After the status marker was written it removes
+//! the directory, unless writing to the channel failed (the connection is gone: a resume needs
+//! the files).
+//!
+//! When the connection dies, tether connects again and sends [`resume`]: the same streaming
+//! from the byte counts it received per stream, then the real exit status. [`stop`] sends the
+//! command's process group SIGTERM, then SIGKILL after a grace period, and removes the
+//! directory. Where the supervisor cannot run (no `setsid`, no usable private directory) the
+//! exec's sh says why in a frame before its start marker and runs the command directly.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The frame the supervisor writes on stderr during a silent stretch (stripped by tether).
+pub const TICK: &[u8] = b"\x1etether-tick\x1e";
+/// The frame a resume writes on stderr when the command's directory is gone.
+pub const GONE: &[u8] = b"\x1etether-gone\x1e";
+/// The start of the frame the exec's sh writes on stderr, before its start marker, when it
+/// runs the command directly; the reason follows, then `\x1e`.
+pub const DIRECT: &[u8] = b"\x1etether-direct:";
+
+/// How long a stopped command's process group has between SIGTERM and SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// The default bound on re-attaching after a lost connection (`--reattach`).
+pub const DEFAULT_REATTACH: Duration = Duration::from_secs(60);
+
+/// The private directory of the command `$1` (`_tether_b` its parent).
+const DIR: &str = r#"_tether_b=${TMPDIR:-/tmp}/tether-${LOGNAME:-$USER}; _tether_d=$_tether_b/$1"#;
+
+/// What runs under `setsid` (the command in `$2`, its directory in `$1`): its pid is the
+/// process group's; a SIGTERM to the group ends the command, and the status is still written.
+/// Written between single quotes in [`boot`].
+const SUPERVISE: &str = r#"_tether_d=$1; _tether_cmd=$2; set --; echo $$ >"$_tether_d/p"; trap : TERM; (eval "unset _tether_d _tether_cmd; $_tether_cmd"); _tether_s=$?; echo "$_tether_s" >"$_tether_d/s"; read -r _tether_w <"$_tether_d/w" && kill -USR1 "$_tether_w" 2>/dev/null; exit 0"#;
+
+/// The streaming loop, from `_tether_o` and `_tether_e` bytes on; ends with the status marker
+/// and the command's status (see the module documentation).
+fn follow() -> String {
+    let pass = |file: &str, at: &str, to: &str| {
+        format!(
+            r#"if [ -s "$_tether_d/{file}" ]; then _tether_z=$(wc -c <"$_tether_d/{file}"); if [ $_tether_z -gt ${at} ]; then tail -c +$(({at}+1)) "$_tether_d/{file}" | head -c $((_tether_z-{at})){to} || _tether_bad=1; {at}=$_tether_z; _tether_n=1; fi; fi; "#
+        )
+    };
+    format!(
+        r#"trap "" PIPE; _tether_q=0; _tether_x=; _tether_bad=; while :; do [ -s "$_tether_d/s" ] && _tether_x=1; _tether_n=; {out}{err}[ -n "$_tether_x" ] && break; [ -d "$_tether_d" ] || exit 125; if [ -n "$_tether_n" ]; then _tether_q=0; else _tether_q=$((_tether_q+1)); if [ $_tether_q -ge 5 ]; then printf "\036tether-tick\036" >&2 || _tether_bad=1; _tether_q=0; fi; fi; if [ -z "$_tether_f" ]; then {{ sleep 0.2 2>/dev/null || sleep 1; }} </dev/null >/dev/null 2>&1 & _tether_z=$!; wait $_tether_z; kill $_tether_z 2>/dev/null; fi; done; read -r _tether_s <"$_tether_d/s"; printf "\036tether-exit:%d\036" "$_tether_s" >&2 && [ -z "$_tether_bad" ] && rm -rf "$_tether_d"; exit "$_tether_s""#,
+        out = pass("o", "_tether_o", ""),
+        err = pass("e", "_tether_e", " >&2"),
+    )
+}
+
+/// The part of the exec's sh that runs `$_tether_cmd` (id in `$_tether_id`) under the
+/// supervisor, or directly (saying why) where it cannot; `start` prints the start markers.
+pub fn boot(start: &str) -> String {
+    format!(
+        r#"set -- "$_tether_id"; {DIR}; set --; _tether_why=; if ! command -v setsid >/dev/null 2>&1; then _tether_why="setsid is not installed"; elif [ -z "${{LOGNAME:-$USER}}" ]; then _tether_why="neither LOGNAME nor USER is set"; else [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; if [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && mkdir -m 700 "$_tether_d" 2>/dev/null; then :; else _tether_why="$_tether_b is not a writable directory of the user's own"; fi; fi; if [ -n "$_tether_why" ]; then printf "\036tether-direct:%s\036" "$_tether_why" >&2; {start} (eval "unset _tether_cmd _tether_id _tether_b _tether_d _tether_why; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%d\036" "$_tether_s" >&2; exit "$_tether_s"; fi; trap "_tether_f=1" USR1; echo $$ >"$_tether_d/w"; exec 3<&0; setsid /bin/sh -c '{SUPERVISE}' sh "$_tether_d" "$_tether_cmd" <&3 >"$_tether_d/o" 2>"$_tether_d/e" 3<&- & exec 3<&-; {start} _tether_o=0; _tether_e=0; {follow}"#,
+        follow = follow()
+    )
+}
+
+/// The exec's sh of a resume: `$1` the command's id, `$2` and `$3` the bytes of stdout and
+/// stderr tether has; `start` prints the start markers. A missing directory is the
+/// [`GONE`] frame and status 125.
+pub fn resume(start: &str) -> String {
+    format!(
+        r#"{DIR}; _tether_o=$2; _tether_e=$3; set --; {start} if [ ! -d "$_tether_d" ] || [ -h "$_tether_b" ] || [ ! -O "$_tether_d" ]; then printf "\036tether-gone\036" >&2; exit 125; fi; trap "_tether_f=1" USR1; echo $$ >"$_tether_d/w"; {follow}"#,
+        follow = follow()
+    )
+}
+
+/// The exec's sh that stops the command `$1`: SIGTERM to its process group, SIGKILL after
+/// `$2` seconds if any of it is left, then its directory removed. Prints `TERM` or `KILL`
+/// (the signal that ended it), or `gone` (nothing of it was left); `start` prints the start
+/// markers.
+pub fn stop(start: &str) -> String {
+    format!(
+        r#"{DIR}; _tether_g=$2; set --; {start} _tether_p=; _tether_r=TERM; [ -d "$_tether_d" ] && [ ! -h "$_tether_b" ] && read -r _tether_p <"$_tether_d/p"; if [ -z "$_tether_p" ] || ! kill -TERM -"$_tether_p" 2>/dev/null; then _tether_r=gone; else _tether_i=0; while kill -0 -"$_tether_p" 2>/dev/null; do if [ $_tether_i -ge $((_tether_g*5)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; sleep 0.2 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; fi; rm -rf "$_tether_d"; echo "$_tether_r"; printf "\036tether-exit:0\036" >&2"#
+    )
+}
+
+/// A new command id: unique on the host for this user (time, pid, and a counter).
+pub fn new_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{:x}-{:x}-{:x}",
+        nanos,
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// What [`stop`] printed, as a sentence for the user.
+pub fn stop_report(stdout: &[u8], grace: Duration) -> String {
+    match String::from_utf8_lossy(stdout).trim() {
+        "TERM" => "its process group was sent SIGTERM and ended".into(),
+        "KILL" => format!(
+            "its process group was sent SIGTERM, and SIGKILL after {} s",
+            grace.as_secs()
+        ),
+        "gone" => "nothing of it was left running".into(),
+        other => format!("stopping it failed ({other})"),
+    }
+}

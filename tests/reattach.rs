@@ -1,0 +1,366 @@
+//! A command survives its connection (issue 13): commands without a PTY run under the
+//! supervisor (`ssh::supervisor`), so a connection that dies mid-command is re-attached to,
+//! a silent command outlives `ChannelTimeout`, and stopping (a timeout, the stop flag) reaches
+//! the command's processes on the host. Worker level, against real sshd; each test checks the
+//! host's own state (a marker file the command appends to, its processes in /proc).
+
+use crate::support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::harness::Harness;
+use support::lab::Lab;
+use tether::event::{EventKind, Stream};
+use tether::pool::{FanOut, HostResult};
+use tether::ssh::exec::ExitStatus;
+use tether::ssh::policy::WorkerSettings;
+use tether::ssh::SshError;
+
+/// Prints `line1` .. `line12`, one a second, after appending to /srv/marker.
+const TWELVE: &str =
+    "echo ran >> /srv/marker; i=1; while [ $i -le 12 ]; do echo line$i; i=$((i+1)); sleep 1; done";
+
+fn is_reattach(k: &EventKind) -> bool {
+    matches!(k, EventKind::Reattached { .. })
+}
+
+fn is_reconnect(k: &EventKind) -> bool {
+    matches!(k, EventKind::Reconnected { .. })
+}
+
+/// The pids of `host`'s processes whose command line contains `needle`.
+fn processes(lab: &Lab, host: &str, needle: &str) -> Vec<u32> {
+    lab.host_pids(host)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+                .is_ok_and(|c| c.contains(needle))
+        })
+        .collect()
+}
+
+/// Waits until `what` holds (at most 10 s).
+fn wait_until(why: &str, what: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !what() {
+        assert!(Instant::now() < deadline, "{why}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs `command` on host1 with `how` while `meanwhile` runs (from when /srv/marker is not
+/// empty); the result.
+fn run_while(
+    h: &Harness,
+    lab: &Lab,
+    command: &str,
+    how: FanOut,
+    meanwhile: impl FnOnce(),
+) -> HostResult {
+    let marker = lab.host("host1").root_dir.join("marker");
+    std::thread::scope(|scope| {
+        let pool = &h.pool;
+        let job =
+            scope.spawn(move || pool.fan_out(&[("host1".to_string(), command.to_string())], &how));
+        wait_until("the command never started", || {
+            std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+        });
+        meanwhile();
+        job.join().unwrap().remove(0)
+    })
+}
+
+/// The stdout lines host1's command showed, in order.
+fn shown(h: &Harness) -> Vec<String> {
+    h.events
+        .iter()
+        .filter(|(_, e)| &*e.host == "host1")
+        .filter_map(|(_, e)| match &e.kind {
+            EventKind::Output {
+                stream: Stream::Stdout,
+                line,
+            } => Some(line.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn twelve_lines() -> Vec<String> {
+    (1..=12).map(|i| format!("line{i}")).collect()
+}
+
+fn killed_mid_command(command: &str, want: ExitStatus) {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    let r = run_while(&h, &lab, command, FanOut::default(), || {
+        std::thread::sleep(Duration::from_secs(3));
+        lab.kill_connections("host1");
+    });
+    h.drain();
+    let out = match &r.result {
+        Some(Ok(out)) => out,
+        other => panic!("{other:?}\n{}", h.story()),
+    };
+    assert_eq!(out.status, want, "{}", h.story());
+    let mut want_stdout = twelve_lines().join("\n");
+    want_stdout.push('\n');
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want_stdout);
+    assert_eq!(shown(&h), twelve_lines(), "{}", h.story());
+    let marker = lab.host("host1").root_dir.join("marker");
+    assert_eq!(std::fs::read_to_string(marker).unwrap(), "ran\n");
+    assert_eq!(h.count("host1", is_reattach), 1, "{}", h.story());
+    assert_eq!(h.count("host1", is_reconnect), 0, "{}", h.story());
+    assert_eq!(lab.accepted_logins("host1"), 2);
+    let (_, e) = h.events.iter().find(|(_, e)| is_reattach(&e.kind)).unwrap();
+    let EventKind::Reattached {
+        command: c,
+        lost_after,
+        took,
+    } = &e.kind
+    else {
+        unreachable!()
+    };
+    assert_eq!(c, command);
+    assert!(
+        (Duration::from_secs(3)..Duration::from_secs(6)).contains(lost_after),
+        "{lost_after:?}"
+    );
+    assert!(*took < Duration::from_secs(5), "{took:?}");
+    // Nothing of it is left on the host.
+    wait_until("the command's processes are still there", || {
+        processes(&lab, "host1", "line$i").is_empty()
+    });
+}
+
+#[test]
+fn a_command_whose_connection_is_killed_is_reattached_and_every_line_arrives_once() {
+    killed_mid_command(TWELVE, ExitStatus::Code(0));
+}
+
+#[test]
+fn a_failing_command_reports_its_own_status_after_reattaching() {
+    killed_mid_command(&format!("{TWELVE}; exit 7"), ExitStatus::Code(7));
+}
+
+#[test]
+fn a_silent_command_outlives_channel_timeout() {
+    let lab = Lab::builder()
+        .names(&["host1"])
+        .profile("channeltimeout")
+        .start();
+    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    let r = h.run(&["host1"], "sleep 10; echo done");
+    match &r[0].result {
+        Some(Ok(out)) => {
+            assert_eq!(out.status, ExitStatus::Code(0), "{}", h.story());
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "done\n");
+            // The keep-alive frames never reach the command's output.
+            assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+        }
+        other => panic!("{other:?}\n{}", h.story()),
+    }
+    assert_eq!(shown(&h), ["done"]);
+    assert_eq!(lab.accepted_logins("host1"), 1);
+}
+
+#[test]
+fn past_the_bound_the_state_is_unknown_and_the_orphan_is_stopped_at_the_next_contact() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let settings = WorkerSettings {
+        reattach: Duration::from_secs(3),
+        ..WorkerSettings::default()
+    };
+    let mut h = Harness::new(&lab.ssh_config(), settings, &["host1"]);
+    let config = lab.host("host1").sshd_config.clone();
+    let saved = std::fs::read(&config).unwrap();
+    let r = run_while(
+        &h,
+        &lab,
+        "echo ran >> /srv/marker; sleep 47",
+        FanOut::default(),
+        || {
+            // No login works until the bound has passed.
+            lab.reconfigure("host1", "DenyUsers *");
+            lab.kill_connections("host1");
+        },
+    );
+    h.drain();
+    let error = match &r.result {
+        Some(Err(e @ SshError::ConnectionLost { .. })) => e.to_string(),
+        other => panic!("{other:?}\n{}", h.story()),
+    };
+    assert!(error.contains("remote state unknown"), "{error}");
+    assert_eq!(h.count("host1", is_reattach), 0, "{}", h.story());
+    assert!(!processes(&lab, "host1", "sleep 47").is_empty());
+    std::fs::write(&config, saved).unwrap();
+    lab.reconfigure("host1", "");
+    // The next contact (after the lost session's retry pause) stops it and says so.
+    std::thread::sleep(tether::ssh::worker::RETRY_LOST_AFTER);
+    let r = h.run(&["host1"], "echo next");
+    assert!(r[0].ok(), "{:?}\n{}", r[0].result, h.story());
+    let stopped: Vec<String> = h
+        .events
+        .iter()
+        .filter_map(|(_, e)| match &e.kind {
+            EventKind::RemoteStopped { command, why, how } => {
+                Some(format!("{command} | {why} | {how}"))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stopped.len(), 1, "{}", h.story());
+    assert!(stopped[0].starts_with("echo ran >> /srv/marker; sleep 47 | left running"));
+    assert!(stopped[0].ends_with("SIGTERM and ended"), "{}", stopped[0]);
+    wait_until("the orphan is still running", || {
+        processes(&lab, "host1", "sleep 47").is_empty()
+    });
+    assert_eq!(
+        std::fs::read_to_string(lab.host("host1").root_dir.join("marker")).unwrap(),
+        "ran\n"
+    );
+}
+
+#[test]
+fn a_timeout_stops_the_remote_command() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    let how = FanOut {
+        timeout: Some(Duration::from_secs(2)),
+        ..FanOut::default()
+    };
+    let r = run_while(&h, &lab, "echo ran >> /srv/marker; sleep 45", how, || {
+        assert!(!processes(&lab, "host1", "sleep 45").is_empty());
+    });
+    h.drain();
+    assert!(
+        matches!(r.result, Some(Err(SshError::CommandTimeout { .. }))),
+        "{:?}",
+        r.result
+    );
+    wait_until("the timed out command is still running", || {
+        processes(&lab, "host1", "sleep 45").is_empty()
+    });
+    assert_eq!(
+        h.count("host1", |k| matches!(
+            k,
+            EventKind::RemoteStopped { why, how, .. }
+                if why == "its timeout passed"
+                    && how == "its process group was sent SIGTERM and ended"
+        )),
+        1,
+        "{}",
+        h.story()
+    );
+}
+
+#[test]
+fn the_stop_flag_stops_a_command_without_a_pty() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    let flag = Arc::new(AtomicBool::new(false));
+    let how = FanOut {
+        kill: Some(flag.clone()),
+        ..FanOut::default()
+    };
+    let started = Instant::now();
+    let r = run_while(&h, &lab, "echo ran >> /srv/marker; sleep 44", how, || {
+        flag.store(true, Ordering::SeqCst)
+    });
+    h.drain();
+    assert!(
+        matches!(r.result, Some(Err(SshError::CommandStopped { .. }))),
+        "{:?}",
+        r.result
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    wait_until("the stopped command is still running", || {
+        processes(&lab, "host1", "sleep 44").is_empty()
+    });
+    assert_eq!(
+        h.count("host1", |k| matches!(k, EventKind::RemoteStopped { .. })),
+        1
+    );
+}
+
+#[test]
+fn tether_run_says_once_that_it_reattached_and_shows_every_line_once() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let marker = lab.host("host1").root_dir.join("marker");
+    let out = std::thread::scope(|scope| {
+        let run = scope.spawn(|| {
+            support::tether::Tether::new()
+                .ssh_config(&lab.ssh_config())
+                .args(&["--format", "json", "run", "--hosts", "host1", "--"])
+                .arg(TWELVE)
+                .run()
+        });
+        wait_until("the command never started", || {
+            std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+        });
+        std::thread::sleep(Duration::from_secs(3));
+        lab.kill_connections("host1");
+        run.join().unwrap()
+    });
+    out.status(0);
+    let events: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let lines: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "output")
+        .map(|e| e["line"].as_str().unwrap())
+        .collect();
+    assert_eq!(lines, twelve_lines(), "{}", out.stdout);
+    let reattach: Vec<&serde_json::Value> =
+        events.iter().filter(|e| e["type"] == "reattach").collect();
+    assert_eq!(reattach.len(), 1, "{}", out.stdout);
+    assert_eq!(reattach[0]["host"], "host1");
+    assert_eq!(reattach[0]["command"], TWELVE);
+    assert!(reattach[0]["lost_after_ms"].as_f64().unwrap() >= 3000.0);
+    assert!(reattach[0]["took_ms"].as_f64().is_some());
+    assert_eq!(
+        events.iter().filter(|e| e["type"] == "reconnect").count(),
+        0
+    );
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n");
+}
+
+#[test]
+fn the_reattach_line_in_text_output() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let marker = lab.host("host1").root_dir.join("marker");
+    let out = std::thread::scope(|scope| {
+        let run = scope.spawn(|| {
+            support::tether::Tether::new()
+                .ssh_config(&lab.ssh_config())
+                .args(&["run", "--hosts", "host1", "--"])
+                .arg("echo ran >> /srv/marker; sleep 4; echo after")
+                .run()
+        });
+        wait_until("the command never started", || {
+            std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+        });
+        std::thread::sleep(Duration::from_secs(1));
+        lab.kill_connections("host1");
+        run.join().unwrap()
+    });
+    out.status(0);
+    assert_eq!(out.host_lines("host1", '|'), ["after"], "{}", out.stdout);
+    let said: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains("re-attached after"))
+        .collect();
+    assert_eq!(said.len(), 1, "{}", out.stdout);
+    assert!(
+        said[0].starts_with("host1 ~ connection lost ")
+            && said[0].contains(" into `echo ran >> /srv/marker; sleep 4; echo after`;"),
+        "{}",
+        said[0]
+    );
+}

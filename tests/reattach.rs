@@ -364,3 +364,45 @@ fn the_reattach_line_in_text_output() {
         said[0]
     );
 }
+
+/// SIGTERM and SIGHUP to tether act as a Ctrl-C: the remote command's process group is
+/// stopped and said so, and tether exits 130.
+#[test]
+fn sigterm_and_sighup_stop_the_remote_command_like_ctrl_c() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let marker = lab.host("host1").root_dir.join("marker");
+    for (signal, words) in [
+        (libc::SIGTERM, "terminated (SIGTERM)"),
+        (libc::SIGHUP, "hung up (SIGHUP)"),
+    ] {
+        std::fs::write(&marker, "").unwrap();
+        let child = support::tether::Tether::new()
+            .ssh_config(&lab.ssh_config())
+            .args(&["run", "--hosts", "host1", "--"])
+            .arg("echo ran >> /srv/marker; sleep 43")
+            .spawn();
+        wait_until("the command never started", || {
+            std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+        });
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "{stdout}{stderr}");
+        assert!(
+            stderr.contains(&format!("{words}: no new commands")),
+            "{stderr}"
+        );
+        assert!(
+            stdout.contains(
+                "host1 ~ stopped `echo ran >> /srv/marker; sleep 43` on the host (tether was \
+                 interrupted): its process group was sent SIGTERM and ended"
+            ),
+            "{stdout}"
+        );
+        wait_until("the command is still running", || {
+            processes(&lab, "host1", "sleep 43").is_empty()
+        });
+    }
+}

@@ -969,12 +969,19 @@ fn pump(
         stdin_done,
     } = streams;
     // A command without a PTY is stopped only under the supervisor (closing its channel would
-    // not stop it).
-    let stop = opts.stop.as_ref().filter(|_| opts.pty || supervised);
+    // not stop it), or when it is a transfer: closing its channel ends the remote `cat` (an
+    // upload's shell then sees too few bytes and removes its temporary file).
+    let transfer = opts.stdin_from.is_some() || opts.stdout_to.is_some();
+    let stop = opts
+        .stop
+        .as_ref()
+        .filter(|_| opts.pty || supervised || transfer);
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         if stop.is_some_and(|s| s.load(Ordering::SeqCst))
-            && (opts.pty || (err.start.open && direct_reason(&err.start.preamble).is_none()))
+            && (opts.pty
+                || transfer
+                || (err.start.open && direct_reason(&err.start.preamble).is_none()))
         {
             close_now(conn, channel);
             return Err(ExecError::Stopped(started.elapsed()));

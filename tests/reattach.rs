@@ -406,3 +406,88 @@ fn sigterm_and_sighup_stop_the_remote_command_like_ctrl_c() {
         });
     }
 }
+
+#[test]
+fn where_the_supervisor_cannot_run_commands_run_directly_and_it_is_said_once() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    // No private directory can be made under a TMPDIR that does not exist (sshd takes the
+    // first SetEnv line only: the lab's sets HOME).
+    let config = lab.host("host1").sshd_config.clone();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replacen("\nSetEnv HOME=", "\nSetEnv TMPDIR=/srv/missing HOME=", 1);
+    assert!(text.contains("TMPDIR=/srv/missing"));
+    std::fs::write(&config, text).unwrap();
+    lab.reconfigure("host1", "");
+    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    for word in ["one", "two"] {
+        let r = h.run(&["host1"], &format!("echo {word}"));
+        match &r[0].result {
+            Some(Ok(out)) => assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{word}\n")),
+            other => panic!("{other:?}\n{}", h.story()),
+        }
+    }
+    let warnings: Vec<String> = h
+        .events
+        .iter()
+        .filter_map(|(_, e)| match &e.kind {
+            EventKind::Warning { message } => Some(message.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", h.story());
+    assert!(
+        warnings[0].starts_with(
+            "commands run without tether's supervisor on this host (/srv/missing/tether-"
+        ),
+        "{}",
+        warnings[0]
+    );
+    // Directly, as before: a lost connection loses the command.
+    let r = run_while(
+        &h,
+        &lab,
+        "echo ran >> /srv/marker; sleep 42",
+        FanOut::default(),
+        || lab.kill_connections("host1"),
+    );
+    assert!(
+        matches!(r.result, Some(Err(SshError::ConnectionLost { .. }))),
+        "{:?}",
+        r.result
+    );
+    h.drain();
+    assert_eq!(h.count("host1", is_reattach), 0);
+}
+
+/// `on(.., #{ reattach: N }, ..)` bounds re-attaching for the commands of that step.
+#[test]
+fn the_reattach_bound_of_an_on_step() {
+    let lab = support::recipe::lab(&["db1"]);
+    let marker = lab.host("db1").root_dir.join("marker");
+    let r = support::recipe::lab_recipe(
+        &lab,
+        "reattach-bound",
+        r#"task("slow", || { on("db", #{ reattach: 1 }, |host| { run("echo ran >> /srv/marker; sleep 41"); }); });"#,
+    );
+    let child = r.tether().args(&["slow"]).spawn();
+    wait_until("the command never started", || {
+        std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+    });
+    // The listener answers no new connection (each attempt waits for ConnectTimeout).
+    let listener = lab.host("db1").pid as libc::pid_t;
+    // SAFETY: kill(2) on the lab's own sshd listener.
+    unsafe { libc::kill(listener, libc::SIGSTOP) };
+    lab.kill_connections("db1");
+    let out = child.wait_with_output().unwrap();
+    // SAFETY: as above.
+    unsafe { libc::kill(listener, libc::SIGCONT) };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("not re-attached within 1.0 s"), "{text}");
+    assert!(text.contains("remote state unknown"), "{text}");
+    assert!(!text.contains("re-attached after"), "{text}");
+}

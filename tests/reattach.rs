@@ -410,14 +410,8 @@ fn sigterm_and_sighup_stop_the_remote_command_like_ctrl_c() {
 #[test]
 fn where_the_supervisor_cannot_run_commands_run_directly_and_it_is_said_once() {
     let lab = Lab::builder().names(&["host1"]).start();
-    // No private directory can be made under a TMPDIR that does not exist (sshd takes the
-    // first SetEnv line only: the lab's sets HOME).
-    let config = lab.host("host1").sshd_config.clone();
-    let text = std::fs::read_to_string(&config).unwrap();
-    let text = text.replacen("\nSetEnv HOME=", "\nSetEnv TMPDIR=/srv/missing HOME=", 1);
-    assert!(text.contains("TMPDIR=/srv/missing"));
-    std::fs::write(&config, text).unwrap();
-    lab.reconfigure("host1", "");
+    // No private directory can be made under a TMPDIR that does not exist.
+    own_tmpdir(&lab, "host1", "/srv/missing");
     let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
     for word in ["one", "two"] {
         let r = h.run(&["host1"], &format!("echo {word}"));
@@ -490,4 +484,51 @@ fn the_reattach_bound_of_an_on_step() {
     assert!(text.contains("not re-attached within 1.0 s"), "{text}");
     assert!(text.contains("remote state unknown"), "{text}");
     assert!(!text.contains("re-attached after"), "{text}");
+}
+
+/// Points the host's `TMPDIR` at its own `/srv/tmp` (sshd takes the first SetEnv line only:
+/// the lab's sets HOME); returns that directory as this machine sees it.
+fn own_tmpdir(lab: &Lab, host: &str, tmpdir: &str) -> std::path::PathBuf {
+    let config = lab.host(host).sshd_config.clone();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let set = format!("\nSetEnv TMPDIR={tmpdir} HOME=");
+    let text = text.replacen("\nSetEnv HOME=", &set, 1);
+    assert!(text.contains(&set));
+    std::fs::write(&config, text).unwrap();
+    lab.reconfigure(host, "");
+    lab.host(host)
+        .root_dir
+        .join(tmpdir.trim_start_matches("/srv/"))
+}
+
+#[test]
+fn the_supervisors_directories_are_removed_once_their_results_were_read() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let tmp = own_tmpdir(&lab, "host1", "/srv/tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    let entries =
+        |dir: &std::path::Path| -> usize { std::fs::read_dir(dir).map_or(0, |d| d.count()) };
+    for i in 0..3 {
+        assert!(
+            h.run(&["host1"], &format!("echo {i}"))[0].ok(),
+            "{}",
+            h.story()
+        );
+    }
+    let base = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("tether-")
+        })
+        .expect("the supervisor's directory");
+    // The last command's stays until its result is known read; the earlier ones are gone.
+    wait_until("earlier directories are left", || entries(&base) == 1);
+    h.drain();
+    drop(h);
+    wait_until("the last directory is left", || entries(&base) == 0);
 }

@@ -218,8 +218,9 @@ const MAX_WORD: usize = 4000;
 /// positional parameters, and reports its status. Written with `"` and `\` only where the
 /// login shell sees them outside its quotes (see [`shell_word`]).
 ///
-/// With `supervised` (never with `pty`) the first argument is the command's id, and the
-/// command runs under the supervisor (see `supervisor.rs`).
+/// With `supervised` (never with `pty`) the first argument is the command's id, followed by
+/// the ids of directories to remove (space-separated), and the command runs under the
+/// supervisor (see `supervisor.rs`).
 fn boot(pty: bool, supervised: bool) -> String {
     let start = r#"printf "\036tether-start\036""#;
     let start_err = if pty {
@@ -230,7 +231,7 @@ fn boot(pty: bool, supervised: bool) -> String {
     let decode = r#"_tether_ifs=$IFS; _tether_nl=${_tether_ifs#??}; IFS=; eval "_tether_cmd=\"$*\""; IFS=$_tether_ifs; unset _tether_ifs _tether_nl; set --;"#;
     if supervised {
         return format!(
-            "_tether_id=$1; shift; {decode} {}",
+            r#"_tether_id=${{1%% *}}; _tether_done=${{1#"$_tether_id"}}; shift; {decode} {}"#,
             super::supervisor::boot(&format!("{start};{start_err}"))
         );
     }
@@ -609,6 +610,9 @@ pub struct Supervision {
     pub stopped: Option<String>,
     /// A resume found the command's directory gone: how it ended is unknown.
     pub gone: bool,
+    /// Ids of earlier commands whose results were read: the supervisor removes their
+    /// directories.
+    pub done: Vec<String>,
 }
 
 impl Default for Supervision {
@@ -619,6 +623,7 @@ impl Default for Supervision {
             direct: None,
             stopped: None,
             gone: false,
+            done: Vec::new(),
         }
     }
 }
@@ -705,7 +710,13 @@ pub fn run_reporting(
 ) -> Result<ExecOutput, ExecError> {
     let started = Instant::now();
     let sup = sup.filter(|_| !opts.pty);
-    let id = sup.as_ref().map(|s| s.id.clone());
+    let id = sup.as_ref().map(|s| {
+        std::iter::once(&s.id)
+            .chain(&s.done)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
     let wrapped = wrap_for(command, opts.pty, id.as_deref());
     if wrapped.len() <= MAX_EXEC {
         return run_wrapped(conn, &wrapped, opts, on_line, preamble, sup);
@@ -756,6 +767,25 @@ pub fn resume(
         ..opts.clone()
     };
     run_wrapped(conn, &wrapped, &opts, on_line, preamble, Some(sup))
+}
+
+/// Removes the directories of the supervised commands `ids` on `conn` (their results were
+/// read); best effort, within a few seconds.
+pub fn clean_supervised(conn: &Connection, ids: &[String]) {
+    let opts = ExecOptions {
+        timeout: Some(Duration::from_secs(3)),
+        ..ExecOptions::default()
+    };
+    let args: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let wrapped = wrap_script(&super::supervisor::clean(), &args);
+    let _ = run_wrapped(
+        conn,
+        &wrapped,
+        &opts,
+        &mut |_, _| {},
+        &mut Preamble::default(),
+        None,
+    );
 }
 
 /// Stops the supervised command `id` on `conn`: SIGTERM to its process group, SIGKILL after
@@ -1499,7 +1529,19 @@ mod supervised_tests {
             assert_eq!(err, "warn\n", "{shell}");
             assert_eq!((marker, code), (Some(3), Some(3)), "{shell}");
             assert!(direct_reason(&preamble).is_none(), "{shell}");
-            assert!(!tmp.path().join("tether-someone/id1").exists(), "{shell}");
+            // Kept until tether has read the result; the next command removes it.
+            let dir = tmp.path().join("tether-someone/id1");
+            assert!(dir.exists(), "{shell}");
+            let next = wrap_for("true", false, Some("id5 id1"));
+            let (_, _, code) = as_sshd_tmp(shell, &next, b"", tmp.path());
+            assert_eq!(code, Some(0));
+            let clean = wrap_script(&crate::ssh::supervisor::clean(), &["id5"]);
+            as_sshd_tmp(shell, &clean, b"", tmp.path());
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while dir.exists() || tmp.path().join("tether-someone/id5").exists() {
+                assert!(std::time::Instant::now() < deadline, "{shell}: not removed");
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
     }
 
@@ -1551,7 +1593,7 @@ mod supervised_tests {
         let (out, err, marker, _) = read(&stdout, &stderr);
         assert_eq!((out.as_str(), err.as_str()), ("two\n", ""));
         assert_eq!((marker, code), (Some(7), Some(7)));
-        assert!(!dir.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
         // Gone: the frame, no marker.
         let (_, stderr, code) = as_sshd_tmp("/bin/sh", &resume, b"", tmp.path());
         let mut f = StderrFilter::default();

@@ -11,9 +11,10 @@
 //! and the exec's sh is woken (SIGUSR1). Meanwhile the exec's sh streams both files to the
 //! channel as they grow (every 0.2 s; at once when the command ends), and on a silent stretch
 //! of about a second writes a tick frame on stderr, which keeps sshd's `ChannelTimeout` from
-//! closing the channel and which tether strips. After the status marker was written it removes
-//! the directory, unless writing to the channel failed (the connection is gone: a resume needs
-//! the files).
+//! closing the channel and which tether strips. The directory stays until tether has read the
+//! command's result (the connection may die after the status was written and before it
+//! arrived): the next command on that host removes it, and at the end of a run one last exec
+//! removes what is left ([`clean`]).
 //!
 //! When the connection dies, tether connects again and sends [`resume`]: the same streaming
 //! from the byte counts it received per stream, then the real exit status. [`stop`] sends the
@@ -44,18 +45,18 @@ const DIR: &str = r#"_tether_b=${TMPDIR:-/tmp}/tether-${LOGNAME:-$USER}; _tether
 /// What runs under `setsid` (the command in `$2`, its directory in `$1`): its pid is the
 /// process group's; a SIGTERM to the group ends the command, and the status is still written.
 /// Written between single quotes in [`boot`].
-const SUPERVISE: &str = r#"_tether_d=$1; _tether_cmd=$2; set --; echo $$ >"$_tether_d/p"; trap : TERM; (eval "unset _tether_d _tether_cmd; $_tether_cmd"); _tether_s=$?; echo "$_tether_s" >"$_tether_d/s"; read -r _tether_w <"$_tether_d/w" && kill -USR1 "$_tether_w" 2>/dev/null; exit 0"#;
+const SUPERVISE: &str = r#"_tether_d=$1; _tether_cmd=$2; _tether_done=$3; set --; echo $$ >"$_tether_d/p"; trap : TERM; (eval "unset _tether_d _tether_cmd _tether_done; $_tether_cmd"); _tether_s=$?; echo "$_tether_s" >"$_tether_d/s"; read -r _tether_w <"$_tether_d/w" && kill -USR1 "$_tether_w" 2>/dev/null; for _tether_x in $_tether_done; do rm -rf "${_tether_d%/*}/$_tether_x"; done; exit 0"#;
 
 /// The streaming loop, from `_tether_o` and `_tether_e` bytes on; ends with the status marker
 /// and the command's status (see the module documentation).
 fn follow() -> String {
     let pass = |file: &str, at: &str, to: &str| {
         format!(
-            r#"if [ -s "$_tether_d/{file}" ]; then _tether_z=$(wc -c <"$_tether_d/{file}"); if [ $_tether_z -gt ${at} ]; then tail -c +$(({at}+1)) "$_tether_d/{file}" | head -c $((_tether_z-{at})){to} || _tether_bad=1; {at}=$_tether_z; _tether_n=1; fi; fi; "#
+            r#"if [ -s "$_tether_d/{file}" ]; then _tether_z=$(wc -c <"$_tether_d/{file}"); if [ $_tether_z -gt ${at} ]; then tail -c +$(({at}+1)) "$_tether_d/{file}" | head -c $((_tether_z-{at})){to}; {at}=$_tether_z; _tether_n=1; fi; fi; "#
         )
     };
     format!(
-        r#"trap "" PIPE; _tether_q=0; _tether_x=; _tether_bad=; while :; do [ -s "$_tether_d/s" ] && _tether_x=1; _tether_n=; {out}{err}[ -n "$_tether_x" ] && break; [ -d "$_tether_d" ] || exit 125; if [ -n "$_tether_n" ]; then _tether_q=0; else _tether_q=$((_tether_q+1)); if [ $_tether_q -ge 5 ]; then printf "\036tether-tick\036" >&2 || _tether_bad=1; _tether_q=0; fi; fi; if [ -z "$_tether_f" ]; then {{ sleep 0.2 2>/dev/null || sleep 1; }} </dev/null >/dev/null 2>&1 & _tether_z=$!; wait $_tether_z; kill $_tether_z 2>/dev/null; fi; done; read -r _tether_s <"$_tether_d/s"; printf "\036tether-exit:%d\036" "$_tether_s" >&2 && [ -z "$_tether_bad" ] && rm -rf "$_tether_d"; exit "$_tether_s""#,
+        r#"trap "" PIPE; _tether_q=0; _tether_x=; while :; do [ -s "$_tether_d/s" ] && _tether_x=1; _tether_n=; {out}{err}[ -n "$_tether_x" ] && break; [ -d "$_tether_d" ] || exit 125; if [ -n "$_tether_n" ]; then _tether_q=0; else _tether_q=$((_tether_q+1)); if [ $_tether_q -ge 5 ]; then printf "\036tether-tick\036" >&2; _tether_q=0; fi; fi; if [ -z "$_tether_f" ]; then {{ sleep 0.2 2>/dev/null || sleep 1; }} </dev/null >/dev/null 2>&1 & _tether_z=$!; wait $_tether_z; kill $_tether_z 2>/dev/null; fi; done; read -r _tether_s <"$_tether_d/s"; printf "\036tether-exit:%d\036" "$_tether_s" >&2; exit "$_tether_s""#,
         out = pass("o", "_tether_o", ""),
         err = pass("e", "_tether_e", " >&2"),
     )
@@ -63,9 +64,11 @@ fn follow() -> String {
 
 /// The part of the exec's sh that runs `$_tether_cmd` (id in `$_tether_id`) under the
 /// supervisor, or directly (saying why) where it cannot; `start` prints the start markers.
+/// The directories named in `$_tether_done` (commands whose result tether has read) are
+/// removed by the supervisor once the command has ended.
 pub fn boot(start: &str) -> String {
     format!(
-        r#"set -- "$_tether_id"; {DIR}; set --; _tether_why=; if ! command -v setsid >/dev/null 2>&1; then _tether_why="setsid is not installed"; elif [ -z "${{LOGNAME:-$USER}}" ]; then _tether_why="neither LOGNAME nor USER is set"; else [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; if [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && mkdir -m 700 "$_tether_d" 2>/dev/null; then :; else _tether_why="$_tether_b is not a writable directory of the user's own"; fi; fi; if [ -n "$_tether_why" ]; then printf "\036tether-direct:%s\036" "$_tether_why" >&2; {start} (eval "unset _tether_cmd _tether_id _tether_b _tether_d _tether_why; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%d\036" "$_tether_s" >&2; exit "$_tether_s"; fi; trap "_tether_f=1" USR1; echo $$ >"$_tether_d/w"; exec 3<&0; setsid /bin/sh -c '{SUPERVISE}' sh "$_tether_d" "$_tether_cmd" <&3 >"$_tether_d/o" 2>"$_tether_d/e" 3<&- & exec 3<&-; {start} _tether_o=0; _tether_e=0; {follow}"#,
+        r#"set -- "$_tether_id"; {DIR}; set --; _tether_why=; if ! command -v setsid >/dev/null 2>&1; then _tether_why="setsid is not installed"; elif [ -z "${{LOGNAME:-$USER}}" ]; then _tether_why="neither LOGNAME nor USER is set"; else [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; if [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && mkdir -m 700 "$_tether_d" 2>/dev/null; then :; else _tether_why="$_tether_b is not a writable directory of the user's own"; fi; fi; if [ -n "$_tether_why" ]; then printf "\036tether-direct:%s\036" "$_tether_why" >&2; {start} (eval "unset _tether_cmd _tether_id _tether_b _tether_d _tether_why; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%d\036" "$_tether_s" >&2; exit "$_tether_s"; fi; trap "_tether_f=1" USR1; echo $$ >"$_tether_d/w"; exec 3<&0; setsid /bin/sh -c '{SUPERVISE}' sh "$_tether_d" "$_tether_cmd" "$_tether_done" <&3 >"$_tether_d/o" 2>"$_tether_d/e" 3<&- & exec 3<&-; {start} _tether_o=0; _tether_e=0; {follow}"#,
         follow = follow()
     )
 }
@@ -88,6 +91,11 @@ pub fn stop(start: &str) -> String {
     format!(
         r#"{DIR}; _tether_g=$2; set --; {start} _tether_p=; _tether_r=TERM; [ -d "$_tether_d" ] && [ ! -h "$_tether_b" ] && read -r _tether_p <"$_tether_d/p"; if [ -z "$_tether_p" ] || ! kill -TERM -"$_tether_p" 2>/dev/null; then _tether_r=gone; else _tether_i=0; while kill -0 -"$_tether_p" 2>/dev/null; do if [ $_tether_i -ge $((_tether_g*5)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; sleep 0.2 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; fi; rm -rf "$_tether_d"; echo "$_tether_r"; printf "\036tether-exit:0\036" >&2"#
     )
+}
+
+/// The exec's sh that removes the directories of the commands named in its arguments.
+pub fn clean() -> String {
+    r#"_tether_b=${TMPDIR:-/tmp}/tether-${LOGNAME:-$USER}; for _tether_x; do rm -rf "$_tether_b/$_tether_x"; done"#.to_string()
 }
 
 /// A new command id: unique on the host for this user (time, pid, and a counter).

@@ -118,6 +118,7 @@ impl HostWorker {
             preamble_shown: false,
             direct_said: false,
             orphans: Vec::new(),
+            read: Vec::new(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("host {name}"))
@@ -188,6 +189,9 @@ struct WorkerState {
     /// Commands (id, command) left running under the supervisor when re-attaching to them
     /// failed: stopped at the next contact with the host.
     orphans: Vec<(String, String)>,
+    /// Ids of supervised commands whose results were read: their directories on the host are
+    /// removed by the next command, or when the worker ends.
+    read: Vec<String>,
     /// Set when the first connection failed (or tether is stopping): the host is unreachable
     /// for this run.
     failed: Option<SshError>,
@@ -232,6 +236,9 @@ impl WorkerState {
             }
         }
         if let Some(conn) = self.conn.take() {
+            if !self.read.is_empty() {
+                exec::clean_supervised(&conn, &self.read);
+            }
             conn.session.set_blocking(true);
             conn.session.set_timeout(2000);
             let _ = conn.session.disconnect(None, "tether done", None);
@@ -428,7 +435,11 @@ impl WorkerState {
             && opts.echo != Echo::Nothing
             && opts.stdin_from.is_none()
             && opts.stdout_to.is_none();
-        let mut sup = supervised.then(Supervision::default);
+        let mut sup = supervised.then(|| {
+            let mut s = Supervision::default();
+            s.done = std::mem::take(&mut self.read);
+            s
+        });
         self.stop_orphans();
         let mut result = self.exec_once(command, &opts, sup.as_mut());
         if let Err(ExecError::NotStarted(reason)) = &result {
@@ -465,8 +476,17 @@ impl WorkerState {
                 }
             }
         }
-        if let Some(s) = &sup {
+        if let Some(s) = &mut sup {
             self.report_supervision(command, s, &result);
+            match &result {
+                // The supervisor removes `done` once the command ends; this one's directory
+                // goes with the next command (its result has been read).
+                Ok(_) if unknown.is_none() && s.direct.is_none() && !s.gone => {
+                    self.read.push(s.id.clone())
+                }
+                Ok(_) => {}
+                Err(_) => self.read.append(&mut s.done),
+            }
         }
         let result = match (unknown, result) {
             (Some(error), _) => Err(error),

@@ -393,7 +393,7 @@ pub struct HostsArgs {
 /// `tether watch`.
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    /// Stop in-flight PTY commands when a change cancels a run (default: wait for them).
+    /// Stop in-flight commands when a change cancels a run (default: wait for them).
     #[arg(long)]
     pub kill: bool,
     /// Quiet time after a change before the run starts.

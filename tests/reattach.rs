@@ -532,3 +532,53 @@ fn the_supervisors_directories_are_removed_once_their_results_were_read() {
     drop(h);
     wait_until("the last directory is left", || entries(&base) == 0);
 }
+
+/// A host blackholed for 5 s in the middle of a command (nftables in its own network
+/// namespace: silence, no reset), lifted before the bound: re-attached, every line once.
+#[test]
+fn a_blackhole_lifted_before_the_bound_is_reattached() {
+    let far = support::netns::NetnsHost::start("far", &[]);
+    let settings = WorkerSettings {
+        heartbeat: Some(Duration::from_secs(1)),
+        heartbeat_timeout: Duration::from_secs(2),
+        ..WorkerSettings::default()
+    };
+    let mut h = Harness::new(&far.ssh_config(), settings, &["far"]);
+    let marker = far.dir.join("home/marker");
+    let command = TWELVE.replace("/srv/marker", "$HOME/marker");
+    let r = std::thread::scope(|scope| {
+        let pool = &h.pool;
+        let command = &command;
+        let job = scope.spawn(move || {
+            pool.fan_out(&[("far".to_string(), command.clone())], &FanOut::default())
+        });
+        wait_until("the command never started", || {
+            std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+        });
+        std::thread::sleep(Duration::from_secs(2));
+        far.blackhole();
+        std::thread::sleep(Duration::from_secs(5));
+        far.lift_blackhole();
+        job.join().unwrap().remove(0)
+    });
+    h.drain();
+    let out = match &r.result {
+        Some(Ok(out)) => out,
+        other => panic!("{other:?}\n{}", h.story()),
+    };
+    assert_eq!(out.status, ExitStatus::Code(0), "{}", h.story());
+    let lines: Vec<String> = h
+        .events
+        .iter()
+        .filter_map(|(_, e)| match &e.kind {
+            EventKind::Output {
+                stream: Stream::Stdout,
+                line,
+            } => Some(line.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lines, twelve_lines(), "{}", h.story());
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n");
+    assert_eq!(h.count("far", is_reattach), 1, "{}", h.story());
+}

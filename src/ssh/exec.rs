@@ -908,8 +908,15 @@ fn run_wrapped(
             return Err(ExecError::Lost(reason));
         }
         Err(e @ (ExecError::Stopped(_) | ExecError::Deadline(_))) => {
-            if let Some(sup) = sup.filter(|_| streams.supervised()) {
-                sup.stopped = Some(stop_supervised(conn, &sup.id));
+            match sup.filter(|_| streams.supervised()) {
+                // The exec's sh ends once the command's process group is gone.
+                Some(sup) => {
+                    sup.stopped = Some(stop_supervised(conn, &sup.id));
+                    close_now(conn, &mut channel);
+                }
+                // Abandoned: closing its channel does not wait for it.
+                None if matches!(e, ExecError::Deadline(_)) => drop(channel.close()),
+                None => {}
             }
             return Err(e);
         }
@@ -1008,12 +1015,13 @@ fn pump(
         .filter(|_| opts.pty || supervised || transfer);
     let mut buf = vec![0u8; 32 * 1024];
     loop {
-        if stop.is_some_and(|s| s.load(Ordering::SeqCst))
-            && (opts.pty
-                || transfer
-                || (err.start.open && direct_reason(&err.start.preamble).is_none()))
-        {
-            close_now(conn, channel);
+        // Under the supervisor the channel stays open while its process group is stopped
+        // (the caller does that, then closes it): the exec's sh ends with the command.
+        let attached = supervised && err.start.open && direct_reason(&err.start.preamble).is_none();
+        if stop.is_some_and(|s| s.load(Ordering::SeqCst)) && (opts.pty || transfer || attached) {
+            if !attached {
+                close_now(conn, channel);
+            }
             return Err(ExecError::Stopped(started.elapsed()));
         }
         let mut progressed = false;
@@ -1098,7 +1106,7 @@ fn pump(
         let now = Instant::now();
         if let Some(d) = deadline {
             if now >= d {
-                channel.close().ok();
+                // The caller closes the channel (after stopping a supervised command).
                 return Err(ExecError::Deadline(started.elapsed()));
             }
         }

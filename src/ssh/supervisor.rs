@@ -44,8 +44,10 @@ const DIR: &str = r#"_tether_b=${TMPDIR:-/tmp}/tether-${LOGNAME:-$USER}; _tether
 
 /// What runs under `setsid` (the command in `$2`, its directory in `$1`): its pid is the
 /// process group's; a SIGTERM to the group ends the command, and the status is still written.
+/// A SIGTERM, SIGHUP or SIGINT to the supervisor itself (the command's `$$`: `kill -TERM $$`)
+/// is its status instead, which the exec's sh passes on by ending with that signal.
 /// Written between single quotes in [`boot`].
-const SUPERVISE: &str = r#"_tether_d=$1; _tether_cmd=$2; _tether_done=$3; set --; echo $$ >"$_tether_d/p"; trap : TERM; (eval "unset _tether_d _tether_cmd _tether_done; $_tether_cmd"); _tether_s=$?; echo "$_tether_s" >"$_tether_d/s"; read -r _tether_w <"$_tether_d/w" && kill -USR1 "$_tether_w" 2>/dev/null; for _tether_x in $_tether_done; do rm -rf "${_tether_d%/*}/$_tether_x"; done; exit 0"#;
+const SUPERVISE: &str = r#"_tether_d=$1; _tether_cmd=$2; _tether_done=$3; set --; echo $$ >"$_tether_d/p"; _tether_sig=; trap "_tether_sig=TERM" TERM; trap "_tether_sig=HUP" HUP; trap "_tether_sig=INT" INT; (eval "unset _tether_d _tether_cmd _tether_done _tether_sig; $_tether_cmd"); _tether_s=$?; echo "${_tether_sig:-$_tether_s}" >"$_tether_d/s"; read -r _tether_w <"$_tether_d/w" && kill -USR1 "$_tether_w" 2>/dev/null; for _tether_x in $_tether_done; do rm -rf "${_tether_d%/*}/$_tether_x"; done; exit 0"#;
 
 /// The streaming loop, from `_tether_o` and `_tether_e` bytes on; ends with the status marker
 /// and the command's status (see the module documentation).
@@ -56,7 +58,7 @@ fn follow() -> String {
         )
     };
     format!(
-        r#"trap "" PIPE; _tether_q=0; _tether_x=; while :; do [ -s "$_tether_d/s" ] && _tether_x=1; _tether_n=; {out}{err}[ -n "$_tether_x" ] && break; [ -d "$_tether_d" ] || exit 125; if [ -n "$_tether_n" ]; then _tether_q=0; else _tether_q=$((_tether_q+1)); if [ $_tether_q -ge 5 ]; then printf "\036tether-tick\036" >&2; _tether_q=0; fi; fi; if [ -z "$_tether_f" ]; then {{ sleep 0.2 2>/dev/null || sleep 1; }} </dev/null >/dev/null 2>&1 & _tether_z=$!; wait $_tether_z; kill $_tether_z 2>/dev/null; fi; done; read -r _tether_s <"$_tether_d/s"; printf "\036tether-exit:%d\036" "$_tether_s" >&2; exit "$_tether_s""#,
+        r#"trap "" PIPE; _tether_q=0; _tether_x=; while :; do [ -s "$_tether_d/s" ] && _tether_x=1; _tether_n=; {out}{err}[ -n "$_tether_x" ] && break; [ -d "$_tether_d" ] || exit 125; if [ -n "$_tether_n" ]; then _tether_q=0; else _tether_q=$((_tether_q+1)); if [ $_tether_q -ge 5 ]; then printf "\036tether-tick\036" >&2; _tether_q=0; fi; fi; if [ -z "$_tether_f" ]; then {{ sleep 0.2 2>/dev/null || sleep 1; }} </dev/null >/dev/null 2>&1 & _tether_z=$!; wait $_tether_z; kill $_tether_z 2>/dev/null; fi; done; read -r _tether_s <"$_tether_d/s"; case $_tether_s in *[!0-9]*) trap - "$_tether_s"; kill -"$_tether_s" $$; exit 1;; esac; printf "\036tether-exit:%d\036" "$_tether_s" >&2; exit "$_tether_s""#,
         out = pass("o", "_tether_o", ""),
         err = pass("e", "_tether_e", " >&2"),
     )
@@ -84,12 +86,15 @@ pub fn resume(start: &str) -> String {
 }
 
 /// The exec's sh that stops the command `$1`: SIGTERM to its process group, SIGKILL after
-/// `$2` seconds if any of it is left, then its directory removed. Prints `TERM` or `KILL`
+/// `$2` seconds if the command has not ended by then (its status written), and SIGKILL to
+/// whatever of its group is left when it has (a group of zombies only counts as alive, and
+/// an init that is slow to reap them must not cost the grace period), then its directory
+/// removed. Prints `TERM` or `KILL`
 /// (the signal that ended it), or `gone` (nothing of it was left); `start` prints the start
 /// markers.
 pub fn stop(start: &str) -> String {
     format!(
-        r#"{DIR}; _tether_g=$2; set --; {start} _tether_p=; _tether_r=TERM; [ -d "$_tether_d" ] && [ ! -h "$_tether_b" ] && read -r _tether_p <"$_tether_d/p"; if [ -z "$_tether_p" ] || ! kill -TERM -"$_tether_p" 2>/dev/null; then _tether_r=gone; else _tether_i=0; while kill -0 -"$_tether_p" 2>/dev/null; do if [ $_tether_i -ge $((_tether_g*5)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; sleep 0.2 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; fi; rm -rf "$_tether_d"; echo "$_tether_r"; printf "\036tether-exit:0\036" >&2"#
+        r#"{DIR}; _tether_g=$2; set --; {start} _tether_p=; _tether_r=TERM; [ -d "$_tether_d" ] && [ ! -h "$_tether_b" ] && read -r _tether_p <"$_tether_d/p"; if [ -z "$_tether_p" ] || ! kill -TERM -"$_tether_p" 2>/dev/null; then _tether_r=gone; else _tether_i=0; while [ ! -s "$_tether_d/s" ] && kill -0 -"$_tether_p" 2>/dev/null; do if [ $_tether_i -ge $((_tether_g*20)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; kill -KILL -"$_tether_p" 2>/dev/null; fi; rm -rf "$_tether_d"; echo "$_tether_r"; printf "\036tether-exit:0\036" >&2"#
     )
 }
 

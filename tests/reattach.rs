@@ -502,13 +502,24 @@ fn own_tmpdir(lab: &Lab, host: &str, tmpdir: &str) -> std::path::PathBuf {
 }
 
 #[test]
-fn the_supervisors_directories_are_removed_once_their_results_were_read() {
+fn the_supervisors_files_are_removed_once_their_results_were_read() {
     let lab = Lab::builder().names(&["host1"]).start();
     let tmp = own_tmpdir(&lab, "host1", "/srv/tmp");
     std::fs::create_dir(&tmp).unwrap();
     let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
-    let entries =
-        |dir: &std::path::Path| -> usize { std::fs::read_dir(dir).map_or(0, |d| d.count()) };
+    // Commands, by id (each has a few files: ID.o, ID.e, ...).
+    let entries = |dir: &std::path::Path| -> usize {
+        let mut ids: Vec<String> = std::fs::read_dir(dir).map_or(Vec::new(), |d| {
+            d.map(|e| {
+                let name = e.unwrap().file_name().to_string_lossy().into_owned();
+                name.split('.').next().unwrap_or_default().to_string()
+            })
+            .collect()
+        });
+        ids.sort();
+        ids.dedup();
+        ids.len()
+    };
     for i in 0..3 {
         assert!(
             h.run(&["host1"], &format!("echo {i}"))[0].ok(),
@@ -526,11 +537,11 @@ fn the_supervisors_directories_are_removed_once_their_results_were_read() {
                 .starts_with("tether-")
         })
         .expect("the supervisor's directory");
-    // The last command's stays until its result is known read; the earlier ones are gone.
-    wait_until("earlier directories are left", || entries(&base) == 1);
+    // The last command's files stay until its result is known read; the earlier ones go.
+    wait_until("earlier commands' files are left", || entries(&base) == 1);
     h.drain();
     drop(h);
-    wait_until("the last directory is left", || entries(&base) == 0);
+    wait_until("the last command's files are left", || entries(&base) == 0);
 }
 
 /// A host blackholed for 5 s in the middle of a command (nftables in its own network

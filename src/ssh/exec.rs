@@ -1486,7 +1486,10 @@ mod supervised_tests {
     ) -> (Vec<u8>, Vec<u8>, Option<i32>) {
         use std::io::Write as _;
         let home = tempfile::tempdir().unwrap();
+        use std::os::unix::process::CommandExt as _;
+        // As sshd starts a session: in a process group of its own.
         let mut child = std::process::Command::new(shell)
+            .process_group(0)
             .arg("-c")
             .arg(string)
             .env_clear()
@@ -1538,7 +1541,7 @@ mod supervised_tests {
             assert_eq!((marker, code), (Some(3), Some(3)), "{shell}");
             assert!(direct_reason(&preamble).is_none(), "{shell}");
             // Kept until tether has read the result; the next command removes it.
-            let dir = tmp.path().join("tether-someone/id1");
+            let dir = tmp.path().join("tether-someone/id1.o");
             assert!(dir.exists(), "{shell}");
             let next = wrap_for("true", false, Some("id5 id1"));
             let (_, _, code) = as_sshd_tmp(shell, &next, b"", tmp.path());
@@ -1546,7 +1549,7 @@ mod supervised_tests {
             let clean = wrap_script(&crate::ssh::supervisor::clean(), &["id5"]);
             as_sshd_tmp(shell, &clean, b"", tmp.path());
             let deadline = std::time::Instant::now() + Duration::from_secs(5);
-            while dir.exists() || tmp.path().join("tether-someone/id5").exists() {
+            while dir.exists() || tmp.path().join("tether-someone/id5.o").exists() {
                 assert!(std::time::Instant::now() < deadline, "{shell}: not removed");
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -1571,12 +1574,14 @@ mod supervised_tests {
 
     #[test]
     fn a_resume_continues_from_the_bytes_received_and_stop_ends_the_group() {
+        use std::os::unix::process::CommandExt as _;
         let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("tether-someone/id3");
+        let dir = tmp.path().join("tether-someone/id3.o");
         // A command that outlives its first exec: the exec's sh is killed as a lost
         // connection would leave it, the command goes on.
         let wrapped = wrap_for("echo one; sleep 1; echo two; exit 7", false, Some("id3"));
         let mut child = std::process::Command::new("/bin/sh")
+            .process_group(0)
             .arg("-c")
             .arg(&wrapped)
             .env_clear()
@@ -1601,7 +1606,7 @@ mod supervised_tests {
         let (out, err, marker, _) = read(&stdout, &stderr);
         assert_eq!((out.as_str(), err.as_str()), ("two\n", ""));
         assert_eq!((marker, code), (Some(7), Some(7)));
-        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_file(&dir).unwrap();
         // Gone: the frame, no marker.
         let (_, stderr, code) = as_sshd_tmp("/bin/sh", &resume, b"", tmp.path());
         let mut f = StderrFilter::default();
@@ -1612,6 +1617,7 @@ mod supervised_tests {
         // Stop: a command that ignores nothing ends with TERM.
         let wrapped = wrap_for("sleep 30", false, Some("id4"));
         let mut child = std::process::Command::new("/bin/sh")
+            .process_group(0)
             .arg("-c")
             .arg(&wrapped)
             .env_clear()
@@ -1632,6 +1638,6 @@ mod supervised_tests {
         let (out, _, marker, _) = read(&stdout, &stderr);
         assert_eq!((out.as_str(), marker, code), ("TERM\n", Some(0), Some(0)));
         child.wait().unwrap();
-        assert!(!tmp.path().join("tether-someone/id4").exists());
+        assert!(!tmp.path().join("tether-someone/id4.o").exists());
     }
 }

@@ -593,3 +593,32 @@ fn a_blackhole_lifted_before_the_bound_is_reattached() {
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n");
     assert_eq!(h.count("far", is_reattach), 1, "{}", h.story());
 }
+
+/// `--reattach` bounds re-attaching for the whole run.
+#[test]
+fn the_reattach_flag_bounds_the_run() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let marker = lab.host("host1").root_dir.join("marker");
+    let child = support::tether::Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["--reattach", "1s", "run", "--hosts", "host1", "--"])
+        .arg("echo ran >> /srv/marker; sleep 39")
+        .spawn();
+    wait_until("the command never started", || {
+        std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+    });
+    let listener = lab.host("host1").pid as libc::pid_t;
+    // SAFETY: kill(2) on the lab's own sshd listener.
+    unsafe { libc::kill(listener, libc::SIGSTOP) };
+    lab.kill_connections("host1");
+    let out = child.wait_with_output().unwrap();
+    // SAFETY: as above.
+    unsafe { libc::kill(listener, libc::SIGCONT) };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("not re-attached within 1.0 s"), "{text}");
+}

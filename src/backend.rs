@@ -26,6 +26,8 @@ pub struct Call {
     pub stdin: Option<Vec<u8>>,
     /// Deadline.
     pub timeout: Option<Duration>,
+    /// The bound on re-attaching to it after a lost connection (`None`: the run's).
+    pub reattach: Option<Duration>,
     /// Keep its stdout from the output (`capture`: the value is the output).
     pub quiet: bool,
     /// A pseudo-terminal. A command fed the sudo password gets one with its echo off; an
@@ -133,7 +135,9 @@ pub struct Remote {
 
 impl Remote {
     /// A backend over `fleet` for one run: Ctrl-C (the fleet's flag) stops dispatching and
-    /// stops in-flight PTY commands; commands without a PTY are waited for.
+    /// stops in-flight commands (a PTY's terminal hung up; otherwise the supervisor's process
+    /// group, see `ssh::supervisor`); transfers and commands the host runs without the
+    /// supervisor are waited for.
     pub fn new(fleet: Arc<Fleet>) -> Self {
         let flag = fleet.interrupted.clone();
         Remote {
@@ -469,6 +473,7 @@ impl Remote {
             pty: (call.pty || self.pty) && terminal,
             stdin: call.stdin,
             timeout: call.timeout,
+            reattach: call.reattach,
             echo: if call.quiet {
                 Echo::NoStdout
             } else {

@@ -209,6 +209,11 @@ pub struct GlobalArgs {
     /// `watch --kill` can stop them).
     #[arg(long, global = true)]
     pub pty: bool,
+    /// How long to keep reconnecting to a host whose connection died while a command ran
+    /// without a PTY, to re-attach to that still running command (`60s`, `0` never waits)
+    /// [default: 60s]. Per step: `on(.., #{ reattach: N }, ..)`.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = tether::duration::parse)]
+    pub reattach: Option<Duration>,
     /// Run on at most N hosts at once [default: all].
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub parallel: Option<u32>,
@@ -297,6 +302,9 @@ impl GlobalArgs {
                 (false, None) => Keepalive::Default,
             },
             pty: self.pty,
+            reattach: self
+                .reattach
+                .unwrap_or(tether::ssh::supervisor::DEFAULT_REATTACH),
             parallel: self.parallel.map(|n| n as usize),
             format: match self.format {
                 FormatArg::Text => Format::Text,
@@ -509,7 +517,7 @@ pub struct HostsArgs {
 /// `tether watch`.
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    /// Stop in-flight PTY commands when a change cancels a run (default: wait for them).
+    /// Stop in-flight commands when a change cancels a run (default: wait for them).
     #[arg(long)]
     pub kill: bool,
     /// Quiet time after a change before the run starts.

@@ -227,6 +227,30 @@ pub enum EventKind {
         #[serde(rename = "took_ms", serialize_with = "millis")]
         took: Duration,
     },
+    /// The connection died while a command ran under the supervisor (see `ssh::supervisor`),
+    /// and tether connected again and re-attached to the still running command.
+    #[serde(rename = "reattach")]
+    Reattached {
+        /// The command.
+        command: String,
+        /// How long the command had run when its connection was found dead.
+        #[serde(rename = "lost_after_ms", serialize_with = "millis")]
+        lost_after: Duration,
+        /// From then to re-attached (reconnecting included).
+        #[serde(rename = "took_ms", serialize_with = "millis")]
+        took: Duration,
+    },
+    /// A command's remote process group was stopped: a timeout, Ctrl-C, SIGTERM or SIGHUP to
+    /// tether, or a command left running when re-attaching to it failed.
+    #[serde(rename = "remote_stopped")]
+    RemoteStopped {
+        /// The command.
+        command: String,
+        /// Why it was stopped.
+        why: String,
+        /// What stopping did (`its process group was sent SIGTERM and ended`).
+        how: String,
+    },
     /// A dead session could not be replaced: the host is unreachable from now on.
     Unreachable {
         /// The last error.
@@ -483,6 +507,12 @@ impl EventKind {
                 opt(error);
             }
             EventKind::Reconnected { reason, .. } => m(reason),
+            EventKind::Reattached { command, .. } => m(command),
+            EventKind::RemoteStopped { command, why, how } => {
+                m(command);
+                m(why);
+                m(how);
+            }
             EventKind::Warning { message } | EventKind::Note { message } => m(message),
             EventKind::LoginShellOutput { stdout, stderr } => {
                 m(stdout);

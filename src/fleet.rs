@@ -109,6 +109,7 @@ impl Fleet {
         let policy = WorkerSettings {
             heartbeat,
             limit_cache,
+            reattach: settings.reattach,
             ..WorkerSettings::default()
         };
         let pool = Pool::new(

@@ -1,8 +1,11 @@
-//! Ctrl-C: the first one stops dispatching new work and lets in-flight commands finish (their
-//! results are reported, failure hooks run); the second one exits at once. SIGTERM exits at
-//! once too. Either way the local files registered with [`remove_on_exit`] (a download's
+//! Ctrl-C: the first one stops dispatching new work and stops in-flight commands (a PTY's
+//! terminal hung up, a command under the supervisor by its process group; others finish),
+//! their results are reported and failure hooks run; the second one exits at once. SIGTERM and
+//! SIGHUP count as a Ctrl-C each (a service manager's stop, a closed terminal: the same
+//! cleanup). Either way the local files registered with [`remove_on_exit`] (a download's
 //! temporary file) are removed first: an exit that skips destructors must not leave them.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,31 +50,38 @@ pub fn install() -> Arc<AtomicBool> {
                 return;
             };
             rt.block_on(async {
-                let Ok(mut term) =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                else {
+                use tokio::signal::unix::{signal, SignalKind};
+                let (Ok(mut term), Ok(mut hup)) = (
+                    signal(SignalKind::terminate()),
+                    signal(SignalKind::hangup()),
+                ) else {
                     return;
                 };
                 // Counted apart from the flag: failure hooks clear the flag to run, and a
                 // second Ctrl-C must still end the process.
                 let mut presses = 0;
                 loop {
-                    tokio::select! {
+                    let what = tokio::select! {
                         pressed = tokio::signal::ctrl_c() => {
                             if pressed.is_err() {
                                 return;
                             }
+                            "interrupted"
                         }
-                        _ = term.recv() => exit_now(exit::INTERRUPTED),
-                    }
+                        _ = term.recv() => "terminated (SIGTERM)",
+                        _ = hup.recv() => "hung up (SIGHUP)",
+                    };
                     presses += 1;
                     seen.store(true, Ordering::SeqCst);
+                    // A hung-up terminal may refuse the words: the flag is what matters.
+                    let mut stderr = std::io::stderr();
                     if presses > 1 {
-                        eprintln!("\ninterrupted twice: exiting now");
+                        let _ = writeln!(stderr, "\n{what} again: exiting now");
                         exit_now(exit::INTERRUPTED);
                     }
-                    eprintln!(
-                        "\ninterrupted: no new commands; waiting for running ones (Ctrl-C again to exit now)"
+                    let _ = writeln!(
+                        stderr,
+                        "\n{what}: no new commands; stopping running ones (Ctrl-C again to exit now)"
                     );
                 }
             });

@@ -74,12 +74,16 @@ pub struct FanOut {
     pub timeout: Option<Duration>,
     /// Run the commands on a pseudo-terminal (`on(.., #{ pty: true }, ..)`, `--pty`).
     pub pty: bool,
+    /// The bound on re-attaching to a command whose connection died (`on(.., #{ reattach: N
+    /// }, ..)`); `None`: the run's (`--reattach`).
+    pub reattach: Option<Duration>,
     /// A run's own cancel flag: once set, no further command is dispatched (besides the pool's
     /// Ctrl-C flag, which stops every fan-out). Watch mode gives each run its own, so
     /// cancelling one run leaves the next one and the heartbeat alone.
     pub cancel: Option<Arc<AtomicBool>>,
-    /// Once set, in-flight PTY commands are stopped (channel closed: SIGHUP); commands
-    /// without a PTY are waited for.
+    /// Once set, in-flight commands are stopped: a PTY's channel closed (SIGHUP), a command
+    /// under the supervisor by its process group (SIGTERM, then SIGKILL); others are waited
+    /// for.
     pub kill: Option<Arc<AtomicBool>>,
     /// Bytes fed to every command's stdin (the sudo password line of an `as_user` command).
     pub stdin: Option<Vec<u8>>,
@@ -101,6 +105,7 @@ impl FanOut {
     pub fn exec_options(&self) -> ExecOptions {
         ExecOptions {
             timeout: self.timeout,
+            reattach: self.reattach,
             // With stdin (the sudo password line) the terminal's echo is off.
             pty: self.pty,
             stop: self.kill.clone(),

@@ -64,6 +64,9 @@ pub struct Settings {
     pub keepalive: Keepalive,
     /// `--pty`: every command on a pseudo-terminal.
     pub pty: bool,
+    /// `--reattach`: how long a host whose connection died during a command is reconnected
+    /// to, to re-attach to that command (see `ssh::supervisor`).
+    pub reattach: Duration,
     /// `--parallel N`: at most N hosts at once.
     pub parallel: Option<usize>,
     /// `--format`.

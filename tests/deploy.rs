@@ -8,6 +8,7 @@ mod failure;
 mod git;
 mod lock;
 mod names;
+mod reattach;
 mod releases;
 mod shards;
 mod variables;
@@ -250,8 +251,11 @@ fn in_host(lab: &Lab, host: &str, script: &str) -> String {
 
 /// Whether the test recipe's build step (`sleep N` with N > 0) is running on `host`.
 fn build_running(lab: &Lab, host: &str) -> bool {
+    // Whole seconds: the supervisor's own `sleep 0.2` between two looks at the output is not a
+    // build.
     lab.host_pids(host).iter().any(|pid| {
-        fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\0"))
+        fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| c.starts_with(b"sleep\0") && !c.contains(&b'.'))
     })
 }
 

@@ -291,9 +291,14 @@ fn connection_killed_during_a_command_is_lost_and_not_resent() {
     let (result, killed) = std::thread::scope(|scope| {
         let pool = &h.pool;
         let job = scope.spawn(move || {
+            // On a terminal: without one the command runs under the supervisor, and is
+            // re-attached to (tests/reattach.rs).
             pool.fan_out(
                 &[("host1".to_string(), command.to_string())],
-                &FanOut::default(),
+                &FanOut {
+                    pty: true,
+                    ..FanOut::default()
+                },
             )
         });
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -369,7 +374,7 @@ fn blackholed_idle_host_is_reported_unreachable_not_hung() {
             heartbeat_timeout,
             reconnect_attempts: attempts,
             backoff_cap: Duration::from_secs(1),
-            limit_cache: None,
+            ..WorkerSettings::default()
         },
         &["far"],
     );
@@ -426,7 +431,14 @@ fn silent_command_cut_off_by_channel_timeout_keeps_the_session() {
         &["host1"],
     );
     let started = Instant::now();
-    let r = h.run(&["host1"], "sleep 10");
+    // On a terminal: without one the supervisor keeps the channel in use (tests/reattach.rs).
+    let r = h.pool.fan_out(
+        &[("host1".to_string(), "sleep 10".to_string())],
+        &FanOut {
+            pty: true,
+            ..FanOut::default()
+        },
+    );
     assert!(
         started.elapsed() < Duration::from_secs(8),
         "{:?}",
@@ -516,6 +528,8 @@ fn blackholed_during_a_command_is_lost_not_hung() {
             reconnect_attempts: 1,
             backoff_cap: Duration::from_secs(1),
             limit_cache: None,
+            // One attempt to re-attach (tests/reattach.rs lifts a blackhole in time).
+            reattach: Duration::ZERO,
         },
         &["far"],
     );
@@ -637,6 +651,8 @@ fn a_timed_out_command_leaves_the_session_usable() {
             ..FanOut::default()
         },
     );
+    // The timeout, then its process group stopped on the host (tests/reattach.rs): well
+    // before the command would have ended.
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "{:?}",

@@ -26,6 +26,7 @@ mod layers;
 mod progress;
 mod proxy_command;
 mod reach;
+mod reattach;
 mod recipe;
 mod robustness;
 mod run;

@@ -101,9 +101,10 @@ fn a_signal_is_reported_not_exit_zero() {
 #[test]
 fn a_command_cut_off_by_channel_timeout_fails() {
     let lab = Lab::builder().count(1).profile("channeltimeout").start();
+    // On a terminal: without one the supervisor keeps the channel in use (tests/reattach.rs).
     let out = Tether::new()
         .ssh_config(&lab.ssh_config())
-        .args(&["run", "--hosts", "host1", "--", "sleep 10"])
+        .args(&["--pty", "run", "--hosts", "host1", "--", "sleep 10"])
         .run();
     out.status(1)
         .stdout_contains("host1  no exit status")

@@ -211,6 +211,7 @@ fn host_exec(rt: &Runtime, cmd: &str, mode: Mode) -> Fallible<Dynamic> {
     let call = Call {
         stdin: sudo_stdin(&cctx, None),
         timeout: scope.timeout,
+        reattach: scope.reattach,
         quiet: mode == Mode::Capture,
         pty: scope.pty,
     };

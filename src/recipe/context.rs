@@ -79,6 +79,9 @@ pub struct HostScope {
     /// Each command is given up after this long (`on(target, #{ timeout: N }, |host| ..)`);
     /// `None`: no deadline.
     pub timeout: Option<std::time::Duration>,
+    /// The bound on re-attaching to a command whose connection died (`on(target, #{
+    /// reattach: N }, |host| ..)`); `None`: the run's (`--reattach`).
+    pub reattach: Option<std::time::Duration>,
     /// How many commands this host's closure has started (the next one's number).
     pub commands: Arc<AtomicUsize>,
     /// How many hosts the `on` runs the closure on (`download` wants `{host}` when several).

@@ -50,18 +50,20 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
 }
 
 /// `#{ in: "parallel" | "sequence" | "groups", limit: N, wait: SECONDS, timeout: SECONDS,
-/// pty: BOOL }`.
+/// pty: BOOL, reattach: SECONDS }`.
 struct OnOptions {
     spread: Spread,
     timeout: Option<Duration>,
     pty: bool,
+    /// The bound on re-attaching to a command whose connection died (`--reattach` otherwise).
+    reattach: Option<Duration>,
 }
 
 fn options(rt: &Runtime, opts: &Map) -> Fallible<OnOptions> {
     for key in opts.keys() {
-        if !["in", "limit", "wait", "timeout", "pty"].contains(&key.as_str()) {
+        if !["in", "limit", "wait", "timeout", "pty", "reattach"].contains(&key.as_str()) {
             return fail(format!(
-                "unknown on() option `{key}` (known: in, limit, wait, timeout, pty)"
+                "unknown on() option `{key}` (known: in, limit, wait, timeout, pty, reattach)"
             ));
         }
     }
@@ -115,6 +117,7 @@ fn options(rt: &Runtime, opts: &Map) -> Fallible<OnOptions> {
         },
         timeout: seconds("timeout")?.filter(|d| !d.is_zero()),
         pty,
+        reattach: seconds("reattach")?,
     })
 }
 
@@ -179,6 +182,7 @@ fn on_command(rt: &Runtime, target: &Dynamic, opts: &Map, cmd: &str) -> Fallible
         spread: options.spread,
         timeout: options.timeout,
         pty: options.pty,
+        reattach: options.reattach,
         stdin: sudo_stdin(&cctx, None),
         label: Some(cmd.to_string()),
         ..FanOut::default()
@@ -261,6 +265,7 @@ fn on_closure(
             abort: abort.clone(),
             pty: options.pty,
             timeout: options.timeout,
+            reattach: options.reattach,
             commands: Arc::new(AtomicUsize::new(0)),
             hosts: hosts.len(),
         };

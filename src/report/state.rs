@@ -136,6 +136,13 @@ pub fn record(st: &mut State, event: &Event) {
             h.heartbeats += 1;
             h.last_heartbeat = Some(event.at);
         }
+        EventKind::Reattached { .. } => {
+            // A re-attach is a new session reached by a reconnect, to the same command.
+            h.sessions += 1;
+            h.reconnects += 1;
+            h.reattaches += 1;
+            h.connected_at = Some(event.at);
+        }
         EventKind::Reconnected { .. } => {
             h.sessions += 1;
             h.reconnects += 1;

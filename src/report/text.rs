@@ -109,6 +109,18 @@ pub fn text_lines(st: &State, look: Look, event: &Event) -> Vec<String> {
             "{reason}; reconnected in {}",
             format_duration(*took)
         )),
+        EventKind::Reattached {
+            command,
+            lost_after,
+            took,
+        } => ours(format!(
+            "connection lost {} into `{command}`; re-attached after {}",
+            format_duration(*lost_after),
+            format_duration(*took)
+        )),
+        EventKind::RemoteStopped { command, why, how } => {
+            ours(format!("stopped `{command}` on the host ({why}): {how}"))
+        }
         EventKind::Learned {
             died_after,
             interval,

@@ -33,7 +33,9 @@
 //! `\n` into `\r\n`: the marker is then looked for (and stripped) in stdout too, and captured
 //! stdout has its `\r\n` turned back into `\n`. Closing a PTY command's channel hangs up its
 //! terminal, so the remote process gets SIGHUP: that is how a PTY command is stopped
-//! ([`ExecOptions::stop`]). Without a PTY, closing the channel does not stop the command. A PTY
+//! ([`ExecOptions::stop`]). Without a PTY, closing the channel does not stop the command: the
+//! worker runs such commands under the supervisor (`supervisor.rs`, [`Supervision`]), whose
+//! process group can be stopped, and which a new session can [`resume`]. A PTY
 //! command fed on stdin (a sudo password under `requiretty`) gets its terminal with `ECHO`
 //! off, so what it reads is never echoed into its output.
 
@@ -141,13 +143,18 @@ pub struct ExecOptions {
     /// Run the command on a pseudo-terminal (stderr then arrives merged into stdout).
     pub pty: bool,
     /// When this flag is set while a PTY command runs, its channel is closed (the remote
-    /// process gets SIGHUP) and the command ends with [`ExecError::Stopped`]. A command without
-    /// a PTY is waited for: closing its channel would not stop it.
+    /// process gets SIGHUP) and the command ends with [`ExecError::Stopped`]; a command under
+    /// the supervisor ([`run_reporting`] with a [`Supervision`]) has its process group stopped
+    /// (SIGTERM, then SIGKILL). Any other command is waited for: closing its channel would not
+    /// stop it.
     pub stop: Option<Arc<AtomicBool>>,
     /// Forward this local ssh-agent socket to the command (`ForwardAgent`; see `ssh::agent`).
     pub forward_agent: Option<std::path::PathBuf>,
     /// Which of the command's events the worker reports.
     pub echo: Echo,
+    /// This command's bound on re-attaching after a lost connection (`on(.., #{ reattach: N
+    /// }, ..)`), instead of the run's (`--reattach`).
+    pub reattach: Option<Duration>,
 }
 
 /// How many bytes of [`ExecOptions::stdin_from`] are read at a time (the memory a streamed
@@ -210,16 +217,44 @@ const MAX_WORD: usize = 4000;
 /// marker (on stdout, and on stderr unless `pty`), runs the result in a subshell with no
 /// positional parameters, and reports its status. Written with `"` and `\` only where the
 /// login shell sees them outside its quotes (see [`shell_word`]).
-fn boot(pty: bool) -> String {
+///
+/// With `supervised` (never with `pty`) the first argument is the command's id, followed by
+/// the ids of directories to remove (space-separated), and the command runs under the
+/// supervisor (see `supervisor.rs`).
+fn boot(pty: bool, supervised: bool) -> String {
     let start = r#"printf "\036tether-start\036""#;
     let start_err = if pty {
         String::new()
     } else {
         format!(" {start} >&2;")
     };
+    let decode = r#"_tether_ifs=$IFS; _tether_nl=${_tether_ifs#??}; IFS=; eval "_tether_cmd=\"$*\""; IFS=$_tether_ifs; unset _tether_ifs _tether_nl; set --;"#;
+    if supervised {
+        return format!(
+            r#"_tether_id=${{1%% *}}; _tether_done=${{1#"$_tether_id"}}; shift; {decode} {}"#,
+            super::supervisor::boot(&format!("{start};{start_err}"))
+        );
+    }
     format!(
-        r#"_tether_ifs=$IFS; _tether_nl=${{_tether_ifs#??}}; IFS=; eval "_tether_cmd=\"$*\""; IFS=$_tether_ifs; unset _tether_ifs _tether_nl; set --; {start};{start_err} (eval "unset _tether_cmd; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%d\036" "$_tether_s" >&2; exit "$_tether_s""#
+        r#"{decode} {start};{start_err} (eval "unset _tether_cmd; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%d\036" "$_tether_s" >&2; exit "$_tether_s""#
     )
+}
+
+/// The exec request string that runs the sh program `script` with `args` (none may hold a
+/// newline, `'`, `\` or `!`... each is one [`shell_word`]).
+fn wrap_script(script: &str, args: &[&str]) -> String {
+    let mut out = format!("exec /bin/sh -c {} sh", shell_word(script));
+    for arg in args {
+        out.push(' ');
+        out.push_str(&shell_word(arg));
+    }
+    out
+}
+
+/// The start markers of a resume or stop exec (without a PTY).
+fn start_markers() -> String {
+    let start = r#"printf "\036tether-start\036""#;
+    format!("{start}; {start} >&2;")
 }
 
 /// `text` as one word that sh, dash, bash, zsh, ksh, fish, tcsh and csh all read as `text`:
@@ -288,12 +323,20 @@ fn command_words(command: &str) -> Vec<String> {
 /// The exec request string for `command` (without a PTY): the same in every login shell (see
 /// the module documentation).
 pub fn wrap(command: &str) -> String {
-    wrap_for(command, false)
+    wrap_for(command, false, None)
 }
 
-/// [`wrap`], for a command on a PTY when `pty` (the start marker only on stdout).
-fn wrap_for(command: &str, pty: bool) -> String {
-    let mut out = format!("exec /bin/sh -c {} sh", shell_word(&boot(pty)));
+/// [`wrap`], for a command on a PTY when `pty` (the start marker only on stdout), under the
+/// supervisor with the id `supervised`.
+fn wrap_for(command: &str, pty: bool, supervised: Option<&str>) -> String {
+    let mut out = format!(
+        "exec /bin/sh -c {} sh",
+        shell_word(&boot(pty, supervised.is_some()))
+    );
+    if let Some(id) = supervised {
+        out.push(' ');
+        out.push_str(&shell_word(id));
+    }
     for word in command_words(command) {
         out.push(' ');
         out.push_str(&word);
@@ -394,6 +437,13 @@ impl Lines {
 
 /// Whether `tail` is the status marker or a beginning of it.
 fn could_be_marker(tail: &[u8]) -> bool {
+    let frames = [super::supervisor::TICK, super::supervisor::GONE];
+    if frames
+        .iter()
+        .any(|f| tail.len() < f.len() && f.starts_with(tail))
+    {
+        return true;
+    }
     if tail.len() <= MARK.len() {
         return MARK.starts_with(tail);
     }
@@ -404,16 +454,36 @@ fn could_be_marker(tail: &[u8]) -> bool {
     digits.iter().all(|b| b.is_ascii_digit() || *b == b'-')
 }
 
-/// Holds back the tail of stderr that may be the status marker, so it is never displayed.
+/// Holds back the tail of stderr that may be the status marker, so it is never displayed;
+/// removes the supervisor's frames ([`super::supervisor::TICK`], and notes
+/// [`super::supervisor::GONE`]).
 #[derive(Default)]
 struct StderrFilter {
     held: Vec<u8>,
+    /// A resume found the command's directory gone.
+    gone: bool,
+}
+
+/// Removes every whole `frame` from `data`; whether there was one.
+fn strip_frame(data: &mut Vec<u8>, frame: &[u8]) -> bool {
+    let mut found = false;
+    let mut from = 0;
+    while let Some(i) = data[from..].windows(frame.len()).position(|w| w == frame) {
+        data.drain(from + i..from + i + frame.len());
+        from += i;
+        found = true;
+    }
+    found
 }
 
 impl StderrFilter {
     /// Returns the bytes that can safely be shown now.
     fn push(&mut self, data: &[u8]) -> Vec<u8> {
         self.held.extend_from_slice(data);
+        if self.held.contains(&0x1e) {
+            strip_frame(&mut self.held, super::supervisor::TICK);
+            self.gone |= strip_frame(&mut self.held, super::supervisor::GONE);
+        }
         let window_start = self.held.len().saturating_sub(MARK.len() + 16);
         let keep_from = (window_start..self.held.len())
             .find(|&i| self.held[i] == 0x1e && could_be_marker(&self.held[i..]));
@@ -454,6 +524,9 @@ struct Incoming {
     lines: Lines,
     /// Where the stream's bytes go instead of `bytes` and `lines` ([`ExecOptions::stdout_to`]).
     drain: Option<Drain>,
+    /// How many of the command's bytes went on (to `bytes` or the drain): under the
+    /// supervisor, where a resume continues the stream.
+    kept: u64,
 }
 
 impl Incoming {
@@ -465,6 +538,7 @@ impl Incoming {
             bytes: Vec::new(),
             lines: Lines::default(),
             drain: None,
+            kept: 0,
         }
     }
 
@@ -479,6 +553,7 @@ impl Incoming {
     }
 
     fn keep(&mut self, shown: &[u8], on_line: &mut dyn FnMut(Stream, &str)) -> std::io::Result<()> {
+        self.kept += shown.len() as u64;
         if let Some(drain) = &self.drain {
             return drain
                 .0
@@ -518,10 +593,106 @@ pub fn run(
     opts: &ExecOptions,
     on_line: &mut dyn FnMut(Stream, &str),
 ) -> Result<ExecOutput, ExecError> {
-    run_reporting(conn, command, opts, on_line, &mut Preamble::default())
+    run_reporting(conn, command, opts, on_line, &mut Preamble::default(), None)
 }
 
-/// [`run`], which also sets `preamble` to what the login shell printed before the command.
+/// A command under the supervisor (see `supervisor.rs`): what its caller keeps to resume it
+/// after a lost connection, and what became of it.
+pub struct Supervision {
+    /// The command's id on the host (the name of its private directory).
+    pub id: String,
+    /// Both streams as received so far; kept when the connection was lost while the command
+    /// ran under the supervisor, for [`resume`] to continue.
+    streams: Option<Streams>,
+    /// Why the host ran the command directly instead (the supervisor could not run there).
+    pub direct: Option<String>,
+    /// What stopping the command's process group did, after a timeout or a stop flag.
+    pub stopped: Option<String>,
+    /// A resume found the command's directory gone: how it ended is unknown.
+    pub gone: bool,
+    /// Ids of earlier commands whose results were read: the supervisor removes their
+    /// directories.
+    pub done: Vec<String>,
+}
+
+impl Default for Supervision {
+    fn default() -> Self {
+        Supervision {
+            id: super::supervisor::new_id(),
+            streams: None,
+            direct: None,
+            stopped: None,
+            gone: false,
+            done: Vec::new(),
+        }
+    }
+}
+
+impl Supervision {
+    /// Whether the command, lost with its connection, can be resumed (it ran under the
+    /// supervisor and all of its stdin had been sent).
+    pub fn resumable(&self) -> bool {
+        self.streams.is_some()
+    }
+
+    /// How many bytes of stdout and stderr have arrived.
+    pub fn received(&self) -> (u64, u64) {
+        self.streams
+            .as_ref()
+            .map_or((0, 0), |s| (s.out.kept, s.err.kept))
+    }
+}
+
+/// Both output streams of one command on their way in.
+struct Streams {
+    out: Incoming,
+    err: Incoming,
+    /// All of the command's stdin was sent (and EOF).
+    stdin_done: bool,
+}
+
+impl Streams {
+    fn new(opts: &ExecOptions) -> Self {
+        // With a PTY the status marker arrives in stdout (the server merges the streams), and
+        // the start marker is printed there only.
+        let mut out = Incoming::new(Stream::Stdout, StartFilter::default(), opts.pty);
+        // A PTY merges stderr (and the status marker) into stdout: that stays in memory.
+        out.drain = opts.stdout_to.clone().filter(|_| !opts.pty);
+        let err_start = if opts.pty {
+            StartFilter::open()
+        } else {
+            StartFilter::default()
+        };
+        Streams {
+            out,
+            err: Incoming::new(Stream::Stderr, err_start, true),
+            stdin_done: false,
+        }
+    }
+
+    /// Whether the exec's sh has started the command under the supervisor: its start marker
+    /// came on stderr, without the frame that says it runs the command directly before it.
+    fn supervised(&self) -> bool {
+        self.err.start.open && direct_reason(&self.err.start.preamble).is_none()
+    }
+}
+
+/// The reason in the supervisor's "runs directly" frame in `preamble`, if there is one.
+fn direct_reason(preamble: &[u8]) -> Option<(usize, usize, String)> {
+    let from = preamble
+        .windows(super::supervisor::DIRECT.len())
+        .position(|w| w == super::supervisor::DIRECT)?;
+    let text = from + super::supervisor::DIRECT.len();
+    let end = text + preamble[text..].iter().position(|&b| b == 0x1e)?;
+    Some((
+        from,
+        end + 1,
+        String::from_utf8_lossy(&preamble[text..end]).into_owned(),
+    ))
+}
+
+/// [`run`], which also sets `preamble` to what the login shell printed before the command;
+/// with `sup` (and no PTY), under the supervisor (see `supervisor.rs`).
 ///
 /// A command whose wrapped form is longer than one exec request carries is staged: a first
 /// exec (no PTY, no agent) writes it from its stdin to a private temporary file (`mktemp`,
@@ -535,11 +706,20 @@ pub fn run_reporting(
     opts: &ExecOptions,
     on_line: &mut dyn FnMut(Stream, &str),
     preamble: &mut Preamble,
+    sup: Option<&mut Supervision>,
 ) -> Result<ExecOutput, ExecError> {
     let started = Instant::now();
-    let wrapped = wrap_for(command, opts.pty);
+    let sup = sup.filter(|_| !opts.pty);
+    let id = sup.as_ref().map(|s| {
+        std::iter::once(&s.id)
+            .chain(&s.done)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+    let wrapped = wrap_for(command, opts.pty, id.as_deref());
     if wrapped.len() <= MAX_EXEC {
-        return run_wrapped(conn, &wrapped, opts, on_line, preamble);
+        return run_wrapped(conn, &wrapped, opts, on_line, preamble, sup);
     }
     let path = stage(conn, command, opts)?;
     let staged = format!(
@@ -552,9 +732,86 @@ pub fn run_reporting(
     if let Some(t) = opts.timeout {
         rest.timeout = Some(t.saturating_sub(started.elapsed()));
     }
-    let mut out = run_wrapped(conn, &wrap_for(&staged, opts.pty), &rest, on_line, preamble)?;
+    let mut out = run_wrapped(
+        conn,
+        &wrap_for(&staged, opts.pty, id.as_deref()),
+        &rest,
+        on_line,
+        preamble,
+        sup,
+    )?;
     out.duration = started.elapsed();
     Ok(out)
+}
+
+/// Continues the supervised command of `sup`, lost with its connection, on `conn` (a new
+/// session): each stream from the byte where it stopped, then the command's real exit status.
+/// The command is not sent again (see `supervisor.rs`). With its directory gone, `sup.gone` is
+/// set and the status is [`ExitStatus::Missing`]. A resume lost in turn keeps `sup`
+/// resumable.
+pub fn resume(
+    conn: &Connection,
+    sup: &mut Supervision,
+    opts: &ExecOptions,
+    on_line: &mut dyn FnMut(Stream, &str),
+    preamble: &mut Preamble,
+) -> Result<ExecOutput, ExecError> {
+    let (out, err) = sup.received();
+    let wrapped = wrap_script(
+        &super::supervisor::resume(&start_markers()),
+        &[&sup.id, &out.to_string(), &err.to_string()],
+    );
+    let opts = ExecOptions {
+        stdin: None,
+        stdin_from: None,
+        ..opts.clone()
+    };
+    run_wrapped(conn, &wrapped, &opts, on_line, preamble, Some(sup))
+}
+
+/// Removes the directories of the supervised commands `ids` on `conn` (their results were
+/// read); best effort, within a few seconds.
+pub fn clean_supervised(conn: &Connection, ids: &[String]) {
+    let opts = ExecOptions {
+        timeout: Some(Duration::from_secs(3)),
+        ..ExecOptions::default()
+    };
+    let args: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let wrapped = wrap_script(&super::supervisor::clean(), &args);
+    let _ = run_wrapped(
+        conn,
+        &wrapped,
+        &opts,
+        &mut |_, _| {},
+        &mut Preamble::default(),
+        None,
+    );
+}
+
+/// Stops the supervised command `id` on `conn`: SIGTERM to its process group, SIGKILL after
+/// [`super::supervisor::STOP_GRACE`], its directory removed. Says what that did.
+pub fn stop_supervised(conn: &Connection, id: &str) -> String {
+    let grace = super::supervisor::STOP_GRACE;
+    let opts = ExecOptions {
+        timeout: Some(grace + OPEN_TIMEOUT),
+        ..ExecOptions::default()
+    };
+    let wrapped = wrap_script(
+        &super::supervisor::stop(&start_markers()),
+        &[id, &grace.as_secs().to_string()],
+    );
+    match run_wrapped(
+        conn,
+        &wrapped,
+        &opts,
+        &mut |_, _| {},
+        &mut Preamble::default(),
+        None,
+    ) {
+        Ok(out) if out.status.success() => super::supervisor::stop_report(&out.stdout, grace),
+        Ok(out) => format!("stopping it failed ({})", out.status),
+        Err(e) => format!("stopping it failed ({e:?})"),
+    }
 }
 
 /// Writes `command` to a private temporary file on the host (see [`run_reporting`]); returns
@@ -570,10 +827,11 @@ fn stage(conn: &Connection, command: &str, opts: &ExecOptions) -> Result<String,
     };
     let out = run_wrapped(
         conn,
-        &wrap_for(WRITE, false),
+        &wrap_for(WRITE, false, None),
         &stage_opts,
         &mut |_, _| {},
         &mut Preamble::default(),
+        None,
     )?;
     let path = String::from_utf8_lossy(&out.stdout);
     if out.status.success() && path.starts_with('/') && !path.contains('\n') {
@@ -588,13 +846,15 @@ fn stage(conn: &Connection, command: &str, opts: &ExecOptions) -> Result<String,
     )))
 }
 
-/// Runs the exec request string `wrapped` on a new channel of `conn`.
+/// Runs the exec request string `wrapped` on a new channel of `conn`; with `sup`, a command
+/// under the supervisor (resumed when `sup` holds its streams).
 fn run_wrapped(
     conn: &Connection,
     wrapped: &str,
     opts: &ExecOptions,
     on_line: &mut dyn FnMut(Stream, &str),
     preamble: &mut Preamble,
+    mut sup: Option<&mut Supervision>,
 ) -> Result<ExecOutput, ExecError> {
     let started = Instant::now();
     let open_until = started + OPEN_TIMEOUT;
@@ -615,30 +875,153 @@ fn run_wrapped(
     let lost = |what: &str, e: WaitError| ExecError::Lost(format!("{what}: {e}"));
     conn.retry(open_until, || channel.exec(wrapped))
         .map_err(|e| lost("exec request failed", e))?;
+    let mut streams = match sup.as_deref_mut().and_then(|s| s.streams.take()) {
+        // A resume: a new login shell's preamble, and no held bytes that might have been a
+        // frame (the spool files have every byte of the command's).
+        Some(mut kept) => {
+            kept.out.start = StartFilter::default();
+            kept.err.start = StartFilter::default();
+            kept.err.status = Some(StderrFilter::default());
+            kept
+        }
+        None => Streams::new(opts),
+    };
+    let supervised = sup.is_some();
+    let pumped = pump(
+        conn,
+        &mut channel,
+        &mut streams,
+        opts,
+        supervised,
+        &mut agent,
+        on_line,
+        started,
+    );
+    match pumped {
+        Ok(()) => {}
+        Err(ExecError::Lost(reason)) => {
+            if let Some(sup) = sup {
+                if streams.supervised() && streams.stdin_done {
+                    sup.streams = Some(streams);
+                }
+            }
+            return Err(ExecError::Lost(reason));
+        }
+        Err(e @ (ExecError::Stopped(_) | ExecError::Deadline(_))) => {
+            match sup.filter(|_| streams.supervised()) {
+                // The exec's sh ends once the command's process group is gone.
+                Some(sup) => {
+                    sup.stopped = Some(stop_supervised(conn, &sup.id));
+                    close_now(conn, &mut channel);
+                }
+                // Abandoned: closing its channel does not wait for it.
+                None if matches!(e, ExecError::Deadline(_)) => drop(channel.close()),
+                None => {}
+            }
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    }
+    let Streams {
+        mut out, mut err, ..
+    } = streams;
+    let (err_marker, _) = err.end(on_line);
+    let (out_marker, kept) = out.end(on_line);
+    if let Err(e) = kept {
+        close_now(conn, &mut channel);
+        return Err(ExecError::Local(format!("writing the output: {e}")));
+    }
+    let marker = err_marker.or(out_marker);
+    let (mut stdout, stderr) = (out.bytes, err.bytes);
+    preamble.stdout = out.start.preamble;
+    preamble.stderr = err.start.preamble;
+    if let Some((from, to, reason)) = direct_reason(&preamble.stderr) {
+        preamble.stderr.drain(from..to);
+        if let Some(sup) = sup.as_deref_mut() {
+            sup.direct = Some(reason);
+        }
+    }
+    if opts.pty {
+        stdout = crlf_to_lf(&stdout);
+        preamble.stdout = crlf_to_lf(&preamble.stdout);
+    }
+    out.lines.finish(|l| on_line(Stream::Stdout, l));
+    err.lines.finish(|l| on_line(Stream::Stderr, l));
+
+    let close_until = Instant::now() + OPEN_TIMEOUT;
+    conn.retry(close_until, || channel.wait_close())
+        .map_err(|e| lost("waiting for the channel to close failed", e))?;
+    let signal = channel
+        .exit_signal()
+        .ok()
+        .and_then(|s| s.exit_signal)
+        .filter(|s| !s.is_empty());
+    let gone = err.status.as_ref().is_some_and(|f| f.gone);
+    if let Some(sup) = sup {
+        sup.gone = gone;
+    }
+    let status = match (signal, marker) {
+        _ if gone => ExitStatus::Missing,
+        (Some(sig), _) => ExitStatus::Signal(sig),
+        (None, Some(code)) => ExitStatus::Code(code),
+        (None, None) => match channel.exit_status() {
+            // Without the marker a 0 is what libssh2 reports when nothing arrived.
+            Ok(code) if code != 0 => ExitStatus::Code(code),
+            _ => ExitStatus::Missing,
+        },
+    };
+    Ok(ExecOutput {
+        status,
+        stdout,
+        stderr,
+        duration: started.elapsed(),
+    })
+}
+
+/// Feeds `channel` its stdin and reads both streams into `streams` until it ends (Ok), is
+/// lost, stopped (a PTY command, or one under the supervisor), or past its deadline.
+#[allow(clippy::too_many_arguments)]
+fn pump(
+    conn: &Connection,
+    channel: &mut ssh2::Channel,
+    streams: &mut Streams,
+    opts: &ExecOptions,
+    supervised: bool,
+    agent: &mut Option<super::agent::Forwarder>,
+    on_line: &mut dyn FnMut(Stream, &str),
+    started: Instant,
+) -> Result<(), ExecError> {
+    let session = &conn.session;
+    let lost = |what: &str, e: WaitError| ExecError::Lost(format!("{what}: {e}"));
     // The input: `stdin`'s bytes, then `stdin_from`'s, one chunk in memory at a time.
     let mut input: Vec<u8> = opts.stdin.clone().unwrap_or_default();
     let mut written = 0;
     let mut source = opts.stdin_from.clone();
     let mut stdin_open = true;
-
     let deadline = opts.timeout.map(|t| started + t);
     let mut next_keepalive = opts.keepalive.map(|k| Instant::now() + k);
-    // With a PTY the status marker arrives in stdout (the server merges the streams), and the
-    // start marker is printed there only.
-    let mut out = Incoming::new(Stream::Stdout, StartFilter::default(), opts.pty);
-    // A PTY merges stderr (and the status marker) into stdout: that stays in memory.
-    out.drain = opts.stdout_to.clone().filter(|_| !opts.pty);
-    let err_start = if opts.pty {
-        StartFilter::open()
-    } else {
-        StartFilter::default()
-    };
-    let mut err = Incoming::new(Stream::Stderr, err_start, true);
-    let stop = opts.stop.as_ref().filter(|_| opts.pty);
+    let Streams {
+        out,
+        err,
+        stdin_done,
+    } = streams;
+    // A command without a PTY is stopped only under the supervisor (closing its channel would
+    // not stop it), or when it is a transfer: closing its channel ends the remote `cat` (an
+    // upload's shell then sees too few bytes and removes its temporary file).
+    let transfer = opts.stdin_from.is_some() || opts.stdout_to.is_some();
+    let stop = opts
+        .stop
+        .as_ref()
+        .filter(|_| opts.pty || supervised || transfer);
     let mut buf = vec![0u8; 32 * 1024];
     loop {
-        if stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
-            close_now(conn, &mut channel);
+        // Under the supervisor the channel stays open while its process group is stopped
+        // (the caller does that, then closes it): the exec's sh ends with the command.
+        let attached = supervised && err.start.open && direct_reason(&err.start.preamble).is_none();
+        if stop.is_some_and(|s| s.load(Ordering::SeqCst)) && (opts.pty || transfer || attached) {
+            if !attached {
+                close_now(conn, channel);
+            }
             return Err(ExecError::Stopped(started.elapsed()));
         }
         let mut progressed = false;
@@ -674,7 +1057,10 @@ fn run_wrapped(
         }
         if stdin_open && written == input.len() && source.is_none() {
             match channel.send_eof() {
-                Ok(()) => stdin_open = false,
+                Ok(()) => {
+                    stdin_open = false;
+                    *stdin_done = true;
+                }
                 Err(e) if super::connect::would_block(&e) => {}
                 Err(e) => {
                     return Err(lost(
@@ -691,9 +1077,9 @@ fn run_wrapped(
                 Ok(n) => {
                     progressed = true;
                     open_streams += 1;
-                    let incoming = if stream_id == 0 { &mut out } else { &mut err };
+                    let incoming = if stream_id == 0 { &mut *out } else { &mut *err };
                     if let Err(e) = incoming.push(&buf[..n], on_line) {
-                        close_now(conn, &mut channel);
+                        close_now(conn, channel);
                         return Err(ExecError::Local(format!("writing the output: {e}")));
                     }
                 }
@@ -720,7 +1106,7 @@ fn run_wrapped(
         let now = Instant::now();
         if let Some(d) = deadline {
             if now >= d {
-                channel.close().ok();
+                // The caller closes the channel (after stopping a supervised command).
                 return Err(ExecError::Deadline(started.elapsed()));
             }
         }
@@ -761,46 +1147,7 @@ fn run_wrapped(
     if let Some(a) = agent.take() {
         a.finish(conn);
     }
-    let (err_marker, _) = err.end(on_line);
-    let (out_marker, kept) = out.end(on_line);
-    if let Err(e) = kept {
-        close_now(conn, &mut channel);
-        return Err(ExecError::Local(format!("writing the output: {e}")));
-    }
-    let marker = err_marker.or(out_marker);
-    let (mut stdout, stderr) = (out.bytes, err.bytes);
-    preamble.stdout = out.start.preamble;
-    preamble.stderr = err.start.preamble;
-    if opts.pty {
-        stdout = crlf_to_lf(&stdout);
-        preamble.stdout = crlf_to_lf(&preamble.stdout);
-    }
-    out.lines.finish(|l| on_line(Stream::Stdout, l));
-    err.lines.finish(|l| on_line(Stream::Stderr, l));
-
-    let close_until = Instant::now() + OPEN_TIMEOUT;
-    conn.retry(close_until, || channel.wait_close())
-        .map_err(|e| lost("waiting for the channel to close failed", e))?;
-    let signal = channel
-        .exit_signal()
-        .ok()
-        .and_then(|s| s.exit_signal)
-        .filter(|s| !s.is_empty());
-    let status = match (signal, marker) {
-        (Some(sig), _) => ExitStatus::Signal(sig),
-        (None, Some(code)) => ExitStatus::Code(code),
-        (None, None) => match channel.exit_status() {
-            // Without the marker a 0 is what libssh2 reports when nothing arrived.
-            Ok(code) if code != 0 => ExitStatus::Code(code),
-            _ => ExitStatus::Missing,
-        },
-    };
-    Ok(ExecOutput {
-        status,
-        stdout,
-        stderr,
-        duration: started.elapsed(),
-    })
+    Ok(())
 }
 
 /// The `command_finished` event for `command`'s `result` after `duration`.
@@ -1123,5 +1470,174 @@ mod tests {
             .all(|w| w.len() <= MAX_WORD && !w.contains('\n')));
         assert!(wrap("true").starts_with("exec /bin/sh -c '_tether_ifs=$IFS; "));
         assert!(wrap("true").ends_with(" sh 'true'"));
+    }
+}
+
+#[cfg(test)]
+mod supervised_tests {
+    use super::*;
+
+    /// Runs `string` with `shell -c` in an empty HOME with `TMPDIR` set; stdout, stderr, code.
+    fn as_sshd_tmp(
+        shell: &str,
+        string: &str,
+        stdin: &[u8],
+        tmp: &std::path::Path,
+    ) -> (Vec<u8>, Vec<u8>, Option<i32>) {
+        use std::io::Write as _;
+        let home = tempfile::tempdir().unwrap();
+        use std::os::unix::process::CommandExt as _;
+        // As sshd starts a session: in a process group of its own.
+        let mut child = std::process::Command::new(shell)
+            .process_group(0)
+            .arg("-c")
+            .arg(string)
+            .env_clear()
+            .env("HOME", home.path())
+            .env("TMPDIR", tmp)
+            .env("LOGNAME", "someone")
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin).unwrap();
+        drop(input);
+        let out = child.wait_with_output().unwrap();
+        (out.stdout, out.stderr, out.status.code())
+    }
+
+    /// What tether makes of both streams: the command's stdout, stderr and the marker status.
+    fn read(stdout: &[u8], stderr: &[u8]) -> (String, String, Option<i32>, Vec<u8>) {
+        let mut start = StartFilter::default();
+        let mut out = start.push(stdout);
+        out.extend(start.finish());
+        let mut start = StartFilter::default();
+        let mut status = StderrFilter::default();
+        let mut err = status.push(&start.push(stderr));
+        let (rest, marker) = status.finish();
+        err.extend(rest);
+        (
+            String::from_utf8_lossy(&out).into_owned(),
+            String::from_utf8_lossy(&err).into_owned(),
+            marker,
+            start.preamble,
+        )
+    }
+
+    #[test]
+    fn the_supervisor_runs_the_command_and_removes_its_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let command = "read -r l; echo \"[$l] $# $0\"; echo warn >&2; printf tail; exit 3";
+        for shell in ["/bin/sh", "/bin/bash"] {
+            let wrapped = wrap_for(command, false, Some("id1"));
+            assert!(wrapped.split(' ').all(|w| w.len() <= MAX_WORD));
+            let (stdout, stderr, code) = as_sshd_tmp(shell, &wrapped, b"in\n", tmp.path());
+            let (out, err, marker, preamble) = read(&stdout, &stderr);
+            assert_eq!(out, "[in] 0 sh\ntail", "{shell}");
+            assert_eq!(err, "warn\n", "{shell}");
+            assert_eq!((marker, code), (Some(3), Some(3)), "{shell}");
+            assert!(direct_reason(&preamble).is_none(), "{shell}");
+            // Kept until tether has read the result; the next command removes it.
+            let dir = tmp.path().join("tether-someone/id1.o");
+            assert!(dir.exists(), "{shell}");
+            let next = wrap_for("true", false, Some("id5 id1"));
+            let (_, _, code) = as_sshd_tmp(shell, &next, b"", tmp.path());
+            assert_eq!(code, Some(0));
+            let clean = wrap_script(&crate::ssh::supervisor::clean(), &["id5"]);
+            as_sshd_tmp(shell, &clean, b"", tmp.path());
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while dir.exists() || tmp.path().join("tether-someone/id5.o").exists() {
+                assert!(std::time::Instant::now() < deadline, "{shell}: not removed");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    #[test]
+    fn the_supervisor_falls_back_when_its_directory_is_not_private() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Not a directory: the command runs directly and the reason is said.
+        std::fs::write(tmp.path().join("tether-someone"), "").unwrap();
+        let wrapped = wrap_for("echo hi", false, Some("id2"));
+        let (stdout, stderr, code) = as_sshd_tmp("/bin/sh", &wrapped, b"", tmp.path());
+        let (out, err, marker, preamble) = read(&stdout, &stderr);
+        assert_eq!(
+            (out.as_str(), err.as_str(), marker, code),
+            ("hi\n", "", Some(0), Some(0))
+        );
+        let (_, _, reason) = direct_reason(&preamble).expect("a reason");
+        assert!(reason.contains("tether-someone"), "{reason}");
+    }
+
+    #[test]
+    fn a_resume_continues_from_the_bytes_received_and_stop_ends_the_group() {
+        use std::os::unix::process::CommandExt as _;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("tether-someone/id3.o");
+        // A command that outlives its first exec: the exec's sh is killed as a lost
+        // connection would leave it, the command goes on.
+        let wrapped = wrap_for("echo one; sleep 1; echo two; exit 7", false, Some("id3"));
+        let mut child = std::process::Command::new("/bin/sh")
+            .process_group(0)
+            .arg("-c")
+            .arg(&wrapped)
+            .env_clear()
+            .env("TMPDIR", tmp.path())
+            .env("LOGNAME", "someone")
+            .env("PATH", "/usr/bin:/bin")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(dir.exists());
+        // "one\n" arrived (4 bytes of stdout, none of stderr).
+        let resume = wrap_script(
+            &crate::ssh::supervisor::resume(&start_markers()),
+            &["id3", "4", "0"],
+        );
+        let (stdout, stderr, code) = as_sshd_tmp("/bin/sh", &resume, b"", tmp.path());
+        let (out, err, marker, _) = read(&stdout, &stderr);
+        assert_eq!((out.as_str(), err.as_str()), ("two\n", ""));
+        assert_eq!((marker, code), (Some(7), Some(7)));
+        std::fs::remove_file(&dir).unwrap();
+        // Gone: the frame, no marker.
+        let (_, stderr, code) = as_sshd_tmp("/bin/sh", &resume, b"", tmp.path());
+        let mut f = StderrFilter::default();
+        let mut start = StartFilter::default();
+        assert!(f.push(&start.push(&stderr)).is_empty());
+        assert!(f.gone);
+        assert_eq!(code, Some(125));
+        // Stop: a command that ignores nothing ends with TERM.
+        let wrapped = wrap_for("sleep 30", false, Some("id4"));
+        let mut child = std::process::Command::new("/bin/sh")
+            .process_group(0)
+            .arg("-c")
+            .arg(&wrapped)
+            .env_clear()
+            .env("TMPDIR", tmp.path())
+            .env("LOGNAME", "someone")
+            .env("PATH", "/usr/bin:/bin")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let stop = wrap_script(
+            &crate::ssh::supervisor::stop(&start_markers()),
+            &["id4", "2"],
+        );
+        let (stdout, stderr, code) = as_sshd_tmp("/bin/sh", &stop, b"", tmp.path());
+        let (out, _, marker, _) = read(&stdout, &stderr);
+        assert_eq!((out.as_str(), marker, code), ("TERM\n", Some(0), Some(0)));
+        child.wait().unwrap();
+        assert!(!tmp.path().join("tether-someone/id4.o").exists());
     }
 }

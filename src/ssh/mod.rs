@@ -23,6 +23,7 @@ pub mod proxy_command;
 pub mod reconnect;
 pub mod route;
 pub mod signature;
+pub mod supervisor;
 pub mod wire;
 pub mod wording;
 pub mod worker;

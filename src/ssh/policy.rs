@@ -20,6 +20,9 @@ pub struct WorkerSettings {
     /// Idle limits remembered across runs; `None`: nothing is remembered (tests, a user
     /// without a cache directory).
     pub limit_cache: Option<Arc<LimitCache>>,
+    /// How long a connection that died during a supervised command is reconnected to (with
+    /// the same backoff), to re-attach to the command (`--reattach`; see `supervisor.rs`).
+    pub reattach: Duration,
 }
 
 /// The default heartbeat interval.
@@ -33,6 +36,7 @@ impl Default for WorkerSettings {
             reconnect_attempts: 4,
             backoff_cap: Duration::from_secs(8),
             limit_cache: None,
+            reattach: super::supervisor::DEFAULT_REATTACH,
         }
     }
 }

@@ -6,7 +6,9 @@
 //! or the heartbeat interval passes, it runs the heartbeat (a channel opened and closed with no
 //! command, see `heartbeat.rs`) plus a protocol keepalive. A failed heartbeat means the connection is dead: it reconnects at once,
 //! with backoff, requiring the same host key, so the next command finds a working session.
-//! Nothing in flight is ever re-sent.
+//! Nothing in flight is ever re-sent: a command under the supervisor whose connection died is
+//! re-attached to on a new session within the `reattach` bound (see `supervisor.rs`), or left
+//! to be stopped at the next contact.
 
 use std::io::{Read as _, Write as _};
 use std::os::fd::AsRawFd as _;
@@ -19,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use super::config::HostConfig;
 use super::connect::{poll_fds, Connection};
-use super::exec::{self, Echo, ExecError, ExecOptions, ExecOutput};
+use super::exec::{self, Echo, ExecError, ExecOptions, ExecOutput, Supervision};
 use super::heartbeat::{self, Beat};
 use super::idle_death::{self, IdleDeath};
 use super::limiter::HandshakeLimiter;
@@ -116,6 +118,9 @@ impl HostWorker {
             limits_known: false,
             connected_at: Instant::now(),
             preamble_shown: false,
+            direct_said: false,
+            orphans: Vec::new(),
+            read: Vec::new(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("host {name}"))
@@ -181,6 +186,14 @@ struct WorkerState {
     conn: Option<Connection>,
     /// Whether what the login shell prints before a command was reported (once per host).
     preamble_shown: bool,
+    /// Whether running commands without the supervisor was reported (once per host).
+    direct_said: bool,
+    /// Commands (id, command) left running under the supervisor when re-attaching to them
+    /// failed: stopped at the next contact with the host.
+    orphans: Vec<(String, String)>,
+    /// Ids of supervised commands whose results were read: their directories on the host are
+    /// removed by the next command, or when the worker ends.
+    read: Vec<String>,
     /// Set when the first connection failed (or tether is stopping): the host is unreachable
     /// for this run.
     failed: Option<SshError>,
@@ -228,6 +241,9 @@ impl WorkerState {
             }
         }
         if let Some(conn) = self.conn.take() {
+            if !self.read.is_empty() {
+                exec::clean_supervised(&conn, &self.read);
+            }
             conn.session.set_blocking(true);
             conn.session.set_timeout(2000);
             let _ = conn.session.disconnect(None, "tether done", None);
@@ -401,7 +417,11 @@ impl WorkerState {
                 None => "no session; connecting to clean up".into(),
             },
         };
-        self.replace_session(dead, true)
+        let alive = self.replace_session(dead, true);
+        if alive {
+            self.stop_orphans();
+        }
+        alive
     }
 
     fn exec(&mut self, command: &str, opts: ExecOptions) -> Result<ExecOutput, SshError> {
@@ -434,7 +454,19 @@ impl WorkerState {
             forward_agent: self.owner.config.agent_to_forward(),
             ..opts
         };
-        let mut result = self.exec_once(command, &opts);
+        // Transfers (a streamed stdin or stdout) keep their own cleanup; PTY commands are
+        // stopped by hanging up their terminal.
+        let supervised = !opts.pty
+            && opts.echo != Echo::Nothing
+            && opts.stdin_from.is_none()
+            && opts.stdout_to.is_none();
+        let mut sup = supervised.then(|| {
+            let mut s = Supervision::default();
+            s.done = std::mem::take(&mut self.read);
+            s
+        });
+        self.stop_orphans();
+        let mut result = self.exec_once(command, &opts, sup.as_mut());
         if let Err(ExecError::NotStarted(reason)) = &result {
             if self.owner.interval.is_none() {
                 // --no-keepalive shows what tether prevents: the server dropped the idle
@@ -455,36 +487,62 @@ impl WorkerState {
                 // The command never reached the server: running it on a new session is safe.
                 let reason = format!("session found dead before `{command}` ({reason})");
                 if self.replace_session(reason, false) {
-                    result = self.exec_once(command, &opts);
+                    result = self.exec_once(command, &opts, sup.as_mut());
                 }
             }
         }
-        let result = match result {
-            Ok(out) => {
+        let mut unknown: Option<SshError> = None;
+        if let (Err(ExecError::Lost(reason)), Some(s)) = (&result, sup.as_mut()) {
+            if s.resumable() {
+                let reason = reason.clone();
+                match self.reattach(command, &opts, s, started, reason) {
+                    Ok(resumed) => result = resumed,
+                    Err(error) => unknown = Some(error),
+                }
+            }
+        }
+        if let Some(s) = &mut sup {
+            self.report_supervision(command, s, &result);
+            match &result {
+                // The supervisor removes `done` once the command ends; this one's directory
+                // goes with the next command (its result has been read).
+                Ok(_) if unknown.is_none() && s.direct.is_none() && !s.gone => {
+                    self.read.push(s.id.clone())
+                }
+                Ok(_) => {}
+                Err(_) => self.read.append(&mut s.done),
+            }
+        }
+        let result = match (unknown, result) {
+            (Some(error), _) => Err(error),
+            (None, Ok(out)) => {
                 self.last_alive = Instant::now();
                 Ok(out)
             }
-            Err(ExecError::Deadline(_)) => Err(SshError::CommandTimeout {
+            (None, Err(ExecError::Deadline(_))) => Err(SshError::CommandTimeout {
                 host: self.owner.name.to_string(),
                 command: command.to_string(),
                 timeout: timeout.unwrap_or_default(),
             }),
-            Err(ExecError::Stopped(elapsed)) => Err(SshError::CommandStopped {
+            (None, Err(ExecError::Stopped(elapsed))) => Err(SshError::CommandStopped {
                 host: self.owner.name.to_string(),
                 command: command.to_string(),
                 elapsed,
             }),
             // Only this channel was refused (or closed by us), or the long command could not
             // be staged: nothing ran, and the session is fine.
-            Err(
-                ExecError::Refused(reason)
-                | ExecError::Local(reason)
-                | ExecError::NotStaged(reason),
+            (
+                None,
+                Err(
+                    ExecError::Refused(reason)
+                    | ExecError::Local(reason)
+                    | ExecError::NotStaged(reason),
+                ),
             ) => Err(SshError::Session {
                 host: self.owner.name.to_string(),
                 reason,
             }),
-            Err(ExecError::NotStarted(reason)) => Err(self
+            (None, Err(ExecError::NotStarted(reason))) => Err(self
                 .failed
                 .clone()
                 .or_else(|| self.lost.as_ref().map(|(e, _)| e.clone()))
@@ -492,7 +550,7 @@ impl WorkerState {
                     host: self.owner.name.to_string(),
                     reason,
                 })),
-            Err(ExecError::Lost(reason)) => {
+            (None, Err(ExecError::Lost(reason))) => {
                 let error = SshError::ConnectionLost {
                     host: self.owner.name.to_string(),
                     command: command.to_string(),
@@ -514,7 +572,161 @@ impl WorkerState {
         result
     }
 
-    fn exec_once(&mut self, command: &str, opts: &ExecOptions) -> Result<ExecOutput, ExecError> {
+    /// The connection died while `command` ran under the supervisor (`sup`, started at
+    /// `started`): connects again (the pinned host key, the usual backoff) within the
+    /// re-attach bound and resumes it, as often as it is lost again. `Ok` is the resumed
+    /// command's result; `Err` the failure when the bound passed (the command is then an
+    /// orphan, stopped at the next contact) or its directory was gone: remote state unknown.
+    fn reattach(
+        &mut self,
+        command: &str,
+        opts: &ExecOptions,
+        sup: &mut Supervision,
+        started: Instant,
+        mut reason: String,
+    ) -> Result<Result<ExecOutput, ExecError>, SshError> {
+        let bound = opts.reattach.unwrap_or(self.owner.settings.reattach);
+        loop {
+            let lost_at = Instant::now();
+            self.conn = None;
+            if let Err(e) = self.connect_within(lost_at + bound) {
+                self.orphans.push((sup.id.clone(), command.to_string()));
+                let reason = format!(
+                    "{reason}; not re-attached within {} ({e}): remote state unknown, the \
+                     command may still be running (it is stopped at the next contact)",
+                    crate::duration::format(bound)
+                );
+                self.lost = Some((
+                    SshError::Session {
+                        host: self.owner.name.to_string(),
+                        reason: reason.clone(),
+                    },
+                    Some(Instant::now()),
+                ));
+                return Err(SshError::ConnectionLost {
+                    host: self.owner.name.to_string(),
+                    command: command.to_string(),
+                    elapsed: started.elapsed(),
+                    reason,
+                });
+            }
+            self.emit(EventKind::Reattached {
+                command: command.to_string(),
+                lost_after: lost_at.saturating_duration_since(started),
+                took: lost_at.elapsed(),
+            });
+            let mut rest = opts.clone();
+            if let Some(t) = opts.timeout {
+                rest.timeout = Some(t.saturating_sub(started.elapsed()));
+            }
+            match self.exec_once(command, &rest, Some(sup)) {
+                Err(ExecError::Lost(again)) if sup.resumable() => reason = again,
+                Ok(_) if sup.gone => {
+                    return Err(SshError::ConnectionLost {
+                        host: self.owner.name.to_string(),
+                        command: command.to_string(),
+                        elapsed: started.elapsed(),
+                        reason: format!(
+                            "{reason}; re-attached, but the command's directory on the host \
+                             was gone: remote state unknown"
+                        ),
+                    })
+                }
+                other => return Ok(other),
+            }
+        }
+    }
+
+    /// Connects again (the pinned host key) with backoff 1, 2, 4 ... s up to the cap, until
+    /// `until`; the last error when no attempt worked.
+    fn connect_within(&mut self, until: Instant) -> Result<(), SshError> {
+        let mut delay = Duration::from_secs(1);
+        loop {
+            match self.owner.connect() {
+                Ok(conn) => {
+                    self.conn = Some(conn);
+                    self.lost = None;
+                    self.last_alive = Instant::now();
+                    self.connected_at = self.last_alive;
+                    return Ok(());
+                }
+                Err(e) => {
+                    let refused = e.kind() == crate::failure::Kind::HostKeyRefused
+                        || matches!(e, SshError::Auth { .. } | SshError::AuthCutOff { .. });
+                    if refused || Instant::now() + delay >= until {
+                        return Err(e);
+                    }
+                }
+            }
+            let wake = Instant::now() + delay;
+            while Instant::now() < wake {
+                if self.owner.stop.load(Ordering::SeqCst) {
+                    return Err(SshError::Session {
+                        host: self.owner.name.to_string(),
+                        reason: "tether is stopping".into(),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            delay = (delay * 2).min(self.owner.settings.backoff_cap);
+        }
+    }
+
+    /// Stops the commands left running when re-attaching to them failed (see
+    /// [`WorkerState::reattach`]), now that the host has a session; reports each.
+    fn stop_orphans(&mut self) {
+        let Some(conn) = &self.conn else { return };
+        for (id, command) in std::mem::take(&mut self.orphans) {
+            let how = exec::stop_supervised(conn, &id);
+            self.owner.emit(EventKind::RemoteStopped {
+                command,
+                why: "left running when its connection was lost and re-attaching failed".into(),
+                how,
+            });
+        }
+    }
+
+    /// Says once per host that commands run without the supervisor, and says what stopping
+    /// a command's process group did.
+    fn report_supervision(
+        &mut self,
+        command: &str,
+        sup: &Supervision,
+        result: &Result<ExecOutput, ExecError>,
+    ) {
+        if let Some(reason) = &sup.direct {
+            if !self.direct_said {
+                self.direct_said = true;
+                self.emit(EventKind::Warning {
+                    message: format!(
+                        "commands run without tether's supervisor on this host ({reason}): a \
+                         command whose connection dies cannot be re-attached to, and stopping \
+                         one does not reach it"
+                    ),
+                });
+            }
+        }
+        if let Some(how) = &sup.stopped {
+            let why = match result {
+                Err(ExecError::Deadline(_)) => "its timeout passed",
+                _ => "tether was interrupted",
+            };
+            self.emit(EventKind::RemoteStopped {
+                command: command.to_string(),
+                why: why.into(),
+                how: how.clone(),
+            });
+        }
+    }
+
+    /// Runs `command` on the session (under the supervisor with `sup`), or, with `sup` holding
+    /// the streams of a command lost with its connection, resumes it.
+    fn exec_once(
+        &mut self,
+        command: &str,
+        opts: &ExecOptions,
+        sup: Option<&mut Supervision>,
+    ) -> Result<ExecOutput, ExecError> {
         let Some(conn) = &self.conn else {
             return Err(ExecError::NotStarted("no session".into()));
         };
@@ -535,7 +747,10 @@ impl WorkerState {
                 line: crate::secret::mask(line).into_owned(),
             });
         };
-        let result = exec::run_reporting(conn, command, opts, &mut on_line, &mut preamble);
+        let result = match sup {
+            Some(s) if s.resumable() => exec::resume(conn, s, opts, &mut on_line, &mut preamble),
+            sup => exec::run_reporting(conn, command, opts, &mut on_line, &mut preamble, sup),
+        };
         if !preamble.is_empty() && !self.preamble_shown {
             self.preamble_shown = true;
             self.owner.emit(EventKind::LoginShellOutput {

@@ -14,13 +14,13 @@
 //!   ([`Pool::retain`](crate::pool::Pool::retain)); a new one connects when first used.
 //! - Cancel: each run has its own cancel flag (the Runtime's `interrupted`: `on_progress` stops
 //!   the script at once, loops included; the host-bound functions check it; the fan-out
-//!   dispatches nothing more) and its own kill flag (in-flight PTY commands are stopped). A
+//!   dispatches nothing more) and its own kill flag (in-flight commands are stopped: a PTY's
+//!   terminal hung up, a supervised command's process group signalled). A
 //!   change during a run sets the cancel flag (and the kill flag with `--kill`), waits for the
 //!   run to end (in-flight commands finish, or are stopped), then runs the new version. The
 //!   pool's Ctrl-C flag is not touched, so the next run and the heartbeat are unaffected, and a
 //!   cancelled run runs no failure hooks.
-//! - Ctrl-C: cancels the current run with its kill flag set (PTY commands are stopped, others
-//!   waited for), closes every session and returns Ok (exit status 0: Ctrl-C is how one leaves
+//! - Ctrl-C: cancels the current run with its kill flag set (in-flight commands are stopped), closes every session and returns Ok (exit status 0: Ctrl-C is how one leaves
 //!   watch mode). A second Ctrl-C exits at once with 130 (see [`crate::interrupt`]).
 
 use std::path::PathBuf;
@@ -118,7 +118,7 @@ struct Current {
 /// `tether watch`'s own options.
 #[derive(Debug, Clone)]
 pub struct WatchOptions {
-    /// Stop in-flight PTY commands when a change cancels a run (default: wait for them).
+    /// Stop in-flight commands when a change cancels a run (default: wait for them).
     pub kill: bool,
     /// Quiet time after a change before the run starts.
     pub debounce: Duration,

@@ -213,6 +213,23 @@ impl NetnsHost {
         );
     }
 
+    /// Lifts [`NetnsHost::blackhole`]: packets flow again (connections that survived the
+    /// silence go on).
+    pub fn lift_blackhole(&self) {
+        if let Err(e) = run(Command::new("ip").args([
+            "netns",
+            "exec",
+            &self.netns,
+            "nft",
+            "delete",
+            "table",
+            "inet",
+            "tether_blackhole",
+        ])) {
+            panic!("lifting the blackhole failed: {e}");
+        }
+    }
+
     /// pids of every process in the namespace.
     fn pids(&self) -> Vec<u32> {
         Command::new("ip")

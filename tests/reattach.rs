@@ -1,0 +1,624 @@
+//! A command survives its connection (issue 13): commands without a PTY run under the
+//! supervisor (`ssh::supervisor`), so a connection that dies mid-command is re-attached to,
+//! a silent command outlives `ChannelTimeout`, and stopping (a timeout, the stop flag) reaches
+//! the command's processes on the host. Worker level, against real sshd; each test checks the
+//! host's own state (a marker file the command appends to, its processes in /proc).
+
+use crate::support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::harness::Harness;
+use support::lab::Lab;
+use tether::event::{EventKind, Stream};
+use tether::pool::{FanOut, HostResult};
+use tether::ssh::exec::ExitStatus;
+use tether::ssh::policy::WorkerSettings;
+use tether::ssh::SshError;
+
+/// Prints `line1` .. `line12`, one a second, after appending to /srv/marker.
+const TWELVE: &str =
+    "echo ran >> /srv/marker; i=1; while [ $i -le 12 ]; do echo line$i; i=$((i+1)); sleep 1; done";
+
+fn is_reattach(k: &EventKind) -> bool {
+    matches!(k, EventKind::Reattached { .. })
+}
+
+fn is_reconnect(k: &EventKind) -> bool {
+    matches!(k, EventKind::Reconnected { .. })
+}
+
+/// The pids of `host`'s processes whose command line contains `needle`.
+fn processes(lab: &Lab, host: &str, needle: &str) -> Vec<u32> {
+    lab.host_pids(host)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+                .is_ok_and(|c| c.contains(needle))
+        })
+        .collect()
+}
+
+/// Waits until `what` holds (at most 10 s).
+fn wait_until(why: &str, what: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !what() {
+        assert!(Instant::now() < deadline, "{why}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs `command` on host1 with `how` while `meanwhile` runs (from when /srv/marker is not
+/// empty); the result.
+fn run_while(
+    h: &Harness,
+    lab: &Lab,
+    command: &str,
+    how: FanOut,
+    meanwhile: impl FnOnce(),
+) -> HostResult {
+    let marker = lab.host("host1").root_dir.join("marker");
+    std::thread::scope(|scope| {
+        let pool = &h.pool;
+        let job =
+            scope.spawn(move || pool.fan_out(&[("host1".to_string(), command.to_string())], &how));
+        wait_until("the command never started", || {
+            std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+        });
+        meanwhile();
+        job.join().unwrap().remove(0)
+    })
+}
+
+/// The stdout lines host1's command showed, in order.
+fn shown(h: &Harness) -> Vec<String> {
+    h.events
+        .iter()
+        .filter(|(_, e)| &*e.host == "host1")
+        .filter_map(|(_, e)| match &e.kind {
+            EventKind::Output {
+                stream: Stream::Stdout,
+                line,
+            } => Some(line.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn twelve_lines() -> Vec<String> {
+    (1..=12).map(|i| format!("line{i}")).collect()
+}
+
+fn killed_mid_command(command: &str, want: ExitStatus) {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    let r = run_while(&h, &lab, command, FanOut::default(), || {
+        std::thread::sleep(Duration::from_secs(3));
+        lab.kill_connections("host1");
+    });
+    h.drain();
+    let out = match &r.result {
+        Some(Ok(out)) => out,
+        other => panic!("{other:?}\n{}", h.story()),
+    };
+    assert_eq!(out.status, want, "{}", h.story());
+    let mut want_stdout = twelve_lines().join("\n");
+    want_stdout.push('\n');
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want_stdout);
+    assert_eq!(shown(&h), twelve_lines(), "{}", h.story());
+    let marker = lab.host("host1").root_dir.join("marker");
+    assert_eq!(std::fs::read_to_string(marker).unwrap(), "ran\n");
+    assert_eq!(h.count("host1", is_reattach), 1, "{}", h.story());
+    assert_eq!(h.count("host1", is_reconnect), 0, "{}", h.story());
+    assert_eq!(lab.accepted_logins("host1"), 2);
+    let (_, e) = h.events.iter().find(|(_, e)| is_reattach(&e.kind)).unwrap();
+    let EventKind::Reattached {
+        command: c,
+        lost_after,
+        took,
+    } = &e.kind
+    else {
+        unreachable!()
+    };
+    assert_eq!(c, command);
+    assert!(
+        (Duration::from_secs(3)..Duration::from_secs(6)).contains(lost_after),
+        "{lost_after:?}"
+    );
+    assert!(*took < Duration::from_secs(5), "{took:?}");
+    // Nothing of it is left on the host.
+    wait_until("the command's processes are still there", || {
+        processes(&lab, "host1", "line$i").is_empty()
+    });
+}
+
+#[test]
+fn a_command_whose_connection_is_killed_is_reattached_and_every_line_arrives_once() {
+    killed_mid_command(TWELVE, ExitStatus::Code(0));
+}
+
+#[test]
+fn a_failing_command_reports_its_own_status_after_reattaching() {
+    killed_mid_command(&format!("{TWELVE}; exit 7"), ExitStatus::Code(7));
+}
+
+#[test]
+fn a_silent_command_outlives_channel_timeout() {
+    let lab = Lab::builder()
+        .names(&["host1"])
+        .profile("channeltimeout")
+        .start();
+    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    let r = h.run(&["host1"], "sleep 10; echo done");
+    match &r[0].result {
+        Some(Ok(out)) => {
+            assert_eq!(out.status, ExitStatus::Code(0), "{}", h.story());
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "done\n");
+            // The keep-alive frames never reach the command's output.
+            assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+        }
+        other => panic!("{other:?}\n{}", h.story()),
+    }
+    assert_eq!(shown(&h), ["done"]);
+    assert_eq!(lab.accepted_logins("host1"), 1);
+}
+
+#[test]
+fn past_the_bound_the_state_is_unknown_and_the_orphan_is_stopped_at_the_next_contact() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let settings = WorkerSettings {
+        reattach: Duration::from_secs(3),
+        ..WorkerSettings::default()
+    };
+    let mut h = Harness::new(&lab.ssh_config(), settings, &["host1"]);
+    let config = lab.host("host1").sshd_config.clone();
+    let saved = std::fs::read(&config).unwrap();
+    let r = run_while(
+        &h,
+        &lab,
+        "echo ran >> /srv/marker; sleep 47",
+        FanOut::default(),
+        || {
+            // No login works until the bound has passed.
+            lab.reconfigure("host1", "DenyUsers *");
+            lab.kill_connections("host1");
+        },
+    );
+    h.drain();
+    let error = match &r.result {
+        Some(Err(e @ SshError::ConnectionLost { .. })) => e.to_string(),
+        other => panic!("{other:?}\n{}", h.story()),
+    };
+    assert!(error.contains("remote state unknown"), "{error}");
+    assert_eq!(h.count("host1", is_reattach), 0, "{}", h.story());
+    assert!(!processes(&lab, "host1", "sleep 47").is_empty());
+    std::fs::write(&config, saved).unwrap();
+    lab.reconfigure("host1", "");
+    // The next contact (after the lost session's retry pause) stops it and says so.
+    std::thread::sleep(tether::ssh::worker::RETRY_LOST_AFTER);
+    let r = h.run(&["host1"], "echo next");
+    assert!(r[0].ok(), "{:?}\n{}", r[0].result, h.story());
+    let stopped: Vec<String> = h
+        .events
+        .iter()
+        .filter_map(|(_, e)| match &e.kind {
+            EventKind::RemoteStopped { command, why, how } => {
+                Some(format!("{command} | {why} | {how}"))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stopped.len(), 1, "{}", h.story());
+    assert!(stopped[0].starts_with("echo ran >> /srv/marker; sleep 47 | left running"));
+    assert!(stopped[0].ends_with("SIGTERM and ended"), "{}", stopped[0]);
+    wait_until("the orphan is still running", || {
+        processes(&lab, "host1", "sleep 47").is_empty()
+    });
+    assert_eq!(
+        std::fs::read_to_string(lab.host("host1").root_dir.join("marker")).unwrap(),
+        "ran\n"
+    );
+}
+
+#[test]
+fn a_timeout_stops_the_remote_command() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    let how = FanOut {
+        timeout: Some(Duration::from_secs(2)),
+        ..FanOut::default()
+    };
+    let r = run_while(&h, &lab, "echo ran >> /srv/marker; sleep 45", how, || {
+        assert!(!processes(&lab, "host1", "sleep 45").is_empty());
+    });
+    h.drain();
+    assert!(
+        matches!(r.result, Some(Err(SshError::CommandTimeout { .. }))),
+        "{:?}",
+        r.result
+    );
+    wait_until("the timed out command is still running", || {
+        processes(&lab, "host1", "sleep 45").is_empty()
+    });
+    assert_eq!(
+        h.count("host1", |k| matches!(
+            k,
+            EventKind::RemoteStopped { why, how, .. }
+                if why == "its timeout passed"
+                    && how == "its process group was sent SIGTERM and ended"
+        )),
+        1,
+        "{}",
+        h.story()
+    );
+}
+
+#[test]
+fn the_stop_flag_stops_a_command_without_a_pty() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    let flag = Arc::new(AtomicBool::new(false));
+    let how = FanOut {
+        kill: Some(flag.clone()),
+        ..FanOut::default()
+    };
+    let started = Instant::now();
+    let r = run_while(&h, &lab, "echo ran >> /srv/marker; sleep 44", how, || {
+        flag.store(true, Ordering::SeqCst)
+    });
+    h.drain();
+    assert!(
+        matches!(r.result, Some(Err(SshError::CommandStopped { .. }))),
+        "{:?}",
+        r.result
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    wait_until("the stopped command is still running", || {
+        processes(&lab, "host1", "sleep 44").is_empty()
+    });
+    assert_eq!(
+        h.count("host1", |k| matches!(k, EventKind::RemoteStopped { .. })),
+        1
+    );
+}
+
+#[test]
+fn tether_run_says_once_that_it_reattached_and_shows_every_line_once() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let marker = lab.host("host1").root_dir.join("marker");
+    let out = std::thread::scope(|scope| {
+        let run = scope.spawn(|| {
+            support::tether::Tether::new()
+                .ssh_config(&lab.ssh_config())
+                .args(&["--format", "json", "run", "--hosts", "host1", "--"])
+                .arg(TWELVE)
+                .run()
+        });
+        wait_until("the command never started", || {
+            std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+        });
+        std::thread::sleep(Duration::from_secs(3));
+        lab.kill_connections("host1");
+        run.join().unwrap()
+    });
+    out.status(0);
+    let events: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let lines: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "output")
+        .map(|e| e["line"].as_str().unwrap())
+        .collect();
+    assert_eq!(lines, twelve_lines(), "{}", out.stdout);
+    let reattach: Vec<&serde_json::Value> =
+        events.iter().filter(|e| e["type"] == "reattach").collect();
+    assert_eq!(reattach.len(), 1, "{}", out.stdout);
+    assert_eq!(reattach[0]["host"], "host1");
+    assert_eq!(reattach[0]["command"], TWELVE);
+    assert!(reattach[0]["lost_after_ms"].as_f64().unwrap() >= 3000.0);
+    assert!(reattach[0]["took_ms"].as_f64().is_some());
+    assert_eq!(
+        events.iter().filter(|e| e["type"] == "reconnect").count(),
+        0
+    );
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n");
+}
+
+#[test]
+fn the_reattach_line_in_text_output() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let marker = lab.host("host1").root_dir.join("marker");
+    let out = std::thread::scope(|scope| {
+        let run = scope.spawn(|| {
+            support::tether::Tether::new()
+                .ssh_config(&lab.ssh_config())
+                .args(&["run", "--hosts", "host1", "--"])
+                .arg("echo ran >> /srv/marker; sleep 4; echo after")
+                .run()
+        });
+        wait_until("the command never started", || {
+            std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+        });
+        std::thread::sleep(Duration::from_secs(1));
+        lab.kill_connections("host1");
+        run.join().unwrap()
+    });
+    out.status(0);
+    assert_eq!(out.host_lines("host1", '|'), ["after"], "{}", out.stdout);
+    let said: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains("re-attached after"))
+        .collect();
+    assert_eq!(said.len(), 1, "{}", out.stdout);
+    assert!(
+        said[0].starts_with("host1 ~ connection lost ")
+            && said[0].contains(" into `echo ran >> /srv/marker; sleep 4; echo after`;"),
+        "{}",
+        said[0]
+    );
+}
+
+/// SIGTERM and SIGHUP to tether act as a Ctrl-C: the remote command's process group is
+/// stopped and said so, and tether exits 130.
+#[test]
+fn sigterm_and_sighup_stop_the_remote_command_like_ctrl_c() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let marker = lab.host("host1").root_dir.join("marker");
+    for (signal, words) in [
+        (libc::SIGTERM, "terminated (SIGTERM)"),
+        (libc::SIGHUP, "hung up (SIGHUP)"),
+    ] {
+        std::fs::write(&marker, "").unwrap();
+        let child = support::tether::Tether::new()
+            .ssh_config(&lab.ssh_config())
+            .args(&["run", "--hosts", "host1", "--"])
+            .arg("echo ran >> /srv/marker; sleep 43")
+            .spawn();
+        wait_until("the command never started", || {
+            std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+        });
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "{stdout}{stderr}");
+        assert!(
+            stderr.contains(&format!("{words}: no new commands")),
+            "{stderr}"
+        );
+        assert!(
+            stdout.contains(
+                "host1 ~ stopped `echo ran >> /srv/marker; sleep 43` on the host (tether was \
+                 interrupted): its process group was sent SIGTERM and ended"
+            ),
+            "{stdout}"
+        );
+        wait_until("the command is still running", || {
+            processes(&lab, "host1", "sleep 43").is_empty()
+        });
+    }
+}
+
+#[test]
+fn where_the_supervisor_cannot_run_commands_run_directly_and_it_is_said_once() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    // No private directory can be made under a TMPDIR that does not exist.
+    own_tmpdir(&lab, "host1", "/srv/missing");
+    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    for word in ["one", "two"] {
+        let r = h.run(&["host1"], &format!("echo {word}"));
+        match &r[0].result {
+            Some(Ok(out)) => assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{word}\n")),
+            other => panic!("{other:?}\n{}", h.story()),
+        }
+    }
+    let warnings: Vec<String> = h
+        .events
+        .iter()
+        .filter_map(|(_, e)| match &e.kind {
+            EventKind::Warning { message } => Some(message.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", h.story());
+    assert!(
+        warnings[0].starts_with(
+            "commands run without tether's supervisor on this host (/srv/missing/tether-"
+        ),
+        "{}",
+        warnings[0]
+    );
+    // Directly, as before: a lost connection loses the command.
+    let r = run_while(
+        &h,
+        &lab,
+        "echo ran >> /srv/marker; sleep 42",
+        FanOut::default(),
+        || lab.kill_connections("host1"),
+    );
+    assert!(
+        matches!(r.result, Some(Err(SshError::ConnectionLost { .. }))),
+        "{:?}",
+        r.result
+    );
+    h.drain();
+    assert_eq!(h.count("host1", is_reattach), 0);
+}
+
+/// `on(.., #{ reattach: N }, ..)` bounds re-attaching for the commands of that step.
+#[test]
+fn the_reattach_bound_of_an_on_step() {
+    let lab = support::recipe::lab(&["db1"]);
+    let marker = lab.host("db1").root_dir.join("marker");
+    let r = support::recipe::lab_recipe(
+        &lab,
+        "reattach-bound",
+        r#"task("slow", || { on("db", #{ reattach: 1 }, |host| { run("echo ran >> /srv/marker; sleep 41"); }); });"#,
+    );
+    let child = r.tether().args(&["slow"]).spawn();
+    wait_until("the command never started", || {
+        std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+    });
+    // The listener answers no new connection (each attempt waits for ConnectTimeout).
+    let listener = lab.host("db1").pid as libc::pid_t;
+    // SAFETY: kill(2) on the lab's own sshd listener.
+    unsafe { libc::kill(listener, libc::SIGSTOP) };
+    lab.kill_connections("db1");
+    let out = child.wait_with_output().unwrap();
+    // SAFETY: as above.
+    unsafe { libc::kill(listener, libc::SIGCONT) };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("not re-attached within 1.0 s"), "{text}");
+    assert!(text.contains("remote state unknown"), "{text}");
+    assert!(!text.contains("re-attached after"), "{text}");
+}
+
+/// Points the host's `TMPDIR` at its own `/srv/tmp` (sshd takes the first SetEnv line only:
+/// the lab's sets HOME); returns that directory as this machine sees it.
+fn own_tmpdir(lab: &Lab, host: &str, tmpdir: &str) -> std::path::PathBuf {
+    let config = lab.host(host).sshd_config.clone();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let set = format!("\nSetEnv TMPDIR={tmpdir} HOME=");
+    let text = text.replacen("\nSetEnv HOME=", &set, 1);
+    assert!(text.contains(&set));
+    std::fs::write(&config, text).unwrap();
+    lab.reconfigure(host, "");
+    lab.host(host)
+        .root_dir
+        .join(tmpdir.trim_start_matches("/srv/"))
+}
+
+#[test]
+fn the_supervisors_files_are_removed_once_their_results_were_read() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let tmp = own_tmpdir(&lab, "host1", "/srv/tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    // Commands, by id (each has a few files: ID.o, ID.e, ...).
+    let entries = |dir: &std::path::Path| -> usize {
+        let mut ids: Vec<String> = std::fs::read_dir(dir).map_or(Vec::new(), |d| {
+            d.map(|e| {
+                let name = e.unwrap().file_name().to_string_lossy().into_owned();
+                name.split('.').next().unwrap_or_default().to_string()
+            })
+            .collect()
+        });
+        ids.sort();
+        ids.dedup();
+        ids.len()
+    };
+    for i in 0..3 {
+        assert!(
+            h.run(&["host1"], &format!("echo {i}"))[0].ok(),
+            "{}",
+            h.story()
+        );
+    }
+    let base = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("tether-")
+        })
+        .expect("the supervisor's directory");
+    // The last command's files stay until its result is known read; the earlier ones go.
+    wait_until("earlier commands' files are left", || entries(&base) == 1);
+    h.drain();
+    drop(h);
+    wait_until("the last command's files are left", || entries(&base) == 0);
+}
+
+/// A host blackholed for 5 s in the middle of a command (nftables in its own network
+/// namespace: silence, no reset), lifted before the bound: re-attached, every line once.
+#[test]
+fn a_blackhole_lifted_before_the_bound_is_reattached() {
+    let far = support::netns::NetnsHost::start("far", &[]);
+    let settings = WorkerSettings {
+        heartbeat: Some(Duration::from_secs(1)),
+        heartbeat_timeout: Duration::from_secs(2),
+        ..WorkerSettings::default()
+    };
+    let mut h = Harness::new(&far.ssh_config(), settings, &["far"]);
+    let marker = far.dir.join("home/marker");
+    let command = TWELVE.replace("/srv/marker", "$HOME/marker");
+    let r = std::thread::scope(|scope| {
+        let pool = &h.pool;
+        let command = &command;
+        let job = scope.spawn(move || {
+            pool.fan_out(&[("far".to_string(), command.clone())], &FanOut::default())
+        });
+        wait_until("the command never started", || {
+            std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+        });
+        std::thread::sleep(Duration::from_secs(2));
+        far.blackhole();
+        std::thread::sleep(Duration::from_secs(5));
+        far.lift_blackhole();
+        job.join().unwrap().remove(0)
+    });
+    h.drain();
+    let out = match &r.result {
+        Some(Ok(out)) => out,
+        other => panic!("{other:?}\n{}", h.story()),
+    };
+    assert_eq!(out.status, ExitStatus::Code(0), "{}", h.story());
+    let lines: Vec<String> = h
+        .events
+        .iter()
+        .filter_map(|(_, e)| match &e.kind {
+            EventKind::Output {
+                stream: Stream::Stdout,
+                line,
+            } => Some(line.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lines, twelve_lines(), "{}", h.story());
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n");
+    assert_eq!(h.count("far", is_reattach), 1, "{}", h.story());
+}
+
+/// `--reattach` bounds re-attaching for the whole run.
+#[test]
+fn the_reattach_flag_bounds_the_run() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let marker = lab.host("host1").root_dir.join("marker");
+    let child = support::tether::Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["--reattach", "1s", "run", "--hosts", "host1", "--"])
+        .arg("echo ran >> /srv/marker; sleep 39")
+        .spawn();
+    wait_until("the command never started", || {
+        std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+    });
+    let listener = lab.host("host1").pid as libc::pid_t;
+    // SAFETY: kill(2) on the lab's own sshd listener.
+    unsafe { libc::kill(listener, libc::SIGSTOP) };
+    lab.kill_connections("host1");
+    let out = child.wait_with_output().unwrap();
+    // SAFETY: as above.
+    unsafe { libc::kill(listener, libc::SIGCONT) };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("not re-attached within 1.0 s"), "{text}");
+}

@@ -265,6 +265,9 @@ pub enum Command {
     /// Run tasks, then re-run them whenever the recipe or a module it imports changes, with
     /// the sessions kept open between runs.
     Watch(WatchArgs),
+    /// Open a shell on a host, or the first host of a role, in the recipe's `current` release
+    /// (Deployer's `dep ssh`); `-- CMD` runs one command on a pseudo-terminal instead.
+    Ssh(SshArgs),
     /// Show how each host is reached, resolved from the ssh config as `ssh` resolves it.
     Hosts(HostsArgs),
     /// Draw the timeline of a saved event stream (`--format json` output, a run log) as one
@@ -292,6 +295,7 @@ impl Command {
             Command::Check(_) => "check",
             Command::Watch(_) => "watch",
             Command::Hosts(_) => "hosts",
+            Command::Ssh(_) => "ssh",
             Command::Report(_) => "report",
             Command::Completions(_) => "completions",
             Command::Man => "man",
@@ -364,6 +368,33 @@ pub struct ReportArgs {
     /// Which run of the stream to draw, counting from 1 [default: the last].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub run: Option<u32>,
+}
+
+/// `tether ssh`.
+#[derive(Debug, Args)]
+pub struct SshArgs {
+    /// A server of the recipe, or a role (its first server); without a recipe, an ssh config
+    /// alias or user@host:port.
+    #[arg(value_name = "HOST|ROLE")]
+    pub target: String,
+    /// With a recipe: select this stage first.
+    #[arg(long, value_name = "STAGE")]
+    pub stage: Option<String>,
+    /// A command to run on a pseudo-terminal instead of a shell (after `--`; joined with
+    /// spaces, as `ssh` does).
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+impl SshArgs {
+    /// The library's options for `tether ssh`.
+    pub fn options(&self) -> tether::shell::ShellOptions {
+        tether::shell::ShellOptions {
+            target: self.target.clone(),
+            stage: self.stage.clone(),
+            command: self.command.clone(),
+        }
+    }
 }
 
 /// `tether hosts`.

@@ -68,6 +68,10 @@ fn main() {
             tether::recipe::definitions::run(&settings, &args.dir)
         }
         Some(Command::Init(args)) => tether::init::run(&settings, args.template()),
+        Some(Command::Ssh(args)) => match tether::shell::run(&settings, &args.options()) {
+            Ok(status) => std::process::exit(status),
+            Err(e) => Err(e),
+        },
         Some(Command::Hosts(args)) => tether::hosts::run(&settings, &args.options(), interrupted()),
         None if cli.targets.is_empty() => Err(Error::Usage(
             "nothing to do: `tether [STAGE] TASK...`, `tether tasks`, `tether run -- CMD` (see --help)"

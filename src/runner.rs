@@ -196,6 +196,31 @@ impl Loaded {
         Ok(config)
     }
 
+    /// The recipe variable `key` as `fetch(key)` gives it (a lazy value evaluated), `None`
+    /// when it is not set. Errors: [`Error::Recipe`] when evaluating it fails or it is not a
+    /// string.
+    pub fn fetch_string(&self, key: &str) -> Result<Option<String>, Error> {
+        if !self.rt.recipe().vars.contains_key(key) {
+            return Ok(None);
+        }
+        let script = format!("fetch({key:?})");
+        let ast = self
+            .engine
+            .compile(&script)
+            .map_err(|e| Error::Recipe(format!("fetch(\"{key}\"): {e}")))?;
+        let ast = self.ast.merge(&ast);
+        let value = self
+            .engine
+            .eval_ast::<Dynamic>(&ast)
+            .map_err(|e| classify(&self.rt, &e))?;
+        match value.into_immutable_string() {
+            Ok(s) => Ok(Some(s.to_string())),
+            Err(t) => Err(Error::Recipe(format!(
+                "set(\"{key}\", ...): a string, not {t}"
+            ))),
+        }
+    }
+
     /// Names of the stages: declared with `stage()`, then those only a stage file declares.
     pub fn stages(&self) -> Vec<String> {
         let mut names: Vec<String> = self

@@ -31,6 +31,7 @@ mod run;
 mod run_log;
 mod secrets;
 mod seed;
+mod shell;
 mod shells;
 mod ssh_config;
 mod sudo;

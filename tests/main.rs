@@ -4,6 +4,7 @@
 mod support;
 
 mod agent;
+mod ask;
 mod auth;
 mod certificates;
 mod check;

@@ -444,7 +444,8 @@ pub struct TasksArgs {
     /// Also show what runs before and after each task.
     #[arg(long)]
     pub hooks: bool,
-    /// Also list tasks without a description (hidden otherwise, as Rake's `-T` hides them).
+    /// Also list tasks without a description (hidden otherwise, as Rake's `-T` hides them)
+    /// and stdlib tasks of another strategy than the recipe's (`copy:*` under git).
     #[arg(long)]
     pub all: bool,
 }

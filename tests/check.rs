@@ -13,22 +13,46 @@ fn check(lab: &Lab, hosts: &str, extra: &[&str]) -> Output {
         .run()
 }
 
-/// The value shown for `setting` in `host`'s block (`  Setting   value`).
-fn value(out: &Output, host: &str, setting: &str) -> String {
-    let block: Vec<&str> = out
+/// The lines of the block headed by `header` (a host, or a compact host set: `u[1-2]`).
+fn block<'a>(out: &'a Output, header: &str) -> Vec<&'a str> {
+    let lines: Vec<&str> = out
         .stdout
         .lines()
-        .skip_while(|l| *l != host)
+        .skip_while(|l| *l != header)
         .skip(1)
         .take_while(|l| l.starts_with("  "))
         .collect();
-    block
+    assert!(!lines.is_empty(), "no block {header}:\n{}", out.stdout);
+    lines
+}
+
+/// The value shown for `setting` in the block headed by `header` (`  Setting   value`).
+fn value(out: &Output, header: &str, setting: &str) -> String {
+    block(out, header)
         .iter()
         .find_map(|l| {
             let rest = l.trim_start().strip_prefix(setting)?;
             rest.starts_with(' ').then(|| rest.trim().to_string())
         })
-        .unwrap_or_else(|| panic!("no {setting} for {host}:\n{}", out.stdout))
+        .unwrap_or_else(|| panic!("no {setting} in {header}:\n{}", out.stdout))
+}
+
+/// How `host`'s settings were read, in the block headed by `header`: its own `read with
+/// (host) ...` line, or the block's one `read with ...` line.
+fn read_with(out: &Output, header: &str, host: &str) -> String {
+    let lines = block(out, header);
+    let own = format!("read with ({host}) ");
+    lines
+        .iter()
+        .find_map(|l| l.trim_start().strip_prefix(own.as_str()))
+        .or_else(|| {
+            lines
+                .iter()
+                .find_map(|l| l.trim_start().strip_prefix("read with "))
+                .filter(|rest| !rest.starts_with('('))
+        })
+        .unwrap_or_else(|| panic!("no read with for {host} in {header}:\n{}", out.stdout))
+        .to_string()
 }
 
 fn warnings(out: &Output) -> Vec<&str> {
@@ -41,24 +65,34 @@ fn warnings(out: &Output) -> Vec<&str> {
 #[test]
 fn unused_warns_with_the_default_heartbeat_and_not_with_keepalive_1s() {
     let lab = Lab::builder()
-        .names(&["u1", "u2"])
+        .names(&["u1", "u2", "u3"])
         .profile("unused")
         .start();
-    let out = check(&lab, "u1,u2", &[]);
+    // u3 says something else (MaxSessions): its findings are its own block.
+    lab.reconfigure("u3", "MaxSessions 4");
+    let out = check(&lab, "u1,u2,u3", &[]);
     out.status(1)
-        .stderr_contains("2 of 2 hosts at risk")
-        .stdout_contains("check: 2 hosts, 2 at risk, 0 unreachable");
-    for host in ["u1", "u2"] {
-        assert_eq!(value(&out, host, "UnusedConnectionTimeout"), "3");
-        assert_eq!(value(&out, host, "heartbeat:"), "15.0 s");
-        // The config of the sshd that serves the session, not /etc/ssh/sshd_config.
+        .stderr_contains("3 of 3 hosts at risk")
+        .stdout_contains("check: 3 hosts, 3 at risk, 0 unreachable");
+    // The hosts that say the same share one block, headed by their set.
+    for header in ["u[1-2]", "u3"] {
+        assert_eq!(value(&out, header, "UnusedConnectionTimeout"), "3");
+        assert_eq!(value(&out, header, "heartbeat:"), "15.0 s");
+    }
+    assert_eq!(value(&out, "u[1-2]", "MaxSessions"), "10");
+    assert_eq!(value(&out, "u3", "MaxSessions"), "4");
+    out.stdout_lacks("\nu1\n").stdout_lacks("\nu2\n");
+    // The config of the sshd that serves the session, not /etc/ssh/sshd_config: each host's
+    // own file, so each host has its own `read with` line in the shared block.
+    for (header, host) in [("u[1-2]", "u1"), ("u[1-2]", "u2"), ("u3", "u3")] {
         let config = lab.host(host).sshd_config.display().to_string();
         assert!(
-            value(&out, host, "read with").contains(&format!("-T -f {config}")),
+            read_with(&out, header, host).contains(&format!("-T -f {config}")),
             "{}",
             out.stdout
         );
     }
+    // Each finding once per group, not once per host.
     let w = warnings(&out);
     assert_eq!(w.len(), 2, "{}", out.stdout);
     assert!(w
@@ -69,7 +103,7 @@ fn unused_warns_with_the_default_heartbeat_and_not_with_keepalive_1s() {
     out.status(0)
         .stdout_contains("check: 2 hosts, 0 at risk")
         .stdout_lacks("WARNING");
-    assert_eq!(value(&out, "u1", "heartbeat:"), "1.0 s");
+    assert_eq!(value(&out, "u[1-2]", "heartbeat:"), "1.0 s");
 
     // Without a heartbeat the session is at risk whatever the interval would be.
     check(&lab, "u1", &["--no-keepalive"])
@@ -152,9 +186,9 @@ fn parsed_config_files_agree_with_sshd_t_includes_and_match_too() {
     let p = check(&lab, "s1", &["--keepalive", "1s", "--parse-config"]);
     t.status(0);
     p.status(0);
-    assert!(value(&t, "s1", "read with").contains(" -T -f "));
+    assert!(read_with(&t, "s1", "s1").contains(" -T -f "));
     assert!(
-        value(&p, "s1", "read with").starts_with(&format!("parsed {}", config.display())),
+        read_with(&p, "s1", "s1").starts_with(&format!("parsed {}", config.display())),
         "{}",
         p.stdout
     );
@@ -266,7 +300,9 @@ fn a_stage_of_the_recipe_selects_the_hosts_and_its_keepalive_counts() {
     // The stage adds u2 and sets a 1 s heartbeat: nothing at risk.
     let out = run(&["check", "production"]);
     out.status(0);
-    assert_eq!(value(&out, "u2", "heartbeat:"), "1.0 s");
+    out.stdout_contains("check: 2 hosts, 0 at risk");
+    assert_eq!(value(&out, "u[1-2]", "heartbeat:"), "1.0 s");
+    assert!(read_with(&out, "u[1-2]", "u2").contains("/u2/sshd_config"));
     // Without the stage only u1 is a server, with the default heartbeat: at risk.
     let out = run(&["check", "--roles", "web"]);
     out.status(1).stdout_contains("check: 1 host, 1 at risk");

@@ -216,6 +216,7 @@ impl TasksArgs {
         tether::runner::ListOptions {
             hooks: self.hooks,
             all: self.all,
+            names: self.names,
         }
     }
 }
@@ -448,6 +449,10 @@ pub struct TasksArgs {
     /// and stdlib tasks of another strategy than the recipe's (`copy:*` under git).
     #[arg(long)]
     pub all: bool,
+    /// Only the names, one a line: the stages, then the tasks that apply (for the completion
+    /// scripts).
+    #[arg(long, hide = true)]
+    pub names: bool,
 }
 
 /// `tether run`.

@@ -7,6 +7,7 @@ use anyhow::{bail, Context as _};
 use clap::Parser as _;
 
 mod cli;
+mod completions;
 
 use cli::{Cli, Command, ReportArgs};
 
@@ -50,10 +51,9 @@ fn main() {
         }
         Some(Command::Completions(args)) => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            let mut text = Vec::new();
-            clap_complete::generate(args.shell, &mut cmd, "tether", &mut text);
+            let text = completions::script(args.shell, &mut cmd);
             // Through tether's stdout: a reader that goes away ends it quietly (141).
-            tether::stdout::write(format_args!("{}", String::from_utf8_lossy(&text)));
+            tether::stdout::write(format_args!("{text}"));
             Ok(())
         }
         Some(Command::Man) => {

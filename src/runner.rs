@@ -795,6 +795,9 @@ pub struct ListOptions {
     /// Tasks without a description too (`--all`); text output hides them otherwise, as Rake's
     /// `-T` does, and says how many it hid. JSON lists every task.
     pub all: bool,
+    /// Only the names, one a line: the stages, then every task that applies to the recipe
+    /// (described or not); what the completion scripts read.
+    pub names: bool,
 }
 
 /// `tether tasks`: the recipe's tasks (with their hooks) and stages, as text or JSON lines.
@@ -827,6 +830,17 @@ pub fn list(
         v.read_lock::<rhai::ImmutableString>()
             .map(|s| s.to_string())
     });
+    if options.names {
+        for name in &stages {
+            crate::outln!("{name}");
+        }
+        for task in recipe.tasks.values() {
+            if applies(task, strategy.as_deref()) {
+                crate::outln!("{}", task.name);
+            }
+        }
+        return Ok(());
+    }
     if settings.format == Format::Json {
         for task in recipe.tasks.values() {
             let entry = TaskEntry {

@@ -372,7 +372,12 @@ fn relay(
                         let _ = stdout.write_all(&buf[..n]).and_then(|()| stdout.flush());
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(e) => return Err(format!("reading output: {e}")),
+                    Err(e) => {
+                        return Err(format!(
+                            "reading output: {}",
+                            crate::ssh::wording::plain_io(&e, session)
+                        ))
+                    }
                 }
             }
         }
@@ -386,7 +391,12 @@ fn relay(
                     progressed = true;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(format!("sending input: {e}")),
+                Err(e) => {
+                    return Err(format!(
+                        "sending input: {}",
+                        crate::ssh::wording::plain_io(&e, session)
+                    ))
+                }
             }
         }
         if !stdin_open && input.is_empty() && !eof_sent {

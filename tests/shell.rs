@@ -138,3 +138,75 @@ fn through_a_jump_host_with_a_pty_and_the_exit_status() {
     assert_eq!(site.accepted_logins("bastion"), 1);
     assert_eq!(site.accepted_logins("inner1"), 1);
 }
+
+#[test]
+fn sigterm_and_a_lost_connection_leave_the_terminal_cooked() {
+    let lab = Lab::start(1);
+    let session = || {
+        Tether::new().ssh_config(&lab.ssh_config()).args(&[
+            "ssh",
+            "host1",
+            "--",
+            "echo ready; sleep 30",
+        ])
+    };
+    // SIGTERM: tether ends the session and exits 128+15.
+    let (pty, mut child) = on_terminal(&session());
+    pty.wait_for("ready", WAIT);
+    support::net::signal(child.id(), libc::SIGTERM);
+    assert_eq!(pty::wait(&mut child, WAIT, &pty), 143, "{}", pty.output());
+    assert!(pty.is_cooked(), "{}", pty.output());
+
+    // The server goes away mid-session: exit 1, the host and the reason said.
+    let (pty, mut child) = on_terminal(&session());
+    pty.wait_for("ready", WAIT);
+    lab.kill_connections("host1");
+    let status = pty::wait(&mut child, WAIT, &pty);
+    let out = pty.output();
+    assert_eq!(status, 1, "{out}");
+    assert!(
+        out.contains("host1: the session ended: reading output: the server closed the connection"),
+        "{out}"
+    );
+    assert!(pty.is_cooked(), "{out}");
+}
+
+#[test]
+fn the_agent_is_forwarded_when_the_config_says_so() {
+    let lab = Lab::start(1);
+    let dir = lab.dir().join("ssh-agent-test");
+    fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("deploy_key");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "deployer-key", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let agent = support::agent::Agent::start(&dir, &key);
+    let forward = dir.join("forward_config");
+    fs::write(
+        &forward,
+        format!(
+            "Host host1\n  ForwardAgent yes\n{}",
+            fs::read_to_string(lab.ssh_config()).unwrap()
+        ),
+    )
+    .unwrap();
+    let list = |config: &std::path::Path| {
+        let tether = Tether::new()
+            .ssh_config(config)
+            .env("SSH_AUTH_SOCK", agent.sock.to_str().unwrap())
+            .args(&["ssh", "host1", "--", "ssh-add -l"]);
+        let (pty, mut child) = on_terminal(&tether);
+        let status = pty::wait(&mut child, WAIT, &pty);
+        (status, pty.output())
+    };
+    let (status, out) = list(&forward);
+    assert_eq!(status, 0, "{out}");
+    assert!(out.contains("deployer-key"), "{out}");
+    // Without ForwardAgent the remote ssh-add finds no agent (its status 2 passes through).
+    let (status, out) = list(&lab.ssh_config());
+    assert_eq!(status, 2, "{out}");
+    assert!(!out.contains("deployer-key"), "{out}");
+}

@@ -124,7 +124,7 @@ fn an_unknown_host_or_role_is_named_with_the_usage_exit_code() {
 }
 
 #[test]
-fn through_a_jump_host_with_a_pty_and_the_exit_status() {
+fn through_a_jump_host_and_a_proxy_command_with_a_pty_and_the_exit_status() {
     let site = Site::start(1, false, &[]);
     let config = site.config_with("jump_config", "Host inner*\n  ProxyJump bastion\n");
     let tether = Tether::new()
@@ -137,6 +137,25 @@ fn through_a_jump_host_with_a_pty_and_the_exit_status() {
     assert!(out.contains("/dev/pts/"), "{out}");
     assert_eq!(site.accepted_logins("bastion"), 1);
     assert_eq!(site.accepted_logins("inner1"), 1);
+
+    // The same host through a ProxyCommand (OpenSSH's client as the byte stream).
+    let proxied = site.config_with(
+        "proxy_config",
+        &format!(
+            "Host inner*\n  ProxyCommand ssh -F {} -o BatchMode=yes -W %h:%p bastion\n",
+            site.ssh_config().display()
+        ),
+    );
+    let tether = Tether::new()
+        .ssh_config(&proxied)
+        .args(&["ssh", "inner1", "--", "tty && exit 6"]);
+    let (pty, mut child) = on_terminal(&tether);
+    let status = pty::wait(&mut child, WAIT, &pty);
+    let out = pty.output();
+    assert_eq!(status, 6, "{out}");
+    assert!(out.contains("/dev/pts/"), "{out}");
+    assert_eq!(site.accepted_logins("bastion"), 2);
+    assert_eq!(site.accepted_logins("inner1"), 2);
 }
 
 #[test]

@@ -76,7 +76,7 @@ pub fn run(settings: &Settings, opts: &ShellOptions) -> Result<i32, Error> {
         );
         return Ok(0);
     }
-    let (conn, _owner) = open(settings, &dest, reporter.sink())?;
+    let opened = open(settings, &dest, reporter.sink())?;
     reporter.barrier();
     let host = dest.target.name.clone();
     let lost = |reason: String| -> Error {
@@ -89,9 +89,9 @@ pub fn run(settings: &Settings, opts: &ShellOptions) -> Result<i32, Error> {
     };
     let interval = fleet::heartbeat_interval(settings, dest.keepalive);
     session(
-        &conn,
+        &opened.conn,
         remote.as_deref(),
-        agent_socket(&dest, settings),
+        opened.agent.clone(),
         interval,
     )
     .map_err(lost)
@@ -158,22 +158,29 @@ fn destination(settings: &Settings, opts: &ShellOptions, sink: Sink) -> Result<D
     })
 }
 
-/// The local agent to forward to the session, when the host's config asks for it.
-fn agent_socket(dest: &Destination, settings: &Settings) -> Option<std::path::PathBuf> {
-    let (config, _) = pool::reach(&dest.ssh_config, &dest.target, settings.jump.as_deref()).ok()?;
-    config
-        .forward_agent
-        .then(|| config.agent_to_forward())
-        .flatten()
+/// An open session to the destination.
+struct Opened {
+    conn: Connection,
+    /// The local agent to forward (`ForwardAgent`), when there is one.
+    agent: Option<std::path::PathBuf>,
+    /// Keeps the jump hosts' workers of the route alive as long as the connection.
+    _owner: Owner,
 }
 
 /// Connects to the destination as a run would (its route's jump hosts get their own worker
-/// threads); the [`Owner`] returned keeps those alive as long as the connection is used.
-fn open(settings: &Settings, dest: &Destination, sink: Sink) -> Result<(Connection, Owner), Error> {
+/// threads, kept by the [`Opened`]).
+fn open(settings: &Settings, dest: &Destination, sink: Sink) -> Result<Opened, Error> {
     let host = dest.target.name.as_str();
     let failed = |e: SshError| -> Error { Failure::host(host, e.kind(), e.to_string()).into() };
     let (config, hops) =
         pool::reach(&dest.ssh_config, &dest.target, settings.jump.as_deref()).map_err(failed)?;
+    let agent = config.agent_to_forward();
+    if config.forward_agent && agent.is_none() {
+        eprintln!(
+            "tether: {host}: agent forwarding was asked for (ForwardAgent / forward_agent), but \
+             there is no local ssh-agent (SSH_AUTH_SOCK is not set): the session has none"
+        );
+    }
     let policy = WorkerSettings {
         heartbeat: fleet::heartbeat_interval(settings, dest.keepalive),
         ..WorkerSettings::default()
@@ -202,7 +209,11 @@ fn open(settings: &Settings, dest: &Destination, sink: Sink) -> Result<(Connecti
         Arc::new(AtomicBool::new(false)),
     );
     let conn = owner.open().map_err(failed)?;
-    Ok((conn, owner))
+    Ok(Opened {
+        conn,
+        agent,
+        _owner: owner,
+    })
 }
 
 /// `deploy_to` as a shell word: quoted, except a leading `~` or `~user`, which the remote

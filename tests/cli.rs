@@ -162,29 +162,42 @@ fn task_and_stage_names_complete_from_the_recipe_in_bash_and_fish() {
     let out = complete("tether watch hello:");
     assert!(out.lines().any(|l| l.starts_with("hello:world")), "{out}");
 
-    // zsh: the targets positions complete with the names (its completion needs a terminal to
-    // be driven; the script is checked to load).
+    // zsh: an interactive zsh on a pseudo-terminal (zpty), Tab after `tether deploy:rol`.
     let zsh = Tether::new().args(&["completions", "zsh"]).run();
-    zsh.stdout_contains("_tether_task_names() {")
-        .stdout_contains(
-            "optionally after a stage (`tether production deploy`):_tether_task_names'",
-        );
-    let zsh_script = r.path("_tether");
-    std::fs::write(&zsh_script, &zsh.stdout).unwrap();
-    let loaded = Command::new("zsh")
-        .args([
-            "-c",
-            &format!(
-                "autoload -U compinit; compinit -u; source {}",
-                zsh_script.display()
-            ),
-        ])
-        .output()
+    let fpath = r.path("zfunc");
+    std::fs::create_dir_all(&fpath).unwrap();
+    std::fs::write(fpath.join("_tether"), &zsh.stdout).unwrap();
+    let driver = format!(
+        r#"zmodload zsh/zpty
+zpty z zsh -f -i
+zpty -w z "PS1='> '; fpath=({fpath} \$fpath); autoload -U compinit; compinit -u -D; echo RE''ADY"
+zpty -r z line '*READY*'
+zpty -w -n z $'tether deploy:rol\t'
+zpty -r z line '*deploy:rollback*' && print COMPLETED
+zpty -d z
+"#,
+        fpath = fpath.display()
+    );
+    let mut child = Command::new("zsh")
+        .args(["-f", "-c", &driver])
+        .current_dir(&r.dir)
+        .env("PATH", path_with_tether())
+        .stdout(Stdio::piped())
+        .spawn()
         .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
     assert!(
-        loaded.status.success(),
-        "{}",
-        String::from_utf8_lossy(&loaded.stderr)
+        out.contains("COMPLETED"),
+        "zsh did not complete deploy:rollback:\n{out}"
     );
 }
 

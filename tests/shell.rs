@@ -114,6 +114,14 @@ fn an_unknown_host_or_role_is_named_with_the_usage_exit_code() {
         .run()
         .status(2)
         .stderr_contains("`wbe` is neither a server nor a role of deploy.rhai; did you mean");
+    // -n connects to nothing and says what would be opened.
+    recipe
+        .tether()
+        .args(&["-n", "ssh", "web", "--", "uptime"])
+        .run()
+        .status(0)
+        .stdout_is("web1: would open `uptime` on a pseudo-terminal\n");
+    assert_eq!(lab.accepted_logins("web1"), 0);
     // Without a recipe, a name the ssh config cannot reach is unreachable (exit 3).
     Tether::new()
         .ssh_config(&lab.ssh_config())

@@ -347,6 +347,7 @@ impl TasksArgs {
         tether::runner::ListOptions {
             hooks: self.hooks,
             all: self.all,
+            names: self.names,
         }
     }
 }
@@ -396,6 +397,9 @@ pub enum Command {
     /// Run tasks, then re-run them whenever the recipe or a module it imports changes, with
     /// the sessions kept open between runs.
     Watch(WatchArgs),
+    /// Open a shell on a host, or the first host of a role, in the recipe's `current` release
+    /// (Deployer's `dep ssh`); `-- CMD` runs one command on a pseudo-terminal instead.
+    Ssh(SshArgs),
     /// Show how each host is reached, resolved from the ssh config as `ssh` resolves it.
     Hosts(HostsArgs),
     /// Draw the timeline of a saved event stream (`--format json` output, a run log) as one
@@ -423,6 +427,7 @@ impl Command {
             Command::Check(_) => "check",
             Command::Watch(_) => "watch",
             Command::Hosts(_) => "hosts",
+            Command::Ssh(_) => "ssh",
             Command::Report(_) => "report",
             Command::Completions(_) => "completions",
             Command::Man => "man",
@@ -497,6 +502,33 @@ pub struct ReportArgs {
     pub run: Option<u32>,
 }
 
+/// `tether ssh`.
+#[derive(Debug, Args)]
+pub struct SshArgs {
+    /// A server of the recipe, or a role (its first server); without a recipe, an ssh config
+    /// alias or user@host:port.
+    #[arg(value_name = "HOST|ROLE")]
+    pub target: String,
+    /// With a recipe: select this stage first.
+    #[arg(long, value_name = "STAGE")]
+    pub stage: Option<String>,
+    /// A command to run on a pseudo-terminal instead of a shell (after `--`; joined with
+    /// spaces, as `ssh` does).
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+impl SshArgs {
+    /// The library's options for `tether ssh`.
+    pub fn options(&self) -> tether::shell::ShellOptions {
+        tether::shell::ShellOptions {
+            target: self.target.clone(),
+            stage: self.stage.clone(),
+            command: self.command.clone(),
+        }
+    }
+}
+
 /// `tether hosts`.
 #[derive(Debug, Args)]
 pub struct HostsArgs {
@@ -545,9 +577,14 @@ pub struct TasksArgs {
     /// Also show what runs before and after each task.
     #[arg(long)]
     pub hooks: bool,
-    /// Also list tasks without a description (hidden otherwise, as Rake's `-T` hides them).
+    /// Also list tasks without a description (hidden otherwise, as Rake's `-T` hides them)
+    /// and stdlib tasks of another strategy than the recipe's (`copy:*` under git).
     #[arg(long)]
     pub all: bool,
+    /// Only the names, one a line: the stages, then the tasks that apply (for the completion
+    /// scripts).
+    #[arg(long, hide = true)]
+    pub names: bool,
 }
 
 /// `tether run`.

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context as _};
 
 mod cli;
+mod completions;
 
 use cli::{Cli, Command, ReportArgs};
 
@@ -49,10 +50,9 @@ fn main() {
         }
         Some(Command::Completions(args)) => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            let mut text = Vec::new();
-            clap_complete::generate(args.shell, &mut cmd, "tether", &mut text);
+            let text = completions::script(args.shell, &mut cmd);
             // Through tether's stdout: a reader that goes away ends it quietly (141).
-            tether::stdout::write(format_args!("{}", String::from_utf8_lossy(&text)));
+            tether::stdout::write(format_args!("{text}"));
             Ok(())
         }
         Some(Command::Man) => {
@@ -67,6 +67,10 @@ fn main() {
             tether::recipe::definitions::run(&settings, &args.dir)
         }
         Some(Command::Init(args)) => tether::init::run(&settings, args.template()),
+        Some(Command::Ssh(args)) => match tether::shell::run(&settings, &args.options()) {
+            Ok(status) => std::process::exit(status),
+            Err(e) => Err(e),
+        },
         Some(Command::Hosts(args)) => tether::hosts::run(&settings, &args.options(), interrupted()),
         None if cli.targets.is_empty() => Err(Error::Usage(
             "nothing to do: `tether [STAGE] TASK...`, `tether tasks`, `tether run -- CMD` (see --help)"

@@ -20,7 +20,7 @@ use crate::recipe::declare::override_value;
 use crate::recipe::diagnostics;
 use crate::recipe::engine;
 use crate::recipe::failures::failure_of;
-use crate::recipe::model::{suggest, Hook};
+use crate::recipe::model::{suggest, Hook, Task};
 use crate::recipe::sources::Sources;
 use crate::recipe::tasks::invoke;
 use crate::report::{Reporter, RunLog};
@@ -194,6 +194,31 @@ impl Loaded {
         let config = fleet::load_ssh_config_file(file.as_deref())?;
         self.rt.set_ssh_config(config.clone());
         Ok(config)
+    }
+
+    /// The recipe variable `key` as `fetch(key)` gives it (a lazy value evaluated), `None`
+    /// when it is not set. Errors: [`Error::Recipe`] when evaluating it fails or it is not a
+    /// string.
+    pub fn fetch_string(&self, key: &str) -> Result<Option<String>, Error> {
+        if !self.rt.recipe().vars.contains_key(key) {
+            return Ok(None);
+        }
+        let script = format!("fetch({key:?})");
+        let ast = self
+            .engine
+            .compile(&script)
+            .map_err(|e| Error::Recipe(format!("fetch(\"{key}\"): {e}")))?;
+        let ast = self.ast.merge(&ast);
+        let value = self
+            .engine
+            .eval_ast::<Dynamic>(&ast)
+            .map_err(|e| classify(&self.rt, &e))?;
+        match value.into_immutable_string() {
+            Ok(s) => Ok(Some(s.to_string())),
+            Err(t) => Err(Error::Recipe(format!(
+                "set(\"{key}\", ...): a string, not {t}"
+            ))),
+        }
     }
 
     /// Names of the stages: declared with `stage()`, then those only a stage file declares.
@@ -736,6 +761,30 @@ struct TaskEntry<'a> {
     description: &'a str,
     before: Vec<String>,
     after: Vec<String>,
+    /// Whether the task applies to the recipe (see [`applies`]); text output hides those that
+    /// do not unless `--all`.
+    applies: bool,
+}
+
+/// The stdlib's strategy namespaces: `deploy` makes a release with one of them, the one the
+/// `strategy` variable names; the other's tasks do not apply to the recipe.
+const STRATEGIES: &[&str] = &["git", "copy"];
+
+/// Whether `task` applies to a recipe whose `strategy` variable is `strategy` (`None`: not a
+/// plain string, so nothing is judged): every task but a stdlib one (all its bodies defined in
+/// `stdlib/...`) of a strategy namespace (`git:*`, `copy:*`) other than `strategy`. A task of
+/// the recipe's own in those namespaces always applies.
+fn applies(task: &Task, strategy: Option<&str>) -> bool {
+    let Some(strategy) = strategy else {
+        return true;
+    };
+    let from_stdlib = !task.bodies.is_empty()
+        && task.bodies.iter().all(|b| {
+            b.at.as_ref()
+                .is_some_and(|(src, _)| src.starts_with("stdlib/"))
+        });
+    let namespace = task.name.split(':').next().unwrap_or_default();
+    !(from_stdlib && STRATEGIES.contains(&namespace) && namespace != strategy)
 }
 
 /// What `tether tasks` shows.
@@ -746,6 +795,9 @@ pub struct ListOptions {
     /// Tasks without a description too (`--all`); text output hides them otherwise, as Rake's
     /// `-T` does, and says how many it hid. JSON lists every task.
     pub all: bool,
+    /// Only the names, one a line: the stages, then every task that applies to the recipe
+    /// (described or not); what the completion scripts read.
+    pub names: bool,
 }
 
 /// `tether tasks`: the recipe's tasks (with their hooks) and stages, as text or JSON lines.
@@ -774,6 +826,21 @@ pub fn list(
             })
             .collect::<Vec<_>>()
     };
+    let strategy = recipe.vars.get("strategy").and_then(|v| {
+        v.read_lock::<rhai::ImmutableString>()
+            .map(|s| s.to_string())
+    });
+    if options.names {
+        for name in &stages {
+            crate::outln!("{name}");
+        }
+        for task in recipe.tasks.values() {
+            if applies(task, strategy.as_deref()) {
+                crate::outln!("{}", task.name);
+            }
+        }
+        return Ok(());
+    }
     if settings.format == Format::Json {
         for task in recipe.tasks.values() {
             let entry = TaskEntry {
@@ -782,6 +849,7 @@ pub fn list(
                 description: &task.description,
                 before: hook_names(&recipe.before, &task.name),
                 after: hook_names(&recipe.after, &task.name),
+                applies: applies(task, strategy.as_deref()),
             };
             crate::outln!("{}", serde_json::to_string(&entry).unwrap_or_default());
         }
@@ -790,11 +858,19 @@ pub fn list(
         }
         return Ok(());
     }
+    let described = |t: &&Task| options.all || !t.description.is_empty();
+    let applicable = |t: &&Task| options.all || applies(t, strategy.as_deref());
     let shown: Vec<_> = recipe
         .tasks
         .values()
-        .filter(|t| options.all || !t.description.is_empty())
+        .filter(|t| described(t) && applicable(t))
         .collect();
+    let undescribed = recipe.tasks.values().filter(|t| !described(t)).count();
+    let inapplicable = recipe
+        .tasks
+        .values()
+        .filter(|t| described(t) && !applicable(t))
+        .count();
     let width = shown
         .iter()
         .map(|t| t.name.chars().count())
@@ -811,12 +887,23 @@ pub fn list(
             }
         }
     }
-    let hidden = recipe.tasks.len() - shown.len();
-    if hidden > 0 {
-        crate::outln!(
-            "\n({hidden} task{} without a description not shown: tether tasks --all)",
-            if hidden == 1 { "" } else { "s" }
-        );
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    let mut hidden = Vec::new();
+    if undescribed > 0 {
+        hidden.push(format!(
+            "{undescribed} task{} without a description",
+            plural(undescribed)
+        ));
+    }
+    if inapplicable > 0 {
+        hidden.push(format!(
+            "{inapplicable} stdlib task{} of another strategy than {:?}",
+            plural(inapplicable),
+            strategy.as_deref().unwrap_or_default()
+        ));
+    }
+    if !hidden.is_empty() {
+        crate::outln!("\n({} not shown: tether tasks --all)", hidden.join(" and "));
     }
     if !stages.is_empty() {
         crate::outln!("\nstages: {}", stages.join(", "));

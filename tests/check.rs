@@ -13,22 +13,46 @@ fn check(lab: &Lab, hosts: &str, extra: &[&str]) -> Output {
         .run()
 }
 
-/// The value shown for `setting` in `host`'s block (`  Setting   value`).
-fn value(out: &Output, host: &str, setting: &str) -> String {
-    let block: Vec<&str> = out
+/// The lines of the block headed by `header` (a host, or a compact host set: `u[1-2]`).
+fn block<'a>(out: &'a Output, header: &str) -> Vec<&'a str> {
+    let lines: Vec<&str> = out
         .stdout
         .lines()
-        .skip_while(|l| *l != host)
+        .skip_while(|l| *l != header)
         .skip(1)
         .take_while(|l| l.starts_with("  "))
         .collect();
-    block
+    assert!(!lines.is_empty(), "no block {header}:\n{}", out.stdout);
+    lines
+}
+
+/// The value shown for `setting` in the block headed by `header` (`  Setting   value`).
+fn value(out: &Output, header: &str, setting: &str) -> String {
+    block(out, header)
         .iter()
         .find_map(|l| {
             let rest = l.trim_start().strip_prefix(setting)?;
             rest.starts_with(' ').then(|| rest.trim().to_string())
         })
-        .unwrap_or_else(|| panic!("no {setting} for {host}:\n{}", out.stdout))
+        .unwrap_or_else(|| panic!("no {setting} in {header}:\n{}", out.stdout))
+}
+
+/// How `host`'s settings were read, in the block headed by `header`: its own `read with
+/// (host) ...` line, or the block's one `read with ...` line.
+fn read_with(out: &Output, header: &str, host: &str) -> String {
+    let lines = block(out, header);
+    let own = format!("read with ({host}) ");
+    lines
+        .iter()
+        .find_map(|l| l.trim_start().strip_prefix(own.as_str()))
+        .or_else(|| {
+            lines
+                .iter()
+                .find_map(|l| l.trim_start().strip_prefix("read with "))
+                .filter(|rest| !rest.starts_with('('))
+        })
+        .unwrap_or_else(|| panic!("no read with for {host} in {header}:\n{}", out.stdout))
+        .to_string()
 }
 
 fn warnings(out: &Output) -> Vec<&str> {
@@ -41,23 +65,32 @@ fn warnings(out: &Output) -> Vec<&str> {
 #[test]
 fn unused_is_met_by_the_default_heartbeat_reading_it_and_warns_without_a_heartbeat() {
     let lab = Lab::builder()
-        .names(&["u1", "u2"])
+        .names(&["u1", "u2", "u3"])
         .profile("unused")
         .start();
+    // u3 says something else (MaxSessions): its findings are its own block.
+    lab.reconfigure("u3", "MaxSessions 4");
     // The first heartbeat reads UnusedConnectionTimeout 3 as check does, and beats every
     // second from then on: nothing at risk.
-    let out = check(&lab, "u1,u2", &[]);
+    let out = check(&lab, "u1,u2,u3", &[]);
     out.status(0)
-        .stdout_contains("check: 2 hosts, 0 at risk, 0 unreachable")
+        .stdout_contains("check: 3 hosts, 0 at risk, 0 unreachable")
         .stdout_lacks("WARNING")
         .stdout_contains("runs `true` every 1.0 s from then on");
-    for host in ["u1", "u2"] {
-        assert_eq!(value(&out, host, "UnusedConnectionTimeout"), "3");
-        assert_eq!(value(&out, host, "heartbeat:"), "15.0 s");
-        // The config of the sshd that serves the session, not /etc/ssh/sshd_config.
+    // The hosts that say the same share one block, headed by their set.
+    for header in ["u[1-2]", "u3"] {
+        assert_eq!(value(&out, header, "UnusedConnectionTimeout"), "3");
+        assert_eq!(value(&out, header, "heartbeat:"), "15.0 s");
+    }
+    assert_eq!(value(&out, "u[1-2]", "MaxSessions"), "10");
+    assert_eq!(value(&out, "u3", "MaxSessions"), "4");
+    out.stdout_lacks("\nu1\n").stdout_lacks("\nu2\n");
+    // The config of the sshd that serves the session, not /etc/ssh/sshd_config: each host's
+    // own file, so each host has its own `read with` line in the shared block.
+    for (header, host) in [("u[1-2]", "u1"), ("u[1-2]", "u2"), ("u3", "u3")] {
         let config = lab.host(host).sshd_config.display().to_string();
         assert!(
-            value(&out, host, "read with").contains(&format!("-T -f {config}")),
+            read_with(&out, header, host).contains(&format!("-T -f {config}")),
             "{}",
             out.stdout
         );
@@ -66,10 +99,11 @@ fn unused_is_met_by_the_default_heartbeat_reading_it_and_warns_without_a_heartbe
     out.status(0)
         .stdout_contains("check: 2 hosts, 0 at risk")
         .stdout_lacks("WARNING");
-    assert_eq!(value(&out, "u1", "heartbeat:"), "1.0 s");
+    assert_eq!(value(&out, "u[1-2]", "heartbeat:"), "1.0 s");
 
-    // Without a heartbeat the session is at risk whatever the interval would be.
-    let out = check(&lab, "u1", &["--no-keepalive"]);
+    // Without a heartbeat the session is at risk whatever the interval would be; the
+    // finding is printed once for the two hosts that share it, not once per host.
+    let out = check(&lab, "u1,u2", &["--no-keepalive"]);
     out.status(1).stdout_contains("there is no heartbeat");
     let w = warnings(&out);
     assert_eq!(w.len(), 1, "{}", out.stdout);
@@ -78,7 +112,8 @@ fn unused_is_met_by_the_default_heartbeat_reading_it_and_warns_without_a_heartbe
         .all(|l| l.contains("UnusedConnectionTimeout") && l.contains("Use --keepalive 1s")));
     // Reading the lab's sshd opened one session per check and host, nothing else.
     assert_eq!(lab.accepted_logins("u1"), 3);
-    assert_eq!(lab.accepted_logins("u2"), 2);
+    assert_eq!(lab.accepted_logins("u2"), 3);
+    assert_eq!(lab.accepted_logins("u3"), 1);
 }
 
 #[test]
@@ -153,9 +188,9 @@ fn parsed_config_files_agree_with_sshd_t_includes_and_match_too() {
     let p = check(&lab, "s1", &["--keepalive", "1s", "--parse-config"]);
     t.status(0);
     p.status(0);
-    assert!(value(&t, "s1", "read with").contains(" -T -f "));
+    assert!(read_with(&t, "s1", "s1").contains(" -T -f "));
     assert!(
-        value(&p, "s1", "read with").starts_with(&format!("parsed {}", config.display())),
+        read_with(&p, "s1", "s1").starts_with(&format!("parsed {}", config.display())),
         "{}",
         p.stdout
     );
@@ -268,7 +303,9 @@ fn a_stage_of_the_recipe_selects_the_hosts_and_its_keepalive_counts() {
     // The stage adds u2 and sets a 1 s heartbeat: nothing at risk.
     let out = run(&["check", "production"]);
     out.status(0);
-    assert_eq!(value(&out, "u2", "heartbeat:"), "1.0 s");
+    out.stdout_contains("check: 2 hosts, 0 at risk");
+    assert_eq!(value(&out, "u[1-2]", "heartbeat:"), "1.0 s");
+    assert!(read_with(&out, "u[1-2]", "u2").contains("/u2/sshd_config"));
     // Without the stage only u1 is a server, with the default heartbeat (whose first beat
     // reads UnusedConnectionTimeout 3 and meets it: nothing at risk either).
     let out = run(&["check", "--roles", "web"]);

@@ -4,6 +4,7 @@
 mod support;
 
 mod agent;
+mod ask;
 mod auth;
 mod certificates;
 mod check;
@@ -33,6 +34,7 @@ mod run;
 mod run_log;
 mod secrets;
 mod seed;
+mod shell;
 mod shells;
 mod ssh_config;
 mod sudo;

@@ -974,3 +974,49 @@ task("t", || {
     out.status(1).stdout_contains("captured quick");
     out.stderr_contains("sleep 6");
 }
+
+#[test]
+fn stdlib_tasks_of_the_other_strategy_are_listed_with_all_only() {
+    let r = RecipeDir::new(
+        "strategy",
+        "import \"deploy\";\nset(\"deploy_to\", \"/srv/x\");\nset(\"repo_url\", \"x\");\ntask(\"copy:mine\", \"A task of the recipe's own\", || {});\n",
+    );
+    // git, the default strategy: copy:* of the stdlib are hidden, the recipe's own is not.
+    let git = r.tether().args(&["tasks"]).run();
+    git.status(0)
+        .stdout_contains("git:check ")
+        .stdout_contains("git:update ")
+        .stdout_contains("copy:mine ")
+        .stdout_lacks("copy:check")
+        .stdout_lacks("copy:create_release")
+        .stdout_contains(
+            "(2 stdlib tasks of another strategy than \"git\" not shown: tether tasks --all)",
+        );
+    let copy = r.tether().args(&["tasks", "-s", "strategy=copy"]).run();
+    copy.status(0)
+        .stdout_contains("copy:check ")
+        .stdout_contains("copy:create_release ")
+        .stdout_lacks("git:")
+        .stdout_contains("(3 stdlib tasks of another strategy than \"copy\" not shown");
+    r.tether()
+        .args(&["tasks", "--all"])
+        .run()
+        .status(0)
+        .stdout_contains("git:check ")
+        .stdout_contains("copy:check ")
+        .stdout_lacks("not shown");
+    // JSON lists every task, saying whether it applies.
+    let json = r.tether().args(&["tasks", "--format", "json"]).run();
+    json.status(0);
+    let applies = |name: &str| {
+        json.stdout
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {}", json.stdout))["applies"]
+            .clone()
+    };
+    assert_eq!(applies("git:check"), serde_json::json!(true));
+    assert_eq!(applies("copy:check"), serde_json::json!(false));
+    assert_eq!(applies("copy:mine"), serde_json::json!(true));
+}

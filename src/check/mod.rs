@@ -404,12 +404,14 @@ fn record(r: &HostReport) -> Record {
         "notes": r.notes,
         "error": r.error,
     });
-    let mut text = vec![String::new(), r.host.clone()];
-    if let Some(e) = &r.error {
-        text.push(format!("  error: {e}"));
-        return Record::new(json, text);
-    }
-    text.push(format!("  read with {}", r.source));
+    // Text output shows the hosts grouped, in the summary (see [`grouped_text`]).
+    Record::new(json, Vec::new())
+}
+
+/// What one host's text block says, but its `read with` line (kept apart: the config path
+/// differs between hosts that say the same otherwise).
+fn block_lines(r: &HostReport) -> Vec<String> {
+    let mut text = Vec::new();
     for n in &r.notes {
         text.push(format!("  note: {n}"));
     }
@@ -430,10 +432,51 @@ fn record(r: &HostReport) -> Record {
         };
         text.push(format!("  {word} {}: {}", f.setting, f.message));
     }
-    Record::new(json, text)
+    text
 }
 
-/// The closing `check_summary` record: hosts, at risk, unreachable.
+/// The text report: hosts whose settings, heartbeat, notes and findings are the same share one
+/// block headed by their compact host set (`web[01-15]`), so a finding is printed once, not
+/// once per host; the `read with` line is one line when the hosts read the same config, else
+/// one per host (`read with (web01) sshd -T ...`). Hosts that failed alike share one `error:`
+/// line. Blocks are in the order their first host was selected.
+fn grouped_text(reports: &[HostReport]) -> Vec<String> {
+    let mut groups: Vec<(Vec<String>, Vec<&HostReport>)> = Vec::new();
+    for r in reports.iter().filter(|r| r.error.is_none()) {
+        let lines = block_lines(r);
+        match groups.iter_mut().find(|(l, _)| *l == lines) {
+            Some((_, members)) => members.push(r),
+            None => groups.push((lines, vec![r])),
+        }
+    }
+    let mut text = Vec::new();
+    for (lines, members) in &groups {
+        let names: Vec<&str> = members.iter().map(|r| r.host.as_str()).collect();
+        text.push(String::new());
+        text.push(crate::hostset::fold(&names));
+        if members.iter().all(|r| r.source == members[0].source) {
+            text.push(format!("  read with {}", members[0].source));
+        } else {
+            for r in members {
+                text.push(format!("  read with ({}) {}", r.host, r.source));
+            }
+        }
+        text.extend(lines.iter().cloned());
+    }
+    let failed: Vec<(&str, &str)> = reports
+        .iter()
+        .filter_map(|r| Some((r.host.as_str(), r.error.as_deref()?)))
+        .collect();
+    for (hosts, error) in crate::hostset::group_texts(&failed) {
+        text.push(String::new());
+        text.push(crate::hostset::fold(&hosts));
+        text.push(format!("  error: {error}"));
+    }
+    text
+}
+
+/// The closing `check_summary` record: hosts, at risk, unreachable; its text is the whole
+/// report, grouped ([`grouped_text`]).
 fn summary(reports: &[HostReport]) -> Record {
     let unreachable = reports.iter().filter(|r| r.unreachable()).count();
     let at_risk = reports.iter().filter(|r| r.at_risk()).count() - unreachable;
@@ -444,13 +487,16 @@ fn summary(reports: &[HostReport]) -> Record {
             "at_risk": at_risk,
             "unreachable": unreachable,
         }),
-        vec![
-            String::new(),
-            format!(
-                "check: {} host{}, {at_risk} at risk, {unreachable} unreachable",
-                reports.len(),
-                if reports.len() == 1 { "" } else { "s" }
-            ),
-        ],
+        grouped_text(reports)
+            .into_iter()
+            .chain([
+                String::new(),
+                format!(
+                    "check: {} host{}, {at_risk} at risk, {unreachable} unreachable",
+                    reports.len(),
+                    if reports.len() == 1 { "" } else { "s" }
+                ),
+            ])
+            .collect(),
     )
 }

@@ -14,6 +14,7 @@ pub fn register(engine: &mut Engine, rt: Arc<Runtime>) {
     super::failures::register(engine);
     super::host_info::register(engine);
     super::declare::register(engine, &rt);
+    super::ask::register(engine, &rt);
     super::on::register(engine, &rt);
     super::commands::register(engine, &rt);
     super::support::register(engine, &rt);

@@ -67,7 +67,7 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
         move |ctx: NativeCallContext, key: &str| -> Fallible<Dynamic> {
             let value = r.recipe().vars.get(key).cloned();
             match value {
-                Some(v) => lazy(&ctx, v),
+                Some(v) => lazy(&ctx, super::ask::answer(&r, v)?),
                 None => fail(format!(
                     "variable `{key}` is not set{}",
                     super::model::suggest(key, r.recipe().vars.keys().map(String::as_str))
@@ -80,7 +80,7 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
         "fetch",
         move |ctx: NativeCallContext, key: &str, default: Dynamic| -> Fallible<Dynamic> {
             let value = r.recipe().vars.get(key).cloned();
-            lazy(&ctx, value.unwrap_or(default))
+            lazy(&ctx, super::ask::answer(&r, value.unwrap_or(default))?)
         },
     );
     let r = rt.clone();

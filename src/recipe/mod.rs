@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod args;
+pub mod ask;
 pub mod commands;
 pub mod context;
 pub mod declare;

@@ -82,3 +82,58 @@ fn progress_on_a_terminal_shows_the_last_segment_after_the_prefix() {
         assert!(!stdout.contains(gone), "{gone:?} in {stdout:?}");
     }
 }
+
+/// The live status line on a narrow terminal is cut to its width (never wrapping, which would
+/// leave rows `\r\x1b[2K` cannot clear), and never written when stdout is not a terminal.
+#[test]
+fn the_status_line_is_cut_to_the_terminal_width_and_absent_from_logs() {
+    let lab = support::recipe::lab(&["web1", "web2", "db1"]);
+    let r = support::recipe::lab_recipe(
+        &lab,
+        "statuswidth",
+        "task(\"a_task_with_a_rather_long_name_to_fill_the_line\", || { on([\"web1\"], \"sleep 3\"); });\n",
+    );
+    let task = "a_task_with_a_rather_long_name_to_fill_the_line";
+    let pty = support::pty::Pty::new(40, 20);
+    let mut child = pty.spawn(r.tether().args(&[task]).command());
+    let status = support::pty::wait(&mut child, std::time::Duration::from_secs(60), &pty);
+    let screen = pty.output();
+    assert_eq!(status, 0, "{screen}");
+    // Each drawing of the status line: after `\r\x1b[2K`, up to the next `\r` or newline,
+    // its colour codes removed.
+    let drawn: Vec<String> = screen
+        .split("\r\x1b[2K")
+        .skip(1)
+        .map(|s| {
+            let line = s.split(['\r', '\n']).next().unwrap_or("");
+            let mut plain = String::new();
+            let mut chars = line.chars();
+            while let Some(c) = chars.next() {
+                if c == '\x1b' {
+                    for c in chars.by_ref() {
+                        if c.is_ascii_alphabetic() {
+                            break;
+                        }
+                    }
+                } else {
+                    plain.push(c);
+                }
+            }
+            plain
+        })
+        .filter(|l| l.starts_with("a_task"))
+        .collect();
+    assert!(!drawn.is_empty(), "no status line drawn: {screen:?}");
+    for line in &drawn {
+        assert!(
+            line.chars().count() <= 39,
+            "wider than the terminal: {line:?}"
+        );
+    }
+    assert!(drawn.iter().any(|l| l.ends_with('…')), "{drawn:?}");
+
+    // Not a terminal: no status line at all.
+    let out = r.tether().args(&[task]).run();
+    out.status(0);
+    assert!(!out.stdout.contains("\x1b[2K"), "{:?}", out.stdout);
+}

@@ -1,6 +1,7 @@
 //! The live status line on a terminal: the task in progress with its time, the busy hosts,
 //! and the idle ones with how long they have been idle and whether they are kept alive.
 
+use std::os::fd::AsRawFd as _;
 use std::time::Instant;
 
 use anstyle::Style;
@@ -29,7 +30,7 @@ pub fn draw_status(st: &mut State, look: Look) {
         .collect();
     let mut line = format!("{step} {}", format_duration(now - since));
     if !busy.is_empty() {
-        line.push_str(&format!(" · busy: {}", busy.join(",")));
+        line.push_str(&format!(" · busy: {}", crate::hostset::fold(&busy)));
     }
     if !idle.is_empty() {
         let names: Vec<&str> = idle.iter().map(|(n, _)| *n).collect();
@@ -46,7 +47,7 @@ pub fn draw_status(st: &mut State, look: Look) {
         };
         line.push_str(&format!(
             " · {} idle {}{kept}",
-            names.join(","),
+            crate::hostset::fold(&names),
             format_duration(longest)
         ));
     }
@@ -55,6 +56,43 @@ pub fn draw_status(st: &mut State, look: Look) {
     } else {
         Style::new()
     };
+    let columns = crate::terminal::window_size(std::io::stdout().as_raw_fd()).map(|w| w.cols);
+    let line = clamp(&line, columns);
     raw(&format!("\r\x1b[2K{}", paint(style, &line)));
     st.status_shown = true;
+}
+
+/// `line` cut to fit one row of a terminal `columns` wide (None: width unknown, kept whole),
+/// ending with `…` when cut: a line that wrapped would leave rows `\r\x1b[2K` cannot clear.
+/// The last column stays free, as some terminals wrap on writing it.
+fn clamp(line: &str, columns: Option<u16>) -> String {
+    let Some(columns) = columns else {
+        return line.to_string();
+    };
+    let room = usize::from(columns).saturating_sub(1);
+    if line.chars().count() <= room {
+        return line.to_string();
+    }
+    let mut cut: String = line.chars().take(room.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clamp;
+
+    #[test]
+    fn a_long_status_line_is_cut_to_the_terminal_width() {
+        let line = "deploy:assets 1m04s · busy: web[01-40] · db1,resque[1-9] idle 12s, kept alive";
+        assert_eq!(clamp(line, None), line);
+        assert_eq!(clamp(line, Some(200)), line);
+        let cut = clamp(line, Some(20));
+        assert_eq!(cut.chars().count(), 19);
+        assert_eq!(cut, "deploy:assets 1m04…");
+        let exact = "x".repeat(19);
+        assert_eq!(clamp(&exact, Some(20)), exact);
+        assert_eq!(clamp(&"x".repeat(20), Some(20)).chars().count(), 19);
+        assert_eq!(clamp("abc", Some(1)), "…");
+    }
 }

@@ -300,6 +300,12 @@ fn each_save_reruns_once_over_one_session_per_host() {
         );
     }
     assert_eq!(w.interrupt(10 * SECS), 0, "{}", w.dump());
+    // Every run of the session is in the run log, as for `tether TASK`.
+    let log = std::fs::read_to_string(r.path("log/tether.log")).expect("the run log");
+    for text in ["v1 m1", "v2 m1", "v3 m1", "v3 m2"] {
+        assert!(log.contains(text), "{text} not in the run log:\n{log}");
+    }
+    assert!(log.lines().all(|l| l.starts_with('{')), "{log}");
 }
 
 #[test]

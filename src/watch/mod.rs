@@ -33,10 +33,11 @@ use notify_debouncer_full::{new_debouncer, DebounceEventResult};
 
 use crate::backend::{DryRun, Remote};
 use crate::error::Error;
+use crate::event::EventKind;
 use crate::event::Sink;
 use crate::fleet::{self, Fleet};
 use crate::recipe::sources::Sources;
-use crate::report::Reporter;
+use crate::report::{Reporter, RunLog};
 
 mod files;
 mod screen;
@@ -79,6 +80,9 @@ struct Shared {
     fleet: Mutex<Option<Arc<Fleet>>>,
     /// Where every run reports.
     sink: Sink,
+    /// The run log of the session (README, "The run log"): where the first run that loads
+    /// says, then every later run and what happens between runs; off in a dry run.
+    log: RunLog,
 }
 
 impl Shared {
@@ -132,7 +136,12 @@ pub fn run(
     args: &WatchOptions,
     interrupted: Arc<AtomicBool>,
 ) -> Result<(), Error> {
-    let reporter = Reporter::start(settings);
+    let log = RunLog::default();
+    let reporter = if settings.dry_run {
+        Reporter::start(settings)
+    } else {
+        Reporter::tapped(settings, vec![log.tap()])
+    };
     let shared = Arc::new(Shared {
         settings: settings.clone(),
         targets: args.targets.clone(),
@@ -140,6 +149,7 @@ pub fn run(
         interrupted: interrupted.clone(),
         fleet: Mutex::new(None),
         sink: reporter.sink(),
+        log,
     });
     let screen = Screen {
         json: settings.format == Format::Json,
@@ -304,6 +314,17 @@ fn execute(
     let loaded = runner::load(&shared.recipe, opts)?;
     *loaded_ok = true;
     let tasks = runner::split_stage(&loaded, &shared.targets)?;
+    if !shared.settings.dry_run {
+        // The first run that gets here opens the log; later runs append to the same file.
+        match loaded.log_file()? {
+            Some(path) => {
+                if let Err(message) = shared.log.open(&path) {
+                    loaded.rt.report(EventKind::Warning { message });
+                }
+            }
+            None => shared.log.off(),
+        }
+    }
     if tasks.is_empty() {
         return Err(Error::Usage(
             "no task given: `tether watch [STAGE] TASK...`; `tether tasks` lists them".into(),

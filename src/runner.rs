@@ -808,10 +808,14 @@ pub fn list(
 ) -> Result<(), Error> {
     let hooks = options.hooks;
     let reporter = Reporter::start(settings);
-    let loaded = load(
-        &settings.recipe,
-        load_options(settings, interrupted, reporter.sink())?,
-    )?;
+    // Completion scripts read `--names` line by line: what the recipe prints (`print`,
+    // warnings) must not become a name, so those events go nowhere.
+    let sink = if options.names {
+        crate::event::channel().0
+    } else {
+        reporter.sink()
+    };
+    let loaded = load(&settings.recipe, load_options(settings, interrupted, sink)?)?;
     loaded.validate_hooks()?;
     reporter.barrier();
     let stages = loaded.stages();

@@ -89,7 +89,7 @@ fn path_with_tether() -> String {
     format!("{bin}:{}", std::env::var("PATH").unwrap_or_default())
 }
 
-const TASK_RECIPE: &str = "import \"deploy\";\nset(\"deploy_to\", \"/srv/x\");\nset(\"repo_url\", \"x\");\nstage(\"production\", || {});\ntask(\"hello:world\", || {});\n";
+const TASK_RECIPE: &str = "import \"deploy\";\nprint(\"said by the recipe\");\nset(\"deploy_to\", \"/srv/x\");\nset(\"repo_url\", \"x\");\nstage(\"production\", || {});\ntask(\"hello:world\", || {});\n";
 
 #[test]
 fn task_and_stage_names_complete_from_the_recipe_in_bash_and_fish() {
@@ -103,6 +103,8 @@ fn task_and_stage_names_complete_from_the_recipe_in_bash_and_fish() {
     }
     // The strategy it does not use: not offered.
     assert!(!listed.contains(&"copy:check"), "{}", names.stdout);
+    // What the recipe prints is not a name.
+    assert!(!names.stdout.contains("said by"), "{}", names.stdout);
 
     let script = r.path("tether.bash");
     let bash = Tether::new().args(&["completions", "bash"]).run();

@@ -622,3 +622,29 @@ fn the_reattach_flag_bounds_the_run() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("not re-attached within 1.0 s"), "{text}");
 }
+
+/// The private directory is the user's own and 0700 even where it was found open to others
+/// (another user could otherwise write a command's status file and fake its result).
+#[test]
+fn a_private_directory_found_open_to_others_is_made_private_again() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let lab = Lab::builder().names(&["host1"]).start();
+    let tmp = own_tmpdir(&lab, "host1", "/srv/tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    assert!(h.run(&["host1"], "echo first")[0].ok(), "{}", h.story());
+    let base = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("tether-")
+        })
+        .expect("the supervisor's directory");
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o777)).unwrap();
+    assert!(h.run(&["host1"], "echo again")[0].ok(), "{}", h.story());
+    let mode = std::fs::metadata(&base).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "{}", h.story());
+}

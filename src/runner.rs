@@ -380,6 +380,22 @@ impl Loaded {
         }
     }
 
+    /// Sends `log` where [`Loaded::log_file`] says, or turns it off; a file that cannot be
+    /// opened is a warning and the run goes on without it.
+    ///
+    /// Errors: as [`Loaded::log_file`].
+    pub fn open_log(&self, log: &RunLog) -> Result<(), Error> {
+        match self.log_file()? {
+            Some(path) => {
+                if let Err(message) = log.open(&path) {
+                    self.rt.report(EventKind::Warning { message });
+                }
+            }
+            None => log.off(),
+        }
+        Ok(())
+    }
+
     /// Where this run's log goes (see [`RunLog`]): the recipe's `log_file` variable (a path
     /// relative to the recipe), else `log/tether.log` beside the recipe; `None` when the
     /// variable is `""`. Read after the stage ran, so a stage may set it.
@@ -695,14 +711,7 @@ fn run_tasks(
     )?;
     let tasks = split_stage(&loaded, targets)?;
     if let Some(log) = log {
-        match loaded.log_file()? {
-            Some(path) => {
-                if let Err(message) = log.open(&path) {
-                    loaded.rt.report(EventKind::Warning { message });
-                }
-            }
-            None => log.off(),
-        }
+        loaded.open_log(log)?;
     }
     if tasks.is_empty() {
         return Err(Error::Usage(

@@ -33,7 +33,6 @@ use notify_debouncer_full::{new_debouncer, DebounceEventResult};
 
 use crate::backend::{DryRun, Remote};
 use crate::error::Error;
-use crate::event::EventKind;
 use crate::event::Sink;
 use crate::fleet::{self, Fleet};
 use crate::recipe::sources::Sources;
@@ -316,14 +315,7 @@ fn execute(
     let tasks = runner::split_stage(&loaded, &shared.targets)?;
     if !shared.settings.dry_run {
         // The first run that gets here opens the log; later runs append to the same file.
-        match loaded.log_file()? {
-            Some(path) => {
-                if let Err(message) = shared.log.open(&path) {
-                    loaded.rt.report(EventKind::Warning { message });
-                }
-            }
-            None => shared.log.off(),
-        }
+        loaded.open_log(&shared.log)?;
     }
     if tasks.is_empty() {
         return Err(Error::Usage(

@@ -1577,22 +1577,26 @@ mod supervised_tests {
         use std::os::unix::process::CommandExt as _;
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("tether-someone/id3.o");
+        // The exec's sh as sshd would start it, in a process group of its own.
+        let spawn = |wrapped: &str| {
+            std::process::Command::new("/bin/sh")
+                .process_group(0)
+                .arg("-c")
+                .arg(wrapped)
+                .env_clear()
+                .env("TMPDIR", tmp.path())
+                .env("LOGNAME", "someone")
+                .env("PATH", "/usr/bin:/bin")
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        };
         // A command that outlives its first exec: the exec's sh is killed as a lost
         // connection would leave it, the command goes on.
         let wrapped = wrap_for("echo one; sleep 1; echo two; exit 7", false, Some("id3"));
-        let mut child = std::process::Command::new("/bin/sh")
-            .process_group(0)
-            .arg("-c")
-            .arg(&wrapped)
-            .env_clear()
-            .env("TMPDIR", tmp.path())
-            .env("LOGNAME", "someone")
-            .env("PATH", "/usr/bin:/bin")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn(&wrapped);
         std::thread::sleep(Duration::from_millis(300));
         child.kill().unwrap();
         child.wait().unwrap();
@@ -1616,19 +1620,7 @@ mod supervised_tests {
         assert_eq!(code, Some(125));
         // Stop: a command that ignores nothing ends with TERM.
         let wrapped = wrap_for("sleep 30", false, Some("id4"));
-        let mut child = std::process::Command::new("/bin/sh")
-            .process_group(0)
-            .arg("-c")
-            .arg(&wrapped)
-            .env_clear()
-            .env("TMPDIR", tmp.path())
-            .env("LOGNAME", "someone")
-            .env("PATH", "/usr/bin:/bin")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn(&wrapped);
         std::thread::sleep(Duration::from_millis(300));
         let stop = wrap_script(
             &crate::ssh::supervisor::stop(&start_markers()),

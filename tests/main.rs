@@ -38,6 +38,7 @@ mod shell;
 mod shells;
 mod ssh_config;
 mod sudo;
+mod supervisor;
 mod timeline;
 mod upload;
 mod watch;

@@ -1,24 +1,27 @@
 //! The supervisor: a few lines of POSIX sh, sent with every command that runs without a
 //! pseudo-terminal (no agent to install), that let the command outlive its SSH connection.
 //!
-//! The exec's sh (see `exec/wrap.rs`, which sends it the same way under every login shell) keeps
-//! the command's files in the user's private directory `${TMPDIR:-/tmp}/tether-$LOGNAME`
-//! (made with mode 0700 and set back to 0700 before each command, so no other user can write a status; it must be a real directory owned by the user), named by the
-//! command's id: `ID.o` and `ID.e` (stdout and stderr, created with mode 0600), `ID.s` (the
-//! exit status), `ID.p` (the process group), `ID.w` (the pid to wake). It starts the
-//! supervisor, a subshell (a fork: no program started, so a quick command costs little more
-//! than before), with the channel's stdin and its output going to those files. The process
-//! group is the exec's sh's own, which sshd made for the session: the connection's death does
-//! not signal it (sshd sends no signal to a session without a terminal, and nothing writes to
-//! the dead channel but the exec's sh, which ignores SIGPIPE), and stopping it reaches every
-//! process of the command. When the command ends its exit status is written in one
-//! `write(2)` (a reader sees the whole line or nothing), and the exec's sh is woken (SIGUSR1).
-//! Meanwhile the exec's sh streams both files to the channel as they grow (every 0.2 s; at
-//! once when the command ends), and on a silent stretch of about a second writes a tick frame
-//! on stderr, which keeps sshd's `ChannelTimeout` from closing the channel and which tether
-//! strips. The files stay until tether has read the command's result (the connection may die
-//! after the status was written and before it arrived): the next command on that host removes
-//! them, and at the end of a run one last exec removes what is left ([`clean`]).
+//! The exec's sh (see `exec/wrap.rs`, which sends it the same way under every login shell)
+//! keeps the command's files in the user's private directory `${TMPDIR:-/tmp}/tether-$LOGNAME`
+//! (made with mode 0700 and set back to 0700 before each command, so no other user can write
+//! a status; it must be a real directory owned by the user), named by the command's id:
+//! `ID.o` and `ID.e` (stdout and stderr), `ID.c` (the command's own exit status), `ID.s` (the
+//! status to report), `ID.p` (the process group), every one created with mode 0600. It runs
+//! one pipeline: the supervisor (`SUPERVISE`), which runs the command in a `/bin/sh -c` of
+//! its own with the channel's stdin and its stdout and stderr going through pipes into those
+//! files, then writes the status; and the streaming loop (`follow`), which passes both files
+//! to the channel as they grow (every 0.2 s; at once when the supervisor ends), and on a silent
+//! stretch of about a second writes a tick frame on stderr, which keeps sshd's
+//! `ChannelTimeout` from closing the channel and which tether strips. Both are in the exec's
+//! sh's process group, which sshd made for the session: the connection's death does not
+//! signal it (sshd sends no signal to a session without a terminal, and nothing writes to the
+//! dead channel but the streaming loop, which ignores SIGPIPE), and stopping it reaches every
+//! process of the command. When both ended, the exec's sh reports the status (`FINISH`).
+//! Every frame carries the exec's frame key (see `exec/frames.rs`), so no output of the
+//! command can pass for one. The files stay until tether has read the command's result (the
+//! connection may die after the status was written and before it arrived): the next command
+//! on that host removes them, and at the end of a run one last exec removes what is left
+//! ([`clean`]).
 //!
 //! When the connection dies, tether connects again and sends [`resume`]: the same streaming
 //! from the byte counts it received per stream, then the real exit status. [`stop`] sends the
@@ -30,13 +33,24 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The frame the supervisor writes on stderr during a silent stretch (stripped by tether).
-pub const TICK: &[u8] = b"\x1etether-tick\x1e";
-/// The frame a resume writes on stderr when the command's directory is gone.
-pub const GONE: &[u8] = b"\x1etether-gone\x1e";
-/// The start of the frame the exec's sh writes on stderr, before its start marker, when it
-/// runs the command directly; the reason follows, then `\x1e`.
-pub const DIRECT: &[u8] = b"\x1etether-direct:";
+/// The frame the supervisor writes on stderr during a silent stretch (stripped by tether),
+/// for the command run with frame key `key` (see `exec/frames.rs`: a command cannot print a
+/// frame by chance).
+pub fn tick(key: &str) -> Vec<u8> {
+    format!("\x1etether-tick:{key}\x1e").into_bytes()
+}
+
+/// The frame a resume with frame key `key` writes on stderr when the command's directory is
+/// gone.
+pub fn gone(key: &str) -> Vec<u8> {
+    format!("\x1etether-gone:{key}\x1e").into_bytes()
+}
+
+/// The start of the frame the exec's sh with frame key `key` writes on stderr, before its
+/// start marker, when it runs the command directly; the reason follows, then `\x1e`.
+pub fn direct(key: &str) -> Vec<u8> {
+    format!("\x1etether-direct:{key}:").into_bytes()
+}
 
 /// How long a stopped command's process group has between SIGTERM and SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -45,54 +59,75 @@ pub const STOP_GRACE: Duration = Duration::from_secs(5);
 pub const DEFAULT_REATTACH: Duration = Duration::from_secs(60);
 
 /// Where the files of the command `$1` are: `_tether_d` is their common prefix (`.o` stdout,
-/// `.e` stderr, `.s` status, `.p` process group, `.w` the exec's sh to wake) in the user's
-/// private directory `_tether_b`.
+/// `.e` stderr, `.c` the command's own status, `.s` the status to report, `.p` the process
+/// group) in the user's private directory `_tether_b`.
 const DIR: &str = r#"_tether_b=${TMPDIR:-/tmp}/tether-${LOGNAME:-$USER}; _tether_d=$_tether_b/$1"#;
 
-/// The supervisor: a subshell of the exec's sh (a fork, no program started) that runs the
-/// command in a subshell of its own, writes its status, wakes the exec's sh that streams it
-/// (SIGUSR1 to the pid in `w`) and removes the directories of `$_tether_done`. A SIGTERM
-/// (HUP, INT) that reaches it while the command runs (its process group being stopped) is
-/// written as the status instead.
-const SUPERVISE: &str = r#"_tether_sig=; trap "_tether_sig=TERM" TERM; trap "_tether_sig=HUP" HUP; trap "_tether_sig=INT" INT; (eval "unset _tether_b _tether_d _tether_id _tether_done _tether_why _tether_sig _tether_g _tether_v; $_tether_cmd"); _tether_s=$?; echo "${_tether_sig:-$_tether_s}" >"$_tether_d.s"; read -r _tether_w <"$_tether_d.w" && kill -USR1 "$_tether_w" 2>/dev/null; for _tether_x in $_tether_done; do rm -f "$_tether_b/$_tether_x".*; done"#;
+/// The supervisor: the first element of the exec's sh's pipeline (a subshell, not an
+/// asynchronous list, so the command gets SIGINT and SIGQUIT as sshd gave them, not ignored).
+/// It runs the command in a shell of its own (`/bin/sh -c`, so the command's `$$` is its own
+/// shell, as under sshd, and `kill $$` ends the command, not tether's streaming), with its
+/// stdout and stderr going through pipes to `cat`s that append them to the spool files: the
+/// streams end when every writer has closed them (a background child that keeps them open is
+/// waited for, as sshd waits for the channel's EOF; one that let go of them is not). Then it
+/// writes the status to report (a status above 128 that names a signal, as sh reports a
+/// command killed by it, is that signal's name; a SIGTERM, HUP or INT that reached it while
+/// the command ran, its process group being stopped, is that name) in one `write(2)`, and
+/// removes the directories of `$_tether_done`. Its own stderr goes nowhere (see [`boot`]), nor
+/// does the shell's word on a command killed by a signal (`Killed`: sshd's login shell, killed
+/// itself, says nothing).
+const SUPERVISE: &str = r#"_tether_sig=; trap "_tether_sig=TERM" TERM; trap "_tether_sig=HUP" HUP; trap "_tether_sig=INT" INT; { { (exec /bin/sh -c "$_tether_cmd" sh 2>&4 4>&-); echo $? >"$_tether_d.c"; } 4>&2 2>/dev/null | cat >>"$_tether_d.o" 2>/dev/null; } 2>&1 | cat >>"$_tether_d.e" 2>/dev/null; _tether_s=; read -r _tether_s <"$_tether_d.c"; if [ -n "$_tether_s" ] && [ "$_tether_s" -gt 128 ]; then _tether_x=$(kill -l $((_tether_s-128))) && [ -n "$_tether_x" ] && _tether_s=$_tether_x; fi; echo "${_tether_sig:-${_tether_s:-?}}" >"$_tether_d.s"; for _tether_x in $_tether_done; do rm -f "$_tether_b/$_tether_x".*; done"#;
 
-/// The streaming loop, from `_tether_o` and `_tether_e` bytes on; ends with the status marker
-/// and the command's status (see the module documentation). A ticker subshell wakes it every
-/// 0.2 s (1 s where `sleep` takes whole seconds only) with SIGUSR1; it waits for the
-/// supervisor (`_tether_wp`, when it is its child) or the ticker, so a command that ends
-/// is seen at once, and no program is started on the way of a quick command.
+/// The streaming loop, from `_tether_o` and `_tether_e` bytes on, until the status is written
+/// and every byte before it was passed on (see the module documentation). A ticker subshell
+/// wakes it every 0.2 s (1 s where `sleep` takes whole seconds only) with SIGUSR1 (to its own
+/// pid, read from `/proc/self`, or from a child's `$PPID`); it waits for `_tether_wp` (a child
+/// that ends when the supervisor does) or the ticker, so a command that ends is seen at once.
+/// Nothing it runs writes on the command's streams but the bytes of the spool files and the
+/// keyed tick frame: `tail` and `head` say nothing (`tail` meets a closed pipe whenever the file
+/// grew past what `head` passes on).
 fn follow() -> String {
     let pass = |file: &str, at: &str, to: &str| {
         format!(
-            r#"if [ -s "$_tether_d.{file}" ]; then _tether_z=$(wc -c <"$_tether_d.{file}"); if [ $_tether_z -gt ${at} ]; then tail -c +$(({at}+1)) "$_tether_d.{file}" | head -c $((_tether_z-{at})){to}; {at}=$_tether_z; _tether_n=1; fi; fi; "#
+            r#"if [ -s "$_tether_d.{file}" ]; then _tether_z=$(wc -c <"$_tether_d.{file}"); if [ $_tether_z -gt ${at} ]; then tail -c +$(({at}+1)) "$_tether_d.{file}" 2>/dev/null | head -c $((_tether_z-{at})){to} 2>/dev/null; {at}=$_tether_z; _tether_n=1; fi; fi; "#
         )
     };
     format!(
-        r#"(while kill -USR1 $$ 2>/dev/null; do sleep 0.2 2>/dev/null || sleep 1; done) </dev/null >/dev/null 2>&1 & _tether_k=$!; trap "" PIPE; _tether_q=0; _tether_x=; while :; do [ -s "$_tether_d.s" ] && _tether_x=1; _tether_n=; {out}{err}[ -n "$_tether_x" ] && break; [ -f "$_tether_d.o" ] || {{ kill $_tether_k; exit 125; }}; if [ -n "$_tether_n" ]; then _tether_q=0; else _tether_q=$((_tether_q+1)); if [ $_tether_q -ge 5 ]; then printf "\036tether-tick\036" >&2; _tether_q=0; fi; fi; if [ -n "$_tether_wp" ]; then wait $_tether_wp; [ $? -lt 128 ] && _tether_wp=; else wait $_tether_k; fi; done; kill $_tether_k 2>/dev/null; read -r _tether_s <"$_tether_d.s"; case $_tether_s in *[!0-9]*) trap - "$_tether_s"; kill -"$_tether_s" $$; exit 1;; esac; printf "\036tether-exit:%d\036" "$_tether_s" >&2; exit "$_tether_s""#,
+        r#"trap : USR1; _tether_me=; [ -r /proc/self/stat ] && read -r _tether_me _tether_v </proc/self/stat; [ -n "$_tether_me" ] || _tether_me=$(exec /bin/sh -c "echo \$PPID"); (while kill -USR1 $_tether_me 2>/dev/null; do sleep 0.2 2>/dev/null || sleep 1; done) </dev/null >/dev/null 2>&1 & _tether_k=$!; trap "" PIPE; _tether_q=0; _tether_x=; while :; do [ -s "$_tether_d.s" ] && _tether_x=1; _tether_n=; {out}{err}[ -n "$_tether_x" ] && break; [ -f "$_tether_d.o" ] || {{ kill $_tether_k; exit 125; }}; if [ -n "$_tether_n" ]; then _tether_q=0; else _tether_q=$((_tether_q+1)); if [ $_tether_q -ge 5 ]; then printf "\036tether-tick:%s\036" "$_tether_key" >&2; _tether_q=0; fi; fi; if [ -n "$_tether_wp" ]; then wait $_tether_wp; [ $? -lt 128 ] && _tether_wp=; else wait $_tether_k; fi; done; kill $_tether_k 2>/dev/null"#,
         out = pass("o", "_tether_o", ""),
         err = pass("e", "_tether_e", " >&2"),
     )
 }
 
-/// The part of the exec's sh that runs `$_tether_cmd` (id in `$_tether_id`) under the
-/// supervisor, or directly (saying why) where it cannot; `start` prints the start markers.
-/// The directories named in `$_tether_done` (commands whose result tether has read) are
-/// removed by the supervisor once the command has ended. The process group to stop is the
-/// exec's sh's own (sshd starts every session in a new one, whose leader the login shell
-/// `exec`s into): where `/proc` says it leads none, the command runs directly.
+/// The end of the exec's sh of a command or a resume: the status written, as the status
+/// marker keyed `$_tether_key` and the exit status, or, for a signal, the exec's sh killing
+/// itself with it (sshd then reports it as it would the command's). No status (the files
+/// removed) is no marker and status 125.
+const FINISH: &str = r#"_tether_s=; read -r _tether_s <"$_tether_d.s" 2>/dev/null; case $_tether_s in ""|"?") exit 125;; *[!0-9]*) trap - "$_tether_s" 2>/dev/null; kill -"$_tether_s" $$; exit 1;; esac; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s""#;
+
+/// The part of the exec's sh that runs `$_tether_cmd` (id in `$_tether_id`, frame key in
+/// `$_tether_key`) under the supervisor, or directly (saying why) where it cannot; `start`
+/// prints the start markers. Every file is created 0600 (in a subshell with `umask 077`: the
+/// command keeps the user's umask). The directories named in `$_tether_done` (commands whose
+/// result tether has read) are removed by the supervisor once the command has ended. The
+/// process group to stop is the exec's sh's own (sshd starts every session in a new one, whose
+/// leader the login shell `exec`s into): where `/proc` says it leads none, the command runs
+/// directly. The supervisor and the streaming loop are one pipeline: the loop learns that the
+/// supervisor ended from the end of its stdout (a `cat` of it), and the exec's sh reports the
+/// status once both ended.
 pub fn boot(start: &str) -> String {
     format!(
-        r#"set -- "$_tether_id"; {DIR}; set --; _tether_why=; if [ -z "${{LOGNAME:-$USER}}" ]; then _tether_why="neither LOGNAME nor USER is set"; else [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; if [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && chmod 700 "$_tether_b" && (umask 077 && : >"$_tether_d.o" && : >"$_tether_d.e") 2>/dev/null; then :; else _tether_why="$_tether_b is not a writable directory of the user's own"; fi; fi; if [ -n "$_tether_why" ]; then printf "\036tether-direct:%s\036" "$_tether_why" >&2; {start} (eval "unset _tether_cmd _tether_id _tether_b _tether_d _tether_why _tether_done; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%d\036" "$_tether_s" >&2; exit "$_tether_s"; fi; _tether_g=$$; [ -r /proc/$$/stat ] && read -r _tether_v _tether_v _tether_v _tether_v _tether_g _tether_v </proc/$$/stat; if [ "$_tether_g" != $$ ]; then rm -f "$_tether_d.o" "$_tether_d.e"; printf "\036tether-direct:%s\036" "the exec's sh does not lead its own process group" >&2; {start} (eval "unset _tether_cmd _tether_id _tether_b _tether_d _tether_why _tether_done _tether_g _tether_v; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%d\036" "$_tether_s" >&2; exit "$_tether_s"; fi; echo $$ >"$_tether_d.p"; trap : USR1; echo $$ >"$_tether_d.w"; exec 3<&0; ({SUPERVISE}) <&3 >>"$_tether_d.o" 2>>"$_tether_d.e" 3<&- & _tether_wp=$!; exec 3<&-; {start} _tether_o=0; _tether_e=0; {follow}"#,
+        r#"set -- "$_tether_id"; {DIR}; set --; _tether_why=; if [ -z "${{LOGNAME:-$USER}}" ]; then _tether_why="neither LOGNAME nor USER is set"; else [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; if [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && chmod 700 "$_tether_b" && (umask 077 && : >"$_tether_d.o" && : >"$_tether_d.e" && : >"$_tether_d.c" && : >"$_tether_d.s" && : >"$_tether_d.p") 2>/dev/null; then :; else _tether_why="$_tether_b is not a writable directory of the user's own"; fi; fi; if [ -n "$_tether_why" ]; then printf "\036tether-direct:%s:%s\036" "$_tether_key" "$_tether_why" >&2; {start} (eval "unset _tether_cmd _tether_key _tether_id _tether_b _tether_d _tether_why _tether_done; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s"; fi; _tether_g=$$; [ -r /proc/$$/stat ] && read -r _tether_v _tether_v _tether_v _tether_v _tether_g _tether_v </proc/$$/stat; if [ "$_tether_g" != $$ ]; then rm -f "$_tether_d".*; printf "\036tether-direct:%s:%s\036" "$_tether_key" "the exec's sh does not lead its own process group" >&2; {start} (eval "unset _tether_cmd _tether_key _tether_id _tether_b _tether_d _tether_why _tether_done _tether_g _tether_v; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s"; fi; echo $$ >"$_tether_d.p"; {start} _tether_o=0; _tether_e=0; {{ {SUPERVISE}; }} 2>/dev/null | {{ exec 3<&0; cat <&3 >/dev/null 3<&- & _tether_wp=$!; exec 3<&-; {follow}; }}; {FINISH}"#,
         follow = follow()
     )
 }
 
 /// The exec's sh of a resume: `$1` the command's id, `$2` and `$3` the bytes of stdout and
-/// stderr tether has; `start` prints the start markers. A missing directory is the
-/// [`GONE`] frame and status 125.
+/// stderr tether has, the frame key in `$_tether_key`; `start` prints the start markers. A
+/// missing directory is the keyed gone frame (see [`gone`]) and status 125.
 pub fn resume(start: &str) -> String {
     format!(
-        r#"{DIR}; _tether_o=$2; _tether_e=$3; set --; {start} if [ ! -f "$_tether_d.o" ] || [ -h "$_tether_b" ] || [ ! -O "$_tether_d.o" ]; then printf "\036tether-gone\036" >&2; exit 125; fi; trap : USR1; echo $$ >"$_tether_d.w"; _tether_wp=; {follow}"#,
+        r#"{DIR}; _tether_o=$2; _tether_e=$3; set --; {start} if [ ! -f "$_tether_d.o" ] || [ -h "$_tether_b" ] || [ ! -O "$_tether_d.o" ]; then printf "\036tether-gone:%s\036" "$_tether_key" >&2; exit 125; fi; _tether_wp=; {follow}; {FINISH}"#,
         follow = follow()
     )
 }
@@ -106,7 +141,7 @@ pub fn resume(start: &str) -> String {
 /// markers.
 pub fn stop(start: &str) -> String {
     format!(
-        r#"{DIR}; _tether_g=$2; set --; {start} _tether_p=; _tether_r=TERM; [ -f "$_tether_d.o" ] && [ ! -h "$_tether_b" ] && read -r _tether_p <"$_tether_d.p"; if [ -z "$_tether_p" ] || ! kill -TERM -"$_tether_p" 2>/dev/null; then _tether_r=gone; else _tether_i=0; while [ ! -s "$_tether_d.s" ] && kill -0 -"$_tether_p" 2>/dev/null; do if [ $_tether_i -ge $((_tether_g*20)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; kill -KILL -"$_tether_p" 2>/dev/null; fi; rm -f "$_tether_d".*; echo "$_tether_r"; printf "\036tether-exit:0\036" >&2"#
+        r#"{DIR}; _tether_g=$2; set --; {start} _tether_p=; _tether_r=TERM; [ -f "$_tether_d.o" ] && [ ! -h "$_tether_b" ] && read -r _tether_p <"$_tether_d.p"; if [ -z "$_tether_p" ] || ! kill -TERM -"$_tether_p" 2>/dev/null; then _tether_r=gone; else _tether_i=0; while [ ! -s "$_tether_d.s" ] && kill -0 -"$_tether_p" 2>/dev/null; do if [ $_tether_i -ge $((_tether_g*20)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; kill -KILL -"$_tether_p" 2>/dev/null; fi; rm -f "$_tether_d".*; echo "$_tether_r"; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
     )
 }
 

@@ -1,7 +1,7 @@
 //! Both output streams of one command on their way in: the preamble split off, the frames
 //! stripped, the bytes kept and the lines shown.
 
-use super::frames::StderrFilter;
+use super::frames::{Key, StderrFilter};
 use super::options::{Drain, ExecOptions};
 use super::preamble::StartFilter;
 use crate::event::Stream;
@@ -45,11 +45,11 @@ pub(super) struct Incoming {
 }
 
 impl Incoming {
-    pub(super) fn new(stream: Stream, start: StartFilter, status: bool) -> Self {
+    pub(super) fn new(stream: Stream, start: StartFilter, status: Option<StderrFilter>) -> Self {
         Incoming {
             stream,
             start,
-            status: status.then(StderrFilter::default),
+            status,
             bytes: Vec::new(),
             lines: Lines::default(),
             drain: None,
@@ -117,13 +117,16 @@ pub(super) struct Streams {
     pub(super) err: Incoming,
     /// All of the command's stdin was sent (and EOF).
     pub(super) stdin_done: bool,
+    /// The key of the exec's frames.
+    pub(super) key: Key,
 }
 
 impl Streams {
-    pub(super) fn new(opts: &ExecOptions) -> Self {
+    pub(super) fn new(opts: &ExecOptions, key: &Key) -> Self {
         // With a PTY the status marker arrives in stdout (the server merges the streams), and
         // the start marker is printed there only.
-        let mut out = Incoming::new(Stream::Stdout, StartFilter::default(), opts.pty);
+        let out_status = opts.pty.then(|| StderrFilter::new(key));
+        let mut out = Incoming::new(Stream::Stdout, StartFilter::default(), out_status);
         // A PTY merges stderr (and the status marker) into stdout: that stays in memory.
         out.drain = opts.stdout_to.clone().filter(|_| !opts.pty);
         let err_start = if opts.pty {
@@ -133,24 +136,27 @@ impl Streams {
         };
         Streams {
             out,
-            err: Incoming::new(Stream::Stderr, err_start, true),
+            err: Incoming::new(Stream::Stderr, err_start, Some(StderrFilter::new(key))),
             stdin_done: false,
+            key: key.clone(),
         }
     }
 
     /// Whether the exec's sh has started the command under the supervisor: its start marker
     /// came on stderr, without the frame that says it runs the command directly before it.
     pub(super) fn supervised(&self) -> bool {
-        self.err.start.open && direct_reason(&self.err.start.preamble).is_none()
+        self.err.start.open && direct_reason(&self.err.start.preamble, &self.key).is_none()
     }
 }
 
-/// The reason in the supervisor's "runs directly" frame in `preamble`, if there is one.
-pub(super) fn direct_reason(preamble: &[u8]) -> Option<(usize, usize, String)> {
+/// The reason in the supervisor's "runs directly" frame (with `key`) in `preamble`, if there
+/// is one: the frame's start and end, and the reason.
+pub(super) fn direct_reason(preamble: &[u8], key: &Key) -> Option<(usize, usize, String)> {
+    let direct = crate::ssh::supervisor::direct(key.as_str());
     let from = preamble
-        .windows(crate::ssh::supervisor::DIRECT.len())
-        .position(|w| w == crate::ssh::supervisor::DIRECT)?;
-    let text = from + crate::ssh::supervisor::DIRECT.len();
+        .windows(direct.len())
+        .position(|w| w == direct.as_slice())?;
+    let text = from + direct.len();
     let end = text + preamble[text..].iter().position(|&b| b == 0x1e)?;
     Some((
         from,

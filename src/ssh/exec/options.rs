@@ -21,14 +21,14 @@ pub struct ExecOptions {
     /// (EOF); the reader is expected to remember it for its owner.
     pub stdin_from: Option<Source>,
     /// Where the command's stdout goes, as it arrives, instead of being kept in
-    /// [`ExecOutput::stdout`] and shown as lines (a downloaded file). A write error closes the
-    /// channel: [`ExecError::Local`].
+    /// [`ExecOutput::stdout`](super::ExecOutput::stdout) and shown as lines (a downloaded file). A write error closes the
+    /// channel: [`ExecError::Local`](super::ExecError::Local).
     pub stdout_to: Option<Drain>,
     /// Run the command on a pseudo-terminal (stderr then arrives merged into stdout).
     pub pty: bool,
     /// When this flag is set while a PTY command runs, its channel is closed (the remote
-    /// process gets SIGHUP) and the command ends with [`ExecError::Stopped`]; a command under
-    /// the supervisor ([`run_reporting`] with a [`Supervision`]) has its process group stopped
+    /// process gets SIGHUP) and the command ends with [`ExecError::Stopped`](super::ExecError::Stopped); a command under
+    /// the supervisor ([`run_reporting`](super::run_reporting) with a [`Supervision`](super::Supervision)) has its process group stopped
     /// (SIGTERM, then SIGKILL). Any other command is waited for: closing its channel would not
     /// stop it.
     pub stop: Option<Arc<AtomicBool>>,

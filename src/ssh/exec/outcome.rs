@@ -45,7 +45,7 @@ pub struct ExecOutput {
     /// How it ended.
     pub status: ExitStatus,
     /// Everything it wrote to stdout (not what the login shell printed before it: see
-    /// [`Preamble`]).
+    /// [`Preamble`](super::Preamble)).
     pub stdout: Vec<u8>,
     /// Everything it wrote to stderr (the status marker and the login shell's preamble
     /// removed).
@@ -64,13 +64,13 @@ pub enum ExecError {
     Lost(String),
     /// The command ran past its deadline and was abandoned.
     Deadline(Duration),
-    /// A PTY command was stopped through [`ExecOptions::stop`] after this long: its channel was
+    /// A PTY command was stopped through [`ExecOptions::stop`](super::ExecOptions::stop) after this long: its channel was
     /// closed, which hangs up its terminal (SIGHUP).
     Stopped(Duration),
     /// The server refused a request for this channel (a pseudo-terminal under `PermitTTY no`):
     /// the command never started, and the session is fine.
     Refused(String),
-    /// Writing the command's stdout to [`ExecOptions::stdout_to`] failed (a local disk full):
+    /// Writing the command's stdout to [`ExecOptions::stdout_to`](super::ExecOptions::stdout_to) failed (a local disk full):
     /// the channel was closed; the session is fine.
     Local(String),
     /// The command was too long for one exec request and could not be written to a temporary

@@ -40,6 +40,7 @@ pub(super) fn pump(
         out,
         err,
         stdin_done,
+        key,
     } = streams;
     // A command without a PTY is stopped only under the supervisor (closing its channel would
     // not stop it), or when it is a transfer: closing its channel ends the remote `cat` (an
@@ -53,7 +54,8 @@ pub(super) fn pump(
     loop {
         // Under the supervisor the channel stays open while its process group is stopped
         // (the caller does that, then closes it): the exec's sh ends with the command.
-        let attached = supervised && err.start.open && direct_reason(&err.start.preamble).is_none();
+        let attached =
+            supervised && err.start.open && direct_reason(&err.start.preamble, key).is_none();
         if stop.is_some_and(|s| s.load(Ordering::SeqCst)) && (opts.pty || transfer || attached) {
             if !attached {
                 close_now(conn, channel);

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::frames::StderrFilter;
+use super::frames::{Key, StderrFilter};
 use super::incoming::{crlf_to_lf, direct_reason, Streams};
 use super::options::{ExecOptions, OPEN_TIMEOUT, PTY_TERM};
 use super::outcome::{ExecError, ExecOutput, ExitStatus};
@@ -15,7 +15,7 @@ use crate::command::quote;
 use crate::event::Stream;
 use crate::ssh::connect::{Connection, WaitError};
 
-/// Runs `command` (wrapped, see [`wrap`]) on `conn`, calling `on_line` for each output line as
+/// Runs `command` (wrapped, see [`wrap`](super::wrap)) on `conn`, calling `on_line` for each output line as
 /// it arrives.
 pub fn run(
     conn: &Connection,
@@ -26,6 +26,7 @@ pub fn run(
     run_reporting(conn, command, opts, on_line, &mut Preamble::default(), None)
 }
 
+/// [`run`], which also sets `preamble` to what the login shell printed before the command;
 /// with `sup` (and no PTY), under the supervisor (see `supervisor.rs`).
 ///
 /// A command whose wrapped form is longer than one exec request carries is staged: a first
@@ -51,9 +52,10 @@ pub fn run_reporting(
             .collect::<Vec<_>>()
             .join(" ")
     });
-    let wrapped = wrap_for(command, opts.pty, id.as_deref());
+    let key = Key::new();
+    let wrapped = wrap_for(command, opts.pty, id.as_deref(), &key);
     if wrapped.len() <= MAX_EXEC {
-        return run_wrapped(conn, &wrapped, opts, on_line, preamble, sup);
+        return run_wrapped(conn, &wrapped, &key, opts, on_line, preamble, sup);
     }
     let path = stage(conn, command, opts)?;
     let staged = format!(
@@ -68,7 +70,8 @@ pub fn run_reporting(
     }
     let mut out = run_wrapped(
         conn,
-        &wrap_for(&staged, opts.pty, id.as_deref()),
+        &wrap_for(&staged, opts.pty, id.as_deref(), &key),
+        &key,
         &rest,
         on_line,
         preamble,
@@ -91,8 +94,10 @@ pub fn resume(
     preamble: &mut Preamble,
 ) -> Result<ExecOutput, ExecError> {
     let (out, err) = sup.received();
+    let key = Key::new();
     let wrapped = wrap_script(
         &crate::ssh::supervisor::resume(&start_markers()),
+        &key,
         &[&sup.id, &out.to_string(), &err.to_string()],
     );
     let opts = ExecOptions {
@@ -100,7 +105,7 @@ pub fn resume(
         stdin_from: None,
         ..opts.clone()
     };
-    run_wrapped(conn, &wrapped, &opts, on_line, preamble, Some(sup))
+    run_wrapped(conn, &wrapped, &key, &opts, on_line, preamble, Some(sup))
 }
 
 /// Removes the directories of the supervised commands `ids` on `conn` (their results were
@@ -111,10 +116,12 @@ pub fn clean_supervised(conn: &Connection, ids: &[String]) {
         ..ExecOptions::default()
     };
     let args: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let wrapped = wrap_script(&crate::ssh::supervisor::clean(), &args);
+    let key = Key::new();
+    let wrapped = wrap_script(&crate::ssh::supervisor::clean(), &key, &args);
     let _ = run_wrapped(
         conn,
         &wrapped,
+        &key,
         &opts,
         &mut |_, _| {},
         &mut Preamble::default(),
@@ -130,13 +137,16 @@ pub fn stop_supervised(conn: &Connection, id: &str) -> String {
         timeout: Some(grace + OPEN_TIMEOUT),
         ..ExecOptions::default()
     };
+    let key = Key::new();
     let wrapped = wrap_script(
         &crate::ssh::supervisor::stop(&start_markers()),
+        &key,
         &[id, &grace.as_secs().to_string()],
     );
     match run_wrapped(
         conn,
         &wrapped,
+        &key,
         &opts,
         &mut |_, _| {},
         &mut Preamble::default(),
@@ -163,9 +173,11 @@ pub(super) fn stage(
         stdin: Some(command.as_bytes().to_vec()),
         ..ExecOptions::default()
     };
+    let key = Key::new();
     let out = run_wrapped(
         conn,
-        &wrap_for(WRITE, false, None),
+        &wrap_for(WRITE, false, None, &key),
+        &key,
         &stage_opts,
         &mut |_, _| {},
         &mut Preamble::default(),
@@ -184,11 +196,12 @@ pub(super) fn stage(
     )))
 }
 
-/// Runs the exec request string `wrapped` on a new channel of `conn`; with `sup`, a command
-/// under the supervisor (resumed when `sup` holds its streams).
+/// Runs the exec request string `wrapped`, whose frames carry `key`, on a new channel of
+/// `conn`; with `sup`, a command under the supervisor (resumed when `sup` holds its streams).
 pub(super) fn run_wrapped(
     conn: &Connection,
     wrapped: &str,
+    key: &Key,
     opts: &ExecOptions,
     on_line: &mut dyn FnMut(Stream, &str),
     preamble: &mut Preamble,
@@ -219,10 +232,11 @@ pub(super) fn run_wrapped(
         Some(mut kept) => {
             kept.out.start = StartFilter::default();
             kept.err.start = StartFilter::default();
-            kept.err.status = Some(StderrFilter::default());
+            kept.err.status = Some(StderrFilter::new(key));
+            kept.key = key.clone();
             kept
         }
-        None => Streams::new(opts),
+        None => Streams::new(opts, key),
     };
     let supervised = sup.is_some();
     let pumped = pump(
@@ -273,7 +287,7 @@ pub(super) fn run_wrapped(
     let (mut stdout, stderr) = (out.bytes, err.bytes);
     preamble.stdout = out.start.preamble;
     preamble.stderr = err.start.preamble;
-    if let Some((from, to, reason)) = direct_reason(&preamble.stderr) {
+    if let Some((from, to, reason)) = direct_reason(&preamble.stderr, key) {
         preamble.stderr.drain(from..to);
         if let Some(sup) = sup.as_deref_mut() {
             sup.direct = Some(reason);

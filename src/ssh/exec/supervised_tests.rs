@@ -2,10 +2,15 @@
 
 use std::time::Duration;
 
-use super::frames::StderrFilter;
+use super::frames::{Key, StderrFilter};
 use super::incoming::direct_reason;
 use super::preamble::StartFilter;
 use super::wrap::{start_markers, wrap_for, wrap_script, MAX_WORD};
+
+/// The frame key of these tests' execs.
+fn key() -> Key {
+    Key::fixed("K")
+}
 
 /// Runs `string` with `shell -c` in an empty HOME with `TMPDIR` set; stdout, stderr, code.
 fn as_sshd_tmp(
@@ -45,7 +50,7 @@ fn read(stdout: &[u8], stderr: &[u8]) -> (String, String, Option<i32>, Vec<u8>) 
     let mut out = start.push(stdout);
     out.extend(start.finish());
     let mut start = StartFilter::default();
-    let mut status = StderrFilter::default();
+    let mut status = StderrFilter::new(&key());
     let mut err = status.push(&start.push(stderr));
     let (rest, marker) = status.finish();
     err.extend(rest);
@@ -62,21 +67,21 @@ fn the_supervisor_runs_the_command_and_removes_its_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let command = "read -r l; echo \"[$l] $# $0\"; echo warn >&2; printf tail; exit 3";
     for shell in ["/bin/sh", "/bin/bash"] {
-        let wrapped = wrap_for(command, false, Some("id1"));
+        let wrapped = wrap_for(command, false, Some("id1"), &key());
         assert!(wrapped.split(' ').all(|w| w.len() <= MAX_WORD));
         let (stdout, stderr, code) = as_sshd_tmp(shell, &wrapped, b"in\n", tmp.path());
         let (out, err, marker, preamble) = read(&stdout, &stderr);
         assert_eq!(out, "[in] 0 sh\ntail", "{shell}");
         assert_eq!(err, "warn\n", "{shell}");
         assert_eq!((marker, code), (Some(3), Some(3)), "{shell}");
-        assert!(direct_reason(&preamble).is_none(), "{shell}");
+        assert!(direct_reason(&preamble, &key()).is_none(), "{shell}");
         // Kept until tether has read the result; the next command removes it.
         let dir = tmp.path().join("tether-someone/id1.o");
         assert!(dir.exists(), "{shell}");
-        let next = wrap_for("true", false, Some("id5 id1"));
+        let next = wrap_for("true", false, Some("id5 id1"), &key());
         let (_, _, code) = as_sshd_tmp(shell, &next, b"", tmp.path());
         assert_eq!(code, Some(0));
-        let clean = wrap_script(&crate::ssh::supervisor::clean(), &["id5"]);
+        let clean = wrap_script(&crate::ssh::supervisor::clean(), &key(), &["id5"]);
         as_sshd_tmp(shell, &clean, b"", tmp.path());
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while dir.exists() || tmp.path().join("tether-someone/id5.o").exists() {
@@ -91,14 +96,14 @@ fn the_supervisor_falls_back_when_its_directory_is_not_private() {
     let tmp = tempfile::tempdir().unwrap();
     // Not a directory: the command runs directly and the reason is said.
     std::fs::write(tmp.path().join("tether-someone"), "").unwrap();
-    let wrapped = wrap_for("echo hi", false, Some("id2"));
+    let wrapped = wrap_for("echo hi", false, Some("id2"), &key());
     let (stdout, stderr, code) = as_sshd_tmp("/bin/sh", &wrapped, b"", tmp.path());
     let (out, err, marker, preamble) = read(&stdout, &stderr);
     assert_eq!(
         (out.as_str(), err.as_str(), marker, code),
         ("hi\n", "", Some(0), Some(0))
     );
-    let (_, _, reason) = direct_reason(&preamble).expect("a reason");
+    let (_, _, reason) = direct_reason(&preamble, &key()).expect("a reason");
     assert!(reason.contains("tether-someone"), "{reason}");
 }
 
@@ -125,7 +130,12 @@ fn a_resume_continues_from_the_bytes_received_and_stop_ends_the_group() {
     };
     // A command that outlives its first exec: the exec's sh is killed as a lost
     // connection would leave it, the command goes on.
-    let wrapped = wrap_for("echo one; sleep 1; echo two; exit 7", false, Some("id3"));
+    let wrapped = wrap_for(
+        "echo one; sleep 1; echo two; exit 7",
+        false,
+        Some("id3"),
+        &key(),
+    );
     let mut child = spawn(&wrapped);
     std::thread::sleep(Duration::from_millis(300));
     child.kill().unwrap();
@@ -134,6 +144,7 @@ fn a_resume_continues_from_the_bytes_received_and_stop_ends_the_group() {
     // "one\n" arrived (4 bytes of stdout, none of stderr).
     let resume = wrap_script(
         &crate::ssh::supervisor::resume(&start_markers()),
+        &key(),
         &["id3", "4", "0"],
     );
     let (stdout, stderr, code) = as_sshd_tmp("/bin/sh", &resume, b"", tmp.path());
@@ -143,17 +154,18 @@ fn a_resume_continues_from_the_bytes_received_and_stop_ends_the_group() {
     std::fs::remove_file(&dir).unwrap();
     // Gone: the frame, no marker.
     let (_, stderr, code) = as_sshd_tmp("/bin/sh", &resume, b"", tmp.path());
-    let mut f = StderrFilter::default();
+    let mut f = StderrFilter::new(&key());
     let mut start = StartFilter::default();
     assert!(f.push(&start.push(&stderr)).is_empty());
     assert!(f.gone);
     assert_eq!(code, Some(125));
     // Stop: a command that ignores nothing ends with TERM.
-    let wrapped = wrap_for("sleep 30", false, Some("id4"));
+    let wrapped = wrap_for("sleep 30", false, Some("id4"), &key());
     let mut child = spawn(&wrapped);
     std::thread::sleep(Duration::from_millis(300));
     let stop = wrap_script(
         &crate::ssh::supervisor::stop(&start_markers()),
+        &key(),
         &["id4", "2"],
     );
     let (stdout, stderr, code) = as_sshd_tmp("/bin/sh", &stop, b"", tmp.path());

@@ -2,6 +2,8 @@
 //! (see the `exec` module documentation), the sh program BOOT with its start and status
 //! markers, and the words it is made of.
 
+use super::frames::Key;
+
 /// The longest exec request string sent as is: libssh2 refuses to send a packet of 35000
 /// bytes or more (`MAX_SSH_PACKET_LEN`, less 256 for its framing, less the request's own
 /// fields). A longer command is staged in a file on the host first.
@@ -17,9 +19,9 @@ pub(super) const MAX_WORD: usize = 4000;
 /// positional parameters, and reports its status. Written with `"` and `\` only where the
 /// login shell sees them outside its quotes (see [`shell_word`]).
 ///
-/// With `supervised` (never with `pty`) the first argument is the command's id, followed by
-/// the ids of directories to remove (space-separated), and the command runs under the
-/// supervisor (see `supervisor.rs`).
+/// The first argument is the command's frame key (see `frames.rs`). With `supervised` (never
+/// with `pty`) the second is the command's id, followed by the ids of directories to remove
+/// (space-separated), and the command runs under the supervisor (see `supervisor.rs`).
 pub(super) fn boot(pty: bool, supervised: bool) -> String {
     let start = r#"printf "\036tether-start\036""#;
     let start_err = if pty {
@@ -30,19 +32,24 @@ pub(super) fn boot(pty: bool, supervised: bool) -> String {
     let decode = r#"_tether_ifs=$IFS; _tether_nl=${_tether_ifs#??}; IFS=; eval "_tether_cmd=\"$*\""; IFS=$_tether_ifs; unset _tether_ifs _tether_nl; set --;"#;
     if supervised {
         return format!(
-            r#"_tether_id=${{1%% *}}; _tether_done=${{1#"$_tether_id"}}; shift; {decode} {}"#,
+            r#"_tether_key=$1; _tether_id=${{2%% *}}; _tether_done=${{2#"$_tether_id"}}; shift 2; {decode} {}"#,
             crate::ssh::supervisor::boot(&format!("{start};{start_err}"))
         );
     }
     format!(
-        r#"{decode} {start};{start_err} (eval "unset _tether_cmd; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%d\036" "$_tether_s" >&2; exit "$_tether_s""#
+        r#"_tether_key=$1; shift; {decode} {start};{start_err} (eval "unset _tether_cmd _tether_key; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s""#
     )
 }
 
 /// The exec request string that runs the sh program `script` with `args` (none may hold a
-/// newline, `'`, `\` or `!`... each is one [`shell_word`]).
-pub(super) fn wrap_script(script: &str, args: &[&str]) -> String {
-    let mut out = format!("exec /bin/sh -c {} sh", shell_word(script));
+/// newline; each is one [`shell_word`]), and `key` (see `frames.rs`) in `$_tether_key`.
+pub(super) fn wrap_script(script: &str, key: &Key, args: &[&str]) -> String {
+    let script = format!("_tether_key=$1; shift; {script}");
+    let mut out = format!(
+        "exec /bin/sh -c {} sh {}",
+        shell_word(&script),
+        shell_word(key.as_str())
+    );
     for arg in args {
         out.push(' ');
         out.push_str(&shell_word(arg));
@@ -122,15 +129,16 @@ pub(super) fn command_words(command: &str) -> Vec<String> {
 /// The exec request string for `command` (without a PTY): the same in every login shell (see
 /// the module documentation).
 pub fn wrap(command: &str) -> String {
-    wrap_for(command, false, None)
+    wrap_for(command, false, None, &Key::new())
 }
 
 /// [`wrap`], for a command on a PTY when `pty` (the start marker only on stdout), under the
-/// supervisor with the id `supervised`.
-pub(super) fn wrap_for(command: &str, pty: bool, supervised: Option<&str>) -> String {
+/// supervisor with the id `supervised`; its frames carry `key`.
+pub(super) fn wrap_for(command: &str, pty: bool, supervised: Option<&str>, key: &Key) -> String {
     let mut out = format!(
-        "exec /bin/sh -c {} sh",
-        shell_word(&boot(pty, supervised.is_some()))
+        "exec /bin/sh -c {} sh {}",
+        shell_word(&boot(pty, supervised.is_some())),
+        shell_word(key.as_str())
     );
     if let Some(id) = supervised {
         out.push(' ');
@@ -146,7 +154,11 @@ pub(super) fn wrap_for(command: &str, pty: bool, supervised: Option<&str>) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ssh::exec::frames::StderrFilter;
+    use crate::ssh::exec::frames::{Key, StderrFilter};
+
+    fn key() -> Key {
+        Key::fixed("K")
+    }
     use crate::ssh::exec::preamble::StartFilter;
 
     /// The login shells [`wrap`] is written for, as Debian installs them.
@@ -197,7 +209,7 @@ mod tests {
         );
         let want = "it's|\"q\"|$HOME|d|bang!|a\\b|bt|\t\u{e9}|[from stdin] 0 sh\n9000\nmulti\n";
         for shell in LOGIN_SHELLS {
-            let wrapped = wrap(&command);
+            let wrapped = wrap_for(&command, false, None, &key());
             assert!(!wrapped.contains('\n'), "{wrapped}");
             for word in wrapped.split(' ') {
                 assert!(
@@ -212,7 +224,7 @@ mod tests {
             shown.extend(start.finish());
             assert_eq!(String::from_utf8_lossy(&shown), want, "{shell}");
             let mut start = StartFilter::default();
-            let mut status = StderrFilter::default();
+            let mut status = StderrFilter::new(&key());
             let mut err = status.push(&start.push(&stderr));
             let (rest, marker) = status.finish();
             err.extend(rest);
@@ -236,7 +248,14 @@ mod tests {
         assert!(words
             .iter()
             .all(|w| w.len() <= MAX_WORD && !w.contains('\n')));
-        assert!(wrap("true").starts_with("exec /bin/sh -c '_tether_ifs=$IFS; "));
-        assert!(wrap("true").ends_with(" sh 'true'"));
+        assert!(
+            wrap("true").starts_with("exec /bin/sh -c '_tether_key=$1; shift; _tether_ifs=$IFS; ")
+        );
+        assert!(wrap("true").ends_with("' 'true'"));
+        assert!(wrap_for("true", false, None, &key()).ends_with(" sh 'K' 'true'"));
+        // The supervised BOOT is one word too.
+        assert!(wrap_for("true", false, Some("id"), &key())
+            .split(' ')
+            .all(|w| w.len() <= MAX_WORD));
     }
 }

@@ -1,0 +1,243 @@
+//! What a command under the supervisor (`ssh::supervisor`, issue 13) shows is what plain `ssh`
+//! shows: every byte it wrote, its real status (a signal too), nothing of tether's own in its
+//! streams, and no byte of its output able to pass for one of tether's frames. Against real
+//! sshd, each command also run through plain `ssh` where the comparison is the point.
+
+use crate::support;
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::time::{Duration, Instant};
+
+use support::harness::Harness;
+use support::lab::Lab;
+use tether::ssh::exec::{ExecOutput, ExitStatus};
+use tether::ssh::policy::WorkerSettings;
+
+fn one_host() -> (Lab, Harness) {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    (lab, h)
+}
+
+/// Runs `command` on host1 through tether; its output (panics if it did not finish).
+fn run(h: &mut Harness, command: &str) -> ExecOutput {
+    let r = h.run(&["host1"], command).remove(0);
+    match r.result {
+        Some(Ok(out)) => out,
+        other => panic!("{command}: {other:?}\n{}", h.story()),
+    }
+}
+
+/// Runs `command` on host1 through plain `ssh`: stdout, stderr.
+fn ssh(lab: &Lab, command: &str) -> (Vec<u8>, Vec<u8>) {
+    let out = lab.ssh("host1").arg(command).output().unwrap();
+    (out.stdout, out.stderr)
+}
+
+/// A command that kills itself (or whose own shell is killed) loses no output, and its status
+/// is the signal, as sshd reports it to plain `ssh`.
+#[test]
+fn a_command_killed_by_a_signal_keeps_its_output_and_reports_the_signal() {
+    let (lab, mut h) = one_host();
+    let cases = [
+        ("echo x; kill -TERM $$", "x\n", "", "TERM"),
+        ("echo x; echo e >&2; kill -KILL $$", "x\n", "e\n", "KILL"),
+        ("echo x; (kill -KILL $$); echo not", "x\n", "", "KILL"),
+        ("sh -c 'echo x; kill -9 $$'", "x\n", "", "KILL"),
+        (
+            "seq 1 20000; echo warn >&2; kill -HUP $$",
+            "",
+            "warn\n",
+            "HUP",
+        ),
+        ("printf partial; kill -INT $$", "partial", "", "INT"),
+    ];
+    for (command, stdout, stderr, signal) in cases {
+        let out = run(&mut h, command);
+        let (ssh_out, ssh_err) = ssh(&lab, command);
+        let want_out = if command.starts_with("seq") {
+            let mut s: String = (1..=20000).map(|i| format!("{i}\n")).collect();
+            s.push_str(stdout);
+            s
+        } else {
+            stdout.to_string()
+        };
+        assert_eq!(String::from_utf8_lossy(&out.stdout), want_out, "{command}");
+        assert_eq!(
+            String::from_utf8_lossy(&ssh_out),
+            want_out,
+            "ssh: {command}"
+        );
+        if command.starts_with("sh -c") {
+            // The command runs under /bin/sh (dash), which, unlike bash, does not `exec` the
+            // last command of `-c` and says `Killed` when it dies; tether's status is still
+            // the signal, as bash's `exec` makes it for plain ssh.
+            assert!(
+                matches!(&*String::from_utf8_lossy(&out.stderr), "" | "Killed\n"),
+                "{command}: {:?}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        } else {
+            assert_eq!(String::from_utf8_lossy(&out.stderr), stderr, "{command}");
+        }
+        assert_eq!(String::from_utf8_lossy(&ssh_err), stderr, "ssh: {command}");
+        assert_eq!(out.status, ExitStatus::Signal(signal.into()), "{command}");
+    }
+    // A status of its own above 128 is still a status, when the command says so (not its shell).
+    let out = run(&mut h, "sh -c 'exit 3'; exit 7");
+    assert_eq!(out.status, ExitStatus::Code(7));
+}
+
+/// A background child that keeps stdout or stderr open is waited for, as ssh waits for the
+/// channel's EOF; one that let go of them is not.
+#[test]
+fn output_of_a_background_child_arrives_and_one_that_let_go_is_not_waited_for() {
+    let (lab, mut h) = one_host();
+    for (command, stdout, stderr) in [
+        ("echo a; (sleep 2; echo late) &", "a\nlate\n", ""),
+        ("echo a; (sleep 2; echo late >&2) &", "a\n", "late\n"),
+        (
+            "(sleep 1; echo one; sleep 1; echo two) & echo first",
+            "first\none\ntwo\n",
+            "",
+        ),
+    ] {
+        let started = Instant::now();
+        let out = run(&mut h, command);
+        let took = started.elapsed();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), stdout, "{command}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), stderr, "{command}");
+        assert_eq!(out.status, ExitStatus::Code(0), "{command}");
+        assert!(took >= Duration::from_secs(2), "{command}: {took:?}");
+        let (ssh_out, ssh_err) = ssh(&lab, command);
+        assert_eq!(String::from_utf8_lossy(&ssh_out), stdout, "ssh: {command}");
+        assert_eq!(String::from_utf8_lossy(&ssh_err), stderr, "ssh: {command}");
+    }
+    for command in [
+        "nohup sleep 100 >/dev/null 2>&1 &",
+        "sleep 101 >/dev/null 2>&1 </dev/null & echo started",
+    ] {
+        let started = Instant::now();
+        let out = run(&mut h, command);
+        assert_eq!(out.status, ExitStatus::Code(0), "{command}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{command}: waited {:?}",
+            started.elapsed()
+        );
+    }
+    for pid in lab.host_pids("host1") {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).starts_with("sleep\u{0}10") {
+            // SAFETY: kill(2) on a process this test started on its own lab host.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        }
+    }
+}
+
+/// Large fast output arrives byte-exact, with nothing of tether's own on stderr.
+#[test]
+fn fast_large_output_arrives_byte_exact_with_nothing_added() {
+    let (lab, mut h) = one_host();
+    let out = run(&mut h, "seq 1 3000000");
+    assert_eq!(out.status, ExitStatus::Code(0));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    let want: String = (1..=3_000_000).map(|i| format!("{i}\n")).collect();
+    assert!(out.stdout == want.as_bytes(), "seq's output differs");
+    for _ in 0..2 {
+        let out = run(&mut h, "head -c 30000000 /dev/urandom | base64");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+        assert_eq!(out.stdout.len(), 40_000_000 + 526_316);
+        assert_eq!(out.status, ExitStatus::Code(0));
+    }
+    // Binary, on both streams.
+    let out = run(
+        &mut h,
+        "head -c 8000000 /dev/urandom >/srv/blob; cat /srv/blob; cat /srv/blob >&2",
+    );
+    let blob = std::fs::read(lab.host("host1").root_dir.join("blob")).unwrap();
+    assert!(out.stdout == blob, "stdout differs from the file");
+    assert!(out.stderr == blob, "stderr differs from the file");
+    assert_eq!(out.status, ExitStatus::Code(0));
+}
+
+/// Bytes a command prints that look like tether's frames are its output, and cannot fake its
+/// status.
+#[test]
+fn a_commands_own_bytes_are_never_taken_for_tethers_frames() {
+    let (_lab, mut h) = one_host();
+    let frames = [
+        r"\036tether-tick\036",
+        r"\036tether-gone\036",
+        r"\036tether-direct:x\036",
+        r"\036tether-exit:0\036",
+        r"\036tether-start\036",
+        r"\036tether-exit:",
+    ];
+    for frame in frames {
+        let want = frame.replace(r"\036", "\u{1e}");
+        for stream in ["", " >&2"] {
+            let command = format!("printf 'a{frame}b'{stream}; printf '{frame}'{stream}; exit 3");
+            let out = run(&mut h, &command);
+            let (got, other) = if stream.is_empty() {
+                (&out.stdout, &out.stderr)
+            } else {
+                (&out.stderr, &out.stdout)
+            };
+            assert_eq!(
+                String::from_utf8_lossy(got),
+                format!("a{want}b{want}"),
+                "{command}"
+            );
+            assert!(other.is_empty(), "{command}");
+            assert_eq!(out.status, ExitStatus::Code(3), "{command}");
+        }
+    }
+    // A status marker as the last thing before the command's shell dies does not make it 0.
+    let out = run(&mut h, r"printf '\036tether-exit:0\036' >&2; kill -KILL $$");
+    assert_eq!(out.status, ExitStatus::Signal("KILL".into()));
+    assert_eq!(out.stderr, b"\x1etether-exit:0\x1e");
+    // A silent command, with ticks, next to one that prints the tick's bytes.
+    let out = run(&mut h, r"sleep 3; printf '\036tether-tick\036' >&2");
+    assert_eq!(out.stderr, b"\x1etether-tick\x1e");
+}
+
+/// Every file of the supervisor is the user's alone: the directory 0700, each file 0600.
+#[test]
+fn the_supervisors_files_are_private() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let config = lab.host("host1").sshd_config.clone();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replacen("\nSetEnv HOME=", "\nSetEnv TMPDIR=/srv/tmp HOME=", 1);
+    std::fs::write(&config, text).unwrap();
+    lab.reconfigure("host1", "");
+    let tmp = lab.host("host1").root_dir.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    // The command runs with the user's own umask, not the supervisor's.
+    let out = run(&mut h, "umask; echo out; echo err >&2; exit 4");
+    assert_eq!(out.status, ExitStatus::Code(4));
+    let (ssh_out, _) = ssh(&lab, "umask; echo out");
+    assert_eq!(out.stdout, ssh_out);
+    let base = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("tether-")
+        })
+        .expect("the supervisor's directory");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&base), 0o700);
+    let files: Vec<_> = std::fs::read_dir(&base)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    // Its stdout, stderr, status, process group, pid to wake at least.
+    assert!(files.len() >= 5, "{files:?}");
+    for f in files {
+        assert_eq!(mode(&f), 0o600, "{}", f.display());
+    }
+}

@@ -202,7 +202,7 @@ fn a_commands_own_bytes_are_never_taken_for_tethers_frames() {
     assert_eq!(out.stderr, b"\x1etether-tick\x1e");
 }
 
-/// Every file of the supervisor is the user's alone: the directory 0700, each file 0600.
+/// Every file of the supervisor is the user's alone: the directories 0700, each file 0600.
 #[test]
 fn the_supervisors_files_are_private() {
     let lab = Lab::builder().names(&["host1"]).start();
@@ -238,6 +238,69 @@ fn the_supervisors_files_are_private() {
     // Its stdout, stderr, status, process group, pid to wake at least.
     assert!(files.len() >= 5, "{files:?}");
     for f in files {
-        assert_eq!(mode(&f), 0o600, "{}", f.display());
+        // The claim (`ID.claim`) is a directory: 0700.
+        let want = if f.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode(&f), want, "{}", f.display());
+    }
+}
+
+/// A connection lost before the command's start marker arrived (its login shell still in a
+/// slow start-up file): the command runs exactly once and its result arrives, whether tether
+/// claimed it first (sent again on the new connection, the first exec runs nothing) or the
+/// first exec did (re-attached to).
+#[test]
+fn a_connection_lost_before_the_command_started_runs_it_exactly_once() {
+    // (the first login's start-up delay, the later logins', whether tether claims it first)
+    for (first, later, tether_first) in [(4, 0, true), (1, 5, false)] {
+        let lab = Lab::builder().names(&["host1"]).start();
+        std::fs::write(
+            lab.host("host1").home.join(".bashrc"),
+            "if [ -s /srv/slow ]; then echo login >> /srv/logins; sleep \"$(cat /srv/slow)\"; fi\n",
+        )
+        .unwrap();
+        let root = lab.host("host1").root_dir.clone();
+        let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+        assert!(h.run(&["host1"], "true")[0].ok(), "{}", h.story());
+        std::fs::write(root.join("slow"), first.to_string()).unwrap();
+        let command = "echo ran >> /srv/marker; echo out; echo err >&2; exit 3";
+        let r = std::thread::scope(|scope| {
+            let pool = &h.pool;
+            let job = scope.spawn(move || {
+                pool.fan_out(
+                    &[("host1".to_string(), command.to_string())],
+                    &tether::pool::FanOut::default(),
+                )
+            });
+            let logins = root.join("logins");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !std::fs::read_to_string(&logins).is_ok_and(|l| !l.is_empty()) {
+                assert!(Instant::now() < deadline, "the login shell never started");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            std::fs::write(root.join("slow"), later.to_string()).unwrap();
+            lab.kill_connections("host1");
+            job.join().unwrap().remove(0)
+        });
+        h.drain();
+        let out = match &r.result {
+            Some(Ok(out)) => out.clone(),
+            other => panic!("{tether_first}: {other:?}\n{}", h.story()),
+        };
+        assert_eq!(out.status, ExitStatus::Code(3), "{}", h.story());
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+        // The first login shell has long woken up: its exec ran the command or nothing.
+        std::thread::sleep(Duration::from_secs(first + 2));
+        let marker = std::fs::read_to_string(root.join("marker")).unwrap();
+        assert_eq!(
+            marker,
+            "ran\n",
+            "tether first: {tether_first}\n{}",
+            h.story()
+        );
+        let logins = std::fs::read_to_string(root.join("logins")).unwrap();
+        // The first exec's, the claim's, and (when tether claimed first) the command's again,
+        // each slow only while /srv/slow said so.
+        assert!(logins.lines().count() >= 2, "{logins}");
     }
 }

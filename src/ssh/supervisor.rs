@@ -76,13 +76,15 @@ const DIR: &str = r#"_tether_b=${TMPDIR:-/tmp}/tether-${LOGNAME:-$USER}; _tether
 /// removes the directories of `$_tether_done`. Its own stderr goes nowhere (see [`boot`]), nor
 /// does the shell's word on a command killed by a signal (`Killed`: sshd's login shell, killed
 /// itself, says nothing).
-const SUPERVISE: &str = r#"_tether_sig=; trap "_tether_sig=TERM" TERM; trap "_tether_sig=HUP" HUP; trap "_tether_sig=INT" INT; { { (exec /bin/sh -c "$_tether_cmd" sh 2>&4 4>&-); echo $? >"$_tether_d.c"; } 4>&2 2>/dev/null | cat >>"$_tether_d.o" 2>/dev/null; } 2>&1 | cat >>"$_tether_d.e" 2>/dev/null; _tether_s=; read -r _tether_s <"$_tether_d.c"; if [ -n "$_tether_s" ] && [ "$_tether_s" -gt 128 ]; then _tether_x=$(kill -l $((_tether_s-128))) && [ -n "$_tether_x" ] && _tether_s=$_tether_x; fi; echo "${_tether_sig:-${_tether_s:-?}}" >"$_tether_d.s"; for _tether_x in $_tether_done; do rm -f "$_tether_b/$_tether_x".*; done"#;
+const SUPERVISE: &str = r#"_tether_sig=; trap "_tether_sig=TERM" TERM; trap "_tether_sig=HUP" HUP; trap "_tether_sig=INT" INT; { { (exec /bin/sh -c "$_tether_cmd" sh 2>&4 4>&-); echo $? >"$_tether_d.c"; } 4>&2 2>/dev/null | cat >>"$_tether_d.o" 2>/dev/null; } 2>&1 | cat >>"$_tether_d.e" 2>/dev/null; _tether_s=; read -r _tether_s <"$_tether_d.c"; if [ -n "$_tether_s" ] && [ "$_tether_s" -gt 128 ]; then _tether_x=$(kill -l $((_tether_s-128))) && [ -n "$_tether_x" ] && _tether_s=$_tether_x; fi; echo "${_tether_sig:-${_tether_s:-?}}" >"$_tether_d.s"; for _tether_x in $_tether_done; do rm -f "$_tether_b/$_tether_x".?; rmdir "$_tether_b/$_tether_x.claim"; done"#;
 
 /// The streaming loop, from `_tether_o` and `_tether_e` bytes on, until the status is written
 /// and every byte before it was passed on (see the module documentation). A ticker subshell
 /// wakes it every 0.2 s (1 s where `sleep` takes whole seconds only) with SIGUSR1 (to its own
 /// pid, read from `/proc/self`, or from a child's `$PPID`); it waits for `_tether_wp` (a child
 /// that ends when the supervisor does) or the ticker, so a command that ends is seen at once.
+/// With `_tether_p` (a resume: the command's process group), a group found gone without a
+/// status (killed from outside) ends the loop too, and the exec reports no status.
 /// Nothing it runs writes on the command's streams but the bytes of the spool files and the
 /// keyed tick frame: `tail` and `head` say nothing (`tail` meets a closed pipe whenever the file
 /// grew past what `head` passes on).
@@ -93,7 +95,7 @@ fn follow() -> String {
         )
     };
     format!(
-        r#"trap : USR1; _tether_me=; [ -r /proc/self/stat ] && read -r _tether_me _tether_v </proc/self/stat; [ -n "$_tether_me" ] || _tether_me=$(exec /bin/sh -c "echo \$PPID"); (while kill -USR1 $_tether_me 2>/dev/null; do sleep 0.2 2>/dev/null || sleep 1; done) </dev/null >/dev/null 2>&1 & _tether_k=$!; trap "" PIPE; _tether_q=0; _tether_x=; while :; do [ -s "$_tether_d.s" ] && _tether_x=1; _tether_n=; {out}{err}[ -n "$_tether_x" ] && break; [ -f "$_tether_d.o" ] || {{ kill $_tether_k; exit 125; }}; if [ -n "$_tether_n" ]; then _tether_q=0; else _tether_q=$((_tether_q+1)); if [ $_tether_q -ge 5 ]; then printf "\036tether-tick:%s\036" "$_tether_key" >&2; _tether_q=0; fi; fi; if [ -n "$_tether_wp" ]; then wait $_tether_wp; [ $? -lt 128 ] && _tether_wp=; else wait $_tether_k; fi; done; kill $_tether_k 2>/dev/null"#,
+        r#"trap : USR1; _tether_me=; [ -r /proc/self/stat ] && read -r _tether_me _tether_v </proc/self/stat; [ -n "$_tether_me" ] || _tether_me=$(exec /bin/sh -c "echo \$PPID"); (while kill -USR1 $_tether_me 2>/dev/null; do sleep 0.2 2>/dev/null || sleep 1; done) </dev/null >/dev/null 2>&1 & _tether_k=$!; trap "" PIPE; _tether_q=0; _tether_x=; while :; do [ -s "$_tether_d.s" ] && _tether_x=1; [ -n "$_tether_p" ] && ! kill -0 -"$_tether_p" 2>/dev/null && _tether_x=1; _tether_n=; {out}{err}[ -n "$_tether_x" ] && break; [ -f "$_tether_d.o" ] || {{ kill $_tether_k; exit 125; }}; if [ -n "$_tether_n" ]; then _tether_q=0; else _tether_q=$((_tether_q+1)); if [ $_tether_q -ge 5 ]; then printf "\036tether-tick:%s\036" "$_tether_key" >&2; _tether_q=0; fi; fi; if [ -n "$_tether_wp" ]; then wait $_tether_wp; [ $? -lt 128 ] && _tether_wp=; else wait $_tether_k; fi; done; kill $_tether_k 2>/dev/null"#,
         out = pass("o", "_tether_o", ""),
         err = pass("e", "_tether_e", " >&2"),
     )
@@ -107,7 +109,11 @@ const FINISH: &str = r#"_tether_s=; read -r _tether_s <"$_tether_d.s" 2>/dev/nul
 
 /// The part of the exec's sh that runs `$_tether_cmd` (id in `$_tether_id`, frame key in
 /// `$_tether_key`) under the supervisor, or directly (saying why) where it cannot; `start`
-/// prints the start markers. Every file is created 0600 (in a subshell with `umask 077`: the
+/// prints the start markers. It first claims the command (see [`claim`]): where tether claimed
+/// it first, after losing the connection before the start marker, it exits (125) without
+/// running it. Its start markers are written with SIGPIPE ignored (a login shell that
+/// started after its connection died must still run the command it claimed and write its
+/// status; the command gets SIGPIPE as sshd gave it). Every file is created 0600 (in a subshell with `umask 077`: the
 /// command keeps the user's umask). The directories named in `$_tether_done` (commands whose
 /// result tether has read) are removed by the supervisor once the command has ended. The
 /// process group to stop is the exec's sh's own (sshd starts every session in a new one, whose
@@ -117,22 +123,24 @@ const FINISH: &str = r#"_tether_s=; read -r _tether_s <"$_tether_d.s" 2>/dev/nul
 /// status once both ended.
 pub fn boot(start: &str) -> String {
     format!(
-        r#"set -- "$_tether_id"; {DIR}; set --; _tether_why=; if [ -z "${{LOGNAME:-$USER}}" ]; then _tether_why="neither LOGNAME nor USER is set"; else [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; if [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && chmod 700 "$_tether_b" && (umask 077 && : >"$_tether_d.o" && : >"$_tether_d.e" && : >"$_tether_d.c" && : >"$_tether_d.s" && : >"$_tether_d.p") 2>/dev/null; then :; else _tether_why="$_tether_b is not a writable directory of the user's own"; fi; fi; if [ -n "$_tether_why" ]; then printf "\036tether-direct:%s:%s\036" "$_tether_key" "$_tether_why" >&2; {start} (eval "unset _tether_cmd _tether_key _tether_id _tether_b _tether_d _tether_why _tether_done; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s"; fi; _tether_g=$$; [ -r /proc/$$/stat ] && read -r _tether_v _tether_v _tether_v _tether_v _tether_g _tether_v </proc/$$/stat; if [ "$_tether_g" != $$ ]; then rm -f "$_tether_d".*; printf "\036tether-direct:%s:%s\036" "$_tether_key" "the exec's sh does not lead its own process group" >&2; {start} (eval "unset _tether_cmd _tether_key _tether_id _tether_b _tether_d _tether_why _tether_done _tether_g _tether_v; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s"; fi; echo $$ >"$_tether_d.p"; {start} _tether_o=0; _tether_e=0; {{ {SUPERVISE}; }} 2>/dev/null | {{ exec 3<&0; cat <&3 >/dev/null 3<&- & _tether_wp=$!; exec 3<&-; {follow}; }}; {FINISH}"#,
+        r#"set -- "$_tether_id"; {DIR}; set --; _tether_why=; if [ -z "${{LOGNAME:-$USER}}" ]; then _tether_why="neither LOGNAME nor USER is set"; else _tether_why="$_tether_b is not a writable directory of the user's own"; [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; if [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && chmod 700 "$_tether_b" 2>/dev/null; then if (umask 077 && mkdir "$_tether_d.claim") 2>/dev/null; then (umask 077 && : >"$_tether_d.o" && : >"$_tether_d.e" && : >"$_tether_d.c" && : >"$_tether_d.s" && : >"$_tether_d.p") 2>/dev/null && _tether_why=; elif [ -d "$_tether_d.claim" ]; then exit 125; fi; fi; fi; if [ -n "$_tether_why" ]; then printf "\036tether-direct:%s:%s\036" "$_tether_key" "$_tether_why" >&2; {start} (eval "unset _tether_cmd _tether_key _tether_id _tether_b _tether_d _tether_why _tether_done; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s"; fi; _tether_g=$$; [ -r /proc/$$/stat ] && read -r _tether_v _tether_v _tether_v _tether_v _tether_g _tether_v </proc/$$/stat; if [ "$_tether_g" != $$ ]; then rm -f "$_tether_d".?; printf "\036tether-direct:%s:%s\036" "$_tether_key" "the exec's sh does not lead its own process group" >&2; {start} (eval "unset _tether_cmd _tether_key _tether_id _tether_b _tether_d _tether_why _tether_done _tether_g _tether_v; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s"; fi; echo $$ >"$_tether_d.p"; trap "" PIPE; {start} trap - PIPE; _tether_o=0; _tether_e=0; _tether_p=; {{ {SUPERVISE}; }} 2>/dev/null | {{ exec 3<&0; cat <&3 >/dev/null 3<&- & _tether_wp=$!; exec 3<&-; {follow}; }}; {FINISH}"#,
         follow = follow()
     )
 }
 
 /// The exec's sh of a resume: `$1` the command's id, `$2` and `$3` the bytes of stdout and
 /// stderr tether has, the frame key in `$_tether_key`; `start` prints the start markers. A
-/// missing directory is the keyed gone frame (see [`gone`]) and status 125.
+/// missing directory is the keyed gone frame (see [`gone`]) and status 125; a process group
+/// gone without a status is no marker and status 125.
 pub fn resume(start: &str) -> String {
     format!(
-        r#"{DIR}; _tether_o=$2; _tether_e=$3; set --; {start} if [ ! -f "$_tether_d.o" ] || [ -h "$_tether_b" ] || [ ! -O "$_tether_d.o" ]; then printf "\036tether-gone:%s\036" "$_tether_key" >&2; exit 125; fi; _tether_wp=; {follow}; {FINISH}"#,
+        r#"{DIR}; _tether_o=$2; _tether_e=$3; set --; {start} if [ ! -f "$_tether_d.o" ] || [ -h "$_tether_b" ] || [ ! -O "$_tether_d.o" ]; then printf "\036tether-gone:%s\036" "$_tether_key" >&2; exit 125; fi; _tether_p=; read -r _tether_p <"$_tether_d.p"; _tether_wp=; {follow}; {FINISH}"#,
         follow = follow()
     )
 }
 
-/// The exec's sh that stops the command `$1`: SIGTERM to its process group, SIGKILL after
+/// The exec's sh that stops the command `$1` (claiming it first, so that an exec of it that has
+/// not started yet never runs it): SIGTERM to its process group, SIGKILL after
 /// `$2` seconds if the command has not ended by then (its status written), and SIGKILL to
 /// whatever of its group is left when it has (a group of zombies only counts as alive, and
 /// an init that is slow to reap them must not cost the grace period), then its directory
@@ -141,13 +149,25 @@ pub fn resume(start: &str) -> String {
 /// markers.
 pub fn stop(start: &str) -> String {
     format!(
-        r#"{DIR}; _tether_g=$2; set --; {start} _tether_p=; _tether_r=TERM; [ -f "$_tether_d.o" ] && [ ! -h "$_tether_b" ] && read -r _tether_p <"$_tether_d.p"; if [ -z "$_tether_p" ] || ! kill -TERM -"$_tether_p" 2>/dev/null; then _tether_r=gone; else _tether_i=0; while [ ! -s "$_tether_d.s" ] && kill -0 -"$_tether_p" 2>/dev/null; do if [ $_tether_i -ge $((_tether_g*20)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; kill -KILL -"$_tether_p" 2>/dev/null; fi; rm -f "$_tether_d".*; echo "$_tether_r"; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
+        r#"{DIR}; _tether_g=$2; set --; {start} (umask 077 && mkdir "$_tether_d.claim") 2>/dev/null; _tether_p=; _tether_r=TERM; [ -f "$_tether_d.o" ] && [ ! -h "$_tether_b" ] && read -r _tether_p <"$_tether_d.p"; if [ -z "$_tether_p" ] || ! kill -TERM -"$_tether_p" 2>/dev/null; then _tether_r=gone; else _tether_i=0; while [ ! -s "$_tether_d.s" ] && kill -0 -"$_tether_p" 2>/dev/null; do if [ $_tether_i -ge $((_tether_g*20)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; kill -KILL -"$_tether_p" 2>/dev/null; fi; rm -f "$_tether_d".?; echo "$_tether_r"; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
+    )
+}
+
+/// The exec's sh that claims the command `$1`, lost with its connection before its start
+/// marker arrived: it makes the claim directory `ID.claim` (`mkdir`, atomic), which the
+/// command's own exec's sh makes before it runs the command, and runs nothing when it finds
+/// made. Prints `won` (the command never ran and never will: it may be sent again), `taken`
+/// (the exec's sh claimed it first: resume it) or `unusable` (no private directory: nothing
+/// can be known); `start` prints the start markers.
+pub fn claim(start: &str) -> String {
+    format!(
+        r#"{DIR}; set --; {start} [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; if [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && chmod 700 "$_tether_b" 2>/dev/null; then if (umask 077 && mkdir "$_tether_d.claim") 2>/dev/null; then echo won; else echo taken; fi; else echo unusable; fi; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
     )
 }
 
 /// The exec's sh that removes the directories of the commands named in its arguments.
 pub fn clean() -> String {
-    r#"_tether_b=${TMPDIR:-/tmp}/tether-${LOGNAME:-$USER}; for _tether_x; do rm -f "$_tether_b/$_tether_x".*; done"#.to_string()
+    r#"_tether_b=${TMPDIR:-/tmp}/tether-${LOGNAME:-$USER}; for _tether_x; do rm -f "$_tether_b/$_tether_x".?; rmdir "$_tether_b/$_tether_x.claim" 2>/dev/null; done"#.to_string()
 }
 
 /// A new command id: unique on the host for this user (time, pid, and a counter).

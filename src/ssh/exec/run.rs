@@ -44,7 +44,11 @@ pub fn run_reporting(
     sup: Option<&mut Supervision>,
 ) -> Result<ExecOutput, ExecError> {
     let started = Instant::now();
-    let sup = sup.filter(|_| !opts.pty);
+    let mut sup = sup.filter(|_| !opts.pty);
+    if let Some(s) = sup.as_deref_mut() {
+        s.command = command.to_string();
+        s.pending = false;
+    }
     let id = sup.as_ref().map(|s| {
         std::iter::once(&s.id)
             .chain(&s.done)
@@ -83,7 +87,9 @@ pub fn run_reporting(
 
 /// Continues the supervised command of `sup`, lost with its connection, on `conn` (a new
 /// session): each stream from the byte where it stopped, then the command's real exit status.
-/// The command is not sent again (see `supervisor.rs`). With its directory gone, `sup.gone` is
+/// The command is not sent again (see `supervisor.rs`), unless its connection was lost before
+/// its start marker arrived and claiming it shows that its first exec never ran it (and never
+/// will). With its directory gone, `sup.gone` is
 /// set and the status is [`ExitStatus::Missing`]. A resume lost in turn keeps `sup`
 /// resumable.
 pub fn resume(
@@ -93,6 +99,39 @@ pub fn resume(
     on_line: &mut dyn FnMut(Stream, &str),
     preamble: &mut Preamble,
 ) -> Result<ExecOutput, ExecError> {
+    if sup.pending {
+        match claim(conn, &sup.id)? {
+            Claim::Won => {
+                // Its first exec never ran it, and never will: it is sent again, under a new
+                // id. The old id's claim directory stays (an empty directory): that exec may
+                // still start, late, and must find it.
+                sup.pending = false;
+                sup.streams = None;
+                sup.id = crate::ssh::supervisor::new_id();
+                let command = sup.command.clone();
+                return run_reporting(conn, &command, opts, on_line, preamble, Some(sup));
+            }
+            Claim::Taken if sup.streams.as_ref().is_some_and(|s| s.stdin_done) => {
+                sup.pending = false;
+            }
+            Claim::Taken => {
+                sup.pending = false;
+                sup.streams = None;
+                return Err(ExecError::Lost(
+                    "the command started on the host before all of its stdin was sent".into(),
+                ));
+            }
+            Claim::Unusable => {
+                sup.pending = false;
+                sup.streams = None;
+                return Err(ExecError::Lost(
+                    "the connection was lost before the command was known to have started, and \
+                     the host has no private directory to tell"
+                        .into(),
+                ));
+            }
+        }
+    }
     let (out, err) = sup.received();
     let key = Key::new();
     let wrapped = wrap_script(
@@ -106,6 +145,48 @@ pub fn resume(
         ..opts.clone()
     };
     run_wrapped(conn, &wrapped, &key, &opts, on_line, preamble, Some(sup))
+}
+
+/// What claiming a command lost before its start marker found (see `supervisor::claim`).
+enum Claim {
+    /// tether claimed it: it never ran and never will.
+    Won,
+    /// Its exec's sh claimed it first: it runs (or ran) under the supervisor.
+    Taken,
+    /// The host has no private directory: nothing can be known.
+    Unusable,
+}
+
+/// Claims the supervised command `id` on `conn` (see [`Claim`]); a lost connection is
+/// [`ExecError::Lost`].
+fn claim(conn: &Connection, id: &str) -> Result<Claim, ExecError> {
+    let key = Key::new();
+    let opts = ExecOptions {
+        timeout: Some(OPEN_TIMEOUT),
+        ..ExecOptions::default()
+    };
+    let wrapped = wrap_script(
+        &crate::ssh::supervisor::claim(&start_markers()),
+        &key,
+        &[id],
+    );
+    let out = run_wrapped(
+        conn,
+        &wrapped,
+        &key,
+        &opts,
+        &mut |_, _| {},
+        &mut Preamble::default(),
+        None,
+    )?;
+    match (
+        String::from_utf8_lossy(&out.stdout).trim(),
+        out.status.success(),
+    ) {
+        ("won", true) => Ok(Claim::Won),
+        ("taken", true) => Ok(Claim::Taken),
+        _ => Ok(Claim::Unusable),
+    }
 }
 
 /// Removes the directories of the supervised commands `ids` on `conn` (their results were
@@ -254,6 +335,11 @@ pub(super) fn run_wrapped(
         Err(ExecError::Lost(reason)) => {
             if let Some(sup) = sup {
                 if streams.supervised() && streams.stdin_done {
+                    sup.streams = Some(streams);
+                } else if !streams.err.start.open && opts.stdin_from.is_none() {
+                    // Lost before the start marker: the exec's sh may not have run yet (see
+                    // `resume`, which claims the command first).
+                    sup.pending = true;
                     sup.streams = Some(streams);
                 }
             }

@@ -20,6 +20,12 @@ pub struct Supervision {
     /// Ids of earlier commands whose results were read: the supervisor removes their
     /// directories.
     pub done: Vec<String>,
+    /// The command (as given to [`run_reporting`](super::run_reporting)), to send again when
+    /// its first exec never ran it (see `pending`).
+    pub(super) command: String,
+    /// The connection was lost before the start marker arrived: the exec's sh may not have
+    /// run yet. [`resume`](super::resume) claims the command first (see `supervisor::claim`).
+    pub(super) pending: bool,
 }
 
 impl Default for Supervision {
@@ -31,13 +37,17 @@ impl Default for Supervision {
             stopped: None,
             gone: false,
             done: Vec::new(),
+            command: String::new(),
+            pending: false,
         }
     }
 }
 
 impl Supervision {
     /// Whether the command, lost with its connection, can be resumed (it ran under the
-    /// supervisor and all of its stdin had been sent).
+    /// supervisor and all of its stdin had been sent), or may not have started yet (lost
+    /// before its start marker arrived: a resume claims it first, and sends it again when it
+    /// never ran).
     pub fn resumable(&self) -> bool {
         self.streams.is_some()
     }

@@ -304,3 +304,102 @@ fn a_connection_lost_before_the_command_started_runs_it_exactly_once() {
         assert!(logins.lines().count() >= 2, "{logins}");
     }
 }
+
+/// The spool is bounded: past `SPOOL_CHUNKS` files per stream (of at most
+/// `TETHER_SPOOL_CHUNK` bytes, small here), a command waits for tether to have its bytes before more are kept, also while
+/// its connection is gone; every byte still arrives, once and in order.
+#[test]
+fn the_spool_is_bounded_and_loses_nothing() {
+    const CHUNK: u64 = 2 * 1024 * 1024;
+    let lab = Lab::builder().names(&["host1"]).start();
+    let config = lab.host("host1").sshd_config.clone();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let set = format!("\nSetEnv TMPDIR=/srv/tmp TETHER_SPOOL_CHUNK={CHUNK} HOME=");
+    let text = text.replacen("\nSetEnv HOME=", &set, 1);
+    std::fs::write(&config, text).unwrap();
+    lab.reconfigure("host1", "");
+    let root = lab.host("host1").root_dir.clone();
+    std::fs::create_dir(root.join("tmp")).unwrap();
+    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    let want: String = (1..=3_000_000).map(|i| format!("{i}\n")).collect();
+    // The largest spool seen, per stream.
+    let peak = std::sync::Mutex::new(0u64);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let spooled = || -> u64 {
+        let Ok(dirs) = std::fs::read_dir(root.join("tmp")) else {
+            return 0;
+        };
+        let mut total = 0;
+        for d in dirs.flatten() {
+            for f in std::fs::read_dir(d.path()).into_iter().flatten().flatten() {
+                let name = f.file_name().to_string_lossy().into_owned();
+                if name.contains(".o.") && !name.ends_with(".l") {
+                    total += f.metadata().map_or(0, |m| m.len());
+                }
+            }
+        }
+        total
+    };
+    let command = "echo ran >> /srv/marker; seq 1 3000000; echo end >&2";
+    let r = std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let now = spooled();
+                let mut p = peak.lock().unwrap();
+                *p = (*p).max(now);
+                drop(p);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        let pool = &h.pool;
+        let job = scope.spawn(move || {
+            pool.fan_out(
+                &[("host1".to_string(), command.to_string())],
+                &tether::pool::FanOut::default(),
+            )
+        });
+        let marker = root.join("marker");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty()) {
+            assert!(Instant::now() < deadline, "the command never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        lab.kill_connections("host1");
+        let r = job.join().unwrap().remove(0);
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        watcher.join().unwrap();
+        r
+    });
+    h.drain();
+    let out = match &r.result {
+        Some(Ok(out)) => out.clone(),
+        other => panic!("{other:?}\n{}", h.story()),
+    };
+    assert_eq!(out.status, ExitStatus::Code(0), "{}", h.story());
+    if out.stdout != want.as_bytes() {
+        let at = out
+            .stdout
+            .iter()
+            .zip(want.as_bytes())
+            .position(|(a, b)| a != b)
+            .unwrap_or(out.stdout.len().min(want.len()));
+        panic!(
+            "stdout differs from byte {at} ({} bytes, want {}; stderr {:?})\n{}",
+            out.stdout.len(),
+            want.len(),
+            String::from_utf8_lossy(&out.stderr),
+            h.story()
+        );
+    }
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "end\n");
+    assert_eq!(
+        std::fs::read_to_string(root.join("marker")).unwrap(),
+        "ran\n"
+    );
+    let peak = *peak.lock().unwrap();
+    // Four files kept (of at most CHUNK bytes each), and the one being written; far less than
+    // the 21 MB the command printed.
+    assert!(peak <= 5 * CHUNK, "the spool held {peak} bytes of stdout");
+    assert!(peak >= CHUNK / 4, "the watcher saw only {peak} bytes");
+}

@@ -5,8 +5,11 @@
 //! keeps the command's files in the user's private directory `${TMPDIR:-/tmp}/tether-$LOGNAME`
 //! (made with mode 0700 and set back to 0700 before each command, so no other user can write
 //! a status; it must be a real directory owned by the user), named by the command's id:
-//! `ID.o` and `ID.e` (stdout and stderr), `ID.c` (the command's own exit status), `ID.s` (the
-//! status to report), `ID.p` (the process group), every one created with mode 0600. It runs
+//! `ID.o.N` and `ID.e.N` (stdout and stderr from byte N on, in files of at most
+//! [`SPOOL_CHUNK`] bytes, at most [`SPOOL_CHUNKS`] kept: see `spool`), `ID.o` (there while the
+//! command's files are), `ID.c` (the command's own exit status), `ID.s` (the status to report),
+//! `ID.p` (the process group), `ID.q` (how far the streaming got), every one created with mode
+//! 0600, and the claim `ID.claim` (a directory, 0700: see [`claim`]). It runs
 //! one pipeline: the supervisor (`SUPERVISE`), which runs the command in a `/bin/sh -c` of
 //! its own with the channel's stdin and its stdout and stderr going through pipes into those
 //! files, then writes the status; and the streaming loop (`follow`), which passes both files
@@ -76,7 +79,40 @@ const DIR: &str = r#"_tether_b=${TMPDIR:-/tmp}/tether-${LOGNAME:-$USER}; _tether
 /// removes the directories of `$_tether_done`. Its own stderr goes nowhere (see [`boot`]), nor
 /// does the shell's word on a command killed by a signal (`Killed`: sshd's login shell, killed
 /// itself, says nothing).
-const SUPERVISE: &str = r#"_tether_sig=; trap "_tether_sig=TERM" TERM; trap "_tether_sig=HUP" HUP; trap "_tether_sig=INT" INT; { { (exec /bin/sh -c "$_tether_cmd" sh 2>&4 4>&-); echo $? >"$_tether_d.c"; } 4>&2 2>/dev/null | cat >>"$_tether_d.o" 2>/dev/null; } 2>&1 | cat >>"$_tether_d.e" 2>/dev/null; _tether_s=; read -r _tether_s <"$_tether_d.c"; if [ -n "$_tether_s" ] && [ "$_tether_s" -gt 128 ]; then _tether_x=$(kill -l $((_tether_s-128))) && [ -n "$_tether_x" ] && _tether_s=$_tether_x; fi; echo "${_tether_sig:-${_tether_s:-?}}" >"$_tether_d.s"; for _tether_x in $_tether_done; do rm -f "$_tether_b/$_tether_x".?; rmdir "$_tether_b/$_tether_x.claim"; done"#;
+fn supervise() -> String {
+    format!(
+        r#"_tether_sig=; trap "_tether_sig=TERM" TERM; trap "_tether_sig=HUP" HUP; trap "_tether_sig=INT" INT; {{ {{ (exec /bin/sh -c "$_tether_cmd" sh 2>&4 4>&-); echo $? >"$_tether_d.c"; }} 4>&2 2>/dev/null | {{ {out}; }} >/dev/null 2>&1; }} 2>&1 | {{ {err}; }} >/dev/null 2>&1; _tether_s=; read -r _tether_s <"$_tether_d.c"; if [ -n "$_tether_s" ] && [ "$_tether_s" -gt 128 ]; then _tether_x=$(kill -l $((_tether_s-128))) && [ -n "$_tether_x" ] && _tether_s=$_tether_x; fi; echo "${{_tether_sig:-${{_tether_s:-?}}}}" >"$_tether_d.s"; for _tether_x in $_tether_done; do rm -f "$_tether_b/$_tether_x".? "$_tether_b/$_tether_x".?.*; rmdir "$_tether_b/$_tether_x.claim"; done"#,
+        out = spool("o"),
+        err = spool("e"),
+    )
+}
+
+/// How many bytes of a stream one spool file holds at most (`ID.o.N`, `ID.e.N`), unless the host's
+/// environment sets `TETHER_SPOOL_CHUNK` (tests set a small one); [`SPOOL_CHUNKS`] of them are
+/// kept per stream.
+pub const SPOOL_CHUNK: u64 = 16 * 1024 * 1024;
+
+/// How many spool files a stream keeps on the host: its spool is bounded by
+/// `SPOOL_CHUNKS` x [`SPOOL_CHUNK`] (64 MiB per stream).
+pub const SPOOL_CHUNKS: u64 = 4;
+
+/// The writer of the spool of stream `x` (`o` or `e`): its stdin into files named by the
+/// offset of their first byte, `ID.x.0`, `ID.x.N`..., each written by one `dd` of at most
+/// `$_tether_r` reads of 64 KiB (so at most [`SPOOL_CHUNK`] bytes; `dd` passes each read on at
+/// once, where `head -c` would hold small output back). Before it starts a file while
+/// [`SPOOL_CHUNKS`] are kept, it waits until the streaming loop has passed on every byte before
+/// the newest (`ID.q` holds its progress per stream), then removes the oldest: the files after
+/// it stay for the bytes on their way when a connection dies (at most the channel's window,
+/// 2 MiB, and a few buffers); should a resume still need a removed byte, it says how many it
+/// skips (a keyed `tether-lost` frame). So the spool stays bounded, and a command that writes
+/// faster than its output reaches tether, or while no connection carries it, waits in its
+/// `write(2)`, as it would under sshd when the channel's window is full.
+fn spool(x: &str) -> String {
+    format!(
+        r#"umask 077; _tether_wb=0; _tether_wk=; _tether_wn=0; _tether_wl=0; while :; do if [ $_tether_wn -ge {n} ]; then _tether_wo=${{_tether_wk%% *}}; _tether_wk=${{_tether_wk#* }}; while :; do _tether_qo=0; _tether_qe=0; read -r _tether_qo _tether_qe <"$_tether_d.q"; [ "${{_tether_q{x}:-0}}" -ge $_tether_wl ] && break; sleep 0.2 || sleep 1; done; rm -f "$_tether_d.{x}.$_tether_wo"; _tether_wn=$((_tether_wn-1)); fi; dd bs=65536 count=$_tether_r of="$_tether_d.{x}.$_tether_wb"; _tether_z=$(wc -c <"$_tether_d.{x}.$_tether_wb"); [ "${{_tether_z:-0}}" -gt 0 ] || {{ rm -f "$_tether_d.{x}.$_tether_wb"; break; }}; _tether_wl=$_tether_wb; _tether_wk="$_tether_wk$_tether_wb "; _tether_wb=$((_tether_wb+_tether_z)); _tether_wn=$((_tether_wn+1)); done"#,
+        n = SPOOL_CHUNKS,
+    )
+}
 
 /// The streaming loop, from `_tether_o` and `_tether_e` bytes on, until the status is written
 /// and every byte before it was passed on (see the module documentation). A ticker subshell
@@ -89,15 +125,26 @@ const SUPERVISE: &str = r#"_tether_sig=; trap "_tether_sig=TERM" TERM; trap "_te
 /// keyed tick frame: `tail` and `head` say nothing (`tail` meets a closed pipe whenever the file
 /// grew past what `head` passes on).
 fn follow() -> String {
-    let pass = |file: &str, at: &str, to: &str| {
+    let pass = |x: &str, at: &str, to: &str| {
+        let base = format!("_tether_{x}b");
         format!(
-            r#"if [ -s "$_tether_d.{file}" ]; then _tether_z=$(wc -c <"$_tether_d.{file}"); if [ $_tether_z -gt ${at} ]; then tail -c +$(({at}+1)) "$_tether_d.{file}" 2>/dev/null | head -c $((_tether_z-{at})){to} 2>/dev/null; {at}=$_tether_z; _tether_n=1; fi; fi; "#
+            r#"while [ -f "$_tether_d.{x}.${base}" ]; do _tether_f="$_tether_d.{x}.${base}"; _tether_z=$(wc -c <"$_tether_f"); _tether_z=${{_tether_z:-0}}; _tether_r=$(({at}-{base})); if [ $_tether_z -gt $_tether_r ]; then tail -c +$((_tether_r+1)) "$_tether_f" 2>/dev/null | head -c $((_tether_z-_tether_r)){to} 2>/dev/null || _tether_dead=1; {at}=$(({base}+_tether_z)); _tether_n=1; fi; [ -z "$_tether_dead" ] && [ $_tether_z -gt 0 ] && [ -f "$_tether_d.{x}.$(({base}+_tether_z))" ] || break; {base}=$(({base}+_tether_z)); done; "#
+        )
+    };
+    // Where a resume starts in the spool of stream `x`: the file holding byte `at`, or, when
+    // it was removed, the oldest file kept, after a lost frame saying how many bytes it skips.
+    let seek = |x: &str, at: &str| {
+        let base = format!("_tether_{x}b");
+        format!(
+            r#"{base}=; _tether_lo=; for _tether_f in "$_tether_d".{x}.[0-9]*; do [ -f "$_tether_f" ] || continue; _tether_v=${{_tether_f##*.}}; [ $_tether_v -le ${at} ] && {{ [ -z "${base}" ] || [ $_tether_v -gt ${base} ]; }} && {base}=$_tether_v; {{ [ -z "$_tether_lo" ] || [ $_tether_v -lt $_tether_lo ]; }} && _tether_lo=$_tether_v; done; if [ -z "${base}" ]; then if [ -n "$_tether_lo" ]; then printf "\036tether-lost:%s:{x}:%s\036" "$_tether_key" $((_tether_lo-{at})) >&2; {at}=$_tether_lo; {base}=$_tether_lo; else {base}=${at}; fi; fi; "#
         )
     };
     format!(
-        r#"trap : USR1; _tether_me=; [ -r /proc/self/stat ] && read -r _tether_me _tether_v </proc/self/stat; [ -n "$_tether_me" ] || _tether_me=$(exec /bin/sh -c "echo \$PPID"); (while kill -USR1 $_tether_me 2>/dev/null; do sleep 0.2 2>/dev/null || sleep 1; done) </dev/null >/dev/null 2>&1 & _tether_k=$!; trap "" PIPE; _tether_q=0; _tether_x=; while :; do [ -s "$_tether_d.s" ] && _tether_x=1; [ -n "$_tether_p" ] && ! kill -0 -"$_tether_p" 2>/dev/null && _tether_x=1; _tether_n=; {out}{err}[ -n "$_tether_x" ] && break; [ -f "$_tether_d.o" ] || {{ kill $_tether_k; exit 125; }}; if [ -n "$_tether_n" ]; then _tether_q=0; else _tether_q=$((_tether_q+1)); if [ $_tether_q -ge 5 ]; then printf "\036tether-tick:%s\036" "$_tether_key" >&2; _tether_q=0; fi; fi; if [ -n "$_tether_wp" ]; then wait $_tether_wp; [ $? -lt 128 ] && _tether_wp=; else wait $_tether_k; fi; done; kill $_tether_k 2>/dev/null"#,
+        r#"if [ -z "$_tether_ob" ]; then {seek_out}{seek_err}fi; trap : USR1; _tether_me=; [ -r /proc/self/stat ] && read -r _tether_me _tether_v </proc/self/stat; [ -n "$_tether_me" ] || _tether_me=$(exec /bin/sh -c "echo \$PPID"); (while kill -USR1 $_tether_me 2>/dev/null; do sleep 0.2 2>/dev/null || sleep 1; done) </dev/null >/dev/null 2>&1 & _tether_k=$!; trap "" PIPE; _tether_q=0; _tether_x=; while :; do [ -s "$_tether_d.s" ] && _tether_x=1; [ -n "$_tether_p" ] && ! kill -0 -"$_tether_p" 2>/dev/null && _tether_x=1; _tether_n=; _tether_dead=; {out}{err}[ -n "$_tether_dead" ] && {{ kill $_tether_k 2>/dev/null; exit 1; }}; [ -n "$_tether_n" ] && echo "$_tether_o $_tether_e" >"$_tether_d.q"; [ -n "$_tether_x" ] && break; [ -f "$_tether_d.o" ] || {{ kill $_tether_k; exit 125; }}; if [ -n "$_tether_n" ]; then _tether_q=0; else _tether_q=$((_tether_q+1)); if [ $_tether_q -ge 5 ]; then printf "\036tether-tick:%s\036" "$_tether_key" >&2; _tether_q=0; fi; fi; if [ -n "$_tether_wp" ]; then wait $_tether_wp; [ $? -lt 128 ] && _tether_wp=; else wait $_tether_k; fi; done; kill $_tether_k 2>/dev/null"#,
         out = pass("o", "_tether_o", ""),
         err = pass("e", "_tether_e", " >&2"),
+        seek_out = seek("o", "_tether_o"),
+        seek_err = seek("e", "_tether_e"),
     )
 }
 
@@ -123,8 +170,9 @@ const FINISH: &str = r#"_tether_s=; read -r _tether_s <"$_tether_d.s" 2>/dev/nul
 /// status once both ended.
 pub fn boot(start: &str) -> String {
     format!(
-        r#"set -- "$_tether_id"; {DIR}; set --; _tether_why=; if [ -z "${{LOGNAME:-$USER}}" ]; then _tether_why="neither LOGNAME nor USER is set"; else _tether_why="$_tether_b is not a writable directory of the user's own"; [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; if [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && chmod 700 "$_tether_b" 2>/dev/null; then if (umask 077 && mkdir "$_tether_d.claim") 2>/dev/null; then (umask 077 && : >"$_tether_d.o" && : >"$_tether_d.e" && : >"$_tether_d.c" && : >"$_tether_d.s" && : >"$_tether_d.p") 2>/dev/null && _tether_why=; elif [ -d "$_tether_d.claim" ]; then exit 125; fi; fi; fi; if [ -n "$_tether_why" ]; then printf "\036tether-direct:%s:%s\036" "$_tether_key" "$_tether_why" >&2; {start} (eval "unset _tether_cmd _tether_key _tether_id _tether_b _tether_d _tether_why _tether_done; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s"; fi; _tether_g=$$; [ -r /proc/$$/stat ] && read -r _tether_v _tether_v _tether_v _tether_v _tether_g _tether_v </proc/$$/stat; if [ "$_tether_g" != $$ ]; then rm -f "$_tether_d".?; printf "\036tether-direct:%s:%s\036" "$_tether_key" "the exec's sh does not lead its own process group" >&2; {start} (eval "unset _tether_cmd _tether_key _tether_id _tether_b _tether_d _tether_why _tether_done _tether_g _tether_v; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s"; fi; echo $$ >"$_tether_d.p"; trap "" PIPE; {start} trap - PIPE; _tether_o=0; _tether_e=0; _tether_p=; {{ {SUPERVISE}; }} 2>/dev/null | {{ exec 3<&0; cat <&3 >/dev/null 3<&- & _tether_wp=$!; exec 3<&-; {follow}; }}; {FINISH}"#,
-        follow = follow()
+        r#"set -- "$_tether_id"; {DIR}; set --; _tether_c=${{TETHER_SPOOL_CHUNK:-{SPOOL_CHUNK}}}; case $_tether_c in ""|*[!0-9]*|0) _tether_c={SPOOL_CHUNK};; esac; _tether_why=; if [ -z "${{LOGNAME:-$USER}}" ]; then _tether_why="neither LOGNAME nor USER is set"; else _tether_why="$_tether_b is not a writable directory of the user's own"; [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; if [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && chmod 700 "$_tether_b" 2>/dev/null; then if (umask 077 && mkdir "$_tether_d.claim") 2>/dev/null; then (umask 077 && : >"$_tether_d.o" && : >"$_tether_d.c" && : >"$_tether_d.s" && : >"$_tether_d.p" && echo "0 0" >"$_tether_d.q") 2>/dev/null && _tether_why=; elif [ -d "$_tether_d.claim" ]; then exit 125; fi; fi; fi; if [ -n "$_tether_why" ]; then printf "\036tether-direct:%s:%s\036" "$_tether_key" "$_tether_why" >&2; {start} (eval "unset _tether_cmd _tether_key _tether_id _tether_b _tether_d _tether_why _tether_done; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s"; fi; _tether_g=$$; [ -r /proc/$$/stat ] && read -r _tether_v _tether_v _tether_v _tether_v _tether_g _tether_v </proc/$$/stat; if [ "$_tether_g" != $$ ]; then rm -f "$_tether_d".? "$_tether_d".?.*; printf "\036tether-direct:%s:%s\036" "$_tether_key" "the exec's sh does not lead its own process group" >&2; {start} (eval "unset _tether_cmd _tether_key _tether_id _tether_b _tether_d _tether_why _tether_done _tether_g _tether_v; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s"; fi; echo $$ >"$_tether_d.p"; trap "" PIPE; {start} trap - PIPE; _tether_o=0; _tether_e=0; _tether_ob=0; _tether_eb=0; _tether_p=; _tether_r=$((_tether_c/65536)); [ $_tether_r -gt 0 ] || _tether_r=1; {{ {supervise}; }} 2>/dev/null | {{ exec 3<&0; cat <&3 >/dev/null 3<&- & _tether_wp=$!; exec 3<&-; {follow}; }}; {FINISH}"#,
+        follow = follow(),
+        supervise = supervise(),
     )
 }
 
@@ -134,7 +182,7 @@ pub fn boot(start: &str) -> String {
 /// gone without a status is no marker and status 125.
 pub fn resume(start: &str) -> String {
     format!(
-        r#"{DIR}; _tether_o=$2; _tether_e=$3; set --; {start} if [ ! -f "$_tether_d.o" ] || [ -h "$_tether_b" ] || [ ! -O "$_tether_d.o" ]; then printf "\036tether-gone:%s\036" "$_tether_key" >&2; exit 125; fi; _tether_p=; read -r _tether_p <"$_tether_d.p"; _tether_wp=; {follow}; {FINISH}"#,
+        r#"{DIR}; _tether_o=$2; _tether_e=$3; set --; {start} if [ ! -f "$_tether_d.o" ] || [ -h "$_tether_b" ] || [ ! -O "$_tether_d.o" ]; then printf "\036tether-gone:%s\036" "$_tether_key" >&2; exit 125; fi; _tether_p=; read -r _tether_p <"$_tether_d.p"; _tether_ob=; _tether_eb=; _tether_wp=; {follow}; {FINISH}"#,
         follow = follow()
     )
 }
@@ -149,7 +197,7 @@ pub fn resume(start: &str) -> String {
 /// markers.
 pub fn stop(start: &str) -> String {
     format!(
-        r#"{DIR}; _tether_g=$2; set --; {start} (umask 077 && mkdir "$_tether_d.claim") 2>/dev/null; _tether_p=; _tether_r=TERM; [ -f "$_tether_d.o" ] && [ ! -h "$_tether_b" ] && read -r _tether_p <"$_tether_d.p"; if [ -z "$_tether_p" ] || ! kill -TERM -"$_tether_p" 2>/dev/null; then _tether_r=gone; else _tether_i=0; while [ ! -s "$_tether_d.s" ] && kill -0 -"$_tether_p" 2>/dev/null; do if [ $_tether_i -ge $((_tether_g*20)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; kill -KILL -"$_tether_p" 2>/dev/null; fi; rm -f "$_tether_d".?; echo "$_tether_r"; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
+        r#"{DIR}; _tether_g=$2; set --; {start} (umask 077 && mkdir "$_tether_d.claim") 2>/dev/null; _tether_p=; _tether_r=TERM; [ -f "$_tether_d.o" ] && [ ! -h "$_tether_b" ] && read -r _tether_p <"$_tether_d.p"; if [ -z "$_tether_p" ] || ! kill -TERM -"$_tether_p" 2>/dev/null; then _tether_r=gone; else _tether_i=0; while [ ! -s "$_tether_d.s" ] && kill -0 -"$_tether_p" 2>/dev/null; do if [ $_tether_i -ge $((_tether_g*20)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; kill -KILL -"$_tether_p" 2>/dev/null; fi; rm -f "$_tether_d".? "$_tether_d".?.*; echo "$_tether_r"; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
     )
 }
 
@@ -167,7 +215,7 @@ pub fn claim(start: &str) -> String {
 
 /// The exec's sh that removes the directories of the commands named in its arguments.
 pub fn clean() -> String {
-    r#"_tether_b=${TMPDIR:-/tmp}/tether-${LOGNAME:-$USER}; for _tether_x; do rm -f "$_tether_b/$_tether_x".?; rmdir "$_tether_b/$_tether_x.claim" 2>/dev/null; done"#.to_string()
+    r#"_tether_b=${TMPDIR:-/tmp}/tether-${LOGNAME:-$USER}; for _tether_x; do rm -f "$_tether_b/$_tether_x".? "$_tether_b/$_tether_x".?.*; rmdir "$_tether_b/$_tether_x.claim" 2>/dev/null; done"#.to_string()
 }
 
 /// A new command id: unique on the host for this user (time, pid, and a counter).

@@ -706,6 +706,16 @@ impl WorkerState {
                 });
             }
         }
+        if sup.lost != (0, 0) {
+            self.emit(EventKind::Warning {
+                message: format!(
+                    "re-attached to `{command}`, but {} bytes of its stdout and {} of its \
+                     stderr were no longer on the host (its spool is bounded) and are missing \
+                     from its output",
+                    sup.lost.0, sup.lost.1
+                ),
+            });
+        }
         if let Some(how) = &sup.stopped {
             let why = match result {
                 Err(ExecError::Deadline(_)) => "its timeout passed",

@@ -42,8 +42,13 @@ pub(super) struct StderrFilter {
     pub(super) held: Vec<u8>,
     /// A resume found the command's directory gone.
     pub(super) gone: bool,
+    /// Bytes of stdout and stderr a resume skipped: the host had removed them from its spool
+    /// (see `supervisor::spool`), from `\x1etether-lost:KEY:o:N\x1e` frames.
+    pub(super) lost: [u64; 2],
     /// `\x1etether-exit:KEY:`, then the status and `\x1e`.
     mark: Vec<u8>,
+    /// `\x1etether-lost:KEY:`, then `o` or `e`, `:`, the count and `\x1e`.
+    lost_frame: Vec<u8>,
     tick: Vec<u8>,
     gone_frame: Vec<u8>,
 }
@@ -66,6 +71,8 @@ impl StderrFilter {
         StderrFilter {
             held: Vec::new(),
             gone: false,
+            lost: [0, 0],
+            lost_frame: format!("\x1etether-lost:{}:", key.as_str()).into_bytes(),
             mark: format!("\x1etether-exit:{}:", key.as_str()).into_bytes(),
             tick: crate::ssh::supervisor::tick(key.as_str()),
             gone_frame: crate::ssh::supervisor::gone(key.as_str()),
@@ -74,11 +81,20 @@ impl StderrFilter {
 
     /// Whether `tail` is a frame or the status marker, or a beginning of one.
     fn could_be_frame(&self, tail: &[u8]) -> bool {
-        if [&self.tick, &self.gone_frame]
+        if [&self.tick, &self.gone_frame, &self.lost_frame]
             .iter()
             .any(|f| tail.len() < f.len() && f.starts_with(tail))
         {
             return true;
+        }
+        if let Some(rest) = tail.strip_prefix(self.lost_frame.as_slice()) {
+            // `o` or `e`, `:`, digits: the rest of a lost frame may still come.
+            return match rest {
+                [] => true,
+                [b'o' | b'e'] => true,
+                [b'o' | b'e', b':', digits @ ..] => digits.iter().all(u8::is_ascii_digit),
+                _ => false,
+            };
         }
         if tail.len() <= self.mark.len() {
             return self.mark.starts_with(tail);
@@ -96,6 +112,7 @@ impl StderrFilter {
         if self.held.contains(&0x1e) {
             strip_frame(&mut self.held, &self.tick);
             self.gone |= strip_frame(&mut self.held, &self.gone_frame);
+            self.take_lost();
         }
         let window_start = self.held.len().saturating_sub(self.mark.len() + 16);
         let keep_from = (window_start..self.held.len())
@@ -107,6 +124,41 @@ impl StderrFilter {
                 shown
             }
             None => std::mem::take(&mut self.held),
+        }
+    }
+
+    /// Removes every whole lost frame from the held bytes, counting what it says.
+    fn take_lost(&mut self) {
+        let mut from = 0;
+        while let Some(i) = self.held[from..]
+            .windows(self.lost_frame.len())
+            .position(|w| w == self.lost_frame.as_slice())
+        {
+            let at = from + i;
+            let rest = &self.held[at + self.lost_frame.len()..];
+            let stream = match rest.first() {
+                Some(b'o') => 0,
+                Some(b'e') => 1,
+                _ => {
+                    from = at + 1;
+                    continue;
+                }
+            };
+            let digits = rest.get(2..).unwrap_or_default();
+            let count = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+            let whole = rest.get(1) == Some(&b':') && count > 0 && digits.get(count) == Some(&0x1e);
+            let n = std::str::from_utf8(&digits[..count])
+                .ok()
+                .and_then(|d| d.parse::<u64>().ok());
+            match n.filter(|_| whole) {
+                Some(n) => {
+                    self.lost[stream] += n;
+                    self.held
+                        .drain(at..at + self.lost_frame.len() + 2 + count + 1);
+                    from = at;
+                }
+                None => from = at + 1,
+            }
         }
     }
 
@@ -186,5 +238,16 @@ mod tests {
         assert_eq!(code, None);
         assert!(!f.gone);
         assert_ne!(Key::new(), Key::new());
+    }
+
+    #[test]
+    fn lost_frames_are_counted_and_stripped() {
+        let mut f = StderrFilter::new(&Key::fixed("K"));
+        let mut shown = f.push(b"a\x1etether-lost:K:o:12");
+        shown.extend(f.push(b"\x1eb\x1etether-lost:K:e:3\x1e\x1etether-lost:L:o:5\x1e"));
+        let (rest, _) = f.finish();
+        shown.extend(rest);
+        assert_eq!(shown, b"ab\x1etether-lost:L:o:5\x1e");
+        assert_eq!(f.lost, [12, 3]);
     }
 }

@@ -397,6 +397,10 @@ pub(super) fn run_wrapped(
     let gone = err.status.as_ref().is_some_and(|f| f.gone);
     if let Some(sup) = sup {
         sup.gone = gone;
+        if let Some(f) = &err.status {
+            sup.lost.0 += f.lost[0];
+            sup.lost.1 += f.lost[1];
+        }
     }
     let status = match (signal, marker) {
         _ if gone => ExitStatus::Missing,

@@ -174,3 +174,44 @@ fn a_resume_continues_from_the_bytes_received_and_stop_ends_the_group() {
     child.wait().unwrap();
     assert!(!tmp.path().join("tether-someone/id4.o").exists());
 }
+
+#[test]
+fn a_resume_that_needs_removed_bytes_says_how_many() {
+    use std::os::unix::fs::DirBuilderExt as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("tether-someone");
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&base)
+        .unwrap();
+    // A finished command whose stdout spool kept its files from bytes 12 and 16 only.
+    for (name, text) in [
+        ("id6.o", ""),
+        ("id6.s", "0\n"),
+        ("id6.p", ""),
+        ("id6.q", "0 0\n"),
+        ("id6.o.12", "mnop"),
+        ("id6.o.16", "qr"),
+        ("id6.e.0", "err\n"),
+    ] {
+        std::fs::write(base.join(name), text).unwrap();
+    }
+    // tether has 6 bytes of stdout ("abcdef"): 6 more were removed.
+    let resume = wrap_script(
+        &crate::ssh::supervisor::resume(&start_markers()),
+        &key(),
+        &["id6", "6", "0"],
+    );
+    let (stdout, stderr, code) = as_sshd_tmp("/bin/sh", &resume, b"", tmp.path());
+    let mut start = StartFilter::default();
+    let out = [start.push(&stdout), start.finish()].concat();
+    let mut start = StartFilter::default();
+    let mut status = StderrFilter::new(&key());
+    let mut err = status.push(&start.push(&stderr));
+    let (rest, marker) = status.finish();
+    err.extend(rest);
+    assert_eq!(String::from_utf8_lossy(&out), "mnopqr");
+    assert_eq!(String::from_utf8_lossy(&err), "err\n");
+    assert_eq!(status.lost, [6, 0]);
+    assert_eq!((marker, code), (Some(0), Some(0)));
+}

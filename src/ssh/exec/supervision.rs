@@ -17,6 +17,9 @@ pub struct Supervision {
     pub stopped: Option<String>,
     /// A resume found the command's directory gone: how it ended is unknown.
     pub gone: bool,
+    /// Bytes of stdout and of stderr a resume had to skip: the host had already removed them
+    /// from the command's bounded spool (see `supervisor::spool`).
+    pub lost: (u64, u64),
     /// Ids of earlier commands whose results were read: the supervisor removes their
     /// directories.
     pub done: Vec<String>,
@@ -36,6 +39,7 @@ impl Default for Supervision {
             direct: None,
             stopped: None,
             gone: false,
+            lost: (0, 0),
             done: Vec::new(),
             command: String::new(),
             pending: false,

@@ -5,11 +5,12 @@
 //!
 //! It is drawn from the JSON lines of an event stream (`--format json`, an event tap), never
 //! from tether's internals, so `tether report FILE` and `--timeline` draw the same page for
-//! the same run. `read.rs` reads the lines, `model.rs` builds runs from them, `svg.rs` and
-//! `page.rs` draw, `recording.rs` records a run in progress.
+//! the same run. `read.rs` reads the lines, `build.rs` builds runs (`model.rs`) from them,
+//! `svg.rs` and `page.rs` draw, `recording.rs` records a run in progress.
 
 use std::io::BufRead;
 
+mod build;
 mod clock;
 mod error;
 pub mod model;
@@ -41,7 +42,7 @@ pub struct Rendered {
 
 /// Reads the event stream `input` and draws run `which` (from 1; `None`: the last).
 pub fn render(input: impl BufRead, which: Option<usize>) -> Result<Rendered, TimelineError> {
-    let mut runs = model::Runs::default();
+    let mut runs = build::Runs::default();
     let mut events = 0;
     read::for_each(input, |entry| {
         events += 1;

@@ -6,8 +6,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::build::Runs;
 use super::error::TimelineError;
-use super::model::Runs;
 use super::read::{LineReader, ReadError};
 
 /// The timeline of the run in progress, to be written to its file.

@@ -1,113 +1,22 @@
-//! Backends: where the commands of a recipe go (SSHKit's backends). The remote backend sends
-//! them to the hosts' workers; the printer (dry run) reports what would run, so a dry run walks
-//! the same calls in the same order and connects to nothing. The recipe functions never ask
-//! which backend they have; neither backend writes output itself (events go to the reporter).
+//! The remote backend: commands and transfers go to the hosts' sessions (through the fleet's
+//! workers); temporary files a lost connection left behind are removed at the next contact.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
-use crate::event::{EventKind, Sink, Stream};
-use crate::failure::{Failure, Kind};
+use super::interface::{Backend, Call, Download, TransferError, Upload};
+use super::regular_file::{not_regular, regular_file};
+use super::run_locally::run_locally;
+use crate::event::EventKind;
+use crate::failure::Failure;
 use crate::fleet::Fleet;
 use crate::host::HostTarget;
-use crate::outcome::stderr_tail;
 use crate::pool::{FanOut, HostResult};
 use crate::ssh::exec::{self, Drain, Echo, ExecOptions, ExecOutput, ExitStatus, Source};
 use crate::ssh::SshError;
 use crate::transfer;
-
-/// How one command of a closure runs (`run`, `capture`, `test`, an upload).
-#[derive(Debug, Clone, Default)]
-pub struct Call {
-    /// Bytes fed to its stdin.
-    pub stdin: Option<Vec<u8>>,
-    /// Deadline.
-    pub timeout: Option<Duration>,
-    /// The bound on re-attaching to it after a lost connection (`None`: the run's).
-    pub reattach: Option<Duration>,
-    /// Keep its stdout from the output (`capture`: the value is the output).
-    pub quiet: bool,
-    /// A pseudo-terminal. A command fed the sudo password gets one with its echo off; an
-    /// upload never gets one (the terminal would translate its bytes).
-    pub pty: bool,
-}
-
-/// An upload a backend was asked for (see [`crate::transfer`] for the two commands it takes).
-pub struct Upload<'a> {
-    /// The local file.
-    pub path: &'a Path,
-    /// The local path as the recipe named it (for messages and the plan).
-    pub local: &'a str,
-    /// The remote path.
-    pub remote: &'a str,
-    /// Permission bits for the destination; None: the local file's.
-    pub mode: Option<u32>,
-    /// Turns a remote script into the command sent (the recipe's `within`, `with_env`,
-    /// `as_user` context).
-    pub render: &'a (dyn Fn(&str) -> String + Sync),
-    /// Bytes every command of the transfer gets on stdin first (the sudo password line).
-    pub stdin_prefix: Option<Vec<u8>>,
-}
-
-/// A download a backend was asked for: `remote` on the host to `path` here.
-pub struct Download<'a> {
-    /// The remote path.
-    pub remote: &'a str,
-    /// The local path as the recipe named it (for messages and the plan).
-    pub local: &'a str,
-    /// The local destination.
-    pub path: &'a Path,
-    /// Permission bits for the destination; None: the remote file's.
-    pub mode: Option<u32>,
-    /// As [`Upload::render`].
-    pub render: &'a (dyn Fn(&str) -> String + Sync),
-    /// As [`Upload::stdin_prefix`].
-    pub stdin_prefix: Option<Vec<u8>>,
-}
-
-/// Why a transfer did not complete. In every case the destination is as it was.
-#[derive(Debug)]
-pub enum TransferError {
-    /// The local file could not be read, or the local destination written: the text says
-    /// which file and why.
-    Local(String),
-    /// A remote command of the transfer failed: the command as sent, and its result.
-    Remote {
-        /// The command.
-        command: String,
-        /// What it came to (boxed: an error value stays small).
-        result: Box<Result<ExecOutput, SshError>>,
-    },
-    /// A download arrived, but not as the remote file is now (size or SHA-256 differ).
-    Changed(String),
-}
-
-/// Executes the commands of a recipe run.
-pub trait Backend: Send + Sync {
-    /// Makes sure `hosts` have sessions (connecting in parallel). A host that cannot connect
-    /// is not an error here: its commands fail.
-    fn prepare(&self, hosts: &[HostTarget]);
-    /// Runs (host, command) pairs as `how` says; results in input order.
-    fn fan_out(&self, commands: &[(String, String)], how: &FanOut) -> Vec<HostResult>;
-    /// Runs one command on one host.
-    fn exec(&self, host: &str, command: &str, call: Call) -> Result<ExecOutput, SshError>;
-    /// Sends `upload.path` to `upload.remote` on `host`, streamed (one chunk in memory) and
-    /// placed only once its size and SHA-256 are checked there.
-    fn upload(&self, host: &str, upload: &Upload) -> Result<(), TransferError>;
-    /// Fetches `download.remote` from `host` into `download.path`, streamed into a private
-    /// temporary file there and renamed into place only once its size and SHA-256 are the
-    /// remote file's.
-    fn download(&self, host: &str, download: &Download) -> Result<(), TransferError>;
-    /// Runs `command` with `sh -c` in `dir` on this machine; returns its trimmed stdout.
-    fn run_locally(&self, command: &str, dir: &Path) -> Result<String, Box<Failure>>;
-    /// Whether a step's hosts run one at a time, for output in a stable order (the printer).
-    fn ordered(&self) -> bool;
-    /// Before cleaning up after a failure: reconnect every host whose session died.
-    fn revive(&self);
-}
 
 /// A command owed to a host at the next contact, with its stdin (the sudo password line).
 struct Owed {
@@ -356,45 +265,6 @@ impl Backend for Remote {
     }
 }
 
-/// Ok when the local `path` (symlinks followed) is a regular file: a directory, a device
-/// (`/dev/zero`), a FIFO, or a `/proc` or `/sys` file (regular by type, but `stat` gives its
-/// size as 0 while it reads content) is refused as scp refuses non-regular files, so nothing
-/// short, endless or blocking is sent.
-fn regular_file(path: &Path) -> Result<(), TransferError> {
-    use std::io::Read as _;
-    match std::fs::metadata(path) {
-        Ok(meta) if !meta.is_file() => Err(not_regular(path, &meta)),
-        Ok(meta) if meta.len() == 0 => {
-            let mut byte = [0u8; 1];
-            let reads = std::fs::File::open(path).and_then(|mut f| f.read(&mut byte));
-            if matches!(reads, Ok(n) if n > 0) {
-                return Err(TransferError::Local(format!(
-                    "upload: {} is not a regular file: its size is 0 but it reads content \
-                     (a /proc or /sys file): copy it to a file first",
-                    path.display()
-                )));
-            }
-            Ok(())
-        }
-        // Not readable: File::open says why.
-        _ => Ok(()),
-    }
-}
-
-fn not_regular(path: &Path, meta: &std::fs::Metadata) -> TransferError {
-    TransferError::Local(if meta.is_dir() {
-        format!(
-            "upload: {} is a directory: upload sends one file",
-            path.display()
-        )
-    } else {
-        format!(
-            "upload: {} is not a regular file: upload sends one file's bytes",
-            path.display()
-        )
-    })
-}
-
 impl Remote {
     /// Runs what `host` is owed before anything else is sent to it: the removal of temporary
     /// files of uploads whose connection died under them, so that the remote shell could not
@@ -483,151 +353,4 @@ impl Remote {
         };
         self.send(host, command, opts)
     }
-}
-
-/// `sh -c command` in `dir`, stdin closed; stderr lines become events; Err names the command,
-/// its status and the tail of its stderr.
-fn run_locally(sink: &Sink, command: &str, dir: &Path) -> Result<String, Box<Failure>> {
-    let output = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(command)
-        .current_dir(dir)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| {
-            Box::new(Failure::new(
-                Kind::Failed,
-                format!("run_locally `{command}`: cannot start sh: {e}"),
-            ))
-        })?;
-    let local: Arc<str> = Arc::from("");
-    for line in String::from_utf8_lossy(&output.stderr).lines() {
-        sink.emit(
-            &local,
-            EventKind::LocalOutput {
-                stream: Stream::Stderr,
-                line: crate::secret::mask(line).into_owned(),
-            },
-        );
-    }
-    sink.barrier();
-    if output.status.success() {
-        return Ok(String::from_utf8_lossy(&output.stdout).trim().to_string());
-    }
-    let status = match output.status.code() {
-        Some(c) => format!("exit status {c}"),
-        None => "a signal".to_string(),
-    };
-    let mut message = format!("local: `{command}` failed with {status}");
-    let tail = stderr_tail(&output.stderr, crate::outcome::STDERR_TAIL);
-    if !tail.is_empty() {
-        message.push_str("\n  stderr (last lines):");
-        for l in tail {
-            message.push_str(&format!("\n    {l}"));
-        }
-    }
-    Err(Box::new(Failure::new(Kind::CommandFailed, message)))
-}
-
-/// Reports every command instead of running it: `capture` gets "", `test` gets true.
-pub struct DryRun {
-    sink: Sink,
-}
-
-impl DryRun {
-    /// A printer reporting to `sink`.
-    pub fn new(sink: Sink) -> Self {
-        DryRun { sink }
-    }
-
-    fn plan(&self, host: &str, kind: EventKind) {
-        self.sink.emit(&Arc::from(host), kind);
-    }
-
-    fn success() -> ExecOutput {
-        ExecOutput {
-            status: ExitStatus::Code(0),
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-            duration: Duration::ZERO,
-        }
-    }
-}
-
-impl Backend for DryRun {
-    fn prepare(&self, hosts: &[HostTarget]) {
-        self.sink
-            .emit(&Arc::from(""), crate::fleet::hosts_event(hosts));
-    }
-
-    fn fan_out(&self, commands: &[(String, String)], _how: &FanOut) -> Vec<HostResult> {
-        commands
-            .iter()
-            .map(|(host, command)| {
-                self.plan(
-                    host,
-                    EventKind::Planned {
-                        command: command.clone(),
-                    },
-                );
-                HostResult {
-                    host: host.clone(),
-                    command: command.clone(),
-                    result: Some(Ok(Self::success())),
-                    skipped: None,
-                }
-            })
-            .collect()
-    }
-
-    fn exec(&self, host: &str, command: &str, _call: Call) -> Result<ExecOutput, SshError> {
-        self.plan(
-            host,
-            EventKind::Planned {
-                command: command.to_string(),
-            },
-        );
-        Ok(Self::success())
-    }
-
-    fn upload(&self, host: &str, upload: &Upload) -> Result<(), TransferError> {
-        // A file the run itself makes (run_locally) does not exist in a dry run: still listed.
-        let bytes = std::fs::metadata(upload.path).ok().map(|m| m.len());
-        self.plan(
-            host,
-            EventKind::PlannedUpload {
-                local: upload.local.to_string(),
-                remote: upload.remote.to_string(),
-                bytes,
-            },
-        );
-        Ok(())
-    }
-
-    fn download(&self, host: &str, download: &Download) -> Result<(), TransferError> {
-        self.plan(
-            host,
-            EventKind::PlannedDownload {
-                remote: download.remote.to_string(),
-                local: download.local.to_string(),
-            },
-        );
-        Ok(())
-    }
-
-    fn run_locally(&self, command: &str, _dir: &Path) -> Result<String, Box<Failure>> {
-        self.plan(
-            "",
-            EventKind::PlannedLocal {
-                command: command.to_string(),
-            },
-        );
-        Ok(String::new())
-    }
-
-    fn ordered(&self) -> bool {
-        true
-    }
-
-    fn revive(&self) {}
 }

@@ -1,0 +1,117 @@
+//! The dry-run backend: every command, transfer and local command is reported as planned
+//! instead of run, so a dry run walks the same calls in the same order and connects to nothing.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::interface::{Backend, Call, Download, TransferError, Upload};
+use crate::event::{EventKind, Sink};
+use crate::failure::Failure;
+use crate::host::HostTarget;
+use crate::pool::{FanOut, HostResult};
+use crate::ssh::exec::{ExecOutput, ExitStatus};
+use crate::ssh::SshError;
+
+/// Reports every command instead of running it: `capture` gets "", `test` gets true.
+pub struct DryRun {
+    sink: Sink,
+}
+
+impl DryRun {
+    /// A printer reporting to `sink`.
+    pub fn new(sink: Sink) -> Self {
+        DryRun { sink }
+    }
+
+    fn plan(&self, host: &str, kind: EventKind) {
+        self.sink.emit(&Arc::from(host), kind);
+    }
+
+    fn success() -> ExecOutput {
+        ExecOutput {
+            status: ExitStatus::Code(0),
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            duration: Duration::ZERO,
+        }
+    }
+}
+
+impl Backend for DryRun {
+    fn prepare(&self, hosts: &[HostTarget]) {
+        self.sink
+            .emit(&Arc::from(""), crate::fleet::hosts_event(hosts));
+    }
+
+    fn fan_out(&self, commands: &[(String, String)], _how: &FanOut) -> Vec<HostResult> {
+        commands
+            .iter()
+            .map(|(host, command)| {
+                self.plan(
+                    host,
+                    EventKind::Planned {
+                        command: command.clone(),
+                    },
+                );
+                HostResult {
+                    host: host.clone(),
+                    command: command.clone(),
+                    result: Some(Ok(Self::success())),
+                    skipped: None,
+                }
+            })
+            .collect()
+    }
+
+    fn exec(&self, host: &str, command: &str, _call: Call) -> Result<ExecOutput, SshError> {
+        self.plan(
+            host,
+            EventKind::Planned {
+                command: command.to_string(),
+            },
+        );
+        Ok(Self::success())
+    }
+
+    fn upload(&self, host: &str, upload: &Upload) -> Result<(), TransferError> {
+        // A file the run itself makes (run_locally) does not exist in a dry run: still listed.
+        let bytes = std::fs::metadata(upload.path).ok().map(|m| m.len());
+        self.plan(
+            host,
+            EventKind::PlannedUpload {
+                local: upload.local.to_string(),
+                remote: upload.remote.to_string(),
+                bytes,
+            },
+        );
+        Ok(())
+    }
+
+    fn download(&self, host: &str, download: &Download) -> Result<(), TransferError> {
+        self.plan(
+            host,
+            EventKind::PlannedDownload {
+                remote: download.remote.to_string(),
+                local: download.local.to_string(),
+            },
+        );
+        Ok(())
+    }
+
+    fn run_locally(&self, command: &str, _dir: &Path) -> Result<String, Box<Failure>> {
+        self.plan(
+            "",
+            EventKind::PlannedLocal {
+                command: command.to_string(),
+            },
+        );
+        Ok(String::new())
+    }
+
+    fn ordered(&self) -> bool {
+        true
+    }
+
+    fn revive(&self) {}
+}

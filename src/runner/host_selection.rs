@@ -1,0 +1,96 @@
+//! The hosts of `tether run`, `check` and `hosts`: named on the command line, or a recipe's
+//! servers narrowed by `--roles` and `--hosts`, with the recipe's heartbeat and ssh config.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::load::{load, load_options};
+use crate::error::Error;
+use crate::event::Sink;
+use crate::fleet;
+use crate::host::HostTarget;
+use crate::settings::Settings;
+use crate::ssh::config::SshConfig;
+
+/// Hosts chosen on the command line for `run`, `check` and `hosts`, the recipe's heartbeat
+/// and the ssh config that reaches them.
+pub struct Selection {
+    /// The hosts.
+    pub hosts: Vec<HostTarget>,
+    /// The recipe's `keepalive` variable, if a recipe was read.
+    pub keepalive: Option<Duration>,
+    /// The ssh config (see [`Loaded::ssh_config`]).
+    pub ssh_config: SshConfig,
+    /// The recipe file, if one was read.
+    pub recipe: Option<PathBuf>,
+}
+
+/// `--hosts` as given when no recipe is involved; otherwise the recipe's servers (of
+/// `stage`, if given) narrowed by `--roles` and `--hosts`.
+pub fn select(
+    settings: &Settings,
+    stage: Option<&str>,
+    interrupted: Arc<AtomicBool>,
+    sink: Sink,
+) -> Result<Selection, Error> {
+    let recipe = &settings.recipe;
+    // A recipe present is read even when --hosts names the hosts: its `ssh_config`, its
+    // servers' users and ports and its `keepalive` apply to them, so that a host is reached
+    // the same way whichever way it is selected.
+    let use_recipe = !settings.roles.is_empty() || stage.is_some() || recipe.exists();
+    if !use_recipe {
+        if settings.hosts.is_empty() {
+            return Err(Error::Usage(
+                "no hosts selected: name them with --hosts h1,h2 (ssh config aliases or \
+                 user@host:port), or --roles with a recipe"
+                    .into(),
+            ));
+        }
+        let hosts = settings
+            .hosts
+            .iter()
+            .filter(|h| settings.shard.is_none_or(|s| s.contains(h)))
+            .map(|h| HostTarget::parse(h).map_err(Error::Usage))
+            .collect::<Result<_, _>>()?;
+        return Ok(Selection {
+            hosts,
+            keepalive: None,
+            ssh_config: fleet::load_ssh_config(settings)?,
+            recipe: None,
+        });
+    }
+    let loaded = load(recipe, load_options(settings, interrupted, sink)?)?;
+    if let Some(stage) = stage {
+        loaded.select_stage(stage)?;
+    }
+    let hosts = if settings.roles.is_empty() && !settings.hosts.is_empty() {
+        // Hosts named outside the recipe are reached as `ssh` would reach them.
+        loaded.validate_hooks()?;
+        let recipe = loaded.rt.recipe();
+        settings
+            .hosts
+            .iter()
+            .filter(|h| settings.shard.is_none_or(|s| s.contains(h)))
+            .map(|h| match recipe.server(h) {
+                Some(server) => server.target().map_err(Error::Recipe),
+                None => HostTarget::parse(h).map_err(Error::Usage),
+            })
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        loaded.validate(&[])?;
+        loaded.selected_hosts()?
+    };
+    if hosts.is_empty() {
+        return Err(Error::Usage(
+            "no server of the recipe matches --roles/--hosts".into(),
+        ));
+    }
+    Ok(Selection {
+        hosts,
+        keepalive: loaded.keepalive()?,
+        ssh_config: loaded.ssh_config()?,
+        recipe: Some(recipe.clone()),
+    })
+}

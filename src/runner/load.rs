@@ -1,0 +1,467 @@
+//! Loading a recipe: the file compiled and evaluated (its top level declares servers, tasks,
+//! hooks), its stages (declared with `stage()` or as `deploy/STAGE.rhai` files) and the checks
+//! and variables the commands read before anything connects.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rhai::{Dynamic, Engine, EvalAltResult, Module, Scope, AST};
+
+use crate::error::Error;
+use crate::event::{EventKind, Sink};
+use crate::fleet;
+use crate::host::HostTarget;
+use crate::recipe::context::{Filters, Runtime};
+use crate::recipe::declare::override_value;
+use crate::recipe::diagnostics;
+use crate::recipe::engine;
+use crate::recipe::failures::failure_of;
+use crate::recipe::model::{suggest, Hook};
+use crate::recipe::sources::Sources;
+use crate::report::RunLog;
+use crate::settings::Settings;
+use crate::ssh::config::SshConfig;
+
+/// What a recipe load needs besides the file.
+pub struct LoadOptions {
+    /// `--roles`/`--hosts`.
+    pub filters: Filters,
+    /// `-F` / `TETHER_SSH_CONFIG`: an ssh config file that wins over the recipe's.
+    pub ssh_config: Option<PathBuf>,
+    /// `--parallel`.
+    pub parallel: Option<usize>,
+    /// `-s key=value`.
+    pub overrides: Vec<(String, String)>,
+    /// Ctrl-C / cancel flag.
+    pub interrupted: Arc<AtomicBool>,
+    /// Where the texts of the recipe and its modules are recorded (watch mode passes its own,
+    /// to learn what to watch even when the load fails); `None`: a fresh one.
+    pub sources: Option<Arc<Sources>>,
+    /// Where the run reports.
+    pub sink: Sink,
+}
+
+/// A compiled and evaluated recipe, ready to run tasks.
+pub struct Loaded {
+    /// The engine (with this run's module cache).
+    pub engine: Arc<Engine>,
+    /// Shared state.
+    pub rt: Arc<Runtime>,
+    /// The recipe's functions and every imported module's: closures are called against it.
+    pub(super) ast: Arc<AST>,
+    /// Stage files: `deploy/STAGE.rhai` beside the recipe (Capistrano's
+    /// `config/deploy/STAGE.rb`), by stage name, sorted.
+    stage_files: Vec<(String, PathBuf)>,
+}
+
+/// The stage files beside `recipe`: every `deploy/NAME.rhai` that is a file.
+fn stage_files(recipe: &Path) -> Vec<(String, PathBuf)> {
+    let dir = recipe
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join("deploy");
+    let mut found: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rhai") && p.is_file())
+        .filter_map(|p| Some((p.file_stem()?.to_str()?.to_string(), p)))
+        .collect();
+    found.sort();
+    found
+}
+
+/// Compiles and evaluates `file` (its top level declares servers, tasks, hooks).
+pub fn load(file: &Path, opts: LoadOptions) -> Result<Loaded, Error> {
+    let text = crate::recipe::sources::read(file).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::Usage(format!(
+                "no recipe: {} does not exist (write one, or name it with -f FILE)",
+                file.display()
+            ))
+        } else {
+            Error::Usage(format!("cannot read recipe {}: {e}", file.display()))
+        }
+    })?;
+    let mut runtime = Runtime::new(
+        file.to_path_buf(),
+        opts.filters,
+        opts.ssh_config,
+        opts.parallel,
+        opts.interrupted,
+        opts.sink,
+    );
+    if let Some(sources) = opts.sources {
+        runtime.sources = sources;
+    }
+    let rt = Arc::new(runtime);
+    let name = file.display().to_string();
+    rt.sources.insert(&name, &text);
+    {
+        let mut recipe = rt.recipe();
+        for (k, v) in &opts.overrides {
+            recipe.vars.insert(k.clone(), override_value(v));
+            recipe.locked.insert(k.clone());
+        }
+    }
+    let engine = Arc::new(engine::build(rt.clone()));
+    let mut ast = engine
+        .compile(crate::recipe::syntax::prepare_source(&text))
+        .map_err(|e| Error::Recipe(diagnostics::parse_error(&e, &name, &rt.sources)))?;
+    ast.set_source(name.as_str());
+    // Evaluated as a module, not a plain script: a module's functions (closures included)
+    // keep its imports (`import "x" as x; ... || x::f()`), which a plain run forgets once it
+    // returns. Closures are later called against one library holding the recipe's and every
+    // imported module's functions.
+    let mut lib =
+        Module::eval_ast_as_new(Scope::new(), &ast, &engine).map_err(|e| classify(&rt, &e))?;
+    for module in rt
+        .modules
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .values()
+    {
+        lib.fill_with(module);
+    }
+    let ast = Arc::new(AST::new_from_module(lib));
+    rt.set_ast(ast.clone());
+    Ok(Loaded {
+        engine,
+        rt,
+        ast,
+        stage_files: stage_files(file),
+    })
+}
+
+/// Turns a script error into the user-facing error: a failure (exit 1, 2 or 3 by its kind),
+/// an interrupt (130) or a recipe error (4) with file:line:col.
+pub(super) fn classify(rt: &Runtime, err: &EvalAltResult) -> Error {
+    classify_in(rt, err, &rt.file.display().to_string())
+}
+
+/// [`classify`] for an error of the script `main` (the recipe, or a stage file).
+fn classify_in(rt: &Runtime, err: &EvalAltResult, main: &str) -> Error {
+    if rt.interrupted() {
+        return Error::interrupted();
+    }
+    match failure_of(err) {
+        Some(mut f) => {
+            if f.at.is_none() {
+                f.at = diagnostics::innermost(err, main).1.map(|l| l.to_string());
+            }
+            Error::Failed(Box::new(f))
+        }
+        None => Error::Recipe(diagnostics::eval_error(err, main, &rt.sources)),
+    }
+}
+
+impl Loaded {
+    /// The run's ssh config, read once: `-F` (or `TETHER_SSH_CONFIG`), else the recipe's
+    /// `ssh_config` variable (a path relative to the recipe, set at its top level or by the
+    /// selected stage), else `~/.ssh/config` and the system's, as `ssh` reads them.
+    pub fn ssh_config(&self) -> Result<SshConfig, Error> {
+        if let Some(c) = self.rt.ssh_config() {
+            return Ok(c.clone());
+        }
+        let file = match &self.rt.ssh_config_file {
+            Some(f) => Some(f.clone()),
+            None => {
+                let value = self.rt.recipe().vars.get("ssh_config").cloned();
+                match value {
+                    None => None,
+                    Some(v) => {
+                        let text = v.into_immutable_string().map_err(|t| {
+                            Error::Recipe(format!(
+                                "set(\"ssh_config\", ...): a path to an ssh config file, not {t}"
+                            ))
+                        })?;
+                        let path = PathBuf::from(text.as_str());
+                        Some(if path.is_absolute() {
+                            path
+                        } else {
+                            self.rt.dir().join(path)
+                        })
+                    }
+                }
+            }
+        };
+        let config = fleet::load_ssh_config_file(file.as_deref())?;
+        self.rt.set_ssh_config(config.clone());
+        Ok(config)
+    }
+
+    /// The recipe variable `key` as `fetch(key)` gives it (a lazy value evaluated), `None`
+    /// when it is not set. Errors: [`Error::Recipe`] when evaluating it fails or it is not a
+    /// string.
+    pub fn fetch_string(&self, key: &str) -> Result<Option<String>, Error> {
+        if !self.rt.recipe().vars.contains_key(key) {
+            return Ok(None);
+        }
+        let script = format!("fetch({key:?})");
+        let ast = self
+            .engine
+            .compile(&script)
+            .map_err(|e| Error::Recipe(format!("fetch(\"{key}\"): {e}")))?;
+        let ast = self.ast.merge(&ast);
+        let value = self
+            .engine
+            .eval_ast::<Dynamic>(&ast)
+            .map_err(|e| classify(&self.rt, &e))?;
+        match value.into_immutable_string() {
+            Ok(s) => Ok(Some(s.to_string())),
+            Err(t) => Err(Error::Recipe(format!(
+                "set(\"{key}\", ...): a string, not {t}"
+            ))),
+        }
+    }
+
+    /// Names of the stages: declared with `stage()`, then those only a stage file declares.
+    pub fn stages(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .rt
+            .recipe()
+            .stages
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect();
+        for (name, _) in &self.stage_files {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        names
+    }
+
+    /// Runs the stage's closure (it usually declares servers and variables), with the
+    /// variable `stage` set to `name` (as Capistrano's `fetch(:stage)`), also inside it.
+    pub fn select_stage(&self, name: &str) -> Result<(), Error> {
+        let stage = self
+            .rt
+            .recipe()
+            .stages
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, f)| f.clone());
+        let file = self
+            .stage_files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, p)| p.clone());
+        if stage.is_none() && file.is_none() {
+            let stages = self.stages();
+            return Err(Error::Usage(format!(
+                "unknown stage `{name}`{}",
+                suggest(name, stages.iter().map(String::as_str))
+            )));
+        };
+        {
+            // `fetch("stage")` is the selected stage, in its closure and after: the stage that
+            // runs wins over a `-s stage=..` that would name another one.
+            let mut recipe = self.rt.recipe();
+            recipe.vars.insert("stage".into(), name.into());
+            recipe.locked.insert("stage".into());
+        }
+        if let Some(f) = stage {
+            // A stage declares; the closure's value is not used.
+            f.call::<Dynamic>(&self.engine, &self.ast, ())
+                .map(drop)
+                .map_err(|e| classify(&self.rt, &e))?;
+        }
+        match file {
+            Some(path) => self.run_stage_file(&path),
+            None => Ok(()),
+        }
+    }
+
+    /// Evaluates a stage file after the stage's `stage()` closure, with the recipe's
+    /// functions in reach; its errors name the stage file's line and column.
+    fn run_stage_file(&self, path: &Path) -> Result<(), Error> {
+        let name = path.display().to_string();
+        let text = crate::recipe::sources::read(path)
+            .map_err(|e| Error::Usage(format!("cannot read stage file {name}: {e}")))?;
+        self.rt.sources.insert(&name, &text);
+        let mut ast = self
+            .engine
+            .compile(crate::recipe::syntax::prepare_source(&text))
+            .map_err(|e| Error::Recipe(diagnostics::parse_error(&e, &name, &self.rt.sources)))?;
+        ast.set_source(name.as_str());
+        let ast = self.ast.merge(&ast);
+        self.engine
+            .eval_ast::<Dynamic>(&ast)
+            .map(|_| ())
+            .map_err(|e| classify_in(&self.rt, &e, &name))
+    }
+
+    /// Checks that every `before`/`after` names tasks that exist (a recipe error, exit 4).
+    pub fn validate_hooks(&self) -> Result<(), Error> {
+        let recipe = self.rt.recipe();
+        for (kind, hooks) in [("before", &recipe.before), ("after", &recipe.after)] {
+            let mut names: Vec<&String> = hooks.keys().collect();
+            names.sort();
+            for task in names {
+                if !recipe.tasks.contains_key(task) && task != "deploy:failed" {
+                    return Err(Error::Recipe(format!(
+                        "{kind}(\"{task}\", ...): {}",
+                        recipe.unknown_task(task)
+                    )));
+                }
+                for hook in &hooks[task] {
+                    if let Hook::Task(other) = hook {
+                        if !recipe.tasks.contains_key(other) {
+                            return Err(Error::Recipe(format!(
+                                "{kind}(\"{task}\", \"{other}\"): {}",
+                                recipe.unknown_task(other)
+                            )));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks, before anything connects, that the tasks and filters of the command line
+    /// (usage errors, exit 2) and the recipe's hook targets (recipe errors, exit 4) exist.
+    pub fn validate(&self, tasks: &[String]) -> Result<(), Error> {
+        self.validate_hooks()?;
+        let recipe = self.rt.recipe();
+        for t in tasks {
+            if !recipe.tasks.contains_key(t) {
+                return Err(Error::Usage(recipe.unknown_task(t)));
+            }
+        }
+        let roles = recipe.role_names();
+        for r in &self.rt.filters.roles {
+            if !roles.contains(r) {
+                return Err(Error::Usage(format!(
+                    "--roles: unknown role `{r}`{}",
+                    suggest(r, roles.iter().map(String::as_str))
+                )));
+            }
+        }
+        for h in &self.rt.filters.hosts {
+            if recipe.server(h).is_none() {
+                return Err(Error::Usage(format!(
+                    "--hosts: `{h}` is not a server of this recipe{}",
+                    suggest(h, recipe.servers.iter().map(|s| s.name.as_str()))
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The recipe's servers narrowed by `--roles`/`--hosts`/`--shard`.
+    pub fn selected_hosts(&self) -> Result<Vec<HostTarget>, Error> {
+        let recipe = self.rt.recipe();
+        recipe
+            .servers
+            .iter()
+            .filter(|s| self.rt.filters.admits(&s.name, &s.roles))
+            .map(|s| s.target().map_err(Error::Recipe))
+            .collect()
+    }
+
+    /// The `keepalive` variable, in seconds or as a duration string.
+    pub fn keepalive(&self) -> Result<Option<Duration>, Error> {
+        let value = self.rt.recipe().vars.get("keepalive").cloned();
+        let Some(v) = value else { return Ok(None) };
+        let seconds = v.as_int().map(|i| i as f64).or_else(|_| v.as_float());
+        match seconds {
+            Ok(s) if s > 0.0 => Ok(Some(Duration::from_secs_f64(s))),
+            _ => crate::duration::parse_positive(&v.to_string())
+                .map(Some)
+                .map_err(|e| Error::Recipe(format!("set(\"keepalive\", ...): {e}"))),
+        }
+    }
+
+    /// Sends `log` where [`Loaded::log_file`] says, or turns it off; a file that cannot be
+    /// opened is a warning and the run goes on without it.
+    ///
+    /// Errors: as [`Loaded::log_file`].
+    pub fn open_log(&self, log: &RunLog) -> Result<(), Error> {
+        match self.log_file()? {
+            Some(path) => {
+                if let Err(message) = log.open(&path) {
+                    self.rt.report(EventKind::Warning { message });
+                }
+            }
+            None => log.off(),
+        }
+        Ok(())
+    }
+
+    /// Where this run's log goes (see [`RunLog`]): the recipe's `log_file` variable (a path
+    /// relative to the recipe), else `log/tether.log` beside the recipe; `None` when the
+    /// variable is `""`. Read after the stage ran, so a stage may set it.
+    ///
+    /// Errors: [`Error::Recipe`] when `log_file` is not a string.
+    pub fn log_file(&self) -> Result<Option<PathBuf>, Error> {
+        let value = self.rt.recipe().vars.get("log_file").cloned();
+        let path = match value {
+            None => PathBuf::from("log/tether.log"),
+            Some(v) => {
+                let text = v.into_immutable_string().map_err(|t| {
+                    Error::Recipe(format!(
+                        "set(\"log_file\", ...): a path for the run log (\"\" for none), not {t}"
+                    ))
+                })?;
+                if text.is_empty() {
+                    return Ok(None);
+                }
+                PathBuf::from(text.as_str())
+            }
+        };
+        Ok(Some(if path.is_absolute() {
+            path
+        } else {
+            self.rt.dir().join(path)
+        }))
+    }
+}
+
+/// Options shared by every command that loads a recipe.
+pub fn load_options(
+    settings: &Settings,
+    interrupted: Arc<AtomicBool>,
+    sink: Sink,
+) -> Result<LoadOptions, Error> {
+    Ok(LoadOptions {
+        filters: Filters {
+            roles: settings.roles.clone(),
+            hosts: settings.hosts.clone(),
+            shard: settings.shard,
+        },
+        ssh_config: settings.ssh_config.clone(),
+        parallel: settings.parallel,
+        overrides: settings.overrides.clone(),
+        interrupted,
+        sources: None,
+        sink,
+    })
+}
+
+/// Splits `[STAGE] TASK...` and selects the stage.
+pub fn split_stage(loaded: &Loaded, targets: &[String]) -> Result<Vec<String>, Error> {
+    let stages = loaded.stages();
+    let mut tasks = targets.to_vec();
+    if let Some(first) = targets.first() {
+        if stages.contains(first) {
+            loaded.select_stage(first)?;
+            tasks.remove(0);
+        } else if !loaded.rt.recipe().tasks.contains_key(first) && !stages.is_empty() {
+            let recipe = loaded.rt.recipe();
+            let known = stages
+                .iter()
+                .map(String::as_str)
+                .chain(recipe.tasks.keys().map(String::as_str));
+            return Err(Error::Usage(format!(
+                "`{first}` is neither a stage nor a task{}",
+                suggest(first, known)
+            )));
+        }
+    }
+    Ok(tasks)
+}

@@ -1,0 +1,18 @@
+//! Loading a recipe and running its tasks, and the commands built on that: `tether TASK...`,
+//! `tether tasks`, the host selection of `run`, `check` and `hosts`.
+//!
+//! - `load.rs`: a recipe compiled and evaluated, its stages, what is checked before anything
+//!   connects.
+//! - `run_tasks.rs`: its tasks run (failure hooks included), `tether [STAGE] TASK...`.
+//! - `host_selection.rs`: the hosts `run`, `check` and `hosts` act on.
+//! - `task_list.rs`: `tether tasks`.
+
+mod host_selection;
+mod load;
+mod run_tasks;
+mod task_list;
+
+pub use host_selection::{select, Selection};
+pub use load::{load, load_options, split_stage, LoadOptions, Loaded};
+pub use run_tasks::{finish_timeline, run};
+pub use task_list::{list, ListOptions};

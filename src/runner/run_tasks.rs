@@ -1,0 +1,233 @@
+//! Running a loaded recipe's tasks (each with its before/after hooks, see
+//! [`crate::recipe::tasks`]), the failure hooks when one fails, and `tether [STAGE] TASK...`
+//! built on that: the remote backend or the dry-run printer, the run log, the timeline.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use rhai::Dynamic;
+
+use super::load::{classify, load, load_options, split_stage, Loaded};
+use crate::backend::{Backend, DryRun, Remote};
+use crate::error::Error;
+use crate::event::{unix_ms, EventKind, Record};
+use crate::fleet::{self, Fleet};
+use crate::recipe::diagnostics;
+use crate::recipe::tasks::invoke;
+use crate::report::{Reporter, RunLog};
+use crate::settings::Settings;
+use crate::timeline::Recording;
+
+impl Loaded {
+    /// Runs `tasks` in order; on failure runs the failure hooks and returns the error.
+    pub fn run_tasks(&self, tasks: &[String], backend: Arc<dyn Backend>) -> Result<(), Error> {
+        self.run_tasks_with(tasks, backend, true)
+    }
+
+    /// Like [`Loaded::run_tasks`], but a cancelled run ([`Error::Interrupted`]) skips the
+    /// failure hooks: in watch mode a cancel means a newer version runs next (or the user
+    /// left), and no further command of this run may be dispatched.
+    pub fn run_tasks_cancellable(
+        &self,
+        tasks: &[String],
+        backend: Arc<dyn Backend>,
+    ) -> Result<(), Error> {
+        self.run_tasks_with(tasks, backend, false)
+    }
+
+    fn run_tasks_with(
+        &self,
+        tasks: &[String],
+        backend: Arc<dyn Backend>,
+        hooks_after_interrupt: bool,
+    ) -> Result<(), Error> {
+        self.rt.set_backend(backend);
+        for t in tasks {
+            if let Err(e) = invoke(&self.engine, &self.rt, t) {
+                let error = classify(&self.rt, &e);
+                if hooks_after_interrupt || !error.is_interrupted() {
+                    self.run_failure_hooks(&error);
+                }
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    fn run_failure_hooks(&self, error: &Error) {
+        let (hooks, has_failed_task) = {
+            let recipe = self.rt.recipe();
+            (
+                recipe.failure_hooks.clone(),
+                recipe.tasks.contains_key("deploy:failed"),
+            )
+        };
+        if hooks.is_empty() && !has_failed_task {
+            return;
+        }
+        // Failure hooks run even after Ctrl-C: they are how a run cleans up, on every host
+        // that can be reached again.
+        self.rt.interrupted.store(false, Ordering::SeqCst);
+        if let Some(backend) = self.rt.backend() {
+            backend.revive();
+        }
+        self.rt.report(EventKind::TaskStarted {
+            task: "failure hooks".into(),
+        });
+        let main = self.rt.file.display().to_string();
+        let message = crate::secret::mask(&error.to_string()).into_owned();
+        for f in hooks {
+            if let Err(e) = f.call::<Dynamic>(&self.engine, &self.ast, (message.clone(),)) {
+                let text = diagnostics::eval_error(&e, &main, &self.rt.sources);
+                eprintln!(
+                    "warning: failure hook failed: {}",
+                    crate::secret::mask(&text)
+                );
+            }
+        }
+        if has_failed_task {
+            if let Err(e) = invoke(&self.engine, &self.rt, "deploy:failed") {
+                let text = diagnostics::eval_error(&e, &main, &self.rt.sources);
+                eprintln!(
+                    "warning: deploy:failed failed: {}",
+                    crate::secret::mask(&text)
+                );
+            }
+        }
+        self.rt.report(EventKind::TaskFinished {
+            task: "failure hooks".into(),
+            ok: true,
+        });
+    }
+}
+
+/// `tether [STAGE] TASK...`; with `--timeline`, its timeline written when it ends.
+pub fn run(
+    settings: &Settings,
+    targets: &[String],
+    interrupted: Arc<AtomicBool>,
+) -> Result<(), Error> {
+    let recording = settings
+        .timeline
+        .as_deref()
+        .map(Recording::new)
+        .transpose()?;
+    // A dry run changes nothing, the run log included.
+    let log = (!settings.dry_run).then(RunLog::default);
+    let taps = recording
+        .iter()
+        .map(Recording::tap)
+        .chain(log.iter().map(RunLog::tap))
+        .collect();
+    let reporter = Reporter::tapped(settings, taps);
+    let result = run_tasks(settings, targets, interrupted, &reporter, log.as_ref());
+    finish_timeline(&reporter, recording.as_ref(), result)
+}
+
+/// Writes the timeline that `recording` (if any) made of the run `reporter` reported, whose
+/// `result` this returns, and says where it is. A run that failed keeps its error (a timeline
+/// that cannot be written is then a warning); a run that succeeded fails with the timeline's.
+/// Nothing is written for a run that never started (the recipe did not load, say).
+pub fn finish_timeline(
+    reporter: &Reporter,
+    recording: Option<&Recording>,
+    result: Result<(), Error>,
+) -> Result<(), Error> {
+    let Some(recording) = recording else {
+        return result;
+    };
+    reporter.barrier();
+    let sink = reporter.sink();
+    let path = recording.path().display().to_string();
+    let warn = |message: String| sink.emit(&Arc::from(""), EventKind::Warning { message });
+    let result = match (recording.write(), result) {
+        (Ok(true), result) => {
+            sink.emit(
+                &Arc::from(""),
+                EventKind::Record(Record::new(
+                    serde_json::json!({ "type": "timeline", "path": path }),
+                    vec![format!("timeline: {path}")],
+                )),
+            );
+            result
+        }
+        (Ok(false), result) => {
+            warn(format!(
+                "no timeline written to {path}: the run did not start"
+            ));
+            result
+        }
+        (Err(e), Ok(())) => Err(e.into()),
+        (Err(e), Err(run)) => {
+            warn(e.to_string());
+            Err(run)
+        }
+    };
+    reporter.barrier();
+    result
+}
+
+fn run_tasks(
+    settings: &Settings,
+    targets: &[String],
+    interrupted: Arc<AtomicBool>,
+    reporter: &Reporter,
+    log: Option<&RunLog>,
+) -> Result<(), Error> {
+    let started = Instant::now();
+    let loaded = load(
+        &settings.recipe,
+        load_options(settings, interrupted.clone(), reporter.sink())?,
+    )?;
+    let tasks = split_stage(&loaded, targets)?;
+    if let Some(log) = log {
+        loaded.open_log(log)?;
+    }
+    if tasks.is_empty() {
+        return Err(Error::Usage(
+            "no task given: `tether [STAGE] TASK...`; `tether tasks` lists them".into(),
+        ));
+    }
+    loaded.validate(&tasks)?;
+    let ssh_config = loaded.ssh_config()?;
+    if settings.dry_run {
+        let refused = fleet::config_refusals(
+            &ssh_config,
+            &loaded.selected_hosts()?,
+            settings.jump.as_deref(),
+            &reporter.sink(),
+        );
+        loaded.run_tasks(&tasks, Arc::new(DryRun::new(reporter.sink())))?;
+        return refused.map_or(Ok(()), |f| Err(f.into()));
+    }
+    let heartbeat = fleet::heartbeat_interval(settings, loaded.keepalive()?);
+    let fleet = Arc::new(Fleet::new(
+        settings,
+        ssh_config,
+        heartbeat,
+        interrupted,
+        reporter.sink(),
+    )?);
+    let backend = Remote::new(fleet.clone())
+        .with_pty(settings.pty)
+        .with_hosts(loaded.selected_hosts()?);
+    loaded.rt.report(EventKind::RunStarted {
+        recipe: Some(settings.recipe.display().to_string()),
+        stage: (targets.len() > tasks.len()).then(|| targets[0].clone()),
+        tasks: tasks.clone(),
+        command: None,
+        start_unix_ms: unix_ms(SystemTime::now()),
+    });
+    let result = loaded.run_tasks(&tasks, Arc::new(backend));
+    reporter.run_finished(
+        &format!(
+            "{} {}",
+            tasks.join(" "),
+            if result.is_ok() { "finished" } else { "failed" }
+        ),
+        &result,
+        started.elapsed(),
+    );
+    result
+}

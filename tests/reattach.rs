@@ -166,6 +166,9 @@ fn a_silent_command_outlives_channel_timeout() {
     assert_eq!(lab.accepted_logins("host1"), 1);
 }
 
+/// Past the re-attach bound the command is an orphan; the next contact with the host, however
+/// soon it comes (at once, or a little later), reconnects under the usual policy, stops the
+/// orphan first (reported), then runs the new command.
 #[test]
 fn past_the_bound_the_state_is_unknown_and_the_orphan_is_stopped_at_the_next_contact() {
     let lab = Lab::builder().names(&["host1"]).start();
@@ -176,51 +179,56 @@ fn past_the_bound_the_state_is_unknown_and_the_orphan_is_stopped_at_the_next_con
     let mut h = Harness::new(&lab.ssh_config(), settings, &["host1"]);
     let config = lab.host("host1").sshd_config.clone();
     let saved = std::fs::read(&config).unwrap();
-    let r = run_while(
-        &h,
-        &lab,
-        "echo ran >> /srv/marker; sleep 47",
-        FanOut::default(),
-        || {
+    let marker = lab.host("host1").root_dir.join("marker");
+    for (round, gap) in [Duration::ZERO, Duration::from_secs(2)].into_iter().enumerate() {
+        std::fs::write(&marker, "").unwrap();
+        let sleep = format!("sleep 4{round}");
+        let command = format!("echo ran >> /srv/marker; {sleep}");
+        let r = run_while(&h, &lab, &command, FanOut::default(), || {
             // No login works until the bound has passed.
             lab.reconfigure("host1", "DenyUsers *");
             lab.kill_connections("host1");
-        },
-    );
-    h.drain();
-    let error = match &r.result {
-        Some(Err(e @ SshError::ConnectionLost { .. })) => e.to_string(),
-        other => panic!("{other:?}\n{}", h.story()),
-    };
-    assert!(error.contains("remote state unknown"), "{error}");
-    assert_eq!(h.count("host1", is_reattach), 0, "{}", h.story());
-    assert!(!processes(&lab, "host1", "sleep 47").is_empty());
-    std::fs::write(&config, saved).unwrap();
-    lab.reconfigure("host1", "");
-    // The next contact (after the lost session's retry pause) stops it and says so.
-    std::thread::sleep(tether::ssh::worker::RETRY_LOST_AFTER);
-    let r = h.run(&["host1"], "echo next");
-    assert!(r[0].ok(), "{:?}\n{}", r[0].result, h.story());
-    let stopped: Vec<String> = h
-        .events
-        .iter()
-        .filter_map(|(_, e)| match &e.kind {
-            EventKind::RemoteStopped { command, why, how } => {
-                Some(format!("{command} | {why} | {how}"))
-            }
-            _ => None,
-        })
-        .collect();
-    assert_eq!(stopped.len(), 1, "{}", h.story());
-    assert!(stopped[0].starts_with("echo ran >> /srv/marker; sleep 47 | left running"));
-    assert!(stopped[0].ends_with("SIGTERM and ended"), "{}", stopped[0]);
-    wait_until("the orphan is still running", || {
-        processes(&lab, "host1", "sleep 47").is_empty()
-    });
-    assert_eq!(
-        std::fs::read_to_string(lab.host("host1").root_dir.join("marker")).unwrap(),
-        "ran\n"
-    );
+        });
+        h.drain();
+        let error = match &r.result {
+            Some(Err(e @ SshError::ConnectionLost { .. })) => e.to_string(),
+            other => panic!("{other:?}\n{}", h.story()),
+        };
+        assert!(error.contains("remote state unknown"), "{error}");
+        assert!(!error.contains("stopped at the next contact"), "{error}");
+        assert_eq!(h.count("host1", is_reattach), 0, "{}", h.story());
+        assert!(!processes(&lab, "host1", &sleep).is_empty());
+        std::fs::write(&config, &saved).unwrap();
+        lab.reconfigure("host1", "");
+        std::thread::sleep(gap);
+        let mark = h.mark();
+        let r = h.run(&["host1"], "echo next");
+        assert!(r[0].ok(), "gap {gap:?}: {:?}\n{}", r[0].result, h.story());
+        let stopped: Vec<String> = h.events[mark..]
+            .iter()
+            .filter_map(|(_, e)| match &e.kind {
+                EventKind::RemoteStopped { command, why, how } => {
+                    Some(format!("{command} | {why} | {how}"))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(stopped.len(), 1, "gap {gap:?}\n{}", h.story());
+        assert!(stopped[0].starts_with(&format!("{command} | left running")));
+        assert!(stopped[0].ends_with("SIGTERM and ended"), "{}", stopped[0]);
+        // Stopped before the new command started.
+        let at = |pred: &dyn Fn(&EventKind) -> bool| {
+            h.events[mark..].iter().position(|(_, e)| pred(&e.kind)).unwrap()
+        };
+        assert!(
+            at(&|k| matches!(k, EventKind::RemoteStopped { .. }))
+                < at(&|k| matches!(k, EventKind::Started { command } if command == "echo next")),
+            "{}",
+            h.story()
+        );
+        assert!(processes(&lab, "host1", &sleep).is_empty(), "{}", h.story());
+        assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n");
+    }
 }
 
 #[test]

@@ -440,6 +440,8 @@ impl WorkerState {
                 }
             }
         }
+        // Before the command is announced: what was left running goes first.
+        self.stop_orphans();
         let echo = opts.echo != Echo::Nothing;
         if echo {
             self.emit(EventKind::Started {
@@ -465,7 +467,6 @@ impl WorkerState {
             s.done = std::mem::take(&mut self.read);
             s
         });
-        self.stop_orphans();
         let mut result = self.exec_once(command, &opts, sup.as_mut());
         if let Err(ExecError::NotStarted(reason)) = &result {
             if self.owner.interval.is_none() {
@@ -591,17 +592,24 @@ impl WorkerState {
             self.conn = None;
             if let Err(e) = self.connect_within(lost_at + bound) {
                 self.orphans.push((sup.id.clone(), command.to_string()));
+                let within = crate::duration::format(bound);
                 let reason = format!(
-                    "{reason}; not re-attached within {} ({e}): remote state unknown, the \
-                     command may still be running (it is stopped at the next contact)",
-                    crate::duration::format(bound)
+                    "{reason}; not re-attached within {within} ({e}): remote state unknown, the \
+                     command may still be running (tether tries to stop it before its next \
+                     command on this host, or before it exits)"
                 );
+                // Not a host known unreachable: the bound was this command's. The next
+                // contact reconnects under the usual policy at once (and stops the orphan
+                // first), however soon it comes.
                 self.lost = Some((
                     SshError::Session {
                         host: self.owner.name.to_string(),
-                        reason: reason.clone(),
+                        reason: format!(
+                            "the connection was lost during `{command}` and not re-attached \
+                             within {within}"
+                        ),
                     },
-                    Some(Instant::now()),
+                    None,
                 ));
                 return Err(SshError::ConnectionLost {
                     host: self.owner.name.to_string(),

@@ -656,3 +656,52 @@ fn a_private_directory_found_open_to_others_is_made_private_again() {
     let mode = std::fs::metadata(&base).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700, "{}", h.story());
 }
+
+/// Re-attaching gives up when its bound has passed, whatever the ssh config's `ConnectTimeout`:
+/// each attempt's timeout is clamped to what is left of the bound (the run's, or the step's).
+#[test]
+fn the_reattach_bound_holds_against_a_long_connect_timeout() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let text = std::fs::read_to_string(lab.ssh_config()).unwrap();
+    assert!(text.contains("ConnectTimeout 5\n"));
+    let slow = lab.dir().join("ssh_config_slow_connect");
+    std::fs::write(&slow, text.replace("ConnectTimeout 5\n", "ConnectTimeout 30\n")).unwrap();
+    let listener = lab.host("host1").pid as libc::pid_t;
+    for (run_bound, step_bound) in [
+        (Duration::from_secs(1), None),
+        (Duration::from_secs(2), None),
+        (Duration::from_secs(60), Some(Duration::from_secs(2))),
+    ] {
+        let settings = WorkerSettings {
+            reattach: run_bound,
+            ..WorkerSettings::default()
+        };
+        let bound = step_bound.unwrap_or(run_bound);
+        let mut h = Harness::new(&slow, settings, &["host1"]);
+        let how = FanOut {
+            reattach: step_bound,
+            ..FanOut::default()
+        };
+        let mut lost_at = Instant::now();
+        let r = run_while(&h, &lab, "echo ran >> /srv/marker; sleep 38", how, || {
+            // The listener answers no new connection: each attempt waits for its timeout.
+            // SAFETY: kill(2) on the lab's own sshd listener.
+            unsafe { libc::kill(listener, libc::SIGSTOP) };
+            lab.kill_connections("host1");
+            lost_at = Instant::now();
+        });
+        let took = lost_at.elapsed();
+        // SAFETY: as above.
+        unsafe { libc::kill(listener, libc::SIGCONT) };
+        h.drain();
+        let error = match &r.result {
+            Some(Err(e @ SshError::ConnectionLost { .. })) => e.to_string(),
+            other => panic!("{other:?}\n{}", h.story()),
+        };
+        let within = format!("not re-attached within {}.0 s", bound.as_secs());
+        assert!(error.contains(&within), "{error}");
+        // The bound, plus what noticing the death and failing take; far from ConnectTimeout.
+        assert!(took < bound + Duration::from_secs(3), "bound {bound:?}: gave up after {took:?}");
+        std::fs::write(lab.host("host1").root_dir.join("marker"), "").unwrap();
+    }
+}

@@ -646,11 +646,14 @@ impl WorkerState {
     }
 
     /// Connects again (the pinned host key) with backoff 1, 2, 4 ... s up to the cap, until
-    /// `until`; the last error when no attempt worked.
+    /// `until`; the last error when no attempt worked. Each attempt gives up when `until`
+    /// passes, whatever `ConnectTimeout` says; a bound already spent (`--reattach 0`) still
+    /// gets one attempt, with the config's `ConnectTimeout`.
     fn connect_within(&mut self, until: Instant) -> Result<(), SshError> {
         let mut delay = Duration::from_secs(1);
         loop {
-            match self.owner.connect() {
+            let left = until.saturating_duration_since(Instant::now());
+            match self.owner.connect_for((!left.is_zero()).then_some(left)) {
                 Ok(conn) => {
                     self.conn = Some(conn);
                     self.lost = None;

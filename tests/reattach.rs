@@ -105,6 +105,18 @@ fn killed_mid_command(command: &str, want: ExitStatus) {
         other => panic!("{other:?}\n{}", h.story()),
     };
     assert_eq!(out.status, want, "{}", h.story());
+    // Its duration runs from its real start, not from the re-attach.
+    assert!(out.duration >= Duration::from_secs(12), "{:?}", out.duration);
+    let finished: Vec<Duration> = h
+        .events
+        .iter()
+        .filter_map(|(_, e)| match &e.kind {
+            EventKind::Finished { duration, .. } => Some(*duration),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(finished.len(), 1, "{}", h.story());
+    assert!(finished[0] >= Duration::from_secs(12), "{finished:?}");
     let mut want_stdout = twelve_lines().join("\n");
     want_stdout.push('\n');
     assert_eq!(String::from_utf8_lossy(&out.stdout), want_stdout);
@@ -336,6 +348,23 @@ fn tether_run_says_once_that_it_reattached_and_shows_every_line_once() {
         0
     );
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n");
+    // Durations run from the command's real start (12 lines, one a second), not from the
+    // re-attach: the command's, and the host's in the summary.
+    let finished: Vec<f64> = events
+        .iter()
+        .filter(|e| e["type"] == "command_finished")
+        .map(|e| e["duration_ms"].as_f64().unwrap())
+        .collect();
+    assert_eq!(finished.len(), 1, "{}", out.stdout);
+    assert!(finished[0] >= 12000.0, "{}", out.stdout);
+    let summary = events
+        .iter()
+        .find(|e| e["type"] == "summary" && e["host"] == "host1")
+        .unwrap();
+    assert!(
+        summary["duration_ms"].as_f64().unwrap() >= 12000.0,
+        "{summary}"
+    );
 }
 
 #[test]

@@ -497,7 +497,13 @@ impl WorkerState {
             if s.resumable() {
                 let reason = reason.clone();
                 match self.reattach(command, &opts, s, started, reason) {
-                    Ok(resumed) => result = resumed,
+                    // Its duration runs from its real start, not from the re-attach.
+                    Ok(resumed) => {
+                        result = resumed.map(|mut out| {
+                            out.duration = started.elapsed();
+                            out
+                        })
+                    }
                     Err(error) => unknown = Some(error),
                 }
             }
@@ -525,10 +531,11 @@ impl WorkerState {
                 command: command.to_string(),
                 timeout: timeout.unwrap_or_default(),
             }),
-            (None, Err(ExecError::Stopped(elapsed))) => Err(SshError::CommandStopped {
+            // Counted from the command's real start (it may have been re-attached to).
+            (None, Err(ExecError::Stopped(_))) => Err(SshError::CommandStopped {
                 host: self.owner.name.to_string(),
                 command: command.to_string(),
-                elapsed,
+                elapsed: started.elapsed(),
             }),
             // Only this channel was refused (or closed by us), or the long command could not
             // be staged: nothing ran, and the session is fine.

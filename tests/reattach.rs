@@ -7,7 +7,7 @@
 use crate::support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use support::harness::Harness;
@@ -17,6 +17,7 @@ use tether::pool::{FanOut, HostResult};
 use tether::ssh::exec::ExitStatus;
 use tether::ssh::policy::WorkerSettings;
 use tether::ssh::SshError;
+use tether::stop::{Stop, StopCell, StopReason};
 
 /// Prints `line1` .. `line12`, one a second, after appending to /srv/marker.
 const TWELVE: &str =
@@ -276,33 +277,72 @@ fn a_timeout_stops_the_remote_command() {
     );
 }
 
+/// A stopped command, with a PTY or without, fails as stopped by tether for the reason its
+/// stop carried (typed: Ctrl-C, `watch --kill`, a failed host of the same step), never as a
+/// hung-up terminal; without a PTY its process group is stopped and said so, with that reason.
 #[test]
-fn the_stop_flag_stops_a_command_without_a_pty() {
+fn the_stop_flag_stops_a_command_and_says_why() {
     let lab = Lab::builder().names(&["host1"]).start();
     let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
-    let flag = Arc::new(AtomicBool::new(false));
-    let how = FanOut {
-        kill: Some(flag.clone()),
-        ..FanOut::default()
-    };
-    let started = Instant::now();
-    let r = run_while(&h, &lab, "echo ran >> /srv/marker; sleep 44", how, || {
-        flag.store(true, Ordering::SeqCst)
-    });
-    h.drain();
-    assert!(
-        matches!(r.result, Some(Err(SshError::CommandStopped { .. }))),
-        "{:?}",
-        r.result
-    );
-    assert!(started.elapsed() < Duration::from_secs(10));
-    wait_until("the stopped command is still running", || {
-        processes(&lab, "host1", "sleep 44").is_empty()
-    });
-    assert_eq!(
-        h.count("host1", |k| matches!(k, EventKind::RemoteStopped { .. })),
-        1
-    );
+    let marker = lab.host("host1").root_dir.join("marker");
+    let reasons = [
+        StopReason::Interrupted,
+        StopReason::RunCancelled,
+        StopReason::StepAborted {
+            because: "web7".into(),
+        },
+    ];
+    for pty in [false, true] {
+        for why in &reasons {
+            std::fs::write(&marker, "").unwrap();
+            let flag = Arc::new(AtomicBool::new(false));
+            let cell: StopCell = Arc::new(OnceLock::new());
+            // A step abort comes in its cell; the other reasons with their flag.
+            let kill = match why {
+                StopReason::StepAborted { .. } => Stop::default().or_cell(cell.clone()),
+                _ => Stop::flag(flag.clone(), why.clone()),
+            };
+            let how = FanOut {
+                kill,
+                pty,
+                ..FanOut::default()
+            };
+            let mark = h.mark();
+            let started = Instant::now();
+            let r = run_while(&h, &lab, "echo ran >> /srv/marker; sleep 44", how, || {
+                flag.store(true, Ordering::SeqCst);
+                let _ = cell.set(why.clone());
+            });
+            h.drain();
+            let error = match &r.result {
+                Some(Err(e @ SshError::CommandStopped { why: got, .. })) => {
+                    assert_eq!(got, why);
+                    e.to_string()
+                }
+                other => panic!("{other:?}\n{}", h.story()),
+            };
+            assert!(
+                error.starts_with("`echo ran >> /srv/marker; sleep 44` on host1 was stopped by tether after "),
+                "{error}"
+            );
+            assert!(error.ends_with(&format!("({why})")), "{error}");
+            assert!(!error.contains("SIGHUP"), "{error}");
+            assert!(started.elapsed() < Duration::from_secs(10));
+            wait_until("the stopped command is still running", || {
+                processes(&lab, "host1", "sleep 44").is_empty()
+            });
+            let said: Vec<String> = h.events[mark..]
+                .iter()
+                .filter_map(|(_, e)| match &e.kind {
+                    EventKind::RemoteStopped { why, .. } => Some(why.clone()),
+                    _ => None,
+                })
+                .collect();
+            // A PTY command is stopped by hanging up its terminal: no process group to stop.
+            let want: Vec<String> = if pty { vec![] } else { vec![why.to_string()] };
+            assert_eq!(said, want, "pty {pty}\n{}", h.story());
+        }
+    }
 }
 
 #[test]

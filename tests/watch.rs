@@ -604,6 +604,11 @@ fn ctrl_c_stops_a_pty_command_of_tether_run() {
     assert_eq!(out.status.code(), Some(130), "{stdout}");
     assert!(started.elapsed() < 5 * SECS, "{:?}", started.elapsed());
     assert!(stdout.contains("web1  stopped"), "{stdout}");
-    assert!(stdout.contains("was stopped after"), "{stdout}");
+    // tether stopped it, and says why: not a hung-up terminal.
+    assert!(
+        stdout.contains("was stopped by tether after ") && stdout.contains("(tether was interrupted)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("SIGHUP"), "{stdout}");
     eventually("the remote sleep to be gone", 3 * SECS, || !alive(pid));
 }

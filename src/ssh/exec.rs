@@ -40,7 +40,6 @@
 //! off, so what it reads is never echoed into its output.
 
 use std::io::{Read, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -107,8 +106,9 @@ pub enum ExecError {
     Lost(String),
     /// The command ran past its deadline and was abandoned.
     Deadline(Duration),
-    /// A PTY command was stopped through [`ExecOptions::stop`] after this long: its channel was
-    /// closed, which hangs up its terminal (SIGHUP).
+    /// A command was stopped through [`ExecOptions::stop`] after this long: a PTY command's
+    /// channel closed (which hangs up its terminal), a supervised command's process group
+    /// stopped. Why is in the [`ExecOptions::stop`] that was set.
     Stopped(Duration),
     /// The server refused a request for this channel (a pseudo-terminal under `PermitTTY no`):
     /// the command never started, and the session is fine.
@@ -142,12 +142,12 @@ pub struct ExecOptions {
     pub stdout_to: Option<Drain>,
     /// Run the command on a pseudo-terminal (stderr then arrives merged into stdout).
     pub pty: bool,
-    /// When this flag is set while a PTY command runs, its channel is closed (the remote
+    /// When one of these is set while a PTY command runs, its channel is closed (the remote
     /// process gets SIGHUP) and the command ends with [`ExecError::Stopped`]; a command under
     /// the supervisor ([`run_reporting`] with a [`Supervision`]) has its process group stopped
     /// (SIGTERM, then SIGKILL). Any other command is waited for: closing its channel would not
-    /// stop it.
-    pub stop: Option<Arc<AtomicBool>>,
+    /// stop it. The caller reads why from it (see `crate::stop`).
+    pub stop: crate::stop::Stop,
     /// Forward this local ssh-agent socket to the command (`ForwardAgent`; see `ssh::agent`).
     pub forward_agent: Option<std::path::PathBuf>,
     /// Which of the command's events the worker reports.
@@ -1009,16 +1009,13 @@ fn pump(
     // not stop it), or when it is a transfer: closing its channel ends the remote `cat` (an
     // upload's shell then sees too few bytes and removes its temporary file).
     let transfer = opts.stdin_from.is_some() || opts.stdout_to.is_some();
-    let stop = opts
-        .stop
-        .as_ref()
-        .filter(|_| opts.pty || supervised || transfer);
+    let stop = Some(&opts.stop).filter(|s| !s.is_empty() && (opts.pty || supervised || transfer));
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         // Under the supervisor the channel stays open while its process group is stopped
         // (the caller does that, then closes it): the exec's sh ends with the command.
         let attached = supervised && err.start.open && direct_reason(&err.start.preamble).is_none();
-        if stop.is_some_and(|s| s.load(Ordering::SeqCst)) && (opts.pty || transfer || attached) {
+        if stop.is_some_and(|s| s.is_set()) && (opts.pty || transfer || attached) {
             if !attached {
                 close_now(conn, channel);
             }
@@ -1277,6 +1274,7 @@ mod tests {
                     host: host(),
                     command: command(),
                     elapsed: Duration::ZERO,
+                    why: crate::stop::StopReason::Interrupted,
                 }),
                 CommandOutcome::Stopped,
             ),

@@ -509,7 +509,7 @@ impl WorkerState {
             }
         }
         if let Some(s) = &mut sup {
-            self.report_supervision(command, s, &result);
+            self.report_supervision(command, s, &opts.stop, &result);
             match &result {
                 // The supervisor removes `done` once the command ends; this one's directory
                 // goes with the next command (its result has been read).
@@ -536,6 +536,13 @@ impl WorkerState {
                 host: self.owner.name.to_string(),
                 command: command.to_string(),
                 elapsed: started.elapsed(),
+                // The stop that ended the command is still set (a reason is never unset
+                // while a command runs; Ctrl-C's flag is cleared for the failure hooks only
+                // after every fan-out has returned).
+                why: opts
+                    .stop
+                    .reason()
+                    .unwrap_or(crate::stop::StopReason::Interrupted),
             }),
             // Only this channel was refused (or closed by us), or the long command could not
             // be staged: nothing ran, and the session is fine.
@@ -710,6 +717,7 @@ impl WorkerState {
         &mut self,
         command: &str,
         sup: &Supervision,
+        stop: &crate::stop::Stop,
         result: &Result<ExecOutput, ExecError>,
     ) {
         if let Some(reason) = &sup.direct {
@@ -726,12 +734,15 @@ impl WorkerState {
         }
         if let Some(how) = &sup.stopped {
             let why = match result {
-                Err(ExecError::Deadline(_)) => "its timeout passed",
-                _ => "tether was interrupted",
+                Err(ExecError::Deadline(_)) => "its timeout passed".to_string(),
+                _ => stop
+                    .reason()
+                    .unwrap_or(crate::stop::StopReason::Interrupted)
+                    .to_string(),
             };
             self.emit(EventKind::RemoteStopped {
                 command: command.to_string(),
-                why: why.into(),
+                why,
                 how: how.clone(),
             });
         }

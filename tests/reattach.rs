@@ -772,5 +772,113 @@ fn the_reattach_bound_holds_against_a_long_connect_timeout() {
         // The bound, plus what noticing the death and failing take; far from ConnectTimeout.
         assert!(took < bound + Duration::from_secs(3), "bound {bound:?}: gave up after {took:?}");
         std::fs::write(lab.host("host1").root_dir.join("marker"), "").unwrap();
+        // The host answers again: the pool's end stops the orphan.
+        drop(h);
+        assert!(processes(&lab, "host1", "sleep 38").is_empty());
+    }
+}
+
+/// `tether run` has no next contact: a command left running past the re-attach bound gets one
+/// bounded last attempt to be stopped before tether exits. Where the host answers again, the
+/// orphan is stopped (said so, its files removed); where it does not, tether says what was left
+/// running where (host, process group, spool files) and how to stop it by hand.
+#[test]
+fn tether_run_stops_an_orphan_before_it_exits_or_says_how_to() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let tmp = own_tmpdir(&lab, "host1", "/srv/tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let marker = lab.host("host1").root_dir.join("marker");
+    let listener = lab.host("host1").pid as libc::pid_t;
+    let spool = |tmp: &std::path::Path| -> Vec<String> {
+        std::fs::read_dir(tmp)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().unwrap().is_dir())
+            .flat_map(|d| std::fs::read_dir(d.path()).unwrap().filter_map(|e| e.ok()))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    for (round, back) in [true, false].into_iter().enumerate() {
+        std::fs::write(&marker, "").unwrap();
+        let sleep = format!("sleep 3{round}");
+        let command = format!("echo ran >> /srv/marker; {sleep}");
+        let child = support::tether::Tether::new()
+            .ssh_config(&lab.ssh_config())
+            .args(&["--reattach", "1s", "run", "--hosts", "host1", "--"])
+            .arg(&command)
+            .spawn();
+        wait_until("the command never started", || {
+            std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+        });
+        // The listener answers no new connection (the bound passes)...
+        // SAFETY: kill(2) on the lab's own sshd listener.
+        unsafe { libc::kill(listener, libc::SIGSTOP) };
+        lab.kill_connections("host1");
+        if back {
+            // ... and answers again before tether's last attempt gives up.
+            std::thread::sleep(Duration::from_millis(1500));
+            // SAFETY: as above.
+            unsafe { libc::kill(listener, libc::SIGCONT) };
+        }
+        let out = child.wait_with_output().unwrap();
+        // SAFETY: as above.
+        unsafe { libc::kill(listener, libc::SIGCONT) };
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(text.contains("remote state unknown"), "{text}");
+        assert!(!text.contains("stopped at the next contact"), "{text}");
+        let left = processes(&lab, "host1", &sleep);
+        if back {
+            assert!(
+                text.contains(&format!(
+                    "host1 ~ stopped `{command}` on the host (left running when its connection \
+                     was lost and re-attaching failed): its process group was sent SIGTERM and \
+                     ended"
+                )),
+                "{text}"
+            );
+            assert!(left.is_empty(), "{left:?}\n{text}");
+            assert_eq!(spool(&tmp), Vec::<String>::new(), "{text}");
+        } else {
+            assert!(!left.is_empty(), "{text}");
+            // The process group named is the orphan's own.
+            let pgid = {
+                let stat = std::fs::read_to_string(format!("/proc/{}/stat", left[0])).unwrap();
+                let after = &stat[stat.rfind(')').unwrap() + 2..];
+                after.split(' ').nth(2).unwrap().to_string()
+            };
+            let files = spool(&tmp);
+            let id = files
+                .iter()
+                .find_map(|f| f.strip_suffix(".o"))
+                .expect("the orphan's output file")
+                .to_string();
+            let base = format!("/srv/tmp/tether-root/{id}");
+            let said: Vec<&str> = text
+                .lines()
+                .filter(|l| l.contains("tether could not stop it"))
+                .collect();
+            assert_eq!(said.len(), 1, "{text}");
+            for part in [
+                format!("`{command}` may still be running on host1"),
+                format!("process group is {pgid},"),
+                format!("{base}.o"),
+                format!("{base}.e"),
+                format!("ssh host1 'kill -TERM -- -{pgid}; rm -f {base}.*'"),
+            ] {
+                assert!(said[0].contains(&part), "{part}\n{text}\n{left:?}");
+            }
+            // The words work.
+            let mut stop = lab.ssh("host1");
+            stop.arg(format!("kill -TERM -- -{pgid}; rm -f {base}.*"));
+            assert!(stop.status().unwrap().success());
+            wait_until("the orphan survived the words", || {
+                processes(&lab, "host1", &sleep).is_empty()
+            });
+        }
     }
 }

@@ -608,6 +608,9 @@ pub struct Supervision {
     pub direct: Option<String>,
     /// What stopping the command's process group did, after a timeout or a stop flag.
     pub stopped: Option<String>,
+    /// Where the command runs on the host (its process group and files), once the exec's sh
+    /// said so: what tether names when it cannot stop the command.
+    pub place: Option<super::supervisor::Placement>,
     /// A resume found the command's directory gone: how it ended is unknown.
     pub gone: bool,
     /// Ids of earlier commands whose results were read: the supervisor removes their
@@ -622,6 +625,7 @@ impl Default for Supervision {
             streams: None,
             direct: None,
             stopped: None,
+            place: None,
             gone: false,
             done: Vec::new(),
         }
@@ -789,8 +793,9 @@ pub fn clean_supervised(conn: &Connection, ids: &[String]) {
 }
 
 /// Stops the supervised command `id` on `conn`: SIGTERM to its process group, SIGKILL after
-/// [`super::supervisor::STOP_GRACE`], its directory removed. Says what that did.
-pub fn stop_supervised(conn: &Connection, id: &str) -> String {
+/// [`super::supervisor::STOP_GRACE`], its directory removed. Says what that did; Err says why
+/// stopping it failed (the command may still run).
+pub fn stop_supervised(conn: &Connection, id: &str) -> Result<String, String> {
     let grace = super::supervisor::STOP_GRACE;
     let opts = ExecOptions {
         timeout: Some(grace + OPEN_TIMEOUT),
@@ -808,9 +813,9 @@ pub fn stop_supervised(conn: &Connection, id: &str) -> String {
         &mut Preamble::default(),
         None,
     ) {
-        Ok(out) if out.status.success() => super::supervisor::stop_report(&out.stdout, grace),
-        Ok(out) => format!("stopping it failed ({})", out.status),
-        Err(e) => format!("stopping it failed ({e:?})"),
+        Ok(out) if out.status.success() => Ok(super::supervisor::stop_report(&out.stdout, grace)),
+        Ok(out) => Err(format!("stopping it failed ({})", out.status)),
+        Err(e) => Err(format!("stopping it failed ({e:?})")),
     }
 }
 
@@ -901,6 +906,10 @@ fn run_wrapped(
         Ok(()) => {}
         Err(ExecError::Lost(reason)) => {
             if let Some(sup) = sup {
+                if let Some((_, place)) = super::supervisor::placement(&streams.err.start.preamble)
+                {
+                    sup.place = Some(place);
+                }
                 if streams.supervised() && streams.stdin_done {
                     sup.streams = Some(streams);
                 }
@@ -911,7 +920,9 @@ fn run_wrapped(
             match sup.filter(|_| streams.supervised()) {
                 // The exec's sh ends once the command's process group is gone.
                 Some(sup) => {
-                    sup.stopped = Some(stop_supervised(conn, &sup.id));
+                    sup.stopped = Some(match stop_supervised(conn, &sup.id) {
+                        Ok(how) | Err(how) => how,
+                    });
                     close_now(conn, &mut channel);
                 }
                 // Abandoned: closing its channel does not wait for it.
@@ -939,6 +950,12 @@ fn run_wrapped(
         preamble.stderr.drain(from..to);
         if let Some(sup) = sup.as_deref_mut() {
             sup.direct = Some(reason);
+        }
+    }
+    if let Some((range, place)) = super::supervisor::placement(&preamble.stderr) {
+        preamble.stderr.drain(range);
+        if let Some(sup) = sup.as_deref_mut() {
+            sup.place = Some(place);
         }
     }
     if opts.pty {

@@ -38,6 +38,40 @@ pub const GONE: &[u8] = b"\x1etether-gone\x1e";
 /// runs the command directly; the reason follows, then `\x1e`.
 pub const DIRECT: &[u8] = b"\x1etether-direct:";
 
+/// The start of the frame the exec's sh writes on stderr, before its start marker, when it
+/// runs the command under the supervisor: `PGID:SPOOL` follows (the process group, and the
+/// common prefix of the command's files on the host), then `\x1e`. tether keeps it to say
+/// what was left running where when it cannot stop a command (see [`Placement`]).
+pub const PLACED: &[u8] = b"\x1etether-sup:";
+
+/// Where a supervised command runs on its host, as its exec's sh said ([`PLACED`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// Its process group (a number, as the host's `kill -- -PGID` takes it).
+    pub pgid: String,
+    /// The common prefix of its files: `SPOOL.o` stdout, `SPOOL.e` stderr, `SPOOL.s` status.
+    pub spool: String,
+}
+
+/// The [`PLACED`] frame in `preamble` (what came before the start marker on stderr): its byte
+/// range, to cut it out, and what it says.
+pub fn placement(preamble: &[u8]) -> Option<(std::ops::Range<usize>, Placement)> {
+    let from = preamble
+        .windows(PLACED.len())
+        .position(|w| w == PLACED)?;
+    let text = from + PLACED.len();
+    let end = text + preamble[text..].iter().position(|&b| b == 0x1e)?;
+    let said = String::from_utf8_lossy(&preamble[text..end]);
+    let (pgid, spool) = said.split_once(':')?;
+    Some((
+        from..end + 1,
+        Placement {
+            pgid: pgid.to_string(),
+            spool: spool.to_string(),
+        },
+    ))
+}
+
 /// How long a stopped command's process group has between SIGTERM and SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -82,7 +116,7 @@ fn follow() -> String {
 /// `exec`s into): where `/proc` says it leads none, the command runs directly.
 pub fn boot(start: &str) -> String {
     format!(
-        r#"set -- "$_tether_id"; {DIR}; set --; _tether_why=; if [ -z "${{LOGNAME:-$USER}}" ]; then _tether_why="neither LOGNAME nor USER is set"; else [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; if [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && chmod 700 "$_tether_b" && (umask 077 && : >"$_tether_d.o" && : >"$_tether_d.e") 2>/dev/null; then :; else _tether_why="$_tether_b is not a writable directory of the user's own"; fi; fi; if [ -n "$_tether_why" ]; then printf "\036tether-direct:%s\036" "$_tether_why" >&2; {start} (eval "unset _tether_cmd _tether_id _tether_b _tether_d _tether_why _tether_done; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%d\036" "$_tether_s" >&2; exit "$_tether_s"; fi; _tether_g=$$; [ -r /proc/$$/stat ] && read -r _tether_v _tether_v _tether_v _tether_v _tether_g _tether_v </proc/$$/stat; if [ "$_tether_g" != $$ ]; then rm -f "$_tether_d.o" "$_tether_d.e"; printf "\036tether-direct:%s\036" "the exec's sh does not lead its own process group" >&2; {start} (eval "unset _tether_cmd _tether_id _tether_b _tether_d _tether_why _tether_done _tether_g _tether_v; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%d\036" "$_tether_s" >&2; exit "$_tether_s"; fi; echo $$ >"$_tether_d.p"; trap : USR1; echo $$ >"$_tether_d.w"; exec 3<&0; ({SUPERVISE}) <&3 >>"$_tether_d.o" 2>>"$_tether_d.e" 3<&- & _tether_wp=$!; exec 3<&-; {start} _tether_o=0; _tether_e=0; {follow}"#,
+        r#"set -- "$_tether_id"; {DIR}; set --; _tether_why=; if [ -z "${{LOGNAME:-$USER}}" ]; then _tether_why="neither LOGNAME nor USER is set"; else [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; if [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && chmod 700 "$_tether_b" && (umask 077 && : >"$_tether_d.o" && : >"$_tether_d.e") 2>/dev/null; then :; else _tether_why="$_tether_b is not a writable directory of the user's own"; fi; fi; if [ -n "$_tether_why" ]; then printf "\036tether-direct:%s\036" "$_tether_why" >&2; {start} (eval "unset _tether_cmd _tether_id _tether_b _tether_d _tether_why _tether_done; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%d\036" "$_tether_s" >&2; exit "$_tether_s"; fi; _tether_g=$$; [ -r /proc/$$/stat ] && read -r _tether_v _tether_v _tether_v _tether_v _tether_g _tether_v </proc/$$/stat; if [ "$_tether_g" != $$ ]; then rm -f "$_tether_d.o" "$_tether_d.e"; printf "\036tether-direct:%s\036" "the exec's sh does not lead its own process group" >&2; {start} (eval "unset _tether_cmd _tether_id _tether_b _tether_d _tether_why _tether_done _tether_g _tether_v; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%d\036" "$_tether_s" >&2; exit "$_tether_s"; fi; echo $$ >"$_tether_d.p"; printf "\036tether-sup:%s:%s\036" $$ "$_tether_d" >&2; trap : USR1; echo $$ >"$_tether_d.w"; exec 3<&0; ({SUPERVISE}) <&3 >>"$_tether_d.o" 2>>"$_tether_d.e" 3<&- & _tether_wp=$!; exec 3<&-; {start} _tether_o=0; _tether_e=0; {follow}"#,
         follow = follow()
     )
 }

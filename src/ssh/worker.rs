@@ -28,6 +28,7 @@ use super::limiter::HandshakeLimiter;
 use super::owner::{Owner, Shared, Via};
 use super::policy::WorkerSettings;
 use super::reconnect;
+use super::supervisor::Placement;
 use super::SshError;
 use crate::event::{EventKind, Sink, Stream};
 
@@ -38,6 +39,20 @@ pub const READ_LIMITS_AFTER: Duration = Duration::from_secs(1);
 /// A session that could not be replaced is tried again by a command that comes at least this
 /// long after the failed attempt (earlier ones fail at once: the host is known unreachable).
 pub const RETRY_LOST_AFTER: Duration = Duration::from_secs(5);
+
+/// How long the last attempt to reach a host, when tether is about to exit, may take to stop a
+/// command left running there when re-attaching to it failed (at most `ConnectTimeout`).
+pub const LAST_CONTACT: Duration = Duration::from_secs(5);
+
+/// A command left running under the supervisor when re-attaching to it failed.
+struct Orphan {
+    /// Its id on the host.
+    id: String,
+    /// The command.
+    command: String,
+    /// Its process group and files, as the host said.
+    place: Option<Placement>,
+}
 
 /// Receives a job's result on the worker thread; it must not block.
 pub type Reply = Box<dyn FnOnce(Result<ExecOutput, SshError>) + Send>;
@@ -188,9 +203,9 @@ struct WorkerState {
     preamble_shown: bool,
     /// Whether running commands without the supervisor was reported (once per host).
     direct_said: bool,
-    /// Commands (id, command) left running under the supervisor when re-attaching to them
-    /// failed: stopped at the next contact with the host.
-    orphans: Vec<(String, String)>,
+    /// Commands left running under the supervisor when re-attaching to them failed: stopped
+    /// at the next contact with the host, or before the worker ends.
+    orphans: Vec<Orphan>,
     /// Ids of supervised commands whose results were read: their directories on the host are
     /// removed by the next command, or when the worker ends.
     read: Vec<String>,
@@ -239,6 +254,9 @@ impl WorkerState {
                 Idle::Probe => self.heartbeat(true),
                 Idle::Due => self.heartbeat(false),
             }
+        }
+        if !self.orphans.is_empty() {
+            self.last_contact();
         }
         if let Some(conn) = self.conn.take() {
             if !self.read.is_empty() {
@@ -605,7 +623,11 @@ impl WorkerState {
             let lost_at = Instant::now();
             self.conn = None;
             if let Err(e) = self.connect_within(lost_at + bound) {
-                self.orphans.push((sup.id.clone(), command.to_string()));
+                self.orphans.push(Orphan {
+                    id: sup.id.clone(),
+                    command: command.to_string(),
+                    place: sup.place.clone(),
+                });
                 let within = crate::duration::format(bound);
                 let reason = format!(
                     "{reason}; not re-attached within {within} ({e}): remote state unknown, the \
@@ -701,14 +723,62 @@ impl WorkerState {
     /// [`WorkerState::reattach`]), now that the host has a session; reports each.
     fn stop_orphans(&mut self) {
         let Some(conn) = &self.conn else { return };
-        for (id, command) in std::mem::take(&mut self.orphans) {
-            let how = exec::stop_supervised(conn, &id);
-            self.owner.emit(EventKind::RemoteStopped {
-                command,
-                why: "left running when its connection was lost and re-attaching failed".into(),
-                how,
-            });
+        for orphan in std::mem::take(&mut self.orphans) {
+            match exec::stop_supervised(conn, &orphan.id) {
+                Ok(how) => self.owner.emit(EventKind::RemoteStopped {
+                    command: orphan.command,
+                    why: "left running when its connection was lost and re-attaching failed"
+                        .into(),
+                    how,
+                }),
+                Err(failed) => self.left_running(&orphan, &failed),
+            }
         }
+    }
+
+    /// tether is about to exit (this worker ends) with commands left running on the host:
+    /// one bounded attempt ([`LAST_CONTACT`]) to reach it and stop them; each that stays
+    /// running is named with how to stop it by hand.
+    fn last_contact(&mut self) {
+        if self.conn.is_none() {
+            match self.owner.connect_for(Some(LAST_CONTACT)) {
+                Ok(conn) => self.conn = Some(conn),
+                Err(e) => {
+                    let why = format!("the host could not be reached before tether exited: {e}");
+                    for orphan in std::mem::take(&mut self.orphans) {
+                        self.left_running(&orphan, &why);
+                    }
+                    return;
+                }
+            }
+        }
+        self.stop_orphans();
+    }
+
+    /// Says that `orphan` may still run on the host, where, and how to stop it by hand, as
+    /// stopping it failed (`why`).
+    fn left_running(&self, orphan: &Orphan, why: &str) {
+        let host = &self.owner.name;
+        let command = &orphan.command;
+        let message = match &orphan.place {
+            Some(Placement { pgid, spool }) => format!(
+                "`{command}` may still be running on {host}: it was left running when its \
+                 connection was lost, and tether could not stop it ({why}). Its process group \
+                 is {pgid}, its output in {spool}.o and {spool}.e; to stop it and remove its \
+                 files: ssh {host} 'kill -TERM -- -{pgid}; rm -f {spool}.*'"
+            ),
+            // The exec's sh says where before the command starts: not known only when the
+            // connection died before that arrived.
+            None => format!(
+                "`{command}` may still be running on {host}: it was left running when its \
+                 connection was lost, and tether could not stop it ({why}). Its files are \
+                 ${{TMPDIR:-/tmp}}/tether-$LOGNAME/{id}.* on the host, its process group in \
+                 {id}.p there; to stop it: ssh {host} 'd=${{TMPDIR:-/tmp}}/tether-$LOGNAME/{id}; \
+                 kill -TERM -- -$(cat $d.p); rm -f $d.*'",
+                id = orphan.id
+            ),
+        };
+        self.emit(EventKind::Warning { message });
     }
 
     /// Says once per host that commands run without the supervisor, and says what stopping

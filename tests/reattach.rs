@@ -107,7 +107,11 @@ fn killed_mid_command(command: &str, want: ExitStatus) {
     };
     assert_eq!(out.status, want, "{}", h.story());
     // Its duration runs from its real start, not from the re-attach.
-    assert!(out.duration >= Duration::from_secs(12), "{:?}", out.duration);
+    assert!(
+        out.duration >= Duration::from_secs(12),
+        "{:?}",
+        out.duration
+    );
     let finished: Vec<Duration> = h
         .events
         .iter()
@@ -193,7 +197,10 @@ fn past_the_bound_the_state_is_unknown_and_the_orphan_is_stopped_at_the_next_con
     let config = lab.host("host1").sshd_config.clone();
     let saved = std::fs::read(&config).unwrap();
     let marker = lab.host("host1").root_dir.join("marker");
-    for (round, gap) in [Duration::ZERO, Duration::from_secs(2)].into_iter().enumerate() {
+    for (round, gap) in [Duration::ZERO, Duration::from_secs(2)]
+        .into_iter()
+        .enumerate()
+    {
         std::fs::write(&marker, "").unwrap();
         let sleep = format!("sleep 4{round}");
         let command = format!("echo ran >> /srv/marker; {sleep}");
@@ -231,7 +238,10 @@ fn past_the_bound_the_state_is_unknown_and_the_orphan_is_stopped_at_the_next_con
         assert!(stopped[0].ends_with("SIGTERM and ended"), "{}", stopped[0]);
         // Stopped before the new command started.
         let at = |pred: &dyn Fn(&EventKind) -> bool| {
-            h.events[mark..].iter().position(|(_, e)| pred(&e.kind)).unwrap()
+            h.events[mark..]
+                .iter()
+                .position(|(_, e)| pred(&e.kind))
+                .unwrap()
         };
         assert!(
             at(&|k| matches!(k, EventKind::RemoteStopped { .. }))
@@ -322,7 +332,9 @@ fn the_stop_flag_stops_a_command_and_says_why() {
                 other => panic!("{other:?}\n{}", h.story()),
             };
             assert!(
-                error.starts_with("`echo ran >> /srv/marker; sleep 44` on host1 was stopped by tether after "),
+                error.starts_with(
+                    "`echo ran >> /srv/marker; sleep 44` on host1 was stopped by tether after "
+                ),
                 "{error}"
             );
             assert!(error.ends_with(&format!("({why})")), "{error}");
@@ -734,7 +746,11 @@ fn the_reattach_bound_holds_against_a_long_connect_timeout() {
     let text = std::fs::read_to_string(lab.ssh_config()).unwrap();
     assert!(text.contains("ConnectTimeout 5\n"));
     let slow = lab.dir().join("ssh_config_slow_connect");
-    std::fs::write(&slow, text.replace("ConnectTimeout 5\n", "ConnectTimeout 30\n")).unwrap();
+    std::fs::write(
+        &slow,
+        text.replace("ConnectTimeout 5\n", "ConnectTimeout 30\n"),
+    )
+    .unwrap();
     let listener = lab.host("host1").pid as libc::pid_t;
     for (run_bound, step_bound) in [
         (Duration::from_secs(1), None),
@@ -770,7 +786,10 @@ fn the_reattach_bound_holds_against_a_long_connect_timeout() {
         let within = format!("not re-attached within {}.0 s", bound.as_secs());
         assert!(error.contains(&within), "{error}");
         // The bound, plus what noticing the death and failing take; far from ConnectTimeout.
-        assert!(took < bound + Duration::from_secs(3), "bound {bound:?}: gave up after {took:?}");
+        assert!(
+            took < bound + Duration::from_secs(3),
+            "bound {bound:?}: gave up after {took:?}"
+        );
         std::fs::write(lab.host("host1").root_dir.join("marker"), "").unwrap();
         // The host answers again: the pool's end stops the orphan.
         drop(h);

@@ -606,7 +606,8 @@ fn ctrl_c_stops_a_pty_command_of_tether_run() {
     assert!(stdout.contains("web1  stopped"), "{stdout}");
     // tether stopped it, and says why: not a hung-up terminal.
     assert!(
-        stdout.contains("was stopped by tether after ") && stdout.contains("(tether was interrupted)"),
+        stdout.contains("was stopped by tether after ")
+            && stdout.contains("(tether was interrupted)"),
         "{stdout}"
     );
     assert!(!stdout.contains("SIGHUP"), "{stdout}");

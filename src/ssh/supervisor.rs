@@ -56,9 +56,7 @@ pub struct Placement {
 /// The [`PLACED`] frame in `preamble` (what came before the start marker on stderr): its byte
 /// range, to cut it out, and what it says.
 pub fn placement(preamble: &[u8]) -> Option<(std::ops::Range<usize>, Placement)> {
-    let from = preamble
-        .windows(PLACED.len())
-        .position(|w| w == PLACED)?;
+    let from = preamble.windows(PLACED.len()).position(|w| w == PLACED)?;
     let text = from + PLACED.len();
     let end = text + preamble[text..].iter().position(|&b| b == 0x1e)?;
     let said = String::from_utf8_lossy(&preamble[text..end]);

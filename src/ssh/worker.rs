@@ -727,8 +727,7 @@ impl WorkerState {
             match exec::stop_supervised(conn, &orphan.id) {
                 Ok(how) => self.owner.emit(EventKind::RemoteStopped {
                     command: orphan.command,
-                    why: "left running when its connection was lost and re-attaching failed"
-                        .into(),
+                    why: "left running when its connection was lost and re-attaching failed".into(),
                     how,
                 }),
                 Err(failed) => self.left_running(&orphan, &failed),

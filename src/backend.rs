@@ -34,6 +34,9 @@ pub struct Call {
     /// A pseudo-terminal. A command fed the sudo password gets one with its echo off; an
     /// upload never gets one (the terminal would translate its bytes).
     pub pty: bool,
+    /// What else stops it while it runs, besides the run's own stop (Ctrl-C): a failure of
+    /// another host of the same `on` (see `recipe::context::StepAbort`).
+    pub stop: Stop,
 }
 
 /// An upload a backend was asked for (see [`crate::transfer`] for the two commands it takes).
@@ -452,11 +455,13 @@ impl Remote {
     }
 
     /// Runs `command` on `host` with `opts` as they are (no PTY unless they say so).
-    fn send(&self, host: &str, command: &str, opts: ExecOptions) -> Result<ExecOutput, SshError> {
-        let opts = ExecOptions {
-            stop: self.kill.clone(),
-            ..opts
-        };
+    fn send(
+        &self,
+        host: &str,
+        command: &str,
+        mut opts: ExecOptions,
+    ) -> Result<ExecOutput, SshError> {
+        opts.stop = self.kill.clone().or(std::mem::take(&mut opts.stop));
         let result = self.fleet.pool.exec_one(host, command, opts);
         self.fleet.sink.barrier();
         result
@@ -476,6 +481,7 @@ impl Remote {
             stdin: call.stdin,
             timeout: call.timeout,
             reattach: call.reattach,
+            stop: call.stop,
             echo: if call.quiet {
                 Echo::NoStdout
             } else {

@@ -38,13 +38,28 @@ impl std::fmt::Display for StopReason {
     }
 }
 
+/// A source that decides, each time it is asked, whether a command is to stop now and why
+/// (a step abort, whose same-step grace runs out with time: see
+/// `recipe::context::StepAbort`). It is asked often (every 50 ms while a command runs), so it
+/// must be cheap and must not block.
+pub trait StopWhen: std::fmt::Debug + Send + Sync {
+    /// Why the command is to stop now; `None` while it is not.
+    fn reason(&self) -> Option<StopReason>;
+}
+
 /// A cell set once, with its reason, to stop the commands given it.
 pub type StopCell = Arc<OnceLock<StopReason>>;
+
+impl StopWhen for OnceLock<StopReason> {
+    fn reason(&self) -> Option<StopReason> {
+        self.get().cloned()
+    }
+}
 
 #[derive(Debug, Clone)]
 enum Source {
     Flag(Arc<AtomicBool>, StopReason),
-    Cell(StopCell),
+    When(Arc<dyn StopWhen>),
 }
 
 /// The sources that stop one command (see the module documentation). The default stops
@@ -67,8 +82,19 @@ impl Stop {
     }
 
     /// Also stopped once `cell` is set, for the reason in it.
-    pub fn or_cell(mut self, cell: StopCell) -> Self {
-        self.sources.push(Source::Cell(cell));
+    pub fn or_cell(self, cell: StopCell) -> Self {
+        self.or_when(cell)
+    }
+
+    /// Also stopped when `when` says so.
+    pub fn or_when(mut self, when: Arc<dyn StopWhen>) -> Self {
+        self.sources.push(Source::When(when));
+        self
+    }
+
+    /// Also stopped by every source of `other` (after this one's).
+    pub fn or(mut self, other: Stop) -> Self {
+        self.sources.extend(other.sources);
         self
     }
 
@@ -81,7 +107,7 @@ impl Stop {
     pub fn reason(&self) -> Option<StopReason> {
         self.sources.iter().find_map(|s| match s {
             Source::Flag(flag, why) => flag.load(Ordering::SeqCst).then(|| why.clone()),
-            Source::Cell(cell) => cell.get().cloned(),
+            Source::When(when) => when.reason(),
         })
     }
 

@@ -901,3 +901,54 @@ fn tether_run_stops_an_orphan_before_it_exits_or_says_how_to() {
         }
     }
 }
+
+/// In a recipe, the next contact right after a command went past its re-attach bound (here a
+/// `catch` that runs a command on the same host at once) reconnects, stops the orphan first
+/// and says so, then runs its own command.
+#[test]
+fn a_recipe_contact_right_after_the_bound_stops_the_orphan_first() {
+    let lab = support::recipe::lab(&["db1"]);
+    let marker = lab.host("db1").root_dir.join("marker");
+    let r = support::recipe::lab_recipe(
+        &lab,
+        "reattach-next-contact",
+        r#"task("slow", || {
+    try {
+        on("db", #{ reattach: 1 }, |host| { run("echo ran >> /srv/marker; sleep 37"); });
+    } catch (err) {
+        print("caught: " + err.kind);
+        on("db", "echo next");
+    }
+});"#,
+    );
+    let child = r.tether().args(&["slow"]).spawn();
+    wait_until("the command never started", || {
+        std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+    });
+    let listener = lab.host("db1").pid as libc::pid_t;
+    // SAFETY: kill(2) on the lab's own sshd listener.
+    unsafe { libc::kill(listener, libc::SIGSTOP) };
+    lab.kill_connections("db1");
+    // Back just after the bound: the catch's command comes within a second of the failure.
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: as above.
+    unsafe { libc::kill(listener, libc::SIGCONT) };
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let text = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let stopped = stdout
+        .find(
+            "db1  ~ stopped `echo ran >> /srv/marker; sleep 37` on the host (left running when its \
+             connection was lost and re-attaching failed): its process group was sent SIGTERM \
+             and ended",
+        )
+        .unwrap_or_else(|| panic!("{text}"));
+    let next = stdout
+        .find("db1  | next")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(stopped < next, "{text}");
+    assert!(text.contains("caught: connection_lost"), "{text}");
+    assert!(processes(&lab, "db1", "sleep 37").is_empty(), "{text}");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n");
+}

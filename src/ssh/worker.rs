@@ -381,6 +381,8 @@ impl WorkerState {
                 self.lost = None;
                 self.last_alive = Instant::now();
                 self.connected_at = self.last_alive;
+                // The first thing a new session does: stop what was left running.
+                self.stop_orphans(false);
                 true
             }
             reconnect::Outcome::Stopped => {
@@ -435,11 +437,7 @@ impl WorkerState {
                 None => "no session; connecting to clean up".into(),
             },
         };
-        let alive = self.replace_session(dead, true);
-        if alive {
-            self.stop_orphans();
-        }
-        alive
+        self.replace_session(dead, true)
     }
 
     fn exec(&mut self, command: &str, opts: ExecOptions) -> Result<ExecOutput, SshError> {
@@ -459,7 +457,7 @@ impl WorkerState {
             }
         }
         // Before the command is announced: what was left running goes first.
-        self.stop_orphans();
+        self.stop_orphans(false);
         let echo = opts.echo != Echo::Nothing;
         if echo {
             self.emit(EventKind::Started {
@@ -720,9 +718,12 @@ impl WorkerState {
     }
 
     /// Stops the commands left running when re-attaching to them failed (see
-    /// [`WorkerState::reattach`]), now that the host has a session; reports each.
-    fn stop_orphans(&mut self) {
+    /// [`WorkerState::reattach`]), now that the host has a session; reports each. One that
+    /// could not be stopped is tried again at the next contact, or, when this is the `last`
+    /// (tether exits), named with how to stop it by hand.
+    fn stop_orphans(&mut self, last: bool) {
         let Some(conn) = &self.conn else { return };
+        let mut kept = Vec::new();
         for orphan in std::mem::take(&mut self.orphans) {
             match exec::stop_supervised(conn, &orphan.id) {
                 Ok(how) => self.owner.emit(EventKind::RemoteStopped {
@@ -730,9 +731,11 @@ impl WorkerState {
                     why: "left running when its connection was lost and re-attaching failed".into(),
                     how,
                 }),
-                Err(failed) => self.left_running(&orphan, &failed),
+                Err(failed) if last => self.left_running(&orphan, &failed),
+                Err(_) => kept.push(orphan),
             }
         }
+        self.orphans = kept;
     }
 
     /// tether is about to exit (this worker ends) with commands left running on the host:
@@ -751,7 +754,7 @@ impl WorkerState {
                 }
             }
         }
-        self.stop_orphans();
+        self.stop_orphans(true);
     }
 
     /// Says that `orphan` may still run on the host, where, and how to stop it by hand, as

@@ -817,14 +817,26 @@ fn tether_run_stops_an_orphan_before_it_exits_or_says_how_to() {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect()
     };
-    for (round, back) in [true, false].into_iter().enumerate() {
+    for (round, (back, json)) in [(true, false), (false, false), (false, true)]
+        .into_iter()
+        .enumerate()
+    {
         std::fs::write(&marker, "").unwrap();
         let sleep = format!("sleep 3{round}");
         let command = format!("echo ran >> /srv/marker; {sleep}");
+        let format = if json { "json" } else { "text" };
         let child = support::tether::Tether::new()
             .ssh_config(&lab.ssh_config())
-            .args(&["--reattach", "1s", "run", "--hosts", "host1", "--"])
-            .arg(&command)
+            .args(&[
+                "--format",
+                format,
+                "--reattach",
+                "1s",
+                "run",
+                "--hosts",
+                "host1",
+            ])
+            .args(&["--", &command])
             .spawn();
         wait_until("the command never started", || {
             std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
@@ -877,19 +889,42 @@ fn tether_run_stops_an_orphan_before_it_exits_or_says_how_to() {
                 .expect("the orphan's output file")
                 .to_string();
             let base = format!("/srv/tmp/tether-root/{id}");
+            let stop_with = format!("ssh host1 'kill -TERM -- -{pgid}; rm -f {base}.*'");
+            if json {
+                let said: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .filter(|e: &serde_json::Value| e["type"] == "remote_left_running")
+                    .collect();
+                assert_eq!(said.len(), 1, "{text}");
+                assert_eq!(said[0]["host"], "host1");
+                assert_eq!(said[0]["command"], command.as_str());
+                assert_eq!(said[0]["pgid"], pgid.as_str());
+                assert_eq!(said[0]["spool"], base.as_str());
+                assert_eq!(said[0]["stop_with"], stop_with.as_str());
+                assert!(
+                    said[0]["why"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("the host could not be reached before tether exited"),
+                    "{text}"
+                );
+            }
             let said: Vec<&str> = text
                 .lines()
                 .filter(|l| l.contains("tether could not stop it"))
                 .collect();
-            assert_eq!(said.len(), 1, "{text}");
-            for part in [
-                format!("`{command}` may still be running on host1"),
-                format!("process group is {pgid},"),
-                format!("{base}.o"),
-                format!("{base}.e"),
-                format!("ssh host1 'kill -TERM -- -{pgid}; rm -f {base}.*'"),
-            ] {
-                assert!(said[0].contains(&part), "{part}\n{text}\n{left:?}");
+            assert_eq!(said.len(), usize::from(!json), "{text}");
+            if !json {
+                for part in [
+                    format!("host1 ~ warning: `{command}` may still be running on host1"),
+                    format!("process group is {pgid},"),
+                    format!("{base}.o"),
+                    format!("{base}.e"),
+                    stop_with.clone(),
+                ] {
+                    assert!(said[0].contains(&part), "{part}\n{text}\n{left:?}");
+                }
             }
             // The words work.
             let mut stop = lab.ssh("host1");

@@ -761,26 +761,31 @@ impl WorkerState {
     /// stopping it failed (`why`).
     fn left_running(&self, orphan: &Orphan, why: &str) {
         let host = &self.owner.name;
-        let command = &orphan.command;
-        let message = match &orphan.place {
-            Some(Placement { pgid, spool }) => format!(
-                "`{command}` may still be running on {host}: it was left running when its \
-                 connection was lost, and tether could not stop it ({why}). Its process group \
-                 is {pgid}, its output in {spool}.o and {spool}.e; to stop it and remove its \
-                 files: ssh {host} 'kill -TERM -- -{pgid}; rm -f {spool}.*'"
+        let (pgid, spool, stop_with) = match &orphan.place {
+            Some(Placement { pgid, spool }) => (
+                Some(pgid.clone()),
+                spool.clone(),
+                format!("ssh {host} 'kill -TERM -- -{pgid}; rm -f {spool}.*'"),
             ),
             // The exec's sh says where before the command starts: not known only when the
-            // connection died before that arrived.
-            None => format!(
-                "`{command}` may still be running on {host}: it was left running when its \
-                 connection was lost, and tether could not stop it ({why}). Its files are \
-                 ${{TMPDIR:-/tmp}}/tether-$LOGNAME/{id}.* on the host, its process group in \
-                 {id}.p there; to stop it: ssh {host} 'd=${{TMPDIR:-/tmp}}/tether-$LOGNAME/{id}; \
-                 kill -TERM -- -$(cat $d.p); rm -f $d.*'",
-                id = orphan.id
+            // connection died before that arrived. Its files then say it.
+            None => (
+                None,
+                format!("${{TMPDIR:-/tmp}}/tether-$LOGNAME/{}", orphan.id),
+                format!(
+                    "ssh {host} 'd=${{TMPDIR:-/tmp}}/tether-$LOGNAME/{}; kill -TERM -- -$(cat $d.p); \
+                     rm -f $d.*'",
+                    orphan.id
+                ),
             ),
         };
-        self.emit(EventKind::Warning { message });
+        self.emit(EventKind::RemoteLeftRunning {
+            command: orphan.command.clone(),
+            why: why.to_string(),
+            pgid,
+            spool,
+            stop_with,
+        });
     }
 
     /// Says once per host that commands run without the supervisor, and says what stopping

@@ -25,7 +25,9 @@
 //! command's process group SIGTERM, then SIGKILL after a grace period, and removes the
 //! files. Where the supervisor cannot run (no usable private directory, `LOGNAME` and `USER`
 //! unset, an exec's sh that leads no process group of its own) the exec's sh says why in a
-//! frame before its start marker and runs the command directly.
+//! frame before its start marker and runs the command directly; where it runs, a frame there
+//! says the process group and the files' prefix ([`PLACED`]), which tether names when it
+//! cannot stop a command left running.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -171,5 +173,28 @@ pub fn stop_report(stdout: &[u8], grace: Duration) -> String {
         ),
         "gone" => "nothing of it was left running".into(),
         other => format!("stopping it failed ({other})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_placement_frame_is_read_and_its_range_cut() {
+        let preamble = b"Welcome\n\x1etether-sup:4242:/tmp/tether-deploy/1a-2b-0\x1e";
+        let (range, place) = placement(preamble).expect("a frame");
+        assert_eq!(&preamble[..range.start], b"Welcome\n");
+        assert_eq!(range.end, preamble.len());
+        assert_eq!(
+            place,
+            Placement {
+                pgid: "4242".into(),
+                spool: "/tmp/tether-deploy/1a-2b-0".into(),
+            }
+        );
+        // Unfinished or absent: nothing.
+        assert_eq!(placement(b"\x1etether-sup:4242:/tmp/x"), None);
+        assert_eq!(placement(b"Welcome\n"), None);
     }
 }

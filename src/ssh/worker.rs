@@ -8,7 +8,9 @@
 //! with backoff, requiring the same host key, so the next command finds a working session.
 //! Nothing in flight is ever re-sent: a command under the supervisor whose connection died is
 //! re-attached to on a new session within the `reattach` bound (see `supervisor.rs`), or left
-//! to be stopped at the next contact.
+//! to be stopped at the next contact (any new session stops it first), or, failing that, by
+//! one last attempt before the worker ends, which names it with how to stop it by hand when
+//! even that fails.
 
 use std::io::{Read as _, Write as _};
 use std::os::fd::AsRawFd as _;

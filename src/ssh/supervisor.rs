@@ -1,7 +1,7 @@
 //! The supervisor: a few lines of POSIX sh, sent with every command that runs without a
 //! pseudo-terminal (no agent to install), that let the command outlive its SSH connection.
 //!
-//! The exec's sh (see `exec.rs`, which sends it the same way under every login shell) keeps
+//! The exec's sh (see `exec/wrap.rs`, which sends it the same way under every login shell) keeps
 //! the command's files in the user's private directory `${TMPDIR:-/tmp}/tether-$LOGNAME`
 //! (made with mode 0700 and set back to 0700 before each command, so no other user can write a status; it must be a real directory owned by the user), named by the
 //! command's id: `ID.o` and `ID.e` (stdout and stderr, created with mode 0600), `ID.s` (the

@@ -1,0 +1,188 @@
+//! Both output streams of one command on their way in: the preamble split off, the frames
+//! stripped, the bytes kept and the lines shown.
+
+use super::frames::StderrFilter;
+use super::options::{Drain, ExecOptions};
+use super::preamble::StartFilter;
+use crate::event::Stream;
+
+/// Splits a byte stream into lines for display while keeping every byte for the result.
+#[derive(Default)]
+pub(super) struct Lines {
+    pub(super) partial: Vec<u8>,
+}
+
+impl Lines {
+    pub(super) fn push(&mut self, data: &[u8], mut emit: impl FnMut(&str)) {
+        self.partial.extend_from_slice(data);
+        while let Some(i) = self.partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=i).collect();
+            emit(String::from_utf8_lossy(&line[..line.len() - 1]).trim_end_matches('\r'));
+        }
+    }
+
+    pub(super) fn finish(&mut self, mut emit: impl FnMut(&str)) {
+        if !self.partial.is_empty() {
+            emit(&String::from_utf8_lossy(&self.partial));
+            self.partial.clear();
+        }
+    }
+}
+
+/// One output stream on its way in: the start filter (the login shell's preamble), then, where
+/// the status marker may arrive, the marker filter, then the bytes kept and the lines shown.
+pub(super) struct Incoming {
+    pub(super) stream: Stream,
+    pub(super) start: StartFilter,
+    pub(super) status: Option<StderrFilter>,
+    pub(super) bytes: Vec<u8>,
+    pub(super) lines: Lines,
+    /// Where the stream's bytes go instead of `bytes` and `lines` ([`ExecOptions::stdout_to`]).
+    pub(super) drain: Option<Drain>,
+    /// How many of the command's bytes went on (to `bytes` or the drain): under the
+    /// supervisor, where a resume continues the stream.
+    pub(super) kept: u64,
+}
+
+impl Incoming {
+    pub(super) fn new(stream: Stream, start: StartFilter, status: bool) -> Self {
+        Incoming {
+            stream,
+            start,
+            status: status.then(StderrFilter::default),
+            bytes: Vec::new(),
+            lines: Lines::default(),
+            drain: None,
+            kept: 0,
+        }
+    }
+
+    /// Takes bytes as they arrived; an error when writing them to the drain failed.
+    pub(super) fn push(
+        &mut self,
+        data: &[u8],
+        on_line: &mut dyn FnMut(Stream, &str),
+    ) -> std::io::Result<()> {
+        let data = self.start.push(data);
+        let shown = match &mut self.status {
+            Some(filter) => filter.push(&data),
+            None => data,
+        };
+        self.keep(&shown, on_line)
+    }
+
+    pub(super) fn keep(
+        &mut self,
+        shown: &[u8],
+        on_line: &mut dyn FnMut(Stream, &str),
+    ) -> std::io::Result<()> {
+        self.kept += shown.len() as u64;
+        if let Some(drain) = &self.drain {
+            return drain
+                .0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .write_all(shown);
+        }
+        self.bytes.extend_from_slice(shown);
+        let stream = self.stream;
+        self.lines.push(shown, |l| on_line(stream, l));
+        Ok(())
+    }
+
+    /// At end of stream: the rest goes out (but for the last partial line); the status from
+    /// the marker, if it arrived here, and whether writing the rest to the drain worked.
+    pub(super) fn end(
+        &mut self,
+        on_line: &mut dyn FnMut(Stream, &str),
+    ) -> (Option<i32>, std::io::Result<()>) {
+        let held = self.start.finish();
+        let (rest, code) = match &mut self.status {
+            Some(filter) => {
+                let mut shown = filter.push(&held);
+                let (rest, code) = filter.finish();
+                shown.extend_from_slice(&rest);
+                (shown, code)
+            }
+            None => (held, None),
+        };
+        let kept = self.keep(&rest, on_line);
+        (code, kept)
+    }
+}
+
+/// Both output streams of one command on their way in.
+pub(super) struct Streams {
+    pub(super) out: Incoming,
+    pub(super) err: Incoming,
+    /// All of the command's stdin was sent (and EOF).
+    pub(super) stdin_done: bool,
+}
+
+impl Streams {
+    pub(super) fn new(opts: &ExecOptions) -> Self {
+        // With a PTY the status marker arrives in stdout (the server merges the streams), and
+        // the start marker is printed there only.
+        let mut out = Incoming::new(Stream::Stdout, StartFilter::default(), opts.pty);
+        // A PTY merges stderr (and the status marker) into stdout: that stays in memory.
+        out.drain = opts.stdout_to.clone().filter(|_| !opts.pty);
+        let err_start = if opts.pty {
+            StartFilter::open()
+        } else {
+            StartFilter::default()
+        };
+        Streams {
+            out,
+            err: Incoming::new(Stream::Stderr, err_start, true),
+            stdin_done: false,
+        }
+    }
+
+    /// Whether the exec's sh has started the command under the supervisor: its start marker
+    /// came on stderr, without the frame that says it runs the command directly before it.
+    pub(super) fn supervised(&self) -> bool {
+        self.err.start.open && direct_reason(&self.err.start.preamble).is_none()
+    }
+}
+
+/// The reason in the supervisor's "runs directly" frame in `preamble`, if there is one.
+pub(super) fn direct_reason(preamble: &[u8]) -> Option<(usize, usize, String)> {
+    let from = preamble
+        .windows(crate::ssh::supervisor::DIRECT.len())
+        .position(|w| w == crate::ssh::supervisor::DIRECT)?;
+    let text = from + crate::ssh::supervisor::DIRECT.len();
+    let end = text + preamble[text..].iter().position(|&b| b == 0x1e)?;
+    Some((
+        from,
+        end + 1,
+        String::from_utf8_lossy(&preamble[text..end]).into_owned(),
+    ))
+}
+
+/// `\r\n` -> `\n` (a terminal's line endings back to plain ones).
+pub(super) fn crlf_to_lf(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    for (i, &b) in data.iter().enumerate() {
+        if b == b'\r' && data.get(i + 1) == Some(&b'\n') {
+            continue;
+        }
+        out.push(b);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_split_and_flush() {
+        let mut l = Lines::default();
+        let mut got = Vec::new();
+        l.push(b"a\r\nb", |s| got.push(s.to_string()));
+        l.push(b"c\n", |s| got.push(s.to_string()));
+        l.push(b"tail", |s| got.push(s.to_string()));
+        l.finish(|s| got.push(s.to_string()));
+        assert_eq!(got, ["a", "bc", "tail"]);
+    }
+}

@@ -1,0 +1,82 @@
+//! What a caller asks of one command: deadline, keepalive, stdin, where stdout goes, PTY, stop
+//! flag, agent forwarding, which events are reported, the re-attach bound.
+
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Options for one command.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    /// Give up (and close the channel) after this long.
+    pub timeout: Option<Duration>,
+    /// Send a protocol keepalive when the session has been silent this long.
+    pub keepalive: Option<Duration>,
+    /// Bytes to feed to the command's stdin (then EOF, unless `stdin_from` follows); none
+    /// means EOF at once.
+    pub stdin: Option<Vec<u8>>,
+    /// Read after `stdin`, one chunk ([`CHUNK`] bytes) at a time as the channel takes it, then
+    /// EOF: a file streamed without holding it in memory. A read error ends the input there
+    /// (EOF); the reader is expected to remember it for its owner.
+    pub stdin_from: Option<Source>,
+    /// Where the command's stdout goes, as it arrives, instead of being kept in
+    /// [`ExecOutput::stdout`] and shown as lines (a downloaded file). A write error closes the
+    /// channel: [`ExecError::Local`].
+    pub stdout_to: Option<Drain>,
+    /// Run the command on a pseudo-terminal (stderr then arrives merged into stdout).
+    pub pty: bool,
+    /// When one of these is set while a PTY command runs, its channel is closed (the remote
+    /// process gets SIGHUP) and the command ends with [`ExecError::Stopped`]; a command under
+    /// the supervisor ([`run_reporting`] with a [`Supervision`]) has its process group stopped
+    /// (SIGTERM, then SIGKILL). Any other command is waited for: closing its channel would not
+    /// stop it. The caller reads why from it (see `crate::stop`).
+    pub stop: crate::stop::Stop,
+    /// Forward this local ssh-agent socket to the command (`ForwardAgent`; see `ssh::agent`).
+    pub forward_agent: Option<std::path::PathBuf>,
+    /// Which of the command's events the worker reports.
+    pub echo: Echo,
+    /// This command's bound on re-attaching after a lost connection (`on(.., #{ reattach: N
+    /// }, ..)`), instead of the run's (`--reattach`).
+    pub reattach: Option<Duration>,
+}
+
+/// How many bytes of [`ExecOptions::stdin_from`] are read at a time (the memory a streamed
+/// input holds).
+pub const CHUNK: usize = 64 * 1024;
+
+/// A reader shared with whoever made it (who reads its totals afterwards).
+#[derive(Clone)]
+pub struct Source(pub Arc<Mutex<dyn Read + Send>>);
+
+/// A writer shared with whoever made it.
+#[derive(Clone)]
+pub struct Drain(pub Arc<Mutex<dyn Write + Send>>);
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Source(..)")
+    }
+}
+
+impl std::fmt::Debug for Drain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Drain(..)")
+    }
+}
+
+/// Which events of a command its worker reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Echo {
+    /// Started, every output line, finished.
+    #[default]
+    All,
+    /// As `All`, without stdout lines (`capture`: the output is the value).
+    NoStdout,
+    /// Nothing (tether's own probes, as `tether check` runs them).
+    Nothing,
+}
+
+/// Terminal type requested for PTY commands.
+pub const PTY_TERM: &str = "xterm";
+/// Time allowed to open a channel on a session believed healthy.
+pub const OPEN_TIMEOUT: Duration = Duration::from_secs(15);

@@ -1,0 +1,186 @@
+//! How a remote command ended, what it produced, why it produced nothing, and the
+//! `command_finished` event that says so.
+
+use std::time::Duration;
+
+use crate::event::{CommandOutcome, EventKind};
+use crate::ssh::SshError;
+
+/// How a remote command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// It exited with this code.
+    Code(i32),
+    /// It was killed by this signal (`TERM`, `KILL` ...).
+    Signal(String),
+    /// The channel closed without an exit status: the server cut the command off (for example
+    /// sshd's `ChannelTimeout`), and the command may still be running.
+    Missing,
+}
+
+impl ExitStatus {
+    /// Whether the command succeeded.
+    pub fn success(&self) -> bool {
+        *self == ExitStatus::Code(0)
+    }
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitStatus::Code(c) => write!(f, "exit status {c}"),
+            ExitStatus::Signal(s) => write!(f, "signal {s}"),
+            ExitStatus::Missing => f.write_str(
+                "no exit status received: the server closed the channel while the command was \
+                 running (an sshd ChannelTimeout on a silent command is the usual cause); the \
+                 command may still be running",
+            ),
+        }
+    }
+}
+
+/// What a finished command produced.
+#[derive(Debug, Clone)]
+pub struct ExecOutput {
+    /// How it ended.
+    pub status: ExitStatus,
+    /// Everything it wrote to stdout (not what the login shell printed before it: see
+    /// [`Preamble`]).
+    pub stdout: Vec<u8>,
+    /// Everything it wrote to stderr (the status marker and the login shell's preamble
+    /// removed).
+    pub stderr: Vec<u8>,
+    /// Wall time from channel open to close.
+    pub duration: Duration,
+}
+
+/// Why a command did not produce an [`ExecOutput`].
+#[derive(Debug, Clone)]
+pub enum ExecError {
+    /// The channel could not be opened: the command never started, so running it on a new
+    /// session is safe.
+    NotStarted(String),
+    /// The session failed after the command was sent: it may have partly run.
+    Lost(String),
+    /// The command ran past its deadline and was abandoned.
+    Deadline(Duration),
+    /// A command was stopped through [`ExecOptions::stop`] after this long: a PTY command's
+    /// channel closed (which hangs up its terminal), a supervised command's process group
+    /// stopped. Why is in the [`ExecOptions::stop`] that was set.
+    Stopped(Duration),
+    /// The server refused a request for this channel (a pseudo-terminal under `PermitTTY no`):
+    /// the command never started, and the session is fine.
+    Refused(String),
+    /// Writing the command's stdout to [`ExecOptions::stdout_to`] failed (a local disk full):
+    /// the channel was closed; the session is fine.
+    Local(String),
+    /// The command was too long for one exec request and could not be written to a temporary
+    /// file on the host (`mktemp` failed, the disk is full): it never started, and the session
+    /// is fine.
+    NotStaged(String),
+}
+
+/// The `command_finished` event for `command`'s `result` after `duration`.
+pub fn finished_event(
+    command: &str,
+    result: &Result<ExecOutput, SshError>,
+    duration: Duration,
+) -> EventKind {
+    let (exit_code, signal, error, outcome) = match result {
+        Ok(out) => match &out.status {
+            ExitStatus::Code(0) => (Some(0), None, None, CommandOutcome::Ok),
+            ExitStatus::Code(c) => (Some(*c), None, None, CommandOutcome::Nonzero),
+            ExitStatus::Signal(s) => (None, Some(s.clone()), None, CommandOutcome::Signal),
+            ExitStatus::Missing => (
+                None,
+                None,
+                Some("no exit status received".to_string()),
+                CommandOutcome::NoStatus,
+            ),
+        },
+        Err(e) => {
+            let outcome = match e {
+                SshError::CommandTimeout { .. } => CommandOutcome::TimedOut,
+                SshError::CommandStopped { .. } => CommandOutcome::Stopped,
+                SshError::ConnectionLost { .. } => CommandOutcome::Lost,
+                _ => CommandOutcome::NotRun,
+            };
+            (None, None, Some(e.to_string()), outcome)
+        }
+    };
+    EventKind::Finished {
+        command: command.to_string(),
+        exit_code,
+        signal,
+        error,
+        duration,
+        outcome,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finished_events_name_the_outcome() {
+        let out = |status| {
+            Ok(ExecOutput {
+                status,
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+                duration: Duration::ZERO,
+            })
+        };
+        let host = || "h".to_string();
+        let command = || "c".to_string();
+        let cases = [
+            (out(ExitStatus::Code(0)), CommandOutcome::Ok),
+            (out(ExitStatus::Code(3)), CommandOutcome::Nonzero),
+            (
+                out(ExitStatus::Signal("TERM".into())),
+                CommandOutcome::Signal,
+            ),
+            (out(ExitStatus::Missing), CommandOutcome::NoStatus),
+            (
+                Err(SshError::CommandStopped {
+                    host: host(),
+                    command: command(),
+                    elapsed: Duration::ZERO,
+                    why: crate::stop::StopReason::Interrupted,
+                }),
+                CommandOutcome::Stopped,
+            ),
+            (
+                Err(SshError::CommandTimeout {
+                    host: host(),
+                    command: command(),
+                    timeout: Duration::ZERO,
+                }),
+                CommandOutcome::TimedOut,
+            ),
+            (
+                Err(SshError::ConnectionLost {
+                    host: host(),
+                    command: command(),
+                    elapsed: Duration::ZERO,
+                    reason: "eof".into(),
+                }),
+                CommandOutcome::Lost,
+            ),
+            (
+                Err(SshError::Session {
+                    host: host(),
+                    reason: "refused".into(),
+                }),
+                CommandOutcome::NotRun,
+            ),
+        ];
+        for (result, want) in cases {
+            match finished_event("c", &result, Duration::ZERO) {
+                EventKind::Finished { outcome, .. } => assert_eq!(outcome, want, "{result:?}"),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! The channel loop of one command: feeds its stdin and reads both streams until it ends, is
+//! lost, stopped, or past its deadline.
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use super::incoming::{direct_reason, Streams};
+use super::options::{ExecOptions, CHUNK};
+use super::outcome::ExecError;
+use crate::event::Stream;
+use crate::ssh::connect::{Connection, WaitError};
+
+/// How often a PTY command with a stop flag checks it (at most this late).
+pub(super) const STOP_CHECK: Duration = Duration::from_millis(50);
+
+/// Feeds `channel` its stdin and reads both streams into `streams` until it ends (Ok), is
+/// lost, stopped (a PTY command, or one under the supervisor), or past its deadline.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn pump(
+    conn: &Connection,
+    channel: &mut ssh2::Channel,
+    streams: &mut Streams,
+    opts: &ExecOptions,
+    supervised: bool,
+    agent: &mut Option<crate::ssh::agent::Forwarder>,
+    on_line: &mut dyn FnMut(Stream, &str),
+    started: Instant,
+) -> Result<(), ExecError> {
+    let session = &conn.session;
+    let lost = |what: &str, e: WaitError| ExecError::Lost(format!("{what}: {e}"));
+    // The input: `stdin`'s bytes, then `stdin_from`'s, one chunk in memory at a time.
+    let mut input: Vec<u8> = opts.stdin.clone().unwrap_or_default();
+    let mut written = 0;
+    let mut source = opts.stdin_from.clone();
+    let mut stdin_open = true;
+    let deadline = opts.timeout.map(|t| started + t);
+    let mut next_keepalive = opts.keepalive.map(|k| Instant::now() + k);
+    let Streams {
+        out,
+        err,
+        stdin_done,
+    } = streams;
+    // A command without a PTY is stopped only under the supervisor (closing its channel would
+    // not stop it), or when it is a transfer: closing its channel ends the remote `cat` (an
+    // upload's shell then sees too few bytes and removes its temporary file).
+    let transfer = opts.stdin_from.is_some() || opts.stdout_to.is_some();
+    let stop = Some(&opts.stop).filter(|s| !s.is_empty() && (opts.pty || supervised || transfer));
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        // Under the supervisor the channel stays open while its process group is stopped
+        // (the caller does that, then closes it): the exec's sh ends with the command.
+        let attached = supervised && err.start.open && direct_reason(&err.start.preamble).is_none();
+        if stop.is_some_and(|s| s.is_set()) && (opts.pty || transfer || attached) {
+            if !attached {
+                close_now(conn, channel);
+            }
+            return Err(ExecError::Stopped(started.elapsed()));
+        }
+        let mut progressed = false;
+        // Input is written in the same loop that reads output, so a command that answers
+        // while it reads never deadlocks against us.
+        while stdin_open {
+            if written == input.len() {
+                let Some(from) = &source else { break };
+                input.resize(CHUNK, 0);
+                written = 0;
+                let n = from
+                    .0
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .read(&mut input)
+                    .unwrap_or(0);
+                input.truncate(n);
+                if n == 0 {
+                    source = None;
+                    break;
+                }
+            }
+            match channel.write(&input[written..]) {
+                Ok(n) => {
+                    written += n;
+                    progressed = true;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                // The command stopped reading (or exited); a dead session shows up in the
+                // reads below.
+                Err(_) => stdin_open = false,
+            }
+        }
+        if stdin_open && written == input.len() && source.is_none() {
+            match channel.send_eof() {
+                Ok(()) => {
+                    stdin_open = false;
+                    *stdin_done = true;
+                }
+                Err(e) if crate::ssh::connect::would_block(&e) => {}
+                Err(e) => {
+                    return Err(lost(
+                        "closing stdin failed",
+                        WaitError::Failed(crate::ssh::wording::plain(&e)),
+                    ))
+                }
+            }
+        }
+        let mut open_streams = 0;
+        for stream_id in [0, 1] {
+            match channel.stream(stream_id).read(&mut buf) {
+                Ok(0) => {}
+                Ok(n) => {
+                    progressed = true;
+                    open_streams += 1;
+                    let incoming = if stream_id == 0 { &mut *out } else { &mut *err };
+                    if let Err(e) = incoming.push(&buf[..n], on_line) {
+                        close_now(conn, channel);
+                        return Err(ExecError::Local(format!("writing the output: {e}")));
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => open_streams += 1,
+                Err(e) => {
+                    return Err(lost(
+                        "reading output failed",
+                        WaitError::Failed(crate::ssh::wording::plain_io(&e, session)),
+                    ))
+                }
+            }
+        }
+        if let Some(a) = agent.as_mut() {
+            // Agent channels the server opened while we read (the remote command talks to
+            // its SSH_AUTH_SOCK).
+            progressed |= a.pump();
+        }
+        if open_streams == 0 && channel.eof() {
+            break;
+        }
+        if progressed {
+            continue;
+        }
+        let now = Instant::now();
+        if let Some(d) = deadline {
+            if now >= d {
+                // The caller closes the channel (after stopping a supervised command).
+                return Err(ExecError::Deadline(started.elapsed()));
+            }
+        }
+        if let (Some(at), Some(every)) = (next_keepalive, opts.keepalive) {
+            if now >= at {
+                // A keepalive is client traffic for the server's ClientAlive counter; "would
+                // block" only means it is queued.
+                if let Err(e) = session.keepalive_send() {
+                    if !crate::ssh::connect::would_block(&e) {
+                        return Err(lost(
+                            "keepalive failed",
+                            WaitError::Failed(crate::ssh::wording::plain(&e)),
+                        ));
+                    }
+                }
+                next_keepalive = Some(now + every);
+            }
+        }
+        let mut until = now + Duration::from_millis(500);
+        if agent.as_ref().is_some_and(|a| a.busy()) {
+            // The agent's answers arrive on sockets this wait does not watch.
+            until = until.min(now + Duration::from_millis(5));
+        }
+        if stop.is_some() {
+            until = until.min(now + STOP_CHECK);
+        }
+        if let Some(d) = deadline {
+            until = until.min(d);
+        }
+        if let Some(at) = next_keepalive {
+            until = until.min(at.max(now + Duration::from_millis(1)));
+        }
+        match conn.wait_socket(until) {
+            Ok(()) | Err(WaitError::Timeout) => {}
+            Err(e) => return Err(lost("waiting for output failed", e)),
+        }
+    }
+    if let Some(a) = agent.take() {
+        a.finish(conn);
+    }
+    Ok(())
+}
+
+/// Closes `channel` now and waits (briefly) for the server's close: for a PTY command that
+/// hangs up its terminal, so the remote process gets SIGHUP. Best effort: a session that fails
+/// here shows up at its next use.
+pub(super) fn close_now(conn: &Connection, channel: &mut ssh2::Channel) {
+    let until = Instant::now() + Duration::from_secs(2);
+    let _ = conn.retry(until, || channel.close());
+}

@@ -1,0 +1,373 @@
+//! Running one command on a channel: a fresh one (staged first when too long for one exec
+//! request), a resume of a supervised one, stopping and cleaning supervised ones.
+
+use std::time::{Duration, Instant};
+
+use super::frames::StderrFilter;
+use super::incoming::{crlf_to_lf, direct_reason, Streams};
+use super::options::{ExecOptions, OPEN_TIMEOUT, PTY_TERM};
+use super::outcome::{ExecError, ExecOutput, ExitStatus};
+use super::preamble::{Preamble, StartFilter};
+use super::pump::{close_now, pump};
+use super::supervision::Supervision;
+use super::wrap::{start_markers, wrap_for, wrap_script, MAX_EXEC};
+use crate::command::quote;
+use crate::event::Stream;
+use crate::ssh::connect::{Connection, WaitError};
+
+/// Runs `command` (wrapped, see [`wrap`]) on `conn`, calling `on_line` for each output line as
+/// it arrives.
+pub fn run(
+    conn: &Connection,
+    command: &str,
+    opts: &ExecOptions,
+    on_line: &mut dyn FnMut(Stream, &str),
+) -> Result<ExecOutput, ExecError> {
+    run_reporting(conn, command, opts, on_line, &mut Preamble::default(), None)
+}
+
+/// with `sup` (and no PTY), under the supervisor (see `supervisor.rs`).
+///
+/// A command whose wrapped form is longer than one exec request carries is staged: a first
+/// exec (no PTY, no agent) writes it from its stdin to a private temporary file (`mktemp`,
+/// mode 0600, in `$TMPDIR` or `/tmp`) and prints the file's name; the second runs it from the
+/// file, which it removes before the command starts. The command's own stdin, PTY and agent
+/// are the second exec's, as for any command. The staging exec failing is
+/// [`ExecError::NotStaged`] (nothing ran); its channel failing is reported like the command's.
+pub fn run_reporting(
+    conn: &Connection,
+    command: &str,
+    opts: &ExecOptions,
+    on_line: &mut dyn FnMut(Stream, &str),
+    preamble: &mut Preamble,
+    sup: Option<&mut Supervision>,
+) -> Result<ExecOutput, ExecError> {
+    let started = Instant::now();
+    let sup = sup.filter(|_| !opts.pty);
+    let id = sup.as_ref().map(|s| {
+        std::iter::once(&s.id)
+            .chain(&s.done)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+    let wrapped = wrap_for(command, opts.pty, id.as_deref());
+    if wrapped.len() <= MAX_EXEC {
+        return run_wrapped(conn, &wrapped, opts, on_line, preamble, sup);
+    }
+    let path = stage(conn, command, opts)?;
+    let staged = format!(
+        "_tether_f={}; _tether_c=$(cat \"$_tether_f\" && echo .); _tether_r=$?; \
+         rm -f \"$_tether_f\"; [ \"$_tether_r\" = 0 ] || exit 126; \
+         eval \"unset _tether_f _tether_c _tether_r; ${{_tether_c%.}}\"",
+        quote(&path)
+    );
+    let mut rest = opts.clone();
+    if let Some(t) = opts.timeout {
+        rest.timeout = Some(t.saturating_sub(started.elapsed()));
+    }
+    let mut out = run_wrapped(
+        conn,
+        &wrap_for(&staged, opts.pty, id.as_deref()),
+        &rest,
+        on_line,
+        preamble,
+        sup,
+    )?;
+    out.duration = started.elapsed();
+    Ok(out)
+}
+
+/// Continues the supervised command of `sup`, lost with its connection, on `conn` (a new
+/// session): each stream from the byte where it stopped, then the command's real exit status.
+/// The command is not sent again (see `supervisor.rs`). With its directory gone, `sup.gone` is
+/// set and the status is [`ExitStatus::Missing`]. A resume lost in turn keeps `sup`
+/// resumable.
+pub fn resume(
+    conn: &Connection,
+    sup: &mut Supervision,
+    opts: &ExecOptions,
+    on_line: &mut dyn FnMut(Stream, &str),
+    preamble: &mut Preamble,
+) -> Result<ExecOutput, ExecError> {
+    let (out, err) = sup.received();
+    let wrapped = wrap_script(
+        &crate::ssh::supervisor::resume(&start_markers()),
+        &[&sup.id, &out.to_string(), &err.to_string()],
+    );
+    let opts = ExecOptions {
+        stdin: None,
+        stdin_from: None,
+        ..opts.clone()
+    };
+    run_wrapped(conn, &wrapped, &opts, on_line, preamble, Some(sup))
+}
+
+/// Removes the directories of the supervised commands `ids` on `conn` (their results were
+/// read); best effort, within a few seconds.
+pub fn clean_supervised(conn: &Connection, ids: &[String]) {
+    let opts = ExecOptions {
+        timeout: Some(Duration::from_secs(3)),
+        ..ExecOptions::default()
+    };
+    let args: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let wrapped = wrap_script(&crate::ssh::supervisor::clean(), &args);
+    let _ = run_wrapped(
+        conn,
+        &wrapped,
+        &opts,
+        &mut |_, _| {},
+        &mut Preamble::default(),
+        None,
+    );
+}
+
+/// Stops the supervised command `id` on `conn`: SIGTERM to its process group, SIGKILL after
+/// [`crate::ssh::supervisor::STOP_GRACE`], its directory removed. Says what that did; Err says
+/// why stopping it failed (the command may still run).
+pub fn stop_supervised(conn: &Connection, id: &str) -> Result<String, String> {
+    let grace = crate::ssh::supervisor::STOP_GRACE;
+    let opts = ExecOptions {
+        timeout: Some(grace + OPEN_TIMEOUT),
+        ..ExecOptions::default()
+    };
+    let wrapped = wrap_script(
+        &crate::ssh::supervisor::stop(&start_markers()),
+        &[id, &grace.as_secs().to_string()],
+    );
+    match run_wrapped(
+        conn,
+        &wrapped,
+        &opts,
+        &mut |_, _| {},
+        &mut Preamble::default(),
+        None,
+    ) {
+        Ok(out) if out.status.success() => {
+            Ok(crate::ssh::supervisor::stop_report(&out.stdout, grace))
+        }
+        Ok(out) => Err(format!("stopping it failed ({})", out.status)),
+        Err(e) => Err(format!("stopping it failed ({e:?})")),
+    }
+}
+
+/// Writes `command` to a private temporary file on the host (see [`run_reporting`]); returns
+/// the file's path.
+pub(super) fn stage(
+    conn: &Connection,
+    command: &str,
+    opts: &ExecOptions,
+) -> Result<String, ExecError> {
+    const WRITE: &str = "umask 077 && f=$(mktemp \"${TMPDIR:-/tmp}/tether-cmd.XXXXXX\") || exit; \
+         cat >\"$f\" && printf %s \"$f\" || { s=$?; rm -f \"$f\"; exit \"$s\"; }";
+    let stage_opts = ExecOptions {
+        timeout: opts.timeout,
+        keepalive: opts.keepalive,
+        stdin: Some(command.as_bytes().to_vec()),
+        ..ExecOptions::default()
+    };
+    let out = run_wrapped(
+        conn,
+        &wrap_for(WRITE, false, None),
+        &stage_opts,
+        &mut |_, _| {},
+        &mut Preamble::default(),
+        None,
+    )?;
+    let path = String::from_utf8_lossy(&out.stdout);
+    if out.status.success() && path.starts_with('/') && !path.contains('\n') {
+        return Ok(path.into_owned());
+    }
+    Err(ExecError::NotStaged(format!(
+        "the command ({} bytes) is too long for one exec request, and writing it to a \
+         temporary file on the host failed ({}): {}",
+        command.len(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    )))
+}
+
+/// Runs the exec request string `wrapped` on a new channel of `conn`; with `sup`, a command
+/// under the supervisor (resumed when `sup` holds its streams).
+pub(super) fn run_wrapped(
+    conn: &Connection,
+    wrapped: &str,
+    opts: &ExecOptions,
+    on_line: &mut dyn FnMut(Stream, &str),
+    preamble: &mut Preamble,
+    mut sup: Option<&mut Supervision>,
+) -> Result<ExecOutput, ExecError> {
+    let started = Instant::now();
+    let open_until = started + OPEN_TIMEOUT;
+    let session = &conn.session;
+    let mut channel = conn
+        .retry(open_until, || session.channel_session())
+        .map_err(|e| ExecError::NotStarted(format!("cannot open a channel: {e}")))?;
+    if opts.pty {
+        request_pty(conn, &mut channel, open_until, opts.stdin.is_none())?;
+    }
+    let mut agent = match &opts.forward_agent {
+        Some(socket) => Some(
+            crate::ssh::agent::start(conn, &mut channel, open_until, socket.clone())
+                .map_err(ExecError::Refused)?,
+        ),
+        None => None,
+    };
+    let lost = |what: &str, e: WaitError| ExecError::Lost(format!("{what}: {e}"));
+    conn.retry(open_until, || channel.exec(wrapped))
+        .map_err(|e| lost("exec request failed", e))?;
+    let mut streams = match sup.as_deref_mut().and_then(|s| s.streams.take()) {
+        // A resume: a new login shell's preamble, and no held bytes that might have been a
+        // frame (the spool files have every byte of the command's).
+        Some(mut kept) => {
+            kept.out.start = StartFilter::default();
+            kept.err.start = StartFilter::default();
+            kept.err.status = Some(StderrFilter::default());
+            kept
+        }
+        None => Streams::new(opts),
+    };
+    let supervised = sup.is_some();
+    let pumped = pump(
+        conn,
+        &mut channel,
+        &mut streams,
+        opts,
+        supervised,
+        &mut agent,
+        on_line,
+        started,
+    );
+    match pumped {
+        Ok(()) => {}
+        Err(ExecError::Lost(reason)) => {
+            if let Some(sup) = sup {
+                if let Some((_, place)) =
+                    crate::ssh::supervisor::placement(&streams.err.start.preamble)
+                {
+                    sup.place = Some(place);
+                }
+                if streams.supervised() && streams.stdin_done {
+                    sup.streams = Some(streams);
+                }
+            }
+            return Err(ExecError::Lost(reason));
+        }
+        Err(e @ (ExecError::Stopped(_) | ExecError::Deadline(_))) => {
+            match sup.filter(|_| streams.supervised()) {
+                // The exec's sh ends once the command's process group is gone.
+                Some(sup) => {
+                    sup.stopped = Some(match stop_supervised(conn, &sup.id) {
+                        Ok(how) | Err(how) => how,
+                    });
+                    close_now(conn, &mut channel);
+                }
+                // Abandoned: closing its channel does not wait for it.
+                None if matches!(e, ExecError::Deadline(_)) => drop(channel.close()),
+                None => {}
+            }
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    }
+    let Streams {
+        mut out, mut err, ..
+    } = streams;
+    let (err_marker, _) = err.end(on_line);
+    let (out_marker, kept) = out.end(on_line);
+    if let Err(e) = kept {
+        close_now(conn, &mut channel);
+        return Err(ExecError::Local(format!("writing the output: {e}")));
+    }
+    let marker = err_marker.or(out_marker);
+    let (mut stdout, stderr) = (out.bytes, err.bytes);
+    preamble.stdout = out.start.preamble;
+    preamble.stderr = err.start.preamble;
+    if let Some((from, to, reason)) = direct_reason(&preamble.stderr) {
+        preamble.stderr.drain(from..to);
+        if let Some(sup) = sup.as_deref_mut() {
+            sup.direct = Some(reason);
+        }
+    }
+    if let Some((range, place)) = crate::ssh::supervisor::placement(&preamble.stderr) {
+        preamble.stderr.drain(range);
+        if let Some(sup) = sup.as_deref_mut() {
+            sup.place = Some(place);
+        }
+    }
+    if opts.pty {
+        stdout = crlf_to_lf(&stdout);
+        preamble.stdout = crlf_to_lf(&preamble.stdout);
+    }
+    out.lines.finish(|l| on_line(Stream::Stdout, l));
+    err.lines.finish(|l| on_line(Stream::Stderr, l));
+
+    let close_until = Instant::now() + OPEN_TIMEOUT;
+    conn.retry(close_until, || channel.wait_close())
+        .map_err(|e| lost("waiting for the channel to close failed", e))?;
+    let signal = channel
+        .exit_signal()
+        .ok()
+        .and_then(|s| s.exit_signal)
+        .filter(|s| !s.is_empty());
+    let gone = err.status.as_ref().is_some_and(|f| f.gone);
+    if let Some(sup) = sup {
+        sup.gone = gone;
+    }
+    let status = match (signal, marker) {
+        _ if gone => ExitStatus::Missing,
+        (Some(sig), _) => ExitStatus::Signal(sig),
+        (None, Some(code)) => ExitStatus::Code(code),
+        (None, None) => match channel.exit_status() {
+            // Without the marker a 0 is what libssh2 reports when nothing arrived.
+            Ok(code) if code != 0 => ExitStatus::Code(code),
+            _ => ExitStatus::Missing,
+        },
+    };
+    Ok(ExecOutput {
+        status,
+        stdout,
+        stderr,
+        duration: started.elapsed(),
+    })
+}
+
+/// Requests a pseudo-terminal for `channel` (before its exec), with `echo` as its ECHO mode.
+/// A refusal (`PermitTTY no`) is [`ExecError::Refused`]; any other failure means the session
+/// may be dead, and as the command has not started, [`ExecError::NotStarted`].
+pub(super) fn request_pty(
+    conn: &Connection,
+    channel: &mut ssh2::Channel,
+    until: Instant,
+    echo: bool,
+) -> Result<(), ExecError> {
+    loop {
+        let modes = (!echo).then(|| {
+            let mut modes = ssh2::PtyModes::new();
+            modes.set_boolean(ssh2::PtyModeOpcode::ECHO, false);
+            modes.set_boolean(ssh2::PtyModeOpcode::ECHONL, false);
+            modes
+        });
+        match channel.request_pty(PTY_TERM, modes, None) {
+            Ok(()) => return Ok(()),
+            Err(e) if crate::ssh::connect::would_block(&e) => {
+                conn.wait_socket(until).map_err(|e| {
+                    ExecError::NotStarted(format!("requesting a pseudo-terminal failed: {e}"))
+                })?;
+            }
+            Err(e) if e.code() == ssh2::ErrorCode::Session(CHANNEL_REQUEST_DENIED) => {
+                return Err(ExecError::Refused(format!(
+                    "the server refused a pseudo-terminal (PermitTTY no?): {e}"
+                )))
+            }
+            Err(e) => {
+                return Err(ExecError::NotStarted(format!(
+                    "requesting a pseudo-terminal failed: {e}"
+                )))
+            }
+        }
+    }
+}
+
+/// libssh2's LIBSSH2_ERROR_CHANNEL_REQUEST_DENIED.
+pub(super) const CHANNEL_REQUEST_DENIED: i32 = -22;

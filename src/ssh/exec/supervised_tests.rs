@@ -1,0 +1,164 @@
+//! The supervisor's sh, as the exec wrapper sends it, run by real shells.
+
+use std::time::Duration;
+
+use super::frames::StderrFilter;
+use super::incoming::direct_reason;
+use super::preamble::StartFilter;
+use super::wrap::{start_markers, wrap_for, wrap_script, MAX_WORD};
+
+/// Runs `string` with `shell -c` in an empty HOME with `TMPDIR` set; stdout, stderr, code.
+fn as_sshd_tmp(
+    shell: &str,
+    string: &str,
+    stdin: &[u8],
+    tmp: &std::path::Path,
+) -> (Vec<u8>, Vec<u8>, Option<i32>) {
+    use std::io::Write as _;
+    let home = tempfile::tempdir().unwrap();
+    use std::os::unix::process::CommandExt as _;
+    // As sshd starts a session: in a process group of its own.
+    let mut child = std::process::Command::new(shell)
+        .process_group(0)
+        .arg("-c")
+        .arg(string)
+        .env_clear()
+        .env("HOME", home.path())
+        .env("TMPDIR", tmp)
+        .env("LOGNAME", "someone")
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin).unwrap();
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    (out.stdout, out.stderr, out.status.code())
+}
+
+/// What tether makes of both streams: the command's stdout, stderr and the marker status.
+fn read(stdout: &[u8], stderr: &[u8]) -> (String, String, Option<i32>, Vec<u8>) {
+    let mut start = StartFilter::default();
+    let mut out = start.push(stdout);
+    out.extend(start.finish());
+    let mut start = StartFilter::default();
+    let mut status = StderrFilter::default();
+    let mut err = status.push(&start.push(stderr));
+    let (rest, marker) = status.finish();
+    err.extend(rest);
+    (
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+        marker,
+        start.preamble,
+    )
+}
+
+#[test]
+fn the_supervisor_runs_the_command_and_removes_its_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let command = "read -r l; echo \"[$l] $# $0\"; echo warn >&2; printf tail; exit 3";
+    for shell in ["/bin/sh", "/bin/bash"] {
+        let wrapped = wrap_for(command, false, Some("id1"));
+        assert!(wrapped.split(' ').all(|w| w.len() <= MAX_WORD));
+        let (stdout, stderr, code) = as_sshd_tmp(shell, &wrapped, b"in\n", tmp.path());
+        let (out, err, marker, preamble) = read(&stdout, &stderr);
+        assert_eq!(out, "[in] 0 sh\ntail", "{shell}");
+        assert_eq!(err, "warn\n", "{shell}");
+        assert_eq!((marker, code), (Some(3), Some(3)), "{shell}");
+        assert!(direct_reason(&preamble).is_none(), "{shell}");
+        // Kept until tether has read the result; the next command removes it.
+        let dir = tmp.path().join("tether-someone/id1.o");
+        assert!(dir.exists(), "{shell}");
+        let next = wrap_for("true", false, Some("id5 id1"));
+        let (_, _, code) = as_sshd_tmp(shell, &next, b"", tmp.path());
+        assert_eq!(code, Some(0));
+        let clean = wrap_script(&crate::ssh::supervisor::clean(), &["id5"]);
+        as_sshd_tmp(shell, &clean, b"", tmp.path());
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while dir.exists() || tmp.path().join("tether-someone/id5.o").exists() {
+            assert!(std::time::Instant::now() < deadline, "{shell}: not removed");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
+fn the_supervisor_falls_back_when_its_directory_is_not_private() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Not a directory: the command runs directly and the reason is said.
+    std::fs::write(tmp.path().join("tether-someone"), "").unwrap();
+    let wrapped = wrap_for("echo hi", false, Some("id2"));
+    let (stdout, stderr, code) = as_sshd_tmp("/bin/sh", &wrapped, b"", tmp.path());
+    let (out, err, marker, preamble) = read(&stdout, &stderr);
+    assert_eq!(
+        (out.as_str(), err.as_str(), marker, code),
+        ("hi\n", "", Some(0), Some(0))
+    );
+    let (_, _, reason) = direct_reason(&preamble).expect("a reason");
+    assert!(reason.contains("tether-someone"), "{reason}");
+}
+
+#[test]
+fn a_resume_continues_from_the_bytes_received_and_stop_ends_the_group() {
+    use std::os::unix::process::CommandExt as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("tether-someone/id3.o");
+    // The exec's sh as sshd would start it, in a process group of its own.
+    let spawn = |wrapped: &str| {
+        std::process::Command::new("/bin/sh")
+            .process_group(0)
+            .arg("-c")
+            .arg(wrapped)
+            .env_clear()
+            .env("TMPDIR", tmp.path())
+            .env("LOGNAME", "someone")
+            .env("PATH", "/usr/bin:/bin")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // A command that outlives its first exec: the exec's sh is killed as a lost
+    // connection would leave it, the command goes on.
+    let wrapped = wrap_for("echo one; sleep 1; echo two; exit 7", false, Some("id3"));
+    let mut child = spawn(&wrapped);
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(dir.exists());
+    // "one\n" arrived (4 bytes of stdout, none of stderr).
+    let resume = wrap_script(
+        &crate::ssh::supervisor::resume(&start_markers()),
+        &["id3", "4", "0"],
+    );
+    let (stdout, stderr, code) = as_sshd_tmp("/bin/sh", &resume, b"", tmp.path());
+    let (out, err, marker, _) = read(&stdout, &stderr);
+    assert_eq!((out.as_str(), err.as_str()), ("two\n", ""));
+    assert_eq!((marker, code), (Some(7), Some(7)));
+    std::fs::remove_file(&dir).unwrap();
+    // Gone: the frame, no marker.
+    let (_, stderr, code) = as_sshd_tmp("/bin/sh", &resume, b"", tmp.path());
+    let mut f = StderrFilter::default();
+    let mut start = StartFilter::default();
+    assert!(f.push(&start.push(&stderr)).is_empty());
+    assert!(f.gone);
+    assert_eq!(code, Some(125));
+    // Stop: a command that ignores nothing ends with TERM.
+    let wrapped = wrap_for("sleep 30", false, Some("id4"));
+    let mut child = spawn(&wrapped);
+    std::thread::sleep(Duration::from_millis(300));
+    let stop = wrap_script(
+        &crate::ssh::supervisor::stop(&start_markers()),
+        &["id4", "2"],
+    );
+    let (stdout, stderr, code) = as_sshd_tmp("/bin/sh", &stop, b"", tmp.path());
+    let (out, _, marker, _) = read(&stdout, &stderr);
+    assert_eq!((out.as_str(), marker, code), ("TERM\n", Some(0), Some(0)));
+    child.wait().unwrap();
+    assert!(!tmp.path().join("tether-someone/id4.o").exists());
+}

@@ -1,0 +1,55 @@
+//! A command under the supervisor, as its caller keeps it: its id on the host, the streams
+//! received so far (to resume it), and what became of it.
+
+use super::incoming::Streams;
+
+/// A command under the supervisor (see `supervisor.rs`): what its caller keeps to resume it
+/// after a lost connection, and what became of it.
+pub struct Supervision {
+    /// The command's id on the host (the name of its private directory).
+    pub id: String,
+    /// Both streams as received so far; kept when the connection was lost while the command
+    /// ran under the supervisor, for [`resume`] to continue.
+    pub(super) streams: Option<Streams>,
+    /// Why the host ran the command directly instead (the supervisor could not run there).
+    pub direct: Option<String>,
+    /// What stopping the command's process group did, after a timeout or a stop flag.
+    pub stopped: Option<String>,
+    /// Where the command runs on the host (its process group and files), once the exec's sh
+    /// said so: what tether names when it cannot stop the command.
+    pub place: Option<crate::ssh::supervisor::Placement>,
+    /// A resume found the command's directory gone: how it ended is unknown.
+    pub gone: bool,
+    /// Ids of earlier commands whose results were read: the supervisor removes their
+    /// directories.
+    pub done: Vec<String>,
+}
+
+impl Default for Supervision {
+    fn default() -> Self {
+        Supervision {
+            id: crate::ssh::supervisor::new_id(),
+            streams: None,
+            direct: None,
+            stopped: None,
+            place: None,
+            gone: false,
+            done: Vec::new(),
+        }
+    }
+}
+
+impl Supervision {
+    /// Whether the command, lost with its connection, can be resumed (it ran under the
+    /// supervisor and all of its stdin had been sent).
+    pub fn resumable(&self) -> bool {
+        self.streams.is_some()
+    }
+
+    /// How many bytes of stdout and stderr have arrived.
+    pub fn received(&self) -> (u64, u64) {
+        self.streams
+            .as_ref()
+            .map_or((0, 0), |s| (s.out.kept, s.err.kept))
+    }
+}

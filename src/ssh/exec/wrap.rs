@@ -1,0 +1,242 @@
+//! The exec request string every login shell reads alike: `exec /bin/sh -c 'BOOT' sh 'ARG'...`
+//! (see the `exec` module documentation), the sh program BOOT with its start and status
+//! markers, and the words it is made of.
+
+/// The longest exec request string sent as is: libssh2 refuses to send a packet of 35000
+/// bytes or more (`MAX_SSH_PACKET_LEN`, less 256 for its framing, less the request's own
+/// fields). A longer command is staged in a file on the host first.
+pub(super) const MAX_EXEC: usize = 32 * 1024;
+/// The longest word (as written, quotes included) given to the login shell: bsd-csh refuses
+/// words from about 8190 bytes on (`Word too long.`).
+pub(super) const MAX_WORD: usize = 4000;
+
+/// The sh program the login shell starts (`/bin/sh -c BOOT sh ARG...`): it joins its
+/// arguments, expands them as the inside of a double-quoted string (a newline is written
+/// `${_tether_nl}`, taken from the default `IFS`: space, tab, newline), prints the start
+/// marker (on stdout, and on stderr unless `pty`), runs the result in a subshell with no
+/// positional parameters, and reports its status. Written with `"` and `\` only where the
+/// login shell sees them outside its quotes (see [`shell_word`]).
+///
+/// With `supervised` (never with `pty`) the first argument is the command's id, followed by
+/// the ids of directories to remove (space-separated), and the command runs under the
+/// supervisor (see `supervisor.rs`).
+pub(super) fn boot(pty: bool, supervised: bool) -> String {
+    let start = r#"printf "\036tether-start\036""#;
+    let start_err = if pty {
+        String::new()
+    } else {
+        format!(" {start} >&2;")
+    };
+    let decode = r#"_tether_ifs=$IFS; _tether_nl=${_tether_ifs#??}; IFS=; eval "_tether_cmd=\"$*\""; IFS=$_tether_ifs; unset _tether_ifs _tether_nl; set --;"#;
+    if supervised {
+        return format!(
+            r#"_tether_id=${{1%% *}}; _tether_done=${{1#"$_tether_id"}}; shift; {decode} {}"#,
+            crate::ssh::supervisor::boot(&format!("{start};{start_err}"))
+        );
+    }
+    format!(
+        r#"{decode} {start};{start_err} (eval "unset _tether_cmd; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%d\036" "$_tether_s" >&2; exit "$_tether_s""#
+    )
+}
+
+/// The exec request string that runs the sh program `script` with `args` (none may hold a
+/// newline, `'`, `\` or `!`... each is one [`shell_word`]).
+pub(super) fn wrap_script(script: &str, args: &[&str]) -> String {
+    let mut out = format!("exec /bin/sh -c {} sh", shell_word(script));
+    for arg in args {
+        out.push(' ');
+        out.push_str(&shell_word(arg));
+    }
+    out
+}
+
+/// The start markers of a resume or stop exec (without a PTY).
+pub(super) fn start_markers() -> String {
+    let start = r#"printf "\036tether-start\036""#;
+    format!("{start}; {start} >&2;")
+}
+
+/// `text` as one word that sh, dash, bash, zsh, ksh, fish, tcsh and csh all read as `text`:
+/// single-quoted, with `'`, `\` and `!` written outside the quotes, backslash-escaped. `text`
+/// must not hold a newline (csh cannot quote one alike).
+pub(super) fn shell_word(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    let mut open = false;
+    for c in text.chars() {
+        if matches!(c, '\'' | '\\' | '!') {
+            if open {
+                out.push('\'');
+                open = false;
+            }
+            out.push('\\');
+        } else if !open {
+            out.push('\'');
+            open = true;
+        }
+        out.push(c);
+    }
+    if open {
+        out.push('\'');
+    } else if text.is_empty() {
+        out.push_str("''");
+    }
+    out
+}
+
+/// What `c` costs in a [`shell_word`] at most (a quote closed and opened again around it).
+pub(super) fn word_cost(c: char) -> usize {
+    if matches!(c, '\'' | '\\' | '!') {
+        4
+    } else {
+        c.len_utf8()
+    }
+}
+
+/// `command` escaped as the inside of a double-quoted sh string, in pieces that each make a
+/// [`shell_word`] of at most [`MAX_WORD`] bytes (no escape is split).
+pub(super) fn command_words(command: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut cost = 2;
+    for c in command.chars() {
+        let piece: std::borrow::Cow<str> = match c {
+            '\n' => "${_tether_nl}".into(),
+            '\\' | '$' | '`' | '"' => format!("\\{c}").into(),
+            _ => c.to_string().into(),
+        };
+        let piece_cost: usize = piece.chars().map(word_cost).sum();
+        if cost + piece_cost > MAX_WORD && !word.is_empty() {
+            words.push(shell_word(&word));
+            word.clear();
+            cost = 2;
+        }
+        word.push_str(&piece);
+        cost += piece_cost;
+    }
+    if !word.is_empty() {
+        words.push(shell_word(&word));
+    }
+    words
+}
+
+/// The exec request string for `command` (without a PTY): the same in every login shell (see
+/// the module documentation).
+pub fn wrap(command: &str) -> String {
+    wrap_for(command, false, None)
+}
+
+/// [`wrap`], for a command on a PTY when `pty` (the start marker only on stdout), under the
+/// supervisor with the id `supervised`.
+pub(super) fn wrap_for(command: &str, pty: bool, supervised: Option<&str>) -> String {
+    let mut out = format!(
+        "exec /bin/sh -c {} sh",
+        shell_word(&boot(pty, supervised.is_some()))
+    );
+    if let Some(id) = supervised {
+        out.push(' ');
+        out.push_str(&shell_word(id));
+    }
+    for word in command_words(command) {
+        out.push(' ');
+        out.push_str(&word);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ssh::exec::frames::StderrFilter;
+    use crate::ssh::exec::preamble::StartFilter;
+
+    /// The login shells [`wrap`] is written for, as Debian installs them.
+    const LOGIN_SHELLS: [&str; 8] = [
+        "/bin/sh",
+        "/bin/dash",
+        "/bin/bash",
+        "/bin/zsh",
+        "/bin/ksh93",
+        "/usr/bin/fish",
+        "/bin/tcsh",
+        "/bin/bsd-csh",
+    ];
+
+    /// Runs `string` as sshd would, through `shell -c`, in an empty HOME; stdout, stderr, code.
+    fn as_sshd(shell: &str, string: &str, stdin: &[u8]) -> (Vec<u8>, Vec<u8>, Option<i32>) {
+        use std::io::Write as _;
+        let home = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new(shell)
+            .arg("-c")
+            .arg(string)
+            .env_clear()
+            .env("HOME", home.path())
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("{shell}: {e} (scripts/test installs the login shells tests use)")
+            });
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin).unwrap();
+        drop(input);
+        let out = child.wait_with_output().unwrap();
+        (out.stdout, out.stderr, out.status.code())
+    }
+
+    #[test]
+    fn every_login_shell_reads_the_wrapped_command_alike() {
+        // Quotes of every kind, `$`, `!`, a backslash, newlines, a comment at the end, a tab,
+        // non-ASCII text, a long line, and the command's own stdin.
+        let long = "x".repeat(9000);
+        let command = format!(
+            "printf '%s|' \"it's\" '\"q\"' '$HOME' \"${{UNSET-d}}\" 'bang!' 'a\\b' `echo bt` '\té'\n\
+             read -r line; echo \"[$line] $# $0\"\nprintf %s {long} | wc -c\n\
+             case x in x) echo multi\n;; esac; exit 3 # done"
+        );
+        let want = "it's|\"q\"|$HOME|d|bang!|a\\b|bt|\t\u{e9}|[from stdin] 0 sh\n9000\nmulti\n";
+        for shell in LOGIN_SHELLS {
+            let wrapped = wrap(&command);
+            assert!(!wrapped.contains('\n'), "{wrapped}");
+            for word in wrapped.split(' ') {
+                assert!(
+                    word.len() <= MAX_WORD,
+                    "{shell}: a word of {} bytes",
+                    word.len()
+                );
+            }
+            let (stdout, stderr, code) = as_sshd(shell, &wrapped, b"from stdin\n");
+            let mut start = StartFilter::default();
+            let mut shown = start.push(&stdout);
+            shown.extend(start.finish());
+            assert_eq!(String::from_utf8_lossy(&shown), want, "{shell}");
+            let mut start = StartFilter::default();
+            let mut status = StderrFilter::default();
+            let mut err = status.push(&start.push(&stderr));
+            let (rest, marker) = status.finish();
+            err.extend(rest);
+            assert_eq!(
+                (String::from_utf8_lossy(&err).as_ref(), marker),
+                ("", Some(3)),
+                "{shell}"
+            );
+            assert_eq!(code, Some(3), "{shell}");
+        }
+    }
+
+    #[test]
+    fn words_are_safe_in_every_shells_single_quotes() {
+        assert_eq!(shell_word("a b"), "'a b'");
+        assert_eq!(shell_word(""), "''");
+        assert_eq!(shell_word("it's!"), r"'it'\''s'\!");
+        assert_eq!(shell_word(r"\x"), r"\\'x'");
+        let words = command_words(&"ab'\n".repeat(2000));
+        assert!(words.len() > 1);
+        assert!(words
+            .iter()
+            .all(|w| w.len() <= MAX_WORD && !w.contains('\n')));
+        assert!(wrap("true").starts_with("exec /bin/sh -c '_tether_ifs=$IFS; "));
+        assert!(wrap("true").ends_with(" sh 'true'"));
+    }
+}

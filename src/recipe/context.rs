@@ -332,3 +332,37 @@ impl Runtime {
             .insert(task.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_stops_commands_past_its_step_at_once_and_its_own_step_after_the_grace() {
+        let abort = Arc::new(StepAbort::default());
+        let before = abort.stop_for("web2", 0);
+        let same = abort.stop_for("web2", 1);
+        let past = abort.stop_for("web3", 2);
+        assert!(!past.is_set() && !same.is_set());
+        // web1 failed after starting 2 commands: its step is the second (index 1).
+        abort.fail(2, "web1");
+        let web1 = StopReason::StepAborted {
+            because: "web1".into(),
+        };
+        assert_eq!(past.reason(), Some(web1));
+        // The same step has its grace; earlier steps finish.
+        assert_eq!(same.reason(), None);
+        assert_eq!(before.reason(), None);
+        // A failure at an earlier step makes the same-step command one past it.
+        abort.fail(1, "db1");
+        assert_eq!(
+            same.reason(),
+            Some(StopReason::StepAborted {
+                because: "db1".into()
+            })
+        );
+        assert_eq!(before.reason(), None);
+        // The failed host's own commands are over: nothing to stop.
+        assert_eq!(abort.stop_for("db1", 3).reason(), None);
+    }
+}

@@ -251,6 +251,23 @@ pub enum EventKind {
         /// What stopping did (`its process group was sent SIGTERM and ended`).
         how: String,
     },
+    /// A command left running when its connection was lost (past its re-attach bound) could
+    /// not be stopped before tether exits (see `ssh::worker`): where it runs and how to stop
+    /// it by hand.
+    #[serde(rename = "remote_left_running")]
+    RemoteLeftRunning {
+        /// The command.
+        command: String,
+        /// Why stopping it failed (the host could not be reached, with the error).
+        why: String,
+        /// Its process group on the host, as the host said it (`None` only when the
+        /// connection died before the host said it).
+        pgid: Option<String>,
+        /// The common prefix of its files on the host: `SPOOL.o` stdout, `SPOOL.e` stderr.
+        spool: String,
+        /// A command, run here, that stops it and removes its files.
+        stop_with: String,
+    },
     /// A dead session could not be replaced: the host is unreachable from now on.
     Unreachable {
         /// The last error.
@@ -512,6 +529,16 @@ impl EventKind {
                 m(command);
                 m(why);
                 m(how);
+            }
+            EventKind::RemoteLeftRunning {
+                command,
+                why,
+                stop_with,
+                ..
+            } => {
+                m(command);
+                m(why);
+                m(stop_with);
             }
             EventKind::Warning { message } | EventKind::Note { message } => m(message),
             EventKind::LoginShellOutput { stdout, stderr } => {

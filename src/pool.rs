@@ -19,6 +19,7 @@ use crate::ssh::policy::WorkerSettings;
 use crate::ssh::route::{self, Hop, RouteError};
 use crate::ssh::worker::HostWorker;
 use crate::ssh::SshError;
+use crate::stop::Stop;
 
 /// How `host` is reached, as a run reaches it: its configuration resolved from `ssh` (with
 /// `jump`, `-J`, and the recipe's `forward_agent` applied) and the jump hosts before it.
@@ -81,10 +82,10 @@ pub struct FanOut {
     /// Ctrl-C flag, which stops every fan-out). Watch mode gives each run its own, so
     /// cancelling one run leaves the next one and the heartbeat alone.
     pub cancel: Option<Arc<AtomicBool>>,
-    /// Once set, in-flight commands are stopped: a PTY's channel closed (SIGHUP), a command
-    /// under the supervisor by its process group (SIGTERM, then SIGKILL); others are waited
-    /// for.
-    pub kill: Option<Arc<AtomicBool>>,
+    /// Once one is set, in-flight commands are stopped: a PTY's channel closed (SIGHUP), a
+    /// command under the supervisor by its process group (SIGTERM, then SIGKILL); others are
+    /// waited for. Each says why (see [`crate::stop`]).
+    pub kill: Stop,
     /// Bytes fed to every command's stdin (the sudo password line of an `as_user` command).
     pub stdin: Option<Vec<u8>>,
     /// The command as the recipe wrote it, announced before dispatch (`» web1,web2 $ cmd`).

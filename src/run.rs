@@ -14,6 +14,7 @@ use crate::pool::FanOut;
 use crate::report::Reporter;
 use crate::runner;
 use crate::settings::Settings;
+use crate::stop::{Stop, StopReason};
 use crate::timeline::Recording;
 
 /// `tether run`'s own options.
@@ -115,7 +116,7 @@ fn run_command(
         timeout: opts.timeout,
         pty: settings.pty,
         // Ctrl-C (which the pool checks before each dispatch) also stops PTY commands.
-        kill: Some(fleet.interrupted.clone()),
+        kill: Stop::flag(fleet.interrupted.clone(), StopReason::Interrupted),
         ..FanOut::default()
     };
     let results = fleet.exec(&commands, &how);

@@ -285,3 +285,148 @@ task("t", || {
         r#""type":"session_summary","host":"web1","connected":false,"sessions":0,"commands":0"#,
     );
 }
+
+/// The group of every live process on this machine, by pid (`/proc/PID/stat`, field 5);
+/// zombies (ended, not yet reaped by their parent) left out.
+fn groups() -> Vec<(u32, String)> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let mut after = stat.get(stat.rfind(')')? + 2..)?.split(' ');
+            let state = after.next()?;
+            (state != "Z").then_some(())?;
+            Some((pid, after.nth(1)?.to_string()))
+        })
+        .collect()
+}
+
+/// A host's failure stops the commands the other hosts of the same `on` are running (issue 13):
+/// one of the same step after the documented 2 s grace, one past that step at once, PTY or
+/// not. Its process group on the host is gone, it never finishes its work, and the summary
+/// names the host as stopped early because of the failed one.
+#[test]
+fn a_failure_stops_what_other_hosts_of_the_step_are_running() {
+    let lab = Lab::builder().names(&["host1", "host2"]).start();
+    const SLOW: &str = "echo ran >> /srv/started; sleep 30; touch /srv/marker";
+    let mut r = RecipeDir::new(
+        "step-abort",
+        &format!(
+            r#"
+server("host1", #{{ roles: ["app"] }});
+server("host2", #{{ roles: ["app"] }});
+// host1 fails at the step where host2 runs the slow command.
+task("same", || {{
+    on("app", |host| {{ if host.name == "host1" {{ run("sleep 0.5; exit 3"); }} else {{ run("{SLOW}"); }} run("true"); }});
+}});
+task("same_pty", || {{
+    on("app", #{{ pty: true }}, |host| {{ if host.name == "host1" {{ run("sleep 0.5; exit 3"); }} else {{ run("{SLOW}"); }} }});
+}});
+// host1 fails at its second step; host2 is already at its third.
+task("past", || {{
+    on("app", |host| {{
+        if host.name == "host1" {{ run("sleep 1"); run("exit 3"); }} else {{ run("true"); run("true"); run("{SLOW}"); }}
+    }});
+}});
+"#
+        ),
+    );
+    r.ssh_config = Some(lab.ssh_config());
+    let root = lab.host("host2").root_dir.clone();
+    for (task, grace) in [("same", true), ("same_pty", true), ("past", false)] {
+        let _ = std::fs::remove_file(root.join("started"));
+        let child = r.tether().args(&["--format", "json", task]).spawn();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !root.join("started").exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{task}: never started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // The slow command's process group, while it runs.
+        let pgid = loop {
+            let sleeping = lab.host_pids("host2").into_iter().find(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == b"sleep\x0030\x00")
+            });
+            if let Some(pid) = sleeping {
+                let all = groups();
+                break all.iter().find(|(p, _)| *p == pid).unwrap().1.clone();
+            }
+            assert!(std::time::Instant::now() < deadline, "{task}: no sleep");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{task}\n{stdout}{stderr}");
+        assert!(
+            stderr.contains("error: 1 of 2 hosts failed, 1 stopped early"),
+            "{task}\n{stderr}"
+        );
+        assert!(
+            stderr.contains(&format!(
+                "host2: stopped during `{SLOW}` (tether stopped it on the host): host1 failed"
+            )),
+            "{task}\n{stderr}"
+        );
+        let left: Vec<u32> = groups()
+            .into_iter()
+            .filter(|(_, g)| *g == pgid)
+            .map(|(p, _)| p)
+            .collect();
+        let what: Vec<String> = left
+            .iter()
+            .map(|p| {
+                std::fs::read(format!("/proc/{p}/cmdline"))
+                    .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+                    .unwrap_or_default()
+            })
+            .collect();
+        assert_eq!(
+            left,
+            Vec::<u32>::new(),
+            "{task}: process group {pgid} remains: {what:?}\n{stdout}"
+        );
+        let events: Vec<serde_json::Value> = stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let at = |host: &str, what: &str| -> f64 {
+            events
+                .iter()
+                .find(|e| e["host"] == host && e["type"] == what && e["command"] != "true")
+                .unwrap_or_else(|| panic!("{task}: no {what} of {host}\n{stdout}"))["t"]
+                .as_f64()
+                .unwrap()
+        };
+        let failed = events
+            .iter()
+            .filter(|e| e["host"] == "host1" && e["type"] == "command_finished")
+            .find(|e| e["exit_code"] == 3)
+            .unwrap()["t"]
+            .as_f64()
+            .unwrap();
+        let stopped_after = at("host2", "command_finished") - failed;
+        if grace {
+            // The same step: the grace, then TERM, which ends it.
+            assert!(
+                (2.0..4.5).contains(&stopped_after),
+                "{task}: {stopped_after}"
+            );
+        } else {
+            assert!(stopped_after < 1.5, "{task}: {stopped_after}");
+        }
+        if task != "same_pty" {
+            assert!(
+                events.iter().any(|e| e["host"] == "host2"
+                    && e["type"] == "remote_stopped"
+                    && e["why"] == "the step was aborted because host1 failed"),
+                "{task}\n{stdout}"
+            );
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(!root.join("marker").exists());
+}

@@ -7,7 +7,7 @@
 use crate::support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use support::harness::Harness;
@@ -17,6 +17,7 @@ use tether::pool::{FanOut, HostResult};
 use tether::ssh::exec::ExitStatus;
 use tether::ssh::policy::WorkerSettings;
 use tether::ssh::SshError;
+use tether::stop::{Stop, StopCell, StopReason};
 
 /// Prints `line1` .. `line12`, one a second, after appending to /srv/marker.
 const TWELVE: &str =
@@ -105,6 +106,22 @@ fn killed_mid_command(command: &str, want: ExitStatus) {
         other => panic!("{other:?}\n{}", h.story()),
     };
     assert_eq!(out.status, want, "{}", h.story());
+    // Its duration runs from its real start, not from the re-attach.
+    assert!(
+        out.duration >= Duration::from_secs(12),
+        "{:?}",
+        out.duration
+    );
+    let finished: Vec<Duration> = h
+        .events
+        .iter()
+        .filter_map(|(_, e)| match &e.kind {
+            EventKind::Finished { duration, .. } => Some(*duration),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(finished.len(), 1, "{}", h.story());
+    assert!(finished[0] >= Duration::from_secs(12), "{finished:?}");
     let mut want_stdout = twelve_lines().join("\n");
     want_stdout.push('\n');
     assert_eq!(String::from_utf8_lossy(&out.stdout), want_stdout);
@@ -166,6 +183,9 @@ fn a_silent_command_outlives_channel_timeout() {
     assert_eq!(lab.accepted_logins("host1"), 1);
 }
 
+/// Past the re-attach bound the command is an orphan; the next contact with the host, however
+/// soon it comes (at once, or a little later), reconnects under the usual policy, stops the
+/// orphan first (reported), then runs the new command.
 #[test]
 fn past_the_bound_the_state_is_unknown_and_the_orphan_is_stopped_at_the_next_contact() {
     let lab = Lab::builder().names(&["host1"]).start();
@@ -176,51 +196,62 @@ fn past_the_bound_the_state_is_unknown_and_the_orphan_is_stopped_at_the_next_con
     let mut h = Harness::new(&lab.ssh_config(), settings, &["host1"]);
     let config = lab.host("host1").sshd_config.clone();
     let saved = std::fs::read(&config).unwrap();
-    let r = run_while(
-        &h,
-        &lab,
-        "echo ran >> /srv/marker; sleep 47",
-        FanOut::default(),
-        || {
+    let marker = lab.host("host1").root_dir.join("marker");
+    for (round, gap) in [Duration::ZERO, Duration::from_secs(2)]
+        .into_iter()
+        .enumerate()
+    {
+        std::fs::write(&marker, "").unwrap();
+        let sleep = format!("sleep 4{round}");
+        let command = format!("echo ran >> /srv/marker; {sleep}");
+        let r = run_while(&h, &lab, &command, FanOut::default(), || {
             // No login works until the bound has passed.
             lab.reconfigure("host1", "DenyUsers *");
             lab.kill_connections("host1");
-        },
-    );
-    h.drain();
-    let error = match &r.result {
-        Some(Err(e @ SshError::ConnectionLost { .. })) => e.to_string(),
-        other => panic!("{other:?}\n{}", h.story()),
-    };
-    assert!(error.contains("remote state unknown"), "{error}");
-    assert_eq!(h.count("host1", is_reattach), 0, "{}", h.story());
-    assert!(!processes(&lab, "host1", "sleep 47").is_empty());
-    std::fs::write(&config, saved).unwrap();
-    lab.reconfigure("host1", "");
-    // The next contact (after the lost session's retry pause) stops it and says so.
-    std::thread::sleep(tether::ssh::worker::RETRY_LOST_AFTER);
-    let r = h.run(&["host1"], "echo next");
-    assert!(r[0].ok(), "{:?}\n{}", r[0].result, h.story());
-    let stopped: Vec<String> = h
-        .events
-        .iter()
-        .filter_map(|(_, e)| match &e.kind {
-            EventKind::RemoteStopped { command, why, how } => {
-                Some(format!("{command} | {why} | {how}"))
-            }
-            _ => None,
-        })
-        .collect();
-    assert_eq!(stopped.len(), 1, "{}", h.story());
-    assert!(stopped[0].starts_with("echo ran >> /srv/marker; sleep 47 | left running"));
-    assert!(stopped[0].ends_with("SIGTERM and ended"), "{}", stopped[0]);
-    wait_until("the orphan is still running", || {
-        processes(&lab, "host1", "sleep 47").is_empty()
-    });
-    assert_eq!(
-        std::fs::read_to_string(lab.host("host1").root_dir.join("marker")).unwrap(),
-        "ran\n"
-    );
+        });
+        h.drain();
+        let error = match &r.result {
+            Some(Err(e @ SshError::ConnectionLost { .. })) => e.to_string(),
+            other => panic!("{other:?}\n{}", h.story()),
+        };
+        assert!(error.contains("remote state unknown"), "{error}");
+        assert!(!error.contains("stopped at the next contact"), "{error}");
+        assert_eq!(h.count("host1", is_reattach), 0, "{}", h.story());
+        assert!(!processes(&lab, "host1", &sleep).is_empty());
+        std::fs::write(&config, &saved).unwrap();
+        lab.reconfigure("host1", "");
+        std::thread::sleep(gap);
+        let mark = h.mark();
+        let r = h.run(&["host1"], "echo next");
+        assert!(r[0].ok(), "gap {gap:?}: {:?}\n{}", r[0].result, h.story());
+        let stopped: Vec<String> = h.events[mark..]
+            .iter()
+            .filter_map(|(_, e)| match &e.kind {
+                EventKind::RemoteStopped { command, why, how } => {
+                    Some(format!("{command} | {why} | {how}"))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(stopped.len(), 1, "gap {gap:?}\n{}", h.story());
+        assert!(stopped[0].starts_with(&format!("{command} | left running")));
+        assert!(stopped[0].ends_with("SIGTERM and ended"), "{}", stopped[0]);
+        // Stopped before the new command started.
+        let at = |pred: &dyn Fn(&EventKind) -> bool| {
+            h.events[mark..]
+                .iter()
+                .position(|(_, e)| pred(&e.kind))
+                .unwrap()
+        };
+        assert!(
+            at(&|k| matches!(k, EventKind::RemoteStopped { .. }))
+                < at(&|k| matches!(k, EventKind::Started { command } if command == "echo next")),
+            "{}",
+            h.story()
+        );
+        assert!(processes(&lab, "host1", &sleep).is_empty(), "{}", h.story());
+        assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n");
+    }
 }
 
 #[test]
@@ -256,33 +287,74 @@ fn a_timeout_stops_the_remote_command() {
     );
 }
 
+/// A stopped command, with a PTY or without, fails as stopped by tether for the reason its
+/// stop carried (typed: Ctrl-C, `watch --kill`, a failed host of the same step), never as a
+/// hung-up terminal; without a PTY its process group is stopped and said so, with that reason.
 #[test]
-fn the_stop_flag_stops_a_command_without_a_pty() {
+fn the_stop_flag_stops_a_command_and_says_why() {
     let lab = Lab::builder().names(&["host1"]).start();
     let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
-    let flag = Arc::new(AtomicBool::new(false));
-    let how = FanOut {
-        kill: Some(flag.clone()),
-        ..FanOut::default()
-    };
-    let started = Instant::now();
-    let r = run_while(&h, &lab, "echo ran >> /srv/marker; sleep 44", how, || {
-        flag.store(true, Ordering::SeqCst)
-    });
-    h.drain();
-    assert!(
-        matches!(r.result, Some(Err(SshError::CommandStopped { .. }))),
-        "{:?}",
-        r.result
-    );
-    assert!(started.elapsed() < Duration::from_secs(10));
-    wait_until("the stopped command is still running", || {
-        processes(&lab, "host1", "sleep 44").is_empty()
-    });
-    assert_eq!(
-        h.count("host1", |k| matches!(k, EventKind::RemoteStopped { .. })),
-        1
-    );
+    let marker = lab.host("host1").root_dir.join("marker");
+    let reasons = [
+        StopReason::Interrupted,
+        StopReason::RunCancelled,
+        StopReason::StepAborted {
+            because: "web7".into(),
+        },
+    ];
+    for pty in [false, true] {
+        for why in &reasons {
+            std::fs::write(&marker, "").unwrap();
+            let flag = Arc::new(AtomicBool::new(false));
+            let cell: StopCell = Arc::new(OnceLock::new());
+            // A step abort comes in its cell; the other reasons with their flag.
+            let kill = match why {
+                StopReason::StepAborted { .. } => Stop::default().or_cell(cell.clone()),
+                _ => Stop::flag(flag.clone(), why.clone()),
+            };
+            let how = FanOut {
+                kill,
+                pty,
+                ..FanOut::default()
+            };
+            let mark = h.mark();
+            let started = Instant::now();
+            let r = run_while(&h, &lab, "echo ran >> /srv/marker; sleep 44", how, || {
+                flag.store(true, Ordering::SeqCst);
+                let _ = cell.set(why.clone());
+            });
+            h.drain();
+            let error = match &r.result {
+                Some(Err(e @ SshError::CommandStopped { why: got, .. })) => {
+                    assert_eq!(got, why);
+                    e.to_string()
+                }
+                other => panic!("{other:?}\n{}", h.story()),
+            };
+            assert!(
+                error.starts_with(
+                    "`echo ran >> /srv/marker; sleep 44` on host1 was stopped by tether after "
+                ),
+                "{error}"
+            );
+            assert!(error.ends_with(&format!("({why})")), "{error}");
+            assert!(!error.contains("SIGHUP"), "{error}");
+            assert!(started.elapsed() < Duration::from_secs(10));
+            wait_until("the stopped command is still running", || {
+                processes(&lab, "host1", "sleep 44").is_empty()
+            });
+            let said: Vec<String> = h.events[mark..]
+                .iter()
+                .filter_map(|(_, e)| match &e.kind {
+                    EventKind::RemoteStopped { why, .. } => Some(why.clone()),
+                    _ => None,
+                })
+                .collect();
+            // A PTY command is stopped by hanging up its terminal: no process group to stop.
+            let want: Vec<String> = if pty { vec![] } else { vec![why.to_string()] };
+            assert_eq!(said, want, "pty {pty}\n{}", h.story());
+        }
+    }
 }
 
 #[test]
@@ -328,6 +400,23 @@ fn tether_run_says_once_that_it_reattached_and_shows_every_line_once() {
         0
     );
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n");
+    // Durations run from the command's real start (12 lines, one a second), not from the
+    // re-attach: the command's, and the host's in the summary.
+    let finished: Vec<f64> = events
+        .iter()
+        .filter(|e| e["type"] == "command_finished")
+        .map(|e| e["duration_ms"].as_f64().unwrap())
+        .collect();
+    assert_eq!(finished.len(), 1, "{}", out.stdout);
+    assert!(finished[0] >= 12000.0, "{}", out.stdout);
+    let summary = events
+        .iter()
+        .find(|e| e["type"] == "summary" && e["host"] == "host1")
+        .unwrap();
+    assert!(
+        summary["duration_ms"].as_f64().unwrap() >= 12000.0,
+        "{summary}"
+    );
 }
 
 #[test]
@@ -647,4 +736,254 @@ fn a_private_directory_found_open_to_others_is_made_private_again() {
     assert!(h.run(&["host1"], "echo again")[0].ok(), "{}", h.story());
     let mode = std::fs::metadata(&base).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700, "{}", h.story());
+}
+
+/// Re-attaching gives up when its bound has passed, whatever the ssh config's `ConnectTimeout`:
+/// each attempt's timeout is clamped to what is left of the bound (the run's, or the step's).
+#[test]
+fn the_reattach_bound_holds_against_a_long_connect_timeout() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let text = std::fs::read_to_string(lab.ssh_config()).unwrap();
+    assert!(text.contains("ConnectTimeout 5\n"));
+    let slow = lab.dir().join("ssh_config_slow_connect");
+    std::fs::write(
+        &slow,
+        text.replace("ConnectTimeout 5\n", "ConnectTimeout 30\n"),
+    )
+    .unwrap();
+    let listener = lab.host("host1").pid as libc::pid_t;
+    for (run_bound, step_bound) in [
+        (Duration::from_secs(1), None),
+        (Duration::from_secs(2), None),
+        (Duration::from_secs(60), Some(Duration::from_secs(2))),
+    ] {
+        let settings = WorkerSettings {
+            reattach: run_bound,
+            ..WorkerSettings::default()
+        };
+        let bound = step_bound.unwrap_or(run_bound);
+        let mut h = Harness::new(&slow, settings, &["host1"]);
+        let how = FanOut {
+            reattach: step_bound,
+            ..FanOut::default()
+        };
+        let mut lost_at = Instant::now();
+        let r = run_while(&h, &lab, "echo ran >> /srv/marker; sleep 38", how, || {
+            // The listener answers no new connection: each attempt waits for its timeout.
+            // SAFETY: kill(2) on the lab's own sshd listener.
+            unsafe { libc::kill(listener, libc::SIGSTOP) };
+            lab.kill_connections("host1");
+            lost_at = Instant::now();
+        });
+        let took = lost_at.elapsed();
+        // SAFETY: as above.
+        unsafe { libc::kill(listener, libc::SIGCONT) };
+        h.drain();
+        let error = match &r.result {
+            Some(Err(e @ SshError::ConnectionLost { .. })) => e.to_string(),
+            other => panic!("{other:?}\n{}", h.story()),
+        };
+        let within = format!("not re-attached within {}.0 s", bound.as_secs());
+        assert!(error.contains(&within), "{error}");
+        // The bound, plus what noticing the death and failing take; far from ConnectTimeout.
+        assert!(
+            took < bound + Duration::from_secs(3),
+            "bound {bound:?}: gave up after {took:?}"
+        );
+        std::fs::write(lab.host("host1").root_dir.join("marker"), "").unwrap();
+        // The host answers again: the pool's end stops the orphan.
+        drop(h);
+        assert!(processes(&lab, "host1", "sleep 38").is_empty());
+    }
+}
+
+/// `tether run` has no next contact: a command left running past the re-attach bound gets one
+/// bounded last attempt to be stopped before tether exits. Where the host answers again, the
+/// orphan is stopped (said so, its files removed); where it does not, tether says what was left
+/// running where (host, process group, spool files) and how to stop it by hand.
+#[test]
+fn tether_run_stops_an_orphan_before_it_exits_or_says_how_to() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let tmp = own_tmpdir(&lab, "host1", "/srv/tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let marker = lab.host("host1").root_dir.join("marker");
+    let listener = lab.host("host1").pid as libc::pid_t;
+    let spool = |tmp: &std::path::Path| -> Vec<String> {
+        std::fs::read_dir(tmp)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().unwrap().is_dir())
+            .flat_map(|d| std::fs::read_dir(d.path()).unwrap().filter_map(|e| e.ok()))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    for (round, (back, json)) in [(true, false), (false, false), (false, true)]
+        .into_iter()
+        .enumerate()
+    {
+        std::fs::write(&marker, "").unwrap();
+        let sleep = format!("sleep 3{round}");
+        let command = format!("echo ran >> /srv/marker; {sleep}");
+        let format = if json { "json" } else { "text" };
+        let child = support::tether::Tether::new()
+            .ssh_config(&lab.ssh_config())
+            .args(&[
+                "--format",
+                format,
+                "--reattach",
+                "1s",
+                "run",
+                "--hosts",
+                "host1",
+            ])
+            .args(&["--", &command])
+            .spawn();
+        wait_until("the command never started", || {
+            std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+        });
+        // The listener answers no new connection (the bound passes)...
+        // SAFETY: kill(2) on the lab's own sshd listener.
+        unsafe { libc::kill(listener, libc::SIGSTOP) };
+        lab.kill_connections("host1");
+        if back {
+            // ... and answers again before tether's last attempt gives up.
+            std::thread::sleep(Duration::from_millis(1500));
+            // SAFETY: as above.
+            unsafe { libc::kill(listener, libc::SIGCONT) };
+        }
+        let out = child.wait_with_output().unwrap();
+        // SAFETY: as above.
+        unsafe { libc::kill(listener, libc::SIGCONT) };
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(text.contains("remote state unknown"), "{text}");
+        assert!(!text.contains("stopped at the next contact"), "{text}");
+        let left = processes(&lab, "host1", &sleep);
+        if back {
+            assert!(
+                text.contains(&format!(
+                    "host1 ~ stopped `{command}` on the host (left running when its connection \
+                     was lost and re-attaching failed): its process group was sent SIGTERM and \
+                     ended"
+                )),
+                "{text}"
+            );
+            assert!(left.is_empty(), "{left:?}\n{text}");
+            assert_eq!(spool(&tmp), Vec::<String>::new(), "{text}");
+        } else {
+            assert!(!left.is_empty(), "{text}");
+            // The process group named is the orphan's own.
+            let pgid = {
+                let stat = std::fs::read_to_string(format!("/proc/{}/stat", left[0])).unwrap();
+                let after = &stat[stat.rfind(')').unwrap() + 2..];
+                after.split(' ').nth(2).unwrap().to_string()
+            };
+            let files = spool(&tmp);
+            let id = files
+                .iter()
+                .find_map(|f| f.strip_suffix(".o"))
+                .expect("the orphan's output file")
+                .to_string();
+            let base = format!("/srv/tmp/tether-root/{id}");
+            let stop_with = format!("ssh host1 'kill -TERM -- -{pgid}; rm -f {base}.*'");
+            if json {
+                let said: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .filter(|e: &serde_json::Value| e["type"] == "remote_left_running")
+                    .collect();
+                assert_eq!(said.len(), 1, "{text}");
+                assert_eq!(said[0]["host"], "host1");
+                assert_eq!(said[0]["command"], command.as_str());
+                assert_eq!(said[0]["pgid"], pgid.as_str());
+                assert_eq!(said[0]["spool"], base.as_str());
+                assert_eq!(said[0]["stop_with"], stop_with.as_str());
+                assert!(
+                    said[0]["why"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("the host could not be reached before tether exited"),
+                    "{text}"
+                );
+            }
+            let said: Vec<&str> = text
+                .lines()
+                .filter(|l| l.contains("tether could not stop it"))
+                .collect();
+            assert_eq!(said.len(), usize::from(!json), "{text}");
+            if !json {
+                for part in [
+                    format!("host1 ~ warning: `{command}` may still be running on host1"),
+                    format!("process group is {pgid},"),
+                    format!("{base}.o"),
+                    format!("{base}.e"),
+                    stop_with.clone(),
+                ] {
+                    assert!(said[0].contains(&part), "{part}\n{text}\n{left:?}");
+                }
+            }
+            // The words work.
+            let mut stop = lab.ssh("host1");
+            stop.arg(format!("kill -TERM -- -{pgid}; rm -f {base}.*"));
+            assert!(stop.status().unwrap().success());
+            wait_until("the orphan survived the words", || {
+                processes(&lab, "host1", &sleep).is_empty()
+            });
+        }
+    }
+}
+
+/// In a recipe, the next contact right after a command went past its re-attach bound (here a
+/// `catch` that runs a command on the same host at once) reconnects, stops the orphan first
+/// and says so, then runs its own command.
+#[test]
+fn a_recipe_contact_right_after_the_bound_stops_the_orphan_first() {
+    let lab = support::recipe::lab(&["db1"]);
+    let marker = lab.host("db1").root_dir.join("marker");
+    let r = support::recipe::lab_recipe(
+        &lab,
+        "reattach-next-contact",
+        r#"task("slow", || {
+    try {
+        on("db", #{ reattach: 1 }, |host| { run("echo ran >> /srv/marker; sleep 37"); });
+    } catch (err) {
+        print("caught: " + err.kind);
+        on("db", "echo next");
+    }
+});"#,
+    );
+    let child = r.tether().args(&["slow"]).spawn();
+    wait_until("the command never started", || {
+        std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+    });
+    let listener = lab.host("db1").pid as libc::pid_t;
+    // SAFETY: kill(2) on the lab's own sshd listener.
+    unsafe { libc::kill(listener, libc::SIGSTOP) };
+    lab.kill_connections("db1");
+    // Back just after the bound: the catch's command comes within a second of the failure.
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: as above.
+    unsafe { libc::kill(listener, libc::SIGCONT) };
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let text = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let stopped = stdout
+        .find(
+            "db1  ~ stopped `echo ran >> /srv/marker; sleep 37` on the host (left running when its \
+             connection was lost and re-attaching failed): its process group was sent SIGTERM \
+             and ended",
+        )
+        .unwrap_or_else(|| panic!("{text}"));
+    let next = stdout
+        .find("db1  | next")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(stopped < next, "{text}");
+    assert!(text.contains("caught: connection_lost"), "{text}");
+    assert!(processes(&lab, "db1", "sleep 37").is_empty(), "{text}");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n");
 }

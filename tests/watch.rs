@@ -495,7 +495,7 @@ fn kill_stops_a_pty_command() {
             servers(&["web1", "web2"])
         ),
     );
-    w.wait_line("cancelling it (stopping PTY commands", 5 * SECS);
+    w.wait_line("cancelling it (stopping running commands)", 5 * SECS);
     w.wait_line("watch: run 1 cancelled", 5 * SECS);
     assert!(saved.elapsed() < 3 * SECS, "{}", w.dump());
     for pid in pids {
@@ -507,6 +507,37 @@ fn kill_stops_a_pty_command() {
         assert!(!lab.host(host).root_dir.join("second").exists());
         assert_eq!(lab.accepted_logins(host), 1, "{}", w.dump());
     }
+    assert_eq!(w.interrupt(10 * SECS), 0, "{}", w.dump());
+}
+
+/// `--kill` stops a command without a PTY by its process group on the host, and says why:
+/// a watched file changed (a typed reason, as for Ctrl-C).
+#[test]
+fn kill_stops_a_supervised_command_and_says_why() {
+    let lab = lab(&["web1"]);
+    let r = RecipeDir::new(
+        "kill-supervised",
+        &format!(
+            "{}task(\"hi\", || {{ on(\"web\", \"sh -c 'echo $$ > /srv/pid; exec sleep 59'\"); }});\n",
+            servers(&["web1"])
+        ),
+    );
+    let mut w = Watcher::start(&lab, &r, &["--kill", "hi"]);
+    let pid = read_pid(&lab.host("web1").root_dir.join("pid"), 20 * SECS);
+    assert!(alive(pid));
+    r.save_by_rename(
+        "deploy.rhai",
+        &format!(
+            "{}task(\"hi\", || {{ on(\"web\", \"echo v2\"); }});\n",
+            servers(&["web1"])
+        ),
+    );
+    w.wait_line(
+        "on the host (a watched file changed (watch --kill)): its process group was sent SIGTERM",
+        10 * SECS,
+    );
+    eventually("the remote sleep to be gone", 3 * SECS, || !alive(pid));
+    w.wait_line("watch: run 2 ok", 10 * SECS);
     assert_eq!(w.interrupt(10 * SECS), 0, "{}", w.dump());
 }
 
@@ -604,6 +635,12 @@ fn ctrl_c_stops_a_pty_command_of_tether_run() {
     assert_eq!(out.status.code(), Some(130), "{stdout}");
     assert!(started.elapsed() < 5 * SECS, "{:?}", started.elapsed());
     assert!(stdout.contains("web1  stopped"), "{stdout}");
-    assert!(stdout.contains("was stopped after"), "{stdout}");
+    // tether stopped it, and says why: not a hung-up terminal.
+    assert!(
+        stdout.contains("was stopped by tether after ")
+            && stdout.contains("(tether was interrupted)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("SIGHUP"), "{stdout}");
     eventually("the remote sleep to be gone", 3 * SECS, || !alive(pid));
 }

@@ -9,6 +9,7 @@ use crate::host::HostTarget;
 use crate::pool::{FanOut, HostResult};
 use crate::ssh::exec::ExecOutput;
 use crate::ssh::SshError;
+use crate::stop::Stop;
 
 /// How one command of a closure runs (`run`, `capture`, `test`, an upload).
 #[derive(Debug, Clone, Default)]
@@ -24,6 +25,9 @@ pub struct Call {
     /// A pseudo-terminal. A command fed the sudo password gets one with its echo off; an
     /// upload never gets one (the terminal would translate its bytes).
     pub pty: bool,
+    /// What else stops it while it runs, besides the run's own stop (Ctrl-C): a failure of
+    /// another host of the same `on` (see `recipe::context::StepAbort`).
+    pub stop: Stop,
 }
 
 /// An upload a backend was asked for (see [`crate::transfer`] for the two commands it takes).

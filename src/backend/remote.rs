@@ -16,6 +16,7 @@ use crate::host::HostTarget;
 use crate::pool::{FanOut, HostResult};
 use crate::ssh::exec::{self, Drain, Echo, ExecOptions, ExecOutput, ExitStatus, Source};
 use crate::ssh::SshError;
+use crate::stop::{Stop, StopReason};
 use crate::transfer;
 
 /// A command owed to a host at the next contact, with its stdin (the sudo password line).
@@ -29,8 +30,9 @@ pub struct Remote {
     fleet: Arc<Fleet>,
     /// Once set, no further command is dispatched.
     cancel: Arc<AtomicBool>,
-    /// Once set, in-flight PTY commands are stopped (their terminal hung up).
-    kill: Arc<AtomicBool>,
+    /// Once set, in-flight commands are stopped (a PTY's terminal hung up, a supervised
+    /// command's process group), each for its reason.
+    kill: Stop,
     /// Every command gets a pseudo-terminal (`--pty`).
     pty: bool,
     /// Hosts connected with the first `prepare`: every host of the run, used or not.
@@ -52,7 +54,7 @@ impl Remote {
         Remote {
             fleet,
             cancel: flag.clone(),
-            kill: flag,
+            kill: Stop::flag(flag, StopReason::Interrupted),
             pty: false,
             hosts: Vec::new(),
             opened: OnceLock::new(),
@@ -76,9 +78,9 @@ impl Remote {
     }
 
     /// Uses a run's own flags instead of the fleet's Ctrl-C flag (watch mode, where the fleet
-    /// outlives many runs): `cancel` stops dispatching, `kill` stops in-flight PTY commands.
-    /// The fleet's Ctrl-C flag still stops every fan-out.
-    pub fn with_flags(mut self, cancel: Arc<AtomicBool>, kill: Arc<AtomicBool>) -> Self {
+    /// outlives many runs): `cancel` stops dispatching, `kill` stops in-flight commands. The
+    /// fleet's Ctrl-C flag still stops every fan-out.
+    pub fn with_flags(mut self, cancel: Arc<AtomicBool>, kill: Stop) -> Self {
         self.cancel = cancel;
         self.kill = kill;
         self
@@ -107,7 +109,7 @@ impl Backend for Remote {
         let how = FanOut {
             pty: how.pty || self.pty,
             cancel: Some(self.cancel.clone()),
-            kill: Some(self.kill.clone()),
+            kill: self.kill.clone(),
             ..how.clone()
         };
         self.fleet.exec(commands, &how)
@@ -320,11 +322,13 @@ impl Remote {
     }
 
     /// Runs `command` on `host` with `opts` as they are (no PTY unless they say so).
-    fn send(&self, host: &str, command: &str, opts: ExecOptions) -> Result<ExecOutput, SshError> {
-        let opts = ExecOptions {
-            stop: Some(self.kill.clone()),
-            ..opts
-        };
+    fn send(
+        &self,
+        host: &str,
+        command: &str,
+        mut opts: ExecOptions,
+    ) -> Result<ExecOutput, SshError> {
+        opts.stop = self.kill.clone().or(std::mem::take(&mut opts.stop));
         let result = self.fleet.pool.exec_one(host, command, opts);
         self.fleet.sink.barrier();
         result
@@ -344,6 +348,7 @@ impl Remote {
             stdin: call.stdin,
             timeout: call.timeout,
             reattach: call.reattach,
+            stop: call.stop,
             echo: if call.quiet {
                 Echo::NoStdout
             } else {

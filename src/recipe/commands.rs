@@ -14,6 +14,7 @@ use crate::failure::{Failure, Kind};
 use crate::outcome::failure_text;
 use crate::ssh::exec::{ExecOutput, ExitStatus};
 use crate::ssh::SshError;
+use crate::stop::StopReason;
 use crate::sudo::{self, Refusal};
 
 /// The backend of the running tasks; Err names `what` when called outside a task.
@@ -152,22 +153,29 @@ fn scope_for(what: &str) -> Fallible<HostScope> {
 }
 
 /// Numbers the next command of the host and refuses it (a [`StoppedEarly`] value) when another
-/// host of the same `on` failed at an earlier step.
-fn next_command(scope: &HostScope, command: &str) -> Fallible<()> {
+/// host of the same `on` failed at an earlier step; its number (from 0) otherwise.
+fn next_command(scope: &HostScope, command: &str) -> Fallible<usize> {
     let index = scope
         .commands
         .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     match scope.abort.stops(index) {
-        Some(because) => Err(rhai::EvalAltResult::ErrorRuntime(
-            Dynamic::from(StoppedEarly {
-                command: command.to_string(),
-                because,
-            }),
-            rhai::Position::NONE,
-        )
-        .into()),
-        None => Ok(()),
+        Some(because) => Err(stopped_early(command, false, because)),
+        None => Ok(index),
     }
+}
+
+/// The [`StoppedEarly`] value a host-bound call throws: `command` was not run (or was stopped
+/// while `running`) because `because` failed.
+fn stopped_early(command: &str, running: bool, because: String) -> Box<rhai::EvalAltResult> {
+    rhai::EvalAltResult::ErrorRuntime(
+        Dynamic::from(StoppedEarly {
+            command: command.to_string(),
+            running,
+            because,
+        }),
+        rhai::Position::NONE,
+    )
+    .into()
 }
 
 /// The failure a host-bound call throws when its command failed: the host, command, status
@@ -204,7 +212,7 @@ fn host_exec(rt: &Runtime, cmd: &str, mode: Mode) -> Fallible<Dynamic> {
     }
     let cctx = context::command_context();
     let command = cctx.render(cmd);
-    next_command(&scope, &command)?;
+    let index = next_command(&scope, &command)?;
     if let Some(refused) = sudo_password_refused_before(&cctx, &scope.host) {
         return Err(throw(refused));
     }
@@ -214,9 +222,15 @@ fn host_exec(rt: &Runtime, cmd: &str, mode: Mode) -> Fallible<Dynamic> {
         reattach: scope.reattach,
         quiet: mode == Mode::Capture,
         pty: scope.pty,
+        stop: scope.abort.stop_for(&scope.host, index),
     };
     let out = match backend.exec(&scope.host, &command, call) {
         Ok(out) if out.status.success() => out,
+        // Stopped because another host of the step failed: stopped early, not failed.
+        Err(SshError::CommandStopped {
+            why: StopReason::StepAborted { because },
+            ..
+        }) => return Err(stopped_early(&command, true, because)),
         Ok(out) if mode == Mode::Test && matches!(out.status, ExitStatus::Code(_)) => {
             return Ok(false.into())
         }

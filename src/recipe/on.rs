@@ -312,8 +312,14 @@ fn on_closure(
             Slot::Done(HostEnd::Stopped(s)) => not_run.push(NotRun {
                 host: host.clone(),
                 reason: format!(
-                    "stopped before `{}`: {} failed",
+                    "stopped {} `{}`{}: {} failed",
+                    if s.running { "during" } else { "before" },
                     s.command,
+                    if s.running {
+                        " (tether stopped it on the host)"
+                    } else {
+                        ""
+                    },
                     abort.because(&hosts).unwrap_or(s.because)
                 ),
             }),

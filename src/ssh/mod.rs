@@ -275,10 +275,11 @@ pub enum SshError {
         /// What is wrong, naming the keyword or option and where it came from.
         message: String,
     },
-    /// A PTY command was stopped by tether (watch `--kill`, Ctrl-C): its channel was closed,
-    /// which hangs up its terminal, so the remote process got SIGHUP.
+    /// tether stopped the command, for `why` (Ctrl-C, `watch --kill`, a failed host of the
+    /// same step): a PTY command's channel was closed, which hangs up its terminal; a command
+    /// under the supervisor had its process group stopped (a `remote_stopped` event says how).
     #[error(
-        "`{command}` on {host} was stopped after {} (its terminal was hung up: SIGHUP)",
+        "`{command}` on {host} was stopped by tether after {} ({why})",
         format_duration(*.elapsed)
     )]
     CommandStopped {
@@ -288,6 +289,8 @@ pub enum SshError {
         command: String,
         /// Time since the command started.
         elapsed: Duration,
+        /// Why tether stopped it.
+        why: crate::stop::StopReason,
     },
 }
 

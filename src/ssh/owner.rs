@@ -123,19 +123,33 @@ impl Owner {
     /// One connection attempt, requiring the pinned key if there is one, armed for the
     /// heartbeat.
     pub fn connect(&self) -> Result<Connection, SshError> {
+        self.connect_for(None)
+    }
+
+    /// [`connect`](Owner::connect), giving up after `at_most` when that is shorter than the
+    /// config's `ConnectTimeout` (a re-attach bound that must hold: see `worker.rs`).
+    pub fn connect_for(&self, at_most: Option<Duration>) -> Result<Connection, SshError> {
+        let clamped;
+        let config = match at_most {
+            Some(limit) if limit < self.config.connect_timeout => {
+                let mut c = self.config.clone();
+                c.connect_timeout = limit;
+                clamped = c;
+                &clamped
+            }
+            _ => &self.config,
+        };
         let pinned = self.pinned.as_deref();
         let mut warn = |w| self.emit(EventKind::Warning { message: w });
-        let (via, route) = (&self.via, &self.config.route);
-        let server = connect::host_port(&self.config.hostname, self.config.port);
+        let (via, route) = (&self.via, &config.route);
+        let server = connect::host_port(&config.hostname, config.port);
         let conn = match (via, route) {
-            (Some(via), _) => {
-                via.connect(&self.hop, &self.config, pinned, &self.limiter, &mut warn)
-            }
+            (Some(via), _) => via.connect(&self.hop, config, pinned, &self.limiter, &mut warn),
             (None, Route::Command(command)) => self.limiter.run(&server, || {
-                proxy_command::connect(&self.hop, &self.config, command, pinned, &mut warn)
+                proxy_command::connect(&self.hop, config, command, pinned, &mut warn)
             }),
             (None, _) => self.limiter.run(&server, || {
-                connect::connect(&self.hop, &self.config, pinned, &mut warn)
+                connect::connect(&self.hop, config, pinned, &mut warn)
             }),
         }?;
         if let Some(iv) = self.interval {

@@ -31,7 +31,9 @@
 //! command's process group SIGTERM, then SIGKILL after a grace period, and removes the
 //! files. Where the supervisor cannot run (no usable private directory, `LOGNAME` and `USER`
 //! unset, an exec's sh that leads no process group of its own) the exec's sh says why in a
-//! frame before its start marker and runs the command directly.
+//! frame before its start marker and runs the command directly; where it runs, a frame there
+//! says the process group and the files' prefix ([`PLACED`]), which tether names when it
+//! cannot stop a command left running.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -53,6 +55,38 @@ pub fn gone(key: &str) -> Vec<u8> {
 /// start marker, when it runs the command directly; the reason follows, then `\x1e`.
 pub fn direct(key: &str) -> Vec<u8> {
     format!("\x1etether-direct:{key}:").into_bytes()
+}
+
+/// The start of the frame the exec's sh writes on stderr, before its start marker, when it
+/// runs the command under the supervisor: `PGID:SPOOL` follows (the process group, and the
+/// common prefix of the command's files on the host), then `\x1e`. tether keeps it to say
+/// what was left running where when it cannot stop a command (see [`Placement`]).
+pub const PLACED: &[u8] = b"\x1etether-sup:";
+
+/// Where a supervised command runs on its host, as its exec's sh said ([`PLACED`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// Its process group (a number, as the host's `kill -- -PGID` takes it).
+    pub pgid: String,
+    /// The common prefix of its files: `SPOOL.o` stdout, `SPOOL.e` stderr, `SPOOL.s` status.
+    pub spool: String,
+}
+
+/// The [`PLACED`] frame in `preamble` (what came before the start marker on stderr): its byte
+/// range, to cut it out, and what it says.
+pub fn placement(preamble: &[u8]) -> Option<(std::ops::Range<usize>, Placement)> {
+    let from = preamble.windows(PLACED.len()).position(|w| w == PLACED)?;
+    let text = from + PLACED.len();
+    let end = text + preamble[text..].iter().position(|&b| b == 0x1e)?;
+    let said = String::from_utf8_lossy(&preamble[text..end]);
+    let (pgid, spool) = said.split_once(':')?;
+    Some((
+        from..end + 1,
+        Placement {
+            pgid: pgid.to_string(),
+            spool: spool.to_string(),
+        },
+    ))
 }
 
 /// How long a stopped command's process group has between SIGTERM and SIGKILL.
@@ -170,7 +204,7 @@ const FINISH: &str = r#"_tether_s=; read -r _tether_s <"$_tether_d.s" 2>/dev/nul
 /// status once both ended.
 pub fn boot(start: &str) -> String {
     format!(
-        r#"set -- "$_tether_id"; {DIR}; set --; _tether_c=${{TETHER_SPOOL_CHUNK:-{SPOOL_CHUNK}}}; case $_tether_c in ""|*[!0-9]*|0) _tether_c={SPOOL_CHUNK};; esac; _tether_why=; if [ -z "${{LOGNAME:-$USER}}" ]; then _tether_why="neither LOGNAME nor USER is set"; else _tether_why="$_tether_b is not a writable directory of the user's own"; [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; if [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && chmod 700 "$_tether_b" 2>/dev/null; then if (umask 077 && mkdir "$_tether_d.claim") 2>/dev/null; then (umask 077 && : >"$_tether_d.o" && : >"$_tether_d.c" && : >"$_tether_d.s" && : >"$_tether_d.p" && echo "0 0" >"$_tether_d.q") 2>/dev/null && _tether_why=; elif [ -d "$_tether_d.claim" ]; then exit 125; fi; fi; fi; if [ -n "$_tether_why" ]; then printf "\036tether-direct:%s:%s\036" "$_tether_key" "$_tether_why" >&2; {start} (eval "unset _tether_cmd _tether_key _tether_id _tether_b _tether_d _tether_why _tether_done; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s"; fi; _tether_g=$$; [ -r /proc/$$/stat ] && read -r _tether_v _tether_v _tether_v _tether_v _tether_g _tether_v </proc/$$/stat; if [ "$_tether_g" != $$ ]; then rm -f "$_tether_d".? "$_tether_d".?.*; printf "\036tether-direct:%s:%s\036" "$_tether_key" "the exec's sh does not lead its own process group" >&2; {start} (eval "unset _tether_cmd _tether_key _tether_id _tether_b _tether_d _tether_why _tether_done _tether_g _tether_v; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s"; fi; echo $$ >"$_tether_d.p"; trap "" PIPE; {start} trap - PIPE; _tether_o=0; _tether_e=0; _tether_ob=0; _tether_eb=0; _tether_p=; _tether_r=$((_tether_c/65536)); [ $_tether_r -gt 0 ] || _tether_r=1; {{ {supervise}; }} 2>/dev/null | {{ exec 3<&0; cat <&3 >/dev/null 3<&- & _tether_wp=$!; exec 3<&-; {follow}; }}; {FINISH}"#,
+        r#"set -- "$_tether_id"; {DIR}; set --; _tether_c=${{TETHER_SPOOL_CHUNK:-{SPOOL_CHUNK}}}; case $_tether_c in ""|*[!0-9]*|0) _tether_c={SPOOL_CHUNK};; esac; _tether_why=; if [ -z "${{LOGNAME:-$USER}}" ]; then _tether_why="neither LOGNAME nor USER is set"; else _tether_why="$_tether_b is not a writable directory of the user's own"; [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; if [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && chmod 700 "$_tether_b" 2>/dev/null; then if (umask 077 && mkdir "$_tether_d.claim") 2>/dev/null; then (umask 077 && : >"$_tether_d.o" && : >"$_tether_d.c" && : >"$_tether_d.s" && : >"$_tether_d.p" && echo "0 0" >"$_tether_d.q") 2>/dev/null && _tether_why=; elif [ -d "$_tether_d.claim" ]; then exit 125; fi; fi; fi; if [ -n "$_tether_why" ]; then printf "\036tether-direct:%s:%s\036" "$_tether_key" "$_tether_why" >&2; {start} (eval "unset _tether_cmd _tether_key _tether_id _tether_b _tether_d _tether_why _tether_done; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s"; fi; _tether_g=$$; [ -r /proc/$$/stat ] && read -r _tether_v _tether_v _tether_v _tether_v _tether_g _tether_v </proc/$$/stat; if [ "$_tether_g" != $$ ]; then rm -f "$_tether_d".? "$_tether_d".?.*; printf "\036tether-direct:%s:%s\036" "$_tether_key" "the exec's sh does not lead its own process group" >&2; {start} (eval "unset _tether_cmd _tether_key _tether_id _tether_b _tether_d _tether_why _tether_done _tether_g _tether_v; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s"; fi; echo $$ >"$_tether_d.p"; trap "" PIPE; printf "\036tether-sup:%s:%s\036" $$ "$_tether_d" >&2; {start} trap - PIPE; _tether_o=0; _tether_e=0; _tether_ob=0; _tether_eb=0; _tether_p=; _tether_r=$((_tether_c/65536)); [ $_tether_r -gt 0 ] || _tether_r=1; {{ {supervise}; }} 2>/dev/null | {{ exec 3<&0; cat <&3 >/dev/null 3<&- & _tether_wp=$!; exec 3<&-; {follow}; }}; {FINISH}"#,
         follow = follow(),
         supervise = supervise(),
     )
@@ -242,5 +276,28 @@ pub fn stop_report(stdout: &[u8], grace: Duration) -> String {
         ),
         "gone" => "nothing of it was left running".into(),
         other => format!("stopping it failed ({other})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_placement_frame_is_read_and_its_range_cut() {
+        let preamble = b"Welcome\n\x1etether-sup:4242:/tmp/tether-deploy/1a-2b-0\x1e";
+        let (range, place) = placement(preamble).expect("a frame");
+        assert_eq!(&preamble[..range.start], b"Welcome\n");
+        assert_eq!(range.end, preamble.len());
+        assert_eq!(
+            place,
+            Placement {
+                pgid: "4242".into(),
+                spool: "/tmp/tether-deploy/1a-2b-0".into(),
+            }
+        );
+        // Unfinished or absent: nothing.
+        assert_eq!(placement(b"\x1etether-sup:4242:/tmp/x"), None);
+        assert_eq!(placement(b"Welcome\n"), None);
     }
 }

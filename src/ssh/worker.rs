@@ -8,7 +8,9 @@
 //! with backoff, requiring the same host key, so the next command finds a working session.
 //! Nothing in flight is ever re-sent: a command under the supervisor whose connection died is
 //! re-attached to on a new session within the `reattach` bound (see `supervisor.rs`), or left
-//! to be stopped at the next contact.
+//! to be stopped at the next contact (any new session stops it first), or, failing that, by
+//! one last attempt before the worker ends, which names it with how to stop it by hand when
+//! even that fails.
 
 use std::io::{Read as _, Write as _};
 use std::os::fd::AsRawFd as _;
@@ -28,6 +30,7 @@ use super::limiter::HandshakeLimiter;
 use super::owner::{Owner, Shared, Via};
 use super::policy::WorkerSettings;
 use super::reconnect;
+use super::supervisor::Placement;
 use super::SshError;
 use crate::event::{EventKind, Sink, Stream};
 
@@ -38,6 +41,20 @@ pub const READ_LIMITS_AFTER: Duration = Duration::from_secs(1);
 /// A session that could not be replaced is tried again by a command that comes at least this
 /// long after the failed attempt (earlier ones fail at once: the host is known unreachable).
 pub const RETRY_LOST_AFTER: Duration = Duration::from_secs(5);
+
+/// How long the last attempt to reach a host, when tether is about to exit, may take to stop a
+/// command left running there when re-attaching to it failed (at most `ConnectTimeout`).
+pub const LAST_CONTACT: Duration = Duration::from_secs(5);
+
+/// A command left running under the supervisor when re-attaching to it failed.
+struct Orphan {
+    /// Its id on the host.
+    id: String,
+    /// The command.
+    command: String,
+    /// Its process group and files, as the host said.
+    place: Option<Placement>,
+}
 
 /// Receives a job's result on the worker thread; it must not block.
 pub type Reply = Box<dyn FnOnce(Result<ExecOutput, SshError>) + Send>;
@@ -188,9 +205,9 @@ struct WorkerState {
     preamble_shown: bool,
     /// Whether running commands without the supervisor was reported (once per host).
     direct_said: bool,
-    /// Commands (id, command) left running under the supervisor when re-attaching to them
-    /// failed: stopped at the next contact with the host.
-    orphans: Vec<(String, String)>,
+    /// Commands left running under the supervisor when re-attaching to them failed: stopped
+    /// at the next contact with the host, or before the worker ends.
+    orphans: Vec<Orphan>,
     /// Ids of supervised commands whose results were read: their directories on the host are
     /// removed by the next command, or when the worker ends.
     read: Vec<String>,
@@ -239,6 +256,9 @@ impl WorkerState {
                 Idle::Probe => self.heartbeat(true),
                 Idle::Due => self.heartbeat(false),
             }
+        }
+        if !self.orphans.is_empty() {
+            self.last_contact();
         }
         if let Some(conn) = self.conn.take() {
             if !self.read.is_empty() {
@@ -363,6 +383,8 @@ impl WorkerState {
                 self.lost = None;
                 self.last_alive = Instant::now();
                 self.connected_at = self.last_alive;
+                // The first thing a new session does: stop what was left running.
+                self.stop_orphans(false);
                 true
             }
             reconnect::Outcome::Stopped => {
@@ -417,11 +439,7 @@ impl WorkerState {
                 None => "no session; connecting to clean up".into(),
             },
         };
-        let alive = self.replace_session(dead, true);
-        if alive {
-            self.stop_orphans();
-        }
-        alive
+        self.replace_session(dead, true)
     }
 
     fn exec(&mut self, command: &str, opts: ExecOptions) -> Result<ExecOutput, SshError> {
@@ -440,6 +458,8 @@ impl WorkerState {
                 }
             }
         }
+        // Before the command is announced: what was left running goes first.
+        self.stop_orphans(false);
         let echo = opts.echo != Echo::Nothing;
         if echo {
             self.emit(EventKind::Started {
@@ -465,7 +485,6 @@ impl WorkerState {
             s.done = std::mem::take(&mut self.read);
             s
         });
-        self.stop_orphans();
         let mut result = self.exec_once(command, &opts, sup.as_mut());
         if let Err(ExecError::NotStarted(reason)) = &result {
             if self.owner.interval.is_none() {
@@ -496,13 +515,19 @@ impl WorkerState {
             if s.resumable() {
                 let reason = reason.clone();
                 match self.reattach(command, &opts, s, started, reason) {
-                    Ok(resumed) => result = resumed,
+                    // Its duration runs from its real start, not from the re-attach.
+                    Ok(resumed) => {
+                        result = resumed.map(|mut out| {
+                            out.duration = started.elapsed();
+                            out
+                        })
+                    }
                     Err(error) => unknown = Some(error),
                 }
             }
         }
         if let Some(s) = &mut sup {
-            self.report_supervision(command, s, &result);
+            self.report_supervision(command, s, &opts.stop, &result);
             match &result {
                 // The supervisor removes `done` once the command ends; this one's directory
                 // goes with the next command (its result has been read).
@@ -524,10 +549,18 @@ impl WorkerState {
                 command: command.to_string(),
                 timeout: timeout.unwrap_or_default(),
             }),
-            (None, Err(ExecError::Stopped(elapsed))) => Err(SshError::CommandStopped {
+            // Counted from the command's real start (it may have been re-attached to).
+            (None, Err(ExecError::Stopped(_))) => Err(SshError::CommandStopped {
                 host: self.owner.name.to_string(),
                 command: command.to_string(),
-                elapsed,
+                elapsed: started.elapsed(),
+                // The stop that ended the command is still set (a reason is never unset
+                // while a command runs; Ctrl-C's flag is cleared for the failure hooks only
+                // after every fan-out has returned).
+                why: opts
+                    .stop
+                    .reason()
+                    .unwrap_or(crate::stop::StopReason::Interrupted),
             }),
             // Only this channel was refused (or closed by us), or the long command could not
             // be staged: nothing ran, and the session is fine.
@@ -590,18 +623,29 @@ impl WorkerState {
             let lost_at = Instant::now();
             self.conn = None;
             if let Err(e) = self.connect_within(lost_at + bound) {
-                self.orphans.push((sup.id.clone(), command.to_string()));
+                self.orphans.push(Orphan {
+                    id: sup.id.clone(),
+                    command: command.to_string(),
+                    place: sup.place.clone(),
+                });
+                let within = crate::duration::format(bound);
                 let reason = format!(
-                    "{reason}; not re-attached within {} ({e}): remote state unknown, the \
-                     command may still be running (it is stopped at the next contact)",
-                    crate::duration::format(bound)
+                    "{reason}; not re-attached within {within} ({e}): remote state unknown, the \
+                     command may still be running (tether tries to stop it before its next \
+                     command on this host, or before it exits)"
                 );
+                // Not a host known unreachable: the bound was this command's. The next
+                // contact reconnects under the usual policy at once (and stops the orphan
+                // first), however soon it comes.
                 self.lost = Some((
                     SshError::Session {
                         host: self.owner.name.to_string(),
-                        reason: reason.clone(),
+                        reason: format!(
+                            "the connection was lost during `{command}` and not re-attached \
+                             within {within}"
+                        ),
                     },
-                    Some(Instant::now()),
+                    None,
                 ));
                 return Err(SshError::ConnectionLost {
                     host: self.owner.name.to_string(),
@@ -638,11 +682,14 @@ impl WorkerState {
     }
 
     /// Connects again (the pinned host key) with backoff 1, 2, 4 ... s up to the cap, until
-    /// `until`; the last error when no attempt worked.
+    /// `until`; the last error when no attempt worked. Each attempt gives up when `until`
+    /// passes, whatever `ConnectTimeout` says; a bound already spent (`--reattach 0`) still
+    /// gets one attempt, with the config's `ConnectTimeout`.
     fn connect_within(&mut self, until: Instant) -> Result<(), SshError> {
         let mut delay = Duration::from_secs(1);
         loop {
-            match self.owner.connect() {
+            let left = until.saturating_duration_since(Instant::now());
+            match self.owner.connect_for((!left.is_zero()).then_some(left)) {
                 Ok(conn) => {
                     self.conn = Some(conn);
                     self.lost = None;
@@ -673,17 +720,74 @@ impl WorkerState {
     }
 
     /// Stops the commands left running when re-attaching to them failed (see
-    /// [`WorkerState::reattach`]), now that the host has a session; reports each.
-    fn stop_orphans(&mut self) {
+    /// [`WorkerState::reattach`]), now that the host has a session; reports each. One that
+    /// could not be stopped is tried again at the next contact, or, when this is the `last`
+    /// (tether exits), named with how to stop it by hand.
+    fn stop_orphans(&mut self, last: bool) {
         let Some(conn) = &self.conn else { return };
-        for (id, command) in std::mem::take(&mut self.orphans) {
-            let how = exec::stop_supervised(conn, &id);
-            self.owner.emit(EventKind::RemoteStopped {
-                command,
-                why: "left running when its connection was lost and re-attaching failed".into(),
-                how,
-            });
+        let mut kept = Vec::new();
+        for orphan in std::mem::take(&mut self.orphans) {
+            match exec::stop_supervised(conn, &orphan.id) {
+                Ok(how) => self.owner.emit(EventKind::RemoteStopped {
+                    command: orphan.command,
+                    why: "left running when its connection was lost and re-attaching failed".into(),
+                    how,
+                }),
+                Err(failed) if last => self.left_running(&orphan, &failed),
+                Err(_) => kept.push(orphan),
+            }
         }
+        self.orphans = kept;
+    }
+
+    /// tether is about to exit (this worker ends) with commands left running on the host:
+    /// one bounded attempt ([`LAST_CONTACT`]) to reach it and stop them; each that stays
+    /// running is named with how to stop it by hand.
+    fn last_contact(&mut self) {
+        if self.conn.is_none() {
+            match self.owner.connect_for(Some(LAST_CONTACT)) {
+                Ok(conn) => self.conn = Some(conn),
+                Err(e) => {
+                    let why = format!("the host could not be reached before tether exited: {e}");
+                    for orphan in std::mem::take(&mut self.orphans) {
+                        self.left_running(&orphan, &why);
+                    }
+                    return;
+                }
+            }
+        }
+        self.stop_orphans(true);
+    }
+
+    /// Says that `orphan` may still run on the host, where, and how to stop it by hand, as
+    /// stopping it failed (`why`).
+    fn left_running(&self, orphan: &Orphan, why: &str) {
+        let host = &self.owner.name;
+        let (pgid, spool, stop_with) = match &orphan.place {
+            Some(Placement { pgid, spool }) => (
+                Some(pgid.clone()),
+                spool.clone(),
+                format!("ssh {host} 'kill -TERM -- -{pgid}; rm -f {spool}.*'"),
+            ),
+            // The exec's sh says where before the command starts: not known only when the
+            // connection died before that arrived. Its files then say it.
+            None => (
+                None,
+                format!("${{TMPDIR:-/tmp}}/tether-$LOGNAME/{}", orphan.id),
+                format!(
+                    "ssh {host} 'd=${{TMPDIR:-/tmp}}/tether-$LOGNAME/{}; kill -TERM -- -$(cat $d.p); \
+                     rm -f $d.*'",
+                    orphan.id
+                ),
+            ),
+        };
+        self.emit(EventKind::RemoteLeftRunning {
+            command: orphan.command.clone(),
+            why: why.to_string(),
+            pgid,
+            spool,
+            stop_with,
+        });
     }
 
     /// Says once per host that commands run without the supervisor, and says what stopping
@@ -692,6 +796,7 @@ impl WorkerState {
         &mut self,
         command: &str,
         sup: &Supervision,
+        stop: &crate::stop::Stop,
         result: &Result<ExecOutput, ExecError>,
     ) {
         if let Some(reason) = &sup.direct {
@@ -718,12 +823,15 @@ impl WorkerState {
         }
         if let Some(how) = &sup.stopped {
             let why = match result {
-                Err(ExecError::Deadline(_)) => "its timeout passed",
-                _ => "tether was interrupted",
+                Err(ExecError::Deadline(_)) => "its timeout passed".to_string(),
+                _ => stop
+                    .reason()
+                    .unwrap_or(crate::stop::StopReason::Interrupted)
+                    .to_string(),
             };
             self.emit(EventKind::RemoteStopped {
                 command: command.to_string(),
-                why: why.into(),
+                why,
                 how: how.clone(),
             });
         }

@@ -43,6 +43,7 @@ mod screen;
 
 use crate::runner::{self, Loaded};
 use crate::settings::{Format, Settings};
+use crate::stop::{Stop, StopReason};
 use files::Watched;
 use screen::Screen;
 
@@ -332,7 +333,12 @@ fn execute(
     fleet.pool.retain(&hosts);
     let backend = Remote::new(fleet.clone())
         .with_pty(shared.settings.pty)
-        .with_flags(cancel, kill)
+        .with_flags(
+            cancel,
+            // Ctrl-C also sets `kill`: it is the reason when both are set.
+            Stop::flag(fleet.interrupted.clone(), StopReason::Interrupted)
+                .or_flag(kill, StopReason::RunCancelled),
+        )
         .with_hosts(hosts);
     loaded.run_tasks_cancellable(&tasks, Arc::new(backend))
 }

@@ -56,7 +56,9 @@ impl Screen {
 
     pub fn cancelling(&self, number: u64, reason: &str, kill: bool) {
         let how = if kill {
-            "stopping PTY commands, waiting for the others"
+            // PTY commands hung up, supervised ones by their process group (see
+            // `ssh::supervisor`); a host without the supervisor is waited for, and said so.
+            "stopping running commands"
         } else {
             "waiting for running commands"
         };

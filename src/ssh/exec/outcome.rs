@@ -64,8 +64,10 @@ pub enum ExecError {
     Lost(String),
     /// The command ran past its deadline and was abandoned.
     Deadline(Duration),
-    /// A PTY command was stopped through [`ExecOptions::stop`](super::ExecOptions::stop) after this long: its channel was
-    /// closed, which hangs up its terminal (SIGHUP).
+    /// A command was stopped through [`ExecOptions::stop`](super::ExecOptions::stop) after this
+    /// long: a PTY command's channel closed (which hangs up its terminal), a supervised
+    /// command's process group stopped. Why is in the [`ExecOptions::stop`](super::ExecOptions::stop)
+    /// that was set.
     Stopped(Duration),
     /// The server refused a request for this channel (a pseudo-terminal under `PermitTTY no`):
     /// the command never started, and the session is fine.
@@ -146,6 +148,7 @@ mod tests {
                     host: host(),
                     command: command(),
                     elapsed: Duration::ZERO,
+                    why: crate::stop::StopReason::Interrupted,
                 }),
                 CommandOutcome::Stopped,
             ),

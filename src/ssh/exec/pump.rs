@@ -2,7 +2,6 @@
 //! lost, stopped, or past its deadline.
 
 use std::io::{Read, Write};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::incoming::{direct_reason, Streams};
@@ -46,17 +45,14 @@ pub(super) fn pump(
     // not stop it), or when it is a transfer: closing its channel ends the remote `cat` (an
     // upload's shell then sees too few bytes and removes its temporary file).
     let transfer = opts.stdin_from.is_some() || opts.stdout_to.is_some();
-    let stop = opts
-        .stop
-        .as_ref()
-        .filter(|_| opts.pty || supervised || transfer);
+    let stop = Some(&opts.stop).filter(|s| !s.is_empty() && (opts.pty || supervised || transfer));
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         // Under the supervisor the channel stays open while its process group is stopped
         // (the caller does that, then closes it): the exec's sh ends with the command.
         let attached =
             supervised && err.start.open && direct_reason(&err.start.preamble, key).is_none();
-        if stop.is_some_and(|s| s.load(Ordering::SeqCst)) && (opts.pty || transfer || attached) {
+        if stop.is_some_and(|s| s.is_set()) && (opts.pty || transfer || attached) {
             if !attached {
                 close_now(conn, channel);
             }

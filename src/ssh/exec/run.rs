@@ -211,8 +211,9 @@ pub fn clean_supervised(conn: &Connection, ids: &[String]) {
 }
 
 /// Stops the supervised command `id` on `conn`: SIGTERM to its process group, SIGKILL after
-/// [`crate::ssh::supervisor::STOP_GRACE`], its directory removed. Says what that did.
-pub fn stop_supervised(conn: &Connection, id: &str) -> String {
+/// [`crate::ssh::supervisor::STOP_GRACE`], its directory removed. Says what that did; Err says
+/// why stopping it failed (the command may still run).
+pub fn stop_supervised(conn: &Connection, id: &str) -> Result<String, String> {
     let grace = crate::ssh::supervisor::STOP_GRACE;
     let opts = ExecOptions {
         timeout: Some(grace + OPEN_TIMEOUT),
@@ -233,9 +234,11 @@ pub fn stop_supervised(conn: &Connection, id: &str) -> String {
         &mut Preamble::default(),
         None,
     ) {
-        Ok(out) if out.status.success() => crate::ssh::supervisor::stop_report(&out.stdout, grace),
-        Ok(out) => format!("stopping it failed ({})", out.status),
-        Err(e) => format!("stopping it failed ({e:?})"),
+        Ok(out) if out.status.success() => {
+            Ok(crate::ssh::supervisor::stop_report(&out.stdout, grace))
+        }
+        Ok(out) => Err(format!("stopping it failed ({})", out.status)),
+        Err(e) => Err(format!("stopping it failed ({e:?})")),
     }
 }
 
@@ -334,6 +337,11 @@ pub(super) fn run_wrapped(
         Ok(()) => {}
         Err(ExecError::Lost(reason)) => {
             if let Some(sup) = sup {
+                if let Some((_, place)) =
+                    crate::ssh::supervisor::placement(&streams.err.start.preamble)
+                {
+                    sup.place = Some(place);
+                }
                 if streams.supervised() && streams.stdin_done {
                     sup.streams = Some(streams);
                 } else if !streams.err.start.open && opts.stdin_from.is_none() {
@@ -349,7 +357,9 @@ pub(super) fn run_wrapped(
             match sup.filter(|_| streams.supervised()) {
                 // The exec's sh ends once the command's process group is gone.
                 Some(sup) => {
-                    sup.stopped = Some(stop_supervised(conn, &sup.id));
+                    sup.stopped = Some(match stop_supervised(conn, &sup.id) {
+                        Ok(how) | Err(how) => how,
+                    });
                     close_now(conn, &mut channel);
                 }
                 // Abandoned: closing its channel does not wait for it.
@@ -377,6 +387,12 @@ pub(super) fn run_wrapped(
         preamble.stderr.drain(from..to);
         if let Some(sup) = sup.as_deref_mut() {
             sup.direct = Some(reason);
+        }
+    }
+    if let Some((range, place)) = crate::ssh::supervisor::placement(&preamble.stderr) {
+        preamble.stderr.drain(range);
+        if let Some(sup) = sup.as_deref_mut() {
+            sup.place = Some(place);
         }
     }
     if opts.pty {

@@ -15,6 +15,9 @@ pub struct Supervision {
     pub direct: Option<String>,
     /// What stopping the command's process group did, after a timeout or a stop flag.
     pub stopped: Option<String>,
+    /// Where the command runs on the host (its process group and files), once the exec's sh
+    /// said so: what tether names when it cannot stop the command.
+    pub place: Option<crate::ssh::supervisor::Placement>,
     /// A resume found the command's directory gone: how it ended is unknown.
     pub gone: bool,
     /// Bytes of stdout and of stderr a resume had to skip: the host had already removed them
@@ -38,6 +41,7 @@ impl Default for Supervision {
             streams: None,
             direct: None,
             stopped: None,
+            place: None,
             gone: false,
             lost: (0, 0),
             done: Vec::new(),

@@ -7,6 +7,11 @@
 //! handshake hands its slot to the first waiter that may take it and wakes that thread only:
 //! waking every waiter to look again (one condition variable for all) made each of 1000
 //! handshakes wake 1000 threads, a million wake-ups in all.
+//!
+//! While the pool starts its workers it [holds](HandshakeLimiter::hold) the limiter: no
+//! handshake starts until every worker thread exists. Starting 1000 threads one by one while
+//! the first hundreds already connect left the starting thread one runnable thread among
+//! hundreds (and the sshds they woke): it took 28 s to start them, the connecting 1.5 s more.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,6 +40,8 @@ struct State {
     by_server: HashMap<String, usize>,
     /// Threads waiting for a slot, first come first served among those that may go.
     waiting: VecDeque<Arc<Waiter>>,
+    /// Holds in force (see [`HandshakeLimiter::hold`]): no handshake starts meanwhile.
+    held: usize,
 }
 
 /// One thread waiting in [`HandshakeLimiter::run`].
@@ -48,7 +55,8 @@ struct Waiter {
 
 impl State {
     fn may_start(&self, server: &str, limiter: &HandshakeLimiter) -> bool {
-        self.total < limiter.total
+        self.held == 0
+            && self.total < limiter.total
             && self.by_server.get(server).copied().unwrap_or(0) < limiter.per_server
     }
 
@@ -82,7 +90,29 @@ impl Drop for Slot<'_> {
     }
 }
 
+/// While it lives, no handshake starts (see [`HandshakeLimiter::hold`]).
+#[derive(Debug)]
+pub struct Hold<'a> {
+    limiter: &'a HandshakeLimiter,
+}
+
+impl Drop for Hold<'_> {
+    fn drop(&mut self) {
+        let mut state = self.limiter.state();
+        state.held -= 1;
+        self.limiter.hand_over(&mut state);
+    }
+}
+
 impl HandshakeLimiter {
+    /// Keeps every handshake from starting until the returned guard is dropped (those in
+    /// progress go on); then the waiters start in the order they came, as the limits allow.
+    /// For starting many workers at once: see the module docs.
+    pub fn hold(&self) -> Hold<'_> {
+        self.state().held += 1;
+        Hold { limiter: self }
+    }
+
     /// A limiter allowing `per_server` handshakes at once to one server and `total` in all.
     pub fn new(per_server: usize, total: usize) -> Self {
         HandshakeLimiter {
@@ -140,7 +170,7 @@ impl HandshakeLimiter {
     /// Hands free slots to the first waiters that may take them, and wakes those.
     fn hand_over(&self, state: &mut State) {
         let mut i = 0;
-        while i < state.waiting.len() && state.total < self.total {
+        while i < state.waiting.len() && state.total < self.total && state.held == 0 {
             if state.may_start(&state.waiting[i].server, self) {
                 if let Some(w) = state.waiting.remove(i) {
                     state.take(&w.server);
@@ -241,6 +271,33 @@ mod tests {
         assert!(panicked.join().is_err());
         assert_eq!(limiter.run("a:22", || 7), 7);
         assert_eq!(limiter.state().total, 0);
+    }
+
+    /// Nothing starts while the limiter is held; everything that waited starts after.
+    #[test]
+    fn a_hold_keeps_handshakes_from_starting() {
+        let limiter = Arc::new(HandshakeLimiter::new(8, 8));
+        let started = Arc::new(AtomicUsize::new(0));
+        let hold = limiter.hold();
+        let threads: Vec<_> = (0..4)
+            .map(|i| {
+                let (l, started) = (limiter.clone(), started.clone());
+                std::thread::spawn(move || {
+                    l.run(&format!("h{i}:22"), || {
+                        started.fetch_add(1, Ordering::SeqCst)
+                    })
+                })
+            })
+            .collect();
+        while limiter.state().waiting.len() < 4 {
+            std::thread::yield_now();
+        }
+        assert_eq!(started.load(Ordering::SeqCst), 0);
+        drop(hold);
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(started.load(Ordering::SeqCst), 4);
     }
 
     /// Many waiters on one server are all served, never more than the limit at once.

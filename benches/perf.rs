@@ -3,21 +3,29 @@
 //! local sshd hosts and stops it again; `cargo bench` alone has no lab to measure against.
 //!
 //! `perf all --config CFG --lab-dir DIR [--quick]` measures, in this order:
-//! 1. warm per-command overhead: `true` on an open session through a [`Pool`] worker, against
-//!    `ssh host true` through an OpenSSH ControlMaster (runs interleaved, medians compared);
-//! 2. cold fan-out: `tether run --hosts <20 hosts> -- true`, against 20 plain `ssh host true`
+//! 1. warm per-command overhead: `true` on an open session through a [`Pool`] worker (under
+//!    the supervisor, as every command without a PTY runs), against `ssh host true` through an
+//!    OpenSSH ControlMaster, against the floor (`true` through the ssh2 crate alone, blocking,
+//!    on a session of its own) and without the supervisor (runs interleaved, medians
+//!    compared);
+//! 2. warm rounds: `true` on 50 hosts at once, 20 rounds (10 with `--quick`), through a Pool
+//!    and through 50 raw ssh2 sessions with a thread each (the floor): wall time per round and
+//!    this process's CPU time;
+//! 3. cold fan-out: `tether run --hosts <20 hosts> -- true`, against 20 plain `ssh host true`
 //!    run in parallel (runs interleaved, medians of wall time compared);
-//! 3. a jump host: `true` on host2 reached through host1 (ProxyJump: a `direct-tcpip`
+//! 4. a jump host: `true` on host2 reached through host1 (ProxyJump: a `direct-tcpip`
 //!    tunnel pumped by host1's worker), against `true` on host2 directly (runs interleaved,
 //!    medians compared): a tunnel must cost a few round trips, not Linux's 40 ms delayed ACK;
-//! 4. idle cost, in a fresh process of its own (`perf idle ...`): CPU time and RSS of holding
-//!    100 idle sessions with the default heartbeat, against the same process before it opened
-//!    any session.
-//! 5. scale (`--scale 1000,3000`): the same idle process for that many sessions, spread as
-//!    aliases over the lab's listeners (so each sshd serves N/100): connect time, idle CPU and
-//!    RSS per session, each also as a ratio to the 100-session row of the same invocation.
-//!    The goals are issue 17's: 1000 sessions connected in under 8 s, idle under 0.5 % of one
-//!    core and under 0.2 MiB RSS per session.
+//! 5. connecting and idle cost, each in a fresh process of its own (`perf idle ...`): the
+//!    time to connect 100 sessions with the heartbeat off (nothing but the handshakes; where
+//!    the time went: handshake durations, this process's and the whole machine's CPU), then
+//!    CPU time and RSS of holding 100 idle sessions with the default heartbeat, against the
+//!    same process before it opened any session;
+//! 6. scale (`--scale 1000,3000`): the same for that many sessions, spread as aliases over the
+//!    lab's listeners (so each sshd serves N/100): connect time, idle CPU and RSS per
+//!    session, each also as a ratio to the 100-session row of the same invocation. The goals
+//!    are issue 17's: 1000 sessions connected in under 8 s, idle under 0.5 % of one core and
+//!    under 0.2 MiB RSS per session.
 //!
 //! It prints what it measured, a table, and exits 1 if a target is missed (2 on a setup error).
 
@@ -36,6 +44,7 @@ use tether::ssh::config::{SshConfig, SYSTEM_CONFIG};
 use tether::ssh::exec;
 use tether::ssh::limiter::HandshakeLimiter;
 use tether::ssh::policy::{WorkerSettings, DEFAULT_HEARTBEAT};
+use tether::ssh::worker::READ_LIMITS_AFTER;
 
 /// The release binary built alongside this bench target.
 const TETHER_BIN: &str = env!("CARGO_BIN_EXE_tether");
@@ -45,6 +54,10 @@ const WARM_RATIO_TARGET: f64 = 0.5;
 const IDLE_CPU_TARGET_PERCENT: f64 = 1.0;
 /// A command through one jump host against the same command directly (about 2.6x measured).
 const JUMP_RATIO_TARGET: f64 = 4.0;
+/// Issue 17's aim for a warm command against the raw ssh2 floor.
+const FLOOR_RATIO_AIM: f64 = 1.3;
+/// Hosts of the warm-rounds row.
+const ROUND_HOSTS: usize = 50;
 
 type Res<T> = Result<T, String>;
 
@@ -86,6 +99,8 @@ struct Options {
     prefix: String,
     /// `all`: session counts for the scale rows.
     scale: Vec<usize>,
+    /// `idle`: connect with the heartbeat off and stop there (no window).
+    connect_only: bool,
 }
 
 impl Options {
@@ -98,6 +113,7 @@ impl Options {
             seconds: 60,
             prefix: "host".into(),
             scale: Vec::new(),
+            connect_only: false,
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -106,6 +122,7 @@ impl Options {
                 "--config" => o.config = PathBuf::from(value()?),
                 "--lab-dir" => o.lab_dir = Some(PathBuf::from(value()?)),
                 "--quick" => o.quick = true,
+                "--connect-only" => o.connect_only = true,
                 "--hosts" => o.hosts = value()?.parse().map_err(|e| format!("--hosts: {e}"))?,
                 "--seconds" => {
                     o.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?
@@ -166,12 +183,16 @@ fn targets(names: &[String]) -> Res<Vec<HostTarget>> {
 }
 
 fn new_pool(config: &Path) -> Res<(Pool, Receiver<Event>)> {
+    new_pool_with(config, WorkerSettings::default())
+}
+
+fn new_pool_with(config: &Path, settings: WorkerSettings) -> Res<(Pool, Receiver<Event>)> {
     let ssh_config =
         SshConfig::load(Some(config), Path::new(SYSTEM_CONFIG)).map_err(|e| e.to_string())?;
     let (tx, rx) = tether::event::collector();
     let pool = Pool::new(
         ssh_config,
-        WorkerSettings::default(),
+        settings,
         HandshakeLimiter::sized_for_this_machine(),
         tx,
         Arc::new(AtomicBool::new(false)),
@@ -266,6 +287,171 @@ fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
 }
 
+// ------------------------------------------------------------------ the raw ssh2 floor
+
+/// A blocking session to `host` through the ssh2 crate alone, reached as the lab's ssh config
+/// says (HostName, Port, User, the first IdentityFile): the floor tether is measured against.
+/// The host key is not checked (the lab's own servers).
+fn raw_session(config: &SshConfig, host: &str) -> Res<Raw> {
+    let cfg = config
+        .resolve(host, None, None)
+        .map_err(|e| format!("{host}: {e}"))?;
+    let tcp = std::net::TcpStream::connect((cfg.hostname.as_str(), cfg.port))
+        .map_err(|e| format!("{host}: {e}"))?;
+    tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&tcp);
+    let mut session = ssh2::Session::new().map_err(|e| e.to_string())?;
+    session.set_tcp_stream(tcp);
+    session.handshake().map_err(|e| format!("{host}: {e}"))?;
+    let key = cfg
+        .identity_files
+        .first()
+        .ok_or(format!("{host} has no IdentityFile"))?;
+    session
+        .userauth_pubkey_file(&cfg.user, None, key, None)
+        .map_err(|e| format!("{host}: {e}"))?;
+    Ok(Raw { session, fd })
+}
+
+/// A raw session and its socket (owned by the session).
+struct Raw {
+    session: ssh2::Session,
+    fd: std::os::fd::RawFd,
+}
+
+/// `true` on a raw session, read to its close. sshd leaves Nagle on, so each wait first asks
+/// for a quick ACK as tether's worker does: without it Linux's delayed ACK adds ~40 ms and
+/// this would be no floor.
+fn raw_true(raw: &Raw) -> Res<()> {
+    use std::io::Read as _;
+    let session = &raw.session;
+    let quick_ack = || {
+        let on: libc::c_int = 1;
+        // SAFETY: the session's open socket; the option value is a c_int.
+        unsafe {
+            libc::setsockopt(
+                raw.fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_QUICKACK,
+                &on as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    };
+    let fail = |e: ssh2::Error| format!("raw ssh2 `true`: {e}");
+    quick_ack();
+    let mut channel = session.channel_session().map_err(fail)?;
+    quick_ack();
+    channel.exec("true").map_err(fail)?;
+    quick_ack();
+    let mut sink = Vec::new();
+    channel
+        .read_to_end(&mut sink)
+        .map_err(|e| format!("raw ssh2 `true`: {e}"))?;
+    channel.wait_close().map_err(fail)?;
+    match channel.exit_status().map_err(fail)? {
+        0 => Ok(()),
+        n => Err(format!("raw ssh2 `true` exited {n}")),
+    }
+}
+
+/// 2. Warm rounds: `true` on hosts 1..50 at once, `rounds` times, through a [`Pool`] and
+///    through raw ssh2 sessions (one thread each, a round waits for all), rounds interleaved;
+///    wall time and this process's CPU time of each side.
+fn rounds(o: &Options, rounds: usize) -> Res<Row> {
+    println!();
+    println!(
+        "-- warm rounds: {rounds} rounds of `true` on host1..host{ROUND_HOSTS} at once, through \
+         one Pool (fan_out, supervised) and through {ROUND_HOSTS} raw ssh2 sessions (a thread \
+         each), rounds interleaved after 2 warm-up rounds each; CPU is this process's \
+         getrusage user+sys during each side's rounds"
+    );
+    let names = host_names("host", ROUND_HOSTS);
+    let (pool, rx) = new_pool(&o.config)?;
+    pool.ensure(&targets(&names)?);
+    wait_connected(&rx, ROUND_HOSTS, Duration::from_secs(30))?;
+    let ssh_config =
+        SshConfig::load(Some(&o.config), Path::new(SYSTEM_CONFIG)).map_err(|e| e.to_string())?;
+    // One thread per raw session, told to run a round; answers when its `true` is done.
+    let mut raws = Vec::with_capacity(ROUND_HOSTS);
+    for name in &names {
+        let session = raw_session(&ssh_config, name)?;
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<Res<()>>();
+        std::thread::spawn(move || {
+            for () in go_rx {
+                if done_tx.send(raw_true(&session)).is_err() {
+                    break;
+                }
+            }
+        });
+        raws.push((go_tx, done_rx));
+    }
+    let jobs: Vec<(String, String)> = names.iter().map(|h| (h.clone(), "true".into())).collect();
+    let how = FanOut::default();
+    let tether_round = || -> Res<(Duration, Duration)> {
+        let (t, c) = (Instant::now(), process_cpu());
+        let results = pool.fan_out(&jobs, &how);
+        let took = (t.elapsed(), process_cpu() - c);
+        if let Some(bad) = results.iter().find(|r| !r.ok()) {
+            return Err(format!("tether round: {}: {:?}", bad.host, bad.result));
+        }
+        rx.try_iter().for_each(drop);
+        Ok(took)
+    };
+    let raw_round = || -> Res<(Duration, Duration)> {
+        let (t, c) = (Instant::now(), process_cpu());
+        for (go, _) in &raws {
+            go.send(()).map_err(|_| "a raw session thread ended")?;
+        }
+        for (_, done) in &raws {
+            done.recv().map_err(|_| "a raw session thread ended")??;
+        }
+        Ok((t.elapsed(), process_cpu() - c))
+    };
+    for _ in 0..2 {
+        tether_round()?;
+        raw_round()?;
+    }
+    let (mut tw, mut tc, mut rw, mut rc) = (Vec::new(), Duration::ZERO, Vec::new(), Duration::ZERO);
+    for _ in 0..rounds {
+        let (w, c) = tether_round()?;
+        tw.push(w);
+        tc += c;
+        let (w, c) = raw_round()?;
+        rw.push(w);
+        rc += c;
+    }
+    drop(raws);
+    drop(pool);
+    let (sum_t, sum_r): (Duration, Duration) = (tw.iter().sum(), rw.iter().sum());
+    println!(
+        "tether: {rounds} rounds in {:.0} ms (median round {:.1} ms), client CPU {:.0} ms",
+        ms(sum_t),
+        ms(median(&tw)),
+        ms(tc)
+    );
+    println!(
+        "raw ssh2: {rounds} rounds in {:.0} ms (median round {:.1} ms), client CPU {:.0} ms",
+        ms(sum_r),
+        ms(median(&rw)),
+        ms(rc)
+    );
+    let wall = median(&tw).as_secs_f64() / median(&rw).as_secs_f64();
+    let cpu = tc.as_secs_f64() / rc.as_secs_f64().max(1e-9);
+    Ok(Row {
+        line: format!(
+            "warm rounds {ROUND_HOSTS} hosts  tether {:.1} ms/round, CPU {:.1} ms/round   raw ssh2 \
+             {:.1} ms/round, CPU {:.1} ms/round   ratios {wall:.2}x wall, {cpu:.2}x CPU  (no target)",
+            ms(median(&tw)),
+            ms(tc) / rounds as f64,
+            ms(median(&rw)),
+            ms(rc) / rounds as f64
+        ),
+        pass: true,
+    })
+}
+
 // ------------------------------------------------------------------ all
 
 #[derive(Clone)]
@@ -310,11 +496,10 @@ fn run_all(o: &Options) -> Res<bool> {
     println!("binary: {TETHER_BIN}");
     warn_if_busy();
 
-    let mut rows = vec![
-        warm(o, &lab, warm_iters)?,
-        cold(o, cold_runs)?,
-        jump(o, warm_iters)?,
-    ];
+    let mut rows = warm(o, &lab, warm_iters)?;
+    rows.push(rounds(o, if o.quick { 10 } else { 20 })?);
+    rows.push(cold(o, cold_runs)?);
+    rows.push(jump(o, warm_iters)?);
     let base = idle_child(&o.config, "host", o.hosts, idle_secs)?;
     rows.push(base.row.clone());
     for &n in &o.scale {
@@ -347,7 +532,7 @@ fn verdict(pass: bool) -> &'static str {
     }
 }
 
-/// 3. A command through a jump host against the same command directly.
+/// 4. A command through a jump host against the same command directly.
 fn jump(o: &Options, iters: usize) -> Res<Row> {
     println!();
     println!(
@@ -405,7 +590,7 @@ fn jump(o: &Options, iters: usize) -> Res<Row> {
 }
 
 /// 1. Warm per-command overhead.
-fn warm(o: &Options, lab: &Path, iters: usize) -> Res<Row> {
+fn warm(o: &Options, lab: &Path, iters: usize) -> Res<Vec<Row>> {
     println!();
     println!(
         "-- warm per-command: {iters} sequential `true` on host1, tether and ControlMaster runs \
@@ -475,10 +660,46 @@ fn warm(o: &Options, lab: &Path, iters: usize) -> Res<Row> {
         one("true")?;
         time_cm("true")?;
     }
+    // The floor: `true` on a session of the bench's own through the ssh2 crate, blocking, no
+    // wrapper, no worker thread: what libssh2 and the server cost.
+    let ssh_config =
+        SshConfig::load(Some(&o.config), Path::new(SYSTEM_CONFIG)).map_err(|e| e.to_string())?;
+    let raw = raw_session(&ssh_config, "host1")?;
+    let time_raw = || -> Res<Duration> {
+        let t = Instant::now();
+        raw_true(&raw)?;
+        Ok(t.elapsed())
+    };
+    // Without the supervisor: a command whose events are not reported runs under the status
+    // wrapper only (see ssh/worker.rs), as tether's own probes do.
+    let bare = |cmd: &str| -> Res<Duration> {
+        let opts = exec::ExecOptions {
+            echo: exec::Echo::Nothing,
+            ..exec::ExecOptions::default()
+        };
+        let t = Instant::now();
+        let out = pool
+            .exec_one("host1", cmd, opts)
+            .map_err(|e| format!("tether `{cmd}` (unsupervised) on host1: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "tether `{cmd}` (unsupervised) on host1: {:?}",
+                out.status
+            ));
+        }
+        Ok(t.elapsed())
+    };
+    for _ in 0..20 {
+        time_raw()?;
+        bare("true")?;
+    }
     let (mut tt, mut tc) = (Vec::with_capacity(iters), Vec::with_capacity(iters));
+    let (mut tr, mut tb) = (Vec::with_capacity(iters), Vec::with_capacity(iters));
     for _ in 0..iters {
         tt.push(one("true")?.0);
         tc.push(time_cm("true")?);
+        tr.push(time_raw()?);
+        tb.push(bare("true")?);
         // The events of each command (Started, Finished) are not needed here.
         rx.try_iter().for_each(drop);
     }
@@ -530,20 +751,52 @@ fn warm(o: &Options, lab: &Path, iters: usize) -> Res<Row> {
         ms(median(&plain)),
         plain.len()
     );
+    let (mr, mb) = (median(&tr), median(&tb));
+    println!(
+        "floor (ssh2 crate on a session of its own, blocking, `true` unwrapped): median {:.2} ms, \
+         p10 {:.2}, p90 {:.2}",
+        ms(mr),
+        ms(percentile(&tr, 0.1)),
+        ms(percentile(&tr, 0.9))
+    );
+    println!(
+        "tether without the supervisor (status wrapper only, events off): median {:.2} ms, \
+         p10 {:.2}, p90 {:.2}",
+        ms(mb),
+        ms(percentile(&tb, 0.1)),
+        ms(percentile(&tb, 0.9))
+    );
+    let floor_ratio = mt.as_secs_f64() / mr.as_secs_f64();
+    let bare_ratio = mb.as_secs_f64() / mr.as_secs_f64();
     let pass = ratio <= WARM_RATIO_TARGET;
-    Ok(Row {
-        line: format!(
-            "warm per-command   tether {:.2} ms   ControlMaster {:.2} ms   ratio {ratio:.2}  \
-             (target <= {WARM_RATIO_TARGET})  {}",
-            ms(mt),
-            ms(mc),
-            verdict(pass)
-        ),
-        pass,
-    })
+    let floor_pass = floor_ratio <= FLOOR_RATIO_AIM;
+    Ok(vec![
+        Row {
+            line: format!(
+                "warm per-command   tether (supervised) {:.2} ms   ControlMaster {:.2} ms   ratio \
+                 {ratio:.2}  (target <= {WARM_RATIO_TARGET})  {}",
+                ms(mt),
+                ms(mc),
+                verdict(pass)
+            ),
+            pass,
+        },
+        Row {
+            line: format!(
+                "warm vs floor      tether (supervised) {:.2} ms   unsupervised {:.2} ms   raw ssh2 \
+                 {:.2} ms   ratios {floor_ratio:.2}x / {bare_ratio:.2}x the floor  (aim <= \
+                 {FLOOR_RATIO_AIM}x, supervised)  {}",
+                ms(mt),
+                ms(mb),
+                ms(mr),
+                verdict(floor_pass)
+            ),
+            pass: floor_pass,
+        },
+    ])
 }
 
-/// 2. Cold fan-out over 20 hosts.
+/// 3. Cold fan-out over 20 hosts.
 fn cold(o: &Options, runs: usize) -> Res<Row> {
     const N: usize = 20;
     println!();
@@ -636,14 +889,66 @@ struct Idle {
     row: Row,
     hosts: usize,
     connect_ms: f64,
+    /// This process's CPU time while connecting.
+    connect_cpu_ms: f64,
     cpu_pct: f64,
     rss_per_kib: f64,
     /// Heartbeats that ran `true` in the window.
     commands: u64,
 }
 
-/// 3. Idle cost, measured in a fresh process so that its "before" RSS is a clean baseline.
+/// Runs this binary's `idle` for `n` sessions `PREFIX1..`, its lines printed but for the
+/// `result` ones, which it returns in its whole output.
+fn child(config: &Path, prefix: &str, n: usize, secs: u64, connect_only: bool) -> Res<String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut c = Command::new(exe);
+    c.arg("idle")
+        .arg("--config")
+        .arg(config)
+        .args(["--hosts", &n.to_string(), "--seconds", &secs.to_string()])
+        .args(["--prefix", prefix]);
+    if connect_only {
+        c.arg("--connect-only");
+    }
+    let out = c
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("idle process: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        return Err(format!("idle process failed ({}):\n{text}", out.status));
+    }
+    for l in text.lines().filter(|l| !l.starts_with("result ")) {
+        println!("{l}");
+    }
+    Ok(text)
+}
+
+/// The value of `result KEY=VALUE` in a child's output.
+fn result(text: &str, key: &str) -> Res<f64> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("result "))
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, v)| v.parse().ok())
+        .ok_or(format!("idle process printed no {key}:\n{text}"))
+}
+
+/// 5. Connecting, then idle cost, each measured in a fresh process (so that its "before"
+///    RSS is a clean baseline).
 fn idle_child(config: &Path, prefix: &str, n: usize, secs: u64) -> Res<Idle> {
+    println!();
+    println!(
+        "-- connect {n} sessions: a fresh process (this binary, `idle --connect-only`) opens {n} \
+         sessions through one Pool with the heartbeat off, so that nothing but the handshakes \
+         runs (no heartbeat reads the servers' limits while others still connect)"
+    );
+    let text = child(config, prefix, n, 0, true)?;
+    let (connect_ms, connect_cpu_ms) = (
+        result(&text, "connect_ms")?,
+        result(&text, "connect_cpu_ms")?,
+    );
     println!();
     println!(
         "-- idle {n} sessions: a fresh process (this binary, `idle`) opens {n} sessions through \
@@ -653,34 +958,8 @@ fn idle_child(config: &Path, prefix: &str, n: usize, secs: u64) -> Res<Idle> {
         DEFAULT_HEARTBEAT.as_secs(),
         SETTLE.as_millis()
     );
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let out = Command::new(exe)
-        .arg("idle")
-        .arg("--config")
-        .arg(config)
-        .args(["--hosts", &n.to_string(), "--seconds", &secs.to_string()])
-        .args(["--prefix", prefix])
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("idle process: {e}"))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        return Err(format!("idle process failed ({}):\n{text}", out.status));
-    }
-    let kv: HashMap<&str, &str> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("result "))
-        .filter_map(|l| l.split_once('='))
-        .collect();
-    let get = |k: &str| -> Res<f64> {
-        kv.get(k)
-            .and_then(|v| v.parse().ok())
-            .ok_or(format!("idle process printed no {k}:\n{text}"))
-    };
-    for l in text.lines().filter(|l| !l.starts_with("result ")) {
-        println!("{l}");
-    }
+    let text = child(config, prefix, n, secs, false)?;
+    let get = |k: &str| result(&text, k);
     let cpu_pct = get("cpu_percent")?;
     let rss_per = get("rss_kib_per_session")?;
     let hb = get("heartbeats")? as u64;
@@ -695,9 +974,10 @@ fn idle_child(config: &Path, prefix: &str, n: usize, secs: u64) -> Res<Idle> {
     let pass = hb_ok && cpu_ok;
     let row = Row {
         line: format!(
-            "idle {n} sessions  CPU {cpu_pct:.2} % of one core over {secs} s (target < \
+            "idle {n} sessions  connect {:.2} s (heartbeat off)  CPU {cpu_pct:.2} % of one core over {secs} s (target < \
              {IDLE_CPU_TARGET_PERCENT} %)  RSS {:.2} MiB/session  heartbeats {hb} ({timed} \
              on the interval, expect ~{hb_expected}; {hb_hosts}/{n} hosts)  {}",
+            connect_ms / 1000.0,
             rss_per / 1024.0,
             verdict(pass)
         ),
@@ -706,7 +986,8 @@ fn idle_child(config: &Path, prefix: &str, n: usize, secs: u64) -> Res<Idle> {
     Ok(Idle {
         row,
         hosts: n,
-        connect_ms: get("connect_ms")?,
+        connect_ms,
+        connect_cpu_ms,
         cpu_pct,
         rss_per_kib: rss_per,
         commands: get("heartbeat_commands")? as u64,
@@ -736,8 +1017,11 @@ fn scale(lab: &Path, n: usize, secs: u64, base: &Idle) -> Res<Row> {
     let pass = it.row.pass && goals;
     Ok(Row {
         line: format!(
-            "scale {n} sessions  connect {:.2} s ({connect_ratio:.2}x the 100-session row per              session)  idle CPU {:.3} % ({cpu_ratio:.2}x per session)  RSS {:.0} KiB/session              ({rss_ratio:.2}x)  `true` heartbeats {}{}  {}",
+            "scale {n} sessions  connect {:.2} s, heartbeat off ({connect_ratio:.2}x the 100-session row per \
+             session), client CPU {:.2} ms/session  idle CPU {:.3} % ({cpu_ratio:.2}x per \
+             session)  RSS {:.0} KiB/session ({rss_ratio:.2}x)  `true` heartbeats {}{}  {}",
             it.connect_ms / 1000.0,
+            it.connect_cpu_ms / n as f64,
             it.cpu_pct,
             it.rss_per_kib,
             it.commands,
@@ -788,8 +1072,98 @@ fn alias_config(lab: &Path, n: usize) -> Res<PathBuf> {
 
 // ------------------------------------------------------------------ idle
 
+/// Busy CPU time of the whole machine since boot (all cores: user, nice, system, irq, softirq,
+/// steal from /proc/stat), or `None` when it cannot be read.
+fn machine_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let cpu = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let f: Vec<u64> = cpu
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let busy = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|&i| f.get(i))
+        .sum::<u64>();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(Duration::from_millis(busy * 1000 / hz))
+}
+
+/// Where connecting `n` sessions went: how long the handshakes took (TCP + KEX + auth, the
+/// `connected` event's setup time) against the wall time, so the rest is waiting (for the
+/// handshake limiter, for a CPU); what this process and the whole machine spent; and which
+/// heartbeats ran meanwhile (each a round trip, a limit read forks a few processes on the
+/// server).
+fn connect_phases(
+    events: &[Event],
+    t0: Instant,
+    ensured: Duration,
+    took: Duration,
+    client_cpu: Duration,
+    machine: Option<Duration>,
+) {
+    let mut setups = Vec::new();
+    let mut at = Vec::new();
+    let (mut command, mut limits, mut channel) = (0, 0, 0);
+    for ev in events {
+        match &ev.kind {
+            EventKind::Connected { setup } => {
+                setups.push(*setup);
+                at.push(ev.at.saturating_duration_since(t0));
+            }
+            EventKind::Heartbeat { beat, .. } => match beat {
+                tether::event::Beat::Command => command += 1,
+                tether::event::Beat::Limits => limits += 1,
+                tether::event::Beat::Channel => channel += 1,
+            },
+            _ => {}
+        }
+    }
+    let n = setups.len().max(1);
+    let in_flight: Duration = setups.iter().sum();
+    println!(
+        "connect phases: Pool::ensure (config + threads) {:.0} ms; first session {:.0} ms, \
+         half {:.0} ms, last {:.0} ms; handshake (TCP+KEX+auth) median {:.1} ms, p90 {:.1}, max \
+         {:.1}; on average {:.1} handshakes in flight",
+        ms(ensured),
+        ms(at.iter().min().copied().unwrap_or_default()),
+        ms(percentile(&at, 0.5)),
+        ms(took),
+        ms(median(&setups)),
+        ms(percentile(&setups, 0.9)),
+        ms(setups.iter().max().copied().unwrap_or_default()),
+        in_flight.as_secs_f64() / took.as_secs_f64().max(1e-9)
+    );
+    let machine_text = match machine {
+        Some(m) => format!(
+            "the whole machine {:.0} ms ({:.2} ms per session, {:.0} % of its cores' time; \
+             the sshds, the shells they start, and whatever else runs)",
+            ms(m),
+            ms(m) / n as f64,
+            m.as_secs_f64()
+                / (took.as_secs_f64()
+                    * std::thread::available_parallelism().map_or(1, |c| c.get()) as f64)
+                * 100.0
+        ),
+        None => "the whole machine: /proc/stat unreadable".into(),
+    };
+    println!(
+        "connect CPU: this process {:.0} ms ({:.2} ms per session), {machine_text}",
+        ms(client_cpu),
+        ms(client_cpu) / n as f64
+    );
+    println!(
+        "heartbeats while connecting: {command} ran `true`, {limits} read the server's limits, \
+         {channel} bare channels"
+    );
+    println!("result connect_cpu_ms={:.1}", ms(client_cpu));
+}
+
 /// Pause between the last session connecting and the start of the idle window.
-const SETTLE: Duration = Duration::from_millis(500);
+const SETTLE: Duration = Duration::from_millis(READ_LIMITS_AFTER.as_millis() as u64 + 500);
 
 fn run_idle(o: &Options) -> Res<()> {
     let n = o.hosts;
@@ -797,16 +1171,45 @@ fn run_idle(o: &Options) -> Res<()> {
     let window = Duration::from_secs(o.seconds);
     let names = host_names(&o.prefix, n);
     let hosts = targets(&names)?;
-    let (pool, rx) = new_pool(&o.config)?;
+    let settings = match o.connect_only {
+        // Nothing but the handshakes: no heartbeat reads limits on the servers meanwhile.
+        true => WorkerSettings {
+            heartbeat: None,
+            ..WorkerSettings::default()
+        },
+        false => WorkerSettings::default(),
+    };
+    let (pool, rx) = new_pool_with(&o.config, settings)?;
     let rss_before = vm_rss_kib()?;
     let threads_before = threads();
+    let (cpu_c0, machine0) = (process_cpu(), machine_cpu());
     let t_connect = Instant::now();
     pool.ensure(&hosts);
-    let early = wait_connected(&rx, n, Duration::from_secs(60))?;
+    let ensured = t_connect.elapsed();
+    let early = wait_connected(&rx, n, Duration::from_secs(60 + n as u64 / 20))?;
     let connect_took = t_connect.elapsed();
+    let (cpu_c1, machine1) = (process_cpu(), machine_cpu());
     let rss_connected = vm_rss_kib()?;
-    // Each session runs one heartbeat ~50 ms after login, woken by the server (see below);
-    // that belongs to connecting, so the window starts once those are done.
+    connect_phases(
+        &early,
+        t_connect,
+        ensured,
+        connect_took,
+        cpu_c1 - cpu_c0,
+        machine1.zip(machine0).map(|(b, a)| b.saturating_sub(a)),
+    );
+    if o.connect_only {
+        println!(
+            "connected {n} sessions in {:.0} ms, heartbeat off (at most {} handshakes at once to \
+             one server)",
+            ms(connect_took),
+            tether::ssh::limiter::PER_SERVER
+        );
+        println!("result connect_ms={:.1}", ms(connect_took));
+        return Ok(());
+    }
+    // The heartbeats that read the limits belong to connecting: the window starts a moment
+    // after the last session connected.
     std::thread::sleep(SETTLE);
 
     let t0 = Instant::now();
@@ -877,9 +1280,9 @@ fn run_idle(o: &Options) -> Res<()> {
          `true`; the rest were bare channels (no process forked on the server)"
     );
     println!(
-        "heartbeats before the window: {before} (each session runs one ~50 ms after login, \
-         woken by server traffic, most likely sshd's hostkeys-00@openssh.com notice; the \
-         window starts {} ms after the last session connected to leave them out)",
+        "heartbeats before the window: {before} (the first of each session reads its server's \
+         limits a second after login; the window starts {} ms after the last session \
+         connected)",
         SETTLE.as_millis()
     );
     if !other.is_empty() {

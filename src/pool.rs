@@ -186,7 +186,9 @@ impl Pool {
 
     /// Starts workers (and so connections) for hosts that have none yet, all at once. A host
     /// whose route is wrong gets no worker: its commands fail with that configuration error.
+    /// No handshake starts before every worker has started (see [`HandshakeLimiter::hold`]).
     pub fn ensure(&self, hosts: &[HostTarget]) {
+        let _hold = self.limiter.hold();
         let mut workers = self.workers();
         for host in hosts {
             if workers.contains_key(&host.name) {

@@ -137,8 +137,9 @@ fn seed_clientalive_default_heartbeat_keeps_every_session() {
         };
         assert_eq!(beats(Beat::Limits), 1, "{host}\n{}", s.h.story());
         assert!(beats(Beat::Channel) >= 3, "{host}\n{}", s.h.story());
-        // Only a session younger than a second answers the server's traffic with `true`.
-        assert!(beats(Beat::Command) <= 1, "{host}\n{}", s.h.story());
+        // Not even right after login (sshd's hostkeys notice wakes the worker then): a server
+        // without a channel-idle limit never gets a `true` from the heartbeat (issue 17).
+        assert_eq!(beats(Beat::Command), 0, "{host}\n{}", s.h.story());
         let probes = s.h.count(host, |k| {
             matches!(k, EventKind::Heartbeat { probe: true, .. })
         });

@@ -296,7 +296,14 @@ impl WorkerState {
             events: libc::POLLIN,
             revents: 0,
         }];
-        if let Some(c) = conn {
+        // Right after login sshd sends a notice (hostkeys-00@openssh.com) that needs no
+        // answer. Answering it, as any server traffic, with a heartbeat cost every host a
+        // `true` forked on its server within 50 ms of login (a thousand of them while a large
+        // fleet is still connecting); the first heartbeat, due READ_LIMITS_AFTER after
+        // login, reads what came meanwhile, and answers a `ClientAliveInterval` probe (sent
+        // after a second of silence at the soonest) before sshd's next look.
+        let young = self.beat.is_none() && self.connected_at.elapsed() < READ_LIMITS_AFTER;
+        if let Some(c) = conn.filter(|_| !young) {
             fds.push(libc::pollfd {
                 fd: c.fd(),
                 events: libc::POLLIN,
@@ -323,9 +330,9 @@ impl WorkerState {
         let timeout = self.owner.settings.heartbeat_timeout;
         // What the socket shows before libssh2 reads (and hides) how it ended.
         let seen = idle_death::peek(conn.fd());
-        // Right after login sshd sends a notice (hostkeys-00@openssh.com) that wakes the worker;
-        // reading the limits then would delay a run's first command, so a session younger than
-        // READ_LIMITS_AFTER answers with the `true` that is safe on any server.
+        // A heartbeat due while the session is younger than READ_LIMITS_AFTER (an interval
+        // under a second) runs the `true` that is safe on any server: reading the limits then
+        // would delay a run's first command.
         let result = match self.beat {
             Some(beat) => heartbeat::run(conn, beat, timeout).map(|rtt| (None, beat, rtt)),
             None if self.connected_at.elapsed() < READ_LIMITS_AFTER => {

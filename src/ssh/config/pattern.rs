@@ -4,20 +4,32 @@
 use std::net::IpAddr;
 
 /// match.c `match_pattern`: `*` and `?` wildcards, case-sensitive.
+///
+/// Every host is matched against every `Host` pattern of the config, so a config with a block
+/// per host costs hosts x blocks calls: without wildcards this is a comparison, and ASCII
+/// (host names, nearly always) is matched as bytes, with no allocation (collecting both into
+/// `Vec<char>` made resolving 3000 hosts against 3000 blocks take 4.9 s).
 pub fn match_pattern(s: &str, pattern: &str) -> bool {
+    if !pattern.contains(['*', '?']) {
+        return s == pattern;
+    }
+    if s.is_ascii() && pattern.is_ascii() {
+        return glob(s.as_bytes(), pattern.as_bytes(), b'*', b'?');
+    }
     let s: Vec<char> = s.chars().collect();
     let p: Vec<char> = pattern.chars().collect();
-    glob(&s, &p)
+    glob(&s, &p, '*', '?')
 }
 
-fn glob(s: &[char], p: &[char]) -> bool {
+/// `s` against `p`, in which `many` stands for any run and `one` for any one element.
+fn glob<T: PartialEq + Copy>(s: &[T], p: &[T], many: T, one: T) -> bool {
     let (mut si, mut pi) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while si < s.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == s[si]) {
+        if pi < p.len() && (p[pi] == one || p[pi] == s[si]) {
             si += 1;
             pi += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        } else if pi < p.len() && p[pi] == many {
             star = Some((pi, si));
             pi += 1;
         } else if let Some((sp, ss)) = star {
@@ -28,7 +40,7 @@ fn glob(s: &[char], p: &[char]) -> bool {
             return false;
         }
     }
-    p[pi..].iter().all(|c| *c == '*')
+    p[pi..].iter().all(|c| *c == many)
 }
 
 /// How a name fares against a pattern list.
@@ -151,6 +163,13 @@ mod tests {
         assert!(match_pattern("", "*"));
         assert!(!match_pattern("Web1", "web1"), "case-sensitive");
         assert!(wildcard_match("WEB?", "web1"));
+        // Without wildcards: equality; `*` alone matches everything, also past a `*`.
+        assert!(match_pattern("web1", "web1") && !match_pattern("web1", "web"));
+        assert!(match_pattern("web1", "*") && match_pattern("web1", "w*1*"));
+        assert!(!match_pattern("web", "web?*"));
+        // Not ASCII: `?` stands for one character, as before.
+        assert!(match_pattern("hôte", "h?te") && !match_pattern("hôte", "h??te"));
+        assert!(match_pattern("hôte1", "hôte*") && !match_pattern("hote1", "hôte?"));
     }
 
     #[test]

@@ -184,7 +184,8 @@ impl<'a> Resolution<'a> {
         active: &mut bool,
     ) -> Result<(), HostError> {
         for line in &file.lines {
-            let at = Location {
+            // Made only for a line that is used: every host passes every line of the config.
+            let at = || Location {
                 file: file.path.clone(),
                 line: line.number,
             };
@@ -209,14 +210,14 @@ impl<'a> Resolution<'a> {
                     }
                 }
                 LineKind::Match(criteria) => {
-                    let matched = self.eval_match(criteria, &at)?;
+                    let matched = self.eval_match(criteria, &at())?;
                     *active = !never_match && matched;
                 }
                 LineKind::Include(includes) => {
                     for include in includes {
                         let files = match &include.files {
                             Some(files) => files.clone(),
-                            None => self.include(&include.pattern, file.user_conf, &at)?,
+                            None => self.include(&include.pattern, file.user_conf, &at())?,
                         };
                         let was_active = *active;
                         for f in files {
@@ -226,7 +227,7 @@ impl<'a> Resolution<'a> {
                         }
                     }
                 }
-                LineKind::Set(k, v) if *active => self.apply(k, v.clone(), at)?,
+                LineKind::Set(k, v) if *active => self.apply(k, v.clone(), at())?,
                 LineKind::Set(..) | LineKind::Obsolete => {}
                 LineKind::Unknown(keyword) => {
                     let ignored = self.opts.text("IgnoreUnknown").is_some_and(|list| {
@@ -234,7 +235,7 @@ impl<'a> Resolution<'a> {
                     });
                     if !ignored {
                         return Err(
-                            self.error(Some(at), format!("bad configuration option: {keyword}"))
+                            self.error(Some(at()), format!("bad configuration option: {keyword}"))
                         );
                     }
                 }

@@ -133,7 +133,8 @@ pub const SPOOL_CHUNKS: u64 = 4;
 /// The writer of the spool of stream `x` (`o` or `e`): its stdin into files named by the
 /// offset of their first byte, `ID.x.0`, `ID.x.N`..., each written by one `dd` of at most
 /// `$_tether_r` reads of 64 KiB (so at most [`SPOOL_CHUNK`] bytes; `dd` passes each read on at
-/// once, where `head -c` would hold small output back). Before it starts a file while
+/// once, where `head -c` would hold small output back); the last file is empty. No program
+/// is started for an empty file (`[ -s ]` first): a quick command starts few. Before it starts a file while
 /// [`SPOOL_CHUNKS`] are kept, it waits until the streaming loop has passed on every byte before
 /// the newest (`ID.q` holds its progress per stream), then removes the oldest: the files after
 /// it stay for the bytes on their way when a connection dies (at most the channel's window,
@@ -143,7 +144,7 @@ pub const SPOOL_CHUNKS: u64 = 4;
 /// `write(2)`, as it would under sshd when the channel's window is full.
 fn spool(x: &str) -> String {
     format!(
-        r#"umask 077; _tether_wb=0; _tether_wk=; _tether_wn=0; _tether_wl=0; while :; do if [ $_tether_wn -ge {n} ]; then _tether_wo=${{_tether_wk%% *}}; _tether_wk=${{_tether_wk#* }}; while :; do _tether_qo=0; _tether_qe=0; read -r _tether_qo _tether_qe <"$_tether_d.q"; [ "${{_tether_q{x}:-0}}" -ge $_tether_wl ] && break; sleep 0.2 || sleep 1; done; rm -f "$_tether_d.{x}.$_tether_wo"; _tether_wn=$((_tether_wn-1)); fi; dd bs=65536 count=$_tether_r of="$_tether_d.{x}.$_tether_wb"; _tether_z=$(wc -c <"$_tether_d.{x}.$_tether_wb"); [ "${{_tether_z:-0}}" -gt 0 ] || {{ rm -f "$_tether_d.{x}.$_tether_wb"; break; }}; _tether_wl=$_tether_wb; _tether_wk="$_tether_wk$_tether_wb "; _tether_wb=$((_tether_wb+_tether_z)); _tether_wn=$((_tether_wn+1)); done"#,
+        r#"umask 077; _tether_wb=0; _tether_wk=; _tether_wn=0; _tether_wl=0; while :; do if [ $_tether_wn -ge {n} ]; then _tether_wo=${{_tether_wk%% *}}; _tether_wk=${{_tether_wk#* }}; while :; do _tether_qo=0; _tether_qe=0; read -r _tether_qo _tether_qe <"$_tether_d.q"; [ "${{_tether_q{x}:-0}}" -ge $_tether_wl ] && break; sleep 0.2 || sleep 1; done; rm -f "$_tether_d.{x}.$_tether_wo"; _tether_wn=$((_tether_wn-1)); fi; dd bs=65536 count=$_tether_r of="$_tether_d.{x}.$_tether_wb"; [ -s "$_tether_d.{x}.$_tether_wb" ] || break; _tether_z=$(wc -c <"$_tether_d.{x}.$_tether_wb"); _tether_wl=$_tether_wb; _tether_wk="$_tether_wk$_tether_wb "; _tether_wb=$((_tether_wb+_tether_z)); _tether_wn=$((_tether_wn+1)); done"#,
         n = SPOOL_CHUNKS,
     )
 }
@@ -162,7 +163,7 @@ fn follow() -> String {
     let pass = |x: &str, at: &str, to: &str| {
         let base = format!("_tether_{x}b");
         format!(
-            r#"while [ -f "$_tether_d.{x}.${base}" ]; do _tether_f="$_tether_d.{x}.${base}"; _tether_z=$(wc -c <"$_tether_f"); _tether_z=${{_tether_z:-0}}; _tether_r=$(({at}-{base})); if [ $_tether_z -gt $_tether_r ]; then tail -c +$((_tether_r+1)) "$_tether_f" 2>/dev/null | head -c $((_tether_z-_tether_r)){to} 2>/dev/null || _tether_dead=1; {at}=$(({base}+_tether_z)); _tether_n=1; fi; [ -z "$_tether_dead" ] && [ $_tether_z -gt 0 ] && [ -f "$_tether_d.{x}.$(({base}+_tether_z))" ] || break; {base}=$(({base}+_tether_z)); done; "#
+            r#"while [ -s "$_tether_d.{x}.${base}" ]; do _tether_f="$_tether_d.{x}.${base}"; _tether_z=$(wc -c <"$_tether_f"); _tether_z=${{_tether_z:-0}}; _tether_r=$(({at}-{base})); if [ $_tether_z -gt $_tether_r ]; then tail -c +$((_tether_r+1)) "$_tether_f" 2>/dev/null | head -c $((_tether_z-_tether_r)){to} 2>/dev/null || _tether_dead=1; {at}=$(({base}+_tether_z)); _tether_n=1; fi; [ -z "$_tether_dead" ] && [ $_tether_z -gt 0 ] && [ -f "$_tether_d.{x}.$(({base}+_tether_z))" ] || break; {base}=$(({base}+_tether_z)); done; "#
         )
     };
     // Where a resume starts in the spool of stream `x`: the file holding byte `at`, or, when

@@ -130,7 +130,7 @@ pub fn text_lines(st: &State, look: Look, event: &Event) -> Vec<String> {
         } => ours(format!(
             "warning: `{command}` may still be running on {host}: it was left running when its \
              connection was lost, and tether could not stop it ({why}). {}its output is in \
-             {spool}.o and {spool}.e; to stop it and remove its files: {stop_with}",
+             {spool}.o.* and {spool}.e.*; to stop it and remove its files: {stop_with}",
             pgid.as_ref()
                 .map_or_else(String::new, |g| format!("Its process group is {g}, "))
         )),

@@ -889,7 +889,7 @@ fn tether_run_stops_an_orphan_before_it_exits_or_says_how_to() {
                 .expect("the orphan's output file")
                 .to_string();
             let base = format!("/srv/tmp/tether-root/{id}");
-            let stop_with = format!("ssh host1 'kill -TERM -- -{pgid}; rm -f {base}.*'");
+            let stop_with = format!("ssh host1 'kill -TERM -- -{pgid}; rm -rf {base}.*'");
             if json {
                 let said: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
                     .lines()
@@ -928,7 +928,7 @@ fn tether_run_stops_an_orphan_before_it_exits_or_says_how_to() {
             }
             // The words work.
             let mut stop = lab.ssh("host1");
-            stop.arg(format!("kill -TERM -- -{pgid}; rm -f {base}.*"));
+            stop.arg(format!("kill -TERM -- -{pgid}; rm -rf {base}.*"));
             assert!(stop.status().unwrap().success());
             wait_until("the orphan survived the words", || {
                 processes(&lab, "host1", &sleep).is_empty()

@@ -227,12 +227,13 @@ pub fn resume(start: &str) -> String {
 /// `$2` seconds if the command has not ended by then (its status written), and SIGKILL to
 /// whatever of its group is left when it has (a group of zombies only counts as alive, and
 /// an init that is slow to reap them must not cost the grace period), then its directory
-/// removed. Prints `TERM` or `KILL`
-/// (the signal that ended it), or `gone` (nothing of it was left); `start` prints the start
-/// markers.
+/// removed, and its claim with it when the command's own exec made it (no later exec of it
+/// can come then; a claim this script made stays, for an exec that may still start). Prints
+/// `TERM` or `KILL` (the signal that ended it), or `gone` (nothing of it was left); `start`
+/// prints the start markers.
 pub fn stop(start: &str) -> String {
     format!(
-        r#"{DIR}; _tether_g=$2; set --; {start} (umask 077 && mkdir "$_tether_d.claim") 2>/dev/null; _tether_p=; _tether_r=TERM; [ -f "$_tether_d.o" ] && [ ! -h "$_tether_b" ] && read -r _tether_p <"$_tether_d.p"; if [ -z "$_tether_p" ] || ! kill -TERM -"$_tether_p" 2>/dev/null; then _tether_r=gone; else _tether_i=0; while [ ! -s "$_tether_d.s" ] && kill -0 -"$_tether_p" 2>/dev/null; do if [ $_tether_i -ge $((_tether_g*20)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; kill -KILL -"$_tether_p" 2>/dev/null; fi; rm -f "$_tether_d".? "$_tether_d".?.*; echo "$_tether_r"; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
+        r#"{DIR}; _tether_g=$2; set --; {start} _tether_k=; (umask 077 && mkdir "$_tether_d.claim") 2>/dev/null || _tether_k=1; _tether_p=; _tether_r=TERM; [ -f "$_tether_d.o" ] && [ ! -h "$_tether_b" ] && read -r _tether_p <"$_tether_d.p"; if [ -z "$_tether_p" ] || ! kill -TERM -"$_tether_p" 2>/dev/null; then _tether_r=gone; else _tether_i=0; while [ ! -s "$_tether_d.s" ] && kill -0 -"$_tether_p" 2>/dev/null; do if [ $_tether_i -ge $((_tether_g*20)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; kill -KILL -"$_tether_p" 2>/dev/null; fi; rm -f "$_tether_d".? "$_tether_d".?.*; [ -n "$_tether_k" ] && rmdir "$_tether_d.claim" 2>/dev/null; echo "$_tether_r"; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
     )
 }
 

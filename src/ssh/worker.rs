@@ -774,7 +774,7 @@ impl WorkerState {
             Some(Placement { pgid, spool }) => (
                 Some(pgid.clone()),
                 spool.clone(),
-                format!("ssh {host} 'kill -TERM -- -{pgid}; rm -f {spool}.*'"),
+                format!("ssh {host} 'kill -TERM -- -{pgid}; rm -rf {spool}.*'"),
             ),
             // The exec's sh says where before the command starts: not known only when the
             // connection died before that arrived. Its files then say it.
@@ -783,7 +783,7 @@ impl WorkerState {
                 format!("${{TMPDIR:-/tmp}}/tether-$LOGNAME/{}", orphan.id),
                 format!(
                     "ssh {host} 'd=${{TMPDIR:-/tmp}}/tether-$LOGNAME/{}; kill -TERM -- -$(cat $d.p); \
-                     rm -f $d.*'",
+                     rm -rf $d.*'",
                     orphan.id
                 ),
             ),

@@ -1,6 +1,6 @@
 //! The source files import each other in one direction only: the graph of `crate::`, `super::`
-//! and child-module paths between the files under `src/` has no cycle. A cycle is printed with
-//! the path that closes it.
+//! and child-module paths between the files under `src/` has no cycle (a cycle is printed with
+//! the path that closes it); and README.md's code map names every source file.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -109,11 +109,10 @@ fn references(module: &[String], text: &str) -> Vec<Vec<String>> {
     out
 }
 
-#[test]
-fn the_module_graph_has_no_cycle() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+/// Every `.rs` file under `src/`, depth first.
+fn source_files(src: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
-    let mut stack = vec![src.clone()];
+    let mut stack = vec![src.to_path_buf()];
     while let Some(dir) = stack.pop() {
         for e in std::fs::read_dir(&dir).unwrap() {
             let p = e.unwrap().path();
@@ -124,6 +123,64 @@ fn the_module_graph_has_no_cycle() {
             }
         }
     }
+    files
+}
+
+/// README.md's code map (its `| layer | files |` table) names every file under `src/` but unit
+/// tests (by its file name, and each directory above it as `dir/`), and every `*.rs` name in it is a file
+/// that exists: the map a newcomer reads is the tree they find.
+#[test]
+fn the_readme_code_map_names_every_source_file() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let start = readme
+        .find("| layer | files |")
+        .expect("README.md has the code map table `| layer | files |`");
+    let map = readme[start..]
+        .lines()
+        .take_while(|l| l.starts_with('|'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let src = root.join("src");
+    let files = source_files(&src);
+    let mut unnamed = Vec::new();
+    for f in &files {
+        let rel = f.strip_prefix(&src).unwrap();
+        let name = rel.file_name().unwrap().to_string_lossy();
+        // Unit tests kept beside their module are part of it, not a concept of their own.
+        if name == "tests.rs" || name.ends_with("_tests.rs") {
+            continue;
+        }
+        let dirs: Vec<String> = rel
+            .parent()
+            .into_iter()
+            .flat_map(|p| p.components())
+            .map(|c| format!("{}/", c.as_os_str().to_string_lossy()))
+            .collect();
+        if !map.contains(name.as_ref()) || dirs.iter().any(|d| !map.contains(d.as_str())) {
+            unnamed.push(rel.display().to_string());
+        }
+    }
+    let names: BTreeSet<String> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let stale: Vec<&str> = map
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+        .filter(|w| w.ends_with(".rs") && !names.contains(*w))
+        .collect();
+    unnamed.sort();
+    assert!(
+        unnamed.is_empty() && stale.is_empty(),
+        "README.md's code map does not match src/: files it does not name: {unnamed:?}; names it \
+         gives that are no file: {stale:?}"
+    );
+}
+
+#[test]
+fn the_module_graph_has_no_cycle() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let files = source_files(&src);
     let mut graph: BTreeMap<PathBuf, BTreeSet<PathBuf>> = BTreeMap::new();
     for f in &files {
         let rel = f.strip_prefix(&src).unwrap();

@@ -238,8 +238,9 @@ fn the_supervisors_files_are_private() {
     // Its stdout, stderr, status, process group, pid to wake at least.
     assert!(files.len() >= 5, "{files:?}");
     for f in files {
-        // The claim (`ID.claim`) is a directory: 0700.
-        let want = if f.is_dir() { 0o700 } else { 0o600 };
+        // The claim (`ID.claim`) is an empty file, 0600 like every other.
+        assert!(f.is_file(), "{}", f.display());
+        let want = 0o600;
         assert_eq!(mode(&f), want, "{}", f.display());
     }
 }

@@ -9,7 +9,7 @@
 //! [`SPOOL_CHUNK`] bytes, at most [`SPOOL_CHUNKS`] kept: see `spool`), `ID.o` (there while the
 //! command's files are), `ID.c` (the command's own exit status), `ID.s` (the status to report),
 //! `ID.p` (the process group), `ID.q` (how far the streaming got), every one created with mode
-//! 0600, and the claim `ID.claim` (a directory, 0700: see [`claim`]). It runs
+//! 0600, and the claim `ID.claim` (an empty file, 0600: see [`claim`]). It runs
 //! one pipeline: the supervisor (`SUPERVISE`), which runs the command in a `/bin/sh -c` of
 //! its own with the channel's stdin and its stdout and stderr going through pipes into those
 //! files, then writes the status; and the streaming loop (`follow`), which passes both files
@@ -110,12 +110,12 @@ const DIR: &str = r#"_tether_b=${TMPDIR:-/tmp}/tether-${LOGNAME:-$USER}; _tether
 /// writes the status to report (a status above 128 that names a signal, as sh reports a
 /// command killed by it, is that signal's name; a SIGTERM, HUP or INT that reached it while
 /// the command ran, its process group being stopped, is that name) in one `write(2)`, and
-/// removes the directories of `$_tether_done`. Its own stderr goes nowhere (see [`boot`]), nor
+/// removes the files of `$_tether_done` (one `rm` each, none when there are none). Its own stderr goes nowhere (see [`boot`]), nor
 /// does the shell's word on a command killed by a signal (`Killed`: sshd's login shell, killed
 /// itself, says nothing).
 fn supervise() -> String {
     format!(
-        r#"_tether_sig=; trap "_tether_sig=TERM" TERM; trap "_tether_sig=HUP" HUP; trap "_tether_sig=INT" INT; {{ {{ (exec /bin/sh -c "$_tether_cmd" sh 2>&4 4>&-); echo $? >"$_tether_d.c"; }} 4>&2 2>/dev/null | {{ {out}; }} >/dev/null 2>&1; }} 2>&1 | {{ {err}; }} >/dev/null 2>&1; _tether_s=; read -r _tether_s <"$_tether_d.c"; if [ -n "$_tether_s" ] && [ "$_tether_s" -gt 128 ]; then _tether_x=$(kill -l $((_tether_s-128))) && [ -n "$_tether_x" ] && _tether_s=$_tether_x; fi; echo "${{_tether_sig:-${{_tether_s:-?}}}}" >"$_tether_d.s"; for _tether_x in $_tether_done; do rm -f "$_tether_b/$_tether_x".? "$_tether_b/$_tether_x".?.*; rmdir "$_tether_b/$_tether_x.claim"; done"#,
+        r#"_tether_sig=; trap "_tether_sig=TERM" TERM; trap "_tether_sig=HUP" HUP; trap "_tether_sig=INT" INT; {{ {{ (exec /bin/sh -c "$_tether_cmd" sh 2>&4 4>&-); echo $? >"$_tether_d.c"; }} 4>&2 2>/dev/null | {{ {out}; }} >/dev/null 2>&1; }} 2>&1 | {{ {err}; }} >/dev/null 2>&1; _tether_s=; read -r _tether_s <"$_tether_d.c"; if [ -n "$_tether_s" ] && [ "$_tether_s" -gt 128 ]; then _tether_x=$(kill -l $((_tether_s-128))) && [ -n "$_tether_x" ] && _tether_s=$_tether_x; fi; echo "${{_tether_sig:-${{_tether_s:-?}}}}" >"$_tether_d.s"; for _tether_x in $_tether_done; do rm -f "$_tether_b/$_tether_x".? "$_tether_b/$_tether_x".?.* "$_tether_b/$_tether_x.claim"; done"#,
         out = spool("o"),
         err = spool("e"),
     )
@@ -196,16 +196,16 @@ const FINISH: &str = r#"_tether_s=; read -r _tether_s <"$_tether_d.s" 2>/dev/nul
 /// running it. Its start markers are written with SIGPIPE ignored (a login shell that
 /// started after its connection died must still run the command it claimed and write its
 /// status; the command gets SIGPIPE as sshd gave it). Every file is created 0600 (in a subshell with `umask 077`: the
-/// command keeps the user's umask). The directories named in `$_tether_done` (commands whose
+/// command keeps the user's umask). The files of the commands named in `$_tether_done` (whose
 /// result tether has read) are removed by the supervisor once the command has ended. The
 /// process group to stop is the exec's sh's own (sshd starts every session in a new one, whose
 /// leader the login shell `exec`s into): where `/proc` says it leads none, the command runs
 /// directly. The supervisor and the streaming loop are one pipeline: the loop learns that the
-/// supervisor ended from the end of its stdout (a `cat` of it), and the exec's sh reports the
+/// supervisor ended from the end of its stdout (a subshell that reads it to its end: no program started), and the exec's sh reports the
 /// status once both ended.
 pub fn boot(start: &str) -> String {
     format!(
-        r#"set -- "$_tether_id"; {DIR}; set --; _tether_c=${{TETHER_SPOOL_CHUNK:-{SPOOL_CHUNK}}}; case $_tether_c in ""|*[!0-9]*|0) _tether_c={SPOOL_CHUNK};; esac; _tether_why=; if [ -z "${{LOGNAME:-$USER}}" ]; then _tether_why="neither LOGNAME nor USER is set"; else _tether_why="$_tether_b is not a writable directory of the user's own"; [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; if [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && chmod 700 "$_tether_b" 2>/dev/null; then if (umask 077 && mkdir "$_tether_d.claim") 2>/dev/null; then (umask 077 && : >"$_tether_d.o" && : >"$_tether_d.c" && : >"$_tether_d.s" && : >"$_tether_d.p" && echo "0 0" >"$_tether_d.q") 2>/dev/null && _tether_why=; elif [ -d "$_tether_d.claim" ]; then exit 125; fi; fi; fi; if [ -n "$_tether_why" ]; then printf "\036tether-direct:%s:%s\036" "$_tether_key" "$_tether_why" >&2; {start} (eval "unset _tether_cmd _tether_key _tether_id _tether_b _tether_d _tether_why _tether_done; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s"; fi; _tether_g=$$; [ -r /proc/$$/stat ] && read -r _tether_v _tether_v _tether_v _tether_v _tether_g _tether_v </proc/$$/stat; if [ "$_tether_g" != $$ ]; then rm -f "$_tether_d".? "$_tether_d".?.*; printf "\036tether-direct:%s:%s\036" "$_tether_key" "the exec's sh does not lead its own process group" >&2; {start} (eval "unset _tether_cmd _tether_key _tether_id _tether_b _tether_d _tether_why _tether_done _tether_g _tether_v; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s"; fi; echo $$ >"$_tether_d.p"; trap "" PIPE; printf "\036tether-sup:%s:%s\036" $$ "$_tether_d" >&2; {start} trap - PIPE; _tether_o=0; _tether_e=0; _tether_ob=0; _tether_eb=0; _tether_p=; _tether_r=$((_tether_c/65536)); [ $_tether_r -gt 0 ] || _tether_r=1; {{ {supervise}; }} 2>/dev/null | {{ exec 3<&0; cat <&3 >/dev/null 3<&- & _tether_wp=$!; exec 3<&-; {follow}; }}; {FINISH}"#,
+        r#"set -- "$_tether_id"; {DIR}; set --; _tether_c=${{TETHER_SPOOL_CHUNK:-{SPOOL_CHUNK}}}; case $_tether_c in ""|*[!0-9]*|0) _tether_c={SPOOL_CHUNK};; esac; _tether_why=; if [ -z "${{LOGNAME:-$USER}}" ]; then _tether_why="neither LOGNAME nor USER is set"; else _tether_why="$_tether_b is not a writable directory of the user's own"; [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; if [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && chmod 700 "$_tether_b" 2>/dev/null; then (umask 077; set -C; true >"$_tether_d.claim" || exit 3; set +C; : >"$_tether_d.o" && : >"$_tether_d.c" && : >"$_tether_d.s" && : >"$_tether_d.p" && echo "0 0" >"$_tether_d.q") 2>/dev/null; case $? in 0) _tether_why=;; 3) [ -e "$_tether_d.claim" ] && exit 125;; esac; fi; fi; if [ -n "$_tether_why" ]; then printf "\036tether-direct:%s:%s\036" "$_tether_key" "$_tether_why" >&2; {start} (eval "unset _tether_cmd _tether_key _tether_id _tether_b _tether_d _tether_why _tether_done; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s"; fi; _tether_g=$$; [ -r /proc/$$/stat ] && read -r _tether_v _tether_v _tether_v _tether_v _tether_g _tether_v </proc/$$/stat; if [ "$_tether_g" != $$ ]; then rm -f "$_tether_d".? "$_tether_d".?.*; printf "\036tether-direct:%s:%s\036" "$_tether_key" "the exec's sh does not lead its own process group" >&2; {start} (eval "unset _tether_cmd _tether_key _tether_id _tether_b _tether_d _tether_why _tether_done _tether_g _tether_v; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s"; fi; echo $$ >"$_tether_d.p"; trap "" PIPE; printf "\036tether-sup:%s:%s\036" $$ "$_tether_d" >&2; {start} trap - PIPE; _tether_o=0; _tether_e=0; _tether_ob=0; _tether_eb=0; _tether_p=; _tether_r=$((_tether_c/65536)); [ $_tether_r -gt 0 ] || _tether_r=1; {{ {supervise}; }} 2>/dev/null | {{ exec 3<&0; (while read -r _tether_v; do :; done) <&3 & _tether_wp=$!; exec 3<&-; {follow}; }}; {FINISH}"#,
         follow = follow(),
         supervise = supervise(),
     )
@@ -226,32 +226,31 @@ pub fn resume(start: &str) -> String {
 /// not started yet never runs it): SIGTERM to its process group, SIGKILL after
 /// `$2` seconds if the command has not ended by then (its status written), and SIGKILL to
 /// whatever of its group is left when it has (a group of zombies only counts as alive, and
-/// an init that is slow to reap them must not cost the grace period), then its directory
-/// removed, and its claim with it when the command's own exec made it (no later exec of it
-/// can come then; a claim this script made stays, for an exec that may still start). Prints
-/// `TERM` or `KILL` (the signal that ended it), or `gone` (nothing of it was left); `start`
-/// prints the start markers.
+/// an init that is slow to reap them must not cost the grace period), then its files
+/// removed (its claim too when it had started: its exec is past the claim). Prints `TERM` or
+/// `KILL` (the signal that ended it), or `gone` (nothing of it was left); `start` prints the
+/// start markers.
 pub fn stop(start: &str) -> String {
     format!(
-        r#"{DIR}; _tether_g=$2; set --; {start} _tether_k=; (umask 077 && mkdir "$_tether_d.claim") 2>/dev/null || _tether_k=1; _tether_p=; _tether_r=TERM; [ -f "$_tether_d.o" ] && [ ! -h "$_tether_b" ] && read -r _tether_p <"$_tether_d.p"; if [ -z "$_tether_p" ] || ! kill -TERM -"$_tether_p" 2>/dev/null; then _tether_r=gone; else _tether_i=0; while [ ! -s "$_tether_d.s" ] && kill -0 -"$_tether_p" 2>/dev/null; do if [ $_tether_i -ge $((_tether_g*20)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; kill -KILL -"$_tether_p" 2>/dev/null; fi; rm -f "$_tether_d".? "$_tether_d".?.*; [ -n "$_tether_k" ] && rmdir "$_tether_d.claim" 2>/dev/null; echo "$_tether_r"; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
+        r#"{DIR}; _tether_g=$2; set --; {start} (umask 077; set -C; true >"$_tether_d.claim") 2>/dev/null; _tether_p=; _tether_r=TERM; [ -f "$_tether_d.o" ] && [ ! -h "$_tether_b" ] && read -r _tether_p <"$_tether_d.p"; if [ -z "$_tether_p" ] || ! kill -TERM -"$_tether_p" 2>/dev/null; then _tether_r=gone; else _tether_i=0; while [ ! -s "$_tether_d.s" ] && kill -0 -"$_tether_p" 2>/dev/null; do if [ $_tether_i -ge $((_tether_g*20)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; kill -KILL -"$_tether_p" 2>/dev/null; fi; rm -f "$_tether_d".? "$_tether_d".?.* ${{_tether_p:+"$_tether_d.claim"}}; echo "$_tether_r"; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
     )
 }
 
 /// The exec's sh that claims the command `$1`, lost with its connection before its start
-/// marker arrived: it makes the claim directory `ID.claim` (`mkdir`, atomic), which the
-/// command's own exec's sh makes before it runs the command, and runs nothing when it finds
-/// made. Prints `won` (the command never ran and never will: it may be sent again), `taken`
+/// marker arrived: it creates the claim file `ID.claim` with `set -C` (noclobber: `O_CREAT|O_EXCL`, atomic,
+/// and a shell builtin: no program started), which the command's own exec's sh creates the
+/// same way before it runs the command, and runs nothing when it finds it there. Prints `won` (the command never ran and never will: it may be sent again), `taken`
 /// (the exec's sh claimed it first: resume it) or `unusable` (no private directory: nothing
 /// can be known); `start` prints the start markers.
 pub fn claim(start: &str) -> String {
     format!(
-        r#"{DIR}; set --; {start} [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; if [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && chmod 700 "$_tether_b" 2>/dev/null; then if (umask 077 && mkdir "$_tether_d.claim") 2>/dev/null; then echo won; else echo taken; fi; else echo unusable; fi; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
+        r#"{DIR}; set --; {start} [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; if [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && chmod 700 "$_tether_b" 2>/dev/null; then if (umask 077; set -C; true >"$_tether_d.claim") 2>/dev/null; then echo won; else echo taken; fi; else echo unusable; fi; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
     )
 }
 
-/// The exec's sh that removes the directories of the commands named in its arguments.
+/// The exec's sh that removes the files of the commands named in its arguments (one `rm`).
 pub fn clean() -> String {
-    r#"_tether_b=${TMPDIR:-/tmp}/tether-${LOGNAME:-$USER}; for _tether_x; do rm -f "$_tether_b/$_tether_x".? "$_tether_b/$_tether_x".?.*; rmdir "$_tether_b/$_tether_x.claim" 2>/dev/null; done"#.to_string()
+    r#"_tether_b=${TMPDIR:-/tmp}/tether-${LOGNAME:-$USER}; _tether_n=$#; for _tether_x; do set -- "$@" "$_tether_b/$_tether_x".? "$_tether_b/$_tether_x".?.* "$_tether_b/$_tether_x.claim"; done; shift $_tether_n; [ $# -eq 0 ] || rm -f "$@""#.to_string()
 }
 
 /// A new command id: unique on the host for this user (time, pid, and a counter).

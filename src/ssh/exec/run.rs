@@ -103,7 +103,7 @@ pub fn resume(
         match claim(conn, &sup.id)? {
             Claim::Won => {
                 // Its first exec never ran it, and never will: it is sent again, under a new
-                // id. The old id's claim directory stays (an empty directory): that exec may
+                // id. The old id's claim stays (an empty file): that exec may
                 // still start, late, and must find it.
                 sup.pending = false;
                 sup.streams = None;

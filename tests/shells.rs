@@ -301,8 +301,10 @@ for i in 0..15 { big += big; }
 task("long", || {
     on("app", |host| {
         // 640 KiB of command; its own stdin still arrives (here: none, so `cat` ends at once).
+        let mark = capture("mktemp");
         print("length " + capture("printf %s " + quote(big) + " | wc -c; cat; echo end"));
-        print("left behind " + capture("ls ${TMPDIR:-/tmp} | grep -c '^tether-cmd' || true"));
+        // Only this user's files, newer than the closure's start: other tests share /tmp.
+        print("left behind " + capture("n=$(find ${TMPDIR:-/tmp}/ -maxdepth 1 -name 'tether-cmd*' -user \"$(id -u)\" -newer " + mark + " | wc -l); rm -f " + mark + "; echo $n"));
     });
     on("app", #{ pty: true }, |host| print("pty " + capture("printf %s " + quote(big) + " | wc -c")));
     on("app", "printf %s " + quote(big) + " >/dev/null; exit 4");

@@ -126,26 +126,30 @@ fn supervise() -> String {
 /// kept per stream.
 pub const SPOOL_CHUNK: u64 = 16 * 1024 * 1024;
 
-/// How many spool files a stream keeps on the host: its spool is bounded by
-/// `SPOOL_CHUNKS` x [`SPOOL_CHUNK`] (64 MiB per stream).
+/// The spool's bound per stream, in [`SPOOL_CHUNK`]s: at most `SPOOL_CHUNKS` x [`SPOOL_CHUNK`]
+/// bytes (64 MiB) kept, and the file being written.
 pub const SPOOL_CHUNKS: u64 = 4;
 
 /// The writer of the spool of stream `x` (`o` or `e`): its stdin into files named by the
 /// offset of their first byte, `ID.x.0`, `ID.x.N`..., each written by one `dd` of at most
-/// `$_tether_r` reads of 64 KiB (so at most [`SPOOL_CHUNK`] bytes; `dd` passes each read on at
-/// once, where `head -c` would hold small output back); the last file is empty. No program
-/// is started for an empty file (`[ -s ]` first): a quick command starts few. Before it starts a file while
-/// [`SPOOL_CHUNKS`] are kept, it waits until the streaming loop has passed on every byte before
-/// the newest (`ID.q` holds its progress per stream), then removes the oldest: the files after
-/// it stay for the bytes on their way when a connection dies (at most the channel's window,
-/// 2 MiB, and a few buffers); should a resume still need a removed byte, it says how many it
-/// skips (a keyed `tether-lost` frame). So the spool stays bounded, and a command that writes
-/// faster than its output reaches tether, or while no connection carries it, waits in its
-/// `write(2)`, as it would under sshd when the channel's window is full.
+/// `$_tether_r` reads of 64 KiB (so at most [`SPOOL_CHUNK`] bytes, and fewer when reads from
+/// the pipe are short; `dd` passes each read on at once, where `head -c` would hold small
+/// output back); the last file is empty. No program is started for an empty file (`[ -s ]`
+/// first): a quick command starts few. The bound is counted in bytes, not files: before it
+/// starts a file while the files kept hold [`SPOOL_CHUNKS`] x the chunk size, it removes the
+/// oldest, but only once the streaming loop (its progress per stream is in `ID.q`) has passed
+/// on `SPOOL_CHUNKS - 2` chunk sizes beyond it: those bytes are the slack for what is on its
+/// way when a connection dies (at most the channel's window, 2 MiB, and a few buffers), so a
+/// resume finds every byte it needs. (A wait can always end: the files after the oldest hold
+/// at least `SPOOL_CHUNKS - 1` chunk sizes, as no file holds more than one.) Should a resume still need a removed byte, it
+/// says how many it skips (a keyed `tether-lost` frame). So the spool stays bounded, and a
+/// command that writes faster than its output reaches tether, or while no connection carries
+/// it, waits in its `write(2)`, as it would under sshd when the channel's window is full.
 fn spool(x: &str) -> String {
     format!(
-        r#"umask 077; _tether_wb=0; _tether_wk=; _tether_wn=0; _tether_wl=0; while :; do if [ $_tether_wn -ge {n} ]; then _tether_wo=${{_tether_wk%% *}}; _tether_wk=${{_tether_wk#* }}; while :; do _tether_qo=0; _tether_qe=0; read -r _tether_qo _tether_qe <"$_tether_d.q"; [ "${{_tether_q{x}:-0}}" -ge $_tether_wl ] && break; sleep 0.2 || sleep 1; done; rm -f "$_tether_d.{x}.$_tether_wo"; _tether_wn=$((_tether_wn-1)); fi; dd bs=65536 count=$_tether_r of="$_tether_d.{x}.$_tether_wb"; [ -s "$_tether_d.{x}.$_tether_wb" ] || break; _tether_z=$(wc -c <"$_tether_d.{x}.$_tether_wb"); _tether_wl=$_tether_wb; _tether_wk="$_tether_wk$_tether_wb "; _tether_wb=$((_tether_wb+_tether_z)); _tether_wn=$((_tether_wn+1)); done"#,
+        r#"umask 077; _tether_wb=0; _tether_wk=; while :; do while [ -n "$_tether_wk" ] && [ $((_tether_wb-${{_tether_wk%% *}})) -ge $((_tether_c*{n})) ]; do _tether_wo=${{_tether_wk%% *}}; _tether_wk=${{_tether_wk#* }}; _tether_wl=${{_tether_wk%% *}}; while :; do _tether_qo=0; _tether_qe=0; read -r _tether_qo _tether_qe <"$_tether_d.q"; [ "${{_tether_q{x}:-0}}" -ge $((_tether_wl+_tether_c*{s})) ] && break; sleep 0.2 || sleep 1; done; rm -f "$_tether_d.{x}.$_tether_wo"; done; dd bs=65536 count=$_tether_r of="$_tether_d.{x}.$_tether_wb"; [ -s "$_tether_d.{x}.$_tether_wb" ] || break; _tether_z=$(wc -c <"$_tether_d.{x}.$_tether_wb"); _tether_wk="$_tether_wk$_tether_wb "; _tether_wb=$((_tether_wb+_tether_z)); done"#,
         n = SPOOL_CHUNKS,
+        s = SPOOL_CHUNKS - 2,
     )
 }
 

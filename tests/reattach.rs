@@ -323,7 +323,10 @@ fn the_stop_flag_stops_a_command_and_says_why() {
                 flag.store(true, Ordering::SeqCst);
                 let _ = cell.set(why.clone());
             });
-            h.drain();
+            // The events come on their own channel: the result may arrive before them.
+            h.wait_for_since(mark, Duration::from_secs(10), |e| {
+                matches!(e.kind, EventKind::Finished { .. })
+            });
             let error = match &r.result {
                 Some(Err(e @ SshError::CommandStopped { why: got, .. })) => {
                     assert_eq!(got, why);

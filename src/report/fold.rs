@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 
 use crate::event::Stream;
 
-/// How long a line waits for the same line from other hosts.
-pub const WINDOW: Duration = Duration::from_millis(200);
+/// How long a line waits for the same line from other hosts. Longer than the supervisor's
+/// streaming delay (up to 0.2 s, see `ssh::supervisor`) plus a loaded machine's jitter: with
+/// 200 ms, 30 hosts printing `start` at the same moment arrived split into several groups.
+pub const WINDOW: Duration = Duration::from_millis(500);
 
 /// One line and the hosts that printed it.
 #[derive(Debug, Clone, PartialEq, Eq)]

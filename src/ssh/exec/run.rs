@@ -147,6 +147,30 @@ pub fn resume(
     run_wrapped(conn, &wrapped, &key, &opts, on_line, preamble, Some(sup))
 }
 
+/// Runs one of the supervisor's own scripts (`supervisor::claim`, `stop`, `clean`) with `args`
+/// on a new channel of `conn`, given up after `timeout`; its output is collected, none shown.
+fn run_script(
+    conn: &Connection,
+    script: &str,
+    args: &[&str],
+    timeout: Duration,
+) -> Result<ExecOutput, ExecError> {
+    let key = Key::new();
+    let opts = ExecOptions {
+        timeout: Some(timeout),
+        ..ExecOptions::default()
+    };
+    run_wrapped(
+        conn,
+        &wrap_script(script, &key, args),
+        &key,
+        &opts,
+        &mut |_, _| {},
+        &mut Preamble::default(),
+        None,
+    )
+}
+
 /// What claiming a command lost before its start marker found (see `supervisor::claim`).
 enum Claim {
     /// tether claimed it: it never ran and never will.
@@ -160,24 +184,11 @@ enum Claim {
 /// Claims the supervised command `id` on `conn` (see [`Claim`]); a lost connection is
 /// [`ExecError::Lost`].
 fn claim(conn: &Connection, id: &str) -> Result<Claim, ExecError> {
-    let key = Key::new();
-    let opts = ExecOptions {
-        timeout: Some(OPEN_TIMEOUT),
-        ..ExecOptions::default()
-    };
-    let wrapped = wrap_script(
-        &crate::ssh::supervisor::claim(&start_markers()),
-        &key,
-        &[id],
-    );
-    let out = run_wrapped(
+    let out = run_script(
         conn,
-        &wrapped,
-        &key,
-        &opts,
-        &mut |_, _| {},
-        &mut Preamble::default(),
-        None,
+        &crate::ssh::supervisor::claim(&start_markers()),
+        &[id],
+        OPEN_TIMEOUT,
     )?;
     match (
         String::from_utf8_lossy(&out.stdout).trim(),
@@ -192,21 +203,12 @@ fn claim(conn: &Connection, id: &str) -> Result<Claim, ExecError> {
 /// Removes the directories of the supervised commands `ids` on `conn` (their results were
 /// read); best effort, within a few seconds.
 pub fn clean_supervised(conn: &Connection, ids: &[String]) {
-    let opts = ExecOptions {
-        timeout: Some(Duration::from_secs(3)),
-        ..ExecOptions::default()
-    };
     let args: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let key = Key::new();
-    let wrapped = wrap_script(&crate::ssh::supervisor::clean(), &key, &args);
-    let _ = run_wrapped(
+    let _ = run_script(
         conn,
-        &wrapped,
-        &key,
-        &opts,
-        &mut |_, _| {},
-        &mut Preamble::default(),
-        None,
+        &crate::ssh::supervisor::clean(),
+        &args,
+        Duration::from_secs(3),
     );
 }
 
@@ -215,24 +217,11 @@ pub fn clean_supervised(conn: &Connection, ids: &[String]) {
 /// why stopping it failed (the command may still run).
 pub fn stop_supervised(conn: &Connection, id: &str) -> Result<String, String> {
     let grace = crate::ssh::supervisor::STOP_GRACE;
-    let opts = ExecOptions {
-        timeout: Some(grace + OPEN_TIMEOUT),
-        ..ExecOptions::default()
-    };
-    let key = Key::new();
-    let wrapped = wrap_script(
-        &crate::ssh::supervisor::stop(&start_markers()),
-        &key,
-        &[id, &grace.as_secs().to_string()],
-    );
-    match run_wrapped(
+    match run_script(
         conn,
-        &wrapped,
-        &key,
-        &opts,
-        &mut |_, _| {},
-        &mut Preamble::default(),
-        None,
+        &crate::ssh::supervisor::stop(&start_markers()),
+        &[id, &grace.as_secs().to_string()],
+        grace + OPEN_TIMEOUT,
     ) {
         Ok(out) if out.status.success() => {
             Ok(crate::ssh::supervisor::stop_report(&out.stdout, grace))

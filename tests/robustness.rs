@@ -241,7 +241,10 @@ const RECIPE_PIECES: &[&str] = &[
     "primary(\"web\")",
     "hosts(\"web\")",
     "invoke(\"x\")",
-    "set_secret(\"k\", \"v\")",
+    // Secrets are masked process-wide from now on, in every test of this binary that runs
+    // commands in-process: a value no other test's output holds (a secret "v" once turned
+    // every `v` in another test's binary stderr into the mask).
+    "set_secret(\"k\", \"fuzzed-secret-7Qx\")",
     "utc_timestamp()",
     "loop { break; }",
     "fn f(a) { a }",
@@ -275,4 +278,11 @@ fn recipes_never_panic() {
             let _ = loaded.keepalive();
         }
     });
+    // What the cases registered stays masked for every later test of this process.
+    let probe = "host1 web1 v x 0123456789 abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    assert_eq!(
+        tether::secret::mask(probe),
+        probe,
+        "a fuzzed secret masks common text"
+    );
 }

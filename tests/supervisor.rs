@@ -156,9 +156,25 @@ fn fast_large_output_arrives_byte_exact_with_nothing_added() {
         "head -c 8000000 /dev/urandom >/srv/blob; cat /srv/blob; cat /srv/blob >&2",
     );
     let blob = std::fs::read(lab.host("host1").root_dir.join("blob")).unwrap();
-    assert!(out.stdout == blob, "stdout differs from the file");
-    assert!(out.stderr == blob, "stderr differs from the file");
+    assert_same_bytes("stdout", &out.stdout, &blob);
+    assert_same_bytes("stderr", &out.stderr, &blob);
     assert_eq!(out.status, ExitStatus::Code(0));
+}
+
+/// Panics unless `got` is `want`, saying both lengths and the bytes around the first difference.
+fn assert_same_bytes(stream: &str, got: &[u8], want: &[u8]) {
+    if got == want {
+        return;
+    }
+    let at = got.iter().zip(want).take_while(|(a, b)| a == b).count();
+    let around = |b: &[u8]| format!("{:?}", &b[at.saturating_sub(8)..(at + 48).min(b.len())]);
+    panic!(
+        "{stream} differs from the file: {} bytes, want {}; first difference at byte {at}: got {} want {}",
+        got.len(),
+        want.len(),
+        around(got),
+        around(want)
+    );
 }
 
 /// Bytes a command prints that look like tether's frames are its output, and cannot fake its

@@ -49,6 +49,7 @@ pub mod shell;
 pub mod ssh;
 pub mod sshd;
 pub mod stdout;
+pub mod step_abort;
 pub mod stop;
 pub mod sudo;
 pub mod terminal;

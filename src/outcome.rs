@@ -8,6 +8,7 @@ use crate::failure::{Failure, HostFailure, Kind, NotRun};
 use crate::pool::HostResult;
 use crate::ssh::exec::{ExecOutput, ExitStatus};
 use crate::ssh::SshError;
+use crate::stop::StopReason;
 
 /// How many lines of stderr a failure shows.
 pub const STDERR_TAIL: usize = 10;
@@ -95,16 +96,47 @@ pub fn host_failure(r: &HostResult) -> Option<HostFailure> {
     })
 }
 
+/// Whether `r`'s command was stopped because another host of its step failed (see
+/// `crate::step_abort`): stopped early, not failed.
+fn step_aborted(r: &HostResult) -> bool {
+    matches!(
+        &r.result,
+        Some(Err(SshError::CommandStopped {
+            why: StopReason::StepAborted { .. },
+            ..
+        }))
+    )
+}
+
 /// The failure of a step from its hosts' results: every failed host, every host that did not
 /// run (with why) when something failed; `None` when every host succeeded.
 pub fn step_failure(results: &[HostResult]) -> Option<Failure> {
-    let failed: Vec<HostFailure> = results.iter().filter_map(host_failure).collect();
+    let failed: Vec<HostFailure> = results
+        .iter()
+        .filter(|r| !step_aborted(r))
+        .filter_map(host_failure)
+        .collect();
+    // Named in the order of the results, whichever failed first: the same on every run.
+    let because = failed
+        .iter()
+        .map(|f| f.host.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
     let not_run: Vec<NotRun> = results
         .iter()
-        .filter(|r| r.result.is_none())
-        .map(|r| NotRun {
-            host: r.host.clone(),
-            reason: skipped_words(r.skipped.unwrap_or(Skipped::Cancelled)).into(),
+        .filter_map(|r| {
+            let reason = match &r.result {
+                None => skipped_words(r.skipped.unwrap_or(Skipped::Cancelled)).to_string(),
+                Some(_) if step_aborted(r) => format!(
+                    "stopped during `{}` (tether stopped it on the host): {because} failed",
+                    r.command
+                ),
+                Some(_) => return None,
+            };
+            Some(NotRun {
+                host: r.host.clone(),
+                reason,
+            })
         })
         .collect();
     if failed.is_empty() && not_run.is_empty() {

@@ -17,8 +17,9 @@ use crate::ssh::limiter::HandshakeLimiter;
 use crate::ssh::owner::Via;
 use crate::ssh::policy::WorkerSettings;
 use crate::ssh::route::{self, Hop, RouteError};
-use crate::ssh::worker::HostWorker;
+use crate::ssh::worker::{HostWorker, Reply};
 use crate::ssh::SshError;
+use crate::step_abort::StepAbort;
 use crate::stop::Stop;
 
 /// How `host` is reached, as a run reaches it: its configuration resolved from `ssh` (with
@@ -92,6 +93,10 @@ pub struct FanOut {
     pub label: Option<String>,
     /// Which of the commands' events are reported.
     pub echo: Echo,
+    /// The commands are one step of a recipe (`on(target, "cmd")`): once one fails, the others
+    /// still running are stopped after the same-step grace, as in a closure (see
+    /// [`crate::step_abort`]), and come back as [`SshError::CommandStopped`].
+    pub step_abort: Option<Arc<StepAbort>>,
 }
 
 impl FanOut {
@@ -302,9 +307,26 @@ impl Pool {
             &|r: &Result<ExecOutput, SshError>| !matches!(r, Ok(out) if out.status.success()),
             |i, done| {
                 let (host, command) = &commands[i];
+                let mut opts = how.exec_options();
+                let abort = how.step_abort.clone();
+                if let Some(a) = &abort {
+                    opts.stop = opts.stop.or(a.stop_for(host, 0));
+                }
+                let name = host.clone();
+                let reply: Reply = Box::new(move |r| {
+                    // Its own failure, not a stop because of another host's.
+                    let failed = match &r {
+                        Ok(out) => !out.status.success(),
+                        Err(e) => !matches!(e, SshError::CommandStopped { .. }),
+                    };
+                    if let Some(a) = abort.filter(|_| failed) {
+                        a.fail(1, &name);
+                    }
+                    done.send(r)
+                });
                 match self.worker(host) {
-                    Ok(w) => w.exec(command, how.exec_options(), Box::new(move |r| done.send(r))),
-                    Err(e) => done.send(Err(e)),
+                    Ok(w) => w.exec(command, opts, reply),
+                    Err(e) => reply(Err(e)),
                 }
             },
         );

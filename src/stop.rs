@@ -19,7 +19,7 @@ pub enum StopReason {
     Interrupted,
     /// `tether watch --kill` cancelled the run: a watched file changed.
     RunCancelled,
-    /// Another host of the same `on` failed (see `recipe::context::StepAbort`).
+    /// Another host of the same `on` failed (see `crate::step_abort::StepAbort`).
     StepAborted {
         /// The host (or hosts, `web1, web2`) whose failure stopped the step.
         because: String,
@@ -40,7 +40,7 @@ impl std::fmt::Display for StopReason {
 
 /// A source that decides, each time it is asked, whether a command is to stop now and why
 /// (a step abort, whose same-step grace runs out with time: see
-/// `recipe::context::StepAbort`). It is asked often (every 50 ms while a command runs), so it
+/// `crate::step_abort::StepAbort`). It is asked often (every 50 ms while a command runs), so it
 /// must be cheap and must not block.
 pub trait StopWhen: std::fmt::Debug + Send + Sync {
     /// Why the command is to stop now; `None` while it is not.

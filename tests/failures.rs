@@ -323,6 +323,10 @@ task("same", || {{
 task("same_pty", || {{
     on("app", #{{ pty: true }}, |host| {{ if host.name == "host1" {{ run("sleep 0.5; exit 3"); }} else {{ run("{SLOW}"); }} }});
 }});
+// The string form is one step: host1's command fails, host2's is stopped after the grace.
+task("string", || {{
+    on("app", "if [ -e /srv/fails ]; then sleep 0.5; exit 3; fi; {SLOW}");
+}});
 // host1 fails at its second step; host2 is already at its third.
 task("past", || {{
     on("app", |host| {{
@@ -334,7 +338,19 @@ task("past", || {{
     );
     r.ssh_config = Some(lab.ssh_config());
     let root = lab.host("host2").root_dir.clone();
-    for (task, grace) in [("same", true), ("same_pty", true), ("past", false)] {
+    std::fs::write(lab.host("host1").root_dir.join("fails"), "").unwrap();
+    let string = format!("if [ -e /srv/fails ]; then sleep 0.5; exit 3; fi; {SLOW}");
+    for (task, grace) in [
+        ("same", true),
+        ("same_pty", true),
+        ("string", true),
+        ("past", false),
+    ] {
+        let stopped = if task == "string" {
+            string.as_str()
+        } else {
+            SLOW
+        };
         let _ = std::fs::remove_file(root.join("started"));
         let child = r.tether().args(&["--format", "json", task]).spawn();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -367,7 +383,7 @@ task("past", || {{
         );
         assert!(
             stderr.contains(&format!(
-                "host2: stopped during `{SLOW}` (tether stopped it on the host): host1 failed"
+                "host2: stopped during `{stopped}` (tether stopped it on the host): host1 failed"
             )),
             "{task}\n{stderr}"
         );

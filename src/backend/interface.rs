@@ -26,7 +26,7 @@ pub struct Call {
     /// upload never gets one (the terminal would translate its bytes).
     pub pty: bool,
     /// What else stops it while it runs, besides the run's own stop (Ctrl-C): a failure of
-    /// another host of the same `on` (see `recipe::context::StepAbort`).
+    /// another host of the same `on` (see `crate::step_abort::StepAbort`).
     pub stop: Stop,
 }
 

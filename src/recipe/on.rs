@@ -185,6 +185,7 @@ fn on_command(rt: &Runtime, target: &Dynamic, opts: &Map, cmd: &str) -> Fallible
         reattach: options.reattach,
         stdin: sudo_stdin(&cctx, None),
         label: Some(cmd.to_string()),
+        step_abort: Some(Arc::new(StepAbort::default())),
         ..FanOut::default()
     };
     let results = backend.fan_out(&commands, &how);

@@ -100,7 +100,10 @@ fn killed_mid_command(command: &str, want: ExitStatus) {
         std::thread::sleep(Duration::from_secs(3));
         lab.kill_connections("host1");
     });
-    h.drain();
+    // The events come on their own channel: the result may arrive before them.
+    h.wait_for_since(0, Duration::from_secs(10), |e| {
+        matches!(e.kind, EventKind::Finished { .. })
+    });
     let out = match &r.result {
         Some(Ok(out)) => out,
         other => panic!("{other:?}\n{}", h.story()),
@@ -503,7 +506,7 @@ fn sigterm_and_sighup_stop_the_remote_command_like_ctrl_c() {
 fn where_the_supervisor_cannot_run_commands_run_directly_and_it_is_said_once() {
     let lab = Lab::builder().names(&["host1"]).start();
     // No private directory can be made under a TMPDIR that does not exist.
-    own_tmpdir(&lab, "host1", "/srv/missing");
+    lab.set_env("host1", &[("TMPDIR", "/srv/missing")]);
     let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
     for word in ["one", "two"] {
         let r = h.run(&["host1"], &format!("echo {word}"));
@@ -578,26 +581,11 @@ fn the_reattach_bound_of_an_on_step() {
     assert!(!text.contains("re-attached after"), "{text}");
 }
 
-/// Points the host's `TMPDIR` at its own `/srv/tmp` (sshd takes the first SetEnv line only:
-/// the lab's sets HOME); returns that directory as this machine sees it.
-fn own_tmpdir(lab: &Lab, host: &str, tmpdir: &str) -> std::path::PathBuf {
-    let config = lab.host(host).sshd_config.clone();
-    let text = std::fs::read_to_string(&config).unwrap();
-    let set = format!("\nSetEnv TMPDIR={tmpdir} HOME=");
-    let text = text.replacen("\nSetEnv HOME=", &set, 1);
-    assert!(text.contains(&set));
-    std::fs::write(&config, text).unwrap();
-    lab.reconfigure(host, "");
-    lab.host(host)
-        .root_dir
-        .join(tmpdir.trim_start_matches("/srv/"))
-}
-
 #[test]
 fn the_supervisors_files_are_removed_once_their_results_were_read() {
     let lab = Lab::builder().names(&["host1"]).start();
-    let tmp = own_tmpdir(&lab, "host1", "/srv/tmp");
-    std::fs::create_dir(&tmp).unwrap();
+    // The host's own TMPDIR (scripts/lab).
+    let tmp = lab.host("host1").tmp.clone();
     let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
     // Commands, by id (each has a few files: ID.o, ID.e, ...).
     let entries = |dir: &std::path::Path| -> usize {
@@ -721,8 +709,8 @@ fn the_reattach_flag_bounds_the_run() {
 fn a_private_directory_found_open_to_others_is_made_private_again() {
     use std::os::unix::fs::PermissionsExt as _;
     let lab = Lab::builder().names(&["host1"]).start();
-    let tmp = own_tmpdir(&lab, "host1", "/srv/tmp");
-    std::fs::create_dir(&tmp).unwrap();
+    // The host's own TMPDIR (scripts/lab).
+    let tmp = lab.host("host1").tmp.clone();
     let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
     assert!(h.run(&["host1"], "echo first")[0].ok(), "{}", h.story());
     let base = std::fs::read_dir(&tmp)
@@ -807,8 +795,8 @@ fn the_reattach_bound_holds_against_a_long_connect_timeout() {
 #[test]
 fn tether_run_stops_an_orphan_before_it_exits_or_says_how_to() {
     let lab = Lab::builder().names(&["host1"]).start();
-    let tmp = own_tmpdir(&lab, "host1", "/srv/tmp");
-    std::fs::create_dir(&tmp).unwrap();
+    // The host's own TMPDIR (scripts/lab).
+    let tmp = lab.host("host1").tmp.clone();
     let marker = lab.host("host1").root_dir.join("marker");
     let listener = lab.host("host1").pid as libc::pid_t;
     let spool = |tmp: &std::path::Path| -> Vec<String> {
@@ -891,7 +879,7 @@ fn tether_run_stops_an_orphan_before_it_exits_or_says_how_to() {
                 .find_map(|f| f.strip_suffix(".o"))
                 .expect("the orphan's output file")
                 .to_string();
-            let base = format!("/srv/tmp/tether-root/{id}");
+            let base = format!("{}/tether-root/{id}", tmp.display());
             let stop_with = format!("ssh host1 'kill -TERM -- -{pgid}; rm -rf {base}.*'");
             if json {
                 let said: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)

@@ -222,13 +222,8 @@ fn a_commands_own_bytes_are_never_taken_for_tethers_frames() {
 #[test]
 fn the_supervisors_files_are_private() {
     let lab = Lab::builder().names(&["host1"]).start();
-    let config = lab.host("host1").sshd_config.clone();
-    let text = std::fs::read_to_string(&config).unwrap();
-    let text = text.replacen("\nSetEnv HOME=", "\nSetEnv TMPDIR=/srv/tmp HOME=", 1);
-    std::fs::write(&config, text).unwrap();
-    lab.reconfigure("host1", "");
-    let tmp = lab.host("host1").root_dir.join("tmp");
-    std::fs::create_dir(&tmp).unwrap();
+    // The host's own TMPDIR (scripts/lab).
+    let tmp = lab.host("host1").tmp.clone();
     let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
     // The command runs with the user's own umask, not the supervisor's.
     let out = run(&mut h, "umask; echo out; echo err >&2; exit 4");
@@ -329,21 +324,16 @@ fn a_connection_lost_before_the_command_started_runs_it_exactly_once() {
 fn the_spool_is_bounded_and_loses_nothing() {
     const CHUNK: u64 = 4 * 1024 * 1024;
     let lab = Lab::builder().names(&["host1"]).start();
-    let config = lab.host("host1").sshd_config.clone();
-    let text = std::fs::read_to_string(&config).unwrap();
-    let set = format!("\nSetEnv TMPDIR=/srv/tmp TETHER_SPOOL_CHUNK={CHUNK} HOME=");
-    let text = text.replacen("\nSetEnv HOME=", &set, 1);
-    std::fs::write(&config, text).unwrap();
-    lab.reconfigure("host1", "");
+    lab.set_env("host1", &[("TETHER_SPOOL_CHUNK", &CHUNK.to_string())]);
     let root = lab.host("host1").root_dir.clone();
-    std::fs::create_dir(root.join("tmp")).unwrap();
+    let tmp = lab.host("host1").tmp.clone();
     let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
     let want: String = (1..=5_000_000).map(|i| format!("{i}\n")).collect();
     // The largest spool seen, per stream.
     let peak = std::sync::Mutex::new(0u64);
     let done = std::sync::atomic::AtomicBool::new(false);
     let spooled = || -> u64 {
-        let Ok(dirs) = std::fs::read_dir(root.join("tmp")) else {
+        let Ok(dirs) = std::fs::read_dir(&tmp) else {
             return 0;
         };
         let mut total = 0;

@@ -14,8 +14,9 @@
 //! its own with the channel's stdin and its stdout and stderr going through pipes into those
 //! files, then writes the status; and the streaming loop (`follow`), which passes both files
 //! to the channel as they grow (every 0.2 s; at once when the supervisor ends), and on a silent
-//! stretch of about a second writes a tick frame on stderr, which keeps sshd's
-//! `ChannelTimeout` from closing the channel and which tether strips. Both are in the exec's
+//! stretch of about 0.4 s (2 s where `sleep` takes whole seconds only) writes a tick frame on
+//! stderr (31 bytes), which keeps sshd's `ChannelTimeout` from closing the channel, with a
+//! margin under load against one of a few seconds, and which tether strips. Both are in the exec's
 //! sh's process group, which sshd made for the session: the connection's death does not
 //! signal it (sshd sends no signal to a session without a terminal, and nothing writes to the
 //! dead channel but the streaming loop, which ignores SIGPIPE), and stopping it reaches every
@@ -179,7 +180,7 @@ fn follow() -> String {
         )
     };
     format!(
-        r#"if [ -z "$_tether_ob" ]; then {seek_out}{seek_err}fi; trap : USR1; _tether_me=; [ -r /proc/self/stat ] && read -r _tether_me _tether_v </proc/self/stat; [ -n "$_tether_me" ] || _tether_me=$(exec /bin/sh -c "echo \$PPID"); (while kill -USR1 $_tether_me 2>/dev/null; do sleep 0.2 2>/dev/null || sleep 1; done) </dev/null >/dev/null 2>&1 & _tether_k=$!; trap "" PIPE; _tether_q=0; _tether_x=; while :; do [ -s "$_tether_d.s" ] && _tether_x=1; [ -n "$_tether_p" ] && ! kill -0 -"$_tether_p" 2>/dev/null && _tether_x=1; _tether_n=; _tether_dead=; {out}{err}[ -n "$_tether_dead" ] && {{ kill $_tether_k 2>/dev/null; exit 1; }}; [ -n "$_tether_n" ] && echo "$_tether_o $_tether_e" >"$_tether_d.q"; [ -n "$_tether_x" ] && break; [ -f "$_tether_d.o" ] || {{ kill $_tether_k; exit 125; }}; if [ -n "$_tether_n" ]; then _tether_q=0; else _tether_q=$((_tether_q+1)); if [ $_tether_q -ge 5 ]; then printf "\036tether-tick:%s\036" "$_tether_key" >&2; _tether_q=0; fi; fi; if [ -n "$_tether_wp" ]; then wait $_tether_wp; [ $? -lt 128 ] && _tether_wp=; else wait $_tether_k; fi; done; kill $_tether_k 2>/dev/null"#,
+        r#"if [ -z "$_tether_ob" ]; then {seek_out}{seek_err}fi; trap : USR1; _tether_me=; [ -r /proc/self/stat ] && read -r _tether_me _tether_v </proc/self/stat; [ -n "$_tether_me" ] || _tether_me=$(exec /bin/sh -c "echo \$PPID"); (while kill -USR1 $_tether_me 2>/dev/null; do sleep 0.2 2>/dev/null || sleep 1; done) </dev/null >/dev/null 2>&1 & _tether_k=$!; trap "" PIPE; _tether_q=0; _tether_x=; while :; do [ -s "$_tether_d.s" ] && _tether_x=1; [ -n "$_tether_p" ] && ! kill -0 -"$_tether_p" 2>/dev/null && _tether_x=1; _tether_n=; _tether_dead=; {out}{err}[ -n "$_tether_dead" ] && {{ kill $_tether_k 2>/dev/null; exit 1; }}; [ -n "$_tether_n" ] && echo "$_tether_o $_tether_e" >"$_tether_d.q"; [ -n "$_tether_x" ] && break; [ -f "$_tether_d.o" ] || {{ kill $_tether_k; exit 125; }}; if [ -n "$_tether_n" ]; then _tether_q=0; else _tether_q=$((_tether_q+1)); if [ $_tether_q -ge 2 ]; then printf "\036tether-tick:%s\036" "$_tether_key" >&2; _tether_q=0; fi; fi; if [ -n "$_tether_wp" ]; then wait $_tether_wp; [ $? -lt 128 ] && _tether_wp=; else wait $_tether_k; fi; done; kill $_tether_k 2>/dev/null"#,
         out = pass("o", "_tether_o", ""),
         err = pass("e", "_tether_e", " >&2"),
         seek_out = seek("o", "_tether_o"),

@@ -73,6 +73,8 @@ pub struct LabHost {
     pub log: PathBuf,
     /// `$HOME` of remote commands on this host (empty at start).
     pub home: PathBuf,
+    /// `$TMPDIR` of remote commands on this host (where tether's supervisor keeps its files).
+    pub tmp: PathBuf,
     /// This host's `sshd_config`.
     pub sshd_config: PathBuf,
 }
@@ -301,6 +303,30 @@ impl Lab {
         kill_host(&host);
     }
 
+    /// Sets environment variables of that host's commands (sshd's `SetEnv`, which takes its
+    /// first line only: the lab's, which sets `TMPDIR` and `HOME`), replacing one the
+    /// line sets already; returns once the listener has re-read its config.
+    pub fn set_env(&self, name: &str, vars: &[(&str, &str)]) {
+        let config = self.host(name).sshd_config.clone();
+        let text = fs::read_to_string(&config).expect("sshd_config");
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        let line = lines
+            .iter_mut()
+            .find(|l| l.starts_with("SetEnv "))
+            .expect("the lab's SetEnv line");
+        let mut words: Vec<String> = line["SetEnv ".len()..]
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        for (key, value) in vars {
+            words.retain(|w| !w.starts_with(&format!("{key}=")));
+            words.insert(0, format!("{key}={value}"));
+        }
+        *line = format!("SetEnv {}", words.join(" "));
+        fs::write(&config, lines.join("\n") + "\n").expect("write sshd_config");
+        self.reconfigure(name, "");
+    }
+
     /// Appends `lines` to that host's sshd_config and makes its listener re-read it (SIGHUP:
     /// sshd re-executes itself, same pid); returns once it accepts connections again.
     pub fn reconfigure(&self, name: &str, lines: &str) {
@@ -436,6 +462,7 @@ fn read_hosts_tsv(dir: &Path) -> Result<Vec<LabHost>, String> {
             root_dir: PathBuf::from(f[3]),
             log: PathBuf::from(f[4]),
             home: host_dir.join("home"),
+            tmp: host_dir.join("tmp"),
             sshd_config: host_dir.join("sshd_config"),
             name,
         });

@@ -290,6 +290,81 @@ fn a_timeout_stops_the_remote_command() {
     );
 }
 
+/// Stopping gives the command the grace the README promises: SIGTERM to its process group,
+/// and SIGKILL only 5 s later if it has not ended. A command that cleans up on SIGTERM (and
+/// prints while it does) finishes its clean-up; one that ignores SIGTERM lives until the
+/// SIGKILL. tether's own processes in the group (the spool writers, the supervisor's shells)
+/// do not end at the SIGTERM: a writer gone would cut the command off with SIGPIPE, and a
+/// supervisor gone would write a status that makes the stop send SIGKILL at once.
+#[test]
+fn a_stopped_command_gets_its_sigterm_grace() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    let root = lab.host("host1").root_dir.clone();
+    let how = || FanOut {
+        timeout: Some(Duration::from_secs(2)),
+        ..FanOut::default()
+    };
+    let stopped = |h: &Harness, how_stopped: &str| {
+        h.count(
+            "host1",
+            |k| matches!(k, EventKind::RemoteStopped { how, .. } if how == how_stopped),
+        )
+    };
+    // Cleans up on SIGTERM, printing on both streams while it does.
+    let cleans = "echo ran >> /srv/marker; trap 'echo cleaning; echo cleaning >&2; sleep 1; \
+                  echo cleaned > /srv/cleaned; exit 1' TERM; sleep 46 & wait";
+    let r = run_while(&h, &lab, cleans, how(), || {});
+    h.wait_for_since(0, Duration::from_secs(10), |e| {
+        matches!(e.kind, EventKind::RemoteStopped { .. })
+    });
+    assert!(
+        matches!(r.result, Some(Err(SshError::CommandTimeout { .. }))),
+        "{:?}",
+        r.result
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("cleaned"))
+            .ok()
+            .as_deref(),
+        Some("cleaned\n"),
+        "the command's SIGTERM handler was cut off\n{}",
+        h.story()
+    );
+    assert_eq!(
+        stopped(&h, "its process group was sent SIGTERM and ended"),
+        1,
+        "{}",
+        h.story()
+    );
+    // Ignores SIGTERM: SIGKILL after the grace, and said so.
+    std::fs::write(root.join("marker"), "").unwrap();
+    let mark = h.mark();
+    let ignores = "echo ran >> /srv/marker; trap '' TERM; sleep 47; sleep 47";
+    let started = std::time::Instant::now();
+    run_while(&h, &lab, ignores, how(), || {});
+    h.wait_for_since(mark, Duration::from_secs(15), |e| {
+        matches!(e.kind, EventKind::RemoteStopped { .. })
+    });
+    assert!(
+        started.elapsed() >= Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        stopped(
+            &h,
+            "its process group was sent SIGTERM, and SIGKILL after 5 s"
+        ),
+        1,
+        "{}",
+        h.story()
+    );
+    wait_until("the command that ignored SIGTERM is still running", || {
+        processes(&lab, "host1", "sleep 47").is_empty()
+    });
+}
+
 /// A stopped command, with a PTY or without, fails as stopped by tether for the reason its
 /// stop carried (typed: Ctrl-C, `watch --kill`, a failed host of the same step), never as a
 /// hung-up terminal; without a PTY its process group is stopped and said so, with that reason.

@@ -11,6 +11,10 @@ pub(super) const MAX_EXEC: usize = 32 * 1024;
 /// The longest word (as written, quotes included) given to the login shell: bsd-csh refuses
 /// words from about 8190 bytes on (`Word too long.`).
 pub(super) const MAX_WORD: usize = 4000;
+/// The most the sh program of a supervised command ([`boot`]) may take as one login-shell
+/// word: under bsd-csh's limit (see [`MAX_WORD`]), with room for what its keyed frames add.
+#[cfg(test)]
+const MAX_BOOT_WORD: usize = 8000;
 
 /// The sh program the login shell starts (`/bin/sh -c BOOT sh ARG...`): it joins its
 /// arguments, expands them as the inside of a double-quoted string (a newline is written
@@ -160,6 +164,17 @@ mod tests {
         Key::fixed("K")
     }
     use crate::ssh::exec::preamble::StartFilter;
+
+    #[test]
+    fn the_supervised_boot_is_one_word_bsd_csh_reads() {
+        let word = shell_word(&boot(false, true));
+        assert!(
+            word.len() <= MAX_BOOT_WORD,
+            "the supervisor's sh is {} bytes as a word, over {MAX_BOOT_WORD}: bsd-csh says \
+             `Word too long.` from about 8190",
+            word.len()
+        );
+    }
 
     /// The login shells [`wrap`] is written for, as Debian installs them.
     const LOGIN_SHELLS: [&str; 8] = [

@@ -96,6 +96,32 @@ pub fn host_failure(r: &HostResult) -> Option<HostFailure> {
     })
 }
 
+/// How a host of an aborted step (see `crate::step_abort`) was stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoppedHow {
+    /// Before its command started.
+    Before,
+    /// While its command ran: its process group was stopped on the host.
+    During,
+    /// While its command ran on a pseudo-terminal: its terminal was hung up (SIGHUP), which a
+    /// command that ignores SIGHUP outlives.
+    DuringPty,
+}
+
+/// Why a host of an aborted step is reported as stopped early: `stopped during `cmd` (tether
+/// stopped it on the host): web1 failed`, or `(tether hung up its terminal)` on a PTY.
+pub fn stopped_early_words(how: StoppedHow, command: &str, because: &str) -> String {
+    match how {
+        StoppedHow::Before => format!("stopped before `{command}`: {because} failed"),
+        StoppedHow::During => {
+            format!("stopped during `{command}` (tether stopped it on the host): {because} failed")
+        }
+        StoppedHow::DuringPty => {
+            format!("stopped during `{command}` (tether hung up its terminal): {because} failed")
+        }
+    }
+}
+
 /// Whether `r`'s command was stopped because another host of its step failed (see
 /// `crate::step_abort`): stopped early, not failed.
 fn step_aborted(r: &HostResult) -> bool {
@@ -108,9 +134,10 @@ fn step_aborted(r: &HostResult) -> bool {
     )
 }
 
-/// The failure of a step from its hosts' results: every failed host, every host that did not
-/// run (with why) when something failed; `None` when every host succeeded.
-pub fn step_failure(results: &[HostResult]) -> Option<Failure> {
+/// The failure of a step from its hosts' results (run on a pseudo-terminal when `pty`): every
+/// failed host, every host that did not run or was stopped (with why) when something failed;
+/// `None` when every host succeeded.
+pub fn step_failure(results: &[HostResult], pty: bool) -> Option<Failure> {
     let failed: Vec<HostFailure> = results
         .iter()
         .filter(|r| !step_aborted(r))
@@ -127,10 +154,13 @@ pub fn step_failure(results: &[HostResult]) -> Option<Failure> {
         .filter_map(|r| {
             let reason = match &r.result {
                 None => skipped_words(r.skipped.unwrap_or(Skipped::Cancelled)).to_string(),
-                Some(_) if step_aborted(r) => format!(
-                    "stopped during `{}` (tether stopped it on the host): {because} failed",
-                    r.command
-                ),
+                Some(_) if step_aborted(r) => {
+                    let how = match pty {
+                        true => StoppedHow::DuringPty,
+                        false => StoppedHow::During,
+                    };
+                    stopped_early_words(how, &r.command, &because)
+                }
                 Some(_) => return None,
             };
             Some(NotRun {

@@ -11,7 +11,7 @@ use super::failures::throw;
 use crate::backend::{Backend, Call, Download, TransferError, Upload};
 use crate::command::CommandContext;
 use crate::failure::{Failure, Kind};
-use crate::outcome::failure_text;
+use crate::outcome::{failure_text, StoppedHow};
 use crate::ssh::exec::{ExecOutput, ExitStatus};
 use crate::ssh::SshError;
 use crate::stop::StopReason;
@@ -159,18 +159,18 @@ fn next_command(scope: &HostScope, command: &str) -> Fallible<usize> {
         .commands
         .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     match scope.abort.stops(index) {
-        Some(because) => Err(stopped_early(command, false, because)),
+        Some(because) => Err(stopped_early(command, StoppedHow::Before, because)),
         None => Ok(index),
     }
 }
 
 /// The [`StoppedEarly`] value a host-bound call throws: `command` was not run (or was stopped
-/// while `running`) because `because` failed.
-fn stopped_early(command: &str, running: bool, because: String) -> Box<rhai::EvalAltResult> {
+/// while it ran, `how`) because `because` failed.
+fn stopped_early(command: &str, how: StoppedHow, because: String) -> Box<rhai::EvalAltResult> {
     rhai::EvalAltResult::ErrorRuntime(
         Dynamic::from(StoppedEarly {
             command: command.to_string(),
-            running,
+            how,
             because,
         }),
         rhai::Position::NONE,
@@ -230,7 +230,13 @@ fn host_exec(rt: &Runtime, cmd: &str, mode: Mode) -> Fallible<Dynamic> {
         Err(SshError::CommandStopped {
             why: StopReason::StepAborted { because },
             ..
-        }) => return Err(stopped_early(&command, true, because)),
+        }) => {
+            let how = match scope.pty {
+                true => StoppedHow::DuringPty,
+                false => StoppedHow::During,
+            };
+            return Err(stopped_early(&command, how, because));
+        }
         Ok(out) if mode == Mode::Test && matches!(out.status, ExitStatus::Code(_)) => {
             return Ok(false.into())
         }

@@ -93,11 +93,10 @@ pub struct HostScope {
 /// `on` stopped; the `on` reports the host as stopped early, not failed.
 #[derive(Debug, Clone)]
 pub struct StoppedEarly {
-    /// The command that was not run, or was stopped while it ran (`running`).
+    /// The command that was not run, or was stopped while it ran.
     pub command: String,
-    /// Whether the command was running (tether stopped it on the host) rather than not
-    /// started.
-    pub running: bool,
+    /// Whether it was stopped before it started, or while it ran (and how).
+    pub how: crate::outcome::StoppedHow,
     /// The host whose failure stopped it.
     pub because: String,
 }

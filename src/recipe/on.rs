@@ -19,7 +19,7 @@ use crate::backend::Backend;
 use crate::dispatch::{self, Mode, Skipped, Slot, Spread};
 use crate::failure::{Failure, Kind, NotRun};
 use crate::host::HostTarget;
-use crate::outcome::{skipped_words, step_failure};
+use crate::outcome::{skipped_words, step_failure, stopped_early_words};
 use crate::pool::FanOut;
 use crate::ssh::exec::ExitStatus;
 
@@ -211,7 +211,7 @@ fn on_command(rt: &Runtime, target: &Dynamic, opts: &Map, cmd: &str) -> Fallible
             out.insert(r.host.as_str().into(), m.into());
         }
     }
-    let Some(mut failure) = step_failure(&results) else {
+    let Some(mut failure) = step_failure(&results, options.pty) else {
         if rt.interrupted() {
             return Err(throw(Failure::interrupted()));
         }
@@ -312,16 +312,10 @@ fn on_closure(
             Slot::Done(HostEnd::Failed(f)) => parts.push(f),
             Slot::Done(HostEnd::Stopped(s)) => not_run.push(NotRun {
                 host: host.clone(),
-                reason: format!(
-                    "stopped {} `{}`{}: {} failed",
-                    if s.running { "during" } else { "before" },
-                    s.command,
-                    if s.running {
-                        " (tether stopped it on the host)"
-                    } else {
-                        ""
-                    },
-                    abort.because(&hosts).unwrap_or(s.because)
+                reason: stopped_early_words(
+                    s.how,
+                    &s.command,
+                    &abort.because(&hosts).unwrap_or(s.because),
                 ),
             }),
             Slot::Done(HostEnd::RecipeError(e)) => {

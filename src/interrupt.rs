@@ -61,15 +61,16 @@ pub fn install() -> Arc<AtomicBool> {
                 // second Ctrl-C must still end the process.
                 let mut presses = 0;
                 loop {
-                    let what = tokio::select! {
+                    // What happened, and what a second signal (any of the three) does.
+                    let (what, again) = tokio::select! {
                         pressed = tokio::signal::ctrl_c() => {
                             if pressed.is_err() {
                                 return;
                             }
-                            "interrupted"
+                            ("interrupted", "Ctrl-C again to exit now")
                         }
-                        _ = term.recv() => "terminated (SIGTERM)",
-                        _ = hup.recv() => "hung up (SIGHUP)",
+                        _ = term.recv() => ("terminated (SIGTERM)", "a second signal exits now"),
+                        _ = hup.recv() => ("hung up (SIGHUP)", "a second signal exits now"),
                     };
                     presses += 1;
                     seen.store(true, Ordering::SeqCst);
@@ -81,7 +82,7 @@ pub fn install() -> Arc<AtomicBool> {
                     }
                     let _ = writeln!(
                         stderr,
-                        "\n{what}: no new commands; stopping running ones (Ctrl-C again to exit now)"
+                        "\n{what}: no new commands; stopping running ones ({again})"
                     );
                 }
             });

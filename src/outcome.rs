@@ -108,6 +108,16 @@ pub enum StoppedHow {
     DuringPty,
 }
 
+impl StoppedHow {
+    /// Stopped while its command ran, on a pseudo-terminal when `pty`.
+    pub fn during(pty: bool) -> StoppedHow {
+        match pty {
+            true => StoppedHow::DuringPty,
+            false => StoppedHow::During,
+        }
+    }
+}
+
 /// Why a host of an aborted step is reported as stopped early: `stopped during `cmd` (tether
 /// stopped it on the host): web1 failed`, or `(tether hung up its terminal)` on a PTY.
 pub fn stopped_early_words(how: StoppedHow, command: &str, because: &str) -> String {
@@ -155,11 +165,7 @@ pub fn step_failure(results: &[HostResult], pty: bool) -> Option<Failure> {
             let reason = match &r.result {
                 None => skipped_words(r.skipped.unwrap_or(Skipped::Cancelled)).to_string(),
                 Some(_) if step_aborted(r) => {
-                    let how = match pty {
-                        true => StoppedHow::DuringPty,
-                        false => StoppedHow::During,
-                    };
-                    stopped_early_words(how, &r.command, &because)
+                    stopped_early_words(StoppedHow::during(pty), &r.command, &because)
                 }
                 Some(_) => return None,
             };

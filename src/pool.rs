@@ -319,6 +319,7 @@ impl Pool {
                         Ok(out) => !out.status.success(),
                         Err(e) => !matches!(e, SshError::CommandStopped { .. }),
                     };
+                    // Each host's step is its one command: it failed after starting one.
                     if let Some(a) = abort.filter(|_| failed) {
                         a.fail(1, &name);
                     }

@@ -30,7 +30,7 @@ impl std::fmt::Display for StopReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StopReason::Interrupted => f.write_str("tether was interrupted"),
-            StopReason::RunCancelled => f.write_str("a watched file changed (watch --kill)"),
+            StopReason::RunCancelled => f.write_str("watch --kill: a watched file changed"),
             StopReason::StepAborted { because } => {
                 write!(f, "the step was aborted because {because} failed")
             }

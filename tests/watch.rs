@@ -533,7 +533,7 @@ fn kill_stops_a_supervised_command_and_says_why() {
         ),
     );
     w.wait_line(
-        "on the host (a watched file changed (watch --kill)): its process group was sent SIGTERM",
+        "on the host (watch --kill: a watched file changed): its process group was sent SIGTERM",
         10 * SECS,
     );
     eventually("the remote sleep to be gone", 3 * SECS, || !alive(pid));

@@ -231,11 +231,11 @@ fn host_exec(rt: &Runtime, cmd: &str, mode: Mode) -> Fallible<Dynamic> {
             why: StopReason::StepAborted { because },
             ..
         }) => {
-            let how = match scope.pty {
-                true => StoppedHow::DuringPty,
-                false => StoppedHow::During,
-            };
-            return Err(stopped_early(&command, how, because));
+            return Err(stopped_early(
+                &command,
+                StoppedHow::during(scope.pty),
+                because,
+            ))
         }
         Ok(out) if mode == Mode::Test && matches!(out.status, ExitStatus::Code(_)) => {
             return Ok(false.into())

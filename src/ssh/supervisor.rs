@@ -103,23 +103,24 @@ const DIR: &str = r#"_tether_b=${TMPDIR:-/tmp}/tether-${LOGNAME:-$USER}; _tether
 
 /// The supervisor: the first element of the exec's sh's pipeline (a subshell, not an
 /// asynchronous list, so the command gets SIGINT and SIGQUIT as sshd gave them, not ignored).
+/// It runs the command in a shell of its own (`/bin/sh -c`, so the command's `$$` is its own
+/// shell, as under sshd, and `kill $$` ends the command, not tether's streaming), with its
+/// stdout and stderr going through pipes to the spool writers (see [`spool`]): the streams end
+/// when every writer has closed them (a background child that keeps them open is waited for,
+/// as sshd waits for the channel's EOF; one that let go of them is not). Then it writes the
+/// status to report (a status above 128 that names a signal, as sh reports a command killed
+/// by it, is that signal's name; a SIGTERM, HUP or INT that reached it while the command ran,
+/// its process group being stopped, is that name) in one `write(2)`, and removes the files of
+/// `$_tether_done` (one `rm` each, none when there are none). Its own stderr goes nowhere (see
+/// [`boot`]), nor does the shell's word on a command killed by a signal (`Killed`: sshd's
+/// login shell, killed itself, says nothing).
+///
 /// A SIGTERM, SIGHUP or SIGINT to the process group (a stop: see [`stop`]) ends the command
 /// as the command chooses, and nothing of tether's before it: the spool writers ignore them
 /// and the shell that waits for both writers catches them (a caught signal is the default
 /// again in the command's own shell), so a command that cleans up on SIGTERM keeps its output
-/// and its time until the SIGKILL after [`STOP_GRACE`], and the status (the signal's name: the
-/// supervisor got it too) is written only once the command and both writers ended.
-/// It runs the command in a shell of its own (`/bin/sh -c`, so the command's `$$` is its own
-/// shell, as under sshd, and `kill $$` ends the command, not tether's streaming), with its
-/// stdout and stderr going through pipes to `cat`s that append them to the spool files: the
-/// streams end when every writer has closed them (a background child that keeps them open is
-/// waited for, as sshd waits for the channel's EOF; one that let go of them is not). Then it
-/// writes the status to report (a status above 128 that names a signal, as sh reports a
-/// command killed by it, is that signal's name; a SIGTERM, HUP or INT that reached it while
-/// the command ran, its process group being stopped, is that name) in one `write(2)`, and
-/// removes the files of `$_tether_done` (one `rm` each, none when there are none). Its own stderr goes nowhere (see [`boot`]), nor
-/// does the shell's word on a command killed by a signal (`Killed`: sshd's login shell, killed
-/// itself, says nothing).
+/// and its time until the SIGKILL after [`STOP_GRACE`], and the status is written only once
+/// the command and both writers ended.
 fn supervise() -> String {
     format!(
         r#"_tether_sig=; trap "_tether_sig=TERM" TERM; trap "_tether_sig=HUP" HUP; trap "_tether_sig=INT" INT; {{ trap : TERM HUP INT; {{ (exec /bin/sh -c "$_tether_cmd" sh 2>&4 4>&-); echo $? >"$_tether_d.c"; }} 4>&2 2>/dev/null | {{ trap "" TERM HUP INT; {out}; }} >/dev/null 2>&1; }} 2>&1 | {{ trap "" TERM HUP INT; {err}; }} >/dev/null 2>&1; _tether_s=; read -r _tether_s <"$_tether_d.c"; if [ -n "$_tether_s" ] && [ "$_tether_s" -gt 128 ]; then _tether_x=$(kill -l $((_tether_s-128))) && [ -n "$_tether_x" ] && _tether_s=$_tether_x; fi; echo "${{_tether_sig:-${{_tether_s:-?}}}}" >"$_tether_d.s"; for _tether_x in $_tether_done; do rm -f "$_tether_b/$_tether_x".? "$_tether_b/$_tether_x".?.* "$_tether_b/$_tether_x.claim"; done"#,

@@ -212,7 +212,7 @@ fn past_the_bound_the_state_is_unknown_and_the_orphan_is_stopped_at_the_next_con
             lab.reconfigure("host1", "DenyUsers *");
             lab.kill_connections("host1");
         });
-        h.drain();
+        h.settle();
         let error = match &r.result {
             Some(Err(e @ SshError::ConnectionLost { .. })) => e.to_string(),
             other => panic!("{other:?}\n{}", h.story()),
@@ -623,7 +623,7 @@ fn where_the_supervisor_cannot_run_commands_run_directly_and_it_is_said_once() {
         "{:?}",
         r.result
     );
-    h.drain();
+    h.settle();
     assert_eq!(h.count("host1", is_reattach), 0);
 }
 
@@ -698,7 +698,7 @@ fn the_supervisors_files_are_removed_once_their_results_were_read() {
         .expect("the supervisor's directory");
     // The last command's files stay until its result is known read; the earlier ones go.
     wait_until("earlier commands' files are left", || entries(&base) == 1);
-    h.drain();
+    h.settle();
     drop(h);
     wait_until("the last command's files are left", || entries(&base) == 0);
 }
@@ -731,7 +731,7 @@ fn a_blackhole_lifted_before_the_bound_is_reattached() {
         far.lift_blackhole();
         job.join().unwrap().remove(0)
     });
-    h.drain();
+    h.settle();
     let out = match &r.result {
         Some(Ok(out)) => out,
         other => panic!("{other:?}\n{}", h.story()),
@@ -848,7 +848,7 @@ fn the_reattach_bound_holds_against_a_long_connect_timeout() {
         let took = lost_at.elapsed();
         // SAFETY: as above.
         unsafe { libc::kill(listener, libc::SIGCONT) };
-        h.drain();
+        h.settle();
         let error = match &r.result {
             Some(Err(e @ SshError::ConnectionLost { .. })) => e.to_string(),
             other => panic!("{other:?}\n{}", h.story()),

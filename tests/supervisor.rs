@@ -293,7 +293,7 @@ fn a_connection_lost_before_the_command_started_runs_it_exactly_once() {
             lab.kill_connections("host1");
             job.join().unwrap().remove(0)
         });
-        h.drain();
+        h.settle();
         let out = match &r.result {
             Some(Ok(out)) => out.clone(),
             other => panic!("{tether_first}: {other:?}\n{}", h.story()),
@@ -378,7 +378,7 @@ fn the_spool_is_bounded_and_loses_nothing() {
         watcher.join().unwrap();
         r
     });
-    h.drain();
+    h.settle();
     let out = match &r.result {
         Some(Ok(out)) => out.clone(),
         other => panic!("{other:?}\n{}", h.story()),

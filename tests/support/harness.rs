@@ -71,6 +71,29 @@ impl Harness {
         }
     }
 
+    /// Collects events until every command that started has its `Finished` event (for at most
+    /// 5 s): events come through their own forwarding thread, so a command's result can
+    /// arrive before the last of its events.
+    pub fn settle(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            self.drain();
+            let started = self.total(|k| matches!(k, EventKind::Started { .. }));
+            let finished = self.total(|k| matches!(k, EventKind::Finished { .. }));
+            let left = deadline.saturating_duration_since(Instant::now());
+            if finished >= started || left.is_zero() {
+                return;
+            }
+            if let Ok(e) = self.rx.recv_timeout(left) {
+                self.record(e);
+            }
+        }
+    }
+
+    fn total(&self, pred: impl Fn(&EventKind) -> bool) -> usize {
+        self.events.iter().filter(|(_, e)| pred(&e.kind)).count()
+    }
+
     /// How many events are recorded: a mark for [`Harness::wait_for_since`].
     pub fn mark(&mut self) -> usize {
         self.drain();
@@ -129,7 +152,7 @@ impl Harness {
             .map(|h| (h.to_string(), command.to_string()))
             .collect();
         let results = self.pool.fan_out(&commands, &FanOut::default());
-        self.drain();
+        self.settle();
         results
     }
 

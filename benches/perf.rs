@@ -485,10 +485,10 @@ fn run_all(o: &Options) -> Res<bool> {
         .ok()
         .and_then(|c| {
             c.lines()
-                .find(|l| l.starts_with("SetEnv HOME="))
+                .find(|l| l.starts_with("SetEnv ") && l.contains(" HOME="))
                 .map(str::to_string)
         })
-        .ok_or("lab host1's sshd_config has no `SetEnv HOME=` line")?;
+        .ok_or("lab host1's sshd_config has no `SetEnv ... HOME=` line")?;
     println!(
         "remote shell: root's login shell (bash) with `{setenv}` in each lab sshd_config, so \
          root's ~/.bashrc (pyenv, ~75 ms) is NOT read: these numbers exclude rc-file time"
@@ -1107,7 +1107,7 @@ fn connect_phases(
 ) {
     let mut setups = Vec::new();
     let mut at = Vec::new();
-    let (mut command, mut limits, mut channel) = (0, 0, 0);
+    let (mut command, mut limits, mut channel, mut keepalive) = (0, 0, 0, 0);
     for ev in events {
         match &ev.kind {
             EventKind::Connected { setup } => {
@@ -1118,6 +1118,7 @@ fn connect_phases(
                 tether::event::Beat::Command => command += 1,
                 tether::event::Beat::Limits => limits += 1,
                 tether::event::Beat::Channel => channel += 1,
+                tether::event::Beat::Keepalive => keepalive += 1,
             },
             _ => {}
         }
@@ -1157,7 +1158,7 @@ fn connect_phases(
     );
     println!(
         "heartbeats while connecting: {command} ran `true`, {limits} read the server's limits, \
-         {channel} bare channels"
+         {channel} bare channels, {keepalive} protocol keepalives"
     );
     println!("result connect_cpu_ms={:.1}", ms(client_cpu));
 }
@@ -1223,7 +1224,7 @@ fn run_idle(o: &Options) -> Res<()> {
     let mut per_host: HashMap<Arc<str>, u64> = HashMap::new();
     let mut rtts = Vec::new();
     let (mut probes, mut other, mut before) = (0u64, Vec::new(), 0u64);
-    let (mut commands, mut reads) = (0u64, 0u64);
+    let (mut commands, mut reads, mut channels) = (0u64, 0u64, 0u64);
     for ev in early.into_iter().chain(rx.try_iter()) {
         if ev.at < t0 {
             before += u64::from(matches!(ev.kind, EventKind::Heartbeat { .. }));
@@ -1239,6 +1240,7 @@ fn run_idle(o: &Options) -> Res<()> {
                 probes += u64::from(probe);
                 commands += u64::from(beat == tether::event::Beat::Command);
                 reads += u64::from(beat == tether::event::Beat::Limits);
+                channels += u64::from(beat == tether::event::Beat::Channel);
             }
             kind => other.push(format!("{}: {kind:?}", ev.host)),
         }
@@ -1276,8 +1278,9 @@ fn run_idle(o: &Options) -> Res<()> {
         ms(median(&rtts))
     );
     println!(
-        "of those, {reads} read the server's limits (two commands each) and {commands} ran \
-         `true`; the rest were bare channels (no process forked on the server)"
+        "of those, {reads} read the server's limits (two commands each), {commands} ran \
+         `true` and {channels} opened a bare channel; the rest were protocol keepalives (no \
+         channel, no process forked on the server)"
     );
     println!(
         "heartbeats before the window: {before} (the first of each session reads its server's \

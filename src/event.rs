@@ -14,6 +14,9 @@ use serde::{Serialize, Serializer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Beat {
+    /// A protocol keepalive (`keepalive@libssh2.org`, no reply asked) whose TCP
+    /// acknowledgement came back: no channel, nothing forked, nothing logged.
+    Keepalive,
     /// A session channel opened and closed, no command: nothing forked, nothing logged.
     Channel,
     /// `true` on a new channel: what a server with `UnusedConnectionTimeout` needs.
@@ -212,8 +215,8 @@ pub enum EventKind {
         rtt: Duration,
         /// Whether the server's own traffic (a probe) triggered it.
         probe: bool,
-        /// What it ran: `channel` (opened and closed, no command), `command` (`true`) or
-        /// `limits` (read the server's config).
+        /// What it ran: `keepalive` (a protocol keepalive, acknowledged), `channel` (opened
+        /// and closed, no command), `command` (`true`) or `limits` (read the server's config).
         beat: Beat,
     },
     /// A dead session was replaced.

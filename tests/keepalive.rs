@@ -361,10 +361,64 @@ fn connection_killed_during_a_command_is_lost_and_not_resent() {
     assert!(!reconnects[0].1);
 }
 
+/// A server whose config was read and sets no `UnusedConnectionTimeout` is kept by protocol
+/// keepalives alone: no channel, no command, and they are client traffic enough for
+/// `ClientAliveInterval` (issue 17: heartbeat selection per known limit).
+#[test]
+fn a_server_without_a_channel_idle_limit_gets_only_protocol_keepalives() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    // Without client traffic for 4 s the server would probe, which wakes the worker.
+    lab.reconfigure("host1", "ClientAliveInterval 4\nClientAliveCountMax 1");
+    let mut h = Harness::new(
+        &lab.ssh_config(),
+        settings(Some(Duration::from_secs(3))),
+        &["host1"],
+    );
+    h.idle(Duration::from_secs(14));
+    let beats = |want: Beat| {
+        h.count(
+            "host1",
+            |k| matches!(k, EventKind::Heartbeat { beat, .. } if *beat == want),
+        )
+    };
+    assert_eq!(beats(Beat::Limits), 1, "{}", h.story());
+    let keepalives = beats(Beat::Keepalive);
+    assert!(keepalives >= 3, "{keepalives} keepalives\n{}", h.story());
+    assert_eq!(beats(Beat::Channel), 0, "{}", h.story());
+    assert_eq!(beats(Beat::Command), 0, "{}", h.story());
+    let probes = h.count("host1", |k| {
+        matches!(k, EventKind::Heartbeat { probe: true, .. })
+    });
+    assert_eq!(
+        probes,
+        0,
+        "the server probed a silent client\n{}",
+        h.story()
+    );
+    assert_eq!(h.count("host1", is_reconnect), 0, "{}", h.story());
+    let log = std::fs::read_to_string(&lab.host("host1").log).unwrap();
+    // sshd logs every session channel it closes (LogLevel VERBOSE): the limit read's round
+    // trip and its two commands; nothing else opened one.
+    assert_eq!(log.matches("Close session: ").count(), 3, "{log}");
+    assert_eq!(lab.started_commands("host1"), 2);
+    assert_eq!(lab.accepted_logins("host1"), 1);
+    assert_eq!(stdout(&h.run(&["host1"], "echo still")[0]), "still\n");
+}
+
 #[test]
 fn blackholed_idle_host_is_reported_unreachable_not_hung() {
+    blackholed_idle_host(Duration::from_secs(1), Beat::Channel);
+}
+
+/// The same with protocol keepalives (an interval they fit): a keepalive that the server's
+/// TCP does not acknowledge within the heartbeat's deadline is a dead session.
+#[test]
+fn a_blackholed_host_kept_by_keepalives_is_reported_unreachable_not_hung() {
+    blackholed_idle_host(Duration::from_secs(3), Beat::Keepalive);
+}
+
+fn blackholed_idle_host(interval: Duration, beat: Beat) {
     let far = NetnsHost::start("far", &[]);
-    let interval = Duration::from_secs(1);
     let heartbeat_timeout = Duration::from_secs(2);
     let connect_timeout = Duration::from_secs(2); // ConnectTimeout in its ssh config
     let attempts = 2;
@@ -380,13 +434,19 @@ fn blackholed_idle_host_is_reported_unreachable_not_hung() {
         &["far"],
     );
     assert_eq!(stdout(&h.run(&["far"], "echo up")[0]), "up\n");
-    h.wait_for(Duration::from_secs(3), |e| is_heartbeat(&e.kind))
-        .expect("a heartbeat before the blackhole");
+    h.wait_for(
+        interval * 2 + Duration::from_secs(3),
+        |e| matches!(e.kind, EventKind::Heartbeat { beat: b, .. } if b == beat),
+    )
+    .unwrap_or_else(|| panic!("no {beat:?} heartbeat before the blackhole\n{}", h.story()));
     far.blackhole();
     let cut = Instant::now();
-    // Detection: at most one interval plus the heartbeat deadline. Then `attempts` connects of
-    // ConnectTimeout each, with a 1 s backoff between them.
-    let bound = interval + heartbeat_timeout + connect_timeout * attempts + Duration::from_secs(1);
+    // Detection: at most one interval (spread by up to a tenth per host) plus the heartbeat
+    // deadline. Then `attempts` connects of ConnectTimeout each, with a 1 s backoff between them.
+    let bound = interval.mul_f64(1.1)
+        + heartbeat_timeout
+        + connect_timeout * attempts
+        + Duration::from_secs(1);
     let (_, e) = h
         .wait_for(bound + Duration::from_secs(3), |e| {
             matches!(e.kind, EventKind::Unreachable { .. })

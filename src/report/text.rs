@@ -95,6 +95,7 @@ pub fn text_lines(st: &State, look: Look, event: &Event) -> Vec<String> {
             "idle, kept alive: heartbeat {}{}{}",
             format_duration(*rtt),
             match beat {
+                Beat::Keepalive => " (protocol keepalive, acknowledged)",
                 Beat::Channel => "",
                 Beat::Command => " (`true`: the server may close a connection without one)",
                 Beat::Limits => " (read the server's idle limits)",

@@ -87,15 +87,15 @@ impl Connection {
         self.fd
     }
 
-    /// Arms the session for a heartbeat every `interval`: libssh2's keepalive timer for
-    /// keepalives sent during commands, and `TCP_USER_TIMEOUT` so that a server that
+    /// Arms the session for a heartbeat every `interval`: libssh2's keepalive timer at its
+    /// shortest (2 s: it sends at most that often, and the callers keep their own timers),
+    /// and `TCP_USER_TIMEOUT` so that a server that
     /// acknowledges none of them for `count_max` intervals (`ServerAliveCountMax`, 3 by
     /// default), or at least `heartbeat_timeout`, fails the connection instead of hanging it
     /// for the ~15 minutes of TCP retransmissions (a dropped network, a host powered off).
     /// Best effort (a proxy command's or jump host's socket pair has no TCP options).
     pub fn arm_heartbeat(&self, interval: Duration, count_max: u32, heartbeat_timeout: Duration) {
-        self.session
-            .set_keepalive(false, interval.as_secs().clamp(1, u32::MAX as u64) as u32);
+        self.session.set_keepalive(false, 1);
         let d = (interval * count_max.max(1)).max(heartbeat_timeout);
         let ms = d.as_millis().clamp(1, libc::c_uint::MAX as u128) as libc::c_uint;
         // SAFETY: `fd` is the session's open socket; the option value is a c_uint.

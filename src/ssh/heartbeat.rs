@@ -2,31 +2,85 @@
 //!
 //! What ends an idle SSH connection is one of: sshd's `ClientAliveInterval`/`ClientAliveCountMax`
 //! (no client traffic), a NAT or firewall timer (no traffic either way), or OpenSSH 9.2+'s
-//! `UnusedConnectionTimeout` (no channel in use). A session channel opened and closed again with
-//! no command in it ([`Beat::Channel`]) is traffic both ways and proves the round trip, but
-//! sshd does not count a channel that never started a command as in use, so where
-//! `UnusedConnectionTimeout` is set only a command keeps the connection: a `true` exec
-//! ([`Beat::Command`]), which forks a process on the server each time. The first heartbeat of a
-//! host reads the serving sshd's config ([`read_limits`]) and the host gets the bare channel
-//! unless that config sets `UnusedConnectionTimeout` or could not be read; the value it sets
-//! shortens the host's interval (see `owner.rs`).
+//! `UnusedConnectionTimeout` (no channel in use). For the first two a protocol keepalive is
+//! enough ([`Beat::Keepalive`]): one packet to sshd, which reads and drops it, and the TCP
+//! acknowledgement back, which proves the round trip (see `tcp_ack.rs`). A session channel
+//! opened and closed again with no command in it ([`Beat::Channel`]) proves it where there is
+//! no TCP socket to ask (a proxy command, a jump host's tunnel), and answers the server's
+//! probes, which only a libssh2 call reads. sshd does not count a channel that never started a
+//! command as in use, so where `UnusedConnectionTimeout` is set only a command keeps the
+//! connection: a `true` exec ([`Beat::Command`]), which forks a process on the server each time.
+//! The first heartbeat of a host reads the serving sshd's config ([`read_limits`]) and the host
+//! gets the keepalive unless that config sets `UnusedConnectionTimeout` or could not be read;
+//! the value it sets shortens the host's interval (see `owner.rs`).
 
 use std::time::{Duration, Instant};
 
 use super::connect::{Connection, WaitError};
 use super::exec::{self, Echo, ExecError, ExecOptions};
+use super::tcp_ack;
 use crate::command::quote;
 pub use crate::event::Beat;
 use crate::event::Stream;
 use crate::sshd::probe::{config_from_cmdline, parse_discovery, DISCOVER, DUMP};
 use crate::sshd::settings::{needs_open_channel, unused_connection_timeout};
 
-/// Runs one heartbeat of kind `beat` on `conn` (`Limits` is [`read_limits`]' own: it runs `true`) and returns its round-trip time. An error, or
-/// no answer within `timeout`, means the session is dead.
+/// The shortest interval of [`Beat::Keepalive`]: libssh2 sends a keepalive at most every 2 s
+/// (`libssh2_keepalive_config` turns 1 s into 2), so a shorter one would skip beats.
+pub const KEEPALIVE_EVERY_AT_LEAST: Duration = Duration::from_secs(2);
+
+/// Runs one heartbeat of kind `beat` on `conn` (`Limits` is [`read_limits`]' own: it runs
+/// `true`) and returns its round-trip time. An error, or no answer within `timeout`, means the
+/// session is dead. The idle worker runs a keepalive in two steps instead ([`send_keepalive`],
+/// then [`keepalive_arrived`] once `timeout` has passed) so as not to wait for it.
 pub fn run(conn: &Connection, beat: Beat, timeout: Duration) -> Result<Duration, WaitError> {
     match beat {
+        Beat::Keepalive => {
+            let until = Instant::now() + timeout;
+            send_keepalive(conn)?;
+            loop {
+                match keepalive_arrived(conn) {
+                    Err(WaitError::Timeout) if Instant::now() < until => {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    done => return done,
+                }
+            }
+        }
         Beat::Channel => channel(conn, timeout),
         Beat::Command | Beat::Limits => command(conn, timeout),
+    }
+}
+
+/// Whether `conn` can be kept by [`Beat::Keepalive`] at intervals of `every`: its socket is
+/// TCP (see [`tcp_ack::acks`]) and `every` is at least [`KEEPALIVE_EVERY_AT_LEAST`].
+pub fn keepalive_fits(conn: &Connection, every: Duration) -> bool {
+    every >= KEEPALIVE_EVERY_AT_LEAST && tcp_ack::acks(conn.fd()).is_some()
+}
+
+/// Sends a protocol keepalive (`keepalive@libssh2.org`, no reply asked): client traffic for
+/// sshd's `ClientAliveInterval` and traffic both ways (with its acknowledgement) for a NAT.
+/// "Would block" only means it is queued; another error means the session is dead.
+pub fn send_keepalive(conn: &Connection) -> Result<(), WaitError> {
+    match conn.session.keepalive_send() {
+        Err(e) if !super::connect::would_block(&e) => {
+            Err(WaitError::Failed(super::wording::plain(&e)))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether everything sent on `conn` (a keepalive from [`send_keepalive`] among it) was
+/// acknowledged by the server's TCP: the kernel's smoothed round-trip time if so,
+/// [`WaitError::Timeout`] if not yet (asked once the heartbeat's deadline has passed, the
+/// session is dead).
+pub fn keepalive_arrived(conn: &Connection) -> Result<Duration, WaitError> {
+    match tcp_ack::acks(conn.fd()) {
+        Some(a) if a.unacked == 0 => Ok(a.rtt),
+        Some(_) => Err(WaitError::Timeout),
+        None => Err(WaitError::Failed(
+            "the socket no longer says what it sent (TCP_INFO)".into(),
+        )),
     }
 }
 
@@ -72,8 +126,10 @@ fn command(conn: &Connection, timeout: Duration) -> Result<Duration, WaitError> 
 /// What the first heartbeat of a host read of its server's idle limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// What keeps its idle sessions: [`Beat::Channel`] only when the config was read and sets
-    /// no `UnusedConnectionTimeout` (see [`needs_open_channel`]), else [`Beat::Command`].
+    /// What keeps its idle sessions: [`Beat::Keepalive`] only when the config was read and
+    /// sets no `UnusedConnectionTimeout` (see [`needs_open_channel`]), else [`Beat::Command`].
+    /// (The worker runs [`Beat::Channel`] instead of a keepalive where one does not fit: see
+    /// [`keepalive_fits`].)
     pub beat: Beat,
     /// Whether every file of the serving sshd's config was read: its idle limits are then
     /// known, and an idle session it closes sooner was ended by something else (a restart, an
@@ -120,7 +176,11 @@ pub fn read_limits(conn: &Connection, timeout: Duration) -> Result<(Limits, Dura
     let limits = match needs_open_channel(&d.cmdline, &dump) {
         None => Limits::UNKNOWN,
         Some(needed) => Limits {
-            beat: if needed { Beat::Command } else { Beat::Channel },
+            beat: if needed {
+                Beat::Command
+            } else {
+                Beat::Keepalive
+            },
             read: true,
             unused_connection_timeout: unused_connection_timeout(&d.cmdline, &dump),
         },

@@ -24,6 +24,7 @@ pub mod reconnect;
 pub mod route;
 pub mod signature;
 pub mod supervisor;
+pub mod tcp_ack;
 pub mod wire;
 pub mod wording;
 pub mod worker;

@@ -3,8 +3,11 @@
 //! It takes jobs from a channel and runs one at a time. While idle it `poll()`s both its wake-up
 //! socket (a job arrived) and the SSH socket (the server sent something, typically a
 //! `keepalive@openssh.com` probe that only a libssh2 call will answer); when the server speaks
-//! or the heartbeat interval passes, it runs the heartbeat (a channel opened and closed with no
-//! command, see `heartbeat.rs`) plus a protocol keepalive. A failed heartbeat means the connection is dead: it reconnects at once,
+//! or the heartbeat interval passes, it runs the heartbeat (see `heartbeat.rs`: a protocol
+//! keepalive whose TCP acknowledgement is looked for once the heartbeat's deadline has passed,
+//! without waiting for it; a channel opened and closed with no command, for a probe or where
+//! there is no TCP socket; `true` where the server needs an open channel). A failed heartbeat
+//! means the connection is dead: it reconnects at once,
 //! with backoff, requiring the same host key, so the next command finds a working session.
 //! Nothing in flight is ever re-sent: a command under the supervisor whose connection died is
 //! re-attached to on a new session within the `reattach` bound (see `supervisor.rs`), or left
@@ -22,7 +25,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::config::HostConfig;
-use super::connect::{poll_fds, Connection};
+use super::connect::{poll_fds, Connection, WaitError};
 use super::exec::{self, Echo, ExecError, ExecOptions, ExecOutput, Supervision};
 use super::heartbeat::{self, Beat};
 use super::idle_death::{self, IdleDeath};
@@ -132,6 +135,7 @@ impl HostWorker {
             lost: None,
             last_alive: Instant::now(),
             beat: None,
+            keepalive_sent: None,
             limits_known: false,
             connected_at: Instant::now(),
             preamble_shown: false,
@@ -223,6 +227,10 @@ struct WorkerState {
     last_alive: Instant,
     /// What this host's heartbeat runs, once a heartbeat has read the server's limits.
     beat: Option<Beat>,
+    /// When the heartbeat sent a keepalive whose acknowledgement is still to be looked for
+    /// (at that moment plus the heartbeat's deadline; a command or another heartbeat in
+    /// between proves the session and clears it).
+    keepalive_sent: Option<Instant>,
     /// Whether that heartbeat read the server's whole config: its idle limits are known (see
     /// [`heartbeat::Limits::read`]).
     limits_known: bool,
@@ -280,8 +288,18 @@ impl WorkerState {
             None => iv.min(READ_LIMITS_AFTER),
             Some(_) => iv,
         };
-        let due = match (conn, every) {
-            (Some(_), Some(iv)) => Some(self.last_alive + first(iv)),
+        let due = match (conn, every, self.keepalive_sent) {
+            // Its acknowledgement is looked for when the next beat would be due (when that is
+            // sooner than the heartbeat's deadline), and, not there yet, at the deadline.
+            (Some(_), Some(iv), Some(sent)) => {
+                let deadline = sent + self.owner.settings.heartbeat_timeout;
+                Some(
+                    Some(sent + iv)
+                        .filter(|&at| at < deadline && Instant::now() < at)
+                        .unwrap_or(deadline),
+                )
+            }
+            (Some(_), Some(iv), None) => Some(self.last_alive + first(iv)),
             _ => None,
         };
         let timeout = match due {
@@ -330,10 +348,40 @@ impl WorkerState {
         let timeout = self.owner.settings.heartbeat_timeout;
         // What the socket shows before libssh2 reads (and hides) how it ended.
         let seen = idle_death::peek(conn.fd());
+        // A probe is answered by a channel: only a libssh2 call reads it (and the channel
+        // proves the round trip, so a keepalive still awaited is no longer looked for).
+        let sent = self.keepalive_sent.take().filter(|_| !probe);
+        let beat = match self.beat {
+            Some(Beat::Keepalive)
+                if probe
+                    || !self
+                        .owner
+                        .beat_every()
+                        .is_some_and(|every| heartbeat::keepalive_fits(conn, every)) =>
+            {
+                Some(Beat::Channel)
+            }
+            beat => beat,
+        };
         // A heartbeat due while the session is younger than READ_LIMITS_AFTER (an interval
         // under a second) runs the `true` that is safe on any server: reading the limits then
         // would delay a run's first command.
-        let result = match self.beat {
+        let result = match beat {
+            Some(Beat::Keepalive) if sent.is_some() => match heartbeat::keepalive_arrived(conn) {
+                // Not yet; the heartbeat's deadline has not passed either.
+                Err(WaitError::Timeout) if sent.is_some_and(|at| at.elapsed() < timeout) => {
+                    self.keepalive_sent = sent;
+                    return;
+                }
+                arrived => arrived.map(|rtt| (None, Beat::Keepalive, rtt)),
+            },
+            Some(Beat::Keepalive) => match heartbeat::send_keepalive(conn) {
+                Ok(()) => {
+                    self.keepalive_sent = Some(Instant::now());
+                    return;
+                }
+                Err(e) => Err(e),
+            },
             Some(beat) => heartbeat::run(conn, beat, timeout).map(|rtt| (None, beat, rtt)),
             None if self.connected_at.elapsed() < READ_LIMITS_AFTER => {
                 heartbeat::run(conn, Beat::Command, timeout).map(|rtt| (None, Beat::Command, rtt))
@@ -343,9 +391,15 @@ impl WorkerState {
         };
         match result {
             Ok((limits, beat, rtt)) => {
-                // Counts as client traffic too; "would block" only means it is queued.
-                let _ = conn.session.keepalive_send();
-                self.last_alive = Instant::now();
+                match sent.filter(|_| beat == Beat::Keepalive) {
+                    // The session was known to work when the keepalive left.
+                    Some(sent) => self.last_alive = sent,
+                    None => {
+                        // Counts as client traffic too; "would block" only means it is queued.
+                        let _ = conn.session.keepalive_send();
+                        self.last_alive = Instant::now();
+                    }
+                }
                 self.emit(EventKind::Heartbeat { rtt, probe, beat });
                 if let Some(limits) = limits {
                     self.beat = Some(limits.beat);
@@ -384,6 +438,7 @@ impl WorkerState {
     /// stays lost until the next command tries again.
     fn replace_session(&mut self, reason: String, while_idle: bool) -> bool {
         self.conn = None;
+        self.keepalive_sent = None;
         match self.owner.reconnect(&reason, while_idle) {
             reconnect::Outcome::Connected(conn, _) => {
                 self.conn = Some(conn);
@@ -410,6 +465,8 @@ impl WorkerState {
     }
 
     fn handle(&mut self, job: Job) {
+        // What the job does with the session proves it, or finds it dead.
+        self.keepalive_sent = None;
         match job {
             Job::Exec {
                 command,

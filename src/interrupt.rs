@@ -1,5 +1,5 @@
-//! Ctrl-C: the first one stops dispatching new work and stops in-flight commands (a PTY's
-//! terminal hung up, a command under the supervisor by its process group; others finish),
+//! Ctrl-C: the first one stops dispatching new work and stops in-flight commands (one under
+//! the supervisor or on a PTY by its process group, a transfer by closing its channel),
 //! their results are reported and failure hooks run; the second one exits at once. SIGTERM and
 //! SIGHUP count as a Ctrl-C each (a service manager's stop, a closed terminal: the same
 //! cleanup). Either way the local files registered with [`remove_on_exit`] (a download's

@@ -103,16 +103,17 @@ pub enum StoppedHow {
     Before,
     /// While its command ran: its process group was stopped on the host.
     During,
-    /// While its command ran on a pseudo-terminal: its terminal was hung up (SIGHUP), which a
-    /// command that ignores SIGHUP outlives.
-    DuringPty,
+    /// While its command ran on a pseudo-terminal whose process group could not be signalled:
+    /// its terminal was hung up (SIGHUP), which a command that ignores SIGHUP outlives (see
+    /// [`SshError::CommandStopped`]'s `hung_up`).
+    HungUp,
 }
 
 impl StoppedHow {
-    /// Stopped while its command ran, on a pseudo-terminal when `pty`.
-    pub fn during(pty: bool) -> StoppedHow {
-        match pty {
-            true => StoppedHow::DuringPty,
+    /// Stopped while its command ran; only its terminal hung up when `hung_up`.
+    pub fn during(hung_up: bool) -> StoppedHow {
+        match hung_up {
+            true => StoppedHow::HungUp,
             false => StoppedHow::During,
         }
     }
@@ -126,7 +127,7 @@ pub fn stopped_early_words(how: StoppedHow, command: &str, because: &str) -> Str
         StoppedHow::During => {
             format!("stopped during `{command}` (tether stopped it on the host): {because} failed")
         }
-        StoppedHow::DuringPty => {
+        StoppedHow::HungUp => {
             format!("stopped during `{command}` (tether hung up its terminal): {because} failed")
         }
     }
@@ -135,19 +136,25 @@ pub fn stopped_early_words(how: StoppedHow, command: &str, because: &str) -> Str
 /// Whether `r`'s command was stopped because another host of its step failed (see
 /// `crate::step_abort`): stopped early, not failed.
 fn step_aborted(r: &HostResult) -> bool {
-    matches!(
-        &r.result,
-        Some(Err(SshError::CommandStopped {
-            why: StopReason::StepAborted { .. },
-            ..
-        }))
-    )
+    step_abort_stop(r).is_some()
 }
 
-/// The failure of a step from its hosts' results (run on a pseudo-terminal when `pty`): every
-/// failed host, every host that did not run or was stopped (with why) when something failed;
-/// `None` when every host succeeded.
-pub fn step_failure(results: &[HostResult], pty: bool) -> Option<Failure> {
+/// How `r`'s command was stopped, when it was because another host of its step failed.
+fn step_abort_stop(r: &HostResult) -> Option<StoppedHow> {
+    match &r.result {
+        Some(Err(SshError::CommandStopped {
+            why: StopReason::StepAborted { .. },
+            hung_up,
+            ..
+        })) => Some(StoppedHow::during(*hung_up)),
+        _ => None,
+    }
+}
+
+/// The failure of a step from its hosts' results: every failed host, every host that did not
+/// run or was stopped (with why and how) when something failed; `None` when every host
+/// succeeded.
+pub fn step_failure(results: &[HostResult]) -> Option<Failure> {
     let failed: Vec<HostFailure> = results
         .iter()
         .filter(|r| !step_aborted(r))
@@ -162,12 +169,10 @@ pub fn step_failure(results: &[HostResult], pty: bool) -> Option<Failure> {
     let not_run: Vec<NotRun> = results
         .iter()
         .filter_map(|r| {
-            let reason = match &r.result {
-                None => skipped_words(r.skipped.unwrap_or(Skipped::Cancelled)).to_string(),
-                Some(_) if step_aborted(r) => {
-                    stopped_early_words(StoppedHow::during(pty), &r.command, &because)
-                }
-                Some(_) => return None,
+            let reason = match (&r.result, step_abort_stop(r)) {
+                (None, _) => skipped_words(r.skipped.unwrap_or(Skipped::Cancelled)).to_string(),
+                (Some(_), Some(how)) => stopped_early_words(how, &r.command, &because),
+                (Some(_), None) => return None,
             };
             Some(NotRun {
                 host: r.host.clone(),

@@ -123,7 +123,7 @@ fn run_command(
     let result = if fleet.interrupted() {
         Err(Error::interrupted())
     } else {
-        match step_failure(&results, how.pty) {
+        match step_failure(&results) {
             None => Ok(()),
             Some(f) => Err(Error::from(f)),
         }

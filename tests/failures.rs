@@ -304,12 +304,13 @@ fn groups() -> Vec<(u32, String)> {
 
 /// A host's failure stops the commands the other hosts of the same `on` are running (issue 13):
 /// one of the same step after the documented 2 s grace, one past that step at once, PTY or
-/// not. Its process group on the host is gone, it never finishes its work, and the summary
+/// not (on a PTY its process group, not only its terminal: a command ignoring SIGHUP ends too). Its process group on the host is gone, it never finishes its work, and the summary
 /// names the host as stopped early because of the failed one.
 #[test]
 fn a_failure_stops_what_other_hosts_of_the_step_are_running() {
     let lab = Lab::builder().names(&["host1", "host2"]).start();
     const SLOW: &str = "echo ran >> /srv/started; sleep 30; touch /srv/marker";
+    const NOHUP: &str = "trap '' HUP; echo ran >> /srv/started; sleep 30; touch /srv/marker";
     let mut r = RecipeDir::new(
         "step-abort",
         &format!(
@@ -322,6 +323,10 @@ task("same", || {{
 }});
 task("same_pty", || {{
     on("app", #{{ pty: true }}, |host| {{ if host.name == "host1" {{ run("sleep 0.5; exit 3"); }} else {{ run("{SLOW}"); }} }});
+}});
+// A hang-up of its terminal would not end this one.
+task("same_pty_nohup", || {{
+    on("app", #{{ pty: true }}, |host| {{ if host.name == "host1" {{ run("sleep 0.5; exit 3"); }} else {{ run("{NOHUP}"); }} }});
 }});
 // The string form is one step: host1's command fails, host2's is stopped after the grace.
 task("string", || {{
@@ -343,20 +348,17 @@ task("past", || {{
     for (task, grace) in [
         ("same", true),
         ("same_pty", true),
+        ("same_pty_nohup", true),
         ("string", true),
         ("past", false),
     ] {
-        let stopped = if task == "string" {
-            string.as_str()
-        } else {
-            SLOW
+        let stopped = match task {
+            "string" => string.as_str(),
+            "same_pty_nohup" => NOHUP,
+            _ => SLOW,
         };
-        // On a PTY, stopping hangs up the terminal: a command that ignores SIGHUP outlives it.
-        let how = if task == "same_pty" {
-            "tether hung up its terminal"
-        } else {
-            "tether stopped it on the host"
-        };
+        // On a PTY too: the process group is stopped, not only the terminal hung up.
+        let how = "tether stopped it on the host";
         let _ = std::fs::remove_file(root.join("started"));
         let child = r.tether().args(&["--format", "json", task]).spawn();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -440,14 +442,12 @@ task("past", || {{
         } else {
             assert!(stopped_after < 1.5, "{task}: {stopped_after}");
         }
-        if task != "same_pty" {
-            assert!(
-                events.iter().any(|e| e["host"] == "host2"
-                    && e["type"] == "remote_stopped"
-                    && e["why"] == "the step was aborted because host1 failed"),
-                "{task}\n{stdout}"
-            );
-        }
+        assert!(
+            events.iter().any(|e| e["host"] == "host2"
+                && e["type"] == "remote_stopped"
+                && e["why"] == "the step was aborted because host1 failed"),
+            "{task}\n{stdout}"
+        );
     }
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert!(!root.join("marker").exists());

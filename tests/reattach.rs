@@ -302,11 +302,23 @@ fn a_timeout_stops_the_remote_command() {
 /// supervisor gone would write a status that makes the stop send SIGKILL at once.
 #[test]
 fn a_stopped_command_gets_its_sigterm_grace() {
+    sigterm_grace(false);
+}
+
+/// The same on a pseudo-terminal: its exec's sh outlives the SIGTERM, so the kernel does not
+/// hang up the command's terminal (SIGHUP) while it cleans up.
+#[test]
+fn a_stopped_pty_command_gets_its_sigterm_grace() {
+    sigterm_grace(true);
+}
+
+fn sigterm_grace(pty: bool) {
     let lab = Lab::builder().names(&["host1"]).start();
     let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
     let root = lab.host("host1").root_dir.clone();
     let how = || FanOut {
         timeout: Some(Duration::from_secs(2)),
+        pty,
         ..FanOut::default()
     };
     let stopped = |h: &Harness, how_stopped: &str| {
@@ -371,7 +383,7 @@ fn a_stopped_command_gets_its_sigterm_grace() {
 
 /// A stopped command, with a PTY or without, fails as stopped by tether for the reason its
 /// stop carried (typed: Ctrl-C, `watch --kill`, a failed host of the same step), never as a
-/// hung-up terminal; without a PTY its process group is stopped and said so, with that reason.
+/// hung-up terminal; its process group is stopped and said so, with that reason.
 #[test]
 fn the_stop_flag_stops_a_command_and_says_why() {
     let lab = Lab::builder().names(&["host1"]).start();
@@ -435,9 +447,8 @@ fn the_stop_flag_stops_a_command_and_says_why() {
                     _ => None,
                 })
                 .collect();
-            // A PTY command is stopped by hanging up its terminal: no process group to stop.
-            let want: Vec<String> = if pty { vec![] } else { vec![why.to_string()] };
-            assert_eq!(said, want, "pty {pty}\n{}", h.story());
+            // A PTY command's process group is stopped too (its exec's sh said which).
+            assert_eq!(said, vec![why.to_string()], "pty {pty}\n{}", h.story());
         }
     }
 }

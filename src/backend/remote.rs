@@ -30,8 +30,8 @@ pub struct Remote {
     fleet: Arc<Fleet>,
     /// Once set, no further command is dispatched.
     cancel: Arc<AtomicBool>,
-    /// Once set, in-flight commands are stopped (a PTY's terminal hung up, a supervised
-    /// command's process group), each for its reason.
+    /// Once set, in-flight commands are stopped (a supervised or PTY command's process group,
+    /// a transfer's channel), each for its reason.
     kill: Stop,
     /// Every command gets a pseudo-terminal (`--pty`).
     pty: bool,

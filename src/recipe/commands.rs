@@ -229,11 +229,12 @@ fn host_exec(rt: &Runtime, cmd: &str, mode: Mode) -> Fallible<Dynamic> {
         // Stopped because another host of the step failed: stopped early, not failed.
         Err(SshError::CommandStopped {
             why: StopReason::StepAborted { because },
+            hung_up,
             ..
         }) => {
             return Err(stopped_early(
                 &command,
-                StoppedHow::during(scope.pty),
+                StoppedHow::during(hung_up),
                 because,
             ))
         }

@@ -211,7 +211,7 @@ fn on_command(rt: &Runtime, target: &Dynamic, opts: &Map, cmd: &str) -> Fallible
             out.insert(r.host.as_str().into(), m.into());
         }
     }
-    let Some(mut failure) = step_failure(&results, options.pty) else {
+    let Some(mut failure) = step_failure(&results) else {
         if rt.interrupted() {
             return Err(throw(Failure::interrupted()));
         }

@@ -196,9 +196,9 @@ fn quiet(conn: &Connection, script: &str, opts: &ExecOptions) -> Result<Option<S
         Ok(_) => Ok(None),
         // Neither reads nor writes a local file; were it to, the script simply failed.
         Err(ExecError::Refused(_) | ExecError::Local(_) | ExecError::NotStaged(_)) => Ok(None),
-        Err(ExecError::Deadline(_)) => Err(WaitError::Timeout),
+        Err(ExecError::Deadline(..)) => Err(WaitError::Timeout),
         Err(ExecError::NotStarted(e) | ExecError::Lost(e)) => Err(WaitError::Failed(e)),
-        Err(ExecError::Stopped(d)) => Err(WaitError::Failed(format!(
+        Err(ExecError::Stopped(d, _)) => Err(WaitError::Failed(format!(
             "stopped after {}",
             crate::duration::format(d)
         ))),

@@ -292,6 +292,9 @@ pub enum SshError {
         elapsed: Duration,
         /// Why tether stopped it.
         why: crate::stop::StopReason,
+        /// A PTY command whose process group could not be signalled: only its terminal was
+        /// hung up (SIGHUP), which a command ignoring SIGHUP outlives.
+        hung_up: bool,
     },
 }
 

@@ -590,8 +590,9 @@ impl WorkerState {
                 }
             }
         }
+        self.report_stop(command, &opts.stop, &result);
         if let Some(s) = &mut sup {
-            self.report_supervision(command, s, &opts.stop, &result);
+            self.report_supervision(command, s);
             match &result {
                 // The supervisor removes `done` once the command ends; this one's directory
                 // goes with the next command (its result has been read).
@@ -608,13 +609,14 @@ impl WorkerState {
                 self.last_alive = Instant::now();
                 Ok(out)
             }
-            (None, Err(ExecError::Deadline(_))) => Err(SshError::CommandTimeout {
+            (None, Err(ExecError::Deadline(..))) => Err(SshError::CommandTimeout {
                 host: self.owner.name.to_string(),
                 command: command.to_string(),
                 timeout: timeout.unwrap_or_default(),
             }),
             // Counted from the command's real start (it may have been re-attached to).
-            (None, Err(ExecError::Stopped(_))) => Err(SshError::CommandStopped {
+            (None, Err(ExecError::Stopped(_, stopped))) => Err(SshError::CommandStopped {
+                hung_up: opts.pty && !stopped.is_some_and(|s| s.signalled),
                 host: self.owner.name.to_string(),
                 command: command.to_string(),
                 elapsed: started.elapsed(),
@@ -854,15 +856,9 @@ impl WorkerState {
         });
     }
 
-    /// Says once per host that commands run without the supervisor, and says what stopping
-    /// a command's process group did.
-    fn report_supervision(
-        &mut self,
-        command: &str,
-        sup: &Supervision,
-        stop: &crate::stop::Stop,
-        result: &Result<ExecOutput, ExecError>,
-    ) {
+    /// Says once per host that commands run without the supervisor, and what a re-attach
+    /// could not recover.
+    fn report_supervision(&mut self, command: &str, sup: &Supervision) {
         if let Some(reason) = &sup.direct {
             if !self.direct_said {
                 self.direct_said = true;
@@ -885,20 +881,31 @@ impl WorkerState {
                 ),
             });
         }
-        if let Some(how) = &sup.stopped {
-            let why = match result {
-                Err(ExecError::Deadline(_)) => "its timeout passed".to_string(),
-                _ => stop
-                    .reason()
+    }
+
+    /// Says what stopping `command` on the host did, when it was stopped (by `stop` or its
+    /// deadline) and its process group signalled, or that failed.
+    fn report_stop(
+        &self,
+        command: &str,
+        stop: &crate::stop::Stop,
+        result: &Result<ExecOutput, ExecError>,
+    ) {
+        let (why, done) = match result {
+            Err(ExecError::Deadline(_, Some(done))) => ("its timeout passed".to_string(), done),
+            Err(ExecError::Stopped(_, Some(done))) => (
+                stop.reason()
                     .unwrap_or(crate::stop::StopReason::Interrupted)
                     .to_string(),
-            };
-            self.emit(EventKind::RemoteStopped {
-                command: command.to_string(),
-                why,
-                how: how.clone(),
-            });
-        }
+                done,
+            ),
+            _ => return,
+        };
+        self.emit(EventKind::RemoteStopped {
+            command: command.to_string(),
+            why,
+            how: done.how.clone(),
+        });
     }
 
     /// Runs `command` on the session (under the supervisor with `sup`), or, with `sup` holding

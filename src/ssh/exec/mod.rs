@@ -44,13 +44,14 @@ mod incoming;
 mod options;
 mod outcome;
 mod preamble;
+mod pty_stop;
 mod pump;
 mod run;
 mod supervision;
 mod wrap;
 
 pub use options::{Drain, Echo, ExecOptions, Source, CHUNK, OPEN_TIMEOUT, PTY_TERM};
-pub use outcome::{finished_event, ExecError, ExecOutput, ExitStatus};
+pub use outcome::{finished_event, ExecError, ExecOutput, ExitStatus, RemoteStop};
 pub use preamble::Preamble;
 pub use run::{clean_supervised, resume, run, run_reporting, stop_supervised};
 pub use supervision::Supervision;

@@ -25,12 +25,13 @@ pub struct ExecOptions {
     pub stdout_to: Option<Drain>,
     /// Run the command on a pseudo-terminal (stderr then arrives merged into stdout).
     pub pty: bool,
-    /// When one of these is set while a PTY command runs, its channel is closed (the remote
-    /// process gets SIGHUP) and the command ends with [`ExecError::Stopped`](super::ExecError::Stopped);
-    /// a command under the supervisor ([`run_reporting`](super::run_reporting) with a
-    /// [`Supervision`](super::Supervision)) has its process group stopped
-    /// (SIGTERM, then SIGKILL). Any other command is waited for: closing its channel would not
-    /// stop it. The caller reads why from it (see `crate::stop`).
+    /// When one of these is set while a command runs, a command under the supervisor
+    /// ([`run_reporting`](super::run_reporting) with a [`Supervision`](super::Supervision)) or
+    /// on a PTY has its process group stopped (SIGTERM, then SIGKILL; a PTY command that has
+    /// not yet said its process group has its channel closed, which hangs up its terminal), a
+    /// transfer its channel closed, and the command ends with
+    /// [`ExecError::Stopped`](super::ExecError::Stopped). Any other command is waited for:
+    /// closing its channel would not stop it. The caller reads why from it (see `crate::stop`).
     pub stop: crate::stop::Stop,
     /// Forward this local ssh-agent socket to the command (`ForwardAgent`; see `ssh::agent`).
     pub forward_agent: Option<std::path::PathBuf>,

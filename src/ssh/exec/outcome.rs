@@ -62,13 +62,15 @@ pub enum ExecError {
     NotStarted(String),
     /// The session failed after the command was sent: it may have partly run.
     Lost(String),
-    /// The command ran past its deadline and was abandoned.
-    Deadline(Duration),
+    /// The command ran past its deadline after this long: stopped as for
+    /// [`ExecError::Stopped`], and abandoned.
+    Deadline(Duration, Option<RemoteStop>),
     /// A command was stopped through [`ExecOptions::stop`](super::ExecOptions::stop) after this
-    /// long: a PTY command's channel closed (which hangs up its terminal), a supervised
-    /// command's process group stopped. Why is in the [`ExecOptions::stop`](super::ExecOptions::stop)
-    /// that was set.
-    Stopped(Duration),
+    /// long, with what stopping it on the host did: a supervised command's or a PTY command's
+    /// process group was signalled; `None` where only its channel was closed (a transfer, or a
+    /// PTY command stopped before it said its process group: its terminal hung up). Why is in
+    /// the [`ExecOptions::stop`](super::ExecOptions::stop) that was set.
+    Stopped(Duration, Option<RemoteStop>),
     /// The server refused a request for this channel (a pseudo-terminal under `PermitTTY no`):
     /// the command never started, and the session is fine.
     Refused(String),
@@ -79,6 +81,28 @@ pub enum ExecError {
     /// file on the host (`mktemp` failed, the disk is full): it never started, and the session
     /// is fine.
     NotStaged(String),
+}
+
+impl ExecError {
+    /// This error, when it is a stop or a deadline, with what stopping the command did.
+    pub(super) fn with_stop(self, stop: Option<RemoteStop>) -> ExecError {
+        match self {
+            ExecError::Stopped(d, _) => ExecError::Stopped(d, stop),
+            ExecError::Deadline(d, _) => ExecError::Deadline(d, stop),
+            other => other,
+        }
+    }
+}
+
+/// What stopping a running command's process group on its host did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteStop {
+    /// In words: `its process group was sent SIGTERM and ended` (see `supervisor::stop_report`),
+    /// or why stopping it failed.
+    pub how: String,
+    /// Whether the process group was signalled (else stopping it failed, and the command may
+    /// still run, or, on a PTY, outlive the hang-up of its terminal).
+    pub signalled: bool,
 }
 
 /// The `command_finished` event for `command`'s `result` after `duration`.
@@ -149,6 +173,7 @@ mod tests {
                     command: command(),
                     elapsed: Duration::ZERO,
                     why: crate::stop::StopReason::Interrupted,
+                    hung_up: false,
                 }),
                 CommandOutcome::Stopped,
             ),

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use super::incoming::{direct_reason, Streams};
 use super::options::{ExecOptions, CHUNK};
 use super::outcome::ExecError;
+use super::pty_stop;
 use crate::event::Stream;
 use crate::ssh::connect::{Connection, WaitError};
 
@@ -50,13 +51,16 @@ pub(super) fn pump(
     loop {
         // Under the supervisor the channel stays open while its process group is stopped
         // (the caller does that, then closes it): the exec's sh ends with the command.
-        let attached =
-            supervised && err.start.open && direct_reason(&err.start.preamble, key).is_none();
+        // So does a PTY command's, once its exec's sh said its process group.
+        let attached = (supervised
+            && err.start.open
+            && direct_reason(&err.start.preamble, key).is_none())
+            || (opts.pty && out.start.open && pty_stop::group(&out.start.preamble, key).is_some());
         if stop.is_some_and(|s| s.is_set()) && (opts.pty || transfer || attached) {
             if !attached {
                 close_now(conn, channel);
             }
-            return Err(ExecError::Stopped(started.elapsed()));
+            return Err(ExecError::Stopped(started.elapsed(), None));
         }
         let mut progressed = false;
         // Input is written in the same loop that reads output, so a command that answers
@@ -141,7 +145,7 @@ pub(super) fn pump(
         if let Some(d) = deadline {
             if now >= d {
                 // The caller closes the channel (after stopping a supervised command).
-                return Err(ExecError::Deadline(started.elapsed()));
+                return Err(ExecError::Deadline(started.elapsed(), None));
             }
         }
         if let (Some(at), Some(every)) = (next_keepalive, opts.keepalive) {
@@ -184,7 +188,7 @@ pub(super) fn pump(
     Ok(())
 }
 
-/// Closes `channel` now and waits (briefly) for the server's close: for a PTY command that
+/// Closes `channel` now and waits (briefly) for the server's close: for a PTY command, that
 /// hangs up its terminal, so the remote process gets SIGHUP. Best effort: a session that fails
 /// here shows up at its next use.
 pub(super) fn close_now(conn: &Connection, channel: &mut ssh2::Channel) {

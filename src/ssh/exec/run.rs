@@ -1,13 +1,15 @@
 //! Running one command on a channel: a fresh one (staged first when too long for one exec
-//! request), a resume of a supervised one, stopping and cleaning supervised ones.
+//! request), a resume of a supervised one, stopping supervised and PTY ones, cleaning
+//! supervised ones.
 
 use std::time::{Duration, Instant};
 
 use super::frames::{Key, StderrFilter};
 use super::incoming::{crlf_to_lf, direct_reason, Streams};
 use super::options::{ExecOptions, OPEN_TIMEOUT, PTY_TERM};
-use super::outcome::{ExecError, ExecOutput, ExitStatus};
+use super::outcome::{ExecError, ExecOutput, ExitStatus, RemoteStop};
 use super::preamble::{Preamble, StartFilter};
+use super::pty_stop;
 use super::pump::{close_now, pump};
 use super::supervision::Supervision;
 use super::wrap::{start_markers, wrap_for, wrap_script, MAX_EXEC};
@@ -216,11 +218,24 @@ pub fn clean_supervised(conn: &Connection, ids: &[String]) {
 /// [`crate::ssh::supervisor::STOP_GRACE`], its directory removed. Says what that did; Err says
 /// why stopping it failed (the command may still run).
 pub fn stop_supervised(conn: &Connection, id: &str) -> Result<String, String> {
+    run_stop(conn, &crate::ssh::supervisor::stop(&start_markers()), id)
+}
+
+/// Stops the PTY command whose exec's sh leads process group `pgid` on `conn` (see
+/// `pty_stop.rs`): SIGTERM, SIGKILL after [`crate::ssh::supervisor::STOP_GRACE`]. Says what
+/// that did; Err says why stopping it failed (the command may still run).
+fn stop_pty_group(conn: &Connection, pgid: &str) -> Result<String, String> {
+    run_stop(conn, &pty_stop::script(&start_markers()), pgid)
+}
+
+/// Runs the stop `script` (`supervisor::stop`, `pty_stop::script`) for `what` with the grace
+/// period, and puts what it printed in words.
+fn run_stop(conn: &Connection, script: &str, what: &str) -> Result<String, String> {
     let grace = crate::ssh::supervisor::STOP_GRACE;
     match run_script(
         conn,
-        &crate::ssh::supervisor::stop(&start_markers()),
-        &[id, &grace.as_secs().to_string()],
+        script,
+        &[what, &grace.as_secs().to_string()],
         grace + OPEN_TIMEOUT,
     ) {
         Ok(out) if out.status.success() => {
@@ -342,20 +357,34 @@ pub(super) fn run_wrapped(
             }
             return Err(ExecError::Lost(reason));
         }
-        Err(e @ (ExecError::Stopped(_) | ExecError::Deadline(_))) => {
-            match sup.filter(|_| streams.supervised()) {
+        Err(e @ (ExecError::Stopped(..) | ExecError::Deadline(..))) => {
+            let group = (opts.pty && streams.out.start.open)
+                .then(|| pty_stop::group(&streams.out.start.preamble, key))
+                .flatten();
+            let stopped = match (sup.filter(|_| streams.supervised()), group) {
                 // The exec's sh ends once the command's process group is gone.
-                Some(sup) => {
-                    sup.stopped = Some(match stop_supervised(conn, &sup.id) {
-                        Ok(how) | Err(how) => how,
-                    });
-                    close_now(conn, &mut channel);
-                }
+                (Some(sup), _) => Some(stop_supervised(conn, &sup.id)),
+                (None, Some((_, pgid))) => Some(stop_pty_group(conn, &pgid)),
                 // Abandoned: closing its channel does not wait for it.
-                None if matches!(e, ExecError::Deadline(_)) => drop(channel.close()),
-                None => {}
+                (None, None) if matches!(e, ExecError::Deadline(..)) => {
+                    drop(channel.close());
+                    None
+                }
+                (None, None) => None,
+            };
+            if stopped.is_some() {
+                close_now(conn, &mut channel);
             }
-            return Err(e);
+            return Err(e.with_stop(stopped.map(|r| match r {
+                Ok(how) => RemoteStop {
+                    how,
+                    signalled: true,
+                },
+                Err(how) => RemoteStop {
+                    how,
+                    signalled: false,
+                },
+            })));
         }
         Err(e) => return Err(e),
     }
@@ -385,6 +414,9 @@ pub(super) fn run_wrapped(
         }
     }
     if opts.pty {
+        if let Some((range, _)) = pty_stop::group(&preamble.stdout, key) {
+            preamble.stdout.drain(range);
+        }
         stdout = crlf_to_lf(&stdout);
         preamble.stdout = crlf_to_lf(&preamble.stdout);
     }

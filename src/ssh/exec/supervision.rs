@@ -13,8 +13,6 @@ pub struct Supervision {
     pub(super) streams: Option<Streams>,
     /// Why the host ran the command directly instead (the supervisor could not run there).
     pub direct: Option<String>,
-    /// What stopping the command's process group did, after a timeout or a stop flag.
-    pub stopped: Option<String>,
     /// Where the command runs on the host (its process group and files), once the exec's sh
     /// said so: what tether names when it cannot stop the command.
     pub place: Option<crate::ssh::supervisor::Placement>,
@@ -40,7 +38,6 @@ impl Default for Supervision {
             id: crate::ssh::supervisor::new_id(),
             streams: None,
             direct: None,
-            stopped: None,
             place: None,
             gone: false,
             lost: (0, 0),

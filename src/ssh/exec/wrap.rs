@@ -19,7 +19,8 @@ const MAX_BOOT_WORD: usize = 8000;
 /// The sh program the login shell starts (`/bin/sh -c BOOT sh ARG...`): it joins its
 /// arguments, expands them as the inside of a double-quoted string (a newline is written
 /// `${_tether_nl}`, taken from the default `IFS`: space, tab, newline), prints the start
-/// marker (on stdout, and on stderr unless `pty`), runs the result in a subshell with no
+/// marker (on stdout, and on stderr unless `pty`; with `pty` after the frame that says its
+/// process group, see `pty_stop.rs`), runs the result in a subshell with no
 /// positional parameters, and reports its status. Written with `"` and `\` only where the
 /// login shell sees them outside its quotes (see [`shell_word`]).
 ///
@@ -40,8 +41,13 @@ pub(super) fn boot(pty: bool, supervised: bool) -> String {
             crate::ssh::supervisor::boot(&format!("{start};{start_err}"))
         );
     }
+    // On a PTY the exec's sh says its process group, so that a stop reaches the command.
+    let (announce, announced) = match pty {
+        true => (super::pty_stop::ANNOUNCE, " _tether_g _tether_v"),
+        false => ("", ""),
+    };
     format!(
-        r#"_tether_key=$1; shift; {decode} {start};{start_err} (eval "unset _tether_cmd _tether_key; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s""#
+        r#"_tether_key=$1; shift; {decode} {announce} {start};{start_err} (eval "unset _tether_cmd _tether_key{announced}; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s""#
     )
 }
 

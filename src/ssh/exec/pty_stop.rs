@@ -1,0 +1,74 @@
+//! Stopping a command that runs on a pseudo-terminal, which has no supervisor: its process
+//! group is signalled from a second channel, as a supervised command's is.
+//!
+//! sshd makes the login shell of a PTY session the leader of a new session and process group,
+//! and the login shell `exec`s the exec's sh (see `wrap.rs`), which runs the command in a
+//! subshell of that same group (a shell without job control makes no group of its own). The
+//! exec's sh says its pid in a frame before its start marker ([`frame_start`]) when it leads its
+//! group, and catches SIGTERM (a no-op trap, reset to the default in the subshell): it outlives
+//! the stop's SIGTERM, so that the command gets its grace period, instead of dying at once and,
+//! as the terminal's controlling process, having the kernel send the command SIGHUP. Where no
+//! frame came (the stop came before the start marker), closing the channel hangs up the
+//! terminal, as before.
+
+use super::frames::Key;
+
+/// The sh that says the exec's sh's process group (its pid, when it leads the group: read from
+/// `/proc`, else from `ps`) in a frame on stdout, and traps SIGTERM; part of the PTY boot script
+/// (see [`frame_start`]). Leaves `$_tether_g` and `$_tether_v` set, for the boot script to unset.
+pub(super) const ANNOUNCE: &str = r#"_tether_g=; [ -r /proc/$$/stat ] && read -r _tether_v _tether_v _tether_v _tether_v _tether_g _tether_v </proc/$$/stat; [ -n "$_tether_g" ] || { _tether_g=$(ps -o pgid= -p $$ 2>/dev/null); _tether_g=${_tether_g##* }; }; [ "$_tether_g" = $$ ] && printf "\036tether-pg:%s:%s\036" "$_tether_key" $$; trap : TERM;"#;
+
+/// The start of the frame [`ANNOUNCE`] writes for the command with frame key `key`: the
+/// process group follows, then `\x1e`.
+pub(super) fn frame_start(key: &Key) -> Vec<u8> {
+    format!("\x1etether-pg:{}:", key.as_str()).into_bytes()
+}
+
+/// The process group in `preamble` (what came before the start marker on a PTY's stdout), when
+/// the exec's sh with frame key `key` said it: the frame's byte range, to cut it out, and the
+/// group (digits only).
+pub(super) fn group(preamble: &[u8], key: &Key) -> Option<(std::ops::Range<usize>, String)> {
+    let start = frame_start(key);
+    let from = preamble
+        .windows(start.len())
+        .position(|w| w == start.as_slice())?;
+    let text = from + start.len();
+    let end = text + preamble[text..].iter().position(|&b| b == 0x1e)?;
+    let pgid = std::str::from_utf8(&preamble[text..end]).ok()?;
+    (!pgid.is_empty() && pgid.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| (from..end + 1, pgid.to_string()))
+}
+
+/// The exec's sh that stops process group `$1`: SIGTERM, then SIGKILL once `$2` seconds have
+/// passed with the group still there; prints `TERM`, `KILL` or `gone` (no such group: the
+/// command had ended), as `supervisor::stop` does. `start` prints the start markers.
+pub(super) fn script(start: &str) -> String {
+    format!(
+        r#"_tether_p=$1; _tether_g=$2; set --; {start} _tether_r=TERM; if ! kill -TERM -"$_tether_p" 2>/dev/null; then _tether_r=gone; else _tether_i=0; while kill -0 -"$_tether_p" 2>/dev/null; do if [ $_tether_i -ge $((_tether_g*20)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; fi; echo "$_tether_r"; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_group_frame_is_read_only_with_its_key_and_digits() {
+        let key = Key::fixed("k1");
+        let mut preamble = b"motd\r\n".to_vec();
+        preamble.extend(frame_start(&key));
+        preamble.extend(b"4242\x1e");
+        let (range, pgid) = group(&preamble, &key).expect("a frame");
+        assert_eq!(pgid, "4242");
+        assert_eq!(&preamble[..range.start], b"motd\r\n");
+        assert_eq!(range.end, preamble.len());
+        // Another command's key, or a frame that is not a number, is no group to signal.
+        assert_eq!(group(&preamble, &Key::fixed("k2")), None);
+        let mut forged = frame_start(&key);
+        forged.extend(b"-1\x1e");
+        assert_eq!(group(&forged, &key), None);
+        let mut cut = frame_start(&key);
+        cut.extend(b"42");
+        assert_eq!(group(&cut, &key), None);
+    }
+}

@@ -410,3 +410,84 @@ fn the_spool_is_bounded_and_loses_nothing() {
     assert!(peak <= 5 * CHUNK, "the spool held {peak} bytes of stdout");
     assert!(peak >= CHUNK / 4, "the watcher saw only {peak} bytes");
 }
+
+/// A run killed before it read its commands' results (SIGKILL, its machine gone) leaves their
+/// files in the private directory; the next run's clean-up removes those a day old that
+/// nobody will read (finished a day ago, or whose supervisor died), and leaves a command still
+/// running and one that ended within the day.
+#[test]
+fn files_a_killed_run_left_expire_after_a_day() {
+    let (lab, mut h) = one_host();
+    run(&mut h, "true");
+    let dir = lab.host("host1").tmp.join("tether-root");
+    assert!(dir.is_dir(), "{}", dir.display());
+    // A process group that is still there: a command of a killed run, still running.
+    let mut alive = std::process::Command::new("setsid")
+        .args(["sleep", "60"])
+        .spawn()
+        .unwrap();
+    let write = |id: &str, status: &str, pgid: &str| {
+        for (ext, text) in [
+            ("o", ""),
+            ("o.0", "out"),
+            ("e.0", "err"),
+            ("c", status),
+            ("s", status),
+            ("p", pgid),
+            ("q", "3 3"),
+            ("claim", ""),
+        ] {
+            std::fs::write(dir.join(format!("{id}.{ext}")), text).unwrap();
+        }
+    };
+    let age = |name: &str, days: u32| {
+        let ok = std::process::Command::new("touch")
+            .arg("-d")
+            .arg(format!("{days} days ago"))
+            .arg(dir.join(name))
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    };
+    let all =
+        |id: &str| ["o", "o.0", "e.0", "c", "s", "p", "q", "claim"].map(|e| format!("{id}.{e}"));
+    // Finished two days ago, never read.
+    write("old-done", "0", "1");
+    all("old-done").iter().for_each(|f| age(f, 2));
+    // Started two days ago, its supervisor killed: no status, no process group.
+    write("old-dead", "", "999999999");
+    all("old-dead").iter().for_each(|f| age(f, 2));
+    // Started two days ago and still running.
+    write("old-running", "", &alive.id().to_string());
+    all("old-running").iter().for_each(|f| age(f, 2));
+    // Started two days ago, finished a minute ago: a run may still read it.
+    write("old-just-done", "0", "1");
+    all("old-just-done")
+        .iter()
+        .filter(|f| !f.ends_with(".s"))
+        .for_each(|f| age(f, 2));
+    // A claim two days old with nothing beside it (its exec never started).
+    std::fs::write(dir.join("lone.claim"), "").unwrap();
+    age("lone.claim", 2);
+    // Finished now.
+    write("fresh", "0", "1");
+    run(&mut h, "true");
+    drop(h);
+    let gone = |id: &str| all(id).iter().all(|f| !dir.join(f).exists());
+    let kept = |id: &str| all(id).iter().all(|f| dir.join(f).exists());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(gone("old-done") && gone("old-dead") && !dir.join("lone.claim").exists()) {
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(Instant::now() < deadline, "not expired: {left:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(kept("old-running"));
+    assert!(kept("old-just-done"));
+    assert!(kept("fresh"));
+    alive.kill().unwrap();
+    alive.wait().unwrap();
+}

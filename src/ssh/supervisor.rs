@@ -260,10 +260,22 @@ pub fn claim(start: &str) -> String {
     )
 }
 
-/// The exec's sh that removes the files of the commands named in its arguments (one `rm`).
+/// The exec's sh that removes the files of the commands named in its arguments (one `rm`), and
+/// those a run that ended without reading them left behind (killed with SIGKILL, its machine
+/// gone) once they are a day old ([`EXPIRE`]).
 pub fn clean() -> String {
-    r#"_tether_b=${TMPDIR:-/tmp}/tether-${LOGNAME:-$USER}; _tether_n=$#; for _tether_x; do set -- "$@" "$_tether_b/$_tether_x".? "$_tether_b/$_tether_x".?.* "$_tether_b/$_tether_x.claim"; done; shift $_tether_n; [ $# -eq 0 ] || rm -f "$@""#.to_string()
+    format!(
+        r#"_tether_b=${{TMPDIR:-/tmp}}/tether-${{LOGNAME:-$USER}}; _tether_n=$#; for _tether_x; do set -- "$@" "$_tether_b/$_tether_x".? "$_tether_b/$_tether_x".?.* "$_tether_b/$_tether_x.claim"; done; shift $_tether_n; [ $# -eq 0 ] || rm -f "$@"; {EXPIRE}"#
+    )
 }
+
+/// Removes the files of commands nobody will read any more, found by one `find` (POSIX
+/// `-prune`, `-mtime +0`: a day old or more) in the private directory (not a symlink): a
+/// command whose status (`ID.s`) was written a day ago or more; one started that long ago
+/// (`ID.o`) with no status whose process group (`ID.p`) is gone (its supervisor was killed);
+/// a claim (`ID.claim`) that old with no files beside it. A command still running, or that
+/// ended within the day (a run may still re-attach to it and read its status), is left.
+const EXPIRE: &str = r#"[ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && find "$_tether_b/." ! -name . -prune \( -name '*.s' -o -name '*.o' -o -name '*.claim' \) -mtime +0 2>/dev/null | while read -r _tether_f; do _tether_i=${_tether_f%.*}; case $_tether_f in *.s) [ -s "$_tether_f" ] || continue;; *.o) [ -s "$_tether_i.s" ] && continue; _tether_p=; read -r _tether_p <"$_tether_i.p" 2>/dev/null; [ -n "$_tether_p" ] && kill -0 -"$_tether_p" 2>/dev/null && continue;; *) [ -e "$_tether_i.o" ] && continue;; esac; rm -f "$_tether_i".? "$_tether_i".?.* "$_tether_i.claim"; done"#;
 
 /// A new command id: unique on the host for this user (time, pid, and a counter).
 pub fn new_id() -> String {

@@ -93,6 +93,9 @@ pub struct NotRun {
     pub host: String,
     /// Why (`stopped before \`cmd\`: web1 failed`, `not started: an earlier host failed`).
     pub reason: String,
+    /// Whether it had started its work of the step (then it was stopped early; else it was
+    /// not started at all).
+    pub started: bool,
 }
 
 /// A failure of one step: every host that failed and every host stopped early, in host order.
@@ -241,8 +244,12 @@ impl Failure {
                 self.failed.len(),
                 if total == 1 { "" } else { "s" }
             ));
-            if !self.not_run.is_empty() {
-                out.push_str(&format!(", {} stopped early", self.not_run.len()));
+            let stopped = self.not_run.iter().filter(|n| n.started).count();
+            if stopped > 0 {
+                out.push_str(&format!(", {stopped} stopped early"));
+            }
+            if stopped < self.not_run.len() {
+                out.push_str(&format!(", {} not started", self.not_run.len() - stopped));
             }
             let failed: Vec<(&str, &str)> = self
                 .failed
@@ -317,17 +324,27 @@ mod tests {
                 hf("web1", Kind::CommandFailed),
                 hf("web3", Kind::Unreachable),
             ],
-            vec![NotRun {
-                host: "web4".into(),
-                reason: "stopped before `b`: web1 failed".into(),
-            }],
-            4,
+            vec![
+                NotRun {
+                    host: "web4".into(),
+                    reason: "stopped before `b`: web1 failed".into(),
+                    started: true,
+                },
+                NotRun {
+                    host: "web5".into(),
+                    reason: "not started: an earlier host or group of this step failed".into(),
+                    started: false,
+                },
+            ],
+            5,
         );
         assert_eq!(f.kind, Kind::Unreachable);
         assert_eq!(f.exit_code(), 3);
         assert_eq!(
             f.message(),
-            "2 of 4 hosts failed, 1 stopped early\nweb1: broke\nweb3: broke\nweb4: stopped before `b`: web1 failed"
+            "2 of 5 hosts failed, 1 stopped early, 1 not started\nweb1: broke\nweb3: broke\n\
+             web4: stopped before `b`: web1 failed\n\
+             web5: not started: an earlier host or group of this step failed"
         );
     }
 
@@ -351,6 +368,7 @@ mod tests {
             .map(|h| NotRun {
                 host: h.into(),
                 reason: "stopped before `b`: web1 failed".into(),
+                started: true,
             })
             .to_vec();
         let mut f = Failure::hosts(failed, not_run, 6);

@@ -177,6 +177,8 @@ pub fn step_failure(results: &[HostResult]) -> Option<Failure> {
             Some(NotRun {
                 host: r.host.clone(),
                 reason,
+                // Only a command stopped while it ran had started.
+                started: r.result.is_some(),
             })
         })
         .collect();

@@ -452,3 +452,34 @@ task("past", || {{
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert!(!root.join("marker").exists());
 }
+
+/// Hosts a failure kept from starting are counted as not started, apart from hosts stopped
+/// early (issue 10: an honest summary): in sequence, the first host's failure leaves the others
+/// not started, string form or closure.
+#[test]
+fn hosts_never_started_are_counted_as_not_started() {
+    let lab = Lab::builder().names(&["app1", "app2", "app3"]).start();
+    let mut r = RecipeDir::new(
+        "not-started",
+        r#"
+server("app1", #{ roles: ["app"] });
+server("app2", #{ roles: ["app"] });
+server("app3", #{ roles: ["app"] });
+task("string", || { on("app", #{ in: "sequence" }, "exit 3"); });
+task("closure", || { on("app", #{ in: "sequence" }, |host| { run("exit 3"); }); });
+"#,
+    );
+    r.ssh_config = Some(lab.ssh_config());
+    for task in ["string", "closure"] {
+        let out = r.tether().args(&[task]).run();
+        out.status(1)
+            .stderr_contains("error: 1 of 3 hosts failed, 2 not started\n")
+            .stderr_contains("app2: not started: an earlier host or group of this step failed")
+            .stderr_contains("app3: not started: an earlier host or group of this step failed");
+        assert!(
+            !out.stderr.contains("stopped early"),
+            "{task}: {}",
+            out.stderr
+        );
+    }
+}

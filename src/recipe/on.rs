@@ -172,6 +172,7 @@ fn on_command(rt: &Runtime, target: &Dynamic, opts: &Map, cmd: &str) -> Fallible
                 host: h.clone(),
                 reason: "not started: sudo refused the password on another host of this step"
                     .into(),
+                started: false,
             })
             .collect();
         return Err(throw(Failure::merge(refused, not_run, hosts.len())));
@@ -317,6 +318,7 @@ fn on_closure(
                     &s.command,
                     &abort.because(&hosts).unwrap_or(s.because),
                 ),
+                started: true,
             }),
             Slot::Done(HostEnd::RecipeError(e)) => {
                 if rt.interrupted() {
@@ -337,6 +339,7 @@ fn on_closure(
             Slot::Skipped(why) => not_run.push(NotRun {
                 host: host.clone(),
                 reason: skipped_words(why).into(),
+                started: false,
             }),
         }
     }

@@ -312,6 +312,36 @@ fn a_stopped_pty_command_gets_its_sigterm_grace() {
     sigterm_grace(true);
 }
 
+/// A PTY command stopped at once, before its exec's sh said its process group (a Ctrl-C in the
+/// first milliseconds), is stopped all the same: closing its channel that early raced sshd
+/// setting up the terminal, and the command outlived the hang-up while reported stopped
+/// (fresh-eyes finding, stop 24).
+#[test]
+fn a_pty_command_stopped_as_it_starts_does_not_outlive_the_stop() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    for round in 0..6 {
+        let sleep = format!("sleep 7{round}");
+        let how = FanOut {
+            kill: Stop::flag(Arc::new(AtomicBool::new(true)), StopReason::Interrupted),
+            pty: true,
+            ..FanOut::default()
+        };
+        let command = format!("echo ran >> /srv/marker; {sleep}");
+        let r = h.pool.fan_out(&[("host1".into(), command)], &how).remove(0);
+        h.settle();
+        assert!(
+            matches!(r.result, Some(Err(SshError::CommandStopped { .. }))),
+            "{:?}",
+            r.result
+        );
+        wait_until(
+            &format!("round {round}: `{sleep}` outlived its stop"),
+            || processes(&lab, "host1", &sleep).is_empty(),
+        );
+    }
+}
+
 fn sigterm_grace(pty: bool) {
     let lab = Lab::builder().names(&["host1"]).start();
     let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
@@ -353,6 +383,16 @@ fn sigterm_grace(pty: bool) {
         "{}",
         h.story()
     );
+    // What the clean-up printed is shown (on a PTY both streams are the terminal's).
+    h.settle();
+    let said = |want: Stream| {
+        h.count("host1", |k| {
+            matches!(k, EventKind::Output { stream, line } if *stream == want && line == "cleaning")
+        })
+    };
+    let (out, err) = (said(Stream::Stdout), said(Stream::Stderr));
+    let want = if pty { (2, 0) } else { (1, 1) };
+    assert_eq!((out, err), want, "{}", h.story());
     // Ignores SIGTERM: SIGKILL after the grace, and said so.
     std::fs::write(root.join("marker"), "").unwrap();
     let mark = h.mark();

@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use super::incoming::{direct_reason, Streams};
+use super::incoming::{direct_reason, Incoming, Streams};
 use super::options::{ExecOptions, CHUNK};
 use super::outcome::ExecError;
 use super::pty_stop;
@@ -13,6 +13,12 @@ use crate::ssh::connect::{Connection, WaitError};
 
 /// How often a PTY command with a stop flag checks it (at most this late).
 pub(super) const STOP_CHECK: Duration = Duration::from_millis(50);
+
+/// How long a PTY command stopped before its exec's sh said its process group waits for that
+/// frame (it comes moments after the exec request) before its channel is closed instead:
+/// closing it that early races sshd setting up the terminal, and the hang-up can miss the
+/// command altogether.
+const GROUP_WAIT: Duration = Duration::from_secs(2);
 
 /// Feeds `channel` its stdin and reads both streams into `streams` until it ends (Ok), is
 /// lost, stopped (a PTY command, or one under the supervisor), or past its deadline.
@@ -48,6 +54,7 @@ pub(super) fn pump(
     let transfer = opts.stdin_from.is_some() || opts.stdout_to.is_some();
     let stop = Some(&opts.stop).filter(|s| !s.is_empty() && (opts.pty || supervised || transfer));
     let mut buf = vec![0u8; 32 * 1024];
+    let mut stopped_at: Option<Instant> = None;
     loop {
         // Under the supervisor the channel stays open while its process group is stopped
         // (the caller does that, then closes it): the exec's sh ends with the command.
@@ -56,7 +63,12 @@ pub(super) fn pump(
             && err.start.open
             && direct_reason(&err.start.preamble, key).is_none())
             || (opts.pty && out.start.open && pty_stop::group(&out.start.preamble, key).is_some());
-        if stop.is_some_and(|s| s.is_set()) && (opts.pty || transfer || attached) {
+        let stopping = stop.is_some_and(|s| s.is_set());
+        let for_group = opts.pty
+            && !out.start.open
+            && stopping
+            && stopped_at.get_or_insert_with(Instant::now).elapsed() < GROUP_WAIT;
+        if stopping && (opts.pty || transfer || attached) && !for_group {
             if !attached {
                 close_now(conn, channel);
             }
@@ -108,28 +120,8 @@ pub(super) fn pump(
                 }
             }
         }
-        let mut open_streams = 0;
-        for stream_id in [0, 1] {
-            match channel.stream(stream_id).read(&mut buf) {
-                Ok(0) => {}
-                Ok(n) => {
-                    progressed = true;
-                    open_streams += 1;
-                    let incoming = if stream_id == 0 { &mut *out } else { &mut *err };
-                    if let Err(e) = incoming.push(&buf[..n], on_line) {
-                        close_now(conn, channel);
-                        return Err(ExecError::Local(format!("writing the output: {e}")));
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => open_streams += 1,
-                Err(e) => {
-                    return Err(lost(
-                        "reading output failed",
-                        WaitError::Failed(crate::ssh::wording::plain_io(&e, session)),
-                    ))
-                }
-            }
-        }
+        let (read, open_streams) = read_both(conn, channel, out, err, &mut buf, on_line)?;
+        progressed |= read;
         if let Some(a) = agent.as_mut() {
             // Agent channels the server opened while we read (the remote command talks to
             // its SSH_AUTH_SOCK).
@@ -186,6 +178,73 @@ pub(super) fn pump(
         a.finish(conn);
     }
     Ok(())
+}
+
+/// Reads what is there of both streams of `channel` into `out` and `err` (once each): whether
+/// anything came, and how many streams are still open.
+fn read_both(
+    conn: &Connection,
+    channel: &mut ssh2::Channel,
+    out: &mut Incoming,
+    err: &mut Incoming,
+    buf: &mut [u8],
+    on_line: &mut dyn FnMut(Stream, &str),
+) -> Result<(bool, usize), ExecError> {
+    let (mut progressed, mut open_streams) = (false, 0);
+    for stream_id in [0, 1] {
+        match channel.stream(stream_id).read(buf) {
+            Ok(0) => {}
+            Ok(n) => {
+                progressed = true;
+                open_streams += 1;
+                let incoming = if stream_id == 0 { &mut *out } else { &mut *err };
+                if let Err(e) = incoming.push(&buf[..n], on_line) {
+                    close_now(conn, channel);
+                    return Err(ExecError::Local(format!("writing the output: {e}")));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => open_streams += 1,
+            Err(e) => {
+                return Err(ExecError::Lost(format!(
+                    "reading output failed: {}",
+                    crate::ssh::wording::plain_io(&e, &conn.session)
+                )))
+            }
+        }
+    }
+    Ok((progressed, open_streams))
+}
+
+/// After a stop that signalled the command's process group: reads what the command still
+/// wrote (the words of its clean-up on SIGTERM, the supervisor's last bytes) until its channel
+/// ends, for `within` at most. Best effort: what the session cannot deliver is left.
+pub(super) fn drain(
+    conn: &Connection,
+    channel: &mut ssh2::Channel,
+    streams: &mut Streams,
+    on_line: &mut dyn FnMut(Stream, &str),
+    within: Duration,
+) {
+    let until = Instant::now() + within;
+    let mut buf = vec![0u8; 32 * 1024];
+    while Instant::now() < until {
+        match read_both(
+            conn,
+            channel,
+            &mut streams.out,
+            &mut streams.err,
+            &mut buf,
+            on_line,
+        ) {
+            Ok((_, 0)) if channel.eof() => return,
+            Ok((true, _)) => continue,
+            Ok((false, _)) => match conn.wait_socket(until.min(Instant::now() + STOP_CHECK)) {
+                Ok(()) | Err(WaitError::Timeout) => {}
+                Err(WaitError::Failed(_)) => return,
+            },
+            Err(_) => return,
+        }
+    }
 }
 
 /// Closes `channel` now and waits (briefly) for the server's close: for a PTY command, that

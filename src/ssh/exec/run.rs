@@ -10,7 +10,7 @@ use super::options::{ExecOptions, OPEN_TIMEOUT, PTY_TERM};
 use super::outcome::{ExecError, ExecOutput, ExitStatus, RemoteStop};
 use super::preamble::{Preamble, StartFilter};
 use super::pty_stop;
-use super::pump::{close_now, pump};
+use super::pump::{close_now, drain, pump};
 use super::supervision::Supervision;
 use super::wrap::{start_markers, wrap_for, wrap_script, MAX_EXEC};
 use crate::command::quote;
@@ -284,6 +284,10 @@ pub(super) fn stage(
     )))
 }
 
+/// How long a stopped command's channel is read for what it wrote after the stop (see
+/// [`drain`]).
+const DRAIN: Duration = Duration::from_secs(2);
+
 /// Runs the exec request string `wrapped`, whose frames carry `key`, on a new channel of
 /// `conn`; with `sup`, a command under the supervisor (resumed when `sup` holds its streams).
 pub(super) fn run_wrapped(
@@ -372,7 +376,13 @@ pub(super) fn run_wrapped(
                 }
                 (None, None) => None,
             };
-            if stopped.is_some() {
+            if let Some(result) = &stopped {
+                if result.is_ok() {
+                    // The group is gone; what its clean-up wrote is still on its way.
+                    drain(conn, &mut channel, &mut streams, on_line, DRAIN);
+                    streams.out.lines.finish(|l| on_line(Stream::Stdout, l));
+                    streams.err.lines.finish(|l| on_line(Stream::Stderr, l));
+                }
                 close_now(conn, &mut channel);
             }
             return Err(e.with_stop(stopped.map(|r| match r {

@@ -96,7 +96,7 @@ pub fn text_lines(st: &State, look: Look, event: &Event) -> Vec<String> {
             format_duration(*rtt),
             match beat {
                 Beat::Keepalive => " (protocol keepalive, acknowledged)",
-                Beat::Channel => "",
+                Beat::Channel => " (a channel opened and closed, no command)",
                 Beat::Command => " (`true`: the server may close a connection without one)",
                 Beat::Limits => " (read the server's idle limits)",
             },

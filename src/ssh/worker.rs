@@ -41,6 +41,12 @@ use crate::event::{EventKind, Sink, Stream};
 /// (see [`heartbeat::read_limits`]).
 pub const READ_LIMITS_AFTER: Duration = Duration::from_secs(1);
 
+/// Acknowledged keepalives between two bare-channel heartbeats of a host kept by keepalives: a
+/// keepalive's acknowledgement comes from the server's kernel, which answers for a stopped or
+/// hung sshd too; a channel needs sshd itself. So a hung sshd is found within four intervals
+/// while idle, not at the next command (which would wait for its channel until it gave up).
+const KEEPALIVES_PER_CHANNEL: u32 = 3;
+
 /// A session that could not be replaced is tried again by a command that comes at least this
 /// long after the failed attempt (earlier ones fail at once: the host is known unreachable).
 pub const RETRY_LOST_AFTER: Duration = Duration::from_secs(5);
@@ -136,6 +142,7 @@ impl HostWorker {
             last_alive: Instant::now(),
             beat: None,
             keepalive_sent: None,
+            keepalives: 0,
             limits_known: false,
             connected_at: Instant::now(),
             preamble_shown: false,
@@ -231,6 +238,9 @@ struct WorkerState {
     /// (at that moment plus the heartbeat's deadline; a command or another heartbeat in
     /// between proves the session and clears it).
     keepalive_sent: Option<Instant>,
+    /// Keepalives acknowledged since the last bare-channel heartbeat (see
+    /// [`KEEPALIVES_PER_CHANNEL`]).
+    keepalives: u32,
     /// Whether that heartbeat read the server's whole config: its idle limits are known (see
     /// [`heartbeat::Limits::read`]).
     limits_known: bool,
@@ -354,6 +364,7 @@ impl WorkerState {
         let beat = match self.beat {
             Some(Beat::Keepalive)
                 if probe
+                    || (sent.is_none() && self.keepalives >= KEEPALIVES_PER_CHANNEL)
                     || !self
                         .owner
                         .beat_every()
@@ -391,6 +402,10 @@ impl WorkerState {
         };
         match result {
             Ok((limits, beat, rtt)) => {
+                match beat {
+                    Beat::Keepalive => self.keepalives += 1,
+                    _ => self.keepalives = 0,
+                }
                 match sent.filter(|_| beat == Beat::Keepalive) {
                     // The session was known to work when the keepalive left.
                     Some(sent) => self.last_alive = sent,

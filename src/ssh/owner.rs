@@ -127,7 +127,7 @@ impl Owner {
     }
 
     /// [`connect`](Owner::connect), giving up after `at_most` when that is shorter than the
-    /// config's `ConnectTimeout` (a re-attach bound that must hold: see `worker.rs`).
+    /// config's `ConnectTimeout` (a re-attach bound that must hold: see `worker/reattach.rs`).
     pub fn connect_for(&self, at_most: Option<Duration>) -> Result<Connection, SshError> {
         let clamped;
         let config = match at_most {

@@ -13,10 +13,10 @@
 //! re-attached to on a new session within the `reattach` bound (see `supervisor.rs`), or left
 //! to be stopped at the next contact (any new session stops it first), or, failing that, by
 //! one last attempt before the worker ends, which names it with how to stop it by hand when
-//! even that fails.
+//! even that fails. What the thread holds is in `state.rs`, the idle side in `idle.rs`,
+//! re-attaching and orphans in `reattach.rs`.
 
-use std::io::{Read as _, Write as _};
-use std::os::fd::AsRawFd as _;
+use std::io::Write as _;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
@@ -25,45 +25,26 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::config::HostConfig;
-use super::connect::{poll_fds, Connection, WaitError};
 use super::exec::{self, Echo, ExecError, ExecOptions, ExecOutput, Supervision};
 use super::heartbeat::{self, Beat};
-use super::idle_death::{self, IdleDeath};
 use super::limiter::HandshakeLimiter;
 use super::owner::{Owner, Shared, Via};
 use super::policy::WorkerSettings;
 use super::reconnect;
-use super::supervisor::Placement;
 use super::SshError;
 use crate::event::{EventKind, Sink, Stream};
 
-/// How old a session must be, and how long idle, before a heartbeat reads its server's limits
-/// (see [`heartbeat::read_limits`]).
-pub const READ_LIMITS_AFTER: Duration = Duration::from_secs(1);
+mod idle;
+mod reattach;
+mod state;
 
-/// Acknowledged keepalives between two bare-channel heartbeats of a host kept by keepalives: a
-/// keepalive's acknowledgement comes from the server's kernel, which answers for a stopped or
-/// hung sshd too; a channel needs sshd itself. So a hung sshd is found within four intervals
-/// while idle, not at the next command (which would wait for its channel until it gave up).
-const KEEPALIVES_PER_CHANNEL: u32 = 3;
+pub use idle::READ_LIMITS_AFTER;
+use idle::{drain, Idle};
+use state::WorkerState;
 
 /// A session that could not be replaced is tried again by a command that comes at least this
 /// long after the failed attempt (earlier ones fail at once: the host is known unreachable).
 pub const RETRY_LOST_AFTER: Duration = Duration::from_secs(5);
-
-/// How long the last attempt to reach a host, when tether is about to exit, may take to stop a
-/// command left running there when re-attaching to it failed (at most `ConnectTimeout`).
-pub const LAST_CONTACT: Duration = Duration::from_secs(5);
-
-/// A command left running under the supervisor when re-attaching to it failed.
-struct Orphan {
-    /// Its id on the host.
-    id: String,
-    /// The command.
-    command: String,
-    /// Its process group and files, as the host said.
-    place: Option<Placement>,
-}
 
 /// Receives a job's result on the worker thread; it must not block.
 pub type Reply = Box<dyn FnOnce(Result<ExecOutput, SshError>) + Send>;
@@ -208,46 +189,6 @@ impl Drop for HostWorker {
     }
 }
 
-struct WorkerState {
-    /// Connecting, the heartbeat interval, reconnecting.
-    owner: Owner,
-    conn: Option<Connection>,
-    /// Whether what the login shell prints before a command was reported (once per host).
-    preamble_shown: bool,
-    /// Whether running commands without the supervisor was reported (once per host).
-    direct_said: bool,
-    /// Commands left running under the supervisor when re-attaching to them failed: stopped
-    /// at the next contact with the host, or before the worker ends.
-    orphans: Vec<Orphan>,
-    /// Ids of supervised commands whose results were read: their directories on the host are
-    /// removed by the next command, or when the worker ends.
-    read: Vec<String>,
-    /// Set when the first connection failed (or tether is stopping): the host is unreachable
-    /// for this run.
-    failed: Option<SshError>,
-    /// Set when the session died and could not be replaced (or, with the heartbeat off, was
-    /// not), with when reconnecting last failed: a later command tries again first (failure
-    /// hooks need the host), with the usual backoff, unless the last attempt failed less than
-    /// [`RETRY_LOST_AFTER`] ago (then it fails at once, as the host is known unreachable).
-    lost: Option<(SshError, Option<Instant>)>,
-    /// Last moment the session was known to work (a command or heartbeat round trip).
-    last_alive: Instant,
-    /// What this host's heartbeat runs, once a heartbeat has read the server's limits.
-    beat: Option<Beat>,
-    /// When the heartbeat sent a keepalive whose acknowledgement is still to be looked for
-    /// (at that moment plus the heartbeat's deadline; a command or another heartbeat in
-    /// between proves the session and clears it).
-    keepalive_sent: Option<Instant>,
-    /// Keepalives acknowledged since the last bare-channel heartbeat (see
-    /// [`KEEPALIVES_PER_CHANNEL`]).
-    keepalives: u32,
-    /// Whether that heartbeat read the server's whole config: its idle limits are known (see
-    /// [`heartbeat::Limits::read`]).
-    limits_known: bool,
-    /// When the current session was opened.
-    connected_at: Instant,
-}
-
 impl WorkerState {
     fn emit(&self, kind: EventKind) {
         self.owner.emit(kind);
@@ -285,167 +226,6 @@ impl WorkerState {
             conn.session.set_blocking(true);
             conn.session.set_timeout(2000);
             let _ = conn.session.disconnect(None, "tether done", None);
-        }
-    }
-
-    fn wait_idle(&self, wake: &UnixStream) -> Idle {
-        let every = self.owner.beat_every();
-        let conn = self.conn.as_ref().filter(|_| every.is_some());
-        // Until the server's limits are read, the first heartbeat that reads them comes after
-        // READ_LIMITS_AFTER of idleness, also after a first command: a limit shorter than the
-        // interval (UnusedConnectionTimeout 3) must be known before it ends the session.
-        let first = |iv: Duration| match self.beat {
-            None => iv.min(READ_LIMITS_AFTER),
-            Some(_) => iv,
-        };
-        let due = match (conn, every, self.keepalive_sent) {
-            // Its acknowledgement is looked for when the next beat would be due (when that is
-            // sooner than the heartbeat's deadline), and, not there yet, at the deadline.
-            (Some(_), Some(iv), Some(sent)) => {
-                let deadline = sent + self.owner.settings.heartbeat_timeout;
-                Some(
-                    Some(sent + iv)
-                        .filter(|&at| at < deadline && Instant::now() < at)
-                        .unwrap_or(deadline),
-                )
-            }
-            (Some(_), Some(iv), None) => Some(self.last_alive + first(iv)),
-            _ => None,
-        };
-        let timeout = match due {
-            Some(due) => due.saturating_duration_since(Instant::now()),
-            None => Duration::from_secs(3600),
-        };
-        if timeout.is_zero() {
-            return Idle::Due;
-        }
-        let mut fds = vec![libc::pollfd {
-            fd: wake.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
-        // Right after login sshd sends a notice (hostkeys-00@openssh.com) that needs no
-        // answer. Answering it, as any server traffic, with a heartbeat cost every host a
-        // `true` forked on its server within 50 ms of login (a thousand of them while a large
-        // fleet is still connecting); the first heartbeat, due READ_LIMITS_AFTER after
-        // login, reads what came meanwhile, and answers a `ClientAliveInterval` probe (sent
-        // after a second of silence at the soonest) before sshd's next look.
-        let young = self.beat.is_none() && self.connected_at.elapsed() < READ_LIMITS_AFTER;
-        if let Some(c) = conn.filter(|_| !young) {
-            fds.push(libc::pollfd {
-                fd: c.fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
-        if poll_fds(&mut fds, timeout).is_err() {
-            return Idle::Due;
-        }
-        if fds[0].revents != 0 {
-            Idle::Wake
-        } else if fds.get(1).is_some_and(|f| f.revents != 0) {
-            Idle::Probe
-        } else if due.is_some_and(|due| Instant::now() >= due) {
-            // Only when the interval has really passed: poll also returns early on a signal.
-            Idle::Due
-        } else {
-            Idle::Wake
-        }
-    }
-
-    fn heartbeat(&mut self, probe: bool) {
-        let Some(conn) = &self.conn else { return };
-        let timeout = self.owner.settings.heartbeat_timeout;
-        // What the socket shows before libssh2 reads (and hides) how it ended.
-        let seen = idle_death::peek(conn.fd());
-        // A probe is answered by a channel: only a libssh2 call reads it (and the channel
-        // proves the round trip, so a keepalive still awaited is no longer looked for).
-        let sent = self.keepalive_sent.take().filter(|_| !probe);
-        let beat = match self.beat {
-            Some(Beat::Keepalive)
-                if probe
-                    || (sent.is_none() && self.keepalives >= KEEPALIVES_PER_CHANNEL)
-                    || !self
-                        .owner
-                        .beat_every()
-                        .is_some_and(|every| heartbeat::keepalive_fits(conn, every)) =>
-            {
-                Some(Beat::Channel)
-            }
-            beat => beat,
-        };
-        // A heartbeat due while the session is younger than READ_LIMITS_AFTER (an interval
-        // under a second) runs the `true` that is safe on any server: reading the limits then
-        // would delay a run's first command.
-        let result = match beat {
-            Some(Beat::Keepalive) if sent.is_some() => match heartbeat::keepalive_arrived(conn) {
-                // Not yet; the heartbeat's deadline has not passed either.
-                Err(WaitError::Timeout) if sent.is_some_and(|at| at.elapsed() < timeout) => {
-                    self.keepalive_sent = sent;
-                    return;
-                }
-                arrived => arrived.map(|rtt| (None, Beat::Keepalive, rtt)),
-            },
-            Some(Beat::Keepalive) => match heartbeat::send_keepalive(conn) {
-                Ok(()) => {
-                    self.keepalive_sent = Some(Instant::now());
-                    return;
-                }
-                Err(e) => Err(e),
-            },
-            Some(beat) => heartbeat::run(conn, beat, timeout).map(|rtt| (None, beat, rtt)),
-            None if self.connected_at.elapsed() < READ_LIMITS_AFTER => {
-                heartbeat::run(conn, Beat::Command, timeout).map(|rtt| (None, Beat::Command, rtt))
-            }
-            None => heartbeat::read_limits(conn, timeout)
-                .map(|(limits, rtt)| (Some(limits), Beat::Limits, rtt)),
-        };
-        match result {
-            Ok((limits, beat, rtt)) => {
-                match beat {
-                    Beat::Keepalive => self.keepalives += 1,
-                    _ => self.keepalives = 0,
-                }
-                match sent.filter(|_| beat == Beat::Keepalive) {
-                    // The session was known to work when the keepalive left.
-                    Some(sent) => self.last_alive = sent,
-                    None => {
-                        // Counts as client traffic too; "would block" only means it is queued.
-                        let _ = conn.session.keepalive_send();
-                        self.last_alive = Instant::now();
-                    }
-                }
-                self.emit(EventKind::Heartbeat { rtt, probe, beat });
-                if let Some(limits) = limits {
-                    self.beat = Some(limits.beat);
-                    self.limits_known = limits.read;
-                    self.owner.limits_read(&limits, conn);
-                }
-            }
-            Err(e) => {
-                let idle = self.last_alive.elapsed();
-                let death = IdleDeath::of(seen, &e, conn.fd());
-                // When the jump host's connection died (taking this host's tunnel with it),
-                // this host's server did not drop the idle session: nothing to learn. Nor
-                // from a reset or a silence (see `idle_death`), nor from a server whose
-                // limits were read: they did not end it.
-                let jump_lost = self
-                    .owner
-                    .via
-                    .as_ref()
-                    .is_some_and(|j| j.lost_since(self.last_alive));
-                if !jump_lost && death.may_be_idle_limit() {
-                    if !self.limits_known {
-                        self.owner.learn(idle);
-                    }
-                    // The server ended an idle session: should its config have said a bare
-                    // channel keeps it, a limit we could not see (a Match, a changed config)
-                    // may have. Run commands.
-                    self.beat = Some(Beat::Command);
-                }
-                let why = death.words().map_or_else(|| e.to_string(), String::from);
-                self.replace_session(format!("connection lost while idle ({why})"), true);
-            }
         }
     }
 
@@ -686,191 +466,6 @@ impl WorkerState {
         result
     }
 
-    /// The connection died while `command` ran under the supervisor (`sup`, started at
-    /// `started`): connects again (the pinned host key, the usual backoff) within the
-    /// re-attach bound and resumes it, as often as it is lost again. `Ok` is the resumed
-    /// command's result; `Err` the failure when the bound passed (the command is then an
-    /// orphan, stopped at the next contact) or its directory was gone: remote state unknown.
-    fn reattach(
-        &mut self,
-        command: &str,
-        opts: &ExecOptions,
-        sup: &mut Supervision,
-        started: Instant,
-        mut reason: String,
-    ) -> Result<Result<ExecOutput, ExecError>, SshError> {
-        let bound = opts.reattach.unwrap_or(self.owner.settings.reattach);
-        loop {
-            let lost_at = Instant::now();
-            self.conn = None;
-            if let Err(e) = self.connect_within(lost_at + bound) {
-                self.orphans.push(Orphan {
-                    id: sup.id.clone(),
-                    command: command.to_string(),
-                    place: sup.place.clone(),
-                });
-                let within = crate::duration::format(bound);
-                let reason = format!(
-                    "{reason}; not re-attached within {within} ({e}): remote state unknown, the \
-                     command may still be running (tether tries to stop it before its next \
-                     command on this host, or before it exits)"
-                );
-                // Not a host known unreachable: the bound was this command's. The next
-                // contact reconnects under the usual policy at once (and stops the orphan
-                // first), however soon it comes.
-                self.lost = Some((
-                    SshError::Session {
-                        host: self.owner.name.to_string(),
-                        reason: format!(
-                            "the connection was lost during `{command}` and not re-attached \
-                             within {within}"
-                        ),
-                    },
-                    None,
-                ));
-                return Err(SshError::ConnectionLost {
-                    host: self.owner.name.to_string(),
-                    command: command.to_string(),
-                    elapsed: started.elapsed(),
-                    reason,
-                });
-            }
-            self.emit(EventKind::Reattached {
-                command: command.to_string(),
-                lost_after: lost_at.saturating_duration_since(started),
-                took: lost_at.elapsed(),
-            });
-            let mut rest = opts.clone();
-            if let Some(t) = opts.timeout {
-                rest.timeout = Some(t.saturating_sub(started.elapsed()));
-            }
-            match self.exec_once(command, &rest, Some(sup)) {
-                Err(ExecError::Lost(again)) if sup.resumable() => reason = again,
-                Ok(_) if sup.gone => {
-                    return Err(SshError::ConnectionLost {
-                        host: self.owner.name.to_string(),
-                        command: command.to_string(),
-                        elapsed: started.elapsed(),
-                        reason: format!(
-                            "{reason}; re-attached, but the command's directory on the host \
-                             was gone: remote state unknown"
-                        ),
-                    })
-                }
-                other => return Ok(other),
-            }
-        }
-    }
-
-    /// Connects again (the pinned host key) with backoff 1, 2, 4 ... s up to the cap, until
-    /// `until`; the last error when no attempt worked. Each attempt gives up when `until`
-    /// passes, whatever `ConnectTimeout` says; a bound already spent (`--reattach 0`) still
-    /// gets one attempt, with the config's `ConnectTimeout`.
-    fn connect_within(&mut self, until: Instant) -> Result<(), SshError> {
-        let mut delay = Duration::from_secs(1);
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            match self.owner.connect_for((!left.is_zero()).then_some(left)) {
-                Ok(conn) => {
-                    self.conn = Some(conn);
-                    self.lost = None;
-                    self.last_alive = Instant::now();
-                    self.connected_at = self.last_alive;
-                    return Ok(());
-                }
-                Err(e) => {
-                    let refused = e.kind() == crate::failure::Kind::HostKeyRefused
-                        || matches!(e, SshError::Auth { .. } | SshError::AuthCutOff { .. });
-                    if refused || Instant::now() + delay >= until {
-                        return Err(e);
-                    }
-                }
-            }
-            let wake = Instant::now() + delay;
-            while Instant::now() < wake {
-                if self.owner.stop.load(Ordering::SeqCst) {
-                    return Err(SshError::Session {
-                        host: self.owner.name.to_string(),
-                        reason: "tether is stopping".into(),
-                    });
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            delay = (delay * 2).min(self.owner.settings.backoff_cap);
-        }
-    }
-
-    /// Stops the commands left running when re-attaching to them failed (see
-    /// [`WorkerState::reattach`]), now that the host has a session; reports each. One that
-    /// could not be stopped is tried again at the next contact, or, when this is the `last`
-    /// (tether exits), named with how to stop it by hand.
-    fn stop_orphans(&mut self, last: bool) {
-        let Some(conn) = &self.conn else { return };
-        let mut kept = Vec::new();
-        for orphan in std::mem::take(&mut self.orphans) {
-            match exec::stop_supervised(conn, &orphan.id) {
-                Ok(how) => self.owner.emit(EventKind::RemoteStopped {
-                    command: orphan.command,
-                    why: "left running when its connection was lost and re-attaching failed".into(),
-                    how,
-                }),
-                Err(failed) if last => self.left_running(&orphan, &failed),
-                Err(_) => kept.push(orphan),
-            }
-        }
-        self.orphans = kept;
-    }
-
-    /// tether is about to exit (this worker ends) with commands left running on the host:
-    /// one bounded attempt ([`LAST_CONTACT`]) to reach it and stop them; each that stays
-    /// running is named with how to stop it by hand.
-    fn last_contact(&mut self) {
-        if self.conn.is_none() {
-            match self.owner.connect_for(Some(LAST_CONTACT)) {
-                Ok(conn) => self.conn = Some(conn),
-                Err(e) => {
-                    let why = format!("the host could not be reached before tether exited: {e}");
-                    for orphan in std::mem::take(&mut self.orphans) {
-                        self.left_running(&orphan, &why);
-                    }
-                    return;
-                }
-            }
-        }
-        self.stop_orphans(true);
-    }
-
-    /// Says that `orphan` may still run on the host, where, and how to stop it by hand, as
-    /// stopping it failed (`why`).
-    fn left_running(&self, orphan: &Orphan, why: &str) {
-        let host = &self.owner.name;
-        let (pgid, spool, stop_with) = match &orphan.place {
-            Some(Placement { pgid, spool }) => (
-                Some(pgid.clone()),
-                spool.clone(),
-                format!("ssh {host} 'kill -TERM -- -{pgid}; rm -rf {spool}.*'"),
-            ),
-            // The exec's sh says where before the command starts: not known only when the
-            // connection died before that arrived. Its files then say it.
-            None => (
-                None,
-                format!("${{TMPDIR:-/tmp}}/tether-$LOGNAME/{}", orphan.id),
-                format!(
-                    "ssh {host} 'd=${{TMPDIR:-/tmp}}/tether-$LOGNAME/{}; kill -TERM -- -$(cat $d.p); \
-                     rm -rf $d.*'",
-                    orphan.id
-                ),
-            ),
-        };
-        self.emit(EventKind::RemoteLeftRunning {
-            command: orphan.command.clone(),
-            why: why.to_string(),
-            pgid,
-            spool,
-            stop_with,
-        });
-    }
-
     /// Says once per host that commands run without the supervisor, and what a re-attach
     /// could not recover.
     fn report_supervision(&mut self, command: &str, sup: &Supervision) {
@@ -969,15 +564,4 @@ impl WorkerState {
             out
         })
     }
-}
-
-enum Idle {
-    Wake,
-    Probe,
-    Due,
-}
-
-fn drain(wake: &UnixStream) {
-    let mut buf = [0u8; 64];
-    while matches!((&*wake).read(&mut buf), Ok(n) if n > 0) {}
 }

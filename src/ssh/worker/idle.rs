@@ -1,0 +1,197 @@
+//! The idle worker: waiting for a job, the server's traffic or the heartbeat, and running the
+//! heartbeat (what kind, when, and what its failure means: see `heartbeat.rs`).
+
+use std::io::Read as _;
+use std::os::fd::AsRawFd as _;
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use super::state::WorkerState;
+use crate::event::EventKind;
+use crate::ssh::connect::{poll_fds, WaitError};
+use crate::ssh::heartbeat::{self, Beat};
+use crate::ssh::idle_death::{self, IdleDeath};
+
+/// How old a session must be, and how long idle, before a heartbeat reads its server's limits
+/// (see [`heartbeat::read_limits`]).
+pub const READ_LIMITS_AFTER: Duration = Duration::from_secs(1);
+
+/// Acknowledged keepalives between two bare-channel heartbeats of a host kept by keepalives: a
+/// keepalive's acknowledgement comes from the server's kernel, which answers for a stopped or
+/// hung sshd too; a channel needs sshd itself. So a hung sshd is found within four intervals
+/// while idle, not at the next command (which would wait for its channel until it gave up).
+const KEEPALIVES_PER_CHANNEL: u32 = 3;
+
+impl WorkerState {
+    pub(super) fn wait_idle(&self, wake: &UnixStream) -> Idle {
+        let every = self.owner.beat_every();
+        let conn = self.conn.as_ref().filter(|_| every.is_some());
+        // Until the server's limits are read, the first heartbeat that reads them comes after
+        // READ_LIMITS_AFTER of idleness, also after a first command: a limit shorter than the
+        // interval (UnusedConnectionTimeout 3) must be known before it ends the session.
+        let first = |iv: Duration| match self.beat {
+            None => iv.min(READ_LIMITS_AFTER),
+            Some(_) => iv,
+        };
+        let due = match (conn, every, self.keepalive_sent) {
+            // Its acknowledgement is looked for when the next beat would be due (when that is
+            // sooner than the heartbeat's deadline), and, not there yet, at the deadline.
+            (Some(_), Some(iv), Some(sent)) => {
+                let deadline = sent + self.owner.settings.heartbeat_timeout;
+                Some(
+                    Some(sent + iv)
+                        .filter(|&at| at < deadline && Instant::now() < at)
+                        .unwrap_or(deadline),
+                )
+            }
+            (Some(_), Some(iv), None) => Some(self.last_alive + first(iv)),
+            _ => None,
+        };
+        let timeout = match due {
+            Some(due) => due.saturating_duration_since(Instant::now()),
+            None => Duration::from_secs(3600),
+        };
+        if timeout.is_zero() {
+            return Idle::Due;
+        }
+        let mut fds = vec![libc::pollfd {
+            fd: wake.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        // Right after login sshd sends a notice (hostkeys-00@openssh.com) that needs no
+        // answer. Answering it, as any server traffic, with a heartbeat cost every host a
+        // `true` forked on its server within 50 ms of login (a thousand of them while a large
+        // fleet is still connecting); the first heartbeat, due READ_LIMITS_AFTER after
+        // login, reads what came meanwhile, and answers a `ClientAliveInterval` probe (sent
+        // after a second of silence at the soonest) before sshd's next look.
+        let young = self.beat.is_none() && self.connected_at.elapsed() < READ_LIMITS_AFTER;
+        if let Some(c) = conn.filter(|_| !young) {
+            fds.push(libc::pollfd {
+                fd: c.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        if poll_fds(&mut fds, timeout).is_err() {
+            return Idle::Due;
+        }
+        if fds[0].revents != 0 {
+            Idle::Wake
+        } else if fds.get(1).is_some_and(|f| f.revents != 0) {
+            Idle::Probe
+        } else if due.is_some_and(|due| Instant::now() >= due) {
+            // Only when the interval has really passed: poll also returns early on a signal.
+            Idle::Due
+        } else {
+            Idle::Wake
+        }
+    }
+
+    pub(super) fn heartbeat(&mut self, probe: bool) {
+        let Some(conn) = &self.conn else { return };
+        let timeout = self.owner.settings.heartbeat_timeout;
+        // What the socket shows before libssh2 reads (and hides) how it ended.
+        let seen = idle_death::peek(conn.fd());
+        // A probe is answered by a channel: only a libssh2 call reads it (and the channel
+        // proves the round trip, so a keepalive still awaited is no longer looked for).
+        let sent = self.keepalive_sent.take().filter(|_| !probe);
+        let beat = match self.beat {
+            Some(Beat::Keepalive)
+                if probe
+                    || (sent.is_none() && self.keepalives >= KEEPALIVES_PER_CHANNEL)
+                    || !self
+                        .owner
+                        .beat_every()
+                        .is_some_and(|every| heartbeat::keepalive_fits(conn, every)) =>
+            {
+                Some(Beat::Channel)
+            }
+            beat => beat,
+        };
+        // A heartbeat due while the session is younger than READ_LIMITS_AFTER (an interval
+        // under a second) runs the `true` that is safe on any server: reading the limits then
+        // would delay a run's first command.
+        let result = match beat {
+            Some(Beat::Keepalive) if sent.is_some() => match heartbeat::keepalive_arrived(conn) {
+                // Not yet; the heartbeat's deadline has not passed either.
+                Err(WaitError::Timeout) if sent.is_some_and(|at| at.elapsed() < timeout) => {
+                    self.keepalive_sent = sent;
+                    return;
+                }
+                arrived => arrived.map(|rtt| (None, Beat::Keepalive, rtt)),
+            },
+            Some(Beat::Keepalive) => match heartbeat::send_keepalive(conn) {
+                Ok(()) => {
+                    self.keepalive_sent = Some(Instant::now());
+                    return;
+                }
+                Err(e) => Err(e),
+            },
+            Some(beat) => heartbeat::run(conn, beat, timeout).map(|rtt| (None, beat, rtt)),
+            None if self.connected_at.elapsed() < READ_LIMITS_AFTER => {
+                heartbeat::run(conn, Beat::Command, timeout).map(|rtt| (None, Beat::Command, rtt))
+            }
+            None => heartbeat::read_limits(conn, timeout)
+                .map(|(limits, rtt)| (Some(limits), Beat::Limits, rtt)),
+        };
+        match result {
+            Ok((limits, beat, rtt)) => {
+                match beat {
+                    Beat::Keepalive => self.keepalives += 1,
+                    _ => self.keepalives = 0,
+                }
+                match sent.filter(|_| beat == Beat::Keepalive) {
+                    // The session was known to work when the keepalive left.
+                    Some(sent) => self.last_alive = sent,
+                    None => {
+                        // Counts as client traffic too; "would block" only means it is queued.
+                        let _ = conn.session.keepalive_send();
+                        self.last_alive = Instant::now();
+                    }
+                }
+                self.emit(EventKind::Heartbeat { rtt, probe, beat });
+                if let Some(limits) = limits {
+                    self.beat = Some(limits.beat);
+                    self.limits_known = limits.read;
+                    self.owner.limits_read(&limits, conn);
+                }
+            }
+            Err(e) => {
+                let idle = self.last_alive.elapsed();
+                let death = IdleDeath::of(seen, &e, conn.fd());
+                // When the jump host's connection died (taking this host's tunnel with it),
+                // this host's server did not drop the idle session: nothing to learn. Nor
+                // from a reset or a silence (see `idle_death`), nor from a server whose
+                // limits were read: they did not end it.
+                let jump_lost = self
+                    .owner
+                    .via
+                    .as_ref()
+                    .is_some_and(|j| j.lost_since(self.last_alive));
+                if !jump_lost && death.may_be_idle_limit() {
+                    if !self.limits_known {
+                        self.owner.learn(idle);
+                    }
+                    // The server ended an idle session: should its config have said a bare
+                    // channel keeps it, a limit we could not see (a Match, a changed config)
+                    // may have. Run commands.
+                    self.beat = Some(Beat::Command);
+                }
+                let why = death.words().map_or_else(|| e.to_string(), String::from);
+                self.replace_session(format!("connection lost while idle ({why})"), true);
+            }
+        }
+    }
+}
+
+pub(super) enum Idle {
+    Wake,
+    Probe,
+    Due,
+}
+
+pub(super) fn drain(wake: &UnixStream) {
+    let mut buf = [0u8; 64];
+    while matches!((&*wake).read(&mut buf), Ok(n) if n > 0) {}
+}

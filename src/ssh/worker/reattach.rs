@@ -1,0 +1,202 @@
+//! Re-attaching to a supervised command whose connection died, and the commands left running
+//! when that failed (orphans): stopped at the next contact, or named before the worker ends.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::state::{Orphan, WorkerState};
+use crate::event::EventKind;
+use crate::ssh::exec::{self, ExecError, ExecOptions, ExecOutput, Supervision};
+use crate::ssh::supervisor::Placement;
+use crate::ssh::SshError;
+
+/// How long the last attempt to reach a host, when tether is about to exit, may take to stop a
+/// command left running there when re-attaching to it failed (at most `ConnectTimeout`).
+pub const LAST_CONTACT: Duration = Duration::from_secs(5);
+
+impl WorkerState {
+    /// The connection died while `command` ran under the supervisor (`sup`, started at
+    /// `started`): connects again (the pinned host key, the usual backoff) within the
+    /// re-attach bound and resumes it, as often as it is lost again. `Ok` is the resumed
+    /// command's result; `Err` the failure when the bound passed (the command is then an
+    /// orphan, stopped at the next contact) or its directory was gone: remote state unknown.
+    pub(super) fn reattach(
+        &mut self,
+        command: &str,
+        opts: &ExecOptions,
+        sup: &mut Supervision,
+        started: Instant,
+        mut reason: String,
+    ) -> Result<Result<ExecOutput, ExecError>, SshError> {
+        let bound = opts.reattach.unwrap_or(self.owner.settings.reattach);
+        loop {
+            let lost_at = Instant::now();
+            self.conn = None;
+            if let Err(e) = self.connect_within(lost_at + bound) {
+                self.orphans.push(Orphan {
+                    id: sup.id.clone(),
+                    command: command.to_string(),
+                    place: sup.place.clone(),
+                });
+                let within = crate::duration::format(bound);
+                let reason = format!(
+                    "{reason}; not re-attached within {within} ({e}): remote state unknown, the \
+                     command may still be running (tether tries to stop it before its next \
+                     command on this host, or before it exits)"
+                );
+                // Not a host known unreachable: the bound was this command's. The next
+                // contact reconnects under the usual policy at once (and stops the orphan
+                // first), however soon it comes.
+                self.lost = Some((
+                    SshError::Session {
+                        host: self.owner.name.to_string(),
+                        reason: format!(
+                            "the connection was lost during `{command}` and not re-attached \
+                             within {within}"
+                        ),
+                    },
+                    None,
+                ));
+                return Err(SshError::ConnectionLost {
+                    host: self.owner.name.to_string(),
+                    command: command.to_string(),
+                    elapsed: started.elapsed(),
+                    reason,
+                });
+            }
+            self.emit(EventKind::Reattached {
+                command: command.to_string(),
+                lost_after: lost_at.saturating_duration_since(started),
+                took: lost_at.elapsed(),
+            });
+            let mut rest = opts.clone();
+            if let Some(t) = opts.timeout {
+                rest.timeout = Some(t.saturating_sub(started.elapsed()));
+            }
+            match self.exec_once(command, &rest, Some(sup)) {
+                Err(ExecError::Lost(again)) if sup.resumable() => reason = again,
+                Ok(_) if sup.gone => {
+                    return Err(SshError::ConnectionLost {
+                        host: self.owner.name.to_string(),
+                        command: command.to_string(),
+                        elapsed: started.elapsed(),
+                        reason: format!(
+                            "{reason}; re-attached, but the command's directory on the host \
+                             was gone: remote state unknown"
+                        ),
+                    })
+                }
+                other => return Ok(other),
+            }
+        }
+    }
+
+    /// Connects again (the pinned host key) with backoff 1, 2, 4 ... s up to the cap, until
+    /// `until`; the last error when no attempt worked. Each attempt gives up when `until`
+    /// passes, whatever `ConnectTimeout` says; a bound already spent (`--reattach 0`) still
+    /// gets one attempt, with the config's `ConnectTimeout`.
+    pub(super) fn connect_within(&mut self, until: Instant) -> Result<(), SshError> {
+        let mut delay = Duration::from_secs(1);
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match self.owner.connect_for((!left.is_zero()).then_some(left)) {
+                Ok(conn) => {
+                    self.conn = Some(conn);
+                    self.lost = None;
+                    self.last_alive = Instant::now();
+                    self.connected_at = self.last_alive;
+                    return Ok(());
+                }
+                Err(e) => {
+                    let refused = e.kind() == crate::failure::Kind::HostKeyRefused
+                        || matches!(e, SshError::Auth { .. } | SshError::AuthCutOff { .. });
+                    if refused || Instant::now() + delay >= until {
+                        return Err(e);
+                    }
+                }
+            }
+            let wake = Instant::now() + delay;
+            while Instant::now() < wake {
+                if self.owner.stop.load(Ordering::SeqCst) {
+                    return Err(SshError::Session {
+                        host: self.owner.name.to_string(),
+                        reason: "tether is stopping".into(),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            delay = (delay * 2).min(self.owner.settings.backoff_cap);
+        }
+    }
+
+    /// Stops the commands left running when re-attaching to them failed (see
+    /// [`WorkerState::reattach`]), now that the host has a session; reports each. One that
+    /// could not be stopped is tried again at the next contact, or, when this is the `last`
+    /// (tether exits), named with how to stop it by hand.
+    pub(super) fn stop_orphans(&mut self, last: bool) {
+        let Some(conn) = &self.conn else { return };
+        let mut kept = Vec::new();
+        for orphan in std::mem::take(&mut self.orphans) {
+            match exec::stop_supervised(conn, &orphan.id) {
+                Ok(how) => self.owner.emit(EventKind::RemoteStopped {
+                    command: orphan.command,
+                    why: "left running when its connection was lost and re-attaching failed".into(),
+                    how,
+                }),
+                Err(failed) if last => self.left_running(&orphan, &failed),
+                Err(_) => kept.push(orphan),
+            }
+        }
+        self.orphans = kept;
+    }
+
+    /// tether is about to exit (this worker ends) with commands left running on the host:
+    /// one bounded attempt ([`LAST_CONTACT`]) to reach it and stop them; each that stays
+    /// running is named with how to stop it by hand.
+    pub(super) fn last_contact(&mut self) {
+        if self.conn.is_none() {
+            match self.owner.connect_for(Some(LAST_CONTACT)) {
+                Ok(conn) => self.conn = Some(conn),
+                Err(e) => {
+                    let why = format!("the host could not be reached before tether exited: {e}");
+                    for orphan in std::mem::take(&mut self.orphans) {
+                        self.left_running(&orphan, &why);
+                    }
+                    return;
+                }
+            }
+        }
+        self.stop_orphans(true);
+    }
+
+    /// Says that `orphan` may still run on the host, where, and how to stop it by hand, as
+    /// stopping it failed (`why`).
+    pub(super) fn left_running(&self, orphan: &Orphan, why: &str) {
+        let host = &self.owner.name;
+        let (pgid, spool, stop_with) = match &orphan.place {
+            Some(Placement { pgid, spool }) => (
+                Some(pgid.clone()),
+                spool.clone(),
+                format!("ssh {host} 'kill -TERM -- -{pgid}; rm -rf {spool}.*'"),
+            ),
+            // The exec's sh says where before the command starts: not known only when the
+            // connection died before that arrived. Its files then say it.
+            None => (
+                None,
+                format!("${{TMPDIR:-/tmp}}/tether-$LOGNAME/{}", orphan.id),
+                format!(
+                    "ssh {host} 'd=${{TMPDIR:-/tmp}}/tether-$LOGNAME/{}; kill -TERM -- -$(cat $d.p); \
+                     rm -rf $d.*'",
+                    orphan.id
+                ),
+            ),
+        };
+        self.emit(EventKind::RemoteLeftRunning {
+            command: orphan.command.clone(),
+            why: why.to_string(),
+            pgid,
+            spool,
+            stop_with,
+        });
+    }
+}

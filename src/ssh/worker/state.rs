@@ -1,0 +1,59 @@
+//! What a host's worker thread holds: its session and what it knows of the host.
+
+use std::time::Instant;
+
+use crate::ssh::connect::Connection;
+use crate::ssh::heartbeat::Beat;
+use crate::ssh::owner::Owner;
+use crate::ssh::supervisor::Placement;
+use crate::ssh::SshError;
+
+pub(super) struct WorkerState {
+    /// Connecting, the heartbeat interval, reconnecting.
+    pub(super) owner: Owner,
+    pub(super) conn: Option<Connection>,
+    /// Whether what the login shell prints before a command was reported (once per host).
+    pub(super) preamble_shown: bool,
+    /// Whether running commands without the supervisor was reported (once per host).
+    pub(super) direct_said: bool,
+    /// Commands left running under the supervisor when re-attaching to them failed: stopped
+    /// at the next contact with the host, or before the worker ends.
+    pub(super) orphans: Vec<Orphan>,
+    /// Ids of supervised commands whose results were read: their directories on the host are
+    /// removed by the next command, or when the worker ends.
+    pub(super) read: Vec<String>,
+    /// Set when the first connection failed (or tether is stopping): the host is unreachable
+    /// for this run.
+    pub(super) failed: Option<SshError>,
+    /// Set when the session died and could not be replaced (or, with the heartbeat off, was
+    /// not), with when reconnecting last failed: a later command tries again first (failure
+    /// hooks need the host), with the usual backoff, unless the last attempt failed less than
+    /// `RETRY_LOST_AFTER` ago (then it fails at once, as the host is known unreachable).
+    pub(super) lost: Option<(SshError, Option<Instant>)>,
+    /// Last moment the session was known to work (a command or heartbeat round trip).
+    pub(super) last_alive: Instant,
+    /// What this host's heartbeat runs, once a heartbeat has read the server's limits.
+    pub(super) beat: Option<Beat>,
+    /// When the heartbeat sent a keepalive whose acknowledgement is still to be looked for
+    /// (at that moment plus the heartbeat's deadline; a command or another heartbeat in
+    /// between proves the session and clears it).
+    pub(super) keepalive_sent: Option<Instant>,
+    /// Keepalives acknowledged since the last bare-channel heartbeat (see
+    /// `KEEPALIVES_PER_CHANNEL` in `idle.rs`).
+    pub(super) keepalives: u32,
+    /// Whether that heartbeat read the server's whole config: its idle limits are known (see
+    /// `heartbeat::Limits::read`).
+    pub(super) limits_known: bool,
+    /// When the current session was opened.
+    pub(super) connected_at: Instant,
+}
+
+/// A command left running under the supervisor when re-attaching to it failed.
+pub(super) struct Orphan {
+    /// Its id on the host.
+    pub(super) id: String,
+    /// The command.
+    pub(super) command: String,
+    /// Its process group and files, as the host said.
+    pub(super) place: Option<Placement>,
+}

@@ -489,6 +489,16 @@ fn the_stop_flag_stops_a_command_and_says_why() {
                 .collect();
             // A PTY command's process group is stopped too (its exec's sh said which).
             assert_eq!(said, vec![why.to_string()], "pty {pty}\n{}", h.story());
+            // Nothing of tether's own shells in the command's output: they outlive the
+            // SIGTERM, and their word on a child it killed (`Terminated`) goes nowhere.
+            let lines: Vec<&str> = h.events[mark..]
+                .iter()
+                .filter_map(|(_, e)| match &e.kind {
+                    EventKind::Output { line, .. } => Some(line.as_str()),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(lines, Vec::<&str>::new(), "pty {pty}\n{}", h.story());
         }
     }
 }

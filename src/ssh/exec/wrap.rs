@@ -41,13 +41,21 @@ pub(super) fn boot(pty: bool, supervised: bool) -> String {
             crate::ssh::supervisor::boot(&format!("{start};{start_err}"))
         );
     }
-    // On a PTY the exec's sh says its process group, so that a stop reaches the command.
-    let (announce, announced) = match pty {
-        true => (super::pty_stop::ANNOUNCE, " _tether_g _tether_v"),
-        false => ("", ""),
+    // On a PTY the exec's sh says its process group, so that a stop reaches the command, and
+    // outlives the stop's SIGTERM: its own stderr goes nowhere from then on (its word on the
+    // command that SIGTERM killed, `Terminated`, is not the command's), the terminal being
+    // fd 4 for the command and the status marker.
+    let (announce, announced, open, err) = match pty {
+        true => (
+            super::pty_stop::ANNOUNCE,
+            " _tether_g _tether_v",
+            "exec 4>&2 2>/dev/null; (exec 2>&4 4>&-; ",
+            "4",
+        ),
+        false => ("", "", "(", "2"),
     };
     format!(
-        r#"_tether_key=$1; shift; {decode} {announce} {start};{start_err} (eval "unset _tether_cmd _tether_key{announced}; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s""#
+        r#"_tether_key=$1; shift; {decode} {announce} {start};{start_err} {open}eval "unset _tether_cmd _tether_key{announced}; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&{err}; exit "$_tether_s""#
     )
 }
 

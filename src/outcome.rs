@@ -144,9 +144,13 @@ fn step_abort_stop(r: &HostResult) -> Option<StoppedHow> {
     match &r.result {
         Some(Err(SshError::CommandStopped {
             why: StopReason::StepAborted { .. },
+            elapsed,
             hung_up,
             ..
-        })) => Some(StoppedHow::during(*hung_up)),
+        })) => Some(match elapsed {
+            Some(_) => StoppedHow::during(*hung_up),
+            None => StoppedHow::Before,
+        }),
         _ => None,
     }
 }
@@ -178,7 +182,11 @@ pub fn step_failure(results: &[HostResult]) -> Option<Failure> {
                 host: r.host.clone(),
                 reason,
                 // Only a command stopped while it ran had started.
-                started: r.result.is_some(),
+                started: r.result.is_some()
+                    && !matches!(
+                        r.result,
+                        Some(Err(SshError::CommandStopped { elapsed: None, .. }))
+                    ),
             })
         })
         .collect();

@@ -315,20 +315,31 @@ fn a_stopped_pty_command_gets_its_sigterm_grace() {
 /// A PTY command stopped at once, before its exec's sh said its process group (a Ctrl-C in the
 /// first milliseconds), is stopped all the same: closing its channel that early raced sshd
 /// setting up the terminal, and the command outlived the hang-up while reported stopped
-/// (fresh-eyes finding, stop 24).
+/// (fresh-eyes finding, stop 24). A stop set before the exec request reproduced that every
+/// time; such a stop now keeps the command from being sent at all (see the next test), so
+/// the stops here come at delays around the exec request, and find the race by chance only.
 #[test]
 fn a_pty_command_stopped_as_it_starts_does_not_outlive_the_stop() {
     let lab = Lab::builder().names(&["host1"]).start();
     let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
-    for round in 0..6 {
+    // The stop comes this long after the command was handed to the worker: around the exec
+    // request and the frame that follows it.
+    for (round, delay_ms) in [1u64, 3, 5, 8, 12, 20, 30, 45].into_iter().enumerate() {
         let sleep = format!("sleep 7{round}");
+        let flag = Arc::new(AtomicBool::new(false));
         let how = FanOut {
-            kill: Stop::flag(Arc::new(AtomicBool::new(true)), StopReason::Interrupted),
+            kill: Stop::flag(flag.clone(), StopReason::Interrupted),
             pty: true,
             ..FanOut::default()
         };
         let command = format!("echo ran >> /srv/marker; {sleep}");
-        let r = h.pool.fan_out(&[("host1".into(), command)], &how).remove(0);
+        let r = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                std::thread::sleep(Duration::from_millis(delay_ms));
+                flag.store(true, Ordering::SeqCst);
+            });
+            h.pool.fan_out(&[("host1".into(), command)], &how).remove(0)
+        });
         h.settle();
         assert!(
             matches!(r.result, Some(Err(SshError::CommandStopped { .. }))),
@@ -340,6 +351,39 @@ fn a_pty_command_stopped_as_it_starts_does_not_outlive_the_stop() {
             || processes(&lab, "host1", &sleep).is_empty(),
         );
     }
+}
+
+/// A command whose stop came while it waited for its host (still connecting, reconnecting,
+/// or behind another command) is never sent: nothing new starts once tether is stopping
+/// (fresh-eyes finding, stop 24: a Ctrl-C before the connection existed still ran it).
+#[test]
+fn a_command_stopped_before_it_is_sent_never_runs() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    let marker = lab.host("host1").root_dir.join("marker");
+    for pty in [false, true] {
+        let how = FanOut {
+            kill: Stop::flag(Arc::new(AtomicBool::new(true)), StopReason::Interrupted),
+            pty,
+            ..FanOut::default()
+        };
+        let r = h
+            .pool
+            .fan_out(&[("host1".into(), "echo ran >> /srv/marker".into())], &how)
+            .remove(0);
+        h.settle();
+        let error = match &r.result {
+            Some(Err(e @ SshError::CommandStopped { elapsed: None, .. })) => e.to_string(),
+            other => panic!("pty {pty}: {other:?}\n{}", h.story()),
+        };
+        assert_eq!(
+            error,
+            "`echo ran >> /srv/marker` on host1 was stopped by tether before it started \
+             (tether was interrupted)"
+        );
+        assert!(!marker.exists(), "pty {pty}: it ran");
+    }
+    assert_eq!(lab.started_commands("host1"), 0);
 }
 
 fn sigterm_grace(pty: bool) {

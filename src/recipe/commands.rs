@@ -229,14 +229,15 @@ fn host_exec(rt: &Runtime, cmd: &str, mode: Mode) -> Fallible<Dynamic> {
         // Stopped because another host of the step failed: stopped early, not failed.
         Err(SshError::CommandStopped {
             why: StopReason::StepAborted { because },
+            elapsed,
             hung_up,
             ..
         }) => {
-            return Err(stopped_early(
-                &command,
-                StoppedHow::during(hung_up),
-                because,
-            ))
+            let how = match elapsed {
+                Some(_) => StoppedHow::during(hung_up),
+                None => StoppedHow::Before,
+            };
+            return Err(stopped_early(&command, how, because));
         }
         Ok(out) if mode == Mode::Test && matches!(out.status, ExitStatus::Code(_)) => {
             return Ok(false.into())

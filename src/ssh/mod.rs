@@ -277,19 +277,23 @@ pub enum SshError {
         message: String,
     },
     /// tether stopped the command, for `why` (Ctrl-C, `watch --kill`, a failed host of the
-    /// same step): a PTY command's channel was closed, which hangs up its terminal; a command
-    /// under the supervisor had its process group stopped (a `remote_stopped` event says how).
+    /// same step): its process group was stopped (a `remote_stopped` event says how), or, for
+    /// a PTY command stopped as it started, its terminal hung up; or the stop came while the
+    /// command waited for its host and it was never sent.
     #[error(
-        "`{command}` on {host} was stopped by tether after {} ({why})",
-        format_duration(*.elapsed)
+        "`{command}` on {host} was stopped by tether {} ({why})",
+        match elapsed {
+            Some(d) => format!("after {}", format_duration(*d)),
+            None => "before it started".to_string(),
+        }
     )]
     CommandStopped {
         /// Host as named by the user.
         host: String,
         /// The command.
         command: String,
-        /// Time since the command started.
-        elapsed: Duration,
+        /// Time since the command started; `None` when it never started.
+        elapsed: Option<Duration>,
         /// Why tether stopped it.
         why: crate::stop::StopReason,
         /// A PTY command whose process group could not be signalled: only its terminal was

@@ -171,7 +171,7 @@ mod tests {
                 Err(SshError::CommandStopped {
                     host: host(),
                     command: command(),
-                    elapsed: Duration::ZERO,
+                    elapsed: Some(Duration::ZERO),
                     why: crate::stop::StopReason::Interrupted,
                     hung_up: false,
                 }),

@@ -319,6 +319,17 @@ impl WorkerState {
         }
         // Before the command is announced: what was left running goes first.
         self.stop_orphans(false);
+        // Stopped while it waited for the host (connecting, reconnecting): it is not sent, as
+        // nothing new starts once tether is stopping.
+        if let Some(why) = opts.stop.reason() {
+            return Err(SshError::CommandStopped {
+                host: self.owner.name.to_string(),
+                command: command.to_string(),
+                elapsed: None,
+                why,
+                hung_up: false,
+            });
+        }
         let echo = opts.echo != Echo::Nothing;
         if echo {
             self.emit(EventKind::Started {
@@ -414,7 +425,7 @@ impl WorkerState {
                 hung_up: opts.pty && !stopped.is_some_and(|s| s.signalled),
                 host: self.owner.name.to_string(),
                 command: command.to_string(),
-                elapsed: started.elapsed(),
+                elapsed: Some(started.elapsed()),
                 // The stop that ended the command is still set (a reason is never unset
                 // while a command runs; Ctrl-C's flag is cleared for the failure hooks only
                 // after every fan-out has returned).

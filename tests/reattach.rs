@@ -1162,3 +1162,54 @@ fn a_recipe_contact_right_after_the_bound_stops_the_orphan_first() {
     assert!(processes(&lab, "db1", "sleep 37").is_empty(), "{text}");
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n");
 }
+
+/// A command that ended by itself just as its stop came keeps its own result: a stop that
+/// found nothing left to stop never turns a finished command into a stopped one (fresh-eyes
+/// finding, stop 24: `sleep 1; echo fin` stopped at 1.03 s printed `fin` and was reported
+/// stopped). The stops come at delays around the command's end; each result is either the
+/// command's own or a stop that reached it.
+#[test]
+fn a_command_that_ends_as_the_stop_comes_keeps_its_result() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    let mut own = 0;
+    for pty in [false, true] {
+        for delay_ms in (180u64..260).step_by(8) {
+            let flag = Arc::new(AtomicBool::new(false));
+            let how = FanOut {
+                kill: Stop::flag(flag.clone(), StopReason::Interrupted),
+                pty,
+                ..FanOut::default()
+            };
+            let mark = h.mark();
+            let r = std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    std::thread::sleep(Duration::from_millis(delay_ms));
+                    flag.store(true, Ordering::SeqCst);
+                });
+                h.pool
+                    .fan_out(&[("host1".into(), "sleep 0.2; echo fin".into())], &how)
+                    .remove(0)
+            });
+            h.settle();
+            let nothing_left = h.events[mark..].iter().any(|(_, e)| {
+                matches!(&e.kind, EventKind::RemoteStopped { how, .. }
+                    if how == "nothing of it was left running")
+            });
+            match &r.result {
+                Some(Ok(out)) => {
+                    assert_eq!(out.status, ExitStatus::Code(0), "pty {pty}, {delay_ms} ms");
+                    own += 1;
+                }
+                Some(Err(SshError::CommandStopped { .. })) => assert!(
+                    !nothing_left,
+                    "pty {pty}, {delay_ms} ms: reported stopped, with nothing left to stop\n{}",
+                    h.story()
+                ),
+                other => panic!("pty {pty}, {delay_ms} ms: {other:?}\n{}", h.story()),
+            }
+        }
+    }
+    // Some stops came after the end: the delays do reach past it.
+    assert!(own > 0);
+}

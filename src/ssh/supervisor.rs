@@ -298,16 +298,38 @@ pub fn new_id() -> String {
     )
 }
 
-/// What [`stop`] printed, as a sentence for the user.
-pub fn stop_report(stdout: &[u8], grace: Duration) -> String {
-    match String::from_utf8_lossy(stdout).trim() {
-        "TERM" => "its process group was sent SIGTERM and ended".into(),
-        "KILL" => format!(
-            "its process group was sent SIGTERM, and SIGKILL after {} s",
-            grace.as_secs()
-        ),
-        "gone" => "nothing of it was left running".into(),
-        other => format!("stopping it failed ({other})"),
+/// What a stop ([`stop`], or a PTY command's) found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopDone {
+    /// Its process group was sent SIGTERM and ended within the grace period.
+    Term,
+    /// It was still there after the grace period: SIGKILL.
+    Kill,
+    /// Nothing of it was left running: it had ended by itself.
+    Gone,
+}
+
+impl StopDone {
+    /// What the stop printed (`TERM`, `KILL`, `gone`); `Err` says what else it printed.
+    pub fn parse(stdout: &[u8]) -> Result<StopDone, String> {
+        match String::from_utf8_lossy(stdout).trim() {
+            "TERM" => Ok(StopDone::Term),
+            "KILL" => Ok(StopDone::Kill),
+            "gone" => Ok(StopDone::Gone),
+            other => Err(format!("stopping it failed ({other})")),
+        }
+    }
+
+    /// As a sentence for the user, with the grace period before SIGKILL.
+    pub fn words(self, grace: Duration) -> String {
+        match self {
+            StopDone::Term => "its process group was sent SIGTERM and ended".into(),
+            StopDone::Kill => format!(
+                "its process group was sent SIGTERM, and SIGKILL after {} s",
+                grace.as_secs()
+            ),
+            StopDone::Gone => "nothing of it was left running".into(),
+        }
     }
 }
 

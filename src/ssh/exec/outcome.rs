@@ -97,7 +97,7 @@ impl ExecError {
 /// What stopping a running command's process group on its host did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteStop {
-    /// In words: `its process group was sent SIGTERM and ended` (see `supervisor::stop_report`),
+    /// In words: `its process group was sent SIGTERM and ended` (see `supervisor::StopDone::words`),
     /// or why stopping it failed.
     pub how: String,
     /// Whether the process group was signalled (else stopping it failed, and the command may

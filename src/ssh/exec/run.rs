@@ -16,6 +16,7 @@ use super::wrap::{start_markers, wrap_for, wrap_script, MAX_EXEC};
 use crate::command::quote;
 use crate::event::Stream;
 use crate::ssh::connect::{Connection, WaitError};
+use crate::ssh::supervisor::{StopDone, STOP_GRACE};
 
 /// Runs `command` (wrapped, see [`wrap`](super::wrap)) on `conn`, calling `on_line` for each output line as
 /// it arrives.
@@ -217,30 +218,28 @@ pub fn clean_supervised(conn: &Connection, ids: &[String]) {
 /// Stops the supervised command `id` on `conn`: SIGTERM to its process group, SIGKILL after
 /// [`crate::ssh::supervisor::STOP_GRACE`], its directory removed. Says what that did; Err says
 /// why stopping it failed (the command may still run).
-pub fn stop_supervised(conn: &Connection, id: &str) -> Result<String, String> {
+pub fn stop_supervised(conn: &Connection, id: &str) -> Result<StopDone, String> {
     run_stop(conn, &crate::ssh::supervisor::stop(&start_markers()), id)
 }
 
 /// Stops the PTY command whose exec's sh leads process group `pgid` on `conn` (see
 /// `pty_stop.rs`): SIGTERM, SIGKILL after [`crate::ssh::supervisor::STOP_GRACE`]. Says what
 /// that did; Err says why stopping it failed (the command may still run).
-fn stop_pty_group(conn: &Connection, pgid: &str) -> Result<String, String> {
+fn stop_pty_group(conn: &Connection, pgid: &str) -> Result<StopDone, String> {
     run_stop(conn, &pty_stop::script(&start_markers()), pgid)
 }
 
 /// Runs the stop `script` (`supervisor::stop`, `pty_stop::script`) for `what` with the grace
-/// period, and puts what it printed in words.
-fn run_stop(conn: &Connection, script: &str, what: &str) -> Result<String, String> {
-    let grace = crate::ssh::supervisor::STOP_GRACE;
+/// period: what it found and did.
+fn run_stop(conn: &Connection, script: &str, what: &str) -> Result<StopDone, String> {
+    let grace = STOP_GRACE;
     match run_script(
         conn,
         script,
         &[what, &grace.as_secs().to_string()],
         grace + OPEN_TIMEOUT,
     ) {
-        Ok(out) if out.status.success() => {
-            Ok(crate::ssh::supervisor::stop_report(&out.stdout, grace))
-        }
+        Ok(out) if out.status.success() => StopDone::parse(&out.stdout),
         Ok(out) => Err(format!("stopping it failed ({})", out.status)),
         Err(e) => Err(format!("stopping it failed ({e:?})")),
     }
@@ -365,7 +364,7 @@ pub(super) fn run_wrapped(
             let group = (opts.pty && streams.out.start.open)
                 .then(|| pty_stop::group(&streams.out.start.preamble, key))
                 .flatten();
-            let stopped = match (sup.filter(|_| streams.supervised()), group) {
+            let stopped = match (sup.as_deref().filter(|_| streams.supervised()), group) {
                 // The exec's sh ends once the command's process group is gone.
                 (Some(sup), _) => Some(stop_supervised(conn, &sup.id)),
                 (None, Some((_, pgid))) => Some(stop_pty_group(conn, &pgid)),
@@ -376,25 +375,29 @@ pub(super) fn run_wrapped(
                 }
                 (None, None) => None,
             };
-            if let Some(result) = &stopped {
-                if result.is_ok() {
-                    // The group is gone; what its clean-up wrote is still on its way.
-                    drain(conn, &mut channel, &mut streams, on_line, DRAIN);
+            if let Some(Ok(_)) = &stopped {
+                // The group is gone; what its clean-up wrote is still on its way.
+                drain(conn, &mut channel, &mut streams, on_line, DRAIN);
+            }
+            // Nothing was left to stop: the command ended by itself as the stop came, and
+            // its result (read to the channel's end above) is its own.
+            if stopped != Some(Ok(StopDone::Gone)) {
+                if stopped.is_some() {
                     streams.out.lines.finish(|l| on_line(Stream::Stdout, l));
                     streams.err.lines.finish(|l| on_line(Stream::Stderr, l));
+                    close_now(conn, &mut channel);
                 }
-                close_now(conn, &mut channel);
+                return Err(e.with_stop(stopped.map(|r| match r {
+                    Ok(done) => RemoteStop {
+                        how: done.words(STOP_GRACE),
+                        signalled: true,
+                    },
+                    Err(how) => RemoteStop {
+                        how,
+                        signalled: false,
+                    },
+                })));
             }
-            return Err(e.with_stop(stopped.map(|r| match r {
-                Ok(how) => RemoteStop {
-                    how,
-                    signalled: true,
-                },
-                Err(how) => RemoteStop {
-                    how,
-                    signalled: false,
-                },
-            })));
         }
         Err(e) => return Err(e),
     }

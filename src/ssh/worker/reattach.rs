@@ -138,10 +138,10 @@ impl WorkerState {
         let mut kept = Vec::new();
         for orphan in std::mem::take(&mut self.orphans) {
             match exec::stop_supervised(conn, &orphan.id) {
-                Ok(how) => self.owner.emit(EventKind::RemoteStopped {
+                Ok(done) => self.owner.emit(EventKind::RemoteStopped {
                     command: orphan.command,
                     why: "left running when its connection was lost and re-attaching failed".into(),
-                    how,
+                    how: done.words(crate::ssh::supervisor::STOP_GRACE),
                 }),
                 Err(failed) if last => self.left_running(&orphan, &failed),
                 Err(_) => kept.push(orphan),

@@ -31,23 +31,12 @@ pub const KEEPALIVE_EVERY_AT_LEAST: Duration = Duration::from_secs(2);
 
 /// Runs one heartbeat of kind `beat` on `conn` (`Limits` is [`read_limits`]' own: it runs
 /// `true`) and returns its round-trip time. An error, or no answer within `timeout`, means the
-/// session is dead. The idle worker runs a keepalive in two steps instead ([`send_keepalive`],
-/// then [`keepalive_arrived`] once `timeout` has passed) so as not to wait for it.
+/// session is dead. A keepalive is never waited for: the idle worker runs it in two steps
+/// ([`send_keepalive`], then [`keepalive_arrived`] when the next beat is due), so a caller
+/// that needs the round trip now gets the bare channel, which proves it at once.
 pub fn run(conn: &Connection, beat: Beat, timeout: Duration) -> Result<Duration, WaitError> {
     match beat {
-        Beat::Keepalive => {
-            let until = Instant::now() + timeout;
-            send_keepalive(conn)?;
-            loop {
-                match keepalive_arrived(conn) {
-                    Err(WaitError::Timeout) if Instant::now() < until => {
-                        std::thread::sleep(Duration::from_millis(2));
-                    }
-                    done => return done,
-                }
-            }
-        }
-        Beat::Channel => channel(conn, timeout),
+        Beat::Keepalive | Beat::Channel => channel(conn, timeout),
         Beat::Command | Beat::Limits => command(conn, timeout),
     }
 }

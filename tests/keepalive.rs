@@ -411,6 +411,66 @@ fn a_server_without_a_channel_idle_limit_gets_only_protocol_keepalives() {
     assert_eq!(stdout(&h.run(&["host1"], "echo still")[0]), "still\n");
 }
 
+/// A protocol keepalive costs its host's worker one wakeup: the kernel holds the heartbeat's
+/// deadline (`TCP_USER_TIMEOUT`), so nothing wakes the worker between two beats to look for
+/// the acknowledgement; the next beat looks (issue 17: a thousand idle hosts spend their CPU on
+/// waking their workers, so every wakeup counts).
+#[test]
+fn a_keepalive_wakes_its_worker_once() {
+    let lab = Lab::builder().names(&["wake1"]).start();
+    let mut h = Harness::new(
+        &lab.ssh_config(),
+        // An interval longer than the heartbeat timeout, as by default (15 s and 5 s).
+        WorkerSettings {
+            heartbeat: Some(Duration::from_secs(3)),
+            heartbeat_timeout: Duration::from_secs(2),
+            ..WorkerSettings::default()
+        },
+        &["wake1"],
+    );
+    let worker = support::threads::named("host wake1");
+    // Each heartbeat event with the worker's switches 200 ms later, when it sleeps again.
+    let mut seen: Vec<(Beat, Duration, u64)> = Vec::new();
+    let until = Instant::now() + Duration::from_secs(40);
+    let cycles = loop {
+        // Between two keepalive events in a row the worker ran one beat; not where a bare
+        // channel came right after the second (the same wakeup ran it, before the read).
+        let cycles: Vec<u64> = seen
+            .windows(3)
+            .filter(|w| w[0].0 == Beat::Keepalive && w[1].0 == Beat::Keepalive)
+            .filter(|w| w[2].0 != Beat::Channel || w[2].1 - w[1].1 > Duration::from_millis(100))
+            .map(|w| w[1].2 - w[0].2)
+            .collect();
+        if cycles.len() >= 3 {
+            break cycles;
+        }
+        let left = until.saturating_duration_since(Instant::now());
+        let mark = h.mark();
+        h.wait_for_since(mark, left, |e| {
+            matches!(e.kind, EventKind::Heartbeat { .. })
+        })
+        .unwrap_or_else(|| panic!("{seen:?}\n{}", h.story()));
+        std::thread::sleep(Duration::from_millis(200));
+        h.drain();
+        let switches = support::threads::voluntary_switches(worker);
+        for (at, e) in &h.events[mark..] {
+            if let EventKind::Heartbeat { beat, .. } = e.kind {
+                seen.push((beat, *at, switches));
+            }
+        }
+    };
+    // Another thread holding a lock the worker wants (the allocator's, the event channel's)
+    // can add a switch now and then; looking for the acknowledgement at its deadline added
+    // one to every beat.
+    assert_eq!(cycles.iter().min(), Some(&1), "{cycles:?}\n{}", h.story());
+    assert!(
+        cycles.iter().sum::<u64>() <= cycles.len() as u64 + 1,
+        "{cycles:?}\n{}",
+        h.story()
+    );
+    assert_eq!(h.count("wake1", is_reconnect), 0, "{}", h.story());
+}
+
 /// A host kept by keepalives whose sshd hangs (stopped: its kernel still acknowledges every
 /// keepalive) is found dead while idle, by the bare channel that comes after every three
 /// keepalives, and reconnected; not at the next command, which would wait for its channel
@@ -652,9 +712,9 @@ fn blackholed_during_a_command_is_lost_not_hung() {
             heartbeat_timeout,
             reconnect_attempts: 1,
             backoff_cap: Duration::from_secs(1),
-            limit_cache: None,
             // One attempt to re-attach (tests/reattach.rs lifts a blackhole in time).
             reattach: Duration::ZERO,
+            ..WorkerSettings::default()
         },
         &["far"],
     );
@@ -700,17 +760,6 @@ fn blackholed_during_a_command_is_lost_not_hung() {
 
 extern "C" fn ignore_signal(_: libc::c_int) {}
 
-/// The kernel thread id of this process's thread named `name`.
-fn thread_id(name: &str) -> Option<i32> {
-    std::fs::read_dir("/proc/self/task")
-        .ok()?
-        .flatten()
-        .find(|t| {
-            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim_end() == name)
-        })
-        .and_then(|t| t.file_name().to_str()?.parse().ok())
-}
-
 /// Regression: a signal interrupting the idle `poll()` made the worker take the heartbeat as
 /// due whenever the time left at the previous wake-up had passed, not the interval itself.
 #[test]
@@ -732,7 +781,7 @@ fn a_signal_while_idle_does_not_bring_the_heartbeat_forward() {
     let (_, first) = h
         .wait_for(Duration::from_secs(5), |e| is_heartbeat(&e.kind))
         .expect("a first heartbeat");
-    let tid = thread_id("host sig1").expect("the worker thread");
+    let tid = support::threads::named("host sig1");
     for at in [2000, 2500] {
         let when = first.at + Duration::from_millis(at);
         std::thread::sleep(when.saturating_duration_since(Instant::now()));

@@ -96,18 +96,26 @@ impl Connection {
     /// Best effort (a proxy command's or jump host's socket pair has no TCP options).
     pub fn arm_heartbeat(&self, interval: Duration, count_max: u32, heartbeat_timeout: Duration) {
         self.session.set_keepalive(false, 1);
-        let d = (interval * count_max.max(1)).max(heartbeat_timeout);
+        self.set_user_timeout((interval * count_max.max(1)).max(heartbeat_timeout));
+    }
+
+    /// Sets the socket's `TCP_USER_TIMEOUT` (tcp(7)) to `d` (whole milliseconds, at least 1):
+    /// the kernel ends the connection, with `ETIMEDOUT`, once data it sent has stayed
+    /// unacknowledged that long, which `poll()` reports as an error on the socket. Returns
+    /// whether the socket took it (a proxy command's or jump host's socket pair is not TCP).
+    pub fn set_user_timeout(&self, d: Duration) -> bool {
         let ms = d.as_millis().clamp(1, libc::c_uint::MAX as u128) as libc::c_uint;
         // SAFETY: `fd` is the session's open socket; the option value is a c_uint.
-        unsafe {
+        let rc = unsafe {
             libc::setsockopt(
                 self.fd,
                 libc::IPPROTO_TCP,
                 libc::TCP_USER_TIMEOUT,
                 &ms as *const libc::c_uint as *const libc::c_void,
                 std::mem::size_of::<libc::c_uint>() as libc::socklen_t,
-            );
-        }
+            )
+        };
+        rc == 0
     }
 
     /// Waits (at most until `until`) for the socket to become ready in the directions libssh2

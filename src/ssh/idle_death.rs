@@ -19,7 +19,8 @@ pub enum IdleDeath {
     Closed,
     /// The connection was reset (`ECONNRESET`).
     Reset,
-    /// No answer within the heartbeat's deadline.
+    /// No answer within the heartbeat's deadline (seen by the heartbeat, or by the kernel:
+    /// `ETIMEDOUT` from `TCP_USER_TIMEOUT`).
     Silent,
     /// libssh2 failed while the socket still looked open.
     Other,
@@ -34,7 +35,12 @@ impl IdleDeath {
     /// How to say it when libssh2's words would mislead: it reports a reset as a failed send
     /// or a connection the server closed.
     pub fn words(self) -> Option<&'static str> {
-        (self == IdleDeath::Reset).then_some("the connection was reset")
+        match self {
+            IdleDeath::Reset => Some("the connection was reset"),
+            // libssh2 says only that a send failed on a socket the kernel timed out.
+            IdleDeath::Silent => Some("timed out"),
+            IdleDeath::Closed | IdleDeath::Other => None,
+        }
     }
 
     /// The death of a session whose heartbeat failed with `error`: what the socket showed
@@ -51,8 +57,9 @@ impl IdleDeath {
     }
 }
 
-/// Looks at `fd` without consuming anything: `Some(Closed)` at end of stream, `Some(Reset)`
-/// when the connection was reset, `None` while it is open (data waiting or not).
+/// Looks at `fd` without consuming anything but its pending error: `Some(Closed)` at end of
+/// stream, `Some(Reset)` when the connection was reset, `Some(Silent)` when the kernel gave
+/// up on it (`ETIMEDOUT`), `None` while it is open (data waiting or not).
 pub fn peek(fd: RawFd) -> Option<IdleDeath> {
     let mut byte = 0u8;
     // SAFETY: `fd` is a socket the caller owns; the buffer is one valid byte.
@@ -69,6 +76,7 @@ pub fn peek(fd: RawFd) -> Option<IdleDeath> {
         n if n > 0 => None,
         _ => match std::io::Error::last_os_error().raw_os_error() {
             Some(libc::ECONNRESET) => Some(IdleDeath::Reset),
+            Some(libc::ETIMEDOUT) => Some(IdleDeath::Silent),
             // EAGAIN: open and quiet; anything else is not the server's doing either.
             _ => None,
         },

@@ -152,13 +152,7 @@ impl Owner {
                 connect::connect(&self.hop, config, pinned, &mut warn)
             }),
         }?;
-        if let Some(iv) = self.interval {
-            conn.arm_heartbeat(
-                iv,
-                self.config.server_alive_count_max,
-                self.settings.heartbeat_timeout,
-            );
-        }
+        self.arm(&conn);
         Ok(conn)
     }
 
@@ -259,7 +253,9 @@ impl Owner {
         })
     }
 
-    fn arm(&self, conn: &Connection) {
+    /// Arms `conn` for this owner's interval (see [`Connection::arm_heartbeat`]): also what
+    /// restores its `TCP_USER_TIMEOUT` for a command after the idle worker shortened it.
+    pub fn arm(&self, conn: &Connection) {
         if let Some(iv) = self.interval {
             conn.arm_heartbeat(
                 iv,

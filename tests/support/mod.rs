@@ -13,4 +13,5 @@ pub mod recipe;
 pub mod sandbox;
 pub mod site;
 pub mod tether;
+pub mod threads;
 pub mod users;

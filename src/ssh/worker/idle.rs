@@ -35,12 +35,17 @@ impl WorkerState {
         };
         let due = match (conn, every, self.keepalive_sent) {
             // Its acknowledgement is looked for when the next beat would be due (when that is
-            // sooner than the heartbeat's deadline), and, not there yet, at the deadline.
+            // sooner than the heartbeat's deadline), and, not there yet, at the deadline. With
+            // the kernel holding the deadline (`kernel_deadline`), at the next beat even when
+            // that is later: a keepalive lost ends the connection, which wakes the worker, so
+            // a beat costs one wakeup, not two.
             (Some(_), Some(iv), Some(sent)) => {
                 let deadline = sent + self.owner.settings.heartbeat_timeout;
                 Some(
                     Some(sent + iv)
-                        .filter(|&at| at < deadline && Instant::now() < at)
+                        .filter(|&at| {
+                            (self.kernel_deadline || at < deadline) && Instant::now() < at
+                        })
                         .unwrap_or(deadline),
                 )
             }
@@ -124,6 +129,7 @@ impl WorkerState {
             Some(Beat::Keepalive) => match heartbeat::send_keepalive(conn) {
                 Ok(()) => {
                     self.keepalive_sent = Some(Instant::now());
+                    self.kernel_deadline |= conn.set_user_timeout(timeout);
                     return;
                 }
                 Err(e) => Err(e),

@@ -123,6 +123,7 @@ impl HostWorker {
             last_alive: Instant::now(),
             beat: None,
             keepalive_sent: None,
+            kernel_deadline: false,
             keepalives: 0,
             limits_known: false,
             connected_at: Instant::now(),
@@ -234,6 +235,7 @@ impl WorkerState {
     fn replace_session(&mut self, reason: String, while_idle: bool) -> bool {
         self.conn = None;
         self.keepalive_sent = None;
+        self.kernel_deadline = false;
         match self.owner.reconnect(&reason, while_idle) {
             reconnect::Outcome::Connected(conn, _) => {
                 self.conn = Some(conn);
@@ -262,6 +264,11 @@ impl WorkerState {
     fn handle(&mut self, job: Job) {
         // What the job does with the session proves it, or finds it dead.
         self.keepalive_sent = None;
+        if std::mem::take(&mut self.kernel_deadline) {
+            if let Some(conn) = &self.conn {
+                self.owner.arm(conn);
+            }
+        }
         match job {
             Job::Exec {
                 command,

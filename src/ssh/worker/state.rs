@@ -38,6 +38,11 @@ pub(super) struct WorkerState {
     /// (at that moment plus the heartbeat's deadline; a command or another heartbeat in
     /// between proves the session and clears it).
     pub(super) keepalive_sent: Option<Instant>,
+    /// Whether the socket's `TCP_USER_TIMEOUT` is the heartbeat's timeout, as the idle worker
+    /// sets it when it sends a keepalive: the kernel then ends a connection whose server
+    /// acknowledges nothing within it, which wakes the worker, so nothing else has to wake it
+    /// to look. A job restores the armed value (see `Owner::arm`) before it uses the session.
+    pub(super) kernel_deadline: bool,
     /// Keepalives acknowledged since the last bare-channel heartbeat (see
     /// `KEEPALIVES_PER_CHANNEL` in `idle.rs`).
     pub(super) keepalives: u32,

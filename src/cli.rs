@@ -199,7 +199,8 @@ pub struct GlobalArgs {
     /// used when set). It is fed to sudo on stdin and masked in all output.
     #[arg(long, global = true)]
     pub ask_sudo_password: bool,
-    /// Heartbeat interval for idle sessions (`15s`, `500ms`, `1m`) [default: 15s].
+    /// Heartbeat interval for idle sessions (`15s`, `500ms`, `1m`) [default: 15s; 60s on hosts
+    /// kept by protocol keepalives].
     #[arg(long, global = true, value_name = "DURATION", value_parser = tether::duration::parse_positive)]
     pub keepalive: Option<Duration>,
     /// Disable the heartbeat (for diagnosis only: idle sessions may then be dropped).

@@ -16,7 +16,7 @@ use crate::settings::Settings;
 use crate::ssh::config::{self, SshConfig};
 use crate::ssh::limit_cache::LimitCache;
 use crate::ssh::limiter::HandshakeLimiter;
-use crate::ssh::policy::{WorkerSettings, DEFAULT_HEARTBEAT};
+use crate::ssh::policy::{Heartbeat, WorkerSettings, DEFAULT_HEARTBEAT};
 
 /// Sessions plus where their events go, for one process.
 pub struct Fleet {
@@ -28,9 +28,9 @@ pub struct Fleet {
     pub interrupted: Arc<AtomicBool>,
 }
 
-/// The heartbeat interval from the options: `--no-keepalive` wins, then `--keepalive`, then
-/// the recipe's `keepalive` variable, then the default.
-pub fn heartbeat_interval(settings: &Settings, recipe: Option<Duration>) -> Option<Duration> {
+/// The heartbeat from the options: `--no-keepalive` wins, then `--keepalive`, then the
+/// recipe's `keepalive` variable, then the default.
+pub fn heartbeat(settings: &Settings, recipe: Option<Duration>) -> Heartbeat {
     settings.heartbeat(recipe, DEFAULT_HEARTBEAT)
 }
 
@@ -95,7 +95,7 @@ impl Fleet {
     pub fn new(
         settings: &Settings,
         ssh_config: SshConfig,
-        heartbeat: Option<Duration>,
+        heartbeat: Heartbeat,
         interrupted: Arc<AtomicBool>,
         sink: Sink,
     ) -> Result<Self, Error> {
@@ -107,10 +107,9 @@ impl Fleet {
             Arc::new(cache)
         });
         let policy = WorkerSettings {
-            heartbeat,
             limit_cache,
             reattach: settings.reattach,
-            ..WorkerSettings::default()
+            ..WorkerSettings::with_heartbeat(heartbeat)
         };
         let pool = Pool::new(
             ssh_config,

@@ -85,7 +85,7 @@ fn run_command(
         return refused.map_or(Ok(()), |f| Err(f.into()));
     }
     let started = Instant::now();
-    let heartbeat = fleet::heartbeat_interval(settings, selection.keepalive);
+    let heartbeat = fleet::heartbeat(settings, selection.keepalive);
     let fleet = Fleet::new(
         settings,
         selection.ssh_config,

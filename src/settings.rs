@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::hostset::Shard;
+use crate::ssh::policy::Heartbeat;
 
 /// The recipe file when `-f` is not given.
 pub const DEFAULT_RECIPE: &str = "deploy.rhai";
@@ -88,13 +89,22 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The heartbeat interval: `--no-keepalive` wins, then `--keepalive`, then the recipe's
-    /// `keepalive` variable (`recipe`), then `default`.
-    pub fn heartbeat(&self, recipe: Option<Duration>, default: Duration) -> Option<Duration> {
+    /// The heartbeat: `--no-keepalive` wins, then `--keepalive`, then the recipe's `keepalive`
+    /// variable (`recipe`), then `default` (the only case with [`Heartbeat::default`]).
+    pub fn heartbeat(&self, recipe: Option<Duration>, default: Duration) -> Heartbeat {
         match self.keepalive {
-            Keepalive::Off => None,
-            Keepalive::Every(d) => Some(d),
-            Keepalive::Default => Some(recipe.unwrap_or(default)),
+            Keepalive::Off => Heartbeat {
+                every: None,
+                default: false,
+            },
+            Keepalive::Every(d) => Heartbeat {
+                every: Some(d),
+                default: false,
+            },
+            Keepalive::Default => Heartbeat {
+                every: Some(recipe.unwrap_or(default)),
+                default: recipe.is_none(),
+            },
         }
     }
 }
@@ -121,6 +131,34 @@ pub fn parse_override(arg: &str) -> Result<(String, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only an interval nobody asked for lets hosts kept by keepalives beat less often.
+    #[test]
+    fn the_heartbeat_is_default_only_when_nothing_asked_for_one() {
+        let d = Duration::from_secs(15);
+        let asked = Duration::from_secs(7);
+        let with = |keepalive| Settings {
+            keepalive,
+            ..Settings::default()
+        };
+        let hb = |every: Option<Duration>, default| Heartbeat { every, default };
+        assert_eq!(
+            with(Keepalive::Default).heartbeat(None, d),
+            hb(Some(d), true)
+        );
+        assert_eq!(
+            with(Keepalive::Default).heartbeat(Some(asked), d),
+            hb(Some(asked), false)
+        );
+        // `--keepalive 15s` asks for what the default is: still asked.
+        for flag in [asked, d] {
+            assert_eq!(
+                with(Keepalive::Every(flag)).heartbeat(Some(Duration::from_secs(9)), d),
+                hb(Some(flag), false)
+            );
+        }
+        assert_eq!(with(Keepalive::Off).heartbeat(None, d), hb(None, false));
+    }
 
     #[test]
     fn overrides() {

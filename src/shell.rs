@@ -87,7 +87,7 @@ pub fn run(settings: &Settings, opts: &ShellOptions) -> Result<i32, Error> {
         )
         .into()
     };
-    let interval = fleet::heartbeat_interval(settings, dest.keepalive);
+    let interval = fleet::heartbeat(settings, dest.keepalive).every;
     session(
         &opened.conn,
         remote.as_deref(),
@@ -182,7 +182,7 @@ fn open(settings: &Settings, dest: &Destination, sink: Sink) -> Result<Opened, E
         );
     }
     let policy = WorkerSettings {
-        heartbeat: fleet::heartbeat_interval(settings, dest.keepalive),
+        heartbeat: fleet::heartbeat(settings, dest.keepalive).every,
         ..WorkerSettings::default()
     };
     let limiter = Arc::new(HandshakeLimiter::sized_for_this_machine());

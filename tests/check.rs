@@ -126,8 +126,15 @@ fn clientalive_reports_interval_1_count_2_and_is_safe_with_a_heartbeat() {
     assert_eq!(value(&out, "c1", "UnusedConnectionTimeout"), "none");
     assert_eq!(value(&out, "c1", "MaxSessions"), "10");
     assert_eq!(value(&out, "c1", "MaxStartups"), "10:30:100");
-    // Fine with a 15 s heartbeat only because probes trigger heartbeats: said so.
+    // No UnusedConnectionTimeout: protocol keepalives keep it, every minute where no interval
+    // was asked for (as the run's worker does); fine only because probes trigger heartbeats,
+    // and said so.
+    assert_eq!(value(&out, "c1", "heartbeat:"), "1m00s");
     out.stdout_contains("fine ONLY because tether answers every probe at once");
+    // An interval asked for holds, the default's included.
+    let out = check(&lab, "c1", &["--keepalive", "15s"]);
+    out.status(0);
+    assert_eq!(value(&out, "c1", "heartbeat:"), "15.0 s");
 
     let out = check(&lab, "c1", &["--no-keepalive"]);
     out.status(1);

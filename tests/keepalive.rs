@@ -471,6 +471,52 @@ fn a_keepalive_wakes_its_worker_once() {
     assert_eq!(h.count("wake1", is_reconnect), 0, "{}", h.story());
 }
 
+/// A host kept by protocol keepalives beats at the run's keepalive interval when no interval
+/// was asked for: its server needs no client traffic, only NAT tables do (issue 17: idle
+/// sessions nearly free). A host whose ssh config asks for `ServerAliveInterval` keeps that.
+#[test]
+fn hosts_kept_by_keepalives_beat_at_the_keepalive_interval_unless_asked() {
+    let lab = Lab::builder().names(&["slow1", "asked1"]).start();
+    let config = lab.dir().join("asked_ssh_config");
+    let original = std::fs::read_to_string(lab.ssh_config()).unwrap();
+    // ssh_config: the first value obtained wins.
+    std::fs::write(
+        &config,
+        format!("Host asked1\n  ServerAliveInterval 2\n\n{original}"),
+    )
+    .unwrap();
+    let mut h = Harness::new(
+        &config,
+        WorkerSettings {
+            heartbeat: Some(Duration::from_secs(2)),
+            heartbeat_timeout: Duration::from_secs(1),
+            keepalive_heartbeat: Some(Duration::from_secs(8)),
+            ..WorkerSettings::default()
+        },
+        &["slow1", "asked1"],
+    );
+    h.idle(Duration::from_secs(12));
+    let beats = |h: &Harness, host: &str| {
+        h.count(
+            host,
+            |k| matches!(k, EventKind::Heartbeat { beat, .. } if *beat != Beat::Limits),
+        )
+    };
+    // slow1: its limits read at 1 s, a keepalive sent 7.2 s to 8 s later, whose heartbeat
+    // event comes at the next beat, after this window. asked1: one every 2 s from 1 s on.
+    assert_eq!(beats(&h, "slow1"), 0, "{}", h.story());
+    assert!(beats(&h, "asked1") >= 3, "{}", h.story());
+    // Its acknowledgement is looked for at the next beat (15.4 s to 17 s); the one after
+    // that is looked for from 22.6 s on.
+    h.idle(Duration::from_secs(7));
+    assert_eq!(beats(&h, "slow1"), 1, "{}", h.story());
+    for host in ["slow1", "asked1"] {
+        assert_eq!(h.count(host, is_reconnect), 0, "{}", h.story());
+        assert_eq!(stdout(&h.run(&[host], "echo up")[0]), "up\n");
+        assert_eq!(lab.accepted_logins(host), 1);
+    }
+}
+
 /// A host kept by keepalives whose sshd hangs (stopped: its kernel still acknowledges every
 /// keepalive) is found dead while idle, by the bare channel that comes after every three
 /// keepalives, and reconnected; not at the next command, which would wait for its channel

@@ -38,6 +38,7 @@ use crate::report::Reporter;
 use crate::runner;
 use crate::settings::Settings;
 use crate::ssh::exec::Echo;
+use crate::ssh::policy::KEEPALIVE_DEFAULT;
 
 /// Where the settings of one host came from and what they are.
 #[derive(Debug, Clone)]
@@ -105,21 +106,33 @@ pub fn check(
             targets.push(t);
         }
     }
-    let heartbeat = fleet::heartbeat_interval(settings, selection.keepalive);
+    let heartbeat = fleet::heartbeat(settings, selection.keepalive);
     let ssh_config = selection.ssh_config;
     // Effective heartbeat (ServerAliveInterval shortens it, as in the worker) and the
     // address each host resolves to, to find hosts that are the same sshd.
-    let mut per_host: BTreeMap<String, (Option<Duration>, (String, u16))> = BTreeMap::new();
+    let mut per_host: BTreeMap<String, PerHost> = BTreeMap::new();
     for t in &targets {
         // A host whose config is refused is reported by the pool, like an unreachable one.
         let Ok(cfg) = ssh_config.resolve_target(t, settings.jump.as_deref()) else {
             continue;
         };
-        let hb = match (heartbeat, cfg.server_alive_interval) {
+        let hb = match (heartbeat.every, cfg.server_alive_interval) {
             (Some(h), Some(s)) => Some(h.min(s)),
             (h, _) => h,
         };
-        per_host.insert(t.name.clone(), (hb, (cfg.hostname.clone(), cfg.port)));
+        // As `Owner::keepalive_every`: nothing asked for an interval, not even the ssh config.
+        let keepalive = match (hb, heartbeat.default && cfg.server_alive_interval.is_none()) {
+            (Some(h), true) => Some(h.max(KEEPALIVE_DEFAULT)),
+            (h, _) => h,
+        };
+        per_host.insert(
+            t.name.clone(),
+            PerHost {
+                heartbeat: hb,
+                keepalive,
+                address: (cfg.hostname.clone(), cfg.port),
+            },
+        );
     }
     if settings.dry_run {
         let sink = reporter.sink();
@@ -221,7 +234,7 @@ fn output_text(r: &HostResult) -> Result<(String, String), (String, Option<Kind>
 fn gather(
     fleet: &Fleet,
     names: &[String],
-    per_host: &BTreeMap<String, (Option<Duration>, (String, u16))>,
+    per_host: &BTreeMap<String, PerHost>,
     args: &CheckOptions,
     how: &FanOut,
 ) -> Vec<HostReport> {
@@ -233,7 +246,7 @@ fn gather(
             notes: Vec::new(),
             settings: None,
             findings: Vec::new(),
-            heartbeat: per_host.get(n).and_then(|p| p.0),
+            heartbeat: per_host.get(n).and_then(|p| p.heartbeat),
             error: None,
             error_kind: None,
         })
@@ -366,12 +379,30 @@ fn gather(
 
     for report in &mut reports {
         if let Some(s) = &report.settings {
-            let address = per_host.get(&report.host).map(|p| &p.1);
-            let same = per_host.values().filter(|p| Some(&p.1) == address).count();
+            let host = per_host.get(&report.host);
+            let address = host.map(|p| &p.address);
+            let same = per_host
+                .values()
+                .filter(|p| Some(&p.address) == address)
+                .count();
+            // A server without UnusedConnectionTimeout is kept by protocol keepalives.
+            if s.unused_connection_timeout.is_none() {
+                report.heartbeat = host.and_then(|p| p.keepalive);
+            }
             report.findings = assess(s, report.heartbeat, same);
         }
     }
     reports
+}
+
+/// What one host's ssh config and the run's options make of its heartbeat.
+struct PerHost {
+    /// The interval, shortened by `ServerAliveInterval`.
+    heartbeat: Option<Duration>,
+    /// The interval where protocol keepalives keep the host (see `Owner::keepalive_every`).
+    keepalive: Option<Duration>,
+    /// The address and port it resolves to: hosts with the same are the same sshd.
+    address: (String, u16),
 }
 
 /// The `check` record of one host: the settings, the findings, and their text.

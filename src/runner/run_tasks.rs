@@ -201,7 +201,7 @@ fn run_tasks(
         loaded.run_tasks(&tasks, Arc::new(DryRun::new(reporter.sink())))?;
         return refused.map_or(Ok(()), |f| Err(f.into()));
     }
-    let heartbeat = fleet::heartbeat_interval(settings, loaded.keepalive()?);
+    let heartbeat = fleet::heartbeat(settings, loaded.keepalive()?);
     let fleet = Arc::new(Fleet::new(
         settings,
         ssh_config,

@@ -110,6 +110,21 @@ impl Owner {
         self.interval.map(|iv| iv.mul_f64(self.spread))
     }
 
+    /// How long an idle session kept by protocol keepalives waits between heartbeats: the
+    /// run's keepalive interval (see [`WorkerSettings::keepalive_heartbeat`]) where that is
+    /// longer and nothing shortened the interval (`ServerAliveInterval`, a limit read or
+    /// learned), else [`beat_every`](Owner::beat_every).
+    pub fn keepalive_every(&self) -> Option<Duration> {
+        let untouched = self.interval == self.settings.heartbeat;
+        let iv = match (self.interval, self.settings.keepalive_heartbeat) {
+            (Some(iv), Some(k)) if untouched && self.config.server_alive_interval.is_none() => {
+                Some(iv.max(k))
+            }
+            (iv, _) => iv,
+        };
+        iv.map(|iv| iv.mul_f64(self.spread))
+    }
+
     /// Reports `kind` under the owner's name.
     pub fn emit(&self, kind: EventKind) {
         self.events.emit(&self.name, kind);

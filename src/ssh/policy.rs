@@ -11,6 +11,10 @@ use super::limit_cache::LimitCache;
 pub struct WorkerSettings {
     /// Idle time after which the heartbeat runs; `None` disables it (`--no-keepalive`).
     pub heartbeat: Option<Duration>,
+    /// The interval of a host kept by protocol keepalives (see `heartbeat.rs`) where it is
+    /// longer than `heartbeat`: [`KEEPALIVE_DEFAULT`] when the run asked for no interval,
+    /// `None` (the same as every host) when it did.
+    pub keepalive_heartbeat: Option<Duration>,
     /// A heartbeat round trip slower than this means the connection is dead.
     pub heartbeat_timeout: Duration,
     /// Connection attempts when a session is found dead (the first one immediate).
@@ -28,10 +32,44 @@ pub struct WorkerSettings {
 /// The default heartbeat interval.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
 
+/// How often a host kept by protocol keepalives beats where no interval was asked for
+/// (`--keepalive`, the recipe's `keepalive`, `ServerAliveInterval`). Its server needs no client
+/// traffic on a schedule (its config was read and sets no `UnusedConnectionTimeout`; a
+/// `ClientAliveInterval` probe wakes the worker, which answers it), so only NAT and firewall
+/// state tables do, whose shortest common idle timers are minutes (Azure's load balancer
+/// 4 min, AWS's NAT gateway 350 s): a minute, as ssh users' customary `ServerAliveInterval
+/// 60`. A connection the server closes wakes the worker at once whatever the interval; the
+/// interval bounds how late a silent death (a blackhole, a host powered off) is found.
+pub const KEEPALIVE_DEFAULT: Duration = Duration::from_secs(60);
+
+/// The heartbeat a run asked for (see `fleet::heartbeat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// The interval; `None`: no heartbeat (`--no-keepalive`).
+    pub every: Option<Duration>,
+    /// Whether that is [`DEFAULT_HEARTBEAT`] because nothing asked for another: hosts kept by
+    /// protocol keepalives then beat every [`KEEPALIVE_DEFAULT`].
+    pub default: bool,
+}
+
+impl WorkerSettings {
+    /// The defaults with `heartbeat`.
+    pub fn with_heartbeat(heartbeat: Heartbeat) -> Self {
+        WorkerSettings {
+            heartbeat: heartbeat.every,
+            keepalive_heartbeat: heartbeat.default.then_some(KEEPALIVE_DEFAULT),
+            ..WorkerSettings::default()
+        }
+    }
+}
+
 impl Default for WorkerSettings {
+    /// The defaults of a run that asked for the interval [`DEFAULT_HEARTBEAT`] (no longer one
+    /// for hosts kept by keepalives: see [`WorkerSettings::with_heartbeat`]).
     fn default() -> Self {
         WorkerSettings {
             heartbeat: Some(DEFAULT_HEARTBEAT),
+            keepalive_heartbeat: None,
             heartbeat_timeout: Duration::from_secs(5),
             reconnect_attempts: 4,
             backoff_cap: Duration::from_secs(8),

@@ -98,7 +98,7 @@ impl Shared {
         if let Some(f) = slot.as_ref() {
             return Ok(f.clone());
         }
-        let heartbeat = fleet::heartbeat_interval(&self.settings, loaded.keepalive()?);
+        let heartbeat = fleet::heartbeat(&self.settings, loaded.keepalive()?);
         let f = Arc::new(Fleet::new(
             &self.settings,
             loaded.ssh_config()?,

@@ -23,8 +23,17 @@ pub const READ_LIMITS_AFTER: Duration = Duration::from_secs(1);
 const KEEPALIVES_PER_CHANNEL: u32 = 3;
 
 impl WorkerState {
+    /// How long the idle session waits between heartbeats: longer where protocol keepalives
+    /// keep it (see [`Owner::keepalive_every`](crate::ssh::owner::Owner::keepalive_every)).
+    fn beat_every(&self) -> Option<Duration> {
+        match self.beat {
+            Some(Beat::Keepalive) => self.owner.keepalive_every(),
+            _ => self.owner.beat_every(),
+        }
+    }
+
     pub(super) fn wait_idle(&self, wake: &UnixStream) -> Idle {
-        let every = self.owner.beat_every();
+        let every = self.beat_every();
         let conn = self.conn.as_ref().filter(|_| every.is_some());
         // Until the server's limits are read, the first heartbeat that reads them comes after
         // READ_LIMITS_AFTER of idleness, also after a first command: a limit shorter than the
@@ -106,7 +115,6 @@ impl WorkerState {
                 if probe
                     || (sent.is_none() && self.keepalives >= KEEPALIVES_PER_CHANNEL)
                     || !self
-                        .owner
                         .beat_every()
                         .is_some_and(|every| heartbeat::keepalive_fits(conn, every)) =>
             {

@@ -110,10 +110,12 @@ const DIR: &str = r#"_tether_b=${TMPDIR:-/tmp}/tether-${LOGNAME:-$USER}; _tether
 /// as sshd waits for the channel's EOF; one that let go of them is not). Then it writes the
 /// status to report (a status above 128 that names a signal, as sh reports a command killed
 /// by it, is that signal's name; a SIGTERM, HUP or INT that reached it while the command ran,
-/// its process group being stopped, is that name) in one `write(2)`, and removes the files of
-/// `$_tether_done` (one `rm` each, none when there are none). Its own stderr goes nowhere (see
-/// [`boot`]), nor does the shell's word on a command killed by a signal (`Killed`: sshd's
-/// login shell, killed itself, says nothing).
+/// its process group being stopped, is that name) in one `write(2)`. The files of
+/// `$_tether_done` (one `rm` each, none when there are none) are removed in the background
+/// while the command runs, with no end of the pipe to the streaming loop: a warm command's
+/// result does not wait for an `rm` (a fork and exec, 2 ms on a loaded host). Its own
+/// stderr goes nowhere (see [`boot`]), nor does the shell's word on a command killed by a
+/// signal (`Killed`: sshd's login shell, killed itself, says nothing).
 ///
 /// A SIGTERM, SIGHUP or SIGINT to the process group (a stop: see [`stop`]) ends the command
 /// as the command chooses, and nothing of tether's before it: the spool writers ignore them
@@ -123,7 +125,7 @@ const DIR: &str = r#"_tether_b=${TMPDIR:-/tmp}/tether-${LOGNAME:-$USER}; _tether
 /// the command and both writers ended.
 fn supervise() -> String {
     format!(
-        r#"_tether_sig=; trap "_tether_sig=TERM" TERM; trap "_tether_sig=HUP" HUP; trap "_tether_sig=INT" INT; {{ trap : TERM HUP INT; {{ trap : TERM HUP INT; (exec /bin/sh -c "$_tether_cmd" sh 2>&4 4>&-); echo $? >"$_tether_d.c"; }} 4>&2 2>/dev/null | {{ trap "" TERM HUP INT; {out}; }} >/dev/null 2>&1; }} 2>&1 | {{ trap "" TERM HUP INT; {err}; }} >/dev/null 2>&1; _tether_s=; read -r _tether_s <"$_tether_d.c"; if [ -n "$_tether_s" ] && [ "$_tether_s" -gt 128 ]; then _tether_x=$(kill -l $((_tether_s-128))) && [ -n "$_tether_x" ] && _tether_s=$_tether_x; fi; echo "${{_tether_sig:-${{_tether_s:-?}}}}" >"$_tether_d.s"; for _tether_x in $_tether_done; do rm -f "$_tether_b/$_tether_x".? "$_tether_b/$_tether_x".?.* "$_tether_b/$_tether_x.claim"; done"#,
+        r#"for _tether_x in $_tether_done; do rm -f "$_tether_b/$_tether_x".? "$_tether_b/$_tether_x".?.* "$_tether_b/$_tether_x.claim"; done>&2& _tether_sig=; trap "_tether_sig=TERM" TERM; trap "_tether_sig=HUP" HUP; trap "_tether_sig=INT" INT; {{ trap : TERM HUP INT; {{ trap : TERM HUP INT; (exec /bin/sh -c "$_tether_cmd" sh 2>&4 4>&-); echo $? >"$_tether_d.c"; }} 4>&2 2>/dev/null | {{ trap "" TERM HUP INT; {out}; }} >/dev/null 2>&1; }} 2>&1 | {{ trap "" TERM HUP INT; {err}; }} >/dev/null 2>&1; _tether_s=; read -r _tether_s <"$_tether_d.c"; if [ -n "$_tether_s" ] && [ "$_tether_s" -gt 128 ]; then _tether_x=$(kill -l $((_tether_s-128))) && [ -n "$_tether_x" ] && _tether_s=$_tether_x; fi; echo "${{_tether_sig:-${{_tether_s:-?}}}}" >"$_tether_d.s""#,
         out = spool("o"),
         err = spool("e"),
     )

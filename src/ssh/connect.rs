@@ -150,7 +150,7 @@ impl Connection {
             match op() {
                 Ok(v) => return Ok(v),
                 Err(e) if would_block(&e) => self.wait_socket(until)?,
-                Err(e) => return Err(WaitError::Failed(super::wording::plain(&e))),
+                Err(e) => return Err(WaitError::Failed(super::wording::plain_on(&e, self.fd))),
             }
         }
     }

@@ -53,7 +53,7 @@ pub fn keepalive_fits(conn: &Connection, every: Duration) -> bool {
 pub fn send_keepalive(conn: &Connection) -> Result<(), WaitError> {
     match conn.session.keepalive_send() {
         Err(e) if !super::connect::would_block(&e) => {
-            Err(WaitError::Failed(super::wording::plain(&e)))
+            Err(WaitError::Failed(super::wording::plain_on(&e, conn.fd())))
         }
         _ => Ok(()),
     }
@@ -100,7 +100,13 @@ fn command(conn: &Connection, timeout: Duration) -> Result<Duration, WaitError> 
                 Ok(0) => {}
                 Ok(_) => open += 1,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => open += 1,
-                Err(e) => return Err(WaitError::Failed(super::wording::plain_io(&e, session))),
+                Err(e) => {
+                    return Err(WaitError::Failed(super::wording::plain_io_on(
+                        &e,
+                        session,
+                        conn.fd(),
+                    )))
+                }
             }
         }
         if open == 0 && channel.eof() {

@@ -11,6 +11,7 @@
 use std::os::fd::RawFd;
 
 use super::connect::WaitError;
+use super::tcp_ack::{self, End};
 
 /// How an idle connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +73,12 @@ pub fn peek(fd: RawFd) -> Option<IdleDeath> {
         )
     };
     match n {
-        0 => Some(IdleDeath::Closed),
+        // An end of stream is also what is left once the kernel's own error (a timeout) was
+        // read by someone else: the TCP state tells it apart.
+        0 => Some(match tcp_ack::end(fd) {
+            Some(End::TimedOut) => IdleDeath::Silent,
+            Some(End::Closed) | None => IdleDeath::Closed,
+        }),
         n if n > 0 => None,
         _ => match std::io::Error::last_os_error().raw_os_error() {
             Some(libc::ECONNRESET) => Some(IdleDeath::Reset),

@@ -21,6 +21,13 @@ pub struct Acks {
 /// `TCP_INFO` of `fd`; `None` when `fd` is not a TCP socket (a proxy command's or jump host's
 /// socket pair) or the kernel does not say.
 pub fn acks(fd: RawFd) -> Option<Acks> {
+    tcp_info(fd).map(|info| Acks {
+        unacked: info.tcpi_unacked,
+        rtt: Duration::from_micros(u64::from(info.tcpi_rtt)),
+    })
+}
+
+fn tcp_info(fd: RawFd) -> Option<libc::tcp_info> {
     // SAFETY: tcp_info is plain data, valid when zeroed.
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
@@ -35,10 +42,32 @@ pub fn acks(fd: RawFd) -> Option<Acks> {
             &mut len,
         )
     };
-    (rc == 0).then(|| Acks {
-        unacked: info.tcpi_unacked,
-        rtt: Duration::from_micros(u64::from(info.tcpi_rtt)),
-    })
+    (rc == 0).then_some(info)
+}
+
+/// How a TCP connection that no longer works ended, as its state says once the error itself
+/// has been read (`recv` then returns end of stream whatever the cause).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The server ended it: its FIN came (`CLOSE_WAIT` and after), or a reset that the error,
+    /// read already, said (a reset after the FIN, answering what was sent since, leaves the
+    /// same state: the FIN is what counts).
+    Closed,
+    /// The kernel gave up retransmitting (`TCP_USER_TIMEOUT` or its retries): the server's TCP
+    /// acknowledged nothing, a blackhole or a host gone.
+    TimedOut,
+}
+
+/// How the connection of `fd` ended; `None` while it is open, or when `fd` is not TCP.
+pub fn end(fd: RawFd) -> Option<End> {
+    let info = tcp_info(fd)?;
+    match u32::from(info.tcpi_state) {
+        // CLOSE with segments still unacknowledged when it was abandoned.
+        7 if info.tcpi_retransmits > 0 => Some(End::TimedOut),
+        // CLOSE; CLOSE_WAIT, LAST_ACK, CLOSING: the server's FIN came.
+        7 | 8 | 9 | 11 => Some(End::Closed),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

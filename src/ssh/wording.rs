@@ -3,7 +3,11 @@
 //! Codes are libssh2's `LIBSSH2_ERROR_*` (libssh2.h); a code not listed keeps libssh2's own
 //! message, without the bracketed code.
 
+use std::os::fd::RawFd;
+
 use ssh2::ErrorCode;
+
+use super::tcp_ack::{self, End};
 
 /// `e` in plain words.
 pub fn plain(e: &ssh2::Error) -> String {
@@ -29,12 +33,43 @@ pub fn plain(e: &ssh2::Error) -> String {
     words.to_string()
 }
 
+/// `e`, a failure of the session whose socket is `fd`, in plain words. Where libssh2 says
+/// only that reading or writing the socket failed (-43, -7) or that it ended (-13), the
+/// socket's TCP state says how (see [`tcp_ack::end`]): the kernel giving up on a server that
+/// acknowledges nothing (a blackhole: `TCP_USER_TIMEOUT`) also reads as an end of stream, and
+/// is not the server closing the connection.
+pub fn plain_on(e: &ssh2::Error, fd: RawFd) -> String {
+    match (e.code(), tcp_ack::end(fd)) {
+        (ErrorCode::Session(-43 | -7 | -13), Some(end)) => end_words(end).to_string(),
+        _ => plain(e),
+    }
+}
+
+fn end_words(end: End) -> &'static str {
+    match end {
+        End::Closed => "the server closed the connection",
+        End::TimedOut => {
+            "timed out: the server acknowledged nothing (the network or the host is gone)"
+        }
+    }
+}
+
 /// An I/O error from a channel stream of `session`, in plain words: ssh2 turns libssh2's
 /// failure into an `io::Error` without its code, so the code is asked of the session.
 pub fn plain_io(e: &std::io::Error, session: &ssh2::Session) -> String {
     match ssh2::Error::last_session_error(session) {
         Some(last) if matches!(last.code(), ErrorCode::Session(c) if c < 0 && c != -37) => {
             plain(&last)
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// [`plain_io`], told apart by the socket `fd` as [`plain_on`] does.
+pub fn plain_io_on(e: &std::io::Error, session: &ssh2::Session, fd: RawFd) -> String {
+    match ssh2::Error::last_session_error(session) {
+        Some(last) if matches!(last.code(), ErrorCode::Session(c) if c < 0 && c != -37) => {
+            plain_on(&last, fd)
         }
         _ => e.to_string(),
     }

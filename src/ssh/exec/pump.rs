@@ -115,7 +115,7 @@ pub(super) fn pump(
                 Err(e) => {
                     return Err(lost(
                         "closing stdin failed",
-                        WaitError::Failed(crate::ssh::wording::plain(&e)),
+                        WaitError::Failed(crate::ssh::wording::plain_on(&e, conn.fd())),
                     ))
                 }
             }
@@ -148,7 +148,7 @@ pub(super) fn pump(
                     if !crate::ssh::connect::would_block(&e) {
                         return Err(lost(
                             "keepalive failed",
-                            WaitError::Failed(crate::ssh::wording::plain(&e)),
+                            WaitError::Failed(crate::ssh::wording::plain_on(&e, conn.fd())),
                         ));
                     }
                 }
@@ -207,7 +207,7 @@ fn read_both(
             Err(e) => {
                 return Err(ExecError::Lost(format!(
                     "reading output failed: {}",
-                    crate::ssh::wording::plain_io(&e, &conn.session)
+                    crate::ssh::wording::plain_io_on(&e, &conn.session, conn.fd())
                 )))
             }
         }

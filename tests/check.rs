@@ -135,6 +135,23 @@ fn clientalive_reports_interval_1_count_2_and_is_safe_with_a_heartbeat() {
     let out = check(&lab, "c1", &["--keepalive", "15s"]);
     out.status(0);
     assert_eq!(value(&out, "c1", "heartbeat:"), "15.0 s");
+    // So does the ssh config's ServerAliveInterval, longer than the default 15 s too: what ssh
+    // would send keepalives at (fresh-eyes finding: 90 gave 15 s, 4x more than none at all).
+    let config = lab.dir().join("sai_ssh_config");
+    for (sai, shown) in [("90", "1m30s"), ("20", "20.0 s"), ("5", "5.0 s")] {
+        let original = std::fs::read_to_string(lab.ssh_config()).unwrap();
+        std::fs::write(
+            &config,
+            format!("Host c1\n  ServerAliveInterval {sai}\n\n{original}"),
+        )
+        .unwrap();
+        let out = Tether::new()
+            .ssh_config(&config)
+            .args(&["check", "--hosts", "c1"])
+            .run();
+        out.status(0);
+        assert_eq!(value(&out, "c1", "heartbeat:"), shown, "{sai}");
+    }
 
     let out = check(&lab, "c1", &["--no-keepalive"]);
     out.status(1);

@@ -473,16 +473,20 @@ fn a_keepalive_wakes_its_worker_once() {
 
 /// A host kept by protocol keepalives beats at the run's keepalive interval when no interval
 /// was asked for: its server needs no client traffic, only NAT tables do (issue 17: idle
-/// sessions nearly free). A host whose ssh config asks for `ServerAliveInterval` keeps that.
+/// sessions nearly free). A host whose ssh config asks for `ServerAliveInterval` keeps that,
+/// shorter or longer than the run's heartbeat.
 #[test]
 fn hosts_kept_by_keepalives_beat_at_the_keepalive_interval_unless_asked() {
-    let lab = Lab::builder().names(&["slow1", "asked1"]).start();
+    let lab = Lab::builder().names(&["slow1", "asked1", "long1"]).start();
     let config = lab.dir().join("asked_ssh_config");
     let original = std::fs::read_to_string(lab.ssh_config()).unwrap();
     // ssh_config: the first value obtained wins.
     std::fs::write(
         &config,
-        format!("Host asked1\n  ServerAliveInterval 2\n\n{original}"),
+        format!(
+            "Host asked1\n  ServerAliveInterval 2\nHost long1\n  ServerAliveInterval 5\n\n\
+             {original}"
+        ),
     )
     .unwrap();
     let mut h = Harness::new(
@@ -493,7 +497,7 @@ fn hosts_kept_by_keepalives_beat_at_the_keepalive_interval_unless_asked() {
             keepalive_heartbeat: Some(Duration::from_secs(8)),
             ..WorkerSettings::default()
         },
-        &["slow1", "asked1"],
+        &["slow1", "asked1", "long1"],
     );
     h.idle(Duration::from_secs(12));
     let beats = |h: &Harness, host: &str| {
@@ -506,11 +510,15 @@ fn hosts_kept_by_keepalives_beat_at_the_keepalive_interval_unless_asked() {
     // event comes at the next beat, after this window. asked1: one every 2 s from 1 s on.
     assert_eq!(beats(&h, "slow1"), 0, "{}", h.story());
     assert!(beats(&h, "asked1") >= 3, "{}", h.story());
+    // long1: keepalives sent 4.5 s to 5 s apart from 1 s on, each heartbeat event a beat
+    // later: the first at 10 s to 11 s, the next from 14.5 s.
+    assert_eq!(beats(&h, "long1"), 1, "{}", h.story());
     // Its acknowledgement is looked for at the next beat (15.4 s to 17 s); the one after
     // that is looked for from 22.6 s on.
     h.idle(Duration::from_secs(7));
     assert_eq!(beats(&h, "slow1"), 1, "{}", h.story());
-    for host in ["slow1", "asked1"] {
+    assert!((2..=3).contains(&beats(&h, "long1")), "{}", h.story());
+    for host in ["slow1", "asked1", "long1"] {
         assert_eq!(h.count(host, is_reconnect), 0, "{}", h.story());
         assert_eq!(stdout(&h.run(&[host], "echo up")[0]), "up\n");
         assert_eq!(lab.accepted_logins(host), 1);

@@ -120,9 +120,13 @@ pub fn check(
             (Some(h), Some(s)) => Some(h.min(s)),
             (h, _) => h,
         };
-        // As `Owner::keepalive_every`: nothing asked for an interval, not even the ssh config.
-        let keepalive = match (hb, heartbeat.default && cfg.server_alive_interval.is_none()) {
-            (Some(h), true) => Some(h.max(KEEPALIVE_DEFAULT)),
+        // As `Owner::keepalive_every`: where the run asked for no interval, the host's
+        // ServerAliveInterval, else the longer keepalive interval.
+        let keepalive = match (hb, heartbeat.default) {
+            (Some(h), true) => Some(
+                cfg.server_alive_interval
+                    .unwrap_or(h.max(KEEPALIVE_DEFAULT)),
+            ),
             (h, _) => h,
         };
         per_host.insert(

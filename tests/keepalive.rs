@@ -279,6 +279,104 @@ fn idle_connection_killed_by_the_server_is_replaced_at_once() {
     assert_eq!(h.count("host1", is_reconnect), 1, "{}", h.story());
 }
 
+/// A server whose config was read and needs no open channel has its idle session killed (an
+/// administrator's `kill`, a restart): reconnected, still kept by keepalives, nothing learned.
+/// A second close in the run is a pattern: `true` from then on, with a warning (fresh-eyes
+/// finding: one kill switched the host to `true` every 14 s for the rest of the run, silently).
+#[test]
+fn one_kill_of_an_idle_session_whose_limits_were_read_changes_nothing() {
+    let lab = Lab::builder().names(&["kill1"]).start();
+    let mut h = Harness::new(
+        &lab.ssh_config(),
+        settings(Some(Duration::from_secs(3))),
+        &["kill1"],
+    );
+    h.wait_for(Duration::from_secs(5), |e| {
+        matches!(
+            e.kind,
+            EventKind::Heartbeat {
+                beat: Beat::Limits,
+                ..
+            }
+        )
+    })
+    .unwrap_or_else(|| panic!("the limits were not read\n{}", h.story()));
+    let beats_since = |h: &Harness, mark: usize, want: Beat| {
+        h.events[mark..]
+            .iter()
+            .filter(|(_, e)| matches!(e.kind, EventKind::Heartbeat { beat, .. } if beat == want))
+            .count()
+    };
+    let warned = |h: &Harness| {
+        h.count("kill1", |k| {
+            matches!(k, EventKind::Warning { message } if message.contains("closed an idle session twice"))
+        })
+    };
+    for round in 1..=2 {
+        lab.kill_connections("kill1");
+        h.wait_for(Duration::from_secs(5), |e| is_reconnect(&e.kind))
+            .unwrap_or_else(|| panic!("round {round}: no reconnect\n{}", h.story()));
+        let mark = h.mark();
+        h.idle(Duration::from_secs(8));
+        let (commands, keepalives) = (
+            beats_since(&h, mark, Beat::Command),
+            beats_since(&h, mark, Beat::Keepalive),
+        );
+        if round == 1 {
+            assert_eq!((commands, warned(&h)), (0, 0), "{}", h.story());
+            assert!(keepalives >= 1, "{}", h.story());
+        } else {
+            assert_eq!(warned(&h), 1, "{}", h.story());
+            assert!(commands >= 1, "{}", h.story());
+        }
+    }
+    let learned = h.count("kill1", |k| matches!(k, EventKind::Learned { .. }));
+    assert_eq!(learned, 0, "{}", h.story());
+    assert_eq!(h.count("kill1", is_reconnect), 2, "{}", h.story());
+    assert_eq!(lab.accepted_logins("kill1"), 3);
+}
+
+/// The summary says how many sessions a host had: after a reconnect, two, as the JSON's
+/// `sessions` does (fresh-eyes finding: the text said "one session" beside "1 reconnect").
+#[test]
+fn the_summary_counts_the_sessions_a_reconnect_opened() {
+    let lab = Lab::builder().names(&["web1"]).start();
+    let dir = lab.dir().join("recipe");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("deploy.rhai"),
+        "server(\"web1\", #{ roles: [\"web\"] });\ntask(\"t\", || { on([\"web\"], \"true\"); \
+         run_locally(\"sleep 4\"); on([\"web\"], \"echo after\"); });\n",
+    )
+    .unwrap();
+    let out = std::thread::scope(|scope| {
+        let run = scope.spawn(|| {
+            support::tether::Tether::new()
+                .current_dir(&dir)
+                .ssh_config(&lab.ssh_config())
+                .args(&["t"])
+                .run()
+        });
+        let until = Instant::now() + Duration::from_secs(10);
+        while lab.started_commands("web1") == 0 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        lab.kill_connections("web1");
+        run.join().unwrap()
+    });
+    out.status(0).stdout_contains("after");
+    let row = out
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("web1 ") && l.contains("heartbeat"))
+        .unwrap_or_else(|| panic!("no summary row\n{}", out.stdout))
+        .to_string();
+    assert!(row.contains("2 sessions, "), "{row}");
+    assert!(row.contains("1 reconnect"), "{row}");
+    assert_eq!(lab.accepted_logins("web1"), 2);
+}
+
 #[test]
 fn connection_killed_during_a_command_is_lost_and_not_resent() {
     let lab = Lab::builder().names(&["host1"]).start();

@@ -326,6 +326,10 @@ fn sessions_text(st: &State, look: Look, title: &str, elapsed: Duration) -> Vec<
     for host in &st.order {
         let s = st.hosts.get(host).cloned().unwrap_or_default();
         let what = match (&s.connected_at, &s.failed) {
+            // A reconnect opened another session: say how many, as the JSON does.
+            (Some(_), _) if s.sessions > 1 => {
+                format!("{} sessions, {}", s.sessions, session_counts(&s))
+            }
             (Some(_), _) => format!("one session, {}", session_counts(&s)),
             (None, Some(why)) if s.sessions == 0 => format!("never connected ({why})"),
             (None, Some(why)) => format!(

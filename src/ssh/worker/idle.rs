@@ -102,6 +102,25 @@ impl WorkerState {
         }
     }
 
+    /// Before a job uses the session: a keepalive still awaited is reported if it arrived
+    /// (else what the job does with the session proves it, or finds it dead), and the
+    /// socket's `TCP_USER_TIMEOUT` is the one of commands again.
+    pub(super) fn leave_idle(&mut self) {
+        let sent = self.keepalive_sent.take();
+        let Some(conn) = &self.conn else { return };
+        if std::mem::take(&mut self.kernel_deadline) {
+            self.owner.arm(conn);
+        }
+        if let (Some(_), Ok(rtt)) = (sent, heartbeat::keepalive_arrived(conn)) {
+            self.keepalives += 1;
+            self.emit(EventKind::Heartbeat {
+                rtt,
+                probe: false,
+                beat: Beat::Keepalive,
+            });
+        }
+    }
+
     pub(super) fn heartbeat(&mut self, probe: bool) {
         let Some(conn) = &self.conn else { return };
         let timeout = self.owner.settings.heartbeat_timeout;
@@ -186,11 +205,23 @@ impl WorkerState {
                 if !jump_lost && death.may_be_idle_limit() {
                     if !self.limits_known {
                         self.owner.learn(idle);
+                        self.beat = Some(Beat::Command);
+                    } else {
+                        self.closed_while_idle += 1;
+                        // Its config was read and needs no channel: one close is a restart or
+                        // an administrator's kill more likely than a limit the read missed (a
+                        // config changed since); a second in this run is a pattern. Run
+                        // commands from then on, and say so.
+                        if self.closed_while_idle == 2 && self.beat != Some(Beat::Command) {
+                            self.beat = Some(Beat::Command);
+                            self.emit(EventKind::Warning {
+                                message: "the server closed an idle session twice although \
+                                          its config sets no UnusedConnectionTimeout: the \
+                                          heartbeat runs `true` from now on"
+                                    .into(),
+                            });
+                        }
                     }
-                    // The server ended an idle session: should its config have said a bare
-                    // channel keeps it, a limit we could not see (a Match, a changed config)
-                    // may have. Run commands.
-                    self.beat = Some(Beat::Command);
                 }
                 let why = death.words().map_or_else(|| e.to_string(), String::from);
                 self.replace_session(format!("connection lost while idle ({why})"), true);

@@ -124,6 +124,7 @@ impl HostWorker {
             beat: None,
             keepalive_sent: None,
             kernel_deadline: false,
+            closed_while_idle: 0,
             keepalives: 0,
             limits_known: false,
             connected_at: Instant::now(),
@@ -262,13 +263,7 @@ impl WorkerState {
     }
 
     fn handle(&mut self, job: Job) {
-        // What the job does with the session proves it, or finds it dead.
-        self.keepalive_sent = None;
-        if std::mem::take(&mut self.kernel_deadline) {
-            if let Some(conn) = &self.conn {
-                self.owner.arm(conn);
-            }
-        }
+        self.leave_idle();
         match job {
             Job::Exec {
                 command,

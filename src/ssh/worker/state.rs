@@ -43,6 +43,9 @@ pub(super) struct WorkerState {
     /// acknowledges nothing within it, which wakes the worker, so nothing else has to wake it
     /// to look. A job restores the armed value (see `Owner::arm`) before it uses the session.
     pub(super) kernel_deadline: bool,
+    /// Idle sessions the server closed in order although its limits were read (see the
+    /// heartbeat's failure in `idle.rs`).
+    pub(super) closed_while_idle: u32,
     /// Keepalives acknowledged since the last bare-channel heartbeat (see
     /// `KEEPALIVES_PER_CHANNEL` in `idle.rs`).
     pub(super) keepalives: u32,

@@ -375,16 +375,7 @@ fn a_connection_reset_after_a_moment_of_idleness_teaches_nothing_even_unread() {
         ..WorkerSettings::default()
     };
     let mut h = Harness::new(&lab.ssh_config(), settings, &[host]);
-    h.wait_for(Duration::from_secs(5), |e| {
-        matches!(
-            e.kind,
-            EventKind::Heartbeat {
-                beat: Beat::Limits,
-                ..
-            }
-        )
-    })
-    .unwrap_or_else(|| panic!("the limits were not read\n{}", h.story()));
+    h.wait_for_beat(Duration::from_secs(5), Beat::Limits);
     h.idle(Duration::from_secs(3));
     reset_connections(&lab, "host1");
     let (_, e) = h

@@ -291,16 +291,7 @@ fn one_kill_of_an_idle_session_whose_limits_were_read_changes_nothing() {
         settings(Some(Duration::from_secs(3))),
         &["kill1"],
     );
-    h.wait_for(Duration::from_secs(5), |e| {
-        matches!(
-            e.kind,
-            EventKind::Heartbeat {
-                beat: Beat::Limits,
-                ..
-            }
-        )
-    })
-    .unwrap_or_else(|| panic!("the limits were not read\n{}", h.story()));
+    h.wait_for_beat(Duration::from_secs(5), Beat::Limits);
     let beats_since = |h: &Harness, mark: usize, want: Beat| {
         h.events[mark..]
             .iter()
@@ -623,6 +614,35 @@ fn hosts_kept_by_keepalives_beat_at_the_keepalive_interval_unless_asked() {
     }
 }
 
+/// A 1 s heartbeat (`--keepalive 1s`, `ServerAliveInterval 1`), shortened by its spread, still
+/// waits for the limits read: a server without a channel-idle limit gets no `true`
+/// (fresh-eyes finding: one ran before the read).
+#[test]
+fn a_one_second_heartbeat_runs_no_true_where_no_channel_idle_limit() {
+    let lab = Lab::builder().names(&["one1"]).start();
+    let mut h = Harness::new(
+        &lab.ssh_config(),
+        settings(Some(Duration::from_secs(1))),
+        &["one1"],
+    );
+    h.idle(Duration::from_secs(4));
+    let beats = |want: Beat| {
+        h.count(
+            "one1",
+            |k| matches!(k, EventKind::Heartbeat { beat, .. } if *beat == want),
+        )
+    };
+    assert_eq!(
+        (beats(Beat::Command), beats(Beat::Limits)),
+        (0, 1),
+        "{}",
+        h.story()
+    );
+    assert!(beats(Beat::Channel) >= 2, "{}", h.story());
+    // The limits read's two commands, nothing else.
+    assert_eq!(lab.started_commands("one1"), 2);
+}
+
 /// A host kept by keepalives whose sshd hangs (stopped: its kernel still acknowledges every
 /// keepalive) is found dead while idle, by the bare channel that comes after every three
 /// keepalives, and reconnected; not at the next command, which would wait for its channel
@@ -640,16 +660,7 @@ fn a_hung_sshd_behind_acknowledged_keepalives_is_found_while_idle() {
         },
         &["host1"],
     );
-    h.wait_for(Duration::from_secs(10), |e| {
-        matches!(
-            e.kind,
-            EventKind::Heartbeat {
-                beat: Beat::Keepalive,
-                ..
-            }
-        )
-    })
-    .unwrap_or_else(|| panic!("no keepalive\n{}", h.story()));
+    h.wait_for_beat(Duration::from_secs(10), Beat::Keepalive);
     let hung = lab.connection_pids("host1");
     assert!(!hung.is_empty());
     for &pid in &hung {
@@ -710,11 +721,7 @@ fn blackholed_idle_host(interval: Duration, beat: Beat) {
         &["far"],
     );
     assert_eq!(stdout(&h.run(&["far"], "echo up")[0]), "up\n");
-    h.wait_for(
-        interval * 2 + Duration::from_secs(3),
-        |e| matches!(e.kind, EventKind::Heartbeat { beat: b, .. } if b == beat),
-    )
-    .unwrap_or_else(|| panic!("no {beat:?} heartbeat before the blackhole\n{}", h.story()));
+    h.wait_for_beat(interval * 2 + Duration::from_secs(3), beat);
     far.blackhole();
     let cut = Instant::now();
     // Detection: at most one interval (spread by up to a tenth per host) plus the heartbeat

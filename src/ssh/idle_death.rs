@@ -18,7 +18,7 @@ use super::tcp_ack::{self, End};
 pub enum IdleDeath {
     /// The server closed the TCP connection in order (end of stream).
     Closed,
-    /// The connection was reset (`ECONNRESET`).
+    /// The connection was reset (`ECONNRESET`), or aborted on this machine (`ECONNABORTED`).
     Reset,
     /// No answer within the heartbeat's deadline (seen by the heartbeat, or by the kernel:
     /// `ETIMEDOUT` from `TCP_USER_TIMEOUT`).
@@ -81,7 +81,9 @@ pub fn peek(fd: RawFd) -> Option<IdleDeath> {
         }),
         n if n > 0 => None,
         _ => match std::io::Error::last_os_error().raw_os_error() {
-            Some(libc::ECONNRESET) => Some(IdleDeath::Reset),
+            // Reset by the server, or aborted on this machine (`ss -K`): not the server's
+            // doing in order either way.
+            Some(libc::ECONNRESET | libc::ECONNABORTED) => Some(IdleDeath::Reset),
             Some(libc::ETIMEDOUT) => Some(IdleDeath::Silent),
             // EAGAIN: open and quiet; anything else is not the server's doing either.
             _ => None,

@@ -53,8 +53,8 @@ pub enum End {
     /// read already, said (a reset after the FIN, answering what was sent since, leaves the
     /// same state: the FIN is what counts).
     Closed,
-    /// The kernel gave up retransmitting (`TCP_USER_TIMEOUT` or its retries): the server's TCP
-    /// acknowledged nothing, a blackhole or a host gone.
+    /// The kernel gave up retransmitting or probing a zero window (`TCP_USER_TIMEOUT` or its
+    /// retries): the server's TCP acknowledged nothing, a blackhole or a host gone.
     TimedOut,
 }
 
@@ -62,8 +62,9 @@ pub enum End {
 pub fn end(fd: RawFd) -> Option<End> {
     let info = tcp_info(fd)?;
     match u32::from(info.tcpi_state) {
-        // CLOSE with segments still unacknowledged when it was abandoned.
-        7 if info.tcpi_retransmits > 0 => Some(End::TimedOut),
+        // CLOSE with segments still unacknowledged, or window probes unanswered, when it was
+        // abandoned.
+        7 if info.tcpi_retransmits > 0 || info.tcpi_probes > 0 => Some(End::TimedOut),
         // CLOSE; CLOSE_WAIT, LAST_ACK, CLOSING: the server's FIN came.
         7 | 8 | 9 | 11 => Some(End::Closed),
         _ => None,

@@ -7,7 +7,7 @@ use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tether::event::{Event, EventKind};
+use tether::event::{Beat, Event, EventKind};
 use tether::host::HostTarget;
 use tether::pool::{FanOut, HostResult, Pool};
 use tether::ssh::config::{SshConfig, SYSTEM_CONFIG};
@@ -108,6 +108,18 @@ impl Harness {
     ) -> Option<(Duration, Event)> {
         let mark = self.mark();
         self.wait_for_since(mark, timeout, pred)
+    }
+
+    /// Waits up to `timeout` for a heartbeat of kind `beat`; panics with the story when none
+    /// comes.
+    pub fn wait_for_beat(&mut self, timeout: Duration, beat: Beat) -> Event {
+        let found = self.wait_for(
+            timeout,
+            |e| matches!(e.kind, EventKind::Heartbeat { beat: b, .. } if b == beat),
+        );
+        found
+            .unwrap_or_else(|| panic!("no {beat:?} heartbeat within {timeout:?}\n{}", self.story()))
+            .1
     }
 
     /// Waits for an event matching `pred` among those recorded from `mark` on and those to

@@ -228,15 +228,7 @@ fn a_killed_idle_connection_is_reconnected_without_changing_the_learned_interval
     assert_eq!(h.count("host1", is_learned), 0, "{}", h.story());
     assert_eq!(lab.accepted_logins("host1"), 2);
     // Read once per host and run, not again on the new session.
-    let reads = h.count("host1", |k| {
-        matches!(
-            k,
-            EventKind::Heartbeat {
-                beat: Beat::Limits,
-                ..
-            }
-        )
-    });
+    let reads = h.beats("host1", Beat::Limits);
     assert_eq!(reads, 1, "{}", h.story());
     assert_eq!(
         std::fs::read_to_string(cache.path()).unwrap(),

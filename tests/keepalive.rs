@@ -92,12 +92,7 @@ fn one_session_per_host(s: &Seed) -> Result<(), String> {
     // said it ran one: a bare-channel heartbeat forks nothing on the server.
     for (hosts, scenario) in [(WEB, 2), (RESQUE, 1)] {
         for host in hosts {
-            let count = |want: Beat| {
-                s.h.count(
-                    host,
-                    |k| matches!(k, EventKind::Heartbeat { beat, .. } if *beat == want),
-                )
-            };
+            let count = |want: Beat| s.h.beats(host, want);
             let (reads, commands) = (count(Beat::Limits), count(Beat::Command));
             let expected = scenario + 2 * reads + commands;
             let started = s.lab.started_commands(host);
@@ -129,12 +124,7 @@ fn seed_clientalive_default_heartbeat_keeps_every_session() {
     // 1 s), long before the 15 s heartbeat was due, with bare channels: this server has no
     // UnusedConnectionTimeout, so no heartbeat ran a command there.
     for host in RESQUE {
-        let beats = |want: Beat| {
-            s.h.count(
-                host,
-                |k| matches!(k, EventKind::Heartbeat { beat, .. } if *beat == want),
-            )
-        };
+        let beats = |want: Beat| s.h.beats(host, want);
         assert_eq!(beats(Beat::Limits), 1, "{host}\n{}", s.h.story());
         assert!(beats(Beat::Channel) >= 3, "{host}\n{}", s.h.story());
         // Not even right after login (sshd's hostkeys notice wakes the worker then): a server
@@ -171,15 +161,7 @@ fn seed_unused_heartbeat_1s_keeps_every_session() {
             )
         });
         assert_eq!(channels, 0, "{host}\n{}", s.h.story());
-        let reads = s.h.count(host, |k| {
-            matches!(
-                k,
-                EventKind::Heartbeat {
-                    beat: Beat::Limits,
-                    ..
-                }
-            )
-        });
+        let reads = s.h.beats(host, Beat::Limits);
         assert_eq!(reads, 1, "{host}\n{}", s.h.story());
     }
 }
@@ -464,12 +446,7 @@ fn a_server_without_a_channel_idle_limit_gets_only_protocol_keepalives() {
         &["host1"],
     );
     h.idle(Duration::from_secs(14));
-    let beats = |want: Beat| {
-        h.count(
-            "host1",
-            |k| matches!(k, EventKind::Heartbeat { beat, .. } if *beat == want),
-        )
-    };
+    let beats = |want: Beat| h.beats("host1", want);
     assert_eq!(beats(Beat::Limits), 1, "{}", h.story());
     let keepalives = beats(Beat::Keepalive);
     assert!(keepalives >= 3, "{keepalives} keepalives\n{}", h.story());
@@ -626,12 +603,7 @@ fn a_one_second_heartbeat_runs_no_true_where_no_channel_idle_limit() {
         &["one1"],
     );
     h.idle(Duration::from_secs(4));
-    let beats = |want: Beat| {
-        h.count(
-            "one1",
-            |k| matches!(k, EventKind::Heartbeat { beat, .. } if *beat == want),
-        )
-    };
+    let beats = |want: Beat| h.beats("one1", want);
     assert_eq!(
         (beats(Beat::Command), beats(Beat::Limits)),
         (0, 1),

@@ -38,7 +38,7 @@ use crate::report::Reporter;
 use crate::runner;
 use crate::settings::Settings;
 use crate::ssh::exec::Echo;
-use crate::ssh::policy::KEEPALIVE_DEFAULT;
+use crate::ssh::policy::{self, WorkerSettings};
 
 /// Where the settings of one host came from and what they are.
 #[derive(Debug, Clone)]
@@ -116,19 +116,13 @@ pub fn check(
         let Ok(cfg) = ssh_config.resolve_target(t, settings.jump.as_deref()) else {
             continue;
         };
-        let hb = match (heartbeat.every, cfg.server_alive_interval) {
-            (Some(h), Some(s)) => Some(h.min(s)),
-            (h, _) => h,
-        };
-        // As `Owner::keepalive_every`: where the run asked for no interval, the host's
-        // ServerAliveInterval, else the longer keepalive interval.
-        let keepalive = match (hb, heartbeat.default) {
-            (Some(h), true) => Some(
-                cfg.server_alive_interval
-                    .unwrap_or(h.max(KEEPALIVE_DEFAULT)),
-            ),
-            (h, _) => h,
-        };
+        let sai = cfg.server_alive_interval;
+        let hb = policy::first_interval(heartbeat.every, sai);
+        let keepalive = policy::keepalive_interval(
+            hb,
+            WorkerSettings::with_heartbeat(heartbeat).keepalive_heartbeat,
+            sai,
+        );
         per_host.insert(
             t.name.clone(),
             PerHost {

@@ -15,7 +15,7 @@ use super::heartbeat::Limits;
 use super::known_hosts;
 use super::limit_cache::{Key, Source};
 use super::limiter::HandshakeLimiter;
-use super::policy::WorkerSettings;
+use super::policy::{self, WorkerSettings};
 use super::proxy_command;
 use super::reconnect::{self, Outcome};
 use super::SshError;
@@ -85,7 +85,7 @@ impl Owner {
         shared: Shared,
         stop: Arc<AtomicBool>,
     ) -> Self {
-        let interval = first_interval(&settings, &config);
+        let interval = policy::first_interval(settings.heartbeat, config.server_alive_interval);
         Owner {
             spread: spread(&name),
             name,
@@ -107,20 +107,17 @@ impl Owner {
         self.interval.map(|iv| iv.mul_f64(self.spread))
     }
 
-    /// How long an idle session kept by protocol keepalives waits between heartbeats. Where
-    /// the run asked for no interval (see [`WorkerSettings::keepalive_heartbeat`]) and no idle
-    /// limit read or learned shortened it: the host's `ServerAliveInterval` (what ssh itself
-    /// would send keepalives at, longer or shorter than the default), else the run's
-    /// keepalive interval where that is longer. Otherwise [`beat_every`](Owner::beat_every).
-    /// Shortened by a fiftieth more than other beats: the room the idle worker's shared slots
-    /// take, so that no beat comes later than its interval.
+    /// How long an idle session kept by protocol keepalives waits between heartbeats: as
+    /// [`policy::keepalive_interval`] while no idle limit read or learned shortened the
+    /// interval, else [`beat_every`](Owner::beat_every). Shortened by a fiftieth more than
+    /// other beats: the room the idle worker's shared slots take, so that no beat comes later
+    /// than its interval.
     pub fn keepalive_every(&self) -> Option<Duration> {
-        let untouched = self.interval == first_interval(&self.settings, &self.config);
-        let iv = match (self.interval, self.settings.keepalive_heartbeat) {
-            (Some(iv), Some(k)) if untouched => {
-                Some(self.config.server_alive_interval.unwrap_or(iv.max(k)))
-            }
-            (iv, _) => iv,
+        let sai = self.config.server_alive_interval;
+        let first = policy::first_interval(self.settings.heartbeat, sai);
+        let iv = match self.interval == first {
+            true => policy::keepalive_interval(first, self.settings.keepalive_heartbeat, sai),
+            false => self.interval,
         };
         iv.map(|iv| iv.mul_f64(self.spread * 0.98))
     }
@@ -342,15 +339,6 @@ impl Owner {
                 message: format!("idle limit not remembered: {why}"),
             });
         }
-    }
-}
-
-/// The heartbeat interval before any limit shortened it: the run's, or a smaller
-/// `ServerAliveInterval`; `None` with the heartbeat off.
-fn first_interval(settings: &WorkerSettings, config: &HostConfig) -> Option<Duration> {
-    match (settings.heartbeat, config.server_alive_interval) {
-        (Some(ours), Some(server)) => Some(ours.min(server)),
-        (ours, _) => ours,
     }
 }
 

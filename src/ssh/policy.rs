@@ -42,6 +42,34 @@ pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
 /// interval bounds how late a silent death (a blackhole, a host powered off) is found.
 pub const KEEPALIVE_DEFAULT: Duration = Duration::from_secs(60);
 
+/// A host's heartbeat interval before any idle limit shortens it: the run's `heartbeat`, or a
+/// smaller `ServerAliveInterval` (`server_alive`); `None` with the heartbeat off.
+pub fn first_interval(
+    heartbeat: Option<Duration>,
+    server_alive: Option<Duration>,
+) -> Option<Duration> {
+    match (heartbeat, server_alive) {
+        (Some(ours), Some(server)) => Some(ours.min(server)),
+        (ours, _) => ours,
+    }
+}
+
+/// The interval of a host kept by protocol keepalives whose interval is still `first` (see
+/// [`first_interval`]): where the run asked for none (`keepalive_heartbeat`, see
+/// [`WorkerSettings`]), the host's `ServerAliveInterval` (what ssh itself would send keepalives
+/// at, longer or shorter than the default), else the run's keepalive interval where that is
+/// longer; otherwise `first`.
+pub fn keepalive_interval(
+    first: Option<Duration>,
+    keepalive_heartbeat: Option<Duration>,
+    server_alive: Option<Duration>,
+) -> Option<Duration> {
+    match (first, keepalive_heartbeat) {
+        (Some(iv), Some(k)) => Some(server_alive.unwrap_or(iv.max(k))),
+        (iv, _) => iv,
+    }
+}
+
 /// The heartbeat a run asked for (see `fleet::heartbeat`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Heartbeat {

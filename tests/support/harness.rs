@@ -176,6 +176,14 @@ impl Harness {
             .count()
     }
 
+    /// How many heartbeats of kind `beat` `host` reported.
+    pub fn beats(&self, host: &str, beat: Beat) -> usize {
+        self.count(
+            host,
+            |k| matches!(k, EventKind::Heartbeat { beat: b, .. } if *b == beat),
+        )
+    }
+
     /// The events other than output, for failure messages.
     pub fn story(&self) -> String {
         self.events

@@ -783,6 +783,102 @@ fn set_needs_a_variable_name() {
     r.tether().args(&["-s", "ok_1:x=", "x"]).run().status(0);
 }
 
+/// A variable tether itself reads (`keepalive`, `log_file`, `ssh_config`) with a value it
+/// cannot use is refused where it was set: the recipe's line and column, or the `-s`
+/// argument (it was refused only when the run read it, with no place at all).
+#[test]
+fn a_bad_value_of_a_variable_tether_reads_is_refused_where_it_was_set() {
+    for (set, says) in [
+        (
+            "set(\"keepalive\", 0);",
+            "set(\"keepalive\", ...): `0` must be greater than zero",
+        ),
+        ("set(\"keepalive\", -2);", "`-2` must be greater than zero"),
+        ("set(\"keepalive\", 0.0);", "`0` must be greater than zero"),
+        (
+            "set(\"keepalive\", \"0s\");",
+            "`0s` must be greater than zero",
+        ),
+        ("set(\"keepalive\", \"soon\");", "`soon` is not a duration"),
+        ("set(\"keepalive\", 1e30);", "is not a heartbeat interval"),
+        (
+            "set(\"keepalive\", ());",
+            "a heartbeat interval (seconds, or a duration",
+        ),
+        ("set(\"keepalive\", [15]);", "not array"),
+        (
+            "set(\"log_file\", 3);",
+            "set(\"log_file\", ...): a path to the run log",
+        ),
+        (
+            "set(\"ssh_config\", true);",
+            "set(\"ssh_config\", ...): a path to an ssh config file",
+        ),
+        (
+            "set_secret(\"keepalive\", \"never-ok\");",
+            "set_secret(\"keepalive\", ...): `********` is not a duration",
+        ),
+    ] {
+        let r = RecipeDir::new("bad-var", &format!("task(\"x\", || {{}});\n  {set}\n"));
+        recipe_error(&r, &["x"])
+            .stderr_contains("deploy.rhai:2:3: set")
+            .stderr_contains(says)
+            .stderr_contains("2 |   set");
+    }
+    // Set by a stage: the stage's line.
+    let r = RecipeDir::new(
+        "bad-var-stage",
+        "task(\"x\", || {});\nstage(\"prod\", || {\n    set(\"keepalive\", \"-\");\n});\n",
+    );
+    recipe_error(&r, &["prod", "x"]).stderr_contains("deploy.rhai:3:5: set(\"keepalive\", ...)");
+    // Set by `-s`: a usage error naming the argument, whatever the recipe says.
+    let r = RecipeDir::new(
+        "bad-var-cli",
+        "set(\"keepalive\", 5);\ntask(\"x\", || {});\n",
+    );
+    for (arg, says) in [
+        (
+            "keepalive=0",
+            "-s keepalive=0: `0` must be greater than zero",
+        ),
+        (
+            "keepalive=-1",
+            "-s keepalive=-1: `-1` must be greater than zero",
+        ),
+        ("keepalive=abc", "-s keepalive=abc: `abc` is not a duration"),
+        ("keepalive=", "-s keepalive=: `` is not a duration"),
+    ] {
+        r.tether()
+            .args(&["-s", arg, "x"])
+            .run()
+            .status(2)
+            .stderr_contains(says);
+    }
+    r.tether()
+        .args(&["-s", "keepalive=2m", "x"])
+        .run()
+        .status(0);
+    // A path given with -s is the text typed, a number too.
+    let r = RecipeDir::new(
+        "cli-path",
+        "task(\"x\", || { print(`${type_of(fetch(\"log_file\"))} [${fetch(\"log_file\")}]`); });\n",
+    );
+    r.tether()
+        .args(&["-s", "log_file=2024", "x"])
+        .run()
+        .status(0)
+        .stdout_contains("string [2024]");
+    // Overridden by -s, the recipe's own value is not read.
+    let r = RecipeDir::new(
+        "overridden",
+        "set(\"keepalive\", 0);\ntask(\"x\", || {});\n",
+    );
+    r.tether()
+        .args(&["-s", "keepalive=30", "x"])
+        .run()
+        .status(0);
+}
+
 /// `-s` values print as typed: a branch `0042` is never deployed as `42`.
 #[test]
 fn set_values_keep_what_was_typed() {

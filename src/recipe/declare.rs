@@ -55,11 +55,14 @@ pub fn override_value(text: &str) -> Dynamic {
 /// Registers the declarations on `engine`.
 pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
     let r = rt.clone();
-    engine.register_fn("set", move |key: &str, value: Dynamic| {
+    engine.register_fn("set", move |key: &str, value: Dynamic| -> Fallible<()> {
         let mut recipe = r.recipe();
         if !recipe.locked.contains(key) {
+            super::runtime_vars::check(key, &value)
+                .or_else(|why| fail(format!("set(\"{key}\", ...): {why}")))?;
             recipe.vars.insert(key.to_string(), value);
         }
+        Ok(())
     });
     let r = rt.clone();
     engine.register_fn(
@@ -88,17 +91,23 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
     // `set_secret(key, value)`: a variable whose value is never printed (masked in every
     // output, failure and log); with `-s key=..` the command line's value is the secret.
     let r = rt.clone();
-    engine.register_fn("set_secret", move |key: &str, value: &str| {
-        let mut recipe = r.recipe();
-        if recipe.locked.contains(key) {
-            if let Some(v) = recipe.vars.get(key) {
-                crate::secret::register(&v.to_string());
+    engine.register_fn(
+        "set_secret",
+        move |key: &str, value: &str| -> Fallible<()> {
+            let mut recipe = r.recipe();
+            if recipe.locked.contains(key) {
+                if let Some(v) = recipe.vars.get(key) {
+                    crate::secret::register(&v.to_string());
+                }
+                return Ok(());
             }
-            return;
-        }
-        crate::secret::register(value);
-        recipe.vars.insert(key.to_string(), value.into());
-    });
+            crate::secret::register(value);
+            super::runtime_vars::check(key, &value.into())
+                .or_else(|why| fail(format!("set_secret(\"{key}\", ...): {why}")))?;
+            recipe.vars.insert(key.to_string(), value.into());
+            Ok(())
+        },
+    );
     // `secret_env(NAME)`: the environment variable NAME of the tether process, as a secret.
     engine.register_fn("secret_env", |name: &str| -> Fallible<String> {
         match std::env::var(name) {

@@ -16,6 +16,7 @@ pub mod limits;
 pub mod model;
 pub mod on;
 pub mod runaway;
+pub mod runtime_vars;
 pub mod sources;
 pub mod stdlib;
 pub mod support;

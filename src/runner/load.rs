@@ -19,6 +19,7 @@ use crate::recipe::diagnostics;
 use crate::recipe::engine;
 use crate::recipe::failures::failure_of;
 use crate::recipe::model::{suggest, Hook};
+use crate::recipe::runtime_vars;
 use crate::recipe::sources::Sources;
 use crate::report::RunLog;
 use crate::settings::Settings;
@@ -103,7 +104,14 @@ pub fn load(file: &Path, opts: LoadOptions) -> Result<Loaded, Error> {
     {
         let mut recipe = rt.recipe();
         for (k, v) in &opts.overrides {
-            recipe.vars.insert(k.clone(), override_value(v));
+            let value = if runtime_vars::PATHS.contains(&k.as_str()) {
+                v.as_str().into()
+            } else {
+                override_value(v)
+            };
+            runtime_vars::check(k, &value)
+                .map_err(|why| Error::Usage(format!("-s {k}={v}: {why}")))?;
+            recipe.vars.insert(k.clone(), value);
             recipe.locked.insert(k.clone());
         }
     }
@@ -173,11 +181,8 @@ impl Loaded {
                 match value {
                     None => None,
                     Some(v) => {
-                        let text = v.into_immutable_string().map_err(|t| {
-                            Error::Recipe(format!(
-                                "set(\"ssh_config\", ...): a path to an ssh config file, not {t}"
-                            ))
-                        })?;
+                        let text = runtime_vars::path(&v, runtime_vars::SSH_CONFIG)
+                            .map_err(|why| Error::Recipe(format!("ssh_config: {why}")))?;
                         let path = PathBuf::from(text.as_str());
                         Some(if path.is_absolute() {
                             path
@@ -364,17 +369,14 @@ impl Loaded {
             .collect()
     }
 
-    /// The `keepalive` variable, in seconds or as a duration string.
+    /// The `keepalive` variable, in seconds or as a duration string (checked where it was set:
+    /// see `recipe::runtime_vars`).
     pub fn keepalive(&self) -> Result<Option<Duration>, Error> {
         let value = self.rt.recipe().vars.get("keepalive").cloned();
-        let Some(v) = value else { return Ok(None) };
-        let seconds = v.as_int().map(|i| i as f64).or_else(|_| v.as_float());
-        match seconds {
-            Ok(s) if s > 0.0 => Ok(Some(Duration::from_secs_f64(s))),
-            _ => crate::duration::parse_positive(&v.to_string())
-                .map(Some)
-                .map_err(|e| Error::Recipe(format!("set(\"keepalive\", ...): {e}"))),
-        }
+        value
+            .map(|v| runtime_vars::keepalive(&v))
+            .transpose()
+            .map_err(|why| Error::Recipe(format!("keepalive: {why}")))
     }
 
     /// Sends `log` where [`Loaded::log_file`] says, or turns it off; a file that cannot be
@@ -403,11 +405,8 @@ impl Loaded {
         let path = match value {
             None => PathBuf::from("log/tether.log"),
             Some(v) => {
-                let text = v.into_immutable_string().map_err(|t| {
-                    Error::Recipe(format!(
-                        "set(\"log_file\", ...): a path for the run log (\"\" for none), not {t}"
-                    ))
-                })?;
+                let text = runtime_vars::path(&v, runtime_vars::LOG_FILE)
+                    .map_err(|why| Error::Recipe(format!("log_file: {why}")))?;
                 if text.is_empty() {
                     return Ok(None);
                 }

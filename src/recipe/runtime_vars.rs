@@ -1,0 +1,96 @@
+//! The recipe variables tether itself reads (`keepalive`, `log_file`, `ssh_config`): checked
+//! where they are set (`set` in the recipe, `-s KEY=VALUE`), so a bad value is refused with
+//! the place that set it (the recipe's file:line:col, or the `-s` argument), never later,
+//! when the run reads it, with no place at all.
+
+use std::time::Duration;
+
+use rhai::{Dynamic, ImmutableString};
+
+/// The variables whose value is a path: a `-s` value for them is kept as text (`-s
+/// log_file=2024` is the file `2024`, not the number).
+pub const PATHS: [&str; 2] = ["log_file", "ssh_config"];
+
+/// `keepalive`: seconds (a positive integer or float) or a duration string (`"15s"`,
+/// `"500ms"`, `"2m"`: see `crate::duration::parse`). Err says why, without the place.
+pub fn keepalive(value: &Dynamic) -> Result<Duration, String> {
+    let seconds = value
+        .as_int()
+        .map(|i| i as f64)
+        .or_else(|_| value.as_float());
+    match seconds {
+        Ok(s) if s > 0.0 => Duration::try_from_secs_f64(s)
+            .ok()
+            .filter(|d| d.as_secs() < 1_000_000_000_000)
+            .ok_or_else(|| format!("`{s}` seconds is not a heartbeat interval")),
+        Ok(s) => Err(format!("`{s}` must be greater than zero")),
+        Err(_) => match value.clone().into_immutable_string() {
+            Ok(text) => crate::duration::parse_positive(&text),
+            Err(t) => Err(format!(
+                "a heartbeat interval (seconds, or a duration like \"15s\"), not {t}"
+            )),
+        },
+    }
+}
+
+/// A path variable's value (`log_file`, `ssh_config`): a string, `what` saying what it names.
+pub fn path(value: &Dynamic, what: &str) -> Result<ImmutableString, String> {
+    value
+        .clone()
+        .into_immutable_string()
+        .map_err(|t| format!("a path to {what}, not {t}"))
+}
+
+/// What `log_file` names (`""`: no run log).
+pub const LOG_FILE: &str = "the run log (\"\" for none)";
+/// What `ssh_config` names.
+pub const SSH_CONFIG: &str = "an ssh config file";
+
+/// Checks `value` as the variable `key`, where tether reads that variable; any other key
+/// passes. Err says why, without the place (the caller adds it).
+pub fn check(key: &str, value: &Dynamic) -> Result<(), String> {
+    match key {
+        "keepalive" => keepalive(value).map(drop),
+        "log_file" => path(value, LOG_FILE).map(drop),
+        "ssh_config" => path(value, SSH_CONFIG).map(drop),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keepalive_takes_positive_seconds_and_durations_only() {
+        let ok = |v: Dynamic| keepalive(&v).expect("a valid keepalive");
+        assert_eq!(ok(15_i64.into()), Duration::from_secs(15));
+        assert_eq!(ok(1.5_f64.into()), Duration::from_millis(1500));
+        assert_eq!(ok("500ms".into()), Duration::from_millis(500));
+        assert_eq!(ok("2m".into()), Duration::from_secs(120));
+        for bad in [
+            Dynamic::from(0_i64),
+            Dynamic::from(-3_i64),
+            Dynamic::from(0.0_f64),
+            Dynamic::from(f64::NAN),
+            Dynamic::from(f64::INFINITY),
+            Dynamic::from(1e30_f64),
+            Dynamic::from("0s"),
+            Dynamic::from("abc"),
+            Dynamic::from(""),
+            Dynamic::from(true),
+            Dynamic::UNIT,
+        ] {
+            assert!(keepalive(&bad).is_err(), "{bad:?} was taken");
+        }
+    }
+
+    #[test]
+    fn only_the_variables_tether_reads_are_checked() {
+        assert!(check("log_file", &Dynamic::from(3_i64)).is_err());
+        assert!(check("ssh_config", &Dynamic::from(true)).is_err());
+        assert!(check("log_file", &Dynamic::from("")).is_ok());
+        assert!(check("keepalive", &Dynamic::from("1h")).is_ok());
+        assert!(check("branch", &Dynamic::from(3_i64)).is_ok());
+    }
+}

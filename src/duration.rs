@@ -49,10 +49,23 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         }
         total += n * scale;
     }
-    if !total.is_finite() || total > 1e12 {
-        return Err(bad());
+    seconds(total).map_err(|_| bad())
+}
+
+/// The most seconds tether takes for a time (about 31 700 years): a deadline that far is
+/// still a valid `Instant` (`Instant + Duration` panics on overflow).
+const MAX_SECONDS: f64 = 1e12;
+
+/// `s` seconds as a duration, for a number a user gave (`on(.., #{ timeout: 30 })`,
+/// `set("keepalive", 1.5)`) or a file holds: Err (saying why) when it is negative, not a
+/// number, or more than [`MAX_SECONDS`].
+pub fn seconds(s: f64) -> Result<Duration, String> {
+    if !(0.0..=MAX_SECONDS).contains(&s) {
+        return Err(format!(
+            "{s} is not a number of seconds from 0 to {MAX_SECONDS:e}"
+        ));
     }
-    Ok(Duration::from_secs_f64(total))
+    Ok(Duration::from_secs_f64(s))
 }
 
 /// [`parse`], refusing zero: for intervals and timeouts, where zero has no meaning.

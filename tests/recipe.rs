@@ -800,7 +800,10 @@ fn a_bad_value_of_a_variable_tether_reads_is_refused_where_it_was_set() {
             "`0s` must be greater than zero",
         ),
         ("set(\"keepalive\", \"soon\");", "`soon` is not a duration"),
-        ("set(\"keepalive\", 1e30);", "is not a heartbeat interval"),
+        (
+            "set(\"keepalive\", 1e30);",
+            "1000000000000000000000000000000 is not a number of seconds from 0",
+        ),
         (
             "set(\"keepalive\", ());",
             "a heartbeat interval (seconds, or a duration",
@@ -877,6 +880,66 @@ fn a_bad_value_of_a_variable_tether_reads_is_refused_where_it_was_set() {
         .args(&["-s", "keepalive=30", "x"])
         .run()
         .status(0);
+}
+
+/// A number of seconds an `on` option takes is refused, with its place, when no deadline can
+/// be made of it (a timeout of 1e30 s panicked: `Duration::from_secs_f64`).
+#[test]
+fn on_options_refuse_seconds_no_deadline_can_be_made_of() {
+    for (opts, says) in [
+        (
+            "timeout: 1e30",
+            "on() option `timeout`: 1000000000000000000000000000000 is not",
+        ),
+        ("wait: 1e13", "on() option `wait`: 10000000000000 is not"),
+        (
+            "reattach: -1",
+            "on() option `reattach`: -1 is not a number of seconds",
+        ),
+        ("timeout: -0.5", "on() option `timeout`: -0.5 is not"),
+        ("wait: \"5\"", "on() option `wait` must be a number, not 5"),
+    ] {
+        let r = RecipeDir::new(
+            "on-seconds",
+            &format!(
+                "server(\"a\", #{{ roles: [\"web\"] }});\ntask(\"x\", || {{\n  on(\"web\", #{{ {opts} }}, \"true\");\n}});\n"
+            ),
+        );
+        recipe_error(&r, &["x"])
+            .stderr_contains("deploy.rhai:3:3: ")
+            .stderr_contains(says);
+    }
+}
+
+/// `utc_timestamp(seconds)` names that time or refuses: a time no 14-digit name holds was
+/// silently now (an overflow) or 1970 (before the epoch).
+#[test]
+fn utc_timestamp_names_the_time_asked_or_refuses() {
+    let r = RecipeDir::new(
+        "utc",
+        "task(\"x\", || {\n  let a = utc_timestamp(-86400 * 366);\n  let b = utc_timestamp();\n  print(`${a.len()} ${b.len()} ${a < b} ${b.sub_string(0, 2)}`);\n});\n",
+    );
+    r.tether()
+        .arg("x")
+        .run()
+        .status(0)
+        .stdout_contains("14 14 true 20");
+    for seconds in [
+        "-100000000000",
+        "9223372036854775807",
+        "260000000000",
+        "-9223372036854775807",
+    ] {
+        let r = RecipeDir::new(
+            "utc-bad",
+            &format!("task(\"x\", || {{\n  print(utc_timestamp({seconds}));\n}});\n"),
+        );
+        recipe_error(&r, &["x"])
+            .stderr_contains("deploy.rhai:2:9: ")
+            .stderr_contains(&format!(
+                "utc_timestamp({seconds}): that time is not between 1970 and 9999"
+            ));
+    }
 }
 
 /// `-s` values print as typed: a branch `0042` is never deployed as `42`.

@@ -86,10 +86,9 @@ fn options(rt: &Runtime, opts: &Map) -> Fallible<OnOptions> {
     };
     let seconds = |key: &str| -> Fallible<Option<Duration>> {
         match number(key)? {
-            Some(s) if s.is_finite() && s >= 0.0 => Ok(Some(Duration::from_secs_f64(s))),
-            Some(s) => fail(format!(
-                "on() option `{key}` must be a number of seconds >= 0, not {s}"
-            )),
+            Some(s) => crate::duration::seconds(s)
+                .map(Some)
+                .or_else(|why| fail(format!("on() option `{key}`: {why}"))),
             None => Ok(None),
         }
     };

@@ -19,10 +19,7 @@ pub fn keepalive(value: &Dynamic) -> Result<Duration, String> {
         .map(|i| i as f64)
         .or_else(|_| value.as_float());
     match seconds {
-        Ok(s) if s > 0.0 => Duration::try_from_secs_f64(s)
-            .ok()
-            .filter(|d| d.as_secs() < 1_000_000_000_000)
-            .ok_or_else(|| format!("`{s}` seconds is not a heartbeat interval")),
+        Ok(s) if s > 0.0 => crate::duration::seconds(s),
         Ok(s) => Err(format!("`{s}` must be greater than zero")),
         Err(_) => match value.clone().into_immutable_string() {
             Ok(text) => crate::duration::parse_positive(&text),

@@ -18,16 +18,27 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
     engine.register_fn("utc_timestamp", || {
         crate::clock::utc_timestamp(std::time::SystemTime::now())
     });
-    // `utc_timestamp(seconds)`: the same, `seconds` from now (negative: ago).
-    engine.register_fn("utc_timestamp", |seconds: i64| {
-        let now = std::time::SystemTime::now();
-        let delta = std::time::Duration::from_secs(seconds.unsigned_abs());
-        let at = if seconds >= 0 {
-            now.checked_add(delta)
-        } else {
-            now.checked_sub(delta)
-        };
-        crate::clock::utc_timestamp(at.unwrap_or(now))
+    // `utc_timestamp(seconds)`: the same, `seconds` from now (negative: ago); a time before
+    // 1970 or after 9999 (no 14-digit name) is an error, never a name of another time.
+    engine.register_fn("utc_timestamp", |seconds: i64| -> Fallible<String> {
+        /// 9999-12-31 23:59:59 UTC, in seconds since the epoch.
+        const LAST: i64 = 253_402_300_799;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        match now
+            .checked_add(seconds)
+            .filter(|at| (0..=LAST).contains(at))
+        {
+            Some(at) => Ok(crate::clock::utc_timestamp(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(at as u64),
+            )),
+            None => Err(format!(
+                "utc_timestamp({seconds}): that time is not between 1970 and 9999, the years \
+                 a YYYYMMDDHHMMSS timestamp can name"
+            )
+            .into()),
+        }
     });
     // `local_user()`: `user@machine` of whoever runs tether (lock holder, revision log).
     engine.register_fn("local_user", local_user);

@@ -242,8 +242,5 @@ impl Run {
 
 /// `12.3 s`, `250 ms`, `2m05s`: a time or duration in seconds, for people.
 pub fn seconds(s: f64) -> String {
-    if !s.is_finite() || s < 0.0 {
-        return "?".into();
-    }
-    crate::duration::format(std::time::Duration::from_secs_f64(s))
+    crate::duration::seconds(s).map_or_else(|_| "?".into(), crate::duration::format)
 }

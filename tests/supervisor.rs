@@ -88,6 +88,105 @@ fn a_command_killed_by_a_signal_keeps_its_output_and_reports_the_signal() {
     assert_eq!(out.status, ExitStatus::Code(7));
 }
 
+/// The exec's sh that leads a command's process group, killed on the host while the command
+/// runs (a `kill -9` of its pid): the command runs on in its group, and tether follows it to its
+/// end on the same connection, with every line once and its own status, and says so; it
+/// reported the signal that killed the exec's sh (KILL) while the command went on and succeeded
+/// or failed unseen. Killed with its whole group, the command is reported killed by that signal.
+#[test]
+fn a_command_whose_exec_sh_is_killed_is_followed_to_its_end() {
+    let (lab, mut h) = one_host();
+    let root = lab.host("host1").root_dir.clone();
+    let warnings = |h: &Harness| {
+        h.count("host1", |k| {
+            matches!(k, tether::event::EventKind::Warning { message }
+                if message.contains("was killed on the host"))
+        })
+    };
+    // (what is killed: the exec's sh's pid, or its group with ` -`; how the command ends)
+    for (kill, status, said) in [
+        (
+            "-KILL",
+            ExitStatus::Code(3),
+            "(signal KILL) while the command ran",
+        ),
+        (
+            "-SEGV",
+            ExitStatus::Code(3),
+            "(signal SEGV) while the command ran",
+        ),
+        ("-KILL -", ExitStatus::Signal("KILL".into()), ""),
+        // A stop's signal (the exec's sh outlives it and reports the command's).
+        ("-TERM -", ExitStatus::Signal("TERM".into()), ""),
+        ("-TERM", ExitStatus::Code(3), ""),
+    ] {
+        let before = warnings(&h);
+        let _ = std::fs::remove_file(root.join("pg"));
+        let _ = std::fs::remove_file(root.join("marker"));
+        let command = "echo ran >> /srv/marker; ps -o pgid= -p $$ > /srv/pg.new; mv /srv/pg.new /srv/pg; \
+                       for i in 1 2 3 4 5 6 7 8; do echo line$i; echo err$i >&2; sleep 0.25; done; exit 3";
+        let r = std::thread::scope(|scope| {
+            let pool = &h.pool;
+            let job = scope.spawn(move || {
+                pool.fan_out(
+                    &[("host1".to_string(), command.to_string())],
+                    &tether::pool::FanOut::default(),
+                )
+            });
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let pg = loop {
+                if let Ok(pg) = std::fs::read_to_string(root.join("pg")) {
+                    break pg.trim().to_string();
+                }
+                assert!(Instant::now() < deadline, "the command never started");
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            std::thread::sleep(Duration::from_millis(600));
+            let target = format!("{}{pg}", kill.rsplit_once(' ').map_or("", |(_, g)| g));
+            let signal = kill.split(' ').next().unwrap_or(kill);
+            let killed = std::process::Command::new("kill")
+                .args([signal, "--", &target])
+                .status()
+                .unwrap();
+            assert!(killed.success(), "kill {signal} -- {target}");
+            job.join().unwrap().remove(0)
+        });
+        h.settle();
+        let out = match &r.result {
+            Some(Ok(out)) => out.clone(),
+            other => panic!("{kill}: {other:?}\n{}", h.story()),
+        };
+        assert_eq!(out.status, status, "{kill}\n{}", h.story());
+        let warned = warnings(&h) - before;
+        assert_eq!(
+            warned,
+            usize::from(!said.is_empty()),
+            "{kill}\n{}",
+            h.story()
+        );
+        if !said.is_empty() {
+            assert!(
+                h.story().contains(said) && h.story().contains("to its end (exit status 3)"),
+                "{kill}\n{}",
+                h.story()
+            );
+        }
+        let marker = std::fs::read_to_string(root.join("marker")).unwrap();
+        assert_eq!(marker, "ran\n", "{kill}: one execution");
+        if status == ExitStatus::Code(3) {
+            let lines: String = (1..=8).map(|i| format!("line{i}\n")).collect();
+            let errs: String = (1..=8).map(|i| format!("err{i}\n")).collect();
+            assert_eq!(String::from_utf8_lossy(&out.stdout), lines, "{kill}");
+            assert_eq!(String::from_utf8_lossy(&out.stderr), errs, "{kill}");
+        }
+    }
+    // A command killed by a signal of its own is not followed any further than its status.
+    let before = warnings(&h);
+    let out = run(&mut h, "echo x; kill -TERM $$");
+    assert_eq!(out.status, ExitStatus::Signal("TERM".into()));
+    assert_eq!(warnings(&h), before, "{}", h.story());
+}
+
 /// A background child that keeps stdout or stderr open is waited for, as ssh waits for the
 /// channel's EOF; one that let go of them is not.
 #[test]

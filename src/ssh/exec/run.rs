@@ -401,30 +401,70 @@ pub(super) fn run_wrapped(
         }
         Err(e) => return Err(e),
     }
-    let Streams {
-        mut out, mut err, ..
-    } = streams;
-    let (err_marker, _) = err.end(on_line);
-    let (out_marker, kept) = out.end(on_line);
+    let placed = sup.is_some() && streams.supervised();
+    let (err_marker, _) = streams.err.end(on_line);
+    let (out_marker, kept) = streams.out.end(on_line);
     if let Err(e) = kept {
         close_now(conn, &mut channel);
         return Err(ExecError::Local(format!("writing the output: {e}")));
     }
     let marker = err_marker.or(out_marker);
+    let close_until = Instant::now() + OPEN_TIMEOUT;
+    conn.retry(close_until, || channel.wait_close())
+        .map_err(|e| lost("waiting for the channel to close failed", e))?;
+    let signal = channel
+        .exit_signal()
+        .ok()
+        .and_then(|s| s.exit_signal)
+        .filter(|s| !s.is_empty());
+    let gone = streams.err.status.as_ref().is_some_and(|f| f.gone);
+    if let Some(sup) = sup.as_deref_mut() {
+        sup.marker = marker.is_some();
+        sup.gone = gone;
+        if let Some(f) = &streams.err.status {
+            sup.lost.0 += f.lost[0];
+            sup.lost.1 += f.lost[1];
+        }
+        if let Some((_, place)) = crate::ssh::supervisor::placement(&streams.err.start.preamble) {
+            sup.place = Some(place);
+        }
+        if let (true, Some(sig), None, false, false) =
+            (placed, &signal, marker, gone, sup.followed.is_some())
+        {
+            // Killed by a signal before it reported: the exec's sh kills itself with the
+            // command's signal once the command ended (`supervisor::FINISH`), but it may also
+            // have been killed on the host (a `kill -9` of its pid) while the command, in its
+            // process group, runs on. The command's files tell: it is resumed on this
+            // connection, once, from the bytes received.
+            sup.followed = Some(sig.clone());
+            sup.streams = Some(streams);
+            let mut rest = opts.clone();
+            if let Some(t) = opts.timeout {
+                rest.timeout = Some(t.saturating_sub(started.elapsed()));
+            }
+            let mut out = resume(conn, sup, &rest, on_line, preamble)?;
+            if !sup.marker && !matches!(out.status, ExitStatus::Signal(_)) {
+                // No status: its process group was killed too, with its exec's sh.
+                out.status = ExitStatus::Signal(sig.clone());
+            }
+            out.duration = started.elapsed();
+            return Ok(out);
+        }
+    }
+    let Streams {
+        mut out, mut err, ..
+    } = streams;
     let (mut stdout, stderr) = (out.bytes, err.bytes);
     preamble.stdout = out.start.preamble;
     preamble.stderr = err.start.preamble;
     if let Some((from, to, reason)) = direct_reason(&preamble.stderr, key) {
         preamble.stderr.drain(from..to);
-        if let Some(sup) = sup.as_deref_mut() {
+        if let Some(sup) = sup {
             sup.direct = Some(reason);
         }
     }
-    if let Some((range, place)) = crate::ssh::supervisor::placement(&preamble.stderr) {
+    if let Some((range, _)) = crate::ssh::supervisor::placement(&preamble.stderr) {
         preamble.stderr.drain(range);
-        if let Some(sup) = sup.as_deref_mut() {
-            sup.place = Some(place);
-        }
     }
     if opts.pty {
         if let Some((range, _)) = pty_stop::group(&preamble.stdout, key) {
@@ -436,22 +476,6 @@ pub(super) fn run_wrapped(
     out.lines.finish(|l| on_line(Stream::Stdout, l));
     err.lines.finish(|l| on_line(Stream::Stderr, l));
 
-    let close_until = Instant::now() + OPEN_TIMEOUT;
-    conn.retry(close_until, || channel.wait_close())
-        .map_err(|e| lost("waiting for the channel to close failed", e))?;
-    let signal = channel
-        .exit_signal()
-        .ok()
-        .and_then(|s| s.exit_signal)
-        .filter(|s| !s.is_empty());
-    let gone = err.status.as_ref().is_some_and(|f| f.gone);
-    if let Some(sup) = sup {
-        sup.gone = gone;
-        if let Some(f) = &err.status {
-            sup.lost.0 += f.lost[0];
-            sup.lost.1 += f.lost[1];
-        }
-    }
     let status = match (signal, marker) {
         _ if gone => ExitStatus::Missing,
         (Some(sig), _) => ExitStatus::Signal(sig),

@@ -30,6 +30,13 @@ pub struct Supervision {
     /// The connection was lost before the start marker arrived: the exec's sh may not have
     /// run yet. [`resume`](super::resume) claims the command first (see `supervisor::claim`).
     pub(super) pending: bool,
+    /// The last exec's status marker arrived (the status is the command's own).
+    pub(super) marker: bool,
+    /// The exec's sh ended by this signal before it reported the command's status, and the
+    /// command was then followed to its end by a resume on the same connection (see
+    /// `run_wrapped`): its own status says whether it was the command's signal or only its
+    /// exec's sh's (killed on the host while the command ran on).
+    pub followed: Option<String>,
 }
 
 impl Default for Supervision {
@@ -44,6 +51,8 @@ impl Default for Supervision {
             done: Vec::new(),
             command: String::new(),
             pending: false,
+            marker: false,
+            followed: None,
         }
     }
 }

@@ -400,7 +400,7 @@ impl WorkerState {
         }
         self.report_stop(command, &opts.stop, &result);
         if let Some(s) = &mut sup {
-            self.report_supervision(command, s);
+            self.report_supervision(command, s, &result);
             match &result {
                 // The supervisor removes `done` once the command ends; this one's directory
                 // goes with the next command (its result has been read).
@@ -481,7 +481,24 @@ impl WorkerState {
 
     /// Says once per host that commands run without the supervisor, and what a re-attach
     /// could not recover.
-    fn report_supervision(&mut self, command: &str, sup: &Supervision) {
+    fn report_supervision(
+        &mut self,
+        command: &str,
+        sup: &Supervision,
+        result: &Result<ExecOutput, ExecError>,
+    ) {
+        if let (Some(sig), Ok(out)) = (&sup.followed, result) {
+            if out.status != exec::ExitStatus::Signal(sig.clone()) {
+                self.emit(EventKind::Warning {
+                    message: format!(
+                        "the exec's sh of `{command}` was killed on the host (signal {sig}) while \
+                         the command ran: tether followed the command in its process group to \
+                         its end ({})",
+                        out.status
+                    ),
+                });
+            }
+        }
         if let Some(reason) = &sup.direct {
             if !self.direct_said {
                 self.direct_said = true;

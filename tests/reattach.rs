@@ -784,13 +784,17 @@ fn the_supervisors_files_are_removed_once_their_results_were_read() {
         ids.dedup();
         ids.len()
     };
-    for i in 0..3 {
-        assert!(
-            h.run(&["host1"], &format!("echo {i}"))[0].ok(),
-            "{}",
-            h.story()
-        );
-    }
+    let batch = tether::ssh::supervisor::REMOVE_BATCH;
+    let mut run = |n: usize| {
+        for i in 0..n {
+            assert!(
+                h.run(&["host1"], &format!("echo {i}"))[0].ok(),
+                "{}",
+                h.story()
+            );
+        }
+    };
+    run(3);
     let base = std::fs::read_dir(&tmp)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -801,8 +805,15 @@ fn the_supervisors_files_are_removed_once_their_results_were_read() {
                 .starts_with("tether-")
         })
         .expect("the supervisor's directory");
-    // The last command's files stay until its result is known read; the earlier ones go.
+    // Read results are removed a batch at a time (by the command after the batch's last).
+    assert_eq!(entries(&base), 3);
+    run(batch - 3);
+    assert_eq!(entries(&base), batch);
+    run(1);
     wait_until("earlier commands' files are left", || entries(&base) == 1);
+    // The last command's files stay until its result is known read.
+    run(2);
+    assert_eq!(entries(&base), 3);
     h.settle();
     drop(h);
     wait_until("the last command's files are left", || entries(&base) == 0);

@@ -150,7 +150,8 @@ impl Streams {
 }
 
 /// The reason in the supervisor's "runs directly" frame (with `key`) in `preamble`, if there
-/// is one: the frame's start and end, and the reason.
+/// is one: the frame's start and end, and the reason in words (the frame says `N:DIR`, the
+/// reason's number and the private directory: see `supervisor::boot`).
 pub(super) fn direct_reason(preamble: &[u8], key: &Key) -> Option<(usize, usize, String)> {
     let direct = crate::ssh::supervisor::direct(key.as_str());
     let from = preamble
@@ -158,11 +159,15 @@ pub(super) fn direct_reason(preamble: &[u8], key: &Key) -> Option<(usize, usize,
         .position(|w| w == direct.as_slice())?;
     let text = from + direct.len();
     let end = text + preamble[text..].iter().position(|&b| b == 0x1e)?;
-    Some((
-        from,
-        end + 1,
-        String::from_utf8_lossy(&preamble[text..end]).into_owned(),
-    ))
+    let said = String::from_utf8_lossy(&preamble[text..end]);
+    let (why, dir) = said.split_once(':').unwrap_or((&said, ""));
+    let reason = match why {
+        "1" => "neither LOGNAME nor USER is set".to_string(),
+        "2" => format!("{dir} is not a writable directory of the user's own"),
+        "3" => "the exec's sh does not lead its own process group".to_string(),
+        other => format!("the supervisor said `{other}`"),
+    };
+    Some((from, end + 1, reason))
 }
 
 /// `\r\n` -> `\n` (a terminal's line endings back to plain ones).

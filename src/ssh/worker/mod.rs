@@ -354,7 +354,9 @@ impl WorkerState {
             && opts.stdout_to.is_none();
         let mut sup = supervised.then(|| {
             let mut s = Supervision::default();
-            s.done = std::mem::take(&mut self.read);
+            if self.read.len() >= crate::ssh::supervisor::REMOVE_BATCH {
+                s.done = std::mem::take(&mut self.read);
+            }
             s
         });
         let mut result = self.exec_once(command, &opts, sup.as_mut());

@@ -19,8 +19,9 @@ pub(super) struct WorkerState {
     /// Commands left running under the supervisor when re-attaching to them failed: stopped
     /// at the next contact with the host, or before the worker ends.
     pub(super) orphans: Vec<Orphan>,
-    /// Ids of supervised commands whose results were read: their directories on the host are
-    /// removed by the next command, or when the worker ends.
+    /// Ids of supervised commands whose results were read: their files on the host are
+    /// removed by a later command, [`REMOVE_BATCH`](crate::ssh::supervisor::REMOVE_BATCH) at a
+    /// time, or when the worker ends.
     pub(super) read: Vec<String>,
     /// Set when the first connection failed (or tether is stopping): the host is unreachable
     /// for this run.

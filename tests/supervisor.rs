@@ -123,8 +123,9 @@ fn a_command_whose_exec_sh_is_killed_is_followed_to_its_end() {
         let before = warnings(&h);
         let _ = std::fs::remove_file(root.join("pg"));
         let _ = std::fs::remove_file(root.join("marker"));
+        let _ = std::fs::remove_file(root.join("last"));
         let command = "echo ran >> /srv/marker; ps -o pgid= -p $$ > /srv/pg.new; mv /srv/pg.new /srv/pg; \
-                       for i in 1 2 3 4 5 6 7 8; do echo line$i; echo err$i >&2; sleep 0.25; done; exit 3";
+                       for i in 1 2 3 4 5 6 7 8; do echo line$i; echo err$i >&2; echo $i > /srv/last; sleep 0.25; done; exit 3";
         let r = std::thread::scope(|scope| {
             let pool = &h.pool;
             let job = scope.spawn(move || {
@@ -173,11 +174,29 @@ fn a_command_whose_exec_sh_is_killed_is_followed_to_its_end() {
         }
         let marker = std::fs::read_to_string(root.join("marker")).unwrap();
         assert_eq!(marker, "ran\n", "{kill}: one execution");
+        // Every line it printed, once and in order: killed with its group, the last ones too
+        // (printed after the streaming loop's last pass, they are in its spool).
+        let last: usize = std::fs::read_to_string(root.join("last"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let upto = |n: usize, what: &str| (1..=n).map(|i| format!("{what}{i}\n")).collect();
+        let printed = String::from_utf8_lossy(&out.stdout);
+        let wanted: Vec<String> = (last..=(last + 1).min(8))
+            .map(|n| upto(n, "line"))
+            .collect();
+        assert!(
+            wanted.contains(&printed.to_string()),
+            "{kill}: {printed:?}, {last} logged"
+        );
         if status == ExitStatus::Code(3) {
-            let lines: String = (1..=8).map(|i| format!("line{i}\n")).collect();
-            let errs: String = (1..=8).map(|i| format!("err{i}\n")).collect();
-            assert_eq!(String::from_utf8_lossy(&out.stdout), lines, "{kill}");
-            assert_eq!(String::from_utf8_lossy(&out.stderr), errs, "{kill}");
+            assert_eq!(printed, upto(8, "line"), "{kill}");
+            assert_eq!(
+                String::from_utf8_lossy(&out.stderr),
+                upto(8, "err"),
+                "{kill}"
+            );
         }
     }
     // A command killed by a signal of its own is not followed any further than its status.

@@ -294,6 +294,45 @@ fn a_timeout_stops_the_remote_command() {
     );
 }
 
+/// A timeout that passes before the command's start marker arrived (here its login shell
+/// is slow; a timeout of a millisecond does the same): the command is claimed, so it never
+/// starts, and that is said. It ran to its end unseen, its files left, while tether said it
+/// had given up on it.
+#[test]
+fn a_timeout_before_the_command_started_keeps_it_from_starting() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let root = lab.host("host1").root_dir.clone();
+    std::fs::write(
+        lab.host("host1").home.join(".bashrc"),
+        "case \"$BASH_EXECUTION_STRING\" in *srv/marker*) sleep 2;; esac\n",
+    )
+    .unwrap();
+    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    assert!(h.run(&["host1"], "true")[0].ok(), "{}", h.story());
+    // Only the command's login shell is slow (bash's -c string names it), not the stop's.
+    for timeout in [Duration::from_millis(1), Duration::from_millis(500)] {
+        let how = FanOut {
+            timeout: Some(timeout),
+            ..FanOut::default()
+        };
+        let jobs = [("host1".to_string(), "echo ran >> /srv/marker".to_string())];
+        let r = h.pool.fan_out(&jobs, &how).remove(0);
+        assert!(
+            matches!(r.result, Some(Err(SshError::CommandTimeout { .. }))),
+            "{timeout:?}: {:?}",
+            r.result
+        );
+        h.wait_for_since(0, Duration::from_secs(10), |e| {
+            matches!(&e.kind, EventKind::RemoteStopped { how, .. }
+                if how == "it had not started on the host, and never will")
+        });
+    }
+    // Long after both login shells have woken up: neither ran the command.
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(!root.join("marker").exists(), "{}", h.story());
+    assert!(h.run(&["host1"], "true")[0].ok(), "{}", h.story());
+}
+
 /// Stopping gives the command the grace the README promises: SIGTERM to its process group,
 /// and SIGKILL only 5 s later if it has not ended. A command that cleans up on SIGTERM (and
 /// prints while it does) finishes its clean-up; one that ignores SIGTERM lives until the

@@ -247,19 +247,22 @@ pub fn resume(start: &str) -> String {
     )
 }
 
-/// The exec's sh that stops the command `$1` (claiming it first, so that an exec of it that has
-/// not started yet never runs it): SIGTERM to its process group, SIGKILL after
-/// `$2` seconds if the command has not ended by then (its status written), and SIGKILL to
-/// whatever of its group is left once the exec's sh (the group's leader, which outlives the
-/// SIGTERM) has ended after it, a second at most: the streaming loop passes on the last bytes
-/// meanwhile. The leader is waited for, not the group: a group of zombies counts as alive,
-/// and an init that is slow to reap them must not cost the grace period. Then its files
-/// removed (its claim too when it had started: its exec is past the claim). Prints `TERM` or
-/// `KILL` (the signal that ended it), or `gone` (nothing of it was left); `start` prints the
-/// start markers.
+/// The exec's sh that stops the command `$1`, claiming it first (as [`claim`] does, the
+/// private directory made first if need be), so that an exec of it that has not started yet
+/// never runs it: that prints `never`. Where the command's exec claimed it first, its process
+/// group is waited for (its exec's sh says it right after the claim; a second at most), then
+/// sent SIGTERM, SIGKILL after `$2` seconds if the command has not ended by then (its status
+/// written), and SIGKILL to whatever of its group is left once the exec's sh (the group's
+/// leader, which outlives the SIGTERM) has ended after it, a second at most: the streaming
+/// loop passes on the last bytes meanwhile. The leader is waited for, not the group: a group
+/// of zombies counts as alive, and an init that is slow to reap them must not cost the grace
+/// period. Then its files are removed (its claim too when it had started: its exec is past
+/// the claim). Prints `TERM` or `KILL` (the signal that ended it), `gone` (nothing of it was
+/// left), or `unknown` (no process group was ever said: the command runs without the
+/// supervisor, or its files were removed); `start` prints the start markers.
 pub fn stop(start: &str) -> String {
     format!(
-        r#"{DIR}; _tether_g=$2; set --; {start} (umask 077; set -C; true >"$_tether_d.claim") 2>/dev/null; _tether_p=; _tether_r=TERM; [ -f "$_tether_d.o" ] && [ ! -h "$_tether_b" ] && read -r _tether_p <"$_tether_d.p"; if [ -z "$_tether_p" ] || ! kill -TERM -"$_tether_p" 2>/dev/null; then _tether_r=gone; else _tether_i=0; while [ ! -s "$_tether_d.s" ] && kill -0 -"$_tether_p" 2>/dev/null; do if [ $_tether_i -ge $((_tether_g*20)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; _tether_i=0; while [ $_tether_r = TERM ] && [ $_tether_i -lt 20 ] && kill -0 "$_tether_p" 2>/dev/null; do sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; kill -KILL -"$_tether_p" 2>/dev/null; fi; rm -f "$_tether_d".? "$_tether_d".?.* ${{_tether_p:+"$_tether_d.claim"}}; echo "$_tether_r"; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
+        r#"{DIR}; _tether_g=$2; set --; {start} [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; _tether_p=; _tether_r=TERM; if [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && (umask 077; set -C; true >"$_tether_d.claim") 2>/dev/null; then _tether_r=never; else _tether_i=0; while :; do [ -f "$_tether_d.o" ] && [ ! -h "$_tether_b" ] && read -r _tether_p <"$_tether_d.p" 2>/dev/null; {{ [ -n "$_tether_p" ] || [ ! -f "$_tether_d.o" ] || [ $_tether_i -ge 20 ]; }} && break; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; if [ -z "$_tether_p" ]; then _tether_r=unknown; elif ! kill -TERM -"$_tether_p" 2>/dev/null; then _tether_r=gone; else _tether_i=0; while [ ! -s "$_tether_d.s" ] && kill -0 -"$_tether_p" 2>/dev/null; do if [ $_tether_i -ge $((_tether_g*20)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; _tether_i=0; while [ $_tether_r = TERM ] && [ $_tether_i -lt 20 ] && kill -0 "$_tether_p" 2>/dev/null; do sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; kill -KILL -"$_tether_p" 2>/dev/null; fi; rm -f "$_tether_d".? "$_tether_d".?.* ${{_tether_p:+"$_tether_d.claim"}}; fi; echo "$_tether_r"; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
     )
 }
 
@@ -315,6 +318,8 @@ pub enum StopDone {
     Kill,
     /// Nothing of it was left running: it had ended by itself.
     Gone,
+    /// It had not started on the host, and never will (its claim was taken first).
+    Never,
 }
 
 impl StopDone {
@@ -324,6 +329,10 @@ impl StopDone {
             "TERM" => Ok(StopDone::Term),
             "KILL" => Ok(StopDone::Kill),
             "gone" => Ok(StopDone::Gone),
+            "never" => Ok(StopDone::Never),
+            "unknown" => Err("the host never said its process group: it may run without \
+                              tether's supervisor, or its files were removed"
+                .into()),
             other => Err(format!("stopping it failed ({other})")),
         }
     }
@@ -337,6 +346,7 @@ impl StopDone {
                 grace.as_secs()
             ),
             StopDone::Gone => "nothing of it was left running".into(),
+            StopDone::Never => "it had not started on the host, and never will".into(),
         }
     }
 }

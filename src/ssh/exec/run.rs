@@ -364,7 +364,10 @@ pub(super) fn run_wrapped(
             let group = (opts.pty && streams.out.start.open)
                 .then(|| pty_stop::group(&streams.out.start.preamble, key))
                 .flatten();
-            let stopped = match (sup.as_deref().filter(|_| streams.supervised()), group) {
+            // Not yet started (no start marker), it is claimed, so that it never starts.
+            let direct =
+                streams.err.start.open && direct_reason(&streams.err.start.preamble, key).is_some();
+            let stopped = match (sup.as_deref().filter(|_| !direct), group) {
                 // The exec's sh ends once the command's process group is gone.
                 (Some(sup), _) => Some(stop_supervised(conn, &sup.id)),
                 (None, Some((_, pgid))) => Some(stop_pty_group(conn, &pgid)),
@@ -375,8 +378,9 @@ pub(super) fn run_wrapped(
                 }
                 (None, None) => None,
             };
-            if let Some(Ok(_)) = &stopped {
-                // The group is gone; what its clean-up wrote is still on its way.
+            if let Some(Ok(StopDone::Term | StopDone::Kill | StopDone::Gone)) = &stopped {
+                // The group is gone; what its clean-up wrote (or its result) is still on its
+                // way.
                 drain(conn, &mut channel, &mut streams, on_line, DRAIN);
             }
             // Nothing was left to stop: the command ended by itself as the stop came, and

@@ -88,11 +88,13 @@ fn a_command_killed_by_a_signal_keeps_its_output_and_reports_the_signal() {
     assert_eq!(out.status, ExitStatus::Code(7));
 }
 
-/// The exec's sh that leads a command's process group, killed on the host while the command
-/// runs (a `kill -9` of its pid): the command runs on in its group, and tether follows it to its
-/// end on the same connection, with every line once and its own status, and says so; it
-/// reported the signal that killed the exec's sh (KILL) while the command went on and succeeded
-/// or failed unseen. Killed with its whole group, the command is reported killed by that signal.
+/// A process of tether's supervisor killed on the host while the command runs on in its
+/// process group (a `kill -9` of the exec's sh, the group's leader, or of its streaming loop):
+/// tether follows the command to its end on the same connection, with every line once and its
+/// own status, and says so. It reported the signal that killed the exec's sh (KILL) while the
+/// command went on and succeeded or failed unseen, and with the loop killed it reported the
+/// command's status with its later output missing. Killed with its whole group, the command
+/// is reported killed by that signal.
 #[test]
 fn a_command_whose_exec_sh_is_killed_is_followed_to_its_end() {
     let (lab, mut h) = one_host();
@@ -103,17 +105,23 @@ fn a_command_whose_exec_sh_is_killed_is_followed_to_its_end() {
                 if message.contains("was killed on the host"))
         })
     };
-    // (what is killed: the exec's sh's pid, or its group with ` -`; how the command ends)
+    // (the signal, to what: the exec's sh's pid, its group (`-`) or its streaming loop
+    // (`loop`: the exec's sh's second child, the pipeline's right side); how the command ends)
     for (kill, status, said) in [
         (
             "-KILL",
             ExitStatus::Code(3),
-            "(signal KILL) while the command ran",
+            "(signal KILL): tether followed",
         ),
         (
             "-SEGV",
             ExitStatus::Code(3),
-            "(signal SEGV) while the command ran",
+            "(signal SEGV): tether followed",
+        ),
+        (
+            "-KILL loop",
+            ExitStatus::Code(3),
+            "(signal KILL): tether followed",
         ),
         ("-KILL -", ExitStatus::Signal("KILL".into()), ""),
         // A stop's signal (the exec's sh outlives it and reports the command's).
@@ -143,8 +151,23 @@ fn a_command_whose_exec_sh_is_killed_is_followed_to_its_end() {
                 std::thread::sleep(Duration::from_millis(20));
             };
             std::thread::sleep(Duration::from_millis(600));
-            let target = format!("{}{pg}", kill.rsplit_once(' ').map_or("", |(_, g)| g));
-            let signal = kill.split(' ').next().unwrap_or(kill);
+            let (signal, to) = kill.split_once(' ').unwrap_or((kill, ""));
+            let target = match to {
+                "loop" => {
+                    let children = std::process::Command::new("ps")
+                        .args(["--ppid", &pg, "-o", "pid="])
+                        .output()
+                        .unwrap();
+                    let mut pids: Vec<u32> = String::from_utf8_lossy(&children.stdout)
+                        .split_whitespace()
+                        .filter_map(|p| p.parse().ok())
+                        .collect();
+                    pids.sort_unstable();
+                    assert_eq!(pids.len(), 2, "the exec's sh's children: {pids:?}");
+                    pids[1].to_string()
+                }
+                group => format!("{group}{pg}"),
+            };
             let killed = std::process::Command::new("kill")
                 .args([signal, "--", &target])
                 .status()

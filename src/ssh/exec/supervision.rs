@@ -34,8 +34,9 @@ pub struct Supervision {
     pub(super) marker: bool,
     /// The exec's sh ended by this signal before it reported the command's status, and the
     /// command was then followed to its end by a resume on the same connection (see
-    /// `run_wrapped`): its own status says whether it was the command's signal or only its
-    /// exec's sh's (killed on the host while the command ran on).
+    /// `run_wrapped`): its own status says whether it was the command's signal or a process
+    /// of the supervisor's (its exec's sh or streaming loop, killed on the host while the
+    /// command ran on).
     pub followed: Option<String>,
 }
 

@@ -493,9 +493,9 @@ impl WorkerState {
             if out.status != exec::ExitStatus::Signal(sig.clone()) {
                 self.emit(EventKind::Warning {
                     message: format!(
-                        "the exec's sh of `{command}` was killed on the host (signal {sig}) while \
-                         the command ran: tether followed the command in its process group to \
-                         its end ({})",
+                        "a process of tether's supervisor of `{command}` was killed on the host \
+                         (signal {sig}): tether followed the command in its process group to its \
+                         end ({})",
                         out.status
                     ),
                 });

@@ -227,6 +227,15 @@ fn a_command_whose_exec_sh_is_killed_is_followed_to_its_end() {
     let out = run(&mut h, "echo x; kill -TERM $$");
     assert_eq!(out.status, ExitStatus::Signal("TERM".into()));
     assert_eq!(warnings(&h), before, "{}", h.story());
+    // A command that kills the supervisor's process waiting for it: its status is not known,
+    // which is said (it was reported as exit 125, and the shell's `Killed` was in its stderr).
+    let out = run(
+        &mut h,
+        "echo a; echo e >&2; kill -9 $PPID; sleep 0.3; echo after",
+    );
+    assert_eq!(out.status, ExitStatus::Unrecorded, "{}", h.story());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "a\nafter\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "e\n");
 }
 
 /// A background child that keeps stdout or stderr open is waited for, as ssh waits for the

@@ -131,7 +131,7 @@ const DIR: &str = r#"_tether_b=${TMPDIR:-/tmp}/tether-${LOGNAME:-$USER}; _tether
 /// the command and both writers ended.
 fn supervise() -> String {
     format!(
-        r#"for _tether_x in $_tether_done; do rm -f "$_tether_b/$_tether_x".? "$_tether_b/$_tether_x".?.* "$_tether_b/$_tether_x.claim"; done>&2& _tether_sig=; trap "_tether_sig=TERM" TERM; trap "_tether_sig=HUP" HUP; trap "_tether_sig=INT" INT; {{ trap : TERM HUP INT; {{ trap : TERM HUP INT; (exec /bin/sh -c "$_tether_cmd" sh 2>&4 4>&-); echo $? >"$_tether_d.c"; }} 4>&2 2>/dev/null | {{ trap "" TERM HUP INT; {out}; }} >/dev/null 2>&1; }} 2>&1 | {{ trap "" TERM HUP INT; {err}; }} >/dev/null 2>&1; _tether_s=; read -r _tether_s <"$_tether_d.c"; if [ -n "$_tether_s" ] && [ "$_tether_s" -gt 128 ]; then _tether_x=$(kill -l $((_tether_s-128))) && [ -n "$_tether_x" ] && _tether_s=$_tether_x; fi; echo "${{_tether_sig:-${{_tether_s:-?}}}}" >"$_tether_d.s""#,
+        r#"for _tether_x in $_tether_done; do rm -f "$_tether_b/$_tether_x".? "$_tether_b/$_tether_x".?.* "$_tether_b/$_tether_x.claim"; done>&2& _tether_sig=; trap "_tether_sig=TERM" TERM; trap "_tether_sig=HUP" HUP; trap "_tether_sig=INT" INT; {{ trap : TERM HUP INT; {{ trap : TERM HUP INT; (exec /bin/sh -c "$_tether_cmd" sh 2>&4 4>&-); echo $? >"$_tether_d.c"; }} 2>/dev/null | {{ trap "" TERM HUP INT; {out}; }} >/dev/null 2>&1 4>&-; }} 4>&1 2>/dev/null | {{ trap "" TERM HUP INT; {err}; }} >/dev/null 2>&1; _tether_s=; read -r _tether_s <"$_tether_d.c"; if [ -n "$_tether_s" ] && [ "$_tether_s" -gt 128 ]; then _tether_x=$(kill -l $((_tether_s-128))) && [ -n "$_tether_x" ] && _tether_s=$_tether_x; fi; echo "${{_tether_sig:-${{_tether_s:-?}}}}" >"$_tether_d.s""#,
         out = spool("o"),
         err = spool("e"),
     )

@@ -16,6 +16,10 @@ pub enum ExitStatus {
     /// The channel closed without an exit status: the server cut the command off (for example
     /// sshd's `ChannelTimeout`), and the command may still be running.
     Missing,
+    /// The command ran under the supervisor, but its status was never recorded on the host:
+    /// the supervisor's process that waited for it was killed (by the command itself:
+    /// `kill -9 $PPID`). What it printed arrived; how it ended is unknown.
+    Unrecorded,
 }
 
 impl ExitStatus {
@@ -30,6 +34,10 @@ impl std::fmt::Display for ExitStatus {
         match self {
             ExitStatus::Code(c) => write!(f, "exit status {c}"),
             ExitStatus::Signal(s) => write!(f, "signal {s}"),
+            ExitStatus::Unrecorded => f.write_str(
+                "no exit status: it was not recorded on the host (the process of tether's \
+                 supervisor that waited for the command was killed)",
+            ),
             ExitStatus::Missing => f.write_str(
                 "no exit status received: the server closed the channel while the command was \
                  running (an sshd ChannelTimeout on a silent command is the usual cause); the \
@@ -122,6 +130,12 @@ pub fn finished_event(
                 Some("no exit status received".to_string()),
                 CommandOutcome::NoStatus,
             ),
+            ExitStatus::Unrecorded => (
+                None,
+                None,
+                Some("no exit status recorded on the host".to_string()),
+                CommandOutcome::NoStatus,
+            ),
         },
         Err(e) => {
             let outcome = match e {
@@ -167,6 +181,7 @@ mod tests {
                 CommandOutcome::Signal,
             ),
             (out(ExitStatus::Missing), CommandOutcome::NoStatus),
+            (out(ExitStatus::Unrecorded), CommandOutcome::NoStatus),
             (
                 Err(SshError::CommandStopped {
                     host: host(),

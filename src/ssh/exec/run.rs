@@ -484,6 +484,9 @@ pub(super) fn run_wrapped(
         _ if gone => ExitStatus::Missing,
         (Some(sig), _) => ExitStatus::Signal(sig),
         (None, Some(code)) => ExitStatus::Code(code),
+        // Under the supervisor, the exec's sh ends without its marker only where the status
+        // was not recorded (`supervisor::FINISH`), or by a signal (above).
+        (None, None) if placed => ExitStatus::Unrecorded,
         (None, None) => match channel.exit_status() {
             // Without the marker a 0 is what libssh2 reports when nothing arrived.
             Ok(code) if code != 0 => ExitStatus::Code(code),

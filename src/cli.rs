@@ -201,7 +201,7 @@ pub struct GlobalArgs {
     pub ask_sudo_password: bool,
     /// Heartbeat interval for idle sessions (`15s`, `500ms`, `1m`) [default: 15s; 60s on hosts
     /// kept by protocol keepalives].
-    #[arg(long, global = true, value_name = "DURATION", value_parser = tether::duration::parse_positive)]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = tether::ssh::policy::parse_interval)]
     pub keepalive: Option<Duration>,
     /// Disable the heartbeat (for diagnosis only: idle sessions may then be dropped).
     #[arg(long, global = true, conflicts_with = "keepalive")]

@@ -791,13 +791,23 @@ fn a_bad_value_of_a_variable_tether_reads_is_refused_where_it_was_set() {
     for (set, says) in [
         (
             "set(\"keepalive\", 0);",
-            "set(\"keepalive\", ...): `0` must be greater than zero",
+            "set(\"keepalive\", ...): `0` is shorter than 100.0 ms, the shortest heartbeat",
         ),
-        ("set(\"keepalive\", -2);", "`-2` must be greater than zero"),
-        ("set(\"keepalive\", 0.0);", "`0` must be greater than zero"),
+        (
+            "set(\"keepalive\", -2);",
+            "-2 is not a number of seconds from 0",
+        ),
+        ("set(\"keepalive\", 0.0);", "`0` is shorter than 100.0 ms"),
+        // A positive number no interval can be made of: it beat some 600 times a second.
+        ("set(\"keepalive\", 1e-300);", "`0.000000"),
+        (
+            "set(\"keepalive\", 0.05);",
+            "`0.05` is shorter than 100.0 ms",
+        ),
+        ("set(\"keepalive\", \"1us\");", "unknown unit `us`"),
         (
             "set(\"keepalive\", \"0s\");",
-            "`0s` must be greater than zero",
+            "`0s` is shorter than 100.0 ms",
         ),
         ("set(\"keepalive\", \"soon\");", "`soon` is not a duration"),
         (
@@ -816,6 +826,10 @@ fn a_bad_value_of_a_variable_tether_reads_is_refused_where_it_was_set() {
         (
             "set(\"ssh_config\", true);",
             "set(\"ssh_config\", ...): a path to an ssh config file",
+        ),
+        (
+            "set(\"ssh_config\", \"\");",
+            "set(\"ssh_config\", ...): an empty path (\"none\" reads no ssh config file",
         ),
         (
             "set_secret(\"keepalive\", \"never-ok\");",
@@ -842,11 +856,11 @@ fn a_bad_value_of_a_variable_tether_reads_is_refused_where_it_was_set() {
     for (arg, says) in [
         (
             "keepalive=0",
-            "-s keepalive=0: `0` must be greater than zero",
+            "-s keepalive=0: `0` is shorter than 100.0 ms",
         ),
         (
             "keepalive=-1",
-            "-s keepalive=-1: `-1` must be greater than zero",
+            "-s keepalive=-1: -1 is not a number of seconds from 0",
         ),
         ("keepalive=abc", "-s keepalive=abc: `abc` is not a duration"),
         ("keepalive=", "-s keepalive=: `` is not a duration"),
@@ -871,6 +885,41 @@ fn a_bad_value_of_a_variable_tether_reads_is_refused_where_it_was_set() {
         .run()
         .status(0)
         .stdout_contains("string [2024]");
+    // Set in a task, or asked for: tether read them when the run started, before any task.
+    for (line, says) in [
+        (
+            "task(\"x\", || {\n  set(\"keepalive\", 1);\n});\n",
+            "set(\"keepalive\", ...): tether reads",
+        ),
+        (
+            "task(\"x\", || {\n  set(\"log_file\", \"o.log\");\n});\n",
+            "set(\"log_file\", ...): tether reads",
+        ),
+        (
+            "task(\"x\", || {\n  set_secret(\"ssh_config\", \"c\");\n});\n",
+            "set_secret(\"ssh_config\", ...): tether reads",
+        ),
+        (
+            "task(\"x\", || {});\nask(\"keepalive\", \"15\");\n",
+            "ask(\"keepalive\", ...): tether reads",
+        ),
+    ] {
+        let r = RecipeDir::new("too-late", line);
+        recipe_error(&r, &["x"])
+            .stderr_contains("deploy.rhai:2:")
+            .stderr_contains(says)
+            .stderr_contains("set it at the top level of the recipe or in a stage");
+    }
+    // `none` is no ssh config file, as `ssh -F none`, not ./none; an empty path is refused.
+    let r = RecipeDir::new(
+        "ssh-config-none",
+        "set(\"ssh_config\", \"none\");\nserver(\"127.0.0.1:1\", #{ roles: [\"web\"] });\ntask(\"x\", || { on(\"web\", \"true\"); });\n",
+    );
+    r.tether()
+        .args(&["x"])
+        .run()
+        .status(3)
+        .stderr_contains("127.0.0.1:1: cannot connect");
     // Overridden by -s, the recipe's own value is not read.
     let r = RecipeDir::new(
         "overridden",
@@ -897,7 +946,31 @@ fn on_options_refuse_seconds_no_deadline_can_be_made_of() {
             "on() option `reattach`: -1 is not a number of seconds",
         ),
         ("timeout: -0.5", "on() option `timeout`: -0.5 is not"),
-        ("wait: \"5\"", "on() option `wait` must be a number, not 5"),
+        (
+            "wait: \"5\"",
+            "on() option `wait` must be a number, not \"5\"",
+        ),
+        (
+            "timeout: ()",
+            "on() option `timeout` must be a number, not ()",
+        ),
+        // Zero is no timeout nowhere else (`--timeout 0` is refused): refused here too.
+        (
+            "timeout: 0",
+            "on() option `timeout` must be a millisecond or more",
+        ),
+        (
+            "timeout: 1e-300",
+            "on() option `timeout` must be a millisecond or more",
+        ),
+        (
+            "limit: 1.5",
+            "on() option `limit` must be a whole number, 1 or more, not 1.5",
+        ),
+        (
+            "limit: 0",
+            "on() option `limit` must be a whole number, 1 or more, not 0",
+        ),
     ] {
         let r = RecipeDir::new(
             "on-seconds",

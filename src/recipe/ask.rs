@@ -37,14 +37,21 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
     let r = rt.clone();
     engine.register_fn(
         "ask",
-        move |ctx: NativeCallContext, key: &str, default: Dynamic| {
+        move |ctx: NativeCallContext, key: &str, default: Dynamic| -> Fallible<()> {
+            if super::runtime_vars::read_by_tether(key) {
+                return fail(super::runtime_vars::too_late("ask", key));
+            }
             declare(&r, &ctx, key, default, true);
+            Ok(())
         },
     );
     let r = rt.clone();
     engine.register_fn(
         "ask",
         move |ctx: NativeCallContext, key: &str, default: Dynamic, options: Map| -> Fallible<()> {
+            if super::runtime_vars::read_by_tether(key) {
+                return fail(super::runtime_vars::too_late("ask", key));
+            }
             let mut echo = true;
             for (name, value) in options {
                 match (name.as_str(), value.as_bool()) {

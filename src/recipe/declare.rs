@@ -57,6 +57,9 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
     let r = rt.clone();
     engine.register_fn("set", move |key: &str, value: Dynamic| -> Fallible<()> {
         let mut recipe = r.recipe();
+        if recipe.started && super::runtime_vars::read_by_tether(key) {
+            return fail(super::runtime_vars::too_late("set", key));
+        }
         if !recipe.locked.contains(key) {
             super::runtime_vars::check(key, &value)
                 .or_else(|why| fail(format!("set(\"{key}\", ...): {why}")))?;
@@ -95,6 +98,9 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
         "set_secret",
         move |key: &str, value: &str| -> Fallible<()> {
             let mut recipe = r.recipe();
+            if recipe.started && super::runtime_vars::read_by_tether(key) {
+                return fail(super::runtime_vars::too_late("set_secret", key));
+            }
             if recipe.locked.contains(key) {
                 if let Some(v) = recipe.vars.get(key) {
                     crate::secret::register(&v.to_string());

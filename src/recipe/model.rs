@@ -95,6 +95,9 @@ pub struct Recipe {
     pub vars: HashMap<String, Dynamic>,
     /// Variables set with `-s key=value`: later `set` calls do not change them.
     pub locked: HashSet<String>,
+    /// Tasks have started: the variables tether reads itself when the run starts (see
+    /// `runtime_vars`) were read, and setting them is refused.
+    pub started: bool,
 }
 
 impl Recipe {

@@ -81,7 +81,7 @@ fn options(rt: &Runtime, opts: &Map) -> Fallible<OnOptions> {
                 .map(|i| i as f64)
                 .or_else(|_| v.as_float())
                 .map(Some)
-                .map_err(|_| format!("on() option `{key}` must be a number, not {v}").into()),
+                .map_err(|_| format!("on() option `{key}` must be a number, not {v:?}").into()),
         }
     };
     let seconds = |key: &str| -> Fallible<Option<Duration>> {
@@ -103,8 +103,12 @@ fn options(rt: &Runtime, opts: &Map) -> Fallible<OnOptions> {
         }
     };
     let limit = match number("limit")? {
-        Some(n) if n >= 1.0 && n.is_finite() => Some(n as usize),
-        Some(n) => return fail(format!("on() option `limit` must be 1 or more, not {n}")),
+        Some(n) if n >= 1.0 && n.is_finite() && n.fract() == 0.0 => Some(n as usize),
+        Some(n) => {
+            return fail(format!(
+                "on() option `limit` must be a whole number, 1 or more, not {n}"
+            ))
+        }
         None if mode == Mode::Parallel => rt.parallel,
         None => None,
     };
@@ -114,7 +118,16 @@ fn options(rt: &Runtime, opts: &Map) -> Fallible<OnOptions> {
             limit,
             wait: seconds("wait")?,
         },
-        timeout: seconds("timeout")?.filter(|d| !d.is_zero()),
+        timeout: match seconds("timeout")? {
+            Some(d) if d < Duration::from_millis(1) => {
+                return fail(format!(
+                    "on() option `timeout` must be a millisecond or more (leave it out for \
+                     none), not {}",
+                    number("timeout")?.unwrap_or_default()
+                ))
+            }
+            other => other,
+        },
         pty,
         reattach: seconds("reattach")?,
     })

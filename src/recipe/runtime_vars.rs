@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use rhai::{Dynamic, ImmutableString};
 
+use crate::ssh::policy::{asked_interval, parse_interval};
+
 /// The variables whose value is a path: a `-s` value for them is kept as text (`-s
 /// log_file=2024` is the file `2024`, not the number).
 pub const PATHS: [&str; 2] = ["log_file", "ssh_config"];
@@ -19,10 +21,9 @@ pub fn keepalive(value: &Dynamic) -> Result<Duration, String> {
         .map(|i| i as f64)
         .or_else(|_| value.as_float());
     match seconds {
-        Ok(s) if s > 0.0 => crate::duration::seconds(s),
-        Ok(s) => Err(format!("`{s}` must be greater than zero")),
+        Ok(s) => crate::duration::seconds(s).and_then(|d| asked_interval(d, &s.to_string())),
         Err(_) => match value.clone().into_immutable_string() {
-            Ok(text) => crate::duration::parse_positive(&text),
+            Ok(text) => parse_interval(&text),
             Err(t) => Err(format!(
                 "a heartbeat interval (seconds, or a duration like \"15s\"), not {t}"
             )),
@@ -38,10 +39,26 @@ pub fn path(value: &Dynamic, what: &str) -> Result<ImmutableString, String> {
         .map_err(|t| format!("a path to {what}, not {t}"))
 }
 
+/// Whether tether reads the variable `key` itself, once, when the run starts (see the module
+/// documentation): setting it later changes nothing, and is refused ([`too_late`]); nor can it
+/// be asked for (`ask`), as the run reads it before any task could fetch it.
+pub fn read_by_tether(key: &str) -> bool {
+    matches!(key, "keepalive" | "log_file" | "ssh_config")
+}
+
+/// Why `call` (`set`, `set_secret`, `ask`) of the variable `key`, which tether reads itself,
+/// is refused where it was made (in a task, or by `ask`).
+pub fn too_late(call: &str, key: &str) -> String {
+    format!(
+        "{call}(\"{key}\", ...): tether reads `{key}` itself when the run starts, before any \
+         task: set it at the top level of the recipe or in a stage (or with -s {key}=...)"
+    )
+}
+
 /// What `log_file` names (`""`: no run log).
 pub const LOG_FILE: &str = "the run log (\"\" for none)";
-/// What `ssh_config` names.
-pub const SSH_CONFIG: &str = "an ssh config file";
+/// What `ssh_config` names (`"none"`: none, as `ssh -F none`).
+pub const SSH_CONFIG: &str = "an ssh config file (\"none\" for none)";
 
 /// Checks `value` as the variable `key`, where tether reads that variable; any other key
 /// passes. Err says why, without the place (the caller adds it).
@@ -49,7 +66,10 @@ pub fn check(key: &str, value: &Dynamic) -> Result<(), String> {
     match key {
         "keepalive" => keepalive(value).map(drop),
         "log_file" => path(value, LOG_FILE).map(drop),
-        "ssh_config" => path(value, SSH_CONFIG).map(drop),
+        "ssh_config" => match path(value, SSH_CONFIG)?.as_str() {
+            "" => Err("an empty path (\"none\" reads no ssh config file, as ssh -F none)".into()),
+            _ => Ok(()),
+        },
         _ => Ok(()),
     }
 }

@@ -184,7 +184,8 @@ impl Loaded {
                         let text = runtime_vars::path(&v, runtime_vars::SSH_CONFIG)
                             .map_err(|why| Error::Recipe(format!("ssh_config: {why}")))?;
                         let path = PathBuf::from(text.as_str());
-                        Some(if path.is_absolute() {
+                        // `none`: no config file at all, as `ssh -F none` (not ./none).
+                        Some(if path.is_absolute() || text.eq_ignore_ascii_case("none") {
                             path
                         } else {
                             self.rt.dir().join(path)

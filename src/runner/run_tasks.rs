@@ -43,6 +43,7 @@ impl Loaded {
         hooks_after_interrupt: bool,
     ) -> Result<(), Error> {
         self.rt.set_backend(backend);
+        self.rt.recipe().started = true;
         for t in tasks {
             if let Err(e) = invoke(&self.engine, &self.rt, t) {
                 let error = classify(&self.rt, &e);

@@ -32,6 +32,29 @@ pub struct WorkerSettings {
 /// The default heartbeat interval.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
 
+/// The shortest heartbeat interval tether takes when asked (`--keepalive`, the recipe's
+/// `keepalive`): ssh's `ServerAliveInterval` counts whole seconds; a tenth of one is ample for
+/// tests and diagnosis, where one of a microsecond would make the worker spin.
+pub const SHORTEST_ASKED: Duration = Duration::from_millis(100);
+
+/// A heartbeat interval as asked for (`--keepalive 15s`): see [`crate::duration::parse`];
+/// Err when it is shorter than [`SHORTEST_ASKED`] (zero too).
+pub fn parse_interval(text: &str) -> Result<Duration, String> {
+    asked_interval(crate::duration::parse(text)?, text)
+}
+
+/// `every` (given as `text`) as an interval asked for: Err when it is shorter than
+/// [`SHORTEST_ASKED`].
+pub fn asked_interval(every: Duration, text: &str) -> Result<Duration, String> {
+    if every < SHORTEST_ASKED {
+        return Err(format!(
+            "`{text}` is shorter than {}, the shortest heartbeat interval",
+            crate::duration::format(SHORTEST_ASKED)
+        ));
+    }
+    Ok(every)
+}
+
 /// How often a host kept by protocol keepalives beats where no interval was asked for
 /// (`--keepalive`, the recipe's `keepalive`, `ServerAliveInterval`). Its server needs no client
 /// traffic on a schedule (its config was read and sets no `UnusedConnectionTimeout`; a

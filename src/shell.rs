@@ -154,7 +154,16 @@ fn destination(settings: &Settings, opts: &ShellOptions, sink: Sink) -> Result<D
         target,
         ssh_config: loaded.ssh_config()?,
         keepalive: loaded.keepalive()?,
-        deploy_to: loaded.fetch_string("deploy_to")?,
+        deploy_to: match loaded.fetch_string("deploy_to")? {
+            Some(dir) if dir.is_empty() => {
+                return Err(Error::Recipe(format!(
+                    "deploy_to{}: an empty path (a directory on the host, `~/app` for one in \
+                     the remote home)",
+                    loaded.set_at("deploy_to")
+                )))
+            }
+            dir => dir,
+        },
     })
 }
 

@@ -920,6 +920,22 @@ fn a_bad_value_of_a_variable_tether_reads_is_refused_where_it_was_set() {
         .run()
         .status(3)
         .stderr_contains("127.0.0.1:1: cannot connect");
+    // A missing file the recipe or -s named: where it was named.
+    let r = RecipeDir::new(
+        "ssh-config-missing",
+        "task(\"x\", || {});\nserver(\"a\");\n  set(\"ssh_config\", \"missing\");\n",
+    );
+    r.tether()
+        .args(&["x"])
+        .run()
+        .status(2)
+        .stderr_contains("cannot read ssh config")
+        .stderr_contains("(ssh_config, set at deploy.rhai:3:3)");
+    r.tether()
+        .args(&["-s", "ssh_config=gone", "x"])
+        .run()
+        .status(2)
+        .stderr_contains("(ssh_config, set at -s ssh_config=gone)");
     // Overridden by -s, the recipe's own value is not read.
     let r = RecipeDir::new(
         "overridden",

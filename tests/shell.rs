@@ -131,6 +131,32 @@ fn an_unknown_host_or_role_is_named_with_the_usage_exit_code() {
         .stderr_contains("nosuch.invalid");
 }
 
+/// A `deploy_to` that is no path is a recipe error naming where it was set, before any
+/// connection: an empty one landed the shell in the home directory saying
+/// "/current does not exist (not deployed yet?): in " (nothing).
+#[test]
+fn a_deploy_to_that_is_no_path_is_named_where_it_was_set() {
+    for (value, says) in [
+        ("5", "deploy_to (set at deploy.rhai:2:1): a string, not i64"),
+        (
+            "|| [1]",
+            "deploy_to (set at deploy.rhai:2:1): a string, not array",
+        ),
+        ("\"\"", "deploy_to (set at deploy.rhai:2:1): an empty path"),
+    ] {
+        let recipe = support::recipe::RecipeDir::new(
+            "ssh-deploy-to",
+            &format!("server(\"127.0.0.1:1\");\nset(\"deploy_to\", {value});\n"),
+        );
+        recipe
+            .tether()
+            .args(&["ssh", "127.0.0.1:1", "--", "true"])
+            .run()
+            .status(4)
+            .stderr_contains(says);
+    }
+}
+
 #[test]
 fn through_a_jump_host_and_a_proxy_command_with_a_pty_and_the_exit_status() {
     let site = Site::start(1, false, &[]);

@@ -55,18 +55,29 @@ pub fn override_value(text: &str) -> Dynamic {
 /// Registers the declarations on `engine`.
 pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
     let r = rt.clone();
-    engine.register_fn("set", move |key: &str, value: Dynamic| -> Fallible<()> {
-        let mut recipe = r.recipe();
-        if recipe.started && super::runtime_vars::read_by_tether(key) {
-            return fail(super::runtime_vars::too_late("set", key));
-        }
-        if !recipe.locked.contains(key) {
-            super::runtime_vars::check(key, &value)
-                .or_else(|why| fail(format!("set(\"{key}\", ...): {why}")))?;
-            recipe.vars.insert(key.to_string(), value);
-        }
-        Ok(())
-    });
+    engine.register_fn(
+        "set",
+        move |ctx: NativeCallContext, key: &str, value: Dynamic| -> Fallible<()> {
+            let mut recipe = r.recipe();
+            if recipe.started && super::runtime_vars::read_by_tether(key) {
+                return fail(super::runtime_vars::too_late("set", key));
+            }
+            if !recipe.locked.contains(key) {
+                super::runtime_vars::check(key, &value)
+                    .or_else(|why| fail(format!("set(\"{key}\", ...): {why}")))?;
+                let pos = ctx.call_position();
+                let at = format!(
+                    "{}:{}:{}",
+                    ctx.call_source().unwrap_or(&r.file.display().to_string()),
+                    pos.line().unwrap_or(0),
+                    pos.position().unwrap_or(0)
+                );
+                recipe.origins.insert(key.to_string(), at);
+                recipe.vars.insert(key.to_string(), value);
+            }
+            Ok(())
+        },
+    );
     let r = rt.clone();
     engine.register_fn(
         "fetch",

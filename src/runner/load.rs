@@ -113,6 +113,7 @@ pub fn load(file: &Path, opts: LoadOptions) -> Result<Loaded, Error> {
                 .map_err(|why| Error::Usage(format!("-s {k}={v}: {why}")))?;
             recipe.vars.insert(k.clone(), value);
             recipe.locked.insert(k.clone());
+            recipe.origins.insert(k.clone(), format!("-s {k}={v}"));
         }
     }
     let engine = Arc::new(engine::build(rt.clone()));
@@ -194,7 +195,16 @@ impl Loaded {
                 }
             }
         };
-        let config = fleet::load_ssh_config_file(file.as_deref())?;
+        let config = fleet::load_ssh_config_file(file.as_deref()).map_err(|e| {
+            // A file the recipe named: say where it did.
+            match (
+                &self.rt.ssh_config_file,
+                self.rt.recipe().origins.get("ssh_config"),
+            ) {
+                (None, Some(at)) => Error::Usage(format!("{e} (ssh_config, set at {at})")),
+                _ => e,
+            }
+        })?;
         self.rt.set_ssh_config(config.clone());
         Ok(config)
     }
@@ -219,9 +229,20 @@ impl Loaded {
         match value.into_immutable_string() {
             Ok(s) => Ok(Some(s.to_string())),
             Err(t) => Err(Error::Recipe(format!(
-                "set(\"{key}\", ...): a string, not {t}"
+                "{key}{}: a string, not {t}",
+                self.set_at(key)
             ))),
         }
+    }
+
+    /// ` (set at FILE:LINE:COL)` (or `-s KEY=VALUE`) for the variable `key`, where that is
+    /// known; empty otherwise.
+    pub fn set_at(&self, key: &str) -> String {
+        self.rt
+            .recipe()
+            .origins
+            .get(key)
+            .map_or_else(String::new, |at| format!(" (set at {at})"))
     }
 
     /// Names of the stages: declared with `stage()`, then those only a stage file declares.

@@ -49,7 +49,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         }
         total += n * scale;
     }
-    seconds(total).map_err(|_| bad())
+    seconds(total).map_err(|_| format!("`{text}` is more than {MAX_SECONDS:e} seconds"))
 }
 
 /// The most seconds tether takes for a time (about 31 700 years): a deadline that far is
@@ -131,6 +131,10 @@ mod tests {
             assert!(parse(bad).is_err(), "{bad}");
         }
         assert!(parse_positive("0s").is_err());
+        assert_eq!(
+            parse("11574075d"),
+            Err("`11574075d` is more than 1e12 seconds".into())
+        );
     }
 
     #[test]

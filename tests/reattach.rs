@@ -62,15 +62,11 @@ fn run_while(
     meanwhile: impl FnOnce(),
 ) -> HostResult {
     let marker = lab.host("host1").root_dir.join("marker");
-    std::thread::scope(|scope| {
-        let pool = &h.pool;
-        let job =
-            scope.spawn(move || pool.fan_out(&[("host1".to_string(), command.to_string())], &how));
+    h.run_meanwhile("host1", command, &how, || {
         wait_until("the command never started", || {
             std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
         });
         meanwhile();
-        job.join().unwrap().remove(0)
     })
 }
 

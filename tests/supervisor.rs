@@ -134,14 +134,7 @@ fn a_command_whose_exec_sh_is_killed_is_followed_to_its_end() {
         let _ = std::fs::remove_file(root.join("last"));
         let command = "echo ran >> /srv/marker; ps -o pgid= -p $$ > /srv/pg.new; mv /srv/pg.new /srv/pg; \
                        for i in 1 2 3 4 5 6 7 8; do echo line$i; echo err$i >&2; echo $i > /srv/last; sleep 0.25; done; exit 3";
-        let r = std::thread::scope(|scope| {
-            let pool = &h.pool;
-            let job = scope.spawn(move || {
-                pool.fan_out(
-                    &[("host1".to_string(), command.to_string())],
-                    &tether::pool::FanOut::default(),
-                )
-            });
+        let r = h.run_meanwhile("host1", command, &Default::default(), || {
             let deadline = Instant::now() + Duration::from_secs(10);
             let pg = loop {
                 if let Ok(pg) = std::fs::read_to_string(root.join("pg")) {
@@ -173,7 +166,6 @@ fn a_command_whose_exec_sh_is_killed_is_followed_to_its_end() {
                 .status()
                 .unwrap();
             assert!(killed.success(), "kill {signal} -- {target}");
-            job.join().unwrap().remove(0)
         });
         h.settle();
         let out = match &r.result {
@@ -425,14 +417,7 @@ fn a_connection_lost_before_the_command_started_runs_it_exactly_once() {
         assert!(h.run(&["host1"], "true")[0].ok(), "{}", h.story());
         std::fs::write(root.join("slow"), first.to_string()).unwrap();
         let command = "echo ran >> /srv/marker; echo out; echo err >&2; exit 3";
-        let r = std::thread::scope(|scope| {
-            let pool = &h.pool;
-            let job = scope.spawn(move || {
-                pool.fan_out(
-                    &[("host1".to_string(), command.to_string())],
-                    &tether::pool::FanOut::default(),
-                )
-            });
+        let r = h.run_meanwhile("host1", command, &Default::default(), || {
             let logins = root.join("logins");
             let deadline = Instant::now() + Duration::from_secs(10);
             while !std::fs::read_to_string(&logins).is_ok_and(|l| !l.is_empty()) {
@@ -441,7 +426,6 @@ fn a_connection_lost_before_the_command_started_runs_it_exactly_once() {
             }
             std::fs::write(root.join("slow"), later.to_string()).unwrap();
             lab.kill_connections("host1");
-            job.join().unwrap().remove(0)
         });
         h.settle();
         let out = match &r.result {

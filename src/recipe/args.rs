@@ -1,7 +1,9 @@
-//! What every recipe function shares: its result type, the recipe error it throws, and its
-//! arguments read as strings.
+//! What every recipe function shares: its result type, the recipe error it throws, its
+//! arguments read as strings, and where it was called.
 
-use rhai::{Array, Dynamic, EvalAltResult, ImmutableString};
+use std::path::Path;
+
+use rhai::{Array, Dynamic, EvalAltResult, ImmutableString, NativeCallContext};
 
 /// What a registered function returns: a value, or an error the script sees.
 pub type Fallible<T> = Result<T, Box<EvalAltResult>>;
@@ -9,6 +11,19 @@ pub type Fallible<T> = Result<T, Box<EvalAltResult>>;
 /// Throws `message` as a recipe error (exit 4, with the script position).
 pub fn fail<T>(message: impl Into<String>) -> Fallible<T> {
     Err(message.into().into())
+}
+
+/// Where the function of `ctx` was called, as `FILE:LINE:COL` (`recipe`, the recipe's file,
+/// when the call's source is not known).
+pub fn call_site(ctx: &NativeCallContext, recipe: &Path) -> String {
+    let pos = ctx.call_position();
+    format!(
+        "{}:{}:{}",
+        ctx.call_source()
+            .map_or_else(|| recipe.display().to_string(), str::to_string),
+        pos.line().unwrap_or(0),
+        pos.position().unwrap_or(0)
+    )
 }
 
 /// A string or an array of strings (`"web"`, `["web", "db"]`) as a list; Err names `what`.

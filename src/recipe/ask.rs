@@ -85,13 +85,7 @@ fn declare(rt: &Runtime, ctx: &NativeCallContext, key: &str, default: Dynamic, e
         }
         return;
     }
-    let pos = ctx.call_position();
-    let at = format!(
-        "{}:{}:{}",
-        ctx.call_source().unwrap_or(&rt.file.display().to_string()),
-        pos.line().unwrap_or(0),
-        pos.position().unwrap_or(0)
-    );
+    let at = super::args::call_site(ctx, &rt.file);
     let question = Question {
         key: key.to_string(),
         default,

@@ -65,14 +65,9 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
             if !recipe.locked.contains(key) {
                 super::runtime_vars::check(key, &value)
                     .or_else(|why| fail(format!("set(\"{key}\", ...): {why}")))?;
-                let pos = ctx.call_position();
-                let at = format!(
-                    "{}:{}:{}",
-                    ctx.call_source().unwrap_or(&r.file.display().to_string()),
-                    pos.line().unwrap_or(0),
-                    pos.position().unwrap_or(0)
-                );
-                recipe.origins.insert(key.to_string(), at);
+                recipe
+                    .origins
+                    .insert(key.to_string(), super::args::call_site(&ctx, &r.file));
                 recipe.vars.insert(key.to_string(), value);
             }
             Ok(())

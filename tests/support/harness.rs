@@ -168,6 +168,25 @@ impl Harness {
         results
     }
 
+    /// Runs `command` on `host` as `how` says, while `meanwhile` runs on this thread (killing
+    /// things on the host, say); the command's result. The events it caused are collected by
+    /// the next [`Harness::settle`].
+    pub fn run_meanwhile(
+        &self,
+        host: &str,
+        command: &str,
+        how: &FanOut,
+        meanwhile: impl FnOnce(),
+    ) -> HostResult {
+        let pool = &self.pool;
+        std::thread::scope(|scope| {
+            let job =
+                scope.spawn(move || pool.fan_out(&[(host.to_string(), command.to_string())], how));
+            meanwhile();
+            job.join().unwrap().remove(0)
+        })
+    }
+
     /// How many recorded events of `host` match `pred`.
     pub fn count(&self, host: &str, pred: impl Fn(&EventKind) -> bool) -> usize {
         self.events

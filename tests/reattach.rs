@@ -329,6 +329,48 @@ fn a_timeout_before_the_command_started_keeps_it_from_starting() {
     assert!(h.run(&["host1"], "true")[0].ok(), "{}", h.story());
 }
 
+/// A timeout that comes just as the command starts (its exec's sh has said its process group,
+/// the command is not forked yet) still reaches it: the stop's SIGTERM met only the
+/// supervisor's shells, which catch it, and a command under 5 s ran to its end while tether
+/// said it had been sent SIGTERM and ended (fresh-eyes finding: 4 of 12 timeouts of 5-16 ms).
+/// Timeouts swept over the start: none of the commands may run to its end.
+#[test]
+fn a_timeout_as_the_command_starts_still_stops_it() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let root = lab.host("host1").root_dir.clone();
+    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    assert!(h.run(&["host1"], "true")[0].ok(), "{}", h.story());
+    for ms in 2..40u64 {
+        let how = FanOut {
+            timeout: Some(Duration::from_millis(ms)),
+            ..FanOut::default()
+        };
+        let command = format!("trap 'exit 7' TERM; sleep 1.5 & wait; touch /srv/done.{ms}");
+        let r = h
+            .pool
+            .fan_out(&[("host1".to_string(), command)], &how)
+            .remove(0);
+        match &r.result {
+            Some(Err(SshError::CommandTimeout { .. })) => {}
+            // Quick enough to finish: only if it really ran to its end.
+            Some(Ok(_)) => assert!(root.join(format!("done.{ms}")).exists()),
+            other => panic!("{ms} ms: {other:?}\n{}", h.story()),
+        }
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    h.settle();
+    let stopped = h.count("host1", |k| matches!(k, EventKind::RemoteStopped { .. }));
+    let done: Vec<_> = (2..40u64)
+        .filter(|ms| root.join(format!("done.{ms}")).exists())
+        .collect();
+    assert!(
+        done.is_empty(),
+        "ran to their end after a timeout: {done:?} ms\n{}",
+        h.story()
+    );
+    assert_eq!(stopped, 38, "{}", h.story());
+}
+
 /// Stopping gives the command the grace the README promises: SIGTERM to its process group,
 /// and SIGKILL only 5 s later if it has not ended. A command that cleans up on SIGTERM (and
 /// prints while it does) finishes its clean-up; one that ignores SIGTERM lives until the
@@ -765,6 +807,24 @@ fn where_the_supervisor_cannot_run_commands_run_directly_and_it_is_said_once() {
     );
     h.settle();
     assert_eq!(h.count("host1", is_reattach), 0);
+    // A timeout cannot stop it there, which is said (it said only "did not finish").
+    let how = FanOut {
+        timeout: Some(Duration::from_millis(300)),
+        ..FanOut::default()
+    };
+    let jobs = [("host1".to_string(), "sleep 1; echo late".to_string())];
+    let r = h.pool.fan_out(&jobs, &how).remove(0);
+    assert!(
+        matches!(r.result, Some(Err(SshError::CommandTimeout { .. }))),
+        "{:?}",
+        r.result
+    );
+    h.wait_for_since(0, Duration::from_secs(10), |e| {
+        matches!(&e.kind, EventKind::Warning { message }
+            if message.starts_with("`sleep 1; echo late` was not stopped on the host (its timeout \
+                passed): it runs without tether's supervisor on this host, which no stop \
+                reaches: it may still be running"))
+    });
 }
 
 /// `on(.., #{ reattach: N }, ..)` bounds re-attaching for the commands of that step.

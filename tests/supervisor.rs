@@ -88,6 +88,18 @@ fn a_command_killed_by_a_signal_keeps_its_output_and_reports_the_signal() {
     assert_eq!(out.status, ExitStatus::Code(7));
 }
 
+/// The process group the test's command wrote to /srv/pg (in `root`) once it started.
+fn started_group(root: &std::path::Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(pg) = std::fs::read_to_string(root.join("pg")) {
+            return pg.trim().to_string();
+        }
+        assert!(Instant::now() < deadline, "the command never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A process of tether's supervisor killed on the host while the command runs on in its
 /// process group (a `kill -9` of the exec's sh, the group's leader, or of its streaming loop):
 /// tether follows the command to its end on the same connection, with every line once and its
@@ -105,8 +117,9 @@ fn a_command_whose_exec_sh_is_killed_is_followed_to_its_end() {
                 if message.contains("was killed on the host"))
         })
     };
-    // (the signal, to what: the exec's sh's pid, its group (`-`) or its streaming loop
-    // (`loop`: the exec's sh's second child, the pipeline's right side); how the command ends)
+    // (the signal, to what: the exec's sh's pid, its group (`-`), its streaming loop (`loop`:
+    // the exec's sh's second child, the pipeline's right side) or the shell that waits for the
+    // command (`sup`: the first); how the command ends)
     for (kill, status, said) in [
         (
             "-KILL",
@@ -123,6 +136,12 @@ fn a_command_whose_exec_sh_is_killed_is_followed_to_its_end() {
             ExitStatus::Code(3),
             "(signal KILL): tether followed",
         ),
+        // The supervisor's shell that writes the status: tether hung, its loop waiting on.
+        (
+            "-KILL sup",
+            ExitStatus::Code(3),
+            "(signal KILL): tether followed",
+        ),
         ("-KILL -", ExitStatus::Signal("KILL".into()), ""),
         // A stop's signal (the exec's sh outlives it and reports the command's).
         ("-TERM -", ExitStatus::Signal("TERM".into()), ""),
@@ -135,18 +154,11 @@ fn a_command_whose_exec_sh_is_killed_is_followed_to_its_end() {
         let command = "echo ran >> /srv/marker; ps -o pgid= -p $$ > /srv/pg.new; mv /srv/pg.new /srv/pg; \
                        for i in 1 2 3 4 5 6 7 8; do echo line$i; echo err$i >&2; echo $i > /srv/last; sleep 0.25; done; exit 3";
         let r = h.run_meanwhile("host1", command, &Default::default(), || {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            let pg = loop {
-                if let Ok(pg) = std::fs::read_to_string(root.join("pg")) {
-                    break pg.trim().to_string();
-                }
-                assert!(Instant::now() < deadline, "the command never started");
-                std::thread::sleep(Duration::from_millis(20));
-            };
+            let pg = started_group(&root);
             std::thread::sleep(Duration::from_millis(600));
             let (signal, to) = kill.split_once(' ').unwrap_or((kill, ""));
             let target = match to {
-                "loop" => {
+                which @ ("loop" | "sup") => {
                     let children = std::process::Command::new("ps")
                         .args(["--ppid", &pg, "-o", "pid="])
                         .output()
@@ -157,7 +169,7 @@ fn a_command_whose_exec_sh_is_killed_is_followed_to_its_end() {
                         .collect();
                     pids.sort_unstable();
                     assert_eq!(pids.len(), 2, "the exec's sh's children: {pids:?}");
-                    pids[1].to_string()
+                    pids[usize::from(which == "loop")].to_string()
                 }
                 group => format!("{group}{pg}"),
             };
@@ -219,6 +231,30 @@ fn a_command_whose_exec_sh_is_killed_is_followed_to_its_end() {
     let out = run(&mut h, "echo x; kill -TERM $$");
     assert_eq!(out.status, ExitStatus::Signal("TERM".into()));
     assert_eq!(warnings(&h), before, "{}", h.story());
+    // A group signal the command handles: its own status, as plain ssh reports it (it was
+    // reported as that signal).
+    for signal in ["-TERM", "-HUP"] {
+        let _ = std::fs::remove_file(root.join("pg"));
+        let command = "trap 'echo cleanup; exit 7' TERM HUP; ps -o pgid= -p $$ > /srv/pg.new; \
+                       mv /srv/pg.new /srv/pg; sleep 5 & wait";
+        let r = h.run_meanwhile("host1", command, &Default::default(), || {
+            let pg = started_group(&root);
+            let group = format!("-{pg}");
+            let killed = std::process::Command::new("kill")
+                .args([signal, "--", &group])
+                .status()
+                .unwrap();
+            assert!(killed.success());
+        });
+        h.settle();
+        match &r.result {
+            Some(Ok(out)) => {
+                assert_eq!(out.status, ExitStatus::Code(7), "{signal}\n{}", h.story());
+                assert_eq!(String::from_utf8_lossy(&out.stdout), "cleanup\n");
+            }
+            other => panic!("{signal}: {other:?}\n{}", h.story()),
+        }
+    }
     // A command that kills the supervisor's process waiting for it: its status is not known,
     // which is said (it was reported as exit 125, and the shell's `Killed` was in its stderr).
     let out = run(

@@ -365,9 +365,21 @@ pub(super) fn run_wrapped(
                 .then(|| pty_stop::group(&streams.out.start.preamble, key))
                 .flatten();
             // Not yet started (no start marker), it is claimed, so that it never starts.
-            let direct =
-                streams.err.start.open && direct_reason(&streams.err.start.preamble, key).is_some();
-            let stopped = match (sup.as_deref().filter(|_| !direct), group) {
+            let direct = direct_reason(&streams.err.start.preamble, key)
+                .filter(|_| streams.err.start.open && sup.is_some());
+            if let (Some((_, _, reason)), Some(sup)) = (&direct, sup.as_deref_mut()) {
+                sup.direct = Some(reason.clone());
+            }
+            let stopped = match (sup.as_deref().filter(|_| direct.is_none()), group) {
+                // Run directly: nothing on the host can reach it.
+                (None, None) if direct.is_some() => {
+                    drop(channel.close());
+                    Some(Err(
+                        "it runs without tether's supervisor on this host, which no stop \
+                         reaches: it may still be running"
+                            .to_string(),
+                    ))
+                }
                 // The exec's sh ends once the command's process group is gone.
                 (Some(sup), _) => Some(stop_supervised(conn, &sup.id)),
                 (None, Some((_, pgid))) => Some(stop_pty_group(conn, &pgid)),

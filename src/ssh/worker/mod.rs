@@ -543,6 +543,15 @@ impl WorkerState {
             ),
             _ => return,
         };
+        if !done.signalled {
+            self.emit(EventKind::Warning {
+                message: format!(
+                    "`{command}` was not stopped on the host ({why}): {}",
+                    done.how
+                ),
+            });
+            return;
+        }
         self.emit(EventKind::RemoteStopped {
             command: command.to_string(),
             why,

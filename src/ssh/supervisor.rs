@@ -257,7 +257,8 @@ pub fn resume(start: &str) -> String {
 /// The exec's sh that stops the command `$1`, claiming it first (as [`claim`] does, the
 /// private directory made first if need be), so that an exec of it that has not started yet
 /// never runs it: that prints `never`. Where the command's exec claimed it first, its process
-/// group is waited for (its exec's sh says it right after the claim; a second at most), then
+/// group is waited for (its exec's sh says it right after the claim, its files made; two
+/// seconds at most, as a loaded host may take a while between the two), then
 /// sent SIGTERM (after making `ID.t`, which keeps a command not yet forked from starting: see
 /// [`supervise`]), SIGKILL after `$2` seconds if the command has not ended by then (its status
 /// written), and SIGKILL to whatever of its group is left once the exec's sh (the group's
@@ -270,7 +271,7 @@ pub fn resume(start: &str) -> String {
 /// supervisor, or its files were removed); `start` prints the start markers.
 pub fn stop(start: &str) -> String {
     format!(
-        r#"{DIR}; _tether_g=$2; set --; {start} umask 077; [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; _tether_p=; _tether_r=TERM; if [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && (umask 077; set -C; true >"$_tether_d.claim") 2>/dev/null; then _tether_r=never; else _tether_i=0; while :; do [ -f "$_tether_d.o" ] && [ ! -h "$_tether_b" ] && read -r _tether_p <"$_tether_d.p" 2>/dev/null; {{ [ -n "$_tether_p" ] || [ ! -f "$_tether_d.o" ] || [ $_tether_i -ge 20 ]; }} && break; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; if [ -z "$_tether_p" ]; then _tether_r=unknown; elif ! {{ : >"$_tether_d.t"; kill -TERM -"$_tether_p"; }} 2>/dev/null; then _tether_r=gone; else _tether_i=0; while [ ! -s "$_tether_d.s" ] && kill -0 -"$_tether_p" 2>/dev/null; do if [ $_tether_i -ge $((_tether_g*20)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; _tether_i=0; while [ $_tether_r = TERM ] && [ $_tether_i -lt 20 ] && kill -0 "$_tether_p" 2>/dev/null; do sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; kill -KILL -"$_tether_p" 2>/dev/null; fi; rm -f "$_tether_d".? "$_tether_d".?.* ${{_tether_p:+"$_tether_d.claim"}}; fi; echo "$_tether_r"; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
+        r#"{DIR}; _tether_g=$2; set --; {start} umask 077; [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; _tether_p=; _tether_r=TERM; if [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && (umask 077; set -C; true >"$_tether_d.claim") 2>/dev/null; then _tether_r=never; else _tether_i=0; while :; do [ -f "$_tether_d.o" ] && [ ! -h "$_tether_b" ] && read -r _tether_p <"$_tether_d.p" 2>/dev/null; {{ [ -n "$_tether_p" ] || [ $_tether_i -ge 40 ]; }} && break; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; if [ -z "$_tether_p" ]; then _tether_r=unknown; elif ! {{ : >"$_tether_d.t"; kill -TERM -"$_tether_p"; }} 2>/dev/null; then _tether_r=gone; else _tether_i=0; while [ ! -s "$_tether_d.s" ] && kill -0 -"$_tether_p" 2>/dev/null; do if [ $_tether_i -ge $((_tether_g*20)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; _tether_i=0; while [ $_tether_r = TERM ] && [ $_tether_i -lt 20 ] && kill -0 "$_tether_p" 2>/dev/null; do sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; kill -KILL -"$_tether_p" 2>/dev/null; fi; rm -f "$_tether_d".? "$_tether_d".?.* ${{_tether_p:+"$_tether_d.claim"}}; fi; echo "$_tether_r"; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
     )
 }
 

@@ -43,7 +43,7 @@ pub fn path(value: &Dynamic, what: &str) -> Result<ImmutableString, String> {
 /// documentation): setting it later changes nothing, and is refused ([`too_late`]); nor can it
 /// be asked for (`ask`), as the run reads it before any task could fetch it.
 pub fn read_by_tether(key: &str) -> bool {
-    matches!(key, "keepalive" | "log_file" | "ssh_config")
+    key == "keepalive" || PATHS.contains(&key)
 }
 
 /// Why `call` (`set`, `set_secret`, `ask`) of the variable `key`, which tether reads itself,

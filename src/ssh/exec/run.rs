@@ -364,7 +364,9 @@ pub(super) fn run_wrapped(
             let group = (opts.pty && streams.out.start.open)
                 .then(|| pty_stop::group(&streams.out.start.preamble, key))
                 .flatten();
-            // Not yet started (no start marker), it is claimed, so that it never starts.
+            // A supervised command is stopped by its id, started or not (a stop claims one not
+            // yet started, so that it never starts); one the host said it runs directly cannot
+            // be reached.
             let direct = direct_reason(&streams.err.start.preamble, key)
                 .filter(|_| streams.err.start.open && sup.is_some());
             if let (Some((_, _, reason)), Some(sup)) = (&direct, sup.as_deref_mut()) {

@@ -1319,3 +1319,49 @@ fn a_command_that_ends_as_the_stop_comes_keeps_its_result() {
     // Some stops came after the end: the delays do reach past it.
     assert!(own > 0);
 }
+
+/// A run killed outright (SIGKILL: nothing will re-attach) leaves its command running on the
+/// host, as a command of a dead `ssh` runs on. One that goes on writing fills its bounded
+/// spool; its spool writer waits for a reader for the re-attach bound, the time a dead
+/// connection takes to be noticed (3 heartbeats, 5 s at least) and 10 s more, then lets go,
+/// and the command's next write fails (SIGPIPE), as under sshd once its connection is gone:
+/// it never blocks in `write(2)` forever.
+#[test]
+fn a_command_a_killed_run_left_writing_ends_once_nobody_reads_it() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    lab.set_env("host1", &[("TETHER_SPOOL_CHUNK", "65536")]);
+    let marker = lab.host("host1").root_dir.join("marker");
+    std::fs::write(&marker, "").unwrap();
+    let command = "echo ran >> /srv/marker; seq 1 100000000; echo \"seq $?\" >> /srv/marker";
+    let mut child = support::tether::Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["run", "--hosts", "host1", "--reattach", "1s"])
+        .args(&["--keepalive", "1s", "--"])
+        .arg(command)
+        .spawn();
+    wait_until("the command never started", || {
+        std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed = Instant::now();
+    // Nothing reads its output any more: its spool fills within moments, and it waits.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n");
+    assert!(!processes(&lab, "host1", "seq 1 100000000").is_empty());
+    let deadline = killed + Duration::from_secs(60);
+    while !std::fs::read_to_string(&marker).unwrap().contains("seq") {
+        assert!(
+            Instant::now() < deadline,
+            "the command still waits to write a minute after its run was killed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // seq ended by SIGPIPE (128 + 13).
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\nseq 141\n");
+    wait_until("the supervisor's processes are still there", || {
+        processes(&lab, "host1", "seq 1 100000000").is_empty()
+            && processes(&lab, "host1", "_tether").is_empty()
+    });
+}

@@ -277,6 +277,17 @@ impl Owner {
         }
     }
 
+    /// How long a connection that died during a command may take to be found dead: the
+    /// `TCP_USER_TIMEOUT` of [`arm`](Self::arm), or, without a heartbeat, the ~15 minutes of
+    /// TCP's retransmissions (tcp(7), `tcp_retries2`).
+    pub fn noticed_dead(&self) -> Duration {
+        match self.interval {
+            Some(iv) => (iv * self.config.server_alive_count_max.max(1))
+                .max(self.settings.heartbeat_timeout),
+            None => Duration::from_secs(15 * 60),
+        }
+    }
+
     /// After the first connection: applies what an earlier run learned about this server.
     fn recall(&mut self, conn: &Connection) {
         let (Some(cache), Some(key)) = (self.settings.limit_cache.clone(), self.cache_key()) else {

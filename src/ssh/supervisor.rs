@@ -132,13 +132,7 @@ const DIR: &str = r#"_tether_b=${TMPDIR:-/tmp}/tether-${LOGNAME:-$USER}; _tether
 /// group but before the command's own shell was forked meets only shells that catch it: the
 /// stop first makes `ID.t`, and the command's shell, once forked (with SIGTERM at its default
 /// again), runs nothing when it finds it there (status 143: TERM).
-fn supervise() -> String {
-    format!(
-        r#"for _tether_x in $_tether_done; do rm -f "$_tether_b/$_tether_x".? "$_tether_b/$_tether_x".?.* "$_tether_b/$_tether_x.claim"; done>&2& trap : TERM HUP INT; {{ trap : TERM HUP INT; {{ trap : TERM HUP INT; ([ -e "$_tether_d.t" ] && exit 143; exec /bin/sh -c "$_tether_cmd" sh 2>&4 4>&-); echo $? >"$_tether_d.c"; }} 2>/dev/null | {{ trap "" TERM HUP INT; {out}; }} >/dev/null 2>&1 4>&-; }} 4>&1 2>/dev/null | {{ trap "" TERM HUP INT; {err}; }} >/dev/null 2>&1; _tether_s=; read -r _tether_s <"$_tether_d.c"; if [ -n "$_tether_s" ] && [ "$_tether_s" -gt 128 ]; then _tether_x=$(kill -l $((_tether_s-128))) && [ -n "$_tether_x" ] && _tether_s=$_tether_x; fi; echo "${{_tether_s:-?}}" >"$_tether_d.s""#,
-        out = spool("o"),
-        err = spool("e"),
-    )
-}
+const SUPERVISE: &str = r#"for _tether_x in $_tether_done; do rm -f "$_tether_b/$_tether_x".? "$_tether_b/$_tether_x".?.* "$_tether_b/$_tether_x.claim"; done>&2& trap : TERM HUP INT; { trap : TERM HUP INT; { trap : TERM HUP INT; ([ -e "$_tether_d.t" ] && exit 143; exec /bin/sh -c "$_tether_cmd" sh 2>&4 4>&-); echo $? >"$_tether_d.c"; } 2>/dev/null | { trap "" TERM HUP INT; _tether_w o; } >/dev/null 2>&1 4>&-; } 4>&1 2>/dev/null | { trap "" TERM HUP INT; _tether_w e; } >/dev/null 2>&1; _tether_s=; read -r _tether_s <"$_tether_d.c"; if [ -n "$_tether_s" ] && [ "$_tether_s" -gt 128 ]; then _tether_x=$(kill -l $((_tether_s-128))) && [ -n "$_tether_x" ] && _tether_s=$_tether_x; fi; echo "${_tether_s:-?}" >"$_tether_d.s""#;
 
 /// How many bytes of a stream one spool file holds at most (`ID.o.N`, `ID.e.N`), unless the host's
 /// environment sets `TETHER_SPOOL_CHUNK` (tests set a small one); [`SPOOL_CHUNKS`] of them are
@@ -149,24 +143,30 @@ pub const SPOOL_CHUNK: u64 = 16 * 1024 * 1024;
 /// bytes (64 MiB) kept, and the file being written.
 pub const SPOOL_CHUNKS: u64 = 4;
 
-/// The writer of the spool of stream `x` (`o` or `e`): its stdin into files named by the
-/// offset of their first byte, `ID.x.0`, `ID.x.N`..., each written by one `dd` of at most
-/// `$_tether_r` reads of 64 KiB (so at most [`SPOOL_CHUNK`] bytes, and fewer when reads from
-/// the pipe are short; `dd` passes each read on at once, where `head -c` would hold small
-/// output back); the last file is empty. No program is started for an empty file (`[ -s ]`
-/// first): a quick command starts few. The bound is counted in bytes, not files: before it
-/// starts a file while the files kept hold [`SPOOL_CHUNKS`] x the chunk size, it removes the
-/// oldest, but only once the streaming loop (its progress per stream is in `ID.q`) has passed
-/// on `SPOOL_CHUNKS - 2` chunk sizes beyond it: those bytes are the slack for what is on its
-/// way when a connection dies (at most the channel's window, 2 MiB, and a few buffers), so a
-/// resume finds every byte it needs. (A wait can always end: the files after the oldest hold
-/// at least `SPOOL_CHUNKS - 1` chunk sizes, as no file holds more than one.) Should a resume still need a removed byte, it
-/// says how many it skips (a keyed `tether-lost` frame). So the spool stays bounded, and a
-/// command that writes faster than its output reaches tether, or while no connection carries
-/// it, waits in its `write(2)`, as it would under sshd when the channel's window is full.
-fn spool(x: &str) -> String {
+/// The spool writer `_tether_w x`, a shell function (defined once, called for stream `x`, `o`
+/// or `e`): its stdin into files named by the offset of their first byte, `ID.x.0`,
+/// `ID.x.N`..., each written by one `dd` of at most `$_tether_r` reads of 64 KiB (so at most
+/// [`SPOOL_CHUNK`] bytes, and fewer when reads from the pipe are short; `dd` passes each read
+/// on at once, where `head -c` would hold small output back); the last file is empty. No
+/// program is started for an empty file (`[ -s ]` first): a quick command starts few. The
+/// bound is counted in bytes, not files: before it starts a file while the files kept hold
+/// [`SPOOL_CHUNKS`] x the chunk size, it removes the oldest, but only once the streaming loop
+/// (its progress per stream is in `ID.q`) has passed on `SPOOL_CHUNKS - 2` chunk sizes beyond
+/// it: those bytes are the slack for what is on its way when a connection dies (at most the
+/// channel's window, 2 MiB, and a few buffers), so a resume finds every byte it needs. (A wait
+/// can always end: the files after the oldest hold at least `SPOOL_CHUNKS - 1` chunk sizes,
+/// as no file holds more than one.) Should a resume still need a removed byte, it says how
+/// many it skips (a keyed `tether-lost` frame). So the spool stays bounded, and a command
+/// that writes faster than its output reaches tether, or while no connection carries it,
+/// waits in its `write(2)`, as it would under sshd when the channel's window is full. Not
+/// forever: a wait in which the streaming got no further for `$_tether_wn` naps of 0.2 s (or
+/// 1 s where `sleep` takes whole seconds only: longer, never shorter) means that nothing will
+/// read the command's output any more (its run was killed, or gave up re-attaching): the
+/// writer ends, and the command's next write fails (SIGPIPE), as under sshd once its
+/// connection is gone (see [`Supervision::spool_wait`](crate::ssh::exec::Supervision)).
+fn spool_writer() -> String {
     format!(
-        r#"umask 077; _tether_wb=0; _tether_wk=; while :; do while [ -n "$_tether_wk" ] && [ $((_tether_wb-${{_tether_wk%% *}})) -ge $((_tether_c*{n})) ]; do _tether_wo=${{_tether_wk%% *}}; _tether_wk=${{_tether_wk#* }}; _tether_wl=${{_tether_wk%% *}}; while :; do _tether_qo=0; _tether_qe=0; read -r _tether_qo _tether_qe <"$_tether_d.q"; [ "${{_tether_q{x}:-0}}" -ge $((_tether_wl+_tether_c*{s})) ] && break; sleep 0.2 || sleep 1; done; rm -f "$_tether_d.{x}.$_tether_wo"; done; dd bs=65536 count=$_tether_r of="$_tether_d.{x}.$_tether_wb"; [ -s "$_tether_d.{x}.$_tether_wb" ] || break; _tether_z=$(wc -c <"$_tether_d.{x}.$_tether_wb"); _tether_wk="$_tether_wk$_tether_wb "; _tether_wb=$((_tether_wb+_tether_z)); done"#,
+        r#"_tether_w() {{ umask 077; _tether_wb=0; _tether_wk=; while :; do while [ -n "$_tether_wk" ] && [ $((_tether_wb-${{_tether_wk%% *}})) -ge $((_tether_c*{n})) ]; do _tether_wo=${{_tether_wk%% *}}; _tether_wk=${{_tether_wk#* }}; _tether_wl=${{_tether_wk%% *}}; _tether_wi=0; _tether_wv=; while :; do _tether_qo=0; _tether_qe=0; read -r _tether_qo _tether_qe <"$_tether_d.q"; eval "_tether_qv=\${{_tether_q$1:-0}}"; [ "$_tether_qv" -ge $((_tether_wl+_tether_c*{s})) ] && break; [ "$_tether_qv" = "$_tether_wv" ] || _tether_wi=0; _tether_wv=$_tether_qv; _tether_wi=$((_tether_wi+1)); [ $_tether_wi -gt $_tether_wn ] && return; sleep 0.2 || sleep 1; done; rm -f "$_tether_d.$1.$_tether_wo"; done; dd bs=65536 count=$_tether_r of="$_tether_d.$1.$_tether_wb"; [ -s "$_tether_d.$1.$_tether_wb" ] || break; _tether_z=$(wc -c <"$_tether_d.$1.$_tether_wb"); _tether_wk="$_tether_wk$_tether_wb "; _tether_wb=$((_tether_wb+_tether_z)); done; }}"#,
         n = SPOOL_CHUNKS,
         s = SPOOL_CHUNKS - 2,
     )
@@ -237,9 +237,10 @@ const FINISH: &str = r#"_tether_s=; read -r _tether_s <"$_tether_d.s" 2>/dev/nul
 /// goes nowhere, its stderr being the channel's only for the loop.
 pub fn boot(start: &str) -> String {
     format!(
-        r#"set -- "$_tether_id"; {DIR}; set --; _tether_c=${{TETHER_SPOOL_CHUNK:-{SPOOL_CHUNK}}}; case $_tether_c in ""|*[!0-9]*|0) _tether_c={SPOOL_CHUNK};; esac; _tether_why=; if [ -z "${{LOGNAME:-$USER}}" ]; then _tether_why=1; else _tether_why=2; [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; if [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && chmod 700 "$_tether_b" 2>/dev/null; then (umask 077; set -C; true >"$_tether_d.claim" || exit 3; set +C; : >"$_tether_d.o" && : >"$_tether_d.c" && : >"$_tether_d.s" && : >"$_tether_d.p" && echo "0 0" >"$_tether_d.q") 2>/dev/null; case $? in 0) _tether_why=;; 3) [ -e "$_tether_d.claim" ] && exit 125;; esac; fi; fi; if [ -z "$_tether_why" ]; then _tether_g=$$; [ -r /proc/$$/stat ] && read -r _tether_v _tether_v _tether_v _tether_v _tether_g _tether_v </proc/$$/stat; [ "$_tether_g" = $$ ] || {{ rm -f "$_tether_d".? "$_tether_d".?.*; _tether_why=3; }}; fi; if [ -n "$_tether_why" ]; then printf "\036tether-direct:%s:%s:%s\036" "$_tether_key" $_tether_why "$_tether_b" >&2; {start} (eval "unset _tether_cmd _tether_key _tether_id _tether_b _tether_d _tether_why _tether_done _tether_g _tether_v _tether_c; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s"; fi; echo $$ >"$_tether_d.p"; trap "" PIPE; printf "\036tether-sup:%s:%s\036" $$ "$_tether_d" >&2; {start} trap - PIPE; _tether_o=0; _tether_e=0; _tether_ob=0; _tether_eb=0; _tether_p=; _tether_r=$((_tether_c/65536)); [ $_tether_r -gt 0 ] || _tether_r=1; trap : TERM HUP INT; exec 5>&2 2>/dev/null; {{ {supervise}; }} 5>&- | {{ trap : TERM HUP INT; exec 3<&0; (trap "" TERM HUP INT; while read -r _tether_v; do :; done) <&3 & _tether_wp=$!; exec 3<&-; {follow}; }} 2>&5 5>&-; _tether_v=$?; exec 2>&5 5>&-; [ $_tether_v -lt 128 ] && [ -s "$_tether_d.s" ] || kill -9 $$; {FINISH}"#,
+        r#"set -- "$_tether_id"; {DIR}; set --; _tether_c=${{TETHER_SPOOL_CHUNK:-{SPOOL_CHUNK}}}; case $_tether_c in ""|*[!0-9]*|0) _tether_c={SPOOL_CHUNK};; esac; _tether_why=; if [ -z "${{LOGNAME:-$USER}}" ]; then _tether_why=1; else _tether_why=2; [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; if [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && chmod 700 "$_tether_b" 2>/dev/null; then (umask 077; set -C; true >"$_tether_d.claim" || exit 3; set +C; : >"$_tether_d.o" && : >"$_tether_d.c" && : >"$_tether_d.s" && : >"$_tether_d.p" && echo "0 0" >"$_tether_d.q") 2>/dev/null; case $? in 0) _tether_why=;; 3) [ -e "$_tether_d.claim" ] && exit 125;; esac; fi; fi; if [ -z "$_tether_why" ]; then _tether_g=$$; [ -r /proc/$$/stat ] && read -r _tether_v _tether_v _tether_v _tether_v _tether_g _tether_v </proc/$$/stat; [ "$_tether_g" = $$ ] || {{ rm -f "$_tether_d".? "$_tether_d".?.*; _tether_why=3; }}; fi; if [ -n "$_tether_why" ]; then printf "\036tether-direct:%s:%s:%s\036" "$_tether_key" $_tether_why "$_tether_b" >&2; {start} (eval "unset _tether_cmd _tether_key _tether_id _tether_b _tether_d _tether_why _tether_done _tether_g _tether_v _tether_c _tether_wn; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s"; fi; echo $$ >"$_tether_d.p"; trap "" PIPE; printf "\036tether-sup:%s:%s\036" $$ "$_tether_d" >&2; {start} trap - PIPE; _tether_o=0; _tether_e=0; _tether_ob=0; _tether_eb=0; _tether_p=; _tether_r=$((_tether_c/65536)); [ $_tether_r -gt 0 ] || _tether_r=1; {writer}; trap : TERM HUP INT; exec 5>&2 2>/dev/null; {{ {supervise}; }} 5>&- | {{ trap : TERM HUP INT; exec 3<&0; (trap "" TERM HUP INT; while read -r _tether_v; do :; done) <&3 & _tether_wp=$!; exec 3<&-; {follow}; }} 2>&5 5>&-; _tether_v=$?; exec 2>&5 5>&-; [ $_tether_v -lt 128 ] && [ -s "$_tether_d.s" ] || kill -9 $$; {FINISH}"#,
         follow = follow(),
-        supervise = supervise(),
+        supervise = SUPERVISE,
+        writer = spool_writer(),
     )
 }
 
@@ -260,7 +261,7 @@ pub fn resume(start: &str) -> String {
 /// group is waited for (its exec's sh says it right after the claim, its files made; two
 /// seconds at most, as a loaded host may take a while between the two), then
 /// sent SIGTERM (after making `ID.t`, which keeps a command not yet forked from starting: see
-/// [`supervise`]), SIGKILL after `$2` seconds if the command has not ended by then (its status
+/// [`SUPERVISE`]), SIGKILL after `$2` seconds if the command has not ended by then (its status
 /// written), and SIGKILL to whatever of its group is left once the exec's sh (the group's
 /// leader, which outlives the SIGTERM) has ended after it, a second at most: the streaming
 /// loop passes on the last bytes meanwhile. The leader is waited for, not the group: a group

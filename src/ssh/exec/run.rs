@@ -53,14 +53,17 @@ pub fn run_reporting(
         s.pending = false;
     }
     let id = sup.as_ref().map(|s| {
-        std::iter::once(&s.id)
+        let ids = std::iter::once(&s.id)
             .chain(&s.done)
             .cloned()
             .collect::<Vec<_>>()
-            .join(" ")
+            .join(" ");
+        // Naps of 0.2 s (see `wrap::boot`), rounded up.
+        (ids, s.spool_wait.as_millis().div_ceil(200) as u64)
     });
+    let supervised = id.as_ref().map(|(ids, naps)| (ids.as_str(), *naps));
     let key = Key::new();
-    let wrapped = wrap_for(command, opts.pty, id.as_deref(), &key);
+    let wrapped = wrap_for(command, opts.pty, supervised, &key);
     if wrapped.len() <= MAX_EXEC {
         return run_wrapped(conn, &wrapped, &key, opts, on_line, preamble, sup);
     }
@@ -77,7 +80,7 @@ pub fn run_reporting(
     }
     let mut out = run_wrapped(
         conn,
-        &wrap_for(&staged, opts.pty, id.as_deref(), &key),
+        &wrap_for(&staged, opts.pty, supervised, &key),
         &key,
         &rest,
         on_line,

@@ -67,7 +67,7 @@ fn the_supervisor_runs_the_command_and_removes_its_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let command = "read -r l; echo \"[$l] $# $0\"; echo warn >&2; printf tail; exit 3";
     for shell in ["/bin/sh", "/bin/bash"] {
-        let wrapped = wrap_for(command, false, Some("id1"), &key());
+        let wrapped = wrap_for(command, false, Some(("id1", 300)), &key());
         assert!(wrapped.split(' ').all(|w| w.len() <= MAX_WORD));
         let (stdout, stderr, code) = as_sshd_tmp(shell, &wrapped, b"in\n", tmp.path());
         let (out, err, marker, preamble) = read(&stdout, &stderr);
@@ -78,7 +78,7 @@ fn the_supervisor_runs_the_command_and_removes_its_directory() {
         // Kept until tether has read the result; the next command removes it.
         let dir = tmp.path().join("tether-someone/id1.o");
         assert!(dir.exists(), "{shell}");
-        let next = wrap_for("true", false, Some("id5 id1"), &key());
+        let next = wrap_for("true", false, Some(("id5 id1", 300)), &key());
         let (_, _, code) = as_sshd_tmp(shell, &next, b"", tmp.path());
         assert_eq!(code, Some(0));
         let clean = wrap_script(&crate::ssh::supervisor::clean(), &key(), &["id5"]);
@@ -96,7 +96,7 @@ fn the_supervisor_falls_back_when_its_directory_is_not_private() {
     let tmp = tempfile::tempdir().unwrap();
     // Not a directory: the command runs directly and the reason is said.
     std::fs::write(tmp.path().join("tether-someone"), "").unwrap();
-    let wrapped = wrap_for("echo hi", false, Some("id2"), &key());
+    let wrapped = wrap_for("echo hi", false, Some(("id2", 300)), &key());
     let (stdout, stderr, code) = as_sshd_tmp("/bin/sh", &wrapped, b"", tmp.path());
     let (out, err, marker, preamble) = read(&stdout, &stderr);
     assert_eq!(
@@ -133,7 +133,7 @@ fn a_resume_continues_from_the_bytes_received_and_stop_ends_the_group() {
     let wrapped = wrap_for(
         "echo one; sleep 1; echo two; exit 7",
         false,
-        Some("id3"),
+        Some(("id3", 300)),
         &key(),
     );
     let mut child = spawn(&wrapped);
@@ -160,7 +160,7 @@ fn a_resume_continues_from_the_bytes_received_and_stop_ends_the_group() {
     assert!(f.gone);
     assert_eq!(code, Some(125));
     // Stop: a command that ignores nothing ends with TERM.
-    let wrapped = wrap_for("sleep 30", false, Some("id4"), &key());
+    let wrapped = wrap_for("sleep 30", false, Some(("id4", 300)), &key());
     let mut child = spawn(&wrapped);
     std::thread::sleep(Duration::from_millis(300));
     let stop = wrap_script(

@@ -24,6 +24,12 @@ pub struct Supervision {
     /// Ids of earlier commands whose results were read: the supervisor removes their
     /// directories.
     pub done: Vec<String>,
+    /// How long the command's spool writers on the host wait, its spool full, for a reader
+    /// that gets no further before they end (its next write then fails, SIGPIPE, as under
+    /// sshd once its connection is gone): past this, nothing will re-attach to it (see
+    /// `supervisor::spool_writer`). The re-attach bound, the time a dead connection takes to
+    /// be noticed, and a margin: [`Supervision::wait_for`].
+    pub spool_wait: std::time::Duration,
     /// The command (as given to [`run_reporting`](super::run_reporting)), to send again when
     /// its first exec never ran it (see `pending`).
     pub(super) command: String,
@@ -50,6 +56,10 @@ impl Default for Supervision {
             gone: false,
             lost: (0, 0),
             done: Vec::new(),
+            spool_wait: Supervision::wait_for(
+                crate::ssh::supervisor::DEFAULT_REATTACH,
+                std::time::Duration::ZERO,
+            ),
             command: String::new(),
             pending: false,
             marker: false,
@@ -59,6 +69,18 @@ impl Default for Supervision {
 }
 
 impl Supervision {
+    /// [`spool_wait`](Self::spool_wait) for a command whose connection is re-attached to for
+    /// `reattach` after it is found dead, which takes `noticed` at most: both, and 10 s for
+    /// the resume's own start.
+    pub fn wait_for(
+        reattach: std::time::Duration,
+        noticed: std::time::Duration,
+    ) -> std::time::Duration {
+        reattach
+            .saturating_add(noticed)
+            .saturating_add(std::time::Duration::from_secs(10))
+    }
+
     /// Whether the command, lost with its connection, can be resumed (it ran under the
     /// supervisor and all of its stdin had been sent), or may not have started yet (lost
     /// before its start marker arrived: a resume claims it first, and sends it again when it

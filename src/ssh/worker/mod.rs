@@ -354,6 +354,10 @@ impl WorkerState {
             && opts.stdout_to.is_none();
         let mut sup = supervised.then(|| {
             let mut s = Supervision::default();
+            s.spool_wait = Supervision::wait_for(
+                opts.reattach.unwrap_or(self.owner.settings.reattach),
+                self.owner.noticed_dead(),
+            );
             if self.read.len() >= crate::ssh::supervisor::REMOVE_BATCH {
                 s.done = std::mem::take(&mut self.read);
             }

@@ -483,3 +483,27 @@ task("closure", || { on("app", #{ in: "sequence" }, |host| { run("exit 3"); }); 
         );
     }
 }
+
+/// A failure hook (`on_failure`, `deploy:failed`) whose own step fails is a warning that says
+/// what failed, where, as any failure: never the Rust name of tether's failure type.
+#[test]
+fn a_failing_failure_hook_says_what_failed() {
+    let lab = lab(&["web1", "web2", "db1"]);
+    let r = lab_recipe(
+        &lab,
+        "hook-fails",
+        r#"
+on_failure(|err| { on("all", "echo hook >&2; exit 6"); });
+task("deploy:failed", || { on("all", "exit 7"); });
+task("t", || { on("all", "exit 5"); });
+"#,
+    );
+    let out = r.tether().args(&["t"]).run();
+    out.status(1)
+        .stderr_lacks("tether::")
+        .stderr_lacks("Failure\n")
+        .stderr_contains("warning: failure hook failed: deploy.rhai:5:20: 3 of 3 hosts failed\n")
+        .stderr_contains("db1: `echo hook >&2; exit 6` failed with exit status 6")
+        .stderr_contains("warning: deploy:failed failed: deploy.rhai:6:28: 3 of 3 hosts failed\n")
+        .stderr_contains("web2: `exit 7` failed with exit status 7");
+}

@@ -4,6 +4,7 @@
 use rhai::{EvalAltResult, ParseError, Position};
 
 use super::sources::Sources;
+use crate::failure::Failure;
 
 /// Where an error happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +62,12 @@ pub fn innermost<'a>(
 /// The message of an error without Rhai's position suffix.
 pub fn message(err: &EvalAltResult) -> String {
     match err {
-        EvalAltResult::ErrorRuntime(value, _) => value.to_string(),
+        // A failure thrown by a host-bound function is a value of tether's own type, whose
+        // text Rhai knows only as the type's name.
+        EvalAltResult::ErrorRuntime(value, _) => match value.read_lock::<Failure>() {
+            Some(failure) => failure.message(),
+            None => value.to_string(),
+        },
         EvalAltResult::ErrorParsing(p, _) => format!("syntax error: {p}"),
         other => {
             let text = other.to_string();

@@ -8,8 +8,9 @@
 //! destination) while the local side counts and hashes them; the second checks the size and
 //! SHA-256 against that count and hash and only then renames the temporary file into place. So
 //! the destination changes only to the complete file, and memory stays at one chunk whatever
-//! the size. Temporary files are named `DEST.tether-upload.RUN` / `DEST.tether-download.RUN`
-//! (RUN: this process's [`run_id`]), so tether finds its own and nothing else.
+//! the size. Temporary files are named `DEST.tether-upload.RUN.N` / `DEST.tether-download.RUN`
+//! (RUN: this process's [`run_id`]; N: which of its uploads, see [`upload_suffix`]), so tether
+//! finds its own and nothing else.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -162,10 +163,15 @@ pub fn run_id() -> &'static str {
     })
 }
 
-/// The remote temporary name of an upload to `remote`, as a suffix (the scripts put it after
-/// `"$d"`, the destination as [`remote_word`] gives it).
-fn upload_suffix() -> String {
-    format!(".tether-upload.{}", run_id())
+/// A new remote temporary name for one upload, as a suffix of its destination
+/// (`.tether-upload.RUN.N`: the scripts put it after `"$d"`, the destination as
+/// [`remote_word`] gives it). Each upload has its own, N counting this process's uploads:
+/// hosts that share a filesystem (an NFS-mounted shared directory) may upload to one path at
+/// once, and none may write into, move or remove another's file.
+pub fn upload_suffix() -> String {
+    static UPLOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = UPLOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!(".tether-upload.{}.{n:x}", run_id())
 }
 
 /// A remote path of `upload`/`download` as one `sh` word: quoted, so spaces, `$`, quotes and
@@ -205,13 +211,13 @@ pub fn refuse_other_home(remote: &str) -> Result<(), String> {
 /// remote shell died left it behind.
 pub const STALE_MINUTES: u32 = 1;
 
-/// The first command of an upload: stdin into a private (0600) temporary file `tmp` beside
-/// `remote`, refused when `remote` is a directory (mv would put the file inside it). A
+/// The first command of an upload: stdin into a private (0600) temporary file beside `remote`
+/// (`remote` and the suffix `tmp`, see [`upload_suffix`]), refused when `remote` is a directory (mv would put the file inside it). A
 /// connection lost mid-transfer ends `cat` with EOF, not an error: the size is checked here
 /// (`size`: what will be sent), and a short file removed, so the remote shell cleans up
 /// after a cut connection. Temporary files of the same destination left by earlier runs
 /// (older than [`STALE_MINUTES`]) are removed first.
-pub fn receive_script(remote: &str, size: u64) -> String {
+pub fn receive_script(remote: &str, tmp: &str, size: u64) -> String {
     format!(
         "d={dest}; t=\"$d\"{tmp}; p=$(dirname -- \"$d\"; echo x); mkdir -p -- \"${{p%??}}\" || exit 1; \
          if [ -d \"$d\" ]; then echo \"upload: $d is a directory (mv would put the file inside \
@@ -219,17 +225,16 @@ pub fn receive_script(remote: &str, size: u64) -> String {
          for f in \"$d\".tether-upload.*; do if [ -f \"$f\" ] && [ \"$f\" != \"$t\" ] && \
          [ -n \"$(find \"$f\" -prune -mmin +{STALE_MINUTES} 2>/dev/null)\" ]; then rm -f -- \"$f\"; fi; done; \
          rm -f -- \"$t\" && (umask 077 && cat > \"$t\") || {{ rm -f -- \"$t\"; exit 1; }}; \
-         n=$(wc -c < \"$t\"); if [ \"$n\" -ne {size} ]; then rm -f -- \"$t\"; \
+         n=$(wc -c < \"$t\") || exit 1; if [ \"$n\" -ne {size} ]; then rm -f -- \"$t\"; \
          echo \"upload stopped short: $n of {size} bytes arrived\" >&2; exit 1; fi",
         dest = remote_word(remote),
-        tmp = upload_suffix(),
     )
 }
 
-/// The second command of an upload: `tmp` is moved onto `remote` with permission bits `mode`
+/// The second command of an upload: its temporary file (suffix `tmp`) is moved onto `remote` with permission bits `mode`
 /// only when its size and SHA-256 are `sent`'s (checked with `sha256sum` or `shasum -a 256`
 /// where the host has either, the size always); otherwise it is removed and the command fails.
-pub fn place_script(remote: &str, sent: &Digest, mode: u32) -> String {
+pub fn place_script(remote: &str, tmp: &str, sent: &Digest, mode: u32) -> String {
     let (size, sum) = (sent.bytes, &sent.sha256);
     format!(
         "d={dest}; t=\"$d\"{tmp}; n=$(wc -c < \"$t\") || exit 1; if [ \"$n\" -ne {size} ]; then \
@@ -239,17 +244,13 @@ pub fn place_script(remote: &str, sent: &Digest, mode: u32) -> String {
          case $s in {sum}*) ;; *) rm -f -- \"$t\"; echo 'upload arrived changed: SHA-256 differs' >&2; exit 1 ;; esac; \
          chmod {mode:04o} -- \"$t\" && mv -f -- \"$t\" \"$d\" || {{ rm -f -- \"$t\"; exit 1; }}",
         dest = remote_word(remote),
-        tmp = upload_suffix(),
     )
 }
 
-/// Removes the temporary file of an upload to `remote` (after a connection died under it).
-pub fn cleanup_script(remote: &str) -> String {
-    format!(
-        "d={}; rm -f -- \"$d\"{}",
-        remote_word(remote),
-        upload_suffix()
-    )
+/// Removes the temporary file (suffix `tmp`) of an upload to `remote` (after a connection
+/// died under it).
+pub fn cleanup_script(remote: &str, tmp: &str) -> String {
+    format!("d={}; rm -f -- \"$d\"{tmp}", remote_word(remote))
 }
 
 /// The first command of a download: the remote file on stdout. A directory, and anything else

@@ -450,3 +450,29 @@ task("up", || {
         );
     }
 }
+
+/// Hosts that share a filesystem (an NFS-mounted shared directory, as Capistrano's `shared`
+/// often is) upload to one path at once: each upload has its own temporary file, so every
+/// host succeeds and the destination is the complete file (the lab's hosts share the test's
+/// directories outside /srv).
+#[test]
+fn hosts_sharing_a_filesystem_upload_to_one_path_at_once() {
+    let lab = lab(&["web1", "web2", "db1"]);
+    let shared = tempfile::tempdir().unwrap();
+    let dest = shared.path().join("x");
+    let r = lab_recipe(
+        &lab,
+        "upload-shared",
+        &format!(
+            "task(\"up\", || {{ on(\"all\", |host| {{ upload(\"big.txt\", \"{}\"); }}); }});\n",
+            dest.display()
+        ),
+    );
+    let text: String = (0..200_000).map(|i| format!("{i}\n")).collect();
+    r.write("big.txt", &text);
+    for _ in 0..5 {
+        r.tether().args(&["up"]).run().status(0);
+        assert!(std::fs::read_to_string(&dest).unwrap() == text);
+        assert!(temp_files(shared.path()).is_empty());
+    }
+}

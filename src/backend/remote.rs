@@ -139,7 +139,8 @@ impl Backend for Remote {
             .mode
             .unwrap_or(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777);
         let reader = Arc::new(Mutex::new(transfer::HashingReader::new(file, meta.len())));
-        let receive = (upload.render)(&transfer::receive_script(upload.remote, meta.len()));
+        let tmp = transfer::upload_suffix();
+        let receive = (upload.render)(&transfer::receive_script(upload.remote, &tmp, meta.len()));
         let opts = ExecOptions {
             stdin: upload.stdin_prefix.clone(),
             stdin_from: Some(Source(reader.clone())),
@@ -152,14 +153,14 @@ impl Backend for Remote {
             .finish()
             .map_err(cannot);
         let cleanup = || Owed {
-            command: (upload.render)(&transfer::cleanup_script(upload.remote)),
+            command: (upload.render)(&transfer::cleanup_script(upload.remote, &tmp)),
             stdin: upload.stdin_prefix.clone(),
         };
         let checked = self.check(host, &receive, result, cleanup);
         // A local read error ended the input early: it, not the short file, is the reason.
         let sent = sent?;
         checked?;
-        let place = (upload.render)(&transfer::place_script(upload.remote, &sent, mode));
+        let place = (upload.render)(&transfer::place_script(upload.remote, &tmp, &sent, mode));
         let opts = ExecOptions {
             stdin: upload.stdin_prefix.clone(),
             ..ExecOptions::default()

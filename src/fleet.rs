@@ -140,6 +140,14 @@ impl Fleet {
         results
     }
 
+    /// Closes every session, once each worker's connection attempt has ended (a handshake
+    /// still under way is finished or fails first): what the run opened, it has the outcome
+    /// of before its end is reported, the same on every run.
+    pub fn close(&self) {
+        self.pool.retain(&[]);
+        self.sink.barrier();
+    }
+
     /// Whether Ctrl-C was pressed.
     pub fn interrupted(&self) -> bool {
         self.interrupted.load(Ordering::SeqCst)

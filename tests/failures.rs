@@ -507,3 +507,45 @@ task("t", || { on("all", "exit 5"); });
         .stderr_contains("warning: deploy:failed failed: deploy.rhai:6:28: 3 of 3 hosts failed\n")
         .stderr_contains("web2: `exit 7` failed with exit status 7");
 }
+
+/// A run that ends before the sessions it opened for hosts it did not need were up: every
+/// connection's outcome is in the summary, none arrives after the run's end, and ten runs say
+/// the same (before, hosts that connected after the summary were "not connected (the run did
+/// not need it)", their `connected` events printed after `run_finished`).
+#[test]
+fn the_summary_waits_for_every_connection_the_run_opened() {
+    let lab = Lab::builder().names(&["app1", "app2"]).start();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut r = RecipeDir::new(
+        "unneeded",
+        &format!(
+            "server(\"app1\", #{{ roles: [\"app\"] }});\nserver(\"app2\", #{{ roles: [\"app\"] }});\n\
+             server(\"root@127.0.0.1:{port}\", #{{ roles: [\"gone\"] }});\n\
+             task(\"t\", || {{ on(\"gone\", \"true\"); }});\n"
+        ),
+    );
+    r.ssh_config = Some(lab.ssh_config());
+    for _ in 0..10 {
+        let out = r.tether().args(&["--format", "json", "t"]).run();
+        out.status(3);
+        let types: Vec<serde_json::Value> = out
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let last = types.last().unwrap();
+        assert_eq!(last["type"], "run_finished", "{}", out.stdout);
+        for host in ["app1", "app2"] {
+            let summary = types
+                .iter()
+                .find(|e| e["type"] == "session_summary" && e["host"] == host)
+                .unwrap();
+            assert_eq!(summary["connected"], true, "{}", out.stdout);
+            assert_eq!(summary["sessions"], 1, "{}", out.stdout);
+        }
+    }
+}

@@ -221,6 +221,7 @@ fn run_tasks(
         start_unix_ms: unix_ms(SystemTime::now()),
     });
     let result = loaded.run_tasks(&tasks, Arc::new(backend));
+    fleet.close();
     reporter.run_finished(
         &format!(
             "{} {}",

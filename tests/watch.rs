@@ -644,3 +644,27 @@ fn ctrl_c_stops_a_pty_command_of_tether_run() {
     assert!(!stdout.contains("SIGHUP"), "{stdout}");
     eventually("the remote sleep to be gone", 3 * SECS, || !alive(pid));
 }
+
+/// The count of sessions closed when watch stops is of sessions that were open: a host that
+/// never connected (its port closed) or whose configuration is wrong is not one.
+#[test]
+fn only_sessions_that_were_open_are_counted_as_closed() {
+    let lab = lab(&["web1"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let r = RecipeDir::new(
+        "closed-count",
+        &format!(
+            "{}server(\"root@127.0.0.1:{port}\", #{{ roles: [\"gone\"] }});\n\
+             task(\"hi\", || {{ on(\"web\", \"echo up\"); }});\n",
+            servers(&["web1"])
+        ),
+    );
+    let mut w = Watcher::start(&lab, &r, &["hi"]);
+    w.wait_line("watch: run 1 ok", 20 * SECS);
+    assert_eq!(w.interrupt(10 * SECS), 0, "{}", w.dump());
+    w.wait_line("watch: stopped after 1 run; 1 session closed", SECS);
+}

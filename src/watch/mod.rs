@@ -261,10 +261,19 @@ pub fn run(
     debouncer.stop();
     let closed = match shared.fleet() {
         Some(fleet) => {
-            let n = fleet.pool.hosts().len();
+            // Sessions that were open: a host that never connected, or whose configuration
+            // is wrong, has a place in the pool but no session.
+            screen.reporter.barrier();
+            let stats = screen.reporter.stats();
+            let open = fleet
+                .pool
+                .hosts()
+                .iter()
+                .filter(|h| stats.get(*h).is_some_and(|s| s.connected_at.is_some()))
+                .count();
             fleet.pool.retain(&[]);
             screen.reporter.barrier();
-            n
+            open
         }
         None => 0,
     };

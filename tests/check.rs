@@ -258,6 +258,49 @@ fn unreachable_host_exits_3_and_the_others_are_still_checked() {
     assert_eq!(value(&out, "r1", "MaxSessions"), "10");
 }
 
+/// Hosts that fail in different ways are each counted once, in their own category, and the
+/// error names every one; the exit code is the configuration error's (README: a configuration
+/// error decides over an unreachable host, which decides over a warning).
+#[test]
+fn hosts_failing_in_different_ways_are_each_named_and_counted_once() {
+    let lab = Lab::builder().names(&["r1"]).start();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = lab.dir().join("mixed_config");
+    let lab_cfg = std::fs::read_to_string(lab.ssh_config()).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "{lab_cfg}\nHost broken\n  HostName 127.0.0.1\n  ProxyJump broken\n\
+             Host gone\n  HostName 127.0.0.1\n  Port {closed}\n"
+        ),
+    )
+    .unwrap();
+    for format in ["text", "json"] {
+        let out = Tether::new()
+            .ssh_config(&cfg)
+            .args(&["check", "--hosts", "r1,broken,gone", "--format", format])
+            .run();
+        out.status(2).stderr_contains(
+            "1 of 3 hosts cannot be tried: a configuration error (broken); \
+             1 of 3 hosts could not be reached (gone)",
+        );
+        if format == "text" {
+            out.stdout_contains("check: 3 hosts, 0 at risk, 1 unreachable, 1 configuration error");
+        } else {
+            let last: serde_json::Value =
+                serde_json::from_str(out.stdout.lines().last().unwrap()).unwrap();
+            assert_eq!(last["type"], "check_summary");
+            assert_eq!(last["at_risk"], 0, "{last}");
+            assert_eq!(last["unreachable"], 1, "{last}");
+            assert_eq!(last["config_errors"], 1, "{last}");
+        }
+    }
+}
+
 #[test]
 fn json_has_one_check_event_per_host() {
     let lab = Lab::builder().names(&["j1"]).profile("unused").start();

@@ -179,34 +179,62 @@ pub fn check(
     if fleet.interrupted() {
         return Err(Error::interrupted());
     }
-    let unreachable = reports.iter().filter(|r| r.unreachable()).count();
-    let misconfigured = reports
-        .iter()
-        .filter(|r| r.error_kind == Some(Kind::Config))
-        .count();
     let at_risk = reports.iter().filter(|r| r.at_risk()).count();
     if at_risk == 0 {
         return Ok(());
     }
     let total = reports.len();
-    let hosts = if total == 1 { "" } else { "s" };
-    // The reports above say everything per host; the error is the headline.
-    Err(Error::from(if misconfigured > 0 {
-        Failure::new(
-            Kind::Config,
-            format!("{misconfigured} of {total} host{hosts} cannot be tried: a configuration error (above)"),
-        )
-    } else if unreachable > 0 {
-        Failure::new(
-            Kind::Unreachable,
-            format!("{unreachable} of {total} host{hosts} could not be reached"),
-        )
-    } else {
-        Failure::new(
-            Kind::Failed,
-            format!("{at_risk} of {total} host{hosts} at risk: see the warnings above"),
-        )
-    }))
+    let of = |n: usize| format!("{n} of {total} host{}", if total == 1 { "" } else { "s" });
+    let named = |hosts: &[&HostReport]| {
+        crate::hostset::fold(&hosts.iter().map(|r| r.host.as_str()).collect::<Vec<_>>())
+    };
+    let [misconfigured, unreachable, warned] = categories(&reports);
+    // The reports above say everything per host; the error is the headline, every kind of
+    // failure in it, and the exit code the deciding kind's (see `Kind::rank`).
+    let mut parts = Vec::new();
+    let mut kind = Kind::Failed;
+    if !misconfigured.is_empty() {
+        kind = Kind::Config;
+        parts.push(format!(
+            "{} cannot be tried: a configuration error ({})",
+            of(misconfigured.len()),
+            named(&misconfigured)
+        ));
+    }
+    if !unreachable.is_empty() {
+        if kind == Kind::Failed {
+            kind = Kind::Unreachable;
+        }
+        parts.push(format!(
+            "{} could not be reached ({})",
+            of(unreachable.len()),
+            named(&unreachable)
+        ));
+    }
+    if !warned.is_empty() {
+        parts.push(format!(
+            "{} at risk: see the warnings above",
+            of(warned.len())
+        ));
+    }
+    Err(Error::from(Failure::new(kind, parts.join("; "))))
+}
+
+/// The hosts of `reports` that cannot be tried (a configuration error), that could not be
+/// reached, and the others at risk (a warning applies, or their settings could not be read):
+/// each host in one of them at most.
+fn categories(reports: &[HostReport]) -> [Vec<&HostReport>; 3] {
+    let mut out: [Vec<&HostReport>; 3] = Default::default();
+    for r in reports {
+        if r.error_kind == Some(Kind::Config) {
+            out[0].push(r);
+        } else if r.unreachable() {
+            out[1].push(r);
+        } else if r.at_risk() {
+            out[2].push(r);
+        }
+    }
+    out
 }
 
 fn output_text(r: &HostResult) -> Result<(String, String), (String, Option<Kind>)> {
@@ -507,21 +535,26 @@ fn grouped_text(reports: &[HostReport]) -> Vec<String> {
 /// The closing `check_summary` record: hosts, at risk, unreachable; its text is the whole
 /// report, grouped ([`grouped_text`]).
 fn summary(reports: &[HostReport]) -> Record {
-    let unreachable = reports.iter().filter(|r| r.unreachable()).count();
-    let at_risk = reports.iter().filter(|r| r.at_risk()).count() - unreachable;
+    let [misconfigured, unreachable, at_risk] = categories(reports).map(|hosts| hosts.len());
+    let config = match misconfigured {
+        0 => String::new(),
+        1 => ", 1 configuration error".into(),
+        n => format!(", {n} configuration errors"),
+    };
     Record::new(
         serde_json::json!({
             "type": "check_summary",
             "hosts": reports.len(),
             "at_risk": at_risk,
             "unreachable": unreachable,
+            "config_errors": misconfigured,
         }),
         grouped_text(reports)
             .into_iter()
             .chain([
                 String::new(),
                 format!(
-                    "check: {} host{}, {at_risk} at risk, {unreachable} unreachable",
+                    "check: {} host{}, {at_risk} at risk, {unreachable} unreachable{config}",
                     reports.len(),
                     if reports.len() == 1 { "" } else { "s" }
                 ),

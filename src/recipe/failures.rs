@@ -51,7 +51,8 @@ pub fn note_task(err: &mut EvalAltResult, task: &str) {
 }
 
 /// Registers the `Failure` type: `err.kind` (`"command_failed"`, `"connection_lost"`,
-/// `"unreachable"`, `"host_key_refused"`, `"config"`, `"interrupted"`, `"recipe"`,
+/// `"unreachable"`, `"host_key_refused"`, `"config"`, `"interrupted"` (never caught: an
+/// interrupt ends the run), `"recipe"`,
 /// `"failed"`), `err.hosts` (the names of the hosts that failed), `err.message`, and its text
 /// where a string is expected (`"failed: " + err`, `` `${err}` ``).
 pub fn register(engine: &mut Engine) {

@@ -244,11 +244,7 @@ fn parsed_config_files_agree_with_sshd_t_includes_and_match_too() {
 #[test]
 fn unreachable_host_exits_3_and_the_others_are_still_checked() {
     let lab = Lab::builder().names(&["r1"]).start();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = support::net::closed_port();
     let gone = format!("root@127.0.0.1:{closed}");
     let out = check(&lab, &format!("r1,{gone}"), &[]);
     out.status(3)
@@ -264,11 +260,7 @@ fn unreachable_host_exits_3_and_the_others_are_still_checked() {
 #[test]
 fn hosts_failing_in_different_ways_are_each_named_and_counted_once() {
     let lab = Lab::builder().names(&["r1"]).start();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = support::net::closed_port();
     let cfg = lab.dir().join("mixed_config");
     let lab_cfg = std::fs::read_to_string(lab.ssh_config()).unwrap();
     std::fs::write(

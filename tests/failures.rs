@@ -515,11 +515,7 @@ task("t", || { on("all", "exit 5"); });
 #[test]
 fn the_summary_waits_for_every_connection_the_run_opened() {
     let lab = Lab::builder().names(&["app1", "app2"]).start();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::net::closed_port();
     let mut r = RecipeDir::new(
         "unneeded",
         &format!(

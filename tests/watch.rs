@@ -650,11 +650,7 @@ fn ctrl_c_stops_a_pty_command_of_tether_run() {
 #[test]
 fn only_sessions_that_were_open_are_counted_as_closed() {
     let lab = lab(&["web1"]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::net::closed_port();
     let r = RecipeDir::new(
         "closed-count",
         &format!(

@@ -191,25 +191,22 @@ pub fn check(
     let [misconfigured, unreachable, warned] = categories(&reports);
     // The reports above say everything per host; the error is the headline, every kind of
     // failure in it, and the exit code the deciding kind's (see `Kind::rank`).
-    let mut parts = Vec::new();
     let mut kind = Kind::Failed;
-    if !misconfigured.is_empty() {
-        kind = Kind::Config;
-        parts.push(format!(
-            "{} cannot be tried: a configuration error ({})",
-            of(misconfigured.len()),
-            named(&misconfigured)
-        ));
-    }
-    if !unreachable.is_empty() {
-        if kind == Kind::Failed {
-            kind = Kind::Unreachable;
+    let mut parts = Vec::new();
+    for (hosts, words, is) in [
+        (
+            misconfigured,
+            "cannot be tried: a configuration error",
+            Kind::Config,
+        ),
+        (unreachable, "could not be reached", Kind::Unreachable),
+    ] {
+        if !hosts.is_empty() {
+            if kind == Kind::Failed {
+                kind = is;
+            }
+            parts.push(format!("{} {words} ({})", of(hosts.len()), named(&hosts)));
         }
-        parts.push(format!(
-            "{} could not be reached ({})",
-            of(unreachable.len()),
-            named(&unreachable)
-        ));
     }
     if !warned.is_empty() {
         parts.push(format!(

@@ -20,6 +20,16 @@ pub fn signal(pid: u32, sig: i32) {
     }
 }
 
+/// A loopback port nothing listens on (bound, then let go at once): a connection to it is
+/// refused.
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Runs `cmd` and returns its stdout, or an error with its stderr.
 pub fn run(cmd: &mut Command) -> Result<String, String> {
     let out = cmd

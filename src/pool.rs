@@ -189,6 +189,19 @@ impl Pool {
         }
     }
 
+    /// Why `host` never connected, once its first connection attempt has ended: its
+    /// configuration error, or the error its first connection failed with; `None` when it
+    /// connected or has no worker.
+    pub fn never_connected(&self, host: &str) -> Option<SshError> {
+        let worker = match self.workers().get(host) {
+            Some(Slot::Worker(w)) => w.clone(),
+            Some(Slot::Broken(e)) => return Some(e.clone()),
+            None => return None,
+        };
+        // Asked outside the lock: the answer waits for the connection attempt.
+        worker.first_contact()
+    }
+
     /// Starts workers (and so connections) for hosts that have none yet, all at once. A host
     /// whose route is wrong gets no worker: its commands fail with that configuration error.
     /// No handshake starts before every worker has started (see [`HandshakeLimiter::hold`]).

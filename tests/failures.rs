@@ -545,3 +545,56 @@ fn the_summary_waits_for_every_connection_the_run_opened() {
         }
     }
 }
+
+/// A step aborted because one host failed: hosts that never connected (a closed port, a
+/// configuration error) are failed hosts with their own reason, not "stopped before", however
+/// the failures raced; only hosts that could have run are stopped early. Ten runs say the
+/// same, with the deciding kind's exit code (a configuration error: 2).
+#[test]
+fn hosts_that_never_connected_are_never_called_stopped_early() {
+    let lab = Lab::builder().names(&["app1", "app2"]).start();
+    let port = support::net::closed_port();
+    let cfg = lab.dir().join("with_broken");
+    let lab_cfg = std::fs::read_to_string(lab.ssh_config()).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("{lab_cfg}\nHost broken\n  HostName 127.0.0.1\n  ProxyJump broken\n"),
+    )
+    .unwrap();
+    let mut r = RecipeDir::new(
+        "never-connected",
+        &format!(
+            "server(\"app1\", #{{ roles: [\"app\"] }});\nserver(\"app2\", #{{ roles: [\"app\"] }});\n\
+             server(\"root@127.0.0.1:{port}\", #{{ roles: [\"app\"] }});\nserver(\"broken\", #{{ roles: [\"app\"] }});\n\
+             task(\"t\", || {{ on(\"app\", |h| {{ if h.name == \"app2\" {{ throw \"boom\"; }} run(\"exit 1\"); }}); }});\n"
+        ),
+    );
+    r.ssh_config = Some(cfg);
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        let out = r.tether().args(&["t"]).run();
+        out.status(2);
+        let summary: Vec<String> = out
+            .stderr
+            .lines()
+            .take_while(|l| !l.starts_with("  (at "))
+            .map(|l| l.split(" after ").next().unwrap_or(l).to_string())
+            .collect();
+        seen.push(summary.join("\n"));
+    }
+    assert!(seen.iter().all(|s| s == &seen[0]), "{seen:#?}");
+    let first = &seen[0];
+    assert!(
+        first.starts_with("error: 3 of 4 hosts failed, 1 stopped early"),
+        "{first}"
+    );
+    assert!(
+        first.contains(&format!("root@127.0.0.1:{port}: cannot connect")),
+        "{first}"
+    );
+    assert!(first.contains("broken: ProxyJump loop"), "{first}");
+    assert!(
+        first.contains("app1: stopped before `exit 1`: app2 failed"),
+        "{first}"
+    );
+}

@@ -102,4 +102,10 @@ pub trait Backend: Send + Sync {
     fn ordered(&self) -> bool;
     /// Before cleaning up after a failure: reconnect every host whose session died.
     fn revive(&self);
+    /// Why `host` never connected, once its first connection attempt has ended (see
+    /// `Pool::never_connected`): a host stopped before its command because another failed
+    /// is reported with this instead, as it would have failed anyway, whichever came first.
+    fn never_connected(&self, _host: &str) -> Option<SshError> {
+        None
+    }
 }

@@ -266,6 +266,10 @@ impl Backend for Remote {
             self.fleet.pool.revive();
         }
     }
+
+    fn never_connected(&self, host: &str) -> Option<SshError> {
+        self.fleet.pool.never_connected(host)
+    }
 }
 
 impl Remote {

@@ -153,13 +153,22 @@ fn scope_for(what: &str) -> Fallible<HostScope> {
 }
 
 /// Numbers the next command of the host and refuses it (a [`StoppedEarly`] value) when another
-/// host of the same `on` failed at an earlier step; its number (from 0) otherwise.
-fn next_command(scope: &HostScope, command: &str) -> Fallible<usize> {
+/// host of the same `on` failed at an earlier step; its number (from 0) otherwise. A host
+/// that never connected fails with why instead, whichever failure came first, so the same
+/// run says the same.
+fn next_command(scope: &HostScope, command: &str, backend: &dyn Backend) -> Fallible<usize> {
     let index = scope
         .commands
         .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     match scope.abort.stops(index) {
-        Some(because) => Err(stopped_early(command, StoppedHow::Before, because)),
+        Some(because) => Err(match backend.never_connected(&scope.host) {
+            Some(e) => throw(Failure::host(
+                &scope.host,
+                e.kind(),
+                failure_text(&scope.host, command, &Err(e)),
+            )),
+            None => stopped_early(command, StoppedHow::Before, because),
+        }),
         None => Ok(index),
     }
 }
@@ -212,7 +221,7 @@ fn host_exec(rt: &Runtime, cmd: &str, mode: Mode) -> Fallible<Dynamic> {
     }
     let cctx = context::command_context();
     let command = cctx.render(cmd);
-    let index = next_command(&scope, &command)?;
+    let index = next_command(&scope, &command, backend.as_ref())?;
     if let Some(refused) = sudo_password_refused_before(&cctx, &scope.host) {
         return Err(throw(refused));
     }
@@ -308,7 +317,7 @@ fn upload(rt: &Runtime, local: &str, remote: &str, opts: &Map) -> Fallible<()> {
     let path = rt.dir().join(local);
     let what = format!("upload {local} -> {remote}");
     let cctx = context::command_context();
-    next_command(&scope, &what)?;
+    next_command(&scope, &what, backend.as_ref())?;
     if let Some(refused) = sudo_password_refused_before(&cctx, &scope.host) {
         return Err(throw(refused));
     }
@@ -349,7 +358,7 @@ fn download(rt: &Runtime, remote: &str, local: &str, opts: &Map) -> Fallible<()>
     let path = rt.dir().join(&local);
     let what = format!("download {remote} -> {local}");
     let cctx = context::command_context();
-    next_command(&scope, &what)?;
+    next_command(&scope, &what, backend.as_ref())?;
     if let Some(refused) = sudo_password_refused_before(&cctx, &scope.host) {
         return Err(throw(refused));
     }

@@ -67,6 +67,12 @@ pub enum Job {
         /// Receives the answer.
         reply: Box<dyn FnOnce(bool) + Send>,
     },
+    /// Say how the first connection ended (the worker takes jobs once it has): `reply` gets
+    /// the error of a host that never connected, `None` when it did.
+    FirstContact {
+        /// Receives the answer.
+        reply: Box<dyn FnOnce(Option<SshError>) + Send>,
+    },
 }
 
 /// The handle to a host's worker thread. Dropping it closes the session and joins the thread.
@@ -165,6 +171,19 @@ impl HostWorker {
         self.submit(Job::Revive { reply });
     }
 
+    /// How the host's first connection ended, once it has (see [`Job::FirstContact`]): its
+    /// error when it never connected.
+    pub fn first_contact(&self) -> Option<SshError> {
+        let (tx, rx) = mpsc::channel();
+        self.submit(Job::FirstContact {
+            reply: Box::new(move |failed| {
+                // The receiver waits below.
+                let _ = tx.send(failed);
+            }),
+        });
+        rx.recv().ok().flatten()
+    }
+
     fn submit(&self, job: Job) {
         if let Some(jobs) = &self.jobs {
             match jobs.send(job) {
@@ -175,6 +194,7 @@ impl HostWorker {
                     reason: "the host's worker thread has stopped".into(),
                 })),
                 Err(mpsc::SendError(Job::Revive { reply })) => reply(false),
+                Err(mpsc::SendError(Job::FirstContact { reply })) => reply(None),
             }
         }
     }
@@ -263,6 +283,9 @@ impl WorkerState {
     }
 
     fn handle(&mut self, job: Job) {
+        if let Job::FirstContact { reply } = job {
+            return reply(self.failed.clone());
+        }
         self.leave_idle();
         match job {
             Job::Exec {
@@ -277,6 +300,7 @@ impl WorkerState {
                 let alive = self.revive();
                 reply(alive);
             }
+            Job::FirstContact { reply } => reply(self.failed.clone()),
         }
     }
 

@@ -252,7 +252,9 @@ fn show(
     }
     match (&event.kind, look.fold) {
         (EventKind::Output { stream, line }, true) if !event.host.is_empty() => {
-            fold.add(&event.host, *stream, line, event.at);
+            // The wait runs from when the reporter takes the line, not from when it was
+            // said: a reporter behind a burst of output still waits for the other copies.
+            fold.add(&event.host, *stream, line, Instant::now());
         }
         _ => {
             let lines = match (look.format, json) {

@@ -247,3 +247,47 @@ fn a_burst_of_output_from_many_hosts_still_folds() {
         "{printed} lines printed for 2000 of 30 hosts, {shared} copies in shared lines"
     );
 }
+
+/// Lines of other bytes never fold into one: bytes that are not UTF-8 are shown as `\xNN`, so
+/// two invalid bytes, and an invalid byte and a real U+FFFD, read apart (before, all were
+/// U+FFFD: `host[1-3] | x�y`); the same bytes still fold.
+#[test]
+fn lines_of_other_bytes_never_fold_into_one() {
+    let lab = Lab::start(4);
+    for (name, bytes) in [
+        ("host1", &b"x\xffy\n"[..]),
+        ("host2", "x\u{fffd}y\n".as_bytes()),
+        ("host3", b"x\xfey\n"),
+        ("host4", b"x\xfey\n"),
+    ] {
+        std::fs::write(lab.host(name).root_dir.join("bytes"), bytes).unwrap();
+    }
+    let out = Tether::new()
+        .folded()
+        .ssh_config(&lab.ssh_config())
+        .args(&[
+            "run",
+            "--hosts",
+            "host1,host2,host3,host4",
+            "--",
+            "cat /srv/bytes",
+        ])
+        .run();
+    out.status(0)
+        .stdout_contains("host1 | x\\xffy\n")
+        .stdout_contains("host2 | x\u{fffd}y\n")
+        .stdout_contains("host[3-4] | x\\xfey\n");
+    let json = Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&[
+            "--format",
+            "json",
+            "run",
+            "--hosts",
+            "host1",
+            "--",
+            "cat /srv/bytes",
+        ])
+        .run();
+    json.status(0).stdout_contains(r#""line":"x\\xffy""#);
+}

@@ -17,16 +17,33 @@ impl Lines {
         self.partial.extend_from_slice(data);
         while let Some(i) = self.partial.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = self.partial.drain(..=i).collect();
-            emit(String::from_utf8_lossy(&line[..line.len() - 1]).trim_end_matches('\r'));
+            emit(shown(&line[..line.len() - 1]).trim_end_matches('\r'));
         }
     }
 
     pub(super) fn finish(&mut self, mut emit: impl FnMut(&str)) {
         if !self.partial.is_empty() {
-            emit(&String::from_utf8_lossy(&self.partial));
+            emit(&shown(&self.partial));
             self.partial.clear();
         }
     }
+}
+
+/// A line's bytes as text: bytes that are not UTF-8 as `\xNN` (lowercase hex), as Python's
+/// `backslashreplace` writes them, so that lines of other bytes never read alike (or fold into
+/// one line) as they would with U+FFFD for every one; the result keeps every byte.
+fn shown(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(bytes.len() + 8);
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out.into()
 }
 
 /// One output stream on its way in: the start filter (the login shell's preamble), then, where
@@ -195,5 +212,16 @@ mod tests {
         l.push(b"tail", |s| got.push(s.to_string()));
         l.finish(|s| got.push(s.to_string()));
         assert_eq!(got, ["a", "bc", "tail"]);
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_shown_apart() {
+        assert_eq!(shown(b"plain"), "plain");
+        assert_eq!(shown("x\u{fffd}y".as_bytes()), "x\u{fffd}y");
+        assert_eq!(shown(b"x\xffy"), "x\\xffy");
+        assert_eq!(shown(b"x\xfey"), "x\\xfey");
+        assert_eq!(shown(b"x\xc3"), "x\\xc3");
+        assert_eq!(shown(b"\xe2\x82"), "\\xe2\\x82");
+        assert_eq!(shown("é\u{1F600}".as_bytes()), "é\u{1F600}");
     }
 }

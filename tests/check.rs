@@ -283,6 +283,16 @@ fn hosts_failing_in_different_ways_are_each_named_and_counted_once() {
         if format == "text" {
             out.stdout_contains("check: 3 hosts, 0 at risk, 1 unreachable, 1 configuration error");
         } else {
+            // Each host's object says it once, and calls only a host it could check at risk.
+            for line in out
+                .stdout
+                .lines()
+                .filter(|l| l.contains(r#""type":"check""#))
+            {
+                assert_eq!(line.matches(r#""host":"#).count(), 1, "{line}");
+                let check: serde_json::Value = serde_json::from_str(line).unwrap();
+                assert_eq!(check["at_risk"], false, "{line}");
+            }
             let last: serde_json::Value =
                 serde_json::from_str(out.stdout.lines().last().unwrap()).unwrap();
             assert_eq!(last["type"], "check_summary");

@@ -74,6 +74,12 @@ impl HostReport {
     pub fn at_risk(&self) -> bool {
         self.error.is_some() || self.findings.iter().any(|f| f.level == Level::Warning)
     }
+
+    /// Whether it is at risk and was checked: reached, its configuration right (so counted
+    /// apart from unreachable and misconfigured hosts).
+    pub fn warned(&self) -> bool {
+        self.at_risk() && !self.unreachable() && self.error_kind != Some(Kind::Config)
+    }
 }
 
 /// `tether check`'s own options.
@@ -227,7 +233,7 @@ fn categories(reports: &[HostReport]) -> [Vec<&HostReport>; 3] {
             out[0].push(r);
         } else if r.unreachable() {
             out[1].push(r);
-        } else if r.at_risk() {
+        } else if r.warned() {
             out[2].push(r);
         }
     }
@@ -447,10 +453,10 @@ fn record(r: &HostReport) -> Record {
             })
         })
         .collect();
+    // The event's own `host` names it.
     let json = serde_json::json!({
         "type": "check",
-        "host": r.host,
-        "at_risk": r.at_risk(),
+        "at_risk": r.warned(),
         "heartbeat_ms": r.heartbeat.map(|h| h.as_millis() as u64),
         "source": r.source,
         "settings": settings,

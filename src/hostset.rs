@@ -101,19 +101,20 @@ pub fn group_texts<S: AsRef<str>, T: AsRef<str>>(items: &[(S, T)]) -> Vec<(Vec<&
 /// Stands for the host's name in a text's key.
 const PLACEHOLDER: &str = "\u{0}host\u{0}";
 
+/// `text` without its host's name and without the duration that ends its first line to end
+/// with one (a failure's header: `web1: `make` failed with exit status 2 after 1.0 s`, whose
+/// command may take several lines).
 fn text_key(host: &str, text: &str) -> String {
-    let (first, rest) = text
-        .split_once('\n')
-        .map_or((text, None), |(a, b)| (a, Some(b)));
-    let first = match first.rfind(" after ") {
-        Some(i) if is_duration(&first[i + 7..]) => &first[..i],
-        _ => first,
-    };
-    let joined = match rest {
-        Some(rest) => format!("{first}\n{rest}"),
-        None => first.to_string(),
-    };
-    replace_word(&joined, host, PLACEHOLDER)
+    let mut lines: Vec<&str> = text.split('\n').collect();
+    if let Some(line) = lines
+        .iter_mut()
+        .find(|l| l.rfind(" after ").is_some_and(|i| is_duration(&l[i + 7..])))
+    {
+        if let Some(i) = line.rfind(" after ") {
+            *line = &line[..i];
+        }
+    }
+    replace_word(&lines.join("\n"), host, PLACEHOLDER)
 }
 
 /// Whether `text` is a duration as tether prints one (`12.3 ms`, `1.2 s`, `3m05s`, `2h01m`).
@@ -224,6 +225,19 @@ mod tests {
                 "web[01-04,06-12]: `make` failed with exit status 1\n  stderr (last lines):\n    web[01-04,06-12]: broke",
                 "web05: `make` failed with exit status 2 after 1.0 s\n  stderr (last lines):\n    no rule",
             ]
+        );
+        // A command of several lines: its duration ends a later line.
+        let items: Vec<(String, String)> = (1..=3)
+            .map(|i| {
+                let host = format!("web{i}");
+                let text =
+                    format!("{host}: `echo oops >&2\nexit 3` failed with exit status 3 after {i}3.2 ms\n  stderr (last lines):\n    oops");
+                (host, text)
+            })
+            .collect();
+        assert_eq!(
+            fold_texts(&items),
+            ["web[1-3]: `echo oops >&2\nexit 3` failed with exit status 3\n  stderr (last lines):\n    oops"]
         );
         // A name inside a longer one is not the host; a lone text stays whole.
         assert_eq!(

@@ -4,22 +4,24 @@
 use std::collections::BTreeMap;
 
 /// `names` written compactly: names that differ only in one number become one bracket of
-/// ranges (`web01 web02 web03 web05` -> `web[01-03,05]`), keeping zero padding; others are
-/// listed as they are. Groups are sorted by their text; the result is a comma-separated list.
+/// ranges (`web01 web02 web03 web05` -> `web[01-03,05]`), keeping zero padding as ClusterShell's
+/// nodeset does: numbers of one padding make ranges of their own (`web1 web01 web02 web001` ->
+/// `web[1,01-02,001]`), unpadded ones first, then by width; an unpadded number as wide as
+/// padded ones goes with them (`web09 web10` -> `web[09-10]`). A name with a bracket of its own
+/// (`ssh://[::1]:22`) is listed as it is, so the result reads back. Groups are sorted by their
+/// text; the result is a comma-separated list.
 pub fn fold<S: AsRef<str>>(names: &[S]) -> String {
     // (prefix, suffix) -> (value, digits as written)
     let mut groups: BTreeMap<(String, String), Vec<(u64, String)>> = BTreeMap::new();
     let mut plain: Vec<String> = Vec::new();
     for name in names {
         let name = name.as_ref();
-        match split_number(name) {
-            Some((prefix, digits, suffix)) => match digits.parse::<u64>() {
-                Ok(value) => groups
-                    .entry((prefix.to_string(), suffix.to_string()))
-                    .or_default()
-                    .push((value, digits.to_string())),
-                Err(_) => plain.push(name.to_string()),
-            },
+        let split = split_number(name).filter(|_| !name.contains(['[', ']']));
+        match split.and_then(|(p, d, s)| Some((p, d, s, d.parse::<u64>().ok()?))) {
+            Some((prefix, digits, suffix, value)) => groups
+                .entry((prefix.to_string(), suffix.to_string()))
+                .or_default()
+                .push((value, digits.to_string())),
             None => plain.push(name.to_string()),
         }
     }
@@ -31,35 +33,47 @@ pub fn fold<S: AsRef<str>>(names: &[S]) -> String {
             parts.push(format!("{prefix}{}{suffix}", numbers[0].1));
             continue;
         }
-        let mut ranges: Vec<String> = Vec::new();
-        let mut i = 0;
-        while i < numbers.len() {
-            // A range keeps the zero padding of its first number (`01-40`; `9-10`).
-            let first = &numbers[i].1;
-            let pad = if first.len() > 1 && first.starts_with('0') {
-                first.len()
-            } else {
-                0
-            };
-            let show = |v: u64| format!("{v:0pad$}");
-            let mut j = i;
-            while j + 1 < numbers.len()
-                && numbers[j + 1].0 == numbers[j].0 + 1
-                && show(numbers[j + 1].0) == numbers[j + 1].1
-            {
-                j += 1;
-            }
-            ranges.push(if j == i {
-                first.clone()
-            } else {
-                format!("{}-{}", first, numbers[j].1)
-            });
-            i = j + 1;
-        }
-        parts.push(format!("{prefix}[{}]{suffix}", ranges.join(",")));
+        parts.push(format!("{prefix}[{}]{suffix}", ranges(&numbers).join(",")));
     }
     parts.sort();
     parts.join(",")
+}
+
+/// The ranges of `numbers` (value, digits as written; sorted by value, no duplicates), each
+/// of one padding: a track per padded width (`01`: 2) and one for unpadded numbers (0). An
+/// unpadded number as wide as a padded track goes with it (`01-40,42`), unless only the
+/// unpadded track's last range ends just below it (`9-10`). Unpadded ranges first, then by
+/// width, each in value order.
+fn ranges(numbers: &[(u64, String)]) -> Vec<String> {
+    // track -> ranges (first, last) as written
+    let mut tracks: BTreeMap<usize, Vec<(u64, String, u64, String)>> = BTreeMap::new();
+    for (value, digits) in numbers {
+        let padded = digits.len() > 1 && digits.starts_with('0');
+        let follows = |track: &Vec<(u64, String, u64, String)>| {
+            track.last().is_some_and(|r| r.2 + 1 == *value)
+        };
+        let wide = tracks.get(&digits.len());
+        let track = if padded || wide.is_some_and(follows) {
+            digits.len()
+        } else if tracks.get(&0).is_some_and(follows) || wide.is_none() {
+            0
+        } else {
+            digits.len()
+        };
+        let ranges = tracks.entry(track).or_default();
+        match ranges.last_mut() {
+            Some(last) if last.2 + 1 == *value => (last.2, last.3) = (*value, digits.clone()),
+            _ => ranges.push((*value, digits.clone(), *value, digits.clone())),
+        }
+    }
+    tracks
+        .into_values()
+        .flatten()
+        .map(|(first, a, last, b)| match first == last {
+            true => a,
+            false => format!("{a}-{b}"),
+        })
+        .collect()
 }
 
 /// Per-host texts (`host`, `text`) folded: texts that are the same once their host's own name
@@ -281,6 +295,21 @@ mod tests {
         assert_eq!(fold(&["x", "x"]), "x,x");
         assert_eq!(fold::<&str>(&[]), "");
         assert_eq!(fold(&["r1c2", "r1c3"]), "r1c[2-3]");
+        // As ClusterShell's nodeset: a range per padding, unpadded first.
+        let mut mixed: Vec<String> = (1..=20).map(|i| format!("web{i:02}")).collect();
+        mixed.extend(["web1".into(), "web001".into()]);
+        assert_eq!(fold(&mixed), "web[1,01-20,001]");
+        assert_eq!(
+            fold(&["web0", "web00", "web9", "web010", "web10"]),
+            "web[0,9-10,00,010]"
+        );
+        let plain: Vec<String> = (1..=12).map(|i| format!("n{i}")).collect();
+        assert_eq!(fold(&plain), "n[1-12]");
+        // A name with brackets of its own is not folded into another bracket.
+        assert_eq!(
+            fold(&["ssh://[::1]:1", "ssh://[::1]:2"]),
+            "ssh://[::1]:1,ssh://[::1]:2"
+        );
     }
 
     #[test]

@@ -291,3 +291,29 @@ fn lines_of_other_bytes_never_fold_into_one() {
         .run();
     json.status(0).stdout_contains(r#""line":"x\\xffy""#);
 }
+
+/// The line that announces a step names its hosts folded too (`» host[1-4] $ true`), and one
+/// by one with `--no-fold`.
+#[test]
+fn a_steps_hosts_are_named_folded() {
+    let lab = Lab::start(4);
+    let mut r = support::recipe::RecipeDir::new(
+        "step-hosts",
+        "server(\"host1\", #{ roles: [\"web\"] });\nserver(\"host2\", #{ roles: [\"web\"] });\n\
+         server(\"host3\", #{ roles: [\"web\"] });\nserver(\"host4\", #{ roles: [\"web\"] });\n\
+         task(\"t\", || { on(\"web\", \"true\"); });\n",
+    );
+    r.ssh_config = Some(lab.ssh_config());
+    r.tether()
+        .folded()
+        .args(&["t"])
+        .run()
+        .status(0)
+        .stdout_contains("» host[1-4] $ true\n");
+    // The harness passes --no-fold unless asked.
+    r.tether()
+        .args(&["t"])
+        .run()
+        .status(0)
+        .stdout_contains("» host1,host2,host3,host4 $ true\n");
+}

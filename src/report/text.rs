@@ -198,7 +198,11 @@ pub fn text_lines(st: &State, look: Look, event: &Event) -> Vec<String> {
         EventKind::TaskStarted { task } => vec![bold(&format!("▶ {task}"))],
         EventKind::Print { text } => vec![text.clone()],
         EventKind::OnCommand { hosts, command } => {
-            vec![format!("» {} $ {command}", hosts.join(","))]
+            let hosts = match look.fold {
+                true => crate::hostset::fold(hosts),
+                false => hosts.join(","),
+            };
+            vec![format!("» {hosts} $ {command}")]
         }
         EventKind::Planned { command } => plan(format!("$ {command}")),
         EventKind::PlannedUpload {

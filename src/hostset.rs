@@ -192,12 +192,19 @@ pub struct Shard {
 impl Shard {
     /// Parses `K/N` (1 <= K <= N); Err says what is wrong.
     pub fn parse(text: &str) -> Result<Shard, String> {
-        let bad = || format!("--shard {text}: expected K/N with 1 <= K <= N (e.g. 2/5)");
+        let bad = || {
+            format!(
+                "--shard {text}: expected K/N, whole numbers with 1 <= K <= N <= {} (e.g. 2/5)",
+                u32::MAX
+            )
+        };
         let (k, n) = text.split_once('/').ok_or_else(bad)?;
-        let (index, count): (u32, u32) = (
-            k.trim().parse().map_err(|_| bad())?,
-            n.trim().parse().map_err(|_| bad())?,
-        );
+        // Digits only: no sign, no space, as a CI matrix's index is written.
+        let number = |t: &str| match t.bytes().all(|b| b.is_ascii_digit()) {
+            true => t.parse::<u32>().map_err(|_| bad()),
+            false => Err(bad()),
+        };
+        let (index, count) = (number(k)?, number(n)?);
         if index == 0 || count == 0 || index > count {
             return Err(bad());
         }
@@ -334,7 +341,23 @@ mod tests {
         let again: Vec<bool> = names.iter().map(|h| s.contains(h)).collect();
         assert_eq!(first, again);
         assert_eq!(Shard::parse("2/5"), Ok(Shard { index: 2, count: 5 }));
-        for bad in ["0/3", "4/3", "1/0", "x/2", "2", "1/2/3", ""] {
+        assert_eq!(Shard::parse("01/03"), Ok(Shard { index: 1, count: 3 }));
+        for bad in [
+            "0/3",
+            "4/3",
+            "1/0",
+            "x/2",
+            "2",
+            "1/2/3",
+            "",
+            " 1/3",
+            "1/3 ",
+            "1 /3",
+            "+1/3",
+            "1/+3",
+            "-1/3",
+            "1/4294967296",
+        ] {
             assert!(Shard::parse(bad).is_err(), "{bad}");
         }
     }

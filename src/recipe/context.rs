@@ -32,9 +32,13 @@ pub struct Filters {
 impl Filters {
     /// Whether the host `name` with `roles` passes every filter.
     pub fn admits(&self, name: &str, roles: &[String]) -> bool {
+        self.admits_unsharded(name, roles) && self.shard.is_none_or(|s| s.contains(name))
+    }
+
+    /// Whether the host `name` with `roles` passes `--roles` and `--hosts` (whatever its shard).
+    pub fn admits_unsharded(&self, name: &str, roles: &[String]) -> bool {
         (self.hosts.is_empty() || self.hosts.iter().any(|h| h == name))
             && (self.roles.is_empty() || roles.iter().any(|r| self.roles.contains(r)))
-            && self.shard.is_none_or(|s| s.contains(name))
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::load::{load, load_options};
 use crate::error::Error;
-use crate::event::Sink;
+use crate::event::{EventKind, Sink};
 use crate::fleet;
 use crate::host::HostTarget;
 use crate::settings::Settings;
@@ -48,12 +48,13 @@ pub fn select(
                     .into(),
             ));
         }
-        let hosts = settings
+        let hosts: Vec<HostTarget> = settings
             .hosts
             .iter()
             .filter(|h| settings.shard.is_none_or(|s| s.contains(h)))
             .map(|h| HostTarget::parse(h).map_err(Error::Usage))
             .collect::<Result<_, _>>()?;
+        empty_shard(settings, hosts.len(), settings.hosts.len(), &sink);
         return Ok(Selection {
             hosts,
             keepalive: None,
@@ -61,7 +62,7 @@ pub fn select(
             recipe: None,
         });
     }
-    let loaded = load(recipe, load_options(settings, interrupted, sink)?)?;
+    let loaded = load(recipe, load_options(settings, interrupted, sink.clone())?)?;
     if let Some(stage) = stage {
         loaded.select_stage(stage)?;
     }
@@ -82,15 +83,39 @@ pub fn select(
         loaded.validate(&[])?;
         loaded.selected_hosts()?
     };
-    if hosts.is_empty() {
+    let before_shard = match settings.roles.is_empty() && !settings.hosts.is_empty() {
+        true => settings.hosts.len(),
+        false => loaded.selected_before_shard(),
+    };
+    if before_shard == 0 {
         return Err(Error::Usage(
             "no server of the recipe matches --roles/--hosts".into(),
         ));
     }
+    empty_shard(settings, hosts.len(), before_shard, &sink);
     Ok(Selection {
         hosts,
         keepalive: loaded.keepalive()?,
         ssh_config: loaded.ssh_config()?,
         recipe: Some(recipe.clone()),
     })
+}
+
+/// Says so when `--shard` leaves none of the `before` hosts selected (`now` left): a job of a
+/// CI matrix whose shard is empty succeeds, doing nothing, as its matrix asked, but not
+/// silently.
+pub fn empty_shard(settings: &Settings, now: usize, before: usize, sink: &Sink) {
+    if let (Some(shard), 0, 1..) = (settings.shard, now, before) {
+        sink.emit(
+            &Arc::from(""),
+            EventKind::Warning {
+                message: format!(
+                    "--shard {}/{} holds none of the {before} selected host{}: nothing runs",
+                    shard.index,
+                    shard.count,
+                    if before == 1 { "" } else { "s" }
+                ),
+            },
+        );
+    }
 }

@@ -391,6 +391,16 @@ impl Loaded {
             .collect()
     }
 
+    /// How many servers `--roles` and `--hosts` select before `--shard` takes its part.
+    pub fn selected_before_shard(&self) -> usize {
+        let recipe = self.rt.recipe();
+        recipe
+            .servers
+            .iter()
+            .filter(|s| self.rt.filters.admits_unsharded(&s.name, &s.roles))
+            .count()
+    }
+
     /// The `keepalive` variable, in seconds or as a duration string (checked where it was set:
     /// see `recipe::runtime_vars`).
     pub fn keepalive(&self) -> Result<Option<Duration>, Error> {

@@ -191,6 +191,12 @@ fn run_tasks(
         ));
     }
     loaded.validate(&tasks)?;
+    super::host_selection::empty_shard(
+        settings,
+        loaded.selected_hosts()?.len(),
+        loaded.selected_before_shard(),
+        &reporter.sink(),
+    );
     let ssh_config = loaded.ssh_config()?;
     if settings.dry_run {
         let refused = fleet::config_refusals(

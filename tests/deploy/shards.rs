@@ -67,3 +67,28 @@ fn a_malformed_shard_is_refused_before_connecting() {
         assert!(releases(&lab, h).is_empty(), "{h} was deployed to");
     }
 }
+
+/// A shard that holds none of the selected hosts (more shards than hosts, or a role the
+/// shard has none of) does nothing and succeeds, as its CI job asked, and says so.
+#[test]
+fn an_empty_shard_says_so_and_succeeds() {
+    let lab = Lab::builder().names(&["only1"]).start();
+    let mut said = 0;
+    for k in 1..=2 {
+        let shard = format!("{k}/2");
+        let out = Tether::new()
+            .ssh_config(&lab.ssh_config())
+            .args(&["run", "--hosts", "only1", "--shard", &shard, "--", "true"])
+            .run();
+        out.status(0);
+        if out.stdout.contains(&format!(
+            "warning: --shard {shard} holds none of the 1 selected host: nothing runs"
+        )) {
+            said += 1;
+            assert!(!out.stdout.contains("only1 "), "{}", out.stdout);
+        } else {
+            out.stdout_contains("only1");
+        }
+    }
+    assert_eq!(said, 1, "one of two shards of one host is empty");
+}

@@ -7,6 +7,7 @@ use support::tether::{Output, Tether};
 
 fn check(lab: &Lab, hosts: &str, extra: &[&str]) -> Output {
     Tether::new()
+        .folded()
         .ssh_config(&lab.ssh_config())
         .args(&["check", "--hosts", hosts])
         .args(extra)
@@ -85,6 +86,12 @@ fn unused_is_met_by_the_default_heartbeat_reading_it_and_warns_without_a_heartbe
     assert_eq!(value(&out, "u[1-2]", "MaxSessions"), "10");
     assert_eq!(value(&out, "u3", "MaxSessions"), "4");
     out.stdout_lacks("\nu1\n").stdout_lacks("\nu2\n");
+    // --no-fold: a block per host.
+    let plain = check(&lab, "u1,u2,u3", &["--no-fold"]);
+    plain.status(0).stdout_lacks("u[1-2]");
+    for host in ["u1", "u2", "u3"] {
+        assert_eq!(value(&plain, host, "UnusedConnectionTimeout"), "3");
+    }
     // The config of the sshd that serves the session, not /etc/ssh/sshd_config: each host's
     // own file, so each host has its own `read with` line in the shared block.
     for (header, host) in [("u[1-2]", "u1"), ("u[1-2]", "u2"), ("u3", "u3")] {
@@ -111,9 +118,9 @@ fn unused_is_met_by_the_default_heartbeat_reading_it_and_warns_without_a_heartbe
         .iter()
         .all(|l| l.contains("UnusedConnectionTimeout") && l.contains("Use --keepalive 1s")));
     // Reading the lab's sshd opened one session per check and host, nothing else.
-    assert_eq!(lab.accepted_logins("u1"), 3);
-    assert_eq!(lab.accepted_logins("u2"), 3);
-    assert_eq!(lab.accepted_logins("u3"), 1);
+    assert_eq!(lab.accepted_logins("u1"), 4);
+    assert_eq!(lab.accepted_logins("u2"), 4);
+    assert_eq!(lab.accepted_logins("u3"), 2);
 }
 
 #[test]
@@ -364,6 +371,7 @@ fn a_stage_of_the_recipe_selects_the_hosts_and_its_keepalive_counts() {
     .unwrap();
     let run = |args: &[&str]| {
         Tether::new()
+            .folded()
             .current_dir(&dir)
             .ssh_config(&lab.ssh_config())
             .args(args)

@@ -178,9 +178,10 @@ pub fn check(
             .sink
             .emit(&Arc::from(r.host.as_str()), EventKind::Record(record(r)));
     }
-    fleet
-        .sink
-        .emit(&Arc::from(""), EventKind::Record(summary(&reports)));
+    fleet.sink.emit(
+        &Arc::from(""),
+        EventKind::Record(summary(&reports, settings.fold)),
+    );
     reporter.barrier();
     if fleet.interrupted() {
         return Err(Error::interrupted());
@@ -499,12 +500,13 @@ fn block_lines(r: &HostReport) -> Vec<String> {
 /// block headed by their compact host set (`web[01-15]`), so a finding is printed once, not
 /// once per host; the `read with` line is one line when the hosts read the same config, else
 /// one per host (`read with (web01) sshd -T ...`). Hosts that failed alike share one `error:`
-/// line. Blocks are in the order their first host was selected.
-fn grouped_text(reports: &[HostReport]) -> Vec<String> {
+/// line. Blocks are in the order their first host was selected. Without `fold` (`--no-fold`),
+/// a block per host.
+fn grouped_text(reports: &[HostReport], fold: bool) -> Vec<String> {
     let mut groups: Vec<(Vec<String>, Vec<&HostReport>)> = Vec::new();
     for r in reports.iter().filter(|r| r.error.is_none()) {
         let lines = block_lines(r);
-        match groups.iter_mut().find(|(l, _)| *l == lines) {
+        match groups.iter_mut().find(|(l, _)| fold && *l == lines) {
             Some((_, members)) => members.push(r),
             None => groups.push((lines, vec![r])),
         }
@@ -527,7 +529,14 @@ fn grouped_text(reports: &[HostReport]) -> Vec<String> {
         .iter()
         .filter_map(|r| Some((r.host.as_str(), r.error.as_deref()?)))
         .collect();
-    for (hosts, error) in crate::hostset::group_texts(&failed) {
+    let failed = match fold {
+        true => crate::hostset::group_texts(&failed),
+        false => failed
+            .iter()
+            .map(|&(host, error)| (vec![host], error.to_string()))
+            .collect(),
+    };
+    for (hosts, error) in failed {
         text.push(String::new());
         text.push(crate::hostset::fold(&hosts));
         text.push(format!("  error: {error}"));
@@ -537,7 +546,7 @@ fn grouped_text(reports: &[HostReport]) -> Vec<String> {
 
 /// The closing `check_summary` record: hosts, at risk, unreachable; its text is the whole
 /// report, grouped ([`grouped_text`]).
-fn summary(reports: &[HostReport]) -> Record {
+fn summary(reports: &[HostReport], fold: bool) -> Record {
     let [misconfigured, unreachable, at_risk] = categories(reports).map(|hosts| hosts.len());
     let config = match misconfigured {
         0 => String::new(),
@@ -552,7 +561,7 @@ fn summary(reports: &[HostReport]) -> Record {
             "unreachable": unreachable,
             "config_errors": misconfigured,
         }),
-        grouped_text(reports)
+        grouped_text(reports, fold)
             .into_iter()
             .chain([
                 String::new(),

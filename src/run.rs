@@ -128,6 +128,8 @@ fn run_command(
             Some(f) => Err(Error::from(f)),
         }
     };
+    // Nothing of the sessions (a heartbeat, a clean-up) is reported after the summary.
+    fleet.close();
     reporter.summary(&results, &result, started.elapsed());
     result
 }

@@ -317,3 +317,54 @@ fn a_steps_hosts_are_named_folded() {
         .status(0)
         .stdout_contains("» host1,host2,host3,host4 $ true\n");
 }
+
+/// tether's own lines about hosts fold as their output does: a Ctrl-C that stops the command
+/// on 4 hosts says so once (`host[1-4] ~ stopped ...`), and a dry run's plan is a line per
+/// step, not per host.
+#[test]
+fn tethers_own_lines_and_the_plan_fold_too() {
+    let lab = Lab::start(4);
+    let marker = lab.host("host1").root_dir.join("marker");
+    let child = Tether::new()
+        .folded()
+        .ssh_config(&lab.ssh_config())
+        .args(&["run", "--hosts", "host1,host2,host3,host4", "--"])
+        .arg("echo ran >> /srv/marker; sleep 30")
+        .spawn();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stopped: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains(" ~ stopped "))
+        .collect();
+    assert_eq!(stopped.len(), 1, "{stdout}");
+    assert!(
+        stopped[0].starts_with("host[1-4] ~ stopped `echo ran"),
+        "{stdout}"
+    );
+    let plan = Tether::new()
+        .folded()
+        .ssh_config(&lab.ssh_config())
+        .args(&[
+            "-n",
+            "run",
+            "--hosts",
+            "host1,host2,host3,host4",
+            "--",
+            "uptime",
+        ])
+        .run();
+    plan.status(0).stdout_contains("host[1-4] | $ uptime\n");
+}

@@ -9,6 +9,24 @@ use std::time::{Duration, Instant};
 
 use crate::event::Stream;
 
+/// Which of a host's lines a line is: its command's stdout (`|`) or stderr (`!`), or tether's
+/// own about the host (`~`: a reconnect, a command stopped on the host).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lane {
+    Stdout,
+    Stderr,
+    Tether,
+}
+
+impl From<Stream> for Lane {
+    fn from(stream: Stream) -> Lane {
+        match stream {
+            Stream::Stdout => Lane::Stdout,
+            Stream::Stderr => Lane::Stderr,
+        }
+    }
+}
+
 /// How long a line waits for the same line from other hosts. Longer than the supervisor's
 /// streaming delay (up to 0.2 s, see `ssh::supervisor`) plus a loaded machine's jitter: with
 /// 200 ms, 30 hosts printing `start` at the same moment arrived split into several groups.
@@ -17,8 +35,8 @@ pub const WINDOW: Duration = Duration::from_millis(500);
 /// One line and the hosts that printed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
-    /// stdout or stderr.
-    pub stream: Stream,
+    /// stdout, stderr or tether's.
+    pub lane: Lane,
     /// The line.
     pub text: String,
     /// The hosts, in the order their copies arrived.
@@ -35,8 +53,8 @@ pub struct Group {
     after: Vec<u64>,
 }
 
-/// The lines waiting to be printed. Groups form an order per host and stream (a host's lines
-/// on stdout are printed in the order it wrote them, and on stderr); a copy joins the oldest waiting group of its line that keeps
+/// The lines waiting to be printed. Groups form an order per host and lane (a host's lines
+/// on stdout are printed in the order it wrote them, and on stderr, and tether's own); a copy joins the oldest waiting group of its line that keeps
 /// every host's order, and groups are printed oldest first among those whose earlier lines are
 /// out. So `web07`, which printed `FAILED` where the others printed `ok`, still joins the
 /// others' `end`, printed after both.
@@ -47,22 +65,24 @@ pub struct Fold {
     /// The pending groups no other pending group must precede, oldest first.
     free: BTreeSet<u64>,
     /// The waiting groups of each line, oldest first.
-    by_line: HashMap<(Stream, String), Vec<u64>>,
-    /// Per host and stream, the group its last line went to. stdout and stderr are ordered
+    by_line: HashMap<(Lane, String), Vec<u64>>,
+    /// Per host and lane, the group its last line went to. stdout and stderr are ordered
     /// apart: a line on one never waits for the other's (`--no-fold` keeps how they interleaved).
-    last: HashMap<(Arc<str>, Stream), u64>,
+    last: HashMap<(Arc<str>, Lane), u64>,
+    /// How many of the pending groups are of tether's own lines.
+    tether: usize,
     next: u64,
 }
 
 impl Fold {
     /// Takes `text` printed by `host` at `now`.
-    pub fn add(&mut self, host: &Arc<str>, stream: Stream, text: &str, now: Instant) {
+    pub fn add(&mut self, host: &Arc<str>, lane: Lane, text: &str, now: Instant) {
         let last = self
             .last
-            .get(&(host.clone(), stream))
+            .get(&(host.clone(), lane))
             .copied()
             .filter(|seq| self.pending.contains_key(seq));
-        let key = (stream, text.to_string());
+        let key = (lane, text.to_string());
         let joined = self.by_line.get(&key).and_then(|seqs| {
             seqs.iter().copied().find(|&seq| {
                 !self.pending[&seq].hosts.contains(host)
@@ -82,7 +102,7 @@ impl Fold {
                 self.pending.insert(
                     seq,
                     Group {
-                        stream,
+                        lane,
                         text: text.to_string(),
                         hosts: vec![host.clone()],
                         opened: now,
@@ -92,6 +112,9 @@ impl Fold {
                     },
                 );
                 self.free.insert(seq);
+                if lane == Lane::Tether {
+                    self.tether += 1;
+                }
                 self.by_line.entry(key).or_default().push(seq);
                 seq
             }
@@ -113,7 +136,7 @@ impl Fold {
                 }
             }
         }
-        self.last.insert((host.clone(), stream), seq);
+        self.last.insert((host.clone(), lane), seq);
     }
 
     fn ord(&self, seq: u64) -> u64 {
@@ -196,6 +219,16 @@ impl Fold {
         self.take(|_| true)
     }
 
+    /// Whether groups of the other kind than `tether` wait (lines of hosts' commands, or
+    /// tether's own about hosts): the fold holds one kind at a time, so that output keeps the
+    /// order things happened in.
+    pub fn holds_other_than(&self, tether: bool) -> bool {
+        match tether {
+            true => self.pending.len() > self.tether,
+            false => self.tether > 0,
+        }
+    }
+
     /// Whether any group waits to be printed.
     pub fn is_waiting(&self) -> bool {
         !self.pending.is_empty()
@@ -229,7 +262,10 @@ impl Fold {
                     }
                 }
             }
-            let key = (group.stream, group.text.clone());
+            if group.lane == Lane::Tether {
+                self.tether -= 1;
+            }
+            let key = (group.lane, group.text.clone());
             if let Some(seqs) = self.by_line.get_mut(&key) {
                 seqs.retain(|&s| s != seq);
                 if seqs.is_empty() {
@@ -269,9 +305,9 @@ mod tests {
         let t = Instant::now();
         for i in 1..=30 {
             let host = h(&format!("web{i:02}"));
-            f.add(&host, Stream::Stdout, "start", t);
+            f.add(&host, Lane::Stdout, "start", t);
             let status = if i == 7 { "FAILED" } else { "ok" };
-            f.add(&host, Stream::Stdout, status, t);
+            f.add(&host, Lane::Stdout, status, t);
         }
         assert!(f.due(t).is_empty());
         assert_eq!(
@@ -286,11 +322,11 @@ mod tests {
         let mut f = Fold::default();
         let t = Instant::now();
         // a: x y x ; b: y x — b's x may not join a group before b's y.
-        f.add(&h("a"), Stream::Stdout, "x", t);
-        f.add(&h("a"), Stream::Stdout, "y", t);
-        f.add(&h("b"), Stream::Stdout, "y", t);
-        f.add(&h("b"), Stream::Stdout, "x", t);
-        f.add(&h("a"), Stream::Stdout, "x", t);
+        f.add(&h("a"), Lane::Stdout, "x", t);
+        f.add(&h("a"), Lane::Stdout, "y", t);
+        f.add(&h("b"), Lane::Stdout, "y", t);
+        f.add(&h("b"), Lane::Stdout, "x", t);
+        f.add(&h("a"), Lane::Stdout, "x", t);
         assert_eq!(lines(&f.drain()), ["a x", "a,b y", "a,b x"]);
     }
 
@@ -302,10 +338,10 @@ mod tests {
             let host = h(&format!("w{i}"));
             let status = if i == 2 { "FAILED" } else { "ok" };
             for line in ["start", status, "end"] {
-                f.add(&host, Stream::Stdout, line, t);
+                f.add(&host, Lane::Stdout, line, t);
             }
         }
-        f.add(&h("w2"), Stream::Stdout, "retry", t);
+        f.add(&h("w2"), Lane::Stdout, "retry", t);
         assert_eq!(
             lines(&f.drain()),
             [
@@ -324,8 +360,8 @@ mod tests {
         let t = Instant::now();
         // a: x y ; b: y x — both orders cannot share both groups.
         for (host, first, second) in [("a", "x", "y"), ("b", "y", "x")] {
-            f.add(&h(host), Stream::Stdout, first, t);
-            f.add(&h(host), Stream::Stdout, second, t);
+            f.add(&h(host), Lane::Stdout, first, t);
+            f.add(&h(host), Lane::Stdout, second, t);
         }
         let out = lines(&f.drain());
         let of = |host: &str| -> Vec<String> {
@@ -351,14 +387,14 @@ mod tests {
         let n = 3000;
         // The first host is all ahead, then the others by turns, a few lines each.
         for i in 0..n {
-            f.add(&hosts[0], Stream::Stdout, &i.to_string(), t);
+            f.add(&hosts[0], Lane::Stdout, &i.to_string(), t);
         }
         let mut next = vec![0; hosts.len()];
         while next[1..].iter().any(|&k| k < n) {
             for (k, host) in hosts.iter().enumerate().skip(1) {
                 for _ in 0..(k % 4 + 1) {
                     if next[k] < n {
-                        f.add(host, Stream::Stdout, &next[k].to_string(), t);
+                        f.add(host, Lane::Stdout, &next[k].to_string(), t);
                         next[k] += 1;
                     }
                 }
@@ -381,7 +417,7 @@ mod tests {
         // a: p q r ; b: r p ; c: q r p
         for (host, seq) in [("a", "pqr"), ("b", "rp"), ("c", "qrp")] {
             for line in seq.chars() {
-                f.add(&h(host), Stream::Stdout, &line.to_string(), t);
+                f.add(&h(host), Lane::Stdout, &line.to_string(), t);
             }
         }
         let out = lines(&f.drain());
@@ -399,11 +435,11 @@ mod tests {
     fn stdout_and_stderr_fold_apart_and_late_copies_print_again() {
         let mut f = Fold::default();
         let t = Instant::now();
-        f.add(&h("w1"), Stream::Stdout, "same", t);
-        f.add(&h("w2"), Stream::Stderr, "same", t);
+        f.add(&h("w1"), Lane::Stdout, "same", t);
+        f.add(&h("w2"), Lane::Stderr, "same", t);
         assert_eq!(f.deadline(), Some(t + WINDOW));
         assert_eq!(lines(&f.due(t + WINDOW)), ["w1 same", "w2 same"]);
-        f.add(&h("w3"), Stream::Stdout, "same", t + WINDOW * 3);
+        f.add(&h("w3"), Lane::Stdout, "same", t + WINDOW * 3);
         assert_eq!(lines(&f.drain()), ["w3 same"]);
     }
 }

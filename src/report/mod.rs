@@ -12,9 +12,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use fold::Fold;
+use fold::Lane;
 use json::json_lines;
 use status::draw_status;
-use text::{group_line, text_lines};
+use text::{group_line, host_lines, text_lines};
 
 pub use run_log::RunLog;
 pub use state::HostStats;
@@ -250,13 +251,21 @@ fn show(
     if !on_stdout {
         return;
     }
-    match (&event.kind, look.fold) {
-        (EventKind::Output { stream, line }, true) if !event.host.is_empty() => {
+    match host_lines(look, event).filter(|_| look.fold && look.format != Format::Json) {
+        Some(lines) => {
+            // The fold holds one kind of line at a time (the commands' or tether's own), so
+            // that output keeps the order events came in.
+            let tether = lines.iter().any(|(lane, _)| *lane == Lane::Tether);
+            if fold.holds_other_than(tether) {
+                print_group_lines(&mut st, look, fold.drain());
+            }
             // The wait runs from when the reporter takes the line, not from when it was
             // said: a reporter behind a burst of output still waits for the other copies.
-            fold.add(&event.host, *stream, line, Instant::now());
+            for (lane, text) in lines {
+                fold.add(&event.host, lane, &text, Instant::now());
+            }
         }
-        _ => {
+        None => {
             let lines = match (look.format, json) {
                 (Format::Json, Some(json)) => json,
                 _ => text_lines(&st, look, event),

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use anstyle::{AnsiColor, Style};
 
-use super::fold::Group;
+use super::fold::{Group, Lane};
 use super::state::{HostStats, Look, State};
 use crate::duration::format as format_duration;
-use crate::event::{Beat, Event, EventKind, HostOutcome, LimitFrom, Stream};
+use crate::event::{Beat, Event, EventKind, HostOutcome, LimitFrom};
 
 const HOST_COLORS: [AnsiColor; 6] = [
     AnsiColor::Cyan,
@@ -49,13 +49,19 @@ fn prefix(st: &State, host: &str, mark: &str, mark_style: Style) -> String {
     format!("{name} {}", paint(mark_style, mark))
 }
 
+/// The mark of a host's line of `lane`, and its style.
+fn mark(lane: Lane) -> (&'static str, Style) {
+    match lane {
+        Lane::Stdout => ("|", Style::new()),
+        Lane::Stderr => ("!", fg(AnsiColor::Red)),
+        Lane::Tether => ("~", fg(AnsiColor::Yellow)),
+    }
+}
+
 /// One line printed by the hosts of `group`: as that host's line when one printed it, else
 /// headed by their set (`web[01-40,42] | done`).
 pub fn group_line(st: &State, group: &Group) -> String {
-    let (mark, style) = match group.stream {
-        Stream::Stdout => ("|", Style::new()),
-        Stream::Stderr => ("!", fg(AnsiColor::Red)),
-    };
+    let (mark, style) = mark(group.lane);
     if let [host] = group.hosts.as_slice() {
         return format!("{} {}", prefix(st, host, mark, style), group.text);
     }
@@ -69,29 +75,29 @@ pub fn group_line(st: &State, group: &Group) -> String {
     )
 }
 
-/// The text lines of `event` (none for events text output does not show).
-pub fn text_lines(st: &State, look: Look, event: &Event) -> Vec<String> {
+/// The lines of `event` that are one of its host's own (none for an event of no host, or
+/// one that is not a host's line): the command's stdout and stderr, the dry run's plan, and
+/// tether's own lines about the host. Text output prefixes them with the host, or folds them
+/// (see `fold.rs`).
+pub fn host_lines(look: Look, event: &Event) -> Option<Vec<(Lane, String)>> {
     let host = &*event.host;
-    let ours = |text: String| {
+    if host.is_empty() {
+        return None;
+    }
+    let tether = |text: String| {
         // Errors name their host for the summary; beside the host's own prefix it is said once.
         let text = match text.strip_prefix(host).and_then(|t| t.strip_prefix(": ")) {
-            Some(rest) if !host.is_empty() => rest.to_string(),
-            _ => text,
+            Some(rest) => rest.to_string(),
+            None => text,
         };
-        vec![format!(
-            "{} {text}",
-            prefix(st, host, "~", fg(AnsiColor::Yellow))
-        )]
+        vec![(Lane::Tether, text)]
     };
-    let plan = |text: String| vec![format!("{} {text}", prefix(st, host, "|", Style::new()))];
-    match &event.kind {
-        EventKind::Output { stream, line } => vec![match stream {
-            Stream::Stdout => format!("{} {line}", prefix(st, host, "|", Style::new())),
-            Stream::Stderr => format!("{} {line}", prefix(st, host, "!", fg(AnsiColor::Red))),
-        }],
+    let plan = |text: String| vec![(Lane::Stdout, text)];
+    Some(match &event.kind {
+        EventKind::Output { stream, line } => vec![(Lane::from(*stream), line.clone())],
         // Quiet by default, on a terminal (the status line shows idle hosts kept alive) and in
         // a log alike: the summary counts them.
-        EventKind::Heartbeat { rtt, probe, beat } if look.verbose => ours(format!(
+        EventKind::Heartbeat { rtt, probe, beat } if look.verbose => tether(format!(
             "idle, kept alive: heartbeat {}{}{}",
             format_duration(*rtt),
             match beat {
@@ -106,7 +112,7 @@ pub fn text_lines(st: &State, look: Look, event: &Event) -> Vec<String> {
                 ""
             }
         )),
-        EventKind::Reconnected { reason, took, .. } => ours(format!(
+        EventKind::Reconnected { reason, took, .. } => tether(format!(
             "{reason}; reconnected in {}",
             format_duration(*took)
         )),
@@ -114,13 +120,13 @@ pub fn text_lines(st: &State, look: Look, event: &Event) -> Vec<String> {
             command,
             lost_after,
             took,
-        } => ours(format!(
+        } => tether(format!(
             "connection lost {} into `{command}`; re-attached after {}",
             format_duration(*lost_after),
             format_duration(*took)
         )),
         EventKind::RemoteStopped { command, why, how } => {
-            ours(format!("stopped `{command}` on the host ({why}): {how}"))
+            tether(format!("stopped `{command}` on the host ({why}): {how}"))
         }
         EventKind::RemoteLeftRunning {
             command,
@@ -128,7 +134,7 @@ pub fn text_lines(st: &State, look: Look, event: &Event) -> Vec<String> {
             pgid,
             spool,
             stop_with,
-        } => ours(format!(
+        } => tether(format!(
             "warning: `{command}` may still be running on {host}: it was left running when its \
              connection was lost, and tether could not stop it ({why}). {}its output is in \
              {spool}.o.* and {spool}.e.*; to stop it and remove its files: {stop_with}",
@@ -138,7 +144,7 @@ pub fn text_lines(st: &State, look: Look, event: &Event) -> Vec<String> {
         EventKind::Learned {
             died_after,
             interval,
-        } => ours(format!(
+        } => tether(format!(
             "the server dropped this idle session within {}; heartbeat every {} from now on",
             format_duration(*died_after),
             format_duration(*interval)
@@ -147,7 +153,7 @@ pub fn text_lines(st: &State, look: Look, event: &Event) -> Vec<String> {
             limit,
             from,
             interval,
-        } if look.verbose => ours(format!(
+        } if look.verbose => tether(format!(
             "{}; heartbeat every {} from now on",
             match from {
                 LimitFrom::SshdConfig => format!(
@@ -167,24 +173,20 @@ pub fn text_lines(st: &State, look: Look, event: &Event) -> Vec<String> {
             },
             format_duration(*interval)
         )),
-        EventKind::Note { message } if look.verbose => match host {
-            "" => vec![format!("note: {message}")],
-            _ => ours(format!("note: {message}")),
-        },
-        EventKind::Unreachable { error } => ours(error.clone()),
-        EventKind::ConnectFailed { error } => ours(format!(
+        EventKind::Note { message } if look.verbose => tether(format!("note: {message}")),
+        EventKind::Unreachable { error } => tether(error.clone()),
+        EventKind::ConnectFailed { error } => tether(format!(
             "cannot connect: {}",
             error
                 .strip_prefix(host)
                 .and_then(|t| t.strip_prefix(": "))
                 .unwrap_or(error)
         )),
-        EventKind::Warning { message } if host.is_empty() => vec![format!("warning: {message}")],
-        EventKind::Warning { message } => ours(format!("warning: {message}")),
+        EventKind::Warning { message } => tether(format!("warning: {message}")),
         EventKind::Connected { setup } if look.verbose => {
-            ours(format!("connected in {}", format_duration(*setup)))
+            tether(format!("connected in {}", format_duration(*setup)))
         }
-        EventKind::Started { command } if look.verbose => ours(format!("$ {command}")),
+        EventKind::Started { command } if look.verbose => tether(format!("$ {command}")),
         EventKind::LoginShellOutput { stdout, stderr } if look.verbose => {
             let said = |text: &str, on: &str| {
                 text.lines()
@@ -193,16 +195,7 @@ pub fn text_lines(st: &State, look: Look, event: &Event) -> Vec<String> {
             };
             let mut lines = said(stdout, "");
             lines.extend(said(stderr, " on stderr"));
-            lines.into_iter().flat_map(ours).collect()
-        }
-        EventKind::TaskStarted { task } => vec![bold(&format!("▶ {task}"))],
-        EventKind::Print { text } => vec![text.clone()],
-        EventKind::OnCommand { hosts, command } => {
-            let hosts = match look.fold {
-                true => crate::hostset::fold(hosts),
-                false => hosts.join(","),
-            };
-            vec![format!("» {hosts} $ {command}")]
+            lines.into_iter().flat_map(tether).collect()
         }
         EventKind::Planned { command } => plan(format!("$ {command}")),
         EventKind::PlannedUpload {
@@ -215,6 +208,34 @@ pub fn text_lines(st: &State, look: Look, event: &Event) -> Vec<String> {
         }
         EventKind::PlannedDownload { remote, local } => {
             plan(format!("download {remote} -> {local}"))
+        }
+        _ => return None,
+    })
+}
+
+/// The text lines of `event` (none for events text output does not show).
+pub fn text_lines(st: &State, look: Look, event: &Event) -> Vec<String> {
+    let host = &*event.host;
+    if let Some(lines) = host_lines(look, event) {
+        return lines
+            .into_iter()
+            .map(|(lane, text)| {
+                let (mark, style) = mark(lane);
+                format!("{} {text}", prefix(st, host, mark, style))
+            })
+            .collect();
+    }
+    match &event.kind {
+        EventKind::Note { message } if look.verbose => vec![format!("note: {message}")],
+        EventKind::Warning { message } => vec![format!("warning: {message}")],
+        EventKind::TaskStarted { task } => vec![bold(&format!("▶ {task}"))],
+        EventKind::Print { text } => vec![text.clone()],
+        EventKind::OnCommand { hosts, command } => {
+            let hosts = match look.fold {
+                true => crate::hostset::fold(hosts),
+                false => hosts.join(","),
+            };
+            vec![format!("» {hosts} $ {command}")]
         }
         EventKind::PlannedLocal { command } => vec![format!("local | $ {command}")],
         EventKind::LocalOutput { line, .. } => vec![format!("local ! {line}")],

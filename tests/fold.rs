@@ -39,16 +39,24 @@ fn fleet(lab: &Lab, dir: &Path, odd: &[usize]) -> std::path::PathBuf {
     path
 }
 
-/// A command every host starts together (the last to arrive at a barrier in a shared directory
-/// lets them go; at most 20 s), so their lines arrive within the fold window; host2's aliases also write to stderr and exit 3.
-fn command(barrier: &Path) -> String {
+/// `then`, which every host starts together (the last of 30 to arrive at a barrier in a
+/// shared directory lets them go; at most 20 s), so their lines arrive within the fold window.
+fn together(barrier: &Path, then: &str) -> String {
     format!(
         "mkdir -p {b}; mktemp -p {b} >/dev/null; set -- {b}/tmp.*; \
          if [ $# -ge 30 ]; then touch {b}.go; fi; \
-         n=0; while [ ! -e {b}.go ] && [ $n -lt 400 ]; do sleep 0.05; n=$((n+1)); done; \
-         echo start; s=$(cat /srv/status); echo \"$s\"; \
-         if [ \"$s\" = FAILED ]; then echo 'disk full' >&2; echo end; exit 3; fi; echo end",
+         n=0; while [ ! -e {b}.go ] && [ $n -lt 400 ]; do sleep 0.05; n=$((n+1)); done; {then}",
         b = barrier.display()
+    )
+}
+
+/// Started together (see [`together`]): `start`, the host's status, `end`; host4's aliases
+/// also write to stderr and exit 3.
+fn command(barrier: &Path) -> String {
+    together(
+        barrier,
+        "echo start; s=$(cat /srv/status); echo \"$s\"; \
+         if [ \"$s\" = FAILED ]; then echo 'disk full' >&2; echo end; exit 3; fi; echo end",
     )
 }
 
@@ -203,14 +211,7 @@ fn a_burst_of_output_from_many_hosts_still_folds() {
     let lab = Lab::start(4);
     let dir = tempfile::tempdir().unwrap();
     let config = fleet(&lab, dir.path(), &[]);
-    let b = dir.path().join("barrier");
-    let command = format!(
-        "mkdir -p {b}; mktemp -p {b} >/dev/null; set -- {b}/tmp.*; \
-         if [ $# -ge 30 ]; then touch {b}.go; fi; \
-         n=0; while [ ! -e {b}.go ] && [ $n -lt 400 ]; do sleep 0.05; n=$((n+1)); done; \
-         seq 1 2000",
-        b = b.display()
-    );
+    let command = together(&dir.path().join("barrier"), "seq 1 2000");
     let out = Tether::new()
         .folded()
         .ssh_config(&config)
@@ -325,24 +326,12 @@ fn a_steps_hosts_are_named_folded() {
 fn tethers_own_lines_and_the_plan_fold_too() {
     let lab = Lab::start(4);
     let marker = lab.host("host1").root_dir.join("marker");
-    let child = Tether::new()
+    let out = Tether::new()
         .folded()
         .ssh_config(&lab.ssh_config())
         .args(&["run", "--hosts", "host1,host2,host3,host4", "--"])
         .arg("echo ran >> /srv/marker; sleep 30")
-        .spawn();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty()) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the command never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    std::thread::sleep(std::time::Duration::from_millis(1000));
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
+        .interrupt_after_start(&marker, std::time::Duration::from_secs(1));
     assert_eq!(out.status.code(), Some(130));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stopped: Vec<&str> = stdout

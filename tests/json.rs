@@ -174,23 +174,11 @@ fn a_real_run_and_tether_run() {
 fn nothing_comes_after_the_summary_of_an_interrupted_run() {
     let lab = lab(&["web1", "web2", "db1"]);
     let marker = lab.host("web1").root_dir.join("marker");
-    let child = support::tether::Tether::new()
+    let out = support::tether::Tether::new()
         .ssh_config(&lab.ssh_config())
         .args(&["--format", "json", "run", "--hosts", "web1,web2,db1", "--"])
         .arg("echo ran >> /srv/marker; sleep 30")
-        .spawn();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty()) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the command never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
+        .interrupt_after_start(&marker, std::time::Duration::from_millis(1500));
     assert_eq!(out.status.code(), Some(130));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let kinds: Vec<String> = stdout

@@ -107,6 +107,21 @@ impl Tether {
         self.command().spawn().expect("start tether")
     }
 
+    /// Starts tether, and once its command has started (`marker` is not empty: at most 10 s)
+    /// and `after` more, interrupts it (SIGINT, a Ctrl-C); its output.
+    pub fn interrupt_after_start(&self, marker: &Path, after: Duration) -> std::process::Output {
+        let child = self.spawn();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !std::fs::read_to_string(marker).is_ok_and(|m| !m.is_empty()) {
+            assert!(Instant::now() < deadline, "the command never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(after);
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+        child.wait_with_output().expect("wait for tether")
+    }
+
     /// Runs tether to completion (killing it after the timeout).
     pub fn run(self) -> Output {
         let started = Instant::now();

@@ -598,3 +598,30 @@ fn hosts_that_never_connected_are_never_called_stopped_early() {
         "{first}"
     );
 }
+
+/// A jump host that cannot be reached is said once, with the host behind it: the host's
+/// request for a tunnel tries it again, and the same failure is not said twice.
+#[test]
+fn a_jump_host_that_cannot_be_reached_is_said_once() {
+    let lab = Lab::builder().names(&["app1"]).start();
+    let cfg = lab.dir().join("jumped");
+    let lab_cfg = std::fs::read_to_string(lab.ssh_config()).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("{lab_cfg}\nHost jumped\n  HostName 127.0.0.1\n  ProxyJump nobastion.invalid\n"),
+    )
+    .unwrap();
+    let out = support::tether::Tether::new()
+        .ssh_config(&cfg)
+        .args(&["run", "--hosts", "app1,jumped", "--", "true"])
+        .run();
+    out.status(3);
+    let said: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("nobastion.invalid (jump) ~ cannot connect"))
+        .collect();
+    assert_eq!(said.len(), 1, "{}", out.stdout);
+    // Its summary row ends with its status (it has no duration).
+    out.stdout_contains("  jumped  unreachable\n");
+}

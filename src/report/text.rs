@@ -298,10 +298,12 @@ fn summary_text(st: &State, look: Look, hosts: &[HostOutcome], elapsed: Duration
         } else {
             AnsiColor::Red
         };
-        out.push(format!(
+        let row = format!(
             "  {name:width$}  {}  {took}{keep}",
             paint(fg(color), &r.status)
-        ));
+        );
+        // A host with no duration (never reached) ends with its status.
+        out.push(row.trim_end().to_string());
     }
     let failures: Vec<(&str, &str)> = hosts
         .iter()

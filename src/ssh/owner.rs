@@ -64,6 +64,9 @@ pub struct Owner {
     pub stop: Arc<AtomicBool>,
     /// The host key of the first connection.
     pinned: Option<Vec<u8>>,
+    /// The last failure of a first connection reported: the same one again (a jump host
+    /// tried again for a host behind it) is not said twice.
+    said_failure: Option<String>,
 }
 
 /// Where an owner's events go and how its handshakes are limited.
@@ -98,6 +101,7 @@ impl Owner {
             events: shared.events,
             stop,
             pinned: None,
+            said_failure: None,
         }
     }
 
@@ -168,7 +172,8 @@ impl Owner {
         Ok(conn)
     }
 
-    /// The first connection: pins its host key; reports `connected` or `connect_failed`.
+    /// The first connection: pins its host key; reports `connected` or `connect_failed` (a
+    /// failure the same as the last one reported, once).
     pub fn open(&mut self) -> Result<Connection, SshError> {
         match self.connect() {
             Ok(conn) => {
@@ -180,9 +185,11 @@ impl Owner {
                 Ok(conn)
             }
             Err(error) => {
-                self.emit(EventKind::ConnectFailed {
-                    error: error.to_string(),
-                });
+                let text = error.to_string();
+                if self.said_failure.as_ref() != Some(&text) {
+                    self.said_failure = Some(text.clone());
+                    self.emit(EventKind::ConnectFailed { error: text });
+                }
                 Err(error)
             }
         }

@@ -186,11 +186,17 @@ impl Loaded {
                             .map_err(|why| Error::Recipe(format!("ssh_config: {why}")))?;
                         let path = PathBuf::from(text.as_str());
                         // `none`: no config file at all, as `ssh -F none` (not ./none).
-                        Some(if path.is_absolute() || text.eq_ignore_ascii_case("none") {
-                            path
-                        } else {
-                            self.rt.dir().join(path)
-                        })
+                        let dir = self.rt.dir();
+                        // Beside a recipe in the current directory: named as given, not
+                        // `./../cfg`.
+                        let here = dir.as_os_str().is_empty() || dir == Path::new(".");
+                        Some(
+                            if path.is_absolute() || text.eq_ignore_ascii_case("none") || here {
+                                path
+                            } else {
+                                dir.join(path)
+                            },
+                        )
                     }
                 }
             }

@@ -3,12 +3,16 @@
 
 use std::collections::BTreeMap;
 
+/// What ClusterShell's nodeset reads as its own syntax in a set: brackets, its operators
+/// (`!` difference, `&` intersection, `^` symmetric difference), the separator, whitespace.
+const NODESET_SYNTAX: [char; 9] = ['[', ']', '!', '&', '^', ',', ' ', '\t', '\n'];
+
 /// `names` written compactly: names that differ only in one number become one bracket of
 /// ranges (`web01 web02 web03 web05` -> `web[01-03,05]`), keeping zero padding as ClusterShell's
 /// nodeset does: numbers of one padding make ranges of their own (`web1 web01 web02 web001` ->
 /// `web[1,01-02,001]`), unpadded ones first, then by width; an unpadded number as wide as
-/// padded ones goes with them (`web09 web10` -> `web[09-10]`). A name with a bracket of its own
-/// (`ssh://[::1]:22`) is listed as it is, so the result reads back. Groups are sorted by their
+/// padded ones goes with them (`web09 web10` -> `web[09-10]`). A name with nodeset's syntax of
+/// its own (a bracket, an operator: `ssh://[::1]:22`, `a^1`) is listed as it is. Groups are sorted by their
 /// text; the result is a comma-separated list.
 pub fn fold<S: AsRef<str>>(names: &[S]) -> String {
     // (prefix, suffix) -> (value, digits as written)
@@ -16,7 +20,9 @@ pub fn fold<S: AsRef<str>>(names: &[S]) -> String {
     let mut plain: Vec<String> = Vec::new();
     for name in names {
         let name = name.as_ref();
-        let split = split_number(name).filter(|_| !name.contains(['[', ']']));
+        // nodeset's own syntax in a name (a bracket, an operator, a separator) would read as
+        // that: such a name is listed as it is.
+        let split = split_number(name).filter(|_| !name.contains(NODESET_SYNTAX));
         match split.and_then(|(p, d, s)| Some((p, d, s, d.parse::<u64>().ok()?))) {
             Some((prefix, digits, suffix, value)) => groups
                 .entry((prefix.to_string(), suffix.to_string()))
@@ -115,20 +121,22 @@ pub fn group_texts<S: AsRef<str>, T: AsRef<str>>(items: &[(S, T)]) -> Vec<(Vec<&
 /// Stands for the host's name in a text's key.
 const PLACEHOLDER: &str = "\u{0}host\u{0}";
 
-/// `text` without its host's name and without the duration that ends its first line to end
-/// with one (a failure's header: `web1: `make` failed with exit status 2 after 1.0 s`, whose
-/// command may take several lines).
+/// `text` without its host's name and without the duration that ends its header (a
+/// failure's: `web1: `make` failed with exit status 2 after 1.0 s`, whose command may take
+/// several lines; the header ends where its stderr tail or hint begins). Nothing else of the
+/// text changes: a command's own `after 5 s` stays.
 fn text_key(host: &str, text: &str) -> String {
-    let mut lines: Vec<&str> = text.split('\n').collect();
-    if let Some(line) = lines
-        .iter_mut()
-        .find(|l| l.rfind(" after ").is_some_and(|i| is_duration(&l[i + 7..])))
-    {
-        if let Some(i) = line.rfind(" after ") {
-            *line = &line[..i];
-        }
-    }
-    replace_word(&lines.join("\n"), host, PLACEHOLDER)
+    let end = ["\n  stderr (last lines):", "\n  hint: "]
+        .iter()
+        .filter_map(|mark| text.find(mark))
+        .min()
+        .unwrap_or(text.len());
+    let (header, rest) = text.split_at(end);
+    let header = match header.rfind(" after ") {
+        Some(i) if is_duration(&header[i + 7..]) => &header[..i],
+        _ => header,
+    };
+    replace_word(&format!("{header}{rest}"), host, PLACEHOLDER)
 }
 
 /// Whether `text` is a duration as tether prints one (`12.3 ms`, `1.2 s`, `3m05s`, `2h01m`).
@@ -260,6 +268,20 @@ mod tests {
             fold_texts(&items),
             ["web[1-3]: `echo oops >&2\nexit 3` failed with exit status 3\n  stderr (last lines):\n    oops"]
         );
+        // A command's own "after 5 s" is its own: only the header's last duration goes.
+        let items: Vec<(String, String)> = (1..=2)
+            .map(|i| {
+                let host = format!("web{i}");
+                let text = format!(
+                    "{host}: `echo waiting after 5 s\nsleep 1` failed with exit status 3 after 1.{i} s"
+                );
+                (host, text)
+            })
+            .collect();
+        assert_eq!(
+            fold_texts(&items),
+            ["web[1-2]: `echo waiting after 5 s\nsleep 1` failed with exit status 3"]
+        );
         // A name inside a longer one is not the host; a lone text stays whole.
         assert_eq!(
             fold_texts(&[
@@ -312,11 +334,13 @@ mod tests {
         );
         let plain: Vec<String> = (1..=12).map(|i| format!("n{i}")).collect();
         assert_eq!(fold(&plain), "n[1-12]");
-        // A name with brackets of its own is not folded into another bracket.
+        // A name with nodeset's syntax of its own is not folded into a bracket.
         assert_eq!(
             fold(&["ssh://[::1]:1", "ssh://[::1]:2"]),
             "ssh://[::1]:1,ssh://[::1]:2"
         );
+        assert_eq!(fold(&["a^1", "a^2", "b!1", "b&2"]), "a^1,a^2,b!1,b&2");
+        assert_eq!(fold(&["c+1", "c+2", "d~1", "d~2"]), "c+[1-2],d~[1-2]");
     }
 
     #[test]

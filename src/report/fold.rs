@@ -27,6 +27,15 @@ impl From<Stream> for Lane {
     }
 }
 
+/// Whether `text` may show bytes that are not UTF-8 (`\xNN`, see `ssh::exec::incoming`): a
+/// line that printed those four characters itself reads the same, so such lines are never
+/// folded, lest two hosts' different bytes be printed as one.
+fn shows_bytes(text: &str) -> bool {
+    text.as_bytes().windows(4).any(|w| {
+        w[0] == b'\\' && w[1] == b'x' && w[2].is_ascii_hexdigit() && w[3].is_ascii_hexdigit()
+    })
+}
+
 /// How long a line waits for the same line from other hosts. Longer than the supervisor's
 /// streaming delay (up to 0.2 s, see `ssh::supervisor`) plus a loaded machine's jitter: with
 /// 200 ms, 30 hosts printing `start` at the same moment arrived split into several groups.
@@ -83,12 +92,16 @@ impl Fold {
             .copied()
             .filter(|seq| self.pending.contains_key(seq));
         let key = (lane, text.to_string());
-        let joined = self.by_line.get(&key).and_then(|seqs| {
-            seqs.iter().copied().find(|&seq| {
-                !self.pending[&seq].hosts.contains(host)
-                    && last.is_none_or(|l| !self.reaches(seq, l))
-            })
-        });
+        let joined = self
+            .by_line
+            .get(&key)
+            .filter(|_| !shows_bytes(text))
+            .and_then(|seqs| {
+                seqs.iter().copied().find(|&seq| {
+                    !self.pending[&seq].hosts.contains(host)
+                        && last.is_none_or(|l| !self.reaches(seq, l))
+                })
+            });
         let seq = match joined {
             Some(seq) => {
                 if let Some(group) = self.pending.get_mut(&seq) {
@@ -373,6 +386,21 @@ mod tests {
         assert_eq!(of("a"), ["x", "y"], "{out:?}");
         assert_eq!(of("b"), ["y", "x"], "{out:?}");
         assert_eq!(out.len(), 3, "{out:?}");
+    }
+
+    #[test]
+    fn lines_that_may_show_bytes_are_never_folded() {
+        let mut f = Fold::default();
+        let t = Instant::now();
+        // One host printed the byte 0xff, the other the four characters `\xff`.
+        f.add(&h("a"), Lane::Stdout, "line\\xff", t);
+        f.add(&h("b"), Lane::Stdout, "line\\xff", t);
+        f.add(&h("a"), Lane::Stdout, "x\\y", t);
+        f.add(&h("b"), Lane::Stdout, "x\\y", t);
+        assert_eq!(
+            lines(&f.drain()),
+            ["a line\\xff", "b line\\xff", "a,b x\\y"]
+        );
     }
 
     /// Many hosts printing many lines, some ahead of the others (as a burst arrives): every

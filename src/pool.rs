@@ -350,7 +350,15 @@ impl Pool {
             .map(|((host, command), slot)| {
                 let (result, skipped) = match slot {
                     dispatch::Slot::Done(r) => (Some(r), None),
-                    dispatch::Slot::Skipped(why) => (None, Some(why)),
+                    // A host that never connected failed, whichever host failed before it
+                    // (its connection's end is waited for); a cancelled one was cancelled.
+                    dispatch::Slot::Skipped(dispatch::Skipped::Cancelled) => {
+                        (None, Some(dispatch::Skipped::Cancelled))
+                    }
+                    dispatch::Slot::Skipped(why) => match self.never_connected(host) {
+                        Some(e) => (Some(Err(e)), None),
+                        None => (None, Some(why)),
+                    },
                 };
                 HostResult {
                     host: host.clone(),

@@ -625,3 +625,39 @@ fn a_jump_host_that_cannot_be_reached_is_said_once() {
     // Its summary row ends with its status (it has no duration).
     out.stdout_contains("  jumped  unreachable\n");
 }
+
+/// In a step run in sequence (or in groups), the hosts after a failed one are not started;
+/// one among them that never connected (its configuration refused, its port closed) failed
+/// all the same, and is named with its reason, with the deciding exit code (2 here): a
+/// string command and a closure alike.
+#[test]
+fn hosts_not_started_that_never_connected_are_failed_hosts() {
+    let lab = Lab::builder().names(&["app1", "app2"]).start();
+    let port = support::net::closed_port();
+    let cfg = lab.dir().join("with_broken");
+    let lab_cfg = std::fs::read_to_string(lab.ssh_config()).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("{lab_cfg}\nHost broken\n  HostName 127.0.0.1\n  ProxyJump broken\n"),
+    )
+    .unwrap();
+    let mut r = RecipeDir::new(
+        "sequence-never-connected",
+        &format!(
+            "server(\"app1\", #{{ roles: [\"app\"] }});\nserver(\"app2\", #{{ roles: [\"app\"] }});\n\
+             server(\"broken\", #{{ roles: [\"app\"] }});\nserver(\"root@127.0.0.1:{port}\", #{{ roles: [\"app\"] }});\n\
+             task(\"string\", || {{ on(\"app\", #{{ in: \"sequence\" }}, \"exit 1\"); }});\n\
+             task(\"closure\", || {{ on(\"app\", #{{ in: \"sequence\" }}, |h| {{ run(\"exit 1\"); }}); }});\n\
+             task(\"groups\", || {{ on(\"app\", #{{ in: \"groups\", limit: 2 }}, |h| {{ run(\"exit 1\"); }}); }});\n"
+        ),
+    );
+    r.ssh_config = Some(cfg);
+    for task in ["string", "closure", "groups"] {
+        let out = r.tether().args(&[task]).run();
+        out.status(2)
+            .stderr_contains("broken: ProxyJump loop")
+            .stderr_contains(&format!("root@127.0.0.1:{port}: cannot connect"))
+            .stderr_lacks("broken: not started")
+            .stderr_lacks(&format!("root@127.0.0.1:{port}: not started"));
+    }
+}

@@ -348,11 +348,15 @@ fn on_closure(
                 parts.push(f);
             }
             Slot::Skipped(Skipped::Cancelled) => return Err(throw(Failure::interrupted())),
-            Slot::Skipped(why) => not_run.push(NotRun {
-                host: host.clone(),
-                reason: skipped_words(why).into(),
-                started: false,
-            }),
+            // A host that never connected failed, whichever host failed before it.
+            Slot::Skipped(why) => match backend.never_connected(host) {
+                Some(e) => parts.push(Failure::host(host, e.kind(), e.to_string())),
+                None => not_run.push(NotRun {
+                    host: host.clone(),
+                    reason: skipped_words(why).into(),
+                    started: false,
+                }),
+            },
         }
     }
     if parts

@@ -661,3 +661,29 @@ fn hosts_not_started_that_never_connected_are_failed_hosts() {
             .stderr_lacks(&format!("root@127.0.0.1:{port}: not started"));
     }
 }
+
+/// An `on` inside a host's closure that fails fails that host: the step names its own hosts,
+/// each once, with the inner step's failure as the reason (before: `closed,closed: cannot
+/// connect` for two outer hosts, and `err.hosts` was `["closed", "closed"]`).
+#[test]
+fn a_failing_on_inside_a_closure_fails_the_closures_host() {
+    let lab = Lab::builder().names(&["app1", "app2", "db1"]).start();
+    let port = support::net::closed_port();
+    let mut r = RecipeDir::new(
+        "nested",
+        &format!(
+            "server(\"app1\", #{{ roles: [\"app\"] }});\nserver(\"app2\", #{{ roles: [\"app\"] }});\n\
+             server(\"db1\", #{{ roles: [\"db\"] }});\nserver(\"root@127.0.0.1:{port}\", #{{ roles: [\"db\"] }});\n\
+             task(\"t\", || {{ try {{ on(\"app\", |h| {{ on(\"db\", \"true\"); }}); }} catch (e) {{ print(`hosts ${{e.hosts}} ${{e.kind}}`); throw e; }} }});\n"
+        ),
+    );
+    r.ssh_config = Some(lab.ssh_config());
+    let out = r.tether().args(&["t"]).run();
+    out.status(3)
+        .stdout_contains("hosts [\"app1\", \"app2\"] unreachable")
+        .stderr_contains("error: 2 of 2 hosts failed\n")
+        .stderr_contains(&format!(
+            "app1: 1 of 2 hosts failed\nroot@127.0.0.1:{port}: cannot connect"
+        ))
+        .stderr_lacks(&format!("root@127.0.0.1:{port},root@127.0.0.1:{port}"));
+}

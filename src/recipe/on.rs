@@ -322,7 +322,15 @@ fn on_closure(
             Slot::Done(HostEnd::Value(v)) => {
                 out.insert(host.as_str().into(), v);
             }
-            Slot::Done(HostEnd::Failed(f)) => parts.push(f),
+            // A failure of the host's own (a command of its closure) is the host's; one of
+            // other hosts (an `on` inside the closure) is this host's too, its text the
+            // reason: the step's failed hosts are its own, each named once.
+            Slot::Done(HostEnd::Failed(f)) if f.host_names() == [host.as_str()] => parts.push(f),
+            Slot::Done(HostEnd::Failed(f)) => {
+                let mut own = Failure::host(host, f.kind, format!("{host}: {}", f.message()));
+                own.at = f.at.clone();
+                parts.push(own);
+            }
             Slot::Done(HostEnd::Stopped(s)) => not_run.push(NotRun {
                 host: host.clone(),
                 reason: stopped_early_words(

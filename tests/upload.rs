@@ -476,3 +476,45 @@ fn hosts_sharing_a_filesystem_upload_to_one_path_at_once() {
         assert!(temp_files(shared.path()).is_empty());
     }
 }
+
+/// An upload stopped by SIGTERM (or Ctrl-C) once all its bytes arrived, while it is checked
+/// and placed: the destination stays as it was and its temporary file is removed before
+/// tether exits, as a failure hook would run (before, a full-size temporary file was left,
+/// owed to a next contact that never came).
+#[test]
+fn an_upload_interrupted_while_it_is_placed_leaves_no_temporary_file() {
+    let lab = lab(&["db1"]);
+    let r = lab_recipe(
+        &lab,
+        "upload-interrupted",
+        r#"task("up", || { on("db", |host| { upload("big.bin", "/srv/big.bin"); }); });"#,
+    );
+    let data: Vec<u8> = (0..(20 << 20)).map(|i| (i % 251) as u8).collect();
+    std::fs::write(r.path("big.bin"), &data).unwrap();
+    let root = lab.host("db1").root_dir.clone();
+    let mut child = r.tether().args(&["up"]).spawn();
+    // The check of the arrived file: stopped on the host while tether is told to stop.
+    let started = Instant::now();
+    let sum = loop {
+        let found = lab.host_pids("db1").into_iter().find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "sha256sum")
+        });
+        if let Some(pid) = found {
+            break pid;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the upload was never checked"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    signal(sum, libc::SIGSTOP);
+    signal(child.id(), libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(300));
+    signal(sum, libc::SIGCONT);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(!root.join("big.bin").exists());
+    assert!(temp_files(&root).is_empty(), "{:?}", temp_files(&root));
+}

@@ -273,6 +273,22 @@ impl Backend for Remote {
 }
 
 impl Remote {
+    /// Runs what every host is owed (see [`Remote::settle`]): at the end of a run, so that an
+    /// upload stopped there (Ctrl-C, SIGTERM, a cancelled watch run) leaves no temporary
+    /// file behind for a next contact that will not come.
+    pub fn settle_all(&self) {
+        let hosts: Vec<String> = self
+            .owed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        for host in hosts {
+            self.settle(&host);
+        }
+    }
+
     /// Runs what `host` is owed before anything else is sent to it: the removal of temporary
     /// files of uploads whose connection died under them, so that the remote shell could not
     /// remove them itself. A removal that fails is kept for the next contact.
@@ -291,7 +307,11 @@ impl Remote {
                 echo: Echo::Nothing,
                 ..ExecOptions::default()
             };
-            if !matches!(self.send(host, &owed.command, opts), Ok(out) if out.status.success()) {
+            // A clean-up runs whatever stopped the run (as the failure hooks do): the stop
+            // flags are not its own.
+            let result = self.fleet.pool.exec_one(host, &owed.command, opts);
+            self.fleet.sink.barrier();
+            if !matches!(result, Ok(out) if out.status.success()) {
                 kept.push(owed);
             }
         }

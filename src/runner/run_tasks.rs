@@ -216,9 +216,11 @@ fn run_tasks(
         interrupted,
         reporter.sink(),
     )?);
-    let backend = Remote::new(fleet.clone())
-        .with_pty(settings.pty)
-        .with_hosts(loaded.selected_hosts()?);
+    let backend = Arc::new(
+        Remote::new(fleet.clone())
+            .with_pty(settings.pty)
+            .with_hosts(loaded.selected_hosts()?),
+    );
     loaded.rt.report(EventKind::RunStarted {
         recipe: Some(settings.recipe.display().to_string()),
         stage: (targets.len() > tasks.len()).then(|| targets[0].clone()),
@@ -226,7 +228,8 @@ fn run_tasks(
         command: None,
         start_unix_ms: unix_ms(SystemTime::now()),
     });
-    let result = loaded.run_tasks(&tasks, Arc::new(backend));
+    let result = loaded.run_tasks(&tasks, backend.clone());
+    backend.settle_all();
     fleet.close();
     reporter.run_finished(
         &format!(

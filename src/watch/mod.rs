@@ -349,5 +349,9 @@ fn execute(
                 .or_flag(kill, StopReason::RunCancelled),
         )
         .with_hosts(hosts);
-    loaded.run_tasks_cancellable(&tasks, Arc::new(backend))
+    let backend = Arc::new(backend);
+    let result = loaded.run_tasks_cancellable(&tasks, backend.clone());
+    // The next run has a backend of its own: what this one owes is paid now.
+    backend.settle_all();
+    result
 }

@@ -687,3 +687,35 @@ fn a_failing_on_inside_a_closure_fails_the_closures_host() {
         ))
         .stderr_lacks(&format!("root@127.0.0.1:{port},root@127.0.0.1:{port}"));
 }
+
+/// A run's end reports the sessions of the jump hosts it connected through, as of its hosts
+/// (before, `bastion (jump)` connected and beat, and no summary named it).
+#[test]
+fn the_summary_names_the_jump_hosts_sessions() {
+    let lab = Lab::builder().names(&["app1", "app2"]).start();
+    let cfg = lab.dir().join("via");
+    let lab_cfg = std::fs::read_to_string(lab.ssh_config()).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "Host via2\n  HostName 127.0.0.1\n  Port {}\n  User root\n  IdentitiesOnly yes\n  IdentityFile {}\n  UserKnownHostsFile {}\n  ProxyJump app1\n\n{lab_cfg}",
+            lab.host("app2").port,
+            lab.client_key().display(),
+            lab.known_hosts().display()
+        ),
+    )
+    .unwrap();
+    let mut r = RecipeDir::new(
+        "via-summary",
+        "server(\"via2\", #{ roles: [\"app\"] });\ntask(\"t\", || { on(\"app\", \"true\"); });\n",
+    );
+    r.ssh_config = Some(cfg);
+    let out = r.tether().args(&["t"]).run();
+    out.status(0)
+        .stdout_contains("  via2         one session")
+        .stdout_contains("  app1 (jump)  one session");
+    let out = r.tether().args(&["--format", "json", "t"]).run();
+    out.status(0).stdout_contains(
+        r#""type":"session_summary","host":"app1 (jump)","connected":true,"sessions":1"#,
+    );
+}

@@ -28,8 +28,8 @@ pub fn json_lines(st: &State, event: &Event, started: Instant) -> Vec<String> {
             .chain(std::iter::once(wire(event, t)))
             .collect(),
         EventKind::RunFinished { .. } => st
-            .order
-            .iter()
+            .session_hosts()
+            .into_iter()
             .map(|host| {
                 let s = st.hosts.get(host).cloned().unwrap_or_default();
                 serde_json::json!({

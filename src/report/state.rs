@@ -46,6 +46,18 @@ pub struct State {
     pub status_shown: bool,
 }
 
+impl State {
+    /// The hosts a run's end reports the sessions of: its hosts in order, then the jump hosts
+    /// it connected through (`bastion (jump)`, whose sessions it opened too).
+    pub fn session_hosts(&self) -> Vec<&String> {
+        let jumps = self
+            .hosts
+            .keys()
+            .filter(|h| h.ends_with(" (jump)") && !self.order.contains(h));
+        self.order.iter().chain(jumps).collect()
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Look {
     pub format: Format,

@@ -350,7 +350,7 @@ fn sessions_text(st: &State, look: Look, title: &str, elapsed: Duration) -> Vec<
         format!("{} {title} in {}", bold("done:"), format_duration(elapsed)),
     ];
     let mut rows: Vec<(&str, String)> = Vec::new();
-    for host in &st.order {
+    for host in st.session_hosts() {
         let s = st.hosts.get(host).cloned().unwrap_or_default();
         let what = match (&s.connected_at, &s.failed) {
             // A reconnect opened another session: say how many, as the JSON does.

@@ -98,7 +98,7 @@ fn cut_off_at(fraction: f64) {
     std::fs::write(r.path("big.bin"), &data).unwrap();
     let root = lab.host("db1").root_dir.clone();
     std::fs::write(root.join("big.bin"), "the previous release's file\n").unwrap();
-    let mut child = r.tether().args(&["up", "--no-keepalive"]).spawn();
+    let child = r.tether().args(&["up", "--no-keepalive"]).spawn();
     let started = Instant::now();
     let want = (SIZE as f64 * fraction) as u64;
     let (tmp, cat) = loop {
@@ -132,8 +132,15 @@ fn cut_off_at(fraction: f64) {
     }
     lab.kill_connections("db1");
     signal(cat, libc::SIGCONT);
-    let status = child.wait().unwrap();
-    assert!(!status.success(), "a cut-off upload is a failure");
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "a cut-off upload is a failure");
+    // Named as the recipe asked for it, not as the script tether sent.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("`upload big.bin -> /srv/big.bin` on db1")
+            && !stderr.contains("tether-upload"),
+        "{stderr}"
+    );
     // The remote side sees EOF, finds the size short and removes its temporary file.
     let deadline = Instant::now() + Duration::from_secs(10);
     while tmp.exists() && Instant::now() < deadline {

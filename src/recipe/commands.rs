@@ -297,7 +297,9 @@ fn transfer_failure(
         TransferError::Local(text) => text.into(),
         // Named as the recipe asked for it (`upload a -> b`), not as the internal script
         // sent; the status and stderr tail are the script's.
-        TransferError::Remote { result, .. } => host_failure(scope, cctx, "", what, *result),
+        TransferError::Remote { result, .. } => {
+            host_failure(scope, cctx, "", what, result.map_err(|e| e.naming(what)))
+        }
         TransferError::Changed(text) => {
             throw(Failure::host(&scope.host, Kind::CommandFailed, text))
         }

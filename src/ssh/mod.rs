@@ -303,6 +303,18 @@ pub enum SshError {
 }
 
 impl SshError {
+    /// The failure of a command sent for something the user named otherwise (an upload's
+    /// internal script, named `upload a -> b`): the same, naming it `label`.
+    pub fn naming(mut self, label: &str) -> Self {
+        match &mut self {
+            SshError::ConnectionLost { command, .. }
+            | SshError::CommandTimeout { command, .. }
+            | SshError::CommandStopped { command, .. } => *command = label.to_string(),
+            _ => {}
+        }
+        self
+    }
+
     /// Whether this failure happened before any command could start (the host is unreachable,
     /// refused us, or its configuration is wrong), as opposed to a failure of or during a
     /// command.

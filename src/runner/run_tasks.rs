@@ -191,14 +191,17 @@ fn run_tasks(
         ));
     }
     loaded.validate(&tasks)?;
-    super::host_selection::empty_shard(
-        settings,
-        loaded.selected_hosts()?.len(),
-        loaded.selected_before_shard(),
-        &reporter.sink(),
-    );
     let ssh_config = loaded.ssh_config()?;
+    let empty_shard = || {
+        super::host_selection::empty_shard(
+            settings,
+            loaded.selected_hosts().map_or(0, |h| h.len()),
+            loaded.selected_before_shard(),
+            &reporter.sink(),
+        )
+    };
     if settings.dry_run {
+        empty_shard();
         let refused = fleet::config_refusals(
             &ssh_config,
             &loaded.selected_hosts()?,
@@ -228,6 +231,7 @@ fn run_tasks(
         command: None,
         start_unix_ms: unix_ms(SystemTime::now()),
     });
+    empty_shard();
     let result = loaded.run_tasks(&tasks, backend.clone());
     backend.settle_all();
     fleet.close();

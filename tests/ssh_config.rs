@@ -1442,6 +1442,7 @@ fn options_anywhere_json_dump_and_empty_environment() {
             "ROLES=",
             "TETHER_SSH_CONFIG=",
             env!("CARGO_BIN_EXE_tether"),
+            "--no-fold",
             "-f",
             &recipe,
             "-n",

@@ -132,9 +132,12 @@ impl Sandbox {
         }
     }
 
-    /// Runs the tether binary inside.
+    /// Runs the tether binary inside, with `--no-fold` (the tests read each host's own lines,
+    /// as the `Tether` harness does).
     pub fn tether(&self, args: &[&str]) -> Ran {
-        self.run(env!("CARGO_BIN_EXE_tether"), args)
+        let mut all = vec!["--no-fold"];
+        all.extend_from_slice(args);
+        self.run(env!("CARGO_BIN_EXE_tether"), &all)
     }
 
     /// The sandbox dir (outside view).

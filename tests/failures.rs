@@ -7,6 +7,17 @@ use crate::support;
 use support::lab::Lab;
 use support::recipe::{lab, lab_recipe, RecipeDir};
 
+/// The lab's ssh config with `extra` after it, in the file `name` of the lab's directory.
+fn config_with(lab: &Lab, name: &str, extra: &str) -> std::path::PathBuf {
+    let cfg = lab.dir().join(name);
+    let lab_cfg = std::fs::read_to_string(lab.ssh_config()).unwrap();
+    std::fs::write(&cfg, format!("{lab_cfg}\n{extra}")).unwrap();
+    cfg
+}
+
+/// A host whose ProxyJump is itself: a route that loops.
+const BROKEN: &str = "Host broken\n  HostName 127.0.0.1\n  ProxyJump broken\n";
+
 /// `Host *` with a ProxyJump to a bastion the config reaches through itself: a configuration
 /// error, exit 2 on every path, and no host reported as holding a session.
 #[test]
@@ -554,13 +565,7 @@ fn the_summary_waits_for_every_connection_the_run_opened() {
 fn hosts_that_never_connected_are_never_called_stopped_early() {
     let lab = Lab::builder().names(&["app1", "app2"]).start();
     let port = support::net::closed_port();
-    let cfg = lab.dir().join("with_broken");
-    let lab_cfg = std::fs::read_to_string(lab.ssh_config()).unwrap();
-    std::fs::write(
-        &cfg,
-        format!("{lab_cfg}\nHost broken\n  HostName 127.0.0.1\n  ProxyJump broken\n"),
-    )
-    .unwrap();
+    let cfg = config_with(&lab, "with_broken", BROKEN);
     let mut r = RecipeDir::new(
         "never-connected",
         &format!(
@@ -604,13 +609,14 @@ fn hosts_that_never_connected_are_never_called_stopped_early() {
 #[test]
 fn a_jump_host_that_cannot_be_reached_is_said_once() {
     let lab = Lab::builder().names(&["app1"]).start();
-    let cfg = lab.dir().join("jumped");
-    let lab_cfg = std::fs::read_to_string(lab.ssh_config()).unwrap();
-    std::fs::write(
-        &cfg,
-        format!("{lab_cfg}\nHost jumped\n  HostName 127.0.0.1\n  ProxyJump nobastion.invalid\n"),
-    )
-    .unwrap();
+    let cfg = config_with(
+        &lab,
+        "jumped",
+        "Host jumped
+  HostName 127.0.0.1
+  ProxyJump nobastion.invalid
+",
+    );
     let out = support::tether::Tether::new()
         .ssh_config(&cfg)
         .args(&["run", "--hosts", "app1,jumped", "--", "true"])
@@ -634,13 +640,7 @@ fn a_jump_host_that_cannot_be_reached_is_said_once() {
 fn hosts_not_started_that_never_connected_are_failed_hosts() {
     let lab = Lab::builder().names(&["app1", "app2"]).start();
     let port = support::net::closed_port();
-    let cfg = lab.dir().join("with_broken");
-    let lab_cfg = std::fs::read_to_string(lab.ssh_config()).unwrap();
-    std::fs::write(
-        &cfg,
-        format!("{lab_cfg}\nHost broken\n  HostName 127.0.0.1\n  ProxyJump broken\n"),
-    )
-    .unwrap();
+    let cfg = config_with(&lab, "with_broken", BROKEN);
     let mut r = RecipeDir::new(
         "sequence-never-connected",
         &format!(

@@ -70,10 +70,11 @@ fn temp_files(dir: &Path) -> Vec<std::path::PathBuf> {
         .collect()
 }
 
-/// The pid of the remote `cat` filling an upload's temporary file on `host`.
-fn remote_cat(lab: &support::lab::Lab, host: &str) -> Option<u32> {
+/// The pid of a process of `host` running `program` (the remote `cat` filling an upload's
+/// temporary file, the `sha256sum` checking it).
+fn remote(lab: &support::lab::Lab, host: &str, program: &str) -> Option<u32> {
     lab.host_pids(host).into_iter().find(|pid| {
-        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "cat")
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == program)
     })
 }
 
@@ -97,39 +98,30 @@ fn cut_off_at(fraction: f64) {
     let data: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
     std::fs::write(r.path("big.bin"), &data).unwrap();
     let root = lab.host("db1").root_dir.clone();
-    std::fs::write(root.join("big.bin"), "the previous release's file\n").unwrap();
-    let child = r.tether().args(&["up", "--no-keepalive"]).spawn();
-    let started = Instant::now();
     let want = (SIZE as f64 * fraction) as u64;
-    let (tmp, cat) = loop {
-        if let (Some(tmp), Some(cat)) = (temp_files(&root).pop(), remote_cat(&lab, "db1")) {
-            break (tmp, cat);
+    // A loaded machine may let the last bytes in between the size read and the SIGSTOP: that
+    // try cuts nothing, and is made again (three tries at most).
+    let mut tries = 0;
+    let (child, tmp, cat) = loop {
+        tries += 1;
+        std::fs::write(root.join("big.bin"), "the previous release's file\n").unwrap();
+        let child = r.tether().args(&["up", "--no-keepalive"]).spawn();
+        let (tmp, cat) = stopped_at(&lab, &root, want);
+        if std::fs::metadata(&tmp).map_or(0, |m| m.len()) < SIZE as u64 {
+            break (child, tmp, cat);
         }
         assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no temporary file appeared"
+            tries < 3,
+            "the whole file arrived before the cut, three times"
         );
-        std::thread::sleep(Duration::from_millis(1));
+        signal(cat, libc::SIGCONT);
+        child.wait_with_output().unwrap();
     };
-    loop {
-        let got = std::fs::metadata(&tmp).map(|m| m.len()).unwrap_or(0);
-        if got >= want {
-            signal(cat, libc::SIGSTOP);
-            let got = std::fs::metadata(&tmp).map(|m| m.len()).unwrap_or(0);
-            assert!(got < SIZE as u64, "the whole file arrived before the cut");
-            assert_eq!(
-                mode(&tmp),
-                0o600,
-                "the temporary file is private while it fills"
-            );
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "only {got} bytes arrived"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    assert_eq!(
+        mode(&tmp),
+        0o600,
+        "the temporary file is private while it fills"
+    );
     lab.kill_connections("db1");
     signal(cat, libc::SIGCONT);
     let out = child.wait_with_output().unwrap();
@@ -151,6 +143,34 @@ fn cut_off_at(fraction: f64) {
         std::fs::read_to_string(root.join("big.bin")).unwrap(),
         "the previous release's file\n"
     );
+}
+
+/// Once an upload's temporary file in `root` holds `want` bytes: its remote `cat`, stopped
+/// (SIGSTOP), and the file.
+fn stopped_at(lab: &support::lab::Lab, root: &Path, want: u64) -> (std::path::PathBuf, u32) {
+    let started = Instant::now();
+    let (tmp, cat) = loop {
+        if let (Some(tmp), Some(cat)) = (temp_files(root).pop(), remote(lab, "db1", "cat")) {
+            break (tmp, cat);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no temporary file appeared"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    loop {
+        let got = std::fs::metadata(&tmp).map(|m| m.len()).unwrap_or(0);
+        if got >= want {
+            signal(cat, libc::SIGSTOP);
+            return (tmp, cat);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "only {got} bytes arrived"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 #[test]
@@ -503,11 +523,7 @@ fn an_upload_interrupted_while_it_is_placed_leaves_no_temporary_file() {
     // The check of the arrived file: stopped on the host while tether is told to stop.
     let started = Instant::now();
     let sum = loop {
-        let found = lab.host_pids("db1").into_iter().find(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .is_ok_and(|c| c.trim() == "sha256sum")
-        });
-        if let Some(pid) = found {
+        if let Some(pid) = remote(&lab, "db1", "sha256sum") {
             break pid;
         }
         assert!(

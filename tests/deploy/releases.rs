@@ -315,3 +315,74 @@ fn releases_an_earlier_tether_published_without_the_marker_stay_complete() {
         assert!(complete(&lab, h, "20250101000002"), "{h}");
     }
 }
+
+/// A directory of 14 digits that is no UTC time (`99999999999999`, `00000000000000`, month 13)
+/// is a stray: left alone with what it holds, never removed as unfinished, never listed or
+/// rolled back to; and `current` written otherwise than `/srv/shop/releases/NAME` (relative,
+/// a trailing `/`, `//`) still names its release, which cleanup keeps (before: cleanup removed
+/// the live release, `current` left dangling).
+#[test]
+fn names_that_are_no_time_are_strays_and_current_is_its_release_however_written() {
+    let lab = lab();
+    let dir = Dir::new("no-time");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    let rel = |h: &str| shop(&lab, h).join("releases");
+    fs::create_dir_all(rel("web1").join("99999999999999")).unwrap();
+    fs::write(rel("web1").join("99999999999999/data"), "precious\n").unwrap();
+    for name in ["00000000000000", "20251302000000"] {
+        fs::create_dir_all(rel("web1").join(name)).unwrap();
+        fs::write(rel("web1").join(name).join(".tether-complete"), "x\n").unwrap();
+    }
+    app.commit("v2");
+    deploy(&dir, &lab, "20250101000002", &[])
+        .status(0)
+        .stdout_contains("web1: /srv/shop/releases holds entries that are not releases, left alone: 00000000000000 (directory), 20251302000000 (directory), 99999999999999 (directory)\n")
+        .stdout_lacks("removed unfinished");
+    assert_eq!(read(rel("web1").join("99999999999999/data")), "precious\n");
+    // A newer release, then current back on 20250101000002, written three other ways.
+    app.commit("v3");
+    deploy(&dir, &lab, "20250101000003", &[]).status(0);
+    for (h, link) in [
+        ("web2", "releases/20250101000002"),
+        ("resque1", "/srv/shop/releases/20250101000002/"),
+        ("resque2", "/srv//shop/releases/20250101000002"),
+    ] {
+        let current = shop(&lab, h).join("current");
+        fs::remove_file(&current).unwrap();
+        std::os::unix::fs::symlink(link, &current).unwrap();
+    }
+    tether(&dir, &lab, &["deploy:cleanup", "-s", "keep_releases=1"]).status(0);
+    for h in ["web2", "resque1", "resque2"] {
+        assert!(
+            complete(&lab, h, "20250101000002"),
+            "{h} lost its live release"
+        );
+    }
+    // Rolled back until no release is left before current, web1 is refused, and never goes to
+    // 00000000000000 (a name that is no time, which sorts before every release).
+    app.commit("v4");
+    deploy(&dir, &lab, "20250101000004", &[]).status(0);
+    tether(&dir, &lab, &["deploy:rollback"]).status(0);
+    for h in HOSTS {
+        assert_eq!(
+            current(&lab, h).as_deref(),
+            Some("/srv/shop/releases/20250101000003"),
+            "{h}"
+        );
+    }
+    let web1 = ["deploy:rollback", "--hosts", "web1"];
+    tether(&dir, &lab, &web1).status(0);
+    assert_eq!(
+        current(&lab, "web1").as_deref(),
+        Some("/srv/shop/releases/20250101000002")
+    );
+    tether(&dir, &lab, &web1)
+        .status(1)
+        .stderr_contains("no release before the current one");
+    assert_eq!(
+        current(&lab, "web1").as_deref(),
+        Some("/srv/shop/releases/20250101000002")
+    );
+}

@@ -442,3 +442,36 @@ fn an_encrypted_key_is_unlocked_by_a_passphrase_typed_on_the_terminal() {
     );
     assert!(stdout.contains("enc | unlocked"), "{stdout}");
 }
+
+/// Control characters in a command's output are shown (`\x1b`, `\x06`), and never eat what
+/// follows: before, an unfinished escape sequence (`ESC ^`, `ESC ]`) swallowed the rest of its
+/// line and its newline in a log (the next line glued on), and other control bytes vanished.
+/// Colours (whole CSI sequences) are kept for the terminal, stripped from a log.
+#[test]
+fn control_characters_in_output_are_shown_and_eat_nothing() {
+    let lab = Lab::start(1);
+    let out = Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["run", "--hosts", "host1", "--"])
+        .arg(r#"printf 'A1\033^x\nA2\n'; printf 'B1\033]0;t\nB2\n'; printf 'C1\006\037c\n'; printf '\033[31mred\033[0m\n'"#)
+        .run();
+    out.status(0);
+    let lines: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("host1 | "))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "host1 | A1\\x1b^x",
+            "host1 | A2",
+            "host1 | B1\\x1b]0;t",
+            "host1 | B2",
+            "host1 | C1\\x06\\x1fc",
+            "host1 | red"
+        ],
+        "{}",
+        out.stdout
+    );
+}

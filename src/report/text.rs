@@ -49,6 +49,60 @@ fn prefix(st: &State, host: &str, mark: &str, mark_style: Style) -> String {
     format!("{name} {}", paint(mark_style, mark))
 }
 
+/// A command's output line as text output shows it: control characters as `\xNN` (as bytes
+/// that are not UTF-8 are, see `ssh::exec::incoming`), but for tabs and whole CSI sequences
+/// (colours: `ESC [ ... m`), which a terminal draws and anstream strips from a log. Any other
+/// escape sequence would be taken in by the terminal or by anstream's stripping, which reads an
+/// unfinished one (`ESC ]` without its end) on into the next line and its newline: the line
+/// would be lost, or glued to the next. JSON keeps the line as it is.
+pub fn visible(line: &str) -> std::borrow::Cow<'_, str> {
+    let plain = |c: char| c == '\t' || !(c.is_control());
+    if line.chars().all(plain) {
+        return line.into();
+    }
+    let mut out = String::with_capacity(line.len() + 8);
+    let mut rest = line;
+    while let Some(c) = rest.chars().next() {
+        if c == '\x1b' {
+            if let Some(len) = csi_len(rest) {
+                out.push_str(&rest[..len]);
+                rest = &rest[len..];
+                continue;
+            }
+        }
+        if plain(c) {
+            out.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("\\x{b:02x}"));
+            }
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    out.into()
+}
+
+/// The length of the whole CSI sequence `text` starts with (`ESC [`, parameter bytes, then
+/// intermediate bytes, then a final byte, ECMA-48), if it does.
+fn csi_len(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    if bytes.get(1) != Some(&b'[') {
+        return None;
+    }
+    let mut i = 2;
+    while bytes.get(i).is_some_and(|b| (0x30..=0x3f).contains(b)) {
+        i += 1;
+    }
+    while bytes.get(i).is_some_and(|b| (0x20..=0x2f).contains(b)) {
+        i += 1;
+    }
+    bytes
+        .get(i)
+        .filter(|b| (0x40..=0x7e).contains(*b))
+        .map(|_| i + 1)
+}
+
 /// The mark of a host's line of `lane`, and its style.
 fn mark(lane: Lane) -> (&'static str, Style) {
     match lane {
@@ -94,7 +148,7 @@ pub fn host_lines(look: Look, event: &Event) -> Option<Vec<(Lane, String)>> {
     };
     let plan = |text: String| vec![(Lane::Stdout, text)];
     Some(match &event.kind {
-        EventKind::Output { stream, line } => vec![(Lane::from(*stream), line.clone())],
+        EventKind::Output { stream, line } => vec![(Lane::from(*stream), visible(line).into())],
         // Quiet by default, on a terminal (the status line shows idle hosts kept alive) and in
         // a log alike: the summary counts them.
         EventKind::Heartbeat { rtt, probe, beat } if look.verbose => tether(format!(
@@ -238,7 +292,7 @@ pub fn text_lines(st: &State, look: Look, event: &Event) -> Vec<String> {
             vec![format!("» {hosts} $ {command}")]
         }
         EventKind::PlannedLocal { command } => vec![format!("local | $ {command}")],
-        EventKind::LocalOutput { line, .. } => vec![format!("local ! {line}")],
+        EventKind::LocalOutput { line, .. } => vec![format!("local ! {}", visible(line))],
         EventKind::Summary {
             hosts, duration, ..
         } => summary_text(st, look, hosts, *duration),
@@ -387,4 +441,22 @@ fn sessions_text(st: &State, look: Look, title: &str, elapsed: Duration) -> Vec<
         out.push(format!("  {host:width$}  {what}"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::visible;
+
+    #[test]
+    fn control_characters_are_shown_and_colours_kept() {
+        assert_eq!(visible("plain\ttext"), "plain\ttext");
+        assert_eq!(visible("\x1b[31mred\x1b[0m"), "\x1b[31mred\x1b[0m");
+        assert_eq!(visible("A1\x1b^x"), "A1\\x1b^x");
+        assert_eq!(visible("B1\x1b]0;t"), "B1\\x1b]0;t");
+        assert_eq!(visible("C1\x06\x1fc"), "C1\\x06\\x1fc");
+        // An unfinished CSI, a BEL, a NUL, DEL, a C1 control.
+        assert_eq!(visible("x\x1b[31"), "x\\x1b[31");
+        assert_eq!(visible("a\x07b\x00c\x7fd"), "a\\x07b\\x00c\\x7fd");
+        assert_eq!(visible("e\u{9b}f"), "e\\xc2\\x9bf");
+    }
 }

@@ -1365,3 +1365,122 @@ fn a_command_a_killed_run_left_writing_ends_once_nobody_reads_it() {
             && processes(&lab, "host1", "_tether").is_empty()
     });
 }
+
+/// How a round of `a_stop_while_reattaching_ends_the_wait_not_the_bound` ends the wait.
+#[derive(Clone, Copy, Debug)]
+enum EndedBy {
+    /// Ctrl-C to tether.
+    Interrupt,
+    /// SIGTERM to tether.
+    Terminate,
+    /// The command's `--timeout` passes.
+    Timeout,
+}
+
+/// A command whose connection was lost waits for its re-attach bound (60 s here) only while
+/// nothing stops it (fresh-eyes finding, stop 27: Ctrl-C while the host could not be reached
+/// was answered only when the whole bound had passed). Ctrl-C and SIGTERM end the wait at the
+/// attempt under way (`ConnectTimeout` 5 s in the lab's config), and so does the command's
+/// timeout; the failure says why, and that the remote state is unknown, and counts the
+/// connection lost from when it was lost. The host stays silent: the command is named with
+/// how to stop it (`tether_run_stops_an_orphan_before_it_exits_or_says_how_to` has a host
+/// that answers again).
+#[test]
+fn a_stop_while_reattaching_ends_the_wait_not_the_bound() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let marker = lab.host("host1").root_dir.join("marker");
+    let listener = lab.host("host1").pid as libc::pid_t;
+    for (round, ended_by) in [EndedBy::Interrupt, EndedBy::Terminate, EndedBy::Timeout]
+        .into_iter()
+        .enumerate()
+    {
+        std::fs::write(&marker, "").unwrap();
+        let sleep = format!("sleep 4{round}");
+        let command = format!("echo ran >> /srv/marker; {sleep}");
+        let mut args = vec!["--reattach", "60s", "run", "--hosts", "host1"];
+        if let EndedBy::Timeout = ended_by {
+            args.extend(["--timeout", "8s"]);
+        }
+        let started = Instant::now();
+        let child = support::tether::Tether::new()
+            .ssh_config(&lab.ssh_config())
+            .args(&args)
+            .args(&["--", &command])
+            .spawn();
+        wait_until("the command never started", || {
+            std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+        });
+        // The listener answers no new connection: re-attaching waits...
+        // SAFETY: kill(2) on the lab's own sshd listener.
+        unsafe { libc::kill(listener, libc::SIGSTOP) };
+        lab.kill_connections("host1");
+        let lost = Instant::now();
+        std::thread::sleep(Duration::from_millis(1500));
+        let signal = match ended_by {
+            EndedBy::Interrupt => Some(libc::SIGINT),
+            EndedBy::Terminate => Some(libc::SIGTERM),
+            EndedBy::Timeout => None,
+        };
+        let stopped = Instant::now();
+        if let Some(signal) = signal {
+            // SAFETY: kill(2) on the tether this test started.
+            unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        }
+        let out = child.wait_with_output().unwrap();
+        let ended = Instant::now();
+        // SAFETY: as above.
+        unsafe { libc::kill(listener, libc::SIGCONT) };
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // One attempt (5 s) and the last contact (5 s) at most, never the 60 s bound.
+        assert!(
+            ended - stopped < Duration::from_secs(25),
+            "{ended_by:?}: {:?} after the stop\n{text}",
+            ended - stopped
+        );
+        let (code, why) = match ended_by {
+            EndedBy::Interrupt => (130, "re-attaching was given up as tether was interrupted"),
+            EndedBy::Terminate => (130, "re-attaching was given up as tether was interrupted"),
+            EndedBy::Timeout => (1, "not re-attached before its timeout (8.0 s) passed"),
+        };
+        assert_eq!(out.status.code(), Some(code), "{ended_by:?}\n{text}");
+        assert!(text.contains(why), "{ended_by:?}\n{text}");
+        assert!(
+            text.contains("remote state unknown"),
+            "{ended_by:?}\n{text}"
+        );
+        // The connection was lost about 1-3 s in (the kill, found at once), not when
+        // re-attaching ended.
+        let head = format!("connection lost during `{command}` on host1 after ");
+        let after = text
+            .split(&head)
+            .nth(1)
+            .and_then(|rest| rest.split(';').next())
+            .and_then(|d| match d.split_once(' ') {
+                Some((n, "ms")) => n.parse::<f64>().ok().map(|ms| ms / 1000.0),
+                Some((n, "s")) => n.parse::<f64>().ok(),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{ended_by:?}: no `{head}N s;`\n{text}"));
+        let lost_in = (lost - started).as_secs_f64();
+        assert!(
+            after <= lost_in + 1.0,
+            "{ended_by:?}: lost after {after} s, killed {lost_in:.1} s in\n{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "host1 ~ warning: `{command}` may still be running on host1"
+            )),
+            "{ended_by:?}\n{text}"
+        );
+        let left = processes(&lab, "host1", &sleep);
+        assert!(!left.is_empty(), "{ended_by:?}\n{text}");
+        for pid in left {
+            // SAFETY: kill(2) on the lab host's orphan, found by its command line.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        }
+    }
+}

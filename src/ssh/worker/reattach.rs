@@ -9,6 +9,7 @@ use crate::event::EventKind;
 use crate::ssh::exec::{self, ExecError, ExecOptions, ExecOutput, Supervision};
 use crate::ssh::supervisor::Placement;
 use crate::ssh::SshError;
+use crate::stop::Stop;
 
 /// How long the last attempt to reach a host, when tether is about to exit, may take to stop a
 /// command left running there when re-attaching to it failed (at most `ConnectTimeout`).
@@ -18,8 +19,12 @@ impl WorkerState {
     /// The connection died while `command` ran under the supervisor (`sup`, started at
     /// `started`): connects again (the pinned host key, the usual backoff) within the
     /// re-attach bound and resumes it, as often as it is lost again. `Ok` is the resumed
-    /// command's result; `Err` the failure when the bound passed (the command is then an
-    /// orphan, stopped at the next contact) or its directory was gone: remote state unknown.
+    /// command's result; `Err` the failure when re-attaching ended first (the command is then
+    /// an orphan, stopped at the next contact) or its directory was gone: remote state
+    /// unknown. Re-attaching ends at the bound, at the command's own timeout, or when the
+    /// command is stopped (Ctrl-C, SIGTERM, `watch --kill`, a step abort), checked between
+    /// attempts: a stop waits at most for the attempt under way (`ConnectTimeout`), never
+    /// for the whole bound.
     pub(super) fn reattach(
         &mut self,
         command: &str,
@@ -29,20 +34,42 @@ impl WorkerState {
         mut reason: String,
     ) -> Result<Result<ExecOutput, ExecError>, SshError> {
         let bound = opts.reattach.unwrap_or(self.owner.settings.reattach);
+        let timeout = opts.timeout.map(|t| (t, started + t));
         loop {
             let lost_at = Instant::now();
             self.conn = None;
-            if let Err(e) = self.connect_within(lost_at + bound) {
+            let until = match timeout {
+                Some((_, deadline)) => deadline.min(lost_at + bound),
+                None => lost_at + bound,
+            };
+            if let Err(e) = self.connect_within(until, &opts.stop) {
                 self.orphans.push(Orphan {
                     id: sup.id.clone(),
                     command: command.to_string(),
                     place: sup.place.clone(),
                 });
                 let within = crate::duration::format(bound);
+                let (ended, short) = match (opts.stop.reason(), timeout) {
+                    (Some(why), _) => (
+                        format!("re-attaching was given up as {why}"),
+                        format!("re-attaching was given up ({why})"),
+                    ),
+                    (None, Some((t, deadline))) if Instant::now() >= deadline => {
+                        let t = crate::duration::format(t);
+                        (
+                            format!("not re-attached before its timeout ({t}) passed ({e})"),
+                            format!("not re-attached before its timeout ({t})"),
+                        )
+                    }
+                    (None, _) => (
+                        format!("not re-attached within {within} ({e})"),
+                        format!("not re-attached within {within}"),
+                    ),
+                };
                 let reason = format!(
-                    "{reason}; not re-attached within {within} ({e}): remote state unknown, the \
-                     command may still be running (tether tries to stop it before its next \
-                     command on this host, or before it exits)"
+                    "{reason}; {ended}: remote state unknown, the command may still be running \
+                     (tether tries to stop it before its next command on this host, or before \
+                     it exits)"
                 );
                 // Not a host known unreachable: the bound was this command's. The next
                 // contact reconnects under the usual policy at once (and stops the orphan
@@ -50,17 +77,15 @@ impl WorkerState {
                 self.lost = Some((
                     SshError::Session {
                         host: self.owner.name.to_string(),
-                        reason: format!(
-                            "the connection was lost during `{command}` and not re-attached \
-                             within {within}"
-                        ),
+                        reason: format!("the connection was lost during `{command}` and {short}"),
                     },
                     None,
                 ));
+                // When the connection was lost, not when re-attaching ended.
                 return Err(SshError::ConnectionLost {
                     host: self.owner.name.to_string(),
                     command: command.to_string(),
-                    elapsed: started.elapsed(),
+                    elapsed: lost_at.saturating_duration_since(started),
                     reason,
                 });
             }
@@ -92,12 +117,21 @@ impl WorkerState {
     }
 
     /// Connects again (the pinned host key) with backoff 1, 2, 4 ... s up to the cap, until
-    /// `until`; the last error when no attempt worked. Each attempt gives up when `until`
-    /// passes, whatever `ConnectTimeout` says; a bound already spent (`--reattach 0`) still
-    /// gets one attempt, with the config's `ConnectTimeout`.
-    pub(super) fn connect_within(&mut self, until: Instant) -> Result<(), SshError> {
+    /// `until` or until `stop` is set (asked before each attempt and during the pauses); the
+    /// last error when no attempt worked. Each attempt gives up when `until` passes, whatever
+    /// `ConnectTimeout` says; a bound already spent (`--reattach 0`) still gets one attempt,
+    /// with the config's `ConnectTimeout`.
+    pub(super) fn connect_within(&mut self, until: Instant, stop: &Stop) -> Result<(), SshError> {
         let mut delay = Duration::from_secs(1);
+        let host = self.owner.name.to_string();
+        let stopping = |why: String| SshError::Session {
+            host: host.clone(),
+            reason: why,
+        };
         loop {
+            if let Some(why) = stop.reason() {
+                return Err(stopping(why.to_string()));
+            }
             let left = until.saturating_duration_since(Instant::now());
             match self.owner.connect_for((!left.is_zero()).then_some(left)) {
                 Ok(conn) => {
@@ -118,10 +152,10 @@ impl WorkerState {
             let wake = Instant::now() + delay;
             while Instant::now() < wake {
                 if self.owner.stop.load(Ordering::SeqCst) {
-                    return Err(SshError::Session {
-                        host: self.owner.name.to_string(),
-                        reason: "tether is stopping".into(),
-                    });
+                    return Err(stopping("tether is stopping".into()));
+                }
+                if let Some(why) = stop.reason() {
+                    return Err(stopping(why.to_string()));
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }

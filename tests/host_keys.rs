@@ -491,3 +491,72 @@ fn a_portless_entry_does_not_change_the_negotiated_key_type() {
         }
     }
 }
+
+/// `UserKnownHostsFile none` leaves ssh nowhere to record a new host key, and ssh then
+/// refuses it whatever `StrictHostKeyChecking` says (sshconnect.c `check_host_key`: a new key
+/// with the user files read-only is a verification failure); tether accepted it with a
+/// warning under `no` and `accept-new` (fresh-eyes finding, stop 28: connected to a host no
+/// known_hosts vouched for). Each case is checked against ssh itself: a key known from
+/// `GlobalKnownHostsFile` still connects, and `/dev/null` is a file ssh records into.
+#[test]
+fn user_known_hosts_file_none_refuses_a_new_host_key_as_ssh_does() {
+    let lab = Lab::start(1);
+    let global = lab.dir().join("global_known_hosts");
+    std::fs::copy(lab.known_hosts(), &global).unwrap();
+    let global = format!("  GlobalKnownHostsFile {}\n", global.display());
+    let cases = [
+        (
+            "none_no",
+            "  UserKnownHostsFile none\n  StrictHostKeyChecking no\n",
+            false,
+        ),
+        (
+            "none_off",
+            "  UserKnownHostsFile none\n  StrictHostKeyChecking off\n",
+            false,
+        ),
+        (
+            "none_accept_new",
+            "  UserKnownHostsFile none\n  StrictHostKeyChecking accept-new\n",
+            false,
+        ),
+        (
+            "none_yes",
+            "  UserKnownHostsFile none\n  StrictHostKeyChecking yes\n",
+            false,
+        ),
+        ("none_default", "  UserKnownHostsFile none\n", false),
+        (
+            "none_global",
+            &format!("  UserKnownHostsFile none\n  StrictHostKeyChecking no\n{global}"),
+            true,
+        ),
+        (
+            "dev_null_no",
+            "  UserKnownHostsFile /dev/null\n  StrictHostKeyChecking no\n",
+            true,
+        ),
+    ];
+    for (name, extra, connects) in cases {
+        let config = config(&lab, name, extra, &lab.dir().join("unused_known_hosts"));
+        let (ssh_ok, ssh_said) = ssh(&config);
+        assert_eq!(ssh_ok, connects, "{name}: ssh itself: {ssh_said}");
+        let out = run(&config);
+        let text = format!("{}{}", out.stdout, out.stderr);
+        if connects {
+            assert_eq!(out.status, 0, "{name}\n{}", text);
+            assert!(out.stdout.contains("reached"), "{name}\n{}", text);
+        } else {
+            assert_eq!(out.status, 3, "{name}\n{}", text);
+            assert!(!out.stdout.contains("reached"), "{name}\n{}", text);
+            assert!(
+                text.contains(
+                    "refusing to connect, as ssh does: UserKnownHostsFile is none, so a new host \
+                     key cannot be recorded, whatever StrictHostKeyChecking says"
+                ),
+                "{name}\n{}",
+                text
+            );
+        }
+    }
+}

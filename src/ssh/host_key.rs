@@ -122,24 +122,25 @@ impl HostKeyPolicy<'_> {
                         HostKeyCheck::NotFound | HostKeyCheck::Mismatch(_) => {}
                     }
                 }
-                if cfg.strict_host_key_checking == StrictHostKeyChecking::Yes {
-                    let other = OtherEntries {
-                        keys: describe(&self.known.recorded(&lookup)),
-                        authorities: locations(&self.known.authorities(&lookup)),
-                        certificate_types: self.certificate_types.join(", "),
-                    };
-                    return Err(SshError::UnknownHostKey {
-                        host: name.to_string(),
-                        known_hosts: cfg.user_known_hosts.first().map_or_else(
-                            || "a known_hosts file (UserKnownHostsFile is none)".to_string(),
-                            |f| f.display().to_string(),
-                        ),
-                        other: Box::new(other),
-                        name: lookup,
-                        key: format!("{key_type} {presented}"),
-                    });
+                let strict = cfg.strict_host_key_checking == StrictHostKeyChecking::Yes;
+                match cfg.user_known_hosts.first() {
+                    Some(file) if !strict => self.accept_new(&lookup, key, file, warn),
+                    // Refused under `yes`, and where no user file could record it (`none`).
+                    record_in => {
+                        let other = OtherEntries {
+                            keys: describe(&self.known.recorded(&lookup)),
+                            authorities: locations(&self.known.authorities(&lookup)),
+                            certificate_types: self.certificate_types.join(", "),
+                        };
+                        Err(SshError::UnknownHostKey {
+                            host: name.to_string(),
+                            known_hosts: record_in.cloned(),
+                            other: Box::new(other),
+                            name: lookup,
+                            key: format!("{key_type} {presented}"),
+                        })
+                    }
                 }
-                self.accept_new(&lookup, key, warn)
             }
         }
     }
@@ -153,24 +154,18 @@ impl HostKeyPolicy<'_> {
             .is_some_and(|portless| self.known.check(portless, key) == HostKeyCheck::Match)
     }
 
-    /// `StrictHostKeyChecking accept-new` (or `no`): records `key` in the first
+    /// `StrictHostKeyChecking accept-new` (or `no`): records `key` in `file`, the first
     /// `UserKnownHostsFile`.
     fn accept_new(
         &self,
         lookup: &str,
         key: &[u8],
+        file: &std::path::Path,
         warn: &mut dyn FnMut(String),
     ) -> Result<(), SshError> {
         let name = self.name;
         let key_type = known_hosts::blob_key_type(key).unwrap_or_else(|| "unknown".into());
         let presented = known_hosts::fingerprint(key);
-        let Some(file) = self.cfg.user_known_hosts.first() else {
-            warn(format!(
-                "{name}: accepted new host key for {lookup} ({key_type} {presented}) without \
-                 recording it (UserKnownHostsFile is none)"
-            ));
-            return Ok(());
-        };
         known_hosts::append(file, lookup, key, self.cfg.hash_known_hosts).map_err(|e| {
             SshError::Session {
                 host: name.to_string(),

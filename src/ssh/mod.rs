@@ -115,11 +115,24 @@ pub enum SshError {
         /// libssh2 message.
         reason: String,
     },
-    /// The host key is not in known_hosts and the policy refuses unknown hosts.
+    /// The host key is not in known_hosts and the policy refuses unknown hosts:
+    /// `StrictHostKeyChecking yes`, or no `UserKnownHostsFile` to record it in (`none`), where
+    /// ssh refuses a new key whatever `StrictHostKeyChecking` says (sshconnect.c: a new key
+    /// with no user file to write is a verification failure).
     #[error(
-        "{host}: host key for {name} is not known ({key}){other}; refusing to connect under \
-         StrictHostKeyChecking=yes. Add it to {known_hosts} (check the fingerprint first), or \
-         set `StrictHostKeyChecking accept-new` for this host"
+        "{host}: host key for {name} is not known ({key}){other}; {}",
+        match .known_hosts {
+            Some(file) => format!(
+                "refusing to connect under StrictHostKeyChecking=yes. Add it to {} (check the \
+                 fingerprint first), or set `StrictHostKeyChecking accept-new` for this host",
+                file.display()
+            ),
+            None => "refusing to connect, as ssh does: UserKnownHostsFile is none, so a new \
+                     host key cannot be recorded, whatever StrictHostKeyChecking says. Add it to \
+                     a known_hosts file this host reads (UserKnownHostsFile, \
+                     GlobalKnownHostsFile), after checking its fingerprint"
+                .to_string(),
+        }
     )]
     UnknownHostKey {
         /// Host as named by the user.
@@ -128,8 +141,8 @@ pub enum SshError {
         name: String,
         /// Presented key type and fingerprint (`ssh-ed25519 SHA256:...`).
         key: String,
-        /// Where it could be added.
-        known_hosts: String,
+        /// Where it could be added: the first `UserKnownHostsFile`; `None` for `none`.
+        known_hosts: Option<std::path::PathBuf>,
         /// What else known_hosts says about the name (keys of other types, CA lines).
         other: Box<OtherEntries>,
     },

@@ -279,3 +279,62 @@ fn an_identity_file_that_is_a_public_key_selects_the_agents_private_key() {
         }
     }
 }
+
+/// `PreferredAuthentications` lists the only methods ssh tries, compared as written; one
+/// without `publickey` makes ssh offer no key, and tether (public keys only) refuses it for
+/// that host, naming the line, where it logged in with the key (fresh-eyes finding, stop 28).
+/// Each list is checked against ssh itself.
+#[test]
+fn preferred_authentications_without_publickey_is_refused_as_ssh_offers_no_key() {
+    let lab = Lab::start(1);
+    let base = std::fs::read_to_string(lab.ssh_config()).unwrap();
+    let cases = [
+        ("keyboard-interactive", false),
+        ("password,keyboard-interactive", false),
+        ("PublicKey", false),
+        ("hostbased,gssapi-with-mic", false),
+        ("publickey", true),
+        ("gssapi-with-mic,publickey", true),
+        ("keyboard-interactive,publickey,password", true),
+    ];
+    for (i, (methods, connects)) in cases.into_iter().enumerate() {
+        let path = lab.dir().join(format!("cfg_preferred_{i}"));
+        std::fs::write(
+            &path,
+            format!("Host host1\n  PreferredAuthentications {methods}\n{base}"),
+        )
+        .unwrap();
+        let ssh = Command::new("ssh")
+            .arg("-F")
+            .arg(&path)
+            .args(["-o", "BatchMode=yes", "host1", "true"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            ssh.status.success(),
+            connects,
+            "{methods}: ssh itself: {}",
+            String::from_utf8_lossy(&ssh.stderr)
+        );
+        let out = Tether::new()
+            .ssh_config(&path)
+            .args(&["run", "--hosts", "host1", "--", "echo reached"])
+            .run();
+        let text = format!("{}{}", out.stdout, out.stderr);
+        if connects {
+            assert_eq!(out.status, 0, "{methods}\n{text}");
+            assert!(out.stdout.contains("reached"), "{methods}\n{text}");
+        } else {
+            assert_eq!(out.status, 2, "{methods}\n{text}");
+            assert!(!out.stdout.contains("reached"), "{methods}\n{text}");
+            assert!(
+                text.contains(&format!(
+                    "{}:2: PreferredAuthentications {methods} is refused: it leaves out \
+                     publickey",
+                    path.display()
+                )),
+                "{methods}\n{text}"
+            );
+        }
+    }
+}

@@ -180,7 +180,7 @@ pub static KEYWORDS: &[Keyword] = &[
     kw!("PermitLocalCommand", Shape::Flag, ignored("allows LocalCommand, which tether does not run")),
     kw!("PermitRemoteOpen", Shape::List, ignored(FORWARDING)),
     kw!("Port", Shape::Port, honoured),
-    kw!("PreferredAuthentications", Shape::Str, ignored(AUTH)),
+    kw!("PreferredAuthentications", Shape::Str, honoured),
     kw!("ProxyCommand", Shape::Command, honoured),
     kw!("ProxyJump", Shape::Jump, honoured),
     kw!("ProxyUseFdpass", Shape::Flag, refused(FLAG_NO, "tether cannot receive a connected socket from a proxy command")),

@@ -590,6 +590,22 @@ impl<'a> Resolution<'a> {
                 }
             }
         }
+        // ssh tries only the methods listed (compared as written: `PublicKey` is no method);
+        // public keys are tether's one method, so a list without them is a login ssh never
+        // makes.
+        if let Some(o) = self.opts.first.get("PreferredAuthentications") {
+            let text = o.value.text();
+            if !text.split(',').any(|m| m == "publickey") {
+                return Err(self.error(
+                    o.at.clone(),
+                    format!(
+                        "PreferredAuthentications {text} is refused: it leaves out publickey, \
+                         so ssh would never offer a key, and public keys are tether's only \
+                         authentication method"
+                    ),
+                ));
+            }
+        }
         if let Some(o) = &self.opts.proxy_command {
             if o.value.text() == "-" {
                 return Err(self.error(

@@ -338,3 +338,98 @@ fn preferred_authentications_without_publickey_is_refused_as_ssh_offers_no_key()
         }
     }
 }
+
+/// `PubkeyAcceptedAlgorithms` decides which keys ssh offers (a key whose type the list
+/// leaves out is skipped; an RSA key also counts as its SHA-2 signatures) and which RSA
+/// signature it makes. tether failed every host under any such line, `+ssh-rsa` included,
+/// with "leaves no algorithm that libssh2 supports (it supports: )", as libssh2 cannot list
+/// its signature algorithms (fresh-eyes finding, stop 28). Each list is checked against ssh
+/// itself, with the lab's ed25519 key and with an RSA key.
+#[test]
+fn pubkey_accepted_algorithms_selects_the_keys_offered_as_ssh_does() {
+    let lab = Lab::start(1);
+    let rsa = lab.dir().join("client_rsa");
+    sh(
+        lab.dir(),
+        &format!(
+            "ssh-keygen -q -t rsa -b 2048 -N '' -f {0} && cat {0}.pub >> authorized_keys",
+            rsa.display()
+        ),
+    );
+    let ed25519 = lab.client_key();
+    let cases = [
+        (&ed25519, "-ssh-ed25519", false),
+        (&ed25519, "rsa-sha2-512", false),
+        (&ed25519, "ssh-ed25519", true),
+        (&ed25519, "+ssh-rsa", true),
+        (&ed25519, "ssh-ed*", true),
+        (&ed25519, "^ssh-ed25519-cert-v01@openssh.com", true),
+        (&rsa, "rsa-sha2-256", true),
+        (&rsa, "rsa-sha2-512,ssh-ed25519", true),
+        (&rsa, "+ssh-rsa", true),
+        (&rsa, "ssh-ed25519", false),
+        (&rsa, "-rsa-sha2-*", false),
+        (&rsa, "ssh-rsa", false),
+    ];
+    for (i, (key, list, connects)) in cases.into_iter().enumerate() {
+        let name = format!("pubkey_{i}");
+        let extra = format!(
+            "  PubkeyAcceptedAlgorithms {list}\n  IdentityFile {}\n  IdentitiesOnly yes\n  \
+             IdentityAgent none\n",
+            key.display()
+        );
+        let path = config(&lab, &name, &extra);
+        let ssh = Command::new("ssh")
+            .arg("-F")
+            .arg(&path)
+            .args(["-o", "BatchMode=yes", "host1", "true"])
+            .output()
+            .unwrap();
+        let key_name = key.file_name().unwrap().to_string_lossy();
+        assert_eq!(
+            ssh.status.success(),
+            connects,
+            "{key_name} {list}: ssh itself: {}",
+            String::from_utf8_lossy(&ssh.stderr)
+        );
+        let out = Tether::new()
+            .ssh_config(&path)
+            .args(&["run", "--hosts", "host1", "--", "echo reached"])
+            .run();
+        let text = format!("{}{}", out.stdout, out.stderr);
+        if connects {
+            assert_eq!(out.status, 0, "{key_name} {list}\n{text}");
+            assert!(out.stdout.contains("reached"), "{key_name} {list}\n{text}");
+        } else {
+            assert_eq!(out.status, 3, "{key_name} {list}\n{text}");
+            assert!(!out.stdout.contains("reached"), "{key_name} {list}\n{text}");
+        }
+        let skipped = format!(
+            "key {} not offered: PubkeyAcceptedAlgorithms {list} leaves out its type",
+            key.display()
+        );
+        // `ssh-rsa` alone offers the RSA key (its type is listed), which sshd refuses.
+        let offered = connects || (key == &rsa && list == "ssh-rsa");
+        assert_eq!(
+            text.contains(&skipped),
+            !offered,
+            "{key_name} {list}\n{text}"
+        );
+    }
+    // A list that leaves no key type at all (ssh would offer no key and fail to log in) is
+    // refused when the config is read, naming the line.
+    let path = config(&lab, "pubkey_none", "  PubkeyAcceptedAlgorithms -*\n");
+    let out = Tether::new()
+        .ssh_config(&path)
+        .args(&["run", "--hosts", "host1", "--", "echo reached"])
+        .run();
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert_eq!(out.status, 2, "{text}");
+    assert!(
+        text.contains(&format!(
+            "{}:2: PubkeyAcceptedAlgorithms -* leaves no key type",
+            path.display()
+        )),
+        "{text}"
+    );
+}

@@ -67,11 +67,22 @@ fn certified_keys_log_in_and_unsupported_types_are_named() {
     run("no_cert", &format!("  IdentityFile {d}/id_ecdsa\n"))
         .status(3)
         .stdout_contains("authentication failed for user root");
-    // A certificate type libssh2 cannot use is named.
-    run("dsa", &format!("  IdentityFile {d}/id_dsa\n"))
+    // A DSA key and its certificate are not offered under ssh's default
+    // PubkeyAcceptedAlgorithms, as ssh skips them.
+    run("dsa_default", &format!("  IdentityFile {d}/id_dsa\n"))
         .status(3)
         .stdout_contains(&format!(
-            "certificate {d}/id_dsa-cert.pub: key type ssh-dss-cert-v01@openssh.com is not \
-             supported by libssh2"
+            "certificate {d}/id_dsa-cert.pub not offered: ssh's default \
+             PubkeyAcceptedAlgorithms leaves out its type ssh-dss-cert-v01@openssh.com"
         ));
+    // Accepted by the config, a certificate type libssh2 cannot use is named.
+    run(
+        "dsa",
+        &format!("  IdentityFile {d}/id_dsa\n  PubkeyAcceptedAlgorithms +ssh-dss*\n"),
+    )
+    .status(3)
+    .stdout_contains(&format!(
+        "certificate {d}/id_dsa-cert.pub: key type ssh-dss-cert-v01@openssh.com is not \
+             supported by libssh2"
+    ));
 }

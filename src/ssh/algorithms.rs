@@ -11,7 +11,9 @@
 use ssh2::{MethodType, Session};
 
 use super::certificate::{self, is_certificate_type};
-use super::config::{assemble, assemble_from, unusable, HostConfig};
+use super::config::{
+    assemble, assemble_from, pubkey_accepted, rsa_signatures, unusable, HostConfig,
+};
 use super::known_hosts;
 
 /// What known_hosts says about a host, for ordering its host key algorithms.
@@ -55,7 +57,7 @@ pub fn apply(session: &Session, cfg: &HostConfig, known: KnownTypes) -> Result<(
         pinned,
     } = known;
     let a = &cfg.algorithms;
-    let lists: [(&str, &Option<String>, &[MethodType]); 4] = [
+    let lists: [(&str, &Option<String>, &[MethodType]); 3] = [
         ("KexAlgorithms", &a.kex, &[MethodType::Kex]),
         (
             "Ciphers",
@@ -63,11 +65,6 @@ pub fn apply(session: &Session, cfg: &HostConfig, known: KnownTypes) -> Result<(
             &[MethodType::CryptCs, MethodType::CryptSc],
         ),
         ("MACs", &a.macs, &[MethodType::MacCs, MethodType::MacSc]),
-        (
-            "PubkeyAcceptedAlgorithms",
-            &a.pubkey,
-            &[MethodType::SignAlgo],
-        ),
     ];
     for (keyword, spec, methods) in lists {
         let Some(spec) = spec else { continue };
@@ -80,6 +77,16 @@ pub fn apply(session: &Session, cfg: &HostConfig, known: KnownTypes) -> Result<(
             session
                 .method_pref(*method, &list.join(","))
                 .map_err(|e| format!("{keyword} {spec}: {e}"))?;
+        }
+    }
+    // PubkeyAcceptedAlgorithms: the keys offered follow it (`auth.rs`); libssh2 is told only
+    // the RSA signatures it allows, as it cannot list what it signs with.
+    if let Some(spec) = &a.pubkey {
+        let rsa = rsa_signatures(&pubkey_accepted(Some(spec)));
+        if !rsa.is_empty() {
+            session
+                .method_pref(MethodType::SignAlgo, &rsa.join(","))
+                .map_err(|e| format!("PubkeyAcceptedAlgorithms {spec}: {e}"))?;
         }
     }
     let certificates = authority || pinned.is_some_and(is_certificate_type);

@@ -19,7 +19,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use ssh2::{Agent, PublicKey, Session};
 
-use super::config::HostConfig;
+use super::config::{key_type_accepted, pubkey_accepted, HostConfig};
 use super::disconnect::Watch;
 use super::known_hosts;
 use super::wire::Reader;
@@ -39,6 +39,7 @@ pub fn authenticate(name: &str, cfg: &HostConfig, session: &Session) -> Result<(
         watch: &watch,
         tried: Vec::new(),
         refused: 0,
+        accepted: pubkey_accepted(cfg.algorithms.pubkey.as_deref()),
     };
     let agent = open_agent(session, cfg);
     let agent_keys: &[PublicKey] = agent.as_ref().map_or(&[], |(_, keys)| keys);
@@ -69,11 +70,24 @@ pub fn authenticate(name: &str, cfg: &HostConfig, session: &Session) -> Result<(
             }
             continue;
         }
-        let certificates = if exists {
-            certificates_for(path, cfg)
-        } else {
-            Vec::new()
-        };
+        let mut certificates: Vec<PathBuf> = Vec::new();
+        for cert in certificates_for(path, cfg).into_iter().filter(|_| exists) {
+            let t = certificate_type(&cert);
+            match auth.accepts(&format!("certificate {}", cert.display()), t.as_deref()) {
+                true => certificates.push(cert),
+                // Paired with its key, and left out (said above).
+                false => certificates_used.push(cert),
+            }
+        }
+        let key_type = public
+            .as_ref()
+            .and_then(|p| known_hosts::blob_key_type(&p.blob));
+        // ssh skips a key whose type the list leaves out; its certificates are identities
+        // of their own.
+        let key_accepted = auth.accepts(&format!("key {}", path.display()), key_type.as_deref());
+        if !key_accepted && certificates.is_empty() {
+            continue;
+        }
         // The file's private key is needed for its certificates, and for the key itself
         // unless the agent holds it.
         let needs_file = !certificates.is_empty() || copy.is_none();
@@ -116,6 +130,12 @@ pub fn authenticate(name: &str, cfg: &HostConfig, session: &Session) -> Result<(
                 return Ok(());
             }
         }
+        if !key_accepted {
+            if let Some(key) = copy {
+                agent_used.push(key.blob());
+            }
+            continue;
+        }
         if let (Some(key), Some((agent, _))) = (copy, agent.as_ref()) {
             agent_used.push(key.blob());
             let what = format!("ssh-agent's copy of {}", path.display());
@@ -144,6 +164,11 @@ pub fn authenticate(name: &str, cfg: &HostConfig, session: &Session) -> Result<(
         let others: Vec<&PublicKey> = keys
             .iter()
             .filter(|k| !agent_used.contains(&k.blob()))
+            .filter(|k| {
+                let t = known_hosts::blob_key_type(k.blob());
+                let what = format!("ssh-agent key {}", describe_agent_key(k));
+                auth.accepts(&what, t.as_deref())
+            })
             .collect();
         let before = auth.tried.len();
         for key in &others {
@@ -195,9 +220,32 @@ struct Attempts<'a> {
     watch: &'a Watch<'a>,
     tried: Vec<String>,
     refused: usize,
+    /// What `PubkeyAcceptedAlgorithms` accepts (ssh's default list when unset).
+    accepted: Vec<String>,
 }
 
 impl Attempts<'_> {
+    /// Whether `what`, a key of `key_type` (`None`: not known before it is offered, as for
+    /// a private key file without its `.pub` that cannot be read), may be offered under
+    /// `PubkeyAcceptedAlgorithms`; a key left out is noted, as ssh skips it
+    /// (sshconnect2.c `key_type_allowed_by_config`).
+    fn accepts(&mut self, what: &str, key_type: Option<&str>) -> bool {
+        let Some(key_type) = key_type else {
+            return true;
+        };
+        if key_type_accepted(key_type, &self.accepted) {
+            return true;
+        }
+        let list = match &self.cfg.algorithms.pubkey {
+            Some(spec) => format!("PubkeyAcceptedAlgorithms {spec}"),
+            None => "ssh's default PubkeyAcceptedAlgorithms".to_string(),
+        };
+        self.tried.push(format!(
+            "{what} not offered: {list} leaves out its type {key_type}"
+        ));
+        false
+    }
+
     /// The outcome of offering `what`: Ok(true) logged in, Ok(false) refused (noted), Err the
     /// server closed the connection (no further key can be offered).
     fn offer(&mut self, result: Result<(), ssh2::Error>, what: String) -> Result<bool, SshError> {

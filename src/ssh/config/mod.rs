@@ -48,7 +48,10 @@ pub use host::{
 };
 pub use jump_spec::parse as parse_jump_spec;
 pub use local::Local;
-pub use negotiable::{assemble, assemble_from, supported, unusable, unusable_keyword};
+pub use negotiable::{
+    assemble, assemble_from, key_type_accepted, pubkey_accepted, rsa_signatures, supported,
+    unusable, unusable_keyword,
+};
 pub use pattern::{pattern_list_match, wildcard_match};
 
 use state::Inner;

@@ -6,6 +6,7 @@
 
 use ssh2::{MethodType, Session};
 
+use super::algorithm_names::KEY_TYPES;
 use super::host::Algorithms;
 use super::pattern::wildcard_match;
 
@@ -49,7 +50,18 @@ pub fn supported(method: MethodType) -> &'static [&'static str] {
 /// host's configuration is built, so such a host fails as a configuration error before
 /// anything connects.
 pub fn unusable_keyword(algorithms: &Algorithms) -> Option<(&'static str, String)> {
-    let lists: [(&'static str, &Option<String>, MethodType); 5] = [
+    if let Some(spec) = algorithms.pubkey.as_deref() {
+        if pubkey_accepted(Some(spec)).is_empty() {
+            return Some((
+                "PubkeyAcceptedAlgorithms",
+                format!(
+                    "PubkeyAcceptedAlgorithms {spec} leaves no key type (ssh knows: {})",
+                    KEY_TYPES.join(",")
+                ),
+            ));
+        }
+    }
+    let lists: [(&'static str, &Option<String>, MethodType); 4] = [
         ("KexAlgorithms", &algorithms.kex, MethodType::Kex),
         (
             "HostKeyAlgorithms",
@@ -58,11 +70,6 @@ pub fn unusable_keyword(algorithms: &Algorithms) -> Option<(&'static str, String
         ),
         ("Ciphers", &algorithms.ciphers, MethodType::CryptCs),
         ("MACs", &algorithms.macs, MethodType::MacCs),
-        (
-            "PubkeyAcceptedAlgorithms",
-            &algorithms.pubkey,
-            MethodType::SignAlgo,
-        ),
     ];
     lists.into_iter().find_map(|(keyword, spec, method)| {
         let spec = spec.as_deref()?;
@@ -71,6 +78,68 @@ pub fn unusable_keyword(algorithms: &Algorithms) -> Option<(&'static str, String
         (!all.is_empty() && assemble(spec, all).is_empty())
             .then(|| (keyword, unusable(keyword, spec, all)))
     })
+}
+
+/// ssh's `PubkeyAcceptedAlgorithms` when none is set (OpenSSH 9.2, `ssh -G`).
+pub const PUBKEY_DEFAULT: &[&str] = &[
+    "ssh-ed25519-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp256-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp384-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp521-cert-v01@openssh.com",
+    "sk-ssh-ed25519-cert-v01@openssh.com",
+    "sk-ecdsa-sha2-nistp256-cert-v01@openssh.com",
+    "rsa-sha2-512-cert-v01@openssh.com",
+    "rsa-sha2-256-cert-v01@openssh.com",
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+    "rsa-sha2-512",
+    "rsa-sha2-256",
+];
+
+/// The public key algorithms `PubkeyAcceptedAlgorithms` (`spec`; `None` when unset)
+/// accepts, in its order: kex.c `kex_assemble_names` over ssh's defaults and every key type
+/// ssh knows. libssh2 cannot list what it signs with, so this is ssh's list, not libssh2's.
+pub fn pubkey_accepted(spec: Option<&str>) -> Vec<String> {
+    match spec {
+        Some(spec) => assemble_from(spec, PUBKEY_DEFAULT, KEY_TYPES),
+        None => PUBKEY_DEFAULT.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// Whether a key of `key_type` (its blob's type: `ssh-rsa`, `ssh-ed25519-cert-v01@openssh.com`
+/// ...) may be offered under `accepted`, as sshconnect2.c `key_type_allowed_by_config` says:
+/// by its own name, and an RSA key or certificate also by an RSA SHA-2 signature algorithm.
+pub fn key_type_accepted(key_type: &str, accepted: &[String]) -> bool {
+    let listed = |name: &str| accepted.iter().any(|a| a == name);
+    listed(key_type)
+        || match key_type {
+            "ssh-rsa" => listed("rsa-sha2-512") || listed("rsa-sha2-256"),
+            "ssh-rsa-cert-v01@openssh.com" => {
+                listed("rsa-sha2-512-cert-v01@openssh.com")
+                    || listed("rsa-sha2-256-cert-v01@openssh.com")
+            }
+            _ => false,
+        }
+}
+
+/// The RSA signature algorithms `accepted` allows (from its plain and certificate names), in
+/// its order: libssh2's `SIGN_ALGO` preference, which picks an RSA key's signature.
+pub fn rsa_signatures(accepted: &[String]) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for name in accepted {
+        let plain = name.strip_suffix("-cert-v01@openssh.com").unwrap_or(name);
+        let known = ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"]
+            .into_iter()
+            .find(|r| *r == plain);
+        if let Some(r) = known.filter(|r| !out.contains(r)) {
+            out.push(r);
+        }
+    }
+    out
 }
 
 /// The message for a `keyword` list `spec` that leaves nothing of `supported`.

@@ -423,3 +423,72 @@ fn a_cache_that_cannot_be_written_is_a_note_under_verbose_not_an_error() {
         verbose.stdout
     );
 }
+
+/// What the cache says is believed only where it can be true, and only until the server says
+/// otherwise (fresh-eyes finding, stop 28: an entry edited to 0 ms was announced as "the
+/// server closes connections unused for 0.0 ms" and kept a 500 ms heartbeat for the whole
+/// run, though the first heartbeat read the real 3 s and rewrote the entry). An entry no sshd
+/// or learning could have written (under 1 s) is dropped; one the server's config no longer
+/// says (1.5 s, the server says 3 s) gives way to what it says: the interval follows the read
+/// limit, longer this time. The idle host (resque1) is the one whose entry is edited.
+#[test]
+fn a_remembered_limit_gives_way_to_what_the_server_says() {
+    let lab = Lab::builder()
+        .names(&["web1", "resque1"])
+        .profile("unused")
+        .start();
+    let dir = write_recipe(&lab, &recipe("web1", "resque1", 4));
+    let cache = tempfile::tempdir().unwrap();
+    deploy(&lab, &dir, cache.path(), &[]).status(0);
+    let file = cache_file(cache.path());
+    let port = u64::from(lab.host("resque1").port);
+    let ms = |v: &serde_json::Value| v.as_f64().unwrap() as u64;
+    for (edited, want) in [
+        // 0 ms is not believed: the limit comes from the config, as on a first run.
+        (0, vec![(3000, "sshd_config", 1000)]),
+        // 1.5 s is believed until the config says 3 s, which then sets the interval.
+        (
+            1500,
+            vec![(1500, "remembered", 500), (3000, "sshd_config", 1000)],
+        ),
+    ] {
+        let mut saved: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        for entry in saved["entries"].as_array_mut().unwrap() {
+            assert_eq!(entry["idle_limit_ms"], 3000, "{entry}");
+            if entry["port"] == port {
+                entry["idle_limit_ms"] = edited.into();
+            }
+        }
+        std::fs::write(&file, saved.to_string()).unwrap();
+
+        let out = deploy(&lab, &dir, cache.path(), &["--format", "json"]);
+        out.status(0);
+        let limits: Vec<(u64, String, u64)> = out
+            .stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["type"] == "idle_limit" && v["host"] == "resque1")
+            .map(|v| {
+                let source = v["source"].as_str().unwrap().to_string();
+                (ms(&v["limit_ms"]), source, ms(&v["interval_ms"]))
+            })
+            .collect();
+        let want: Vec<(u64, String, u64)> = want
+            .into_iter()
+            .map(|(l, s, i)| (l, s.to_string(), i))
+            .collect();
+        assert_eq!(limits, want, "{edited} ms\n{}", out.stdout);
+        assert_eq!(
+            reconnects(&out),
+            [("web1".into(), 0), ("resque1".into(), 0)],
+            "{edited} ms\n{}",
+            out.stdout
+        );
+        let text = std::fs::read_to_string(&file).unwrap();
+        let now: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for entry in now["entries"].as_array().unwrap() {
+            assert_eq!(entry["idle_limit_ms"], 3000, "{edited} ms\n{text}");
+        }
+    }
+}

@@ -28,6 +28,11 @@ pub const MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The file's name inside `tether/` of the user's cache directory.
 const FILE: &str = "idle-limits.json";
 
+/// The idle limits (ms) an entry may hold: sshd's are whole seconds, and one learned is
+/// longer than the shortest heartbeat that kept a session. Anything else did not come from
+/// tether (a hand-edited file) and is dropped, as an entry past its age is.
+const PLAUSIBLE: std::ops::RangeInclusive<u64> = 1_000..=MAX_AGE.as_millis() as u64;
+
 /// The cache file for this user: `$XDG_CACHE_HOME/tether/idle-limits.json` when that is set to
 /// an absolute path (the XDG Base Directory rule), else `$HOME/.cache/tether/...`; `None`
 /// without either (then nothing is remembered).
@@ -141,6 +146,7 @@ fn read(path: &Path, now: u64) -> Result<Vec<Entry>, String> {
         .entries
         .into_iter()
         .filter(|e| now.saturating_sub(e.learned_at) <= max_age && e.learned_at <= now + 60)
+        .filter(|e| PLAUSIBLE.contains(&e.idle_limit_ms))
         .collect())
 }
 

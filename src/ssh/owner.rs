@@ -67,6 +67,9 @@ pub struct Owner {
     /// The last failure of a first connection reported: the same one again (a jump host
     /// tried again for a host behind it) is not said twice.
     said_failure: Option<String>,
+    /// The interval set from a limit an earlier run read in the server's config: the limit
+    /// this run reads there replaces it, longer or shorter.
+    recalled_config: Option<Duration>,
 }
 
 /// Where an owner's events go and how its handshakes are limited.
@@ -102,6 +105,7 @@ impl Owner {
             stop,
             pinned: None,
             said_failure: None,
+            recalled_config: None,
         }
     }
 
@@ -302,6 +306,9 @@ impl Owner {
         };
         let Some(known) = cache.get(&key) else { return };
         if let Some(interval) = self.meet(known.limit) {
+            if known.source == Source::SshdConfig {
+                self.recalled_config = Some(interval);
+            }
             self.arm(conn);
             self.emit(EventKind::IdleLimit {
                 limit: known.limit,
@@ -331,6 +338,17 @@ impl Owner {
             return;
         };
         self.remember(limit, Source::SshdConfig);
+        // What an earlier run read there gives way to what the server says now (its config
+        // changed): the interval starts again from the setting. One shortened since (by an
+        // idle death) is kept.
+        if let Some(recalled) = self.recalled_config.take() {
+            if self.interval == Some(recalled) {
+                self.interval = policy::first_interval(
+                    self.settings.heartbeat,
+                    self.config.server_alive_interval,
+                );
+            }
+        }
         if let Some(interval) = self.meet(limit) {
             self.arm(conn);
             self.emit(EventKind::IdleLimit {

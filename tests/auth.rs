@@ -433,3 +433,79 @@ fn pubkey_accepted_algorithms_selects_the_keys_offered_as_ssh_does() {
         "{text}"
     );
 }
+
+/// A connection that ends during authentication with no word from the server (its sshd
+/// killed while it checks a key) is said as such, not as a refused key (fresh-eyes finding,
+/// stop 28: "authentication failed for user root (key ... refused)" for a key sshd had
+/// accepted; sshd says why whenever it ends a login itself, as the MaxAuthTries cases above
+/// show). sshd is held in the check by an `AuthorizedKeysCommand` that sleeps (the key is not
+/// in the lab's authorized_keys, so the command is asked), and its connection killed then.
+#[test]
+fn a_connection_killed_during_authentication_is_not_a_refused_key() {
+    let lab = Lab::start(1);
+    // sshd runs the command only from a path no one but root can change (/tmp is not).
+    let dir = PathBuf::from(format!("/run/tether-test-akc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let marker = lab.dir().join("akc-started");
+    let script = dir.join("akc.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\ntouch {}\nexec sleep 30\n", marker.display()),
+    )
+    .unwrap();
+    sh(&dir, "chmod 755 . akc.sh");
+    lab.reconfigure(
+        "host1",
+        &format!(
+            "AuthorizedKeysCommand {}\nAuthorizedKeysCommandUser root",
+            script.display()
+        ),
+    );
+    let stranger = lab.dir().join("stranger");
+    sh(
+        lab.dir(),
+        &format!("ssh-keygen -q -t ed25519 -N '' -f {}", stranger.display()),
+    );
+    let path = config(
+        &lab,
+        "killed",
+        &format!(
+            "  IdentityFile {}\n  IdentitiesOnly yes\n  IdentityAgent none\n",
+            stranger.display()
+        ),
+    );
+    let child = Tether::new()
+        .ssh_config(&path)
+        .args(&["run", "--hosts", "host1", "--", "echo reached"])
+        .spawn();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !marker.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sshd never asked the command"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    lab.kill_connections("host1");
+    let out = child.wait_with_output().unwrap();
+    let _ = Command::new("pkill").arg("-f").arg(&script).status();
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains(
+            "host1: the server closed the connection during authentication for user root, \
+             with no word from the server (not a refusal"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("key {} not answered", stranger.display())),
+        "{text}"
+    );
+    assert!(!text.contains("refused"), "{text}");
+}

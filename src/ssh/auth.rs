@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::io::IsTerminal as _;
+use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
@@ -21,6 +22,7 @@ use ssh2::{Agent, PublicKey, Session};
 
 use super::config::{key_type_accepted, pubkey_accepted, HostConfig};
 use super::disconnect::Watch;
+use super::idle_death::{self, IdleDeath};
 use super::known_hosts;
 use super::wire::Reader;
 use super::SshError;
@@ -29,13 +31,20 @@ use super::SshError;
 /// LIBSSH2_ERROR_SOCKET_DISCONNECT, LIBSSH2_ERROR_SOCKET_RECV.
 const CONNECTION_GONE: [i32; 3] = [-7, -13, -43];
 
-/// Logs in as `cfg.user`; see the module docs for the order of the keys.
-pub fn authenticate(name: &str, cfg: &HostConfig, session: &Session) -> Result<(), SshError> {
+/// Logs in as `cfg.user` on `session`, whose socket is `fd`; see the module docs for the
+/// order of the keys.
+pub fn authenticate(
+    name: &str,
+    cfg: &HostConfig,
+    session: &Session,
+    fd: RawFd,
+) -> Result<(), SshError> {
     let watch = Watch::start(session);
     let mut auth = Attempts {
         name,
         cfg,
         session,
+        fd,
         watch: &watch,
         tried: Vec::new(),
         refused: 0,
@@ -218,6 +227,8 @@ struct Attempts<'a> {
     cfg: &'a HostConfig,
     session: &'a Session,
     watch: &'a Watch<'a>,
+    /// The connection's socket, looked at when an offer fails.
+    fd: RawFd,
     tried: Vec<String>,
     refused: usize,
     /// What `PubkeyAcceptedAlgorithms` accepts (ssh's default list when unset).
@@ -247,31 +258,53 @@ impl Attempts<'_> {
     }
 
     /// The outcome of offering `what`: Ok(true) logged in, Ok(false) refused (noted), Err the
-    /// server closed the connection (no further key can be offered).
+    /// connection ended (no further key can be offered): the server disconnected with a
+    /// message ([`SshError::AuthCutOff`]: sshd past `MaxAuthTries`), or without one (its
+    /// process killed, the connection reset: a [`SshError::Session`] failure, as the key was
+    /// not refused).
     fn offer(&mut self, result: Result<(), ssh2::Error>, what: String) -> Result<bool, SshError> {
         if matches!(result, Ok(())) && self.session.authenticated() {
             return Ok(true);
         }
-        self.refused += 1;
-        self.tried.push(format!("{what} refused"));
         // libssh2 reports a disconnect during authentication as a refused key
-        // ("Waiting for USERAUTH response"): the disconnect message itself, or an error that
-        // says the socket is gone, tells them apart.
-        let message = self.watch.message();
-        let gone = result
-            .as_ref()
-            .err()
-            .is_some_and(|e| CONNECTION_GONE.contains(&code(e)));
-        if message.is_some() || gone {
+        // ("Waiting for USERAUTH response"): the disconnect message itself, an error that
+        // says the socket is gone, or the socket's own end tells them apart.
+        if let Some(message) = self.watch.message() {
+            self.refused += 1;
+            self.tried.push(format!("{what} refused"));
             return Err(SshError::AuthCutOff {
                 host: self.name.to_string(),
                 user: self.cfg.user.clone(),
                 refused: self.refused,
-                message: message.unwrap_or_default(),
+                message,
                 tried: self.tried.join("; "),
                 identities_only: self.cfg.identities_only,
             });
         }
+        let ended = idle_death::peek(self.fd);
+        let gone = result
+            .as_ref()
+            .err()
+            .is_some_and(|e| CONNECTION_GONE.contains(&code(e)));
+        if ended.is_some() || gone {
+            let how = match ended {
+                Some(IdleDeath::Reset) => "the connection was reset",
+                Some(IdleDeath::Silent) => "the connection timed out",
+                _ => "the server closed the connection",
+            };
+            self.tried.push(format!("{what} not answered"));
+            return Err(SshError::Session {
+                host: self.name.to_string(),
+                reason: format!(
+                    "{how} during authentication for user {}, with no word from the server \
+                     (not a refusal: sshd says why it ends a login; tried: {})",
+                    self.cfg.user,
+                    self.tried.join("; ")
+                ),
+            });
+        }
+        self.refused += 1;
+        self.tried.push(format!("{what} refused"));
         Ok(false)
     }
 }

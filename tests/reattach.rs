@@ -1484,3 +1484,86 @@ fn a_stop_while_reattaching_ends_the_wait_not_the_bound() {
         }
     }
 }
+
+/// Attaches strace to host1's session process (its per-connection sshd, which forks the
+/// exec's shell) so that its next fork `injects` (strace's `inject=` action: `signal=SIGKILL`,
+/// `error=EAGAIN`); returns once it is attached. Killed with the returned child.
+fn inject_at_fork(lab: &Lab, injects: &str) -> std::process::Child {
+    let pids = lab.connection_pids("host1");
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    let pid = pids[0];
+    let forks = "clone,clone3,fork,vfork";
+    let child = std::process::Command::new("strace")
+        .args(["-qq", "-o", "/dev/null", "-p", &pid.to_string()])
+        .args(["-e", &format!("trace={forks}")])
+        .args(["-e", &format!("inject={forks}:{injects}")])
+        .spawn()
+        .expect("strace (scripts/test installs it)");
+    wait_until("strace did not attach", || {
+        std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
+            s.lines()
+                .any(|l| l.starts_with("TracerPid:") && l.split_whitespace().nth(1) != Some("0"))
+        })
+    });
+    child
+}
+
+/// The connection dies as the exec request arrives (sshd is killed as it forks the exec's
+/// shell: nothing ran): the command is claimed on a new connection, found never started,
+/// sent again and run once, and the step succeeds (fresh-eyes finding, stop 28: an exec
+/// request that failed was not settled by the claim, and the step failed with "connection
+/// lost ...; the command may have partly run", the command never having run). A server that
+/// answers the request with a refusal (sshd could not fork) fails the command as refused,
+/// nothing having run, and the session stays.
+#[test]
+fn an_exec_request_lost_or_refused_is_settled_not_guessed() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let settings = WorkerSettings {
+        heartbeat: None,
+        ..WorkerSettings::default()
+    };
+    let mut h = Harness::new(&lab.ssh_config(), settings, &["host1"]);
+    let marker = lab.host("host1").root_dir.join("marker");
+    let command = "echo ran >> /srv/marker; echo two";
+
+    // Lost: sshd dies at the fork.
+    h.run(&["host1"], "echo one");
+    let mut strace = inject_at_fork(&lab, "signal=SIGKILL");
+    let r = h.run(&["host1"], command).remove(0);
+    let _ = strace.kill();
+    let _ = strace.wait();
+    h.settle();
+    match &r.result {
+        Some(Ok(out)) => {
+            assert_eq!(out.status, ExitStatus::Code(0), "{}", h.story());
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "two\n");
+        }
+        other => panic!("{other:?}\n{}", h.story()),
+    }
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n");
+    assert_eq!(lab.accepted_logins("host1"), 2, "{}", h.story());
+
+    // Refused: sshd's fork fails, and it says no.
+    std::fs::remove_file(&marker).unwrap();
+    let mut strace = inject_at_fork(&lab, "error=EAGAIN");
+    let r = h.run(&["host1"], command).remove(0);
+    let _ = strace.kill();
+    let _ = strace.wait();
+    match &r.result {
+        Some(Err(e)) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("the server refused to run the command"),
+                "{text}\n{}",
+                h.story()
+            );
+            assert!(!text.contains("partly run"), "{text}");
+        }
+        other => panic!("{other:?}\n{}", h.story()),
+    }
+    assert!(!marker.exists());
+    let after = h.run(&["host1"], "echo three").remove(0);
+    assert!(matches!(after.result, Some(Ok(_))), "{}", h.story());
+    h.settle();
+    assert_eq!(lab.accepted_logins("host1"), 2, "{}", h.story());
+}

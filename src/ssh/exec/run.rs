@@ -15,7 +15,7 @@ use super::supervision::Supervision;
 use super::wrap::{start_markers, wrap_for, wrap_script, MAX_EXEC};
 use crate::command::quote;
 use crate::event::Stream;
-use crate::ssh::connect::{Connection, WaitError};
+use crate::ssh::connect::{would_block, Connection, WaitError};
 use crate::ssh::supervisor::{StopDone, STOP_GRACE};
 
 /// Runs `command` (wrapped, see [`wrap`](super::wrap)) on `conn`, calling `on_line` for each output line as
@@ -318,8 +318,42 @@ pub(super) fn run_wrapped(
         None => None,
     };
     let lost = |what: &str, e: WaitError| ExecError::Lost(format!("{what}: {e}"));
-    conn.retry(open_until, || channel.exec(wrapped))
-        .map_err(|e| lost("exec request failed", e))?;
+    let requested = loop {
+        match channel.exec(wrapped) {
+            Ok(()) => break Ok(()),
+            Err(e) if would_block(&e) => {
+                if let Err(w) = conn.wait_socket(open_until) {
+                    break Err(w);
+                }
+            }
+            // LIBSSH2_ERROR_CHANNEL_REQUEST_DENIED: the server answered no (sshd could not
+            // start a process): nothing ran, and the connection is fine.
+            Err(e) if e.code() == ssh2::ErrorCode::Session(-22) => {
+                return Err(ExecError::Refused(format!(
+                    "the server refused to run the command (its exec request failed: {})",
+                    crate::ssh::wording::plain(&e)
+                )))
+            }
+            Err(e) => {
+                break Err(WaitError::Failed(crate::ssh::wording::plain_on(
+                    &e,
+                    conn.fd(),
+                )))
+            }
+        }
+    };
+    if let Err(e) = requested {
+        // The request may have reached the host (its sh then runs the command) or not: as
+        // a loss before the start marker, a resume claims the command first and sends it
+        // again only where it never ran. A resume keeps the streams it had.
+        if let Some(sup) = sup.filter(|_| opts.stdin_from.is_none()) {
+            if sup.streams.is_none() {
+                sup.pending = true;
+                sup.streams = Some(Streams::new(opts, key));
+            }
+        }
+        return Err(lost("exec request failed", e));
+    }
     let mut streams = match sup.as_deref_mut().and_then(|s| s.streams.take()) {
         // A resume: a new login shell's preamble, and no held bytes that might have been a
         // frame (the spool files have every byte of the command's).

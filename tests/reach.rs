@@ -529,3 +529,70 @@ fn a_bracketed_jump_host_is_an_address_and_port() {
     assert_eq!(out.host_lines("target", '|'), ["in"]);
     assert_eq!(lab.accepted_logins("host1"), before + 4);
 }
+
+/// A key exchange with nothing in common names the list, tether's side and the server's, as
+/// ssh names it ("no matching host key type found. Their offer: ssh-ed25519"): libssh2 says
+/// only "Unable to exchange encryption keys", so tether reads the server's lists on a
+/// connection of their own (fresh-eyes finding, stop 28: the raw libssh2 words, naming
+/// neither the keyword nor its line). Each case fails ssh too, with the same kind of list.
+#[test]
+fn a_key_exchange_with_nothing_in_common_names_the_list_and_both_offers() {
+    let lab = Lab::start(3);
+    lab.reconfigure("host2", "KexAlgorithms curve25519-sha256");
+    lab.reconfigure("host3", "Ciphers aes128-ctr\nMACs hmac-sha2-512");
+    let base = std::fs::read_to_string(lab.ssh_config()).unwrap();
+    let cases = [
+        (
+            "host1",
+            "HostKeyAlgorithms rsa-sha2-512",
+            "no matching host key type found",
+            "tether offers rsa-sha2-512 (HostKeyAlgorithms rsa-sha2-512 in the ssh config), the \
+             server offers ssh-ed25519",
+        ),
+        (
+            "host2",
+            "KexAlgorithms diffie-hellman-group14-sha256",
+            "no matching key exchange method found",
+            "tether offers diffie-hellman-group14-sha256 (KexAlgorithms \
+             diffie-hellman-group14-sha256 in the ssh config), the server offers \
+             curve25519-sha256",
+        ),
+        (
+            "host3",
+            "Ciphers aes256-ctr",
+            "no matching cipher found",
+            "tether offers aes256-ctr (Ciphers aes256-ctr in the ssh config), the server offers \
+             aes128-ctr",
+        ),
+        (
+            "host3",
+            "Ciphers aes128-ctr\n  MACs hmac-sha2-256",
+            "no matching MAC found",
+            "tether offers hmac-sha2-256 (MACs hmac-sha2-256 in the ssh config), the server \
+             offers hmac-sha2-512",
+        ),
+    ];
+    for (i, (host, lines, what, offers)) in cases.into_iter().enumerate() {
+        let path = lab.dir().join(format!("kex_{i}"));
+        std::fs::write(&path, format!("Host {host}\n  {lines}\n{base}")).unwrap();
+        let ssh = Command::new("ssh")
+            .arg("-F")
+            .arg(&path)
+            .args(["-o", "BatchMode=yes", host, "true"])
+            .output()
+            .unwrap();
+        let ssh_said = String::from_utf8_lossy(&ssh.stderr);
+        assert!(!ssh.status.success(), "{lines}: ssh connected");
+        assert!(ssh_said.contains(what), "{lines}: ssh said {ssh_said}");
+        let out = Tether::new()
+            .ssh_config(&path)
+            .args(&["run", "--hosts", host, "--", "true"])
+            .run();
+        let text = format!("{}{}", out.stdout, out.stderr);
+        assert_eq!(out.status, 3, "{lines}\n{text}");
+        assert!(
+            text.contains(&format!("{what}: {offers}")),
+            "{lines}\n{text}"
+        );
+    }
+}

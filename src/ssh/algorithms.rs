@@ -14,6 +14,7 @@ use super::certificate::{self, is_certificate_type};
 use super::config::{
     assemble, assemble_from, pubkey_accepted, rsa_signatures, unusable, HostConfig,
 };
+use super::kexinit::Offer;
 use super::known_hosts;
 
 /// What known_hosts says about a host, for ordering its host key algorithms.
@@ -47,10 +48,75 @@ pub fn ca_signature_algorithms(cfg: &HostConfig) -> Vec<String> {
     }
 }
 
+/// What tether offered in a handshake, each list in its order (see [`apply`]).
+#[derive(Debug, Clone, Default)]
+pub struct Offered {
+    /// Key exchange methods.
+    pub kex: Vec<String>,
+    /// Host key types.
+    pub host_key: Vec<String>,
+    /// Ciphers.
+    pub ciphers: Vec<String>,
+    /// MACs.
+    pub macs: Vec<String>,
+}
+
+impl Offered {
+    /// The first list with nothing in common with what the server offers (`theirs`), in
+    /// ssh's words (kex.c: "no matching key exchange method found"), with both lists and
+    /// where tether's came from: the keyword of `cfg` that set it, or libssh2's own. A MAC is
+    /// needed only where the cipher both take carries none (an AEAD cipher has its own).
+    pub fn mismatch(&self, theirs: &Offer, cfg: &HostConfig) -> Option<String> {
+        let a = &cfg.algorithms;
+        let cipher = self.ciphers.iter().find(|c| theirs.ciphers.contains(c));
+        let aead = cipher.is_some_and(|c| c.contains("-gcm@") || c.starts_with("chacha20-"));
+        let lists = [
+            (
+                "key exchange method",
+                "KexAlgorithms",
+                &self.kex,
+                &theirs.kex,
+                &a.kex,
+            ),
+            (
+                "host key type",
+                "HostKeyAlgorithms",
+                &self.host_key,
+                &theirs.host_key,
+                &a.host_key,
+            ),
+            (
+                "cipher",
+                "Ciphers",
+                &self.ciphers,
+                &theirs.ciphers,
+                &a.ciphers,
+            ),
+            ("MAC", "MACs", &self.macs, &theirs.macs, &a.macs),
+        ];
+        lists
+            .into_iter()
+            .find_map(|(what, keyword, ours, their, set)| {
+                if ours.iter().any(|o| their.contains(o)) || (what == "MAC" && aead) {
+                    return None;
+                }
+                let source = match set {
+                    Some(spec) => format!("{keyword} {spec} in the ssh config"),
+                    None => "all that libssh2 supports".to_string(),
+                };
+                Some(format!(
+                    "no matching {what} found: tether offers {} ({source}), the server offers {}",
+                    ours.join(","),
+                    their.join(",")
+                ))
+            })
+    }
+}
+
 /// Applies the preferences of `cfg` to `session` before its handshake, host key algorithms
-/// ordered by what `known` says. Err names the keyword whose list leaves nothing libssh2 can
-/// use.
-pub fn apply(session: &Session, cfg: &HostConfig, known: KnownTypes) -> Result<(), String> {
+/// ordered by what `known` says; what it offers. Err names the keyword whose list leaves
+/// nothing libssh2 can use.
+pub fn apply(session: &Session, cfg: &HostConfig, known: KnownTypes) -> Result<Offered, String> {
     let KnownTypes {
         recorded,
         authority,
@@ -66,17 +132,26 @@ pub fn apply(session: &Session, cfg: &HostConfig, known: KnownTypes) -> Result<(
         ),
         ("MACs", &a.macs, &[MethodType::MacCs, MethodType::MacSc]),
     ];
+    let mut offered = Offered::default();
     for (keyword, spec, methods) in lists {
-        let Some(spec) = spec else { continue };
         for method in methods {
             let supported = session.supported_algs(*method).unwrap_or_default();
-            let list = assemble(spec, &supported);
-            if list.is_empty() {
-                return Err(unusable(keyword, spec, &supported));
-            }
+            let list = match spec {
+                Some(spec) => assemble(spec, &supported),
+                None => supported.iter().map(|s| s.to_string()).collect(),
+            };
+            let spec = match spec {
+                Some(spec) if list.is_empty() => return Err(unusable(keyword, spec, &supported)),
+                Some(spec) => spec,
+                None => {
+                    offered.set(*method, list);
+                    continue;
+                }
+            };
             session
                 .method_pref(*method, &list.join(","))
                 .map_err(|e| format!("{keyword} {spec}: {e}"))?;
+            offered.set(*method, list);
         }
     }
     // PubkeyAcceptedAlgorithms: the keys offered follow it (`auth.rs`); libssh2 is told only
@@ -138,7 +213,21 @@ pub fn apply(session: &Session, cfg: &HostConfig, known: KnownTypes) -> Result<(
     }
     session
         .method_pref(MethodType::HostKey, &list.join(","))
-        .map_err(|e| format!("HostKeyAlgorithms: {e}"))
+        .map_err(|e| format!("HostKeyAlgorithms: {e}"))?;
+    offered.host_key = list;
+    Ok(offered)
+}
+
+impl Offered {
+    /// Keeps `list` as what was offered for `method` (the client-to-server list of a pair).
+    fn set(&mut self, method: MethodType, list: Vec<String>) {
+        match method {
+            MethodType::Kex => self.kex = list,
+            MethodType::CryptCs => self.ciphers = list,
+            MethodType::MacCs => self.macs = list,
+            _ => {}
+        }
+    }
 }
 
 #[cfg(test)]

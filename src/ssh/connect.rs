@@ -12,6 +12,7 @@ use super::auth;
 use super::banner::{self, BannerProblem};
 use super::config::{AddressFamily, HostConfig};
 use super::host_key::HostKeyPolicy;
+use super::kexinit;
 use super::known_hosts::{self, KnownHosts};
 use super::SshError;
 
@@ -239,6 +240,10 @@ pub fn retrying_drops(
 /// not come back together).
 pub const BANNER_BACKOFF: Duration = Duration::from_millis(100);
 
+/// How long the connection that asks a server for its algorithm lists, after a key exchange
+/// with nothing in common, may take.
+const KEXINIT_PROBE: Duration = Duration::from_secs(3);
+
 /// At most this many connections to a server that keeps closing them before its banner.
 pub const BANNER_ATTEMPTS: u32 = 16;
 
@@ -308,7 +313,7 @@ pub fn connect_over<S: AsRawFd + 'static>(
         authority,
         pinned: pinned_type.as_deref(),
     };
-    algorithms::apply(&session, cfg, known_types).map_err(&handshake_err)?;
+    let offered = algorithms::apply(&session, cfg, known_types).map_err(&handshake_err)?;
     session.set_compress(cfg.compression);
     let banner_err = |problem| SshError::Banner {
         host: name.to_string(),
@@ -332,6 +337,17 @@ pub fn connect_over<S: AsRawFd + 'static>(
                     tcp: banner::is_tcp(fd),
                 },
             }));
+        }
+        // LIBSSH2_ERROR_KEX_FAILURE: no list in common, which libssh2 does not name. A
+        // server reached directly is asked for its lists again, as ssh names the one.
+        if e.code() == ssh2::ErrorCode::Session(-5) && banner::is_tcp(fd) {
+            let until = Instant::now() + KEXINIT_PROBE;
+            let theirs = tcp_connect(name, cfg, &addr_text, until)
+                .ok()
+                .and_then(|tcp| kexinit::read(tcp, until));
+            if let Some(why) = theirs.and_then(|t| offered.mismatch(&t, cfg)) {
+                return Err(handshake_err(why));
+            }
         }
         return Err(handshake_err(e.to_string()));
     }

@@ -13,6 +13,7 @@ pub mod heartbeat;
 pub mod host_key;
 pub mod idle_death;
 pub mod jump;
+pub mod kexinit;
 pub mod known_hosts;
 pub mod limit_cache;
 pub mod limiter;

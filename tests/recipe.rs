@@ -1268,3 +1268,47 @@ fn stdlib_tasks_of_the_other_strategy_are_listed_with_all_only() {
     assert_eq!(applies("copy:check"), serde_json::json!(false));
     assert_eq!(applies("copy:mine"), serde_json::json!(true));
 }
+
+/// An empty directory, user or path reaches no host: `within("")` ran its commands in the
+/// login directory with status 0 (`cd ''` stays where it is), `as_user("")` printed sudo's
+/// usage, `upload(x, "")` failed in `mv` (fresh-eyes finding, stop 28). Each is a recipe
+/// error at its line and column, as a variable never set would be in SSHKit (`within` checks
+/// the directory first), and nothing runs on the host.
+#[test]
+fn an_empty_directory_user_or_path_is_a_recipe_error_at_its_line() {
+    let lab = lab(&["web1", "web2", "db1"]);
+    let cases = [
+        (
+            "within(fetch(\"release_path\"), || run(\"echo ran >> /srv/marker\"))",
+            "deploy.rhai:7:9: within: the directory is empty",
+        ),
+        (
+            "as_user(\"\", || run(\"echo ran >> /srv/marker\"))",
+            "deploy.rhai:7:9: as_user: the user name is empty",
+        ),
+        (
+            "upload(\"deploy.rhai\", \"\")",
+            "deploy.rhai:7:9: upload: a path is empty",
+        ),
+        (
+            "download(\"\", \"copy\")",
+            "deploy.rhai:7:9: download: a path is empty",
+        ),
+    ];
+    for (i, (call, said)) in cases.into_iter().enumerate() {
+        let r = lab_recipe(
+            &lab,
+            &format!("empty-{i}"),
+            &format!("set(\"release_path\", \"\");\ntask(\"t\", || {{\n    on(\"db\", |host| {{\n        {call};\n    }});\n}});\n"),
+        );
+        r.tether()
+            .args(&["t"])
+            .run()
+            .status(4)
+            .stderr_contains(said);
+        assert!(
+            !lab.host("db1").root_dir.join("marker").exists(),
+            "{call} ran on the host"
+        );
+    }
+}

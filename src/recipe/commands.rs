@@ -38,6 +38,11 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
         host_exec(&r, cmd, Mode::Test).map(|d| d.as_bool().unwrap_or(false))
     });
     engine.register_fn("within", |ctx: NativeCallContext, dir: &str, f: FnPtr| {
+        // `cd ''` leaves the shell where it is (the login directory): the commands would run
+        // elsewhere than asked, with status 0.
+        if dir.is_empty() {
+            return fail("within: the directory is empty (a variable that was never set?)");
+        }
         let inner = context::command_context().within(dir);
         context::with_command_context(inner, || f.call_within_context::<Dynamic>(&ctx, ()))
     });
@@ -55,6 +60,9 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
         context::with_command_context(inner, || f.call_within_context::<Dynamic>(&ctx, ()))
     });
     engine.register_fn("as_user", |ctx: NativeCallContext, user: &str, f: FnPtr| {
+        if user.is_empty() {
+            return fail("as_user: the user name is empty");
+        }
         let inner = context::command_context()
             .as_user(user)
             .with_sudo_password(crate::secret::sudo_password().is_some());
@@ -309,6 +317,9 @@ fn transfer_failure(
 /// `upload(local, remote[, #{ mode }])`: see [`Backend::upload`] and [`crate::transfer`]; the
 /// destination gets the local file's permission bits (as `scp -p` and rsync do) or `mode`.
 fn upload(rt: &Runtime, local: &str, remote: &str, opts: &Map) -> Fallible<()> {
+    if local.is_empty() || remote.is_empty() {
+        return fail("upload: a path is empty (upload(local, remote))");
+    }
     let mode = transfer_mode(opts, "upload")?;
     crate::transfer::refuse_other_home(remote).map_err(|e| format!("upload: {e}"))?;
     let scope = scope_for("upload()")?;
@@ -342,6 +353,9 @@ fn upload(rt: &Runtime, local: &str, remote: &str, opts: &Map) -> Fallible<()> {
 /// it (every host would write the same file, the last one winning, as SSHKit's `download!`
 /// does). The destination gets the remote file's permission bits, or `mode`.
 fn download(rt: &Runtime, remote: &str, local: &str, opts: &Map) -> Fallible<()> {
+    if local.is_empty() || remote.is_empty() {
+        return fail("download: a path is empty (download(remote, local))");
+    }
     let mode = transfer_mode(opts, "download")?;
     crate::transfer::refuse_other_home(remote).map_err(|e| format!("download: {e}"))?;
     let scope = scope_for("download()")?;

@@ -234,6 +234,9 @@ pub fn receive_script(remote: &str, tmp: &str, size: u64) -> String {
 /// The second command of an upload: its temporary file (suffix `tmp`) is moved onto `remote` with permission bits `mode`
 /// only when its size and SHA-256 are `sent`'s (checked with `sha256sum` or `shasum -a 256`
 /// where the host has either, the size always); otherwise it is removed and the command fails.
+/// A regular file it replaces gives it its owner and group first (scp writes into the file,
+/// which keeps them); where they cannot be given (not root, someone else's file), nothing is
+/// replaced and the command fails, naming them.
 pub fn place_script(remote: &str, tmp: &str, sent: &Digest, mode: u32) -> String {
     let (size, sum) = (sent.bytes, &sent.sha256);
     format!(
@@ -242,6 +245,9 @@ pub fn place_script(remote: &str, tmp: &str, sent: &Digest, mode: u32) -> String
          if command -v sha256sum >/dev/null 2>&1; then s=$(sha256sum < \"$t\"); \
          elif command -v shasum >/dev/null 2>&1; then s=$(shasum -a 256 < \"$t\"); else s={sum}; fi; \
          case $s in {sum}*) ;; *) rm -f -- \"$t\"; echo 'upload arrived changed: SHA-256 differs' >&2; exit 1 ;; esac; \
+         if [ -f \"$d\" ] && [ ! -h \"$d\" ]; then set -f; set -- $(ls -ldn -- \"$d\"); set +f; \
+         chown -- \"$3:$4\" \"$t\" 2>/dev/null || {{ rm -f -- \"$t\"; echo \"upload: $d belongs to $3:$4 \
+         (uid:gid), which the new file cannot be given (chown refused): nothing was replaced\" >&2; exit 1; }}; fi; \
          chmod {mode:04o} -- \"$t\" && mv -f -- \"$t\" \"$d\" || {{ rm -f -- \"$t\"; exit 1; }}",
         dest = remote_word(remote),
     )

@@ -541,3 +541,58 @@ fn an_upload_interrupted_while_it_is_placed_leaves_no_temporary_file() {
     assert!(!root.join("big.bin").exists());
     assert!(temp_files(&root).is_empty(), "{:?}", temp_files(&root));
 }
+
+/// An upload over an existing file keeps its owner and group, as scp (which writes into the
+/// file) keeps them: the new file replaced it with the uploading user's (root's), and an app
+/// whose config was `app:app 0640` could no longer read it (fresh-eyes finding, stop 28). A
+/// user who cannot give the new file that owner (not root, a file someone else owns) is
+/// refused, naming the owner, and the file stays as it was.
+#[test]
+fn an_upload_over_a_file_keeps_its_owner_and_group_or_is_refused() {
+    use std::os::unix::fs::MetadataExt as _;
+
+    let user = support::users::PlainUser::create();
+    let lab = lab(&["db1"]);
+    let srv = lab.host("db1").root_dir.clone();
+    std::fs::create_dir_all(srv.join("up")).unwrap();
+    let conf = srv.join("up/app.conf");
+    std::fs::write(&conf, "old\n").unwrap();
+    std::os::unix::fs::chown(&conf, Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let r = lab_recipe(
+        &lab,
+        "upload-owner",
+        "task(\"up\", || { on(\"db\", |host| { upload(\"app.conf\", \"/srv/up/app.conf\", \
+         #{ mode: \"0640\" }); }); });\n",
+    );
+    r.write("app.conf", "new\n");
+    r.tether().args(&["up"]).run().status(0);
+    let meta = std::fs::metadata(&conf).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
+    assert_eq!(mode(&conf), 0o640);
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), "new\n");
+
+    // Not root: a root-owned file in a directory anyone may write.
+    let shared = srv.join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let theirs = shared.join("f");
+    std::fs::write(&theirs, "old\n").unwrap();
+    std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let mut r = support::recipe::RecipeDir::new(
+        "upload-owner-user",
+        &format!(
+            "server(\"{}\", #{{ roles: [\"db\"] }});\ntask(\"up\", || {{ on(\"db\", |host| {{ \
+             upload(\"f\", \"/srv/shared/f\"); }}); }});\n",
+            user.at("db1")
+        ),
+    );
+    r.ssh_config = Some(lab.ssh_config());
+    r.write("f", "new\n");
+    let out = r.tether().args(&["up"]).run();
+    out.status(1)
+        .stderr_contains("/srv/shared/f belongs to 0:0 (uid:gid)");
+    assert_eq!(std::fs::read_to_string(&theirs).unwrap(), "old\n");
+    assert_eq!(std::fs::metadata(&theirs).unwrap().uid(), 0);
+    assert_eq!(temp_files(&shared), Vec::<std::path::PathBuf>::new());
+}

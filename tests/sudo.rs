@@ -21,6 +21,8 @@ struct SudoUsers {
     nopasswd: String,
     /// Needs a password and a terminal (`Defaults requiretty`).
     tty: String,
+    /// May run only `sh` as `nopasswd`, without a password (so not `kill`).
+    only_sh: String,
     sudoers: PathBuf,
     homes: PathBuf,
     log: PathBuf,
@@ -51,13 +53,19 @@ impl SudoUsers {
             with_password: format!("tsp{tag}{pid}"),
             nopasswd: format!("tsn{tag}{pid}"),
             tty: format!("tst{tag}{pid}"),
+            only_sh: format!("tso{tag}{pid}"),
             sudoers: PathBuf::from(format!("/etc/sudoers.d/tether-test-{tag}{pid}")),
             log: homes.join("sudo.log"),
             homes,
         };
         // From here on, Drop removes whatever was made.
         std::fs::create_dir_all(&users.homes).unwrap();
-        for user in [&users.with_password, &users.nopasswd, &users.tty] {
+        for user in [
+            &users.with_password,
+            &users.nopasswd,
+            &users.tty,
+            &users.only_sh,
+        ] {
             let home = users.homes.join(user);
             sh(&format!(
                 "mkdir -p {home} && useradd -d {home} -s /bin/sh {user} && chown {user} {home} \
@@ -67,11 +75,13 @@ impl SudoUsers {
             .unwrap();
         }
         let rules = format!(
-            "Defaults:{p}, {n}, {t} lecture=never, logfile={log}\nDefaults:{t} requiretty\n\
-             {p} ALL=(ALL) ALL\n{n} ALL=(ALL) NOPASSWD: ALL\n{t} ALL=(ALL) ALL\n",
+            "Defaults:{p}, {n}, {t}, {o} lecture=never, logfile={log}\nDefaults:{t} requiretty\n\
+             {p} ALL=(ALL) ALL\n{n} ALL=(ALL) NOPASSWD: ALL\n{t} ALL=(ALL) ALL\n\
+             {o} ALL=({n}) NOPASSWD: /bin/sh, /usr/bin/sh\n",
             p = users.with_password,
             n = users.nopasswd,
             t = users.tty,
+            o = users.only_sh,
             log = users.log.display()
         );
         let staged = users.homes.join("sudoers");
@@ -89,7 +99,12 @@ impl SudoUsers {
 impl Drop for SudoUsers {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.sudoers);
-        for user in [&self.with_password, &self.nopasswd, &self.tty] {
+        for user in [
+            &self.with_password,
+            &self.nopasswd,
+            &self.tty,
+            &self.only_sh,
+        ] {
             // Processes of the user (none should be left), then the account.
             let _ = sh(&format!(
                 "pkill -KILL -u {user}; userdel {user}; \
@@ -341,4 +356,61 @@ task("tty_option", || {{
         .stdout_lacks("********");
     assert_eq!(users.refusals(), (6, false));
     drop(users);
+}
+
+/// A stop reaches what `as_user` runs, or says it could not (fresh-eyes finding, stop 28: a
+/// user other than root running `as_user("root", ..)`, its command given up at its timeout,
+/// was said "stopped ... its process group was sent SIGTERM, and SIGKILL after 5 s" while
+/// the root `sleep` ran on, orphaned: no signal of that user reaches another user's
+/// processes, and `kill -0` took the group for gone). Where sudoers lets the user run `kill`
+/// as that user without a password, the stop does so and the command ends; where not, the
+/// failure says the command may still be running, as another user's.
+#[test]
+fn a_stop_reaches_what_as_user_runs_or_says_it_could_not() {
+    let users = SudoUsers::create("k");
+    let lab = Lab::start(1);
+    let dir = lab.dir().join("recipe");
+    let (n, o) = (&users.nopasswd, &users.only_sh);
+    recipe(
+        &dir,
+        &format!(
+            r#"
+server("{n}@host1", #{{ roles: ["free"] }});
+server("{o}@host1", #{{ roles: ["only"] }});
+task("free", || {{
+    on("free", #{{ timeout: 2 }}, |host| {{ as_user("root", || run("sleep 61; echo end")); }});
+}});
+task("only", || {{
+    on("only", #{{ timeout: 2 }}, |host| {{ as_user("{n}", || run("sleep 62; echo end")); }});
+}});
+"#
+        ),
+    );
+    let alive = |what: &str| -> Vec<String> {
+        let out = Command::new("pgrep").args(["-f", what]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let out = tether(&lab, &dir).args(&["free"]).run();
+    let text = format!("{}{}", out.stdout, out.stderr);
+    out.status(1);
+    assert!(text.contains("@host1 ~ stopped `"), "{text}");
+    assert!(!text.contains("may still be running"), "{text}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(alive("sleep 61"), Vec::<String>::new(), "{text}");
+
+    let out = tether(&lab, &dir).args(&["only"]).run();
+    let text = format!("{}{}", out.stdout, out.stderr);
+    let left = alive("sleep 62");
+    let _ = sh("pkill -KILL -f 'sleep 62'");
+    out.status(1);
+    assert!(!left.is_empty(), "{text}");
+    assert!(
+        text.contains("sleep 62; echo end'` was not stopped on the host (its timeout passed)"),
+        "{text}"
+    );
+    assert!(text.contains("run as another user"), "{text}");
+    assert!(text.contains("they may still be running"), "{text}");
 }

@@ -272,9 +272,19 @@ pub fn resume(start: &str) -> String {
 /// supervisor, or its files were removed); `start` prints the start markers.
 pub fn stop(start: &str) -> String {
     format!(
-        r#"{DIR}; _tether_g=$2; set --; {start} umask 077; [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; _tether_p=; _tether_r=TERM; if [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && (umask 077; set -C; true >"$_tether_d.claim") 2>/dev/null; then _tether_r=never; else _tether_i=0; while :; do [ -f "$_tether_d.o" ] && [ ! -h "$_tether_b" ] && read -r _tether_p <"$_tether_d.p" 2>/dev/null; {{ [ -n "$_tether_p" ] || [ $_tether_i -ge 40 ]; }} && break; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; if [ -z "$_tether_p" ]; then _tether_r=unknown; elif ! {{ : >"$_tether_d.t"; kill -TERM -"$_tether_p"; }} 2>/dev/null; then _tether_r=gone; else _tether_i=0; while [ ! -s "$_tether_d.s" ] && kill -0 -"$_tether_p" 2>/dev/null; do if [ $_tether_i -ge $((_tether_g*20)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; _tether_i=0; while [ $_tether_r = TERM ] && [ $_tether_i -lt 20 ] && kill -0 "$_tether_p" 2>/dev/null; do sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; kill -KILL -"$_tether_p" 2>/dev/null; fi; rm -f "$_tether_d".? "$_tether_d".?.* ${{_tether_p:+"$_tether_d.claim"}}; fi; echo "$_tether_r"; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
+        r#"{DIR}; _tether_g=$2; set --; {start} umask 077; [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; _tether_p=; _tether_r=TERM; if [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && (umask 077; set -C; true >"$_tether_d.claim") 2>/dev/null; then _tether_r=never; else _tether_i=0; while :; do [ -f "$_tether_d.o" ] && [ ! -h "$_tether_b" ] && read -r _tether_p <"$_tether_d.p" 2>/dev/null; {{ [ -n "$_tether_p" ] || [ $_tether_i -ge 40 ]; }} && break; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; if [ -z "$_tether_p" ]; then _tether_r=unknown; elif ! {{ : >"$_tether_d.t"; kill -TERM -"$_tether_p"; }} 2>/dev/null; then _tether_r=gone; else _tether_i=0; while [ ! -s "$_tether_d.s" ] && kill -0 -"$_tether_p" 2>/dev/null; do if [ $_tether_i -ge $((_tether_g*20)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; _tether_i=0; while [ $_tether_r = TERM ] && [ $_tether_i -lt 20 ] && kill -0 "$_tether_p" 2>/dev/null; do sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; kill -KILL -"$_tether_p" 2>/dev/null; {OTHERS}; fi; rm -f "$_tether_d".? "$_tether_d".?.* ${{_tether_p:+"$_tether_d.claim"}}; fi; echo "$_tether_r"; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
     )
 }
+
+/// The end of [`stop`] once the group was signalled: processes of the group that run as
+/// another user (`as_user`: sudo passes a signal on to its child only, and the command's own
+/// children stay in the group) ignore the signals of this one, and `kill -0` takes a group of
+/// only such processes for gone. They are counted from `/proc` (zombies aside: their real
+/// uid is not this user's), and sent SIGTERM through `sudo -n -u '#UID'` (which needs no
+/// password only where sudoers allows it), SIGKILL after the grace period; any still there
+/// make the stop print `others:N:UID` instead of `TERM`/`KILL`. Without `/proc` nothing is
+/// counted.
+const OTHERS: &str = r##"_tether_n=0; _tether_u=; _tether_me=$(id -u); _tether_left() { _tether_n=0; for _tether_f in /proc/[0-9]*/stat; do _tether_v=; read -r _tether_v <"$_tether_f" 2>/dev/null || continue; _tether_v=${_tether_v##*) }; set -f; set -- $_tether_v; set +f; [ "$3" = "$_tether_p" ] && [ "$1" != Z ] || continue; _tether_o=; while read -r _tether_k _tether_o _tether_v; do [ "$_tether_k" = Uid: ] && break; _tether_o=; done <"${_tether_f%stat}status" 2>/dev/null; [ -n "$_tether_o" ] && [ "$_tether_o" != "$_tether_me" ] || continue; _tether_n=$((_tether_n+1)); _tether_u=$_tether_o; done; }; if [ -r /proc/self/stat ] && [ -n "$_tether_me" ]; then _tether_left; if [ $_tether_n -gt 0 ]; then sudo -n -u "#$_tether_u" kill -TERM -- -"$_tether_p" >/dev/null 2>&1; _tether_i=0; while [ $_tether_n -gt 0 ] && [ $_tether_i -lt $((_tether_g*4)) ]; do sleep 0.25 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); _tether_left; done; [ $_tether_n -gt 0 ] && sudo -n -u "#$_tether_u" kill -KILL -- -"$_tether_p" >/dev/null 2>&1; sleep 0.1 2>/dev/null || sleep 1; _tether_left; fi; [ $_tether_n -gt 0 ] && _tether_r="others:$_tether_n:$_tether_u"; fi"##;
 
 /// The exec's sh that claims the command `$1`, lost with its connection before its start
 /// marker arrived: it creates the claim file `ID.claim` with `set -C` (noclobber: `O_CREAT|O_EXCL`, atomic,
@@ -330,6 +340,15 @@ pub enum StopDone {
     Gone,
     /// It had not started on the host, and never will (its claim was taken first).
     Never,
+    /// Its group was signalled, but `count` of its processes run as another user (`uid`:
+    /// `as_user`), whom no signal of this one reaches and `sudo -n` could not stop: they may
+    /// still be running.
+    Others {
+        /// How many were left.
+        count: u32,
+        /// Their user's id (the first one's).
+        uid: u32,
+    },
 }
 
 impl StopDone {
@@ -340,6 +359,13 @@ impl StopDone {
             "KILL" => Ok(StopDone::Kill),
             "gone" => Ok(StopDone::Gone),
             "never" => Ok(StopDone::Never),
+            other if other.starts_with("others:") => {
+                let mut parts = other.split(':').skip(1).map(str::parse::<u32>);
+                match (parts.next(), parts.next()) {
+                    (Some(Ok(count)), Some(Ok(uid))) => Ok(StopDone::Others { count, uid }),
+                    _ => Err(format!("stopping it failed ({other})")),
+                }
+            }
             "unknown" => Err("the host never said its process group: it may run without \
                               tether's supervisor, or its files were removed"
                 .into()),
@@ -357,6 +383,11 @@ impl StopDone {
             ),
             StopDone::Gone => "nothing of it was left running".into(),
             StopDone::Never => "it had not started on the host, and never will".into(),
+            StopDone::Others { count, uid } => format!(
+                "its process group was sent SIGTERM and SIGKILL, but {count} of its processes \
+                 run as another user (uid {uid}, as_user), whom neither those signals nor \
+                 `sudo -n kill` reach: they may still be running"
+            ),
         }
     }
 }

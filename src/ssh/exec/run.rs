@@ -429,7 +429,10 @@ pub(super) fn run_wrapped(
                 }
                 (None, None) => None,
             };
-            if let Some(Ok(StopDone::Term | StopDone::Kill | StopDone::Gone)) = &stopped {
+            if let Some(Ok(
+                StopDone::Term | StopDone::Kill | StopDone::Gone | StopDone::Others { .. },
+            )) = &stopped
+            {
                 // The group is gone; what its clean-up wrote (or its result) is still on its
                 // way.
                 drain(conn, &mut channel, &mut streams, on_line, DRAIN);
@@ -445,7 +448,8 @@ pub(super) fn run_wrapped(
                 return Err(e.with_stop(stopped.map(|r| match r {
                     Ok(done) => RemoteStop {
                         how: done.words(STOP_GRACE),
-                        signalled: true,
+                        // Processes of another user outlived it.
+                        signalled: !matches!(done, StopDone::Others { .. }),
                     },
                     Err(how) => RemoteStop {
                         how,

@@ -521,3 +521,48 @@ fn a_download_ended_by_a_signal_leaves_no_temporary_file() {
         assert!(!dir.join("huge.bin").exists());
     }
 }
+
+/// A download whose remote file changed while it was read fails naming its host, as every
+/// other failure of a host does (fresh-eyes finding, stop 28: on two hosts, `download
+/// /srv/g: arrived changed: ...` twice, and no way to tell which host said which).
+#[test]
+fn a_download_that_arrived_changed_names_its_host() {
+    use std::io::Write as _;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let lab = lab(&["db1", "db2"]);
+    let r = lab_recipe(
+        &lab,
+        "download-changed",
+        r#"server("db2", #{ roles: ["db"] });
+task("get", || { on("db", |host| { download("/srv/g", "got/{host}"); }); });
+"#,
+    );
+    let files: Vec<_> = ["db1", "db2"]
+        .iter()
+        .map(|h| lab.host(h).root_dir.join("g"))
+        .collect();
+    for f in &files {
+        std::fs::write(f, vec![b'x'; 8 << 20]).unwrap();
+    }
+    let done = AtomicBool::new(false);
+    let out = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(Ordering::SeqCst) {
+                for f in &files {
+                    let mut file = std::fs::OpenOptions::new().append(true).open(f).unwrap();
+                    file.write_all(&[b'y'; 4096]).unwrap();
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        let out = r.tether().args(&["get"]).run();
+        done.store(true, Ordering::SeqCst);
+        out
+    });
+    let out = out.status(1);
+    for h in ["db1", "db2"] {
+        out.stderr_contains(&format!("{h}: download /srv/g: "));
+        assert!(!r.path(&format!("got/{h}")).exists());
+    }
+}

@@ -308,9 +308,11 @@ fn transfer_failure(
         TransferError::Remote { result, .. } => {
             host_failure(scope, cctx, "", what, result.map_err(|e| e.naming(what)))
         }
-        TransferError::Changed(text) => {
-            throw(Failure::host(&scope.host, Kind::CommandFailed, text))
-        }
+        TransferError::Changed(text) => throw(Failure::host(
+            &scope.host,
+            Kind::CommandFailed,
+            format!("{}: {text}", scope.host),
+        )),
     }
 }
 

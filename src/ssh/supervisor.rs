@@ -263,8 +263,9 @@ pub fn resume(start: &str) -> String {
 /// sent SIGTERM (after making `ID.t`, which keeps a command not yet forked from starting: see
 /// [`SUPERVISE`]), SIGKILL after `$2` seconds if the command has not ended by then (its status
 /// written), and SIGKILL to whatever of its group is left once the exec's sh (the group's
-/// leader, which outlives the SIGTERM) has ended after it, a second at most: the streaming
-/// loop passes on the last bytes meanwhile. The leader is waited for, not the group: a group
+/// leader, which outlives the SIGTERM) has ended after it, `$2` seconds at most: the streaming
+/// loop passes on the last bytes meanwhile (on a loaded host a second was not always enough,
+/// and what the command printed as it ended was lost). The leader is waited for, not the group: a group
 /// of zombies counts as alive, and an init that is slow to reap them must not cost the grace
 /// period. Then its files are removed (its claim too when it had started: its exec is past
 /// the claim). Prints `TERM` or `KILL` (the signal that ended it), `gone` (nothing of it was
@@ -272,7 +273,7 @@ pub fn resume(start: &str) -> String {
 /// supervisor, or its files were removed); `start` prints the start markers.
 pub fn stop(start: &str) -> String {
     format!(
-        r#"{DIR}; _tether_g=$2; set --; {start} umask 077; [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; _tether_p=; _tether_r=TERM; if [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && (umask 077; set -C; true >"$_tether_d.claim") 2>/dev/null; then _tether_r=never; else _tether_i=0; while :; do [ -f "$_tether_d.o" ] && [ ! -h "$_tether_b" ] && read -r _tether_p <"$_tether_d.p" 2>/dev/null; {{ [ -n "$_tether_p" ] || [ $_tether_i -ge 40 ]; }} && break; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; if [ -z "$_tether_p" ]; then _tether_r=unknown; elif ! {{ : >"$_tether_d.t"; kill -TERM -"$_tether_p"; }} 2>/dev/null; then _tether_r=gone; else _tether_i=0; while [ ! -s "$_tether_d.s" ] && kill -0 -"$_tether_p" 2>/dev/null; do if [ $_tether_i -ge $((_tether_g*20)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; _tether_i=0; while [ $_tether_r = TERM ] && [ $_tether_i -lt 20 ] && kill -0 "$_tether_p" 2>/dev/null; do sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; kill -KILL -"$_tether_p" 2>/dev/null; {OTHERS}; fi; rm -f "$_tether_d".? "$_tether_d".?.* ${{_tether_p:+"$_tether_d.claim"}}; fi; echo "$_tether_r"; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
+        r#"{DIR}; _tether_g=$2; set --; {start} umask 077; [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; _tether_p=; _tether_r=TERM; if [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && (umask 077; set -C; true >"$_tether_d.claim") 2>/dev/null; then _tether_r=never; else _tether_i=0; while :; do [ -f "$_tether_d.o" ] && [ ! -h "$_tether_b" ] && read -r _tether_p <"$_tether_d.p" 2>/dev/null; {{ [ -n "$_tether_p" ] || [ $_tether_i -ge 40 ]; }} && break; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; if [ -z "$_tether_p" ]; then _tether_r=unknown; elif ! {{ : >"$_tether_d.t"; kill -TERM -"$_tether_p"; }} 2>/dev/null; then _tether_r=gone; else _tether_i=0; while [ ! -s "$_tether_d.s" ] && kill -0 -"$_tether_p" 2>/dev/null; do if [ $_tether_i -ge $((_tether_g*20)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; _tether_i=0; while [ $_tether_r = TERM ] && [ $_tether_i -lt $((_tether_g*20)) ] && kill -0 "$_tether_p" 2>/dev/null; do sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; kill -KILL -"$_tether_p" 2>/dev/null; {OTHERS}; fi; rm -f "$_tether_d".? "$_tether_d".?.* ${{_tether_p:+"$_tether_d.claim"}}; fi; echo "$_tether_r"; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
     )
 }
 

@@ -1312,3 +1312,28 @@ fn an_empty_directory_user_or_path_is_a_recipe_error_at_its_line() {
         );
     }
 }
+
+/// A failed `run_locally` shows what it printed and names a signal (fresh-eyes finding,
+/// stop 28: its stdout, the value a success returns, was shown nowhere, and `kill -TERM $$`
+/// failed "with a signal"): the failure carries the last lines of both streams, as SSHKit's
+/// `Command::Failed` does, and the signal's name, as a host's command says it.
+#[test]
+fn a_failed_run_locally_shows_its_output_and_names_its_signal() {
+    let r = support::recipe::RecipeDir::new(
+        "local-failure",
+        "task(\"out\", || { run_locally(\"echo out-before-fail; echo more; echo said >&2; exit 9\"); });\n\
+         task(\"sig\", || { run_locally(\"kill -TERM $$\"); });\n",
+    );
+    r.tether()
+        .args(&["out"])
+        .run()
+        .status(1)
+        .stderr_contains("failed with exit status 9")
+        .stderr_contains("stdout (last lines):\n    out-before-fail\n    more")
+        .stderr_contains("stderr (last lines):\n    said");
+    r.tether()
+        .args(&["sig"])
+        .run()
+        .status(1)
+        .stderr_contains("local: `kill -TERM $$` failed with signal TERM");
+}

@@ -664,3 +664,31 @@ fn only_sessions_that_were_open_are_counted_as_closed() {
     assert_eq!(w.interrupt(10 * SECS), 0, "{}", w.dump());
     w.wait_line("watch: stopped after 1 run; 1 session closed", SECS);
 }
+
+/// A file written again and again is run once it has been quiet for `--debounce`, as README
+/// says (fresh-eyes finding, stop 28: under `--debounce 1s`, a recipe saved every 0.2 s
+/// started a run every 0.2 s while the writes went on: the debouncer let each event go once
+/// it was a second old, however many came after it). Twenty saves 0.1 s apart are one run,
+/// of the last save.
+#[test]
+fn a_burst_of_saves_is_one_run_once_the_files_are_quiet() {
+    let lab = lab(&["web1"]);
+    let recipe = |v: usize| {
+        format!(
+            "{}task(\"hi\", || {{ on(\"web\", \"echo v{v}\"); }});\n",
+            servers(&["web1"])
+        )
+    };
+    let r = RecipeDir::new("burst", &recipe(0));
+    let mut w = Watcher::start(&lab, &r, &["--debounce", "1s", "hi"]);
+    w.wait_line("watch: run 1 ok", 20 * SECS);
+    for v in 1..=20 {
+        r.save_in_place("deploy.rhai", &recipe(v));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    w.wait_line("watch: run 2 ok", 10 * SECS);
+    w.settle(2 * SECS);
+    assert_eq!(w.runs(), 2, "{}", w.dump());
+    assert_eq!(w.count("web1 | v20"), 1, "{}", w.dump());
+    assert_eq!(w.interrupt(10 * SECS), 0, "{}", w.dump());
+}

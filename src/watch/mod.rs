@@ -4,8 +4,9 @@
 //! - Files: notify (inotify) watches the *parent directories* of the recipe and of every local
 //!   module the last run loaded (editors save by renaming a temporary file over the original,
 //!   which would end a watch on the file itself); stdlib modules are embedded and not watched.
-//!   Events go through notify-debouncer-full (`--debounce`, 100 ms), are filtered by path, and
-//!   `Access` events are ignored (our own reads open the files), except a close after writing.
+//!   Events go through notify-debouncer-full (held 20 ms at most), are filtered by path, and
+//!   `Access` events are ignored (our own reads open the files), except a close after writing;
+//!   a run waits until the watched files were quiet for `--debounce` (100 ms).
 //!   A run starts only when a watched file's content hash differs from what the last run
 //!   started with, so `touch`, our own reads and the several events of one save make one run.
 //! - Runs: each builds a fresh Engine (`runner::load`; Rhai's module cache would keep old
@@ -49,6 +50,10 @@ use screen::Screen;
 
 /// How often the main loop looks at the Ctrl-C flag while it waits.
 const TICK: Duration = Duration::from_millis(50);
+
+/// How long the file-event debouncer holds an event before passing it on, at most: long
+/// enough to merge an editor's write-and-rename, short against any `--debounce`.
+const NOTIFY_SETTLE: Duration = Duration::from_millis(20);
 
 /// What the main loop waits for.
 enum Msg {
@@ -158,8 +163,13 @@ pub fn run(
     };
     let (tx, rx) = mpsc::channel::<Msg>();
     let files_tx = tx.clone();
-    let tick = (args.debounce / 10).clamp(Duration::from_millis(5), args.debounce);
-    let mut debouncer = new_debouncer(args.debounce, Some(tick), move |r| {
+    // The debouncer passes each event on a moment after it came (merging an editor's write
+    // and rename); the wait for quiet is this loop's (`last_touch`): notify-debouncer-full
+    // lets an event go once it is `--debounce` old, however many came after it, so a file
+    // written every 0.2 s started a run every 0.2 s under `--debounce 1s`.
+    let settle = args.debounce.min(NOTIFY_SETTLE);
+    let tick = (settle / 4).max(Duration::from_millis(2));
+    let mut debouncer = new_debouncer(settle, Some(tick), move |r| {
         // The receiver lives as long as the loop below.
         let _ = files_tx.send(Msg::Files(r));
     })
@@ -172,7 +182,12 @@ pub fn run(
     let mut number = 0;
     let mut current: Option<Current> = None;
     let mut pending: Option<String> = Some("first run".into());
+    // When a watched file was last touched: a run starts once they were quiet for the debounce.
+    let mut last_touch: Option<Instant> = None;
     loop {
+        let quiet_in = last_touch
+            .map(|t| args.debounce.saturating_sub(t.elapsed()))
+            .unwrap_or_default();
         if interrupted.load(Ordering::SeqCst) {
             match &mut current {
                 // Also after a save cancelled it: Ctrl-C stops PTY commands too.
@@ -183,7 +198,7 @@ pub fn run(
                 }
                 None => break,
             }
-        } else if current.is_none() {
+        } else if current.is_none() && quiet_in.is_zero() {
             if let Some(reason) = pending.take() {
                 number += 1;
                 watched.snapshot();
@@ -198,7 +213,11 @@ pub fn run(
                 current = Some(cur);
             }
         }
-        let msg = match rx.recv_timeout(TICK) {
+        let wait = match quiet_in.is_zero() {
+            true => TICK,
+            false => quiet_in.min(TICK),
+        };
+        let msg = match rx.recv_timeout(wait) {
             Ok(m) => m,
             Err(RecvTimeoutError::Timeout) => continue,
             // Both senders live in this function.
@@ -215,6 +234,7 @@ pub fn run(
                 if touched.is_empty() {
                     continue;
                 }
+                last_touch = Some(Instant::now());
                 // Only the files these events are about: another file may be half written
                 // right now, and its own events come when it has been quiet for the debounce.
                 let changed = watched.changed(&touched);

@@ -277,7 +277,8 @@ pub fn stop(start: &str) -> String {
     )
 }
 
-/// The end of [`stop`] once the group was signalled: processes of the group that run as
+/// The end of [`stop`] (and of a PTY command's stop, `exec/pty_stop.rs`) once the group
+/// `$_tether_p` was signalled, with `$_tether_g` seconds of grace: processes of the group that run as
 /// another user (`as_user`: sudo passes a signal on to its child only, and the command's own
 /// children stay in the group) ignore the signals of this one, and `kill -0` takes a group of
 /// only such processes for gone. They are counted from `/proc` (zombies aside: their real
@@ -285,7 +286,7 @@ pub fn stop(start: &str) -> String {
 /// password only where sudoers allows it), SIGKILL after the grace period; any still there
 /// make the stop print `others:N:UID` instead of `TERM`/`KILL`. Without `/proc` nothing is
 /// counted.
-const OTHERS: &str = r##"_tether_n=0; _tether_u=; _tether_me=$(id -u); _tether_left() { _tether_n=0; for _tether_f in /proc/[0-9]*/stat; do _tether_v=; read -r _tether_v <"$_tether_f" 2>/dev/null || continue; _tether_v=${_tether_v##*) }; set -f; set -- $_tether_v; set +f; [ "$3" = "$_tether_p" ] && [ "$1" != Z ] || continue; _tether_o=; while read -r _tether_k _tether_o _tether_v; do [ "$_tether_k" = Uid: ] && break; _tether_o=; done <"${_tether_f%stat}status" 2>/dev/null; [ -n "$_tether_o" ] && [ "$_tether_o" != "$_tether_me" ] || continue; _tether_n=$((_tether_n+1)); _tether_u=$_tether_o; done; }; if [ -r /proc/self/stat ] && [ -n "$_tether_me" ]; then _tether_left; if [ $_tether_n -gt 0 ]; then sudo -n -u "#$_tether_u" kill -TERM -- -"$_tether_p" >/dev/null 2>&1; _tether_i=0; while [ $_tether_n -gt 0 ] && [ $_tether_i -lt $((_tether_g*4)) ]; do sleep 0.25 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); _tether_left; done; [ $_tether_n -gt 0 ] && sudo -n -u "#$_tether_u" kill -KILL -- -"$_tether_p" >/dev/null 2>&1; sleep 0.1 2>/dev/null || sleep 1; _tether_left; fi; [ $_tether_n -gt 0 ] && _tether_r="others:$_tether_n:$_tether_u"; fi"##;
+pub(crate) const OTHERS: &str = r##"_tether_n=0; _tether_u=; _tether_me=$(id -u); _tether_left() { _tether_n=0; for _tether_f in /proc/[0-9]*/stat; do _tether_v=; read -r _tether_v <"$_tether_f" 2>/dev/null || continue; _tether_v=${_tether_v##*) }; set -f; set -- $_tether_v; set +f; [ "$3" = "$_tether_p" ] && [ "$1" != Z ] || continue; _tether_o=; while read -r _tether_k _tether_o _tether_v; do [ "$_tether_k" = Uid: ] && break; _tether_o=; done <"${_tether_f%stat}status" 2>/dev/null; [ -n "$_tether_o" ] && [ "$_tether_o" != "$_tether_me" ] || continue; _tether_n=$((_tether_n+1)); _tether_u=$_tether_o; done; }; if [ -r /proc/self/stat ] && [ -n "$_tether_me" ]; then _tether_left; if [ $_tether_n -gt 0 ]; then sudo -n -u "#$_tether_u" kill -TERM -- -"$_tether_p" >/dev/null 2>&1; _tether_i=0; while [ $_tether_n -gt 0 ] && [ $_tether_i -lt $((_tether_g*4)) ]; do sleep 0.25 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); _tether_left; done; [ $_tether_n -gt 0 ] && sudo -n -u "#$_tether_u" kill -KILL -- -"$_tether_p" >/dev/null 2>&1; sleep 0.1 2>/dev/null || sleep 1; _tether_left; fi; [ $_tether_n -gt 0 ] && _tether_r="others:$_tether_n:$_tether_u"; fi"##;
 
 /// The exec's sh that claims the command `$1`, lost with its connection before its start
 /// marker arrived: it creates the claim file `ID.claim` with `set -C` (noclobber: `O_CREAT|O_EXCL`, atomic,

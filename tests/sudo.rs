@@ -427,3 +427,44 @@ task("only", || {{
     assert!(text.contains("run as another user"), "{text}");
     assert!(text.contains("they may still be running"), "{text}");
 }
+
+/// `test` under `as_user` answers the condition, not sudo's refusal to run it (fresh-eyes
+/// finding, stop 28: with sudo wanting a password, `as_user("root", || test("[ -f
+/// /etc/passwd ]"))` was `false`, and the recipe could not tell a false condition from one
+/// never checked). A refusal fails as `run` does, with its hint; a condition that does not
+/// hold is still `false`.
+#[test]
+fn test_under_as_user_fails_when_sudo_refuses_rather_than_answering_false() {
+    let users = SudoUsers::create("t");
+    let lab = Lab::start(1);
+    let dir = lab.dir().join("recipe");
+    let (p, n) = (&users.with_password, &users.nopasswd);
+    recipe(
+        &dir,
+        &format!(
+            r#"
+server("{p}@host1", #{{ roles: ["pw"] }});
+server("{n}@host1", #{{ roles: ["free"] }});
+task("free", || {{
+    on("free", |host| {{
+        print("exists: " + as_user("root", || test("[ -f /etc/passwd ]")));
+        print("missing: " + as_user("root", || test("[ -f /nonexistent ]")));
+    }});
+}});
+task("pw", || {{
+    on("pw", |host| {{ print("answer: " + as_user("root", || test("[ -f /etc/passwd ]"))); }});
+}});
+"#
+        ),
+    );
+    tether(&lab, &dir)
+        .args(&["free"])
+        .run()
+        .status(0)
+        .stdout_contains("exists: true")
+        .stdout_contains("missing: false");
+    let out = tether(&lab, &dir).args(&["pw"]).run();
+    out.status(1)
+        .stdout_lacks("answer:")
+        .stderr_contains("sudo wants a password to run commands as `root`");
+}

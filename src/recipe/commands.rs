@@ -256,7 +256,13 @@ fn host_exec(rt: &Runtime, cmd: &str, mode: Mode) -> Fallible<Dynamic> {
             };
             return Err(stopped_early(&command, how, because));
         }
-        Ok(out) if mode == Mode::Test && matches!(out.status, ExitStatus::Code(_)) => {
+        // A condition that does not hold; but sudo refusing to run it under `as_user` is no
+        // answer, and fails as `run` does, with its hint.
+        Ok(out)
+            if mode == Mode::Test
+                && matches!(out.status, ExitStatus::Code(_))
+                && (cctx.user.is_none() || sudo::refusal(&out.stdout, &out.stderr).is_none()) =>
+        {
             return Ok(false.into())
         }
         other => return Err(host_failure(&scope, &cctx, "", &command, other)),

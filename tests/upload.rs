@@ -596,3 +596,60 @@ fn an_upload_over_a_file_keeps_its_owner_and_group_or_is_refused() {
     assert_eq!(std::fs::metadata(&theirs).unwrap().uid(), 0);
     assert_eq!(temp_files(&shared), Vec::<std::path::PathBuf>::new());
 }
+
+/// An upload whose local file shrinks or is written while it is read fails saying so, and
+/// places nothing (fresh-eyes finding, stop 28: a file truncated mid-upload was reported as
+/// "upload stopped short: N of M bytes arrived", as if the connection had cut it; one that
+/// grew was placed as its first M bytes, no version of itself, with success).
+#[test]
+fn an_upload_of_a_file_changed_while_read_fails_saying_so_and_places_nothing() {
+    use std::io::Write as _;
+
+    let lab = lab(&["db1"]);
+    let srv = lab.host("db1").root_dir.clone();
+    std::fs::create_dir_all(srv.join("up")).unwrap();
+    let r = lab_recipe(
+        &lab,
+        "upload-changed",
+        "task(\"up\", || { on(\"db\", |host| { upload(\"big.bin\", \"/srv/up/big.bin\"); }); });\n",
+    );
+    for (round, why) in [
+        (0, "the local file shrank while it was read"),
+        (1, "the local file changed while it was read"),
+    ] {
+        std::fs::write(srv.join("up/big.bin"), "old\n").unwrap();
+        std::fs::write(r.path("big.bin"), vec![b'x'; 64 << 20]).unwrap();
+        let out = std::thread::scope(|s| {
+            s.spawn(|| {
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while temp_files(&srv.join("up")).is_empty() {
+                    assert!(Instant::now() < deadline, "the upload never began");
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .append(round == 1)
+                    .open(r.path("big.bin"))
+                    .unwrap();
+                if round == 0 {
+                    f.set_len(1 << 20).unwrap();
+                } else {
+                    f.write_all(b"more").unwrap();
+                }
+            });
+            r.tether().args(&["up"]).run()
+        });
+        out.status(1)
+            .stderr_contains(&format!("db1: upload big.bin: {why}"))
+            .stderr_lacks("stopped short");
+        assert_eq!(
+            std::fs::read_to_string(srv.join("up/big.bin")).unwrap(),
+            "old\n",
+            "{round}"
+        );
+        assert_eq!(
+            temp_files(&srv.join("up")),
+            Vec::<std::path::PathBuf>::new()
+        );
+    }
+}

@@ -159,6 +159,16 @@ impl Backend for Remote {
         let checked = self.check(host, &receive, result, cleanup);
         // A local read error ended the input early: it, not the short file, is the reason.
         let sent = sent?;
+        // So did a file that shrank, and one written meanwhile is no version of itself: said
+        // as the local file's doing, not the connection's, and nothing is placed.
+        if let Some(why) = changed_while_read(upload.path, &meta, &sent) {
+            let mut owed = self.owed.lock().unwrap_or_else(|p| p.into_inner());
+            owed.entry(host.to_string()).or_default().push(cleanup());
+            return Err(TransferError::Changed(format!(
+                "upload {}: {why}; nothing was replaced",
+                upload.local
+            )));
+        }
         checked?;
         let place = (upload.render)(&transfer::place_script(upload.remote, &tmp, &sent, mode));
         let opts = ExecOptions {
@@ -383,4 +393,29 @@ impl Remote {
         };
         self.send(host, command, opts)
     }
+}
+
+/// Why the local file of an upload (`meta` when it was opened) is not what was sent (`sent`),
+/// if it is not: it shrank while it was read, or was written meanwhile (its size or
+/// modification time changed).
+fn changed_while_read(
+    path: &Path,
+    meta: &std::fs::Metadata,
+    sent: &transfer::Digest,
+) -> Option<String> {
+    if sent.bytes != meta.len() {
+        return Some(format!(
+            "the local file shrank while it was read: {} of its {} bytes could be read",
+            sent.bytes,
+            meta.len()
+        ));
+    }
+    let now = std::fs::metadata(path).ok();
+    let same =
+        now.is_some_and(|n| n.len() == meta.len() && n.modified().ok() == meta.modified().ok());
+    (!same).then(|| {
+        "the local file changed while it was read (its size or modification time is not what \
+         it was when the upload began)"
+            .to_string()
+    })
 }

@@ -44,6 +44,7 @@ pub struct HashingReader<R> {
     hasher: sha2::Sha256,
     bytes: u64,
     error: Option<std::io::Error>,
+    ended_early: bool,
 }
 
 impl<R: Read> HashingReader<R> {
@@ -55,7 +56,14 @@ impl<R: Read> HashingReader<R> {
             hasher: sha2::Sha256::new(),
             bytes: 0,
             error: None,
+            ended_early: false,
         }
+    }
+
+    /// Whether `inner` ended before `limit` bytes (a file that shrank while it was read), as
+    /// opposed to a reader that stopped reading (a connection cut).
+    pub fn ended_early(&self) -> bool {
+        self.ended_early
     }
 
     /// What was read; Err: the read error that ended it.
@@ -89,6 +97,9 @@ impl<R: Read> Read for HashingReader<R> {
                 }
             }
         };
+        if n == 0 && want > 0 {
+            self.ended_early = true;
+        }
         self.hasher.update(&buf[..n]);
         self.bytes += n as u64;
         self.left -= n as u64;
@@ -222,12 +233,19 @@ pub fn receive_script(remote: &str, tmp: &str, size: u64) -> String {
         "d={dest}; t=\"$d\"{tmp}; p=$(dirname -- \"$d\"; echo x); mkdir -p -- \"${{p%??}}\" || exit 1; \
          if [ -d \"$d\" ]; then echo \"upload: $d is a directory (mv would put the file inside \
          it): give the file's own path\" >&2; exit 1; fi; \
+         b=${{t##*/}}; if [ ${{#b}} -gt 255 ]; then echo \"upload: the name of $d is too long for \
+         the temporary file beside it (${{#b}} bytes with its {n}-byte suffix; a name has 255 at \
+         most): shorten it\" >&2; exit 1; fi; \
+         if [ ! -w \"${{p%??}}\" ]; then echo \"upload: cannot write in the directory of $d (the file \
+         is written beside it and moved into place, so its directory must be writable)\" >&2; \
+         exit 1; fi; \
          for f in \"$d\".tether-upload.*; do if [ -f \"$f\" ] && [ \"$f\" != \"$t\" ] && \
          [ -n \"$(find \"$f\" -prune -mmin +{STALE_MINUTES} 2>/dev/null)\" ]; then rm -f -- \"$f\"; fi; done; \
          rm -f -- \"$t\" && (umask 077 && cat > \"$t\") || {{ rm -f -- \"$t\"; exit 1; }}; \
          n=$(wc -c < \"$t\") || exit 1; if [ \"$n\" -ne {size} ]; then rm -f -- \"$t\"; \
          echo \"upload stopped short: $n of {size} bytes arrived\" >&2; exit 1; fi",
         dest = remote_word(remote),
+        n = tmp.len(),
     )
 }
 

@@ -653,3 +653,53 @@ fn an_upload_of_a_file_changed_while_read_fails_saying_so_and_places_nothing() {
         );
     }
 }
+
+/// An upload that cannot write its temporary file beside the destination says why, naming
+/// the destination (fresh-eyes finding, stop 28: a name of 240 bytes failed with `rm: cannot
+/// remove '...tether-upload...': File name too long`, twice; a writable file in a directory
+/// the user cannot write failed with `cannot create /srv/t/shared.tether-upload...:
+/// Permission denied`, naming neither the destination nor the reason).
+#[test]
+fn an_upload_that_cannot_write_beside_its_destination_says_why() {
+    let user = support::users::PlainUser::create();
+    let lab = lab(&["db1"]);
+    let srv = lab.host("db1").root_dir.clone();
+    std::fs::create_dir_all(srv.join("up")).unwrap();
+    let long = "M".repeat(240);
+    let r = lab_recipe(
+        &lab,
+        "upload-beside",
+        &format!("task(\"up\", || {{ on(\"db\", |host| {{ upload(\"f\", \"/srv/up/{long}\"); }}); }});\n"),
+    );
+    r.write("f", "new\n");
+    r.tether()
+        .args(&["up"])
+        .run()
+        .status(1)
+        .stderr_contains(&format!(
+            "upload: the name of /srv/up/{long} is too long for the temporary file beside it"
+        ))
+        .stderr_lacks("cannot remove");
+
+    // A file the user may write, in a directory it may not.
+    let locked = srv.join("locked");
+    std::fs::create_dir_all(&locked).unwrap();
+    std::fs::write(locked.join("f"), "old\n").unwrap();
+    std::fs::set_permissions(locked.join("f"), std::fs::Permissions::from_mode(0o666)).unwrap();
+    let mut r = support::recipe::RecipeDir::new(
+        "upload-beside-user",
+        &format!(
+            "server(\"{}\", #{{ roles: [\"db\"] }});\ntask(\"up\", || {{ on(\"db\", |host| {{ \
+             upload(\"f\", \"/srv/locked/f\"); }}); }});\n",
+            user.at("db1")
+        ),
+    );
+    r.ssh_config = Some(lab.ssh_config());
+    r.write("f", "new\n");
+    r.tether()
+        .args(&["up"])
+        .run()
+        .status(1)
+        .stderr_contains("upload: cannot write in the directory of /srv/locked/f (the file is written beside it and moved into place");
+    assert_eq!(std::fs::read_to_string(locked.join("f")).unwrap(), "old\n");
+}

@@ -147,11 +147,10 @@ impl Backend for Remote {
             ..ExecOptions::default()
         };
         let result = self.send(host, &receive, opts);
-        let sent = reader
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .finish()
-            .map_err(cannot);
+        let (sent, ended_early) = {
+            let mut reader = reader.lock().unwrap_or_else(|p| p.into_inner());
+            (reader.finish().map_err(cannot), reader.ended_early())
+        };
         let cleanup = || Owed {
             command: (upload.render)(&transfer::cleanup_script(upload.remote, &tmp)),
             stdin: upload.stdin_prefix.clone(),
@@ -161,7 +160,7 @@ impl Backend for Remote {
         let sent = sent?;
         // So did a file that shrank, and one written meanwhile is no version of itself: said
         // as the local file's doing, not the connection's, and nothing is placed.
-        if let Some(why) = changed_while_read(upload.path, &meta, &sent) {
+        if let Some(why) = changed_while_read(upload.path, &meta, &sent, ended_early) {
             let mut owed = self.owed.lock().unwrap_or_else(|p| p.into_inner());
             owed.entry(host.to_string()).or_default().push(cleanup());
             return Err(TransferError::Changed(format!(
@@ -396,19 +395,24 @@ impl Remote {
 }
 
 /// Why the local file of an upload (`meta` when it was opened) is not what was sent (`sent`),
-/// if it is not: it shrank while it was read, or was written meanwhile (its size or
-/// modification time changed).
+/// if it is not: it ended early (`ended_early`: it shrank while it was read), or, all of it
+/// read, was written meanwhile (its size or modification time changed). A reading that
+/// stopped short for another reason (the connection was cut) is the transfer's failure.
 fn changed_while_read(
     path: &Path,
     meta: &std::fs::Metadata,
     sent: &transfer::Digest,
+    ended_early: bool,
 ) -> Option<String> {
-    if sent.bytes != meta.len() {
+    if ended_early {
         return Some(format!(
             "the local file shrank while it was read: {} of its {} bytes could be read",
             sent.bytes,
             meta.len()
         ));
+    }
+    if sent.bytes != meta.len() {
+        return None;
     }
     let now = std::fs::metadata(path).ok();
     let same =

@@ -62,8 +62,9 @@ pub struct Group {
     after: Vec<u64>,
 }
 
-/// The lines waiting to be printed. Groups form an order per host and lane (a host's lines
-/// on stdout are printed in the order it wrote them, and on stderr, and tether's own); a copy joins the oldest waiting group of its line that keeps
+/// The lines waiting to be printed. Groups form an order per host (a host's lines on stdout
+/// and stderr are printed in the order they arrived, and tether's own); a copy joins the
+/// oldest waiting group of its line that keeps
 /// every host's order, and groups are printed oldest first among those whose earlier lines are
 /// out. So `web07`, which printed `FAILED` where the others printed `ok`, still joins the
 /// others' `end`, printed after both.
@@ -75,8 +76,9 @@ pub struct Fold {
     free: BTreeSet<u64>,
     /// The waiting groups of each line, oldest first.
     by_line: HashMap<(Lane, String), Vec<u64>>,
-    /// Per host and lane, the group its last line went to. stdout and stderr are ordered
-    /// apart: a line on one never waits for the other's (`--no-fold` keeps how they interleaved).
+    /// Per host, the group its last line of a command went to (stdout and stderr together:
+    /// a host's stderr line printed after its later stdout one read as if it failed after
+    /// `done`), and of tether's own.
     last: HashMap<(Arc<str>, Lane), u64>,
     /// How many of the pending groups are of tether's own lines.
     tether: usize,
@@ -86,9 +88,14 @@ pub struct Fold {
 impl Fold {
     /// Takes `text` printed by `host` at `now`.
     pub fn add(&mut self, host: &Arc<str>, lane: Lane, text: &str, now: Instant) {
+        // A command's two streams keep one order between them, as they arrived.
+        let order = match lane {
+            Lane::Tether => Lane::Tether,
+            Lane::Stdout | Lane::Stderr => Lane::Stdout,
+        };
         let last = self
             .last
-            .get(&(host.clone(), lane))
+            .get(&(host.clone(), order))
             .copied()
             .filter(|seq| self.pending.contains_key(seq));
         let key = (lane, text.to_string());
@@ -149,7 +156,7 @@ impl Fold {
                 }
             }
         }
-        self.last.insert((host.clone(), lane), seq);
+        self.last.insert((host.clone(), order), seq);
     }
 
     fn ord(&self, seq: u64) -> u64 {
@@ -469,5 +476,32 @@ mod tests {
         assert_eq!(lines(&f.due(t + WINDOW)), ["w1 same", "w2 same"]);
         f.add(&h("w3"), Lane::Stdout, "same", t + WINDOW * 3);
         assert_eq!(lines(&f.drain()), ["w3 same"]);
+    }
+
+    /// A host's stderr line comes out where it arrived among its stdout lines, whatever the
+    /// other hosts' lines it folds with (fresh-eyes finding, stop 28: `web[01-03] | done`
+    /// was printed before `web01 ! FATAL: disk full`, which web01 printed before `done`).
+    #[test]
+    fn a_hosts_stdout_and_stderr_keep_their_order_between_them() {
+        let mut f = Fold::default();
+        let t = Instant::now();
+        // web03 is done before web01 fails; web02 comes late.
+        f.add(&h("web03"), Lane::Stdout, "compiling", t);
+        f.add(&h("web03"), Lane::Stdout, "done", t);
+        f.add(&h("web01"), Lane::Stdout, "compiling", t);
+        f.add(&h("web01"), Lane::Stdout, "ERROR 2", t);
+        f.add(&h("web01"), Lane::Stderr, "FATAL: disk full", t);
+        f.add(&h("web01"), Lane::Stdout, "done", t);
+        f.add(&h("web02"), Lane::Stdout, "compiling", t);
+        f.add(&h("web02"), Lane::Stdout, "done", t);
+        assert_eq!(
+            lines(&f.drain()),
+            [
+                "web[01-03] compiling",
+                "web01 ERROR 2",
+                "web01 FATAL: disk full",
+                "web[01-03] done"
+            ]
+        );
     }
 }

@@ -12,8 +12,9 @@ const NODESET_SYNTAX: [char; 9] = ['[', ']', '!', '&', '^', ',', ' ', '\t', '\n'
 /// nodeset does: numbers of one padding make ranges of their own (`web1 web01 web02 web001` ->
 /// `web[1,01-02,001]`), unpadded ones first, then by width; an unpadded number as wide as
 /// padded ones goes with them (`web09 web10` -> `web[09-10]`). A name with nodeset's syntax of
-/// its own (a bracket, an operator: `ssh://[::1]:22`, `a^1`) is listed as it is. Groups are sorted by their
-/// text; the result is a comma-separated list.
+/// its own (a bracket, an operator: `ssh://[::1]:22`, `a^1`) is listed in double quotes, as
+/// it is: written bare, `web[1]` would read as `web1`, and `x[1-3]` as three hosts. Groups
+/// are sorted by their text; the result is a comma-separated list.
 pub fn fold<S: AsRef<str>>(names: &[S]) -> String {
     // (prefix, suffix) -> (value, digits as written)
     let mut groups: BTreeMap<(String, String), Vec<(u64, String)>> = BTreeMap::new();
@@ -21,9 +22,12 @@ pub fn fold<S: AsRef<str>>(names: &[S]) -> String {
     for name in names {
         let name = name.as_ref();
         // nodeset's own syntax in a name (a bracket, an operator, a separator) would read as
-        // that: such a name is listed as it is.
-        let split = split_number(name).filter(|_| !name.contains(NODESET_SYNTAX));
-        match split.and_then(|(p, d, s)| Some((p, d, s, d.parse::<u64>().ok()?))) {
+        // that: such a name is listed in quotes.
+        if name.contains(NODESET_SYNTAX) || name.contains('"') {
+            plain.push(format!("\"{}\"", name.replace('"', "\\\"")));
+            continue;
+        }
+        match split_number(name).and_then(|(p, d, s)| Some((p, d, s, d.parse::<u64>().ok()?))) {
             Some((prefix, digits, suffix, value)) => groups
                 .entry((prefix.to_string(), suffix.to_string()))
                 .or_default()
@@ -334,12 +338,22 @@ mod tests {
         );
         let plain: Vec<String> = (1..=12).map(|i| format!("n{i}")).collect();
         assert_eq!(fold(&plain), "n[1-12]");
-        // A name with nodeset's syntax of its own is not folded into a bracket.
+        // A name with nodeset's syntax of its own is not folded into a bracket, and is quoted:
+        // bare, `web[1]` reads as web1 and `x[1-3]` as three hosts (fresh-eyes finding, stop
+        // 28: `web[1],x[1-3] | web01` for the two hosts named so).
         assert_eq!(
             fold(&["ssh://[::1]:1", "ssh://[::1]:2"]),
-            "ssh://[::1]:1,ssh://[::1]:2"
+            "\"ssh://[::1]:1\",\"ssh://[::1]:2\""
         );
-        assert_eq!(fold(&["a^1", "a^2", "b!1", "b&2"]), "a^1,a^2,b!1,b&2");
+        assert_eq!(
+            fold(&["a^1", "a^2", "b!1", "b&2"]),
+            "\"a^1\",\"a^2\",\"b!1\",\"b&2\""
+        );
+        assert_eq!(
+            fold(&["web[1]", "web1", "web2", "x[1-3]"]),
+            "\"web[1]\",\"x[1-3]\",web[1-2]"
+        );
+        assert_eq!(fold(&["web[1]"]), "\"web[1]\"");
         assert_eq!(fold(&["c+1", "c+2", "d~1", "d~2"]), "c+[1-2],d~[1-2]");
     }
 

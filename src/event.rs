@@ -80,6 +80,9 @@ pub enum Message {
     Event(Event),
     /// Acknowledge on this channel once everything before it has been written.
     Barrier(Sender<()>),
+    /// Acknowledge once everything before it has been taken: written, but for folded lines
+    /// still waiting for other hosts' copies (see [`Sink::sync`]).
+    Sync(Sender<()>),
 }
 
 impl Message {
@@ -87,7 +90,7 @@ impl Message {
     pub fn into_event(self) -> Option<Event> {
         match self {
             Message::Event(e) => Some(e),
-            Message::Barrier(ack) => {
+            Message::Barrier(ack) | Message::Sync(ack) => {
                 // The barrier's sender may have stopped waiting; nothing to do then.
                 let _ = ack.send(());
                 None
@@ -146,8 +149,22 @@ impl Sink {
     /// Waits until every event sent before this call has been written (returns at once when
     /// nobody reads the events).
     pub fn barrier(&self) {
+        self.wait(Message::Barrier);
+    }
+
+    /// Waits until every event sent before this call has been taken by the reader, as
+    /// [`barrier`](Sink::barrier) does, except that folded lines may go on waiting for the
+    /// same line from other hosts: what a host's command did is recorded (the run log
+    /// written) before the recipe goes on, and a command that ends on one host does not cut
+    /// the fold of the others' identical lines. Anything printed after it still comes after
+    /// them.
+    pub fn sync(&self) {
+        self.wait(Message::Sync);
+    }
+
+    fn wait(&self, message: fn(Sender<()>) -> Message) {
         let (tx, rx) = mpsc::channel();
-        if self.0.send(Message::Barrier(tx)).is_ok() {
+        if self.0.send(message(tx)).is_ok() {
             // An error means the reader is gone: nothing to wait for.
             let _ = rx.recv();
         }

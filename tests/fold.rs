@@ -359,3 +359,37 @@ fn tethers_own_lines_and_the_plan_fold_too() {
         .run();
     plan.status(0).stdout_contains("host[1-4] | $ uptime\n");
 }
+
+/// The same line printed by a closure's command on several hosts folds as a string command's
+/// does (fresh-eyes finding, stop 28: `on("all", |host| { run(..) })` on 44 hosts printed
+/// 39 separate `| same` lines: each command's end on one host printed what was waiting, so
+/// the other hosts' copies, a moment behind, could join nothing). Here host2 prints 0.3 s
+/// after the others, and they have ended by then.
+#[test]
+fn a_closures_identical_lines_fold_too() {
+    let lab = support::recipe::lab(&["host1", "host2", "host3"]);
+    let mut r = support::recipe::RecipeDir::new(
+        "closure-fold",
+        "server(\"host1\", #{ roles: [\"all\"] });\nserver(\"host2\", #{ roles: [\"all\"] });\n\
+         server(\"host3\", #{ roles: [\"all\"] });\n\
+         task(\"t\", || { on(\"all\", |host| { \
+         run(if host == \"host2\" { \"sleep 0.3; echo same\" } else { \"echo same\" }); }); \
+         print(\"end\"); });\n",
+    );
+    r.ssh_config = Some(lab.ssh_config());
+    let out = r.tether().folded().args(&["t"]).run();
+    out.status(0);
+    let same: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.ends_with("| same"))
+        .collect();
+    assert_eq!(same, ["host[1-3] | same"], "{}", out.stdout);
+    // Still printed before what the recipe prints after the `on`.
+    let at = |needle: &str| {
+        out.stdout
+            .find(needle)
+            .unwrap_or_else(|| panic!("{}", out.stdout))
+    };
+    assert!(at("| same") < at("\nend"), "{}", out.stdout);
+}

@@ -364,7 +364,9 @@ impl Remote {
     ) -> Result<ExecOutput, SshError> {
         opts.stop = self.kill.clone().or(std::mem::take(&mut opts.stop));
         let result = self.fleet.pool.exec_one(host, command, opts);
-        self.fleet.sink.barrier();
+        // Not a barrier: a command ending on one host of a closure's `on` must not print the
+        // lines other hosts' copies are still on their way to join.
+        self.fleet.sink.sync();
         result
     }
 

@@ -191,6 +191,11 @@ fn run(rx: Receiver<Message>, state: Arc<Mutex<State>>, look: Look, mut taps: Ta
                 taps.flush();
                 let _ = ack.send(());
             }
+            Ok(Message::Sync(ack)) => {
+                let _ = std::io::stdout().flush();
+                taps.flush();
+                let _ = ack.send(());
+            }
             Ok(Message::Event(event)) => {
                 // A line redrawn with `\r` is several lines, or on a terminal its last state.
                 let parts = progress::segments(event);

@@ -64,9 +64,11 @@ fn run_command(
         }
     }
     let command = opts.command.clone();
+    let before_shard = selection.before_shard;
     if settings.dry_run {
         let sink = reporter.sink();
         sink.emit(&Arc::from(""), fleet::hosts_event(&targets));
+        runner::empty_shard(settings, targets.len(), before_shard, &sink);
         for t in &targets {
             sink.emit(
                 &Arc::from(t.name.as_str()),
@@ -103,6 +105,7 @@ fn run_command(
             start_unix_ms: unix_ms(SystemTime::now()),
         },
     );
+    runner::empty_shard(settings, targets.len(), before_shard, &reporter.sink());
     fleet.connect(&targets);
     let commands: Vec<(String, String)> = targets
         .iter()

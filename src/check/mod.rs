@@ -112,6 +112,12 @@ pub fn check(
             targets.push(t);
         }
     }
+    runner::empty_shard(
+        settings,
+        targets.len(),
+        selection.before_shard,
+        &reporter.sink(),
+    );
     let heartbeat = fleet::heartbeat(settings, selection.keepalive);
     let ssh_config = selection.ssh_config;
     // Effective heartbeat (ServerAliveInterval shortens it, as in the worker) and the

@@ -25,6 +25,9 @@ pub struct Selection {
     pub ssh_config: SshConfig,
     /// The recipe file, if one was read.
     pub recipe: Option<PathBuf>,
+    /// How many hosts were selected before `--shard` (see [`empty_shard`], which the caller
+    /// calls where its output says so: after its run's start).
+    pub before_shard: usize,
 }
 
 /// `--hosts` as given when no recipe is involved; otherwise the recipe's servers (of
@@ -54,12 +57,12 @@ pub fn select(
             .filter(|h| settings.shard.is_none_or(|s| s.contains(h)))
             .map(|h| HostTarget::parse(h).map_err(Error::Usage))
             .collect::<Result<_, _>>()?;
-        empty_shard(settings, hosts.len(), settings.hosts.len(), &sink);
         return Ok(Selection {
             hosts,
             keepalive: None,
             ssh_config: fleet::load_ssh_config(settings)?,
             recipe: None,
+            before_shard: settings.hosts.len(),
         });
     }
     let loaded = load(recipe, load_options(settings, interrupted, sink.clone())?)?;
@@ -92,12 +95,12 @@ pub fn select(
             "no server of the recipe matches --roles/--hosts".into(),
         ));
     }
-    empty_shard(settings, hosts.len(), before_shard, &sink);
     Ok(Selection {
         hosts,
         keepalive: loaded.keepalive()?,
         ssh_config: loaded.ssh_config()?,
         recipe: Some(recipe.clone()),
+        before_shard,
     })
 }
 

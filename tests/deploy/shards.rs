@@ -92,3 +92,51 @@ fn an_empty_shard_says_so_and_succeeds() {
     }
     assert_eq!(said, 1, "one of two shards of one host is empty");
 }
+
+/// An empty shard's warning is an event of its run, after `run_started`, in `tether run` as
+/// in a recipe run (fresh-eyes finding, stop 28: `run --shard 5/5 --format json` wrote the
+/// warning before `run_started`, where a reader of a stream of runs gives it to the run
+/// before; the dry run gave it before its plan).
+#[test]
+fn an_empty_shards_warning_comes_after_its_run_started() {
+    let lab = Lab::builder().names(&["only1"]).start();
+    // Which of the two shards holds the one host is the shard function's to say.
+    let empty = (1..=2)
+        .map(|k| format!("{k}/2"))
+        .find(|shard| {
+            let out = Tether::new()
+                .ssh_config(&lab.ssh_config())
+                .args(&["run", "--hosts", "only1", "--shard", shard, "--", "true"])
+                .run();
+            out.stdout.contains("holds none of")
+        })
+        .expect("one of two shards of one host is empty");
+    let out = Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&[
+            "--format", "json", "run", "--hosts", "only1", "--shard", &empty,
+        ])
+        .args(&["--", "true"])
+        .run();
+    out.status(0);
+    let types: Vec<String> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["type"].to_string())
+        .collect();
+    let at = |t: &str| types.iter().position(|x| x == &format!("\"{t}\""));
+    assert!(at("run_started").is_some(), "{}", out.stdout);
+    assert!(at("warning") > at("run_started"), "{}", out.stdout);
+    // A dry run says it after the hosts it would run on (none).
+    let out = Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&[
+            "-n", "--format", "json", "run", "--hosts", "only1", "--shard", &empty,
+        ])
+        .args(&["--", "true"])
+        .run();
+    out.status(0);
+    let first = out.stdout.lines().next().unwrap_or_default().to_string();
+    assert!(first.contains("\"type\":\"hosts\""), "{}", out.stdout);
+    assert!(out.stdout.contains("holds none of"), "{}", out.stdout);
+}

@@ -825,6 +825,28 @@ fn where_the_supervisor_cannot_run_commands_run_directly_and_it_is_said_once() {
                 passed): it runs without tether's supervisor on this host, which no stop \
                 reaches: it may still be running"))
     });
+    // A first command lost with its connection says why it could not be re-attached to
+    // (fresh-eyes finding, stop 28: it read only "connection lost ... may have partly run",
+    // and the warning, said after a command's end, never came).
+    let h2 = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    std::fs::write(lab.host("host1").root_dir.join("marker"), "").unwrap();
+    let r = run_while(
+        &h2,
+        &lab,
+        "echo ran >> /srv/marker; sleep 43",
+        FanOut::default(),
+        || lab.kill_connections("host1"),
+    );
+    match &r.result {
+        Some(Err(e @ SshError::ConnectionLost { .. })) => assert!(
+            e.to_string().contains(
+                "not re-attached: it ran without tether's supervisor on this host \
+                 (/srv/missing/tether-"
+            ),
+            "{e}"
+        ),
+        other => panic!("{other:?}\n{}", h2.story()),
+    }
 }
 
 /// `on(.., #{ reattach: N }, ..)` bounds re-attaching for the commands of that step.

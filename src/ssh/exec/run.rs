@@ -386,6 +386,12 @@ pub(super) fn run_wrapped(
                 {
                     sup.place = Some(place);
                 }
+                // The host said it runs the command directly: why nothing can re-attach.
+                if let Some((_, _, why)) = direct_reason(&streams.err.start.preamble, key)
+                    .filter(|_| streams.err.start.open)
+                {
+                    sup.direct = Some(why);
+                }
                 if streams.supervised() && streams.stdin_done {
                     sup.streams = Some(streams);
                 } else if !streams.err.start.open && opts.stdin_from.is_none() {

@@ -488,11 +488,18 @@ impl WorkerState {
                     reason,
                 })),
             (None, Err(ExecError::Lost(reason))) => {
+                let why = match sup.as_ref().and_then(|s| s.direct.as_deref()) {
+                    Some(direct) => format!(
+                        "{reason}; not re-attached: it ran without tether's supervisor on this \
+                         host ({direct})"
+                    ),
+                    None => reason.clone(),
+                };
                 let error = SshError::ConnectionLost {
                     host: self.owner.name.to_string(),
                     command: command.to_string(),
                     elapsed: started.elapsed(),
-                    reason: reason.clone(),
+                    reason: why,
                 };
                 // Reconnect for later work (failure hooks may need the host); the lost command
                 // itself is never re-sent.

@@ -10,7 +10,6 @@
 
 use std::os::fd::RawFd;
 
-use super::connect::WaitError;
 use super::tcp_ack::{self, End};
 
 /// How an idle connection ended.
@@ -44,16 +43,16 @@ impl IdleDeath {
         }
     }
 
-    /// The death of a session whose heartbeat failed with `error`: what the socket showed
-    /// before the heartbeat (`before`, from [`peek`]) if anything, else what the failure and
-    /// the socket say now.
-    pub fn of(before: Option<IdleDeath>, error: &WaitError, fd: RawFd) -> IdleDeath {
+    /// The death of a session whose heartbeat failed (`timed_out`: no answer by its deadline;
+    /// else an error): what the socket showed before the heartbeat (`before`, from [`peek`])
+    /// if anything, else what the failure and the socket say now.
+    pub fn of(before: Option<IdleDeath>, timed_out: bool, fd: RawFd) -> IdleDeath {
         if let Some(seen) = before {
             return seen;
         }
-        match error {
-            WaitError::Timeout => IdleDeath::Silent,
-            WaitError::Failed(_) => peek(fd).unwrap_or(IdleDeath::Other),
+        match timed_out {
+            true => IdleDeath::Silent,
+            false => peek(fd).unwrap_or(IdleDeath::Other),
         }
     }
 }
@@ -150,10 +149,7 @@ mod tests {
         let fd = client.as_raw_fd();
         assert_eq!(peek(fd), Some(IdleDeath::Reset));
         assert!(!IdleDeath::Reset.may_be_idle_limit());
-        assert_eq!(
-            IdleDeath::of(None, &WaitError::Timeout, fd),
-            IdleDeath::Silent
-        );
+        assert_eq!(IdleDeath::of(None, true, fd), IdleDeath::Silent);
         assert!(!IdleDeath::Silent.may_be_idle_limit());
     }
 }

@@ -200,7 +200,8 @@ impl WorkerState {
             }
             Err(e) => {
                 let idle = self.last_alive.elapsed();
-                let death = IdleDeath::of(seen, &e, conn.fd());
+                let timed_out = matches!(e, WaitError::Timeout);
+                let death = IdleDeath::of(seen, timed_out, conn.fd());
                 // When the jump host's connection died (taking this host's tunnel with it),
                 // this host's server did not drop the idle session: nothing to learn. Nor
                 // from a reset or a silence (see `idle_death`), nor from a server whose

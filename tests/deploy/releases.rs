@@ -386,3 +386,79 @@ fn names_that_are_no_time_are_strays_and_current_is_its_release_however_written(
         Some("/srv/shop/releases/20250101000002")
     );
 }
+
+/// A release whose removal is cut off (Ctrl-C, a lost connection) is no release any more:
+/// the removal renames it first (`.tether-removing.NAME`), and the next run under the lock
+/// removes what is left (fresh-eyes finding, stop 28: a rollback's `rm -rf` stopped half way
+/// left `releases/NAME` without its marker and most of its files, still listed as a release
+/// from the revision log, and a rollback to it published it). Here web1's `rm` takes the
+/// marker, then hangs, as an `rm -rf` stopped part way leaves it; tether is stopped then.
+#[test]
+fn a_release_removal_cut_off_leaves_no_release_behind() {
+    let lab = lab();
+    let dir = Dir::new("removal-cut");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    let keep5 = ["-s", "keep_releases=5"];
+    for r in ["20250101000001", "20250101000002", "20250101000003"] {
+        deploy(&dir, &lab, r, &keep5).status(0);
+    }
+    let bin = lab.dir().join("hanging-rm");
+    fs::create_dir_all(&bin).unwrap();
+    fs::write(
+        bin.join("rm"),
+        "#!/bin/sh\nfor a; do case $a in *20250101000001*) \
+         [ -f \"$a/.tether-complete\" ] && /bin/rm -f \"$a/.tether-complete\"; exec sleep 31;; \
+         esac; done\nexec /bin/rm \"$@\"\n",
+    )
+    .unwrap();
+    fs::set_permissions(
+        bin.join("rm"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display());
+    lab.set_env("web1", &[("PATH", &path)]);
+    let mut child = Tether::new()
+        .current_dir(&dir.path)
+        .ssh_config(&lab.ssh_config())
+        .args(&["deploy:cleanup", "-s", "keep_releases=1"])
+        .spawn();
+    let hanging = || {
+        lab.host_pids("web1").iter().any(|pid| {
+            fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == b"sleep\x0031\x00")
+        })
+    };
+    wait_until("web1's rm to hang", hanging);
+    // SAFETY: kill(2) on the tether this test started.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let _ = child.wait();
+    lab.set_env("web1", &[("PATH", "/usr/local/bin:/usr/bin:/bin")]);
+    let _ = Command::new("pkill").args(["-f", "^sleep 31$"]).status();
+    // Not a release on web1, whatever deploy:releases reads.
+    let listed = tether(&dir, &lab, &["deploy:releases"]);
+    listed.status(0);
+    let web1 = listed
+        .stdout
+        .split("web1:\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .unwrap_or_else(|| panic!("{}", listed.stdout))
+        .lines()
+        .take_while(|l| l.starts_with("  "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(!web1.contains("20250101000001"), "{}", listed.stdout);
+    assert!(!releases(&lab, "web1").contains(&"20250101000001".to_string()));
+    // The next deploy removes what is left, and reports no stray.
+    deploy(&dir, &lab, "20250101000004", &keep5)
+        .status(0)
+        .stdout_lacks("not releases");
+    assert!(
+        releases(&lab, "web1")
+            .iter()
+            .all(|r| !r.contains("tether-removing")),
+        "{:?}",
+        releases(&lab, "web1")
+    );
+}

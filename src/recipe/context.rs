@@ -2,7 +2,7 @@
 //! the host filters, the command context of the current thread.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -69,7 +69,23 @@ pub struct Runtime {
     pub interrupted: Arc<AtomicBool>,
     /// Where the run reports (task headers, `print`, announced commands).
     pub sink: Sink,
-    done: Mutex<HashSet<String>>,
+    /// The tasks that ran, each with the task of the command line it ran for.
+    done: Mutex<HashMap<String, String>>,
+    /// The task of the command line running now.
+    top: Mutex<String>,
+}
+
+/// Whether a task is to run (see [`Runtime::mark_done`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Once {
+    /// It has not run: it runs now.
+    Run,
+    /// It ran for the same task of the command line, or it is that task: it does not run
+    /// again (Rake's rule).
+    Ran,
+    /// It ran for another task of the command line (named): that task's use of it is not
+    /// this one's (a lock taken, released, a release published), so it is refused.
+    RanFor(String),
 }
 
 /// Where host-bound functions run: the host of the current `on` closure.
@@ -159,7 +175,8 @@ impl Runtime {
             parallel,
             interrupted,
             sink,
-            done: Mutex::new(HashSet::new()),
+            done: Mutex::new(HashMap::new()),
+            top: Mutex::new(String::new()),
         }
     }
 
@@ -219,11 +236,26 @@ impl Runtime {
         self.sink.emit(&Arc::from(""), kind);
     }
 
-    /// Marks `task` as run; false if it already was (a task runs at most once per run).
-    pub fn mark_done(&self, task: &str) -> bool {
-        self.done
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(task.to_string())
+    /// Sets the task of the command line that runs now (its failure hooks run under it too).
+    pub fn set_top(&self, task: &str) {
+        *self.top.lock().unwrap_or_else(|p| p.into_inner()) = task.to_string();
+    }
+
+    /// Marks `task` as run for the task of the command line running now, unless it ran
+    /// already: a task runs at most once per run, as in Rake, and a task another one needs
+    /// only for one task of the command line.
+    pub fn mark_done(&self, task: &str) -> Once {
+        let top = self.top.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        match done.get(task) {
+            None => {
+                done.insert(task.to_string(), top);
+                Once::Run
+            }
+            // Named on the command line itself after it ran for an earlier task there
+            // (`tether b a`, b running a): done, as Rake has it.
+            Some(ran_for) if *ran_for == top || task == top => Once::Ran,
+            Some(ran_for) => Once::RanFor(ran_for.clone()),
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 use rhai::{Dynamic, Engine, EvalAltResult, AST};
 
-use super::context::Runtime;
+use super::context::{Once, Runtime};
 use super::failures::note_task;
 use super::model::{Hook, TaskBody};
 use crate::event::EventKind;
@@ -18,8 +18,20 @@ pub fn invoke(engine: &Engine, rt: &Runtime, name: &str) -> Result<(), Box<EvalA
             None => return Err(recipe.unknown_task(name).into()),
         }
     };
-    if !rt.mark_done(name) {
-        return Ok(());
+    match rt.mark_done(name) {
+        Once::Run => {}
+        Once::Ran => return Ok(()),
+        // Rake would skip it; for a lock, an unlock or a publishing step that is silently
+        // wrong (`tether deploy:unlock deploy` left the deploy's lock behind).
+        Once::RanFor(earlier) => {
+            return Err(format!(
+                "task `{name}` already ran in this run, for `{earlier}`, and a task runs once \
+                 per run: what `{earlier}` did with it is not what the next task needs (a lock \
+                 taken, released, a release published); run them one per tether: `tether \
+                 {earlier}`, then `tether` with the next"
+            )
+            .into())
+        }
     }
     let (before, after) = {
         let recipe = rt.recipe();

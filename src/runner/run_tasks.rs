@@ -45,6 +45,7 @@ impl Loaded {
         self.rt.set_backend(backend);
         self.rt.recipe().started = true;
         for t in tasks {
+            self.rt.set_top(t);
             if let Err(e) = invoke(&self.engine, &self.rt, t) {
                 let error = classify(&self.rt, &e);
                 if hooks_after_interrupt || !error.is_interrupted() {

@@ -230,3 +230,119 @@ fn a_lock_that_is_empty_junk_or_not_a_file_is_held_and_a_full_disk_leaves_none()
         );
     }
 }
+
+/// Two tasks of the command line that share a task of the flow are refused where the second
+/// would use it again, rather than have it skipped (fresh-eyes finding, stop 28: `tether
+/// deploy:unlock deploy` exited 0 and left the deploy's lock on every host, its
+/// `deploy:unlock` skipped as already run; `tether deploy deploy:rollback` rolled back with
+/// its lock, its publishing and its unlock skipped, and removed the live release).
+#[test]
+fn flows_sharing_a_task_on_one_command_line_are_refused_not_half_run() {
+    let lab = lab();
+    let dir = Dir::new("two-flows");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    deploy(&dir, &lab, "20250101000002", &[]).status(0);
+    let out = tether(
+        &dir,
+        &lab,
+        &[
+            "deploy",
+            "deploy:rollback",
+            "-s",
+            "release_timestamp=20250101000003",
+        ],
+    );
+    out.status(4)
+        .stderr_contains("already ran in this run, for `deploy`, and a task runs once per run");
+    let say = format!("{}{}", out.stdout, out.stderr);
+    for h in HOSTS {
+        // The deploy's release is live and kept; nothing was rolled back.
+        let live = current(&lab, h).unwrap_or_else(|| panic!("{h}: no current\n{say}"));
+        assert!(live.ends_with("20250101000003"), "{h}: {live}\n{say}");
+        assert!(complete(&lab, h, "20250101000003"), "{h}\n{say}");
+        assert!(complete(&lab, h, "20250101000002"), "{h}\n{say}");
+    }
+    assert_unlocked(&lab);
+
+    let out = tether(
+        &dir,
+        &lab,
+        &[
+            "deploy:unlock",
+            "deploy",
+            "-s",
+            "release_timestamp=20250101000004",
+        ],
+    );
+    let say = format!("{}{}", out.stdout, out.stderr);
+    assert_ne!(out.status, 0, "{say}");
+    assert!(
+        say.contains("task `deploy:unlock` already ran in this run, for `deploy:unlock`"),
+        "{say}"
+    );
+    // The deploy ran (its release live, its lock released by deploy:failed): nothing is left
+    // half done, and the refusal said why.
+    for h in HOSTS {
+        let live = current(&lab, h).unwrap_or_else(|| panic!("{h}: no current\n{say}"));
+        assert!(live.ends_with("20250101000004"), "{h}: {live}\n{say}");
+    }
+    assert_unlocked(&lab);
+}
+
+/// Ctrl-C while the hosts are being locked leaves no lock of this run behind (fresh-eyes
+/// finding, stop 28: with one host slow to answer, SIGINT left this run's lock on every host,
+/// nothing said, and the next deploy was refused by it: the hosts locked were recorded only
+/// once every host had answered). Here web2's `rm` of its lock's temporary file hangs (its
+/// lock is already in place); tether is interrupted then.
+#[test]
+fn an_interrupt_while_locking_leaves_no_lock_of_this_run() {
+    let lab = lab();
+    let dir = Dir::new("lock-interrupted");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    let bin = lab.dir().join("hanging-lock-rm");
+    fs::create_dir_all(&bin).unwrap();
+    fs::write(
+        bin.join("rm"),
+        "#!/bin/sh\nfor a; do case $a in *deploy.lock.*) exec sleep 32;; esac; done\n\
+         exec /bin/rm \"$@\"\n",
+    )
+    .unwrap();
+    fs::set_permissions(
+        bin.join("rm"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display());
+    lab.set_env("web2", &[("PATH", &path)]);
+    let child = Tether::new()
+        .current_dir(&dir.path)
+        .ssh_config(&lab.ssh_config())
+        .args(&["deploy", "-s", "release_timestamp=20250101000001"])
+        .spawn();
+    wait_until("web2's rm to hang", || {
+        lab.host_pids("web2").iter().any(|pid| {
+            fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == b"sleep\x0032\x00")
+        })
+    });
+    assert!(shop(&lab, "web2").join("deploy.lock").exists());
+    // SAFETY: kill(2) on the tether this test started.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let _ = Command::new("pkill").args(["-f", "^sleep 32$"]).status();
+    lab.set_env("web2", &[("PATH", "/usr/local/bin:/usr/bin:/bin")]);
+    let say = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(130), "{say}");
+    for h in HOSTS {
+        let lock = shop(&lab, h).join("deploy.lock");
+        assert!(!lock.exists(), "{h}: lock left behind\n{say}");
+    }
+    // The next deploy is not refused by it.
+    deploy(&dir, &lab, "20250101000002", &[]).status(0);
+}

@@ -59,6 +59,34 @@ fn ssh_connects(config: &Path, agent: &Agent) -> bool {
         .success()
 }
 
+/// Runs host1 under `config` with ssh (BatchMode) and asserts it connects or not as
+/// `connects` says (`what` names the case), then with tether (`echo reached`), which must do
+/// the same: exit 0 and `reached`, or exit `refused` without it. Returns tether's output, both
+/// streams.
+fn as_ssh_does(config: &Path, what: &str, connects: bool, refused: i32) -> String {
+    let ssh = Command::new("ssh")
+        .arg("-F")
+        .arg(config)
+        .args(["-o", "BatchMode=yes", "host1", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        ssh.status.success(),
+        connects,
+        "{what}: ssh itself: {}",
+        String::from_utf8_lossy(&ssh.stderr)
+    );
+    let out = Tether::new()
+        .ssh_config(config)
+        .args(&["run", "--hosts", "host1", "--", "echo reached"])
+        .run();
+    let text = format!("{}{}", out.stdout, out.stderr);
+    let want = if connects { 0 } else { refused };
+    assert_eq!(out.status, want, "{what}\n{text}");
+    assert_eq!(out.stdout.contains("reached"), connects, "{what}\n{text}");
+    text
+}
+
 /// sshd's count of refused keys so far (`LogLevel VERBOSE` logs each).
 fn failures(lab: &Lab) -> usize {
     let log = std::fs::read_to_string(&lab.host("host1").log).unwrap_or_default();
@@ -304,29 +332,8 @@ fn preferred_authentications_without_publickey_is_refused_as_ssh_offers_no_key()
             format!("Host host1\n  PreferredAuthentications {methods}\n{base}"),
         )
         .unwrap();
-        let ssh = Command::new("ssh")
-            .arg("-F")
-            .arg(&path)
-            .args(["-o", "BatchMode=yes", "host1", "true"])
-            .output()
-            .unwrap();
-        assert_eq!(
-            ssh.status.success(),
-            connects,
-            "{methods}: ssh itself: {}",
-            String::from_utf8_lossy(&ssh.stderr)
-        );
-        let out = Tether::new()
-            .ssh_config(&path)
-            .args(&["run", "--hosts", "host1", "--", "echo reached"])
-            .run();
-        let text = format!("{}{}", out.stdout, out.stderr);
-        if connects {
-            assert_eq!(out.status, 0, "{methods}\n{text}");
-            assert!(out.stdout.contains("reached"), "{methods}\n{text}");
-        } else {
-            assert_eq!(out.status, 2, "{methods}\n{text}");
-            assert!(!out.stdout.contains("reached"), "{methods}\n{text}");
+        let text = as_ssh_does(&path, methods, connects, 2);
+        if !connects {
             assert!(
                 text.contains(&format!(
                     "{}:2: PreferredAuthentications {methods} is refused: it leaves out \
@@ -379,31 +386,8 @@ fn pubkey_accepted_algorithms_selects_the_keys_offered_as_ssh_does() {
             key.display()
         );
         let path = config(&lab, &name, &extra);
-        let ssh = Command::new("ssh")
-            .arg("-F")
-            .arg(&path)
-            .args(["-o", "BatchMode=yes", "host1", "true"])
-            .output()
-            .unwrap();
         let key_name = key.file_name().unwrap().to_string_lossy();
-        assert_eq!(
-            ssh.status.success(),
-            connects,
-            "{key_name} {list}: ssh itself: {}",
-            String::from_utf8_lossy(&ssh.stderr)
-        );
-        let out = Tether::new()
-            .ssh_config(&path)
-            .args(&["run", "--hosts", "host1", "--", "echo reached"])
-            .run();
-        let text = format!("{}{}", out.stdout, out.stderr);
-        if connects {
-            assert_eq!(out.status, 0, "{key_name} {list}\n{text}");
-            assert!(out.stdout.contains("reached"), "{key_name} {list}\n{text}");
-        } else {
-            assert_eq!(out.status, 3, "{key_name} {list}\n{text}");
-            assert!(!out.stdout.contains("reached"), "{key_name} {list}\n{text}");
-        }
+        let text = as_ssh_does(&path, &format!("{key_name} {list}"), connects, 3);
         let skipped = format!(
             "key {} not offered: PubkeyAcceptedAlgorithms {list} leaves out its type",
             key.display()

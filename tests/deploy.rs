@@ -259,6 +259,46 @@ fn build_running(lab: &Lab, host: &str) -> bool {
     })
 }
 
+/// Puts an `rm` first in `host`'s PATH that, given an argument matching the shell pattern
+/// `pattern`, runs `first` (with `$a` that argument) and hangs (`sleep 3N`, N = `tag`) rather
+/// than remove anything: an `rm` stopped part way, at a moment the test picks. Returns once it
+/// hangs is up to [`rm_hangs`]; [`unhang`] puts the host back.
+fn hang_rm(lab: &Lab, host: &str, pattern: &str, first: &str, tag: u32) {
+    let bin = lab.dir().join(format!("hanging-rm-{host}"));
+    fs::create_dir_all(&bin).unwrap();
+    fs::write(
+        bin.join("rm"),
+        format!(
+            "#!/bin/sh\nfor a; do case $a in {pattern}) {first} exec sleep 3{tag};; esac; done\n\
+             exec /bin/rm \"$@\"\n"
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(
+        bin.join("rm"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display());
+    lab.set_env(host, &[("PATH", &path)]);
+}
+
+/// Whether the `rm` of [`hang_rm`] with `tag` hangs on `host`.
+fn rm_hangs(lab: &Lab, host: &str, tag: u32) -> bool {
+    let cmdline = format!("sleep\x003{tag}\x00");
+    lab.host_pids(host)
+        .iter()
+        .any(|pid| fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == cmdline.as_bytes()))
+}
+
+/// Undoes [`hang_rm`] on `host`: its PATH as before, the hanging `rm` ended.
+fn unhang(lab: &Lab, host: &str, tag: u32) {
+    lab.set_env(host, &[("PATH", "/usr/local/bin:/usr/bin:/bin")]);
+    let _ = Command::new("pkill")
+        .args(["-f", &format!("^sleep 3{tag}$")])
+        .status();
+}
+
 /// Waits (20 s at most) until `ready` holds.
 fn wait_until(what: &str, ready: impl Fn() -> bool) {
     let started = Instant::now();

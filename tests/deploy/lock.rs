@@ -302,37 +302,18 @@ fn an_interrupt_while_locking_leaves_no_lock_of_this_run() {
     let dir = Dir::new("lock-interrupted");
     let app = App::new(&dir);
     recipe(&dir, &app);
-    let bin = lab.dir().join("hanging-lock-rm");
-    fs::create_dir_all(&bin).unwrap();
-    fs::write(
-        bin.join("rm"),
-        "#!/bin/sh\nfor a; do case $a in *deploy.lock.*) exec sleep 32;; esac; done\n\
-         exec /bin/rm \"$@\"\n",
-    )
-    .unwrap();
-    fs::set_permissions(
-        bin.join("rm"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display());
-    lab.set_env("web2", &[("PATH", &path)]);
+    hang_rm(&lab, "web2", "*deploy.lock.*", "", 2);
     let child = Tether::new()
         .current_dir(&dir.path)
         .ssh_config(&lab.ssh_config())
         .args(&["deploy", "-s", "release_timestamp=20250101000001"])
         .spawn();
-    wait_until("web2's rm to hang", || {
-        lab.host_pids("web2").iter().any(|pid| {
-            fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == b"sleep\x0032\x00")
-        })
-    });
+    wait_until("web2's rm to hang", || rm_hangs(&lab, "web2", 2));
     assert!(shop(&lab, "web2").join("deploy.lock").exists());
     // SAFETY: kill(2) on the tether this test started.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
-    let _ = Command::new("pkill").args(["-f", "^sleep 32$"]).status();
-    lab.set_env("web2", &[("PATH", "/usr/local/bin:/usr/bin:/bin")]);
+    unhang(&lab, "web2", 2);
     let say = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

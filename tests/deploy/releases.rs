@@ -403,38 +403,23 @@ fn a_release_removal_cut_off_leaves_no_release_behind() {
     for r in ["20250101000001", "20250101000002", "20250101000003"] {
         deploy(&dir, &lab, r, &keep5).status(0);
     }
-    let bin = lab.dir().join("hanging-rm");
-    fs::create_dir_all(&bin).unwrap();
-    fs::write(
-        bin.join("rm"),
-        "#!/bin/sh\nfor a; do case $a in *20250101000001*) \
-         [ -f \"$a/.tether-complete\" ] && /bin/rm -f \"$a/.tether-complete\"; exec sleep 31;; \
-         esac; done\nexec /bin/rm \"$@\"\n",
-    )
-    .unwrap();
-    fs::set_permissions(
-        bin.join("rm"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display());
-    lab.set_env("web1", &[("PATH", &path)]);
+    hang_rm(
+        &lab,
+        "web1",
+        "*20250101000001*",
+        "[ -f \"$a/.tether-complete\" ] && /bin/rm -f \"$a/.tether-complete\";",
+        1,
+    );
     let mut child = Tether::new()
         .current_dir(&dir.path)
         .ssh_config(&lab.ssh_config())
         .args(&["deploy:cleanup", "-s", "keep_releases=1"])
         .spawn();
-    let hanging = || {
-        lab.host_pids("web1").iter().any(|pid| {
-            fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == b"sleep\x0031\x00")
-        })
-    };
-    wait_until("web1's rm to hang", hanging);
+    wait_until("web1's rm to hang", || rm_hangs(&lab, "web1", 1));
     // SAFETY: kill(2) on the tether this test started.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
     let _ = child.wait();
-    lab.set_env("web1", &[("PATH", "/usr/local/bin:/usr/bin:/bin")]);
-    let _ = Command::new("pkill").args(["-f", "^sleep 31$"]).status();
+    unhang(&lab, "web1", 1);
     // Not a release on web1, whatever deploy:releases reads.
     let listed = tether(&dir, &lab, &["deploy:releases"]);
     listed.status(0);

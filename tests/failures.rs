@@ -560,7 +560,9 @@ fn the_summary_waits_for_every_connection_the_run_opened() {
 /// A step aborted because one host failed: hosts that never connected (a closed port, a
 /// configuration error) are failed hosts with their own reason, not "stopped before", however
 /// the failures raced; only hosts that could have run are stopped early. Ten runs say the
-/// same, with the deciding kind's exit code (a configuration error: 2).
+/// same, with the deciding kind's exit code (a configuration error: 2). app1 waits for app2
+/// to have failed before its command (a CI run under load once had app1's `exit 1` sent
+/// first, and stopped during it: that race is not what this test is about).
 #[test]
 fn hosts_that_never_connected_are_never_called_stopped_early() {
     let lab = Lab::builder().names(&["app1", "app2"]).start();
@@ -571,7 +573,8 @@ fn hosts_that_never_connected_are_never_called_stopped_early() {
         &format!(
             "server(\"app1\", #{{ roles: [\"app\"] }});\nserver(\"app2\", #{{ roles: [\"app\"] }});\n\
              server(\"root@127.0.0.1:{port}\", #{{ roles: [\"app\"] }});\nserver(\"broken\", #{{ roles: [\"app\"] }});\n\
-             task(\"t\", || {{ on(\"app\", |h| {{ if h.name == \"app2\" {{ throw \"boom\"; }} run(\"exit 1\"); }}); }});\n"
+             task(\"t\", || {{ on(\"app\", |h| {{ if h.name == \"app2\" {{ throw \"boom\"; }} \
+             if h.name == \"app1\" {{ run_locally(\"sleep 2\"); }} run(\"exit 1\"); }}); }});\n"
         ),
     );
     r.ssh_config = Some(cfg);

@@ -12,7 +12,7 @@ use ssh2::{MethodType, Session};
 
 use super::certificate::{self, is_certificate_type};
 use super::config::{
-    assemble, assemble_from, pubkey_accepted, rsa_signatures, unusable, HostConfig,
+    assemble, assemble_from, pubkey_accepted, rsa_signatures, supported, unusable, HostConfig,
 };
 use super::kexinit::Offer;
 use super::known_hosts;
@@ -48,7 +48,8 @@ pub fn ca_signature_algorithms(cfg: &HostConfig) -> Vec<String> {
     }
 }
 
-/// What tether offered in a handshake, each list in its order (see [`apply`]).
+/// What tether offered in a handshake, each list in its order (see [`apply`]); `kex`,
+/// `ciphers` and `macs` are empty where the config left them to libssh2.
 #[derive(Debug, Clone, Default)]
 pub struct Offered {
     /// Key exchange methods.
@@ -68,13 +69,25 @@ impl Offered {
     /// needed only where the cipher both take carries none (an AEAD cipher has its own).
     pub fn mismatch(&self, theirs: &Offer, cfg: &HostConfig) -> Option<String> {
         let a = &cfg.algorithms;
-        let cipher = self.ciphers.iter().find(|c| theirs.ciphers.contains(c));
+        // A list the config left unset was libssh2's whole list (see `apply`).
+        let or_all = |list: &Vec<String>, method| -> Vec<String> {
+            match list.is_empty() {
+                true => supported(method).iter().map(|s| s.to_string()).collect(),
+                false => list.clone(),
+            }
+        };
+        let (kex, ciphers, macs) = (
+            or_all(&self.kex, MethodType::Kex),
+            or_all(&self.ciphers, MethodType::CryptCs),
+            or_all(&self.macs, MethodType::MacCs),
+        );
+        let cipher = ciphers.iter().find(|c| theirs.ciphers.contains(c));
         let aead = cipher.is_some_and(|c| c.contains("-gcm@") || c.starts_with("chacha20-"));
         let lists = [
             (
                 "key exchange method",
                 "KexAlgorithms",
-                &self.kex,
+                &kex,
                 &theirs.kex,
                 &a.kex,
             ),
@@ -85,16 +98,10 @@ impl Offered {
                 &theirs.host_key,
                 &a.host_key,
             ),
-            (
-                "cipher",
-                "Ciphers",
-                &self.ciphers,
-                &theirs.ciphers,
-                &a.ciphers,
-            ),
-            ("MAC", "MACs", &self.macs, &theirs.macs, &a.macs),
+            ("cipher", "Ciphers", &ciphers, &theirs.ciphers, &a.ciphers),
+            ("MAC", "MACs", &macs, &theirs.macs, &a.macs),
         ];
-        lists
+        let found = lists
             .into_iter()
             .find_map(|(what, keyword, ours, their, set)| {
                 if ours.iter().any(|o| their.contains(o)) || (what == "MAC" && aead) {
@@ -109,7 +116,8 @@ impl Offered {
                     ours.join(","),
                     their.join(",")
                 ))
-            })
+            });
+        found
     }
 }
 
@@ -134,20 +142,15 @@ pub fn apply(session: &Session, cfg: &HostConfig, known: KnownTypes) -> Result<O
     ];
     let mut offered = Offered::default();
     for (keyword, spec, methods) in lists {
+        // Unset: libssh2's own list, which `Offered::mismatch` reads only after a failed
+        // handshake (nothing asked here on every connection).
+        let Some(spec) = spec else { continue };
         for method in methods {
             let supported = session.supported_algs(*method).unwrap_or_default();
-            let list = match spec {
-                Some(spec) => assemble(spec, &supported),
-                None => supported.iter().map(|s| s.to_string()).collect(),
-            };
-            let spec = match spec {
-                Some(spec) if list.is_empty() => return Err(unusable(keyword, spec, &supported)),
-                Some(spec) => spec,
-                None => {
-                    offered.set(*method, list);
-                    continue;
-                }
-            };
+            let list = assemble(spec, &supported);
+            if list.is_empty() {
+                return Err(unusable(keyword, spec, &supported));
+            }
             session
                 .method_pref(*method, &list.join(","))
                 .map_err(|e| format!("{keyword} {spec}: {e}"))?;

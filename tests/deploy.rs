@@ -264,18 +264,25 @@ fn build_running(lab: &Lab, host: &str) -> bool {
 /// than remove anything: an `rm` stopped part way, at a moment the test picks. Returns once it
 /// hangs is up to [`rm_hangs`]; [`unhang`] puts the host back.
 fn hang_rm(lab: &Lab, host: &str, pattern: &str, first: &str, tag: u32) {
-    let bin = lab.dir().join(format!("hanging-rm-{host}"));
-    fs::create_dir_all(&bin).unwrap();
-    fs::write(
-        bin.join("rm"),
-        format!(
-            "#!/bin/sh\nfor a; do case $a in {pattern}) {first} exec sleep 3{tag};; esac; done\n\
+    shadow(
+        lab,
+        host,
+        "rm",
+        &format!(
+            "for a; do case $a in {pattern}) {first} exec sleep 3{tag};; esac; done\n\
              exec /bin/rm \"$@\"\n"
         ),
-    )
-    .unwrap();
+    );
+}
+
+/// Puts a sh script `body` first in `host`'s PATH as the command `name`; [`unshadow`] puts
+/// the host's PATH back.
+fn shadow(lab: &Lab, host: &str, name: &str, body: &str) {
+    let bin = lab.dir().join(format!("shadowed-{host}"));
+    fs::create_dir_all(&bin).unwrap();
+    fs::write(bin.join(name), format!("#!/bin/sh\n{body}")).unwrap();
     fs::set_permissions(
-        bin.join("rm"),
+        bin.join(name),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
@@ -291,9 +298,14 @@ fn rm_hangs(lab: &Lab, host: &str, tag: u32) -> bool {
         .any(|pid| fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == cmdline.as_bytes()))
 }
 
+/// Undoes [`shadow`] on `host`: its PATH as before.
+fn unshadow(lab: &Lab, host: &str) {
+    lab.set_env(host, &[("PATH", "/usr/local/bin:/usr/bin:/bin")]);
+}
+
 /// Undoes [`hang_rm`] on `host`: its PATH as before, the hanging `rm` ended.
 fn unhang(lab: &Lab, host: &str, tag: u32) {
-    lab.set_env(host, &[("PATH", "/usr/local/bin:/usr/bin:/bin")]);
+    unshadow(lab, host);
     let _ = Command::new("pkill")
         .args(["-f", &format!("^sleep 3{tag}$")])
         .status();
@@ -904,8 +916,8 @@ server("worker1", #{ roles: ["worker"] });
         // A linked path is replaced only inside the release, links followed.
         "worker1 | $ d=$(dirname /srv/shop/releases/20250102030405/log); while [ ! -e \"$d\" ] && [ ! -L \"$d\" ]; do d=$(dirname \"$d\"); done; r=$(cd -P /srv/shop/releases/20250102030405 && pwd) && p=$(cd -P \"$d\" && pwd) || exit 1; case \"$p/\" in \"$r\"/*) ;; *) printf '%s: its directory is %s once links are followed, outside the release: not replaced\\n' /srv/shop/releases/20250102030405/log \"$p\" >&2; exit 1;; esac; rm -rf /srv/shop/releases/20250102030405/log && mkdir -p \"$(dirname /srv/shop/releases/20250102030405/log)\" && ln -s /srv/shop/shared/log /srv/shop/releases/20250102030405/log",
         "▶ deploy:symlink:release",
-        "worker1 | $ if [ ! -d /srv/shop/releases/20250102030405 ]; then echo '/srv/shop/releases/20250102030405 is missing' >&2; exit 1; fi; [ -f /srv/shop/releases/20250102030405/.tether-complete ] || printf 'release %s complete\\n' 20250102030405 > /srv/shop/releases/20250102030405/.tether-complete",
-        "worker1 | $ rm -f /srv/shop/.current-20250102030405 && ln -s /srv/shop/releases/20250102030405 /srv/shop/.current-20250102030405 && mv -T /srv/shop/.current-20250102030405 /srv/shop/current",
+        "worker1 | $ if [ ! -d /srv/shop/releases/20250102030405 ]; then echo '/srv/shop/releases/20250102030405 is missing' >&2; exit 1; fi; [ -f /srv/shop/releases/20250102030405/.tether-complete ] || printf 'release %s publishing\\n' 20250102030405 > /srv/shop/releases/20250102030405/.tether-complete",
+        "worker1 | $ rm -f /srv/shop/.current-20250102030405 && ln -s /srv/shop/releases/20250102030405 /srv/shop/.current-20250102030405 && mv -T /srv/shop/.current-20250102030405 /srv/shop/current && printf 'release %s complete\\n' 20250102030405 > /srv/shop/releases/20250102030405/.tether-complete",
         "▶ deploy:cleanup",
         "▶ deploy:log_revision",
         "web1    | $ printf '%s\\n' 'Branch main (at main) deployed as release 20250102030405 by ci@build' >> /srv/shop/revisions.log",
@@ -1007,7 +1019,7 @@ server("worker1", #{ roles: ["app", "worker"] });
         &[
             "▶ deploy:reverting",
             "▶ deploy:symlink:release",
-            "web1    | $ rm -f /srv/shop/.current-20250101000001 && ln -s /srv/shop/releases/20250101000001 /srv/shop/.current-20250101000001 && mv -T /srv/shop/.current-20250101000001 /srv/shop/current",
+            "web1    | $ rm -f /srv/shop/.current-20250101000001 && ln -s /srv/shop/releases/20250101000001 /srv/shop/.current-20250101000001 && mv -T /srv/shop/.current-20250101000001 /srv/shop/current && printf 'release %s complete\\n' 20250101000001 > /srv/shop/releases/20250101000001/.tether-complete",
             "▶ systemd:restart",
             "▶ deploy:finishing_rollback",
         ],

@@ -136,3 +136,125 @@ after("app:build", "app:web_build");
         );
     }
 }
+
+/// Regression (fresh-eyes finding, stop 28): a host lost between the release's marker and the
+/// switch of `current` (here every `mv` fails on resque2, so the switch and deploy:failed's
+/// removal fail there) kept a release that was never live, marked complete: listed as a
+/// release, counted by keep_releases, and the command deploy:failed named to clear it left it
+/// there. The marker says "publishing" until `current` has moved: such a release is
+/// unfinished, and that command removes it; one that `current` leads to is complete.
+#[test]
+fn a_release_never_live_on_a_host_lost_before_the_switch_is_unfinished() {
+    let lab = lab();
+    let dir = Dir::new("never-live");
+    let app = App::new(&dir);
+    dir.write("deploy.rhai", &recipe_text(&app, false));
+    for r in ["20250101000001", "20250101000002", "20250101000003"] {
+        deploy(&dir, &lab, r, &[]).status(0);
+    }
+    app.commit("v4");
+    shadow(
+        &lab,
+        "resque2",
+        "mv",
+        "echo 'mv: cannot move: Input/output error' >&2; exit 1\n",
+    );
+    let out = deploy(&dir, &lab, "20250101000004", &[]);
+    unshadow(&lab, "resque2");
+    out.status(1).stdout_contains(
+        "once those hosts are reachable, `tether deploy:unlock deploy:cleanup --hosts resque2` clears it",
+    );
+    for h in ["web1", "web2", "resque1"] {
+        assert_eq!(
+            releases(&lab, h),
+            ["20250101000001", "20250101000002", "20250101000003"],
+            "{h}"
+        );
+    }
+    let all4 = [
+        "20250101000001",
+        "20250101000002",
+        "20250101000003",
+        "20250101000004",
+    ];
+    assert_eq!(releases(&lab, "resque2"), all4);
+    // Never live there: unfinished, not a release.
+    tether(&dir, &lab, &["deploy:releases", "--hosts", "resque2"])
+        .status(0)
+        .stdout_contains("  unfinished (the next deploy removes them): 20250101000004\n")
+        .stdout_lacks("  20250101000004 ");
+    tether(&dir, &lab, &["deploy:unlock", "deploy:cleanup", "--hosts", "resque2"])
+        .status(0)
+        .stdout_contains("removed unfinished releases (left by runs that did not finish) on resque2: 20250101000004\n")
+        .stdout_lacks("removed old releases");
+    assert_eq!(releases(&lab, "resque2"), &all4[..3]);
+    assert_unlocked(&lab);
+
+    // Marked "publishing" where current does lead to it (the host lost after the switch,
+    // before the marker said so): complete, and marked so by the next run.
+    let marker = shop(&lab, "web1").join("releases/20250101000003/.tether-complete");
+    fs::write(&marker, "release 20250101000003 publishing\n").unwrap();
+    tether(&dir, &lab, &["deploy:releases", "--hosts", "web1"])
+        .status(0)
+        .stdout_contains("  20250101000003 ")
+        .stdout_contains("<- current\n")
+        .stdout_lacks("unfinished");
+    deploy(&dir, &lab, "20250101000005", &[]).status(0).stdout_contains(
+        "marked complete the releases an earlier tether published (current, or in revisions.log) on web1: 20250101000003\n",
+    );
+    assert_eq!(read(marker), "release 20250101000003 complete\n");
+    for h in HOSTS {
+        assert_eq!(
+            read(shop(&lab, h).join("releases/20250101000005/.tether-complete")),
+            "release 20250101000005 complete\n",
+            "{h}"
+        );
+    }
+}
+
+/// Regression (fresh-eyes finding, stop 28): a rollback that failed after publishing (a
+/// restart) said nothing of `current`, which it had moved, nor of the release it rolled back
+/// from, still there; run again, it rolled back one further and removed the release the user
+/// wanted. deploy:failed says where current is and what a second rollback would do.
+#[test]
+fn a_rollback_failing_after_publishing_says_where_current_is() {
+    let lab = lab();
+    let dir = Dir::new("rollback-published");
+    let app = App::new(&dir);
+    let restart = r#"
+task("app:restart", "Fails on demand", || {
+    if fetch("fail_restart", false) {
+        on("web1", "echo 'restart failed' >&2; exit 5");
+    }
+});
+after("deploy:published", "app:restart");
+"#;
+    dir.write(
+        "deploy.rhai",
+        &format!("{}{restart}", recipe_text(&app, false)),
+    );
+    for r in ["20250101000001", "20250101000002", "20250101000003"] {
+        deploy(&dir, &lab, r, &[]).status(0);
+    }
+    tether(&dir, &lab, &["deploy:rollback", "-s", "fail_restart=true"])
+        .status(1)
+        .stderr_contains("restart failed")
+        .stdout_contains(
+            "deploy:failed: release 20250101000002 is live: the rollback switched current to it \
+             before the failure; release 20250101000003, rolled back from, is still there. \
+             \"tether deploy:rollback\" would now roll back from 20250101000002 to the release before it\n",
+        );
+    for h in HOSTS {
+        assert_eq!(
+            current(&lab, h).as_deref(),
+            Some("/srv/shop/releases/20250101000002"),
+            "{h}"
+        );
+        assert_eq!(
+            releases(&lab, h),
+            ["20250101000001", "20250101000002", "20250101000003"],
+            "{h}"
+        );
+    }
+    assert_unlocked(&lab);
+}

@@ -327,3 +327,39 @@ fn an_interrupt_while_locking_leaves_no_lock_of_this_run() {
     // The next deploy is not refused by it.
     deploy(&dir, &lab, "20250101000002", &[]).status(0);
 }
+
+/// Regression (fresh-eyes finding, stop 28): after `deploy:cleanup` ran alone, a deploy later
+/// on the same command line took its lock as "(a cleanup)": the lock's holder line, which
+/// another deploy's refusal shows, said the wrong thing.
+#[test]
+fn a_deploy_after_a_cleanup_on_one_command_line_locks_as_a_deploy() {
+    let lab = lab();
+    let dir = Dir::new("cleanup-then-deploy");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    let run = Tether::new()
+        .current_dir(&dir.path)
+        .ssh_config(&lab.ssh_config())
+        .args(&[
+            "deploy:cleanup",
+            "deploy",
+            "-s",
+            "release_timestamp=20250101000002",
+            "-s",
+            "hold_seconds=2",
+            "-s",
+            "local_user=ci@build",
+        ])
+        .spawn();
+    wait_until("the build step did not start", || {
+        HOSTS.iter().all(|h| build_running(&lab, h))
+    });
+    let holder = read(shop(&lab, "web1").join("deploy.lock"));
+    let _ = run.wait_with_output().unwrap();
+    assert_eq!(
+        holder.lines().next(),
+        Some("ci@build since 2025-01-01 00:00:02 UTC (release 20250101000002)"),
+        "{holder}"
+    );
+}

@@ -58,6 +58,10 @@ fn values_that_would_make_wrong_paths_are_refused_before_anything_connects() {
         ("deploy", "git_shallow=deep", "git_shallow must be a depth of at least 1 (or false), not \"deep\" (a string)"),
         ("deploy", "linked_dirs=log", "linked_dirs must be an array of paths, not \"log\" (a string)"),
         ("deploy:cleanup", "keep_releases=-1", "keep_releases must be a whole number of at least 1, not -1"),
+        ("deploy:cleanup", "keep_releases=99999999999999999999", "keep_releases must be a whole number of at least 1, not 99999999999999999999: out of range (at most 18 digits)"),
+        ("deploy", "keep_releases=-1000000000000000000000", "keep_releases must be a whole number of at least 1, not -1000000000000000000000: out of range (at most 18 digits)"),
+        ("deploy", "git_shallow=0000000000000000000001", "git_shallow must be a depth of at least 1 (or false), not 0000000000000000000001: out of range (at most 18 digits)"),
+        ("deploy", "keep_releases=12a", "keep_releases must be a whole number of at least 1, not \"12a\" (a string)"),
     ];
     for (task, set, message) in cases {
         tether(&dir, &lab, &[task, "-s", set])

@@ -27,6 +27,9 @@ pub enum Refusal {
     TerminalRequired,
     /// The deploy user may not run commands as that user.
     NotAllowed,
+    /// Another refusal in sudo's own words (`sudo: unknown user x`, a plugin's error): the
+    /// first line of the output starts with `sudo: `, sudo's prefix for what it says itself.
+    Other,
 }
 
 /// Which refusal sudo's output shows, if any: its stderr, or its merged output (`stdout`)
@@ -42,6 +45,8 @@ pub fn refusal(stdout: &[u8], stderr: &[u8]) -> Option<Refusal> {
         Some(Refusal::PasswordWanted)
     } else if says("is not in the sudoers file") || says("is not allowed to") {
         Some(Refusal::NotAllowed)
+    } else if text.trim_start().starts_with("sudo: ") {
+        Some(Refusal::Other)
     } else {
         None
     }
@@ -71,6 +76,7 @@ impl Refusal {
             Refusal::NotAllowed => format!(
                 "the deploy user may not run commands as `{user}` through sudo on this host"
             ),
+            Refusal::Other => format!("sudo did not run it as `{user}`: see what sudo said"),
         }
     }
 }
@@ -134,6 +140,17 @@ mod tests {
             Some(Refusal::PasswordRefused)
         );
         assert_eq!(refusal(b"incorrect password attempt", b"other"), None);
+        assert_eq!(
+            err("sudo: unknown user x\nsudo: error initializing audit plugin sudoers_audit\n"),
+            Some(Refusal::Other)
+        );
+        assert_eq!(
+            refusal(b"sudo: unknown user x\r\n", b""),
+            Some(Refusal::Other)
+        );
+        // The command's own words, even naming sudo, are not sudo's.
+        assert_eq!(err("grep: sudo: no such file\n"), None);
+        assert_eq!(err("out\nsudo: x\n"), None);
         assert!(Refusal::PasswordWanted
             .hint("root")
             .contains("TETHER_SUDO_PASSWORD"));

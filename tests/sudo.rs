@@ -456,4 +456,30 @@ task("pw", || {{
     out.status(1)
         .stdout_lacks("answer:")
         .stderr_contains("sudo wants a password to run commands as `root`");
+
+    // Refusals of other kinds, in sudo's words only (fresh-eyes finding: `as_user` of a user
+    // the host does not have answered `false`): each fails, naming sudo's reason.
+    for (user, says) in [
+        ("no-such-user-t", "sudo: unknown user no-such-user-t"),
+        ("#4000000000", "sudo: unknown user #4000000000"),
+    ] {
+        recipe(
+            &dir,
+            &format!(
+                r#"
+server("{n}@host1", #{{ roles: ["free"] }});
+task("free", || {{
+    on("free", |host| {{ print("answer: " + as_user("{user}", || test("true"))); }});
+}});
+"#
+            ),
+        );
+        tether(&lab, &dir)
+            .args(&["free"])
+            .run()
+            .status(1)
+            .stdout_lacks("answer:")
+            .stderr_contains(says)
+            .stderr_contains(&format!("sudo did not run it as `{user}`"));
+    }
 }

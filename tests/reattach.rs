@@ -1015,6 +1015,65 @@ fn the_reattach_flag_bounds_the_run() {
     assert!(text.contains("not re-attached within 1.0 s"), "{text}");
 }
 
+/// A session whose command lost its connection, not re-attached, is not called open in the
+/// summary (fresh-eyes finding: "host1  one session, 0 heartbeats, 0 reconnects", and
+/// `"connected":true` in JSON, for a connection known lost).
+#[test]
+fn a_session_lost_under_a_command_is_not_summed_up_as_open() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let marker = lab.host("host1").root_dir.join("marker");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("deploy.rhai"),
+        "server(\"host1\", #{ roles: [\"app\"] });\n\
+         task(\"build\", || { on(\"app\", \"echo ran >> /srv/marker; sleep 39\"); });\n",
+    )
+    .unwrap();
+    let listener = lab.host("host1").pid as libc::pid_t;
+    for json in [false, true] {
+        let _ = std::fs::remove_file(&marker);
+        let mut args = vec!["--reattach", "1s", "build"];
+        if json {
+            args.extend(["--format", "json"]);
+        }
+        let child = support::tether::Tether::new()
+            .ssh_config(&lab.ssh_config())
+            .current_dir(dir.path())
+            .args(&args)
+            .spawn();
+        wait_until("the command never started", || {
+            std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+        });
+        // SAFETY: kill(2) on the lab's own sshd listener.
+        unsafe { libc::kill(listener, libc::SIGSTOP) };
+        lab.kill_connections("host1");
+        let out = child.wait_with_output().unwrap();
+        // SAFETY: as above.
+        unsafe { libc::kill(listener, libc::SIGCONT) };
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        if json {
+            let summary: serde_json::Value = text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|e| e["type"] == "session_summary" && e["host"] == "host1")
+                .unwrap_or_else(|| panic!("no session_summary\n{text}"));
+            assert_eq!(summary["connected"], false, "{text}");
+            assert_eq!(summary["sessions"], 1, "{text}");
+        } else {
+            assert!(!text.contains("one session"), "{text}");
+            assert!(
+                text.contains("host1  session lost after 0 commands, 0 heartbeats, 0 reconnects (connection lost during `echo ran"),
+                "{text}"
+            );
+        }
+    }
+}
+
 /// The private directory is the user's own and 0700 even where it was found open to others
 /// (another user could otherwise write a command's status file and fake its result).
 #[test]

@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-use crate::event::{Event, EventKind};
+use crate::event::{CommandOutcome, Event, EventKind};
 use crate::settings::Format;
 
 /// What the reporter knows about one host.
@@ -27,7 +27,8 @@ pub struct HostStats {
     pub last_heartbeat: Option<Instant>,
     /// When the current session was opened; `None` while it has none.
     pub connected_at: Option<Instant>,
-    /// Why the host has no session (it never connected, or could not be reconnected).
+    /// Why the host has no session (it never connected, its connection was lost under a
+    /// command, or it could not be reconnected).
     pub failed: Option<String>,
     /// Sessions opened (the first connection and every reconnect): a host that has none now
     /// may have had one.
@@ -136,13 +137,23 @@ pub fn record(st: &mut State, event: &Event) {
         }
         EventKind::Started { .. } => h.busy = true,
         EventKind::Finished {
-            exit_code, signal, ..
+            command,
+            exit_code,
+            signal,
+            outcome,
+            ..
         } => {
             if exit_code.is_some() || signal.is_some() {
                 h.commands += 1;
             }
             h.busy = false;
             h.idle_since = Some(event.at);
+            // Lost under the command and not re-attached: no session is open any more, until
+            // a reconnect says otherwise.
+            if *outcome == CommandOutcome::Lost {
+                h.connected_at = None;
+                h.failed = Some(format!("connection lost during `{command}`"));
+            }
         }
         EventKind::Heartbeat { .. } => {
             h.heartbeats += 1;

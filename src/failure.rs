@@ -111,6 +111,10 @@ pub struct Failure {
     pub total: usize,
     /// A failure not about hosts (`fail()` outside `on`, an interrupt, a recipe error).
     pub detail: Option<String>,
+    /// For a failed host whose closure's own `on` failed: that host and the hosts that failed
+    /// there (what the recipe reads as `err.hosts`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub within: Vec<(String, Vec<String>)>,
     /// The innermost task it happened in, once known.
     pub task: Option<String>,
     /// Where in the recipe (`deploy.rhai:12:5`), once known.
@@ -126,6 +130,7 @@ impl Failure {
             not_run: Vec::new(),
             total: 0,
             detail: Some(detail.into()),
+            within: Vec::new(),
             task: None,
             at: None,
         }
@@ -162,6 +167,7 @@ impl Failure {
             not_run,
             total,
             detail: None,
+            within: Vec::new(),
             task: None,
             at: None,
         }
@@ -174,6 +180,7 @@ impl Failure {
         let mut others = Vec::new();
         let mut kind = None::<Kind>;
         let mut nested_not_run = Vec::new();
+        let mut within = Vec::new();
         for p in parts {
             if kind.is_none_or(|k| p.kind.rank() > k.rank()) {
                 kind = Some(p.kind);
@@ -183,8 +190,10 @@ impl Failure {
             }
             failed.extend(p.failed);
             nested_not_run.extend(p.not_run);
+            within.extend(p.within);
         }
         let mut f = Failure::hosts(failed, not_run, total);
+        f.within = within;
         f.not_run.extend(nested_not_run);
         if let Some(k) = kind {
             f.kind = k;
@@ -216,6 +225,21 @@ impl Failure {
     /// The host names that failed, in order.
     pub fn host_names(&self) -> Vec<String> {
         self.failed.iter().map(|f| f.host.clone()).collect()
+    }
+
+    /// Where it failed, in order, each name once: the hosts that failed, a host whose closure's
+    /// own `on` failed replaced by the hosts that failed there (`err.hosts`).
+    pub fn culprits(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for f in &self.failed {
+            let inner = self.within.iter().find(|(h, _)| *h == f.host);
+            for h in inner.map_or(std::slice::from_ref(&f.host), |(_, hs)| hs.as_slice()) {
+                if !out.contains(h) {
+                    out.push(h.clone());
+                }
+            }
+        }
+        out
     }
 
     /// The process exit code for this failure.
@@ -356,6 +380,18 @@ mod tests {
         assert_eq!(m.kind, Kind::Config);
         assert_eq!(m.host_names(), ["a"]);
         assert_eq!(m.message(), "1 of 2 hosts failed\na: x\na bad ProxyJump");
+    }
+
+    #[test]
+    fn culprits_are_where_it_failed_each_once() {
+        let mut a = Failure::host("a", Kind::CommandFailed, "a: its on failed");
+        a.within.push(("a".into(), vec!["x".into(), "y".into()]));
+        let mut b = Failure::host("b", Kind::CommandFailed, "b: its on failed");
+        b.within.push(("b".into(), vec!["y".into()]));
+        let c = Failure::host("c", Kind::CommandFailed, "c: x");
+        let m = Failure::merge(vec![a, b, c], Vec::new(), 3);
+        assert_eq!(m.host_names(), ["a", "b", "c"]);
+        assert_eq!(m.culprits(), ["x", "y", "c"]);
     }
 
     #[test]

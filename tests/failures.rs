@@ -667,23 +667,41 @@ fn hosts_not_started_that_never_connected_are_failed_hosts() {
 
 /// An `on` inside a host's closure that fails fails that host: the step names its own hosts,
 /// each once, with the inner step's failure as the reason (before: `closed,closed: cannot
-/// connect` for two outer hosts, and `err.hosts` was `["closed", "closed"]`).
+/// connect` for two outer hosts, and `err.hosts` was `["closed", "closed"]`). `err.hosts` names
+/// where it failed, each host once, as `err.kind` does (fresh-eyes finding: `["app1", "app2"]`
+/// and `unreachable` for two hosts that were reached, and `command_failed` naming the outer
+/// host whose inner step's hosts had failed).
 #[test]
 fn a_failing_on_inside_a_closure_fails_the_closures_host() {
-    let lab = Lab::builder().names(&["app1", "app2", "db1"]).start();
+    let lab = Lab::builder()
+        .names(&["app1", "app2", "db1", "db2"])
+        .start();
     let port = support::net::closed_port();
     let mut r = RecipeDir::new(
         "nested",
         &format!(
             "server(\"app1\", #{{ roles: [\"app\"] }});\nserver(\"app2\", #{{ roles: [\"app\"] }});\n\
-             server(\"db1\", #{{ roles: [\"db\"] }});\nserver(\"root@127.0.0.1:{port}\", #{{ roles: [\"db\"] }});\n\
-             task(\"t\", || {{ try {{ on(\"app\", |h| {{ on(\"db\", \"true\"); }}); }} catch (e) {{ print(`hosts ${{e.hosts}} ${{e.kind}}`); throw e; }} }});\n"
+             server(\"db1\", #{{ roles: [\"db\", \"ok\"] }});\nserver(\"db2\", #{{ roles: [\"ok\"] }});\n\
+             server(\"root@127.0.0.1:{port}\", #{{ roles: [\"db\"] }});\n\
+             task(\"t\", || {{ try {{ on(\"app\", |h| {{ on(\"db\", \"true\"); }}); }} catch (e) {{ print(`hosts ${{e.hosts}} ${{e.kind}}`); throw e; }} }});\n\
+             task(\"c\", || {{ try {{ on(\"app\", #{{ in: \"sequence\" }}, |h| {{ on(\"ok\", \"exit 3\"); }}); }} catch (e) {{ print(`hosts ${{e.hosts}} ${{e.kind}}`); }} }});\n\
+             task(\"d\", || {{ try {{ on(\"app1\", |h| {{ on(\"app2\", |g| {{ on(\"ok\", \"exit 4\"); }}); }}); }} catch (e) {{ print(`hosts ${{e.hosts}} ${{e.kind}}`); }} }});\n"
         ),
     );
     r.ssh_config = Some(lab.ssh_config());
+    r.tether()
+        .args(&["c"])
+        .run()
+        .status(0)
+        .stdout_contains("hosts [\"db1\", \"db2\"] command_failed");
+    r.tether()
+        .args(&["d"])
+        .run()
+        .status(0)
+        .stdout_contains("hosts [\"db1\", \"db2\"] command_failed");
     let out = r.tether().args(&["t"]).run();
     out.status(3)
-        .stdout_contains("hosts [\"app1\", \"app2\"] unreachable")
+        .stdout_contains(&format!("hosts [\"root@127.0.0.1:{port}\"] unreachable"))
         .stderr_contains("error: 2 of 2 hosts failed\n")
         .stderr_contains(&format!(
             "app1: 1 of 2 hosts failed\nroot@127.0.0.1:{port}: cannot connect"

@@ -53,14 +53,15 @@ pub fn note_task(err: &mut EvalAltResult, task: &str) {
 /// Registers the `Failure` type: `err.kind` (`"command_failed"`, `"connection_lost"`,
 /// `"unreachable"`, `"host_key_refused"`, `"config"`, `"interrupted"` (never caught: an
 /// interrupt ends the run), `"recipe"`,
-/// `"failed"`), `err.hosts` (the names of the hosts that failed), `err.message`, and its text
+/// `"failed"`), `err.hosts` (the names of the hosts that failed, those of an `on` inside a
+/// host's closure in that host's place: see [`Failure::culprits`]), `err.message`, and its text
 /// where a string is expected (`"failed: " + err`, `` `${err}` ``).
 pub fn register(engine: &mut Engine) {
     engine
         .register_type_with_name::<Failure>("Failure")
         .register_get("kind", |f: &mut Failure| f.kind.name().to_string())
         .register_get("hosts", |f: &mut Failure| {
-            f.host_names()
+            f.culprits()
                 .into_iter()
                 .map(Dynamic::from)
                 .collect::<Array>()

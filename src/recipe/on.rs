@@ -329,6 +329,8 @@ fn on_closure(
             Slot::Done(HostEnd::Failed(f)) => {
                 let mut own = Failure::host(host, f.kind, format!("{host}: {}", f.message()));
                 own.at = f.at.clone();
+                // The recipe that catches it reads where it failed, not this host.
+                own.within.push((host.clone(), f.culprits()));
                 parts.push(own);
             }
             Slot::Done(HostEnd::Stopped(s)) => not_run.push(NotRun {

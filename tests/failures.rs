@@ -512,11 +512,40 @@ task("t", || { on("all", "exit 5"); });
     let out = r.tether().args(&["t"]).run();
     out.status(1)
         .stderr_lacks("tether::")
-        .stderr_lacks("Failure\n")
-        .stderr_contains("warning: failure hook failed: deploy.rhai:5:20: 3 of 3 hosts failed\n")
-        .stderr_contains("db1: `echo hook >&2; exit 6` failed with exit status 6")
-        .stderr_contains("warning: deploy:failed failed: deploy.rhai:6:28: 3 of 3 hosts failed\n")
-        .stderr_contains("web2: `exit 7` failed with exit status 7");
+        .stdout_lacks("Failure\n")
+        .stdout_contains("warning: failure hook failed: deploy.rhai:5:20: 3 of 3 hosts failed\n")
+        .stdout_contains("db1: `echo hook >&2; exit 6` failed with exit status 6")
+        .stdout_contains("warning: deploy:failed failed: deploy.rhai:6:28: 3 of 3 hosts failed\n")
+        .stdout_contains("web2: `exit 7` failed with exit status 7");
+    // Under --format json too, as `warning` objects, and the hooks' task is not ok (fresh-eyes
+    // finding: the warnings went to stderr only, and `task_finished` said `"ok":true`).
+    let out = r.tether().args(&["--format", "json", "t"]).run();
+    out.status(1);
+    let events: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let warnings: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "warning")
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    assert!(
+        warnings[0].starts_with("failure hook failed: deploy.rhai:5:20: 3 of 3 hosts failed\n"),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings[1].starts_with("deploy:failed failed: deploy.rhai:6:28: 3 of 3 hosts failed\n"),
+        "{warnings:?}"
+    );
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    let hooks = events
+        .iter()
+        .find(|e| e["type"] == "task_finished" && e["task"] == "failure hooks")
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    assert_eq!(hooks["ok"], false);
+    assert!(!out.stderr.contains("warning:"), "{}", out.stderr);
 }
 
 /// A run that ends before the sessions it opened for hosts it did not need were up: every

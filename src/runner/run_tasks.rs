@@ -79,27 +79,29 @@ impl Loaded {
         });
         let main = self.rt.file.display().to_string();
         let message = crate::secret::mask(&error.to_string()).into_owned();
+        // A hook that fails is a warning (the run's own failure decides the exit), reported as
+        // every event is, so JSON has it too.
+        let mut ok = true;
+        let mut warn = |what: &str, e: &rhai::EvalAltResult| {
+            ok = false;
+            let text = diagnostics::eval_error(e, &main, &self.rt.sources);
+            self.rt.report(EventKind::Warning {
+                message: format!("{what} failed: {text}"),
+            });
+        };
         for f in hooks {
             if let Err(e) = f.call::<Dynamic>(&self.engine, &self.ast, (message.clone(),)) {
-                let text = diagnostics::eval_error(&e, &main, &self.rt.sources);
-                eprintln!(
-                    "warning: failure hook failed: {}",
-                    crate::secret::mask(&text)
-                );
+                warn("failure hook", &e);
             }
         }
         if has_failed_task {
             if let Err(e) = invoke(&self.engine, &self.rt, "deploy:failed") {
-                let text = diagnostics::eval_error(&e, &main, &self.rt.sources);
-                eprintln!(
-                    "warning: deploy:failed failed: {}",
-                    crate::secret::mask(&text)
-                );
+                warn("deploy:failed", &e);
             }
         }
         self.rt.report(EventKind::TaskFinished {
             task: "failure hooks".into(),
-            ok: true,
+            ok,
         });
     }
 }

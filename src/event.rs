@@ -414,6 +414,8 @@ pub enum EventKind {
         command: Option<String>,
         /// When it started: milliseconds since the Unix epoch (UTC).
         start_unix_ms: u64,
+        /// A dry run (`-n`): a plan, nothing connects or runs.
+        dry_run: bool,
     },
     /// A recipe run ended: per host, its session with heartbeats and reconnects.
     RunFinished {
@@ -641,10 +643,11 @@ mod tests {
             tasks: vec!["deploy".into()],
             command: None,
             start_unix_ms: 1_700_000_000_123,
+            dry_run: false,
         };
         assert_eq!(
             serde_json::to_string(&kind).unwrap(),
-            r#"{"type":"run_started","recipe":"deploy.rhai","stage":null,"tasks":["deploy"],"command":null,"start_unix_ms":1700000000123}"#
+            r#"{"type":"run_started","recipe":"deploy.rhai","stage":null,"tasks":["deploy"],"command":null,"start_unix_ms":1700000000123,"dry_run":false}"#
         );
         let kind = EventKind::Output {
             stream: Stream::Stderr,

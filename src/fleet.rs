@@ -26,6 +26,7 @@ pub struct Fleet {
     pub sink: Sink,
     /// Set by Ctrl-C.
     pub interrupted: Arc<AtomicBool>,
+    announced: Announced,
 }
 
 /// The heartbeat from the options: `--no-keepalive` wins, then `--keepalive`, then the
@@ -76,6 +77,32 @@ pub fn config_refusals(
     (!failed.is_empty()).then(|| Failure::hosts(failed, Vec::new(), hosts.len()))
 }
 
+/// The hosts a run has announced in `hosts` events, so that each is announced once: README's
+/// `hosts` object is the run's hosts, not each step's.
+#[derive(Default)]
+pub struct Announced(std::sync::Mutex<std::collections::HashSet<String>>);
+
+impl Announced {
+    /// The `hosts` event for those of `hosts` not announced before (in order); `None` when
+    /// there are none.
+    pub fn event(&self, hosts: &[HostTarget]) -> Option<EventKind> {
+        // The set is only ever inserted into: a panic elsewhere leaves it valid.
+        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let new: Vec<HostTarget> = hosts
+            .iter()
+            .filter(|h| seen.insert(h.name.clone()))
+            .cloned()
+            .collect();
+        (!new.is_empty()).then(|| hosts_event(&new))
+    }
+
+    /// Whether `host` was announced.
+    pub fn contains(&self, host: &str) -> bool {
+        let seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        seen.contains(host)
+    }
+}
+
 /// The `hosts` event for `hosts`: their names and roles, in order.
 pub fn hosts_event(hosts: &[HostTarget]) -> EventKind {
     EventKind::Hosts {
@@ -123,13 +150,16 @@ impl Fleet {
             pool,
             sink,
             interrupted,
+            announced: Announced::default(),
         })
     }
 
     /// Opens sessions to `hosts` (in parallel, bounded by the handshake limit). A host that
     /// cannot be reached, or whose configuration is wrong, fails its commands.
     pub fn connect(&self, hosts: &[HostTarget]) {
-        self.sink.emit(&Arc::from(""), hosts_event(hosts));
+        if let Some(event) = self.announced.event(hosts) {
+            self.sink.emit(&Arc::from(""), event);
+        }
         self.pool.ensure(hosts);
     }
 

@@ -80,7 +80,18 @@ fn main() {
     };
     if let Err(e) = result {
         let fold = settings.fold && settings.format == Format::Text;
-        eprintln!("error: {}", tether::secret::mask(&e.text(fold)));
+        let text = tether::secret::mask(&e.text(fold)).into_owned();
+        eprintln!("error: {text}");
+        // JSON readers see it too where no object that ends a run said it (a recipe that does
+        // not parse, an unknown task): the stream's last object.
+        if settings.format == Format::Json && !tether::report::closed_in_json() {
+            let object = serde_json::json!({
+                "type": "error",
+                "exit_code": e.exit_code(),
+                "error": text,
+            });
+            tether::stdout::write(format_args!("{object}\n"));
+        }
         std::process::exit(e.exit_code());
     }
 }

@@ -40,7 +40,7 @@ pub fn run(
         .as_deref()
         .map(Recording::new)
         .transpose()?;
-    let reporter = Reporter::tapped(settings, recording.iter().map(Recording::tap).collect());
+    let reporter = Reporter::for_run(settings, recording.iter().map(Recording::tap).collect());
     let result = run_command(settings, opts, interrupted, &reporter);
     runner::finish_timeline(&reporter, recording.as_ref(), result)
 }
@@ -65,8 +65,18 @@ fn run_command(
     }
     let command = opts.command.clone();
     let before_shard = selection.before_shard;
+    let run_started = |dry_run| EventKind::RunStarted {
+        recipe: selection.recipe.as_ref().map(|r| r.display().to_string()),
+        stage: opts.stage.clone(),
+        tasks: Vec::new(),
+        command: Some(command.clone()),
+        start_unix_ms: unix_ms(SystemTime::now()),
+        dry_run,
+    };
     if settings.dry_run {
+        let started = Instant::now();
         let sink = reporter.sink();
+        sink.emit(&Arc::from(""), run_started(true));
         sink.emit(&Arc::from(""), fleet::hosts_event(&targets));
         runner::empty_shard(settings, targets.len(), before_shard, &sink);
         for t in &targets {
@@ -83,8 +93,10 @@ fn run_command(
             settings.jump.as_deref(),
             &sink,
         );
-        reporter.barrier();
-        return refused.map_or(Ok(()), |f| Err(f.into()));
+        let result = refused.map_or(Ok(()), |f| Err(f.into()));
+        let title = if result.is_ok() { "planned" } else { "failed" };
+        reporter.run_finished(&format!("run {title}"), &result, started.elapsed());
+        return result;
     }
     let started = Instant::now();
     let heartbeat = fleet::heartbeat(settings, selection.keepalive);
@@ -95,16 +107,7 @@ fn run_command(
         interrupted,
         reporter.sink(),
     )?;
-    reporter.sink().emit(
-        &Arc::from(""),
-        EventKind::RunStarted {
-            recipe: selection.recipe.map(|r| r.display().to_string()),
-            stage: opts.stage.clone(),
-            tasks: Vec::new(),
-            command: Some(command.clone()),
-            start_unix_ms: unix_ms(SystemTime::now()),
-        },
-    );
+    reporter.sink().emit(&Arc::from(""), run_started(false));
     runner::empty_shard(settings, targets.len(), before_shard, &reporter.sink());
     fleet.connect(&targets);
     let commands: Vec<(String, String)> = targets

@@ -769,3 +769,34 @@ fn the_summary_names_the_jump_hosts_sessions() {
         r#""type":"session_summary","host":"app1 (jump)","connected":true,"sessions":1"#,
     );
 }
+
+/// A dry run exits as the run would: a host whose ssh config a run would refuse fails the plan
+/// only when the plan uses it (fresh-eyes finding: `-n` of a task that never reached the
+/// broken host exited 2, "1 of 2 hosts failed", where the run exits 0). The warning stays.
+#[test]
+fn a_dry_run_fails_for_a_refused_host_only_where_the_plan_uses_it() {
+    let lab = Lab::builder().names(&["app1"]).start();
+    let cfg = config_with(&lab, "with_broken", BROKEN);
+    let mut r = RecipeDir::new(
+        "dry-refused",
+        "server(\"app1\", #{ roles: [\"app\"] });\nserver(\"broken\", #{ roles: [\"db\"] });\n\
+         task(\"app\", || { on(\"app\", \"true\"); });\n\
+         task(\"db\", || { on(\"db\", \"true\"); });\n\
+         task(\"local\", || { print(\"no host\"); });\n",
+    );
+    r.ssh_config = Some(cfg);
+    for task in ["app", "local"] {
+        r.tether().args(&[task]).run().status(0);
+        r.tether()
+            .args(&["-n", task])
+            .run()
+            .status(0)
+            .stdout_contains("broken ~ warning: ");
+    }
+    r.tether().args(&["db"]).run().status(2);
+    r.tether()
+        .args(&["-n", "db"])
+        .run()
+        .status(2)
+        .stderr_contains("broken: ProxyJump loop");
+}

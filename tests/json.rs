@@ -19,6 +19,34 @@ fn objects(out: &Output) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The shape README gives a run's stream (fresh-eyes findings: a dry run had no `run_started`
+/// or `run_finished`, a recipe's top-level `print` came before `run_started`, and `hosts` was
+/// repeated for every step): `run_started` first, each host in one `hosts` object at most,
+/// `run_finished` last.
+fn assert_run_shape(all: &[serde_json::Value], exit_code: i64, dry_run: bool) {
+    let shown = || {
+        all.iter()
+            .map(|o| o.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(all[0]["type"], "run_started", "{}", shown());
+    assert_eq!(all[0]["dry_run"], dry_run, "{}", shown());
+    let mut announced: Vec<&str> = all
+        .iter()
+        .filter(|o| o["type"] == "hosts")
+        .flat_map(|o| o["hosts"].as_array().unwrap())
+        .map(|h| h["name"].as_str().unwrap())
+        .collect();
+    let n = announced.len();
+    announced.sort();
+    announced.dedup();
+    assert_eq!(announced.len(), n, "{}", shown());
+    let finished = &all[all.len() - 1];
+    assert_eq!(finished["type"], "run_finished", "{}", shown());
+    assert_eq!(finished["exit_code"], exit_code, "{}", shown());
+}
+
 fn types(objects: &[serde_json::Value]) -> Vec<String> {
     objects
         .iter()
@@ -64,6 +92,9 @@ fn tasks_and_the_plan() {
     let out = r.tether().args(&["-n", "--format", "json", "hello"]).run();
     out.status(0);
     let all = objects(&out);
+    assert_run_shape(&all, 0, true);
+    assert_eq!(all[1]["type"], "print", "{}", out.stdout);
+    assert_eq!(all[1]["text"], "loading", "{}", out.stdout);
     let t = types(&all);
     for kind in [
         "task_started",
@@ -99,6 +130,7 @@ fn a_real_run_and_tether_run() {
     let out = r.tether().args(&["--format", "json", "t"]).run();
     out.status(0);
     let all = objects(&out);
+    assert_run_shape(&all, 0, false);
     let t = types(&all);
     for kind in [
         "run_started",
@@ -134,6 +166,7 @@ fn a_real_run_and_tether_run() {
     let out = r.tether().args(&["--format", "json", "bad"]).run();
     out.status(1);
     let all = objects(&out);
+    assert_run_shape(&all, 1, false);
     let finished = all.iter().find(|o| o["type"] == "run_finished").unwrap();
     assert_eq!(finished["ok"], false);
     assert_eq!(finished["exit_code"], 1);
@@ -190,4 +223,38 @@ fn nothing_comes_after_the_summary_of_an_interrupted_run() {
         kinds[first..].iter().all(|k| k == "\"summary\""),
         "{stdout}"
     );
+}
+
+/// A command that fails before any run starts says so in JSON too: its last object is an
+/// `error` (fresh-eyes finding: a recipe that does not parse printed nothing on stdout under
+/// `--format json`, for a task, `-n`, `tasks` and `check` alike).
+#[test]
+fn a_failure_before_the_run_is_an_error_object() {
+    let r = RecipeDir::new(
+        "json-syntax",
+        "server(\"web1\", #{ roles: [\"web\"] });\nprint(\"before\");\ntask(\"t\", || { on(\"web\", \"true\") ;\n",
+    );
+    for args in [
+        &["--format", "json", "t"][..],
+        &["--format", "json", "-n", "t"],
+        &["--format", "json", "tasks"],
+        &["--format", "json", "check"],
+    ] {
+        let out = r.tether().args(args).run();
+        out.status(4);
+        let all = objects(&out);
+        let last = all.last().unwrap_or_else(|| panic!("{args:?}: nothing"));
+        assert_eq!(last["type"], "error", "{args:?}\n{}", out.stdout);
+        assert_eq!(last["exit_code"], 4, "{args:?}");
+        assert!(
+            last["error"].as_str().unwrap().contains("deploy.rhai:"),
+            "{args:?}\n{}",
+            out.stdout
+        );
+    }
+    let r = RecipeDir::new("json-unknown-task", "task(\"t\", || {});\n");
+    let out = r.tether().args(&["--format", "json", "nosuch"]).run();
+    out.status(2);
+    let all = objects(&out);
+    assert_eq!(all.last().unwrap()["type"], "error", "{}", out.stdout);
 }

@@ -16,12 +16,21 @@ use crate::ssh::SshError;
 /// Reports every command instead of running it: `capture` gets "", `test` gets true.
 pub struct DryRun {
     sink: Sink,
+    announced: crate::fleet::Announced,
 }
 
 impl DryRun {
     /// A printer reporting to `sink`.
     pub fn new(sink: Sink) -> Self {
-        DryRun { sink }
+        DryRun {
+            sink,
+            announced: Default::default(),
+        }
+    }
+
+    /// Whether a step of the plan so far was on `host`.
+    pub fn prepared(&self, host: &str) -> bool {
+        self.announced.contains(host)
     }
 
     fn plan(&self, host: &str, kind: EventKind) {
@@ -40,8 +49,9 @@ impl DryRun {
 
 impl Backend for DryRun {
     fn prepare(&self, hosts: &[HostTarget]) {
-        self.sink
-            .emit(&Arc::from(""), crate::fleet::hosts_event(hosts));
+        if let Some(event) = self.announced.event(hosts) {
+            self.sink.emit(&Arc::from(""), event);
+        }
     }
 
     fn fan_out(&self, commands: &[(String, String)], _how: &FanOut) -> Vec<HostResult> {

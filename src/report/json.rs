@@ -27,6 +27,7 @@ pub fn json_lines(st: &State, event: &Event, started: Instant) -> Vec<String> {
             })
             .chain(std::iter::once(wire(event, t)))
             .collect(),
+        EventKind::RunFinished { .. } if st.dry_run => vec![wire(event, t)],
         EventKind::RunFinished { .. } => st
             .session_hosts()
             .into_iter()

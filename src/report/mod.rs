@@ -57,6 +57,18 @@ impl Reporter {
     /// [`Reporter::start`], with `taps` receiving every event as `--format json`'s JSON lines;
     /// they are flushed at every [`Reporter::barrier`] and dropped when the reporter ends.
     pub fn tapped(settings: &Settings, taps: Vec<Tap>) -> Self {
+        Self::spawn(settings, taps, false)
+    }
+
+    /// [`Reporter::tapped`] for a run (`tether TASK`, `tether run`), whose `run_started` is the
+    /// first of its events (README): what comes before it (a recipe's top-level `print` while
+    /// it loads) is held and written just after it, or at the first barrier or the end when
+    /// none comes (the recipe did not load).
+    pub fn for_run(settings: &Settings, taps: Vec<Tap>) -> Self {
+        Self::spawn(settings, taps, true)
+    }
+
+    fn spawn(settings: &Settings, taps: Vec<Tap>, hold: bool) -> Self {
         let (format, verbose, color) = (settings.format, settings.verbose, settings.color);
         let tty = std::io::stdout().is_terminal();
         anstream::ColorChoice::write_global(match (format, color) {
@@ -76,7 +88,7 @@ impl Reporter {
         let thread_state = state.clone();
         let thread = std::thread::Builder::new()
             .name("reporter".into())
-            .spawn(move || run(rx, thread_state, look, Taps::new(taps)))
+            .spawn(move || run(rx, thread_state, look, Taps::new(taps), hold))
             .ok();
         Reporter {
             sink,
@@ -176,48 +188,63 @@ impl Drop for Reporter {
     }
 }
 
-fn run(rx: Receiver<Message>, state: Arc<Mutex<State>>, look: Look, mut taps: Taps) {
+fn run(rx: Receiver<Message>, state: Arc<Mutex<State>>, look: Look, mut taps: Taps, hold: bool) {
     let started = Instant::now();
     let mut fold = Fold::default();
     let print_groups = |st: &mut State, groups| print_group_lines(st, look, groups);
+    // Events before `run_started`, while they are held (see `Reporter::for_run`).
+    let mut held: Option<Vec<Event>> = hold.then(Vec::new);
+    let take = |event: Event, taps: &mut Taps, fold: &mut Fold| {
+        // A line redrawn with `\r` is several lines, or on a terminal its last state.
+        let parts = progress::segments(event);
+        let first_shown = if look.live {
+            parts.len().saturating_sub(1)
+        } else {
+            0
+        };
+        for (i, event) in parts.into_iter().enumerate() {
+            show(&state, look, taps, fold, started, &event, i >= first_shown);
+        }
+    };
     loop {
         let wait = fold.deadline().map_or(TICK, |d| {
             d.saturating_duration_since(Instant::now()).min(TICK)
         });
         match rx.recv_timeout(wait) {
             Ok(Message::Barrier(ack)) => {
+                for e in held.take().into_iter().flatten() {
+                    take(e, &mut taps, &mut fold);
+                }
                 print_groups(&mut lock(&state), fold.drain());
                 let _ = std::io::stdout().flush();
                 taps.flush();
                 let _ = ack.send(());
             }
             Ok(Message::Sync(ack)) => {
+                for e in held.take().into_iter().flatten() {
+                    take(e, &mut taps, &mut fold);
+                }
                 let _ = std::io::stdout().flush();
                 taps.flush();
                 let _ = ack.send(());
             }
-            Ok(Message::Event(event)) => {
-                // A line redrawn with `\r` is several lines, or on a terminal its last state.
-                let parts = progress::segments(event);
-                let first_shown = if look.live {
-                    parts.len().saturating_sub(1)
-                } else {
-                    0
-                };
-                for (i, event) in parts.into_iter().enumerate() {
-                    show(
-                        &state,
-                        look,
-                        &mut taps,
-                        &mut fold,
-                        started,
-                        &event,
-                        i >= first_shown,
-                    );
+            Ok(Message::Event(event)) => match held.as_mut() {
+                Some(waiting) if !matches!(event.kind, EventKind::RunStarted { .. }) => {
+                    waiting.push(event)
                 }
-            }
+                // `run_started` first, then what was held.
+                _ => {
+                    take(event, &mut taps, &mut fold);
+                    for e in held.take().into_iter().flatten() {
+                        take(e, &mut taps, &mut fold);
+                    }
+                }
+            },
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
+                for e in held.take().into_iter().flatten() {
+                    take(e, &mut taps, &mut fold);
+                }
                 print_groups(&mut lock(&state), fold.drain());
                 taps.flush();
                 break;
@@ -232,6 +259,27 @@ fn run(rx: Receiver<Message>, state: Arc<Mutex<State>>, look: Look, mut taps: Ta
             draw_status(&mut st, look);
         }
         let _ = std::io::stdout().flush();
+    }
+}
+
+/// Set once stdout has carried a JSON object that ends a run with its exit code.
+static CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process has printed (`--format json`) an object that ends a run with its exit
+/// code: `run_finished`, `tether run`'s `summary`, `check_summary`, `watch_exit`. A command that
+/// fails without one ends its stream with an `error` object (the binary writes it).
+pub fn closed_in_json() -> bool {
+    CLOSED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+fn closes(event: &Event) -> bool {
+    match &event.kind {
+        EventKind::RunFinished { .. } | EventKind::Summary { .. } => true,
+        EventKind::Record(r) => r
+            .json
+            .get("type")
+            .is_some_and(|t| t == "check_summary" || t == "watch_exit"),
+        _ => false,
     }
 }
 
@@ -272,7 +320,12 @@ fn show(
         }
         None => {
             let lines = match (look.format, json) {
-                (Format::Json, Some(json)) => json,
+                (Format::Json, Some(json)) => {
+                    if closes(event) {
+                        CLOSED.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    json
+                }
                 _ => text_lines(&st, look, event),
             };
             if !lines.is_empty() {

@@ -45,6 +45,8 @@ pub struct State {
     /// Tasks in progress, innermost last, with their start.
     pub tasks: Vec<(String, Instant)>,
     pub status_shown: bool,
+    /// The run is a dry run (its `run_started` said so): its end has no sessions to sum up.
+    pub dry_run: bool,
 }
 
 impl State {
@@ -112,6 +114,7 @@ pub fn record(st: &mut State, event: &Event) {
     }
     match &event.kind {
         EventKind::TaskStarted { task } => st.tasks.push((task.clone(), event.at)),
+        EventKind::RunStarted { dry_run, .. } => st.dry_run = *dry_run,
         EventKind::TaskFinished { task, .. } => {
             if let Some(i) = st.tasks.iter().rposition(|(t, _)| t == task) {
                 st.tasks.truncate(i);

@@ -296,6 +296,7 @@ pub fn text_lines(st: &State, look: Look, event: &Event) -> Vec<String> {
         EventKind::Summary {
             hosts, duration, ..
         } => summary_text(st, look, hosts, *duration),
+        EventKind::RunFinished { .. } if st.dry_run => Vec::new(),
         EventKind::RunFinished {
             title, duration, ..
         } => sessions_text(st, look, title, *duration),

@@ -124,7 +124,7 @@ pub fn run(
         .map(Recording::tap)
         .chain(log.iter().map(RunLog::tap))
         .collect();
-    let reporter = Reporter::tapped(settings, taps);
+    let reporter = Reporter::for_run(settings, taps);
     let result = run_tasks(settings, targets, interrupted, &reporter, log.as_ref());
     finish_timeline(&reporter, recording.as_ref(), result)
 }
@@ -203,16 +203,41 @@ fn run_tasks(
             &reporter.sink(),
         )
     };
+    let run_started = |dry_run| EventKind::RunStarted {
+        recipe: Some(settings.recipe.display().to_string()),
+        stage: (targets.len() > tasks.len()).then(|| targets[0].clone()),
+        tasks: tasks.clone(),
+        command: None,
+        start_unix_ms: unix_ms(SystemTime::now()),
+        dry_run,
+    };
+    let title = |result: &Result<(), Error>, done: &str| {
+        format!(
+            "{} {}",
+            tasks.join(" "),
+            if result.is_ok() { done } else { "failed" }
+        )
+    };
     if settings.dry_run {
+        let selected = loaded.selected_hosts()?;
+        loaded.rt.report(run_started(true));
         empty_shard();
         let refused = fleet::config_refusals(
             &ssh_config,
-            &loaded.selected_hosts()?,
+            &selected,
             settings.jump.as_deref(),
             &reporter.sink(),
         );
-        loaded.run_tasks(&tasks, Arc::new(DryRun::new(reporter.sink())))?;
-        return refused.map_or(Ok(()), |f| Err(f.into()));
+        let dry = Arc::new(DryRun::new(reporter.sink()));
+        let result = loaded.run_tasks(&tasks, dry.clone()).and_then(|()| {
+            // As a run would: a host it never uses is never reached, and fails nothing.
+            match refused.and_then(|f| f.only(|h| dry.prepared(h))) {
+                Some(f) => Err(f.into()),
+                None => Ok(()),
+            }
+        });
+        reporter.run_finished(&title(&result, "planned"), &result, started.elapsed());
+        return result;
     }
     let heartbeat = fleet::heartbeat(settings, loaded.keepalive()?);
     let fleet = Arc::new(Fleet::new(
@@ -227,25 +252,11 @@ fn run_tasks(
             .with_pty(settings.pty)
             .with_hosts(loaded.selected_hosts()?),
     );
-    loaded.rt.report(EventKind::RunStarted {
-        recipe: Some(settings.recipe.display().to_string()),
-        stage: (targets.len() > tasks.len()).then(|| targets[0].clone()),
-        tasks: tasks.clone(),
-        command: None,
-        start_unix_ms: unix_ms(SystemTime::now()),
-    });
+    loaded.rt.report(run_started(false));
     empty_shard();
     let result = loaded.run_tasks(&tasks, backend.clone());
     backend.settle_all();
     fleet.close();
-    reporter.run_finished(
-        &format!(
-            "{} {}",
-            tasks.join(" "),
-            if result.is_ok() { "finished" } else { "failed" }
-        ),
-        &result,
-        started.elapsed(),
-    );
+    reporter.run_finished(&title(&result, "finished"), &result, started.elapsed());
     result
 }

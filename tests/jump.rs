@@ -396,6 +396,48 @@ fn an_idle_bastion_under_client_alive_is_kept_by_its_own_worker() {
     }
 }
 
+/// A bastion whose sshd closes tunnels idle for 3 s (`ChannelTimeout direct-tcpip=3s`): the
+/// hosts behind it beat often enough to keep their tunnels, from what the bastion's worker read
+/// in its config (fresh-eyes finding: every idle gap cut the hosts' sessions, each reconnected,
+/// and the warning blamed the hosts' own servers).
+#[test]
+fn hosts_behind_a_bastion_that_closes_idle_tunnels_keep_their_sessions() {
+    for spec in ["direct-tcpip=3s", "*=3s", "global=3s session=1h"] {
+        let site = Site::start(2, false, &[&format!("ChannelTimeout {spec}")]);
+        let cfg = site.config_with("jump_config", JUMP);
+        let mut h = Harness::new(&cfg, WorkerSettings::default(), &["inner1", "inner2"]);
+        h.idle(Duration::from_secs(8));
+        assert_eq!(
+            answers(&h.run(&["inner1", "inner2"], "echo $TETHER_HOST")),
+            ["inner1", "inner2"],
+            "{spec}\n{}",
+            h.story()
+        );
+        h.idle(Duration::from_secs(5));
+        assert_eq!(
+            answers(&h.run(&["inner1", "inner2"], "echo $TETHER_HOST")),
+            ["inner1", "inner2"],
+            "{spec}\n{}",
+            h.story()
+        );
+        assert_eq!(site.accepted_logins("bastion"), 1, "{spec}\n{}", h.story());
+        for host in [BASTION, "inner1", "inner2"] {
+            assert_eq!(
+                h.count(host, |k| matches!(k, EventKind::Reconnected { .. })),
+                0,
+                "{spec}: {host}\n{}",
+                h.story()
+            );
+        }
+        assert_eq!(
+            h.count(BASTION, |k| matches!(k, EventKind::IdleLimit { .. })),
+            1,
+            "{spec}\n{}",
+            h.story()
+        );
+    }
+}
+
 /// Many commands in a row through one bastion, on one bastion login. How long each takes is a
 /// speed target, checked by `scripts/bench` (a ratio against the same command directly, in the
 /// same run), not here: a timed assertion fails on a loaded machine.

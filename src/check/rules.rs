@@ -41,6 +41,9 @@ pub fn suggested_keepalive(limit: Duration) -> Duration {
     }
 }
 
+/// The shortest `ChannelTimeout` on command channels that the supervisor's frames keep open.
+const SUPERVISOR_FRAMES_KEEP: Duration = Duration::from_secs(1);
+
 /// Whether a `ChannelTimeout` type pattern covers the channels tether's commands use.
 fn covers_commands(pattern: &str) -> bool {
     let p = pattern.to_ascii_lowercase();
@@ -161,8 +164,10 @@ pub fn assess(s: &ServerSettings, heartbeat: Option<Duration>, same_server: usiz
         message: finding.1,
     });
 
-    // ChannelTimeout: closes a channel without traffic; a command's channel included.
+    // ChannelTimeout: closes a channel without traffic: a command's channel, or a tunnel of
+    // a host reached through this one (ProxyJump).
     let mut cut = Vec::new();
+    let mut tunnels = Vec::new();
     for spec in &s.channel_timeout {
         let Some((pattern, value)) = spec.split_once('=') else {
             continue;
@@ -174,26 +179,50 @@ pub fn assess(s: &ServerSettings, heartbeat: Option<Duration>, same_server: usiz
         if covers_commands(pattern) {
             cut.push((spec.clone(), limit));
         }
+        let p = pattern.to_ascii_lowercase();
+        if p == "global" || wildcard_match(&p, "direct-tcpip") {
+            tunnels.push((spec.clone(), limit));
+        }
     }
-    let finding = match cut.iter().min_by_key(|(_, d)| *d) {
+    let commands = match cut.iter().min_by_key(|(_, d)| *d) {
         None if s.channel_timeout.is_empty() => (Level::Ok, "not set".to_string()),
         None => (Level::Ok, "does not apply to command channels".to_string()),
-        Some((spec, limit)) => (
+        // Under the supervisor's frames (one about every 0.4 s of silence) a channel is never
+        // idle that long.
+        Some((spec, limit)) if *limit < SUPERVISOR_FRAMES_KEEP => (
             Level::Warning,
             format!(
-                "{spec}: a command that prints nothing for {} has its channel closed by sshd; \
-                 tether reports it as failed with no exit status, and it may still be running. \
-                 The heartbeat cannot prevent this (keepalives are not channel traffic; \
-                 --keepalive does not help): make long commands print progress, or raise \
+                "{spec}: a command silent for {} has its channel closed by sshd, even under \
+                 tether's supervisor (it sends a frame about every 0.4 s of silence): raise \
                  ChannelTimeout on the server",
                 format_duration(*limit)
             ),
         ),
+        Some((spec, limit)) => (
+            Level::Ok,
+            format!(
+                "{spec}: a silent command keeps its channel in use under tether's supervisor \
+                 (a frame about every 0.4 s of silence); a PTY command, or one run where the \
+                 supervisor cannot run, is cut off after {} of silence",
+                format_duration(*limit)
+            ),
+        ),
+    };
+    let message = match tunnels.iter().min_by_key(|(_, d)| *d) {
+        None => commands.1,
+        Some((spec, limit)) => format!(
+            "{}; {spec} closes a tunnel through this host (ProxyJump) idle for {}: the hosts \
+             behind it beat at least every {} while tether's worker for this jump host knows \
+             it",
+            commands.1,
+            format_duration(*limit),
+            format_duration((*limit / 3).max(crate::ssh::reconnect::SHORTEST_INTERVAL))
+        ),
     };
     out.push(Finding {
-        level: finding.0,
+        level: commands.0,
         setting: "ChannelTimeout",
-        message: finding.1,
+        message,
     });
 
     // MaxSessions: tether uses one channel at a time per session.
@@ -321,13 +350,16 @@ mod tests {
     }
 
     #[test]
-    fn channel_timeout_on_commands_is_a_warning_keepalive_cannot_fix() {
-        for (spec, level) in [
-            ("session:*=3s", Level::Warning),
-            ("session:command=1m", Level::Warning),
-            ("global=10m", Level::Warning),
-            ("agent-connection=1m", Level::Ok),
-            ("session:*=0", Level::Ok),
+    fn channel_timeout_on_commands_is_met_by_the_supervisor_and_tunnels_are_said() {
+        for (spec, level, supervisor, tunnel) in [
+            ("session:*=3s", Level::Ok, true, false),
+            ("session:command=1m", Level::Ok, true, false),
+            ("global=10m", Level::Ok, true, true),
+            ("session:*=500ms", Level::Warning, false, false),
+            ("agent-connection=1m", Level::Ok, false, false),
+            ("direct-tcpip=3s", Level::Ok, false, true),
+            ("*=1m", Level::Ok, true, true),
+            ("session:*=0", Level::Ok, false, false),
         ] {
             let s = ServerSettings {
                 channel_timeout: vec![spec.into()],
@@ -336,6 +368,18 @@ mod tests {
             let f = assess(&s, Some(Duration::from_millis(500)), 1);
             let c = find(&f, "ChannelTimeout");
             assert_eq!(c.level, level, "{spec}: {}", c.message);
+            assert_eq!(
+                c.message.contains("supervisor (a frame"),
+                supervisor,
+                "{spec}: {}",
+                c.message
+            );
+            assert_eq!(
+                c.message.contains("closes a tunnel"),
+                tunnel,
+                "{spec}: {}",
+                c.message
+            );
         }
     }
 

@@ -38,6 +38,13 @@ pub trait Via: Send + Sync {
     /// Whether its own connection died (taking every session through it along) after
     /// `since`: a host behind it then knows its own server did not drop it.
     fn lost_since(&self, since: Instant) -> bool;
+
+    /// How long a tunnel through it may go without data before a server on the way closes it
+    /// (a jump host's `ChannelTimeout` for `direct-tcpip`, read by its worker); `None` while
+    /// unknown or unlimited.
+    fn tunnel_idle_limit(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// One session owner's connection policy and identity; see the module docs.
@@ -109,10 +116,21 @@ impl Owner {
         }
     }
 
-    /// How long an idle session waits between heartbeats: `interval`, shortened by the owner's
-    /// spread.
+    /// How long an idle session waits between heartbeats: `interval`, at most a third of the
+    /// tunnel limit of the jump hosts it is reached through, shortened by the owner's spread.
     pub fn beat_every(&self) -> Option<Duration> {
-        self.interval.map(|iv| iv.mul_f64(self.spread))
+        self.interval
+            .map(|iv| self.within_tunnel_limit(iv))
+            .map(|iv| iv.mul_f64(self.spread))
+    }
+
+    /// `iv`, at most a third of the tunnel limit of the jump hosts the host is reached
+    /// through: any traffic keeps a tunnel, a heartbeat of the host behind it included.
+    fn within_tunnel_limit(&self, iv: Duration) -> Duration {
+        match self.via.as_ref().and_then(|v| v.tunnel_idle_limit()) {
+            Some(limit) => iv.min((limit / 3).max(reconnect::SHORTEST_INTERVAL)),
+            None => iv,
+        }
     }
 
     /// How long an idle session kept by protocol keepalives waits between heartbeats: as
@@ -127,7 +145,7 @@ impl Owner {
             true => policy::keepalive_interval(first, self.settings.keepalive_heartbeat, sai),
             false => self.interval,
         };
-        iv.map(|iv| iv.mul_f64(self.spread * 0.98))
+        iv.map(|iv| self.within_tunnel_limit(iv).mul_f64(self.spread * 0.98))
     }
 
     /// Reports `kind` under the owner's name.

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::probe::RS;
 use crate::duration::parse as parse_time;
+use crate::ssh::config::wildcard_match;
 
 /// Server settings that can end a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,31 +183,25 @@ pub fn needs_open_channel(cmdline: &str, dump: &str) -> Option<bool> {
     (files > 0).then_some(limit)
 }
 
-/// The shortest `UnusedConnectionTimeout` the listener's command line (`-o`, which wins over
-/// the files) or its config sets, from the same inputs as [`needs_open_channel`] (`Match`
-/// blocks included: any of them may apply to us); `None` where none is set, or a value cannot
-/// be read as sshd reads it (`3`, `30s`, `5m`).
-pub fn unused_connection_timeout(cmdline: &str, dump: &str) -> Option<Duration> {
-    let value = |v: &str| match v.to_ascii_lowercase().as_str() {
-        "none" | "0" | "" => None,
-        v => parse_time(v).ok().filter(|d| !d.is_zero()),
-    };
+/// The values of sshd keyword `keyword` (lowercase) as the listener's command line (`-o
+/// Key=value`, `-oKey=value`: they win over the files) or else its config (the dump script's
+/// output, `Match` blocks included: any of them may apply to us) set them, as written.
+fn values_of(cmdline: &str, dump: &str, keyword: &str) -> Vec<String> {
     let mut words = cmdline.split_whitespace();
-    let mut on_cmdline = None;
+    let mut on_cmdline = Vec::new();
     while let Some(w) = words.next() {
-        // `-o Key=value` or `-oKey=value`.
         let option = match w {
             "-o" => words.next().unwrap_or(""),
             w => w.strip_prefix("-o").unwrap_or(""),
         };
         if let Some((key, v)) = option.split_once('=') {
-            if key.eq_ignore_ascii_case("unusedconnectiontimeout") {
-                on_cmdline = on_cmdline.or(Some(value(v)));
+            if key.eq_ignore_ascii_case(keyword) {
+                on_cmdline.push(v.to_string());
             }
         }
     }
-    if let Some(set) = on_cmdline {
-        return set;
+    if !on_cmdline.is_empty() {
+        return on_cmdline;
     }
     dump.lines()
         .filter(|l| !l.starts_with(RS))
@@ -217,9 +212,53 @@ pub fn unused_connection_timeout(cmdline: &str, dump: &str) -> Option<Duration> 
                 &t[..i],
                 t[i..].trim_start_matches(|c: char| c.is_whitespace() || c == '='),
             );
-            key.eq_ignore_ascii_case("unusedconnectiontimeout")
-                .then(|| value(rest.split_whitespace().next().unwrap_or("")))
-                .flatten()
+            key.eq_ignore_ascii_case(keyword).then(|| rest.to_string())
+        })
+        .collect()
+}
+
+/// The shortest `UnusedConnectionTimeout` the listener's command line (`-o`, which wins over
+/// the files) or its config sets, from the same inputs as [`needs_open_channel`] (`Match`
+/// blocks included: any of them may apply to us); `None` where none is set, or a value cannot
+/// be read as sshd reads it (`3`, `30s`, `5m`).
+pub fn unused_connection_timeout(cmdline: &str, dump: &str) -> Option<Duration> {
+    let value = |v: &str| match v.to_ascii_lowercase().as_str() {
+        "none" | "0" | "" => None,
+        v => parse_time(v).ok().filter(|d| !d.is_zero()),
+    };
+    let values = values_of(cmdline, dump, "unusedconnectiontimeout");
+    // On the command line the first `-o` wins, as sshd reads it.
+    if cmdline.split_whitespace().any(|w| {
+        w.trim_start_matches("-o")
+            .to_ascii_lowercase()
+            .starts_with("unusedconnectiontimeout=")
+    }) {
+        return values
+            .first()
+            .and_then(|v| value(v.split_whitespace().next().unwrap_or("")));
+    }
+    values
+        .iter()
+        .filter_map(|v| value(v.split_whitespace().next().unwrap_or("")))
+        .min()
+}
+
+/// The shortest `ChannelTimeout` that closes a jump host's tunnels when no data crossed them
+/// for that long: set for the `direct-tcpip` channels that `ProxyJump` opens (a pattern
+/// matching that type, `*` included) or for all of a connection's channels together
+/// (`global`), from the same inputs as [`needs_open_channel`] (`Match` blocks included);
+/// `None` where none is set. As sshd_config(5) `ChannelTimeout`.
+pub fn tunnel_channel_timeout(cmdline: &str, dump: &str) -> Option<Duration> {
+    values_of(cmdline, dump, "channeltimeout")
+        .iter()
+        .flat_map(|v| v.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .filter_map(|spec| {
+            let (pattern, value) = spec.split_once('=')?;
+            let pattern = pattern.to_ascii_lowercase();
+            if pattern != "global" && !wildcard_match(&pattern, "direct-tcpip") {
+                return None;
+            }
+            parse_time(value).ok().filter(|d| !d.is_zero())
         })
         .min()
 }
@@ -350,6 +389,41 @@ mod tests {
         ] {
             assert_eq!(
                 unused_connection_timeout(cmdline, &dump),
+                want,
+                "{cmdline} / {dump:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_shortest_channel_timeout_that_closes_tunnels() {
+        let file = |body: &str| format!("\u{1e}file /etc/ssh/sshd_config\n{body}\u{1e}end-file\n");
+        let plain = "/usr/sbin/sshd -D [listener] 0 of 10-100 startups";
+        let s = Duration::from_secs;
+        for (cmdline, dump, want) in [
+            (plain, file("ChannelTimeout direct-tcpip=3s\n"), Some(s(3))),
+            (plain, file("ChannelTimeout session:*=1s *=10\n"), Some(s(10))),
+            (plain, file("channeltimeout=direct-*=1m\n"), Some(s(60))),
+            (plain, file("ChannelTimeout global=5m direct-tcpip=2m\n"), Some(s(120))),
+            (plain, file("ChannelTimeout global=30\n"), Some(s(30))),
+            (plain, file("ChannelTimeout session=1s session:*=1s\n"), None),
+            (plain, file("ChannelTimeout direct-streamlocal@openssh.com=1s\n"), None),
+            (plain, file("ChannelTimeout none\n"), None),
+            (plain, file("ChannelTimeout direct-tcpip=0\n"), None),
+            (
+                plain,
+                file("ChannelTimeout direct-tcpip=1h\nMatch User deploy\n  ChannelTimeout direct-tcpip=4\n"),
+                Some(s(4)),
+            ),
+            (
+                "sshd -o ChannelTimeout=direct-tcpip=9 -D",
+                file("ChannelTimeout direct-tcpip=3\n"),
+                Some(s(9)),
+            ),
+            (plain, file("UnusedConnectionTimeout 3\n"), None),
+        ] {
+            assert_eq!(
+                tunnel_channel_timeout(cmdline, &dump),
                 want,
                 "{cmdline} / {dump:?}"
             );

@@ -1,5 +1,6 @@
 //! The jump host's heartbeat: a `true` exec on a new channel as a non-blocking state machine,
-//! so the jump session never blocks and its tunnels keep flowing meanwhile.
+//! so the jump session never blocks and its tunnels keep flowing meanwhile. The same machine
+//! runs the scripts that read the jump host's sshd config, keeping what they print.
 
 use std::io::Read as _;
 use std::time::{Duration, Instant};
@@ -16,7 +17,14 @@ pub struct Heartbeat {
     pub probe: bool,
     stage: Stage,
     channel: Option<Channel>,
+    command: String,
+    /// What it printed, kept for a script that reads the server's config (`None` for `true`).
+    stdout: Option<Vec<u8>>,
+    status: Option<i32>,
 }
+
+/// The most of a script's stdout kept: more than any sshd config dump.
+const MAX_STDOUT: usize = 1 << 20;
 
 #[derive(Clone, Copy)]
 enum Stage {
@@ -35,7 +43,30 @@ impl Heartbeat {
             probe,
             stage: Stage::Open,
             channel: None,
+            command: "true".into(),
+            stdout: None,
+            status: None,
         }
+    }
+
+    /// A heartbeat that runs `script` instead of `true` and keeps its stdout.
+    pub fn reading(script: String) -> Self {
+        Heartbeat {
+            command: script,
+            stdout: Some(Vec::new()),
+            ..Heartbeat::new(false)
+        }
+    }
+
+    /// Whether it runs a script whose output is kept ([`Heartbeat::reading`]).
+    pub fn reads(&self) -> bool {
+        self.stdout.is_some()
+    }
+
+    /// What the script printed, once it has exited 0; `None` otherwise (or for `true`).
+    pub fn output(&self) -> Option<String> {
+        let out = self.stdout.as_ref().filter(|_| self.status == Some(0))?;
+        Some(String::from_utf8_lossy(out).into_owned())
     }
 
     /// Ok(Some(rtt)) when done, Ok(None) while pending, Err when the session failed.
@@ -66,7 +97,7 @@ impl Heartbeat {
                         return Err("heartbeat: no channel".into());
                     };
                     match self.stage {
-                        Stage::Exec => match ch.exec("true") {
+                        Stage::Exec => match ch.exec(&self.command) {
                             Ok(()) => self.stage = Stage::Eof,
                             Err(e) if pending(&e) => return Ok(None),
                             Err(e) => return Err(format!("heartbeat: exec failed: {e}")),
@@ -77,12 +108,21 @@ impl Heartbeat {
                             Err(e) => return Err(format!("heartbeat: {e}")),
                         },
                         Stage::Drain => {
-                            let mut buf = [0u8; 256];
+                            let mut buf = [0u8; 4096];
                             let mut open = 0;
                             for id in [0, 1] {
                                 match ch.stream(id).read(&mut buf) {
                                     Ok(0) => {}
-                                    Ok(_) => open += 1,
+                                    Ok(n) => {
+                                        if let Some(out) = self
+                                            .stdout
+                                            .as_mut()
+                                            .filter(|o| id == 0 && o.len() + n <= MAX_STDOUT)
+                                        {
+                                            out.extend_from_slice(&buf[..n]);
+                                        }
+                                        open += 1
+                                    }
                                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                                         open += 1
                                     }
@@ -96,7 +136,10 @@ impl Heartbeat {
                             }
                         }
                         Stage::Close => match ch.wait_close() {
-                            Ok(()) => return Ok(Some(self.started.elapsed())),
+                            Ok(()) => {
+                                self.status = ch.exit_status().ok();
+                                return Ok(Some(self.started.elapsed()));
+                            }
                             Err(e) if pending(&e) => return Ok(None),
                             Err(e) => return Err(format!("heartbeat: {e}")),
                         },

@@ -36,7 +36,7 @@ mod worker;
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -142,6 +142,11 @@ pub struct Jump {
     budget: Duration,
     /// When the jump host's connection was last found dead (its tunnels were closed then).
     lost_at: Arc<Mutex<Option<Instant>>>,
+    /// The jump host's `ChannelTimeout` for tunnels in milliseconds, as its worker read it in
+    /// the jump host's sshd config; 0 while unknown or unset.
+    tunnel_limit: Arc<AtomicU64>,
+    /// The jump host this one is reached through: its tunnels carry ours.
+    parent: Option<Arc<Jump>>,
 }
 
 impl Jump {
@@ -161,7 +166,8 @@ impl Jump {
         let stop = Arc::new(AtomicBool::new(false));
         let budget = config.connect_timeout + parent.as_ref().map_or(Duration::ZERO, |p| p.budget);
         let lost_at = Arc::new(Mutex::new(None));
-        let via = parent.map(|p| p as Arc<dyn Via>);
+        let tunnel_limit = Arc::new(AtomicU64::new(0));
+        let via = parent.clone().map(|p| p as Arc<dyn Via>);
         let owner = Owner::new(
             display.clone(),
             name,
@@ -171,7 +177,7 @@ impl Jump {
             Shared { limiter, events },
             stop.clone(),
         );
-        let state = State::new(owner, lost_at.clone());
+        let state = State::new(owner, lost_at.clone(), tunnel_limit.clone());
         let thread = std::thread::Builder::new()
             .name(format!("jump {name}"))
             .spawn(move || state.run(rx, wake_rx))?;
@@ -183,6 +189,8 @@ impl Jump {
             thread: Mutex::new(Some(thread)),
             budget,
             lost_at,
+            tunnel_limit,
+            parent,
         })
     }
 
@@ -266,6 +274,17 @@ impl Via for Jump {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .is_some_and(|at| at >= since)
+    }
+
+    /// The shortest tunnel limit of this jump host and those it is reached through (a tunnel
+    /// of ours is carried inside theirs).
+    fn tunnel_idle_limit(&self) -> Option<Duration> {
+        let own = match self.tunnel_limit.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(Duration::from_millis(ms)),
+        };
+        let parent = self.parent.as_ref().and_then(|p| p.tunnel_idle_limit());
+        own.into_iter().chain(parent).min()
     }
 }
 

@@ -8,7 +8,7 @@ use std::io::Read as _;
 use std::net::Shutdown;
 use std::os::fd::AsRawFd as _;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,12 +17,18 @@ use ssh2::{Channel, Session};
 
 use super::heartbeat::Heartbeat;
 use super::tunnel::{session_failed, Tunnel, TUNNEL_BUFFER};
-use crate::event::{Beat, EventKind};
+use crate::command::quote;
+use crate::event::{Beat, EventKind, LimitFrom};
 use crate::ssh::connect::{self, poll_fds, would_block, Connection};
+use crate::ssh::heartbeat::Limits;
 use crate::ssh::idle_death::{self, IdleDeath};
 use crate::ssh::owner::Owner;
 use crate::ssh::reconnect;
 use crate::ssh::SshError;
+use crate::sshd::probe::{config_from_cmdline, parse_discovery, DISCOVER, DUMP};
+use crate::sshd::settings::{
+    needs_open_channel, tunnel_channel_timeout, unused_connection_timeout,
+};
 
 /// A request for a tunnel to `host:port`.
 pub struct Request {
@@ -72,12 +78,45 @@ pub struct State {
     seen: Option<IdleDeath>,
     /// Last moment the session was known to work (tunnel data or a heartbeat round trip).
     last_alive: Instant,
+    /// Where reading the jump host's sshd config stands (once per worker).
+    reading: Reading,
+    /// Shared with the handle: the tunnel limit read there, in ms (see `Jump::tunnel_limit`).
+    tunnel_limit: Arc<AtomicU64>,
+}
+
+/// Reading the jump host's sshd config, as a target's first heartbeat reads its own (see
+/// `heartbeat::read_limits`): what it sets for idle tunnels (`ChannelTimeout`) and for an
+/// idle connection (`UnusedConnectionTimeout`).
+enum Reading {
+    /// Not started: at the first moment with nothing else to do.
+    Due,
+    /// Finding which sshd serves us (`DISCOVER`).
+    Discover,
+    /// Its config, to read next (the dump script) or being read.
+    Dump {
+        cmdline: String,
+        script: Option<String>,
+    },
+    /// Read, or not readable.
+    Done,
 }
 
 impl State {
-    /// A jump worker that will own `owner`'s session.
-    pub fn new(owner: Owner, lost_at: Arc<Mutex<Option<Instant>>>) -> Self {
+    /// A jump worker that will own `owner`'s session; what it reads of the jump host's tunnel
+    /// limit goes to `tunnel_limit`.
+    pub fn new(
+        owner: Owner,
+        lost_at: Arc<Mutex<Option<Instant>>>,
+        tunnel_limit: Arc<AtomicU64>,
+    ) -> Self {
+        let reading = match owner.beat_every() {
+            Some(_) => Reading::Due,
+            // Without a heartbeat (--no-keepalive) nothing would use what is read.
+            None => Reading::Done,
+        };
         State {
+            reading,
+            tunnel_limit,
             owner,
             lost_at,
             conn: None,
@@ -197,6 +236,8 @@ impl State {
         let session = &conn.session;
         let mut progress = false;
         let mut got = false;
+        // What a config-reading heartbeat printed, taken once the session is let go of.
+        let mut read = None;
         // Host sockets -> buffers -> channels.
         for t in &mut self.tunnels {
             progress |= t.read_sock(buf);
@@ -216,9 +257,20 @@ impl State {
                 self.owner.settings.heartbeat_timeout,
             )?;
             progress |= p;
-            if let Some(rtt) = alive {
+            if let Some((rtt, hb)) = alive {
                 self.last_alive = Instant::now();
-                self.emit_heartbeat(rtt);
+                self.emit(EventKind::Heartbeat {
+                    rtt,
+                    probe: hb.probe,
+                    beat: if hb.reads() {
+                        Beat::Limits
+                    } else {
+                        Beat::Command
+                    },
+                });
+                if hb.reads() {
+                    read = Some(hb.output());
+                }
             }
             if pass == 0 {
                 for t in &mut self.tunnels {
@@ -258,6 +310,9 @@ impl State {
                 }
             }
         }
+        if let Some(output) = read {
+            self.read(output);
+        }
         // Start the next channel open: a waiting tunnel first, else a due heartbeat.
         if matches!(self.op, Op::Idle) {
             if let Some(request) = self.queue.pop_front() {
@@ -265,6 +320,11 @@ impl State {
                     request,
                     replied: false,
                 };
+                progress = true;
+            } else if let Some(script) = self.next_read() {
+                // Also a heartbeat: it proves the round trip, and answers a probe.
+                self.op = Op::Heartbeat(Heartbeat::reading(script));
+                self.probe = false;
                 progress = true;
             } else if self.probe || self.heartbeat_due() {
                 self.op = Op::Heartbeat(Heartbeat::new(self.probe));
@@ -275,12 +335,60 @@ impl State {
         Ok(progress)
     }
 
-    fn emit_heartbeat(&self, (rtt, probe): (Duration, bool)) {
-        self.emit(EventKind::Heartbeat {
-            rtt,
-            probe,
-            beat: Beat::Command,
-        });
+    /// The script the config reading runs next, if one is due.
+    fn next_read(&mut self) -> Option<String> {
+        match &mut self.reading {
+            Reading::Due => {
+                self.reading = Reading::Discover;
+                Some(DISCOVER.to_string())
+            }
+            Reading::Dump { script, .. } => script.take(),
+            Reading::Discover | Reading::Done => None,
+        }
+    }
+
+    /// Takes what a config-reading script printed (`None`: it failed) a step further; once
+    /// the config is read, publishes the tunnel limit for the hosts behind, and meets an
+    /// `UnusedConnectionTimeout` of the jump host's own.
+    fn read(&mut self, output: Option<String>) {
+        self.reading = match (std::mem::replace(&mut self.reading, Reading::Done), output) {
+            (Reading::Discover, Some(found)) => {
+                let d = parse_discovery(&found);
+                match d.pid {
+                    // Not knowing which sshd serves us, its config cannot be known either.
+                    None => Reading::Done,
+                    Some(_) => {
+                        let config = config_from_cmdline(&d.cmdline)
+                            .unwrap_or_else(|| "/etc/ssh/sshd_config".into());
+                        Reading::Dump {
+                            script: Some(format!("{DUMP}dump {} 0", quote(&config))),
+                            cmdline: d.cmdline,
+                        }
+                    }
+                }
+            }
+            (Reading::Dump { cmdline, .. }, Some(dump)) => {
+                if let Some(conn) = self.conn.as_ref() {
+                    let limits = Limits {
+                        beat: Beat::Command,
+                        read: needs_open_channel(&cmdline, &dump).is_some(),
+                        unused_connection_timeout: unused_connection_timeout(&cmdline, &dump),
+                    };
+                    self.owner.limits_read(&limits, conn);
+                }
+                if let Some(limit) = tunnel_channel_timeout(&cmdline, &dump) {
+                    let ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX).max(1);
+                    self.tunnel_limit.store(ms, Ordering::Relaxed);
+                    self.emit(EventKind::IdleLimit {
+                        limit,
+                        from: LimitFrom::SshdConfig,
+                        interval: (limit / 3).max(reconnect::SHORTEST_INTERVAL),
+                    });
+                }
+                Reading::Done
+            }
+            _ => Reading::Done,
+        };
     }
 
     fn heartbeat_due(&self) -> bool {
@@ -443,7 +551,7 @@ fn jump_error(name: &str, host: &str, reason: impl Into<String>) -> SshError {
 }
 
 /// Advances the channel open or heartbeat in progress. Returns whether anything moved and,
-/// when a heartbeat completed, its round trip and whether a probe triggered it.
+/// when a heartbeat completed, its round trip and the heartbeat.
 fn advance_op(
     op: &mut Op,
     session: &Session,
@@ -451,7 +559,7 @@ fn advance_op(
     closing: &mut Vec<Channel>,
     name: &str,
     heartbeat_timeout: Duration,
-) -> Result<(bool, Option<(Duration, bool)>), Failure> {
+) -> Result<(bool, Option<(Duration, Heartbeat)>), Failure> {
     match op {
         Op::Idle => Ok((false, None)),
         Op::Heartbeat(hb) => {
@@ -461,11 +569,10 @@ fn advance_op(
                     reason,
                     heartbeat: true,
                 })? {
-                Some(rtt) => {
-                    let probe = hb.probe;
-                    *op = Op::Idle;
-                    Ok((true, Some((rtt, probe))))
-                }
+                Some(rtt) => match std::mem::replace(op, Op::Idle) {
+                    Op::Heartbeat(done) => Ok((true, Some((rtt, done)))),
+                    _ => unreachable!("matched above"),
+                },
                 None => Ok((false, None)),
             }
         }

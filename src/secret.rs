@@ -52,21 +52,37 @@ pub fn any() -> bool {
 
 /// `text` with every registered secret replaced by [`MASK`].
 pub fn mask(text: &str) -> Cow<'_, str> {
-    let secrets = SECRETS.read().unwrap_or_else(|p| p.into_inner());
-    if !secrets.iter().any(|s| text.contains(s.as_str())) {
-        return Cow::Borrowed(text);
+    match mask_bytes(text.as_bytes()) {
+        Cow::Borrowed(_) => Cow::Borrowed(text),
+        // A secret is whole UTF-8 and so matches at character boundaries only: this is
+        // always valid.
+        Cow::Owned(bytes) => Cow::Owned(String::from_utf8_lossy(&bytes).into_owned()),
     }
-    let mut out = text.to_string();
-    for s in secrets.iter() {
-        out = out.replace(s.as_str(), MASK);
-    }
-    Cow::Owned(out)
 }
 
-/// `data` with every registered secret replaced by [`MASK`].
+/// A secret (or form of one) shorter than this is masked only where it stands alone, not
+/// inside a word: masking every `a` of the output for a one-letter password would garble
+/// everything and hide nothing.
+const SHORT: usize = 4;
+
+/// Where `needle` occurs in `data` at `at` as a match to mask: anywhere for a secret of
+/// [`SHORT`] bytes or more, else only with no letter or digit right before or after it.
+fn matches_at(data: &[u8], at: usize, needle: &[u8]) -> bool {
+    if !data[at..].starts_with(needle) {
+        return false;
+    }
+    if needle.len() >= SHORT {
+        return true;
+    }
+    let word = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_alphanumeric() || *b >= 0x80);
+    !word(at.checked_sub(1).and_then(|i| data.get(i))) && !word(data.get(at + needle.len()))
+}
+
+/// `data` with every registered secret replaced by [`MASK`] (a short one where it stands
+/// alone: see [`SHORT`]).
 pub fn mask_bytes(data: &[u8]) -> Cow<'_, [u8]> {
     let secrets = SECRETS.read().unwrap_or_else(|p| p.into_inner());
-    let found = |s: &String| data.windows(s.len()).any(|w| w == s.as_bytes());
+    let found = |s: &String| (0..data.len()).any(|at| matches_at(data, at, s.as_bytes()));
     if !secrets.iter().any(found) {
         return Cow::Borrowed(data);
     }
@@ -76,7 +92,7 @@ pub fn mask_bytes(data: &[u8]) -> Cow<'_, [u8]> {
         let mut masked = Vec::with_capacity(out.len());
         let mut i = 0;
         while i < out.len() {
-            if out[i..].starts_with(needle) {
+            if matches_at(&out, i, needle) {
                 masked.extend_from_slice(MASK.as_bytes());
                 i += needle.len();
             } else {
@@ -168,6 +184,27 @@ mod tests {
             before,
             "an output without secrets is not copied"
         );
+    }
+
+    /// A password of one to three characters is masked where it stands alone, not inside every
+    /// word that holds it (fresh-eyes finding: a two-character sudo password masked those
+    /// characters in every message).
+    #[test]
+    fn a_short_secret_is_masked_where_it_stands_alone() {
+        register("Zq");
+        register("Q");
+        assert_eq!(mask("Zq"), "********");
+        assert_eq!(
+            mask("pw=Zq, again 'Zq'\nZq"),
+            "pw=********, again '********'\n********"
+        );
+        assert_eq!(mask("aZqb ZqZq Zq1 xZq Zqé"), "aZqb ZqZq Zq1 xZq Zqé");
+        assert_eq!(mask("Quiet QQ [Q]"), "Quiet QQ [********]");
+        assert_eq!(
+            &*mask_bytes(b"\xffZq \nZq\n"),
+            b"\xffZq \n********\n".as_slice()
+        );
+        assert!(matches!(mask("Zqa"), Cow::Borrowed(_)));
     }
 
     #[test]

@@ -140,10 +140,10 @@ pub fn record(st: &mut State, event: &Event) {
         }
         EventKind::Started { .. } => h.busy = true,
         EventKind::Finished {
-            command,
             exit_code,
             signal,
             outcome,
+            duration,
             ..
         } => {
             if exit_code.is_some() || signal.is_some() {
@@ -152,10 +152,15 @@ pub fn record(st: &mut State, event: &Event) {
             h.busy = false;
             h.idle_since = Some(event.at);
             // Lost under the command and not re-attached: no session is open any more, until
-            // a reconnect says otherwise.
-            if *outcome == CommandOutcome::Lost {
+            // a reconnect says otherwise; one reported before this (by the worker's thread)
+            // but after the command started opened the session the host has now.
+            let started = event.at.checked_sub(*duration);
+            let reopened = h
+                .connected_at
+                .is_some_and(|at| started.is_some_and(|s| at > s));
+            if *outcome == CommandOutcome::Lost && !reopened {
                 h.connected_at = None;
-                h.failed = Some(format!("connection lost during `{command}`"));
+                h.failed = Some("the connection was lost during a command".into());
             }
         }
         EventKind::Heartbeat { .. } => {

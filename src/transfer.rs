@@ -185,6 +185,33 @@ pub fn upload_suffix() -> String {
     format!(".tether-upload.{}.{n:x}", run_id())
 }
 
+/// The longest destination name whose temporary file is named after it in full
+/// (`NAME.tether-upload.RUN.N`): with the suffix it stays well under the 255 bytes a name may
+/// have on Linux filesystems.
+const FULL_NAME_UP_TO: usize = 180;
+
+/// The start of the temporary file's path of an upload to `remote`, as a `sh` word (the
+/// scripts add the suffix of [`upload_suffix`]): `"$d"`, the destination itself, or for a
+/// name longer than [`FULL_NAME_UP_TO`] bytes (which scp writes, and whose temporary file
+/// would exceed 255 bytes) `.PREFIX~HASH` beside it: the name's first 64 bytes and 16 hex
+/// digits of its SHA-256, so each destination still has temporary files of its own.
+fn temp_stem(remote: &str) -> String {
+    let (dir, name) = match remote.rfind('/') {
+        Some(i) => (&remote[..=i], &remote[i + 1..]),
+        None => ("", remote),
+    };
+    if name.len() <= FULL_NAME_UP_TO {
+        return "\"$d\"".to_string();
+    }
+    let mut cut = 64;
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let hash = sha2::Sha256::digest(name.as_bytes());
+    let hex: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+    remote_word(&format!("{dir}.{}~{hex}", &name[..cut]))
+}
+
 /// A remote path of `upload`/`download` as one `sh` word: quoted, so spaces, `$`, quotes and
 /// newlines stay literal, except that a leading `~/` (or the whole `~`) becomes the remote
 /// `$HOME` (of the shell the transfer runs in: the `as_user` user's under sudo), as scp and
@@ -223,14 +250,14 @@ pub fn refuse_other_home(remote: &str) -> Result<(), String> {
 pub const STALE_MINUTES: u32 = 1;
 
 /// The first command of an upload: stdin into a private (0600) temporary file beside `remote`
-/// (`remote` and the suffix `tmp`, see [`upload_suffix`]), refused when `remote` is a directory (mv would put the file inside it). A
+/// ([`temp_stem`] and the suffix `tmp`, see [`upload_suffix`]), refused when `remote` is a directory (mv would put the file inside it). A
 /// connection lost mid-transfer ends `cat` with EOF, not an error: the size is checked here
 /// (`size`: what will be sent), and a short file removed, so the remote shell cleans up
 /// after a cut connection. Temporary files of the same destination left by earlier runs
 /// (older than [`STALE_MINUTES`]) are removed first.
 pub fn receive_script(remote: &str, tmp: &str, size: u64) -> String {
     format!(
-        "d={dest}; t=\"$d\"{tmp}; p=$(dirname -- \"$d\"; echo x); mkdir -p -- \"${{p%??}}\" || exit 1; \
+        "d={dest}; t={stem}{tmp}; p=$(dirname -- \"$d\"; echo x); mkdir -p -- \"${{p%??}}\" || exit 1; \
          if [ -d \"$d\" ]; then echo \"upload: $d is a directory (mv would put the file inside \
          it): give the file's own path\" >&2; exit 1; fi; \
          b=${{t##*/}}; if [ ${{#b}} -gt 255 ]; then echo \"upload: the name of $d is too long for \
@@ -239,12 +266,13 @@ pub fn receive_script(remote: &str, tmp: &str, size: u64) -> String {
          if [ ! -w \"${{p%??}}\" ]; then echo \"upload: cannot write in the directory of $d (the file \
          is written beside it and moved into place, so its directory must be writable)\" >&2; \
          exit 1; fi; \
-         for f in \"$d\".tether-upload.*; do if [ -f \"$f\" ] && [ \"$f\" != \"$t\" ] && \
+         for f in {stem}.tether-upload.*; do if [ -f \"$f\" ] && [ \"$f\" != \"$t\" ] && \
          [ -n \"$(find \"$f\" -prune -mmin +{STALE_MINUTES} 2>/dev/null)\" ]; then rm -f -- \"$f\"; fi; done; \
          rm -f -- \"$t\" && (umask 077 && cat > \"$t\") || {{ rm -f -- \"$t\"; exit 1; }}; \
          n=$(wc -c < \"$t\") || exit 1; if [ \"$n\" -ne {size} ]; then rm -f -- \"$t\"; \
          echo \"upload stopped short: $n of {size} bytes arrived\" >&2; exit 1; fi",
         dest = remote_word(remote),
+        stem = temp_stem(remote),
         n = tmp.len(),
     )
 }
@@ -258,7 +286,7 @@ pub fn receive_script(remote: &str, tmp: &str, size: u64) -> String {
 pub fn place_script(remote: &str, tmp: &str, sent: &Digest, mode: u32) -> String {
     let (size, sum) = (sent.bytes, &sent.sha256);
     format!(
-        "d={dest}; t=\"$d\"{tmp}; n=$(wc -c < \"$t\") || exit 1; if [ \"$n\" -ne {size} ]; then \
+        "d={dest}; t={stem}{tmp}; n=$(wc -c < \"$t\") || exit 1; if [ \"$n\" -ne {size} ]; then \
          rm -f -- \"$t\"; echo \"upload stopped short: $n of {size} bytes arrived\" >&2; exit 1; fi; \
          if command -v sha256sum >/dev/null 2>&1; then s=$(sha256sum < \"$t\"); \
          elif command -v shasum >/dev/null 2>&1; then s=$(shasum -a 256 < \"$t\"); else s={sum}; fi; \
@@ -268,13 +296,18 @@ pub fn place_script(remote: &str, tmp: &str, sent: &Digest, mode: u32) -> String
          (uid:gid), which the new file cannot be given (chown refused): nothing was replaced\" >&2; exit 1; }}; fi; \
          chmod {mode:04o} -- \"$t\" && mv -f -- \"$t\" \"$d\" || {{ rm -f -- \"$t\"; exit 1; }}",
         dest = remote_word(remote),
+        stem = temp_stem(remote),
     )
 }
 
 /// Removes the temporary file (suffix `tmp`) of an upload to `remote` (after a connection
 /// died under it).
 pub fn cleanup_script(remote: &str, tmp: &str) -> String {
-    format!("d={}; rm -f -- \"$d\"{tmp}", remote_word(remote))
+    format!(
+        "d={}; rm -f -- {}{tmp}",
+        remote_word(remote),
+        temp_stem(remote)
+    )
 }
 
 /// The first command of a download: the remote file on stdout. A directory, and anything else

@@ -1399,7 +1399,13 @@ fn options_anywhere_json_dump_and_empty_environment() {
     let refused = sb.write("cfg/refused", "Host a\n  Tunnel yes\n");
     let out = sb.tether(&["-F", &refused, "--format", "json", "hosts", "-G", "a"]);
     assert_eq!(out.status, 2, "{}", out.stderr);
-    let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    // The host's object, then the `error` object a failing command ends with.
+    let lines: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let v = &lines[0];
     assert!(
         v["error"]
             .as_str()
@@ -1407,6 +1413,8 @@ fn options_anywhere_json_dump_and_empty_environment() {
             .contains("Tunnel yes is refused"),
         "{v}"
     );
+    assert_eq!(lines[1]["type"], "error", "{}", out.stdout);
+    assert_eq!(lines.len(), 2, "{}", out.stdout);
 
     // TETHER_SSH_CONFIG= (set, empty): as if unset, so ~/.ssh/config, as ssh reads it.
     sb.write(".ssh/config", "Host a\n  User fromdefault\n  Port 2022\n");

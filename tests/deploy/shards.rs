@@ -136,7 +136,12 @@ fn an_empty_shards_warning_comes_after_its_run_started() {
         .args(&["--", "true"])
         .run();
     out.status(0);
-    let first = out.stdout.lines().next().unwrap_or_default().to_string();
-    assert!(first.contains("\"type\":\"hosts\""), "{}", out.stdout);
-    assert!(out.stdout.contains("holds none of"), "{}", out.stdout);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(
+        lines[0].contains("\"type\":\"run_started\""),
+        "{}",
+        out.stdout
+    );
+    assert!(lines[1].contains("\"type\":\"hosts\""), "{}", out.stdout);
+    assert!(lines[2].contains("holds none of"), "{}", out.stdout);
 }

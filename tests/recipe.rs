@@ -371,7 +371,17 @@ stage("staging", || { set("x", "staged"); });
 task("show", || mark(fetch("x", "unstaged")));
 "#,
     );
-    r.tether().args(&["b", "a", "c"]).run().status(0);
+    // `a` and `c` of the command line ran for `b` already: done, and said so (fresh-eyes
+    // finding: they were skipped without a word).
+    r.tether()
+        .args(&["b", "a", "c"])
+        .run()
+        .status(0)
+        .stdout_contains(
+            "warning: task `a` already ran in this run, for `b`: not run again (a task runs \
+             once per run)",
+        )
+        .stdout_contains("warning: task `c` already ran in this run, for `b`");
     r.tether().args(&["staging", "show"]).run().status(0);
     assert_eq!(
         std::fs::read_to_string(lab.host("db1").root_dir.join("order")).unwrap(),

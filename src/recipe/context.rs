@@ -80,9 +80,11 @@ pub struct Runtime {
 pub enum Once {
     /// It has not run: it runs now.
     Run,
-    /// It ran for the same task of the command line, or it is that task: it does not run
-    /// again (Rake's rule).
+    /// It ran for the same task of the command line: it does not run again (Rake's rule).
     Ran,
+    /// It is a task of the command line that ran before, for the earlier task named: it is
+    /// done (Rake's rule), and that is said.
+    RanBefore(String),
     /// It ran for another task of the command line (named): that task's use of it is not
     /// this one's (a lock taken, released, a release published), so it is refused.
     RanFor(String),
@@ -252,9 +254,10 @@ impl Runtime {
                 done.insert(task.to_string(), top);
                 Once::Run
             }
+            Some(ran_for) if *ran_for == top => Once::Ran,
             // Named on the command line itself after it ran for an earlier task there
             // (`tether b a`, b running a): done, as Rake has it.
-            Some(ran_for) if *ran_for == top || task == top => Once::Ran,
+            Some(ran_for) if task == top => Once::RanBefore(ran_for.clone()),
             Some(ran_for) => Once::RanFor(ran_for.clone()),
         }
     }

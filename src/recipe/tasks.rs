@@ -21,6 +21,15 @@ pub fn invoke(engine: &Engine, rt: &Runtime, name: &str) -> Result<(), Box<EvalA
     match rt.mark_done(name) {
         Once::Run => {}
         Once::Ran => return Ok(()),
+        Once::RanBefore(earlier) => {
+            rt.report(EventKind::Warning {
+                message: format!(
+                    "task `{name}` already ran in this run, for `{earlier}`: not run again (a \
+                     task runs once per run)"
+                ),
+            });
+            return Ok(());
+        }
         // Rake would skip it; for a lock, an unlock or a publishing step that is silently
         // wrong (`tether deploy:unlock deploy` left the deploy's lock behind).
         Once::RanFor(earlier) => {

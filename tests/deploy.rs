@@ -228,13 +228,17 @@ fn assert_unlocked(lab: &Lab) {
     }
 }
 
-/// Whether `release` on `host` carries tether's completeness marker.
+/// Whether `release` on `host` carries tether's completeness marker, saying complete (not
+/// "building" or "publishing").
 fn complete(lab: &Lab, host: &str, release: &str) -> bool {
-    shop(lab, host)
+    let marker = shop(lab, host)
         .join("releases")
         .join(release)
-        .join(".tether-complete")
-        .is_file()
+        .join(".tether-complete");
+    fs::read_to_string(marker).is_ok_and(|m| {
+        let first = m.lines().next().unwrap_or("");
+        !first.ends_with(" building") && !first.ends_with(" publishing")
+    })
 }
 
 /// Runs `script` with sh in `host`'s mount namespace (where its /srv is mounted), as root:
@@ -906,17 +910,17 @@ server("worker1", #{ roles: ["worker"] });
         "web1    | $ git ls-remote --heads /srv/git/shop.git >/dev/null",
         "web1    | $ if { [ -e /srv/shop/shared/log ] || [ -L /srv/shop/shared/log ]; } && [ ! -d /srv/shop/shared/log ]; then printf 'dir_not_dir %s\\n' log; fi; if ! e=$(mkdir -p /srv/shop/releases /srv/shop/shared /srv/shop/shared/log 2>&1); then printf 'mkdir %s\\n' \"$(printf '%s' \"$e\" | tr '\\n' ' ')\"; elif [ ! -w /srv/shop ]; then echo unwritable; fi",
         "▶ deploy:updating",
-        "worker1 | $ mkdir -p /srv/shop/releases && mkdir /srv/shop/releases/20250102030405",
+        "worker1 | $ mkdir -p /srv/shop/releases && mkdir /srv/shop/releases/20250102030405 && printf 'release %s building\\n' 20250102030405 > /srv/shop/releases/20250102030405/.tether-complete",
         "▶ git:create_release",
         "▶ git:update",
         "web1    | $ g=/srv/shop/repo; for c in refs/heads/main refs/tags/main main; do if s=$(git --git-dir=\"$g\" rev-parse --verify --quiet \"$c^{commit}\"); then printf '%s\\n' \"$s\"; exit 0; fi; done; echo missing",
         "▶ deploy:set_current_revision",
-        "worker1 | $ rm -f /srv/shop/releases/20250102030405/.tether-complete && printf '%s\\n' main > /srv/shop/releases/20250102030405/REVISION",
+        "worker1 | $ printf 'release %s building\\n' 20250102030405 > /srv/shop/releases/20250102030405/.tether-complete && printf '%s\\n' main > /srv/shop/releases/20250102030405/REVISION",
         "▶ deploy:symlink:shared",
         // A linked path is replaced only inside the release, links followed.
         "worker1 | $ d=$(dirname /srv/shop/releases/20250102030405/log); while [ ! -e \"$d\" ] && [ ! -L \"$d\" ]; do d=$(dirname \"$d\"); done; r=$(cd -P /srv/shop/releases/20250102030405 && pwd) && p=$(cd -P \"$d\" && pwd) || exit 1; case \"$p/\" in \"$r\"/*) ;; *) printf '%s: its directory is %s once links are followed, outside the release: not replaced\\n' /srv/shop/releases/20250102030405/log \"$p\" >&2; exit 1;; esac; rm -rf /srv/shop/releases/20250102030405/log && mkdir -p \"$(dirname /srv/shop/releases/20250102030405/log)\" && ln -s /srv/shop/shared/log /srv/shop/releases/20250102030405/log",
         "▶ deploy:symlink:release",
-        "worker1 | $ if [ ! -d /srv/shop/releases/20250102030405 ]; then echo '/srv/shop/releases/20250102030405 is missing' >&2; exit 1; fi; [ -f /srv/shop/releases/20250102030405/.tether-complete ] || printf 'release %s publishing\\n' 20250102030405 > /srv/shop/releases/20250102030405/.tether-complete",
+        "worker1 | $ if [ ! -d /srv/shop/releases/20250102030405 ]; then echo '/srv/shop/releases/20250102030405 is missing' >&2; exit 1; fi; p=$(readlink /srv/shop/current) || p=; printf 'release %s publishing\\n%s\\n' 20250102030405 \"$p\" > /srv/shop/releases/20250102030405/.tether-complete",
         "worker1 | $ rm -f /srv/shop/.current-20250102030405 && ln -s /srv/shop/releases/20250102030405 /srv/shop/.current-20250102030405 && mv -T /srv/shop/.current-20250102030405 /srv/shop/current && printf 'release %s complete\\n' 20250102030405 > /srv/shop/releases/20250102030405/.tether-complete",
         "▶ deploy:cleanup",
         "▶ deploy:log_revision",

@@ -190,23 +190,124 @@ fn a_release_never_live_on_a_host_lost_before_the_switch_is_unfinished() {
     assert_eq!(releases(&lab, "resque2"), &all4[..3]);
     assert_unlocked(&lab);
 
-    // Marked "publishing" where current does lead to it (the host lost after the switch,
-    // before the marker said so): complete, and marked so by the next run.
-    let marker = shop(&lab, "web1").join("releases/20250101000003/.tether-complete");
-    fs::write(&marker, "release 20250101000003 publishing\n").unwrap();
+    // Where the failed run had switched current before the host was lost (fresh-eyes
+    // finding: that command then took the release for one "an earlier tether published" and
+    // left the host live on it, the others back on the release before): current is put back
+    // where the run found it, as deploy:failed did on the others, and the release removed.
+    // web1 is made such a host here: current switched to a release 4 whose marker still says
+    // "publishing", with where current was.
+    let release4 = shop(&lab, "web1").join("releases/20250101000004");
+    fs::create_dir_all(&release4).unwrap();
+    fs::write(
+        release4.join(".tether-complete"),
+        "release 20250101000004 publishing\n/srv/shop/releases/20250101000003\n",
+    )
+    .unwrap();
+    let link = shop(&lab, "web1").join("current4");
+    std::os::unix::fs::symlink("/srv/shop/releases/20250101000004", &link).unwrap();
+    fs::rename(&link, shop(&lab, "web1").join("current")).unwrap();
     tether(&dir, &lab, &["deploy:releases", "--hosts", "web1"])
         .status(0)
-        .stdout_contains("  20250101000003 ")
-        .stdout_contains("<- current\n")
-        .stdout_lacks("unfinished");
-    deploy(&dir, &lab, "20250101000005", &[]).status(0).stdout_contains(
-        "marked complete the releases an earlier tether published (current, or in revisions.log) on web1: 20250101000003\n",
+        .stdout_lacks("<- current")
+        .stdout_contains("  unfinished (the next deploy removes them): 20250101000004\n");
+    tether(&dir, &lab, &["deploy:rollback", "--hosts", "web1"])
+        .status(1)
+        .stderr_contains("current leads to release 20250101000004, which a failed run switched it to and never finished publishing: \"tether deploy:cleanup\" puts it back first");
+    tether(&dir, &lab, &["deploy:cleanup", "--hosts", "web1"])
+        .status(0)
+        .stdout_contains("put current back where a failed run had found it (that run switched it, then could not finish publishing or put it back) on web1: 20250101000004 -> /srv/shop/releases/20250101000003\n")
+        .stdout_contains("removed unfinished releases (left by runs that did not finish) on web1: 20250101000004\n");
+    assert_eq!(
+        current(&lab, "web1").as_deref(),
+        Some("/srv/shop/releases/20250101000003")
     );
-    assert_eq!(read(marker), "release 20250101000003 complete\n");
+    assert_eq!(releases(&lab, "web1"), &all4[..3]);
+    deploy(&dir, &lab, "20250101000005", &[]).status(0);
     for h in HOSTS {
         assert_eq!(
             read(shop(&lab, h).join("releases/20250101000005/.tether-complete")),
             "release 20250101000005 complete\n",
+            "{h}"
+        );
+    }
+}
+
+/// A release made again under a name revisions.log already has (a release_timestamp given
+/// twice, the first release rolled back and removed) and cut off while it was built is
+/// unfinished, not taken for the one the log names (fresh-eyes finding: it was listed as a
+/// release, the next deploy kept it and removed a good one, and a rollback went to it); and a
+/// rollback that fails at the switch leaves its target as it was, complete (fresh-eyes
+/// finding: a target without the marker, from an earlier tether, was marked "publishing" and
+/// then removed as unfinished by the next deploy).
+#[test]
+fn a_release_cut_off_while_built_is_unfinished_whatever_the_log_says() {
+    let lab = lab();
+    let dir = Dir::new("reused-name");
+    let app = App::new(&dir);
+    dir.write("deploy.rhai", &recipe_text(&app, false));
+    for r in ["20250101000001", "20250101000002"] {
+        deploy(&dir, &lab, r, &[]).status(0);
+    }
+    tether(&dir, &lab, &["deploy:rollback"]).status(0);
+    let run = Tether::new()
+        .current_dir(&dir.path)
+        .ssh_config(&lab.ssh_config())
+        .args(&[
+            "deploy",
+            "-s",
+            "release_timestamp=20250101000002",
+            "-s",
+            "hold_seconds=30",
+        ])
+        .spawn();
+    wait_until("the build step did not start", || {
+        HOSTS.iter().all(|h| build_running(&lab, h))
+    });
+    // SAFETY: kill(2) on the tether this test started: nothing of it runs any more.
+    unsafe { libc::kill(run.id() as libc::pid_t, libc::SIGKILL) };
+    let _ = run.wait_with_output();
+    for h in HOSTS {
+        let _ = Command::new("pkill").args(["-f", "^sleep 30$"]).status();
+        assert!(!complete(&lab, h, "20250101000002"), "{h}");
+    }
+    tether(&dir, &lab, &["deploy:unlock"]).status(0);
+    tether(&dir, &lab, &["deploy:releases"])
+        .status(0)
+        .stdout_contains("unfinished (the next deploy removes them): 20250101000002\n");
+    tether(&dir, &lab, &["deploy:rollback"])
+        .status(1)
+        .stderr_contains("no release before the current one (20250101000001)");
+    deploy(&dir, &lab, "20250101000003", &["-s", "keep_releases=1"])
+        .status(0)
+        .stdout_contains("removed unfinished releases (left by runs that did not finish) on web1, web2, resque1, resque2: 20250101000002\n");
+    for h in HOSTS {
+        assert_eq!(
+            releases(&lab, h),
+            ["20250101000001", "20250101000003"],
+            "{h}"
+        );
+    }
+
+    // Release 1 as an earlier tether left it: no marker, named by revisions.log. A rollback
+    // to it that fails at the switch on resque2 leaves it complete there.
+    for h in HOSTS {
+        fs::remove_file(shop(&lab, h).join("releases/20250101000001/.tether-complete")).unwrap();
+    }
+    shadow(&lab, "resque2", "mv", "echo 'mv: no' >&2; exit 1\n");
+    let out = tether(&dir, &lab, &["deploy:rollback"]);
+    unshadow(&lab, "resque2");
+    out.status(1);
+    tether(&dir, &lab, &["deploy:releases", "--hosts", "resque2"])
+        .status(0)
+        .stdout_contains("  20250101000001 ")
+        .stdout_lacks("unfinished");
+    tether(&dir, &lab, &["deploy:unlock"]).status(0);
+    deploy(&dir, &lab, "20250101000004", &[])
+        .status(0)
+        .stdout_lacks("removed unfinished");
+    for h in HOSTS {
+        assert!(
+            releases(&lab, h).contains(&"20250101000001".to_string()),
             "{h}"
         );
     }

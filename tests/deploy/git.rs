@@ -112,7 +112,7 @@ fn submodules_are_deployed_recursively_at_the_commits_the_parent_records() {
         &dir,
         dir.path.join("app.git").to_str().unwrap(),
         r#"after("deploy:updated", || on("web", |host| {
-    if test(`[ -e ${fetch("release_path")}/.tether-complete ]`) { fail("a marker before publishing"); }
+    if !test(`[ "$(head -n 1 ${fetch("release_path")}/.tether-complete)" = "release ${fetch("release_name")} building" ]`) { fail("not marked as being built before publishing"); }
 }));"#,
     );
     let release = |h: &str, r: &str| app_release(&lab, h, r);

@@ -363,3 +363,34 @@ fn a_deploy_after_a_cleanup_on_one_command_line_locks_as_a_deploy() {
         "{holder}"
     );
 }
+
+/// A temporary file a stopped lock step left beside the lock (`deploy.lock.PID`, a minute
+/// old) is removed by the next lock step; a fresh one (a lock step under way) and other files
+/// are left alone (fresh-eyes finding: Ctrl-C while locking left one behind for good).
+#[test]
+fn a_lock_steps_leftover_temporary_file_is_removed_later() {
+    let lab = lab();
+    let dir = Dir::new("lock-leftover");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    let shop1 = shop(&lab, "web1");
+    fs::create_dir_all(&shop1).unwrap();
+    for name in ["deploy.lock.4242", "deploy.lock.77", "deploy.lock.notes"] {
+        fs::write(shop1.join(name), "someone\nid 4242\n").unwrap();
+    }
+    let aged = Command::new("touch")
+        .args(["-d", "-3 minutes"])
+        .arg(shop1.join("deploy.lock.4242"))
+        .arg(shop1.join("deploy.lock.notes"))
+        .status()
+        .unwrap();
+    assert!(aged.success());
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    assert!(!shop1.join("deploy.lock.4242").exists());
+    assert!(shop1.join("deploy.lock.77").exists(), "a fresh one is left");
+    assert!(
+        shop1.join("deploy.lock.notes").exists(),
+        "not a temporary file of a lock step"
+    );
+    assert_unlocked(&lab);
+}

@@ -255,7 +255,10 @@ fn flows_sharing_a_task_on_one_command_line_are_refused_not_half_run() {
         ],
     );
     out.status(4)
-        .stderr_contains("already ran in this run, for `deploy`, and a task runs once per run");
+        .stderr_contains("already ran in this run, for `deploy`, and a task runs once per run")
+        // The deploy had finished: deploy:failed does not take the refusal for its failure
+        // (fresh-eyes finding: "release ... is live (the failure came after publishing)").
+        .stdout_lacks("is live");
     let say = format!("{}{}", out.stdout, out.stderr);
     for h in HOSTS {
         // The deploy's release is live and kept; nothing was rolled back.
@@ -263,6 +266,28 @@ fn flows_sharing_a_task_on_one_command_line_are_refused_not_half_run() {
         assert!(live.ends_with("20250101000003"), "{h}: {live}\n{say}");
         assert!(complete(&lab, h, "20250101000003"), "{h}\n{say}");
         assert!(complete(&lab, h, "20250101000002"), "{h}\n{say}");
+    }
+    assert_unlocked(&lab);
+    // The same after a rollback (fresh-eyes finding: "the rollback switched current to it
+    // before the failure; release ..., rolled back from, is still there", which it was not).
+    tether(
+        &dir,
+        &lab,
+        &[
+            "deploy:rollback",
+            "deploy",
+            "-s",
+            "release_timestamp=20250101000009",
+        ],
+    )
+    .status(4)
+    .stdout_lacks("is live");
+    for h in HOSTS {
+        assert_eq!(
+            current(&lab, h).as_deref(),
+            Some("/srv/shop/releases/20250101000002"),
+            "{h}"
+        );
     }
     assert_unlocked(&lab);
 

@@ -359,3 +359,156 @@ after("deploy:published", "app:restart");
     }
     assert_unlocked(&lab);
 }
+
+/// A host switched, then lost before the release was marked complete on every host and before
+/// deploy:failed could put it back (here its marker write fails, and then every `ln`): the
+/// release stays "publishing" there, with where current was, and the command deploy:failed
+/// names puts current back and keeps the release before it (fresh-eyes findings: a host
+/// switched with its marker already "complete" stayed live on the failed release, and cleanup
+/// with keep_releases 1 removed the release it had just put current back before).
+#[test]
+fn a_host_switched_then_lost_is_put_back_by_the_command_deploy_failed_names() {
+    let lab = lab();
+    let dir = Dir::new("switched-lost");
+    let app = App::new(&dir);
+    dir.write("deploy.rhai", &recipe_text(&app, false));
+    for r in ["20250101000001", "20250101000002"] {
+        deploy(&dir, &lab, r, &[]).status(0);
+    }
+    app.commit("v3");
+    // The fourth marker write of resque2 (building, building, publishing, complete) fails,
+    // and breaks every later `ln` and removal there: the host as good as lost.
+    shadow(
+        &lab,
+        "resque2",
+        "rm",
+        "for a; do case $a in */.tether-complete) n=$(cat /srv/.n 2>/dev/null || echo 0); \
+         n=$((n + 1)); echo $n > /srv/.n; if [ $n -ge 4 ]; then touch /srv/.broken; \
+         echo 'rm: I/O error' >&2; exit 1; fi;; */.tether-removing.*) [ -e /srv/.broken ] && exit 1;; \
+         esac; done\nexec /bin/rm \"$@\"\n",
+    );
+    shadow(
+        &lab,
+        "resque2",
+        "ln",
+        "if [ -e /srv/.broken ]; then echo 'ln: I/O error' >&2; exit 1; fi\nexec /bin/ln \"$@\"\n",
+    );
+    let out = deploy(&dir, &lab, "20250101000003", &[]);
+    unshadow(&lab, "resque2");
+    let srv = lab.host("resque2").root_dir.clone();
+    let _ = fs::remove_file(srv.join(".broken"));
+    let _ = fs::remove_file(srv.join(".n"));
+    out.status(1)
+        .stdout_contains("`tether deploy:unlock deploy:cleanup --hosts resque2` clears it");
+    for h in ["web1", "web2", "resque1"] {
+        assert_eq!(
+            current(&lab, h).as_deref(),
+            Some("/srv/shop/releases/20250101000002"),
+            "{h}\n{}",
+            out.stdout
+        );
+    }
+    assert_eq!(
+        current(&lab, "resque2").as_deref(),
+        Some("/srv/shop/releases/20250101000003"),
+        "{}",
+        out.stdout
+    );
+    tether(
+        &dir,
+        &lab,
+        &["deploy:unlock", "deploy:cleanup", "--hosts", "resque2", "-s", "keep_releases=1"],
+    )
+    .status(0)
+    .stdout_contains("put current back where a failed run had found it (that run switched it, then could not finish publishing or put it back) on resque2: 20250101000003 -> /srv/shop/releases/20250101000002\n")
+    .stdout_lacks("removed old releases");
+    for h in HOSTS {
+        assert_eq!(
+            current(&lab, h).as_deref(),
+            Some("/srv/shop/releases/20250101000002"),
+            "{h}"
+        );
+        assert_eq!(
+            releases(&lab, h),
+            ["20250101000001", "20250101000002"],
+            "{h}"
+        );
+    }
+    assert_unlocked(&lab);
+}
+
+/// Markers tether did not write move nothing (fresh-eyes findings): a `.tether-complete` link
+/// in the repository was written through (any file the deploy user may write, on every
+/// host); an empty, cut-short or edited marker made a release complete, and a rollback went
+/// to it; a "publishing" marker naming /etc moved current there and removed the live release.
+#[test]
+fn markers_tether_did_not_write_move_nothing() {
+    let lab = lab();
+    let dir = Dir::new("odd-markers");
+    let app = App::new(&dir);
+    for h in HOSTS {
+        fs::create_dir_all(shop(&lab, h).join("shared")).unwrap();
+        fs::write(shop(&lab, h).join("shared/victim.txt"), "precious\n").unwrap();
+    }
+    std::os::unix::fs::symlink(
+        "/srv/shop/shared/victim.txt",
+        app.work.join(".tether-complete"),
+    )
+    .unwrap();
+    app.commit("v1 with a marker link");
+    dir.write("deploy.rhai", &recipe_text(&app, false));
+    for r in ["20250101000001", "20250101000002", "20250101000003"] {
+        deploy(&dir, &lab, r, &[]).status(0);
+    }
+    for h in HOSTS {
+        assert_eq!(
+            read(shop(&lab, h).join("shared/victim.txt")),
+            "precious\n",
+            "{h}"
+        );
+        let marker = shop(&lab, h).join("releases/20250101000003/.tether-complete");
+        assert!(!marker.is_symlink(), "{h}");
+        assert_eq!(read(marker), "release 20250101000003 complete\n", "{h}");
+    }
+    // Release 2 on web1 with a marker tether did not write: no release, left alone.
+    for odd in [
+        "",
+        "release 20250101000002 building\r\n",
+        "release 20250101000001 complete\n",
+    ] {
+        fs::write(
+            shop(&lab, "web1").join("releases/20250101000002/.tether-complete"),
+            odd,
+        )
+        .unwrap();
+        tether(&dir, &lab, &["deploy:releases", "--hosts", "web1"])
+            .status(0)
+            .stdout_contains("20250101000002 (a release directory whose .tether-complete says neither complete, building nor publishing)")
+            .stdout_lacks("  20250101000002 ");
+        tether(
+            &dir,
+            &lab,
+            &["deploy:cleanup", "--hosts", "web1", "-s", "keep_releases=1"],
+        )
+        .status(0);
+        assert!(
+            releases(&lab, "web1").contains(&"20250101000002".to_string()),
+            "{odd:?}"
+        );
+    }
+    // A "publishing" marker on the live release naming what current was as /etc.
+    fs::write(
+        shop(&lab, "web1").join("releases/20250101000003/.tether-complete"),
+        "release 20250101000003 publishing\n/etc\n",
+    )
+    .unwrap();
+    tether(&dir, &lab, &["deploy:cleanup", "--hosts", "web1"])
+        .status(0)
+        .stdout_contains("web1: current leads to release 20250101000003, which a failed run switched it to and never finished publishing, and what it pointed at before (/etc) is no complete release of /srv/shop/releases any more: left as it is")
+        .stdout_lacks("put current back");
+    assert_eq!(
+        current(&lab, "web1").as_deref(),
+        Some("/srv/shop/releases/20250101000003")
+    );
+    assert!(releases(&lab, "web1").contains(&"20250101000003".to_string()));
+}

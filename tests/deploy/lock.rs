@@ -419,3 +419,24 @@ fn a_lock_steps_leftover_temporary_file_is_removed_later() {
     );
     assert_unlocked(&lab);
 }
+
+/// A host that was never reached holds no lock of the run: the failure says so, and
+/// deploy:failed does not list a lock "perhaps of this run" there (fresh-eyes finding: a host
+/// whose sshd was down from the start was listed as one).
+#[test]
+fn a_host_never_reached_is_not_said_to_hold_a_lock() {
+    let lab = lab();
+    let dir = Dir::new("lock-unreached");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    lab.stop_host("resque2");
+    let out = deploy(&dir, &lab, "20250101000002", &[]);
+    assert_ne!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    out.stderr_contains("no lock was taken there")
+        .stdout_lacks("perhaps a lock of this run")
+        .stdout_lacks("left behind");
+    for h in ["web1", "web2", "resque1"] {
+        assert!(!shop(&lab, h).join("deploy.lock").exists(), "{h}");
+    }
+}

@@ -23,14 +23,18 @@ static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
 static SUDO_PASSWORD: RwLock<Option<Arc<str>>> = RwLock::new(None);
 
 /// Masks `secret` from now on (empty secrets are ignored), in the forms tether itself writes
-/// it in too: shell-quoted (`quote()`, `with_env`: each `'` as `'\''`), and each of its lines
-/// on its own (output arrives a line at a time).
+/// it in too: shell-quoted (`quote()`, `with_env`: each `'` as `'\''`), escaped as a
+/// recipe's `debug()` shows a string (`"` as `\"`, a tab as `\t`), and each of its lines on
+/// its own (output arrives a line at a time).
 pub fn register(secret: &str) {
     if secret.is_empty() {
         return;
     }
     let quoted = secret.replace('\'', "'\\''");
-    let forms = [secret, quoted.as_str()]
+    let debugged = format!("{secret:?}");
+    // `"..."`: the quotes are the format's, not the secret's.
+    let escaped = &debugged[1..debugged.len() - 1];
+    let forms = [secret, quoted.as_str(), escaped]
         .into_iter()
         .flat_map(|form| std::iter::once(form).chain(form.lines()))
         .map(|form| form.trim_end_matches('\r'))
@@ -205,6 +209,15 @@ mod tests {
             b"\xffZq \n********\n".as_slice()
         );
         assert!(matches!(mask("Zqa"), Cow::Borrowed(_)));
+    }
+
+    /// A secret shown by `debug()` is escaped (fresh-eyes finding: `ab"cd` printed as
+    /// `"ab\"cd"`, a tab as `\t`, unmasked).
+    #[test]
+    fn a_secret_escaped_as_debug_shows_it_is_masked() {
+        register("dq\"x\\y\tz\u{1b}[0m");
+        let shown = format!("{:?}", "dq\"x\\y\tz\u{1b}[0m");
+        assert_eq!(mask(&format!("debug {shown}")), "debug \"********\"");
     }
 
     #[test]

@@ -25,7 +25,11 @@ fn main() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
-            std::process::exit(Error::Usage(e).exit_code());
+            let error = Error::Usage(e);
+            if matches!(cli.global.format, cli::FormatArg::Json) {
+                json_error(&error, &error.to_string());
+            }
+            std::process::exit(error.exit_code());
         }
     };
     if let Err(e) = timeline_applies(&cli, &settings) {
@@ -85,15 +89,20 @@ fn main() {
         // JSON readers see it too where no object that ends a run said it (a recipe that does
         // not parse, an unknown task): the stream's last object.
         if settings.format == Format::Json && !tether::report::closed_in_json() {
-            let object = serde_json::json!({
-                "type": "error",
-                "exit_code": e.exit_code(),
-                "error": text,
-            });
-            tether::stdout::write(format_args!("{object}\n"));
+            json_error(&e, &text);
         }
         std::process::exit(e.exit_code());
     }
+}
+
+/// The `error` object that ends a failing command's JSON stream (README, JSON output).
+fn json_error(e: &Error, text: &str) {
+    let object = serde_json::json!({
+        "type": "error",
+        "exit_code": e.exit_code(),
+        "error": text,
+    });
+    tether::stdout::write(format_args!("{object}\n"));
 }
 
 /// `--timeline` draws a run: refused where there is none (`tasks`, `check`, `watch`, `report`,

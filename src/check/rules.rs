@@ -208,19 +208,32 @@ pub fn assess(s: &ServerSettings, heartbeat: Option<Duration>, same_server: usiz
             ),
         ),
     };
-    let message = match tunnels.iter().min_by_key(|(_, d)| *d) {
-        None => commands.1,
-        Some((spec, limit)) => format!(
-            "{}; {spec} closes a tunnel through this host (ProxyJump) idle for {}: the hosts \
-             behind it beat at least every {} while tether's worker for this jump host knows \
-             it",
-            commands.1,
-            format_duration(*limit),
-            format_duration((*limit / 3).max(crate::ssh::reconnect::SHORTEST_INTERVAL))
+    let (level, message) = match (tunnels.iter().min_by_key(|(_, d)| *d), heartbeat) {
+        (None, _) => commands,
+        (Some((spec, limit)), Some(_)) => (
+            commands.0,
+            format!(
+                "{}; {spec} closes a tunnel through this host (ProxyJump) idle for {}: the \
+                 hosts behind it beat at least every {} while tether's worker for this jump \
+                 host knows it",
+                commands.1,
+                format_duration(*limit),
+                format_duration((*limit / 3).max(crate::ssh::reconnect::SHORTEST_INTERVAL))
+            ),
+        ),
+        (Some((spec, limit)), None) => (
+            Level::Warning,
+            format!(
+                "{}; {spec} closes a tunnel through this host (ProxyJump) idle for {}, and \
+                 without a heartbeat nothing crosses an idle one: the sessions of hosts behind \
+                 it die. Drop --no-keepalive",
+                commands.1,
+                format_duration(*limit)
+            ),
         ),
     };
     out.push(Finding {
-        level: commands.0,
+        level,
         setting: "ChannelTimeout",
         message,
     });
@@ -380,6 +393,11 @@ mod tests {
                 "{spec}: {}",
                 c.message
             );
+            // Without a heartbeat an idle tunnel is closed (fresh-eyes finding: check said
+            // the hosts behind would beat, under --no-keepalive).
+            let c = find(&assess(&s, None, 1), "ChannelTimeout").clone();
+            let warned = tunnel || level == Level::Warning;
+            assert_eq!(c.level == Level::Warning, warned, "{spec}: {}", c.message);
         }
     }
 

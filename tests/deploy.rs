@@ -221,6 +221,17 @@ fn read(path: PathBuf) -> String {
     fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// `current` on each of `hosts` leads to `release` (as tether writes the link).
+fn assert_current(lab: &Lab, hosts: &[&str], release: &str, say: &str) {
+    for h in hosts {
+        assert_eq!(
+            current(lab, h).as_deref(),
+            Some(format!("/srv/shop/releases/{release}").as_str()),
+            "{h}\n{say}"
+        );
+    }
+}
+
 fn assert_unlocked(lab: &Lab) {
     for h in HOSTS {
         let lock = shop(lab, h).join("deploy.lock");

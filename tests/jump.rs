@@ -378,19 +378,28 @@ fn an_idle_bastion_under_client_alive_is_kept_by_its_own_worker() {
     );
     let cfg = site.config_with("jump_config", JUMP);
     let mut h = Harness::new(&cfg, WorkerSettings::default(), &["inner1", "inner2"]);
-    h.idle(Duration::from_secs(8));
-    assert_eq!(
-        answers(&h.run(&["inner1", "inner2"], "echo $TETHER_HOST")),
-        ["inner1", "inner2"],
-        "{}",
-        h.story()
-    );
-    assert_eq!(site.accepted_logins("bastion"), 1, "{}", h.story());
+    idle_then_work_on_one_login(&site, &mut h, &[8], "");
+}
+
+/// Leaves the inner hosts of `h` idle for each of `idles` (seconds), running a command on
+/// both after each; then checks that the bastion was logged in to once and that nothing
+/// reconnected (`what` heads the messages).
+fn idle_then_work_on_one_login(site: &Site, h: &mut Harness, idles: &[u64], what: &str) {
+    for secs in idles {
+        h.idle(Duration::from_secs(*secs));
+        assert_eq!(
+            answers(&h.run(&["inner1", "inner2"], "echo $TETHER_HOST")),
+            ["inner1", "inner2"],
+            "{what}\n{}",
+            h.story()
+        );
+    }
+    assert_eq!(site.accepted_logins("bastion"), 1, "{what}\n{}", h.story());
     for host in [BASTION, "inner1", "inner2"] {
         assert_eq!(
             h.count(host, |k| matches!(k, EventKind::Reconnected { .. })),
             0,
-            "{host}\n{}",
+            "{what}: {host}\n{}",
             h.story()
         );
     }
@@ -406,29 +415,7 @@ fn hosts_behind_a_bastion_that_closes_idle_tunnels_keep_their_sessions() {
         let site = Site::start(2, false, &[&format!("ChannelTimeout {spec}")]);
         let cfg = site.config_with("jump_config", JUMP);
         let mut h = Harness::new(&cfg, WorkerSettings::default(), &["inner1", "inner2"]);
-        h.idle(Duration::from_secs(8));
-        assert_eq!(
-            answers(&h.run(&["inner1", "inner2"], "echo $TETHER_HOST")),
-            ["inner1", "inner2"],
-            "{spec}\n{}",
-            h.story()
-        );
-        h.idle(Duration::from_secs(5));
-        assert_eq!(
-            answers(&h.run(&["inner1", "inner2"], "echo $TETHER_HOST")),
-            ["inner1", "inner2"],
-            "{spec}\n{}",
-            h.story()
-        );
-        assert_eq!(site.accepted_logins("bastion"), 1, "{spec}\n{}", h.story());
-        for host in [BASTION, "inner1", "inner2"] {
-            assert_eq!(
-                h.count(host, |k| matches!(k, EventKind::Reconnected { .. })),
-                0,
-                "{spec}: {host}\n{}",
-                h.story()
-            );
-        }
+        idle_then_work_on_one_login(&site, &mut h, &[8, 5], spec);
         assert_eq!(
             h.count(BASTION, |k| matches!(k, EventKind::IdleLimit { .. })),
             1,

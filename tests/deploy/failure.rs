@@ -400,20 +400,13 @@ fn a_host_switched_then_lost_is_put_back_by_the_command_deploy_failed_names() {
     let _ = fs::remove_file(srv.join(".n"));
     out.status(1)
         .stdout_contains("`tether deploy:unlock deploy:cleanup --hosts resque2` clears it");
-    for h in ["web1", "web2", "resque1"] {
-        assert_eq!(
-            current(&lab, h).as_deref(),
-            Some("/srv/shop/releases/20250101000002"),
-            "{h}\n{}",
-            out.stdout
-        );
-    }
-    assert_eq!(
-        current(&lab, "resque2").as_deref(),
-        Some("/srv/shop/releases/20250101000003"),
-        "{}",
-        out.stdout
+    assert_current(
+        &lab,
+        &["web1", "web2", "resque1"],
+        "20250101000002",
+        &out.stdout,
     );
+    assert_current(&lab, &["resque2"], "20250101000003", &out.stdout);
     tether(
         &dir,
         &lab,

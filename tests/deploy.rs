@@ -1036,7 +1036,7 @@ server("worker1", #{ roles: ["app", "worker"] });
             "▶ deploy:reverting",
             "▶ deploy:symlink:release",
             "web1    | $ rm -f /srv/shop/.current-20250101000001 && ln -s /srv/shop/releases/20250101000001 /srv/shop/.current-20250101000001 && mv -T /srv/shop/.current-20250101000001 /srv/shop/current",
-            "web1    | $ rm -f /srv/shop/releases/20250101000001/.tether-complete && printf 'release %s complete\\n' 20250101000001 > /srv/shop/releases/20250101000001/.tether-complete",
+            "web1    | $ rm -f /srv/shop/releases/20250101000001/.tether-complete && printf 'release %s complete\\n' 20250101000001 > /srv/shop/releases/20250101000001/.tether-complete && rm -f /srv/shop/.tether-rollback",
             "▶ systemd:restart",
             "▶ deploy:finishing_rollback",
         ],

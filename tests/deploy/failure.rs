@@ -505,3 +505,63 @@ fn markers_tether_did_not_write_move_nothing() {
     );
     assert!(releases(&lab, "web1").contains(&"20250101000003".to_string()));
 }
+
+/// A rollback that switched a host, then lost it before every host had switched and before
+/// deploy:failed could put it back: the journal the rollback left beside `current` has the
+/// command deploy:failed names put current back where the rollback found it (fresh-eyes
+/// finding: that host stayed rolled back for good, the others not, nothing said).
+#[test]
+fn a_host_a_failed_rollback_switched_then_lost_is_put_back() {
+    let lab = lab();
+    let dir = Dir::new("rollback-lost");
+    let app = App::new(&dir);
+    dir.write("deploy.rhai", &recipe_text(&app, false));
+    for r in ["20250101000001", "20250101000002", "20250101000003"] {
+        deploy(&dir, &lab, r, &[]).status(0);
+    }
+    // resque2's first marker write (the rollback's "complete", after every switch) fails, and
+    // breaks its `ln` from then on: deploy:failed cannot put current back there.
+    shadow(
+        &lab,
+        "resque2",
+        "rm",
+        "for a; do case $a in */.tether-complete) touch /srv/.broken; echo 'rm: I/O error' >&2; \
+         exit 1;; esac; done\nexec /bin/rm \"$@\"\n",
+    );
+    shadow(
+        &lab,
+        "resque2",
+        "ln",
+        "if [ -e /srv/.broken ]; then echo 'ln: I/O error' >&2; exit 1; fi\nexec /bin/ln \"$@\"\n",
+    );
+    let out = tether(&dir, &lab, &["deploy:rollback"]);
+    unshadow(&lab, "resque2");
+    let _ = fs::remove_file(lab.host("resque2").root_dir.join(".broken"));
+    out.status(1)
+        .stdout_contains("`tether deploy:unlock deploy:cleanup --hosts resque2` clears it");
+    assert_current(
+        &lab,
+        &["web1", "web2", "resque1"],
+        "20250101000003",
+        &out.stdout,
+    );
+    assert_current(&lab, &["resque2"], "20250101000002", &out.stdout);
+    tether(&dir, &lab, &["deploy:rollback", "--hosts", "resque2"])
+        .status(1)
+        .stderr_contains("a rollback that did not finish switched current here to /srv/shop/releases/20250101000002");
+    tether(
+        &dir,
+        &lab,
+        &["deploy:unlock", "deploy:cleanup", "--hosts", "resque2"],
+    )
+    .status(0)
+    .stdout_contains("on resque2: 20250101000002 -> /srv/shop/releases/20250101000003\n");
+    assert_current(&lab, &HOSTS, "20250101000003", "");
+    assert!(!shop(&lab, "resque2").join(".tether-rollback").exists());
+    // The next rollback is whole again.
+    tether(&dir, &lab, &["deploy:rollback"]).status(0);
+    assert_current(&lab, &HOSTS, "20250101000002", "");
+    for h in HOSTS {
+        assert!(!shop(&lab, h).join(".tether-rollback").exists(), "{h}");
+    }
+}

@@ -51,12 +51,14 @@ fn together(barrier: &Path, then: &str) -> String {
 }
 
 /// Started together (see [`together`]): `start`, the host's status, `end`; host4's aliases
-/// also write to stderr and exit 3.
+/// then write to stderr and exit 3. The stderr line comes last: a host's stdout and stderr
+/// are two streams, whose lines written close together reach tether in either order (as
+/// they reach `ssh`), and what is folded is each stream's lines, not their interleaving.
 fn command(barrier: &Path) -> String {
     together(
         barrier,
-        "echo start; s=$(cat /srv/status); echo \"$s\"; \
-         if [ \"$s\" = FAILED ]; then echo 'disk full' >&2; echo end; exit 3; fi; echo end",
+        "echo start; s=$(cat /srv/status); echo \"$s\"; echo end; \
+         if [ \"$s\" = FAILED ]; then echo 'disk full' >&2; exit 3; fi",
     )
 }
 

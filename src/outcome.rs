@@ -68,9 +68,9 @@ pub fn status_words(r: &HostResult) -> (String, bool) {
         },
         Some(Err(e)) => (
             match e {
+                SshError::CommandStopped { .. } | SshError::ConnectStopped { .. } => "stopped",
                 _ if e.kind() == Kind::Unreachable => "unreachable",
                 SshError::CommandTimeout { .. } => "timed out",
-                SshError::CommandStopped { .. } => "stopped",
                 SshError::ConnectionLost { .. } => "connection lost",
                 SshError::Config(_) | SshError::Route { .. } => "config error",
                 _ => "unreachable",

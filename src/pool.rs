@@ -153,6 +153,10 @@ impl Pool {
         interrupted: Arc<AtomicBool>,
     ) -> Self {
         let limiter = Arc::new(limiter);
+        let settings = WorkerSettings {
+            interrupted: Some(interrupted.clone()),
+            ..settings
+        };
         Pool {
             jumps: Jumps::new(settings.clone(), limiter.clone(), events.clone()),
             jump: None,

@@ -611,3 +611,64 @@ fn a_key_exchange_with_nothing_in_common_names_the_list_and_both_offers() {
         assert!(said, "{lines}\n{text}");
     }
 }
+
+/// Ctrl-C while hosts are still connecting (each with `ConnectTimeout 120`) ends the run at
+/// once: the attempt is given up in whatever it waits for (a TCP connect to a host that drops
+/// every packet, a banner that never comes, a key exchange that never starts, a ProxyCommand
+/// that says nothing, a jump host that is silent), each host says it was stopped, not that it is unreachable, and the
+/// command that did start is stopped as usual. Before, the run waited out `ConnectTimeout` for
+/// each and then called the hosts unreachable.
+#[test]
+fn ctrl_c_gives_up_connections_still_under_way() {
+    let lab = Lab::start(1);
+    let far = support::netns::NetnsHost::start("far", &[]);
+    far.blackhole();
+    let silent = listener(|c, _| hold(c));
+    let kex = listener(|mut c, _| {
+        let _ = c.write_all(b"SSH-2.0-OpenSSH_9.2\r\n");
+        hold(c)
+    });
+    let timeout = "  ConnectTimeout 120\n";
+    let cfg = lab.dir().join("slow_config");
+    let text = [
+        block("silent", silent, timeout),
+        block("kex", kex, timeout),
+        format!("Host dropped\n  HostName {}\n{timeout}", far.addr),
+        format!("Host proxysilent\n  ProxyCommand sleep 60\n{timeout}"),
+        format!("Host behindsilent\n  HostName 127.0.0.1\n  ProxyJump silent\n{timeout}"),
+        std::fs::read_to_string(lab.ssh_config()).unwrap(),
+    ]
+    .join("");
+    std::fs::write(&cfg, text).unwrap();
+    let marker = lab.dir().join("started");
+    let started = std::time::Instant::now();
+    let out = Tether::new()
+        .ssh_config(&cfg)
+        .args(&[
+            "run",
+            "--hosts",
+            "host1,silent,kex,dropped,proxysilent,behindsilent",
+            "--",
+            &format!("echo go > {}; sleep 60", marker.display()),
+        ])
+        .interrupt_after_start(&marker, Duration::from_secs(1));
+    let took = started.elapsed();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    let both = format!("{stdout}{stderr}");
+    assert_eq!(out.status.code(), Some(130), "{both}");
+    assert!(took < Duration::from_secs(40), "took {took:?}\n{both}");
+    for host in ["silent", "kex", "dropped", "proxysilent", "behindsilent"] {
+        assert!(
+            both.contains(&format!("{host}: connecting was stopped by tether after")),
+            "{host}\n{both}"
+        );
+    }
+    assert!(!both.contains("unreachable"), "{both}");
+    assert!(
+        both.contains("`echo go > ") && both.contains("was stopped by tether after"),
+        "{both}"
+    );
+}

@@ -189,7 +189,7 @@ pub fn connect(
                 Err(e) if attempt >= cfg.connection_attempts => return Err(e),
                 Err(_) => {
                     attempt += 1;
-                    std::thread::sleep(Duration::from_secs(1));
+                    super::poll::pause(Duration::from_secs(1));
                 }
             }
         };
@@ -217,7 +217,10 @@ pub fn retrying_drops(
             }) => {
                 drops += 1;
                 let pause = backoff(drops);
-                if Instant::now() + pause >= deadline || drops >= BANNER_ATTEMPTS {
+                if Instant::now() + pause >= deadline
+                    || drops >= BANNER_ATTEMPTS
+                    || super::poll::given_up()
+                {
                     return Err(SshError::Banner {
                         host,
                         addr,
@@ -228,7 +231,7 @@ pub fn retrying_drops(
                         },
                     });
                 }
-                std::thread::sleep(pause);
+                super::poll::pause(pause);
             }
             other => return other,
         }
@@ -322,10 +325,10 @@ pub fn connect_over<S: AsRawFd + 'static>(
     };
     banner::wait(fd, deadline, cfg.connect_timeout).map_err(banner_err)?;
     session.set_tcp_stream(tcp);
-    let remaining = deadline.saturating_duration_since(Instant::now());
-    session.set_timeout(remaining.as_millis().max(1) as u32);
-    if let Err(e) = session.handshake() {
-        if Instant::now() >= deadline || e.code() == ssh2::ErrorCode::Session(-9) {
+    if let Err(e) = handshake(&mut session, fd, deadline) {
+        if e.as_ref()
+            .is_none_or(|e| e.code() == ssh2::ErrorCode::Session(-9))
+        {
             let timeout = cfg.connect_timeout;
             return Err(banner_err(match session.banner() {
                 Some(banner) => BannerProblem::KexTimeout {
@@ -340,7 +343,8 @@ pub fn connect_over<S: AsRawFd + 'static>(
         }
         // LIBSSH2_ERROR_KEX_FAILURE: no list in common, which libssh2 does not name. A
         // server reached directly is asked for its lists again, as ssh names the one.
-        if e.code() == ssh2::ErrorCode::Session(-5) && banner::is_tcp(fd) {
+        if e.as_ref().map(|e| e.code()) == Some(ssh2::ErrorCode::Session(-5)) && banner::is_tcp(fd)
+        {
             let until = Instant::now() + KEXINIT_PROBE;
             let theirs = tcp_connect(name, cfg, &addr_text, until)
                 .ok()
@@ -349,7 +353,7 @@ pub fn connect_over<S: AsRawFd + 'static>(
                 return Err(handshake_err(why));
             }
         }
-        return Err(handshake_err(e.to_string()));
+        return Err(handshake_err(e.map(|e| e.to_string()).unwrap_or_default()));
     }
 
     let host_key = session
@@ -426,7 +430,7 @@ fn tcp_connect(
         if remaining.is_zero() {
             break;
         }
-        match TcpStream::connect_timeout(&addr, remaining) {
+        match connect_by(addr, remaining) {
             Ok(tcp) => {
                 tcp.set_nodelay(true).ok();
                 if cfg.tcp_keepalive {
@@ -448,6 +452,82 @@ fn tcp_connect(
             addr: addr_text.to_string(),
             timeout: cfg.connect_timeout,
         }),
+    }
+}
+
+/// The SSH handshake (key exchange) on `session`, whose stream is `fd`, by `deadline`: Err
+/// `None` when the deadline passed (or the attempt was given up: see
+/// `poll::giving_up_when`), else libssh2's error. Non-blocking, its waits [`poll_fds`]'s, so
+/// that a server that never answers the key exchange does not hold a given-up attempt until
+/// `ConnectTimeout`; the session is blocking again afterwards.
+fn handshake(
+    session: &mut Session,
+    fd: RawFd,
+    deadline: Instant,
+) -> Result<(), Option<ssh2::Error>> {
+    session.set_blocking(false);
+    let shook = loop {
+        match session.handshake() {
+            Ok(()) => break Ok(()),
+            Err(e) if would_block(&e) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let mut fds = [libc::pollfd {
+                    fd,
+                    events: poll_events(session.block_directions()) | libc::POLLIN,
+                    revents: 0,
+                }];
+                if left.is_zero() || poll_fds(&mut fds, left).is_err() {
+                    break Err(None);
+                }
+            }
+            Err(e) => break Err(Some(e)),
+        }
+    };
+    session.set_blocking(true);
+    shook
+}
+
+/// A TCP connection to `addr`, within `timeout`, as `TcpStream::connect_timeout` makes one,
+/// except that its wait is [`poll_fds`]'s: a connection attempt given up (see
+/// `poll::giving_up_when`) ends it at once instead of after `ConnectTimeout`. The stream is
+/// blocking, as `connect_timeout` returns it.
+fn connect_by(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    // mio (which tokio already builds) starts a non-blocking connect; the wait is ours.
+    let pending = mio::net::TcpStream::connect(addr)?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        let mut fds = [libc::pollfd {
+            fd: pending.as_raw_fd(),
+            events: libc::POLLOUT,
+            revents: 0,
+        }];
+        poll_fds(&mut fds, left)?;
+        if fds[0].revents == 0 {
+            continue;
+        }
+        if let Some(e) = pending.take_error()? {
+            return Err(e);
+        }
+        // Writable without an error: connected, or (as mio warns) not yet.
+        match pending.peer_addr() {
+            Ok(_) => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotConnected
+                    || e.raw_os_error() == Some(libc::EINPROGRESS) =>
+            {
+                continue
+            }
+            Err(e) => return Err(e),
+        }
+        // SAFETY: the descriptor is taken from `pending`, which gives up owning it.
+        let tcp = unsafe { TcpStream::from_raw_fd(pending.into_raw_fd()) };
+        tcp.set_nonblocking(false)?;
+        return Ok(tcp);
     }
 }
 

@@ -314,6 +314,19 @@ pub enum SshError {
         /// hung up (SIGHUP), which a command ignoring SIGHUP outlives.
         hung_up: bool,
     },
+    /// tether gave up the host's first connection while it was under way (Ctrl-C, SIGTERM or
+    /// SIGHUP to tether): nothing was sent to the host.
+    #[error(
+        "{host}: connecting was stopped by tether after {} (tether was interrupted); nothing \
+         was sent to it",
+        format_duration(*.after)
+    )]
+    ConnectStopped {
+        /// Host as named by the user.
+        host: String,
+        /// How long the attempt had taken.
+        after: Duration,
+    },
 }
 
 impl SshError {
@@ -362,6 +375,9 @@ impl SshError {
             | SshError::Auth { .. }
             | SshError::AuthCutOff { .. }
             | SshError::Session { .. }
+            // Not reached, as far as a recipe that catches it (a failure hook after Ctrl-C)
+            // is concerned; the run itself exits 130 for the interrupt.
+            | SshError::ConnectStopped { .. }
             | SshError::Jump { .. }
             | SshError::ProxyCommand { .. } => Kind::Unreachable,
         }

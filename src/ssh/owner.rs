@@ -5,7 +5,7 @@
 //! server's config sets or an earlier run learned, and by learning), and
 //! replacing a dead session with backoff, each reported as an event.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -197,7 +197,26 @@ impl Owner {
     /// The first connection: pins its host key; reports `connected` or `connect_failed` (a
     /// failure the same as the last one reported, once).
     pub fn open(&mut self) -> Result<Connection, SshError> {
-        match self.connect() {
+        // Nothing of the host's is under way yet: Ctrl-C gives the attempt up at once. (The
+        // pool closing does not: a run's summary waits for every connection it opened.)
+        let give_up = {
+            let interrupted = self.settings.interrupted.clone();
+            move || {
+                interrupted
+                    .as_ref()
+                    .is_some_and(|i| i.load(Ordering::SeqCst))
+            }
+        };
+        let started = Instant::now();
+        let attempt = super::poll::giving_up_when(give_up.clone(), || self.connect());
+        let attempt = match attempt {
+            Err(_) if give_up() => Err(SshError::ConnectStopped {
+                host: self.hop.clone(),
+                after: started.elapsed(),
+            }),
+            other => other,
+        };
+        match attempt {
             Ok(conn) => {
                 self.emit(EventKind::Connected {
                     setup: conn.setup_time,

@@ -1,6 +1,7 @@
 //! The heartbeat and reconnect policy shared by every session owner of a run (host workers and
 //! jump hosts).
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +28,11 @@ pub struct WorkerSettings {
     /// How long a connection that died during a supervised command is reconnected to (with
     /// the same backoff), to re-attach to the command (`--reattach`; see `supervisor.rs`).
     pub reattach: Duration,
+    /// The run's Ctrl-C flag (set on SIGINT, SIGTERM, SIGHUP: see `interrupt.rs`): a host's
+    /// first connection still under way when it is set is given up
+    /// ([`SshError::ConnectStopped`](super::SshError::ConnectStopped)) instead of waiting out
+    /// `ConnectTimeout`. `None`: never given up for it.
+    pub interrupted: Option<Arc<AtomicBool>>,
 }
 
 /// The default heartbeat interval.
@@ -126,6 +132,7 @@ impl Default for WorkerSettings {
             backoff_cap: Duration::from_secs(8),
             limit_cache: None,
             reattach: super::supervisor::DEFAULT_REATTACH,
+            interrupted: None,
         }
     }
 }

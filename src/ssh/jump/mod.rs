@@ -231,9 +231,22 @@ impl Jump {
         }
         // A full wake socket already holds a pending wake-up.
         let _ = (&self.wake).write(&[1]);
-        match rx.recv_timeout(wait + Duration::from_secs(1)) {
-            Ok(result) => result,
-            Err(_) => Err(self.error(
+        // In slices, so that an attempt given up (see `poll::giving_up_when`) ends at once.
+        let until = Instant::now() + wait + Duration::from_secs(1);
+        let answer = loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() || crate::ssh::poll::given_up() {
+                break None;
+            }
+            match rx.recv_timeout(left.min(Duration::from_millis(50))) {
+                Ok(result) => break Some(result),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break None,
+            }
+        };
+        match answer {
+            Some(result) => result,
+            None => Err(self.error(
                 for_host,
                 format!(
                     "no connection to {} within {}",

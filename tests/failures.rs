@@ -800,3 +800,46 @@ fn a_dry_run_fails_for_a_refused_host_only_where_the_plan_uses_it() {
         .status(2)
         .stderr_contains("broken: ProxyJump loop");
 }
+
+/// A NUL byte in what a host-bound call sends (a command written in the recipe or built from
+/// a capture, the string form of `on`, a `within` directory, an upload's remote path) is a
+/// recipe error at the call, before anything is sent. Before, the exec request failed on this
+/// side and was taken for a lost connection: re-attached to without end (11,500 reconnects in
+/// ten minutes, `--reattach 0` or not).
+#[test]
+fn a_nul_byte_in_what_a_call_sends_is_a_recipe_error_at_the_call() {
+    let lab = Lab::builder().names(&["app1"]).start();
+    let bodies = [
+        r#"on("app", |h| { run("echo before\x00; touch /tmp/x"); });"#,
+        r#"on("app", |h| { let x = capture("printf 'a\\000b'"); run("echo " + x); });"#,
+        r#"on("app", |h| { let x = capture("printf 'a\\000b'"); test("[ " + x + " ]"); });"#,
+        r#"on("app", "echo a\x00b");"#,
+        r#"on("app", |h| { within("/tmp/a\x00b", || run("true")); });"#,
+        r#"on("app", |h| { with_env(#{ A: "x\x00" }, || capture("true")); });"#,
+        r#"on("app", |h| { upload("deploy.rhai", "/tmp/x\x00y"); });"#,
+        r#"on("app", |h| { download("/tmp/x\x00y", "out"); });"#,
+    ];
+    for (i, body) in bodies.iter().enumerate() {
+        let before = lab.accepted_logins("app1");
+        let mut r = RecipeDir::new(
+            &format!("nul{i}"),
+            &format!("server(\"app1\", #{{ roles: [\"app\"] }});\ntask(\"t\", || {{ {body} }});\n"),
+        );
+        r.ssh_config = Some(lab.ssh_config());
+        let out = r.tether().args(&["t"]).run();
+        out.status(4)
+            .stderr_contains("holds a NUL byte")
+            .stderr_contains("nothing was sent")
+            .stderr_contains("deploy.rhai:2:");
+        assert!(
+            !out.stdout.contains("re-attached"),
+            "{body}\n{}",
+            out.stdout
+        );
+        assert!(
+            lab.accepted_logins("app1") <= before + 1,
+            "{body}\n{}",
+            out.stdout
+        );
+    }
+}

@@ -13,6 +13,21 @@ pub fn fail<T>(message: impl Into<String>) -> Fallible<T> {
     Err(message.into().into())
 }
 
+/// Refuses `text` (what `what` names: `run()`'s command, `upload()`'s remote path) when it
+/// holds a NUL byte: a command line ends at one (the exec request cannot carry it, a shell
+/// string stops there), so nothing could run what the recipe wrote. A recipe error at the
+/// call, before anything is sent.
+pub fn refuse_nul(what: &str, text: &str) -> Fallible<()> {
+    match text.find('\0') {
+        None => Ok(()),
+        Some(at) => fail(format!(
+            "{what} holds a NUL byte (at byte {at} of \"{}\"), which no command line can carry: \
+             nothing was sent",
+            text.escape_debug()
+        )),
+    }
+}
+
 /// Where the function of `ctx` was called, as `FILE:LINE:COL` (`recipe`, the recipe's file,
 /// when the call's source is not known).
 pub fn call_site(ctx: &NativeCallContext, recipe: &Path) -> String {

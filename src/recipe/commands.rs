@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use rhai::{Dynamic, Engine, FnPtr, Map, NativeCallContext};
 
-use super::args::{fail, Fallible};
+use super::args::{fail, refuse_nul, Fallible};
 use super::context::{self, HostScope, Runtime, StoppedEarly};
 use super::failures::throw;
 use crate::backend::{Backend, Call, Download, TransferError, Upload};
@@ -229,6 +229,7 @@ fn host_exec(rt: &Runtime, cmd: &str, mode: Mode) -> Fallible<Dynamic> {
     }
     let cctx = context::command_context();
     let command = cctx.render(cmd);
+    refuse_nul(&format!("{name}: the command"), &command)?;
     let index = next_command(&scope, &command, backend.as_ref())?;
     if let Some(refused) = sudo_password_refused_before(&cctx, &scope.host) {
         return Err(throw(refused));
@@ -338,6 +339,11 @@ fn upload(rt: &Runtime, local: &str, remote: &str, opts: &Map) -> Fallible<()> {
     let path = rt.dir().join(local);
     let what = format!("upload {local} -> {remote}");
     let cctx = context::command_context();
+    refuse_nul("upload(): the remote path", remote)?;
+    refuse_nul(
+        "upload(): the command context (within, as_user, with_env)",
+        &cctx.render(""),
+    )?;
     next_command(&scope, &what, backend.as_ref())?;
     if let Some(refused) = sudo_password_refused_before(&cctx, &scope.host) {
         return Err(throw(refused));
@@ -382,6 +388,11 @@ fn download(rt: &Runtime, remote: &str, local: &str, opts: &Map) -> Fallible<()>
     let path = rt.dir().join(&local);
     let what = format!("download {remote} -> {local}");
     let cctx = context::command_context();
+    refuse_nul("download(): the remote path", remote)?;
+    refuse_nul(
+        "download(): the command context (within, as_user, with_env)",
+        &cctx.render(""),
+    )?;
     next_command(&scope, &what, backend.as_ref())?;
     if let Some(refused) = sudo_password_refused_before(&cctx, &scope.host) {
         return Err(throw(refused));

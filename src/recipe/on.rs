@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext};
 
-use super::args::{fail, Fallible};
+use super::args::{fail, refuse_nul, Fallible};
 use super::commands::{backend, sudo_hint, sudo_password_refused_before, sudo_stdin};
 use super::context::{self, HostScope, Runtime, StepAbort, StoppedEarly};
 use super::declare::select;
@@ -166,11 +166,12 @@ fn begin(rt: &Runtime, target: &Dynamic, opts: &Map) -> Fallible<Option<Start>> 
 }
 
 fn on_command(rt: &Runtime, target: &Dynamic, opts: &Map, cmd: &str) -> Fallible<Map> {
+    let cctx = context::command_context();
+    let command = cctx.render(cmd);
+    refuse_nul("on(): the command", &command)?;
     let Some((backend, hosts, options)) = begin(rt, target, opts)? else {
         return Ok(Map::new());
     };
-    let cctx = context::command_context();
-    let command = cctx.render(cmd);
     let refused: Vec<Failure> = hosts
         .iter()
         .filter_map(|h| sudo_password_refused_before(&cctx, h))

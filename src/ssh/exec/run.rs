@@ -47,6 +47,14 @@ pub fn run_reporting(
     sup: Option<&mut Supervision>,
 ) -> Result<ExecOutput, ExecError> {
     let started = Instant::now();
+    // A command line ends at a NUL byte (the exec request's string cannot carry one): refused
+    // here, as nothing was sent, and not as a lost connection (which would be re-attached to).
+    if let Some(at) = command.find('\0') {
+        return Err(ExecError::Local(format!(
+            "the command holds a NUL byte (at byte {at}), which no command line can carry: \
+             nothing was sent"
+        )));
+    }
     let mut sup = sup.filter(|_| !opts.pty);
     if let Some(s) = sup.as_deref_mut() {
         s.command = command.to_string();

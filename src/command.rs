@@ -185,6 +185,9 @@ fn quote_path(dir: &str) -> String {
     match dir.strip_prefix("~/") {
         Some(rest) => format!("~/{}", quote(rest)),
         None if dir == "~" => "~".to_string(),
+        // `cd -P`, `cd -` (to $OLDPWD) and `cd -x` read it as an option: `./-P` is the
+        // directory (as uploads write a relative `-x`).
+        None if dir.starts_with('-') => quote(&format!("./{dir}")),
         None => quote(dir),
     }
 }
@@ -320,6 +323,25 @@ mod tests {
         assert_eq!(
             CommandContext::default().within("~/x y").render("ls"),
             "cd ~/'x y' && { ls; }"
+        );
+        // A directory that begins with `-` is never an option of `cd`.
+        for (dir, cd) in [
+            ("-P", "./-P"),
+            ("-", "./-"),
+            ("-x y", "'./-x y'"),
+            ("--", "./--"),
+        ] {
+            assert_eq!(
+                CommandContext::default().within(dir).render("pwd"),
+                format!("cd {cd} && {{ pwd; }}")
+            );
+        }
+        assert_eq!(
+            CommandContext::default()
+                .within("-P")
+                .within("a")
+                .render("pwd"),
+            "cd ./-P/a && { pwd; }"
         );
         let dir = CommandContext::default().within("/d");
         assert_eq!(dir.render("a # note"), "cd /d && { a # note\n}");

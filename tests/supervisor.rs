@@ -661,3 +661,40 @@ fn files_a_killed_run_left_expire_after_a_day() {
     alive.kill().unwrap();
     alive.wait().unwrap();
 }
+
+/// A command that removes the supervisor's own files (`rm -rf "$TMPDIR"/*`, a routine clean-up
+/// of /tmp) ends with no exit status, saying its files were removed; never as killed by a
+/// signal, which nothing sent (fresh-eyes finding: `signal KILL`, while the command ran to its
+/// end). Fast (the removal and the end in one look of the streaming loop) and slow alike.
+#[test]
+fn a_command_that_removes_the_supervisors_files_is_not_called_killed() {
+    let (lab, mut h) = one_host();
+    for command in [
+        "rm -rf \"$TMPDIR\"/*; echo cleaned",
+        "rm -rf \"$TMPDIR\"/*; sleep 1; echo b; touch \"$HOME/ran-to-its-end\"",
+    ] {
+        let out = run(&mut h, command);
+        assert_eq!(
+            out.status,
+            ExitStatus::SpoolRemoved,
+            "{command}\n{}",
+            h.story()
+        );
+        assert!(
+            out.status.to_string().contains("were removed while it ran"),
+            "{}",
+            out.status
+        );
+        // The next command runs as usual (its private directory made again).
+        let next = run(&mut h, "echo next");
+        assert_eq!(next.status, ExitStatus::Code(0), "{}", h.story());
+        assert_eq!(next.stdout, b"next\n");
+    }
+    // The slow one ran to its end: nothing killed it.
+    let mut waited = 0;
+    while !lab.host("host1").home.join("ran-to-its-end").exists() && waited < 50 {
+        std::thread::sleep(Duration::from_millis(100));
+        waited += 1;
+    }
+    assert!(lab.host("host1").home.join("ran-to-its-end").exists());
+}

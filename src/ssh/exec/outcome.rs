@@ -20,6 +20,10 @@ pub enum ExitStatus {
     /// the supervisor's process that waited for it was killed (by the command itself:
     /// `kill -9 $PPID`). What it printed arrived; how it ended is unknown.
     Unrecorded,
+    /// The command ran under the supervisor, and its files on the host were removed while it
+    /// ran (by the command itself: `rm -rf /tmp/*`): what it printed from then on and how it
+    /// ended are unknown; it may still be running.
+    SpoolRemoved,
 }
 
 impl ExitStatus {
@@ -37,6 +41,12 @@ impl std::fmt::Display for ExitStatus {
             ExitStatus::Unrecorded => f.write_str(
                 "no exit status: it was not recorded on the host (the process of tether's \
                  supervisor that waited for the command was killed)",
+            ),
+            ExitStatus::SpoolRemoved => f.write_str(
+                "no exit status: the command's files on the host (tether's supervisor keeps its \
+                 output and status in ${TMPDIR:-/tmp}/tether-$LOGNAME) were removed while it ran, \
+                 as a command that empties /tmp does; what it printed from then on and how it \
+                 ended are unknown, and it may still be running",
             ),
             ExitStatus::Missing => f.write_str(
                 "no exit status received: the server closed the channel while the command was \
@@ -134,6 +144,12 @@ pub fn finished_event(
                 None,
                 None,
                 Some("no exit status recorded on the host".to_string()),
+                CommandOutcome::NoStatus,
+            ),
+            ExitStatus::SpoolRemoved => (
+                None,
+                None,
+                Some("no exit status: its files on the host were removed while it ran".to_string()),
                 CommandOutcome::NoStatus,
             ),
         },

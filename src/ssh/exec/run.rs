@@ -550,7 +550,9 @@ pub(super) fn run_wrapped(
     err.lines.finish(|l| on_line(Stream::Stderr, l));
 
     let status = match (signal, marker) {
-        _ if gone => ExitStatus::Missing,
+        // The command's files were removed under it (a resume that finds them gone is a
+        // loss the worker reports: see `worker/reattach.rs`).
+        _ if gone => ExitStatus::SpoolRemoved,
         (Some(sig), _) => ExitStatus::Signal(sig),
         (None, Some(code)) => ExitStatus::Code(code),
         // Under the supervisor, the exec's sh ends without its marker only where the status

@@ -1347,3 +1347,34 @@ fn a_failed_run_locally_shows_its_output_and_names_its_signal() {
         .status(1)
         .stderr_contains("local: `kill -TERM $$` failed with signal TERM");
 }
+
+/// Closures written in a stage file (`deploy/NAME.rhai`: a lazy `set`, a task, a hook, a
+/// failure hook) can be called, as those of a `stage()` closure can (fresh-eyes finding: each
+/// failed when called, "Function not found: anon$...", the hook's without a location).
+#[test]
+fn a_stage_files_closures_can_be_called() {
+    let r = RecipeDir::new(
+        "stage-closures",
+        "task(\"v\", || { print(\"lazy is \" + fetch(\"lazy\")); });\n\
+         task(\"boom\", || { fail(\"no\"); });\n",
+    );
+    r.write(
+        "deploy/prod2.rhai",
+        "set(\"lazy\", || \"v-\" + fetch(\"stage\"));\n\
+         task(\"x\", || { print(\"x ran \" + fetch(\"lazy\")); });\n\
+         after(\"x\", || { print(\"after x\"); });\n\
+         on_failure(|err| { print(\"stage hook: \" + err); });\n",
+    );
+    r.tether()
+        .args(&["prod2", "v", "x"])
+        .run()
+        .status(0)
+        .stdout_contains("lazy is v-prod2")
+        .stdout_contains("x ran v-prod2")
+        .stdout_contains("after x");
+    r.tether()
+        .args(&["prod2", "boom"])
+        .run()
+        .status(1)
+        .stdout_contains("stage hook: ");
+}

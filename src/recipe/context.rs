@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 
 use rhai::AST;
 
@@ -56,7 +56,7 @@ pub struct Runtime {
     backend: OnceLock<Arc<dyn Backend>>,
     /// Every script function of the recipe and its modules, closures included, each with
     /// the imports of the file that defined it: what closures are called against.
-    ast: OnceLock<Arc<AST>>,
+    ast: RwLock<Option<Arc<AST>>>,
     /// Host filters.
     pub filters: Filters,
     /// `-F` (or `TETHER_SSH_CONFIG`): the ssh config file given outside the recipe.
@@ -170,7 +170,7 @@ impl Runtime {
             sources: Arc::new(Sources::default()),
             modules: Default::default(),
             backend: OnceLock::new(),
-            ast: OnceLock::new(),
+            ast: RwLock::new(None),
             filters,
             ssh_config_file,
             ssh_config: OnceLock::new(),
@@ -199,15 +199,15 @@ impl Runtime {
         self.backend.get().cloned()
     }
 
-    /// Installs the function library closures are called against.
+    /// Installs the function library closures are called against: the recipe's, right after
+    /// compiling it, then with a stage file's functions (its closures) added.
     pub fn set_ast(&self, ast: Arc<AST>) {
-        // Set once, right after compiling.
-        let _ = self.ast.set(ast);
+        *self.ast.write().unwrap_or_else(|p| p.into_inner()) = Some(ast);
     }
 
     /// The function library (see [`Runtime::set_ast`]).
     pub fn ast(&self) -> Option<Arc<AST>> {
-        self.ast.get().cloned()
+        self.ast.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Whether Ctrl-C was pressed.

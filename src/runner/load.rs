@@ -227,7 +227,7 @@ impl Loaded {
             .engine
             .compile(&script)
             .map_err(|e| Error::Recipe(format!("fetch(\"{key}\"): {e}")))?;
-        let ast = self.ast.merge(&ast);
+        let ast = self.library().merge(&ast);
         let value = self
             .engine
             .eval_ast::<Dynamic>(&ast)
@@ -299,7 +299,7 @@ impl Loaded {
         }
         if let Some(f) = stage {
             // A stage declares; the closure's value is not used.
-            f.call::<Dynamic>(&self.engine, &self.ast, ())
+            f.call::<Dynamic>(&self.engine, &self.library(), ())
                 .map(drop)
                 .map_err(|e| classify(&self.rt, &e))?;
         }
@@ -307,6 +307,12 @@ impl Loaded {
             Some(path) => self.run_stage_file(&path),
             None => Ok(()),
         }
+    }
+
+    /// The library closures are called against: the recipe's and its modules' functions, and
+    /// a stage file's once it ran (see [`Runtime::set_ast`]).
+    pub(super) fn library(&self) -> Arc<AST> {
+        self.rt.ast().unwrap_or_else(|| self.ast.clone())
     }
 
     /// Evaluates a stage file after the stage's `stage()` closure, with the recipe's
@@ -321,11 +327,24 @@ impl Loaded {
             .compile(crate::recipe::syntax::prepare_source(&text))
             .map_err(|e| Error::Recipe(diagnostics::parse_error(&e, &name, &self.rt.sources)))?;
         ast.set_source(name.as_str());
-        let ast = self.ast.merge(&ast);
-        self.engine
-            .eval_ast::<Dynamic>(&ast)
-            .map(|_| ())
-            .map_err(|e| classify_in(&self.rt, &e, &name))
+        let ast = self.library().merge(&ast);
+        // As the recipe is (see `load`): evaluated as a module, whose functions (the stage
+        // file's closures: a lazy `set`, a hook, a task) join the library closures are called
+        // against. Before, they were left out, and calling one failed ("Function not found:
+        // anon$...").
+        let mut lib = Module::eval_ast_as_new(Scope::new(), &ast, &self.engine)
+            .map_err(|e| classify_in(&self.rt, &e, &name))?;
+        for module in self
+            .rt
+            .modules
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            lib.fill_with(module);
+        }
+        self.rt.set_ast(Arc::new(AST::new_from_module(lib)));
+        Ok(())
     }
 
     /// Checks that every `before`/`after` names tasks that exist (a recipe error, exit 4).

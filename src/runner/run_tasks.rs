@@ -90,7 +90,7 @@ impl Loaded {
             });
         };
         for f in hooks {
-            if let Err(e) = f.call::<Dynamic>(&self.engine, &self.ast, (message.clone(),)) {
+            if let Err(e) = f.call::<Dynamic>(&self.engine, &self.library(), (message.clone(),)) {
                 warn("failure hook", &e);
             }
         }

@@ -843,3 +843,31 @@ fn a_nul_byte_in_what_a_call_sends_is_a_recipe_error_at_the_call() {
         );
     }
 }
+
+/// `test()` under a `within` directory that cannot be entered fails, naming it, instead of
+/// answering `false` (fresh-eyes finding: `within("/nonexistent/dir", || test("[ ! -e lock ]"))`
+/// was false, so a negated check reported the opposite of the truth; SSHKit's `within` checks
+/// its directory first). A condition that does not hold in a directory that exists is still
+/// `false`.
+#[test]
+fn test_under_a_within_that_cannot_be_entered_fails() {
+    let lab = Lab::builder().names(&["app1"]).start();
+    let mut r = RecipeDir::new(
+        "within-test",
+        "server(\"app1\", #{ roles: [\"app\"] });\n\
+         task(\"holds\", || { on(\"app\", |h| { print(\"answer \" + within(\"/tmp\", || test(\"[ -e /nonexistent ]\"))); }); });\n\
+         task(\"t\", || { on(\"app\", |h| { let a = within(\"/nonexistent/dir\", || test(\"[ ! -e lock ]\")); print(\"answer \" + a); }); });\n",
+    );
+    r.ssh_config = Some(lab.ssh_config());
+    r.tether()
+        .args(&["holds"])
+        .run()
+        .status(0)
+        .stdout_contains("answer false");
+    let out = r.tether().args(&["t"]).run();
+    out.status(1)
+        .stderr_contains("within(\"/nonexistent/dir\") cannot be entered")
+        .stderr_contains("was never tested")
+        .stderr_contains("deploy.rhai:3:");
+    assert!(!out.stdout.contains("answer"), "{}", out.stdout);
+}

@@ -1378,3 +1378,20 @@ fn a_stage_files_closures_can_be_called() {
         .status(1)
         .stdout_contains("stage hook: ");
 }
+
+/// A number given with `-s` (which `fetch` gives as typed) works where `within` and `as_user`
+/// take a name: the directory or user it spells (fresh-eyes finding: "Function not found:
+/// as_user (i64, Fn)", exit 4).
+#[test]
+fn numbers_from_the_command_line_name_a_directory_or_user() {
+    let r = RecipeDir::new(
+        "numbers",
+        "server(\"web1\", #{ roles: [\"web\"] });\n\
+         task(\"t\", || { on(\"web\", |h| { within(fetch(\"dir\"), || as_user(fetch(\"user\"), || run(\"id\"))); }); });\n",
+    );
+    r.tether()
+        .args(&["-n", "-s", "dir=123", "-s", "user=101", "t"])
+        .run()
+        .status(0)
+        .stdout_contains("cd 123 && sudo -n -u 101 -- sh -c id");
+}

@@ -37,14 +37,10 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
     engine.register_fn("test", move |cmd: &str| -> Fallible<bool> {
         host_exec(&r, cmd, Mode::Test).map(|d| d.as_bool().unwrap_or(false))
     });
-    engine.register_fn("within", |ctx: NativeCallContext, dir: &str, f: FnPtr| {
-        // `cd ''` leaves the shell where it is (the login directory): the commands would run
-        // elsewhere than asked, with status 0.
-        if dir.is_empty() {
-            return fail("within: the directory is empty (a variable that was never set?)");
-        }
-        let inner = context::command_context().within(dir);
-        context::with_command_context(inner, || f.call_within_context::<Dynamic>(&ctx, ()))
+    engine.register_fn("within", within);
+    // A number (`-s dir=123`, which `fetch` gives as typed) names the directory it spells.
+    engine.register_fn("within", |ctx: NativeCallContext, dir: i64, f: FnPtr| {
+        within(ctx, &dir.to_string(), f)
     });
     engine.register_fn("with_env", |ctx: NativeCallContext, vars: Map, f: FnPtr| {
         let pairs: Vec<(String, String)> = vars
@@ -59,14 +55,11 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
         let inner = context::command_context().with_env(&pairs);
         context::with_command_context(inner, || f.call_within_context::<Dynamic>(&ctx, ()))
     });
-    engine.register_fn("as_user", |ctx: NativeCallContext, user: &str, f: FnPtr| {
-        if user.is_empty() {
-            return fail("as_user: the user name is empty");
-        }
-        let inner = context::command_context()
-            .as_user(user)
-            .with_sudo_password(crate::secret::sudo_password().is_some());
-        context::with_command_context(inner, || f.call_within_context::<Dynamic>(&ctx, ()))
+    engine.register_fn("as_user", as_user);
+    // A number (`-s user=101`) is the user of that name, as sudo -u reads it (`#101` is the
+    // user id).
+    engine.register_fn("as_user", |ctx: NativeCallContext, user: i64, f: FnPtr| {
+        as_user(ctx, &user.to_string(), f)
     });
     let r = rt.clone();
     engine.register_fn("upload", move |local: &str, remote: &str| {
@@ -92,6 +85,30 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
         }
         backend.run_locally(cmd, &r.dir()).map_err(|f| throw(*f))
     });
+}
+
+/// `within(dir, closure)`: the closure's commands run in `dir` (see
+/// [`CommandContext::within`]).
+fn within(ctx: NativeCallContext, dir: &str, f: FnPtr) -> Fallible<Dynamic> {
+    // `cd ''` leaves the shell where it is (the login directory): the commands would run
+    // elsewhere than asked, with status 0.
+    if dir.is_empty() {
+        return fail("within: the directory is empty (a variable that was never set?)");
+    }
+    let inner = context::command_context().within(dir);
+    context::with_command_context(inner, || f.call_within_context::<Dynamic>(&ctx, ()))
+}
+
+/// `as_user(user, closure)`: the closure's commands run as `user` through sudo (see
+/// [`CommandContext::as_user`]).
+fn as_user(ctx: NativeCallContext, user: &str, f: FnPtr) -> Fallible<Dynamic> {
+    if user.is_empty() {
+        return fail("as_user: the user name is empty");
+    }
+    let inner = context::command_context()
+        .as_user(user)
+        .with_sudo_password(crate::secret::sudo_password().is_some());
+    context::with_command_context(inner, || f.call_within_context::<Dynamic>(&ctx, ()))
 }
 
 fn valid_env_name(name: &str) -> bool {
@@ -264,7 +281,38 @@ fn host_exec(rt: &Runtime, cmd: &str, mode: Mode) -> Fallible<Dynamic> {
                 && matches!(out.status, ExitStatus::Code(_))
                 && (cctx.user.is_none() || sudo::refusal(&out.stdout, &out.stderr).is_none()) =>
         {
-            return Ok(false.into())
+            // Nor is a `within` directory that cannot be entered (the `cd` fails the same
+            // way): asked again, alone, as SSHKit's `within` checks its directory first.
+            if let Some(dir) = &cctx.dir {
+                let check = CommandContext {
+                    dir: Some(dir.clone()),
+                    ..CommandContext::default()
+                }
+                .render(":");
+                let call = Call {
+                    stdin: None,
+                    timeout: scope.timeout,
+                    reattach: scope.reattach,
+                    quiet: true,
+                    pty: false,
+                    stop: scope.abort.stop_for(&scope.host, index),
+                };
+                let entered = backend.exec(&scope.host, &check, call);
+                if !matches!(&entered, Ok(o) if o.status.success()) {
+                    return Err(host_failure(
+                        &scope,
+                        &cctx,
+                        &format!(
+                            "test(): within(\"{}\") cannot be entered, so `{cmd}` was never \
+                             tested: ",
+                            dir.escape_debug()
+                        ),
+                        &check,
+                        entered,
+                    ));
+                }
+            }
+            return Ok(false.into());
         }
         other => return Err(host_failure(&scope, &cctx, "", &command, other)),
     };

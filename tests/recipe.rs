@@ -1395,3 +1395,34 @@ fn numbers_from_the_command_line_name_a_directory_or_user() {
         .status(0)
         .stdout_contains("cd 123 && sudo -n -u 101 -- sh -c id");
 }
+
+/// One machine written two ways is one host, as Capistrano keys servers by host name and port:
+/// `role("worker", ["host1"])` joins `deploy@host1` (fresh-eyes finding: two hosts, the
+/// worker's commands run a second time, as root). Written under another user it is refused at
+/// its line.
+#[test]
+fn one_machine_written_two_ways_runs_once_or_is_refused() {
+    let r = RecipeDir::new(
+        "two-ways",
+        "server(\"deploy@host1\", #{ roles: [\"web\"] });\n\
+         role(\"worker\", [\"host1\"]);\n\
+         task(\"o\", || { on([\"web\", \"worker\"], \"id -un\"); on(\"host1\", \"hostname\"); });\n",
+    );
+    let out = r.tether().args(&["-n", "o"]).run();
+    out.status(0);
+    assert_eq!(out.stdout.matches("$ id -un").count(), 1, "{}", out.stdout);
+    out.stdout_contains("deploy@host1 | $ id -un")
+        .stdout_contains("deploy@host1 | $ hostname");
+    let r = RecipeDir::new(
+        "two-users",
+        "server(\"deploy@host1\", #{ roles: [\"web\"] });\n\
+         server(\"root@host1\", #{ roles: [\"db\"] });\n\
+         task(\"o\", || { on(\"web\", \"id -un\"); });\n",
+    );
+    r.tether()
+        .args(&["-n", "o"])
+        .run()
+        .status(4)
+        .stderr_contains("deploy.rhai:2:")
+        .stderr_contains("as another user (root, not deploy)");
+}

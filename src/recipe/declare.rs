@@ -143,13 +143,13 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
             None => Vec::new(),
         };
         check_connection_props(name, &props)?;
-        r.recipe().add_server(name, &roles, props);
+        r.recipe().add_server(name, &roles, props)?;
         Ok(())
     });
     let r = rt.clone();
     engine.register_fn("server", move |name: &str| -> Fallible<()> {
         HostTarget::parse(name).map_err(|e| -> Box<EvalAltResult> { e.into() })?;
-        r.recipe().add_server(name, &[], Map::new());
+        r.recipe().add_server(name, &[], Map::new())?;
         Ok(())
     });
     let r = rt.clone();
@@ -160,7 +160,7 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
         }
         let mut recipe = r.recipe();
         for h in hosts {
-            recipe.add_server(&h, &[role.to_string()], Map::new());
+            recipe.add_server(&h, &[role.to_string()], Map::new())?;
         }
         Ok(())
     });

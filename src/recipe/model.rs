@@ -104,9 +104,18 @@ pub struct Recipe {
 }
 
 impl Recipe {
-    /// Adds a server or merges roles and properties into an existing one.
-    pub fn add_server(&mut self, name: &str, roles: &[String], props: Map) {
-        let server = match self.servers.iter().position(|s| s.name == name) {
+    /// Adds a server or merges roles and properties into an existing one: the one of that
+    /// name, or, as Capistrano keys its servers by host name and port, the one written with a
+    /// user (`deploy@host1`) that `name` names without one (`host1`: a `role` of it joins
+    /// `deploy@host1`, whose user stays). Err (a recipe error) when `name` names a server
+    /// declared under another user, or declared without the user `name` gives: one machine
+    /// would be two hosts, each command run twice, once as another user.
+    pub fn add_server(&mut self, name: &str, roles: &[String], props: Map) -> Result<(), String> {
+        let found = match self.servers.iter().position(|s| s.name == name) {
+            Some(i) => Some(i),
+            None => self.same_server(name)?,
+        };
+        let server = match found {
             Some(i) => &mut self.servers[i],
             None => {
                 self.servers.push(Server {
@@ -124,6 +133,40 @@ impl Recipe {
             }
         }
         server.props.extend(props);
+        Ok(())
+    }
+
+    /// The server `name` (not declared under that name) names by its host name and port, as
+    /// Capistrano matches servers (see [`Recipe::add_server`]).
+    fn same_server(&self, name: &str) -> Result<Option<usize>, String> {
+        let Ok(new) = HostTarget::parse(name) else {
+            return Ok(None);
+        };
+        for (i, s) in self.servers.iter().enumerate() {
+            let Ok(old) = HostTarget::parse(&s.name) else {
+                continue;
+            };
+            if old.alias != new.alias || old.port != new.port {
+                continue;
+            }
+            return match (&old.user, &new.user) {
+                (_, None) => Ok(Some(i)),
+                (None, Some(user)) => Err(format!(
+                    "`{name}` names the server `{}` again, with the user {user}: one machine \
+                     would be two hosts, each command run on it twice; write it one way \
+                     everywhere (`{name}`), or set its User in the ssh config",
+                    s.name
+                )),
+                (Some(was), Some(user)) => Err(format!(
+                    "`{name}` names the server `{}` again, as another user ({user}, not {was}): \
+                     one machine would be two hosts, each command run on it twice, once as \
+                     each; write it one way everywhere, or, for two logins, give each its own \
+                     Host alias in the ssh config",
+                    s.name
+                )),
+            };
+        }
+        Ok(None)
     }
 
     /// The server named `name`.
@@ -160,6 +203,9 @@ impl Recipe {
                 );
             } else if self.server(n).is_some() {
                 wanted.insert(n.as_str());
+            } else if let Ok(Some(i)) = self.same_server(n) {
+                // `host1` for the server declared as `deploy@host1`.
+                wanted.insert(self.servers[i].name.as_str());
             } else {
                 let mut known = roles.clone();
                 known.extend(self.servers.iter().map(|s| s.name.clone()));
@@ -230,14 +276,52 @@ pub fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Str
 mod tests {
     use super::*;
 
+    /// One machine written two ways (`deploy@host1`, then `host1` in a role) is one server, as
+    /// Capistrano keys servers by host name and port; written under two users, or with a user
+    /// the first did not give, it is refused: each command would run on it twice.
+    #[test]
+    fn one_machine_written_two_ways_is_one_server_or_refused() {
+        let mut r = Recipe::default();
+        r.add_server("deploy@host1", &["web".into()], Map::new())
+            .unwrap();
+        r.add_server("host1", &["worker".into()], Map::new())
+            .unwrap();
+        assert_eq!(r.servers.len(), 1);
+        assert_eq!(r.servers[0].name, "deploy@host1");
+        assert_eq!(r.servers[0].roles, ["web", "worker"]);
+        assert_eq!(r.resolve(&["host1".into()]).unwrap(), ["deploy@host1"]);
+        assert_eq!(
+            r.resolve(&["web".into(), "worker".into()]).unwrap(),
+            ["deploy@host1"]
+        );
+        // Another port is another server, as in Capistrano.
+        r.add_server("host1:2222", &[], Map::new()).unwrap();
+        r.add_server("deploy@host1:2222", &[], Map::new())
+            .unwrap_err();
+        assert_eq!(r.servers.len(), 2);
+        let e = r.add_server("root@host1", &[], Map::new()).unwrap_err();
+        assert!(e.contains("as another user (root, not deploy)"), "{e}");
+        let e = r
+            .add_server("ssh://root@host1", &[], Map::new())
+            .unwrap_err();
+        assert!(e.contains("as another user"), "{e}");
+        let mut r = Recipe::default();
+        r.add_server("host2", &[], Map::new()).unwrap();
+        let e = r.add_server("deploy@host2", &[], Map::new()).unwrap_err();
+        assert!(e.contains("again, with the user deploy"), "{e}");
+        assert_eq!(r.servers.len(), 1);
+    }
+
     fn recipe() -> Recipe {
         let mut r = Recipe::default();
-        r.add_server("web1", &["web".into(), "app".into()], Map::new());
-        r.add_server("web2", &["web".into(), "app".into()], Map::new());
+        r.add_server("web1", &["web".into(), "app".into()], Map::new())
+            .unwrap();
+        r.add_server("web2", &["web".into(), "app".into()], Map::new())
+            .unwrap();
         let mut p = Map::new();
         p.insert("primary".into(), true.into());
-        r.add_server("db1", &["db".into()], Map::new());
-        r.add_server("db2", &["db".into()], p);
+        r.add_server("db1", &["db".into()], Map::new()).unwrap();
+        r.add_server("db2", &["db".into()], p).unwrap();
         r
     }
 
@@ -259,7 +343,7 @@ mod tests {
         let mut r = recipe();
         let mut p = Map::new();
         p.insert("x".into(), 1_i64.into());
-        r.add_server("web1", &["db".into()], p);
+        r.add_server("web1", &["db".into()], p).unwrap();
         let s = r.server("web1").unwrap();
         assert_eq!(s.roles, ["web", "app", "db"]);
         assert!(s.props.contains_key("x"));

@@ -1712,3 +1712,45 @@ fn a_stopped_commands_last_words_survive_a_slow_streaming_loop() {
     );
     assert_eq!(shown(Stream::Stderr), ["cleaning"], "{}", h.story());
 }
+
+/// Re-attaching ended by the command's own timeout says so, also when its last attempt failed
+/// early (the host refuses connections: no attempt is left before the timeout), and never
+/// names the re-attach bound instead (fresh-eyes finding: "not re-attached within 1m00s" for a
+/// command with `--timeout 3s`).
+#[test]
+fn reattaching_ended_by_the_timeout_names_the_timeout() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let marker = lab.host("host1").root_dir.join("marker");
+    std::fs::write(&marker, "").unwrap();
+    let child = support::tether::Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&[
+            "--reattach",
+            "60s",
+            "run",
+            "--timeout",
+            "3s",
+            "--hosts",
+            "host1",
+            "--",
+        ])
+        .arg("echo ran >> /srv/marker; sleep 30")
+        .spawn();
+    wait_until("the command never started", || {
+        std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+    });
+    // Every new connection is refused from now on: each attempt fails at once.
+    lab.stop_host("host1");
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("not re-attached before its timeout (3.0 s)"),
+        "{text}"
+    );
+    assert!(!text.contains("within 1m00s"), "{text}");
+}

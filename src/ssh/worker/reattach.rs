@@ -54,7 +54,9 @@ impl WorkerState {
                         format!("re-attaching was given up as {why}"),
                         format!("re-attaching was given up ({why})"),
                     ),
-                    (None, Some((t, deadline))) if Instant::now() >= deadline => {
+                    // The command's timeout, when it came before the bound, ended it (the
+                    // last attempt may end early: a pause past `until` is not taken).
+                    (None, Some((t, deadline))) if deadline <= lost_at + bound => {
                         let t = crate::duration::format(t);
                         (
                             format!("not re-attached before its timeout ({t}) passed ({e})"),

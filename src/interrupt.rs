@@ -3,7 +3,9 @@
 //! their results are reported and failure hooks run; the second one exits at once. SIGTERM and
 //! SIGHUP count as a Ctrl-C each (a service manager's stop, a closed terminal: the same
 //! cleanup). Either way the local files registered with [`remove_on_exit`] (a download's
-//! temporary file) are removed first: an exit that skips destructors must not leave them.
+//! temporary file) are removed first: an exit that skips destructors must not leave them; and
+//! the remote commands that exit leaves running ([`LeftBehind`]) are named, with how to stop
+//! each.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -13,6 +15,35 @@ use std::sync::{Arc, Mutex};
 use crate::exit;
 
 static REMOVE_ON_EXIT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// What an exit at a second signal leaves behind, said as it exits (see [`LeftBehind`]).
+static SAY_ON_EXIT: Mutex<Vec<(u64, String)>> = Mutex::new(Vec::new());
+
+/// A line said on stderr if tether exits at a second signal while this is alive: a remote
+/// command it will not stop (its run is cut short), with how to stop it by hand. Dropped, it
+/// is not said.
+#[derive(Debug)]
+pub struct LeftBehind(u64);
+
+impl LeftBehind {
+    /// Registers `line`.
+    pub fn say(line: String) -> LeftBehind {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let token = NEXT.fetch_add(1, Ordering::Relaxed);
+        said().push((token, line));
+        LeftBehind(token)
+    }
+}
+
+impl Drop for LeftBehind {
+    fn drop(&mut self) {
+        said().retain(|(t, _)| *t != self.0);
+    }
+}
+
+fn said() -> std::sync::MutexGuard<'static, Vec<(u64, String)>> {
+    SAY_ON_EXIT.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Removes `path` if tether exits at a signal before [`keep`] is called for it.
 pub fn remove_on_exit(path: &Path) {
@@ -28,10 +59,15 @@ fn lock() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
     REMOVE_ON_EXIT.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Removes the registered files and exits with `code`.
+/// Removes the registered files, says what is left behind (see [`LeftBehind`]) and exits
+/// with `code`.
 fn exit_now(code: i32) -> ! {
     for path in lock().iter() {
         let _ = std::fs::remove_file(path);
+    }
+    let mut stderr = std::io::stderr();
+    for (_, line) in said().iter() {
+        let _ = writeln!(stderr, "{line}");
     }
     std::process::exit(code);
 }

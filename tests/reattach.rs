@@ -1754,3 +1754,53 @@ fn reattaching_ended_by_the_timeout_names_the_timeout() {
     );
     assert!(!text.contains("within 1m00s"), "{text}");
 }
+
+/// A second signal right after the first exits at once, before the stops reach the hosts: each
+/// command it leaves running is named, with a command that stops it and removes its files
+/// (fresh-eyes finding: two SIGTERMs 10 ms apart left every remote command running, and
+/// nothing said so). The named command works.
+#[test]
+fn a_second_signal_names_the_commands_it_leaves_running() {
+    let lab = Lab::builder().names(&["host1", "host2"]).start();
+    for h in ["host1", "host2"] {
+        std::fs::write(lab.host(h).root_dir.join("marker"), "").unwrap();
+    }
+    let child = support::tether::Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["run", "--hosts", "host1,host2", "--"])
+        .arg("echo ran >> /srv/marker; sleep 57")
+        .spawn();
+    wait_until("the commands never started", || {
+        ["host1", "host2"].iter().all(|h| {
+            std::fs::read_to_string(lab.host(h).root_dir.join("marker"))
+                .is_ok_and(|m| !m.is_empty())
+        })
+    });
+    for _ in 0..2 {
+        // SAFETY: kill(2) on the tether this test started.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let mut named = 0;
+    for host in ["host1", "host2"] {
+        let head = format!(
+            "{host}: `echo ran >> /srv/marker; sleep 57` is left running: tether exited without \
+             stopping it; to stop it and remove its files: ssh {host} '"
+        );
+        // None: its stop had reached the host before the second signal.
+        if let Some(rest) = stderr.split(&head).nth(1) {
+            named += 1;
+            let script = rest.split('\'').next().unwrap();
+            let status = lab.ssh(host).arg(script).status().unwrap();
+            assert!(status.success(), "{script}\n{stderr}");
+        }
+        wait_until("the command still runs", || {
+            processes(&lab, host, "sleep 57").is_empty()
+        });
+    }
+    // 5 ms is too short for a stop to reach a host (an exec request, a new process).
+    assert!(named > 0, "{stderr}");
+}

@@ -387,6 +387,17 @@ impl WorkerState {
             }
             s
         });
+        // Named if tether exits at a second signal before this returns: nothing of it stops
+        // the command then.
+        let _left = sup.as_ref().map(|s| {
+            let host = &self.owner.name;
+            crate::interrupt::LeftBehind::say(format!(
+                "{host}: `{command}` is left running: tether exited without stopping it; to \
+                 stop it and remove its files: ssh {host} 'd=${{TMPDIR:-/tmp}}/tether-$LOGNAME/{}; \
+                 kill -TERM -- -$(cat $d.p); rm -rf $d.*'",
+                s.id
+            ))
+        });
         let mut result = self.exec_once(command, &opts, sup.as_mut());
         if let Err(ExecError::NotStarted(reason)) = &result {
             if self.owner.interval.is_none() {

@@ -1426,3 +1426,21 @@ fn one_machine_written_two_ways_runs_once_or_is_refused() {
         .stderr_contains("deploy.rhai:2:")
         .stderr_contains("as another user (root, not deploy)");
 }
+
+/// A role declared with no server is a role of no host, as in Capistrano: an `on` of it runs
+/// nowhere, and `--roles` takes it (fresh-eyes finding: "unknown role or host `spare`", exit
+/// 4, and exit 2 for `--roles spare`).
+#[test]
+fn a_role_of_no_server_runs_nowhere() {
+    let r = RecipeDir::new(
+        "empty-role",
+        "server(\"web1\", #{ roles: [\"web\"] });\nrole(\"spare\", []);\n\
+         task(\"t\", || { on(\"spare\", \"echo spare\"); on(\"web\", \"echo web\"); });\n",
+    );
+    let out = r.tether().args(&["-n", "t"]).run();
+    out.status(0).stdout_contains("web1 | $ echo web");
+    assert!(!out.stdout.contains("echo spare"), "{}", out.stdout);
+    let out = r.tether().args(&["-n", "--roles", "spare", "t"]).run();
+    out.status(0);
+    assert!(!out.stdout.contains("$ echo"), "{}", out.stdout);
+}

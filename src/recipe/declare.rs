@@ -159,6 +159,9 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
             HostTarget::parse(h).map_err(|e| -> Box<EvalAltResult> { e.into() })?;
         }
         let mut recipe = r.recipe();
+        if hosts.is_empty() && !recipe.empty_roles.iter().any(|e| e == role) {
+            recipe.empty_roles.push(role.to_string());
+        }
         for h in hosts {
             recipe.add_server(&h, &[role.to_string()], Map::new())?;
         }

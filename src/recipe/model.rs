@@ -101,6 +101,9 @@ pub struct Recipe {
     /// Where each variable was last set: `FILE:LINE:COL`, or `-s KEY=VALUE` (named when tether
     /// cannot use its value, as a missing ssh config file or a `deploy_to` that is no path).
     pub origins: HashMap<String, String>,
+    /// Roles declared with no server (`role("spare", [])`): a role still, of no host, as in
+    /// Capistrano (an `on` of it runs nowhere).
+    pub empty_roles: Vec<String>,
 }
 
 impl Recipe {
@@ -174,14 +177,17 @@ impl Recipe {
         self.servers.iter().find(|s| s.name == name)
     }
 
-    /// Every role name, in first-seen order.
+    /// Every role name, in first-seen order (those of no server last).
     pub fn role_names(&self) -> Vec<String> {
         let mut roles: Vec<String> = Vec::new();
-        for s in &self.servers {
-            for r in &s.roles {
-                if !roles.contains(r) {
-                    roles.push(r.clone());
-                }
+        for r in self
+            .servers
+            .iter()
+            .flat_map(|s| &s.roles)
+            .chain(&self.empty_roles)
+        {
+            if !roles.contains(r) {
+                roles.push(r.clone());
             }
         }
         roles

@@ -200,6 +200,12 @@ impl Recipe {
         for n in names {
             if n == "all" {
                 wanted.extend(self.servers.iter().map(|s| s.name.as_str()));
+            } else if roles.contains(n) && self.server(n).is_some() {
+                // Capistrano tells `roles(:x)` from `"x"`; a name here can be either.
+                return Err(format!(
+                    "`{n}` is both a role and a server: it is not clear which is meant; rename \
+                     one (a role's name is best one no host has)"
+                ));
             } else if roles.contains(n) {
                 wanted.extend(
                     self.servers
@@ -316,6 +322,20 @@ mod tests {
         let e = r.add_server("deploy@host2", &[], Map::new()).unwrap_err();
         assert!(e.contains("again, with the user deploy"), "{e}");
         assert_eq!(r.servers.len(), 1);
+    }
+
+    /// A name that is both a role and a server is refused where it is used, not taken for the
+    /// role (before, `on("host2")` ran on host1, the one server of the role `host2`).
+    #[test]
+    fn a_name_both_a_role_and_a_server_is_refused() {
+        let mut r = Recipe::default();
+        r.add_server("host1", &["host2".into()], Map::new())
+            .unwrap();
+        r.add_server("host2", &["web".into()], Map::new()).unwrap();
+        let e = r.resolve(&["host2".into()]).unwrap_err();
+        assert!(e.contains("both a role and a server"), "{e}");
+        assert_eq!(r.resolve(&["web".into()]).unwrap(), ["host2"]);
+        assert_eq!(r.resolve(&["host1".into()]).unwrap(), ["host1"]);
     }
 
     fn recipe() -> Recipe {

@@ -1444,3 +1444,28 @@ fn a_role_of_no_server_runs_nowhere() {
     out.status(0);
     assert!(!out.stdout.contains("$ echo"), "{}", out.stdout);
 }
+
+/// `primary(role)` is picked among the hosts `--hosts`/`--roles` select, as Capistrano's
+/// `primary` is (fresh-eyes finding: with `--hosts host2`, `on(primary("db"))` named host1,
+/// which the filter then left out: the migration ran nowhere and the run said `done`).
+#[test]
+fn primary_is_picked_among_the_selected_hosts() {
+    let r = RecipeDir::new(
+        "primary",
+        "server(\"host1\", #{ roles: [\"app\", \"db\"], primary: true });\n\
+         server(\"host2\", #{ roles: [\"app\", \"db\"] });\n\
+         task(\"migrate\", || { on(primary(\"db\"), |h| run(\"echo migrating on \" + h.name)); });\n",
+    );
+    r.tether()
+        .args(&["-n", "migrate"])
+        .run()
+        .status(0)
+        .stdout_contains("host1 | $ echo migrating on host1");
+    let out = r
+        .tether()
+        .args(&["-n", "--hosts", "host2", "migrate"])
+        .run();
+    out.status(0)
+        .stdout_contains("host2 | $ echo migrating on host2");
+    assert!(!out.stdout.contains("on host1"), "{}", out.stdout);
+}

@@ -203,7 +203,9 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
     let r = rt.clone();
     engine.register_fn("primary", move |role: &str| -> Fallible<String> {
         let recipe = r.recipe();
-        match recipe.primary(role) {
+        // Of the hosts `--hosts`/`--roles` select (not the shard: the primary is one host of
+        // the whole fleet, which one shard holds).
+        match recipe.primary(role, |s| r.filters.admits_unsharded(&s.name, &s.roles)) {
             Some(s) => Ok(s.name.clone()),
             None => fail(format!("no server has role `{role}`")),
         }

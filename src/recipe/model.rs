@@ -235,12 +235,19 @@ impl Recipe {
             .collect())
     }
 
-    /// The primary server of `role`: the first with `primary: true`, else the first.
-    pub fn primary(&self, role: &str) -> Option<&Server> {
+    /// The primary server of `role` among those `admitted` (as Capistrano's `primary` picks
+    /// from the servers its host and role filters select): the first with `primary: true`,
+    /// else the first; of every server of the role when none is admitted.
+    pub fn primary(&self, role: &str, admitted: impl Fn(&Server) -> bool) -> Option<&Server> {
+        self.primary_of(role, &admitted)
+            .or_else(|| self.primary_of(role, &|_: &Server| true))
+    }
+
+    fn primary_of(&self, role: &str, admitted: &dyn Fn(&Server) -> bool) -> Option<&Server> {
         let in_role = || {
             self.servers
                 .iter()
-                .filter(|s| s.roles.iter().any(|r| r == role))
+                .filter(|s| s.roles.iter().any(|r| r == role) && admitted(s))
         };
         in_role()
             .find(|s| {
@@ -378,8 +385,15 @@ mod tests {
 
     #[test]
     fn primary_prefers_the_flag() {
-        assert_eq!(recipe().primary("db").unwrap().name, "db2");
-        assert_eq!(recipe().primary("web").unwrap().name, "web1");
+        let all = |_: &Server| true;
+        assert_eq!(recipe().primary("db", all).unwrap().name, "db2");
+        assert_eq!(recipe().primary("web", all).unwrap().name, "web1");
+        // Among the admitted (`--hosts db1`): db1, though db2 is marked primary.
+        let db1 = |s: &Server| s.name == "db1";
+        assert_eq!(recipe().primary("db", db1).unwrap().name, "db1");
+        // None of the role admitted: the role's own primary (an `on` of it then runs nowhere).
+        let web1 = |s: &Server| s.name == "web1";
+        assert_eq!(recipe().primary("db", web1).unwrap().name, "db2");
     }
 
     #[test]

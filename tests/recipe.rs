@@ -1469,3 +1469,20 @@ fn primary_is_picked_among_the_selected_hosts() {
         .stdout_contains("host2 | $ echo migrating on host2");
     assert!(!out.stdout.contains("on host1"), "{}", out.stdout);
 }
+
+/// An `invoke` of a task that already ran in this run runs nothing, as a task runs once per
+/// run, and says so where it is (fresh-eyes finding: a retry, `catch` and invoke again, ran
+/// nothing, and the run said the deploy was done with no word).
+#[test]
+fn an_invoke_that_runs_nothing_says_so() {
+    let r = RecipeDir::new(
+        "retry",
+        "task(\"flaky\", || { run_locally(\"echo try >> tries; [ $(wc -l < tries) -ge 2 ]\"); });\n\
+         task(\"deploy\", || { try { invoke(\"flaky\"); } catch (e) { print(\"retrying\"); invoke(\"flaky\"); } });\n",
+    );
+    let out = r.tether().args(&["deploy"]).run();
+    out.stdout_contains("retrying").stdout_contains(
+        "warning: deploy.rhai:2:77: invoke(\"flaky\") runs nothing: task `flaky` already ran in \
+         this run",
+    );
+}

@@ -243,6 +243,14 @@ impl Runtime {
         *self.top.lock().unwrap_or_else(|p| p.into_inner()) = task.to_string();
     }
 
+    /// Whether `task` has run (or is running) in this run.
+    pub fn has_run(&self, task: &str) -> bool {
+        self.done
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(task)
+    }
+
     /// Marks `task` as run for the task of the command line running now, unless it ran
     /// already: a task runs at most once per run, as in Rake, and a task another one needs
     /// only for one task of the command line.

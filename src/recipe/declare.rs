@@ -221,6 +221,18 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
     engine.register_fn(
         "invoke",
         move |ctx: NativeCallContext, name: &str| -> Fallible<()> {
+            // A task runs once per run (Rake's rule); an invoke that runs nothing says so, as
+            // Capistrano's does: a retry after a failure (`catch` and invoke again) would
+            // otherwise pass for one that worked.
+            if r.has_run(name) && r.recipe().tasks.contains_key(name) {
+                r.report(crate::event::EventKind::Warning {
+                    message: format!(
+                        "{}: invoke(\"{name}\") runs nothing: task `{name}` already ran in \
+                         this run (a task runs once per run)",
+                        super::args::call_site(&ctx, &r.file)
+                    ),
+                });
+            }
             super::tasks::invoke(ctx.engine(), &r, name)
         },
     );

@@ -299,17 +299,17 @@ fn host_exec(rt: &Runtime, cmd: &str, mode: Mode) -> Fallible<Dynamic> {
                 };
                 let entered = backend.exec(&scope.host, &check, call);
                 if !matches!(&entered, Ok(o) if o.status.success()) {
-                    return Err(host_failure(
-                        &scope,
-                        &cctx,
-                        &format!(
-                            "test(): within(\"{}\") cannot be entered, so `{cmd}` was never \
-                             tested: ",
-                            dir.escape_debug()
-                        ),
-                        &check,
-                        entered,
-                    ));
+                    let kind = match &entered {
+                        Err(e) => e.kind(),
+                        Ok(_) => Kind::CommandFailed,
+                    };
+                    let message = format!(
+                        "{}\n  test(): `{cmd}` answered no, and within(\"{}\") cannot be \
+                         entered: the answer is not known (its `cd` may be what failed)",
+                        failure_text(&scope.host, &check, &entered),
+                        dir.escape_debug()
+                    );
+                    return Err(throw(Failure::host(&scope.host, kind, message)));
                 }
             }
             return Ok(false.into());

@@ -871,3 +871,23 @@ fn test_under_a_within_that_cannot_be_entered_fails() {
         .stderr_contains("deploy.rhai:3:");
     assert!(!out.stdout.contains("answer"), "{}", out.stdout);
 }
+
+/// The line that announces an `on` step shows what is sent, in the context it runs in
+/// (`within`, `as_user`, `with_env` around it), as the plan does (fresh-eyes finding: a nested
+/// `on` under `within("/tmp")` printed `» host2 $ pwd` and ran `cd /tmp && { pwd; }`).
+#[test]
+fn a_steps_line_shows_the_command_in_its_context() {
+    let lab = Lab::builder().names(&["app1"]).start();
+    let mut r = RecipeDir::new(
+        "step-line",
+        "server(\"app1\", #{ roles: [\"app\"] });\n\
+         task(\"t\", || { within(\"/tmp\", || with_env(#{ A: \"b\" }, || on(\"app\", \"pwd; echo $A\"))); });\n",
+    );
+    r.ssh_config = Some(lab.ssh_config());
+    r.tether()
+        .args(&["t"])
+        .run()
+        .status(0)
+        .stdout_contains("» app1 $ cd /tmp && export A=b && { pwd; echo $A; }\n")
+        .stdout_contains("app1 | /tmp\n");
+}

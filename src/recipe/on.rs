@@ -198,7 +198,9 @@ fn on_command(rt: &Runtime, target: &Dynamic, opts: &Map, cmd: &str) -> Fallible
         pty: options.pty,
         reattach: options.reattach,
         stdin: sudo_stdin(&cctx, None),
-        label: Some(cmd.to_string()),
+        // What is sent, in the context it runs in (`within`, `as_user`, `with_env` around the
+        // `on`), as the plan shows it.
+        label: Some(command.clone()),
         step_abort: Some(Arc::new(StepAbort::default())),
         ..FanOut::default()
     };

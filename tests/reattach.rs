@@ -1804,3 +1804,48 @@ fn a_second_signal_names_the_commands_it_leaves_running() {
     // 5 ms is too short for a stop to reach a host (an exec request, a new process).
     assert!(named > 0, "{stderr}");
 }
+
+/// A connection whose sshd hangs mid-command (stopped: its kernel still acknowledges every
+/// segment, so TCP never gives up) is taken for lost once nothing at all arrives for
+/// `SILENT_LIMIT` (15 s), not even the supervisor's tick, and re-attached to on a new one:
+/// every line once, in order, the real status (fresh-eyes finding: 12 s and more of silence,
+/// no word and no re-attach; a sshd hung for good hung tether until the command's timeout).
+#[test]
+fn a_hung_sshd_under_a_command_is_left_for_a_new_connection() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    let lines: Vec<String> = (1..=30).map(|i| format!("n{i}")).collect();
+    let command =
+        "echo ran >> /srv/marker; for i in $(seq 1 30); do echo n$i; sleep 1; done; exit 7";
+    let mut resume = None;
+    let r = run_while(&h, &lab, command, FanOut::default(), || {
+        std::thread::sleep(Duration::from_secs(2));
+        let pids = lab.connection_pids("host1");
+        for pid in &pids {
+            // SAFETY: kill(2) on the lab's own sshd processes of this connection.
+            unsafe { libc::kill(*pid as libc::pid_t, libc::SIGSTOP) };
+        }
+        // Hung for 23 s: past SILENT_LIMIT, and short of the command's end, so that without
+        // the limit the output would come late and nothing would be re-attached.
+        resume = Some(std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(23));
+            for pid in pids {
+                // SAFETY: as above.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGCONT) };
+            }
+        }));
+    });
+    resume.unwrap().join().unwrap();
+    h.wait_for_since(0, Duration::from_secs(10), |e| {
+        matches!(e.kind, EventKind::Finished { .. })
+    });
+    let out = match &r.result {
+        Some(Ok(out)) => out,
+        other => panic!("{other:?}\n{}", h.story()),
+    };
+    assert_eq!(out.status, ExitStatus::Code(7), "{}", h.story());
+    assert_eq!(shown(&h), lines, "{}", h.story());
+    assert_eq!(h.count("host1", is_reattach), 1, "{}", h.story());
+    let marker = lab.host("host1").root_dir.join("marker");
+    assert_eq!(std::fs::read_to_string(marker).unwrap(), "ran\n");
+}

@@ -14,6 +14,13 @@ use crate::ssh::connect::{Connection, WaitError};
 /// How often a PTY command with a stop flag checks it (at most this late).
 pub(super) const STOP_CHECK: Duration = Duration::from_millis(50);
 
+/// How long a command under the supervisor may go with nothing at all arriving before its
+/// connection is taken for lost (and re-attached to): the supervisor writes a tick frame after
+/// every 0.4 s of silence (2 s where `sleep` takes whole seconds only), so this long without
+/// a byte means the connection or the host's sshd is hung, which neither TCP (the host's
+/// kernel still acknowledges) nor a dead socket tells.
+pub(super) const SILENT_LIMIT: Duration = Duration::from_secs(15);
+
 /// How long a PTY command stopped before its exec's sh said its process group waits for that
 /// frame (it comes moments after the exec request) before its channel is closed instead:
 /// closing it that early races sshd setting up the terminal, and the hang-up can miss the
@@ -55,6 +62,8 @@ pub(super) fn pump(
     let stop = Some(&opts.stop).filter(|s| !s.is_empty() && (opts.pty || supervised || transfer));
     let mut buf = vec![0u8; 32 * 1024];
     let mut stopped_at: Option<Instant> = None;
+    // When a byte last arrived (see [`SILENT_LIMIT`]).
+    let mut heard = Instant::now();
     loop {
         // Under the supervisor the channel stays open while its process group is stopped
         // (the caller does that, then closes it): the exec's sh ends with the command.
@@ -122,6 +131,17 @@ pub(super) fn pump(
         }
         let (read, open_streams) = read_both(conn, channel, out, err, &mut buf, on_line)?;
         progressed |= read;
+        let supervising =
+            supervised && err.start.open && direct_reason(&err.start.preamble, key).is_none();
+        if read || !supervising {
+            heard = Instant::now();
+        } else if heard.elapsed() >= SILENT_LIMIT {
+            return Err(ExecError::Lost(format!(
+                "nothing arrived for {}, not even the supervisor's tick (written after 0.4 s of \
+                 silence): the connection or the host's sshd is hung",
+                crate::duration::format(heard.elapsed())
+            )));
+        }
         if let Some(a) = agent.as_mut() {
             // Agent channels the server opened while we read (the remote command talks to
             // its SSH_AUTH_SOCK).
@@ -166,6 +186,7 @@ pub(super) fn pump(
         if let Some(d) = deadline {
             until = until.min(d);
         }
+        until = until.min(heard + SILENT_LIMIT);
         if let Some(at) = next_keepalive {
             until = until.min(at.max(now + Duration::from_millis(1)));
         }

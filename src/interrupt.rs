@@ -45,6 +45,30 @@ fn said() -> std::sync::MutexGuard<'static, Vec<(u64, String)>> {
     SAY_ON_EXIT.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The flag [`install`] returned (set by a first signal).
+static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+/// Failure hooks are running (see [`finishing`]).
+static FINISHING: AtomicBool = AtomicBool::new(false);
+/// A first signal came while they ran.
+static CAME_WHILE_FINISHING: AtomicBool = AtomicBool::new(false);
+
+/// Runs `hooks` (the failure hooks: how a run cleans up, releasing its locks) so that a first
+/// signal during them does not cut them short: it is held until they end (the flag is set
+/// then), and only a second one exits at once. Returns their value and whether a signal came.
+pub fn finishing<T>(hooks: impl FnOnce() -> T) -> (T, bool) {
+    CAME_WHILE_FINISHING.store(false, Ordering::SeqCst);
+    FINISHING.store(true, Ordering::SeqCst);
+    let out = hooks();
+    FINISHING.store(false, Ordering::SeqCst);
+    let came = CAME_WHILE_FINISHING.swap(false, Ordering::SeqCst);
+    if came {
+        if let Some(flag) = FLAG.get() {
+            flag.store(true, Ordering::SeqCst);
+        }
+    }
+    (out, came)
+}
+
 /// Removes `path` if tether exits at a signal before [`keep`] is called for it.
 pub fn remove_on_exit(path: &Path) {
     lock().push(path.to_path_buf());
@@ -75,6 +99,7 @@ fn exit_now(code: i32) -> ! {
 /// Installs the handler on a small tokio runtime thread and returns the flag it sets.
 pub fn install() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
+    let _ = FLAG.set(flag.clone());
     let seen = flag.clone();
     let spawned = std::thread::Builder::new()
         .name("signals".into())
@@ -109,13 +134,21 @@ pub fn install() -> Arc<AtomicBool> {
                         _ = hup.recv() => ("hung up (SIGHUP)", "a second signal exits now"),
                     };
                     presses += 1;
-                    seen.store(true, Ordering::SeqCst);
                     // A hung-up terminal may refuse the words: the flag is what matters.
                     let mut stderr = std::io::stderr();
                     if presses > 1 {
                         let _ = writeln!(stderr, "\n{what} again: exiting now");
                         exit_now(exit::INTERRUPTED);
                     }
+                    if FINISHING.load(Ordering::SeqCst) {
+                        CAME_WHILE_FINISHING.store(true, Ordering::SeqCst);
+                        let _ = writeln!(
+                            stderr,
+                            "\n{what}: the failure hooks, which clean up, finish first ({again})"
+                        );
+                        continue;
+                    }
+                    seen.store(true, Ordering::SeqCst);
                     let _ = writeln!(
                         stderr,
                         "\n{what}: no new commands; stopping running ones ({again})"

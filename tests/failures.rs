@@ -891,3 +891,63 @@ fn a_steps_line_shows_the_command_in_its_context() {
         .stdout_contains("» app1 $ cd /tmp && export A=b && { pwd; echo $A; }\n")
         .stdout_contains("app1 | /tmp\n");
 }
+
+/// A first signal while the failure hooks run does not cut them short (they are how a run
+/// cleans up: `deploy:failed` releases the locks): they finish, their commands too, and the
+/// run exits 130, as an interrupt outranks every failure (fresh-eyes finding: one Ctrl-C or
+/// SIGTERM there stopped the hook's command and ended `deploy:failed` with "Script
+/// terminated": locks and the unfinished release left on every host, exit 1).
+#[test]
+fn a_signal_during_the_failure_hooks_lets_them_finish() {
+    let lab = Lab::builder().names(&["app1", "app2"]).start();
+    let mut r = RecipeDir::new(
+        "hooks-finish",
+        "server(\"app1\", #{ roles: [\"app\"] });\nserver(\"app2\", #{ roles: [\"app\"] });\n\
+         task(\"t\", || { on(\"app\", \"exit 3\"); });\n\
+         on_failure(|err| { on(\"app\", \"echo go > /srv/hook; sleep 2; echo done > /srv/cleaned\"); });\n\
+         task(\"deploy:failed\", || { on(\"app\", \"echo ran > /srv/failed\"); });\n",
+    );
+    r.ssh_config = Some(lab.ssh_config());
+    let marker = lab.host("app1").root_dir.join("hook");
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        for h in ["app1", "app2"] {
+            for f in ["hook", "cleaned", "failed"] {
+                let _ = std::fs::remove_file(lab.host(h).root_dir.join(f));
+            }
+        }
+        let child = r.tether().args(&["t"]).spawn();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the hook never started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        // SAFETY: kill(2) on the tether this test started.
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        let out = child.wait_with_output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(130), "{text}");
+        assert!(
+            text.contains("the failure hooks, which clean up, finish first"),
+            "{text}"
+        );
+        for h in ["app1", "app2"] {
+            let root = &lab.host(h).root_dir;
+            assert!(
+                root.join("cleaned").exists(),
+                "{h}: the hook was cut short\n{text}"
+            );
+            assert!(
+                root.join("failed").exists(),
+                "{h}: deploy:failed did not run\n{text}"
+            );
+        }
+    }
+}

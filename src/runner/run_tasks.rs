@@ -49,7 +49,12 @@ impl Loaded {
             if let Err(e) = invoke(&self.engine, &self.rt, t) {
                 let error = classify(&self.rt, &e);
                 if hooks_after_interrupt || !error.is_interrupted() {
-                    self.run_failure_hooks(&error);
+                    let ((), interrupted) =
+                        crate::interrupt::finishing(|| self.run_failure_hooks(&error));
+                    // An interrupt outranks every other failure (README, Exit codes).
+                    if interrupted && !error.is_interrupted() {
+                        return Err(Error::interrupted());
+                    }
                 }
                 return Err(error);
             }

@@ -30,6 +30,22 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The kind a recipe names (`unreachable` ...): the inverse of [`Kind::name`].
+    pub fn from_name(name: &str) -> Option<Kind> {
+        [
+            Kind::CommandFailed,
+            Kind::ConnectionLost,
+            Kind::Unreachable,
+            Kind::HostKeyRefused,
+            Kind::Config,
+            Kind::Interrupted,
+            Kind::Recipe,
+            Kind::Failed,
+        ]
+        .into_iter()
+        .find(|k| k.name() == name)
+    }
+
     /// The name a recipe sees (`command_failed` ...).
     pub fn name(self) -> &'static str {
         match self {

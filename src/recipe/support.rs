@@ -1,6 +1,6 @@
 //! Functions the stdlib modules (`stdlib/*.rhai`) need beyond the core language; recipes may
-//! use them too: `utc_timestamp()`, `local_user()`, `fail(message)`, `current_host()`, and
-//! `print`.
+//! use them too: `utc_timestamp()`, `local_user()`, `fail(message)`, `reached(host)`,
+//! `current_host()`, and `print`.
 
 use std::sync::Arc;
 
@@ -45,15 +45,28 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
     // `fail(message)`: stops the run as a failed step (exit 1, like a failed command), not as
     // a recipe error (exit 4, with a caret). Inside `on(target, |host| ...)` it is that host's
     // failure, its message prefixed with the host's name, as command failures are.
-    engine.register_fn("fail", |message: &str| -> Fallible<()> {
-        Err(throw(match context::host_scope() {
-            Some(scope) => Failure::host(
-                &scope.host,
-                Kind::Failed,
-                format!("{}: {message}", scope.host),
-            ),
-            None => Failure::new(Kind::Failed, message),
-        }))
+    engine.register_fn("fail", |message: &str| fail_as(message, Kind::Failed));
+    // `fail(message, kind)`: the same, of that kind (`err.kind`'s names: a failure caught and
+    // raised again with more words keeps its exit code, README's table). Not `interrupted`
+    // (an interrupt is never a value) nor `recipe` (a recipe error has a place: `throw`).
+    engine.register_fn("fail", |message: &str, kind: &str| -> Fallible<()> {
+        match Kind::from_name(kind) {
+            Some(k) if !matches!(k, Kind::Interrupted | Kind::Recipe) => fail_as(message, k),
+            _ => Err(format!(
+                "fail(message, kind): `{kind}` is not a kind a failure can be given: one of \
+                 command_failed, connection_lost, unreachable, host_key_refused, config, failed"
+            )
+            .into()),
+        }
+    });
+    // `reached(host)`: whether this run has had a session to `host`; false when its first
+    // connection failed or was stopped (Ctrl-C), so nothing was ever sent to it: no lock of
+    // the run can be there (stdlib/deploy.rhai's deploy:failed says so rather than listing
+    // it as left behind). True in a dry run, and for a host never asked for.
+    let r = rt.clone();
+    engine.register_fn("reached", move |host: &str| -> bool {
+        r.backend()
+            .is_none_or(|b| b.never_connected(host).is_none())
     });
     // `current_host()`: the name of the host whose `on` closure is running on this thread, or
     // `()` outside one. Lazy variables use it to give per-host values (stdlib/deploy.rhai's
@@ -105,4 +118,13 @@ fn local_user() -> String {
         .or_else(|| output("hostname"))
         .unwrap_or_else(|| "localhost".into());
     format!("{user}@{machine}")
+}
+
+/// `fail(message)` of `kind`: inside `on(target, |host| ...)` that host's failure, its message
+/// prefixed with the host's name, as command failures are.
+fn fail_as(message: &str, kind: Kind) -> Fallible<()> {
+    Err(throw(match context::host_scope() {
+        Some(scope) => Failure::host(&scope.host, kind, format!("{}: {message}", scope.host)),
+        None => Failure::new(kind, message),
+    }))
 }

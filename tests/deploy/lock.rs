@@ -432,11 +432,68 @@ fn a_host_never_reached_is_not_said_to_hold_a_lock() {
     deploy(&dir, &lab, "20250101000001", &[]).status(0);
     lab.stop_host("resque2");
     let out = deploy(&dir, &lab, "20250101000002", &[]);
-    assert_ne!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    // A host not reached decides the exit code (README's table: 3), though the stdlib raises
+    // the failure again with its own words (fresh-eyes finding: exit 1).
+    assert_eq!(out.status, 3, "{}{}", out.stdout, out.stderr);
     out.stderr_contains("no lock was taken there")
         .stdout_lacks("perhaps a lock of this run")
         .stdout_lacks("left behind");
     for h in ["web1", "web2", "resque1"] {
         assert!(!shop(&lab, h).join("deploy.lock").exists(), "{h}");
     }
+}
+
+/// Ctrl-C while a host is still connecting for the lock step: deploy:failed releases the locks
+/// taken, and says that host was never reached rather than listing a lock of this run there
+/// (fresh-eyes finding: "left behind: silent: lock (this run's)", with a `deploy:unlock` hint
+/// that would remove whatever lock is there).
+#[test]
+fn ctrl_c_while_a_host_connects_for_the_lock_leaves_nothing_said_there() {
+    let lab = lab();
+    let dir = Dir::new("lock-interrupted");
+    let app = App::new(&dir);
+    dir.write(
+        "deploy.rhai",
+        &(recipe_text(&app, false) + "server(\"zzz\", #{ roles: [\"app\"] });\n"),
+    );
+    // Accepts (the kernel does) and never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let config = dir.path.join("ssh_config");
+    fs::write(
+        &config,
+        format!(
+            "Host zzz\n  HostName 127.0.0.1\n  Port {}\n  ConnectTimeout 120\n{}",
+            silent.local_addr().unwrap().port(),
+            fs::read_to_string(lab.ssh_config()).unwrap()
+        ),
+    )
+    .unwrap();
+    let child = Tether::new()
+        .current_dir(&dir.path)
+        .ssh_config(&config)
+        .args(&["deploy", "-s", "release_timestamp=20250101000001"])
+        .spawn();
+    wait_until("the lock was never taken", || {
+        HOSTS
+            .iter()
+            .all(|h| shop(&lab, h).join("deploy.lock").exists())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY: kill(2) on the tether this test started.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(130), "{text}");
+    assert!(
+        text.contains("zzz: never reached in this run: no lock of it there"),
+        "{text}"
+    );
+    assert!(!text.contains("zzz: could not release the lock"), "{text}");
+    assert!(!text.contains("left behind"), "{text}");
+    assert_unlocked(&lab);
+    drop(silent);
 }

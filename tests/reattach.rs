@@ -1849,3 +1849,58 @@ fn a_hung_sshd_under_a_command_is_left_for_a_new_connection() {
     let marker = lab.host("host1").root_dir.join("marker");
     assert_eq!(std::fs::read_to_string(marker).unwrap(), "ran\n");
 }
+
+/// Ctrl-C while re-attaching gives up the connection attempt under way at once, as it does a
+/// first connection (fresh-eyes finding: with `ConnectTimeout 60` and a host that answers no
+/// new connection, tether exited 61 s after the Ctrl-C, saying nothing meanwhile): what is
+/// left is the bounded last contact before it exits.
+#[test]
+fn ctrl_c_while_reattaching_gives_up_the_attempt_under_way() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let marker = lab.host("host1").root_dir.join("marker");
+    std::fs::write(&marker, "").unwrap();
+    let listener = lab.host("host1").pid as libc::pid_t;
+    let config = lab.dir().join("slow_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host host1\n  ConnectTimeout 60\n{}",
+            std::fs::read_to_string(lab.ssh_config()).unwrap()
+        ),
+    )
+    .unwrap();
+    let child = support::tether::Tether::new()
+        .ssh_config(&config)
+        .args(&["--reattach", "120s", "run", "--hosts", "host1", "--"])
+        .arg("echo ran >> /srv/marker; sleep 47")
+        .spawn();
+    wait_until("the command never started", || {
+        std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+    });
+    // The listener answers no new connection: each attempt would wait its 60 s.
+    // SAFETY: kill(2) on the lab's own sshd listener.
+    unsafe { libc::kill(listener, libc::SIGSTOP) };
+    lab.kill_connections("host1");
+    std::thread::sleep(Duration::from_millis(1500));
+    let stopped = Instant::now();
+    // SAFETY: kill(2) on the tether this test started.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let took = stopped.elapsed();
+    // SAFETY: as above.
+    unsafe { libc::kill(listener, libc::SIGCONT) };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(130), "{text}");
+    assert!(
+        took < Duration::from_secs(20),
+        "{took:?} after the Ctrl-C\n{text}"
+    );
+    assert!(
+        text.contains("re-attaching was given up as tether was interrupted"),
+        "{text}"
+    );
+}

@@ -22,9 +22,8 @@ impl WorkerState {
     /// command's result; `Err` the failure when re-attaching ended first (the command is then
     /// an orphan, stopped at the next contact) or its directory was gone: remote state
     /// unknown. Re-attaching ends at the bound, at the command's own timeout, or when the
-    /// command is stopped (Ctrl-C, SIGTERM, `watch --kill`, a step abort), checked between
-    /// attempts: a stop waits at most for the attempt under way (`ConnectTimeout`), never
-    /// for the whole bound.
+    /// command is stopped (Ctrl-C, SIGTERM, `watch --kill`, a step abort): at once, the
+    /// attempt under way given up (see `poll::giving_up_when`).
     pub(super) fn reattach(
         &mut self,
         command: &str,
@@ -135,13 +134,27 @@ impl WorkerState {
                 return Err(stopping(why.to_string()));
             }
             let left = until.saturating_duration_since(Instant::now());
-            match self.owner.connect_for((!left.is_zero()).then_some(left)) {
+            // A stop (Ctrl-C, a timeout's end is `until`) gives up the attempt under way at
+            // once, as it does a first connection, instead of waiting out its ConnectTimeout.
+            let give_up = {
+                let (stop, closing) = (stop.clone(), self.owner.stop.clone());
+                move || stop.reason().is_some() || closing.load(Ordering::SeqCst)
+            };
+            let attempt = crate::ssh::poll::giving_up_when(give_up, || {
+                self.owner.connect_for((!left.is_zero()).then_some(left))
+            });
+            match attempt {
                 Ok(conn) => {
                     self.conn = Some(conn);
                     self.lost = None;
                     self.last_alive = Instant::now();
                     self.connected_at = self.last_alive;
                     return Ok(());
+                }
+                Err(_) if stop.reason().is_some() => {
+                    return Err(stopping(
+                        stop.reason().map(|r| r.to_string()).unwrap_or_default(),
+                    ));
                 }
                 Err(e) => {
                     let refused = e.kind() == crate::failure::Kind::HostKeyRefused

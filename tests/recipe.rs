@@ -1398,8 +1398,8 @@ fn numbers_from_the_command_line_name_a_directory_or_user() {
 
 /// One machine written two ways is one host, as Capistrano keys servers by host name and port:
 /// `role("worker", ["host1"])` joins `deploy@host1` (fresh-eyes finding: two hosts, the
-/// worker's commands run a second time, as root). Written under another user it is refused at
-/// its line.
+/// worker's commands run a second time, as root). Given a user after being declared without
+/// one, it is refused at its line.
 #[test]
 fn one_machine_written_two_ways_runs_once_or_is_refused() {
     let r = RecipeDir::new(
@@ -1414,9 +1414,9 @@ fn one_machine_written_two_ways_runs_once_or_is_refused() {
     out.stdout_contains("deploy@host1 | $ id -un")
         .stdout_contains("deploy@host1 | $ hostname");
     let r = RecipeDir::new(
-        "two-users",
-        "server(\"deploy@host1\", #{ roles: [\"web\"] });\n\
-         server(\"root@host1\", #{ roles: [\"db\"] });\n\
+        "user-later",
+        "server(\"host1\", #{ roles: [\"web\"] });\n\
+         server(\"deploy@host1\", #{ roles: [\"db\"] });\n\
          task(\"o\", || { on(\"web\", \"id -un\"); });\n",
     );
     r.tether()
@@ -1424,7 +1424,7 @@ fn one_machine_written_two_ways_runs_once_or_is_refused() {
         .run()
         .status(4)
         .stderr_contains("deploy.rhai:2:")
-        .stderr_contains("as another user (root, not deploy)");
+        .stderr_contains("names the server `host1` again, with the user deploy");
 }
 
 /// A role declared with no server is a role of no host, as in Capistrano: an `on` of it runs

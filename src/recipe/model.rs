@@ -110,9 +110,10 @@ impl Recipe {
     /// Adds a server or merges roles and properties into an existing one: the one of that
     /// name, or, as Capistrano keys its servers by host name and port, the one written with a
     /// user (`deploy@host1`) that `name` names without one (`host1`: a `role` of it joins
-    /// `deploy@host1`, whose user stays). Err (a recipe error) when `name` names a server
-    /// declared under another user, or declared without the user `name` gives: one machine
-    /// would be two hosts, each command run twice, once as another user.
+    /// `deploy@host1`, whose user stays). Two users written out (`deploy@host1`,
+    /// `root@host1`) are two logins, two hosts, as meant. Err (a recipe error) when `name`
+    /// could be more than one of them, or gives a user to a server declared without one: one
+    /// machine would be two hosts, each command run on it twice.
     pub fn add_server(&mut self, name: &str, roles: &[String], props: Map) -> Result<(), String> {
         let found = match self.servers.iter().position(|s| s.name == name) {
             Some(i) => Some(i),
@@ -145,31 +146,34 @@ impl Recipe {
         let Ok(new) = HostTarget::parse(name) else {
             return Ok(None);
         };
-        for (i, s) in self.servers.iter().enumerate() {
-            let Ok(old) = HostTarget::parse(&s.name) else {
-                continue;
-            };
-            if old.alias != new.alias || old.port != new.port {
-                continue;
-            }
-            return match (&old.user, &new.user) {
-                (_, None) => Ok(Some(i)),
-                (None, Some(user)) => Err(format!(
+        let same: Vec<(usize, HostTarget)> = self
+            .servers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| HostTarget::parse(&s.name).ok().map(|t| (i, t)))
+            .filter(|(_, t)| t.alias == new.alias && t.port == new.port)
+            .collect();
+        match (&new.user, same.as_slice()) {
+            (_, []) => Ok(None),
+            (None, [(i, _)]) => Ok(Some(*i)),
+            (None, more) => Err(format!(
+                "`{name}` could be any of the servers {}: write the one meant",
+                more.iter()
+                    .map(|(i, _)| format!("`{}`", self.servers[*i].name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            (Some(user), more) => match more.iter().find(|(_, t)| t.user.is_none()) {
+                Some((i, _)) => Err(format!(
                     "`{name}` names the server `{}` again, with the user {user}: one machine \
                      would be two hosts, each command run on it twice; write it one way \
                      everywhere (`{name}`), or set its User in the ssh config",
-                    s.name
+                    self.servers[*i].name
                 )),
-                (Some(was), Some(user)) => Err(format!(
-                    "`{name}` names the server `{}` again, as another user ({user}, not {was}): \
-                     one machine would be two hosts, each command run on it twice, once as \
-                     each; write it one way everywhere, or, for two logins, give each its own \
-                     Host alias in the ssh config",
-                    s.name
-                )),
-            };
+                // Another user written out: another login, another host.
+                None => Ok(None),
+            },
         }
-        Ok(None)
     }
 
     /// The server named `name`.
@@ -318,12 +322,16 @@ mod tests {
         r.add_server("deploy@host1:2222", &[], Map::new())
             .unwrap_err();
         assert_eq!(r.servers.len(), 2);
-        let e = r.add_server("root@host1", &[], Map::new()).unwrap_err();
-        assert!(e.contains("as another user (root, not deploy)"), "{e}");
-        let e = r
-            .add_server("ssh://root@host1", &[], Map::new())
-            .unwrap_err();
-        assert!(e.contains("as another user"), "{e}");
+        // Two users written out are two logins: two hosts, as meant; then `host1` could be
+        // either.
+        r.add_server("root@host1", &["db".into()], Map::new())
+            .unwrap();
+        assert_eq!(r.servers.len(), 3);
+        let e = r.add_server("host1", &[], Map::new()).unwrap_err();
+        assert!(
+            e.contains("could be any of the servers `deploy@host1`, `root@host1`"),
+            "{e}"
+        );
         let mut r = Recipe::default();
         r.add_server("host2", &[], Map::new()).unwrap();
         let e = r.add_server("deploy@host2", &[], Map::new()).unwrap_err();

@@ -327,23 +327,16 @@ impl Loaded {
             .compile(crate::recipe::syntax::prepare_source(&text))
             .map_err(|e| Error::Recipe(diagnostics::parse_error(&e, &name, &self.rt.sources)))?;
         ast.set_source(name.as_str());
+        // Its functions (the stage file's closures: a lazy `set`, a hook, a task) join the
+        // library closures are called against. Before, they were left out, and calling one
+        // failed ("Function not found: anon$...").
+        let functions = ast.clone_functions_only();
         let ast = self.library().merge(&ast);
-        // As the recipe is (see `load`): evaluated as a module, whose functions (the stage
-        // file's closures: a lazy `set`, a hook, a task) join the library closures are called
-        // against. Before, they were left out, and calling one failed ("Function not found:
-        // anon$...").
-        let mut lib = Module::eval_ast_as_new(Scope::new(), &ast, &self.engine)
+        let _: Dynamic = self
+            .engine
+            .eval_ast(&ast)
             .map_err(|e| classify_in(&self.rt, &e, &name))?;
-        for module in self
-            .rt
-            .modules
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-        {
-            lib.fill_with(module);
-        }
-        self.rt.set_ast(Arc::new(AST::new_from_module(lib)));
+        self.rt.set_ast(Arc::new(self.library().merge(&functions)));
         Ok(())
     }
 

@@ -1486,3 +1486,32 @@ fn an_invoke_that_runs_nothing_says_so() {
          this run",
     );
 }
+
+/// A signal to tether alone (SIGTERM from a service manager or a CI cancel, not a terminal's
+/// Ctrl-C to the whole process group) stops a `run_locally` command too: its process group
+/// gets SIGTERM (fresh-eyes finding: tether waited 28 s for `sleep 30`, saying nothing).
+#[test]
+fn a_signal_to_tether_stops_a_local_command() {
+    let r = RecipeDir::new(
+        "local-stop",
+        "task(\"t\", || { run_locally(\"echo go > started; sleep 37; echo late > late\"); });\n",
+    );
+    let started = r.path("started");
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        let _ = std::fs::remove_file(&started);
+        let child = r.tether().args(&["t"]).spawn();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !started.exists() {
+            assert!(std::time::Instant::now() < deadline, "it never started");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let at = std::time::Instant::now();
+        // SAFETY: kill(2) on the tether this test started (not its process group).
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        let out = child.wait_with_output().unwrap();
+        let took = at.elapsed();
+        assert_eq!(out.status.code(), Some(130), "{out:?}");
+        assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+        assert!(!r.path("late").exists());
+    }
+}

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::interface::{Backend, Call, Download, TransferError, Upload};
@@ -263,7 +263,8 @@ impl Backend for Remote {
     }
 
     fn run_locally(&self, command: &str, dir: &Path) -> Result<String, Box<Failure>> {
-        run_locally(&self.fleet.sink, command, dir)
+        let stopped = || self.fleet.interrupted() || self.cancel.load(Ordering::SeqCst);
+        run_locally(&self.fleet.sink, command, dir, &stopped)
     }
 
     fn ordered(&self) -> bool {

@@ -8,21 +8,83 @@ use crate::failure::{Failure, Kind};
 use crate::outcome::stderr_tail;
 use crate::ssh::exec::ExitStatus;
 
-/// `sh -c command` in `dir`, stdin closed; stderr lines become events; Err names the command,
-/// its status (a signal by name) and the tails of its stdout and stderr.
-pub(super) fn run_locally(sink: &Sink, command: &str, dir: &Path) -> Result<String, Box<Failure>> {
-    let output = std::process::Command::new("sh")
+/// How long a local command stopped with SIGTERM has before SIGKILL, as a remote one has.
+const STOP_GRACE: std::time::Duration = crate::ssh::supervisor::STOP_GRACE;
+
+/// `sh -c command` in `dir`, stdin closed, in a process group of its own; stderr lines become
+/// events; Err names the command, its status (a signal by name) and the tails of its stdout
+/// and stderr. Once `stopped` says so (Ctrl-C, SIGTERM or SIGHUP to tether, a cancelled watch
+/// run; asked every 50 ms) its group is sent SIGTERM, and SIGKILL after 5 s: a signal to
+/// tether alone (`kill`, a service manager, a CI cancel) reaches no child of its own, and a
+/// terminal's Ctrl-C no longer reaches another process group.
+pub(super) fn run_locally(
+    sink: &Sink,
+    command: &str,
+    dir: &Path,
+    stopped: &dyn Fn() -> bool,
+) -> Result<String, Box<Failure>> {
+    use std::io::Read as _;
+    use std::os::unix::process::CommandExt as _;
+    let cannot = |e: std::io::Error| {
+        Box::new(Failure::new(
+            Kind::Failed,
+            format!("run_locally `{command}`: cannot start sh: {e}"),
+        ))
+    };
+    let mut child = std::process::Command::new("sh")
         .arg("-c")
         .arg(command)
         .current_dir(dir)
         .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| {
-            Box::new(Failure::new(
-                Kind::Failed,
-                format!("run_locally `{command}`: cannot start sh: {e}"),
-            ))
-        })?;
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(cannot)?;
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let out = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let err = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    // The group's id is the child's pid (process_group(0)).
+    let group = child.id() as libc::pid_t;
+    let mut signalled: Option<std::time::Instant> = None;
+    let status = loop {
+        match child.try_wait().map_err(cannot)? {
+            Some(status) => break status,
+            None => {
+                match signalled {
+                    None if stopped() => {
+                        // SAFETY: kill(2) on the process group this function started.
+                        unsafe { libc::kill(-group, libc::SIGTERM) };
+                        signalled = Some(std::time::Instant::now());
+                    }
+                    Some(at) if at.elapsed() >= STOP_GRACE => {
+                        // SAFETY: as above.
+                        unsafe { libc::kill(-group, libc::SIGKILL) };
+                    }
+                    _ => {}
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+    };
+    // What is left of its group (a child in the background holding the pipes) goes too.
+    if signalled.is_some() {
+        // SAFETY: as above.
+        unsafe { libc::kill(-group, libc::SIGKILL) };
+    }
+    let output = std::process::Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    };
     let local: Arc<str> = Arc::from("");
     for line in String::from_utf8_lossy(&output.stderr).lines() {
         sink.emit(

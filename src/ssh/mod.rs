@@ -315,10 +315,10 @@ pub enum SshError {
         hung_up: bool,
     },
     /// tether gave up the host's first connection while it was under way (Ctrl-C, SIGTERM or
-    /// SIGHUP to tether): nothing was sent to the host.
+    /// SIGHUP to tether): no command was sent to the host.
     #[error(
-        "{host}: connecting was stopped by tether after {} (tether was interrupted); nothing \
-         was sent to it",
+        "{host}: connecting was stopped by tether after {} (tether was interrupted); no \
+         command was sent to it",
         format_duration(*.after)
     )]
     ConnectStopped {

@@ -5,7 +5,7 @@
 //! cleanup). Either way the local files registered with [`remove_on_exit`] (a download's
 //! temporary file) are removed first: an exit that skips destructors must not leave them; and
 //! the remote commands that exit leaves running ([`LeftBehind`]) are named, with how to stop
-//! each.
+//! each, and its local process groups ([`EndsOnExit`]) are ended.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -43,6 +43,33 @@ impl Drop for LeftBehind {
 
 fn said() -> std::sync::MutexGuard<'static, Vec<(u64, String)>> {
     SAY_ON_EXIT.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Local process groups an exit at a second signal ends (see [`EndsOnExit`]).
+static GROUPS_ON_EXIT: Mutex<Vec<libc::pid_t>> = Mutex::new(Vec::new());
+
+/// A local process group of tether's (a `ProxyCommand`, a `run_locally` command) that an exit
+/// at a second signal sends SIGHUP and SIGKILL, as nothing else of tether stops it then (it
+/// would live on, reparented). Dropped (its owner stopped it, or it ended), it is forgotten.
+#[derive(Debug)]
+pub struct EndsOnExit(libc::pid_t);
+
+impl EndsOnExit {
+    /// Registers the process group `pgid`.
+    pub fn register(pgid: libc::pid_t) -> EndsOnExit {
+        groups().push(pgid);
+        EndsOnExit(pgid)
+    }
+}
+
+impl Drop for EndsOnExit {
+    fn drop(&mut self) {
+        groups().retain(|g| *g != self.0);
+    }
+}
+
+fn groups() -> std::sync::MutexGuard<'static, Vec<libc::pid_t>> {
+    GROUPS_ON_EXIT.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The flag [`install`] returned (set by a first signal).
@@ -92,6 +119,12 @@ fn exit_now(code: i32) -> ! {
     let mut stderr = std::io::stderr();
     for (_, line) in said().iter() {
         let _ = writeln!(stderr, "{line}");
+    }
+    for group in groups().iter() {
+        for signal in [libc::SIGHUP, libc::SIGKILL] {
+            // SAFETY: kill(2) on a process group tether started (registered by its owner).
+            unsafe { libc::kill(-group, signal) };
+        }
     }
     std::process::exit(code);
 }

@@ -951,3 +951,52 @@ fn a_signal_during_the_failure_hooks_lets_them_finish() {
         }
     }
 }
+
+/// Ctrl-C after the last task, while the run waits for a connection it opened to a host no
+/// step used, ends the run as interrupted, exit 130, at once (fresh-eyes finding: exit 0,
+/// `done: quick finished`).
+#[test]
+fn ctrl_c_while_the_run_waits_for_an_unused_host_exits_130() {
+    let lab = Lab::builder().names(&["app1"]).start();
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let config = lab.dir().join("with_silent");
+    std::fs::write(
+        &config,
+        format!(
+            "Host zzz\n  HostName 127.0.0.1\n  Port {}\n  ConnectTimeout 60\n{}",
+            silent.local_addr().unwrap().port(),
+            std::fs::read_to_string(lab.ssh_config()).unwrap()
+        ),
+    )
+    .unwrap();
+    let mut r = RecipeDir::new(
+        "unused-host",
+        "server(\"app1\", #{ roles: [\"app\"] });\nserver(\"zzz\", #{ roles: [\"spare\"] });\n\
+         task(\"quick\", || { on(\"app\", \"echo q > /srv/quick\"); });\n",
+    );
+    r.ssh_config = Some(config);
+    let marker = lab.host("app1").root_dir.join("quick");
+    let child = r.tether().args(&["quick"]).spawn();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !marker.exists() {
+        assert!(std::time::Instant::now() < deadline, "the task never ran");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let at = std::time::Instant::now();
+    // SAFETY: kill(2) on the tether this test started.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(130), "{text}");
+    assert!(at.elapsed() < std::time::Duration::from_secs(10), "{text}");
+    assert!(
+        text.contains("zzz: connecting was stopped by tether"),
+        "{text}"
+    );
+    drop(silent);
+}

@@ -1515,3 +1515,62 @@ fn a_signal_to_tether_stops_a_local_command() {
         assert!(!r.path("late").exists());
     }
 }
+
+/// The pids of this machine's processes whose command line is `cmdline` exactly.
+fn local_processes(cmdline: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim() == cmdline)
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// A second signal, which exits at once, ends tether's own local process groups too: a
+/// `run_locally` command and a `ProxyCommand` (fresh-eyes finding: a ProxyCommand `sleep 61`
+/// was left running, reparented, after two signals 0.1 s apart).
+#[test]
+fn a_second_signal_ends_local_commands_and_proxy_commands() {
+    let mut r = RecipeDir::new(
+        "second-local",
+        "server(\"p1\", #{ roles: [\"p\"] });\n\
+         task(\"local\", || { run_locally(\"echo go > started; exec sleep 618\"); });\n\
+         task(\"proxy\", || { on(\"p\", \"true\"); });\n",
+    );
+    r.write(
+        "ssh_config",
+        "Host p1\n  ProxyCommand sleep 617\n  ConnectTimeout 60\n",
+    );
+    r.ssh_config = Some(r.path("ssh_config"));
+    for (task, sleep) in [("local", "sleep 618"), ("proxy", "sleep 617")] {
+        let _ = std::fs::remove_file(r.path("started"));
+        let child = r.tether().args(&[task]).spawn();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while local_processes(sleep).is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{task}: it never started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        for _ in 0..2 {
+            // SAFETY: kill(2) on the tether this test started.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(130), "{task}: {out:?}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !local_processes(sleep).is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{task}: `{sleep}` left running"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}

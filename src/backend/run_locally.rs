@@ -54,6 +54,7 @@ pub(super) fn run_locally(
     let err = drain(child.stderr.take().map(|p| Box::new(p) as _));
     // The group's id is the child's pid (process_group(0)).
     let group = child.id() as libc::pid_t;
+    let _on_exit = crate::interrupt::EndsOnExit::register(group);
     let mut signalled: Option<std::time::Instant> = None;
     let status = loop {
         match child.try_wait().map_err(cannot)? {

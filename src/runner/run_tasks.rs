@@ -262,6 +262,12 @@ fn run_tasks(
     let result = loaded.run_tasks(&tasks, backend.clone());
     backend.settle_all();
     fleet.close();
+    // Interrupted after the last task, while the run waited for connections it opened: the
+    // run was interrupted all the same (README, Exit codes: 130).
+    let result = match result {
+        Ok(()) if fleet.interrupted() => Err(Error::interrupted()),
+        other => other,
+    };
     reporter.run_finished(&title(&result, "finished"), &result, started.elapsed());
     result
 }

@@ -40,6 +40,8 @@ pub struct ProxyProcess {
     child: Child,
     command: String,
     stderr: Arc<Mutex<Vec<u8>>>,
+    /// Its process group, ended if tether exits at a second signal.
+    _on_exit: crate::interrupt::EndsOnExit,
 }
 
 impl ProxyProcess {
@@ -79,11 +81,14 @@ impl ProxyProcess {
                     }
                 })?;
         }
+        // process_group(0): the group's id is the child's pid.
+        let on_exit = crate::interrupt::EndsOnExit::register(child.id() as libc::pid_t);
         Ok((
             ProxyProcess {
                 child,
                 command: command.to_string(),
                 stderr,
+                _on_exit: on_exit,
             },
             ours,
         ))

@@ -474,11 +474,7 @@ fn a_connection_killed_during_authentication_is_not_a_refused_key() {
     let out = child.wait_with_output().unwrap();
     let _ = Command::new("pkill").arg("-f").arg(&script).status();
     let _ = std::fs::remove_dir_all(&dir);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = crate::support::tether::text(&out);
     assert_eq!(out.status.code(), Some(3), "{text}");
     assert!(
         text.contains(

@@ -928,11 +928,7 @@ fn a_signal_during_the_failure_hooks_lets_them_finish() {
         // SAFETY: kill(2) on the tether this test started.
         unsafe { libc::kill(child.id() as libc::pid_t, signal) };
         let out = child.wait_with_output().unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = crate::support::tether::text(&out);
         assert_eq!(out.status.code(), Some(130), "{text}");
         assert!(
             text.contains("the failure hooks, which clean up, finish first"),
@@ -987,11 +983,7 @@ fn ctrl_c_while_the_run_waits_for_an_unused_host_exits_130() {
     // SAFETY: kill(2) on the tether this test started.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = crate::support::tether::text(&out);
     assert_eq!(out.status.code(), Some(130), "{text}");
     assert!(at.elapsed() < std::time::Duration::from_secs(10), "{text}");
     assert!(

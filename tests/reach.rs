@@ -653,11 +653,7 @@ fn ctrl_c_gives_up_connections_still_under_way() {
         ])
         .interrupt_after_start(&marker, Duration::from_secs(1));
     let took = started.elapsed();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    let both = format!("{stdout}{stderr}");
+    let both = crate::support::tether::text(&out);
     assert_eq!(out.status.code(), Some(130), "{both}");
     assert!(took < Duration::from_secs(40), "took {took:?}\n{both}");
     for host in ["silent", "kex", "dropped", "proxysilent", "behindsilent"] {

@@ -871,11 +871,7 @@ fn the_reattach_bound_of_an_on_step() {
     let out = child.wait_with_output().unwrap();
     // SAFETY: as above.
     unsafe { libc::kill(listener, libc::SIGCONT) };
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = crate::support::tether::text(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("not re-attached within 1.0 s"), "{text}");
     assert!(text.contains("remote state unknown"), "{text}");
@@ -1006,11 +1002,7 @@ fn the_reattach_flag_bounds_the_run() {
     let out = child.wait_with_output().unwrap();
     // SAFETY: as above.
     unsafe { libc::kill(listener, libc::SIGCONT) };
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = crate::support::tether::text(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("not re-attached within 1.0 s"), "{text}");
 }
@@ -1050,11 +1042,7 @@ fn a_session_lost_under_a_command_is_not_summed_up_as_open() {
         let out = child.wait_with_output().unwrap();
         // SAFETY: as above.
         unsafe { libc::kill(listener, libc::SIGCONT) };
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = crate::support::tether::text(&out);
         assert_eq!(out.status.code(), Some(1), "{text}");
         if json {
             let summary: serde_json::Value = text
@@ -1216,11 +1204,7 @@ fn tether_run_stops_an_orphan_before_it_exits_or_says_how_to() {
         let out = child.wait_with_output().unwrap();
         // SAFETY: as above.
         unsafe { libc::kill(listener, libc::SIGCONT) };
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = crate::support::tether::text(&out);
         assert_eq!(out.status.code(), Some(1), "{text}");
         assert!(text.contains("remote state unknown"), "{text}");
         assert!(!text.contains("stopped at the next contact"), "{text}");
@@ -1511,11 +1495,7 @@ fn a_stop_while_reattaching_ends_the_wait_not_the_bound() {
         let ended = Instant::now();
         // SAFETY: as above.
         unsafe { libc::kill(listener, libc::SIGCONT) };
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = crate::support::tether::text(&out);
         // One attempt (5 s) and the last contact (5 s) at most, never the 60 s bound.
         assert!(
             ended - stopped < Duration::from_secs(25),
@@ -1742,11 +1722,7 @@ fn reattaching_ended_by_the_timeout_names_the_timeout() {
     // Every new connection is refused from now on: each attempt fails at once.
     lab.stop_host("host1");
     let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = crate::support::tether::text(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
         text.contains("not re-attached before its timeout (3.0 s)"),
@@ -1889,11 +1865,7 @@ fn ctrl_c_while_reattaching_gives_up_the_attempt_under_way() {
     let took = stopped.elapsed();
     // SAFETY: as above.
     unsafe { libc::kill(listener, libc::SIGCONT) };
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = crate::support::tether::text(&out);
     assert_eq!(out.status.code(), Some(130), "{text}");
     assert!(
         took < Duration::from_secs(20),

@@ -339,11 +339,7 @@ fn an_interrupt_while_locking_leaves_no_lock_of_this_run() {
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
     unhang(&lab, "web2", 2);
-    let say = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let say = crate::support::tether::text(&out);
     assert_eq!(out.status.code(), Some(130), "{say}");
     for h in HOSTS {
         let lock = shop(&lab, h).join("deploy.lock");
@@ -482,11 +478,7 @@ fn ctrl_c_while_a_host_connects_for_the_lock_leaves_nothing_said_there() {
     // SAFETY: kill(2) on the tether this test started.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = crate::support::tether::text(&out);
     assert_eq!(out.status.code(), Some(130), "{text}");
     assert!(
         text.contains("zzz: never reached in this run: no lock of it there"),

@@ -27,6 +27,16 @@ pub struct Output {
     pub elapsed: Duration,
 }
 
+/// The stdout, then the stderr, of a finished tether, as text: what a test searches, and
+/// shows when an assertion fails.
+pub fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 impl Default for Tether {
     fn default() -> Self {
         Self::new()

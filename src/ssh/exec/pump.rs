@@ -68,9 +68,9 @@ pub(super) fn pump(
         // Under the supervisor the channel stays open while its process group is stopped
         // (the caller does that, then closes it): the exec's sh ends with the command.
         // So does a PTY command's, once its exec's sh said its process group.
-        let attached = (supervised
-            && err.start.open
-            && direct_reason(&err.start.preamble, key).is_none())
+        let supervising =
+            supervised && err.start.open && direct_reason(&err.start.preamble, key).is_none();
+        let attached = supervising
             || (opts.pty && out.start.open && pty_stop::group(&out.start.preamble, key).is_some());
         let stopping = stop.is_some_and(|s| s.is_set());
         let for_group = opts.pty
@@ -131,8 +131,7 @@ pub(super) fn pump(
         }
         let (read, open_streams) = read_both(conn, channel, out, err, &mut buf, on_line)?;
         progressed |= read;
-        let supervising =
-            supervised && err.start.open && direct_reason(&err.start.preamble, key).is_none();
+        // As of before this read: one that brought the start marker brought bytes too.
         if read || !supervising {
             heard = Instant::now();
         } else if heard.elapsed() >= SILENT_LIMIT {

@@ -57,6 +57,7 @@ where
     }
     let mut matches = command.try_get_matches_from(args)?;
     let mut cli = Cli::from_arg_matches_mut(&mut matches)?;
+    stage_before_subcommand(&mut cli).map_err(|e| e.format(&mut Cli::command()))?;
     let [jump, hosts, roles, set] = &recorders[..] else {
         unreachable!("one recorder per RECORDED option")
     };
@@ -72,6 +73,56 @@ where
     .map(|(name, _, _)| name)
     .collect();
     Ok(cli)
+}
+
+/// `tether production run -- uptime`, `tether production -T`: a word before a subcommand
+/// is that subcommand's stage (`tether run --stage production`), as `tether production
+/// deploy` selects one; clap would take it for a task and the subcommand would run without
+/// the stage. Refused where the subcommand takes no stage, where it is given a different
+/// one, and where more than one word stands before it.
+fn stage_before_subcommand(cli: &mut Cli) -> Result<(), clap::Error> {
+    use clap::error::ErrorKind;
+    let Some(command) = &mut cli.command else {
+        return Ok(());
+    };
+    let name = command.name();
+    let words = std::mem::take(&mut cli.targets);
+    let refuse = |why: String| Err(clap::Error::raw(ErrorKind::ArgumentConflict, why));
+    let stage = match &words[..] {
+        [] => return Ok(()),
+        [stage] => stage,
+        _ => {
+            return refuse(format!(
+                "`{}` before `{name}`: only a stage may stand before a subcommand",
+                words.join(" ")
+            ))
+        }
+    };
+    let slot = match command {
+        Command::Watch(args) => {
+            args.targets.insert(0, stage.clone());
+            return Ok(());
+        }
+        Command::Run(RunArgs { stage, .. })
+        | Command::Tasks(TasksArgs { stage, .. })
+        | Command::Check(CheckArgs { stage, .. })
+        | Command::Hosts(HostsArgs { stage, .. })
+        | Command::Ssh(SshArgs { stage, .. }) => stage,
+        _ => {
+            return refuse(format!(
+                "`{stage}` before `{name}`: `{name}` takes no stage"
+            ))
+        }
+    };
+    match slot {
+        Some(other) if other != stage => refuse(format!(
+            "two stages: `{stage}` before `{name}` and `{other}` after it"
+        )),
+        _ => {
+            *slot = Some(stage.clone());
+            Ok(())
+        }
+    }
 }
 
 /// A value parser (of strings) that records each value given on the command line, not
@@ -349,6 +400,7 @@ impl TasksArgs {
             hooks: self.hooks,
             all: self.all,
             names: self.names,
+            stage: self.stage.clone(),
         }
     }
 }
@@ -586,6 +638,9 @@ pub struct TasksArgs {
     /// scripts).
     #[arg(long, hide = true)]
     pub names: bool,
+    /// With a recipe: list this stage's tasks too (those its closure or stage file declares).
+    #[arg(value_name = "STAGE")]
+    pub stage: Option<String>,
 }
 
 /// `tether run`.

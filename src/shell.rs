@@ -113,9 +113,7 @@ fn destination(settings: &Settings, opts: &ShellOptions, sink: Sink) -> Result<D
         &settings.recipe,
         runner::load_options(settings, interrupted, sink)?,
     )?;
-    if let Some(stage) = &opts.stage {
-        loaded.select_stage(stage)?;
-    }
+    loaded.select_stage(opts.stage.as_deref())?;
     let target = {
         let recipe = loaded.rt.recipe();
         let server = match recipe.server(name) {

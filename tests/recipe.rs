@@ -634,12 +634,113 @@ task("show", || print("stage: " + fetch("stage", "none")));
         .run()
         .status(0)
         .stdout_is("▶ show\nstage: none\n");
-    // The stage selected wins over -s stage=...
     r.tether()
-        .args(&["-n", "production", "show", "-s", "stage=staging"])
+        .args(&["-n", "production", "show", "-s", "stage=production"])
         .run()
         .status(0)
         .stdout_is("▶ show\nstage: production\n");
+}
+
+/// A stage is selected by naming it: a `-s stage=..` that would say otherwise is refused,
+/// never ignored (it was: `production show -s stage=staging` ran production) nor believed
+/// (`-s stage=staging show` said "staging" with the stage's closure never run).
+#[test]
+fn a_stage_is_not_selected_or_overridden_with_dash_s() {
+    let r = RecipeDir::new(
+        "stage-set",
+        r#"
+server("web1", #{ roles: ["web"] });
+stage("staging", || { print("in staging"); });
+stage("production", || {});
+task("show", || print("stage: " + fetch("stage", "none")));
+"#,
+    );
+    for (args, says) in [
+        (
+            &["-n", "production", "show", "-s", "stage=staging"][..],
+            "-s stage=staging: the stage selected is `production`",
+        ),
+        (
+            &["-n", "-s", "stage=production", "staging", "show"][..],
+            "-s stage=production: the stage selected is `staging`",
+        ),
+        (
+            &["-n", "show", "-s", "stage=staging"][..],
+            "-s stage=staging does not select the stage `staging`",
+        ),
+        (
+            &["-n", "show", "-s", "stage=qa"][..],
+            "-s stage=qa: `qa` is not a stage of the recipe (stages: staging, production)",
+        ),
+        (
+            &["run", "-s", "stage=staging", "--", "true"][..],
+            "-s stage=staging does not select the stage `staging`",
+        ),
+        (
+            &["-T", "-s", "stage=production", "staging"][..],
+            "-s stage=production: the stage selected is `staging`",
+        ),
+    ] {
+        let out = r.tether().args(args).run();
+        out.status(2).stderr_contains(says).stdout_is("");
+    }
+    // Without stages in the recipe, `stage` is a variable like any other.
+    let plain = RecipeDir::new(
+        "stage-set-plain",
+        "server(\"web1\", #{ roles: [\"web\"] });\ntask(\"show\", || print(\"stage: \" + fetch(\"stage\", \"none\")));\n",
+    );
+    plain
+        .tether()
+        .args(&["-n", "show", "-s", "stage=qa"])
+        .run()
+        .status(0)
+        .stdout_is("▶ show\nstage: qa\n");
+}
+
+/// `tether tasks STAGE` and `tether STAGE -T` list what the stage declares too (before, the
+/// word before `-T` was dropped without a word and the stage's tasks were missing).
+#[test]
+fn a_stage_named_for_the_task_list_adds_its_tasks() {
+    let r = RecipeDir::new(
+        "stage-tasks",
+        r#"
+server("web1", #{ roles: ["web"] });
+stage("production", || { task("prod:only", "Only in production", || {}); });
+task("hello", "Say hello", || {});
+"#,
+    );
+    r.tether()
+        .args(&["tasks"])
+        .run()
+        .status(0)
+        .stdout_lacks("prod:only");
+    for args in [
+        &["tasks", "production"][..],
+        &["production", "-T"],
+        &["-T", "production"],
+    ] {
+        r.tether()
+            .args(args)
+            .run()
+            .status(0)
+            .stdout_contains("prod:only  Only in production");
+    }
+    r.tether()
+        .args(&["staging", "-T"])
+        .run()
+        .status(2)
+        .stderr_contains("unknown stage `staging`");
+    r.tether()
+        .args(&["production", "extra", "-T"])
+        .run()
+        .status(2)
+        .stderr_contains(
+            "`production extra` before `tasks`: only a stage may stand before a subcommand",
+        );
+    r.tether()
+        .args(&["production", "completions", "bash"])
+        .run()
+        .status(2);
 }
 
 #[test]

@@ -66,9 +66,7 @@ pub fn select(
         });
     }
     let loaded = load(recipe, load_options(settings, interrupted, sink.clone())?)?;
-    if let Some(stage) = stage {
-        loaded.select_stage(stage)?;
-    }
+    loaded.select_stage(stage)?;
     let hosts = if settings.roles.is_empty() && !settings.hosts.is_empty() {
         // Hosts named outside the recipe are reached as `ssh` would reach them.
         loaded.validate_hooks()?;

@@ -270,7 +270,16 @@ impl Loaded {
 
     /// Runs the stage's closure (it usually declares servers and variables), with the
     /// variable `stage` set to `name` (as Capistrano's `fetch(:stage)`), also inside it.
-    pub fn select_stage(&self, name: &str) -> Result<(), Error> {
+    /// `None`: no stage is selected.
+    ///
+    /// Errors: an unknown stage; a `-s stage=..` that names another stage than the one
+    /// selected, or a stage of the recipe when none is selected (its closure would not run
+    /// while `fetch("stage")` said it had).
+    pub fn select_stage(&self, name: Option<&str>) -> Result<(), Error> {
+        self.refuse_stage_override(name)?;
+        let Some(name) = name else {
+            return Ok(());
+        };
         let stage = self
             .rt
             .recipe()
@@ -306,6 +315,42 @@ impl Loaded {
         match file {
             Some(path) => self.run_stage_file(&path),
             None => Ok(()),
+        }
+    }
+
+    /// A stage is selected by naming it (`tether STAGE TASK`), never by `-s stage=..`: a
+    /// `-s stage=` that disagrees with the selection is refused rather than ignored.
+    fn refuse_stage_override(&self, selected: Option<&str>) -> Result<(), Error> {
+        let recipe = self.rt.recipe();
+        let Some(given) = recipe
+            .origins
+            .get("stage")
+            .filter(|origin| origin.starts_with("-s "))
+            .cloned()
+        else {
+            return Ok(());
+        };
+        let value = recipe
+            .vars
+            .get("stage")
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        drop(recipe);
+        match selected {
+            Some(name) if name != value => Err(Error::Usage(format!(
+                "{given}: the stage selected is `{name}`; a stage is chosen by naming it \
+                 (`tether {name} TASK`), not with -s"
+            ))),
+            None if self.stages().contains(&value) => Err(Error::Usage(format!(
+                "{given} does not select the stage `{value}` (its servers and settings would \
+                 not be loaded): name it instead, `tether {value} TASK`"
+            ))),
+            None if !self.stages().is_empty() => Err(Error::Usage(format!(
+                "{given}: `{value}` is not a stage of the recipe (stages: {}); a stage is \
+                 chosen by naming it, `tether STAGE TASK`",
+                self.stages().join(", ")
+            ))),
+            _ => Ok(()),
         }
     }
 
@@ -496,11 +541,12 @@ pub fn load_options(
 pub fn split_stage(loaded: &Loaded, targets: &[String]) -> Result<Vec<String>, Error> {
     let stages = loaded.stages();
     let mut tasks = targets.to_vec();
-    if let Some(first) = targets.first() {
-        if stages.contains(first) {
-            loaded.select_stage(first)?;
-            tasks.remove(0);
-        } else if !loaded.rt.recipe().tasks.contains_key(first) && !stages.is_empty() {
+    let selected = targets.first().filter(|first| stages.contains(first));
+    loaded.select_stage(selected.map(String::as_str))?;
+    if selected.is_some() {
+        tasks.remove(0);
+    } else if let Some(first) = targets.first() {
+        if !loaded.rt.recipe().tasks.contains_key(first) && !stages.is_empty() {
             let recipe = loaded.rt.recipe();
             let known = stages
                 .iter()

@@ -46,7 +46,7 @@ fn applies(task: &Task, strategy: Option<&str>) -> bool {
 }
 
 /// What `tether tasks` shows.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ListOptions {
     /// Under each task, what runs before and after it (`--hooks`).
     pub hooks: bool,
@@ -56,6 +56,9 @@ pub struct ListOptions {
     /// Only the names, one a line: the stages, then every task that applies to the recipe
     /// (described or not); what the completion scripts read.
     pub names: bool,
+    /// The stage selected first (`tether tasks production`, `tether production -T`): its
+    /// closure or stage file may declare tasks and hooks.
+    pub stage: Option<String>,
 }
 
 /// `tether tasks`: the recipe's tasks (with their hooks) and stages, as text or JSON lines.
@@ -74,6 +77,7 @@ pub fn list(
         reporter.sink()
     };
     let loaded = load(&settings.recipe, load_options(settings, interrupted, sink)?)?;
+    loaded.select_stage(options.stage.as_deref())?;
     loaded.validate_hooks()?;
     reporter.barrier();
     let stages = loaded.stages();

@@ -697,6 +697,49 @@ task("show", || print("stage: " + fetch("stage", "none")));
         .stdout_is("▶ show\nstage: qa\n");
 }
 
+/// A name both a stage and a task is refused where it is declared (before: `tether deploy`
+/// selected the stage and said "no task given"; `tether deploy deploy` ran the task in the
+/// stage), whichever comes first, and for a stage file named as a task when it is selected.
+#[test]
+fn a_stage_and_a_task_of_one_name_are_refused() {
+    for (name, text, at) in [
+        (
+            "stage-task-1",
+            "server(\"web1\", #{ roles: [\"web\"] });\nstage(\"deploy\", || {});\ntask(\"deploy\", || {});\n",
+            "deploy.rhai:3:1: `deploy` is both a stage and a task",
+        ),
+        (
+            "stage-task-2",
+            "server(\"web1\", #{ roles: [\"web\"] });\ntask(\"qa\", || {});\nstage(\"qa\", || {});\n",
+            "deploy.rhai:3:1: `qa` is both a stage and a task",
+        ),
+        (
+            "stage-task-3",
+            "server(\"web1\", #{ roles: [\"web\"] });\nstage(\"web\", || { task(\"web\", || {}); });\ntask(\"t\", || {});\n",
+            "deploy.rhai:2:19: `web` is both a stage and a task",
+        ),
+    ] {
+        let r = RecipeDir::new(name, text);
+        let target = if name.ends_with('3') { "web" } else { "t" };
+        r.tether()
+            .args(&["-n", target, "t"])
+            .run()
+            .status(4)
+            .stderr_contains(at);
+    }
+    let r = RecipeDir::new(
+        "stage-file-task",
+        "server(\"web1\", #{ roles: [\"web\"] });\ntask(\"web\", || print(\"ran\"));\n",
+    );
+    r.write("deploy/web.rhai", "set(\"y\", 1);\n");
+    r.tether()
+        .args(&["-n", "web"])
+        .run()
+        .status(4)
+        .stdout_lacks("ran")
+        .stderr_contains("`web` is both a stage and a task, so `tether web` could mean either: rename one (the stage file ");
+}
+
 /// `tether tasks STAGE` and `tether STAGE -T` list what the stage declares too (before, the
 /// word before `-T` was dropped without a word and the stage's tasks were missing).
 #[test]

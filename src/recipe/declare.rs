@@ -168,10 +168,14 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
         Ok(())
     });
     let r = rt.clone();
-    engine.register_fn("stage", move |name: &str, f: FnPtr| {
+    engine.register_fn("stage", move |name: &str, f: FnPtr| -> Fallible<()> {
         let mut recipe = r.recipe();
+        if recipe.tasks.contains_key(name) {
+            return fail(both_stage_and_task(name));
+        }
         recipe.stages.retain(|(n, _)| n != name);
         recipe.stages.push((name.to_string(), f));
+        Ok(())
     });
     let r = rt.clone();
     engine.register_fn(
@@ -238,6 +242,11 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
     );
 }
 
+/// A name both a stage and a task: `tether NAME` could mean either.
+pub fn both_stage_and_task(name: &str) -> String {
+    format!("`{name}` is both a stage and a task, so `tether {name}` could mean either: rename one")
+}
+
 fn define_task(
     rt: &Runtime,
     ctx: &NativeCallContext,
@@ -251,6 +260,9 @@ fn define_task(
         ));
     }
     let mut recipe = rt.recipe();
+    if recipe.stages.iter().any(|(n, _)| n == name) {
+        return fail(both_stage_and_task(name));
+    }
     let task = recipe
         .tasks
         .entry(name.to_string())

@@ -542,6 +542,19 @@ pub fn split_stage(loaded: &Loaded, targets: &[String]) -> Result<Vec<String>, E
     let stages = loaded.stages();
     let mut tasks = targets.to_vec();
     let selected = targets.first().filter(|first| stages.contains(first));
+    if let Some(name) = selected.filter(|name| loaded.rt.recipe().tasks.contains_key(*name)) {
+        // A stage file (`deploy/NAME.rhai`) named as a task; `stage()` refuses this itself.
+        let file = loaded
+            .stage_files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, path)| format!(" (the stage file {})", path.display()))
+            .unwrap_or_default();
+        return Err(Error::Recipe(format!(
+            "{}{file}",
+            crate::recipe::declare::both_stage_and_task(name)
+        )));
+    }
     loaded.select_stage(selected.map(String::as_str))?;
     if selected.is_some() {
         tasks.remove(0);

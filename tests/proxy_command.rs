@@ -184,6 +184,80 @@ fn a_failing_proxy_command_names_host_status_and_stderr() {
         .stdout_contains("host1: ProxyCommand `/nonexistent/proxy` exited with status 127");
 }
 
+/// Through a proxy command, a changed host key, an unknown one and refused authentication
+/// are said as such, as without one (fresh-eyes finding: each was "ProxyCommand ... exited
+/// with status 0 before the SSH connection was set up", the proxy having exited only because
+/// tether closed its end).
+#[test]
+fn through_a_proxy_command_the_servers_answer_is_the_reason() {
+    let lab = Lab::start(2);
+    let proxied = lab_proxy_config(&lab);
+    let known = std::fs::read_to_string(lab.known_hosts()).unwrap();
+    let port = |h: &str| format!("[127.0.0.1]:{} ", lab.host(h).port);
+    // host1's entry holds host2's key.
+    let host2_key = known
+        .lines()
+        .find_map(|l| l.strip_prefix(&port("host2")))
+        .unwrap()
+        .to_string();
+    let changed = lab.dir().join("changed_known_hosts");
+    std::fs::write(
+        &changed,
+        format!(
+            "{}{host2_key}\n{}",
+            port("host1"),
+            known
+                .lines()
+                .find(|l| l.starts_with(&port("host2")))
+                .unwrap()
+        ),
+    )
+    .unwrap();
+    let unknown = lab.dir().join("unknown_known_hosts");
+    std::fs::write(&unknown, "").unwrap();
+    let with = |name: &str, extra: String| {
+        let cfg = lab.dir().join(name);
+        std::fs::write(
+            &cfg,
+            format!(
+                "Host host1\n{extra}{}",
+                std::fs::read_to_string(&proxied).unwrap()
+            ),
+        )
+        .unwrap();
+        cfg
+    };
+    for (cfg, says) in [
+        (
+            with(
+                "proxied_changed",
+                format!("  UserKnownHostsFile {}\n", changed.display()),
+            ),
+            "host1: HOST KEY CHANGED for ",
+        ),
+        (
+            with(
+                "proxied_unknown",
+                format!(
+                    "  UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n",
+                    unknown.display()
+                ),
+            ),
+            "host1: host key for ",
+        ),
+        (
+            with("proxied_user", "  User nobody-here\n".into()),
+            "host1: authentication failed for user nobody-here",
+        ),
+    ] {
+        let out = run_on(&cfg, "host1");
+        out.status(3)
+            .stdout_contains(says)
+            .stdout_lacks("ProxyCommand");
+    }
+    assert_eq!(lab.accepted_logins("host1"), 0);
+}
+
 /// Proxy processes of this test (children of this process whose command line names `marker`).
 fn proxies(marker: &str) -> Vec<u32> {
     let me = std::process::id();

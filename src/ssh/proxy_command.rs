@@ -186,10 +186,27 @@ pub fn connect(
     })?;
     match connect::connect_over(name, cfg, stream, started, pinned, warn) {
         Ok(conn) => Ok(conn.owning(Box::new(proxy))),
-        Err(e) => match proxy.exited(EXIT_GRACE) {
+        Err(e) if the_transport_failed(&e) => match proxy.exited(EXIT_GRACE) {
             // The command ending is why the connection failed.
             Some(status) => Err(proxy.failure(name, status)),
             None => Err(e),
         },
+        // The server answered through the proxy (a host key refused, authentication failed):
+        // that is the reason, and the proxy exits only because tether closed its end.
+        Err(e) => Err(e),
     }
+}
+
+/// Whether `e` is a failure of the byte stream itself (closed, stalled, garbled), which a
+/// proxy command that exited explains better; never a verdict of tether or the server.
+fn the_transport_failed(e: &SshError) -> bool {
+    matches!(
+        e,
+        SshError::Banner { .. }
+            | SshError::Handshake { .. }
+            | SshError::ConnectionLost { .. }
+            | SshError::Session { .. }
+            | SshError::AuthCutOff { .. }
+            | SshError::ConnectTimeout { .. }
+    )
 }

@@ -133,7 +133,7 @@ pub fn print_ssh_g(rows: &[Row]) {
                     crate::outln!("{line}");
                 }
             }
-            Err(e) => eprintln!("error: {e}"),
+            Err(e) => crate::errln!("error: {e}"),
         }
     }
 }

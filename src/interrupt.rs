@@ -190,7 +190,7 @@ pub fn install() -> Arc<AtomicBool> {
             });
         });
     if spawned.is_err() {
-        eprintln!("warning: cannot watch for Ctrl-C; it will end tether at once");
+        crate::errln!("warning: cannot watch for Ctrl-C; it will end tether at once");
     }
     flag
 }

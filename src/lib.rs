@@ -20,6 +20,24 @@ macro_rules! out {
     };
 }
 
+/// `eprintln!` that never panics: a line for a stderr whose reader has gone away
+/// (`tether ... 2>&1 | head`) is dropped, there being nowhere left to say it; `eprintln!`
+/// panicked there (exit 101).
+#[macro_export]
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::stdout::write_stderr(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `eprint!` counterpart of [`errln!`].
+#[macro_export]
+macro_rules! err {
+    ($($arg:tt)*) => {
+        $crate::stdout::write_stderr(format_args!($($arg)*))
+    };
+}
+
 pub mod backend;
 pub mod check;
 pub mod clock;

@@ -18,13 +18,13 @@ fn main() {
     let cli = cli::parse();
     tether::fd_limit::raise();
     if let Err(e) = tether::secret::init_sudo_password(cli.global.ask_sudo_password) {
-        eprintln!("error: {e}");
+        tether::errln!("error: {e}");
         std::process::exit(Error::Usage(e).exit_code());
     }
     let settings = match cli.global.settings() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            tether::errln!("error: {e}");
             let error = Error::Usage(e);
             if matches!(cli.global.format, cli::FormatArg::Json) {
                 json_error(&error, &error.to_string());
@@ -33,7 +33,7 @@ fn main() {
         }
     };
     if let Err(e) = timeline_applies(&cli, &settings) {
-        eprintln!("error: {e}");
+        tether::errln!("error: {e}");
         std::process::exit(Error::Usage(e).exit_code());
     }
     // Installed by the commands that run something: Ctrl-C still ends `report` at once.
@@ -47,7 +47,7 @@ fn main() {
         Some(Command::Watch(args)) => tether::watch::run(&settings, &args.options(), interrupted()),
         Some(Command::Report(args)) => {
             if let Err(e) = report(args, settings.format) {
-                eprintln!("error: {}", tether::secret::mask(&format!("{e:#}")));
+                tether::errln!("error: {}", tether::secret::mask(&format!("{e:#}")));
                 std::process::exit(tether::exit::USAGE);
             }
             Ok(())
@@ -85,7 +85,7 @@ fn main() {
     if let Err(e) = result {
         let fold = settings.fold && settings.format == Format::Text;
         let text = tether::secret::mask(&e.text(fold)).into_owned();
-        eprintln!("error: {text}");
+        tether::errln!("error: {text}");
         // JSON readers see it too where no object that ends a run said it (a recipe that does
         // not parse, an unknown task): the stream's last object.
         if settings.format == Format::Json && !tether::report::closed_in_json() {

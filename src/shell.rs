@@ -135,7 +135,7 @@ fn destination(settings: &Settings, opts: &ShellOptions, sink: Sink) -> Result<D
                     )));
                 };
                 if in_role.len() > 1 {
-                    eprintln!(
+                    crate::errln!(
                         "tether: role {name}: {first}, the first of {}",
                         in_role.join(", ")
                     );
@@ -183,7 +183,7 @@ fn open(settings: &Settings, dest: &Destination, sink: Sink) -> Result<Opened, E
         pool::reach(&dest.ssh_config, &dest.target, settings.jump.as_deref()).map_err(failed)?;
     let agent = config.agent_to_forward();
     if config.forward_agent && agent.is_none() {
-        eprintln!(
+        crate::errln!(
             "tether: {host}: agent forwarding was asked for (ForwardAgent / forward_agent), but \
              there is no local ssh-agent (SSH_AUTH_SOCK is not set): the session has none"
         );
@@ -342,7 +342,7 @@ fn session(
                 .map_err(|e| failed("waiting for the exit status", e))?;
             let signal = channel.exit_signal().ok().and_then(|s| s.exit_signal);
             if let Some(signal) = signal {
-                eprintln!("tether: the remote side was killed by signal {signal}");
+                crate::errln!("tether: the remote side was killed by signal {signal}");
                 return Ok(255);
             }
             channel

@@ -1,4 +1,5 @@
-//! tether's stdout: every line goes through [`write`] (the `outln!` and `out!` macros).
+//! tether's stdout and stderr: every line goes through [`write`] (the `outln!` and `out!`
+//! macros) or [`write_stderr`] (`errln!`, `err!`).
 
 use std::io::Write as _;
 
@@ -11,4 +12,10 @@ pub fn write(args: std::fmt::Arguments) {
             std::process::exit(crate::exit::BROKEN_PIPE);
         }
     }
+}
+
+/// Writes to stderr for [`errln!`](crate::errln). A failed write (the reader has gone away,
+/// the terminal hung up) is dropped: stderr is where tether would say so.
+pub fn write_stderr(args: std::fmt::Arguments) {
+    let _ = std::io::stderr().lock().write_fmt(args);
 }

@@ -462,3 +462,38 @@ fn hosts_shows_the_whole_route() {
         r#""route":{"kind":"jump","hosts":"a,b","hops":[{"host":"d","address":"root@d:22"},{"host":"c","address":"root@c:22"},{"host":"a","address":"root@a:22"},{"host":"b","address":"root@b:22"}]}"#,
     );
 }
+
+/// A stderr whose reader has gone away (`tether ... 2>&1 | head`) loses tether's last words,
+/// not its exit code (fresh-eyes finding: `eprintln!` panicked, exit 101, where the run's
+/// own code was due).
+#[test]
+fn a_closed_stderr_keeps_the_exit_code() {
+    let lab = support::lab::Lab::start(1);
+    let r = support::recipe::RecipeDir::new("closed-stderr", "task(\"t\", || {\n");
+    let cases: [(Command, i32); 3] = [
+        (r.tether().args(&["t"]).command(), 4),
+        (
+            Tether::new()
+                .ssh_config(&lab.ssh_config())
+                .args(&["run", "--hosts", "host1", "--", "sleep 0.3; exit 3"])
+                .command(),
+            1,
+        ),
+        (
+            Tether::new()
+                .args(&["run", "--hosts", "nosuch.invalid", "--", "true"])
+                .command(),
+            3,
+        ),
+    ];
+    for (mut command, code) in cases {
+        let mut child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stderr.take());
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(code), "{command:?}");
+    }
+}

@@ -151,7 +151,7 @@ fn prompt(question: &Question) -> std::io::Result<Option<String>> {
         out.flush()?;
     }
     let text = if question.echo {
-        eprint!(
+        crate::err!(
             "Please enter {} ({}): ",
             question.key,
             crate::secret::mask(&question.default.to_string())

@@ -47,7 +47,7 @@ fn keep(n: usize, result: std::io::Result<()>) -> bool {
     match result {
         Ok(()) => true,
         Err(e) => {
-            eprintln!(
+            crate::errln!(
                 "warning: event tap {}: {e}; it records nothing more of this run",
                 n + 1
             );

@@ -43,7 +43,7 @@ impl Screen {
                 Vec::new(),
             );
         } else {
-            eprintln!("warning: {text}");
+            crate::errln!("warning: {text}");
         }
     }
 
@@ -87,7 +87,7 @@ impl Screen {
         let took = format_duration(elapsed);
         self.reporter.barrier();
         if let Some(e) = error {
-            eprintln!("error: {}", crate::secret::mask(&e.to_string()));
+            crate::errln!("error: {}", crate::secret::mask(&e.to_string()));
         }
         let line = match word {
             "ok" => format!("watch: run {} ok in {took}", number),

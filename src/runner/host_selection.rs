@@ -102,11 +102,14 @@ pub fn select(
     })
 }
 
-/// Says so when `--shard` leaves none of the `before` hosts selected (`now` left): a job of a
-/// CI matrix whose shard is empty succeeds, doing nothing, as its matrix asked, but not
-/// silently.
-pub fn empty_shard(settings: &Settings, now: usize, before: usize, sink: &Sink) {
-    if let (Some(shard), 0, 1..) = (settings.shard, now, before) {
+/// Says so when `--shard` leaves none of the `before` hosts selected (`now` left), and
+/// returns whether it did: a job of a CI matrix whose shard is empty succeeds, doing nothing
+/// (no task, hook or local command runs), as its matrix asked, but not silently.
+pub fn empty_shard(settings: &Settings, now: usize, before: usize, sink: &Sink) -> bool {
+    let (Some(shard), 0, 1..) = (settings.shard, now, before) else {
+        return false;
+    };
+    {
         sink.emit(
             &Arc::from(""),
             EventKind::Warning {
@@ -119,4 +122,5 @@ pub fn empty_shard(settings: &Settings, now: usize, before: usize, sink: &Sink) 
             },
         );
     }
+    true
 }

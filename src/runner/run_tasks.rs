@@ -226,7 +226,11 @@ fn run_tasks(
     if settings.dry_run {
         let selected = loaded.selected_hosts()?;
         loaded.rt.report(run_started(true));
-        empty_shard();
+        if empty_shard() {
+            let result = Ok(());
+            reporter.run_finished(&title(&result, "planned"), &result, started.elapsed());
+            return result;
+        }
         let refused = fleet::config_refusals(
             &ssh_config,
             &selected,
@@ -258,8 +262,12 @@ fn run_tasks(
             .with_hosts(loaded.selected_hosts()?),
     );
     loaded.rt.report(run_started(false));
-    empty_shard();
-    let result = loaded.run_tasks(&tasks, backend.clone());
+    // An empty shard runs no task: the stdlib's local build, a hook's notification would
+    // otherwise run in every empty job of a matrix.
+    let result = match empty_shard() {
+        true => Ok(()),
+        false => loaded.run_tasks(&tasks, backend.clone()),
+    };
     backend.settle_all();
     fleet.close();
     // Interrupted after the last task, while the run waited for connections it opened: the

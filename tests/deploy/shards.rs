@@ -93,6 +93,50 @@ fn an_empty_shard_says_so_and_succeeds() {
     assert_eq!(said, 1, "one of two shards of one host is empty");
 }
 
+/// An empty shard runs no task of a recipe: no local command, no hook (fresh-eyes finding:
+/// the warning said "nothing runs" while every task printed its `▶`, the stdlib's local build
+/// ran and an `after` hook's notification fired, in every empty job of a matrix).
+#[test]
+fn an_empty_shard_runs_no_task_hook_or_local_command() {
+    let lab = Lab::builder().names(&["only1"]).start();
+    let r = crate::support::recipe::RecipeDir::new(
+        "empty-shard-tasks",
+        "server(\"only1\", #{ roles: [\"db\"] });\n\
+         task(\"build\", || { run_locally(\"echo built >> ran\"); });\n\
+         task(\"ship\", || { print(\"shipping\"); on(\"db\", \"true\"); });\n\
+         before(\"ship\", \"build\");\n\
+         after(\"ship\", || { run_locally(\"echo notified >> ran\"); });\n",
+    );
+    let mut empty = 0;
+    for k in 1..=2 {
+        let shard = format!("{k}/2");
+        for dry in [true, false] {
+            let mut args = vec!["--shard", shard.as_str(), "ship"];
+            if dry {
+                args.insert(0, "-n");
+            }
+            let _ = std::fs::remove_file(r.path("ran"));
+            let out = r
+                .tether()
+                .ssh_config(&lab.ssh_config())
+                .args(&args)
+                .run();
+            out.status(0);
+            if !dry && !out.stdout.contains("holds none") {
+                // The shard that holds the host runs everything.
+                let ran = std::fs::read_to_string(r.path("ran")).unwrap();
+                assert_eq!(ran, "built\nnotified\n");
+            }
+            if out.stdout.contains("holds none of the 1 selected host: nothing runs") {
+                empty += 1;
+                out.stdout_lacks("▶").stdout_lacks("shipping");
+                assert!(!r.path("ran").exists(), "{}", out.stdout);
+            }
+        }
+    }
+    assert_eq!(empty, 2, "one of two shards of one host is empty (run and dry run)");
+}
+
 /// An empty shard's warning is an event of its run, after `run_started`, in `tether run` as
 /// in a recipe run (fresh-eyes finding, stop 28: `run --shard 5/5 --format json` wrote the
 /// warning before `run_started`, where a reader of a stream of runs gives it to the run

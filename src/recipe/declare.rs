@@ -8,6 +8,7 @@ use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext}
 
 use super::args::{fail, strings, Fallible};
 use super::context::Runtime;
+use super::host_info::HostInfo;
 use super::model::Hook;
 use crate::command::quote;
 use crate::host::HostTarget;
@@ -215,6 +216,8 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
         }
     });
     let r = rt.clone();
+    engine.register_fn("host", move |name: &str| host(&r, name));
+    let r = rt.clone();
     engine.register_fn("hosts", move |target: Dynamic| -> Fallible<Array> {
         Ok(select(&r, &target)?
             .into_iter()
@@ -300,21 +303,55 @@ fn lazy(ctx: &NativeCallContext, value: Dynamic) -> Fallible<Dynamic> {
     }
 }
 
-/// Hosts of `target` (role names, `all`, host names), narrowed by `--roles`/`--hosts`, in
-/// server order, each once.
+/// Hosts of `target` (role names, `all`, host names, `Host` values, or an array of those),
+/// narrowed by `--roles`/`--hosts`, in server order, each once. A `Host` value (`host(name)`,
+/// an `on` closure's `host`) names that host and is never taken for a role of that name.
 pub fn select(rt: &Runtime, target: &Dynamic) -> Fallible<Vec<String>> {
-    let names = strings(target, "on() targets")?;
+    let one = |v: &Dynamic| v.read_lock::<HostInfo>().map(|h| h.name().to_string());
+    let (names, hosts): (Vec<String>, Vec<String>) = match (one(target), target.read_lock::<Array>())
+    {
+        (Some(host), _) => (Vec::new(), vec![host]),
+        (None, Some(items)) if items.iter().any(|v| v.is::<HostInfo>()) => {
+            let (hosts, names): (Vec<&Dynamic>, Vec<&Dynamic>) =
+                items.iter().partition(|v| v.is::<HostInfo>());
+            let names = names.into_iter().cloned().collect::<Array>();
+            (
+                strings(&Dynamic::from(names), "on() targets")?,
+                hosts.into_iter().filter_map(one).collect(),
+            )
+        }
+        (None, _) => (strings(target, "on() targets")?, Vec::new()),
+    };
     let recipe = rt.recipe();
-    let hosts = recipe
+    let chosen: std::collections::HashSet<String> = recipe
         .resolve(&names)
-        .map_err(|e| -> Box<EvalAltResult> { e.into() })?;
-    Ok(hosts
+        .map_err(|e| -> Box<EvalAltResult> { e.into() })?
         .into_iter()
-        .filter(|h| {
-            let roles = recipe.server(h).map(|s| s.roles.as_slice()).unwrap_or(&[]);
-            rt.filters.admits(h, roles)
-        })
+        .chain(hosts)
+        .collect();
+    Ok(recipe
+        .servers
+        .iter()
+        .filter(|s| chosen.contains(&s.name) && rt.filters.admits(&s.name, &s.roles))
+        .map(|s| s.name.clone())
         .collect())
+}
+
+/// `host(name)`: the server `name` as a `Host` value, an `on` target that cannot be taken for
+/// a role of the same name (Capistrano tells `on "db"` from `on roles(:db)`).
+fn host(rt: &Runtime, name: &str) -> Fallible<HostInfo> {
+    let recipe = rt.recipe();
+    match recipe.server_named(name)? {
+        Some(server) => {
+            let name = server.name.clone();
+            drop(recipe);
+            Ok(HostInfo::new(rt, &name))
+        }
+        None => fail(format!(
+            "no server `{name}` in the recipe{}",
+            super::model::suggest(name, recipe.servers.iter().map(|s| s.name.as_str()))
+        )),
+    }
 }
 
 #[cfg(test)]

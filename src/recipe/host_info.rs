@@ -18,6 +18,11 @@ pub struct HostInfo {
 }
 
 impl HostInfo {
+    /// The host's name in the recipe.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// The host `name` of the running recipe.
     pub fn new(rt: &Runtime, name: &str) -> Self {
         let recipe = rt.recipe();

@@ -197,6 +197,15 @@ impl Recipe {
         roles
     }
 
+    /// The server a host name names: declared under it, or (Capistrano's key) by its host
+    /// name and port; `None` if no server.
+    pub fn server_named(&self, name: &str) -> Result<Option<&Server>, String> {
+        if let Some(s) = self.server(name) {
+            return Ok(Some(s));
+        }
+        Ok(self.same_server(name)?.map(|i| &self.servers[i]))
+    }
+
     /// Resolves role names, `all` and host names to hosts, in server order, each once.
     pub fn resolve(&self, names: &[String]) -> Result<Vec<String>, String> {
         let roles = self.role_names();

@@ -221,3 +221,37 @@ fn deploy_to_under_home_is_each_hosts_own_home() {
 fn complete_at(release: &Path) -> bool {
     release.join(".tether-complete").is_file()
 }
+
+/// Hosts named like roles (`server("db", #{ roles: ["db"] })`, common with Capistrano): the
+/// stdlib names each host as a `Host` value, never a string a role could take (fresh-eyes
+/// finding: the lock step's `on(order[0])` was refused as ambiguous, the deploy could not
+/// run, and deploy:failed listed a lock "left behind" that was never taken). A recipe can
+/// do the same with `host(name)`.
+#[test]
+fn hosts_named_like_roles_deploy_and_roll_back() {
+    let lab = lab();
+    let dir = Dir::new("role-named-hosts");
+    let app = App::new(&dir);
+    let text = recipe_text(&app, true)
+        .replace("[\"web\", \"app\"]", "[\"web1\", \"web2\", \"app\"]")
+        .replace("[\"app\", \"resque\"]", "[\"resque1\", \"app\"]")
+        + "task(\"only\", || { print(on(host(\"web1\"), \"echo hi\")); \
+           print(on([host(\"web2\"), host(\"resque2\")], |h| h.name)); });\n";
+    dir.write("deploy.rhai", &text);
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    assert_current(&lab, &HOSTS, "20250101000001", "first deploy");
+    app.commit("v2");
+    deploy(&dir, &lab, "20250101000002", &[]).status(0);
+    assert_unlocked(&lab);
+    tether(&dir, &lab, &["deploy:rollback"]).status(0);
+    assert_current(&lab, &HOSTS, "20250101000001", "rolled back");
+    // A string that is both still could be either, and says so.
+    let out = tether(&dir, &lab, &["only"]);
+    out.status(0)
+        .stdout_contains("\n#{\"web1\": #{\"code\": 0, \"stderr\": \"\", \"stdout\": \"hi\\n\"}}\n")
+        .stdout_contains("#{\"resque2\": \"resque2\", \"web2\": \"web2\"}");
+    dir.write("deploy.rhai", &(text + "task(\"vague\", || on(\"web1\", \"true\"));\n"));
+    tether(&dir, &lab, &["vague"])
+        .status(4)
+        .stderr_contains("deploy.rhai:40:18: `web1` is both a role and a server");
+}

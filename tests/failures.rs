@@ -636,6 +636,46 @@ fn hosts_that_never_connected_are_never_called_stopped_early() {
     );
 }
 
+/// A closure that sends nothing to a host that never connected did not run on it: the host
+/// fails with why, as a string command there would, and the exit code says so (fresh-eyes
+/// finding: `on("web", |h| h.name + " done")` returned a value for a host whose config was
+/// refused and one whose port was closed, exit 0, "every host succeeded"). A failure the
+/// closure caught from a command it sent there stays handled.
+#[test]
+fn a_closure_that_sends_nothing_fails_on_a_host_never_connected() {
+    let lab = Lab::builder().names(&["app1"]).start();
+    let port = support::net::closed_port();
+    let cfg = config_with(&lab, "with_broken", BROKEN);
+    let mut r = RecipeDir::new(
+        "closure-never-connected",
+        &format!(
+            "server(\"app1\", #{{ roles: [\"app\"] }});\n\
+             server(\"root@127.0.0.1:{port}\", #{{ roles: [\"app\", \"closed\"] }});\n\
+             server(\"broken\", #{{ roles: [\"app\", \"bad\"] }});\n\
+             task(\"value\", || {{ print(on(\"app\", |h| h.name + \" done\")); }});\n\
+             task(\"closed\", || {{ print(on(\"closed\", |h| 1)); }});\n\
+             task(\"caught\", || {{ print(on(\"closed\", |h| {{ let r = (); try {{ run(\"true\"); r = \"ran\"; }} catch (e) {{ r = e.kind; }} r }})); }});\n"
+        ),
+    );
+    r.ssh_config = Some(cfg);
+    let out = r.tether().args(&["value"]).run();
+    out.status(2)
+        .stdout_lacks("broken done")
+        .stdout_lacks(&format!("127.0.0.1:{port} done"))
+        .stderr_contains("broken: ProxyJump loop")
+        .stderr_contains(&format!("root@127.0.0.1:{port}: cannot connect"));
+    r.tether()
+        .args(&["closed"])
+        .run()
+        .status(3)
+        .stderr_contains(&format!("root@127.0.0.1:{port}: cannot connect"));
+    r.tether()
+        .args(&["caught"])
+        .run()
+        .status(0)
+        .stdout_contains(&format!("#{{\"root@127.0.0.1:{port}\": \"unreachable\"}}"));
+}
+
 /// A jump host that cannot be reached is said once, with the host behind it: the host's
 /// request for a tunnel tries it again, and the same failure is not said twice.
 #[test]

@@ -291,6 +291,16 @@ fn on_closure(
             context::with_host_scope(scope.clone(), || f.call::<Dynamic>(engine, &ast, (info,)))
         });
         let end = match result {
+            // A closure that sent nothing to a host that never connected did not run on that
+            // host, whatever it returned: the host fails with why, as a string command there
+            // would (a recipe that caught a failure of a command it sent there handled it).
+            // Asking waits for the host's first connection attempt to end.
+            Ok(v) if scope.commands.load(std::sync::atomic::Ordering::SeqCst) == 0 => {
+                match backend.never_connected(host) {
+                    Some(e) => HostEnd::Failed(Failure::host(host, e.kind(), e.to_string())),
+                    None => return HostEnd::Value(v),
+                }
+            }
             Ok(v) => return HostEnd::Value(v),
             Err(e) => classify(e),
         };

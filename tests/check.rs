@@ -391,3 +391,52 @@ fn a_stage_of_the_recipe_selects_the_hosts_and_its_keepalive_counts() {
     assert_eq!(value(&out, "u1", "heartbeat:"), "15.0 s");
     assert!(!out.stdout.contains("u2"), "{}", out.stdout);
 }
+
+/// An interrupted check counts what it did not check as not checked: never a host stopped
+/// while it connected as unreachable, nor one whose check never ran as at risk (fresh-eyes
+/// finding: "check: 2 hosts, 1 at risk, 1 unreachable" after a Ctrl-C, in text and JSON).
+#[test]
+fn an_interrupted_check_counts_unchecked_hosts_as_not_checked() {
+    let lab = Lab::start(1);
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let cfg = lab.dir().join("silent_config");
+    std::fs::write(
+        &cfg,
+        format!(
+            "Host silent\n  HostName 127.0.0.1\n  Port {}\n  ConnectTimeout 60\n{}",
+            silent.local_addr().unwrap().port(),
+            std::fs::read_to_string(lab.ssh_config()).unwrap()
+        ),
+    )
+    .unwrap();
+    for json in [false, true] {
+        let mut tether = Tether::new().ssh_config(&cfg);
+        if json {
+            tether = tether.args(&["--format", "json"]);
+        }
+        let child = tether
+            .args(&["check", "--hosts", "host1,silent"])
+            .spawn();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        crate::support::net::signal(child.id(), libc::SIGINT);
+        let out = child.wait_with_output().unwrap();
+        let text = crate::support::tether::text(&out);
+        assert_eq!(out.status.code(), Some(130), "{text}");
+        if json {
+            let summary = text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|v| v["type"] == "check_summary")
+                .unwrap_or_else(|| panic!("{text}"));
+            assert_eq!(summary["unreachable"], 0, "{text}");
+            assert_eq!(summary["at_risk"], 0, "{text}");
+            assert!(summary["not_checked"].as_u64() >= Some(1), "{text}");
+        } else {
+            assert!(
+                text.contains("check: 2 hosts, 0 at risk, 0 unreachable, 1 not checked (interrupted)")
+                    || text.contains("check: 2 hosts, 0 at risk, 0 unreachable, 2 not checked (interrupted)"),
+                "{text}"
+            );
+        }
+    }
+}

@@ -38,6 +38,7 @@ use crate::report::Reporter;
 use crate::runner;
 use crate::settings::Settings;
 use crate::ssh::exec::Echo;
+use crate::ssh::SshError;
 use crate::ssh::policy::{self, WorkerSettings};
 
 /// Where the settings of one host came from and what they are.
@@ -75,10 +76,18 @@ impl HostReport {
         self.error.is_some() || self.findings.iter().any(|f| f.level == Level::Warning)
     }
 
-    /// Whether it is at risk and was checked: reached, its configuration right (so counted
-    /// apart from unreachable and misconfigured hosts).
+    /// Whether it is at risk and was checked: reached, its configuration right, not stopped
+    /// by an interrupt (so counted apart from unreachable, misconfigured and unchecked hosts).
     pub fn warned(&self) -> bool {
-        self.at_risk() && !self.unreachable() && self.error_kind != Some(Kind::Config)
+        self.at_risk()
+            && !self.unreachable()
+            && !self.unchecked()
+            && self.error_kind != Some(Kind::Config)
+    }
+
+    /// Whether an interrupt stopped its check (or its connection) before it said anything.
+    pub fn unchecked(&self) -> bool {
+        self.error_kind == Some(Kind::Interrupted)
     }
 }
 
@@ -201,7 +210,7 @@ pub fn check(
     let named = |hosts: &[&HostReport]| {
         crate::hostset::fold(&hosts.iter().map(|r| r.host.as_str()).collect::<Vec<_>>())
     };
-    let [misconfigured, unreachable, warned] = categories(&reports);
+    let [misconfigured, unreachable, warned, _] = categories(&reports);
     // The reports above say everything per host; the error is the headline, every kind of
     // failure in it, and the exit code the deciding kind's (see `Kind::rank`).
     let mut kind = Kind::Failed;
@@ -231,13 +240,15 @@ pub fn check(
 }
 
 /// The hosts of `reports` that cannot be tried (a configuration error), that could not be
-/// reached, and the others at risk (a warning applies, or their settings could not be read):
-/// each host in one of them at most.
-fn categories(reports: &[HostReport]) -> [Vec<&HostReport>; 3] {
-    let mut out: [Vec<&HostReport>; 3] = Default::default();
+/// reached, the others at risk (a warning applies, or their settings could not be read), and
+/// those an interrupt left unchecked: each host in one of them at most.
+fn categories(reports: &[HostReport]) -> [Vec<&HostReport>; 4] {
+    let mut out: [Vec<&HostReport>; 4] = Default::default();
     for r in reports {
         if r.error_kind == Some(Kind::Config) {
             out[0].push(r);
+        } else if r.unchecked() {
+            out[3].push(r);
         } else if r.unreachable() {
             out[1].push(r);
         } else if r.warned() {
@@ -261,6 +272,10 @@ fn output_text(r: &HostResult) -> Result<(String, String), (String, Option<Kind>
             ),
             Some(Kind::CommandFailed),
         )),
+        // A connection given up at an interrupt says nothing of the host's reach.
+        Some(Err(e @ SshError::ConnectStopped { .. })) => {
+            Err((e.to_string(), Some(Kind::Interrupted)))
+        }
         Some(Err(e)) => Err((e.to_string(), Some(e.kind()))),
         None => Err(("not run (interrupted)".into(), Some(Kind::Interrupted))),
     }
@@ -553,11 +568,16 @@ fn grouped_text(reports: &[HostReport], fold: bool) -> Vec<String> {
 /// The closing `check_summary` record: hosts, at risk, unreachable; its text is the whole
 /// report, grouped ([`grouped_text`]).
 fn summary(reports: &[HostReport], fold: bool) -> Record {
-    let [misconfigured, unreachable, at_risk] = categories(reports).map(|hosts| hosts.len());
+    let [misconfigured, unreachable, at_risk, unchecked] =
+        categories(reports).map(|hosts| hosts.len());
     let config = match misconfigured {
         0 => String::new(),
         1 => ", 1 configuration error".into(),
         n => format!(", {n} configuration errors"),
+    };
+    let stopped = match unchecked {
+        0 => String::new(),
+        n => format!(", {n} not checked (interrupted)"),
     };
     Record::new(
         serde_json::json!({
@@ -566,13 +586,14 @@ fn summary(reports: &[HostReport], fold: bool) -> Record {
             "at_risk": at_risk,
             "unreachable": unreachable,
             "config_errors": misconfigured,
+            "not_checked": unchecked,
         }),
         grouped_text(reports, fold)
             .into_iter()
             .chain([
                 String::new(),
                 format!(
-                    "check: {} host{}, {at_risk} at risk, {unreachable} unreachable{config}",
+                    "check: {} host{}, {at_risk} at risk, {unreachable} unreachable{config}{stopped}",
                     reports.len(),
                     if reports.len() == 1 { "" } else { "s" }
                 ),

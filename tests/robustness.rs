@@ -124,6 +124,12 @@ const SSH_PIECES: &[&str] = &[
     "localnetwork 10.0.0.0/33",
     "user ",
     "IdentityFile none",
+    "LocalForward [::1]:1 h:",
+    "RemoteForward \\",
+    "DynamicForward /%Z",
+    "PermitRemoteOpen [",
+    "ControlPath ~/%T",
+    "RekeyLimit 1.",
 ];
 
 #[test]

@@ -401,7 +401,158 @@ const BAD: &[(&str, &str)] = &[
         "Host elsewhere\n  StrictHostKeyChecking sometimes\n",
     ),
     ("include-loop", "Include /root/cfg/include-loop\n"),
+    // Fresh-eyes finding: forwarding specifications, PermitRemoteOpen and the other values of
+    // keywords tether ignores were not checked as ssh checks them (tether connected).
+    ("local-forward-port", "Host x\n  LocalForward 99999 x:1\n"),
+    ("local-forward-port-0", "Host x\n  LocalForward 0 x:1\n"),
+    ("remote-forward-word", "Host x\n  RemoteForward bad\n"),
+    (
+        "remote-forward-token-port",
+        "Host x\n  RemoteForward 1234 localhost:%Z\n",
+    ),
+    ("remote-forward-too-many", "Host x\n  RemoteForward 1 2\n"),
+    ("dynamic-forward-word", "Host x\n  DynamicForward abc\n"),
+    ("dynamic-forward-target", "Host x\n  DynamicForward h:1:2\n"),
+    (
+        "forward-unset-variable",
+        "Host x\n  LocalForward ${TETHER_UNSET_FWD} x:1\n",
+    ),
+    (
+        "permit-remote-open-port",
+        "Host x\n  PermitRemoteOpen bad\n",
+    ),
+    ("permit-remote-open-0", "Host x\n  PermitRemoteOpen h:0\n"),
+    (
+        "permit-remote-open-host",
+        "Host x\n  PermitRemoteOpen h/22\n",
+    ),
+    (
+        "permit-remote-open-any-not-alone",
+        "Host x\n  PermitRemoteOpen any h:1\n",
+    ),
+    ("rekey-limit-too-small", "Host x\n  RekeyLimit 15\n"),
+    ("ipqos-bare-hex", "Host x\n  IPQoS ff\n"),
+    ("port-minus-zero", "Host x\n  Port -0\n"),
+    ("proxyjump-first-word", "Host x\n  ProxyJump a,,b c\n"),
 ];
+
+/// Fresh-eyes finding: values that `ssh -G` accepts, which tether refused (`Port +23328`,
+/// `FingerprintHash sha1`, a mask followed by other characters), and forwarding and
+/// PermitRemoteOpen values of each form ssh reads. Both resolve them alike.
+#[test]
+fn values_ssh_accepts_are_accepted() {
+    let sb = Sandbox::new("accept");
+    let mut failures = Vec::new();
+    for (i, line) in [
+        "Port +23328",
+        "Port \" 23\"",
+        "FingerprintHash sha1",
+        "StreamLocalBindMask 0177abc",
+        "NumberOfPasswordPrompts +3",
+        "ServerAliveCountMax +2",
+        "IPQoS 0x1f 010",
+        "RekeyLimit 1.5K",
+        "PermitRemoteOpen :22 [::1]:ssh h:*",
+        "PermitRemoteOpen Any",
+        "LocalForward +1 h:2",
+        "LocalForward [1]:2 h:3",
+        "LocalForward /a /b",
+        "LocalForward 1 /x",
+        "RemoteForward 0 x:1",
+        "RemoteForward 0",
+        "RemoteForward 1 [::1]:3",
+        "DynamicForward [::1]:1",
+        "ControlPath none",
+        "ControlPath ~/.ssh/cm-%C-%h-%p-%r-%n-%k-%l-%L-%u-%i-%d",
+        "LocalCommand echo %T %h %%Z",
+        "SessionType default",
+        "RequestTTY auto",
+        "ProxyJump none,host2",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let config = sb.write(
+            &format!("cfg/accept-{i}"),
+            &format!("Host x\n  HostName 127.0.0.1\n  {line}\n"),
+        );
+        if let Err(e) = compare(&sb, &config, "x") {
+            failures.push(format!("{line}: {e}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Fresh-eyes finding: ssh expands ControlPath (tilde, tokens, `${VAR}`) and the socket paths
+/// of forwardings for every connection and fails on a token or variable that does not
+/// expand; tether connected. Such a host is now refused, naming the keyword and its line, as
+/// is one whose LocalCommand ssh cannot expand (it fails after logging in), one with a
+/// SessionType other than `default` (ssh would run no command, or a subsystem) and one that
+/// asks for a terminal ssh would allocate (`RequestTTY force`). Other hosts resolve.
+#[test]
+fn values_ssh_fails_on_for_a_host_refuse_that_host() {
+    let sb = Sandbox::new("perhost");
+    let mut failures = Vec::new();
+    for (i, (line, ssh_g_fails)) in [
+        ("ControlPath /tmp/cp-%T", true),
+        ("ControlPath /tmp/${TETHER_UNSET_CP}/cp", true),
+        ("LocalForward /tmp/%Z.sock x:1", true),
+        ("RemoteForward 1 /tmp/%Z", true),
+        ("LocalCommand echo %Z", false),
+        ("SessionType none", false),
+        ("SessionType subsystem", false),
+        ("RequestTTY force", false),
+        ("ProxyJump host2 host3", false),
+        ("ProxyJump \"\"", false),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let keyword = line.split(' ').next().unwrap_or_default();
+        let config = sb.write(
+            &format!("cfg/perhost-{i}"),
+            &format!("Host x\n  HostName 127.0.0.1\n  {line}\nHost y\n  User why\n"),
+        );
+        let ssh = sb.run("ssh", &["-G", "-F", &config, "x"]);
+        if (ssh.status != 0) != *ssh_g_fails {
+            failures.push(format!(
+                "{line}: ssh -G exit {}: {}",
+                ssh.status, ssh.stderr
+            ));
+        }
+        let tether = sb.tether(&["-F", &config, "hosts", "-G", "x"]);
+        let at = format!("{config}:3: {keyword}");
+        if tether.status != 2 || !tether.stderr.contains(&at) {
+            failures.push(format!(
+                "{line}: tether exit {} (want 2 naming `{at}`): {}{}",
+                tether.status, tether.stdout, tether.stderr
+            ));
+        }
+        let other = sb.tether(&["-F", &config, "hosts", "-G", "y"]);
+        if other.status != 0 {
+            failures.push(format!("{line}: host y refused: {}", other.stderr));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Fresh-eyes finding: `ProxyJump none,host2` is `ssh -J none host2 -W ...`: host2 is reached
+/// directly and the host through it. tether took `none` for a host name and failed
+/// resolving it.
+#[test]
+fn a_jump_list_starting_with_none_reaches_its_next_hop_directly() {
+    let sb = Sandbox::new("jumpnone");
+    let config = sb.write(
+        "cfg/jumpnone",
+        "Host x\n  HostName 127.0.0.1\n  ProxyJump none,host2\nHost host2\n  HostName 127.0.0.2\n  \
+         ProxyJump elsewhere\n",
+    );
+    let out = sb.tether(&["-F", &config, "hosts", "x"]);
+    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("via host2"), "{}", out.stdout);
+    assert!(!out.stdout.contains("none"), "{}", out.stdout);
+    assert!(!out.stdout.contains("elsewhere"), "{}", out.stdout);
+}
 
 fn split_host(query: &str) -> (Vec<&str>, Vec<&str>) {
     match query.split_once('|') {

@@ -86,16 +86,28 @@ pub fn route(ssh: &SshConfig, dest: &HostConfig) -> Result<Vec<Hop>, RouteError>
 }
 
 fn chain(ssh: &SshConfig, spec: &str, seen: &mut Vec<String>) -> Result<Vec<Hop>, RouteError> {
-    let targets = parse_spec(spec).map_err(RouteError::Invalid)?;
+    let mut targets = parse_spec(spec).map_err(RouteError::Invalid)?;
+    // ssh.c reaches the last hop with `ssh -J <the others>`: a list that starts with `none`
+    // (`none,b`) is `ssh -J none b`, which reaches `b` directly, ignoring b's own ProxyJump.
+    // (Further in, `a,none,b`, `none` is a host name, as in ssh.)
+    let direct_first = targets.len() > 1 && targets[0].name.eq_ignore_ascii_case("none");
+    let before_all: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
+    if direct_first {
+        targets.remove(0);
+    }
+    let skipped = usize::from(direct_first);
     let mut hops: Vec<Hop> = Vec::new();
     for (i, target) in targets.iter().enumerate() {
-        let before: Vec<&str> = targets[..i].iter().map(|t| t.name.as_str()).collect();
+        let proxy_jump = match (i, direct_first) {
+            (0, false) => None,
+            _ => Some(before_all[..i + skipped].join(",")),
+        };
         let request = config::Request {
             name: target.name.clone(),
             alias: target.alias.clone(),
             user: target.user.clone(),
             port: target.port,
-            proxy_jump: (i > 0).then(|| before.join(",")),
+            proxy_jump,
         };
         let config = ssh.resolve_request(&request).map_err(RouteError::Hop)?;
         let id = identity(&config);
@@ -205,6 +217,19 @@ mod tests {
         assert_eq!(hops[0].target.name, "nowhere");
         assert_eq!(hops[1].target.name, "mid");
         assert_eq!(hops[2].target.name, "bastion");
+        // Fresh-eyes finding: `none,b` is `ssh -J none b`: b directly, its own ProxyJump
+        // not followed; `none` further in is a host name, as in ssh.
+        let cfg = config(
+            "Host x\n  ProxyJump none,mid\nHost y\n  ProxyJump bastion,none,mid\n\
+             Host mid\n  HostName 10.0.0.5\n  User m\n  ProxyJump nowhere\n\
+             Host bastion\n  HostName 10.0.0.1\n  User ops\n",
+        );
+        let x = cfg.resolve("x", None, None).unwrap();
+        assert_eq!(names(&route(&cfg, &x).unwrap()), ["m@10.0.0.5:22"]);
+        let y = cfg.resolve("y", None, None).unwrap();
+        let hops = route(&cfg, &y).unwrap();
+        let written: Vec<&str> = hops.iter().map(|h| h.target.name.as_str()).collect();
+        assert_eq!(written, ["bastion", "none", "mid"]);
     }
 
     #[test]

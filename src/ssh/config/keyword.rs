@@ -3,7 +3,7 @@
 //! what tether does with it. Nothing that changes where or how a connection is made is
 //! ignored: such a keyword is honoured, or refused for the hosts it applies to.
 
-use super::port::port;
+use super::port::{a2port, port, strtonum};
 
 /// What tether does with a keyword.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +51,8 @@ pub enum Shape {
     ForwardAgent,
     /// An algorithm list, optionally starting with `+`, `-` or `^`.
     Algorithms,
-    /// `LocalForward`/`RemoteForward`: a listen spec and an optional target.
+    /// `LocalForward`/`RemoteForward`/`DynamicForward`: a listen spec and (not dynamic) a
+    /// target, read as readconf.c `parse_forward` reads them.
     Forward,
     /// Environment variable names (`SendEnv`).
     EnvNames,
@@ -134,12 +135,12 @@ pub static KEYWORDS: &[Keyword] = &[
     kw!("ControlMaster", Shape::Choice(&["true", "yes", "false", "no", "auto", "ask", "autoask"]), ignored(MUX)),
     kw!("ControlPath", Shape::Str, ignored(MUX)),
     kw!("ControlPersist", Shape::Custom(control_persist), ignored(MUX)),
-    kw!("DynamicForward", Shape::Str, ignored(FORWARDING)),
+    kw!("DynamicForward", Shape::Forward, ignored(FORWARDING)),
     kw!("EnableEscapeCommandline", Shape::Flag, ignored(LOCAL)),
     kw!("EnableSSHKeysign", Shape::Flag, ignored(AUTH)),
     kw!("EscapeChar", Shape::Custom(escape_char), ignored(LOCAL)),
     kw!("ExitOnForwardFailure", Shape::Flag, ignored(FORWARDING)),
-    kw!("FingerprintHash", Shape::Choice(&["md5", "sha256"]), ignored("display only: tether always shows SHA256 fingerprints")),
+    kw!("FingerprintHash", Shape::Choice(&["md5", "sha1", "sha256", "sha384", "sha512"]), ignored("display only: tether always shows SHA256 fingerprints")),
     kw!("ForkAfterAuthentication", Shape::Flag, ignored(LOCAL)),
     kw!("ForwardAgent", Shape::ForwardAgent, honoured),
     kw!("ForwardX11", Shape::Flag, ignored(FORWARDING)),
@@ -178,7 +179,7 @@ pub static KEYWORDS: &[Keyword] = &[
     kw!("PKCS11Provider", Shape::Str, refused(NONE, "tether cannot use keys on PKCS#11 tokens (load them into ssh-agent instead)")),
     kw!("PasswordAuthentication", Shape::Flag, ignored(AUTH)),
     kw!("PermitLocalCommand", Shape::Flag, ignored("allows LocalCommand, which tether does not run")),
-    kw!("PermitRemoteOpen", Shape::List, ignored(FORWARDING)),
+    kw!("PermitRemoteOpen", Shape::Custom(permit_remote_open), ignored(FORWARDING)),
     kw!("Port", Shape::Port, honoured),
     kw!("PreferredAuthentications", Shape::Str, honoured),
     kw!("ProxyCommand", Shape::Command, honoured),
@@ -190,14 +191,14 @@ pub static KEYWORDS: &[Keyword] = &[
     kw!("RekeyLimit", Shape::Custom(rekey_limit), ignored("libssh2 re-keys by its own rules; it changes nothing about where or as whom tether connects")),
     kw!("RemoteCommand", Shape::Command, refused(NONE, "tether runs the recipe's commands, never a fixed remote command")),
     kw!("RemoteForward", Shape::Forward, ignored(FORWARDING)),
-    kw!("RequestTTY", Shape::Choice(&["true", "yes", "false", "no", "force", "auto"]), ignored("tether decides terminals per command (--pty, `pty:`)")),
+    kw!("RequestTTY", Shape::Choice(&["true", "yes", "false", "no", "force", "auto"]), refused(&["no", "false", "auto"], "ssh would allocate a terminal for every command (`yes`: when its standard input is a terminal); tether allocates one per command (--pty, `pty:`)")),
     kw!("RequiredRSASize", Shape::Int, honoured),
     kw!("RevokedHostKeys", Shape::List, refused(NONE, "tether does not read key revocation lists (it does honour @revoked lines in known_hosts)")),
     kw!("SecurityKeyProvider", Shape::Str, ignored("FIDO (sk-) keys: libssh2 cannot use them, so authentication with them fails, naming the key")),
     kw!("SendEnv", Shape::EnvNames, ignored("environment sent to the server: tether puts variables into its commands")),
     kw!("ServerAliveCountMax", Shape::Int, honoured),
     kw!("ServerAliveInterval", Shape::Time, honoured),
-    kw!("SessionType", Shape::Choice(&["none", "subsystem", "default"]), ignored("tether's sessions run commands")),
+    kw!("SessionType", Shape::Choice(&["none", "subsystem", "default"]), refused(&["default"], "ssh would run no command (`none`) or start the command's name as a subsystem (`subsystem`); tether runs the recipe's commands")),
     kw!("SetEnv", Shape::EnvAssignments, ignored("environment sent to the server: tether puts variables into its commands")),
     kw!("StdinNull", Shape::Flag, ignored(LOCAL)),
     kw!("StreamLocalBindMask", Shape::Custom(octal_mask), ignored(FORWARDING)),
@@ -372,9 +373,8 @@ pub fn check(kw: &Keyword, args: &[String], rest: &str) -> Result<Value, String>
         }
         Shape::Int => {
             let a = one(args)?;
-            a.parse::<u64>()
-                .ok()
-                .filter(|n| *n <= i32::MAX as u64 && a.bytes().all(|b| b.is_ascii_digit()))
+            strtonum(&a, 0, i64::from(i32::MAX))
+                .and_then(|n| u64::try_from(n).ok())
                 .map(Value::Int)
                 .ok_or_else(|| format!("{name}: integer value \"{a}\" is invalid"))
         }
@@ -382,7 +382,7 @@ pub fn check(kw: &Keyword, args: &[String], rest: &str) -> Result<Value, String>
             let a = one(args)?;
             port(&a)
                 .map(Value::Port)
-                .ok_or_else(|| format!("bad port \"{a}\""))
+                .ok_or_else(|| format!("{name}: bad port \"{a}\""))
         }
         Shape::Str => one(args).map(Value::Str),
         Shape::List => {
@@ -404,7 +404,10 @@ pub fn check(kw: &Keyword, args: &[String], rest: &str) -> Result<Value, String>
         Shape::Jump => {
             let spec = rest.trim_start_matches([' ', '\t', '\r', '\n', '=']);
             let spec = spec.split('#').next().unwrap_or_default().trim_end();
-            super::jump_spec::parse(spec)
+            // ssh (9.2 as Debian ships it) reads the first word only: a list written with
+            // spaces fails the hosts it applies to (resolve.rs), not the whole config.
+            let first = spec.split([' ', '\t']).next().unwrap_or_default();
+            super::jump_spec::parse(first)
                 .map_err(|e| format!("invalid ProxyJump \"{spec}\": {e}"))?;
             Ok(Value::Command(spec.to_string()))
         }
@@ -429,12 +432,10 @@ pub fn check(kw: &Keyword, args: &[String], rest: &str) -> Result<Value, String>
             super::algorithm_names::check(name, &a)?;
             Ok(Value::Str(a))
         }
-        Shape::Forward => match args {
-            [] => Err(format!("{name}: missing argument")),
-            [_] if name == "LocalForward" => Err(format!("{name}: missing target argument")),
-            [_] | [_, _] => Ok(Value::List(args.to_vec())),
-            _ => Err(format!("{name}: extra arguments at end of line")),
-        },
+        Shape::Forward => {
+            super::forward::from_args(name, args)?;
+            Ok(Value::List(args.to_vec()))
+        }
         Shape::EnvNames => {
             if args.is_empty() {
                 return Err(format!("no {name} specified"));
@@ -618,8 +619,9 @@ fn ipqos(args: &[String]) -> Result<(), String> {
         return Err("one or two values".into());
     }
     for a in args {
+        // misc.c parse_ipqos: a name, else `strtol(.., 0)` (decimal, 0x hex, 0 octal) 0-255.
         let number =
-            a.parse::<u8>().is_ok() || u8::from_str_radix(a.trim_start_matches("0x"), 16).is_ok();
+            strtol(a, 0).is_some_and(|(n, rest)| rest.is_empty() && (0..=255).contains(&n));
         if !number && !NAMES.contains(&a.to_ascii_lowercase().as_str()) {
             return Err(format!("bad IPQoS value \"{a}\""));
         }
@@ -672,9 +674,11 @@ fn rekey_limit(args: &[String]) -> Result<(), String> {
         [] => return Err("missing argument".into()),
         _ => return Err("extra arguments at end of line".into()),
     };
-    let digits = size.trim_end_matches(['K', 'M', 'G', 'k', 'm', 'g']);
-    if size != "default" && (digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit())) {
-        return Err(format!("bad number \"{size}\""));
+    if size != "default" {
+        let n = scan_scaled(size).ok_or_else(|| format!("bad number \"{size}\""))?;
+        if n != 0 && n < 16 {
+            return Err("RekeyLimit too small".into());
+        }
     }
     match interval {
         Some(i) if i != "none" && convtime(i).is_none() => {
@@ -686,15 +690,19 @@ fn rekey_limit(args: &[String]) -> Result<(), String> {
 
 fn octal_mask(args: &[String]) -> Result<(), String> {
     let a = single(args)?;
-    match u32::from_str_radix(a, 8) {
-        Ok(n) if n <= 0o777 => Ok(()),
+    // readconf.c: `strtol(.., 8)`, whatever follows the digits unread.
+    match strtol(a, 8) {
+        Some((n, _)) if (0..=0o777).contains(&n) => Ok(()),
         _ => Err(format!("bad mask \"{a}\"")),
     }
 }
 
 fn tunnel_device(args: &[String]) -> Result<(), String> {
     let a = single(args)?;
-    let unit = |s: &str| s == "any" || s.parse::<u32>().is_ok();
+    // misc.c a2tun: `any` or 0 to SSH_TUNID_MAX (INT_MAX - 2).
+    let unit = |s: &str| {
+        s.eq_ignore_ascii_case("any") || strtonum(s, 0, i64::from(i32::MAX) - 2).is_some()
+    };
     let ok = match a.split_once(':') {
         Some((l, r)) => unit(l) && unit(r),
         None => unit(a),
@@ -704,6 +712,107 @@ fn tunnel_device(args: &[String]) -> Result<(), String> {
     } else {
         Err(format!("bad tun device \"{a}\""))
     }
+}
+
+/// readconf.c PermitRemoteOpen: `any` or `none` alone, else `host:port` each (`[addr]:port`,
+/// port `*` or as [`a2port`] reads it, not 0).
+fn permit_remote_open(args: &[String]) -> Result<(), String> {
+    for a in args {
+        if a.eq_ignore_ascii_case("any") || a.eq_ignore_ascii_case("none") {
+            if args.len() > 1 {
+                return Err(format!("\"{a}\" must appear alone"));
+            }
+            continue;
+        }
+        // misc.c hpdelim: `[addr]` or up to the first `:` (a `/` there: no host).
+        let rest = match a.strip_prefix('[') {
+            Some(inner) => inner.find(']').map(|i| &inner[i + 1..]),
+            None => Some(a.find([':', '/']).map_or("", |i| &a[i..])),
+        };
+        let port = match rest {
+            Some(r) if r.starts_with(':') => &r[1..],
+            Some("") => return Err(format!("bad port number in \"{a}\"")),
+            _ => return Err(format!("missing host in \"{a}\"")),
+        };
+        if port != "*" && a2port(port).is_none_or(|p| p == 0) {
+            return Err(format!("bad port number in \"{a}\""));
+        }
+    }
+    Ok(())
+}
+
+/// C `strtol(s, &end, base)` for base 0 (decimal, `0x` hex, `0` octal) or 8: leading white
+/// space and one sign, then the longest run of digits; the value and what follows it, or
+/// `None` without a digit. Values beyond `i64` saturate (every caller bounds them far lower).
+fn strtol(s: &str, base: u32) -> Option<(i64, &str)> {
+    let t = s.trim_start_matches(|c: char| c.is_ascii_whitespace());
+    let (negative, t) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let hex = base == 0
+        && (t.starts_with("0x") || t.starts_with("0X"))
+        && t[2..].starts_with(|c: char| c.is_ascii_hexdigit());
+    let (radix, digits) = match (base, hex) {
+        (_, true) => (16, &t[2..]),
+        (0, false) if t.starts_with('0') => (8, t),
+        (0, false) => (10, t),
+        (b, false) => (b, t),
+    };
+    let len = digits
+        .find(|c: char| !c.is_digit(radix))
+        .unwrap_or(digits.len());
+    if len == 0 {
+        return None;
+    }
+    let n = digits[..len].chars().fold(0i64, |n, c| {
+        n.saturating_mul(i64::from(radix))
+            .saturating_add(i64::from(c.to_digit(radix).unwrap_or(0)))
+    });
+    Some((if negative { -n } else { n }, &digits[len..]))
+}
+
+/// fmt_scaled.c `scan_scaled`: white space, one sign, digits with at most one `.`, then at
+/// most one unit of `BKMGTPE` (any case; powers of 1024) not followed by a letter or digit.
+fn scan_scaled(s: &str) -> Option<i64> {
+    let t = s.trim_start_matches(|c: char| c.is_ascii_whitespace());
+    let (negative, t) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let len = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (number, rest) = t.split_at(len);
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if fraction.contains('.') || whole.len() >= 21 {
+        return None;
+    }
+    let whole: i64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    let sign = if negative { -1 } else { 1 };
+    let Some(unit) = rest.chars().next() else {
+        return Some(sign * whole);
+    };
+    let power = "BKMGTPE".find(unit.to_ascii_uppercase())?;
+    if rest[unit.len_utf8()..].starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return None;
+    }
+    let scale = 1024i64.checked_pow(u32::try_from(power).ok()?)?;
+    let mut fpart = 0i64;
+    let mut divisor = 1i64;
+    for d in fraction.chars().take(18) {
+        fpart = fpart * 10 + i64::from(d.to_digit(10)?);
+        divisor *= 10;
+    }
+    let scaled = whole.checked_mul(scale)?;
+    let fpart = i64::try_from(i128::from(fpart) * i128::from(scale) / i128::from(divisor)).ok()?;
+    Some(sign * scaled.checked_add(fpart)?)
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ mod dump;
 mod error;
 mod expand;
 mod file;
+mod forward;
 mod glob;
 mod host;
 mod jump_spec;

@@ -19,6 +19,7 @@ use super::dump;
 use super::error::{ConfigError, HostError, Location};
 use super::expand::{self, Tokens};
 use super::file::{self, Criterion, File, LineKind, Reader, Test};
+use super::forward;
 use super::host::{
     AddressFamily, Algorithms, HostConfig, Request, Route, StrictHostKeyChecking,
     DEFAULT_CONNECT_TIMEOUT,
@@ -29,6 +30,7 @@ use super::pattern::{
     cidr_list_contains, match_hostname, match_pattern, match_pattern_list, ListMatch,
 };
 use super::state::Inner;
+use crate::host::HostTarget;
 
 /// A value and where it was obtained (`None`: the command line).
 #[derive(Debug, Clone)]
@@ -50,6 +52,8 @@ struct Options {
     jump: Option<Obtained>,
     forward_agent: Option<Obtained>,
     forward_agent_path: Option<Obtained>,
+    /// `LocalForward`, `RemoteForward`, `DynamicForward` lines, all of them (they add up).
+    forwards: Vec<(&'static str, Obtained)>,
 }
 
 impl Options {
@@ -266,6 +270,9 @@ impl<'a> Resolution<'a> {
                 }
             }
             "ProxyJump" => self.proxy_jump(obtained.value, Some(at)),
+            "LocalForward" | "RemoteForward" | "DynamicForward" => {
+                self.opts.forwards.push((k.name, obtained))
+            }
             "ForwardAgent" => {
                 if let Value::Str(_) = obtained.value {
                     if self.opts.forward_agent.is_none() {
@@ -583,6 +590,9 @@ impl<'a> Resolution<'a> {
             let k = super::keyword::get(name);
             if let Treatment::Refused { unless, reason } = k.treatment {
                 let text = o.value.text();
+                if name == "RequestTTY" && !self.terminal_requested(&text) {
+                    continue;
+                }
                 if !unless.iter().any(|u| u.eq_ignore_ascii_case(&text)) {
                     return Err(
                         self.error(o.at.clone(), format!("{name} {text} is refused: {reason}"))
@@ -606,6 +616,13 @@ impl<'a> Resolution<'a> {
                 ));
             }
         }
+        if let Some(Obtained {
+            value,
+            at: Some(at),
+        }) = &self.opts.jump
+        {
+            self.check_jump_hosts(&value.text(), at)?;
+        }
         if let Some(o) = &self.opts.proxy_command {
             if o.value.text() == "-" {
                 return Err(self.error(
@@ -613,6 +630,55 @@ impl<'a> Resolution<'a> {
                     "ProxyCommand - is refused: it needs ProxyUseFdpass, which tether cannot do",
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// ssh.c: with a command to run, `RequestTTY yes` allocates a terminal only when ssh's
+    /// standard input is one (and `StdinNull` does not replace it); `force` always.
+    fn terminal_requested(&self, request_tty: &str) -> bool {
+        match request_tty {
+            "force" => true,
+            "yes" | "true" => {
+                // SAFETY: isatty only inspects the descriptor.
+                let stdin_terminal = unsafe { libc::isatty(libc::STDIN_FILENO) } == 1;
+                stdin_terminal && self.opts.flag("StdinNull") != Some(true)
+            }
+            _ => false,
+        }
+    }
+
+    /// A ProxyJump from the config whose hops ssh would hand to a shell as they are (ssh
+    /// checks jump host names only on its command line): white space (ssh 9.2 would use the
+    /// first word and drop the rest), quotes, shell syntax, a leading `-`. The host fails,
+    /// naming the line, before any route is built.
+    fn check_jump_hosts(&self, spec: &str, at: &Location) -> Result<(), HostError> {
+        if spec.eq_ignore_ascii_case("none") {
+            return Ok(());
+        }
+        let refuse = |why: String| {
+            self.error(
+                Some(at.clone()),
+                format!("ProxyJump {spec} is refused: {why}"),
+            )
+        };
+        if let Some((first, _)) = spec.split_once([' ', '\t']) {
+            return Err(refuse(format!(
+                "jump hosts are separated by commas, not white space (ssh would use `{first}` \
+                 alone and drop the rest)"
+            )));
+        }
+        for written in spec.split(',') {
+            let hop = jump_spec::parse(written)
+                .ok()
+                .and_then(|hops| hops.into_iter().next())
+                .ok_or_else(|| refuse(format!("`{written}` is not a jump host")))?;
+            HostTarget::jump_hop(written, hop.user, hop.host, hop.port).map_err(|_| {
+                refuse(format!(
+                    "jump host `{written}` has quotes, shell syntax or a leading `-` in its name \
+                     or user, which ssh would pass to a shell (its ProxyCommand) as written"
+                ))
+            })?;
         }
         Ok(())
     }
@@ -664,6 +730,8 @@ impl<'a> Resolution<'a> {
             let t = expand::tilde(raw, &local.home).map_err(|e| err(at.clone(), what, e))?;
             expand::percent_dollar(&t, &tokens).map_err(|e| err(at.clone(), what, e))
         };
+
+        self.expanded_for_every_connection(&tokens)?;
 
         // IdentityFile: `none` drops the entry but still counts as configured.
         let identity_files_configured = !opts.identity_files.is_empty();
@@ -897,6 +965,45 @@ impl<'a> Resolution<'a> {
             algorithms,
             ssh_g: dump,
         })
+    }
+
+    /// What ssh.c expands for every connection although tether has no use for it: the
+    /// ControlPath (`~`, tokens, `${VAR}`: before `ssh -G` prints), the socket paths of the
+    /// forwardings (tokens) and, once logged in, the LocalCommand (tokens and `%T`). ssh fails
+    /// on one that does not expand, so the host fails here, naming the line.
+    fn expanded_for_every_connection(&self, tokens: &Tokens) -> Result<(), HostError> {
+        let opts = &self.opts;
+        let fail = |at: &Option<Location>, what: &str, e: String| {
+            self.error(at.clone(), format!("{what}: {e}"))
+        };
+        if let Some(o) = opts.first.get("ControlPath") {
+            let raw = o.value.text();
+            if !raw.eq_ignore_ascii_case("none") {
+                let t = expand::tilde(&raw, &self.inner.local.home)
+                    .map_err(|e| fail(&o.at, "ControlPath", e))?;
+                expand::percent_dollar(&t, tokens).map_err(|e| fail(&o.at, "ControlPath", e))?;
+            }
+        }
+        if opts.flag("ClearAllForwardings") != Some(true) {
+            for (name, o) in &opts.forwards {
+                let Value::List(args) = &o.value else {
+                    continue;
+                };
+                let f = forward::from_args(name, args).map_err(|e| self.error(o.at.clone(), e))?;
+                for p in f.paths() {
+                    expand::percent(p, tokens).map_err(|e| fail(&o.at, name, e))?;
+                }
+            }
+        }
+        if let Some(o) = opts.first.get("LocalCommand") {
+            let raw = o.value.text();
+            if !raw.eq_ignore_ascii_case("none") {
+                // `%T`: the tunnel interface, `NONE` without a Tunnel (which tether refuses).
+                let with_tunnel = tokens.clone().with('T', "NONE");
+                expand::percent(&raw, &with_tunnel).map_err(|e| fail(&o.at, "LocalCommand", e))?;
+            }
+        }
+        Ok(())
     }
 
     fn permitted_cnames_for_dump(&self) -> Vec<String> {

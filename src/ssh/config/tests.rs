@@ -80,7 +80,7 @@ fn defaults() {
 #[test]
 fn malformed_lines_are_named() {
     let err = SshConfig::parse_str("Host a\n  Port abc\n", Path::new("/x/cfg")).unwrap_err();
-    assert_eq!(err.to_string(), "/x/cfg:2: bad port \"abc\"");
+    assert_eq!(err.to_string(), "/x/cfg:2: Port: bad port \"abc\"");
     let err = SshConfig::parse_str("Host a\n  Frobnicate 1\n", Path::new("/x/cfg")).unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -382,4 +382,140 @@ fn ssh_g_lines() {
     ] {
         assert!(lines.iter().any(|l| l == want), "{want} not in {lines:#?}");
     }
+}
+
+/// Fresh-eyes finding: tether connected where ssh refuses. What ssh expands for every
+/// connection (ControlPath, forwarding socket paths, LocalCommand) fails the host on a token
+/// or variable that does not expand; SessionType other than `default` and `RequestTTY force`
+/// are refused; a config ProxyJump ssh would hand to a shell as written fails its host, all
+/// naming keyword, file and line. Hosts the lines do not apply to resolve.
+#[test]
+fn values_ssh_cannot_use_for_a_host_fail_that_host() {
+    for (line, problem) in [
+        (
+            "ControlPath /tmp/cp-%T",
+            "ControlPath: unknown token `%T` here",
+        ),
+        (
+            "ControlPath /tmp/${TETHER_CFG_UNSET_CP}/cp",
+            "ControlPath: environment variable `${TETHER_CFG_UNSET_CP}` is not set",
+        ),
+        (
+            "LocalForward /tmp/%Z.sock x:1",
+            "LocalForward: unknown token `%Z` here",
+        ),
+        (
+            "RemoteForward 1 /tmp/%Z",
+            "RemoteForward: unknown token `%Z` here",
+        ),
+        (
+            "DynamicForward /tmp/%Z",
+            "DynamicForward: unknown token `%Z` here",
+        ),
+        (
+            "LocalCommand echo %Z",
+            "LocalCommand: unknown token `%Z` here",
+        ),
+        (
+            "SessionType none",
+            "SessionType none is refused: ssh would run no command",
+        ),
+        ("SessionType subsystem", "SessionType subsystem is refused"),
+        (
+            "RequestTTY force",
+            "RequestTTY force is refused: ssh would allocate a terminal",
+        ),
+        (
+            "ProxyJump host2 host3",
+            "ProxyJump host2 host3 is refused: jump hosts are separated by commas, not white \
+             space (ssh would use `host2` alone and drop the rest)",
+        ),
+        (
+            "ProxyJump a,\"\"",
+            "ProxyJump a,\"\" is refused: jump host `\"\"` has quotes, shell syntax",
+        ),
+        (
+            "ProxyJump -oops",
+            "ProxyJump -oops is refused: jump host `-oops`",
+        ),
+    ] {
+        let cfg = parse(&format!("Host x\n  {line}\nHost y\n  User u\n"));
+        let err = cfg.resolve("x", None, None).unwrap_err();
+        let want = format!("x: ssh config /tmp/cfg:2: {problem}");
+        assert!(
+            err.to_string().starts_with(&want),
+            "{line}:\n{err}\nwant {want}"
+        );
+        assert_eq!(host(&cfg, "y").user, "u", "{line}");
+    }
+    for line in [
+        "ControlPath none",
+        "ControlPath ~/.ssh/cm-%C-%h-%p-%r-%n-%k-%l-%L-%u-%i-%d-%j",
+        "LocalCommand echo %T %h %%Z",
+        "LocalCommand NONE",
+        "LocalForward /tmp/%h.sock x:1",
+        "SessionType default",
+        "RequestTTY auto",
+        "RequestTTY no",
+        "ProxyJump none",
+        "ProxyJump none,ops@b:2222",
+    ] {
+        let cfg = parse(&format!("Host x\n  {line}\n"));
+        assert!(cfg.resolve("x", None, None).is_ok(), "{line}");
+    }
+    // ClearAllForwardings drops the forwardings before ssh expands them.
+    let cfg = parse("Host x\n  ClearAllForwardings yes\n  LocalForward /tmp/%Z x:1\n");
+    assert!(cfg.resolve("x", None, None).is_ok());
+}
+
+/// Fresh-eyes finding: values ssh refuses for every host, tether accepted (or the reverse).
+#[test]
+fn ignored_keywords_values_are_checked_as_ssh_checks_them() {
+    for bad in [
+        "LocalForward 99999 x:1",
+        "LocalForward 1",
+        "RemoteForward bad",
+        "RemoteForward 1234 localhost:%Z",
+        "DynamicForward abc",
+        "DynamicForward 1 2",
+        "PermitRemoteOpen bad",
+        "PermitRemoteOpen [h",
+        "PermitRemoteOpen none h:1",
+        "RekeyLimit 15",
+        "RekeyLimit 1X",
+        "IPQoS ff",
+        "IPQoS 256",
+        "StreamLocalBindMask 8",
+        "TunnelDevice 2147483647",
+        "Port -0",
+        "Port 0x10",
+    ] {
+        let err = SshConfig::parse_str(&format!("Host other\n  {bad}\n"), Path::new("/x/cfg"))
+            .unwrap_err()
+            .to_string();
+        let keyword = bad.split(' ').next().unwrap_or_default();
+        assert!(
+            err.starts_with(&format!("/x/cfg:2: {keyword}")),
+            "{bad}: {err}"
+        );
+    }
+    for good in [
+        "Port +23328",
+        "FingerprintHash SHA1",
+        "StreamLocalBindMask 0177abc",
+        "NumberOfPasswordPrompts +3",
+        "IPQoS 0x1f 010",
+        "RekeyLimit 1.5K 1h",
+        "RekeyLimit 0",
+        "TunnelDevice any:+3",
+        "PermitRemoteOpen :22 [::1]:ssh h:*",
+        "RemoteForward 0",
+        "ProxyJump a b,,c",
+    ] {
+        assert!(
+            SshConfig::parse_str(&format!("Host other\n  {good}\n"), Path::new("/x/cfg")).is_ok(),
+            "{good}"
+        );
+    }
+    assert_eq!(host(&parse("Host x\n  Port +23328\n"), "x").port, 23328);
 }

@@ -507,8 +507,8 @@ pub struct HostOutcome {
     /// How long its command ran, when it ran.
     #[serde(rename = "duration_ms", serialize_with = "millis_opt")]
     pub duration: Option<Duration>,
-    /// The failure: host, command, status, the tail of stderr.
-    pub failure: Option<String>,
+    /// The failure: host, command, status, the tail of stderr (a string in JSON).
+    pub failure: Option<crate::host_text::HostText>,
 }
 
 impl EventKind {
@@ -576,7 +576,9 @@ impl EventKind {
             }
             EventKind::Summary { hosts, .. } => {
                 for h in hosts {
-                    opt(&mut h.failure);
+                    if let Some(f) = &mut h.failure {
+                        f.mask();
+                    }
                 }
             }
             EventKind::RunStarted { command, .. } => opt(command),

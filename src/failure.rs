@@ -6,6 +6,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::exit;
+use crate::host_text::HostText;
 
 /// What kind of failure. A recipe reads it as `err.kind` (the snake_case name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -98,8 +99,9 @@ pub struct HostFailure {
     pub host: String,
     /// What went wrong there.
     pub kind: Kind,
-    /// The full text: host, command, exit status, the tail of stderr, a hint.
-    pub message: String,
+    /// The full text: host, command, exit status, the tail of stderr, a hint; where tether
+    /// named the host and its durations marked, for folding.
+    pub message: HostText,
 }
 
 /// A host that did not get to (or past) its work because of something else.
@@ -158,7 +160,7 @@ impl Failure {
     }
 
     /// One host's failure.
-    pub fn host(host: &str, kind: Kind, message: impl Into<String>) -> Self {
+    pub fn host(host: &str, kind: Kind, message: impl Into<HostText>) -> Self {
         Failure::hosts(
             vec![HostFailure {
                 host: host.to_string(),
@@ -245,7 +247,7 @@ impl Failure {
         if !crate::secret::any() {
             return;
         }
-        self.failed.iter_mut().for_each(|f| m(&mut f.message));
+        self.failed.iter_mut().for_each(|f| f.message.mask());
         self.not_run.iter_mut().for_each(|n| m(&mut n.reason));
         if let Some(d) = &mut self.detail {
             m(d);
@@ -279,67 +281,84 @@ impl Failure {
 
     /// The message without the task and position (what `err.message` gives a recipe).
     pub fn message(&self) -> String {
-        self.text(false)
+        self.said().to_string()
+    }
+
+    /// The message without the task and position, where tether named each host and its
+    /// durations marked (see [`HostText`]): a host's failure that holds this one's text
+    /// folds by it.
+    pub fn said(&self) -> HostText {
+        let mut out = HostText::new().text(&self.headline());
+        for f in &self.failed {
+            out.push_str("\n");
+            out = out.then(f.message.clone());
+        }
+        for n in &self.not_run {
+            out = out.text("\n").host(&n.host).text(": ").text(&n.reason);
+        }
+        out.text(&self.tail())
     }
 
     /// The message with the task and position, hosts that failed the same way folded into one
-    /// entry headed by their set (`web[01-28]: ...`, see [`crate::hostset::fold_texts`]), as
+    /// entry headed by their set (`web[01-28]: ...`, see [`crate::host_text::fold`]), as
     /// text output prints it unless `--no-fold`.
     pub fn folded(&self) -> String {
-        format!("{}{}", self.text(true), self.place())
+        let mut out = self.headline();
+        let failed: Vec<(&str, &HostText)> = self
+            .failed
+            .iter()
+            .map(|f| (f.host.as_str(), &f.message))
+            .collect();
+        for text in crate::host_text::fold(&failed) {
+            out.push('\n');
+            out.push_str(&text);
+        }
+        let not_run: Vec<(&str, HostText)> = self
+            .not_run
+            .iter()
+            .map(|n| {
+                (
+                    n.host.as_str(),
+                    HostText::new().host(&n.host).text(": ").text(&n.reason),
+                )
+            })
+            .collect();
+        let not_run: Vec<(&str, &HostText)> = not_run.iter().map(|(h, t)| (*h, t)).collect();
+        for text in crate::host_text::fold(&not_run) {
+            out.push('\n');
+            out.push_str(&text);
+        }
+        format!("{out}{}{}", self.tail(), self.place())
     }
 
-    fn text(&self, fold: bool) -> String {
-        let mut out = String::new();
-        if !self.failed.is_empty() || !self.not_run.is_empty() {
-            let total = self.total.max(self.failed.len() + self.not_run.len());
-            out.push_str(&format!(
-                "{} of {total} host{} failed",
-                self.failed.len(),
-                if total == 1 { "" } else { "s" }
-            ));
-            let stopped = self.not_run.iter().filter(|n| n.started).count();
-            if stopped > 0 {
-                out.push_str(&format!(", {stopped} stopped early"));
-            }
-            if stopped < self.not_run.len() {
-                out.push_str(&format!(", {} not started", self.not_run.len() - stopped));
-            }
-            let failed: Vec<(&str, &str)> = self
-                .failed
-                .iter()
-                .map(|f| (f.host.as_str(), f.message.as_str()))
-                .collect();
-            let not_run: Vec<(&str, &str)> = self
-                .not_run
-                .iter()
-                .map(|n| (n.host.as_str(), n.reason.as_str()))
-                .collect();
-            if fold {
-                for text in crate::hostset::fold_texts(&failed) {
-                    out.push('\n');
-                    out.push_str(&text);
-                }
-                for (hosts, reason) in crate::hostset::group_texts(&not_run) {
-                    out.push_str(&format!("\n{}: {reason}", crate::hostset::fold(&hosts)));
-                }
-            } else {
-                for (_, message) in failed {
-                    out.push('\n');
-                    out.push_str(message);
-                }
-                for (host, reason) in not_run {
-                    out.push_str(&format!("\n{host}: {reason}"));
-                }
-            }
+    /// `N of M hosts failed, K stopped early, J not started`, or nothing when no host failed.
+    fn headline(&self) -> String {
+        if self.failed.is_empty() && self.not_run.is_empty() {
+            return String::new();
         }
-        if let Some(d) = &self.detail {
-            if !out.is_empty() {
-                out.push('\n');
-            }
-            out.push_str(d);
+        let total = self.total.max(self.failed.len() + self.not_run.len());
+        let mut out = format!(
+            "{} of {total} host{} failed",
+            self.failed.len(),
+            if total == 1 { "" } else { "s" }
+        );
+        let stopped = self.not_run.iter().filter(|n| n.started).count();
+        if stopped > 0 {
+            out.push_str(&format!(", {stopped} stopped early"));
+        }
+        if stopped < self.not_run.len() {
+            out.push_str(&format!(", {} not started", self.not_run.len() - stopped));
         }
         out
+    }
+
+    /// The failure not about hosts, on a line of its own after the hosts' (if any).
+    fn tail(&self) -> String {
+        match &self.detail {
+            Some(d) if self.failed.is_empty() && self.not_run.is_empty() => d.clone(),
+            Some(d) => format!("\n{d}"),
+            None => String::new(),
+        }
     }
 
     /// `\n  (at FILE:LINE:COL, in task `T`)`, or less, or nothing.
@@ -367,7 +386,7 @@ mod tests {
         HostFailure {
             host: host.into(),
             kind,
-            message: format!("{host}: broke"),
+            message: HostText::new().host(host).text(": broke"),
         }
     }
 
@@ -429,7 +448,7 @@ mod tests {
         let mut failed: Vec<HostFailure> = (1..=4)
             .map(|i| hf(&format!("web{i}"), Kind::CommandFailed))
             .collect();
-        failed[2].message = "web3: disk full".into();
+        failed[2].message = HostText::new().host("web3").text(": disk full");
         let not_run = ["db1", "db2"]
             .map(|h| NotRun {
                 host: h.into(),

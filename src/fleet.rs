@@ -60,7 +60,7 @@ pub fn config_refusals(
     let mut failed = Vec::new();
     for h in hosts {
         if let Err(e) = crate::pool::reach(ssh, h, jump) {
-            let message = e.to_string();
+            let message = e.said();
             sink.emit(
                 &Arc::from(h.name.as_str()),
                 EventKind::Warning {

@@ -9,11 +9,13 @@ use std::sync::Arc;
 
 use crate::error::Error;
 use crate::failure::{Failure, HostFailure, Kind};
+use crate::host_text::HostText;
 use crate::report::Reporter;
 use crate::runner;
 use crate::settings::{Format, Settings};
 use crate::ssh::config::{HostConfig, HostError, Route};
 use crate::ssh::route::{self, Hop, RouteError};
+use crate::ssh::SshError;
 
 /// `tether hosts`'s own options.
 #[derive(Debug, Clone, Default)]
@@ -105,12 +107,15 @@ pub fn run(
                 } else {
                     Kind::Config
                 },
-                message: e.to_string(),
+                message: SshError::Config(e.clone()).said(),
             }),
             (Ok(_), Err(RouteError::Invalid(why))) => Some(HostFailure {
                 host: r.name.clone(),
                 kind: Kind::Config,
-                message: format!("{}: {why}", r.name),
+                message: HostText::new()
+                    .host(&r.name)
+                    .text(": ")
+                    .text(&why.to_string()),
             }),
             (Ok(_), Ok(_)) => None,
         })

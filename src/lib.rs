@@ -51,6 +51,7 @@ pub mod failure;
 pub mod fd_limit;
 pub mod fleet;
 pub mod host;
+pub mod host_text;
 pub mod hosts;
 pub mod hostset;
 pub mod init;

@@ -3,8 +3,8 @@
 //! the [`Failure`] of a step built from its hosts' results.
 
 use crate::dispatch::Skipped;
-use crate::duration::format as format_duration;
 use crate::failure::{Failure, HostFailure, Kind, NotRun};
+use crate::host_text::HostText;
 use crate::pool::HostResult;
 use crate::ssh::exec::{ExecOutput, ExitStatus};
 use crate::ssh::SshError;
@@ -14,16 +14,17 @@ use crate::stop::StopReason;
 pub const STDERR_TAIL: usize = 10;
 
 /// One failed command: `host: \`cmd\` failed with exit status 3 after 1.2 s` and the last lines
-/// of its stderr; the error itself when it did not run to an end.
-pub fn failure_text(host: &str, command: &str, result: &Result<ExecOutput, SshError>) -> String {
+/// of its stderr; the error itself when it did not run to an end. Where tether named the host
+/// and how long the command ran are marked (see [`HostText`]); the command and the stderr are
+/// words as they are.
+pub fn failure_text(host: &str, command: &str, result: &Result<ExecOutput, SshError>) -> HostText {
     match result {
-        Err(e) => e.to_string(),
+        Err(e) => e.said(),
         Ok(out) => {
-            let mut text = format!(
-                "{host}: `{command}` failed with {} after {}",
-                out.status,
-                format_duration(out.duration)
-            );
+            let mut text = HostText::new()
+                .host(host)
+                .text(&format!(": `{command}` failed with {} after ", out.status))
+                .took(out.duration);
             let tail = stderr_tail(&out.stderr, STDERR_TAIL);
             if !tail.is_empty() {
                 text.push_str("\n  stderr (last lines):");

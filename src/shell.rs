@@ -21,6 +21,7 @@ use crate::event::Sink;
 use crate::failure::{Failure, Kind};
 use crate::fleet;
 use crate::host::HostTarget;
+use crate::host_text::HostText;
 use crate::pool;
 use crate::recipe::model::suggest;
 use crate::report::Reporter;
@@ -83,7 +84,9 @@ pub fn run(settings: &Settings, opts: &ShellOptions) -> Result<i32, Error> {
         Failure::host(
             &host,
             Kind::ConnectionLost,
-            format!("{host}: the session ended: {reason}"),
+            HostText::new()
+                .host(&host)
+                .text(&format!(": the session ended: {reason}")),
         )
         .into()
     };
@@ -178,7 +181,7 @@ struct Opened {
 /// threads, kept by the [`Opened`]).
 fn open(settings: &Settings, dest: &Destination, sink: Sink) -> Result<Opened, Error> {
     let host = dest.target.name.as_str();
-    let failed = |e: SshError| -> Error { Failure::host(host, e.kind(), e.to_string()).into() };
+    let failed = |e: SshError| -> Error { Failure::host(host, e.kind(), e.said()).into() };
     let (config, hops) =
         pool::reach(&dest.ssh_config, &dest.target, settings.jump.as_deref()).map_err(failed)?;
     let agent = config.agent_to_forward();

@@ -102,12 +102,16 @@ pub fn refused_before(host: &str) -> bool {
 
 /// The failure of a command not sent to `host` because sudo there refused the password
 /// before.
-pub fn not_offered_again(host: &str, user: &str) -> String {
-    format!(
-        "{host}: as_user(\"{user}\") not run: sudo on {host} refused the sudo password earlier \
-         in this run, and tether does not offer it again (each wrong attempt counts toward an \
-         account lock); run again with the right {SUDO_PASSWORD_ENV}"
-    )
+pub fn not_offered_again(host: &str, user: &str) -> crate::host_text::HostText {
+    crate::host_text::HostText::new()
+        .host(host)
+        .text(&format!(": as_user(\"{user}\") not run: sudo on "))
+        .host(host)
+        .text(&format!(
+            " refused the sudo password earlier in this run, and tether does not offer it \
+             again (each wrong attempt counts toward an account lock); run again with the \
+             right {SUDO_PASSWORD_ENV}"
+        ))
 }
 
 #[cfg(test)]

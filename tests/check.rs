@@ -414,9 +414,7 @@ fn an_interrupted_check_counts_unchecked_hosts_as_not_checked() {
         if json {
             tether = tether.args(&["--format", "json"]);
         }
-        let child = tether
-            .args(&["check", "--hosts", "host1,silent"])
-            .spawn();
+        let child = tether.args(&["check", "--hosts", "host1,silent"]).spawn();
         std::thread::sleep(std::time::Duration::from_millis(1500));
         crate::support::net::signal(child.id(), libc::SIGINT);
         let out = child.wait_with_output().unwrap();
@@ -433,8 +431,11 @@ fn an_interrupted_check_counts_unchecked_hosts_as_not_checked() {
             assert!(summary["not_checked"].as_u64() >= Some(1), "{text}");
         } else {
             assert!(
-                text.contains("check: 2 hosts, 0 at risk, 0 unreachable, 1 not checked (interrupted)")
-                    || text.contains("check: 2 hosts, 0 at risk, 0 unreachable, 2 not checked (interrupted)"),
+                text.contains(
+                    "check: 2 hosts, 0 at risk, 0 unreachable, 1 not checked (interrupted)"
+                ) || text.contains(
+                    "check: 2 hosts, 0 at risk, 0 unreachable, 2 not checked (interrupted)"
+                ),
                 "{text}"
             );
         }

@@ -395,3 +395,146 @@ fn a_closures_identical_lines_fold_too() {
     };
     assert!(at("| same") < at("\nend"), "{}", out.stdout);
 }
+
+/// A recipe's failure texts fold only where they say the same, and are never cut: a duration
+/// the recipe wrote is its own, at the end of its text or in the middle (fresh-eyes finding:
+/// `fail("health check gave up after " + wait)` on three hosts printed `host[1-3]: health
+/// check gave up`, three messages as one, their ends cut off); a host's name in the recipe's
+/// text is the recipe's, never the folded set (`web[1-2,10]: cannot copy to web[1-2,10]`
+/// before), and a name that begins another (`web1` of `web10`) is only itself.
+#[test]
+fn a_recipes_failure_texts_fold_only_when_they_say_the_same() {
+    let lab = support::recipe::lab(&["web1", "web2", "web10"]);
+    let mut r = support::recipe::RecipeDir::new(
+        "fold-texts",
+        r#"server("web1", #{ roles: ["web"] });
+server("web2", #{ roles: ["web"] });
+server("web10", #{ roles: ["web"] });
+fn wait(name) { if name == "web1" { "2 s" } else if name == "web2" { "3m05s" } else { "45.0 ms" } }
+task("ends", || { on("web", |h| { fail("health check gave up after " + wait(h.name)); }); });
+task("middle", || { on("web", |h| { fail("gave up after " + wait(h.name) + ", retrying"); }); });
+task("same", || { on("web", |h| { fail("gave up after 2 s"); }); });
+task("named", || { on("web", |h| { fail("cannot copy to " + h.name); }); });
+task("primary", || { on("web", |h| { fail("web1 is the primary"); }); });
+"#,
+    );
+    r.ssh_config = Some(lab.ssh_config());
+    let run = |task: &str| {
+        let out = r.tether().folded().args(&[task]).run();
+        out.status(1);
+        out
+    };
+    let out = run("ends");
+    out.stderr_contains(
+        "error: 3 of 3 hosts failed\nweb1: health check gave up after 2 s\n\
+         web2: health check gave up after 3m05s\nweb10: health check gave up after 45.0 ms\n",
+    );
+    let out = run("middle");
+    out.stderr_contains(
+        "error: 3 of 3 hosts failed\nweb1: gave up after 2 s, retrying\n\
+         web2: gave up after 3m05s, retrying\nweb10: gave up after 45.0 ms, retrying\n",
+    );
+    run("same").stderr_contains("error: 3 of 3 hosts failed\nweb[1-2,10]: gave up after 2 s\n");
+    let out = run("named");
+    out.stderr_contains(
+        "error: 3 of 3 hosts failed\nweb1: cannot copy to web1\nweb2: cannot copy to web2\n\
+         web10: cannot copy to web10\n",
+    );
+    out.stderr_lacks("web[");
+    run("primary")
+        .stderr_contains("error: 3 of 3 hosts failed\nweb[1-2,10]: web1 is the primary\n");
+}
+
+/// What a host printed is never rewritten by folding: a host's own name in its stderr stays
+/// its own (fresh-eyes finding: four hosts each printing `cannot copy to` and its name were
+/// shown as `cannot copy to host[1-4]`, a line no host printed), the bytes tether once used
+/// for a host's name in a fold (`\0host\0`) are a host's text like any other (before, a host
+/// printing them folded with the others and its text was shown as theirs), and hosts whose
+/// stderr is the same fold even when it names one of them. tether's own duration in the
+/// header is the range of the hosts'.
+#[test]
+fn what_a_host_printed_is_never_rewritten_by_folding() {
+    let names = ["web1", "web2", "web10", "web11"];
+    let lab = support::recipe::lab(&names);
+    let hosts = names.join(",");
+    let run = |command: &str| {
+        let out = Tether::new()
+            .folded()
+            .ssh_config(&lab.ssh_config())
+            .args(&["run", "--hosts", &hosts, "--", command])
+            .run();
+        out.status(1);
+        out
+    };
+    for name in names {
+        std::fs::write(lab.host(name).root_dir.join("n"), format!("{name}\n")).unwrap();
+    }
+    let out = run("echo \"cannot copy to $(cat /srv/n)\" >&2; exit 3");
+    for name in names {
+        let tail = format!("\n  stderr (last lines):\n    cannot copy to {name}\n");
+        out.stdout_contains(&tail).stderr_contains(&tail);
+        assert_eq!(
+            out.host_lines(name, '!'),
+            [format!("cannot copy to {name}")]
+        );
+    }
+    out.stdout_lacks("to web[").stderr_lacks("web[");
+
+    for (name, said) in [
+        ("web1", &b"cannot copy to web1\n"[..]),
+        ("web2", b"cannot copy to \0host\0\n"),
+        ("web10", b"cannot copy to \0host\0\n"),
+        ("web11", b"cannot copy to web11\n"),
+    ] {
+        std::fs::write(lab.host(name).root_dir.join("said"), said).unwrap();
+    }
+    let out = run("cat /srv/said >&2; exit 3");
+    for text in [&out.stdout, &out.stderr] {
+        assert!(!text.contains("to web["), "{}", out.dump());
+        assert!(
+            text.contains("\n    cannot copy to web1\n"),
+            "{}",
+            out.dump()
+        );
+        assert!(
+            text.contains("\n    cannot copy to web11\n"),
+            "{}",
+            out.dump()
+        );
+        assert!(
+            text.contains(
+                "\nweb[2,10]: `cat /srv/said >&2; exit 3` failed with exit status 3 after "
+            ),
+            "{}",
+            out.dump()
+        );
+    }
+    // The error on stderr keeps the bytes (stdout, a log here, has its control bytes stripped).
+    out.stderr_contains("\n    cannot copy to \0host\0\n");
+
+    let out = run("echo web1 is the primary >&2; exit 3");
+    for text in [&out.stdout, &out.stderr] {
+        let header = "web[1-2,10-11]: `echo web1 is the primary >&2; exit 3` failed with exit status 3 after ";
+        let at = text
+            .find(header)
+            .unwrap_or_else(|| panic!("{}", out.dump()));
+        let rest = &text[at + header.len()..];
+        let (took, tail) = rest.split_once('\n').unwrap();
+        assert!(
+            took.ends_with(" ms") || took.ends_with(" s"),
+            "{}",
+            out.dump()
+        );
+        assert!(
+            tail.starts_with("  stderr (last lines):\n    web1 is the primary\n"),
+            "{}",
+            out.dump()
+        );
+        assert_eq!(
+            text.matches("failed with exit status 3").count(),
+            1,
+            "{}",
+            out.dump()
+        );
+    }
+}

@@ -32,14 +32,15 @@ use crate::event::{EventKind, Record};
 use crate::failure::{Failure, Kind};
 use crate::fleet::{self, Fleet};
 use crate::host::HostTarget;
+use crate::host_text::HostText;
 use crate::outcome::stderr_tail;
 use crate::pool::{FanOut, HostResult};
 use crate::report::Reporter;
 use crate::runner;
 use crate::settings::Settings;
 use crate::ssh::exec::Echo;
-use crate::ssh::SshError;
 use crate::ssh::policy::{self, WorkerSettings};
+use crate::ssh::SshError;
 
 /// Where the settings of one host came from and what they are.
 #[derive(Debug, Clone)]
@@ -57,7 +58,7 @@ pub struct HostReport {
     /// The effective heartbeat for this host.
     pub heartbeat: Option<Duration>,
     /// Unreachable or failed (the error text).
-    pub error: Option<String>,
+    pub error: Option<HostText>,
     /// What kind of failure `error` is.
     pub error_kind: Option<Kind>,
 }
@@ -258,25 +259,23 @@ fn categories(reports: &[HostReport]) -> [Vec<&HostReport>; 4] {
     out
 }
 
-fn output_text(r: &HostResult) -> Result<(String, String), (String, Option<Kind>)> {
+fn output_text(r: &HostResult) -> Result<(String, String), (HostText, Option<Kind>)> {
     match &r.result {
         Some(Ok(out)) if out.status.success() => Ok((
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )),
         Some(Ok(out)) => Err((
-            format!(
+            HostText::from(format!(
                 "{}: {}",
                 out.status,
                 stderr_tail(&out.stderr, 3).join(" / ")
-            ),
+            )),
             Some(Kind::CommandFailed),
         )),
         // A connection given up at an interrupt says nothing of the host's reach.
-        Some(Err(e @ SshError::ConnectStopped { .. })) => {
-            Err((e.to_string(), Some(Kind::Interrupted)))
-        }
-        Some(Err(e)) => Err((e.to_string(), Some(e.kind()))),
+        Some(Err(e @ SshError::ConnectStopped { .. })) => Err((e.said(), Some(Kind::Interrupted))),
+        Some(Err(e)) => Err((e.said(), Some(e.kind()))),
         None => Err(("not run (interrupted)".into(), Some(Kind::Interrupted))),
     }
 }
@@ -406,10 +405,10 @@ fn gather(
             Ok((out, _)) => {
                 let (settings, files, unreadable) = parse_config_dump(&out);
                 if files.is_empty() {
-                    report.error = Some(format!(
+                    report.error = Some(HostText::from(format!(
                         "cannot read the sshd config {}",
                         unreadable.join(", ")
-                    ));
+                    )));
                     continue;
                 }
                 for f in &unreadable {
@@ -546,15 +545,15 @@ fn grouped_text(reports: &[HostReport], fold: bool) -> Vec<String> {
         }
         text.extend(lines.iter().cloned());
     }
-    let failed: Vec<(&str, &str)> = reports
+    let failed: Vec<(&str, &HostText)> = reports
         .iter()
-        .filter_map(|r| Some((r.host.as_str(), r.error.as_deref()?)))
+        .filter_map(|r| Some((r.host.as_str(), r.error.as_ref()?)))
         .collect();
     let failed = match fold {
-        true => crate::hostset::group_texts(&failed),
+        true => crate::host_text::group(&failed),
         false => failed
             .iter()
-            .map(|&(host, error)| (vec![host], error.to_string()))
+            .map(|&(host, error)| (vec![host.to_string()], error.to_string()))
             .collect(),
     };
     for (hosts, error) in failed {

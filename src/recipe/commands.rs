@@ -11,6 +11,7 @@ use super::failures::throw;
 use crate::backend::{Backend, Call, Download, TransferError, Upload};
 use crate::command::CommandContext;
 use crate::failure::{Failure, Kind};
+use crate::host_text::HostText;
 use crate::outcome::{failure_text, StoppedHow};
 use crate::ssh::exec::{ExecOutput, ExitStatus};
 use crate::ssh::SshError;
@@ -213,11 +214,10 @@ fn stopped_early(command: &str, how: StoppedHow, because: String) -> Box<rhai::E
 }
 
 /// The failure a host-bound call throws when its command failed: the host, command, status
-/// and stderr tail (after `prefix`), a sudo hint where one applies.
+/// and stderr tail, a sudo hint where one applies.
 fn host_failure(
     scope: &HostScope,
     cctx: &CommandContext,
-    prefix: &str,
     command: &str,
     result: Result<ExecOutput, SshError>,
 ) -> Box<rhai::EvalAltResult> {
@@ -226,7 +226,7 @@ fn host_failure(
         Ok(_) => Kind::CommandFailed,
     };
     let hint = sudo_hint(cctx, &scope.host, Some(&result));
-    let mut message = format!("{prefix}{}", failure_text(&scope.host, command, &result));
+    let mut message = failure_text(&scope.host, command, &result);
     if let Some(hint) = hint {
         message.push_str(&format!("\n  hint: {hint}"));
     }
@@ -303,18 +303,17 @@ fn host_exec(rt: &Runtime, cmd: &str, mode: Mode) -> Fallible<Dynamic> {
                         Err(e) => e.kind(),
                         Ok(_) => Kind::CommandFailed,
                     };
-                    let message = format!(
-                        "{}\n  test(): `{cmd}` answered no, and within(\"{}\") cannot be \
+                    let message = failure_text(&scope.host, &check, &entered).text(&format!(
+                        "\n  test(): `{cmd}` answered no, and within(\"{}\") cannot be \
                          entered: the answer is not known (its `cd` may be what failed)",
-                        failure_text(&scope.host, &check, &entered),
                         dir.escape_debug()
-                    );
+                    ));
                     return Err(throw(Failure::host(&scope.host, kind, message)));
                 }
             }
             return Ok(false.into());
         }
-        other => return Err(host_failure(&scope, &cctx, "", &command, other)),
+        other => return Err(host_failure(&scope, &cctx, &command, other)),
     };
     Ok(match mode {
         Mode::Run => Dynamic::UNIT,
@@ -361,12 +360,12 @@ fn transfer_failure(
         // Named as the recipe asked for it (`upload a -> b`), not as the internal script
         // sent; the status and stderr tail are the script's.
         TransferError::Remote { result, .. } => {
-            host_failure(scope, cctx, "", what, result.map_err(|e| e.naming(what)))
+            host_failure(scope, cctx, what, result.map_err(|e| e.naming(what)))
         }
         TransferError::Changed(text) => throw(Failure::host(
             &scope.host,
             Kind::CommandFailed,
-            format!("{}: {text}", scope.host),
+            HostText::new().host(&scope.host).text(": ").text(&text),
         )),
     }
 }

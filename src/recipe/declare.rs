@@ -308,20 +308,20 @@ fn lazy(ctx: &NativeCallContext, value: Dynamic) -> Fallible<Dynamic> {
 /// an `on` closure's `host`) names that host and is never taken for a role of that name.
 pub fn select(rt: &Runtime, target: &Dynamic) -> Fallible<Vec<String>> {
     let one = |v: &Dynamic| v.read_lock::<HostInfo>().map(|h| h.name().to_string());
-    let (names, hosts): (Vec<String>, Vec<String>) = match (one(target), target.read_lock::<Array>())
-    {
-        (Some(host), _) => (Vec::new(), vec![host]),
-        (None, Some(items)) if items.iter().any(|v| v.is::<HostInfo>()) => {
-            let (hosts, names): (Vec<&Dynamic>, Vec<&Dynamic>) =
-                items.iter().partition(|v| v.is::<HostInfo>());
-            let names = names.into_iter().cloned().collect::<Array>();
-            (
-                strings(&Dynamic::from(names), "on() targets")?,
-                hosts.into_iter().filter_map(one).collect(),
-            )
-        }
-        (None, _) => (strings(target, "on() targets")?, Vec::new()),
-    };
+    let (names, hosts): (Vec<String>, Vec<String>) =
+        match (one(target), target.read_lock::<Array>()) {
+            (Some(host), _) => (Vec::new(), vec![host]),
+            (None, Some(items)) if items.iter().any(|v| v.is::<HostInfo>()) => {
+                let (hosts, names): (Vec<&Dynamic>, Vec<&Dynamic>) =
+                    items.iter().partition(|v| v.is::<HostInfo>());
+                let names = names.into_iter().cloned().collect::<Array>();
+                (
+                    strings(&Dynamic::from(names), "on() targets")?,
+                    hosts.into_iter().filter_map(one).collect(),
+                )
+            }
+            (None, _) => (strings(target, "on() targets")?, Vec::new()),
+        };
     let recipe = rt.recipe();
     let chosen: std::collections::HashSet<String> = recipe
         .resolve(&names)

@@ -19,6 +19,7 @@ use crate::backend::Backend;
 use crate::dispatch::{self, Mode, Skipped, Slot, Spread};
 use crate::failure::{Failure, Kind, NotRun};
 use crate::host::HostTarget;
+use crate::host_text::HostText;
 use crate::outcome::{skipped_words, step_failure, stopped_early_words};
 use crate::pool::FanOut;
 use crate::ssh::exec::ExitStatus;
@@ -297,7 +298,7 @@ fn on_closure(
             // Asking waits for the host's first connection attempt to end.
             Ok(v) if scope.commands.load(std::sync::atomic::Ordering::SeqCst) == 0 => {
                 match backend.never_connected(host) {
-                    Some(e) => HostEnd::Failed(Failure::host(host, e.kind(), e.to_string())),
+                    Some(e) => HostEnd::Failed(Failure::host(host, e.kind(), e.said())),
                     None => return HostEnd::Value(v),
                 }
             }
@@ -340,7 +341,8 @@ fn on_closure(
             // reason: the step's failed hosts are its own, each named once.
             Slot::Done(HostEnd::Failed(f)) if f.host_names() == [host.as_str()] => parts.push(f),
             Slot::Done(HostEnd::Failed(f)) => {
-                let mut own = Failure::host(host, f.kind, format!("{host}: {}", f.message()));
+                let said = HostText::new().host(host).text(": ").then(f.said());
+                let mut own = Failure::host(host, f.kind, said);
                 own.at = f.at.clone();
                 // The recipe that catches it reads where it failed, not this host.
                 own.within.push((host.clone(), f.culprits()));
@@ -364,7 +366,8 @@ fn on_closure(
                 // the caller must not replace with the `on` call's.
                 let main = rt.file.display().to_string();
                 let rendered = super::diagnostics::eval_error(&e, &main, &rt.sources);
-                let mut f = Failure::host(host, Kind::Recipe, format!("{host}: {rendered}"));
+                let said = HostText::new().host(host).text(": ").text(&rendered);
+                let mut f = Failure::host(host, Kind::Recipe, said);
                 f.at = super::diagnostics::innermost(&e, &main)
                     .1
                     .map(|l| l.to_string());
@@ -373,7 +376,7 @@ fn on_closure(
             Slot::Skipped(Skipped::Cancelled) => return Err(throw(Failure::interrupted())),
             // A host that never connected failed, whichever host failed before it.
             Slot::Skipped(why) => match backend.never_connected(host) {
-                Some(e) => parts.push(Failure::host(host, e.kind(), e.to_string())),
+                Some(e) => parts.push(Failure::host(host, e.kind(), e.said())),
                 None => not_run.push(NotRun {
                     host: host.clone(),
                     reason: skipped_words(why).into(),

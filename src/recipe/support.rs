@@ -11,6 +11,7 @@ use super::context::{self, Runtime};
 use super::failures::throw;
 use crate::event::EventKind;
 use crate::failure::{Failure, Kind};
+use crate::host_text::HostText;
 
 /// Registers the stdlib helpers and routes `print` to the reporter.
 pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
@@ -124,7 +125,11 @@ fn local_user() -> String {
 /// prefixed with the host's name, as command failures are.
 fn fail_as(message: &str, kind: Kind) -> Fallible<()> {
     Err(throw(match context::host_scope() {
-        Some(scope) => Failure::host(&scope.host, kind, format!("{}: {message}", scope.host)),
+        Some(scope) => Failure::host(
+            &scope.host,
+            kind,
+            HostText::new().host(&scope.host).text(": ").text(message),
+        ),
         None => Failure::new(kind, message),
     }))
 }

@@ -130,13 +130,14 @@ impl Reporter {
                     },
                     failure: match &r.result {
                         Some(result) if !ok => Some(failure_text(&r.host, &r.command, result)),
-                        None => Some(format!(
-                            "{}: `{}` was not run ({})",
-                            r.host,
-                            r.command,
-                            crate::outcome::skipped_words(
-                                r.skipped.unwrap_or(crate::dispatch::Skipped::Cancelled)
-                            )
+                        None => Some(crate::host_text::HostText::new().host(&r.host).text(
+                            &format!(
+                                ": `{}` was not run ({})",
+                                r.command,
+                                crate::outcome::skipped_words(
+                                    r.skipped.unwrap_or(crate::dispatch::Skipped::Cancelled)
+                                )
+                            ),
                         )),
                         _ => None,
                     },

@@ -9,6 +9,7 @@ use super::fold::{Group, Lane};
 use super::state::{HostStats, Look, State};
 use crate::duration::format as format_duration;
 use crate::event::{Beat, Event, EventKind, HostOutcome, LimitFrom};
+use crate::host_text::HostText;
 
 const HOST_COLORS: [AnsiColor; 6] = [
     AnsiColor::Cyan,
@@ -360,12 +361,12 @@ fn summary_text(st: &State, look: Look, hosts: &[HostOutcome], elapsed: Duration
         // A host with no duration (never reached) ends with its status.
         out.push(row.trim_end().to_string());
     }
-    let failures: Vec<(&str, &str)> = hosts
+    let failures: Vec<(&str, &HostText)> = hosts
         .iter()
-        .filter_map(|r| r.failure.as_deref().map(|f| (r.host.as_str(), f)))
+        .filter_map(|r| r.failure.as_ref().map(|f| (r.host.as_str(), f)))
         .collect();
     let texts: Vec<String> = if look.fold {
-        crate::hostset::fold_texts(&failures)
+        crate::host_text::fold(&failures)
     } else {
         failures.iter().map(|(_, f)| f.to_string()).collect()
     };
@@ -404,7 +405,7 @@ fn sessions_text(st: &State, look: Look, title: &str, elapsed: Duration) -> Vec<
         String::new(),
         format!("{} {title} in {}", bold("done:"), format_duration(elapsed)),
     ];
-    let mut rows: Vec<(&str, String)> = Vec::new();
+    let mut rows: Vec<(&str, HostText)> = Vec::new();
     for host in st.session_hosts() {
         let s = st.hosts.get(host).cloned().unwrap_or_default();
         let what = match (&s.connected_at, &s.failed) {
@@ -422,16 +423,21 @@ fn sessions_text(st: &State, look: Look, title: &str, elapsed: Duration) -> Vec<
             ),
             (None, None) => "not connected (the run did not need it)".into(),
         };
-        rows.push((host, what));
+        // Words as they are: a host's name in them (that of an error) is not where the
+        // row's set is, so hosts share a row only when they say the same.
+        rows.push((host, HostText::from(what)));
     }
     // Folded, hosts whose sessions went the same way share a row.
     let rows: Vec<(String, String)> = if look.fold {
-        crate::hostset::group_texts(&rows)
+        let rows: Vec<(&str, &HostText)> = rows.iter().map(|(h, w)| (*h, w)).collect();
+        crate::host_text::group(&rows)
             .into_iter()
             .map(|(hosts, what)| (crate::hostset::fold(&hosts), what))
             .collect()
     } else {
-        rows.into_iter().map(|(h, w)| (h.to_string(), w)).collect()
+        rows.into_iter()
+            .map(|(h, w)| (h.to_string(), w.to_string()))
+            .collect()
     };
     let width = rows
         .iter()

@@ -34,6 +34,7 @@ use std::time::Duration;
 
 use crate::duration::format as format_duration;
 use crate::failure::Kind;
+use crate::host_text::HostText;
 
 use banner::BannerProblem;
 use certificate::CertificateProblem;
@@ -246,10 +247,7 @@ pub enum SshError {
     },
     /// The connection died while a command was running: it may have partly run, and it is
     /// never re-sent.
-    #[error(
-        "connection lost during `{command}` on {host} after {}; the command may have partly run \
-         ({reason})", format_duration(*.elapsed)
-    )]
+    #[error("{}", self.said())]
     ConnectionLost {
         /// Host as named by the user.
         host: String,
@@ -261,7 +259,7 @@ pub enum SshError {
         reason: String,
     },
     /// The command ran past its deadline; its channel was closed.
-    #[error("`{command}` on {host} did not finish within {}", format_duration(*.timeout))]
+    #[error("{}", self.said())]
     CommandTimeout {
         /// Host as named by the user.
         host: String,
@@ -294,13 +292,7 @@ pub enum SshError {
     /// same step): its process group was stopped (a `remote_stopped` event says how), or, for
     /// a PTY command stopped as it started, its terminal hung up; or the stop came while the
     /// command waited for its host and it was never sent.
-    #[error(
-        "`{command}` on {host} was stopped by tether {} ({why})",
-        match elapsed {
-            Some(d) => format!("after {}", format_duration(*d)),
-            None => "before it started".to_string(),
-        }
-    )]
+    #[error("{}", self.said())]
     CommandStopped {
         /// Host as named by the user.
         host: String,
@@ -316,11 +308,7 @@ pub enum SshError {
     },
     /// tether gave up the host's first connection while it was under way (Ctrl-C, SIGTERM or
     /// SIGHUP to tether): no command was sent to the host.
-    #[error(
-        "{host}: connecting was stopped by tether after {} (tether was interrupted); no \
-         command was sent to it",
-        format_duration(*.after)
-    )]
+    #[error("{}", self.said())]
     ConnectStopped {
         /// Host as named by the user.
         host: String,
@@ -330,6 +318,95 @@ pub enum SshError {
 }
 
 impl SshError {
+    /// The message, where tether named the host and the durations it measured marked (see
+    /// [`HostText`]), so that the same failure of many hosts folds into one text. The
+    /// messages that name the host elsewhere than first, or hold a duration tether measured,
+    /// are written here (their `Display` is this); every other one begins with the host's
+    /// name, as its `#[error]` writes it.
+    pub fn said(&self) -> HostText {
+        match self {
+            SshError::ConnectionLost {
+                host,
+                command,
+                elapsed,
+                reason,
+            } => HostText::new()
+                .text(&format!("connection lost during `{command}` on "))
+                .host(host)
+                .text(" after ")
+                .took(*elapsed)
+                .text(&format!("; the command may have partly run ({reason})")),
+            SshError::CommandTimeout {
+                host,
+                command,
+                timeout,
+            } => HostText::new()
+                .text(&format!("`{command}` on "))
+                .host(host)
+                .text(&format!(
+                    " did not finish within {}",
+                    format_duration(*timeout)
+                )),
+            SshError::CommandStopped {
+                host,
+                command,
+                elapsed,
+                why,
+                ..
+            } => {
+                let text = HostText::new()
+                    .text(&format!("`{command}` on "))
+                    .host(host)
+                    .text(" was stopped by tether ");
+                match elapsed {
+                    Some(d) => text.text("after ").took(*d),
+                    None => text.text("before it started"),
+                }
+                .text(&format!(" ({why})"))
+            }
+            SshError::ConnectStopped { host, after } => HostText::new()
+                .host(host)
+                .text(": connecting was stopped by tether after ")
+                .took(*after)
+                .text(" (tether was interrupted); no command was sent to it"),
+            other => {
+                let host = other.host();
+                let whole = other.to_string();
+                // Its `#[error]` begins with `{host}: `.
+                match whole.strip_prefix(host).and_then(|r| r.strip_prefix(": ")) {
+                    Some(rest) => HostText::new().host(host).text(": ").text(rest),
+                    None => HostText::from(whole),
+                }
+            }
+        }
+    }
+
+    /// The host, as named by the user.
+    pub fn host(&self) -> &str {
+        match self {
+            SshError::Config(e) => &e.host,
+            SshError::ProxyCommand { host, .. }
+            | SshError::Resolve { host, .. }
+            | SshError::Connect { host, .. }
+            | SshError::ConnectTimeout { host, .. }
+            | SshError::Banner { host, .. }
+            | SshError::Handshake { host, .. }
+            | SshError::UnknownHostKey { host, .. }
+            | SshError::HostCertificateRefused { host, .. }
+            | SshError::HostKeyChanged { host, .. }
+            | SshError::HostKeyRevoked { host, .. }
+            | SshError::Auth { host, .. }
+            | SshError::AuthCutOff { host, .. }
+            | SshError::Session { host, .. }
+            | SshError::ConnectionLost { host, .. }
+            | SshError::CommandTimeout { host, .. }
+            | SshError::Jump { host, .. }
+            | SshError::Route { host, .. }
+            | SshError::CommandStopped { host, .. }
+            | SshError::ConnectStopped { host, .. } => host,
+        }
+    }
+
     /// The failure of a command sent for something the user named otherwise (an upload's
     /// internal script, named `upload a -> b`): the same, naming it `label`.
     pub fn naming(mut self, label: &str) -> Self {

@@ -250,7 +250,10 @@ fn hosts_named_like_roles_deploy_and_roll_back() {
     out.status(0)
         .stdout_contains("\n#{\"web1\": #{\"code\": 0, \"stderr\": \"\", \"stdout\": \"hi\\n\"}}\n")
         .stdout_contains("#{\"resque2\": \"resque2\", \"web2\": \"web2\"}");
-    dir.write("deploy.rhai", &(text + "task(\"vague\", || on(\"web1\", \"true\"));\n"));
+    dir.write(
+        "deploy.rhai",
+        &(text + "task(\"vague\", || on(\"web1\", \"true\"));\n"),
+    );
     tether(&dir, &lab, &["vague"])
         .status(4)
         .stderr_contains("deploy.rhai:40:18: `web1` is both a role and a server");

@@ -116,25 +116,27 @@ fn an_empty_shard_runs_no_task_hook_or_local_command() {
                 args.insert(0, "-n");
             }
             let _ = std::fs::remove_file(r.path("ran"));
-            let out = r
-                .tether()
-                .ssh_config(&lab.ssh_config())
-                .args(&args)
-                .run();
+            let out = r.tether().ssh_config(&lab.ssh_config()).args(&args).run();
             out.status(0);
             if !dry && !out.stdout.contains("holds none") {
                 // The shard that holds the host runs everything.
                 let ran = std::fs::read_to_string(r.path("ran")).unwrap();
                 assert_eq!(ran, "built\nnotified\n");
             }
-            if out.stdout.contains("holds none of the 1 selected host: nothing runs") {
+            if out
+                .stdout
+                .contains("holds none of the 1 selected host: nothing runs")
+            {
                 empty += 1;
                 out.stdout_lacks("▶").stdout_lacks("shipping");
                 assert!(!r.path("ran").exists(), "{}", out.stdout);
             }
         }
     }
-    assert_eq!(empty, 2, "one of two shards of one host is empty (run and dry run)");
+    assert_eq!(
+        empty, 2,
+        "one of two shards of one host is empty (run and dry run)"
+    );
 }
 
 /// An empty shard's warning is an event of its run, after `run_started`, in `tether run` as

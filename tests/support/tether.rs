@@ -176,7 +176,7 @@ impl Tether {
 }
 
 impl Output {
-    fn dump(&self) -> String {
+    pub fn dump(&self) -> String {
         format!(
             "status {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
             self.status, self.stdout, self.stderr

@@ -517,3 +517,52 @@ fn check_reaches_a_recipe_host_through_its_via() {
         .stdout_contains("check: 1 host, 0 at risk, 0 unreachable");
     assert_eq!(site.accepted_logins("inner1"), 1);
 }
+
+/// A host key refused at the jump host is `host_key_refused` for the host behind it too, as
+/// a key refused on a direct connection is: a recipe that treats that kind as a possible
+/// interception sees it at the bastion (fresh-eyes finding: `err.kind` was `unreachable`).
+#[test]
+fn a_jump_hosts_refused_key_keeps_its_kind_for_the_hosts_behind_it() {
+    let lab = support::lab::Lab::start(2);
+    let known = std::fs::read_to_string(lab.known_hosts()).unwrap();
+    let entry = |h: &str| format!("[127.0.0.1]:{} ", lab.host(h).port);
+    let host2_key = known
+        .lines()
+        .find_map(|l| l.strip_prefix(&entry("host2")))
+        .unwrap();
+    let wrong = lab.dir().join("wrong_known_hosts");
+    std::fs::write(&wrong, format!("{}{host2_key}\n", entry("host1"))).unwrap();
+    let cfg = lab.dir().join("wrong_bastion_config");
+    std::fs::write(
+        &cfg,
+        format!(
+            "Host bastion\n  HostName 127.0.0.1\n  Port {}\n  UserKnownHostsFile {}\n  \
+             StrictHostKeyChecking yes\nHost behind\n  HostName 127.0.0.1\n  Port {}\n  \
+             ProxyJump bastion\n{}",
+            lab.host("host1").port,
+            wrong.display(),
+            lab.host("host2").port,
+            std::fs::read_to_string(lab.ssh_config()).unwrap()
+        ),
+    )
+    .unwrap();
+    let mut r = support::recipe::RecipeDir::new(
+        "wrong-bastion-key",
+        "server(\"behind\", #{ roles: [\"app\"] });\n\
+         task(\"t\", || { try { on(\"app\", \"true\"); } catch (e) { print(\"kind: \" + e.kind); } });\n",
+    );
+    r.ssh_config = Some(cfg.clone());
+    r.tether()
+        .args(&["t"])
+        .run()
+        .stdout_contains("kind: host_key_refused");
+    Tether::new()
+        .ssh_config(&cfg)
+        .args(&["run", "--hosts", "behind", "--", "true"])
+        .run()
+        .status(3)
+        .stdout_contains(
+            "behind: cannot reach it through jump host bastion: bastion: HOST KEY CHANGED",
+        );
+    assert_eq!(lab.accepted_logins("host2"), 0);
+}

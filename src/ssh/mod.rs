@@ -125,8 +125,9 @@ pub enum SshError {
         "{host}: host key for {name} is not known ({key}){other}; {}",
         match .known_hosts {
             Some(file) => format!(
-                "refusing to connect under StrictHostKeyChecking=yes. Add it to {} (check the \
-                 fingerprint first), or set `StrictHostKeyChecking accept-new` for this host",
+                "refusing to connect under StrictHostKeyChecking yes (or ask: tether never \
+                 asks). Add it to {} (check the fingerprint first), or set \
+                 `StrictHostKeyChecking accept-new` for this host",
                 file.display()
             ),
             None => "refusing to connect, as ssh does: UserKnownHostsFile is none, so a new \
@@ -278,6 +279,9 @@ pub enum SshError {
         jump: String,
         /// What failed.
         reason: String,
+        /// The kind of the jump host's own failure where it is one a recipe tells apart (its
+        /// host key refused, its configuration), else unreachable.
+        kind: Kind,
     },
     /// The host's route is wrong (jump hosts that loop, too many of them, a malformed list):
     /// nothing was tried.
@@ -455,8 +459,8 @@ impl SshError {
             // Not reached, as far as a recipe that catches it (a failure hook after Ctrl-C)
             // is concerned; the run itself exits 130 for the interrupt.
             | SshError::ConnectStopped { .. }
-            | SshError::Jump { .. }
             | SshError::ProxyCommand { .. } => Kind::Unreachable,
+            SshError::Jump { kind, .. } => *kind,
         }
     }
 }

@@ -50,6 +50,7 @@ use super::policy::WorkerSettings;
 use super::route::{identity, Hop};
 use super::SshError;
 use crate::event::Sink;
+use crate::failure::Kind;
 use worker::{Request, State};
 
 /// The jump workers of a pool, one per route (a chain of hops), shared by every host behind
@@ -204,6 +205,7 @@ impl Jump {
             host: host.to_string(),
             jump: self.name.trim_end_matches(" (jump)").to_string(),
             reason: reason.into(),
+            kind: Kind::Unreachable,
         }
     }
 

@@ -19,6 +19,7 @@ use super::heartbeat::Heartbeat;
 use super::tunnel::{session_failed, Tunnel, TUNNEL_BUFFER};
 use crate::command::quote;
 use crate::event::{Beat, EventKind, LimitFrom};
+use crate::failure::Kind;
 use crate::ssh::connect::{self, poll_fds, would_block, Connection};
 use crate::ssh::heartbeat::Limits;
 use crate::ssh::idle_death::{self, IdleDeath};
@@ -215,15 +216,12 @@ impl State {
                 self.last_alive = Instant::now();
             }
             Err(e) => {
-                self.down = Some(e.clone());
-                let reason = e.to_string();
                 for r in self.queue.drain(..) {
-                    let _ = r.reply.send(Err(jump_error(
-                        &self.owner.name,
-                        &r.for_host,
-                        reason.clone(),
-                    )));
+                    let _ =
+                        r.reply
+                            .send(Err(jump_connect_error(&self.owner.name, &r.for_host, &e)));
                 }
+                self.down = Some(e);
             }
         }
     }
@@ -547,6 +545,23 @@ fn jump_error(name: &str, host: &str, reason: impl Into<String>) -> SshError {
         host: host.to_string(),
         jump: name.trim_end_matches(" (jump)").to_string(),
         reason: reason.into(),
+        kind: Kind::Unreachable,
+    }
+}
+
+/// The jump host `name` could not be connected (`error`), for `host` behind it: a refused
+/// host key or configuration of the jump host keeps its kind, which a recipe branches on
+/// (a key refused at the bastion may be an interception as much as at the host).
+fn jump_connect_error(name: &str, host: &str, error: &SshError) -> SshError {
+    let kind = match error.kind() {
+        kind @ (Kind::HostKeyRefused | Kind::Config) => kind,
+        _ => Kind::Unreachable,
+    };
+    SshError::Jump {
+        host: host.to_string(),
+        jump: name.trim_end_matches(" (jump)").to_string(),
+        reason: error.to_string(),
+        kind,
     }
 }
 

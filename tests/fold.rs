@@ -538,3 +538,63 @@ fn what_a_host_printed_is_never_rewritten_by_folding() {
         );
     }
 }
+
+/// Hosts with the same result share one summary row (and one session row) whatever their
+/// heartbeat counts, which show as a range, as durations do (fresh-eyes finding: hosts that
+/// finished early and idled had rows of their own, told apart only by `(2 heartbeats ...)`).
+/// A reconnect still sets a host apart.
+#[test]
+fn heartbeat_counts_fold_into_a_range() {
+    let lab = Lab::start(3);
+    for (h, nap) in [("host1", "0"), ("host2", "3"), ("host3", "3")] {
+        std::fs::write(lab.host(h).root_dir.join("nap"), nap).unwrap();
+    }
+    let out = Tether::new()
+        .folded()
+        .ssh_config(&lab.ssh_config())
+        .args(&[
+            "run",
+            "--keepalive",
+            "1s",
+            "--hosts",
+            "host1,host2,host3",
+            "--",
+        ])
+        .arg("sleep $(cat /srv/nap)")
+        .run();
+    out.status(0);
+    let rows: Vec<&str> = out
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("summary:"))
+        .skip(1)
+        .filter(|l| l.starts_with("  "))
+        .collect();
+    assert_eq!(rows.len(), 1, "{}", out.stdout);
+    let row = rows[0];
+    assert!(row.starts_with("  host[1-3]  ok  "), "{row}");
+    assert!(
+        row.contains("–") && row.contains(" heartbeats, 0 reconnects)") && row.contains("(0–"),
+        "{row}"
+    );
+    let unfolded = Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&[
+            "run",
+            "--keepalive",
+            "1s",
+            "--hosts",
+            "host1,host2,host3",
+            "--",
+        ])
+        .arg("sleep $(cat /srv/nap)")
+        .run();
+    assert!(
+        unfolded
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("  host1 ") && l.contains(" heartbeat")),
+        "{}",
+        unfolded.stdout
+    );
+}

@@ -317,46 +317,62 @@ fn summary_text(st: &State, look: Look, hosts: &[HostOutcome], elapsed: Duration
             format_duration(elapsed)
         ),
     ];
-    // One row per result; folded, one per distinct result with its hosts' set and the range
-    // of their durations.
-    let mut rows: Vec<(Vec<&str>, &HostOutcome, String, Vec<Duration>)> = Vec::new();
+    // One row per result; folded, one per distinct result with its hosts' set and the ranges
+    // of their durations and heartbeats (routine, unlike a reconnect or a re-attach, which
+    // set a host apart).
+    struct Row<'a> {
+        names: Vec<&'a str>,
+        outcome: &'a HostOutcome,
+        counts: Counts,
+        took: Vec<Duration>,
+    }
+    let mut rows: Vec<Row> = Vec::new();
     for r in hosts {
-        let s = st.hosts.get(&r.host).cloned().unwrap_or_default();
-        let mut keep = String::new();
-        if s.heartbeats > 0 || s.reconnects > 0 || s.reattaches > 0 {
-            keep = format!("  ({})", session_counts(&s));
-        }
-        let same = rows
-            .iter_mut()
-            .find(|(_, o, k, _)| look.fold && o.status == r.status && o.ok == r.ok && *k == keep);
+        let counts = Counts::of(&st.hosts.get(&r.host).cloned().unwrap_or_default());
+        let same = rows.iter_mut().find(|row| {
+            look.fold
+                && row.outcome.status == r.status
+                && row.outcome.ok == r.ok
+                && row.counts.same_but_heartbeats(&counts)
+        });
         match same {
-            Some((names, _, _, took)) => {
-                names.push(&r.host);
-                took.extend(r.duration);
+            Some(row) => {
+                row.names.push(&r.host);
+                row.took.extend(r.duration);
+                row.counts.add_heartbeats(&counts);
             }
-            None => rows.push((vec![&r.host], r, keep, r.duration.into_iter().collect())),
+            None => rows.push(Row {
+                names: vec![&r.host],
+                outcome: r,
+                counts,
+                took: r.duration.into_iter().collect(),
+            }),
         }
     }
     let names: Vec<String> = rows
         .iter()
-        .map(|(names, ..)| crate::hostset::fold(names))
+        .map(|row| crate::hostset::fold(&row.names))
         .collect();
     let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
-    for (name, (_, r, keep, took)) in names.iter().zip(&rows) {
-        let least = took.iter().min().map(|d| format_duration(*d));
-        let most = took.iter().max().map(|d| format_duration(*d));
+    for (name, row) in names.iter().zip(&rows) {
+        let least = row.took.iter().min().map(|d| format_duration(*d));
+        let most = row.took.iter().max().map(|d| format_duration(*d));
         let took = match (least, most) {
             (Some(a), Some(b)) if a != b => format!("{a}–{b}"),
             (a, _) => a.unwrap_or_default(),
         };
-        let color = if r.ok {
+        let color = if row.outcome.ok {
             AnsiColor::Green
         } else {
             AnsiColor::Red
         };
+        let keep = match row.counts.any() {
+            true => format!("  ({})", row.counts),
+            false => String::new(),
+        };
         let row = format!(
             "  {name:width$}  {}  {took}{keep}",
-            paint(fg(color), &r.status)
+            paint(fg(color), &row.outcome.status)
         );
         // A host with no duration (never reached) ends with its status.
         out.push(row.trim_end().to_string());
@@ -377,19 +393,62 @@ fn summary_text(st: &State, look: Look, hosts: &[HostOutcome], elapsed: Duration
     out
 }
 
-/// `3 heartbeats, 1 reconnect`, and `, 1 re-attach` when a command was re-attached.
-fn session_counts(s: &HostStats) -> String {
-    let mut text = format!(
-        "{} heartbeat{}, {} reconnect{}",
-        s.heartbeats,
-        plural(s.heartbeats),
-        s.reconnects,
-        plural(s.reconnects)
-    );
-    if s.reattaches > 0 {
-        text += &format!(", {} re-attach{}", s.reattaches, plural_es(s.reattaches));
+/// A host's session counts, or those of hosts folded into one row: heartbeats as the range
+/// of theirs (`3–5 heartbeats`), reconnects and re-attaches the same for every host of a row.
+#[derive(Debug, Clone, PartialEq)]
+struct Counts {
+    heartbeats: (u64, u64),
+    reconnects: u64,
+    reattaches: u64,
+}
+
+impl Counts {
+    fn of(s: &HostStats) -> Counts {
+        Counts {
+            heartbeats: (s.heartbeats, s.heartbeats),
+            reconnects: s.reconnects,
+            reattaches: s.reattaches,
+        }
     }
-    text
+
+    fn any(&self) -> bool {
+        self.heartbeats.1 > 0 || self.reconnects > 0 || self.reattaches > 0
+    }
+
+    fn same_but_heartbeats(&self, other: &Counts) -> bool {
+        self.reconnects == other.reconnects && self.reattaches == other.reattaches
+    }
+
+    fn add_heartbeats(&mut self, other: &Counts) {
+        self.heartbeats.0 = self.heartbeats.0.min(other.heartbeats.0);
+        self.heartbeats.1 = self.heartbeats.1.max(other.heartbeats.1);
+    }
+}
+
+/// `3 heartbeats, 1 reconnect` (`3–5 heartbeats` for a range), and `, 1 re-attach` when a
+/// command was re-attached.
+impl std::fmt::Display for Counts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.heartbeats {
+            (a, b) if a == b => write!(f, "{a} heartbeat{}", plural(a))?,
+            (a, b) => write!(f, "{a}–{b} heartbeats")?,
+        }
+        write!(
+            f,
+            ", {} reconnect{}",
+            self.reconnects,
+            plural(self.reconnects)
+        )?;
+        if self.reattaches > 0 {
+            write!(
+                f,
+                ", {} re-attach{}",
+                self.reattaches,
+                plural_es(self.reattaches)
+            )?;
+        }
+        Ok(())
+    }
 }
 
 fn plural_es(n: u64) -> &'static str {
@@ -405,40 +464,62 @@ fn sessions_text(st: &State, look: Look, title: &str, elapsed: Duration) -> Vec<
         String::new(),
         format!("{} {title} in {}", bold("done:"), format_duration(elapsed)),
     ];
-    let mut rows: Vec<(&str, HostText)> = Vec::new();
+    // What a host's session came to, its heartbeats apart: folded, hosts whose sessions
+    // went the same way share a row, their heartbeats a range. Words as they are: a host's
+    // name in an error is not where the row's set is, so hosts share a row only when they
+    // say the same.
+    #[derive(PartialEq)]
+    enum Went {
+        Open { sessions: u64 },
+        Never { why: String },
+        Lost { commands: u64, why: String },
+        Unneeded,
+    }
+    let mut rows: Vec<(Vec<&str>, Went, Counts)> = Vec::new();
     for host in st.session_hosts() {
         let s = st.hosts.get(host).cloned().unwrap_or_default();
-        let what = match (&s.connected_at, &s.failed) {
-            // A reconnect opened another session: say how many, as the JSON does.
-            (Some(_), _) if s.sessions > 1 => {
-                format!("{} sessions, {}", s.sessions, session_counts(&s))
-            }
-            (Some(_), _) => format!("one session, {}", session_counts(&s)),
-            (None, Some(why)) if s.sessions == 0 => format!("never connected ({why})"),
-            (None, Some(why)) => format!(
-                "session lost after {} command{}, {} ({why})",
-                s.commands,
-                plural(s.commands),
-                session_counts(&s)
-            ),
-            (None, None) => "not connected (the run did not need it)".into(),
+        let went = match (&s.connected_at, &s.failed) {
+            (Some(_), _) => Went::Open {
+                sessions: s.sessions,
+            },
+            (None, Some(why)) if s.sessions == 0 => Went::Never { why: why.clone() },
+            (None, Some(why)) => Went::Lost {
+                commands: s.commands,
+                why: why.clone(),
+            },
+            (None, None) => Went::Unneeded,
         };
-        // Words as they are: a host's name in them (that of an error) is not where the
-        // row's set is, so hosts share a row only when they say the same.
-        rows.push((host, HostText::from(what)));
+        let counts = Counts::of(&s);
+        let same = rows
+            .iter_mut()
+            .find(|(_, w, c)| look.fold && *w == went && c.same_but_heartbeats(&counts));
+        match same {
+            Some((hosts, _, c)) => {
+                hosts.push(host);
+                c.add_heartbeats(&counts);
+            }
+            None => rows.push((vec![host], went, counts)),
+        }
     }
-    // Folded, hosts whose sessions went the same way share a row.
-    let rows: Vec<(String, String)> = if look.fold {
-        let rows: Vec<(&str, &HostText)> = rows.iter().map(|(h, w)| (*h, w)).collect();
-        crate::host_text::group(&rows)
-            .into_iter()
-            .map(|(hosts, what)| (crate::hostset::fold(&hosts), what))
-            .collect()
-    } else {
-        rows.into_iter()
-            .map(|(h, w)| (h.to_string(), w.to_string()))
-            .collect()
-    };
+    let rows: Vec<(String, String)> = rows
+        .into_iter()
+        .map(|(hosts, went, counts)| {
+            let what = match went {
+                // A reconnect opened another session: say how many, as the JSON does.
+                Went::Open { sessions } if sessions > 1 => {
+                    format!("{sessions} sessions, {counts}")
+                }
+                Went::Open { .. } => format!("one session, {counts}"),
+                Went::Never { why } => format!("never connected ({why})"),
+                Went::Lost { commands, why } => format!(
+                    "session lost after {commands} command{}, {counts} ({why})",
+                    plural(commands)
+                ),
+                Went::Unneeded => "not connected (the run did not need it)".into(),
+            };
+            (crate::hostset::fold(&hosts), what)
+        })
+        .collect();
     let width = rows
         .iter()
         .map(|(n, _)| n.chars().count())

@@ -260,10 +260,19 @@ fn on_closure(
     opts: &Map,
     f: FnPtr,
 ) -> Fallible<Map> {
+    let ast = rt.ast().ok_or("on() can only be used inside a task")?;
+    // A closure without the host parameter would fail on every host with Rhai's "Function
+    // not found: anon$... (Host)"; its captured variables come first, as curried arguments.
+    if ast
+        .iter_functions()
+        .find(|m| m.name == f.fn_name())
+        .is_some_and(|m| m.params.len() <= f.curry().len())
+    {
+        return fail("on(): the closure takes the host as its parameter: |host| { ... }");
+    }
     let Some((backend, hosts, options)) = begin(rt, target, opts)? else {
         return Ok(Map::new());
     };
-    let ast = rt.ast().ok_or("on() can only be used inside a task")?;
     let engine = ctx.engine();
     let abort = Arc::new(StepAbort::default());
     let base = context::command_context();

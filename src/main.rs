@@ -47,7 +47,11 @@ fn main() {
         Some(Command::Watch(args)) => tether::watch::run(&settings, &args.options(), interrupted()),
         Some(Command::Report(args)) => {
             if let Err(e) = report(args, settings.format) {
-                tether::errln!("error: {}", tether::secret::mask(&format!("{e:#}")));
+                let text = tether::secret::mask(&format!("{e:#}")).into_owned();
+                tether::errln!("error: {text}");
+                if settings.format == Format::Json {
+                    json_error(&Error::Usage(text.clone()), &text);
+                }
                 std::process::exit(tether::exit::USAGE);
             }
             Ok(())

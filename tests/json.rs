@@ -269,4 +269,59 @@ fn a_failure_before_the_run_is_an_error_object() {
         assert_eq!(all[0]["type"], "error", "{args:?}");
         assert_eq!(all[0]["exit_code"], 2, "{args:?}");
     }
+    // An event stream `tether report` cannot read (fresh-eyes finding: nothing on stdout).
+    std::fs::write(r.path("bad.jsonl"), "not json\n").unwrap();
+    for args in [
+        &["--format", "json", "report", "bad.jsonl", "-o", "t.html"][..],
+        &[
+            "--format",
+            "json",
+            "report",
+            "missing.jsonl",
+            "-o",
+            "t.html",
+        ],
+    ] {
+        let out = r.tether().args(args).run();
+        out.status(2);
+        let all = objects(&out);
+        assert_eq!(all.len(), 1, "{args:?}\n{}", out.stdout);
+        assert_eq!(all[0]["type"], "error", "{args:?}");
+        assert_eq!(all[0]["exit_code"], 2, "{args:?}");
+    }
+}
+
+/// A `print` inside an `on` closure is that host's in JSON (`host`), one outside any is the
+/// run's (fresh-eyes finding: neither had a host, so a reader could not tell whose it was).
+#[test]
+fn a_print_in_a_closure_names_its_host() {
+    let lab = crate::support::recipe::lab(&["web1", "web2"]);
+    let r = crate::support::recipe::lab_recipe(
+        &lab,
+        "json-print-host",
+        "task(\"t\", || { print(\"outside\"); on([\"web1\", \"web2\"], |h| { print(\"in \" + h.name); debug(h.name); }); });\n",
+    );
+    let out = r.tether().args(&["--format", "json", "t"]).run();
+    out.status(0);
+    let all = objects(&out);
+    let print = |text: &str| {
+        all.iter()
+            .find(|o| o["type"] == "print" && o["text"] == text)
+            .unwrap_or_else(|| panic!("{text}\n{}", out.stdout))
+            .clone()
+    };
+    assert!(print("outside").get("host").is_none(), "{}", out.stdout);
+    for h in ["web1", "web2"] {
+        assert_eq!(print(&format!("in {h}"))["host"], h, "{}", out.stdout);
+    }
+    let debugs: Vec<_> = all
+        .iter()
+        .filter(|o| o["type"] == "print" && o["text"].as_str().unwrap().starts_with("debug "))
+        .collect();
+    assert_eq!(debugs.len(), 2, "{}", out.stdout);
+    assert!(
+        debugs.iter().all(|o| o["host"].is_string()),
+        "{}",
+        out.stdout
+    );
 }

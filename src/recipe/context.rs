@@ -238,6 +238,13 @@ impl Runtime {
         self.sink.emit(&Arc::from(""), kind);
     }
 
+    /// Reports an event of the host whose `on` closure runs on this thread (of the run
+    /// outside one): a `print` there is that host's in JSON.
+    pub fn report_here(&self, kind: EventKind) {
+        let host = host_scope().map_or_else(String::new, |scope| scope.host);
+        self.sink.emit(&Arc::from(host.as_str()), kind);
+    }
+
     /// Sets the task of the command line that runs now (its failure hooks run under it too).
     pub fn set_top(&self, task: &str) {
         *self.top.lock().unwrap_or_else(|p| p.into_inner()) = task.to_string();

@@ -77,7 +77,7 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
     });
     let r = rt.clone();
     engine.on_print(move |text| {
-        r.report(EventKind::Print {
+        r.report_here(EventKind::Print {
             text: crate::secret::mask(text).into_owned(),
         })
     });
@@ -90,7 +90,7 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
             (Some(line), Some(col)) => format!("{file}:{line}:{col}: "),
             _ => format!("{file}: "),
         };
-        r.report(EventKind::Print {
+        r.report_here(EventKind::Print {
             text: crate::secret::mask(&format!("debug {place}{text}")).into_owned(),
         })
     });

@@ -281,7 +281,8 @@ pub struct GlobalArgs {
     pub no_fold: bool,
     /// Only this part of the selected hosts (`2/5`: the second of five stable, disjoint parts),
     /// for one job of a CI matrix.
-    #[arg(long, global = true, value_name = "K/N", value_parser = Shard::parse)]
+    // Hyphen values are taken, so that `--shard -1/2` meets the shard's own error.
+    #[arg(long, global = true, value_name = "K/N", value_parser = Shard::parse, allow_hyphen_values = true)]
     pub shard: Option<Shard>,
     /// Set a recipe variable, overriding the recipe (`-s branch=main`).
     #[arg(short = 's', long = "set", global = true, value_name = "KEY=VALUE")]

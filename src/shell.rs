@@ -62,6 +62,15 @@ struct Destination {
 /// [`Error::Recipe`]); a host that cannot be reached (exit 3); a connection lost during the
 /// session (exit 1).
 pub fn run(settings: &Settings, opts: &ShellOptions) -> Result<i32, Error> {
+    if let Some(shard) = settings.shard {
+        // One host, named: a part of a selection means nothing here, and ignoring it would
+        // open a host the shard does not hold.
+        return Err(Error::Usage(format!(
+            "--shard {}/{}: `tether ssh` opens the one host it is given, not a part of a \
+             selection",
+            shard.index, shard.count
+        )));
+    }
     let reporter = Reporter::start(settings);
     let dest = destination(settings, opts, reporter.sink())?;
     let command = opts.command.join(" ");

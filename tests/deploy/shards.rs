@@ -62,7 +62,18 @@ fn a_malformed_shard_is_refused_before_connecting() {
         let arg = format!("--shard={bad}");
         let out = tether(&dir, &lab, &["deploy", &arg]);
         out.status(2).stderr_contains("--shard");
+        // Given apart, a value that starts with `-` meets the shard's own error too (it
+        // was clap's "unexpected argument '-1'").
+        if !bad.is_empty() {
+            tether(&dir, &lab, &["deploy", "--shard", bad])
+                .status(2)
+                .stderr_contains(&format!("--shard {bad}: "));
+        }
     }
+    // `tether ssh` opens the one host it is named: a shard is refused, not ignored.
+    tether(&dir, &lab, &["ssh", "web1", "--shard", "2/2", "--", "true"])
+        .status(2)
+        .stderr_contains("--shard 2/2: `tether ssh` opens the one host it is given");
     for h in HOSTS {
         assert!(releases(&lab, h).is_empty(), "{h} was deployed to");
     }

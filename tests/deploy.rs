@@ -815,7 +815,6 @@ server("web2", #{ roles: ["web"] });
         );
         assert!(read(site(h).join("revisions.log")).starts_with("Copy of site (at sha256:"));
     }
-    assert!(!Path::new("/tmp/tether-site-20250101000001.tar.gz").exists());
 
     // copy_tree: a commit of a local repository instead of the directory on disk.
     let app = App::new(&dir);
@@ -951,10 +950,18 @@ server("worker1", #{ roles: ["worker"] });
 
     // The copy strategy lists the upload of the archive the run would make.
     let out = plan(&dir, &["-s", "strategy=copy", "-s", "copy_source=."]);
-    out.status(0)
-        .stdout_contains("local | $ tar -czf /tmp/tether-shop-20250102030405.tar.gz --exclude=.git --exclude=tether.log --exclude=tether.log.1 -C . .")
-        .stdout_contains("web1    | upload /tmp/tether-shop-20250102030405.tar.gz -> /srv/shop/releases/20250102030405/.tether-copy.tar.gz (made during the run)");
-    assert!(!Path::new("/tmp/tether-shop-20250102030405.tar.gz").exists());
+    out.status(0);
+    // In a directory of the run's own (its name: tether's pid and a time), never made.
+    let made = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("local | $ mkdir -m 700 /tmp/tether-run-"))
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    let run_dir = format!("/tmp/tether-run-{made}");
+    out.stdout_contains(&format!("local | $ tar -czf {run_dir}/shop-20250102030405.tar.gz --exclude=.git --exclude=tether.log --exclude=tether.log.1 -C . ."))
+        .stdout_contains(&format!("web1    | upload {run_dir}/shop-20250102030405.tar.gz -> /srv/shop/releases/20250102030405/.tether-copy.tar.gz (made during the run)"))
+        .stdout_contains(&format!("local | $ rm -rf {run_dir}"));
+    assert!(!Path::new(&run_dir).exists());
 }
 
 /// The lines of `out` that are exactly `expected`, in this order (others may come between).

@@ -73,6 +73,8 @@ pub struct Runtime {
     done: Mutex<HashMap<String, String>>,
     /// The task of the command line running now.
     top: Mutex<String>,
+    /// `local_run_dir()`, once asked.
+    pub run_dir: OnceLock<String>,
 }
 
 /// Whether a task is to run (see [`Runtime::mark_done`]).
@@ -179,6 +181,7 @@ impl Runtime {
             sink,
             done: Mutex::new(HashMap::new()),
             top: Mutex::new(String::new()),
+            run_dir: OnceLock::new(),
         }
     }
 

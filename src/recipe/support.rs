@@ -1,6 +1,6 @@
 //! Functions the stdlib modules (`stdlib/*.rhai`) need beyond the core language; recipes may
-//! use them too: `utc_timestamp()`, `local_user()`, `fail(message)`, `reached(host)`,
-//! `current_host()`, and `print`.
+//! use them too: `utc_timestamp()`, `local_user()`, `local_run_dir()`, `fail(message)`,
+//! `reached(host)`, `current_host()`, and `print`.
 
 use std::sync::Arc;
 
@@ -13,8 +13,33 @@ use crate::event::EventKind;
 use crate::failure::{Failure, Kind};
 use crate::host_text::HostText;
 
+/// `local_run_dir()`: a path for this run's own local files, `$TMPDIR/tether-run-PID-MS` (`/tmp`
+/// without TMPDIR; tether's pid and the millisecond the run first asked), the same for the
+/// whole run and no other run's: two runs on one machine (the shards of one deploy, the runs
+/// of a watch) never share it. Nothing is created: `mkdir -m 700` makes it (and fails if
+/// anything is there), so a dry run can show it.
+fn local_run_dir(rt: &Runtime) -> String {
+    rt.run_dir.get_or_init(|| {
+        let tmp = std::env::var("TMPDIR")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| "/tmp".into());
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        format!(
+            "{}/tether-run-{}-{ms}",
+            tmp.trim_end_matches('/'),
+            std::process::id()
+        )
+    })
+    .clone()
+}
+
 /// Registers the stdlib helpers and routes `print` to the reporter.
 pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
+    let r = rt.clone();
+    engine.register_fn("local_run_dir", move || local_run_dir(&r));
     // `utc_timestamp()`: now in UTC as `YYYYMMDDHHMMSS` (release names).
     engine.register_fn("utc_timestamp", || {
         crate::clock::utc_timestamp(std::time::SystemTime::now())

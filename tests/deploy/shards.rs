@@ -202,3 +202,90 @@ fn an_empty_shards_warning_comes_after_its_run_started() {
     assert!(lines[1].contains("\"type\":\"hosts\""), "{}", out.stdout);
     assert!(lines[2].contains("holds none of"), "{}", out.stdout);
 }
+
+/// Two shards of one deploy at once on one machine (a shell runner with `concurrent > 1`)
+/// make their copy-strategy archives apart, each in a private directory it removes
+/// (fresh-eyes finding: both wrote and removed `/tmp/tether-APP-RELEASE.tar.gz`; one failed
+/// "the local file changed while it was read", the other "cannot read" it).
+#[test]
+fn two_shards_at_once_keep_their_copy_archives_apart() {
+    let lab = lab();
+    let dir = Dir::new("shards-copy");
+    dir.write("site/index.html", "<title>copied</title>\n");
+    // Several megabytes gzip cannot shrink: each archive takes a moment to write and upload.
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let noise: Vec<u8> = (0..8 << 20)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect();
+    fs::write(dir.path.join("site/noise.bin"), &noise).unwrap();
+    let servers: String = HOSTS
+        .iter()
+        .map(|h| format!("server(\"{h}\", #{{ roles: [\"web\"] }});\n"))
+        .collect();
+    dir.write(
+        "deploy.rhai",
+        &format!(
+            "import \"deploy\" as deploy;\nset(\"application\", \"site\");\n\
+             set(\"deploy_to\", \"/srv/site\");\nset(\"strategy\", \"copy\");\n\
+             set(\"copy_source\", \"site\");\n{servers}"
+        ),
+    );
+    let tmp = dir.path.join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    let release = "20250101000011";
+    let ts = format!("release_timestamp={release}");
+    // Two runs with one release name never name one archive.
+    let archive = |shard: &str| {
+        let out = tether(&dir, &lab, &["-n", "deploy", "--shard", shard, "-s", &ts]);
+        out.status(0);
+        out.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("local | $ tar -czf "))
+            .and_then(|l| l.split(' ').next())
+            .unwrap_or_else(|| panic!("{}", out.stdout))
+            .to_string()
+    };
+    assert_ne!(archive("1/2"), archive("2/2"));
+    let jobs: Vec<_> = ["1/2", "2/2"]
+        .iter()
+        .map(|shard| {
+            Tether::new()
+                .current_dir(&dir.path)
+                .ssh_config(&lab.ssh_config())
+                .env("TMPDIR", tmp.to_str().unwrap())
+                .args(&["deploy", "--shard", shard, "-s", &ts])
+                .spawn()
+        })
+        .collect();
+    for job in jobs {
+        let out = job.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            crate::support::tether::text(&out)
+        );
+    }
+    for h in HOSTS {
+        let shipped = lab
+            .host(h)
+            .root_dir
+            .join(format!("site/releases/{release}/noise.bin"));
+        assert_eq!(
+            fs::metadata(&shipped).unwrap().len(),
+            noise.len() as u64,
+            "{h}"
+        );
+    }
+    let left: Vec<_> = fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

@@ -159,6 +159,19 @@ impl Failure {
         Failure::new(Kind::Interrupted, "interrupted")
     }
 
+    /// This failure as an interrupt that came during it leaves it: the exit code the
+    /// interrupt's, the hosts that failed on their own named with why (`interrupted; 2 of 4
+    /// hosts failed`), those the interrupt itself stopped (and those not run) left to it.
+    pub fn under_interrupt(mut self) -> Self {
+        self.failed.retain(|f| f.kind != Kind::Interrupted);
+        if self.failed.is_empty() {
+            return Failure::interrupted();
+        }
+        self.not_run.clear();
+        self.kind = Kind::Interrupted;
+        self
+    }
+
     /// One host's failure.
     pub fn host(host: &str, kind: Kind, message: impl Into<HostText>) -> Self {
         Failure::hosts(
@@ -338,7 +351,11 @@ impl Failure {
         }
         let total = self.total.max(self.failed.len() + self.not_run.len());
         let mut out = format!(
-            "{} of {total} host{} failed",
+            "{}{} of {total} host{} failed",
+            match self.kind {
+                Kind::Interrupted => "interrupted; ",
+                _ => "",
+            },
             self.failed.len(),
             if total == 1 { "" } else { "s" }
         );

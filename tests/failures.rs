@@ -1032,3 +1032,45 @@ fn ctrl_c_while_the_run_waits_for_an_unused_host_exits_130() {
     );
     drop(silent);
 }
+
+/// Ctrl-C during a step names the hosts that had failed on their own before it, with why,
+/// as a step's failure does (fresh-eyes finding: a closure step over two working hosts, one
+/// whose config was refused and one never reached ended with `error: interrupted` alone).
+#[test]
+fn an_interrupt_names_the_hosts_that_failed_before_it() {
+    let lab = Lab::builder().names(&["app1", "app2"]).start();
+    let port = support::net::closed_port();
+    let cfg = config_with(&lab, "with_broken", BROKEN);
+    let marker = lab.dir().join("started");
+    let mut r = RecipeDir::new(
+        "interrupt-names",
+        &format!(
+            "server(\"app1\", #{{ roles: [\"app\"] }});\nserver(\"app2\", #{{ roles: [\"app\"] }});\n\
+             server(\"root@127.0.0.1:{port}\", #{{ roles: [\"app\"] }});\nserver(\"broken\", #{{ roles: [\"app\"] }});\n\
+             task(\"closure\", || {{ on(\"app\", |h| {{ run(\"echo go >> {m}; sleep 30\"); }}); }});\n\
+             task(\"string\", || {{ on(\"app\", \"echo go >> {m}; sleep 30\"); }});\n",
+            m = marker.display()
+        ),
+    );
+    r.ssh_config = Some(cfg);
+    for task in ["closure", "string"] {
+        let _ = std::fs::remove_file(&marker);
+        let out = r
+            .tether()
+            .args(&[task])
+            .interrupt_after_start(&marker, std::time::Duration::from_millis(500));
+        let text = support::tether::text(&out);
+        assert_eq!(out.status.code(), Some(130), "{task}\n{text}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let error: Vec<&str> = stderr
+            .lines()
+            .skip_while(|l| !l.starts_with("error: "))
+            .collect();
+        let error = error.join("\n");
+        assert!(error.contains("broken: ProxyJump loop"), "{task}\n{error}");
+        assert!(
+            error.contains(&format!("root@127.0.0.1:{port}: cannot connect")),
+            "{task}\n{error}"
+        );
+    }
+}

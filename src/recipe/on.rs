@@ -340,6 +340,7 @@ fn on_closure(
     let mut out = Map::new();
     let mut parts = Vec::new();
     let mut not_run = Vec::new();
+    let mut cancelled = false;
     for (host, slot) in hosts.iter().zip(slots) {
         match slot {
             Slot::Done(HostEnd::Value(v)) => {
@@ -368,7 +369,8 @@ fn on_closure(
             }),
             Slot::Done(HostEnd::RecipeError(e)) => {
                 if rt.interrupted() {
-                    return Err(throw(Failure::interrupted()));
+                    cancelled = true;
+                    continue;
                 }
                 // A failure of kind `recipe` (not a bare string), so that a recipe catching it
                 // reads `err.kind` and `err.hosts`; its position is the closure's line, which
@@ -382,7 +384,7 @@ fn on_closure(
                     .map(|l| l.to_string());
                 parts.push(f);
             }
-            Slot::Skipped(Skipped::Cancelled) => return Err(throw(Failure::interrupted())),
+            Slot::Skipped(Skipped::Cancelled) => cancelled = true,
             // A host that never connected failed, whichever host failed before it.
             Slot::Skipped(why) => match backend.never_connected(host) {
                 Some(e) => parts.push(Failure::host(host, e.kind(), e.said())),
@@ -394,11 +396,15 @@ fn on_closure(
             },
         }
     }
-    if parts
-        .iter()
-        .any(|p| p.kind == crate::failure::Kind::Interrupted)
+    if cancelled
+        || parts
+            .iter()
+            .any(|p| p.kind == crate::failure::Kind::Interrupted)
     {
-        return Err(throw(Failure::interrupted()));
+        // The hosts that failed on their own before it are named all the same.
+        return Err(throw(
+            Failure::merge(parts, Vec::new(), hosts.len()).under_interrupt(),
+        ));
     }
     if parts.is_empty() && not_run.is_empty() {
         return Ok(out);

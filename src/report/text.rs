@@ -517,7 +517,11 @@ fn sessions_text(st: &State, look: Look, title: &str, elapsed: Duration) -> Vec<
                 ),
                 Went::Unneeded => "not connected (the run did not need it)".into(),
             };
-            (crate::hostset::fold(&hosts), what)
+            let name = match look.fold {
+                true => crate::hostset::fold(&hosts),
+                false => hosts.join(","),
+            };
+            (name, what)
         })
         .collect();
     let width = rows

@@ -153,10 +153,17 @@ pub(super) fn classify(rt: &Runtime, err: &EvalAltResult) -> Error {
 
 /// [`classify`] for an error of the script `main` (the recipe, or a stage file).
 fn classify_in(rt: &Runtime, err: &EvalAltResult, main: &str) -> Error {
-    if rt.interrupted() {
-        return Error::interrupted();
-    }
     match failure_of(err) {
+        // The interrupt decides the exit code; the hosts that had failed (or were stopped by
+        // it) are named all the same, with why (`interrupted; 2 of 4 hosts failed`).
+        Some(f) if rt.interrupted() => {
+            let mut f = f.under_interrupt();
+            if f.at.is_none() && !f.host_names().is_empty() {
+                f.at = diagnostics::innermost(err, main).1.map(|l| l.to_string());
+            }
+            Error::Failed(Box::new(f))
+        }
+        None if rt.interrupted() => Error::interrupted(),
         Some(mut f) => {
             if f.at.is_none() {
                 f.at = diagnostics::innermost(err, main).1.map(|l| l.to_string());

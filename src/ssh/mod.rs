@@ -445,6 +445,12 @@ impl SshError {
             SshError::Config(e) if e.unresolved => Kind::Unreachable,
             SshError::Config(_) | SshError::Route { .. } => Kind::Config,
             SshError::ConnectionLost { .. } => Kind::ConnectionLost,
+            // Stopped because tether was interrupted: the interrupt's, not a failure of the
+            // host's own.
+            SshError::CommandStopped {
+                why: crate::stop::StopReason::Interrupted,
+                ..
+            } => Kind::Interrupted,
             SshError::CommandTimeout { .. } | SshError::CommandStopped { .. } => {
                 Kind::CommandFailed
             }

@@ -144,11 +144,12 @@ pub fn print_ssh_g(rows: &[Row]) {
 }
 
 /// The keywords `ssh -G` prints once per value: arrays in JSON, also when empty.
-const REPEATED: &[&str] = &["identityfile", "certificatefile"];
+const REPEATED: &[&str] = &["identityfile", "certificatefile", "sendenv", "setenv"];
 
 /// `-G` with `--format json`: one object per line and host, `{"type":"ssh_config","host":..,
 /// "options":{keyword: value, ...}}` with the keywords and values `ssh -G` prints, in its
-/// order (values as strings; `identityfile` and `certificatefile` as arrays), or
+/// order (values as strings; `identityfile`, `certificatefile`, `sendenv` and `setenv` as
+/// arrays), or
 /// `{"type":"ssh_config","host":..,"error":..}` for a host the config is refused for.
 pub fn print_ssh_g_json(rows: &[Row]) {
     for row in rows {

@@ -29,6 +29,7 @@ use crate::runner;
 use crate::settings::Settings;
 use crate::ssh::config::SshConfig;
 use crate::ssh::connect::{self, Connection, WaitError};
+use crate::ssh::env::Requests;
 use crate::ssh::jump::Jumps;
 use crate::ssh::limiter::HandshakeLimiter;
 use crate::ssh::owner::{Owner, Shared, Via};
@@ -104,6 +105,7 @@ pub fn run(settings: &Settings, opts: &ShellOptions) -> Result<i32, Error> {
         &opened.conn,
         remote.as_deref(),
         opened.agent.clone(),
+        &opened.env,
         interval,
     )
     .map_err(lost)
@@ -182,6 +184,8 @@ struct Opened {
     conn: Connection,
     /// The local agent to forward (`ForwardAgent`), when there is one.
     agent: Option<std::path::PathBuf>,
+    /// `SendEnv` and `SetEnv`, as ssh sends them on its session.
+    env: Requests,
     /// Keeps the jump hosts' workers of the route alive as long as the connection.
     _owner: Owner,
 }
@@ -194,6 +198,7 @@ fn open(settings: &Settings, dest: &Destination, sink: Sink) -> Result<Opened, E
     let (config, hops) =
         pool::reach(&dest.ssh_config, &dest.target, settings.jump.as_deref()).map_err(failed)?;
     let agent = config.agent_to_forward();
+    let env = config.env.requests();
     if config.forward_agent && agent.is_none() {
         crate::errln!(
             "tether: {host}: agent forwarding was asked for (ForwardAgent / forward_agent), but \
@@ -231,6 +236,7 @@ fn open(settings: &Settings, dest: &Destination, sink: Sink) -> Result<Opened, E
     Ok(Opened {
         conn,
         agent,
+        env,
         _owner: owner,
     })
 }
@@ -291,6 +297,7 @@ fn session(
     conn: &Connection,
     remote: Option<&str>,
     agent: Option<std::path::PathBuf>,
+    env: &Requests,
     heartbeat: Option<Duration>,
 ) -> Result<i32, String> {
     let until = Instant::now() + REQUEST_TIMEOUT;
@@ -300,10 +307,12 @@ fn session(
         .retry(until, || session.channel_session())
         .map_err(|e| failed("cannot open a channel", e))?;
     let size = terminal::window_size(STDIN).unwrap_or(WindowSize::DEFAULT);
-    // ssh sends the local TERM; a terminal that does not say gets the plainest one.
-    let term = std::env::var("TERM")
-        .ok()
-        .filter(|t| !t.is_empty())
+    // ssh sends SetEnv's TERM, else the local one; a terminal that does not say gets the
+    // plainest one.
+    let term = env
+        .term()
+        .map(str::to_string)
+        .or_else(|| std::env::var("TERM").ok().filter(|t| !t.is_empty()))
         .unwrap_or_else(|| "dumb".into());
     conn.retry(until, || {
         channel.request_pty(
@@ -322,6 +331,8 @@ fn session(
         Some(socket) => Some(crate::ssh::agent::start(conn, &mut channel, until, socket)?),
         None => None,
     };
+    crate::ssh::env::send(conn, &mut channel, env, until)
+        .map_err(|e| failed("sending environment variables (SetEnv/SendEnv) failed", e))?;
     match remote {
         Some(command) => conn.retry(until, || channel.exec(command)),
         None => conn.retry(until, || channel.shell()),

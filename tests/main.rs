@@ -37,6 +37,7 @@ mod seed;
 mod shell;
 mod shells;
 mod ssh_config;
+mod ssh_env;
 mod sudo;
 mod supervisor;
 mod timeline;

@@ -41,6 +41,8 @@ const KEYWORDS: &[&str] = &[
     "connectionattempts",
     "hashknownhosts",
     "tcpkeepalive",
+    "sendenv",
+    "setenv",
 ];
 
 fn keyword_lines(out: &str) -> Vec<String> {
@@ -374,6 +376,15 @@ const CASES: &[Case] = &[
         config: "Host *\n  Protocol 2\n  Cipher blowfish\n  SendEnv LANG LC_*\n  LogLevel ERROR\n  ControlMaster auto\n  ControlPath ~/.ssh/cm-%C\n  ServerAliveInterval 30\n  HashKnownHosts yes\n  Compression yes\n  AddressFamily inet\n  BatchMode yes\n",
         files: &[],
         hosts: &["x"],
+    },
+    // Fresh-eyes finding: SetEnv and SendEnv were dropped. The first SetEnv line wins whole
+    // (its first value of a name too); SendEnv patterns add up, `-PATTERN` removes the earlier
+    // ones it matches, and a second pass (`Match final`) reads them again, as ssh 9.2 does.
+    Case {
+        name: "set-env-and-send-env",
+        config: "Host e*\n  SetEnv FOO=bar \"SP=a b  c\" FOO=x E=\n  SendEnv LANG LC_* L*\nHost *\n  SetEnv Z=1\n  SendEnv X -LC_* Y\n  SendEnv -Y\nHost final\n  SendEnv A\nMatch final host final\n  SendEnv B -A\n",
+        files: &[],
+        hosts: &["e1", "other", "final"],
     },
     Case {
         name: "connection-attempts-and-keepalive",

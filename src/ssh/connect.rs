@@ -31,6 +31,8 @@ pub struct Connection {
     /// What must live exactly as long as the session (a proxy command's process, which is
     /// stopped and reaped when the connection is dropped).
     guard: Option<Box<dyn Send>>,
+    /// Environment variables this session's server refused (see `env.rs`).
+    pub refused_env: super::env::Refused,
 }
 
 /// A non-blocking libssh2 operation that did not finish.
@@ -381,6 +383,7 @@ pub fn connect_over<S: AsRawFd + 'static>(
         host_key,
         setup_time: started.elapsed(),
         guard: None,
+        refused_env: Default::default(),
     })
 }
 

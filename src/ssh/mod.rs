@@ -8,6 +8,7 @@ pub mod certificate;
 pub mod config;
 pub mod connect;
 pub mod disconnect;
+pub mod env;
 pub mod exec;
 pub mod heartbeat;
 pub mod host_key;

@@ -43,6 +43,8 @@ pub struct Dump<'a> {
     pub jump: Option<&'a str>,
     /// `CanonicalizePermittedCNAMEs` as `source:target`.
     pub cnames: &'a [String],
+    /// `SendEnv` and `SetEnv`.
+    pub env: &'a crate::ssh::env::Environment,
 }
 
 impl Dump<'_> {
@@ -160,6 +162,8 @@ impl Dump<'_> {
         );
         out.push(one_line("globalknownhostsfile", self.global_known_hosts));
         out.push(one_line("userknownhostsfile", self.user_known_hosts));
+        out.extend(self.env.send.iter().map(|p| format!("sendenv {p}")));
+        out.extend(self.env.set.iter().map(|w| format!("setenv {w}")));
         out.push(format!("forwardagent {}", self.forward_agent));
         out.push(match self.connect_timeout {
             Some(t) => format!("connecttimeout {t}"),

@@ -130,6 +130,8 @@ pub struct HostConfig {
     pub required_rsa_size: u32,
     /// Algorithm preferences.
     pub algorithms: Algorithms,
+    /// `SendEnv` and `SetEnv`: what each command's channel asks the server to set.
+    pub env: crate::ssh::env::Environment,
     /// The resolution as `ssh -G` prints it (see `tether hosts -G`).
     pub ssh_g: Vec<String>,
 }

@@ -53,7 +53,7 @@ pub use negotiable::{
     assemble, assemble_from, key_type_accepted, pubkey_accepted, rsa_signatures, supported,
     unusable, unusable_keyword,
 };
-pub use pattern::{pattern_list_match, wildcard_match};
+pub use pattern::{match_pattern, pattern_list_match, wildcard_match};
 
 use state::Inner;
 

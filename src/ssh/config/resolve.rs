@@ -31,6 +31,7 @@ use super::pattern::{
 };
 use super::state::Inner;
 use crate::host::HostTarget;
+use crate::ssh::env::Environment;
 
 /// A value and where it was obtained (`None`: the command line).
 #[derive(Debug, Clone)]
@@ -54,6 +55,8 @@ struct Options {
     forward_agent_path: Option<Obtained>,
     /// `LocalForward`, `RemoteForward`, `DynamicForward` lines, all of them (they add up).
     forwards: Vec<(&'static str, Obtained)>,
+    /// `SendEnv` and `SetEnv` (see [`Resolution::environment`]).
+    env: Environment,
 }
 
 impl Options {
@@ -273,6 +276,7 @@ impl<'a> Resolution<'a> {
             "LocalForward" | "RemoteForward" | "DynamicForward" => {
                 self.opts.forwards.push((k.name, obtained))
             }
+            "SendEnv" | "SetEnv" => self.environment(k.name, &obtained.value),
             "ForwardAgent" => {
                 if let Value::Str(_) = obtained.value {
                     if self.opts.forward_agent.is_none() {
@@ -302,6 +306,32 @@ impl<'a> Resolution<'a> {
             }
         }
         Ok(())
+    }
+
+    /// readconf.c (9.2) as it reads `SendEnv` and `SetEnv`: patterns add up, in every pass
+    /// (repeats kept), and `-PATTERN` removes the earlier patterns it matches; the first
+    /// `SetEnv` line is taken whole, the first word of each name in it, and later lines
+    /// change nothing.
+    fn environment(&mut self, keyword: &str, value: &Value) {
+        let Value::List(words) = value else {
+            return;
+        };
+        let env = &mut self.opts.env;
+        if keyword == "SendEnv" {
+            for word in words {
+                match word.strip_prefix('-') {
+                    Some(removed) => env.send.retain(|p| !match_pattern(p, removed)),
+                    None => env.send.push(word.clone()),
+                }
+            }
+        } else if env.set.is_empty() {
+            for word in words {
+                let name = |w: &str| w.split('=').next().unwrap_or_default().to_string();
+                if !env.set.iter().any(|w| name(w) == name(word)) {
+                    env.set.push(word.clone());
+                }
+            }
+        }
     }
 
     /// readconf.c `parse_jump`: ProxyJump and ProxyCommand exclude each other, the first one
@@ -912,6 +942,7 @@ impl<'a> Resolution<'a> {
             proxy_command: proxy_command.as_deref(),
             jump: jump.as_deref(),
             cnames: &self.permitted_cnames_for_dump(),
+            env: &opts.env,
         }
         .lines();
 
@@ -963,6 +994,7 @@ impl<'a> Resolution<'a> {
                 .unwrap_or(false),
             required_rsa_size: opts.int("RequiredRSASize").unwrap_or(1024) as u32,
             algorithms,
+            env: opts.env.clone(),
             ssh_g: dump,
         })
     }

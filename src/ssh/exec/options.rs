@@ -35,6 +35,9 @@ pub struct ExecOptions {
     pub stop: crate::stop::Stop,
     /// Forward this local ssh-agent socket to the command (`ForwardAgent`; see `ssh::agent`).
     pub forward_agent: Option<std::path::PathBuf>,
+    /// Environment variables to ask the server to set (`SendEnv`, `SetEnv`; see `ssh::env`),
+    /// and the terminal type `SetEnv` names for a PTY (boxed: options travel in every job).
+    pub env: Box<crate::ssh::env::Requests>,
     /// Which of the command's events the worker reports.
     pub echo: Echo,
     /// This command's bound on re-attaching after a lost connection (`on(.., #{ reattach: N

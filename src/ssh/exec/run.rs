@@ -153,9 +153,11 @@ pub fn resume(
         &key,
         &[&sup.id, &out.to_string(), &err.to_string()],
     );
+    // The command has its environment already; this channel only reads its files.
     let opts = ExecOptions {
         stdin: None,
         stdin_from: None,
+        env: Default::default(),
         ..opts.clone()
     };
     run_wrapped(conn, &wrapped, &key, &opts, on_line, preamble, Some(sup))
@@ -316,7 +318,8 @@ pub(super) fn run_wrapped(
         .retry(open_until, || session.channel_session())
         .map_err(|e| ExecError::NotStarted(format!("cannot open a channel: {e}")))?;
     if opts.pty {
-        request_pty(conn, &mut channel, open_until, opts.stdin.is_none())?;
+        let term = opts.env.term().unwrap_or(PTY_TERM);
+        request_pty(conn, &mut channel, open_until, term, opts.stdin.is_none())?;
     }
     let mut agent = match &opts.forward_agent {
         Some(socket) => Some(
@@ -325,6 +328,12 @@ pub(super) fn run_wrapped(
         ),
         None => None,
     };
+    // As ssh, after the terminal and before the command; the command has not started.
+    crate::ssh::env::send(conn, &mut channel, &opts.env, open_until).map_err(|e| {
+        ExecError::NotStarted(format!(
+            "sending environment variables (SetEnv/SendEnv) failed: {e}"
+        ))
+    })?;
     let lost = |what: &str, e: WaitError| ExecError::Lost(format!("{what}: {e}"));
     let requested = loop {
         match channel.exec(wrapped) {
@@ -572,13 +581,15 @@ pub(super) fn run_wrapped(
     })
 }
 
-/// Requests a pseudo-terminal for `channel` (before its exec), with `echo` as its ECHO mode.
+/// Requests a pseudo-terminal of type `term` for `channel` (before its exec), with `echo` as
+/// its ECHO mode.
 /// A refusal (`PermitTTY no`) is [`ExecError::Refused`]; any other failure means the session
 /// may be dead, and as the command has not started, [`ExecError::NotStarted`].
 pub(super) fn request_pty(
     conn: &Connection,
     channel: &mut ssh2::Channel,
     until: Instant,
+    term: &str,
     echo: bool,
 ) -> Result<(), ExecError> {
     loop {
@@ -588,7 +599,7 @@ pub(super) fn request_pty(
             modes.set_boolean(ssh2::PtyModeOpcode::ECHONL, false);
             modes
         });
-        match channel.request_pty(PTY_TERM, modes, None) {
+        match channel.request_pty(term, modes, None) {
             Ok(()) => return Ok(()),
             Err(e) if crate::ssh::connect::would_block(&e) => {
                 conn.wait_socket(until).map_err(|e| {

@@ -368,6 +368,13 @@ impl WorkerState {
             keepalive: self.owner.interval,
             // Without an agent there is nothing to forward (the pool warned).
             forward_agent: self.owner.config.agent_to_forward(),
+            // The user's commands get what ssh would send; tether's own hidden ones (a check's
+            // probes, clean-ups) need none of it.
+            env: if echo {
+                Box::new(self.owner.config.env.requests())
+            } else {
+                Default::default()
+            },
             ..opts
         };
         // Transfers (a streamed stdin or stdout) keep their own cleanup; PTY commands are

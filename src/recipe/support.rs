@@ -19,21 +19,22 @@ use crate::host_text::HostText;
 /// of a watch) never share it. Nothing is created: `mkdir -m 700` makes it (and fails if
 /// anything is there), so a dry run can show it.
 fn local_run_dir(rt: &Runtime) -> String {
-    rt.run_dir.get_or_init(|| {
-        let tmp = std::env::var("TMPDIR")
-            .ok()
-            .filter(|t| !t.is_empty())
-            .unwrap_or_else(|| "/tmp".into());
-        let ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
-        format!(
-            "{}/tether-run-{}-{ms}",
-            tmp.trim_end_matches('/'),
-            std::process::id()
-        )
-    })
-    .clone()
+    rt.run_dir
+        .get_or_init(|| {
+            let tmp = std::env::var("TMPDIR")
+                .ok()
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| "/tmp".into());
+            let ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            format!(
+                "{}/tether-run-{}-{ms}",
+                tmp.trim_end_matches('/'),
+                std::process::id()
+            )
+        })
+        .clone()
 }
 
 /// Registers the stdlib helpers and routes `print` to the reporter.

@@ -88,10 +88,13 @@ fn ranges(numbers: &[(u64, String)]) -> Vec<String> {
 
 /// The last run of digits of `name`: (before it, the digits, after it).
 fn split_number(name: &str) -> Option<(&str, &str, &str)> {
+    // ASCII digits are one byte each; the character before them may be several (`д1`).
     let end = name.rfind(|c: char| c.is_ascii_digit())? + 1;
     let start = name[..end]
-        .rfind(|c: char| !c.is_ascii_digit())
-        .map_or(0, |i| i + 1);
+        .char_indices()
+        .rev()
+        .find(|(_, c)| !c.is_ascii_digit())
+        .map_or(0, |(i, c)| i + c.len_utf8());
     Some((&name[..start], &name[start..end], &name[end..]))
 }
 
@@ -188,6 +191,11 @@ mod tests {
         );
         assert_eq!(fold(&["web[1]"]), "\"web[1]\"");
         assert_eq!(fold(&["c+1", "c+2", "d~1", "d~2"]), "c+[1-2],d~[1-2]");
+        // A character of several bytes before the digits (fresh-eyes finding: a panic, the
+        // reporter gone, nothing printed and exit 0).
+        assert_eq!(fold(&["д1", "д2", "д10"]), "д[1-2,10]");
+        assert_eq!(fold(&["日本1", "日本3", "é"]), "é,日本[1,3]");
+        assert_eq!(fold(&["😀01x", "😀02x"]), "😀[01-02]x");
     }
 
     #[test]

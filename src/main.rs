@@ -89,7 +89,8 @@ fn main() {
     if let Err(e) = result {
         let fold = settings.fold && settings.format == Format::Text;
         let text = tether::secret::mask(&e.text(fold)).into_owned();
-        tether::errln!("error: {text}");
+        // Its words may be a host's (a stderr tail) or a recipe's: shown, never acted on.
+        tether::errln!("error: {}", tether::report::visible_lines(&text));
         // JSON readers see it too where no object that ends a run said it (a recipe that does
         // not parse, an unknown task): the stream's last object.
         if settings.format == Format::Json && !tether::report::closed_in_json() {

@@ -1074,3 +1074,31 @@ fn an_interrupt_names_the_hosts_that_failed_before_it() {
         );
     }
 }
+
+/// What hosts and recipes write is shown, never acted on, in failure texts as in output
+/// lines: a carriage return, a cursor move or an erase in a stderr tail or a `fail()`
+/// message, or in an output line, cannot overwrite another line and pass for another host's
+/// (fresh-eyes findings: `bad\rhost9 | fine\x1b[2K` in a stderr tail printed raw; a host's
+/// `\x1b[1A\x1b[2K` rewrote another host's line on the screen).
+#[test]
+fn control_sequences_in_failures_and_output_are_shown_not_acted_on() {
+    let lab = Lab::builder().names(&["web1"]).start();
+    let r = lab_recipe(
+        &lab,
+        "control-sequences",
+        "task(\"stderr\", || { on(\"web1\", \"printf 'bad\\\\rweb9 | fine\\\\033[2K\\\\n' >&2; exit 1\"); });\n\
+         task(\"fail\", || { on(\"web1\", |h| { fail(\"innocent\\rweb9: ok \\x1b[2K\\x1b]0;title\\x07\"); }); });\n\
+         task(\"output\", || { on(\"web1\", \"printf 'a\\\\033[1A\\\\033[2K\\\\033[1Gweb9 | fake\\\\n'\"); });\n",
+    );
+    let raw = |text: &str| text.contains('\r') || text.contains('\x1b') || text.contains('\x07');
+    for (task, shown) in [
+        ("stderr", "bad\\x0dweb9 | fine\\x1b[2K"),
+        ("fail", "innocent\\x0dweb9: ok \\x1b[2K\\x1b]0;title\\x07"),
+        ("output", "a\\x1b[1A\\x1b[2K\\x1b[1Gweb9 | fake"),
+    ] {
+        let out = r.tether().args(&[task]).run();
+        let both = format!("{}{}", out.stdout, out.stderr);
+        assert!(!raw(&both), "{task}: {both:?}");
+        assert!(both.contains(shown), "{task}: {both}");
+    }
+}

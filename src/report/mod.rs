@@ -32,6 +32,8 @@ mod status;
 mod tap;
 mod text;
 
+pub use text::visible_lines;
+
 use crate::error::Error;
 use crate::event::{Event, EventKind, HostOutcome, Message, Sink};
 use crate::outcome::{failure_text, status_words};

@@ -51,8 +51,8 @@ fn prefix(st: &State, host: &str, mark: &str, mark_style: Style) -> String {
 }
 
 /// A command's output line as text output shows it: control characters as `\xNN` (as bytes
-/// that are not UTF-8 are, see `ssh::exec::incoming`), but for tabs and whole CSI sequences
-/// (colours: `ESC [ ... m`), which a terminal draws and anstream strips from a log. Any other
+/// that are not UTF-8 are, see `ssh::exec::incoming`), but for tabs and whole colour sequences
+/// (`ESC [ ... m`), which a terminal draws and anstream strips from a log. Any other
 /// escape sequence would be taken in by the terminal or by anstream's stripping, which reads an
 /// unfinished one (`ESC ]` without its end) on into the next line and its newline: the line
 /// would be lost, or glued to the next. JSON keeps the line as it is.
@@ -84,24 +84,30 @@ pub fn visible(line: &str) -> std::borrow::Cow<'_, str> {
     out.into()
 }
 
-/// The length of the whole CSI sequence `text` starts with (`ESC [`, parameter bytes, then
-/// intermediate bytes, then a final byte, ECMA-48), if it does.
+/// `text` with each of its lines as [`visible`] shows it: a failure's text in text output
+/// (its stderr tail, a `fail()` message, a host's error), whose words come from hosts and
+/// recipes as a command's output does.
+pub fn visible_lines(text: &str) -> String {
+    text.split('\n').map(visible).collect::<Vec<_>>().join("\n")
+}
+
+/// The length of the colour sequence `text` starts with (SGR: `ESC [`, parameters of digits,
+/// `;` and `:`, then `m`), if it does. Only colour passes: any other CSI sequence moves the
+/// cursor or erases (`ESC [ 1 A`, `ESC [ 2 K`), so a host's line could overwrite another's
+/// on the screen and pass for it.
 fn csi_len(text: &str) -> Option<usize> {
     let bytes = text.as_bytes();
     if bytes.get(1) != Some(&b'[') {
         return None;
     }
     let mut i = 2;
-    while bytes.get(i).is_some_and(|b| (0x30..=0x3f).contains(b)) {
-        i += 1;
-    }
-    while bytes.get(i).is_some_and(|b| (0x20..=0x2f).contains(b)) {
-        i += 1;
-    }
-    bytes
+    while bytes
         .get(i)
-        .filter(|b| (0x40..=0x7e).contains(*b))
-        .map(|_| i + 1)
+        .is_some_and(|b| b.is_ascii_digit() || *b == b';' || *b == b':')
+    {
+        i += 1;
+    }
+    (bytes.get(i) == Some(&b'm')).then_some(i + 1)
 }
 
 /// The mark of a host's line of `lane`, and its style.
@@ -388,7 +394,7 @@ fn summary_text(st: &State, look: Look, hosts: &[HostOutcome], elapsed: Duration
     };
     for f in texts {
         out.push(String::new());
-        out.push(paint(fg(AnsiColor::Red), &f));
+        out.push(paint(fg(AnsiColor::Red), &visible_lines(&f)));
     }
     out
 }
@@ -521,7 +527,7 @@ fn sessions_text(st: &State, look: Look, title: &str, elapsed: Duration) -> Vec<
                 true => crate::hostset::fold(&hosts),
                 false => hosts.join(","),
             };
-            (name, what)
+            (name, visible_lines(&what))
         })
         .collect();
     let width = rows
@@ -550,5 +556,12 @@ mod tests {
         assert_eq!(visible("x\x1b[31"), "x\\x1b[31");
         assert_eq!(visible("a\x07b\x00c\x7fd"), "a\\x07b\\x00c\\x7fd");
         assert_eq!(visible("e\u{9b}f"), "e\\xc2\\x9bf");
+        // Sequences that move the cursor or erase are shown, not acted on (fresh-eyes finding:
+        // a host's `ESC[1A ESC[2K` overwrote another host's line on the screen).
+        assert_eq!(visible("\x1b[1A\x1b[2Kfake"), "\\x1b[1A\\x1b[2Kfake");
+        assert_eq!(visible("a\x1b[1Gb\x1b[K"), "a\\x1b[1Gb\\x1b[K");
+        assert_eq!(visible("\x1b[?25l"), "\\x1b[?25l");
+        assert_eq!(visible("\x1b[38;5;196mred\x1b[m"), "\x1b[38;5;196mred\x1b[m");
+        assert_eq!(visible("\x1b[38:2:1:2:3mx"), "\x1b[38:2:1:2:3mx");
     }
 }

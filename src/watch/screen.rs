@@ -87,7 +87,10 @@ impl Screen {
         let took = format_duration(elapsed);
         self.reporter.barrier();
         if let Some(e) = error {
-            crate::errln!("error: {}", crate::secret::mask(&e.to_string()));
+            crate::errln!(
+                "error: {}",
+                crate::report::visible_lines(&crate::secret::mask(&e.to_string()))
+            );
         }
         let line = match word {
             "ok" => format!("watch: run {} ok in {took}", number),

@@ -561,7 +561,10 @@ mod tests {
         assert_eq!(visible("\x1b[1A\x1b[2Kfake"), "\\x1b[1A\\x1b[2Kfake");
         assert_eq!(visible("a\x1b[1Gb\x1b[K"), "a\\x1b[1Gb\\x1b[K");
         assert_eq!(visible("\x1b[?25l"), "\\x1b[?25l");
-        assert_eq!(visible("\x1b[38;5;196mred\x1b[m"), "\x1b[38;5;196mred\x1b[m");
+        assert_eq!(
+            visible("\x1b[38;5;196mred\x1b[m"),
+            "\x1b[38;5;196mred\x1b[m"
+        );
         assert_eq!(visible("\x1b[38:2:1:2:3mx"), "\x1b[38:2:1:2:3mx");
     }
 }

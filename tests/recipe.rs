@@ -1719,9 +1719,9 @@ fn a_second_signal_ends_local_commands_and_proxy_commands() {
     }
 }
 
-/// An `on` closure without the host parameter is refused at the `on`, saying what it lacks
-/// (fresh-eyes finding: every host failed with Rhai's "Function not found: anon$... (Host)"),
-/// captured variables or not; one with it runs.
+/// An `on` closure without the host parameter, or with more parameters, is refused at the
+/// `on`, saying what it takes (fresh-eyes findings: every host failed with Rhai's "Function not
+/// found: anon$... (Host)"), captured variables or not; one with it runs.
 #[test]
 fn an_on_closure_without_the_host_parameter_is_refused_at_the_on() {
     let r = RecipeDir::new(
@@ -1729,18 +1729,20 @@ fn an_on_closure_without_the_host_parameter_is_refused_at_the_on() {
         "server(\"web1\", #{ roles: [\"web\"] });\n\
          task(\"bare\", || { on(\"web\", || { run(\"echo\"); }); });\n\
          task(\"captured\", || { let x = 1; on(\"web\", || run(\"echo \" + x)); });\n\
-         task(\"right\", || { let x = 1; on(\"web\", |h| run(\"echo \" + x + h.name)); });\n",
+         task(\"right\", || { let x = 1; on(\"web\", |h| run(\"echo \" + x + h.name)); });\n\
+         task(\"two\", || { on(\"web\", |h, extra| run(\"echo\")); });\n",
     );
     for (task, at) in [
         ("bare", "deploy.rhai:2:19"),
         ("captured", "deploy.rhai:3:34"),
+        ("two", "deploy.rhai:5:18"),
     ] {
         r.tether()
             .args(&["-n", task])
             .run()
             .status(4)
             .stderr_contains(&format!(
-                "{at}: on(): the closure takes the host as its parameter: |host| {{ ... }}"
+                "{at}: on(): the closure takes one parameter, the host: |host| {{ ... }}"
             ))
             .stderr_lacks("Function not found");
     }

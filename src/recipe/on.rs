@@ -261,14 +261,15 @@ fn on_closure(
     f: FnPtr,
 ) -> Fallible<Map> {
     let ast = rt.ast().ok_or("on() can only be used inside a task")?;
-    // A closure without the host parameter would fail on every host with Rhai's "Function
-    // not found: anon$... (Host)"; its captured variables come first, as curried arguments.
+    // A closure without the host parameter, or with more, would fail on every host with
+    // Rhai's "Function not found: anon$... (Host)"; its captured variables come first, as
+    // curried arguments.
     if ast
         .iter_functions()
         .find(|m| m.name == f.fn_name())
-        .is_some_and(|m| m.params.len() <= f.curry().len())
+        .is_some_and(|m| m.params.len() != f.curry().len() + 1)
     {
-        return fail("on(): the closure takes the host as its parameter: |host| { ... }");
+        return fail("on(): the closure takes one parameter, the host: |host| { ... }");
     }
     let Some((backend, hosts, options)) = begin(rt, target, opts)? else {
         return Ok(Map::new());

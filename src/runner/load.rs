@@ -357,6 +357,12 @@ impl Loaded {
                  chosen by naming it, `tether STAGE TASK`",
                 self.stages().join(", ")
             ))),
+            // Without stages, `fetch("stage")` would name one that `tether STAGE ...` (in the
+            // stdlib's hints, say) refuses.
+            None => Err(Error::Usage(format!(
+                "{given}: the recipe declares no stages; `stage` is the stage selected \
+                 (`tether STAGE TASK`), never set with -s"
+            ))),
             _ => Ok(()),
         }
     }

@@ -75,11 +75,11 @@ where
     Ok(cli)
 }
 
-/// `tether production run -- uptime`, `tether production -T`: a word before a subcommand
-/// is that subcommand's stage (`tether run --stage production`), as `tether production
-/// deploy` selects one; clap would take it for a task and the subcommand would run without
-/// the stage. Refused where the subcommand takes no stage, where it is given a different
-/// one, and where more than one word stands before it.
+/// `tether production -T`: a word before `-T` is the task list's stage (`tether tasks
+/// production`), as `tether production deploy` selects one; clap, which matches a subcommand
+/// after a word only by its short flag (`-T`: `tether production run` is two tasks), would
+/// take it for a task and list the tasks without the stage. Refused where it is given another
+/// stage too, and where more than one word stands before it.
 fn stage_before_subcommand(cli: &mut Cli) -> Result<(), clap::Error> {
     use clap::error::ErrorKind;
     let Some(command) = &mut cli.command else {
@@ -88,40 +88,24 @@ fn stage_before_subcommand(cli: &mut Cli) -> Result<(), clap::Error> {
     let name = command.name();
     let words = std::mem::take(&mut cli.targets);
     let refuse = |why: String| Err(clap::Error::raw(ErrorKind::ArgumentConflict, why));
-    let stage = match &words[..] {
-        [] => return Ok(()),
-        [stage] => stage,
-        _ => {
-            return refuse(format!(
-                "`{}` before `{name}`: only a stage may stand before a subcommand",
-                words.join(" ")
-            ))
-        }
-    };
-    let slot = match command {
-        Command::Watch(args) => {
-            args.targets.insert(0, stage.clone());
-            return Ok(());
-        }
-        Command::Run(RunArgs { stage, .. })
-        | Command::Tasks(TasksArgs { stage, .. })
-        | Command::Check(CheckArgs { stage, .. })
-        | Command::Hosts(HostsArgs { stage, .. })
-        | Command::Ssh(SshArgs { stage, .. }) => stage,
-        _ => {
-            return refuse(format!(
-                "`{stage}` before `{name}`: `{name}` takes no stage"
-            ))
-        }
-    };
-    match slot {
-        Some(other) if other != stage => refuse(format!(
+    match (command, &words[..]) {
+        (_, []) => Ok(()),
+        (
+            Command::Tasks(TasksArgs {
+                stage: Some(other), ..
+            }),
+            [stage],
+        ) if other != stage => refuse(format!(
             "two stages: `{stage}` before `{name}` and `{other}` after it"
         )),
-        _ => {
-            *slot = Some(stage.clone());
+        (Command::Tasks(args), [stage]) => {
+            args.stage = Some(stage.clone());
             Ok(())
         }
+        _ => refuse(format!(
+            "`{}` before `{name}`: only a stage may stand before -T",
+            words.join(" ")
+        )),
     }
 }
 
@@ -757,6 +741,25 @@ mod tests {
             cli.global.settings().unwrap().timeline,
             Some(PathBuf::from("t.html"))
         );
+    }
+
+    /// The library's list of subcommand words is clap's (a task or stage of those names is
+    /// refused by the recipe: `tether NAME` runs the subcommand).
+    #[test]
+    fn the_subcommand_words_are_claps() {
+        use clap::CommandFactory as _;
+        let mut words: Vec<String> = Cli::command()
+            .get_subcommands()
+            .map(|c| c.get_name().to_string())
+            .chain(["help".to_string()])
+            .collect();
+        words.sort();
+        let mut listed: Vec<String> = tether::settings::SUBCOMMANDS
+            .iter()
+            .map(|w| w.to_string())
+            .collect();
+        listed.sort();
+        assert_eq!(words, listed);
     }
 
     #[test]

@@ -10,6 +10,23 @@ use crate::ssh::policy::Heartbeat;
 /// The recipe file when `-f` is not given.
 pub const DEFAULT_RECIPE: &str = "deploy.rhai";
 
+/// The words `tether WORD` takes for a subcommand (clap's `help` too), never for a task or a
+/// stage: a task or stage of one of these names could not be named on the command line.
+pub const SUBCOMMANDS: [&str; 12] = [
+    "run",
+    "tasks",
+    "check",
+    "watch",
+    "hosts",
+    "ssh",
+    "report",
+    "completions",
+    "man",
+    "init",
+    "definitions",
+    "help",
+];
+
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {

@@ -742,6 +742,45 @@ fn a_stage_and_a_task_of_one_name_are_refused() {
         .stderr_contains("`web` is both a stage and a task, so `tether web` could mean either: rename one (the stage file ");
 }
 
+/// A task or a stage named as one of tether's subcommands (`check`, `run`, `hosts`...) is
+/// refused where it is declared: `tether check` runs the subcommand, so the task could never
+/// be named (fresh-eyes finding: `task("check", ..)` ran only as `tether production check`;
+/// `stage("hosts", ..)` made `tether hosts show` list a host called `show`).
+#[test]
+fn tasks_and_stages_named_as_subcommands_are_refused() {
+    for (name, text, says) in [
+        (
+            "subcommand-task",
+            "server(\"web1\", #{ roles: [\"web\"] });\ntask(\"check\", || {});\ntask(\"t\", || {});\n",
+            "deploy.rhai:2:1: a task cannot be named `check`: `tether check` is tether's own subcommand",
+        ),
+        (
+            "subcommand-stage",
+            "server(\"web1\", #{ roles: [\"web\"] });\nstage(\"hosts\", || {});\ntask(\"t\", || {});\n",
+            "deploy.rhai:2:1: a stage cannot be named `hosts`",
+        ),
+        (
+            "subcommand-task-in-stage",
+            "server(\"web1\", #{ roles: [\"web\"] });\nstage(\"prod\", || { task(\"run\", || {}); });\ntask(\"t\", || {});\n",
+            "a task cannot be named `run`",
+        ),
+    ] {
+        let r = RecipeDir::new(name, text);
+        let args: &[&str] = if name.ends_with("in-stage") { &["-n", "prod", "t"] } else { &["-n", "t"] };
+        r.tether().args(args).run().status(4).stderr_contains(says);
+    }
+    let r = RecipeDir::new(
+        "subcommand-stage-file",
+        "server(\"web1\", #{ roles: [\"web\"] });\ntask(\"t\", || {});\n",
+    );
+    r.write("deploy/init.rhai", "set(\"y\", 1);\n");
+    r.tether()
+        .args(&["-n", "t"])
+        .run()
+        .status(4)
+        .stderr_contains("init.rhai: a stage cannot be named `init`");
+}
+
 /// `tether tasks STAGE` and `tether STAGE -T` list what the stage declares too (before, the
 /// word before `-T` was dropped without a word and the stage's tasks were missing).
 #[test]
@@ -779,9 +818,7 @@ task("hello", "Say hello", || {});
         .args(&["production", "extra", "-T"])
         .run()
         .status(2)
-        .stderr_contains(
-            "`production extra` before `tasks`: only a stage may stand before a subcommand",
-        );
+        .stderr_contains("`production extra` before `tasks`: only a stage may stand before -T");
     r.tether()
         .args(&["production", "completions", "bash"])
         .run()

@@ -174,6 +174,9 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
         if recipe.tasks.contains_key(name) {
             return fail(both_stage_and_task(name));
         }
+        if crate::settings::SUBCOMMANDS.contains(&name) {
+            return fail(named_like_a_subcommand("stage", name));
+        }
         recipe.stages.retain(|(n, _)| n != name);
         recipe.stages.push((name.to_string(), f));
         Ok(())
@@ -245,6 +248,15 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
     );
 }
 
+/// A task or stage (`what`) named as a subcommand of tether: `tether NAME` runs the
+/// subcommand, so it could never be named on the command line.
+pub fn named_like_a_subcommand(what: &str, name: &str) -> String {
+    format!(
+        "a {what} cannot be named `{name}`: `tether {name}` is tether's own subcommand, so the \
+         {what} could never be named on the command line; rename it"
+    )
+}
+
 /// A name both a stage and a task: `tether NAME` could mean either.
 pub fn both_stage_and_task(name: &str) -> String {
     format!("`{name}` is both a stage and a task, so `tether {name}` could mean either: rename one")
@@ -265,6 +277,9 @@ fn define_task(
     let mut recipe = rt.recipe();
     if recipe.stages.iter().any(|(n, _)| n == name) {
         return fail(both_stage_and_task(name));
+    }
+    if crate::settings::SUBCOMMANDS.contains(&name) {
+        return fail(named_like_a_subcommand("task", name));
     }
     let task = recipe
         .tasks

@@ -137,11 +137,22 @@ pub fn load(file: &Path, opts: LoadOptions) -> Result<Loaded, Error> {
     }
     let ast = Arc::new(AST::new_from_module(lib));
     rt.set_ast(ast.clone());
+    let stage_files = stage_files(file);
+    if let Some((name, path)) = stage_files
+        .iter()
+        .find(|(name, _)| crate::settings::SUBCOMMANDS.contains(&name.as_str()))
+    {
+        return Err(Error::Recipe(format!(
+            "{}: {}",
+            path.display(),
+            crate::recipe::declare::named_like_a_subcommand("stage", name)
+        )));
+    }
     Ok(Loaded {
         engine,
         rt,
         ast,
-        stage_files: stage_files(file),
+        stage_files,
     })
 }
 

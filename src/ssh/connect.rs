@@ -31,8 +31,9 @@ pub struct Connection {
     /// What must live exactly as long as the session (a proxy command's process, which is
     /// stopped and reaped when the connection is dropped).
     guard: Option<Box<dyn Send>>,
-    /// Environment variables this session's server refused (see `env.rs`).
-    pub refused_env: super::env::Refused,
+    /// Environment variables this session's server refused (see `env.rs`): a refusal will
+    /// not change within a session, so each is asked once.
+    pub refused_env: std::cell::RefCell<std::collections::HashSet<String>>,
 }
 
 /// A non-blocking libssh2 operation that did not finish.

@@ -44,7 +44,7 @@ pub struct Dump<'a> {
     /// `CanonicalizePermittedCNAMEs` as `source:target`.
     pub cnames: &'a [String],
     /// `SendEnv` and `SetEnv`.
-    pub env: &'a crate::ssh::env::Environment,
+    pub env: &'a super::environment::Environment,
 }
 
 impl Dump<'_> {

@@ -131,7 +131,7 @@ pub struct HostConfig {
     /// Algorithm preferences.
     pub algorithms: Algorithms,
     /// `SendEnv` and `SetEnv`: what each command's channel asks the server to set.
-    pub env: crate::ssh::env::Environment,
+    pub env: super::environment::Environment,
     /// The resolution as `ssh -G` prints it (see `tether hosts -G`).
     pub ssh_g: Vec<String>,
 }

@@ -22,6 +22,7 @@
 mod algorithm_names;
 mod canonical;
 mod dump;
+mod environment;
 mod error;
 mod expand;
 mod file;
@@ -42,6 +43,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+pub use environment::{Environment, Requests};
 pub use error::{ConfigError, HostError, Location};
 pub use host::{
     AddressFamily, Algorithms, HostConfig, Request, Route, StrictHostKeyChecking,

@@ -16,6 +16,7 @@ use sha1::{Digest as _, Sha1};
 
 use super::canonical::{self, Mode};
 use super::dump;
+use super::environment::Environment;
 use super::error::{ConfigError, HostError, Location};
 use super::expand::{self, Tokens};
 use super::file::{self, Criterion, File, LineKind, Reader, Test};
@@ -31,7 +32,6 @@ use super::pattern::{
 };
 use super::state::Inner;
 use crate::host::HostTarget;
-use crate::ssh::env::Environment;
 
 /// A value and where it was obtained (`None`: the command line).
 #[derive(Debug, Clone)]

@@ -37,7 +37,7 @@ pub struct ExecOptions {
     pub forward_agent: Option<std::path::PathBuf>,
     /// Environment variables to ask the server to set (`SendEnv`, `SetEnv`; see `ssh::env`),
     /// and the terminal type `SetEnv` names for a PTY (boxed: options travel in every job).
-    pub env: Box<crate::ssh::env::Requests>,
+    pub env: Box<crate::ssh::config::Requests>,
     /// Which of the command's events the worker reports.
     pub echo: Echo,
     /// This command's bound on re-attaching after a lost connection (`on(.., #{ reattach: N

@@ -213,8 +213,16 @@ impl Recipe {
         for n in names {
             if n == "all" {
                 wanted.extend(self.servers.iter().map(|s| s.name.as_str()));
-            } else if roles.contains(n) && self.server(n).is_some() {
-                // Capistrano tells `roles(:x)` from `"x"`; a name here can be either.
+            } else if roles.contains(n)
+                && self.server(n).is_some()
+                && self
+                    .servers
+                    .iter()
+                    .any(|s| s.roles.contains(n) && s.name != *n)
+            {
+                // Capistrano tells `roles(:x)` from `"x"`; a name here can be either, and
+                // they differ: the role has other hosts. (`server("db", #{ roles: ["db"] })`
+                // alone is the same host either way.)
                 return Err(format!(
                     "`{n}` is both a role and a server: it is not clear which is meant; rename \
                      one (a role's name is best one no host has)"
@@ -360,6 +368,13 @@ mod tests {
         assert!(e.contains("both a role and a server"), "{e}");
         assert_eq!(r.resolve(&["web".into()]).unwrap(), ["host2"]);
         assert_eq!(r.resolve(&["host1".into()]).unwrap(), ["host1"]);
+        // Where the role is that server alone, either reading is the same host (fresh-eyes
+        // finding: `on(primary("db"))` was refused for `server("db", #{ roles: ["db"] })`).
+        let mut r = Recipe::default();
+        r.add_server("db", &["db".into(), "app".into()], Map::new())
+            .unwrap();
+        r.add_server("web1", &["app".into()], Map::new()).unwrap();
+        assert_eq!(r.resolve(&["db".into()]).unwrap(), ["db"]);
     }
 
     fn recipe() -> Recipe {

@@ -62,6 +62,17 @@ impl HostText {
         self
     }
 
+    /// The same text with each of its lines after the first indented by `by`: an inner
+    /// step's failure under the host whose closure ran it.
+    pub fn indented(mut self, by: &str) -> Self {
+        for part in &mut self.parts {
+            if let Part::Text(words) = part {
+                *words = words.replace('\n', &format!("\n{by}"));
+            }
+        }
+        self
+    }
+
     /// Appends `words` as they are.
     pub fn push_str(&mut self, words: &str) {
         if words.is_empty() {

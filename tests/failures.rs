@@ -772,8 +772,10 @@ fn a_failing_on_inside_a_closure_fails_the_closures_host() {
     out.status(3)
         .stdout_contains(&format!("hosts [\"root@127.0.0.1:{port}\"] unreachable"))
         .stderr_contains("error: 2 of 2 hosts failed\n")
+        // The inner step's hosts are indented under the outer host whose closure ran it, so
+        // that they do not read as hosts of the outer step (fresh-eyes finding).
         .stderr_contains(&format!(
-            "app1: 1 of 2 hosts failed\nroot@127.0.0.1:{port}: cannot connect"
+            "app1: 1 of 2 hosts failed\n  root@127.0.0.1:{port}: cannot connect"
         ))
         .stderr_lacks(&format!("root@127.0.0.1:{port},root@127.0.0.1:{port}"));
 }

@@ -342,9 +342,13 @@ fn tethers_own_lines_and_the_plan_fold_too() {
         .lines()
         .filter(|l| l.contains(" ~ stopped "))
         .collect();
-    assert_eq!(stopped.len(), 1, "{stdout}");
+    // Stops that end within 500 ms of each other share a line; on a loaded machine one host's
+    // stop can end later and come on a line of its own (README): at most two lines here, the
+    // first for several hosts.
     assert!(
-        stopped[0].starts_with("host[1-4] ~ stopped `echo ran"),
+        (1..=2).contains(&stopped.len())
+            && stopped[0].contains("host[")
+            && stopped[0].contains("] ~ stopped `echo ran"),
         "{stdout}"
     );
     let plan = Tether::new()
@@ -509,8 +513,9 @@ fn what_a_host_printed_is_never_rewritten_by_folding() {
             out.dump()
         );
     }
-    // The error on stderr keeps the bytes (stdout, a log here, has its control bytes stripped).
-    out.stderr_contains("\n    cannot copy to \0host\0\n");
+    // Its control bytes are shown, in the summary and in the error on stderr alike.
+    out.stderr_contains("\n    cannot copy to \\x00host\\x00\n")
+        .stdout_contains("\n    cannot copy to \\x00host\\x00\n");
 
     let out = run("echo web1 is the primary >&2; exit 3");
     for text in [&out.stdout, &out.stderr] {

@@ -352,7 +352,11 @@ fn on_closure(
             // reason: the step's failed hosts are its own, each named once.
             Slot::Done(HostEnd::Failed(f)) if f.host_names() == [host.as_str()] => parts.push(f),
             Slot::Done(HostEnd::Failed(f)) => {
-                let said = HostText::new().host(host).text(": ").then(f.said());
+                // The inner step's hosts indented under this one: they are not this step's.
+                let said = HostText::new()
+                    .host(host)
+                    .text(": ")
+                    .then(f.said().indented("  "));
                 let mut own = Failure::host(host, f.kind, said);
                 own.at = f.at.clone();
                 // The recipe that catches it reads where it failed, not this host.

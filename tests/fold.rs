@@ -554,19 +554,18 @@ fn heartbeat_counts_fold_into_a_range() {
     for (h, nap) in [("host1", "0"), ("host2", "3"), ("host3", "3")] {
         std::fs::write(lab.host(h).root_dir.join("nap"), nap).unwrap();
     }
-    let out = Tether::new()
-        .folded()
-        .ssh_config(&lab.ssh_config())
-        .args(&[
-            "run",
-            "--keepalive",
-            "1s",
-            "--hosts",
-            "host1,host2,host3",
-            "--",
-        ])
-        .arg("sleep $(cat /srv/nap)")
-        .run();
+    let run = |folded: bool| {
+        let mut tether = Tether::new();
+        if folded {
+            tether = tether.folded();
+        }
+        tether
+            .ssh_config(&lab.ssh_config())
+            .args(&["run", "--keepalive", "1s", "--hosts", "host1,host2,host3"])
+            .args(&["--", "sleep $(cat /srv/nap)"])
+            .run()
+    };
+    let out = run(true);
     out.status(0);
     let rows: Vec<&str> = out
         .stdout
@@ -582,18 +581,7 @@ fn heartbeat_counts_fold_into_a_range() {
         row.contains("–") && row.contains(" heartbeats, 0 reconnects)") && row.contains("(0–"),
         "{row}"
     );
-    let unfolded = Tether::new()
-        .ssh_config(&lab.ssh_config())
-        .args(&[
-            "run",
-            "--keepalive",
-            "1s",
-            "--hosts",
-            "host1,host2,host3",
-            "--",
-        ])
-        .arg("sleep $(cat /srv/nap)")
-        .run();
+    let unfolded = run(false);
     assert!(
         unfolded
             .stdout

@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::load::{load, load_options};
+use super::load::{load, load_options, Loaded};
 use crate::error::Error;
 use crate::event::{EventKind, Sink};
 use crate::fleet;
@@ -123,4 +123,35 @@ pub fn empty_shard(settings: &Settings, now: usize, before: usize, sink: &Sink) 
         );
     }
     true
+}
+
+/// Says so when `--shard` runs a `deploy` whose `release_timestamp` (the stdlib's, Capistrano's
+/// name) was not given with `-s`: each shard would name its release by its own clock, and the
+/// shards of one deploy would make releases of different names (README, Sharding).
+pub fn unstamped_shard(settings: &Settings, loaded: &Loaded, tasks: &[String], sink: &Sink) {
+    let Some(shard) = settings.shard else {
+        return;
+    };
+    let recipe = loaded.rt.recipe();
+    let given = recipe
+        .origins
+        .get("release_timestamp")
+        .is_some_and(|origin| origin.starts_with("-s "));
+    if given
+        || !recipe.vars.contains_key("release_timestamp")
+        || !tasks.iter().any(|t| t == "deploy")
+    {
+        return;
+    }
+    sink.emit(
+        &Arc::from(""),
+        EventKind::Warning {
+            message: format!(
+                "--shard {}/{} without -s release_timestamp=...: this shard names its release \
+                 by its own clock, so the shards of one deploy may make releases of different \
+                 names; give every shard the same (README, Sharding)",
+                shard.index, shard.count
+            ),
+        },
+    );
 }

@@ -200,7 +200,8 @@ fn run_tasks(
     }
     loaded.validate(&tasks)?;
     let ssh_config = loaded.ssh_config()?;
-    let empty_shard = || {
+    let shard_warnings = || {
+        super::host_selection::unstamped_shard(settings, &loaded, &tasks, &reporter.sink());
         super::host_selection::empty_shard(
             settings,
             loaded.selected_hosts().map_or(0, |h| h.len()),
@@ -226,7 +227,7 @@ fn run_tasks(
     if settings.dry_run {
         let selected = loaded.selected_hosts()?;
         loaded.rt.report(run_started(true));
-        if empty_shard() {
+        if shard_warnings() {
             let result = Ok(());
             reporter.run_finished(&title(&result, "planned"), &result, started.elapsed());
             return result;
@@ -264,7 +265,7 @@ fn run_tasks(
     loaded.rt.report(run_started(false));
     // An empty shard runs no task: the stdlib's local build, a hook's notification would
     // otherwise run in every empty job of a matrix.
-    let result = match empty_shard() {
+    let result = match shard_warnings() {
         true => Ok(()),
         false => loaded.run_tasks(&tasks, backend.clone()),
     };

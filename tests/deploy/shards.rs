@@ -23,8 +23,14 @@ fn a_deploy_in_two_shards_makes_one_release_on_every_host() {
     };
     let plan1 = planned("1/2");
     assert_eq!(planned("1/2"), plan1, "the split is not stable");
+    // Without one release_timestamp given to every shard, each would name its release by its
+    // own clock: said (fresh-eyes finding: shards run seconds apart made two release names).
+    tether(&dir, &lab, &["-n", "deploy", "--shard", "1/2"])
+        .status(0)
+        .stdout_contains("warning: --shard 1/2 without -s release_timestamp=...");
 
-    deploy(&dir, &lab, release, &["--shard", "1/2"]).status(0);
+    let out = deploy(&dir, &lab, release, &["--shard", "1/2"]);
+    out.status(0).stdout_lacks("without -s release_timestamp");
     let first: Vec<String> = HOSTS
         .iter()
         .filter(|h| !releases(&lab, h).is_empty())

@@ -781,6 +781,41 @@ fn tasks_and_stages_named_as_subcommands_are_refused() {
         .stderr_contains("init.rhai: a stage cannot be named `init`");
 }
 
+/// A `stage()` after the stage was chosen (in a stage closure, a stage file, a task) could
+/// never be selected: refused at its line (fresh-eyes finding: it was ignored without a word).
+#[test]
+fn a_stage_declared_after_the_choice_is_refused() {
+    let r = RecipeDir::new(
+        "late-stage",
+        "server(\"web1\", #{ roles: [\"web\"] });\n\
+         stage(\"prod\", || { stage(\"inner\", || {}); });\n\
+         stage(\"qa\", || {});\n\
+         task(\"t\", || { stage(\"late\", || {}); });\n\
+         task(\"ok\", || {});\n",
+    );
+    r.write("deploy/filed.rhai", "stage(\"fromfile\", || {});\n");
+    for (args, says) in [
+        (
+            &["-n", "prod", "ok"][..],
+            "deploy.rhai:2:20: stage(\"inner\") here",
+        ),
+        (&["-n", "qa", "t"], "deploy.rhai:4:16: stage(\"late\") here"),
+        (&["-n", "t"], "deploy.rhai:4:16: stage(\"late\") here"),
+        (
+            &["-n", "filed", "ok"],
+            "filed.rhai:1:1: stage(\"fromfile\") here",
+        ),
+    ] {
+        r.tether()
+            .args(args)
+            .run()
+            .status(4)
+            .stderr_contains(says)
+            .stderr_contains("could never be selected");
+    }
+    r.tether().args(&["-n", "qa", "ok"]).run().status(0);
+}
+
 /// `tether tasks STAGE` and `tether STAGE -T` list what the stage declares too (before, the
 /// word before `-T` was dropped without a word and the stage's tasks were missing).
 #[test]

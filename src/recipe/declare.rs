@@ -177,6 +177,13 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
         if crate::settings::SUBCOMMANDS.contains(&name) {
             return fail(named_like_a_subcommand("stage", name));
         }
+        if recipe.stage_chosen || recipe.started {
+            return fail(format!(
+                "stage(\"{name}\") here (in a stage, a stage file or a task) comes after the \
+                 stage was chosen, so it could never be selected: declare stages at the top \
+                 level of the recipe"
+            ));
+        }
         recipe.stages.retain(|(n, _)| n != name);
         recipe.stages.push((name.to_string(), f));
         Ok(())

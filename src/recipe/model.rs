@@ -98,6 +98,9 @@ pub struct Recipe {
     /// Tasks have started: the variables tether reads itself when the run starts (see
     /// `runtime_vars`) were read, and setting them is refused.
     pub started: bool,
+    /// The stage was chosen (its closure and stage file run now, or ran): a `stage()` from
+    /// here on could never be selected.
+    pub stage_chosen: bool,
     /// Where each variable was last set: `FILE:LINE:COL`, or `-s KEY=VALUE` (named when tether
     /// cannot use its value, as a missing ssh config file or a `deploy_to` that is no path).
     pub origins: HashMap<String, String>,

@@ -295,6 +295,7 @@ impl Loaded {
     /// while `fetch("stage")` said it had).
     pub fn select_stage(&self, name: Option<&str>) -> Result<(), Error> {
         self.refuse_stage_override(name)?;
+        self.rt.recipe().stage_chosen = true;
         let Some(name) = name else {
             return Ok(());
         };

@@ -560,3 +560,20 @@ fn user_known_hosts_file_none_refuses_a_new_host_key_as_ssh_does() {
         }
     }
 }
+
+/// `UserKnownHostsFile /dev/null` under `StrictHostKeyChecking yes`: refused, as ssh does,
+/// saying that /dev/null keeps no key rather than "add it to /dev/null" (fresh-eyes finding).
+#[test]
+fn a_new_key_with_dev_null_as_known_hosts_says_it_keeps_nothing() {
+    let lab = Lab::start(1);
+    let config = config(
+        &lab,
+        "dev_null",
+        "  StrictHostKeyChecking yes\n  GlobalKnownHostsFile none\n",
+        Path::new("/dev/null"),
+    );
+    let out = run(&config);
+    out.status(3)
+        .stdout_contains("UserKnownHostsFile is /dev/null, which keeps no key")
+        .stdout_lacks("Add it to /dev/null");
+}

@@ -125,6 +125,14 @@ pub enum SshError {
     #[error(
         "{host}: host key for {name} is not known ({key}){other}; {}",
         match .known_hosts {
+            // Nothing written there is kept (the `UserKnownHostsFile /dev/null` habit).
+            Some(file) if file.as_path() == std::path::Path::new("/dev/null") => {
+                "refusing to connect under StrictHostKeyChecking yes (or ask: tether never \
+                 asks). UserKnownHostsFile is /dev/null, which keeps no key: add it to a \
+                 known_hosts file this host reads (UserKnownHostsFile, GlobalKnownHostsFile), \
+                 after checking its fingerprint"
+                    .to_string()
+            }
             Some(file) => format!(
                 "refusing to connect under StrictHostKeyChecking yes (or ask: tether never \
                  asks). Add it to {} (check the fingerprint first), or set \

@@ -399,16 +399,13 @@ fn a_stage_of_the_recipe_selects_the_hosts_and_its_keepalive_counts() {
 fn an_interrupted_check_counts_unchecked_hosts_as_not_checked() {
     let lab = Lab::start(1);
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let cfg = lab.dir().join("silent_config");
-    std::fs::write(
-        &cfg,
-        format!(
-            "Host silent\n  HostName 127.0.0.1\n  Port {}\n  ConnectTimeout 60\n{}",
-            silent.local_addr().unwrap().port(),
-            std::fs::read_to_string(lab.ssh_config()).unwrap()
+    let cfg = lab.config_with(
+        "silent_config",
+        &format!(
+            "Host silent\n  HostName 127.0.0.1\n  Port {}\n  ConnectTimeout 60\n",
+            silent.local_addr().unwrap().port()
         ),
-    )
-    .unwrap();
+    );
     for json in [false, true] {
         let mut tether = Tether::new().ssh_config(&cfg);
         if json {

@@ -7,12 +7,10 @@ use crate::support;
 use support::lab::Lab;
 use support::recipe::{lab, lab_recipe, RecipeDir};
 
-/// The lab's ssh config with `extra` after it, in the file `name` of the lab's directory.
+/// The lab's ssh config with the `Host` blocks `extra` of a test, in the file `name` of the
+/// lab's directory.
 fn config_with(lab: &Lab, name: &str, extra: &str) -> std::path::PathBuf {
-    let cfg = lab.dir().join(name);
-    let lab_cfg = std::fs::read_to_string(lab.ssh_config()).unwrap();
-    std::fs::write(&cfg, format!("{lab_cfg}\n{extra}")).unwrap();
-    cfg
+    lab.config_with(name, extra)
 }
 
 /// A host whose ProxyJump is itself: a route that loops.
@@ -997,16 +995,13 @@ fn a_signal_during_the_failure_hooks_lets_them_finish() {
 fn ctrl_c_while_the_run_waits_for_an_unused_host_exits_130() {
     let lab = Lab::builder().names(&["app1"]).start();
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let config = lab.dir().join("with_silent");
-    std::fs::write(
-        &config,
-        format!(
-            "Host zzz\n  HostName 127.0.0.1\n  Port {}\n  ConnectTimeout 60\n{}",
-            silent.local_addr().unwrap().port(),
-            std::fs::read_to_string(lab.ssh_config()).unwrap()
+    let config = lab.config_with(
+        "with_silent",
+        &format!(
+            "Host zzz\n  HostName 127.0.0.1\n  Port {}\n  ConnectTimeout 60\n",
+            silent.local_addr().unwrap().port()
         ),
-    )
-    .unwrap();
+    );
     let mut r = RecipeDir::new(
         "unused-host",
         "server(\"app1\", #{ roles: [\"app\"] });\nserver(\"zzz\", #{ roles: [\"spare\"] });\n\

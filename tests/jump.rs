@@ -532,20 +532,17 @@ fn a_jump_hosts_refused_key_keeps_its_kind_for_the_hosts_behind_it() {
         .unwrap();
     let wrong = lab.dir().join("wrong_known_hosts");
     std::fs::write(&wrong, format!("{}{host2_key}\n", entry("host1"))).unwrap();
-    let cfg = lab.dir().join("wrong_bastion_config");
-    std::fs::write(
-        &cfg,
-        format!(
+    let cfg = lab.config_with(
+        "wrong_bastion_config",
+        &format!(
             "Host bastion\n  HostName 127.0.0.1\n  Port {}\n  UserKnownHostsFile {}\n  \
              StrictHostKeyChecking yes\nHost behind\n  HostName 127.0.0.1\n  Port {}\n  \
-             ProxyJump bastion\n{}",
+             ProxyJump bastion\n",
             lab.host("host1").port,
             wrong.display(),
-            lab.host("host2").port,
-            std::fs::read_to_string(lab.ssh_config()).unwrap()
+            lab.host("host2").port
         ),
-    )
-    .unwrap();
+    );
     let mut r = support::recipe::RecipeDir::new(
         "wrong-bastion-key",
         "server(\"behind\", #{ roles: [\"app\"] });\n\

@@ -164,24 +164,20 @@ pub(super) fn classify(rt: &Runtime, err: &EvalAltResult) -> Error {
 
 /// [`classify`] for an error of the script `main` (the recipe, or a stage file).
 fn classify_in(rt: &Runtime, err: &EvalAltResult, main: &str) -> Error {
+    let interrupted = rt.interrupted();
     match failure_of(err) {
-        // The interrupt decides the exit code; the hosts that had failed (or were stopped by
-        // it) are named all the same, with why (`interrupted; 2 of 4 hosts failed`).
-        Some(f) if rt.interrupted() => {
-            let mut f = f.under_interrupt();
-            if f.at.is_none() && !f.host_names().is_empty() {
-                f.at = diagnostics::innermost(err, main).1.map(|l| l.to_string());
-            }
-            Error::Failed(Box::new(f))
-        }
-        None if rt.interrupted() => Error::interrupted(),
-        Some(mut f) => {
-            if f.at.is_none() {
-                f.at = diagnostics::innermost(err, main).1.map(|l| l.to_string());
-            }
-            Error::Failed(Box::new(f))
-        }
+        None if interrupted => Error::interrupted(),
         None => Error::Recipe(diagnostics::eval_error(err, main, &rt.sources)),
+        Some(f) => {
+            // The interrupt decides the exit code; the hosts that had failed on their own are
+            // named all the same (`interrupted; 2 of 4 hosts failed`). A bare interrupt has no
+            // place of its own.
+            let mut f = if interrupted { f.under_interrupt() } else { f };
+            if f.at.is_none() && !(interrupted && f.host_names().is_empty()) {
+                f.at = diagnostics::innermost(err, main).1.map(|l| l.to_string());
+            }
+            Error::Failed(Box::new(f))
+        }
     }
 }
 

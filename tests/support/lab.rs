@@ -185,6 +185,15 @@ impl Lab {
         self.dir.join("ssh_config")
     }
 
+    /// Writes `file` in the lab's directory: `prefix` (`Host` blocks of a test's own, or lines
+    /// that must win over the lab's: first obtained wins) followed by the lab's config; its path.
+    pub fn config_with(&self, file: &str, prefix: &str) -> PathBuf {
+        let path = self.dir.join(file);
+        let lab = std::fs::read_to_string(self.ssh_config()).unwrap();
+        std::fs::write(&path, format!("{prefix}{lab}")).unwrap();
+        path
+    }
+
     /// `known_hosts` with one `[127.0.0.1]:PORT ssh-ed25519 ...` line per host.
     pub fn known_hosts(&self) -> PathBuf {
         self.dir.join("known_hosts")

@@ -260,6 +260,20 @@ pub enum EventKind {
         #[serde(rename = "took_ms", serialize_with = "millis")]
         took: Duration,
     },
+    /// The connection died before a command supervised (see `ssh::supervisor`) had started on
+    /// the host, and tether connected again, found that it never ran (and never will: it was
+    /// claimed) and sent it again. Not a re-attach: the command runs once, from its start.
+    #[serde(rename = "resend")]
+    Resent {
+        /// The command.
+        command: String,
+        /// How long after it was sent its connection was found dead.
+        #[serde(rename = "lost_after_ms", serialize_with = "millis")]
+        lost_after: Duration,
+        /// From then to sending it again (reconnecting and the claim included).
+        #[serde(rename = "took_ms", serialize_with = "millis")]
+        took: Duration,
+    },
     /// A command's remote process group was stopped: a timeout, Ctrl-C, SIGTERM or SIGHUP to
     /// tether, or a command left running when re-attaching to it failed.
     #[serde(rename = "remote_stopped")]
@@ -546,7 +560,7 @@ impl EventKind {
                 opt(error);
             }
             EventKind::Reconnected { reason, .. } => m(reason),
-            EventKind::Reattached { command, .. } => m(command),
+            EventKind::Reattached { command, .. } | EventKind::Resent { command, .. } => m(command),
             EventKind::RemoteStopped { command, why, how } => {
                 m(command);
                 m(why);

@@ -1603,6 +1603,23 @@ fn an_exec_request_lost_or_refused_is_settled_not_guessed() {
     }
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n");
     assert_eq!(lab.accepted_logins("host1"), 2, "{}", h.story());
+    // Said as what happened: sent again, not re-attached to (fresh-eyes finding, stop 30).
+    assert!(
+        !h.events.iter().any(|(_, e)| is_reattach(&e.kind)),
+        "{}",
+        h.story()
+    );
+    assert_eq!(
+        h.events
+            .iter()
+            .filter(
+                |(_, e)| matches!(&e.kind, EventKind::Resent { command: c, .. } if c == command)
+            )
+            .count(),
+        1,
+        "{}",
+        h.story()
+    );
 
     // Refused: sshd's fork fails, and it says no.
     std::fs::remove_file(&marker).unwrap();

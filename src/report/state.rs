@@ -174,6 +174,12 @@ pub fn record(st: &mut State, event: &Event) {
             h.reattaches += 1;
             h.connected_at = Some(event.at);
         }
+        EventKind::Resent { .. } => {
+            // A new session, to a command that never ran: a reconnect, not a re-attach.
+            h.sessions += 1;
+            h.reconnects += 1;
+            h.connected_at = Some(event.at);
+        }
         EventKind::Reconnected { .. } => {
             h.sessions += 1;
             h.reconnects += 1;

@@ -186,6 +186,16 @@ pub fn host_lines(look: Look, event: &Event) -> Option<Vec<(Lane, String)>> {
             format_duration(*lost_after),
             format_duration(*took)
         )),
+        EventKind::Resent {
+            command,
+            lost_after,
+            took,
+        } => tether(format!(
+            "connection lost {} after sending `{command}`, before it started on the host; \
+             reconnected and sent it again after {} (it had not run)",
+            format_duration(*lost_after),
+            format_duration(*took)
+        )),
         EventKind::RemoteStopped { command, why, how } => {
             tether(format!("stopped `{command}` on the host ({why}): {how}"))
         }

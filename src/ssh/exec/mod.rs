@@ -53,7 +53,7 @@ mod wrap;
 pub use options::{Drain, Echo, ExecOptions, Source, CHUNK, OPEN_TIMEOUT, PTY_TERM};
 pub use outcome::{finished_event, ExecError, ExecOutput, ExitStatus, RemoteStop};
 pub use preamble::Preamble;
-pub use run::{clean_supervised, resume, run, run_reporting, stop_supervised};
+pub use run::{clean_supervised, resume, run, run_reporting, settle, stop_supervised, Lost};
 pub use supervision::Supervision;
 pub use wrap::wrap;
 

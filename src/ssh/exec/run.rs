@@ -57,7 +57,6 @@ pub fn run_reporting(
     }
     let mut sup = sup.filter(|_| !opts.pty);
     if let Some(s) = sup.as_deref_mut() {
-        s.command = command.to_string();
         s.pending = false;
     }
     let id = sup.as_ref().map(|s| {
@@ -99,13 +98,64 @@ pub fn run_reporting(
     Ok(out)
 }
 
-/// Continues the supervised command of `sup`, lost with its connection, on `conn` (a new
-/// session): each stream from the byte where it stopped, then the command's real exit status.
-/// The command is not sent again (see `supervisor.rs`), unless its connection was lost before
-/// its start marker arrived and claiming it shows that its first exec never ran it (and never
-/// will). With its directory gone, `sup.gone` is
-/// set and the status is [`ExitStatus::Missing`]. A resume lost in turn keeps `sup`
-/// resumable.
+/// What became of the supervised command of `sup`, lost with its connection, as a new session
+/// finds it (see [`settle`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lost {
+    /// It runs, or ran, under the supervisor: [`resume`] continues it.
+    Running,
+    /// Its first exec never ran it, and never will (claimed, see `supervisor::claim`): `sup`
+    /// has a new id, and the command is to be sent again on the new session.
+    NeverStarted,
+}
+
+/// Settles, on `conn` (a new session), whether the supervised command of `sup` runs: one lost
+/// before its start marker arrived is claimed first (see `supervisor::claim`), one whose start
+/// marker arrived is [`Lost::Running`] at once. A claim lost with its connection in turn is
+/// [`ExecError::Lost`] and keeps `sup` resumable; a command found started before all of its
+/// stdin was sent, or a host with no private directory to tell, is [`ExecError::Lost`] and
+/// leaves `sup` not resumable.
+pub fn settle(conn: &Connection, sup: &mut Supervision) -> Result<Lost, ExecError> {
+    if !sup.pending {
+        return Ok(Lost::Running);
+    }
+    match claim(conn, &sup.id)? {
+        Claim::Won => {
+            // The old id's claim stays (an empty file): that exec may still start, late, and
+            // must find it.
+            sup.pending = false;
+            sup.streams = None;
+            sup.id = crate::ssh::supervisor::new_id();
+            Ok(Lost::NeverStarted)
+        }
+        Claim::Taken if sup.streams.as_ref().is_some_and(|s| s.stdin_done) => {
+            sup.pending = false;
+            Ok(Lost::Running)
+        }
+        Claim::Taken => {
+            sup.pending = false;
+            sup.streams = None;
+            Err(ExecError::Lost(
+                "the command started on the host before all of its stdin was sent".into(),
+            ))
+        }
+        Claim::Unusable => {
+            sup.pending = false;
+            sup.streams = None;
+            Err(ExecError::Lost(
+                "the connection was lost before the command was known to have started, and the \
+                 host has no private directory to tell"
+                    .into(),
+            ))
+        }
+    }
+}
+
+/// Continues the supervised command of `sup`, lost with its connection and found
+/// [`Lost::Running`] by [`settle`], on `conn` (a new session): each stream from the byte where
+/// it stopped, then the command's real exit status. The command is not sent again (see
+/// `supervisor.rs`). With its directory gone, `sup.gone` is set and the status is
+/// [`ExitStatus::Missing`]. A resume lost in turn keeps `sup` resumable.
 pub fn resume(
     conn: &Connection,
     sup: &mut Supervision,
@@ -113,39 +163,6 @@ pub fn resume(
     on_line: &mut dyn FnMut(Stream, &str),
     preamble: &mut Preamble,
 ) -> Result<ExecOutput, ExecError> {
-    if sup.pending {
-        match claim(conn, &sup.id)? {
-            Claim::Won => {
-                // Its first exec never ran it, and never will: it is sent again, under a new
-                // id. The old id's claim stays (an empty file): that exec may
-                // still start, late, and must find it.
-                sup.pending = false;
-                sup.streams = None;
-                sup.id = crate::ssh::supervisor::new_id();
-                let command = sup.command.clone();
-                return run_reporting(conn, &command, opts, on_line, preamble, Some(sup));
-            }
-            Claim::Taken if sup.streams.as_ref().is_some_and(|s| s.stdin_done) => {
-                sup.pending = false;
-            }
-            Claim::Taken => {
-                sup.pending = false;
-                sup.streams = None;
-                return Err(ExecError::Lost(
-                    "the command started on the host before all of its stdin was sent".into(),
-                ));
-            }
-            Claim::Unusable => {
-                sup.pending = false;
-                sup.streams = None;
-                return Err(ExecError::Lost(
-                    "the connection was lost before the command was known to have started, and \
-                     the host has no private directory to tell"
-                        .into(),
-                ));
-            }
-        }
-    }
     let (out, err) = sup.received();
     let key = Key::new();
     let wrapped = wrap_script(
@@ -361,7 +378,7 @@ pub(super) fn run_wrapped(
     };
     if let Err(e) = requested {
         // The request may have reached the host (its sh then runs the command) or not: as
-        // a loss before the start marker, a resume claims the command first and sends it
+        // a loss before the start marker, `settle` claims the command first and it is sent
         // again only where it never ran. A resume keeps the streams it had.
         if let Some(sup) = sup.filter(|_| opts.stdin_from.is_none()) {
             if sup.streams.is_none() {
@@ -413,7 +430,7 @@ pub(super) fn run_wrapped(
                     sup.streams = Some(streams);
                 } else if !streams.err.start.open && opts.stdin_from.is_none() {
                     // Lost before the start marker: the exec's sh may not have run yet (see
-                    // `resume`, which claims the command first).
+                    // `settle`, which claims the command first).
                     sup.pending = true;
                     sup.streams = Some(streams);
                 }

@@ -30,11 +30,8 @@ pub struct Supervision {
     /// `supervisor::spool_writer`). The re-attach bound, the time a dead connection takes to
     /// be noticed, and a margin: [`Supervision::wait_for`].
     pub spool_wait: std::time::Duration,
-    /// The command (as given to [`run_reporting`](super::run_reporting)), to send again when
-    /// its first exec never ran it (see `pending`).
-    pub(super) command: String,
     /// The connection was lost before the start marker arrived: the exec's sh may not have
-    /// run yet. [`resume`](super::resume) claims the command first (see `supervisor::claim`).
+    /// run yet. [`settle`](super::settle) claims the command first (see `supervisor::claim`).
     pub(super) pending: bool,
     /// The last exec's status marker arrived (the status is the command's own).
     pub(super) marker: bool,
@@ -60,7 +57,6 @@ impl Default for Supervision {
                 crate::ssh::supervisor::DEFAULT_REATTACH,
                 std::time::Duration::ZERO,
             ),
-            command: String::new(),
             pending: false,
             marker: false,
             followed: None,
@@ -83,8 +79,8 @@ impl Supervision {
 
     /// Whether the command, lost with its connection, can be resumed (it ran under the
     /// supervisor and all of its stdin had been sent), or may not have started yet (lost
-    /// before its start marker arrived: a resume claims it first, and sends it again when it
-    /// never ran).
+    /// before its start marker arrived: [`settle`](super::settle) claims it first, and it is
+    /// sent again when it never ran).
     pub fn resumable(&self) -> bool {
         self.streams.is_some()
     }

@@ -18,8 +18,9 @@ pub const LAST_CONTACT: Duration = Duration::from_secs(5);
 impl WorkerState {
     /// The connection died while `command` ran under the supervisor (`sup`, started at
     /// `started`): connects again (the pinned host key, the usual backoff) within the
-    /// re-attach bound and resumes it, as often as it is lost again. `Ok` is the resumed
-    /// command's result; `Err` the failure when re-attaching ended first (the command is then
+    /// re-attach bound and resumes it, as often as it is lost again; one lost before it
+    /// started is claimed first and, where it never ran, sent again (said as such, not as a
+    /// re-attach). `Ok` is the command's result; `Err` the failure when re-attaching ended first (the command is then
     /// an orphan, stopped at the next contact) or its directory was gone: remote state
     /// unknown. Re-attaching ends at the bound, at the command's own timeout, or when the
     /// command is stopped (Ctrl-C, SIGTERM, `watch --kill`, a step abort): at once, the
@@ -90,11 +91,37 @@ impl WorkerState {
                     reason,
                 });
             }
-            self.emit(EventKind::Reattached {
-                command: command.to_string(),
-                lost_after: lost_at.saturating_duration_since(started),
-                took: lost_at.elapsed(),
-            });
+            let settled = match &self.conn {
+                Some(conn) => exec::settle(conn, sup),
+                None => Err(ExecError::NotStarted("no session".into())),
+            };
+            let lost_after = lost_at.saturating_duration_since(started);
+            match settled {
+                Ok(exec::Lost::Running) => self.emit(EventKind::Reattached {
+                    command: command.to_string(),
+                    lost_after,
+                    took: lost_at.elapsed(),
+                }),
+                Ok(exec::Lost::NeverStarted) => self.emit(EventKind::Resent {
+                    command: command.to_string(),
+                    lost_after,
+                    took: lost_at.elapsed(),
+                }),
+                Err(ExecError::Lost(again)) if sup.resumable() => {
+                    reason = again;
+                    continue;
+                }
+                Err(e) => {
+                    // Connected again, but whether the command ran cannot be known: said by
+                    // the command's failure; the session itself is sound.
+                    self.emit(EventKind::Reconnected {
+                        reason: format!("the connection was lost during `{command}`"),
+                        while_idle: false,
+                        took: lost_at.elapsed(),
+                    });
+                    return Ok(Err(e));
+                }
+            }
             let mut rest = opts.clone();
             if let Some(t) = opts.timeout {
                 rest.timeout = Some(t.saturating_sub(started.elapsed()));

@@ -1235,7 +1235,12 @@ fn tether_run_stops_an_orphan_before_it_exits_or_says_how_to() {
                 .expect("the orphan's output file")
                 .to_string();
             let base = format!("{}/tether-root/{id}", tmp.display());
-            let stop_with = format!("ssh host1 'kill -TERM -- -{pgid}; rm -rf {base}.*'");
+            // As tether reached the host: its `-F` file, absolute (stop 30: `ssh host1`, which
+            // reads ~/.ssh/config, not the file tether was given).
+            let stop_with = format!(
+                "ssh -F {} host1 'kill -TERM -- -{pgid}; rm -rf {base}.*'",
+                lab.ssh_config().display()
+            );
             if json {
                 let said: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
                     .lines()
@@ -1272,10 +1277,13 @@ fn tether_run_stops_an_orphan_before_it_exits_or_says_how_to() {
                     assert!(said[0].contains(&part), "{part}\n{text}\n{left:?}");
                 }
             }
-            // The words work.
-            let mut stop = lab.ssh("host1");
-            stop.arg(format!("kill -TERM -- -{pgid}; rm -rf {base}.*"));
-            assert!(stop.status().unwrap().success());
+            // The words work, as given, from another directory.
+            let stop = std::process::Command::new("sh")
+                .args(["-c", &format!("cd / && {stop_with}")])
+                .stdin(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            assert!(stop.success(), "{stop_with}");
             wait_until("the orphan survived the words", || {
                 processes(&lab, "host1", &sleep).is_empty()
             });
@@ -1779,15 +1787,22 @@ fn a_second_signal_names_the_commands_it_leaves_running() {
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     let mut named = 0;
     for host in ["host1", "host2"] {
+        // As tether reached the host: with its `-F` file (stop 30: without it).
+        let ssh = format!("ssh -F {} {host}", lab.ssh_config().display());
         let head = format!(
             "{host}: `echo ran >> /srv/marker; sleep 57` is left running: tether exited without \
-             stopping it; to stop it and remove its files: ssh {host} '"
+             stopping it; to stop it and remove its files: {ssh} '"
         );
         // None: its stop had reached the host before the second signal.
         if let Some(rest) = stderr.split(&head).nth(1) {
             named += 1;
             let script = rest.split('\'').next().unwrap();
-            let status = lab.ssh(host).arg(script).status().unwrap();
+            // The words as given, from another directory.
+            let status = std::process::Command::new("sh")
+                .args(["-c", &format!("cd / && {ssh} '{script}'")])
+                .stdin(std::process::Stdio::null())
+                .status()
+                .unwrap();
             assert!(status.success(), "{script}\n{stderr}");
         }
         wait_until("the command still runs", || {

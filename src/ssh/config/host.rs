@@ -134,6 +134,12 @@ pub struct HostConfig {
     pub env: super::environment::Environment,
     /// The resolution as `ssh -G` prints it (see `tether hosts -G`).
     pub ssh_g: Vec<String>,
+    /// How a person reaches this host with OpenSSH as tether does, shell-quoted words:
+    /// `ssh -F FILE -J JUMP -l USER -p PORT ALIAS`, each option only where tether had it (a
+    /// `-F` file, made absolute; jump hosts given outside the config, `-J` or a recipe's
+    /// `via`; a user or port in the host's name, `deploy@web1:2222`). For hints shown to be
+    /// copied (how to stop a command left running).
+    pub ssh_command: String,
 }
 
 impl HostConfig {

@@ -109,7 +109,15 @@ impl SshConfig {
                 roots.extend(reader.read(system, false, false, &mut Vec::new())?);
             }
         }
-        Ok(Self::from_roots(roots, anchors, local))
+        // Absolute, for commands shown to a person who may be elsewhere (`ssh -F FILE`).
+        let file = file.map(|f| {
+            if f.as_os_str().eq_ignore_ascii_case("none") {
+                PathBuf::from("none")
+            } else {
+                std::path::absolute(f).unwrap_or_else(|_| f.to_path_buf())
+            }
+        });
+        Ok(Self::from_roots(roots, anchors, local, file))
     }
 
     /// Parses config text as if read from `path` as a user config (tests, tools).
@@ -124,15 +132,21 @@ impl SshConfig {
             ignore_unknown_seen: false,
         };
         let root = reader.parse(text, path, true, &mut Vec::new())?;
-        Ok(Self::from_roots(vec![root], anchors, local))
+        Ok(Self::from_roots(vec![root], anchors, local, None))
     }
 
-    fn from_roots(roots: Vec<Arc<file::File>>, anchors: file::Anchors, local: Local) -> Self {
+    fn from_roots(
+        roots: Vec<Arc<file::File>>,
+        anchors: file::Anchors,
+        local: Local,
+        file: Option<PathBuf>,
+    ) -> Self {
         SshConfig {
             inner: Arc::new(Inner {
                 roots,
                 anchors,
                 local,
+                file,
                 resolved: Mutex::new(HashMap::new()),
             }),
         }

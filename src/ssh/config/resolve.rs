@@ -996,7 +996,28 @@ impl<'a> Resolution<'a> {
             algorithms,
             env: opts.env.clone(),
             ssh_g: dump,
+            ssh_command: self.ssh_command(),
         })
+    }
+
+    /// [`HostConfig::ssh_command`].
+    fn ssh_command(&self) -> String {
+        let mut words = vec!["ssh".to_string()];
+        let file = self.inner.file.as_ref().map(|f| f.to_string_lossy());
+        let options = [
+            ("-F", file.map(|f| f.into_owned())),
+            ("-J", self.req.proxy_jump.clone()),
+            ("-l", self.req.user.clone()),
+            ("-p", self.req.port.map(|p| p.to_string())),
+        ];
+        for (flag, value) in options {
+            if let Some(value) = value {
+                words.push(flag.to_string());
+                words.push(crate::command::quote(&value));
+            }
+        }
+        words.push(crate::command::quote(&self.req.alias));
+        words.join(" ")
     }
 
     /// What ssh.c expands for every connection although tether has no use for it: the

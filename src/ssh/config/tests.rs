@@ -26,7 +26,7 @@ fn parse(text: &str) -> SshConfig {
     let root = reader
         .parse(text, Path::new("/tmp/cfg"), true, &mut Vec::new())
         .expect("parses");
-    SshConfig::from_roots(vec![root], anchors, local())
+    SshConfig::from_roots(vec![root], anchors, local(), None)
 }
 
 fn host(cfg: &SshConfig, alias: &str) -> HostConfig {
@@ -54,6 +54,38 @@ fn target_user_and_port_override_config() {
     let cfg = parse("Host db\n  User x\n  Port 2\n");
     let h = cfg.resolve("db", Some("root"), Some(2200)).unwrap();
     assert_eq!((h.user.as_str(), h.port), ("root", 2200));
+}
+
+/// The `ssh` words a hint gives reach the host as tether did: `-F` when tether had one,
+/// `-J` given outside the config, and a user or port from the host's name, quoted for sh.
+#[test]
+fn ssh_command_reaches_the_host_as_tether_did() {
+    let cfg = parse("Host db\n  User x\n  Port 2\n");
+    assert_eq!(host(&cfg, "db").ssh_command, "ssh db");
+    let named = cfg.resolve("db", Some("ro ot"), Some(2200)).unwrap();
+    assert_eq!(named.ssh_command, "ssh -l 'ro ot' -p 2200 db");
+    let jumped = cfg
+        .resolve_request(&Request {
+            name: "db".into(),
+            alias: "db".into(),
+            user: None,
+            port: None,
+            proxy_jump: Some("me@bastion:2022,hop".into()),
+        })
+        .unwrap();
+    assert_eq!(jumped.ssh_command, "ssh -J me@bastion:2022,hop db");
+    let dir = std::env::temp_dir().join(format!("tether-ssh-command-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("it's config");
+    std::fs::write(&file, "Host db\n  Port 2\n").unwrap();
+    let loaded = SshConfig::load(Some(&file), Path::new("/nonexistent")).unwrap();
+    assert_eq!(
+        host(&loaded, "db").ssh_command,
+        format!("ssh -F '{}/it'\\''s config' db", dir.display())
+    );
+    let none = SshConfig::load(Some(Path::new("NONE")), Path::new("/nonexistent")).unwrap();
+    assert_eq!(host(&none, "db").ssh_command, "ssh -F none db");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -397,10 +397,10 @@ impl WorkerState {
         // Named if tether exits at a second signal before this returns: nothing of it stops
         // the command then.
         let _left = sup.as_ref().map(|s| {
-            let host = &self.owner.name;
+            let (host, ssh) = (&self.owner.name, &self.owner.config.ssh_command);
             crate::interrupt::LeftBehind::say(format!(
                 "{host}: `{command}` is left running: tether exited without stopping it; to \
-                 stop it and remove its files: ssh {host} 'd=${{TMPDIR:-/tmp}}/tether-$LOGNAME/{}; \
+                 stop it and remove its files: {ssh} 'd=${{TMPDIR:-/tmp}}/tether-$LOGNAME/{}; \
                  kill -TERM -- -$(cat $d.p); rm -rf $d.*'",
                 s.id
             ))

@@ -248,12 +248,12 @@ impl WorkerState {
     /// Says that `orphan` may still run on the host, where, and how to stop it by hand, as
     /// stopping it failed (`why`).
     pub(super) fn left_running(&self, orphan: &Orphan, why: &str) {
-        let host = &self.owner.name;
+        let ssh = &self.owner.config.ssh_command;
         let (pgid, spool, stop_with) = match &orphan.place {
             Some(Placement { pgid, spool }) => (
                 Some(pgid.clone()),
                 spool.clone(),
-                format!("ssh {host} 'kill -TERM -- -{pgid}; rm -rf {spool}.*'"),
+                format!("{ssh} 'kill -TERM -- -{pgid}; rm -rf {spool}.*'"),
             ),
             // The exec's sh says where before the command starts: not known only when the
             // connection died before that arrived. Its files then say it.
@@ -261,7 +261,7 @@ impl WorkerState {
                 None,
                 format!("${{TMPDIR:-/tmp}}/tether-$LOGNAME/{}", orphan.id),
                 format!(
-                    "ssh {host} 'd=${{TMPDIR:-/tmp}}/tether-$LOGNAME/{}; kill -TERM -- -$(cat $d.p); \
+                    "{ssh} 'd=${{TMPDIR:-/tmp}}/tether-$LOGNAME/{}; kill -TERM -- -$(cat $d.p); \
                      rm -rf $d.*'",
                     orphan.id
                 ),

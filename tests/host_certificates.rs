@@ -243,7 +243,8 @@ fn host_certificates_are_trusted_through_cert_authority_lines_as_ssh_trusts_them
          this host names (its CA key is ssh-ed25519 SHA256:",
     );
 
-    // The CA is revoked: refused as revoked, even though its certificate is fine.
+    // The CA is revoked: refused as revoked, even though its certificate is fine, and said of
+    // the CA, not of the host's key (stop 30: "host key ... is revoked").
     pki.issue(&lab, "ca", "-h -n 127.0.0.1 -V -5m:+1h");
     let revoked = config(
         &lab,
@@ -254,7 +255,8 @@ fn host_certificates_are_trusted_through_cert_authority_lines_as_ssh_trusts_them
     both_refuse(
         &revoked,
         &format!(
-            "host1: host key for {name} is revoked ({}:2); refusing to connect",
+            "host1: the certificate authority that signed the host certificate for {name} is \
+             revoked ({}:2); refusing to connect",
             lab.dir().join("kh_revoked").display()
         ),
     );

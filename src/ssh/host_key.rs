@@ -96,6 +96,7 @@ impl HostKeyPolicy<'_> {
             HostKeyCheck::Match => Ok(()),
             HostKeyCheck::Revoked(location) => Err(SshError::HostKeyRevoked {
                 host: name.to_string(),
+                authority: false,
                 name: lookup,
                 location,
             }),
@@ -115,6 +116,7 @@ impl HostKeyPolicy<'_> {
                         HostKeyCheck::Revoked(location) => {
                             return Err(SshError::HostKeyRevoked {
                                 host: name.to_string(),
+                                authority: false,
                                 name: portless.to_string(),
                                 location,
                             })
@@ -205,12 +207,13 @@ impl HostKeyPolicy<'_> {
                 locations(&authorities),
             )
         })?;
-        let revoked = [&cert.plain_key, &cert.signature_key]
+        let revoked = [(&cert.plain_key, false), (&cert.signature_key, true)]
             .into_iter()
-            .find_map(|k| self.known.revoked(lookup, k));
-        if let Some(location) = revoked {
+            .find_map(|(k, authority)| self.known.revoked(lookup, k).map(|at| (at, authority)));
+        if let Some((location, authority)) = revoked {
             return Err(SshError::HostKeyRevoked {
                 host: name.to_string(),
+                authority,
                 name: lookup.to_string(),
                 location,
             });
@@ -271,6 +274,7 @@ impl HostKeyPolicy<'_> {
             }
             HostKeyCheck::Revoked(location) => Err(SshError::HostKeyRevoked {
                 host: name.to_string(),
+                authority: false,
                 name: lookup.to_string(),
                 location,
             }),

@@ -197,11 +197,13 @@ pub enum SshError {
         /// Recorded fingerprints with their file:line.
         recorded: String,
     },
-    /// The presented key is marked `@revoked`.
-    #[error("{host}: host key for {name} is revoked ({location}); refusing to connect")]
+    /// The presented key, or the CA that signed its certificate, is marked `@revoked`.
+    #[error("{host}: {} for {name} is revoked ({location}); refusing to connect", if *.authority { "the certificate authority that signed the host certificate" } else { "host key" })]
     HostKeyRevoked {
         /// Host as named by the user.
         host: String,
+        /// The revoked key is the CA of the host's certificate, not the host's own key.
+        authority: bool,
         /// Name looked up in known_hosts.
         name: String,
         /// file:line of the `@revoked` entry.

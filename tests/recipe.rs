@@ -146,18 +146,34 @@ fn errors_name_file_line_and_column() {
         .status(2)
         .stderr_contains("unknown role `wbe`; did you mean `web`?");
 
+    // An unknown task in a hook is named at the call that names it (stop 30: no place at all).
     let r = RecipeDir::new("hook", "task(\"a\", || {});\nafter(\"b\", \"a\");\n");
-    recipe_error(&r, &["a"]).stderr_contains("after(\"b\", ...): unknown task `b`");
+    recipe_error(&r, &["a"])
+        .stderr_contains("deploy.rhai:2:1: after(\"b\", ...): unknown task `b`");
     // Every path that reads the recipe refuses it: `tasks` too.
     for args in [&["tasks"][..], &["tasks", "--hooks"], &["-n", "a"]] {
-        recipe_error(&r, args).stderr_contains("after(\"b\", ...): unknown task `b`");
+        recipe_error(&r, args)
+            .stderr_contains("deploy.rhai:2:1: after(\"b\", ...): unknown task `b`");
     }
     let r = RecipeDir::new(
         "hook-target",
-        "task(\"a\", || {});\nbefore(\"a\", \"nosuch\");\n",
+        "task(\"a\", || {});\nbefore(\"a\", || {});\n  before(\"a\", \"nosuch\");\n",
     );
     recipe_error(&r, &["tasks"])
-        .stderr_contains("before(\"a\", \"nosuch\"): unknown task `nosuch`");
+        .stderr_contains("deploy.rhai:3:3: before(\"a\", \"nosuch\"): unknown task `nosuch`");
+    // In a stage closure and in a stage file: the line there.
+    let r = RecipeDir::new(
+        "hook-stage",
+        "task(\"a\", || {});\nstage(\"production\", || {\n    after(\"a\", \"ghost\");\n});\n",
+    );
+    r.write(
+        "deploy/staging.rhai",
+        "print(1);\nbefore(\"gone\", \"a\");\n",
+    );
+    recipe_error(&r, &["production", "a"])
+        .stderr_contains("deploy.rhai:3:5: after(\"a\", \"ghost\"): unknown task `ghost`");
+    recipe_error(&r, &["staging", "a"])
+        .stderr_contains("deploy/staging.rhai:2:1: before(\"gone\", ...): unknown task `gone`");
 
     let r = RecipeDir::new(
         "stage",

@@ -202,13 +202,19 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
     );
     for (which, before) in [("before", true), ("after", false)] {
         let r = rt.clone();
-        engine.register_fn(which, move |task: &str, other: &str| -> Fallible<()> {
-            add_hook(&r, before, task, Hook::Task(other.to_string()))
-        });
+        engine.register_fn(
+            which,
+            move |ctx: NativeCallContext, task: &str, other: &str| -> Fallible<()> {
+                add_hook(&r, &ctx, before, task, Hook::Task(other.to_string()))
+            },
+        );
         let r = rt.clone();
-        engine.register_fn(which, move |task: &str, f: FnPtr| -> Fallible<()> {
-            add_hook(&r, before, task, Hook::Closure(f))
-        });
+        engine.register_fn(
+            which,
+            move |ctx: NativeCallContext, task: &str, f: FnPtr| -> Fallible<()> {
+                add_hook(&r, &ctx, before, task, Hook::Closure(f))
+            },
+        );
     }
     let r = rt.clone();
     engine.register_fn("on_failure", move |f: FnPtr| {
@@ -306,8 +312,28 @@ fn define_task(
     Ok(())
 }
 
-fn add_hook(rt: &Runtime, before: bool, task: &str, hook: Hook) -> Fallible<()> {
+fn add_hook(
+    rt: &Runtime,
+    ctx: &NativeCallContext,
+    before: bool,
+    task: &str,
+    hook: Hook,
+) -> Fallible<()> {
     let mut recipe = rt.recipe();
+    recipe.hook_sites.push(super::model::HookSite {
+        task: task.to_string(),
+        other: match &hook {
+            Hook::Task(other) => Some(other.clone()),
+            Hook::Closure(_) => None,
+        },
+        // A call in a closure (a stage's) has no source of its own: the recipe's, as for
+        // every error placed there (see `diagnostics::innermost`).
+        at: Some((
+            ctx.call_source()
+                .map_or_else(|| rt.file.display().to_string(), str::to_string),
+            ctx.call_position(),
+        )),
+    });
     let hooks = if before {
         &mut recipe.before
     } else {

@@ -23,12 +23,15 @@ impl std::fmt::Display for Location {
     }
 }
 
-fn location(source: &str, pos: Position) -> Option<Location> {
-    Some(Location {
-        source: source.to_string(),
-        line: pos.line()?,
-        column: pos.position().unwrap_or(1),
-    })
+impl Location {
+    /// `pos` in `source`; `None` for a position Rhai does not know (`Position::NONE`).
+    pub fn at(source: &str, pos: Position) -> Option<Location> {
+        Some(Location {
+            source: source.to_string(),
+            line: pos.line()?,
+            column: pos.position().unwrap_or(1),
+        })
+    }
 }
 
 /// The innermost error of a chain, where it happened, and the call sites that led there
@@ -43,18 +46,18 @@ pub fn innermost<'a>(
     loop {
         match err {
             EvalAltResult::ErrorInFunctionCall(_, src, inner, pos) => {
-                trail.extend(location(&source, *pos));
+                trail.extend(Location::at(&source, *pos));
                 if !src.is_empty() {
                     source = src.clone();
                 }
                 err = inner;
             }
             EvalAltResult::ErrorInModule(path, inner, pos) => {
-                trail.extend(location(&source, *pos));
+                trail.extend(Location::at(&source, *pos));
                 source = crate::recipe::stdlib::source_name(path).unwrap_or_else(|| path.clone());
                 err = inner;
             }
-            leaf => return (leaf, location(&source, leaf.position()), trail),
+            leaf => return (leaf, Location::at(&source, leaf.position()), trail),
         }
     }
 }
@@ -111,7 +114,7 @@ pub fn render(
 
 /// A parse error of `source` rendered with its line.
 pub fn parse_error(err: &ParseError, source: &str, sources: &Sources) -> String {
-    let at = location(source, err.position());
+    let at = Location::at(source, err.position());
     let message = format!("syntax error: {}", err.err_type());
     render(&message, at.as_ref(), &[], sources)
 }
@@ -120,7 +123,7 @@ pub fn parse_error(err: &ParseError, source: &str, sources: &Sources) -> String 
 pub fn eval_error(err: &EvalAltResult, main: &str, sources: &Sources) -> String {
     let (leaf, at, trail) = innermost(err, main);
     if let EvalAltResult::ErrorParsing(p, pos) = leaf {
-        let at = location(at.as_ref().map_or(main, |l| l.source.as_str()), *pos);
+        let at = Location::at(at.as_ref().map_or(main, |l| l.source.as_str()), *pos);
         return render(&format!("syntax error: {p}"), at.as_ref(), &trail, sources);
     }
     render(&message(leaf), at.as_ref(), &trail, sources)

@@ -55,6 +55,17 @@ pub enum Hook {
     Closure(FnPtr),
 }
 
+/// Where a `before`/`after` was declared, for errors about the names it gives.
+#[derive(Debug, Clone)]
+pub struct HookSite {
+    /// The task it hooks.
+    pub task: String,
+    /// The task it runs (`None`: a closure).
+    pub other: Option<String>,
+    /// The source and position of the call.
+    pub at: Option<(String, rhai::Position)>,
+}
+
 /// A named task; defining a task twice appends the second body (as Rake does).
 #[derive(Debug, Clone)]
 pub struct Task {
@@ -87,6 +98,8 @@ pub struct Recipe {
     pub before: HashMap<String, Vec<Hook>>,
     /// Hooks run after a task, by task name.
     pub after: HashMap<String, Vec<Hook>>,
+    /// Every `before`/`after` call, in order: where it was declared.
+    pub hook_sites: Vec<HookSite>,
     /// `on_failure` closures, in order.
     pub failure_hooks: Vec<FnPtr>,
     /// Stages in declaration order.

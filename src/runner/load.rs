@@ -406,26 +406,46 @@ impl Loaded {
         Ok(())
     }
 
-    /// Checks that every `before`/`after` names tasks that exist (a recipe error, exit 4).
+    /// Checks that every `before`/`after` names tasks that exist (a recipe error, exit 4, at
+    /// the first call that names the unknown task).
     pub fn validate_hooks(&self) -> Result<(), Error> {
         let recipe = self.rt.recipe();
+        let at = |task: &str, other: Option<&str>| {
+            recipe
+                .hook_sites
+                .iter()
+                .find(|s| s.task == task && other.is_none_or(|o| s.other.as_deref() == Some(o)))
+                .and_then(|s| s.at.as_ref())
+                .and_then(|(source, pos)| diagnostics::Location::at(source, *pos))
+        };
+        let refuse = |message: String, at: Option<diagnostics::Location>| {
+            Error::Recipe(diagnostics::render(
+                &message,
+                at.as_ref(),
+                &[],
+                &self.rt.sources,
+            ))
+        };
         for (kind, hooks) in [("before", &recipe.before), ("after", &recipe.after)] {
             let mut names: Vec<&String> = hooks.keys().collect();
             names.sort();
             for task in names {
                 if !recipe.tasks.contains_key(task) && task != "deploy:failed" {
-                    return Err(Error::Recipe(format!(
-                        "{kind}(\"{task}\", ...): {}",
-                        recipe.unknown_task(task)
-                    )));
+                    return Err(refuse(
+                        format!("{kind}(\"{task}\", ...): {}", recipe.unknown_task(task)),
+                        at(task, None),
+                    ));
                 }
                 for hook in &hooks[task] {
                     if let Hook::Task(other) = hook {
                         if !recipe.tasks.contains_key(other) {
-                            return Err(Error::Recipe(format!(
-                                "{kind}(\"{task}\", \"{other}\"): {}",
-                                recipe.unknown_task(other)
-                            )));
+                            return Err(refuse(
+                                format!(
+                                    "{kind}(\"{task}\", \"{other}\"): {}",
+                                    recipe.unknown_task(other)
+                                ),
+                                at(task, Some(other)),
+                            ));
                         }
                     }
                 }

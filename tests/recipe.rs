@@ -119,6 +119,33 @@ fn recipe_error(r: &RecipeDir, args: &[&str]) -> Output {
     out
 }
 
+/// An error in a closure a stage file defined (a hook, a task) names the stage file's line, and
+/// one in a recipe function it calls names the recipe's, called from the stage file (carried
+/// over, stop 30: both named deploy.rhai, at the stage file's line and column).
+#[test]
+fn errors_in_a_stage_files_closures_name_the_stage_file() {
+    let r = RecipeDir::new(
+        "stage-closures",
+        "task(\"a\", || { print(\"a\"); });\nfn helper() { nope2(); }\n",
+    );
+    r.write(
+        "deploy/hooked.rhai",
+        "print(\"stage\");\n\nbefore(\"a\", || {\n    nope();\n});\n",
+    );
+    r.write(
+        "deploy/calls.rhai",
+        "after(\"a\", || { helper(); });\ntask(\"b\", || {\n  let x = 1;\n  x.nope3();\n});\n",
+    );
+    recipe_error(&r, &["hooked", "a"])
+        .stderr_contains("deploy/hooked.rhai:4:5: Function not found: nope ()")
+        .stderr_contains("4 |     nope();");
+    recipe_error(&r, &["calls", "a"])
+        .stderr_contains("deploy.rhai:2:15: Function not found: nope2 ()")
+        .stderr_contains("called from deploy/calls.rhai:1:17");
+    recipe_error(&r, &["calls", "b"])
+        .stderr_contains("deploy/calls.rhai:4:5: Function not found: nope3 (i64)");
+}
+
 #[test]
 fn errors_name_file_line_and_column() {
     let r = RecipeDir::new(

@@ -35,20 +35,24 @@ impl Location {
 }
 
 /// The innermost error of a chain, where it happened, and the call sites that led there
-/// (outermost first).
+/// (outermost first). A function that Rhai gives no source is placed in the file `sources`
+/// recorded it from (a stage file's closure), else in the caller's.
 pub fn innermost<'a>(
     err: &'a EvalAltResult,
     main: &str,
+    sources: &Sources,
 ) -> (&'a EvalAltResult, Option<Location>, Vec<Location>) {
     let mut source = main.to_string();
     let mut err = err;
     let mut trail = Vec::new();
     loop {
         match err {
-            EvalAltResult::ErrorInFunctionCall(_, src, inner, pos) => {
+            EvalAltResult::ErrorInFunctionCall(name, src, inner, pos) => {
                 trail.extend(Location::at(&source, *pos));
                 if !src.is_empty() {
                     source = src.clone();
+                } else if let Some(defined) = sources.function_source(name) {
+                    source = defined;
                 }
                 err = inner;
             }
@@ -121,7 +125,7 @@ pub fn parse_error(err: &ParseError, source: &str, sources: &Sources) -> String 
 
 /// An evaluation error rendered at its innermost location.
 pub fn eval_error(err: &EvalAltResult, main: &str, sources: &Sources) -> String {
-    let (leaf, at, trail) = innermost(err, main);
+    let (leaf, at, trail) = innermost(err, main, sources);
     if let EvalAltResult::ErrorParsing(p, pos) = leaf {
         let at = Location::at(at.as_ref().map_or(main, |l| l.source.as_str()), *pos);
         return render(&format!("syntax error: {p}"), at.as_ref(), &trail, sources);

@@ -384,7 +384,7 @@ fn on_closure(
                 let rendered = super::diagnostics::eval_error(&e, &main, &rt.sources);
                 let said = HostText::new().host(host).text(": ").text(&rendered);
                 let mut f = Failure::host(host, Kind::Recipe, said);
-                f.at = super::diagnostics::innermost(&e, &main)
+                f.at = super::diagnostics::innermost(&e, &main, &rt.sources)
                     .1
                     .map(|l| l.to_string());
                 parts.push(f);

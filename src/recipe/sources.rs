@@ -51,9 +51,31 @@ pub fn read(path: &Path) -> std::io::Result<String> {
 #[derive(Debug, Default)]
 pub struct Sources {
     texts: Mutex<HashMap<String, String>>,
+    /// The source each script function (closures included: `anon$...`) was defined in, by
+    /// its name: the recipe's and a stage file's functions join one library, where Rhai no
+    /// longer knows which file a function came from.
+    functions: Mutex<HashMap<String, String>>,
 }
 
 impl Sources {
+    /// Records that the functions `names` were defined in `source` (a later definition of the
+    /// same name replaces the earlier one, as merging the library does).
+    pub fn record_functions<'a>(&self, source: &str, names: impl IntoIterator<Item = &'a str>) {
+        let mut functions = self.functions.lock().unwrap_or_else(|p| p.into_inner());
+        for name in names {
+            functions.insert(name.to_string(), source.to_string());
+        }
+    }
+
+    /// The source the function `name` was defined in, if recorded.
+    pub fn function_source(&self, name: &str) -> Option<String> {
+        self.functions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
     /// Records `text` under `name`.
     pub fn insert(&self, name: &str, text: &str) {
         self.lock().insert(name.to_string(), text.to_string());

@@ -121,6 +121,8 @@ pub fn load(file: &Path, opts: LoadOptions) -> Result<Loaded, Error> {
         .compile(crate::recipe::syntax::prepare_source(&text))
         .map_err(|e| Error::Recipe(diagnostics::parse_error(&e, &name, &rt.sources)))?;
     ast.set_source(name.as_str());
+    rt.sources
+        .record_functions(&name, ast.iter_functions().map(|f| f.name));
     // Evaluated as a module, not a plain script: a module's functions (closures included)
     // keep its imports (`import "x" as x; ... || x::f()`), which a plain run forgets once it
     // returns. Closures are later called against one library holding the recipe's and every
@@ -174,7 +176,9 @@ fn classify_in(rt: &Runtime, err: &EvalAltResult, main: &str) -> Error {
             // place of its own.
             let mut f = if interrupted { f.under_interrupt() } else { f };
             if f.at.is_none() && !(interrupted && f.host_names().is_empty()) {
-                f.at = diagnostics::innermost(err, main).1.map(|l| l.to_string());
+                f.at = diagnostics::innermost(err, main, &rt.sources)
+                    .1
+                    .map(|l| l.to_string());
             }
             Error::Failed(Box::new(f))
         }
@@ -397,6 +401,9 @@ impl Loaded {
         // library closures are called against. Before, they were left out, and calling one
         // failed ("Function not found: anon$...").
         let functions = ast.clone_functions_only();
+        self.rt
+            .sources
+            .record_functions(&name, functions.iter_functions().map(|f| f.name));
         let ast = self.library().merge(&ast);
         let _: Dynamic = self
             .engine

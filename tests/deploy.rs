@@ -925,7 +925,7 @@ server("worker1", #{ roles: ["worker"] });
         "▶ git:update",
         "web1    | $ g=/srv/shop/repo; for c in refs/heads/main refs/tags/main main; do if s=$(git --git-dir=\"$g\" rev-parse --verify --quiet \"$c^{commit}\"); then printf '%s\\n' \"$s\"; exit 0; fi; done; echo missing",
         "▶ deploy:set_current_revision",
-        "worker1 | $ rm -f /srv/shop/releases/20250102030405/.tether-complete && printf 'release %s building\\n' 20250102030405 > /srv/shop/releases/20250102030405/.tether-complete && printf '%s\\n' main > /srv/shop/releases/20250102030405/REVISION",
+        "worker1 | $ rm -f /srv/shop/releases/20250102030405/.tether-complete && printf 'release %s building\\n' 20250102030405 > /srv/shop/releases/20250102030405/.tether-complete && rm -f /srv/shop/releases/20250102030405/REVISION && printf '%s\\n' main > /srv/shop/releases/20250102030405/REVISION",
         "▶ deploy:symlink:shared",
         // A linked path is replaced only inside the release, links followed.
         "worker1 | $ d=$(dirname /srv/shop/releases/20250102030405/log); while [ ! -e \"$d\" ] && [ ! -L \"$d\" ]; do d=$(dirname \"$d\"); done; r=$(cd -P /srv/shop/releases/20250102030405 && pwd) && p=$(cd -P \"$d\" && pwd) || exit 1; case \"$p/\" in \"$r\"/*) ;; *) printf '%s: its directory is %s once links are followed, outside the release: not replaced\\n' /srv/shop/releases/20250102030405/log \"$p\" >&2; exit 1;; esac; rm -rf /srv/shop/releases/20250102030405/log && mkdir -p \"$(dirname /srv/shop/releases/20250102030405/log)\" && ln -s /srv/shop/shared/log /srv/shop/releases/20250102030405/log",

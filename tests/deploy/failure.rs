@@ -432,7 +432,7 @@ fn a_host_switched_then_lost_is_put_back_by_the_command_deploy_failed_names() {
 
 /// Markers tether did not write move nothing (fresh-eyes findings): a `.tether-complete` link
 /// in the repository was written through (any file the deploy user may write, on every
-/// host); an empty, cut-short or edited marker made a release complete, and a rollback went
+/// host), and so was a `REVISION` link (stop 30); an empty, cut-short or edited marker made a release complete, and a rollback went
 /// to it; a "publishing" marker naming /etc moved current there and removed the live release.
 #[test]
 fn markers_tether_did_not_write_move_nothing() {
@@ -442,23 +442,30 @@ fn markers_tether_did_not_write_move_nothing() {
     for h in HOSTS {
         fs::create_dir_all(shop(&lab, h).join("shared")).unwrap();
         fs::write(shop(&lab, h).join("shared/victim.txt"), "precious\n").unwrap();
+        fs::write(shop(&lab, h).join("shared/victim2.txt"), "precious\n").unwrap();
     }
     std::os::unix::fs::symlink(
         "/srv/shop/shared/victim.txt",
         app.work.join(".tether-complete"),
     )
     .unwrap();
+    std::os::unix::fs::symlink("/srv/shop/shared/victim2.txt", app.work.join("REVISION")).unwrap();
     app.commit("v1 with a marker link");
     dir.write("deploy.rhai", &recipe_text(&app, false));
     for r in ["20250101000001", "20250101000002", "20250101000003"] {
         deploy(&dir, &lab, r, &[]).status(0);
     }
     for h in HOSTS {
-        assert_eq!(
-            read(shop(&lab, h).join("shared/victim.txt")),
-            "precious\n",
-            "{h}"
-        );
+        for victim in ["victim.txt", "victim2.txt"] {
+            assert_eq!(
+                read(shop(&lab, h).join("shared").join(victim)),
+                "precious\n",
+                "{h} {victim}"
+            );
+        }
+        let revision = shop(&lab, h).join("releases/20250101000003/REVISION");
+        assert!(!revision.is_symlink(), "{h}");
+        assert_eq!(read(revision).trim().len(), 40, "{h}");
         let marker = shop(&lab, h).join("releases/20250101000003/.tether-complete");
         assert!(!marker.is_symlink(), "{h}");
         assert_eq!(read(marker), "release 20250101000003 complete\n", "{h}");

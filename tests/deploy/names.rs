@@ -77,6 +77,12 @@ fn values_that_would_make_wrong_paths_are_refused_before_anything_connects() {
         ("set(\"linked_files\", [\"/etc/passwd\"]);", "linked_files entry \"/etc/passwd\" is an absolute path"),
         ("set(\"linked_files\", [\"config/./x.yml\"]);", "linked_files entry \"config/./x.yml\" has a \".\" component"),
         ("set(\"linked_files\", [42]);", "linked_files entries must be strings (paths), not 42 (a number)"),
+        // What tether writes into each release itself (stop 30: REVISION became a directory
+        // of shared/, and a linked marker was silently not linked).
+        ("set(\"linked_dirs\", [\"REVISION\"]);", "linked_dirs entry \"REVISION\" names REVISION, which tether writes into each release itself: it cannot be linked from shared/"),
+        ("set(\"linked_files\", [\"REVISION\"]);", "linked_files entry \"REVISION\" names REVISION, which tether writes"),
+        ("set(\"linked_dirs\", [\".tether-complete\"]);", "linked_dirs entry \".tether-complete\" names .tether-complete, which tether writes"),
+        ("set(\"linked_files\", [\".tether-complete/x\"]);", "linked_files entry \".tether-complete/x\" names .tether-complete, which tether writes"),
     ] {
         dir.write("bad.rhai", &(recipe_text(&app, false) + value));
         tether(&dir, &lab, &["-f", "bad.rhai", "deploy"])

@@ -144,6 +144,13 @@ fn errors_in_a_stage_files_closures_name_the_stage_file() {
         .stderr_contains("called from deploy/calls.rhai:1:17");
     recipe_error(&r, &["calls", "b"])
         .stderr_contains("deploy/calls.rhai:4:5: Function not found: nope3 (i64)");
+    // A warning placed at a call in such a closure names the stage file too.
+    r.write(
+        "deploy/again.rhai",
+        "print(\"stage\");\ntask(\"b\", || {\n  invoke(\"a\");\n});\n",
+    );
+    recipe_error(&r, &["again", "a", "b"])
+        .stdout_contains("warning: deploy/again.rhai:3:3: invoke(\"a\") runs nothing");
 }
 
 #[test]

@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use rhai::{Array, Dynamic, EvalAltResult, ImmutableString, NativeCallContext};
+use rhai::{Array, Dynamic, EvalAltResult, ImmutableString, NativeCallContext, Position};
+
+use super::sources::Sources;
 
 /// What a registered function returns: a value, or an error the script sees.
 pub type Fallible<T> = Result<T, Box<EvalAltResult>>;
@@ -28,14 +30,34 @@ pub fn refuse_nul(what: &str, text: &str) -> Fallible<()> {
     }
 }
 
-/// Where the function of `ctx` was called, as `FILE:LINE:COL` (`recipe`, the recipe's file,
-/// when the call's source is not known).
-pub fn call_site(ctx: &NativeCallContext, recipe: &Path) -> String {
-    let pos = ctx.call_position();
+/// Where the function of `ctx` was called: the source of the script function making the call
+/// (a module's own; else the file `sources` recorded it from, the recipe or a stage file: Rhai
+/// gives the recipe's and a stage file's closures, merged into one library, one source),
+/// else the caller's as Rhai knows it, else `recipe`; and the position there.
+pub fn caller(ctx: &NativeCallContext, recipe: &Path, sources: &Sources) -> (String, Position) {
+    // engine::build, which makes every engine these functions are registered on, registers a
+    // debugger (runaway::watch): its call stack is there. Its last frame is this function's
+    // own; the one before, the script function that called it (none at a file's top level).
+    let stack = ctx.global_runtime_state().debugger().call_stack();
+    let frame = stack.len().checked_sub(2).map(|i| &stack[i]);
+    let source = frame
+        .and_then(|f| {
+            f.source
+                .as_ref()
+                .filter(|s| !s.is_empty())
+                .map(|s| s.to_string())
+        })
+        .or_else(|| frame.and_then(|f| sources.function_source(&f.fn_name)))
+        .or_else(|| ctx.call_source().map(str::to_string))
+        .unwrap_or_else(|| recipe.display().to_string());
+    (source, ctx.call_position())
+}
+
+/// [`caller`] as `FILE:LINE:COL`.
+pub fn call_site(ctx: &NativeCallContext, recipe: &Path, sources: &Sources) -> String {
+    let (source, pos) = caller(ctx, recipe, sources);
     format!(
-        "{}:{}:{}",
-        ctx.call_source()
-            .map_or_else(|| recipe.display().to_string(), str::to_string),
+        "{source}:{}:{}",
         pos.line().unwrap_or(0),
         pos.position().unwrap_or(0)
     )

@@ -85,7 +85,7 @@ fn declare(rt: &Runtime, ctx: &NativeCallContext, key: &str, default: Dynamic, e
         }
         return;
     }
-    let at = super::args::call_site(ctx, &rt.file);
+    let at = super::args::call_site(ctx, &rt.file, &rt.sources);
     let question = Question {
         key: key.to_string(),
         default,

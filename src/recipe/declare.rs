@@ -66,9 +66,10 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
             if !recipe.locked.contains(key) {
                 super::runtime_vars::check(key, &value)
                     .or_else(|why| fail(format!("set(\"{key}\", ...): {why}")))?;
-                recipe
-                    .origins
-                    .insert(key.to_string(), super::args::call_site(&ctx, &r.file));
+                recipe.origins.insert(
+                    key.to_string(),
+                    super::args::call_site(&ctx, &r.file, &r.sources),
+                );
                 recipe.vars.insert(key.to_string(), value);
             }
             Ok(())
@@ -252,7 +253,7 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
                     message: format!(
                         "{}: invoke(\"{name}\") runs nothing: task `{name}` already ran in \
                          this run (a task runs once per run)",
-                        super::args::call_site(&ctx, &r.file)
+                        super::args::call_site(&ctx, &r.file, &r.sources)
                     ),
                 });
             }
@@ -305,9 +306,7 @@ fn define_task(
     if !description.is_empty() {
         task.description = description.to_string();
     }
-    let at = ctx
-        .call_source()
-        .map(|s| (s.to_string(), ctx.call_position()));
+    let at = Some(super::args::caller(ctx, &rt.file, &rt.sources));
     task.bodies.push(super::model::TaskBody { f, at });
     Ok(())
 }
@@ -326,13 +325,7 @@ fn add_hook(
             Hook::Task(other) => Some(other.clone()),
             Hook::Closure(_) => None,
         },
-        // A call in a closure (a stage's) has no source of its own: the recipe's, as for
-        // every error placed there (see `diagnostics::innermost`).
-        at: Some((
-            ctx.call_source()
-                .map_or_else(|| rt.file.display().to_string(), str::to_string),
-            ctx.call_position(),
-        )),
+        at: Some(super::args::caller(ctx, &rt.file, &rt.sources)),
     });
     let hooks = if before {
         &mut recipe.before

@@ -67,6 +67,21 @@ impl Sources {
         }
     }
 
+    /// [`record_functions`](Self::record_functions) for a module: a name the recipe or a stage
+    /// file defines keeps their source (the library takes their definition).
+    pub fn record_module_functions<'a>(
+        &self,
+        source: &str,
+        names: impl IntoIterator<Item = &'a str>,
+    ) {
+        let mut functions = self.functions.lock().unwrap_or_else(|p| p.into_inner());
+        for name in names {
+            functions
+                .entry(name.to_string())
+                .or_insert_with(|| source.to_string());
+        }
+    }
+
     /// The source the function `name` was defined in, if recorded.
     pub fn function_source(&self, name: &str) -> Option<String> {
         self.functions

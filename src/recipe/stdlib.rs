@@ -109,6 +109,8 @@ impl Resolver {
             .compile(super::syntax::prepare_source(&text))
             .map_err(|e| in_module(Box::new(EvalAltResult::ErrorParsing(*e.0, e.1))))?;
         ast.set_source(name.as_str());
+        self.sources
+            .record_module_functions(&name, ast.iter_functions().map(|f| f.name));
         let module = Module::eval_ast_as_new(Scope::new(), &ast, engine).map_err(in_module)?;
         Ok(module.into())
     }

@@ -307,6 +307,13 @@ fn flows_sharing_a_task_on_one_command_line_are_refused_not_half_run() {
         say.contains("task `deploy:unlock` already ran in this run, for `deploy:unlock`"),
         "{say}"
     );
+    // The warning is placed at the stdlib's invoke, as the error is (fresh-eyes finding,
+    // stop 30: the warning said deploy.rhai at the stdlib's line).
+    let warning = say
+        .lines()
+        .find(|l| l.contains("invoke(\"deploy:unlock\") runs nothing"))
+        .unwrap_or_else(|| panic!("no warning\n{say}"));
+    assert!(warning.starts_with("warning: stdlib/deploy.rhai:"), "{say}");
     // The deploy ran (its release live, its lock released by deploy:failed): nothing is left
     // half done, and the refusal said why.
     for h in HOSTS {

@@ -439,6 +439,60 @@ task("show", || mark(fetch("x", "unstaged")));
     );
 }
 
+/// A task reached again while it runs (a before hook of its before hook, an after hook that
+/// invokes it) is a circular dependency, refused naming the circle and the hook or invoke that
+/// closed it, as Rake refuses one (stop 30, fresh-eyes finding: `before("a", "b");
+/// before("b", "a")` ran b, then a, exit 0, the circle skipped as "already ran").
+#[test]
+fn circular_hooks_are_refused_naming_the_circle() {
+    let r = RecipeDir::new(
+        "circular",
+        "task(\"a\", || { print(\"a-ran\"); });\ntask(\"b\", || { print(\"b-ran\"); });\n\
+         task(\"c\", || { invoke(\"a\"); });\ntask(\"d\", || {});\n",
+    );
+    for (hooks, args, said) in [
+        (
+            "before(\"a\", \"b\");\nbefore(\"b\", \"a\");\n",
+            &["a"][..],
+            "circular dependency: a => b => a (task `a` was invoked again by before(\"b\", \"a\") \
+             at deploy.rhai:6:1 while it runs",
+        ),
+        (
+            "after(\"a\", \"d\");\nafter(\"d\", \"a\");\n",
+            &["a"][..],
+            "circular dependency: a => d => a (task `a` was invoked again by after(\"d\", \"a\") at \
+             deploy.rhai:6:1",
+        ),
+        (
+            "before(\"a\", \"b\");\nafter(\"b\", \"c\");\n",
+            &["a"][..],
+            "deploy.rhai:3:16: circular dependency: a => b => c => a (task `a` was invoked again \
+             while it runs",
+        ),
+        (
+            "before(\"c\", \"c\");\n",
+            &["c"][..],
+            "circular dependency: c => c (task `c` was invoked again by before(\"c\", \"c\") at \
+             deploy.rhai:5:1",
+        ),
+    ] {
+        let text = std::fs::read_to_string(r.path("deploy.rhai")).unwrap();
+        let base: String = text.lines().take(4).map(|l| format!("{l}\n")).collect();
+        r.write("deploy.rhai", &(base + hooks));
+        let out = recipe_error(&r, args);
+        out.stderr_contains(said).stdout_lacks("runs nothing");
+    }
+    // Not a circle: a task of the command line that ran for another is still only skipped.
+    let text = std::fs::read_to_string(r.path("deploy.rhai")).unwrap();
+    let base: String = text.lines().take(4).map(|l| format!("{l}\n")).collect();
+    r.write("deploy.rhai", &(base + "before(\"a\", \"b\");\n"));
+    r.tether()
+        .args(&["a", "b"])
+        .run()
+        .status(0)
+        .stdout_contains("warning: task `b` already ran in this run, for `a`");
+}
+
 #[test]
 fn run_roles_reads_the_recipe() {
     let lab = lab(&["web1", "web2", "db1"]);

@@ -73,8 +73,26 @@ pub struct Runtime {
     done: Mutex<HashMap<String, String>>,
     /// The task of the command line running now.
     top: Mutex<String>,
+    /// The tasks being invoked now, outermost first (Rake's invocation chain).
+    chain: Mutex<Vec<String>>,
     /// `local_run_dir()`, once asked.
     pub run_dir: OnceLock<String>,
+}
+
+/// A task on the invocation chain (see [`Runtime::enter`]): taken off when dropped, however
+/// the task ended.
+pub struct ChainGuard<'a> {
+    rt: &'a Runtime,
+}
+
+impl Drop for ChainGuard<'_> {
+    fn drop(&mut self) {
+        self.rt
+            .chain
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop();
+    }
 }
 
 /// Whether a task is to run (see [`Runtime::mark_done`]).
@@ -181,6 +199,7 @@ impl Runtime {
             sink,
             done: Mutex::new(HashMap::new()),
             top: Mutex::new(String::new()),
+            chain: Mutex::new(Vec::new()),
             run_dir: OnceLock::new(),
         }
     }
@@ -259,6 +278,30 @@ impl Runtime {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .contains_key(task)
+    }
+
+    /// Whether `task` is on the invocation chain (invoked and not yet ended).
+    pub fn running(&self, task: &str) -> bool {
+        self.chain
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|t| t == task)
+    }
+
+    /// Puts `task` on the invocation chain for as long as the returned guard lives; `Err` the
+    /// chain closed into a circle (`a => b => a`) when `task` is on it already: a hook or an
+    /// `invoke` reached a task that is still running, which Rake refuses as a circular
+    /// dependency (tether used to skip it as already run).
+    pub fn enter(&self, task: &str) -> Result<ChainGuard<'_>, Vec<String>> {
+        let mut chain = self.chain.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(at) = chain.iter().position(|t| t == task) {
+            let mut circle = chain[at..].to_vec();
+            circle.push(task.to_string());
+            return Err(circle);
+        }
+        chain.push(task.to_string());
+        Ok(ChainGuard { rt: self })
     }
 
     /// Marks `task` as run for the task of the command line running now, unless it ran

@@ -248,7 +248,8 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
             // A task runs once per run (Rake's rule); an invoke that runs nothing says so, as
             // Capistrano's does: a retry after a failure (`catch` and invoke again) would
             // otherwise pass for one that worked.
-            if r.has_run(name) && r.recipe().tasks.contains_key(name) {
+            // One still running is a circle, refused by `invoke` itself.
+            if r.has_run(name) && !r.running(name) && r.recipe().tasks.contains_key(name) {
                 r.report(crate::event::EventKind::Warning {
                     message: format!(
                         "{}: invoke(\"{name}\") runs nothing: task `{name}` already ran in \

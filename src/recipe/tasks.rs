@@ -18,6 +18,7 @@ pub fn invoke(engine: &Engine, rt: &Runtime, name: &str) -> Result<(), Box<EvalA
             None => return Err(recipe.unknown_task(name).into()),
         }
     };
+    let _running = rt.enter(name).map_err(|circle| circular(rt, &circle))?;
     match rt.mark_done(name) {
         Once::Run => {}
         Once::Ran => return Ok(()),
@@ -75,6 +76,47 @@ pub fn invoke(engine: &Engine, rt: &Runtime, name: &str) -> Result<(), Box<EvalA
     }
     result?;
     run_hooks(engine, rt, &ast, &after)
+}
+
+/// The error for a task invoked again while it runs (`circle`: `a`, `b`, `a`), naming the hook
+/// that closed the circle where one did (else the `invoke` call carries its own position).
+fn circular(rt: &Runtime, circle: &[String]) -> Box<EvalAltResult> {
+    let recipe = rt.recipe();
+    let (last, task) = match circle {
+        [.., last, task] => (last.as_str(), task.as_str()),
+        _ => ("", ""),
+    };
+    let hook = recipe
+        .hook_sites
+        .iter()
+        .find(|s| s.task == last && s.other.as_deref() == Some(task));
+    let by = match hook {
+        Some(site) => {
+            let kind = if recipe.before.get(last).is_some_and(|hooks| {
+                hooks
+                    .iter()
+                    .any(|h| matches!(h, super::model::Hook::Task(t) if t == task))
+            }) {
+                "before"
+            } else {
+                "after"
+            };
+            let at = site
+                .at
+                .as_ref()
+                .and_then(|(source, pos)| super::diagnostics::Location::at(source, *pos))
+                .map(|l| format!(" at {l}"))
+                .unwrap_or_default();
+            format!(" by {kind}(\"{last}\", \"{task}\"){at}")
+        }
+        None => String::new(),
+    };
+    format!(
+        "circular dependency: {} (task `{task}` was invoked again{by} while it runs; a task \
+         cannot run before or after itself)",
+        circle.join(" => ")
+    )
+    .into()
 }
 
 /// A runaway body (too many operations, calls nested too deep, a value grown past its limit)

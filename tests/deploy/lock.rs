@@ -496,3 +496,57 @@ fn ctrl_c_while_a_host_connects_for_the_lock_leaves_nothing_said_there() {
     assert_unlocked(&lab);
     drop(silent);
 }
+
+/// A place set again during the run (a hook's `set("deploy_to", ...)` after deploy:prepare) is
+/// refused where it is next used, and the run's lock is released where it was taken
+/// (fresh-eyes finding, stop 30: the release and current went to the new place, which
+/// deploy:check never saw, and the lock stayed at the old one for good, exit 0). A lock this
+/// run took that something removed during the run is said at the unlock.
+#[test]
+fn a_place_set_again_during_the_run_is_refused_and_the_lock_released() {
+    let lab = lab();
+    let dir = Dir::new("moved-place");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    for (set, key) in [
+        ("set(\"deploy_to\", \"/srv/other\")", "deploy_to"),
+        ("set(\"lock_file\", \"/srv/other.lock\")", "lock_file"),
+        ("set(\"current_path\", \"/srv/shop/live\")", "current_path"),
+    ] {
+        dir.write(
+            "deploy.rhai",
+            &format!(
+                "{}after(\"deploy:started\", || {{ {set}; }});\n",
+                recipe_text(&app, false)
+            ),
+        );
+        let out = deploy(&dir, &lab, "20250101000002", &[]);
+        out.status(4)
+            .stderr_contains(&format!("{key} changed during the run, from "));
+        assert_unlocked(&lab);
+        for h in HOSTS {
+            assert_eq!(
+                current(&lab, h).as_deref(),
+                Some("/srv/shop/releases/20250101000001"),
+                "{set} {h}"
+            );
+            assert!(!lab.host(h).root_dir.join("other").exists(), "{set} {h}");
+            assert!(
+                !lab.host(h).root_dir.join("shop/live").exists(),
+                "{set} {h}"
+            );
+        }
+    }
+    // Removed during the run: said, not passed over.
+    dir.write(
+        "deploy.rhai",
+        &(recipe_text(&app, false)
+            + "after(\"deploy:started\", || { on(\"all\", \"rm /srv/shop/deploy.lock\"); });\n"),
+    );
+    deploy(&dir, &lab, "20250101000003", &[])
+        .status(0)
+        .stdout_contains(
+            "this run's lock /srv/shop/deploy.lock was gone: something removed it during the run",
+        );
+}

@@ -1236,10 +1236,11 @@ fn tether_run_stops_an_orphan_before_it_exits_or_says_how_to() {
                 .to_string();
             let base = format!("{}/tether-root/{id}", tmp.display());
             // As tether reached the host: its `-F` file, absolute (stop 30: `ssh host1`, which
-            // reads ~/.ssh/config, not the file tether was given).
-            let stop_with = format!(
-                "ssh -F {} host1 'kill -TERM -- -{pgid}; rm -rf {base}.*'",
-                lab.ssh_config().display()
+            // reads ~/.ssh/config, not the file tether was given), the script under /bin/sh
+            // whatever the login shell (see shells::the_words_that_stop_a_command_by_hand_...).
+            let stop_with = tether::ssh::supervisor::by_hand(
+                &format!("ssh -F {} host1", lab.ssh_config().display()),
+                &format!("kill -TERM -{pgid}; rm -rf {base}.*"),
             );
             if json {
                 let said: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
@@ -1790,20 +1791,21 @@ fn a_second_signal_names_the_commands_it_leaves_running() {
         // As tether reached the host: with its `-F` file (stop 30: without it).
         let ssh = format!("ssh -F {} {host}", lab.ssh_config().display());
         let head = format!(
-            "{host}: `echo ran >> /srv/marker; sleep 57` is left running: tether exited without \
-             stopping it; to stop it and remove its files: {ssh} '"
+            "{host}: `echo ran >> /srv/marker; sleep 57` may still be running: tether exited at \
+             a second signal before its stop was confirmed; to stop it and remove its files: \
+             {ssh} "
         );
         // None: its stop had reached the host before the second signal.
         if let Some(rest) = stderr.split(&head).nth(1) {
             named += 1;
-            let script = rest.split('\'').next().unwrap();
+            let words = rest.lines().next().unwrap();
             // The words as given, from another directory.
             let status = std::process::Command::new("sh")
-                .args(["-c", &format!("cd / && {ssh} '{script}'")])
+                .args(["-c", &format!("cd / && {ssh} {words}")])
                 .stdin(std::process::Stdio::null())
                 .status()
                 .unwrap();
-            assert!(status.success(), "{script}\n{stderr}");
+            assert!(status.success(), "{words}\n{stderr}");
         }
         wait_until("the command still runs", || {
             processes(&lab, host, "sleep 57").is_empty()

@@ -421,3 +421,67 @@ task("move", || {
         "upload differs"
     );
 }
+
+/// The words tether gives to stop a command by hand (a command left running, or named at a
+/// second signal) do what they say under every login shell: sshd hands the remote part to the
+/// user's login shell as `SHELL -c REMOTE`, and tcsh, csh and fish read `${VAR:-x}`, `$(...)`
+/// and `kill -- -PGID` otherwise than sh (fresh-eyes finding, stop 30: `Bad : modifier`,
+/// `Unknown variable modifier`, `Unsupported use of '='`, and the process group lived on).
+#[test]
+fn the_words_that_stop_a_command_by_hand_work_under_every_login_shell() {
+    use std::os::unix::process::CommandExt as _;
+    use tether::ssh::supervisor::{by_hand, stop_by_group, stop_by_id};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("tether-someone");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, path) in SHELLS {
+        for by_id in [true, false] {
+            // A command's process group and files, as the supervisor leaves them.
+            let mut group = Command::new("sleep");
+            group.arg("60");
+            // SAFETY: setsid(2) in the child before exec; async-signal-safe.
+            unsafe {
+                group.pre_exec(|| {
+                    libc::setsid();
+                    Ok(())
+                });
+            }
+            let mut child = group.spawn().unwrap();
+            let pgid = child.id().to_string();
+            let id = format!("1a-2b-{name}");
+            let spool = dir.join(&id);
+            std::fs::write(dir.join(format!("{id}.p")), format!("{pgid}\n")).unwrap();
+            std::fs::write(dir.join(format!("{id}.o.0")), "out").unwrap();
+            let script = if by_id {
+                stop_by_id(&id)
+            } else {
+                stop_by_group(&pgid, &spool.to_string_lossy())
+            };
+            let words = by_hand("ssh web1", &script);
+            // What ssh sends: its arguments after the host, as the person's shell splits them.
+            let split = Command::new("sh")
+                .arg("-c")
+                .arg(format!("set -- {words}; shift 2; printf %s \"$*\""))
+                .output()
+                .unwrap();
+            let remote = String::from_utf8(split.stdout).unwrap();
+            let out = Command::new(path)
+                .arg("-c")
+                .arg(&remote)
+                .env("TMPDIR", tmp.path())
+                .env("LOGNAME", "someone")
+                .output()
+                .unwrap();
+            let stopped = child.wait().unwrap();
+            assert!(
+                out.status.success() && stopped.code().is_none(),
+                "{name} ({by_id}): {remote}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                !dir.join(format!("{id}.o.0")).exists() && !dir.join(format!("{id}.p")).exists(),
+                "{name}: files left by {remote}"
+            );
+        }
+    }
+}

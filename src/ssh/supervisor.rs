@@ -320,6 +320,34 @@ pub fn clean() -> String {
 /// ended within the day (a run may still re-attach to it and read its status), is left.
 const EXPIRE: &str = r#"[ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && find "$_tether_b/." ! -name . -prune \( -name '*.s' -o -name '*.o' -o -name '*.claim' \) -mtime +0 2>/dev/null | while read -r _tether_f; do _tether_i=${_tether_f%.*}; case $_tether_f in *.s) [ -s "$_tether_f" ] || continue;; *.o) [ -s "$_tether_i.s" ] && continue; _tether_p=; read -r _tether_p <"$_tether_i.p" 2>/dev/null; [ -n "$_tether_p" ] && kill -0 -"$_tether_p" 2>/dev/null && continue;; *) [ -e "$_tether_i.o" ] && continue;; esac; rm -f "$_tether_i".? "$_tether_i".?.* "$_tether_i.claim"; done"#;
 
+/// The sh script that stops the supervised command `id` by hand and removes its files: its
+/// process group read from its files (`ID.p`). `kill -TERM -PGID`, not `kill -TERM -- -PGID`:
+/// dash's `kill` (Debian's /bin/sh) takes `--` for a number.
+pub fn stop_by_id(id: &str) -> String {
+    format!(
+        r#"d=${{TMPDIR:-/tmp}}/tether-${{LOGNAME:-$USER}}/{id}; kill -TERM -$(cat "$d.p"); rm -rf "$d".*"#
+    )
+}
+
+/// The sh script that stops process group `pgid` by hand and removes the files of `spool`
+/// (see [`Placement`]).
+pub fn stop_by_group(pgid: &str, spool: &str) -> String {
+    format!(
+        "kill -TERM -{pgid}; rm -rf {}.*",
+        crate::command::quote(spool)
+    )
+}
+
+/// The words a person runs to do `script` (POSIX sh) on a host reached by `ssh` (ssh's words:
+/// see `HostConfig::ssh_command`): the login shell there may be csh, tcsh or fish, which read
+/// `${VAR:-x}`, `$(...)` and `kill -- -PGID` otherwise, so the script runs under `/bin/sh`,
+/// quoted once for the login shell (single quotes, which all of them read alike when the
+/// script holds no `'` or `!`) and once for the person's own shell.
+pub fn by_hand(ssh: &str, script: &str) -> String {
+    let remote = format!("exec /bin/sh -c {}", crate::command::quote(script));
+    format!("{ssh} {}", crate::command::quote(&remote))
+}
+
 /// A new command id: unique on the host for this user (time, pid, and a counter).
 pub fn new_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);

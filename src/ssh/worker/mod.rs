@@ -399,10 +399,9 @@ impl WorkerState {
         let _left = sup.as_ref().map(|s| {
             let (host, ssh) = (&self.owner.name, &self.owner.config.ssh_command);
             crate::interrupt::LeftBehind::say(format!(
-                "{host}: `{command}` is left running: tether exited without stopping it; to \
-                 stop it and remove its files: {ssh} 'd=${{TMPDIR:-/tmp}}/tether-$LOGNAME/{}; \
-                 kill -TERM -- -$(cat $d.p); rm -rf $d.*'",
-                s.id
+                "{host}: `{command}` may still be running: tether exited at a second signal \
+                 before its stop was confirmed; to stop it and remove its files: {}",
+                crate::ssh::supervisor::by_hand(ssh, &crate::ssh::supervisor::stop_by_id(&s.id))
             ))
         });
         let mut result = self.exec_once(command, &opts, sup.as_mut());

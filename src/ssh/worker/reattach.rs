@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::state::{Orphan, WorkerState};
 use crate::event::EventKind;
 use crate::ssh::exec::{self, ExecError, ExecOptions, ExecOutput, Supervision};
-use crate::ssh::supervisor::Placement;
+use crate::ssh::supervisor::{self, Placement};
 use crate::ssh::SshError;
 use crate::stop::Stop;
 
@@ -253,18 +253,14 @@ impl WorkerState {
             Some(Placement { pgid, spool }) => (
                 Some(pgid.clone()),
                 spool.clone(),
-                format!("{ssh} 'kill -TERM -- -{pgid}; rm -rf {spool}.*'"),
+                supervisor::by_hand(ssh, &supervisor::stop_by_group(pgid, spool)),
             ),
             // The exec's sh says where before the command starts: not known only when the
             // connection died before that arrived. Its files then say it.
             None => (
                 None,
                 format!("${{TMPDIR:-/tmp}}/tether-$LOGNAME/{}", orphan.id),
-                format!(
-                    "{ssh} 'd=${{TMPDIR:-/tmp}}/tether-$LOGNAME/{}; kill -TERM -- -$(cat $d.p); \
-                     rm -rf $d.*'",
-                    orphan.id
-                ),
+                supervisor::by_hand(ssh, &supervisor::stop_by_id(&orphan.id)),
             ),
         };
         self.emit(EventKind::RemoteLeftRunning {

@@ -190,6 +190,12 @@ fn deploy(dir: &Dir, lab: &Lab, release: &str, extra: &[&str]) -> Output {
     tether(dir, lab, &args)
 }
 
+/// A command tether's messages tell the user to run: `tether -F LAB_CONFIG ARGS`, as these
+/// tests run tether (`ARGS` with this run's other options first).
+fn said_command(lab: &Lab, args: &str) -> String {
+    format!("tether -F {} {args}", lab.ssh_config().display())
+}
+
 fn shop(lab: &Lab, host: &str) -> PathBuf {
     lab.host(host).root_dir.join("shop")
 }
@@ -690,7 +696,7 @@ fn the_lock_refuses_a_concurrent_deploy_and_unlock_forces_it() {
     second
         .status(1)
         .stderr_contains("another deploy holds the lock (/srv/shop/deploy.lock):\n  web1, web2, resque1, resque2: locked by alice@laptop since 2025-01-01 00:00:01 UTC (release 20250101000001)")
-        .stderr_contains("`tether deploy:unlock` removes the lock");
+        .stderr_contains(&format!("`{}` removes the lock", said_command(&lab, "deploy:unlock")));
     // The refused deploy left the holder's lock alone and created nothing.
     for h in HOSTS {
         assert!(

@@ -276,6 +276,7 @@ fn recipes_never_panic() {
             interrupted: Arc::new(AtomicBool::new(false)),
             sources: None,
             sink,
+            invocation: Vec::new(),
         };
         if let Ok(loaded) = runner::load(&file, opts) {
             let _ = loaded.select_stage(Some("production"));

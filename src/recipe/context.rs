@@ -77,6 +77,10 @@ pub struct Runtime {
     chain: Mutex<Vec<String>>,
     /// `local_run_dir()`, once asked.
     pub run_dir: OnceLock<String>,
+    /// The options of this run's command line that a follow-up command needs to reach the
+    /// same hosts with the same recipe and variables (`-f`, `-F`, `-J`, `-s`), as shell words:
+    /// `tether_options()`, for the commands messages tell the user to run.
+    pub invocation: Vec<String>,
 }
 
 /// A task on the invocation chain (see [`Runtime::enter`]): taken off when dropped, however
@@ -200,6 +204,7 @@ impl Runtime {
             done: Mutex::new(HashMap::new()),
             top: Mutex::new(String::new()),
             chain: Mutex::new(Vec::new()),
+            invocation: Vec::new(),
             run_dir: OnceLock::new(),
         }
     }

@@ -67,6 +67,11 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
             .into()),
         }
     });
+    // `tether_options()`: the options a follow-up `tether` command needs to reach this run's
+    // hosts with its recipe and variables (`-f deploy/shop.rhai -s branch=main`), "" for
+    // none; messages that say what to run put them after `tether`.
+    let r = rt.clone();
+    engine.register_fn("tether_options", move || r.invocation.join(" "));
     // `local_user()`: `user@machine` of whoever runs tether (lock holder, revision log).
     engine.register_fn("local_user", local_user);
     // `fail(message)`: stops the run as a failed step (exit 1, like a failed command), not as

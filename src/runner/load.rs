@@ -42,6 +42,8 @@ pub struct LoadOptions {
     pub sources: Option<Arc<Sources>>,
     /// Where the run reports.
     pub sink: Sink,
+    /// See `Runtime::invocation`.
+    pub invocation: Vec<String>,
 }
 
 /// A compiled and evaluated recipe, ready to run tasks.
@@ -98,6 +100,7 @@ pub fn load(file: &Path, opts: LoadOptions) -> Result<Loaded, Error> {
     if let Some(sources) = opts.sources {
         runtime.sources = sources;
     }
+    runtime.invocation = opts.invocation;
     let rt = Arc::new(runtime);
     let name = file.display().to_string();
     rt.sources.insert(&name, &text);
@@ -582,7 +585,32 @@ pub fn load_options(
         interrupted,
         sources: None,
         sink,
+        invocation: invocation(settings),
     })
+}
+
+/// See `Runtime::invocation`: `-f` unless the recipe is the default one, then `-F`, `-J` and
+/// every `-s` as given but `release_timestamp` and `release_name`, which name this run's own
+/// release (a follow-up command is about another run's, or none).
+fn invocation(settings: &Settings) -> Vec<String> {
+    use crate::command::quote;
+    let mut words = Vec::new();
+    if settings.recipe != Path::new(crate::settings::DEFAULT_RECIPE) {
+        words.push(format!("-f {}", quote(&settings.recipe.to_string_lossy())));
+    }
+    if let Some(config) = &settings.ssh_config {
+        words.push(format!("-F {}", quote(&config.to_string_lossy())));
+    }
+    if let Some(jump) = &settings.jump {
+        words.push(format!("-J {}", quote(jump)));
+    }
+    for (key, value) in &settings.overrides {
+        if key == "release_timestamp" || key == "release_name" {
+            continue;
+        }
+        words.push(format!("-s {}", quote(&format!("{key}={value}"))));
+    }
+    words
 }
 
 /// Splits `[STAGE] TASK...` and selects the stage.
@@ -620,4 +648,41 @@ pub fn split_stage(loaded: &Loaded, targets: &[String]) -> Result<Vec<String>, E
         }
     }
     Ok(tasks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a follow-up command needs of this run's command line: `-f` (unless the default
+    /// recipe), `-F`, `-J`, `-s` but the release's own name, each quoted for sh (fresh-eyes
+    /// finding, stop 30: a hint without `-f shop.rhai` found no recipe).
+    #[test]
+    fn the_invocation_keeps_what_a_follow_up_command_needs() {
+        let settings = Settings {
+            recipe: PathBuf::from("ops/shop deploy.rhai"),
+            ssh_config: Some(PathBuf::from("/etc/lab/ssh_config")),
+            jump: Some("me@bastion:2222".into()),
+            overrides: vec![
+                ("release_timestamp".into(), "20250101000001".into()),
+                ("branch".into(), "feature/x y".into()),
+                ("release_name".into(), "r1".into()),
+            ],
+            ..Settings::default()
+        };
+        assert_eq!(
+            invocation(&settings),
+            [
+                "-f 'ops/shop deploy.rhai'",
+                "-F /etc/lab/ssh_config",
+                "-J me@bastion:2222",
+                "-s 'branch=feature/x y'",
+            ]
+        );
+        let plain = Settings {
+            recipe: PathBuf::from(crate::settings::DEFAULT_RECIPE),
+            ..Settings::default()
+        };
+        assert!(invocation(&plain).is_empty());
+    }
 }

@@ -36,10 +36,18 @@ fn a_failure_cleans_every_host_it_can_and_lists_what_is_left_where() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let expected = "deploy:failed: left behind:\n  \
+    // The command names this run's ssh config (fresh-eyes finding, stop 30: without this
+    // run's -f, -F and -s it reached other hosts, or no recipe).
+    let hint = format!(
+        "tether -F {} -s hold_seconds=2 deploy:unlock deploy:cleanup --hosts resque2",
+        lab.ssh_config().display()
+    );
+    let expected = format!(
+        "deploy:failed: left behind:\n  \
         resque2: unfinished release /srv/shop/releases/20250101000002, lock /srv/shop/deploy.lock (this run's)\n\
-        once those hosts are reachable, `tether deploy:unlock deploy:cleanup --hosts resque2` clears it\n";
-    assert!(stdout.contains(expected), "{stdout}");
+        once those hosts are reachable, `{hint}` clears it\n"
+    );
+    assert!(stdout.contains(&expected), "{stdout}");
     for h in ["web1", "web2", "resque1"] {
         assert_eq!(releases(&lab, h), ["20250101000001"], "{h}");
         assert_eq!(
@@ -55,11 +63,27 @@ fn a_failure_cleans_every_host_it_can_and_lists_what_is_left_where() {
     );
     assert!(shop(&lab, "resque2").join("deploy.lock").exists());
 
-    // The command it names clears it once the host is writable again.
+    // The command it names, as given, clears it once the host is writable again.
     in_host(&lab, "resque2", "mount -o remount,bind,rw /srv");
-    tether(&dir, &lab, &["deploy:unlock", "deploy:cleanup", "--hosts", "resque2"])
-        .status(0)
-        .stdout_contains("removed unfinished releases (left by runs that did not finish) on resque2: 20250101000002\n");
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_tether"));
+    let cleared = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "exec {}{}",
+            bin.display(),
+            hint.strip_prefix("tether").unwrap()
+        ))
+        .current_dir(&dir.path)
+        .env_remove("TETHER_SSH_CONFIG")
+        .output()
+        .unwrap();
+    assert!(cleared.status.success(), "{hint}: {cleared:?}");
+    assert!(
+        String::from_utf8_lossy(&cleared.stdout).contains(
+            "removed unfinished releases (left by runs that did not finish) on resque2: 20250101000002\n"
+        ),
+        "{cleared:?}"
+    );
     assert_eq!(releases(&lab, "resque2"), ["20250101000001"]);
     assert_unlocked(&lab);
     deploy(&dir, &lab, "20250101000003", &[]).status(0);
@@ -161,9 +185,10 @@ fn a_release_never_live_on_a_host_lost_before_the_switch_is_unfinished() {
     );
     let out = deploy(&dir, &lab, "20250101000004", &[]);
     unshadow(&lab, "resque2");
-    out.status(1).stdout_contains(
-        "once those hosts are reachable, `tether deploy:unlock deploy:cleanup --hosts resque2` clears it",
-    );
+    out.status(1).stdout_contains(&format!(
+        "once those hosts are reachable, `tether -F {} deploy:unlock deploy:cleanup --hosts resque2` clears it",
+        lab.ssh_config().display()
+    ));
     for h in ["web1", "web2", "resque1"] {
         assert_eq!(
             releases(&lab, h),
@@ -212,7 +237,10 @@ fn a_release_never_live_on_a_host_lost_before_the_switch_is_unfinished() {
         .stdout_contains("  unfinished (the next deploy removes them): 20250101000004\n");
     tether(&dir, &lab, &["deploy:rollback", "--hosts", "web1"])
         .status(1)
-        .stderr_contains("current leads to release 20250101000004, which a failed run switched it to and never finished publishing: \"tether deploy:cleanup\" puts it back first");
+        .stderr_contains(&format!(
+            "current leads to release 20250101000004, which a failed run switched it to and never finished publishing: \"{}\" puts it back first",
+            said_command(&lab, "deploy:cleanup")
+        ));
     tether(&dir, &lab, &["deploy:cleanup", "--hosts", "web1"])
         .status(0)
         .stdout_contains("put current back where a failed run had found it (that run switched it, then could not finish publishing or put it back) on web1: 20250101000004 -> /srv/shop/releases/20250101000003\n")
@@ -340,11 +368,12 @@ after("deploy:published", "app:restart");
     tether(&dir, &lab, &["deploy:rollback", "-s", "fail_restart=true"])
         .status(1)
         .stderr_contains("restart failed")
-        .stdout_contains(
+        .stdout_contains(&format!(
             "deploy:failed: release 20250101000002 is live: the rollback switched current to it \
              before the failure; release 20250101000003, rolled back from, is still there. \
-             \"tether deploy:rollback\" would now roll back from 20250101000002 to the release before it\n",
-        );
+             \"{}\" would now roll back from 20250101000002 to the release before it\n",
+            said_command(&lab, "-s fail_restart=true deploy:rollback")
+        ));
     for h in HOSTS {
         assert_eq!(
             current(&lab, h).as_deref(),
@@ -398,8 +427,10 @@ fn a_host_switched_then_lost_is_put_back_by_the_command_deploy_failed_names() {
     let srv = lab.host("resque2").root_dir.clone();
     let _ = fs::remove_file(srv.join(".broken"));
     let _ = fs::remove_file(srv.join(".n"));
-    out.status(1)
-        .stdout_contains("`tether deploy:unlock deploy:cleanup --hosts resque2` clears it");
+    out.status(1).stdout_contains(&format!(
+        "`tether -F {} deploy:unlock deploy:cleanup --hosts resque2` clears it",
+        lab.ssh_config().display()
+    ));
     assert_current(
         &lab,
         &["web1", "web2", "resque1"],
@@ -544,8 +575,10 @@ fn a_host_a_failed_rollback_switched_then_lost_is_put_back() {
     let out = tether(&dir, &lab, &["deploy:rollback"]);
     unshadow(&lab, "resque2");
     let _ = fs::remove_file(lab.host("resque2").root_dir.join(".broken"));
-    out.status(1)
-        .stdout_contains("`tether deploy:unlock deploy:cleanup --hosts resque2` clears it");
+    out.status(1).stdout_contains(&format!(
+        "`tether -F {} deploy:unlock deploy:cleanup --hosts resque2` clears it",
+        lab.ssh_config().display()
+    ));
     assert_current(
         &lab,
         &["web1", "web2", "resque1"],

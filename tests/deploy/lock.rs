@@ -158,14 +158,15 @@ fn a_lock_that_is_empty_junk_or_not_a_file_is_held_and_a_full_disk_leaves_none()
     let before: Vec<_> = HOSTS.iter().map(|h| snapshot(&shop(&lab, h))).collect();
     deploy(&dir, &lab, "20250101000002", &[])
         .status(1)
-        .stderr_contains(
+        .stderr_contains(&format!(
             "another deploy holds the lock (/srv/shop/deploy.lock):\n  \
              web1: an empty lock file (a deploy between creating and writing it, or one that died or ran out of disk space before writing it)\n  \
              web2: a lock file tether did not write, not text (its printable part: \"junk\")\n  \
              resque1: a directory is in the lock's place\n  \
              resque2: a symbolic link to \"/nowhere\" is in the lock's place\n\
-             If that deploy is no longer running, `tether deploy:unlock` removes the lock.",
-        );
+             If that deploy is no longer running, `{}` removes the lock.",
+            said_command(&lab, "deploy:unlock")
+        ));
     // Refused before any step: nothing changed, the hook before deploy:check did not run.
     for (h, snap) in HOSTS.iter().zip(&before) {
         assert_unchanged(&shop(&lab, h), snap, h);

@@ -222,7 +222,10 @@ fn a_run_killed_twice_leaves_an_unfinished_release_that_is_removed_and_never_cho
     // The killed run's lock stays until someone who knows it is dead removes it.
     deploy(&dir, &lab, "20250101000003", &[])
         .status(1)
-        .stderr_contains("(release 20250101000002)\nIf that deploy is no longer running, `tether deploy:unlock` removes the lock.");
+        .stderr_contains(&format!(
+            "(release 20250101000002)\nIf that deploy is no longer running, `{}` removes the lock.",
+            said_command(&lab, "deploy:unlock")
+        ));
     tether(&dir, &lab, &["deploy:unlock"]).status(0);
     tether(&dir, &lab, &["deploy:rollback", "-s", "rollback_release=20250101000002"])
         .status(1)

@@ -1213,8 +1213,8 @@ fn tether_run_stops_an_orphan_before_it_exits_or_says_how_to() {
             assert!(
                 text.contains(&format!(
                     "host1 ~ stopped `{command}` on the host (left running when its connection \
-                     was lost and re-attaching failed): its process group was sent SIGTERM and \
-                     ended"
+                     was lost and not re-attached within 1.0 s): its process group was sent \
+                     SIGTERM and ended"
                 )),
                 "{text}"
             );
@@ -1330,8 +1330,8 @@ fn a_recipe_contact_right_after_the_bound_stops_the_orphan_first() {
     let stopped = stdout
         .find(
             "db1  ~ stopped `echo ran >> /srv/marker; sleep 37` on the host (left running when its \
-             connection was lost and re-attaching failed): its process group was sent SIGTERM \
-             and ended",
+             connection was lost and not re-attached within 1.0 s): its process group was sent \
+             SIGTERM and ended",
         )
         .unwrap_or_else(|| panic!("{text}"));
     let next = stdout

@@ -43,11 +43,6 @@ impl WorkerState {
                 None => lost_at + bound,
             };
             if let Err(e) = self.connect_within(until, &opts.stop) {
-                self.orphans.push(Orphan {
-                    id: sup.id.clone(),
-                    command: command.to_string(),
-                    place: sup.place.clone(),
-                });
                 let within = crate::duration::format(bound);
                 let (ended, short) = match (opts.stop.reason(), timeout) {
                     (Some(why), _) => (
@@ -68,6 +63,12 @@ impl WorkerState {
                         format!("not re-attached within {within}"),
                     ),
                 };
+                self.orphans.push(Orphan {
+                    id: sup.id.clone(),
+                    command: command.to_string(),
+                    place: sup.place.clone(),
+                    ended: short.clone(),
+                });
                 let reason = format!(
                     "{reason}; {ended}: remote state unknown, the command may still be running \
                      (tether tries to stop it before its next command on this host, or before \
@@ -216,7 +217,10 @@ impl WorkerState {
             match exec::stop_supervised(conn, &orphan.id) {
                 Ok(done) => self.owner.emit(EventKind::RemoteStopped {
                     command: orphan.command,
-                    why: "left running when its connection was lost and re-attaching failed".into(),
+                    why: format!(
+                        "left running when its connection was lost and {}",
+                        orphan.ended
+                    ),
                     how: done.words(crate::ssh::supervisor::STOP_GRACE),
                 }),
                 Err(failed) if last => self.left_running(&orphan, &failed),

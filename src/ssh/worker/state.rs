@@ -65,4 +65,7 @@ pub(super) struct Orphan {
     pub(super) command: String,
     /// Its process group and files, as the host said.
     pub(super) place: Option<Placement>,
+    /// How re-attaching to it ended (`not re-attached within 1m00s`, `re-attaching was given
+    /// up (tether was interrupted)`), for the line that says it was stopped.
+    pub(super) ended: String,
 }

@@ -1220,6 +1220,11 @@ fn tether_run_stops_an_orphan_before_it_exits_or_says_how_to() {
             );
             assert!(left.is_empty(), "{left:?}\n{text}");
             assert_eq!(spool(&tmp), Vec::<String>::new(), "{text}");
+            // The session that stopped it is counted (fresh-eyes finding, stop 30: "0
+            // reconnects"), and the failure does not say, after the stop, that the command
+            // may still be running.
+            assert!(text.contains("(0 heartbeats, 1 reconnect)"), "{text}");
+            assert!(!text.contains("may still be running"), "{text}");
         } else {
             assert!(!left.is_empty(), "{text}");
             // The process group named is the orphan's own.

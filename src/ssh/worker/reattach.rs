@@ -70,9 +70,9 @@ impl WorkerState {
                     ended: short.clone(),
                 });
                 let reason = format!(
-                    "{reason}; {ended}: remote state unknown, the command may still be running \
-                     (tether tries to stop it before its next command on this host, or before \
-                     it exits)"
+                    "{reason}; {ended}: remote state unknown then (tether stops the command at \
+                     its next contact with this host, or before it exits, and says whether it \
+                     could)"
                 );
                 // Not a host known unreachable: the bound was this command's. The next
                 // contact reconnects under the usual policy at once (and stops the orphan
@@ -235,8 +235,18 @@ impl WorkerState {
     /// running is named with how to stop it by hand.
     pub(super) fn last_contact(&mut self) {
         if self.conn.is_none() {
+            let started = Instant::now();
             match self.owner.connect_for(Some(LAST_CONTACT)) {
-                Ok(conn) => self.conn = Some(conn),
+                Ok(conn) => {
+                    self.conn = Some(conn);
+                    // A session like any other: counted in the summary.
+                    self.emit(EventKind::Reconnected {
+                        reason: "reconnecting to stop what was left running before tether exits"
+                            .into(),
+                        while_idle: false,
+                        took: started.elapsed(),
+                    });
+                }
                 Err(e) => {
                     let why = format!("the host could not be reached before tether exited: {e}");
                     for orphan in std::mem::take(&mut self.orphans) {

@@ -212,6 +212,11 @@ impl Failure {
         let mut kind = None::<Kind>;
         let mut nested_not_run = Vec::new();
         let mut within = Vec::new();
+        // Where every part failed, when that is one place (a command of the closure all its
+        // hosts ran): the step's place too; else the caller's (the `on` call).
+        let mut places = parts.iter().map(|p| p.at.clone());
+        let first = places.next().flatten();
+        let at = first.filter(|a| places.all(|p| p.as_deref() == Some(a.as_str())));
         for p in parts {
             if kind.is_none_or(|k| p.kind.rank() > k.rank()) {
                 kind = Some(p.kind);
@@ -225,6 +230,7 @@ impl Failure {
         }
         let mut f = Failure::hosts(failed, not_run, total);
         f.within = within;
+        f.at = at;
         f.not_run.extend(nested_not_run);
         if let Some(k) = kind {
             f.kind = k;

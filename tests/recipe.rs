@@ -384,7 +384,9 @@ on_failure(|err| { on("all", "echo cleanup >> /srv/cleanup"); print("failure hoo
     out.status(1)
         .stderr_contains("web2: `echo broken >&2; exit 7` failed with exit status 7")
         .stderr_contains("    broken")
-        .stderr_contains("(at deploy.rhai:")
+        // Placed at the closure's command that failed, not at the `on` call (fresh-eyes
+        // finding, stop 30).
+        .stderr_contains("(at deploy.rhai:7:34, in task `deploy`)")
         .stdout_contains("failure hook saw: 1 of 3 hosts");
     for h in ["web1", "db1"] {
         // In flight when web2 failed: finished; the next command was not dispatched.

@@ -313,7 +313,7 @@ fn on_closure(
                 }
             }
             Ok(v) => return HostEnd::Value(v),
-            Err(e) => classify(e),
+            Err(e) => classify(rt, e),
         };
         if !matches!(end, HostEnd::Stopped(_)) {
             let started = scope.commands.load(std::sync::atomic::Ordering::SeqCst);
@@ -417,8 +417,15 @@ fn on_closure(
     Err(throw(Failure::merge(parts, not_run, hosts.len())))
 }
 
-fn classify(e: Box<EvalAltResult>) -> HostEnd {
-    if let Some(f) = failure_of(&e) {
+fn classify(rt: &Runtime, e: Box<EvalAltResult>) -> HostEnd {
+    if let Some(mut f) = failure_of(&e) {
+        // Placed at the closure's command that failed, not at the `on` call.
+        if f.at.is_none() {
+            let main = rt.file.display().to_string();
+            f.at = super::diagnostics::innermost(&e, &main, &rt.sources)
+                .1
+                .map(|l| l.to_string());
+        }
         return HostEnd::Failed(f);
     }
     if let Some(s) = stopped_of(&e) {

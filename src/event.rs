@@ -307,7 +307,8 @@ pub enum EventKind {
         /// The last error.
         error: String,
     },
-    /// The heartbeat interval was shortened after an idle session died.
+    /// The heartbeat interval was shortened after the server's end closed an idle session
+    /// whose limits could not be read.
     #[serde(rename = "heartbeat_interval_learned")]
     Learned {
         /// How long the session had been idle when it was found dead.
@@ -316,6 +317,10 @@ pub enum EventKind {
         /// The new interval.
         #[serde(rename = "interval_ms", serialize_with = "millis")]
         interval: Duration,
+        /// Whether an earlier idle death at about the same idle time confirmed it as the
+        /// server's idle limit, now remembered across runs; else it may as well have been
+        /// sshd killed outright, and holds for this run only (see `ssh::limit_cache`).
+        confirmed: bool,
     },
     /// The heartbeat interval was set from an idle limit the server's config announced, or
     /// that an earlier run learned (the idle-limit cache).

@@ -798,6 +798,7 @@ fn learns_a_shorter_interval_when_an_idle_session_dies() {
     let EventKind::Learned {
         died_after,
         interval,
+        ..
     } = learned.kind
     else {
         unreachable!()

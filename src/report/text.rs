@@ -212,11 +212,26 @@ pub fn host_lines(look: Look, event: &Event) -> Option<Vec<(Lane, String)>> {
             pgid.as_ref()
                 .map_or_else(String::new, |g| format!("Its process group is {g}, "))
         )),
+        // One death does not say who closed the session (sshd killed outright closes it as its
+        // idle limit does): blamed on the server only once a second confirmed it.
         EventKind::Learned {
             died_after,
             interval,
+            confirmed: false,
         } => tether(format!(
-            "the server dropped this idle session within {}; heartbeat every {} from now on",
+            "this idle session was closed after {} idle (by the server's idle limit or by \
+             something else: not remembered until it happens again); heartbeat every {} for \
+             this run",
+            format_duration(*died_after),
+            format_duration(*interval)
+        )),
+        EventKind::Learned {
+            died_after,
+            interval,
+            confirmed: true,
+        } => tether(format!(
+            "the server closed this idle session after {} idle, as it closed one before after \
+             about as long: its idle limit, remembered; heartbeat every {} from now on",
             format_duration(*died_after),
             format_duration(*interval)
         )),
@@ -236,7 +251,7 @@ pub fn host_lines(look: Look, event: &Event) -> Option<Vec<(Lane, String)>> {
                     if *read {
                         "closes connections unused for"
                     } else {
-                        "closed an idle session after"
+                        "closed two idle sessions after"
                     },
                     format_duration(*limit),
                     format_duration(Duration::from_secs(*age_s))

@@ -1,16 +1,28 @@
 //! Idle limits remembered across runs: what one run learned of a server's idle limit (read from
-//! its sshd config by the first heartbeat, or seen when an idle session was closed by it) is
-//! there for the next run from its first connection, so that no run loses an idle host before
-//! it has learned what the server needs.
+//! its sshd config by the first heartbeat, or confirmed by idle sessions it closed) is there for
+//! the next run from its first connection, so that no run loses an idle host before it has
+//! learned what the server needs.
+//!
+//! An idle session closed in order where the config could not be read is one *sighting*, not a
+//! limit: sshd killed outright (`kill -9`, an OOM kill) closes the socket exactly as its
+//! `UnusedConnectionTimeout` does, so one death cannot tell them apart, and a limit believed
+//! from a kill would beat `true` every few seconds on that host for a month. A sighting sets
+//! no interval; a second idle death of the same server at about the same idle time (see
+//! [`about_the_same`]), in the same run or a later one, confirms it: an idle limit repeats
+//! itself to the second, a kill does not come again at the same moment of idleness. (In
+//! practice the second comes in a later run: after the first, the run's heartbeat comes
+//! sooner than that.) Only then is the limit remembered.
 //!
 //! One JSON file (`$XDG_CACHE_HOME/tether/idle-limits.json`, else
 //! `~/.cache/tether/idle-limits.json`; see [`default_path`]), mode 0600, replaced atomically
 //! (written to a temporary file beside it, then renamed). An entry is keyed by the host's
 //! address, port and host key fingerprint (a new server behind the same name learns anew) and
-//! carries the limit, where it came from and when it was learned; entries older than
-//! [`MAX_AGE`] are dropped. A cache that cannot be read or parsed is ignored (the run learns as
-//! if there were none) and one that cannot be written only loses what this run learned: both
-//! are said under `-v`, never fatal.
+//! carries the limit, where it came from and when it was learned; a sighting (kept apart, in
+//! `sightings`) the idle time and when it was seen; both are dropped once older than
+//! [`MAX_AGE`]. A file of version 1 (before sightings) is read with its `idle_death` entries
+//! as sightings: that tether remembered them after one death. A cache that cannot be read or
+//! parsed is ignored (the run learns as if there were none) and one that cannot be written
+//! only loses what this run learned: both are said under `-v`, never fatal.
 
 use std::fs;
 use std::io::Write as _;
@@ -62,7 +74,8 @@ pub struct Key {
 pub enum Source {
     /// `UnusedConnectionTimeout` in the serving sshd's config, read by the first heartbeat.
     SshdConfig,
-    /// An idle session the server closed after this long (no config could be read).
+    /// Idle sessions the server closed twice after about this long (no config could be read;
+    /// the shorter of the two).
     IdleDeath,
 }
 
@@ -87,13 +100,55 @@ struct Entry {
     learned_at: u64,
 }
 
+/// One idle death of a server whose config could not be read, not yet confirmed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Sighting {
+    #[serde(flatten)]
+    key: Key,
+    idle_ms: u64,
+    /// Seconds since the Unix epoch.
+    seen_at: u64,
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct File {
     version: u32,
     entries: Vec<Entry>,
+    /// Absent from a file of version 1.
+    #[serde(default)]
+    sightings: Vec<Sighting>,
 }
 
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+
+/// The version before sightings: its `idle_death` entries came from one death each.
+const VERSION_1: u32 = 1;
+
+/// What an idle death of a server whose limit could not be read comes to (see
+/// [`LimitCache::idle_death`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Death {
+    /// The first at this idle time: a sighting, which sets no interval in a later run.
+    Seen,
+    /// The second at about the same idle time: the server's idle limit (the shorter of the
+    /// two), remembered.
+    Confirmed,
+}
+
+/// Whether two idle deaths of one server came at about the same idle time, so that they are
+/// one limit: at most a quarter of the shorter apart, or a second. sshd's
+/// `UnusedConnectionTimeout` ends a session within milliseconds of its time, and the idle time
+/// is measured from tether's last round trip, a few milliseconds off the server's clock; the
+/// second covers a heartbeat's duration and a slow network, the quarter a long limit timed
+/// by a busy server.
+pub fn about_the_same(a: Duration, b: Duration) -> bool {
+    let (short, long) = if a < b { (a, b) } else { (b, a) };
+    long - short <= (short / 4).max(Duration::from_secs(1))
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
 
 /// The cache of one run: loaded once, written through on every change (merged with what other
 /// runs wrote meanwhile). Shared by every session owner of the run, whose heartbeats learn:
@@ -112,8 +167,10 @@ pub struct LimitCache {
 #[derive(Debug, Default)]
 struct State {
     entries: Vec<Entry>,
-    /// What this run changed, per key: the entry now (`None`: forgotten).
-    changed: Vec<(Key, Option<Entry>)>,
+    sightings: Vec<Sighting>,
+    /// The keys whose entry or sighting this run changed: what `entries` and `sightings` hold
+    /// for them replaces what the file holds.
+    changed: Vec<Key>,
     /// Changed since the last write began.
     dirty: bool,
 }
@@ -124,43 +181,71 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Reads the entries at `path`, without the expired ones: an absent file is empty; a file
-/// that cannot be read or parsed is an error, in words for `-v`.
-fn read(path: &Path, now: u64) -> Result<Vec<Entry>, String> {
+/// Reads the entries and sightings at `path`, without the expired ones (a version 1 file's
+/// `idle_death` entries as sightings): an absent file is empty; a file that cannot be read or
+/// parsed is an error, in words for `-v`.
+fn read(path: &Path, now: u64) -> Result<(Vec<Entry>, Vec<Sighting>), String> {
     let text = match fs::read_to_string(path) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     };
-    let file: File = serde_json::from_str(&text)
+    let mut file: File = serde_json::from_str(&text)
         .map_err(|e| format!("{} is not a tether idle-limit cache ({e})", path.display()))?;
-    if file.version != VERSION {
-        return Err(format!(
-            "{} has version {}, this tether reads version {VERSION}",
-            path.display(),
-            file.version
-        ));
+    match file.version {
+        VERSION => {}
+        VERSION_1 => {
+            let (died, read): (Vec<Entry>, Vec<Entry>) = std::mem::take(&mut file.entries)
+                .into_iter()
+                .partition(|e| e.source == Source::IdleDeath);
+            file.entries = read;
+            file.sightings = died
+                .into_iter()
+                .map(|e| Sighting {
+                    key: e.key,
+                    idle_ms: e.idle_limit_ms,
+                    seen_at: e.learned_at,
+                })
+                .collect();
+        }
+        other => {
+            return Err(format!(
+                "{} has version {other}, this tether reads version {VERSION}",
+                path.display(),
+            ))
+        }
     }
-    let max_age = MAX_AGE.as_secs();
-    Ok(file
+    let fresh = |at: u64, ms: u64| {
+        now.saturating_sub(at) <= MAX_AGE.as_secs() && at <= now + 60 && PLAUSIBLE.contains(&ms)
+    };
+    let entries = file
         .entries
         .into_iter()
-        .filter(|e| now.saturating_sub(e.learned_at) <= max_age && e.learned_at <= now + 60)
-        .filter(|e| PLAUSIBLE.contains(&e.idle_limit_ms))
-        .collect())
+        .filter(|e| fresh(e.learned_at, e.idle_limit_ms))
+        .collect();
+    let sightings = file
+        .sightings
+        .into_iter()
+        .filter(|s| fresh(s.seen_at, s.idle_ms))
+        .collect();
+    Ok((entries, sightings))
 }
 
 impl LimitCache {
     /// The cache at `path` and, when its file had to be ignored, why (for `-v`).
     pub fn load(path: PathBuf) -> (LimitCache, Option<String>) {
-        let (entries, note) = match read(&path, now_secs()) {
-            Ok(entries) => (entries, None),
-            Err(why) => (Vec::new(), Some(format!("idle-limit cache ignored: {why}"))),
+        let ((entries, sightings), note) = match read(&path, now_secs()) {
+            Ok(read) => (read, None),
+            Err(why) => (
+                Default::default(),
+                Some(format!("idle-limit cache ignored: {why}")),
+            ),
         };
         let cache = LimitCache {
             path,
             state: Mutex::new(State {
                 entries,
+                sightings,
                 ..State::default()
             }),
             writing: Mutex::new(()),
@@ -178,7 +263,7 @@ impl LimitCache {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// What is remembered about `key`.
+    /// What is remembered about `key` (a sighting is not: see the module docs).
     pub fn get(&self, key: &Key) -> Option<Remembered> {
         let now = now_secs();
         self.state()
@@ -196,19 +281,46 @@ impl LimitCache {
     /// words) when the file could not be written: the entry is then remembered for this run
     /// only.
     pub fn remember(&self, key: &Key, limit: Duration, source: Source) -> Result<(), String> {
-        let entry = Entry {
-            key: key.clone(),
-            idle_limit_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
-            source,
-            learned_at: now_secs(),
-        };
         {
             let mut st = self.state();
-            st.entries.retain(|e| &e.key != key);
-            st.entries.push(entry.clone());
-            change(&mut st, key, Some(entry));
+            put(&mut st, key, limit, source);
+            change(&mut st, key);
         }
         self.flush()
+    }
+
+    /// An idle session of `key`'s server, whose limit could not be read, was closed in order
+    /// after `idle`: a sighting, or, where one at about the same idle time was there, the
+    /// confirmed limit (see the module docs). What the file holds as a limit stays until
+    /// then: one death does not replace it. The error (in words) when the file could not be
+    /// written: it is then known to this run only.
+    pub fn idle_death(&self, key: &Key, idle: Duration) -> (Death, Result<(), String>) {
+        let death = {
+            let mut st = self.state();
+            let earlier = st
+                .sightings
+                .iter()
+                .find(|s| &s.key == key)
+                .map(|s| Duration::from_millis(s.idle_ms));
+            st.sightings.retain(|s| &s.key != key);
+            let death = match earlier.filter(|&e| about_the_same(e, idle)) {
+                Some(earlier) => {
+                    put(&mut st, key, earlier.min(idle), Source::IdleDeath);
+                    Death::Confirmed
+                }
+                None => {
+                    st.sightings.push(Sighting {
+                        key: key.clone(),
+                        idle_ms: millis(idle),
+                        seen_at: now_secs(),
+                    });
+                    Death::Seen
+                }
+            };
+            change(&mut st, key);
+            death
+        };
+        (death, self.flush())
     }
 
     /// Forgets a limit for `key` that came from `source` (the config read now sets none).
@@ -221,7 +333,7 @@ impl LimitCache {
             if st.entries.len() == before {
                 return Ok(());
             }
-            change(&mut st, key, None);
+            change(&mut st, key);
         }
         self.flush()
     }
@@ -234,20 +346,33 @@ impl LimitCache {
                 let Ok(_writing) = self.writing.try_lock() else {
                     return Ok(());
                 };
-                let changed = {
+                let (changed, ours, our_sightings) = {
                     let mut st = self.state();
                     if !st.dirty {
                         return Ok(());
                     }
                     st.dirty = false;
-                    st.changed.clone()
+                    let changed = st.changed.clone();
+                    let ours: Vec<Entry> = st
+                        .entries
+                        .iter()
+                        .filter(|e| changed.contains(&e.key))
+                        .cloned()
+                        .collect();
+                    let sightings: Vec<Sighting> = st
+                        .sightings
+                        .iter()
+                        .filter(|s| changed.contains(&s.key))
+                        .cloned()
+                        .collect();
+                    (changed, ours, sightings)
                 };
-                let mut entries = read(&self.path, now_secs()).unwrap_or_default();
-                for (key, now) in changed {
-                    entries.retain(|e| e.key != key);
-                    entries.extend(now);
-                }
-                write(&self.path, &entries)?;
+                let (mut entries, mut sightings) = read(&self.path, now_secs()).unwrap_or_default();
+                entries.retain(|e| !changed.contains(&e.key));
+                entries.extend(ours);
+                sightings.retain(|s| !changed.contains(&s.key));
+                sightings.extend(our_sightings);
+                write(&self.path, &entries, &sightings)?;
             }
             // Released first: a change made while the file was written is seen here, or its
             // owner takes the lock itself.
@@ -258,9 +383,21 @@ impl LimitCache {
     }
 }
 
-fn change(st: &mut State, key: &Key, now: Option<Entry>) {
-    st.changed.retain(|(k, _)| k != key);
-    st.changed.push((key.clone(), now));
+/// Puts `limit` from `source` in place of what `st` held for `key`.
+fn put(st: &mut State, key: &Key, limit: Duration, source: Source) {
+    st.entries.retain(|e| &e.key != key);
+    st.entries.push(Entry {
+        key: key.clone(),
+        idle_limit_ms: millis(limit),
+        source,
+        learned_at: now_secs(),
+    });
+}
+
+fn change(st: &mut State, key: &Key) {
+    if !st.changed.contains(key) {
+        st.changed.push(key.clone());
+    }
     st.dirty = true;
 }
 
@@ -274,7 +411,7 @@ impl Drop for LimitCache {
 
 /// Writes `entries` to `path`: the directory made (0700) if missing, a temporary file (0600)
 /// beside it written and renamed over it, so that a reader sees the old file or the new one.
-fn write(path: &Path, entries: &[Entry]) -> Result<(), String> {
+fn write(path: &Path, entries: &[Entry], sightings: &[Sighting]) -> Result<(), String> {
     let fail = |what: &str, e: std::io::Error| format!("cannot {what} {}: {e}", path.display());
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::DirBuilder::new()
@@ -285,6 +422,7 @@ fn write(path: &Path, entries: &[Entry]) -> Result<(), String> {
     let text = serde_json::to_string_pretty(&File {
         version: VERSION,
         entries: entries.to_vec(),
+        sightings: sightings.to_vec(),
     })
     .map_err(|e| format!("cannot encode {}: {e}", path.display()))?;
     let temporary = dir.join(format!(".{FILE}.{}", std::process::id()));
@@ -362,6 +500,90 @@ mod tests {
         let (third, _) = LimitCache::load(path.clone());
         assert_eq!(third.get(&key(1)), None);
         assert!(third.get(&key(2)).is_some());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// One idle death is a sighting, remembered but setting nothing (fresh-eyes finding: a
+    /// `kill -9` of sshd was remembered as a 6 s limit for 30 days); a second at about the same
+    /// idle time, in a later run, confirms the shorter of the two; one at another time is
+    /// only the newest sighting.
+    #[test]
+    fn an_idle_death_is_remembered_as_a_limit_only_once_a_second_confirms_it() {
+        let dir =
+            std::env::temp_dir().join(format!("tether-limit-cache-deaths-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let path = dir.join(FILE);
+        let ms = Duration::from_millis;
+        let (cache, _) = LimitCache::load(path.clone());
+        let (death, written) = cache.idle_death(&key(1), ms(5978));
+        assert_eq!((death, written), (Death::Seen, Ok(())));
+        assert_eq!(cache.get(&key(1)), None);
+        // At another idle time: the newest sighting, still nothing believed.
+        assert_eq!(cache.idle_death(&key(1), ms(9100)).0, Death::Seen);
+        let (next_run, _) = LimitCache::load(path.clone());
+        assert_eq!(next_run.get(&key(1)), None);
+        assert!(fs::read_to_string(&path)
+            .unwrap()
+            .contains("\"idle_ms\": 9100"));
+        // The same again (9.1 s, then 8.3 s: under a quarter apart), a run later.
+        assert_eq!(next_run.idle_death(&key(1), ms(8300)).0, Death::Confirmed);
+        let (third_run, _) = LimitCache::load(path.clone());
+        let got = third_run.get(&key(1)).unwrap();
+        assert_eq!((got.limit, got.source), (ms(8300), Source::IdleDeath));
+        // One death elsewhere does not undo a confirmed limit.
+        assert_eq!(third_run.idle_death(&key(1), ms(3000)).0, Death::Seen);
+        assert_eq!(third_run.get(&key(1)).unwrap().limit, ms(8300));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn deaths_at_about_the_same_idle_time_are_a_quarter_or_a_second_apart() {
+        let ms = Duration::from_millis;
+        assert!(about_the_same(ms(3000), ms(3900)));
+        assert!(!about_the_same(ms(3000), ms(4100)));
+        assert!(about_the_same(ms(60_000), ms(74_000)));
+        assert!(!about_the_same(ms(60_000), ms(76_000)));
+        assert!(about_the_same(ms(5978), ms(5978)));
+    }
+
+    /// A version 1 file (before sightings) held an `idle_death` entry after one death: it is
+    /// read as a sighting; what the config said stays a limit.
+    #[test]
+    fn a_version_1_file_s_idle_deaths_are_read_as_sightings() {
+        let dir =
+            std::env::temp_dir().join(format!("tether-limit-cache-v1-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(FILE);
+        let now = now_secs();
+        let entry = |port: u16, ms: u64, source: &str| {
+            format!(
+                r#"{{"host": "127.0.0.1", "port": {port}, "host_key": "SHA256:abc", "idle_limit_ms": {ms}, "source": "{source}", "learned_at": {now}}}"#
+            )
+        };
+        fs::write(
+            &path,
+            format!(
+                r#"{{"version": 1, "entries": [{}, {}]}}"#,
+                entry(1, 5978, "idle_death"),
+                entry(2, 3000, "sshd_config")
+            ),
+        )
+        .unwrap();
+        let (cache, note) = LimitCache::load(path.clone());
+        assert_eq!(note, None);
+        assert_eq!(cache.get(&key(1)), None);
+        assert_eq!(cache.get(&key(2)).unwrap().source, Source::SshdConfig);
+        assert_eq!(
+            cache.idle_death(&key(1), Duration::from_millis(6100)).0,
+            Death::Confirmed
+        );
+        assert_eq!(
+            cache.get(&key(1)).unwrap().limit,
+            Duration::from_millis(5978)
+        );
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"version\": 2"), "{text}");
         fs::remove_dir_all(&dir).unwrap();
     }
 

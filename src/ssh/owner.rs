@@ -13,7 +13,7 @@ use super::config::{HostConfig, Route};
 use super::connect::{self, Connection};
 use super::heartbeat::Limits;
 use super::known_hosts;
-use super::limit_cache::{Key, Source};
+use super::limit_cache::{Death, Key, Source};
 use super::limiter::HandshakeLimiter;
 use super::policy::{self, WorkerSettings};
 use super::proxy_command;
@@ -273,17 +273,20 @@ impl Owner {
         outcome
     }
 
-    /// An idle session died after `idle`: beat faster from now on, say so, and remember it
-    /// for later runs.
+    /// The server's end closed an idle session after `idle`, and its limits could not be
+    /// read: beat faster for the rest of the run, and say so. sshd killed outright closes it
+    /// the same way, so one such death is only a sighting; remembered for later runs is the
+    /// limit a second one at about the same idle time confirms (see `limit_cache`).
     pub fn learn(&mut self, idle: Duration) {
         let Some(current) = self.interval else { return };
         if let Some(interval) = reconnect::learned_interval(current, idle) {
             self.interval = Some(interval);
+            let confirmed = self.idle_death(idle) == Death::Confirmed;
             self.emit(EventKind::Learned {
                 died_after: idle,
                 interval,
+                confirmed,
             });
-            self.remember(idle, Source::IdleDeath);
         }
     }
 }
@@ -394,6 +397,23 @@ impl Owner {
                 interval,
             });
         }
+    }
+
+    /// Records an idle death after `idle` in the cache (see [`LimitCache::idle_death`]):
+    /// `Seen` without a cache.
+    ///
+    /// [`LimitCache::idle_death`]: super::limit_cache::LimitCache::idle_death
+    fn idle_death(&self, idle: Duration) -> Death {
+        let (Some(cache), Some(key)) = (&self.settings.limit_cache, self.cache_key()) else {
+            return Death::Seen;
+        };
+        let (death, written) = cache.idle_death(&key, idle);
+        if let Err(why) = written {
+            self.emit(EventKind::Note {
+                message: format!("idle session's end not remembered: {why}"),
+            });
+        }
+        death
     }
 
     fn remember(&self, limit: Duration, source: Source) {

@@ -266,17 +266,27 @@ impl Builder {
                 Event::HeartbeatIntervalLearned {
                     died_after_ms,
                     interval_ms,
+                    confirmed,
                 },
                 Some(h),
             ) => {
+                let (died, every) = (
+                    seconds(died_after_ms / 1000.0),
+                    seconds(interval_ms / 1000.0),
+                );
                 self.host(h).marks.push(Mark {
                     t,
                     kind: MarkKind::Learned,
-                    detail: format!(
-                        "the server dropped the idle session within {}; heartbeat every {} from then on",
-                        seconds(died_after_ms / 1000.0),
-                        seconds(interval_ms / 1000.0)
-                    ),
+                    detail: match confirmed {
+                        true => format!(
+                            "the server closed the idle session after {died} idle, as before: \
+                             its idle limit; heartbeat every {every} from then on"
+                        ),
+                        false => format!(
+                            "the idle session was closed after {died} idle (by the server's \
+                             idle limit or by something else); heartbeat every {every} for the run"
+                        ),
+                    },
                 });
             }
             (Event::TaskStarted { task }, _) => {

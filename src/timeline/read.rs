@@ -197,6 +197,10 @@ pub enum Event {
         died_after_ms: f64,
         /// The new interval, ms.
         interval_ms: f64,
+        /// Whether it confirmed an earlier idle death as the server's limit (absent from logs
+        /// of a tether that did not tell).
+        #[serde(default)]
+        confirmed: bool,
     },
     /// `task_started`.
     TaskStarted {
@@ -429,6 +433,7 @@ fn check_numbers(event: &Event) -> Result<(), &'static str> {
         Event::HeartbeatIntervalLearned {
             died_after_ms,
             interval_ms,
+            ..
         } => &[
             ("died_after_ms", *died_after_ms),
             ("interval_ms", *interval_ms),

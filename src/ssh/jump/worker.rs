@@ -485,8 +485,9 @@ impl State {
             .take()
             .or_else(|| self.conn.as_ref().and_then(|c| idle_death::peek(c.fd())));
         if heartbeat && death.is_some_and(IdleDeath::may_be_idle_limit) {
-            // A heartbeat found the session closed by the server: it drops sessions idle
-            // that long. (Not after a reset or a silence: see `idle_death`.)
+            // A heartbeat found the session closed by the server's end: an idle limit, or
+            // sshd killed (see `Owner::learn`). Not after a reset or a silence: see
+            // `idle_death`.
             self.owner.learn(self.last_alive.elapsed());
         }
         let reason = death

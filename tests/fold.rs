@@ -90,12 +90,27 @@ fn identical_lines_fold_and_differing_hosts_stand_out() {
     let lab = Lab::start(4);
     let dir = tempfile::tempdir().unwrap();
     let config = fleet(&lab, dir.path(), &[7, 21]);
-    let out = Tether::new()
-        .folded()
-        .ssh_config(&config)
-        .args(&["run", "--hosts", &hosts(), "--"])
-        .arg(&command(&dir.path().join("barrier")))
-        .run();
+    // A line waits at most the fold window for its likes: on a machine loaded enough that the
+    // 30 hosts' lines arrive further apart, a group splits, as README says it may (seen once
+    // in a full run at four test threads). Folded in none of three runs is a failure.
+    let mut attempt = 0;
+    let out = loop {
+        attempt += 1;
+        let out = Tether::new()
+            .folded()
+            .ssh_config(&config)
+            .args(&["run", "--hosts", &hosts(), "--"])
+            .arg(&command(&dir.path().join(format!("barrier{attempt}"))))
+            .run();
+        let groups = out
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("web") && (l.contains(" | ") || l.contains(" ! ")))
+            .count();
+        if groups == 5 || attempt == 3 {
+            break out;
+        }
+    };
     out.status(1);
     // Every output line is `SET | text` or `SET ! text`; expanded, each host printed exactly its
     // own lines, in order.

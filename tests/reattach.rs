@@ -43,6 +43,17 @@ fn processes(lab: &Lab, host: &str, needle: &str) -> Vec<u32> {
         .collect()
 }
 
+/// Runs `words` (a command tether told the user to run) as a person would paste them, from
+/// another directory; they must succeed.
+fn run_as_given(words: &str) {
+    let status = std::process::Command::new("sh")
+        .args(["-c", &format!("cd / && {words}")])
+        .stdin(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{words}");
+}
+
 /// Waits until `what` holds (at most 10 s).
 fn wait_until(why: &str, what: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -1284,12 +1295,7 @@ fn tether_run_stops_an_orphan_before_it_exits_or_says_how_to() {
                 }
             }
             // The words work, as given, from another directory.
-            let stop = std::process::Command::new("sh")
-                .args(["-c", &format!("cd / && {stop_with}")])
-                .stdin(std::process::Stdio::null())
-                .status()
-                .unwrap();
-            assert!(stop.success(), "{stop_with}");
+            run_as_given(&stop_with);
             wait_until("the orphan survived the words", || {
                 processes(&lab, "host1", &sleep).is_empty()
             });
@@ -1804,13 +1810,7 @@ fn a_second_signal_names_the_commands_it_leaves_running() {
         if let Some(rest) = stderr.split(&head).nth(1) {
             named += 1;
             let words = rest.lines().next().unwrap();
-            // The words as given, from another directory.
-            let status = std::process::Command::new("sh")
-                .args(["-c", &format!("cd / && {ssh} {words}")])
-                .stdin(std::process::Stdio::null())
-                .status()
-                .unwrap();
-            assert!(status.success(), "{words}\n{stderr}");
+            run_as_given(&format!("{ssh} {words}"));
         }
         wait_until("the command still runs", || {
             processes(&lab, host, "sleep 57").is_empty()

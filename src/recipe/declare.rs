@@ -321,6 +321,7 @@ fn add_hook(
 ) -> Fallible<()> {
     let mut recipe = rt.recipe();
     recipe.hook_sites.push(super::model::HookSite {
+        before,
         task: task.to_string(),
         other: match &hook {
             Hook::Task(other) => Some(other.clone()),

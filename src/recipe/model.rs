@@ -58,12 +58,22 @@ pub enum Hook {
 /// Where a `before`/`after` was declared, for errors about the names it gives.
 #[derive(Debug, Clone)]
 pub struct HookSite {
+    /// `before` (else `after`).
+    pub before: bool,
     /// The task it hooks.
     pub task: String,
     /// The task it runs (`None`: a closure).
     pub other: Option<String>,
     /// The source and position of the call.
     pub at: Option<(String, rhai::Position)>,
+}
+
+impl HookSite {
+    /// Where it was declared, as `file:line:col`.
+    pub fn location(&self) -> Option<super::diagnostics::Location> {
+        let (source, pos) = self.at.as_ref()?;
+        super::diagnostics::Location::at(source, *pos)
+    }
 }
 
 /// A named task; defining a task twice appends the second body (as Rake does).

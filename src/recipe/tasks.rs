@@ -92,19 +92,9 @@ fn circular(rt: &Runtime, circle: &[String]) -> Box<EvalAltResult> {
         .find(|s| s.task == last && s.other.as_deref() == Some(task));
     let by = match hook {
         Some(site) => {
-            let kind = if recipe.before.get(last).is_some_and(|hooks| {
-                hooks
-                    .iter()
-                    .any(|h| matches!(h, super::model::Hook::Task(t) if t == task))
-            }) {
-                "before"
-            } else {
-                "after"
-            };
+            let kind = if site.before { "before" } else { "after" };
             let at = site
-                .at
-                .as_ref()
-                .and_then(|(source, pos)| super::diagnostics::Location::at(source, *pos))
+                .location()
                 .map(|l| format!(" at {l}"))
                 .unwrap_or_default();
             format!(" by {kind}(\"{last}\", \"{task}\"){at}")

@@ -425,8 +425,7 @@ impl Loaded {
                 .hook_sites
                 .iter()
                 .find(|s| s.task == task && other.is_none_or(|o| s.other.as_deref() == Some(o)))
-                .and_then(|s| s.at.as_ref())
-                .and_then(|(source, pos)| diagnostics::Location::at(source, *pos))
+                .and_then(|s| s.location())
         };
         let refuse = |message: String, at: Option<diagnostics::Location>| {
             Error::Recipe(diagnostics::render(

@@ -605,3 +605,34 @@ fn a_host_a_failed_rollback_switched_then_lost_is_put_back() {
         assert!(!shop(&lab, h).join(".tether-rollback").exists(), "{h}");
     }
 }
+
+/// A linked file whose directory is the release itself once links are followed (a `loop -> .`
+/// link in the repository, `linked_files ["loop/REVISION"]`) would replace what tether writes
+/// into the release: refused, not linked (stop 32, re-test: REVISION became a link into
+/// shared/ and the release showed shared/'s revision, exit 0).
+#[test]
+fn a_linked_file_that_lands_on_revision_through_a_link_is_refused() {
+    let lab = lab();
+    let dir = Dir::new("linked-revision");
+    let app = App::new(&dir);
+    std::os::unix::fs::symlink(".", app.work.join("loop")).unwrap();
+    app.commit("v1 with a loop");
+    for h in HOSTS {
+        fs::create_dir_all(shop(&lab, h).join("shared/loop")).unwrap();
+        fs::write(shop(&lab, h).join("shared/loop/REVISION"), "FAKE\n").unwrap();
+    }
+    dir.write(
+        "deploy.rhai",
+        &format!(
+            "{}set(\"linked_files\", [\"config/secrets.yml\", \"loop/REVISION\"]);\n",
+            recipe_text(&app, false)
+        ),
+    );
+    deploy(&dir, &lab, "20250101000001", &[])
+        .status(1)
+        .stderr_contains("loop/REVISION: its directory is the release itself once links are followed, so it names REVISION");
+    for h in HOSTS {
+        assert_eq!(current(&lab, h), None, "{h}");
+    }
+    assert_unlocked(&lab);
+}

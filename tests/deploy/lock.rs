@@ -514,6 +514,12 @@ fn a_place_set_again_during_the_run_is_refused_and_the_lock_released() {
         ("set(\"deploy_to\", \"/srv/other\")", "deploy_to"),
         ("set(\"lock_file\", \"/srv/other.lock\")", "lock_file"),
         ("set(\"current_path\", \"/srv/shop/live\")", "current_path"),
+        // The release's own path (stop 32, re-test: current went to shared/ and the real
+        // release was removed as unfinished, exit 0).
+        (
+            "set(\"release_path\", fetch(\"shared_path\"))",
+            "release_path",
+        ),
     ] {
         dir.write(
             "deploy.rhai",
@@ -535,6 +541,10 @@ fn a_place_set_again_during_the_run_is_refused_and_the_lock_released() {
             assert!(!lab.host(h).root_dir.join("other").exists(), "{set} {h}");
             assert!(
                 !lab.host(h).root_dir.join("shop/live").exists(),
+                "{set} {h}"
+            );
+            assert!(
+                !shop(&lab, h).join("shared/.tether-complete").exists(),
                 "{set} {h}"
             );
         }

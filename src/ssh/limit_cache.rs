@@ -509,9 +509,9 @@ mod tests {
     /// only the newest sighting.
     #[test]
     fn an_idle_death_is_remembered_as_a_limit_only_once_a_second_confirms_it() {
-        let dir =
-            std::env::temp_dir().join(format!("tether-limit-cache-deaths-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        // Not made yet, as a first run finds it.
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("cache");
         let path = dir.join(FILE);
         let ms = Duration::from_millis;
         let (cache, _) = LimitCache::load(path.clone());
@@ -533,7 +533,6 @@ mod tests {
         // One death elsewhere does not undo a confirmed limit.
         assert_eq!(third_run.idle_death(&key(1), ms(3000)).0, Death::Seen);
         assert_eq!(third_run.get(&key(1)).unwrap().limit, ms(8300));
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -550,10 +549,8 @@ mod tests {
     /// read as a sighting; what the config said stays a limit.
     #[test]
     fn a_version_1_file_s_idle_deaths_are_read_as_sightings() {
-        let dir =
-            std::env::temp_dir().join(format!("tether-limit-cache-v1-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let path = dir.join(FILE);
         let now = now_secs();
         let entry = |port: u16, ms: u64, source: &str| {
@@ -584,7 +581,6 @@ mod tests {
         );
         let text = fs::read_to_string(&path).unwrap();
         assert!(text.contains("\"version\": 2"), "{text}");
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -74,8 +74,8 @@ fn ssh_command_reaches_the_host_as_tether_did() {
         })
         .unwrap();
     assert_eq!(jumped.ssh_command, "ssh -J me@bastion:2022,hop db");
-    let dir = std::env::temp_dir().join(format!("tether-ssh-command-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let file = dir.join("it's config");
     std::fs::write(&file, "Host db\n  Port 2\n").unwrap();
     let loaded = SshConfig::load(Some(&file), Path::new("/nonexistent")).unwrap();
@@ -85,7 +85,6 @@ fn ssh_command_reaches_the_host_as_tether_did() {
     );
     let none = SshConfig::load(Some(Path::new("NONE")), Path::new("/nonexistent")).unwrap();
     assert_eq!(host(&none, "db").ssh_command, "ssh -F none db");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

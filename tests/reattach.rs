@@ -1184,7 +1184,10 @@ fn tether_run_stops_an_orphan_before_it_exits_or_says_how_to() {
     {
         std::fs::write(&marker, "").unwrap();
         let sleep = format!("sleep 3{round}");
-        let command = format!("echo ran >> /srv/marker; {sleep}");
+        // Left running, it ignores SIGTERM: the words that stop it by hand must still end it
+        // (stop 32 re-test: they sent SIGTERM only, and removed its files).
+        let ignore = if back { "" } else { "trap '' TERM; " };
+        let command = format!("{ignore}echo ran >> /srv/marker; {sleep}");
         let format = if json { "json" } else { "text" };
         let child = support::tether::Tether::new()
             .ssh_config(&lab.ssh_config())
@@ -1256,7 +1259,9 @@ fn tether_run_stops_an_orphan_before_it_exits_or_says_how_to() {
             // whatever the login shell (see shells::the_words_that_stop_a_command_by_hand_...).
             let stop_with = tether::ssh::supervisor::by_hand(
                 &format!("ssh -F {} host1", lab.ssh_config().display()),
-                &format!("kill -TERM -{pgid}; rm -rf {base}.*"),
+                &format!(
+                    "kill -TERM -{pgid} && {{ i=0; while kill -0 -{pgid} 2>/dev/null && [ $i -lt 5 ]; do sleep 1; i=$((i+1)); done; kill -KILL -{pgid} 2>/dev/null; }}; rm -rf {base}.*"
+                ),
             );
             if json {
                 let said: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)

@@ -436,9 +436,12 @@ fn the_words_that_stop_a_command_by_hand_work_under_every_login_shell() {
     std::fs::create_dir_all(&dir).unwrap();
     for (name, path) in SHELLS {
         for by_id in [true, false] {
-            // A command's process group and files, as the supervisor leaves them.
-            let mut group = Command::new("sleep");
-            group.arg("60");
+            // A command's process group and files, as the supervisor leaves them; under the
+            // first shell one that ignores SIGTERM, which the words end with SIGKILL after
+            // the grace period (stop 32 re-test: they sent SIGTERM only).
+            let mut group = Command::new("sh");
+            let ignore = if name == SHELLS[0].0 { "trap '' TERM; " } else { "" };
+            group.args(["-c", &format!("{ignore}sleep 60")]);
             // SAFETY: setsid(2) in the child before exec; async-signal-safe.
             unsafe {
                 group.pre_exec(|| {
@@ -448,6 +451,9 @@ fn the_words_that_stop_a_command_by_hand_work_under_every_login_shell() {
             }
             let mut child = group.spawn().unwrap();
             let pgid = child.id().to_string();
+            // Reaped as it ends, as init reaps an orphan's: the words wait while the group
+            // lives, and a zombie leader counts as alive.
+            let waiter = std::thread::spawn(move || child.wait().unwrap());
             let id = format!("1a-2b-{name}");
             let spool = dir.join(&id);
             std::fs::write(dir.join(format!("{id}.p")), format!("{pgid}\n")).unwrap();
@@ -472,7 +478,7 @@ fn the_words_that_stop_a_command_by_hand_work_under_every_login_shell() {
                 .env("LOGNAME", "someone")
                 .output()
                 .unwrap();
-            let stopped = child.wait().unwrap();
+            let stopped = waiter.join().unwrap();
             assert!(
                 out.status.success() && stopped.code().is_none(),
                 "{name} ({by_id}): {remote}\n{}",

@@ -321,11 +321,12 @@ pub fn clean() -> String {
 const EXPIRE: &str = r#"[ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && find "$_tether_b/." ! -name . -prune \( -name '*.s' -o -name '*.o' -o -name '*.claim' \) -mtime +0 2>/dev/null | while read -r _tether_f; do _tether_i=${_tether_f%.*}; case $_tether_f in *.s) [ -s "$_tether_f" ] || continue;; *.o) [ -s "$_tether_i.s" ] && continue; _tether_p=; read -r _tether_p <"$_tether_i.p" 2>/dev/null; [ -n "$_tether_p" ] && kill -0 -"$_tether_p" 2>/dev/null && continue;; *) [ -e "$_tether_i.o" ] && continue;; esac; rm -f "$_tether_i".? "$_tether_i".?.* "$_tether_i.claim"; done"#;
 
 /// The sh script that stops the supervised command `id` by hand and removes its files: its
-/// process group read from its files (`ID.p`). `kill -TERM -PGID`, not `kill -TERM -- -PGID`:
-/// dash's `kill` (Debian's /bin/sh) takes `--` for a number.
+/// process group read from its files (`ID.p`), stopped as tether stops it (see
+/// [`by_hand_stop`]).
 pub fn stop_by_id(id: &str) -> String {
     format!(
-        r#"d=${{TMPDIR:-/tmp}}/tether-${{LOGNAME:-$USER}}/{id}; kill -TERM -$(cat "$d.p"); rm -rf "$d".*"#
+        r#"d=${{TMPDIR:-/tmp}}/tether-${{LOGNAME:-$USER}}/{id}; p=$(cat "$d.p") && {}; rm -rf "$d".*"#,
+        by_hand_stop("$p")
     )
 }
 
@@ -333,8 +334,20 @@ pub fn stop_by_id(id: &str) -> String {
 /// (see [`Placement`]).
 pub fn stop_by_group(pgid: &str, spool: &str) -> String {
     format!(
-        "kill -TERM -{pgid}; rm -rf {}.*",
+        "{}; rm -rf {}.*",
+        by_hand_stop(pgid),
         crate::command::quote(spool)
+    )
+}
+
+/// Stops process group `pgid` as [`stop`] does: SIGTERM, then SIGKILL once [`STOP_GRACE`] has
+/// passed with any of it left (a command that ignores SIGTERM must not outlive the words that
+/// removed its files). `kill -TERM -PGID`, not `kill -TERM -- -PGID`: dash's `kill` (Debian's
+/// /bin/sh) takes `--` for a number; whole seconds, as POSIX `sleep` takes.
+fn by_hand_stop(pgid: &str) -> String {
+    format!(
+        "kill -TERM -{pgid} && {{ i=0; while kill -0 -{pgid} 2>/dev/null && [ $i -lt {grace} ]; do sleep 1; i=$((i+1)); done; kill -KILL -{pgid} 2>/dev/null; }}",
+        grace = STOP_GRACE.as_secs()
     )
 }
 

@@ -1932,3 +1932,52 @@ fn an_on_closure_without_the_host_parameter_is_refused_at_the_on() {
         .status(0)
         .stdout_contains("echo 1web1");
 }
+
+/// Every unknown hook target is named, each at its call (stop 32 tester: only the first was),
+/// and a hook declared while tasks run is checked there and then: one naming an unknown task,
+/// or a task that already ran or runs now (its hooks were read when it started, so it would
+/// never run), is refused at its call (stop 32 re-test: accepted without a word).
+#[test]
+fn hooks_naming_unknown_or_started_tasks_are_refused_each_at_its_call() {
+    let r = RecipeDir::new(
+        "hooks-all",
+        "task(\"a\", || {});\nafter(\"b\", \"a\");\nbefore(\"a\", \"nosuch\");\nafter(\"c\", || {});\n",
+    );
+    recipe_error(&r, &["a"])
+        .stderr_contains("deploy.rhai:2:1: after(\"b\", ...): unknown task `b`")
+        .stderr_contains("deploy.rhai:3:1: before(\"a\", \"nosuch\"): unknown task `nosuch`")
+        .stderr_contains("deploy.rhai:4:1: after(\"c\", ...): unknown task `c`");
+    let cases = [
+        (
+            "task(\"a\", || {\n    after(\"a\", \"ghost\");\n});\n",
+            "deploy.rhai:2:5: after(\"a\", \"ghost\"): unknown task `ghost`",
+        ),
+        (
+            "task(\"a\", || {\n    before(\"nosuch\", || {});\n});\n",
+            "deploy.rhai:2:5: before(\"nosuch\", ...): unknown task `nosuch`",
+        ),
+        (
+            "task(\"b\", || {});\ntask(\"a\", || {\n    after(\"a\", \"b\");\n});\n",
+            "deploy.rhai:3:5: after(\"a\", \"b\"): task `a` has started in this run, so this hook would never run: declare it before the task runs (at the top of the recipe)",
+        ),
+        (
+            "task(\"b\", || {});\ntask(\"a\", || {\n    before(\"b\", || print(\"late\"));\n});\nbefore(\"a\", \"b\");\n",
+            "deploy.rhai:3:5: before(\"b\", ...): task `b` has started in this run, so this hook would never run: declare it before the task runs (at the top of the recipe)",
+        ),
+    ];
+    for (text, error) in cases {
+        let r = RecipeDir::new("hooks-late", text);
+        recipe_error(&r, &["a"]).stderr_contains(error);
+    }
+    // A hook declared in a task for a task still to come runs, as before.
+    let r = RecipeDir::new(
+        "hooks-later",
+        "task(\"b\", || print(\"b ran\"));\ntask(\"a\", || {\n    after(\"b\", || print(\"hook ran\"));\n});\nafter(\"a\", \"b\");\n",
+    );
+    r.tether()
+        .args(&["a"])
+        .run()
+        .status(0)
+        .stdout_contains("b ran\n")
+        .stdout_contains("hook ran\n");
+}

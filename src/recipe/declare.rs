@@ -320,7 +320,7 @@ fn add_hook(
     hook: Hook,
 ) -> Fallible<()> {
     let mut recipe = rt.recipe();
-    recipe.hook_sites.push(super::model::HookSite {
+    let site = super::model::HookSite {
         before,
         task: task.to_string(),
         other: match &hook {
@@ -328,7 +328,26 @@ fn add_hook(
             Hook::Closure(_) => None,
         },
         at: Some(super::args::caller(ctx, &rt.file, &rt.sources)),
-    });
+    };
+    // Tasks run: the targets were checked when they started, so this one is checked now, and
+    // a task that started has read its hooks already (this one would never run).
+    if recipe.started {
+        if let Some(problem) = recipe.hook_target_problem(&site) {
+            return fail(problem);
+        }
+        if rt.has_run(task) {
+            let kind = if before { "before" } else { "after" };
+            let runs = match &site.other {
+                Some(other) => format!("\"{other}\""),
+                None => "...".to_string(),
+            };
+            return fail(format!(
+                "{kind}(\"{task}\", {runs}): task `{task}` has started in this run, so this hook \
+                 would never run: declare it before the task runs (at the top of the recipe)"
+            ));
+        }
+    }
+    recipe.hook_sites.push(site);
     let hooks = if before {
         &mut recipe.before
     } else {

@@ -306,6 +306,28 @@ impl Recipe {
             .or_else(|| in_role().next())
     }
 
+    /// What is wrong with the targets of the hook declared at `site`: the task it hooks or the
+    /// task it runs unknown (`after("b", ...): unknown task `b``); `None` when both exist. A
+    /// hook of `deploy:failed` needs no such task: the failure path runs it when it exists.
+    pub fn hook_target_problem(&self, site: &HookSite) -> Option<String> {
+        let kind = if site.before { "before" } else { "after" };
+        let task = &site.task;
+        if !self.tasks.contains_key(task) && task != "deploy:failed" {
+            return Some(format!(
+                "{kind}(\"{task}\", ...): {}",
+                self.unknown_task(task)
+            ));
+        }
+        let other = site.other.as_ref()?;
+        if self.tasks.contains_key(other) {
+            return None;
+        }
+        Some(format!(
+            "{kind}(\"{task}\", \"{other}\"): {}",
+            self.unknown_task(other)
+        ))
+    }
+
     /// An error message for an unknown task, with the closest names.
     pub fn unknown_task(&self, name: &str) -> String {
         format!(

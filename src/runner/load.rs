@@ -18,7 +18,7 @@ use crate::recipe::declare::override_value;
 use crate::recipe::diagnostics;
 use crate::recipe::engine;
 use crate::recipe::failures::failure_of;
-use crate::recipe::model::{suggest, Hook};
+use crate::recipe::model::suggest;
 use crate::recipe::runtime_vars;
 use crate::recipe::sources::Sources;
 use crate::report::RunLog;
@@ -416,51 +416,28 @@ impl Loaded {
         Ok(())
     }
 
-    /// Checks that every `before`/`after` names tasks that exist (a recipe error, exit 4, at
-    /// the first call that names the unknown task).
+    /// Checks that every `before`/`after` names tasks that exist: a recipe error (exit 4) that
+    /// names every call naming an unknown task, each at its `file:line:col`, in the order they
+    /// were declared.
     pub fn validate_hooks(&self) -> Result<(), Error> {
         let recipe = self.rt.recipe();
-        let at = |task: &str, other: Option<&str>| {
-            recipe
-                .hook_sites
-                .iter()
-                .find(|s| s.task == task && other.is_none_or(|o| s.other.as_deref() == Some(o)))
-                .and_then(|s| s.location())
-        };
-        let refuse = |message: String, at: Option<diagnostics::Location>| {
-            Error::Recipe(diagnostics::render(
-                &message,
-                at.as_ref(),
-                &[],
-                &self.rt.sources,
-            ))
-        };
-        for (kind, hooks) in [("before", &recipe.before), ("after", &recipe.after)] {
-            let mut names: Vec<&String> = hooks.keys().collect();
-            names.sort();
-            for task in names {
-                if !recipe.tasks.contains_key(task) && task != "deploy:failed" {
-                    return Err(refuse(
-                        format!("{kind}(\"{task}\", ...): {}", recipe.unknown_task(task)),
-                        at(task, None),
-                    ));
-                }
-                for hook in &hooks[task] {
-                    if let Hook::Task(other) = hook {
-                        if !recipe.tasks.contains_key(other) {
-                            return Err(refuse(
-                                format!(
-                                    "{kind}(\"{task}\", \"{other}\"): {}",
-                                    recipe.unknown_task(other)
-                                ),
-                                at(task, Some(other)),
-                            ));
-                        }
-                    }
-                }
-            }
+        let problems: Vec<String> = recipe
+            .hook_sites
+            .iter()
+            .filter_map(|site| {
+                let message = recipe.hook_target_problem(site)?;
+                Some(diagnostics::render(
+                    &message,
+                    site.location().as_ref(),
+                    &[],
+                    &self.rt.sources,
+                ))
+            })
+            .collect();
+        if problems.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        Err(Error::Recipe(problems.join("\nerror: ")))
     }
 
     /// Checks, before anything connects, that the tasks and filters of the command line

@@ -298,6 +298,19 @@ impl Failure {
         self.kind.exit_code()
     }
 
+    /// Why `host` failed or did not run, without the count of hosts and without `HOST: ` (what
+    /// `err.reason(host)` gives a recipe: a line under that host's name); the whole message
+    /// for a host it does not name.
+    pub fn reason(&self, host: &str) -> String {
+        if let Some(f) = self.failed.iter().find(|f| f.host == host) {
+            return f.message.after_host(host);
+        }
+        match self.not_run.iter().find(|n| n.host == host) {
+            Some(n) => n.reason.clone(),
+            None => self.message(),
+        }
+    }
+
     /// The message without the task and position (what `err.message` gives a recipe).
     pub fn message(&self) -> String {
         self.said().to_string()
@@ -452,6 +465,34 @@ mod tests {
         assert_eq!(m.kind, Kind::Config);
         assert_eq!(m.host_names(), ["a"]);
         assert_eq!(m.message(), "1 of 2 hosts failed\na: x\na bad ProxyJump");
+    }
+
+    #[test]
+    fn a_hosts_reason_is_its_own_text_without_the_count() {
+        let f = Failure::merge(
+            vec![
+                Failure::host(
+                    "a",
+                    Kind::CommandFailed,
+                    HostText::new().host("a").text(": `x` failed\n  stderr"),
+                ),
+                Failure::host(
+                    "b",
+                    Kind::Unreachable,
+                    HostText::new().host("b").text(": cannot resolve b"),
+                ),
+            ],
+            vec![NotRun {
+                host: "c".into(),
+                reason: "stopped before `x`: a failed".into(),
+                started: false,
+            }],
+            3,
+        );
+        assert_eq!(f.reason("a"), "`x` failed\n  stderr");
+        assert_eq!(f.reason("b"), "cannot resolve b");
+        assert_eq!(f.reason("c"), "stopped before `x`: a failed");
+        assert_eq!(f.reason("d"), f.message());
     }
 
     #[test]

@@ -73,6 +73,25 @@ impl HostText {
         self
     }
 
+    /// The text after tether's own `HOST: ` at its start (a host's failure as it reads under
+    /// that host's name); the whole text where it does not start so.
+    pub fn after_host(&self, host: &str) -> String {
+        match self.parts.as_slice() {
+            [Part::Host(name), Part::Text(words), rest @ ..] if name == host => {
+                match words.strip_prefix(": ") {
+                    Some(words) => HostText {
+                        parts: std::iter::once(Part::Text(words.to_string()))
+                            .chain(rest.iter().cloned())
+                            .collect(),
+                    }
+                    .to_string(),
+                    None => self.to_string(),
+                }
+            }
+            _ => self.to_string(),
+        }
+    }
+
     /// Appends `words` as they are.
     pub fn push_str(&mut self, words: &str) {
         if words.is_empty() {
@@ -253,6 +272,23 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    #[test]
+    fn after_host_drops_only_tethers_own_host_prefix() {
+        let t = HostText::new()
+            .host("web1")
+            .text(": `ln` failed after ")
+            .took(ms(1500))
+            .text("\n  web1: said by the host");
+        assert_eq!(
+            t.after_host("web1"),
+            "`ln` failed after 1.5 s\n  web1: said by the host"
+        );
+        assert_eq!(t.after_host("web2"), t.to_string());
+        // A host's own words that look like the prefix are not tether's.
+        let said = HostText::new().text("web1: disk full");
+        assert_eq!(said.after_host("web1"), "web1: disk full");
     }
 
     /// `host: \`command\` failed with exit status 3 after TOOK` and a stderr tail, as

@@ -54,8 +54,8 @@ pub fn note_task(err: &mut EvalAltResult, task: &str) {
 /// `"unreachable"`, `"host_key_refused"`, `"config"`, `"interrupted"` (never caught: an
 /// interrupt ends the run), `"recipe"`,
 /// `"failed"`), `err.hosts` (the names of the hosts that failed, those of an `on` inside a
-/// host's closure in that host's place: see [`Failure::culprits`]), `err.message`, and its text
-/// where a string is expected (`"failed: " + err`, `` `${err}` ``).
+/// host's closure in that host's place: see [`Failure::culprits`]), `err.message`, `err.reason(host)` (why that host failed,
+/// without the count of hosts: see [`Failure::reason`]), and its text where a string is expected (`"failed: " + err`, `` `${err}` ``).
 pub fn register(engine: &mut Engine) {
     engine
         .register_type_with_name::<Failure>("Failure")
@@ -67,6 +67,7 @@ pub fn register(engine: &mut Engine) {
                 .collect::<Array>()
         })
         .register_get("message", |f: &mut Failure| f.message())
+        .register_fn("reason", |f: &mut Failure, host: &str| f.reason(host))
         .register_fn("to_string", |f: &mut Failure| f.message())
         .register_fn("to_debug", |f: &mut Failure| f.message())
         .register_fn("+", |s: &str, f: Failure| format!("{s}{}", f.message()))

@@ -264,3 +264,96 @@ fn hosts_named_like_roles_deploy_and_roll_back() {
         .status(4)
         .stderr_contains("deploy.rhai:40:18: `web1` is both a role and a server");
 }
+
+/// Under `~` the places derived from `deploy_to` are each host's own, and are held for the run
+/// all the same: set again in a hook, by value or by a closure of its own, they are refused at
+/// the next step, the lock is released where it was taken and current stays (stop 32 re-test:
+/// only `deploy_to` itself was held there, so `set("releases_path", ...)` in a hook split the
+/// run, exit 0).
+#[test]
+fn places_under_home_set_again_during_the_run_are_refused() {
+    let lab = lab();
+    let dir = Dir::new("home-moved");
+    let app = App::new(&dir);
+    let text = recipe_text(&app, false)
+        .replace(
+            "set(\"deploy_to\", \"/srv/shop\");",
+            "set(\"deploy_to\", \"~/apps/shop\");",
+        )
+        .replace("set(\"linked_files\", [\"config/secrets.yml\"]);", "");
+    let base = |h: &str| lab.host(h).home.join("apps/shop");
+    for h in HOSTS {
+        fs::create_dir_all(base(h).join("shared/config")).unwrap();
+    }
+    dir.write("deploy.rhai", &text);
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    let for_home = |h: &str| base(h).join("releases/20250101000001");
+    for (set, key) in [
+        (
+            "set(\"releases_path\", \"/srv/elsewhere\")",
+            "releases_path",
+        ),
+        (
+            "set(\"releases_path\", || fetch(\"shared_path\") + \"/r\")",
+            "releases_path",
+        ),
+        ("set(\"lock_file\", \"/srv/other.lock\")", "lock_file"),
+        (
+            "set(\"current_path\", || fetch(\"shared_path\") + \"/live\")",
+            "current_path",
+        ),
+        ("set(\"shared_path\", \"/srv/shared\")", "shared_path"),
+        (
+            "set(\"release_path\", || fetch(\"shared_path\"))",
+            "release_path",
+        ),
+    ] {
+        dir.write(
+            "deploy.rhai",
+            &format!("{text}after(\"deploy:started\", || {{ {set}; }});\n"),
+        );
+        let out = deploy(&dir, &lab, "20250101000002", &[]);
+        out.status(4)
+            .stderr_contains(&format!("{key} changed during the run, from "));
+        for h in HOSTS {
+            assert!(
+                !base(h).join("deploy.lock").exists(),
+                "{set} {h}: lock left"
+            );
+            assert_eq!(
+                fs::read_link(base(h).join("current")).unwrap(),
+                for_home(h),
+                "{set} {h}"
+            );
+            assert!(
+                !base(h).join("releases/20250101000002").exists(),
+                "{set} {h}: the refused release is left"
+            );
+            assert!(!base(h).join("shared/r").exists(), "{set} {h}");
+            assert!(!base(h).join("shared/live").exists(), "{set} {h}");
+            assert!(
+                !base(h).join("shared/.tether-complete").exists(),
+                "{set} {h}"
+            );
+            assert!(
+                !lab.host(h).root_dir.join("elsewhere").exists(),
+                "{set} {h}"
+            );
+        }
+    }
+    // The same definition again, in a hook: the same place on every host, nothing refused.
+    dir.write(
+        "deploy.rhai",
+        &format!(
+            "{text}after(\"deploy:started\", || {{ set(\"releases_path\", || deploy_to() + \"/releases\"); }});\n"
+        ),
+    );
+    deploy(&dir, &lab, "20250101000003", &[]).status(0);
+    for h in HOSTS {
+        assert_eq!(
+            fs::read_link(base(h).join("current")).unwrap(),
+            base(h).join("releases/20250101000003"),
+            "{h}"
+        );
+    }
+}

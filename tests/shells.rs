@@ -440,7 +440,11 @@ fn the_words_that_stop_a_command_by_hand_work_under_every_login_shell() {
             // first shell one that ignores SIGTERM, which the words end with SIGKILL after
             // the grace period (stop 32 re-test: they sent SIGTERM only).
             let mut group = Command::new("sh");
-            let ignore = if name == SHELLS[0].0 { "trap '' TERM; " } else { "" };
+            let ignore = if name == SHELLS[0].0 {
+                "trap '' TERM; "
+            } else {
+                ""
+            };
             group.args(["-c", &format!("{ignore}sleep 60")]);
             // SAFETY: setsid(2) in the child before exec; async-signal-safe.
             unsafe {

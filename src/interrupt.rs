@@ -134,6 +134,9 @@ pub fn install() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
     let _ = FLAG.set(flag.clone());
     let seen = flag.clone();
+    // Returned once the handlers are in place (or could not be): a signal that came before
+    // would kill tether with nothing cleaned up (a `run_locally` command left running).
+    let (ready, installed) = std::sync::mpsc::channel::<()>();
     let spawned = std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
@@ -145,20 +148,22 @@ pub fn install() -> Arc<AtomicBool> {
             };
             rt.block_on(async {
                 use tokio::signal::unix::{signal, SignalKind};
-                let (Ok(mut term), Ok(mut hup)) = (
+                let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+                    signal(SignalKind::interrupt()),
                     signal(SignalKind::terminate()),
                     signal(SignalKind::hangup()),
                 ) else {
                     return;
                 };
+                drop(ready);
                 // Counted apart from the flag: failure hooks clear the flag to run, and a
                 // second Ctrl-C must still end the process.
                 let mut presses = 0;
                 loop {
                     // What happened, and what a second signal (any of the three) does.
                     let (what, again) = tokio::select! {
-                        pressed = tokio::signal::ctrl_c() => {
-                            if pressed.is_err() {
+                        pressed = int.recv() => {
+                            if pressed.is_none() {
                                 return;
                             }
                             ("interrupted", "Ctrl-C again to exit now")
@@ -192,5 +197,7 @@ pub fn install() -> Arc<AtomicBool> {
     if spawned.is_err() {
         crate::errln!("warning: cannot watch for Ctrl-C; it will end tether at once");
     }
+    // Err once the thread dropped its end: ready, or gone without handlers.
+    let _ = installed.recv();
     flag
 }

@@ -716,3 +716,38 @@ fn a_failure_after_publishing_the_first_release_offers_no_rollback() {
         .stdout_contains("deploy:failed: release 20250101000002 is live (the failure came after publishing); \"tether ")
         .stdout_contains("deploy:rollback\" goes back\n");
 }
+
+/// A directory of the repository where tether writes its own file into each release (REVISION,
+/// the marker) is refused with what it is and what to do, nothing published (stop 32 re-test:
+/// the raw `rm: cannot remove '.../REVISION': Is a directory`).
+#[test]
+fn a_directory_where_tether_writes_its_own_file_is_refused_by_name() {
+    let lab = lab();
+    let dir = Dir::new("revision-dir");
+    let app = App::new(&dir);
+    dir.write("deploy.rhai", &recipe_text(&app, false));
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    for (n, name) in ["REVISION", ".tether-complete"].iter().enumerate() {
+        fs::create_dir_all(app.work.join(name)).unwrap();
+        fs::write(app.work.join(name).join("keep"), "kept\n").unwrap();
+        app.commit(&format!("v{} with a directory {name}", n + 2));
+        let release = format!("2025010100000{}", n + 2);
+        deploy(&dir, &lab, &release, &[])
+            .status(1)
+            .stderr_contains(&format!(
+                "/srv/shop/releases/{release}/{name} is a directory the source brought, where tether writes its own {name} file into each release: rename it in the source (nothing was replaced)"
+            ))
+            .stderr_lacks("Is a directory");
+        for h in HOSTS {
+            assert_eq!(
+                current(&lab, h).as_deref(),
+                Some("/srv/shop/releases/20250101000001"),
+                "{name} {h}"
+            );
+            assert_eq!(releases(&lab, h), ["20250101000001"], "{name} {h}");
+        }
+        assert_unlocked(&lab);
+        fs::remove_dir_all(app.work.join(name)).unwrap();
+        app.commit(&format!("v{} without it", n + 2));
+    }
+}

@@ -81,6 +81,9 @@ pub struct Runtime {
     /// same hosts with the same recipe and variables (`-f`, `-F`, `-J`, `-s`), as shell words:
     /// `tether_options()`, for the commands messages tell the user to run.
     pub invocation: Vec<String>,
+    /// The recipe's `left_behind(key, text)` lines, said if tether exits at a second signal
+    /// (see [`crate::interrupt::LeftBehind`]); dropped with the run.
+    left_behind: Mutex<HashMap<String, crate::interrupt::LeftBehind>>,
 }
 
 /// A task on the invocation chain (see [`Runtime::enter`]): taken off when dropped, however
@@ -206,6 +209,23 @@ impl Runtime {
             chain: Mutex::new(Vec::new()),
             invocation: Vec::new(),
             run_dir: OnceLock::new(),
+            left_behind: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Registers `text` under `key` as what the run leaves if tether exits at a second signal
+    /// (before failure hooks could clean up), replacing what `key` had; an empty `text` takes
+    /// it back.
+    pub fn left_behind(&self, key: &str, text: &str) {
+        let mut lines = self.left_behind.lock().unwrap_or_else(|p| p.into_inner());
+        if text.is_empty() {
+            lines.remove(key);
+        } else {
+            // Replacing drops the old line's registration.
+            lines.insert(
+                key.to_string(),
+                crate::interrupt::LeftBehind::say(text.to_string()),
+            );
         }
     }
 

@@ -221,6 +221,13 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
     engine.register_fn("on_failure", move |f: FnPtr| {
         r.recipe().failure_hooks.push(f)
     });
+    // `left_behind(key, text)`: what the run leaves (a lock, an unfinished release) should
+    // tether exit at a second signal, before `on_failure` and deploy:failed could clean up;
+    // said on stderr as it exits. `left_behind(key, "")` takes it back.
+    let r = rt.clone();
+    engine.register_fn("left_behind", move |key: &str, text: &str| {
+        r.left_behind(key, text)
+    });
     engine.register_fn("quote", |s: &str| quote(s));
     let r = rt.clone();
     engine.register_fn("primary", move |role: &str| -> Fallible<String> {

@@ -564,3 +564,75 @@ fn a_place_set_again_during_the_run_is_refused_and_the_lock_released() {
             "this run's lock /srv/shop/deploy.lock was gone: something removed it during the run",
         );
 }
+
+/// A second signal exits at once, before deploy:failed can clean up: what the run leaves (its
+/// lock, its unfinished release) is said as it exits, with the command that clears it, and
+/// that command works (stop 32 re-test: only the remote commands left running were named; the
+/// lock and the release were left without a word).
+#[test]
+fn a_second_signal_names_the_lock_and_release_it_leaves() {
+    let lab = lab();
+    let dir = Dir::new("second-signal");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    app.commit("v2");
+    let child = Tether::new()
+        .current_dir(&dir.path)
+        .ssh_config(&lab.ssh_config())
+        .args(&[
+            "deploy",
+            "-s",
+            "release_timestamp=20250101000002",
+            "-s",
+            "hold_seconds=30",
+        ])
+        .spawn();
+    wait_until("the build step did not start", || {
+        HOSTS.iter().all(|h| build_running(&lab, h))
+    });
+    for _ in 0..2 {
+        // SAFETY: kill(2) on the tether this test started.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let hint = format!(
+        "tether -F {} -s hold_seconds=30 deploy:unlock deploy:cleanup --hosts resque1,resque2,web1,web2",
+        lab.ssh_config().display()
+    );
+    let expected = format!(
+        "deploy: tether exited before deploy:failed could clean up; this run left:\n  \
+        resque1, resque2, web1, web2: lock /srv/shop/deploy.lock (this run's), unfinished release 20250101000002\n\
+        once those hosts are reachable, `{hint}` clears it\n"
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+    for h in HOSTS {
+        assert!(shop(&lab, h).join("deploy.lock").exists(), "{h}");
+    }
+    // The command it names, as given, clears it.
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_tether"));
+    let cleared = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "exec {}{}",
+            bin.display(),
+            hint.strip_prefix("tether").unwrap()
+        ))
+        .current_dir(&dir.path)
+        .env_remove("TETHER_SSH_CONFIG")
+        .output()
+        .unwrap();
+    assert!(cleared.status.success(), "{hint}: {cleared:?}");
+    assert_unlocked(&lab);
+    for h in HOSTS {
+        assert_eq!(releases(&lab, h), ["20250101000001"], "{h}");
+        assert_eq!(
+            current(&lab, h).as_deref(),
+            Some("/srv/shop/releases/20250101000001"),
+            "{h}"
+        );
+    }
+}

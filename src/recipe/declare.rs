@@ -99,6 +99,13 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
     );
     let r = rt.clone();
     engine.register_fn("is_set", move |key: &str| r.recipe().vars.contains_key(key));
+    // `where_set(key)`: where variable `key` was last set, for messages about its value:
+    // `FILE:LINE:COL` of the `set` call, `-s KEY=VALUE`, or "" (never set, or set only by
+    // `set_if_empty`: a module's default).
+    let r = rt.clone();
+    engine.register_fn("where_set", move |key: &str| {
+        r.recipe().origins.get(key).cloned().unwrap_or_default()
+    });
     // `set_secret(key, value)`: a variable whose value is never printed (masked in every
     // output, failure and log); with `-s key=..` the command line's value is the secret.
     let r = rt.clone();

@@ -135,6 +135,10 @@ pub struct Failure {
     pub within: Vec<(String, Vec<String>)>,
     /// The innermost task it happened in, once known.
     pub task: Option<String>,
+    /// The hook whose closure it happened in (`after("deploy:started")`), once known: such a
+    /// closure runs inside the task that reached the hooked task, which `task` names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hook: Option<String>,
     /// Where in the recipe (`deploy.rhai:12:5`), once known.
     pub at: Option<String>,
 }
@@ -150,6 +154,7 @@ impl Failure {
             detail: Some(detail.into()),
             within: Vec::new(),
             task: None,
+            hook: None,
             at: None,
         }
     }
@@ -200,6 +205,7 @@ impl Failure {
             detail: None,
             within: Vec::new(),
             task: None,
+            hook: None,
             at: None,
         }
     }
@@ -397,14 +403,20 @@ impl Failure {
         }
     }
 
-    /// `\n  (at FILE:LINE:COL, in task `T`)`, or less, or nothing.
+    /// `\n  (at FILE:LINE:COL, in the after("b") hook, in task `T`)`, or less, or nothing.
     fn place(&self) -> String {
-        match (&self.at, &self.task) {
-            (Some(at), Some(task)) => format!("\n  (at {at}, in task `{task}`)"),
-            (Some(at), None) => format!("\n  (at {at})"),
-            (None, Some(task)) => format!("\n  (in task `{task}`)"),
-            (None, None) => String::new(),
+        let parts: Vec<String> = [
+            self.at.as_ref().map(|at| format!("at {at}")),
+            self.hook.as_ref().map(|hook| format!("in the {hook} hook")),
+            self.task.as_ref().map(|task| format!("in task `{task}`")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if parts.is_empty() {
+            return String::new();
         }
+        format!("\n  ({})", parts.join(", "))
     }
 }
 

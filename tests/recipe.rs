@@ -1981,3 +1981,45 @@ fn hooks_naming_unknown_or_started_tasks_are_refused_each_at_its_call() {
         .stdout_contains("b ran\n")
         .stdout_contains("hook ran\n");
 }
+
+/// A failure in a hook's closure says the hook it ran in, besides the task that reached it
+/// (stop 32 tester: "in task `deploy`" only, as if the task's own body had failed); a task
+/// hook's failure is its own task's, as before.
+#[test]
+fn a_failure_in_a_hook_closure_names_the_hook() {
+    let lab = lab(&["web1", "web2", "db1"]);
+    let r = lab_recipe(
+        &lab,
+        "hook-fail",
+        r#"
+task("deploy:started", || {});
+task("app:check", || { on("db", "exit 4"); });
+task("deploy", || { invoke("deploy:started"); invoke("app:check"); });
+after("deploy:started", || {
+    on("web", "exit 3");
+});
+before("app:check", || {});
+"#,
+    );
+    r.tether()
+        .args(&["deploy"])
+        .run()
+        .status(1)
+        .stderr_contains(
+            "(at deploy.rhai:9:5, in the after(\"deploy:started\") hook, in task `deploy`)",
+        );
+    let r = lab_recipe(
+        &lab,
+        "hook-task-fail",
+        r#"
+task("app:check", || { on("db", "exit 4"); });
+task("deploy", || {});
+before("deploy", "app:check");
+"#,
+    );
+    r.tether()
+        .args(&["deploy"])
+        .run()
+        .status(1)
+        .stderr_contains("(at deploy.rhai:5:24, in task `app:check`)");
+}

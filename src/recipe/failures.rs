@@ -50,6 +50,18 @@ pub fn note_task(err: &mut EvalAltResult, task: &str) {
     }
 }
 
+/// Marks a failure coming out of a hook's closure with that hook (`after("deploy:started")`),
+/// unless it happened in a task the hook invoked (which names it).
+pub fn note_hook(err: &mut EvalAltResult, hook: &str) {
+    if let EvalAltResult::ErrorRuntime(value, _) = leaf_mut(err) {
+        if let Some(mut f) = value.write_lock::<Failure>() {
+            if f.task.is_none() && f.hook.is_none() {
+                f.hook = Some(hook.to_string());
+            }
+        }
+    }
+}
+
 /// Registers the `Failure` type: `err.kind` (`"command_failed"`, `"connection_lost"`,
 /// `"unreachable"`, `"host_key_refused"`, `"config"`, `"interrupted"` (never caught: an
 /// interrupt ends the run), `"recipe"`,

@@ -53,7 +53,7 @@ pub fn invoke(engine: &Engine, rt: &Runtime, name: &str) -> Result<(), Box<EvalA
     let ast = rt
         .ast()
         .ok_or("tasks can only run after the recipe is compiled")?;
-    run_hooks(engine, rt, &ast, &before)?;
+    run_hooks(engine, rt, &ast, &before, &format!("before(\"{name}\")"))?;
     let announced = !task.bodies.is_empty();
     if announced {
         rt.report(EventKind::TaskStarted {
@@ -75,7 +75,7 @@ pub fn invoke(engine: &Engine, rt: &Runtime, name: &str) -> Result<(), Box<EvalA
         });
     }
     result?;
-    run_hooks(engine, rt, &ast, &after)
+    run_hooks(engine, rt, &ast, &after, &format!("after(\"{name}\")"))
 }
 
 /// The error for a task invoked again while it runs (`circle`: `a`, `b`, `a`), naming the hook
@@ -126,17 +126,22 @@ fn place_runaway(err: Box<EvalAltResult>, task: &str, body: &TaskBody) -> Box<Ev
     super::runaway::place(err, &who, body.at.as_ref().map(|(s, p)| (s.as_str(), *p)))
 }
 
+/// Runs `hooks`, the hooks `which` (`after("deploy:started")`) of a task.
 fn run_hooks(
     engine: &Engine,
     rt: &Runtime,
     ast: &AST,
     hooks: &[Hook],
+    which: &str,
 ) -> Result<(), Box<EvalAltResult>> {
     for hook in hooks {
         match hook {
             Hook::Task(t) => invoke(engine, rt, t)?,
             Hook::Closure(f) => {
-                drop(f.call::<Dynamic>(engine, ast, ())?);
+                drop(f.call::<Dynamic>(engine, ast, ()).map_err(|mut e| {
+                    super::failures::note_hook(&mut e, which);
+                    e
+                })?);
             }
         }
     }

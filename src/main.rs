@@ -98,6 +98,10 @@ fn main() {
         }
         std::process::exit(e.exit_code());
     }
+    // Said when it happened (see tether::stdout::failed): output lost is no success.
+    if tether::stdout::write_error().is_some() {
+        std::process::exit(tether::exit::USAGE);
+    }
 }
 
 /// The `error` object that ends a failing command's JSON stream (README, JSON output).

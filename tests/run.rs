@@ -475,3 +475,41 @@ fn control_characters_in_output_are_shown_and_eat_nothing() {
         out.stdout
     );
 }
+
+/// Output that cannot be written (stdout on a full disk) is said, and the run does not pass
+/// for one whose output was read: exit 2, as a `--timeline` file that cannot be written (stop
+/// 32 carried over: `tether run ... > /dev/full` exited 0, its output lost without a word),
+/// in text and in JSON, and for a listing too.
+#[test]
+fn output_that_cannot_be_written_is_said_and_fails_the_run() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    for args in [
+        &["run", "--hosts", "host1", "--", "echo hi"][..],
+        &[
+            "--format", "json", "run", "--hosts", "host1", "--", "echo hi",
+        ],
+        &["hosts", "-G", "host1"],
+    ] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
+            .arg("-F")
+            .arg(lab.ssh_config())
+            .args(args)
+            .env_remove("TETHER_SSH_CONFIG")
+            .stdout(full)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(
+            stderr
+                .matches("error: cannot write tether's output: No space left on device")
+                .count(),
+            1,
+            "{args:?}: {stderr}"
+        );
+    }
+}

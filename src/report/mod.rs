@@ -5,7 +5,7 @@
 //! JSON objects too, whatever stdout shows (the timeline, a run log).
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal as _, Write};
+use std::io::IsTerminal as _;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -219,7 +219,7 @@ fn run(rx: Receiver<Message>, state: Arc<Mutex<State>>, look: Look, mut taps: Ta
                     take(e, &mut taps, &mut fold);
                 }
                 print_groups(&mut lock(&state), fold.drain());
-                let _ = std::io::stdout().flush();
+                crate::stdout::flush();
                 taps.flush();
                 let _ = ack.send(());
             }
@@ -227,7 +227,7 @@ fn run(rx: Receiver<Message>, state: Arc<Mutex<State>>, look: Look, mut taps: Ta
                 for e in held.take().into_iter().flatten() {
                     take(e, &mut taps, &mut fold);
                 }
-                let _ = std::io::stdout().flush();
+                crate::stdout::flush();
                 taps.flush();
                 let _ = ack.send(());
             }
@@ -261,7 +261,7 @@ fn run(rx: Receiver<Message>, state: Arc<Mutex<State>>, look: Look, mut taps: Ta
             let mut st = lock(&state);
             draw_status(&mut st, look);
         }
-        let _ = std::io::stdout().flush();
+        crate::stdout::flush();
     }
 }
 

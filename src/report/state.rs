@@ -83,9 +83,7 @@ pub fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 pub fn raw(text: &str) {
     let mut out = std::io::stdout().lock();
     if let Err(e) = out.write_all(text.as_bytes()) {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(crate::exit::BROKEN_PIPE);
-        }
+        crate::stdout::failed(&e);
     }
 }
 

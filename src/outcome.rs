@@ -125,6 +125,7 @@ impl StoppedHow {
 /// Why a host of an aborted step is reported as stopped early: `stopped during `cmd` (tether
 /// stopped it on the host): web1 failed`, or `(tether hung up its terminal)` on a PTY.
 pub fn stopped_early_words(how: StoppedHow, command: &str, because: &str) -> String {
+    let command = named(command);
     match how {
         StoppedHow::Before => format!("stopped before `{command}`: {because} failed"),
         StoppedHow::During => {
@@ -134,6 +135,21 @@ pub fn stopped_early_words(how: StoppedHow, command: &str, because: &str) -> Str
             format!("stopped during `{command}` (tether hung up its terminal): {because} failed")
         }
     }
+}
+
+/// How long a stopped host's line names its command at most, in characters.
+const NAMED: usize = 120;
+
+/// `command` as a stopped host's line names it: whole when short and one line; else its first
+/// [`NAMED`] characters (of its first line) and `…`. A stdlib step's script runs to a
+/// kilobyte, on every host the step stopped; the host that failed names it in full.
+fn named(command: &str) -> std::borrow::Cow<'_, str> {
+    let line = command.lines().next().unwrap_or("");
+    if line.len() == command.len() && command.chars().count() <= NAMED {
+        return command.into();
+    }
+    let cut: String = line.chars().take(NAMED).collect();
+    format!("{cut}…").into()
 }
 
 /// Whether `r`'s command was stopped because another host of its step failed (see
@@ -204,4 +220,29 @@ pub fn step_failure(results: &[HostResult]) -> Option<Failure> {
         return Some(Failure::interrupted());
     }
     Some(Failure::hosts(failed, not_run, results.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stopped_hosts_line_names_a_long_command_by_its_start() {
+        assert_eq!(
+            stopped_early_words(StoppedHow::Before, "make", "web1"),
+            "stopped before `make`: web1 failed"
+        );
+        let long = "é".repeat(200);
+        assert_eq!(
+            stopped_early_words(StoppedHow::During, &long, "web1"),
+            format!(
+                "stopped during `{}…` (tether stopped it on the host): web1 failed",
+                "é".repeat(120)
+            )
+        );
+        assert_eq!(
+            stopped_early_words(StoppedHow::Before, "a\nb", "web1"),
+            "stopped before `a…`: web1 failed"
+        );
+    }
 }

@@ -305,16 +305,22 @@ impl Failure {
     }
 
     /// Why `host` failed or did not run, without the count of hosts and without `HOST: ` (what
-    /// `err.reason(host)` gives a recipe: a line under that host's name); the whole message
-    /// for a host it does not name.
+    /// `err.reason(host)` gives a recipe: a line under that host's name). A host that failed
+    /// inside another host's closure (one of [`Failure::culprits`] there) has the text of the
+    /// host whose closure it was, which holds its own; a host the failure does not name, "".
     pub fn reason(&self, host: &str) -> String {
         if let Some(f) = self.failed.iter().find(|f| f.host == host) {
             return f.message.after_host(host);
         }
-        match self.not_run.iter().find(|n| n.host == host) {
-            Some(n) => n.reason.clone(),
-            None => self.message(),
+        if let Some(n) = self.not_run.iter().find(|n| n.host == host) {
+            return n.reason.clone();
         }
+        self.within
+            .iter()
+            .find(|(_, inner)| inner.iter().any(|h| h == host))
+            .and_then(|(outer, _)| self.failed.iter().find(|f| f.host == *outer))
+            .map(|f| f.message.after_host(&f.host))
+            .unwrap_or_default()
     }
 
     /// The message without the task and position (what `err.message` gives a recipe).
@@ -504,7 +510,21 @@ mod tests {
         assert_eq!(f.reason("a"), "`x` failed\n  stderr");
         assert_eq!(f.reason("b"), "cannot resolve b");
         assert_eq!(f.reason("c"), "stopped before `x`: a failed");
-        assert_eq!(f.reason("d"), f.message());
+        assert_eq!(f.reason("d"), "");
+        // Failed inside a's closure: a's text, which holds x's.
+        let mut nested = Failure::host(
+            "a",
+            Kind::CommandFailed,
+            HostText::new()
+                .host("a")
+                .text(": 1 of 1 host failed\n  x: `false` failed"),
+        );
+        nested.within.push(("a".into(), vec!["x".into()]));
+        assert_eq!(
+            nested.reason("x"),
+            "1 of 1 host failed\n  x: `false` failed"
+        );
+        assert_eq!(nested.reason("y"), "");
     }
 
     #[test]

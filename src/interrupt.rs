@@ -17,7 +17,20 @@ use crate::exit;
 static REMOVE_ON_EXIT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 /// What an exit at a second signal leaves behind, said as it exits (see [`LeftBehind`]).
-static SAY_ON_EXIT: Mutex<Vec<(u64, String)>> = Mutex::new(Vec::new());
+static SAY_ON_EXIT: Mutex<Vec<(Said, u64, String)>> = Mutex::new(Vec::new());
+
+/// Where a [`LeftBehind`] line stands among those said at an exit: in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Said {
+    /// Why the run failed, when its failure hooks were cut short: the error it would have
+    /// ended with.
+    Failure,
+    /// A remote command left running, with how to stop it: to be stopped before anything
+    /// is cleaned up, as it may still change the host.
+    Command,
+    /// What a recipe registered (`left_behind`): a lock, a release, with how to clear them.
+    Recipe,
+}
 
 /// A line said on stderr if tether exits at a second signal while this is alive: a remote
 /// command it will not stop (its run is cut short), with how to stop it by hand. Dropped, it
@@ -26,22 +39,27 @@ static SAY_ON_EXIT: Mutex<Vec<(u64, String)>> = Mutex::new(Vec::new());
 pub struct LeftBehind(u64);
 
 impl LeftBehind {
-    /// Registers `line`.
+    /// Registers `line`, a remote command left running ([`Said::Command`]).
     pub fn say(line: String) -> LeftBehind {
+        LeftBehind::say_as(Said::Command, line)
+    }
+
+    /// Registers `line`, said among the lines of its kind in the order they were registered.
+    pub fn say_as(kind: Said, line: String) -> LeftBehind {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let token = NEXT.fetch_add(1, Ordering::Relaxed);
-        said().push((token, line));
+        said().push((kind, token, line));
         LeftBehind(token)
     }
 }
 
 impl Drop for LeftBehind {
     fn drop(&mut self) {
-        said().retain(|(t, _)| *t != self.0);
+        said().retain(|(_, t, _)| *t != self.0);
     }
 }
 
-fn said() -> std::sync::MutexGuard<'static, Vec<(u64, String)>> {
+fn said() -> std::sync::MutexGuard<'static, Vec<(Said, u64, String)>> {
     SAY_ON_EXIT.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -117,7 +135,9 @@ fn exit_now(code: i32) -> ! {
         let _ = std::fs::remove_file(path);
     }
     let mut stderr = std::io::stderr();
-    for (_, line) in said().iter() {
+    let mut lines = said().clone();
+    lines.sort();
+    for (_, _, line) in lines {
         let _ = writeln!(stderr, "{line}");
     }
     for group in groups().iter() {

@@ -2023,3 +2023,56 @@ before("deploy", "app:check");
         .status(1)
         .stderr_contains("(at deploy.rhai:5:24, in task `app:check`)");
 }
+
+/// `err.reason(host)` is that host's own text, for a name or a `Host`; for a host that failed
+/// inside another host's closure, that host's text (which holds it); "" for a host the failure
+/// does not name (stop 33 tester: the whole message, for a host not in the step, a name no
+/// host has, and an inner host, and `Function not found` for a `Host`).
+#[test]
+fn err_reason_is_a_hosts_own_text_or_nothing() {
+    let lab = lab(&["web1", "web2", "db1"]);
+    let r = lab_recipe(
+        &lab,
+        "reason",
+        r#"
+task("t", || {
+    try { on("web", "echo no >&2; exit 5"); } catch (err) {
+        print("web1=[" + err.reason("web1") + "]");
+        print("host=[" + err.reason(host("web2")) + "]");
+        print("db1=[" + err.reason("db1") + "]");
+        print("nosuch=[" + err.reason("nosuch") + "]");
+    }
+    try { on("web1", |h| { on("db1", "exit 6"); }); } catch (err) {
+        print("hosts=" + err.hosts);
+        print("inner=[" + err.reason("db1") + "]");
+        print("outer=[" + err.reason("web1") + "]");
+    }
+});
+"#,
+    );
+    let out = r.tether().args(&["t"]).run();
+    out.status(0)
+        .stdout_contains("web1=[`echo no >&2; exit 5` failed with exit status 5 after ")
+        .stdout_contains("host=[`echo no >&2; exit 5` failed with exit status 5 after ")
+        .stdout_contains("db1=[]")
+        .stdout_contains("nosuch=[]")
+        .stdout_contains("hosts=[\"db1\"]")
+        .stdout_contains("inner=[1 of 1 host failed\n")
+        .stdout_contains("`exit 6` failed with exit status 6");
+    let stdout = &out.stdout;
+    let inner = stdout
+        .split("inner=[")
+        .nth(1)
+        .unwrap()
+        .split(']')
+        .next()
+        .unwrap();
+    let outer = stdout
+        .split("outer=[")
+        .nth(1)
+        .unwrap()
+        .split(']')
+        .next()
+        .unwrap();
+    assert_eq!(inner, outer, "{stdout}");
+}

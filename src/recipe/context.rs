@@ -224,7 +224,10 @@ impl Runtime {
             // Replacing drops the old line's registration.
             lines.insert(
                 key.to_string(),
-                crate::interrupt::LeftBehind::say(text.to_string()),
+                crate::interrupt::LeftBehind::say_as(
+                    crate::interrupt::Said::Recipe,
+                    text.to_string(),
+                ),
             );
         }
     }

@@ -80,6 +80,10 @@ pub fn register(engine: &mut Engine) {
         })
         .register_get("message", |f: &mut Failure| f.message())
         .register_fn("reason", |f: &mut Failure, host: &str| f.reason(host))
+        .register_fn(
+            "reason",
+            |f: &mut Failure, host: super::host_info::HostInfo| f.reason(host.name()),
+        )
         .register_fn("to_string", |f: &mut Failure| f.message())
         .register_fn("to_debug", |f: &mut Failure| f.message())
         .register_fn("+", |s: &str, f: Failure| format!("{s}{}", f.message()))

@@ -84,6 +84,14 @@ impl Loaded {
         });
         let main = self.rt.file.display().to_string();
         let message = crate::secret::mask(&error.to_string()).into_owned();
+        // Said first should a second signal end tether before the hooks do: the run's own
+        // error, which main would have said at the end.
+        let _failure = (!error.is_interrupted()).then(|| {
+            crate::interrupt::LeftBehind::say_as(
+                crate::interrupt::Said::Failure,
+                format!("error: {}", crate::report::visible_lines(&message)),
+            )
+        });
         // A hook that fails is a warning (the run's own failure decides the exit), reported as
         // every event is, so JSON has it too.
         let mut ok = true;

@@ -406,14 +406,15 @@ fn a_host_switched_then_lost_is_put_back_by_the_command_deploy_failed_names() {
         deploy(&dir, &lab, r, &[]).status(0);
     }
     app.commit("v3");
-    // The fourth marker write of resque2 (building, building, publishing, complete) fails,
+    // The fifth marker write of resque2 (building at the mkdir, after the extraction and at
+    // set_current_revision, publishing, complete) fails,
     // and breaks every later `ln` and removal there: the host as good as lost.
     shadow(
         &lab,
         "resque2",
         "rm",
         "for a; do case $a in */.tether-complete) n=$(cat /srv/.n 2>/dev/null || echo 0); \
-         n=$((n + 1)); echo $n > /srv/.n; if [ $n -ge 4 ]; then touch /srv/.broken; \
+         n=$((n + 1)); echo $n > /srv/.n; if [ $n -ge 5 ]; then touch /srv/.broken; \
          echo 'rm: I/O error' >&2; exit 1; fi;; */.tether-removing.*) [ -e /srv/.broken ] && exit 1;; \
          esac; done\nexec /bin/rm \"$@\"\n",
     );
@@ -749,5 +750,43 @@ fn a_directory_where_tether_writes_its_own_file_is_refused_by_name() {
         assert_unlocked(&lab);
         fs::remove_dir_all(app.work.join(name)).unwrap();
         app.commit(&format!("v{} without it", n + 2));
+    }
+}
+
+/// A marker the source brings, extracted over tether's own, never stands for the release: the
+/// release is marked building again as soon as the source is in it (stop 33 tester: a run that
+/// ended right after the extraction left the repository's "release N complete", deploy:releases
+/// listed the release, deploy:cleanup kept it, and every later deploy was refused as older).
+/// What the hosts hold right after git:create_release is printed by a hook.
+#[test]
+fn a_marker_the_source_brings_never_marks_the_release_complete() {
+    let lab = lab();
+    let dir = Dir::new("source-marker");
+    let app = App::new(&dir);
+    dir.write("deploy.rhai", &recipe_text(&app, false));
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    fs::write(
+        app.work.join(".tether-complete"),
+        "release 20250101000002 complete\n",
+    )
+    .unwrap();
+    fs::write(app.work.join("REVISION"), "fake\n").unwrap();
+    app.commit("v2 with a marker");
+    dir.write(
+        "deploy.rhai",
+        &format!(
+            "{}after(\"git:create_release\", || {{ on(\"all\", |h| print(`marker on ${{h.name}}: ` + capture(\"cat /srv/shop/releases/20250101000002/.tether-complete\"))); }});\n",
+            recipe_text(&app, false)
+        ),
+    );
+    let out = deploy(&dir, &lab, "20250101000002", &[]);
+    out.status(0);
+    for h in HOSTS {
+        out.stdout_contains(&format!("marker on {h}: release 20250101000002 building\n"));
+        assert_eq!(
+            read(shop(&lab, h).join("releases/20250101000002/.tether-complete")),
+            "release 20250101000002 complete\n",
+            "{h}"
+        );
     }
 }

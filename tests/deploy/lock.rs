@@ -523,6 +523,9 @@ fn a_place_set_again_during_the_run_is_refused_and_the_lock_released() {
             "set(\"release_path\", fetch(\"shared_path\"))",
             "release_path",
         ),
+        // The hosts too (stop 33 tester: narrowed in a hook, the resque hosts kept an
+        // unfinished release and their old current, exit 0).
+        ("set(\"release_roles\", \"web\")", "release_roles"),
     ] {
         dir.write(
             "deploy.rhai",
@@ -551,6 +554,19 @@ fn a_place_set_again_during_the_run_is_refused_and_the_lock_released() {
                 "{set} {h}"
             );
         }
+    }
+    // Widened in a hook: the resque hosts, never locked, get no release.
+    dir.write(
+        "deploy.rhai",
+        &(recipe_text(&app, false)
+            + "set(\"release_roles\", \"web\");\nafter(\"deploy:lock\", || { set(\"release_roles\", \"all\"); });\n"),
+    );
+    deploy(&dir, &lab, "20250101000002", &[])
+        .status(4)
+        .stderr_contains("release_roles changed during the run, from hosts web1, web2 to hosts web1, web2, resque1, resque2");
+    assert_unlocked(&lab);
+    for h in HOSTS {
+        assert_eq!(releases(&lab, h), ["20250101000001"], "{h}");
     }
     // Removed during the run: said, not passed over.
     dir.write(
@@ -635,4 +651,83 @@ fn a_second_signal_names_the_lock_and_release_it_leaves() {
             "{h}"
         );
     }
+}
+
+/// Hosts whose deploy_to is one directory (a shared file system, a ~USER whose home is one
+/// path) meet this run's own lock: said as such, not as another deploy's (stop 33 tester:
+/// "another deploy holds the lock ... locked by root@vm ... (release N)", the run's own), and
+/// nothing is made there.
+#[test]
+fn hosts_sharing_deploy_to_are_told_so() {
+    let lab = lab();
+    let dir = Dir::new("shared-deploy-to");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    let shared = tempfile::tempdir().unwrap();
+    let to = shared.path().join("shop");
+    fs::create_dir_all(to.join("shared/config")).unwrap();
+    fs::write(to.join("shared/config/secrets.yml"), "s\n").unwrap();
+    let out = deploy(
+        &dir,
+        &lab,
+        "20250101000001",
+        &["-s", &format!("deploy_to={}", to.display())],
+    );
+    out.status(1)
+        .stderr_contains("deploy_to is one directory for several hosts of this run")
+        .stderr_contains("already holds this run's own lock, taken on resque1")
+        .stderr_lacks("another deploy holds the lock");
+    assert!(!to.join("deploy.lock").exists());
+    assert!(!to.join("releases/20250101000001").exists());
+}
+
+/// A second signal while deploy:failed cleans up after a failure: the run's own error is said
+/// first (stop 33 tester: it was never printed, only "terminated again" and what was left),
+/// then the remote commands left running (to be stopped before anything is cleared), then
+/// what the run leaves.
+#[test]
+fn a_second_signal_during_deploy_failed_says_the_failure_first() {
+    let lab = lab();
+    let dir = Dir::new("second-signal-failed");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    app.commit("v2");
+    hang_rm(&lab, "resque2", "*/.tether-removing.*", "", 8);
+    let child = Tether::new()
+        .current_dir(&dir.path)
+        .ssh_config(&lab.ssh_config())
+        .args(&[
+            "deploy",
+            "-s",
+            "release_timestamp=20250101000002",
+            "-s",
+            "fail_on=web1",
+        ])
+        .spawn();
+    wait_until("deploy:failed's removal never hung", || {
+        rm_hangs(&lab, "resque2", 8)
+    });
+    for _ in 0..2 {
+        // SAFETY: kill(2) on the tether this test started.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let out = child.wait_with_output().unwrap();
+    unhang(&lab, "resque2", 8);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let at = |what: &str| {
+        stderr
+            .find(what)
+            .unwrap_or_else(|| panic!("lacks {what:?}: {stderr}"))
+    };
+    let failure = at("error: 1 of 4 hosts failed\nweb1: `");
+    let command = at("resque2: `");
+    let left = at("deploy: tether exited before deploy:failed could clean up; this run left:\n");
+    assert!(failure < command && command < left, "{stderr}");
+    assert!(
+        stderr[command..].contains("may still be running: tether exited at a second signal"),
+        "{stderr}"
+    );
 }

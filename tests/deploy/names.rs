@@ -357,3 +357,42 @@ fn places_under_home_set_again_during_the_run_are_refused() {
         );
     }
 }
+
+/// rollback_release set in a hook, after deploy:prepare checked it, is checked again when the
+/// rollback chooses its release: refused as a name that is not a release, exit 4, current and
+/// the lock as they were (stop 33 tester: "release ../../.. does not exist", exit 1).
+#[test]
+fn a_rollback_release_set_in_a_hook_is_checked_as_a_release_name() {
+    let lab = lab();
+    let dir = Dir::new("rollback-hook");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    app.commit("v2");
+    deploy(&dir, &lab, "20250101000002", &[]).status(0);
+    for value in [
+        "../../../srv/shop/releases/20250101000001",
+        "..",
+        "2025010100000",
+    ] {
+        dir.write(
+            "deploy.rhai",
+            &format!(
+                "{}before(\"deploy:reverting\", || set(\"rollback_release\", \"{value}\"));\n",
+                recipe_text(&app, false)
+            ),
+        );
+        tether(&dir, &lab, &["deploy:rollback"])
+            .status(4)
+            .stderr_contains(&format!("rollback_release \"{value}\" "))
+            .stderr_contains("(set at deploy.rhai:");
+        assert_unlocked(&lab);
+        for h in HOSTS {
+            assert_eq!(
+                current(&lab, h).as_deref(),
+                Some("/srv/shop/releases/20250101000002"),
+                "{value} {h}"
+            );
+        }
+    }
+}

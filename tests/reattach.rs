@@ -1920,3 +1920,63 @@ fn ctrl_c_while_reattaching_gives_up_the_attempt_under_way() {
         "{text}"
     );
 }
+
+/// A command too long for one exec request (over about 34 KB: written to a file on the host by
+/// a first exec, then run by a second) whose connection dies before it started is settled as a
+/// short one is: claimed on a new connection, found never started, sent again and run once
+/// (tester's finding, issue 13: lost during the first exec, it failed with "connection lost
+/// ...; the command may have partly run", having never run). Lost at the first exec (the one
+/// that writes it to the host) and at the second (the one that runs it) alike.
+#[test]
+fn a_long_command_lost_before_it_started_is_claimed_and_sent_again() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let settings = WorkerSettings {
+        heartbeat: None,
+        ..WorkerSettings::default()
+    };
+    let mut h = Harness::new(&lab.ssh_config(), settings, &["host1"]);
+    let marker = lab.host("host1").root_dir.join("marker");
+    let command = format!(
+        "# {}\necho ran >> /srv/marker; echo two",
+        "x".repeat(40_000)
+    );
+    h.run(&["host1"], "echo one");
+    for (at, logins) in [("when=1", 2), ("when=2", 3)] {
+        std::fs::write(&marker, "").unwrap();
+        let mark = h.mark();
+        let mut strace = inject_at_fork(&lab, &format!("signal=SIGKILL:{at}"));
+        let r = h.run(&["host1"], &command).remove(0);
+        let _ = strace.kill();
+        let _ = strace.wait();
+        h.settle();
+        match &r.result {
+            Some(Ok(out)) => {
+                assert_eq!(out.status, ExitStatus::Code(0), "{at}\n{}", h.story());
+                assert_eq!(String::from_utf8_lossy(&out.stdout), "two\n", "{at}");
+            }
+            other => panic!("{at}: {other:?}\n{}", h.story()),
+        }
+        assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n", "{at}");
+        assert_eq!(lab.accepted_logins("host1"), logins, "{at}\n{}", h.story());
+        let since = &h.events[mark..];
+        assert!(
+            !since.iter().any(|(_, e)| is_reattach(&e.kind)),
+            "{at}\n{}",
+            h.story()
+        );
+        let resent = since
+            .iter()
+            .filter(
+                |(_, e)| matches!(&e.kind, EventKind::Resent { command: c, .. } if *c == command),
+            )
+            .count();
+        assert_eq!(resent, 1, "{at}\n{}", h.story());
+        // The file the command was written to for the exec that never ran it is gone too.
+        let staged: Vec<_> = std::fs::read_dir(&lab.host("host1").tmp)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("tether-cmd."))
+            .collect();
+        assert!(staged.is_empty(), "{at}: {staged:?}");
+    }
+}

@@ -296,10 +296,12 @@ pub(crate) const OTHERS: &str = r##"_tether_n=0; _tether_u=; _tether_me=$(id -u)
 /// and a shell builtin: no program started), which the command's own exec's sh creates the
 /// same way before it runs the command, and runs nothing when it finds it there. Prints `won` (the command never ran and never will: it may be sent again), `taken`
 /// (the exec's sh claimed it first: resume it) or `unusable` (no private directory: nothing
-/// can be known); `start` prints the start markers.
+/// can be known); `start` prints the start markers. `$2`, when not empty, is the file a long
+/// command was written to (see `exec::run_reporting`), removed when the claim wins: the exec
+/// that would have read and removed it never runs the command.
 pub fn claim(start: &str) -> String {
     format!(
-        r#"{DIR}; set --; {start} [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; if [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && chmod 700 "$_tether_b" 2>/dev/null; then if (umask 077; set -C; true >"$_tether_d.claim") 2>/dev/null; then echo won; else echo taken; fi; else echo unusable; fi; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
+        r#"{DIR}; _tether_f=$2; set --; {start} [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; if [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && chmod 700 "$_tether_b" 2>/dev/null; then if (umask 077; set -C; true >"$_tether_d.claim") 2>/dev/null; then [ -z "$_tether_f" ] || rm -f -- "$_tether_f"; echo won; else echo taken; fi; else echo unusable; fi; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
     )
 }
 

@@ -74,7 +74,23 @@ pub fn run_reporting(
     if wrapped.len() <= MAX_EXEC {
         return run_wrapped(conn, &wrapped, &key, opts, on_line, preamble, sup);
     }
-    let path = stage(conn, command, opts)?;
+    let path = match stage(conn, command, opts) {
+        Ok(path) => path,
+        // Lost before the command's own exec was sent: it has not started. Settled as any
+        // command lost before its start marker (see `settle`): its claim on the new session
+        // wins, and it is sent again, written to the host anew.
+        Err(ExecError::Lost(reason)) => {
+            if let Some(s) = sup.filter(|_| opts.stdin_from.is_none()) {
+                s.pending = true;
+                s.streams = Some(Streams::new(opts, &key));
+            }
+            return Err(ExecError::Lost(reason));
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(s) = sup.as_deref_mut() {
+        s.staged = Some(path.clone());
+    }
     let staged = format!(
         "_tether_f={}; _tether_c=$(cat \"$_tether_f\" && echo .); _tether_r=$?; \
          rm -f \"$_tether_f\"; [ \"$_tether_r\" = 0 ] || exit 126; \
@@ -119,11 +135,12 @@ pub fn settle(conn: &Connection, sup: &mut Supervision) -> Result<Lost, ExecErro
     if !sup.pending {
         return Ok(Lost::Running);
     }
-    match claim(conn, &sup.id)? {
+    match claim(conn, &sup.id, sup.staged.as_deref())? {
         Claim::Won => {
             // The old id's claim stays (an empty file): that exec may still start, late, and
-            // must find it.
+            // must find it. Its staged command was removed with the claim.
             sup.pending = false;
+            sup.staged = None;
             sup.streams = None;
             sup.id = crate::ssh::supervisor::new_id();
             Ok(Lost::NeverStarted)
@@ -214,13 +231,14 @@ enum Claim {
     Unusable,
 }
 
-/// Claims the supervised command `id` on `conn` (see [`Claim`]); a lost connection is
-/// [`ExecError::Lost`].
-fn claim(conn: &Connection, id: &str) -> Result<Claim, ExecError> {
+/// Claims the supervised command `id` on `conn` (see [`Claim`]), removing the file its
+/// command was `staged` in (see [`run_reporting`]) when the claim wins, as nothing will run it
+/// then; a lost connection is [`ExecError::Lost`].
+fn claim(conn: &Connection, id: &str, staged: Option<&str>) -> Result<Claim, ExecError> {
     let out = run_script(
         conn,
         &crate::ssh::supervisor::claim(&start_markers()),
-        &[id],
+        &[id, staged.unwrap_or("")],
         OPEN_TIMEOUT,
     )?;
     match (

@@ -33,6 +33,10 @@ pub struct Supervision {
     /// The connection was lost before the start marker arrived: the exec's sh may not have
     /// run yet. [`settle`](super::settle) claims the command first (see `supervisor::claim`).
     pub(super) pending: bool,
+    /// The file on the host its command was written to, for a command too long for one exec
+    /// request (see [`run_reporting`](super::run_reporting)): its exec removes it once it runs
+    /// the command; a claim that wins does (see [`settle`](super::settle)).
+    pub(super) staged: Option<String>,
     /// The last exec's status marker arrived (the status is the command's own).
     pub(super) marker: bool,
     /// The exec's sh ended by this signal before it reported the command's status, and the
@@ -58,6 +62,7 @@ impl Default for Supervision {
                 std::time::Duration::ZERO,
             ),
             pending: false,
+            staged: None,
             marker: false,
             followed: None,
         }

@@ -253,6 +253,11 @@ pub enum EventKind {
     Reattached {
         /// The command.
         command: String,
+        /// How long the command had run when the last byte from the host arrived before its
+        /// connection was lost (its supervisor writes one after every 0.4 s of silence: the
+        /// connection was lost soon after); `None` where none came from the command.
+        #[serde(rename = "heard_after_ms", serialize_with = "millis_opt")]
+        heard_after: Option<Duration>,
         /// How long the command had run when its connection was found dead.
         #[serde(rename = "lost_after_ms", serialize_with = "millis")]
         lost_after: Duration,

@@ -146,6 +146,7 @@ fn killed_mid_command(command: &str, want: ExitStatus) {
         command: c,
         lost_after,
         took,
+        ..
     } = &e.kind
     else {
         unreachable!()
@@ -1979,4 +1980,71 @@ fn a_long_command_lost_before_it_started_is_claimed_and_sent_again() {
             .collect();
         assert!(staged.is_empty(), "{at}: {staged:?}");
     }
+}
+
+/// The line of a re-attach gives when the connection was lost (its last byte from the host:
+/// the supervisor writes one after every 0.4 s of silence) and how long noticing it took, not
+/// the moment it was noticed as the moment it was lost (tester's finding, issue 13: a host
+/// blackholed 1 s into a command was said as "connection lost 6.2 s into", the 5 s being
+/// those the kernel took to give up on the silent connection).
+#[test]
+fn a_reattach_line_says_when_the_connection_went_silent_and_when_that_was_noticed() {
+    let far = support::netns::NetnsHost::start("far", &[]);
+    let marker = far.dir.join("home/marker");
+    let command = "echo ran >> $HOME/marker; sleep 20; echo after";
+    let out = std::thread::scope(|scope| {
+        let run = scope.spawn(|| {
+            support::tether::Tether::new()
+                .ssh_config(&far.ssh_config())
+                .args(&["--keepalive", "1s", "run", "--hosts", "far", "--"])
+                .arg(command)
+                .run()
+        });
+        wait_until("the command never started", || {
+            std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+        });
+        std::thread::sleep(Duration::from_secs(1));
+        far.blackhole();
+        // Long enough for the loss to be noticed under it: lifted sooner, the host's bytes
+        // held back by the blackhole may arrive just before the kernel gives up on the
+        // connection, which then was lost when they came.
+        std::thread::sleep(Duration::from_secs(12));
+        far.lift_blackhole();
+        run.join().unwrap()
+    });
+    out.status(0);
+    assert_eq!(out.host_lines("far", '|'), ["after"], "{}", out.stdout);
+    let said: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains("re-attached after"))
+        .collect();
+    assert_eq!(said.len(), 1, "{}", out.stdout);
+    let line = said[0];
+    // A duration as tether writes it: `813.3 ms`, `1.2 s`; in seconds.
+    let seconds = |text: &str| -> f64 {
+        let (n, unit) = text.split_once(' ').unwrap_or_else(|| panic!("{line}"));
+        let n: f64 = n.parse().unwrap_or_else(|_| panic!("{line}"));
+        match unit {
+            "ms" => n / 1000.0,
+            "s" => n,
+            _ => panic!("{line}"),
+        }
+    };
+    let (lost, rest) = line
+        .strip_prefix("far ~ connection lost ")
+        .and_then(|l| l.split_once(" into `"))
+        .unwrap_or_else(|| panic!("{line}"));
+    let lost = seconds(lost);
+    // Blackholed 1 s in (plus the time the marker took to be seen); noticed some 5 s later
+    // (the keepalives' TCP_USER_TIMEOUT, the heartbeat timeout of 5 s, found at the kernel's
+    // next retransmission).
+    assert!((0.8..3.0).contains(&lost), "{line}");
+    assert!(rest.starts_with(&format!("{command}`; noticed ")), "{line}");
+    let noticed = rest
+        .split_once("; noticed ")
+        .and_then(|(_, l)| l.split_once(" later, re-attached after "))
+        .map(|(n, _)| seconds(n))
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!((3.0..11.0).contains(&noticed), "{line}");
 }

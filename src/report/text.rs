@@ -136,6 +136,37 @@ pub fn group_line(st: &State, group: &Group) -> String {
     )
 }
 
+/// The line of a re-attach: when the connection was lost (`heard_after`, the last byte from
+/// the command, which its supervisor sends after every 0.4 s of silence), how long noticing
+/// that took where it took a second or more (a silent network: the kernel's timeout), and how
+/// long re-attaching took from then; where no byte had come, only when the loss was noticed.
+fn reattached_words(
+    command: &str,
+    heard_after: Option<Duration>,
+    lost_after: Duration,
+    took: Duration,
+) -> String {
+    let took = format_duration(took);
+    match heard_after {
+        Some(heard) => {
+            let noticed = lost_after.saturating_sub(heard);
+            let noticed = if noticed >= Duration::from_secs(1) {
+                format!("noticed {} later, ", format_duration(noticed))
+            } else {
+                String::new()
+            };
+            format!(
+                "connection lost {} into `{command}`; {noticed}re-attached after {took}",
+                format_duration(heard)
+            )
+        }
+        None => format!(
+            "connection loss noticed {} into `{command}`; re-attached after {took}",
+            format_duration(lost_after)
+        ),
+    }
+}
+
 /// The lines of `event` that are one of its host's own (none for an event of no host, or
 /// one that is not a host's line): the command's stdout and stderr, the dry run's plan, and
 /// tether's own lines about the host. Text output prefixes them with the host, or folds them
@@ -179,20 +210,19 @@ pub fn host_lines(look: Look, event: &Event) -> Option<Vec<(Lane, String)>> {
         )),
         EventKind::Reattached {
             command,
+            heard_after,
             lost_after,
             took,
-        } => tether(format!(
-            "connection lost {} into `{command}`; re-attached after {}",
-            format_duration(*lost_after),
-            format_duration(*took)
-        )),
+        } => tether(reattached_words(command, *heard_after, *lost_after, *took)),
+        // Before its start marker nothing comes on a schedule: when the loss was noticed is
+        // all that is known.
         EventKind::Resent {
             command,
             lost_after,
             took,
         } => tether(format!(
-            "connection lost {} after sending `{command}`, before it started on the host; \
-             reconnected and sent it again after {} (it had not run)",
+            "connection loss noticed {} after sending `{command}`, before it started on the \
+             host; reconnected and sent it again after {} (it had not run)",
             format_duration(*lost_after),
             format_duration(*took)
         )),
@@ -568,7 +598,28 @@ fn sessions_text(st: &State, look: Look, title: &str, elapsed: Duration) -> Vec<
 
 #[cfg(test)]
 mod tests {
-    use super::visible;
+    use super::{reattached_words, visible};
+    use std::time::Duration;
+
+    #[test]
+    fn a_reattach_says_when_the_loss_happened_and_when_it_was_noticed() {
+        let s = Duration::from_secs_f64;
+        // Killed: noticed at once after the last byte.
+        assert_eq!(
+            reattached_words("make", Some(s(3.0)), s(3.3), s(1.1)),
+            "connection lost 3.0 s into `make`; re-attached after 1.1 s"
+        );
+        // A silent network: noticed by the kernel's timeout.
+        assert_eq!(
+            reattached_words("make", Some(s(1.2)), s(6.5), s(4.0)),
+            "connection lost 1.2 s into `make`; noticed 5.3 s later, re-attached after 4.0 s"
+        );
+        // Nothing came from the command: only the notice is known.
+        assert_eq!(
+            reattached_words("make", None, s(2.0), s(0.5)),
+            "connection loss noticed 2.0 s into `make`; re-attached after 500.0 ms"
+        );
+    }
 
     #[test]
     fn control_characters_are_shown_and_colours_kept() {

@@ -136,6 +136,10 @@ pub(super) struct Streams {
     pub(super) stdin_done: bool,
     /// The key of the exec's frames.
     pub(super) key: Key,
+    /// When the last byte arrived while the supervisor ran the command, which writes one after
+    /// every 0.4 s of silence: once the connection is lost, about when that happened (see
+    /// [`Supervision::heard`](super::Supervision::heard)).
+    pub(super) heard: Option<std::time::Instant>,
 }
 
 impl Streams {
@@ -156,6 +160,7 @@ impl Streams {
             err: Incoming::new(Stream::Stderr, err_start, Some(StderrFilter::new(key))),
             stdin_done: false,
             key: key.clone(),
+            heard: None,
         }
     }
 

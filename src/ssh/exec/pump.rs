@@ -54,6 +54,7 @@ pub(super) fn pump(
         err,
         stdin_done,
         key,
+        heard: heard_supervised,
     } = streams;
     // A command without a PTY is stopped only under the supervisor (closing its channel would
     // not stop it), or when it is a transfer: closing its channel ends the remote `cat` (an
@@ -132,6 +133,9 @@ pub(super) fn pump(
         let (read, open_streams) = read_both(conn, channel, out, err, &mut buf, on_line)?;
         progressed |= read;
         // As of before this read: one that brought the start marker brought bytes too.
+        if read && supervising {
+            *heard_supervised = Some(Instant::now());
+        }
         if read || !supervising {
             heard = Instant::now();
         } else if heard.elapsed() >= SILENT_LIMIT {

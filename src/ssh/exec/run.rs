@@ -414,6 +414,9 @@ pub(super) fn run_wrapped(
             kept.err.start = StartFilter::default();
             kept.err.status = Some(StderrFilter::new(key));
             kept.key = key.clone();
+            // Bytes of this resume date a loss from now on: one before its start marker has
+            // none (the previous connection's last byte is long past).
+            kept.heard = None;
             kept
         }
         None => Streams::new(opts, key),

@@ -90,6 +90,13 @@ impl Supervision {
         self.streams.is_some()
     }
 
+    /// When the last byte of the command lost with its connection arrived, where the supervisor
+    /// ran it (it writes one after every 0.4 s of silence, so the connection was lost soon
+    /// after); `None` where none came from it (lost before its start marker).
+    pub fn heard(&self) -> Option<std::time::Instant> {
+        self.streams.as_ref().and_then(|s| s.heard)
+    }
+
     /// How many bytes of stdout and stderr have arrived.
     pub fn received(&self) -> (u64, u64) {
         self.streams

@@ -37,6 +37,14 @@ impl WorkerState {
         let timeout = opts.timeout.map(|t| (t, started + t));
         loop {
             let lost_at = Instant::now();
+            // The last byte from the command, where the supervisor ran it (one comes after
+            // every 0.4 s of silence): about when the connection was lost, which may be long
+            // before it was noticed (a silent network: the kernel's TCP_USER_TIMEOUT, or
+            // nothing at all for `exec`'s SILENT_LIMIT).
+            let heard_after = sup
+                .heard()
+                .and_then(|h| h.checked_duration_since(started))
+                .filter(|h| *h <= lost_at.saturating_duration_since(started));
             self.conn = None;
             let until = match timeout {
                 Some((_, deadline)) => deadline.min(lost_at + bound),
@@ -84,11 +92,13 @@ impl WorkerState {
                     },
                     None,
                 ));
-                // When the connection was lost, not when re-attaching ended.
+                // When the connection was lost (its last byte, where known), not when
+                // re-attaching ended.
                 return Err(SshError::ConnectionLost {
                     host: self.owner.name.to_string(),
                     command: command.to_string(),
-                    elapsed: lost_at.saturating_duration_since(started),
+                    elapsed: heard_after
+                        .unwrap_or_else(|| lost_at.saturating_duration_since(started)),
                     reason,
                 });
             }
@@ -100,6 +110,7 @@ impl WorkerState {
             match settled {
                 Ok(exec::Lost::Running) => self.emit(EventKind::Reattached {
                     command: command.to_string(),
+                    heard_after,
                     lost_after,
                     took: lost_at.elapsed(),
                 }),

@@ -2048,3 +2048,68 @@ fn a_reattach_line_says_when_the_connection_went_silent_and_when_that_was_notice
         .unwrap_or_else(|| panic!("{line}"));
     assert!((3.0..11.0).contains(&noticed), "{line}");
 }
+
+/// An attempt to re-attach cut short by the re-attach bound or by the command's timeout names
+/// that bound, not `ConnectTimeout` (tester's finding, issue 13: `--reattach 1s` against a
+/// host that accepts connections and says nothing failed with "sent no SSH banner within 1.0 s
+/// (ConnectTimeout)", under a ConnectTimeout of 5 s).
+#[test]
+fn an_attempt_cut_short_by_the_reattach_bound_or_the_timeout_names_it() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let marker = lab.host("host1").root_dir.join("marker");
+    let listener = lab.host("host1").pid as libc::pid_t;
+    for (args, want) in [
+        (
+            &["--reattach", "1s", "run", "--hosts", "host1", "--"][..],
+            "(the rest of the re-attach bound, 1.0 s)",
+        ),
+        (
+            &[
+                "--reattach",
+                "60s",
+                "run",
+                "--timeout",
+                "3s",
+                "--hosts",
+                "host1",
+                "--",
+            ][..],
+            "(the rest of the command's timeout, 3.0 s)",
+        ),
+    ] {
+        std::fs::write(&marker, "").unwrap();
+        let child = support::tether::Tether::new()
+            .ssh_config(&lab.ssh_config())
+            .args(args)
+            .arg("echo ran >> /srv/marker; sleep 39")
+            .spawn();
+        wait_until("the command never started", || {
+            std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+        });
+        // The listener accepts connections (the kernel does) and says nothing.
+        // SAFETY: kill(2) on the lab's own sshd listener.
+        unsafe { libc::kill(listener, libc::SIGSTOP) };
+        lab.kill_connections("host1");
+        let out = child.wait_with_output().unwrap();
+        // SAFETY: as above.
+        unsafe { libc::kill(listener, libc::SIGCONT) };
+        let text = crate::support::tether::text(&out);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        // The failure (its line, and the summary's): tether's last attempt to stop the
+        // orphan before it exits is another matter.
+        let failure: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("not re-attached"))
+            .collect();
+        assert!(!failure.is_empty(), "{text}");
+        for line in failure {
+            assert!(line.contains("sent no SSH banner within "), "{line}");
+            assert!(line.contains(want), "{want}\n{line}");
+            assert!(!line.contains("ConnectTimeout"), "{line}");
+        }
+        for pid in processes(&lab, "host1", "sleep 39") {
+            // SAFETY: kill(2) on the lab host's orphan, found by its command line.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        }
+    }
+}

@@ -18,6 +18,7 @@ use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 use crate::duration::format as format_duration;
+use crate::ssh::config::ConnectBound;
 
 /// How long a peer that has sent nothing at all is waited for before libssh2 takes over.
 pub const SILENT_GRACE: Duration = Duration::from_secs(2);
@@ -30,16 +31,20 @@ const PEEK_MAX: usize = 4096;
 pub enum BannerProblem {
     /// Nothing at all arrived before the deadline.
     Silent {
-        /// `ConnectTimeout`.
+        /// `ConnectTimeout`, or what was left of a shorter bound (`bound`).
         timeout: Duration,
+        /// What bounded the attempt.
+        bound: ConnectBound,
         /// Whether the stream is a TCP connection (else a jump host's tunnel or a proxy
         /// command's pipe, which say nothing about whether anything accepted it).
         tcp: bool,
     },
     /// Bytes arrived, but no `SSH-` line, before the deadline.
     NotSsh {
-        /// `ConnectTimeout`.
+        /// `ConnectTimeout`, or what was left of a shorter bound (`bound`).
         timeout: Duration,
+        /// What bounded the attempt.
+        bound: ConnectBound,
         /// The printable part of what it sent (at most 200 characters).
         said: String,
     },
@@ -51,11 +56,15 @@ pub enum BannerProblem {
         attempts: u32,
         /// From the first connect to the last close.
         elapsed: Duration,
+        /// What bounded the retries.
+        bound: ConnectBound,
     },
     /// The banner arrived but the key exchange did not finish before the deadline.
     KexTimeout {
-        /// `ConnectTimeout`.
+        /// `ConnectTimeout`, or what was left of a shorter bound (`bound`).
         timeout: Duration,
+        /// What bounded the attempt.
+        bound: ConnectBound,
         /// The server's identification line.
         banner: String,
     },
@@ -64,36 +73,49 @@ pub enum BannerProblem {
 impl std::fmt::Display for BannerProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            BannerProblem::Silent { timeout, tcp: true } => write!(
+            BannerProblem::Silent {
+                timeout,
+                bound,
+                tcp: true,
+            } => write!(
                 f,
-                "accepted the TCP connection but sent no SSH banner within {} (ConnectTimeout); \
-                 is an SSH server listening there?",
+                "accepted the TCP connection but sent no SSH banner within {} ({bound}); is an \
+                 SSH server listening there?",
                 format_duration(*timeout)
             ),
             BannerProblem::Silent {
                 timeout,
+                bound,
                 tcp: false,
             } => write!(
                 f,
-                "sent nothing through the tunnel or proxy command within {} (ConnectTimeout): \
-                 no SSH banner",
+                "sent nothing through the tunnel or proxy command within {} ({bound}): no SSH \
+                 banner",
                 format_duration(*timeout)
             ),
-            BannerProblem::NotSsh { timeout, said } if said.starts_with("SSH-") => write!(
+            BannerProblem::NotSsh {
+                timeout,
+                bound,
+                said,
+            } if said.starts_with("SSH-") => write!(
                 f,
-                "sent only part of its SSH banner ({said:?}) within {} (ConnectTimeout)",
+                "sent only part of its SSH banner ({said:?}) within {} ({bound})",
                 format_duration(*timeout)
             ),
-            BannerProblem::NotSsh { timeout, said } => write!(
+            BannerProblem::NotSsh {
+                timeout,
+                bound,
+                said,
+            } => write!(
                 f,
-                "sent no SSH banner within {} (ConnectTimeout), only {said:?}: not an SSH \
-                 server?",
+                "sent no SSH banner within {} ({bound}), only {said:?}: not an SSH server?",
                 format_duration(*timeout)
             ),
             BannerProblem::Closed {
                 said,
                 attempts,
                 elapsed,
+                bound,
             } => {
                 f.write_str("closed the connection before sending its SSH banner")?;
                 if !said.is_empty() {
@@ -103,16 +125,20 @@ impl std::fmt::Display for BannerProblem {
                     write!(
                         f,
                         ", {attempts} times in {} (sshd drops connections beyond its \
-                         MaxStartups; tether retried until ConnectTimeout)",
+                         MaxStartups; tether retried until {bound})",
                         format_duration(*elapsed)
                     )?;
                 }
                 Ok(())
             }
-            BannerProblem::KexTimeout { timeout, banner } => write!(
+            BannerProblem::KexTimeout {
+                timeout,
+                bound,
+                banner,
+            } => write!(
                 f,
                 "sent its banner ({banner}) but the SSH key exchange did not finish within {} \
-                 (ConnectTimeout)",
+                 ({bound})",
                 format_duration(*timeout)
             ),
         }
@@ -130,10 +156,16 @@ pub enum Seen {
 }
 
 /// Waits until the peer on `fd` has sent its SSH identification line, without consuming
-/// anything. `timeout` is `ConnectTimeout`, for messages; `deadline` is when it runs out.
+/// anything. `timeout` is `ConnectTimeout` (or the shorter `bound` that replaced it), for
+/// messages; `deadline` is when it runs out.
 /// Errors: [`BannerProblem::Closed`] (with `attempts` 1), [`BannerProblem::NotSsh`],
 /// [`BannerProblem::Silent`] (only when the deadline is within the grace).
-pub fn wait(fd: RawFd, deadline: Instant, timeout: Duration) -> Result<Seen, BannerProblem> {
+pub fn wait(
+    fd: RawFd,
+    deadline: Instant,
+    timeout: Duration,
+    bound: ConnectBound,
+) -> Result<Seen, BannerProblem> {
     let started = Instant::now();
     let mut buf = vec![0u8; PEEK_MAX];
     let mut seen = 0;
@@ -143,10 +175,12 @@ pub fn wait(fd: RawFd, deadline: Instant, timeout: Duration) -> Result<Seen, Ban
             return Err(match seen {
                 0 => BannerProblem::Silent {
                     timeout,
+                    bound,
                     tcp: is_tcp(fd),
                 },
                 n => BannerProblem::NotSsh {
                     timeout,
+                    bound,
                     said: printable(&buf[..n]),
                 },
             });
@@ -218,6 +252,8 @@ fn closed(said: &[u8]) -> BannerProblem {
         said: printable(said),
         attempts: 1,
         elapsed: Duration::ZERO,
+        // Retried by the caller (`connect::retrying_drops`), which says what bounds it.
+        bound: ConnectBound::ConnectTimeout,
     }
 }
 
@@ -277,7 +313,12 @@ mod tests {
         b.write_all(b"Exceeded MaxStartups\r\n").unwrap();
         drop(b);
         let deadline = Instant::now() + Duration::from_secs(5);
-        let got = wait(a.as_raw_fd(), deadline, Duration::from_secs(5));
+        let got = wait(
+            a.as_raw_fd(),
+            deadline,
+            Duration::from_secs(5),
+            ConnectBound::ConnectTimeout,
+        );
         assert!(
             matches!(&got, Err(BannerProblem::Closed { said, .. }) if said == "Exceeded MaxStartups"),
             "{got:?}"
@@ -286,7 +327,12 @@ mod tests {
         let (a, mut b) = UnixStream::pair().unwrap();
         b.write_all(b"garbage\r\n").unwrap();
         let deadline = Instant::now() + Duration::from_millis(300);
-        let got = wait(a.as_raw_fd(), deadline, Duration::from_millis(300));
+        let got = wait(
+            a.as_raw_fd(),
+            deadline,
+            Duration::from_millis(300),
+            ConnectBound::ConnectTimeout,
+        );
         assert!(
             matches!(&got, Err(BannerProblem::NotSsh { said, .. }) if said == "garbage"),
             "{got:?}"
@@ -295,7 +341,12 @@ mod tests {
         b.write_all(b"SSH-2.0-x\r\n").unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
         assert_eq!(
-            wait(a.as_raw_fd(), deadline, Duration::from_secs(5)),
+            wait(
+                a.as_raw_fd(),
+                deadline,
+                Duration::from_secs(5),
+                ConnectBound::ConnectTimeout
+            ),
             Ok(Seen::Banner)
         );
         let mut first = [0u8; 7];
@@ -308,11 +359,17 @@ mod tests {
         let (a, _b) = UnixStream::pair().unwrap();
         let started = Instant::now();
         let deadline = started + Duration::from_millis(200);
-        let got = wait(a.as_raw_fd(), deadline, Duration::from_millis(200));
+        let got = wait(
+            a.as_raw_fd(),
+            deadline,
+            Duration::from_millis(200),
+            ConnectBound::ConnectTimeout,
+        );
         assert_eq!(
             got,
             Err(BannerProblem::Silent {
                 timeout: Duration::from_millis(200),
+                bound: ConnectBound::ConnectTimeout,
                 tcp: false,
             })
         );

@@ -231,6 +231,7 @@ pub fn retrying_drops(
                             said,
                             attempts: drops,
                             elapsed: started.elapsed(),
+                            bound: cfg.connect_bound,
                         },
                     });
                 }
@@ -326,20 +327,22 @@ pub fn connect_over<S: AsRawFd + 'static>(
         addr: addr_text.clone(),
         problem,
     };
-    banner::wait(fd, deadline, cfg.connect_timeout).map_err(banner_err)?;
+    banner::wait(fd, deadline, cfg.connect_timeout, cfg.connect_bound).map_err(banner_err)?;
     session.set_tcp_stream(tcp);
     if let Err(e) = handshake(&mut session, fd, deadline) {
         if e.as_ref()
             .is_none_or(|e| e.code() == ssh2::ErrorCode::Session(-9))
         {
-            let timeout = cfg.connect_timeout;
+            let (timeout, bound) = (cfg.connect_timeout, cfg.connect_bound);
             return Err(banner_err(match session.banner() {
                 Some(banner) => BannerProblem::KexTimeout {
                     timeout,
+                    bound,
                     banner: banner.to_string(),
                 },
                 None => BannerProblem::Silent {
                     timeout,
+                    bound,
                     tcp: banner::is_tcp(fd),
                 },
             }));

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::config::{HostConfig, Route};
+use super::config::{ConnectBound, HostConfig, Route};
 use super::connect::{self, Connection};
 use super::heartbeat::Limits;
 use super::known_hosts;
@@ -165,13 +165,18 @@ impl Owner {
     }
 
     /// [`connect`](Owner::connect), giving up after `at_most` when that is shorter than the
-    /// config's `ConnectTimeout` (a re-attach bound that must hold: see `worker/reattach.rs`).
-    pub fn connect_for(&self, at_most: Option<Duration>) -> Result<Connection, SshError> {
+    /// config's `ConnectTimeout` (a re-attach bound that must hold: see `worker/reattach.rs`),
+    /// with the bound it is left of, which a failure then names instead of `ConnectTimeout`.
+    pub fn connect_for(
+        &self,
+        at_most: Option<(Duration, ConnectBound)>,
+    ) -> Result<Connection, SshError> {
         let clamped;
         let config = match at_most {
-            Some(limit) if limit < self.config.connect_timeout => {
+            Some((limit, bound)) if limit < self.config.connect_timeout => {
                 let mut c = self.config.clone();
                 c.connect_timeout = limit;
+                c.connect_bound = bound;
                 clamped = c;
                 &clamped
             }

@@ -10,6 +10,37 @@ use crate::host::HostTarget;
 /// Default connect timeout when the config sets none (ssh waits for the TCP timeout).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What bounds a connection attempt ([`HostConfig::connect_timeout`]), named in its failure
+/// ("sent no SSH banner within 1.0 s (ConnectTimeout)"): the config's `ConnectTimeout`, or
+/// what was left of a shorter bound that cut the attempt short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConnectBound {
+    /// The config's `ConnectTimeout`.
+    #[default]
+    ConnectTimeout,
+    /// Re-attaching to a command whose connection was lost: its bound (`--reattach`, an
+    /// `on`'s `reattach`).
+    Reattach(Duration),
+    /// Re-attaching to a command whose own timeout comes first: that timeout.
+    Timeout(Duration),
+    /// tether's last attempt to stop what it left running before it exits: its length.
+    LastContact(Duration),
+}
+
+impl fmt::Display for ConnectBound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = |d: &Duration| crate::duration::format(*d);
+        match self {
+            ConnectBound::ConnectTimeout => f.write_str("ConnectTimeout"),
+            ConnectBound::Reattach(b) => write!(f, "the rest of the re-attach bound, {}", d(b)),
+            ConnectBound::Timeout(t) => write!(f, "the rest of the command's timeout, {}", d(t)),
+            ConnectBound::LastContact(t) => {
+                write!(f, "tether's last attempt before it exits, {}", d(t))
+            }
+        }
+    }
+}
+
 /// What to do with a host key that known_hosts does not have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StrictHostKeyChecking {
@@ -102,6 +133,9 @@ pub struct HostConfig {
     pub host_key_alias: Option<String>,
     /// TCP connect (and handshake) timeout.
     pub connect_timeout: Duration,
+    /// What `connect_timeout` is, for the words of a failure: `ConnectTimeout`, or a shorter
+    /// bound a connection was given (see `Owner::connect_for`).
+    pub connect_bound: ConnectBound,
     /// `ServerAliveInterval`, when set and non-zero.
     pub server_alive_interval: Option<Duration>,
     /// `ServerAliveCountMax` (default 3).

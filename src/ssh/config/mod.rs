@@ -46,7 +46,7 @@ use std::sync::{Arc, Mutex};
 pub use environment::{Environment, Requests};
 pub use error::{ConfigError, HostError, Location};
 pub use host::{
-    AddressFamily, Algorithms, HostConfig, Request, Route, StrictHostKeyChecking,
+    AddressFamily, Algorithms, ConnectBound, HostConfig, Request, Route, StrictHostKeyChecking,
     DEFAULT_CONNECT_TIMEOUT,
 };
 pub use jump_spec::parse as parse_jump_spec;

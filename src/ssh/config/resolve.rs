@@ -978,6 +978,7 @@ impl<'a> Resolution<'a> {
                 .map(Duration::from_secs)
                 .filter(|d| !d.is_zero())
                 .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            connect_bound: Default::default(),
             server_alive_interval: server_alive_interval.map(Duration::from_secs),
             server_alive_count_max: server_alive_count_max as u32,
             route,

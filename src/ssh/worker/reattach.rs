@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::state::{Orphan, WorkerState};
 use crate::event::EventKind;
+use crate::ssh::config::ConnectBound;
 use crate::ssh::exec::{self, ExecError, ExecOptions, ExecOutput, Supervision};
 use crate::ssh::supervisor::{self, Placement};
 use crate::ssh::SshError;
@@ -46,11 +47,14 @@ impl WorkerState {
                 .and_then(|h| h.checked_duration_since(started))
                 .filter(|h| *h <= lost_at.saturating_duration_since(started));
             self.conn = None;
-            let until = match timeout {
-                Some((_, deadline)) => deadline.min(lost_at + bound),
-                None => lost_at + bound,
+            // Whichever comes first; an attempt it cuts short names it.
+            let (until, cut_by) = match timeout {
+                Some((t, deadline)) if deadline <= lost_at + bound => {
+                    (deadline, ConnectBound::Timeout(t))
+                }
+                _ => (lost_at + bound, ConnectBound::Reattach(bound)),
             };
-            if let Err(e) = self.connect_within(until, &opts.stop) {
+            if let Err(e) = self.connect_within(until, cut_by, &opts.stop) {
                 let within = crate::duration::format(bound);
                 let (ended, short) = match (opts.stop.reason(), timeout) {
                     (Some(why), _) => (
@@ -159,9 +163,15 @@ impl WorkerState {
     /// Connects again (the pinned host key) with backoff 1, 2, 4 ... s up to the cap, until
     /// `until` or until `stop` is set (asked before each attempt and during the pauses); the
     /// last error when no attempt worked. Each attempt gives up when `until` passes, whatever
-    /// `ConnectTimeout` says; a bound already spent (`--reattach 0`) still gets one attempt,
-    /// with the config's `ConnectTimeout`.
-    pub(super) fn connect_within(&mut self, until: Instant, stop: &Stop) -> Result<(), SshError> {
+    /// `ConnectTimeout` says (its failure then names `cut_by`, what `until` is the end of); a
+    /// bound already spent (`--reattach 0`) still gets one attempt, with the config's
+    /// `ConnectTimeout`.
+    pub(super) fn connect_within(
+        &mut self,
+        until: Instant,
+        cut_by: ConnectBound,
+        stop: &Stop,
+    ) -> Result<(), SshError> {
         let mut delay = Duration::from_secs(1);
         let host = self.owner.name.to_string();
         let stopping = |why: String| SshError::Session {
@@ -180,7 +190,8 @@ impl WorkerState {
                 move || stop.reason().is_some() || closing.load(Ordering::SeqCst)
             };
             let attempt = crate::ssh::poll::giving_up_when(give_up, || {
-                self.owner.connect_for((!left.is_zero()).then_some(left))
+                self.owner
+                    .connect_for((!left.is_zero()).then_some((left, cut_by)))
             });
             match attempt {
                 Ok(conn) => {
@@ -247,7 +258,10 @@ impl WorkerState {
     pub(super) fn last_contact(&mut self) {
         if self.conn.is_none() {
             let started = Instant::now();
-            match self.owner.connect_for(Some(LAST_CONTACT)) {
+            match self.owner.connect_for(Some((
+                LAST_CONTACT,
+                ConnectBound::LastContact(LAST_CONTACT),
+            ))) {
                 Ok(conn) => {
                     self.conn = Some(conn);
                     // A session like any other: counted in the summary.

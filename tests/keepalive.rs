@@ -1009,3 +1009,69 @@ fn closing_the_pool_does_not_wait_for_a_reconnect_backoff() {
         closing.elapsed()
     );
 }
+
+/// A session opened by a reconnect is not said to be woken by the server: sshd's notice right
+/// after login (`hostkeys-00@openssh.com`) is read by its first heartbeat, as on a host's first
+/// session, not taken for a probe (tester's finding, issue 13: under `-v`, the first heartbeat
+/// after a reconnect read "(woken by data from the server, such as a ClientAlive probe)" on a
+/// server without ClientAliveInterval, as the host's kind of heartbeat, once known, made
+/// every later session listen to its socket from its first millisecond).
+#[test]
+fn a_reconnected_sessions_first_heartbeat_is_not_taken_for_a_probe() {
+    let lab = Lab::builder().names(&["web1"]).start();
+    let dir = lab.dir().join("recipe");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("deploy.rhai"),
+        "server(\"web1\", #{ roles: [\"web\"] });\ntask(\"t\", || { on([\"web\"], \"true\"); \
+         run_locally(\"sleep 6\"); on([\"web\"], \"echo after\"); });\n",
+    )
+    .unwrap();
+    let out = std::thread::scope(|scope| {
+        let run = scope.spawn(|| {
+            support::tether::Tether::new()
+                .current_dir(&dir)
+                .ssh_config(&lab.ssh_config())
+                .args(&["-v", "t"])
+                .run()
+        });
+        // The command, then the first heartbeat's two (it reads the server's limits).
+        let until = Instant::now() + Duration::from_secs(10);
+        while lab.started_commands("web1") < 3 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        lab.kill_connections("web1");
+        run.join().unwrap()
+    });
+    out.status(0).stdout_contains("after");
+    assert!(
+        out.stdout.contains("web1 ~ connection lost while idle"),
+        "{}",
+        out.stdout
+    );
+    // The new session's first heartbeat came, and was not said to be the server's doing.
+    let beats = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("web1 ~ idle, kept alive: heartbeat"))
+        .count();
+    assert!(beats >= 2, "{}", out.stdout);
+    assert!(!out.stdout.contains("woken by data"), "{}", out.stdout);
+    // It is a bare channel (a keepalive would read nothing of what sshd sent at login).
+    let after = out
+        .stdout
+        .split_once("web1 ~ connection lost while idle")
+        .map(|(_, rest)| rest)
+        .unwrap_or_default();
+    let first = after
+        .lines()
+        .find(|l| l.starts_with("web1 ~ idle, kept alive: heartbeat"))
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    assert!(
+        first.ends_with("(a channel opened and closed, no command)"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(lab.accepted_logins("web1"), 2);
+}

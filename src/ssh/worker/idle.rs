@@ -69,6 +69,13 @@ impl WorkerState {
             (Some(at), Some(iv)) if self.beat == Some(Beat::Keepalive) => Some(coalesced(at, iv)),
             (due, _) => due,
         };
+        // A session nothing has read since its login (a reconnected one: a first one's first
+        // beat comes then anyway) beats by READ_LIMITS_AFTER after it, so that sshd's notice
+        // is read before its socket is watched (below), and never taken for a probe.
+        let due = due.map(|at| match self.login_unread {
+            true => at.min(self.connected_at + READ_LIMITS_AFTER),
+            false => at,
+        });
         let timeout = match due {
             Some(due) => due.saturating_duration_since(Instant::now()),
             None => Duration::from_secs(3600),
@@ -86,8 +93,10 @@ impl WorkerState {
         // `true` forked on its server within 50 ms of login (a thousand of them while a large
         // fleet is still connecting); the first heartbeat, due READ_LIMITS_AFTER after
         // login, reads what came meanwhile, and answers a `ClientAliveInterval` probe (sent
-        // after a second of silence at the soonest) before sshd's next look.
-        let young = self.beat.is_none() && self.connected_at.elapsed() < READ_LIMITS_AFTER;
+        // after a second of silence at the soonest) before sshd's next look. A reconnected
+        // session alike (its notice, read at once, was reported as the server's probe): any
+        // session nothing has read yet.
+        let young = self.login_unread && self.connected_at.elapsed() < READ_LIMITS_AFTER;
         if let Some(c) = conn.filter(|_| !young) {
             fds.push(libc::pollfd {
                 fd: c.fd(),
@@ -138,8 +147,11 @@ impl WorkerState {
         // proves the round trip, so a keepalive still awaited is no longer looked for).
         let sent = self.keepalive_sent.take().filter(|_| !probe);
         let beat = match self.beat {
+            // A keepalive reads nothing: what waits since login (see `login_unread`) needs a
+            // channel, as a probe does.
             Some(Beat::Keepalive)
                 if probe
+                    || self.login_unread
                     || (sent.is_none() && self.keepalives >= KEEPALIVES_PER_CHANNEL)
                     || !self
                         .beat_every()
@@ -180,7 +192,10 @@ impl WorkerState {
             Ok((limits, beat, rtt)) => {
                 match beat {
                     Beat::Keepalive => self.keepalives += 1,
-                    _ => self.keepalives = 0,
+                    _ => {
+                        self.keepalives = 0;
+                        self.login_unread = false;
+                    }
                 }
                 match sent.filter(|_| beat == Beat::Keepalive) {
                     // The session was known to work when the keepalive left.

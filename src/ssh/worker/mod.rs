@@ -134,6 +134,7 @@ impl HostWorker {
             keepalives: 0,
             limits_known: false,
             connected_at: Instant::now(),
+            login_unread: false,
             preamble_shown: false,
             direct_said: false,
             orphans: Vec::new(),
@@ -223,6 +224,7 @@ impl WorkerState {
         }
         self.last_alive = Instant::now();
         self.connected_at = self.last_alive;
+        self.login_unread = self.conn.is_some();
         loop {
             match jobs.try_recv() {
                 Ok(job) => {
@@ -263,6 +265,7 @@ impl WorkerState {
                 self.lost = None;
                 self.last_alive = Instant::now();
                 self.connected_at = self.last_alive;
+                self.login_unread = true;
                 // The first thing a new session does: stop what was left running.
                 self.stop_orphans(false);
                 true
@@ -643,6 +646,8 @@ impl WorkerState {
             Some(s) if s.resumable() => exec::resume(conn, s, opts, &mut on_line, &mut preamble),
             sup => exec::run_reporting(conn, command, opts, &mut on_line, &mut preamble, sup),
         };
+        // The command's channel read whatever the session held.
+        self.login_unread = false;
         if !preamble.is_empty() && !self.preamble_shown {
             self.preamble_shown = true;
             self.owner.emit(EventKind::LoginShellOutput {

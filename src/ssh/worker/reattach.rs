@@ -199,6 +199,7 @@ impl WorkerState {
                     self.lost = None;
                     self.last_alive = Instant::now();
                     self.connected_at = self.last_alive;
+                    self.login_unread = true;
                     return Ok(());
                 }
                 Err(_) if stop.reason().is_some() => {

@@ -55,6 +55,12 @@ pub(super) struct WorkerState {
     pub(super) limits_known: bool,
     /// When the current session was opened.
     pub(super) connected_at: Instant,
+    /// Nothing has read the current session since its login: sshd's notice right after it
+    /// (`hostkeys-00@openssh.com`, which needs no answer) may wait in its socket. Its first
+    /// heartbeat reads it, a second after login at the latest, and until then the socket is
+    /// not watched: on a reconnected session as on a host's first one, the notice is not taken
+    /// for the server's probe (see `idle.rs`).
+    pub(super) login_unread: bool,
 }
 
 /// A command left running under the supervisor when re-attaching to it failed.

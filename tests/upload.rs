@@ -737,3 +737,52 @@ fn an_upload_that_cannot_write_beside_its_destination_says_why() {
         .stderr_contains("upload: cannot write in the directory of /srv/locked/f (the file is written beside it and moved into place");
     assert_eq!(std::fs::read_to_string(locked.join("f")).unwrap(), "old\n");
 }
+
+/// An upload whose connection is lost while its file is checked and placed is re-attached to,
+/// and the line that says so names the upload, not the script tether sent to check and place
+/// it (tester's finding, issue 13: "connection lost 0.4 s into `d=/srv/big.bin;
+/// t=/srv/big.bin.tether-upload...; n=$(wc -c < "$t") ...`").
+#[test]
+fn an_upload_lost_while_it_is_placed_is_named_as_the_upload() {
+    let lab = lab(&["db1"]);
+    let r = lab_recipe(
+        &lab,
+        "upload-lost-placing",
+        r#"task("up", || { on("db", |host| { upload("big.bin", "/srv/big.bin"); }); });"#,
+    );
+    let data: Vec<u8> = (0..(20 << 20)).map(|i| (i % 251) as u8).collect();
+    std::fs::write(r.path("big.bin"), &data).unwrap();
+    let root = lab.host("db1").root_dir.clone();
+    let child = r.tether().args(&["up"]).spawn();
+    // The check of the arrived file: stopped on the host while its connection is killed.
+    let started = Instant::now();
+    let sum = loop {
+        if let Some(pid) = remote(&lab, "db1", "sha256sum") {
+            break pid;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the upload was never checked"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    signal(sum, libc::SIGSTOP);
+    lab.kill_connections("db1");
+    std::thread::sleep(Duration::from_millis(500));
+    signal(sum, libc::SIGCONT);
+    let out = child.wait_with_output().unwrap();
+    let text = crate::support::tether::text(&out);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(std::fs::read(root.join("big.bin")).unwrap(), data);
+    let said: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("re-attached after"))
+        .collect();
+    assert_eq!(said.len(), 1, "{text}");
+    assert!(
+        said[0].contains(" into `upload big.bin -> /srv/big.bin`;"),
+        "{}",
+        said[0]
+    );
+    assert!(!text.contains("tether-upload"), "{text}");
+}

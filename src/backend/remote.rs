@@ -141,9 +141,12 @@ impl Backend for Remote {
         let reader = Arc::new(Mutex::new(transfer::HashingReader::new(file, meta.len())));
         let tmp = transfer::upload_suffix();
         let receive = (upload.render)(&transfer::receive_script(upload.remote, &tmp, meta.len()));
+        // Named as the recipe asked for it, not as the scripts sent.
+        let label = format!("upload {} -> {}", upload.local, upload.remote);
         let opts = ExecOptions {
             stdin: upload.stdin_prefix.clone(),
             stdin_from: Some(Source(reader.clone())),
+            label: Some(label.clone()),
             ..ExecOptions::default()
         };
         let result = self.send(host, &receive, opts);
@@ -172,6 +175,7 @@ impl Backend for Remote {
         let place = (upload.render)(&transfer::place_script(upload.remote, &tmp, &sent, mode));
         let opts = ExecOptions {
             stdin: upload.stdin_prefix.clone(),
+            label: Some(label),
             ..ExecOptions::default()
         };
         let result = self.send(host, &place, opts);
@@ -198,10 +202,13 @@ impl Backend for Remote {
             std::io::BufWriter::with_capacity(exec::CHUNK, file),
         )));
         let fetch = (download.render)(&transfer::fetch_script(download.remote));
+        // Named as the recipe asked for it, not as the scripts sent.
+        let label = format!("download {} -> {}", download.remote, download.local);
         let opts = ExecOptions {
             stdin: download.stdin_prefix.clone(),
             stdout_to: Some(Drain(writer.clone())),
             echo: Echo::NoStdout,
+            label: Some(label.clone()),
             ..ExecOptions::default()
         };
         let result = self.send(host, &fetch, opts);
@@ -226,6 +233,7 @@ impl Backend for Remote {
         let opts = ExecOptions {
             stdin: download.stdin_prefix.clone(),
             echo: Echo::NoStdout,
+            label: Some(label),
             ..ExecOptions::default()
         };
         let out = match self.send(host, &measure, opts) {

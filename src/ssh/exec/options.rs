@@ -43,6 +43,10 @@ pub struct ExecOptions {
     /// This command's bound on re-attaching after a lost connection (`on(.., #{ reattach: N
     /// }, ..)`), instead of the run's (`--reattach`).
     pub reattach: Option<Duration>,
+    /// What tether calls the command in what it says (its events, its failure), where that is
+    /// not its text: the scripts of a transfer are named as the transfer (`upload a ->
+    /// /srv/a`), as the recipe asked for it.
+    pub label: Option<String>,
 }
 
 /// How many bytes of [`ExecOptions::stdin_from`] are read at a time (the memory a streamed

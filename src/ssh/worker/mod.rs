@@ -55,8 +55,9 @@ pub enum Job {
     Exec {
         /// The full shell command.
         command: String,
-        /// stdin, deadline, PTY and stop flag (the worker sets the keepalive).
-        opts: ExecOptions,
+        /// stdin, deadline, PTY and stop flag (the worker sets the keepalive); boxed, as the
+        /// other jobs are a pointer or two.
+        opts: Box<ExecOptions>,
         /// Receives the result.
         reply: Reply,
     },
@@ -162,7 +163,7 @@ impl HostWorker {
     pub fn exec(&self, command: &str, opts: ExecOptions, reply: Reply) {
         self.submit(Job::Exec {
             command: command.to_string(),
-            opts,
+            opts: Box::new(opts),
             reply,
         });
     }
@@ -296,7 +297,7 @@ impl WorkerState {
                 opts,
                 reply,
             } => {
-                let result = self.exec(&command, opts);
+                let result = self.exec(&command, *opts);
                 reply(result);
             }
             Job::Revive { reply } => {
@@ -330,7 +331,10 @@ impl WorkerState {
         self.replace_session(dead, true)
     }
 
-    fn exec(&mut self, command: &str, opts: ExecOptions) -> Result<ExecOutput, SshError> {
+    fn exec(&mut self, sent: &str, opts: ExecOptions) -> Result<ExecOutput, SshError> {
+        // `sent` is what runs on the host; `command` what every word of tether's names.
+        let label = opts.label.clone();
+        let command = label.as_deref().unwrap_or(sent);
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
@@ -407,7 +411,7 @@ impl WorkerState {
                 crate::ssh::supervisor::by_hand(ssh, &crate::ssh::supervisor::stop_by_id(&s.id))
             ))
         });
-        let mut result = self.exec_once(command, &opts, sup.as_mut());
+        let mut result = self.exec_once(sent, &opts, sup.as_mut());
         if let Err(ExecError::NotStarted(reason)) = &result {
             if self.owner.interval.is_none() {
                 // --no-keepalive shows what tether prevents: the server dropped the idle
@@ -428,7 +432,7 @@ impl WorkerState {
                 // The command never reached the server: running it on a new session is safe.
                 let reason = format!("session found dead before `{command}` ({reason})");
                 if self.replace_session(reason, false) {
-                    result = self.exec_once(command, &opts, sup.as_mut());
+                    result = self.exec_once(sent, &opts, sup.as_mut());
                 }
             }
         }
@@ -436,7 +440,7 @@ impl WorkerState {
         if let (Err(ExecError::Lost(reason)), Some(s)) = (&result, sup.as_mut()) {
             if s.resumable() {
                 let reason = reason.clone();
-                match self.reattach(command, &opts, s, started, reason) {
+                match self.reattach(sent, command, &opts, s, started, reason) {
                     // Its duration runs from its real start, not from the re-attach.
                     Ok(resumed) => {
                         result = resumed.map(|mut out| {

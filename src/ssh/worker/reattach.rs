@@ -17,7 +17,8 @@ use crate::stop::Stop;
 pub const LAST_CONTACT: Duration = Duration::from_secs(5);
 
 impl WorkerState {
-    /// The connection died while `command` ran under the supervisor (`sup`, started at
+    /// The connection died while `sent` (named `command` in what tether says: see
+    /// `ExecOptions::label`) ran under the supervisor (`sup`, started at
     /// `started`): connects again (the pinned host key, the usual backoff) within the
     /// re-attach bound and resumes it, as often as it is lost again; one lost before it
     /// started is claimed first and, where it never ran, sent again (said as such, not as a
@@ -28,6 +29,7 @@ impl WorkerState {
     /// attempt under way given up (see `poll::giving_up_when`).
     pub(super) fn reattach(
         &mut self,
+        sent: &str,
         command: &str,
         opts: &ExecOptions,
         sup: &mut Supervision,
@@ -142,7 +144,7 @@ impl WorkerState {
             if let Some(t) = opts.timeout {
                 rest.timeout = Some(t.saturating_sub(started.elapsed()));
             }
-            match self.exec_once(command, &rest, Some(sup)) {
+            match self.exec_once(sent, &rest, Some(sup)) {
                 Err(ExecError::Lost(again)) if sup.resumable() => reason = again,
                 Ok(_) if sup.gone => {
                     return Err(SshError::ConnectionLost {

@@ -800,6 +800,49 @@ fn timeline_is_refused_where_there_is_no_run_to_draw() {
         .run()
         .status(2)
         .stderr_contains("is a directory");
+    // Anything but a regular file is refused before the run, never replaced by the page
+    // (stop 33 tester: `--timeline /dev/full` made the device an 8 KB HTML file, exit 0; a
+    // symbolic link and a FIFO were replaced too).
+    let fifo = r.dir.join("pipe");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let link = r.dir.join("link.html");
+    std::os::unix::fs::symlink("target.html", &link).unwrap();
+    // A device of the test's own (as /dev/full is: a test that failed must not take the
+    // machine's).
+    let device = r.dir.join("full");
+    assert!(std::process::Command::new("mknod")
+        .args(["-m", "666"])
+        .arg(&device)
+        .args(["c", "1", "7"])
+        .status()
+        .unwrap()
+        .success());
+    for (path, what) in [
+        (device.as_path(), "a device"),
+        (fifo.as_path(), "a FIFO"),
+        (link.as_path(), "a symbolic link"),
+    ] {
+        r.tether()
+            .args(&["--timeline", path.to_str().unwrap(), "run", "--", "true"])
+            .run()
+            .status(2)
+            .stderr_contains(&format!(
+                "error: --timeline {}: is {what}, which the page would replace",
+                path.display()
+            ));
+    }
+    assert!(std::fs::metadata(&device)
+        .map(|m| std::os::unix::fs::FileTypeExt::is_char_device(&m.file_type()))
+        .unwrap_or(false));
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(!r.dir.join("target.html").exists());
     // A recipe that does not load never starts a run: no page, and it says so.
     r.write("bad.rhai", "task(\"t\", || { on(\"web\", \"true\") ");
     r.tether()

@@ -42,6 +42,12 @@ impl Recording {
         if path.is_dir() {
             return Err(bad("is a directory; name the HTML file to write"));
         }
+        if let Some(what) = not_a_file(path) {
+            return Err(bad(&format!(
+                "is {what}, which the page would replace (it is written beside, then renamed \
+                 over); name a regular file or a new one"
+            )));
+        }
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
@@ -92,8 +98,32 @@ impl Recording {
     }
 }
 
-/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
+/// What `path` is when something other than a regular file is there (a device such as
+/// /dev/null, a FIFO, a socket, a symbolic link): a rename over it would replace it.
+fn not_a_file(path: &Path) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt as _;
+    let kind = std::fs::symlink_metadata(path).ok()?.file_type();
+    match () {
+        _ if kind.is_file() => None,
+        _ if kind.is_symlink() => Some("a symbolic link"),
+        _ if kind.is_dir() => Some("a directory"),
+        _ if kind.is_char_device() || kind.is_block_device() => Some("a device"),
+        _ if kind.is_fifo() => Some("a FIFO"),
+        _ if kind.is_socket() => Some("a socket"),
+        _ => Some("not a regular file"),
+    }
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`; refused
+/// where something other than a regular file is at `path` (see [`not_a_file`]), as it would
+/// be replaced.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TimelineError> {
+    if let Some(what) = not_a_file(path) {
+        return Err(TimelineError::Path {
+            path: path.to_path_buf(),
+            reason: format!("is {what}, which the page would replace; nothing was written"),
+        });
+    }
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -638,28 +638,9 @@ fn a_second_signal_names_the_lock_and_release_it_leaves() {
         assert!(shop(&lab, h).join("deploy.lock").exists(), "{h}");
     }
     // The command it names, as given, clears it.
-    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_tether"));
-    let cleared = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "exec {}{}",
-            bin.display(),
-            hint.strip_prefix("tether").unwrap()
-        ))
-        .current_dir(&dir.path)
-        .env_remove("TETHER_SSH_CONFIG")
-        .output()
-        .unwrap();
+    let cleared = run_hint(&dir, &hint);
     assert!(cleared.status.success(), "{hint}: {cleared:?}");
-    assert_unlocked(&lab);
-    for h in HOSTS {
-        assert_eq!(releases(&lab, h), ["20250101000001"], "{h}");
-        assert_eq!(
-            current(&lab, h).as_deref(),
-            Some("/srv/shop/releases/20250101000001"),
-            "{h}"
-        );
-    }
+    assert_only(&lab, "20250101000001", &stderr);
 }
 
 /// Hosts whose deploy_to is one directory (a shared file system, a ~USER whose home is one
@@ -739,4 +720,54 @@ fn a_second_signal_during_deploy_failed_says_the_failure_first() {
         stderr[command..].contains("may still be running: tether exited at a second signal"),
         "{stderr}"
     );
+}
+
+/// A release_roles that answers differently at each fetch (a closure) cannot split a step:
+/// every on() of the run reaches the hosts deploy:prepare checked, and a step that finds it
+/// naming others is refused before it runs (stop 33 re-test: flipped between the on() calls
+/// of deploy:symlink:release, host3's current stayed on the old release while its new one was
+/// marked complete, exit 0; widened in deploy:cleanup, a host never locked lost a release).
+#[test]
+fn a_release_roles_that_varies_never_splits_a_step() {
+    let lab = lab();
+    let dir = Dir::new("roles-flip");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    app.commit("v2");
+    dir.write(
+        "deploy.rhai",
+        &(recipe_text(&app, false)
+            + r#"set("release_roles", || {
+    let n = fetch("rr_n", 0) + 1;
+    set("rr_n", n);
+    if fetch("flip", false) && n % 2 == 1 { ["web"] } else { "all" }
+});
+before("deploy:symlink:release", || set("flip", true));
+"#),
+    );
+    let out = deploy(&dir, &lab, "20250101000002", &[]);
+    let now: Vec<_> = HOSTS.iter().map(|h| current(&lab, h)).collect();
+    match out.status {
+        0 => assert!(
+            now.iter()
+                .all(|c| c.as_deref() == Some("/srv/shop/releases/20250101000002")),
+            "{now:?}\n{}",
+            out.stdout
+        ),
+        4 => {
+            out.stderr_contains("release_roles changed during the run");
+            assert_only(&lab, "20250101000001", &out.stderr);
+        }
+        other => panic!("exit {other}: {}{}", out.stdout, out.stderr),
+    }
+    assert_unlocked(&lab);
+    for h in HOSTS {
+        assert!(
+            !releases(&lab, h).contains(&"20250101000002".to_string())
+                || complete(&lab, h, "20250101000002") == (out.status == 0),
+            "{h}: {:?}",
+            releases(&lab, h)
+        );
+    }
 }

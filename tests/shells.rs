@@ -492,6 +492,20 @@ fn the_words_that_stop_a_command_by_hand_work_under_every_login_shell() {
                 !dir.join(format!("{id}.o.0")).exists() && !dir.join(format!("{id}.p")).exists(),
                 "{name}: files left by {remote}"
             );
+            // Given again, once the command ended: nothing to say (stop 33 re-test: "kill: No
+            // such process").
+            let again = Command::new(path)
+                .arg("-c")
+                .arg(&remote)
+                .env("TMPDIR", tmp.path())
+                .env("LOGNAME", "someone")
+                .output()
+                .unwrap();
+            assert!(
+                again.status.success() && again.stderr.is_empty(),
+                "{name} ({by_id}) again: {}",
+                String::from_utf8_lossy(&again.stderr)
+            );
         }
     }
 }

@@ -327,7 +327,7 @@ const EXPIRE: &str = r#"[ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && find "$_
 /// [`by_hand_stop`]).
 pub fn stop_by_id(id: &str) -> String {
     format!(
-        r#"d=${{TMPDIR:-/tmp}}/tether-${{LOGNAME:-$USER}}/{id}; p=$(cat "$d.p") && {}; rm -rf "$d".*"#,
+        r#"d=${{TMPDIR:-/tmp}}/tether-${{LOGNAME:-$USER}}/{id}; p=$(cat "$d.p" 2>/dev/null) && {}; rm -rf "$d".*"#,
         by_hand_stop("$p")
     )
 }
@@ -344,11 +344,12 @@ pub fn stop_by_group(pgid: &str, spool: &str) -> String {
 
 /// Stops process group `pgid` as [`stop`] does: SIGTERM, then SIGKILL once [`STOP_GRACE`] has
 /// passed with any of it left (a command that ignores SIGTERM must not outlive the words that
-/// removed its files). `kill -TERM -PGID`, not `kill -TERM -- -PGID`: dash's `kill` (Debian's
-/// /bin/sh) takes `--` for a number; whole seconds, as POSIX `sleep` takes.
+/// removed its files); silent when it had ended already. `kill -TERM -PGID`, not
+/// `kill -TERM -- -PGID`: dash's `kill` (Debian's /bin/sh) takes `--` for a number; whole
+/// seconds, as POSIX `sleep` takes.
 fn by_hand_stop(pgid: &str) -> String {
     format!(
-        "kill -TERM -{pgid} && {{ i=0; while kill -0 -{pgid} 2>/dev/null && [ $i -lt {grace} ]; do sleep 1; i=$((i+1)); done; kill -KILL -{pgid} 2>/dev/null; }}",
+        "kill -TERM -{pgid} 2>/dev/null && {{ i=0; while kill -0 -{pgid} 2>/dev/null && [ $i -lt {grace} ]; do sleep 1; i=$((i+1)); done; kill -KILL -{pgid} 2>/dev/null; }}",
         grace = STOP_GRACE.as_secs()
     )
 }

@@ -25,7 +25,15 @@ pub const MODULES: &[(&str, &str)] = &[
     ("php", include_str!("../../stdlib/php.rhai")),
 ];
 
-/// The source of stdlib module `name`.
+/// Whether `key` names the run state of the stdlib's release flow (`deploy:prepared`,
+/// `deploy:pinned`, `deploy:locked_hosts`...: what deploy:prepare checked, the lock it took):
+/// given with `-s`, such a value would switch its checks off or pass for a lock it never
+/// took, so it is refused there.
+pub fn is_run_state(key: &str) -> bool {
+    key.starts_with("deploy:")
+}
+
+/// The source of the stdlib module `name`.
 pub fn get(name: &str) -> Option<&'static str> {
     MODULES.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
 }

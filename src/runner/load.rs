@@ -107,6 +107,12 @@ pub fn load(file: &Path, opts: LoadOptions) -> Result<Loaded, Error> {
     {
         let mut recipe = rt.recipe();
         for (k, v) in &opts.overrides {
+            if crate::recipe::stdlib::is_run_state(k) {
+                return Err(Error::Usage(format!(
+                    "-s {k}={v}: `{k}` is the release flow's own state for one run (what \
+                     deploy:prepare checked, the lock it took), not a setting: it cannot be given"
+                )));
+            }
             let value = if runtime_vars::PATHS.contains(&k.as_str()) {
                 v.as_str().into()
             } else {

@@ -204,3 +204,41 @@ fn a_link_in_the_release_never_lets_a_linked_path_remove_what_is_outside_it() {
     }
     assert_unlocked(&lab);
 }
+
+/// The release flow's own run state (`deploy:prepared`, `deploy:pinned`...) cannot be given
+/// with -s: exit 2, nothing connected (stop 33 re-test: `-s deploy:prepared=true` switched
+/// every deploy:prepare check off, and a release named 99991231235959 was published, exit 0).
+#[test]
+fn the_release_flows_own_state_cannot_be_given_with_s() {
+    let lab = lab();
+    let dir = Dir::new("run-state");
+    let app = App::new(&dir);
+    dir.write("deploy.rhai", &recipe_text(&app, false));
+    let logged_in = logins(&lab);
+    for set in [
+        "deploy:prepared=true",
+        "deploy:pinned=x",
+        "deploy:locked_hosts=web1",
+    ] {
+        let key = set.split('=').next().unwrap();
+        tether(
+            &dir,
+            &lab,
+            &[
+                "-s",
+                set,
+                "-s",
+                "release_timestamp=99991231235959",
+                "deploy",
+            ],
+        )
+        .status(2)
+        .stderr_contains(&format!(
+            "-s {set}: `{key}` is the release flow's own state for one run"
+        ));
+    }
+    assert_eq!(logins(&lab), logged_in);
+    for h in HOSTS {
+        assert!(releases(&lab, h).is_empty(), "{h}");
+    }
+}

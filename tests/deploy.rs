@@ -1008,7 +1008,7 @@ server("worker1", #{ roles: ["worker"] });
         .find_map(|l| l.strip_prefix("local | $ mkdir -m 700 /tmp/tether-run-"))
         .unwrap_or_else(|| panic!("{}", out.stdout));
     let run_dir = format!("/tmp/tether-run-{made}");
-    out.stdout_contains(&format!("local | $ tar -czf {run_dir}/shop-20250102030405.tar.gz --exclude=.git --exclude=tether.log --exclude=tether.log.1 -C . ."))
+    out.stdout_contains(&format!("local | $ tar -czf {run_dir}/shop-20250102030405.tar.gz --exclude=.git --exclude=tether.log --exclude=tether.log.1 --exclude=./.tether-complete -C . ."))
         .stdout_contains(&format!("web1    | upload {run_dir}/shop-20250102030405.tar.gz -> /srv/shop/releases/20250102030405/.tether-copy.tar.gz (made during the run)"))
         .stdout_contains(&format!("local | $ rm -rf {run_dir}"));
     assert!(!Path::new(&run_dir).exists());

@@ -746,6 +746,9 @@ fn a_marker_the_source_brings_never_marks_the_release_complete() {
     )
     .unwrap();
     fs::write(app.work.join("REVISION"), "fake\n").unwrap();
+    // Only the release's own marker is tether's: one deeper is the application's.
+    fs::create_dir_all(app.work.join("sub")).unwrap();
+    fs::write(app.work.join("sub/.tether-complete"), "mine\n").unwrap();
     app.commit("v2 with a marker");
     dir.write(
         "deploy.rhai",
@@ -761,6 +764,11 @@ fn a_marker_the_source_brings_never_marks_the_release_complete() {
         assert_eq!(
             read(shop(&lab, h).join("releases/20250101000002/.tether-complete")),
             "release 20250101000002 complete\n",
+            "{h}"
+        );
+        assert_eq!(
+            read(shop(&lab, h).join("releases/20250101000002/sub/.tether-complete")),
+            "mine\n",
             "{h}"
         );
     }

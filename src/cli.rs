@@ -37,7 +37,19 @@ pub struct Cli {
 /// `--hosts`, `--roles` and `-s`, which add up when given on one side of the subcommand and
 /// are refused when given on both (clap would keep one side's values without a word).
 pub fn parse() -> Cli {
-    parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    parse_from(std::env::args_os()).unwrap_or_else(|e| {
+        if e.use_stderr() {
+            e.exit()
+        }
+        // Help and the version, through tether's stdout: a write that fails (a full disk) is
+        // said and fails the exit, as a run's output does (clap's own exit ignores it).
+        tether::stdout::write(format_args!("{}", e.render().ansi()));
+        tether::stdout::flush();
+        match tether::stdout::write_error() {
+            Some(_) => std::process::exit(tether::exit::USAGE),
+            None => std::process::exit(e.exit_code()),
+        }
+    })
 }
 
 /// The options whose every command-line value is recorded (see [`parse`]).

@@ -489,6 +489,10 @@ fn output_that_cannot_be_written_is_said_and_fails_the_run() {
             "--format", "json", "run", "--hosts", "host1", "--", "echo hi",
         ],
         &["hosts", "-G", "host1"],
+        // Help and the version too (stop 33 re-test: exit 0, nothing said).
+        &["--help"],
+        &["run", "--help"],
+        &["--version"],
     ] {
         let full = std::fs::OpenOptions::new()
             .write(true)

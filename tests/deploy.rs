@@ -872,6 +872,29 @@ server("web2", #{ roles: ["web"] });
         assert_eq!(read(release.join("VERSION")), "v1\n");
         assert_eq!(read(release.join("REVISION")), format!("{head}\n"));
     }
+
+    // A source entry named as the uploaded archive would be unpacked over it and removed with
+    // it: refused by name, on disk and in a tree, before anything is uploaded (stop 33 re-test:
+    // the file was missing from the release, exit 0).
+    dir.write("site/.tether-copy.tar.gz", "the application's own\n");
+    fs::write(
+        app.work.join(".tether-copy.tar.gz"),
+        "the application's own\n",
+    )
+    .unwrap();
+    app.commit("v2 with the name");
+    for extra in [&[][..], &["-s", "copy_source=app", "-s", "copy_tree=main"]] {
+        tether(
+            &dir,
+            &lab,
+            &[&["deploy", "-s", "release_timestamp=20250101000003"][..], extra].concat(),
+        )
+        .status(1)
+        .stderr_contains("holds .tether-copy.tar.gz at its root, the name tether uploads its archive under into each release");
+        for h in ["web1", "web2"] {
+            assert!(!site(h).join("releases/20250101000003").exists(), "{h}");
+        }
+    }
 }
 
 #[test]

@@ -577,6 +577,18 @@ fn a_place_set_again_during_the_run_is_refused_and_the_lock_released() {
     for h in HOSTS {
         assert_eq!(releases(&lab, h), ["20250101000001"], "{h}");
     }
+    // The same roles, another host in them: said as such, not blamed on the set at the top
+    // (stop 33 re-test: "(set at roles.rhai:5:1)", the line that never changed).
+    dir.write(
+        "deploy.rhai",
+        &(recipe_text(&app, false)
+            + "set(\"release_roles\", \"web\");\nafter(\"deploy:started\", || { role(\"web\", [\"resque1\"]); });\n"),
+    );
+    deploy(&dir, &lab, "20250101000002", &[])
+        .status(4)
+        .stderr_contains("release_roles \"web\" names other hosts than when the run checked it, from hosts web1, web2 to hosts web1, web2, resque1 (a role() or server() during the run)")
+        .stderr_lacks("(set at deploy.rhai");
+    assert_only(&lab, "20250101000001", "role() in a hook");
     // Removed during the run: said, not passed over.
     dir.write(
         "deploy.rhai",

@@ -475,13 +475,17 @@ fn the_words_that_stop_a_command_by_hand_work_under_every_login_shell() {
                 .output()
                 .unwrap();
             let remote = String::from_utf8(split.stdout).unwrap();
-            let out = Command::new(path)
-                .arg("-c")
-                .arg(&remote)
-                .env("TMPDIR", tmp.path())
-                .env("LOGNAME", "someone")
-                .output()
-                .unwrap();
+            // The login shell running what ssh sends, for the user whose files these are.
+            let give = || {
+                Command::new(path)
+                    .arg("-c")
+                    .arg(&remote)
+                    .env("TMPDIR", tmp.path())
+                    .env("LOGNAME", "someone")
+                    .output()
+                    .unwrap()
+            };
+            let out = give();
             let stopped = waiter.join().unwrap();
             assert!(
                 out.status.success() && stopped.code().is_none(),
@@ -494,13 +498,7 @@ fn the_words_that_stop_a_command_by_hand_work_under_every_login_shell() {
             );
             // Given again, once the command ended: nothing to say (stop 33 re-test: "kill: No
             // such process").
-            let again = Command::new(path)
-                .arg("-c")
-                .arg(&remote)
-                .env("TMPDIR", tmp.path())
-                .env("LOGNAME", "someone")
-                .output()
-                .unwrap();
+            let again = give();
             assert!(
                 again.status.success() && again.stderr.is_empty(),
                 "{name} ({by_id}) again: {}",

@@ -493,7 +493,7 @@ fn a_download_ended_by_a_signal_leaves_no_temporary_file() {
     );
     let dir = r.dir.clone();
     for signals in [&[libc::SIGTERM][..], &[libc::SIGINT, libc::SIGINT][..]] {
-        let mut child = r.tether().args(&["down"]).spawn();
+        let mut child = r.tether().args(&["down"]).spawn_watched();
         let until = Instant::now() + Duration::from_secs(60);
         // Until the temporary file has some of the data.
         loop {
@@ -506,12 +506,11 @@ fn a_download_ended_by_a_signal_leaves_no_temporary_file() {
             assert!(Instant::now() < until, "the download never started");
             std::thread::sleep(Duration::from_millis(20));
         }
-        for s in signals {
-            // SAFETY: kill(2) on our own child's pid.
-            unsafe { libc::kill(child.id() as libc::pid_t, *s) };
-            std::thread::sleep(Duration::from_millis(200));
+        match signals {
+            [twice, _] => child.signal_twice(*twice),
+            _ => support::net::signal(child.id(), signals[0]),
         }
-        let status = child.wait().unwrap();
+        let status = child.wait_with_output().status;
         assert!(!status.success(), "{signals:?}: {status:?}");
         assert!(
             temp_files(&dir).is_empty(),

@@ -1784,23 +1784,19 @@ fn a_second_signal_names_the_commands_it_leaves_running() {
     for h in ["host1", "host2"] {
         std::fs::write(lab.host(h).root_dir.join("marker"), "").unwrap();
     }
-    let child = support::tether::Tether::new()
+    let mut child = support::tether::Tether::new()
         .ssh_config(&lab.ssh_config())
         .args(&["run", "--hosts", "host1,host2", "--"])
         .arg("echo ran >> /srv/marker; sleep 57")
-        .spawn();
+        .spawn_watched();
     wait_until("the commands never started", || {
         ["host1", "host2"].iter().all(|h| {
             std::fs::read_to_string(lab.host(h).root_dir.join("marker"))
                 .is_ok_and(|m| !m.is_empty())
         })
     });
-    for _ in 0..2 {
-        // SAFETY: kill(2) on the tether this test started.
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let out = child.wait_with_output().unwrap();
+    child.signal_twice(libc::SIGTERM);
+    let out = child.wait_with_output();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     let mut named = 0;
@@ -1822,7 +1818,8 @@ fn a_second_signal_names_the_commands_it_leaves_running() {
             processes(&lab, host, "sleep 57").is_empty()
         });
     }
-    // 5 ms is too short for a stop to reach a host (an exec request, a new process).
+    // The moment between tether taking the first signal and the second is too short for a
+    // stop to reach a host (an exec request, a new process).
     assert!(named > 0, "{stderr}");
 }
 

@@ -1872,7 +1872,7 @@ fn a_second_signal_ends_local_commands_and_proxy_commands() {
     r.ssh_config = Some(r.path("ssh_config"));
     for (task, sleep) in [("local", "sleep 618"), ("proxy", "sleep 617")] {
         let _ = std::fs::remove_file(r.path("started"));
-        let child = r.tether().args(&[task]).spawn();
+        let mut child = r.tether().args(&[task]).spawn_watched();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while local_processes(sleep).is_empty() {
             assert!(
@@ -1881,12 +1881,8 @@ fn a_second_signal_ends_local_commands_and_proxy_commands() {
             );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        for _ in 0..2 {
-            // SAFETY: kill(2) on the tether this test started.
-            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        let out = child.wait_with_output().unwrap();
+        child.signal_twice(libc::SIGTERM);
+        let out = child.wait_with_output();
         assert_eq!(out.status.code(), Some(130), "{task}: {out:?}");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while !local_processes(sleep).is_empty() {

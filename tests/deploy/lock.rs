@@ -614,7 +614,7 @@ fn a_second_signal_names_the_lock_and_release_it_leaves() {
     recipe(&dir, &app);
     deploy(&dir, &lab, "20250101000001", &[]).status(0);
     app.commit("v2");
-    let child = Tether::new()
+    let mut child = Tether::new()
         .current_dir(&dir.path)
         .ssh_config(&lab.ssh_config())
         .args(&[
@@ -624,16 +624,12 @@ fn a_second_signal_names_the_lock_and_release_it_leaves() {
             "-s",
             "hold_seconds=30",
         ])
-        .spawn();
+        .spawn_watched();
     wait_until("the build step did not start", || {
         HOSTS.iter().all(|h| build_running(&lab, h))
     });
-    for _ in 0..2 {
-        // SAFETY: kill(2) on the tether this test started.
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    let out = child.wait_with_output().unwrap();
+    child.signal_twice(libc::SIGINT);
+    let out = child.wait_with_output();
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     let hint = format!(
@@ -696,7 +692,7 @@ fn a_second_signal_during_deploy_failed_says_the_failure_first() {
     deploy(&dir, &lab, "20250101000001", &[]).status(0);
     app.commit("v2");
     hang_rm(&lab, "resque2", "*/.tether-removing.*", "", 8);
-    let child = Tether::new()
+    let mut child = Tether::new()
         .current_dir(&dir.path)
         .ssh_config(&lab.ssh_config())
         .args(&[
@@ -706,16 +702,12 @@ fn a_second_signal_during_deploy_failed_says_the_failure_first() {
             "-s",
             "fail_on=web1",
         ])
-        .spawn();
+        .spawn_watched();
     wait_until("deploy:failed's removal never hung", || {
         rm_hangs(&lab, "resque2", 8)
     });
-    for _ in 0..2 {
-        // SAFETY: kill(2) on the tether this test started.
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    let out = child.wait_with_output().unwrap();
+    child.signal_twice(libc::SIGTERM);
+    let out = child.wait_with_output();
     unhang(&lab, "resque2", 8);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");

@@ -4,6 +4,7 @@
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// One `tether` invocation.
@@ -16,6 +17,57 @@ pub struct Tether {
     env: Vec<(String, String)>,
     cwd: Option<PathBuf>,
     timeout: Duration,
+}
+
+/// A running tether whose stderr is read as it comes, so that a test can act once tether said
+/// something (a second signal once the first was taken: tokio's signal streams, as the kernel
+/// does for a signal still pending, merge signals that come before the first is handled).
+pub struct Watched {
+    child: Child,
+    stdout: std::thread::JoinHandle<Vec<u8>>,
+    arrived: mpsc::Receiver<Vec<u8>>,
+    stderr: Vec<u8>,
+}
+
+impl Watched {
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits (at most 60 s) until tether's stderr holds one of `texts`.
+    pub fn wait_for_stderr(&mut self, texts: &[&str]) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let said = String::from_utf8_lossy(&self.stderr);
+            if texts.iter().any(|t| said.contains(t)) {
+                return;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.arrived.recv_timeout(left) {
+                Ok(chunk) => self.stderr.extend(chunk),
+                Err(_) => panic!("tether never said any of {texts:?}; it said:\n{said}"),
+            }
+        }
+    }
+
+    /// Sends `signal` twice, the second once tether said it took the first (as a person's
+    /// second Ctrl-C comes: not within the same few milliseconds).
+    pub fn signal_twice(&mut self, signal: i32) {
+        super::net::signal(self.id(), signal);
+        self.wait_for_stderr(&["(Ctrl-C again to exit now)", "(a second signal exits now)"]);
+        super::net::signal(self.id(), signal);
+    }
+
+    /// Waits for tether to end: its status and everything it wrote.
+    pub fn wait_with_output(mut self) -> std::process::Output {
+        let status = self.child.wait().expect("wait for tether");
+        self.stderr.extend(self.arrived.iter().flatten());
+        std::process::Output {
+            status,
+            stdout: self.stdout.join().expect("stdout reader"),
+            stderr: self.stderr,
+        }
+    }
 }
 
 /// What a finished invocation produced.
@@ -115,6 +167,33 @@ impl Tether {
     /// Starts tether without waiting for it.
     pub fn spawn(&self) -> Child {
         self.command().spawn().expect("start tether")
+    }
+
+    /// Starts tether without waiting for it, its stderr read as it comes: see [`Watched`].
+    pub fn spawn_watched(&self) -> Watched {
+        let mut child = self.spawn();
+        let mut out = child.stdout.take().expect("stdout");
+        let mut err = child.stderr.take().expect("stderr");
+        let stdout = std::thread::spawn(move || {
+            let mut s = Vec::new();
+            let _ = out.read_to_end(&mut s);
+            s
+        });
+        let (chunks, arrived) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 || chunks.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        Watched {
+            child,
+            stdout,
+            arrived,
+            stderr: Vec::new(),
+        }
     }
 
     /// Starts tether, and once its command has started (`marker` is not empty: at most 10 s)

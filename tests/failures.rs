@@ -1024,7 +1024,12 @@ fn ctrl_c_while_the_run_waits_for_an_unused_host_exits_130() {
     assert_eq!(out.status.code(), Some(130), "{text}");
     assert!(at.elapsed() < std::time::Duration::from_secs(10), "{text}");
     assert!(
-        text.contains("zzz: connecting was stopped by tether"),
+        text.contains("zzz  ~ cannot connect: connecting was stopped by tether"),
+        "{text}"
+    );
+    // The summary names the host once, before why (not "(zzz: connecting ...").
+    assert!(
+        text.contains("zzz   never connected (connecting was stopped by tether after "),
         "{text}"
     );
     drop(silent);

@@ -994,29 +994,41 @@ fn a_blackhole_lifted_before_the_bound_is_reattached() {
     assert_eq!(h.count("far", is_reattach), 1, "{}", h.story());
 }
 
-/// `--reattach` bounds re-attaching for the whole run.
+/// `--reattach` bounds re-attaching for the whole run; `0` is one attempt, said as such
+/// (stop 33 re-test: "not re-attached within 0.0 ms").
 #[test]
 fn the_reattach_flag_bounds_the_run() {
     let lab = Lab::builder().names(&["host1"]).start();
     let marker = lab.host("host1").root_dir.join("marker");
-    let child = support::tether::Tether::new()
-        .ssh_config(&lab.ssh_config())
-        .args(&["--reattach", "1s", "run", "--hosts", "host1", "--"])
-        .arg("echo ran >> /srv/marker; sleep 39")
-        .spawn();
-    wait_until("the command never started", || {
-        std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
-    });
-    let listener = lab.host("host1").pid as libc::pid_t;
-    // SAFETY: kill(2) on the lab's own sshd listener.
-    unsafe { libc::kill(listener, libc::SIGSTOP) };
-    lab.kill_connections("host1");
-    let out = child.wait_with_output().unwrap();
-    // SAFETY: as above.
-    unsafe { libc::kill(listener, libc::SIGCONT) };
-    let text = crate::support::tether::text(&out);
-    assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("not re-attached within 1.0 s"), "{text}");
+    for (bound, said) in [
+        ("1s", "not re-attached within 1.0 s"),
+        ("0", "not re-attached at its one attempt (reattach 0)"),
+    ] {
+        std::fs::write(&marker, "").unwrap();
+        let child = support::tether::Tether::new()
+            .ssh_config(&lab.ssh_config())
+            .args(&["--reattach", bound, "run", "--hosts", "host1", "--"])
+            .arg("echo ran >> /srv/marker; sleep 39")
+            .spawn();
+        wait_until("the command never started", || {
+            std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+        });
+        let listener = lab.host("host1").pid as libc::pid_t;
+        // SAFETY: kill(2) on the lab's own sshd listener.
+        unsafe { libc::kill(listener, libc::SIGSTOP) };
+        lab.kill_connections("host1");
+        let out = child.wait_with_output().unwrap();
+        // SAFETY: as above.
+        unsafe { libc::kill(listener, libc::SIGCONT) };
+        let text = crate::support::tether::text(&out);
+        assert_eq!(out.status.code(), Some(1), "{bound}: {text}");
+        assert!(text.contains(said), "{bound}: {text}");
+        assert!(!text.contains("within 0"), "{bound}: {text}");
+        // Left running on the host, unreachable until tether exited.
+        for pid in processes(&lab, "host1", "sleep 39") {
+            support::net::signal(pid, support::net::SIGKILL);
+        }
+    }
 }
 
 /// A session whose command lost its connection, not re-attached, is not called open in the

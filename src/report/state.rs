@@ -134,7 +134,12 @@ pub fn record(st: &mut State, event: &Event) {
         }
         EventKind::ConnectFailed { error } | EventKind::Unreachable { error } => {
             h.connected_at = None;
-            h.failed = Some(error.clone());
+            // Said after the host's name in the summary: without the `HOST: ` every SSH
+            // failure begins with (see `SshError::said`).
+            let own = error
+                .strip_prefix(&*event.host)
+                .and_then(|rest| rest.strip_prefix(": "));
+            h.failed = Some(own.unwrap_or(error).to_string());
         }
         EventKind::Started { .. } => h.busy = true,
         EventKind::Finished {

@@ -396,6 +396,13 @@ impl SshError {
         }
     }
 
+    /// The message as part of another about `host`: without its leading host name where that
+    /// is `host` (`the session was lost (web1: ...)` would name web1 twice in a line that
+    /// begins with it).
+    pub fn said_for(&self, host: &str) -> String {
+        self.said().after_host(host)
+    }
+
     /// The host, as named by the user.
     pub fn host(&self) -> &str {
         match self {

@@ -57,7 +57,7 @@ pub fn with_backoff(
         host: host.to_string(),
         reason: format!(
             "{reason}; reconnecting failed: {}",
-            last_error.map_or_else(|| "no attempt made".into(), |e| e.to_string())
+            last_error.map_or_else(|| "no attempt made".into(), |e| e.said_for(host))
         ),
     })
 }
@@ -133,7 +133,7 @@ mod tests {
         match outcome {
             Outcome::Failed(e) => assert!(
                 e.to_string().starts_with(
-                    "h: connection lost while idle; reconnecting failed: h: authentication failed"
+                    "h: connection lost while idle; reconnecting failed: authentication failed"
                 ),
                 "{e}"
             ),

@@ -773,3 +773,69 @@ fn a_marker_the_source_brings_never_marks_the_release_complete() {
         );
     }
 }
+
+/// A host lost during the build, and not reached again by deploy:failed, is said once with
+/// its reason: the reason is not repeated inside itself (stop 33 re-test: the reconnect's
+/// reason twice in one "could not clean up" line).
+#[test]
+fn a_host_lost_for_good_is_said_once_by_deploy_failed() {
+    let lab = lab();
+    let dir = Dir::new("lost-for-good");
+    let app = App::new(&dir);
+    dir.write("deploy.rhai", &recipe_text(&app, false));
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    app.commit("v2");
+    let child = Tether::new()
+        .current_dir(&dir.path)
+        .ssh_config(&lab.ssh_config())
+        .args(&[
+            "--reattach",
+            "1s",
+            "deploy",
+            "-s",
+            "release_timestamp=20250101000002",
+            "-s",
+            "hold_seconds=30",
+        ])
+        .spawn();
+    wait_until("the build step did not start", || {
+        HOSTS.iter().all(|h| build_running(&lab, h))
+    });
+    let listener = lab.host("resque2").pid as libc::pid_t;
+    // SAFETY: kill(2) on the lab's own sshd listener.
+    unsafe { libc::kill(listener, libc::SIGSTOP) };
+    lab.kill_connections("resque2");
+    let out = child.wait_with_output().unwrap();
+    // SAFETY: as above.
+    unsafe { libc::kill(listener, libc::SIGCONT) };
+    let all =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &*String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    let said = |start: &str| {
+        all.lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no line starts with {start:?}: {all}"))
+            .to_string()
+    };
+    let cleanup = said("resque2: could not clean up: ");
+    let unlock = said("resque2: could not release the lock: ");
+    let summary = said("  resque2  session lost after ");
+    for line in [&cleanup, &unlock, &summary] {
+        // The reason given once, and the host named once: where it begins.
+        assert_eq!(line.matches("resque2").count(), 1, "{line}\n{all}");
+        assert_eq!(line.matches("ConnectTimeout").count(), 1, "{line}\n{all}");
+        assert!(line.contains("not re-attached within 1.0 s"), "{line}");
+    }
+    assert!(!all.contains("(resque2: "), "{all}");
+    assert!(!all.contains(": resque2: "), "{all}");
+    // resque2 was never reached again: its release and lock are said to be left.
+    assert!(
+        all.contains("  resque2: unfinished release /srv/shop/releases/20250101000002, lock /srv/shop/deploy.lock (this run's)\n"),
+        "{all}"
+    );
+    for pid in lab.host_pids("resque2") {
+        if fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\0")) {
+            support::net::signal(pid, support::net::SIGKILL);
+        }
+    }
+}

@@ -324,7 +324,10 @@ impl WorkerState {
                 }
             }
             None => match &self.lost {
-                Some((e, _)) => format!("the session was lost ({e}); reconnecting to clean up"),
+                Some((e, _)) => format!(
+                    "the session was lost ({}); reconnecting to clean up",
+                    e.said_for(&self.owner.name)
+                ),
                 None => "no session; connecting to clean up".into(),
             },
         };
@@ -343,7 +346,10 @@ impl WorkerState {
                 return Err(lost.clone());
             }
             // Nothing of this command was sent: reconnecting first is safe.
-            let reason = format!("the session was lost ({lost}); reconnecting before `{command}`");
+            let reason = format!(
+                "the session was lost ({}); reconnecting before `{command}`",
+                lost.said_for(&self.owner.name)
+            );
             if !self.replace_session(reason, false) {
                 if let Some((e, _)) = &self.lost {
                     return Err(e.clone());

@@ -57,6 +57,7 @@ impl WorkerState {
                 _ => (lost_at + bound, ConnectBound::Reattach(bound)),
             };
             if let Err(e) = self.connect_within(until, cut_by, &opts.stop) {
+                let e = e.said_for(&self.owner.name);
                 let within = crate::duration::format(bound);
                 let (ended, short) = match (opts.stop.reason(), timeout) {
                     (Some(why), _) => (
@@ -72,6 +73,11 @@ impl WorkerState {
                             format!("not re-attached before its timeout ({t})"),
                         )
                     }
+                    // `--reattach 0` (or `reattach: 0`): one attempt, no time to say.
+                    (None, _) if bound.is_zero() => (
+                        format!("not re-attached at its one attempt (reattach 0) ({e})"),
+                        "not re-attached at its one attempt (reattach 0)".to_string(),
+                    ),
                     (None, _) => (
                         format!("not re-attached within {within} ({e})"),
                         format!("not re-attached within {within}"),
@@ -276,7 +282,10 @@ impl WorkerState {
                     });
                 }
                 Err(e) => {
-                    let why = format!("the host could not be reached before tether exited: {e}");
+                    let why = format!(
+                        "the host could not be reached before tether exited: {}",
+                        e.said_for(&self.owner.name)
+                    );
                     for orphan in std::mem::take(&mut self.orphans) {
                         self.left_running(&orphan, &why);
                     }

@@ -134,6 +134,21 @@ const CASES: &[Case] = &[
         files: &[],
         hosts: &["web1", "web2", "web3", "web4"],
     },
+    // ssh 9.2 reads a Match line with `strdelim`: one `=` between words, with white space
+    // around it or not, separates them as white space does (stop 34 tester: `host =q` was read
+    // as the pattern `=q`, as OpenSSH 9.4 reads it, and the block silently did not apply).
+    Case {
+        name: "match-equals-with-spaces",
+        config: "Match host =web1\n  User spacedequals\nMatch host = web2\n  Port 2004\n\
+                 Match host= web3\n  Port 2005\nMatch !host =web1\n  IdentitiesOnly yes\n\
+                 Match user = root host =web4\n  User rootequals\nMatch originalhost =web5\n  \
+                 Port 2006\nMatch final host =web6\n  Port 2007\nMatch exec =true host web7\n  \
+                 Port 2008\nMatch host web8 # a comment\n  Port 2009\n",
+        files: &[],
+        hosts: &[
+            "web1", "web2", "web3", "web4", "web5", "web6", "web7", "web8", "web9",
+        ],
+    },
     Case {
         name: "match-negated-host",
         config: "Match !host web2\n  User notweb2\nHost *\n  User fallback\n",
@@ -400,6 +415,16 @@ const BAD: &[(&str, &str)] = &[
     ("unknown-keyword", "Host x\n  Frobnicate yes\n"),
     ("unknown-match-criterion", "Match frob x\n  User y\n"),
     ("match-all-combined", "Match host a user b all\n  User y\n"),
+    // `=` ends a word inside an argument too: `x` is then an attribute.
+    (
+        "match-equals-inside-argument",
+        "Match host q,=x\n  User y\n",
+    ),
+    ("match-equals-without-argument", "Match host =\n  User y\n"),
+    (
+        "match-quoted-attribute-equals",
+        "Match \"host=x\"\n  User y\n",
+    ),
     ("unterminated-quote", "Host x\n  User \"open\n"),
     ("no-argument", "Host x\n  User\n"),
     ("bad-time", "Host x\n  ConnectTimeout 5q\n"),

@@ -179,7 +179,8 @@ impl Reader<'_> {
                     LineKind::Host(words.args)
                 }
                 Lookup::Known(k) if k.name == "Match" => {
-                    LineKind::Match(parse_match(&words.args).map_err(malformed)?)
+                    let args = lexer::match_words(&words.rest).map_err(malformed)?;
+                    LineKind::Match(parse_match(&args).map_err(malformed)?)
                 }
                 Lookup::Known(k) if k.name == "Include" => {
                     let mut includes = Vec::new();
@@ -392,25 +393,19 @@ fn check_permissions(path: &Path) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// readconf.c `match_cfg_line`, the checking half: criteria, `=` forms, arguments.
+/// readconf.c `match_cfg_line` of ssh 9.2, the checking half: criteria and their arguments,
+/// in `args` as [`lexer::match_words`] splits them (an empty word, or one starting with `#`,
+/// where an attribute would be ends the line).
 fn parse_match(args: &[String]) -> Result<Vec<Criterion>, String> {
-    const WITH_EQUALS: &[&str] = &[
-        "host",
-        "originalhost",
-        "user",
-        "localuser",
-        "localnetwork",
-        "version",
-        "tagged",
-        "command",
-        "exec",
-    ];
     let mut criteria = Vec::new();
     let mut attributes = 0;
     let mut i = 0;
     while i < args.len() {
         let word = &args[i];
         i += 1;
+        if word.is_empty() || word.starts_with('#') {
+            break;
+        }
         let (negate, attrib) = match word.strip_prefix('!') {
             Some(rest) => (true, rest),
             None => (false, word.as_str()),
@@ -438,18 +433,11 @@ fn parse_match(args: &[String]) -> Result<Vec<Criterion>, String> {
             criteria.push(Criterion { negate, test });
             continue;
         }
-        let (name, arg) = match attrib.split_once('=') {
-            Some((n, a)) if WITH_EQUALS.iter().any(|w| w.eq_ignore_ascii_case(n)) => {
-                (n.to_ascii_lowercase(), a.to_string())
-            }
-            _ => {
-                let Some(arg) = args.get(i) else {
-                    return Err(format!("Match: missing argument for '{word}'"));
-                };
-                i += 1;
-                (attrib.to_ascii_lowercase(), arg.clone())
-            }
+        let name = attrib.to_ascii_lowercase();
+        let Some(arg) = args.get(i).cloned() else {
+            return Err(format!("Match: missing criteria for {name}"));
         };
+        i += 1;
         if (arg.is_empty() && name != "tagged" && name != "command") || arg.starts_with('#') {
             return Err(format!("Match: missing criteria for {name}"));
         }
@@ -485,8 +473,7 @@ mod tests {
     use super::*;
 
     fn criteria(line: &str) -> Result<Vec<Criterion>, String> {
-        let args: Vec<String> = line.split_whitespace().map(str::to_string).collect();
-        parse_match(&args)
+        parse_match(&lexer::match_words(line)?)
     }
 
     #[test]
@@ -504,5 +491,17 @@ mod tests {
         assert!(criteria("localnetwork 10.0.0.0/33").is_err());
         assert!(criteria("version OpenSSH*").is_err());
         assert!(criteria("tagged=").is_ok());
+        for spaced in ["host =web1", "host = web1", "host= web1", "host=web1"] {
+            assert!(matches!(&criteria(spaced).unwrap()[0].test, Test::Host(h) if h == "web1"));
+        }
+        let c = criteria("!host =a exec =true # comment").unwrap();
+        assert!(c[0].negate && matches!(&c[0].test, Test::Host(h) if h == "a"));
+        assert!(matches!(&c[1].test, Test::Exec(e) if e == "true"));
+        assert_eq!(c.len(), 2);
+        assert!(criteria("host q,=x").is_err());
+        assert!(criteria("host =").is_err());
+        assert!(criteria("\"host=x\"").is_err());
+        let c = criteria("exec \"test a = b\" user x").unwrap();
+        assert!(matches!(&c[0].test, Test::Exec(e) if e == "test a = b"));
     }
 }

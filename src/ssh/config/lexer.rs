@@ -70,6 +70,30 @@ fn strdelim(s: &str) -> Result<(String, Option<&str>), String> {
     Ok((token, Some(rest)))
 }
 
+/// The words of a `Match` line's `rest` as ssh 9.2 reads them (readconf.c `match_cfg_line`
+/// takes each with `strdelim`): split at white space, and at one `=` with or without white
+/// space around it, so `host =q`, `host = q` and `host= q` are `host q` (OpenSSH 9.4 and later
+/// read `=q` as the pattern), and `q,=x` is `q,` then `x`. A line that ends right after an
+/// `=` ends with an empty word, the missing argument. Err: an unclosed double quote.
+pub fn match_words(rest: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut s = rest;
+    loop {
+        let (word, next) = strdelim(s)?;
+        words.push(word);
+        match next {
+            Some("") => {
+                if s.trim_end_matches(WHITESPACE).ends_with('=') {
+                    words.push(String::new());
+                }
+                return Ok(words);
+            }
+            Some(next) => s = next,
+            None => return Ok(words),
+        }
+    }
+}
+
 /// misc.c `argv_split` with comments: `None` when a quote is not closed.
 pub fn argv_split(s: &str) -> Option<Vec<String>> {
     let chars: Vec<char> = s.chars().collect();

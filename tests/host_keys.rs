@@ -166,7 +166,8 @@ fn a_mismatch_names_the_recorded_and_offered_keys() {
 fn percent_k_names_the_known_hosts_file_and_host_key_alias_the_entry() {
     let lab = Lab::start(1);
     let home = lab.dir().join("home");
-    std::fs::create_dir_all(&home).unwrap();
+    // Where ssh would record a key there: it makes no directory but ~/.ssh itself.
+    std::fs::create_dir_all(home.join(".ssh/kh.d")).unwrap();
     let port = lab.host("host1").port;
     let base = std::fs::read_to_string(lab.ssh_config()).unwrap();
     let base: String = base
@@ -576,4 +577,64 @@ fn a_new_key_with_dev_null_as_known_hosts_says_it_keeps_nothing() {
     out.status(3)
         .stdout_contains("UserKnownHostsFile is /dev/null, which keeps no key")
         .stdout_lacks("Add it to /dev/null");
+}
+
+/// `accept-new` records a new key where ssh would and nowhere else: ssh makes no directory
+/// but `~/.ssh` (mode 0700, when the file is directly in it: hostfile.c
+/// `hostfile_create_user_ssh_dir`); for a file in a directory that does not exist it says it
+/// could not add the host and connects, the key recorded nowhere (stop 34 tester: tether made
+/// the directory, mode 0755, and wrote the key there). The cases ssh makes nothing for are
+/// checked against ssh itself.
+#[test]
+fn accept_new_makes_no_directory_ssh_would_not() {
+    let lab = Lab::start(1);
+    let home = lab.dir().join("fresh-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let accept_new = "  StrictHostKeyChecking accept-new\n  GlobalKnownHostsFile none\n";
+    for (name, file, dir_made) in [
+        ("missing_dir", lab.dir().join("nodir/kh"), false),
+        ("missing_nested", lab.dir().join("a/b/kh"), false),
+        ("dot_ssh_sub", home.join(".ssh/kh.d/kh"), false),
+        ("dot_ssh", home.join(".ssh/known_hosts"), true),
+    ] {
+        let _ = std::fs::remove_dir_all(home.join(".ssh"));
+        let config = config(&lab, name, accept_new, &file);
+        // ssh takes ~/.ssh from the password database, tether from $HOME (as the README
+        // says): ssh is asked about the other directories only.
+        if !dir_made {
+            let ssh = Command::new("ssh")
+                .arg("-F")
+                .arg(&config)
+                .args(["-o", "BatchMode=yes", "host1", "true"])
+                .env("HOME", &home)
+                .output()
+                .unwrap();
+            assert!(ssh.status.success(), "{name}: ssh: {ssh:?}");
+            assert!(!file.parent().unwrap().exists(), "{name}: ssh made it");
+        }
+        let _ = std::fs::remove_dir_all(home.join(".ssh"));
+        let out = Tether::new()
+            .ssh_config(&config)
+            .env("HOME", home.to_str().unwrap())
+            .args(&["run", "--hosts", "host1", "--", "echo reached"])
+            .run();
+        out.status(0).stdout_contains("reached");
+        let dir = file.parent().unwrap();
+        if dir_made {
+            let mode = std::os::unix::fs::PermissionsExt::mode(
+                &std::fs::metadata(dir).unwrap().permissions(),
+            );
+            assert_eq!(mode & 0o777, 0o700, "{name}");
+            assert!(std::fs::read_to_string(&file)
+                .unwrap()
+                .contains(" ssh-ed25519 "));
+            out.stdout_contains("recorded new host key for [127.0.0.1]:");
+        } else {
+            assert!(!dir.exists(), "{name}: tether made {}", dir.display());
+            out.stdout_contains(&format!(
+                "could not record the new host key in {}",
+                file.display()
+            ));
+        }
+    }
 }

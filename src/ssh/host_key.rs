@@ -126,7 +126,10 @@ impl HostKeyPolicy<'_> {
                 }
                 let strict = cfg.strict_host_key_checking == StrictHostKeyChecking::Yes;
                 match cfg.user_known_hosts.first() {
-                    Some(file) if !strict => self.accept_new(&lookup, key, file, warn),
+                    Some(file) if !strict => {
+                        self.accept_new(&lookup, key, file, warn);
+                        Ok(())
+                    }
                     // Refused under `yes`, and where no user file could record it (`none`).
                     record_in => {
                         let other = OtherEntries {
@@ -157,28 +160,31 @@ impl HostKeyPolicy<'_> {
     }
 
     /// `StrictHostKeyChecking accept-new` (or `no`): records `key` in `file`, the first
-    /// `UserKnownHostsFile`.
+    /// `UserKnownHostsFile`, and says so; where it cannot (no such directory, not writable),
+    /// says that instead and accepts the key all the same, as ssh does.
     fn accept_new(
         &self,
         lookup: &str,
         key: &[u8],
         file: &std::path::Path,
         warn: &mut dyn FnMut(String),
-    ) -> Result<(), SshError> {
+    ) {
         let name = self.name;
         let key_type = known_hosts::blob_key_type(key).unwrap_or_else(|| "unknown".into());
         let presented = known_hosts::fingerprint(key);
-        known_hosts::append(file, lookup, key, self.cfg.hash_known_hosts).map_err(|e| {
-            SshError::Session {
-                host: name.to_string(),
-                reason: format!("cannot record host key in {}: {e}", file.display()),
-            }
-        })?;
-        warn(format!(
-            "{name}: recorded new host key for {lookup} ({key_type} {presented}) in {}",
-            file.display()
-        ));
-        Ok(())
+        let dot_ssh = crate::ssh::config::Local::current().home.join(".ssh");
+        match known_hosts::append(file, lookup, key, self.cfg.hash_known_hosts, &dot_ssh) {
+            Ok(()) => warn(format!(
+                "{name}: recorded new host key for {lookup} ({key_type} {presented}) in {}",
+                file.display()
+            )),
+            // ssh says it could not add the host, and connects (sshconnect.c).
+            Err(e) => warn(format!(
+                "{name}: could not record the new host key in {} ({e}); connecting with \
+                 {lookup}'s key {key_type} {presented} recorded nowhere, as ssh does",
+                file.display()
+            )),
+        }
     }
 
     /// A host certificate: trusted through a `@cert-authority` line for `lookup` that names

@@ -282,12 +282,21 @@ impl KnownHosts {
     }
 }
 
-/// Appends `name type key` to `path` (creating it and its directory), as
-/// `StrictHostKeyChecking accept-new` does; with `hashed` (`HashKnownHosts yes`) the name is
-/// written as `|1|salt|hash`.
-pub fn append(path: &Path, name: &str, key: &[u8], hashed: bool) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+/// Appends `name type key` to `path` (creating the file), as `StrictHostKeyChecking
+/// accept-new` does; with `hashed` (`HashKnownHosts yes`) the name is written as
+/// `|1|salt|hash`. The only directory made is `dot_ssh` (the user's `~/.ssh`, mode 0700), and
+/// only when `path` is directly in it (hostfile.c `hostfile_create_user_ssh_dir`): a file in a
+/// directory that does not exist is an error, as for ssh.
+pub fn append(
+    path: &Path,
+    name: &str,
+    key: &[u8],
+    hashed: bool,
+    dot_ssh: &Path,
+) -> std::io::Result<()> {
+    if path.parent() == Some(dot_ssh) && !dot_ssh.exists() {
+        std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+            .create(dot_ssh)?;
     }
     let key_type = blob_key_type(key).unwrap_or_else(|| "ssh-ed25519".into());
     let host = if hashed {
@@ -419,10 +428,16 @@ mod tests {
     #[test]
     fn hashed_names_are_recorded_and_found_again() {
         let dir = std::env::temp_dir().join(format!("tether-kh-{}", std::process::id()));
-        let path = dir.join("sub/known_hosts");
+        std::fs::create_dir_all(&dir).unwrap();
+        // As ~/.ssh: made (0700) for the file in it.
+        let dot_ssh = dir.join("sub");
+        let path = dot_ssh.join("known_hosts");
         let key = blob("ssh-ed25519", b"k");
-        append(&path, "[10.0.0.1]:2200", &key, true).unwrap();
-        append(&path, "alias", &key, false).unwrap();
+        append(&path, "[10.0.0.1]:2200", &key, true, &dot_ssh).unwrap();
+        append(&path, "alias", &key, false, &dot_ssh).unwrap();
+        // No other directory is made.
+        assert!(append(&dir.join("other/kh"), "alias", &key, false, &dot_ssh).is_err());
+        assert!(!dir.join("other").exists());
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.starts_with("|1|"), "{text}");
         assert!(!text.contains("10.0.0.1"), "{text}");

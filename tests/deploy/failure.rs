@@ -539,6 +539,21 @@ fn markers_tether_did_not_write_move_nothing() {
         Some("/srv/shop/releases/20250101000003")
     );
     assert!(releases(&lab, "web1").contains(&"20250101000003".to_string()));
+    // A deploy of that very name is refused before anything is made: the release current
+    // leads to is not removed, nor current with it (stop 34 tester: its mkdir met "File
+    // exists", then deploy:failed removed the live release and current, saying "current is as
+    // it was").
+    deploy(&dir, &lab, "20250101000003", &["--hosts", "web1"])
+        .status(1)
+        .stderr_contains(
+            "web1: release 20250101000003 exists: current leads to it, left as it is (see above)",
+        )
+        .stdout_lacks("deploy:failed: release 20250101000003 removed");
+    assert_eq!(
+        current(&lab, "web1").as_deref(),
+        Some("/srv/shop/releases/20250101000003")
+    );
+    release_file(&lab, "web1", "20250101000003", "VERSION");
 }
 
 /// A rollback that switched a host, then lost it before every host had switched and before
@@ -838,4 +853,149 @@ fn a_host_lost_for_good_is_said_once_by_deploy_failed() {
             support::net::signal(pid, support::net::SIGKILL);
         }
     }
+}
+
+/// Whatever `current` leads into is never removed, nor called complete when it is not: a
+/// directory inside a release (`releases/NAME/public`), what a removal cut off left
+/// (`.tether-removing.NAME`), a release marked building; and a deploy of that release's name
+/// is refused before anything is made (stop 34 tester: deploy:cleanup removed the release
+/// and the removal's leftover current led into, exit 0; a release marked building was listed
+/// as current's and marked complete).
+#[test]
+fn whatever_current_leads_into_is_never_removed_nor_called_complete() {
+    let lab = lab();
+    let dir = Dir::new("current-anywhere");
+    let app = App::new(&dir);
+    dir.write("deploy.rhai", &recipe_text(&app, false));
+    for r in ["20250101000001", "20250101000002", "20250101000003"] {
+        deploy(&dir, &lab, r, &["--hosts", "web1"]).status(0);
+    }
+    let rel = |name: &str| shop(&lab, "web1").join("releases").join(name);
+    let point = |to: &str| {
+        let link = shop(&lab, "web1").join("current");
+        fs::remove_file(&link).unwrap();
+        std::os::unix::fs::symlink(to, &link).unwrap();
+    };
+    let cleanup = |keep: &str| {
+        tether(
+            &dir,
+            &lab,
+            &[
+                "deploy:cleanup",
+                "--hosts",
+                "web1",
+                "-s",
+                &format!("keep_releases={keep}"),
+            ],
+        )
+    };
+
+    // A directory inside the oldest release: that release is current's.
+    fs::create_dir_all(rel("20250101000001").join("public")).unwrap();
+    point("/srv/shop/releases/20250101000001/public");
+    let out = cleanup("1");
+    out.status(0).stdout_lacks("20250101000001\n");
+    assert_eq!(
+        releases(&lab, "web1"),
+        ["20250101000001", "20250101000003"],
+        "{}",
+        out.stdout
+    );
+    tether(&dir, &lab, &["deploy:releases", "--hosts", "web1"])
+        .status(0)
+        .stdout_contains("  20250101000001 ")
+        .stdout_contains("  <- current");
+
+    // What a removal cut off left.
+    let left = rel(".tether-removing.20250101000002");
+    Command::new("cp")
+        .arg("-a")
+        .arg(rel("20250101000003"))
+        .arg(&left)
+        .status()
+        .unwrap();
+    point("/srv/shop/releases/.tether-removing.20250101000002");
+    cleanup("1")
+        .status(0)
+        .stdout_contains(".tether-removing.20250101000002 (what a removal cut off left, which current leads into: left as it is)");
+    assert!(left.join("VERSION").exists());
+
+    // A release marked building.
+    let building = rel("20250101000004");
+    Command::new("cp")
+        .arg("-a")
+        .arg(rel("20250101000003"))
+        .arg(&building)
+        .status()
+        .unwrap();
+    let marker = building.join(".tether-complete");
+    fs::write(&marker, "release 20250101000004 building\n").unwrap();
+    point("/srv/shop/releases/20250101000004");
+    let said = "20250101000004 (an unfinished release, its .tether-complete says building, which current leads to: left as it is)";
+    tether(&dir, &lab, &["deploy:releases", "--hosts", "web1"])
+        .status(0)
+        .stdout_contains(said)
+        .stdout_lacks("  <- current");
+    cleanup("1")
+        .status(0)
+        .stdout_contains(said)
+        .stdout_lacks("marked complete");
+    assert_eq!(
+        fs::read_to_string(&marker).unwrap(),
+        "release 20250101000004 building\n"
+    );
+    deploy(&dir, &lab, "20250101000004", &["--hosts", "web1"])
+        .status(1)
+        .stderr_contains(
+            "web1: release 20250101000004 exists: current leads to it, left as it is (see above)",
+        )
+        .stdout_lacks("deploy:failed: release 20250101000004 removed");
+    assert_eq!(
+        current(&lab, "web1").as_deref(),
+        Some("/srv/shop/releases/20250101000004")
+    );
+    assert!(building.join("VERSION").exists());
+}
+
+/// A rollback cut off on one host is put back under a deploy_to that is not ASCII: the
+/// journal is compared with `current` on the host, byte for byte (stop 34 tester: under
+/// /srv/äpp the comparison met `current` as shown, `/srv/??pp/...`, and the journal was
+/// removed without a word, that host left rolled back).
+#[test]
+fn a_cut_off_rollback_is_put_back_under_any_deploy_to() {
+    let lab = lab();
+    let dir = Dir::new("rollback-utf8");
+    let app = App::new(&dir);
+    dir.write("deploy.rhai", &recipe_text(&app, false));
+    for h in HOSTS {
+        let secrets = lab.host(h).root_dir.join("äpp/shared/config/secrets.yml");
+        fs::create_dir_all(secrets.parent().unwrap()).unwrap();
+        fs::write(secrets, format!("token: {h}\n")).unwrap();
+    }
+    let to = ["-s", "deploy_to=/srv/äpp"];
+    for r in ["20250101000001", "20250101000002"] {
+        let ts = format!("release_timestamp={r}");
+        let mut args = vec!["deploy", "-s", &ts, "--hosts", "web1,web2"];
+        args.extend(to);
+        tether(&dir, &lab, &args).status(0);
+    }
+    // What a rollback cut off on web1 leaves: the journal, and current switched.
+    let root = lab.host("web1").root_dir.join("äpp");
+    fs::write(
+        root.join(".tether-rollback"),
+        "/srv/äpp/releases/20250101000002\n/srv/äpp/releases/20250101000001\n",
+    )
+    .unwrap();
+    fs::remove_file(root.join("current")).unwrap();
+    std::os::unix::fs::symlink("/srv/äpp/releases/20250101000001", root.join("current")).unwrap();
+    let mut args = vec!["deploy:cleanup", "--hosts", "web1,web2"];
+    args.extend(to);
+    tether(&dir, &lab, &args)
+        .status(0)
+        .stdout_contains("on web1: 20250101000001 -> /srv/äpp/releases/20250101000002\n");
+    assert_eq!(
+        fs::read_link(root.join("current")).unwrap(),
+        Path::new("/srv/äpp/releases/20250101000002")
+    );
+    assert!(!root.join(".tether-rollback").exists());
 }

@@ -999,3 +999,32 @@ fn a_cut_off_rollback_is_put_back_under_any_deploy_to() {
     );
     assert!(!root.join(".tether-rollback").exists());
 }
+
+/// A directory the source brings where a linked file goes is refused, not replaced with all
+/// it holds (stop 34 tester: `config/secrets.yml/inner` from the repository was deleted and
+/// the link put in its place, exit 0; Capistrano removes only a file there). A directory of
+/// the source where a linked dir goes is replaced, as Capistrano replaces it.
+#[test]
+fn a_directory_where_a_linked_file_goes_is_refused() {
+    let lab = lab();
+    let dir = Dir::new("linked-file-dir");
+    let app = App::new(&dir);
+    fs::create_dir_all(app.work.join("config/secrets.yml")).unwrap();
+    fs::write(app.work.join("config/secrets.yml/inner"), "kept\n").unwrap();
+    fs::create_dir_all(app.work.join("log")).unwrap();
+    fs::write(app.work.join("log/from-repo"), "replaced\n").unwrap();
+    app.commit("v1 with directories");
+    dir.write("deploy.rhai", &recipe_text(&app, false));
+    deploy(&dir, &lab, "20250101000001", &["--hosts", "web1"])
+        .status(1)
+        .stderr_contains("config/secrets.yml: a directory in the release (from the source), where a linked file goes: linking would remove it with all it holds; not replaced");
+    assert_eq!(current(&lab, "web1"), None);
+    assert_eq!(releases(&lab, "web1"), Vec::<String>::new());
+    assert_unlocked(&lab);
+    // Without it, the linked dir replaces the source's.
+    fs::remove_dir_all(app.work.join("config/secrets.yml")).unwrap();
+    app.commit("v2");
+    deploy(&dir, &lab, "20250101000002", &["--hosts", "web1"]).status(0);
+    let log = shop(&lab, "web1").join("releases/20250101000002/log");
+    assert!(fs::symlink_metadata(&log).unwrap().file_type().is_symlink());
+}

@@ -1028,3 +1028,57 @@ fn a_directory_where_a_linked_file_goes_is_refused() {
     let log = shop(&lab, "web1").join("releases/20250101000002/log");
     assert!(fs::symlink_metadata(&log).unwrap().file_type().is_symlink());
 }
+
+/// A failed run's or a cut-off rollback's "where current was" written relative to current's
+/// directory (`releases/NAME`, as Deployer writes current) is put back as such, not refused
+/// as "no complete release" (stop 34 tester: refused, and the advice it gave looped between
+/// deploy:cleanup and deploy:rollback).
+#[test]
+fn a_relative_current_is_put_back_as_it_was() {
+    let lab = lab();
+    let dir = Dir::new("relative-current");
+    let app = App::new(&dir);
+    dir.write("deploy.rhai", &recipe_text(&app, false));
+    for r in ["20250101000001", "20250101000002"] {
+        deploy(&dir, &lab, r, &["--hosts", "web1"]).status(0);
+    }
+    let root = shop(&lab, "web1");
+    let point = |to: &str| {
+        fs::remove_file(root.join("current")).unwrap();
+        std::os::unix::fs::symlink(to, root.join("current")).unwrap();
+    };
+    // A failed run switched current from releases/...02 (relative) to its release 3.
+    let release3 = root.join("releases/20250101000003");
+    fs::create_dir_all(&release3).unwrap();
+    fs::write(
+        release3.join(".tether-complete"),
+        "release 20250101000003 publishing\nreleases/20250101000002\n",
+    )
+    .unwrap();
+    point("/srv/shop/releases/20250101000003");
+    tether(&dir, &lab, &["deploy:cleanup", "--hosts", "web1"])
+        .status(0)
+        .stdout_contains("on web1: 20250101000003 -> releases/20250101000002\n")
+        .stdout_lacks("left as it is");
+    assert_eq!(
+        fs::read_link(root.join("current")).unwrap(),
+        Path::new("releases/20250101000002")
+    );
+    assert_eq!(releases(&lab, "web1"), ["20250101000001", "20250101000002"]);
+    // A rollback cut off after switching from a relative current.
+    fs::write(
+        root.join(".tether-rollback"),
+        "releases/20250101000002\n/srv/shop/releases/20250101000001\n",
+    )
+    .unwrap();
+    point("/srv/shop/releases/20250101000001");
+    tether(&dir, &lab, &["deploy:cleanup", "--hosts", "web1"])
+        .status(0)
+        .stdout_contains("on web1: 20250101000001 -> releases/20250101000002\n")
+        .stdout_lacks("left as it is");
+    assert_eq!(
+        fs::read_link(root.join("current")).unwrap(),
+        Path::new("releases/20250101000002")
+    );
+    assert!(!root.join(".tether-rollback").exists());
+}

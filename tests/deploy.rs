@@ -791,8 +791,14 @@ fn linked_files_must_exist_before_a_deploy() {
     fs::write(shared("web1").join("public/uploads"), "a file\n").unwrap();
     fs::remove_file(shared("web2").join("config/secrets.yml")).unwrap();
     std::os::unix::fs::symlink("/nowhere", shared("web2").join("config/secrets.yml")).unwrap();
+    fs::remove_dir(shared("resque1").join("log")).unwrap();
+    std::os::unix::fs::symlink("/nowhere", shared("resque1").join("log")).unwrap();
+    // Each said once, as what it is (stop 34 tester: a link to nothing was "a file", and
+    // mkdir's failure on it said again as "cannot create the directories").
     deploy(&dir, &lab, "20250101000001", &[])
         .status(1)
+        .stderr_contains("resque1: linked_dirs entry \"log\" in /srv/shop/shared is a symbolic link to nothing")
+        .stderr_lacks("cannot create the directories")
         .stderr_contains("resque2: linked_files entry \"config/secrets.yml\" is a directory in /srv/shop/shared: a linked file must be a file (put directories in linked_dirs)")
         .stderr_contains("web1: linked_dirs entry \"public/uploads\" is a file in /srv/shop/shared, not a directory (put files in linked_files)")
         .stderr_contains("web2: linked_files entry \"config/secrets.yml\" in /srv/shop/shared is a symbolic link to nothing")

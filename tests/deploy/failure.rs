@@ -1082,3 +1082,34 @@ fn a_relative_current_is_put_back_as_it_was() {
     );
     assert!(!root.join(".tether-rollback").exists());
 }
+
+/// A new release older than one on the hosts is refused with the cause it has: a release
+/// dated after this machine's clock is named as such, not taken for a clock behind (stop 34
+/// tester: "is release_timestamp, or this machine's clock, behind?" when the clock was right).
+#[test]
+fn a_release_dated_in_the_future_is_named_as_such() {
+    let lab = lab();
+    let dir = Dir::new("future-release");
+    let app = App::new(&dir);
+    dir.write("deploy.rhai", &recipe_text(&app, false));
+    deploy(&dir, &lab, "20250101000002", &["--hosts", "web1"]).status(0);
+    deploy(&dir, &lab, "20250101000001", &["--hosts", "web1"])
+        .status(1)
+        .stderr_contains("web1: release 20250101000001 would be older than release 20250101000002: releases are ordered by name (is release_timestamp, or this machine's clock, behind?)");
+    let releases_dir = shop(&lab, "web1").join("releases");
+    Command::new("cp")
+        .arg("-a")
+        .arg(releases_dir.join("20250101000002"))
+        .arg(releases_dir.join("20990101000000"))
+        .status()
+        .unwrap();
+    fs::write(
+        releases_dir.join("20990101000000/.tether-complete"),
+        "release 20990101000000 complete\n",
+    )
+    .unwrap();
+    let out = tether(&dir, &lab, &["deploy", "--hosts", "web1"]);
+    out.status(1)
+        .stderr_contains("would be older than release 20990101000000: releases are ordered by name (release 20990101000000 is dated after this machine's clock (")
+        .stderr_lacks("behind?");
+}

@@ -175,7 +175,7 @@ fn a_lock_that_is_empty_junk_or_not_a_file_is_held_and_a_full_disk_leaves_none()
     out.status(0)
         .stdout_contains("web1    | removing an empty lock\n")
         .stdout_contains("web2    | removing the lock of junk\n")
-        .stdout_contains("resque1 | removing a directory in the lock's place\n")
+        .stdout_contains("resque1 | removing an empty directory in the lock's place\n")
         .stdout_contains("resque2 | removing a symbolic link to /nowhere in the lock's place\n");
     for h in HOSTS {
         assert!(fs::symlink_metadata(lock(h)).is_err(), "{h}");
@@ -206,6 +206,16 @@ fn a_lock_that_is_empty_junk_or_not_a_file_is_held_and_a_full_disk_leaves_none()
     for h in HOSTS {
         assert!(fs::symlink_metadata(lock(h)).is_err(), "{h}");
     }
+
+    // A directory that holds something is no lock to remove with all it holds (stop 34
+    // tester: `rm -rf`, where Deployer's `rm -f` refuses): refused, naming it.
+    fs::create_dir(lock("resque1")).unwrap();
+    fs::write(lock("resque1").join("notes"), "kept\n").unwrap();
+    tether(&dir, &lab, &["deploy:unlock", "--hosts", "resque1"])
+        .status(1)
+        .stderr_contains("/srv/shop/deploy.lock is a directory that holds files, not a lock: not removed (remove it by hand if nothing in it is needed)");
+    assert_eq!(read(lock("resque1").join("notes")), "kept\n");
+    fs::remove_dir_all(lock("resque1")).unwrap();
 
     // A full disk on web2 (a tmpfs that only web2 sees): the lock cannot be written there.
     // The run says so, releases the locks it took elsewhere and leaves nothing behind.

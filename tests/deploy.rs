@@ -654,8 +654,9 @@ fn a_switch_failing_on_one_host_puts_current_back_everywhere() {
     let dir = Dir::new("switch");
     let app = App::new(&dir);
     recipe(&dir, &app);
-    // web2 has never been deployed by tether and has a directory where `current` goes: the
-    // switch fails there after it succeeded elsewhere.
+    // web2 has never been deployed by tether, and its `mv` fails on `current`: the switch
+    // fails there after it succeeded elsewhere. (A directory where `current` goes is refused
+    // by deploy:check, before the build.)
     deploy(
         &dir,
         &lab,
@@ -663,11 +664,18 @@ fn a_switch_failing_on_one_host_puts_current_back_everywhere() {
         &["--hosts", "web1,resque1,resque2"],
     )
     .status(0);
-    fs::create_dir_all(shop(&lab, "web2").join("current")).unwrap();
+    shadow(
+        &lab,
+        "web2",
+        "mv",
+        "for a; do case $a in */current) echo 'mv: I/O error' >&2; exit 1;; esac; done\n\
+         exec /bin/mv \"$@\"\n",
+    );
     app.commit("v2");
-    deploy(&dir, &lab, "20250101000002", &[])
-        .status(1)
-        .stderr_contains("mv: cannot overwrite directory")
+    let out = deploy(&dir, &lab, "20250101000002", &[]);
+    unshadow(&lab, "web2");
+    out.status(1)
+        .stderr_contains("mv: I/O error")
         .stderr_contains("in task `deploy:symlink:release`");
     for h in ["web1", "resque1", "resque2"] {
         assert_eq!(
@@ -677,7 +685,7 @@ fn a_switch_failing_on_one_host_puts_current_back_everywhere() {
         );
         assert_eq!(releases(&lab, h), ["20250101000001"], "{h}");
     }
-    assert!(shop(&lab, "web2").join("current").is_dir());
+    assert!(fs::symlink_metadata(shop(&lab, "web2").join("current")).is_err());
     assert!(releases(&lab, "web2").is_empty());
     for h in HOSTS {
         let leftovers: Vec<_> = fs::read_dir(shop(&lab, h))
@@ -994,7 +1002,7 @@ server("worker1", #{ roles: ["worker"] });
         "▶ deploy:starting",
         "▶ deploy:check",
         "web1    | $ git ls-remote --heads /srv/git/shop.git >/dev/null",
-        "web1    | $ if { [ -e /srv/shop/shared/log ] || [ -L /srv/shop/shared/log ]; } && [ ! -d /srv/shop/shared/log ]; then printf 'dir_not_dir %s\\n' log; fi; if ! e=$(mkdir -p /srv/shop/releases /srv/shop/shared /srv/shop/shared/log 2>&1); then printf 'mkdir %s\\n' \"$(printf '%s' \"$e\" | tr '\\n' ' ')\"; elif [ ! -w /srv/shop ]; then echo unwritable; fi",
+        "web1    | $ bad=; if [ -e /srv/shop/current ] && [ ! -L /srv/shop/current ]; then if [ -d /srv/shop/current ]; then echo current_dir; else echo current_other; fi; fi; if [ -L /srv/shop/shared/log ] && [ ! -e /srv/shop/shared/log ]; then printf 'dir_dangling %s\\n' log; bad=1; elif [ -e /srv/shop/shared/log ] && [ ! -d /srv/shop/shared/log ]; then if [ -f /srv/shop/shared/log ]; then printf 'dir_not_dir %s\\n' log; else printf 'dir_other %s\\n' log; fi; bad=1; fi; if [ -n \"$bad\" ]; then :; elif ! e=$(mkdir -p /srv/shop/releases /srv/shop/shared /srv/shop/shared/log 2>&1); then printf 'mkdir %s\\n' \"$(printf '%s' \"$e\" | tr '\\n' ' ')\"; elif [ ! -w /srv/shop ]; then echo unwritable; fi",
         "▶ deploy:updating",
         "worker1 | $ mkdir -p /srv/shop/releases && mkdir /srv/shop/releases/20250102030405 && rm -f /srv/shop/releases/20250102030405/.tether-complete && printf 'release %s building\\n' 20250102030405 > /srv/shop/releases/20250102030405/.tether-complete",
         "▶ git:create_release",

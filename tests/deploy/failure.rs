@@ -1113,3 +1113,40 @@ fn a_release_dated_in_the_future_is_named_as_such() {
         .stderr_contains("would be older than release 20990101000000: releases are ordered by name (release 20990101000000 is dated after this machine's clock (")
         .stderr_lacks("behind?");
 }
+
+/// A `current` that is no link (a directory, a file) is refused by deploy:check, before
+/// anything is built, as by a rollback (stop 34 tester: the deploy failed at the switch, after
+/// the whole build: "mv: cannot overwrite directory").
+#[test]
+fn a_current_that_is_no_link_is_refused_before_the_build() {
+    let lab = lab();
+    let dir = Dir::new("current-dir");
+    let app = App::new(&dir);
+    dir.write("deploy.rhai", &recipe_text(&app, false));
+    for r in ["20250101000001", "20250101000002"] {
+        deploy(&dir, &lab, r, &["--hosts", "web1,web2"]).status(0);
+    }
+    let current_of = |h: &str| shop(&lab, h).join("current");
+    fs::remove_file(current_of("web1")).unwrap();
+    fs::create_dir(current_of("web1")).unwrap();
+    fs::remove_file(current_of("web2")).unwrap();
+    fs::write(current_of("web2"), "a file\n").unwrap();
+    let out = deploy(&dir, &lab, "20250101000003", &["--hosts", "web1,web2"]);
+    out.status(1)
+        .stderr_contains("web1: /srv/shop/current is a directory: tether switches releases by replacing the link current, and replaces nothing else (move it away first)")
+        .stderr_contains("web2: /srv/shop/current is not a symbolic link: ")
+        .stdout_lacks("▶ app:build");
+    tether(&dir, &lab, &["deploy:rollback", "--hosts", "web1,web2"])
+        .status(1)
+        .stderr_contains("web1: /srv/shop/current is a directory: ");
+    for h in ["web1", "web2"] {
+        assert_eq!(
+            releases(&lab, h),
+            ["20250101000001", "20250101000002"],
+            "{h}"
+        );
+    }
+    assert!(current_of("web1").is_dir());
+    assert_eq!(read(current_of("web2")), "a file\n");
+    assert_unlocked(&lab);
+}

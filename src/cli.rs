@@ -329,11 +329,14 @@ impl GlobalArgs {
                 given.join(", ")
             ));
         }
-        let overrides = self
+        let overrides: Vec<(String, String)> = self
             .set
             .iter()
             .map(|s| settings::parse_override(s))
             .collect::<Result<_, _>>()?;
+        for (k, v) in &overrides {
+            tether::recipe::declare::given_value(k, v).map(drop)?;
+        }
         Ok(Settings {
             recipe: self
                 .file

@@ -37,6 +37,26 @@ fn check_connection_props(name: &str, props: &Map) -> Fallible<()> {
     Ok(())
 }
 
+/// The value `-s KEY=VALUE` gives the recipe, checked as the command line is resolved, before
+/// any recipe is read (`tether watch` refuses it at once: no save of the recipe changes it).
+/// Err: why, naming the `-s`: a key that is the release flow's own state for one run
+/// (`deploy:*`), or a value tether reads that is not one (`keepalive`, `log_file`, `ssh_config`).
+pub fn given_value(k: &str, v: &str) -> Result<Dynamic, String> {
+    if super::stdlib::is_run_state(k) {
+        return Err(format!(
+            "-s {k}={v}: `{k}` is the release flow's own state for one run (what \
+             deploy:prepare checked, the lock it took), not a setting: it cannot be given"
+        ));
+    }
+    let value = if super::runtime_vars::PATHS.contains(&k) {
+        v.into()
+    } else {
+        override_value(v)
+    };
+    super::runtime_vars::check(k, &value).map_err(|why| format!("-s {k}={v}: {why}"))?;
+    Ok(value)
+}
+
 /// A `-s key=value` value: a string exactly as typed, except a decimal integer written as Rhai
 /// prints it (`3`, `-1`; not `007`, `+3`, `1_000`) and `true`/`false`, which keep their type.
 /// Either way the value prints as typed: `-s branch=0042` deploys branch `0042`, never `42`.

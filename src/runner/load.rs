@@ -14,7 +14,6 @@ use crate::event::{EventKind, Sink};
 use crate::fleet;
 use crate::host::HostTarget;
 use crate::recipe::context::{Filters, Runtime};
-use crate::recipe::declare::override_value;
 use crate::recipe::diagnostics;
 use crate::recipe::engine;
 use crate::recipe::failures::failure_of;
@@ -107,19 +106,7 @@ pub fn load(file: &Path, opts: LoadOptions) -> Result<Loaded, Error> {
     {
         let mut recipe = rt.recipe();
         for (k, v) in &opts.overrides {
-            if crate::recipe::stdlib::is_run_state(k) {
-                return Err(Error::Usage(format!(
-                    "-s {k}={v}: `{k}` is the release flow's own state for one run (what \
-                     deploy:prepare checked, the lock it took), not a setting: it cannot be given"
-                )));
-            }
-            let value = if runtime_vars::PATHS.contains(&k.as_str()) {
-                v.as_str().into()
-            } else {
-                override_value(v)
-            };
-            runtime_vars::check(k, &value)
-                .map_err(|why| Error::Usage(format!("-s {k}={v}: {why}")))?;
+            let value = crate::recipe::declare::given_value(k, v).map_err(Error::Usage)?;
             recipe.vars.insert(k.clone(), value);
             recipe.locked.insert(k.clone());
             recipe.origins.insert(k.clone(), format!("-s {k}={v}"));

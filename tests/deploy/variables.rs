@@ -237,6 +237,14 @@ fn the_release_flows_own_state_cannot_be_given_with_s() {
             "-s {set}: `{key}` is the release flow's own state for one run"
         ));
     }
+    // No save of the recipe changes the command line: `tether watch` refuses it at once, as
+    // every other command does (stop 33 leftover: it said "run 1 error" and waited).
+    for set in ["deploy:prepared=true", "keepalive=often"] {
+        let out = tether(&dir, &lab, &["-s", set, "watch", "deploy"]);
+        out.status(2)
+            .stderr_contains(&format!("-s {set}: "))
+            .stdout_lacks("waiting for changes");
+    }
     assert_eq!(logins(&lab), logged_in);
     for h in HOSTS {
         assert!(releases(&lab, h).is_empty(), "{h}");

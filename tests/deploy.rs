@@ -592,7 +592,8 @@ fn rollback_goes_back_and_refuses_when_there_is_nothing_before() {
         &lab,
         &["deploy:rollback", "-s", "rollback_release=20250101000001"],
     )
-    .status(0);
+    .status(0)
+    .stdout_contains("removed the release rolled back from (newer than release 20250101000001) on web1, web2, resque1, resque2: 20250101000004\n");
     for h in HOSTS {
         assert_eq!(
             current(&lab, h).as_deref(),
@@ -600,6 +601,25 @@ fn rollback_goes_back_and_refuses_when_there_is_nothing_before() {
         );
         assert_eq!(releases(&lab, h), ["20250101000001", "20250101000003"]);
     }
+    // Forward, to a newer release: the one it leaves is older, a good release, and kept, as
+    // Capistrano's cleanup_rollback removes only the newest release (stop 34 tester: the
+    // release current left was removed, exit 0, and no rollback was possible any more).
+    tether(
+        &dir,
+        &lab,
+        &["deploy:rollback", "-s", "rollback_release=20250101000003"],
+    )
+    .status(0)
+    .stdout_lacks("removed the release rolled back from");
+    for h in HOSTS {
+        assert_eq!(
+            current(&lab, h).as_deref(),
+            Some("/srv/shop/releases/20250101000003")
+        );
+        assert_eq!(releases(&lab, h), ["20250101000001", "20250101000003"]);
+    }
+    tether(&dir, &lab, &["deploy:rollback"]).status(0);
+    assert_current(&lab, &HOSTS, "20250101000001", "");
 }
 
 #[test]

@@ -554,6 +554,27 @@ fn markers_tether_did_not_write_move_nothing() {
         Some("/srv/shop/releases/20250101000003")
     );
     release_file(&lab, "web1", "20250101000003", "VERSION");
+    // A rollback asks for a release by name, and goes there, rather than send the user to
+    // deploy:cleanup, which leaves it (stop 34 tester: the advice looped between the two).
+    tether(&dir, &lab, &["deploy:rollback", "--hosts", "web1"])
+        .status(1)
+        .stderr_contains("web1: current leads to 20250101000003, left as it is (see above): name the release to go to with -s rollback_release=NAME");
+    tether(
+        &dir,
+        &lab,
+        &[
+            "deploy:rollback",
+            "--hosts",
+            "web1",
+            "-s",
+            "rollback_release=20250101000001",
+        ],
+    )
+    .status(0);
+    assert_eq!(
+        current(&lab, "web1").as_deref(),
+        Some("/srv/shop/releases/20250101000001")
+    );
 }
 
 /// A rollback that switched a host, then lost it before every host had switched and before
@@ -1081,6 +1102,59 @@ fn a_relative_current_is_put_back_as_it_was() {
         Path::new("releases/20250101000002")
     );
     assert!(!root.join(".tether-rollback").exists());
+
+    // The same directory spelled another way: deploy_to given through a link to it (stop 34
+    // tester: "no complete release of /srv/link/releases", and the advice looped).
+    std::os::unix::fs::symlink("/srv/shop", lab.host("web1").root_dir.join("link")).unwrap();
+    fs::create_dir_all(&release3).unwrap();
+    fs::write(
+        release3.join(".tether-complete"),
+        "release 20250101000003 publishing\n/srv/shop/releases/20250101000002\n",
+    )
+    .unwrap();
+    point("/srv/shop/releases/20250101000003");
+    let via_link = [
+        "deploy:cleanup",
+        "--hosts",
+        "web1",
+        "-s",
+        "deploy_to=/srv/link",
+        "-s",
+        "keep_releases=1",
+    ];
+    tether(&dir, &lab, &via_link)
+        .status(0)
+        .stdout_contains("on web1: 20250101000003 -> /srv/shop/releases/20250101000002\n")
+        .stdout_lacks("left as it is");
+    assert_eq!(
+        current(&lab, "web1").as_deref(),
+        Some("/srv/shop/releases/20250101000002")
+    );
+
+    // Current on a release left as it is (here one marked building, between two complete
+    // ones): cleanup keeps the release before it, which a rollback would choose, as it keeps
+    // the one before current (stop 34 tester: keep_releases 1 removed it).
+    deploy(&dir, &lab, "20250101000004", &["--hosts", "web1"]).status(0);
+    fs::remove_dir_all(root.join("releases/20250101000001")).unwrap();
+    fs::create_dir_all(&release3).unwrap();
+    fs::write(
+        release3.join(".tether-complete"),
+        "release 20250101000003 building\n",
+    )
+    .unwrap();
+    point("/srv/shop/releases/20250101000003");
+    tether(
+        &dir,
+        &lab,
+        &["deploy:cleanup", "--hosts", "web1", "-s", "keep_releases=1"],
+    )
+    .status(0)
+    .stdout_contains("left as it is")
+    .stdout_lacks("removed old releases");
+    assert_eq!(
+        releases(&lab, "web1"),
+        ["20250101000002", "20250101000003", "20250101000004"]
+    );
 }
 
 /// A new release older than one on the hosts is refused with the cause it has: a release

@@ -88,6 +88,38 @@ fn a_command_killed_by_a_signal_keeps_its_output_and_reports_the_signal() {
     assert_eq!(out.status, ExitStatus::Code(7));
 }
 
+/// A status above 128 is taken for a signal only where it names one that ends a process and
+/// that sshd names (HUP INT QUIT ILL ABRT FPE KILL USR1 SEGV USR2 PIPE ALRM TERM: the
+/// supervisor cannot tell `exit 143` from a death by TERM, as the README says); any other is
+/// the number, as plain `ssh` reports it (stop 34 tester: `exit 147` to 150 stopped the
+/// supervisor's own shell with STOP, TSTP, TTIN or TTOU and tether waited forever,
+/// re-attaching every 15 s; 144 and 160 came back as 16 and 32; 133, 135, 159 and 192 as
+/// `SIG@openssh.com`; 145, 146 and 150 as no status at all).
+#[test]
+fn a_status_above_128_that_names_no_ending_signal_is_the_number() {
+    let (lab, mut h) = one_host();
+    for n in [
+        133, 135, 144, 145, 146, 147, 148, 149, 150, 151, 156, 159, 160, 192, 200, 255,
+    ] {
+        let command = format!("echo {n}; exit {n}");
+        let out = run(&mut h, &command);
+        assert_eq!(out.status, ExitStatus::Code(n), "{command}\n{}", h.story());
+        assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{n}\n"));
+        let status = lab.ssh("host1").arg(&command).status().unwrap();
+        assert_eq!(status.code(), Some(n), "ssh: {command}");
+    }
+    // Nothing of it is left on the host, stopped or not.
+    let left: Vec<u32> = lab
+        .host_pids("host1")
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.starts_with(b"/bin/sh\0-c\0_tether"))
+        })
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
 /// The process group the test's command wrote to /srv/pg (in `root`) once it started.
 fn started_group(root: &std::path::Path) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -34,8 +34,15 @@ impl StartLine {
         StartLine { path, fifo }
     }
 
-    /// `deploy` as `user`, keeping every release, waiting on the line.
-    fn deploy(&self, dir: &Dir, lab: &Lab, release: &str, user: &str) -> std::process::Child {
+    /// `deploy` as `user`, keeping every release, waiting on the line; `extra` arguments after.
+    fn deploy(
+        &self,
+        dir: &Dir,
+        lab: &Lab,
+        release: &str,
+        user: &str,
+        extra: &[&str],
+    ) -> std::process::Child {
         Command::new("sh")
             .arg("-c")
             .arg("read _ < \"$0\"; exec \"$@\" </dev/null")
@@ -50,6 +57,7 @@ impl StartLine {
                 "-s",
                 "keep_releases=100",
             ])
+            .args(extra)
             .current_dir(&dir.path)
             .env("NO_COLOR", "1")
             .env_remove("SSH_AUTH_SOCK")
@@ -103,8 +111,8 @@ before("deploy:check", "app:config");
     for i in 0..20 {
         let a = format!("2025010101{i:02}01");
         let b = format!("2025010101{i:02}02");
-        let first = line.deploy(&dir, &lab, &a, "alice@a");
-        let second = line.deploy(&dir, &lab, &b, "bob@b");
+        let first = line.deploy(&dir, &lab, &a, "alice@a", &[]);
+        let second = line.deploy(&dir, &lab, &b, "bob@b", &[]);
         line.release(&[&first, &second]);
         let (oa, ob) = (
             first.wait_with_output().unwrap(),
@@ -138,6 +146,51 @@ before("deploy:check", "app:config");
             assert_eq!(log.lines().count(), winners.len(), "run {i}: {h}");
         }
         assert_unlocked(&lab);
+    }
+}
+
+/// Two runs of one user with one release name, started in the same second on hosts that
+/// overlap, have the same holder line: the lock each finds is the other's, said as such, not
+/// taken for its own on a shared deploy_to (stop 34 tester: "deploy_to is one directory for
+/// several hosts of this run ... already holds this run's own lock", 3 times of 3).
+#[test]
+fn a_twin_runs_lock_is_another_deploys() {
+    let lab = lab();
+    let dir = Dir::new("twins");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    let mut line = StartLine::new(&dir);
+    for i in 1..=3 {
+        let release = format!("2025010101000{i}");
+        let first = line.deploy(&dir, &lab, &release, "ci@build", &["--hosts", "web1,web2"]);
+        let second = line.deploy(
+            &dir,
+            &lab,
+            &release,
+            "ci@build",
+            &["--hosts", "web2,resque1"],
+        );
+        line.release(&[&first, &second]);
+        let outs = [
+            first.wait_with_output().unwrap(),
+            second.wait_with_output().unwrap(),
+        ];
+        let said: Vec<String> = outs
+            .iter()
+            .map(|o| text(&o.stdout) + text(&o.stderr).as_str())
+            .collect();
+        let codes: Vec<_> = outs.iter().map(|o| o.status.code()).collect();
+        assert!(codes.contains(&Some(1)), "round {i}: {codes:?}\n{said:#?}");
+        for (code, out) in codes.iter().zip(&said) {
+            assert!(!out.contains("this run's own lock"), "round {i}: {out}");
+            if *code == Some(1) {
+                assert!(
+                    out.contains("another deploy holds the lock (/srv/shop/deploy.lock):"),
+                    "round {i}: {out}"
+                );
+            }
+        }
+        let _ = tether(&dir, &lab, &["deploy:unlock"]);
     }
 }
 

@@ -51,6 +51,12 @@ fn run_command(
     interrupted: Arc<AtomicBool>,
     reporter: &Reporter,
 ) -> Result<(), Error> {
+    // `ssh host ''` opens a login shell; tether runs commands only.
+    if opts.command.trim().is_empty() {
+        return Err(Error::Usage(
+            "run: the command is empty: nothing to run (a variable left unset?)".into(),
+        ));
+    }
     let selection = runner::select(
         settings,
         opts.stage.as_deref(),

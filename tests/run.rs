@@ -517,3 +517,49 @@ fn output_that_cannot_be_written_is_said_and_fails_the_run() {
         );
     }
 }
+
+/// An empty or blank command is refused before any host is reached, on the command line and
+/// in a recipe (stop 34 tester: `tether run -- ''` and `-- '   '` said "1 ok", exit 0, where
+/// `ssh host ''` opens a login shell; most likely an unset variable).
+#[test]
+fn an_empty_command_is_refused() {
+    let lab = Lab::start(1);
+    for blank in ["", "   ", "\t\n"] {
+        Tether::new()
+            .ssh_config(&lab.ssh_config())
+            .args(&["run", "--hosts", "host1", "--", blank])
+            .run()
+            .status(2)
+            .stderr_contains("the command is empty: nothing to run");
+    }
+    assert_eq!(lab.accepted_logins("host1"), 0);
+    let dir = tempfile::tempdir().unwrap();
+    for (call, line) in [
+        ("on(\"app\", \"\")", "on(): the command is empty"),
+        ("on(\"app\", |h| run(\" \"))", "run(): the command is empty"),
+        (
+            "on(\"app\", |h| capture(\"\"))",
+            "capture(): the command is empty",
+        ),
+        (
+            "on(\"app\", |h| test(\"\"))",
+            "test(): the command is empty",
+        ),
+    ] {
+        std::fs::write(
+            dir.path().join("deploy.rhai"),
+            format!(
+                "server(\"host1\", #{{ roles: [\"app\"] }});\ntask(\"t\", || {{ {call}; }});\n"
+            ),
+        )
+        .unwrap();
+        Tether::new()
+            .current_dir(dir.path())
+            .ssh_config(&lab.ssh_config())
+            .args(&["t"])
+            .run()
+            .status(4)
+            .stderr_contains(line)
+            .stderr_contains("deploy.rhai:2:");
+    }
+}

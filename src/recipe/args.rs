@@ -30,6 +30,18 @@ pub fn refuse_nul(what: &str, text: &str) -> Fallible<()> {
     }
 }
 
+/// Refuses a command `text` (what `what` names: `run()`'s command) that is empty or only white
+/// space: nothing would run, where `ssh host ''` opens a login shell; most likely a variable
+/// left unset. A recipe error at the call, before anything is sent.
+pub fn refuse_empty(what: &str, text: &str) -> Fallible<()> {
+    if text.trim().is_empty() {
+        return fail(format!(
+            "{what} is empty: nothing to run (a variable left unset?); nothing was sent"
+        ));
+    }
+    Ok(())
+}
+
 /// Where the function of `ctx` was called: the source of the script function making the call
 /// (a module's own; else the file `sources` recorded it from, the recipe or a stage file: Rhai
 /// gives the recipe's and a stage file's closures, merged into one library, one source),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use rhai::{Dynamic, Engine, FnPtr, Map, NativeCallContext};
 
-use super::args::{fail, refuse_nul, Fallible};
+use super::args::{fail, refuse_empty, refuse_nul, Fallible};
 use super::context::{self, HostScope, Runtime, StoppedEarly};
 use super::failures::throw;
 use crate::backend::{Backend, Call, Download, TransferError, Upload};
@@ -244,6 +244,7 @@ fn host_exec(rt: &Runtime, cmd: &str, mode: Mode) -> Fallible<Dynamic> {
     if rt.interrupted() {
         return Err(throw(Failure::interrupted()));
     }
+    refuse_empty(&format!("{name}: the command"), cmd)?;
     let cctx = context::command_context();
     let command = cctx.render(cmd);
     refuse_nul(&format!("{name}: the command"), &command)?;

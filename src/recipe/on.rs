@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext};
 
-use super::args::{fail, refuse_nul, Fallible};
+use super::args::{fail, refuse_empty, refuse_nul, Fallible};
 use super::commands::{backend, sudo_hint, sudo_password_refused_before, sudo_stdin};
 use super::context::{self, HostScope, Runtime, StepAbort, StoppedEarly};
 use super::declare::select;
@@ -167,6 +167,7 @@ fn begin(rt: &Runtime, target: &Dynamic, opts: &Map) -> Fallible<Option<Start>> 
 }
 
 fn on_command(rt: &Runtime, target: &Dynamic, opts: &Map, cmd: &str) -> Fallible<Map> {
+    refuse_empty("on(): the command", cmd)?;
     let cctx = context::command_context();
     let command = cctx.render(cmd);
     refuse_nul("on(): the command", &command)?;

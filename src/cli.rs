@@ -68,7 +68,24 @@ where
         command = command.mut_arg(*id, move |arg| arg.value_parser(recorder));
     }
     let mut matches = command.try_get_matches_from(args)?;
+    // A global option's value sits in the matches of the subcommand it was given with.
+    let from_env: Vec<&'static str> = OPTION_ENV
+        .iter()
+        .zip(["ssh_config", "hosts", "roles"])
+        .filter(|(_, id)| {
+            let here = matches.value_source(id);
+            let below = matches
+                .subcommand()
+                .and_then(|(_, m)| match m.try_get_raw(id) {
+                    Ok(Some(_)) => m.value_source(id),
+                    _ => None,
+                });
+            [here, below].contains(&Some(clap::parser::ValueSource::EnvVariable))
+        })
+        .map(|(name, _)| *name)
+        .collect();
     let mut cli = Cli::from_arg_matches_mut(&mut matches)?;
+    cli.global.from_env = from_env;
     stage_before_subcommand(&mut cli).map_err(|e| e.format(&mut Cli::command()))?;
     let [jump, hosts, roles, set] = &recorders[..] else {
         unreachable!("one recorder per RECORDED option")
@@ -168,6 +185,25 @@ impl clap::builder::TypedValueParser for Given {
 /// The environment variables that stand for options (`env = ...` below).
 pub const OPTION_ENV: &[&str] = &["TETHER_SSH_CONFIG", "HOSTS", "ROLES"];
 
+/// The note said after a command-line error where an option's value came from the environment
+/// (a `HOSTS` left over in a CI job), or None.
+pub fn environment_note(g: &GlobalArgs) -> Option<String> {
+    let said: Vec<String> = g
+        .from_env
+        .iter()
+        .map(|name| {
+            let option = match *name {
+                "HOSTS" => "--hosts",
+                "ROLES" => "--roles",
+                _ => "-F",
+            };
+            let value = std::env::var(name).unwrap_or_default();
+            format!("{option} came from the environment: {name}={value:?}")
+        })
+        .collect();
+    (!said.is_empty()).then(|| format!("note: {}", said.join("; ")))
+}
+
 /// Removes those of [`OPTION_ENV`] that are set but empty, so that they count as unset, as
 /// ssh counts an empty `SSH_AUTH_SOCK` (clap would refuse `TETHER_SSH_CONFIG=` as a missing
 /// `--ssh-config` value, and take `HOSTS=` as a host named ``). Called first thing in
@@ -242,6 +278,10 @@ pub struct GlobalArgs {
     /// subcommand (see [`parse`]): refused by [`GlobalArgs::settings`].
     #[arg(skip)]
     pub given_on_both_sides: Vec<&'static str>,
+    /// Those of [`OPTION_ENV`] that gave an option its value (it was not given on the command
+    /// line): named after an error, which names the option.
+    #[arg(skip)]
+    pub from_env: Vec<&'static str>,
     /// Ask for the sudo password on the terminal (for `as_user`; `TETHER_SUDO_PASSWORD` is
     /// used when set). It is fed to sudo on stdin and masked in all output.
     #[arg(long, global = true)]

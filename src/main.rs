@@ -25,6 +25,9 @@ fn main() {
         Ok(s) => s,
         Err(e) => {
             tether::errln!("error: {e}");
+            if let Some(note) = cli::environment_note(&cli.global) {
+                tether::errln!("{note}");
+            }
             let error = Error::Usage(e);
             if matches!(cli.global.format, cli::FormatArg::Json) {
                 json_error(&error, &error.to_string());
@@ -91,6 +94,11 @@ fn main() {
         let text = tether::secret::mask(&e.text(fold)).into_owned();
         // Its words may be a host's (a stderr tail) or a recipe's: shown, never acted on.
         tether::errln!("error: {}", tether::report::visible_lines(&text));
+        if matches!(e, Error::Usage(_)) {
+            if let Some(note) = cli::environment_note(&cli.global) {
+                tether::errln!("{note}");
+            }
+        }
         // JSON readers see it too where no object that ends a run said it (a recipe that does
         // not parse, an unknown task): the stream's last object.
         if settings.format == Format::Json && !tether::report::closed_in_json() {

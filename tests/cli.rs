@@ -497,3 +497,28 @@ fn a_closed_stderr_keeps_the_exit_code() {
         assert_eq!(status.code(), Some(code), "{command:?}");
     }
 }
+
+/// A command-line error whose option took its value from the environment (Capistrano's HOSTS
+/// and ROLES, tether's TETHER_SSH_CONFIG) says so, with the value: a HOSTS left over in a CI
+/// job is found (stop 34 tester: "invalid host ``: empty name" and "no recipe" said nothing of
+/// HOSTS or ROLES). The same option given on the command line gets no note.
+#[test]
+fn an_error_names_the_environment_variable_an_option_came_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |env: (&str, &str), args: &[&str]| {
+        Tether::new()
+            .current_dir(dir.path())
+            .env(env.0, env.1)
+            .args(args)
+            .run()
+    };
+    run(("HOSTS", "host1,,host2"), &["run", "--", "true"])
+        .status(2)
+        .stderr_contains("error: invalid host ``: empty name\nnote: --hosts came from the environment: HOSTS=\"host1,,host2\"\n");
+    run(("ROLES", "web"), &["run", "--hosts", "host1", "--", "true"])
+        .status(2)
+        .stderr_contains("\nnote: --roles came from the environment: ROLES=\"web\"\n");
+    run(("ROLES", "web"), &["run", "--roles", "db", "--", "true"])
+        .status(2)
+        .stderr_lacks("note:");
+}

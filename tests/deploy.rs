@@ -211,6 +211,26 @@ fn releases(lab: &Lab, host: &str) -> Vec<String> {
     names
 }
 
+/// Makes `current` on `host` a link whose text is `to`, as a hand or another tool leaves it.
+fn point_current(lab: &Lab, host: &str, to: &str) {
+    let link = shop(lab, host).join("current");
+    let _ = fs::remove_file(&link);
+    std::os::unix::fs::symlink(to, &link).unwrap();
+}
+
+/// Copies release `from` of `host` to `to` in its releases/, as it is (its marker too).
+fn copy_release(lab: &Lab, host: &str, from: &str, to: &str) {
+    let releases = shop(lab, host).join("releases");
+    let ok = Command::new("cp")
+        .arg("-a")
+        .arg(releases.join(from))
+        .arg(releases.join(to))
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "{host}: cp -a {from} {to}");
+}
+
 /// Where `current` points on `host` (the link's text; it is absolute on the host).
 fn current(lab: &Lab, host: &str) -> Option<String> {
     fs::read_link(shop(lab, host).join("current"))

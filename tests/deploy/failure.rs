@@ -892,11 +892,7 @@ fn whatever_current_leads_into_is_never_removed_nor_called_complete() {
         deploy(&dir, &lab, r, &["--hosts", "web1"]).status(0);
     }
     let rel = |name: &str| shop(&lab, "web1").join("releases").join(name);
-    let point = |to: &str| {
-        let link = shop(&lab, "web1").join("current");
-        fs::remove_file(&link).unwrap();
-        std::os::unix::fs::symlink(to, &link).unwrap();
-    };
+    let point = |to: &str| point_current(&lab, "web1", to);
     let cleanup = |keep: &str| {
         tether(
             &dir,
@@ -929,12 +925,12 @@ fn whatever_current_leads_into_is_never_removed_nor_called_complete() {
 
     // What a removal cut off left.
     let left = rel(".tether-removing.20250101000002");
-    Command::new("cp")
-        .arg("-a")
-        .arg(rel("20250101000003"))
-        .arg(&left)
-        .status()
-        .unwrap();
+    copy_release(
+        &lab,
+        "web1",
+        "20250101000003",
+        ".tether-removing.20250101000002",
+    );
     point("/srv/shop/releases/.tether-removing.20250101000002");
     cleanup("1")
         .status(0)
@@ -943,12 +939,7 @@ fn whatever_current_leads_into_is_never_removed_nor_called_complete() {
 
     // A release marked building.
     let building = rel("20250101000004");
-    Command::new("cp")
-        .arg("-a")
-        .arg(rel("20250101000003"))
-        .arg(&building)
-        .status()
-        .unwrap();
+    copy_release(&lab, "web1", "20250101000003", "20250101000004");
     let marker = building.join(".tether-complete");
     fs::write(&marker, "release 20250101000004 building\n").unwrap();
     point("/srv/shop/releases/20250101000004");
@@ -1064,10 +1055,7 @@ fn a_relative_current_is_put_back_as_it_was() {
         deploy(&dir, &lab, r, &["--hosts", "web1"]).status(0);
     }
     let root = shop(&lab, "web1");
-    let point = |to: &str| {
-        fs::remove_file(root.join("current")).unwrap();
-        std::os::unix::fs::symlink(to, root.join("current")).unwrap();
-    };
+    let point = |to: &str| point_current(&lab, "web1", to);
     // A failed run switched current from releases/...02 (relative) to its release 3.
     let release3 = root.join("releases/20250101000003");
     fs::create_dir_all(&release3).unwrap();
@@ -1171,12 +1159,7 @@ fn a_release_dated_in_the_future_is_named_as_such() {
         .status(1)
         .stderr_contains("web1: release 20250101000001 would be older than release 20250101000002: releases are ordered by name (is release_timestamp, or this machine's clock, behind?)");
     let releases_dir = shop(&lab, "web1").join("releases");
-    Command::new("cp")
-        .arg("-a")
-        .arg(releases_dir.join("20250101000002"))
-        .arg(releases_dir.join("20990101000000"))
-        .status()
-        .unwrap();
+    copy_release(&lab, "web1", "20250101000002", "20990101000000");
     fs::write(
         releases_dir.join("20990101000000/.tether-complete"),
         "release 20990101000000 complete\n",

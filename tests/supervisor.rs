@@ -105,8 +105,8 @@ fn a_status_above_128_that_names_no_ending_signal_is_the_number() {
         let out = run(&mut h, &command);
         assert_eq!(out.status, ExitStatus::Code(n), "{command}\n{}", h.story());
         assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{n}\n"));
-        let status = lab.ssh("host1").arg(&command).status().unwrap();
-        assert_eq!(status.code(), Some(n), "ssh: {command}");
+        let ssh = lab.ssh("host1").arg(&command).output().unwrap();
+        assert_eq!(ssh.status.code(), Some(n), "ssh: {command}");
     }
     // Nothing of it is left on the host, stopped or not.
     let left: Vec<u32> = lab

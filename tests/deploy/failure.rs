@@ -1207,3 +1207,52 @@ fn a_current_that_is_no_link_is_refused_before_the_build() {
     assert_eq!(read(current_of("web2")), "a file\n");
     assert_unlocked(&lab);
 }
+
+/// What cut-off removals and switches leave (`releases/.tether-removing.NAME`, a `.current-NAME`
+/// link beside current) is removed by the next run under the lock, and said; deploy:releases
+/// says where current goes back when a failed run left it on its release (stop 34 tester: both
+/// were removed without a word, and deploy:releases said nothing of the put-back).
+#[test]
+fn leftovers_are_removed_and_said() {
+    let lab = lab();
+    let dir = Dir::new("leftovers");
+    let app = App::new(&dir);
+    dir.write("deploy.rhai", &recipe_text(&app, false));
+    for r in ["20250101000001", "20250101000002"] {
+        deploy(&dir, &lab, r, &["--hosts", "web1"]).status(0);
+    }
+    let root = shop(&lab, "web1");
+    copy_release(
+        &lab,
+        "web1",
+        "20250101000001",
+        ".tether-removing.20240101000000",
+    );
+    std::os::unix::fs::symlink(
+        "/srv/shop/releases/20250101000002",
+        root.join(".current-20250101000009"),
+    )
+    .unwrap();
+    // A failed run's release 3, current switched to it; where it was is in its marker.
+    copy_release(&lab, "web1", "20250101000002", "20250101000003");
+    fs::write(
+        root.join("releases/20250101000003/.tether-complete"),
+        "release 20250101000003 publishing\n/srv/shop/releases/20250101000002\n",
+    )
+    .unwrap();
+    point_current(&lab, "web1", "/srv/shop/releases/20250101000003");
+    tether(&dir, &lab, &["deploy:releases", "--hosts", "web1"])
+        .status(0)
+        .stdout_contains("  current goes back to /srv/shop/releases/20250101000002 at the next deploy or deploy:cleanup (a failed run switched it to release 20250101000003 and never finished publishing)\n");
+    tether(&dir, &lab, &["deploy:cleanup", "--hosts", "web1"])
+        .status(0)
+        .stdout_contains("removed what cut-off removals and switches left (no release, not current) on web1: .tether-removing.20240101000000, .current-20250101000009\n");
+    assert!(!root
+        .join("releases/.tether-removing.20240101000000")
+        .exists());
+    assert!(fs::symlink_metadata(root.join(".current-20250101000009")).is_err());
+    assert_eq!(
+        current(&lab, "web1").as_deref(),
+        Some("/srv/shop/releases/20250101000002")
+    );
+}

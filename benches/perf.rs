@@ -23,7 +23,9 @@
 //!    same process before it opened any session;
 //! 6. scale (`--scale 1000,3000`): the same for that many sessions, spread as aliases over the
 //!    lab's listeners (so each sshd serves N/100): connect time, idle CPU and RSS per
-//!    session, each also as a ratio to the 100-session row of the same invocation. The goals
+//!    session, each also as a ratio to the 100-session row of the same invocation, and the
+//!    connect time against its floor: the same sessions opened through the ssh2 crate alone
+//!    (`perf raw-connect`), as many at once as tether's handshake limiter allows. The goals
 //!    are issue 17's: 1000 sessions connected in under 8 s, idle under 0.5 % of one core and
 //!    under 0.2 MiB RSS per session.
 //!
@@ -70,6 +72,9 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("all") => Options::parse(&args[1..]).and_then(|o| run_all(&o)),
         Some("idle") => Options::parse(&args[1..]).and_then(|o| run_idle(&o).map(|()| true)),
+        Some("raw-connect") => {
+            Options::parse(&args[1..]).and_then(|o| run_raw_connect(&o).map(|()| true))
+        }
         _ => Err(
             "this benchmark needs a lab of sshd hosts: run scripts/bench \
                   (usage: perf all --config CFG --lab-dir DIR [--quick] | \
@@ -900,12 +905,20 @@ struct Idle {
     commands: u64,
 }
 
-/// Runs this binary's `idle` for `n` sessions `PREFIX1..`, its lines printed but for the
-/// `result` ones, which it returns in its whole output.
-fn child(config: &Path, prefix: &str, n: usize, secs: u64, connect_only: bool) -> Res<String> {
+/// Runs this binary's `idle` (or, with `connect_only`, `idle --connect-only`), or `sub` when
+/// given (`raw-connect`), for `n` sessions `PREFIX1..`, its lines printed but for the `result`
+/// ones, which it returns in its whole output.
+fn child(
+    config: &Path,
+    prefix: &str,
+    n: usize,
+    secs: u64,
+    connect_only: bool,
+    sub: Option<&str>,
+) -> Res<String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut c = Command::new(exe);
-    c.arg("idle")
+    c.arg(sub.unwrap_or("idle"))
         .arg("--config")
         .arg(config)
         .args(["--hosts", &n.to_string(), "--seconds", &secs.to_string()])
@@ -947,7 +960,7 @@ fn idle_child(config: &Path, prefix: &str, n: usize, secs: u64) -> Res<Idle> {
          sessions through one Pool with the heartbeat off, so that nothing but the handshakes \
          runs (no heartbeat reads the servers' limits while others still connect)"
     );
-    let text = child(config, prefix, n, 0, true)?;
+    let text = child(config, prefix, n, 0, true, None)?;
     let (connect_ms, connect_cpu_ms) = (
         result(&text, "connect_ms")?,
         result(&text, "connect_cpu_ms")?,
@@ -963,7 +976,7 @@ fn idle_child(config: &Path, prefix: &str, n: usize, secs: u64) -> Res<Idle> {
         KEEPALIVE_DEFAULT.as_secs(),
         SETTLE.as_millis()
     );
-    let text = child(config, prefix, n, secs, false)?;
+    let text = child(config, prefix, n, secs, false, None)?;
     let get = |k: &str| result(&text, k);
     let cpu_pct = get("cpu_percent")?;
     let rss_per = get("rss_kib_per_session")?;
@@ -1012,6 +1025,16 @@ fn scale(lab: &Path, n: usize, secs: u64, base: &Idle) -> Res<Row> {
     println!();
     println!("-- scale: {n} sessions as aliases s1..s{n} over the lab's listeners");
     let it = idle_child(&config, "s", n, secs)?;
+    println!();
+    println!(
+        "-- the floor of connecting {n} sessions: a fresh process (this binary, `raw-connect`) \
+         opens them through the ssh2 crate alone, as many at once as tether's handshake limiter \
+         allows on this machine"
+    );
+    let floor_ms = result(
+        &child(&config, "s", n, 0, false, Some("raw-connect"))?,
+        "connect_ms",
+    )?;
     let per = |v: f64, count: usize| v / count as f64;
     let cpu_ratio = per(it.cpu_pct, n) / per(base.cpu_pct, base.hosts).max(f64::EPSILON);
     let connect_ratio = per(it.connect_ms, n) / per(base.connect_ms, base.hosts).max(f64::EPSILON);
@@ -1023,10 +1046,12 @@ fn scale(lab: &Path, n: usize, secs: u64, base: &Idle) -> Res<Row> {
     let pass = it.row.pass && goals;
     Ok(Row {
         line: format!(
-            "scale {n} sessions  connect {:.2} s, heartbeat off ({connect_ratio:.2}x the 100-session row per \
-             session), client CPU {:.2} ms/session  idle CPU {:.3} % ({cpu_ratio:.2}x per \
+            "scale {n} sessions  connect {:.2} s, heartbeat off ({:.2}x the raw ssh2 floor of {:.2} s, \
+             {connect_ratio:.2}x the 100-session row per session), client CPU {:.2} ms/session  idle CPU {:.3} % ({cpu_ratio:.2}x per \
              session)  RSS {:.0} KiB/session ({rss_ratio:.2}x)  `true` heartbeats {}{}  {}",
             it.connect_ms / 1000.0,
+            it.connect_ms / floor_ms.max(f64::EPSILON),
+            floor_ms / 1000.0,
             it.connect_cpu_ms / n as f64,
             it.cpu_pct,
             it.rss_per_kib,
@@ -1167,6 +1192,70 @@ fn connect_phases(
          {channel} bare channels, {keepalive} protocol keepalives"
     );
     println!("result connect_cpu_ms={:.1}", ms(client_cpu));
+}
+
+/// The floor of connecting: `o.hosts` sessions `PREFIX1..` through the ssh2 crate alone (no
+/// config beyond HostName, Port, User and IdentityFile, no host key check), from as many
+/// threads as tether's handshake limiter lets run at once on this machine, each session kept
+/// open until the last connected. Prints the wall time and the whole machine's CPU, and
+/// `result connect_ms=`.
+fn run_raw_connect(o: &Options) -> Res<()> {
+    tether::fd_limit::raise();
+    let config =
+        SshConfig::load(Some(&o.config), Path::new(SYSTEM_CONFIG)).map_err(|e| e.to_string())?;
+    let names = host_names(&o.prefix, o.hosts);
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let threads = (tether::ssh::limiter::PER_CORE * cores)
+        .min(names.len())
+        .max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let machine0 = machine_cpu();
+    let t0 = Instant::now();
+    let kept: Vec<Res<Vec<Raw>>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(name) = names.get(i) else {
+                            return Ok(mine);
+                        };
+                        mine.push(raw_session(&config, name)?);
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err("a connecting thread panicked".into()))
+            })
+            .collect()
+    });
+    let took = t0.elapsed();
+    let machine = machine_cpu()
+        .zip(machine0)
+        .map(|(b, a)| b.saturating_sub(a));
+    let sessions: usize = kept
+        .into_iter()
+        .map(|k| k.map(|v| v.len()))
+        .collect::<Res<Vec<_>>>()?
+        .into_iter()
+        .sum();
+    println!(
+        "raw ssh2: connected {sessions} sessions in {:.0} ms from {threads} threads; the whole \
+         machine {}",
+        ms(took),
+        machine.map_or("unreadable".into(), |m| format!(
+            "{:.0} ms ({:.2} ms per session)",
+            ms(m),
+            ms(m) / sessions.max(1) as f64
+        ))
+    );
+    println!("result connect_ms={:.1}", ms(took));
+    Ok(())
 }
 
 /// Pause between the last session connecting and the start of the idle window.

@@ -16,12 +16,14 @@
 //! 4. a jump host: `true` on host2 reached through host1 (ProxyJump: a `direct-tcpip`
 //!    tunnel pumped by host1's worker), against `true` on host2 directly (runs interleaved,
 //!    medians compared): a tunnel must cost a few round trips, not Linux's 40 ms delayed ACK;
-//! 5. connecting and idle cost, each in a fresh process of its own (`perf idle ...`): the
+//! 5. a command's output: `seq 1 1000000` on one host, and a quarter of it on four hosts at
+//!    once (folded), through `tether run` against plain `ssh` (no target);
+//! 6. connecting and idle cost, each in a fresh process of its own (`perf idle ...`): the
 //!    time to connect 100 sessions with the heartbeat off (nothing but the handshakes; where
 //!    the time went: handshake durations, this process's and the whole machine's CPU), then
 //!    CPU time and RSS of holding 100 idle sessions with the default heartbeat, against the
 //!    same process before it opened any session;
-//! 6. scale (`--scale 1000,3000`): the same for that many sessions, spread as aliases over the
+//! 7. scale (`--scale 1000,3000`): the same for that many sessions, spread as aliases over the
 //!    lab's listeners (so each sshd serves N/100): connect time, idle CPU and RSS per
 //!    session, each also as a ratio to the 100-session row of the same invocation, and the
 //!    connect time against its floor: the same sessions opened through the ssh2 crate alone
@@ -508,6 +510,7 @@ fn run_all(o: &Options) -> Res<bool> {
     rows.push(rounds(o, if o.quick { 10 } else { 20 })?);
     rows.push(cold(o, cold_runs)?);
     rows.push(jump(o, warm_iters)?);
+    rows.push(output(o, cold_runs)?);
     let base = idle_child(&o.config, "host", o.hosts, idle_secs)?;
     rows.push(base.row.clone());
     for &n in &o.scale {
@@ -892,6 +895,103 @@ fn cold(o: &Options, runs: usize) -> Res<Row> {
     })
 }
 
+/// 5. A command's output streamed: `seq 1 N` printed by one host, and by four at once
+///    (folded), through `tether run` (stdout to a file), against plain `ssh` to the same
+///    hosts; medians of `runs` runs each, interleaved, after one warm-up each.
+fn output(o: &Options, runs: usize) -> Res<Row> {
+    const LINES: usize = 1_000_000;
+    const HOSTS: usize = 4;
+    println!();
+    println!(
+        "-- output: `seq 1 {LINES}` on host1, then `seq 1 {}` on host1..host{HOSTS} at once: \
+         `tether run` (its stdout a file; folded, the default, where there are several hosts) \
+         vs plain `ssh` (no ControlMaster; one per host, started together); {runs} runs each, \
+         interleaved, after one warm-up each",
+        LINES / HOSTS
+    );
+    let sink = std::env::temp_dir().join(format!("tether-bench-output.{}", std::process::id()));
+    let tether_run = |hosts: &[String], lines: usize| -> Res<Duration> {
+        let file = std::fs::File::create(&sink).map_err(|e| e.to_string())?;
+        let t = Instant::now();
+        let out = Command::new(TETHER_BIN)
+            .arg("-F")
+            .arg(&o.config)
+            .args(["run", "--hosts", &hosts.join(","), "--"])
+            .arg(format!("seq 1 {lines}"))
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(file)
+            .output()
+            .map_err(|e| format!("{TETHER_BIN}: {e}"))?;
+        let took = t.elapsed();
+        if !out.status.success() {
+            return Err(format!(
+                "tether run failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(took)
+    };
+    let ssh_run = |hosts: &[String], lines: usize| -> Res<Duration> {
+        let t = Instant::now();
+        let mut children = Vec::new();
+        for h in hosts {
+            let file = std::fs::File::create(sink.with_extension(h)).map_err(|e| e.to_string())?;
+            let mut c = ssh_cmd(&o.config);
+            c.args(["-o", "ControlMaster=no", "-o", "ControlPath=none", h])
+                .arg(format!("seq 1 {lines}"))
+                .stdout(file);
+            children.push(c.spawn().map_err(|e| format!("ssh: {e}"))?);
+        }
+        for mut c in children {
+            match c.wait() {
+                Ok(s) if s.success() => {}
+                Ok(s) => return Err(format!("plain ssh failed: {s}")),
+                Err(e) => return Err(format!("plain ssh: {e}")),
+            }
+        }
+        Ok(t.elapsed())
+    };
+    let measure = |hosts: &[String], lines: usize| -> Res<(Duration, Duration)> {
+        tether_run(hosts, lines)?;
+        ssh_run(hosts, lines)?;
+        let (mut tt, mut ts) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            tt.push(tether_run(hosts, lines)?);
+            ts.push(ssh_run(hosts, lines)?);
+        }
+        println!(
+            "{} host(s): tether {:.0} ms, ssh {:.0} ms (medians)",
+            hosts.len(),
+            ms(median(&tt)),
+            ms(median(&ts))
+        );
+        Ok((median(&tt), median(&ts)))
+    };
+    let one = measure(&host_names("host", 1), LINES);
+    let four = measure(&host_names("host", HOSTS), LINES / HOSTS);
+    let _ = std::fs::remove_file(&sink);
+    for h in host_names("host", HOSTS) {
+        let _ = std::fs::remove_file(sink.with_extension(h));
+    }
+    let ((t1, s1), (t4, s4)) = (one?, four?);
+    let ratio = |t: Duration, s: Duration| t.as_secs_f64() / s.as_secs_f64().max(1e-9);
+    Ok(Row {
+        line: format!(
+            "output {LINES} lines  1 host: tether {:.0} ms, ssh {:.0} ms, ratio {:.2}   {HOSTS} \
+             hosts folded: tether {:.0} ms, ssh {:.0} ms, ratio {:.2}  (no target)",
+            ms(t1),
+            ms(s1),
+            ratio(t1, s1),
+            ms(t4),
+            ms(s4),
+            ratio(t4, s4)
+        ),
+        pass: true,
+    })
+}
+
 /// What one idle process measured.
 struct Idle {
     row: Row,
@@ -951,7 +1051,7 @@ fn result(text: &str, key: &str) -> Res<f64> {
         .ok_or(format!("idle process printed no {key}:\n{text}"))
 }
 
-/// 5. Connecting, then idle cost, each measured in a fresh process (so that its "before"
+/// 6. Connecting, then idle cost, each measured in a fresh process (so that its "before"
 ///    RSS is a clean baseline).
 fn idle_child(config: &Path, prefix: &str, n: usize, secs: u64) -> Res<Idle> {
     println!();

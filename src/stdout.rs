@@ -1,17 +1,120 @@
 //! tether's stdout and stderr: every line goes through [`write`] (the `outln!` and `out!`
 //! macros) or [`write_stderr`] (`errln!`, `err!`).
 
+use std::cell::RefCell;
 use std::io::Write as _;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::OnceLock;
+
+use anstream::{AutoStream, ColorChoice};
 
 /// The first error writing stdout other than a reader gone away (see [`failed`]).
 static WRITE_ERROR: OnceLock<String> = OnceLock::new();
 
+/// How stdout's colours are written, once asked ([`choice`]): 0 not yet, else a
+/// [`ColorChoice`] by [`code`]. Asking anstream is a `tcgetattr` and an environment lookup,
+/// which at a line each cost more than the line (a command printing two million lines).
+static CHOICE: AtomicU8 = AtomicU8::new(0);
+
+/// How many bytes a batching thread ([`batch`]) holds before it writes them.
+const BATCH_BYTES: usize = 64 * 1024;
+
+thread_local! {
+    /// The output of a thread that batches its writes ([`batch`]), not yet written.
+    static BATCH: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
+}
+
+fn code(c: ColorChoice) -> u8 {
+    match c {
+        ColorChoice::Auto => 1,
+        ColorChoice::AlwaysAnsi => 2,
+        ColorChoice::Always => 3,
+        ColorChoice::Never => 4,
+    }
+}
+
+/// How stdout writes colours: as `--color` said ([`set_color`]), and with `auto` as the
+/// terminal and `NO_COLOR` say (anstream's rules), asked once.
+pub fn choice() -> ColorChoice {
+    match CHOICE.load(Ordering::Relaxed) {
+        2 => ColorChoice::AlwaysAnsi,
+        3 => ColorChoice::Always,
+        4 => ColorChoice::Never,
+        _ => {
+            let c = AutoStream::choice(&std::io::stdout());
+            CHOICE.store(code(c), Ordering::Relaxed);
+            c
+        }
+    }
+}
+
+/// Sets how stdout writes colours (`--color`; `auto` as anstream decides); [`choice`] asks
+/// again.
+pub fn set_color(c: ColorChoice) {
+    c.write_global();
+    CHOICE.store(0, Ordering::Relaxed);
+}
+
+/// From now on this thread's writes to stdout are held, and written at [`flush`] or when
+/// [`BATCH_BYTES`] are held: one `write(2)` for a burst of lines, where stdout (line-buffered)
+/// makes one per line. For the reporter, which flushes whenever it has no event waiting.
+pub fn batch() {
+    BATCH.with(|b| *b.borrow_mut() = Some(Vec::with_capacity(BATCH_BYTES)));
+}
+
 /// Writes to stdout for [`outln!`](crate::outln), through anstream (which drops colour where
 /// `--color` or the terminal says so). A write that fails is [`failed`]'s.
 pub fn write(args: std::fmt::Arguments) {
-    if let Err(e) = anstream::stdout().lock().write_fmt(args) {
-        failed(&e);
+    let full = BATCH.with(|b| {
+        let mut b = b.borrow_mut();
+        let buf = b.as_mut()?;
+        // Writing to a Vec cannot fail.
+        let _ = AutoStream::new(&mut *buf, choice()).write_fmt(args);
+        Some(buf.len() >= BATCH_BYTES)
+    });
+    match full {
+        Some(true) => write_held(),
+        Some(false) => {}
+        None => {
+            if let Err(e) = AutoStream::new(std::io::stdout().lock(), choice()).write_fmt(args) {
+                failed(&e);
+            }
+        }
+    }
+}
+
+/// Writes `bytes` to stdout as they are (terminal control: no colour stripped), after what
+/// this thread holds ([`batch`]) or with it; a write that fails is [`failed`]'s.
+pub fn write_raw(bytes: &[u8]) {
+    let full = BATCH.with(|b| {
+        let mut b = b.borrow_mut();
+        let buf = b.as_mut()?;
+        buf.extend_from_slice(bytes);
+        Some(buf.len() >= BATCH_BYTES)
+    });
+    match full {
+        Some(true) => write_held(),
+        Some(false) => {}
+        None => {
+            if let Err(e) = std::io::stdout().lock().write_all(bytes) {
+                failed(&e);
+            }
+        }
+    }
+}
+
+/// Writes what this thread holds ([`batch`]), if anything.
+fn write_held() {
+    let held = BATCH.with(|b| {
+        b.borrow_mut()
+            .as_mut()
+            .filter(|buf| !buf.is_empty())
+            .map(|buf| std::mem::replace(buf, Vec::with_capacity(BATCH_BYTES)))
+    });
+    if let Some(bytes) = held {
+        if let Err(e) = std::io::stdout().lock().write_all(&bytes) {
+            failed(&e);
+        }
     }
 }
 
@@ -34,8 +137,9 @@ pub fn write_error() -> Option<&'static str> {
     WRITE_ERROR.get().map(String::as_str)
 }
 
-/// Flushes stdout; a failure is [`failed`]'s.
+/// Writes what this thread holds ([`batch`]) and flushes stdout; a failure is [`failed`]'s.
 pub fn flush() {
+    write_held();
     if let Err(e) = std::io::stdout().flush() {
         failed(&e);
     }

@@ -73,7 +73,7 @@ impl Reporter {
     fn spawn(settings: &Settings, taps: Vec<Tap>, hold: bool) -> Self {
         let (format, verbose, color) = (settings.format, settings.verbose, settings.color);
         let tty = std::io::stdout().is_terminal();
-        anstream::ColorChoice::write_global(match (format, color) {
+        crate::stdout::set_color(match (format, color) {
             (Format::Json, _) | (_, Color::Never) => anstream::ColorChoice::Never,
             (_, Color::Always) => anstream::ColorChoice::Always,
             (_, Color::Auto) => anstream::ColorChoice::Auto,
@@ -81,7 +81,7 @@ impl Reporter {
         let look = Look {
             format,
             live: tty && format == Format::Text,
-            dim: anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never,
+            dim: crate::stdout::choice() != anstream::ColorChoice::Never,
             verbose,
             fold: settings.fold && format == Format::Text,
         };
@@ -209,11 +209,19 @@ fn run(rx: Receiver<Message>, state: Arc<Mutex<State>>, look: Look, mut taps: Ta
             show(&state, look, taps, fold, started, &event, i >= first_shown);
         }
     };
+    // Lines are written in bursts: everything the events waiting say, in one write(2).
+    crate::stdout::batch();
+    let mut next = None;
+    let mut tail_at = Instant::now();
     loop {
         let wait = fold.deadline().map_or(TICK, |d| {
             d.saturating_duration_since(Instant::now()).min(TICK)
         });
-        match rx.recv_timeout(wait) {
+        let received = match next.take() {
+            Some(message) => Ok(message),
+            None => rx.recv_timeout(wait),
+        };
+        match received {
             Ok(Message::Barrier(ack)) => {
                 for e in held.take().into_iter().flatten() {
                     take(e, &mut taps, &mut fold);
@@ -249,10 +257,21 @@ fn run(rx: Receiver<Message>, state: Arc<Mutex<State>>, look: Look, mut taps: Ta
                     take(e, &mut taps, &mut fold);
                 }
                 print_groups(&mut lock(&state), fold.drain());
+                crate::stdout::flush();
                 taps.flush();
                 break;
             }
         }
+        // An event already waiting is taken before the fold's deadlines, the status line and
+        // the flush below: a burst of output costs them once, not once a line. Not for longer
+        // than [`BURST`], so that folded lines and the status line keep their pace.
+        if tail_at.elapsed() < BURST {
+            if let Ok(message) = rx.try_recv() {
+                next = Some(message);
+                continue;
+            }
+        }
+        tail_at = Instant::now();
         // Most events leave nothing waiting: take the state's lock only when a group is.
         if fold.is_waiting() {
             print_groups(&mut lock(&state), fold.due(Instant::now()));
@@ -307,7 +326,9 @@ fn show(
     if !on_stdout {
         return;
     }
-    match host_lines(look, event).filter(|_| look.fold && look.format != Format::Json) {
+    // A run of one host has no other copy of a line to wait for: its lines go straight out.
+    let fold_lines = look.fold && look.format != Format::Json && st.order.len() != 1;
+    match host_lines(look, event).filter(|_| fold_lines) {
         Some(lines) => {
             // The fold holds one kind of line at a time (the commands' or tether's own), so
             // that output keeps the order events came in.
@@ -352,6 +373,10 @@ fn print_group_lines(st: &mut State, look: Look, groups: Vec<fold::Group>) {
         crate::outln!("{}", group_line(st, g));
     }
 }
+
+/// The longest the reporter takes events waiting before it writes what they said (see
+/// `run`).
+const BURST: Duration = Duration::from_millis(20);
 
 /// How often the live status line is redrawn when nothing happens.
 const TICK: Duration = Duration::from_millis(250);

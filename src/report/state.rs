@@ -2,7 +2,6 @@
 //! in progress, whether the status line is on screen; and how text output looks.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -81,10 +80,7 @@ pub fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 /// Writes terminal control sequences (the status line) past anstream, which would strip them
 /// under `--color never`.
 pub fn raw(text: &str) {
-    let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_all(text.as_bytes()) {
-        crate::stdout::failed(&e);
-    }
+    crate::stdout::write_raw(text.as_bytes());
 }
 
 pub fn clear_status(st: &mut State, look: Look) {

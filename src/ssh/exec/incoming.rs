@@ -14,11 +14,19 @@ pub(super) struct Lines {
 
 impl Lines {
     pub(super) fn push(&mut self, data: &[u8], mut emit: impl FnMut(&str)) {
+        // The lines are cut out of the buffer once all are emitted: cutting each as it goes
+        // moved the rest of the buffer once a line.
+        let searched = self.partial.len();
         self.partial.extend_from_slice(data);
-        while let Some(i) = self.partial.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.partial.drain(..=i).collect();
-            emit(shown(&line[..line.len() - 1]).trim_end_matches('\r'));
+        let mut start = 0;
+        let mut from = searched;
+        while let Some(i) = self.partial[from..].iter().position(|b| *b == b'\n') {
+            let end = from + i;
+            emit(shown(&self.partial[start..end]).trim_end_matches('\r'));
+            start = end + 1;
+            from = start;
         }
+        self.partial.drain(..start);
     }
 
     pub(super) fn finish(&mut self, mut emit: impl FnMut(&str)) {
@@ -217,6 +225,27 @@ mod tests {
         l.push(b"tail", |s| got.push(s.to_string()));
         l.finish(|s| got.push(s.to_string()));
         assert_eq!(got, ["a", "bc", "tail"]);
+    }
+
+    /// However the bytes are cut into pushes, the same lines come out, each once and in order.
+    #[test]
+    fn lines_are_the_same_whatever_the_pushes() {
+        let text: Vec<u8> = (0..300)
+            .map(|i| format!("line {i}{}\n", if i % 7 == 0 { "\r" } else { "" }))
+            .chain(["", "\n", "\n", "end"].map(String::from))
+            .collect::<String>()
+            .into_bytes();
+        let mut want: Vec<String> = (0..300).map(|i| format!("line {i}")).collect();
+        want.extend(["", "", "end"].map(String::from));
+        for size in [1, 2, 3, 7, 64, 1000, text.len()] {
+            let (mut l, mut got) = (Lines::default(), Vec::new());
+            for piece in text.chunks(size) {
+                l.push(piece, |s| got.push(s.to_string()));
+            }
+            l.finish(|s| got.push(s.to_string()));
+            assert_eq!(got, want, "pushes of {size} bytes");
+            assert!(l.partial.is_empty());
+        }
     }
 
     #[test]

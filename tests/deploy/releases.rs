@@ -248,11 +248,18 @@ fn a_run_killed_twice_leaves_an_unfinished_release_that_is_removed_and_never_cho
         );
     }
 
-    // Another unfinished release between the two (made here by hand, with a REVISION): a
-    // rollback skips it and goes to the complete one, and leaves it for the next deploy.
+    // Another unfinished release between the two (made here by hand, with a REVISION, marked
+    // building as a run of tether marks it; one without the marker, older than current, is
+    // another tool's release: see releases_another_tool_published_before_current_are_releases):
+    // a rollback skips it and goes to the complete one, and leaves it for the next deploy.
     let between = shop(&lab, "web1").join("releases/20250101000002");
     fs::create_dir_all(&between).unwrap();
     fs::write(between.join("REVISION"), "half\n").unwrap();
+    fs::write(
+        between.join(".tether-complete"),
+        "release 20250101000002 building\n",
+    )
+    .unwrap();
     tether(&dir, &lab, &["deploy:rollback"]).status(0);
     for h in HOSTS {
         assert_eq!(
@@ -288,7 +295,8 @@ fn releases_an_earlier_tether_published_without_the_marker_stay_complete() {
         }
     }
     fs::create_dir_all(shop(&lab, "web1").join("releases/20250101000003")).unwrap();
-    // resque2 lost its revisions.log: its current release still counts, the one before not.
+    // resque2 lost its revisions.log: its current release still counts, and so does the one
+    // before it, older than current.
     fs::remove_file(shop(&lab, "resque2").join("revisions.log")).unwrap();
 
     tether(&dir, &lab, &["deploy:releases"])
@@ -300,23 +308,85 @@ fn releases_an_earlier_tether_published_without_the_marker_stay_complete() {
         .status(0)
         .stdout_contains("marked complete the releases an earlier tether published (current, or in revisions.log) on web1, web2, resque1: 20250101000001, 20250101000002\n")
         .stdout_contains("marked complete the releases an earlier tether published (current, or in revisions.log) on resque2: 20250101000002\n")
+        .stdout_contains("marked complete the releases before current that no marker or revisions.log names (another tool's, such as Capistrano 2's, counted as Capistrano counts them) on resque2: 20250101000001\n")
         .stdout_contains("removed unfinished releases (left by runs that did not finish) on web1: 20250101000003\n")
-        .stdout_contains("removed unfinished releases (left by runs that did not finish) on resque2: 20250101000001\n");
-    for h in ["web1", "web2", "resque1"] {
+        .stdout_lacks("on resque2: 20250101000001, ");
+    for h in HOSTS {
         assert_eq!(
             releases(&lab, h),
             ["20250101000001", "20250101000002", "20250101000004"],
             "{h}"
         );
         assert!(complete(&lab, h, "20250101000001"), "{h}");
-    }
-    assert_eq!(
-        releases(&lab, "resque2"),
-        ["20250101000002", "20250101000004"]
-    );
-    for h in HOSTS {
         assert!(complete(&lab, h, "20250101000002"), "{h}");
     }
+}
+
+/// Hosts a Capistrano 2 deployed to (releases without tether's marker, no revisions.log):
+/// the releases before current are releases, as Capistrano counts them, kept, cleaned up by
+/// keep_releases and rolled back to (stop 34 testers t10 and t11: the first deploy removed
+/// every one of them as "left by runs that did not finish", exit 0). Without the marker, one
+/// newer than current, and any on a host with no current, are unfinished as before.
+#[test]
+fn releases_another_tool_published_before_current_are_releases() {
+    let lab = lab();
+    let dir = Dir::new("foreign");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    let old = ["20240101000001", "20240101000002", "20240101000003"];
+    for h in HOSTS {
+        for r in old {
+            copy_release(&lab, h, "20250101000001", r);
+            fs::remove_file(
+                shop(&lab, h)
+                    .join("releases")
+                    .join(r)
+                    .join(".tether-complete"),
+            )
+            .unwrap();
+        }
+        fs::remove_dir_all(shop(&lab, h).join("releases/20250101000001")).unwrap();
+        fs::remove_file(shop(&lab, h).join("revisions.log")).unwrap();
+        point_current(&lab, h, "/srv/shop/releases/20240101000003");
+    }
+    // A release a failed deploy left, newer than current: unfinished.
+    fs::create_dir_all(shop(&lab, "web1").join("releases/20240101000009")).unwrap();
+
+    tether(&dir, &lab, &["deploy:releases"])
+        .status(0)
+        .stdout_contains("web2:\n  20240101000001 ")
+        .stdout_contains("\n  20240101000002 ")
+        .stdout_contains("  unfinished (the next deploy removes them): 20240101000009\n")
+        .stdout_lacks("unfinished (the next deploy removes them): 20240101000001")
+        .stdout_lacks("unfinished (the next deploy removes them): 20240101000002");
+    app.commit("v2");
+    deploy(&dir, &lab, "20250101000002", &["-s", "keep_releases=3"])
+        .status(0)
+        .stdout_contains("marked complete the releases before current that no marker or revisions.log names (another tool's, such as Capistrano 2's, counted as Capistrano counts them) on web1, web2, resque1, resque2: 20240101000001, 20240101000002\n")
+        .stdout_contains("removed unfinished releases (left by runs that did not finish) on web1: 20240101000009\n")
+        .stdout_contains("removed old releases (keep_releases 3) on web1, web2, resque1, resque2: 20240101000001\n");
+    for h in HOSTS {
+        assert_eq!(
+            releases(&lab, h),
+            ["20240101000002", "20240101000003", "20250101000002"],
+            "{h}"
+        );
+        for r in ["20240101000002", "20240101000003"] {
+            assert!(complete(&lab, h, r), "{h} {r}");
+        }
+    }
+    // Rolled back to, as Capistrano would: the release before current.
+    tether(&dir, &lab, &["deploy:rollback"]).status(0);
+    assert_current(&lab, &HOSTS, "20240101000003", "after the rollback");
+
+    // No current: nothing tells a release from what a run that died left.
+    fs::remove_file(shop(&lab, "resque2").join("current")).unwrap();
+    fs::create_dir_all(shop(&lab, "resque2").join("releases/20240101000001")).unwrap();
+    tether(&dir, &lab, &["deploy:releases"])
+        .status(0)
+        .stdout_contains("resque2:\n  20240101000002 ")
+        .stdout_contains("  unfinished (the next deploy removes them): 20240101000001\n");
 }
 
 /// A directory of 14 digits that is no UTC time (`99999999999999`, `00000000000000`, month 13)

@@ -1647,6 +1647,41 @@ fn an_empty_directory_user_or_path_is_a_recipe_error_at_its_line() {
     }
 }
 
+/// `run_locally`'s stderr is shown as it runs (README), as SSHKit's local backend streams it
+/// (found in stop 35: its lines came out only once the command had ended, so a local build
+/// showed nothing until it was over). The command waits (20 s at most) for the file the test
+/// makes once tether showed its first line.
+#[test]
+fn run_locally_shows_its_stderr_as_it_runs() {
+    use std::io::BufRead as _;
+    let r = RecipeDir::new(
+        "local-stream",
+        "task(\"t\", || { run_locally(\"echo first >&2; i=0; while [ ! -e seen ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done; if [ -e seen ]; then echo 'went on once shown' >&2; else echo 'never shown while it ran' >&2; fi\"); });\n",
+    );
+    let mut child = r
+        .tether()
+        .args(&["t"])
+        .command()
+        .spawn()
+        .expect("start tether");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut said = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.expect("a line");
+        let first = line.contains("first");
+        said.push(line);
+        if first {
+            std::fs::write(r.path("seen"), "").unwrap();
+            break;
+        }
+    }
+    said.extend(lines.map(|l| l.expect("a line")));
+    let status = child.wait().expect("wait for tether");
+    let all = said.join("\n");
+    assert!(status.success(), "{all}");
+    assert!(all.contains("went on once shown"), "{all}");
+}
+
 /// A failed `run_locally` shows what it printed and names a signal (fresh-eyes finding,
 /// stop 28: its stdout, the value a success returns, was shown nowhere, and `kill -TERM $$`
 /// failed "with a signal"): the failure carries the last lines of both streams, as SSHKit's

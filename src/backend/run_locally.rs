@@ -12,9 +12,11 @@ use crate::ssh::exec::ExitStatus;
 const STOP_GRACE: std::time::Duration = crate::ssh::supervisor::STOP_GRACE;
 
 /// `sh -c command` in `dir`, stdin closed, in a process group of its own; stderr lines become
-/// events; Err names the command, its status (a signal by name) and the tails of its stdout
-/// and stderr. Once `stopped` says so (Ctrl-C, SIGTERM or SIGHUP to tether, a cancelled watch
-/// run; asked every 50 ms) its group is sent SIGTERM, and SIGKILL after 5 s: a signal to
+/// events as they come (as SSHKit's local backend streams them); Err names the command, its
+/// status (a signal by name) and the tails of its stdout and stderr. Once `stopped` says so
+/// (Ctrl-C, SIGTERM or SIGHUP to tether, a cancelled watch run; asked every 50 ms, and sooner
+/// while the command is young: a quick one is not held up) its group is sent SIGTERM, and
+/// SIGKILL after 5 s: a signal to
 /// tether alone (`kill`, a service manager, a CI cancel) reaches no child of its own, and a
 /// terminal's Ctrl-C no longer reaches another process group.
 pub(super) fn run_locally(
@@ -41,21 +43,22 @@ pub(super) fn run_locally(
         .process_group(0)
         .spawn()
         .map_err(cannot)?;
-    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+    let out = child.stdout.take().map(|mut p| {
         std::thread::spawn(move || {
             let mut bytes = Vec::new();
-            if let Some(mut p) = pipe {
-                let _ = p.read_to_end(&mut bytes);
-            }
+            let _ = p.read_to_end(&mut bytes);
             bytes
         })
-    };
-    let out = drain(child.stdout.take().map(|p| Box::new(p) as _));
-    let err = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    });
+    let err = child.stderr.take().map(|p| {
+        let sink = sink.clone();
+        std::thread::spawn(move || show_lines(&sink, p))
+    });
     // The group's id is the child's pid (process_group(0)).
     let group = child.id() as libc::pid_t;
     let _on_exit = crate::interrupt::EndsOnExit::register(group);
     let mut signalled: Option<std::time::Instant> = None;
+    let mut nap = std::time::Duration::from_millis(1);
     let status = loop {
         match child.try_wait().map_err(cannot)? {
             Some(status) => break status,
@@ -72,7 +75,8 @@ pub(super) fn run_locally(
                     }
                     _ => {}
                 }
-                std::thread::sleep(std::time::Duration::from_millis(50));
+                std::thread::sleep(nap);
+                nap = (nap * 2).min(std::time::Duration::from_millis(50));
             }
         }
     };
@@ -83,19 +87,9 @@ pub(super) fn run_locally(
     }
     let output = std::process::Output {
         status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
+        stdout: out.and_then(|t| t.join().ok()).unwrap_or_default(),
+        stderr: err.and_then(|t| t.join().ok()).unwrap_or_default(),
     };
-    let local: Arc<str> = Arc::from("");
-    for line in String::from_utf8_lossy(&output.stderr).lines() {
-        sink.emit(
-            &local,
-            EventKind::LocalOutput {
-                stream: Stream::Stderr,
-                line: crate::secret::mask(line).into_owned(),
-            },
-        );
-    }
     sink.barrier();
     if output.status.success() {
         return Ok(String::from_utf8_lossy(&output.stdout).trim().to_string());
@@ -119,6 +113,36 @@ pub(super) fn run_locally(
         }
     }
     Err(Box::new(Failure::new(Kind::CommandFailed, message)))
+}
+
+/// Reports each line of a local command's stderr `pipe` as it comes (a last one without a
+/// newline at its end), and returns all of its bytes.
+fn show_lines(sink: &Sink, pipe: std::process::ChildStderr) -> Vec<u8> {
+    use std::io::BufRead as _;
+    let local: Arc<str> = Arc::from("");
+    let mut reader = std::io::BufReader::new(pipe);
+    let mut bytes = Vec::new();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                bytes.extend_from_slice(&line);
+                let text = String::from_utf8_lossy(&line);
+                let text = text.strip_suffix('\n').unwrap_or(&text);
+                sink.emit(
+                    &local,
+                    EventKind::LocalOutput {
+                        stream: Stream::Stderr,
+                        line: crate::secret::mask(text.strip_suffix('\r').unwrap_or(text))
+                            .into_owned(),
+                    },
+                );
+            }
+        }
+    }
+    bytes
 }
 
 /// The name of signal `n` as sh's `kill -l` gives it (`TERM`), else its number.

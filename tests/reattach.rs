@@ -1988,6 +1988,12 @@ fn a_long_command_lost_before_it_started_is_claimed_and_sent_again() {
             .filter(|n| n.starts_with("tether-cmd."))
             .collect();
         assert!(staged.is_empty(), "{at}: {staged:?}");
+        let staged: Vec<_> = std::fs::read_dir(lab.host("host1").tmp.join("tether-root"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".k"))
+            .collect();
+        assert!(staged.is_empty(), "{at}: {staged:?}");
     }
 }
 

@@ -9,7 +9,8 @@
 //! [`SPOOL_CHUNK`] bytes, at most [`SPOOL_CHUNKS`] kept: see `spool`), `ID.o` (there while the
 //! command's files are), `ID.c` (the command's own exit status), `ID.s` (the status to report),
 //! `ID.p` (the process group), `ID.q` (how far the streaming got), every one created with mode
-//! 0600, and the claim `ID.claim` (an empty file, 0600: see [`claim`]). It runs
+//! 0600, the claim `ID.claim` (an empty file, 0600: see [`claim`]), and `ID.k`, the text of a command
+//! too long for one exec request, staged there by a first exec (see [`stage`]). It runs
 //! one pipeline: the supervisor (`SUPERVISE`), which runs the command in a `/bin/sh -c` of
 //! its own with the channel's stdin and its stdout and stderr going through pipes into those
 //! files, then writes the status; and the streaming loop (`follow`), which passes both files
@@ -278,7 +279,7 @@ pub fn resume(start: &str) -> String {
 /// supervisor, or its files were removed); `start` prints the start markers.
 pub fn stop(start: &str) -> String {
     format!(
-        r#"{DIR}; _tether_g=$2; set --; {start} umask 077; [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; _tether_p=; _tether_r=TERM; if [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && (umask 077; set -C; true >"$_tether_d.claim") 2>/dev/null; then _tether_r=never; else _tether_i=0; while :; do [ -f "$_tether_d.o" ] && [ ! -h "$_tether_b" ] && read -r _tether_p <"$_tether_d.p" 2>/dev/null; {{ [ -n "$_tether_p" ] || [ $_tether_i -ge 40 ]; }} && break; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; if [ -z "$_tether_p" ]; then _tether_r=unknown; elif ! {{ : >"$_tether_d.t"; kill -TERM -"$_tether_p"; }} 2>/dev/null; then _tether_r=gone; else _tether_i=0; while [ ! -s "$_tether_d.s" ] && kill -0 -"$_tether_p" 2>/dev/null; do if [ $_tether_i -ge $((_tether_g*20)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; _tether_i=0; while [ $_tether_r = TERM ] && [ $_tether_i -lt $((_tether_g*20)) ] && kill -0 "$_tether_p" 2>/dev/null; do sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; kill -KILL -"$_tether_p" 2>/dev/null; {OTHERS}; fi; rm -f "$_tether_d".? "$_tether_d".?.* ${{_tether_p:+"$_tether_d.claim"}}; fi; echo "$_tether_r"; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
+        r#"{DIR}; _tether_g=$2; set --; {start} umask 077; [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; _tether_p=; _tether_r=TERM; if [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && (umask 077; set -C; true >"$_tether_d.claim") 2>/dev/null; then _tether_r=never; rm -f "$_tether_d.k"; else _tether_i=0; while :; do [ -f "$_tether_d.o" ] && [ ! -h "$_tether_b" ] && read -r _tether_p <"$_tether_d.p" 2>/dev/null; {{ [ -n "$_tether_p" ] || [ $_tether_i -ge 40 ]; }} && break; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; if [ -z "$_tether_p" ]; then _tether_r=unknown; elif ! {{ : >"$_tether_d.t"; kill -TERM -"$_tether_p"; }} 2>/dev/null; then _tether_r=gone; else _tether_i=0; while [ ! -s "$_tether_d.s" ] && kill -0 -"$_tether_p" 2>/dev/null; do if [ $_tether_i -ge $((_tether_g*20)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; _tether_i=0; while [ $_tether_r = TERM ] && [ $_tether_i -lt $((_tether_g*20)) ] && kill -0 "$_tether_p" 2>/dev/null; do sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; kill -KILL -"$_tether_p" 2>/dev/null; {OTHERS}; fi; rm -f "$_tether_d".? "$_tether_d".?.* ${{_tether_p:+"$_tether_d.claim"}}; fi; echo "$_tether_r"; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
     )
 }
 
@@ -303,7 +304,26 @@ pub(crate) const OTHERS: &str = r##"_tether_n=0; _tether_u=; _tether_me=$(id -u)
 /// that would have read and removed it never runs the command.
 pub fn claim(start: &str) -> String {
     format!(
-        r#"{DIR}; _tether_f=$2; set --; {start} [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; if [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && chmod 700 "$_tether_b" 2>/dev/null; then if (umask 077; set -C; true >"$_tether_d.claim") 2>/dev/null; then [ -z "$_tether_f" ] || rm -f -- "$_tether_f"; echo won; else echo taken; fi; else echo unusable; fi; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
+        r#"{DIR}; _tether_f=$2; set --; {start} [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; if [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && chmod 700 "$_tether_b" 2>/dev/null; then if (umask 077; set -C; true >"$_tether_d.claim") 2>/dev/null; then [ -z "$_tether_f" ] || rm -f -- "$_tether_f"; rm -f "$_tether_d.k"; echo won; else echo taken; fi; else echo unusable; fi; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
+    )
+}
+
+/// The exec's sh that writes a command too long for one exec request (its stdin) to a file on
+/// the host and prints the file's path: `ID.k` in the user's private directory (made first if
+/// need be, and set back to 0700 as a command's exec does: the file is run from there), for
+/// the supervised command `id`, so that what removes the command's files removes it too (a
+/// claim or a stop that wins, [`clean`], [`EXPIRE`]); a private temporary file (`mktemp`,
+/// mode 0600, in `$TMPDIR` or `/tmp`) without an id, or where that directory is unusable.
+pub fn stage(id: Option<&str>) -> String {
+    let private = match id {
+        Some(id) => format!(
+            r#"_tether_i={id}; _tether_b=${{TMPDIR:-/tmp}}/tether-${{LOGNAME:-$USER}}; if [ -n "${{LOGNAME:-$USER}}" ]; then [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; if [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && chmod 700 "$_tether_b" 2>/dev/null; then f=$_tether_b/$_tether_i.k; (set -C; : >"$f") 2>/dev/null || f=; fi; fi; "#,
+            id = crate::command::quote(id)
+        ),
+        None => String::new(),
+    };
+    format!(
+        r#"umask 077; f=; {private}[ -n "$f" ] || f=$(mktemp "${{TMPDIR:-/tmp}}/tether-cmd.XXXXXX") || exit; cat >"$f" && printf %s "$f" || {{ s=$?; rm -f "$f"; exit "$s"; }}"#
     )
 }
 
@@ -320,9 +340,9 @@ pub fn clean() -> String {
 /// `-prune`, `-mtime +0`: a day old or more) in the private directory (not a symlink): a
 /// command whose status (`ID.s`) was written a day ago or more; one started that long ago
 /// (`ID.o`) with no status whose process group (`ID.p`) is gone (its supervisor was killed);
-/// a claim (`ID.claim`) that old with no files beside it. A command still running, or that
+/// a claim (`ID.claim`) or a staged command (`ID.k`) that old with no files beside it. A command still running, or that
 /// ended within the day (a run may still re-attach to it and read its status), is left.
-const EXPIRE: &str = r#"[ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && find "$_tether_b/." ! -name . -prune \( -name '*.s' -o -name '*.o' -o -name '*.claim' \) -mtime +0 2>/dev/null | while read -r _tether_f; do _tether_i=${_tether_f%.*}; case $_tether_f in *.s) [ -s "$_tether_f" ] || continue;; *.o) [ -s "$_tether_i.s" ] && continue; _tether_p=; read -r _tether_p <"$_tether_i.p" 2>/dev/null; [ -n "$_tether_p" ] && kill -0 -"$_tether_p" 2>/dev/null && continue;; *) [ -e "$_tether_i.o" ] && continue;; esac; rm -f "$_tether_i".? "$_tether_i".?.* "$_tether_i.claim"; done"#;
+const EXPIRE: &str = r#"[ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && find "$_tether_b/." ! -name . -prune \( -name '*.s' -o -name '*.o' -o -name '*.claim' -o -name '*.k' \) -mtime +0 2>/dev/null | while read -r _tether_f; do _tether_i=${_tether_f%.*}; case $_tether_f in *.s) [ -s "$_tether_f" ] || continue;; *.o) [ -s "$_tether_i.s" ] && continue; _tether_p=; read -r _tether_p <"$_tether_i.p" 2>/dev/null; [ -n "$_tether_p" ] && kill -0 -"$_tether_p" 2>/dev/null && continue;; *) [ -e "$_tether_i.o" ] && continue;; esac; rm -f "$_tether_i".? "$_tether_i".?.* "$_tether_i.claim"; done"#;
 
 /// The sh script that stops the supervised command `id` by hand and removes its files: its
 /// process group read from its files (`ID.p`), stopped as tether stops it (see

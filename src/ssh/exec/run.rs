@@ -74,7 +74,7 @@ pub fn run_reporting(
     if wrapped.len() <= MAX_EXEC {
         return run_wrapped(conn, &wrapped, &key, opts, on_line, preamble, sup);
     }
-    let path = match stage(conn, command, opts) {
+    let path = match stage(conn, command, opts, sup.as_ref().map(|s| s.id.as_str())) {
         Ok(path) => path,
         // Lost before the command's own exec was sent: it has not started. Settled as any
         // command lost before its start marker (see `settle`): its claim on the new session
@@ -293,15 +293,15 @@ fn run_stop(conn: &Connection, script: &str, what: &str) -> Result<StopDone, Str
     }
 }
 
-/// Writes `command` to a private temporary file on the host (see [`run_reporting`]); returns
-/// the file's path.
+/// Writes `command` to a private file on the host (see [`run_reporting`]), among the files of
+/// the supervised command `id` where there is one (see `supervisor::stage`); returns the file's
+/// path.
 pub(super) fn stage(
     conn: &Connection,
     command: &str,
     opts: &ExecOptions,
+    id: Option<&str>,
 ) -> Result<String, ExecError> {
-    const WRITE: &str = "umask 077 && f=$(mktemp \"${TMPDIR:-/tmp}/tether-cmd.XXXXXX\") || exit; \
-         cat >\"$f\" && printf %s \"$f\" || { s=$?; rm -f \"$f\"; exit \"$s\"; }";
     let stage_opts = ExecOptions {
         timeout: opts.timeout,
         keepalive: opts.keepalive,
@@ -311,7 +311,7 @@ pub(super) fn stage(
     let key = Key::new();
     let out = run_wrapped(
         conn,
-        &wrap_for(WRITE, false, None, &key),
+        &wrap_for(&crate::ssh::supervisor::stage(id), false, None, &key),
         &key,
         &stage_opts,
         &mut |_, _| {},

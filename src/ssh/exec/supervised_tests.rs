@@ -215,3 +215,68 @@ fn a_resume_that_needs_removed_bytes_says_how_many() {
     assert_eq!(status.lost, [6, 0]);
     assert_eq!((marker, code), (Some(0), Some(0)));
 }
+
+/// A long command's text is staged among its command's files (`ID.k`), and whatever settles
+/// the command for good removes it: a claim or a stop that finds it never started, and the
+/// day-old sweep when no run came back (builder's finding, issue 13: a staged file stayed in
+/// `$TMPDIR` for good when the connection died while it was written, or the command was
+/// stopped before it started). Without an id, or a private directory, it is a `mktemp` file.
+#[test]
+fn a_staged_command_goes_with_its_commands_files() {
+    use crate::ssh::supervisor::{claim, clean, stage, stop};
+    use std::os::unix::fs::PermissionsExt as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let private = tmp.path().join("tether-someone");
+    let staged = |id: Option<&str>, tmp: &std::path::Path| {
+        let script = wrap_for(&stage(id), false, None, &key());
+        let (stdout, stderr, code) = as_sshd_tmp("/bin/sh", &script, b"echo long", tmp);
+        let (out, _, marker, _) = read(&stdout, &stderr);
+        assert_eq!((marker, code), (Some(0), Some(0)), "{out}");
+        std::path::PathBuf::from(out)
+    };
+    let path = staged(Some("id7"), tmp.path());
+    assert_eq!(path, private.join("id7.k"));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "echo long");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!((mode(&path), mode(&private)), (0o600, 0o700));
+    let settle = |script: &str, args: &[&str]| {
+        let s = wrap_script(script, &key(), args);
+        let (stdout, stderr, _) = as_sshd_tmp("/bin/sh", &s, b"", tmp.path());
+        read(&stdout, &stderr).0
+    };
+    assert_eq!(settle(&claim(&start_markers()), &["id7", ""]), "won\n");
+    assert!(!path.exists());
+    let path = staged(Some("id8"), tmp.path());
+    assert_eq!(settle(&stop(&start_markers()), &["id8", "1"]), "never\n");
+    assert!(!path.exists());
+    // The sweep: a day-old staged file with nothing beside it goes, a fresh one stays.
+    let old = staged(Some("id9"), tmp.path());
+    let fresh = staged(Some("id10"), tmp.path());
+    let touched = std::process::Command::new("touch")
+        .args(["-d", "2 days ago"])
+        .arg(&old)
+        .status()
+        .unwrap();
+    assert!(touched.success());
+    settle(&clean(), &[]);
+    assert!(!old.exists());
+    assert!(fresh.exists());
+    // No id, or no private directory (a file in its place): a temporary file of its own.
+    let path = staged(None, tmp.path());
+    assert!(path.starts_with(tmp.path()), "{path:?}");
+    assert!(path
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with("tether-cmd."));
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(other.path().join("tether-someone"), "").unwrap();
+    let path = staged(Some("id11"), other.path());
+    assert!(
+        path.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("tether-cmd."),
+        "{path:?}"
+    );
+}

@@ -3,7 +3,7 @@
 //! hosts print stands out under their own names. A line waits at most [`WINDOW`] for the
 //! other hosts' copies, so output still streams; each host's lines keep their order.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -71,7 +71,7 @@ pub struct Group {
 #[derive(Debug, Default)]
 pub struct Fold {
     /// By sequence number: oldest first.
-    pending: BTreeMap<u64, Group>,
+    pending: Pending,
     /// The pending groups no other pending group must precede, oldest first.
     free: BTreeSet<u64>,
     /// The waiting groups of each line, oldest first.
@@ -83,6 +83,71 @@ pub struct Fold {
     /// How many of the pending groups are of tether's own lines.
     tether: usize,
     next: u64,
+}
+
+/// The pending groups by sequence number, in a window from the oldest still pending: groups
+/// are numbered as they open, one more each time, and leave mostly oldest first, so a lookup is
+/// an index, where a map searched a tree (the fold holds a group a line for 500 ms: tens of
+/// thousands at a few searches a line, under a command that prints much).
+#[derive(Debug, Default)]
+struct Pending {
+    /// The sequence number of `slots[0]`.
+    base: u64,
+    /// `None` where a group left before older ones.
+    slots: VecDeque<Option<Group>>,
+    len: usize,
+}
+
+impl Pending {
+    fn slot(&self, seq: u64) -> Option<usize> {
+        usize::try_from(seq.checked_sub(self.base)?).ok()
+    }
+
+    fn get(&self, seq: &u64) -> Option<&Group> {
+        self.slots.get(self.slot(*seq)?)?.as_ref()
+    }
+
+    fn get_mut(&mut self, seq: &u64) -> Option<&mut Group> {
+        let i = self.slot(*seq)?;
+        self.slots.get_mut(i)?.as_mut()
+    }
+
+    fn contains_key(&self, seq: &u64) -> bool {
+        self.get(seq).is_some()
+    }
+
+    /// Adds the group numbered `seq`, the next number (see [`Fold::add`]).
+    fn insert(&mut self, seq: u64, group: Group) {
+        if self.slots.is_empty() {
+            self.base = seq;
+        }
+        // Numbers are given one more each time, so `seq` is the next slot; were it not, the
+        // slots between stay empty and the lookups stay right.
+        while self.base + (self.slots.len() as u64) < seq {
+            self.slots.push_back(None);
+        }
+        self.slots.push_back(Some(group));
+        self.len += 1;
+    }
+
+    fn remove(&mut self, seq: &u64) -> Option<Group> {
+        let i = self.slot(*seq)?;
+        let group = self.slots.get_mut(i)?.take()?;
+        self.len -= 1;
+        while matches!(self.slots.front(), Some(None)) {
+            self.slots.pop_front();
+            self.base += 1;
+        }
+        Some(group)
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 impl Fold {
@@ -105,7 +170,9 @@ impl Fold {
             .filter(|_| !shows_bytes(text))
             .and_then(|seqs| {
                 seqs.iter().copied().find(|&seq| {
-                    !self.pending[&seq].hosts.contains(host)
+                    self.pending
+                        .get(&seq)
+                        .is_some_and(|g| !g.hosts.contains(host))
                         && last.is_none_or(|l| !self.reaches(seq, l))
                 })
             });
@@ -317,6 +384,47 @@ mod tests {
                 format!("{} {}", crate::hostset::fold(&names), g.text)
             })
             .collect()
+    }
+
+    /// The window of pending groups answers as a map would, whatever order groups leave in.
+    #[test]
+    fn pending_groups_are_found_by_number_whatever_leaves_first() {
+        let group = |n: u64| Group {
+            lane: Lane::Stdout,
+            text: n.to_string(),
+            hosts: vec![h("a")],
+            opened: Instant::now(),
+            ord: n,
+            before: Vec::new(),
+            after: Vec::new(),
+        };
+        let mut p = Pending::default();
+        let mut kept = std::collections::BTreeSet::new();
+        for n in 10..40 {
+            p.insert(n, group(n));
+            kept.insert(n);
+        }
+        for n in [12, 10, 11, 30, 13, 39, 20, 14] {
+            assert_eq!(p.remove(&n).map(|g| g.text), Some(n.to_string()));
+            kept.remove(&n);
+            assert_eq!(p.remove(&n).map(|g| g.text), None);
+        }
+        for n in 40..45 {
+            p.insert(n, group(n));
+            kept.insert(n);
+        }
+        for n in 0..50 {
+            assert_eq!(p.contains_key(&n), kept.contains(&n), "{n}");
+            assert_eq!(p.get(&n).map(|g| g.ord), kept.contains(&n).then_some(n));
+        }
+        assert_eq!(p.len(), kept.len());
+        for n in kept.clone() {
+            p.remove(&n);
+        }
+        assert!(p.is_empty());
+        p.insert(100, group(100));
+        assert_eq!(p.get(&100).map(|g| g.ord), Some(100));
+        assert!(!p.contains_key(&45));
     }
 
     #[test]

@@ -76,8 +76,8 @@ impl Event {
 /// event sent before them has been written.
 #[derive(Debug)]
 pub enum Message {
-    /// An event.
-    Event(Event),
+    /// An event, and its place in the backlog of output lines (see [`Sink::send`]).
+    Event(Event, Ticket),
     /// Acknowledge on this channel once everything before it has been written.
     Barrier(Sender<()>),
     /// Acknowledge once everything before it has been taken: written, but for folded lines
@@ -89,7 +89,7 @@ impl Message {
     /// The event, for readers that only collect events; a barrier is acknowledged at once.
     pub fn into_event(self) -> Option<Event> {
         match self {
-            Message::Event(e) => Some(e),
+            Message::Event(e, _) => Some(e),
             Message::Barrier(ack) | Message::Sync(ack) => {
                 // The barrier's sender may have stopped waiting; nothing to do then.
                 let _ = ack.send(());
@@ -123,12 +123,39 @@ pub fn collector() -> (Sink, Receiver<Event>) {
 
 /// Where events go (the reporter's channel); every session owner holds a clone.
 #[derive(Debug, Clone)]
-pub struct Sink(Sender<Message>);
+pub struct Sink(Sender<Message>, Arc<Backlog>);
+
+/// How many lines of output may wait for the reporter: past it, a command's output waits
+/// where it comes from ([`Sink::send`]), as `ssh`'s waits for a reader that is behind.
+/// About 2 to 5 MiB of lines.
+pub const BACKLOG_LINES: usize = 16 * 1024;
+
+/// The lines of output sent and not yet taken by the reader (see [`Ticket`]).
+#[derive(Debug, Default)]
+pub struct Backlog {
+    lines: std::sync::Mutex<usize>,
+    taken: std::sync::Condvar,
+}
+
+/// A line of output's place in the [`Backlog`], given back when the reader drops its
+/// message (once it has written the line, or let it go); empty for other events.
+#[derive(Debug)]
+pub struct Ticket(Option<Arc<Backlog>>);
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if let Some(backlog) = self.0.take() {
+            let mut lines = backlog.lines.lock().unwrap_or_else(|p| p.into_inner());
+            *lines = lines.saturating_sub(1);
+            backlog.taken.notify_all();
+        }
+    }
+}
 
 /// A new sink and the receiving end its reporter reads.
 pub fn channel() -> (Sink, Receiver<Message>) {
     let (tx, rx) = mpsc::channel();
-    (Sink(tx), rx)
+    (Sink(tx, Arc::default()), rx)
 }
 
 impl Sink {
@@ -136,9 +163,30 @@ impl Sink {
     /// reporter (text, JSON, logs, the timeline) never holds one. A reporter that has gone
     /// away only means nobody is listening any more (the normal case while a process winds
     /// down), so that is not an error.
+    ///
+    /// A line of output waits while [`BACKLOG_LINES`] lines wait for the reader: the thread
+    /// that reads a command's output stops reading it, and the command waits in its writes
+    /// (the SSH channel's window full), as under `ssh` writing to a slow terminal or a paused
+    /// pager: tether's memory stays bounded whatever a command prints. Only the threads that
+    /// read output send lines (a host's worker, a local command's reader), never the reader.
     pub fn send(&self, mut event: Event) {
         event.kind.mask();
-        let _ = self.0.send(Message::Event(event));
+        let ticket = match event.kind {
+            EventKind::Output { .. } | EventKind::LocalOutput { .. } => {
+                let mut lines = self.1.lines.lock().unwrap_or_else(|p| p.into_inner());
+                while *lines >= BACKLOG_LINES {
+                    // Woken as lines are taken; the timeout only bounds a missed wake-up.
+                    lines = match self.1.taken.wait_timeout(lines, Duration::from_millis(100)) {
+                        Ok((l, _)) => l,
+                        Err(p) => p.into_inner().0,
+                    };
+                }
+                *lines += 1;
+                Ticket(Some(self.1.clone()))
+            }
+            _ => Ticket(None),
+        };
+        let _ = self.0.send(Message::Event(event, ticket));
     }
 
     /// Sends `kind` about `host`, now.

@@ -563,3 +563,51 @@ fn an_empty_command_is_refused() {
             .stderr_contains("deploy.rhai:2:");
     }
 }
+
+/// A reader that is behind holds the command back, as with `ssh`: tether stops reading a
+/// command's output once a bounded backlog of lines waits for its stdout, so the output waits
+/// on the host (in the supervisor's spool, then in the command's writes) and tether's memory
+/// stays bounded (stop 35 tester: with its stdout not read, tether took in 300 MB of output,
+/// 1.1 GB resident after 6 s). While the test does not read, the host's streaming gets no
+/// further than the backlog and the channel's window (a few MB of the 40 MB); once it reads,
+/// every line arrives.
+#[test]
+fn a_reader_that_is_behind_holds_the_command_back() {
+    use std::io::Read as _;
+    let lab = Lab::builder().names(&["host1"]).start();
+    let private = lab.host("host1").tmp.join("tether-root");
+    let mut child = Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["run", "--hosts", "host1", "--"])
+        .arg("yes \"$(printf '%0200d' 7)\" | head -n 200000")
+        .spawn();
+    // How far the host's streaming got (the supervisor's `ID.q`: stdout's bytes first).
+    let streamed = || -> Option<u64> {
+        std::fs::read_dir(&private)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".q"))
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .filter_map(|q| q.split_whitespace().next()?.parse().ok())
+            .max()
+    };
+    // Without the bound, tether takes in all 40 MB within a few seconds. (The streaming says
+    // how far it got once a write to the channel returns: a write blocked says 0.)
+    std::thread::sleep(Duration::from_secs(6));
+    let got = streamed().expect("the command's progress file");
+    assert!(got < 10_000_000, "streamed {got} bytes unread");
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let line = format!("host1 | {:0200}", 7);
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("host1 | ")).collect();
+    assert_eq!(lines.len(), 200_000);
+    assert!(lines.iter().all(|l| *l == line));
+}

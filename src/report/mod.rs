@@ -239,7 +239,8 @@ fn run(rx: Receiver<Message>, state: Arc<Mutex<State>>, look: Look, mut taps: Ta
                 taps.flush();
                 let _ = ack.send(());
             }
-            Ok(Message::Event(event)) => match held.as_mut() {
+            // The ticket goes once the event is written (or held: its line no longer waits).
+            Ok(Message::Event(event, _ticket)) => match held.as_mut() {
                 Some(waiting) if !matches!(event.kind, EventKind::RunStarted { .. }) => {
                     waiting.push(event)
                 }

@@ -611,3 +611,77 @@ fn a_reader_that_is_behind_holds_the_command_back() {
     assert_eq!(lines.len(), 200_000);
     assert!(lines.iter().all(|l| *l == line));
 }
+
+/// Files on `host1` a command too long for one exec request may have been written to: `ID.k`
+/// in the private directory, `tether-cmd.*` in `$TMPDIR`.
+fn staged_files(lab: &Lab) -> Vec<String> {
+    let tmp = lab.host("host1").tmp.clone();
+    let names = |dir: &Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let mut found: Vec<String> = names(&tmp.join("tether-root"))
+        .into_iter()
+        .filter(|n| n.ends_with(".k"))
+        .collect();
+    found.extend(
+        names(&tmp)
+            .into_iter()
+            .filter(|n| n.starts_with("tether-cmd.")),
+    );
+    found
+}
+
+/// A command too long for one exec request is written to the host first; a deadline or a stop
+/// that comes while it is written means it never starts, and what was written goes (stop 35
+/// tester t14: `--timeout 5ms` left the command's text on the host, run after run, and a
+/// Ctrl-C during the writing still started the command, 1.7 s later, only to kill it).
+#[test]
+fn a_long_command_stopped_while_it_is_written_never_starts_and_leaves_nothing() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let marker = lab.host("host1").root_dir.join("marker");
+    let command = format!("echo ran >> /srv/marker # {}", "x".repeat(40_000));
+    for pty in [false, true] {
+        let mut args = vec!["run", "--timeout", "1ms", "--hosts", "host1"];
+        if pty {
+            args.push("--pty");
+        }
+        args.push("--");
+        let out = Tether::new()
+            .ssh_config(&lab.ssh_config())
+            .args(&args)
+            .arg(&command)
+            .run();
+        out.status(1)
+            .stdout_contains("it had not started on the host, and never will");
+        assert!(!marker.exists(), "pty {pty}: it ran");
+        assert_eq!(staged_files(&lab), Vec::<String>::new(), "pty {pty}");
+    }
+    // A login shell that takes a second: the Ctrl-C comes while the command is written.
+    std::fs::write(
+        lab.host("host1").home.join(".bashrc"),
+        "[ -e /srv/slow ] && sleep 1\n",
+    )
+    .unwrap();
+    std::fs::write(lab.host("host1").root_dir.join("slow"), "").unwrap();
+    let run = Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["run", "--hosts", "host1", "--"])
+        .arg(&command)
+        .spawn_watched();
+    std::thread::sleep(Duration::from_millis(400));
+    support::net::signal(run.id(), libc::SIGINT);
+    let out = run.wait_with_output();
+    let text = support::tether::text(&out);
+    assert_eq!(out.status.code(), Some(130), "{text}");
+    assert!(
+        text.contains("it had not started on the host, and never will"),
+        "{text}"
+    );
+    assert!(!marker.exists(), "it ran after the Ctrl-C:\n{text}");
+    assert_eq!(staged_files(&lab), Vec::<String>::new());
+}

@@ -313,8 +313,10 @@ pub fn claim(start: &str) -> String {
 /// need be, and set back to 0700 as a command's exec does: the file is run from there), for
 /// the supervised command `id`, so that what removes the command's files removes it too (a
 /// claim or a stop that wins, [`clean`], [`EXPIRE`]); a private temporary file (`mktemp`,
-/// mode 0600, in `$TMPDIR` or `/tmp`) without an id, or where that directory is unusable.
-pub fn stage(id: Option<&str>) -> String {
+/// mode 0600, in `$TMPDIR` or `/tmp`, named `tether-cmd.TAG.XXXXXX`) without an id, or where
+/// that directory is unusable. [`unstage`] removes either, by `id` and `tag`, when the
+/// command is not to run (a stop or a deadline that came while it was written).
+pub fn stage(id: Option<&str>, tag: &str) -> String {
     let private = match id {
         Some(id) => format!(
             r#"_tether_i={id}; _tether_b=${{TMPDIR:-/tmp}}/tether-${{LOGNAME:-$USER}}; if [ -n "${{LOGNAME:-$USER}}" ]; then [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; if [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && chmod 700 "$_tether_b" 2>/dev/null; then f=$_tether_b/$_tether_i.k; (set -C; : >"$f") 2>/dev/null || f=; fi; fi; "#,
@@ -323,8 +325,15 @@ pub fn stage(id: Option<&str>) -> String {
         None => String::new(),
     };
     format!(
-        r#"umask 077; f=; {private}[ -n "$f" ] || f=$(mktemp "${{TMPDIR:-/tmp}}/tether-cmd.XXXXXX") || exit; cat >"$f" && printf %s "$f" || {{ s=$?; rm -f "$f"; exit "$s"; }}"#
+        r#"umask 077; f=; {private}[ -n "$f" ] || f=$(mktemp "${{TMPDIR:-/tmp}}/tether-cmd.{tag}.XXXXXX") || exit; cat >"$f" && printf %s "$f" || {{ s=$?; rm -f "$f"; exit "$s"; }}"#,
+        tag = crate::command::quote(tag)
     )
+}
+
+/// The exec's sh that removes what [`stage`] wrote for the command `$1` (an id, or empty) with
+/// tag `$2`, wherever it was written.
+pub fn unstage() -> String {
+    r#"_tether_b=${TMPDIR:-/tmp}/tether-${LOGNAME:-$USER}; if [ -n "$1" ] && [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ]; then rm -f "$_tether_b/$1.k"; fi; rm -f "${TMPDIR:-/tmp}/tether-cmd.$2".*"#.into()
 }
 
 /// The exec's sh that removes the files of the commands named in its arguments (one `rm`), and

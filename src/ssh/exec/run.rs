@@ -74,8 +74,28 @@ pub fn run_reporting(
     if wrapped.len() <= MAX_EXEC {
         return run_wrapped(conn, &wrapped, &key, opts, on_line, preamble, sup);
     }
-    let path = match stage(conn, command, opts, sup.as_ref().map(|s| s.id.as_str())) {
+    let id = sup.as_ref().map(|s| s.id.clone());
+    let tag = Key::new();
+    // A stop or a deadline that comes while the command is written to the host: it is not
+    // started (nothing new starts once tether is stopping), and what was written goes.
+    let never = |conn: &Connection, e: fn(Duration, Option<RemoteStop>) -> ExecError| {
+        let _ = run_script(
+            conn,
+            &crate::ssh::supervisor::unstage(),
+            &[id.as_deref().unwrap_or(""), tag.as_str()],
+            OPEN_TIMEOUT,
+        );
+        e(
+            started.elapsed(),
+            Some(RemoteStop {
+                how: StopDone::Never.words(STOP_GRACE),
+                signalled: true,
+            }),
+        )
+    };
+    let path = match stage(conn, command, opts, id.as_deref(), tag.as_str()) {
         Ok(path) => path,
+        Err(ExecError::Deadline(..)) => return Err(never(conn, ExecError::Deadline)),
         // Lost before the command's own exec was sent: it has not started. Settled as any
         // command lost before its start marker (see `settle`): its claim on the new session
         // wins, and it is sent again, written to the host anew.
@@ -88,6 +108,12 @@ pub fn run_reporting(
         }
         Err(e) => return Err(e),
     };
+    if opts.stop.is_set() {
+        return Err(never(conn, ExecError::Stopped));
+    }
+    if opts.timeout.is_some_and(|t| started.elapsed() >= t) {
+        return Err(never(conn, ExecError::Deadline));
+    }
     if let Some(s) = sup.as_deref_mut() {
         s.staged = Some(path.clone());
     }
@@ -301,6 +327,7 @@ pub(super) fn stage(
     command: &str,
     opts: &ExecOptions,
     id: Option<&str>,
+    tag: &str,
 ) -> Result<String, ExecError> {
     let stage_opts = ExecOptions {
         timeout: opts.timeout,
@@ -311,7 +338,7 @@ pub(super) fn stage(
     let key = Key::new();
     let out = run_wrapped(
         conn,
-        &wrap_for(&crate::ssh::supervisor::stage(id), false, None, &key),
+        &wrap_for(&crate::ssh::supervisor::stage(id, tag), false, None, &key),
         &key,
         &stage_opts,
         &mut |_, _| {},

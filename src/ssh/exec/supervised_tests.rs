@@ -228,7 +228,7 @@ fn a_staged_command_goes_with_its_commands_files() {
     let tmp = tempfile::tempdir().unwrap();
     let private = tmp.path().join("tether-someone");
     let staged = |id: Option<&str>, tmp: &std::path::Path| {
-        let script = wrap_for(&stage(id), false, None, &key());
+        let script = wrap_for(&stage(id, "T1"), false, None, &key());
         let (stdout, stderr, code) = as_sshd_tmp("/bin/sh", &script, b"echo long", tmp);
         let (out, _, marker, _) = read(&stdout, &stderr);
         assert_eq!((marker, code), (Some(0), Some(0)), "{out}");

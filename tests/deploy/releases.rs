@@ -306,9 +306,9 @@ fn releases_an_earlier_tether_published_without_the_marker_stay_complete() {
     app.commit("v4");
     deploy(&dir, &lab, "20250101000004", &[])
         .status(0)
-        .stdout_contains("marked complete the releases an earlier tether published (current, or in revisions.log) on web1, web2, resque1: 20250101000001, 20250101000002\n")
-        .stdout_contains("marked complete the releases an earlier tether published (current, or in revisions.log) on resque2: 20250101000002\n")
-        .stdout_contains("marked complete the releases before current that no marker or revisions.log names (another tool's, such as Capistrano 2's, counted as Capistrano counts them) on resque2: 20250101000001\n")
+        .stdout_contains("marked complete the releases published without tether's marker (current, or in revisions.log: an earlier tether's or another tool's) on web1, web2, resque1: 20250101000001, 20250101000002\n")
+        .stdout_contains("marked complete the releases published without tether's marker (current, or in revisions.log: an earlier tether's or another tool's) on resque2: 20250101000002\n")
+        .stdout_contains("marked complete the releases without a marker that revisions.log does not name and records no deploy before (another tool's, such as Capistrano 2's: Capistrano counts every directory a release) on resque2: 20250101000001\n")
         .stdout_contains("removed unfinished releases (left by runs that did not finish) on web1: 20250101000003\n")
         .stdout_lacks("on resque2: 20250101000001, ");
     for h in HOSTS {
@@ -323,12 +323,14 @@ fn releases_an_earlier_tether_published_without_the_marker_stay_complete() {
 }
 
 /// Hosts a Capistrano 2 deployed to (releases without tether's marker, no revisions.log):
-/// the releases before current are releases, as Capistrano counts them, kept, cleaned up by
-/// keep_releases and rolled back to (stop 34 testers t10 and t11: the first deploy removed
-/// every one of them as "left by runs that did not finish", exit 0). Without the marker, one
-/// newer than current, and any on a host with no current, are unfinished as before.
+/// their releases are releases, as Capistrano counts them, kept, cleaned up by keep_releases
+/// and rolled back to, whatever current says (stop 34 testers t10 and t11: the first deploy
+/// removed every one of them as "left by runs that did not finish", exit 0; stop 35 tester
+/// t13: so did one after a rollback past two of them, or with a current that led nowhere).
+/// Only where revisions.log records a deploy older than such a directory, and not the
+/// directory, is it unfinished: a failed deploy of the tool that writes the log.
 #[test]
-fn releases_another_tool_published_before_current_are_releases() {
+fn releases_another_tool_published_are_releases() {
     let lab = lab();
     let dir = Dir::new("foreign");
     let app = App::new(&dir);
@@ -350,22 +352,28 @@ fn releases_another_tool_published_before_current_are_releases() {
         fs::remove_file(shop(&lab, h).join("revisions.log")).unwrap();
         point_current(&lab, h, "/srv/shop/releases/20240101000003");
     }
-    // A release a failed deploy left, newer than current: unfinished.
+    // A release newer than current (current set back by hand): a release still.
     fs::create_dir_all(shop(&lab, "web1").join("releases/20240101000009")).unwrap();
+    // A current that leads nowhere: its releases are releases still.
+    point_current(&lab, "web2", "/srv/elsewhere/releases/20240101000003");
 
     tether(&dir, &lab, &["deploy:releases"])
         .status(0)
+        .stdout_contains("web1:\n  20240101000001 ")
+        .stdout_contains("\n  20240101000009 \n")
         .stdout_contains("web2:\n  20240101000001 ")
-        .stdout_contains("\n  20240101000002 ")
-        .stdout_contains("  unfinished (the next deploy removes them): 20240101000009\n")
-        .stdout_lacks("unfinished (the next deploy removes them): 20240101000001")
-        .stdout_lacks("unfinished (the next deploy removes them): 20240101000002");
+        .stdout_lacks("unfinished");
+    for h in HOSTS {
+        fs::remove_dir_all(shop(&lab, h).join("releases/20240101000009")).ok();
+        point_current(&lab, h, "/srv/shop/releases/20240101000003");
+    }
     app.commit("v2");
     deploy(&dir, &lab, "20250101000002", &["-s", "keep_releases=3"])
         .status(0)
-        .stdout_contains("marked complete the releases before current that no marker or revisions.log names (another tool's, such as Capistrano 2's, counted as Capistrano counts them) on web1, web2, resque1, resque2: 20240101000001, 20240101000002\n")
-        .stdout_contains("removed unfinished releases (left by runs that did not finish) on web1: 20240101000009\n")
-        .stdout_contains("removed old releases (keep_releases 3) on web1, web2, resque1, resque2: 20240101000001\n");
+        .stdout_contains("marked complete the releases published without tether's marker (current, or in revisions.log: an earlier tether's or another tool's) on web1, web2, resque1, resque2: 20240101000003\n")
+        .stdout_contains("marked complete the releases without a marker that revisions.log does not name and records no deploy before (another tool's, such as Capistrano 2's: Capistrano counts every directory a release) on web1, web2, resque1, resque2: 20240101000001, 20240101000002\n")
+        .stdout_contains("removed old releases (keep_releases 3) on web1, web2, resque1, resque2: 20240101000001\n")
+        .stdout_lacks("unfinished");
     for h in HOSTS {
         assert_eq!(
             releases(&lab, h),
@@ -380,13 +388,18 @@ fn releases_another_tool_published_before_current_are_releases() {
     tether(&dir, &lab, &["deploy:rollback"]).status(0);
     assert_current(&lab, &HOSTS, "20240101000003", "after the rollback");
 
-    // No current: nothing tells a release from what a run that died left.
+    // revisions.log now records the deploy of 20250101000002: a directory without the marker
+    // newer than that, and not in the log, is a failed deploy of the tool that writes it; one
+    // older is not contradicted by it. With no current, as with one.
+    fs::create_dir_all(shop(&lab, "web1").join("releases/20250101000003")).unwrap();
+    fs::create_dir_all(shop(&lab, "web2").join("releases/20240601000000")).unwrap();
     fs::remove_file(shop(&lab, "resque2").join("current")).unwrap();
     fs::create_dir_all(shop(&lab, "resque2").join("releases/20240101000001")).unwrap();
     tether(&dir, &lab, &["deploy:releases"])
         .status(0)
-        .stdout_contains("resque2:\n  20240101000002 ")
-        .stdout_contains("  unfinished (the next deploy removes them): 20240101000001\n");
+        .stdout_contains("  unfinished (the next deploy removes them): 20250101000003\n")
+        .stdout_contains("\n  20240601000000 \n")
+        .stdout_contains("resque2:\n  20240101000001 \n  20240101000002 ");
 }
 
 /// A directory of 14 digits that is no UTC time (`99999999999999`, `00000000000000`, month 13)

@@ -1682,6 +1682,28 @@ fn run_locally_shows_its_stderr_as_it_runs() {
     assert!(all.contains("went on once shown"), "{all}");
 }
 
+/// `run_locally`'s lines show bytes that are not UTF-8 as `\xNN`, in text and JSON, as a
+/// host's lines do (stop 35 tester t14: they became U+FFFD, where the README says no line of
+/// other bytes reads as another would).
+#[test]
+fn run_locally_shows_other_bytes_as_a_hosts_lines_do() {
+    let r = RecipeDir::new(
+        "local-bytes",
+        "task(\"t\", || { run_locally(\"printf 'a\\\\377b\\\\n' >&2\"); });\n",
+    );
+    r.tether()
+        .args(&["t"])
+        .run()
+        .status(0)
+        .stdout_contains("local ! a\\xffb\n")
+        .stdout_lacks("\u{fffd}");
+    r.tether()
+        .args(&["--format", "json", "t"])
+        .run()
+        .status(0)
+        .stdout_contains(r#""line":"a\\xffb""#);
+}
+
 /// A failed `run_locally` shows what it printed and names a signal (fresh-eyes finding,
 /// stop 28: its stdout, the value a success returns, was shown nowhere, and `kill -TERM $$`
 /// failed "with a signal"): the failure carries the last lines of both streams, as SSHKit's

@@ -116,7 +116,8 @@ pub(super) fn run_locally(
 }
 
 /// Reports each line of a local command's stderr `pipe` as it comes (a last one without a
-/// newline at its end), and returns all of its bytes.
+/// newline at its end; bytes that are not UTF-8 as `\xNN`, as a host's lines show them), and
+/// returns all of its bytes.
 fn show_lines(sink: &Sink, pipe: std::process::ChildStderr) -> Vec<u8> {
     use std::io::BufRead as _;
     let local: Arc<str> = Arc::from("");
@@ -129,13 +130,14 @@ fn show_lines(sink: &Sink, pipe: std::process::ChildStderr) -> Vec<u8> {
             Ok(0) | Err(_) => break,
             Ok(_) => {
                 bytes.extend_from_slice(&line);
-                let text = String::from_utf8_lossy(&line);
-                let text = text.strip_suffix('\n').unwrap_or(&text);
+                let line = line.strip_suffix(b"\n").unwrap_or(&line);
+                // Other bytes than UTF-8 as `\xNN`, as a host's lines show them.
+                let text = crate::ssh::exec::shown(line);
                 sink.emit(
                     &local,
                     EventKind::LocalOutput {
                         stream: Stream::Stderr,
-                        line: crate::secret::mask(text.strip_suffix('\r').unwrap_or(text))
+                        line: crate::secret::mask(text.strip_suffix('\r').unwrap_or(&text))
                             .into_owned(),
                     },
                 );

@@ -40,7 +40,7 @@ impl Lines {
 /// A line's bytes as text: bytes that are not UTF-8 as `\xNN` (lowercase hex), as Python's
 /// `backslashreplace` writes them, so that lines of other bytes never read alike (or fold into
 /// one line) as they would with U+FFFD for every one; the result keeps every byte.
-fn shown(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+pub fn shown(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
     if let Ok(text) = std::str::from_utf8(bytes) {
         return text.into();
     }

@@ -533,3 +533,28 @@ fn a_release_removal_cut_off_leaves_no_release_behind() {
         releases(&lab, "web1")
     );
 }
+
+/// A current that leads to no release of releases/ (Deployer's `releases/3`) is said before
+/// the deploy switches it (stop 35 tester t13: Deployer's releases were listed as strays, and
+/// current moved off Deployer's live release without a word).
+#[test]
+fn a_current_that_leads_to_no_release_is_said_before_the_switch() {
+    let lab = lab();
+    let dir = Dir::new("deployer");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    for h in HOSTS {
+        for r in ["1", "2", "3"] {
+            fs::create_dir_all(shop(&lab, h).join("releases").join(r)).unwrap();
+        }
+        fs::create_dir_all(shop(&lab, h).join(".dep")).unwrap();
+        point_current(&lab, h, "releases/3");
+    }
+    deploy(&dir, &lab, "20250101000001", &[])
+        .status(0)
+        .stdout_contains("web1, web2, resque1, resque2: current -> releases/3, which is no complete release of /srv/shop/releases: left as it is until a deploy switches current to its release; a rollback cannot go back there\n");
+    assert_current(&lab, &HOSTS, "20250101000001", "after the deploy");
+    for h in HOSTS {
+        assert_eq!(releases(&lab, h), ["1", "2", "20250101000001", "3"], "{h}");
+    }
+}

@@ -97,6 +97,9 @@ pub struct FanOut {
     /// still running are stopped after the same-step grace, as in a closure (see
     /// [`crate::step_abort`]), and come back as [`SshError::CommandStopped`].
     pub step_abort: Option<Arc<StepAbort>>,
+    /// How many of the last bytes of each stream a command's result keeps (see
+    /// [`ExecOptions::keep`]); `None` all of them.
+    pub keep: Option<usize>,
 }
 
 impl FanOut {
@@ -117,6 +120,7 @@ impl FanOut {
             stop: self.kill.clone(),
             stdin: self.stdin.clone(),
             echo: self.echo,
+            keep: self.keep,
             ..ExecOptions::default()
         }
     }

@@ -17,6 +17,10 @@ use crate::settings::Settings;
 use crate::stop::{Stop, StopReason};
 use crate::timeline::Recording;
 
+/// How many of the last bytes of each stream of a command `tether run` keeps: more than a
+/// failure's tail shows (see `outcome::STDERR_TAIL`, `outcome::TAIL_LINE_CHARS`).
+const KEEP: usize = 64 * 1024;
+
 /// `tether run`'s own options.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -129,6 +133,8 @@ fn run_command(
         pty: settings.pty,
         // Ctrl-C (which the pool checks before each dispatch) also stops PTY commands.
         kill: Stop::flag(fleet.interrupted.clone(), StopReason::Interrupted),
+        // The output is shown as it comes; a failure's tail is all of it the run needs.
+        keep: Some(KEEP),
         ..FanOut::default()
     };
     let results = fleet.exec(&commands, &how);

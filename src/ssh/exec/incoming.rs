@@ -67,6 +67,8 @@ pub(super) struct Incoming {
     /// How many of the command's bytes went on (to `bytes` or the drain): under the
     /// supervisor, where a resume continues the stream.
     pub(super) kept: u64,
+    /// The most of the stream's last bytes `bytes` keeps ([`ExecOptions::keep`]).
+    pub(super) keep_last: Option<usize>,
 }
 
 impl Incoming {
@@ -79,6 +81,7 @@ impl Incoming {
             lines: Lines::default(),
             drain: None,
             kept: 0,
+            keep_last: None,
         }
     }
 
@@ -110,6 +113,12 @@ impl Incoming {
                 .write_all(shown);
         }
         self.bytes.extend_from_slice(shown);
+        if let Some(last) = self.keep_last {
+            // Cut once twice the bound is held: a cut moves what is kept, not once a read.
+            if self.bytes.len() > last.saturating_mul(2) {
+                self.bytes.drain(..self.bytes.len() - last);
+            }
+        }
         let stream = self.stream;
         self.lines.push(shown, |l| on_line(stream, l));
         Ok(())
@@ -163,9 +172,12 @@ impl Streams {
         } else {
             StartFilter::default()
         };
+        out.keep_last = opts.keep;
+        let mut err = Incoming::new(Stream::Stderr, err_start, Some(StderrFilter::new(key)));
+        err.keep_last = opts.keep;
         Streams {
             out,
-            err: Incoming::new(Stream::Stderr, err_start, Some(StderrFilter::new(key))),
+            err,
             stdin_done: false,
             key: key.clone(),
             heard: None,
@@ -225,6 +237,26 @@ mod tests {
         l.push(b"tail", |s| got.push(s.to_string()));
         l.finish(|s| got.push(s.to_string()));
         assert_eq!(got, ["a", "bc", "tail"]);
+    }
+
+    /// With a bound, a stream keeps its last bytes only (at most twice the bound), every line
+    /// still shown and every byte counted.
+    #[test]
+    fn a_bounded_stream_keeps_its_last_bytes() {
+        let mut s = Incoming::new(Stream::Stdout, StartFilter::open(), None);
+        s.keep_last = Some(1000);
+        let text: Vec<u8> = (0..20_000)
+            .flat_map(|i| format!("{i}\n").into_bytes())
+            .collect();
+        let mut shown = 0;
+        for piece in text.chunks(700) {
+            s.keep(piece, &mut |_, _| shown += 1).unwrap();
+            assert!(s.bytes.len() <= 2000);
+        }
+        assert_eq!(shown, 20_000);
+        assert_eq!(s.kept, text.len() as u64);
+        assert!(s.bytes.len() >= 1000);
+        assert!(text.ends_with(&s.bytes));
     }
 
     /// However the bytes are cut into pushes, the same lines come out, each once and in order.

@@ -47,6 +47,10 @@ pub struct ExecOptions {
     /// not its text: the scripts of a transfer are named as the transfer (`upload a ->
     /// /srv/a`), as the recipe asked for it.
     pub label: Option<String>,
+    /// How many of the last bytes of each stream the result keeps (its stdout and stderr, at
+    /// most twice this many); `None` keeps them all. `tether run` shows a command's output and
+    /// keeps only what a failure's tail needs: memory does not grow with the output.
+    pub keep: Option<usize>,
 }
 
 /// How many bytes of [`ExecOptions::stdin_from`] are read at a time (the memory a streamed

@@ -685,3 +685,29 @@ fn a_long_command_stopped_while_it_is_written_never_starts_and_leaves_nothing() 
     assert!(!marker.exists(), "it ran after the Ctrl-C:\n{text}");
     assert_eq!(staged_files(&lab), Vec::<String>::new());
 }
+
+/// A summary row of a command given up says how long it ran, as every other row does (stop 35
+/// tester t13: `timed out` had an empty duration column).
+#[test]
+fn a_timed_out_row_says_how_long_the_command_ran() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let out = Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&[
+            "run",
+            "--timeout",
+            "1s",
+            "--hosts",
+            "host1",
+            "--",
+            "sleep 30",
+        ])
+        .run();
+    out.status(1);
+    let row = out
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("host1") && l.contains("timed out"))
+        .unwrap_or_else(|| panic!("no row:\n{}", out.stdout));
+    assert!(row.contains("timed out  1.0 s"), "{row}");
+}

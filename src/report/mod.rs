@@ -128,6 +128,11 @@ impl Reporter {
                     status,
                     duration: match &r.result {
                         Some(Ok(out)) => Some(out.duration),
+                        // A command given up or stopped ran for as long as that took.
+                        Some(Err(crate::ssh::SshError::CommandTimeout { timeout, .. })) => {
+                            Some(*timeout)
+                        }
+                        Some(Err(crate::ssh::SshError::CommandStopped { elapsed, .. })) => *elapsed,
                         _ => None,
                     },
                     failure: match &r.result {

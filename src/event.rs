@@ -125,28 +125,62 @@ pub fn collector() -> (Sink, Receiver<Event>) {
 #[derive(Debug, Clone)]
 pub struct Sink(Sender<Message>, Arc<Backlog>);
 
-/// How many lines of output may wait for the reporter: past it, a command's output waits
-/// where it comes from ([`Sink::send`]), as `ssh`'s waits for a reader that is behind.
-/// About 2 to 5 MiB of lines.
+/// How many lines of output may wait for the reporter before the [`Backlog`] is full.
 pub const BACKLOG_LINES: usize = 16 * 1024;
 
-/// The lines of output sent and not yet taken by the reader (see [`Ticket`]).
+/// How many bytes of output lines may wait for the reporter before the [`Backlog`] is full.
+pub const BACKLOG_BYTES: usize = 8 * 1024 * 1024;
+
+/// The lines of output sent and not yet taken by the reader (see [`Ticket`]). While it is
+/// full (past [`BACKLOG_LINES`] or [`BACKLOG_BYTES`]), the threads that read a command's
+/// output read no more of it ([`Backlog::wait_for_room`]): the output waits on the host, in
+/// the supervisor's spool and then in the command's writes, as under `ssh` writing to a slow
+/// terminal or a paused pager, and tether's memory stays bounded.
 #[derive(Debug, Default)]
 pub struct Backlog {
-    lines: std::sync::Mutex<usize>,
+    /// Lines and their bytes.
+    held: std::sync::Mutex<(usize, usize)>,
     taken: std::sync::Condvar,
+}
+
+impl Backlog {
+    fn full(held: (usize, usize)) -> bool {
+        held.0 >= BACKLOG_LINES || held.1 >= BACKLOG_BYTES
+    }
+
+    /// Whether as many lines wait as may.
+    pub fn is_full(&self) -> bool {
+        Self::full(*self.held.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Waits until the backlog has room, or until `until`; whether it has room.
+    pub fn wait_for_room(&self, until: Instant) -> bool {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        while Self::full(*held) {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            held = match self.taken.wait_timeout(held, left) {
+                Ok((h, _)) => h,
+                Err(p) => p.into_inner().0,
+            };
+        }
+        true
+    }
 }
 
 /// A line of output's place in the [`Backlog`], given back when the reader drops its
 /// message (once it has written the line, or let it go); empty for other events.
 #[derive(Debug)]
-pub struct Ticket(Option<Arc<Backlog>>);
+pub struct Ticket(Option<(Arc<Backlog>, usize)>);
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        if let Some(backlog) = self.0.take() {
-            let mut lines = backlog.lines.lock().unwrap_or_else(|p| p.into_inner());
-            *lines = lines.saturating_sub(1);
+        if let Some((backlog, bytes)) = self.0.take() {
+            let mut held = backlog.held.lock().unwrap_or_else(|p| p.into_inner());
+            held.0 = held.0.saturating_sub(1);
+            held.1 = held.1.saturating_sub(bytes);
             backlog.taken.notify_all();
         }
     }
@@ -164,29 +198,25 @@ impl Sink {
     /// away only means nobody is listening any more (the normal case while a process winds
     /// down), so that is not an error.
     ///
-    /// A line of output waits while [`BACKLOG_LINES`] lines wait for the reader: the thread
-    /// that reads a command's output stops reading it, and the command waits in its writes
-    /// (the SSH channel's window full), as under `ssh` writing to a slow terminal or a paused
-    /// pager: tether's memory stays bounded whatever a command prints. Only the threads that
-    /// read output send lines (a host's worker, a local command's reader), never the reader.
+    /// A line of output counts in the sink's [`Backlog`] until the reader drops it; sending
+    /// never waits (the threads that read output wait for room before they read more).
     pub fn send(&self, mut event: Event) {
         event.kind.mask();
-        let ticket = match event.kind {
-            EventKind::Output { .. } | EventKind::LocalOutput { .. } => {
-                let mut lines = self.1.lines.lock().unwrap_or_else(|p| p.into_inner());
-                while *lines >= BACKLOG_LINES {
-                    // Woken as lines are taken; the timeout only bounds a missed wake-up.
-                    lines = match self.1.taken.wait_timeout(lines, Duration::from_millis(100)) {
-                        Ok((l, _)) => l,
-                        Err(p) => p.into_inner().0,
-                    };
-                }
-                *lines += 1;
-                Ticket(Some(self.1.clone()))
+        let ticket = match &event.kind {
+            EventKind::Output { line, .. } | EventKind::LocalOutput { line, .. } => {
+                let mut held = self.1.held.lock().unwrap_or_else(|p| p.into_inner());
+                held.0 += 1;
+                held.1 += line.len();
+                Ticket(Some((self.1.clone(), line.len())))
             }
             _ => Ticket(None),
         };
         let _ = self.0.send(Message::Event(event, ticket));
+    }
+
+    /// The backlog of this sink's output lines (see [`Backlog`]).
+    pub fn backlog(&self) -> Arc<Backlog> {
+        self.1.clone()
     }
 
     /// Sends `kind` about `host`, now.

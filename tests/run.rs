@@ -711,3 +711,63 @@ fn a_timed_out_row_says_how_long_the_command_ran() {
         .unwrap_or_else(|| panic!("no row:\n{}", out.stdout));
     assert!(row.contains("timed out  1.0 s"), "{row}");
 }
+
+/// While a reader that is behind holds a command's output back, its `--timeout` still ends it
+/// on time, and so does a Ctrl-C (stop 35 tester t15: with the host's worker waiting for room
+/// in the backlog, a command that printed much ran past its timeout and was reported `ok`,
+/// and a Ctrl-C reached the host only once the reader went on).
+#[test]
+fn a_held_back_command_still_meets_its_timeout_and_its_stop() {
+    use std::io::Read as _;
+    let lab = Lab::builder().names(&["host1"]).start();
+    let running = |needle: &str| {
+        lab.host_pids("host1").into_iter().any(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                String::from_utf8_lossy(&c)
+                    .replace('\0', " ")
+                    .contains(needle)
+            })
+        })
+    };
+    for (sleep, stop) in [("sleep 27.3", None), ("sleep 27.4", Some(libc::SIGINT))] {
+        let mut args = vec!["run", "--hosts", "host1"];
+        if stop.is_none() {
+            args.extend(["--timeout", "2s"]);
+        }
+        args.push("--");
+        let mut child = Tether::new()
+            .ssh_config(&lab.ssh_config())
+            .args(&args)
+            .arg(&format!("seq 1 3000000; {sleep}"))
+            .spawn();
+        std::thread::sleep(Duration::from_secs(3));
+        if let Some(signal) = stop {
+            support::net::signal(child.id(), signal);
+        }
+        // Nothing has read tether's stdout yet: the stop reaches the host all the same.
+        let deadline = std::time::Instant::now() + Duration::from_secs(12);
+        while running(sleep) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "`{sleep}` still runs with tether's output unread"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        let status = child.wait().unwrap();
+        let tail: String = out.lines().rev().take(12).collect::<Vec<_>>().join("\n");
+        match stop {
+            None => {
+                assert_eq!(status.code(), Some(1), "{tail}");
+                assert!(out.contains("timed out"), "{tail}");
+            }
+            Some(_) => assert_eq!(status.code(), Some(130), "{tail}"),
+        }
+    }
+}

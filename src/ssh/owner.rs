@@ -153,6 +153,11 @@ impl Owner {
         self.events.emit(&self.name, kind);
     }
 
+    /// The reporter's backlog of output lines (see [`crate::event::Backlog`]).
+    pub fn backlog(&self) -> Arc<crate::event::Backlog> {
+        self.events.backlog()
+    }
+
     /// Whether a first connection succeeded (so a host key is pinned).
     pub fn has_connected(&self) -> bool {
         self.pinned.is_some()

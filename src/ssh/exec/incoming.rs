@@ -6,6 +6,10 @@ use super::options::{Drain, ExecOptions};
 use super::preamble::StartFilter;
 use crate::event::Stream;
 
+/// The longest line shown as one, in bytes: a longer one (a dump with no newline) is shown in
+/// pieces this long, so that what waits for its newline stays bounded.
+pub(super) const MAX_LINE: usize = 1024 * 1024;
+
 /// Splits a byte stream into lines for display while keeping every byte for the result.
 #[derive(Default)]
 pub(super) struct Lines {
@@ -27,6 +31,10 @@ impl Lines {
             from = start;
         }
         self.partial.drain(..start);
+        if self.partial.len() >= MAX_LINE {
+            let piece = std::mem::take(&mut self.partial);
+            emit(&shown(&piece));
+        }
     }
 
     pub(super) fn finish(&mut self, mut emit: impl FnMut(&str)) {
@@ -237,6 +245,20 @@ mod tests {
         l.push(b"tail", |s| got.push(s.to_string()));
         l.finish(|s| got.push(s.to_string()));
         assert_eq!(got, ["a", "bc", "tail"]);
+    }
+
+    /// A line longer than [`MAX_LINE`] is shown in pieces, every byte once.
+    #[test]
+    fn a_line_without_end_is_shown_in_pieces() {
+        let mut l = Lines::default();
+        let mut got = Vec::new();
+        for _ in 0..5 {
+            l.push(&vec![b'a'; MAX_LINE / 2 + 1], |s| got.push(s.len()));
+        }
+        l.push(b"\n", |s| got.push(s.len()));
+        assert_eq!(got.iter().sum::<usize>(), 5 * (MAX_LINE / 2 + 1));
+        assert!(got.iter().all(|&n| n <= MAX_LINE + 32 * 1024), "{got:?}");
+        assert!(got.len() >= 2);
     }
 
     /// With a bound, a stream keeps its last bytes only (at most twice the bound), every line

@@ -51,6 +51,10 @@ pub struct ExecOptions {
     /// most twice this many); `None` keeps them all. `tether run` shows a command's output and
     /// keeps only what a failure's tail needs: memory does not grow with the output.
     pub keep: Option<usize>,
+    /// The reporter's backlog of output lines: while it is full, no more of the command's
+    /// output is read (its deadline, stop and keepalives are still kept): see
+    /// [`crate::event::Backlog`].
+    pub backlog: Option<Arc<crate::event::Backlog>>,
 }
 
 /// How many bytes of [`ExecOptions::stdin_from`] are read at a time (the memory a streamed

@@ -130,13 +130,21 @@ pub(super) fn pump(
                 }
             }
         }
-        let (read, open_streams) = read_both(conn, channel, out, err, &mut buf, on_line)?;
+        // While the reporter's backlog is full nothing more is read: the output waits on the
+        // host (see `event::Backlog`), the loop keeps the deadline, the stop and keepalives.
+        let held_back = opts.backlog.as_ref().is_some_and(|b| b.is_full());
+        let (read, open_streams) = if held_back {
+            (false, usize::MAX)
+        } else {
+            read_both(conn, channel, out, err, &mut buf, on_line)?
+        };
         progressed |= read;
         // As of before this read: one that brought the start marker brought bytes too.
         if read && supervising {
             *heard_supervised = Some(Instant::now());
         }
-        if read || !supervising {
+        // Held back, silence is ours: nothing was asked of the connection.
+        if read || !supervising || held_back {
             heard = Instant::now();
         } else if heard.elapsed() >= SILENT_LIMIT {
             return Err(ExecError::Lost(format!(
@@ -192,6 +200,13 @@ pub(super) fn pump(
         until = until.min(heard + SILENT_LIMIT);
         if let Some(at) = next_keepalive {
             until = until.min(at.max(now + Duration::from_millis(1)));
+        }
+        if held_back {
+            // Woken when the reporter takes lines; the socket may be readable all along.
+            if let Some(b) = &opts.backlog {
+                b.wait_for_room(until);
+            }
+            continue;
         }
         match conn.wait_socket(until) {
             Ok(()) | Err(WaitError::Timeout) => {}

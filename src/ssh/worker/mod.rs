@@ -379,6 +379,8 @@ impl WorkerState {
         let timeout = opts.timeout;
         let opts = ExecOptions {
             keepalive: self.owner.interval,
+            // Output is read only while the reporter has room for its lines.
+            backlog: echo.then(|| self.owner.backlog()),
             // Without an agent there is nothing to forward (the pool warned).
             forward_agent: self.owner.config.agent_to_forward(),
             // The user's commands get what ssh would send; tether's own hidden ones (a check's

@@ -400,6 +400,25 @@ fn releases_another_tool_published_are_releases() {
         .stdout_contains("  unfinished (the next deploy removes them): 20250101000003\n")
         .stdout_contains("\n  20240601000000 \n")
         .stdout_contains("resque2:\n  20240101000001 \n  20240101000002 ");
+
+    // A tool without a log deployed since the last deploy the log records (current is its
+    // release, which the log does not name): its releases are releases (stop 35 tester t15:
+    // unfinished, and a rollback skipped them). A rollback line ending in a carriage return
+    // (a log edited elsewhere) still names its release (t15: the release was unfinished).
+    for r in ["20250101000007", "20250101000008"] {
+        fs::create_dir_all(shop(&lab, "resque1").join("releases").join(r)).unwrap();
+    }
+    point_current(&lab, "resque1", "/srv/shop/releases/20250101000008");
+    fs::create_dir_all(shop(&lab, "web1").join("releases/20250101000005")).unwrap();
+    let log = shop(&lab, "web1").join("revisions.log");
+    let mut text = fs::read_to_string(&log).unwrap();
+    text.push_str("alice rolled back to release 20250101000005\r\n");
+    fs::write(&log, text).unwrap();
+    tether(&dir, &lab, &["deploy:releases"])
+        .status(0)
+        .stdout_contains("\n  20250101000007 \n  20250101000008   <- current\n")
+        .stdout_contains("\n  20250101000005 \n")
+        .stdout_contains("  unfinished (the next deploy removes them): 20250101000003\n");
 }
 
 /// A directory of 14 digits that is no UTC time (`99999999999999`, `00000000000000`, month 13)
@@ -556,5 +575,41 @@ fn a_current_that_leads_to_no_release_is_said_before_the_switch() {
     assert_current(&lab, &HOSTS, "20250101000001", "after the deploy");
     for h in HOSTS {
         assert_eq!(releases(&lab, h), ["1", "2", "20250101000001", "3"], "{h}");
+    }
+}
+
+/// A rollback to a named release repairs a current that leads to no complete release, or a
+/// missing one (stop 35 tester t15: `-s rollback_release=NAME` was refused there, leaving no
+/// way to point current at a release); without a name it is still refused, saying why.
+#[test]
+fn a_named_rollback_repairs_a_current_that_leads_nowhere() {
+    let lab = lab();
+    let dir = Dir::new("repair");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    app.commit("v2");
+    deploy(&dir, &lab, "20250101000002", &[]).status(0);
+    for h in HOSTS {
+        point_current(&lab, h, "/srv/elsewhere/releases/20250101000002");
+    }
+    fs::remove_file(shop(&lab, "resque2").join("current")).unwrap();
+    tether(&dir, &lab, &["deploy:rollback"])
+        .status(1)
+        .stderr_contains("current points at /srv/elsewhere/releases/20250101000002, not at a complete release of /srv/shop/releases")
+        .stderr_contains("resque2: no current release");
+    tether(
+        &dir,
+        &lab,
+        &["deploy:rollback", "-s", "rollback_release=20250101000001"],
+    )
+    .status(0);
+    assert_current(&lab, &HOSTS, "20250101000001", "after the named rollback");
+    for h in HOSTS {
+        assert_eq!(
+            releases(&lab, h),
+            ["20250101000001", "20250101000002"],
+            "{h}"
+        );
     }
 }

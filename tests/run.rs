@@ -564,6 +564,20 @@ fn an_empty_command_is_refused() {
     }
 }
 
+/// Reads a spawned tether's stdout to its end (it was left unread until now), then waits for
+/// it: its stdout and status.
+fn read_to_end(child: &mut std::process::Child) -> (String, std::process::ExitStatus) {
+    use std::io::Read as _;
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .expect("tether's stdout");
+    (out, child.wait().expect("wait for tether"))
+}
+
 /// A reader that is behind holds the command back, as with `ssh`: tether stops reading a
 /// command's output once a bounded backlog of lines waits for its stdout, so the output waits
 /// on the host (in the supervisor's spool, then in the command's writes) and tether's memory
@@ -573,7 +587,6 @@ fn an_empty_command_is_refused() {
 /// every line arrives.
 #[test]
 fn a_reader_that_is_behind_holds_the_command_back() {
-    use std::io::Read as _;
     let lab = Lab::builder().names(&["host1"]).start();
     let private = lab.host("host1").tmp.join("tether-root");
     let mut child = Tether::new()
@@ -597,14 +610,7 @@ fn a_reader_that_is_behind_holds_the_command_back() {
     std::thread::sleep(Duration::from_secs(6));
     let got = streamed().expect("the command's progress file");
     assert!(got < 10_000_000, "streamed {got} bytes unread");
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    let status = child.wait().unwrap();
+    let (out, status) = read_to_end(&mut child);
     assert!(status.success(), "{status}");
     let line = format!("host1 | {:0200}", 7);
     let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("host1 | ")).collect();
@@ -718,7 +724,6 @@ fn a_timed_out_row_says_how_long_the_command_ran() {
 /// and a Ctrl-C reached the host only once the reader went on).
 #[test]
 fn a_held_back_command_still_meets_its_timeout_and_its_stop() {
-    use std::io::Read as _;
     let lab = Lab::builder().names(&["host1"]).start();
     let running = |needle: &str| {
         lab.host_pids("host1").into_iter().any(|pid| {
@@ -753,14 +758,7 @@ fn a_held_back_command_still_meets_its_timeout_and_its_stop() {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        let mut out = String::new();
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
-        let status = child.wait().unwrap();
+        let (out, status) = read_to_end(&mut child);
         let tail: String = out.lines().rev().take(12).collect::<Vec<_>>().join("\n");
         match stop {
             None => {

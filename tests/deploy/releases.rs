@@ -5,6 +5,14 @@
 
 use super::*;
 
+/// How a deploy says it marked releases published without the marker that current or
+/// revisions.log names, before the hosts and names.
+const ADOPTED: &str = "marked complete the releases published without tether's marker (current, or in revisions.log: an earlier tether's or another tool's) on ";
+
+/// How a deploy says it marked another tool's releases that revisions.log does not name,
+/// before the hosts and names.
+const FOREIGN: &str = "marked complete the releases without a marker that revisions.log does not name and records no deploy before (another tool's, such as Capistrano 2's: Capistrano counts every directory a release) on ";
+
 /// The strays planted on each host by `strays_are_left_alone_...`, as the report names them.
 fn strays(host: &str) -> Vec<&'static str> {
     match host {
@@ -306,9 +314,9 @@ fn releases_an_earlier_tether_published_without_the_marker_stay_complete() {
     app.commit("v4");
     deploy(&dir, &lab, "20250101000004", &[])
         .status(0)
-        .stdout_contains("marked complete the releases published without tether's marker (current, or in revisions.log: an earlier tether's or another tool's) on web1, web2, resque1: 20250101000001, 20250101000002\n")
-        .stdout_contains("marked complete the releases published without tether's marker (current, or in revisions.log: an earlier tether's or another tool's) on resque2: 20250101000002\n")
-        .stdout_contains("marked complete the releases without a marker that revisions.log does not name and records no deploy before (another tool's, such as Capistrano 2's: Capistrano counts every directory a release) on resque2: 20250101000001\n")
+        .stdout_contains(&format!("{ADOPTED}web1, web2, resque1: 20250101000001, 20250101000002\n"))
+        .stdout_contains(&format!("{ADOPTED}resque2: 20250101000002\n"))
+        .stdout_contains(&format!("{FOREIGN}resque2: 20250101000001\n"))
         .stdout_contains("removed unfinished releases (left by runs that did not finish) on web1: 20250101000003\n")
         .stdout_lacks("on resque2: 20250101000001, ");
     for h in HOSTS {
@@ -370,8 +378,8 @@ fn releases_another_tool_published_are_releases() {
     app.commit("v2");
     deploy(&dir, &lab, "20250101000002", &["-s", "keep_releases=3"])
         .status(0)
-        .stdout_contains("marked complete the releases published without tether's marker (current, or in revisions.log: an earlier tether's or another tool's) on web1, web2, resque1, resque2: 20240101000003\n")
-        .stdout_contains("marked complete the releases without a marker that revisions.log does not name and records no deploy before (another tool's, such as Capistrano 2's: Capistrano counts every directory a release) on web1, web2, resque1, resque2: 20240101000001, 20240101000002\n")
+        .stdout_contains(&format!("{ADOPTED}web1, web2, resque1, resque2: 20240101000003\n"))
+        .stdout_contains(&format!("{FOREIGN}web1, web2, resque1, resque2: 20240101000001, 20240101000002\n"))
         .stdout_contains("removed old releases (keep_releases 3) on web1, web2, resque1, resque2: 20240101000001\n")
         .stdout_lacks("unfinished");
     for h in HOSTS {

@@ -153,10 +153,15 @@ impl Backlog {
         Self::full(*self.held.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Waits until the backlog has room, or until `until`; whether it has room.
+    fn over_half(held: (usize, usize)) -> bool {
+        held.0 > BACKLOG_LINES / 2 || held.1 > BACKLOG_BYTES / 2
+    }
+
+    /// Waits until the backlog is down to half (a reader held back then takes a burst, not a
+    /// line at a time), or until `until`; whether it is.
     pub fn wait_for_room(&self, until: Instant) -> bool {
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        while Self::full(*held) {
+        while Self::over_half(*held) {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
@@ -179,9 +184,14 @@ impl Drop for Ticket {
     fn drop(&mut self) {
         if let Some((backlog, bytes)) = self.0.take() {
             let mut held = backlog.held.lock().unwrap_or_else(|p| p.into_inner());
+            let was_over = Backlog::over_half(*held);
             held.0 = held.0.saturating_sub(1);
             held.1 = held.1.saturating_sub(bytes);
-            backlog.taken.notify_all();
+            // Waiters are woken once the backlog is down to half (see `wait_for_room`), not
+            // at every line taken.
+            if was_over && !Backlog::over_half(*held) {
+                backlog.taken.notify_all();
+            }
         }
     }
 }

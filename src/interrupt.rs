@@ -149,6 +149,51 @@ fn exit_now(code: i32) -> ! {
     std::process::exit(code);
 }
 
+/// A first stop of the run (`what` happened; `then` follows the words): no new commands, the
+/// running ones stopped, by setting `flag`, or, while failure hooks run, once they end.
+fn first(flag: &AtomicBool, what: &str, then: &str) {
+    // A hung-up terminal may refuse the words: the flag is what matters.
+    let mut stderr = std::io::stderr();
+    if FINISHING.load(Ordering::SeqCst) {
+        CAME_WHILE_FINISHING.store(true, Ordering::SeqCst);
+        let _ = writeln!(
+            stderr,
+            "\n{what}: the failure hooks, which clean up, finish first{then}"
+        );
+        return;
+    }
+    flag.store(true, Ordering::SeqCst);
+    let _ = writeln!(
+        stderr,
+        "\n{what}: no new commands; stopping running ones{then}"
+    );
+}
+
+/// [`stdout_closed`] stops the run (see [`stop_run_when_stdout_closes`]).
+static STOP_WHEN_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// From now on a closed stdout stops the run (see [`stdout_closed`]): for the commands that
+/// run something on hosts (`tether TASK`, `run`, `check`, `watch`), once [`install`]ed.
+pub fn stop_run_when_stdout_closes() {
+    STOP_WHEN_CLOSED.store(true, Ordering::SeqCst);
+}
+
+/// tether's stdout was closed by its reader (`tether deploy | head`). Where a run is under
+/// way ([`stop_run_when_stdout_closes`]) it is stopped as by a first Ctrl-C: the remote
+/// commands, which the supervisor keeps running past their connection, are stopped and the
+/// failure hooks clean up, where an exit at once would leave them running, and a deploy's lock
+/// and release behind (`ssh host cmd | head` ends its remote command too: sshd closes its
+/// pipes). The run then exits 141. Elsewhere (`tether tasks | head`) tether exits at once, 141,
+/// as SIGPIPE ends other Unix tools. A second signal still exits at once.
+pub fn stdout_closed() {
+    match FLAG.get() {
+        Some(flag) if STOP_WHEN_CLOSED.load(Ordering::SeqCst) => {
+            first(flag, "stdout was closed by its reader", " (then exit 141)")
+        }
+        _ => std::process::exit(exit::BROKEN_PIPE),
+    }
+}
+
 /// Installs the handler on a small tokio runtime thread and returns the flag it sets.
 pub fn install() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
@@ -192,25 +237,12 @@ pub fn install() -> Arc<AtomicBool> {
                         _ = hup.recv() => ("hung up (SIGHUP)", "a second signal exits now"),
                     };
                     presses += 1;
-                    // A hung-up terminal may refuse the words: the flag is what matters.
-                    let mut stderr = std::io::stderr();
                     if presses > 1 {
-                        let _ = writeln!(stderr, "\n{what} again: exiting now");
+                        // A hung-up terminal may refuse the words.
+                        let _ = writeln!(std::io::stderr(), "\n{what} again: exiting now");
                         exit_now(exit::INTERRUPTED);
                     }
-                    if FINISHING.load(Ordering::SeqCst) {
-                        CAME_WHILE_FINISHING.store(true, Ordering::SeqCst);
-                        let _ = writeln!(
-                            stderr,
-                            "\n{what}: the failure hooks, which clean up, finish first ({again})"
-                        );
-                        continue;
-                    }
-                    seen.store(true, Ordering::SeqCst);
-                    let _ = writeln!(
-                        stderr,
-                        "\n{what}: no new commands; stopping running ones ({again})"
-                    );
+                    first(&seen, what, &format!(" ({again})"));
                 }
             });
         });

@@ -2,9 +2,9 @@
 //! by one thread, kept open and alive for the whole run.
 #![warn(missing_docs)]
 
-/// `println!` for tether's stdout: when the reader has gone away (`tether ... | head`), the
-/// process ends quietly with status 141, as SIGPIPE ends other Unix tools, instead of
-/// panicking.
+/// `println!` for tether's stdout: when the reader has gone away (`tether ... | head`), it
+/// does not panic; tether stops its run and ends with status 141, as SIGPIPE ends other Unix
+/// tools (see [`stdout::failed`]).
 #[macro_export]
 macro_rules! outln {
     ($($arg:tt)*) => {

@@ -41,6 +41,12 @@ fn main() {
     }
     // Installed by the commands that run something: Ctrl-C still ends `report` at once.
     let interrupted = tether::interrupt::install;
+    if matches!(
+        cli.command,
+        Some(Command::Run(_) | Command::Check(_) | Command::Watch(_)) | None
+    ) {
+        tether::interrupt::stop_run_when_stdout_closes();
+    }
     let result: Result<(), Error> = match &cli.command {
         Some(Command::Run(args)) => tether::run::run(&settings, &args.options(), interrupted()),
         Some(Command::Tasks(args)) => tether::runner::list(&settings, &args.options(), interrupted()),
@@ -104,11 +110,24 @@ fn main() {
         if settings.format == Format::Json && !tether::report::closed_in_json() {
             json_error(&e, &text);
         }
-        std::process::exit(e.exit_code());
+        std::process::exit(exit_code(e.exit_code()));
+    }
+    if tether::stdout::closed() {
+        std::process::exit(tether::exit::BROKEN_PIPE);
     }
     // Said when it happened (see tether::stdout::failed): output lost is no success.
     if tether::stdout::write_error().is_some() {
         std::process::exit(tether::exit::USAGE);
+    }
+}
+
+/// The exit status of a run that failed with `code`: 141 where stdout's reader went away,
+/// which stopped it (see `tether::interrupt::stdout_closed`), as SIGPIPE ends other tools.
+fn exit_code(code: i32) -> i32 {
+    if tether::stdout::closed() {
+        tether::exit::BROKEN_PIPE
+    } else {
+        code
     }
 }
 

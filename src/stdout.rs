@@ -3,13 +3,16 @@
 
 use std::cell::RefCell;
 use std::io::Write as _;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::OnceLock;
 
 use anstream::{AutoStream, ColorChoice};
 
 /// The first error writing stdout other than a reader gone away (see [`failed`]).
 static WRITE_ERROR: OnceLock<String> = OnceLock::new();
+
+/// stdout's reader has gone away (see [`closed`]): nothing more is written there.
+static CLOSED: AtomicBool = AtomicBool::new(false);
 
 /// How stdout's colours are written, once asked ([`choice`]): 0 not yet, else a
 /// [`ColorChoice`] by [`code`]. Asking anstream is a `tcgetattr` and an environment lookup,
@@ -65,41 +68,41 @@ pub fn batch() {
 /// Writes to stdout for [`outln!`](crate::outln), through anstream (which drops colour where
 /// `--color` or the terminal says so). A write that fails is [`failed`]'s.
 pub fn write(args: std::fmt::Arguments) {
-    let full = BATCH.with(|b| {
-        let mut b = b.borrow_mut();
-        let buf = b.as_mut()?;
+    hold(|buf| {
         // Writing to a Vec cannot fail.
-        let _ = AutoStream::new(&mut *buf, choice()).write_fmt(args);
-        Some(buf.len() >= BATCH_BYTES)
+        let _ = AutoStream::new(buf, choice()).write_fmt(args);
     });
-    match full {
-        Some(true) => write_held(),
-        Some(false) => {}
-        None => {
-            if let Err(e) = AutoStream::new(std::io::stdout().lock(), choice()).write_fmt(args) {
-                failed(&e);
-            }
-        }
-    }
 }
 
 /// Writes `bytes` to stdout as they are (terminal control: no colour stripped), after what
 /// this thread holds ([`batch`]) or with it; a write that fails is [`failed`]'s.
 pub fn write_raw(bytes: &[u8]) {
+    hold(|buf| buf.extend_from_slice(bytes));
+}
+
+/// Passes what `put` writes to stdout: held while this thread batches ([`batch`]), until
+/// [`BATCH_BYTES`] are, else written at once. Nothing is written once stdout's reader has
+/// gone away ([`closed`]).
+fn hold(put: impl FnOnce(&mut Vec<u8>)) {
+    if closed() {
+        return;
+    }
+    let mut put = Some(put);
     let full = BATCH.with(|b| {
         let mut b = b.borrow_mut();
         let buf = b.as_mut()?;
-        buf.extend_from_slice(bytes);
+        // Nothing took `put` before: it is there.
+        (put.take()?)(buf);
         Some(buf.len() >= BATCH_BYTES)
     });
-    match full {
-        Some(true) => write_held(),
-        Some(false) => {}
-        None => {
-            if let Err(e) = std::io::stdout().lock().write_all(bytes) {
-                failed(&e);
-            }
+    match (full, put) {
+        (Some(true), _) => write_held(),
+        (None, Some(put)) => {
+            let mut bytes = Vec::new();
+            put(&mut bytes);
+            write_out(&bytes);
         }
+        _ => {}
     }
 }
 
@@ -112,23 +115,41 @@ fn write_held() {
             .map(|buf| std::mem::replace(buf, Vec::with_capacity(BATCH_BYTES)))
     });
     if let Some(bytes) = held {
-        if let Err(e) = std::io::stdout().lock().write_all(&bytes) {
-            failed(&e);
-        }
+        write_out(&bytes);
+    }
+}
+
+/// Writes `bytes` to stdout, unless its reader has gone away; a failure is [`failed`]'s.
+fn write_out(bytes: &[u8]) {
+    if closed() {
+        return;
+    }
+    if let Err(e) = std::io::stdout().lock().write_all(bytes) {
+        failed(&e);
     }
 }
 
 /// A write (or flush) of stdout failed with `e`. When the reader has gone away (`tether ... |
-/// head`), the process ends quietly with status 141, as SIGPIPE ends other Unix tools. Any
-/// other error (a full disk) loses output: said once on stderr, as coreutils say it, and kept
-/// for the exit status ([`write_error`]); the run goes on, as its hosts are mid-step.
+/// head`), nothing more is written there ([`closed`]) and a run under way is stopped
+/// (see [`crate::interrupt::stdout_closed`]: status 141). Any other error (a full disk) loses
+/// output: said once on stderr, as coreutils say it, and kept for the exit status
+/// ([`write_error`]); the run goes on, as its hosts are mid-step.
 pub fn failed(e: &std::io::Error) {
     if e.kind() == std::io::ErrorKind::BrokenPipe {
-        std::process::exit(crate::exit::BROKEN_PIPE);
+        if !CLOSED.swap(true, Ordering::SeqCst) {
+            crate::interrupt::stdout_closed();
+        }
+        return;
     }
     if WRITE_ERROR.set(e.to_string()).is_ok() {
         write_stderr(format_args!("error: cannot write tether's output: {e}\n"));
     }
+}
+
+/// stdout's reader has gone away: the process ends with status 141, as SIGPIPE ends other
+/// Unix tools, once its run has stopped (see [`failed`]).
+pub fn closed() -> bool {
+    CLOSED.load(Ordering::SeqCst)
 }
 
 /// The first error that lost output on stdout, if any: a run that succeeded otherwise exits
@@ -140,6 +161,9 @@ pub fn write_error() -> Option<&'static str> {
 /// Writes what this thread holds ([`batch`]) and flushes stdout; a failure is [`failed`]'s.
 pub fn flush() {
     write_held();
+    if closed() {
+        return;
+    }
     if let Err(e) = std::io::stdout().flush() {
         failed(&e);
     }

@@ -769,3 +769,95 @@ fn a_held_back_command_still_meets_its_timeout_and_its_stop() {
         }
     }
 }
+
+/// A reader that goes away (`tether run ... | head`, `tether deploy | head`) stops tether's
+/// run as a Ctrl-C does: its remote commands are stopped, its failure hooks clean up, and it
+/// exits 141 (stop 35 tester t15: tether exited at its next line, and the commands, detached
+/// from their connection by the supervisor, ran on with their files on the hosts; a deploy
+/// left its lock and its unfinished release). `ssh host cmd | head` ends the remote command
+/// too: sshd closes its pipes and its next write fails.
+#[test]
+fn a_reader_that_goes_away_stops_the_run_as_a_ctrl_c_does() {
+    use std::io::Read as _;
+    let lab = Lab::builder().names(&["host1", "host2"]).start();
+    let running = |needle: &str| {
+        ["host1", "host2"].iter().any(|h| {
+            lab.host_pids(h).into_iter().any(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                    String::from_utf8_lossy(&c)
+                        .replace('\0', " ")
+                        .contains(needle)
+                })
+            })
+        })
+    };
+    let dir = empty_dir();
+    std::fs::write(
+        dir.path().join("deploy.rhai"),
+        "server(\"host1\", #{ roles: [\"app\"] });\nserver(\"host2\", #{ roles: [\"app\"] });\n\
+         task(\"t\", || { on(\"app\", \"while :; do echo tick; sleep 0.17; done\"); });\n\
+         on_failure(|err| { on(\"app\", \"echo $$ > /srv/cleaned\"); });\n",
+    )
+    .unwrap();
+    for (args, sleep) in [
+        (
+            vec![
+                "run",
+                "--hosts",
+                "host1,host2",
+                "--",
+                "while :; do echo tick; sleep 0.13; done",
+            ],
+            "sleep 0.13",
+        ),
+        (vec!["t"], "sleep 0.17"),
+    ] {
+        let mut child = Tether::new()
+            .current_dir(dir.path())
+            .ssh_config(&lab.ssh_config())
+            .args(&args)
+            .spawn();
+        let mut stdout = child.stdout.take().expect("stdout");
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 256];
+        while !String::from_utf8_lossy(&seen).contains("tick") {
+            let n = stdout.read(&mut buf).expect("tether's stdout");
+            assert!(n > 0, "{}", String::from_utf8_lossy(&seen));
+            seen.extend(&buf[..n]);
+        }
+        drop(stdout);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for tether") {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{args:?}: tether still runs 30 s after its reader went away");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .expect("stderr")
+            .read_to_string(&mut stderr)
+            .expect("tether's stderr");
+        assert_eq!(status.code(), Some(141), "{args:?}: {stderr}");
+        assert!(!running(sleep), "{args:?}: `{sleep}` still runs: {stderr}");
+        assert!(
+            stderr.contains(
+                "stdout was closed by its reader: no new commands; stopping running ones"
+            ),
+            "{args:?}: {stderr}"
+        );
+        for h in ["host1", "host2"] {
+            assert_eq!(
+                lab.host(h).root_dir.join("cleaned").exists(),
+                args == ["t"],
+                "{args:?} {h}: the failure hook ran, or did not"
+            );
+        }
+    }
+}

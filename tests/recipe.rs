@@ -2129,3 +2129,24 @@ task("t", || {
         .unwrap();
     assert_eq!(inner, outer, "{stdout}");
 }
+
+/// `-s to=0.3` is a number, as `-s to=3` is, so `on()`'s `timeout` takes it (stop 35 tester
+/// t15: it stayed text and was refused).
+#[test]
+fn a_decimal_set_on_the_command_line_is_a_number() {
+    let lab = lab(&["web1"]);
+    let r = lab_recipe(
+        &lab,
+        "decimal-set",
+        "task(\"t\", || { on(\"web1\", #{ timeout: fetch(\"to\") }, \"sleep 20\"); });\n",
+    );
+    let out = r.tether().args(&["-s", "to=0.3", "t"]).run();
+    out.status(1)
+        .stderr_contains("`sleep 20` on web1 did not finish within 300.0 ms");
+    // Written otherwise than Rhai prints it, it stays text, and the option names it.
+    r.tether()
+        .args(&["-s", "to=0.30", "t"])
+        .run()
+        .status(4)
+        .stderr_contains("on() option `timeout` must be a number, not \"0.30\"");
+}

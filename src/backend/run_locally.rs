@@ -127,9 +127,13 @@ fn show_lines(sink: &Sink, pipe: std::process::ChildStderr) -> Vec<u8> {
     let backlog = sink.backlog();
     loop {
         // A reader that is behind holds the command back, as it does a host's (see
-        // `event::Backlog`): this thread reads no more of its stderr meanwhile.
-        while !backlog.wait_for_room(std::time::Instant::now() + std::time::Duration::from_secs(1))
-        {
+        // `event::Backlog`): once the backlog is full this thread reads no more of its stderr
+        // until it is down to half.
+        if backlog.is_full() {
+            while !backlog
+                .wait_for_room(std::time::Instant::now() + std::time::Duration::from_secs(1))
+            {
+            }
         }
         line.clear();
         match reader.read_until(b'\n', &mut line) {

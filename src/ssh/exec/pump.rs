@@ -134,7 +134,7 @@ pub(super) fn pump(
         // host (see `event::Backlog`), the loop keeps the deadline, the stop and keepalives.
         let held_back = opts.backlog.as_ref().is_some_and(|b| b.is_full());
         let (read, open_streams) = if held_back {
-            (false, usize::MAX)
+            (false, 0)
         } else {
             read_both(conn, channel, out, err, &mut buf, on_line)?
         };
@@ -158,7 +158,8 @@ pub(super) fn pump(
             // its SSH_AUTH_SOCK).
             progressed |= a.pump();
         }
-        if open_streams == 0 && channel.eof() {
+        // Held back, the streams were not read: whether they ended is not known.
+        if !held_back && open_streams == 0 && channel.eof() {
             break;
         }
         if progressed {

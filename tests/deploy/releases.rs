@@ -58,9 +58,15 @@ fn strays_are_left_alone_and_cleanup_keeps_current_and_the_release_before_it() {
     fs::create_dir_all(rel("web2").join("202501010000010")).unwrap();
     std::os::unix::fs::symlink("20250101000001", rel("web2").join("latest")).unwrap();
     fs::write(rel("web2").join(".DS_Store"), "").unwrap();
-    // A release directory without the marker (a run that died, a clock gone wrong): unfinished,
-    // though it looks newer than anything.
+    // A release directory a run that died left marked building (a clock gone wrong):
+    // unfinished, though it looks newer than anything. (Without the marker it is unlogged: see
+    // a_release_published_and_never_logged_is_left_as_it_is.)
     fs::create_dir_all(rel("resque1").join("29991231235959")).unwrap();
+    fs::write(
+        rel("resque1").join("29991231235959/.tether-complete"),
+        "release 29991231235959 building\n",
+    )
+    .unwrap();
 
     let v2 = app.commit("v2");
     let out = deploy(&dir, &lab, "20250101000002", &keep2);
@@ -290,7 +296,7 @@ fn releases_an_earlier_tether_published_without_the_marker_stay_complete() {
     deploy(&dir, &lab, "20250101000001", &[]).status(0);
     app.commit("v2");
     deploy(&dir, &lab, "20250101000002", &[]).status(0);
-    // As a tether without markers left them: revisions.log names both; 03 never published.
+    // As a tether without markers left them: revisions.log names both; 03 it never logged.
     for h in HOSTS {
         for r in ["20250101000001", "20250101000002"] {
             fs::remove_file(
@@ -310,21 +316,24 @@ fn releases_an_earlier_tether_published_without_the_marker_stay_complete() {
     tether(&dir, &lab, &["deploy:releases"])
         .status(0)
         .stdout_contains("web1:\n  20250101000001 ")
-        .stdout_contains("  unfinished (the next deploy removes them): 20250101000003\n");
+        .stdout_contains("every release it keeps): 20250101000003\n")
+        .stdout_lacks("unfinished");
     app.commit("v4");
     deploy(&dir, &lab, "20250101000004", &[])
         .status(0)
         .stdout_contains(&format!("{ADOPTED}web1, web2, resque1: 20250101000001, 20250101000002\n"))
         .stdout_contains(&format!("{ADOPTED}resque2: 20250101000002\n"))
         .stdout_contains(&format!("{FOREIGN}resque2: 20250101000001\n"))
-        .stdout_contains("removed unfinished releases (left by runs that did not finish) on web1: 20250101000003\n")
+        .stdout_contains("every release it keeps) on web1: 20250101000003\n")
+        .stdout_lacks("removed unfinished")
         .stdout_lacks("on resque2: 20250101000001, ");
     for h in HOSTS {
-        assert_eq!(
-            releases(&lab, h),
-            ["20250101000001", "20250101000002", "20250101000004"],
-            "{h}"
-        );
+        let mut want = vec!["20250101000001", "20250101000002", "20250101000004"];
+        if h == "web1" {
+            // Unlogged: left as it is (see a_release_published_and_never_logged_is_left_as_it_is).
+            want.insert(2, "20250101000003");
+        }
+        assert_eq!(releases(&lab, h), want, "{h}");
         assert!(complete(&lab, h, "20250101000001"), "{h}");
         assert!(complete(&lab, h, "20250101000002"), "{h}");
     }
@@ -336,7 +345,8 @@ fn releases_an_earlier_tether_published_without_the_marker_stay_complete() {
 /// removed every one of them as "left by runs that did not finish", exit 0; stop 35 tester
 /// t13: so did one after a rollback past two of them, or with a current that led nowhere).
 /// Only where revisions.log records a deploy older than such a directory, and not the
-/// directory, is it unfinished: a failed deploy of the tool that writes the log.
+/// directory, is it not a release: unlogged, a failed deploy of the tool that writes the log
+/// or one it never logged, left as it is.
 #[test]
 fn releases_another_tool_published_are_releases() {
     let lab = lab();
@@ -397,15 +407,17 @@ fn releases_another_tool_published_are_releases() {
     assert_current(&lab, &HOSTS, "20240101000003", "after the rollback");
 
     // revisions.log now records the deploy of 20250101000002: a directory without the marker
-    // newer than that, and not in the log, is a failed deploy of the tool that writes it; one
-    // older is not contradicted by it. With no current, as with one.
+    // newer than that, and not in the log, is unlogged (a failed deploy of the tool that
+    // writes it, or one it never logged); one older is not contradicted by it. With no
+    // current, as with one.
     fs::create_dir_all(shop(&lab, "web1").join("releases/20250101000003")).unwrap();
     fs::create_dir_all(shop(&lab, "web2").join("releases/20240601000000")).unwrap();
     fs::remove_file(shop(&lab, "resque2").join("current")).unwrap();
     fs::create_dir_all(shop(&lab, "resque2").join("releases/20240101000001")).unwrap();
     tether(&dir, &lab, &["deploy:releases"])
         .status(0)
-        .stdout_contains("  unfinished (the next deploy removes them): 20250101000003\n")
+        .stdout_contains("every release it keeps): 20250101000003\n")
+        .stdout_lacks("unfinished")
         .stdout_contains("\n  20240601000000 \n")
         .stdout_contains("resque2:\n  20240101000001 \n  20240101000002 ");
 
@@ -426,7 +438,8 @@ fn releases_another_tool_published_are_releases() {
         .status(0)
         .stdout_contains("\n  20250101000007 \n  20250101000008   <- current\n")
         .stdout_contains("\n  20250101000005 \n")
-        .stdout_contains("  unfinished (the next deploy removes them): 20250101000003\n");
+        .stdout_contains("every release it keeps): 20250101000003\n")
+        .stdout_lacks("unfinished");
 }
 
 /// A directory of 14 digits that is no UTC time (`99999999999999`, `00000000000000`, month 13)
@@ -618,6 +631,148 @@ fn a_named_rollback_repairs_a_current_that_leads_nowhere() {
             releases(&lab, h),
             ["20250101000001", "20250101000002"],
             "{h}"
+        );
+    }
+}
+
+/// Takes release `r` on every host back to what a tool that logs its deploys last leaves when
+/// it published `r` and failed before logging it (Capistrano 3 logs in deploy:finished, after
+/// restarting): no marker, no line in revisions.log.
+fn unlog(lab: &Lab, r: &str) {
+    for h in HOSTS {
+        fs::remove_file(shop(lab, h).join("releases").join(r).join(".tether-complete")).unwrap();
+        let log = shop(lab, h).join("revisions.log");
+        let text: String = fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.contains(&format!("release {r} ")))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        fs::write(&log, text).unwrap();
+    }
+}
+
+/// A release without the marker that revisions.log does not name, though it records deploys
+/// around it, may be a deploy that failed or one published and never logged (stop 36 tester
+/// t16: Capistrano 3's release, live once, was taken for unfinished: never offered by a
+/// rollback, refused by name, and removed by the next deploy). Nothing tells the two apart,
+/// so it is left as it is and said: a rollback that would pass over it is refused, one that
+/// names it goes there, keep_releases does not count it, cleanup removes it once it is older
+/// than every release kept, and one dated after the clock stops a deploy, never removed.
+#[test]
+fn a_release_published_and_never_logged_is_left_as_it_is() {
+    let lab = lab();
+    let dir = Dir::new("unlogged");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    for (i, r) in ["20250101000001", "20250101000002", "20250101000003"]
+        .iter()
+        .enumerate()
+    {
+        app.commit(&format!("v{i}"));
+        deploy(&dir, &lab, r, &[]).status(0);
+    }
+    unlog(&lab, "20250101000002");
+    tether(&dir, &lab, &["deploy:releases"])
+        .status(0)
+        .stdout_contains("  unlogged (no marker of tether's, and revisions.log, which records deploys around them, does not name them: ")
+        .stdout_contains("): 20250101000002\n")
+        .stdout_lacks("unfinished");
+    tether(&dir, &lab, &["deploy:rollback"])
+        .status(1)
+        .stderr_contains("20250101000002")
+        .stderr_contains("-s rollback_release=");
+    assert_current(&lab, &HOSTS, "20250101000003", "after the refused rollback");
+
+    app.commit("v4");
+    deploy(&dir, &lab, "20250101000004", &[])
+        .status(0)
+        .stdout_contains("unlogged releases (")
+        .stdout_contains(") on web1, web2, resque1, resque2: 20250101000002\n")
+        .stdout_lacks("unfinished");
+    for h in HOSTS {
+        assert_eq!(
+            releases(&lab, h),
+            ["20250101000001", "20250101000002", "20250101000003", "20250101000004"],
+            "{h}"
+        );
+    }
+    // Older than every release kept (03, current's predecessor, and 04), it goes as 01 does.
+    tether(&dir, &lab, &["deploy:cleanup", "-s", "keep_releases=2"])
+        .status(0)
+        .stdout_contains("removed old releases (keep_releases 2) on web1, web2, resque1, resque2: 20250101000001, 20250101000002\n");
+
+    // Named, it is where a rollback goes.
+    unlog(&lab, "20250101000003");
+    tether(&dir, &lab, &["deploy:rollback"])
+        .status(1)
+        .stderr_contains("20250101000003")
+        .stderr_contains("-s rollback_release=");
+    tether(
+        &dir,
+        &lab,
+        &["deploy:rollback", "-s", "rollback_release=20250101000003"],
+    )
+    .status(0);
+    assert_current(&lab, &HOSTS, "20250101000003", "after the named rollback");
+    tether(&dir, &lab, &["deploy:releases"])
+        .status(0)
+        .stdout_contains("  20250101000003 ")
+        .stdout_lacks("unlogged");
+
+    // Dated after the clock, it stops the next deploy, and stays.
+    let future = shop(&lab, "resque1").join("releases/29991231235959");
+    fs::create_dir_all(&future).unwrap();
+    app.commit("v5");
+    deploy(&dir, &lab, "20250101000005", &[])
+        .status(1)
+        .stderr_contains("resque1: release 20250101000005 would be older than release 29991231235959: releases are ordered by name (release 29991231235959 is dated after this machine's clock (");
+    assert!(future.is_dir());
+}
+
+/// A revisions.log that is no regular file is never read (stop 36 tester t16: with a FIFO
+/// there, `deploy:releases` hung in its survey's `sed`): the listing says so, and a deploy or a
+/// rollback, which would append to it, is refused before anything changes.
+#[test]
+fn a_revisions_log_that_is_no_file_is_said_and_refused() {
+    let lab = lab();
+    let dir = Dir::new("fifo-log");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    let web1 = ["--hosts", "web1"];
+    deploy(&dir, &lab, "20250101000001", &web1).status(0);
+    app.commit("v2");
+    deploy(&dir, &lab, "20250101000002", &web1).status(0);
+    let log = shop(&lab, "web1").join("revisions.log");
+    let said = "/srv/shop/revisions.log is not a regular file (a FIFO, a directory, a dangling link): tether reads it, and appends every deploy and rollback to it";
+    for odd in ["fifo", "dir", "dangling"] {
+        fs::remove_file(&log)
+            .or_else(|_| fs::remove_dir(&log))
+            .unwrap();
+        match odd {
+            "fifo" => {
+                let path = std::ffi::CString::new(log.to_str().unwrap()).unwrap();
+                // SAFETY: mkfifo(3) on a path the test owns.
+                assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0);
+            }
+            "dir" => fs::create_dir(&log).unwrap(),
+            _ => std::os::unix::fs::symlink("gone", &log).unwrap(),
+        }
+        tether(&dir, &lab, &["deploy:releases", "--hosts", "web1"])
+            .status(0)
+            .stdout_contains(&format!("  not read: {said}\n"));
+        app.commit(&format!("v-{odd}"));
+        deploy(&dir, &lab, "20250101000003", &web1)
+            .status(1)
+            .stderr_contains(&format!("web1: {said}"));
+        tether(&dir, &lab, &["deploy:rollback", "--hosts", "web1"])
+            .status(1)
+            .stderr_contains(&format!("web1: {said}"));
+        assert_current(&lab, &["web1"], "20250101000002", odd);
+        assert_eq!(
+            releases(&lab, "web1"),
+            ["20250101000001", "20250101000002"],
+            "{odd}"
         );
     }
 }

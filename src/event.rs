@@ -286,6 +286,11 @@ pub enum EventKind {
         stream: Stream,
         /// The line, without its newline (secrets masked).
         line: String,
+        /// The command drew its next state over it with `\r` (a progress line): a terminal
+        /// shows it in the status line, not as a line (see `report/progress.rs`). Not in JSON,
+        /// where it is an `output` line as any other.
+        #[serde(skip)]
+        redrawn: bool,
     },
     /// A command ended (successfully or not).
     #[serde(rename = "command_finished")]
@@ -766,6 +771,7 @@ mod tests {
         let kind = EventKind::Output {
             stream: Stream::Stderr,
             line: "a\"b".into(),
+            redrawn: true,
         };
         assert_eq!(
             serde_json::to_string(&kind).unwrap(),

@@ -137,3 +137,56 @@ fn the_status_line_is_cut_to_the_terminal_width_and_absent_from_logs() {
     out.status(0);
     assert!(!out.stdout.contains("\x1b[2K"), "{:?}", out.stdout);
 }
+
+/// Draws `step 1`, then `step 2` over it, then `done`, 2 s apart, and ends the line.
+const REDRAW: &str = r"printf 'step 1\r'; sleep 2; printf 'step 2\r'; sleep 2; printf 'done\n'";
+
+/// A state a command draws over with `\r` is shown when the next one starts, not when its line
+/// ends (stop 35 tester t13: JSON and logs said every state at the newline's time, and a
+/// terminal never drew them): in JSON and in a log as its own line, on a terminal in the
+/// status line while the command runs (the line's last state printed once it ends, as
+/// before). A `\r` with nothing after it yet may be a CRLF's: its state waits for the next
+/// byte.
+#[test]
+fn a_redrawn_state_is_shown_when_it_is_drawn() {
+    let lab = Lab::start(1);
+    let json = Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["--format", "json", "run", "--hosts", "host1", "--", REDRAW])
+        .run();
+    json.status(0);
+    let at = |line: &str| -> f64 {
+        json.stdout
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|v| v["type"] == "output" && v["line"] == line)
+            .and_then(|v| v["t"].as_f64())
+            .unwrap_or_else(|| panic!("no output {line:?}: {}", json.stdout))
+    };
+    let (first, second) = (at("step 1"), at("step 2"));
+    assert!(
+        second - first >= 1.5,
+        "`step 1` at {first} s, `step 2` at {second} s: {}",
+        json.stdout
+    );
+
+    let pty = support::pty::Pty::new(100, 20);
+    let mut child = pty.spawn(
+        Tether::new()
+            .ssh_config(&lab.ssh_config())
+            .args(&["run", "--hosts", "host1", "--", REDRAW])
+            .command(),
+    );
+    let status = support::pty::wait(&mut child, std::time::Duration::from_secs(60), &pty);
+    let screen = pty.output();
+    assert_eq!(status, 0, "{screen}");
+    assert!(screen.contains("host1 | done\r\n"), "{screen:?}");
+    assert!(!screen.contains("| step 1"), "{screen:?}");
+    let drawn = screen.split("\r\x1b[2K").skip(1).any(|s| {
+        s.split(['\r', '\n'])
+            .next()
+            .unwrap_or("")
+            .contains("step 1")
+    });
+    assert!(drawn, "the status line never showed `step 1`: {screen:?}");
+}

@@ -90,6 +90,7 @@ fn shown(h: &Harness) -> Vec<String> {
             EventKind::Output {
                 stream: Stream::Stdout,
                 line,
+                ..
             } => Some(line.clone()),
             _ => None,
         })
@@ -520,7 +521,7 @@ fn sigterm_grace(pty: bool) {
     h.settle();
     let said = |want: Stream| {
         h.count("host1", |k| {
-            matches!(k, EventKind::Output { stream, line } if *stream == want && line == "cleaning")
+            matches!(k, EventKind::Output { stream, line, .. } if *stream == want && line == "cleaning")
         })
     };
     let (out, err) = (said(Stream::Stdout), said(Stream::Stderr));
@@ -985,6 +986,7 @@ fn a_blackhole_lifted_before_the_bound_is_reattached() {
             EventKind::Output {
                 stream: Stream::Stdout,
                 line,
+                ..
             } => Some(line.clone()),
             _ => None,
         })
@@ -1734,7 +1736,7 @@ fn a_stopped_commands_last_words_survive_a_slow_streaming_loop() {
         h.events[mark..]
             .iter()
             .filter_map(|(_, e)| match &e.kind {
-                EventKind::Output { stream, line } if *stream == want => Some(line.clone()),
+                EventKind::Output { stream, line, .. } if *stream == want => Some(line.clone()),
                 _ => None,
             })
             .collect()

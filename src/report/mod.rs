@@ -203,7 +203,9 @@ fn run(rx: Receiver<Message>, state: Arc<Mutex<State>>, look: Look, mut taps: Ta
     // Events before `run_started`, while they are held (see `Reporter::for_run`).
     let mut held: Option<Vec<Event>> = hold.then(Vec::new);
     let take = |event: Event, taps: &mut Taps, fold: &mut Fold| {
-        // A line redrawn with `\r` is several lines, or on a terminal its last state.
+        // A line redrawn with `\r` is several lines, or on a terminal its last state; a state
+        // drawn over, on a terminal, is the status line's (see `status.rs`).
+        let redrawn = look.live && matches!(event.kind, EventKind::Output { redrawn: true, .. });
         let parts = progress::segments(event);
         let first_shown = if look.live {
             parts.len().saturating_sub(1)
@@ -211,7 +213,15 @@ fn run(rx: Receiver<Message>, state: Arc<Mutex<State>>, look: Look, mut taps: Ta
             0
         };
         for (i, event) in parts.into_iter().enumerate() {
-            show(&state, look, taps, fold, started, &event, i >= first_shown);
+            show(
+                &state,
+                look,
+                taps,
+                fold,
+                started,
+                &event,
+                i >= first_shown && !redrawn,
+            );
         }
     };
     // Lines are written in bursts: everything the events waiting say, in one write(2).

@@ -13,7 +13,7 @@ use crate::event::{Event, EventKind};
 /// one copy per non-empty segment, in order (none when every segment is empty).
 pub fn segments(event: Event) -> Vec<Event> {
     let (stream, line) = match &event.kind {
-        EventKind::Output { stream, line } if line.contains('\r') => (*stream, line),
+        EventKind::Output { stream, line, .. } if line.contains('\r') => (*stream, line),
         EventKind::LocalOutput { stream, line } if line.contains('\r') => (*stream, line),
         _ => return vec![event],
     };
@@ -32,6 +32,7 @@ pub fn segments(event: Event) -> Vec<Event> {
                 EventKind::Output {
                     stream,
                     line: s.to_string(),
+                    redrawn: false,
                 }
             },
         })
@@ -49,6 +50,7 @@ mod tests {
             EventKind::Output {
                 stream: Stream::Stderr,
                 line: line.into(),
+                redrawn: false,
             },
         );
         segments(event)
@@ -57,6 +59,7 @@ mod tests {
                 EventKind::Output {
                     stream: Stream::Stderr,
                     line,
+                    ..
                 } => line,
                 other => panic!("{other:?}"),
             })

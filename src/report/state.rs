@@ -44,6 +44,9 @@ pub struct State {
     /// Tasks in progress, innermost last, with their start.
     pub tasks: Vec<(String, Instant)>,
     pub status_shown: bool,
+    /// The last state a command drew over with `\r` (a progress line), as host and text:
+    /// shown in the status line until that host's line or command ends.
+    pub redrawn: Option<(String, String)>,
     /// The run is a dry run (its `run_started` said so): its end has no sessions to sum up.
     pub dry_run: bool,
 }
@@ -119,6 +122,19 @@ pub fn record(st: &mut State, event: &Event) {
     }
     if event.host.is_empty() {
         return;
+    }
+    match &event.kind {
+        EventKind::Output {
+            line,
+            redrawn: true,
+            ..
+        } => st.redrawn = Some((event.host.to_string(), line.clone())),
+        EventKind::Output { .. } | EventKind::Finished { .. }
+            if st.redrawn.as_ref().is_some_and(|(h, _)| *h == *event.host) =>
+        {
+            st.redrawn = None
+        }
+        _ => {}
     }
     let h = st.hosts.entry(event.host.to_string()).or_default();
     match &event.kind {

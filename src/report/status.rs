@@ -7,12 +7,21 @@ use std::time::Instant;
 use anstyle::Style;
 
 use super::state::{clear_status, raw, HostStats, Look, State};
-use super::text::paint;
+use super::text::{paint, visible};
 use crate::duration::format as format_duration;
 
 pub fn draw_status(st: &mut State, look: Look) {
+    // The state a command drew last, over which it will draw the next (a progress line).
+    let redrawn = st
+        .redrawn
+        .as_ref()
+        .map(|(host, text)| format!("{host} › {}", visible(text)));
     let Some((step, since)) = st.tasks.last().cloned() else {
-        clear_status(st, look);
+        // Without a task (`tether run`), that state is all the line shows.
+        match redrawn {
+            Some(line) => draw(st, look, &line),
+            None => clear_status(st, look),
+        }
         return;
     };
     let now = Instant::now();
@@ -51,13 +60,21 @@ pub fn draw_status(st: &mut State, look: Look) {
             format_duration(longest)
         ));
     }
+    if let Some(state) = redrawn {
+        line.push_str(&format!(" · {state}"));
+    }
+    draw(st, look, &line);
+}
+
+/// Draws `line` as the status line, cut to the terminal's width.
+fn draw(st: &mut State, look: Look, line: &str) {
     let style = if look.dim {
         Style::new().dimmed()
     } else {
         Style::new()
     };
     let columns = crate::terminal::window_size(std::io::stdout().as_raw_fd()).map(|w| w.cols);
-    let line = clamp(&line, columns);
+    let line = clamp(line, columns);
     raw(&format!("\r\x1b[2K{}", paint(style, &line)));
     st.status_shown = true;
 }

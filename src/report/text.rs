@@ -186,7 +186,7 @@ pub fn host_lines(look: Look, event: &Event) -> Option<Vec<(Lane, String)>> {
     };
     let plan = |text: String| vec![(Lane::Stdout, text)];
     Some(match &event.kind {
-        EventKind::Output { stream, line } => vec![(Lane::from(*stream), visible(line).into())],
+        EventKind::Output { stream, line, .. } => vec![(Lane::from(*stream), visible(line).into())],
         // Quiet by default, on a terminal (the status line shows idle hosts kept alive) and in
         // a log alike: the summary counts them.
         EventKind::Heartbeat { rtt, probe, beat } if look.verbose => tether(format!(

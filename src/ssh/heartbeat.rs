@@ -186,7 +186,7 @@ pub fn read_limits(conn: &Connection, timeout: Duration) -> Result<(Limits, Dura
 /// Runs `script` and returns its stdout when it exits 0, `None` when it fails; an error when
 /// the session does.
 fn quiet(conn: &Connection, script: &str, opts: &ExecOptions) -> Result<Option<String>, WaitError> {
-    match exec::run(conn, script, opts, &mut |_: Stream, _: &str| {}) {
+    match exec::run(conn, script, opts, &mut |_: Stream, _: &str, _| {}) {
         Ok(out) if out.status.success() => Ok(Some(String::from_utf8_lossy(&out.stdout).into())),
         Ok(_) => Ok(None),
         // Neither reads nor writes a local file; were it to, the script simply failed.

@@ -321,7 +321,9 @@ fn releases_an_earlier_tether_published_without_the_marker_stay_complete() {
     app.commit("v4");
     deploy(&dir, &lab, "20250101000004", &[])
         .status(0)
-        .stdout_contains(&format!("{ADOPTED}web1, web2, resque1: 20250101000001, 20250101000002\n"))
+        .stdout_contains(&format!(
+            "{ADOPTED}web1, web2, resque1: 20250101000001, 20250101000002\n"
+        ))
         .stdout_contains(&format!("{ADOPTED}resque2: 20250101000002\n"))
         .stdout_contains(&format!("{FOREIGN}resque2: 20250101000001\n"))
         .stdout_contains("every release it keeps) on web1: 20250101000003\n")
@@ -640,7 +642,13 @@ fn a_named_rollback_repairs_a_current_that_leads_nowhere() {
 /// restarting): no marker, no line in revisions.log.
 fn unlog(lab: &Lab, r: &str) {
     for h in HOSTS {
-        fs::remove_file(shop(lab, h).join("releases").join(r).join(".tether-complete")).unwrap();
+        fs::remove_file(
+            shop(lab, h)
+                .join("releases")
+                .join(r)
+                .join(".tether-complete"),
+        )
+        .unwrap();
         let log = shop(lab, h).join("revisions.log");
         let text: String = fs::read_to_string(&log)
             .unwrap()
@@ -693,7 +701,12 @@ fn a_release_published_and_never_logged_is_left_as_it_is() {
     for h in HOSTS {
         assert_eq!(
             releases(&lab, h),
-            ["20250101000001", "20250101000002", "20250101000003", "20250101000004"],
+            [
+                "20250101000001",
+                "20250101000002",
+                "20250101000003",
+                "20250101000004"
+            ],
             "{h}"
         );
     }

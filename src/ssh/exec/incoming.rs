@@ -10,38 +10,80 @@ use crate::event::Stream;
 /// pieces this long, so that what waits for its newline stays bounded.
 pub(super) const MAX_LINE: usize = 1024 * 1024;
 
-/// Splits a byte stream into lines for display while keeping every byte for the result.
+/// How a line shown ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineEnd {
+    /// At a newline (its `\r`s before it dropped: a CRLF ending), at the stream's end, or cut
+    /// at [`MAX_LINE`].
+    Newline,
+    /// At a `\r` that the command drew its next state over (the progress of git, npm, curl):
+    /// shown when the next state starts, not when the line ends (a terminal draws it in the
+    /// status line, a log and JSON give it a line of its own).
+    Redrawn,
+}
+
+/// Splits a byte stream into lines for display while keeping every byte for the result: a
+/// line ends at a newline, and each state a command draws over with `\r` is shown apart
+/// ([`LineEnd::Redrawn`]; an empty one is not shown).
 #[derive(Default)]
 pub(super) struct Lines {
     pub(super) partial: Vec<u8>,
 }
 
 impl Lines {
-    pub(super) fn push(&mut self, data: &[u8], mut emit: impl FnMut(&str)) {
+    pub(super) fn push(&mut self, data: &[u8], mut emit: impl FnMut(&str, LineEnd)) {
         // The lines are cut out of the buffer once all are emitted: cutting each as it goes
-        // moved the rest of the buffer once a line.
-        let searched = self.partial.len();
+        // moved the rest of the buffer once a line. What is left holds no newline and no
+        // `\r` but at its end (one whose next byte had not come: CRLF or a redraw?), so the
+        // search starts there.
+        let mut from = self.partial.len();
+        while from > 0 && self.partial[from - 1] == b'\r' {
+            from -= 1;
+        }
         self.partial.extend_from_slice(data);
         let mut start = 0;
-        let mut from = searched;
-        while let Some(i) = self.partial[from..].iter().position(|b| *b == b'\n') {
-            let end = from + i;
-            emit(shown(&self.partial[start..end]).trim_end_matches('\r'));
-            start = end + 1;
+        while let Some(i) = self.partial[from..]
+            .iter()
+            .position(|b| *b == b'\n' || *b == b'\r')
+        {
+            let at = from + i;
+            // A run of `\r`s: a line's end when a newline follows it, else a redraw.
+            let mut after = at;
+            while self.partial.get(after) == Some(&b'\r') {
+                after += 1;
+            }
+            match self.partial.get(after) {
+                None => break,
+                Some(b'\n') => {
+                    emit(&shown(&self.partial[start..at]), LineEnd::Newline);
+                    start = after + 1;
+                }
+                Some(_) => {
+                    if at > start {
+                        emit(&shown(&self.partial[start..at]), LineEnd::Redrawn);
+                    }
+                    start = after;
+                }
+            }
             from = start;
         }
         self.partial.drain(..start);
         if self.partial.len() >= MAX_LINE {
             let piece = std::mem::take(&mut self.partial);
-            emit(&shown(&piece));
+            emit(&shown(&piece), LineEnd::Newline);
         }
     }
 
-    pub(super) fn finish(&mut self, mut emit: impl FnMut(&str)) {
-        if !self.partial.is_empty() {
-            emit(&shown(&self.partial));
-            self.partial.clear();
+    /// At the stream's end: the last line, without its `\r`s, if it shows anything.
+    pub(super) fn finish(&mut self, mut emit: impl FnMut(&str, LineEnd)) {
+        let mut end = self.partial.len();
+        while end > 0 && self.partial[end - 1] == b'\r' {
+            end -= 1;
         }
+        if end > 0 {
+            emit(&shown(&self.partial[..end]), LineEnd::Newline);
+        }
+        self.partial.clear();
     }
 }
 
@@ -97,7 +139,7 @@ impl Incoming {
     pub(super) fn push(
         &mut self,
         data: &[u8],
-        on_line: &mut dyn FnMut(Stream, &str),
+        on_line: &mut dyn FnMut(Stream, &str, LineEnd),
     ) -> std::io::Result<()> {
         let data = self.start.push(data);
         let shown = match &mut self.status {
@@ -110,7 +152,7 @@ impl Incoming {
     pub(super) fn keep(
         &mut self,
         shown: &[u8],
-        on_line: &mut dyn FnMut(Stream, &str),
+        on_line: &mut dyn FnMut(Stream, &str, LineEnd),
     ) -> std::io::Result<()> {
         self.kept += shown.len() as u64;
         if let Some(drain) = &self.drain {
@@ -128,7 +170,7 @@ impl Incoming {
             }
         }
         let stream = self.stream;
-        self.lines.push(shown, |l| on_line(stream, l));
+        self.lines.push(shown, |l, end| on_line(stream, l, end));
         Ok(())
     }
 
@@ -136,7 +178,7 @@ impl Incoming {
     /// the marker, if it arrived here, and whether writing the rest to the drain worked.
     pub(super) fn end(
         &mut self,
-        on_line: &mut dyn FnMut(Stream, &str),
+        on_line: &mut dyn FnMut(Stream, &str, LineEnd),
     ) -> (Option<i32>, std::io::Result<()>) {
         let held = self.start.finish();
         let (rest, code) = match &mut self.status {
@@ -240,10 +282,10 @@ mod tests {
     fn lines_split_and_flush() {
         let mut l = Lines::default();
         let mut got = Vec::new();
-        l.push(b"a\r\nb", |s| got.push(s.to_string()));
-        l.push(b"c\n", |s| got.push(s.to_string()));
-        l.push(b"tail", |s| got.push(s.to_string()));
-        l.finish(|s| got.push(s.to_string()));
+        l.push(b"a\r\nb", |s, _| got.push(s.to_string()));
+        l.push(b"c\n", |s, _| got.push(s.to_string()));
+        l.push(b"tail", |s, _| got.push(s.to_string()));
+        l.finish(|s, _| got.push(s.to_string()));
         assert_eq!(got, ["a", "bc", "tail"]);
     }
 
@@ -253,9 +295,9 @@ mod tests {
         let mut l = Lines::default();
         let mut got = Vec::new();
         for _ in 0..5 {
-            l.push(&vec![b'a'; MAX_LINE / 2 + 1], |s| got.push(s.len()));
+            l.push(&vec![b'a'; MAX_LINE / 2 + 1], |s, _| got.push(s.len()));
         }
-        l.push(b"\n", |s| got.push(s.len()));
+        l.push(b"\n", |s, _| got.push(s.len()));
         assert_eq!(got.iter().sum::<usize>(), 5 * (MAX_LINE / 2 + 1));
         assert!(got.iter().all(|&n| n <= MAX_LINE + 32 * 1024), "{got:?}");
         assert!(got.len() >= 2);
@@ -272,7 +314,7 @@ mod tests {
             .collect();
         let mut shown = 0;
         for piece in text.chunks(700) {
-            s.keep(piece, &mut |_, _| shown += 1).unwrap();
+            s.keep(piece, &mut |_, _, _| shown += 1).unwrap();
             assert!(s.bytes.len() <= 2000);
         }
         assert_eq!(shown, 20_000);
@@ -294,12 +336,47 @@ mod tests {
         for size in [1, 2, 3, 7, 64, 1000, text.len()] {
             let (mut l, mut got) = (Lines::default(), Vec::new());
             for piece in text.chunks(size) {
-                l.push(piece, |s| got.push(s.to_string()));
+                l.push(piece, |s, _| got.push(s.to_string()));
             }
-            l.finish(|s| got.push(s.to_string()));
+            l.finish(|s, _| got.push(s.to_string()));
             assert_eq!(got, want, "pushes of {size} bytes");
             assert!(l.partial.is_empty());
         }
+    }
+
+    /// Each state drawn over with `\r` is shown once the next one starts, whatever the
+    /// pushes; a run of `\r`s before a newline (or the end) ends the line; empty states are
+    /// not shown.
+    #[test]
+    fn states_drawn_over_with_carriage_returns_are_shown_as_they_come() {
+        use LineEnd::{Newline, Redrawn};
+        let text = b"a\r10%\r50%\r100%\ndone\r\n\rx 1\r\rx 2\r\nPassword: \r\r\nend\r\r";
+        let want = [
+            ("a", Redrawn),
+            ("10%", Redrawn),
+            ("50%", Redrawn),
+            ("100%", Newline),
+            ("done", Newline),
+            ("x 1", Redrawn),
+            ("x 2", Newline),
+            ("Password: ", Newline),
+            ("end", Newline),
+        ];
+        for size in 1..=text.len() {
+            let (mut l, mut got) = (Lines::default(), Vec::new());
+            for piece in text.chunks(size) {
+                l.push(piece, |s, end| got.push((s.to_string(), end)));
+            }
+            l.finish(|s, end| got.push((s.to_string(), end)));
+            let got: Vec<(&str, LineEnd)> = got.iter().map(|(s, e)| (s.as_str(), *e)).collect();
+            assert_eq!(got, want, "pushes of {size} bytes");
+        }
+        // A state is shown as soon as the next one starts, before the line ends.
+        let (mut l, mut got) = (Lines::default(), Vec::new());
+        l.push(b"step 1\r", |s, end| got.push((s.to_string(), end)));
+        assert!(got.is_empty(), "a CRLF's carriage return is not a redraw");
+        l.push(b"s", |s, end| got.push((s.to_string(), end)));
+        assert_eq!(got, [("step 1".to_string(), Redrawn)]);
     }
 
     #[test]

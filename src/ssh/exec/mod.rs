@@ -50,7 +50,7 @@ mod run;
 mod supervision;
 mod wrap;
 
-pub use incoming::shown;
+pub use incoming::{shown, LineEnd};
 pub use options::{Drain, Echo, ExecOptions, Source, CHUNK, OPEN_TIMEOUT, PTY_TERM};
 pub use outcome::{finished_event, ExecError, ExecOutput, ExitStatus, RemoteStop};
 pub use preamble::Preamble;

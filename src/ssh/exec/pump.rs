@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use super::incoming::{direct_reason, Incoming, Streams};
+use super::incoming::{direct_reason, Incoming, LineEnd, Streams};
 use super::options::{ExecOptions, CHUNK};
 use super::outcome::ExecError;
 use super::pty_stop;
@@ -37,7 +37,7 @@ pub(super) fn pump(
     opts: &ExecOptions,
     supervised: bool,
     agent: &mut Option<crate::ssh::agent::Forwarder>,
-    on_line: &mut dyn FnMut(Stream, &str),
+    on_line: &mut dyn FnMut(Stream, &str, LineEnd),
     started: Instant,
 ) -> Result<(), ExecError> {
     let session = &conn.session;
@@ -228,7 +228,7 @@ fn read_both(
     out: &mut Incoming,
     err: &mut Incoming,
     buf: &mut [u8],
-    on_line: &mut dyn FnMut(Stream, &str),
+    on_line: &mut dyn FnMut(Stream, &str, LineEnd),
 ) -> Result<(bool, usize), ExecError> {
     let (mut progressed, mut open_streams) = (false, 0);
     for stream_id in [0, 1] {
@@ -262,7 +262,7 @@ pub(super) fn drain(
     conn: &Connection,
     channel: &mut ssh2::Channel,
     streams: &mut Streams,
-    on_line: &mut dyn FnMut(Stream, &str),
+    on_line: &mut dyn FnMut(Stream, &str, LineEnd),
     within: Duration,
 ) {
     let until = Instant::now() + within;

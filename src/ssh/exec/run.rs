@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::frames::{Key, StderrFilter};
-use super::incoming::{crlf_to_lf, direct_reason, Streams};
+use super::incoming::{crlf_to_lf, direct_reason, LineEnd, Streams};
 use super::options::{ExecOptions, OPEN_TIMEOUT, PTY_TERM};
 use super::outcome::{ExecError, ExecOutput, ExitStatus, RemoteStop};
 use super::preamble::{Preamble, StartFilter};
@@ -24,7 +24,7 @@ pub fn run(
     conn: &Connection,
     command: &str,
     opts: &ExecOptions,
-    on_line: &mut dyn FnMut(Stream, &str),
+    on_line: &mut dyn FnMut(Stream, &str, LineEnd),
 ) -> Result<ExecOutput, ExecError> {
     run_reporting(conn, command, opts, on_line, &mut Preamble::default(), None)
 }
@@ -42,7 +42,7 @@ pub fn run_reporting(
     conn: &Connection,
     command: &str,
     opts: &ExecOptions,
-    on_line: &mut dyn FnMut(Stream, &str),
+    on_line: &mut dyn FnMut(Stream, &str, LineEnd),
     preamble: &mut Preamble,
     sup: Option<&mut Supervision>,
 ) -> Result<ExecOutput, ExecError> {
@@ -203,7 +203,7 @@ pub fn resume(
     conn: &Connection,
     sup: &mut Supervision,
     opts: &ExecOptions,
-    on_line: &mut dyn FnMut(Stream, &str),
+    on_line: &mut dyn FnMut(Stream, &str, LineEnd),
     preamble: &mut Preamble,
 ) -> Result<ExecOutput, ExecError> {
     let (out, err) = sup.received();
@@ -241,7 +241,7 @@ fn run_script(
         &wrap_script(script, &key, args),
         &key,
         &opts,
-        &mut |_, _| {},
+        &mut |_, _, _| {},
         &mut Preamble::default(),
         None,
     )
@@ -341,7 +341,7 @@ pub(super) fn stage(
         &wrap_for(&crate::ssh::supervisor::stage(id, tag), false, None, &key),
         &key,
         &stage_opts,
-        &mut |_, _| {},
+        &mut |_, _, _| {},
         &mut Preamble::default(),
         None,
     )?;
@@ -369,7 +369,7 @@ pub(super) fn run_wrapped(
     wrapped: &str,
     key: &Key,
     opts: &ExecOptions,
-    on_line: &mut dyn FnMut(Stream, &str),
+    on_line: &mut dyn FnMut(Stream, &str, LineEnd),
     preamble: &mut Preamble,
     mut sup: Option<&mut Supervision>,
 ) -> Result<ExecOutput, ExecError> {
@@ -529,8 +529,14 @@ pub(super) fn run_wrapped(
             // its result (read to the channel's end above) is its own.
             if stopped != Some(Ok(StopDone::Gone)) {
                 if stopped.is_some() {
-                    streams.out.lines.finish(|l| on_line(Stream::Stdout, l));
-                    streams.err.lines.finish(|l| on_line(Stream::Stderr, l));
+                    streams
+                        .out
+                        .lines
+                        .finish(|l, end| on_line(Stream::Stdout, l, end));
+                    streams
+                        .err
+                        .lines
+                        .finish(|l, end| on_line(Stream::Stderr, l, end));
                     close_now(conn, &mut channel);
                 }
                 return Err(e.with_stop(stopped.map(|r| match r {
@@ -620,8 +626,8 @@ pub(super) fn run_wrapped(
         stdout = crlf_to_lf(&stdout);
         preamble.stdout = crlf_to_lf(&preamble.stdout);
     }
-    out.lines.finish(|l| on_line(Stream::Stdout, l));
-    err.lines.finish(|l| on_line(Stream::Stderr, l));
+    out.lines.finish(|l, end| on_line(Stream::Stdout, l, end));
+    err.lines.finish(|l, end| on_line(Stream::Stderr, l, end));
 
     let status = match (signal, marker) {
         // The command's files were removed under it (a resume that finds them gone is a

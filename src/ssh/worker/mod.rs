@@ -639,7 +639,7 @@ impl WorkerState {
         };
         let owner = &self.owner;
         let mut preamble = exec::Preamble::default();
-        let mut on_line = |stream, line: &str| {
+        let mut on_line = |stream, line: &str, end: exec::LineEnd| {
             let shown = match opts.echo {
                 Echo::All => true,
                 Echo::NoStdout => stream == Stream::Stderr,
@@ -652,6 +652,7 @@ impl WorkerState {
                 stream,
                 // A secret (the sudo password) never leaves the worker in output.
                 line: crate::secret::mask(line).into_owned(),
+                redrawn: end == exec::LineEnd::Redrawn,
             });
         };
         let result = match sup {

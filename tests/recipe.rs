@@ -2150,3 +2150,62 @@ fn a_decimal_set_on_the_command_line_is_a_number() {
         .status(4)
         .stderr_contains("on() option `timeout` must be a number, not \"0.30\"");
 }
+
+/// A server's `user` and `port` (Capistrano's `server "web", user: "deploy", port: 2222`) are
+/// where it is reached, as `deploy@web:2222` says them (stop 36 tester t17: they were kept as
+/// plain properties, and the run reached the config's port as the config's user, exit 0).
+/// `ssh_options` (net-ssh's settings, which tether does not read) is refused at its line, as a
+/// server property and as a variable, and so is a `user` or `port` the name contradicts.
+#[test]
+fn a_servers_user_and_port_are_where_it_is_reached() {
+    let lab = lab(&["host1", "host2"]);
+    let port2 = lab.host("host2").port;
+    let mut r = RecipeDir::new(
+        "user-port",
+        &format!(
+            "server(\"host1\", #{{ roles: [\"app\"], user: \"root\", port: {port2} }});\n\
+             task(\"t\", || {{ on(\"app\", |h| {{ print(`${{h.user}} ${{h.port}}`); run(\"whoami; touch /srv/reached\"); }}); }});\n"
+        ),
+    );
+    r.ssh_config = Some(lab.ssh_config());
+    r.tether()
+        .args(&["t"])
+        .run()
+        .status(0)
+        .stdout_contains(&format!("root {port2}\n"))
+        .stdout_contains("| root\n");
+    assert!(lab.host("host2").root_dir.join("reached").exists());
+    assert!(!lab.host("host1").root_dir.join("reached").exists());
+
+    for (line, said) in [
+        (
+            "server(\"deploy@host1\", #{ user: \"root\" });".to_string(),
+            "deploy.rhai:1:1: server(\"deploy@host1\"): `user: \"root\"` contradicts the name's user `deploy`".to_string(),
+        ),
+        (
+            format!("server(\"host1:{port2}\", #{{ port: 22 }});"),
+            format!("server(\"host1:{port2}\"): `port: 22` contradicts the name's port {port2}"),
+        ),
+        (
+            "server(\"host1\", #{ port: 70000 });".to_string(),
+            "server(\"host1\"): `port` must be a port number (1 to 65535), not 70000".to_string(),
+        ),
+        (
+            "server(\"host1\", #{ ssh_options: #{ user: \"deploy\" } });".to_string(),
+            "server(\"host1\"): tether reads no `ssh_options`".to_string(),
+        ),
+        (
+            "set(\"ssh_options\", #{ port: 2222 });".to_string(),
+            "tether reads no `ssh_options`".to_string(),
+        ),
+    ] {
+        let mut r = RecipeDir::new("user-port-bad", &format!("{line}\ntask(\"t\", || {{}});\n"));
+        r.ssh_config = Some(lab.ssh_config());
+        r.tether()
+            .args(&["t"])
+            .run()
+            .status(4)
+            .stderr_contains(&said)
+            .stderr_contains("deploy.rhai:1:");
+    }
+}

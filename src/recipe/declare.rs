@@ -37,6 +37,80 @@ fn check_connection_props(name: &str, props: &Map) -> Fallible<()> {
     Ok(())
 }
 
+/// A server's `user` and `port` properties (Capistrano's `server "web", user: "deploy", port:
+/// 2222`), taken out of `props` and written into its name as `deploy@web:2222` says them: the
+/// same host either way, reached there (as Capistrano keys servers by name and port). Err where
+/// the name gives another user or port, or where either is no user or port. `ssh_options`
+/// (Capistrano's net-ssh settings) is refused: tether reads OpenSSH's config instead.
+fn with_user_and_port(name: &str, props: &mut Map) -> Fallible<String> {
+    if props.contains_key("ssh_options") {
+        return fail(format!(
+            "server(\"{name}\"): {}",
+            super::runtime_vars::SSH_OPTIONS
+        ));
+    }
+    let (user, port) = (props.remove("user"), props.remove("port"));
+    if user.is_none() && port.is_none() {
+        return Ok(name.to_string());
+    }
+    let target = HostTarget::parse(name).map_err(|e| -> Box<EvalAltResult> { e.into() })?;
+    let user = match user {
+        None => target.user.clone(),
+        Some(v) => {
+            let u = v
+                .into_immutable_string()
+                .map_err(|t| format!("server(\"{name}\"): `user` must be a string, not {t}"))?;
+            match &target.user {
+                Some(written) if *written != u.as_str() => return fail(format!(
+                    "server(\"{name}\"): `user: \"{u}\"` contradicts the name's user `{written}`"
+                )),
+                _ => Some(u.to_string()),
+            }
+        }
+    };
+    let port = match port {
+        None => target.port,
+        Some(v) => {
+            let p = v
+                .as_int()
+                .ok()
+                .or_else(|| v.clone().into_string().ok()?.parse().ok())
+                .and_then(|p| u16::try_from(p).ok())
+                .filter(|p| *p > 0)
+                .ok_or_else(|| {
+                    format!(
+                        "server(\"{name}\"): `port` must be a port number (1 to 65535), not {v}"
+                    )
+                })?;
+            match target.port {
+                Some(written) if written != p => {
+                    return fail(format!(
+                        "server(\"{name}\"): `port: {p}` contradicts the name's port {written}"
+                    ))
+                }
+                _ => Some(p),
+            }
+        }
+    };
+    // An address with colons is bracketed, as a name with a port writes it.
+    let host = if target.alias.contains(':') && !target.alias.starts_with('[') {
+        format!("[{}]", target.alias)
+    } else {
+        target.alias.clone()
+    };
+    let mut written = String::new();
+    if let Some(u) = &user {
+        written.push_str(u);
+        written.push('@');
+    }
+    written.push_str(&host);
+    if let Some(p) = port {
+        written.push_str(&format!(":{p}"));
+    }
+    HostTarget::parse(&written).map_err(|e| -> Box<EvalAltResult> { e.into() })?;
+    Ok(written)
+}
+
 /// The value `-s KEY=VALUE` gives the recipe, checked as the command line is resolved, before
 /// any recipe is read (`tether watch` refuses it at once: no save of the recipe changes it).
 /// Err: why, naming the `-s`: a key that is the release flow's own state for one run
@@ -191,7 +265,8 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
             None => Vec::new(),
         };
         check_connection_props(name, &props)?;
-        r.recipe().add_server(name, &roles, props)?;
+        let name = with_user_and_port(name, &mut props)?;
+        r.recipe().add_server(&name, &roles, props)?;
         Ok(())
     });
     let r = rt.clone();

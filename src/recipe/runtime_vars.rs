@@ -55,6 +55,11 @@ pub fn too_late(call: &str, key: &str) -> String {
     )
 }
 
+/// Why `ssh_options` is refused, as a variable or a server's property: it is Capistrano's
+/// (net-ssh's settings), and tether reads OpenSSH's config instead; a recipe ported from
+/// Capistrano would otherwise reach its hosts another way than it says, without a word.
+pub const SSH_OPTIONS: &str = "tether reads no `ssh_options` (Capistrano's net-ssh settings): give a server's user and port in the server (`server(\"web\", #{ user: \"deploy\", port: 2222 })`, or `deploy@web:2222`), and the rest in the ssh config (`-F`, or `set(\"ssh_config\", ...)`: `Host web` with `IdentityFile`, `ForwardAgent yes`, `ProxyJump`...)";
+
 /// What `log_file` names (`""`: no run log).
 pub const LOG_FILE: &str = "the run log (\"\" for none)";
 /// What `ssh_config` names (`"none"`: none, as `ssh -F none`).
@@ -65,6 +70,7 @@ pub const SSH_CONFIG: &str = "an ssh config file (\"none\" for none)";
 pub fn check(key: &str, value: &Dynamic) -> Result<(), String> {
     match key {
         "keepalive" => keepalive(value).map(drop),
+        "ssh_options" => Err(SSH_OPTIONS.into()),
         "log_file" => path(value, LOG_FILE).map(drop),
         "ssh_config" => match path(value, SSH_CONFIG)?.as_str() {
             "" => Err("an empty path (\"none\" reads no ssh config file, as ssh -F none)".into()),

@@ -13,8 +13,9 @@ use super::model::Hook;
 use crate::command::quote;
 use crate::host::HostTarget;
 
-/// Checks the server properties that change how tether connects: `via` (jump hosts, a
-/// string as ProxyJump takes) and `forward_agent` (a boolean).
+/// Checks the server properties tether reads: `via` (jump hosts, a string as ProxyJump
+/// takes), `forward_agent` and `no_release` (booleans; `no_release` is read by the stdlib's
+/// release flow).
 fn check_connection_props(name: &str, props: &Map) -> Fallible<()> {
     if let Some(v) = props.get("via") {
         let spec = v.clone().into_immutable_string().map_err(|t| {
@@ -26,10 +27,10 @@ fn check_connection_props(name: &str, props: &Map) -> Fallible<()> {
         crate::ssh::route::parse_spec(&spec)
             .map_err(|e| format!("server(\"{name}\"): `via`: {e}"))?;
     }
-    if let Some(v) = props.get("forward_agent") {
-        if !v.is_bool() {
+    for key in ["forward_agent", "no_release"] {
+        if let Some(v) = props.get(key).filter(|v| !v.is_bool()) {
             return fail(format!(
-                "server(\"{name}\"): `forward_agent` must be true or false, not {}",
+                "server(\"{name}\"): `{key}` must be true or false, not {}",
                 v.type_name()
             ));
         }
@@ -61,9 +62,11 @@ fn with_user_and_port(name: &str, props: &mut Map) -> Fallible<String> {
                 .into_immutable_string()
                 .map_err(|t| format!("server(\"{name}\"): `user` must be a string, not {t}"))?;
             match &target.user {
-                Some(written) if *written != u.as_str() => return fail(format!(
+                Some(written) if *written != u.as_str() => {
+                    return fail(format!(
                     "server(\"{name}\"): `user: \"{u}\"` contradicts the name's user `{written}`"
-                )),
+                ))
+                }
                 _ => Some(u.to_string()),
             }
         }

@@ -789,3 +789,44 @@ fn a_revisions_log_that_is_no_file_is_said_and_refused() {
         );
     }
 }
+
+/// A server marked `no_release: true` gets no release, as Capistrano's `release_roles` leave it
+/// out (a database host beside the app hosts); before, the property was kept and never read,
+/// and the release flow built and published there too. A value other than true or false is
+/// refused at its line.
+#[test]
+fn a_server_marked_no_release_gets_none() {
+    let lab = lab();
+    let dir = Dir::new("no-release");
+    let app = App::new(&dir);
+    let text = recipe_text(&app, false)
+        .replace(
+            "server(\"resque2\", #{ roles: [\"app\", \"resque\"] });",
+            "server(\"resque2\", #{ roles: [\"app\", \"resque\"], no_release: true });",
+        )
+        .replace(
+            "on(\"all\", |host| {\n        if host.name == fail_on",
+            "on(deploy::release_hosts(), |host| {\n        if host.name == fail_on",
+        )
+        .replace(
+            "on(\"all\", |host| run(`echo \"deployed",
+            "on(deploy::release_hosts(), |host| run(`echo \"deployed",
+        );
+    assert!(text.contains("no_release: true"));
+    assert_eq!(text.matches("on(deploy::release_hosts()").count(), 2);
+    dir.write("deploy.rhai", &text);
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    for h in ["web1", "web2", "resque1"] {
+        assert_eq!(releases(&lab, h), ["20250101000001"], "{h}");
+    }
+    assert!(!shop(&lab, "resque2").join("releases").exists());
+    assert!(current(&lab, "resque2").is_none());
+
+    dir.write(
+        "deploy.rhai",
+        &text.replace("no_release: true", "no_release: \"yes\""),
+    );
+    tether(&dir, &lab, &["deploy:releases"])
+        .status(4)
+        .stderr_contains("server(\"resque2\"): `no_release` must be true or false, not string");
+}

@@ -182,6 +182,27 @@ fn a_failing_proxy_command_names_host_status_and_stderr() {
     run_on(&cfg, "host1")
         .status(3)
         .stdout_contains("host1: ProxyCommand `/nonexistent/proxy` exited with status 127");
+
+    // A proxy that reaches something else than an SSH server (an HTTP proxy's answer): what
+    // came is the reason, whether the proxy then waits or exits (stop 36 tester t17: "exited
+    // with status 143", tether having ended it, or "exited with status 0").
+    for (end, said) in [
+        ("sleep 30", "sent no SSH banner within 2.0 s (ConnectTimeout), only \"HTTP/1.1 400 Bad Request\": not an SSH server?"),
+        ("exit 0", "closed the connection before sending its SSH banner (it said \"HTTP/1.1 400 Bad Request\")"),
+    ] {
+        std::fs::write(
+            &cfg,
+            format!(
+                "Host host1\n  ConnectTimeout 2\n  ProxyCommand sh -c 'echo \"HTTP/1.1 400 Bad Request\"; {end}'\n{lab_cfg}"
+            ),
+        )
+        .unwrap();
+        run_on(&cfg, "host1")
+            .status(3)
+            .stdout_contains(said)
+            .stdout_contains("through its ProxyCommand")
+            .stdout_lacks("exited with status");
+    }
 }
 
 /// Through a proxy command, a changed host key, an unknown one and refused authentication

@@ -159,7 +159,7 @@ fn servers_that_set_up_no_session_fail_their_host_within_connect_timeout() {
              2.0 s (ConnectTimeout): no SSH banner",
         )
         .stdout_contains(
-            "proxyhttp: proxyhttp:22 sent no SSH banner within 2.0 s (ConnectTimeout), only \
+            "proxyhttp: proxyhttp:22 (through its ProxyCommand) sent no SSH banner within 2.0 s (ConnectTimeout), only \
              \"HTTP/1.0 200\"",
         )
         .stderr_contains("11 of 12 hosts failed");

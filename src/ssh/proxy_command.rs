@@ -24,6 +24,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::banner::BannerProblem;
 use super::config::HostConfig;
 use super::connect::{self, Connection};
 use super::SshError;
@@ -186,6 +187,17 @@ pub fn connect(
     })?;
     match connect::connect_over(name, cfg, stream, started, pinned, warn) {
         Ok(conn) => Ok(conn.owning(Box::new(proxy))),
+        // What came through instead of an SSH banner (an HTTP proxy's answer) is the reason,
+        // whether or not the proxy then exits.
+        Err(SshError::Banner {
+            host,
+            addr,
+            problem,
+        }) if said_instead(&problem) => Err(SshError::Banner {
+            host,
+            addr: format!("{addr} (through its ProxyCommand)"),
+            problem,
+        }),
         Err(e) if the_transport_failed(&e) => match proxy.exited(EXIT_GRACE) {
             // The command ending is why the connection failed.
             Some(status) => Err(proxy.failure(name, status)),
@@ -194,6 +206,15 @@ pub fn connect(
         // The server answered through the proxy (a host key refused, authentication failed):
         // that is the reason, and the proxy exits only because tether closed its end.
         Err(e) => Err(e),
+    }
+}
+
+/// Whether the other end sent something other than an SSH banner.
+fn said_instead(problem: &BannerProblem) -> bool {
+    match problem {
+        BannerProblem::NotSsh { .. } => true,
+        BannerProblem::Closed { said, .. } => !said.is_empty(),
+        BannerProblem::Silent { .. } | BannerProblem::KexTimeout { .. } => false,
     }
 }
 

@@ -291,6 +291,11 @@ pub enum EventKind {
         /// where it is an `output` line as any other.
         #[serde(skip)]
         redrawn: bool,
+        /// The line is not ended yet: what it holds so far, which has not grown for a while (a
+        /// prompt): only a terminal's status line shows it; it comes again when it ends. Never
+        /// written anywhere (JSON, taps).
+        #[serde(skip)]
+        pending: bool,
     },
     /// A command ended (successfully or not).
     #[serde(rename = "command_finished")]
@@ -772,6 +777,7 @@ mod tests {
             stream: Stream::Stderr,
             line: "a\"b".into(),
             redrawn: true,
+            pending: false,
         };
         assert_eq!(
             serde_json::to_string(&kind).unwrap(),

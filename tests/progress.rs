@@ -190,3 +190,46 @@ fn a_redrawn_state_is_shown_when_it_is_drawn() {
     });
     assert!(drawn, "the status line never showed `step 1`: {screen:?}");
 }
+
+/// A line a command leaves unended (a prompt, `Password: `) is drawn in a terminal's status
+/// line once it has waited half a second, so a command that waits on it is seen waiting
+/// (stop 35 tester t14: it showed only when the command ended); a log and JSON still get it
+/// once, as the line it becomes.
+#[test]
+fn an_unended_line_is_drawn_in_the_status_line() {
+    let lab = Lab::start(1);
+    const PROMPT: &str = r"printf 'Password: '; sleep 3; echo; echo done";
+    let json = Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["--format", "json", "run", "--hosts", "host1", "--", PROMPT])
+        .run();
+    json.status(0);
+    let lines: Vec<String> = json
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "output")
+        .map(|v| v["line"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(lines, ["Password: ", "done"], "{}", json.stdout);
+
+    let pty = support::pty::Pty::new(100, 20);
+    let mut child = pty.spawn(
+        Tether::new()
+            .ssh_config(&lab.ssh_config())
+            .args(&["run", "--hosts", "host1", "--", PROMPT])
+            .command(),
+    );
+    let status = support::pty::wait(&mut child, std::time::Duration::from_secs(60), &pty);
+    let screen = pty.output();
+    assert_eq!(status, 0, "{screen}");
+    assert!(screen.contains("host1 | done\r\n"), "{screen:?}");
+    assert_eq!(screen.matches("| Password: ").count(), 1, "{screen:?}");
+    let drawn = screen.split("\r\x1b[2K").skip(1).any(|s| {
+        s.split(['\r', '\n'])
+            .next()
+            .unwrap_or("")
+            .contains("host1 › Password: ")
+    });
+    assert!(drawn, "the status line never showed the prompt: {screen:?}");
+}

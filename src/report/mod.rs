@@ -203,6 +203,11 @@ fn run(rx: Receiver<Message>, state: Arc<Mutex<State>>, look: Look, mut taps: Ta
     // Events before `run_started`, while they are held (see `Reporter::for_run`).
     let mut held: Option<Vec<Event>> = hold.then(Vec::new);
     let take = |event: Event, taps: &mut Taps, fold: &mut Fold| {
+        // A line not ended yet is the status line's alone: it comes again when it ends.
+        if matches!(event.kind, EventKind::Output { pending: true, .. }) {
+            record(&mut lock(&state), &event);
+            return;
+        }
         // A line redrawn with `\r` is several lines, or on a terminal its last state; a state
         // drawn over, on a terminal, is the status line's (see `status.rs`).
         let redrawn = look.live && matches!(event.kind, EventKind::Output { redrawn: true, .. });

@@ -33,6 +33,7 @@ pub fn segments(event: Event) -> Vec<Event> {
                     stream,
                     line: s.to_string(),
                     redrawn: false,
+                    pending: false,
                 }
             },
         })
@@ -51,6 +52,7 @@ mod tests {
                 stream: Stream::Stderr,
                 line: line.into(),
                 redrawn: false,
+                pending: false,
             },
         );
         segments(event)

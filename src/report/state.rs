@@ -44,8 +44,9 @@ pub struct State {
     /// Tasks in progress, innermost last, with their start.
     pub tasks: Vec<(String, Instant)>,
     pub status_shown: bool,
-    /// The last state a command drew over with `\r` (a progress line), as host and text:
-    /// shown in the status line until that host's line or command ends.
+    /// The last state a command drew over with `\r` (a progress line), or the line it left
+    /// unended a while (a prompt), as host and text: shown in the status line until that
+    /// host's line or command ends.
     pub redrawn: Option<(String, String)>,
     /// The run is a dry run (its `run_started` said so): its end has no sessions to sum up.
     pub dry_run: bool,
@@ -127,6 +128,11 @@ pub fn record(st: &mut State, event: &Event) {
         EventKind::Output {
             line,
             redrawn: true,
+            ..
+        }
+        | EventKind::Output {
+            line,
+            pending: true,
             ..
         } => st.redrawn = Some((event.host.to_string(), line.clone())),
         EventKind::Output { .. } | EventKind::Finished { .. }

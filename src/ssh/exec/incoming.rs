@@ -20,7 +20,15 @@ pub enum LineEnd {
     /// shown when the next state starts, not when the line ends (a terminal draws it in the
     /// status line, a log and JSON give it a line of its own).
     Redrawn,
+    /// Not ended: the line so far, which has not grown for [`PENDING_AFTER`] (a prompt such as
+    /// `Password: `, a progress state before its `\r`): only a terminal's status line shows it;
+    /// the line is shown again, as any other, when it ends.
+    Pending,
 }
+
+/// How long a line waits for its end, not growing, before it is shown as
+/// [`LineEnd::Pending`].
+pub(super) const PENDING_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Splits a byte stream into lines for display while keeping every byte for the result: a
 /// line ends at a newline, and each state a command draws over with `\r` is shown apart
@@ -119,6 +127,9 @@ pub(super) struct Incoming {
     pub(super) kept: u64,
     /// The most of the stream's last bytes `bytes` keeps ([`ExecOptions::keep`]).
     pub(super) keep_last: Option<usize>,
+    /// The unended line's length, since when it has had it, and whether it was shown as
+    /// pending at that length (see [`Incoming::pending`]).
+    pend: Option<(usize, std::time::Instant, bool)>,
 }
 
 impl Incoming {
@@ -132,6 +143,35 @@ impl Incoming {
             drain: None,
             kept: 0,
             keep_last: None,
+            pend: None,
+        }
+    }
+
+    /// The unended line (without the `\r`s it ends with: its last state; see [`Lines`]: what is
+    /// left holds no other), once it has not grown for [`PENDING_AFTER`] at `now`, and once per
+    /// length: see [`LineEnd::Pending`].
+    pub(super) fn pending(&mut self, now: std::time::Instant) -> Option<String> {
+        let partial = &self.lines.partial;
+        if partial.is_empty() {
+            self.pend = None;
+            return None;
+        }
+        match &mut self.pend {
+            Some((len, since, said)) if *len == partial.len() => {
+                if *said || now.saturating_duration_since(*since) < PENDING_AFTER {
+                    return None;
+                }
+                *said = true;
+                let mut end = partial.len();
+                while end > 0 && partial[end - 1] == b'\r' {
+                    end -= 1;
+                }
+                (end > 0).then(|| shown(&partial[..end]).into_owned())
+            }
+            _ => {
+                self.pend = Some((partial.len(), now, false));
+                None
+            }
         }
     }
 
@@ -377,6 +417,26 @@ mod tests {
         assert!(got.is_empty(), "a CRLF's carriage return is not a redraw");
         l.push(b"s", |s, end| got.push((s.to_string(), end)));
         assert_eq!(got, [("step 1".to_string(), Redrawn)]);
+    }
+
+    /// A line left unended is pending once it has not grown for [`PENDING_AFTER`], once per
+    /// length, without the `\r`s it ends with; an ended one is not.
+    #[test]
+    fn an_unended_line_is_pending_once_it_waited() {
+        let mut s = Incoming::new(Stream::Stdout, StartFilter::open(), None);
+        let t0 = std::time::Instant::now();
+        let ms = |n: u64| t0 + std::time::Duration::from_millis(n);
+        s.keep(b"done\nPassword: ", &mut |_, _, _| {}).unwrap();
+        assert_eq!(s.pending(t0), None);
+        assert_eq!(s.pending(ms(400)), None);
+        assert_eq!(s.pending(ms(600)).as_deref(), Some("Password: "));
+        assert_eq!(s.pending(ms(2000)), None, "once per length");
+        s.keep(b"x\r", &mut |_, _, _| {}).unwrap();
+        assert_eq!(s.pending(ms(2000)), None, "it grew: waits again");
+        assert_eq!(s.pending(ms(2600)).as_deref(), Some("Password: x"));
+        s.keep(b"\n", &mut |_, _, _| {}).unwrap();
+        assert_eq!(s.pending(ms(2600)), None);
+        assert_eq!(s.pending(ms(9000)), None);
     }
 
     #[test]

@@ -187,6 +187,12 @@ pub(super) fn pump(
                 next_keepalive = Some(now + every);
             }
         }
+        // A line left unended a while (a prompt) is shown in a terminal's status line.
+        for incoming in [&mut *out, &mut *err] {
+            if let Some(text) = incoming.pending(now) {
+                on_line(incoming.stream, &text, LineEnd::Pending);
+            }
+        }
         let mut until = now + Duration::from_millis(500);
         if agent.as_ref().is_some_and(|a| a.busy()) {
             // The agent's answers arrive on sockets this wait does not watch.

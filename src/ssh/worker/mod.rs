@@ -653,6 +653,7 @@ impl WorkerState {
                 // A secret (the sudo password) never leaves the worker in output.
                 line: crate::secret::mask(line).into_owned(),
                 redrawn: end == exec::LineEnd::Redrawn,
+                pending: end == exec::LineEnd::Pending,
             });
         };
         let result = match sup {

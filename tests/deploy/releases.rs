@@ -755,7 +755,11 @@ fn a_revisions_log_that_is_no_file_is_said_and_refused() {
     let web1 = ["--hosts", "web1"];
     deploy(&dir, &lab, "20250101000001", &web1).status(0);
     app.commit("v2");
-    deploy(&dir, &lab, "20250101000002", &web1).status(0);
+    deploy(&dir, &lab, "20250101000003", &web1).status(0);
+    // Without the marker, between two logged deploys: whether it was ever live is not known
+    // without the log (stop 36 tester t18: with the log unreadable, cleanup marked it complete
+    // and removed the release before current).
+    fs::create_dir_all(shop(&lab, "web1").join("releases/20250101000002")).unwrap();
     let log = shop(&lab, "web1").join("revisions.log");
     let said = "/srv/shop/revisions.log is not a regular file (a FIFO, a directory, a dangling link): tether reads it, and appends every deploy and rollback to it";
     for odd in ["fifo", "dir", "dangling"] {
@@ -773,20 +777,29 @@ fn a_revisions_log_that_is_no_file_is_said_and_refused() {
         }
         tether(&dir, &lab, &["deploy:releases", "--hosts", "web1"])
             .status(0)
-            .stdout_contains(&format!("  not read: {said}\n"));
+            .stdout_contains(&format!("  not read: {said}\n"))
+            .stdout_contains("every release it keeps): 20250101000002\n");
         app.commit(&format!("v-{odd}"));
-        deploy(&dir, &lab, "20250101000003", &web1)
+        deploy(&dir, &lab, "20250101000004", &web1)
             .status(1)
             .stderr_contains(&format!("web1: {said}"));
         tether(&dir, &lab, &["deploy:rollback", "--hosts", "web1"])
             .status(1)
             .stderr_contains(&format!("web1: {said}"));
-        assert_current(&lab, &["web1"], "20250101000002", odd);
+        tether(
+            &dir,
+            &lab,
+            &["deploy:cleanup", "--hosts", "web1", "-s", "keep_releases=1"],
+        )
+        .status(1)
+        .stderr_contains(&format!("cleaned up nothing on:\n  web1: {said}"));
+        assert_current(&lab, &["web1"], "20250101000003", odd);
         assert_eq!(
             releases(&lab, "web1"),
-            ["20250101000001", "20250101000002"],
+            ["20250101000001", "20250101000002", "20250101000003"],
             "{odd}"
         );
+        assert!(!complete(&lab, "web1", "20250101000002"), "{odd}");
     }
 }
 
@@ -821,6 +834,18 @@ fn a_server_marked_no_release_gets_none() {
     }
     assert!(!shop(&lab, "resque2").join("releases").exists());
     assert!(current(&lab, "resque2").is_none());
+    // A run none of whose hosts gets releases is refused before anything runs (stop 36
+    // tester t18: it said done, exit 0, having locked and deployed nothing while its hooks ran).
+    for task in ["deploy", "deploy:rollback"] {
+        tether(&dir, &lab, &[task, "--hosts", "resque2"])
+            .status(4)
+            .stderr_contains("no host of this run gets releases: the hosts release_roles \"all\" names in it are marked no_release: true (resque2)");
+    }
+    assert!(!lab
+        .host("resque2")
+        .root_dir
+        .join("shop/deploy.lock")
+        .exists());
 
     dir.write(
         "deploy.rhai",

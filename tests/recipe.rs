@@ -2148,7 +2148,7 @@ fn a_decimal_set_on_the_command_line_is_a_number() {
         .args(&["-s", "to=0.30", "t"])
         .run()
         .status(4)
-        .stderr_contains("on() option `timeout` must be a number, not \"0.30\"");
+        .stderr_contains("on() option `timeout` must be a number, not \"0.30\" (text that reads as a number: -s gives a number only where it is written as Rhai prints one, such as 1.5)");
 }
 
 /// A server's `user` and `port` (Capistrano's `server "web", user: "deploy", port: 2222`) are
@@ -2176,6 +2176,28 @@ fn a_servers_user_and_port_are_where_it_is_reached() {
         .stdout_contains("| root\n");
     assert!(lab.host("host2").root_dir.join("reached").exists());
     assert!(!lab.host("host1").root_dir.join("reached").exists());
+
+    // `tether run --hosts host1` reaches the server declared `root@host1` as declared, not as
+    // the ssh config's user (stop 36 tester t18: as `nobody`).
+    let nobody = lab.dir().join("nobody_config");
+    std::fs::write(
+        &nobody,
+        format!(
+            "Host host1\n  User nobody\n{}",
+            std::fs::read_to_string(lab.ssh_config()).unwrap()
+        ),
+    )
+    .unwrap();
+    let mut r = RecipeDir::new(
+        "user-named",
+        "server(\"root@host1\", #{ roles: [\"app\"] });\n",
+    );
+    r.ssh_config = Some(nobody);
+    r.tether()
+        .args(&["run", "--hosts", "host1", "--", "whoami"])
+        .run()
+        .status(0)
+        .stdout_contains("| root\n");
 
     for (line, said) in [
         (

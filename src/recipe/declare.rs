@@ -82,7 +82,7 @@ fn with_user_and_port(name: &str, props: &mut Map) -> Fallible<String> {
                 .filter(|p| *p > 0)
                 .ok_or_else(|| {
                     format!(
-                        "server(\"{name}\"): `port` must be a port number (1 to 65535), not {v}"
+                        "server(\"{name}\"): `port` must be a port number (1 to 65535), not {v:?}"
                     )
                 })?;
             match target.port {
@@ -95,13 +95,17 @@ fn with_user_and_port(name: &str, props: &mut Map) -> Fallible<String> {
             }
         }
     };
-    // An address with colons is bracketed, as a name with a port writes it.
-    let host = if target.alias.contains(':') && !target.alias.starts_with('[') {
-        format!("[{}]", target.alias)
+    let mut written = String::new();
+    let host = if target.alias.contains(':') {
+        // An IPv6 address: `user@addr:port` cannot say it, ssh's URI can (`ssh://user@[::1]:2222`).
+        written.push_str("ssh://");
+        let addr = target.alias.trim_start_matches('[').trim_end_matches(']');
+        format!("[{addr}]")
     } else {
         target.alias.clone()
     };
-    let mut written = String::new();
+    // A user with characters a URI would read otherwise is refused by the parse below, as
+    // in any name.
     if let Some(u) = &user {
         written.push_str(u);
         written.push('@');
@@ -582,6 +586,71 @@ mod tests {
         }
         assert_eq!(override_value("true").as_bool(), Ok(true));
         assert_eq!(override_value("false").as_bool(), Ok(false));
+    }
+
+    /// A server's `user` and `port` are written into its name, an IPv6 address's as ssh's URI
+    /// (stop 36 tester t18: `root@[::1]:2222` was read as a host named `[::1]:2222`).
+    #[test]
+    fn a_servers_user_and_port_are_written_into_its_name() {
+        let named = |name: &str, user: Option<&str>, port: Option<i64>| {
+            let mut props = Map::new();
+            if let Some(u) = user {
+                props.insert("user".into(), u.into());
+            }
+            if let Some(p) = port {
+                props.insert("port".into(), p.into());
+            }
+            with_user_and_port(name, &mut props).map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            named("web", Some("deploy"), Some(2222)).unwrap(),
+            "deploy@web:2222"
+        );
+        assert_eq!(
+            named("deploy@web", None, Some(2222)).unwrap(),
+            "deploy@web:2222"
+        );
+        assert_eq!(named("web", None, None).unwrap(), "web");
+        for (name, user, port, alias, want_user, want_port) in [
+            ("::1", Some("root"), None, "::1", "root", None),
+            ("::1", Some("root"), Some(2222), "::1", "root", Some(2222)),
+            (
+                "ssh://[::1]:2222",
+                Some("root"),
+                None,
+                "::1",
+                "root",
+                Some(2222),
+            ),
+            (
+                "ssh://root@[::1]",
+                None,
+                Some(2222),
+                "::1",
+                "root",
+                Some(2222),
+            ),
+            (
+                "2001:db8::5",
+                Some("deploy"),
+                Some(22),
+                "2001:db8::5",
+                "deploy",
+                Some(22),
+            ),
+        ] {
+            let written = named(name, user, port).unwrap();
+            let t = HostTarget::parse(&written).unwrap();
+            assert_eq!(
+                t.alias.trim_matches(['[', ']']),
+                alias,
+                "{name} -> {written}"
+            );
+            assert_eq!(t.user.as_deref(), Some(want_user), "{name} -> {written}");
+            assert_eq!(t.port, want_port, "{name} -> {written}");
+        }
+        assert!(named("deploy@web", Some("root"), None).is_err());
+        assert!(named("web:22", None, Some(2222)).is_err());
     }
 
     /// A decimal with a fraction, written as Rhai prints it, is a number (stop 35 tester t15:

@@ -82,7 +82,17 @@ fn options(rt: &Runtime, opts: &Map) -> Fallible<OnOptions> {
                 .map(|i| i as f64)
                 .or_else(|_| v.as_float())
                 .map(Some)
-                .map_err(|_| format!("on() option `{key}` must be a number, not {v:?}").into()),
+                .map_err(|_| {
+                    // Text that reads as a number came from `-s` (`-s to=1.50`).
+                    let hint = match v.clone().into_string() {
+                        Ok(s) if s.trim().parse::<f64>().is_ok() => {
+                            " (text that reads as a number: -s gives a number only where it \
+                             is written as Rhai prints one, such as 1.5)"
+                        }
+                        _ => "",
+                    };
+                    format!("on() option `{key}` must be a number, not {v:?}{hint}").into()
+                }),
         }
     };
     let seconds = |key: &str| -> Fallible<Option<Duration>> {

@@ -75,7 +75,9 @@ pub fn select(
             .hosts
             .iter()
             .filter(|h| settings.shard.is_none_or(|s| s.contains(h)))
-            .map(|h| match recipe.server(h) {
+            // A name reaches the server it names, as `on()` finds it: `web1` the server
+            // declared `deploy@web1` (stop 36 tester t18: it was reached as the config's user).
+            .map(|h| match recipe.server_named(h).map_err(Error::Usage)? {
                 Some(server) => server.target().map_err(Error::Recipe),
                 None => HostTarget::parse(h).map_err(Error::Usage),
             })

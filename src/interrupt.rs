@@ -187,6 +187,14 @@ pub fn stop_run_when_stdout_closes() {
 /// as SIGPIPE ends other Unix tools. A second signal still exits at once.
 pub fn stdout_closed() {
     match FLAG.get() {
+        Some(_) if STOP_WHEN_CLOSED.load(Ordering::SeqCst) && FINISHING.load(Ordering::SeqCst) => {
+            // The run failed, and its failure hooks clean up: they finish, and its failure
+            // stays its own (stop 36 tester t18: it became `interrupted`).
+            let _ = writeln!(
+                std::io::stderr(),
+                "\nstdout was closed by its reader: the failure hooks, which clean up, finish (then exit 141)"
+            );
+        }
         Some(flag) if STOP_WHEN_CLOSED.load(Ordering::SeqCst) => {
             first(flag, "stdout was closed by its reader", " (then exit 141)")
         }

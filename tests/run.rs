@@ -861,3 +861,64 @@ fn a_reader_that_goes_away_stops_the_run_as_a_ctrl_c_does() {
         }
     }
 }
+
+/// A reader that goes away while a failed run's failure hooks clean up lets them finish, and
+/// the run's own failure stays said (stop 36 tester t18: it became `error: interrupted`,
+/// the failed step named nowhere).
+#[test]
+fn a_reader_gone_during_the_failure_hooks_leaves_the_failure_said() {
+    use std::io::Read as _;
+    let lab = Lab::builder().names(&["host1"]).start();
+    let dir = empty_dir();
+    std::fs::write(
+        dir.path().join("deploy.rhai"),
+        "server(\"host1\", #{ roles: [\"app\"] });\n\
+         task(\"t\", || { on(\"app\", \"echo broke >&2; exit 5\"); });\n\
+         on_failure(|err| { on(\"app\", \"i=0; while [ $i -lt 40 ]; do echo hook $i; i=$((i+1)); sleep 0.05; done; echo done > /srv/cleaned\"); });\n",
+    )
+    .unwrap();
+    let mut child = Tether::new()
+        .current_dir(dir.path())
+        .ssh_config(&lab.ssh_config())
+        .args(&["t"])
+        .spawn();
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&seen).contains("hook 0") {
+        let n = stdout.read(&mut buf).expect("tether's stdout");
+        assert!(n > 0, "{}", String::from_utf8_lossy(&seen));
+        seen.extend(&buf[..n]);
+    }
+    drop(stdout);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for tether") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("tether still runs 30 s after its reader went away");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("tether's stderr");
+    assert_eq!(status.code(), Some(141), "{stderr}");
+    assert!(stderr.contains("exit status 5"), "{stderr}");
+    assert!(
+        stderr
+            .contains("stdout was closed by its reader: the failure hooks, which clean up, finish"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("interrupted"), "{stderr}");
+    assert!(
+        lab.host("host1").root_dir.join("cleaned").exists(),
+        "{stderr}"
+    );
+}

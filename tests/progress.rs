@@ -138,6 +138,30 @@ fn the_status_line_is_cut_to_the_terminal_width_and_absent_from_logs() {
     assert!(!out.stdout.contains("\x1b[2K"), "{:?}", out.stdout);
 }
 
+/// What `tether run --hosts host1 -- COMMAND` writes on a terminal (it succeeds).
+fn on_a_terminal(lab: &Lab, command: &str) -> String {
+    let pty = support::pty::Pty::new(100, 20);
+    let mut child = pty.spawn(
+        Tether::new()
+            .ssh_config(&lab.ssh_config())
+            .args(&["run", "--hosts", "host1", "--", command])
+            .command(),
+    );
+    let status = support::pty::wait(&mut child, std::time::Duration::from_secs(60), &pty);
+    let screen = pty.output();
+    assert_eq!(status, 0, "{screen}");
+    screen
+}
+
+/// Whether a drawing of the status line on `screen` (after `\r\x1b[2K`, up to the next `\r`
+/// or newline) holds `text`.
+fn status_drawn(screen: &str, text: &str) -> bool {
+    screen
+        .split("\r\x1b[2K")
+        .skip(1)
+        .any(|s| s.split(['\r', '\n']).next().unwrap_or("").contains(text))
+}
+
 /// Draws `step 1`, then `step 2` over it, then `done`, 2 s apart, and ends the line.
 const REDRAW: &str = r"printf 'step 1\r'; sleep 2; printf 'step 2\r'; sleep 2; printf 'done\n'";
 
@@ -170,25 +194,13 @@ fn a_redrawn_state_is_shown_when_it_is_drawn() {
         json.stdout
     );
 
-    let pty = support::pty::Pty::new(100, 20);
-    let mut child = pty.spawn(
-        Tether::new()
-            .ssh_config(&lab.ssh_config())
-            .args(&["run", "--hosts", "host1", "--", REDRAW])
-            .command(),
-    );
-    let status = support::pty::wait(&mut child, std::time::Duration::from_secs(60), &pty);
-    let screen = pty.output();
-    assert_eq!(status, 0, "{screen}");
+    let screen = on_a_terminal(&lab, REDRAW);
     assert!(screen.contains("host1 | done\r\n"), "{screen:?}");
     assert!(!screen.contains("| step 1"), "{screen:?}");
-    let drawn = screen.split("\r\x1b[2K").skip(1).any(|s| {
-        s.split(['\r', '\n'])
-            .next()
-            .unwrap_or("")
-            .contains("step 1")
-    });
-    assert!(drawn, "the status line never showed `step 1`: {screen:?}");
+    assert!(
+        status_drawn(&screen, "host1 › step 1"),
+        "the status line never showed `step 1`: {screen:?}"
+    );
 }
 
 /// A line a command leaves unended (a prompt, `Password: `) is drawn in a terminal's status
@@ -213,23 +225,11 @@ fn an_unended_line_is_drawn_in_the_status_line() {
         .collect();
     assert_eq!(lines, ["Password: ", "done"], "{}", json.stdout);
 
-    let pty = support::pty::Pty::new(100, 20);
-    let mut child = pty.spawn(
-        Tether::new()
-            .ssh_config(&lab.ssh_config())
-            .args(&["run", "--hosts", "host1", "--", PROMPT])
-            .command(),
-    );
-    let status = support::pty::wait(&mut child, std::time::Duration::from_secs(60), &pty);
-    let screen = pty.output();
-    assert_eq!(status, 0, "{screen}");
+    let screen = on_a_terminal(&lab, PROMPT);
     assert!(screen.contains("host1 | done\r\n"), "{screen:?}");
     assert_eq!(screen.matches("| Password: ").count(), 1, "{screen:?}");
-    let drawn = screen.split("\r\x1b[2K").skip(1).any(|s| {
-        s.split(['\r', '\n'])
-            .next()
-            .unwrap_or("")
-            .contains("host1 › Password: ")
-    });
-    assert!(drawn, "the status line never showed the prompt: {screen:?}");
+    assert!(
+        status_drawn(&screen, "host1 › Password: "),
+        "the status line never showed the prompt: {screen:?}"
+    );
 }

@@ -770,6 +770,43 @@ fn a_held_back_command_still_meets_its_timeout_and_its_stop() {
     }
 }
 
+/// Reads a spawned tether's stdout until it holds `needle`, then closes it, as `| head` does;
+/// waits (at most 30 s) for tether to end: its status and stderr.
+fn close_stdout_at(
+    child: &mut std::process::Child,
+    needle: &str,
+) -> (std::process::ExitStatus, String) {
+    use std::io::Read as _;
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&seen).contains(needle) {
+        let n = stdout.read(&mut buf).expect("tether's stdout");
+        assert!(n > 0, "{}", String::from_utf8_lossy(&seen));
+        seen.extend(&buf[..n]);
+    }
+    drop(stdout);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for tether") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("tether still runs 30 s after its reader went away");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("tether's stderr");
+    (status, stderr)
+}
+
 /// A reader that goes away (`tether run ... | head`, `tether deploy | head`) stops tether's
 /// run as a Ctrl-C does: its remote commands are stopped, its failure hooks clean up, and it
 /// exits 141 (stop 35 tester t15: tether exited at its next line, and the commands, detached
@@ -778,7 +815,6 @@ fn a_held_back_command_still_meets_its_timeout_and_its_stop() {
 /// too: sshd closes its pipes and its next write fails.
 #[test]
 fn a_reader_that_goes_away_stops_the_run_as_a_ctrl_c_does() {
-    use std::io::Read as _;
     let lab = Lab::builder().names(&["host1", "host2"]).start();
     let running = |needle: &str| {
         ["host1", "host2"].iter().any(|h| {
@@ -817,33 +853,7 @@ fn a_reader_that_goes_away_stops_the_run_as_a_ctrl_c_does() {
             .ssh_config(&lab.ssh_config())
             .args(&args)
             .spawn();
-        let mut stdout = child.stdout.take().expect("stdout");
-        let mut seen = Vec::new();
-        let mut buf = [0u8; 256];
-        while !String::from_utf8_lossy(&seen).contains("tick") {
-            let n = stdout.read(&mut buf).expect("tether's stdout");
-            assert!(n > 0, "{}", String::from_utf8_lossy(&seen));
-            seen.extend(&buf[..n]);
-        }
-        drop(stdout);
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait for tether") {
-                break status;
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("{args:?}: tether still runs 30 s after its reader went away");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        let mut stderr = String::new();
-        child
-            .stderr
-            .take()
-            .expect("stderr")
-            .read_to_string(&mut stderr)
-            .expect("tether's stderr");
+        let (status, stderr) = close_stdout_at(&mut child, "tick");
         assert_eq!(status.code(), Some(141), "{args:?}: {stderr}");
         assert!(!running(sleep), "{args:?}: `{sleep}` still runs: {stderr}");
         assert!(
@@ -867,7 +877,6 @@ fn a_reader_that_goes_away_stops_the_run_as_a_ctrl_c_does() {
 /// the failed step named nowhere).
 #[test]
 fn a_reader_gone_during_the_failure_hooks_leaves_the_failure_said() {
-    use std::io::Read as _;
     let lab = Lab::builder().names(&["host1"]).start();
     let dir = empty_dir();
     std::fs::write(
@@ -882,33 +891,7 @@ fn a_reader_gone_during_the_failure_hooks_leaves_the_failure_said() {
         .ssh_config(&lab.ssh_config())
         .args(&["t"])
         .spawn();
-    let mut stdout = child.stdout.take().expect("stdout");
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 256];
-    while !String::from_utf8_lossy(&seen).contains("hook 0") {
-        let n = stdout.read(&mut buf).expect("tether's stdout");
-        assert!(n > 0, "{}", String::from_utf8_lossy(&seen));
-        seen.extend(&buf[..n]);
-    }
-    drop(stdout);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for tether") {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("tether still runs 30 s after its reader went away");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut stderr)
-        .expect("tether's stderr");
+    let (status, stderr) = close_stdout_at(&mut child, "hook 0");
     assert_eq!(status.code(), Some(141), "{stderr}");
     assert!(stderr.contains("exit status 5"), "{stderr}");
     assert!(

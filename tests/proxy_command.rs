@@ -182,6 +182,15 @@ fn a_failing_proxy_command_names_host_status_and_stderr() {
     run_on(&cfg, "host1")
         .status(3)
         .stdout_contains("host1: ProxyCommand `/nonexistent/proxy` exited with status 127");
+    // A shell ($SHELL) that cannot be started is named as such (stop 36 tester t17: the
+    // message read as if the proxy command were missing).
+    Tether::new()
+        .ssh_config(&cfg)
+        .env("SHELL", "/nonexistent/shell")
+        .args(&["run", "--hosts", "host1", "--", "true"])
+        .run()
+        .status(3)
+        .stdout_contains("could not be started: its shell /nonexistent/shell ($SHELL): No such file or directory");
 
     // A proxy that reaches something else than an SSH server (an HTTP proxy's answer): what
     // came is the reason, whether the proxy then waits or exits (stop 36 tester t17: "exited

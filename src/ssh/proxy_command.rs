@@ -62,7 +62,15 @@ impl ProxyProcess {
             .stdout(Stdio::from(theirs_out))
             .stderr(Stdio::piped())
             .process_group(0)
-            .spawn()?;
+            .spawn()
+            // What could not be started is the shell (stop 36 tester t17: `SHELL=/nonexistent`
+            // read as if the proxy command were missing).
+            .map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("its shell {} ($SHELL): {e}", shell.display()),
+                )
+            })?;
         let stderr = Arc::new(Mutex::new(Vec::new()));
         if let Some(mut pipe) = child.stderr.take() {
             let tail = stderr.clone();

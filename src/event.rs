@@ -296,6 +296,10 @@ pub enum EventKind {
         /// written anywhere (JSON, taps).
         #[serde(skip)]
         pending: bool,
+        /// A piece of a line longer than 1 MiB, which goes on in the next `output` of its
+        /// stream (JSON: `"cut": true`, left out when false).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        cut: bool,
     },
     /// A command ended (successfully or not).
     #[serde(rename = "command_finished")]
@@ -778,6 +782,7 @@ mod tests {
             line: "a\"b".into(),
             redrawn: true,
             pending: false,
+            cut: false,
         };
         assert_eq!(
             serde_json::to_string(&kind).unwrap(),

@@ -316,3 +316,39 @@ fn a_print_in_a_closure_names_its_host() {
         out.stdout
     );
 }
+
+/// A line longer than 1 MiB comes in pieces, each but the last marked `"cut": true`, so a
+/// reader can put it back together (stop 36 tester t16: the pieces read as lines of their own).
+#[test]
+fn pieces_of_a_long_line_say_it_goes_on() {
+    let lab = support::lab::Lab::start(1);
+    let out = support::tether::Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&[
+            "--format",
+            "json",
+            "run",
+            "--hosts",
+            "host1",
+            "--",
+            "head -c 2500000 /dev/zero | tr '\\0' a; echo; echo next",
+        ])
+        .run();
+    out.status(0);
+    let output: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "output")
+        .collect();
+    let (next, pieces) = output.split_last().unwrap();
+    assert_eq!(next["line"], "next");
+    assert_eq!(next.get("cut"), None);
+    let (end, cut) = pieces.split_last().unwrap();
+    assert!(!cut.is_empty());
+    assert!(cut.iter().all(|v| v["cut"] == true));
+    assert_eq!(end.get("cut"), None);
+    let line: String = pieces.iter().map(|v| v["line"].as_str().unwrap()).collect();
+    assert_eq!(line.len(), 2_500_000);
+    assert!(line.bytes().all(|b| b == b'a'));
+}

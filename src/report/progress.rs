@@ -34,6 +34,7 @@ pub fn segments(event: Event) -> Vec<Event> {
                     line: s.to_string(),
                     redrawn: false,
                     pending: false,
+                    cut: false,
                 }
             },
         })
@@ -53,6 +54,7 @@ mod tests {
                 line: line.into(),
                 redrawn: false,
                 pending: false,
+                cut: false,
             },
         );
         segments(event)

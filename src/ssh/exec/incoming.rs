@@ -13,9 +13,10 @@ pub(super) const MAX_LINE: usize = 1024 * 1024;
 /// How a line shown ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LineEnd {
-    /// At a newline (its `\r`s before it dropped: a CRLF ending), at the stream's end, or cut
-    /// at [`MAX_LINE`].
+    /// At a newline (its `\r`s before it dropped: a CRLF ending), or at the stream's end.
     Newline,
+    /// Cut at [`MAX_LINE`]: the line goes on in the next piece (JSON says `"cut": true`).
+    Cut,
     /// At a `\r` that the command drew its next state over (the progress of git, npm, curl):
     /// shown when the next state starts, not when the line ends (a terminal draws it in the
     /// status line, a log and JSON give it a line of its own).
@@ -78,7 +79,7 @@ impl Lines {
         self.partial.drain(..start);
         if self.partial.len() >= MAX_LINE {
             let piece = std::mem::take(&mut self.partial);
-            emit(&shown(&piece), LineEnd::Newline);
+            emit(&shown(&piece), LineEnd::Cut);
         }
     }
 
@@ -335,12 +336,28 @@ mod tests {
         let mut l = Lines::default();
         let mut got = Vec::new();
         for _ in 0..5 {
-            l.push(&vec![b'a'; MAX_LINE / 2 + 1], |s, _| got.push(s.len()));
+            l.push(&vec![b'a'; MAX_LINE / 2 + 1], |s, end| {
+                got.push((s.len(), end))
+            });
         }
-        l.push(b"\n", |s, _| got.push(s.len()));
-        assert_eq!(got.iter().sum::<usize>(), 5 * (MAX_LINE / 2 + 1));
-        assert!(got.iter().all(|&n| n <= MAX_LINE + 32 * 1024), "{got:?}");
+        l.push(b"\n", |s, end| got.push((s.len(), end)));
+        assert_eq!(
+            got.iter().map(|(n, _)| n).sum::<usize>(),
+            5 * (MAX_LINE / 2 + 1)
+        );
+        assert!(
+            got.iter().all(|&(n, _)| n <= MAX_LINE + 32 * 1024),
+            "{got:?}"
+        );
         assert!(got.len() >= 2);
+        // Every piece but the last says the line goes on (stop 36 tester t16: JSON could not
+        // tell a piece from a line).
+        let (last, pieces) = got.split_last().unwrap();
+        assert!(
+            pieces.iter().all(|(_, end)| *end == LineEnd::Cut),
+            "{got:?}"
+        );
+        assert_eq!(last.1, LineEnd::Newline);
     }
 
     /// With a bound, a stream keeps its last bytes only (at most twice the bound), every line

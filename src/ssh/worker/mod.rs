@@ -654,6 +654,7 @@ impl WorkerState {
                 line: crate::secret::mask(line).into_owned(),
                 redrawn: end == exec::LineEnd::Redrawn,
                 pending: end == exec::LineEnd::Pending,
+                cut: end == exec::LineEnd::Cut,
             });
         };
         let result = match sup {

@@ -316,7 +316,7 @@ fn releases_an_earlier_tether_published_without_the_marker_stay_complete() {
     tether(&dir, &lab, &["deploy:releases"])
         .status(0)
         .stdout_contains("web1:\n  20250101000001 ")
-        .stdout_contains("every release it keeps): 20250101000003\n")
+        .stdout_contains("as a complete release): 20250101000003\n")
         .stdout_lacks("unfinished");
     app.commit("v4");
     deploy(&dir, &lab, "20250101000004", &[])
@@ -326,7 +326,7 @@ fn releases_an_earlier_tether_published_without_the_marker_stay_complete() {
         ))
         .stdout_contains(&format!("{ADOPTED}resque2: 20250101000002\n"))
         .stdout_contains(&format!("{FOREIGN}resque2: 20250101000001\n"))
-        .stdout_contains("every release it keeps) on web1: 20250101000003\n")
+        .stdout_contains("as a complete release) on web1: 20250101000003\n")
         .stdout_lacks("removed unfinished")
         .stdout_lacks("on resque2: 20250101000001, ");
     for h in HOSTS {
@@ -418,15 +418,17 @@ fn releases_another_tool_published_are_releases() {
     fs::create_dir_all(shop(&lab, "resque2").join("releases/20240101000001")).unwrap();
     tether(&dir, &lab, &["deploy:releases"])
         .status(0)
-        .stdout_contains("every release it keeps): 20250101000003\n")
+        .stdout_contains("as a complete release): 20250101000003\n")
         .stdout_lacks("unfinished")
         .stdout_contains("\n  20240601000000 \n")
         .stdout_contains("resque2:\n  20240101000001 \n  20240101000002 ");
 
     // A tool without a log deployed since the last deploy the log records (current is its
-    // release, which the log does not name): its releases are releases (stop 35 tester t15:
-    // unfinished, and a rollback skipped them). A rollback line ending in a carriage return
-    // (a log edited elsewhere) still names its release (t15: the release was unfinished).
+    // release, which the log does not name): current's release is a release, and the one
+    // before it is unlogged, never removed (stop 35 tester t15: both unfinished, and a
+    // rollback skipped them; a failed deploy of the logging tool after current's would look
+    // the same: stop 36 tester t19). A rollback line ending in a carriage return (a log
+    // edited elsewhere) still names its release (t15: the release was unfinished).
     for r in ["20250101000007", "20250101000008"] {
         fs::create_dir_all(shop(&lab, "resque1").join("releases").join(r)).unwrap();
     }
@@ -438,9 +440,10 @@ fn releases_another_tool_published_are_releases() {
     fs::write(&log, text).unwrap();
     tether(&dir, &lab, &["deploy:releases"])
         .status(0)
-        .stdout_contains("\n  20250101000007 \n  20250101000008   <- current\n")
+        .stdout_contains("\n  20250101000008   <- current\n")
+        .stdout_contains("as a complete release): 20250101000007\n")
         .stdout_contains("\n  20250101000005 \n")
-        .stdout_contains("every release it keeps): 20250101000003\n")
+        .stdout_contains("as a complete release): 20250101000003\n")
         .stdout_lacks("unfinished");
 }
 
@@ -653,7 +656,10 @@ fn unlog(lab: &Lab, r: &str) {
         let text: String = fs::read_to_string(&log)
             .unwrap()
             .lines()
-            .filter(|l| !l.contains(&format!("release {r} ")))
+            .filter(|l| {
+                !l.contains(&format!("release {r} "))
+                    && !l.trim_end().ends_with(&format!("release {r}"))
+            })
             .map(|l| format!("{l}\n"))
             .collect();
         fs::write(&log, text).unwrap();
@@ -683,7 +689,7 @@ fn a_release_published_and_never_logged_is_left_as_it_is() {
     unlog(&lab, "20250101000002");
     tether(&dir, &lab, &["deploy:releases"])
         .status(0)
-        .stdout_contains("  unlogged (no marker of tether's, and revisions.log, which records deploys around them, does not name them: ")
+        .stdout_contains("  unlogged (no marker of tether's, and revisions.log, which records a deploy before them, does not name them: ")
         .stdout_contains("): 20250101000002\n")
         .stdout_lacks("unfinished");
     tether(&dir, &lab, &["deploy:rollback"])
@@ -710,6 +716,11 @@ fn a_release_published_and_never_logged_is_left_as_it_is() {
             "{h}"
         );
     }
+    // Where a complete release would be kept, it is (stop 36 tester t19: removed, though
+    // keep_releases had room for it).
+    tether(&dir, &lab, &["deploy:cleanup", "-s", "keep_releases=5"])
+        .status(0)
+        .stdout_lacks("removed old releases");
     // Older than every release kept (03, current's predecessor, and 04), it goes as 01 does.
     tether(&dir, &lab, &["deploy:cleanup", "-s", "keep_releases=2"])
         .status(0)
@@ -733,13 +744,31 @@ fn a_release_published_and_never_logged_is_left_as_it_is() {
         .stdout_contains("  20250101000003 ")
         .stdout_lacks("unlogged");
 
+    // A failed deploy after a release published and never logged (current's) is unlogged too,
+    // never complete (stop 36 tester t19: it was taken for another tool's release, and a
+    // rollback published it).
+    unlog(&lab, "20250101000003");
+    for h in HOSTS {
+        fs::create_dir_all(shop(&lab, h).join("releases/20250101000006")).unwrap();
+    }
+    app.commit("v5");
+    deploy(&dir, &lab, "20250101000009", &[])
+        .status(0)
+        .stdout_contains(") on web1, web2, resque1, resque2: 20250101000006\n")
+        .stdout_lacks(FOREIGN);
+    tether(&dir, &lab, &["deploy:rollback"])
+        .status(1)
+        .stderr_contains("20250101000006 is unlogged")
+        .stderr_contains("(20250101000006 or 20250101000003)");
+    assert_current(&lab, &HOSTS, "20250101000009", "after the refused rollback");
+
     // Dated after the clock, it stops the next deploy, and stays.
     let future = shop(&lab, "resque1").join("releases/29991231235959");
     fs::create_dir_all(&future).unwrap();
-    app.commit("v5");
-    deploy(&dir, &lab, "20250101000005", &[])
+    app.commit("v6");
+    deploy(&dir, &lab, "20250101000010", &[])
         .status(1)
-        .stderr_contains("resque1: release 20250101000005 would be older than release 29991231235959: releases are ordered by name (release 29991231235959 is dated after this machine's clock (");
+        .stderr_contains("resque1: release 20250101000010 would be older than release 29991231235959: releases are ordered by name (release 29991231235959 is dated after this machine's clock (");
     assert!(future.is_dir());
 }
 
@@ -778,7 +807,7 @@ fn a_revisions_log_that_is_no_file_is_said_and_refused() {
         tether(&dir, &lab, &["deploy:releases", "--hosts", "web1"])
             .status(0)
             .stdout_contains(&format!("  not read: {said}\n"))
-            .stdout_contains("every release it keeps): 20250101000002\n");
+            .stdout_contains("as a complete release): 20250101000002\n");
         app.commit(&format!("v-{odd}"));
         deploy(&dir, &lab, "20250101000004", &web1)
             .status(1)

@@ -2176,6 +2176,18 @@ fn a_servers_user_and_port_are_where_it_is_reached() {
         .stdout_contains("| root\n");
     assert!(lab.host("host2").root_dir.join("reached").exists());
     assert!(!lab.host("host1").root_dir.join("reached").exists());
+    // `--hosts host1` selects that server, as Capistrano's host filter matches its host name,
+    // for `tether run` as for a task (stop 36 tester t19: run reached the config's port).
+    r.tether()
+        .args(&["run", "--hosts", "host1", "--", "echo $SSH_CONNECTION"])
+        .run()
+        .status(0)
+        .stdout_contains(&format!(" {port2}\n"));
+    r.tether()
+        .args(&["--hosts", "host1", "t"])
+        .run()
+        .status(0)
+        .stdout_contains(&format!("root {port2}\n"));
 
     // `tether run --hosts host1` reaches the server declared `root@host1` as declared, not as
     // the ssh config's user (stop 36 tester t18: as `nobody`).
@@ -2190,11 +2202,17 @@ fn a_servers_user_and_port_are_where_it_is_reached() {
     .unwrap();
     let mut r = RecipeDir::new(
         "user-named",
-        "server(\"root@host1\", #{ roles: [\"app\"] });\n",
+        "server(\"root@host1\", #{ roles: [\"app\"] });\ntask(\"who\", || { on(\"app\", \"whoami\"); });\n",
     );
     r.ssh_config = Some(nobody);
     r.tether()
         .args(&["run", "--hosts", "host1", "--", "whoami"])
+        .run()
+        .status(0)
+        .stdout_contains("| root\n");
+    // So does a task's `--hosts host1` (t18: refused, "not a server of this recipe").
+    r.tether()
+        .args(&["--hosts", "host1", "who"])
         .run()
         .status(0)
         .stdout_contains("| root\n");

@@ -36,8 +36,15 @@ impl Filters {
     }
 
     /// Whether the host `name` with `roles` passes `--roles` and `--hosts` (whatever its shard).
+    /// A `--hosts` name selects the server of its host name (`web` the server declared
+    /// `deploy@web:2222`), as Capistrano's host filter does: see `Recipe::server_for_filter`
+    /// (the runner refuses a name that would fit several).
     pub fn admits_unsharded(&self, name: &str, roles: &[String]) -> bool {
-        (self.hosts.is_empty() || self.hosts.iter().any(|h| h == name))
+        (self.hosts.is_empty()
+            || self
+                .hosts
+                .iter()
+                .any(|h| h == name || super::model::filter_fits(h, name)))
             && (self.roles.is_empty() || roles.iter().any(|r| self.roles.contains(r)))
     }
 }

@@ -232,6 +232,32 @@ impl Recipe {
         Ok(self.same_server(name)?.map(|i| &self.servers[i]))
     }
 
+    /// The server `--hosts NAME` selects: declared under that name, or, as Capistrano's host
+    /// filter matches a server by its host name, the one server of that host name (and of the
+    /// port and user NAME gives, if it gives them): `web` selects the server declared
+    /// `deploy@web:2222`. `None` if no server; Err where it would fit several.
+    pub fn server_for_filter(&self, name: &str) -> Result<Option<&Server>, String> {
+        if let Some(s) = self.server(name) {
+            return Ok(Some(s));
+        }
+        let fits: Vec<&Server> = self
+            .servers
+            .iter()
+            .filter(|s| filter_fits(name, &s.name))
+            .collect();
+        match fits.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(one)),
+            more => Err(format!(
+                "`{name}` could be any of the servers {}: write the one meant",
+                more.iter()
+                    .map(|s| format!("`{}`", s.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+
     /// Resolves role names, `all` and host names to hosts, in server order, each once.
     pub fn resolve(&self, names: &[String]) -> Result<Vec<String>, String> {
         let roles = self.role_names();
@@ -357,6 +383,20 @@ pub fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Str
         0 => String::new(),
         1 => format!("; did you mean {}?", names[0]),
         _ => format!("; did you mean one of {}?", names.join(", ")),
+    }
+}
+
+/// Whether `--hosts` name `given` fits the server declared `declared` (see
+/// [`Recipe::server_for_filter`]): the same host name, and the port and user `given` gives,
+/// if it gives them.
+pub fn filter_fits(given: &str, declared: &str) -> bool {
+    match (HostTarget::parse(given), HostTarget::parse(declared)) {
+        (Ok(g), Ok(d)) => {
+            g.alias == d.alias
+                && g.port.is_none_or(|p| d.port == Some(p))
+                && g.user.as_ref().is_none_or(|u| d.user.as_ref() == Some(u))
+        }
+        _ => false,
     }
 }
 

@@ -75,12 +75,15 @@ pub fn select(
             .hosts
             .iter()
             .filter(|h| settings.shard.is_none_or(|s| s.contains(h)))
-            // A name reaches the server it names, as `on()` finds it: `web1` the server
-            // declared `deploy@web1` (stop 36 tester t18: it was reached as the config's user).
-            .map(|h| match recipe.server_named(h).map_err(Error::Usage)? {
-                Some(server) => server.target().map_err(Error::Recipe),
-                None => HostTarget::parse(h).map_err(Error::Usage),
-            })
+            // A name reaches the server it selects, as a task's `--hosts` does: `web1` the server
+            // declared `deploy@web1:2222` (stop 36 testers t18 and t19: it was reached as the
+            // ssh config's user and port).
+            .map(
+                |h| match recipe.server_for_filter(h).map_err(Error::Usage)? {
+                    Some(server) => server.target().map_err(Error::Recipe),
+                    None => HostTarget::parse(h).map_err(Error::Usage),
+                },
+            )
             .collect::<Result<Vec<_>, _>>()?
     } else {
         loaded.validate(&[])?;

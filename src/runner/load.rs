@@ -453,7 +453,7 @@ impl Loaded {
             }
         }
         for h in &self.rt.filters.hosts {
-            if recipe.server(h).is_none() {
+            if recipe.server_for_filter(h).map_err(Error::Usage)?.is_none() {
                 return Err(Error::Usage(format!(
                     "--hosts: `{h}` is not a server of this recipe{}",
                     suggest(h, recipe.servers.iter().map(|s| s.name.as_str()))

@@ -27,8 +27,13 @@ pub enum Error {
 }
 
 impl Error {
-    /// The process exit code for this failure.
+    /// The process exit code for this failure: 141 once stdout's reader has gone, which
+    /// stopped the run (see `stdout::failed`), as SIGPIPE ends other tools, and as the run log's
+    /// `run_finished` says it (stop 36 tester t19: it said 130).
     pub fn exit_code(&self) -> i32 {
+        if crate::stdout::closed() {
+            return exit::BROKEN_PIPE;
+        }
         match self {
             Error::Usage(_) | Error::SshConfig(_) | Error::Timeline(_) => exit::USAGE,
             Error::Failed(f) => f.exit_code(),

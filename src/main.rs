@@ -110,7 +110,7 @@ fn main() {
         if settings.format == Format::Json && !tether::report::closed_in_json() {
             json_error(&e, &text);
         }
-        std::process::exit(exit_code(e.exit_code()));
+        std::process::exit(e.exit_code());
     }
     if tether::stdout::closed() {
         std::process::exit(tether::exit::BROKEN_PIPE);
@@ -118,16 +118,6 @@ fn main() {
     // Said when it happened (see tether::stdout::failed): output lost is no success.
     if tether::stdout::write_error().is_some() {
         std::process::exit(tether::exit::USAGE);
-    }
-}
-
-/// The exit status of a run that failed with `code`: 141 where stdout's reader went away,
-/// which stopped it (see `tether::interrupt::stdout_closed`), as SIGPIPE ends other tools.
-fn exit_code(code: i32) -> i32 {
-    if tether::stdout::closed() {
-        tether::exit::BROKEN_PIPE
-    } else {
-        code
     }
 }
 

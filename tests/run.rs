@@ -883,7 +883,7 @@ fn a_reader_gone_during_the_failure_hooks_leaves_the_failure_said() {
         dir.path().join("deploy.rhai"),
         "server(\"host1\", #{ roles: [\"app\"] });\n\
          task(\"t\", || { on(\"app\", \"echo broke >&2; exit 5\"); });\n\
-         on_failure(|err| { on(\"app\", \"i=0; while [ $i -lt 40 ]; do echo hook $i; i=$((i+1)); sleep 0.05; done; echo done > /srv/cleaned\"); });\n",
+         on_failure(|err| { on(\"app\", \"i=0; while [ $i -lt 40 ]; do echo hook $i; i=$((i+1)); sleep 0.05; done; echo done > /srv/cleaned\"); print(\"the hook says: release 7 is live\"); });\n",
     )
     .unwrap();
     let mut child = Tether::new()
@@ -900,6 +900,19 @@ fn a_reader_gone_during_the_failure_hooks_leaves_the_failure_said() {
         "{stderr}"
     );
     assert!(!stderr.contains("interrupted"), "{stderr}");
+    // What the hook says once stdout is gone goes to stderr (stop 36 tester t19: deploy:failed's
+    // `release ... is live` was lost).
+    assert!(
+        stderr.contains("the hook says: release 7 is live"),
+        "{stderr}"
+    );
+    // The run log says the status the process ends with (t19: 130).
+    let log = std::fs::read_to_string(dir.path().join("log/tether.log")).expect("the run log");
+    let finished = log
+        .lines()
+        .find(|l| l.contains("\"run_finished\""))
+        .unwrap_or_else(|| panic!("no run_finished: {log}"));
+    assert!(finished.contains("\"exit_code\":141"), "{finished}");
     assert!(
         lab.host("host1").root_dir.join("cleaned").exists(),
         "{stderr}"

@@ -344,6 +344,20 @@ fn show(
     if let Some(json) = &json {
         taps.write(json);
     }
+    if crate::stdout::closed() {
+        // stdout's reader has gone (`| head`): what the recipe says and tether's warnings go
+        // to stderr, as they are how a stopped run says what it left (stop 36 tester t19:
+        // deploy:failed's `release ... is live` was lost).
+        let said = match &event.kind {
+            EventKind::Print { text } => Some(text.clone()),
+            EventKind::Warning { message } => Some(format!("warning: {message}")),
+            _ => None,
+        };
+        if let Some(text) = said {
+            crate::errln!("{}", text::visible_lines(&text));
+        }
+        return;
+    }
     if !on_stdout {
         return;
     }

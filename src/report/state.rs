@@ -47,7 +47,7 @@ pub struct State {
     /// The last state a command drew over with `\r` (a progress line), or the line it left
     /// unended a while (a prompt), as host and text: shown in the status line until that
     /// host's line or command ends.
-    pub redrawn: Option<(String, String)>,
+    pub drawing: Option<(String, String)>,
     /// The run is a dry run (its `run_started` said so): its end has no sessions to sum up.
     pub dry_run: bool,
 }
@@ -134,11 +134,11 @@ pub fn record(st: &mut State, event: &Event) {
             line,
             pending: true,
             ..
-        } => st.redrawn = Some((event.host.to_string(), line.clone())),
+        } => st.drawing = Some((event.host.to_string(), line.clone())),
         EventKind::Output { .. } | EventKind::Finished { .. }
-            if st.redrawn.as_ref().is_some_and(|(h, _)| *h == *event.host) =>
+            if st.drawing.as_ref().is_some_and(|(h, _)| *h == *event.host) =>
         {
-            st.redrawn = None
+            st.drawing = None
         }
         _ => {}
     }

@@ -12,13 +12,13 @@ use crate::duration::format as format_duration;
 
 pub fn draw_status(st: &mut State, look: Look) {
     // The state a command drew last, over which it will draw the next (a progress line).
-    let redrawn = st
-        .redrawn
+    let drawing = st
+        .drawing
         .as_ref()
         .map(|(host, text)| format!("{host} › {}", visible(text)));
     let Some((step, since)) = st.tasks.last().cloned() else {
         // Without a task (`tether run`), that state is all the line shows.
-        match redrawn {
+        match drawing {
             Some(line) => draw(st, look, &line),
             None => clear_status(st, look),
         }
@@ -60,7 +60,7 @@ pub fn draw_status(st: &mut State, look: Look) {
             format_duration(longest)
         ));
     }
-    if let Some(state) = redrawn {
+    if let Some(state) = drawing {
         line.push_str(&format!(" · {state}"));
     }
     draw(st, look, &line);

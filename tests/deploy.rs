@@ -300,7 +300,9 @@ fn complete(lab: &Lab, host: &str, release: &str) -> bool {
         .join(".tether-complete");
     fs::read_to_string(marker).is_ok_and(|m| {
         let first = m.lines().next().unwrap_or("");
-        !first.ends_with(" building") && !first.ends_with(" publishing")
+        !first.ends_with(" building")
+            && !first.ends_with(" publishing")
+            && !first.ends_with(" unlogged")
     })
 }
 

@@ -511,7 +511,7 @@ fn markers_tether_did_not_write_move_nothing() {
         .unwrap();
         tether(&dir, &lab, &["deploy:releases", "--hosts", "web1"])
             .status(0)
-            .stdout_contains("20250101000002 (a release directory whose .tether-complete says neither complete, building nor publishing)")
+            .stdout_contains("20250101000002 (a release directory whose .tether-complete says neither complete, unlogged, building nor publishing)")
             .stdout_lacks("  20250101000002 ");
         tether(
             &dir,

@@ -372,16 +372,19 @@ fn releases_another_tool_published_are_releases() {
         fs::remove_file(shop(&lab, h).join("revisions.log")).unwrap();
         point_current(&lab, h, "/srv/shop/releases/20240101000003");
     }
-    // A release newer than current (current set back by hand): a release still.
+    // A release newer than current (current set back by hand, or a deploy that failed) was
+    // never seen live: unlogged, never removed, never a rollback's unless named (stop 36 tester
+    // t20: a failed deploy newer than current was published by a plain rollback). So are the
+    // releases of a host whose current leads nowhere.
     fs::create_dir_all(shop(&lab, "web1").join("releases/20240101000009")).unwrap();
-    // A current that leads nowhere: its releases are releases still.
     point_current(&lab, "web2", "/srv/elsewhere/releases/20240101000003");
 
     tether(&dir, &lab, &["deploy:releases"])
         .status(0)
         .stdout_contains("web1:\n  20240101000001 ")
-        .stdout_contains("\n  20240101000009 \n")
-        .stdout_contains("web2:\n  20240101000001 ")
+        .stdout_contains("as a complete release): 20240101000009\n")
+        .stdout_contains("web2: no releases\n")
+        .stdout_contains("as a complete release): 20240101000001, 20240101000002, 20240101000003\n")
         .stdout_lacks("unfinished");
     for h in HOSTS {
         fs::remove_dir_all(shop(&lab, h).join("releases/20240101000009")).ok();
@@ -410,8 +413,9 @@ fn releases_another_tool_published_are_releases() {
 
     // revisions.log now records the deploy of 20250101000002: a directory without the marker
     // newer than that, and not in the log, is unlogged (a failed deploy of the tool that
-    // writes it, or one it never logged); one older is not contradicted by it. With no
-    // current, as with one.
+    // writes it, or one it never logged); one older is not contradicted by it, but newer than
+    // current's release (20240101000003) it was never seen live, and unlogged too (t20); so
+    // is one where no current leads to a release.
     fs::create_dir_all(shop(&lab, "web1").join("releases/20250101000003")).unwrap();
     fs::create_dir_all(shop(&lab, "web2").join("releases/20240601000000")).unwrap();
     fs::remove_file(shop(&lab, "resque2").join("current")).unwrap();
@@ -420,8 +424,8 @@ fn releases_another_tool_published_are_releases() {
         .status(0)
         .stdout_contains("as a complete release): 20250101000003\n")
         .stdout_lacks("unfinished")
-        .stdout_contains("\n  20240601000000 \n")
-        .stdout_contains("resque2:\n  20240101000001 \n  20240101000002 ");
+        .stdout_contains("as a complete release): 20240601000000\n")
+        .stdout_contains("as a complete release): 20240101000001\n");
 
     // A tool without a log deployed since the last deploy the log records (current is its
     // release, which the log does not name): current's release is a release, and the one
@@ -689,7 +693,7 @@ fn a_release_published_and_never_logged_is_left_as_it_is() {
     unlog(&lab, "20250101000002");
     tether(&dir, &lab, &["deploy:releases"])
         .status(0)
-        .stdout_contains("  unlogged (no marker of tether's, and revisions.log, which records a deploy before them, does not name them: ")
+        .stdout_contains("  unlogged (not marked complete by tether, no line in revisions.log, and nothing that says they were live (")
         .stdout_contains("): 20250101000002\n")
         .stdout_lacks("unfinished");
     tether(&dir, &lab, &["deploy:rollback"])
@@ -883,4 +887,43 @@ fn a_server_marked_no_release_gets_none() {
     tether(&dir, &lab, &["deploy:releases"])
         .status(4)
         .stderr_contains("server(\"resque2\"): `no_release` must be true or false, not string");
+}
+
+/// Without revisions.log, a release without the marker newer than current's release, or on a
+/// host where no current leads to one, was never seen live: unlogged, and marked so by the run
+/// that finds it, so that a plain rollback after tether's own deploy (which made the log and
+/// current) does not publish it (stop 36 tester t20: a Capistrano deploy that failed, first or
+/// after current's, was published by a rollback, which removed the good release).
+#[test]
+fn a_release_never_seen_live_is_never_a_plain_rollbacks() {
+    let lab = lab();
+    let dir = Dir::new("never-live");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    // web1: another tool's first deploy failed (no current, no log).
+    fs::create_dir_all(shop(&lab, "web1").join("releases/20250101000001")).unwrap();
+    deploy(&dir, &lab, "20250101000002", &["--hosts", "web1"])
+        .status(0)
+        .stdout_lacks(FOREIGN)
+        .stdout_contains(") on web1: 20250101000001\n");
+    tether(&dir, &lab, &["deploy:rollback", "--hosts", "web1"])
+        .status(1)
+        .stderr_contains("20250101000001 is unlogged");
+    assert_current(&lab, &["web1"], "20250101000002", "web1");
+    // web2: releases of a tool without a log; its last deploy failed, after current's.
+    for r in ["20250101000001", "20250101000002", "20250101000003"] {
+        fs::create_dir_all(shop(&lab, "web2").join("releases").join(r)).unwrap();
+    }
+    point_current(&lab, "web2", "/srv/shop/releases/20250101000002");
+    app.commit("v2");
+    deploy(&dir, &lab, "20250101000004", &["--hosts", "web2"])
+        .status(0)
+        .stdout_contains(&format!("{FOREIGN}web2: 20250101000001\n"))
+        .stdout_contains(") on web2: 20250101000003\n");
+    tether(&dir, &lab, &["deploy:rollback", "--hosts", "web2"])
+        .status(1)
+        .stderr_contains("20250101000003 is unlogged")
+        .stderr_contains("(20250101000003 or 20250101000002)");
+    assert_current(&lab, &["web2"], "20250101000004", "web2");
+    assert!(!complete(&lab, "web2", "20250101000003"));
 }

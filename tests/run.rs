@@ -666,13 +666,43 @@ fn a_long_command_stopped_while_it_is_written_never_starts_and_leaves_nothing() 
             .stdout_contains("it had not started on the host, and never will");
         assert!(!marker.exists(), "pty {pty}: it ran");
         assert_eq!(staged_files(&lab), Vec::<String>::new(), "pty {pty}");
+        // Nor later: an exec's sh that writes the file may start after tether has exited.
+        std::thread::sleep(Duration::from_millis(1500));
+        assert_eq!(staged_files(&lab), Vec::<String>::new(), "pty {pty}, later");
     }
-    // A login shell that takes a second: the Ctrl-C comes while the command is written.
+    // The exec's sh that writes the command makes its file a second late, after the deadline
+    // and after what removes it for the deadline (stop 36 CI: `--timeout 1ms` left `ID.k`):
+    // its first `chmod` (of the private directory) takes a second.
+    let bin = lab.host("host1").root_dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
     std::fs::write(
-        lab.host("host1").home.join(".bashrc"),
-        "[ -e /srv/slow ] && sleep 1\n",
+        bin.join("chmod"),
+        "#!/bin/sh\n[ -e /srv/late ] && rm /srv/late && sleep 1\nexec /bin/chmod \"$@\"\n",
     )
     .unwrap();
+    std::process::Command::new("chmod")
+        .arg("755")
+        .arg(bin.join("chmod"))
+        .status()
+        .unwrap();
+    std::fs::write(
+        lab.host("host1").home.join(".bashrc"),
+        "PATH=/srv/bin:$PATH\n[ -e /srv/slow ] && sleep 1\n",
+    )
+    .unwrap();
+    std::fs::write(lab.host("host1").root_dir.join("late"), "").unwrap();
+    Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["run", "--timeout", "1ms", "--hosts", "host1", "--"])
+        .arg(&command)
+        .run()
+        .status(1)
+        .stdout_contains("it had not started on the host, and never will");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!lab.host("host1").root_dir.join("late").exists());
+    assert!(!marker.exists(), "late: it ran");
+    assert_eq!(staged_files(&lab), Vec::<String>::new(), "late");
+    // A login shell that takes a second: the Ctrl-C comes while the command is written.
     std::fs::write(lab.host("host1").root_dir.join("slow"), "").unwrap();
     let run = Tether::new()
         .ssh_config(&lab.ssh_config())
@@ -690,6 +720,8 @@ fn a_long_command_stopped_while_it_is_written_never_starts_and_leaves_nothing() 
     );
     assert!(!marker.exists(), "it ran after the Ctrl-C:\n{text}");
     assert_eq!(staged_files(&lab), Vec::<String>::new());
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(staged_files(&lab), Vec::<String>::new(), "later");
 }
 
 /// A summary row of a command given up says how long it ran, as every other row does (stop 35

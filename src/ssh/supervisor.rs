@@ -320,8 +320,10 @@ pub fn claim(start: &str) -> String {
 /// claim or a stop that wins, [`clean`], [`EXPIRE`]); a private temporary file (`mktemp`,
 /// mode 0600, in `$TMPDIR` or `/tmp`, named `tether-cmd.TAG.XXXXXX`) without an id, or where
 /// that directory is unusable. [`unstage`] removes either, by `id` and `tag`, when the
-/// command is not to run (a stop or a deadline that came while it was written).
-pub fn stage(id: Option<&str>, tag: &str) -> String {
+/// command is not to run (a stop or a deadline that came while it was written). A file that
+/// does not hold all `len` bytes when its stdin ends (the channel closed part-way: a deadline,
+/// a lost connection) is removed by the exec's sh itself, however late it started.
+pub fn stage(id: Option<&str>, tag: &str, len: usize) -> String {
     let private = match id {
         Some(id) => format!(
             r#"_tether_i={id}; _tether_b=${{TMPDIR:-/tmp}}/tether-${{LOGNAME:-$USER}}; if [ -n "${{LOGNAME:-$USER}}" ]; then if {PRIVATE}; then f=$_tether_b/$_tether_i.k; (set -C; : >"$f") 2>/dev/null || f=; fi; fi; "#,
@@ -330,7 +332,7 @@ pub fn stage(id: Option<&str>, tag: &str) -> String {
         None => String::new(),
     };
     format!(
-        r#"umask 077; f=; {private}[ -n "$f" ] || f=$(mktemp "${{TMPDIR:-/tmp}}/tether-cmd.{tag}.XXXXXX") || exit; cat >"$f" && printf %s "$f" || {{ s=$?; rm -f "$f"; exit "$s"; }}"#,
+        r#"umask 077; f=; {private}[ -n "$f" ] || f=$(mktemp "${{TMPDIR:-/tmp}}/tether-cmd.{tag}.XXXXXX") || exit; cat >"$f" && [ $(wc -c <"$f") -eq {len} ] && printf %s "$f" || {{ s=$?; rm -f "$f"; exit "$s"; }}"#,
         tag = crate::command::quote(tag)
     )
 }

@@ -329,8 +329,11 @@ pub(super) fn stage(
     id: Option<&str>,
     tag: &str,
 ) -> Result<String, ExecError> {
+    // The writing ends with the exec's sh, even past the command's deadline (by the grace at
+    // most): what removes the file for a deadline or a stop then comes after it, never before
+    // an exec's sh that starts late and writes it (stop 36: `--timeout 1ms` left `ID.k`).
     let stage_opts = ExecOptions {
-        timeout: opts.timeout,
+        timeout: opts.timeout.map(|t| t + STOP_GRACE),
         keepalive: opts.keepalive,
         stdin: Some(command.as_bytes().to_vec()),
         ..ExecOptions::default()
@@ -338,7 +341,12 @@ pub(super) fn stage(
     let key = Key::new();
     let out = run_wrapped(
         conn,
-        &wrap_for(&crate::ssh::supervisor::stage(id, tag), false, None, &key),
+        &wrap_for(
+            &crate::ssh::supervisor::stage(id, tag, command.len()),
+            false,
+            None,
+            &key,
+        ),
         &key,
         &stage_opts,
         &mut |_, _, _| {},

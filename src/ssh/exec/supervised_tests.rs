@@ -216,6 +216,31 @@ fn a_resume_that_needs_removed_bytes_says_how_many() {
     assert_eq!((marker, code), (Some(0), Some(0)));
 }
 
+/// A staged command whose stdin ended before all of it came (the channel closed part-way,
+/// however late its exec's sh started) leaves no file, with or without an id (stop 36: an
+/// exec's sh that started after the deadline's clean-up kept a half-written `ID.k`).
+#[test]
+fn a_staged_command_cut_short_leaves_nothing() {
+    use crate::ssh::supervisor::stage;
+    let tmp = tempfile::tempdir().unwrap();
+    for id in [Some("id1"), None] {
+        for (sent, len) in [(&b""[..], 9), (&b"echo lo"[..], 9), (&b"echo long!"[..], 9)] {
+            let script = wrap_for(&stage(id, "T2", len), false, None, &key());
+            let (stdout, stderr, code) = as_sshd_tmp("/bin/sh", &script, sent, tmp.path());
+            let (out, _, _, _) = read(&stdout, &stderr);
+            assert_ne!(code, Some(0), "{id:?} {sent:?}: {out}");
+            assert_eq!(out, "", "{id:?} {sent:?}");
+        }
+    }
+    let mut left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .chain(std::fs::read_dir(tmp.path().join("tether-someone")).unwrap())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["tether-someone"]);
+}
+
 /// A long command's text is staged among its command's files (`ID.k`), and whatever settles
 /// the command for good removes it: a claim or a stop that finds it never started, and the
 /// day-old sweep when no run came back (builder's finding, issue 13: a staged file stayed in
@@ -228,7 +253,7 @@ fn a_staged_command_goes_with_its_commands_files() {
     let tmp = tempfile::tempdir().unwrap();
     let private = tmp.path().join("tether-someone");
     let staged = |id: Option<&str>, tmp: &std::path::Path| {
-        let script = wrap_for(&stage(id, "T1"), false, None, &key());
+        let script = wrap_for(&stage(id, "T1", 9), false, None, &key());
         let (stdout, stderr, code) = as_sshd_tmp("/bin/sh", &script, b"echo long", tmp);
         let (out, _, marker, _) = read(&stdout, &stderr);
         assert_eq!((marker, code), (Some(0), Some(0)), "{out}");

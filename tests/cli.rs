@@ -522,3 +522,63 @@ fn an_error_names_the_environment_variable_an_option_came_from() {
         .status(2)
         .stderr_lacks("note:");
 }
+
+/// `--roles`/`--hosts` that select none of the recipe's servers are refused, exit 2, naming
+/// what was given and the closest name, for a task as for `tether run` (stop 36 tester t20: a
+/// task ran nothing and said done, exit 0, where `tether run` refused).
+#[test]
+fn filters_that_select_no_server_are_refused_for_tasks_as_for_run() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("deploy.rhai"),
+        "server(\"web1\", #{ roles: [\"web\"] });\nserver(\"db1\", #{ roles: [\"db\"] });\n\
+         role(\"spare\", []);\n\
+         stage(\"production\", || { server(\"app1\", #{ roles: [\"app\"] }); });\n\
+         task(\"t\", || { run_locally(\"echo ran > ran\"); });\n",
+    )
+    .unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--roles", "web", "--hosts", "db1"],
+            "no server of the recipe matches --roles web --hosts db1",
+        ),
+        (
+            &["--roles", "spare"],
+            "no server of the recipe matches --roles spare",
+        ),
+        (
+            &["--roles", "db", "--hosts", "web1"],
+            "no server of the recipe matches --roles db --hosts web1",
+        ),
+        (
+            &["--roles", "wbe"],
+            "--roles: unknown role `wbe`; did you mean `web`?",
+        ),
+    ];
+    for (filters, said) in cases {
+        for head in [&["t"][..], &["-n", "t"], &["run"]] {
+            let mut args = head.to_vec();
+            args.extend(filters);
+            if head == ["run"] {
+                args.extend(["--", "true"]);
+            }
+            Tether::new()
+                .current_dir(dir.path())
+                .args(&args)
+                .run()
+                .status(2)
+                .stderr_contains(said);
+        }
+        assert!(
+            !dir.path().join("ran").exists(),
+            "{filters:?}: the task ran"
+        );
+    }
+    // What does select a server runs; a stage's own servers are selected with it.
+    Tether::new()
+        .current_dir(dir.path())
+        .args(&["production", "t", "--roles", "app"])
+        .run()
+        .status(0);
+    assert!(dir.path().join("ran").exists());
+}

@@ -94,9 +94,7 @@ pub fn select(
         false => loaded.selected_before_shard(),
     };
     if before_shard == 0 {
-        return Err(Error::Usage(
-            "no server of the recipe matches --roles/--hosts".into(),
-        ));
+        return Err(nothing_selected(settings));
     }
     Ok(Selection {
         hosts,
@@ -105,6 +103,23 @@ pub fn select(
         recipe: Some(recipe.clone()),
         before_shard,
     })
+}
+
+/// The error of `--roles`/`--hosts` that select none of the recipe's servers (each known,
+/// but no server has both), naming what was given: `tether run` and a task's run alike exit 2,
+/// where the task would otherwise run nothing and say done.
+pub fn nothing_selected(settings: &Settings) -> Error {
+    let mut given = Vec::new();
+    if !settings.roles.is_empty() {
+        given.push(format!("--roles {}", settings.roles.join(",")));
+    }
+    if !settings.hosts.is_empty() {
+        given.push(format!("--hosts {}", settings.hosts.join(",")));
+    }
+    Error::Usage(format!(
+        "no server of the recipe matches {}",
+        given.join(" ")
+    ))
 }
 
 /// Says so when `--shard` leaves none of the `before` hosts selected (`now` left), and

@@ -207,6 +207,12 @@ fn run_tasks(
         ));
     }
     loaded.validate(&tasks)?;
+    // As `tether run` refuses them (stop 36 tester t20: a task ran nothing, said done, exit 0).
+    if (!settings.roles.is_empty() || !settings.hosts.is_empty())
+        && loaded.selected_before_shard() == 0
+    {
+        return Err(super::host_selection::nothing_selected(settings));
+    }
     let ssh_config = loaded.ssh_config()?;
     let shard_warnings = || {
         super::host_selection::unstamped_shard(settings, &loaded, &tasks, &reporter.sink());

@@ -46,6 +46,7 @@ fn main() {
         Some(Command::Run(_) | Command::Check(_) | Command::Watch(_)) | None
     ) {
         tether::interrupt::stop_run_when_stdout_closes();
+        tether::stdout::watch_reader();
     }
     let result: Result<(), Error> = match &cli.command {
         Some(Command::Run(args)) => tether::run::run(&settings, &args.options(), interrupted()),

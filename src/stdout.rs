@@ -146,6 +146,44 @@ pub fn failed(e: &std::io::Error) {
     }
 }
 
+/// Watches stdout, where it is a pipe or a socket, for its reader going away while nothing is
+/// written (a quiet command under `tether deploy | head`): poll(2) says it (`POLLERR` on a
+/// pipe without a reader, `POLLHUP` on a socket shut down) at once, where a write would say it
+/// only at tether's next line. Then as [`failed`] with a broken pipe. A terminal's hangup comes
+/// as SIGHUP, and a file never goes away: nothing to watch there.
+pub fn watch_reader() {
+    const FD: libc::c_int = libc::STDOUT_FILENO;
+    // SAFETY: fstat writes only into `st`, a plain struct of integers.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(FD, &mut st) } != 0 {
+        return;
+    }
+    let kind = st.st_mode & libc::S_IFMT;
+    if kind != libc::S_IFIFO && kind != libc::S_IFSOCK {
+        return;
+    }
+    let _ = std::thread::Builder::new()
+        .name("stdout-reader".into())
+        .spawn(|| loop {
+            // No events asked: poll(2) reports only POLLERR, POLLHUP and POLLNVAL, which it
+            // always reports; with a reader there it waits for good.
+            let mut fd = libc::pollfd {
+                fd: FD,
+                events: 0,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd, for the call's length.
+            let n = unsafe { libc::poll(&mut fd, 1, -1) };
+            if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            if n > 0 && fd.revents & (libc::POLLERR | libc::POLLHUP) != 0 {
+                failed(&std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+            }
+            return;
+        });
+}
+
 /// stdout's reader has gone away: the process ends with status 141, as SIGPIPE ends other
 /// Unix tools, once its run has stopped (see [`failed`]).
 pub fn closed() -> bool {

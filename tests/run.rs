@@ -885,7 +885,7 @@ fn a_reader_that_goes_away_stops_the_run_as_a_ctrl_c_does() {
             .ssh_config(&lab.ssh_config())
             .args(&args)
             .spawn();
-        let (status, stderr) = close_stdout_at(&mut child, "tick");
+        let (status, stderr) = close_stdout_at(&mut child, "| tick");
         assert_eq!(status.code(), Some(141), "{args:?}: {stderr}");
         assert!(!running(sleep), "{args:?}: `{sleep}` still runs: {stderr}");
         assert!(
@@ -902,6 +902,41 @@ fn a_reader_that_goes_away_stops_the_run_as_a_ctrl_c_does() {
             );
         }
     }
+}
+
+/// A reader that goes away while the commands print nothing stops the run then, not at
+/// tether's next write (stop 36 tester t20: a quiet command ran on until it wrote, with the
+/// reader long gone).
+#[test]
+fn a_reader_that_goes_away_during_a_quiet_command_stops_it_then() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let mut child = Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&[
+            "run",
+            "--hosts",
+            "host1",
+            "--",
+            "echo start; sleep 31.7; echo end",
+        ])
+        .spawn();
+    let closed = std::time::Instant::now();
+    let (status, stderr) = close_stdout_at(&mut child, "| start");
+    assert_eq!(status.code(), Some(141), "{stderr}");
+    assert!(
+        closed.elapsed() < Duration::from_secs(15),
+        "{:?}: {stderr}",
+        closed.elapsed()
+    );
+    assert!(
+        stderr.contains("stdout was closed by its reader: no new commands; stopping running ones"),
+        "{stderr}"
+    );
+    let running = lab.host_pids("host1").into_iter().any(|pid| {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains("31.7"))
+    });
+    assert!(!running, "the sleep still runs: {stderr}");
 }
 
 /// A reader that goes away while a failed run's failure hooks clean up lets them finish, and

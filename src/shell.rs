@@ -139,7 +139,15 @@ fn destination(settings: &Settings, opts: &ShellOptions, sink: Sink) -> Result<D
                     .filter(|s| s.roles.iter().any(|r| r == name))
                     .map(|s| s.name.as_str())
                     .collect();
-                let Some(first) = in_role.first() else {
+                // A host name selects its one server (`web` the server declared
+                // `root@web:2222`), as `--hosts web` and `on("web")` do (stop 36 tester t20:
+                // refused, with "did you mean `db`?").
+                let by_name = recipe.server_for_filter(name).map_err(Error::Usage)?;
+                let Some(first) = in_role
+                    .first()
+                    .copied()
+                    .or(by_name.map(|s| s.name.as_str()))
+                else {
                     let mut known = recipe.role_names();
                     known.extend(recipe.servers.iter().map(|s| s.name.clone()));
                     return Err(Error::Usage(format!(

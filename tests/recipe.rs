@@ -2167,7 +2167,8 @@ fn a_servers_user_and_port_are_where_it_is_reached() {
         "user-port",
         &format!(
             "server(\"host1\", #{{ roles: [\"app\"], user: \"root\", port: {port2} }});\n\
-             task(\"t\", || {{ on(\"app\", |h| {{ print(`${{h.user}} ${{h.port}}`); run(\"whoami; touch /srv/reached\"); }}); }});\n"
+             task(\"t\", || {{ on(\"app\", |h| {{ print(`${{h.user}} ${{h.port}}`); run(\"whoami; touch /srv/reached\"); }}); }});\n\
+             task(\"by_name\", || {{ on(\"host1\", \"echo $SSH_CONNECTION\"); }});\n"
         ),
     );
     r.ssh_config = Some(lab.ssh_config());
@@ -2191,6 +2192,17 @@ fn a_servers_user_and_port_are_where_it_is_reached() {
         .run()
         .status(0)
         .stdout_contains(&format!("root {port2}\n"));
+    // So do `on("host1")` and `tether ssh host1` (stop 36 tester t20: refused, "did you mean").
+    r.tether()
+        .args(&["by_name"])
+        .run()
+        .status(0)
+        .stdout_contains(&format!(" {port2}\n"));
+    r.tether()
+        .args(&["ssh", "host1", "--", "echo $SSH_CONNECTION"])
+        .run()
+        .status(0)
+        .stdout_contains(&format!(" {port2}"));
 
     // `tether run --hosts host1` reaches the server declared `root@host1` as declared, not as
     // the ssh config's user (stop 36 tester t18: as `nobody`).

@@ -291,6 +291,10 @@ impl Recipe {
             } else if let Ok(Some(i)) = self.same_server(n) {
                 // `host1` for the server declared as `deploy@host1`.
                 wanted.insert(self.servers[i].name.as_str());
+            } else if let Some(s) = self.server_for_filter(n)? {
+                // `web` for the one server of that host name, `root@web:2222`, as `--hosts web`
+                // selects it (stop 36 tester t20: refused, with "did you mean `db`?").
+                wanted.insert(s.name.as_str());
             } else {
                 let mut known = roles.clone();
                 known.extend(self.servers.iter().map(|s| s.name.clone()));
@@ -442,6 +446,32 @@ mod tests {
         let e = r.add_server("deploy@host2", &[], Map::new()).unwrap_err();
         assert!(e.contains("again, with the user deploy"), "{e}");
         assert_eq!(r.servers.len(), 1);
+    }
+
+    /// A host name names the one server of that host name whatever its user and port, as
+    /// `--hosts` selects it; one that fits several is refused, naming them (stop 36 tester
+    /// t20: `on("web")` for `root@web:2222` was "unknown role or host", with "did you mean
+    /// `db`?").
+    #[test]
+    fn a_host_name_names_its_one_server() {
+        let mut r = Recipe::default();
+        r.add_server("root@web:2222", &["app".into()], Map::new())
+            .unwrap();
+        r.add_server("db", &["app".into()], Map::new()).unwrap();
+        assert_eq!(r.resolve(&["web".into()]).unwrap(), ["root@web:2222"]);
+        assert_eq!(r.resolve(&["web:2222".into()]).unwrap(), ["root@web:2222"]);
+        let e = r.resolve(&["web:2223".into()]).unwrap_err();
+        assert!(e.contains("unknown role or host `web:2223`"), "{e}");
+        r.add_server("deploy@web:2200", &[], Map::new()).unwrap();
+        let e = r.resolve(&["web".into()]).unwrap_err();
+        assert!(
+            e.contains("could be any of the servers `root@web:2222`, `deploy@web:2200`"),
+            "{e}"
+        );
+        assert_eq!(
+            r.resolve(&["web:2200".into()]).unwrap(),
+            ["deploy@web:2200"]
+        );
     }
 
     /// A name that is both a role and a server is refused where it is used, not taken for the

@@ -150,15 +150,18 @@ fn exit_now(code: i32) -> ! {
 }
 
 /// A first stop of the run (`what` happened; `then` follows the words): no new commands, the
-/// running ones stopped, by setting `flag`, or, while failure hooks run, once they end.
-fn first(flag: &AtomicBool, what: &str, then: &str) {
+/// running ones stopped, by setting `flag`, or, while failure hooks run, once they end
+/// (`held`: a signal), or never (a reader gone: the hooks finish, and the run's failure stays
+/// its own, stop 36 tester t18).
+fn first(flag: &AtomicBool, what: &str, then: &str, held: bool) {
     // A hung-up terminal may refuse the words: the flag is what matters.
     let mut stderr = std::io::stderr();
     if FINISHING.load(Ordering::SeqCst) {
-        CAME_WHILE_FINISHING.store(true, Ordering::SeqCst);
+        CAME_WHILE_FINISHING.fetch_or(held, Ordering::SeqCst);
         let _ = writeln!(
             stderr,
-            "\n{what}: the failure hooks, which clean up, finish first{then}"
+            "\n{what}: the failure hooks, which clean up, finish{}{then}",
+            if held { " first" } else { "" }
         );
         return;
     }
@@ -187,17 +190,12 @@ pub fn stop_run_when_stdout_closes() {
 /// as SIGPIPE ends other Unix tools. A second signal still exits at once.
 pub fn stdout_closed() {
     match FLAG.get() {
-        Some(_) if STOP_WHEN_CLOSED.load(Ordering::SeqCst) && FINISHING.load(Ordering::SeqCst) => {
-            // The run failed, and its failure hooks clean up: they finish, and its failure
-            // stays its own (stop 36 tester t18: it became `interrupted`).
-            let _ = writeln!(
-                std::io::stderr(),
-                "\nstdout was closed by its reader: the failure hooks, which clean up, finish (then exit 141)"
-            );
-        }
-        Some(flag) if STOP_WHEN_CLOSED.load(Ordering::SeqCst) => {
-            first(flag, "stdout was closed by its reader", " (then exit 141)")
-        }
+        Some(flag) if STOP_WHEN_CLOSED.load(Ordering::SeqCst) => first(
+            flag,
+            "stdout was closed by its reader",
+            " (then exit 141)",
+            false,
+        ),
         _ => std::process::exit(exit::BROKEN_PIPE),
     }
 }
@@ -250,7 +248,7 @@ pub fn install() -> Arc<AtomicBool> {
                         let _ = writeln!(std::io::stderr(), "\n{what} again: exiting now");
                         exit_now(exit::INTERRUPTED);
                     }
-                    first(&seen, what, &format!(" ({again})"));
+                    first(&seen, what, &format!(" ({again})"), true);
                 }
             });
         });

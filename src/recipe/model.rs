@@ -182,12 +182,9 @@ impl Recipe {
         match (&new.user, same.as_slice()) {
             (_, []) => Ok(None),
             (None, [(i, _)]) => Ok(Some(*i)),
-            (None, more) => Err(format!(
-                "`{name}` could be any of the servers {}: write the one meant",
-                more.iter()
-                    .map(|(i, _)| format!("`{}`", self.servers[*i].name))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+            (None, more) => Err(ambiguous(
+                name,
+                more.iter().map(|(i, _)| self.servers[*i].name.as_str()),
             )),
             (Some(user), more) => match more.iter().find(|(_, t)| t.user.is_none()) {
                 Some((i, _)) => Err(format!(
@@ -248,13 +245,7 @@ impl Recipe {
         match fits.as_slice() {
             [] => Ok(None),
             [one] => Ok(Some(one)),
-            more => Err(format!(
-                "`{name}` could be any of the servers {}: write the one meant",
-                more.iter()
-                    .map(|s| format!("`{}`", s.name))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
+            more => Err(ambiguous(name, more.iter().map(|s| s.name.as_str()))),
         }
     }
 
@@ -365,6 +356,15 @@ impl Recipe {
             suggest(name, self.tasks.keys().map(String::as_str))
         )
     }
+}
+
+/// The error of a host name `name` that fits each of `servers`.
+fn ambiguous<'a>(name: &str, servers: impl Iterator<Item = &'a str>) -> String {
+    let servers: Vec<String> = servers.map(|s| format!("`{s}`")).collect();
+    format!(
+        "`{name}` could be any of the servers {}: write the one meant",
+        servers.join(", ")
+    )
 }
 
 /// `; did you mean `a`?` for the names closest to `name`, or nothing.

@@ -332,6 +332,24 @@ const CASES: &[Case] = &[
         files: &[],
         hosts: &["j1", "j2", "j3", "j4", "j5"],
     },
+    // `%C` behind a jump host is the same as without one, as OpenSSH 9.2 computes it (9.6
+    // adds the jump host): a known_hosts file named by it is the one ssh reads (stop 36
+    // tester t17: another file, where accept-new recorded a key ssh would find changed).
+    Case {
+        name: "connection-hash-behind-a-jump-host",
+        config: "Host c1 c2 c3
+  HostName 10.0.0.5
+  User deploy
+  UserKnownHostsFile ~/kh-%C
+  IdentityAgent ~/agent-%C
+Host c2
+  ProxyJump bastion
+Host c3
+  ProxyJump ops@b1:2222,b2
+",
+        files: &[],
+        hosts: &["c1", "c2", "c3"],
+    },
     Case {
         name: "proxycommand-raw",
         config: "Host pc1\n  ProxyCommand ssh -W %h:%p bastion # stays\nHost pc2\n  ProxyCommand=nc -X connect -x proxy:3128 %h %p\n",

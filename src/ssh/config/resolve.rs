@@ -473,10 +473,7 @@ impl<'a> Resolution<'a> {
             .text("HostKeyAlias")
             .unwrap_or_else(|| host.clone());
         Ok(Tokens::default()
-            .with(
-                'C',
-                connection_hash(&local.hostname, &host, &port, &user, &jump),
-            )
+            .with('C', connection_hash(&local.hostname, &host, &port, &user))
             .with('L', local.short_hostname())
             .with('d', local.home.display().to_string())
             .with('h', host)
@@ -1089,10 +1086,7 @@ impl<'a> Resolution<'a> {
         let local = &self.inner.local;
         let port = if port == 0 { 22 } else { port }.to_string();
         Ok(Tokens::default()
-            .with(
-                'C',
-                connection_hash(&local.hostname, host, &port, user, jump),
-            )
+            .with('C', connection_hash(&local.hostname, host, &port, user))
             .with('L', local.short_hostname())
             .with('i', local.uid.to_string())
             .with('l', &local.hostname)
@@ -1126,10 +1120,11 @@ pub const DEFAULT_IDENTITIES: &[&str] = &[
     "id_dsa",
 ];
 
-/// `%C`: SHA-1 of local host, host, port, user and jump host, in hex.
-fn connection_hash(local: &str, host: &str, port: &str, user: &str, jump: &str) -> String {
+/// `%C`: SHA-1 of local host, host, port and user, in hex, as OpenSSH 9.2 computes it (9.6
+/// adds the jump host): a file it names is the one 9.2's ssh uses.
+fn connection_hash(local: &str, host: &str, port: &str, user: &str) -> String {
     let mut sha = Sha1::new();
-    for part in [local, host, port, user, jump] {
+    for part in [local, host, port, user] {
         sha.update(part.as_bytes());
     }
     sha.finalize().iter().map(|b| format!("{b:02x}")).collect()

@@ -2,7 +2,7 @@
 //! of its plain key, and the checks ssh makes before trusting one through a
 //! `@cert-authority` line of known_hosts (sshconnect.c `check_host_key`, sshkey.c
 //! `sshkey_cert_check_host`): signed by that CA, a host certificate, inside its validity
-//! interval, the host's name among its principals (which may be `*`/`?` patterns), no
+//! interval, the host's name among its principals (plain names, as OpenSSH 9.2 compares them), no
 //! critical options, and a CA signature algorithm that `CASignatureAlgorithms` allows.
 //!
 //! A certificate blob is `string type` (`ssh-ed25519-cert-v01@openssh.com` ...), `string
@@ -12,7 +12,6 @@
 //! options`, `string extensions`, `string reserved`, `string signature key` (the CA's public
 //! key blob), then `string signature` over everything before it.
 
-use super::config::wildcard_match;
 use super::known_hosts::fingerprint;
 use super::signature::{self, SignatureError};
 use super::wire::{put_string, Reader, Truncated};
@@ -120,7 +119,7 @@ pub enum CertificateProblem {
     #[error("it lists no principals")]
     NoPrincipals,
     /// The host's name is not among its principals.
-    #[error("`{name}` is not among its principals ({})", .principals.join(", "))]
+    #[error("`{name}` is not among its principals ({}){}", .principals.join(", "), pattern_note(.principals))]
     PrincipalNotListed {
         /// The name checked: `HostKeyAlias`, else the `HostName`.
         name: String,
@@ -243,7 +242,9 @@ impl Certificate {
         if self.principals.is_empty() {
             return Err(CertificateProblem::NoPrincipals);
         }
-        if !self.principals.iter().any(|p| wildcard_match(p, name)) {
+        // Plain names, as OpenSSH 9.2 compares them (10.3 takes patterns): a certificate 9.2's
+        // ssh refuses is refused (stop 36 tester t17: `*.example.com` was accepted).
+        if !self.principals.iter().any(|p| p == name) {
             return Err(CertificateProblem::PrincipalNotListed {
                 name: name.to_string(),
                 principals: self.principals.clone(),
@@ -255,6 +256,14 @@ impl Certificate {
             ));
         }
         Ok(())
+    }
+}
+
+/// What a pattern among `principals` means here: nothing but itself.
+fn pattern_note(principals: &[String]) -> &'static str {
+    match principals.iter().any(|p| p.contains(['*', '?'])) {
+        true => "; a principal is a plain name, as OpenSSH 9.2 compares them: a pattern matches only itself",
+        false => "",
     }
 }
 
@@ -334,7 +343,15 @@ mod tests {
         assert_eq!(plain_key(&good), plain);
         assert_eq!(plain_key(&plain), plain);
         assert_eq!(cert.check_host("web1", 150, &allowed()), Ok(()));
-        assert_eq!(cert.check_host("db.example.com", 100, &allowed()), Ok(()));
+        // A pattern is a plain name, as OpenSSH 9.2 compares them.
+        assert_eq!(
+            cert.check_host("db.example.com", 100, &allowed())
+                .unwrap_err()
+                .to_string(),
+            "`db.example.com` is not among its principals (web1, *.example.com); a principal is \
+             a plain name, as OpenSSH 9.2 compares them: a pattern matches only itself"
+        );
+        assert_eq!(cert.check_host("*.example.com", 100, &allowed()), Ok(()));
         assert!(matches!(
             cert.check_host("web2", 150, &allowed()),
             Err(CertificateProblem::PrincipalNotListed { .. })

@@ -1669,3 +1669,43 @@ fn options_anywhere_json_dump_and_empty_environment() {
         ours.stdout
     );
 }
+
+/// `Match exec` runs `$SHELL -c`: with SHELL set and empty, ssh 9.2 refuses ("Shell "" is not
+/// executable"), and so does tether; unset, both run /bin/sh (stop 36 tester t17: tether ran
+/// /bin/sh where SHELL was empty).
+#[test]
+fn match_exec_with_an_empty_shell_is_refused_as_ssh_refuses_it() {
+    let sb = Sandbox::new("emptyshell");
+    let config = sb.write("cfg/emptyshell", "Match exec true\n  Port 2001\n");
+    let tether = env!("CARGO_BIN_EXE_tether");
+    let ssh = sb.run("env", &["SHELL=", "ssh", "-G", "-F", &config, "x"]);
+    assert_ne!(ssh.status, 0, "{}", ssh.stdout);
+    assert!(
+        ssh.stderr.contains("Shell \"\" is not executable"),
+        "{}",
+        ssh.stderr
+    );
+    let ours = sb.run(
+        "env",
+        &["SHELL=", tether, "-F", &config, "hosts", "-G", "x"],
+    );
+    assert_eq!(ours.status, 2, "{}{}", ours.stdout, ours.stderr);
+    assert!(
+        ours.stderr
+            .contains("Match exec `true`: SHELL is set and empty: shell \"\" is not executable"),
+        "{}",
+        ours.stderr
+    );
+    for program in [&["ssh", "-G"][..], &[tether, "hosts", "-G"]] {
+        let mut args = vec!["-u", "SHELL"];
+        args.extend(program);
+        args.extend(["-F", &config, "x"]);
+        let ran = sb.run("env", &args);
+        assert_eq!(ran.status, 0, "{program:?}: {}", ran.stderr);
+        assert!(
+            ran.stdout.contains("port 2001\n"),
+            "{program:?}: {}",
+            ran.stdout
+        );
+    }
+}

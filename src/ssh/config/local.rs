@@ -38,8 +38,9 @@ impl Local {
             .map(PathBuf::from)
             .or_else(|| (!pw_dir.is_empty()).then(|| PathBuf::from(&pw_dir)))
             .unwrap_or_else(|| PathBuf::from("/"));
+        // Unset is /bin/sh; set and empty stays empty, which `Match exec` refuses, as
+        // readconf.c `execute_in_shell` does.
         let shell = std::env::var_os("SHELL")
-            .filter(|s| !s.is_empty())
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/bin/sh"));
         Local {

@@ -432,6 +432,16 @@ impl<'a> Resolution<'a> {
     /// readconf.c `execute_in_shell`: `$SHELL -c command`, stdin and stdout on /dev/null.
     fn exec(&self, command: &str, at: &Location) -> Result<bool, HostError> {
         let shell = &self.inner.local.shell;
+        if shell.as_os_str().is_empty() {
+            // ssh 9.2: `Shell "" is not executable` (stop 36 tester t17: run under /bin/sh).
+            return Err(self.error(
+                Some(at.clone()),
+                format!(
+                    "Match exec `{command}`: SHELL is set and empty: shell \"\" is not \
+                     executable, as ssh says"
+                ),
+            ));
+        }
         let status = std::process::Command::new(shell)
             .arg("-c")
             .arg(command)

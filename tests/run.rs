@@ -702,6 +702,37 @@ fn a_long_command_stopped_while_it_is_written_never_starts_and_leaves_nothing() 
     assert!(!lab.host("host1").root_dir.join("late").exists());
     assert!(!marker.exists(), "late: it ran");
     assert_eq!(staged_files(&lab), Vec::<String>::new(), "late");
+    // A PTY command whose deadline comes in its own exec, before its sh has read and removed
+    // the file (its `cat` of it takes a second): the terminal's hangup ends the sh there, and
+    // the file goes all the same (stop 36 tester t21: `--pty --timeout 15ms` left it).
+    std::fs::write(
+        bin.join("cat"),
+        "#!/bin/sh\ncase \"$1\" in */tether-cmd.*) sleep 1;; esac\nexec /bin/cat \"$@\"\n",
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("755")
+        .arg(bin.join("cat"))
+        .status()
+        .unwrap();
+    Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&[
+            "run",
+            "--pty",
+            "--timeout",
+            "500ms",
+            "--hosts",
+            "host1",
+            "--",
+        ])
+        .arg(&command)
+        .run()
+        .status(1);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!marker.exists(), "pty, late cat: it ran");
+    assert_eq!(staged_files(&lab), Vec::<String>::new(), "pty, late cat");
+    std::fs::remove_file(bin.join("cat")).unwrap();
     // A login shell that takes a second: the Ctrl-C comes while the command is written.
     std::fs::write(lab.host("host1").root_dir.join("slow"), "").unwrap();
     let run = Tether::new()

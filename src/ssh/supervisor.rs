@@ -356,9 +356,13 @@ pub fn clean() -> String {
 /// `-prune`, `-mtime +0`: a day old or more) in the private directory (not a symlink): a
 /// command whose status (`ID.s`) was written a day ago or more; one started that long ago
 /// (`ID.o`) with no status whose process group (`ID.p`) is gone (its supervisor was killed);
-/// a claim (`ID.claim`) or a staged command (`ID.k`) that old with no files beside it. A command still running, or that
-/// ended within the day (a run may still re-attach to it and read its status), is left.
-const EXPIRE: &str = r#"[ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && find "$_tether_b/." ! -name . -prune \( -name '*.s' -o -name '*.o' -o -name '*.claim' -o -name '*.k' \) -mtime +0 2>/dev/null | while read -r _tether_f; do _tether_i=${_tether_f%.*}; case $_tether_f in *.s) [ -s "$_tether_f" ] || continue;; *.o) [ -s "$_tether_i.s" ] && continue; _tether_p=; read -r _tether_p <"$_tether_i.p" 2>/dev/null; [ -n "$_tether_p" ] && kill -0 -"$_tether_p" 2>/dev/null && continue;; *) [ -e "$_tether_i.o" ] && continue;; esac; rm -f "$_tether_i".? "$_tether_i".?.* "$_tether_i.claim"; done"#;
+/// a claim (`ID.claim`) or a staged command (`ID.k`) that old with no files beside it; and, in
+/// `$TMPDIR` (or `/tmp`), a PTY command's staged text (`tether-cmd.*`) that old (in a sticky
+/// `/tmp` only the user's own can go),
+/// which a run that exited at a second signal left (stop 36 tester t21: nothing removed it).
+/// A command still running, or that ended within the day (a run may still re-attach to it and
+/// read its status), is left.
+const EXPIRE: &str = r#"find "${TMPDIR:-/tmp}/." ! -name . -prune -name 'tether-cmd.*' -type f -mtime +0 -exec rm -f {} + 2>/dev/null; [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && find "$_tether_b/." ! -name . -prune \( -name '*.s' -o -name '*.o' -o -name '*.claim' -o -name '*.k' \) -mtime +0 2>/dev/null | while read -r _tether_f; do _tether_i=${_tether_f%.*}; case $_tether_f in *.s) [ -s "$_tether_f" ] || continue;; *.o) [ -s "$_tether_i.s" ] && continue; _tether_p=; read -r _tether_p <"$_tether_i.p" 2>/dev/null; [ -n "$_tether_p" ] && kill -0 -"$_tether_p" 2>/dev/null && continue;; *) [ -e "$_tether_i.o" ] && continue;; esac; rm -f "$_tether_i".? "$_tether_i".?.* "$_tether_i.claim"; done"#;
 
 /// The sh script that stops the supervised command `id` by hand and removes its files: its
 /// process group read from its files (`ID.p`), stopped as tether stops it (see

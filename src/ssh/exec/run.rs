@@ -127,6 +127,7 @@ pub fn run_reporting(
     if let Some(t) = opts.timeout {
         rest.timeout = Some(t.saturating_sub(started.elapsed()));
     }
+    let pty = opts.pty;
     let mut out = run_wrapped(
         conn,
         &wrap_for(&staged, opts.pty, supervised, &key),
@@ -135,7 +136,21 @@ pub fn run_reporting(
         on_line,
         preamble,
         sup,
-    )?;
+    )
+    .inspect_err(|e| {
+        // The file is removed by the exec's sh before the command starts; a PTY's sh that a
+        // deadline or a stop ends first (the terminal's hangup) leaves it, the command's text
+        // (stop 36 tester t21: `--pty --timeout 15ms`). Removed by its tag: a sh that starts
+        // later finds no file and runs nothing. (A supervised command's goes with its files.)
+        if pty && !matches!(e, ExecError::Lost(_)) {
+            let _ = run_script(
+                conn,
+                &crate::ssh::supervisor::unstage(),
+                &["", tag.as_str()],
+                OPEN_TIMEOUT,
+            );
+        }
+    })?;
     out.duration = started.elapsed();
     Ok(out)
 }

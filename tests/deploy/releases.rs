@@ -934,3 +934,82 @@ fn a_release_never_seen_live_is_never_a_plain_rollbacks() {
     assert_current(&lab, &["web2"], "20250101000004", "web2");
     assert!(!complete(&lab, "web2", "20250101000003"));
 }
+
+/// A release holding Deployer's `BAD_RELEASE` (its rollback leaves one in the release it rolls
+/// back from) is no release, whatever its marker or the log says: a plain rollback passes over
+/// it, as Deployer's does, nothing removes it, and it is said with the strays (stop 36 tester
+/// t21: a plain rollback published it, exit 0, and removed the good release).
+#[test]
+fn a_release_deployer_marked_bad_is_never_a_rollbacks() {
+    let lab = lab();
+    let dir = Dir::new("bad-release");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    let names = ["20250101000001", "20250101000002", "20250101000003"];
+    for (i, r) in names.iter().enumerate() {
+        app.commit(&format!("v{i}"));
+        deploy(&dir, &lab, r, &["-s", "keep_releases=5"]).status(0);
+    }
+    let said = "20250101000002 (a release marked bad: it holds BAD_RELEASE";
+    for h in HOSTS {
+        fs::write(
+            shop(&lab, h).join("releases/20250101000002/BAD_RELEASE"),
+            "bad\n",
+        )
+        .unwrap();
+    }
+    tether(&dir, &lab, &["deploy:releases"])
+        .status(0)
+        .stdout_contains(said)
+        .stdout_contains("\n  20250101000001 ")
+        .stdout_lacks("\n  20250101000002 ");
+    tether(&dir, &lab, &["deploy:rollback"]).status(0);
+    assert_current(
+        &lab,
+        &HOSTS,
+        "20250101000001",
+        "rolled back over the bad release",
+    );
+    for h in HOSTS {
+        assert_eq!(
+            releases(&lab, h),
+            ["20250101000001", "20250101000002"],
+            "{h}"
+        );
+    }
+    // Another tool's layout, no marker and no log (t21's): the same.
+    app.commit("v4");
+    deploy(&dir, &lab, "20250101000004", &["-s", "keep_releases=5"]).status(0);
+    for h in HOSTS {
+        for r in ["20250101000001", "20250101000002", "20250101000004"] {
+            let _ = fs::remove_file(
+                shop(&lab, h)
+                    .join("releases")
+                    .join(r)
+                    .join(".tether-complete"),
+            );
+        }
+        fs::remove_file(shop(&lab, h).join("revisions.log")).unwrap();
+    }
+    app.commit("v5");
+    deploy(&dir, &lab, "20250101000005", &["-s", "keep_releases=5"])
+        .status(0)
+        .stdout_contains(said);
+    tether(&dir, &lab, &["-s", "keep_releases=5", "deploy:rollback"]).status(0);
+    assert_current(&lab, &HOSTS, "20250101000004", "the first rollback");
+    tether(&dir, &lab, &["-s", "keep_releases=5", "deploy:rollback"]).status(0);
+    assert_current(
+        &lab,
+        &HOSTS,
+        "20250101000001",
+        "passing over the bad release",
+    );
+    for h in HOSTS {
+        assert!(
+            shop(&lab, h)
+                .join("releases/20250101000002/BAD_RELEASE")
+                .exists(),
+            "{h}: the bad release was removed"
+        );
+    }
+}

@@ -376,6 +376,20 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
             .map(Dynamic::from)
             .collect())
     });
+    // `unsharded_hosts(target)`: the hosts of a target that --roles/--hosts select, in every
+    // shard of this run (the stdlib asks whether a shard without release hosts is one part of
+    // a fleet that has some).
+    let r = rt.clone();
+    engine.register_fn(
+        "unsharded_hosts",
+        move |target: Dynamic| -> Fallible<Array> {
+            let admit = |s: &super::model::Server| r.filters.admits_unsharded(&s.name, &s.roles);
+            Ok(select_admitted(&r, &target, admit)?
+                .into_iter()
+                .map(Dynamic::from)
+                .collect())
+        },
+    );
     let r = rt.clone();
     engine.register_fn(
         "invoke",
@@ -504,6 +518,15 @@ fn lazy(ctx: &NativeCallContext, value: Dynamic) -> Fallible<Dynamic> {
 /// narrowed by `--roles`/`--hosts`, in server order, each once. A `Host` value (`host(name)`,
 /// an `on` closure's `host`) names that host and is never taken for a role of that name.
 pub fn select(rt: &Runtime, target: &Dynamic) -> Fallible<Vec<String>> {
+    select_admitted(rt, target, |s| rt.filters.admits(&s.name, &s.roles))
+}
+
+/// The hosts of `target` (as [`select`] takes it) that `admit` lets through.
+fn select_admitted(
+    rt: &Runtime,
+    target: &Dynamic,
+    admit: impl Fn(&super::model::Server) -> bool,
+) -> Fallible<Vec<String>> {
     let one = |v: &Dynamic| v.read_lock::<HostInfo>().map(|h| h.name().to_string());
     let (names, hosts): (Vec<String>, Vec<String>) =
         match (one(target), target.read_lock::<Array>()) {
@@ -529,7 +552,7 @@ pub fn select(rt: &Runtime, target: &Dynamic) -> Fallible<Vec<String>> {
     Ok(recipe
         .servers
         .iter()
-        .filter(|s| chosen.contains(&s.name) && rt.filters.admits(&s.name, &s.roles))
+        .filter(|s| chosen.contains(&s.name) && admit(s))
         .map(|s| s.name.clone())
         .collect())
 }

@@ -295,3 +295,75 @@ fn two_shards_at_once_keep_their_copy_archives_apart() {
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// A shard none of whose hosts gets releases (`no_release: true`), in a fleet whose other
+/// shards have some, runs none of the release flow's own steps (no lock, no release) and its
+/// hooks on its hosts, and succeeds, saying so; where no shard has one, it is refused as an
+/// unsharded run is (stop 36 testers t18/t19: such a CI matrix job failed, where an empty
+/// shard succeeds).
+#[test]
+fn a_shard_of_no_release_hosts_runs_the_hooks_and_no_release_step() {
+    let lab = lab();
+    let dir = Dir::new("shards-no-release");
+    let app = App::new(&dir);
+    let text = recipe_text(&app, true).replace("on(\"all\", ", "on(deploy::release_hosts(), ")
+        + "task(\"app:everywhere\", || { on(\"all\", \"echo ran >> /srv/everywhere\"); });\n\
+           after(\"deploy:published\", \"app:everywhere\");\n";
+    assert_eq!(text.matches("on(deploy::release_hosts(), ").count(), 4);
+    dir.write("deploy.rhai", &text);
+    let plan = |shard: &str| -> Vec<String> {
+        let out = tether(&dir, &lab, &["hosts", "--shard", shard]);
+        out.status(0);
+        HOSTS
+            .iter()
+            .filter(|h| {
+                out.stdout
+                    .lines()
+                    .any(|l| l.split_whitespace().next() == Some(h))
+            })
+            .map(|h| h.to_string())
+            .collect()
+    };
+    let (one, two) = (plan("1/2"), plan("2/2"));
+    assert!(!one.is_empty() && !two.is_empty(), "{one:?} {two:?}");
+    let marked = |hosts: &[String]| {
+        hosts.iter().fold(text.clone(), |t, h| {
+            t.replace(
+                &format!("server(\"{h}\", #{{ "),
+                &format!("server(\"{h}\", #{{ no_release: true, "),
+            )
+        })
+    };
+    dir.write("deploy.rhai", &marked(&one));
+    let release = "20250101000011";
+    deploy(&dir, &lab, release, &["--shard", "1/2"])
+        .status(0)
+        .stdout_contains(&format!(
+            "no host of this shard gets releases ({} of other shards do): the release flow's \
+             own steps do nothing here; its hooks run",
+            two.len()
+        ));
+    for h in &one {
+        assert!(!shop(&lab, h).join("releases").exists(), "{h}");
+        assert!(
+            lab.host(h).root_dir.join("everywhere").exists(),
+            "{h}: the hook did not run"
+        );
+    }
+    for task in ["deploy:rollback", "deploy:cleanup", "deploy:releases"] {
+        tether(&dir, &lab, &[task, "--shard", "1/2"]).status(0);
+    }
+    tether(&dir, &lab, &["-n", "deploy", "--shard", "1/2"])
+        .status(0)
+        .stdout_contains("no host of this shard gets releases");
+    deploy(&dir, &lab, release, &["--shard", "2/2"]).status(0);
+    for h in &two {
+        assert_eq!(releases(&lab, h), [release], "{h}");
+    }
+    assert_unlocked(&lab);
+    // No shard has a release host: refused, as a run without shards is.
+    dir.write("deploy.rhai", &marked(&[one, two].concat()));
+    deploy(&dir, &lab, "20250101000012", &["--shard", "1/2"])
+        .status(4)
+        .stderr_contains("no host of this run gets releases");
+}

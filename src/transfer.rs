@@ -244,6 +244,14 @@ pub fn refuse_other_home(remote: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Refuses an upload's destination `$d` that exists and is no regular file, directory or
+/// symbolic link: a device, a FIFO or a socket, which the file moved onto it would replace,
+/// removed (stop 36 tester t22: /dev/null became a regular file, exit 0); scp writes into it.
+const NOT_SPECIAL: &str =
+    "if [ -e \"$d\" ] && [ ! -f \"$d\" ] && [ ! -d \"$d\" ] && [ ! -h \"$d\" ]; then \
+     echo \"upload: $d is no regular file (a device, a FIFO or a socket), which the upload would \
+     replace: give a file's path\" >&2; exit 1; fi; ";
+
 /// How old (minutes) another run's temporary file of the same destination must be before an
 /// upload removes it: a live upload writes to its file all the time, one whose connection and
 /// remote shell died left it behind.
@@ -259,7 +267,7 @@ pub fn receive_script(remote: &str, tmp: &str, size: u64) -> String {
     format!(
         "d={dest}; t={stem}{tmp}; p=$(dirname -- \"$d\"; echo x); mkdir -p -- \"${{p%??}}\" || exit 1; \
          if [ -d \"$d\" ]; then echo \"upload: $d is a directory (mv would put the file inside \
-         it): give the file's own path\" >&2; exit 1; fi; \
+         it): give the file's own path\" >&2; exit 1; fi; {special}\
          b=${{t##*/}}; if [ ${{#b}} -gt 255 ]; then echo \"upload: the name of $d is too long for \
          the temporary file beside it (${{#b}} bytes with its {n}-byte suffix; a name has 255 at \
          most): shorten it\" >&2; exit 1; fi; \
@@ -274,6 +282,7 @@ pub fn receive_script(remote: &str, tmp: &str, size: u64) -> String {
         dest = remote_word(remote),
         stem = temp_stem(remote),
         n = tmp.len(),
+        special = NOT_SPECIAL,
     )
 }
 
@@ -291,12 +300,14 @@ pub fn place_script(remote: &str, tmp: &str, sent: &Digest, mode: u32) -> String
          if command -v sha256sum >/dev/null 2>&1; then s=$(sha256sum < \"$t\"); \
          elif command -v shasum >/dev/null 2>&1; then s=$(shasum -a 256 < \"$t\"); else s={sum}; fi; \
          case $s in {sum}*) ;; *) rm -f -- \"$t\"; echo 'upload arrived changed: SHA-256 differs' >&2; exit 1 ;; esac; \
+         {special}\
          if [ -f \"$d\" ] && [ ! -h \"$d\" ]; then set -f; set -- $(ls -ldn -- \"$d\"); set +f; \
          chown -- \"$3:$4\" \"$t\" 2>/dev/null || {{ rm -f -- \"$t\"; echo \"upload: $d belongs to $3:$4 \
          (uid:gid), which the new file cannot be given (chown refused): nothing was replaced\" >&2; exit 1; }}; fi; \
          chmod {mode:04o} -- \"$t\" && mv -f -- \"$t\" \"$d\" || {{ rm -f -- \"$t\"; exit 1; }}",
         dest = remote_word(remote),
         stem = temp_stem(remote),
+        special = NOT_SPECIAL.replace("exit 1", "rm -f -- \"$t\"; exit 1"),
     )
 }
 
@@ -408,6 +419,20 @@ pub fn parse_mode(text: &str) -> Result<u32, String> {
         ));
     }
     u32::from_str_radix(text, 8).map_err(|e| format!("mode `{text}`: {e}"))
+}
+
+/// What `path` is when it exists and is neither a regular file, a directory nor a symbolic
+/// link (which a transfer replaces: see the README): "a character device", "a FIFO"...
+pub fn special_kind(path: &Path) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt as _;
+    let t = std::fs::symlink_metadata(path).ok()?.file_type();
+    Some(match () {
+        _ if t.is_char_device() => "a character device",
+        _ if t.is_block_device() => "a block device",
+        _ if t.is_fifo() => "a FIFO",
+        _ if t.is_socket() => "a socket",
+        _ => return None,
+    })
 }
 
 /// The local temporary file of a download: `DEST.tether-download.RUN`, created private (0600)

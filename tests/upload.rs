@@ -786,3 +786,86 @@ fn an_upload_lost_while_it_is_placed_is_named_as_the_upload() {
     );
     assert!(!text.contains("tether-upload"), "{text}");
 }
+
+/// An upload or a download whose destination is a FIFO or a socket (a device alike) is
+/// refused, naming it, and the node stays: moving the file onto it would remove it (stop 36
+/// tester t22: `upload(.., "/srv/fifo")` and `download(.., "lfifo")` replaced them with
+/// regular files, exit 0; as root, /dev/null too). scp writes into such a node instead.
+#[test]
+fn a_transfer_never_replaces_a_fifo_or_a_socket() {
+    use std::os::unix::fs::FileTypeExt as _;
+    let lab = lab(&["db1"]);
+    let r = lab_recipe(
+        &lab,
+        "special-nodes",
+        r#"task("up", || { on("db", |host| { upload("a.txt", fetch("to")); }); });
+task("down", || { on("db", |host| { download("/srv/a.txt", fetch("to")); }); });"#,
+    );
+    r.write("a.txt", "new\n");
+    let root = &lab.host("db1").root_dir;
+    std::fs::write(root.join("a.txt"), "remote\n").unwrap();
+    let fifo = |p: &Path| {
+        let ok = std::process::Command::new("mkfifo")
+            .arg(p)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mkfifo {}", p.display());
+    };
+    fifo(&root.join("fifo"));
+    let _remote_socket = std::os::unix::net::UnixListener::bind(root.join("sock")).unwrap();
+    for to in ["/srv/fifo", "/srv/sock"] {
+        r.tether()
+            .args(&["-s", &format!("to={to}"), "up"])
+            .run()
+            .status(1)
+            .stdout_contains(&format!(
+                "upload: {to} is no regular file (a device, a FIFO or a socket), which the \
+                 upload would replace"
+            ));
+    }
+    assert!(std::fs::symlink_metadata(root.join("fifo"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    assert!(std::fs::symlink_metadata(root.join("sock"))
+        .unwrap()
+        .file_type()
+        .is_socket());
+    fifo(&r.path("lfifo"));
+    let _local_socket = std::os::unix::net::UnixListener::bind(r.path("lsock")).unwrap();
+    for (to, kind) in [("lfifo", "a FIFO"), ("lsock", "a socket")] {
+        // A local path the recipe gave: a recipe error (exit 4), as a local directory is.
+        r.tether()
+            .args(&["-s", &format!("to={to}"), "down"])
+            .run()
+            .status(4)
+            .stderr_contains(&format!(
+                "db1: deploy.rhai:5:37: download: ./{to} is {kind}, not a regular file: the \
+                 download would replace it"
+            ));
+    }
+    assert!(std::fs::symlink_metadata(r.path("lfifo"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    assert!(std::fs::symlink_metadata(r.path("lsock"))
+        .unwrap()
+        .file_type()
+        .is_socket());
+    let left: Vec<_> = std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains("tether-upload"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    // A regular file is still replaced, as before.
+    r.tether()
+        .args(&["-s", "to=/srv/b.txt", "up"])
+        .run()
+        .status(0);
+    assert_eq!(
+        std::fs::read_to_string(root.join("b.txt")).unwrap(),
+        "new\n"
+    );
+}

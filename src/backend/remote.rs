@@ -196,6 +196,15 @@ impl Backend for Remote {
                 download.path.display()
             )));
         }
+        // A device, a FIFO or a socket would be replaced by the file, removed (stop 36 tester
+        // t22: /dev/null became a regular file, exit 0); scp writes into it instead. Refused.
+        if let Some(kind) = transfer::special_kind(download.path) {
+            return Err(TransferError::Local(format!(
+                "download: {} is {kind}, not a regular file: the download would replace it; \
+                 give a file's path",
+                download.path.display()
+            )));
+        }
         let (temp, file) = transfer::LocalTemp::create(download.path)
             .map_err(|e| local("create a temporary file beside", e))?;
         let writer = Arc::new(Mutex::new(transfer::HashingWriter::new(

@@ -2168,7 +2168,9 @@ fn a_servers_user_and_port_are_where_it_is_reached() {
         &format!(
             "server(\"host1\", #{{ roles: [\"app\"], user: \"root\", port: {port2} }});\n\
              task(\"t\", || {{ on(\"app\", |h| {{ print(`${{h.user}} ${{h.port}}`); run(\"whoami; touch /srv/reached\"); }}); }});\n\
-             task(\"by_name\", || {{ on(\"host1\", \"echo $SSH_CONNECTION\"); }});\n"
+             task(\"by_name\", || {{ on(\"host1\", \"echo $SSH_CONNECTION\"); }});\n\
+             role(\"worker\", [\"host1\"]);\n\
+             task(\"once\", || {{ on([\"app\", \"worker\"], \"echo one >> /srv/count\"); }});\n"
         ),
     );
     r.ssh_config = Some(lab.ssh_config());
@@ -2192,6 +2194,14 @@ fn a_servers_user_and_port_are_where_it_is_reached() {
         .run()
         .status(0)
         .stdout_contains(&format!("root {port2}\n"));
+    // A role naming host1 joins that server: one host, each command run once (stop 36
+    // tester t22: a second host, the same machine through the ssh config, ran it twice).
+    r.tether().args(&["once"]).run().status(0);
+    assert_eq!(
+        std::fs::read_to_string(lab.host("host2").root_dir.join("count")).unwrap(),
+        "one\n"
+    );
+    assert!(!lab.host("host1").root_dir.join("count").exists());
     // So do `on("host1")` and `tether ssh host1` (stop 36 tester t20: refused, "did you mean").
     r.tether()
         .args(&["by_name"])

@@ -172,13 +172,26 @@ impl Recipe {
         let Ok(new) = HostTarget::parse(name) else {
             return Ok(None);
         };
-        let same: Vec<(usize, HostTarget)> = self
+        let of_alias: Vec<(usize, HostTarget)> = self
             .servers
             .iter()
             .enumerate()
             .filter_map(|(i, s)| HostTarget::parse(&s.name).ok().map(|t| (i, t)))
-            .filter(|(_, t)| t.alias == new.alias && t.port == new.port)
+            .filter(|(_, t)| t.alias == new.alias)
             .collect();
+        // Of the same port; a name without one (reached at the ssh config's port) names the
+        // server of that host name declared with one, as `--hosts` and `on()` take it (stop 36
+        // tester t22: `role("worker", ["web"])` beside `server("web", #{ port: P })` made a
+        // second host, the same machine through the config, and every command ran twice).
+        let exact: Vec<(usize, HostTarget)> = of_alias
+            .iter()
+            .filter(|(_, t)| t.port == new.port)
+            .cloned()
+            .collect();
+        let same = match (exact.is_empty(), new.port) {
+            (true, None) => of_alias,
+            _ => exact,
+        };
         match (&new.user, same.as_slice()) {
             (_, []) => Ok(None),
             (None, [(i, _)]) => Ok(Some(*i)),
@@ -472,6 +485,29 @@ mod tests {
             r.resolve(&["web:2200".into()]).unwrap(),
             ["deploy@web:2200"]
         );
+    }
+
+    /// A name without a port joins the one server of that host name declared with one (as
+    /// `role("worker", ["web"])` names it), rather than make a second host of what the ssh
+    /// config may reach as the same machine; one of another port is another server, and a
+    /// name that then fits several is refused (stop 36 tester t22: every command ran twice).
+    #[test]
+    fn a_name_without_a_port_joins_its_one_server() {
+        let mut r = Recipe::default();
+        r.add_server("root@web:2222", &["app".into()], Map::new())
+            .unwrap();
+        r.add_server("web", &["worker".into()], Map::new()).unwrap();
+        assert_eq!(r.servers.len(), 1);
+        assert_eq!(r.servers[0].roles, ["app", "worker"]);
+        r.add_server("web:2200", &["db".into()], Map::new())
+            .unwrap();
+        assert_eq!(r.servers.len(), 2);
+        let e = r.add_server("web", &[], Map::new()).unwrap_err();
+        assert!(e.contains("could be any of the servers"), "{e}");
+        r.add_server("web:2200", &["cache".into()], Map::new())
+            .unwrap();
+        assert_eq!(r.servers.len(), 2);
+        assert_eq!(r.servers[1].roles, ["db", "cache"]);
     }
 
     /// A name that is both a role and a server is refused where it is used, not taken for the

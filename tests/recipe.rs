@@ -1878,12 +1878,20 @@ fn an_invoke_that_runs_nothing_says_so() {
 fn a_signal_to_tether_stops_a_local_command() {
     let r = RecipeDir::new(
         "local-stop",
-        "task(\"t\", || { run_locally(\"echo go > started; sleep 37; echo late > late\"); });\n",
+        "task(\"t\", || { run_locally(\"echo go > started; sleep 37; echo late > late\"); });\n\
+         task(\"bg\", || { run_locally(\"(sleep 37.3; echo late > late) & echo go > started\"); });\n",
     );
     let started = r.path("started");
-    for signal in [libc::SIGTERM, libc::SIGINT] {
+    // `bg`: the sh has ended, a child of it in the background holds its output (stop 36
+    // tester t22: the stop waited for it, 23 s).
+    for (task, signal) in [
+        ("t", libc::SIGTERM),
+        ("t", libc::SIGINT),
+        ("bg", libc::SIGTERM),
+        ("bg", libc::SIGINT),
+    ] {
         let _ = std::fs::remove_file(&started);
-        let child = r.tether().args(&["t"]).spawn();
+        let child = r.tether().args(&[task]).spawn();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while !started.exists() {
             assert!(std::time::Instant::now() < deadline, "it never started");
@@ -1894,9 +1902,13 @@ fn a_signal_to_tether_stops_a_local_command() {
         unsafe { libc::kill(child.id() as libc::pid_t, signal) };
         let out = child.wait_with_output().unwrap();
         let took = at.elapsed();
-        assert_eq!(out.status.code(), Some(130), "{out:?}");
-        assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+        assert_eq!(out.status.code(), Some(130), "{task}: {out:?}");
+        assert!(
+            took < std::time::Duration::from_secs(10),
+            "{task}: {took:?}"
+        );
         assert!(!r.path("late").exists());
+        assert_eq!(local_processes("sleep 37.3"), Vec::<u32>::new(), "{task}");
     }
 }
 

@@ -59,26 +59,35 @@ pub(super) fn run_locally(
     let _on_exit = crate::interrupt::EndsOnExit::register(group);
     let mut signalled: Option<std::time::Instant> = None;
     let mut nap = std::time::Duration::from_millis(1);
+    // A stop reaches the group while its sh runs, and after, while a child of it in the
+    // background still holds its output (`sleep 23 & echo bg`: the group lives on without its
+    // leader; stop 36 tester t22: a Ctrl-C waited for it, 23 s).
+    let mut ended = None;
     let status = loop {
-        match child.try_wait().map_err(cannot)? {
-            Some(status) => break status,
-            None => {
-                match signalled {
-                    None if stopped() => {
-                        // SAFETY: kill(2) on the process group this function started.
-                        unsafe { libc::kill(-group, libc::SIGTERM) };
-                        signalled = Some(std::time::Instant::now());
-                    }
-                    Some(at) if at.elapsed() >= STOP_GRACE => {
-                        // SAFETY: as above.
-                        unsafe { libc::kill(-group, libc::SIGKILL) };
-                    }
-                    _ => {}
-                }
-                std::thread::sleep(nap);
-                nap = (nap * 2).min(std::time::Duration::from_millis(50));
-            }
+        if ended.is_none() {
+            ended = child.try_wait().map_err(cannot)?;
         }
+        let held = [
+            out.as_ref().is_some_and(|t| !t.is_finished()),
+            err.as_ref().is_some_and(|t| !t.is_finished()),
+        ];
+        if let (Some(status), [false, false]) = (ended, held) {
+            break status;
+        }
+        match signalled {
+            None if stopped() => {
+                // SAFETY: kill(2) on the process group this function started.
+                unsafe { libc::kill(-group, libc::SIGTERM) };
+                signalled = Some(std::time::Instant::now());
+            }
+            Some(at) if at.elapsed() >= STOP_GRACE => {
+                // SAFETY: as above.
+                unsafe { libc::kill(-group, libc::SIGKILL) };
+            }
+            _ => {}
+        }
+        std::thread::sleep(nap);
+        nap = (nap * 2).min(std::time::Duration::from_millis(50));
     };
     // What is left of its group (a child in the background holding the pipes) goes too.
     if signalled.is_some() {

@@ -73,7 +73,10 @@ pub fn status_words(r: &HostResult) -> (String, bool) {
             ExitStatus::Code(0) => ("ok".into(), true),
             ExitStatus::Code(c) => (format!("exit {c}"), false),
             ExitStatus::Signal(s) => (format!("signal {s}"), false),
-            ExitStatus::Missing | ExitStatus::Unrecorded | ExitStatus::SpoolRemoved => {
+            ExitStatus::Missing
+            | ExitStatus::MissingBeforeStart
+            | ExitStatus::Unrecorded
+            | ExitStatus::SpoolRemoved => {
                 ("no exit status".into(), false)
             }
         },

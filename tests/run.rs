@@ -1016,3 +1016,33 @@ fn a_reader_gone_during_the_failure_hooks_leaves_the_failure_said() {
         "{stderr}"
     );
 }
+
+/// A login shell that ends before the command starts (a ~/.bashrc that exits) is said as such,
+/// with what it printed, never as a ChannelTimeout cutting a running command off (stop 36
+/// tester t22).
+#[test]
+fn a_login_shell_that_ends_before_the_command_is_said_as_such() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    std::fs::write(
+        lab.host("host1").home.join(".bashrc"),
+        "echo bye from bashrc; exit 0\n",
+    )
+    .unwrap();
+    for pty in [false, true] {
+        let mut args = vec!["run", "--hosts", "host1"];
+        if pty {
+            args.push("--pty");
+        }
+        args.extend(["--", "touch /srv/ran_it"]);
+        let out = Tether::new().ssh_config(&lab.ssh_config()).args(&args).run();
+        let text = format!("{}{}", out.stdout, out.stderr);
+        out.status(1);
+        assert!(
+            text.contains("no exit status received, and the command never said it started: the login shell ended before it"),
+            "pty {pty}: {text}"
+        );
+        assert!(!text.contains("ChannelTimeout"), "pty {pty}: {text}");
+        assert!(text.contains("bye from bashrc"), "pty {pty}: {text}");
+        assert!(!lab.host("host1").root_dir.join("ran_it").exists());
+    }
+}

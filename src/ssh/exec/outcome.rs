@@ -16,6 +16,10 @@ pub enum ExitStatus {
     /// The channel closed without an exit status: the server cut the command off (for example
     /// sshd's `ChannelTimeout`), and the command may still be running.
     Missing,
+    /// The channel closed without an exit status before the command's start marker came: the
+    /// login shell ended first (a startup file that exits), or the channel was closed while it
+    /// started; the command most likely did not run.
+    MissingBeforeStart,
     /// The command ran under the supervisor, but its status was never recorded on the host:
     /// the supervisor's process that waited for it was killed (by the command itself:
     /// `kill -9 $PPID`). What it printed arrived; how it ended is unknown.
@@ -52,6 +56,12 @@ impl std::fmt::Display for ExitStatus {
                 "no exit status received: the server closed the channel while the command was \
                  running (an sshd ChannelTimeout on a silent command is the usual cause); the \
                  command may still be running",
+            ),
+            ExitStatus::MissingBeforeStart => f.write_str(
+                "no exit status received, and the command never said it started: the login \
+                 shell ended before it (a startup file such as ~/.bashrc that exits: what it \
+                 printed is shown), or the channel was closed while it started; it most likely \
+                 did not run",
             ),
         }
     }
@@ -140,6 +150,12 @@ pub fn finished_event(
                 Some("no exit status received".to_string()),
                 CommandOutcome::NoStatus,
             ),
+            ExitStatus::MissingBeforeStart => (
+                None,
+                None,
+                Some("no exit status received, and the command never said it started".to_string()),
+                CommandOutcome::NoStatus,
+            ),
             ExitStatus::Unrecorded => (
                 None,
                 None,
@@ -197,6 +213,7 @@ mod tests {
                 CommandOutcome::Signal,
             ),
             (out(ExitStatus::Missing), CommandOutcome::NoStatus),
+            (out(ExitStatus::MissingBeforeStart), CommandOutcome::NoStatus),
             (out(ExitStatus::Unrecorded), CommandOutcome::NoStatus),
             (
                 Err(SshError::CommandStopped {

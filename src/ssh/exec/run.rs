@@ -631,6 +631,7 @@ pub(super) fn run_wrapped(
         mut out, mut err, ..
     } = streams;
     let (mut stdout, stderr) = (out.bytes, err.bytes);
+    let began = out.start.open;
     preamble.stdout = out.start.preamble;
     preamble.stderr = err.start.preamble;
     if let Some((from, to, reason)) = direct_reason(&preamble.stderr, key) {
@@ -664,6 +665,9 @@ pub(super) fn run_wrapped(
         (None, None) => match channel.exit_status() {
             // Without the marker a 0 is what libssh2 reports when nothing arrived.
             Ok(code) if code != 0 => ExitStatus::Code(code),
+            // Not even the start marker came (stop 36 tester t22: a ~/.bashrc that exits was
+            // said as a ChannelTimeout cutting off a running command).
+            _ if !began => ExitStatus::MissingBeforeStart,
             _ => ExitStatus::Missing,
         },
     };

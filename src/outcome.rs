@@ -76,9 +76,7 @@ pub fn status_words(r: &HostResult) -> (String, bool) {
             ExitStatus::Missing
             | ExitStatus::MissingBeforeStart
             | ExitStatus::Unrecorded
-            | ExitStatus::SpoolRemoved => {
-                ("no exit status".into(), false)
-            }
+            | ExitStatus::SpoolRemoved => ("no exit status".into(), false),
         },
         Some(Err(e)) => (
             match e {

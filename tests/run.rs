@@ -1034,7 +1034,10 @@ fn a_login_shell_that_ends_before_the_command_is_said_as_such() {
             args.push("--pty");
         }
         args.extend(["--", "touch /srv/ran_it"]);
-        let out = Tether::new().ssh_config(&lab.ssh_config()).args(&args).run();
+        let out = Tether::new()
+            .ssh_config(&lab.ssh_config())
+            .args(&args)
+            .run();
         let text = format!("{}{}", out.stdout, out.stderr);
         out.status(1);
         assert!(

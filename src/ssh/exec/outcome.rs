@@ -213,7 +213,10 @@ mod tests {
                 CommandOutcome::Signal,
             ),
             (out(ExitStatus::Missing), CommandOutcome::NoStatus),
-            (out(ExitStatus::MissingBeforeStart), CommandOutcome::NoStatus),
+            (
+                out(ExitStatus::MissingBeforeStart),
+                CommandOutcome::NoStatus,
+            ),
             (out(ExitStatus::Unrecorded), CommandOutcome::NoStatus),
             (
                 Err(SshError::CommandStopped {

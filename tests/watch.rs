@@ -692,3 +692,31 @@ fn a_burst_of_saves_is_one_run_once_the_files_are_quiet() {
     assert_eq!(w.count("web1 | v20"), 1, "{}", w.dump());
     assert_eq!(w.interrupt(10 * SECS), 0, "{}", w.dump());
 }
+
+/// A module the first run imports is watched from that run's load on: an edit while it runs
+/// cancels it, as an edit of the recipe does (stop 36 tester t22: run 1 ran on with the module
+/// changed under it, and only run 2 saw the edit).
+#[test]
+fn a_module_edited_during_the_first_run_cancels_it() {
+    let lab = lab(&["web1"]);
+    let r = RecipeDir::new(
+        "module-first",
+        &format!(
+            "import \"lib/h\" as h;\n{}task(\"hi\", || {{\n    on(\"web\", \"echo \" + h::msg());\n    on(\"web\", \"sleep 3\");\n    on(\"web\", \"echo after > /srv/after\");\n}});\n",
+            servers(&["web1"])
+        ),
+    );
+    r.write("lib/h.rhai", "fn msg() { \"m1\" }\n");
+    let mut w = Watcher::start(&lab, &r, &["hi"]);
+    w.wait_line("web1 | m1", 20 * SECS);
+    r.save_by_rename("lib/h.rhai", "fn msg() { \"m2\" }\n");
+    w.wait_line("cancelling it", 5 * SECS);
+    w.wait_line("watch: run 1 cancelled", 10 * SECS);
+    w.wait_line("web1 | m2", 20 * SECS);
+    assert!(
+        !lab.host("web1").root_dir.join("after").exists(),
+        "run 1 went on past the edit\n{}",
+        w.dump()
+    );
+    assert_eq!(w.interrupt(30 * SECS), 0, "{}", w.dump());
+}

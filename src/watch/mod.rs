@@ -59,6 +59,8 @@ const NOTIFY_SETTLE: Duration = Duration::from_millis(20);
 enum Msg {
     /// A debounced batch of file events (or watcher errors).
     Files(DebounceEventResult),
+    /// A run loaded its recipe: (its number, the (name, text) of every source it loaded).
+    Loaded(u64, Vec<(String, String)>),
     /// A run ended.
     Done(Report),
 }
@@ -246,16 +248,28 @@ pub fn run(
                 }
                 let reason = format!("{} changed", changed.join(", "));
                 if let Some(cur) = &mut current {
-                    if !cur.cancelled {
-                        cur.cancelled = true;
-                        cur.cancel.store(true, Ordering::SeqCst);
-                        if args.kill {
-                            cur.kill.store(true, Ordering::SeqCst);
-                        }
-                        screen.cancelling(cur.number, &reason, args.kill);
-                    }
+                    cancel(cur, &reason, args.kill, &screen);
                 }
                 pending = Some(reason);
+            }
+            Msg::Loaded(n, sources) => {
+                // The modules a run imports for the first time are watched from its load on,
+                // not from its end: an edit while it runs cancels it, as an edit of the recipe
+                // does (stop 36 tester t22: the first run of a watch ran on with a module
+                // edited under it). One edited between its load and now cancels it too.
+                let Some(cur) = current.as_mut().filter(|c| c.number == n) else {
+                    continue;
+                };
+                let new_files = watched.after_run(true, &sources);
+                for w in watched.sync_dirs(&mut debouncer) {
+                    screen.warn(&w);
+                }
+                let changed = watched.changed(&new_files);
+                if !changed.is_empty() {
+                    let reason = format!("{} changed", changed.join(", "));
+                    cancel(cur, &reason, args.kill, &screen);
+                    pending = Some(reason);
+                }
             }
             Msg::Done(report) => {
                 current = None;
@@ -301,7 +315,30 @@ pub fn run(
     Ok(())
 }
 
-/// Starts run `cur.number` on its own thread; it reports with [`Msg::Done`].
+/// Cancels the run `cur` for `reason` (a file changed), once; `kill` stops its commands too.
+fn cancel(cur: &mut Current, reason: &str, kill: bool, screen: &Screen) {
+    if cur.cancelled {
+        return;
+    }
+    cur.cancelled = true;
+    cur.cancel.store(true, Ordering::SeqCst);
+    if kill {
+        cur.kill.store(true, Ordering::SeqCst);
+    }
+    screen.cancelling(cur.number, reason, kill);
+}
+
+/// The (name, text) of every source in `sources`.
+fn texts(sources: &Sources) -> Vec<(String, String)> {
+    sources
+        .names()
+        .into_iter()
+        .filter_map(|n| sources.text(&n).map(|t| (n, t)))
+        .collect()
+}
+
+/// Starts run `cur.number` on its own thread; it reports with [`Msg::Loaded`] once its recipe
+/// loaded, and [`Msg::Done`].
 fn spawn_run(shared: &Arc<Shared>, cur: &Current, tx: Sender<Msg>) -> Result<(), Error> {
     let shared = shared.clone();
     let (number, cancel, kill) = (cur.number, cur.cancel.clone(), cur.kill.clone());
@@ -311,12 +348,12 @@ fn spawn_run(shared: &Arc<Shared>, cur: &Current, tx: Sender<Msg>) -> Result<(),
             let started = Instant::now();
             let sources = Arc::new(Sources::default());
             let mut loaded = false;
-            let result = execute(&shared, &sources, cancel, kill, &mut loaded);
-            let sources = sources
-                .names()
-                .into_iter()
-                .filter_map(|n| sources.text(&n).map(|t| (n, t)))
-                .collect();
+            let on_loaded = |s: &Sources| {
+                // The receiver lives as long as the watch.
+                let _ = tx.send(Msg::Loaded(number, texts(s)));
+            };
+            let result = execute(&shared, &sources, cancel, kill, &mut loaded, &on_loaded);
+            let sources = texts(&sources);
             // The receiver waits for exactly this message.
             let _ = tx.send(Msg::Done(Report {
                 number,
@@ -337,11 +374,13 @@ fn execute(
     cancel: Arc<AtomicBool>,
     kill: Arc<AtomicBool>,
     loaded_ok: &mut bool,
+    on_loaded: &dyn Fn(&Sources),
 ) -> Result<(), Error> {
     let mut opts = runner::load_options(&shared.settings, cancel.clone(), shared.sink.clone())?;
     opts.sources = Some(sources.clone());
     let loaded = runner::load(&shared.recipe, opts)?;
     *loaded_ok = true;
+    on_loaded(sources);
     let tasks = runner::split_stage(&loaded, &shared.targets)?;
     if !shared.settings.dry_run {
         // The first run that gets here opens the log; later runs append to the same file.

@@ -675,16 +675,18 @@ fn a_long_command_stopped_while_it_is_written_never_starts_and_leaves_nothing() 
     // its first `chmod` (of the private directory) takes a second.
     let bin = lab.host("host1").root_dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
-    std::fs::write(
-        bin.join("chmod"),
-        "#!/bin/sh\n[ -e /srv/late ] && rm /srv/late && sleep 1\nexec /bin/chmod \"$@\"\n",
-    )
-    .unwrap();
-    std::process::Command::new("chmod")
-        .arg("755")
-        .arg(bin.join("chmod"))
-        .status()
+    // A program of the host's PATH (`/srv/bin`, first) that runs the real one after `first`.
+    let wrap = |name: &str, first: &str| {
+        let path = bin.join(name);
+        std::fs::write(
+            &path,
+            format!("#!/bin/sh\n{first}\nexec /bin/{name} \"$@\"\n"),
+        )
         .unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    };
+    wrap("chmod", "[ -e /srv/late ] && rm /srv/late && sleep 1");
     std::fs::write(
         lab.host("host1").home.join(".bashrc"),
         "PATH=/srv/bin:$PATH\n[ -e /srv/slow ] && sleep 1\n",
@@ -705,16 +707,7 @@ fn a_long_command_stopped_while_it_is_written_never_starts_and_leaves_nothing() 
     // A PTY command whose deadline comes in its own exec, before its sh has read and removed
     // the file (its `cat` of it takes a second): the terminal's hangup ends the sh there, and
     // the file goes all the same (stop 36 tester t21: `--pty --timeout 15ms` left it).
-    std::fs::write(
-        bin.join("cat"),
-        "#!/bin/sh\ncase \"$1\" in */tether-cmd.*) sleep 1;; esac\nexec /bin/cat \"$@\"\n",
-    )
-    .unwrap();
-    std::process::Command::new("chmod")
-        .arg("755")
-        .arg(bin.join("cat"))
-        .status()
-        .unwrap();
+    wrap("cat", "case \"$1\" in */tether-cmd.*) sleep 1;; esac");
     Tether::new()
         .ssh_config(&lab.ssh_config())
         .args(&[

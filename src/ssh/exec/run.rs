@@ -78,13 +78,17 @@ pub fn run_reporting(
     let tag = Key::new();
     // A stop or a deadline that comes while the command is written to the host: it is not
     // started (nothing new starts once tether is stopping), and what was written goes.
-    let never = |conn: &Connection, e: fn(Duration, Option<RemoteStop>) -> ExecError| {
+    // Removes what was written, wherever (`supervisor::unstage`); best effort.
+    let unstage = |conn: &Connection| {
         let _ = run_script(
             conn,
             &crate::ssh::supervisor::unstage(),
             &[id.as_deref().unwrap_or(""), tag.as_str()],
             OPEN_TIMEOUT,
         );
+    };
+    let never = |conn: &Connection, e: fn(Duration, Option<RemoteStop>) -> ExecError| {
+        unstage(conn);
         e(
             started.elapsed(),
             Some(RemoteStop {
@@ -143,12 +147,7 @@ pub fn run_reporting(
         // (stop 36 tester t21: `--pty --timeout 15ms`). Removed by its tag: a sh that starts
         // later finds no file and runs nothing. (A supervised command's goes with its files.)
         if pty && !matches!(e, ExecError::Lost(_)) {
-            let _ = run_script(
-                conn,
-                &crate::ssh::supervisor::unstage(),
-                &["", tag.as_str()],
-                OPEN_TIMEOUT,
-            );
+            unstage(conn);
         }
     })?;
     out.duration = started.elapsed();

@@ -244,6 +244,20 @@ pub fn refuse_other_home(remote: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Err (a message naming `path`) when `path`, a transfer's destination, names a directory by
+/// its form, whatever is there: its last component is empty (it ends in `/`), `.` or `..`, or
+/// it is `~` (the remote home). No file can be placed at such a path; an existing directory
+/// by any other name is refused where it is found (see [`receive_script`] and the local check).
+pub fn refuse_directory_form(path: &str) -> Result<(), String> {
+    let last = path.rsplit('/').next().unwrap_or(path);
+    if matches!(last, "" | "." | "..") || path == "~" {
+        return Err(format!(
+            "`{path}` names a directory, not a file: give the file's own path"
+        ));
+    }
+    Ok(())
+}
+
 /// Refuses an upload's destination `$d` that exists and is no regular file, directory or
 /// symbolic link: a device, a FIFO or a socket, which the file moved onto it would replace,
 /// removed (stop 36 tester t22: /dev/null became a regular file, exit 0); scp writes into it.
@@ -557,6 +571,16 @@ mod tests {
         assert!(refuse_other_home("~root/x").is_err());
         for ok in ["~", "~/x", "a~b", "/x"] {
             assert!(refuse_other_home(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn a_path_that_names_a_directory_by_its_form_is_refused() {
+        for dir in ["/", "a/", "a//", "a/.", "a/..", ".", "..", "~", "~/", "./"] {
+            assert!(refuse_directory_form(dir).is_err(), "{dir}");
+        }
+        for file in ["a", "/a", "a/b", "~/a", ".a", "..a", "a.", "a/.b", "~a"] {
+            assert!(refuse_directory_form(file).is_ok(), "{file}");
         }
     }
 

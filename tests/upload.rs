@@ -225,6 +225,65 @@ task("dir", || { on("db", |host| { upload("a.txt", "/srv/adir"); }); });"#,
     assert!(left.is_empty(), "{left:?}");
 }
 
+/// A destination that names a directory (`dir/`, `dir/.`, `dir/..`, `.`, `~`) is no file's
+/// path: refused as a recipe error before anything is sent, as an existing directory is
+/// refused on the host, and nothing is made (stop 37 tester t22: an upload to a missing
+/// `dir/` made no directory but named its own temporary file, `.tether-upload...`, as what
+/// could not be created; a download to `logs/` named "a temporary file beside ./logs/").
+#[test]
+fn a_destination_that_names_a_directory_is_refused_before_anything_is_sent() {
+    let lab = lab(&["db1"]);
+    let remotes = [
+        "/srv/new/",
+        "/srv/new/.",
+        "/srv/new/..",
+        "/srv/adir//",
+        ".",
+        "..",
+        "~",
+        "~/",
+        "sub/./",
+    ];
+    let locals = ["logs/", "logs/.", "logs/..", ".", "./", "..", "logs//"];
+    let mut tasks = String::new();
+    for (i, remote) in remotes.iter().enumerate() {
+        tasks.push_str(&format!(
+            "task(\"up{i}\", || {{ on(\"db\", |host| {{ upload(\"a.txt\", \"{remote}\"); }}); }});\n"
+        ));
+    }
+    for (i, local) in locals.iter().enumerate() {
+        tasks.push_str(&format!(
+            "task(\"down{i}\", || {{ on(\"db\", |host| {{ download(\"/srv/b.txt\", \"{local}\"); }}); }});\n"
+        ));
+    }
+    let r = lab_recipe(&lab, "upload-dir-path", &tasks);
+    r.write("a.txt", "new\n");
+    let root = &lab.host("db1").root_dir;
+    std::fs::create_dir_all(root.join("adir")).unwrap();
+    std::fs::write(root.join("b.txt"), "remote\n").unwrap();
+    for (i, remote) in remotes.iter().enumerate() {
+        let out = r.tether().args(&[&format!("up{i}")]).run();
+        out.status(4)
+            .stderr_contains(&format!(
+                "upload: `{remote}` names a directory, not a file: give the file's own path"
+            ))
+            .stderr_contains("deploy.rhai:")
+            .stderr_lacks("tether-upload");
+    }
+    assert!(!root.join("new").exists());
+    assert_eq!(std::fs::read_dir(root.join("adir")).unwrap().count(), 0);
+    for (i, local) in locals.iter().enumerate() {
+        let out = r.tether().args(&[&format!("down{i}")]).run();
+        out.status(4)
+            .stderr_contains(&format!(
+                "download: `{local}` names a directory, not a file: give the file's own path"
+            ))
+            .stderr_contains("deploy.rhai:")
+            .stderr_lacks("temporary");
+    }
+    assert!(!r.path("logs").exists());
+}
+
 #[test]
 fn the_mode_option_sets_the_destination_bits_and_bad_modes_are_recipe_errors() {
     let lab = lab(&["db1"]);

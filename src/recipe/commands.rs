@@ -379,6 +379,7 @@ fn upload(rt: &Runtime, local: &str, remote: &str, opts: &Map) -> Fallible<()> {
     }
     let mode = transfer_mode(opts, "upload")?;
     crate::transfer::refuse_other_home(remote).map_err(|e| format!("upload: {e}"))?;
+    crate::transfer::refuse_directory_form(remote).map_err(|e| format!("upload: {e}"))?;
     let scope = scope_for("upload()")?;
     let backend = backend(rt, "upload()")?;
     if rt.interrupted() {
@@ -420,6 +421,7 @@ fn download(rt: &Runtime, remote: &str, local: &str, opts: &Map) -> Fallible<()>
     }
     let mode = transfer_mode(opts, "download")?;
     crate::transfer::refuse_other_home(remote).map_err(|e| format!("download: {e}"))?;
+    crate::transfer::refuse_directory_form(local).map_err(|e| format!("download: {e}"))?;
     let scope = scope_for("download()")?;
     if scope.hosts > 1 && !local.contains("{host}") {
         return fail(format!(

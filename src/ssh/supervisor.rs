@@ -125,7 +125,8 @@ const PRIVATE: &str = r#"{ [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/d
 /// TERM, as sh reports a command killed by it, is that signal's name; any other is the number,
 /// never a signal [`FINISH`] would stop or ignore its own shell with; a command that handled a
 /// signal to its group reports its own status, as sshd would) in one `write(2)`. The files of
-/// `$_tether_done` (one `rm` each, none when there are none) are removed in the background
+/// `$_tether_done` (one `rm` for all of them; no process at all when there are none: a warm
+/// command's cost is the forks and execs of its supervisor) are removed in the background
 /// while the command runs, with no end of the pipe to the streaming loop: a warm command's
 /// result does not wait for an `rm` (a fork and exec, 2 ms on a loaded host). Its own
 /// stderr goes nowhere (see [`boot`]), nor does the shell's word on a command killed by a
@@ -140,7 +141,7 @@ const PRIVATE: &str = r#"{ [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/d
 /// group but before the command's own shell was forked meets only shells that catch it: the
 /// stop first makes `ID.t`, and the command's shell, once forked (with SIGTERM at its default
 /// again), runs nothing when it finds it there (status 143: TERM).
-const SUPERVISE: &str = r#"for _tether_x in $_tether_done; do rm -f "$_tether_b/$_tether_x".? "$_tether_b/$_tether_x".?.* "$_tether_b/$_tether_x.claim"; done>&2& trap : TERM HUP INT; { trap : TERM HUP INT; { trap : TERM HUP INT; ([ -e "$_tether_d.t" ] && exit 143; exec /bin/sh -c "$_tether_cmd" sh 2>&4 4>&-); echo $? >"$_tether_d.c"; } 2>/dev/null | { trap "" TERM HUP INT; _tether_w o; } >/dev/null 2>&1 4>&-; } 4>&1 2>/dev/null | { trap "" TERM HUP INT; _tether_w e; } >/dev/null 2>&1; _tether_s=; read -r _tether_s <"$_tether_d.c"; if [ -n "$_tether_s" ] && [ "$_tether_s" -gt 128 ]; then _tether_x=$(kill -l $((_tether_s-128)) 2>/dev/null); case $_tether_x in HUP|INT|QUIT|ILL|ABRT|FPE|KILL|USR1|SEGV|USR2|PIPE|ALRM|TERM) _tether_s=$_tether_x;; esac; fi; echo "${_tether_s:-?}" >"$_tether_d.s""#;
+const SUPERVISE: &str = r#"if [ -n "$_tether_done" ]; then (set --; for _tether_x in $_tether_done; do set -- "$@" "$_tether_b/$_tether_x".? "$_tether_b/$_tether_x".?.* "$_tether_b/$_tether_x.claim"; done; rm -f "$@")>&2& fi; trap : TERM HUP INT; { trap : TERM HUP INT; { trap : TERM HUP INT; ([ -e "$_tether_d.t" ] && exit 143; exec /bin/sh -c "$_tether_cmd" sh 2>&4 4>&-); echo $? >"$_tether_d.c"; } 2>/dev/null | { trap "" TERM HUP INT; _tether_w o; } >/dev/null 2>&1 4>&-; } 4>&1 2>/dev/null | { trap "" TERM HUP INT; _tether_w e; } >/dev/null 2>&1; _tether_s=; read -r _tether_s <"$_tether_d.c"; if [ -n "$_tether_s" ] && [ "$_tether_s" -gt 128 ]; then _tether_x=$(kill -l $((_tether_s-128)) 2>/dev/null); case $_tether_x in HUP|INT|QUIT|ILL|ABRT|FPE|KILL|USR1|SEGV|USR2|PIPE|ALRM|TERM) _tether_s=$_tether_x;; esac; fi; echo "${_tether_s:-?}" >"$_tether_d.s""#;
 
 /// How many bytes of a stream one spool file holds at most (`ID.o.N`, `ID.e.N`), unless the host's
 /// environment sets `TETHER_SPOOL_CHUNK` (tests set a small one); [`SPOOL_CHUNKS`] of them are

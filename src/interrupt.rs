@@ -92,6 +92,16 @@ fn groups() -> std::sync::MutexGuard<'static, Vec<libc::pid_t>> {
 
 /// The flag [`install`] returned (set by a first signal).
 static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+/// A first Ctrl-C, SIGTERM or SIGHUP came (see [`signalled`]).
+static SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+/// Whether a first Ctrl-C, SIGTERM or SIGHUP came: tether is on its way out, and whatever
+/// waits for a host (the failure hooks' reconnects) must end soon, as whoever sent it may
+/// send SIGKILL next (`docker stop` does 10 s after SIGTERM).
+pub fn signalled() -> bool {
+    SIGNALLED.load(Ordering::SeqCst)
+}
+
 /// Failure hooks are running (see [`finishing`]).
 static FINISHING: AtomicBool = AtomicBool::new(false);
 /// A first signal came while they ran.
@@ -248,6 +258,7 @@ pub fn install() -> Arc<AtomicBool> {
                         let _ = writeln!(std::io::stderr(), "\n{what} again: exiting now");
                         exit_now(exit::INTERRUPTED);
                     }
+                    SIGNALLED.store(true, Ordering::SeqCst);
                     first(&seen, what, &format!(" ({again})"), true);
                 }
             });

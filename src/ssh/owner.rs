@@ -262,13 +262,20 @@ impl Owner {
         Ok(conn)
     }
 
-    /// Replaces a dead session after `reason`, with backoff (see [`reconnect::with_backoff`]);
-    /// reports `reconnect`, or `unreachable` when every attempt failed.
+    /// Replaces a dead session after `reason`, with backoff (see [`reconnect::with_backoff`]),
+    /// or, once tether got a signal, for [`reconnect::LAST_CONTACT`] in all (see
+    /// [`reconnect::within`]); reports `reconnect`, or `unreachable` when every attempt failed.
     pub fn reconnect(&mut self, reason: &str, while_idle: bool) -> Outcome {
-        let outcome =
+        let outcome = if crate::interrupt::signalled() {
+            let bound = reconnect::LAST_CONTACT;
+            reconnect::within(&self.name, reason, bound, &self.stop, |left| {
+                self.connect_for(Some((left, ConnectBound::LastContact(bound))))
+            })
+        } else {
             reconnect::with_backoff(&self.name, reason, &self.settings, &self.stop, || {
                 self.connect()
-            });
+            })
+        };
         match &outcome {
             Outcome::Connected(_, took) => self.emit(EventKind::Reconnected {
                 reason: reason.to_string(),

@@ -62,6 +62,61 @@ pub fn with_backoff(
     })
 }
 
+/// How long reaching a host may take once tether is on its way out: its last attempt before
+/// it exits to stop a command left running there (at most `ConnectTimeout`), and, after a
+/// signal, all of the failure hooks' reconnecting to it (see [`within`]).
+pub const LAST_CONTACT: Duration = Duration::from_secs(5);
+
+/// The pause between attempts of [`within`] that failed at once (a refused connection).
+const WITHIN_PAUSE: Duration = Duration::from_millis(250);
+
+/// Reconnects `host` after `reason` for `bound` in all, calling `connect` with what is left
+/// of it for each attempt: what [`with_backoff`] does once tether got a signal (see
+/// `interrupt::signalled`), when the failure hooks' clean-up must end soon and the usual
+/// backoff (1 + 2 + 4 + 8 s between attempts) would outlast a service manager's patience (stop
+/// 37 tester t24: a SIGTERM took 32 s to exit with one host out of reach). No retry after a
+/// refused host key or authentication.
+pub fn within(
+    host: &str,
+    reason: &str,
+    bound: Duration,
+    stop: &AtomicBool,
+    mut connect: impl FnMut(Duration) -> Result<Connection, SshError>,
+) -> Outcome {
+    let started = Instant::now();
+    let mut last_error = None;
+    loop {
+        let left = bound.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            break;
+        }
+        match connect(left) {
+            Ok(conn) => return Outcome::Connected(conn, started.elapsed()),
+            Err(e)
+                if e.kind() == Kind::HostKeyRefused
+                    || matches!(e, SshError::Auth { .. } | SshError::AuthCutOff { .. }) =>
+            {
+                last_error = Some(e);
+                break;
+            }
+            Err(e) => last_error = Some(e),
+        }
+        if !pause(
+            stop,
+            WITHIN_PAUSE.min(bound.saturating_sub(started.elapsed())),
+        ) {
+            return Outcome::Stopped;
+        }
+    }
+    Outcome::Failed(SshError::Session {
+        host: host.to_string(),
+        reason: format!(
+            "{reason}; reconnecting failed: {}",
+            last_error.map_or_else(|| "no attempt made".into(), |e| e.said_for(host))
+        ),
+    })
+}
+
 /// Sleeps for `d` unless `stop` is set meanwhile; false if it was.
 fn pause(stop: &AtomicBool, d: Duration) -> bool {
     let until = Instant::now() + d;

@@ -1256,3 +1256,100 @@ fn leftovers_are_removed_and_said() {
         Some("/srv/shop/releases/20250101000002")
     );
 }
+
+/// A signal while a host is out of reach (its connection lost during the build, its listener
+/// stopped): the failure hooks' reconnecting to it tries for 5 s in all, not with the usual
+/// backoff, and tether's last contact does not try again at once, so tether exits well within
+/// a service manager's patience with what is left where said (stop 37 tester t24: a SIGTERM
+/// took 32 s to exit, four attempts and a last contact, past `docker stop`'s 10 s). A second
+/// signal meanwhile names the command left running there with the words that stop it (t24:
+/// that exit said nothing of it, and the build ran on).
+#[test]
+fn a_signal_while_a_host_is_out_of_reach_ends_within_its_last_contact() {
+    let lab = lab();
+    let dir = Dir::new("signal-unreachable");
+    let app = App::new(&dir);
+    dir.write("deploy.rhai", &recipe_text(&app, false));
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    let listener = lab.host("resque2").pid as libc::pid_t;
+    for (n, signals) in [(2, 1), (3, 2)] {
+        app.commit(&format!("v{n}"));
+        let release = format!("2025010100000{n}");
+        let child = Tether::new()
+            .current_dir(&dir.path)
+            .ssh_config(&lab.ssh_config())
+            .args(&[
+                "deploy",
+                "-s",
+                &format!("release_timestamp={release}"),
+                "-s",
+                "hold_seconds=30",
+            ])
+            .spawn();
+        wait_until("the build step did not start", || {
+            HOSTS.iter().all(|h| build_running(&lab, h))
+        });
+        // SAFETY: kill(2) on the lab's own sshd listener.
+        unsafe { libc::kill(listener, libc::SIGSTOP) };
+        lab.kill_connections("resque2");
+        std::thread::sleep(Duration::from_millis(500));
+        let signalled = Instant::now();
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        if signals == 2 {
+            // While the failure hooks wait for resque2.
+            std::thread::sleep(Duration::from_millis(2500));
+            // SAFETY: as above.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        }
+        let out = child.wait_with_output().unwrap();
+        let took = signalled.elapsed();
+        // SAFETY: kill(2) on the lab's own sshd listener.
+        unsafe { libc::kill(listener, libc::SIGCONT) };
+        let all = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &*String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "{all}");
+        // resque2's build was left running: its command, and how to stop it.
+        let left = all
+            .lines()
+            .find(|l| l.contains("may still be running") && l.contains("resque2"))
+            .unwrap_or_else(|| panic!("resque2's build is not said left running: {all}"));
+        assert!(left.contains("kill -TERM -"), "{left}");
+        if signals == 1 {
+            // One bounded contact for the failure hooks, none more before the exit.
+            assert!(
+                all.contains("tether's last attempt before it exits, 5.0 s"),
+                "{all}"
+            );
+            assert!(
+                !all.contains("reconnecting to stop what was left running"),
+                "{all}"
+            );
+            assert!(took < Duration::from_secs(20), "{took:?}\n{all}");
+            assert!(
+                all.contains(&format!(
+                    "  resque2: unfinished release /srv/shop/releases/{release}, lock /srv/shop/deploy.lock (this run's)\n"
+                )),
+                "{all}"
+            );
+        } else {
+            assert!(
+                all.contains("terminated (SIGTERM) again: exiting now"),
+                "{all}"
+            );
+            assert!(left.contains("tether exited at a second signal"), "{left}");
+        }
+        // The other hosts were cleaned up (on the second run, as far as the exit let them).
+        assert!(!build_running(&lab, "web1"), "web1: the build still runs");
+        // What resque2 was left with, cleared for the next run.
+        for pid in lab.host_pids("resque2") {
+            if fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\0")) {
+                support::net::signal(pid, support::net::SIGKILL);
+            }
+        }
+        let _ = fs::remove_file(shop(&lab, "resque2").join("deploy.lock"));
+        for h in ["web1", "web2", "resque1"] {
+            let _ = fs::remove_file(shop(&lab, h).join("deploy.lock"));
+        }
+    }
+}

@@ -8,13 +8,11 @@ use super::state::{Orphan, WorkerState};
 use crate::event::EventKind;
 use crate::ssh::config::ConnectBound;
 use crate::ssh::exec::{self, ExecError, ExecOptions, ExecOutput, Supervision};
-use crate::ssh::supervisor::{self, Placement};
+use crate::ssh::supervisor::Placement;
 use crate::ssh::SshError;
 use crate::stop::Stop;
 
-/// How long the last attempt to reach a host, when tether is about to exit, may take to stop a
-/// command left running there when re-attaching to it failed (at most `ConnectTimeout`).
-pub const LAST_CONTACT: Duration = Duration::from_secs(5);
+use crate::ssh::reconnect::LAST_CONTACT;
 
 impl WorkerState {
     /// The connection died while `sent` (named `command` in what tether says: see
@@ -83,12 +81,14 @@ impl WorkerState {
                         format!("not re-attached within {within}"),
                     ),
                 };
-                self.orphans.push(Orphan {
-                    id: sup.id.clone(),
-                    command: command.to_string(),
-                    place: sup.place.clone(),
-                    ended: short.clone(),
-                });
+                self.orphans.push(Orphan::new(
+                    &self.owner.name,
+                    &self.owner.config.ssh_command,
+                    sup.id.clone(),
+                    command.to_string(),
+                    sup.place.clone(),
+                    short.clone(),
+                ));
                 let reason = format!(
                     "{reason}; {ended}: remote state unknown then (tether stops the command at \
                      its next contact with this host, or before it exits, and says whether it \
@@ -262,15 +262,26 @@ impl WorkerState {
     }
 
     /// tether is about to exit (this worker ends) with commands left running on the host:
-    /// one bounded attempt ([`LAST_CONTACT`]) to reach it and stop them; each that stays
-    /// running is named with how to stop it by hand.
+    /// one bounded attempt ([`LAST_CONTACT`]) to reach it and stop them (none after a signal
+    /// where reconnecting just failed: see `Owner::reconnect`); each that stays running is
+    /// named with how to stop it by hand.
     pub(super) fn last_contact(&mut self) {
         if self.conn.is_none() {
             let started = Instant::now();
-            match self.owner.connect_for(Some((
-                LAST_CONTACT,
-                ConnectBound::LastContact(LAST_CONTACT),
-            ))) {
+            // After a signal, a host that the failure hooks could not reach within that time
+            // just now is not tried again: tether is on its way out.
+            let reached = match &self.lost {
+                Some((e, Some(at)))
+                    if crate::interrupt::signalled() && at.elapsed() < LAST_CONTACT =>
+                {
+                    Err(e.clone())
+                }
+                _ => self.owner.connect_for(Some((
+                    LAST_CONTACT,
+                    ConnectBound::LastContact(LAST_CONTACT),
+                ))),
+            };
+            match reached {
                 Ok(conn) => {
                     self.conn = Some(conn);
                     // A session like any other: counted in the summary.
@@ -299,19 +310,14 @@ impl WorkerState {
     /// Says that `orphan` may still run on the host, where, and how to stop it by hand, as
     /// stopping it failed (`why`).
     pub(super) fn left_running(&self, orphan: &Orphan, why: &str) {
-        let ssh = &self.owner.config.ssh_command;
-        let (pgid, spool, stop_with) = match &orphan.place {
-            Some(Placement { pgid, spool }) => (
-                Some(pgid.clone()),
-                spool.clone(),
-                supervisor::by_hand(ssh, &supervisor::stop_by_group(pgid, spool)),
-            ),
+        let stop_with = orphan.stop_with(&self.owner.config.ssh_command);
+        let (pgid, spool) = match &orphan.place {
+            Some(Placement { pgid, spool }) => (Some(pgid.clone()), spool.clone()),
             // The exec's sh says where before the command starts: not known only when the
             // connection died before that arrived. Its files then say it.
             None => (
                 None,
                 format!("${{TMPDIR:-/tmp}}/tether-$LOGNAME/{}", orphan.id),
-                supervisor::by_hand(ssh, &supervisor::stop_by_id(&orphan.id)),
             ),
         };
         self.emit(EventKind::RemoteLeftRunning {

@@ -74,4 +74,48 @@ pub(super) struct Orphan {
     /// How re-attaching to it ended (`not re-attached within 1m00s`, `re-attaching was given
     /// up (tether was interrupted)`), for the line that says it was stopped.
     pub(super) ended: String,
+    /// Its line should tether exit at a second signal before it was stopped or said left
+    /// running (stop 37 tester t24: that exit said nothing of it).
+    _said: crate::interrupt::LeftBehind,
+}
+
+impl Orphan {
+    /// The command `command` (id `id`, where the host said it runs `place`) on `host`, reached
+    /// with the ssh words `ssh` (see `HostConfig::ssh_command`), left running as `ended` says.
+    pub(super) fn new(
+        host: &str,
+        ssh: &str,
+        id: String,
+        command: String,
+        place: Option<Placement>,
+        ended: String,
+    ) -> Orphan {
+        let stop_with = stop_with(ssh, &id, place.as_ref());
+        let _said = crate::interrupt::LeftBehind::say(format!(
+            "{host}: `{command}` may still be running: its connection was lost and {ended}, and \
+             tether exited at a second signal before it could stop it; to stop it and remove \
+             its files: {stop_with}"
+        ));
+        Orphan {
+            id,
+            command,
+            place,
+            ended,
+            _said,
+        }
+    }
+
+    /// The words that stop it and remove its files by hand (see `supervisor::by_hand`).
+    pub(super) fn stop_with(&self, ssh: &str) -> String {
+        stop_with(ssh, &self.id, self.place.as_ref())
+    }
+}
+
+/// By its process group where the host said it, else by its id (its files say the group).
+fn stop_with(ssh: &str, id: &str, place: Option<&Placement>) -> String {
+    use crate::ssh::supervisor::{by_hand, stop_by_group, stop_by_id};
+    match place {
+        Some(Placement { pgid, spool }) => by_hand(ssh, &stop_by_group(pgid, spool)),
+        None => by_hand(ssh, &stop_by_id(id)),
+    }
 }

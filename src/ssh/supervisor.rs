@@ -269,8 +269,14 @@ pub fn resume(start: &str) -> String {
 
 /// The exec's sh that stops the command `$1`, claiming it first (as [`claim`] does, the
 /// private directory made first if need be), so that an exec of it that has not started yet
-/// never runs it: that prints `never`. Where the command's exec claimed it first, its process
-/// group is waited for (its exec's sh says it right after the claim, its files made; two
+/// never runs it: that prints `never`. Where the command has ended by itself (its status to
+/// report written, or written within a second of its own status: its spool writers ending),
+/// while its exec's sh is still there to pass on its last bytes and report its status, nothing
+/// is signalled and its files stay for that exec's sh, and for the clean-up of any command
+/// whose result tether read: that prints `gone`, and the command keeps its own result (stop 37 tester t25: a
+/// command that printed its last line and ended as the stop came was reported stopped by a
+/// SIGTERM that reached only its supervisor). Where the command's exec claimed it first, its
+/// process group is waited for (its exec's sh says it right after the claim, its files made; two
 /// seconds at most, as a loaded host may take a while between the two), then
 /// sent SIGTERM (after making `ID.t`, which keeps a command not yet forked from starting: see
 /// [`SUPERVISE`]), SIGKILL after `$2` seconds if the command has not ended by then (its status
@@ -285,7 +291,7 @@ pub fn resume(start: &str) -> String {
 /// supervisor, or its files were removed); `start` prints the start markers.
 pub fn stop(start: &str) -> String {
     format!(
-        r#"{DIR}; _tether_g=$2; set --; {start} umask 077; _tether_p=; _tether_r=TERM; if {PRIVATE} && (umask 077; set -C; true >"$_tether_d.claim") 2>/dev/null; then _tether_r=never; rm -f "$_tether_d.k"; else _tether_i=0; while :; do [ -f "$_tether_d.o" ] && [ ! -h "$_tether_b" ] && read -r _tether_p <"$_tether_d.p" 2>/dev/null; {{ [ -n "$_tether_p" ] || [ $_tether_i -ge 40 ]; }} && break; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; if [ -z "$_tether_p" ]; then _tether_r=unknown; elif ! {{ : >"$_tether_d.t"; kill -TERM -"$_tether_p"; }} 2>/dev/null; then _tether_r=gone; else _tether_i=0; while [ ! -s "$_tether_d.s" ] && kill -0 -"$_tether_p" 2>/dev/null; do if [ $_tether_i -ge $((_tether_g*20)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; _tether_i=0; while [ $_tether_r = TERM ] && [ $_tether_i -lt $((_tether_g*20)) ] && kill -0 "$_tether_p" 2>/dev/null; do sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; kill -KILL -"$_tether_p" 2>/dev/null; {OTHERS}; fi; rm -f "$_tether_d".? "$_tether_d".?.* ${{_tether_p:+"$_tether_d.claim"}}; fi; echo "$_tether_r"; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
+        r#"{DIR}; _tether_g=$2; set --; {start} umask 077; _tether_p=; _tether_r=TERM; if {PRIVATE} && (umask 077; set -C; true >"$_tether_d.claim") 2>/dev/null; then _tether_r=never; rm -f "$_tether_d.k"; else _tether_i=0; while :; do [ -f "$_tether_d.o" ] && [ ! -h "$_tether_b" ] && read -r _tether_p <"$_tether_d.p" 2>/dev/null; {{ [ -n "$_tether_p" ] || [ $_tether_i -ge 40 ]; }} && break; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; if [ -z "$_tether_p" ]; then _tether_r=unknown; elif _tether_i=0; while [ ! -s "$_tether_d.s" ] && [ -s "$_tether_d.c" ] && [ $_tether_i -lt 20 ]; do sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; [ -s "$_tether_d.s" ] && kill -0 "$_tether_p" 2>/dev/null; then _tether_r=ended; elif ! {{ : >"$_tether_d.t"; kill -TERM -"$_tether_p"; }} 2>/dev/null; then _tether_r=gone; else _tether_i=0; while [ ! -s "$_tether_d.s" ] && kill -0 -"$_tether_p" 2>/dev/null; do if [ $_tether_i -ge $((_tether_g*20)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; _tether_i=0; while [ $_tether_r = TERM ] && [ $_tether_i -lt $((_tether_g*20)) ] && kill -0 "$_tether_p" 2>/dev/null; do sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; kill -KILL -"$_tether_p" 2>/dev/null; {OTHERS}; fi; if [ $_tether_r = ended ]; then _tether_r=gone; else rm -f "$_tether_d".? "$_tether_d".?.* ${{_tether_p:+"$_tether_d.claim"}}; fi; fi; echo "$_tether_r"; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
     )
 }
 

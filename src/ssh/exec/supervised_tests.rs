@@ -317,3 +317,81 @@ fn a_staged_command_goes_with_its_commands_files() {
         "{path:?}"
     );
 }
+
+/// A stop that comes once the command has ended by itself (its status written: its exec's sh
+/// is only passing on the last bytes and the status) signals nothing and keeps the files the
+/// exec's sh reads its status from: `gone`, and the command's result is its own (stop 37
+/// tester t25: `sleep 1.5; date > /srv/ir; echo done` interrupted at 1.575 s printed `done`,
+/// wrote the file, and was reported "stopped ... its process group was sent SIGTERM").
+#[test]
+fn a_stop_that_comes_after_the_command_ended_signals_nothing() {
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::os::unix::process::CommandExt as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let private = tmp.path().join("tether-someone");
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let stop = wrap_script(
+        &crate::ssh::supervisor::stop(&start_markers()),
+        &key(),
+        &["id5", "2"],
+    );
+    // With its status written already, and with only the command's own status written (the
+    // status to report follows once its spool writers ended).
+    for late in [None, Some(Duration::from_millis(300))] {
+        // The exec's sh, still there: the leader of the command's process group.
+        let mut leader = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let file = |ext: &str| private.join(format!("id5.{ext}"));
+        for (ext, text) in [("o", ""), ("claim", ""), ("c", "0\n"), ("e.0", "")] {
+            std::fs::write(file(ext), text).unwrap();
+        }
+        std::fs::write(file("p"), format!("{}\n", leader.id())).unwrap();
+        let status = file("s");
+        let mut writer = Some(std::thread::spawn(move || {
+            if let Some(after) = late {
+                std::thread::sleep(after);
+            }
+            std::fs::write(status, "0\n").unwrap();
+        }));
+        if late.is_none() {
+            writer.take().into_iter().for_each(|w| w.join().unwrap());
+        }
+        let (stdout, stderr, code) = as_sshd_tmp("/bin/sh", &stop, b"", tmp.path());
+        let (out, _, marker, _) = read(&stdout, &stderr);
+        assert_eq!(
+            (out.as_str(), marker, code),
+            ("gone\n", Some(0), Some(0)),
+            "{late:?}"
+        );
+        assert!(leader.try_wait().unwrap().is_none(), "{late:?}: signalled");
+        assert!(file("s").exists() && file("c").exists(), "{late:?}");
+        leader.kill().unwrap();
+        leader.wait().unwrap();
+        writer.into_iter().for_each(|w| w.join().unwrap());
+        for entry in std::fs::read_dir(&private).unwrap() {
+            std::fs::remove_file(entry.unwrap().path()).unwrap();
+        }
+    }
+    // Its exec's sh gone too (its connection lost: a command left running that ended since):
+    // nothing reads the files any more, and they go.
+    let mut leader = std::process::Command::new("sleep")
+        .arg("30")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pid = leader.id();
+    leader.kill().unwrap();
+    leader.wait().unwrap();
+    for (ext, text) in [("o", ""), ("claim", ""), ("c", "0\n"), ("s", "0\n")] {
+        std::fs::write(private.join(format!("id5.{ext}")), text).unwrap();
+    }
+    std::fs::write(private.join("id5.p"), format!("{pid}\n")).unwrap();
+    let (stdout, stderr, code) = as_sshd_tmp("/bin/sh", &stop, b"", tmp.path());
+    let (out, _, marker, _) = read(&stdout, &stderr);
+    assert_eq!((out.as_str(), marker, code), ("gone\n", Some(0), Some(0)));
+    assert_eq!(std::fs::read_dir(&private).unwrap().count(), 0);
+}

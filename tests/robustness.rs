@@ -277,6 +277,7 @@ fn recipes_never_panic() {
             sources: None,
             sink,
             invocation: Vec::new(),
+            selection: Vec::new(),
         };
         if let Ok(loaded) = runner::load(&file, opts) {
             let _ = loaded.select_stage(Some("production"));

@@ -88,6 +88,11 @@ pub struct Runtime {
     /// same hosts with the same recipe and variables (`-f`, `-F`, `-J`, `-s`), as shell words:
     /// `tether_options()`, for the commands messages tell the user to run.
     pub invocation: Vec<String>,
+    /// This run's selection of hosts (`--roles`, `--hosts`, `--shard`), as shell words:
+    /// `tether_selection()`, so that a command a message tells the user to run acts on this
+    /// run's hosts and no others (stop 37 tester t25: a lock hint without `--shard` removed
+    /// the live locks of the other shard's deploy).
+    pub selection: Vec<String>,
     /// The recipe's `left_behind(key, text)` lines, said if tether exits at a second signal
     /// (see [`crate::interrupt::LeftBehind`]); dropped with the run.
     left_behind: Mutex<HashMap<String, crate::interrupt::LeftBehind>>,
@@ -215,6 +220,7 @@ impl Runtime {
             top: Mutex::new(String::new()),
             chain: Mutex::new(Vec::new()),
             invocation: Vec::new(),
+            selection: Vec::new(),
             run_dir: OnceLock::new(),
             left_behind: Mutex::new(HashMap::new()),
         }

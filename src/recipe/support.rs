@@ -72,6 +72,9 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
     // none; messages that say what to run put them after `tether`.
     let r = rt.clone();
     engine.register_fn("tether_options", move || r.invocation.join(" "));
+    // `tether_selection()`: this run's `--roles`, `--hosts` and `--shard`, "" for none.
+    let r = rt.clone();
+    engine.register_fn("tether_selection", move || r.selection.join(" "));
     // `local_user()`: `user@machine` of whoever runs tether (lock holder, revision log).
     engine.register_fn("local_user", local_user);
     // `fail(message)`: stops the run as a failed step (exit 1, like a failed command), not as

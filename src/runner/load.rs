@@ -43,6 +43,8 @@ pub struct LoadOptions {
     pub sink: Sink,
     /// See `Runtime::invocation`.
     pub invocation: Vec<String>,
+    /// See `Runtime::selection`.
+    pub selection: Vec<String>,
 }
 
 /// A compiled and evaluated recipe, ready to run tasks.
@@ -100,6 +102,7 @@ pub fn load(file: &Path, opts: LoadOptions) -> Result<Loaded, Error> {
         runtime.sources = sources;
     }
     runtime.invocation = opts.invocation;
+    runtime.selection = opts.selection;
     let rt = Arc::new(runtime);
     let name = file.display().to_string();
     rt.sources.insert(&name, &text);
@@ -555,7 +558,24 @@ pub fn load_options(
         sources: None,
         sink,
         invocation: invocation(settings),
+        selection: selection(settings),
     })
+}
+
+/// See `Runtime::selection`: `--roles`, `--hosts` and `--shard` as given, each quoted for sh.
+fn selection(settings: &Settings) -> Vec<String> {
+    use crate::command::quote;
+    let mut words = Vec::new();
+    if !settings.roles.is_empty() {
+        words.push(format!("--roles {}", quote(&settings.roles.join(","))));
+    }
+    if !settings.hosts.is_empty() {
+        words.push(format!("--hosts {}", quote(&settings.hosts.join(","))));
+    }
+    if let Some(shard) = settings.shard {
+        words.push(format!("--shard {}/{}", shard.index, shard.count));
+    }
+    words
 }
 
 /// See `Runtime::invocation`: `-f` unless the recipe is the default one, then `-F`, `-J` and
@@ -653,5 +673,20 @@ mod tests {
             ..Settings::default()
         };
         assert!(invocation(&plain).is_empty());
+        assert!(selection(&plain).is_empty());
+        let selected = Settings {
+            roles: vec!["app".into(), "web".into()],
+            hosts: vec!["web1".into(), "deploy@web 2".into()],
+            shard: Some(crate::hostset::Shard { index: 2, count: 3 }),
+            ..Settings::default()
+        };
+        assert_eq!(
+            selection(&selected),
+            [
+                "--roles app,web",
+                "--hosts 'web1,deploy@web 2'",
+                "--shard 2/3"
+            ]
+        );
     }
 }

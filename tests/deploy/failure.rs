@@ -229,7 +229,8 @@ fn a_release_never_live_on_a_host_lost_before_the_switch_is_unfinished() {
         .status(1)
         .stderr_contains(&format!(
             "current leads to release 20250101000004, which a failed run switched it to and never finished publishing: \"{}\" puts it back first",
-            said_command(&lab, "deploy:cleanup")
+            // The run's own selection: the command acts on its hosts alone.
+            said_command(&lab, "deploy:cleanup --hosts web1")
         ));
     tether(&dir, &lab, &["deploy:cleanup", "--hosts", "web1"])
         .status(0)

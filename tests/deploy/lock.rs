@@ -842,3 +842,54 @@ before("deploy:symlink:release", || set("flip", true));
         assert!(!live || complete(&lab, h, "20250101000002"), "{h}");
     }
 }
+
+/// The command a lock refusal says removes the lock acts on the hosts it was refused on, or on
+/// this run's selection, never on hosts the run did not select, whose locks may be another
+/// deploy's, live (stop 37 tester t25: the hint of a `--shard 2/2` deploy dropped `--shard`,
+/// and run as said it removed the other shard's deploy's lock while that deploy ran).
+#[test]
+fn the_unlock_a_refusal_names_is_for_the_refused_hosts_or_the_runs_selection() {
+    let lab = lab();
+    let dir = Dir::new("unlock-hint");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    let lock = |h: &str| shop(&lab, h).join("deploy.lock");
+    // Held on two of the four hosts: the hint names those two.
+    fs::write(lock("web1"), "").unwrap();
+    fs::write(lock("resque1"), "").unwrap();
+    deploy(&dir, &lab, "20250101000002", &[])
+        .status(1)
+        .stderr_contains(&format!(
+            "If that deploy is no longer running, `{}` removes the lock.",
+            said_command(&lab, "deploy:unlock --hosts web1,resque1")
+        ));
+    // Run as said, it removes those two and no other lock.
+    fs::write(lock("web2"), "").unwrap();
+    tether(&dir, &lab, &["deploy:unlock", "--hosts", "web1,resque1"]).status(0);
+    assert!(!lock("web1").exists() && !lock("resque1").exists());
+    assert!(lock("web2").exists());
+    fs::remove_file(lock("web2")).unwrap();
+    // Held on every host of a run that selected some: the hint keeps the selection.
+    for (args, said) in [
+        (vec!["--roles", "web"], "deploy:unlock --roles web"),
+        (vec!["--shard", "1/2"], "deploy:unlock --shard 1/2"),
+        (
+            vec!["--hosts", "web2,resque2"],
+            "deploy:unlock --hosts web2,resque2",
+        ),
+    ] {
+        for h in HOSTS {
+            fs::write(lock(h), "").unwrap();
+        }
+        deploy(&dir, &lab, "20250101000003", &args)
+            .status(1)
+            .stderr_contains(&format!(
+                "If that deploy is no longer running, `{}` removes the lock.",
+                said_command(&lab, said)
+            ));
+        for h in HOSTS {
+            fs::remove_file(lock(h)).unwrap();
+        }
+    }
+}

@@ -167,6 +167,16 @@ fn step_aborted(r: &HostResult) -> bool {
     step_abort_stop(r).is_some()
 }
 
+/// How long `r`'s host had been connecting when tether itself stopped that (an interrupt): not
+/// a failure of the host's own, but a host the interrupt kept from its command (stop 37 tester
+/// t25: `interrupted; 1 of 2 hosts failed`).
+fn connect_stopped(r: &HostResult) -> Option<std::time::Duration> {
+    match &r.result {
+        Some(Err(SshError::ConnectStopped { after, .. })) => Some(*after),
+        _ => None,
+    }
+}
+
 /// How `r`'s command was stopped, when it was because another host of its step failed.
 fn step_abort_stop(r: &HostResult) -> Option<StoppedHow> {
     match &r.result {
@@ -189,7 +199,7 @@ fn step_abort_stop(r: &HostResult) -> Option<StoppedHow> {
 pub fn step_failure(results: &[HostResult]) -> Option<Failure> {
     let failed: Vec<HostFailure> = results
         .iter()
-        .filter(|r| !step_aborted(r))
+        .filter(|r| !step_aborted(r) && connect_stopped(r).is_none())
         .filter_map(host_failure)
         .collect();
     // Named in the order of the results, whichever failed first: the same on every run.
@@ -201,10 +211,15 @@ pub fn step_failure(results: &[HostResult]) -> Option<Failure> {
     let not_run: Vec<NotRun> = results
         .iter()
         .filter_map(|r| {
-            let reason = match (&r.result, step_abort_stop(r)) {
-                (None, _) => skipped_words(r.skipped.unwrap_or(Skipped::Cancelled)).to_string(),
-                (Some(_), Some(how)) => stopped_early_words(how, &r.command, &because),
-                (Some(_), None) => return None,
+            let reason = match (&r.result, step_abort_stop(r), connect_stopped(r)) {
+                (None, _, _) => skipped_words(r.skipped.unwrap_or(Skipped::Cancelled)).to_string(),
+                (Some(_), Some(how), _) => stopped_early_words(how, &r.command, &because),
+                (Some(_), None, Some(after)) => format!(
+                    "connecting was stopped by tether after {} (tether was interrupted); no \
+                     command was sent to it",
+                    crate::duration::format(after)
+                ),
+                (Some(_), None, None) => return None,
             };
             Some(NotRun {
                 host: r.host.clone(),

@@ -1035,6 +1035,53 @@ fn ctrl_c_while_the_run_waits_for_an_unused_host_exits_130() {
     drop(silent);
 }
 
+/// Ctrl-C while a step's host is still connecting: tether stopped that host itself, so the
+/// interrupt's error names no failed host, for a string `on` as for a closure (stop 37 tester
+/// t25: `error: interrupted; 1 of 2 hosts failed`, then `black: connecting was stopped by
+/// tether`, where README says the hosts the interrupt stopped are its own).
+#[test]
+fn a_host_still_connecting_at_an_interrupt_is_not_a_failed_host() {
+    let lab = Lab::builder().names(&["app1"]).start();
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let config = lab.config_with(
+        "with_silent",
+        &format!(
+            "Host zzz\n  HostName 127.0.0.1\n  Port {}\n  ConnectTimeout 60\n",
+            silent.local_addr().unwrap().port()
+        ),
+    );
+    let mut r = RecipeDir::new(
+        "connecting-at-interrupt",
+        "server(\"app1\", #{ roles: [\"app\"] });\nserver(\"zzz\", #{ roles: [\"app\"] });\n\
+         task(\"string\", || { on(\"app\", \"touch /srv/started; sleep 5\"); });\n\
+         task(\"closure\", || { on(\"app\", |h| { run(\"touch /srv/started; sleep 5\"); }); });\n",
+    );
+    r.ssh_config = Some(config);
+    let marker = lab.host("app1").root_dir.join("started");
+    for task in ["string", "closure"] {
+        let _ = std::fs::remove_file(&marker);
+        let child = r.tether().args(&[task]).spawn();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !marker.exists() {
+            assert!(std::time::Instant::now() < deadline, "{task}: never ran");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        // SAFETY: kill(2) on the tether this test started.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+        let out = child.wait_with_output().unwrap();
+        let text = crate::support::tether::text(&out);
+        assert_eq!(out.status.code(), Some(130), "{task}: {text}");
+        // Not `error: interrupted; 1 of 2 hosts failed`.
+        assert!(
+            text.lines().any(|l| l == "error: interrupted"),
+            "{task}: {text}"
+        );
+        assert!(!text.contains("hosts failed"), "{task}: {text}");
+    }
+    drop(silent);
+}
+
 /// Ctrl-C during a step names the hosts that had failed on their own before it, with why,
 /// as a step's failure does (fresh-eyes finding: a closure step over two working hosts, one
 /// whose config was refused and one never reached ended with `error: interrupted` alone).

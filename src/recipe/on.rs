@@ -417,7 +417,18 @@ fn on_closure(
             .iter()
             .any(|p| p.kind == crate::failure::Kind::Interrupted)
     {
-        // The hosts that failed on their own before it are named all the same.
+        // The hosts that failed on their own before it are named all the same; one whose
+        // connecting the interrupt stopped failed by its doing (stop 37 tester t25).
+        parts.retain(|p| {
+            let names = p.host_names();
+            names.is_empty()
+                || !names.iter().all(|h| {
+                    matches!(
+                        backend.never_connected(h),
+                        Some(crate::ssh::SshError::ConnectStopped { .. })
+                    )
+                })
+        });
         return Err(throw(
             Failure::merge(parts, Vec::new(), hosts.len()).under_interrupt(),
         ));

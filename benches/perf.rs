@@ -74,6 +74,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("all") => Options::parse(&args[1..]).and_then(|o| run_all(&o)),
         Some("idle") => Options::parse(&args[1..]).and_then(|o| run_idle(&o).map(|()| true)),
+        Some("warm") => Options::parse(&args[1..]).and_then(|o| run_warm(&o)),
         Some("raw-connect") => {
             Options::parse(&args[1..]).and_then(|o| run_raw_connect(&o).map(|()| true))
         }
@@ -465,6 +466,20 @@ fn rounds(o: &Options, rounds: usize) -> Res<Row> {
 struct Row {
     line: String,
     pass: bool,
+}
+
+/// `perf warm`: the warm per-command rows alone (host1 of the lab).
+fn run_warm(o: &Options) -> Res<bool> {
+    let lab = o
+        .lab_dir
+        .clone()
+        .ok_or("--lab-dir is required for `warm`")?;
+    let rows = warm(o, &lab, if o.quick { 100 } else { 300 })?;
+    println!();
+    for row in &rows {
+        println!("{}", row.line);
+    }
+    Ok(rows.iter().all(|r| r.pass))
 }
 
 fn run_all(o: &Options) -> Res<bool> {

@@ -41,18 +41,27 @@ pub fn with_backoff(
         }
         match connect() {
             Ok(conn) => return Outcome::Connected(conn, started.elapsed()),
-            // Waiting fixes neither a refused host key (a certificate that expired since the
-            // first connection included) nor a refused login.
-            Err(e)
-                if e.kind() == Kind::HostKeyRefused
-                    || matches!(e, SshError::Auth { .. } | SshError::AuthCutOff { .. }) =>
-            {
+            Err(e) => {
+                let fixed_by_waiting = !refused(&e);
                 last_error = Some(e);
-                break;
+                if !fixed_by_waiting {
+                    break;
+                }
             }
-            Err(e) => last_error = Some(e),
         }
     }
+    failed(host, reason, last_error)
+}
+
+/// Whether `e` is one that waiting does not fix: a refused host key (a certificate that
+/// expired since the first connection included) or a refused login.
+fn refused(e: &SshError) -> bool {
+    e.kind() == Kind::HostKeyRefused
+        || matches!(e, SshError::Auth { .. } | SshError::AuthCutOff { .. })
+}
+
+/// Every attempt to reconnect `host` after `reason` failed, the last with `last_error`.
+fn failed(host: &str, reason: &str, last_error: Option<SshError>) -> Outcome {
     Outcome::Failed(SshError::Session {
         host: host.to_string(),
         reason: format!(
@@ -92,14 +101,13 @@ pub fn within(
         }
         match connect(left) {
             Ok(conn) => return Outcome::Connected(conn, started.elapsed()),
-            Err(e)
-                if e.kind() == Kind::HostKeyRefused
-                    || matches!(e, SshError::Auth { .. } | SshError::AuthCutOff { .. }) =>
-            {
+            Err(e) => {
+                let fixed_by_waiting = !refused(&e);
                 last_error = Some(e);
-                break;
+                if !fixed_by_waiting {
+                    break;
+                }
             }
-            Err(e) => last_error = Some(e),
         }
         if !pause(
             stop,
@@ -108,13 +116,7 @@ pub fn within(
             return Outcome::Stopped;
         }
     }
-    Outcome::Failed(SshError::Session {
-        host: host.to_string(),
-        reason: format!(
-            "{reason}; reconnecting failed: {}",
-            last_error.map_or_else(|| "no attempt made".into(), |e| e.said_for(host))
-        ),
-    })
+    failed(host, reason, last_error)
 }
 
 /// Sleeps for `d` unless `stop` is set meanwhile; false if it was.

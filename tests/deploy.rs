@@ -319,6 +319,23 @@ fn in_host(lab: &Lab, host: &str, script: &str) -> String {
 }
 
 /// Whether the test recipe's build step (`sleep N` with N > 0) is running on `host`.
+/// A deploy of `release` (with `extra` arguments) whose build holds for 30 s, once its build
+/// step runs on every host.
+fn building(dir: &Dir, lab: &Lab, release: &str, extra: &[&str]) -> std::process::Child {
+    let timestamp = format!("release_timestamp={release}");
+    let mut args = extra.to_vec();
+    args.extend(["deploy", "-s", &timestamp, "-s", "hold_seconds=30"]);
+    let run = Tether::new()
+        .current_dir(&dir.path)
+        .ssh_config(&lab.ssh_config())
+        .args(&args)
+        .spawn();
+    wait_until("the build step did not start", || {
+        HOSTS.iter().all(|h| build_running(lab, h))
+    });
+    run
+}
+
 fn build_running(lab: &Lab, host: &str) -> bool {
     // Whole seconds: the supervisor's own `sleep 0.2` between two looks at the output is not a
     // build.

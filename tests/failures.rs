@@ -988,12 +988,10 @@ fn a_signal_during_the_failure_hooks_lets_them_finish() {
     }
 }
 
-/// Ctrl-C after the last task, while the run waits for a connection it opened to a host no
-/// step used, ends the run as interrupted, exit 130, at once (fresh-eyes finding: exit 0,
-/// `done: quick finished`).
-#[test]
-fn ctrl_c_while_the_run_waits_for_an_unused_host_exits_130() {
-    let lab = Lab::builder().names(&["app1"]).start();
+/// A host `zzz` that accepts TCP connections and never says a word (connecting to it waits
+/// for its banner up to its `ConnectTimeout 60`): its listener, held while it is needed, and
+/// `lab`'s ssh config with it.
+fn silent_host(lab: &Lab) -> (std::net::TcpListener, std::path::PathBuf) {
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let config = lab.config_with(
         "with_silent",
@@ -1002,6 +1000,16 @@ fn ctrl_c_while_the_run_waits_for_an_unused_host_exits_130() {
             silent.local_addr().unwrap().port()
         ),
     );
+    (silent, config)
+}
+
+/// Ctrl-C after the last task, while the run waits for a connection it opened to a host no
+/// step used, ends the run as interrupted, exit 130, at once (fresh-eyes finding: exit 0,
+/// `done: quick finished`).
+#[test]
+fn ctrl_c_while_the_run_waits_for_an_unused_host_exits_130() {
+    let lab = Lab::builder().names(&["app1"]).start();
+    let (silent, config) = silent_host(&lab);
     let mut r = RecipeDir::new(
         "unused-host",
         "server(\"app1\", #{ roles: [\"app\"] });\nserver(\"zzz\", #{ roles: [\"spare\"] });\n\
@@ -1042,14 +1050,7 @@ fn ctrl_c_while_the_run_waits_for_an_unused_host_exits_130() {
 #[test]
 fn a_host_still_connecting_at_an_interrupt_is_not_a_failed_host() {
     let lab = Lab::builder().names(&["app1"]).start();
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let config = lab.config_with(
-        "with_silent",
-        &format!(
-            "Host zzz\n  HostName 127.0.0.1\n  Port {}\n  ConnectTimeout 60\n",
-            silent.local_addr().unwrap().port()
-        ),
-    );
+    let (silent, config) = silent_host(&lab);
     let mut r = RecipeDir::new(
         "connecting-at-interrupt",
         "server(\"app1\", #{ roles: [\"app\"] });\nserver(\"zzz\", #{ roles: [\"app\"] });\n\

@@ -822,22 +822,7 @@ fn a_host_lost_for_good_is_said_once_by_deploy_failed() {
     dir.write("deploy.rhai", &recipe_text(&app, false));
     deploy(&dir, &lab, "20250101000001", &[]).status(0);
     app.commit("v2");
-    let child = Tether::new()
-        .current_dir(&dir.path)
-        .ssh_config(&lab.ssh_config())
-        .args(&[
-            "--reattach",
-            "1s",
-            "deploy",
-            "-s",
-            "release_timestamp=20250101000002",
-            "-s",
-            "hold_seconds=30",
-        ])
-        .spawn();
-    wait_until("the build step did not start", || {
-        HOSTS.iter().all(|h| build_running(&lab, h))
-    });
+    let child = building(&dir, &lab, "20250101000002", &["--reattach", "1s"]);
     let listener = lab.host("resque2").pid as libc::pid_t;
     // SAFETY: kill(2) on the lab's own sshd listener.
     unsafe { libc::kill(listener, libc::SIGSTOP) };
@@ -1276,20 +1261,7 @@ fn a_signal_while_a_host_is_out_of_reach_ends_within_its_last_contact() {
     for (n, signals) in [(2, 1), (3, 2)] {
         app.commit(&format!("v{n}"));
         let release = format!("2025010100000{n}");
-        let child = Tether::new()
-            .current_dir(&dir.path)
-            .ssh_config(&lab.ssh_config())
-            .args(&[
-                "deploy",
-                "-s",
-                &format!("release_timestamp={release}"),
-                "-s",
-                "hold_seconds=30",
-            ])
-            .spawn();
-        wait_until("the build step did not start", || {
-            HOSTS.iter().all(|h| build_running(&lab, h))
-        });
+        let child = building(&dir, &lab, &release, &[]);
         // SAFETY: kill(2) on the lab's own sshd listener.
         unsafe { libc::kill(listener, libc::SIGSTOP) };
         lab.kill_connections("resque2");

@@ -75,20 +75,7 @@ fn sigterm_and_sighup_during_a_deploy_clean_up_like_ctrl_c() {
     deploy(&dir, &lab, "20250101000001", &[]).status(0);
     for (n, signal) in [(2, libc::SIGTERM), (3, libc::SIGHUP)] {
         let release = format!("2025010100000{n}");
-        let run = Tether::new()
-            .current_dir(&dir.path)
-            .ssh_config(&lab.ssh_config())
-            .args(&[
-                "deploy",
-                "-s",
-                &format!("release_timestamp={release}"),
-                "-s",
-                "hold_seconds=30",
-            ])
-            .spawn();
-        wait_until("the build step did not start", || {
-            HOSTS.iter().all(|h| build_running(&lab, h))
-        });
+        let run = building(&dir, &lab, &release, &[]);
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(run.id() as libc::pid_t, signal) };
         let out = run.wait_with_output().unwrap();

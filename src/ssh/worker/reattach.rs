@@ -8,7 +8,7 @@ use super::state::{Orphan, WorkerState};
 use crate::event::EventKind;
 use crate::ssh::config::ConnectBound;
 use crate::ssh::exec::{self, ExecError, ExecOptions, ExecOutput, Supervision};
-use crate::ssh::supervisor::Placement;
+use crate::ssh::supervisor::{Placement, StopDone};
 use crate::ssh::SshError;
 use crate::stop::Stop;
 
@@ -246,14 +246,21 @@ impl WorkerState {
         let mut kept = Vec::new();
         for orphan in std::mem::take(&mut self.orphans) {
             match exec::stop_supervised(conn, &orphan.id) {
-                Ok(done) => self.owner.emit(EventKind::RemoteStopped {
-                    command: orphan.command,
-                    why: format!(
-                        "left running when its connection was lost and {}",
-                        orphan.ended
-                    ),
-                    how: done.words(crate::ssh::supervisor::STOP_GRACE),
-                }),
+                Ok(done) => {
+                    // Ended by itself, its files kept for an exec's sh that no connection reads
+                    // any more (see `supervisor::stop`): they go as a read command's do.
+                    if done == StopDone::Gone {
+                        self.read.push(orphan.id.clone());
+                    }
+                    self.owner.emit(EventKind::RemoteStopped {
+                        command: orphan.command,
+                        why: format!(
+                            "left running when its connection was lost and {}",
+                            orphan.ended
+                        ),
+                        how: done.words(crate::ssh::supervisor::STOP_GRACE),
+                    })
+                }
                 Err(failed) if last => self.left_running(&orphan, &failed),
                 Err(_) => kept.push(orphan),
             }

@@ -34,8 +34,13 @@ pub fn with_backoff(
     let mut last_error = None;
     for attempt in 0..settings.reconnect_attempts.max(1) {
         if attempt > 0 {
-            if !pause(stop, delay) {
+            if !pause(stop, delay, true) {
                 return Outcome::Stopped;
+            }
+            // A signal came since the backoff began: the rest is [`within`]'s (see
+            // `Owner::reconnect`), not another pause of up to the cap.
+            if crate::interrupt::signalled() {
+                break;
             }
             delay = (delay * 2).min(settings.backoff_cap);
         }
@@ -112,6 +117,7 @@ pub fn within(
         if !pause(
             stop,
             WITHIN_PAUSE.min(bound.saturating_sub(started.elapsed())),
+            false,
         ) {
             return Outcome::Stopped;
         }
@@ -119,12 +125,13 @@ pub fn within(
     failed(host, reason, last_error)
 }
 
-/// Sleeps for `d` unless `stop` is set meanwhile; false if it was.
-fn pause(stop: &AtomicBool, d: Duration) -> bool {
+/// Sleeps for `d` unless `stop` is set meanwhile (false), or, with `signal`, a signal comes
+/// (see `interrupt::signalled`).
+fn pause(stop: &AtomicBool, d: Duration, signal: bool) -> bool {
     let until = Instant::now() + d;
     while !stop.load(Ordering::SeqCst) {
         let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        if left.is_zero() || (signal && crate::interrupt::signalled()) {
             return true;
         }
         std::thread::sleep(left.min(Duration::from_millis(50)));

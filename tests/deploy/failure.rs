@@ -1326,3 +1326,46 @@ fn a_signal_while_a_host_is_out_of_reach_ends_within_its_last_contact() {
         }
     }
 }
+
+/// The same with `--pty`: the build runs on a terminal, without the supervisor, so its lost
+/// connection is not re-attached to and the host is being reconnected, with the usual
+/// backoff, when the signal comes; the signal ends that backoff, and the rest is one bounded
+/// contact (stop 37 tester t26: it went on reconnecting for 25 s and exited after 31 s).
+#[test]
+fn a_signal_during_a_reconnect_backoff_ends_it() {
+    let lab = lab();
+    let dir = Dir::new("signal-backoff");
+    let app = App::new(&dir);
+    dir.write("deploy.rhai", &recipe_text(&app, false));
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    app.commit("v2");
+    let listener = lab.host("resque2").pid as libc::pid_t;
+    let child = building(&dir, &lab, "20250101000002", &["--pty"]);
+    // SAFETY: kill(2) on the lab's own sshd listener.
+    unsafe { libc::kill(listener, libc::SIGSTOP) };
+    lab.kill_connections("resque2");
+    // Past the first attempt of the backoff (its banner wait is the lab's 5 s).
+    std::thread::sleep(Duration::from_millis(2500));
+    let signalled = Instant::now();
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let took = signalled.elapsed();
+    // SAFETY: kill(2) on the lab's own sshd listener.
+    unsafe { libc::kill(listener, libc::SIGCONT) };
+    let all =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &*String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{all}");
+    // The attempt under way (5 s at most), then one bounded contact (5 s): not the backoff's
+    // 1 + 2 + 4 s of pauses and their attempts.
+    assert!(took < Duration::from_secs(16), "{took:?}\n{all}");
+    assert!(
+        all.contains("  resque2: unfinished release /srv/shop/releases/20250101000002, lock /srv/shop/deploy.lock (this run's)\n"),
+        "{all}"
+    );
+    for pid in lab.host_pids("resque2") {
+        if fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\0")) {
+            support::net::signal(pid, support::net::SIGKILL);
+        }
+    }
+}

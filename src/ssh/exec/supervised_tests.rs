@@ -376,6 +376,39 @@ fn a_stop_that_comes_after_the_command_ended_signals_nothing() {
             std::fs::remove_file(entry.unwrap().path()).unwrap();
         }
     }
+    // Its own shell gone, its status not yet written (a stop in the moment between: stop 37
+    // tester t26, `--timeout 1.515s` on `sleep 1.5; ...`, reported stopped): waited for, not
+    // signalled.
+    let mut leader = std::process::Command::new("sleep")
+        .arg("30")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let mut shell = std::process::Command::new("true").spawn().unwrap();
+    let shell_pid = shell.id();
+    shell.wait().unwrap();
+    let file = |ext: &str| private.join(format!("id5.{ext}"));
+    for (ext, text) in [("o", ""), ("claim", ""), ("c", ""), ("s", "")] {
+        std::fs::write(file(ext), text).unwrap();
+    }
+    std::fs::write(file("x"), format!("{shell_pid}\n")).unwrap();
+    std::fs::write(file("p"), format!("{}\n", leader.id())).unwrap();
+    let (status, own) = (file("s"), file("c"));
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        std::fs::write(own, "0\n").unwrap();
+        std::fs::write(status, "0\n").unwrap();
+    });
+    let (stdout, stderr, code) = as_sshd_tmp("/bin/sh", &stop, b"", tmp.path());
+    writer.join().unwrap();
+    let (out, _, marker, _) = read(&stdout, &stderr);
+    assert_eq!((out.as_str(), marker, code), ("gone\n", Some(0), Some(0)));
+    assert!(leader.try_wait().unwrap().is_none(), "signalled");
+    leader.kill().unwrap();
+    leader.wait().unwrap();
+    for entry in std::fs::read_dir(&private).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
     // Its exec's sh gone too (its connection lost: a command left running that ended since):
     // nothing reads the files any more, and they go.
     let mut leader = std::process::Command::new("sleep")

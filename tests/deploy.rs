@@ -270,6 +270,17 @@ fn assert_only(lab: &Lab, release: &str, say: &str) {
 
 /// Runs `hint`, a command tether told the user to run (`tether ...`), as given, from `dir`,
 /// with this build's tether and no TETHER_SSH_CONFIG: it must carry what it needs.
+/// `deploy:unlock -s 'unlock_holder=LINE'`, LINE the holder line of the lock on `host` (this
+/// run's, left behind): how the command that clears what a run left names its lock.
+fn unlock_own(lab: &Lab, host: &str) -> String {
+    let lock = fs::read_to_string(shop(lab, host).join("deploy.lock")).unwrap();
+    let holder = lock.lines().next().unwrap_or_default();
+    format!(
+        "deploy:unlock -s {}",
+        tether::command::quote(&format!("unlock_holder={holder}"))
+    )
+}
+
 fn run_hint(dir: &Dir, hint: &str) -> std::process::Output {
     let bin = Path::new(env!("CARGO_BIN_EXE_tether"));
     let args = hint

@@ -39,8 +39,9 @@ fn a_failure_cleans_every_host_it_can_and_lists_what_is_left_where() {
     // The command names this run's ssh config (fresh-eyes finding, stop 30: without this
     // run's -f, -F and -s it reached other hosts, or no recipe).
     let hint = format!(
-        "tether -F {} -s hold_seconds=2 deploy:unlock deploy:cleanup --hosts resque2",
-        lab.ssh_config().display()
+        "tether -F {} -s hold_seconds=2 {} deploy:cleanup --hosts resque2",
+        lab.ssh_config().display(),
+        unlock_own(&lab, "resque2")
     );
     let expected = format!(
         "deploy:failed: left behind:\n  \

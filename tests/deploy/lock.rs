@@ -696,8 +696,9 @@ fn a_second_signal_names_the_lock_and_release_it_leaves() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     let hint = format!(
-        "tether -F {} -s hold_seconds=30 deploy:unlock deploy:cleanup --hosts resque1,resque2,web1,web2",
-        lab.ssh_config().display()
+        "tether -F {} -s hold_seconds=30 {} deploy:cleanup --hosts resque1,resque2,web1,web2",
+        lab.ssh_config().display(),
+        unlock_own(&lab, "web1")
     );
     let expected = format!(
         "deploy: tether exited before deploy:failed could clean up; this run left:\n  \
@@ -892,4 +893,44 @@ fn the_unlock_a_refusal_names_is_for_the_refused_hosts_or_the_runs_selection() {
             fs::remove_file(lock(h)).unwrap();
         }
     }
+}
+
+/// The command a run's message gives to clear the lock it left names that lock by its holder
+/// line (`deploy:unlock -s unlock_holder=LINE`), and removes it only where it is that run's:
+/// another deploy's lock, taken there since or there all along (a host the run lost before its
+/// lock step), is left (stop 37 tester t26: the command given removed another deploy's lock).
+#[test]
+fn the_unlock_a_run_leaves_removes_its_own_lock_only() {
+    let lab = lab();
+    let dir = Dir::new("unlock-own");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    let lock = |h: &str| shop(&lab, h).join("deploy.lock");
+    let ours = "ci@build since 2025-01-02 03:04:05 UTC (release 20250102030405)";
+    let theirs = "alice@laptop since 2025-01-02 03:04:09 UTC (release 20250102030409)";
+    fs::write(lock("web1"), format!("{ours}\nid 1234\n")).unwrap();
+    fs::write(lock("web2"), format!("{theirs}\nid 99\n")).unwrap();
+    let out = tether(
+        &dir,
+        &lab,
+        &[
+            "deploy:unlock",
+            "-s",
+            &format!("unlock_holder={ours}"),
+            "--hosts",
+            "web1,web2,resque1",
+        ],
+    );
+    out.status(0)
+        .stdout_contains(&format!("web1: removed the lock of {ours}\n"))
+        .stdout_contains(&format!(
+            "web2: the lock is not that run's (locked by {theirs}): left alone\n"
+        ))
+        .stdout_contains("resque1: not locked\n");
+    assert!(!lock("web1").exists());
+    assert_eq!(
+        fs::read_to_string(lock("web2")).unwrap(),
+        format!("{theirs}\nid 99\n")
+    );
 }

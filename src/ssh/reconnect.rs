@@ -47,9 +47,7 @@ pub fn with_backoff(
         match connect() {
             Ok(conn) => return Outcome::Connected(conn, started.elapsed()),
             Err(e) => {
-                let fixed_by_waiting = !refused(&e);
-                last_error = Some(e);
-                if !fixed_by_waiting {
+                if !worth_retrying(e, &mut last_error) {
                     break;
                 }
             }
@@ -58,11 +56,14 @@ pub fn with_backoff(
     failed(host, reason, last_error)
 }
 
-/// Whether `e` is one that waiting does not fix: a refused host key (a certificate that
-/// expired since the first connection included) or a refused login.
-fn refused(e: &SshError) -> bool {
-    e.kind() == Kind::HostKeyRefused
-        || matches!(e, SshError::Auth { .. } | SshError::AuthCutOff { .. })
+/// Keeps `e` as the last error; whether another attempt may help: waiting fixes neither a
+/// refused host key (a certificate that expired since the first connection included) nor a
+/// refused login.
+fn worth_retrying(e: SshError, last_error: &mut Option<SshError>) -> bool {
+    let refused = e.kind() == Kind::HostKeyRefused
+        || matches!(e, SshError::Auth { .. } | SshError::AuthCutOff { .. });
+    *last_error = Some(e);
+    !refused
 }
 
 /// Every attempt to reconnect `host` after `reason` failed, the last with `last_error`.
@@ -107,9 +108,7 @@ pub fn within(
         match connect(left) {
             Ok(conn) => return Outcome::Connected(conn, started.elapsed()),
             Err(e) => {
-                let fixed_by_waiting = !refused(&e);
-                last_error = Some(e);
-                if !fixed_by_waiting {
+                if !worth_retrying(e, &mut last_error) {
                     break;
                 }
             }

@@ -81,6 +81,7 @@ fn main() -> ExitCode {
         _ => Err(
             "this benchmark needs a lab of sshd hosts: run scripts/bench \
                   (usage: perf all --config CFG --lab-dir DIR [--quick] | \
+                  perf warm --config CFG --lab-dir DIR [--quick] | \
                   perf idle --config CFG --hosts N --seconds S)"
                 .into(),
         ),

@@ -347,6 +347,15 @@ fn building(dir: &Dir, lab: &Lab, release: &str, extra: &[&str]) -> std::process
     run
 }
 
+/// SIGKILLs the `sleep`s (builds) left running on `host`.
+fn kill_sleeps(lab: &Lab, host: &str) {
+    for pid in lab.host_pids(host) {
+        if fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\0")) {
+            support::net::signal(pid, support::net::SIGKILL);
+        }
+    }
+}
+
 fn build_running(lab: &Lab, host: &str) -> bool {
     // Whole seconds: the supervisor's own `sleep 0.2` between two looks at the output is not a
     // build.

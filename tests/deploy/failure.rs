@@ -856,11 +856,7 @@ fn a_host_lost_for_good_is_said_once_by_deploy_failed() {
         all.contains("  resque2: unfinished release /srv/shop/releases/20250101000002, lock /srv/shop/deploy.lock (this run's)\n"),
         "{all}"
     );
-    for pid in lab.host_pids("resque2") {
-        if fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\0")) {
-            support::net::signal(pid, support::net::SIGKILL);
-        }
-    }
+    kill_sleeps(&lab, "resque2");
 }
 
 /// Whatever `current` leads into is never removed, nor called complete when it is not: a
@@ -1316,11 +1312,7 @@ fn a_signal_while_a_host_is_out_of_reach_ends_within_its_last_contact() {
         // The other hosts were cleaned up (on the second run, as far as the exit let them).
         assert!(!build_running(&lab, "web1"), "web1: the build still runs");
         // What resque2 was left with, cleared for the next run.
-        for pid in lab.host_pids("resque2") {
-            if fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\0")) {
-                support::net::signal(pid, support::net::SIGKILL);
-            }
-        }
+        kill_sleeps(&lab, "resque2");
         let _ = fs::remove_file(shop(&lab, "resque2").join("deploy.lock"));
         for h in ["web1", "web2", "resque1"] {
             let _ = fs::remove_file(shop(&lab, h).join("deploy.lock"));
@@ -1364,9 +1356,5 @@ fn a_signal_during_a_reconnect_backoff_ends_it() {
         all.contains("  resque2: unfinished release /srv/shop/releases/20250101000002, lock /srv/shop/deploy.lock (this run's)\n"),
         "{all}"
     );
-    for pid in lab.host_pids("resque2") {
-        if fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\0")) {
-            support::net::signal(pid, support::net::SIGKILL);
-        }
-    }
+    kill_sleeps(&lab, "resque2");
 }

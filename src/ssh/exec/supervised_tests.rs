@@ -336,15 +336,23 @@ fn a_stop_that_comes_after_the_command_ended_signals_nothing() {
         &key(),
         &["id5", "2"],
     );
-    // With its status written already, and with only the command's own status written (the
-    // status to report follows once its spool writers ended).
-    for late in [None, Some(Duration::from_millis(300))] {
-        // The exec's sh, still there: the leader of the command's process group.
-        let mut leader = std::process::Command::new("sleep")
+    // The exec's sh, still there: the leader of the command's process group.
+    let spawn_leader = || {
+        std::process::Command::new("sleep")
             .arg("30")
             .process_group(0)
             .spawn()
-            .unwrap();
+            .unwrap()
+    };
+    let clear = || {
+        for entry in std::fs::read_dir(&private).unwrap() {
+            std::fs::remove_file(entry.unwrap().path()).unwrap();
+        }
+    };
+    // With its status written already, and with only the command's own status written (the
+    // status to report follows once its spool writers ended).
+    for late in [None, Some(Duration::from_millis(300))] {
+        let mut leader = spawn_leader();
         let file = |ext: &str| private.join(format!("id5.{ext}"));
         for (ext, text) in [("o", ""), ("claim", ""), ("c", "0\n"), ("e.0", "")] {
             std::fs::write(file(ext), text).unwrap();
@@ -372,18 +380,12 @@ fn a_stop_that_comes_after_the_command_ended_signals_nothing() {
         leader.kill().unwrap();
         leader.wait().unwrap();
         writer.into_iter().for_each(|w| w.join().unwrap());
-        for entry in std::fs::read_dir(&private).unwrap() {
-            std::fs::remove_file(entry.unwrap().path()).unwrap();
-        }
+        clear();
     }
     // Its own shell gone, its status not yet written (a stop in the moment between: stop 37
     // tester t26, `--timeout 1.515s` on `sleep 1.5; ...`, reported stopped): waited for, not
     // signalled.
-    let mut leader = std::process::Command::new("sleep")
-        .arg("30")
-        .process_group(0)
-        .spawn()
-        .unwrap();
+    let mut leader = spawn_leader();
     let mut shell = std::process::Command::new("true").spawn().unwrap();
     let shell_pid = shell.id();
     shell.wait().unwrap();
@@ -406,16 +408,10 @@ fn a_stop_that_comes_after_the_command_ended_signals_nothing() {
     assert!(leader.try_wait().unwrap().is_none(), "signalled");
     leader.kill().unwrap();
     leader.wait().unwrap();
-    for entry in std::fs::read_dir(&private).unwrap() {
-        std::fs::remove_file(entry.unwrap().path()).unwrap();
-    }
+    clear();
     // Its exec's sh gone too (its connection lost: a command left running that ended since):
     // nothing reads the files any more, and they go.
-    let mut leader = std::process::Command::new("sleep")
-        .arg("30")
-        .process_group(0)
-        .spawn()
-        .unwrap();
+    let mut leader = spawn_leader();
     let pid = leader.id();
     leader.kill().unwrap();
     leader.wait().unwrap();

@@ -412,12 +412,14 @@ impl WorkerState {
         // Named if tether exits at a second signal before this returns: nothing of it stops
         // the command then.
         let _left = sup.as_ref().map(|s| {
-            let (host, ssh) = (&self.owner.name, &self.owner.config.ssh_command);
-            crate::interrupt::LeftBehind::say(format!(
-                "{host}: `{command}` may still be running: tether exited at a second signal \
-                 before its stop was confirmed; to stop it and remove its files: {}",
-                crate::ssh::supervisor::by_hand(ssh, &crate::ssh::supervisor::stop_by_id(&s.id))
-            ))
+            state::left_at_exit(
+                &self.owner.name,
+                &self.owner.config.ssh_command,
+                command,
+                &s.id,
+                None,
+                "tether exited at a second signal before its stop was confirmed",
+            )
         });
         let mut result = self.exec_once(sent, &opts, sup.as_mut());
         if let Err(ExecError::NotStarted(reason)) = &result {

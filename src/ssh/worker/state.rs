@@ -90,12 +90,17 @@ impl Orphan {
         place: Option<Placement>,
         ended: String,
     ) -> Orphan {
-        let stop_with = stop_with(ssh, &id, place.as_ref());
-        let _said = crate::interrupt::LeftBehind::say(format!(
-            "{host}: `{command}` may still be running: its connection was lost and {ended}, and \
-             tether exited at a second signal before it could stop it; to stop it and remove \
-             its files: {stop_with}"
-        ));
+        let _said = left_at_exit(
+            host,
+            ssh,
+            &command,
+            &id,
+            place.as_ref(),
+            &format!(
+                "its connection was lost and {ended}, and tether exited at a second signal \
+                 before it could stop it"
+            ),
+        );
         Orphan {
             id,
             command,
@@ -109,6 +114,23 @@ impl Orphan {
     pub(super) fn stop_with(&self, ssh: &str) -> String {
         stop_with(ssh, &self.id, self.place.as_ref())
     }
+}
+
+/// Registers what an exit at a second signal says of the supervised command `command` (id
+/// `id`, where the host said it runs `place`) on `host` while it may still run (`how`: why),
+/// with the words that stop it, reached with the ssh words `ssh`.
+pub(super) fn left_at_exit(
+    host: &str,
+    ssh: &str,
+    command: &str,
+    id: &str,
+    place: Option<&Placement>,
+    how: &str,
+) -> crate::interrupt::LeftBehind {
+    crate::interrupt::LeftBehind::say(format!(
+        "{host}: `{command}` may still be running: {how}; to stop it and remove its files: {}",
+        stop_with(ssh, id, place)
+    ))
 }
 
 /// By its process group where the host said it, else by its id (its files say the group).

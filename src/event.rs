@@ -637,6 +637,14 @@ pub struct HostOutcome {
     pub failure: Option<crate::host_text::HostText>,
 }
 
+impl HostOutcome {
+    /// The status of a host whose command tether stopped: an interrupt, a step aborted by
+    /// another host's failure. Not a failure of the host's own.
+    pub const STOPPED: &'static str = "stopped";
+    /// The status of a host whose command never ran.
+    pub const NOT_RUN: &'static str = "not run";
+}
+
 impl EventKind {
     /// Replaces every registered secret in every text of the event with the mask.
     pub fn mask(&mut self) {

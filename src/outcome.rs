@@ -3,6 +3,7 @@
 //! the [`Failure`] of a step built from its hosts' results.
 
 use crate::dispatch::Skipped;
+use crate::event::HostOutcome;
 use crate::failure::{Failure, HostFailure, Kind, NotRun};
 use crate::host_text::HostText;
 use crate::pool::HostResult;
@@ -68,7 +69,7 @@ pub fn skipped_words(s: Skipped) -> &'static str {
 /// The one-word status of a host in a summary (`ok`, `exit 3` ...) and whether it succeeded.
 pub fn status_words(r: &HostResult) -> (String, bool) {
     match &r.result {
-        None => ("not run".into(), false),
+        None => (HostOutcome::NOT_RUN.into(), false),
         Some(Ok(out)) => match &out.status {
             ExitStatus::Code(0) => ("ok".into(), true),
             ExitStatus::Code(c) => (format!("exit {c}"), false),
@@ -80,7 +81,9 @@ pub fn status_words(r: &HostResult) -> (String, bool) {
         },
         Some(Err(e)) => (
             match e {
-                SshError::CommandStopped { .. } | SshError::ConnectStopped { .. } => "stopped",
+                SshError::CommandStopped { .. } | SshError::ConnectStopped { .. } => {
+                    HostOutcome::STOPPED
+                }
                 _ if e.kind() == Kind::Unreachable => "unreachable",
                 SshError::CommandTimeout { .. } => "timed out",
                 SshError::ConnectionLost { .. } => "connection lost",

@@ -774,6 +774,65 @@ fn a_timed_out_row_says_how_long_the_command_ran() {
     assert!(row.contains("timed out  1.0 s"), "{row}");
 }
 
+/// The summary's counts tell a host that failed from one that tether stopped or never ran
+/// (stop 38 tester t26: an interrupted `tether run` said `0 ok, 2 failed` of two hosts whose
+/// rows said `stopped`); a timed-out command is a failure.
+#[test]
+fn the_summary_counts_stopped_hosts_apart_from_failed_ones() {
+    let lab = Lab::builder().names(&["host1", "host2"]).start();
+    let counts = |out: &std::process::Output| {
+        let text = support::tether::text(out);
+        text.lines()
+            .find_map(|l| l.strip_prefix("summary: "))
+            .unwrap_or_else(|| panic!("no summary:\n{text}"))
+            .to_string()
+    };
+    let run = Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["run", "--hosts", "host1,host2", "--", "sleep 30"])
+        .spawn_watched();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !["host1", "host2"].iter().all(|h| {
+        lab.host_pids(h).into_iter().any(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\0"))
+        })
+    }) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sleeps never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    support::net::signal(run.id(), libc::SIGINT);
+    let out = run.wait_with_output();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        support::tether::text(&out)
+    );
+    assert!(
+        counts(&out).starts_with("0 ok, 0 failed, 2 stopped, "),
+        "{}",
+        counts(&out)
+    );
+    let out = Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&[
+            "run",
+            "--timeout",
+            "1s",
+            "--hosts",
+            "host1",
+            "--",
+            "sleep 30",
+        ])
+        .run();
+    out.status(1);
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(text.contains("summary: 0 ok, 1 failed, "), "{text}");
+}
+
 /// While a reader that is behind holds a command's output back, its `--timeout` still ends it
 /// on time, and so does a Ctrl-C (stop 35 tester t15: with the host's worker waiting for room
 /// in the backlog, a command that printed much ran past its timeout and was reported `ok`,

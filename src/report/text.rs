@@ -368,13 +368,26 @@ pub fn text_lines(st: &State, look: Look, event: &Event) -> Vec<String> {
 }
 
 fn summary_text(st: &State, look: Look, hosts: &[HostOutcome], elapsed: Duration) -> Vec<String> {
-    let failed = hosts.iter().filter(|r| !r.ok).count();
+    // A host that tether stopped (an interrupt, another host's failure) or never ran its
+    // command did not fail: the counts say which is which, as the rows below do.
+    let count = |status: &str| hosts.iter().filter(|r| !r.ok && r.status == status).count();
+    let (stopped, not_run) = (count(HostOutcome::STOPPED), count(HostOutcome::NOT_RUN));
+    let ok = hosts.iter().filter(|r| r.ok).count();
+    let failed = hosts.len() - ok - stopped - not_run;
+    let mut counts = format!("{ok} ok, {failed} failed");
+    for (n, what) in [
+        (stopped, HostOutcome::STOPPED),
+        (not_run, HostOutcome::NOT_RUN),
+    ] {
+        if n > 0 {
+            counts.push_str(&format!(", {n} {what}"));
+        }
+    }
     let mut out = vec![
         String::new(),
         format!(
-            "{} {} ok, {failed} failed, {}",
+            "{} {counts}, {}",
             bold("summary:"),
-            hosts.len() - failed,
             format_duration(elapsed)
         ),
     ];

@@ -381,6 +381,28 @@ fn an_idle_bastion_under_client_alive_is_kept_by_its_own_worker() {
     idle_then_work_on_one_login(&site, &mut h, &[8], "");
 }
 
+/// A bastion that allows forwarding only (`MaxSessions 0`: it refuses every session channel)
+/// is alive when it refuses the heartbeat's channel, and is kept, not reconnected at every beat
+/// (it was: "connection lost while idle (heartbeat: cannot open a channel ...)", a new login
+/// each second).
+#[test]
+fn a_bastion_that_refuses_sessions_is_kept_not_reconnected() {
+    let site = Site::start(2, false, &["MaxSessions 0"]);
+    let cfg = site.config_with("jump_config", JUMP);
+    let settings = WorkerSettings {
+        heartbeat: Some(Duration::from_secs(1)),
+        ..WorkerSettings::default()
+    };
+    let mut h = Harness::new(&cfg, settings, &["inner1", "inner2"]);
+    idle_then_work_on_one_login(&site, &mut h, &[4], "MaxSessions 0");
+    // Its first heartbeat (the one that reads the server's limits) was refused, and kept it.
+    assert!(
+        h.count(BASTION, |k| matches!(k, EventKind::Heartbeat { .. })) >= 1,
+        "{}",
+        h.story()
+    );
+}
+
 /// Leaves the inner hosts of `h` idle for each of `idles` (seconds), running a command on
 /// both after each; then checks that the bastion was logged in to once and that nothing
 /// reconnected (`what` heads the messages).

@@ -261,6 +261,38 @@ fn idle_connection_killed_by_the_server_is_replaced_at_once() {
     assert_eq!(h.count("host1", is_reconnect), 1, "{}", h.story());
 }
 
+/// A server that refuses session channels (`MaxSessions 0`, as ssh meets it: `channel 0: open
+/// failed: administratively prohibited`) refuses the command, and tether says so: no session
+/// was found dead, none replaced, and the heartbeats it refuses are answers that keep the
+/// session (before: "session found dead before `echo hi`", a reconnect for every command and
+/// every heartbeat).
+#[test]
+fn a_server_that_refuses_channels_refuses_the_command_and_keeps_its_session() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    lab.reconfigure("host1", "MaxSessions 0");
+    let mut h = Harness::new(
+        &lab.ssh_config(),
+        settings(Some(Duration::from_secs(1))),
+        &["host1"],
+    );
+    for _ in 0..2 {
+        let r = h.run(&["host1"], "echo hi");
+        let Some(Err(e)) = &r[0].result else {
+            panic!("not refused: {:?}\n{}", r[0].result, h.story())
+        };
+        let said = e.to_string();
+        assert!(
+            said.contains("the server refused to open a channel"),
+            "{said}"
+        );
+        assert!(said.contains("MaxSessions"), "{said}");
+        h.idle(Duration::from_millis(2500));
+    }
+    assert!(h.count("host1", is_heartbeat) >= 2, "{}", h.story());
+    assert_eq!(h.count("host1", is_reconnect), 0, "{}", h.story());
+    assert_eq!(lab.accepted_logins("host1"), 1, "{}", h.story());
+}
+
 /// A server whose config was read and needs no open channel has its idle session killed (an
 /// administrator's `kill`, a restart): reconnected, still kept by keepalives, nothing learned.
 /// A second close in the run is a pattern: `true` from then on, with a warning (fresh-eyes

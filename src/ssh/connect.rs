@@ -54,6 +54,32 @@ impl std::fmt::Display for WaitError {
     }
 }
 
+/// A session channel that did not open (see [`Connection::open_session`]).
+#[derive(Debug)]
+pub enum OpenError {
+    /// The server answered the request with a refusal (`SSH_MSG_CHANNEL_OPEN_FAILURE`, as
+    /// sshd sends past its `MaxSessions`, which a bastion that allows forwarding only sets to
+    /// 0): the session is alive, and a new one would be refused the same.
+    Refused(String),
+    /// The session failed, or did not answer by the deadline.
+    Wait(WaitError),
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::Refused(m) => f.write_str(m),
+            OpenError::Wait(e) => e.fmt(f),
+        }
+    }
+}
+
+/// Whether an ssh2 error is the server's refusal to open a channel (libssh2's
+/// `LIBSSH2_ERROR_CHANNEL_FAILURE`; see [`OpenError::Refused`]).
+pub fn channel_refused(e: &ssh2::Error) -> bool {
+    e.code() == ssh2::ErrorCode::Session(-21)
+}
+
 /// Whether an ssh2 error only means "try again when the socket is ready".
 pub fn would_block(e: &ssh2::Error) -> bool {
     e.code() == ssh2::ErrorCode::Session(EAGAIN)
@@ -142,6 +168,35 @@ impl Connection {
             revents: 0,
         }];
         poll_fds(&mut fds, slice).map_err(|e| WaitError::Failed(e.to_string()))
+    }
+
+    /// Opens a session channel (as ssh's `channel 0`), waiting at most until `until`; a
+    /// refusal (see [`OpenError::Refused`]) is told apart from a dead session, as ssh's
+    /// `channel 0: open failed: administratively prohibited` is from a lost connection.
+    pub fn open_session(&self, until: Instant) -> Result<ssh2::Channel, OpenError> {
+        loop {
+            match self.session.channel_session() {
+                Ok(channel) => return Ok(channel),
+                Err(e) if would_block(&e) => self.wait_socket(until).map_err(OpenError::Wait)?,
+                Err(e) if channel_refused(&e) => {
+                    // libssh2 says the server's reason as `Channel open failure (REASON)`.
+                    let said = e.message();
+                    let reason = said
+                        .strip_prefix("Channel open failure (")
+                        .and_then(|r| r.strip_suffix(')'))
+                        .unwrap_or(said);
+                    return Err(OpenError::Refused(format!(
+                        "{} ({reason}; sshd's MaxSessions?)",
+                        super::wording::plain(&e),
+                    )));
+                }
+                Err(e) => {
+                    return Err(OpenError::Wait(WaitError::Failed(
+                        super::wording::plain_on(&e, self.fd),
+                    )))
+                }
+            }
+        }
     }
 
     /// Runs a non-blocking libssh2 operation to completion or until `until`.

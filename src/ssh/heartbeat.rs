@@ -16,7 +16,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::connect::{Connection, WaitError};
+use super::connect::{Connection, OpenError, WaitError};
 use super::exec::{self, Echo, ExecError, ExecOptions};
 use super::tcp_ack;
 use crate::command::quote;
@@ -73,11 +73,22 @@ pub fn keepalive_arrived(conn: &Connection) -> Result<Duration, WaitError> {
     }
 }
 
+/// Opens a heartbeat's channel: `None` where the server refused it (sshd's `MaxSessions 0`
+/// on a host that allows forwarding only), an answer all the same: the session is alive.
+fn open(conn: &Connection, until: Instant) -> Result<Option<ssh2::Channel>, WaitError> {
+    match conn.open_session(until) {
+        Ok(channel) => Ok(Some(channel)),
+        Err(OpenError::Refused(_)) => Ok(None),
+        Err(OpenError::Wait(e)) => Err(e),
+    }
+}
+
 fn channel(conn: &Connection, timeout: Duration) -> Result<Duration, WaitError> {
     let started = Instant::now();
     let until = started + timeout;
-    let session = &conn.session;
-    let mut channel = conn.retry(until, || session.channel_session())?;
+    let Some(mut channel) = open(conn, until)? else {
+        return Ok(started.elapsed());
+    };
     conn.retry(until, || channel.close())?;
     conn.retry(until, || channel.wait_close())?;
     Ok(started.elapsed())
@@ -89,7 +100,9 @@ fn command(conn: &Connection, timeout: Duration) -> Result<Duration, WaitError> 
     let started = Instant::now();
     let until = started + timeout;
     let session = &conn.session;
-    let mut channel = conn.retry(until, || session.channel_session())?;
+    let Some(mut channel) = open(conn, until)? else {
+        return Ok(started.elapsed());
+    };
     conn.retry(until, || channel.exec("true"))?;
     conn.retry(until, || channel.send_eof())?;
     let mut buf = [0u8; 256];

@@ -15,7 +15,7 @@ use super::supervision::Supervision;
 use super::wrap::{start_markers, wrap_for, wrap_script, MAX_EXEC};
 use crate::command::quote;
 use crate::event::Stream;
-use crate::ssh::connect::{would_block, Connection, WaitError};
+use crate::ssh::connect::{would_block, Connection, OpenError, WaitError};
 use crate::ssh::supervisor::{StopDone, STOP_GRACE};
 
 /// Runs `command` (wrapped, see [`wrap`](super::wrap)) on `conn`, calling `on_line` for each output line as
@@ -397,10 +397,10 @@ pub(super) fn run_wrapped(
 ) -> Result<ExecOutput, ExecError> {
     let started = Instant::now();
     let open_until = started + OPEN_TIMEOUT;
-    let session = &conn.session;
-    let mut channel = conn
-        .retry(open_until, || session.channel_session())
-        .map_err(|e| ExecError::NotStarted(format!("cannot open a channel: {e}")))?;
+    let mut channel = conn.open_session(open_until).map_err(|e| match e {
+        OpenError::Refused(why) => ExecError::Refused(format!("cannot open a channel: {why}")),
+        OpenError::Wait(e) => ExecError::NotStarted(format!("cannot open a channel: {e}")),
+    })?;
     if opts.pty {
         let term = opts.env.term().unwrap_or(PTY_TERM);
         request_pty(conn, &mut channel, open_until, term, opts.stdin.is_none())?;

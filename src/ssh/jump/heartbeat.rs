@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use ssh2::{Channel, Session};
 
-use crate::ssh::connect::would_block;
+use crate::ssh::connect::{channel_refused, would_block};
 
 /// The heartbeat's `true` exec as a non-blocking state machine (the jump session never
 /// blocks: its tunnels keep flowing meanwhile).
@@ -90,6 +90,8 @@ impl Heartbeat {
                         self.stage = Stage::Exec;
                     }
                     Err(e) if pending(&e) => return Ok(None),
+                    // An answer all the same (a bastion's `MaxSessions 0`): it is alive.
+                    Err(e) if channel_refused(&e) => return Ok(Some(self.started.elapsed())),
                     Err(e) => return Err(format!("heartbeat: cannot open a channel: {e}")),
                 },
                 Stage::Exec | Stage::Eof | Stage::Drain | Stage::Close => {

@@ -377,8 +377,18 @@ fn a_syntax_error_is_reported_and_the_next_good_save_recovers() {
     w.wait_line("watch: run 2 stopped: recipe error", 10 * SECS);
     w.wait_err("deploy.rhai:3:9: syntax error", 5 * SECS);
     w.wait_line("watch: waiting for changes", 5 * SECS);
+    // An error in an `on` closure is a recipe error too (stop 39 tester t28: `failed`).
+    r.save_by_rename(
+        "deploy.rhai",
+        &format!(
+            "{}task(\"hi\", || {{\n    on(\"web\", |h| {{ let x = 1 / 0; }});\n}});\n",
+            servers(&["web1"])
+        ),
+    );
+    w.wait_line("watch: run 3 stopped: recipe error", 10 * SECS);
+    w.wait_err("Division by zero", 5 * SECS);
     r.save_by_rename("deploy.rhai", &good("v3"));
-    w.wait_line("watch: run 3 ok", 10 * SECS);
+    w.wait_line("watch: run 4 ok", 10 * SECS);
     assert_eq!(w.count("web1 | v3"), 1, "{}", w.dump());
     assert_eq!(lab.accepted_logins("web1"), 1, "{}", w.dump());
     assert_eq!(w.interrupt(10 * SECS), 0, "{}", w.dump());

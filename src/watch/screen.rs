@@ -8,6 +8,7 @@ use super::files::Watched;
 use crate::duration::format as format_duration;
 use crate::error::Error;
 use crate::event::{EventKind, Record};
+use crate::failure::Kind;
 use crate::fleet::Fleet;
 use crate::report::Reporter;
 
@@ -80,7 +81,10 @@ impl Screen {
         let (word, error) = match result {
             Ok(()) => ("ok", None),
             Err(e) if e.is_interrupted() => ("cancelled", None),
+            // A script error in an `on` closure is a step's failure of kind `recipe`: a
+            // recipe error all the same (exit 4), as one found before anything ran.
             Err(e @ Error::Recipe(_)) => ("recipe error", Some(e)),
+            Err(e @ Error::Failed(f)) if f.kind == Kind::Recipe => ("recipe error", Some(e)),
             Err(e @ Error::Failed(_)) => ("failed", Some(e)),
             Err(e) => ("error", Some(e)),
         };

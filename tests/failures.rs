@@ -493,6 +493,60 @@ task("closure", || { on("app", #{ in: "sequence" }, |host| { run("exit 3"); }); 
     }
 }
 
+/// `on` takes its hosts in the order the target names them (a role's in server order), as
+/// SSHKit's coordinator keeps the hosts it is given: in sequence, a canary named first runs
+/// first, and its failure leaves the hosts after it not started (stop 39 tester t28: `on(["web07",
+/// "web01"], #{ in: "sequence" }, ..)` ran web01 first, which changed state before web07
+/// failed). Strings, `Host` values, roles and closures alike; each host once, where first named.
+#[test]
+fn hosts_run_in_the_order_the_target_names_them() {
+    let lab = Lab::builder().names(&["app1", "app2", "app3"]).start();
+    let mut r = RecipeDir::new(
+        "order",
+        r#"
+server("app1", #{ roles: ["app"] });
+server("app2", #{ roles: ["app", "canary"] });
+server("app3", #{ roles: ["app"] });
+let seq = #{ in: "sequence" };
+task("names", || { on(["app3", "app1", "app2"], seq, "[ ! -e /srv/canary ]"); });
+task("values", || { on([host("app2"), "app1"], seq, |h| { run("echo " + h.name); }); });
+task("roles", || { on(["canary", "app"], seq, |h| { run("echo " + h.name); }); });
+task("failing", || { on([host("app3"), "app"], seq, |h| { run("echo " + h.name + "; exit 3"); }); });
+task("listed", || { print(hosts(["app3", "app", "app1"])); });
+"#,
+    );
+    r.ssh_config = Some(lab.ssh_config());
+    let order = |out: &support::tether::Output| -> Vec<String> {
+        out.stdout
+            .lines()
+            .filter_map(|l| l.split_once(" | ").map(|(h, _)| h.trim().to_string()))
+            .collect()
+    };
+    let out = r.tether().args(&["values"]).run();
+    out.status(0);
+    assert_eq!(order(&out), ["app2", "app1"], "{}", out.stdout);
+    let out = r.tether().args(&["roles"]).run();
+    out.status(0);
+    assert_eq!(order(&out), ["app2", "app1", "app3"], "{}", out.stdout);
+    let out = r.tether().args(&["failing"]).run();
+    out.status(1)
+        .stderr_contains("error: 1 of 3 hosts failed, 2 not started\n")
+        .stderr_contains("app1: not started: an earlier host or group of this step failed")
+        .stderr_contains("app2: not started: an earlier host or group of this step failed");
+    assert_eq!(order(&out), ["app3"], "{}", out.stdout);
+    std::fs::write(lab.host("app3").root_dir.join("canary"), "").unwrap();
+    r.tether()
+        .args(&["names"])
+        .run()
+        .status(1)
+        .stderr_contains("error: 1 of 3 hosts failed, 2 not started\n")
+        .stderr_contains("app3: `[ ! -e /srv/canary ]` failed")
+        .stderr_contains("app1: not started");
+    let out = r.tether().args(&["listed"]).run();
+    out.status(0)
+        .stdout_contains("[\"app3\", \"app1\", \"app2\"]");
+}
+
 /// A failure hook (`on_failure`, `deploy:failed`) whose own step fails is a warning that says
 /// what failed, where, as any failure: never the Rust name of tether's failure type.
 #[test]

@@ -515,8 +515,9 @@ fn lazy(ctx: &NativeCallContext, value: Dynamic) -> Fallible<Dynamic> {
 }
 
 /// Hosts of `target` (role names, `all`, host names, `Host` values, or an array of those),
-/// narrowed by `--roles`/`--hosts`, in server order, each once. A `Host` value (`host(name)`,
-/// an `on` closure's `host`) names that host and is never taken for a role of that name.
+/// narrowed by `--roles`/`--hosts`, in the order named (a role's hosts in server order; see
+/// `Recipe::resolve`), each once. A `Host` value (`host(name)`, an `on` closure's `host`)
+/// names that host and is never taken for a role of that name.
 pub fn select(rt: &Runtime, target: &Dynamic) -> Fallible<Vec<String>> {
     select_admitted(rt, target, |s| rt.filters.admits(&s.name, &s.roles))
 }
@@ -528,32 +529,40 @@ fn select_admitted(
     admit: impl Fn(&super::model::Server) -> bool,
 ) -> Fallible<Vec<String>> {
     let one = |v: &Dynamic| v.read_lock::<HostInfo>().map(|h| h.name().to_string());
-    let (names, hosts): (Vec<String>, Vec<String>) =
-        match (one(target), target.read_lock::<Array>()) {
-            (Some(host), _) => (Vec::new(), vec![host]),
-            (None, Some(items)) if items.iter().any(|v| v.is::<HostInfo>()) => {
-                let (hosts, names): (Vec<&Dynamic>, Vec<&Dynamic>) =
-                    items.iter().partition(|v| v.is::<HostInfo>());
-                let names = names.into_iter().cloned().collect::<Array>();
-                (
-                    strings(&Dynamic::from(names), "on() targets")?,
-                    hosts.into_iter().filter_map(one).collect(),
-                )
-            }
-            (None, _) => (strings(target, "on() targets")?, Vec::new()),
-        };
+    let items: Vec<Dynamic> = match (one(target), target.read_lock::<Array>()) {
+        (Some(_), _) => vec![target.clone()],
+        (None, Some(items)) => {
+            // Every name a string, as one list says it.
+            let names: Array = items
+                .iter()
+                .filter(|v| !v.is::<HostInfo>())
+                .cloned()
+                .collect();
+            strings(&Dynamic::from(names), "on() targets")?;
+            items.iter().cloned().collect()
+        }
+        (None, None) => {
+            strings(target, "on() targets")?;
+            vec![target.clone()]
+        }
+    };
     let recipe = rt.recipe();
-    let chosen: std::collections::HashSet<String> = recipe
-        .resolve(&names)
-        .map_err(|e| -> Box<EvalAltResult> { e.into() })?
+    let mut chosen: Vec<String> = Vec::new();
+    for item in &items {
+        match one(item) {
+            Some(host) => chosen.push(host),
+            None => chosen.extend(
+                recipe
+                    .resolve(&strings(item, "on() targets")?)
+                    .map_err(|e| -> Box<EvalAltResult> { e.into() })?,
+            ),
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    Ok(chosen
         .into_iter()
-        .chain(hosts)
-        .collect();
-    Ok(recipe
-        .servers
-        .iter()
-        .filter(|s| chosen.contains(&s.name) && admit(s))
-        .map(|s| s.name.clone())
+        .filter(|name| seen.insert(name.clone()))
+        .filter(|name| recipe.servers.iter().any(|s| s.name == *name && admit(s)))
         .collect())
 }
 

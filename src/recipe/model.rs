@@ -262,10 +262,12 @@ impl Recipe {
         }
     }
 
-    /// Resolves role names, `all` and host names to hosts, in server order, each once.
+    /// Resolves role names, `all` and host names to hosts, in the order named (a role's and
+    /// `all`'s hosts in server order), each once, where first named: `on(["web2", "web1"],
+    /// #{ in: "sequence" })` runs web2 first, as SSHKit's coordinator keeps the hosts given.
     pub fn resolve(&self, names: &[String]) -> Result<Vec<String>, String> {
         let roles = self.role_names();
-        let mut wanted: HashSet<&str> = HashSet::new();
+        let mut wanted: Vec<&str> = Vec::new();
         for n in names {
             if n == "all" {
                 wanted.extend(self.servers.iter().map(|s| s.name.as_str()));
@@ -291,14 +293,14 @@ impl Recipe {
                         .map(|s| s.name.as_str()),
                 );
             } else if self.server(n).is_some() {
-                wanted.insert(n.as_str());
+                wanted.push(n.as_str());
             } else if let Ok(Some(i)) = self.same_server(n) {
                 // `host1` for the server declared as `deploy@host1`.
-                wanted.insert(self.servers[i].name.as_str());
+                wanted.push(self.servers[i].name.as_str());
             } else if let Some(s) = self.server_for_filter(n)? {
                 // `web` for the one server of that host name, `root@web:2222`, as `--hosts web`
                 // selects it (stop 36 tester t20: refused, with "did you mean `db`?").
-                wanted.insert(s.name.as_str());
+                wanted.push(s.name.as_str());
             } else {
                 let mut known = roles.clone();
                 known.extend(self.servers.iter().map(|s| s.name.clone()));
@@ -308,11 +310,11 @@ impl Recipe {
                 ));
             }
         }
-        Ok(self
-            .servers
-            .iter()
-            .filter(|s| wanted.contains(s.name.as_str()))
-            .map(|s| s.name.clone())
+        let mut seen = HashSet::new();
+        Ok(wanted
+            .into_iter()
+            .filter(|n| seen.insert(*n))
+            .map(str::to_string)
             .collect())
     }
 

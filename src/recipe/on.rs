@@ -324,7 +324,22 @@ fn on_closure(
                 }
             }
             Ok(v) => return HostEnd::Value(v),
-            Err(e) => classify(rt, e),
+            Err(e) => match classify(rt, e) {
+                // Nor did a script error there (`1 / 0` before any command): the host's
+                // failure is why it never connected, which outranks it (a config error's
+                // exit 2 over a recipe error's 4), as it would had the closure sent a command.
+                HostEnd::RecipeError(e)
+                    if scope.commands.load(std::sync::atomic::Ordering::SeqCst) == 0 =>
+                {
+                    match backend.never_connected(host) {
+                        Some(never) => {
+                            HostEnd::Failed(Failure::host(host, never.kind(), never.said()))
+                        }
+                        None => HostEnd::RecipeError(e),
+                    }
+                }
+                end => end,
+            },
         };
         if !matches!(end, HostEnd::Stopped(_)) {
             let started = scope.commands.load(std::sync::atomic::Ordering::SeqCst);

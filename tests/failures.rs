@@ -118,6 +118,59 @@ task("t", || {
     }
 }
 
+/// An `on_failure` closure gets the run's failure as a `catch` does, and can branch on its kind
+/// and hosts (stop 39 tester t28: `err.kind` was "Unknown property 'kind' ... for type
+/// 'string'" for every kind); where a string is expected it is the message, as `err` was.
+#[test]
+fn a_failure_hook_reads_the_failure_as_catch_does() {
+    let lab = Lab::builder().names(&["app1", "app2"]).start();
+    let port = support::net::closed_port();
+    let cfg = config_with(&lab, "with_broken", BROKEN);
+    let mut r = RecipeDir::new(
+        "hook-reads",
+        &format!(
+            "server(\"app1\", #{{ roles: [\"app\"] }});\nserver(\"app2\", #{{ roles: [\"app\"] }});\n\
+             server(\"broken\", #{{ roles: [\"bad\"] }});\nserver(\"root@127.0.0.1:{port}\", #{{ roles: [\"gone\"] }});\n\
+             on_failure(|err| {{\n\
+               print(`hook: ${{err.kind}} ${{err.hosts}} [${{err.sub_string(0, 6)}}] ${{err.contains(\"app\")}} ${{err.len() > 0}}`);\n\
+               on(\"app\", \"echo \" + quote(err.kind) + \" >> /srv/hook\");\n\
+             }});\n\
+             task(\"cmd\", || {{ on(\"app\", \"[ -e /srv/fail ] && exit 3; true\"); }});\n\
+             task(\"divide\", || {{ let x = 1 / 0; }});\n\
+             task(\"gone\", || {{ on(\"gone\", \"true\"); }});\n\
+             task(\"bad\", || {{ on(\"bad\", \"true\"); }});\n\
+             task(\"failing\", || {{ fail(\"no release\"); }});\n"
+        ),
+    );
+    r.ssh_config = Some(cfg);
+    std::fs::write(lab.host("app2").root_dir.join("fail"), "").unwrap();
+    for (task, code, said) in [
+        (
+            "cmd",
+            1,
+            "hook: command_failed [\"app2\"] [1 of 2] true true",
+        ),
+        ("divide", 4, "hook: recipe [] [deploy] false true"),
+        (
+            "gone",
+            3,
+            &format!("hook: unreachable [\"root@127.0.0.1:{port}\"] [1 of 1] false true"),
+        ),
+        ("bad", 2, "hook: config [\"broken\"] [1 of 1] false true"),
+        ("failing", 1, "hook: failed [] [no rel] false true"),
+    ] {
+        let out = r.tether().args(&[task]).run();
+        out.status(code)
+            .stdout_contains(said)
+            .stdout_lacks("warning");
+    }
+    let hook = std::fs::read_to_string(lab.host("app1").root_dir.join("hook")).unwrap();
+    assert_eq!(
+        hook, "command_failed\nrecipe\nunreachable\nconfig\nfailed\n",
+        "one line per run"
+    );
+}
+
 /// Hosts that fail at the same step are all named, whichever finishes first; a host stopped
 /// because another failed is named with the reason; ten runs give ten identical summaries.
 #[test]

@@ -88,4 +88,63 @@ pub fn register(engine: &mut Engine) {
         .register_fn("to_debug", |f: &mut Failure| f.message())
         .register_fn("+", |s: &str, f: Failure| format!("{s}{}", f.message()))
         .register_fn("+", |f: Failure, s: &str| format!("{}{s}", f.message()));
+    register_text(engine);
+}
+
+/// A `Failure`'s text where a recipe reads it as a string (an `on_failure` closure's `err`
+/// was the message before it was the failure: `err.sub_string(0, 9)`, `quote(err)`,
+/// `err.contains("web1")`, `err == "interrupted"` keep working), as Rhai's string functions
+/// of the same names give them.
+fn register_text(engine: &mut Engine) {
+    let text = |f: &Failure| rhai::ImmutableString::from(f.message());
+    let chars = |f: &Failure| f.message().chars().collect::<Vec<char>>();
+    // Rhai's `sub_string`: a negative start counts from the end; out of range is empty.
+    let sub = move |f: &Failure, start: i64, len: Option<i64>| -> String {
+        let c = chars(f);
+        let n = c.len() as i64;
+        let start = if start < 0 {
+            (n + start).max(0)
+        } else {
+            start.min(n)
+        };
+        let end = match len {
+            Some(l) if l <= 0 => start,
+            Some(l) => (start + l).min(n),
+            None => n,
+        };
+        c[start as usize..end as usize].iter().collect()
+    };
+    engine
+        .register_fn(
+            "sub_string",
+            move |f: &mut Failure, start: i64, len: i64| sub(f, start, Some(len)),
+        )
+        .register_fn("sub_string", move |f: &mut Failure, start: i64| {
+            sub(f, start, None)
+        })
+        .register_fn("len", move |f: &mut Failure| chars(f).len() as i64)
+        .register_fn("contains", move |f: &mut Failure, s: &str| {
+            f.message().contains(s)
+        })
+        .register_fn("starts_with", |f: &mut Failure, s: &str| {
+            f.message().starts_with(s)
+        })
+        .register_fn("ends_with", |f: &mut Failure, s: &str| {
+            f.message().ends_with(s)
+        })
+        .register_fn("index_of", move |f: &mut Failure, s: &str| {
+            let t = f.message();
+            t.find(s).map_or(-1, |at| t[..at].chars().count() as i64)
+        })
+        .register_fn("split", move |f: &mut Failure, s: &str| {
+            text(f)
+                .split(s)
+                .map(|p| Dynamic::from(p.to_string()))
+                .collect::<Array>()
+        })
+        .register_fn("==", |f: &mut Failure, s: &str| f.message() == s)
+        .register_fn("!=", |f: &mut Failure, s: &str| f.message() != s)
+        .register_fn("quote", |f: &mut Failure| {
+            crate::command::quote(&f.message())
+        });
 }

@@ -12,6 +12,7 @@ use super::load::{classify, load, load_options, split_stage, Loaded};
 use crate::backend::{Backend, DryRun, Remote};
 use crate::error::Error;
 use crate::event::{unix_ms, EventKind, Record};
+use crate::failure::{Failure, Kind};
 use crate::fleet::{self, Fleet};
 use crate::recipe::diagnostics;
 use crate::recipe::tasks::invoke;
@@ -102,8 +103,22 @@ impl Loaded {
                 message: format!("{what} failed: {text}"),
             });
         };
+        // The failure, as a `catch` reads it (`err.kind`, `err.hosts`, `err.message`); its
+        // text where a string is expected (see `recipe::failures::register_text`).
+        let failure = match error {
+            Error::Failed(f) => {
+                let mut f = (**f).clone();
+                f.mask();
+                f
+            }
+            Error::Recipe(_) => Failure::new(Kind::Recipe, message.clone()),
+            Error::Usage(_) | Error::SshConfig(_) | Error::Timeline(_) => {
+                Failure::new(Kind::Config, message.clone())
+            }
+        };
         for f in hooks {
-            if let Err(e) = f.call::<Dynamic>(&self.engine, &self.library(), (message.clone(),)) {
+            let err = Dynamic::from(failure.clone());
+            if let Err(e) = f.call::<Dynamic>(&self.engine, &self.library(), (err,)) {
                 warn("failure hook", &e);
             }
         }

@@ -266,6 +266,50 @@ fn past_the_bound_the_state_is_unknown_and_the_orphan_is_stopped_at_the_next_con
     }
 }
 
+/// A command whose files on the host were removed while its connection was down (a cleaner
+/// of `/tmp`, another command's `rm -rf /tmp/*`) can never report its output or status: once
+/// connected again, tether stops its process group and says so, where before it left the
+/// command running, unsaid, and a recipe that caught the failure went on beside it (stop 39
+/// tester t27).
+#[test]
+fn a_command_whose_files_went_while_its_connection_was_down_is_stopped() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    let listener = lab.host("host1").pid;
+    let spool = lab.host("host1").tmp.join("tether-root");
+    let marker = lab.host("host1").root_dir.join("marker");
+    let sleep = "sleep 47";
+    let command = format!("echo ran >> /srv/marker; {sleep}; echo finished >> /srv/marker");
+    let r = run_while(&h, &lab, &command, FanOut::default(), || {
+        // No new connection gets its banner until the files are gone.
+        support::net::signal(listener, libc::SIGSTOP);
+        lab.kill_connections("host1");
+        assert!(spool.is_dir(), "no spool at {}", spool.display());
+        std::fs::remove_dir_all(&spool).unwrap();
+        support::net::signal(listener, libc::SIGCONT);
+    });
+    h.settle();
+    let error = match &r.result {
+        Some(Err(e @ SshError::ConnectionLost { .. })) => e.to_string(),
+        other => panic!("{other:?}\n{}", h.story()),
+    };
+    assert!(error.contains("directory on the host was gone"), "{error}");
+    assert!(
+        error.contains("its process group was sent SIGTERM and ended"),
+        "{error}"
+    );
+    let stopped = h.count(
+        "host1",
+        |k| matches!(k, EventKind::RemoteStopped { why, .. } if why.contains("was gone")),
+    );
+    assert_eq!(stopped, 1, "{}", h.story());
+    assert!(processes(&lab, "host1", sleep).is_empty(), "{}", h.story());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n");
+    // The host goes on.
+    assert!(h.run(&["host1"], "true")[0].ok(), "{}", h.story());
+}
+
 #[test]
 fn a_timeout_stops_the_remote_command() {
     let lab = Lab::builder().names(&["host1"]).start();

@@ -54,7 +54,10 @@ pub use incoming::{shown, LineEnd};
 pub use options::{Drain, Echo, ExecOptions, Source, CHUNK, OPEN_TIMEOUT, PTY_TERM};
 pub use outcome::{finished_event, ExecError, ExecOutput, ExitStatus, RemoteStop};
 pub use preamble::Preamble;
-pub use run::{clean_supervised, resume, run, run_reporting, settle, stop_supervised, Lost};
+pub use run::{
+    clean_supervised, resume, run, run_reporting, settle, stop_supervised, stop_supervised_group,
+    Lost,
+};
 pub use supervision::Supervision;
 pub use wrap::wrap;
 

@@ -153,15 +153,16 @@ impl WorkerState {
             match self.exec_once(sent, &rest, Some(sup)) {
                 Err(ExecError::Lost(again)) if sup.resumable() => reason = again,
                 Ok(_) if sup.gone => {
+                    let stopped = self.stop_unreadable(command, sup);
                     return Err(SshError::ConnectionLost {
                         host: self.owner.name.to_string(),
                         command: command.to_string(),
                         elapsed: started.elapsed(),
                         reason: format!(
                             "{reason}; re-attached, but the command's directory on the host \
-                             was gone: remote state unknown"
+                             was gone: remote state unknown ({stopped})"
                         ),
-                    })
+                    });
                 }
                 other => return Ok(other),
             }
@@ -234,6 +235,43 @@ impl WorkerState {
                 std::thread::sleep(Duration::from_millis(50));
             }
             delay = (delay * 2).min(self.owner.settings.backoff_cap);
+        }
+    }
+
+    /// Stops the supervised command `command` (`sup`), whose files on the host were removed
+    /// while its connection was down (a cleaner of `/tmp`, another command's `rm`): nothing
+    /// can read its output or status any more, and left running it would be an orphan that
+    /// nothing stops (stop 39 tester t27). Its process group is the one its exec's sh said
+    /// (see `supervisor::PLACED`); it is reported as an orphan's stop is. What became of it,
+    /// in words for the failure.
+    fn stop_unreadable(&mut self, command: &str, sup: &Supervision) -> String {
+        let why = "its directory on the host was gone when tether re-attached to it";
+        let orphan = Orphan::new(
+            &self.owner.name,
+            &self.owner.config.ssh_command,
+            sup.id.clone(),
+            command.to_string(),
+            sup.place.clone(),
+            "its directory on the host was gone".into(),
+        );
+        let stopped = match (&self.conn, &sup.place) {
+            (Some(conn), Some(place)) => exec::stop_supervised_group(conn, &place.pgid, &sup.id),
+            _ => Err("the host never said its process group".into()),
+        };
+        match stopped {
+            Ok(done) => {
+                let how = done.words(crate::ssh::supervisor::STOP_GRACE);
+                self.owner.emit(EventKind::RemoteStopped {
+                    command: command.to_string(),
+                    why: why.into(),
+                    how: how.clone(),
+                });
+                how
+            }
+            Err(failed) => {
+                self.left_running(&orphan, &failed);
+                format!("it may still be running: {failed}")
+            }
         }
     }
 

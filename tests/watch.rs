@@ -434,6 +434,30 @@ fn an_endless_loop_is_cancelled_by_the_next_save() {
     assert_eq!(w.interrupt(10 * SECS), 0, "{}", w.dump());
 }
 
+/// A run whose command was re-attached to after its connection was lost says so in the
+/// waiting lines, as a run's summary does (stop 39 tester t27: `session warm for 7.3 s, 1
+/// reconnect`, no word of the re-attach).
+#[test]
+fn the_waiting_lines_count_re_attaches() {
+    let lab = lab(&["web1"]);
+    let r = RecipeDir::new(
+        "reattached",
+        &format!(
+            "{}task(\"hi\", || {{ on(\"web\", \"echo started; sleep 2; echo done\"); }});\n",
+            servers(&["web1"])
+        ),
+    );
+    let mut w = Watcher::start(&lab, &r, &["hi"]);
+    w.wait_line("web1 | started", 20 * SECS);
+    lab.kill_connections("web1");
+    w.wait_line("re-attached after", 10 * SECS);
+    w.wait_line("watch: run 1 ok", 10 * SECS);
+    w.wait_line("session warm for", 5 * SECS);
+    assert_eq!(w.count("web1 | done"), 1, "{}", w.dump());
+    assert!(w.count(", 1 reconnect, 1 re-attach") == 1, "{}", w.dump());
+    assert_eq!(w.interrupt(10 * SECS), 0, "{}", w.dump());
+}
+
 #[test]
 fn a_save_during_a_long_command_waits_for_it() {
     let lab = lab(&["web1", "web2"]);

@@ -121,29 +121,35 @@ impl Screen {
 
     pub fn waiting(&self, fleet: Option<&Fleet>, watched: &Watched) {
         let now = Instant::now();
-        let mut hosts: Vec<(String, Option<Duration>, u64)> = Vec::new();
+        let mut hosts: Vec<(String, Option<Duration>, u64, u64)> = Vec::new();
         if let Some(f) = fleet {
             self.reporter.barrier();
             let stats = self.reporter.stats();
             for h in f.pool.hosts() {
                 let s = stats.get(&h).cloned().unwrap_or_default();
                 let warm = s.connected_at.map(|t| now.saturating_duration_since(t));
-                hosts.push((h, warm, s.reconnects));
+                hosts.push((h, warm, s.reconnects, s.reattaches));
             }
         }
         let width = hosts
             .iter()
-            .map(|(h, _, _)| h.chars().count())
+            .map(|(h, ..)| h.chars().count())
             .max()
             .unwrap_or(0);
         let mut text = Vec::new();
-        for (h, warm, reconnects) in &hosts {
+        for (h, warm, reconnects, reattaches) in &hosts {
             let state = match warm {
                 Some(w) => format!("session warm for {}", format_duration(*w)),
                 None => "not connected".to_string(),
             };
+            // Re-attaches only where there were any, as the run's summary counts them.
+            let reattached = match reattaches {
+                0 => String::new(),
+                1 => ", 1 re-attach".to_string(),
+                n => format!(", {n} re-attaches"),
+            };
             text.push(format!(
-                "  {h:width$}  {state}, {reconnects} reconnect{}",
+                "  {h:width$}  {state}, {reconnects} reconnect{}{reattached}",
                 if *reconnects == 1 { "" } else { "s" }
             ));
         }
@@ -153,11 +159,12 @@ impl Screen {
         ));
         let hosts_json: Vec<serde_json::Value> = hosts
             .iter()
-            .map(|(h, warm, reconnects)| {
+            .map(|(h, warm, reconnects, reattaches)| {
                 serde_json::json!({
                     "host": h,
                     "warm_ms": warm.map(|w| w.as_millis() as u64),
                     "reconnects": reconnects,
+                    "reattaches": reattaches,
                 })
             })
             .collect();

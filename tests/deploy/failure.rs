@@ -46,7 +46,7 @@ fn a_failure_cleans_every_host_it_can_and_lists_what_is_left_where() {
     let expected = format!(
         "deploy:failed: left behind:\n  \
         resque2: unfinished release /srv/shop/releases/20250101000002, lock /srv/shop/deploy.lock (this run's)\n\
-        once those hosts are reachable, `{hint}` clears it\n"
+        to clear it: `{hint}`\n"
     );
     assert!(stdout.contains(&expected), "{stdout}");
     for h in ["web1", "web2", "resque1"] {
@@ -177,7 +177,7 @@ fn a_release_never_live_on_a_host_lost_before_the_switch_is_unfinished() {
     unshadow(&lab, "resque2");
     // The lock was released there: the command names only what is left (stop 32 re-test).
     out.status(1).stdout_contains(&format!(
-        "once those hosts are reachable, `tether -F {} deploy:cleanup --hosts resque2` clears it",
+        "to clear it: `tether -F {} deploy:cleanup --hosts resque2`",
         lab.ssh_config().display()
     ));
     for h in ["web1", "web2", "resque1"] {
@@ -424,7 +424,7 @@ fn a_host_switched_then_lost_is_put_back_by_the_command_deploy_failed_names() {
     // clean up: 1 of 1 host failed").
     out.status(1)
         .stdout_contains(&format!(
-            "`tether -F {} deploy:cleanup --hosts resque2` clears it",
+            "to clear it: `tether -F {} deploy:cleanup --hosts resque2`",
             lab.ssh_config().display()
         ))
         .stdout_contains("failed with exit status 1 after ")
@@ -611,7 +611,7 @@ fn a_host_a_failed_rollback_switched_then_lost_is_put_back() {
     unshadow(&lab, "resque2");
     let _ = fs::remove_file(lab.host("resque2").root_dir.join(".broken"));
     out.status(1).stdout_contains(&format!(
-        "`tether -F {} deploy:cleanup --hosts resque2` clears it",
+        "to clear it: `tether -F {} deploy:cleanup --hosts resque2`",
         lab.ssh_config().display()
     ));
     assert_current(

@@ -703,7 +703,7 @@ fn a_second_signal_names_the_lock_and_release_it_leaves() {
     let expected = format!(
         "deploy: tether exited before deploy:failed could clean up; this run left:\n  \
         resque1, resque2, web1, web2: lock /srv/shop/deploy.lock (this run's), unfinished release 20250101000002\n\
-        once those hosts are reachable, `{hint}` clears it\n"
+        to clear it: `{hint}`\n"
     );
     assert!(stderr.contains(&expected), "{stderr}");
     for h in HOSTS {

@@ -573,6 +573,48 @@ fn ctrl_c_while_a_host_connects_for_the_lock_leaves_nothing_said_there() {
     drop(silent);
 }
 
+/// Where the lock step was stopped before it said whether it took the lock, and another
+/// deploy's lock is there, that lock was never this run's: said so, and left alone (stop 38
+/// tester t26: "the lock is no longer this run's", as if this run had held it and lost it).
+#[test]
+fn a_lock_never_this_runs_is_not_said_to_be_no_longer_its() {
+    let lab = lab();
+    let dir = Dir::new("lock-never-ours");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    let other = "ops@laptop since 2025-01-01 00:00:00 UTC (release 20250101000009)\nid 4242\n";
+    let lock = shop(&lab, "web2").join("deploy.lock");
+    fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    fs::write(&lock, other).unwrap();
+    // Its lock step waits before it links the lock: stopped there, it never says.
+    shadow(&lab, "web2", "ln", "sleep 17; exec /bin/ln \"$@\"\n");
+    let child = Tether::new()
+        .current_dir(&dir.path)
+        .ssh_config(&lab.ssh_config())
+        .args(&["deploy", "-s", "release_timestamp=20250101000001"])
+        .spawn();
+    wait_until("the lock step never waited on web2", || {
+        lab.host_pids("web2").into_iter().any(|pid| {
+            fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\x0017"))
+        })
+    });
+    // SAFETY: kill(2) on the tether this test started.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    unshadow(&lab, "web2");
+    let text = crate::support::tether::text(&out);
+    assert_eq!(out.status.code(), Some(130), "{text}");
+    assert!(!text.contains("no longer this run's"), "{text}");
+    assert!(
+        text.contains("web2: the lock there is not this run's (locked by ops@laptop since"),
+        "{text}"
+    );
+    assert_eq!(fs::read_to_string(&lock).unwrap(), other, "left alone");
+    for h in ["web1", "resque1", "resque2"] {
+        assert!(!shop(&lab, h).join("deploy.lock").exists(), "{h}: {text}");
+    }
+}
+
 /// A place set again during the run (a hook's `set("deploy_to", ...)` after deploy:prepare) is
 /// refused where it is next used, and the run's lock is released where it was taken
 /// (fresh-eyes finding, stop 30: the release and current went to the new place, which

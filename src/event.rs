@@ -627,6 +627,9 @@ pub struct HostOutcome {
     pub host: String,
     /// Whether its command ran and succeeded.
     pub ok: bool,
+    /// How it counts in the summary.
+    #[serde(skip)]
+    pub tally: Tally,
     /// `ok`, `exit 3`, `signal TERM`, `no exit status`, `unreachable`, `connection lost`,
     /// `timed out`, `stopped`, `not run`.
     pub status: String,
@@ -637,12 +640,18 @@ pub struct HostOutcome {
     pub failure: Option<crate::host_text::HostText>,
 }
 
-impl HostOutcome {
-    /// The status of a host whose command tether stopped: an interrupt, a step aborted by
-    /// another host's failure. Not a failure of the host's own.
-    pub const STOPPED: &'static str = "stopped";
-    /// The status of a host whose command never ran.
-    pub const NOT_RUN: &'static str = "not run";
+/// How a host's outcome counts in a summary's `N ok, N failed, N stopped, N not run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tally {
+    /// Its command ran and succeeded.
+    Ok,
+    /// It failed: its command, its connection, its config.
+    Failed,
+    /// tether stopped its command (an interrupt, a step aborted by another host's failure):
+    /// not a failure of the host's own.
+    Stopped,
+    /// Its command never ran.
+    NotRun,
 }
 
 impl EventKind {

@@ -3,7 +3,7 @@
 //! the [`Failure`] of a step built from its hosts' results.
 
 use crate::dispatch::Skipped;
-use crate::event::HostOutcome;
+use crate::event::Tally;
 use crate::failure::{Failure, HostFailure, Kind, NotRun};
 use crate::host_text::HostText;
 use crate::pool::HostResult;
@@ -66,33 +66,30 @@ pub fn skipped_words(s: Skipped) -> &'static str {
     }
 }
 
-/// The one-word status of a host in a summary (`ok`, `exit 3` ...) and whether it succeeded.
-pub fn status_words(r: &HostResult) -> (String, bool) {
+/// The one-word status of a host in a summary (`ok`, `exit 3` ...) and how it counts.
+pub fn status_words(r: &HostResult) -> (String, Tally) {
+    let failed = |words: &str| (words.to_string(), Tally::Failed);
     match &r.result {
-        None => (HostOutcome::NOT_RUN.into(), false),
+        None => ("not run".into(), Tally::NotRun),
         Some(Ok(out)) => match &out.status {
-            ExitStatus::Code(0) => ("ok".into(), true),
-            ExitStatus::Code(c) => (format!("exit {c}"), false),
-            ExitStatus::Signal(s) => (format!("signal {s}"), false),
+            ExitStatus::Code(0) => ("ok".into(), Tally::Ok),
+            ExitStatus::Code(c) => failed(&format!("exit {c}")),
+            ExitStatus::Signal(s) => failed(&format!("signal {s}")),
             ExitStatus::Missing
             | ExitStatus::MissingBeforeStart
             | ExitStatus::Unrecorded
-            | ExitStatus::SpoolRemoved => ("no exit status".into(), false),
+            | ExitStatus::SpoolRemoved => failed("no exit status"),
         },
-        Some(Err(e)) => (
-            match e {
-                SshError::CommandStopped { .. } | SshError::ConnectStopped { .. } => {
-                    HostOutcome::STOPPED
-                }
-                _ if e.kind() == Kind::Unreachable => "unreachable",
-                SshError::CommandTimeout { .. } => "timed out",
-                SshError::ConnectionLost { .. } => "connection lost",
-                SshError::Config(_) | SshError::Route { .. } => "config error",
-                _ => "unreachable",
+        Some(Err(e)) => match e {
+            SshError::CommandStopped { .. } | SshError::ConnectStopped { .. } => {
+                ("stopped".into(), Tally::Stopped)
             }
-            .into(),
-            false,
-        ),
+            _ if e.kind() == Kind::Unreachable => failed("unreachable"),
+            SshError::CommandTimeout { .. } => failed("timed out"),
+            SshError::ConnectionLost { .. } => failed("connection lost"),
+            SshError::Config(_) | SshError::Route { .. } => failed("config error"),
+            _ => failed("unreachable"),
+        },
     }
 }
 

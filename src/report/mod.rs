@@ -35,7 +35,7 @@ mod text;
 pub use text::visible_lines;
 
 use crate::error::Error;
-use crate::event::{Event, EventKind, HostOutcome, Message, Sink};
+use crate::event::{Event, EventKind, HostOutcome, Message, Sink, Tally};
 use crate::outcome::{failure_text, status_words};
 use crate::pool::HostResult;
 use crate::settings::{Color, Format, Settings};
@@ -121,10 +121,12 @@ impl Reporter {
         let hosts = results
             .iter()
             .map(|r| {
-                let (status, ok) = status_words(r);
+                let (status, tally) = status_words(r);
+                let ok = tally == Tally::Ok;
                 HostOutcome {
                     host: r.host.clone(),
                     ok,
+                    tally,
                     status,
                     duration: match &r.result {
                         Some(Ok(out)) => Some(out.duration),

@@ -8,7 +8,7 @@ use anstyle::{AnsiColor, Style};
 use super::fold::{Group, Lane};
 use super::state::{HostStats, Look, State};
 use crate::duration::format as format_duration;
-use crate::event::{Beat, Event, EventKind, HostOutcome, LimitFrom};
+use crate::event::{Beat, Event, EventKind, HostOutcome, LimitFrom, Tally};
 use crate::host_text::HostText;
 
 const HOST_COLORS: [AnsiColor; 6] = [
@@ -370,17 +370,11 @@ pub fn text_lines(st: &State, look: Look, event: &Event) -> Vec<String> {
 fn summary_text(st: &State, look: Look, hosts: &[HostOutcome], elapsed: Duration) -> Vec<String> {
     // A host that tether stopped (an interrupt, another host's failure) or never ran its
     // command did not fail: the counts say which is which, as the rows below do.
-    let count = |status: &str| hosts.iter().filter(|r| !r.ok && r.status == status).count();
-    let (stopped, not_run) = (count(HostOutcome::STOPPED), count(HostOutcome::NOT_RUN));
-    let ok = hosts.iter().filter(|r| r.ok).count();
-    let failed = hosts.len() - ok - stopped - not_run;
-    let mut counts = format!("{ok} ok, {failed} failed");
-    for (n, what) in [
-        (stopped, HostOutcome::STOPPED),
-        (not_run, HostOutcome::NOT_RUN),
-    ] {
-        if n > 0 {
-            counts.push_str(&format!(", {n} {what}"));
+    let count = |t: Tally| hosts.iter().filter(|r| r.tally == t).count();
+    let mut counts = format!("{} ok, {} failed", count(Tally::Ok), count(Tally::Failed));
+    for (t, what) in [(Tally::Stopped, "stopped"), (Tally::NotRun, "not run")] {
+        if count(t) > 0 {
+            counts.push_str(&format!(", {} {what}", count(t)));
         }
     }
     let mut out = vec![

@@ -307,14 +307,19 @@ pub fn clean_supervised(conn: &Connection, ids: &[String]) {
 /// [`crate::ssh::supervisor::STOP_GRACE`], its directory removed. Says what that did; Err says
 /// why stopping it failed (the command may still run).
 pub fn stop_supervised(conn: &Connection, id: &str) -> Result<StopDone, String> {
-    run_stop(conn, &crate::ssh::supervisor::stop(&start_markers()), &[id])
+    run_stop(
+        conn,
+        &crate::ssh::supervisor::stop(&start_markers()),
+        id,
+        &[],
+    )
 }
 
 /// Stops the PTY command whose exec's sh leads process group `pgid` on `conn` (see
 /// `pty_stop.rs`): SIGTERM, SIGKILL after [`crate::ssh::supervisor::STOP_GRACE`]. Says what
 /// that did; Err says why stopping it failed (the command may still run).
 fn stop_pty_group(conn: &Connection, pgid: &str) -> Result<StopDone, String> {
-    run_stop(conn, &pty_stop::script(&start_markers()), &[pgid])
+    run_stop(conn, &pty_stop::script(&start_markers()), pgid, &[])
 }
 
 /// Stops process group `pgid`, where the supervised command `id` ran and where its files
@@ -322,16 +327,21 @@ fn stop_pty_group(conn: &Connection, pgid: &str) -> Result<StopDone, String> {
 /// but only while the group's leader is still its exec's sh (see `pty_stop::script`). Says
 /// what that did; Err says why stopping it failed (the command may still run).
 pub fn stop_supervised_group(conn: &Connection, pgid: &str, id: &str) -> Result<StopDone, String> {
-    run_stop(conn, &pty_stop::script(&start_markers()), &[pgid, id])
+    run_stop(conn, &pty_stop::script(&start_markers()), pgid, &[id])
 }
 
-/// Runs the stop `script` (`supervisor::stop`, `pty_stop::script`) for `what` (its first
-/// argument; the grace period follows it, then the rest): what it found and did.
-fn run_stop(conn: &Connection, script: &str, what: &[&str]) -> Result<StopDone, String> {
+/// Runs the stop `script` (`supervisor::stop`, `pty_stop::script`) for `what`, with the grace
+/// period and `more` as its further arguments: what it found and did.
+fn run_stop(
+    conn: &Connection,
+    script: &str,
+    what: &str,
+    more: &[&str],
+) -> Result<StopDone, String> {
     let grace = STOP_GRACE;
     let seconds = grace.as_secs().to_string();
-    let mut args = vec![what[0], &seconds];
-    args.extend(&what[1..]);
+    let mut args = vec![what, &seconds];
+    args.extend(more);
     match run_script(conn, script, &args, grace + OPEN_TIMEOUT) {
         Ok(out) if out.status.success() => StopDone::parse(&out.stdout),
         Ok(out) => Err(format!("stopping it failed ({})", out.status)),

@@ -352,6 +352,55 @@ fn preferred_authentications_without_publickey_is_refused_as_ssh_offers_no_key()
 /// with "leaves no algorithm that libssh2 supports (it supports: )", as libssh2 cannot list
 /// its signature algorithms (fresh-eyes finding, stop 28). Each list is checked against ssh
 /// itself, with the lab's ed25519 key and with an RSA key.
+/// A private key file that another user could read is ignored, as ssh ignores it ("WARNING:
+/// UNPROTECTED PRIVATE KEY FILE!"), and the failure says why; the agent's copy of its key is
+/// still offered, as ssh offers it (stop 39 tester t30: a key of mode 0644 was used,
+/// silently, where ssh refused it).
+#[test]
+fn a_private_key_others_can_read_is_ignored_as_ssh_ignores_it() {
+    let lab = Lab::start(1);
+    let dir = lab.dir().join("modes");
+    std::fs::create_dir_all(&dir).unwrap();
+    sh(
+        &dir,
+        &format!("cp {} key && chmod 600 key", lab.client_key().display()),
+    );
+    let key = dir.join("key");
+    let lines = format!(
+        "  IdentityFile {}\n  IdentitiesOnly yes\n  IdentityAgent none\n",
+        key.display()
+    );
+    let path = config(&lab, "modes", &lines);
+    for (mode, connects) in [
+        (0o600, true),
+        (0o400, true),
+        (0o644, false),
+        (0o640, false),
+        (0o604, false),
+        (0o610, false),
+    ] {
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+        let text = as_ssh_does(&path, &format!("{mode:o}"), connects, 3);
+        if !connects {
+            assert!(
+                text.contains(&format!("permissions {mode:04o} are too open")),
+                "{mode:o}: {text}"
+            );
+        }
+    }
+    // The agent's copy of a key whose file is too open: offered by both.
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let agent = Agent::empty(&dir, "agent.sock");
+    agent.add(&lab.client_key());
+    let with_agent = config(
+        &lab,
+        "modes_agent",
+        &format!("  IdentityFile {}\n  IdentitiesOnly yes\n", key.display()),
+    );
+    assert!(ssh_connects(&with_agent, &agent));
+    tether(&with_agent, &agent).status(0).stdout_contains("in");
+}
+
 #[test]
 fn pubkey_accepted_algorithms_selects_the_keys_offered_as_ssh_does() {
     let lab = Lab::start(1);

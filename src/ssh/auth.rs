@@ -71,7 +71,19 @@ pub fn authenticate(
             ));
             continue;
         }
-        let exists = path.exists() && !is_public_file;
+        let mut exists = path.exists() && !is_public_file;
+        if let Some(mode) = exists.then(|| unprotected(path)).flatten() {
+            // As ssh (authfile.c `sshkey_perm_ok`): the file is ignored; the agent's copy of
+            // its key is not a file others can read, and is still offered.
+            auth.tried.push(format!(
+                "{}: permissions {mode:04o} are too open (another user can read it): ignored,                  as ssh ignores it (chmod 600 it)",
+                path.display()
+            ));
+            if copy.is_none() {
+                continue;
+            }
+            exists = false;
+        }
         if !exists && copy.is_none() {
             if cfg.identity_files_configured {
                 auth.tried
@@ -307,6 +319,17 @@ impl Attempts<'_> {
         self.tried.push(format!("{what} refused"));
         Ok(false)
     }
+}
+
+/// The permission bits of private key file `path` when others may read it: owned by this
+/// user with any bit of group or other set, which ssh refuses ("UNPROTECTED PRIVATE KEY
+/// FILE!"); a file of another owner is left to its owner, as ssh leaves it.
+fn unprotected(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(path).ok()?;
+    // SAFETY: getuid cannot fail.
+    let me = unsafe { libc::getuid() };
+    (meta.uid() == me && meta.mode() & 0o077 != 0).then_some(meta.mode() & 0o777)
 }
 
 fn code(e: &ssh2::Error) -> i32 {

@@ -293,6 +293,29 @@ fn a_server_that_refuses_channels_refuses_the_command_and_keeps_its_session() {
     assert_eq!(lab.accepted_logins("host1"), 1, "{}", h.story());
 }
 
+/// Under `MaxSessions 1`, a command that comes as the heartbeat's channel closes finds its
+/// place still taken for a moment: it waits for it, not failing (stop 39 tester t29: with a
+/// 500 ms heartbeat, 3 runs of 6 failed a command with "cannot open a channel", exit 3).
+#[test]
+fn under_max_sessions_1_a_command_after_a_heartbeat_waits_for_its_channel() {
+    // `UnusedConnectionTimeout`: the heartbeat runs `true`, whose channel sshd frees once its
+    // process has ended.
+    let lab = Lab::builder().names(&["host1"]).profile("unused").start();
+    lab.reconfigure("host1", "MaxSessions 1");
+    let mut h = Harness::new(
+        &lab.ssh_config(),
+        settings(Some(Duration::from_millis(200))),
+        &["host1"],
+    );
+    for round in 0..50 {
+        h.idle(Duration::from_millis(150 + (round * 7) % 100));
+        let r = h.run(&["host1"], "true");
+        assert!(r[0].ok(), "round {round}: {:?}\n{}", r[0].result, h.story());
+    }
+    assert!(h.count("host1", is_heartbeat) >= 20, "{}", h.story());
+    assert_eq!(h.count("host1", is_reconnect), 0, "{}", h.story());
+}
+
 /// A server whose config was read and needs no open channel has its idle session killed (an
 /// administrator's `kill`, a restart): reconnected, still kept by keepalives, nothing learned.
 /// A second close in the run is a pattern: `true` from then on, with a warning (fresh-eyes

@@ -74,6 +74,10 @@ impl std::fmt::Display for OpenError {
     }
 }
 
+/// How long a channel the server refuses is asked for again (see
+/// [`Connection::open_session`]).
+pub const REFUSED_GRACE: Duration = Duration::from_secs(1);
+
 /// Whether an ssh2 error is the server's refusal to open a channel (libssh2's
 /// `LIBSSH2_ERROR_CHANNEL_FAILURE`; see [`OpenError::Refused`]).
 pub fn channel_refused(e: &ssh2::Error) -> bool {
@@ -172,12 +176,24 @@ impl Connection {
 
     /// Opens a session channel (as ssh's `channel 0`), waiting at most until `until`; a
     /// refusal (see [`OpenError::Refused`]) is told apart from a dead session, as ssh's
-    /// `channel 0: open failed: administratively prohibited` is from a lost connection.
-    pub fn open_session(&self, until: Instant) -> Result<ssh2::Channel, OpenError> {
+    /// `channel 0: open failed: administratively prohibited` is from a lost connection. A
+    /// refusal is asked again for `refused_grace` (for a command, [`REFUSED_GRACE`]): sshd
+    /// frees a channel's place in its `MaxSessions` a moment after the channel closed (the
+    /// heartbeat's, just before), so that under `MaxSessions 1` the next command can meet it
+    /// still taken.
+    pub fn open_session(
+        &self,
+        until: Instant,
+        refused_grace: Duration,
+    ) -> Result<ssh2::Channel, OpenError> {
+        let grace = (Instant::now() + refused_grace).min(until);
         loop {
             match self.session.channel_session() {
                 Ok(channel) => return Ok(channel),
                 Err(e) if would_block(&e) => self.wait_socket(until).map_err(OpenError::Wait)?,
+                Err(e) if channel_refused(&e) && Instant::now() < grace => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
                 Err(e) if channel_refused(&e) => {
                     // libssh2 says the server's reason as `Channel open failure (REASON)`.
                     let said = e.message();

@@ -76,7 +76,7 @@ pub fn keepalive_arrived(conn: &Connection) -> Result<Duration, WaitError> {
 /// Opens a heartbeat's channel: `None` where the server refused it (sshd's `MaxSessions 0`
 /// on a host that allows forwarding only), an answer all the same: the session is alive.
 fn open(conn: &Connection, until: Instant) -> Result<Option<ssh2::Channel>, WaitError> {
-    match conn.open_session(until) {
+    match conn.open_session(until, Duration::ZERO) {
         Ok(channel) => Ok(Some(channel)),
         Err(OpenError::Refused(_)) => Ok(None),
         Err(OpenError::Wait(e)) => Err(e),

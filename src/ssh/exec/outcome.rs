@@ -111,6 +111,21 @@ pub enum ExecError {
     NotStaged(String),
 }
 
+impl std::fmt::Display for ExecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let after = |d: &Duration| crate::duration::format(*d);
+        match self {
+            ExecError::NotStarted(why)
+            | ExecError::Lost(why)
+            | ExecError::Refused(why)
+            | ExecError::Local(why)
+            | ExecError::NotStaged(why) => f.write_str(why),
+            ExecError::Deadline(d, _) => write!(f, "its deadline passed after {}", after(d)),
+            ExecError::Stopped(d, _) => write!(f, "stopped after {}", after(d)),
+        }
+    }
+}
+
 impl ExecError {
     /// This error, when it is a stop or a deadline, with what stopping the command did.
     pub(super) fn with_stop(self, stop: Option<RemoteStop>) -> ExecError {

@@ -15,7 +15,7 @@ use super::supervision::Supervision;
 use super::wrap::{start_markers, wrap_for, wrap_script, MAX_EXEC};
 use crate::command::quote;
 use crate::event::Stream;
-use crate::ssh::connect::{would_block, Connection, OpenError, WaitError};
+use crate::ssh::connect::{would_block, Connection, OpenError, WaitError, REFUSED_GRACE};
 use crate::ssh::supervisor::{StopDone, STOP_GRACE};
 
 /// Runs `command` (wrapped, see [`wrap`](super::wrap)) on `conn`, calling `on_line` for each output line as
@@ -345,7 +345,7 @@ fn run_stop(
     match run_script(conn, script, &args, grace + OPEN_TIMEOUT) {
         Ok(out) if out.status.success() => StopDone::parse(&out.stdout),
         Ok(out) => Err(format!("stopping it failed ({})", out.status)),
-        Err(e) => Err(format!("stopping it failed ({e:?})")),
+        Err(e) => Err(format!("stopping it failed ({e})")),
     }
 }
 
@@ -413,10 +413,12 @@ pub(super) fn run_wrapped(
 ) -> Result<ExecOutput, ExecError> {
     let started = Instant::now();
     let open_until = started + OPEN_TIMEOUT;
-    let mut channel = conn.open_session(open_until).map_err(|e| match e {
-        OpenError::Refused(why) => ExecError::Refused(format!("cannot open a channel: {why}")),
-        OpenError::Wait(e) => ExecError::NotStarted(format!("cannot open a channel: {e}")),
-    })?;
+    let mut channel = conn
+        .open_session(open_until, REFUSED_GRACE)
+        .map_err(|e| match e {
+            OpenError::Refused(why) => ExecError::Refused(format!("cannot open a channel: {why}")),
+            OpenError::Wait(e) => ExecError::NotStarted(format!("cannot open a channel: {e}")),
+        })?;
     if opts.pty {
         let term = opts.env.term().unwrap_or(PTY_TERM);
         request_pty(conn, &mut channel, open_until, term, opts.stdin.is_none())?;

@@ -347,3 +347,93 @@ fn a_branch_or_revision_may_be_a_tag_or_a_commit_and_shallow_mirrors_fetch_what_
         assert_eq!(version(h, "20250101000008"), "v2\n", "{h}");
     }
 }
+
+/// A release is never made of part of the tree: a `git archive` that dies part-way fails the
+/// release, whatever tar made of the part it got (stop 39 tester t31: with an object missing
+/// from a host's mirror, git's stream ended at a file's boundary, tar exited 0, and a release
+/// of one file of three was published, exit 0); and `repo_tree` naming a file or a symbolic
+/// link of the commit is refused, as Capistrano's `git archive REV:TREE` refuses it (it
+/// extracted to an empty release, published, exit 0).
+#[test]
+fn a_release_is_never_made_of_part_of_the_tree() {
+    let lab = Lab::builder().names(&WEB).start();
+    let dir = Dir::new("part-of-the-tree");
+    let work = dir.path.join("app");
+    fs::create_dir_all(work.join("dist")).unwrap();
+    fs::write(work.join("b.txt"), "b\n").unwrap();
+    fs::write(work.join("dist/index.html"), "<h1>app</h1>\n").unwrap();
+    std::os::unix::fs::symlink("dist", work.join("public")).unwrap();
+    repo(&dir, "app", "a.txt", "a\n");
+    web_recipe(&dir, dir.path.join("app.git").to_str().unwrap(), "");
+    // On web2, `git archive` sends a whole tar of its first file only, and fails.
+    shadow(
+        &lab,
+        "web2",
+        "git",
+        "export PATH=\"${PATH#*:}\"\ncase \" $* \" in *\" archive \"*) t=$(mktemp -d); git \"$@\" | tar -x -f - -C \"$t\"; (cd \"$t\" && tar -c -f - a.txt); rm -rf \"$t\"; exit 128 ;; esac\nexec git \"$@\"\n",
+    );
+    let out = tether(
+        &dir,
+        &lab,
+        &["deploy", "-s", "release_timestamp=20250101000001"],
+    );
+    out.status(1)
+        .stderr_contains("git archive failed (exit status 128): the release would be incomplete");
+    unshadow(&lab, "web2");
+    for h in WEB {
+        assert!(!app_release(&lab, h, "20250101000001").exists(), "{h}");
+        assert!(!lab.host(h).root_dir.join("app/current").exists(), "{h}");
+    }
+    tether(
+        &dir,
+        &lab,
+        &["deploy", "-s", "release_timestamp=20250101000002"],
+    )
+    .status(0);
+    for h in WEB {
+        let r = app_release(&lab, h, "20250101000002");
+        assert_eq!(read(r.join("b.txt")), "b\n", "{h}");
+    }
+    for (tree, kind) in [
+        ("public", "blob"),
+        ("a.txt", "blob"),
+        ("nothing", "not there"),
+    ] {
+        let out = tether(
+            &dir,
+            &lab,
+            &[
+                "deploy",
+                "-s",
+                "release_timestamp=20250101000003",
+                "-s",
+                &format!("repo_tree={tree}"),
+            ],
+        );
+        out.status(1)
+            .stderr_contains(&format!("repo_tree {tree} is not a directory in commit "))
+            .stderr_contains(&format!("({kind})"));
+        for h in WEB {
+            assert!(
+                !app_release(&lab, h, "20250101000003").exists(),
+                "{tree}: {h}"
+            );
+        }
+    }
+    tether(
+        &dir,
+        &lab,
+        &[
+            "deploy",
+            "-s",
+            "release_timestamp=20250101000004",
+            "-s",
+            "repo_tree=dist",
+        ],
+    )
+    .status(0);
+    for h in WEB {
+        let r = app_release(&lab, h, "20250101000004");
+        assert_eq!(read(r.join("index.html")), "<h1>app</h1>\n", "{h}");
+    }
+}

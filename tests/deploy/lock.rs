@@ -467,7 +467,8 @@ fn a_deploy_after_a_cleanup_on_one_command_line_locks_as_a_deploy() {
 
 /// A temporary file a stopped lock step left beside the lock (`deploy.lock.PID`, a minute
 /// old) is removed by the next lock step; a fresh one (a lock step under way) and other files
-/// are left alone (fresh-eyes finding: Ctrl-C while locking left one behind for good).
+/// are left alone, and so are links beside current that no switch made (fresh-eyes finding:
+/// Ctrl-C while locking left one behind for good).
 #[test]
 fn a_lock_steps_leftover_temporary_file_is_removed_later() {
     let lab = lab();
@@ -476,23 +477,36 @@ fn a_lock_steps_leftover_temporary_file_is_removed_later() {
     recipe(&dir, &app);
     let shop1 = shop(&lab, "web1");
     fs::create_dir_all(&shop1).unwrap();
-    for name in ["deploy.lock.4242", "deploy.lock.77", "deploy.lock.notes"] {
+    let others = [
+        "deploy.lock.notes",
+        "deploy.lock.2024-notes",
+        "deploy.lock.7.bak",
+    ];
+    for name in ["deploy.lock.4242", "deploy.lock.77"].iter().chain(&others) {
         fs::write(shop1.join(name), "someone\nid 4242\n").unwrap();
     }
+    // Links beside current that no switch of tether's made (its are `.current-restore` and
+    // `.current-RELEASE`).
+    std::os::unix::fs::symlink("/srv/elsewhere", shop1.join(".current-other")).unwrap();
+    std::os::unix::fs::symlink("/srv/elsewhere", shop1.join(".current-2024-notes")).unwrap();
     let aged = Command::new("touch")
-        .args(["-d", "-3 minutes"])
+        .args(["-h", "-d", "-3 minutes"])
         .arg(shop1.join("deploy.lock.4242"))
-        .arg(shop1.join("deploy.lock.notes"))
+        .args(others.iter().map(|n| shop1.join(n)))
         .status()
         .unwrap();
     assert!(aged.success());
     deploy(&dir, &lab, "20250101000001", &[]).status(0);
     assert!(!shop1.join("deploy.lock.4242").exists());
     assert!(shop1.join("deploy.lock.77").exists(), "a fresh one is left");
-    assert!(
-        shop1.join("deploy.lock.notes").exists(),
-        "not a temporary file of a lock step"
-    );
+    // Not temporary files of a lock step (stop 39 tester t31: `deploy.lock.2024-notes`, two
+    // hours old, was removed).
+    for name in others {
+        assert!(shop1.join(name).exists(), "{name}");
+    }
+    for name in [".current-other", ".current-2024-notes"] {
+        assert!(shop1.join(name).is_symlink(), "{name}");
+    }
     assert_unlocked(&lab);
 }
 

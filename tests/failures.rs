@@ -118,9 +118,12 @@ task("t", || {
     }
 }
 
-/// An `on_failure` closure gets the run's failure as a `catch` does, and can branch on its kind
-/// and hosts (stop 39 tester t28: `err.kind` was "Unknown property 'kind' ... for type
-/// 'string'" for every kind); where a string is expected it is the message, as `err` was.
+/// A failure hook (an `on_failure` closure, deploy:failed) reads the run's failure as a `catch`
+/// does, from `run_failure()`, and can branch on its kind and hosts (stop 39 tester t28:
+/// `err.kind` was "Unknown property 'kind' ... for type 'string'" for every kind); the hook's
+/// `err` stays the message, a string, for what recipes do with a string (stop 39 tester t29:
+/// as a failure value, `to_json(#{ e: err })` gave `"tether::failure::Failure"`, and a
+/// `switch` on it matched nothing).
 #[test]
 fn a_failure_hook_reads_the_failure_as_catch_does() {
     let lab = Lab::builder().names(&["app1", "app2"]).start();
@@ -132,9 +135,13 @@ fn a_failure_hook_reads_the_failure_as_catch_does() {
             "server(\"app1\", #{{ roles: [\"app\"] }});\nserver(\"app2\", #{{ roles: [\"app\"] }});\n\
              server(\"broken\", #{{ roles: [\"bad\"] }});\nserver(\"root@127.0.0.1:{port}\", #{{ roles: [\"gone\"] }});\n\
              on_failure(|err| {{\n\
-               print(`hook: ${{err.kind}} ${{err.hosts}} [${{err.sub_string(0, 6)}}] ${{err.contains(\"app\")}} ${{err.len() > 0}}`);\n\
-               on(\"app\", \"echo \" + quote(err.kind) + \" >> /srv/hook\");\n\
+               let f = run_failure();\n\
+               print(`hook: ${{f.kind}} ${{f.hosts}} [${{err.sub_string(0, 6)}}] ${{err.contains(\"app\")}} ${{err.starts_with(f.message)}}`);\n\
+               print(`json: ${{to_json(#{{ e: err.to_upper().sub_string(0, 4) }})}} ${{switch err {{ \"interrupted\" => 1, _ => 2 }}}}`);\n\
+               on(\"app\", \"echo \" + quote(f.kind) + \" >> /srv/hook\");\n\
              }});\n\
+             task(\"deploy:failed\", || {{ print(`deploy:failed reads ${{run_failure().kind}}`); }});\n\
+             task(\"fine\", || {{ print(`before: ${{type_of(run_failure())}}`); }});\n\
              task(\"cmd\", || {{ on(\"app\", \"[ -e /srv/fail ] && exit 3; true\"); }});\n\
              task(\"divide\", || {{ let x = 1 / 0; }});\n\
              task(\"gone\", || {{ on(\"gone\", \"true\"); }});\n\
@@ -162,8 +169,27 @@ fn a_failure_hook_reads_the_failure_as_catch_does() {
         let out = r.tether().args(&[task]).run();
         out.status(code)
             .stdout_contains(said)
+            .stdout_contains(&format!(
+                "deploy:failed reads {}",
+                said.split(' ').nth(1).unwrap()
+            ))
             .stdout_lacks("warning");
+        let json = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("json: "))
+            .unwrap_or_default();
+        assert!(
+            json.starts_with("json: {\"e\":\"") && json.ends_with("\"} 2"),
+            "{json}"
+        );
+        assert!(!json.contains("Failure"), "{json}");
     }
+    r.tether()
+        .args(&["fine"])
+        .run()
+        .status(0)
+        .stdout_contains("before: ()");
     let hook = std::fs::read_to_string(lab.host("app1").root_dir.join("hook")).unwrap();
     assert_eq!(
         hook, "command_failed\nrecipe\nunreachable\nconfig\nfailed\n",

@@ -96,6 +96,8 @@ pub struct Runtime {
     /// The recipe's `left_behind(key, text)` lines, said if tether exits at a second signal
     /// (see [`crate::interrupt::LeftBehind`]); dropped with the run.
     left_behind: Mutex<HashMap<String, crate::interrupt::LeftBehind>>,
+    /// The failure that ended the run, once the failure hooks run (`run_failure()`).
+    failure: Mutex<Option<crate::failure::Failure>>,
 }
 
 /// A task on the invocation chain (see [`Runtime::enter`]): taken off when dropped, however
@@ -223,7 +225,21 @@ impl Runtime {
             selection: Vec::new(),
             run_dir: OnceLock::new(),
             left_behind: Mutex::new(HashMap::new()),
+            failure: Mutex::new(None),
         }
+    }
+
+    /// Sets the failure that ended the run, for the failure hooks (`run_failure()`).
+    pub fn set_failure(&self, failure: crate::failure::Failure) {
+        *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(failure);
+    }
+
+    /// The failure that ended the run, once the failure hooks run; `None` before.
+    pub fn failure(&self) -> Option<crate::failure::Failure> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Registers `text` under `key` as what the run leaves if tether exits at a second signal

@@ -349,6 +349,12 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
     engine.register_fn("on_failure", move |f: FnPtr| {
         r.recipe().failure_hooks.push(f)
     });
+    // `run_failure()`: in a failure hook or deploy:failed, the failure that ended the run as
+    // a `catch` reads it (`err.kind`, `err.hosts` ...); `()` before one.
+    let r = rt.clone();
+    engine.register_fn("run_failure", move || -> Dynamic {
+        r.failure().map_or(Dynamic::UNIT, Dynamic::from)
+    });
     // `left_behind(key, text)`: what the run leaves (a lock, an unfinished release) should
     // tether exit at a second signal, before `on_failure` and deploy:failed could clean up;
     // said on stderr as it exits. `left_behind(key, "")` takes it back.

@@ -103,8 +103,9 @@ impl Loaded {
                 message: format!("{what} failed: {text}"),
             });
         };
-        // The failure, as a `catch` reads it (`err.kind`, `err.hosts`, `err.message`); its
-        // text where a string is expected (see `recipe::failures::register_text`).
+        // The failure, as a `catch` reads it (`err.kind`, `err.hosts`, `err.message`), for
+        // `run_failure()`; a hook's `err` is its message, a string (what recipes did with it
+        // as one, `to_json`, `switch`, would change silently with another type).
         let failure = match error {
             Error::Failed(f) => {
                 let mut f = (**f).clone();
@@ -116,9 +117,9 @@ impl Loaded {
                 Failure::new(Kind::Config, message.clone())
             }
         };
+        self.rt.set_failure(failure);
         for f in hooks {
-            let err = Dynamic::from(failure.clone());
-            if let Err(e) = f.call::<Dynamic>(&self.engine, &self.library(), (err,)) {
+            if let Err(e) = f.call::<Dynamic>(&self.engine, &self.library(), (message.clone(),)) {
                 warn("failure hook", &e);
             }
         }

@@ -318,9 +318,15 @@ fn a_timeout_stops_the_remote_command() {
         timeout: Some(Duration::from_secs(2)),
         ..FanOut::default()
     };
-    let r = run_while(&h, &lab, "echo ran >> /srv/marker; sleep 45", how, || {
-        assert!(!processes(&lab, "host1", "sleep 45").is_empty());
-    });
+    let r = run_while(
+        &h,
+        &lab,
+        "echo ran >> /srv/marker; sleep 45",
+        how.clone(),
+        || {
+            assert!(!processes(&lab, "host1", "sleep 45").is_empty());
+        },
+    );
     // The events come on their own channel: the result may arrive before them (CI once saw
     // none of them yet here).
     h.wait_for_since(0, Duration::from_secs(10), |e| {
@@ -342,6 +348,40 @@ fn a_timeout_stops_the_remote_command() {
                     && how == "its process group was sent SIGTERM and ended"
         )),
         1,
+        "{}",
+        h.story()
+    );
+    // Its files removed under it (a /tmp cleaner): stopped all the same, where the host said
+    // it runs (stop 39 tester t29: "it had not started on the host, and never will", and it
+    // ran on).
+    let spool = lab.host("host1").tmp.join("tether-root");
+    let mark = h.mark();
+    let r = run_while(&h, &lab, "echo ran >> /srv/marker; sleep 46", how, || {
+        // Shortly before the timeout, before the streaming loop finds them gone.
+        std::thread::sleep(Duration::from_millis(1700));
+        std::fs::remove_dir_all(&spool).unwrap();
+    });
+    h.wait_for_since(mark, Duration::from_secs(10), |e| {
+        matches!(e.kind, EventKind::RemoteStopped { .. })
+    });
+    assert!(
+        matches!(r.result, Some(Err(SshError::CommandTimeout { .. }))),
+        "{:?}",
+        r.result
+    );
+    wait_until("the timed out command is still running", || {
+        processes(&lab, "host1", "sleep 46").is_empty()
+    });
+    let said: Vec<&str> = h.events[mark..]
+        .iter()
+        .filter_map(|(_, e)| match &e.kind {
+            EventKind::RemoteStopped { how, .. } => Some(how.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        said,
+        ["its process group was sent SIGTERM and ended"],
         "{}",
         h.story()
     );

@@ -547,8 +547,20 @@ pub(super) fn run_wrapped(
                             .to_string(),
                     ))
                 }
-                // The exec's sh ends once the command's process group is gone.
-                (Some(sup), _) => Some(stop_supervised(conn, &sup.id)),
+                // The exec's sh ends once the command's process group is gone. A claim that
+                // wins over a command whose exec's sh said where it runs means its files were
+                // removed under it (a /tmp cleaner, its own `rm`): it runs all the same, and
+                // its group is stopped where the host said it is (stop 39 tester t29: "it had
+                // not started on the host, and never will", the command still running).
+                (Some(sup), _) => Some(match stop_supervised(conn, &sup.id) {
+                    Ok(StopDone::Never) => {
+                        match crate::ssh::supervisor::placement(&streams.err.start.preamble) {
+                            Some((_, place)) => stop_supervised_group(conn, &place.pgid, &sup.id),
+                            None => Ok(StopDone::Never),
+                        }
+                    }
+                    other => other,
+                }),
                 (None, Some((_, pgid))) => Some(stop_pty_group(conn, &pgid)),
                 // Abandoned: closing its channel does not wait for it.
                 (None, None) if matches!(e, ExecError::Deadline(..)) => {

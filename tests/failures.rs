@@ -28,7 +28,8 @@ fn a_config_error_is_exit_2_for_tasks_and_run_alike() {
         "config-error",
         "server(\"web1\", #{ roles: [\"web\"] });\ntask(\"hello\", || { on(\"web\", \"echo hi\"); });\n\
          task(\"divide\", || { on(\"web\", |h| { let x = 1 / 0; }); });\n\
-         task(\"unknown\", || { on(\"web\", |h| { no_such_function(); run(\"true\"); }); });\n",
+         task(\"unknown\", || { on(\"web\", |h| { no_such_function(); run(\"true\"); }); });\n\
+         task(\"failing\", || { on(\"web\", |h| { fail(\"mine\"); }); });\n",
     );
     r.ssh_config = Some(cfg.clone());
     let out = r.tether().args(&["hello"]).run();
@@ -37,10 +38,10 @@ fn a_config_error_is_exit_2_for_tasks_and_run_alike() {
         .stderr_lacks("^")
         .stdout_lacks("one session");
     out.stdout_contains("web1  never connected");
-    // A closure's script error before it sent anything to the host does not hide why the
-    // host never connected, which outranks it (stop 39 tester t28: exit 4, `Division by
-    // zero`, no word of the config error but in the summary).
-    for task in ["divide", "unknown"] {
+    // A closure's script error or `fail()` before it sent anything to the host does not hide
+    // why the host never connected, which outranks it (stop 39 tester t28: exit 4, `Division
+    // by zero`, no word of the config error but in the summary; t29: `fail()`, exit 1).
+    for task in ["divide", "unknown", "failing"] {
         r.tether()
             .args(&[task])
             .run()

@@ -324,22 +324,29 @@ fn on_closure(
                 }
             }
             Ok(v) => return HostEnd::Value(v),
-            Err(e) => match classify(rt, e) {
-                // Nor did a script error there (`1 / 0` before any command): the host's
-                // failure is why it never connected, which outranks it (a config error's
-                // exit 2 over a recipe error's 4), as it would had the closure sent a command.
-                HostEnd::RecipeError(e)
-                    if scope.commands.load(std::sync::atomic::Ordering::SeqCst) == 0 =>
-                {
-                    match backend.never_connected(host) {
-                        Some(never) => {
-                            HostEnd::Failed(Failure::host(host, never.kind(), never.said()))
-                        }
-                        None => HostEnd::RecipeError(e),
+            Err(e) => {
+                let end = classify(rt, e);
+                // Nor did a script error or a failure of its own there (`1 / 0`, `fail()`,
+                // before any command; not one of other hosts, an `on` inside it): the host's
+                // failure is why it never connected, which outranks it (a config error's exit
+                // 2 over a recipe error's 4), as it would had the closure sent a command.
+                let own = match &end {
+                    HostEnd::RecipeError(_) => true,
+                    HostEnd::Failed(f) => {
+                        let names = f.host_names();
+                        names.is_empty() || names == [host.as_str()]
                     }
+                    _ => false,
+                };
+                let sent = scope.commands.load(std::sync::atomic::Ordering::SeqCst);
+                match (own && sent == 0)
+                    .then(|| backend.never_connected(host))
+                    .flatten()
+                {
+                    Some(never) => HostEnd::Failed(Failure::host(host, never.kind(), never.said())),
+                    None => end,
                 }
-                end => end,
-            },
+            }
         };
         if !matches!(end, HostEnd::Stopped(_)) {
             let started = scope.commands.load(std::sync::atomic::Ordering::SeqCst);

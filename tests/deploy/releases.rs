@@ -1013,3 +1013,25 @@ fn a_release_deployer_marked_bad_is_never_a_rollbacks() {
         );
     }
 }
+
+/// A source that brings a BAD_RELEASE at its root is refused before anything is published:
+/// the release would be marked bad from the start, published, and then never count as a
+/// release (stop 39 tester t31: each deploy switched current to a release it then called
+/// "marked bad", and keep_releases never applied).
+#[test]
+fn a_source_that_brings_bad_release_is_refused() {
+    let lab = lab();
+    let dir = Dir::new("bad-source");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    fs::write(app.work.join("BAD_RELEASE"), "").unwrap();
+    app.commit("v2");
+    deploy(&dir, &lab, "20250101000002", &[])
+        .status(1)
+        .stderr_contains("/BAD_RELEASE came with the source: it marks a release bad");
+    for h in HOSTS {
+        assert_eq!(releases(&lab, h), ["20250101000001"], "{h}");
+        assert_current(&lab, &[h], "20250101000001", "BAD_RELEASE");
+    }
+}

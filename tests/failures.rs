@@ -73,6 +73,44 @@ fn a_config_error_is_exit_2_for_tasks_and_run_alike() {
         .stdout_contains("web1    ok")
         .stdout_contains("broken  config error")
         .stderr_contains("1 of 2 hosts failed");
+    // A hop at the host's own address is no loop: ssh reaches web1 through web1 (stop 39
+    // tester t30: refused as a ProxyJump loop), as it does with `-J web1 web1`.
+    let web1 = lab_cfg
+        .split("\nHost ")
+        .find(|b| b.starts_with("web1\n"))
+        .unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "{lab_cfg}\nHost {}  ProxyJump web1\n",
+            web1.replacen("web1", "viaself", 1)
+        ),
+    )
+    .unwrap();
+    let ssh = std::process::Command::new("ssh")
+        .args([
+            "-F",
+            cfg.to_str().unwrap(),
+            "-o",
+            "BatchMode=yes",
+            "viaself",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        ssh.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ssh.stderr)
+    );
+    r.tether()
+        .args(&["run", "--hosts", "viaself", "--", "echo hi"])
+        .run()
+        .status(0);
+    r.tether()
+        .args(&["-J", "web1", "run", "--hosts", "web1", "--", "echo hi"])
+        .run()
+        .status(0);
 }
 
 #[test]

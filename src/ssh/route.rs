@@ -77,12 +77,22 @@ impl std::fmt::Display for RouteError {
 /// As with OpenSSH: in a chain `a,b` the host is reached through `b`, `b` through `a` (as
 /// `ssh -J a b` reaches `b`: whatever `b`'s own ProxyJump or ProxyCommand say), and `a` as its
 /// own config says (its own ProxyJump or ProxyCommand included).
+///
+/// A loop is only where ssh's would never end: a first hop whose own route leads back to a
+/// first hop on the way (`Host *` + `ProxyJump bastion`, which bastion matches too). A hop at
+/// the destination's address, or two hops at one (`ssh -J bast bast`), is a route ssh takes
+/// (stop 39 tester t30: refused as a loop).
 pub fn route(ssh: &SshConfig, dest: &HostConfig) -> Result<Vec<Hop>, RouteError> {
     let Route::Jump(spec) = &dest.route else {
         return Ok(Vec::new());
     };
-    let mut seen = vec![identity(dest)];
-    chain(ssh, spec, &mut seen)
+    let hops = chain(ssh, spec, &mut Vec::new())?;
+    if hops.len() > MAX_HOPS {
+        return Err(RouteError::Invalid(format!(
+            "more than {MAX_HOPS} jump hosts in a row (`{spec}`)"
+        )));
+    }
+    Ok(hops)
 }
 
 fn chain(ssh: &SshConfig, spec: &str, seen: &mut Vec<String>) -> Result<Vec<Hop>, RouteError> {
@@ -110,21 +120,23 @@ fn chain(ssh: &SshConfig, spec: &str, seen: &mut Vec<String>) -> Result<Vec<Hop>
             proxy_jump,
         };
         let config = ssh.resolve_request(&request).map_err(RouteError::Hop)?;
-        let id = identity(&config);
-        if seen.contains(&id) {
-            return Err(RouteError::Invalid(format!(
-                "ProxyJump loop: jump host `{}` ({id}) would be reached through itself \
-                 (exclude it from the `Host` pattern that sets ProxyJump, e.g. `Host * !{}`)",
-                target.name, target.alias
-            )));
-        }
-        seen.push(id);
-        if seen.len() > MAX_HOPS + 1 {
-            return Err(RouteError::Invalid(format!(
-                "more than {MAX_HOPS} jump hosts in a row (`{spec}`)"
-            )));
-        }
+        // Only a first hop's own route is followed (the others are reached through the hops
+        // before them): a loop is a first hop met again on that way.
         if i == 0 {
+            let id = identity(&config);
+            if seen.contains(&id) {
+                return Err(RouteError::Invalid(format!(
+                    "ProxyJump loop: jump host `{}` ({id}) would be reached through itself \
+                     (exclude it from the `Host` pattern that sets ProxyJump, e.g. `Host * !{}`)",
+                    target.name, target.alias
+                )));
+            }
+            seen.push(id);
+            if seen.len() > MAX_HOPS {
+                return Err(RouteError::Invalid(format!(
+                    "more than {MAX_HOPS} jump hosts in a row (`{spec}`)"
+                )));
+            }
             if let Route::Jump(outer) = &config.route {
                 hops = chain(ssh, outer, seen)?;
             }
@@ -244,5 +256,19 @@ mod tests {
         let ok = config("Host * !bastion\n  ProxyJump bastion\n");
         let web = ok.resolve("web", None, None).unwrap();
         assert_eq!(route(&ok, &web).unwrap().len(), 1);
+        // A hop at the destination's own address, or two hops at one address, are routes
+        // ssh takes (`ssh -J bast bast`), not loops (stop 39 tester t30).
+        let same = config(
+            "Host bast bast2 inner inner2\n  HostName 10.0.0.1\n  Port 2222\n  User u\n\
+             Host inner\n  ProxyJump bast\nHost inner2\n  ProxyJump bast,bast2\n",
+        );
+        let inner = same.resolve("inner", None, None).unwrap();
+        assert_eq!(names(&route(&same, &inner).unwrap()), ["u@10.0.0.1:2222"]);
+        let inner2 = same.resolve("inner2", None, None).unwrap();
+        assert_eq!(route(&same, &inner2).unwrap().len(), 2);
+        // Two first hops that lead to each other are.
+        let pair = config("Host a\n  ProxyJump b\nHost b\n  ProxyJump a\n");
+        let x = pair.resolve("a", None, None).unwrap();
+        assert!(route(&pair, &x).unwrap_err().to_string().contains("loop"));
     }
 }

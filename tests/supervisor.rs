@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use support::harness::Harness;
 use support::lab::Lab;
+use tether::event::EventKind;
 use tether::ssh::exec::{ExecOutput, ExitStatus};
 use tether::ssh::policy::WorkerSettings;
 
@@ -697,13 +698,17 @@ fn files_a_killed_run_left_expire_after_a_day() {
 /// A command that removes the supervisor's own files (`rm -rf "$TMPDIR"/*`, a routine clean-up
 /// of /tmp) ends with no exit status, saying its files were removed; never as killed by a
 /// signal, which nothing sent (fresh-eyes finding: `signal KILL`, while the command ran to its
-/// end). Fast (the removal and the end in one look of the streaming loop) and slow alike.
+/// end). Fast (the removal and the end in one look of the streaming loop) and slow alike, and
+/// silent for longer than a hung connection's limit: the streaming loop goes on ticking until
+/// the command ends, and the connection is not taken for a hung one (stop 39 tester t29: lost
+/// after 15 s of silence, and reconnected).
 #[test]
 fn a_command_that_removes_the_supervisors_files_is_not_called_killed() {
     let (_lab, mut h) = one_host();
     for command in [
         "rm -rf \"$TMPDIR\"/*; echo cleaned",
         "rm -rf \"$TMPDIR\"/*; sleep 1; echo b",
+        "rm -rf \"$TMPDIR\"/*; sleep 17; echo b",
     ] {
         let out = run(&mut h, command);
         assert_eq!(
@@ -722,4 +727,10 @@ fn a_command_that_removes_the_supervisors_files_is_not_called_killed() {
         assert_eq!(next.status, ExitStatus::Code(0), "{}", h.story());
         assert_eq!(next.stdout, b"next\n");
     }
+    assert_eq!(
+        h.count("host1", |k| matches!(k, EventKind::Reconnected { .. })),
+        0,
+        "{}",
+        h.story()
+    );
 }

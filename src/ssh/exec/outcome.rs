@@ -26,7 +26,7 @@ pub enum ExitStatus {
     Unrecorded,
     /// The command ran under the supervisor, and its files on the host were removed while it
     /// ran (by the command itself: `rm -rf /tmp/*`): what it printed from then on and how it
-    /// ended are unknown; it may still be running.
+    /// ended are unknown (it was waited for).
     SpoolRemoved,
 }
 
@@ -50,7 +50,7 @@ impl std::fmt::Display for ExitStatus {
                 "no exit status: the command's files on the host (tether's supervisor keeps its \
                  output and status in ${TMPDIR:-/tmp}/tether-$LOGNAME) were removed while it ran, \
                  as a command that empties /tmp does; what it printed from then on and how it \
-                 ended are unknown, and it may still be running",
+                 ended are unknown",
             ),
             ExitStatus::Missing => f.write_str(
                 "no exit status received: the server closed the channel while the command was \

@@ -188,9 +188,10 @@ fn spool_writer() -> String {
 /// pid, read from `/proc/self`, or from a child's `$PPID`); it waits for `_tether_wp` (a child
 /// that ends when the supervisor does) or the ticker, so a command that ends is seen at once.
 /// With `_tether_p` (a resume: the command's process group), a group found gone without a
-/// status (killed from outside) ends the loop too, and the exec reports no status; the
-/// command's directory found gone ends a resume's loop at once (tether stops the command), and
-/// a command's own loop says it once and goes on until the command ends. In a
+/// status (killed from outside) ends the loop too, and the exec reports no status; with
+/// `resume`, the command's directory found gone ends the loop at once (tether then stops the
+/// command), where a command's own loop goes on until the command ends (its exec's sh says
+/// the directory is gone then). In a
 /// command's own exec, a stop's SIGTERM, SIGHUP or SIGINT to the process group ends none of it
 /// (the loop's shell catches them, the ticker and the reader of the supervisor's end ignore
 /// them, and the ticker is ended with SIGKILL): it passes on what the command prints while it
@@ -198,7 +199,7 @@ fn spool_writer() -> String {
 /// Nothing it runs writes on the command's streams but the bytes of the spool files and the
 /// keyed tick frame: `tail` and `head` say nothing (`tail` meets a closed pipe whenever the file
 /// grew past what `head` passes on).
-fn follow() -> String {
+fn follow(resume: bool) -> String {
     let pass = |x: &str, at: &str, to: &str| {
         let base = format!("_tether_{x}b");
         format!(
@@ -214,7 +215,13 @@ fn follow() -> String {
         )
     };
     format!(
-        r#"if [ -z "$_tether_ob" ]; then {seek_out}{seek_err}fi; trap : USR1; _tether_me=; [ -r /proc/self/stat ] && read -r _tether_me _tether_v </proc/self/stat; [ -n "$_tether_me" ] || _tether_me=$(exec /bin/sh -c "echo \$PPID"); (trap "" TERM HUP INT; while kill -USR1 $_tether_me 2>/dev/null; do sleep 0.2 2>/dev/null || sleep 1; done) </dev/null >/dev/null 2>&1 & _tether_k=$!; trap "" PIPE; _tether_q=0; _tether_x=; while :; do [ -s "$_tether_d.s" ] && _tether_x=1; [ -n "$_tether_p" ] && ! kill -0 -"$_tether_p" 2>/dev/null && _tether_x=1; _tether_n=; _tether_dead=; {out}{err}[ -n "$_tether_dead" ] && {{ kill -9 $_tether_k 2>/dev/null; exit 1; }}; [ -n "$_tether_n" ] && echo "$_tether_o $_tether_e" 2>/dev/null >"$_tether_d.q"; [ -n "$_tether_x" ] && break; [ -f "$_tether_d.o" ] || if [ -n "$_tether_wp" ]; then [ -n "$_tether_gone" ] || printf "\036tether-gone:%s\036" "$_tether_key" >&2; _tether_gone=1; else kill -9 $_tether_k; printf "\036tether-gone:%s\036" "$_tether_key" >&2; exit 125; fi; if [ -n "$_tether_n" ]; then _tether_q=0; else _tether_q=$((_tether_q+1)); if [ $_tether_q -ge 2 ]; then printf "\036tether-tick:%s\036" "$_tether_key" >&2; _tether_q=0; fi; fi; if [ -n "$_tether_wp" ]; then wait $_tether_wp; [ $? -lt 128 ] && _tether_wp= && _tether_x=1; else wait $_tether_k; fi; done; kill -9 $_tether_k 2>/dev/null"#,
+        r#"if [ -z "$_tether_ob" ]; then {seek_out}{seek_err}fi; trap : USR1; _tether_me=; [ -r /proc/self/stat ] && read -r _tether_me _tether_v </proc/self/stat; [ -n "$_tether_me" ] || _tether_me=$(exec /bin/sh -c "echo \$PPID"); (trap "" TERM HUP INT; while kill -USR1 $_tether_me 2>/dev/null; do sleep 0.2 2>/dev/null || sleep 1; done) </dev/null >/dev/null 2>&1 & _tether_k=$!; trap "" PIPE; _tether_q=0; _tether_x=; while :; do [ -s "$_tether_d.s" ] && _tether_x=1; [ -n "$_tether_p" ] && ! kill -0 -"$_tether_p" 2>/dev/null && _tether_x=1; _tether_n=; _tether_dead=; {out}{err}[ -n "$_tether_dead" ] && {{ kill -9 $_tether_k 2>/dev/null; exit 1; }}; [ -n "$_tether_n" ] && echo "$_tether_o $_tether_e" 2>/dev/null >"$_tether_d.q"; [ -n "$_tether_x" ] && break; {gone} if [ -n "$_tether_n" ]; then _tether_q=0; else _tether_q=$((_tether_q+1)); if [ $_tether_q -ge 2 ]; then printf "\036tether-tick:%s\036" "$_tether_key" >&2; _tether_q=0; fi; fi; if [ -n "$_tether_wp" ]; then wait $_tether_wp; [ $? -lt 128 ] && _tether_wp= && _tether_x=1; else wait $_tether_k; fi; done; kill -9 $_tether_k 2>/dev/null"#,
+        // A resume ends at once where the directory is gone; a command's own loop goes on.
+        gone = match resume {
+            true =>
+                r#"[ -f "$_tether_d.o" ] || { kill -9 $_tether_k; printf "\036tether-gone:%s\036" "$_tether_key" >&2; exit 125; }; "#,
+            false => "",
+        },
         out = pass("o", "_tether_o", ""),
         err = pass("e", "_tether_e", " >&2"),
         seek_out = seek("o", "_tether_o"),
@@ -248,13 +255,13 @@ const FINISH: &str = r#"_tether_s=; read -r _tether_s <"$_tether_d.s" 2>/dev/nul
 /// the bytes it has (see `exec::run_wrapped`); the shell's word on the killed loop (`Killed`)
 /// goes nowhere, its stderr being the channel's only for the loop. The command's files
 /// removed under it (by the command: `rm -rf /tmp/*`) are said with the keyed gone frame (see
-/// [`gone`]), once, and status 125 when the command has ended: no status can be known, and
-/// nothing was killed. The loop goes on ticking until then, so the connection is not taken
-/// for a hung one (stop 39 tester t29: a silent command was reported lost after 15 s).
+/// [`gone`]) and status 125 once the command has ended: no status can be known, and nothing
+/// was killed. The loop goes on ticking until then, so the connection is not taken for a hung
+/// one (stop 39 tester t29: a silent command was reported lost after 15 s).
 pub fn boot(start: &str) -> String {
     format!(
         r#"set -- "$_tether_id"; {DIR}; set --; _tether_c=${{TETHER_SPOOL_CHUNK:-{SPOOL_CHUNK}}}; case $_tether_c in ""|*[!0-9]*|0) _tether_c={SPOOL_CHUNK};; esac; _tether_why=; if [ -z "${{LOGNAME:-$USER}}" ]; then _tether_why=1; else _tether_why=2; if {PRIVATE}; then (umask 077; set -C; true >"$_tether_d.claim" || exit 3; set +C; : >"$_tether_d.o" && : >"$_tether_d.c" && : >"$_tether_d.s" && : >"$_tether_d.p" && : >"$_tether_d.x" && echo "0 0" >"$_tether_d.q") 2>/dev/null; case $? in 0) _tether_why=;; 3) [ -e "$_tether_d.claim" ] && exit 125;; esac; fi; fi; if [ -z "$_tether_why" ]; then _tether_g=$$; [ -r /proc/$$/stat ] && read -r _tether_v _tether_v _tether_v _tether_v _tether_g _tether_v </proc/$$/stat; [ "$_tether_g" = $$ ] || {{ rm -f "$_tether_d".? "$_tether_d".?.*; _tether_why=3; }}; fi; if [ -n "$_tether_why" ]; then printf "\036tether-direct:%s:%s:%s\036" "$_tether_key" $_tether_why "$_tether_b" >&2; {start} (eval "unset _tether_cmd _tether_key _tether_id _tether_b _tether_d _tether_why _tether_done _tether_g _tether_v _tether_c _tether_wn; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s"; fi; echo $$ >"$_tether_d.p"; trap "" PIPE; printf "\036tether-sup:%s:%s\036" $$ "$_tether_d" >&2; {start} trap - PIPE; _tether_o=0; _tether_e=0; _tether_ob=0; _tether_eb=0; _tether_p=; _tether_r=$((_tether_c/65536)); [ $_tether_r -gt 0 ] || _tether_r=1; {writer}; trap : TERM HUP INT; exec 5>&2 2>/dev/null; {{ {supervise}; }} 5>&- | {{ trap : TERM HUP INT; exec 3<&0; (trap "" TERM HUP INT; while read -r _tether_v; do :; done) <&3 & _tether_wp=$!; exec 3<&-; {follow}; }} 2>&5 5>&-; _tether_v=$?; exec 2>&5 5>&-; [ -f "$_tether_d.o" ] || {{ printf "\036tether-gone:%s\036" "$_tether_key" >&2; exit 125; }}; [ $_tether_v -lt 128 ] && [ -s "$_tether_d.s" ] || kill -9 $$; {FINISH}"#,
-        follow = follow(),
+        follow = follow(false),
         supervise = SUPERVISE,
         writer = spool_writer(),
     )
@@ -267,7 +274,7 @@ pub fn boot(start: &str) -> String {
 pub fn resume(start: &str) -> String {
     format!(
         r#"{DIR}; _tether_o=$2; _tether_e=$3; set --; {start} if [ ! -f "$_tether_d.o" ] || [ -h "$_tether_b" ] || [ ! -O "$_tether_d.o" ]; then printf "\036tether-gone:%s\036" "$_tether_key" >&2; exit 125; fi; _tether_p=; read -r _tether_p <"$_tether_d.p" 2>/dev/null; _tether_ob=; _tether_eb=; _tether_wp=; {follow}; {FINISH}"#,
-        follow = follow()
+        follow = follow(true)
     )
 }
 

@@ -76,7 +76,8 @@ pub fn authenticate(
             // As ssh (authfile.c `sshkey_perm_ok`): the file is ignored; the agent's copy of
             // its key is not a file others can read, and is still offered.
             auth.tried.push(format!(
-                "{}: permissions {mode:04o} are too open (another user can read it): ignored,                  as ssh ignores it (chmod 600 it)",
+                "{}: permissions {mode:04o} are too open (another user can read it): ignored, \
+                 as ssh ignores it (chmod 600 it)",
                 path.display()
             ));
             if copy.is_none() {

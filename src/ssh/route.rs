@@ -121,17 +121,20 @@ fn chain(ssh: &SshConfig, spec: &str, seen: &mut Vec<String>) -> Result<Vec<Hop>
         };
         let config = ssh.resolve_request(&request).map_err(RouteError::Hop)?;
         // Only a first hop's own route is followed (the others are reached through the hops
-        // before them): a loop is a first hop met again on that way.
+        // before them): a loop is a first hop asked for again on that way, by the same words
+        // (what ssh recurses on), not one at the same address under another alias (stop 39
+        // tester t32: `web1` through `web1alias`, one HostName:Port, was refused).
         if i == 0 {
+            let asked = format!("{:?}", (&target.name, &target.user, target.port));
             let id = identity(&config);
-            if seen.contains(&id) {
+            if seen.contains(&asked) {
                 return Err(RouteError::Invalid(format!(
                     "ProxyJump loop: jump host `{}` ({id}) would be reached through itself \
                      (exclude it from the `Host` pattern that sets ProxyJump, e.g. `Host * !{}`)",
                     target.name, target.alias
                 )));
             }
-            seen.push(id);
+            seen.push(asked);
             if seen.len() > MAX_HOPS {
                 return Err(RouteError::Invalid(format!(
                     "more than {MAX_HOPS} jump hosts in a row (`{spec}`)"
@@ -266,6 +269,13 @@ mod tests {
         assert_eq!(names(&route(&same, &inner).unwrap()), ["u@10.0.0.1:2222"]);
         let inner2 = same.resolve("inner2", None, None).unwrap();
         assert_eq!(route(&same, &inner2).unwrap().len(), 2);
+        // A first hop reached through an alias at its own address is no loop either.
+        let alias = config(
+            "Host web1 web1alias web2\n  HostName 10.0.0.1\n  Port 2222\n  User u\n\
+             Host web2\n  ProxyJump web1\nHost web1\n  ProxyJump web1alias\n",
+        );
+        let web2 = alias.resolve("web2", None, None).unwrap();
+        assert_eq!(route(&alias, &web2).unwrap().len(), 2);
         // Two first hops that lead to each other are.
         let pair = config("Host a\n  ProxyJump b\nHost b\n  ProxyJump a\n");
         let x = pair.resolve("a", None, None).unwrap();

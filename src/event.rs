@@ -392,13 +392,16 @@ pub enum EventKind {
         /// What stopping did (`its process group was sent SIGTERM and ended`).
         how: String,
     },
-    /// A command left running when its connection was lost (past its re-attach bound) could
-    /// not be stopped before tether exits (see `ssh::worker`): where it runs and how to stop
-    /// it by hand.
+    /// A command left running (its connection lost past its re-attach bound, or its stop
+    /// failed) could not be stopped before tether exits (see `ssh::worker`): where it runs and
+    /// how to stop it by hand.
     #[serde(rename = "remote_left_running")]
     RemoteLeftRunning {
         /// The command.
         command: String,
+        /// How it came to be left running (`its connection was lost and not re-attached within
+        /// 1m00s`, `stopping it (its timeout passed) failed`).
+        left: String,
         /// Why stopping it failed (the host could not be reached, with the error).
         why: String,
         /// Its process group on the host, as the host said it (`None` only when the
@@ -603,8 +606,11 @@ pub enum CommandOutcome {
     NoStatus,
     /// It ran past its `timeout` and was abandoned.
     TimedOut,
-    /// tether stopped it (a PTY command: Ctrl-C, `watch --kill`).
+    /// tether stopped it (Ctrl-C, `watch --kill`, a failed host of its step).
     Stopped,
+    /// tether stopped waiting for it, but stopping it on the host failed: it may still be
+    /// running.
+    LeftRunning,
     /// The connection died while it ran; it may have partly run.
     Lost,
     /// It never reached the host (no session, or the server refused the channel).

@@ -8,7 +8,7 @@ use crate::failure::{Failure, HostFailure, Kind, NotRun};
 use crate::host_text::HostText;
 use crate::pool::HostResult;
 use crate::ssh::exec::{ExecOutput, ExitStatus};
-use crate::ssh::SshError;
+use crate::ssh::{SshError, StopReach};
 use crate::stop::StopReason;
 
 /// How many lines of stderr a failure shows.
@@ -81,6 +81,10 @@ pub fn status_words(r: &HostResult) -> (String, Tally) {
             | ExitStatus::SpoolRemoved => failed("no exit status"),
         },
         Some(Err(e)) => match e {
+            SshError::CommandStopped {
+                reach: StopReach::NotStopped,
+                ..
+            } => ("left running".into(), Tally::Stopped),
             SshError::CommandStopped { .. } | SshError::ConnectStopped { .. } => {
                 ("stopped".into(), Tally::Stopped)
             }
@@ -117,16 +121,19 @@ pub enum StoppedHow {
     During,
     /// While its command ran on a pseudo-terminal whose process group could not be signalled:
     /// its terminal was hung up (SIGHUP), which a command that ignores SIGHUP outlives (see
-    /// [`SshError::CommandStopped`]'s `hung_up`).
+    /// [`StopReach::HungUp`]).
     HungUp,
+    /// While its command ran, which stopping on the host failed to reach: it may still run.
+    NotStopped,
 }
 
 impl StoppedHow {
-    /// Stopped while its command ran; only its terminal hung up when `hung_up`.
-    pub fn during(hung_up: bool) -> StoppedHow {
-        match hung_up {
-            true => StoppedHow::HungUp,
-            false => StoppedHow::During,
+    /// Stopped while its command ran, with what that did on the host.
+    pub fn during(reach: StopReach) -> StoppedHow {
+        match reach {
+            StopReach::Stopped => StoppedHow::During,
+            StopReach::HungUp => StoppedHow::HungUp,
+            StopReach::NotStopped => StoppedHow::NotStopped,
         }
     }
 }
@@ -143,6 +150,10 @@ pub fn stopped_early_words(how: StoppedHow, command: &str, because: &str) -> Str
         StoppedHow::HungUp => {
             format!("stopped during `{command}` (tether hung up its terminal): {because} failed")
         }
+        StoppedHow::NotStopped => format!(
+            "stopped waiting for `{command}` (tether could not stop it on the host: it may \
+             still be running): {because} failed"
+        ),
     }
 }
 
@@ -183,10 +194,10 @@ fn step_abort_stop(r: &HostResult) -> Option<StoppedHow> {
         Some(Err(SshError::CommandStopped {
             why: StopReason::StepAborted { .. },
             elapsed,
-            hung_up,
+            reach,
             ..
         })) => Some(match elapsed {
-            Some(_) => StoppedHow::during(*hung_up),
+            Some(_) => StoppedHow::during(*reach),
             None => StoppedHow::Before,
         }),
         _ => None,
@@ -283,6 +294,37 @@ mod tests {
         assert_eq!(
             stopped_early_words(StoppedHow::Before, "a\nb", "web1"),
             "stopped before `a…`: web1 failed"
+        );
+    }
+
+    /// A host whose command no stop reached is not said stopped on the host (stop 39 tester
+    /// t32: "(tether stopped it on the host)" while it ran on).
+    #[test]
+    fn a_host_whose_stop_failed_is_said_left_running() {
+        assert_eq!(
+            stopped_early_words(StoppedHow::during(StopReach::NotStopped), "make", "web1"),
+            "stopped waiting for `make` (tether could not stop it on the host: it may still be \
+             running): web1 failed"
+        );
+        let result = |reach| HostResult {
+            host: "web2".into(),
+            command: "make".into(),
+            result: Some(Err(SshError::CommandStopped {
+                host: "web2".into(),
+                command: "make".into(),
+                elapsed: Some(std::time::Duration::from_secs(1)),
+                why: StopReason::Interrupted,
+                reach,
+            })),
+            skipped: None,
+        };
+        assert_eq!(
+            status_words(&result(StopReach::NotStopped)),
+            ("left running".to_string(), Tally::Stopped)
+        );
+        assert_eq!(
+            status_words(&result(StopReach::Stopped)),
+            ("stopped".to_string(), Tally::Stopped)
         );
     }
 }

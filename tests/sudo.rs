@@ -385,6 +385,12 @@ task("free", || {{
 task("only", || {{
     on("only", #{{ timeout: 2 }}, |host| {{ as_user("{n}", || run("sleep 62; echo end")); }});
 }});
+task("abort", || {{
+    on(["only", "free"], |host| {{
+        if host.has_role("free") {{ run("sleep 1; exit 3"); }}
+        else {{ as_user("{n}", || run("sleep 63; echo end")); }}
+    }});
+}});
 "#
         ),
     );
@@ -415,6 +421,23 @@ task("only", || {{
     );
     assert!(text.contains("run as another user"), "{text}");
     assert!(text.contains("they may still be running"), "{text}");
+
+    // Stopped because another host of its step failed, it is said left running, not stopped
+    // on the host (stop 39 tester t32: "(tether stopped it on the host)" while it ran on).
+    let out = tether(&lab, &dir).args(&["abort"]).run();
+    let text = format!("{}{}", out.stdout, out.stderr);
+    let left = alive("sleep 63");
+    let _ = sh("pkill -KILL -f 'sleep 63'");
+    out.status(1);
+    assert!(!left.is_empty(), "{text}");
+    assert!(
+        text.contains(&format!(
+            "{o}@host1: stopped waiting for `sudo -n -u {n} -- sh -c 'sleep 63; echo end'` \
+             (tether could not stop it on the host: it may still be running): {n}@host1 failed"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("tether stopped it on the host"), "{text}");
 }
 
 /// `test` under `as_user` answers the condition, not sudo's refusal to run it (fresh-eyes

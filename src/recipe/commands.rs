@@ -266,11 +266,11 @@ fn host_exec(rt: &Runtime, cmd: &str, mode: Mode) -> Fallible<Dynamic> {
         Err(SshError::CommandStopped {
             why: StopReason::StepAborted { because },
             elapsed,
-            hung_up,
+            reach,
             ..
         }) => {
             let how = match elapsed {
-                Some(_) => StoppedHow::during(hung_up),
+                Some(_) => StoppedHow::during(reach),
                 None => StoppedHow::Before,
             };
             return Err(stopped_early(&command, how, because));

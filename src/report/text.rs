@@ -231,13 +231,14 @@ pub fn host_lines(look: Look, event: &Event) -> Option<Vec<(Lane, String)>> {
         }
         EventKind::RemoteLeftRunning {
             command,
+            left,
             why,
             pgid,
             spool,
             stop_with,
         } => tether(format!(
-            "warning: `{command}` may still be running on {host}: it was left running when its \
-             connection was lost, and tether could not stop it ({why}). {}its output is in \
+            "warning: `{command}` may still be running on {host}: it was left running when \
+             {left}, and tether could not stop it ({why}). {}its output is in \
              {spool}.o.* and {spool}.e.*; to stop it and remove its files: {stop_with}",
             pgid.as_ref()
                 .map_or_else(String::new, |g| format!("Its process group is {g}, "))

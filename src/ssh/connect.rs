@@ -110,6 +110,14 @@ pub fn poll_events(dirs: ssh2::BlockDirections) -> libc::c_short {
 }
 
 impl Connection {
+    /// Says goodbye to the server (SSH_MSG_DISCONNECT, waiting at most 2 s) and drops the
+    /// connection: sshd then logs a disconnect by the client, not a lost connection.
+    pub fn disconnect(self) {
+        self.session.set_blocking(true);
+        self.session.set_timeout(2000);
+        let _ = self.session.disconnect(None, "tether done", None);
+    }
+
     /// This connection, keeping `guard` alive until it is dropped.
     pub fn owning(mut self, guard: Box<dyn Send>) -> Self {
         self.guard = Some(guard);

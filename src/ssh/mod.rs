@@ -305,8 +305,9 @@ pub enum SshError {
     },
     /// tether stopped the command, for `why` (Ctrl-C, `watch --kill`, a failed host of the
     /// same step): its process group was stopped (a `remote_stopped` event says how), or, for
-    /// a PTY command stopped as it started, its terminal hung up; or the stop came while the
-    /// command waited for its host and it was never sent.
+    /// a PTY command stopped as it started, its terminal hung up, or stopping it on the host
+    /// failed (`reach` says which); or the stop came while the command waited for its host
+    /// and it was never sent.
     #[error("{}", self.said())]
     CommandStopped {
         /// Host as named by the user.
@@ -317,9 +318,8 @@ pub enum SshError {
         elapsed: Option<Duration>,
         /// Why tether stopped it.
         why: crate::stop::StopReason,
-        /// A PTY command whose process group could not be signalled: only its terminal was
-        /// hung up (SIGHUP), which a command ignoring SIGHUP outlives.
-        hung_up: bool,
+        /// What the stop did on the host.
+        reach: StopReach,
     },
     /// tether gave up the host's first connection while it was under way (Ctrl-C, SIGTERM or
     /// SIGHUP to tether): no command was sent to the host.
@@ -330,6 +330,21 @@ pub enum SshError {
         /// How long the attempt had taken.
         after: Duration,
     },
+}
+
+/// What tether's stop did on the host to a command it stopped (see
+/// [`SshError::CommandStopped`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReach {
+    /// Its process group was stopped, or it had not started.
+    Stopped,
+    /// A PTY command whose process group could not be signalled: only its terminal was hung up
+    /// (SIGHUP), which a command ignoring SIGHUP outlives.
+    HungUp,
+    /// Stopping it on the host failed (a warning says how, and, where it runs under the
+    /// supervisor, tether tries again at its next contact with the host): it may still be
+    /// running. tether stopped waiting for it.
+    NotStopped,
 }
 
 impl SshError {
@@ -361,6 +376,20 @@ impl SshError {
                 .text(&format!(
                     " did not finish within {}",
                     format_duration(*timeout)
+                )),
+            SshError::CommandStopped {
+                host,
+                command,
+                elapsed: Some(d),
+                why,
+                reach: StopReach::NotStopped,
+            } => HostText::new()
+                .text(&format!("tether stopped waiting for `{command}` on "))
+                .host(host)
+                .text(" after ")
+                .took(*d)
+                .text(&format!(
+                    " ({why}), but could not stop it on the host: it may still be running"
                 )),
             SshError::CommandStopped {
                 host,

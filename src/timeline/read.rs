@@ -265,6 +265,8 @@ pub enum CommandOutcome {
     TimedOut,
     /// Stopped by tether.
     Stopped,
+    /// Stopped waiting for by tether, but not stopped on the host.
+    LeftRunning,
     /// The connection died under it.
     Lost,
     /// Never reached the host.

@@ -56,7 +56,7 @@ pub use outcome::{finished_event, ExecError, ExecOutput, ExitStatus, RemoteStop}
 pub use preamble::Preamble;
 pub use run::{
     clean_supervised, resume, run, run_reporting, settle, stop_supervised, stop_supervised_group,
-    Lost,
+    Lost, StopFailed,
 };
 pub use supervision::Supervision;
 pub use wrap::wrap;

@@ -146,6 +146,13 @@ pub struct RemoteStop {
     /// Whether the process group was signalled (else stopping it failed, and the command may
     /// still run, or, on a PTY, outlive the hang-up of its terminal).
     pub signalled: bool,
+    /// Whether the stop itself could not be run on the host (its channel refused, the session
+    /// failed), as opposed to one that ran and found processes it cannot signal: a supervised
+    /// command's stop is then tried again at the next contact (see `WorkerState::orphans`).
+    pub failed: bool,
+    /// Whether the server refused the stop's channel: under `MaxSessions 1` the command's own
+    /// holds the connection's one place, and sshd keeps it while the command's shell lives.
+    pub refused: bool,
 }
 
 /// The `command_finished` event for `command`'s `result` after `duration`.
@@ -187,6 +194,10 @@ pub fn finished_event(
         Err(e) => {
             let outcome = match e {
                 SshError::CommandTimeout { .. } => CommandOutcome::TimedOut,
+                SshError::CommandStopped {
+                    reach: crate::ssh::StopReach::NotStopped,
+                    ..
+                } => CommandOutcome::LeftRunning,
                 SshError::CommandStopped { .. } => CommandOutcome::Stopped,
                 SshError::ConnectionLost { .. } => CommandOutcome::Lost,
                 _ => CommandOutcome::NotRun,
@@ -239,7 +250,7 @@ mod tests {
                     command: command(),
                     elapsed: Some(Duration::ZERO),
                     why: crate::stop::StopReason::Interrupted,
-                    hung_up: false,
+                    reach: crate::ssh::StopReach::Stopped,
                 }),
                 CommandOutcome::Stopped,
             ),

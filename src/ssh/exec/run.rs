@@ -94,6 +94,8 @@ pub fn run_reporting(
             Some(RemoteStop {
                 how: StopDone::Never.words(STOP_GRACE),
                 signalled: true,
+                failed: false,
+                refused: false,
             }),
         )
     };
@@ -306,7 +308,7 @@ pub fn clean_supervised(conn: &Connection, ids: &[String]) {
 /// Stops the supervised command `id` on `conn`: SIGTERM to its process group, SIGKILL after
 /// [`crate::ssh::supervisor::STOP_GRACE`], its directory removed. Says what that did; Err says
 /// why stopping it failed (the command may still run).
-pub fn stop_supervised(conn: &Connection, id: &str) -> Result<StopDone, String> {
+pub fn stop_supervised(conn: &Connection, id: &str) -> Result<StopDone, StopFailed> {
     run_stop(
         conn,
         &crate::ssh::supervisor::stop(&start_markers()),
@@ -318,7 +320,7 @@ pub fn stop_supervised(conn: &Connection, id: &str) -> Result<StopDone, String> 
 /// Stops the PTY command whose exec's sh leads process group `pgid` on `conn` (see
 /// `pty_stop.rs`): SIGTERM, SIGKILL after [`crate::ssh::supervisor::STOP_GRACE`]. Says what
 /// that did; Err says why stopping it failed (the command may still run).
-fn stop_pty_group(conn: &Connection, pgid: &str) -> Result<StopDone, String> {
+fn stop_pty_group(conn: &Connection, pgid: &str) -> Result<StopDone, StopFailed> {
     run_stop(conn, &pty_stop::script(&start_markers()), pgid, &[])
 }
 
@@ -326,8 +328,31 @@ fn stop_pty_group(conn: &Connection, pgid: &str) -> Result<StopDone, String> {
 /// are gone (see `supervisor::stop`, which needs them), as a PTY command's group is stopped,
 /// but only while the group's leader is still its exec's sh (see `pty_stop::script`). Says
 /// what that did; Err says why stopping it failed (the command may still run).
-pub fn stop_supervised_group(conn: &Connection, pgid: &str, id: &str) -> Result<StopDone, String> {
+pub fn stop_supervised_group(
+    conn: &Connection,
+    pgid: &str,
+    id: &str,
+) -> Result<StopDone, StopFailed> {
     run_stop(conn, &pty_stop::script(&start_markers()), pgid, &[id])
+}
+
+/// Why stopping a command on its host failed: it may still be running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StopFailed {
+    /// In words: `stopping it failed (cannot open a channel: ...)`.
+    pub how: String,
+    /// The server refused the stop's channel: under `MaxSessions 1` the command's own channel
+    /// holds the only one it allows.
+    pub refused: bool,
+}
+
+impl From<String> for StopFailed {
+    fn from(how: String) -> StopFailed {
+        StopFailed {
+            how,
+            refused: false,
+        }
+    }
 }
 
 /// Runs the stop `script` (`supervisor::stop`, `pty_stop::script`) for `what`, with the grace
@@ -337,15 +362,18 @@ fn run_stop(
     script: &str,
     what: &str,
     more: &[&str],
-) -> Result<StopDone, String> {
+) -> Result<StopDone, StopFailed> {
     let grace = STOP_GRACE;
     let seconds = grace.as_secs().to_string();
     let mut args = vec![what, &seconds];
     args.extend(more);
     match run_script(conn, script, &args, grace + OPEN_TIMEOUT) {
-        Ok(out) if out.status.success() => StopDone::parse(&out.stdout),
-        Ok(out) => Err(format!("stopping it failed ({})", out.status)),
-        Err(e) => Err(format!("stopping it failed ({e})")),
+        Ok(out) if out.status.success() => Ok(StopDone::parse(&out.stdout)?),
+        Ok(out) => Err(format!("stopping it failed ({})", out.status).into()),
+        Err(e) => Err(StopFailed {
+            how: format!("stopping it failed ({e})"),
+            refused: matches!(e, ExecError::Refused(_)),
+        }),
     }
 }
 
@@ -537,15 +565,20 @@ pub(super) fn run_wrapped(
             if let (Some((_, _, reason)), Some(sup)) = (&direct, sup.as_deref_mut()) {
                 sup.direct = Some(reason.clone());
             }
+            // Where it runs, for the words that stop it by hand should this stop fail.
+            let placed = crate::ssh::supervisor::placement(&streams.err.start.preamble);
+            if let (Some(s), Some((_, place))) = (sup.as_deref_mut(), &placed) {
+                s.place = Some(place.clone());
+            }
             let stopped = match (sup.as_deref().filter(|_| direct.is_none()), group) {
                 // Run directly: nothing on the host can reach it.
                 (None, None) if direct.is_some() => {
                     drop(channel.close());
-                    Some(Err(
+                    Some(Err(StopFailed::from(
                         "it runs without tether's supervisor on this host, which no stop \
                          reaches: it may still be running"
                             .to_string(),
-                    ))
+                    )))
                 }
                 // The exec's sh ends once the command's process group is gone. A claim that
                 // wins over a command whose exec's sh said where it runs means its files were
@@ -553,12 +586,10 @@ pub(super) fn run_wrapped(
                 // its group is stopped where the host said it is (stop 39 tester t29: "it had
                 // not started on the host, and never will", the command still running).
                 (Some(sup), _) => Some(match stop_supervised(conn, &sup.id) {
-                    Ok(StopDone::Never) => {
-                        match crate::ssh::supervisor::placement(&streams.err.start.preamble) {
-                            Some((_, place)) => stop_supervised_group(conn, &place.pgid, &sup.id),
-                            None => Ok(StopDone::Never),
-                        }
-                    }
+                    Ok(StopDone::Never) => match &placed {
+                        Some((_, place)) => stop_supervised_group(conn, &place.pgid, &sup.id),
+                        None => Ok(StopDone::Never),
+                    },
                     other => other,
                 }),
                 (None, Some((_, pgid))) => Some(stop_pty_group(conn, &pgid)),
@@ -596,10 +627,14 @@ pub(super) fn run_wrapped(
                         how: done.words(STOP_GRACE),
                         // Processes of another user outlived it.
                         signalled: !matches!(done, StopDone::Others { .. }),
+                        failed: false,
+                        refused: false,
                     },
-                    Err(how) => RemoteStop {
-                        how,
+                    Err(failed) => RemoteStop {
+                        how: failed.how,
                         signalled: false,
+                        failed: true,
+                        refused: failed.refused,
                     },
                 })));
             }

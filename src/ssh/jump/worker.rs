@@ -182,9 +182,7 @@ impl State {
         self.tunnels.clear();
         self.closing.clear();
         if let Some(conn) = self.conn.take() {
-            conn.session.set_blocking(true);
-            conn.session.set_timeout(2000);
-            let _ = conn.session.disconnect(None, "tether done", None);
+            conn.disconnect();
         }
     }
 

@@ -31,6 +31,7 @@ use super::limiter::HandshakeLimiter;
 use super::owner::{Owner, Shared, Via};
 use super::policy::WorkerSettings;
 use super::reconnect;
+use super::supervisor::StopDone;
 use super::SshError;
 use crate::event::{EventKind, Sink, Stream};
 
@@ -40,7 +41,7 @@ mod state;
 
 pub use idle::READ_LIMITS_AFTER;
 use idle::{drain, Idle};
-use state::WorkerState;
+use state::{Orphan, WorkerState};
 
 /// A session that could not be replaced is tried again by a command that comes at least this
 /// long after the failed attempt (earlier ones fail at once: the host is known unreachable).
@@ -248,9 +249,7 @@ impl WorkerState {
             if !self.read.is_empty() {
                 exec::clean_supervised(&conn, &self.read);
             }
-            conn.session.set_blocking(true);
-            conn.session.set_timeout(2000);
-            let _ = conn.session.disconnect(None, "tether done", None);
+            conn.disconnect();
         }
     }
 
@@ -366,7 +365,7 @@ impl WorkerState {
                 command: command.to_string(),
                 elapsed: None,
                 why,
-                hung_up: false,
+                reach: crate::ssh::StopReach::Stopped,
             });
         }
         let echo = opts.echo != Echo::Nothing;
@@ -462,7 +461,27 @@ impl WorkerState {
                 }
             }
         }
-        self.report_stop(command, &opts.stop, &result);
+        if let (
+            Err(ExecError::Stopped(_, Some(done)) | ExecError::Deadline(_, Some(done))),
+            Some(s),
+        ) = (&mut result, &sup)
+        {
+            if done.refused {
+                if let Ok(stopped) = self.stop_aside(&s.id) {
+                    *done = exec::RemoteStop {
+                        how: format!(
+                            "{} (over a second connection: the server allows the command's own \
+                             no other channel, sshd's MaxSessions)",
+                            stopped.words(crate::ssh::supervisor::STOP_GRACE)
+                        ),
+                        signalled: !matches!(stopped, StopDone::Others { .. }),
+                        failed: false,
+                        refused: false,
+                    };
+                }
+            }
+        }
+        self.report_stop(command, &opts.stop, &result, sup.as_ref());
         if let Some(s) = &mut sup {
             self.report_supervision(command, s, &result);
             match &result {
@@ -488,7 +507,14 @@ impl WorkerState {
             }),
             // Counted from the command's real start (it may have been re-attached to).
             (None, Err(ExecError::Stopped(_, stopped))) => Err(SshError::CommandStopped {
-                hung_up: opts.pty && !stopped.is_some_and(|s| s.signalled),
+                reach: match stopped {
+                    Some(s) if s.signalled => crate::ssh::StopReach::Stopped,
+                    // Its terminal hung up as its channel closed.
+                    _ if opts.pty => crate::ssh::StopReach::HungUp,
+                    Some(_) => crate::ssh::StopReach::NotStopped,
+                    // Only its channel was closed: a transfer, which ends with it.
+                    None => crate::ssh::StopReach::Stopped,
+                },
                 host: self.owner.name.to_string(),
                 command: command.to_string(),
                 elapsed: Some(started.elapsed()),
@@ -595,12 +621,15 @@ impl WorkerState {
     }
 
     /// Says what stopping `command` on the host did, when it was stopped (by `stop` or its
-    /// deadline) and its process group signalled, or that failed.
+    /// deadline) and its process group signalled, or that failed. A supervised command (`sup`)
+    /// whose stop could not be run is kept as an orphan: stopped at the next contact, or named
+    /// before tether exits.
     fn report_stop(
-        &self,
+        &mut self,
         command: &str,
         stop: &crate::stop::Stop,
         result: &Result<ExecOutput, ExecError>,
+        sup: Option<&Supervision>,
     ) {
         let (why, done) = match result {
             Err(ExecError::Deadline(_, Some(done))) => ("its timeout passed".to_string(), done),
@@ -613,9 +642,23 @@ impl WorkerState {
             _ => return,
         };
         if !done.signalled {
+            let again = match sup.filter(|s| done.failed && s.direct.is_none()) {
+                Some(s) => {
+                    self.orphans.push(Orphan::new(
+                        &self.owner.name,
+                        &self.owner.config.ssh_command,
+                        s.id.clone(),
+                        command.to_string(),
+                        s.place.clone(),
+                        format!("stopping it ({why}) failed"),
+                    ));
+                    "; tether tries again at its next contact with this host, or before it exits"
+                }
+                None => "",
+            };
             self.emit(EventKind::Warning {
                 message: format!(
-                    "`{command}` was not stopped on the host ({why}): {}",
+                    "`{command}` was not stopped on the host ({why}): {}{again}",
                     done.how
                 ),
             });

@@ -87,7 +87,7 @@ impl WorkerState {
                     sup.id.clone(),
                     command.to_string(),
                     sup.place.clone(),
-                    short.clone(),
+                    format!("its connection was lost and {short}"),
                 ));
                 let reason = format!(
                     "{reason}; {ended}: remote state unknown then (tether stops the command at \
@@ -252,11 +252,13 @@ impl WorkerState {
             sup.id.clone(),
             command.to_string(),
             sup.place.clone(),
-            "its directory on the host was gone".into(),
+            "its connection was lost and its directory on the host was gone".into(),
         );
         let stopped = match (&self.conn, &sup.place) {
             (Some(conn), Some(place)) => exec::stop_supervised_group(conn, &place.pgid, &sup.id),
-            _ => Err("the host never said its process group".into()),
+            _ => Err(exec::StopFailed::from(
+                "the host never said its process group".to_string(),
+            )),
         };
         match stopped {
             Ok(done) => {
@@ -269,10 +271,29 @@ impl WorkerState {
                 how
             }
             Err(failed) => {
-                self.left_running(&orphan, &failed);
-                format!("it may still be running: {failed}")
+                self.left_running(&orphan, &failed.how);
+                format!("it may still be running: {}", failed.how)
             }
         }
+    }
+
+    /// Stops the supervised command `id` over a second connection to the host, made for that
+    /// and closed after, where its own connection's server refused the stop a channel: under
+    /// `MaxSessions 1` the command's channel holds that connection's one place, which sshd
+    /// keeps while the command's shell lives, even once tether closed it (stop 39 tester t32:
+    /// no stop could reach the command). Another connection has places of its own, as the
+    /// `ssh` that stops it by hand does.
+    pub(super) fn stop_aside(&self, id: &str) -> Result<StopDone, exec::StopFailed> {
+        let conn = self.owner.connect_for(None).map_err(|e| {
+            exec::StopFailed::from(format!(
+                "stopping it failed (its connection's server refused it a channel, sshd's \
+                 MaxSessions, and a second connection failed: {})",
+                e.said_for(&self.owner.name)
+            ))
+        })?;
+        let done = exec::stop_supervised(&conn, id);
+        conn.disconnect();
+        done
     }
 
     /// Stops the commands left running when re-attaching to them failed (see
@@ -283,7 +304,11 @@ impl WorkerState {
         let Some(conn) = &self.conn else { return };
         let mut kept = Vec::new();
         for orphan in std::mem::take(&mut self.orphans) {
-            match exec::stop_supervised(conn, &orphan.id) {
+            let stopped = match exec::stop_supervised(conn, &orphan.id) {
+                Err(failed) if failed.refused => self.stop_aside(&orphan.id),
+                other => other,
+            };
+            match stopped {
                 Ok(done) => {
                     // Ended by itself, its files kept for an exec's sh that no connection reads
                     // any more (see `supervisor::stop`): they go as a read command's do.
@@ -292,14 +317,11 @@ impl WorkerState {
                     }
                     self.owner.emit(EventKind::RemoteStopped {
                         command: orphan.command,
-                        why: format!(
-                            "left running when its connection was lost and {}",
-                            orphan.ended
-                        ),
+                        why: format!("left running when {}", orphan.left),
                         how: done.words(crate::ssh::supervisor::STOP_GRACE),
                     })
                 }
-                Err(failed) if last => self.left_running(&orphan, &failed),
+                Err(failed) if last => self.left_running(&orphan, &failed.how),
                 Err(_) => kept.push(orphan),
             }
         }
@@ -367,6 +389,7 @@ impl WorkerState {
         };
         self.emit(EventKind::RemoteLeftRunning {
             command: orphan.command.clone(),
+            left: orphan.left.clone(),
             why: why.to_string(),
             pgid,
             spool,

@@ -71,9 +71,10 @@ pub(super) struct Orphan {
     pub(super) command: String,
     /// Its process group and files, as the host said.
     pub(super) place: Option<Placement>,
-    /// How re-attaching to it ended (`not re-attached within 1m00s`, `re-attaching was given
-    /// up (tether was interrupted)`), for the line that says it was stopped.
-    pub(super) ended: String,
+    /// How it came to be left running (`its connection was lost and not re-attached within
+    /// 1m00s`, `stopping it (its timeout passed) failed`), for the line that says it was
+    /// stopped.
+    pub(super) left: String,
     /// Its line should tether exit at a second signal before it was stopped or said left
     /// running (stop 37 tester t24: that exit said nothing of it).
     _said: crate::interrupt::LeftBehind,
@@ -81,14 +82,14 @@ pub(super) struct Orphan {
 
 impl Orphan {
     /// The command `command` (id `id`, where the host said it runs `place`) on `host`, reached
-    /// with the ssh words `ssh` (see `HostConfig::ssh_command`), left running as `ended` says.
+    /// with the ssh words `ssh` (see `HostConfig::ssh_command`), left running as `left` says.
     pub(super) fn new(
         host: &str,
         ssh: &str,
         id: String,
         command: String,
         place: Option<Placement>,
-        ended: String,
+        left: String,
     ) -> Orphan {
         let _said = left_at_exit(
             host,
@@ -96,16 +97,13 @@ impl Orphan {
             &command,
             &id,
             place.as_ref(),
-            &format!(
-                "its connection was lost and {ended}, and tether exited at a second signal \
-                 before it could stop it"
-            ),
+            &format!("{left}, and tether exited at a second signal before it could stop it"),
         );
         Orphan {
             id,
             command,
             place,
-            ended,
+            left,
             _said,
         }
     }

@@ -652,24 +652,41 @@ fn a_linked_file_that_lands_on_revision_through_a_link_is_refused() {
     let app = App::new(&dir);
     std::os::unix::fs::symlink(".", app.work.join("loop")).unwrap();
     app.commit("v1 with a loop");
-    for h in HOSTS {
-        fs::create_dir_all(shop(&lab, h).join("shared/loop")).unwrap();
-        fs::write(shop(&lab, h).join("shared/loop/REVISION"), "FAKE\n").unwrap();
-    }
-    dir.write(
-        "deploy.rhai",
-        &format!(
-            "{}set(\"linked_files\", [\"config/secrets.yml\", \"loop/REVISION\"]);\n",
-            recipe_text(&app, false)
+    // And BAD_RELEASE, which marks a release bad (stop 39 tester t32: a bad release published,
+    // exit 0).
+    for (release, name, said) in [
+        (
+            "20250101000001",
+            "REVISION",
+            "names REVISION, which tether writes into each release",
         ),
-    );
-    deploy(&dir, &lab, "20250101000001", &[])
-        .status(1)
-        .stderr_contains("loop/REVISION: its directory is the release itself once links are followed, so it names REVISION");
-    for h in HOSTS {
-        assert_eq!(current(&lab, h), None, "{h}");
+        (
+            "20250101000002",
+            "BAD_RELEASE",
+            "names BAD_RELEASE, which marks a release bad",
+        ),
+    ] {
+        for h in HOSTS {
+            fs::create_dir_all(shop(&lab, h).join("shared/loop")).unwrap();
+            fs::write(shop(&lab, h).join("shared/loop").join(name), "FAKE\n").unwrap();
+        }
+        dir.write(
+            "deploy.rhai",
+            &format!(
+                "{}set(\"linked_files\", [\"config/secrets.yml\", \"loop/{name}\"]);\n",
+                recipe_text(&app, false)
+            ),
+        );
+        deploy(&dir, &lab, release, &[])
+            .status(1)
+            .stderr_contains(&format!(
+            "loop/{name}: its directory is the release itself once links are followed, so it {said}"
+        ));
+        for h in HOSTS {
+            assert_eq!(current(&lab, h), None, "{h}");
+        }
+        assert_unlocked(&lab);
     }
-    assert_unlocked(&lab);
 }
 
 /// A place a hook set again is refused at the next step, and deploy:failed still cleans up

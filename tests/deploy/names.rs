@@ -83,6 +83,10 @@ fn values_that_would_make_wrong_paths_are_refused_before_anything_connects() {
         ("set(\"linked_files\", [\"REVISION\"]);", "linked_files entry \"REVISION\" names REVISION, which tether writes"),
         ("set(\"linked_dirs\", [\".tether-complete\"]);", "linked_dirs entry \".tether-complete\" names .tether-complete, which tether writes"),
         ("set(\"linked_files\", [\".tether-complete/x\"]);", "linked_files entry \".tether-complete/x\" names .tether-complete, which tether writes"),
+        // What marks a release bad (stop 39 tester t32: published a bad release, exit 0).
+        ("set(\"linked_files\", [\"BAD_RELEASE\"]);", "linked_files entry \"BAD_RELEASE\" names BAD_RELEASE, which marks a release bad (Deployer's rollback leaves it): every release would be published and then never count as one; it cannot be linked from shared/"),
+        ("set(\"linked_dirs\", [\"BAD_RELEASE\"]);", "linked_dirs entry \"BAD_RELEASE\" names BAD_RELEASE, which marks"),
+        ("set(\"linked_dirs\", [\"BAD_RELEASE/sub\"]);", "linked_dirs entry \"BAD_RELEASE/sub\" names BAD_RELEASE, which marks"),
     ] {
         dir.write("bad.rhai", &(recipe_text(&app, false) + value));
         tether(&dir, &lab, &["-f", "bad.rhai", "deploy"])

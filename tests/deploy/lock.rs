@@ -481,9 +481,25 @@ fn a_lock_steps_leftover_temporary_file_is_removed_later() {
         "deploy.lock.notes",
         "deploy.lock.2024-notes",
         "deploy.lock.7.bak",
+        // No shell's pid, or not what a lock step of that pid writes (stop 39 tester t32:
+        // `deploy.lock.0` and a link `deploy.lock.123` were removed too).
+        "deploy.lock.0",
+        "deploy.lock.04242",
+        "deploy.lock.5150",
+        "deploy.lock.123",
     ];
     for name in ["deploy.lock.4242", "deploy.lock.77"].iter().chain(&others) {
-        fs::write(shop1.join(name), "someone\nid 4242\n").unwrap();
+        let pid = name.rsplit('.').next().unwrap();
+        let text = match *name {
+            "deploy.lock.5150" => "notes of mine\n".to_string(),
+            _ => format!("someone\nid {pid}\n"),
+        };
+        if *name == "deploy.lock.123" {
+            fs::write(shop1.join("notes"), "someone\nid 123\n").unwrap();
+            std::os::unix::fs::symlink("notes", shop1.join(name)).unwrap();
+            continue;
+        }
+        fs::write(shop1.join(name), text).unwrap();
     }
     // Links beside current that no switch of tether's made (its are `.current-restore` and
     // `.current-RELEASE`).
@@ -502,8 +518,9 @@ fn a_lock_steps_leftover_temporary_file_is_removed_later() {
     // Not temporary files of a lock step (stop 39 tester t31: `deploy.lock.2024-notes`, two
     // hours old, was removed).
     for name in others {
-        assert!(shop1.join(name).exists(), "{name}");
+        assert!(shop1.join(name).symlink_metadata().is_ok(), "{name}");
     }
+    assert!(shop1.join("notes").exists());
     for name in [".current-other", ".current-2024-notes"] {
         assert!(shop1.join(name).is_symlink(), "{name}");
     }

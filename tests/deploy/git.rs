@@ -249,6 +249,56 @@ fn submodules_are_deployed_recursively_at_the_commits_the_parent_records() {
     copy("20250101000006").status(1).stderr_contains(&format!(
         "copy_tree: submodule lib/vendor/inner at commit {inner_v1} is not in app/lib/vendor/inner"
     ));
+    // A listing of the commit's tree that fails on the host is no answer, never "no
+    // submodules" (stop 39 tester t31: it was read as none, and the release had them empty).
+    let bin = lab.host("web1").root_dir.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    fs::write(
+        bin.join("git"),
+        "#!/bin/sh\ncase \" $* \" in *' ls-tree '*) echo 'fatal: ls-tree failed (a test)' >&2; \
+         exit 128;; esac\nexec /usr/bin/git \"$@\"\n",
+    )
+    .unwrap();
+    fs::set_permissions(
+        bin.join("git"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    lab.set_env("web1", &[("PATH", "/srv/bin:/usr/local/bin:/usr/bin:/bin")]);
+    tether(
+        &dir,
+        &lab,
+        &["deploy", "-s", "release_timestamp=20250101000007"],
+    )
+    .status(1)
+    .stderr_contains("fatal: ls-tree failed (a test)");
+    for h in WEB {
+        let current = fs::read_link(lab.host(h).root_dir.join("app/current")).unwrap();
+        assert!(current.ends_with("20250101000005"), "{h}: {current:?}");
+    }
+    // repo_tree may name a submodule: its commit becomes the release (stop 39 tester t32: it
+    // was refused as "(not there)"); without submodules it would be empty, and says so.
+    lab.set_env("web1", &[("PATH", "/usr/local/bin:/usr/bin:/bin")]);
+    let tree = |release: &str, more: &[&str]| {
+        let ts = format!("release_timestamp={release}");
+        let mut args = vec!["deploy", "-s", &ts, "-s", "repo_tree=lib"];
+        args.extend_from_slice(more);
+        tether(&dir, &lab, &args)
+    };
+    tree("20250101000008", &[]).status(0);
+    for h in WEB {
+        let r = release(h, "20250101000008");
+        assert_eq!(read(r.join("LIB")), "lib v2\n", "{h}");
+        assert_eq!(read(r.join("vendor/inner/INNER")), "inner v1\n", "{h}");
+        assert_eq!(
+            read(r.join(".tether-complete")),
+            "release 20250101000008 complete\n"
+        );
+    }
+    tree("20250101000009", &["-s", "git_submodules=false"])
+        .status(1)
+        .stderr_contains("repo_tree lib is not a directory in commit ")
+        .stderr_contains("(a submodule, and git_submodules is false: it would be empty)");
 }
 
 #[test]

@@ -86,6 +86,30 @@ fn three_megabytes_of_stdout_and_stderr_from_three_hosts_at_once() {
     }
 }
 
+/// A command that begins with `-` or `+` is the command's words, never options of the sh that
+/// runs it: not found, as in a script (stop 40 tester t34: `-x` ran `sh -x`, printed `+ sh`
+/// and succeeded; `-s echo hi` said "Illegal option").
+#[test]
+fn a_command_beginning_with_a_dash_is_no_option_of_sh() {
+    let lab = Lab::start(1);
+    for pty in [false, true] {
+        for command in ["-x", "+x", "-s echo hi", "--version", "-"] {
+            let mut args = vec!["run", "--hosts", "host1"];
+            if pty {
+                args.push("--pty");
+            }
+            args.extend(["--", command]);
+            let out = Tether::new()
+                .ssh_config(&lab.ssh_config())
+                .args(&args)
+                .run();
+            out.status(1).stdout_contains(&format!(
+                "host1: `{command}` failed with exit status 127 after "
+            ));
+        }
+    }
+}
+
 #[test]
 fn a_signal_is_reported_not_exit_zero() {
     let lab = Lab::start(1);

@@ -33,9 +33,11 @@ pub(super) fn run_locally(
             format!("run_locally `{command}`: cannot start sh: {e}"),
         ))
     };
+    // After a space: a command beginning with `-` or `+` is its own words, never sh's options,
+    // as on the hosts (see `supervisor::SUPERVISE`).
     let mut child = std::process::Command::new("sh")
         .arg("-c")
-        .arg(command)
+        .arg(format!(" {command}"))
         .current_dir(dir)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())

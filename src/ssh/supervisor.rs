@@ -117,7 +117,9 @@ const PRIVATE: &str = r#"{ [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/d
 /// The supervisor: the first element of the exec's sh's pipeline (a subshell, not an
 /// asynchronous list, so the command gets SIGINT and SIGQUIT as sshd gave them, not ignored).
 /// It runs the command in a shell of its own (`/bin/sh -c`, so the command's `$$` is its own
-/// shell, as under sshd, and `kill $$` ends the command, not tether's streaming), with its
+/// shell, as under sshd, and `kill $$` ends the command, not tether's streaming; after a space,
+/// so that a command beginning with `-` or `+` is its own words, never that sh's options, as
+/// `eval` runs it directly and on a PTY), with its
 /// stdout and stderr going through pipes to the spool writers (see [`spool`]): the streams end
 /// when every writer has closed them (a background child that keeps them open is waited for,
 /// as sshd waits for the channel's EOF; one that let go of them is not). Then it writes the
@@ -142,7 +144,7 @@ const PRIVATE: &str = r#"{ [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/d
 /// group but before the command's own shell was forked meets only shells that catch it: the
 /// stop first makes `ID.t`, and the command's shell, once forked (with SIGTERM at its default
 /// again), runs nothing when it finds it there (status 143: TERM).
-const SUPERVISE: &str = r#"if [ -n "$_tether_done" ]; then (set --; for _tether_x in $_tether_done; do set -- "$@" "$_tether_b/$_tether_x".? "$_tether_b/$_tether_x".?.* "$_tether_b/$_tether_x.claim"; done; rm -f "$@")>&2& fi; trap : TERM HUP INT; { trap : TERM HUP INT; { trap : TERM HUP INT; ([ -e "$_tether_d.t" ] && exit 143; read -r _tether_y _tether_v </proc/self/stat 2>/dev/null && echo "$_tether_y" >"$_tether_d.x"; exec /bin/sh -c "$_tether_cmd" sh 2>&4 4>&-); echo $? >"$_tether_d.c"; } 2>/dev/null | { trap "" TERM HUP INT; _tether_w o; } >/dev/null 2>&1 4>&-; } 4>&1 2>/dev/null | { trap "" TERM HUP INT; _tether_w e; } >/dev/null 2>&1; _tether_s=; read -r _tether_s <"$_tether_d.c"; if [ -n "$_tether_s" ] && [ "$_tether_s" -gt 128 ]; then _tether_x=$(kill -l $((_tether_s-128)) 2>/dev/null); case $_tether_x in HUP|INT|QUIT|ILL|ABRT|FPE|KILL|USR1|SEGV|USR2|PIPE|ALRM|TERM) _tether_s=$_tether_x;; esac; fi; echo "${_tether_s:-?}" >"$_tether_d.s""#;
+const SUPERVISE: &str = r#"if [ -n "$_tether_done" ]; then (set --; for _tether_x in $_tether_done; do set -- "$@" "$_tether_b/$_tether_x".? "$_tether_b/$_tether_x".?.* "$_tether_b/$_tether_x.claim"; done; rm -f "$@")>&2& fi; trap : TERM HUP INT; { trap : TERM HUP INT; { trap : TERM HUP INT; ([ -e "$_tether_d.t" ] && exit 143; read -r _tether_y _tether_v </proc/self/stat 2>/dev/null && echo "$_tether_y" >"$_tether_d.x"; exec /bin/sh -c " $_tether_cmd" sh 2>&4 4>&-); echo $? >"$_tether_d.c"; } 2>/dev/null | { trap "" TERM HUP INT; _tether_w o; } >/dev/null 2>&1 4>&-; } 4>&1 2>/dev/null | { trap "" TERM HUP INT; _tether_w e; } >/dev/null 2>&1; _tether_s=; read -r _tether_s <"$_tether_d.c"; if [ -n "$_tether_s" ] && [ "$_tether_s" -gt 128 ]; then _tether_x=$(kill -l $((_tether_s-128)) 2>/dev/null); case $_tether_x in HUP|INT|QUIT|ILL|ABRT|FPE|KILL|USR1|SEGV|USR2|PIPE|ALRM|TERM) _tether_s=$_tether_x;; esac; fi; echo "${_tether_s:-?}" >"$_tether_d.s""#;
 
 /// How many bytes of a stream one spool file holds at most (`ID.o.N`, `ID.e.N`), unless the host's
 /// environment sets `TETHER_SPOOL_CHUNK` (tests set a small one); [`SPOOL_CHUNKS`] of them are

@@ -55,8 +55,8 @@ pub use options::{Drain, Echo, ExecOptions, Source, CHUNK, OPEN_TIMEOUT, PTY_TER
 pub use outcome::{finished_event, ExecError, ExecOutput, ExitStatus, RemoteStop};
 pub use preamble::Preamble;
 pub use run::{
-    clean_supervised, resume, run, run_reporting, settle, stop_supervised, stop_supervised_group,
-    Lost, StopFailed,
+    clean_supervised, resume, run, run_reporting, settle, stop_pty_group, stop_supervised,
+    stop_supervised_group, Lost, StopFailed,
 };
 pub use supervision::Supervision;
 pub use wrap::wrap;

@@ -153,6 +153,9 @@ pub struct RemoteStop {
     /// Whether the server refused the stop's channel: under `MaxSessions 1` the command's own
     /// holds the connection's one place, and sshd keeps it while the command's shell lives.
     pub refused: bool,
+    /// The process group of a PTY command, as its exec's sh said it: where a stop over
+    /// another connection reaches it.
+    pub pty_group: Option<String>,
 }
 
 /// The `command_finished` event for `command`'s `result` after `duration`.

@@ -96,6 +96,7 @@ pub fn run_reporting(
                 signalled: true,
                 failed: false,
                 refused: false,
+                pty_group: None,
             }),
         )
     };
@@ -320,7 +321,7 @@ pub fn stop_supervised(conn: &Connection, id: &str) -> Result<StopDone, StopFail
 /// Stops the PTY command whose exec's sh leads process group `pgid` on `conn` (see
 /// `pty_stop.rs`): SIGTERM, SIGKILL after [`crate::ssh::supervisor::STOP_GRACE`]. Says what
 /// that did; Err says why stopping it failed (the command may still run).
-fn stop_pty_group(conn: &Connection, pgid: &str) -> Result<StopDone, StopFailed> {
+pub fn stop_pty_group(conn: &Connection, pgid: &str) -> Result<StopDone, StopFailed> {
     run_stop(conn, &pty_stop::script(&start_markers()), pgid, &[])
 }
 
@@ -570,6 +571,7 @@ pub(super) fn run_wrapped(
             if let (Some(s), Some((_, place))) = (sup.as_deref_mut(), &placed) {
                 s.place = Some(place.clone());
             }
+            let pty_group = group.as_ref().map(|(_, pgid)| pgid.clone());
             let stopped = match (sup.as_deref().filter(|_| direct.is_none()), group) {
                 // Run directly: nothing on the host can reach it.
                 (None, None) if direct.is_some() => {
@@ -629,12 +631,14 @@ pub(super) fn run_wrapped(
                         signalled: !matches!(done, StopDone::Others { .. }),
                         failed: false,
                         refused: false,
+                        pty_group: pty_group.clone(),
                     },
                     Err(failed) => RemoteStop {
                         how: failed.how,
                         signalled: false,
                         failed: true,
                         refused: failed.refused,
+                        pty_group: pty_group.clone(),
                     },
                 })));
             }

@@ -461,24 +461,32 @@ impl WorkerState {
                 }
             }
         }
-        if let (
-            Err(ExecError::Stopped(_, Some(done)) | ExecError::Deadline(_, Some(done))),
-            Some(s),
-        ) = (&mut result, &sup)
+        if let Err(ExecError::Stopped(_, Some(done)) | ExecError::Deadline(_, Some(done))) =
+            &mut result
         {
-            if done.refused {
-                if let Ok(stopped) = self.stop_aside(&s.id) {
-                    *done = exec::RemoteStop {
-                        how: format!(
-                            "{} (over a second connection: the server allows the command's own \
-                             no other channel, sshd's MaxSessions)",
-                            stopped.words(crate::ssh::supervisor::STOP_GRACE)
-                        ),
-                        signalled: !matches!(stopped, StopDone::Others { .. }),
-                        failed: false,
-                        refused: false,
-                    };
+            let aside = match (&sup, &done.pty_group) {
+                (Some(s), _) if done.refused => {
+                    Some(self.stop_aside(|conn| exec::stop_supervised(conn, &s.id)))
                 }
+                // A PTY command's terminal hung up as its channel closed: a command that
+                // ignores SIGHUP outlives that (stop 40 tester t35).
+                (None, Some(group)) if done.refused => {
+                    Some(self.stop_aside(|conn| exec::stop_pty_group(conn, group)))
+                }
+                _ => None,
+            };
+            if let Some(Ok(stopped)) = aside {
+                *done = exec::RemoteStop {
+                    how: format!(
+                        "{} (over a second connection: the server allows the command's own no \
+                         other channel, sshd's MaxSessions)",
+                        stopped.words(crate::ssh::supervisor::STOP_GRACE)
+                    ),
+                    signalled: !matches!(stopped, StopDone::Others { .. }),
+                    failed: false,
+                    refused: false,
+                    pty_group: None,
+                };
             }
         }
         self.report_stop(command, &opts.stop, &result, sup.as_ref());

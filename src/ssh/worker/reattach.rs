@@ -277,13 +277,17 @@ impl WorkerState {
         }
     }
 
-    /// Stops the supervised command `id` over a second connection to the host, made for that
-    /// and closed after, where its own connection's server refused the stop a channel: under
-    /// `MaxSessions 1` the command's channel holds that connection's one place, which sshd
-    /// keeps while the command's shell lives, even once tether closed it (stop 39 tester t32:
-    /// no stop could reach the command). Another connection has places of its own, as the
-    /// `ssh` that stops it by hand does.
-    pub(super) fn stop_aside(&self, id: &str) -> Result<StopDone, exec::StopFailed> {
+    /// Stops a command with `stop` (`exec::stop_supervised`, `exec::stop_pty_group`) over a
+    /// second connection to the host, made for that and closed after, where its own
+    /// connection's server refused the stop a channel: under `MaxSessions 1` the command's
+    /// channel holds that connection's one place, which sshd keeps while the command's shell
+    /// lives, even once tether closed it (stop 39 tester t32: no stop could reach the
+    /// command). Another connection has places of its own, as the `ssh` that stops it by hand
+    /// does.
+    pub(super) fn stop_aside(
+        &self,
+        stop: impl FnOnce(&crate::ssh::connect::Connection) -> Result<StopDone, exec::StopFailed>,
+    ) -> Result<StopDone, exec::StopFailed> {
         let conn = self.owner.connect_for(None).map_err(|e| {
             exec::StopFailed::from(format!(
                 "stopping it failed (its connection's server refused it a channel, sshd's \
@@ -291,7 +295,7 @@ impl WorkerState {
                 e.said_for(&self.owner.name)
             ))
         })?;
-        let done = exec::stop_supervised(&conn, id);
+        let done = stop(&conn);
         conn.disconnect();
         done
     }
@@ -305,7 +309,9 @@ impl WorkerState {
         let mut kept = Vec::new();
         for orphan in std::mem::take(&mut self.orphans) {
             let stopped = match exec::stop_supervised(conn, &orphan.id) {
-                Err(failed) if failed.refused => self.stop_aside(&orphan.id),
+                Err(failed) if failed.refused => {
+                    self.stop_aside(|conn| exec::stop_supervised(conn, &orphan.id))
+                }
                 other => other,
             };
             match stopped {

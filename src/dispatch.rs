@@ -29,6 +29,11 @@ pub struct Spread {
     pub limit: Option<usize>,
     /// Sequence and groups: the pause between hosts or groups.
     pub wait: Option<Duration>,
+    /// One unit at a time, whatever the mode, where a group still ends as the mode says (a
+    /// failed group stops the next): a dry run's plan, in a stable order, starts what the run
+    /// would start (stop 40 tester t34: with the sequence taken for a window of one, the plan
+    /// went on past a failed host).
+    pub serial: bool,
 }
 
 /// The group size of `groups` when no `limit` is given (Capistrano's default).
@@ -92,19 +97,24 @@ pub fn run<T: Send>(
 ) -> Vec<Slot<T>> {
     let (tx, rx) = mpsc::channel();
     let mut slots: Vec<Option<Slot<T>>> = (0..n).map(|_| None).collect();
-    let (window, batches) = match spread.mode {
-        Mode::Parallel => (spread.limit.unwrap_or(n).max(1), false),
-        Mode::Sequence => (1, true),
-        Mode::Groups => (spread.limit.unwrap_or(DEFAULT_GROUP).max(1), true),
+    // At most `window` at once; in batches of `batch` units, each started once the one before
+    // has finished.
+    let (window, batch) = match spread.mode {
+        Mode::Parallel => (spread.limit.unwrap_or(n).max(1), None),
+        Mode::Sequence => (1, Some(1)),
+        Mode::Groups => {
+            let k = spread.limit.unwrap_or(DEFAULT_GROUP).max(1);
+            (k, Some(k))
+        }
     };
+    let window = if spread.serial { 1 } else { window };
     let (mut next, mut running) = (0, 0);
     let mut stop: Option<Skipped> = None;
     let mut batch_failed = false;
     loop {
-        // In batches, a new group starts only when the previous one has finished.
-        let may_start = stop.is_none() && (!batches || running == 0);
+        let may_start = stop.is_none() && (batch.is_none() || running == 0);
         if may_start && next < n {
-            if batches && next > 0 {
+            if batch.is_some_and(|k| next > 0 && next % k == 0) {
                 if batch_failed {
                     stop = Some(Skipped::EarlierFailure);
                 } else if let Some(wait) = spread.wait.filter(|w| !w.is_zero()) {
@@ -125,6 +135,9 @@ pub fn run<T: Send>(
                 );
                 next += 1;
                 running += 1;
+                if batch.is_some_and(|k| next % k == 0) {
+                    break;
+                }
             }
         }
         if running == 0 {
@@ -184,6 +197,26 @@ mod tests {
         let (started, outcome) = order(spread, &[0], 5);
         assert_eq!(started, [0, 1, 2, 3, 4]);
         assert_eq!(outcome, ["failed", "ok", "ok", "ok", "ok"]);
+    }
+
+    /// Serial: one at a time, and a failed group still stops the next (the dry run's plan).
+    #[test]
+    fn serial_groups_stop_after_a_failed_group() {
+        let groups = Spread {
+            mode: Mode::Groups,
+            limit: Some(2),
+            serial: true,
+            ..Spread::default()
+        };
+        let (started, outcome) = order(groups, &[2], 6);
+        assert_eq!(started, [0, 1, 2, 3]);
+        assert_eq!(outcome[4..], ["EarlierFailure", "EarlierFailure"]);
+        let seq = Spread {
+            mode: Mode::Sequence,
+            serial: true,
+            ..Spread::default()
+        };
+        assert_eq!(order(seq, &[0], 3).0, [0]);
     }
 
     #[test]

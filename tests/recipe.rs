@@ -922,6 +922,25 @@ fn a_stage_declared_after_the_choice_is_refused() {
     r.tether().args(&["-n", "qa", "ok"]).run().status(0);
 }
 
+/// A stage declared twice is refused at the second declaration (stop 40 tester t34: the second
+/// closure replaced the first, and its servers were gone without a word).
+#[test]
+fn a_stage_declared_twice_is_refused() {
+    let r = RecipeDir::new(
+        "stage-twice",
+        "stage(\"prod\", || { server(\"db1\", #{ roles: [\"db\"] }); });\n\
+         stage(\"prod\", || { server(\"web1\", #{ roles: [\"web\"] }); });\n\
+         task(\"t\", || {});\n",
+    );
+    for args in [&["-n", "prod", "t"][..], &["-n", "t"], &["tasks"]] {
+        r.tether()
+            .args(args)
+            .run()
+            .status(4)
+            .stderr_contains("deploy.rhai:2:1: stage(\"prod\") is declared again");
+    }
+}
+
 /// `tether tasks STAGE` and `tether STAGE -T` list what the stage declares too (before, the
 /// word before `-T` was dropped without a word and the stage's tasks were missing).
 #[test]
@@ -2284,5 +2303,80 @@ fn a_servers_user_and_port_are_where_it_is_reached() {
             .status(4)
             .stderr_contains(&said)
             .stderr_contains("deploy.rhai:1:");
+    }
+}
+
+/// `--hosts db1` beside a server `db1:1` selects db1 alone, for a task as for `tether run`
+/// (stop 40 tester t34: a task, and `--roles db --hosts db1`, ran on both, exit 3 for the
+/// other port).
+#[test]
+fn a_hosts_filter_selects_the_server_of_that_name_alone() {
+    let lab = support::recipe::lab(&["db1"]);
+    let r = support::recipe::lab_recipe(
+        &lab,
+        "hosts-exact",
+        r#"server("db1:1", #{ roles: ["db"] });
+task("w", || { on("all", "echo ran >> /srv/seen"); });"#,
+    );
+    for args in [
+        &["--hosts", "db1", "w"][..],
+        &["--roles", "db", "--hosts", "db1", "w"],
+        &["run", "--hosts", "db1", "--", "echo ran >> /srv/seen"],
+    ] {
+        r.tether().args(args).run().status(0);
+    }
+    assert_eq!(
+        std::fs::read_to_string(lab.host("db1").root_dir.join("seen")).unwrap(),
+        "ran\nran\nran\n"
+    );
+}
+
+/// A role named `all` or `""` is refused at its line: `on("all")` meant every server and
+/// `--roles all` the role's, `--roles web,` selected the empty one (stop 40 tester t34).
+#[test]
+fn a_role_no_target_could_name_is_refused() {
+    for (line, says) in [
+        (
+            r#"server("web1", #{ roles: ["all"] });"#,
+            "a role cannot be named `all`",
+        ),
+        (r#"role("all", ["web1"]);"#, "a role cannot be named `all`"),
+        (
+            r#"server("web1", #{ roles: ["web", ""] });"#,
+            "a role name cannot be empty",
+        ),
+        (r#"role("", []);"#, "a role name cannot be empty"),
+    ] {
+        let r = RecipeDir::new("role-names", &format!("{line}\ntask(\"t\", || {{}});\n"));
+        r.tether()
+            .args(&["-n", "t"])
+            .run()
+            .status(4)
+            .stderr_contains("deploy.rhai:1:1: ")
+            .stderr_contains(says);
+    }
+}
+
+/// The plan (`-n`) starts what the run would: after a failed host of a sequence, or a failed
+/// group, nothing more (stop 40 tester t34: the plan went on to web2, the run did not).
+#[test]
+fn the_plan_stops_a_sequence_or_groups_where_the_run_would() {
+    for spread in [r#"in: "sequence""#, r#"in: "groups", limit: 1"#] {
+        let r = RecipeDir::new(
+            "plan-sequence",
+            &format!(
+                "server(\"web1\", #{{ roles: [\"web\"] }});\n\
+                 server(\"web2\", #{{ roles: [\"web\"] }});\n\
+                 task(\"t\", || {{ on(\"web\", #{{ {spread} }}, |h| {{ print(\"start \" + h.name); \
+                 if h.name == \"web1\" {{ fail(\"x\"); }} run(\"echo ran\"); }}); }});\n"
+            ),
+        );
+        r.tether()
+            .args(&["-n", "t"])
+            .run()
+            .status(1)
+            .stdout_contains("start web1")
+            .stdout_lacks("start web2")
+            .stderr_contains("web2: not started: an earlier host or group of this step failed");
     }
 }

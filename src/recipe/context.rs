@@ -30,21 +30,22 @@ pub struct Filters {
 }
 
 impl Filters {
-    /// Whether the host `name` with `roles` passes every filter.
-    pub fn admits(&self, name: &str, roles: &[String]) -> bool {
-        self.admits_unsharded(name, roles) && self.shard.is_none_or(|s| s.contains(name))
+    /// Whether the server `name` of `recipe`, with `roles`, passes every filter.
+    pub fn admits(&self, recipe: &Recipe, name: &str, roles: &[String]) -> bool {
+        self.admits_unsharded(recipe, name, roles) && self.shard.is_none_or(|s| s.contains(name))
     }
 
-    /// Whether the host `name` with `roles` passes `--roles` and `--hosts` (whatever its shard).
-    /// A `--hosts` name selects the server of its host name (`web` the server declared
-    /// `deploy@web:2222`), as Capistrano's host filter does: see `Recipe::server_for_filter`
-    /// (the runner refuses a name that would fit several).
-    pub fn admits_unsharded(&self, name: &str, roles: &[String]) -> bool {
+    /// Whether the server `name` of `recipe`, with `roles`, passes `--roles` and `--hosts`
+    /// (whatever its shard). A `--hosts` name selects the server of that name, else the one
+    /// server of its host name (`web` the server declared `deploy@web:2222`), as Capistrano's
+    /// host filter does: the one `Recipe::server_for_filter` gives, as `tether run` and
+    /// `tether hosts` select (the runner refuses a name that would fit several). `db1` next to
+    /// `db1:22` is db1 alone (stop 40 tester t34: a task ran on both, `run` on db1).
+    pub fn admits_unsharded(&self, recipe: &Recipe, name: &str, roles: &[String]) -> bool {
         (self.hosts.is_empty()
-            || self
-                .hosts
-                .iter()
-                .any(|h| h == name || super::model::filter_fits(h, name)))
+            || self.hosts.iter().any(|h| {
+                h == name || (super::model::filter_fits(h, name) && recipe.server(h).is_none())
+            }))
             && (self.roles.is_empty() || roles.iter().any(|r| self.roles.contains(r)))
     }
 }

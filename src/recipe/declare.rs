@@ -9,7 +9,7 @@ use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext}
 use super::args::{fail, strings, Fallible};
 use super::context::Runtime;
 use super::host_info::HostInfo;
-use super::model::Hook;
+use super::model::{Hook, Recipe};
 use crate::command::quote;
 use crate::host::HostTarget;
 
@@ -271,6 +271,9 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
             Some(v) => strings(&v, "roles")?,
             None => Vec::new(),
         };
+        for role in &roles {
+            role_name(role)?;
+        }
         check_connection_props(name, &props)?;
         let name = with_user_and_port(name, &mut props)?;
         r.recipe().add_server(&name, &roles, props)?;
@@ -284,6 +287,7 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
     });
     let r = rt.clone();
     engine.register_fn("role", move |role: &str, hosts: Dynamic| -> Fallible<()> {
+        role_name(role)?;
         let hosts = strings(&hosts, "hosts")?;
         for h in &hosts {
             HostTarget::parse(h).map_err(|e| -> Box<EvalAltResult> { e.into() })?;
@@ -313,7 +317,14 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
                  level of the recipe"
             ));
         }
-        recipe.stages.retain(|(n, _)| n != name);
+        // A second closure of a stage would silently replace the first and its servers (stop
+        // 40 tester t34): a stage is one declaration, as Capistrano's is one file.
+        if recipe.stages.iter().any(|(n, _)| n == name) {
+            return fail(format!(
+                "stage(\"{name}\") is declared again: a stage is declared once; declare its \
+                 servers and settings in one closure"
+            ));
+        }
         recipe.stages.push((name.to_string(), f));
         Ok(())
     });
@@ -368,7 +379,9 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
         let recipe = r.recipe();
         // Of the hosts `--hosts`/`--roles` select (not the shard: the primary is one host of
         // the whole fleet, which one shard holds).
-        match recipe.primary(role, |s| r.filters.admits_unsharded(&s.name, &s.roles)) {
+        match recipe.primary(role, |s| {
+            r.filters.admits_unsharded(&recipe, &s.name, &s.roles)
+        }) {
             Some(s) => Ok(s.name.clone()),
             None => fail(format!("no server has role `{role}`")),
         }
@@ -389,7 +402,9 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
     engine.register_fn(
         "unsharded_hosts",
         move |target: Dynamic| -> Fallible<Array> {
-            let admit = |s: &super::model::Server| r.filters.admits_unsharded(&s.name, &s.roles);
+            let admit = |recipe: &Recipe, s: &super::model::Server| {
+                r.filters.admits_unsharded(recipe, &s.name, &s.roles)
+            };
             Ok(select_admitted(&r, &target, admit)?
                 .into_iter()
                 .map(Dynamic::from)
@@ -525,14 +540,16 @@ fn lazy(ctx: &NativeCallContext, value: Dynamic) -> Fallible<Dynamic> {
 /// `Recipe::resolve`), each once. A `Host` value (`host(name)`, an `on` closure's `host`)
 /// names that host and is never taken for a role of that name.
 pub fn select(rt: &Runtime, target: &Dynamic) -> Fallible<Vec<String>> {
-    select_admitted(rt, target, |s| rt.filters.admits(&s.name, &s.roles))
+    select_admitted(rt, target, |recipe, s| {
+        rt.filters.admits(recipe, &s.name, &s.roles)
+    })
 }
 
 /// The hosts of `target` (as [`select`] takes it) that `admit` lets through.
 fn select_admitted(
     rt: &Runtime,
     target: &Dynamic,
-    admit: impl Fn(&super::model::Server) -> bool,
+    admit: impl Fn(&Recipe, &super::model::Server) -> bool,
 ) -> Fallible<Vec<String>> {
     let one = |v: &Dynamic| v.read_lock::<HostInfo>().map(|h| h.name().to_string());
     let items: Vec<Dynamic> = match (one(target), target.read_lock::<Array>()) {
@@ -568,8 +585,26 @@ fn select_admitted(
     Ok(chosen
         .into_iter()
         .filter(|name| seen.insert(name.clone()))
-        .filter(|name| recipe.servers.iter().any(|s| s.name == *name && admit(s)))
+        .filter(|name| {
+            recipe
+                .servers
+                .iter()
+                .any(|s| s.name == *name && admit(&recipe, s))
+        })
         .collect())
+}
+
+/// Refuses a role name no target could name alone (stop 40 tester t34): `all`, which `on("all")`
+/// and `--roles all` read as every server, and the empty name (`--roles web,` selected it).
+fn role_name(role: &str) -> Fallible<()> {
+    match role {
+        "all" => fail(
+            "a role cannot be named `all`: on(\"all\") means every server, so the role could \
+             never be named alone",
+        ),
+        "" => fail("a role name cannot be empty"),
+        _ => Ok(()),
+    }
 }
 
 /// `host(name)`: the server `name` as a `Host` value, an `on` target that cannot be taken for

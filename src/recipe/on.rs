@@ -128,6 +128,7 @@ fn options(rt: &Runtime, opts: &Map) -> Fallible<OnOptions> {
             mode,
             limit,
             wait: seconds("wait")?,
+            serial: false,
         },
         timeout: match seconds("timeout")? {
             Some(d) if d < Duration::from_millis(1) => {
@@ -289,11 +290,12 @@ fn on_closure(
     let abort = Arc::new(StepAbort::default());
     let base = context::command_context();
     let spread = if backend.ordered() {
-        // One host at a time: the printer's plan comes out in a stable order.
+        // One host at a time: the printer's plan comes out in a stable order, with what the
+        // sequence or the groups would start (no pause: nothing runs).
         Spread {
-            mode: Mode::Parallel,
-            limit: Some(1),
+            serial: true,
             wait: None,
+            ..options.spread
         }
     } else {
         options.spread

@@ -472,7 +472,7 @@ impl Loaded {
         recipe
             .servers
             .iter()
-            .filter(|s| self.rt.filters.admits(&s.name, &s.roles))
+            .filter(|s| self.rt.filters.admits(&recipe, &s.name, &s.roles))
             .map(|s| s.target().map_err(Error::Recipe))
             .collect()
     }
@@ -483,7 +483,7 @@ impl Loaded {
         recipe
             .servers
             .iter()
-            .filter(|s| self.rt.filters.admits_unsharded(&s.name, &s.roles))
+            .filter(|s| self.rt.filters.admits_unsharded(&recipe, &s.name, &s.roles))
             .count()
     }
 

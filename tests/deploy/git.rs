@@ -299,6 +299,41 @@ fn submodules_are_deployed_recursively_at_the_commits_the_parent_records() {
         .status(1)
         .stderr_contains("repo_tree lib is not a directory in commit ")
         .stderr_contains("(a submodule, and git_submodules is false: it would be empty)");
+    // A path inside a submodule, a nested one included, is refused as such (stop 40 tester
+    // t35: "(not there)", or git's and tar's errors).
+    for inside in ["lib/vendor", "lib/vendor/inner"] {
+        let ts = "release_timestamp=20250101000010";
+        let tree = format!("repo_tree={inside}");
+        tether(&dir, &lab, &["deploy", "-s", ts, "-s", &tree])
+            .status(1)
+            .stderr_contains(&format!(
+                "repo_tree {inside} is inside submodule lib of commit "
+            ));
+    }
+    // copy_tree lists the local checkout's submodules: a listing that fails fails the deploy
+    // (stop 40 tester t35: read as none, the release published with lib empty, exit 0).
+    let local_bin = dir.path.join("bin");
+    fs::create_dir_all(&local_bin).unwrap();
+    fs::copy(bin.join("git"), local_bin.join("git")).unwrap();
+    let path = format!("{}:{}", local_bin.display(), std::env::var("PATH").unwrap());
+    Tether::new()
+        .current_dir(&dir.path)
+        .ssh_config(&lab.ssh_config())
+        .env("PATH", &path)
+        .args(&[
+            "deploy",
+            "-s",
+            "release_timestamp=20250101000011",
+            "-s",
+            "strategy=copy",
+            "-s",
+            "copy_source=app",
+            "-s",
+            "copy_tree=main",
+        ])
+        .run()
+        .status(1)
+        .stderr_contains("fatal: ls-tree failed (a test)");
 }
 
 #[test]

@@ -527,6 +527,50 @@ fn a_lock_steps_leftover_temporary_file_is_removed_later() {
     assert_unlocked(&lab);
 }
 
+/// The lock step's own temporary file (`deploy.lock.PID`) is made new: one of that name that
+/// is already there, a link included, is never written over or through (stop 40 tester t35: a
+/// link `deploy.lock.PID -> victim` had the holder lines written into the victim, and was
+/// removed). A link waits at every pid the host's shell could have, so the step meets one.
+#[test]
+fn the_lock_steps_temporary_file_never_writes_through_what_is_there() {
+    let lab = lab();
+    let dir = Dir::new("lock-noclobber");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    let shop1 = shop(&lab, "web1");
+    let victims = lab.host("web1").root_dir.join("victims");
+    fs::create_dir_all(&victims).unwrap();
+    let pid_max: u32 = fs::read_to_string("/proc/sys/kernel/pid_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(pid_max <= 1 << 22, "{pid_max}");
+    let last: u32 = fs::read_to_string("/proc/sys/kernel/ns_last_pid")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // Every pid where there are few, else the next 40000 of them.
+    let pids: Vec<u32> = if pid_max <= 40_000 {
+        (2..pid_max).collect()
+    } else {
+        (1..=40_000).map(|i| (last + i) % pid_max).collect()
+    };
+    for pid in &pids {
+        std::os::unix::fs::symlink(
+            format!("/srv/victims/v{pid}"),
+            shop1.join(format!("deploy.lock.{pid}")),
+        )
+        .unwrap();
+    }
+    deploy(&dir, &lab, "20250101000001", &[])
+        .status(1)
+        .stderr_contains("web1: could not take the lock /srv/shop/deploy.lock: cannot write it: ");
+    assert_eq!(fs::read_dir(&victims).unwrap().count(), 0);
+    assert_unlocked(&lab);
+}
+
 /// A host that was never reached holds no lock of the run: the failure says so, and
 /// deploy:failed does not list a lock "perhaps of this run" there (fresh-eyes finding: a host
 /// whose sshd was down from the start was listed as one).

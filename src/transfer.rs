@@ -258,6 +258,42 @@ pub fn refuse_directory_form(path: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A transfer as tether names it (`upload 'sp ace' -> /srv/x`, kind `upload`, from `from` to
+/// `to`): each path sh-quoted where it has more than safe characters, so that a space or ` -> `
+/// in a name cannot read as two, and with its control characters as `\xNN`, so that a newline
+/// in a name cannot start a line that passes for another host's (stop 40 tester t33).
+pub fn label(kind: &str, from: &str, to: &str) -> String {
+    let shown = |path: &str| {
+        let mut out = String::new();
+        for c in crate::command::quote(path).chars() {
+            if c.is_control() {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    out.push_str(&format!("\\x{b:02x}"));
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    };
+    format!("{kind} {} -> {}", shown(from), shown(to))
+}
+
+/// Err (a message naming `path`) when `path`, a transfer's local file, begins with `~`: local
+/// paths are the recipe directory's, where `~/x` would be a directory named `~` (stop 40
+/// tester t33: a download made `./~/x`, exit 0); a shell would take it for the home, SSHKit
+/// for a relative path. Neither is sure: refused.
+pub fn refuse_local_tilde(path: &str) -> Result<(), String> {
+    if path.starts_with('~') {
+        return Err(format!(
+            "the local path `{path}` begins with `~`, which tether does not expand (local paths \
+             are relative to the recipe's directory): write the path out"
+        ));
+    }
+    Ok(())
+}
+
 /// Refuses an upload's destination `$d` that exists and is no regular file, directory or
 /// symbolic link: a device, a FIFO or a socket, which the file moved onto it would replace,
 /// removed (stop 36 tester t22: /dev/null became a regular file, exit 0); scp writes into it.
@@ -288,7 +324,9 @@ pub fn receive_script(remote: &str, tmp: &str, size: u64) -> String {
          if [ ! -w \"${{p%??}}\" ]; then echo \"upload: cannot write in the directory of $d (the file \
          is written beside it and moved into place, so its directory must be writable)\" >&2; \
          exit 1; fi; \
-         for f in {stem}.tether-upload.*; do if [ -f \"$f\" ] && [ \"$f\" != \"$t\" ] && \
+         for f in {stem}.tether-upload.*; do r=${{f##*.tether-upload.}}; case $r in \
+         \"\"|.*|*.|*..*|*[!0-9a-f.]*|*.*.*.*) continue;; *.*) ;; *) continue;; esac; \
+         if [ -f \"$f\" ] && [ ! -h \"$f\" ] && [ \"$f\" != \"$t\" ] && \
          [ -n \"$(find \"$f\" -prune -mmin +{STALE_MINUTES} 2>/dev/null)\" ]; then rm -f -- \"$f\"; fi; done; \
          rm -f -- \"$t\" && (umask 077 && cat > \"$t\") || {{ rm -f -- \"$t\"; exit 1; }}; \
          n=$(wc -c < \"$t\") || exit 1; if [ \"$n\" -ne {size} ]; then rm -f -- \"$t\"; \
@@ -550,6 +588,24 @@ impl Drop for LocalTemp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A path with a newline, a space or ` -> ` cannot make a transfer's label read as two
+    /// lines or two other paths (stop 40 tester t33); a plain one is as written.
+    #[test]
+    fn a_transfers_label_quotes_and_escapes_its_paths() {
+        assert_eq!(
+            label("upload", "a.txt", "/srv/a.txt"),
+            "upload a.txt -> /srv/a.txt"
+        );
+        assert_eq!(
+            label("upload", "files/nl\nx", "/srv/evil\nhost2: ok"),
+            "upload 'files/nl\\x0ax' -> '/srv/evil\\x0ahost2: ok'"
+        );
+        assert_eq!(
+            label("download", "/srv/a -> b", "it's"),
+            "download '/srv/a -> b' -> 'it'\\''s'"
+        );
+    }
 
     #[test]
     fn modes_read_from_ls() {

@@ -565,3 +565,65 @@ task("get", || { on("db", |host| { download("/srv/g", "got/{host}"); }); });
         assert!(!r.path(&format!("got/{h}")).exists());
     }
 }
+
+/// A local path beginning with `~` is refused, for a download as for an upload: local paths
+/// are the recipe directory's, and `~/got` made a directory named `~` there (stop 40 tester
+/// t33: exit 0, the file not where a shell would have put it).
+#[test]
+fn a_local_path_beginning_with_a_tilde_is_refused() {
+    let lab = lab(&["db1"]);
+    let r = lab_recipe(
+        &lab,
+        "download-tilde",
+        r#"task("down", || { on("db", |host| { download("/srv/f", "~/got"); }); });
+task("up", || { on("db", |host| { upload("~/f", "/srv/g"); }); });"#,
+    );
+    std::fs::write(lab.host("db1").root_dir.join("f"), "x\n").unwrap();
+    for (task, says) in [
+        ("down", "download: the local path `~/got` begins with `~`"),
+        ("up", "upload: the local path `~/f` begins with `~`"),
+    ] {
+        r.tether()
+            .args(&[task])
+            .run()
+            .status(4)
+            .stderr_contains(says);
+    }
+    assert!(!r.path("~").exists());
+    assert!(!lab.host("db1").root_dir.join("g").exists());
+}
+
+/// A download whose local file cannot be written (a full disk) fails the host's download, exit
+/// 1, as a failed command does; it is no recipe error (stop 40 tester t33: exit 4, kind
+/// `recipe`). The destination is as it was. The small disk is a tmpfs in a mount namespace of
+/// tether's own.
+#[test]
+fn a_download_onto_a_full_local_disk_fails_the_host_not_the_recipe() {
+    let lab = lab(&["db1"]);
+    let r = lab_recipe(
+        &lab,
+        "download-full",
+        r#"task("down", || { on("db", |host| { download("/srv/big", "small/big"); }); });"#,
+    );
+    let big = lab.host("db1").root_dir.join("big");
+    std::fs::write(&big, vec![b'x'; 1 << 20]).unwrap();
+    let small = r.path("small");
+    std::fs::create_dir(&small).unwrap();
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount -t tmpfs -o size=64k tmpfs \"$1\" && shift && exec \"$@\"")
+        .arg("sh")
+        .arg(&small)
+        .arg(env!("CARGO_BIN_EXE_tether"))
+        .arg("-F")
+        .arg(lab.ssh_config())
+        .args(["--no-fold", "down"])
+        .current_dir(&r.dir)
+        .env_remove("TETHER_SSH_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+}

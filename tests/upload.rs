@@ -386,7 +386,8 @@ fn a_temporary_file_left_by_a_killed_session_is_removed_at_the_next_contact() {
 }
 
 /// An upload removes the temporary files of the same destination that earlier runs left behind
-/// (older than a minute), and nothing else: not a live upload's, not another file's.
+/// (older than a minute), and nothing else: not a live upload's, not another file's, not one
+/// of another form or a link (stop 40 tester t33: `.tether-upload.foo` and `...3.keep` went).
 #[test]
 fn an_upload_removes_stale_temporary_files_of_its_destination_only() {
     let lab = lab(&["db1"]);
@@ -398,17 +399,31 @@ fn an_upload_removes_stale_temporary_files_of_its_destination_only() {
     r.write("a.txt", "new\n");
     let root = &lab.host("db1").root_dir;
     let old = std::time::SystemTime::now() - Duration::from_secs(600);
-    let stale = root.join("a.txt.tether-upload.1234.5678");
+    let stales = [
+        root.join("a.txt.tether-upload.1234.5678"),
+        root.join("a.txt.tether-upload.692f1a2b.3c4d.0"),
+    ];
     let live = root.join("a.txt.tether-upload.9999.1");
     let others = [
         root.join("b.txt.tether-upload.1234.5678"),
         root.join("a.txt.tether-uploads"),
         root.join("a.txt.keep"),
+        root.join("a.txt.tether-upload.foo"),
+        root.join("a.txt.tether-upload.77.88.3.keep"),
+        root.join("a.txt.tether-upload.12.34.56.78"),
     ];
-    for p in [&stale, &live].into_iter().chain(&others) {
+    for p in stales.iter().chain([&live]).chain(&others) {
         std::fs::write(p, "x").unwrap();
     }
-    for p in [&stale].into_iter().chain(&others) {
+    let link = root.join("a.txt.tether-upload.12.34");
+    std::os::unix::fs::symlink("a.txt.keep", &link).unwrap();
+    let aged = std::process::Command::new("touch")
+        .args(["-h", "-d", "-10 minutes"])
+        .arg(&link)
+        .status()
+        .unwrap();
+    assert!(aged.success());
+    for p in stales.iter().chain(&others) {
         std::fs::File::options()
             .write(true)
             .open(p)
@@ -421,11 +436,14 @@ fn an_upload_removes_stale_temporary_files_of_its_destination_only() {
         std::fs::read_to_string(root.join("a.txt")).unwrap(),
         "new\n"
     );
-    assert!(!stale.exists(), "the stale temporary file is removed");
+    for stale in &stales {
+        assert!(!stale.exists(), "the stale temporary file is removed");
+    }
     assert!(live.exists(), "a live upload's file is not touched");
     for p in &others {
         assert!(p.exists(), "{}", p.display());
     }
+    assert!(link.is_symlink(), "a link is not removed");
 }
 
 #[test]

@@ -78,6 +78,11 @@ pub enum TransferError {
     },
     /// A download arrived, but not as the remote file is now (size or SHA-256 differ).
     Changed(String),
+    /// A download's local file could not be written (its temporary file made, written or
+    /// moved into place: a full or read-only disk): the text says which file and why. Not
+    /// the recipe's mistake: it fails the host's download, as a failed command does (stop 40
+    /// tester t33: a full disk was a recipe error, exit 4).
+    LocalWrite(String),
 }
 
 /// Executes the commands of a recipe run.

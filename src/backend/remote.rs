@@ -142,7 +142,7 @@ impl Backend for Remote {
         let tmp = transfer::upload_suffix();
         let receive = (upload.render)(&transfer::receive_script(upload.remote, &tmp, meta.len()));
         // Named as the recipe asked for it, not as the scripts sent.
-        let label = format!("upload {} -> {}", upload.local, upload.remote);
+        let label = transfer::label("upload", upload.local, upload.remote);
         let opts = ExecOptions {
             stdin: upload.stdin_prefix.clone(),
             stdin_from: Some(Source(reader.clone())),
@@ -185,7 +185,7 @@ impl Backend for Remote {
     fn download(&self, host: &str, download: &Download) -> Result<(), TransferError> {
         self.settle(host);
         let local = |what: &str, e: std::io::Error| {
-            TransferError::Local(format!(
+            TransferError::LocalWrite(format!(
                 "download: cannot {what} {}: {e}",
                 download.path.display()
             ))
@@ -212,7 +212,7 @@ impl Backend for Remote {
         )));
         let fetch = (download.render)(&transfer::fetch_script(download.remote));
         // Named as the recipe asked for it, not as the scripts sent.
-        let label = format!("download {} -> {}", download.remote, download.local);
+        let label = transfer::label("download", download.remote, download.local);
         let opts = ExecOptions {
             stdin: download.stdin_prefix.clone(),
             stdout_to: Some(Drain(writer.clone())),

@@ -347,9 +347,10 @@ fn transfer_mode(opts: &Map, what: &str) -> Fallible<Option<u32>> {
         .map_err(|e| format!("{what}: {e}").into())
 }
 
-/// The failure a transfer throws: a local file that cannot be read or written is a recipe
-/// error; a remote command that failed (named by `what`, the call as the recipe made it), or a
-/// download that arrived changed, fails the host.
+/// The failure a transfer throws: a local file that cannot be read, or a local path that
+/// cannot be one, is a recipe error; a remote command that failed (named by `what`, the call
+/// as the recipe made it), a download that arrived changed, or one whose local file could not
+/// be written (a full or read-only disk), fails the host.
 fn transfer_failure(
     scope: &HostScope,
     cctx: &CommandContext,
@@ -363,7 +364,7 @@ fn transfer_failure(
         TransferError::Remote { result, .. } => {
             host_failure(scope, cctx, what, result.map_err(|e| e.naming(what)))
         }
-        TransferError::Changed(text) => throw(Failure::host(
+        TransferError::Changed(text) | TransferError::LocalWrite(text) => throw(Failure::host(
             &scope.host,
             Kind::CommandFailed,
             HostText::new().host(&scope.host).text(": ").text(&text),
@@ -378,6 +379,7 @@ fn upload(rt: &Runtime, local: &str, remote: &str, opts: &Map) -> Fallible<()> {
         return fail("upload: a path is empty (upload(local, remote))");
     }
     let mode = transfer_mode(opts, "upload")?;
+    crate::transfer::refuse_local_tilde(local).map_err(|e| format!("upload: {e}"))?;
     crate::transfer::refuse_other_home(remote).map_err(|e| format!("upload: {e}"))?;
     crate::transfer::refuse_directory_form(remote).map_err(|e| format!("upload: {e}"))?;
     let scope = scope_for("upload()")?;
@@ -386,7 +388,7 @@ fn upload(rt: &Runtime, local: &str, remote: &str, opts: &Map) -> Fallible<()> {
         return Err(throw(Failure::interrupted()));
     }
     let path = rt.dir().join(local);
-    let what = format!("upload {local} -> {remote}");
+    let what = crate::transfer::label("upload", local, remote);
     let cctx = context::command_context();
     refuse_nul("upload(): the remote path", remote)?;
     refuse_nul(
@@ -420,6 +422,7 @@ fn download(rt: &Runtime, remote: &str, local: &str, opts: &Map) -> Fallible<()>
         return fail("download: a path is empty (download(remote, local))");
     }
     let mode = transfer_mode(opts, "download")?;
+    crate::transfer::refuse_local_tilde(local).map_err(|e| format!("download: {e}"))?;
     crate::transfer::refuse_other_home(remote).map_err(|e| format!("download: {e}"))?;
     crate::transfer::refuse_directory_form(local).map_err(|e| format!("download: {e}"))?;
     let scope = scope_for("download()")?;
@@ -436,7 +439,7 @@ fn download(rt: &Runtime, remote: &str, local: &str, opts: &Map) -> Fallible<()>
     }
     let local = local.replace("{host}", &scope.host);
     let path = rt.dir().join(&local);
-    let what = format!("download {remote} -> {local}");
+    let what = crate::transfer::label("download", remote, &local);
     let cctx = context::command_context();
     refuse_nul("download(): the remote path", remote)?;
     refuse_nul(

@@ -321,10 +321,13 @@ pub fn host_lines(look: Look, event: &Event) -> Option<Vec<(Lane, String)>> {
             bytes,
         } => {
             let size = bytes.map_or_else(|| "made during the run".into(), |b| format!("{b} bytes"));
-            plan(format!("upload {local} -> {remote} ({size})"))
+            plan(format!(
+                "{} ({size})",
+                crate::transfer::label("upload", local, remote)
+            ))
         }
         EventKind::PlannedDownload { remote, local } => {
-            plan(format!("download {remote} -> {local}"))
+            plan(crate::transfer::label("download", remote, local))
         }
         _ => return None,
     })

@@ -400,8 +400,8 @@ fn a_closures_identical_lines_fold_too() {
     let lab = support::recipe::lab(&["host1", "host2", "host3"]);
     let mut r = support::recipe::RecipeDir::new(
         "closure-fold",
-        "server(\"host1\", #{ roles: [\"all\"] });\nserver(\"host2\", #{ roles: [\"all\"] });\n\
-         server(\"host3\", #{ roles: [\"all\"] });\n\
+        "server(\"host1\", #{ roles: [\"app\"] });\nserver(\"host2\", #{ roles: [\"app\"] });\n\
+         server(\"host3\", #{ roles: [\"app\"] });\n\
          task(\"t\", || { on(\"all\", |host| { \
          run(if host == \"host2\" { \"sleep 0.3; echo same\" } else { \"echo same\" }); }); \
          print(\"end\"); });\n",

@@ -2380,3 +2380,39 @@ fn the_plan_stops_a_sequence_or_groups_where_the_run_would() {
             .stderr_contains("web2: not started: an earlier host or group of this step failed");
     }
 }
+
+/// A task invoked from the `on` closures of several hosts at once runs once, and each waits
+/// for it to end, as Rake's invoke does (stop 40 tester t34: the second host's invoke was
+/// refused as a circular dependency, `x => x`); a closure that invokes its own task is still
+/// a circle.
+#[test]
+fn a_task_invoked_by_several_hosts_closures_runs_once() {
+    let lab = support::recipe::lab(&["web1", "web2"]);
+    let r = support::recipe::lab_recipe(
+        &lab,
+        "invoke-closures",
+        r#"task("x", || { on("web", "sleep 1; echo x >> /srv/x"); });
+task("i2", || { on("web", |h| { invoke("x"); run("cat /srv/x >> /srv/seen"); }); });
+task("loop", || { on("web", |h| { invoke("loop"); }); });"#,
+    );
+    r.tether().args(&["i2"]).run().status(0);
+    for h in ["web1", "web2"] {
+        let root = &lab.host(h).root_dir;
+        assert_eq!(
+            std::fs::read_to_string(root.join("x")).unwrap(),
+            "x\n",
+            "{h}"
+        );
+        // Each host's closure went on once x had ended.
+        assert_eq!(
+            std::fs::read_to_string(root.join("seen")).unwrap(),
+            "x\n",
+            "{h}"
+        );
+    }
+    r.tether()
+        .args(&["loop"])
+        .run()
+        .status(4)
+        .stderr_contains("circular dependency: loop => loop");
+}

@@ -81,8 +81,10 @@ pub struct Runtime {
     done: Mutex<HashMap<String, String>>,
     /// The task of the command line running now.
     top: Mutex<String>,
-    /// The tasks being invoked now, outermost first (Rake's invocation chain).
-    chain: Mutex<Vec<String>>,
+    /// The tasks running now, on any thread, each with how many invocations of it run (one,
+    /// or more where `on` closures of several hosts invoke it at once), and the signal that
+    /// one ended. Each thread's own invocation chain is [`chain`].
+    running: (Mutex<HashMap<String, usize>>, std::sync::Condvar),
     /// `local_run_dir()`, once asked.
     pub run_dir: OnceLock<String>,
     /// The options of this run's command line that a follow-up command needs to reach the
@@ -105,15 +107,21 @@ pub struct Runtime {
 /// the task ended.
 pub struct ChainGuard<'a> {
     rt: &'a Runtime,
+    task: String,
 }
 
 impl Drop for ChainGuard<'_> {
     fn drop(&mut self) {
-        self.rt
-            .chain
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop();
+        CHAIN.with(|c| c.borrow_mut().pop());
+        let (running, ended) = &self.rt.running;
+        let mut running = running.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = running.get_mut(&self.task) {
+            *n -= 1;
+            if *n == 0 {
+                running.remove(&self.task);
+            }
+        }
+        ended.notify_all();
     }
 }
 
@@ -166,6 +174,9 @@ pub struct StoppedEarly {
 }
 
 thread_local! {
+    /// The tasks this thread invokes now, outermost first (Rake's invocation chain); an `on`
+    /// closure's thread starts with the chain of the thread that called `on`.
+    static CHAIN: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
     static CONTEXT: RefCell<CommandContext> = RefCell::new(CommandContext::default());
     static HOST: RefCell<Option<HostScope>> = const { RefCell::new(None) };
 }
@@ -180,6 +191,20 @@ pub fn with_command_context<T>(ctx: CommandContext, f: impl FnOnce() -> T) -> T 
     let old = CONTEXT.with(|c| c.replace(ctx));
     let result = f();
     CONTEXT.with(|c| c.replace(old));
+    result
+}
+
+/// This thread's invocation chain (see [`Runtime::enter`]).
+pub fn chain() -> Vec<String> {
+    CHAIN.with(|c| c.borrow().clone())
+}
+
+/// Runs `f` with `chain` as this thread's invocation chain (an `on` closure's thread: the
+/// chain of the thread that called `on`), restoring the old one after.
+pub fn with_chain<T>(chain: Vec<String>, f: impl FnOnce() -> T) -> T {
+    let old = CHAIN.with(|c| c.replace(chain));
+    let result = f();
+    CHAIN.with(|c| c.replace(old));
     result
 }
 
@@ -221,7 +246,7 @@ impl Runtime {
             sink,
             done: Mutex::new(HashMap::new()),
             top: Mutex::new(String::new()),
-            chain: Mutex::new(Vec::new()),
+            running: (Mutex::new(HashMap::new()), std::sync::Condvar::new()),
             invocation: Vec::new(),
             selection: Vec::new(),
             run_dir: OnceLock::new(),
@@ -338,13 +363,23 @@ impl Runtime {
             .contains_key(task)
     }
 
-    /// Whether `task` is on the invocation chain (invoked and not yet ended).
+    /// Whether `task` runs now, on any thread (invoked and not yet ended).
     pub fn running(&self, task: &str) -> bool {
-        self.chain
+        self.running
+            .0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .any(|t| t == task)
+            .contains_key(task)
+    }
+
+    /// Waits until no invocation of `task` runs any more: another host's `on` closure invoked
+    /// it first, and a task that ran is done for the run (Rake's rule), once it ended.
+    pub fn wait_until_ended(&self, task: &str) {
+        let (running, ended) = &self.running;
+        let running = running.lock().unwrap_or_else(|p| p.into_inner());
+        let _ended = ended
+            .wait_while(running, |r| r.contains_key(task))
+            .unwrap_or_else(|p| p.into_inner());
     }
 
     /// Puts `task` on the invocation chain for as long as the returned guard lives; `Err` the
@@ -352,14 +387,27 @@ impl Runtime {
     /// `invoke` reached a task that is still running, which Rake refuses as a circular
     /// dependency (tether used to skip it as already run).
     pub fn enter(&self, task: &str) -> Result<ChainGuard<'_>, Vec<String>> {
-        let mut chain = self.chain.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(at) = chain.iter().position(|t| t == task) {
-            let mut circle = chain[at..].to_vec();
-            circle.push(task.to_string());
-            return Err(circle);
-        }
-        chain.push(task.to_string());
-        Ok(ChainGuard { rt: self })
+        CHAIN.with(|c| {
+            let mut chain = c.borrow_mut();
+            if let Some(at) = chain.iter().position(|t| t == task) {
+                let mut circle = chain[at..].to_vec();
+                circle.push(task.to_string());
+                return Err(circle);
+            }
+            chain.push(task.to_string());
+            Ok(())
+        })?;
+        *self
+            .running
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(task.to_string())
+            .or_default() += 1;
+        Ok(ChainGuard {
+            rt: self,
+            task: task.to_string(),
+        })
     }
 
     /// Marks `task` as run for the task of the command line running now, unless it ran

@@ -300,6 +300,9 @@ fn on_closure(
     } else {
         options.spread
     };
+    // Each host's closure invokes tasks on the chain of this `on`'s task: a task that leads
+    // back to it is a circle; one another host's closure runs is waited for.
+    let chain = context::chain();
     let run_one = |host: &String| -> HostEnd {
         let scope = HostScope {
             host: host.clone(),
@@ -311,8 +314,10 @@ fn on_closure(
             hosts: hosts.len(),
         };
         let info = HostInfo::new(rt, host);
-        let result = context::with_command_context(base.clone(), || {
-            context::with_host_scope(scope.clone(), || f.call::<Dynamic>(engine, &ast, (info,)))
+        let result = context::with_chain(chain.clone(), || {
+            context::with_command_context(base.clone(), || {
+                context::with_host_scope(scope.clone(), || f.call::<Dynamic>(engine, &ast, (info,)))
+            })
         });
         let end = match result {
             // A closure that sent nothing to a host that never connected did not run on that

@@ -18,10 +18,17 @@ pub fn invoke(engine: &Engine, rt: &Runtime, name: &str) -> Result<(), Box<EvalA
             None => return Err(recipe.unknown_task(name).into()),
         }
     };
-    let _running = rt.enter(name).map_err(|circle| circular(rt, &circle))?;
+    let running = rt.enter(name).map_err(|circle| circular(rt, &circle))?;
     match rt.mark_done(name) {
         Once::Run => {}
-        Once::Ran => return Ok(()),
+        // Invoked by another host's `on` closure too, at once (stop 40 tester t34: called a
+        // circular dependency): done once that one ended, as Rake's invoke waits for the
+        // task's lock.
+        Once::Ran => {
+            drop(running);
+            rt.wait_until_ended(name);
+            return Ok(());
+        }
         Once::RanBefore(earlier) => {
             rt.report(EventKind::Warning {
                 message: format!(

@@ -219,12 +219,17 @@ fn submodules_are_deployed_recursively_at_the_commits_the_parent_records() {
         ],
     );
     git(&app.join("lib"), &["checkout", "-q", &lib_v1]);
-    let copy = |release: &str| {
+    // With `PATH` as given, where a test puts a git of its own first.
+    let copy_with = |release: &str, path: Option<&str>| {
         let ts = format!("release_timestamp={release}");
-        tether(
-            &dir,
-            &lab,
-            &[
+        let mut tether = Tether::new()
+            .current_dir(&dir.path)
+            .ssh_config(&lab.ssh_config());
+        if let Some(path) = path {
+            tether = tether.env("PATH", path);
+        }
+        tether
+            .args(&[
                 "deploy",
                 "-s",
                 &ts,
@@ -234,9 +239,10 @@ fn submodules_are_deployed_recursively_at_the_commits_the_parent_records() {
                 "copy_source=app",
                 "-s",
                 "copy_tree=main",
-            ],
-        )
+            ])
+            .run()
     };
+    let copy = |release: &str| copy_with(release, None);
     copy("20250101000005").status(0);
     for h in WEB {
         let r = release(h, "20250101000005");
@@ -316,22 +322,7 @@ fn submodules_are_deployed_recursively_at_the_commits_the_parent_records() {
     fs::create_dir_all(&local_bin).unwrap();
     fs::copy(bin.join("git"), local_bin.join("git")).unwrap();
     let path = format!("{}:{}", local_bin.display(), std::env::var("PATH").unwrap());
-    Tether::new()
-        .current_dir(&dir.path)
-        .ssh_config(&lab.ssh_config())
-        .env("PATH", &path)
-        .args(&[
-            "deploy",
-            "-s",
-            "release_timestamp=20250101000011",
-            "-s",
-            "strategy=copy",
-            "-s",
-            "copy_source=app",
-            "-s",
-            "copy_tree=main",
-        ])
-        .run()
+    copy_with("20250101000011", Some(&path))
         .status(1)
         .stderr_contains("fatal: ls-tree failed (a test)");
 }

@@ -146,6 +146,11 @@ const MAX_ARG: usize = 96 * 1024;
 /// arguments that sh joins and `eval`s (the whole command line may hold about 2 MiB, Linux's
 /// `ARG_MAX`); either way the command runs with no positional parameters and `$0` = `sh`.
 fn sh_c(command: &str) -> String {
+    // A command beginning with `-` or `+` is its own words, never sh's options (stop 40
+    // tester t36: `-x` under `as_user` was `sh -c -x`), as the supervisor runs it.
+    if command.starts_with(['-', '+']) {
+        return sh_c(&format!(" {command}"));
+    }
     if command.len() <= MAX_ARG {
         return format!("sh -c {}", quote(command));
     }
@@ -303,6 +308,8 @@ mod tests {
         let want = format!("{}\n", 2 + 3 + 4 * 60_000 + 1);
         assert_eq!(String::from_utf8_lossy(&out.stdout), want, "{out:?}");
         assert_eq!(sh_c("id -un"), "sh -c 'id -un'");
+        assert_eq!(sh_c("-x"), "sh -c ' -x'");
+        assert_eq!(sh_c("+e; id"), "sh -c ' +e; id'");
     }
 
     #[test]

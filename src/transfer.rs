@@ -263,21 +263,24 @@ pub fn refuse_directory_form(path: &str) -> Result<(), String> {
 /// in a name cannot read as two, and with its control characters as `\xNN`, so that a newline
 /// in a name cannot start a line that passes for another host's (stop 40 tester t33).
 pub fn label(kind: &str, from: &str, to: &str) -> String {
-    let shown = |path: &str| {
-        let mut out = String::new();
-        for c in crate::command::quote(path).chars() {
-            if c.is_control() {
-                let mut buf = [0u8; 4];
-                for b in c.encode_utf8(&mut buf).bytes() {
-                    out.push_str(&format!("\\x{b:02x}"));
-                }
-            } else {
-                out.push(c);
+    format!("{kind} {} -> {}", shown_path(from), shown_path(to))
+}
+
+/// `path` as tether's messages name it (see [`label`]): sh-quoted where it is not plain, its
+/// control characters `\xNN`.
+pub fn shown_path(path: &str) -> String {
+    let mut out = String::new();
+    for c in crate::command::quote(path).chars() {
+        if c.is_control() {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("\\x{b:02x}"));
             }
+        } else {
+            out.push(c);
         }
-        out
-    };
-    format!("{kind} {} -> {}", shown(from), shown(to))
+    }
+    out
 }
 
 /// Err (a message naming `path`) when `path`, a transfer's local file, begins with `~`: local

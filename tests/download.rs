@@ -576,7 +576,8 @@ fn a_local_path_beginning_with_a_tilde_is_refused() {
         &lab,
         "download-tilde",
         r#"task("down", || { on("db", |host| { download("/srv/f", "~/got"); }); });
-task("up", || { on("db", |host| { upload("~/f", "/srv/g"); }); });"#,
+task("up", || { on("db", |host| { upload("~/f", "/srv/g"); }); });
+task("nl", || { on("db", |host| { upload("f\nx.txt", "/srv/g"); }); });"#,
     );
     std::fs::write(lab.host("db1").root_dir.join("f"), "x\n").unwrap();
     for (task, says) in [
@@ -590,6 +591,13 @@ task("up", || { on("db", |host| { upload("~/f", "/srv/g"); }); });"#,
             .stderr_contains(says);
     }
     assert!(!r.path("~").exists());
+    // A local path that cannot be read is named quoted, a newline in it escaped, so that it
+    // cannot start a line of its own (stop 40 tester t36).
+    r.tether()
+        .args(&["nl"])
+        .run()
+        .status(4)
+        .stderr_contains("/f\\x0ax.txt': No such file or directory");
     assert!(!lab.host("db1").root_dir.join("g").exists());
 }
 

@@ -2346,6 +2346,14 @@ fn a_role_no_target_could_name_is_refused() {
             "a role name cannot be empty",
         ),
         (r#"role("", []);"#, "a role name cannot be empty"),
+        (
+            r#"role(" ", ["web1"]);"#,
+            "a role name cannot be empty or blank, not \" \"",
+        ),
+        (
+            r#"server("web1", #{ roles: ["a,b"] });"#,
+            "a role name cannot hold `,`",
+        ),
     ] {
         let r = RecipeDir::new("role-names", &format!("{line}\ntask(\"t\", || {{}});\n"));
         r.tether()
@@ -2415,4 +2423,23 @@ task("loop", || { on("web", |h| { invoke("loop"); }); });"#,
         .run()
         .status(4)
         .stderr_contains("circular dependency: loop => loop");
+}
+
+/// A failure hook without its parameter says so, not Rhai's `Function not found: anon$...`
+/// (stop 40 tester t36); the run's own failure still decides the exit.
+#[test]
+fn a_failure_hook_without_its_parameter_says_so() {
+    let r = RecipeDir::new(
+        "hook-arity",
+        "on_failure(|| { print(\"never\"); });\ntask(\"t\", || { fail(\"boom\"); });\n",
+    );
+    r.tether()
+        .args(&["t"])
+        .run()
+        .status(1)
+        .stdout_contains(
+            "warning: failure hook failed: its closure takes one parameter, the run's failure: \
+             on_failure(|err| { ... })",
+        )
+        .stdout_lacks("anon$");
 }

@@ -124,7 +124,7 @@ impl Backend for Remote {
         let cannot = |e: std::io::Error| {
             TransferError::Local(format!(
                 "upload: cannot read {}: {e}",
-                upload.path.display()
+                transfer::shown_path(&upload.path.to_string_lossy())
             ))
         };
         // Checked before opening (a FIFO's open blocks) and before anything is sent.
@@ -187,7 +187,7 @@ impl Backend for Remote {
         let local = |what: &str, e: std::io::Error| {
             TransferError::LocalWrite(format!(
                 "download: cannot {what} {}: {e}",
-                download.path.display()
+                transfer::shown_path(&download.path.to_string_lossy())
             ))
         };
         if download.path.is_dir() {

@@ -594,17 +594,27 @@ fn select_admitted(
         .collect())
 }
 
-/// Refuses a role name no target could name alone (stop 40 tester t34): `all`, which `on("all")`
-/// and `--roles all` read as every server, and the empty name (`--roles web,` selected it).
+/// Refuses a role name no target could name alone (stop 40 testers t34, t36): `all`, which
+/// `on("all")` and `--roles all` read as every server, an empty or blank name (`--roles web,`
+/// selected it), and one with a `,` (`--roles` splits on it).
 fn role_name(role: &str) -> Fallible<()> {
-    match role {
-        "all" => fail(
+    if role == "all" {
+        return fail(
             "a role cannot be named `all`: on(\"all\") means every server, so the role could \
              never be named alone",
-        ),
-        "" => fail("a role name cannot be empty"),
-        _ => Ok(()),
+        );
     }
+    if role.trim().is_empty() {
+        return fail(format!(
+            "a role name cannot be empty or blank, not {role:?}"
+        ));
+    }
+    if role.contains(',') {
+        return fail(format!(
+            "a role name cannot hold `,` (--roles splits on it), not {role:?}"
+        ));
+    }
+    Ok(())
 }
 
 /// `host(name)`: the server `name` as a `Host` value, an `on` target that cannot be taken for

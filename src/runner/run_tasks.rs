@@ -96,9 +96,15 @@ impl Loaded {
         // A hook that fails is a warning (the run's own failure decides the exit), reported as
         // every event is, so JSON has it too.
         let mut ok = true;
-        let mut warn = |what: &str, e: &rhai::EvalAltResult| {
+        let mut warn = |what: &str, e: Option<&rhai::EvalAltResult>| {
             ok = false;
-            let text = diagnostics::eval_error(e, &main, &self.rt.sources);
+            let text = match e {
+                Some(e) => diagnostics::eval_error(e, &main, &self.rt.sources),
+                // Rhai would say `Function not found: anon$7ec9... (&str)` (stop 40 tester t36).
+                None => "its closure takes one parameter, the run's failure: on_failure(|err| { \
+                         ... })"
+                    .into(),
+            };
             self.rt.report(EventKind::Warning {
                 message: format!("{what} failed: {text}"),
             });
@@ -118,14 +124,23 @@ impl Loaded {
             }
         };
         self.rt.set_failure(failure);
+        let library = self.library();
         for f in hooks {
-            if let Err(e) = f.call::<Dynamic>(&self.engine, &self.library(), (message.clone(),)) {
-                warn("failure hook", &e);
+            if library
+                .iter_functions()
+                .find(|m| m.name == f.fn_name())
+                .is_some_and(|m| m.params.len() != f.curry().len() + 1)
+            {
+                warn("failure hook", None);
+                continue;
+            }
+            if let Err(e) = f.call::<Dynamic>(&self.engine, &library, (message.clone(),)) {
+                warn("failure hook", Some(&e));
             }
         }
         if has_failed_task {
             if let Err(e) = invoke(&self.engine, &self.rt, "deploy:failed") {
-                warn("deploy:failed", &e);
+                warn("deploy:failed", Some(&e));
             }
         }
         self.rt.report(EventKind::TaskFinished {

@@ -2443,3 +2443,34 @@ fn a_failure_hook_without_its_parameter_says_so() {
         )
         .stdout_lacks("anon$");
 }
+
+/// Two servers that reach one sshd as one user by one route, as the ssh config resolves them,
+/// are refused naming both, before anything connects (stop 40 tester t36: `server("host1")`
+/// and `server("host1:P")`, P the config's port, ran every command twice there); another
+/// user is another login.
+#[test]
+fn two_servers_that_are_one_machine_are_refused() {
+    let lab = support::recipe::lab(&["host1"]);
+    let port = lab.host("host1").port;
+    let mut r = RecipeDir::new(
+        "one-machine",
+        &format!(
+            "server(\"host1\", #{{ roles: [\"web\"] }});\n\
+             server(\"host1:{port}\", #{{ roles: [\"db\"] }});\n\
+             task(\"t\", || {{ on(\"all\", \"echo ran >> /srv/seen\"); }});\n"
+        ),
+    );
+    r.ssh_config = Some(lab.ssh_config());
+    for args in [&["t"][..], &["-n", "t"]] {
+        r.tether()
+            .args(args)
+            .run()
+            .status(4)
+            .stderr_contains(&format!(
+                "servers `host1` and `host1:{port}` are one machine, root@127.0.0.1:{port} by one \
+             route as the ssh config resolves them: each command would run on it twice"
+            ));
+    }
+    assert!(!lab.host("host1").root_dir.join("seen").exists());
+    assert_eq!(lab.accepted_logins("host1"), 0);
+}

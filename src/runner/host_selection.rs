@@ -175,3 +175,29 @@ pub fn unstamped_shard(settings: &Settings, loaded: &Loaded, tasks: &[String], s
         },
     );
 }
+
+/// Refuses (a recipe error naming both) two of `hosts` that reach one sshd as one user by one
+/// route, as the ssh config resolves them (`server("host1")` beside `server("host1:P")`, P
+/// the config's port for host1: stop 40 tester t36): each command would run there twice.
+/// Hosts whose config is refused are left to the run, which says why.
+pub fn one_machine_twice(
+    ssh: &SshConfig,
+    hosts: &[HostTarget],
+    jump: Option<&str>,
+) -> Result<(), Error> {
+    let mut seen: std::collections::HashMap<_, &str> = std::collections::HashMap::new();
+    for host in hosts {
+        let Ok((config, _)) = crate::pool::reach(ssh, host, jump) else {
+            continue;
+        };
+        let destination = format!("{}@{}:{}", config.user, config.hostname, config.port);
+        if let Some(first) = seen.insert((destination.clone(), config.route), &host.name) {
+            return Err(Error::Recipe(format!(
+                "servers `{first}` and `{}` are one machine, {destination} by one route as the \
+                 ssh config resolves them: each command would run on it twice; declare it once",
+                host.name
+            )));
+        }
+    }
+    Ok(())
+}

@@ -245,6 +245,11 @@ fn run_tasks(
         return Err(super::host_selection::nothing_selected(settings));
     }
     let ssh_config = loaded.ssh_config()?;
+    super::host_selection::one_machine_twice(
+        &ssh_config,
+        &loaded.selected_hosts()?,
+        settings.jump.as_deref(),
+    )?;
     let shard_warnings = || {
         super::host_selection::unstamped_shard(settings, &loaded, &tasks, &reporter.sink());
         super::host_selection::empty_shard(

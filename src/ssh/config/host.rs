@@ -63,7 +63,7 @@ impl fmt::Display for StrictHostKeyChecking {
 }
 
 /// How a host is reached.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Route {
     /// TCP to `HostName:Port`.
     Direct,

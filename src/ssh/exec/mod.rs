@@ -52,7 +52,7 @@ mod wrap;
 
 pub use incoming::{shown, LineEnd};
 pub use options::{Drain, Echo, ExecOptions, Source, CHUNK, OPEN_TIMEOUT, PTY_TERM};
-pub use outcome::{finished_event, ExecError, ExecOutput, ExitStatus, RemoteStop};
+pub use outcome::{finished_event, ExecError, ExecOutput, ExitStatus, Reached, RemoteStop};
 pub use preamble::Preamble;
 pub use run::{
     clean_supervised, resume, run, run_reporting, settle, stop_pty_group, stop_supervised,

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
+use super::run::StopFailed;
 use crate::event::{CommandOutcome, EventKind};
+use crate::ssh::supervisor::{StopDone, STOP_GRACE};
 use crate::ssh::SshError;
 
 /// How a remote command ended.
@@ -143,19 +145,56 @@ pub struct RemoteStop {
     /// In words: `its process group was sent SIGTERM and ended` (see `supervisor::StopDone::words`),
     /// or why stopping it failed.
     pub how: String,
-    /// Whether the process group was signalled (else stopping it failed, and the command may
-    /// still run, or, on a PTY, outlive the hang-up of its terminal).
-    pub signalled: bool,
-    /// Whether the stop itself could not be run on the host (its channel refused, the session
-    /// failed), as opposed to one that ran and found processes it cannot signal: a supervised
-    /// command's stop is then tried again at the next contact (see `WorkerState::orphans`).
-    pub failed: bool,
-    /// Whether the server refused the stop's channel: under `MaxSessions 1` the command's own
-    /// holds the connection's one place, and sshd keeps it while the command's shell lives.
-    pub refused: bool,
+    /// How far the stop reached.
+    pub reached: Reached,
     /// The process group of a PTY command, as its exec's sh said it: where a stop over
     /// another connection reaches it.
     pub pty_group: Option<String>,
+}
+
+/// How far a stop reached a command on its host (see [`RemoteStop`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reached {
+    /// Its process group was signalled and ended, or nothing of it was left to signal (it had
+    /// ended, or never started).
+    All,
+    /// Its group was signalled, but processes of another user (`as_user`) outlived it.
+    NotOthers,
+    /// The stop could not be run on the host (the session failed; `refused`: the server
+    /// refused its channel, under `MaxSessions 1` the command's own holding the connection's
+    /// one place, which sshd keeps while the command's shell lives). A supervised command's
+    /// stop is tried again (see `WorkerState::orphans`).
+    Nothing {
+        /// The server refused the stop's channel.
+        refused: bool,
+    },
+}
+
+impl RemoteStop {
+    /// What the stop `stop` (see `run::stop_supervised`) did, in words and how far it
+    /// reached, of a command whose PTY process group is `pty_group` if it has one.
+    pub fn of(stop: Result<StopDone, StopFailed>, pty_group: Option<String>) -> RemoteStop {
+        let (how, reached) = match stop {
+            Ok(done @ StopDone::Others { .. }) => (done.words(STOP_GRACE), Reached::NotOthers),
+            Ok(done) => (done.words(STOP_GRACE), Reached::All),
+            Err(failed) => (
+                failed.how,
+                Reached::Nothing {
+                    refused: failed.refused,
+                },
+            ),
+        };
+        RemoteStop {
+            how,
+            reached,
+            pty_group,
+        }
+    }
+
+    /// Whether its process group was signalled and nothing of it outlived that.
+    pub fn signalled(&self) -> bool {
+        self.reached == Reached::All
+    }
 }
 
 /// The `command_finished` event for `command`'s `result` after `duration`.

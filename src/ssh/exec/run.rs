@@ -91,13 +91,7 @@ pub fn run_reporting(
         unstage(conn);
         e(
             started.elapsed(),
-            Some(RemoteStop {
-                how: StopDone::Never.words(STOP_GRACE),
-                signalled: true,
-                failed: false,
-                refused: false,
-                pty_group: None,
-            }),
+            Some(RemoteStop::of(Ok(StopDone::Never), None)),
         )
     };
     let path = match stage(conn, command, opts, id.as_deref(), tag.as_str()) {
@@ -624,23 +618,7 @@ pub(super) fn run_wrapped(
                         .finish(|l, end| on_line(Stream::Stderr, l, end));
                     close_now(conn, &mut channel);
                 }
-                return Err(e.with_stop(stopped.map(|r| match r {
-                    Ok(done) => RemoteStop {
-                        how: done.words(STOP_GRACE),
-                        // Processes of another user outlived it.
-                        signalled: !matches!(done, StopDone::Others { .. }),
-                        failed: false,
-                        refused: false,
-                        pty_group: pty_group.clone(),
-                    },
-                    Err(failed) => RemoteStop {
-                        how: failed.how,
-                        signalled: false,
-                        failed: true,
-                        refused: failed.refused,
-                        pty_group: pty_group.clone(),
-                    },
-                })));
+                return Err(e.with_stop(stopped.map(|r| RemoteStop::of(r, pty_group))));
             }
         }
         Err(e) => return Err(e),

@@ -31,7 +31,6 @@ use super::limiter::HandshakeLimiter;
 use super::owner::{Owner, Shared, Via};
 use super::policy::WorkerSettings;
 use super::reconnect;
-use super::supervisor::StopDone;
 use super::SshError;
 use crate::event::{EventKind, Sink, Stream};
 
@@ -464,29 +463,24 @@ impl WorkerState {
         if let Err(ExecError::Stopped(_, Some(done)) | ExecError::Deadline(_, Some(done))) =
             &mut result
         {
+            let refused = done.reached == exec::Reached::Nothing { refused: true };
             let aside = match (&sup, &done.pty_group) {
-                (Some(s), _) if done.refused => {
+                (Some(s), _) if refused => {
                     Some(self.stop_aside(|conn| exec::stop_supervised(conn, &s.id)))
                 }
                 // A PTY command's terminal hung up as its channel closed: a command that
                 // ignores SIGHUP outlives that (stop 40 tester t35).
-                (None, Some(group)) if done.refused => {
+                (None, Some(group)) if refused => {
                     Some(self.stop_aside(|conn| exec::stop_pty_group(conn, group)))
                 }
                 _ => None,
             };
             if let Some(Ok(stopped)) = aside {
-                *done = exec::RemoteStop {
-                    how: format!(
-                        "{} (over a second connection: the server allows the command's own no \
-                         other channel, sshd's MaxSessions)",
-                        stopped.words(crate::ssh::supervisor::STOP_GRACE)
-                    ),
-                    signalled: !matches!(stopped, StopDone::Others { .. }),
-                    failed: false,
-                    refused: false,
-                    pty_group: None,
-                };
+                *done = exec::RemoteStop::of(Ok(stopped), None);
+                done.how.push_str(
+                    " (over a second connection: the server allows the command's own no other \
+                     channel, sshd's MaxSessions)",
+                );
             }
         }
         self.report_stop(command, &opts.stop, &result, sup.as_ref());
@@ -516,7 +510,7 @@ impl WorkerState {
             // Counted from the command's real start (it may have been re-attached to).
             (None, Err(ExecError::Stopped(_, stopped))) => Err(SshError::CommandStopped {
                 reach: match stopped {
-                    Some(s) if s.signalled => crate::ssh::StopReach::Stopped,
+                    Some(s) if s.signalled() => crate::ssh::StopReach::Stopped,
                     // Its terminal hung up as its channel closed.
                     _ if opts.pty => crate::ssh::StopReach::HungUp,
                     Some(_) => crate::ssh::StopReach::NotStopped,
@@ -649,8 +643,9 @@ impl WorkerState {
             ),
             _ => return,
         };
-        if !done.signalled {
-            let again = match sup.filter(|s| done.failed && s.direct.is_none()) {
+        if !done.signalled() {
+            let failed = matches!(done.reached, exec::Reached::Nothing { .. });
+            let again = match sup.filter(|s| failed && s.direct.is_none()) {
                 Some(s) => {
                     self.orphans.push(Orphan::new(
                         &self.owner.name,

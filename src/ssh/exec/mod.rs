@@ -52,11 +52,13 @@ mod wrap;
 
 pub use incoming::{shown, LineEnd};
 pub use options::{Drain, Echo, ExecOptions, Source, CHUNK, OPEN_TIMEOUT, PTY_TERM};
-pub use outcome::{finished_event, ExecError, ExecOutput, ExitStatus, Reached, RemoteStop};
+pub use outcome::{
+    finished_event, ExecError, ExecOutput, ExitStatus, Reached, RemoteStop, StopFailed,
+};
 pub use preamble::Preamble;
 pub use run::{
     clean_supervised, resume, run, run_reporting, settle, stop_pty_group, stop_supervised,
-    stop_supervised_group, Lost, StopFailed,
+    stop_supervised_group, Lost,
 };
 pub use supervision::Supervision;
 pub use wrap::wrap;

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use super::run::StopFailed;
 use crate::event::{CommandOutcome, EventKind};
 use crate::ssh::supervisor::{StopDone, STOP_GRACE};
 use crate::ssh::SshError;
@@ -150,6 +149,25 @@ pub struct RemoteStop {
     /// The process group of a PTY command, as its exec's sh said it: where a stop over
     /// another connection reaches it.
     pub pty_group: Option<String>,
+}
+
+/// Why stopping a command on its host failed: it may still be running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StopFailed {
+    /// In words: `stopping it failed (cannot open a channel: ...)`.
+    pub how: String,
+    /// The server refused the stop's channel: under `MaxSessions 1` the command's own channel
+    /// holds the only one it allows.
+    pub refused: bool,
+}
+
+impl From<String> for StopFailed {
+    fn from(how: String) -> StopFailed {
+        StopFailed {
+            how,
+            refused: false,
+        }
+    }
 }
 
 /// How far a stop reached a command on its host (see [`RemoteStop`]).

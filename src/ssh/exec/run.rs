@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::frames::{Key, StderrFilter};
 use super::incoming::{crlf_to_lf, direct_reason, LineEnd, Streams};
 use super::options::{ExecOptions, OPEN_TIMEOUT, PTY_TERM};
-use super::outcome::{ExecError, ExecOutput, ExitStatus, RemoteStop};
+use super::outcome::{ExecError, ExecOutput, ExitStatus, RemoteStop, StopFailed};
 use super::preamble::{Preamble, StartFilter};
 use super::pty_stop;
 use super::pump::{close_now, drain, pump};
@@ -329,25 +329,6 @@ pub fn stop_supervised_group(
     id: &str,
 ) -> Result<StopDone, StopFailed> {
     run_stop(conn, &pty_stop::script(&start_markers()), pgid, &[id])
-}
-
-/// Why stopping a command on its host failed: it may still be running.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StopFailed {
-    /// In words: `stopping it failed (cannot open a channel: ...)`.
-    pub how: String,
-    /// The server refused the stop's channel: under `MaxSessions 1` the command's own channel
-    /// holds the only one it allows.
-    pub refused: bool,
-}
-
-impl From<String> for StopFailed {
-    fn from(how: String) -> StopFailed {
-        StopFailed {
-            how,
-            refused: false,
-        }
-    }
 }
 
 /// Runs the stop `script` (`supervisor::stop`, `pty_stop::script`) for `what`, with the grace

@@ -109,6 +109,25 @@ pub fn mask_bytes(data: &[u8]) -> Cow<'_, [u8]> {
     Cow::Owned(out)
 }
 
+/// How many of the last bytes of `data` could be the start of a registered secret (or form of
+/// one) that goes on past it: a line shown in pieces holds them back for the next piece, so that
+/// no secret is shown half in one and half in the next, neither half masked (stop 41 tester
+/// t37: a secret across the 1 MiB cut of a long line was printed whole, in two lines). 0 where
+/// none could.
+pub fn held_back(data: &[u8]) -> usize {
+    let secrets = SECRETS.read().unwrap_or_else(|p| p.into_inner());
+    secrets
+        .iter()
+        .filter_map(|s| {
+            let s = s.as_bytes();
+            (1..s.len().min(data.len() + 1))
+                .rev()
+                .find(|&k| data.ends_with(&s[..k]))
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 /// Masks every registered secret in `data` in place; without one there, `data` is left as it
 /// is (no copy of a command's whole output on every command).
 pub fn mask_vec(data: &mut Vec<u8>) {

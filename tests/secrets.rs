@@ -176,3 +176,41 @@ task("t", || {
         );
     }
 }
+
+/// A secret that a long line's 1 MiB cut falls inside is masked whole: the line is shown in
+/// pieces, and each piece was masked alone, so half of it went out in each (stop 41 tester
+/// t37), in text and JSON.
+#[test]
+fn a_secret_across_the_cut_of_a_long_line_is_masked() {
+    let lab = lab(&["web1"]);
+    let secret = "Sup3rSecretValue42";
+    // Octal escapes: the command line tether shows holds neither part.
+    let octal = |s: &str| s.bytes().map(|b| format!("\\{b:03o}")).collect::<String>();
+    let r = lab_recipe(&lab, "secret-cut", "");
+    for split in [4, 9, 14] {
+        let (first, second) = secret.split_at(split);
+        // The first piece ends at 1 MiB, `split` bytes into the secret; the pauses make the
+        // two parts arrive apart.
+        let command = format!(
+            "head -c {} /dev/zero | tr '\\0' a; sleep 0.5; printf '{}'; sleep 0.5; printf '{}\\n'",
+            1024 * 1024 - split,
+            octal(first),
+            octal(second)
+        );
+        for format in ["text", "json"] {
+            let out = r
+                .tether()
+                .env("TETHER_SUDO_PASSWORD", secret)
+                .args(&["--format", format, "run", "--hosts", "web1", "--", &command])
+                .run();
+            out.status(0);
+            let all = format!("{}{}", out.stdout, out.stderr);
+            assert!(all.contains("aaaa"), "split {split}, {format}: no output");
+            assert!(all.contains("********"), "split {split}, {format}");
+            assert!(
+                !all.contains(second) && !all.contains(&format!("a{first}")),
+                "split {split}, {format}: a part of the secret was shown"
+            );
+        }
+    }
+}

@@ -331,7 +331,7 @@ pub fn receive_script(remote: &str, tmp: &str, size: u64) -> String {
          \"\"|.*|*.|*..*|*[!0-9a-f.]*|*.*.*.*) continue;; *.*) ;; *) continue;; esac; \
          if [ -f \"$f\" ] && [ ! -h \"$f\" ] && [ \"$f\" != \"$t\" ] && \
          [ -n \"$(find \"$f\" -prune -mmin +{STALE_MINUTES} 2>/dev/null)\" ]; then rm -f -- \"$f\"; fi; done; \
-         rm -f -- \"$t\" && (umask 077 && cat > \"$t\") || {{ rm -f -- \"$t\"; exit 1; }}; \
+         rm -f -- \"$t\" && (umask 077 && set -C && cat > \"$t\") || {{ rm -f -- \"$t\"; exit 1; }}; \
          n=$(wc -c < \"$t\") || exit 1; if [ \"$n\" -ne {size} ]; then rm -f -- \"$t\"; \
          echo \"upload stopped short: $n of {size} bytes arrived\" >&2; exit 1; fi",
         dest = remote_word(remote),
@@ -347,19 +347,38 @@ pub fn receive_script(remote: &str, tmp: &str, size: u64) -> String {
 /// A regular file it replaces gives it its owner and group first (scp writes into the file,
 /// which keeps them); where they cannot be given (not root, someone else's file), nothing is
 /// replaced and the command fails, naming them.
+///
+/// The temporary file is opened once (fd 3) and, where `/proc` shows the shell's descriptors,
+/// checked, given its owner and mode through `/proc/self/fd/3`, never through its name: in a
+/// directory others may write, its name can be made a symbolic link at any moment, and
+/// `chown`/`chmod` of the name would follow it to another file (stop 41 tester t37: root
+/// made a root-only file world-readable and someone else's). A name that no longer leads to
+/// that file when it is checked or right before the move fails the upload saying so, and
+/// nothing is replaced (what others do to the destination after the move is theirs, as after
+/// any upload: hosts sharing a filesystem replace one another's). The first command writes it
+/// with `set -C` (`O_EXCL`: a link put there is not followed).
 pub fn place_script(remote: &str, tmp: &str, sent: &Digest, mode: u32) -> String {
     let (size, sum) = (sent.bytes, &sent.sha256);
     format!(
-        "d={dest}; t={stem}{tmp}; n=$(wc -c < \"$t\") || exit 1; if [ \"$n\" -ne {size} ]; then \
+        "d={dest}; t={stem}{tmp}; f=$t; moved=\"upload: the temporary file $t was replaced while tether \
+         placed it (its directory is writable by others?)\"; \
+         if [ -h \"$t\" ] || [ ! -f \"$t\" ]; then rm -f -- \"$t\"; echo \"$moved: nothing was replaced\" >&2; exit 1; fi; \
+         exec 3< \"$t\" || {{ rm -f -- \"$t\"; exit 1; }}; \
+         if [ -e /proc/self/fd/3 ]; then f=/proc/self/fd/3; \
+         if [ -h \"$t\" ] || [ ! \"$t\" -ef \"$f\" ]; then rm -f -- \"$t\"; echo \"$moved: nothing was replaced\" >&2; exit 1; fi; fi; \
+         n=$(wc -c < \"$f\") || exit 1; if [ \"$n\" -ne {size} ]; then \
          rm -f -- \"$t\"; echo \"upload stopped short: $n of {size} bytes arrived\" >&2; exit 1; fi; \
-         if command -v sha256sum >/dev/null 2>&1; then s=$(sha256sum < \"$t\"); \
-         elif command -v shasum >/dev/null 2>&1; then s=$(shasum -a 256 < \"$t\"); else s={sum}; fi; \
+         if command -v sha256sum >/dev/null 2>&1; then s=$(sha256sum < \"$f\"); \
+         elif command -v shasum >/dev/null 2>&1; then s=$(shasum -a 256 < \"$f\"); else s={sum}; fi; \
          case $s in {sum}*) ;; *) rm -f -- \"$t\"; echo 'upload arrived changed: SHA-256 differs' >&2; exit 1 ;; esac; \
          {special}\
          if [ -f \"$d\" ] && [ ! -h \"$d\" ]; then set -f; set -- $(ls -ldn -- \"$d\"); set +f; \
-         chown -- \"$3:$4\" \"$t\" 2>/dev/null || {{ rm -f -- \"$t\"; echo \"upload: $d belongs to $3:$4 \
+         chown -- \"$3:$4\" \"$f\" 2>/dev/null || {{ rm -f -- \"$t\"; echo \"upload: $d belongs to $3:$4 \
          (uid:gid), which the new file cannot be given (chown refused): nothing was replaced\" >&2; exit 1; }}; fi; \
-         chmod {mode:04o} -- \"$t\" && mv -f -- \"$t\" \"$d\" || {{ rm -f -- \"$t\"; exit 1; }}",
+         chmod {mode:04o} -- \"$f\" || {{ rm -f -- \"$t\"; exit 1; }}; \
+         if [ \"$f\" != \"$t\" ] && {{ [ -h \"$t\" ] || [ ! \"$t\" -ef \"$f\" ]; }}; then rm -f -- \"$t\"; \
+         echo \"$moved: nothing was replaced\" >&2; exit 1; fi; \
+         mv -f -- \"$t\" \"$d\" || {{ rm -f -- \"$t\"; exit 1; }}",
         dest = remote_word(remote),
         stem = temp_stem(remote),
         special = NOT_SPECIAL.replace("exit 1", "rm -f -- \"$t\"; exit 1"),

@@ -946,3 +946,76 @@ task("down", || { on("db", |host| { download("/srv/a.txt", fetch("to")); }); });
         "new\n"
     );
 }
+
+/// An upload into a directory others may write, whose temporary file is made a symbolic link
+/// while it is checked, given its owner or its mode (a program of the same name first on the
+/// command's PATH stands in for the race being won), changes neither the link's target nor the
+/// destination, and fails saying so (stop 41 tester t37: root gave a root-only 0600 file the
+/// destination's owner and mode 0644, moved the link into place, exit 0).
+#[test]
+fn an_upload_whose_temporary_file_is_swapped_for_a_link_follows_no_link() {
+    use std::os::unix::fs::MetadataExt as _;
+
+    let lab = lab(&["db1"]);
+    let srv = lab.host("db1").root_dir.clone();
+    let app = srv.join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::set_permissions(&app, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let conf = app.join("config.yml");
+    let victim = srv.join("victim.txt");
+    let bin = srv.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let r = lab_recipe(
+        &lab,
+        "upload-swap",
+        "task(\"up\", || { on(\"db\", |host| { with_env(#{ PATH: \"/srv/bin:/usr/bin:/bin\" }, \
+         || upload(\"config.yml\", \"/srv/app/config.yml\")); }); });\n",
+    );
+    r.write("config.yml", "new: 1\n");
+    for program in ["sha256sum", "chown", "chmod", "wc"] {
+        std::fs::write(&conf, "old: 1\n").unwrap();
+        std::os::unix::fs::chown(&conf, Some(65534), Some(65534)).unwrap();
+        std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o640)).unwrap();
+        std::fs::write(&victim, "root only\n").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).unwrap();
+        for old in std::fs::read_dir(&bin).unwrap() {
+            std::fs::remove_file(old.unwrap().path()).unwrap();
+        }
+        let real = ["/usr/bin", "/bin"]
+            .iter()
+            .map(|d| Path::new(d).join(program))
+            .find(|p| p.exists())
+            .unwrap();
+        let wrapper = bin.join(program);
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nfor t in /srv/app/config.yml.tether-upload.*; do [ -f \"$t\" ] && \
+                 ! [ -h \"$t\" ] && rm -f \"$t\" && ln -s /srv/victim.txt \"$t\"; done\nexec {} \"$@\"\n",
+                real.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let out = r.tether().args(&["up"]).run();
+        out.status(1)
+            .stderr_contains("was replaced while tether placed it");
+        let v = std::fs::metadata(&victim).unwrap();
+        assert_eq!(
+            (v.uid(), v.gid(), mode(&victim)),
+            (0, 0, 0o600),
+            "{program}: the link's target changed"
+        );
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root only\n");
+        let c = std::fs::symlink_metadata(&conf).unwrap();
+        assert!(c.file_type().is_file(), "{program}: {:?}", c.file_type());
+        assert_eq!(
+            std::fs::read_to_string(&conf).unwrap(),
+            "old: 1\n",
+            "{program}"
+        );
+        for t in temp_files(&app) {
+            std::fs::remove_file(t).unwrap();
+        }
+    }
+}

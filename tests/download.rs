@@ -635,3 +635,61 @@ fn a_download_onto_a_full_local_disk_fails_the_host_not_the_recipe() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("No space left on device"), "{stderr}");
 }
+
+/// `{host}` in a download's local path is one file name: a host whose name would put the file
+/// elsewhere (`..`, `.`, a `/`, as an ssh config `Host` pattern and an `ssh://` name can hold)
+/// is a recipe error naming it, and nothing is written (stop 41 tester t37: `x/../../../esc`
+/// wrote above the recipe's directory, exit 0).
+#[test]
+fn a_host_name_that_is_no_file_name_is_refused_in_a_download_path() {
+    let lab = lab(&["db1"]);
+    std::fs::write(lab.host("db1").root_dir.join("r.txt"), "x\n").unwrap();
+    let lab_config = std::fs::read_to_string(lab.ssh_config()).unwrap();
+    let names = ["..", ".", "x/../../esc", "a/b", "db1/"];
+    let mut r = support::recipe::RecipeDir::new(
+        "download-host-names",
+        "server(fetch(\"h\"), #{ roles: [\"db\"] });\ntask(\"down\", || { on(\"db\", |host| { \
+         download(\"/srv/r.txt\", \"logs/{host}/r.txt\"); }); });\n",
+    );
+    let config = r.path("ssh_config");
+    std::fs::write(
+        &config,
+        lab_config.replace("Host db1\n", &format!("Host db1 {}\n", names.join(" "))),
+    )
+    .unwrap();
+    r.ssh_config = Some(config);
+    for name in names {
+        r.tether()
+            .args(&["-s", &format!("h={name}"), "down"])
+            .run()
+            .status(4)
+            .stderr_contains("deploy.rhai:2:37: download: {host} in logs/{host}/r.txt would be")
+            .stderr_contains("which is no single file name");
+    }
+    let written: Vec<_> = walk(&r.path(""))
+        .into_iter()
+        .filter(|p| p.ends_with("r.txt"))
+        .collect();
+    assert!(written.is_empty(), "{written:?}");
+    assert!(!r.path("../esc").exists());
+    // A name that is one: the file is where the path says.
+    r.tether().args(&["-s", "h=db1", "down"]).run().status(0);
+    assert_eq!(
+        std::fs::read_to_string(r.path("logs/db1/r.txt")).unwrap(),
+        "x\n"
+    );
+}
+
+/// Every file under `dir`, depth first.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

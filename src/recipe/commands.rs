@@ -413,6 +413,21 @@ fn upload(rt: &Runtime, local: &str, remote: &str, opts: &Map) -> Fallible<()> {
         .map_err(|e| transfer_failure(&scope, &cctx, &what, e))
 }
 
+/// Refuses to put `host`'s name in the local path `local` for its `{host}` where the name would
+/// not be one component of it: with a `/` (an ssh config `Host` may hold one, and so does an
+/// `ssh://` name), `.` or `..`, the file would land outside the directory the recipe named
+/// (stop 41 tester t37: `x/../../../esc` wrote above the recipe's directory, exit 0).
+fn refuse_host_in_path(host: &str, local: &str) -> Fallible<()> {
+    if host.contains('/') || host == "." || host == ".." {
+        return fail(format!(
+            "download: {{host}} in {local} would be {host:?}, which is no single file name (a \
+             `/`, `.` or `..` would put the file elsewhere than the path names): name the \
+             server without them, or give the local path without {{host}}"
+        ));
+    }
+    Ok(())
+}
+
 /// `download(remote, local[, #{ mode }])`: see [`Backend::download`]. `local` is relative to
 /// the recipe, and `{host}` in it becomes the host's name; an `on` over several hosts must use
 /// it (every host would write the same file, the last one winning, as SSHKit's `download!`
@@ -436,6 +451,9 @@ fn download(rt: &Runtime, remote: &str, local: &str, opts: &Map) -> Fallible<()>
     let backend = backend(rt, "download()")?;
     if rt.interrupted() {
         return Err(throw(Failure::interrupted()));
+    }
+    if local.contains("{host}") {
+        refuse_host_in_path(&scope.host, local)?;
     }
     let local = local.replace("{host}", &scope.host);
     let path = rt.dir().join(&local);

@@ -26,10 +26,12 @@ pub struct CommandContext {
 }
 
 impl CommandContext {
-    /// This context with `dir` as working directory (relative to the current one).
+    /// This context with `dir` as working directory: relative to the current one, unless it
+    /// begins with `/`, or is `~` or begins with `~/` (the home, as [`quote_path`] leaves it to
+    /// the shell); `~user` is quoted, a directory of that name, and so relative too.
     pub fn within(&self, dir: &str) -> Self {
         let dir = match &self.dir {
-            Some(outer) if !dir.starts_with('/') && !dir.starts_with('~') => {
+            Some(outer) if !dir.starts_with('/') && dir != "~" && !dir.starts_with("~/") => {
                 format!("{}/{dir}", outer.trim_end_matches('/'))
             }
             _ => dir.to_string(),
@@ -331,6 +333,22 @@ mod tests {
             CommandContext::default().within("~/x y").render("ls"),
             "cd ~/'x y' && { ls; }"
         );
+        // Only `~` and `~/` are the home; `~foo` is a directory of that name, relative to the
+        // outer one (stop 41 tester t37: it was taken for an absolute path).
+        for (inner, cd) in [
+            ("~foo/..", "'/srv/~foo/..'"),
+            ("~", "~"),
+            ("~/x", "~/x"),
+            ("/tmp", "/tmp"),
+        ] {
+            assert_eq!(
+                CommandContext::default()
+                    .within("/srv")
+                    .within(inner)
+                    .render("pwd"),
+                format!("cd {cd} && {{ pwd; }}")
+            );
+        }
         // A directory that begins with `-` is never an option of `cd`.
         for (dir, cd) in [
             ("-P", "./-P"),

@@ -1116,6 +1116,45 @@ fn a_steps_line_shows_the_command_in_its_context() {
         .stdout_contains("app1 | /tmp\n");
 }
 
+/// Only `~` and `~/` begin a `within` directory at the home: a nested `~foo/..` is relative to
+/// the outer directory (SSHKit joins it so), and `~user`, which a shell would take for that
+/// user's home but tether quotes, is a recipe error at its line (stop 41 tester t37:
+/// `within("/srv", || within("~foo/..", ..))` ran in the login directory, exit 0).
+#[test]
+fn a_within_directory_is_at_the_home_only_for_tilde_and_tilde_slash() {
+    let lab = Lab::builder().names(&["app1"]).start();
+    let srv = lab.host("app1").root_dir.clone();
+    std::fs::create_dir_all(srv.join("d/e")).unwrap();
+    let mut r = RecipeDir::new(
+        "within-tilde",
+        "server(\"app1\", #{ roles: [\"app\"] });\n\
+         task(\"nested\", || { on(\"app\", |h| { within(\"/srv/d\", || within(\"e/..\", || print(\"at \" + capture(\"pwd\")))); }); });\n\
+         task(\"user\", || { on(\"app\", |h| { within(\"/srv\", || within(\"~nobody/..\", || print(\"at \" + capture(\"pwd\")))); }); });\n\
+         task(\"top\", || { on(\"app\", |h| { within(\"~nobody\", || run(\"pwd\")); }); });\n\
+         task(\"home\", || { on(\"app\", |h| { within(\"/srv\", || within(\"~\", || print(\"at \" + capture(\"pwd\")))); }); });\n",
+    );
+    r.ssh_config = Some(lab.ssh_config());
+    r.tether()
+        .args(&["nested"])
+        .run()
+        .status(0)
+        .stdout_contains("at /srv/d\n");
+    for (task, line) in [("user", 3), ("top", 4)] {
+        r.tether()
+            .args(&[task])
+            .run()
+            .status(4)
+            .stderr_contains(&format!("deploy.rhai:{line}:"))
+            .stderr_contains("only `~` and `~/` are expanded");
+    }
+    let home = lab.host("app1").home.clone();
+    r.tether()
+        .args(&["home"])
+        .run()
+        .status(0)
+        .stdout_contains(&format!("at {}\n", home.display()));
+}
+
 /// A first signal while the failure hooks run does not cut them short (they are how a run
 /// cleans up: `deploy:failed` releases the locks): they finish, their commands too, and the
 /// run exits 130, as an interrupt outranks every failure (fresh-eyes finding: one Ctrl-C or

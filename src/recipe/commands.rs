@@ -96,6 +96,16 @@ fn within(ctx: NativeCallContext, dir: &str, f: FnPtr) -> Fallible<Dynamic> {
     if dir.is_empty() {
         return fail("within: the directory is empty (a variable that was never set?)");
     }
+    // `~user` would be user's home to a shell, but is quoted (a directory of that name), and
+    // nested it was taken for an absolute path (stop 41 tester t37: `within("/srv", ||
+    // within("~foo/..", ..))` ran in the login directory): said, as for transfers.
+    if dir.starts_with('~') && dir != "~" && !dir.starts_with("~/") {
+        return fail(format!(
+            "within: the directory `{dir}`: only `~` and `~/` are expanded (to the remote \
+             $HOME); give another user's home as an absolute path, or `./{dir}` for a \
+             directory of that name"
+        ));
+    }
     let inner = context::command_context().within(dir);
     context::with_command_context(inner, || f.call_within_context::<Dynamic>(&ctx, ()))
 }

@@ -887,6 +887,45 @@ fn tasks_and_stages_named_as_subcommands_are_refused() {
         .stderr_contains("init.rhai: a stage cannot be named `init`");
 }
 
+/// A task or stage name the command line could not name as written is refused at its line:
+/// empty, blank, holding whitespace, an empty part between `:`s, or a leading `-` (stop 41
+/// tester t37: `task("a:")` and `task("-x")` were taken, stage names not checked at all).
+#[test]
+fn names_the_command_line_cannot_give_are_refused() {
+    let bad = [
+        "", " ", "a b", "a\nb", "a:", ":a", "a::b", ":", "-x", "--y", "-",
+    ];
+    for name in bad {
+        for (what, decl) in [
+            ("task", "task({name:?}, || {{}});"),
+            ("stage", "stage({name:?}, || {{}});"),
+        ] {
+            let decl = decl.replace("{name:?}", &format!("{name:?}"));
+            let r = RecipeDir::new(
+                "bad-names",
+                &format!(
+                    "server(\"web1\", #{{ roles: [\"web\"] }});\n{decl}\ntask(\"t\", || {{}});\n"
+                ),
+            );
+            r.tether()
+                .args(&["-n", "t"])
+                .run()
+                .status(4)
+                .stderr_contains(&format!("deploy.rhai:2:1: invalid {what} name "));
+        }
+    }
+    let r = RecipeDir::new(
+        "good-names",
+        "server(\"web1\", #{ roles: [\"web\"] });\nstage(\"prod-eu_1\", || {});\n\
+         task(\"deploy:check\", || { print(\"ran\"); });\ntask(\"a-b_c:d.e\", || {});\n",
+    );
+    r.tether()
+        .args(&["-n", "prod-eu_1", "deploy:check", "a-b_c:d.e"])
+        .run()
+        .status(0)
+        .stdout_contains("ran");
+}
+
 /// A `stage()` after the stage was chosen (in a stage closure, a stage file, a task) could
 /// never be selected: refused at its line (fresh-eyes finding: it was ignored without a word).
 #[test]

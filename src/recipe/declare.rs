@@ -303,6 +303,9 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
     });
     let r = rt.clone();
     engine.register_fn("stage", move |name: &str, f: FnPtr| -> Fallible<()> {
+        if let Some(refused) = refused_name("stage", name) {
+            return fail(refused);
+        }
         let mut recipe = r.recipe();
         if recipe.tasks.contains_key(name) {
             return fail(both_stage_and_task(name));
@@ -442,6 +445,27 @@ pub fn named_like_a_subcommand(what: &str, name: &str) -> String {
     )
 }
 
+/// Why `name` cannot name a task or stage (`what`), which the command line names: nothing, a
+/// blank or whitespace in it, an empty part between `:`s (`a:`, `:a`, `a::b`), or a `-` at
+/// its start (`tether -x` is an option); None where it can (stop 41 tester t37: `a:` and `-x`
+/// were taken, stages were not checked at all).
+pub fn refused_name(what: &str, name: &str) -> Option<String> {
+    let why = if name.trim().is_empty() {
+        "it is empty"
+    } else if name.contains(char::is_whitespace) {
+        "it holds whitespace"
+    } else if name.split(':').any(str::is_empty) {
+        "a part between `:`s is empty"
+    } else if name.starts_with('-') {
+        "it begins with `-`, which the command line reads as an option"
+    } else {
+        return None;
+    };
+    Some(format!(
+        "invalid {what} name {name:?}: {why}; use words joined by `:` (`deploy:check`)"
+    ))
+}
+
 /// A name both a stage and a task: `tether NAME` could mean either.
 pub fn both_stage_and_task(name: &str) -> String {
     format!("`{name}` is both a stage and a task, so `tether {name}` could mean either: rename one")
@@ -454,10 +478,8 @@ fn define_task(
     description: &str,
     f: FnPtr,
 ) -> Fallible<()> {
-    if name.trim().is_empty() || name.contains(char::is_whitespace) {
-        return fail(format!(
-            "invalid task name `{name}`: use words joined by `:`"
-        ));
+    if let Some(refused) = refused_name("task", name) {
+        return fail(refused);
     }
     let mut recipe = rt.recipe();
     if recipe.stages.iter().any(|(n, _)| n == name) {

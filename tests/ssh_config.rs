@@ -1110,6 +1110,94 @@ fn tether_logs_in_where_ssh_logs_in() {
     }
 }
 
+/// A jump host is reached as `ssh -W` reaches it: its `RequestTTY`, `RemoteCommand` and
+/// `SessionType` lines change nothing there (ssh -W's command line sets them), so they fail
+/// neither it nor the hosts behind it, where ssh connects (stop 41 tester t38: a bastion's
+/// `RequestTTY force` failed every host behind it with a config error); its `Match
+/// sessiontype` is `none`. Named as a target itself, the same lines are still refused.
+#[test]
+fn a_jump_hosts_session_lines_are_ssh_ws_not_refused() {
+    let lab = Lab::builder().names(&["alpha", "beta"]).start();
+    let port = |n: &str| lab.host(n).port;
+    let base = format!(
+        "Host *\n  HostName 127.0.0.1\n  User root\n  IdentityFile {key}\n  IdentitiesOnly yes\n  \
+         UserKnownHostsFile {kh}\n  StrictHostKeyChecking yes\n",
+        key = lab.client_key().display(),
+        kh = lab.known_hosts().display()
+    );
+    let dir = lab.dir().join("hop-lines");
+    std::fs::create_dir_all(&dir).unwrap();
+    let lines = [
+        "RequestTTY force",
+        "RequestTTY yes",
+        "RemoteCommand echo hi",
+        "SessionType none",
+        "SessionType subsystem",
+    ];
+    for (i, line) in lines.iter().enumerate() {
+        let path = dir.join(format!("cfg{i}"));
+        std::fs::write(
+            &path,
+            format!(
+                "Host hop\n  Port {}\n  {line}\nHost t\n  Port {}\n  ProxyJump hop\n{base}",
+                port("alpha"),
+                port("beta")
+            ),
+        )
+        .unwrap();
+        let before = (lab.accepted_logins("alpha"), lab.accepted_logins("beta"));
+        let ssh = std::process::Command::new("ssh")
+            .arg("-F")
+            .arg(&path)
+            .args(["-o", "BatchMode=yes", "t", "true"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            ssh.status.success(),
+            "ssh t ({line}): {}",
+            String::from_utf8_lossy(&ssh.stderr)
+        );
+        Tether::new()
+            .ssh_config(&path)
+            .args(&["run", "--hosts", "t", "--", "true"])
+            .run()
+            .status(0);
+        assert_eq!(
+            (lab.accepted_logins("alpha"), lab.accepted_logins("beta")),
+            (before.0 + 2, before.1 + 2),
+            "{line}: ssh and tether each log in to the hop and the target once"
+        );
+        if *line != "RequestTTY yes" {
+            Tether::new()
+                .ssh_config(&path)
+                .args(&["run", "--hosts", "hop", "--", "true"])
+                .run()
+                .status(2)
+                .stdout_contains(&format!("{line} is refused"));
+        }
+    }
+    // `Match sessiontype` (OpenSSH 10; not in the ssh of this machine): `none` for a hop.
+    let path = dir.join("sessiontype");
+    std::fs::write(
+        &path,
+        format!(
+            "Match originalhost hop sessiontype exec\n  Port 1\nHost hop\n  Port {}\nHost t\n  \
+             Port {}\n  ProxyJump hop\n{base}",
+            port("alpha"),
+            port("beta")
+        ),
+    )
+    .unwrap();
+    let before = lab.accepted_logins("alpha");
+    Tether::new()
+        .ssh_config(&path)
+        .args(&["run", "--hosts", "t", "--", "true"])
+        .run()
+        .status(0);
+    assert_eq!(lab.accepted_logins("alpha"), before + 1);
+}
+
 /// `-J` is ssh's command line: a malformed list is a usage error for the whole run.
 #[test]
 fn a_malformed_jump_list_on_the_command_line_is_a_usage_error() {

@@ -118,6 +118,7 @@ fn chain(ssh: &SshConfig, spec: &str, seen: &mut Vec<String>) -> Result<Vec<Hop>
             user: target.user.clone(),
             port: target.port,
             proxy_jump,
+            hop: true,
         };
         let config = ssh.resolve_request(&request).map_err(RouteError::Hop)?;
         // Only a first hop's own route is followed (the others are reached through the hops

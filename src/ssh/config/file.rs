@@ -98,7 +98,7 @@ pub enum Test {
     LocalNetwork(Vec<Cidr>),
     /// `tagged` patterns against `Tag`.
     Tagged(String),
-    /// `sessiontype` patterns: tether's sessions are `exec`.
+    /// `sessiontype` patterns: tether's sessions are `exec`, a jump host's `none` (`ssh -W`).
     SessionType(String),
     /// `exec` command, run through the user's shell.
     Exec(String),

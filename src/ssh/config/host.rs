@@ -224,6 +224,11 @@ pub struct Request {
     /// Jump hosts given outside the config (`-J`, a recipe's `via`), as `ssh -J`; `none`
     /// means directly (a ProxyCommand of the config still applies, as with `ssh -J none`).
     pub proxy_jump: Option<String>,
+    /// Reached as a jump host, as ssh reaches one (`ssh -W`, which sets `RequestTTY no` and
+    /// `SessionType none` on its command line, so they win over the config): its `Match
+    /// sessiontype` is `none`, and its `RequestTTY`, `SessionType` and `RemoteCommand` lines
+    /// change nothing, as no session is opened on it.
+    pub hop: bool,
 }
 
 impl Request {
@@ -235,6 +240,7 @@ impl Request {
             user: target.user.clone(),
             port: target.port,
             proxy_jump: jump.map(str::to_string).or_else(|| target.via.clone()),
+            hop: false,
         }
     }
 }

@@ -170,6 +170,7 @@ impl SshConfig {
             user: user.map(str::to_string),
             port,
             proxy_jump: None,
+            hop: false,
         })
     }
 

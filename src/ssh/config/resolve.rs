@@ -411,7 +411,10 @@ impl<'a> Resolution<'a> {
                         match_pattern_list(&tag, p, false) == ListMatch::Yes
                     }
                 }
-                Test::SessionType(p) => match_pattern_list("exec", p, false) == ListMatch::Yes,
+                Test::SessionType(p) => {
+                    let session = if self.req.hop { "none" } else { "exec" };
+                    match_pattern_list(session, p, false) == ListMatch::Yes
+                }
                 Test::Exec(command) => {
                     let command = expand::percent(command, &self.pass_tokens()?)
                         .map_err(|e| self.error(Some(at.clone()), format!("Match exec: {e}")))?;
@@ -628,6 +631,11 @@ impl<'a> Resolution<'a> {
             if let Treatment::Refused { unless, reason } = k.treatment {
                 let text = o.value.text();
                 if name == "RequestTTY" && !self.terminal_requested(&text) {
+                    continue;
+                }
+                // ssh -W's own command line wins over these on a jump host (stop 41 tester
+                // t38: a bastion's `RequestTTY force` failed every host behind it).
+                if self.req.hop && matches!(name, "RequestTTY" | "SessionType" | "RemoteCommand") {
                     continue;
                 }
                 if !unless.iter().any(|u| u.eq_ignore_ascii_case(&text)) {

@@ -71,6 +71,7 @@ fn ssh_command_reaches_the_host_as_tether_did() {
             user: None,
             port: None,
             proxy_jump: Some("me@bastion:2022,hop".into()),
+            hop: false,
         })
         .unwrap();
     assert_eq!(jumped.ssh_command, "ssh -J me@bastion:2022,hop db");

@@ -156,7 +156,8 @@ fn split_destination(name: &str) -> Result<(Option<String>, String, Option<u16>)
 
 /// An `ssh://` URI after its scheme, as ssh reads a destination (readconf.c
 /// `parse_ssh_uri`, misc.c `parse_uri`): `[user[;params]@]host[:port][/]`. The user is
-/// percent-decoded and its `;params` ignored; a port is 1-65535; a path is refused, an empty
+/// percent-decoded and its `;params` ignored; a port is 1-65535 or a service name (`ssh`), as
+/// ssh's `a2port` reads it; a path is refused, an empty
 /// user too. The host is a name of letters, digits, `-`, `_` and `.` (not first; a final `.`
 /// dropped),
 /// or an address in brackets: `ssh://[::1]:2222`. (ssh refuses an IPv6 address in a URI,
@@ -207,9 +208,10 @@ pub fn parse_ssh_uri(uri: &str) -> Result<(Option<String>, String, Option<u16>),
             let port = if port.is_empty() {
                 None
             } else {
-                match port.parse::<u16>() {
-                    Ok(n) if n > 0 => Some(n),
-                    _ => return Err(format!("bad port `{port}` in the ssh:// URI")),
+                // misc.c parse_uri: `a2port`, a service name too (`ssh://h:ssh`).
+                match crate::ssh::config::port::port(port) {
+                    Some(n) => Some(n),
+                    None => return Err(format!("bad port `{port}` in the ssh:// URI")),
                 }
             };
             (port, path)
@@ -364,6 +366,8 @@ mod tests {
         assert_eq!(t("ssh://us%65r@h"), (some("user"), "h".into(), None));
         assert_eq!(t("ssh://[::1]:2201"), (None, "::1".into(), Some(2201)));
         assert_eq!(t("ssh://u@[::1]"), (some("u"), "::1".into(), None));
+        // A service name, as ssh's a2port reads it (stop 41 tester t38: refused).
+        assert_eq!(t("ssh://u@h:ssh"), (some("u"), "h".into(), Some(22)));
         assert_eq!(
             t("ssh://h.example.com."),
             (None, "h.example.com".into(), None)

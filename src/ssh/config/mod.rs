@@ -35,7 +35,7 @@ mod lexer;
 mod local;
 mod negotiable;
 mod pattern;
-mod port;
+pub(crate) mod port;
 mod resolve;
 mod state;
 

@@ -1228,6 +1228,66 @@ fn address_family_limits_the_addresses_tried() {
     );
 }
 
+/// A name is resolved in `AddressFamily`'s family, as ssh asks the resolver, not resolved in
+/// any family and filtered: glibc answers an IPv4 lookup of a name /etc/hosts gives `::1`
+/// with `127.0.0.1`, and ssh connects there (stop 41 tester t38: tether said the name had no
+/// IPv4 address). Run in a mount namespace with /etc/hosts of the test's own, ssh beside it.
+#[test]
+fn address_family_asks_the_resolver_for_that_family() {
+    let lab = Lab::builder().names(&["alpha"]).start();
+    let dir = lab.dir().join("af-map");
+    std::fs::create_dir_all(&dir).unwrap();
+    let hosts = dir.join("hosts");
+    std::fs::write(&hosts, "127.0.0.1 localhost\n::1 v6only.tether-test\n").unwrap();
+    let config = dir.join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host v\n  HostName v6only.tether-test\n  AddressFamily inet\n  Port {}\n  User root\n  \
+             IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {}\n  HostKeyAlias \
+             [127.0.0.1]:{}\n  StrictHostKeyChecking yes\n",
+            lab.host("alpha").port,
+            lab.client_key().display(),
+            lab.known_hosts().display(),
+            lab.host("alpha").port
+        ),
+    )
+    .unwrap();
+    let in_namespace = |program: &str, args: &[&str]| {
+        std::process::Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg("mount --bind \"$1\" /etc/hosts && shift && exec \"$@\"")
+            .arg("sh")
+            .arg(&hosts)
+            .arg(program)
+            .args(args)
+            .env_remove("TETHER_SSH_CONFIG")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let config = config.to_str().unwrap();
+    let before = lab.accepted_logins("alpha");
+    let ssh = in_namespace("ssh", &["-F", config, "-o", "BatchMode=yes", "v", "true"]);
+    assert!(
+        ssh.status.success(),
+        "ssh: {}",
+        String::from_utf8_lossy(&ssh.stderr)
+    );
+    let out = in_namespace(
+        env!("CARGO_BIN_EXE_tether"),
+        &["-F", config, "run", "--hosts", "v", "--", "true"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(lab.accepted_logins("alpha"), before + 2);
+}
+
 /// Include globs expand as ssh's own glob(3) (openbsd-compat) expands them, checked with
 /// `ssh -G` pattern by pattern: dotfiles only for a segment that starts with a literal `.`
 /// (then `.` and `..` too), `**` as `*`, backslash escapes, `[!set]` and `[^set]` (where `^`

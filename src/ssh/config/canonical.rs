@@ -3,8 +3,9 @@
 //! ssh.c `resolve_canonicalize` and `check_follow_cname` do it: the name ssh would connect to,
 //! found with the system resolver (`getaddrinfo(3)`, so `/etc/hosts` and DNS alike).
 
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
 
+use super::addrinfo::AddrInfo;
 use super::pattern::{match_pattern_list, ListMatch};
 
 /// `CanonicalizeHostname`.
@@ -188,33 +189,6 @@ fn valid_domain(name: &str) -> Option<String> {
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
     ok.then(|| name.strip_suffix('.').unwrap_or(name).to_string())
-}
-
-struct AddrInfo {
-    head: *mut libc::addrinfo,
-}
-
-impl AddrInfo {
-    fn get(name: &str, family: i32, flags: i32) -> Option<Self> {
-        let node = CString::new(name).ok()?;
-        let service = CString::new("22").ok()?;
-        // SAFETY: a zeroed addrinfo is a valid "no hints" value, then filled in.
-        let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
-        hints.ai_family = family;
-        hints.ai_socktype = libc::SOCK_STREAM;
-        hints.ai_flags = flags;
-        let mut head: *mut libc::addrinfo = std::ptr::null_mut();
-        // SAFETY: node, service and hints are valid for the call; head receives the list.
-        let rc = unsafe { libc::getaddrinfo(node.as_ptr(), service.as_ptr(), &hints, &mut head) };
-        (rc == 0 && !head.is_null()).then_some(AddrInfo { head })
-    }
-}
-
-impl Drop for AddrInfo {
-    fn drop(&mut self) {
-        // SAFETY: head came from getaddrinfo and is freed once.
-        unsafe { libc::freeaddrinfo(self.head) };
-    }
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@
 //! Hand-written rather than taken from a crate: the available parser (`ssh2-config`)
 //! neither reports the line of a malformed entry nor follows ssh's resolution rules.
 
+pub mod addrinfo;
 mod algorithm_names;
 mod canonical;
 mod dump;

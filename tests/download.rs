@@ -693,3 +693,27 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// A local path that needs a directory where a file is (`f/r.txt`, `f/sub/r.txt` with `f` a
+/// file) is the recipe's path: a recipe error naming that file, nothing written (stop 40
+/// tester t36: `cannot create a temporary file beside ...: File exists (os error 17)`).
+#[test]
+fn a_local_path_through_a_file_is_refused_naming_the_file() {
+    let lab = lab(&["db1"]);
+    std::fs::write(lab.host("db1").root_dir.join("r.txt"), "x\n").unwrap();
+    let r = lab_recipe(
+        &lab,
+        "download-through-file",
+        "task(\"one\", || { on(\"db\", |host| { download(\"/srv/r.txt\", \"f/r.txt\"); }); });\n\
+         task(\"two\", || { on(\"db\", |host| { download(\"/srv/r.txt\", \"f/sub/r.txt\"); }); });\n",
+    );
+    r.write("f", "a file\n");
+    for task in ["one", "two"] {
+        r.tether()
+            .args(&[task])
+            .run()
+            .status(4)
+            .stderr_contains("is a file, not a directory");
+    }
+    assert_eq!(std::fs::read_to_string(r.path("f")).unwrap(), "a file\n");
+}

@@ -205,6 +205,20 @@ impl Backend for Remote {
                 download.path.display()
             )));
         }
+        // A file where the path needs a directory is the recipe's path, as a directory where
+        // it needs a file (stop 40 tester t36: it said `File exists (os error 17)`).
+        if let Some(file) = download
+            .path
+            .ancestors()
+            .skip(1)
+            .find(|a| !a.as_os_str().is_empty() && a.exists() && !a.is_dir())
+        {
+            return Err(TransferError::Local(format!(
+                "download: {} cannot be written: {} is a file, not a directory",
+                transfer::shown_path(&download.path.to_string_lossy()),
+                transfer::shown_path(&file.to_string_lossy())
+            )));
+        }
         let (temp, file) = transfer::LocalTemp::create(download.path)
             .map_err(|e| local("create a temporary file beside", e))?;
         let writer = Arc::new(Mutex::new(transfer::HashingWriter::new(

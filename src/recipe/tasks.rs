@@ -11,14 +11,36 @@ use crate::event::EventKind;
 /// Runs task `name` with its hooks, unless it already ran in this run. A failure coming out of
 /// it is marked with the innermost task it happened in.
 pub fn invoke(engine: &Engine, rt: &Runtime, name: &str) -> Result<(), Box<EvalAltResult>> {
+    run(engine, rt, name, false).map_err(|mut errors| errors.remove(0))
+}
+
+/// Runs the failure path's task `name` (`deploy:failed`) as [`invoke`] does, but every part of
+/// it whatever the others do: a before hook that fails does not keep its bodies from running,
+/// nor a body the next one or the after hooks. It is how a failed run cleans up (`current` put
+/// back, the unfinished release removed, the locks released), which a failing notifier hooked
+/// before it skipped (stop 41 tester t39: `current` left at an unfinished release on two hosts,
+/// every lock kept, nothing said). Returns every failure, in order.
+pub fn invoke_cleanup(engine: &Engine, rt: &Runtime, name: &str) -> Vec<Box<EvalAltResult>> {
+    run(engine, rt, name, true).err().unwrap_or_default()
+}
+
+/// [`invoke`], or with `cleanup` [`invoke_cleanup`]: Err holds at least one failure.
+fn run(
+    engine: &Engine,
+    rt: &Runtime,
+    name: &str,
+    cleanup: bool,
+) -> Result<(), Vec<Box<EvalAltResult>>> {
     let task = {
         let recipe = rt.recipe();
         match recipe.tasks.get(name) {
             Some(t) => t.clone(),
-            None => return Err(recipe.unknown_task(name).into()),
+            None => return Err(vec![recipe.unknown_task(name).into()]),
         }
     };
-    let running = rt.enter(name).map_err(|circle| circular(rt, &circle))?;
+    let running = rt
+        .enter(name)
+        .map_err(|circle| vec![circular(rt, &circle)])?;
     match rt.mark_done(name) {
         Once::Run => {}
         // Invoked by another host's `on` closure too, at once (stop 40 tester t34: called a
@@ -41,13 +63,13 @@ pub fn invoke(engine: &Engine, rt: &Runtime, name: &str) -> Result<(), Box<EvalA
         // Rake would skip it; for a lock, an unlock or a publishing step that is silently
         // wrong (`tether deploy:unlock deploy` left the deploy's lock behind).
         Once::RanFor(earlier) => {
-            return Err(format!(
+            return Err(vec![format!(
                 "task `{name}` already ran in this run, for `{earlier}`, and a task runs once \
                  per run: what `{earlier}` did with it is not what the next task needs (a lock \
                  taken, released, a release published); run them one per tether: `tether \
                  {earlier}`, then `tether` with the next"
             )
-            .into())
+            .into()])
         }
     }
     let (before, after) = {
@@ -59,30 +81,46 @@ pub fn invoke(engine: &Engine, rt: &Runtime, name: &str) -> Result<(), Box<EvalA
     };
     let ast = rt
         .ast()
-        .ok_or("tasks can only run after the recipe is compiled")?;
-    run_hooks(engine, rt, &ast, &before, &format!("before(\"{name}\")"))?;
+        .ok_or_else(|| vec!["tasks can only run after the recipe is compiled".into()])?;
+    let mut errors = Vec::new();
+    if let Err(e) = run_hooks(engine, rt, &ast, &before, &format!("before(\"{name}\")")) {
+        errors.push(e);
+        if !cleanup {
+            return Err(errors);
+        }
+    }
     let announced = !task.bodies.is_empty();
     if announced {
         rt.report(EventKind::TaskStarted {
             task: name.to_string(),
         });
     }
-    let mut result = Ok(());
+    let mut ok = true;
     for body in &task.bodies {
         if let Err(mut e) = body.f.call::<Dynamic>(engine, &ast, ()) {
             note_task(&mut e, name);
-            result = Err(place_runaway(e, name, body));
-            break;
+            errors.push(place_runaway(e, name, body));
+            ok = false;
+            if !cleanup {
+                break;
+            }
         }
     }
     if announced {
         rt.report(EventKind::TaskFinished {
             task: name.to_string(),
-            ok: result.is_ok(),
+            ok,
         });
     }
-    result?;
-    run_hooks(engine, rt, &ast, &after, &format!("after(\"{name}\")"))
+    if ok || cleanup {
+        if let Err(e) = run_hooks(engine, rt, &ast, &after, &format!("after(\"{name}\")")) {
+            errors.push(e);
+        }
+    }
+    match errors.is_empty() {
+        true => Ok(()),
+        false => Err(errors),
+    }
 }
 
 /// The error for a task invoked again while it runs (`circle`: `a`, `b`, `a`), naming the hook

@@ -15,7 +15,7 @@ use crate::event::{unix_ms, EventKind, Record};
 use crate::failure::{Failure, Kind};
 use crate::fleet::{self, Fleet};
 use crate::recipe::diagnostics;
-use crate::recipe::tasks::invoke;
+use crate::recipe::tasks::{invoke, invoke_cleanup};
 use crate::report::{Reporter, RunLog};
 use crate::settings::Settings;
 use crate::timeline::Recording;
@@ -139,7 +139,7 @@ impl Loaded {
             }
         }
         if has_failed_task {
-            if let Err(e) = invoke(&self.engine, &self.rt, "deploy:failed") {
+            for e in invoke_cleanup(&self.engine, &self.rt, "deploy:failed") {
                 warn("deploy:failed", Some(&e));
             }
         }

@@ -1375,3 +1375,61 @@ fn a_signal_during_a_reconnect_backoff_ends_it() {
     );
     kill_sleeps(&lab, "resque2");
 }
+
+/// A before hook of `deploy:failed` that fails (a notifier that is down) keeps none of
+/// deploy:failed's cleanup from running: `current` is put back, the unfinished release
+/// removed, every lock released, and the hook's failure is said (stop 41 tester t39: `current`
+/// stayed at the unfinished release on the hosts that had switched, every lock stayed, and
+/// nothing said so). An after hook of it runs too.
+#[test]
+fn a_failing_hook_before_deploy_failed_keeps_none_of_its_cleanup_from_running() {
+    let lab = lab();
+    let dir = Dir::new("failed-hook");
+    let app = App::new(&dir);
+    dir.write(
+        "deploy.rhai",
+        &format!(
+            "{}\nbefore(\"deploy:failed\", || {{ on(\"web1\", \"echo notifier down >&2; exit 3\"); }});\n\
+             after(\"deploy:failed\", || {{ on(\"all\", \"echo after hook ran >> /srv/after-failed.log\"); }});\n",
+            recipe_text(&app, false)
+        ),
+    );
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    // The switch fails on web2 after it succeeded elsewhere.
+    shadow(
+        &lab,
+        "web2",
+        "mv",
+        "for a; do case $a in */current) echo 'mv: I/O error' >&2; exit 1;; esac; done\n\
+         exec /bin/mv \"$@\"\n",
+    );
+    app.commit("v2");
+    let out = deploy(&dir, &lab, "20250101000002", &[]);
+    unshadow(&lab, "web2");
+    out.status(1)
+        .stderr_contains("mv: I/O error")
+        .stdout_contains("warning: deploy:failed failed: deploy.rhai:")
+        .stdout_contains("notifier down");
+    assert_current(
+        &lab,
+        &HOSTS,
+        "20250101000001",
+        "put back although the hook before deploy:failed failed",
+    );
+    assert_only(&lab, "20250101000001", "the unfinished release removed");
+    assert_unlocked(&lab);
+    for h in HOSTS {
+        assert_eq!(
+            read(lab.host(h).root_dir.join("after-failed.log")),
+            "after hook ran\n",
+            "{h}"
+        );
+    }
+    // The same with the build failing: nothing was published.
+    app.commit("v3");
+    let out = deploy(&dir, &lab, "20250101000003", &["-s", "fail_on=resque1"]);
+    out.status(1).stdout_contains("notifier down");
+    assert_current(&lab, &HOSTS, "20250101000001", "never switched");
+    assert_only(&lab, "20250101000001", "the unfinished release removed");
+    assert_unlocked(&lab);
+}

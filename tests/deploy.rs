@@ -898,6 +898,78 @@ fn linked_files_must_exist_before_a_deploy() {
     assert_unlocked(&lab);
 }
 
+/// The copy strategy leaves out the run's own log (and its `.1`) by its path, where it lies in
+/// `copy_source`, and nothing else: files of the same name elsewhere in the application are
+/// shipped (stop 41 tester t39: every file named as the log, anywhere, was left out, exit 0).
+#[test]
+fn the_copy_strategy_leaves_out_the_run_log_by_its_path_only() {
+    let lab = Lab::builder().names(&["web1"]).start();
+    let dir = Dir::new("copy-log");
+    for f in [
+        "site/index.html",
+        "site/docs/deploy.log",
+        "site/docs/deploy.log.1",
+        "site/docs/tether.log",
+        "site/sub/logs/deploy.log",
+        "site/tether.log.1",
+        "site/logs/deploy.log.1",
+        "site/logs/[x].log",
+    ] {
+        dir.write(f, &format!("{f}\n"));
+    }
+    dir.write(
+        "deploy.rhai",
+        r#"
+import "deploy" as deploy;
+set("application", "site");
+set("deploy_to", "/srv/site");
+set("strategy", "copy");
+set("copy_source", "site");
+server("web1", #{ roles: ["web"] });
+"#,
+    );
+    let release = |r: &str| lab.host("web1").root_dir.join("site/releases").join(r);
+    let shipped = |r: &str, f: &str| release(r).join(f).exists();
+    // The log inside copy_source, at site/logs/deploy.log.
+    tether(
+        &dir,
+        &lab,
+        &[
+            "deploy",
+            "-s",
+            "release_timestamp=20250101000001",
+            "-s",
+            "log_file=site/logs/deploy.log",
+        ],
+    )
+    .status(0);
+    assert!(dir.path.join("site/logs/deploy.log").exists());
+    for f in ["logs/deploy.log", "logs/deploy.log.1"] {
+        assert!(!shipped("20250101000001", f), "{f} shipped");
+    }
+    for f in [
+        "index.html",
+        "docs/deploy.log",
+        "docs/deploy.log.1",
+        "docs/tether.log",
+        "sub/logs/deploy.log",
+        "tether.log.1",
+        "logs/[x].log",
+    ] {
+        assert!(shipped("20250101000001", f), "{f} left out");
+    }
+    // The log outside it (log/tether.log, the default): everything is shipped.
+    tether(
+        &dir,
+        &lab,
+        &["deploy", "-s", "release_timestamp=20250101000002"],
+    )
+    .status(0);
+    for f in ["docs/tether.log", "tether.log.1", "docs/deploy.log"] {
+        assert!(shipped("20250101000002", f), "{f} left out");
+    }
+}
+
 #[test]
 fn copy_strategy_ships_a_local_directory_or_git_tree() {
     let lab = lab();

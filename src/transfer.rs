@@ -8,9 +8,9 @@
 //! destination) while the local side counts and hashes them; the second checks the size and
 //! SHA-256 against that count and hash and only then renames the temporary file into place. So
 //! the destination changes only to the complete file, and memory stays at one chunk whatever
-//! the size. Temporary files are named `DEST.tether-upload.RUN.N` / `DEST.tether-download.RUN`
-//! (RUN: this process's [`run_id`]; N: which of its uploads, see [`upload_suffix`]), so tether
-//! finds its own and nothing else.
+//! the size. An upload writes `f` in a private directory `DEST.tether-upload.RUN.N`, a download
+//! the file `DEST.tether-download.RUN` (RUN: this process's [`run_id`]; N: which of its
+//! uploads, see [`upload_suffix`]), so tether finds its own and nothing else.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -310,12 +310,28 @@ const NOT_SPECIAL: &str =
 /// remote shell died left it behind.
 pub const STALE_MINUTES: u32 = 1;
 
-/// The first command of an upload: stdin into a private (0600) temporary file beside `remote`
-/// ([`temp_stem`] and the suffix `tmp`, see [`upload_suffix`]), refused when `remote` is a directory (mv would put the file inside it). A
-/// connection lost mid-transfer ends `cat` with EOF, not an error: the size is checked here
-/// (`size`: what will be sent), and a short file removed, so the remote shell cleans up
-/// after a cut connection. Temporary files of the same destination left by earlier runs
-/// (older than [`STALE_MINUTES`]) are removed first.
+/// Enters an upload's private directory `$t` (made by [`receive_script`], mode 0700) by its
+/// physical path `$T` (`$p`: the destination's directory, with [`receive_script`]'s `x`):
+/// where it is not the directory the upload made (another's, a link to one), the command
+/// fails, replacing nothing. Inside it only its owner can add, remove or swap a name, so what
+/// is done there by name (`f`, the file) is done to the upload's own file, which the
+/// destination's directory, writable by others, could not promise (stop 41 testers t37, t40:
+/// a temporary file swapped for a link there had root write the secret into another's FIFO and
+/// chmod another file). `gone` removes it.
+const ENTER: &str = "P=$(cd -P -- \"${p%??}\" && pwd -P && echo x) || exit 1; P=${P%??}; \
+     T=${P%/}/${t##*/}; D=${P%/}/${d##*/}; gone() { rm -f f; cd /; rmdir -- \"$T\" 2>/dev/null; }; \
+     if ! cd -P -- \"$T\" 2>/dev/null || [ ! -O . ] || { w=$(pwd -P; echo x); [ \"${w%??}\" != \"$T\" ]; }; \
+     then echo \"upload: the temporary directory $T is not the one tether made (its directory is \
+     writable by others?): nothing was replaced\" >&2; exit 1; fi; ";
+
+/// The first command of an upload: stdin into a private (0600) file `f` in a private (0700)
+/// directory beside `remote` ([`temp_stem`] and the suffix `tmp`, see [`upload_suffix`]: made
+/// new by `mkdir`, which follows no link; see [`ENTER`]), refused when `remote` is a directory
+/// (mv would put the file inside it). A connection lost mid-transfer ends `cat` with EOF, not
+/// an error: the size is checked here (`size`: what will be sent), and a short file removed,
+/// so the remote shell cleans up after a cut connection. Temporary directories (and files,
+/// as tether named them before) of the same destination left by earlier runs, with nothing in
+/// them changed for [`STALE_MINUTES`], are removed first.
 pub fn receive_script(remote: &str, tmp: &str, size: u64) -> String {
     format!(
         "d={dest}; t={stem}{tmp}; p=$(dirname -- \"$d\"; echo x); mkdir -p -- \"${{p%??}}\" || exit 1; \
@@ -329,67 +345,56 @@ pub fn receive_script(remote: &str, tmp: &str, size: u64) -> String {
          exit 1; fi; \
          for f in {stem}.tether-upload.*; do r=${{f##*.tether-upload.}}; case $r in \
          \"\"|.*|*.|*..*|*[!0-9a-f.]*|*.*.*.*) continue;; *.*) ;; *) continue;; esac; \
-         if [ -f \"$f\" ] && [ ! -h \"$f\" ] && [ \"$f\" != \"$t\" ] && \
-         [ -n \"$(find \"$f\" -prune -mmin +{STALE_MINUTES} 2>/dev/null)\" ]; then rm -f -- \"$f\"; fi; done; \
-         rm -f -- \"$t\" && (umask 077 && set -C && cat > \"$t\") || {{ rm -f -- \"$t\"; exit 1; }}; \
-         n=$(wc -c < \"$t\") || exit 1; if [ \"$n\" -ne {size} ]; then rm -f -- \"$t\"; \
+         if [ ! -h \"$f\" ] && [ \"$f\" != \"$t\" ] && {{ [ -f \"$f\" ] || [ -d \"$f\" ]; }} && \
+         [ -z \"$(find \"$f\" ! -mmin +{STALE_MINUTES} 2>/dev/null | head -n 1)\" ]; then rm -rf -- \"$f\" 2>/dev/null; fi; done; \
+         (umask 077 && mkdir -- \"$t\") || exit 1; {enter}\
+         (umask 077 && set -C && cat > f) || {{ gone; exit 1; }}; \
+         n=$(wc -c < f) || {{ gone; exit 1; }}; if [ \"$n\" -ne {size} ]; then gone; \
          echo \"upload stopped short: $n of {size} bytes arrived\" >&2; exit 1; fi",
         dest = remote_word(remote),
         stem = temp_stem(remote),
         n = tmp.len(),
         special = NOT_SPECIAL,
+        enter = ENTER,
     )
 }
 
-/// The second command of an upload: its temporary file (suffix `tmp`) is moved onto `remote` with permission bits `mode`
-/// only when its size and SHA-256 are `sent`'s (checked with `sha256sum` or `shasum -a 256`
-/// where the host has either, the size always); otherwise it is removed and the command fails.
-/// A regular file it replaces gives it its owner and group first (scp writes into the file,
+/// The second command of an upload: the file `f` of its private directory (suffix `tmp`, see
+/// [`receive_script`] and [`ENTER`]) is moved onto `remote` with permission bits `mode` only
+/// when its size and SHA-256 are `sent`'s (checked with `sha256sum` or `shasum -a 256` where
+/// the host has either, the size always); otherwise it is removed and the command fails. A
+/// regular file it replaces gives it its owner and group first (scp writes into the file,
 /// which keeps them); where they cannot be given (not root, someone else's file), nothing is
-/// replaced and the command fails, naming them.
-///
-/// The temporary file is opened once (fd 3) and, where `/proc` shows the shell's descriptors,
-/// checked, given its owner and mode through `/proc/self/fd/3`, never through its name: in a
-/// directory others may write, its name can be made a symbolic link at any moment, and
-/// `chown`/`chmod` of the name would follow it to another file (stop 41 tester t37: root
-/// made a root-only file world-readable and someone else's). A name that no longer leads to
-/// that file when it is checked or right before the move fails the upload saying so, and
-/// nothing is replaced (what others do to the destination after the move is theirs, as after
-/// any upload: hosts sharing a filesystem replace one another's). The first command writes it
-/// with `set -C` (`O_EXCL`: a link put there is not followed).
+/// replaced and the command fails, naming them. All of it is done by the file's name inside
+/// the private directory, where nobody else can change what the name leads to.
 pub fn place_script(remote: &str, tmp: &str, sent: &Digest, mode: u32) -> String {
     let (size, sum) = (sent.bytes, &sent.sha256);
     format!(
-        "d={dest}; t={stem}{tmp}; f=$t; moved=\"upload: the temporary file $t was replaced while tether \
-         placed it (its directory is writable by others?)\"; \
-         if [ -h \"$t\" ] || [ ! -f \"$t\" ]; then rm -f -- \"$t\"; echo \"$moved: nothing was replaced\" >&2; exit 1; fi; \
-         exec 3< \"$t\" || {{ rm -f -- \"$t\"; exit 1; }}; \
-         if [ -e /proc/self/fd/3 ]; then f=/proc/self/fd/3; \
-         if [ -h \"$t\" ] || [ ! \"$t\" -ef \"$f\" ]; then rm -f -- \"$t\"; echo \"$moved: nothing was replaced\" >&2; exit 1; fi; fi; \
-         n=$(wc -c < \"$f\") || exit 1; if [ \"$n\" -ne {size} ]; then \
-         rm -f -- \"$t\"; echo \"upload stopped short: $n of {size} bytes arrived\" >&2; exit 1; fi; \
-         if command -v sha256sum >/dev/null 2>&1; then s=$(sha256sum < \"$f\"); \
-         elif command -v shasum >/dev/null 2>&1; then s=$(shasum -a 256 < \"$f\"); else s={sum}; fi; \
-         case $s in {sum}*) ;; *) rm -f -- \"$t\"; echo 'upload arrived changed: SHA-256 differs' >&2; exit 1 ;; esac; \
-         {special}\
-         if [ -f \"$d\" ] && [ ! -h \"$d\" ]; then set -f; set -- $(ls -ldn -- \"$d\"); set +f; \
-         chown -- \"$3:$4\" \"$f\" 2>/dev/null || {{ rm -f -- \"$t\"; echo \"upload: $d belongs to $3:$4 \
+        "d={dest}; t={stem}{tmp}; p=$(dirname -- \"$d\"; echo x); {special}{enter}\
+         if [ ! -f f ] || [ -h f ]; then gone; echo \"upload: the file that arrived is gone from \
+         $T: nothing was replaced\" >&2; exit 1; fi; \
+         n=$(wc -c < f) || {{ gone; exit 1; }}; if [ \"$n\" -ne {size} ]; then \
+         gone; echo \"upload stopped short: $n of {size} bytes arrived\" >&2; exit 1; fi; \
+         if command -v sha256sum >/dev/null 2>&1; then s=$(sha256sum < f); \
+         elif command -v shasum >/dev/null 2>&1; then s=$(shasum -a 256 < f); else s={sum}; fi; \
+         case $s in {sum}*) ;; *) gone; echo 'upload arrived changed: SHA-256 differs' >&2; exit 1 ;; esac; \
+         if [ -f \"$D\" ] && [ ! -h \"$D\" ]; then set -f; set -- $(ls -ldn -- \"$D\"); set +f; \
+         chown -- \"$3:$4\" f 2>/dev/null || {{ gone; echo \"upload: $d belongs to $3:$4 \
          (uid:gid), which the new file cannot be given (chown refused): nothing was replaced\" >&2; exit 1; }}; fi; \
-         chmod {mode:04o} -- \"$f\" || {{ rm -f -- \"$t\"; exit 1; }}; \
-         if [ \"$f\" != \"$t\" ] && {{ [ -h \"$t\" ] || [ ! \"$t\" -ef \"$f\" ]; }}; then rm -f -- \"$t\"; \
-         echo \"$moved: nothing was replaced\" >&2; exit 1; fi; \
-         mv -f -- \"$t\" \"$d\" || {{ rm -f -- \"$t\"; exit 1; }}",
+         chmod {mode:04o} -- f && mv -f -- f \"$D\" || {{ gone; exit 1; }}; cd / && rmdir -- \"$T\" 2>/dev/null; true",
         dest = remote_word(remote),
         stem = temp_stem(remote),
-        special = NOT_SPECIAL.replace("exit 1", "rm -f -- \"$t\"; exit 1"),
+        special = NOT_SPECIAL,
+        enter = ENTER,
     )
 }
 
-/// Removes the temporary file (suffix `tmp`) of an upload to `remote` (after a connection
-/// died under it).
+/// Removes the private directory (suffix `tmp`) of an upload to `remote` and the file in it
+/// (after a connection died under it): `rm -rf` of its name, which removes a link put there,
+/// not what it leads to.
 pub fn cleanup_script(remote: &str, tmp: &str) -> String {
     format!(
-        "d={}; rm -f -- {}{tmp}",
+        "d={}; rm -rf -- {}{tmp}",
         remote_word(remote),
         temp_stem(remote)
     )

@@ -70,6 +70,12 @@ fn temp_files(dir: &Path) -> Vec<std::path::PathBuf> {
         .collect()
 }
 
+/// The file an upload writes: `f` in its private directory `entry` (an entry of
+/// [`temp_files`]).
+fn data_file(entry: &Path) -> std::path::PathBuf {
+    entry.join("f")
+}
+
 /// The pid of a process of `host` running `program` (the remote `cat` filling an upload's
 /// temporary file, the `sha256sum` checking it).
 fn remote(lab: &support::lab::Lab, host: &str, program: &str) -> Option<u32> {
@@ -107,7 +113,7 @@ fn cut_off_at(fraction: f64) {
         std::fs::write(root.join("big.bin"), "the previous release's file\n").unwrap();
         let child = r.tether().args(&["up", "--no-keepalive"]).spawn();
         let (tmp, cat) = stopped_at(&lab, &root, want);
-        if std::fs::metadata(&tmp).map_or(0, |m| m.len()) < SIZE as u64 {
+        if std::fs::metadata(data_file(&tmp)).map_or(0, |m| m.len()) < SIZE as u64 {
             break (child, tmp, cat);
         }
         assert!(
@@ -118,8 +124,8 @@ fn cut_off_at(fraction: f64) {
         child.wait_with_output().unwrap();
     };
     assert_eq!(
-        mode(&tmp),
-        0o600,
+        (mode(&tmp), mode(&data_file(&tmp))),
+        (0o700, 0o600),
         "the temporary file is private while it fills"
     );
     lab.kill_connections("db1");
@@ -160,7 +166,9 @@ fn stopped_at(lab: &support::lab::Lab, root: &Path, want: u64) -> (std::path::Pa
         std::thread::sleep(Duration::from_millis(1));
     };
     loop {
-        let got = std::fs::metadata(&tmp).map(|m| m.len()).unwrap_or(0);
+        let got = std::fs::metadata(data_file(&tmp))
+            .map(|m| m.len())
+            .unwrap_or(0);
         if got >= want {
             signal(cat, libc::SIGSTOP);
             return (tmp, cat);
@@ -366,7 +374,11 @@ fn a_temporary_file_left_by_a_killed_session_is_removed_at_the_next_contact() {
     let tmp = loop {
         let got = temp_files(&root);
         if let Some(t) = got.first() {
-            if std::fs::metadata(t).map(|m| m.len()).unwrap_or(0) > SIZE / 4 {
+            if std::fs::metadata(data_file(t))
+                .map(|m| m.len())
+                .unwrap_or(0)
+                > SIZE / 4
+            {
                 break t.clone();
             }
         }
@@ -947,13 +959,17 @@ task("down", || { on("db", |host| { download("/srv/a.txt", fetch("to")); }); });
     );
 }
 
-/// An upload into a directory others may write, whose temporary file is made a symbolic link
-/// while it is checked, given its owner or its mode (a program of the same name first on the
-/// command's PATH stands in for the race being won), changes neither the link's target nor the
-/// destination, and fails saying so (stop 41 tester t37: root gave a root-only 0600 file the
-/// destination's owner and mode 0644, moved the link into place, exit 0).
+/// An upload into a directory others may write (0777, no sticky bit) follows no name another
+/// user can change there (stop 41 testers t37, t40). Its file is written in a private
+/// directory of its own, made new (`mkdir` follows no link): a link put at the next upload's
+/// name beforehand (to a FIFO another user reads) fails that upload, where `set -C` had
+/// followed it and written the secret into the FIFO; the private directory renamed away and a
+/// link to another's directory put in its place while the upload is checked, given its owner
+/// or its mode (a program of that name first on PATH stands in for the race being won)
+/// changes nothing of the link's target (a root-only 0600 file): the upload goes on in its
+/// own directory and places what was sent.
 #[test]
-fn an_upload_whose_temporary_file_is_swapped_for_a_link_follows_no_link() {
+fn an_upload_into_a_directory_others_may_write_follows_no_name_they_change() {
     use std::os::unix::fs::MetadataExt as _;
 
     let lab = lab(&["db1"]);
@@ -969,15 +985,12 @@ fn an_upload_whose_temporary_file_is_swapped_for_a_link_follows_no_link() {
         &lab,
         "upload-swap",
         "task(\"up\", || { on(\"db\", |host| { with_env(#{ PATH: \"/srv/bin:/usr/bin:/bin\" }, \
-         || upload(\"config.yml\", \"/srv/app/config.yml\")); }); });\n",
+         || upload(\"config.yml\", \"/srv/app/config.yml\")); }); });\n\
+         task(\"twice\", || { on(\"db\", |host| { with_env(#{ PATH: \"/srv/bin:/usr/bin:/bin\" }, \
+         || upload(\"config.yml\", \"/srv/app/config.yml\")); upload(\"config.yml\", \"/srv/app/config.yml\"); }); });\n",
     );
-    r.write("config.yml", "new: 1\n");
-    for program in ["sha256sum", "chown", "chmod", "wc"] {
-        std::fs::write(&conf, "old: 1\n").unwrap();
-        std::os::unix::fs::chown(&conf, Some(65534), Some(65534)).unwrap();
-        std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o640)).unwrap();
-        std::fs::write(&victim, "root only\n").unwrap();
-        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).unwrap();
+    r.write("config.yml", "new: TOPSECRET\n");
+    let wrap = |program: &str, body: &str| {
         for old in std::fs::read_dir(&bin).unwrap() {
             std::fs::remove_file(old.unwrap().path()).unwrap();
         }
@@ -989,33 +1002,98 @@ fn an_upload_whose_temporary_file_is_swapped_for_a_link_follows_no_link() {
         let wrapper = bin.join(program);
         std::fs::write(
             &wrapper,
-            format!(
-                "#!/bin/sh\nfor t in /srv/app/config.yml.tether-upload.*; do [ -f \"$t\" ] && \
-                 ! [ -h \"$t\" ] && rm -f \"$t\" && ln -s /srv/victim.txt \"$t\"; done\nexec {} \"$@\"\n",
-                real.display()
-            ),
+            format!("#!/bin/sh\n{body}\nexec {} \"$@\"\n", real.display()),
         )
         .unwrap();
         std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let out = r.tether().args(&["up"]).run();
-        out.status(1)
-            .stderr_contains("was replaced while tether placed it");
+    };
+    let reset = || {
+        std::fs::write(&conf, "old: 1\n").unwrap();
+        std::os::unix::fs::chown(&conf, Some(65534), Some(65534)).unwrap();
+        std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o640)).unwrap();
+        std::fs::write(&victim, "root only\n").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    let victim_untouched = |what: &str| {
         let v = std::fs::metadata(&victim).unwrap();
+        assert_eq!((v.uid(), v.gid(), mode(&victim)), (0, 0, 0o600), "{what}");
         assert_eq!(
-            (v.uid(), v.gid(), mode(&victim)),
-            (0, 0, 0o600),
-            "{program}: the link's target changed"
+            std::fs::read_to_string(&victim).unwrap(),
+            "root only\n",
+            "{what}"
         );
-        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root only\n");
+    };
+    // Swapped while it is checked or placed.
+    for program in ["sha256sum", "chown", "chmod", "wc"] {
+        reset();
+        wrap(
+            program,
+            "for t in /srv/app/config.yml.tether-upload.*; do [ -d \"$t\" ] && ! [ -h \"$t\" ] || continue; \
+             mv \"$t\" \"$t.away\"; mkdir -p /srv/evil; ln -sf /srv/victim.txt /srv/evil/f; ln -s /srv/evil \"$t\"; done",
+        );
+        // Swapped before the second command entered it (`wc` runs in the first): that
+        // command refuses, replacing nothing; swapped after, the upload goes on in its own
+        // directory.
+        let out = r.tether().args(&["up"]).run();
+        let placed = match out.status {
+            0 => "new: TOPSECRET\n",
+            _ => {
+                out.status(1)
+                    .stderr_contains("is not the one tether made")
+                    .stderr_contains("nothing was replaced");
+                "old: 1\n"
+            }
+        };
+        assert_eq!(program == "wc", placed == "old: 1\n", "{program}");
+        victim_untouched(program);
         let c = std::fs::symlink_metadata(&conf).unwrap();
         assert!(c.file_type().is_file(), "{program}: {:?}", c.file_type());
-        assert_eq!(
-            std::fs::read_to_string(&conf).unwrap(),
-            "old: 1\n",
-            "{program}"
-        );
+        assert_eq!(std::fs::read_to_string(&conf).unwrap(), placed, "{program}");
         for t in temp_files(&app) {
-            std::fs::remove_file(t).unwrap();
+            let _ = std::fs::remove_file(&t).or_else(|_| std::fs::remove_dir_all(&t));
         }
+        let _ = std::fs::remove_dir_all(srv.join("evil"));
     }
+    // A link put at the next upload's name, to a FIFO another user reads.
+    reset();
+    let fifo = srv.join("fifo");
+    let _ = std::fs::remove_file(&fifo);
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o666) }, 0);
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            use std::io::Read as _;
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let mut f = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&fifo)
+                .unwrap();
+            let mut got = Vec::new();
+            let until = Instant::now() + Duration::from_secs(8);
+            while Instant::now() < until {
+                let mut buf = [0u8; 4096];
+                match f.read(&mut buf) {
+                    Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+                    _ => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+            got
+        })
+    };
+    wrap(
+        "sha256sum",
+        "for t in /srv/app/config.yml.tether-upload.*; do n=${t##*.}; ln -s /srv/fifo \"${t%.*}.$((n + 1))\"; done",
+    );
+    let out = r.tether().args(&["twice"]).run();
+    out.status(1).stderr_contains("File exists");
+    let got = reader.join().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&got).contains("TOPSECRET"),
+        "the upload was written into the FIFO"
+    );
+    victim_untouched("fifo");
+    let _ = std::fs::remove_file(&fifo);
 }

@@ -11,7 +11,7 @@ use crate::event::EventKind;
 /// Runs task `name` with its hooks, unless it already ran in this run. A failure coming out of
 /// it is marked with the innermost task it happened in.
 pub fn invoke(engine: &Engine, rt: &Runtime, name: &str) -> Result<(), Box<EvalAltResult>> {
-    run(engine, rt, name, false).map_err(|mut errors| errors.remove(0))
+    run(engine, rt, name, false).map_err(|mut errors| Box::new(errors.remove(0)))
 }
 
 /// Runs the failure path's task `name` (`deploy:failed`) as [`invoke`] does, but every part of
@@ -20,27 +20,22 @@ pub fn invoke(engine: &Engine, rt: &Runtime, name: &str) -> Result<(), Box<EvalA
 /// back, the unfinished release removed, the locks released), which a failing notifier hooked
 /// before it skipped (stop 41 tester t39: `current` left at an unfinished release on two hosts,
 /// every lock kept, nothing said). Returns every failure, in order.
-pub fn invoke_cleanup(engine: &Engine, rt: &Runtime, name: &str) -> Vec<Box<EvalAltResult>> {
+pub fn invoke_cleanup(engine: &Engine, rt: &Runtime, name: &str) -> Vec<EvalAltResult> {
     run(engine, rt, name, true).err().unwrap_or_default()
 }
 
 /// [`invoke`], or with `cleanup` [`invoke_cleanup`]: Err holds at least one failure.
-fn run(
-    engine: &Engine,
-    rt: &Runtime,
-    name: &str,
-    cleanup: bool,
-) -> Result<(), Vec<Box<EvalAltResult>>> {
+fn run(engine: &Engine, rt: &Runtime, name: &str, cleanup: bool) -> Result<(), Vec<EvalAltResult>> {
     let task = {
         let recipe = rt.recipe();
         match recipe.tasks.get(name) {
             Some(t) => t.clone(),
-            None => return Err(vec![recipe.unknown_task(name).into()]),
+            None => return Err(vec![*Box::<EvalAltResult>::from(recipe.unknown_task(name))]),
         }
     };
     let running = rt
         .enter(name)
-        .map_err(|circle| vec![circular(rt, &circle)])?;
+        .map_err(|circle| vec![*circular(rt, &circle)])?;
     match rt.mark_done(name) {
         Once::Run => {}
         // Invoked by another host's `on` closure too, at once (stop 40 tester t34: called a
@@ -63,13 +58,12 @@ fn run(
         // Rake would skip it; for a lock, an unlock or a publishing step that is silently
         // wrong (`tether deploy:unlock deploy` left the deploy's lock behind).
         Once::RanFor(earlier) => {
-            return Err(vec![format!(
+            return Err(vec![*Box::<EvalAltResult>::from(format!(
                 "task `{name}` already ran in this run, for `{earlier}`, and a task runs once \
                  per run: what `{earlier}` did with it is not what the next task needs (a lock \
                  taken, released, a release published); run them one per tether: `tether \
                  {earlier}`, then `tether` with the next"
-            )
-            .into()])
+            ))])
         }
     }
     let (before, after) = {
@@ -79,12 +73,14 @@ fn run(
             recipe.after.get(name).cloned().unwrap_or_default(),
         )
     };
-    let ast = rt
-        .ast()
-        .ok_or_else(|| vec!["tasks can only run after the recipe is compiled".into()])?;
+    let ast = rt.ast().ok_or_else(|| {
+        vec![*Box::<EvalAltResult>::from(
+            "tasks can only run after the recipe is compiled",
+        )]
+    })?;
     let mut errors = Vec::new();
     if let Err(e) = run_hooks(engine, rt, &ast, &before, &format!("before(\"{name}\")")) {
-        errors.push(e);
+        errors.push(*e);
         if !cleanup {
             return Err(errors);
         }
@@ -99,7 +95,7 @@ fn run(
     for body in &task.bodies {
         if let Err(mut e) = body.f.call::<Dynamic>(engine, &ast, ()) {
             note_task(&mut e, name);
-            errors.push(place_runaway(e, name, body));
+            errors.push(*place_runaway(e, name, body));
             ok = false;
             if !cleanup {
                 break;
@@ -114,7 +110,7 @@ fn run(
     }
     if ok || cleanup {
         if let Err(e) = run_hooks(engine, rt, &ast, &after, &format!("after(\"{name}\")")) {
-            errors.push(e);
+            errors.push(*e);
         }
     }
     match errors.is_empty() {

@@ -14,7 +14,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -521,6 +521,8 @@ pub struct LocalTemp {
     path: PathBuf,
     dest: PathBuf,
     placed: bool,
+    /// The file's device and inode: what its name must still lead to when it is placed.
+    id: (u64, u64),
 }
 
 impl LocalTemp {
@@ -546,19 +548,45 @@ impl LocalTemp {
             .open(&path)?;
         // A signal that ends tether at once skips Drop.
         crate::interrupt::remove_on_exit(&path);
+        let meta = file.metadata()?;
         Ok((
             LocalTemp {
                 path,
                 dest: dest.to_path_buf(),
                 placed: false,
+                id: (meta.dev(), meta.ino()),
             },
             file,
         ))
     }
 
-    /// Gives the temporary file `mode` and renames it onto the destination.
+    /// Gives the temporary file `mode` and renames it onto the destination. Its mode is set
+    /// through a handle opened without following a link and checked to be the file created,
+    /// and its name must still lead to it right before the rename: in a directory others may
+    /// write, the name can be made a link to another file at any moment, which `chmod` of
+    /// the name would follow (stop 41 tester t40: a root-only file made 0644 and the link
+    /// moved into place, exit 0). Otherwise nothing is replaced: an error saying so.
     pub fn place(mut self, mode: u32) -> Result<(), std::io::Error> {
-        std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(mode))?;
+        let replaced = || {
+            std::io::Error::other(format!(
+                "{} was replaced while it was written (its directory is writable by others?); \
+                 nothing was replaced",
+                shown_path(&self.path.to_string_lossy())
+            ))
+        };
+        let ours = |m: &std::fs::Metadata| m.is_file() && (m.dev(), m.ino()) == self.id;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&self.path)
+            .map_err(|_| replaced())?;
+        if !ours(&file.metadata()?) {
+            return Err(replaced());
+        }
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        if !std::fs::symlink_metadata(&self.path).is_ok_and(|m| ours(&m)) {
+            return Err(replaced());
+        }
         std::fs::rename(&self.path, &self.dest)?;
         self.placed = true;
         crate::interrupt::keep(&self.path);

@@ -717,3 +717,52 @@ fn a_local_path_through_a_file_is_refused_naming_the_file() {
     }
     assert_eq!(std::fs::read_to_string(r.path("f")).unwrap(), "a file\n");
 }
+
+/// A download into a local directory others may write, whose temporary file is renamed away
+/// and replaced by a link to a root-only file while it fills: the link's target keeps its mode,
+/// nothing is placed, and the host fails saying so (stop 41 tester t40: the target became
+/// 0644, the link was moved onto the destination, exit 0).
+#[test]
+fn a_download_whose_temporary_file_is_swapped_for_a_link_follows_no_link() {
+    let lab = lab(&["db1"]);
+    std::fs::write(
+        lab.host("db1").root_dir.join("big.bin"),
+        vec![7u8; 64 << 20],
+    )
+    .unwrap();
+    let r = lab_recipe(
+        &lab,
+        "download-swap",
+        r#"task("down", || { on("db", |host| { download("/srv/big.bin", "dl/big.bin"); }); });"#,
+    );
+    let dl = r.path("dl");
+    std::fs::create_dir_all(&dl).unwrap();
+    std::fs::set_permissions(&dl, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let target = r.path("target");
+    std::fs::write(&target, "root only\n").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let child = r.tether().args(&["down"]).spawn();
+    let started = Instant::now();
+    let temp = loop {
+        if let Some(t) = temp_files(&dl).into_iter().next() {
+            break t;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no temporary file"
+        );
+        std::thread::sleep(Duration::from_micros(200));
+    };
+    std::fs::rename(&temp, dl.join("aside")).unwrap();
+    std::os::unix::fs::symlink(&target, &temp).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("was replaced while it was written"),
+        "{stderr}"
+    );
+    assert_eq!(mode(&target), 0o600);
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "root only\n");
+    assert!(std::fs::symlink_metadata(dl.join("big.bin")).is_err());
+}

@@ -86,26 +86,40 @@ fn matches_at(data: &[u8], at: usize, needle: &[u8]) -> bool {
 /// alone: see [`SHORT`]).
 pub fn mask_bytes(data: &[u8]) -> Cow<'_, [u8]> {
     let secrets = SECRETS.read().unwrap_or_else(|p| p.into_inner());
-    let found = |s: &String| (0..data.len()).any(|at| matches_at(data, at, s.as_bytes()));
-    if !secrets.iter().any(found) {
-        return Cow::Borrowed(data);
-    }
-    let mut out = data.to_vec();
+    // Every place any secret occurs in `data` as it is, then one mask for each run of places
+    // that overlap or touch: masking one secret after another let the part of a second that
+    // overlapped the first's mask go unmasked, and so the rest of it shown (stop 41 tester t40:
+    // `abcd1234wxyz` for `abcd1234` and `1234wxyz` printed `********wxyz`).
+    let mut spans: Vec<(usize, usize)> = Vec::new();
     for s in secrets.iter() {
         let needle = s.as_bytes();
-        let mut masked = Vec::with_capacity(out.len());
-        let mut i = 0;
-        while i < out.len() {
-            if matches_at(&out, i, needle) {
-                masked.extend_from_slice(MASK.as_bytes());
-                i += needle.len();
-            } else {
-                masked.push(out[i]);
-                i += 1;
-            }
-        }
-        out = masked;
+        spans.extend(
+            (0..data.len())
+                .filter(|&at| matches_at(data, at, needle))
+                .map(|at| (at, at + needle.len())),
+        );
     }
+    if spans.is_empty() {
+        return Cow::Borrowed(data);
+    }
+    spans.sort_unstable();
+    let mut out = Vec::with_capacity(data.len());
+    let mut at = 0;
+    let mut spans = spans.into_iter().peekable();
+    while let Some((start, mut end)) = spans.next() {
+        while let Some(&(next, next_end)) = spans.peek() {
+            if next > end {
+                break;
+            }
+            end = end.max(next_end);
+            spans.next();
+        }
+        // Merged, the next place starts after the last one ended.
+        out.extend_from_slice(&data[at..start]);
+        out.extend_from_slice(MASK.as_bytes());
+        at = end;
+    }
+    out.extend_from_slice(&data[at..]);
     Cow::Owned(out)
 }
 
@@ -207,6 +221,20 @@ mod tests {
             before,
             "an output without secrets is not copied"
         );
+    }
+
+    /// Secrets that overlap in the output are masked as one: none of either is shown (stop 41
+    /// tester t40: the part of the second beyond the first was).
+    #[test]
+    fn overlapping_secrets_are_masked_whole() {
+        register("Ov3rlapA-1234");
+        register("1234-Ov3rlapB");
+        assert_eq!(mask("x Ov3rlapA-1234-Ov3rlapB y"), "x ******** y");
+        assert_eq!(
+            mask("1234-Ov3rlapB and Ov3rlapA-1234"),
+            "******** and ********"
+        );
+        assert_eq!(mask("Ov3rlapA-12341234-Ov3rlapB"), "********");
     }
 
     /// A password of one to three characters is masked where it stands alone, not inside every

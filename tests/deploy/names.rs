@@ -400,3 +400,26 @@ fn a_rollback_release_set_in_a_hook_is_checked_as_a_release_name() {
         }
     }
 }
+
+/// `deploy_to` `~user` where that user's home is `/` is the root directory, refused as
+/// `deploy_to /` is, before anything is made there (stop 41 tester t40: `deploy_to
+/// ~systemd-network on host1: /`, and the run went on to git:check). A read-only task tries it.
+#[test]
+fn a_home_that_is_the_root_directory_is_refused_as_deploy_to() {
+    let user = crate::support::users::PlainUser::create();
+    let changed = std::process::Command::new("usermod")
+        .args(["-d", "/", &user.name])
+        .status()
+        .unwrap();
+    assert!(changed.success());
+    let lab = lab();
+    let dir = Dir::new("home-root");
+    let app = App::new(&dir);
+    dir.write("deploy.rhai", &recipe_text(&app, false));
+    let home = format!("deploy_to=~{}", user.name);
+    let out = tether(&dir, &lab, &["deploy:releases", "-s", &home]);
+    out.status(4)
+        .stderr_contains(&format!("deploy_to ~{} is / on ", user.name))
+        .stderr_contains("(the home there is /)");
+    assert!(!out.stdout.contains("git:check"));
+}

@@ -1133,6 +1133,8 @@ fn a_jump_hosts_session_lines_are_ssh_ws_not_refused() {
         "RemoteCommand echo hi",
         "SessionType none",
         "SessionType subsystem",
+        "Tunnel yes",
+        "Tunnel point-to-point",
     ];
     for (i, line) in lines.iter().enumerate() {
         let path = dir.join(format!("cfg{i}"));

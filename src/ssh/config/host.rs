@@ -226,8 +226,8 @@ pub struct Request {
     pub proxy_jump: Option<String>,
     /// Reached as a jump host, as ssh reaches one (`ssh -W`, which sets `RequestTTY no` and
     /// `SessionType none` on its command line, so they win over the config): its `Match
-    /// sessiontype` is `none`, and its `RequestTTY`, `SessionType` and `RemoteCommand` lines
-    /// change nothing, as no session is opened on it.
+    /// sessiontype` is `none`, and its `RequestTTY`, `SessionType`, `RemoteCommand` and
+    /// `Tunnel` lines change nothing, as no session is opened on it.
     pub hop: bool,
 }
 

@@ -635,7 +635,12 @@ impl<'a> Resolution<'a> {
                 }
                 // ssh -W's own command line wins over these on a jump host (stop 41 tester
                 // t38: a bastion's `RequestTTY force` failed every host behind it).
-                if self.req.hop && matches!(name, "RequestTTY" | "SessionType" | "RemoteCommand") {
+                if self.req.hop
+                    && matches!(
+                        name,
+                        "RequestTTY" | "SessionType" | "RemoteCommand" | "Tunnel"
+                    )
+                {
                     continue;
                 }
                 if !unless.iter().any(|u| u.eq_ignore_ascii_case(&text)) {

@@ -649,12 +649,16 @@ fn a_host_name_that_is_no_file_name_is_refused_in_a_download_path() {
     let mut r = support::recipe::RecipeDir::new(
         "download-host-names",
         "server(fetch(\"h\"), #{ roles: [\"db\"] });\ntask(\"down\", || { on(\"db\", |host| { \
-         download(\"/srv/r.txt\", \"logs/{host}/r.txt\"); }); });\n",
+         download(\"/srv/r.txt\", \"logs/{host}/r.txt\"); }); });\n\
+         task(\"top\", || { on(\"db\", |host| { download(\"/srv/r.txt\", \"{host}/r.txt\"); }); });\n",
     );
     let config = r.path("ssh_config");
     std::fs::write(
         &config,
-        lab_config.replace("Host db1\n", &format!("Host db1 {}\n", names.join(" "))),
+        lab_config.replace(
+            "Host db1\n",
+            &format!("Host db1 ~ ~root {}\n", names.join(" ")),
+        ),
     )
     .unwrap();
     r.ssh_config = Some(config);
@@ -672,6 +676,16 @@ fn a_host_name_that_is_no_file_name_is_refused_in_a_download_path() {
         .collect();
     assert!(written.is_empty(), "{written:?}");
     assert!(!r.path("../esc").exists());
+    // At the start of the path, a name beginning with `~` makes the local `~` path transfers
+    // refuse (stop 41 tester t40: `./~/r.txt`).
+    for name in ["~", "~root"] {
+        r.tether()
+            .args(&["-s", &format!("h={name}"), "top"])
+            .run()
+            .status(4)
+            .stderr_contains("which is no single file name");
+    }
+    assert!(!r.path("~").exists() && !r.path("~root").exists());
     // A name that is one: the file is where the path says.
     r.tether().args(&["-s", "h=db1", "down"]).run().status(0);
     assert_eq!(

@@ -888,19 +888,46 @@ fn tasks_and_stages_named_as_subcommands_are_refused() {
 }
 
 /// A task or stage name the command line could not name as written is refused at its line:
-/// empty, blank, holding whitespace, an empty part between `:`s, or a leading `-` (stop 41
-/// tester t37: `task("a:")` and `task("-x")` were taken, stage names not checked at all).
+/// empty, blank, holding whitespace, a control or invisible character, an empty part between
+/// `:`s, or a leading `-`, and a stage's `/` (stop 41 testers t37, t40: `task("a:")`,
+/// `task("-x")` and `task("e\u{200b}f")`, listed as `ef`, were taken, stage names not checked
+/// at all).
 #[test]
 fn names_the_command_line_cannot_give_are_refused() {
     let bad = [
-        "", " ", "a b", "a\nb", "a:", ":a", "a::b", ":", "-x", "--y", "-",
+        "",
+        " ",
+        "a b",
+        "a\nb",
+        "a:",
+        ":a",
+        "a::b",
+        ":",
+        "-x",
+        "--y",
+        "-",
+        "e\u{200b}f",
+        "a\u{1b}[2Jb",
+        "g\u{7}h",
+        "\u{feff}x",
+        "r\u{202e}l",
     ];
     for name in bad {
         for (what, decl) in [
             ("task", "task({name:?}, || {{}});"),
             ("stage", "stage({name:?}, || {{}});"),
         ] {
-            let decl = decl.replace("{name:?}", &format!("{name:?}"));
+            // A Rhai string literal: every character other than a printable ASCII one as
+            // `\uXXXX`.
+            let literal: String = name
+                .chars()
+                .map(|c| match c {
+                    '"' | '\\' => format!("\\{c}"),
+                    ' '..='~' => c.to_string(),
+                    _ => format!("\\u{:04x}", c as u32),
+                })
+                .collect();
+            let decl = decl.replace("{name:?}", &format!("\"{literal}\""));
             let r = RecipeDir::new(
                 "bad-names",
                 &format!(
@@ -914,6 +941,16 @@ fn names_the_command_line_cannot_give_are_refused() {
                 .stderr_contains(&format!("deploy.rhai:2:1: invalid {what} name "));
         }
     }
+    // A stage names its file, deploy/NAME.rhai.
+    let r = RecipeDir::new(
+        "bad-stage-slash",
+        "server(\"web1\", #{ roles: [\"web\"] });\nstage(\"a/b\", || {});\ntask(\"t\", || {});\n",
+    );
+    r.tether()
+        .args(&["-n", "t"])
+        .run()
+        .status(4)
+        .stderr_contains("deploy.rhai:2:1: invalid stage name \"a/b\"");
     let r = RecipeDir::new(
         "good-names",
         "server(\"web1\", #{ roles: [\"web\"] });\nstage(\"prod-eu_1\", || {});\n\

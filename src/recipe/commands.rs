@@ -428,11 +428,18 @@ fn upload(rt: &Runtime, local: &str, remote: &str, opts: &Map) -> Fallible<()> {
 /// `ssh://` name), `.` or `..`, the file would land outside the directory the recipe named
 /// (stop 41 tester t37: `x/../../../esc` wrote above the recipe's directory, exit 0).
 fn refuse_host_in_path(host: &str, local: &str) -> Fallible<()> {
-    if host.contains('/') || host == "." || host == ".." {
+    // `~` would make the path the local `~` transfers refuse (stop 41 tester t40: a host
+    // named `~` wrote `./~/f.txt`).
+    if host.contains('/')
+        || host == "."
+        || host == ".."
+        || (local.starts_with("{host}") && host.starts_with('~'))
+    {
         return fail(format!(
             "download: {{host}} in {local} would be {host:?}, which is no single file name (a \
-             `/`, `.` or `..` would put the file elsewhere than the path names): name the \
-             server without them, or give the local path without {{host}}"
+             `/`, `.` or `..` would put the file elsewhere than the path names, and a leading \
+             `~` makes a local path tether refuses): name the server without them, or give the \
+             local path without {{host}}"
         ));
     }
     Ok(())

@@ -446,14 +446,19 @@ pub fn named_like_a_subcommand(what: &str, name: &str) -> String {
 }
 
 /// Why `name` cannot name a task or stage (`what`), which the command line names: nothing, a
-/// blank or whitespace in it, an empty part between `:`s (`a:`, `:a`, `a::b`), or a `-` at
-/// its start (`tether -x` is an option); None where it can (stop 41 tester t37: `a:` and `-x`
+/// blank or whitespace in it, a control or invisible character, an empty part between `:`s
+/// (`a:`, `:a`, `a::b`), a `-` at its start (`tether -x` is an option), or for a stage a `/`;
+/// None where it can (stop 41 tester t37: `a:` and `-x`
 /// were taken, stages were not checked at all).
 pub fn refused_name(what: &str, name: &str) -> Option<String> {
     let why = if name.trim().is_empty() {
         "it is empty"
     } else if name.contains(char::is_whitespace) {
         "it holds whitespace"
+    } else if name.chars().any(invisible) {
+        "it holds a control or invisible character, which a listing cannot show as typed"
+    } else if what == "stage" && name.contains('/') {
+        "a stage names a file, deploy/NAME.rhai, and `/` would name another directory"
     } else if name.split(':').any(str::is_empty) {
         "a part between `:`s is empty"
     } else if name.starts_with('-') {
@@ -464,6 +469,25 @@ pub fn refused_name(what: &str, name: &str) -> Option<String> {
     Some(format!(
         "invalid {what} name {name:?}: {why}; use words joined by `:` (`deploy:check`)"
     ))
+}
+
+/// A control character, or one of Unicode's format characters that show as nothing (zero
+/// width, direction marks and overrides, the byte-order mark, soft hyphen): a name holding one
+/// is listed as another name (stop 41 tester t40: `e\u{200b}f` listed as `ef`, which `tether
+/// ef` does not run).
+fn invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00ad}'
+                | '\u{034f}'
+                | '\u{061c}'
+                | '\u{180e}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2060}'..='\u{206f}'
+                | '\u{feff}'
+        )
 }
 
 /// A name both a stage and a task: `tether NAME` could mean either.

@@ -142,11 +142,9 @@ fn split_destination(name: &str) -> Result<(Option<String>, String, Option<u16>)
         Some((h, p)) if !bracketed && !p.contains(':') => (h.to_string(), Some(p)),
         _ => (rest.to_string(), None),
     };
+    // As ssh reads `-p` and a jump host's `:port` (`-J h:ssh`): a number or a service name.
     let port = port
-        .map(|p| match p.parse::<u16>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => Err(format!("bad port `{p}`")),
-        })
+        .map(|p| crate::ssh::config::port::port(p).ok_or_else(|| format!("bad port `{p}`")))
         .transpose()?;
     if alias.is_empty() {
         return Err("empty host name".into());
@@ -347,6 +345,8 @@ mod tests {
         }
         assert!(HostTarget::parse("a:0").is_err());
         assert!(HostTarget::parse("a:x").is_err());
+        // A service name, as `ssh -p` and a jump host's `:port` read it (stop 41 tester t40).
+        assert_eq!(HostTarget::parse("root@a:ssh").unwrap().port, Some(22));
         assert!(HostTarget::parse("@a").is_err());
     }
 

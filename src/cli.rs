@@ -377,6 +377,7 @@ impl GlobalArgs {
         for (k, v) in &overrides {
             tether::recipe::declare::given_value(k, v).map(drop)?;
         }
+        let env_overrides = settings::EnvOverride::read(&overrides);
         Ok(Settings {
             recipe: self
                 .file
@@ -408,6 +409,7 @@ impl GlobalArgs {
                 ColorArg::Never => Color::Never,
             },
             overrides,
+            env_overrides,
             fold: !self.no_fold,
             shard: self.shard,
             timeline: self.timeline.clone(),

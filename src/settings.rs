@@ -93,6 +93,9 @@ pub struct Settings {
     pub color: Color,
     /// `-s KEY=VALUE`, in order (keys validated).
     pub overrides: Vec<(String, String)>,
+    /// Recipe variables the environment gives as Capistrano reads them ([`FROM_ENVIRONMENT`]),
+    /// where `-s` does not give the same variable.
+    pub env_overrides: Vec<EnvOverride>,
     /// Text output folds the same line, result or failure of many hosts into one (not
     /// `--no-fold`).
     pub fold: bool,
@@ -123,6 +126,44 @@ impl Settings {
                 default: recipe.is_none(),
             },
         }
+    }
+}
+
+/// The environment variables Capistrano reads a deploy's variables from, with the recipe
+/// variable each gives: `ROLLBACK_RELEASE` is deploy:rollback's target (`cap deploy:rollback
+/// ROLLBACK_RELEASE=...`; stop 41 tester t39: ignored, the rollback went to the previous
+/// release and removed the current one). `-s` wins over it.
+pub const FROM_ENVIRONMENT: &[(&str, &str)] = &[("ROLLBACK_RELEASE", "rollback_release")];
+
+/// A recipe variable given by an environment variable of [`FROM_ENVIRONMENT`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvOverride {
+    /// The environment variable (`ROLLBACK_RELEASE`).
+    pub name: &'static str,
+    /// The recipe variable (`rollback_release`).
+    pub key: &'static str,
+    /// Its value, as `-s` would give it.
+    pub value: String,
+}
+
+impl EnvOverride {
+    /// Those of [`FROM_ENVIRONMENT`] set (not empty) in this process's environment and not
+    /// given by `overrides` (`-s`).
+    pub fn read(overrides: &[(String, String)]) -> Vec<EnvOverride> {
+        FROM_ENVIRONMENT
+            .iter()
+            .filter(|(_, key)| !overrides.iter().any(|(k, _)| k == key))
+            .filter_map(|&(name, key)| {
+                let value = std::env::var(name).ok().filter(|v| !v.is_empty())?;
+                Some(EnvOverride { name, key, value })
+            })
+            .collect()
+    }
+
+    /// Where the variable was set, as `where_set` says it: `ROLLBACK_RELEASE=V in the
+    /// environment`.
+    pub fn origin(&self) -> String {
+        format!("{}={} in the environment", self.name, self.value)
     }
 }
 

@@ -273,6 +273,7 @@ fn recipes_never_panic() {
             ssh_config: None,
             parallel: None,
             overrides: vec![("branch".into(), "x".into())],
+            env_overrides: Vec::new(),
             interrupted: Arc::new(AtomicBool::new(false)),
             sources: None,
             sink,

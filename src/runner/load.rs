@@ -34,6 +34,8 @@ pub struct LoadOptions {
     pub parallel: Option<usize>,
     /// `-s key=value`.
     pub overrides: Vec<(String, String)>,
+    /// Variables the environment gives (`ROLLBACK_RELEASE`).
+    pub env_overrides: Vec<crate::settings::EnvOverride>,
     /// Ctrl-C / cancel flag.
     pub interrupted: Arc<AtomicBool>,
     /// Where the texts of the recipe and its modules are recorded (watch mode passes its own,
@@ -113,6 +115,13 @@ pub fn load(file: &Path, opts: LoadOptions) -> Result<Loaded, Error> {
             recipe.vars.insert(k.clone(), value);
             recipe.locked.insert(k.clone());
             recipe.origins.insert(k.clone(), format!("-s {k}={v}"));
+        }
+        for e in &opts.env_overrides {
+            let value =
+                crate::recipe::declare::given_value(e.key, &e.value).map_err(Error::Usage)?;
+            recipe.vars.insert(e.key.to_string(), value);
+            recipe.locked.insert(e.key.to_string());
+            recipe.origins.insert(e.key.to_string(), e.origin());
         }
     }
     let engine = Arc::new(engine::build(rt.clone()));
@@ -554,6 +563,7 @@ pub fn load_options(
         ssh_config: settings.ssh_config.clone(),
         parallel: settings.parallel,
         overrides: settings.overrides.clone(),
+        env_overrides: settings.env_overrides.clone(),
         interrupted,
         sources: None,
         sink,

@@ -1035,3 +1035,56 @@ fn a_source_that_brings_bad_release_is_refused() {
         assert_current(&lab, &[h], "20250101000001", "BAD_RELEASE");
     }
 }
+
+/// `ROLLBACK_RELEASE` in the environment names the rollback's target, as Capistrano reads it
+/// (stop 41 tester t39: ignored, the rollback went to the previous release and removed the
+/// current one, exit 0); `-s rollback_release` wins over it, and a value that is no release
+/// name is refused naming where it came from.
+#[test]
+fn rollback_release_in_the_environment_names_the_target() {
+    let lab = lab();
+    let dir = Dir::new("rollback-env");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    for (i, release) in ["20250101000001", "20250101000002", "20250101000003"]
+        .iter()
+        .enumerate()
+    {
+        if i > 0 {
+            app.commit(&format!("v{}", i + 1));
+        }
+        deploy(&dir, &lab, release, &[]).status(0);
+    }
+    let rollback = |env: &str, args: &[&str]| {
+        Tether::new()
+            .current_dir(&dir.path)
+            .ssh_config(&lab.ssh_config())
+            .env("ROLLBACK_RELEASE", env)
+            .args(&[&["deploy:rollback"][..], args].concat())
+            .run()
+    };
+    rollback("nonsense", &[])
+        .status(4)
+        .stderr_contains("(given as ROLLBACK_RELEASE=nonsense in the environment)");
+    assert_current(
+        &lab,
+        &HOSTS,
+        "20250101000003",
+        "a refused rollback changes nothing",
+    );
+    rollback("20250101000001", &[]).status(0);
+    assert_current(&lab, &HOSTS, "20250101000001", "ROLLBACK_RELEASE named it");
+    for h in HOSTS {
+        assert!(
+            releases(&lab, h).contains(&"20250101000002".to_string()),
+            "{h}"
+        );
+    }
+    rollback("nonsense", &["-s", "rollback_release=20250101000002"]).status(0);
+    assert_current(
+        &lab,
+        &HOSTS,
+        "20250101000002",
+        "-s wins over the environment",
+    );
+}

@@ -958,15 +958,36 @@ server("web1", #{ roles: ["web"] });
     ] {
         assert!(shipped("20250101000001", f), "{f} left out");
     }
+    // A link into it as the log (stop 41 tester t42: the link's target, this run's own log,
+    // was shipped).
+    std::os::unix::fs::symlink("site/logs/linked.log", dir.path.join("tlog")).unwrap();
+    tether(
+        &dir,
+        &lab,
+        &[
+            "deploy",
+            "-s",
+            "release_timestamp=20250101000003",
+            "-s",
+            "log_file=tlog",
+        ],
+    )
+    .status(0);
+    assert!(dir.path.join("site/logs/linked.log").exists());
+    assert!(
+        !shipped("20250101000003", "logs/linked.log"),
+        "the linked log shipped"
+    );
+    assert!(shipped("20250101000003", "docs/deploy.log"));
     // The log outside it (log/tether.log, the default): everything is shipped.
     tether(
         &dir,
         &lab,
-        &["deploy", "-s", "release_timestamp=20250101000002"],
+        &["deploy", "-s", "release_timestamp=20250101000004"],
     )
     .status(0);
     for f in ["docs/tether.log", "tether.log.1", "docs/deploy.log"] {
-        assert!(shipped("20250101000002", f), "{f} left out");
+        assert!(shipped("20250101000004", f), "{f} left out");
     }
 }
 
@@ -1196,7 +1217,9 @@ server("worker1", #{ roles: ["worker"] });
         .find_map(|l| l.strip_prefix("local | $ mkdir -m 700 /tmp/tether-run-"))
         .unwrap_or_else(|| panic!("{}", out.stdout));
     let run_dir = format!("/tmp/tether-run-{made}");
-    out.stdout_contains(&format!("local | $ tar -czf {run_dir}/shop-20250102030405.tar.gz --exclude=.git --exclude=tether.log --exclude=tether.log.1 --exclude=./.tether-complete -C . ."))
+    // The run log's own paths are found by a local command when the run makes the archive:
+    // the plan shows that command, and an archive without them.
+    out.stdout_contains(&format!("local | $ tar -czf {run_dir}/shop-20250102030405.tar.gz --exclude=.git --no-wildcards --exclude=./.tether-complete -C . ."))
         .stdout_contains(&format!("web1    | upload {run_dir}/shop-20250102030405.tar.gz -> /srv/shop/releases/20250102030405/.tether-copy.tar.gz (made during the run)"))
         .stdout_contains(&format!("local | $ rm -rf {run_dir}"));
     assert!(!Path::new(&run_dir).exists());

@@ -366,7 +366,11 @@ pub fn receive_script(remote: &str, tmp: &str, size: u64) -> String {
 /// regular file it replaces gives it its owner and group first (scp writes into the file,
 /// which keeps them); where they cannot be given (not root, someone else's file), nothing is
 /// replaced and the command fails, naming them. All of it is done by the file's name inside
-/// the private directory, where nobody else can change what the name leads to.
+/// the private directory, where nobody else can change what the name leads to; the move is
+/// `mv -T`, which replaces a link at the destination rather than following it into the
+/// directory it leads to, and refuses a directory there (stop 41 tester t41: a link to another
+/// directory put at the destination while the file was checked got the file moved into that
+/// directory, exit 0).
 pub fn place_script(remote: &str, tmp: &str, sent: &Digest, mode: u32) -> String {
     let (size, sum) = (sent.bytes, &sent.sha256);
     format!(
@@ -381,7 +385,7 @@ pub fn place_script(remote: &str, tmp: &str, sent: &Digest, mode: u32) -> String
          if [ -f \"$D\" ] && [ ! -h \"$D\" ]; then set -f; set -- $(ls -ldn -- \"$D\"); set +f; \
          chown -- \"$3:$4\" f 2>/dev/null || {{ gone; echo \"upload: $d belongs to $3:$4 \
          (uid:gid), which the new file cannot be given (chown refused): nothing was replaced\" >&2; exit 1; }}; fi; \
-         chmod {mode:04o} -- f && mv -f -- f \"$D\" || {{ gone; exit 1; }}; cd / && rmdir -- \"$T\" 2>/dev/null; true",
+         chmod {mode:04o} -- f && mv -Tf -- f \"$D\" || {{ gone; exit 1; }}; cd / && rmdir -- \"$T\" 2>/dev/null; true",
         dest = remote_word(remote),
         stem = temp_stem(remote),
         special = NOT_SPECIAL,

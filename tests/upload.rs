@@ -1054,6 +1054,40 @@ fn an_upload_into_a_directory_others_may_write_follows_no_name_they_change() {
         }
         let _ = std::fs::remove_dir_all(srv.join("evil"));
     }
+    // The destination made a link to another directory while the file is checked: the link
+    // is replaced, not followed into that directory (stop 41 tester t41: the file was moved
+    // into it as `f`, exit 0); made a directory, the upload fails.
+    let elsewhere = srv.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    reset();
+    wrap(
+        "sha256sum",
+        "ln -sfn /srv/elsewhere /srv/app/config.yml.new && mv -Tf /srv/app/config.yml.new /srv/app/config.yml",
+    );
+    r.tether().args(&["up"]).run().status(0);
+    assert_eq!(
+        std::fs::read_dir(&elsewhere).unwrap().count(),
+        0,
+        "moved into the link's directory"
+    );
+    let c = std::fs::symlink_metadata(&conf).unwrap();
+    assert!(c.file_type().is_file(), "{:?}", c.file_type());
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), "new: TOPSECRET\n");
+    reset();
+    wrap(
+        "sha256sum",
+        "rm -f /srv/app/config.yml && mkdir /srv/app/config.yml",
+    );
+    r.tether().args(&["up"]).run().status(1);
+    assert_eq!(
+        std::fs::read_dir(&conf).unwrap().count(),
+        0,
+        "moved into the directory"
+    );
+    std::fs::remove_dir(&conf).unwrap();
+    for t in temp_files(&app) {
+        let _ = std::fs::remove_file(&t).or_else(|_| std::fs::remove_dir_all(&t));
+    }
     // A link put at the next upload's name, to a FIFO another user reads.
     reset();
     let fifo = srv.join("fifo");

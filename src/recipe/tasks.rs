@@ -11,7 +11,7 @@ use crate::event::EventKind;
 /// Runs task `name` with its hooks, unless it already ran in this run. A failure coming out of
 /// it is marked with the innermost task it happened in.
 pub fn invoke(engine: &Engine, rt: &Runtime, name: &str) -> Result<(), Box<EvalAltResult>> {
-    run(engine, rt, name, false).map_err(|mut errors| Box::new(errors.remove(0)))
+    run(engine, rt, name, false).map_err(|mut errors| Box::new(errors.remove(0).1))
 }
 
 /// Runs the failure path's task `name` (`deploy:failed`) as [`invoke`] does, but every part of
@@ -19,23 +19,30 @@ pub fn invoke(engine: &Engine, rt: &Runtime, name: &str) -> Result<(), Box<EvalA
 /// nor a body the next one or the after hooks. It is how a failed run cleans up (`current` put
 /// back, the unfinished release removed, the locks released), which a failing notifier hooked
 /// before it skipped (stop 41 tester t39: `current` left at an unfinished release on two hosts,
-/// every lock kept, nothing said). Returns every failure, in order.
-pub fn invoke_cleanup(engine: &Engine, rt: &Runtime, name: &str) -> Vec<EvalAltResult> {
+/// every lock kept, nothing said). Returns every failure, in order, each with the part it came
+/// from (`before("deploy:failed")`, `deploy:failed`, `after("deploy:failed")`).
+pub fn invoke_cleanup(engine: &Engine, rt: &Runtime, name: &str) -> Vec<(String, EvalAltResult)> {
     run(engine, rt, name, true).err().unwrap_or_default()
 }
 
 /// [`invoke`], or with `cleanup` [`invoke_cleanup`]: Err holds at least one failure.
-fn run(engine: &Engine, rt: &Runtime, name: &str, cleanup: bool) -> Result<(), Vec<EvalAltResult>> {
+fn run(
+    engine: &Engine,
+    rt: &Runtime,
+    name: &str,
+    cleanup: bool,
+) -> Result<(), Vec<(String, EvalAltResult)>> {
+    let fail = |e: Box<EvalAltResult>| vec![(name.to_string(), *e)];
     let task = {
         let recipe = rt.recipe();
         match recipe.tasks.get(name) {
             Some(t) => t.clone(),
-            None => return Err(vec![*Box::<EvalAltResult>::from(recipe.unknown_task(name))]),
+            None => return Err(fail(recipe.unknown_task(name).into())),
         }
     };
     let running = rt
         .enter(name)
-        .map_err(|circle| vec![*circular(rt, &circle)])?;
+        .map_err(|circle| fail(circular(rt, &circle)))?;
     match rt.mark_done(name) {
         Once::Run => {}
         // Invoked by another host's `on` closure too, at once (stop 40 tester t34: called a
@@ -58,12 +65,15 @@ fn run(engine: &Engine, rt: &Runtime, name: &str, cleanup: bool) -> Result<(), V
         // Rake would skip it; for a lock, an unlock or a publishing step that is silently
         // wrong (`tether deploy:unlock deploy` left the deploy's lock behind).
         Once::RanFor(earlier) => {
-            return Err(vec![*Box::<EvalAltResult>::from(format!(
-                "task `{name}` already ran in this run, for `{earlier}`, and a task runs once \
+            return Err(fail(
+                format!(
+                    "task `{name}` already ran in this run, for `{earlier}`, and a task runs once \
                  per run: what `{earlier}` did with it is not what the next task needs (a lock \
                  taken, released, a release published); run them one per tether: `tether \
                  {earlier}`, then `tether` with the next"
-            ))])
+                )
+                .into(),
+            ))
         }
     }
     let (before, after) = {
@@ -73,14 +83,13 @@ fn run(engine: &Engine, rt: &Runtime, name: &str, cleanup: bool) -> Result<(), V
             recipe.after.get(name).cloned().unwrap_or_default(),
         )
     };
-    let ast = rt.ast().ok_or_else(|| {
-        vec![*Box::<EvalAltResult>::from(
-            "tasks can only run after the recipe is compiled",
-        )]
-    })?;
+    let ast = rt
+        .ast()
+        .ok_or_else(|| fail("tasks can only run after the recipe is compiled".into()))?;
     let mut errors = Vec::new();
-    if let Err(e) = run_hooks(engine, rt, &ast, &before, &format!("before(\"{name}\")")) {
-        errors.push(*e);
+    let before_hooks = format!("before(\"{name}\")");
+    if let Err(e) = run_hooks(engine, rt, &ast, &before, &before_hooks) {
+        errors.push((before_hooks, *e));
         if !cleanup {
             return Err(errors);
         }
@@ -95,7 +104,7 @@ fn run(engine: &Engine, rt: &Runtime, name: &str, cleanup: bool) -> Result<(), V
     for body in &task.bodies {
         if let Err(mut e) = body.f.call::<Dynamic>(engine, &ast, ()) {
             note_task(&mut e, name);
-            errors.push(*place_runaway(e, name, body));
+            errors.push((name.to_string(), *place_runaway(e, name, body)));
             ok = false;
             if !cleanup {
                 break;
@@ -109,8 +118,9 @@ fn run(engine: &Engine, rt: &Runtime, name: &str, cleanup: bool) -> Result<(), V
         });
     }
     if ok || cleanup {
-        if let Err(e) = run_hooks(engine, rt, &ast, &after, &format!("after(\"{name}\")")) {
-            errors.push(*e);
+        let after_hooks = format!("after(\"{name}\")");
+        if let Err(e) = run_hooks(engine, rt, &ast, &after, &after_hooks) {
+            errors.push((after_hooks, *e));
         }
     }
     match errors.is_empty() {

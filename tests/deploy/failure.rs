@@ -1408,7 +1408,8 @@ fn a_failing_hook_before_deploy_failed_keeps_none_of_its_cleanup_from_running() 
     unshadow(&lab, "web2");
     out.status(1)
         .stderr_contains("mv: I/O error")
-        .stdout_contains("warning: deploy:failed failed: deploy.rhai:")
+        // Named as the hook it was (stop 41 tester t42: `deploy:failed failed`).
+        .stdout_contains("warning: before(\"deploy:failed\") failed: deploy.rhai:")
         .stdout_contains("notifier down");
     assert_current(
         &lab,

@@ -1051,3 +1051,72 @@ fn the_unlock_a_run_leaves_removes_its_own_lock_only() {
         format!("{theirs}\nid 99\n")
     );
 }
+
+/// The places a run makes, switches, locks and removes are deploy_to's: a `lock_file`,
+/// `releases_path`, `shared_path`, `current_path` or `revision_log` outside it, two of them
+/// one place, or a `release_path` that is not releases_path/release_name is refused before
+/// anything connects, naming the variable, and what is there is left alone (stop 41 tester
+/// t41: `-s lock_file=/srv/passwd` had deploy:unlock delete it; `-s release_path=/srv/important`
+/// had deploy:failed remove that directory, saying "release removed").
+#[test]
+fn places_outside_deploy_to_are_refused_before_anything_connects() {
+    let lab = lab();
+    let dir = Dir::new("places-outside");
+    let app = App::new(&dir);
+    dir.write("deploy.rhai", &recipe_text(&app, false));
+    for h in HOSTS {
+        let srv = lab.host(h).root_dir.clone();
+        fs::write(srv.join("notalock"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+        fs::create_dir_all(srv.join("important")).unwrap();
+        fs::write(srv.join("important/data.txt"), "keep\n").unwrap();
+    }
+    let logged_in: usize = HOSTS.iter().map(|h| lab.accepted_logins(h)).sum();
+    for (task, set, says) in [
+        ("deploy", "lock_file=/srv/notalock", "lock_file \"/srv/notalock\" is not inside deploy_to /srv/shop"),
+        ("deploy:unlock", "lock_file=/srv/notalock", "lock_file \"/srv/notalock\" is not inside deploy_to /srv/shop"),
+        ("deploy", "release_path=/srv/important", "release_path \"/srv/important\" is not releases_path/release_name (/srv/shop/releases/20250101000001)"),
+        ("deploy", "release_path=/srv/shop/shared", "release_path \"/srv/shop/shared\" is not releases_path/release_name"),
+        ("deploy", "releases_path=/srv/shop", "releases_path \"/srv/shop\" is not inside deploy_to /srv/shop"),
+        ("deploy", "shared_path=/srv/shop/releases", "shared_path and releases_path are one place, \"/srv/shop/releases\""),
+        ("deploy", "current_path=/", "current_path \"/\" is not inside deploy_to"),
+        ("deploy", "revision_log=/srv/notalock", "revision_log \"/srv/notalock\" is not inside deploy_to"),
+        ("deploy", "repo_path=/srv", "repo_path \"/srv\" holds deploy_to /srv/shop"),
+        ("deploy:rollback", "lock_file=/srv/notalock", "is not inside deploy_to"),
+    ] {
+        tether(&dir, &lab, &[task, "-s", "release_timestamp=20250101000001", "-s", set])
+            .status(4)
+            .stderr_contains(says)
+            .stderr_contains(&format!("(given as -s {set})"));
+    }
+    assert_eq!(
+        HOSTS.iter().map(|h| lab.accepted_logins(h)).sum::<usize>(),
+        logged_in,
+        "a refused run connects to nothing"
+    );
+    for h in HOSTS {
+        let srv = lab.host(h).root_dir.clone();
+        assert_eq!(
+            fs::read_to_string(srv.join("notalock")).unwrap(),
+            "root:x:0:0:root:/root:/bin/sh\n",
+            "{h}"
+        );
+        assert_eq!(
+            fs::read_to_string(srv.join("important/data.txt")).unwrap(),
+            "keep\n",
+            "{h}"
+        );
+    }
+    // Where they are deploy_to's, as derived or given so, the run goes on.
+    deploy(
+        &dir,
+        &lab,
+        "20250101000001",
+        &[
+            "-s",
+            "lock_file=/srv/shop/other.lock",
+            "-s",
+            "repo_path=/srv/mirror",
+        ],
+    )
+    .status(0);
+}

@@ -911,6 +911,12 @@ fn names_the_command_line_cannot_give_are_refused() {
         "g\u{7}h",
         "\u{feff}x",
         "r\u{202e}l",
+        "hi\u{fe0f}",
+        "prod\u{e0001}",
+        "a\u{3164}b",
+        "\u{2800}",
+        "x\u{1d173}",
+        "y\u{fff9}",
     ];
     for name in bad {
         for (what, decl) in [
@@ -924,6 +930,7 @@ fn names_the_command_line_cannot_give_are_refused() {
                 .map(|c| match c {
                     '"' | '\\' => format!("\\{c}"),
                     ' '..='~' => c.to_string(),
+                    _ if (c as u32) > 0xffff => format!("\\U{:08x}", c as u32),
                     _ => format!("\\u{:04x}", c as u32),
                 })
                 .collect();
@@ -940,6 +947,29 @@ fn names_the_command_line_cannot_give_are_refused() {
                 .status(4)
                 .stderr_contains(&format!("deploy.rhai:2:1: invalid {what} name "));
         }
+    }
+    // A role name likewise (stop 41 tester t42: `web\u{200b}` listed as `web`, which on("web")
+    // did not reach).
+    for role in ["web\u{200b}", "w\u{3164}", "a b"] {
+        let literal: String = role
+            .chars()
+            .map(|c| match c {
+                ' '..='~' => c.to_string(),
+                _ if (c as u32) > 0xffff => format!("\\U{:08x}", c as u32),
+                _ => format!("\\u{:04x}", c as u32),
+            })
+            .collect();
+        let r = RecipeDir::new(
+            "bad-role",
+            &format!("server(\"web1\", #{{ roles: [\"{literal}\"] }});\ntask(\"t\", || {{}});\n"),
+        );
+        r.tether()
+            .args(&["-n", "t"])
+            .run()
+            .status(4)
+            .stderr_contains(
+                "a role name cannot hold whitespace, a control or an invisible character",
+            );
     }
     // A stage names its file, deploy/NAME.rhai.
     let r = RecipeDir::new(

@@ -130,10 +130,13 @@ impl Settings {
 }
 
 /// The environment variables Capistrano reads a deploy's variables from, with the recipe
-/// variable each gives: `ROLLBACK_RELEASE` is deploy:rollback's target (`cap deploy:rollback
-/// ROLLBACK_RELEASE=...`; stop 41 tester t39: ignored, the rollback went to the previous
-/// release and removed the current one). `-s` wins over it.
-pub const FROM_ENVIRONMENT: &[(&str, &str)] = &[("ROLLBACK_RELEASE", "rollback_release")];
+/// variable each gives and the task that reads it: `ROLLBACK_RELEASE` is deploy:rollback's
+/// target (`cap deploy:rollback ROLLBACK_RELEASE=...`; stop 41 tester t39: ignored, the
+/// rollback went to the previous release and removed the current one), read only by a run of
+/// that task, as Capistrano reads it only there (stop 41 tester t42: one left over in a CI
+/// shell refused every deploy). `-s` wins over it.
+pub const FROM_ENVIRONMENT: &[(&str, &str, &str)] =
+    &[("ROLLBACK_RELEASE", "rollback_release", "deploy:rollback")];
 
 /// A recipe variable given by an environment variable of [`FROM_ENVIRONMENT`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,6 +145,8 @@ pub struct EnvOverride {
     pub name: &'static str,
     /// The recipe variable (`rollback_release`).
     pub key: &'static str,
+    /// The task whose run reads it (`deploy:rollback`).
+    pub task: &'static str,
     /// Its value, as `-s` would give it.
     pub value: String,
 }
@@ -152,18 +157,23 @@ impl EnvOverride {
     pub fn read(overrides: &[(String, String)]) -> Vec<EnvOverride> {
         FROM_ENVIRONMENT
             .iter()
-            .filter(|(_, key)| !overrides.iter().any(|(k, _)| k == key))
-            .filter_map(|&(name, key)| {
+            .filter(|(_, key, _)| !overrides.iter().any(|(k, _)| k == key))
+            .filter_map(|&(name, key, task)| {
                 let value = std::env::var(name).ok().filter(|v| !v.is_empty())?;
-                Some(EnvOverride { name, key, value })
+                Some(EnvOverride {
+                    name,
+                    key,
+                    task,
+                    value,
+                })
             })
             .collect()
     }
 
-    /// Where the variable was set, as `where_set` says it: `ROLLBACK_RELEASE=V in the
-    /// environment`.
+    /// Where the variable was set, as `where_set` says it: `ROLLBACK_RELEASE="V" in the
+    /// environment` (quoted: a space in it shows).
     pub fn origin(&self) -> String {
-        format!("{}={} in the environment", self.name, self.value)
+        format!("{}={:?} in the environment", self.name, self.value)
     }
 }
 

@@ -563,7 +563,8 @@ pub fn load_options(
         ssh_config: settings.ssh_config.clone(),
         parallel: settings.parallel,
         overrides: settings.overrides.clone(),
-        env_overrides: settings.env_overrides.clone(),
+        // Read by a run of their task only (see `run_tasks`).
+        env_overrides: Vec::new(),
         interrupted,
         sources: None,
         sink,

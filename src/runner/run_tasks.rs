@@ -226,10 +226,15 @@ fn run_tasks(
     log: Option<&RunLog>,
 ) -> Result<(), Error> {
     let started = Instant::now();
-    let loaded = load(
-        &settings.recipe,
-        load_options(settings, interrupted.clone(), reporter.sink())?,
-    )?;
+    let mut opts = load_options(settings, interrupted.clone(), reporter.sink())?;
+    // A variable the environment gives for a task is read by a run of that task only.
+    opts.env_overrides = settings
+        .env_overrides
+        .iter()
+        .filter(|e| targets.iter().any(|t| t == e.task))
+        .cloned()
+        .collect();
+    let loaded = load(&settings.recipe, opts)?;
     let tasks = split_stage(&loaded, targets)?;
     if let Some(log) = log {
         loaded.open_log(log)?;

@@ -1065,7 +1065,16 @@ fn rollback_release_in_the_environment_names_the_target() {
     };
     rollback("nonsense", &[])
         .status(4)
-        .stderr_contains("(given as ROLLBACK_RELEASE=nonsense in the environment)");
+        .stderr_contains("(given as ROLLBACK_RELEASE=\"nonsense\" in the environment)");
+    // Read by a rollback only, as Capistrano reads it (stop 41 tester t42: one left over in
+    // the shell refused every deploy).
+    Tether::new()
+        .current_dir(&dir.path)
+        .ssh_config(&lab.ssh_config())
+        .env("ROLLBACK_RELEASE", "nonsense")
+        .args(&["deploy:releases"])
+        .run()
+        .status(0);
     assert_current(
         &lab,
         &HOSTS,

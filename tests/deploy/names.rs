@@ -423,3 +423,21 @@ fn a_home_that_is_the_root_directory_is_refused_as_deploy_to() {
         .stderr_contains("(the home there is /)");
     assert!(!out.stdout.contains("git:check"));
 }
+
+/// `deploy_to` that leads to `/` once links are followed (a link to /) is refused before the
+/// lock is written there (stop 41 tester t41: the run took the lock in /).
+#[test]
+fn a_deploy_to_that_leads_to_the_root_directory_is_refused() {
+    let lab = lab();
+    let dir = Dir::new("link-root");
+    let app = App::new(&dir);
+    dir.write("deploy.rhai", &recipe_text(&app, false));
+    for h in HOSTS {
+        std::os::unix::fs::symlink("/", lab.host(h).root_dir.join("rootlink")).unwrap();
+    }
+    let out = tether(&dir, &lab, &["deploy", "-s", "deploy_to=/srv/rootlink"]);
+    out.status(1)
+        .stderr_contains("deploy_to /srv/rootlink is / once links are followed");
+    assert!(!std::path::Path::new("/deploy.lock").exists());
+    assert!(!out.stdout.contains("deploy:check"));
+}

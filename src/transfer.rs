@@ -365,7 +365,10 @@ pub fn receive_script(remote: &str, tmp: &str, size: u64) -> String {
 /// the host has either, the size always); otherwise it is removed and the command fails. A
 /// regular file it replaces gives it its owner and group first (scp writes into the file,
 /// which keeps them); where they cannot be given (not root, someone else's file), nothing is
-/// replaced and the command fails, naming them. All of it is done by the file's name inside
+/// replaced and the command fails, naming them, and so where root would give it to a user
+/// other than root in a directory others may write, where anyone may have put that file
+/// (stop 41 tester t41: a file planted in a sticky /tmp-like directory made the uploaded
+/// secret the planter's; Linux's protected_regular keeps scp from writing into it). All of it is done by the file's name inside
 /// the private directory, where nobody else can change what the name leads to; the move is
 /// `mv -T`, which replaces a link at the destination rather than following it into the
 /// directory it leads to, and refuses a directory there (stop 41 tester t41: a link to another
@@ -383,6 +386,10 @@ pub fn place_script(remote: &str, tmp: &str, sent: &Digest, mode: u32) -> String
          elif command -v shasum >/dev/null 2>&1; then s=$(shasum -a 256 < f); else s={sum}; fi; \
          case $s in {sum}*) ;; *) gone; echo 'upload arrived changed: SHA-256 differs' >&2; exit 1 ;; esac; \
          if [ -f \"$D\" ] && [ ! -h \"$D\" ]; then set -f; set -- $(ls -ldn -- \"$D\"); set +f; \
+         if [ \"$(id -u)\" = 0 ] && [ \"$3\" != 0 ] && [ -n \"$(find \"$P/.\" -prune -perm -0002 2>/dev/null)\" ]; then \
+         gone; echo \"upload: $d belongs to $3:$4 (uid:gid) in a directory others may write, where anyone \
+         may have put it: given its owner, the new file would be theirs; nothing was replaced (remove \
+         the file first, or upload into a directory only its owner may write)\" >&2; exit 1; fi; \
          chown -- \"$3:$4\" f 2>/dev/null || {{ gone; echo \"upload: $d belongs to $3:$4 \
          (uid:gid), which the new file cannot be given (chown refused): nothing was replaced\" >&2; exit 1; }}; fi; \
          chmod {mode:04o} -- f && mv -Tf -- f \"$D\" || {{ gone; exit 1; }}; cd / && rmdir -- \"$T\" 2>/dev/null; true",

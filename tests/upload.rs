@@ -684,6 +684,34 @@ fn an_upload_over_a_file_keeps_its_owner_and_group_or_is_refused() {
     assert_eq!(std::fs::read_to_string(&theirs).unwrap(), "old\n");
     assert_eq!(std::fs::metadata(&theirs).unwrap().uid(), 0);
     assert_eq!(temp_files(&shared), Vec::<std::path::PathBuf>::new());
+
+    // Root, over a file another user owns in a directory others may write (sticky or not):
+    // anyone may have put it there, and given its owner the new file would be theirs (stop 41
+    // tester t41: a planted file made the uploaded secret the planter's). Refused.
+    for mode_bits in [0o777, 0o1777] {
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(mode_bits)).unwrap();
+        let planted = shared.join("app.key");
+        std::fs::write(&planted, "").unwrap();
+        std::os::unix::fs::chown(&planted, Some(65534), Some(65534)).unwrap();
+        let r = lab_recipe(
+            &lab,
+            "upload-planted",
+            "task(\"up\", || { on(\"db\", |host| { upload(\"app.key\", \"/srv/shared/app.key\"); }); });\n",
+        );
+        r.write("app.key", "top secret\n");
+        std::fs::set_permissions(r.path("app.key"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+        r.tether().args(&["up"]).run().status(1).stderr_contains(
+            "/srv/shared/app.key belongs to 65534:65534 (uid:gid) in a directory others may write",
+        );
+        assert_eq!(
+            std::fs::read_to_string(&planted).unwrap(),
+            "",
+            "{mode_bits:o}"
+        );
+        assert_eq!(temp_files(&shared), Vec::<std::path::PathBuf>::new());
+        std::fs::remove_file(&planted).unwrap();
+    }
 }
 
 /// An upload whose local file shrinks or is written while it is read fails saying so, and
@@ -1009,7 +1037,6 @@ fn an_upload_into_a_directory_others_may_write_follows_no_name_they_change() {
     };
     let reset = || {
         std::fs::write(&conf, "old: 1\n").unwrap();
-        std::os::unix::fs::chown(&conf, Some(65534), Some(65534)).unwrap();
         std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o640)).unwrap();
         std::fs::write(&victim, "root only\n").unwrap();
         std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).unwrap();

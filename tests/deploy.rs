@@ -914,6 +914,8 @@ fn the_copy_strategy_leaves_out_the_run_log_by_its_path_only() {
         "site/tether.log.1",
         "site/logs/deploy.log.1",
         "site/logs/[x].log",
+        "site/secret",
+        "site/sub/secret",
     ] {
         dir.write(f, &format!("{f}\n"));
     }
@@ -925,6 +927,7 @@ set("application", "site");
 set("deploy_to", "/srv/site");
 set("strategy", "copy");
 set("copy_source", "site");
+set("copy_exclude", [".git", "/secret"]);
 server("web1", #{ roles: ["web"] });
 "#,
     );
@@ -944,9 +947,11 @@ server("web1", #{ roles: ["web"] });
     )
     .status(0);
     assert!(dir.path.join("site/logs/deploy.log").exists());
-    for f in ["logs/deploy.log", "logs/deploy.log.1"] {
+    // `/secret`: at copy_source's root only (stop 41 tester t42: it matched nothing).
+    for f in ["logs/deploy.log", "logs/deploy.log.1", "secret"] {
         assert!(!shipped("20250101000001", f), "{f} shipped");
     }
+    assert!(shipped("20250101000001", "sub/secret"));
     for f in [
         "index.html",
         "docs/deploy.log",

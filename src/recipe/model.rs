@@ -366,6 +366,16 @@ impl Recipe {
 
     /// An error message for an unknown task, with the closest names.
     pub fn unknown_task(&self, name: &str) -> String {
+        // Rake's and Capistrano's `KEY=VALUE` argument (stop 41 tester t42: `tether
+        // deploy:rollback ROLLBACK_RELEASE=X` said only `unknown task`).
+        if let Some((key, value)) = name.split_once('=') {
+            let var = key.to_ascii_lowercase();
+            return format!(
+                "unknown task `{name}`: tether takes no KEY=VALUE arguments, as Rake does: set \
+                 a variable with -s {var}={value}, or {key} in the environment where tether \
+                 reads it (HOSTS, ROLES, ROLLBACK_RELEASE)"
+            );
+        }
         format!(
             "unknown task `{name}`{}",
             suggest(name, self.tasks.keys().map(String::as_str))

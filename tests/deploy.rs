@@ -405,6 +405,18 @@ fn rm_hangs(lab: &Lab, host: &str, tag: u32) -> bool {
 }
 
 /// Undoes [`shadow`] on `host`: its PATH as before.
+/// Makes the switch of `current` fail on `host` (its `mv` onto `current` fails, `mv: I/O
+/// error`): after it succeeded on the other hosts. [`unshadow`] undoes it.
+fn break_switch(lab: &Lab, host: &str) {
+    shadow(
+        lab,
+        host,
+        "mv",
+        "for a; do case $a in */current) echo 'mv: I/O error' >&2; exit 1;; esac; done\n\
+         exec /bin/mv \"$@\"\n",
+    );
+}
+
 fn unshadow(lab: &Lab, host: &str) {
     lab.set_env(host, &[("PATH", "/usr/local/bin:/usr/bin:/bin")]);
 }
@@ -743,13 +755,7 @@ fn a_switch_failing_on_one_host_puts_current_back_everywhere() {
         &["--hosts", "web1,resque1,resque2"],
     )
     .status(0);
-    shadow(
-        &lab,
-        "web2",
-        "mv",
-        "for a; do case $a in */current) echo 'mv: I/O error' >&2; exit 1;; esac; done\n\
-         exec /bin/mv \"$@\"\n",
-    );
+    break_switch(&lab, "web2");
     app.commit("v2");
     let out = deploy(&dir, &lab, "20250101000002", &[]);
     unshadow(&lab, "web2");

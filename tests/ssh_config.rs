@@ -1007,16 +1007,22 @@ ops@10.0.0.9:2222  app      ops@10.0.0.9:2222           direct                  
 
 /// A sample of constructs used for real: `ssh` and `tether run` are given the same config and
 /// the same name; the login must appear in the log of the same lab host, and only there.
-#[test]
-fn tether_logs_in_where_ssh_logs_in() {
-    let lab = Lab::builder().names(&["alpha", "beta", "gamma"]).start();
-    let port = |n: &str| lab.host(n).port;
-    let base = format!(
+/// A `Host *` block that reaches the lab's hosts (at 127.0.0.1, as root, with the lab's key and
+/// known_hosts), after a test's own blocks that set each name's port.
+fn lab_defaults(lab: &Lab) -> String {
+    format!(
         "Host *\n  HostName 127.0.0.1\n  User root\n  IdentityFile {key}\n  IdentitiesOnly yes\n  \
          UserKnownHostsFile {kh}\n  StrictHostKeyChecking yes\n",
         key = lab.client_key().display(),
         kh = lab.known_hosts().display()
-    );
+    )
+}
+
+#[test]
+fn tether_logs_in_where_ssh_logs_in() {
+    let lab = Lab::builder().names(&["alpha", "beta", "gamma"]).start();
+    let port = |n: &str| lab.host(n).port;
+    let base = lab_defaults(&lab);
     let dir = lab.dir().join("sample");
     std::fs::create_dir_all(dir.join("conf.d")).unwrap();
     std::fs::write(
@@ -1119,12 +1125,7 @@ fn tether_logs_in_where_ssh_logs_in() {
 fn a_jump_hosts_session_lines_are_ssh_ws_not_refused() {
     let lab = Lab::builder().names(&["alpha", "beta"]).start();
     let port = |n: &str| lab.host(n).port;
-    let base = format!(
-        "Host *\n  HostName 127.0.0.1\n  User root\n  IdentityFile {key}\n  IdentitiesOnly yes\n  \
-         UserKnownHostsFile {kh}\n  StrictHostKeyChecking yes\n",
-        key = lab.client_key().display(),
-        kh = lab.known_hosts().display()
-    );
+    let base = lab_defaults(&lab);
     let dir = lab.dir().join("hop-lines");
     std::fs::create_dir_all(&dir).unwrap();
     let lines = [

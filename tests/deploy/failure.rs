@@ -1396,13 +1396,7 @@ fn a_failing_hook_before_deploy_failed_keeps_none_of_its_cleanup_from_running() 
     );
     deploy(&dir, &lab, "20250101000001", &[]).status(0);
     // The switch fails on web2 after it succeeded elsewhere.
-    shadow(
-        &lab,
-        "web2",
-        "mv",
-        "for a; do case $a in */current) echo 'mv: I/O error' >&2; exit 1;; esac; done\n\
-         exec /bin/mv \"$@\"\n",
-    );
+    break_switch(&lab, "web2");
     app.commit("v2");
     let out = deploy(&dir, &lab, "20250101000002", &[]);
     unshadow(&lab, "web2");

@@ -1106,6 +1106,33 @@ fn places_outside_deploy_to_are_refused_before_anything_connects() {
             "{h}"
         );
     }
+    // Under ~ likewise (each host's home; checked as defined, the home left as <home>).
+    for (set, says) in [
+        (
+            "release_path=/srv/important",
+            "release_path \"/srv/important\" is not releases_path/release_name",
+        ),
+        (
+            "lock_file=/srv/notalock",
+            "lock_file \"/srv/notalock\" is not inside deploy_to <home>/apps/shop",
+        ),
+    ] {
+        tether(
+            &dir,
+            &lab,
+            &[
+                "deploy",
+                "-s",
+                "deploy_to=~/apps/shop",
+                "-s",
+                "release_timestamp=20250101000001",
+                "-s",
+                set,
+            ],
+        )
+        .status(4)
+        .stderr_contains(says);
+    }
     // Where they are deploy_to's, as derived or given so, the run goes on.
     deploy(
         &dir,

@@ -31,7 +31,7 @@ impl CommandContext {
     /// the shell); `~user` is quoted, a directory of that name, and so relative too.
     pub fn within(&self, dir: &str) -> Self {
         let dir = match &self.dir {
-            Some(outer) if !dir.starts_with('/') && dir != "~" && !dir.starts_with("~/") => {
+            Some(outer) if !dir.starts_with('/') && !at_home(dir) => {
                 format!("{}/{dir}", outer.trim_end_matches('/'))
             }
             _ => dir.to_string(),
@@ -185,6 +185,18 @@ fn group(command: &str) -> String {
     } else {
         format!("{{ {trimmed}; }}")
     }
+}
+
+/// Whether `path` is the remote home or under it as tether expands it: `~` or `~/...` (see
+/// [`quote_path`]).
+pub fn at_home(path: &str) -> bool {
+    path == "~" || path.starts_with("~/")
+}
+
+/// Whether `path` begins with `~user`, another user's home to a shell, which tether does not
+/// expand (it quotes it): refused where a path is taken (transfers, `within`).
+pub fn names_other_home(path: &str) -> bool {
+    path.starts_with('~') && !at_home(path)
 }
 
 /// Quotes a path but leaves a leading `~/` to the remote shell's expansion.

@@ -235,7 +235,7 @@ pub fn remote_word(remote: &str) -> String {
 /// Err (a message naming `remote`) when `remote` starts with `~user`: only `~` and `~/` are
 /// expanded (to the remote `$HOME`); another user's home must be given as an absolute path.
 pub fn refuse_other_home(remote: &str) -> Result<(), String> {
-    if remote.starts_with('~') && remote != "~" && !remote.starts_with("~/") {
+    if crate::command::names_other_home(remote) {
         return Err(format!(
             "remote path `{remote}`: only `~` and `~/` are expanded (to the remote $HOME); \
              give another user's home as an absolute path"

@@ -99,7 +99,7 @@ fn within(ctx: NativeCallContext, dir: &str, f: FnPtr) -> Fallible<Dynamic> {
     // `~user` would be user's home to a shell, but is quoted (a directory of that name), and
     // nested it was taken for an absolute path (stop 41 tester t37: `within("/srv", ||
     // within("~foo/..", ..))` ran in the login directory): said, as for transfers.
-    if dir.starts_with('~') && dir != "~" && !dir.starts_with("~/") {
+    if crate::command::names_other_home(dir) {
         return fail(format!(
             "within: the directory `{dir}`: only `~` and `~/` are expanded (to the remote \
              $HOME); give another user's home as an absolute path, or `./{dir}` for a \

@@ -386,6 +386,25 @@ fn a_branch_or_revision_may_be_a_tag_or_a_commit_and_shallow_mirrors_fetch_what_
         .status(1)
         .stderr_contains(&format!("branch gone is not in {}", url.display()));
 
+    // A name that is both a branch and a tag of different commits is refused, whichever
+    // variable names it (Capistrano would take the tag, Deployer the branch); the full ref
+    // names either. A branch and a tag of one commit is no question.
+    git(&app, &["push", "-q", "origin", "HEAD:refs/heads/v1.0"]);
+    git(&app, &["tag", "v2.0"]);
+    git(
+        &app,
+        &["push", "-q", "origin", "v2.0", "HEAD:refs/heads/v2.0"],
+    );
+    for var in ["branch", "revision"] {
+        run("20250101000005", &["-s", &format!("{var}=v1.0")])
+            .status(1)
+            .stderr_contains(&format!(
+                "{var} v1.0 is both a branch (at {v2}) and a tag (at {v1}) in {}: set {var} \
+                 to refs/heads/v1.0 or refs/tags/v1.0",
+                url.display()
+            ));
+    }
+
     // A shallow mirror (file:// : git makes no shallow clone of a plain path) holds the newest
     // commit of each branch and tag; an older commit is fetched by name, on every host.
     let file_url = format!("repo_url=file://{}", url.display());
@@ -421,6 +440,14 @@ fn a_branch_or_revision_may_be_a_tag_or_a_commit_and_shallow_mirrors_fetch_what_
             "{h}"
         );
         assert_eq!(version(h, "20250101000008"), "v2\n", "{h}");
+    }
+    run("20250101000009", &["-s", "branch=refs/heads/v1.0"]).status(0);
+    run("20250101000010", &["-s", "revision=refs/tags/v1.0"]).status(0);
+    run("20250101000011", &["-s", "branch=v2.0"]).status(0);
+    for h in WEB {
+        assert_eq!(version(h, "20250101000009"), "v2\n", "{h}");
+        assert_eq!(version(h, "20250101000010"), "v1\n", "{h}");
+        assert_eq!(version(h, "20250101000011"), "v2\n", "{h}");
     }
 }
 

@@ -1000,6 +1000,45 @@ server("web1", #{ roles: ["web"] });
     for f in ["docs/tether.log", "tether.log.1", "docs/deploy.log"] {
         assert!(shipped("20250101000004", f), "{f} left out");
     }
+
+    // Patterns that leave out every file, and an empty source, ship no release of nothing
+    // (stop 41 tester t42: copy_exclude ["*"] published one, exit 0); current stays.
+    fs::create_dir_all(dir.path.join("empty")).unwrap();
+    let current = || fs::read_link(release("").parent().unwrap().join("current")).unwrap();
+    let cases = [
+        ("all", "site", r#"["*"]"#),
+        ("root", "site", r#"["."]"#),
+        ("top", "site", r#"["./*", ".git"]"#),
+        ("names", "site", r#"["*.*", "s*", "l*", "d*"]"#),
+        ("empty", "empty", r#"[".git"]"#),
+    ];
+    let mut recipe = read(dir.path.join("deploy.rhai"));
+    for (stage, source, patterns) in cases {
+        recipe += &format!(
+            r#"stage("{stage}", || {{ set("copy_source", "{source}"); set("copy_exclude", {patterns}); }});
+"#
+        );
+    }
+    dir.write("deploy.rhai", &recipe);
+    for (stage, source, patterns) in cases {
+        let said = patterns;
+        tether(
+            &dir,
+            &lab,
+            &[stage, "deploy", "-s", "release_timestamp=20250101000005"],
+        )
+        .status(1)
+        .stderr_contains(&format!(
+            "copy_source {source} leaves no file to deploy with copy_exclude {said}: a release \
+             of nothing is refused"
+        ));
+        assert!(!release("20250101000005").exists(), "{stage}");
+        assert_eq!(
+            current(),
+            PathBuf::from("/srv/site/releases/20250101000004"),
+            "{stage}"
+        );
+    }
 }
 
 #[test]

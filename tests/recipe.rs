@@ -2388,9 +2388,15 @@ fn a_servers_user_and_port_are_where_it_is_reached() {
             format!("server(\"host1:{port2}\", #{{ port: 22 }});"),
             format!("server(\"host1:{port2}\"): `port: 22` contradicts the name's port {port2}"),
         ),
+        // A string is a port as the name's `:port` reads it, a service name too (stop 41
+        // tester t42: `port: "ssh"` was refused).
         (
-            "server(\"host1\", #{ port: 70000 });".to_string(),
-            "server(\"host1\"): `port` must be a port number (1 to 65535), not 70000".to_string(),
+            format!("server(\"host1:{port2}\", #{{ port: \"ssh\" }});"),
+            format!("server(\"host1:{port2}\"): `port: 22` contradicts the name's port {port2}"),
+        ),
+        (
+            format!("server(\"host1:{port2}\", #{{ port: \" +22\" }});"),
+            format!("server(\"host1:{port2}\"): `port: 22` contradicts the name's port {port2}"),
         ),
         (
             "server(\"host1\", #{ ssh_options: #{ user: \"deploy\" } });".to_string(),
@@ -2409,6 +2415,29 @@ fn a_servers_user_and_port_are_where_it_is_reached() {
             .status(4)
             .stderr_contains(&said)
             .stderr_contains("deploy.rhai:1:");
+    }
+    for bad in [
+        "70000",
+        "0",
+        "-1",
+        "1.5",
+        "\"0\"",
+        "\"nosuchservice\"",
+        "\"\"",
+        "\"22 \"",
+        "true",
+    ] {
+        let line = format!("server(\"host1\", #{{ port: {bad} }});");
+        let mut r = RecipeDir::new("user-port-bad", &format!("{line}\ntask(\"t\", || {{}});\n"));
+        r.ssh_config = Some(lab.ssh_config());
+        r.tether()
+            .args(&["t"])
+            .run()
+            .status(4)
+            .stderr_contains(&format!(
+                "deploy.rhai:1:1: server(\"host1\"): `port` must be a port number (1 to 65535) \
+                 or a service name, not {bad}"
+            ));
     }
 }
 

@@ -74,17 +74,23 @@ fn with_user_and_port(name: &str, props: &mut Map) -> Fallible<String> {
     let port = match port {
         None => target.port,
         Some(v) => {
-            let p = v
-                .as_int()
-                .ok()
-                .or_else(|| v.clone().into_string().ok()?.parse().ok())
-                .and_then(|p| u16::try_from(p).ok())
-                .filter(|p| *p > 0)
-                .ok_or_else(|| {
-                    format!(
-                        "server(\"{name}\"): `port` must be a port number (1 to 65535), not {v:?}"
-                    )
-                })?;
+            // A string is a port as `name:port` reads it: a number or a service name (`ssh`),
+            // as ssh's a2port (stop 41 tester t42: `port: "ssh"` refused where `x:ssh` was
+            // taken).
+            let p = match v.as_int() {
+                Ok(n) => u16::try_from(n).ok().filter(|p| *p > 0),
+                Err(_) => v
+                    .clone()
+                    .into_string()
+                    .ok()
+                    .and_then(|s| crate::ssh::config::port::port(&s)),
+            }
+            .ok_or_else(|| {
+                format!(
+                    "server(\"{name}\"): `port` must be a port number (1 to 65535) or a service \
+                     name, not {v:?}"
+                )
+            })?;
             match target.port {
                 Some(written) if written != p => {
                     return fail(format!(

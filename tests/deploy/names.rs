@@ -407,21 +407,34 @@ fn a_rollback_release_set_in_a_hook_is_checked_as_a_release_name() {
 #[test]
 fn a_home_that_is_the_root_directory_is_refused_as_deploy_to() {
     let user = crate::support::users::PlainUser::create();
-    let changed = std::process::Command::new("usermod")
-        .args(["-d", "/", &user.name])
-        .status()
-        .unwrap();
-    assert!(changed.success());
     let lab = lab();
     let dir = Dir::new("home-root");
     let app = App::new(&dir);
     dir.write("deploy.rhai", &recipe_text(&app, false));
-    let home = format!("deploy_to=~{}", user.name);
-    let out = tether(&dir, &lab, &["deploy:releases", "-s", &home]);
-    out.status(4)
-        .stderr_contains(&format!("deploy_to ~{} is / on ", user.name))
-        .stderr_contains("(the home there is /)");
-    assert!(!out.stdout.contains("git:check"));
+    let link = dir.path.join("rootlink");
+    std::os::unix::fs::symlink("/", &link).unwrap();
+    // Homes that are / once ".", ".." and links are followed too (stop 41 tester t41: `/.`
+    // went on to the lock, refused there naming lock_file).
+    for home in [
+        "/",
+        "/.",
+        "/./",
+        "/tmp/..",
+        "/tmp/../.",
+        link.to_str().unwrap(),
+    ] {
+        let changed = std::process::Command::new("usermod")
+            .args(["-d", home, &user.name])
+            .status()
+            .unwrap();
+        assert!(changed.success());
+        let deploy_to = format!("deploy_to=~{}", user.name);
+        let out = tether(&dir, &lab, &["deploy:releases", "-s", &deploy_to]);
+        out.status(4)
+            .stderr_contains(&format!("deploy_to ~{} is / on ", user.name))
+            .stderr_contains("(the home there is / once links are followed)");
+        assert!(!out.stdout.contains("git:check"), "{home}");
+    }
 }
 
 /// `deploy_to` that leads to `/` once links are followed (a link to /) is refused before the

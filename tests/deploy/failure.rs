@@ -1428,3 +1428,58 @@ fn a_failing_hook_before_deploy_failed_keeps_none_of_its_cleanup_from_running() 
     assert_only(&lab, "20250101000001", "the unfinished release removed");
     assert_unlocked(&lab);
 }
+
+/// A release whose removal fails after it was renamed (a mount inside it) is named as left
+/// behind under the name it has, `.tether-removing.NAME` (stop 41 tester t42: named by its
+/// old path, where nothing is); current, put back before it, and the lock, released after
+/// it, are not said to be left; the command it names clears it once the mount is gone.
+#[test]
+fn a_release_left_half_removed_is_named_where_it_is() {
+    let lab = lab();
+    let dir = Dir::new("half-removed");
+    let app = App::new(&dir);
+    dir.write(
+        "deploy.rhai",
+        &format!(
+            "{}\nbefore(\"deploy:failed\", || {{ on(\"resque1\", \"r=/srv/shop/releases/20250101000002; \
+             mkdir -p $r/busy && mount -t tmpfs tether-test $r/busy\"); }});\n",
+            recipe_text(&app, false)
+        ),
+    );
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    app.commit("v2");
+    let out = deploy(&dir, &lab, "20250101000002", &["-s", "fail_on=resque1"]);
+    let renamed = "/srv/shop/releases/.tether-removing.20250101000002";
+    let mounted = in_host(
+        &lab,
+        "resque1",
+        "grep -c tether-test /proc/self/mounts || true",
+    );
+    if mounted.trim() != "0" {
+        in_host(&lab, "resque1", &format!("umount {renamed}/busy"));
+    }
+    out.status(1).stdout_contains(&format!(
+        "deploy:failed: left behind:\n  resque1: unfinished release {renamed} (release \
+         20250101000002, renamed to be removed)\nto clear it: `"
+    ));
+    assert!(
+        !out.stdout.contains("current, which may point"),
+        "{}",
+        out.stdout
+    );
+    assert_current(&lab, &HOSTS, "20250101000001", "never switched");
+    let hint = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("to clear it: `"))
+        .and_then(|l| l.strip_suffix('`'))
+        .expect("a command to clear it")
+        .to_string();
+    let cleared = run_hint(&dir, &hint);
+    assert!(cleared.status.success(), "{hint}: {cleared:?}");
+    assert_only(&lab, "20250101000001", "the half-removed release cleared");
+    assert!(!shop(&lab, "resque1")
+        .join("releases/.tether-removing.20250101000002")
+        .exists());
+    assert_unlocked(&lab);
+}

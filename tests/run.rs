@@ -1098,3 +1098,32 @@ fn a_login_shell_that_ends_before_the_command_is_said_as_such() {
         assert!(!lab.host("host1").root_dir.join("ran_it").exists());
     }
 }
+
+/// A command is given up at its deadline however soon after it its result arrives: one whose
+/// result came after the deadline (the stop found it ended) is timed out, every time (stop 42
+/// tester t45: `--timeout 1ms -- 'sleep 0.02'` was `ok 60 ms` or `timed out` by turns).
+#[test]
+fn a_result_that_arrives_after_the_deadline_is_timed_out_every_time() {
+    let lab = Lab::builder().names(&["host1", "host2"]).start();
+    for (timeout, command) in [
+        ("1ms", "sleep 0.02"),
+        ("2ms", "true"),
+        ("3ms", "sleep 0.05"),
+    ] {
+        for round in 0..4 {
+            let out = Tether::new()
+                .ssh_config(&lab.ssh_config())
+                .args(&["run", "--timeout", timeout, "--hosts", "host1,host2", "--"])
+                .arg(command)
+                .run();
+            out.status(1)
+                .stdout_contains("summary: 0 ok, 2 failed, ")
+                .stderr_contains(&format!("`{command}` on host1 did not finish within"));
+            assert!(
+                !out.stdout.contains(" ok "),
+                "{timeout} {command} round {round}:\n{}",
+                out.stdout
+            );
+        }
+    }
+}

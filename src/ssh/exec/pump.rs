@@ -158,19 +158,20 @@ pub(super) fn pump(
             // its SSH_AUTH_SOCK).
             progressed |= a.pump();
         }
+        // Whatever arrived: output that never pauses (a PTY's flood) kept the deadline from
+        // being looked at, and a result read after it is late (stop 42 tester t45:
+        // `--timeout 1ms -- 'sleep 0.02'` was ok or timed out by turns).
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            // The caller closes the channel (after stopping a supervised command).
+            return Err(ExecError::Deadline(started.elapsed(), None));
+        }
         // Held back, the streams were not read: whether they ended is not known.
         if !held_back && open_streams == 0 && channel.eof() {
             break;
         }
         if progressed {
             continue;
-        }
-        let now = Instant::now();
-        if let Some(d) = deadline {
-            if now >= d {
-                // The caller closes the channel (after stopping a supervised command).
-                return Err(ExecError::Deadline(started.elapsed(), None));
-            }
         }
         if let (Some(at), Some(every)) = (next_keepalive, opts.keepalive) {
             if now >= at {

@@ -585,9 +585,12 @@ pub(super) fn run_wrapped(
                 // way.
                 drain(conn, &mut channel, &mut streams, on_line, DRAIN);
             }
-            // Nothing was left to stop: the command ended by itself as the stop came, and
-            // its result (read to the channel's end above) is its own.
-            if stopped != Some(Ok(StopDone::Gone)) {
+            // Nothing was left to stop: the command ended by itself as the stop came. A stop
+            // asked for takes its result (read to the channel's end above) as its own; a
+            // deadline does not, the result came after it: a command is given up at its
+            // deadline however soon after it ended (stop 42 tester t45: `--timeout 1ms --
+            // 'sleep 0.02'` was ok or timed out by turns).
+            if stopped != Some(Ok(StopDone::Gone)) || matches!(e, ExecError::Deadline(..)) {
                 if stopped.is_some() {
                     streams
                         .out

@@ -1082,6 +1082,22 @@ fn places_outside_deploy_to_are_refused_before_anything_connects() {
         ("deploy", "revision_log=/srv/notalock", "revision_log \"/srv/notalock\" is not inside deploy_to"),
         ("deploy", "repo_path=/srv", "repo_path \"/srv\" holds deploy_to /srv/shop"),
         ("deploy:rollback", "lock_file=/srv/notalock", "is not inside deploy_to"),
+        // Named by the one given (stop 42 tester t43: current_path, the stdlib's, was named).
+        ("deploy", "shared_path=/srv/shop/current", "shared_path and current_path are one place, \"/srv/shop/current\""),
+        // Nor inside current (a link each deploy switches) or releases (stop 42 tester t43:
+        // a lock under current stayed in the old release; revision_log current/REVISION was
+        // appended to the new release's REVISION).
+        ("deploy", "lock_file=/srv/shop/current/deploy.lock", "lock_file \"/srv/shop/current/deploy.lock\" is inside current_path /srv/shop/current, a link each deploy switches to another release"),
+        ("deploy:unlock", "lock_file=/srv/shop/current/deploy.lock", "lock_file \"/srv/shop/current/deploy.lock\" is inside current_path"),
+        ("deploy", "revision_log=/srv/shop/current/REVISION", "revision_log \"/srv/shop/current/REVISION\" is inside current_path"),
+        ("deploy", "current_path=/srv/shop/releases/20250101000009", "current_path \"/srv/shop/releases/20250101000009\" is inside releases_path /srv/shop/releases, the directory of the releases"),
+        ("deploy", "shared_path=/srv/shop/releases/shared", "shared_path \"/srv/shop/releases/shared\" is inside releases_path"),
+        ("deploy", "lock_file=/srv/shop/releases/x.lock", "lock_file \"/srv/shop/releases/x.lock\" is inside releases_path"),
+        ("deploy", "releases_path=/srv/shop/current/releases", "releases_path \"/srv/shop/current/releases\" is inside current_path"),
+        ("deploy", "repo_path=/srv/shop/releases/20250101000001", "repo_path \"/srv/shop/releases/20250101000001\" is inside releases_path"),
+        ("deploy", "repo_path=/srv/shop/current/repo", "repo_path \"/srv/shop/current/repo\" is inside current_path"),
+        // <home> is never a path where deploy_to has no ~ (stop 42 tester t43).
+        ("deploy", "lock_file=<home>/srv/shop/x.lock", "lock_file \"<home>/srv/shop/x.lock\" holds \"<home>\", which is how tether writes a home it has not asked yet, never a path"),
     ] {
         tether(&dir, &lab, &[task, "-s", "release_timestamp=20250101000001", "-s", set])
             .status(4)
@@ -1106,7 +1122,9 @@ fn places_outside_deploy_to_are_refused_before_anything_connects() {
             "{h}"
         );
     }
-    // Under ~ likewise (each host's home; checked as defined, the home left as <home>).
+    // Under ~ likewise (each host's home; checked as defined, the home left as <home>); the
+    // text <home> given is never a path (stop 42 tester t43: `<home>/app/../../escrel` passed
+    // as inside, and deploy:unlock removed a lock_file of `<home>/app/../../../srv/x`).
     for (set, says) in [
         (
             "release_path=/srv/important",
@@ -1115,6 +1133,22 @@ fn places_outside_deploy_to_are_refused_before_anything_connects() {
         (
             "lock_file=/srv/notalock",
             "lock_file \"/srv/notalock\" is not inside deploy_to <home>/apps/shop",
+        ),
+        (
+            "releases_path=<home>/apps/shop/../../escrel",
+            "releases_path \"<home>/apps/shop/../../escrel\" holds \"<home>\", which is how tether",
+        ),
+        (
+            "lock_file=<home>/apps/shop/../../../srv/notalock",
+            "lock_file \"<home>/apps/shop/../../../srv/notalock\" holds \"<home>\"",
+        ),
+        (
+            "lock_file=<home>/apps/shop/x.lock",
+            "lock_file \"<home>/apps/shop/x.lock\" holds \"<home>\"",
+        ),
+        (
+            "lock_file=~/apps/shop/current/x.lock",
+            "lock_file \"~/apps/shop/current/x.lock\" is not an absolute path",
         ),
     ] {
         tether(
@@ -1133,6 +1167,44 @@ fn places_outside_deploy_to_are_refused_before_anything_connects() {
         .status(4)
         .stderr_contains(says);
     }
+    // Set so in the recipe: refused where it would be used as a path, before the lock; a
+    // place derived from deploy_to() by the recipe is one.
+    let home_recipe = |line: &str| {
+        dir.write(
+            "home.rhai",
+            &format!(
+                "{}\nset(\"deploy_to\", \"~/apps/shop\");\n{line}\n",
+                recipe_text(&app, false)
+            ),
+        );
+    };
+    home_recipe("set(\"lock_file\", \"<home>/apps/shop/x.lock\");");
+    tether(
+        &dir,
+        &lab,
+        &[
+            "-f",
+            "home.rhai",
+            "deploy",
+            "-s",
+            "release_timestamp=20250101000001",
+        ],
+    )
+    .status(4)
+    .stderr_contains("lock_file \"<home>/apps/shop/x.lock\" holds \"<home>\"");
+    for h in HOSTS {
+        assert!(!lab.host(h).home.join("<home>").exists(), "{h}");
+        assert!(!lab.host(h).home.join("apps/shop/x.lock").exists(), "{h}");
+    }
+    home_recipe("set(\"lock_file\", || deploy::deploy_to() + \"/locks/x.lock\");");
+    tether(&dir, &lab, &["-f", "home.rhai", "deploy:lock"]).status(0);
+    for h in HOSTS {
+        assert!(
+            lab.host(h).home.join("apps/shop/locks/x.lock").exists(),
+            "{h}"
+        );
+    }
+    tether(&dir, &lab, &["-f", "home.rhai", "deploy:unlock"]).status(0);
     // Where they are deploy_to's, as derived or given so, the run goes on.
     deploy(
         &dir,

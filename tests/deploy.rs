@@ -1039,6 +1039,52 @@ server("web1", #{ roles: ["web"] });
             "{stage}"
         );
     }
+
+    // An anchored pattern's wildcards do not match `/`, as rsync's and .gitignore's do not
+    // (stop 42 tester t43: "/*.yml" left out sub/a.yml too); a pattern that names nothing tar
+    // could leave out ("sub/", "/", "") is refused before anything connects.
+    for f in [
+        "site/a.yml",
+        "site/sub/a.yml",
+        "site/deep/a.yml",
+        "site/deep/sub/b.txt",
+        "site/x/deep/sub/c.txt",
+    ] {
+        dir.write(f, "x\n");
+    }
+    recipe += r#"stage("anchored", || { set("copy_exclude", [".git", "/*.yml", "/deep/sub"]); });
+stage("slash", || { set("copy_exclude", ["sub/"]); });
+stage("lone", || { set("copy_exclude", [".git", "/"]); });
+stage("blank", || { set("copy_exclude", [""]); });
+"#;
+    dir.write("deploy.rhai", &recipe);
+    tether(
+        &dir,
+        &lab,
+        &[
+            "anchored",
+            "deploy",
+            "-s",
+            "release_timestamp=20250101000006",
+        ],
+    )
+    .status(0);
+    assert!(!shipped("20250101000006", "a.yml"));
+    assert!(!shipped("20250101000006", "deep/sub/b.txt"));
+    for f in ["sub/a.yml", "deep/a.yml", "x/deep/sub/c.txt", "index.html"] {
+        assert!(shipped("20250101000006", f), "{f} left out");
+    }
+    for (stage, entry) in [("slash", "sub/"), ("lone", "/"), ("blank", "")] {
+        tether(
+            &dir,
+            &lab,
+            &[stage, "deploy", "-s", "release_timestamp=20250101000007"],
+        )
+        .status(4)
+        .stderr_contains(&format!(
+            "copy_exclude entry \"{entry}\" names nothing tar could leave out"
+        ));
+    }
 }
 
 #[test]

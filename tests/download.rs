@@ -780,3 +780,59 @@ fn a_download_whose_temporary_file_is_swapped_for_a_link_follows_no_link() {
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "root only\n");
     assert!(std::fs::symlink_metadata(dl.join("big.bin")).is_err());
 }
+
+/// A download onto this run's own log (by any name: a link, `..`, `log_file` set elsewhere,
+/// its `.1`) is refused at its line, and the log keeps what the run wrote (stop 42 tester t43:
+/// the log held only the downloaded file, exit 0). A file of the log's name that is not this
+/// run's (`log_file` set elsewhere) is downloaded onto as any file.
+#[test]
+fn a_download_onto_the_run_log_is_refused() {
+    let lab = lab(&["db1"]);
+    std::fs::write(lab.host("db1").root_dir.join("remote.txt"), "hello\n").unwrap();
+    let r = lab_recipe(
+        &lab,
+        "download-log",
+        r#"
+task("down", || { on("db", |host| { download("/srv/remote.txt", fetch("dst")); }); });
+"#,
+    );
+    std::fs::create_dir_all(r.path("log")).unwrap();
+    std::fs::write(r.path("log/tether.log.1"), "an older run\n").unwrap();
+    std::os::unix::fs::symlink("log/tether.log", r.path("link.log")).unwrap();
+    for (dst, extra) in [
+        ("log/tether.log", None),
+        ("log/../log/tether.log", None),
+        ("link.log", None),
+        ("log/tether.log.1", None),
+        ("run.log", Some("log_file=run.log")),
+    ] {
+        let dst_arg = format!("dst={dst}");
+        let mut args = vec!["down", "-s", dst_arg.as_str()];
+        if let Some(e) = extra {
+            args.extend(["-s", e]);
+        }
+        let out = r.tether().args(&args).run();
+        out.status(4)
+            .stderr_contains(&format!("download: {dst} is this run's log ("))
+            .stderr_contains(": download: ");
+        let log = extra.map_or("log/tether.log", |_| "run.log");
+        let text = std::fs::read_to_string(r.path(log)).unwrap();
+        assert!(
+            text.contains("down"),
+            "{dst}: the log lost the run:\n{text}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(r.path("log/tether.log.1")).unwrap(),
+        "an older run\n"
+    );
+    // The default log's name, where this run logs elsewhere: any file.
+    r.tether()
+        .args(&["down", "-s", "dst=log/tether.log", "-s", "log_file=run.log"])
+        .run()
+        .status(0);
+    assert_eq!(
+        std::fs::read_to_string(r.path("log/tether.log")).unwrap(),
+        "hello\n"
+    );
+}

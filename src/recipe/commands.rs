@@ -445,6 +445,33 @@ fn refuse_host_in_path(host: &str, local: &str) -> Fallible<()> {
     Ok(())
 }
 
+/// Refuses a download onto this run's own log (`log_file`, or its `.1`), `path` (`local` as
+/// written): the file would be renamed into its place, and the run would go on writing to a
+/// log that no name leads to (stop 42 tester t43: the log held only the downloaded file, exit
+/// 0). The same file by any name: compared by device and inode.
+fn refuse_run_log(rt: &Runtime, local: &str, path: &std::path::Path) -> Fallible<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    let value = rt.recipe().vars.get("log_file").cloned();
+    let Ok(Some(log)) = super::runtime_vars::log_file(value.as_ref(), &rt.dir()) else {
+        return Ok(());
+    };
+    let Ok(dest) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    let mut rotated = log.clone().into_os_string();
+    rotated.push(".1");
+    for file in [log.as_path(), std::path::Path::new(&rotated)] {
+        if std::fs::metadata(file).is_ok_and(|m| (m.dev(), m.ino()) == (dest.dev(), dest.ino())) {
+            return fail(format!(
+                "download: {local} is this run's log ({}, log_file): the run writes it as it \
+                 goes, and the file would take its place; download elsewhere",
+                file.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// `download(remote, local[, #{ mode }])`: see [`Backend::download`]. `local` is relative to
 /// the recipe, and `{host}` in it becomes the host's name; an `on` over several hosts must use
 /// it (every host would write the same file, the last one winning, as SSHKit's `download!`
@@ -474,6 +501,7 @@ fn download(rt: &Runtime, remote: &str, local: &str, opts: &Map) -> Fallible<()>
     }
     let local = local.replace("{host}", &scope.host);
     let path = rt.dir().join(&local);
+    refuse_run_log(rt, &local, &path)?;
     let what = crate::transfer::label("download", remote, &local);
     let cctx = context::command_context();
     refuse_nul("download(): the remote path", remote)?;

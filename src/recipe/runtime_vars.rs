@@ -39,6 +39,29 @@ pub fn path(value: &Dynamic, what: &str) -> Result<ImmutableString, String> {
         .map_err(|t| format!("a path to {what}, not {t}"))
 }
 
+/// Where the run log goes, from the `log_file` variable's `value` (unset: `log/tether.log`)
+/// and the recipe's directory `dir`: `None` for `""` (no run log). Err: not a string.
+pub fn log_file(
+    value: Option<&Dynamic>,
+    dir: &std::path::Path,
+) -> Result<Option<std::path::PathBuf>, String> {
+    let path = match value {
+        None => std::path::PathBuf::from("log/tether.log"),
+        Some(v) => {
+            let text = path(v, LOG_FILE)?;
+            if text.is_empty() {
+                return Ok(None);
+            }
+            std::path::PathBuf::from(text.as_str())
+        }
+    };
+    Ok(Some(if path.is_absolute() {
+        path
+    } else {
+        dir.join(path)
+    }))
+}
+
 /// Whether tether reads the variable `key` itself, once, when the run starts (see the module
 /// documentation): setting it later changes nothing, and is refused ([`too_late`]); nor can it
 /// be asked for (`ask`), as the run reads it before any task could fetch it.

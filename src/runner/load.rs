@@ -529,22 +529,8 @@ impl Loaded {
     /// Errors: [`Error::Recipe`] when `log_file` is not a string.
     pub fn log_file(&self) -> Result<Option<PathBuf>, Error> {
         let value = self.rt.recipe().vars.get("log_file").cloned();
-        let path = match value {
-            None => PathBuf::from("log/tether.log"),
-            Some(v) => {
-                let text = runtime_vars::path(&v, runtime_vars::LOG_FILE)
-                    .map_err(|why| Error::Recipe(format!("log_file: {why}")))?;
-                if text.is_empty() {
-                    return Ok(None);
-                }
-                PathBuf::from(text.as_str())
-            }
-        };
-        Ok(Some(if path.is_absolute() {
-            path
-        } else {
-            self.rt.dir().join(path)
-        }))
+        runtime_vars::log_file(value.as_ref(), &self.rt.dir())
+            .map_err(|why| Error::Recipe(format!("log_file: {why}")))
     }
 }
 

@@ -76,6 +76,13 @@ impl Refusal {
             Refusal::NotAllowed => format!(
                 "the deploy user may not run commands as `{user}` through sudo on this host"
             ),
+            // sudo -u reads an all-digit name as a user name, the uid as `#N` (stop 42 tester
+            // t45: `as_user(1004, ..)` said only "see what sudo said").
+            Refusal::Other if !user.is_empty() && user.bytes().all(|b| b.is_ascii_digit()) => {
+                format!(
+                    "sudo did not run it as `{user}`: see what sudo said (sudo -u reads                      `{user}` as a user name; the user of id {user} is `#{user}`)"
+                )
+            }
             Refusal::Other => format!("sudo did not run it as `{user}`: see what sudo said"),
         }
     }
@@ -159,6 +166,9 @@ mod tests {
             .hint("root")
             .contains("TETHER_SUDO_PASSWORD"));
         assert!(Refusal::TerminalRequired.hint("root").contains("--pty"));
+        // An all-digit name is a name to sudo -u: the hint says how to give the uid.
+        assert!(Refusal::Other.hint("1004").contains("`#1004`"));
+        assert!(!Refusal::Other.hint("app").contains('#'));
         assert!(!refused_before("sudo-test-host"));
         note_refused("sudo-test-host");
         assert!(refused_before("sudo-test-host"));

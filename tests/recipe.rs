@@ -1772,6 +1772,81 @@ fn an_empty_directory_user_or_path_is_a_recipe_error_at_its_line() {
     }
 }
 
+/// `run_locally` refuses at its line what it could not run as written, as `run` does (stop 42
+/// tester t45: a NUL byte or a 160 KB command failed the run with exit 1 and no line, `""`
+/// ran nothing and succeeded), and a call inside `within`, `with_env` or `as_user`, which name
+/// the hosts' directories, environment and users (it ignored them without a word). `with_env`
+/// refuses a value that is no text, number or boolean (`()` was exported as "").
+#[test]
+fn run_locally_and_with_env_refuse_what_they_could_not_do_as_written() {
+    let r = RecipeDir::new(
+        "local-refused",
+        r#"task("empty", || { run_locally(""); });
+task("blank", || { run_locally(" \n\t"); });
+task("nul", || { run_locally("echo a\x00b"); });
+task("long", || { let s = "aaaaaaaaaa"; for i in 0..14 { s += s; } run_locally(`x='${s}'; echo ${s.len()}`); });
+task("within", || { within("/tmp", || { run_locally("pwd"); }); });
+task("env", || { with_env(#{ Z: "1" }, || { run_locally("echo [$Z]"); }); });
+task("user", || { as_user("root", || { run_locally("id -un"); }); });
+task("nested", || { within("/tmp", || { with_env(#{ Z: "1" }, || { run_locally("pwd"); }); }); });
+task("unit", || { with_env(#{ X: () }, || { print("ran"); }); });
+task("array", || { with_env(#{ X: [1, 2] }, || { print("ran"); }); });
+task("fine", || { with_env(#{ A: "x", B: 2, C: true, D: 1.5 }, || { print("ran"); }); print(run_locally("echo fine")); });
+"#,
+    );
+    for (task, line, says) in [
+        (
+            "empty",
+            1,
+            "run_locally(): the command is empty: nothing to run",
+        ),
+        ("blank", 2, "run_locally(): the command is empty"),
+        (
+            "nul",
+            3,
+            "run_locally(): the command holds a NUL byte (at byte 6 of \"echo a\\0b\")",
+        ),
+        (
+            "long",
+            4,
+            "run_locally(): the command is 163857 bytes, over the 128 KiB one argument",
+        ),
+        (
+            "within",
+            5,
+            "run_locally() inside within: those apply to the host's commands",
+        ),
+        ("env", 6, "run_locally() inside with_env: those apply"),
+        ("user", 7, "run_locally() inside as_user: those apply"),
+        (
+            "nested",
+            8,
+            "run_locally() inside within, with_env: those apply",
+        ),
+        (
+            "unit",
+            9,
+            "with_env: `X` has no value, `()` (a variable never set?)",
+        ),
+        (
+            "array",
+            10,
+            "with_env: `X` must be a string, number or boolean, not array",
+        ),
+    ] {
+        let out = r.tether().args(&[task]).run();
+        out.status(4)
+            .stderr_contains(says)
+            .stderr_contains(&format!("deploy.rhai:{line}:"));
+        assert!(!out.stdout.contains("ran\n"), "{task}: {}", out.stdout);
+    }
+    r.tether()
+        .args(&["fine"])
+        .run()
+        .status(0)
+        .stdout_contains("fine");
+}
+
 /// `run_locally`'s stderr is shown as it runs (README), as SSHKit's local backend streams it
 /// (found in stop 35: its lines came out only once the command had ended, so a local build
 /// showed nothing until it was over). The command waits (20 s at most) for the file the test

@@ -25,9 +25,27 @@ pub fn refuse_nul(what: &str, text: &str) -> Fallible<()> {
         Some(at) => fail(format!(
             "{what} holds a NUL byte (at byte {at} of \"{}\"), which no command line can carry: \
              nothing was sent",
-            text.escape_debug()
+            control_escaped(text)
         )),
     }
+}
+
+/// `text` with its control characters written as escapes (`\0`, `\n`, `\x1b`) and
+/// nothing else changed: quotes stay as the command has them (stop 42 tester t45:
+/// `escape_debug` showed `cd \'/srv\0x\'`, which is not what would be sent).
+fn control_escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\0' => out.push_str("\\0"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Refuses a command `text` (what `what` names: `run()`'s command) that is empty or only white
@@ -94,4 +112,20 @@ pub fn strings(value: &Dynamic, what: &str) -> Fallible<Vec<String>> {
         "{what} must be a string or an array of strings, not {}",
         value.type_name()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nul_is_shown_in_the_command_as_it_would_be_sent() {
+        let said = refuse_nul("run()", "cd '/srv\0x' && {\tpwd; }\u{1b}")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            said.contains("(at byte 8 of \"cd '/srv\\0x' && {\\tpwd; }\\u{1b}\")"),
+            "{said}"
+        );
+    }
 }

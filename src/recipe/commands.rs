@@ -44,6 +44,22 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
         within(ctx, &dir.to_string(), f)
     });
     engine.register_fn("with_env", |ctx: NativeCallContext, vars: Map, f: FnPtr| {
+        // A value is text, a number or a boolean, as it prints; `()` (a variable never set)
+        // was exported as "" (stop 42 tester t45), an array or a map as Rhai writes it.
+        for (k, v) in &vars {
+            if v.is_unit() {
+                return fail(format!(
+                    "with_env: `{k}` has no value, `()` (a variable never set?): give it a \
+                     string, number or boolean (\"\" for an empty one)"
+                ));
+            }
+            if !(v.is_string() || v.is_int() || v.is_float() || v.is_bool() || v.is_char()) {
+                return fail(format!(
+                    "with_env: `{k}` must be a string, number or boolean, not {} ({v})",
+                    v.type_name()
+                ));
+            }
+        }
         let pairs: Vec<(String, String)> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -80,12 +96,57 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
     });
     let r = rt.clone();
     engine.register_fn("run_locally", move |cmd: &str| -> Fallible<String> {
+        refuse_local_command(cmd)?;
         let backend = backend(&r, "run_locally()")?;
         if r.interrupted() {
             return Err(throw(Failure::interrupted()));
         }
         backend.run_locally(cmd, &r.dir()).map_err(|f| throw(*f))
     });
+}
+
+/// The longest argument a program may be given on Linux (`MAX_ARG_STRLEN`, with its NUL):
+/// `run_locally`'s command is one, `sh -c`'s.
+const MAX_ARG: usize = 128 * 1024;
+
+/// Refuses, at the call, a `run_locally` command that could not run as written, as `run`
+/// refuses its (stop 42 tester t45: a NUL byte or a command over [`MAX_ARG`] failed the run,
+/// exit 1, naming no line; `""` succeeded, running nothing); and one inside `within`,
+/// `with_env` or `as_user`, which name the hosts' directories, environment and users, and
+/// which it would otherwise ignore without a word.
+fn refuse_local_command(cmd: &str) -> Fallible<()> {
+    refuse_empty("run_locally(): the command", cmd)?;
+    refuse_nul("run_locally(): the command", cmd)?;
+    // With the space it is run after (see `backend::run_locally`) and the NUL.
+    if cmd.len() + 2 > MAX_ARG {
+        return fail(format!(
+            "run_locally(): the command is {} bytes, over the {} KiB one argument of a program \
+             may have (sh -c takes it as one): write it to a script file and run that",
+            cmd.len(),
+            MAX_ARG / 1024
+        ));
+    }
+    let cctx = context::command_context();
+    let mut inside = Vec::new();
+    if cctx.dir.is_some() {
+        inside.push("within");
+    }
+    if !cctx.env.is_empty() {
+        inside.push("with_env");
+    }
+    if cctx.user.is_some() {
+        inside.push("as_user");
+    }
+    if !inside.is_empty() {
+        return fail(format!(
+            "run_locally() inside {}: those apply to the host's commands (run, capture, \
+             test, upload, download); run_locally runs on this machine, in the recipe's \
+             directory, as you: call it outside them (or write `cd DIR &&` or `VAR=value` \
+             into its command)",
+            inside.join(", ")
+        ));
+    }
+    Ok(())
 }
 
 /// `within(dir, closure)`: the closure's commands run in `dir` (see

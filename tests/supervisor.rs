@@ -614,6 +614,30 @@ fn the_spool_is_bounded_and_loses_nothing() {
     assert!(peak >= CHUNK / 4, "the watcher saw only {peak} bytes");
 }
 
+/// A spool chunk under 64 KiB (`TETHER_SPOOL_CHUNK`, as tests set it) is taken as 64 KiB, the
+/// most one write of its writers may hold: every byte arrives, at once (stop 42 tester t44:
+/// with 1000, 1,860 lines of 50,000 arrived and the host was ok; with 4096 the command died of
+/// SIGPIPE after two minutes; with 16384 it took two minutes). A chunk that is no multiple of
+/// 64 KiB loses nothing either.
+#[test]
+fn a_small_spool_chunk_loses_nothing() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let want: String = (1..=50_000).map(|i| format!("{i}\n")).collect::<String>() + "rc=0\n";
+    for chunk in ["1", "1000", "4096", "16384", "65535", "100000"] {
+        lab.set_env("host1", &[("TETHER_SPOOL_CHUNK", chunk)]);
+        let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+        let out = run(&mut h, "seq 1 50000; echo rc=$?");
+        assert_eq!(out.status, ExitStatus::Code(0), "chunk {chunk}");
+        assert!(
+            out.stdout == want.as_bytes(),
+            "chunk {chunk}: {} bytes of {}, ending {:?}",
+            out.stdout.len(),
+            want.len(),
+            String::from_utf8_lossy(&out.stdout[out.stdout.len().saturating_sub(40)..])
+        );
+    }
+}
+
 /// A run killed before it read its commands' results (SIGKILL, its machine gone) leaves their
 /// files in the private directory; the next run's clean-up removes those a day old that
 /// nobody will read (finished a day ago, or whose supervisor died), and leaves a command still

@@ -377,6 +377,16 @@ impl GlobalArgs {
         for (k, v) in &overrides {
             tether::recipe::declare::given_value(k, v).map(drop)?;
         }
+        // An empty name is no role or host, for a task as for `run` (stop 42 tester t45:
+        // `--roles ''` was "unknown role ``; did you mean `db`?").
+        for (flag, names) in [("--roles", &self.roles), ("--hosts", &self.hosts)] {
+            if names.iter().any(|n| n.trim().is_empty()) {
+                return Err(format!(
+                    "{flag}: an empty name (`{flag} ''`, or a comma with nothing beside it, \
+                     `a,,b`): name each one"
+                ));
+            }
+        }
         let env_overrides = settings::EnvOverride::read(&overrides);
         Ok(Settings {
             recipe: self

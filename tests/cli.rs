@@ -514,7 +514,7 @@ fn an_error_names_the_environment_variable_an_option_came_from() {
     };
     run(("HOSTS", "host1,,host2"), &["run", "--", "true"])
         .status(2)
-        .stderr_contains("error: invalid host ``: empty name\nnote: --hosts came from the environment: HOSTS=\"host1,,host2\"\n");
+        .stderr_contains("error: --hosts: an empty name (`--hosts ''`, or a comma with nothing beside it, `a,,b`): name each one\nnote: --hosts came from the environment: HOSTS=\"host1,,host2\"\n");
     run(("ROLES", "web"), &["run", "--hosts", "host1", "--", "true"])
         .status(2)
         .stderr_contains("\nnote: --roles came from the environment: ROLES=\"web\"\n");
@@ -537,7 +537,13 @@ fn filters_that_select_no_server_are_refused_for_tasks_as_for_run() {
          task(\"t\", || { run_locally(\"echo ran > ran\"); });\n",
     )
     .unwrap();
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 9] = [
+        // An empty name is none (stop 42 tester t45: "unknown role ``; did you mean").
+        (&["--roles", ""], "--roles: an empty name (`--roles ''`"),
+        (&["--roles", "web,,db"], "--roles: an empty name"),
+        (&["--roles", " "], "--roles: an empty name"),
+        (&["--hosts", ""], "an empty name"),
+        (&["--hosts", "web1,,db1"], "an empty name"),
         (
             &["--roles", "web", "--hosts", "db1"],
             "no server of the recipe matches --roles web --hosts db1",

@@ -22,10 +22,20 @@ pub fn failure_text(host: &str, command: &str, result: &Result<ExecOutput, SshEr
     match result {
         Err(e) => e.said(),
         Ok(out) => {
-            let mut text = HostText::new()
-                .host(host)
-                .text(&format!(": `{command}` failed with {} after ", out.status))
-                .took(out.duration);
+            // A status said in a sentence of its own (no exit status received, ...) comes
+            // after the time, so the time is not read as part of it (stop 42 tester t45: "it
+            // most likely did not run after 5.7 ms").
+            let mut text = match out.status {
+                ExitStatus::Code(_) | ExitStatus::Signal(_) => HostText::new()
+                    .host(host)
+                    .text(&format!(": `{command}` failed with {} after ", out.status))
+                    .took(out.duration),
+                _ => HostText::new()
+                    .host(host)
+                    .text(&format!(": `{command}` failed after "))
+                    .took(out.duration)
+                    .text(&format!(" with {}", out.status)),
+            };
             let tail = stderr_tail(&out.stderr, STDERR_TAIL);
             if !tail.is_empty() {
                 text.push_str("\n  stderr (last lines):");
@@ -275,6 +285,35 @@ mod tests {
         );
         assert_eq!(tail[1], "last");
         assert_eq!(stderr_tail(b"a\nb\n", 5), ["a", "b"]);
+    }
+
+    /// A status said in a sentence of its own comes after the time (stop 42 tester t45: "it
+    /// most likely did not run after 5.7 ms"); an exit status or a signal before it.
+    #[test]
+    fn a_failure_says_the_time_where_it_reads_as_the_commands() {
+        let failed = |status: ExitStatus| {
+            let out = ExecOutput {
+                status,
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+                duration: std::time::Duration::from_millis(5),
+            };
+            failure_text("web1", "make", &Ok(out)).to_string()
+        };
+        assert_eq!(
+            failed(ExitStatus::Code(3)),
+            "web1: `make` failed with exit status 3 after 5.0 ms"
+        );
+        assert_eq!(
+            failed(ExitStatus::Signal("TERM".into())),
+            "web1: `make` failed with signal TERM after 5.0 ms"
+        );
+        let missing = failed(ExitStatus::MissingBeforeStart);
+        assert!(
+            missing.starts_with("web1: `make` failed after 5.0 ms with no exit status received")
+                && missing.ends_with("it most likely did not run"),
+            "{missing}"
+        );
     }
 
     #[test]

@@ -170,10 +170,12 @@ pub fn stopped_early_words(how: StoppedHow, command: &str, because: &str) -> Str
 /// How long a stopped host's line names its command at most, in characters.
 const NAMED: usize = 120;
 
-/// `command` as a stopped host's line names it: whole when short and one line; else its first
-/// [`NAMED`] characters (of its first line) and `…`. A stdlib step's script runs to a
-/// kilobyte, on every host the step stopped; the host that failed names it in full.
-fn named(command: &str) -> std::borrow::Cow<'_, str> {
+/// `command` as a stopped host's line names it, and tether's own lines about a command (lost,
+/// re-attached, stopped): whole when short and one line; else its first [`NAMED`] characters
+/// (of its first line) and `…`. A stdlib step's script runs to a kilobyte, on every host the
+/// step stopped; the host that failed names it in full (stop 42 tester t44: a re-attach line
+/// of 40,198 characters for a staged command).
+pub fn named(command: &str) -> std::borrow::Cow<'_, str> {
     let line = command.lines().next().unwrap_or("");
     if line.len() == command.len() && command.chars().count() <= NAMED {
         return command.into();

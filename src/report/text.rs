@@ -10,6 +10,7 @@ use super::state::{HostStats, Look, State};
 use crate::duration::format as format_duration;
 use crate::event::{Beat, Event, EventKind, HostOutcome, LimitFrom, Tally};
 use crate::host_text::HostText;
+use crate::outcome::named;
 
 const HOST_COLORS: [AnsiColor; 6] = [
     AnsiColor::Cyan,
@@ -213,7 +214,12 @@ pub fn host_lines(look: Look, event: &Event) -> Option<Vec<(Lane, String)>> {
             heard_after,
             lost_after,
             took,
-        } => tether(reattached_words(command, *heard_after, *lost_after, *took)),
+        } => tether(reattached_words(
+            &named(command),
+            *heard_after,
+            *lost_after,
+            *took,
+        )),
         // Before its start marker nothing comes on a schedule: when the loss was noticed is
         // all that is known.
         EventKind::Resent {
@@ -221,14 +227,16 @@ pub fn host_lines(look: Look, event: &Event) -> Option<Vec<(Lane, String)>> {
             lost_after,
             took,
         } => tether(format!(
-            "connection loss noticed {} after sending `{command}`, before it started on the \
+            "connection loss noticed {} after sending `{}`, before it started on the \
              host; reconnected and sent it again after {} (it had not run)",
             format_duration(*lost_after),
+            named(command),
             format_duration(*took)
         )),
-        EventKind::RemoteStopped { command, why, how } => {
-            tether(format!("stopped `{command}` on the host ({why}): {how}"))
-        }
+        EventKind::RemoteStopped { command, why, how } => tether(format!(
+            "stopped `{}` on the host ({why}): {how}",
+            named(command)
+        )),
         EventKind::RemoteLeftRunning {
             command,
             left,
@@ -237,9 +245,10 @@ pub fn host_lines(look: Look, event: &Event) -> Option<Vec<(Lane, String)>> {
             spool,
             stop_with,
         } => tether(format!(
-            "warning: `{command}` may still be running on {host}: it was left running when \
+            "warning: `{}` may still be running on {host}: it was left running when \
              {left}, and tether could not stop it ({why}). {}its output is in \
              {spool}.o.* and {spool}.e.*; to stop it and remove its files: {stop_with}",
+            named(command),
             pgid.as_ref()
                 .map_or_else(String::new, |g| format!("Its process group is {g}, "))
         )),
@@ -609,8 +618,45 @@ fn sessions_text(st: &State, look: Look, title: &str, elapsed: Duration) -> Vec<
 
 #[cfg(test)]
 mod tests {
-    use super::{reattached_words, visible};
+    use super::{host_lines, reattached_words, visible};
     use std::time::Duration;
+
+    /// tether's own lines about a command name a long one by its start (stop 42 tester t44: a
+    /// re-attach line of 40,198 characters for a staged command); its output lines do not.
+    #[test]
+    fn tethers_lines_name_a_long_command_by_its_start() {
+        use crate::event::{Event, EventKind};
+        let look = crate::report::state::Look {
+            format: crate::settings::Format::Text,
+            live: false,
+            dim: false,
+            verbose: false,
+            fold: false,
+        };
+        let long = format!("echo {}", "x".repeat(40_000));
+        let kinds = [
+            EventKind::Reattached {
+                command: long.clone(),
+                heard_after: None,
+                lost_after: Duration::from_secs(1),
+                took: Duration::from_secs(1),
+            },
+            EventKind::RemoteStopped {
+                command: long.clone(),
+                why: "Ctrl-C".into(),
+                how: "its process group was sent SIGTERM and ended".into(),
+            },
+        ];
+        for kind in kinds {
+            let lines = host_lines(look, &Event::now("web1".into(), kind)).unwrap();
+            let text = &lines[0].1;
+            assert!(text.len() < 400, "{} characters", text.len());
+            assert!(
+                text.contains(&format!("`echo {}…`", "x".repeat(115))),
+                "{text}"
+            );
+        }
+    }
 
     #[test]
     fn a_reattach_says_when_the_loss_happened_and_when_it_was_noticed() {

@@ -1196,6 +1196,35 @@ fn places_outside_deploy_to_are_refused_before_anything_connects() {
         assert!(!lab.host(h).home.join("<home>").exists(), "{h}");
         assert!(!lab.host(h).home.join("apps/shop/x.lock").exists(), "{h}");
     }
+    // Compared without repeated slashes, as absolute ones are (stop 42 tester t46: `//`
+    // under ~ passed both checks; deploy:unlock then removed revisions.log).
+    for (line, says) in [
+        (
+            "set(\"lock_file\", || deploy::deploy_to() + \"//revisions.log\");",
+            "lock_file and revision_log are one place, \"<home>/apps/shop/revisions.log\"",
+        ),
+        (
+            "set(\"lock_file\", || deploy::deploy_to() + \"//current/deploy.lock\");",
+            "lock_file \"<home>/apps/shop/current/deploy.lock\" is inside current_path",
+        ),
+        (
+            "set(\"shared_path\", || deploy::deploy_to() + \"//current\");",
+            "shared_path and current_path are one place",
+        ),
+        (
+            "set(\"repo_path\", || deploy::deploy_to() + \"/current//repo/\");",
+            "repo_path \"<home>/apps/shop/current/repo\" is inside current_path",
+        ),
+        (
+            "set(\"repo_path\", || deploy::deploy_to() + \"/\");",
+            "repo_path \"<home>/apps/shop\" holds deploy_to",
+        ),
+    ] {
+        home_recipe(line);
+        tether(&dir, &lab, &["-f", "home.rhai", "deploy"])
+            .status(4)
+            .stderr_contains(says);
+    }
     home_recipe("set(\"lock_file\", || deploy::deploy_to() + \"/locks/x.lock\");");
     tether(&dir, &lab, &["-f", "home.rhai", "deploy:lock"]).status(0);
     for h in HOSTS {

@@ -1074,6 +1074,24 @@ stage("blank", || { set("copy_exclude", [""]); });
     for f in ["sub/a.yml", "deep/a.yml", "x/deep/sub/c.txt", "index.html"] {
         assert!(shipped("20250101000006", f), "{f} left out");
     }
+    // The archive is the run's own, in a directory of its own: a `copy_archive` given names
+    // no file tether writes or removes (stop 42 tester t46: `-s copy_archive=deploy.rhai`
+    // removed the recipe, exit 0).
+    tether(
+        &dir,
+        &lab,
+        &[
+            "anchored",
+            "deploy",
+            "-s",
+            "release_timestamp=20250101000008",
+            "-s",
+            "copy_archive=deploy.rhai",
+        ],
+    )
+    .status(0);
+    assert_eq!(read(dir.path.join("deploy.rhai")), recipe);
+    assert!(shipped("20250101000008", "index.html"));
     for (stage, entry) in [("slash", "sub/"), ("lone", "/"), ("blank", "")] {
         tether(
             &dir,

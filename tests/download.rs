@@ -781,30 +781,45 @@ fn a_download_whose_temporary_file_is_swapped_for_a_link_follows_no_link() {
     assert!(std::fs::symlink_metadata(dl.join("big.bin")).is_err());
 }
 
-/// A download onto this run's own log (by any name: a link, `..`, `log_file` set elsewhere,
-/// its `.1`) is refused at its line, and the log keeps what the run wrote (stop 42 tester t43:
-/// the log held only the downloaded file, exit 0). A file of the log's name that is not this
-/// run's (`log_file` set elsewhere) is downloaded onto as any file.
+/// A download onto a file this run writes or reads is refused at its line, and the file
+/// keeps what it held: the run's log by any name (a link, `..`, `log_file` set elsewhere), its
+/// `.1` made or not yet (stop 42 tester t43: the log held only the downloaded file, exit 0),
+/// the recipe, a module it loaded and the ssh config (stop 42 tester t46: each was replaced,
+/// exit 0). A file of the log's name that is not this run's (`log_file` set elsewhere) is
+/// downloaded onto as any file.
 #[test]
-fn a_download_onto_the_run_log_is_refused() {
+fn a_download_onto_a_file_of_the_run_is_refused() {
     let lab = lab(&["db1"]);
     std::fs::write(lab.host("db1").root_dir.join("remote.txt"), "hello\n").unwrap();
     let r = lab_recipe(
         &lab,
         "download-log",
         r#"
+import "lib/m" as m;
 task("down", || { on("db", |host| { download("/srv/remote.txt", fetch("dst")); }); });
 "#,
     );
+    std::fs::create_dir_all(r.path("lib")).unwrap();
+    std::fs::write(r.path("lib/m.rhai"), "fn f() { 1 }\n").unwrap();
     std::fs::create_dir_all(r.path("log")).unwrap();
-    std::fs::write(r.path("log/tether.log.1"), "an older run\n").unwrap();
     std::os::unix::fs::symlink("log/tether.log", r.path("link.log")).unwrap();
-    for (dst, extra) in [
-        ("log/tether.log", None),
-        ("log/../log/tether.log", None),
-        ("link.log", None),
-        ("log/tether.log.1", None),
-        ("run.log", Some("log_file=run.log")),
+    let recipe = std::fs::read_to_string(r.path("deploy.rhai")).unwrap();
+    let config = lab.ssh_config().display().to_string();
+    let config_text = std::fs::read_to_string(&config).unwrap();
+    let log = "this run's log (log_file), ";
+    for (dst, extra, what) in [
+        (
+            "log/tether.log.1",
+            None,
+            "the run log's previous run (log_file's .1), ",
+        ),
+        ("log/tether.log", None, log),
+        ("log/../log/tether.log", None, log),
+        ("link.log", None, log),
+        ("run.log", Some("log_file=run.log"), log),
+        ("deploy.rhai", None, "a file of this recipe"),
+        ("./lib/m.rhai", None, "a file of this recipe"),
+        (config.as_str(), None, "the ssh config of this run, "),
     ] {
         let dst_arg = format!("dst={dst}");
         let mut args = vec!["down", "-s", dst_arg.as_str()];
@@ -813,7 +828,7 @@ task("down", || { on("db", |host| { download("/srv/remote.txt", fetch("dst")); }
         }
         let out = r.tether().args(&args).run();
         out.status(4)
-            .stderr_contains(&format!("download: {dst} is this run's log ("))
+            .stderr_contains(&format!("download: {dst} is {what}"))
             .stderr_contains(": download: ");
         let log = extra.map_or("log/tether.log", |_| "run.log");
         let text = std::fs::read_to_string(r.path(log)).unwrap();
@@ -821,11 +836,24 @@ task("down", || { on("db", |host| { download("/srv/remote.txt", fetch("dst")); }
             text.contains("down"),
             "{dst}: the log lost the run:\n{text}"
         );
+        if dst == "log/tether.log.1" {
+            assert!(!r.path("log/tether.log.1").exists());
+            std::fs::write(r.path("log/tether.log.1"), "an older run\n").unwrap();
+        }
     }
     assert_eq!(
         std::fs::read_to_string(r.path("log/tether.log.1")).unwrap(),
         "an older run\n"
     );
+    assert_eq!(
+        std::fs::read_to_string(r.path("deploy.rhai")).unwrap(),
+        recipe
+    );
+    assert_eq!(
+        std::fs::read_to_string(r.path("lib/m.rhai")).unwrap(),
+        "fn f() { 1 }\n"
+    );
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), config_text);
     // The default log's name, where this run logs elsewhere: any file.
     r.tether()
         .args(&["down", "-s", "dst=log/tether.log", "-s", "log_file=run.log"])

@@ -506,31 +506,68 @@ fn refuse_host_in_path(host: &str, local: &str) -> Fallible<()> {
     Ok(())
 }
 
-/// Refuses a download onto this run's own log (`log_file`, or its `.1`), `path` (`local` as
-/// written): the file would be renamed into its place, and the run would go on writing to a
-/// log that no name leads to (stop 42 tester t43: the log held only the downloaded file, exit
-/// 0). The same file by any name: compared by device and inode.
-fn refuse_run_log(rt: &Runtime, local: &str, path: &std::path::Path) -> Fallible<()> {
-    use std::os::unix::fs::MetadataExt as _;
-    let value = rt.recipe().vars.get("log_file").cloned();
-    let Ok(Some(log)) = super::runtime_vars::log_file(value.as_ref(), &rt.dir()) else {
-        return Ok(());
-    };
-    let Ok(dest) = std::fs::metadata(path) else {
-        return Ok(());
-    };
-    let mut rotated = log.clone().into_os_string();
-    rotated.push(".1");
-    for file in [log.as_path(), std::path::Path::new(&rotated)] {
-        if std::fs::metadata(file).is_ok_and(|m| (m.dev(), m.ino()) == (dest.dev(), dest.ino())) {
+/// Refuses a download onto a file this run writes or reads, `path` (`local` as written): its
+/// log (`log_file`) and the log's `.1`, which the file would be renamed over (stop 42 tester
+/// t43: the log held only the downloaded file, exit 0), the recipe and the files it loaded
+/// (stage files, modules: `tether watch` reads them again), and the ssh config given (`-F`,
+/// `ssh_config`) (stop 42 tester t46: each was replaced, exit 0). The same file by any name
+/// (a link, `..`), and a `.1` not made yet by its name.
+fn refuse_own_files(rt: &Runtime, local: &str, path: &std::path::Path) -> Fallible<()> {
+    use std::path::{Path, PathBuf};
+    let mut own: Vec<(PathBuf, &str)> = Vec::new();
+    let vars = rt.recipe().vars.clone();
+    if let Ok(Some(log)) = super::runtime_vars::log_file(vars.get("log_file"), &rt.dir()) {
+        let mut rotated = log.clone().into_os_string();
+        rotated.push(".1");
+        own.push((log, "this run's log (log_file)"));
+        own.push((rotated.into(), "the run log's previous run (log_file's .1)"));
+    }
+    for name in rt.sources.names() {
+        if Path::new(&name).exists() {
+            own.push((
+                name.into(),
+                "a file of this recipe (the recipe, a stage file, a module)",
+            ));
+        }
+    }
+    let config = vars
+        .get("ssh_config")
+        .and_then(|v| v.clone().into_string().ok())
+        .map(|c| rt.dir().join(c))
+        .or_else(|| rt.ssh_config_file.clone());
+    if let Some(config) = config {
+        own.push((config, "the ssh config of this run"));
+    }
+    for (file, what) in own {
+        if same_place(path, &file) {
             return fail(format!(
-                "download: {local} is this run's log ({}, log_file): the run writes it as it \
-                 goes, and the file would take its place; download elsewhere",
+                "download: {local} is {what}, {}: the file would take its place; download \
+                 elsewhere",
                 file.display()
             ));
         }
     }
     Ok(())
+}
+
+/// Whether `a` and `b` are one file: one device and inode where both exist, else one name in
+/// one directory (links in the directories followed).
+fn same_place(a: &std::path::Path, b: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+        return (x.dev(), x.ino()) == (y.dev(), y.ino());
+    }
+    let place = |p: &std::path::Path| {
+        let dir = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => std::path::Path::new("."),
+        };
+        Some((dir.canonicalize().ok()?, p.file_name()?.to_owned()))
+    };
+    match (place(a), place(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    }
 }
 
 /// `download(remote, local[, #{ mode }])`: see [`Backend::download`]. `local` is relative to
@@ -562,7 +599,7 @@ fn download(rt: &Runtime, remote: &str, local: &str, opts: &Map) -> Fallible<()>
     }
     let local = local.replace("{host}", &scope.host);
     let path = rt.dir().join(&local);
-    refuse_run_log(rt, &local, &path)?;
+    refuse_own_files(rt, &local, &path)?;
     let what = crate::transfer::label("download", remote, &local);
     let cctx = context::command_context();
     refuse_nul("download(): the remote path", remote)?;

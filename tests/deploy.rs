@@ -1053,11 +1053,42 @@ server("web1", #{ roles: ["web"] });
         dir.write(f, "x\n");
     }
     recipe += r#"stage("anchored", || { set("copy_exclude", [".git", "/*.yml", "/deep/sub"]); });
-stage("slash", || { set("copy_exclude", ["sub/"]); });
-stage("lone", || { set("copy_exclude", [".git", "/"]); });
-stage("blank", || { set("copy_exclude", [""]); });
+stage("dirsonly", || { set("copy_source", "dirsonly"); set("copy_exclude", ["*.yml"]); });
 "#;
+    // Entries no name of the archive could match (stop 42 tester t46: "//x.yml", "/./x.yml",
+    // "/x.yml/." and "a\" left out nothing; "/**/x.yml" only a/x.yml).
+    let refused = [
+        "sub/",
+        "/",
+        "",
+        "//x.yml",
+        "/./x.yml",
+        "/x.yml/.",
+        "a/../b",
+        "a\\\\",
+        "/**/x.yml",
+    ];
+    for (i, entry) in refused.iter().enumerate() {
+        recipe += &format!(
+            "stage(\"e{i}\", || {{ set(\"copy_exclude\", [\".git\", \"{entry}\"]); }});\n"
+        );
+    }
     dir.write("deploy.rhai", &recipe);
+    // A source of empty directories only ships nothing either (stop 42 tester t46: published).
+    dir.write("dirsonly/a/b/x.yml", "x\n");
+    fs::create_dir_all(dir.path.join("dirsonly/c")).unwrap();
+    tether(
+        &dir,
+        &lab,
+        &[
+            "dirsonly",
+            "deploy",
+            "-s",
+            "release_timestamp=20250101000007",
+        ],
+    )
+    .status(1)
+    .stderr_contains("copy_source dirsonly leaves no file to deploy with copy_exclude [\"*.yml\"]");
     tether(
         &dir,
         &lab,
@@ -1092,16 +1123,28 @@ stage("blank", || { set("copy_exclude", [""]); });
     .status(0);
     assert_eq!(read(dir.path.join("deploy.rhai")), recipe);
     assert!(shipped("20250101000008", "index.html"));
-    for (stage, entry) in [("slash", "sub/"), ("lone", "/"), ("blank", "")] {
-        tether(
+    for (i, entry) in refused.iter().enumerate() {
+        let out = tether(
             &dir,
             &lab,
-            &[stage, "deploy", "-s", "release_timestamp=20250101000007"],
-        )
-        .status(4)
-        .stderr_contains(&format!(
-            "copy_exclude entry \"{entry}\" names nothing tar could leave out"
+            &[
+                &format!("e{i}"),
+                "deploy",
+                "-s",
+                "release_timestamp=20250101000007",
+            ],
+        );
+        out.status(4).stderr_contains(&format!(
+            "copy_exclude entry \"{}\" ",
+            entry.replace("\\\\", "\\")
         ));
+        assert!(
+            out.stderr.contains("names nothing tar could leave out")
+                || out.stderr.contains("escapes nothing")
+                || out.stderr.contains("which tar reads as *"),
+            "{entry}: {}",
+            out.stderr
+        );
     }
 }
 

@@ -441,10 +441,44 @@ fn a_branch_or_revision_may_be_a_tag_or_a_commit_and_shallow_mirrors_fetch_what_
         );
         assert_eq!(version(h, "20250101000008"), "v2\n", "{h}");
     }
+    // A branch named as another commit's abbreviation, and a remote-tracking ref the bare
+    // origin holds (which `git clone --mirror` copies): neither deploys without a word (stop
+    // 42 tester t46: `revision=<short id>` deployed the branch, `branch=origin/main` the
+    // origin's refs/remotes/origin/main).
+    let short = &v0[..7];
+    git(
+        &app,
+        &["push", "-q", "origin", &format!("{v1}:refs/heads/{short}")],
+    );
+    git(
+        &app,
+        &[
+            "push",
+            "-q",
+            "origin",
+            &format!("{v0}:refs/remotes/origin/main"),
+        ],
+    );
+    run("20250101000009", &["-s", &format!("revision={short}")])
+        .status(1)
+        .stderr_contains(&format!(
+            "revision {short} is both a branch (at {v1}) and an abbreviation of commit {v0} in {}: \
+             set revision to refs/heads/{short} or to the full commit id",
+            url.display()
+        ));
+    for var in ["branch", "revision"] {
+        run("20250101000009", &["-s", &format!("{var}=origin/main")])
+            .status(1)
+            .stderr_contains(&format!("{var} origin/main is not in {}", url.display()));
+    }
     run("20250101000009", &["-s", "branch=refs/heads/v1.0"]).status(0);
     run("20250101000010", &["-s", "revision=refs/tags/v1.0"]).status(0);
     run("20250101000011", &["-s", "branch=v2.0"]).status(0);
+    run("20250101000012", &["-s", &format!("revision={v0}")]).status(0);
+    run("20250101000013", &["-s", "branch=HEAD"]).status(0);
     for h in WEB {
+        assert_eq!(version(h, "20250101000012"), "v0\n", "{h}");
+        assert_eq!(version(h, "20250101000013"), "v2\n", "{h}");
         assert_eq!(version(h, "20250101000009"), "v2\n", "{h}");
         assert_eq!(version(h, "20250101000010"), "v1\n", "{h}");
         assert_eq!(version(h, "20250101000011"), "v2\n", "{h}");

@@ -1158,3 +1158,69 @@ fn an_upload_into_a_directory_others_may_write_follows_no_name_they_change() {
     victim_untouched("fifo");
     let _ = std::fs::remove_file(&fifo);
 }
+
+/// `on(.., #{ timeout })` gives a transfer up as it gives a command up, every time, the whole
+/// of it counted (stop 42 tester t46: a 100 MB upload and download under `timeout: 0.05` ran
+/// to their end and succeeded, and under `timeout: 0.001` too): nothing is placed, and nothing
+/// of it stays on the host or here.
+#[test]
+fn a_transfer_is_given_up_at_its_timeout() {
+    let lab = lab(&["db1"]);
+    let root = lab.host("db1").root_dir.clone();
+    let r = lab_recipe(
+        &lab,
+        "transfer-timeout",
+        r#"
+task("up", || { on("db", #{ timeout: fetch("to") }, |host| { upload("big.bin", "/srv/big.bin"); }); });
+task("down", || { on("db", #{ timeout: fetch("to") }, |host| { download("/srv/src.bin", "got.bin"); }); });
+"#,
+    );
+    // 100 MB that gzip cannot shrink: no transfer of it ends within 50 ms here.
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let data: Vec<u8> = (0..100 << 20)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect();
+    std::fs::write(r.path("big.bin"), &data).unwrap();
+    std::fs::write(root.join("src.bin"), &data).unwrap();
+    for to in ["0.05", "0.001", "0.001", "0.001"] {
+        for (task, what) in [
+            (
+                "up",
+                "`upload big.bin -> /srv/big.bin` on db1 did not finish within",
+            ),
+            (
+                "down",
+                "`download /srv/src.bin -> got.bin` on db1 did not finish within",
+            ),
+        ] {
+            r.tether()
+                .args(&[task, "-s", &format!("to={to}")])
+                .run()
+                .status(1)
+                .stderr_contains(what);
+        }
+        assert!(!root.join("big.bin").exists(), "timeout {to}: placed");
+        assert!(!r.path("got.bin").exists(), "timeout {to}: placed here");
+        assert_eq!(temp_files(&root), Vec::<std::path::PathBuf>::new(), "{to}");
+        let here: Vec<_> = std::fs::read_dir(r.path("."))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".tether-download."))
+            .collect();
+        assert!(here.is_empty(), "{to}: {here:?}");
+    }
+    // Time enough, both go through.
+    for task in ["up", "down"] {
+        r.tether().args(&[task, "-s", "to=600"]).run().status(0);
+    }
+    assert_eq!(
+        std::fs::read(root.join("big.bin")).unwrap().len(),
+        data.len()
+    );
+    assert_eq!(std::fs::read(r.path("got.bin")).unwrap().len(), data.len());
+}

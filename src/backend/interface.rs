@@ -45,6 +45,8 @@ pub struct Upload<'a> {
     pub render: &'a (dyn Fn(&str) -> String + Sync),
     /// Bytes every command of the transfer gets on stdin first (the sudo password line).
     pub stdin_prefix: Option<Vec<u8>>,
+    /// Give the whole transfer up after this long (`on(.., #{ timeout })`), as a command.
+    pub timeout: Option<Duration>,
 }
 
 /// A download a backend was asked for: `remote` on the host to `path` here.
@@ -61,6 +63,8 @@ pub struct Download<'a> {
     pub render: &'a (dyn Fn(&str) -> String + Sync),
     /// As [`Upload::stdin_prefix`].
     pub stdin_prefix: Option<Vec<u8>>,
+    /// Give the whole transfer up after this long (`on(.., #{ timeout })`), as a command.
+    pub timeout: Option<Duration>,
 }
 
 /// Why a transfer did not complete. In every case the destination is as it was.

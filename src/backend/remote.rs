@@ -129,6 +129,7 @@ impl Backend for Remote {
         };
         // Checked before opening (a FIFO's open blocks) and before anything is sent.
         regular_file(upload.path)?;
+        let left = deadline(upload.timeout);
         self.settle(host);
         let file = std::fs::File::open(upload.path).map_err(cannot)?;
         let meta = file.metadata().map_err(cannot)?;
@@ -147,6 +148,7 @@ impl Backend for Remote {
             stdin: upload.stdin_prefix.clone(),
             stdin_from: Some(Source(reader.clone())),
             label: Some(label.clone()),
+            timeout: left(),
             ..ExecOptions::default()
         };
         let result = self.send(host, &receive, opts);
@@ -176,6 +178,7 @@ impl Backend for Remote {
         let opts = ExecOptions {
             stdin: upload.stdin_prefix.clone(),
             label: Some(label),
+            timeout: left(),
             ..ExecOptions::default()
         };
         let result = self.send(host, &place, opts);
@@ -183,6 +186,7 @@ impl Backend for Remote {
     }
 
     fn download(&self, host: &str, download: &Download) -> Result<(), TransferError> {
+        let left = deadline(download.timeout);
         self.settle(host);
         let local = |what: &str, e: std::io::Error| {
             TransferError::LocalWrite(format!(
@@ -232,6 +236,7 @@ impl Backend for Remote {
             stdout_to: Some(Drain(writer.clone())),
             echo: Echo::NoStdout,
             label: Some(label.clone()),
+            timeout: left(),
             ..ExecOptions::default()
         };
         let result = self.send(host, &fetch, opts);
@@ -257,6 +262,7 @@ impl Backend for Remote {
             stdin: download.stdin_prefix.clone(),
             echo: Echo::NoStdout,
             label: Some(label),
+            timeout: left(),
             ..ExecOptions::default()
         };
         let out = match self.send(host, &measure, opts) {
@@ -426,6 +432,14 @@ impl Remote {
         };
         self.send(host, command, opts)
     }
+}
+
+/// What is left of a transfer's `timeout` when asked, counted from now: each of its commands
+/// gets that as its own (stop 42 tester t46: `on(.., #{ timeout: 0.2 }, ..)` left a 150 MB
+/// upload alone, which ran 1.4 s and succeeded). `None` for none.
+fn deadline(timeout: Option<std::time::Duration>) -> impl Fn() -> Option<std::time::Duration> {
+    let started = std::time::Instant::now();
+    move || timeout.map(|t| t.saturating_sub(started.elapsed()))
 }
 
 /// Why the local file of an upload (`meta` when it was opened) is not what was sent (`sent`),

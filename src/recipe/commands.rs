@@ -478,6 +478,7 @@ fn upload(rt: &Runtime, local: &str, remote: &str, opts: &Map) -> Fallible<()> {
         mode,
         render: &render,
         stdin_prefix: sudo_stdin(&cctx, None),
+        timeout: scope.timeout,
     };
     backend
         .upload(&scope.host, &upload)
@@ -619,6 +620,7 @@ fn download(rt: &Runtime, remote: &str, local: &str, opts: &Map) -> Fallible<()>
         mode,
         render: &render,
         stdin_prefix: sudo_stdin(&cctx, None),
+        timeout: scope.timeout,
     };
     backend
         .download(&scope.host, &download)

@@ -1468,6 +1468,52 @@ server("worker1", #{ roles: ["app", "worker"] });
     );
 }
 
+/// The framework steps that run in the release run on the hosts that get one: a
+/// `no_release` host of assets_roles, bundle_roles, npm_build_roles or composer_roles is
+/// left out, as capistrano-rails runs `on release_roles(fetch(:assets_roles))` (stop 42
+/// tester t48: the deploy failed at `cd` into the release on it, after the migrations ran);
+/// a migration_role whose primary host gets no release is refused before anything changes.
+#[test]
+fn framework_steps_run_on_release_hosts_only() {
+    let dir = Dir::new("modules-no-release");
+    let recipe = |extra: &str| {
+        format!(
+            r#"
+import "deploy" as deploy;
+import "rails" as rails;
+import "node" as node;
+import "php" as php;
+set("application", "shop");
+set("repo_url", "/srv/git/shop.git");
+set("deploy_to", "/srv/shop");
+set("bundle_roles", ["web", "cdn"]);
+set("npm_build_roles", ["cdn"]);
+set("composer_roles", ["cdn", "app"]);
+server("web1", #{{ roles: ["web", "app", "db"] }});
+server("cdn1", #{{ roles: ["web", "cdn"], no_release: true }});
+{extra}
+"#
+        )
+    };
+    dir.write("deploy.rhai", &recipe(""));
+    let out = plan(&dir, &[]);
+    out.status(0)
+        .stdout_contains("web1 | $ cd /srv/shop/releases/20250102030405 && export RAILS_ENV=production && { bundle exec rake assets:precompile; }");
+    let cdn: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("cdn1") && l.contains("releases/"))
+        .collect();
+    assert!(cdn.is_empty(), "{cdn:?}\n{}", out.stdout);
+    dir.write(
+        "deploy.rhai",
+        &recipe(r#"server("db1", #{ roles: ["db"], no_release: true, primary: true });"#),
+    );
+    plan(&dir, &[]).status(4).stderr_contains(
+        "migration_role db: its primary host db1 is marked no_release: true, so it gets no release to run db:migrate in",
+    );
+}
+
 #[test]
 fn fail_stops_the_run_as_a_failed_step_not_a_recipe_error() {
     let dir = Dir::new("fail-fn");

@@ -1101,3 +1101,52 @@ fn rollback_release_in_the_environment_names_the_target() {
         "-s wins over the environment",
     );
 }
+
+/// What a deploy cannot remove or mark while it settles earlier runs' leftovers (a mount, a
+/// file of another user inside, a release it may not write) is said as a warning, and the
+/// deploy goes on: none of it reads as a release (stop 42 tester t48: one root-owned file in a
+/// `.tether-removing.*` failed every later deploy before anything was built). The next deploy
+/// that can, does.
+#[test]
+fn leftovers_a_deploy_cannot_settle_are_said_and_block_nothing() {
+    let lab = lab();
+    let dir = Dir::new("unsettled");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    let rel = |r: &str| format!("/srv/shop/releases/{r}");
+    // A cut-off removal's leftover with a mount inside, and release 01's marker gone, its
+    // directory read-only: neither can be settled on web1.
+    let leftover = rel(".tether-removing.20240101000000");
+    in_host(
+        &lab,
+        "web1",
+        &format!(
+            "mkdir -p {leftover}/busy && mount -t tmpfs tether-test {leftover}/busy && \
+             rm {r}/.tether-complete && mount --bind {r} {r} && mount -o remount,bind,ro {r}",
+            r = rel("20250101000001")
+        ),
+    );
+    app.commit("v2");
+    let out = deploy(&dir, &lab, "20250101000002", &[]);
+    in_host(
+        &lab,
+        "web1",
+        &format!("umount {leftover}/busy; umount {}", rel("20250101000001")),
+    );
+    out.status(0).stdout_contains(
+        "warning: could not remove or mark (see the errors above: a file of another user \
+         inside, a directory the deploy user may not write; remove or fix them as their owner \
+         or root), left as they are, none of them read as a release, on web1: \
+         .tether-removing.20240101000000, 20250101000001\n",
+    );
+    assert_current(&lab, &HOSTS, "20250101000002", "the deploy went on");
+    // Once they can be, the next deploy settles them.
+    app.commit("v3");
+    deploy(&dir, &lab, "20250101000003", &[])
+        .status(0)
+        .stdout_contains("removed what cut-off removals and switches left (no release, not current) on web1: .tether-removing.20240101000000\n")
+        .stdout_contains(&format!("{ADOPTED}web1: 20250101000001\n"))
+        .stdout_lacks("warning: could not remove");
+    assert!(complete(&lab, "web1", "20250101000001"));
+}

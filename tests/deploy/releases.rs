@@ -1149,4 +1149,32 @@ fn leftovers_a_deploy_cannot_settle_are_said_and_block_nothing() {
         .stdout_contains(&format!("{ADOPTED}web1: 20250101000001\n"))
         .stdout_lacks("warning: could not remove");
     assert!(complete(&lab, "web1", "20250101000001"));
+    // An old release the cleanup cannot remove: the others go, the deploy is logged and ends
+    // (stop 42 tester t48: it failed after publishing, revisions.log unwritten everywhere).
+    in_host(
+        &lab,
+        "web2",
+        &format!(
+            "mkdir -p {r}/busy && mount -t tmpfs tether-test {r}/busy",
+            r = rel("20250101000001")
+        ),
+    );
+    app.commit("v4");
+    let out = deploy(&dir, &lab, "20250101000004", &["-s", "keep_releases=1"]);
+    in_host(
+        &lab,
+        "web2",
+        "umount /srv/shop/releases/.tether-removing.20250101000001/busy",
+    );
+    out.status(0)
+        .stdout_contains("warning: could not remove old releases (see the errors above")
+        .stdout_contains("on web2: 20250101000001\n");
+    for h in HOSTS {
+        let log = read(shop(&lab, h).join("revisions.log"));
+        assert!(
+            log.contains("deployed as release 20250101000004 by"),
+            "{h}: {log}"
+        );
+    }
+    assert_unlocked(&lab);
 }

@@ -138,6 +138,18 @@ fn lock() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
     REMOVE_ON_EXIT.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// What an exit at a second signal runs first (a run log's buffered lines written out).
+static FLUSH_ON_EXIT: Mutex<Vec<Box<dyn Fn() + Send>>> = Mutex::new(Vec::new());
+
+/// Runs `flush` if tether exits at a second signal (it ends the process at once: nothing is
+/// dropped, no buffer written).
+pub fn flush_on_exit(flush: Box<dyn Fn() + Send>) {
+    FLUSH_ON_EXIT
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(flush);
+}
+
 /// Removes the registered files, says what is left behind (see [`LeftBehind`]) and exits
 /// with `code`.
 fn exit_now(code: i32) -> ! {
@@ -154,6 +166,12 @@ fn exit_now(code: i32) -> ! {
         for signal in [libc::SIGHUP, libc::SIGKILL] {
             // SAFETY: kill(2) on a process group tether started (registered by its owner).
             unsafe { libc::kill(-group, signal) };
+        }
+    }
+    // try_lock: the flush of a thread this signal stopped mid-write holds the lock.
+    if let Ok(flushes) = FLUSH_ON_EXIT.try_lock() {
+        for flush in flushes.iter() {
+            flush();
         }
     }
     std::process::exit(code);

@@ -129,3 +129,37 @@ task("t", || on("db", "echo hello"));
         .stderr_contains("log_file")
         .stdout_lacks("ran");
 }
+
+/// The log holds a run's events while it runs, and keeps them when a second Ctrl-C ends
+/// tether at once (stop 42 tester t47: nothing of a task's run reached the log before it
+/// ended, and after a second Ctrl-C nothing of it at all, not even `run_started`).
+#[test]
+fn a_run_is_in_its_log_while_it_runs_and_after_a_second_ctrl_c() {
+    let lab = lab(&["web1"]);
+    let r = lab_recipe(
+        &lab,
+        "runlog-live",
+        r#"task("t", || { on("all", "echo started-it; trap '' INT TERM HUP; sleep 30"); });"#,
+    );
+    let log = r.path("log/tether.log");
+    let said = |text: &str| std::fs::read_to_string(&log).is_ok_and(|l| l.contains(text));
+    let mut run = r.tether().args(&["--hosts", "web1", "t"]).spawn_watched();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !said("started-it") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the log never held the running command's line: {:?}",
+            std::fs::read_to_string(&log)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    run.signal_twice(libc::SIGINT);
+    let out = run.wait_with_output();
+    assert_eq!(out.status.code(), Some(130));
+    let kinds: Vec<String> = events(&log)
+        .iter()
+        .map(|e| e["type"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(kinds.contains(&"run_started".to_string()), "{kinds:?}");
+    assert!(said("started-it"));
+}

@@ -335,6 +335,28 @@ impl Builder {
                     },
                 });
             }
+            // A watch run's end (stop 42 tester t47: every run of a watch stream was
+            // "unfinished: the stream ends first").
+            (
+                Event::WatchRunFinished {
+                    result,
+                    exit_code,
+                    error,
+                },
+                _,
+            ) => {
+                self.end = Some(t);
+                self.outcome = Some(match (result.as_str(), exit_code) {
+                    ("ok", _) | (_, Some(0)) => RunOutcome::Ok,
+                    ("cancelled", _) | (_, Some(130)) => RunOutcome::Interrupted {
+                        error: error.clone(),
+                    },
+                    (_, code) => RunOutcome::Failed {
+                        exit_code: *code,
+                        error: error.clone(),
+                    },
+                });
+            }
             (
                 Event::Summary {
                     ok,
@@ -445,6 +467,35 @@ mod tests {
         assert_eq!((c.end, c.outcome), (Some(4.9), Outcome::Ok));
         assert_eq!(runs[1].lines, (3, 4));
         assert_eq!(runs[0].outcome, RunOutcome::Unfinished);
+    }
+
+    /// A watch stream's runs end with `watch_run_finished` (stop 42 tester t47: each was
+    /// "unfinished: the stream ends first").
+    #[test]
+    fn a_watch_runs_end_is_its_outcome() {
+        let run = |n: u32, result: &str, code: i32| {
+            format!(
+                "{{\"t\":{n}.0,\"type\":\"watch_run_started\",\"run\":{n},\"reason\":\"x\"}}\n\
+                 {{\"t\":{n}.5,\"type\":\"watch_run_finished\",\"run\":{n},\"result\":\"{result}\",\"exit_code\":{code},\"error\":null,\"duration_ms\":500}}\n"
+            )
+        };
+        let text = [
+            run(1, "ok", 0),
+            run(2, "recipe error", 4),
+            run(3, "cancelled", 130),
+        ]
+        .concat();
+        let runs = runs(&text);
+        assert_eq!(runs.len(), 3);
+        assert_eq!(runs[0].outcome, RunOutcome::Ok);
+        assert_eq!(
+            runs[1].outcome,
+            RunOutcome::Failed {
+                exit_code: Some(4),
+                error: None
+            }
+        );
+        assert_eq!(runs[2].outcome, RunOutcome::Interrupted { error: None });
     }
 
     #[test]

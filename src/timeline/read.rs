@@ -129,6 +129,16 @@ pub enum Event {
         #[serde(default)]
         reason: String,
     },
+    /// `watch_run_finished`: the end of a run of `tether watch` (it has no `run_finished`).
+    WatchRunFinished {
+        /// `ok`, `failed`, `cancelled`, `recipe error`...
+        #[serde(default)]
+        result: String,
+        /// The exit code a run of its own would have had.
+        exit_code: Option<i32>,
+        /// The error message.
+        error: Option<String>,
+    },
     /// `hosts`.
     Hosts {
         /// The hosts with their roles.

@@ -1177,4 +1177,35 @@ fn leftovers_a_deploy_cannot_settle_are_said_and_block_nothing() {
         );
     }
     assert_unlocked(&lab);
+    // A rollback that cannot remove the release it left: it is done, logged, and says so
+    // (stop 42 tester t50: exit 1, unlogged on that host, advising a rollback from there).
+    in_host(
+        &lab,
+        "web1",
+        &format!(
+            "mkdir -p {r}/busy && mount -t tmpfs tether-test {r}/busy",
+            r = rel("20250101000004")
+        ),
+    );
+    let out = tether(&dir, &lab, &["deploy:rollback"]);
+    in_host(
+        &lab,
+        "web1",
+        "umount /srv/shop/releases/.tether-removing.20250101000004/busy",
+    );
+    out.status(0)
+        .stdout_contains(
+            "warning: could not remove the release rolled back from (see the errors above",
+        )
+        .stdout_contains("on web1: 20250101000004\n")
+        .stdout_lacks("would now roll back");
+    assert_current(&lab, &HOSTS, "20250101000003", "rolled back");
+    for h in HOSTS {
+        let log = read(shop(&lab, h).join("revisions.log"));
+        assert!(
+            log.ends_with("rolled back to release 20250101000003\n"),
+            "{h}: {log}"
+        );
+    }
+    assert_unlocked(&lab);
 }

@@ -1510,8 +1510,34 @@ server("cdn1", #{{ roles: ["web", "cdn"], no_release: true }});
         &recipe(r#"server("db1", #{ roles: ["db"], no_release: true, primary: true });"#),
     );
     plan(&dir, &[]).status(4).stderr_contains(
-        "migration_role db: its primary host db1 is marked no_release: true, so it gets no release to run db:migrate in",
+        "migration_role db: its primary host db1 gets no release (marked no_release: true, or not of release_roles) to run db:migrate in",
     );
+    // Nor a host release_roles leaves out (stop 42 tester t49: it ran db:migrate and
+    // assets:precompile in a release it never got).
+    dir.write(
+        "deploy.rhai",
+        &recipe(
+            r#"set("release_roles", ["app"]);
+server("web2", #{ roles: ["web", "cdn"] });"#,
+        ),
+    );
+    let out = plan(&dir, &[]);
+    out.status(0);
+    let outside: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| (l.starts_with("cdn1") || l.starts_with("web2")) && l.contains("releases/"))
+        .collect();
+    assert!(outside.is_empty(), "{outside:?}\n{}", out.stdout);
+    dir.write(
+        "deploy.rhai",
+        &recipe(
+            r#"set("release_roles", ["app"]); server("db1", #{ roles: ["db"], primary: true });"#,
+        ),
+    );
+    plan(&dir, &[])
+        .status(4)
+        .stderr_contains("migration_role db: its primary host db1 gets no release");
 }
 
 #[test]

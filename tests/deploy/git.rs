@@ -471,6 +471,22 @@ fn a_branch_or_revision_may_be_a_tag_or_a_commit_and_shallow_mirrors_fetch_what_
             .status(1)
             .stderr_contains(&format!("{var} origin/main is not in {}", url.display()));
     }
+    // Never one of git's expressions (stop 42 tester t49: `revision=main~1` deployed the
+    // parent commit).
+    for (rev, says) in [
+        ("main~1", "contains \"~\""),
+        ("main^", "contains \"^\""),
+        ("v1.0^{}", "contains \"^\""),
+        ("refs/heads/main~1", "contains \"~\""),
+        ("main@{1}", "contains \"@{\""),
+        ("HEAD:VERSION", "contains \":\""),
+    ] {
+        tether(&dir, &lab, &["deploy", "-s", &format!("revision={rev}")])
+            .status(4)
+            .stderr_contains(&format!(
+                "revision \"{rev}\" {says}: give a commit id, a tag or a branch name"
+            ));
+    }
     run("20250101000009", &["-s", "branch=refs/heads/v1.0"]).status(0);
     run("20250101000010", &["-s", "revision=refs/tags/v1.0"]).status(0);
     run("20250101000011", &["-s", "branch=v2.0"]).status(0);

@@ -151,7 +151,7 @@ impl Backend for Remote {
             timeout: left(),
             ..ExecOptions::default()
         };
-        let result = self.send(host, &receive, opts);
+        let result = whole_timeout(self.send(host, &receive, opts), upload.timeout);
         let (sent, ended_early) = {
             let mut reader = reader.lock().unwrap_or_else(|p| p.into_inner());
             (reader.finish().map_err(cannot), reader.ended_early())
@@ -181,7 +181,7 @@ impl Backend for Remote {
             timeout: left(),
             ..ExecOptions::default()
         };
-        let result = self.send(host, &place, opts);
+        let result = whole_timeout(self.send(host, &place, opts), upload.timeout);
         self.check(host, &place, result, cleanup)
     }
 
@@ -239,7 +239,7 @@ impl Backend for Remote {
             timeout: left(),
             ..ExecOptions::default()
         };
-        let result = self.send(host, &fetch, opts);
+        let result = whole_timeout(self.send(host, &fetch, opts), download.timeout);
         // A local write error closed the channel: it, not the channel's end, is the reason.
         let got = writer
             .lock()
@@ -265,7 +265,7 @@ impl Backend for Remote {
             timeout: left(),
             ..ExecOptions::default()
         };
-        let out = match self.send(host, &measure, opts) {
+        let out = match whole_timeout(self.send(host, &measure, opts), download.timeout) {
             Ok(out) if out.status.success() => out,
             result => {
                 return Err(TransferError::Remote {
@@ -440,6 +440,25 @@ impl Remote {
 fn deadline(timeout: Option<std::time::Duration>) -> impl Fn() -> Option<std::time::Duration> {
     let started = std::time::Instant::now();
     move || timeout.map(|t| t.saturating_sub(started.elapsed()))
+}
+
+/// `result` of one command of a transfer given `timeout` as a whole, its timeout said as that
+/// (stop 42 tester t49: `timeout: 2.5` said "did not finish within 6.2 ms", what was left of
+/// it for the last command).
+fn whole_timeout(
+    result: Result<ExecOutput, SshError>,
+    timeout: Option<std::time::Duration>,
+) -> Result<ExecOutput, SshError> {
+    match (result, timeout) {
+        (Err(SshError::CommandTimeout { host, command, .. }), Some(timeout)) => {
+            Err(SshError::CommandTimeout {
+                host,
+                command,
+                timeout,
+            })
+        }
+        (result, _) => result,
+    }
 }
 
 /// Why the local file of an upload (`meta` when it was opened) is not what was sent (`sent`),

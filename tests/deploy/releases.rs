@@ -1209,3 +1209,43 @@ fn leftovers_a_deploy_cannot_settle_are_said_and_block_nothing() {
     }
     assert_unlocked(&lab);
 }
+
+/// What tether writes to decide what a release is and who holds the lock is never writable
+/// by other users, whatever the login shell's umask (stop 42 tester t50: under `umask 000`
+/// the lock, the release directory, its marker, REVISION and revisions.log were 0666/0777:
+/// anyone could rewrite the lock's holder, mark a release building for the next deploy to
+/// remove, or plant a BAD_RELEASE).
+#[test]
+fn the_flows_own_files_are_never_writable_by_others() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let lab = lab();
+    for h in HOSTS {
+        fs::write(lab.host(h).home.join(".bashrc"), "umask 000\n").unwrap();
+    }
+    let dir = Dir::new("umask");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    tether(&dir, &lab, &["deploy:lock"]).status(0);
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for h in HOSTS {
+        let shop = shop(&lab, h);
+        let release = shop.join("releases/20250101000001");
+        for p in [
+            shop.join("deploy.lock"),
+            shop.join("revisions.log"),
+            release.clone(),
+            release.join(".tether-complete"),
+            release.join("REVISION"),
+        ] {
+            assert_eq!(
+                mode(&p) & 0o002,
+                0,
+                "{h}: {} is {:o}",
+                p.display(),
+                mode(&p)
+            );
+        }
+    }
+    tether(&dir, &lab, &["deploy:unlock"]).status(0);
+}

@@ -531,13 +531,18 @@ fn refuse_own_files(rt: &Runtime, local: &str, path: &std::path::Path) -> Fallib
             ));
         }
     }
+    // Without one given, ssh's own (stop 42 tester t49: ~/.ssh/config was replaced).
     let config = vars
         .get("ssh_config")
         .and_then(|v| v.clone().into_string().ok())
         .map(|c| rt.dir().join(c))
-        .or_else(|| rt.ssh_config_file.clone());
+        .or_else(|| rt.ssh_config_file.clone())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".ssh/config")));
     if let Some(config) = config {
         own.push((config, "the ssh config of this run"));
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        own.push((exe, "the tether program this run is"));
     }
     for (file, what) in own {
         if same_place(path, &file) {
@@ -552,7 +557,8 @@ fn refuse_own_files(rt: &Runtime, local: &str, path: &std::path::Path) -> Fallib
 }
 
 /// Whether `a` and `b` are one file: one device and inode where both exist, else one name in
-/// one directory (links in the directories followed).
+/// one directory, the directory by its device and inode (a link or a bind mount to it is it:
+/// stop 42 tester t49, `bm/tether.log.1` through a bind mount of `log/`).
 fn same_place(a: &std::path::Path, b: &std::path::Path) -> bool {
     use std::os::unix::fs::MetadataExt as _;
     if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
@@ -563,7 +569,8 @@ fn same_place(a: &std::path::Path, b: &std::path::Path) -> bool {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => std::path::Path::new("."),
         };
-        Some((dir.canonicalize().ok()?, p.file_name()?.to_owned()))
+        let m = std::fs::metadata(dir).ok()?;
+        Some(((m.dev(), m.ino()), p.file_name()?.to_owned()))
     };
     match (place(a), place(b)) {
         (Some(x), Some(y)) => x == y,
@@ -625,4 +632,34 @@ fn download(rt: &Runtime, remote: &str, local: &str, opts: &Map) -> Fallible<()>
     backend
         .download(&scope.host, &download)
         .map_err(|e| transfer_failure(&scope, &cctx, &what, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_place;
+
+    /// One file by any name: a link, `..`, a second name of its directory; where it is not
+    /// there yet, by its name in its directory, that directory however reached (stop 42 tester
+    /// t49: a bind mount of `log/` reached a `.1` not made yet).
+    #[test]
+    fn one_file_by_any_name_is_one_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("log")).unwrap();
+        std::fs::write(d.join("log/tether.log"), "x").unwrap();
+        std::os::unix::fs::symlink("log", d.join("lnk")).unwrap();
+        std::os::unix::fs::symlink("log/tether.log", d.join("file-link")).unwrap();
+        let log = d.join("log/tether.log");
+        let rotated = d.join("log/tether.log.1");
+        for same in ["lnk/tether.log", "file-link", "log/../log/tether.log"] {
+            assert!(same_place(&d.join(same), &log), "{same}");
+        }
+        for same in ["lnk/tether.log.1", "log/../lnk/tether.log.1"] {
+            assert!(same_place(&d.join(same), &rotated), "{same}");
+        }
+        for other in ["log/tether.log.2", "tether.log.1", "lnk/other"] {
+            assert!(!same_place(&d.join(other), &rotated), "{other}");
+            assert!(!same_place(&d.join(other), &log), "{other}");
+        }
+    }
 }

@@ -2454,6 +2454,14 @@ fn a_servers_user_and_port_are_where_it_is_reached() {
         .status(0)
         .stdout_contains("| root\n");
 
+    // A recipe of `line` and a task: refused at its line (exit 4).
+    let refused = |line: &str| {
+        let mut r = RecipeDir::new("user-port-bad", &format!("{line}\ntask(\"t\", || {{}});\n"));
+        r.ssh_config = Some(lab.ssh_config());
+        let out = r.tether().args(&["t"]).run();
+        out.status(4);
+        out
+    };
     for (line, said) in [
         (
             "server(\"deploy@host1\", #{ user: \"root\" });".to_string(),
@@ -2482,12 +2490,7 @@ fn a_servers_user_and_port_are_where_it_is_reached() {
             "tether reads no `ssh_options`".to_string(),
         ),
     ] {
-        let mut r = RecipeDir::new("user-port-bad", &format!("{line}\ntask(\"t\", || {{}});\n"));
-        r.ssh_config = Some(lab.ssh_config());
-        r.tether()
-            .args(&["t"])
-            .run()
-            .status(4)
+        refused(&line)
             .stderr_contains(&said)
             .stderr_contains("deploy.rhai:1:");
     }
@@ -2502,17 +2505,10 @@ fn a_servers_user_and_port_are_where_it_is_reached() {
         "\"22 \"",
         "true",
     ] {
-        let line = format!("server(\"host1\", #{{ port: {bad} }});");
-        let mut r = RecipeDir::new("user-port-bad", &format!("{line}\ntask(\"t\", || {{}});\n"));
-        r.ssh_config = Some(lab.ssh_config());
-        r.tether()
-            .args(&["t"])
-            .run()
-            .status(4)
-            .stderr_contains(&format!(
-                "deploy.rhai:1:1: server(\"host1\"): `port` must be a port number (1 to 65535) \
+        refused(&format!("server(\"host1\", #{{ port: {bad} }});")).stderr_contains(&format!(
+            "deploy.rhai:1:1: server(\"host1\"): `port` must be a port number (1 to 65535) \
                  or a service name, not {bad}"
-            ));
+        ));
     }
 }
 

@@ -1176,15 +1176,7 @@ task("down", || { on("db", #{ timeout: fetch("to") }, |host| { download("/srv/sr
 "#,
     );
     // 100 MB that gzip cannot shrink: no transfer of it ends within 50 ms here.
-    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-    let data: Vec<u8> = (0..100 << 20)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed as u8
-        })
-        .collect();
+    let data = support::noise::noise(100 << 20, 0x9e37_79b9_7f4a_7c15);
     std::fs::write(r.path("big.bin"), &data).unwrap();
     std::fs::write(root.join("src.bin"), &data).unwrap();
     // Said with the timeout given, not what was left of it for the last command (stop 42

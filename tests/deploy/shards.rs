@@ -219,15 +219,7 @@ fn two_shards_at_once_keep_their_copy_archives_apart() {
     let dir = Dir::new("shards-copy");
     dir.write("site/index.html", "<title>copied</title>\n");
     // Several megabytes gzip cannot shrink: each archive takes a moment to write and upload.
-    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-    let noise: Vec<u8> = (0..8 << 20)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed as u8
-        })
-        .collect();
+    let noise = crate::support::noise::noise(8 << 20, 0x2545_f491_4f6c_dd1d);
     fs::write(dir.path.join("site/noise.bin"), &noise).unwrap();
     let servers: String = HOSTS
         .iter()

@@ -8,6 +8,7 @@ pub mod harness;
 pub mod lab;
 pub mod net;
 pub mod netns;
+pub mod noise;
 pub mod pty;
 pub mod recipe;
 pub mod sandbox;

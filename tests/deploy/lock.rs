@@ -1148,7 +1148,7 @@ fn places_outside_deploy_to_are_refused_before_anything_connects() {
         ),
         (
             "lock_file=~/apps/shop/current/x.lock",
-            "lock_file \"~/apps/shop/current/x.lock\" is not an absolute path",
+            "lock_file \"~/apps/shop/current/x.lock\" is not an absolute path (only deploy_to may start with ~)",
         ),
     ] {
         tether(

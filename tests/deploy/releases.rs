@@ -626,8 +626,8 @@ fn a_named_rollback_repairs_a_current_that_leads_nowhere() {
     fs::remove_file(shop(&lab, "resque2").join("current")).unwrap();
     tether(&dir, &lab, &["deploy:rollback"])
         .status(1)
-        .stderr_contains("current points at /srv/elsewhere/releases/20250101000002, not at a complete release of /srv/shop/releases")
-        .stderr_contains("resque2: no current release");
+        .stderr_contains("current points at /srv/elsewhere/releases/20250101000002, not at a complete release of /srv/shop/releases: name the release to go to with -s rollback_release=NAME")
+        .stderr_contains("resque2: no current release: name the release to go to with -s rollback_release=NAME");
     tether(
         &dir,
         &lab,

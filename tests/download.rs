@@ -864,3 +864,80 @@ task("down", || { on("db", |host| { download("/srv/remote.txt", fetch("dst")); }
         "hello\n"
     );
 }
+
+/// A download onto a file ssh reads for this run is refused at its line, and the file keeps
+/// what it held (stop 42 tester t49: the run's own guess at its ssh config missed them): a
+/// file the config includes, one included through `%n` (read for this host alone), the
+/// host's UserKnownHostsFile and GlobalKnownHostsFile, its IdentityFile and that key's `.pub`.
+#[test]
+fn a_download_onto_a_file_ssh_reads_is_refused() {
+    let lab = lab(&["db1"]);
+    std::fs::write(lab.host("db1").root_dir.join("remote.txt"), "hello\n").unwrap();
+    let mut r = lab_recipe(
+        &lab,
+        "download-ssh-files",
+        r#"task("down", || { on("db", |host| { download("/srv/remote.txt", fetch("dst")); }); });"#,
+    );
+    let dir = r.path("ssh");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("db1.conf"), "ServerAliveInterval 30\n").unwrap();
+    std::fs::write(dir.join("global_known_hosts"), "").unwrap();
+    let key = dir.join("key");
+    std::fs::copy(lab.client_key(), &key).unwrap();
+    let mut public = lab.client_key().into_os_string();
+    public.push(".pub");
+    std::fs::copy(&public, dir.join("key.pub")).unwrap();
+    let config = dir.join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host db1\n    IdentityFile {key}\n    GlobalKnownHostsFile {global}\n\
+             Include {dir}/%n.conf\nInclude {lab}\n",
+            key = key.display(),
+            global = dir.join("global_known_hosts").display(),
+            dir = dir.display(),
+            lab = lab.ssh_config().display(),
+        ),
+    )
+    .unwrap();
+    r.ssh_config = Some(config.clone());
+    let files = [
+        (
+            lab.ssh_config(),
+            "a file the ssh config of this run includes (Include)",
+        ),
+        (dir.join("db1.conf"), "an ssh config file read for db1"),
+        (lab.known_hosts(), "db1's UserKnownHostsFile (ssh_config)"),
+        (
+            dir.join("global_known_hosts"),
+            "db1's GlobalKnownHostsFile (ssh_config)",
+        ),
+        (key.clone(), "db1's IdentityFile (ssh_config)"),
+        (dir.join("key.pub"), "the .pub of db1's IdentityFile"),
+        (config.clone(), "the ssh config of this run"),
+    ];
+    let before: Vec<Vec<u8>> = files
+        .iter()
+        .map(|(f, _)| std::fs::read(f).unwrap())
+        .collect();
+    for (file, what) in &files {
+        let dst = file.display().to_string();
+        let out = r
+            .tether()
+            .args(&["down", "-s", &format!("dst={dst}")])
+            .run();
+        out.status(4)
+            .stderr_contains(&format!("download: {dst} is {what}"))
+            .stderr_contains("download elsewhere");
+    }
+    for ((file, _), held) in files.iter().zip(before) {
+        assert_eq!(std::fs::read(file).unwrap(), held, "{}", file.display());
+    }
+    // Any other file of that directory is downloaded onto.
+    let other = dir.join("other.txt").display().to_string();
+    r.tether()
+        .args(&["down", "-s", &format!("dst={other}")])
+        .run()
+        .status(0);
+    assert_eq!(std::fs::read_to_string(&other).unwrap(), "hello\n");
+}

@@ -510,39 +510,39 @@ fn refuse_host_in_path(host: &str, local: &str) -> Fallible<()> {
 /// Refuses a download onto a file this run writes or reads, `path` (`local` as written): its
 /// log (`log_file`) and the log's `.1`, which the file would be renamed over (stop 42 tester
 /// t43: the log held only the downloaded file, exit 0), the recipe and the files it loaded
-/// (stage files, modules: `tether watch` reads them again), and the ssh config given (`-F`,
-/// `ssh_config`) (stop 42 tester t46: each was replaced, exit 0). The same file by any name
-/// (a link, `..`), and a `.1` not made yet by its name.
+/// (stage files, modules: `tether watch` reads them again), the files ssh reads for this run
+/// ([`SshConfig::files_in_use`](crate::ssh::config::SshConfig::files_in_use): the config and
+/// its Includes, known_hosts, identity files) (stop 42 testers t46, t49: each was replaced,
+/// exit 0), and the tether program. The same file by any name (a link, `..`, a bind mount),
+/// and a `.1` not made yet by its name.
 fn refuse_own_files(rt: &Runtime, local: &str, path: &std::path::Path) -> Fallible<()> {
     use std::path::{Path, PathBuf};
-    let mut own: Vec<(PathBuf, &str)> = Vec::new();
-    let vars = rt.recipe().vars.clone();
-    if let Ok(Some(log)) = super::runtime_vars::log_file(vars.get("log_file"), &rt.dir()) {
+    let mut own: Vec<(PathBuf, String)> = Vec::new();
+    let log_file = rt.recipe().vars.get("log_file").cloned();
+    if let Ok(Some(log)) = super::runtime_vars::log_file(log_file.as_ref(), &rt.dir()) {
         let mut rotated = log.clone().into_os_string();
         rotated.push(".1");
-        own.push((log, "this run's log (log_file)"));
-        own.push((rotated.into(), "the run log's previous run (log_file's .1)"));
+        own.push((log, "this run's log (log_file)".into()));
+        own.push((
+            rotated.into(),
+            "the run log's previous run (log_file's .1)".into(),
+        ));
     }
     for name in rt.sources.names() {
         if Path::new(&name).exists() {
             own.push((
                 name.into(),
-                "a file of this recipe (the recipe, a stage file, a module)",
+                "a file of this recipe (the recipe, a stage file, a module)".into(),
             ));
         }
     }
-    // Without one given, ssh's own (stop 42 tester t49: ~/.ssh/config was replaced).
-    let config = vars
-        .get("ssh_config")
-        .and_then(|v| v.clone().into_string().ok())
-        .map(|c| rt.dir().join(c))
-        .or_else(|| rt.ssh_config_file.clone())
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".ssh/config")));
-    if let Some(config) = config {
-        own.push((config, "the ssh config of this run"));
+    // What the ssh config layer read and names, not a guess at it (stop 42 tester t49:
+    // ~/.ssh/config, an Include, known_hosts, an IdentityFile were replaced).
+    if let Some(config) = rt.ssh_config() {
+        own.extend(config.files_in_use());
     }
     if let Ok(exe) = std::env::current_exe() {
-        own.push((exe, "the tether program this run is"));
+        own.push((exe, "the tether program this run is".into()));
     }
     for (file, what) in own {
         if same_place(path, &file) {

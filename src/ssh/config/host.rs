@@ -174,6 +174,9 @@ pub struct HostConfig {
     /// `via`; a user or port in the host's name, `deploy@web1:2222`). For hints shown to be
     /// copied (how to stop a command left running).
     pub ssh_command: String,
+    /// The config files this host's resolution read, in order, Includes too (those with `%`
+    /// tokens, read for this host alone, as well): a run must not write over them.
+    pub config_files: Vec<PathBuf>,
 }
 
 impl HostConfig {

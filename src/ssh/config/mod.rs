@@ -153,6 +153,68 @@ impl SshConfig {
         }
     }
 
+    /// The local files ssh reads for this config, each with what it is, for refusing a
+    /// download that would write over one: the config files with their Includes (without
+    /// `-F`, `~/.ssh/config` even where it does not exist yet, as ssh would read it there),
+    /// and for every host resolved so far (jump hosts too) the files its resolution read and
+    /// its `IdentityFile`s (with their `.pub`), `CertificateFile`s, `UserKnownHostsFile`s and
+    /// `GlobalKnownHostsFile`s, as ssh_config(5) names them.
+    pub fn files_in_use(&self) -> Vec<(PathBuf, String)> {
+        fn walk(file: &file::File, what: &str, out: &mut Vec<(PathBuf, String)>) {
+            out.push((file.path.to_path_buf(), what.into()));
+            for line in &file.lines {
+                if let file::LineKind::Include(includes) = &line.kind {
+                    for f in includes.iter().filter_map(|i| i.files.as_ref()).flatten() {
+                        walk(
+                            f,
+                            "a file the ssh config of this run includes (Include)",
+                            out,
+                        );
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        if self.inner.file.is_none() {
+            let user = self.inner.local.home.join(".ssh").join("config");
+            out.push((user, "the ssh config of this run".into()));
+        }
+        for root in &self.inner.roots {
+            walk(root, "the ssh config of this run", &mut out);
+        }
+        let resolved = self
+            .inner
+            .resolved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        // By name, so a file two hosts share is named by the same host on every run.
+        let mut hosts: Vec<_> = resolved.iter().collect();
+        hosts.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        for (req, host) in hosts {
+            let Ok(host) = host else { continue };
+            let name = &req.name;
+            let of = |keyword: &str| format!("{name}'s {keyword} (ssh_config)");
+            for f in &host.config_files {
+                out.push((f.clone(), format!("an ssh config file read for {name}")));
+            }
+            for f in &host.identity_files {
+                let mut public = f.clone().into_os_string();
+                public.push(".pub");
+                out.push((f.clone(), of("IdentityFile")));
+                out.push((public.into(), format!("the .pub of {name}'s IdentityFile")));
+            }
+            let lists = [
+                (&host.certificate_files, "CertificateFile"),
+                (&host.user_known_hosts, "UserKnownHostsFile"),
+                (&host.global_known_hosts, "GlobalKnownHostsFile"),
+            ];
+            for (files, keyword) in lists {
+                out.extend(files.iter().map(|f| (f.clone(), of(keyword))));
+            }
+        }
+        out
+    }
+
     /// The local user and machine this config resolves for.
     pub fn local(&self) -> &Local {
         &self.inner.local

@@ -114,6 +114,8 @@ pub struct Resolution<'a> {
     want_final: bool,
     /// Files being read (for loops through Includes read per host).
     stack: Vec<PathBuf>,
+    /// Every file read, once each, in order ([`HostConfig::config_files`]).
+    read: Vec<PathBuf>,
 }
 
 impl<'a> Resolution<'a> {
@@ -127,6 +129,7 @@ impl<'a> Resolution<'a> {
             final_pass: false,
             want_final: false,
             stack: Vec::new(),
+            read: Vec::new(),
         };
         r.command_line();
         r.pass()?;
@@ -179,6 +182,9 @@ impl<'a> Resolution<'a> {
 
     fn read(&mut self, file: &File, never_match: bool, active: &mut bool) -> Result<(), HostError> {
         self.stack.push(file.path.to_path_buf());
+        if !self.read.iter().any(|p| **p == *file.path) {
+            self.read.push(file.path.to_path_buf());
+        }
         let result = self.read_lines(file, never_match, active);
         self.stack.pop();
         result
@@ -1018,6 +1024,7 @@ impl<'a> Resolution<'a> {
             env: opts.env.clone(),
             ssh_g: dump,
             ssh_command: self.ssh_command(),
+            config_files: self.read.clone(),
         })
     }
 

@@ -141,6 +141,11 @@ pub struct Failure {
     pub hook: Option<String>,
     /// Where in the recipe (`deploy.rhai:12:5`), once known.
     pub at: Option<String>,
+    /// Each host's part was printed on stdout already (`tether run`'s summary): where stderr
+    /// is read with stdout, the error says its [`headline`](Failure::headline) alone (stop 42
+    /// tester t45: every failure was said twice).
+    #[serde(skip)]
+    pub shown: bool,
 }
 
 impl Failure {
@@ -156,6 +161,7 @@ impl Failure {
             task: None,
             hook: None,
             at: None,
+            shown: false,
         }
     }
 
@@ -207,6 +213,7 @@ impl Failure {
             task: None,
             hook: None,
             at: None,
+            shown: false,
         }
     }
 
@@ -376,7 +383,7 @@ impl Failure {
     }
 
     /// `N of M hosts failed, K stopped early, J not started`, or nothing when no host failed.
-    fn headline(&self) -> String {
+    pub fn headline(&self) -> String {
         if self.failed.is_empty() && self.not_run.is_empty() {
             return String::new();
         }

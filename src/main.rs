@@ -98,7 +98,11 @@ fn main() {
     };
     if let Err(e) = result {
         let fold = settings.fold && settings.format == Format::Text;
-        let text = tether::secret::mask(&e.text(fold)).into_owned();
+        let said = match &e {
+            Error::Failed(f) if f.shown && tether::stdout::shares_stderr() => f.headline(),
+            e => e.text(fold),
+        };
+        let text = tether::secret::mask(&said).into_owned();
         // Its words may be a host's (a stderr tail) or a recipe's: shown, never acted on.
         tether::errln!("error: {}", tether::report::visible_lines(&text));
         if matches!(e, Error::Usage(_)) {

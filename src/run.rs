@@ -7,13 +7,14 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::dispatch::Spread;
 use crate::error::Error;
 use crate::event::{unix_ms, EventKind};
+use crate::failure::Failure;
 use crate::fleet::{self, Fleet};
 use crate::host::HostTarget;
 use crate::outcome::step_failure;
 use crate::pool::FanOut;
 use crate::report::Reporter;
 use crate::runner;
-use crate::settings::Settings;
+use crate::settings::{Format, Settings};
 use crate::stop::{Stop, StopReason};
 use crate::timeline::Recording;
 
@@ -143,7 +144,10 @@ fn run_command(
     } else {
         match step_failure(&results) {
             None => Ok(()),
-            Some(f) => Err(Error::from(f)),
+            Some(f) => Err(Error::from(Failure {
+                shown: settings.format == Format::Text,
+                ..f
+            })),
         }
     };
     // Nothing of the sessions (a heartbeat, a clean-up) is reported after the summary.

@@ -207,6 +207,21 @@ pub fn flush() {
     }
 }
 
+/// Whether stdout and stderr are one file: one terminal, or one pipe or file (`2>&1`), so
+/// that what is said on one is read on the other.
+pub fn shares_stderr() -> bool {
+    use std::os::fd::AsFd as _;
+    use std::os::unix::fs::MetadataExt as _;
+    let id = |fd: std::os::fd::BorrowedFd<'_>| {
+        let m = std::fs::File::from(fd.try_clone_to_owned().ok()?)
+            .metadata()
+            .ok()?;
+        Some((m.dev(), m.ino()))
+    };
+    let out = id(std::io::stdout().as_fd());
+    out.is_some() && out == id(std::io::stderr().as_fd())
+}
+
 /// Writes to stderr for [`errln!`](crate::errln). A failed write (the reader has gone away,
 /// the terminal hung up) is dropped: stderr is where tether would say so.
 pub fn write_stderr(args: std::fmt::Arguments) {

@@ -122,6 +122,42 @@ fn a_signal_is_reported_not_exit_zero() {
         .stdout_contains("host1: `kill -TERM $$` failed with signal TERM after ");
 }
 
+/// Each host's failure is said once where stdout and stderr are read together (a terminal,
+/// `2>&1`): the summary says it, and the error on stderr its count alone (stop 42 tester t45:
+/// twice, the summary's paragraph and the error's). Read apart, each says it, as before.
+#[test]
+fn a_failure_is_said_once_where_stderr_is_read_with_stdout() {
+    let lab = Lab::start(2);
+    let cmd = "echo hi; exit 3";
+    let mut together = Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["run", "--hosts", "host1,host2,nosuch.invalid", "--", cmd])
+        .command();
+    let (reader, writer) = std::io::pipe().unwrap();
+    together.stdout(writer.try_clone().unwrap()).stderr(writer);
+    let mut child = together.spawn().unwrap();
+    drop(together);
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut { reader }, &mut text).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(3), "{text}");
+    for said in [
+        "host1: `echo hi; exit 3` failed with exit status 3 after ",
+        "host2: `echo hi; exit 3` failed with exit status 3 after ",
+        "nosuch.invalid: cannot resolve nosuch.invalid",
+    ] {
+        assert_eq!(text.matches(said).count(), 1, "{said}:\n{text}");
+    }
+    assert!(text.contains("error: 3 of 3 hosts failed\n"), "{text}");
+    let apart = Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["run", "--hosts", "host1,nosuch.invalid", "--", cmd])
+        .run();
+    apart
+        .status(3)
+        .stdout_contains("host1: `echo hi; exit 3` failed with exit status 3 after ")
+        .stderr_contains("error: 2 of 2 hosts failed\nhost1: `echo hi; exit 3` failed with ");
+}
+
 #[test]
 fn a_command_cut_off_by_channel_timeout_fails() {
     let lab = Lab::builder().count(1).profile("channeltimeout").start();

@@ -566,9 +566,18 @@ fn a_release_removal_cut_off_leaves_no_release_behind() {
         .unwrap_or_else(|| panic!("{}", listed.stdout))
         .lines()
         .take_while(|l| l.starts_with("  "))
-        .collect::<Vec<_>>()
-        .join("\n");
-    assert!(!web1.contains("20250101000001"), "{}", listed.stdout);
+        .collect::<Vec<_>>();
+    assert!(
+        !web1.iter().any(|l| l.starts_with("  20250101000001")),
+        "{}",
+        listed.stdout
+    );
+    // Said as what it is: being removed.
+    assert!(
+        web1.contains(&"  being removed (a run stopped while removing them; the next deploy or deploy:cleanup finishes it): .tether-removing.20250101000001"),
+        "{}",
+        listed.stdout
+    );
     assert!(!releases(&lab, "web1").contains(&"20250101000001".to_string()));
     // The next deploy removes what is left, and reports no stray.
     deploy(&dir, &lab, "20250101000004", &keep5)
@@ -1257,4 +1266,61 @@ fn the_flows_own_files_are_never_writable_by_others() {
         }
     }
     tether(&dir, &lab, &["deploy:unlock"]).status(0);
+}
+
+/// deploy:releases says what stops the next deploy, or what a run left to finish, beside the
+/// releases (stop 42 testers t48, t50: it said nothing of them): a release being removed, a
+/// current that is no link (a directory, a file), a lock another deploy holds or one tether
+/// did not write; each on its host only.
+#[test]
+fn releases_names_what_stops_the_next_deploy() {
+    let lab = lab();
+    let dir = Dir::new("releases-odd");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    fs::create_dir(shop(&lab, "web1").join("releases/.tether-removing.20240101000000")).unwrap();
+    let current = |h: &str| shop(&lab, h).join("current");
+    fs::remove_file(current("web2")).unwrap();
+    fs::create_dir(current("web2")).unwrap();
+    fs::remove_file(current("resque1")).unwrap();
+    fs::write(current("resque1"), "x\n").unwrap();
+    fs::write(
+        shop(&lab, "resque2").join("deploy.lock"),
+        "alice deploying 20250101000009 since 2025-01-01 00:00:09 UTC\nid 4242\n",
+    )
+    .unwrap();
+    fs::write(shop(&lab, "web2").join("deploy.lock"), "").unwrap();
+    let out = tether(&dir, &lab, &["deploy:releases"]);
+    out.status(0)
+        .stdout_contains(
+            "  being removed (a run stopped while removing them; the next deploy or \
+             deploy:cleanup finishes it): .tether-removing.20240101000000\nweb2:",
+        )
+        .stdout_contains(
+            "  /srv/shop/current is a directory: a deploy replaces only the link current, so it \
+             stops here (move it away first)\n  /srv/shop/deploy.lock: an empty lock file",
+        )
+        .stdout_contains(
+            "  /srv/shop/current is not a symbolic link: a deploy replaces only the link current",
+        )
+        .stdout_contains(
+            "  /srv/shop/deploy.lock: locked by alice deploying 20250101000009 since 2025-01-01 \
+             00:00:09 UTC; a deploy stops here while it is there (if no deploy is running, `",
+        );
+    // Each on its host alone: the lines under its name, past its releases.
+    let mut said: Vec<(&str, usize)> = Vec::new();
+    for line in out.stdout.lines().skip(1).take_while(|l| !l.is_empty()) {
+        match line.strip_suffix(':') {
+            Some(h) if !line.starts_with(' ') => said.push((h, 0)),
+            _ if !line.starts_with("  2025") => said.last_mut().unwrap().1 += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(
+        said,
+        [("web1", 1), ("web2", 2), ("resque1", 1), ("resque2", 1)],
+        "{}",
+        out.stdout
+    );
 }

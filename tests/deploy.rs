@@ -1240,6 +1240,116 @@ server("web2", #{ roles: ["web"] });
     }
 }
 
+/// copy_tree's name is resolved as git:create_release resolves `branch`, so that the archive
+/// is of the commit it says: a name that is a tag and a branch of other commits, or a branch
+/// and the abbreviation of another commit, or nothing, is refused before anything is made
+/// (git's archive took the tag without a word); a tree given by its id is archived, its id the
+/// revision (stop 42 tester t49: git's own "Needed a single revision", after the archive).
+#[test]
+fn copy_tree_names_one_commit_or_tree_or_is_refused() {
+    let lab = Lab::builder().names(&["web1"]).start();
+    let dir = Dir::new("copy-tree-refs");
+    let app = App::new(&dir);
+    dir.write(
+        "deploy.rhai",
+        r#"
+import "deploy" as deploy;
+set("application", "app");
+set("deploy_to", "/srv/app");
+set("strategy", "copy");
+set("copy_source", "app");
+server("web1", #{ roles: ["web"] });
+"#,
+    );
+    let v1 = git(&app.work, &["rev-parse", "HEAD"]);
+    git(&app.work, &["tag", "v", &v1]);
+    let v2 = app.commit("v2");
+    git(&app.work, &["branch", "v", &v2]);
+    let short = &v1[..7];
+    git(&app.work, &["branch", short, &v2]);
+    let root = lab.host("web1").root_dir.join("app");
+    let mut n = 0;
+    let mut run = |tree: &str| {
+        n += 1;
+        let release = format!("202501010000{n:02}");
+        let out = tether(
+            &dir,
+            &lab,
+            &[
+                "deploy",
+                "-s",
+                &format!("release_timestamp={release}"),
+                "-s",
+                &format!("copy_tree={tree}"),
+            ],
+        );
+        (out, root.join("releases").join(release))
+    };
+    for (tree, said) in [
+        ("v", format!("copy_tree v: v is both a tag (at {v1}) and a branch (at {v2}) in copy_source app: write refs/tags/v or refs/heads/v")),
+        ("v:public", format!("copy_tree v:public: v is both a tag (at {v1}) and a branch (at {v2}) in copy_source app: write refs/tags/v:public or refs/heads/v:public")),
+        (short, format!("copy_tree {short}: {short} is both a branch (at {v2}) and an abbreviation of commit {v1} in copy_source app: write refs/heads/{short} or the full commit id")),
+        ("nosuch", "copy_tree nosuch: nosuch is no branch, tag, commit or tree of copy_source app".to_string()),
+    ] {
+        let (out, release) = run(tree);
+        out.status(1)
+            .stderr_contains(&said)
+            .stderr_contains("in task `copy:check`")
+            .stdout_lacks("▶ copy:create_release");
+        assert!(!release.exists(), "{tree}");
+    }
+    // Refused before the lock: a name, never one of git's expressions.
+    for (tree, said) in [
+        (
+            ":public",
+            "copy_tree \":public\" names no commit before its \":\": give a branch",
+        ),
+        (
+            "main~1",
+            "copy_tree \"main~1\" contains \"~\": give a branch",
+        ),
+        (
+            "main^:public",
+            "copy_tree \"main^:public\": \"main^\" contains \"^\": give a branch",
+        ),
+        ("@{-1}", "copy_tree \"@{-1}\" contains \"@{\": give"),
+    ] {
+        let (out, _) = run(tree);
+        out.status(4)
+            .stderr_contains(said)
+            .stdout_lacks("▶ deploy:lock");
+    }
+    for (tree, version, revision) in [
+        ("refs/tags/v", "v1", v1.clone()),
+        ("refs/heads/v", "v2", v2.clone()),
+        (&v1[..12], "v1", v1.clone()),
+    ] {
+        let (out, release) = run(tree);
+        out.status(0);
+        assert_eq!(
+            read(release.join("VERSION")),
+            format!("{version}\n"),
+            "{tree}"
+        );
+        assert_eq!(
+            read(release.join("REVISION")),
+            format!("{revision}\n"),
+            "{tree}"
+        );
+    }
+    // A tree by its id: that tree, named as the revision.
+    let tree = git(&app.work, &["rev-parse", &format!("{v1}^{{tree}}")]);
+    let (out, release) = run(&tree);
+    out.status(0);
+    assert_eq!(read(release.join("VERSION")), "v1\n");
+    assert_eq!(read(release.join("REVISION")), format!("{tree}\n"));
+    let public = git(&app.work, &["rev-parse", &format!("{v2}:public")]);
+    let (out, release) = run(&public);
+    out.status(0);
+    assert_eq!(read(release.join("index.html")), "<h1>shop</h1>\n");
+    assert!(!release.join("VERSION").exists());
+}
+
 #[test]
 fn the_static_site_example_recipe_deploys_with_the_copy_strategy() {
     let lab = Lab::builder().names(&["web1", "web2"]).start();

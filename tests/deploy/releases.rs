@@ -1127,22 +1127,19 @@ fn leftovers_a_deploy_cannot_settle_are_said_and_block_nothing() {
     // A cut-off removal's leftover with a mount inside, and release 01's marker gone, its
     // directory read-only: neither can be settled on web1.
     let leftover = rel(".tether-removing.20240101000000");
+    mount_busy(&lab, "web1", &leftover);
     in_host(
         &lab,
         "web1",
         &format!(
-            "mkdir -p {leftover}/busy && mount -t tmpfs tether-test {leftover}/busy && \
-             rm {r}/.tether-complete && mount --bind {r} {r} && mount -o remount,bind,ro {r}",
+            "rm {r}/.tether-complete && mount --bind {r} {r} && mount -o remount,bind,ro {r}",
             r = rel("20250101000001")
         ),
     );
     app.commit("v2");
     let out = deploy(&dir, &lab, "20250101000002", &[]);
-    in_host(
-        &lab,
-        "web1",
-        &format!("umount {leftover}/busy; umount {}", rel("20250101000001")),
-    );
+    unmount_busy(&lab, "web1", &leftover);
+    in_host(&lab, "web1", &format!("umount {}", rel("20250101000001")));
     out.status(0).stdout_contains(
         "warning: could not remove or mark (see the errors above: a file of another user \
          inside, a directory the deploy user may not write; remove or fix them as their owner \
@@ -1169,21 +1166,10 @@ fn leftovers_a_deploy_cannot_settle_are_said_and_block_nothing() {
     assert!(complete(&lab, "web1", "20250101000001"));
     // An old release the cleanup cannot remove: the others go, the deploy is logged and ends
     // (stop 42 tester t48: it failed after publishing, revisions.log unwritten everywhere).
-    in_host(
-        &lab,
-        "web2",
-        &format!(
-            "mkdir -p {r}/busy && mount -t tmpfs tether-test {r}/busy",
-            r = rel("20250101000001")
-        ),
-    );
+    mount_busy(&lab, "web2", &rel("20250101000001"));
     app.commit("v4");
     let out = deploy(&dir, &lab, "20250101000004", &["-s", "keep_releases=1"]);
-    in_host(
-        &lab,
-        "web2",
-        "umount /srv/shop/releases/.tether-removing.20250101000001/busy",
-    );
+    unmount_busy(&lab, "web2", &rel(".tether-removing.20250101000001"));
     out.status(0)
         .stdout_contains("warning: could not remove old releases (see the errors above")
         .stdout_contains("on web2: 20250101000001\n");
@@ -1197,20 +1183,9 @@ fn leftovers_a_deploy_cannot_settle_are_said_and_block_nothing() {
     assert_unlocked(&lab);
     // A rollback that cannot remove the release it left: it is done, logged, and says so
     // (stop 42 tester t50: exit 1, unlogged on that host, advising a rollback from there).
-    in_host(
-        &lab,
-        "web1",
-        &format!(
-            "mkdir -p {r}/busy && mount -t tmpfs tether-test {r}/busy",
-            r = rel("20250101000004")
-        ),
-    );
+    mount_busy(&lab, "web1", &rel("20250101000004"));
     let out = tether(&dir, &lab, &["deploy:rollback"]);
-    in_host(
-        &lab,
-        "web1",
-        "umount /srv/shop/releases/.tether-removing.20250101000004/busy",
-    );
+    unmount_busy(&lab, "web1", &rel(".tether-removing.20250101000004"));
     out.status(0)
         .stdout_contains(
             "warning: could not remove the release rolled back from (see the errors above",
@@ -1323,4 +1298,19 @@ fn releases_names_what_stops_the_next_deploy() {
         "{}",
         out.stdout
     );
+}
+
+/// Makes the directory `dir` on `host` one no removal can take away: a tmpfs mounted at
+/// `dir/busy` (`rm -rf` cannot remove a mount point), until [`unmount_busy`].
+fn mount_busy(lab: &Lab, host: &str, dir: &str) {
+    in_host(
+        lab,
+        host,
+        &format!("mkdir -p {dir}/busy && mount -t tmpfs tether-test {dir}/busy"),
+    );
+}
+
+/// Undoes [`mount_busy`] of the directory that is now `dir` (a removal renames it first).
+fn unmount_busy(lab: &Lab, host: &str, dir: &str) {
+    in_host(lab, host, &format!("umount {dir}/busy"));
 }

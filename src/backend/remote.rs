@@ -149,9 +149,10 @@ impl Backend for Remote {
             stdin_from: Some(Source(reader.clone())),
             label: Some(label.clone()),
             timeout: left(),
+            timeout_named: upload.timeout,
             ..ExecOptions::default()
         };
-        let result = whole_timeout(self.send(host, &receive, opts), upload.timeout);
+        let result = self.send(host, &receive, opts);
         let (sent, ended_early) = {
             let mut reader = reader.lock().unwrap_or_else(|p| p.into_inner());
             (reader.finish().map_err(cannot), reader.ended_early())
@@ -179,9 +180,10 @@ impl Backend for Remote {
             stdin: upload.stdin_prefix.clone(),
             label: Some(label),
             timeout: left(),
+            timeout_named: upload.timeout,
             ..ExecOptions::default()
         };
-        let result = whole_timeout(self.send(host, &place, opts), upload.timeout);
+        let result = self.send(host, &place, opts);
         self.check(host, &place, result, cleanup)
     }
 
@@ -237,9 +239,10 @@ impl Backend for Remote {
             echo: Echo::NoStdout,
             label: Some(label.clone()),
             timeout: left(),
+            timeout_named: download.timeout,
             ..ExecOptions::default()
         };
-        let result = whole_timeout(self.send(host, &fetch, opts), download.timeout);
+        let result = self.send(host, &fetch, opts);
         // A local write error closed the channel: it, not the channel's end, is the reason.
         let got = writer
             .lock()
@@ -263,9 +266,10 @@ impl Backend for Remote {
             echo: Echo::NoStdout,
             label: Some(label),
             timeout: left(),
+            timeout_named: download.timeout,
             ..ExecOptions::default()
         };
-        let out = match whole_timeout(self.send(host, &measure, opts), download.timeout) {
+        let out = match self.send(host, &measure, opts) {
             Ok(out) if out.status.success() => out,
             result => {
                 return Err(TransferError::Remote {
@@ -440,25 +444,6 @@ impl Remote {
 fn deadline(timeout: Option<std::time::Duration>) -> impl Fn() -> Option<std::time::Duration> {
     let started = std::time::Instant::now();
     move || timeout.map(|t| t.saturating_sub(started.elapsed()))
-}
-
-/// `result` of one command of a transfer given `timeout` as a whole, its timeout said as that
-/// (stop 42 tester t49: `timeout: 2.5` said "did not finish within 6.2 ms", what was left of
-/// it for the last command).
-fn whole_timeout(
-    result: Result<ExecOutput, SshError>,
-    timeout: Option<std::time::Duration>,
-) -> Result<ExecOutput, SshError> {
-    match (result, timeout) {
-        (Err(SshError::CommandTimeout { host, command, .. }), Some(timeout)) => {
-            Err(SshError::CommandTimeout {
-                host,
-                command,
-                timeout,
-            })
-        }
-        (result, _) => result,
-    }
 }
 
 /// Why the local file of an upload (`meta` when it was opened) is not what was sent (`sent`),

@@ -10,6 +10,10 @@ use std::time::Duration;
 pub struct ExecOptions {
     /// Give up (and close the channel) after this long.
     pub timeout: Option<Duration>,
+    /// The timeout a command given up names, where it is not `timeout`: each command of a
+    /// transfer gets what is left of the transfer's whole timeout, and its failure names the
+    /// whole (stop 42 tester t49: `timeout: 2.5` said "did not finish within 6.2 ms").
+    pub timeout_named: Option<Duration>,
     /// Send a protocol keepalive when the session has been silent this long.
     pub keepalive: Option<Duration>,
     /// Bytes to feed to the command's stdin (then EOF, unless `stdin_from` follows); none

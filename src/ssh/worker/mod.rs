@@ -374,7 +374,7 @@ impl WorkerState {
             });
         }
         let started = Instant::now();
-        let timeout = opts.timeout;
+        let timeout = opts.timeout_named.or(opts.timeout);
         let opts = ExecOptions {
             keepalive: self.owner.interval,
             // Output is read only while the reporter has room for its lines.

@@ -12,12 +12,17 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::event::Event;
 use crate::exit;
 
 static REMOVE_ON_EXIT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
-/// What an exit at a second signal leaves behind, said as it exits (see [`LeftBehind`]).
-static SAY_ON_EXIT: Mutex<Vec<(Said, u64, String)>> = Mutex::new(Vec::new());
+/// What an exit at a second signal leaves behind, said as it exits (see [`LeftBehind`]), and
+/// the event that says it to a reader of events, where there is one.
+static SAY_ON_EXIT: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+
+/// One [`LeftBehind`]: where it stands, its token, its line, its event.
+type Entry = (Said, u64, String, Option<Event>);
 
 /// Where a [`LeftBehind`] line stands among those said at an exit: in this order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -39,27 +44,32 @@ pub enum Said {
 pub struct LeftBehind(u64);
 
 impl LeftBehind {
-    /// Registers `line`, a remote command left running ([`Said::Command`]).
-    pub fn say(line: String) -> LeftBehind {
-        LeftBehind::say_as(Said::Command, line)
+    /// Registers `line`, a remote command left running ([`Said::Command`]), and `event`, which
+    /// says it to a reader of events (`--format json`: stop 42 tester t47, the stream said nothing of it).
+    pub fn say_event(line: String, event: Event) -> LeftBehind {
+        LeftBehind::register(Said::Command, line, Some(event))
     }
 
     /// Registers `line`, said among the lines of its kind in the order they were registered.
     pub fn say_as(kind: Said, line: String) -> LeftBehind {
+        LeftBehind::register(kind, line, None)
+    }
+
+    fn register(kind: Said, line: String, event: Option<Event>) -> LeftBehind {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let token = NEXT.fetch_add(1, Ordering::Relaxed);
-        said().push((kind, token, line));
+        said().push((kind, token, line, event));
         LeftBehind(token)
     }
 }
 
 impl Drop for LeftBehind {
     fn drop(&mut self) {
-        said().retain(|(_, t, _)| *t != self.0);
+        said().retain(|(_, t, _, _)| *t != self.0);
     }
 }
 
-fn said() -> std::sync::MutexGuard<'static, Vec<(Said, u64, String)>> {
+fn said() -> std::sync::MutexGuard<'static, Vec<Entry>> {
     SAY_ON_EXIT.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -138,6 +148,20 @@ fn lock() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
     REMOVE_ON_EXIT.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// What an exit at a second signal reports its events and exit code to (the JSON view).
+type ExitReport = Box<dyn Fn(&[Event], i32, &str) + Send>;
+static REPORT_ON_EXIT: Mutex<Vec<ExitReport>> = Mutex::new(Vec::new());
+
+/// Calls `report` if tether exits at a second signal, with the events of what it leaves
+/// behind (see [`LeftBehind::say_event`]), its exit code and why it exits, before the flushes
+/// of [`flush_on_exit`].
+pub fn report_on_exit(report: ExitReport) {
+    REPORT_ON_EXIT
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(report);
+}
+
 /// What an exit at a second signal runs first (a run log's buffered lines written out).
 static FLUSH_ON_EXIT: Mutex<Vec<Box<dyn Fn() + Send>>> = Mutex::new(Vec::new());
 
@@ -152,15 +176,21 @@ pub fn flush_on_exit(flush: Box<dyn Fn() + Send>) {
 
 /// Removes the registered files, says what is left behind (see [`LeftBehind`]) and exits
 /// with `code`.
-fn exit_now(code: i32) -> ! {
+fn exit_now(code: i32, why: &str) -> ! {
     for path in lock().iter() {
         let _ = std::fs::remove_file(path);
     }
     let mut stderr = std::io::stderr();
     let mut lines = said().clone();
-    lines.sort();
-    for (_, _, line) in lines {
+    lines.sort_by_key(|(kind, token, ..)| (*kind, *token));
+    for (_, _, line, _) in &lines {
         let _ = writeln!(stderr, "{line}");
+    }
+    let events: Vec<Event> = lines.into_iter().filter_map(|(.., e)| e).collect();
+    if let Ok(reports) = REPORT_ON_EXIT.try_lock() {
+        for report in reports.iter() {
+            report(&events, code, why);
+        }
     }
     for group in groups().iter() {
         for signal in [libc::SIGHUP, libc::SIGKILL] {
@@ -274,7 +304,7 @@ pub fn install() -> Arc<AtomicBool> {
                     if presses > 1 {
                         // A hung-up terminal may refuse the words.
                         let _ = writeln!(std::io::stderr(), "\n{what} again: exiting now");
-                        exit_now(exit::INTERRUPTED);
+                        exit_now(exit::INTERRUPTED, &format!("{what} again: exiting now"));
                     }
                     SIGNALLED.store(true, Ordering::SeqCst);
                     first(&seen, what, &format!(" ({again})"), true);

@@ -1947,50 +1947,82 @@ fn reattaching_ended_by_the_timeout_names_the_timeout() {
 /// A second signal right after the first exits at once, before the stops reach the hosts: each
 /// command it leaves running is named, with a command that stops it and removes its files
 /// (fresh-eyes finding: two SIGTERMs 10 ms apart left every remote command running, and
-/// nothing said so). The named command works.
+/// nothing said so). The named command works. Under `--format json` the stream says it too,
+/// each a `remote_left_running` object, and ends with an `error` object of the exit (stop 42
+/// tester t47: stderr alone said them).
 #[test]
 fn a_second_signal_names_the_commands_it_leaves_running() {
     let lab = Lab::builder().names(&["host1", "host2"]).start();
-    for h in ["host1", "host2"] {
-        std::fs::write(lab.host(h).root_dir.join("marker"), "").unwrap();
-    }
-    let mut child = support::tether::Tether::new()
-        .ssh_config(&lab.ssh_config())
-        .args(&["run", "--hosts", "host1,host2", "--"])
-        .arg("echo ran >> /srv/marker; sleep 57")
-        .spawn_watched();
-    wait_until("the commands never started", || {
-        ["host1", "host2"].iter().all(|h| {
-            std::fs::read_to_string(lab.host(h).root_dir.join("marker"))
-                .is_ok_and(|m| !m.is_empty())
-        })
-    });
-    child.signal_twice(libc::SIGTERM);
-    let out = child.wait_with_output();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
-    let mut named = 0;
-    for host in ["host1", "host2"] {
-        // As tether reached the host: with its `-F` file (stop 30: without it).
-        let ssh = format!("ssh -F {} {host}", lab.ssh_config().display());
-        let head = format!(
-            "{host}: `echo ran >> /srv/marker; sleep 57` may still be running: tether exited at \
-             a second signal before its stop was confirmed; to stop it and remove its files: \
-             {ssh} "
-        );
-        // None: its stop had reached the host before the second signal.
-        if let Some(rest) = stderr.split(&head).nth(1) {
-            named += 1;
-            let words = rest.lines().next().unwrap();
-            run_as_given(&format!("{ssh} {words}"));
+    for json in [false, true] {
+        for h in ["host1", "host2"] {
+            std::fs::write(lab.host(h).root_dir.join("marker"), "").unwrap();
         }
-        wait_until("the command still runs", || {
-            processes(&lab, host, "sleep 57").is_empty()
+        let mut tether = support::tether::Tether::new().ssh_config(&lab.ssh_config());
+        if json {
+            tether = tether.args(&["--format", "json"]);
+        }
+        let mut child = tether
+            .args(&["run", "--hosts", "host1,host2", "--"])
+            .arg("echo ran >> /srv/marker; sleep 57")
+            .spawn_watched();
+        wait_until("the commands never started", || {
+            ["host1", "host2"].iter().all(|h| {
+                std::fs::read_to_string(lab.host(h).root_dir.join("marker"))
+                    .is_ok_and(|m| !m.is_empty())
+            })
         });
+        child.signal_twice(libc::SIGTERM);
+        let out = child.wait_with_output();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(out.status.code(), Some(130), "{stderr}");
+        let objects: Vec<serde_json::Value> = stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let mut named = 0;
+        for host in ["host1", "host2"] {
+            // As tether reached the host: with its `-F` file (stop 30: without it).
+            let ssh = format!("ssh -F {} {host}", lab.ssh_config().display());
+            let head = format!(
+                "{host}: `echo ran >> /srv/marker; sleep 57` may still be running: tether exited \
+                 at a second signal before its stop was confirmed; to stop it and remove its \
+                 files: {ssh} "
+            );
+            let left: Vec<&serde_json::Value> = objects
+                .iter()
+                .filter(|o| o["type"] == "remote_left_running" && o["host"] == host)
+                .collect();
+            // None: its stop had reached the host before the second signal.
+            if let Some(rest) = stderr.split(&head).nth(1) {
+                named += 1;
+                let words = rest.lines().next().unwrap();
+                if json {
+                    assert_eq!(left.len(), 1, "{host}: {stdout}");
+                    assert_eq!(left[0]["command"], "echo ran >> /srv/marker; sleep 57");
+                    assert_eq!(left[0]["stop_with"], format!("{ssh} {words}"), "{stdout}");
+                    assert_eq!(left[0]["why"], "tether exited at a second signal");
+                } else {
+                    assert!(left.is_empty(), "{stdout}");
+                }
+                run_as_given(&format!("{ssh} {words}"));
+            } else {
+                assert!(left.is_empty(), "{host}: {stdout}");
+            }
+            wait_until("the command still runs", || {
+                processes(&lab, host, "sleep 57").is_empty()
+            });
+        }
+        // The moment between tether taking the first signal and the second is too short for
+        // a stop to reach a host (an exec request, a new process).
+        assert!(named > 0, "{stderr}");
+        if json {
+            let last = objects.last().unwrap_or_else(|| panic!("{stdout}"));
+            assert_eq!(last["type"], "error", "{stdout}");
+            assert_eq!(last["exit_code"], 130, "{stdout}");
+            assert_eq!(last["error"], "terminated (SIGTERM) again: exiting now");
+        }
     }
-    // The moment between tether taking the first signal and the second is too short for a
-    // stop to reach a host (an exec request, a new process).
-    assert!(named > 0, "{stderr}");
 }
 
 /// A connection whose sshd hangs mid-command (stopped: its kernel still acknowledges every

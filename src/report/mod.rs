@@ -86,6 +86,28 @@ impl Reporter {
             fold: settings.fold && format == Format::Text,
         };
         let (sink, rx) = crate::event::channel();
+        // An exit at a second signal ends the process at once: what it leaves behind, and the
+        // exit, as objects of the stream (stop 42 tester t47: stderr alone said them). Once
+        // per process, whatever reporters it starts.
+        static EXIT_REPORT: std::sync::Once = std::sync::Once::new();
+        if format == Format::Json {
+            let started = Instant::now();
+            EXIT_REPORT.call_once(|| {
+                crate::interrupt::report_on_exit(Box::new(move |events, code, why| {
+                    // Plain events: the run's state (the reporter's, maybe mid-write) is not read.
+                    let st = State::default();
+                    for event in events {
+                        for line in json_lines(&st, event, started) {
+                            crate::stdout::write(format_args!("{line}\n"));
+                        }
+                    }
+                    let end =
+                        serde_json::json!({ "type": "error", "exit_code": code, "error": why });
+                    crate::stdout::write(format_args!("{end}\n"));
+                    crate::stdout::flush();
+                }))
+            });
+        }
         let state = Arc::new(Mutex::new(State::default()));
         let thread_state = state.clone();
         let thread = std::thread::Builder::new()

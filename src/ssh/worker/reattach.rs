@@ -8,7 +8,7 @@ use super::state::{Orphan, WorkerState};
 use crate::event::EventKind;
 use crate::ssh::config::ConnectBound;
 use crate::ssh::exec::{self, ExecError, ExecOptions, ExecOutput, Supervision};
-use crate::ssh::supervisor::{Placement, StopDone};
+use crate::ssh::supervisor::StopDone;
 use crate::ssh::SshError;
 use crate::stop::Stop;
 
@@ -384,15 +384,7 @@ impl WorkerState {
     /// stopping it failed (`why`).
     pub(super) fn left_running(&self, orphan: &Orphan, why: &str) {
         let stop_with = orphan.stop_with(&self.owner.config.ssh_command);
-        let (pgid, spool) = match &orphan.place {
-            Some(Placement { pgid, spool }) => (Some(pgid.clone()), spool.clone()),
-            // The exec's sh says where before the command starts: not known only when the
-            // connection died before that arrived. Its files then say it.
-            None => (
-                None,
-                format!("${{TMPDIR:-/tmp}}/tether-$LOGNAME/{}", orphan.id),
-            ),
-        };
+        let (pgid, spool) = super::state::where_it_runs(&orphan.id, orphan.place.as_ref());
         self.emit(EventKind::RemoteLeftRunning {
             command: orphan.command.clone(),
             left: orphan.left.clone(),

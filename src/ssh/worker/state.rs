@@ -125,10 +125,37 @@ pub(super) fn left_at_exit(
     place: Option<&Placement>,
     how: &str,
 ) -> crate::interrupt::LeftBehind {
-    crate::interrupt::LeftBehind::say(format!(
-        "{host}: `{command}` may still be running: {how}; to stop it and remove its files: {}",
-        stop_with(ssh, id, place)
-    ))
+    let stop_with = stop_with(ssh, id, place);
+    let (pgid, spool) = where_it_runs(id, place);
+    let event = crate::event::Event::now(
+        std::sync::Arc::from(host),
+        crate::event::EventKind::RemoteLeftRunning {
+            command: command.to_string(),
+            left: how.to_string(),
+            why: "tether exited at a second signal".to_string(),
+            pgid,
+            spool,
+            stop_with: stop_with.clone(),
+        },
+    );
+    crate::interrupt::LeftBehind::say_event(
+        format!(
+            "{host}: `{command}` may still be running: {how}; to stop it and remove its files: \
+             {stop_with}"
+        ),
+        event,
+    )
+}
+
+/// The process group (where the host said it) and the prefix of the files of the supervised
+/// command `id` (where the host said them; else where the supervisor puts them).
+pub(super) fn where_it_runs(id: &str, place: Option<&Placement>) -> (Option<String>, String) {
+    match place {
+        Some(Placement { pgid, spool }) => (Some(pgid.clone()), spool.clone()),
+        // The exec's sh says where before the command starts: not known only when the
+        // connection died before that arrived. Its files then say it.
+        None => (None, format!("${{TMPDIR:-/tmp}}/tether-$LOGNAME/{id}")),
+    }
 }
 
 /// By its process group where the host said it, else by its id (its files say the group).

@@ -351,4 +351,32 @@ fn pieces_of_a_long_line_say_it_goes_on() {
     let line: String = pieces.iter().map(|v| v["line"].as_str().unwrap()).collect();
     assert_eq!(line.len(), 2_500_000);
     assert!(line.bytes().all(|b| b == b'a'));
+    // Cut at 1 MiB however the line's bytes arrived; a line of 1 MiB is one piece (stop 42
+    // tester t47: 1,048,600 bytes came as one line, 1,048,576 as a piece and an empty one).
+    for (bytes, pieces) in [
+        (1_048_576, vec![1_048_576]),
+        (1_048_577, vec![1_048_576, 1]),
+        (1_048_600, vec![1_048_576, 24]),
+        (3_145_728, vec![1_048_576; 3]),
+    ] {
+        let out = support::tether::Tether::new()
+            .ssh_config(&lab.ssh_config())
+            .args(&["--format", "json", "run", "--hosts", "host1", "--"])
+            .arg(&format!("head -c {bytes} /dev/zero | tr '\\0' a; echo"))
+            .run();
+        out.status(0);
+        let got: Vec<(usize, bool)> = out
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["type"] == "output")
+            .map(|v| (v["line"].as_str().unwrap().len(), v["cut"] == true))
+            .collect();
+        let want: Vec<(usize, bool)> = pieces
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (*n, i + 1 < pieces.len()))
+            .collect();
+        assert_eq!(got, want, "{bytes}");
+    }
 }

@@ -34,7 +34,12 @@ struct Watcher {
 
 impl Watcher {
     fn start(lab: &Lab, recipe: &RecipeDir, args: &[&str]) -> Self {
-        let mut child = Tether::new()
+        Self::start_as(Tether::new(), lab, recipe, args)
+    }
+
+    /// [`Watcher::start`] with `tether` as configured (`.folded()`).
+    fn start_as(tether: Tether, lab: &Lab, recipe: &RecipeDir, args: &[&str]) -> Self {
+        let mut child = tether
             .current_dir(&recipe.dir)
             .ssh_config(&lab.ssh_config())
             .arg("watch")
@@ -392,6 +397,47 @@ fn a_syntax_error_is_reported_and_the_next_good_save_recovers() {
     assert_eq!(w.count("web1 | v3"), 1, "{}", w.dump());
     assert_eq!(lab.accepted_logins("web1"), 1, "{}", w.dump());
     assert_eq!(w.interrupt(10 * SECS), 0, "{}", w.dump());
+}
+
+/// A run's failure on hosts that failed alike is said once with their set, as `tether TASK`
+/// says it, and per host with `--no-fold` (stop 42 tester t47: watch said each host's).
+#[test]
+fn a_failure_of_hosts_alike_is_folded() {
+    let names = ["web1", "web2", "web3"];
+    let lab = lab(&names);
+    let r = RecipeDir::new(
+        "watch-fold",
+        &format!(
+            "{}task(\"hi\", || {{ on(\"web\", \"exit 3\"); }});\n",
+            servers(&names)
+        ),
+    );
+    for fold in [true, false] {
+        let tether = if fold {
+            Tether::new().folded()
+        } else {
+            Tether::new()
+        };
+        let mut w = Watcher::start_as(tether, &lab, &r, &["hi"]);
+        w.wait_line("watch: run 1 failed", 20 * SECS);
+        w.wait_err("error: 3 of 3 hosts failed", 5 * SECS);
+        if fold {
+            w.wait_err(
+                "web[1-3]: `exit 3` failed with exit status 3 after ",
+                5 * SECS,
+            );
+        } else {
+            for h in names {
+                w.wait_err(
+                    &format!("{h}: `exit 3` failed with exit status 3 after "),
+                    5 * SECS,
+                );
+            }
+        }
+        assert_eq!(w.interrupt(10 * SECS), 0, "{}", w.dump());
+        let said = w.dump().matches("failed with exit status 3").count();
+        assert_eq!(said, if fold { 1 } else { 3 }, "{}", w.dump());
+    }
 }
 
 #[test]

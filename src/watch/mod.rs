@@ -161,6 +161,7 @@ pub fn run(
     let screen = Screen {
         json: settings.format == Format::Json,
         verbose: settings.verbose,
+        fold: settings.fold && settings.format == Format::Text,
         reporter,
     };
     let (tx, rx) = mpsc::channel::<Msg>();

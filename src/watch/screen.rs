@@ -18,6 +18,9 @@ use crate::report::Reporter;
 pub struct Screen {
     pub json: bool,
     pub verbose: bool,
+    /// Hosts that failed alike are said once, with their set (`--no-fold` turns it off), as
+    /// `tether TASK` says them (stop 42 tester t47: watch said each host's).
+    pub fold: bool,
     pub reporter: Reporter,
 }
 
@@ -93,7 +96,7 @@ impl Screen {
         if let Some(e) = error {
             crate::errln!(
                 "error: {}",
-                crate::report::visible_lines(&crate::secret::mask(&e.to_string()))
+                crate::report::visible_lines(&crate::secret::mask(&e.text(self.fold)))
             );
         }
         let line = match word {

@@ -1007,7 +1007,6 @@ server("web1", #{ roles: ["web"] });
     let current = || fs::read_link(release("").parent().unwrap().join("current")).unwrap();
     let cases = [
         ("all", "site", r#"["*"]"#),
-        ("root", "site", r#"["."]"#),
         ("top", "site", r#"["./*", ".git"]"#),
         ("names", "site", r#"["*.*", "s*", "l*", "d*"]"#),
         ("empty", "empty", r#"[".git"]"#),
@@ -1058,6 +1057,7 @@ stage("dirsonly", || { set("copy_source", "dirsonly"); set("copy_exclude", ["*.y
     // Entries no name of the archive could match (stop 42 tester t46: "//x.yml", "/./x.yml",
     // "/x.yml/." and "a\" left out nothing; "/**/x.yml" only a/x.yml).
     let refused = [
+        ".",
         "sub/",
         "/",
         "",
@@ -1145,6 +1145,72 @@ stage("dirsonly", || { set("copy_source", "dirsonly"); set("copy_exclude", ["*.y
             "{entry}: {}",
             out.stderr
         );
+    }
+}
+
+/// A pattern's `*` or `?` never matches the archive's root: its names are the source's own
+/// (`a.txt`, `sub/a.txt`), never `./a.txt` (stop 43 tester t51: "*/a.txt", "*/keep.md" and
+/// "?/a.txt" left out the top-level file too, exit 0, and ".*" every file); one that begins
+/// with `./` matches at the root only, as one that begins with `/`.
+#[test]
+fn copy_exclude_patterns_never_match_the_archives_root() {
+    let lab = Lab::builder().names(&["web1"]).start();
+    let dir = Dir::new("copy-root");
+    let files = [
+        "a.txt",
+        "keep.md",
+        "sub/a.txt",
+        "deep/sub/a.txt",
+        ".hidden",
+        "sub/.env",
+        "-r.txt",
+        "x/a.txt",
+    ];
+    for f in files {
+        dir.write(&format!("site/{f}"), &format!("{f}\n"));
+    }
+    let cases: [(&str, &[&str]); 6] = [
+        ("*/a.txt", &["sub/a.txt", "deep/sub/a.txt", "x/a.txt"]),
+        ("*/keep.md", &[]),
+        ("?/a.txt", &["x/a.txt"]),
+        (".*", &[".hidden", "sub/.env"]),
+        ("./a.txt", &["a.txt"]),
+        ("-r.txt", &["-r.txt"]),
+    ];
+    let mut recipe = r#"
+import "deploy" as deploy;
+set("application", "site");
+set("deploy_to", "/srv/site");
+set("strategy", "copy");
+set("copy_source", "site");
+server("web1", #{ roles: ["web"] });
+"#
+    .to_string();
+    for (i, (pattern, _)) in cases.iter().enumerate() {
+        recipe += &format!("stage(\"p{i}\", || {{ set(\"copy_exclude\", [\"{pattern}\"]); }});\n");
+    }
+    dir.write("deploy.rhai", &recipe);
+    for (i, (pattern, left_out)) in cases.iter().enumerate() {
+        let name = format!("202501010000{:02}", i + 1);
+        tether(
+            &dir,
+            &lab,
+            &[
+                &format!("p{i}"),
+                "deploy",
+                "-s",
+                &format!("release_timestamp={name}"),
+            ],
+        )
+        .status(0);
+        let release = lab.host("web1").root_dir.join("site/releases").join(&name);
+        for f in files {
+            assert_eq!(
+                release.join(f).exists(),
+                !left_out.contains(&f),
+                "{pattern}: {f}"
+            );
+        }
     }
 }
 

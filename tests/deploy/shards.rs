@@ -243,8 +243,8 @@ fn two_shards_at_once_keep_their_copy_archives_apart() {
         out.status(0);
         out.stdout
             .lines()
-            .find_map(|l| l.strip_prefix("local | $ tar -czf "))
-            .and_then(|l| l.split(' ').next())
+            .find_map(|l| l.strip_prefix("local | $ a="))
+            .and_then(|l| l.split(';').next())
             .unwrap_or_else(|| panic!("{}", out.stdout))
             .to_string()
     };

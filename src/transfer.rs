@@ -512,17 +512,28 @@ pub fn parse_mode(text: &str) -> Result<u32, String> {
 }
 
 /// What `path` is when it exists and is neither a regular file, a directory nor a symbolic
-/// link (which a transfer replaces: see the README): "a character device", "a FIFO"...
-pub fn special_kind(path: &Path) -> Option<&'static str> {
+/// link (which a transfer replaces: see the README): "a character device", "a FIFO"...; and a
+/// symbolic link to one of those (`/dev/stdout`, a link to `/dev/null`), which scp writes
+/// through: "a symbolic link to a character device (/dev/null)" (stop 43 tester t51: the link
+/// became a regular file, exit 0).
+pub fn special_kind(path: &Path) -> Option<String> {
     use std::os::unix::fs::FileTypeExt as _;
+    let kind = |t: std::fs::FileType| {
+        Some(match () {
+            _ if t.is_char_device() => "a character device",
+            _ if t.is_block_device() => "a block device",
+            _ if t.is_fifo() => "a FIFO",
+            _ if t.is_socket() => "a socket",
+            _ => return None,
+        })
+    };
     let t = std::fs::symlink_metadata(path).ok()?.file_type();
-    Some(match () {
-        _ if t.is_char_device() => "a character device",
-        _ if t.is_block_device() => "a block device",
-        _ if t.is_fifo() => "a FIFO",
-        _ if t.is_socket() => "a socket",
-        _ => return None,
-    })
+    if t.is_symlink() {
+        let what = kind(std::fs::metadata(path).ok()?.file_type())?;
+        let to = std::fs::read_link(path).ok()?;
+        return Some(format!("a symbolic link to {what} ({})", to.display()));
+    }
+    kind(t).map(str::to_string)
 }
 
 /// The local temporary file of a download: `DEST.tether-download.RUN`, created private (0600)

@@ -941,3 +941,77 @@ fn a_download_onto_a_file_ssh_reads_is_refused() {
         .status(0);
     assert_eq!(std::fs::read_to_string(&other).unwrap(), "hello\n");
 }
+
+/// A download onto a file this run writes as it goes is refused at its line, and the file
+/// keeps what the run wrote (stop 43 tester t51: exit 0, and the run's output went to an
+/// unlinked file): where its stdout or stderr goes, its `--timeline` page, tether's cache of
+/// learned idle limits.
+#[test]
+fn a_download_onto_the_runs_output_timeline_or_cache_is_refused() {
+    let lab = lab(&["db1"]);
+    std::fs::write(lab.host("db1").root_dir.join("remote.txt"), "hello\n").unwrap();
+    let r = lab_recipe(
+        &lab,
+        "download-output",
+        r#"task("down", || { on("db", |host| { download("/srv/remote.txt", fetch("dst")); }); });"#,
+    );
+    for (fd, what) in [(1, "stdout"), (2, "stderr")] {
+        let file = r.path(&format!("fd{fd}.txt"));
+        let out = std::fs::File::create(&file).unwrap();
+        let mut cmd = r
+            .tether()
+            .args(&["down", "-s", &format!("dst=fd{fd}.txt")])
+            .command();
+        if fd == 1 {
+            cmd.stdout(out);
+        } else {
+            cmd.stderr(out);
+        }
+        let done = cmd.output().unwrap();
+        assert_eq!(done.status.code(), Some(4), "{done:?}");
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(!text.contains("hello"), "{what}: {text}");
+        let said = if fd == 2 {
+            text
+        } else {
+            String::from_utf8_lossy(&done.stderr).into_owned()
+        };
+        assert!(
+            said.contains(&format!(
+                "download: fd{fd}.txt is where this run's {what} goes, "
+            )),
+            "{said}"
+        );
+    }
+    let timeline = r.path("tl.html");
+    let out = r
+        .tether()
+        .args(&[
+            "--timeline",
+            timeline.to_str().unwrap(),
+            "down",
+            "-s",
+            "dst=tl.html",
+        ])
+        .run();
+    out.status(4)
+        .stderr_contains("download: tl.html is this run's --timeline page, ");
+    assert!(!std::fs::read_to_string(&timeline)
+        .unwrap_or_default()
+        .contains("hello"));
+    let cache = std::env::temp_dir().join(format!("tether-cache-{}", std::process::id()));
+    let file = cache.join("tether/idle-limits.json");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, "{}\n").unwrap();
+    let out = r
+        .tether()
+        .env("XDG_CACHE_HOME", cache.to_str().unwrap())
+        .args(&["down", "-s", &format!("dst={}", file.display())])
+        .run();
+    out.status(4).stderr_contains(&format!(
+        "download: {} is tether's cache of the idle limits it learned, ",
+        file.display()
+    ));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "{}\n");
+    std::fs::remove_dir_all(&cache).unwrap();
+}

@@ -279,6 +279,7 @@ fn recipes_never_panic() {
             sink,
             invocation: Vec::new(),
             selection: Vec::new(),
+            own_files: Vec::new(),
         };
         if let Ok(loaded) = runner::load(&file, opts) {
             let _ = loaded.select_stage(Some("production"));

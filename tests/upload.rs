@@ -962,6 +962,32 @@ task("down", || { on("db", |host| { download("/srv/a.txt", fetch("to")); }); });
                  download would replace it"
             ));
     }
+    // A link to one, or to a device, is refused as the node is: scp writes through it (stop
+    // 43 tester t51: a link to /dev/null and one to /proc/self/fd/1 became regular files).
+    std::os::unix::fs::symlink(r.path("lfifo"), r.path("lfifo-link")).unwrap();
+    std::os::unix::fs::symlink("/dev/null", r.path("null-link")).unwrap();
+    for (to, kind) in [
+        (
+            "lfifo-link",
+            format!("a symbolic link to a FIFO ({})", r.path("lfifo").display()),
+        ),
+        (
+            "null-link",
+            "a symbolic link to a character device (/dev/null)".to_string(),
+        ),
+    ] {
+        r.tether()
+            .args(&["-s", &format!("to={to}"), "down"])
+            .run()
+            .status(4)
+            .stderr_contains(&format!(
+                "download: ./{to} is {kind}, not a regular file: the download would replace it"
+            ));
+        assert!(std::fs::symlink_metadata(r.path(to))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
     assert!(std::fs::symlink_metadata(r.path("lfifo"))
         .unwrap()
         .file_type()

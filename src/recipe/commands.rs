@@ -541,6 +541,14 @@ fn refuse_own_files(rt: &Runtime, local: &str, path: &std::path::Path) -> Fallib
     if let Some(config) = rt.ssh_config() {
         own.extend(config.files_in_use());
     }
+    own.extend(rt.own_files.iter().cloned());
+    // Where this run's output goes (stop 43 tester t51: `> out.txt` with `dst=out.txt` left the
+    // file holding the download and the run's output unlinked, exit 0).
+    for (fd, what) in [(1, "stdout"), (2, "stderr")] {
+        if let Ok(file) = std::fs::read_link(format!("/proc/self/fd/{fd}")) {
+            own.push((file, format!("where this run's {what} goes")));
+        }
+    }
     if let Ok(exe) = std::env::current_exe() {
         own.push((exe, "the tether program this run is".into()));
     }

@@ -96,6 +96,9 @@ pub struct Runtime {
     /// run's hosts and no others (stop 37 tester t25: a lock hint without `--shard` removed
     /// the live locks of the other shard's deploy).
     pub selection: Vec<String>,
+    /// Files of this run's own, with what each is, that a download must not replace: the
+    /// `--timeline` page, the idle-limit cache (stop 43 tester t51: each was, exit 0).
+    pub own_files: Vec<(PathBuf, String)>,
     /// The recipe's `left_behind(key, text)` lines, said if tether exits at a second signal
     /// (see [`crate::interrupt::LeftBehind`]); dropped with the run.
     left_behind: Mutex<HashMap<String, crate::interrupt::LeftBehind>>,
@@ -249,6 +252,7 @@ impl Runtime {
             running: (Mutex::new(HashMap::new()), std::sync::Condvar::new()),
             invocation: Vec::new(),
             selection: Vec::new(),
+            own_files: Vec::new(),
             run_dir: OnceLock::new(),
             left_behind: Mutex::new(HashMap::new()),
             failure: Mutex::new(None),

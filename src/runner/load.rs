@@ -47,6 +47,8 @@ pub struct LoadOptions {
     pub invocation: Vec<String>,
     /// See `Runtime::selection`.
     pub selection: Vec<String>,
+    /// See `Runtime::own_files`.
+    pub own_files: Vec<(PathBuf, String)>,
 }
 
 /// A compiled and evaluated recipe, ready to run tasks.
@@ -105,6 +107,7 @@ pub fn load(file: &Path, opts: LoadOptions) -> Result<Loaded, Error> {
     }
     runtime.invocation = opts.invocation;
     runtime.selection = opts.selection;
+    runtime.own_files = opts.own_files;
     let rt = Arc::new(runtime);
     let name = file.display().to_string();
     rt.sources.insert(&name, &text);
@@ -556,7 +559,23 @@ pub fn load_options(
         sink,
         invocation: invocation(settings),
         selection: selection(settings),
+        own_files: own_files(settings),
     })
+}
+
+/// See `Runtime::own_files`: the `--timeline` page and the idle-limit cache.
+fn own_files(settings: &Settings) -> Vec<(PathBuf, String)> {
+    let timeline = settings
+        .timeline
+        .clone()
+        .map(|f| (f, "this run's --timeline page".to_string()));
+    let cache = settings.limit_cache.clone().map(|f| {
+        (
+            f,
+            "tether's cache of the idle limits it learned".to_string(),
+        )
+    });
+    timeline.into_iter().chain(cache).collect()
 }
 
 /// See `Runtime::selection`: `--roles`, `--hosts` and `--shard` as given, each quoted for sh.

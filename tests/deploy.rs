@@ -1356,6 +1356,10 @@ server("web1", #{ roles: ["web"] });
         ("v:public", format!("copy_tree v:public: v is both a tag (at {v1}) and a branch (at {v2}) in copy_source app: write refs/tags/v:public or refs/heads/v:public")),
         (short, format!("copy_tree {short}: {short} is both a branch (at {v2}) and an abbreviation of commit {v1} in copy_source app: write refs/heads/{short} or the full commit id")),
         ("nosuch", "copy_tree nosuch: nosuch is no branch, tag, commit or tree of copy_source app".to_string()),
+        // A path after ":" that is no directory of the commit (stop 43 tester t51: `main:.`
+        // failed in git archive, after the check).
+        ("main:.", format!("copy_tree main:.: \".\" names nothing in {v2} of copy_source app")),
+        ("main:VERSION", format!("copy_tree main:VERSION: \"VERSION\" is a blob, not a directory, in {v2} of copy_source app")),
     ] {
         let (out, release) = run(tree);
         out.status(1)
@@ -1388,6 +1392,7 @@ server("web1", #{ roles: ["web"] });
     for (tree, version, revision) in [
         ("refs/tags/v", "v1", v1.clone()),
         ("refs/heads/v", "v2", v2.clone()),
+        ("main:./", "v2", v2.clone()),
         (&v1[..12], "v1", v1.clone()),
     ] {
         let (out, release) = run(tree);

@@ -1557,7 +1557,7 @@ server("worker1", #{ roles: ["worker"] });
     let run_dir = format!("/tmp/tether-run-{made}");
     // The run log's own paths are found by a local command when the run makes the archive:
     // the plan shows that command, and an archive without them.
-    out.stdout_contains(&format!("local | $ tar -czf {run_dir}/shop-20250102030405.tar.gz --exclude=.git --no-wildcards --exclude=./.tether-complete -C . ."))
+    out.stdout_contains(&format!("local | $ a={run_dir}/shop-20250102030405.tar.gz; case $a in /*) ;; *) a=$PWD/$a ;; esac; cd . && set -- && for f in .[!.]* ..?* *; do if [ -e \"$f\" ] || [ -L \"$f\" ]; then set -- \"$@\" \"$f\"; fi; done && if [ $# -eq 0 ]; then echo 'copy_source . leaves no file to deploy with copy_exclude [\".git\"]: a release of nothing is refused' >&2; exit 1; fi && tar -czf \"$a\" --exclude=.git --anchored --no-wildcards --exclude=.tether-complete -- \"$@\""))
         .stdout_contains(&format!("web1    | upload {run_dir}/shop-20250102030405.tar.gz -> /srv/shop/releases/20250102030405/.tether-copy.tar.gz (made during the run)"))
         .stdout_contains(&format!("local | $ rm -rf {run_dir}"));
     assert!(!Path::new(&run_dir).exists());

@@ -74,6 +74,12 @@ fn run_command(
             targets.push(t);
         }
     }
+    runner::one_machine_twice(
+        &selection.ssh_config,
+        &targets,
+        settings.jump.as_deref(),
+        runner::NamedBy::given(settings),
+    )?;
     let command = opts.command.clone();
     let before_shard = selection.before_shard;
     let run_started = |dry_run| EventKind::RunStarted {

@@ -158,6 +158,80 @@ fn a_failure_is_said_once_where_stderr_is_read_with_stdout() {
         .stderr_contains("error: 2 of 2 hosts failed\nhost1: `echo hi; exit 3` failed with ");
 }
 
+/// Two spellings of one name that reach one machine (one sshd, one user, one route) in
+/// `--hosts` are refused before anything connects, naming both, for `tether run` and `tether
+/// check` as for a recipe's servers (stop 43 tester t52: `--hosts host1,root@host1` ran the
+/// command twice there, "2 ok"). An exact repeat is one host, as before; two names of the ssh
+/// config are two hosts, as two `ssh` commands would be.
+#[test]
+fn two_names_of_one_machine_are_refused() {
+    let lab = Lab::start(2);
+    let port = lab.host("host1").port;
+    let alias = empty_dir();
+    let config = alias.path().join("ssh_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Include {}\nHost web1\n    HostName 127.0.0.1\n    Port {port}\n    User root\n\
+             \x20   IdentityFile {}\n    UserKnownHostsFile {}\n",
+            lab.ssh_config().display(),
+            lab.client_key().display(),
+            lab.known_hosts().display()
+        ),
+    )
+    .unwrap();
+    for (hosts, second) in [
+        ("host1,root@host1", "root@host1"),
+        (
+            &format!("host1,host1:{port}") as &str,
+            &format!("host1:{port}") as &str,
+        ),
+    ] {
+        for sub in [&["run"][..], &["check"][..]] {
+            let mut args = sub.to_vec();
+            args.extend(["--hosts", hosts]);
+            if sub == ["run"] {
+                args.extend(["--", "echo ran >> /srv/ran"]);
+            }
+            Tether::new()
+                .ssh_config(&config)
+                .args(&args)
+                .run()
+                .status(2)
+                .stderr_contains(&format!(
+                    "error: --hosts: `host1` and `{second}` are one machine, \
+                     root@127.0.0.1:{port} by one route as the ssh config resolves them: each \
+                     command would run on it twice; name it once"
+                ));
+        }
+    }
+    assert!(!lab.host("host1").root_dir.join("ran").exists());
+    Tether::new()
+        .ssh_config(&config)
+        .args(&[
+            "run",
+            "--hosts",
+            "host1,host1,host2",
+            "--",
+            "echo ran >> /srv/ran",
+        ])
+        .run()
+        .status(0);
+    assert_eq!(
+        std::fs::read_to_string(lab.host("host1").root_dir.join("ran")).unwrap(),
+        "ran\n"
+    );
+    Tether::new()
+        .ssh_config(&config)
+        .args(&["run", "--hosts", "host1,web1", "--", "echo ran >> /srv/ran"])
+        .run()
+        .status(0);
+    assert_eq!(
+        std::fs::read_to_string(lab.host("host1").root_dir.join("ran")).unwrap(),
+        "ran\nran\nran\n"
+    );
+}
+
 #[test]
 fn a_command_cut_off_by_channel_timeout_fails() {
     let lab = Lab::builder().count(1).profile("channeltimeout").start();

@@ -122,6 +122,12 @@ pub fn check(
             targets.push(t);
         }
     }
+    runner::one_machine_twice(
+        &selection.ssh_config,
+        &targets,
+        settings.jump.as_deref(),
+        runner::NamedBy::given(settings),
+    )?;
     runner::empty_shard(
         settings,
         targets.len(),

@@ -176,14 +176,38 @@ pub fn unstamped_shard(settings: &Settings, loaded: &Loaded, tasks: &[String], s
     );
 }
 
-/// Refuses (a recipe error naming both) two of `hosts` that reach one sshd as one user by one
-/// route, as the ssh config resolves them (`server("host1")` beside `server("host1:P")`, P
-/// the config's port for host1: stop 40 tester t36): each command would run there twice.
-/// Hosts whose config is refused are left to the run, which says why.
+/// Where the hosts [`one_machine_twice`] looks at were named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NamedBy {
+    /// The recipe's servers: a recipe error.
+    Recipe,
+    /// `--hosts` (or `HOSTS`): a usage error, as an unknown name there is.
+    CommandLine,
+}
+
+impl NamedBy {
+    /// How the hosts of a run `settings` selects were named: `--hosts` without `--roles`,
+    /// else the recipe's servers.
+    pub fn given(settings: &Settings) -> NamedBy {
+        match settings.roles.is_empty() && !settings.hosts.is_empty() {
+            true => NamedBy::CommandLine,
+            false => NamedBy::Recipe,
+        }
+    }
+}
+
+/// Refuses two of `hosts` that reach one sshd as one user by one route, as the ssh config
+/// resolves them, naming both (`server("host1")` beside `server("host1:P")`, P the config's
+/// port for host1: stop 40 tester t36), or, named on the command line, two spellings of one
+/// name (`--hosts host1,root@host1` or `host1,host1:22` for `tether run`: stop 43 tester t52,
+/// "2 ok" on one machine): each command would run there twice. Two names of the ssh config
+/// that lead to one machine are two hosts there, as two `ssh` commands would be (a fleet of
+/// aliases). Hosts whose config is refused are left to the run, which says why.
 pub fn one_machine_twice(
     ssh: &SshConfig,
     hosts: &[HostTarget],
     jump: Option<&str>,
+    named_by: NamedBy,
 ) -> Result<(), Error> {
     let mut seen: std::collections::HashMap<_, &str> = std::collections::HashMap::new();
     for host in hosts {
@@ -191,12 +215,24 @@ pub fn one_machine_twice(
             continue;
         };
         let destination = format!("{}@{}:{}", config.user, config.hostname, config.port);
-        if let Some(first) = seen.insert((destination.clone(), config.route), &host.name) {
-            return Err(Error::Recipe(format!(
-                "servers `{first}` and `{}` are one machine, {destination} by one route as the \
-                 ssh config resolves them: each command would run on it twice; declare it once",
-                host.name
-            )));
+        let alias = match named_by {
+            NamedBy::Recipe => String::new(),
+            NamedBy::CommandLine => config.alias.clone(),
+        };
+        if let Some(first) = seen.insert((destination.clone(), config.route, alias), &host.name) {
+            let second = &host.name;
+            let why = format!(
+                "are one machine, {destination} by one route as the ssh config resolves them: \
+                 each command would run on it twice"
+            );
+            return Err(match named_by {
+                NamedBy::Recipe => Error::Recipe(format!(
+                    "servers `{first}` and `{second}` {why}; declare it once"
+                )),
+                NamedBy::CommandLine => Error::Usage(format!(
+                    "--hosts: `{first}` and `{second}` {why}; name it once"
+                )),
+            });
         }
     }
     Ok(())

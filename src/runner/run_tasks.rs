@@ -256,6 +256,7 @@ fn run_tasks(
         &ssh_config,
         &loaded.selected_hosts()?,
         settings.jump.as_deref(),
+        super::host_selection::NamedBy::Recipe,
     )?;
     let shard_warnings = || {
         super::host_selection::unstamped_shard(settings, &loaded, &tasks, &reporter.sink());

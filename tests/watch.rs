@@ -34,14 +34,13 @@ struct Watcher {
 
 impl Watcher {
     fn start(lab: &Lab, recipe: &RecipeDir, args: &[&str]) -> Self {
-        Self::start_as(Tether::new(), lab, recipe, args)
+        Self::start_as(Tether::new().ssh_config(&lab.ssh_config()), recipe, args)
     }
 
-    /// [`Watcher::start`] with `tether` as configured (`.folded()`).
-    fn start_as(tether: Tether, lab: &Lab, recipe: &RecipeDir, args: &[&str]) -> Self {
+    /// [`Watcher::start`] with `tether` as configured (`.folded()`, its own ssh config).
+    fn start_as(tether: Tether, recipe: &RecipeDir, args: &[&str]) -> Self {
         let mut child = tether
             .current_dir(&recipe.dir)
-            .ssh_config(&lab.ssh_config())
             .arg("watch")
             .args(args)
             .spawn();
@@ -418,7 +417,7 @@ fn a_failure_of_hosts_alike_is_folded() {
         } else {
             Tether::new()
         };
-        let mut w = Watcher::start_as(tether, &lab, &r, &["hi"]);
+        let mut w = Watcher::start_as(tether.ssh_config(&lab.ssh_config()), &r, &["hi"]);
         w.wait_line("watch: run 1 failed", 20 * SECS);
         w.wait_err("error: 3 of 3 hosts failed", 5 * SECS);
         if fold {
@@ -438,6 +437,46 @@ fn a_failure_of_hosts_alike_is_folded() {
         let said = w.dump().matches("failed with exit status 3").count();
         assert_eq!(said, if fold { 1 } else { 3 }, "{}", w.dump());
     }
+}
+
+/// A run that ends in a configuration error (a ProxyJump loop, found as the host connects) is
+/// one: `watch_run_finished` says `error`, as for a config that does not parse, with exit code
+/// 2 (stop 43 tester t52: it said `failed`).
+#[test]
+fn a_config_error_found_while_connecting_is_an_error() {
+    let lab = lab(&["web1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ssh_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host web1\n    ProxyJump loopy\nHost loopy\n    ProxyJump web1\nInclude {}\n",
+            lab.ssh_config().display()
+        ),
+    )
+    .unwrap();
+    let r = RecipeDir::new(
+        "watch-config",
+        &format!(
+            "{}task(\"hi\", || {{ on(\"web\", \"true\"); }});\n",
+            servers(&["web1"])
+        ),
+    );
+    let mut w = Watcher::start_as(
+        Tether::new().ssh_config(&config),
+        &r,
+        &["--format", "json", "hi"],
+    );
+    w.wait_line("\"type\":\"watch_run_finished\"", 20 * SECS);
+    let finished = w
+        .seen
+        .iter()
+        .find(|l| l.text.contains("\"type\":\"watch_run_finished\""))
+        .map(|l| serde_json::from_str::<serde_json::Value>(&l.text).unwrap())
+        .unwrap();
+    assert_eq!(finished["result"], "error", "{}", w.dump());
+    assert_eq!(finished["exit_code"], 2, "{}", w.dump());
+    assert_eq!(w.interrupt(10 * SECS), 0, "{}", w.dump());
 }
 
 #[test]

@@ -88,6 +88,9 @@ impl Screen {
             // recipe error all the same (exit 4), as one found before anything ran.
             Err(e @ Error::Recipe(_)) => ("recipe error", Some(e)),
             Err(e @ Error::Failed(f)) if f.kind == Kind::Recipe => ("recipe error", Some(e)),
+            // A configuration error found as a host connects (a ProxyJump loop): exit 2, an
+            // error as one found before anything ran (stop 43 tester t52: `failed`).
+            Err(e @ Error::Failed(f)) if f.kind == Kind::Config => ("error", Some(e)),
             Err(e @ Error::Failed(_)) => ("failed", Some(e)),
             Err(e) => ("error", Some(e)),
         };

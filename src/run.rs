@@ -9,7 +9,6 @@ use crate::error::Error;
 use crate::event::{unix_ms, EventKind};
 use crate::failure::Failure;
 use crate::fleet::{self, Fleet};
-use crate::host::HostTarget;
 use crate::outcome::step_failure;
 use crate::pool::FanOut;
 use crate::report::Reporter;
@@ -68,18 +67,7 @@ fn run_command(
         interrupted.clone(),
         reporter.sink(),
     )?;
-    let mut targets: Vec<HostTarget> = Vec::new();
-    for t in selection.hosts {
-        if !targets.contains(&t) {
-            targets.push(t);
-        }
-    }
-    runner::one_machine_twice(
-        &selection.ssh_config,
-        &targets,
-        settings.jump.as_deref(),
-        runner::NamedBy::given(settings),
-    )?;
+    let targets = selection.targets(settings)?;
     let command = opts.command.clone();
     let before_shard = selection.before_shard;
     let run_started = |dry_run| EventKind::RunStarted {

@@ -31,7 +31,6 @@ use crate::error::Error;
 use crate::event::{EventKind, Record};
 use crate::failure::{Failure, Kind};
 use crate::fleet::{self, Fleet};
-use crate::host::HostTarget;
 use crate::host_text::HostText;
 use crate::outcome::stderr_tail;
 use crate::pool::{FanOut, HostResult};
@@ -115,19 +114,7 @@ pub fn check(
         interrupted.clone(),
         reporter.sink(),
     )?;
-    // Targets keep a recipe's `via` and `forward_agent`; only exact repeats are dropped.
-    let mut targets: Vec<HostTarget> = Vec::new();
-    for t in selection.hosts {
-        if !targets.contains(&t) {
-            targets.push(t);
-        }
-    }
-    runner::one_machine_twice(
-        &selection.ssh_config,
-        &targets,
-        settings.jump.as_deref(),
-        runner::NamedBy::given(settings),
-    )?;
+    let targets = selection.targets(settings)?;
     runner::empty_shard(
         settings,
         targets.len(),

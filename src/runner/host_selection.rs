@@ -30,6 +30,27 @@ pub struct Selection {
     pub before_shard: usize,
 }
 
+impl Selection {
+    /// The hosts a run (`tether run`, `tether check`) reaches: each once, an exact repeat
+    /// dropped (a target keeps a recipe's `via` and `forward_agent`), and two spellings of one
+    /// machine refused (see [`one_machine_twice`]). `tether hosts` lists `hosts` as selected.
+    pub fn targets(&self, settings: &Settings) -> Result<Vec<HostTarget>, Error> {
+        let mut targets: Vec<HostTarget> = Vec::new();
+        for t in &self.hosts {
+            if !targets.contains(t) {
+                targets.push(t.clone());
+            }
+        }
+        one_machine_twice(
+            &self.ssh_config,
+            &targets,
+            settings.jump.as_deref(),
+            NamedBy::given(settings),
+        )?;
+        Ok(targets)
+    }
+}
+
 /// `--hosts` as given when no recipe is involved; otherwise the recipe's servers (of
 /// `stage`, if given) narrowed by `--roles` and `--hosts`.
 pub fn select(

@@ -12,7 +12,7 @@ mod load;
 mod run_tasks;
 mod task_list;
 
-pub use host_selection::{empty_shard, one_machine_twice, select, NamedBy, Selection};
+pub use host_selection::{empty_shard, select, Selection};
 pub use load::{load, load_options, split_stage, LoadOptions, Loaded};
 pub use run_tasks::{finish_timeline, run};
 pub use task_list::{list, ListOptions};

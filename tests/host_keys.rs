@@ -136,27 +136,61 @@ fn a_mismatch_names_the_recorded_and_offered_keys() {
             kh.display()
         ));
 
-    // Only a key of a type the server does not have: unknown, naming what is recorded.
+    assert_eq!(lab.accepted_logins("host1"), 0);
+}
+
+/// A key of a type known_hosts does not record, for a host it records keys of other types
+/// for, is a changed key, as for ssh (hostfile.c: any recorded key that differs), under every
+/// StrictHostKeyChecking: refused, naming what is recorded, and never recorded (stop 44 tester
+/// t53: accept-new and `no` recorded and trusted an RSA key offered by a host recorded with
+/// its ed25519 key: a reinstalled host, or a man in the middle offering only RSA).
+#[test]
+fn a_key_of_another_type_than_the_recorded_ones_is_a_changed_key() {
+    let lab = Lab::start(1);
+    let rsa = with_rsa_host_key(&lab);
+    let port = lab.host("host1").port;
+    let ed25519 = std::fs::read_to_string(lab.known_hosts()).unwrap();
+    // ssh-keygen -l reads a known_hosts line as a public key.
+    let own = fingerprint(&lab.known_hosts());
     let ecdsa = lab.dir().join("stranger_ecdsa");
     keygen(&ecdsa, "ecdsa");
-    std::fs::write(
-        &kh,
-        format!(
-            "[127.0.0.1]:{port} {}\n",
-            public_key(&ecdsa.with_extension("pub"))
+    let cases = [
+        // The server's key is ed25519; only a stranger's ECDSA key is recorded.
+        (
+            format!(
+                "[127.0.0.1]:{port} {}\n",
+                public_key(&ecdsa.with_extension("pub"))
+            ),
+            "",
+            format!("ssh-ed25519 {own}"),
+            format!(
+                "ecdsa-sha2-nistp256 {}",
+                fingerprint(&ecdsa.with_extension("pub"))
+            ),
         ),
-    )
-    .unwrap();
-    run(&config(&lab, "other_type", "", &kh))
-        .status(3)
-        .stdout_contains(&format!(
-            "host1: host key for [127.0.0.1]:{port} is not known (ssh-ed25519 "
-        ))
-        .stdout_contains(&format!(
-            "known_hosts records only other key types for it: ecdsa-sha2-nistp256 {} ({}:1)",
-            fingerprint(&ecdsa.with_extension("pub")),
-            kh.display()
-        ));
+        // The server's own ed25519 key is recorded, and it is asked for RSA only.
+        (
+            ed25519,
+            "  HostKeyAlgorithms rsa-sha2-512,rsa-sha2-256\n",
+            format!("ssh-rsa {}", fingerprint(&rsa.with_extension("pub"))),
+            format!("ssh-ed25519 {own}"),
+        ),
+    ];
+    for (i, (recorded, algorithms, presented, was)) in cases.iter().enumerate() {
+        for mode in ["yes", "accept-new", "no", "ask"] {
+            let kh = lab.dir().join(format!("kh_{i}_{mode}"));
+            std::fs::write(&kh, recorded).unwrap();
+            let extra = format!("  StrictHostKeyChecking {mode}\n{algorithms}");
+            run(&config(&lab, &format!("other_{i}_{mode}"), &extra, &kh))
+                .status(3)
+                .stdout_contains(&format!(
+                    "host1: HOST KEY CHANGED for [127.0.0.1]:{port}: the server presented \
+                     {presented}, but {was} ({}:1) is recorded",
+                    kh.display()
+                ));
+            assert_eq!(&std::fs::read_to_string(&kh).unwrap(), recorded, "{mode}");
+        }
+    }
     assert_eq!(lab.accepted_logins("host1"), 0);
 }
 

@@ -133,7 +133,6 @@ impl HostKeyPolicy<'_> {
                     // Refused under `yes`, and where no user file could record it (`none`).
                     record_in => {
                         let other = OtherEntries {
-                            keys: describe(&self.known.recorded(&lookup)),
                             authorities: locations(&self.known.authorities(&lookup)),
                             certificate_types: self.certificate_types.join(", "),
                         };

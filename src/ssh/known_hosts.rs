@@ -48,8 +48,6 @@ pub struct RecordedKey {
 /// displayed as the empty string when it holds nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OtherEntries {
-    /// Keys of other types (`type fingerprint (file:line)`, comma-separated).
-    pub keys: String,
     /// `file:line` of the `@cert-authority` lines for the name: they could not be used, as
     /// the server presented a plain key.
     pub authorities: String,
@@ -59,13 +57,6 @@ pub struct OtherEntries {
 
 impl std::fmt::Display for OtherEntries {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if !self.keys.is_empty() {
-            write!(
-                f,
-                ": known_hosts records only other key types for it: {}",
-                self.keys
-            )?;
-        }
         if !self.authorities.is_empty() {
             write!(
                 f,
@@ -86,7 +77,10 @@ pub enum HostKeyCheck {
     Match,
     /// No entry for this host and key type.
     NotFound,
-    /// Entries for this host and key type record other keys.
+    /// Entries for this host record other keys, of its type or another: as for ssh
+    /// (hostfile.c `check_hostkeys_by_key_or_type`), a host that presents a key of a type not
+    /// recorded while keys of other types are has changed, it is not new (stop 44 tester t53:
+    /// accept-new recorded an RSA key offered by a host recorded with its ed25519 key).
     Mismatch(Vec<RecordedKey>),
     /// The key is listed as `@revoked`.
     Revoked(String),
@@ -223,18 +217,6 @@ impl KnownHosts {
         types
     }
 
-    /// The keys recorded for `name`, of any type (for messages).
-    pub fn recorded(&self, name: &str) -> Vec<RecordedKey> {
-        self.for_host(name)
-            .filter(|e| e.marker == Marker::None)
-            .map(|e| RecordedKey {
-                key_type: e.key_type.clone(),
-                fingerprint: fingerprint(&e.key),
-                location: format!("{}:{}", e.path.display(), e.line),
-            })
-            .collect()
-    }
-
     /// The `@cert-authority` lines whose host patterns match `name`, in file order.
     pub fn authorities(&self, name: &str) -> Vec<Authority> {
         self.for_host(name)
@@ -255,7 +237,6 @@ impl KnownHosts {
 
     /// Checks the key the server presented for `name`.
     pub fn check(&self, name: &str, key: &[u8]) -> HostKeyCheck {
-        let presented_type = blob_key_type(key).unwrap_or_default();
         let mut recorded = Vec::new();
         let mut matched = false;
         for e in self.for_host(name) {
@@ -264,7 +245,7 @@ impl KnownHosts {
                     return HostKeyCheck::Revoked(format!("{}:{}", e.path.display(), e.line))
                 }
                 Marker::None if e.key == key => matched = true,
-                Marker::None if e.key_type == presented_type => recorded.push(RecordedKey {
+                Marker::None => recorded.push(RecordedKey {
                     key_type: e.key_type.clone(),
                     fingerprint: fingerprint(&e.key),
                     location: format!("{}:{}", e.path.display(), e.line),

@@ -247,6 +247,46 @@ fn a_hang_up_before_the_banner_is_retried() {
     assert_eq!(lab.accepted_logins("host1"), before + 2);
 }
 
+/// A jump host's `ssh://` URI is read as ssh reads it: its user percent-decoded (stop 44
+/// tester t53: `ssh://ro%6Ft@...` logged in as `ro%6Ft`), a host name with `%` refused.
+#[test]
+fn a_jump_uri_user_is_percent_decoded() {
+    let lab = Lab::start(2);
+    let common = format!(
+        "  User root\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {}\n  \
+         StrictHostKeyChecking yes\n",
+        lab.client_key().display(),
+        lab.known_hosts().display()
+    );
+    let via = |jump: &str| {
+        let cfg = lab.dir().join("jump_uri");
+        std::fs::write(
+            &cfg,
+            format!(
+                "{}  ProxyJump {jump}\nHost 127.0.0.1\n{common}",
+                block("inner", lab.host("host1").port, &common)
+            ),
+        )
+        .unwrap();
+        Tether::new()
+            .ssh_config(&cfg)
+            .args(&["run", "--hosts", "inner", "--", "echo reached"])
+            .run()
+    };
+    let jump = lab.host("host2").port;
+    let before = lab.accepted_logins("host2");
+    via(&format!("ssh://ro%6Ft@127.0.0.1:{jump}"))
+        .status(0)
+        .stdout_contains("inner | reached");
+    assert_eq!(lab.accepted_logins("host2"), before + 1);
+    via(&format!("ssh://127.0.0.1%2d:{jump}"))
+        .status(2)
+        .stderr_contains(&format!(
+            "jump_uri:9: invalid ProxyJump \"ssh://127.0.0.1%2d:{jump}\": `127.0.0.1%2d` is \
+             not a valid host name in an ssh:// URI"
+        ));
+}
+
 /// A real sshd with `MaxStartups 1` (or `PerSourceMaxStartups 1`) drops all but one of a
 /// burst of connections; every one of 12 aliases of it still connects, and its log shows it
 /// dropped some.

@@ -175,20 +175,7 @@ fn lookup(name: &str, family: i32) -> Option<String> {
     }
     // SAFETY: ai_canonname is a NUL-terminated string owned by the list.
     let cname = unsafe { CStr::from_ptr(first.ai_canonname) }.to_string_lossy();
-    Some(valid_domain(&cname).unwrap_or_default())
-}
-
-/// misc.c `valid_domain`: a usable domain name without its trailing dot; `None` for a bad
-/// one (ssh ignores such a CNAME).
-fn valid_domain(name: &str) -> Option<String> {
-    let first = name.chars().next()?;
-    if !first.is_ascii_alphanumeric() || name.contains("..") {
-        return None;
-    }
-    let ok = name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
-    ok.then(|| name.strip_suffix('.').unwrap_or(name).to_string())
+    Some(super::uri::valid_domain(&cname).unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -27,7 +27,10 @@ fn hop(s: &str) -> Result<Hop, String> {
         return Err("empty jump host".into());
     }
     if let Some(uri) = s.strip_prefix("ssh://") {
-        return ssh_uri(uri);
+        // As a destination's: the user percent-decoded, the host a valid name (stop 44
+        // tester t53: `ssh://ro%6Ft@h` logged in as `ro%6Ft`, `ssh://h%2dx` was a host name).
+        let (user, host, port) = super::uri::parse_ssh_uri(uri)?;
+        return Ok(Hop { user, host, port });
     }
     let (user, rest) = match s.rfind('@') {
         Some(0) => return Err(format!("empty user in `{s}`")),
@@ -37,26 +40,6 @@ fn hop(s: &str) -> Result<Hop, String> {
     let (host, port_text) = host_port(rest).ok_or_else(|| format!("bad host in `{s}`"))?;
     let port = match port_text {
         Some(p) if !p.is_empty() => Some(port(p).ok_or_else(|| format!("bad port in `{s}`"))?),
-        _ => None,
-    };
-    Ok(Hop { user, host, port })
-}
-
-fn ssh_uri(uri: &str) -> Result<Hop, String> {
-    let (user, rest) = match uri.find('@') {
-        Some(0) => return Err("empty user in ssh:// URI".into()),
-        Some(i) => {
-            let user = uri[..i].split(';').next().unwrap_or_default();
-            (Some(user.to_string()), &uri[i + 1..])
-        }
-        None => (None, uri),
-    };
-    let rest = rest.strip_suffix('/').unwrap_or(rest);
-    let (host, port_text) = host_port(rest).ok_or_else(|| format!("bad host in `ssh://{uri}`"))?;
-    let port = match port_text {
-        Some(p) if !p.is_empty() => {
-            Some(port(p).ok_or_else(|| format!("bad port in `ssh://{uri}`"))?)
-        }
         _ => None,
     };
     Ok(Hop { user, host, port })
@@ -104,5 +87,35 @@ mod tests {
         assert!(parse("a,,b").is_err());
         assert!(parse("@a").is_err());
         assert!(parse("a:0").is_err());
+    }
+
+    /// A hop's ssh:// URI is read as a destination's (stop 44 tester t53).
+    #[test]
+    fn uri_hops_are_read_as_destinations() {
+        let hop = |s: &str| {
+            let h = parse(s).unwrap().remove(0);
+            (h.user, h.host, h.port)
+        };
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(
+            hop("ssh://ro%6Ft@h:2200"),
+            (some("root"), "h".into(), Some(2200))
+        );
+        assert_eq!(
+            hop("ssh://alice%40corp.com@h"),
+            (some("alice@corp.com"), "h".into(), None)
+        );
+        assert_eq!(hop("ssh://u;fp=x@h/"), (some("u"), "h".into(), None));
+        assert_eq!(hop("ssh://[::1]:2201"), (None, "::1".into(), Some(2201)));
+        for bad in [
+            "ssh://h%2dx",
+            "ssh://u%zz@h",
+            "ssh://u%00@h",
+            "ssh://h/path",
+            "ssh://-h",
+            "ssh://@h",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 }

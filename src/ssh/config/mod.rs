@@ -39,6 +39,7 @@ mod pattern;
 pub(crate) mod port;
 mod resolve;
 mod state;
+mod uri;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -57,6 +58,7 @@ pub use negotiable::{
     unusable, unusable_keyword,
 };
 pub use pattern::{match_pattern, pattern_list_match, wildcard_match};
+pub use uri::parse_ssh_uri;
 
 use state::Inner;
 

@@ -247,6 +247,110 @@ fn a_hang_up_before_the_banner_is_retried() {
     assert_eq!(lab.accepted_logins("host1"), before + 2);
 }
 
+/// Two jump aliases of one address are two connections where their settings differ, as
+/// they are two `ssh` commands: each host goes through its own jump alias's known_hosts,
+/// identity and ProxyCommand, whichever connects first (stop 44 tester t53: jump connections
+/// were shared by `user@host:port`, so a host went through the other alias's connection,
+/// skipping its own host key check, identity or route, and which one depended on the order
+/// of `--hosts`). Aliases alike share one.
+#[test]
+fn jump_aliases_of_one_address_with_other_settings_are_not_shared() {
+    let lab = Lab::start(3);
+    let port = |n: &str| lab.host(n).port;
+    let stranger = lab.dir().join("stranger_key");
+    assert!(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&stranger)
+        .status()
+        .unwrap()
+        .success());
+    let stranger_pub = std::fs::read_to_string(stranger.with_extension("pub")).unwrap();
+    let stranger_pub: Vec<&str> = stranger_pub.split_whitespace().take(2).collect();
+    let wrong_kh = lab.dir().join("known_hosts_wrong");
+    std::fs::write(
+        &wrong_kh,
+        format!("[127.0.0.1]:{} {}\n", port("host2"), stranger_pub.join(" ")),
+    )
+    .unwrap();
+    let common = |kh: &std::path::Path, key: &std::path::Path| {
+        format!(
+            "  User root\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {}\n  \
+             StrictHostKeyChecking yes\n  ConnectTimeout 5\n",
+            key.display(),
+            kh.display()
+        )
+    };
+    let good = common(&lab.known_hosts(), &lab.client_key());
+    let cases = [
+        // jB's known_hosts records another key for the jump host.
+        (
+            "hostkey",
+            common(&wrong_kh, &lab.client_key()),
+            "HOST KEY CHANGED",
+        ),
+        // jB's only identity is not authorized there.
+        (
+            "identity",
+            common(&lab.known_hosts(), &stranger),
+            "authentication failed",
+        ),
+        // jB is reached through a ProxyCommand that fails.
+        (
+            "route",
+            format!("  ProxyCommand /bin/false\n{good}"),
+            "ProxyCommand",
+        ),
+    ];
+    for (what, jb, refused) in cases {
+        let cfg = lab.dir().join(format!("jumps_{what}"));
+        std::fs::write(
+            &cfg,
+            [
+                block("jA", port("host2"), &good),
+                block("jA2", port("host2"), &good),
+                block("jB", port("host2"), &jb),
+                block("a1", port("host1"), &format!("  ProxyJump jA\n{good}")),
+                block("a2", port("host3"), &format!("  ProxyJump jA2\n{good}")),
+                block("b1", port("host3"), &format!("  ProxyJump jB\n{good}")),
+            ]
+            .join(""),
+        )
+        .unwrap();
+        for hosts in ["a1,b1", "b1,a1"] {
+            let out = Tether::new()
+                .ssh_config(&cfg)
+                .args(&["run", "--hosts", hosts, "--", "echo reached"])
+                .run();
+            out.status(3)
+                .stdout_contains("a1 | reached")
+                .stdout_lacks("b1 | reached")
+                .stdout_contains("b1: ");
+            let b1 = out
+                .stdout
+                .lines()
+                .find(|l| l.starts_with("b1: "))
+                .unwrap_or_default()
+                .to_string();
+            assert!(
+                b1.contains("jB") && b1.to_lowercase().contains(&refused.to_lowercase()),
+                "{what} {hosts}: {b1}\n{}",
+                out.stdout
+            );
+        }
+    }
+    // Two aliases alike (but for their names) share one login on the jump host.
+    let cfg = lab.dir().join("jumps_hostkey");
+    let before = lab.accepted_logins("host2");
+    Tether::new()
+        .ssh_config(&cfg)
+        .args(&["run", "--hosts", "a1,a2", "--", "echo reached"])
+        .run()
+        .status(0)
+        .stdout_contains("a1 | reached")
+        .stdout_contains("a2 | reached");
+    assert_eq!(lab.accepted_logins("host2"), before + 1);
+}
+
 /// A jump host's `ssh://` URI is read as ssh reads it: its user percent-decoded (stop 44
 /// tester t53: `ssh://ro%6Ft@...` logged in as `ro%6Ft`), a host name with `%` refused.
 #[test]

@@ -42,6 +42,22 @@ pub struct Hop {
     pub config: HostConfig,
 }
 
+/// What a jump host's connection is shared by, among the hosts whose routes pass through
+/// it: all of its resolved config that bears on reaching and trusting it (address, user,
+/// route, known_hosts files and policy, `HostKeyAlias`, identities, algorithms...), not the
+/// words it was named by. Two aliases of one address with other settings are two connections,
+/// as they are two `ssh` commands (stop 44 tester t53: keyed by `user@host:port`, the first
+/// alias to connect served the other's hosts, through its own ProxyCommand and host key check).
+pub fn sharing_key(cfg: &HostConfig) -> String {
+    let mut cfg = cfg.clone();
+    for said in [&mut cfg.alias, &mut cfg.ssh_command] {
+        said.clear();
+    }
+    cfg.ssh_g.clear();
+    cfg.config_files.clear();
+    format!("{cfg:?}")
+}
+
 /// What identifies a connection: user, address and port.
 pub fn identity(cfg: &HostConfig) -> String {
     format!(

@@ -47,7 +47,7 @@ use super::connect::{self, Connection};
 use super::limiter::HandshakeLimiter;
 use super::owner::{Owner, Shared, Via};
 use super::policy::WorkerSettings;
-use super::route::{identity, Hop};
+use super::route::{sharing_key, Hop};
 use super::SshError;
 use crate::event::Sink;
 use crate::failure::Kind;
@@ -88,7 +88,7 @@ impl Jumps {
             if !key.is_empty() {
                 key.push_str(" > ");
             }
-            key.push_str(&identity(&hop.config));
+            key.push_str(&sharing_key(&hop.config));
             let jump = match map.get(&key) {
                 Some(j) => j.clone(),
                 None => {

@@ -262,6 +262,54 @@ fn unreachable_host_exits_3_and_the_others_are_still_checked() {
     assert_eq!(value(&out, "r1", "MaxSessions"), "10");
 }
 
+/// Where stderr is read apart from stdout (a file, JSON on stdout), the error names each host
+/// that could not be checked with its reason, hosts alike in one line (stop 43 tester t52: the
+/// hosts alone); read together, the reasons are said once, on stdout.
+#[test]
+fn check_says_why_a_host_failed_where_stderr_is_read_apart() {
+    let lab = Lab::builder().names(&["r1"]).start();
+    let cfg = lab.dir().join("unresolvable_config");
+    let lab_cfg = std::fs::read_to_string(lab.ssh_config()).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("{lab_cfg}\nHost gone1 gone2\n  HostName nosuch.invalid\n"),
+    )
+    .unwrap();
+    for format in ["text", "json"] {
+        let out = Tether::new()
+            .ssh_config(&cfg)
+            .folded()
+            .args(&["check", "--hosts", "r1,gone1,gone2", "--format", format])
+            .run();
+        out.status(3).stderr_contains(
+            "2 of 3 hosts could not be reached (gone[1-2])\n\
+             gone[1-2]: cannot resolve nosuch.invalid",
+        );
+    }
+    let out = Tether::new()
+        .ssh_config(&cfg)
+        .args(&["check", "--hosts", "r1,gone1,gone2"])
+        .run();
+    out.status(3)
+        .stderr_contains("\ngone1: cannot resolve nosuch.invalid")
+        .stderr_contains("\ngone2: cannot resolve nosuch.invalid");
+    let mut together = Tether::new()
+        .ssh_config(&cfg)
+        .args(&["check", "--hosts", "r1,gone1"])
+        .command();
+    let (reader, writer) = std::io::pipe().unwrap();
+    together.stdout(writer.try_clone().unwrap()).stderr(writer);
+    let mut child = together.spawn().unwrap();
+    drop(together);
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut { reader }, &mut text).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(3), "{text}");
+    assert!(
+        text.ends_with("\nerror: 1 of 2 hosts could not be reached (gone1)\n"),
+        "{text}"
+    );
+}
+
 /// Hosts that fail in different ways are each counted once, in their own category, and the
 /// error names every one; the exit code is the configuration error's (README: a configuration
 /// error decides over an unreachable host, which decides over a warning).

@@ -211,17 +211,17 @@ pub fn check(
     let mut parts = Vec::new();
     for (hosts, words, is) in [
         (
-            misconfigured,
+            &misconfigured,
             "cannot be tried: a configuration error",
             Kind::Config,
         ),
-        (unreachable, "could not be reached", Kind::Unreachable),
+        (&unreachable, "could not be reached", Kind::Unreachable),
     ] {
         if !hosts.is_empty() {
             if kind == Kind::Failed {
                 kind = is;
             }
-            parts.push(format!("{} {words} ({})", of(hosts.len()), named(&hosts)));
+            parts.push(format!("{} {words} ({})", of(hosts.len()), named(hosts)));
         }
     }
     if !warned.is_empty() {
@@ -230,7 +230,28 @@ pub fn check(
             of(warned.len())
         ));
     }
-    Err(Error::from(Failure::new(kind, parts.join("; "))))
+    let mut said = parts.join("; ");
+    // Each host's reason is on stdout; where stderr is read apart from it (stdout to a file,
+    // JSON on stdout), the error says them too (stop 43 tester t52: it named the unreachable
+    // hosts without a word of why), hosts that failed alike in one line unless --no-fold.
+    if !crate::stdout::shares_stderr() {
+        // Each error names its host (see `SshError::said`).
+        let reasons: Vec<(&str, &HostText)> = misconfigured
+            .iter()
+            .chain(unreachable.iter())
+            .filter_map(|r| Some((r.host.as_str(), r.error.as_ref()?)))
+            .collect();
+        let lines = if settings.fold {
+            crate::host_text::fold(&reasons)
+        } else {
+            reasons.iter().map(|(_, t)| t.to_string()).collect()
+        };
+        for line in lines {
+            said.push('\n');
+            said.push_str(&line);
+        }
+    }
+    Err(Error::from(Failure::new(kind, said)))
 }
 
 /// The hosts of `reports` that cannot be tried (a configuration error), that could not be

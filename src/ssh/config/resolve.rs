@@ -745,17 +745,6 @@ impl<'a> Resolution<'a> {
         let err =
             |at: Option<Location>, what: &str, e: String| self.error(at, format!("{what}: {e}"));
 
-        // User: from the command line, else the config (with tokens, as OpenSSH 10 expands
-        // it), else the local user.
-        let user = match opts.first.get("User") {
-            Some(Obtained { value, at: None }) => value.text(),
-            Some(Obtained { value, at }) => {
-                let tokens = self.base_tokens(&host, 0, "", "")?;
-                expand::percent_dollar(&value.text(), &tokens)
-                    .map_err(|e| err(at.clone(), "User", e))?
-            }
-            None => local.user.clone(),
-        };
         let port = match opts.first.get("Port") {
             Some(Obtained {
                 value: Value::Port(p),
@@ -764,6 +753,25 @@ impl<'a> Resolution<'a> {
             _ => 22,
         };
         let jump_host = opts.jump_host();
+        let host_key_alias = opts.text("HostKeyAlias").map(|a| a.to_ascii_lowercase());
+        // User: from the command line, else the config (with tokens, as OpenSSH 10 expands
+        // it: ssh.c, DEFAULT_CLIENT_PERCENT_EXPAND_ARGS_NOUSER, the real port, no `%r` or
+        // `%C`, which the user is part of; stop 44 tester t53: `%p` was 22 whatever Port
+        // said, and `%r` empty), else the local user.
+        let user = match opts.first.get("User") {
+            Some(Obtained { value, at: None }) => value.text(),
+            Some(Obtained { value, at }) => {
+                let tokens = self.tokens_without_user(&host, port, &jump_host).with(
+                    'k',
+                    host_key_alias
+                        .clone()
+                        .unwrap_or_else(|| self.req.alias.clone()),
+                );
+                expand::percent_dollar(&value.text(), &tokens)
+                    .map_err(|e| err(at.clone(), "User", e))?
+            }
+            None => local.user.clone(),
+        };
         let jump = opts
             .jump
             .as_ref()
@@ -774,7 +782,6 @@ impl<'a> Resolution<'a> {
             .as_ref()
             .map(|o| o.value.text())
             .filter(|s| !s.eq_ignore_ascii_case("none"));
-        let host_key_alias = opts.text("HostKeyAlias").map(|a| a.to_ascii_lowercase());
         let tokens = self.base_tokens(&host, port, &user, &jump_host)?;
         let tokens = tokens.with(
             'k',
@@ -1114,19 +1121,29 @@ impl<'a> Resolution<'a> {
         jump: &str,
     ) -> Result<Tokens, HostError> {
         let local = &self.inner.local;
-        let port = if port == 0 { 22 } else { port }.to_string();
-        Ok(Tokens::default()
-            .with('C', connection_hash(&local.hostname, host, &port, user))
+        let port_text = port.to_string();
+        Ok(self
+            .tokens_without_user(host, port, jump)
+            .with(
+                'C',
+                connection_hash(&local.hostname, host, &port_text, user),
+            )
+            .with('r', user))
+    }
+
+    /// The tokens of a connection that do not depend on its user (all but `%C` and `%r`).
+    fn tokens_without_user(&self, host: &str, port: u16, jump: &str) -> Tokens {
+        let local = &self.inner.local;
+        Tokens::default()
             .with('L', local.short_hostname())
             .with('i', local.uid.to_string())
             .with('l', &local.hostname)
             .with('n', &self.req.alias)
-            .with('p', port)
+            .with('p', port.to_string())
             .with('d', local.home.display().to_string())
             .with('h', host)
-            .with('r', user)
             .with('u', &local.user)
-            .with('j', jump))
+            .with('j', jump)
     }
 }
 

@@ -278,6 +278,25 @@ fn tokens_where_ssh_expands_them() {
     );
 }
 
+/// `User`'s tokens are OpenSSH 10's: the real port, `%k`, no `%r` or `%C` (stop 44 tester
+/// t53: `%p` was 22 whatever Port said, and `%r` empty).
+#[test]
+fn user_tokens_are_those_without_the_user() {
+    let cfg = parse(
+        "Host h1\n  User u-%p-%h-%n-%k-%j\n  Port 2222\n  HostName real\n  HostKeyAlias Alias\n  \
+         ProxyJump jh\nHost h2\n  User u-%r\nHost h3\n  User u-%C\nHost h4\n  Port 2200\n  User %p\n",
+    );
+    assert_eq!(host(&cfg, "h1").user, "u-2222-real-h1-alias-jh");
+    assert_eq!(host(&cfg, "h4").user, "2200");
+    for (h, token) in [("h2", "%r"), ("h3", "%C")] {
+        let err = cfg.resolve(h, None, None).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("User: unknown token `{token}`")),
+            "{err}"
+        );
+    }
+}
+
 fn connection_hash_for(h: &HostConfig) -> String {
     use sha1::{Digest as _, Sha1};
     let mut sha = Sha1::new();

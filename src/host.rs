@@ -25,7 +25,7 @@ pub struct HostTarget {
 impl HostTarget {
     /// Parses `[user@]host[:port]` (see [`split_destination`]: brackets are part of the name,
     /// as in ssh), or
-    /// `ssh://[user@]host[:port][/]` as ssh reads it (see [`parse_ssh_uri`](crate::ssh::config::parse_ssh_uri)).
+    /// `ssh://[user@]host[:port][/]` as ssh reads it (see [`parse_ssh_uri`](crate::ssh::config::uri::parse_ssh_uri)).
     pub fn parse(name: &str) -> Result<Self, String> {
         let bad = |why: &str| format!("invalid host `{name}`: {why}");
         if name.trim().is_empty() {
@@ -35,7 +35,7 @@ impl HostTarget {
             return Err(bad("contains whitespace"));
         }
         let (user, alias, port) = match name.strip_prefix("ssh://") {
-            Some(uri) => crate::ssh::config::parse_ssh_uri(uri),
+            Some(uri) => crate::ssh::config::uri::parse_ssh_uri(uri),
             None => split_destination(name),
         }
         .map_err(|why| bad(&why))?;

@@ -39,7 +39,7 @@ mod pattern;
 pub(crate) mod port;
 mod resolve;
 mod state;
-mod uri;
+pub(crate) mod uri;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -58,7 +58,6 @@ pub use negotiable::{
     unusable, unusable_keyword,
 };
 pub use pattern::{match_pattern, pattern_list_match, wildcard_match};
-pub use uri::parse_ssh_uri;
 
 use state::Inner;
 

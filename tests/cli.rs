@@ -588,3 +588,75 @@ fn filters_that_select_no_server_are_refused_for_tasks_as_for_run() {
         .status(0);
     assert!(dir.path().join("ran").exists());
 }
+
+/// Capistrano's and Deployer's habits get hints that tether takes, or are refused as they
+/// would be (stop 44 tester t54): `HOSTS=host1` was told `-s hosts=host1`, which selected
+/// nothing and ran on every host; `stage=production` `-s stage=...`, which is refused; `tether
+/// deploy production` said `unknown task` alone; with every server in stages and none named,
+/// a task said `unknown role or host`, exit 4, where Capistrano says the stage is not set.
+#[test]
+fn habits_get_hints_tether_takes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("deploy.rhai"),
+        "stage(\"production\", || { server(\"app1\", #{ roles: [\"app\"] }); });\n\
+         stage(\"staging\", || { server(\"app2\", #{ roles: [\"app\"] }); });\n\
+         task(\"t\", || { run_locally(\"echo ran >> ran\"); });\n",
+    )
+    .unwrap();
+    let cases: [(&[&str], &str); 8] = [
+        (
+            &["production", "t", "HOSTS=app1"],
+            "unknown task `HOSTS=app1`: tether takes no KEY=VALUE arguments (Rake would put \
+             them in its environment): select them with --hosts app1 (or HOSTS=app1 in the \
+             environment)",
+        ),
+        (
+            &["production", "t", "roles=app"],
+            "select them with --roles app (or ROLES=app in the environment)",
+        ),
+        (
+            &["t", "stage=production"],
+            "name the stage first: `tether production TASK`",
+        ),
+        (
+            &["production", "t", "-s", "hosts=app1"],
+            "-s hosts=app1: `hosts` would be a variable, which selects no hosts: select them \
+             with --hosts app1 (or HOSTS=app1 in the environment)",
+        ),
+        (
+            &["production", "t", "-s", "ROLES=app"],
+            "-s ROLES=app: `ROLES` would be a variable, which selects no roles",
+        ),
+        (
+            &["t", "production"],
+            "unknown task `production`: `production` is a stage, which comes first: `tether \
+             production t`",
+        ),
+        (
+            &["t"],
+            "no stage selected, and the recipe's servers are declared in its stages \
+             (production, staging): name one first, `tether production t`",
+        ),
+        (
+            &["staging", "t", "production"],
+            "unknown task `production`: `production` is a stage, which comes first: `tether \
+             production t`",
+        ),
+    ];
+    for (args, said) in cases {
+        Tether::new()
+            .current_dir(dir.path())
+            .args(args)
+            .run()
+            .status(2)
+            .stderr_contains(said);
+        assert!(!dir.path().join("ran").exists(), "{args:?}: the task ran");
+    }
+    Tether::new()
+        .current_dir(dir.path())
+        .args(&["production", "t", "--hosts", "app1"])
+        .run()
+        .status(0);
+    assert!(dir.path().join("ran").exists());
+}

@@ -368,12 +368,25 @@ impl Recipe {
     pub fn unknown_task(&self, name: &str) -> String {
         // Rake's and Capistrano's `KEY=VALUE` argument (stop 41 tester t42: `tether
         // deploy:rollback ROLLBACK_RELEASE=X` said only `unknown task`).
+        // Each hint is one tether takes (stop 44 tester t54: `HOSTS=host1` was told `-s
+        // hosts=host1`, which selected nothing, and `stage=production` `-s stage=...`, which
+        // is refused).
         if let Some((key, value)) = name.split_once('=') {
             let var = key.to_ascii_lowercase();
+            let instead = match var.as_str() {
+                "hosts" | "roles" => format!(
+                    "select them with --{var} {value} (or {}={value} in the environment)",
+                    var.to_ascii_uppercase()
+                ),
+                "stage" => format!("name the stage first: `tether {value} TASK`"),
+                _ => format!(
+                    "set a variable with -s {var}={value}, or {key} in the environment where \
+                     tether reads it (HOSTS, ROLES, ROLLBACK_RELEASE)"
+                ),
+            };
             return format!(
-                "unknown task `{name}`: tether takes no KEY=VALUE arguments, as Rake does: set \
-                 a variable with -s {var}={value}, or {key} in the environment where tether \
-                 reads it (HOSTS, ROLES, ROLLBACK_RELEASE)"
+                "unknown task `{name}`: tether takes no KEY=VALUE arguments (Rake would put \
+                 them in its environment): {instead}"
             );
         }
         format!(

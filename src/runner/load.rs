@@ -452,9 +452,13 @@ impl Loaded {
     /// (usage errors, exit 2) and the recipe's hook targets (recipe errors, exit 4) exist.
     pub fn validate(&self, tasks: &[String]) -> Result<(), Error> {
         self.validate_hooks()?;
+        let stages = self.stages();
         let recipe = self.rt.recipe();
         for t in tasks {
             if !recipe.tasks.contains_key(t) {
+                if stages.contains(t) {
+                    return Err(stage_after_task(t, tasks));
+                }
                 return Err(Error::Usage(recipe.unknown_task(t)));
             }
         }
@@ -652,7 +656,39 @@ pub fn split_stage(loaded: &Loaded, targets: &[String]) -> Result<Vec<String>, E
             )));
         }
     }
+    if selected.is_none() && !stages.is_empty() {
+        if let Some(stage) = targets.iter().find(|t| stages.contains(t)) {
+            return Err(stage_after_task(stage, targets));
+        }
+        let recipe = loaded.rt.recipe();
+        if recipe.servers.is_empty() && targets.iter().all(|t| recipe.tasks.contains_key(t)) {
+            // As Capistrano's "Stage not set" (stop 44 tester t54: `tether app:hello` said
+            // `unknown role or host`, exit 4, and `tether deploy` to select hosts with
+            // --hosts, which no unloaded stage's server can be).
+            return Err(Error::Usage(format!(
+                "no stage selected, and the recipe's servers are declared in its stages ({}): \
+                 name one first, `tether {} {}`",
+                stages.join(", "),
+                stages[0],
+                targets.join(" ")
+            )));
+        }
+    }
     Ok(tasks)
+}
+
+/// A stage named after a task, as Deployer 6 took it (`dep deploy production`; stop 44 tester
+/// t54: `unknown task` alone): where it goes.
+fn stage_after_task(stage: &str, targets: &[String]) -> Error {
+    let rest: Vec<&str> = targets
+        .iter()
+        .map(String::as_str)
+        .filter(|t| *t != stage)
+        .collect();
+    Error::Usage(format!(
+        "unknown task `{stage}`: `{stage}` is a stage, which comes first: `tether {stage} {}`",
+        rest.join(" ")
+    ))
 }
 
 #[cfg(test)]

@@ -1101,7 +1101,7 @@ fn rollback_release_in_the_environment_names_the_target() {
     // Rake's KEY=VALUE argument is no task, and says what tether takes (stop 41 tester t42).
     tether(&dir, &lab, &["deploy:rollback", "ROLLBACK_RELEASE=20250101000002"])
         .status(2)
-        .stderr_contains("unknown task `ROLLBACK_RELEASE=20250101000002`: tether takes no KEY=VALUE arguments, as Rake does: set a variable with -s rollback_release=20250101000002, or ROLLBACK_RELEASE in the environment");
+        .stderr_contains("unknown task `ROLLBACK_RELEASE=20250101000002`: tether takes no KEY=VALUE arguments (Rake would put them in its environment): set a variable with -s rollback_release=20250101000002, or ROLLBACK_RELEASE in the environment");
     rollback("nonsense", &["-s", "rollback_release=20250101000002"]).status(0);
     assert_current(
         &lab,

@@ -18,11 +18,11 @@ fn secrets_are_masked_in_every_output() {
 set_secret("api_key", "s3cr3t-set-XYZ");
 let token = secret_env("DEPLOY_TOKEN");
 set("token", token);
-task("t", || {
+task("t", "uses " + fetch("api_key"), || {
     print("key is " + fetch("api_key"));
     debug(fetch("api_key"));
     debug("plain");
-    on("web", "echo " + fetch("api_key") + " > /srv/key; echo " + fetch("token"));
+    on("web", "echo " + fetch("api_key") + " > /srv/key; echo " + fetch("token") + "; printf '\\033[31ms3cr3t-set-\\033[0mXYZ\\n'");
     on("web", |host| {
         with_env(#{ TOKEN: fetch("token") }, || run("printf '%s' \"$TOKEN\" > /srv/token; echo $TOKEN >&2"));
         try { run("echo " + fetch("api_key") + " >&2; exit 3"); } catch (err) {
@@ -53,6 +53,11 @@ task("t", || {
                 &format!("echo {}; exit 2", SECRETS[2]),
             ])
             .run(),
+        // A task's description (stop 44 tester t54: printed as it was).
+        with_env(r.tether()).args(&["tasks"]).run(),
+        with_env(r.tether())
+            .args(&["tasks", "--format", "json"])
+            .run(),
     ];
     for (i, out) in runs.iter().enumerate() {
         for s in SECRETS {
@@ -69,6 +74,9 @@ task("t", || {
         .stdout_contains("key is ********")
         .stdout_contains("caught: ");
     runs[1].stdout_contains("********");
+    // A secret split by colour codes, which stdout to a file drops (stop 44 tester t54).
+    runs[0].stdout_contains("web1 | ********");
+    runs[5].stdout_contains("t  uses ********");
     // debug() goes through the reporter too: a print event, with where it was called.
     runs[0].stdout_contains("debug deploy.rhai:11:5: \"plain\"");
     for out in [&runs[1], &runs[3]] {

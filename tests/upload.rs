@@ -495,7 +495,14 @@ task("link", || { on("db", |host| { upload("a.link", "/srv/up/a"); }); });
             .stderr_contains(&format!("upload: {local} is not a regular file"));
         assert!(!root.join("up").join(task).exists(), "{task}");
         assert!(started.elapsed() < Duration::from_secs(30), "{task}");
+        // The dry run refuses what the run refuses (stop 44 tester t54: it planned them).
+        r.tether()
+            .args(&["-n", task])
+            .run()
+            .status(4)
+            .stderr_contains(&format!("upload: {local} is not a regular file"));
     }
+    r.tether().args(&["-n", "link"]).run().status(0);
 }
 
 #[test]

@@ -86,7 +86,12 @@ impl Backend for DryRun {
 
     fn upload(&self, host: &str, upload: &Upload) -> Result<(), TransferError> {
         // A file the run itself makes (run_locally) does not exist in a dry run: still listed.
+        // One that exists is refused as the run would refuse it (stop 44 tester t54: `-n`
+        // planned `upload /dev/zero` that the run refuses).
         let bytes = std::fs::metadata(upload.path).ok().map(|m| m.len());
+        if bytes.is_some() {
+            super::regular_file::regular_file(upload.path)?;
+        }
         self.plan(
             host,
             EventKind::PlannedUpload {

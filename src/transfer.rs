@@ -203,13 +203,24 @@ fn temp_stem(remote: &str) -> String {
     if name.len() <= FULL_NAME_UP_TO {
         return "\"$d\"".to_string();
     }
-    let mut cut = 64;
-    while !name.is_char_boundary(cut) {
+    // Cut at a character's start, so the stem of a UTF-8 name is UTF-8.
+    let stem = String::from_utf8_lossy(&long_name_stem(name.as_bytes())).into_owned();
+    remote_word(&format!("{dir}{stem}"))
+}
+
+/// `.PREFIX~HASH` for a name of more than [`FULL_NAME_UP_TO`] bytes: its first 64 bytes (cut
+/// where a UTF-8 character starts) and 16 hex digits of its SHA-256.
+fn long_name_stem(name: &[u8]) -> Vec<u8> {
+    let mut cut = 64.min(name.len());
+    while cut > 0 && cut < name.len() && name[cut] & 0xC0 == 0x80 {
         cut -= 1;
     }
-    let hash = sha2::Sha256::digest(name.as_bytes());
+    let hash = sha2::Sha256::digest(name);
     let hex: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
-    remote_word(&format!("{dir}.{}~{hex}", &name[..cut]))
+    let mut stem = b".".to_vec();
+    stem.extend_from_slice(&name[..cut]);
+    stem.extend_from_slice(format!("~{hex}").as_bytes());
+    stem
 }
 
 /// A remote path of `upload`/`download` as one `sh` word: quoted, so spaces, `$`, quotes and
@@ -305,6 +316,16 @@ const NOT_SPECIAL: &str =
      echo \"upload: $d is no regular file (a device, a FIFO or a socket), which the upload would \
      replace: give a file's path\" >&2; exit 1; fi; ";
 
+/// Defines `is_link PATH`: true, saying so, where an upload's destination (`$d`, at `PATH`)
+/// is a symbolic link, which scp writes through and the move would replace (stop 44 tester
+/// t54: an upload onto a Capistrano linked file, `current/config/app.yml`, replaced the link,
+/// the shared file stayed as it was, and the next deploy linked the old one again). Both
+/// commands of an upload refuse it (a link put there while the bytes travel too).
+const NOT_LINK: &str =
+    "is_link() { [ -h \"$1\" ] || return 1; echo \"upload: $d is a symbolic link \
+     (to $(readlink -- \"$1\" | head -c 512 | tr -cd '[:print:]')), which scp would write through \
+     and the upload would replace: give the path it leads to, or remove the link first\" >&2; }; ";
+
 /// How old (minutes) another run's temporary file of the same destination must be before an
 /// upload removes it: a live upload writes to its file all the time, one whose connection and
 /// remote shell died left it behind.
@@ -335,7 +356,7 @@ const ENTER: &str = "P=$(cd -P -- \"${p%??}\" && pwd -P && echo x) || exit 1; P=
 pub fn receive_script(remote: &str, tmp: &str, size: u64) -> String {
     format!(
         "d={dest}; t={stem}{tmp}; p=$(dirname -- \"$d\"; echo x); mkdir -p -- \"${{p%??}}\" || exit 1; \
-         if [ -d \"$d\" ]; then echo \"upload: $d is a directory (mv would put the file inside \
+         {not_link}is_link \"$d\" && exit 1; if [ -d \"$d\" ]; then echo \"upload: $d is a directory (mv would put the file inside \
          it): give the file's own path\" >&2; exit 1; fi; {special}\
          b=${{t##*/}}; if [ ${{#b}} -gt 255 ]; then echo \"upload: the name of $d is too long for \
          the temporary file beside it (${{#b}} bytes with its {n}-byte suffix; a name has 255 at \
@@ -355,6 +376,7 @@ pub fn receive_script(remote: &str, tmp: &str, size: u64) -> String {
         stem = temp_stem(remote),
         n = tmp.len(),
         special = NOT_SPECIAL,
+        not_link = NOT_LINK,
         enter = ENTER,
     )
 }
@@ -377,7 +399,7 @@ pub fn receive_script(remote: &str, tmp: &str, size: u64) -> String {
 pub fn place_script(remote: &str, tmp: &str, sent: &Digest, mode: u32) -> String {
     let (size, sum) = (sent.bytes, &sent.sha256);
     format!(
-        "d={dest}; t={stem}{tmp}; p=$(dirname -- \"$d\"; echo x); {special}{enter}\
+        "d={dest}; t={stem}{tmp}; p=$(dirname -- \"$d\"; echo x); {special}{not_link}{enter}\
          if [ ! -f f ] || [ -h f ]; then gone; echo \"upload: the file that arrived is gone from \
          $T: nothing was replaced\" >&2; exit 1; fi; \
          n=$(wc -c < f) || {{ gone; exit 1; }}; if [ \"$n\" -ne {size} ]; then \
@@ -385,6 +407,7 @@ pub fn place_script(remote: &str, tmp: &str, sent: &Digest, mode: u32) -> String
          if command -v sha256sum >/dev/null 2>&1; then s=$(sha256sum < f); \
          elif command -v shasum >/dev/null 2>&1; then s=$(shasum -a 256 < f); else s={sum}; fi; \
          case $s in {sum}*) ;; *) gone; echo 'upload arrived changed: SHA-256 differs' >&2; exit 1 ;; esac; \
+         is_link \"$D\" && {{ gone; exit 1; }}; \
          if [ -f \"$D\" ] && [ ! -h \"$D\" ]; then set -f; set -- $(ls -ldn -- \"$D\"); set +f; \
          if [ \"$(id -u)\" = 0 ] && [ \"$3\" != 0 ] && [ -n \"$(find \"$P/.\" -prune -perm -0002 2>/dev/null)\" ]; then \
          gone; echo \"upload: $d belongs to $3:$4 (uid:gid) in a directory others may write, where anyone \
@@ -396,6 +419,7 @@ pub fn place_script(remote: &str, tmp: &str, sent: &Digest, mode: u32) -> String
         dest = remote_word(remote),
         stem = temp_stem(remote),
         special = NOT_SPECIAL,
+        not_link = NOT_LINK,
         enter = ENTER,
     )
 }
@@ -511,11 +535,12 @@ pub fn parse_mode(text: &str) -> Result<u32, String> {
     u32::from_str_radix(text, 8).map_err(|e| format!("mode `{text}`: {e}"))
 }
 
-/// What `path` is when it exists and is neither a regular file, a directory nor a symbolic
-/// link (which a transfer replaces: see the README): "a character device", "a FIFO"...; and a
-/// symbolic link to one of those (`/dev/stdout`, a link to `/dev/null`), which scp writes
-/// through: "a symbolic link to a character device (/dev/null)" (stop 43 tester t51: the link
-/// became a regular file, exit 0).
+/// What `path` is when it exists and is neither a regular file nor a directory: "a character
+/// device", "a FIFO"...; or a symbolic link, which scp writes through and a download would
+/// replace: "a symbolic link to a character device (/dev/null)" (stop 43 tester t51: the link
+/// became a regular file, exit 0), "a symbolic link to a regular file (shared/app.yml)" (stop
+/// 44 tester t54: an upload onto a linked file replaced the link, and the shared file stayed
+/// as it was), "a symbolic link that leads nowhere (x)".
 pub fn special_kind(path: &Path) -> Option<String> {
     use std::os::unix::fs::FileTypeExt as _;
     let kind = |t: std::fs::FileType| {
@@ -529,11 +554,24 @@ pub fn special_kind(path: &Path) -> Option<String> {
     };
     let t = std::fs::symlink_metadata(path).ok()?.file_type();
     if t.is_symlink() {
-        let what = kind(std::fs::metadata(path).ok()?.file_type())?;
-        let to = std::fs::read_link(path).ok()?;
-        return Some(format!("a symbolic link to {what} ({})", to.display()));
+        let what = match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => "to a regular file",
+            Ok(m) if m.is_dir() => "to a directory",
+            Ok(m) => match kind(m.file_type()) {
+                Some(what) => return Some(symbolic_link(path, &format!("to {what}"))),
+                None => "to something else",
+            },
+            Err(_) => "that leads nowhere",
+        };
+        return Some(symbolic_link(path, what));
     }
     kind(t).map(str::to_string)
+}
+
+/// "a symbolic link WHAT (TARGET)".
+fn symbolic_link(path: &Path, what: &str) -> String {
+    let to = std::fs::read_link(path).unwrap_or_default();
+    format!("a symbolic link {what} ({})", to.display())
 }
 
 /// The local temporary file of a download: `DEST.tether-download.RUN`, created private (0600)
@@ -555,10 +593,20 @@ impl LocalTemp {
         if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let mut name = dest.as_os_str().to_owned();
+        // A long name's temporary file is named by its stem, as an upload's (stop 44 tester
+        // t54: a 254-byte name failed with `File name too long`, where scp writes it).
+        let stem = match dest.file_name() {
+            Some(base) if base.len() > FULL_NAME_UP_TO => {
+                use std::os::unix::ffi::OsStrExt as _;
+                let short = long_name_stem(base.as_bytes());
+                dest.with_file_name(std::ffi::OsStr::from_bytes(&short))
+            }
+            _ => dest.to_path_buf(),
+        };
+        let mut name = stem.as_os_str().to_owned();
         name.push(format!(".tether-download.{}", run_id()));
         let path = PathBuf::from(name);
-        remove_stale(dest, &path);
+        remove_stale(&stem, &path);
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
             _ => {}
@@ -616,8 +664,9 @@ impl LocalTemp {
     }
 }
 
-/// Removes `DEST.tether-download.*` beside `dest` (but `ours`) unchanged for
-/// [`STALE_MINUTES`]; best effort (a file that cannot be removed stays).
+/// Removes `STEM.tether-download.*` beside `stem` (the destination, or its
+/// [`long_name_stem`]; but `ours`) unchanged for [`STALE_MINUTES`]; best effort (a file that
+/// cannot be removed stays).
 fn remove_stale(dest: &Path, ours: &Path) {
     let (Some(dir), Some(base)) = (dest.parent(), dest.file_name()) else {
         return;

@@ -100,6 +100,32 @@ task("missing", || { on("db", |host| { download("/srv/d/nope", "got/secret.key")
     assert!(temp_files(&r.path("got")).is_empty());
 }
 
+/// A download to a long local name (up to 255 bytes, as scp writes it) lands: its temporary
+/// file is named by a hash (stop 44 tester t54: `File name too long`, where an upload of the
+/// same name worked). Nothing of it is left beside.
+#[test]
+fn a_download_to_a_long_name_lands() {
+    let lab = lab(&["db1"]);
+    let r = lab_recipe(
+        &lab,
+        "download-long",
+        r#"task("down", || { on("db", |host| { download("/srv/" + fetch("name"), "dl/" + fetch("name")); }); });"#,
+    );
+    let root = &lab.host("db1").root_dir;
+    for name in ["M".repeat(254), format!("{}ab", "€".repeat(84))] {
+        std::fs::write(root.join(&name), "long\n").unwrap();
+        r.tether()
+            .args(&["-s", &format!("name={name}"), "down"])
+            .run()
+            .status(0);
+        assert_eq!(
+            std::fs::read_to_string(r.path("dl").join(&name)).unwrap(),
+            "long\n"
+        );
+    }
+    assert!(temp_files(&r.path("dl")).is_empty());
+}
+
 #[test]
 fn a_download_on_several_hosts_names_each_hosts_file() {
     let lab = lab(&["db1", "db2"]);

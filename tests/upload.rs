@@ -911,6 +911,104 @@ fn an_upload_lost_while_it_is_placed_is_named_as_the_upload() {
     assert!(!text.contains("tether-upload"), "{text}");
 }
 
+/// An upload or a download onto a symbolic link is refused, naming the link and where it
+/// leads, and the link and its target stay as they were: scp writes through a link, a move
+/// would replace it (stop 44 tester t54: an upload onto a Capistrano linked file,
+/// `current/config/app.yml`, replaced the link, exit 0; the shared file kept the old config,
+/// which the next deploy linked again). Through a link in the path's directories (`current/`)
+/// a transfer goes as before.
+#[test]
+fn a_transfer_onto_a_symbolic_link_is_refused() {
+    let lab = lab(&["db1"]);
+    let r = lab_recipe(
+        &lab,
+        "links",
+        r#"task("up", || { on("db", |host| { upload("a.txt", fetch("to")); }); });
+task("down", || { on("db", |host| { download("/srv/a.txt", fetch("to")); }); });"#,
+    );
+    r.write("a.txt", "new\n");
+    let root = &lab.host("db1").root_dir;
+    std::fs::create_dir_all(root.join("shared/config")).unwrap();
+    std::fs::create_dir_all(root.join("releases/1/config")).unwrap();
+    std::fs::write(root.join("shared/config/app.yml"), "old\n").unwrap();
+    std::fs::write(root.join("a.txt"), "remote\n").unwrap();
+    std::os::unix::fs::symlink(
+        "/srv/shared/config/app.yml",
+        root.join("releases/1/config/app.yml"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("releases/1", root.join("current")).unwrap();
+    std::os::unix::fs::symlink("/srv/nowhere", root.join("dangling")).unwrap();
+    for (to, target) in [
+        ("/srv/current/config/app.yml", "/srv/shared/config/app.yml"),
+        ("/srv/dangling", "/srv/nowhere"),
+    ] {
+        r.tether()
+            .args(&["-s", &format!("to={to}"), "up"])
+            .run()
+            .status(1)
+            .stdout_contains(&format!(
+                "upload: {to} is a symbolic link (to {target}), which scp would write through \
+                 and the upload would replace: give the path it leads to, or remove the link first"
+            ));
+    }
+    assert!(
+        std::fs::symlink_metadata(root.join("releases/1/config/app.yml"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("shared/config/app.yml")).unwrap(),
+        "old\n"
+    );
+    assert!(!root.join("nowhere").exists());
+    // The path it leads to, and a path through the `current` link, take the file.
+    for to in ["/srv/shared/config/app.yml", "/srv/current/config/new.yml"] {
+        r.tether()
+            .args(&["-s", &format!("to={to}"), "up"])
+            .run()
+            .status(0);
+    }
+    assert_eq!(
+        std::fs::read_to_string(root.join("shared/config/app.yml")).unwrap(),
+        "new\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("releases/1/config/new.yml")).unwrap(),
+        "new\n"
+    );
+    // Locally alike.
+    r.write("local-target", "local\n");
+    std::os::unix::fs::symlink("local-target", r.path("to-file")).unwrap();
+    std::os::unix::fs::symlink("nowhere", r.path("to-nowhere")).unwrap();
+    for (to, kind) in [
+        (
+            "to-file",
+            "a symbolic link to a regular file (local-target)",
+        ),
+        ("to-nowhere", "a symbolic link that leads nowhere (nowhere)"),
+    ] {
+        r.tether()
+            .args(&["-s", &format!("to={to}"), "down"])
+            .run()
+            .status(4)
+            .stderr_contains(&format!(
+                "download: ./{to} is {kind}, not a regular file: the download would replace it \
+                 (scp would write through it); give a file's own path"
+            ));
+        assert!(std::fs::symlink_metadata(r.path(to))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+    assert_eq!(
+        std::fs::read_to_string(r.path("local-target")).unwrap(),
+        "local\n"
+    );
+    assert!(!r.path("nowhere").exists());
+}
+
 /// An upload or a download whose destination is a FIFO or a socket (a device alike) is
 /// refused, naming it, and the node stays: moving the file onto it would remove it (stop 36
 /// tester t22: `upload(.., "/srv/fifo")` and `download(.., "lfifo")` replaced them with
@@ -1114,9 +1212,10 @@ fn an_upload_into_a_directory_others_may_write_follows_no_name_they_change() {
         }
         let _ = std::fs::remove_dir_all(srv.join("evil"));
     }
-    // The destination made a link to another directory while the file is checked: the link
-    // is replaced, not followed into that directory (stop 41 tester t41: the file was moved
-    // into it as `f`, exit 0); made a directory, the upload fails.
+    // The destination made a link to another directory while the file is checked: not
+    // followed into that directory (stop 41 tester t41: the file was moved into it as `f`,
+    // exit 0), and refused, as a link there before is (stop 44 tester t54), the link left as
+    // it is; made a directory, the upload fails.
     let elsewhere = srv.join("elsewhere");
     std::fs::create_dir_all(&elsewhere).unwrap();
     reset();
@@ -1124,15 +1223,20 @@ fn an_upload_into_a_directory_others_may_write_follows_no_name_they_change() {
         "sha256sum",
         "ln -sfn /srv/elsewhere /srv/app/config.yml.new && mv -Tf /srv/app/config.yml.new /srv/app/config.yml",
     );
-    r.tether().args(&["up"]).run().status(0);
+    r.tether()
+        .args(&["up"])
+        .run()
+        .status(1)
+        .stdout_contains("upload: /srv/app/config.yml is a symbolic link (to /srv/elsewhere)");
     assert_eq!(
         std::fs::read_dir(&elsewhere).unwrap().count(),
         0,
         "moved into the link's directory"
     );
     let c = std::fs::symlink_metadata(&conf).unwrap();
-    assert!(c.file_type().is_file(), "{:?}", c.file_type());
-    assert_eq!(std::fs::read_to_string(&conf).unwrap(), "new: TOPSECRET\n");
+    assert!(c.file_type().is_symlink(), "{:?}", c.file_type());
+    std::fs::remove_file(&conf).unwrap();
+    assert!(temp_files(&app).is_empty(), "{:?}", temp_files(&app));
     reset();
     wrap(
         "sha256sum",

@@ -202,12 +202,13 @@ impl Backend for Remote {
                 download.path.display()
             )));
         }
-        // A device, a FIFO or a socket would be replaced by the file, removed (stop 36 tester
-        // t22: /dev/null became a regular file, exit 0); scp writes into it instead. Refused.
+        // A device, a FIFO, a socket or a symbolic link would be replaced by the file (stop 36
+        // tester t22: /dev/null became a regular file, exit 0); scp writes into it instead.
+        // Refused.
         if let Some(kind) = transfer::special_kind(download.path) {
             return Err(TransferError::Local(format!(
-                "download: {} is {kind}, not a regular file: the download would replace it; \
-                 give a file's path",
+                "download: {} is {kind}, not a regular file: the download would replace it \
+                 (scp would write through it); give a file's own path",
                 download.path.display()
             )));
         }

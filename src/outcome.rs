@@ -100,7 +100,9 @@ pub fn status_words(r: &HostResult) -> (String, Tally) {
             }
             _ if e.kind() == Kind::Unreachable => failed("unreachable"),
             SshError::CommandTimeout { .. } => failed("timed out"),
-            SshError::ConnectionLost { .. } => failed("connection lost"),
+            SshError::ConnectionLost { .. } | SshError::TransferCut { .. } => {
+                failed("connection lost")
+            }
             SshError::Config(_) | SshError::Route { .. } => failed("config error"),
             _ => failed("unreachable"),
         },

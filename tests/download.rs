@@ -178,7 +178,7 @@ fn cut_off_at(fraction: f64) {
     let big = std::fs::File::create(root.join("big.bin")).unwrap();
     big.set_len((want + (32 << 20)) as u64).unwrap();
     drop(big);
-    let mut child = r.tether().args(&["down", "--no-keepalive"]).spawn();
+    let child = r.tether().args(&["down", "--no-keepalive"]).spawn();
     let started = Instant::now();
     loop {
         let got = temp_files(&r.dir)
@@ -210,8 +210,16 @@ fn cut_off_at(fraction: f64) {
         std::thread::sleep(Duration::from_millis(1));
     }
     lab.kill_connections("db1");
-    let status = child.wait().unwrap();
-    assert!(!status.success(), "a cut-off download is a failure");
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "a cut-off download is a failure");
+    // Said as what it is (stop 44 tester t54: "the command may have partly run").
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("`download /srv/big.bin -> big.bin` on db1 after ")
+            && stderr.contains("; nothing was replaced (")
+            && !stderr.contains("partly run"),
+        "{stderr}"
+    );
     assert_eq!(
         std::fs::read_to_string(r.path("big.bin")).unwrap(),
         "the previous release's file\n"

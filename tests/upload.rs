@@ -139,6 +139,12 @@ fn cut_off_at(fraction: f64) {
             && !stderr.contains("tether-upload"),
         "{stderr}"
     );
+    // Said as what it is: the destination is as it was (stop 44 tester t54: "the command may
+    // have partly run").
+    assert!(
+        stderr.contains("; nothing was replaced (") && !stderr.contains("partly run"),
+        "{stderr}"
+    );
     // The remote side sees EOF, finds the size short and removes its temporary file.
     let deadline = Instant::now() + Duration::from_secs(10);
     while tmp.exists() && Instant::now() < deadline {

@@ -152,7 +152,9 @@ impl Backend for Remote {
             timeout_named: upload.timeout,
             ..ExecOptions::default()
         };
-        let result = self.send(host, &receive, opts);
+        let result = self
+            .send(host, &receive, opts)
+            .map_err(SshError::nothing_replaced);
         let (sent, ended_early) = {
             let mut reader = reader.lock().unwrap_or_else(|p| p.into_inner());
             (reader.finish().map_err(cannot), reader.ended_early())
@@ -243,7 +245,9 @@ impl Backend for Remote {
             timeout_named: download.timeout,
             ..ExecOptions::default()
         };
-        let result = self.send(host, &fetch, opts);
+        let result = self
+            .send(host, &fetch, opts)
+            .map_err(SshError::nothing_replaced);
         // A local write error closed the channel: it, not the channel's end, is the reason.
         let got = writer
             .lock()

@@ -270,6 +270,19 @@ pub enum SshError {
         /// The transport error.
         reason: String,
     },
+    /// The connection died during a step of a transfer that replaces nothing (an upload's
+    /// bytes, a download): its destination is as it was (see [`SshError::nothing_replaced`]).
+    #[error("{}", self.said())]
+    TransferCut {
+        /// Host as named by the user.
+        host: String,
+        /// The transfer (`upload a -> b`).
+        command: String,
+        /// Time since its step started.
+        elapsed: Duration,
+        /// The transport error.
+        reason: String,
+    },
     /// The command ran past its deadline; its channel was closed.
     #[error("{}", self.said())]
     CommandTimeout {
@@ -366,6 +379,17 @@ impl SshError {
                 .text(" after ")
                 .took(*elapsed)
                 .text(&format!("; the command may have partly run ({reason})")),
+            SshError::TransferCut {
+                host,
+                command,
+                elapsed,
+                reason,
+            } => HostText::new()
+                .text(&format!("connection lost during `{command}` on "))
+                .host(host)
+                .text(" after ")
+                .took(*elapsed)
+                .text(&format!("; nothing was replaced ({reason})")),
             SshError::CommandTimeout {
                 host,
                 command,
@@ -450,6 +474,7 @@ impl SshError {
             | SshError::AuthCutOff { host, .. }
             | SshError::Session { host, .. }
             | SshError::ConnectionLost { host, .. }
+            | SshError::TransferCut { host, .. }
             | SshError::CommandTimeout { host, .. }
             | SshError::Jump { host, .. }
             | SshError::Route { host, .. }
@@ -463,11 +488,33 @@ impl SshError {
     pub fn naming(mut self, label: &str) -> Self {
         match &mut self {
             SshError::ConnectionLost { command, .. }
+            | SshError::TransferCut { command, .. }
             | SshError::CommandTimeout { command, .. }
             | SshError::CommandStopped { command, .. } => *command = label.to_string(),
             _ => {}
         }
         self
+    }
+
+    /// The failure of a transfer's step that replaces nothing, whose remote shell removes
+    /// what it made when its connection dies (an upload's bytes, a download): a lost
+    /// connection there is said so, not as a command that may have partly run (stop 44
+    /// tester t54).
+    pub fn nothing_replaced(self) -> Self {
+        match self {
+            SshError::ConnectionLost {
+                host,
+                command,
+                elapsed,
+                reason,
+            } => SshError::TransferCut {
+                host,
+                command,
+                elapsed,
+                reason,
+            },
+            other => other,
+        }
     }
 
     /// Whether this failure happened before any command could start (the host is unreachable,
@@ -477,6 +524,7 @@ impl SshError {
         !matches!(
             self,
             SshError::ConnectionLost { .. }
+                | SshError::TransferCut { .. }
                 | SshError::CommandTimeout { .. }
                 | SshError::CommandStopped { .. }
         )
@@ -491,7 +539,9 @@ impl SshError {
             | SshError::HostKeyRevoked { .. } => Kind::HostKeyRefused,
             SshError::Config(e) if e.unresolved => Kind::Unreachable,
             SshError::Config(_) | SshError::Route { .. } => Kind::Config,
-            SshError::ConnectionLost { .. } => Kind::ConnectionLost,
+            SshError::ConnectionLost { .. } | SshError::TransferCut { .. } => {
+                Kind::ConnectionLost
+            }
             // Stopped because tether was interrupted: the interrupt's, not a failure of the
             // host's own.
             SshError::CommandStopped {

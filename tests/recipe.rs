@@ -2680,3 +2680,23 @@ fn two_servers_that_are_one_machine_are_refused() {
     assert!(!lab.host("host1").root_dir.join("seen").exists());
     assert_eq!(lab.accepted_logins("host1"), 0);
 }
+
+/// A thrown value whose text is nothing is said as what it is (stop 44 tester t54: `throw;`
+/// gave `error: deploy.rhai:18:22: ` and nothing after).
+#[test]
+fn a_throw_of_nothing_is_said() {
+    let r = RecipeDir::new(
+        "throw-nothing",
+        "task(\"unit\", || { throw; });\ntask(\"blank\", || { throw \" \"; });\n",
+    );
+    r.tether()
+        .args(&["unit"])
+        .run()
+        .status(4)
+        .stderr_contains("deploy.rhai:1:19: the recipe threw () (a `throw` without a value)");
+    r.tether()
+        .args(&["blank"])
+        .run()
+        .status(4)
+        .stderr_contains("deploy.rhai:2:20: the recipe threw \" \", a blank string");
+}

@@ -73,7 +73,15 @@ pub fn message(err: &EvalAltResult) -> String {
         // text Rhai knows only as the type's name.
         EvalAltResult::ErrorRuntime(value, _) => match value.read_lock::<Failure>() {
             Some(failure) => failure.message(),
-            None => value.to_string(),
+            // Said, where its text is nothing (stop 44 tester t54: `throw;` gave an error of
+            // a position alone).
+            None if value.is_unit() => "the recipe threw () (a `throw` without a value)".into(),
+            None => match value.to_string() {
+                text if text.trim().is_empty() => {
+                    format!("the recipe threw {:?}, a blank string", text)
+                }
+                text => text,
+            },
         },
         EvalAltResult::ErrorParsing(p, _) => format!("syntax error: {p}"),
         other => {

@@ -2700,3 +2700,17 @@ fn a_throw_of_nothing_is_said() {
         .status(4)
         .stderr_contains("deploy.rhai:2:20: the recipe threw \" \", a blank string");
 }
+
+/// A lazy variable's closure that takes parameters is said so where it is fetched (stop 44
+/// tester t54: `Function not found: anon$7d2378a80bb9a6cf ()`).
+#[test]
+fn a_lazy_closure_with_parameters_is_said() {
+    let r = RecipeDir::new(
+        "lazy-params",
+        "set(\"cl\", |x| x + 1);\ntask(\"t\", || { print(fetch(\"cl\")); });\n",
+    );
+    r.tether().args(&["t"]).run().status(4).stderr_contains(
+        "deploy.rhai:2:22: variable `cl` holds a closure that takes parameters, and its value \
+         is that closure called with none: write it `|| ...`",
+    );
+}

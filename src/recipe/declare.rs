@@ -207,7 +207,7 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
         move |ctx: NativeCallContext, key: &str| -> Fallible<Dynamic> {
             let value = r.recipe().vars.get(key).cloned();
             match value {
-                Some(v) => lazy(&ctx, super::ask::answer(&r, v)?),
+                Some(v) => lazy(&ctx, key, super::ask::answer(&r, v)?),
                 None => fail(format!(
                     "variable `{key}` is not set{}",
                     super::model::suggest(key, r.recipe().vars.keys().map(String::as_str))
@@ -220,7 +220,7 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
         "fetch",
         move |ctx: NativeCallContext, key: &str, default: Dynamic| -> Fallible<Dynamic> {
             let value = r.recipe().vars.get(key).cloned();
-            lazy(&ctx, super::ask::answer(&r, value.unwrap_or(default))?)
+            lazy(&ctx, key, super::ask::answer(&r, value.unwrap_or(default))?)
         },
     );
     let r = rt.clone();
@@ -595,12 +595,25 @@ fn add_hook(
     Ok(())
 }
 
-/// A variable's value; a closure is called now (lazy variables, as Capistrano's lambdas).
-fn lazy(ctx: &NativeCallContext, value: Dynamic) -> Fallible<Dynamic> {
-    match value.clone().try_cast::<FnPtr>() {
-        Some(f) => f.call_within_context(ctx, ()),
-        None => Ok(value),
-    }
+/// Variable `key`'s value; a closure is called now, with no arguments (lazy variables, as
+/// Capistrano's lambdas). One that takes parameters is said so (stop 44 tester t54: `Function
+/// not found: anon$7d23... ()`).
+fn lazy(ctx: &NativeCallContext, key: &str, value: Dynamic) -> Fallible<Dynamic> {
+    let Some(f) = value.clone().try_cast::<FnPtr>() else {
+        return Ok(value);
+    };
+    f.call_within_context(ctx, ()).map_err(|e| match *e {
+        EvalAltResult::ErrorFunctionNotFound(ref called, _)
+            if called.starts_with(f.fn_name()) && f.fn_name().starts_with("anon$") =>
+        {
+            format!(
+                "variable `{key}` holds a closure that takes parameters, and its value is that \
+                 closure called with none: write it `|| ...`"
+            )
+            .into()
+        }
+        _ => e,
+    })
 }
 
 /// Hosts of `target` (role names, `all`, host names, `Host` values, or an array of those),

@@ -16,7 +16,7 @@ pub fn script(shell: Shell, cmd: &mut Command) -> String {
     match shell {
         Shell::Bash => format!("{text}{}", bash(cmd)),
         Shell::Zsh => zsh(&text),
-        Shell::Fish => format!("{text}{FISH}"),
+        Shell::Fish => format!("{text}{FISH}{}", fish_after_targets(cmd)),
         _ => text,
     }
 }
@@ -113,6 +113,18 @@ fn zsh(text: &str) -> String {
         Some(i) => format!("{}{ZSH_FUNCTION}{}\n", &text[..i], &text[i..]),
         None => text + "\n",
     }
+}
+
+/// fish: task names after a stage or a task too (`tether production app<TAB>`, `tether
+/// app:one app<TAB>`), as bash completes them (stop 44 tester t54: fish stopped after the
+/// first word): where the first word is no subcommand.
+fn fish_after_targets(cmd: &Command) -> String {
+    let subcommands = not_task_subcommands(cmd).join(" ");
+    format!(
+        "function __tether_after_targets\n    set -l cmd (__fish_tether_needs_command)\n    \
+         test -n \"$cmd\"; or return 1\n    not contains -- $cmd[1] watch {subcommands}\nend\n\
+         complete -c tether -n \"__tether_after_targets\" -f -a \"(__tether_task_names)\"\n"
+    )
 }
 
 const FISH: &str = r#"

@@ -163,6 +163,21 @@ fn task_and_stage_names_complete_from_the_recipe_in_bash_and_fish() {
     );
     let out = complete("tether watch hello:");
     assert!(out.lines().any(|l| l.starts_with("hello:world")), "{out}");
+    // After a stage or a task, more tasks (stop 44 tester t54: nothing); after a subcommand
+    // other than watch, none.
+    for line in [
+        "tether production hello:",
+        "tether deploy:check hello:",
+        "tether -n production deploy hello:",
+    ] {
+        let out = complete(line);
+        assert!(
+            out.lines().any(|l| l.starts_with("hello:world")),
+            "{line}: {out}"
+        );
+    }
+    let out = complete("tether hosts hello:");
+    assert!(!out.contains("hello:world"), "{out}");
 
     // zsh: an interactive zsh on a pseudo-terminal (zpty), Tab after `tether deploy:rol`.
     let zsh = Tether::new().args(&["completions", "zsh"]).run();

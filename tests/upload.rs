@@ -239,6 +239,55 @@ task("dir", || { on("db", |host| { upload("a.txt", "/srv/adir"); }); });"#,
     assert!(left.is_empty(), "{left:?}");
 }
 
+/// A destination longer than a path, or with a name longer than one, is refused before
+/// anything is made (stop 44 tester t54: a 5 KB path of 25 directories was made by `mkdir -p`,
+/// left, and said as a directory that could not be written in).
+#[test]
+fn an_overlong_destination_is_refused_before_anything_is_made() {
+    let lab = lab(&["db1"]);
+    let r = lab_recipe(
+        &lab,
+        "upload-long-path",
+        r#"task("up", || { on("db", |host| { upload("a.txt", fetch("to")); }); });"#,
+    );
+    r.write("a.txt", "new\n");
+    let root = &lab.host("db1").root_dir;
+    let deep = format!("/srv/{}/f", vec!["d".repeat(200); 25].join("/"));
+    let wide = format!("/srv/x/{}", "n".repeat(256));
+    for (to, said) in [
+        (
+            deep.clone(),
+            format!(
+                "upload: the remote path is {} bytes long, more than a path may have (4095)",
+                deep.len()
+            ),
+        ),
+        (
+            wide,
+            "upload: a name in the remote path is 256 bytes long, more than a name may have (255)"
+                .to_string(),
+        ),
+    ] {
+        r.tether()
+            .args(&["-s", &format!("to={to}"), "up"])
+            .run()
+            .status(4)
+            .stderr_contains(&said);
+    }
+    assert!(!root.join("d".repeat(200)).exists());
+    assert!(!root.join("x").exists());
+    // 255 bytes is a name.
+    let most = format!("/srv/{}", "m".repeat(255));
+    r.tether()
+        .args(&["-s", &format!("to={most}"), "up"])
+        .run()
+        .status(0);
+    assert_eq!(
+        std::fs::read_to_string(root.join("m".repeat(255))).unwrap(),
+        "new\n"
+    );
+}
+
 /// A destination that names a directory (`dir/`, `dir/.`, `dir/..`, `.`, `~`) is no file's
 /// path: refused as a recipe error before anything is sent, as an existing directory is
 /// refused on the host, and nothing is made (stop 37 tester t22: an upload to a missing

@@ -453,6 +453,7 @@ fn upload(rt: &Runtime, local: &str, remote: &str, opts: &Map) -> Fallible<()> {
     crate::transfer::refuse_local_tilde(local).map_err(|e| format!("upload: {e}"))?;
     crate::transfer::refuse_other_home(remote).map_err(|e| format!("upload: {e}"))?;
     crate::transfer::refuse_directory_form(remote).map_err(|e| format!("upload: {e}"))?;
+    crate::transfer::refuse_overlong(remote).map_err(|e| format!("upload: {e}"))?;
     let scope = scope_for("upload()")?;
     let backend = backend(rt, "upload()")?;
     if rt.interrupted() {

@@ -2714,3 +2714,22 @@ fn a_lazy_closure_with_parameters_is_said() {
          is that closure called with none: write it `|| ...`",
     );
 }
+
+/// A host value prints as its name, and in an array or map as the expression that gives it
+/// (stop 44 tester t54: `print([h1, h2])` printed `[Host, Host]`).
+#[test]
+fn host_values_print_as_hosts() {
+    let r = RecipeDir::new(
+        "print-hosts",
+        "server(\"web1\", #{ roles: [\"web\"] });\nserver(\"web2\", #{ roles: [\"web\"] });\n\
+         task(\"t\", || { print([host(\"web1\"), host(\"web2\")]); print(#{ h: host(\"web1\") }); \
+         print(host(\"web2\")); });\n",
+    );
+    r.tether()
+        .args(&["t"])
+        .run()
+        .status(0)
+        .stdout_contains(r#"[host("web1"), host("web2")]"#)
+        .stdout_contains(r#"#{"h": host("web1")}"#)
+        .stdout_contains("\nweb2\n");
+}

@@ -65,5 +65,8 @@ pub fn register(engine: &mut Engine) {
         .register_fn("has_role", |h: &mut HostInfo, r: &str| {
             h.roles.iter().any(|x| x == r)
         })
-        .register_fn("to_string", |h: &mut HostInfo| h.name.clone());
+        .register_fn("to_string", |h: &mut HostInfo| h.name.clone())
+        // As an element of an array or map, which Rhai prints with `to_debug`: the expression
+        // that gives it (stop 44 tester t54: `print([h1, h2])` printed `[Host, Host]`).
+        .register_fn("to_debug", |h: &mut HostInfo| format!("host({:?})", h.name));
 }

@@ -91,14 +91,7 @@ impl HostTarget {
             );
         }
         if let Some(user) = &self.user {
-            let chars: Vec<char> = user.chars().collect();
-            let bad = user.starts_with('-')
-                || chars.iter().any(|&c| shell(c, "'`\";&<>|(){}"))
-                || chars
-                    .windows(2)
-                    .any(|w| w[0].is_whitespace() && w[1] == '-')
-                || chars.last() == Some(&'\\');
-            if bad {
+            if !crate::ssh::config::uri::valid_remote_user(user) {
                 return Err(
                     "the user contains characters ssh refuses (shell syntax, a leading `-`)",
                 );

@@ -444,3 +444,31 @@ server("inner1", #{{ roles: ["web"] }});
         .stdout_contains("check: 1 host, 0 at risk, 0 unreachable");
     assert_eq!(site.accepted_logins("inner1"), 2);
 }
+
+/// A `User` whose expansion brings shell syntax is refused before anything runs, as ssh.c
+/// refuses it, so `%r` in a ProxyCommand cannot run it (stop 44 tester t55: `User ${EVIL}`
+/// with `EVIL='x$(touch ...)'` created the file).
+#[test]
+fn a_user_whose_expansion_brings_shell_syntax_is_refused() {
+    let lab = Lab::start(1);
+    let planted = lab.dir().join("pwned");
+    let cfg = lab.dir().join("evil_user_config");
+    std::fs::write(
+        &cfg,
+        format!(
+            "Host tt\n  HostName 127.0.0.1\n  Port {}\n  User ${{EVIL_USER}}\n  \
+             ProxyCommand true %r; exec nc %h %p\n",
+            lab.host("host1").port
+        ),
+    )
+    .unwrap();
+    let evil = format!("x$(touch {})", planted.display());
+    Tether::new()
+        .ssh_config(&cfg)
+        .env("EVIL_USER", &evil)
+        .args(&["run", "--hosts", "tt", "--", "true"])
+        .run()
+        .status(2)
+        .stdout_contains("which has characters ssh refuses in a user");
+    assert!(!planted.exists(), "the user's shell syntax ran");
+}

@@ -767,8 +767,22 @@ impl<'a> Resolution<'a> {
                         .clone()
                         .unwrap_or_else(|| self.req.alias.clone()),
                 );
-                expand::percent_dollar(&value.text(), &tokens)
-                    .map_err(|e| err(at.clone(), "User", e))?
+                let raw = value.text();
+                let user = expand::percent_dollar(&raw, &tokens)
+                    .map_err(|e| err(at.clone(), "User", e))?;
+                // As ssh.c checks a user its expansion changed (stop 44 tester t55: `User
+                // ${EVIL}` put shell syntax into `%r` of a ProxyCommand, which ran it).
+                if user != raw && !super::uri::valid_remote_user(&user) {
+                    return Err(err(
+                        at.clone(),
+                        "User",
+                        format!(
+                            "`{raw}` expands to {user:?}, which has characters ssh refuses in \
+                             a user (shell syntax, a leading `-`)"
+                        ),
+                    ));
+                }
+                user
             }
             None => local.user.clone(),
         };

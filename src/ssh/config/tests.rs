@@ -288,6 +288,20 @@ fn user_tokens_are_those_without_the_user() {
     );
     assert_eq!(host(&cfg, "h1").user, "u-2222-real-h1-alias-jh");
     assert_eq!(host(&cfg, "h4").user, "2200");
+    // Shell syntax an expansion brought in is refused, as ssh.c does (stop 44 tester t55).
+    std::env::set_var("TETHER_EVIL_USER", "x$(touch /tmp/pwned)");
+    std::env::set_var("TETHER_PLAIN_USER", "deploy");
+    let evil = parse(
+        "Host e\n  User ${TETHER_EVIL_USER}\nHost f\n  User ${TETHER_PLAIN_USER}\nHost g\n  User %n;x\n",
+    );
+    for h in ["e", "g"] {
+        let err = evil.resolve(h, None, None).unwrap_err().to_string();
+        assert!(
+            err.contains("which has characters ssh refuses in a user"),
+            "{err}"
+        );
+    }
+    assert_eq!(host(&evil, "f").user, "deploy");
     for (h, token) in [("h2", "%r"), ("h3", "%C")] {
         let err = cfg.resolve(h, None, None).unwrap_err().to_string();
         assert!(

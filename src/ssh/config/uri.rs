@@ -1,5 +1,22 @@
 //! `ssh://` URIs as ssh reads them (misc.c `parse_uri`), for a destination (`--hosts`, a
-//! recipe's server) and a `ProxyJump` hop alike.
+//! recipe's server) and a `ProxyJump` hop alike, and the users ssh accepts in them and
+//! elsewhere.
+
+/// readconf.c `ssh_valid_ruser`: no leading `-`, no control characters, none of
+/// ``'`";&<>|(){}``, no `-` after whitespace, no `\` at the end. A user reaches `%r` in
+/// `ProxyCommand`, `Match exec` and `LocalCommand`, which run through a shell (the
+/// CVE-2023-51385 fix).
+pub fn valid_remote_user(user: &str) -> bool {
+    let chars: Vec<char> = user.chars().collect();
+    !(user.starts_with('-')
+        || chars
+            .iter()
+            .any(|&c| c.is_control() || "'`\";&<>|(){}".contains(c))
+        || chars
+            .windows(2)
+            .any(|w| w[0].is_whitespace() && w[1] == '-')
+        || chars.last() == Some(&'\\'))
+}
 
 /// An `ssh://` URI after its scheme, as ssh reads a destination (readconf.c
 /// `parse_ssh_uri`, misc.c `parse_uri`): `[user[;params]@]host[:port][/]`. The user is

@@ -269,21 +269,21 @@ pub fn refuse_directory_form(path: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Err (a message) when `path`, an upload's destination, is longer than a path (4095 bytes,
+/// Err (a message) when `path`, a transfer's destination (`which`: remote or local), is longer than a path (4095 bytes,
 /// Linux's `PATH_MAX` with its end) or has a name longer than one (255 bytes, `NAME_MAX`):
 /// refused before anything is made on the host (stop 44 tester t54: an upload to a 5 KB path
 /// made its 25 directories with `mkdir -p`, left them, and said it could not write in the
 /// last one).
-pub fn refuse_overlong(path: &str) -> Result<(), String> {
+pub fn refuse_overlong(path: &str, which: &str) -> Result<(), String> {
     if path.len() > 4095 {
         return Err(format!(
-            "the remote path is {} bytes long, more than a path may have (4095)",
+            "the {which} path is {} bytes long, more than a path may have (4095)",
             path.len()
         ));
     }
     match path.split('/').find(|name| name.len() > 255) {
         Some(name) => Err(format!(
-            "a name in the remote path is {} bytes long, more than a name may have (255): \
+            "a name in the {which} path is {} bytes long, more than a name may have (255): \
              `{}...`",
             name.len(),
             name.chars().take(40).collect::<String>()

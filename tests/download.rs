@@ -124,6 +124,14 @@ fn a_download_to_a_long_name_lands() {
         );
     }
     assert!(temp_files(&r.path("dl")).is_empty());
+    // One byte more is no name: refused before anything is sent (stop 44 tester t55: all of
+    // an upload's bytes were sent first).
+    let over = "M".repeat(256);
+    r.tether()
+        .args(&["-s", &format!("name={over}"), "down"])
+        .run()
+        .status(4)
+        .stderr_contains("download: a name in the local path is 256 bytes long");
 }
 
 #[test]

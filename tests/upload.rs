@@ -879,7 +879,8 @@ fn an_upload_that_cannot_write_beside_its_destination_says_why() {
     let mut want: Vec<String> = names.to_vec();
     want.sort();
     assert_eq!(left, want, "only the uploaded files, no temporary one");
-    // One byte over what a name may have: refused by the filesystem, naming the destination.
+    // One byte over what a name may have: refused before anything is sent (see
+    // an_overlong_destination_is_refused_before_anything_is_made).
     let over = "O".repeat(256);
     let r = lab_recipe(
         &lab,
@@ -890,9 +891,8 @@ fn an_upload_that_cannot_write_beside_its_destination_says_why() {
     r.tether()
         .args(&["up"])
         .run()
-        .status(1)
-        .stderr_contains(&format!("/srv/up/{over}"))
-        .stderr_contains("File name too long");
+        .status(4)
+        .stderr_contains("upload: a name in the remote path is 256 bytes long");
 
     // A file the user may write, in a directory it may not.
     let locked = srv.join("locked");

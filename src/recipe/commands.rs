@@ -453,7 +453,7 @@ fn upload(rt: &Runtime, local: &str, remote: &str, opts: &Map) -> Fallible<()> {
     crate::transfer::refuse_local_tilde(local).map_err(|e| format!("upload: {e}"))?;
     crate::transfer::refuse_other_home(remote).map_err(|e| format!("upload: {e}"))?;
     crate::transfer::refuse_directory_form(remote).map_err(|e| format!("upload: {e}"))?;
-    crate::transfer::refuse_overlong(remote).map_err(|e| format!("upload: {e}"))?;
+    crate::transfer::refuse_overlong(remote, "remote").map_err(|e| format!("upload: {e}"))?;
     let scope = scope_for("upload()")?;
     let backend = backend(rt, "upload()")?;
     if rt.interrupted() {
@@ -599,6 +599,7 @@ fn download(rt: &Runtime, remote: &str, local: &str, opts: &Map) -> Fallible<()>
     crate::transfer::refuse_local_tilde(local).map_err(|e| format!("download: {e}"))?;
     crate::transfer::refuse_other_home(remote).map_err(|e| format!("download: {e}"))?;
     crate::transfer::refuse_directory_form(local).map_err(|e| format!("download: {e}"))?;
+    crate::transfer::refuse_overlong(local, "local").map_err(|e| format!("download: {e}"))?;
     let scope = scope_for("download()")?;
     if scope.hosts > 1 && !local.contains("{host}") {
         return fail(format!(

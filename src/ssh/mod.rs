@@ -373,23 +373,24 @@ impl SshError {
                 command,
                 elapsed,
                 reason,
-            } => HostText::new()
-                .text(&format!("connection lost during `{command}` on "))
-                .host(host)
-                .text(" after ")
-                .took(*elapsed)
-                .text(&format!("; the command may have partly run ({reason})")),
-            SshError::TransferCut {
+            }
+            | SshError::TransferCut {
                 host,
                 command,
                 elapsed,
                 reason,
-            } => HostText::new()
-                .text(&format!("connection lost during `{command}` on "))
-                .host(host)
-                .text(" after ")
-                .took(*elapsed)
-                .text(&format!("; nothing was replaced ({reason})")),
+            } => {
+                let what_of_it = match self {
+                    SshError::TransferCut { .. } => "nothing was replaced",
+                    _ => "the command may have partly run",
+                };
+                HostText::new()
+                    .text(&format!("connection lost during `{command}` on "))
+                    .host(host)
+                    .text(" after ")
+                    .took(*elapsed)
+                    .text(&format!("; {what_of_it} ({reason})"))
+            }
             SshError::CommandTimeout {
                 host,
                 command,

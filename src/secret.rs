@@ -99,6 +99,20 @@ pub fn mask_bytes(data: &[u8]) -> Cow<'_, [u8]> {
                 .map(|at| (at, at + needle.len())),
         );
     }
+    // A secret split by terminal escape sequences (colour) is whole on a terminal, or once
+    // they are dropped: found in the text without them, and masked from its first byte to
+    // its last, the sequences inside too (stop 44 testers t54, t55: `Hunter2\e[1mZebra`).
+    if !secrets.is_empty() && data.contains(&0x1b) {
+        let (visible, at_raw) = without_escapes(data);
+        for s in secrets.iter() {
+            let needle = s.as_bytes();
+            spans.extend(
+                (0..visible.len())
+                    .filter(|&at| matches_at(&visible, at, needle))
+                    .map(|at| (at_raw[at], at_raw[at + needle.len() - 1] + 1)),
+            );
+        }
+    }
     if spans.is_empty() {
         return Cow::Borrowed(data);
     }
@@ -121,6 +135,43 @@ pub fn mask_bytes(data: &[u8]) -> Cow<'_, [u8]> {
     }
     out.extend_from_slice(&data[at..]);
     Cow::Owned(out)
+}
+
+/// `data` without its terminal escape sequences (ECMA-48: `ESC [` ... a final byte, `ESC ]`
+/// ... BEL or `ESC \`, `ESC` and one byte), and for each byte kept, where it is in `data`.
+fn without_escapes(data: &[u8]) -> (Vec<u8>, Vec<usize>) {
+    let (mut visible, mut at_raw) = (
+        Vec::with_capacity(data.len()),
+        Vec::with_capacity(data.len()),
+    );
+    let mut i = 0;
+    while i < data.len() {
+        if data[i] != 0x1b {
+            visible.push(data[i]);
+            at_raw.push(i);
+            i += 1;
+            continue;
+        }
+        i += 1;
+        match data.get(i) {
+            Some(b'[') => {
+                i += 1;
+                while i < data.len() && !(0x40..=0x7e).contains(&data[i]) {
+                    i += 1;
+                }
+                i += 1;
+            }
+            Some(b']') => {
+                while i < data.len() && data[i] != 0x07 && !data[i..].starts_with(b"\x1b\\") {
+                    i += 1;
+                }
+                i += if data.get(i) == Some(&0x07) { 1 } else { 2 };
+            }
+            Some(_) => i += 1,
+            None => {}
+        }
+    }
+    (visible, at_raw)
 }
 
 /// How many of the last bytes of `data` could be the start of a registered secret (or form of
@@ -198,6 +249,25 @@ pub fn init_sudo_password(ask: bool) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A secret split by colour codes is masked whole, the codes inside too (stop 44 testers
+    /// t54, t55: shown on a terminal, and in JSON, which keeps the codes).
+    #[test]
+    fn a_secret_split_by_escape_sequences_is_masked() {
+        register("Hunter2Zebra");
+        for (raw, want) in [
+            (&b"x Hunter2\x1b[1mZebra y"[..], &b"x ******** y"[..]),
+            (
+                b"\x1b[31mHunter2\x1b[0mZebra\x1b[0m",
+                b"\x1b[31m********\x1b[0m",
+            ),
+            (b"Hun\x1b[38;5;196mter2\x1b[mZebra", b"********"),
+            (b"Hunter2\x1b]0;title\x07Zebra!", b"********!"),
+            (b"Hunter2\x1b[1mZebr", b"Hunter2\x1b[1mZebr"),
+        ] {
+            assert_eq!(&*mask_bytes(raw), want, "{}", String::from_utf8_lossy(raw));
+        }
+    }
 
     #[test]
     fn masks_text_and_bytes() {

@@ -74,8 +74,16 @@ task("t", "uses " + fetch("api_key"), || {
         .stdout_contains("key is ********")
         .stdout_contains("caught: ");
     runs[1].stdout_contains("********");
-    // A secret split by colour codes, which stdout to a file drops (stop 44 tester t54).
+    // A secret split by colour codes, which stdout to a file drops (stop 44 tester t54), and
+    // which JSON keeps (stop 44 tester t55): no part of it shows.
     runs[0].stdout_contains("web1 | ********");
+    runs[1].stdout_lacks("s3cr3t-set-\\u001b");
+    // Where colour is kept, as on a terminal.
+    with_env(r.tether())
+        .args(&["--color", "always", "t"])
+        .run()
+        .stdout_contains("| \u{1b}[31m********")
+        .stdout_lacks("s3cr3t-set-\u{1b}");
     runs[5].stdout_contains("t  uses ********");
     // debug() goes through the reporter too: a print event, with where it was called.
     runs[0].stdout_contains("debug deploy.rhai:11:5: \"plain\"");

@@ -104,6 +104,7 @@ impl Backend for DryRun {
     }
 
     fn download(&self, host: &str, download: &Download) -> Result<(), TransferError> {
+        super::regular_file::local_target(download.path)?;
         self.plan(
             host,
             EventKind::PlannedDownload {

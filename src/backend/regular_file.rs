@@ -1,4 +1,5 @@
-//! Which local files an upload sends: regular files only, as scp.
+//! Which local files an upload sends (regular files only, as scp), and which a download may
+//! write.
 
 use std::path::Path;
 
@@ -42,4 +43,41 @@ pub(super) fn not_regular(path: &Path, meta: &std::fs::Metadata) -> TransferErro
             path.display()
         )
     })
+}
+
+/// Ok when `path` may be a download's local destination: not a directory, a device, a FIFO,
+/// a socket or a symbolic link (see [`crate::transfer::special_kind`]), nor below a file. The
+/// run and the dry run refuse alike (stop 44 tester t55: `-n` planned what the run refuses).
+pub(super) fn local_target(path: &Path) -> Result<(), TransferError> {
+    use crate::transfer;
+    if path.is_dir() {
+        return Err(TransferError::Local(format!(
+            "download: {} is a directory: give the file's own path",
+            path.display()
+        )));
+    }
+    // A device, a FIFO, a socket or a symbolic link would be replaced by the file (stop 36
+    // tester t22: /dev/null became a regular file, exit 0); scp writes into it instead.
+    // Refused.
+    if let Some(kind) = transfer::special_kind(path) {
+        return Err(TransferError::Local(format!(
+            "download: {} is {kind}, not a regular file: the download would replace it \
+         (scp would write through it); give a file's own path",
+            path.display()
+        )));
+    }
+    // A file where the path needs a directory is the recipe's path, as a directory where
+    // it needs a file (stop 40 tester t36: it said `File exists (os error 17)`).
+    if let Some(file) = path
+        .ancestors()
+        .skip(1)
+        .find(|a| !a.as_os_str().is_empty() && a.exists() && !a.is_dir())
+    {
+        return Err(TransferError::Local(format!(
+            "download: {} cannot be written: {} is a file, not a directory",
+            transfer::shown_path(&path.to_string_lossy()),
+            transfer::shown_path(&file.to_string_lossy())
+        )));
+    }
+    Ok(())
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::interface::{Backend, Call, Download, TransferError, Upload};
-use super::regular_file::{not_regular, regular_file};
+use super::regular_file::{local_target, not_regular, regular_file};
 use super::run_locally::run_locally;
 use crate::event::EventKind;
 use crate::failure::Failure;
@@ -198,36 +198,7 @@ impl Backend for Remote {
                 transfer::shown_path(&download.path.to_string_lossy())
             ))
         };
-        if download.path.is_dir() {
-            return Err(TransferError::Local(format!(
-                "download: {} is a directory: give the file's own path",
-                download.path.display()
-            )));
-        }
-        // A device, a FIFO, a socket or a symbolic link would be replaced by the file (stop 36
-        // tester t22: /dev/null became a regular file, exit 0); scp writes into it instead.
-        // Refused.
-        if let Some(kind) = transfer::special_kind(download.path) {
-            return Err(TransferError::Local(format!(
-                "download: {} is {kind}, not a regular file: the download would replace it \
-                 (scp would write through it); give a file's own path",
-                download.path.display()
-            )));
-        }
-        // A file where the path needs a directory is the recipe's path, as a directory where
-        // it needs a file (stop 40 tester t36: it said `File exists (os error 17)`).
-        if let Some(file) = download
-            .path
-            .ancestors()
-            .skip(1)
-            .find(|a| !a.as_os_str().is_empty() && a.exists() && !a.is_dir())
-        {
-            return Err(TransferError::Local(format!(
-                "download: {} cannot be written: {} is a file, not a directory",
-                transfer::shown_path(&download.path.to_string_lossy()),
-                transfer::shown_path(&file.to_string_lossy())
-            )));
-        }
+        local_target(download.path)?;
         let (temp, file) = transfer::LocalTemp::create(download.path)
             .map_err(|e| local("create a temporary file beside", e))?;
         let writer = Arc::new(Mutex::new(transfer::HashingWriter::new(

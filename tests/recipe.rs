@@ -2713,6 +2713,29 @@ fn a_lazy_closure_with_parameters_is_said() {
         "deploy.rhai:2:22: variable `cl` holds a closure that takes parameters, and its value \
          is that closure called with none: write it `|| ...`",
     );
+    let r = RecipeDir::new(
+        "lazy-fn",
+        "fn f(x) { x }\nset(\"cl\", Fn(\"f\"));\ntask(\"t\", || { print(fetch(\"cl\")); });\n",
+    );
+    r.tether()
+        .args(&["t"])
+        .run()
+        .status(4)
+        .stderr_contains("variable `cl` holds a closure that takes parameters");
+}
+
+/// `fail("")` says that it was given no words (stop 44 tester t55: `error: ` and nothing).
+#[test]
+fn a_fail_without_words_is_said() {
+    let r = RecipeDir::new(
+        "fail-empty",
+        "server(\"web1\", #{ roles: [\"web\"] });\ntask(\"f\", || { fail(\" \"); });\n",
+    );
+    r.tether()
+        .args(&["f"])
+        .run()
+        .status(1)
+        .stderr_contains("fail() was called without a message");
 }
 
 /// A host value prints as its name, and in an array or map as the expression that gives it

@@ -596,16 +596,14 @@ fn add_hook(
 }
 
 /// Variable `key`'s value; a closure is called now, with no arguments (lazy variables, as
-/// Capistrano's lambdas). One that takes parameters is said so (stop 44 tester t54: `Function
-/// not found: anon$7d23... ()`).
+/// Capistrano's lambdas). One that takes parameters, a closure's or a function's (`Fn("f")`),
+/// is said so (stop 44 testers t54, t55: `Function not found: anon$7d23... ()`, `f ()`).
 fn lazy(ctx: &NativeCallContext, key: &str, value: Dynamic) -> Fallible<Dynamic> {
     let Some(f) = value.clone().try_cast::<FnPtr>() else {
         return Ok(value);
     };
     f.call_within_context(ctx, ()).map_err(|e| match *e {
-        EvalAltResult::ErrorFunctionNotFound(ref called, _)
-            if called.starts_with(f.fn_name()) && f.fn_name().starts_with("anon$") =>
-        {
+        EvalAltResult::ErrorFunctionNotFound(ref called, _) if called.starts_with(f.fn_name()) => {
             format!(
                 "variable `{key}` holds a closure that takes parameters, and its value is that \
                  closure called with none: write it `|| ...`"

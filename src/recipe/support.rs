@@ -158,6 +158,13 @@ fn local_user() -> String {
 /// `fail(message)` of `kind`: inside `on(target, |host| ...)` that host's failure, its message
 /// prefixed with the host's name, as command failures are.
 fn fail_as(message: &str, kind: Kind) -> Fallible<()> {
+    // Said, where the recipe gave no words (stop 44 tester t55: `fail("")` printed `error: `
+    // and nothing after).
+    let message = if message.trim().is_empty() {
+        "fail() was called without a message"
+    } else {
+        message
+    };
     Err(throw(match context::host_scope() {
         Some(scope) => Failure::host(
             &scope.host,

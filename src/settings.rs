@@ -196,9 +196,16 @@ pub fn parse_override(arg: &str) -> Result<(String, String), String> {
     // Capistrano's HOSTS and ROLES filters are flags here: as a variable they would select
     // nothing, and the run would go to every host (stop 44 tester t54: `-s hosts=host1`, which
     // tether's own hint for `HOSTS=host1` gave, ran on every host).
-    if let Some(flag) = ["hosts", "roles"]
+    if let Some(flag) = ["hosts", "roles", "host", "role"]
         .into_iter()
         .find(|f| key.eq_ignore_ascii_case(f))
+        .map(|f| {
+            if f.starts_with("host") {
+                "hosts"
+            } else {
+                "roles"
+            }
+        })
     {
         return Err(format!(
             "-s {arg}: `{key}` would be a variable, which selects no {flag}: select them with \

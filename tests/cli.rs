@@ -619,7 +619,7 @@ fn habits_get_hints_tether_takes() {
          task(\"t\", || { run_locally(\"echo ran >> ran\"); });\n",
     )
     .unwrap();
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 14] = [
         (
             &["production", "t", "HOSTS=app1"],
             "unknown task `HOSTS=app1`: tether takes no KEY=VALUE arguments (Rake would put \
@@ -632,7 +632,36 @@ fn habits_get_hints_tether_takes() {
         ),
         (
             &["t", "stage=production"],
-            "name the stage first: `tether production TASK`",
+            "name the stage first, before the tasks (`tether [OPTIONS] production TASK...`)",
+        ),
+        // Stop 44 tester t55: HOST=/ROLE= meant the filters too; no -s hint for a word that is
+        // no variable name; a hint is no whole command, which would drop the options given
+        // (`-n t production` was told `tether production t`, a real run).
+        (
+            &["production", "t", "HOST=app1"],
+            "select them with --hosts app1 (or HOSTS=app1 in the environment)",
+        ),
+        (
+            &["production", "t", "-s", "host=app1"],
+            "-s host=app1: `host` would be a variable, which selects no hosts",
+        ),
+        (
+            &["production", "t", "HOSTS="],
+            "select them with --hosts NAMES (or HOSTS=NAMES in the environment)",
+        ),
+        (
+            &["production", "t", "9X=1"],
+            "`9X` is not a variable name either",
+        ),
+        (
+            &["-n", "t", "production"],
+            "`production` is a stage, which comes first, before the tasks (`tether [OPTIONS] \
+             production TASK...`)",
+        ),
+        (
+            &["production", "staging", "t"],
+            "unknown task `staging`: `staging` is a stage, and this run names the stage \
+             `production` already: one stage a run",
         ),
         (
             &["production", "t", "-s", "hosts=app1"],
@@ -645,18 +674,18 @@ fn habits_get_hints_tether_takes() {
         ),
         (
             &["t", "production"],
-            "unknown task `production`: `production` is a stage, which comes first: `tether \
-             production t`",
+            "unknown task `production`: `production` is a stage, which comes first, before the \
+             tasks",
         ),
         (
             &["t"],
             "no stage selected, and the recipe's servers are declared in its stages \
-             (production, staging): name one first, `tether production t`",
+             (production, staging): name one first, before the tasks (`tether [OPTIONS] STAGE \
+             TASK...`)",
         ),
         (
             &["staging", "t", "production"],
-            "unknown task `production`: `production` is a stage, which comes first: `tether \
-             production t`",
+            "`production` is a stage, and this run names the stage `staging` already",
         ),
     ];
     for (args, said) in cases {

@@ -373,12 +373,32 @@ impl Recipe {
         // is refused).
         if let Some((key, value)) = name.split_once('=') {
             let var = key.to_ascii_lowercase();
+            let names = if value.is_empty() { "NAMES" } else { value };
+            let is_name = key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
+            // HOST= and ROLE= too: as variables they would select nothing (stop 44 tester t55).
             let instead = match var.as_str() {
-                "hosts" | "roles" => format!(
-                    "select them with --{var} {value} (or {}={value} in the environment)",
-                    var.to_ascii_uppercase()
+                "hosts" | "host" | "roles" | "role" => {
+                    let flag = if var.starts_with("host") {
+                        "hosts"
+                    } else {
+                        "roles"
+                    };
+                    format!(
+                        "select them with --{flag} {names} (or {}={names} in the environment)",
+                        flag.to_ascii_uppercase()
+                    )
+                }
+                "stage" => format!(
+                    "name the stage first, before the tasks (`tether [OPTIONS] {} TASK...`)",
+                    if value.is_empty() { "STAGE" } else { value }
                 ),
-                "stage" => format!("name the stage first: `tether {value} TASK`"),
+                _ if !is_name => format!(
+                    "`{key}` is not a variable name either (a letter or `_`, then letters, \
+                     digits, `_` or `:`)"
+                ),
                 _ => format!(
                     "set a variable with -s {var}={value}, or {key} in the environment where \
                      tether reads it (HOSTS, ROLES, ROLLBACK_RELEASE)"

@@ -457,7 +457,8 @@ impl Loaded {
         for t in tasks {
             if !recipe.tasks.contains_key(t) {
                 if stages.contains(t) {
-                    return Err(stage_after_task(t, tasks));
+                    let selected = recipe.vars.get("stage").map(ToString::to_string);
+                    return Err(stage_after_task(t, selected.as_deref()));
                 }
                 return Err(Error::Usage(recipe.unknown_task(t)));
             }
@@ -658,7 +659,7 @@ pub fn split_stage(loaded: &Loaded, targets: &[String]) -> Result<Vec<String>, E
     }
     if selected.is_none() && !stages.is_empty() {
         if let Some(stage) = targets.iter().find(|t| stages.contains(t)) {
-            return Err(stage_after_task(stage, targets));
+            return Err(stage_after_task(stage, None));
         }
         let recipe = loaded.rt.recipe();
         if recipe.servers.is_empty() && targets.iter().all(|t| recipe.tasks.contains_key(t)) {
@@ -667,10 +668,8 @@ pub fn split_stage(loaded: &Loaded, targets: &[String]) -> Result<Vec<String>, E
             // --hosts, which no unloaded stage's server can be).
             return Err(Error::Usage(format!(
                 "no stage selected, and the recipe's servers are declared in its stages ({}): \
-                 name one first, `tether {} {}`",
-                stages.join(", "),
-                stages[0],
-                targets.join(" ")
+                 name one first, before the tasks (`tether [OPTIONS] STAGE TASK...`)",
+                stages.join(", ")
             )));
         }
     }
@@ -679,16 +678,20 @@ pub fn split_stage(loaded: &Loaded, targets: &[String]) -> Result<Vec<String>, E
 
 /// A stage named after a task, as Deployer 6 took it (`dep deploy production`; stop 44 tester
 /// t54: `unknown task` alone): where it goes.
-fn stage_after_task(stage: &str, targets: &[String]) -> Error {
-    let rest: Vec<&str> = targets
-        .iter()
-        .map(String::as_str)
-        .filter(|t| *t != stage)
-        .collect();
-    Error::Usage(format!(
-        "unknown task `{stage}`: `{stage}` is a stage, which comes first: `tether {stage} {}`",
-        rest.join(" ")
-    ))
+/// Words, not a whole command: a command built from the targets alone would drop the options
+/// given (stop 44 tester t55: `-n t production` was told `tether production t`, a real run).
+/// `selected`: the stage this run already names, if any.
+fn stage_after_task(stage: &str, selected: Option<&str>) -> Error {
+    Error::Usage(match selected {
+        Some(first) => format!(
+            "unknown task `{stage}`: `{stage}` is a stage, and this run names the stage \
+             `{first}` already: one stage a run"
+        ),
+        None => format!(
+            "unknown task `{stage}`: `{stage}` is a stage, which comes first, before the tasks \
+             (`tether [OPTIONS] {stage} TASK...`)"
+        ),
+    })
 }
 
 #[cfg(test)]

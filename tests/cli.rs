@@ -697,6 +697,19 @@ fn habits_get_hints_tether_takes() {
             .stderr_contains(said);
         assert!(!dir.path().join("ran").exists(), "{args:?}: the task ran");
     }
+    // Subcommands select a stage with --stage (stop 44 tester t55: `no server of the recipe
+    // matches ` and nothing after).
+    for sub in [&["run", "--", "true"][..], &["check"], &["hosts"]] {
+        Tether::new()
+            .current_dir(dir.path())
+            .args(sub)
+            .run()
+            .status(2)
+            .stderr_contains(
+                "no stage selected, and the recipe's servers are declared in its stages \
+                 (production, staging): select one with --stage production",
+            );
+    }
     Tether::new()
         .current_dir(dir.path())
         .args(&["production", "t", "--hosts", "app1"])

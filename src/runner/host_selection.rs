@@ -115,7 +115,12 @@ pub fn select(
         false => loaded.selected_before_shard(),
     };
     if before_shard == 0 {
-        return Err(nothing_selected(settings));
+        let stages = if stage.is_none() {
+            loaded.stages()
+        } else {
+            Vec::new()
+        };
+        return Err(nothing_selected(settings, &stages));
     }
     Ok(Selection {
         hosts,
@@ -129,7 +134,10 @@ pub fn select(
 /// The error of `--roles`/`--hosts` that select none of the recipe's servers (each known,
 /// but no server has both), naming what was given: `tether run` and a task's run alike exit 2,
 /// where the task would otherwise run nothing and say done.
-pub fn nothing_selected(settings: &Settings) -> Error {
+/// With nothing given, the recipe has no server where it was read: where its `stages`
+/// declare them, it says so (stop 44 tester t55: `tether run -- true` said `no server of the
+/// recipe matches ` and nothing after).
+pub fn nothing_selected(settings: &Settings, stages: &[String]) -> Error {
     let mut given = Vec::new();
     if !settings.roles.is_empty() {
         given.push(format!("--roles {}", settings.roles.join(",")));
@@ -137,10 +145,15 @@ pub fn nothing_selected(settings: &Settings) -> Error {
     if !settings.hosts.is_empty() {
         given.push(format!("--hosts {}", settings.hosts.join(",")));
     }
-    Error::Usage(format!(
-        "no server of the recipe matches {}",
-        given.join(" ")
-    ))
+    Error::Usage(match (given.is_empty(), stages.first()) {
+        (true, Some(first)) => format!(
+            "no stage selected, and the recipe's servers are declared in its stages ({}): \
+             select one with --stage {first}",
+            stages.join(", ")
+        ),
+        (true, None) => "the recipe declares no server: name hosts with --hosts".to_string(),
+        (false, _) => format!("no server of the recipe matches {}", given.join(" ")),
+    })
 }
 
 /// Says so when `--shard` leaves none of the `before` hosts selected (`now` left), and

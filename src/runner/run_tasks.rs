@@ -249,7 +249,7 @@ fn run_tasks(
     if (!settings.roles.is_empty() || !settings.hosts.is_empty())
         && loaded.selected_before_shard() == 0
     {
-        return Err(super::host_selection::nothing_selected(settings));
+        return Err(super::host_selection::nothing_selected(settings, &[]));
     }
     let ssh_config = loaded.ssh_config()?;
     super::host_selection::one_machine_twice(

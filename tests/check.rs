@@ -111,7 +111,11 @@ fn unused_is_met_by_the_default_heartbeat_reading_it_and_warns_without_a_heartbe
     // Without a heartbeat the session is at risk whatever the interval would be; the
     // finding is printed once for the two hosts that share it, not once per host.
     let out = check(&lab, "u1,u2", &["--no-keepalive"]);
-    out.status(1).stdout_contains("there is no heartbeat");
+    out.status(1)
+        .stdout_contains("there is no heartbeat")
+        // Named, and where they are said, with stderr read apart (stop 44 tester t55: "see
+        // the warnings above", where nothing was).
+        .stderr_contains("2 of 2 hosts at risk (u[1-2]): see their warnings on stdout");
     let w = warnings(&out);
     assert_eq!(w.len(), 1, "{}", out.stdout);
     assert!(w

@@ -224,17 +224,26 @@ pub fn check(
             parts.push(format!("{} {words} ({})", of(hosts.len()), named(hosts)));
         }
     }
+    // Named, and where to look: stderr read apart from stdout has no warnings above (stop 44
+    // tester t55).
+    let apart = !crate::stdout::shares_stderr();
     if !warned.is_empty() {
         parts.push(format!(
-            "{} at risk: see the warnings above",
-            of(warned.len())
+            "{} at risk ({}): see {}",
+            of(warned.len()),
+            named(&warned),
+            if apart {
+                "their warnings on stdout"
+            } else {
+                "the warnings above"
+            }
         ));
     }
     let mut said = parts.join("; ");
     // Each host's reason is on stdout; where stderr is read apart from it (stdout to a file,
     // JSON on stdout), the error says them too (stop 43 tester t52: it named the unreachable
     // hosts without a word of why), hosts that failed alike in one line unless --no-fold.
-    if !crate::stdout::shares_stderr() {
+    if apart {
         // Each error names its host (see `SshError::said`).
         let reasons: Vec<(&str, &HostText)> = misconfigured
             .iter()

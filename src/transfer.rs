@@ -339,15 +339,16 @@ const NOT_SPECIAL: &str =
      echo \"upload: $d is no regular file (a device, a FIFO or a socket), which the upload would \
      replace: give a file's path\" >&2; exit 1; fi; ";
 
-/// Defines `is_link PATH`: true, saying so, where an upload's destination (`$d`, at `PATH`)
+/// Defines `is_link PATH`: true, saying so and where it finally leads (stop 44 tester t55: a
+/// chain named its next link, refused again), where an upload's destination (`$d`, at `PATH`)
 /// is a symbolic link, which scp writes through and the move would replace (stop 44 tester
 /// t54: an upload onto a Capistrano linked file, `current/config/app.yml`, replaced the link,
 /// the shared file stayed as it was, and the next deploy linked the old one again). Both
 /// commands of an upload refuse it (a link put there while the bytes travel too).
 const NOT_LINK: &str =
     "is_link() { [ -h \"$1\" ] || return 1; echo \"upload: $d is a symbolic link \
-     (to $(readlink -- \"$1\" | head -c 512 | tr -cd '[:print:]')), which scp would write through \
-     and the upload would replace: give the path it leads to, or remove the link first\" >&2; }; ";
+     (to $({ readlink -f -- \"$1\" || readlink -- \"$1\"; } 2>/dev/null | head -c 512 | tr -cd '[:print:]')), \
+     which the upload would replace: give the path it leads to, or remove the link first\" >&2; }; ";
 
 /// How old (minutes) another run's temporary file of the same destination must be before an
 /// upload removes it: a live upload writes to its file all the time, one whose connection and
@@ -591,9 +592,11 @@ pub fn special_kind(path: &Path) -> Option<String> {
     kind(t).map(str::to_string)
 }
 
-/// "a symbolic link WHAT (TARGET)".
+/// "a symbolic link WHAT (TARGET)": where it finally leads, else its own target.
 fn symbolic_link(path: &Path, what: &str) -> String {
-    let to = std::fs::read_link(path).unwrap_or_default();
+    let to = std::fs::canonicalize(path)
+        .or_else(|_| std::fs::read_link(path))
+        .unwrap_or_default();
     format!("a symbolic link {what} ({})", to.display())
 }
 

@@ -994,17 +994,21 @@ task("down", || { on("db", |host| { download("/srv/a.txt", fetch("to")); }); });
     .unwrap();
     std::os::unix::fs::symlink("releases/1", root.join("current")).unwrap();
     std::os::unix::fs::symlink("/srv/nowhere", root.join("dangling")).unwrap();
+    // A chain is named by where it finally leads (stop 44 tester t55: by its next link).
+    std::os::unix::fs::symlink("chain2", root.join("chain1")).unwrap();
+    std::os::unix::fs::symlink("current/config/app.yml", root.join("chain2")).unwrap();
     for (to, target) in [
         ("/srv/current/config/app.yml", "/srv/shared/config/app.yml"),
         ("/srv/dangling", "/srv/nowhere"),
+        ("/srv/chain1", "/srv/shared/config/app.yml"),
     ] {
         r.tether()
             .args(&["-s", &format!("to={to}"), "up"])
             .run()
             .status(1)
             .stdout_contains(&format!(
-                "upload: {to} is a symbolic link (to {target}), which scp would write through \
-                 and the upload would replace: give the path it leads to, or remove the link first"
+                "upload: {to} is a symbolic link (to {target}), which the upload would replace: \
+                 give the path it leads to, or remove the link first"
             ));
     }
     assert!(
@@ -1040,7 +1044,10 @@ task("down", || { on("db", |host| { download("/srv/a.txt", fetch("to")); }); });
     for (to, kind) in [
         (
             "to-file",
-            "a symbolic link to a regular file (local-target)",
+            &*format!(
+                "a symbolic link to a regular file ({})",
+                r.path("local-target").canonicalize().unwrap().display()
+            ),
         ),
         ("to-nowhere", "a symbolic link that leads nowhere (nowhere)"),
     ] {

@@ -672,3 +672,35 @@ fn accept_new_makes_no_directory_ssh_would_not() {
         }
     }
 }
+
+/// Of the key types recorded for a host, the one ssh asks for first is asked for, whatever
+/// order known_hosts has them in (sshconnect.c `order_hostkeyalgs` keeps its own list's
+/// order): a changed ed25519 key recorded after the host's real RSA key is found changed
+/// (stop 44 tester t55: RSA was negotiated, the changed ed25519 key went unseen, exit 0).
+#[test]
+fn the_recorded_type_ssh_prefers_is_checked_whatever_the_file_order() {
+    let lab = Lab::start(1);
+    let rsa = with_rsa_host_key(&lab);
+    let port = lab.host("host1").port;
+    let stranger = lab.dir().join("stranger_ed25519");
+    keygen(&stranger, "ed25519");
+    for mode in ["yes", "accept-new"] {
+        let kh = lab.dir().join(format!("kh_order_{mode}"));
+        std::fs::write(
+            &kh,
+            format!(
+                "[127.0.0.1]:{port} {}\n[127.0.0.1]:{port} {}\n",
+                public_key(&rsa.with_extension("pub")),
+                public_key(&stranger.with_extension("pub"))
+            ),
+        )
+        .unwrap();
+        let extra = format!("  StrictHostKeyChecking {mode}\n");
+        run(&config(&lab, &format!("order_{mode}"), &extra, &kh))
+            .status(3)
+            .stdout_contains(&format!(
+                "host1: HOST KEY CHANGED for [127.0.0.1]:{port}: the server presented ssh-ed25519 "
+            ));
+    }
+    assert_eq!(lab.accepted_logins("host1"), 0);
+}

@@ -121,6 +121,28 @@ impl Offered {
     }
 }
 
+/// OpenSSH's default `HostKeyAlgorithms` (myproposal.h `KEX_DEFAULT_PK_ALG`), in its order.
+const SSH_HOST_KEY_ORDER: &[&str] = &[
+    "ssh-ed25519-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp256-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp384-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp521-cert-v01@openssh.com",
+    "sk-ssh-ed25519-cert-v01@openssh.com",
+    "sk-ecdsa-sha2-nistp256-cert-v01@openssh.com",
+    "webauthn-sk-ecdsa-sha2-nistp256-cert-v01@openssh.com",
+    "rsa-sha2-512-cert-v01@openssh.com",
+    "rsa-sha2-256-cert-v01@openssh.com",
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+    "webauthn-sk-ecdsa-sha2-nistp256@openssh.com",
+    "rsa-sha2-512",
+    "rsa-sha2-256",
+];
+
 /// Applies the preferences of `cfg` to `session` before its handshake, host key algorithms
 /// ordered by what `known` says; what it offers. Err names the keyword whose list leaves
 /// nothing libssh2 can use.
@@ -176,7 +198,14 @@ pub fn apply(session: &Session, cfg: &HostConfig, known: KnownTypes) -> Result<O
         .collect();
     let mut list = match &a.host_key {
         Some(spec) => assemble(spec, &supported),
-        None => supported.iter().map(|s| s.to_string()).collect(),
+        // In ssh's order (libssh2 puts ECDSA before ed25519), so that of the types recorded
+        // for a host the one ssh asks for is asked for (see `first` below).
+        None => {
+            let rank = |n: &str| SSH_HOST_KEY_ORDER.iter().position(|o| *o == n);
+            let mut names: Vec<String> = supported.iter().map(|s| s.to_string()).collect();
+            names.sort_by_key(|n| rank(n).unwrap_or(usize::MAX));
+            names
+        }
     };
     if list.is_empty() {
         return Err(unusable(
@@ -190,17 +219,20 @@ pub fn apply(session: &Session, cfg: &HostConfig, known: KnownTypes) -> Result<O
             .iter()
             .map(|s| s.to_string())
             .collect(),
-        None => list
-            .iter()
-            .filter(|n| authority && is_certificate_type(n))
-            .cloned()
-            .chain(
-                recorded
-                    .iter()
-                    .flat_map(|t| known_hosts::algorithms_for(t).iter())
-                    .map(|s| s.to_string()),
-            )
-            .collect(),
+        // As sshconnect.c `order_hostkeyalgs`: the algorithms of recorded types first, in the
+        // list's own order, not known_hosts' (stop 44 tester t55: an RSA line before an
+        // ed25519 one had RSA negotiated, where ssh asks for ed25519 and finds it changed).
+        None => {
+            let of_recorded: Vec<&str> = recorded
+                .iter()
+                .flat_map(|t| known_hosts::algorithms_for(t).iter().copied())
+                .collect();
+            list.iter()
+                .filter(|n| authority && is_certificate_type(n))
+                .chain(list.iter().filter(|n| of_recorded.contains(&n.as_str())))
+                .cloned()
+                .collect()
+        }
     };
     let mut ordered: Vec<String> = Vec::new();
     for n in first.iter().filter(|n| list.contains(n)) {

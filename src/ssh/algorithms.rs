@@ -121,28 +121,6 @@ impl Offered {
     }
 }
 
-/// OpenSSH's default `HostKeyAlgorithms` (myproposal.h `KEX_DEFAULT_PK_ALG`), in its order.
-const SSH_HOST_KEY_ORDER: &[&str] = &[
-    "ssh-ed25519-cert-v01@openssh.com",
-    "ecdsa-sha2-nistp256-cert-v01@openssh.com",
-    "ecdsa-sha2-nistp384-cert-v01@openssh.com",
-    "ecdsa-sha2-nistp521-cert-v01@openssh.com",
-    "sk-ssh-ed25519-cert-v01@openssh.com",
-    "sk-ecdsa-sha2-nistp256-cert-v01@openssh.com",
-    "webauthn-sk-ecdsa-sha2-nistp256-cert-v01@openssh.com",
-    "rsa-sha2-512-cert-v01@openssh.com",
-    "rsa-sha2-256-cert-v01@openssh.com",
-    "ssh-ed25519",
-    "ecdsa-sha2-nistp256",
-    "ecdsa-sha2-nistp384",
-    "ecdsa-sha2-nistp521",
-    "sk-ssh-ed25519@openssh.com",
-    "sk-ecdsa-sha2-nistp256@openssh.com",
-    "webauthn-sk-ecdsa-sha2-nistp256@openssh.com",
-    "rsa-sha2-512",
-    "rsa-sha2-256",
-];
-
 /// Applies the preferences of `cfg` to `session` before its handshake, host key algorithms
 /// ordered by what `known` says; what it offers. Err names the keyword whose list leaves
 /// nothing libssh2 can use.
@@ -201,7 +179,11 @@ pub fn apply(session: &Session, cfg: &HostConfig, known: KnownTypes) -> Result<O
         // In ssh's order (libssh2 puts ECDSA before ed25519), so that of the types recorded
         // for a host the one ssh asks for is asked for (see `first` below).
         None => {
-            let rank = |n: &str| SSH_HOST_KEY_ORDER.iter().position(|o| *o == n);
+            let rank = |n: &str| {
+                crate::ssh::config::PUBKEY_DEFAULT
+                    .iter()
+                    .position(|o| *o == n)
+            };
             let mut names: Vec<String> = supported.iter().map(|s| s.to_string()).collect();
             names.sort_by_key(|n| rank(n).unwrap_or(usize::MAX));
             names

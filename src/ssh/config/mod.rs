@@ -55,7 +55,7 @@ pub use jump_spec::parse as parse_jump_spec;
 pub use local::Local;
 pub use negotiable::{
     assemble, assemble_from, key_type_accepted, pubkey_accepted, rsa_signatures, supported,
-    unusable, unusable_keyword,
+    unusable, unusable_keyword, PUBKEY_DEFAULT,
 };
 pub use pattern::{match_pattern, pattern_list_match, wildcard_match};
 

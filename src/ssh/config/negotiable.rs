@@ -80,7 +80,8 @@ pub fn unusable_keyword(algorithms: &Algorithms) -> Option<(&'static str, String
     })
 }
 
-/// ssh's `PubkeyAcceptedAlgorithms` when none is set (OpenSSH 9.2, `ssh -G`).
+/// ssh's `PubkeyAcceptedAlgorithms` and `HostKeyAlgorithms` when none is set, in its order
+/// (OpenSSH 9.2 `ssh -G`, myproposal.h `KEX_DEFAULT_PK_ALG`).
 pub const PUBKEY_DEFAULT: &[&str] = &[
     "ssh-ed25519-cert-v01@openssh.com",
     "ecdsa-sha2-nistp256-cert-v01@openssh.com",

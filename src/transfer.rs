@@ -379,7 +379,7 @@ const ENTER: &str = "P=$(cd -P -- \"${p%??}\" && pwd -P && echo x) || exit 1; P=
 /// them changed for [`STALE_MINUTES`], are removed first.
 pub fn receive_script(remote: &str, tmp: &str, size: u64) -> String {
     format!(
-        "d={dest}; t={stem}{tmp}; p=$(dirname -- \"$d\"; echo x); mkdir -p -- \"${{p%??}}\" || exit 1; \
+        "d={dest}; t={stem}{tmp}; p=$(dirname -- \"$d\"; echo x); {make_dir}\
          {not_link}is_link \"$d\" && exit 1; if [ -d \"$d\" ]; then echo \"upload: $d is a directory (mv would put the file inside \
          it): give the file's own path\" >&2; exit 1; fi; {special}\
          b=${{t##*/}}; if [ ${{#b}} -gt 255 ]; then echo \"upload: the name of $d is too long for \
@@ -401,9 +401,21 @@ pub fn receive_script(remote: &str, tmp: &str, size: u64) -> String {
         n = tmp.len(),
         special = NOT_SPECIAL,
         not_link = NOT_LINK,
+        make_dir = MAKE_DIR,
         enter = ENTER,
     )
 }
+
+/// Makes the destination's directory (`$p` with [`receive_script`]'s `x`) as `mkdir -p`; where
+/// a name on the way is no directory, says which (stop 44 tester t55: mkdir's `File exists`
+/// for a path through a file, a link to one, or a link that leads nowhere); other failures
+/// are mkdir's own words.
+const MAKE_DIR: &str = "mkdir -p -- \"${p%??}\" 2>/dev/null || { q=${p%??}; \
+     while [ ! -e \"$q\" ] && [ ! -h \"$q\" ]; do q=$(dirname -- \"$q\"); done; \
+     if [ -h \"$q\" ] && [ ! -e \"$q\" ]; then echo \"upload: $d cannot be written: $q is a \
+     symbolic link that leads nowhere\" >&2; elif [ ! -d \"$q\" ]; then echo \"upload: $d cannot \
+     be written: $q is not a directory (a file, or a link to one)\" >&2; else mkdir -p -- \"${p%??}\"; \
+     fi; exit 1; }; ";
 
 /// The second command of an upload: the file `f` of its private directory (suffix `tmp`, see
 /// [`receive_script`] and [`ENTER`]) is moved onto `remote` with permission bits `mode` only

@@ -213,11 +213,12 @@ task("dir", || { on("db", |host| { upload("a.txt", "/srv/adir"); }); });"#,
     );
     r.write("a.txt", "new\n");
     let root = &lab.host("db1").root_dir;
-    // The parent is a file: mkdir's own reason, not a short transfer.
+    // The parent is a file: said so (stop 44 tester t55: mkdir's `File exists`), not a short
+    // transfer.
     std::fs::write(root.join("file"), "a file\n").unwrap();
     let out = r.tether().args(&["up"]).run();
     out.status(1)
-        .stdout_contains("mkdir: cannot create directory '/srv/file'")
+        .stdout_contains("upload: /srv/file/a.txt cannot be written: /srv/file is not a directory")
         .stdout_lacks("stopped short");
     // The command named is what the recipe asked for, not the internal script.
     for text in [&out.stdout, &out.stderr] {
@@ -1022,6 +1023,29 @@ task("down", || { on("db", |host| { download("/srv/a.txt", fetch("to")); }); });
         "old\n"
     );
     assert!(!root.join("nowhere").exists());
+    // A path through a file, a link to one, or a link that leads nowhere says which name is
+    // no directory (stop 44 tester t55: mkdir's `File exists`).
+    std::os::unix::fs::symlink("/srv/shared/config/app.yml", root.join("to-file")).unwrap();
+    for (to, said) in [
+        (
+            "/srv/shared/config/app.yml/x",
+            "/srv/shared/config/app.yml is not a directory (a file, or a link to one)",
+        ),
+        (
+            "/srv/to-file/y/x",
+            "/srv/to-file is not a directory (a file, or a link to one)",
+        ),
+        (
+            "/srv/dangling/x",
+            "/srv/dangling is a symbolic link that leads nowhere",
+        ),
+    ] {
+        r.tether()
+            .args(&["-s", &format!("to={to}"), "up"])
+            .run()
+            .status(1)
+            .stdout_contains(&format!("upload: {to} cannot be written: {said}"));
+    }
     // The path it leads to, and a path through the `current` link, take the file.
     for to in ["/srv/shared/config/app.yml", "/srv/current/config/new.yml"] {
         r.tether()

@@ -68,14 +68,19 @@ pub fn batch() {
 /// Writes to stdout for [`outln!`](crate::outln), through anstream (which drops colour where
 /// `--color` or the terminal says so). A write that fails is [`failed`]'s.
 pub fn write(args: std::fmt::Arguments) {
-    let mut text = Vec::new();
-    // Writing to a Vec cannot fail.
-    let _ = AutoStream::new(&mut text, choice()).write_fmt(args);
-    // Secrets are masked here, once colour was dropped (stop 44 tester t54: a secret split by
-    // colour codes, which no mask matched, was whole again in a file), and in what no reporter
-    // saw (`tether tasks`' descriptions).
-    crate::secret::mask_vec(&mut text);
-    hold(|buf| buf.extend_from_slice(&text));
+    hold(|buf| {
+        let start = buf.len();
+        // Writing to a Vec cannot fail.
+        let _ = AutoStream::new(&mut *buf, choice()).write_fmt(args);
+        // Secrets are masked here, in what this write added, once colour was dropped (stop 44
+        // tester t54: a secret split by colour codes, which no mask matched, was whole again
+        // in a file), and in what no reporter saw (`tether tasks`' descriptions). Without one
+        // there, nothing is copied.
+        if let std::borrow::Cow::Owned(masked) = crate::secret::mask_bytes(&buf[start..]) {
+            buf.truncate(start);
+            buf.extend_from_slice(&masked);
+        }
+    });
 }
 
 /// Writes `bytes` to stdout as they are (terminal control: no colour stripped), after what

@@ -54,6 +54,40 @@ fn direct_route_fails_and_one_hop_works_from_config_and_cli() {
     assert_eq!(site.accepted_logins("bastion"), 2);
     assert_eq!(site.accepted_logins("inner2"), 2);
 
+    // A hop's tokens are the target's, as in the ProxyCommand ssh builds from it (`%r` the
+    // target's user); an unknown token is refused before any login (stop 44 tester t55: `-J
+    // 'h%6Fst1'` was tried as a host name), and so is a port that is a token, as ssh reads
+    // the port before it expands anything.
+    let out = Tether::new()
+        .ssh_config(&site.ssh_config())
+        .args(&["-J", "%r@bastion", "run", "--hosts", "inner2", "--"])
+        .arg("echo \"I am $TETHER_HOST\"")
+        .run();
+    out.status(0);
+    assert_eq!(out.host_lines("inner2", '|'), ["I am inner2"]);
+    assert_eq!(site.accepted_logins("bastion"), 3);
+    Tether::new()
+        .ssh_config(&site.ssh_config())
+        .args(&["-J", "h%6Fst1", "run", "--hosts", "inner2", "--", "true"])
+        .run()
+        .status(2)
+        .stdout_contains("ProxyJump h%6Fst1: unknown token `%6` here");
+    Tether::new()
+        .ssh_config(&site.ssh_config())
+        .args(&[
+            "-J",
+            "%r@bastion:%p",
+            "run",
+            "--hosts",
+            "inner2",
+            "--",
+            "true",
+        ])
+        .run()
+        .status(2)
+        .stdout_contains("bad port in `%r@bastion:%p`");
+    assert_eq!(site.accepted_logins("bastion"), 3);
+
     // `-J none` beats the config's ProxyJump: back to the direct route, which fails.
     Tether::new()
         .ssh_config(&site.config_with("jump_config", JUMP))

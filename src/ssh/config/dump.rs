@@ -190,29 +190,23 @@ fn one_line(keyword: &str, values: &[String]) -> String {
 /// ssh prints a jump list as the hops before the last, then the last one rebuilt, numeric
 /// addresses in brackets.
 fn jump_line(spec: &str) -> String {
-    let Ok(hops) = jump_spec::parse(spec) else {
+    let Ok((extra, last)) = jump_spec::split_last(spec) else {
         return spec.to_string();
     };
-    let Some(last) = hops.last() else {
-        return spec.to_string();
-    };
-    let extra = spec.rfind(',').map(|i| &spec[..=i]).unwrap_or("");
-    let numeric =
-        last.host.contains(':') || last.host.chars().all(|c| c.is_ascii_digit() || c == '.');
-    let mut out = extra.to_string();
-    if let Some(user) = &last.user {
-        out.push_str(user);
-        out.push('@');
-    }
-    if numeric {
-        out.push_str(&format!("[{}]", last.host));
+    let numeric = last.host.chars().all(|c| c.is_ascii_digit() || c == '.');
+    let last = if numeric {
+        jump_spec::Hop {
+            host: format!("[{}]", last.host),
+            ..last
+        }
+        .written()
     } else {
-        out.push_str(&last.host);
+        last.written()
+    };
+    match extra {
+        Some(extra) => format!("{extra},{last}"),
+        None => last,
     }
-    if let Some(port) = last.port {
-        out.push_str(&format!(":{port}"));
-    }
-    out
 }
 
 #[cfg(test)]

@@ -14,6 +14,35 @@ pub struct Hop {
     pub port: Option<u16>,
 }
 
+impl Hop {
+    /// `[user@]host[:port]`, the host in brackets where it has a `:` (an IPv6 address): a
+    /// hop as [`parse`] reads it back.
+    pub fn written(&self) -> String {
+        let mut out = String::new();
+        if let Some(user) = &self.user {
+            out.push_str(user);
+            out.push('@');
+        }
+        if self.host.contains(':') {
+            out.push_str(&format!("[{}]", self.host));
+        } else {
+            out.push_str(&self.host);
+        }
+        if let Some(port) = self.port {
+            out.push_str(&format!(":{port}"));
+        }
+        out
+    }
+}
+
+/// The hops before the last as written (`a,b` of `a,b,c`, none for one hop) and the last
+/// hop read: what readconf.c `parse_jump` keeps as `jump_extra` and as `jump_user`,
+/// `jump_host`, `jump_port`.
+pub fn split_last(spec: &str) -> Result<(Option<&str>, Hop), String> {
+    let last = parse(spec)?.pop().ok_or_else(|| "empty".to_string())?;
+    Ok((spec.rfind(',').map(|i| &spec[..i]), last))
+}
+
 /// Parses a ProxyJump value other than `none`.
 pub fn parse(spec: &str) -> Result<Vec<Hop>, String> {
     if spec.is_empty() {
@@ -87,6 +116,18 @@ mod tests {
         assert!(parse("a,,b").is_err());
         assert!(parse("@a").is_err());
         assert!(parse("a:0").is_err());
+    }
+
+    #[test]
+    fn the_last_hop_is_read_and_written_back() {
+        let (extra, last) = split_last("a,ssh://ro%6Ft@[::1]:2201").unwrap();
+        assert_eq!(
+            (extra, last.written().as_str()),
+            (Some("a"), "root@[::1]:2201")
+        );
+        let (extra, last) = split_last("ops@b").unwrap();
+        assert_eq!((extra, last.written().as_str()), (None, "ops@b"));
+        assert!(split_last("a,,b").is_err());
     }
 
     /// A hop's ssh:// URI is read as a destination's (stop 44 tester t53).

@@ -103,7 +103,31 @@ impl Options {
     }
 }
 
-/// One resolution in progress.
+/// A ProxyJump's tokens as ssh expands them: ssh.c builds `ssh [-l user] [-p port] [-J
+/// extra] host -W ...` from it, expanded as a ProxyCommand, so the last hop's user and host
+/// are expanded after they are read (a URI's `%XX` decoded first) and the hops before it as
+/// written (stop 44 tester t55: `-J 'h%6Fst1'` was tried as a host name, where ssh refuses
+/// the unknown `%6`). A list that does not parse is left to the route, which names why.
+fn expand_jump(spec: &str, tokens: &Tokens) -> Result<String, String> {
+    let Ok((extra, last)) = jump_spec::split_last(spec) else {
+        return Ok(spec.to_string());
+    };
+    let last = jump_spec::Hop {
+        user: last
+            .user
+            .map(|user| expand::percent(&user, tokens))
+            .transpose()?,
+        host: expand::percent(&last.host, tokens)?,
+        port: last.port,
+    }
+    .written();
+    Ok(match extra {
+        Some(extra) => format!("{},{last}", expand::percent(extra, tokens)?),
+        None => last,
+    })
+}
+
+/// One resolution in progress./// One resolution in progress.
 pub struct Resolution<'a> {
     inner: &'a Inner,
     req: &'a Request,
@@ -919,21 +943,30 @@ impl<'a> Resolution<'a> {
             Some("no" | "off" | "false") => StrictHostKeyChecking::No,
             _ => StrictHostKeyChecking::Yes,
         };
+        // sshconnect.c `expand_proxy_command`: ssh_config(5) "ProxyCommand and ProxyJump
+        // accept the tokens %%, %h, %n, %p, and %r" (and `%k`).
+        let proxy_tokens = Tokens::default()
+            .with('h', &host)
+            .with(
+                'k',
+                host_key_alias
+                    .clone()
+                    .unwrap_or_else(|| self.req.alias.clone()),
+            )
+            .with('n', &self.req.alias)
+            .with('p', port.to_string())
+            .with('r', &user);
         let route = if let Some(spec) = &jump {
-            Route::Jump(spec.clone())
-        } else if let Some(command) = &proxy_command {
-            let tokens = Tokens::default()
-                .with('h', &host)
-                .with(
-                    'k',
-                    host_key_alias
-                        .clone()
-                        .unwrap_or_else(|| self.req.alias.clone()),
+            let expanded = expand_jump(spec, &proxy_tokens).map_err(|e| {
+                err(
+                    opts.jump.as_ref().and_then(|o| o.at.clone()),
+                    &format!("ProxyJump {spec}"),
+                    e,
                 )
-                .with('n', &self.req.alias)
-                .with('p', port.to_string())
-                .with('r', &user);
-            let expanded = expand::percent(command, &tokens).map_err(|e| {
+            })?;
+            Route::Jump(expanded)
+        } else if let Some(command) = &proxy_command {
+            let expanded = expand::percent(command, &proxy_tokens).map_err(|e| {
                 err(
                     opts.proxy_command.as_ref().and_then(|o| o.at.clone()),
                     "ProxyCommand",

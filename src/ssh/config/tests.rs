@@ -240,6 +240,32 @@ fn proxy_jump_and_proxy_command_exclude_each_other() {
 }
 
 #[test]
+fn proxy_jump_tokens_as_in_the_proxy_command_ssh_builds() {
+    // Stop 44 tester t55: `-J 'h%6Fst1'` was tried as a host name; ssh expands a ProxyJump
+    // as the ProxyCommand it becomes (ssh_config(5): %%, %h, %n, %p, %r; `%k` too).
+    let cfg = parse(
+        "Host web\n  HostName 10.0.0.5\n  Port 2200\n  User deploy\n  HostKeyAlias wk\n  \
+         ProxyJump %r@jump-%n:2222,%h-%p-%k%%x\nHost bad\n  ProxyJump h%6Fst1\n",
+    );
+    assert_eq!(
+        host(&cfg, "web").route,
+        Route::Jump("deploy@jump-web:2222,10.0.0.5-2200-wk%x".into())
+    );
+    let err = cfg.resolve("bad", None, None).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "bad: ssh config /tmp/cfg:8: ProxyJump h%6Fst1: unknown token `%6` here"
+    );
+    let t = HostTarget::parse("web").unwrap();
+    assert_eq!(
+        cfg.resolve_target(&t, Some("j-%n")).unwrap().route,
+        Route::Jump("j-web".into())
+    );
+    let err = cfg.resolve_target(&t, Some("h%6Fst1")).unwrap_err();
+    assert!(err.to_string().contains("unknown token `%6`"), "{err}");
+}
+
+#[test]
 fn tokens_where_ssh_expands_them() {
     std::env::set_var("TETHER_TOKENS_TEST", "env");
     let cfg = parse(

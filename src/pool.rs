@@ -238,15 +238,13 @@ impl Pool {
 
     fn start(&self, host: &HostTarget) -> Result<HostWorker, SshError> {
         let (config, hops) = reach(&self.ssh_config, host, self.jump.as_deref())?;
-        if config.forward_agent && config.agent_to_forward().is_none() {
+        if let Some(why) = config.agent_not_forwarded() {
             self.events.emit(
                 &Arc::from(host.name.as_str()),
                 EventKind::Warning {
                     message: format!(
                         "{}: agent forwarding was asked for (ForwardAgent / forward_agent), \
-                         but there is no local ssh-agent (SSH_AUTH_SOCK is not set, and \
-                         neither IdentityAgent nor ForwardAgent names a socket): commands run \
-                         without one",
+                         but {why}: commands run without one",
                         host.name
                     ),
                 },

@@ -207,10 +207,10 @@ fn open(settings: &Settings, dest: &Destination, sink: Sink) -> Result<Opened, E
         pool::reach(&dest.ssh_config, &dest.target, settings.jump.as_deref()).map_err(failed)?;
     let agent = config.agent_to_forward();
     let env = config.env.requests();
-    if config.forward_agent && agent.is_none() {
+    if let Some(why) = config.agent_not_forwarded() {
         crate::errln!(
             "tether: {host}: agent forwarding was asked for (ForwardAgent / forward_agent), but \
-             there is no local ssh-agent (SSH_AUTH_SOCK is not set): the session has none"
+             {why}: the session has none"
         );
     }
     let policy = WorkerSettings {

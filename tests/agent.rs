@@ -129,6 +129,23 @@ fn a_remote_command_uses_the_local_agent_only_when_forwarding_is_on() {
         "host1: agent forwarding was asked for (ForwardAgent / forward_agent), but there is no \
          local ssh-agent",
     );
+
+    // A socket that ForwardAgent names is not forwarded where the host has no identity agent
+    // (`IdentityAgent none`), as ssh's check_agent_present (stop 44 tester t53: it was).
+    let cfg_none = dir.join("forward_path_config");
+    std::fs::write(
+        &cfg_none,
+        format!(
+            "Host host1\n  ForwardAgent {}\n  IdentityAgent none\n{}",
+            agent.sock.display(),
+            std::fs::read_to_string(lab.ssh_config()).unwrap()
+        ),
+    )
+    .unwrap();
+    run(&cfg_none, true)
+        .status(1)
+        .stdout_contains("IdentityAgent none, or SSH_AUTH_SOCK is not set")
+        .stdout_contains("Permission denied");
 }
 
 #[test]

@@ -201,15 +201,33 @@ impl HostConfig {
     }
 
     /// The agent whose socket a forwarded agent connection reaches: `ForwardAgent`'s own
-    /// socket, else the identity agent (ssh points `SSH_AUTH_SOCK` at `IdentityAgent`).
+    /// socket, else the identity agent (ssh points `SSH_AUTH_SOCK` at `IdentityAgent`). As
+    /// ssh.c `check_agent_present`, nothing is forwarded without an identity agent
+    /// (`IdentityAgent none`, or no `SSH_AUTH_SOCK`), not even a socket ForwardAgent names
+    /// (stop 44 tester t53: tether forwarded it, ssh 9.2 forwards none).
     pub fn agent_to_forward(&self) -> Option<PathBuf> {
         if !self.forward_agent {
             return None;
         }
+        let identity_agent = self.identity_agent.as_ref()?;
         match &self.forward_agent_socket {
             Some(socket) => socket.clone(),
-            None => self.identity_agent.clone(),
+            None => Some(identity_agent.clone()),
         }
+    }
+
+    /// Why no agent is forwarded where forwarding is asked for; `None` where one is, or
+    /// where none is asked for.
+    pub fn agent_not_forwarded(&self) -> Option<&'static str> {
+        if !self.forward_agent || self.agent_to_forward().is_some() {
+            return None;
+        }
+        Some(if self.identity_agent.is_none() {
+            "there is no local ssh-agent for it (IdentityAgent none, or SSH_AUTH_SOCK is not \
+             set), and ssh forwards an agent only where it has one of its own"
+        } else {
+            "the variable that ForwardAgent names is not set"
+        })
     }
 }
 

@@ -352,7 +352,10 @@ fn identity_file_none_and_agent_forms() {
     std::env::set_var("TETHER_AGENT_TEST", "/run/agent.sock");
     let cfg = parse(
         "Host a\n  IdentityFile none\n  IdentityAgent none\nHost b\n  IdentityAgent \
-         $TETHER_AGENT_TEST\n  ForwardAgent yes\nHost c\n  ForwardAgent ${TETHER_AGENT_TEST}\n",
+         $TETHER_AGENT_TEST\n  ForwardAgent yes\nHost c\n  ForwardAgent ${TETHER_AGENT_TEST}\n  \
+         IdentityAgent /run/id.sock\nHost d\n  IdentityAgent none\n  ForwardAgent \
+         /run/agent.sock\nHost e\n  IdentityAgent /run/id.sock\n  ForwardAgent \
+         $TETHER_AGENT_UNSET\n",
     );
     let a = host(&cfg, "a");
     assert!(a.identity_files.is_empty() && a.identity_files_configured);
@@ -363,6 +366,19 @@ fn identity_file_none_and_agent_forms() {
     let c = host(&cfg, "c");
     assert!(c.forward_agent);
     assert_eq!(c.agent_to_forward(), Some(PathBuf::from("/run/agent.sock")));
+    assert_eq!(c.agent_not_forwarded(), None);
+    // As ssh's check_agent_present: no identity agent, nothing forwarded (stop 44 tester t53).
+    let d = host(&cfg, "d");
+    assert!(d.forward_agent);
+    assert_eq!(d.agent_to_forward(), None);
+    assert!(d
+        .agent_not_forwarded()
+        .unwrap()
+        .contains("IdentityAgent none"));
+    let e = host(&cfg, "e");
+    assert_eq!(e.agent_to_forward(), None);
+    assert!(e.agent_not_forwarded().unwrap().contains("variable"));
+    assert_eq!(a.agent_not_forwarded(), None);
 }
 
 #[test]

@@ -1530,7 +1530,7 @@ server("worker1", #{ roles: ["worker"] });
         "worker1 | $ umask o-w && rm -f /srv/shop/releases/20250102030405/.tether-complete && printf 'release %s complete\\n' 20250102030405 > /srv/shop/releases/20250102030405/.tether-complete",
         "▶ deploy:cleanup",
         "▶ deploy:log_revision",
-        "web1    | $ umask o-w && printf '%s\\n' 'Branch main (at main) deployed as release 20250102030405 by ci@build' >> /srv/shop/revisions.log",
+        "web1    | $ if [ -L /srv/shop/revisions.log ]; then printf '%s is a symbolic link: not appended to\\n' /srv/shop/revisions.log >&2; exit 1; fi; umask o-w && printf '%s\\n' 'Branch main (at main) deployed as release 20250102030405 by ci@build' >> /srv/shop/revisions.log",
         "▶ deploy:unlock",
         "▶ deploy:finished",
     ];

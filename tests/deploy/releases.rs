@@ -793,8 +793,9 @@ fn a_release_published_and_never_logged_is_left_as_it_is() {
 }
 
 /// A revisions.log that is no regular file is never read (stop 36 tester t16: with a FIFO
-/// there, `deploy:releases` hung in its survey's `sed`): the listing says so, and a deploy or a
-/// rollback, which would append to it, is refused before anything changes.
+/// there, `deploy:releases` hung in its survey's `sed`), nor is a link (stop 43 tester t51: a
+/// link planted there to a file outside deploy_to was appended through): the listing says so,
+/// and a deploy or a rollback, which would append to it, is refused before anything changes.
 #[test]
 fn a_revisions_log_that_is_no_file_is_said_and_refused() {
     let lab = lab();
@@ -810,8 +811,14 @@ fn a_revisions_log_that_is_no_file_is_said_and_refused() {
     // and removed the release before current).
     fs::create_dir_all(shop(&lab, "web1").join("releases/20250101000002")).unwrap();
     let log = shop(&lab, "web1").join("revisions.log");
-    let said = "/srv/shop/revisions.log is not a regular file (a FIFO, a directory, a dangling link): tether reads it, and appends every deploy and rollback to it";
-    for odd in ["fifo", "dir", "dangling"] {
+    let outside = lab.host("web1").root_dir.join("outside.log");
+    fs::write(&outside, "untouched\n").unwrap();
+    for odd in ["planted", "fifo", "dir", "dangling"] {
+        let said = match odd {
+            "dangling" => "/srv/shop/revisions.log is a symbolic link (to \"gone\"): tether appends every deploy and rollback to it, and would write where the link leads",
+            "planted" => "/srv/shop/revisions.log is a symbolic link (to \"/srv/outside.log\"): tether appends every deploy and rollback to it, and would write where the link leads",
+            _ => "/srv/shop/revisions.log is not a regular file (a FIFO, a directory): tether reads it, and appends every deploy and rollback to it",
+        };
         fs::remove_file(&log)
             .or_else(|_| fs::remove_dir(&log))
             .unwrap();
@@ -822,7 +829,8 @@ fn a_revisions_log_that_is_no_file_is_said_and_refused() {
                 assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0);
             }
             "dir" => fs::create_dir(&log).unwrap(),
-            _ => std::os::unix::fs::symlink("gone", &log).unwrap(),
+            "dangling" => std::os::unix::fs::symlink("gone", &log).unwrap(),
+            _ => std::os::unix::fs::symlink("/srv/outside.log", &log).unwrap(),
         }
         tether(&dir, &lab, &["deploy:releases", "--hosts", "web1"])
             .status(0)
@@ -850,6 +858,7 @@ fn a_revisions_log_that_is_no_file_is_said_and_refused() {
         );
         assert!(!complete(&lab, "web1", "20250101000002"), "{odd}");
     }
+    assert_eq!(fs::read_to_string(&outside).unwrap(), "untouched\n");
 }
 
 /// A server marked `no_release: true` gets no release, as Capistrano's `release_roles` leave it

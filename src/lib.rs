@@ -56,6 +56,7 @@ pub mod hosts;
 pub mod hostset;
 pub mod init;
 pub mod interrupt;
+pub mod memory;
 pub mod outcome;
 pub mod pool;
 pub mod recipe;

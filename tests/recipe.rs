@@ -241,6 +241,86 @@ fn a_runaway_loop_is_stopped_by_the_operations_limit() {
         .stderr_contains("deploy.rhai:1:1) ran away");
 }
 
+/// Many values, each under the per-value limits, that together would exhaust what the process
+/// may have: stopped as a runaway at its place (stop 44 tester t54: under `ulimit -v` the
+/// allocation failed and tether aborted, exit 134, no word): values a task keeps, a
+/// recursion that keeps a value in every frame, values the recipe's top level keeps.
+#[test]
+fn a_recipe_that_keeps_more_than_tether_may_hold_is_stopped_not_aborted() {
+    use std::os::unix::process::CommandExt as _;
+    let r = RecipeDir::new(
+        "hog",
+        r#"fn deeper(n, s) {
+    let mine = s + n;
+    if n < 60 { deeper(n + 1, s) } else { 0 }
+}
+task("keep", || {
+    let s = "x";
+    s.pad(40000000, 'x');
+    for i in 0..1000 {
+        set("v" + i, s + i);
+    }
+});
+task("deep", || {
+    let s = "x";
+    s.pad(40000000, 'x');
+    deeper(0, s);
+});
+"#,
+    );
+    // 1.5 GB of address space, as `ulimit -v 1500000`: the recipe limit is half of it.
+    let limited = |args: &[&str]| {
+        let mut cmd = r.tether().args(args).command();
+        // SAFETY: setrlimit is async-signal-safe, called in the child before exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                let limit = libc::rlimit {
+                    rlim_cur: 1_500_000 * 1024,
+                    rlim_max: 1_500_000 * 1024,
+                };
+                if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (status, err) = limited(&["keep"]);
+    assert_eq!(status, Some(4), "{err}");
+    assert!(
+        err.contains("deploy.rhai:9:"),
+        "not placed in the loop: {err}"
+    );
+    assert!(
+        err.contains(
+            "task `keep` (defined at deploy.rhai:5:1) ran away: tether held more than 732 MiB"
+        ),
+        "{err}"
+    );
+    let (status, err) = limited(&["deep"]);
+    assert_eq!(status, Some(4), "{err}");
+    assert!(
+        err.contains("ran away: tether held more than 732 MiB"),
+        "{err}"
+    );
+
+    r.write(
+        "deploy.rhai",
+        "let s = \"x\";\ns.pad(40000000, 'x');\nfor i in 0..1000 {\n    set(\"v\" + i, s + i);\n}\n",
+    );
+    let (status, err) = limited(&["deploy"]);
+    assert_eq!(status, Some(4), "{err}");
+    assert!(
+        err.contains("deploy.rhai:4:5: ran away: tether held more than 732 MiB"),
+        "{err}"
+    );
+}
+
 /// A runaway is placed at the loop or recursion, wherever it is: in the task, in a function
 /// it calls, in an imported module, in an `on` closure on a host's thread.
 #[test]

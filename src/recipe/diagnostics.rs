@@ -3,6 +3,7 @@
 
 use rhai::{EvalAltResult, ParseError, Position};
 
+use super::runaway::OutOfMemory;
 use super::sources::Sources;
 use crate::failure::Failure;
 
@@ -84,6 +85,9 @@ pub fn message(err: &EvalAltResult) -> String {
             },
         },
         EvalAltResult::ErrorParsing(p, _) => format!("syntax error: {p}"),
+        EvalAltResult::ErrorTerminated(token, _) if token.is::<OutOfMemory>() => {
+            OutOfMemory::words()
+        }
         other => {
             let text = other.to_string();
             // Rhai appends " (line N, position M)"; the location is shown separately.

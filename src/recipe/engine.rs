@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
-use rhai::Engine;
+use rhai::{Dynamic, Engine};
 
 use super::api;
 use super::context::Runtime;
 use super::limits::{MAX_CALL_LEVELS, MAX_COLLECTION_SIZE, MAX_OPERATIONS, MAX_STRING_SIZE};
+use super::runaway::OutOfMemory;
 use super::stdlib::Resolver;
 
 /// A fresh engine (module caches included) for `rt`.
@@ -26,8 +27,16 @@ pub fn build(rt: Arc<Runtime>) -> Engine {
     engine.set_max_map_size(MAX_COLLECTION_SIZE);
     super::runaway::watch(&mut engine);
     let cancel = rt.clone();
-    // Stops a running script (loops included) soon after Ctrl-C or a watch-mode cancel.
-    engine.on_progress(move |_| cancel.interrupted().then(|| "interrupted".into()));
+    let memory_limit = crate::memory::recipe_limit();
+    // Stops a running script (loops included) soon after Ctrl-C or a watch-mode cancel, and
+    // one that makes tether hold more than its memory limit (many values, each under the
+    // limits above).
+    engine.on_progress(move |_| {
+        if cancel.interrupted() {
+            return Some("interrupted".into());
+        }
+        (crate::memory::in_use() > memory_limit).then(|| Dynamic::from(OutOfMemory))
+    });
     let dir = rt
         .file
         .parent()

@@ -45,9 +45,28 @@ fn note(source: Option<&str>, pos: Position) {
     });
 }
 
+/// The token with which a script is stopped for making tether hold more than
+/// [`crate::memory::recipe_limit`].
+#[derive(Debug, Clone, Copy)]
+pub struct OutOfMemory;
+
+impl OutOfMemory {
+    /// What ran away, in words (Rhai says only "Script terminated").
+    pub fn words() -> String {
+        format!(
+            "ran away: tether held more than {} MiB (the values the recipe keeps; the limit is \
+             half of the memory this process may have, at most 4 GiB: see README, \"Limits\")",
+            crate::memory::recipe_limit() >> 20
+        )
+    }
+}
+
 /// What ran away, in words, when `err` is a runaway Rhai reported without a position.
 fn what(err: &EvalAltResult) -> Option<String> {
     Some(match err {
+        EvalAltResult::ErrorTerminated(token, _) if token.is::<OutOfMemory>() => {
+            OutOfMemory::words()
+        }
         EvalAltResult::ErrorTooManyOperations(p) if p.is_none() => format!(
             "ran away: Too many operations (stopped after {MAX_OPERATIONS}: an endless loop or \
              recursion here)"

@@ -1323,3 +1323,47 @@ fn mount_busy(lab: &Lab, host: &str, dir: &str) {
 fn unmount_busy(lab: &Lab, host: &str, dir: &str) {
     in_host(lab, host, &format!("umount {dir}/busy"));
 }
+
+/// A marker that cannot be written (a full disk) leaves the release as it was (stop 45 tester
+/// t56: with the page the lock took the disk's last, `deploy:cleanup`'s marking of another
+/// tool's releases left two empty markers, exit 0, and the two published releases, `current`'s
+/// among them, were strays for good once the disk had room again).
+#[test]
+fn a_marker_that_cannot_be_written_leaves_the_release_as_it_was() {
+    let lab = lab();
+    let dir = Dir::new("full-marker");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    // Capistrano's releases on a disk with one free page (tmpfs counts only file data).
+    in_host(
+        &lab,
+        "web2",
+        "mount -t tmpfs -o size=64k tmpfs /srv/shop && cd /srv/shop && \
+         mkdir -p releases/20240101000001 releases/20240101000002 && \
+         echo abc > releases/20240101000001/REVISION && echo def > releases/20240101000002/REVISION && \
+         ln -s /srv/shop/releases/20240101000002 current && \
+         printf 'Branch main (at abc) deployed as release 20240101000001 by cap\\nBranch main (at def) deployed as release 20240101000002 by cap\\n' > revisions.log && \
+         dd if=/dev/zero of=spare bs=4k count=1 2>/dev/null && \
+         { dd if=/dev/zero of=fill bs=4k 2>/dev/null; true; } && rm spare",
+    );
+    let out = tether(&dir, &lab, &["deploy:cleanup", "--hosts", "web2"]);
+    let left = in_host(
+        &lab,
+        "web2",
+        "cd /srv/shop/releases && for f in */.tether-complete*; do \
+         if [ -e \"$f\" ]; then printf '%s %s\\n' \"$f\" \"$(wc -c < \"$f\")\"; fi; done",
+    );
+    in_host(&lab, "web2", "rm /srv/shop/fill");
+    let listed = tether(&dir, &lab, &["deploy:releases", "--hosts", "web2"]);
+    in_host(&lab, "web2", "umount /srv/shop");
+    assert!(
+        left.lines().all(|l| !l.ends_with(" 0")),
+        "an empty marker was left: {left}\n{}",
+        out.dump()
+    );
+    listed
+        .status(0)
+        .stdout_contains("web2:\n  20240101000001 ")
+        .stdout_contains("  20240101000002 def  <- current\n")
+        .stdout_lacks("stray");
+}

@@ -1367,3 +1367,36 @@ fn a_marker_that_cannot_be_written_leaves_the_release_as_it_was() {
         .stdout_contains("  20240101000002 def  <- current\n")
         .stdout_lacks("stray");
 }
+
+/// A revisions.log this user cannot write is refused by deploy:check, before anything is
+/// published (stop 45 tester t56: the release went live and the run failed at
+/// deploy:log_revision). Root writes every file but an immutable one, which stands in here for
+/// another user's.
+#[test]
+fn a_revisions_log_that_cannot_be_written_is_refused_before_publishing() {
+    let lab = lab();
+    let dir = Dir::new("unwritable-log");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    let web1 = ["--hosts", "web1"];
+    deploy(&dir, &lab, "20250101000001", &web1).status(0);
+    let log = shop(&lab, "web1").join("revisions.log");
+    let chattr = |flag: &str| {
+        let ok = Command::new("chattr")
+            .arg(flag)
+            .arg(&log)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "chattr {flag}");
+    };
+    chattr("+i");
+    app.commit("v2");
+    let out = deploy(&dir, &lab, "20250101000002", &web1);
+    chattr("-i");
+    out.status(1).stderr_contains(
+        "web1: /srv/shop/revisions.log cannot be written by this user: every deploy and rollback appends to it once current is switched",
+    );
+    assert_current(&lab, &["web1"], "20250101000001", "after the refused deploy");
+    assert_eq!(releases(&lab, "web1"), ["20250101000001"]);
+}

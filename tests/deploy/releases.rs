@@ -1397,6 +1397,53 @@ fn a_revisions_log_that_cannot_be_written_is_refused_before_publishing() {
     out.status(1).stderr_contains(
         "web1: /srv/shop/revisions.log cannot be written by this user: every deploy and rollback appends to it once current is switched",
     );
-    assert_current(&lab, &["web1"], "20250101000001", "after the refused deploy");
+    assert_current(
+        &lab,
+        &["web1"],
+        "20250101000001",
+        "after the refused deploy",
+    );
     assert_eq!(releases(&lab, "web1"), ["20250101000001"]);
+}
+
+/// A host whose readlink fails is refused, not taken for one without `current` (stop 45
+/// tester t56: with a readlink that failed first in PATH, the publishing marker and the
+/// rollback journal said "no current", and a run cut during the switch had deploy:failed
+/// remove current, exit 0).
+#[test]
+fn a_host_whose_readlink_fails_is_refused_not_taken_for_one_without_current() {
+    let lab = lab();
+    let dir = Dir::new("no-readlink");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    let web1 = ["--hosts", "web1"];
+    deploy(&dir, &lab, "20250101000001", &web1).status(0);
+    app.commit("v2");
+    deploy(&dir, &lab, "20250101000002", &web1).status(0);
+    let host = lab.host("web1");
+    let bin = host.root_dir.join("fakebin");
+    fs::create_dir_all(&bin).unwrap();
+    fs::write(
+        bin.join("readlink"),
+        "#!/bin/sh\necho 'readlink: not found' >&2\nexit 127\n",
+    )
+    .unwrap();
+    Command::new("chmod")
+        .arg("+x")
+        .arg(bin.join("readlink"))
+        .status()
+        .unwrap();
+    let bashrc = host.home.join(".bashrc");
+    let before = fs::read_to_string(&bashrc).unwrap_or_default();
+    fs::write(&bashrc, format!("{before}PATH=/srv/fakebin:$PATH\n")).unwrap();
+    app.commit("v3");
+    let out = deploy(&dir, &lab, "20250101000003", &web1);
+    let rollback = tether(&dir, &lab, &["deploy:rollback", "--hosts", "web1"]);
+    fs::write(&bashrc, before).unwrap();
+    let said = "cannot read where /srv/shop/current points (readlink failed)";
+    out.status(1).stderr_contains(said);
+    rollback.status(1).stderr_contains(said);
+    assert_current(&lab, &["web1"], "20250101000002", "after the refused runs");
+    tether(&dir, &lab, &["deploy:rollback", "--hosts", "web1"]).status(0);
+    assert_current(&lab, &["web1"], "20250101000001", "after the rollback");
 }

@@ -167,11 +167,13 @@ fn a_release_never_live_on_a_host_lost_before_the_switch_is_unfinished() {
         deploy(&dir, &lab, r, &[]).status(0);
     }
     app.commit("v4");
+    // (A marker is written whole, then renamed into place: that `mv` works.)
     shadow(
         &lab,
         "resque2",
         "mv",
-        "echo 'mv: cannot move: Input/output error' >&2; exit 1\n",
+        "for a; do case $a in */.tether-complete) exec /bin/mv \"$@\";; esac; done\n\
+         echo 'mv: cannot move: Input/output error' >&2; exit 1\n",
     );
     let out = deploy(&dir, &lab, "20250101000004", &[]);
     unshadow(&lab, "resque2");
@@ -404,7 +406,7 @@ fn a_host_switched_then_lost_is_put_back_by_the_command_deploy_failed_names() {
         &lab,
         "resque2",
         "rm",
-        "for a; do case $a in */.tether-complete) n=$(cat /srv/.n 2>/dev/null || echo 0); \
+        "for a; do case $a in */.tether-complete.new) n=$(cat /srv/.n 2>/dev/null || echo 0); \
          n=$((n + 1)); echo $n > /srv/.n; if [ $n -ge 5 ]; then touch /srv/.broken; \
          echo 'rm: I/O error' >&2; exit 1; fi;; */.tether-removing.*) [ -e /srv/.broken ] && exit 1;; \
          esac; done\nexec /bin/rm \"$@\"\n",
@@ -598,7 +600,7 @@ fn a_host_a_failed_rollback_switched_then_lost_is_put_back() {
         &lab,
         "resque2",
         "rm",
-        "for a; do case $a in */.tether-complete) touch /srv/.broken; echo 'rm: I/O error' >&2; \
+        "for a; do case $a in */.tether-complete.new) touch /srv/.broken; echo 'rm: I/O error' >&2; \
          exit 1;; esac; done\nexec /bin/rm \"$@\"\n",
     );
     shadow(

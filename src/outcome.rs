@@ -85,6 +85,7 @@ pub fn status_words(r: &HostResult) -> (String, Tally) {
             ExitStatus::Code(0) => ("ok".into(), Tally::Ok),
             ExitStatus::Code(c) => failed(&format!("exit {c}")),
             ExitStatus::Signal(s) => failed(&format!("signal {s}")),
+            ExitStatus::ShellEnded(_) => failed("not run"),
             ExitStatus::Missing
             | ExitStatus::MissingBeforeStart
             | ExitStatus::Unrecorded
@@ -100,6 +101,7 @@ pub fn status_words(r: &HostResult) -> (String, Tally) {
             }
             _ if e.kind() == Kind::Unreachable => failed("unreachable"),
             SshError::CommandTimeout { .. } => failed("timed out"),
+            SshError::NotRun { .. } => failed("not run"),
             SshError::ConnectionLost { .. } | SshError::TransferCut { .. } => {
                 failed("connection lost")
             }

@@ -377,6 +377,26 @@ task("long", || {
     assert_eq!(lab.accepted_logins("host1"), 1, "the session was kept");
 }
 
+/// A long command whose staged file comes out short (a start-up file that reads standard
+/// input takes the command's bytes) is a command that was not run (exit 1), saying why, not
+/// an unreachable host (stop 45 tester t56: exit 3, "failed (exit status 1): " and nothing
+/// after it).
+#[test]
+fn a_long_command_whose_file_comes_out_short_was_not_run_and_says_why() {
+    let lab = Lab::start(1);
+    std::fs::write(lab.host("host1").home.join(".bashrc"), "read -r junk\n").unwrap();
+    let long = format!("touch /srv/ran; : {}", "x".repeat(48 * 1024));
+    let out = Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["run", "--hosts", "host1", "--", &long])
+        .run();
+    out.status(1)
+        .stdout_contains("was not run: the command (49170 bytes) is too long for one exec request")
+        .stdout_contains("of its 49170 bytes reached the file: something on the host read them first (a start-up file of the login shell that reads its standard input?)")
+        .stdout_lacks("unreachable");
+    assert!(!lab.host("host1").root_dir.join("ran").exists());
+}
+
 /// A download's bytes are the file's, whatever the login shell prints on start-up: the chatter
 /// is cut before the stream is written to the local file, and an upload's check is not fooled.
 #[test]

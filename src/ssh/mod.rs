@@ -257,6 +257,19 @@ pub enum SshError {
         /// What failed.
         reason: String,
     },
+    /// A command that never started, on a session that is fine: the server refused a request
+    /// for its channel (a PTY under `PermitTTY no`), its output could not be written locally,
+    /// or, too long for one exec request, it could not be written to a file on the host (stop
+    /// 45 tester t56: said as an unreachable host, exit 3, where the host was reached).
+    #[error("{host}: `{command}` was not run: {reason}")]
+    NotRun {
+        /// Host as named by the user.
+        host: String,
+        /// The command.
+        command: String,
+        /// Why it never started.
+        reason: String,
+    },
     /// The connection died while a command was running: it may have partly run, and it is
     /// never re-sent.
     #[error("{}", self.said())]
@@ -474,6 +487,7 @@ impl SshError {
             | SshError::Auth { host, .. }
             | SshError::AuthCutOff { host, .. }
             | SshError::Session { host, .. }
+            | SshError::NotRun { host, .. }
             | SshError::ConnectionLost { host, .. }
             | SshError::TransferCut { host, .. }
             | SshError::CommandTimeout { host, .. }
@@ -491,7 +505,8 @@ impl SshError {
             SshError::ConnectionLost { command, .. }
             | SshError::TransferCut { command, .. }
             | SshError::CommandTimeout { command, .. }
-            | SshError::CommandStopped { command, .. } => *command = label.to_string(),
+            | SshError::CommandStopped { command, .. }
+            | SshError::NotRun { command, .. } => *command = label.to_string(),
             _ => {}
         }
         self
@@ -528,6 +543,7 @@ impl SshError {
                 | SshError::TransferCut { .. }
                 | SshError::CommandTimeout { .. }
                 | SshError::CommandStopped { .. }
+                | SshError::NotRun { .. }
         )
     }
 
@@ -549,9 +565,9 @@ impl SshError {
                 why: crate::stop::StopReason::Interrupted,
                 ..
             } => Kind::Interrupted,
-            SshError::CommandTimeout { .. } | SshError::CommandStopped { .. } => {
-                Kind::CommandFailed
-            }
+            SshError::CommandTimeout { .. }
+            | SshError::CommandStopped { .. }
+            | SshError::NotRun { .. } => Kind::CommandFailed,
             SshError::Resolve { .. }
             | SshError::Connect { .. }
             | SshError::ConnectTimeout { .. }

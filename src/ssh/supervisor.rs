@@ -356,7 +356,7 @@ pub fn stage(id: Option<&str>, tag: &str, len: usize) -> String {
         None => String::new(),
     };
     format!(
-        r#"umask 077; f=; {private}[ -n "$f" ] || f=$(mktemp "${{TMPDIR:-/tmp}}/tether-cmd.{tag}.XXXXXX") || exit; cat >"$f" && [ $(wc -c <"$f") -eq {len} ] && printf %s "$f" || {{ s=$?; rm -f "$f"; exit "$s"; }}"#,
+        r#"umask 077; f=; {private}[ -n "$f" ] || f=$(mktemp "${{TMPDIR:-/tmp}}/tether-cmd.{tag}.XXXXXX") || exit; cat >"$f" && {{ n=$(wc -c <"$f"); [ "$n" -eq {len} ] || {{ printf 'only %s of its %s bytes reached the file: something on the host read them first (a start-up file of the login shell that reads its standard input?)\n' $n {len} >&2; false; }}; }} && printf %s "$f" || {{ s=$?; rm -f "$f"; exit "$s"; }}"#,
         tag = crate::command::quote(tag)
     )
 }

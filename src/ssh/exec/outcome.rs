@@ -21,6 +21,11 @@ pub enum ExitStatus {
     /// login shell ended first (a startup file that exits), or the channel was closed while it
     /// started; the command most likely did not run.
     MissingBeforeStart,
+    /// The channel closed with this exit status before the command's start marker came: the
+    /// login shell ended first (`/bin/false`, `nologin`, a startup file that exits with it);
+    /// the command did not run (stop 45 tester t56: said as the command's own `exit status
+    /// 1`).
+    ShellEnded(i32),
     /// The command ran under the supervisor, but its status was never recorded on the host:
     /// the supervisor's process that waited for it was killed (by the command itself:
     /// `kill -9 $PPID`). What it printed arrived; how it ended is unknown.
@@ -57,6 +62,12 @@ impl std::fmt::Display for ExitStatus {
                 "no exit status received: the server closed the channel while the command was \
                  running (an sshd ChannelTimeout on a silent command is the usual cause); the \
                  command may still be running",
+            ),
+            ExitStatus::ShellEnded(c) => write!(
+                f,
+                "the login shell ended with exit status {c} before the command started (a \
+                 login shell such as /bin/false or nologin, or a startup file that exits: what \
+                 it printed is shown); the command did not run"
             ),
             ExitStatus::MissingBeforeStart => f.write_str(
                 "no exit status received, and the command never said it started: the login \
@@ -237,6 +248,14 @@ pub fn finished_event(
                 None,
                 Some("no exit status received, and the command never said it started".to_string()),
                 CommandOutcome::NoStatus,
+            ),
+            ExitStatus::ShellEnded(c) => (
+                None,
+                None,
+                Some(format!(
+                    "the login shell ended with exit status {c} before the command started"
+                )),
+                CommandOutcome::NotRun,
             ),
             ExitStatus::Unrecorded => (
                 None,

@@ -694,6 +694,7 @@ pub(super) fn run_wrapped(
         (None, None) if placed => ExitStatus::Unrecorded,
         (None, None) => match channel.exit_status() {
             // Without the marker a 0 is what libssh2 reports when nothing arrived.
+            Ok(code) if code != 0 && !began => ExitStatus::ShellEnded(code),
             Ok(code) if code != 0 => ExitStatus::Code(code),
             // Not even the start marker came (stop 36 tester t22: a ~/.bashrc that exits was
             // said as a ChannelTimeout cutting off a running command).

@@ -537,8 +537,9 @@ impl WorkerState {
                     | ExecError::Local(reason)
                     | ExecError::NotStaged(reason),
                 ),
-            ) => Err(SshError::Session {
+            ) => Err(SshError::NotRun {
                 host: self.owner.name.to_string(),
+                command: command.to_string(),
                 reason,
             }),
             (None, Err(ExecError::NotStarted(reason))) => Err(self

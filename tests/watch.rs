@@ -839,3 +839,50 @@ fn a_module_edited_during_the_first_run_cancels_it() {
     );
     assert_eq!(w.interrupt(30 * SECS), 0, "{}", w.dump());
 }
+
+/// A cancelled run runs its failure hooks, as `tether TASK` does after Ctrl-C: after a save
+/// (with `--kill`) before the next version runs, and after Ctrl-C before the sessions close
+/// (stop 45 tester t57: `tether watch deploy` cancelled left the deploy's lock and unfinished
+/// release on every host, exit 0, and every later save's run was refused by that lock).
+#[test]
+fn a_cancelled_run_runs_its_failure_hooks() {
+    let names = ["web1", "web2"];
+    let lab = lab(&names);
+    let long = format!(
+        "{}on_failure(|err| {{ on(\"web\", \"echo cleaned >> /srv/cleaned\"); }});\n\
+         task(\"hi\", || {{ on(\"web\", \"echo started >> /srv/started; sleep 30\"); }});\n",
+        servers(&names)
+    );
+    let r = RecipeDir::new("hooks", &long);
+    let lines = |h: &str, file: &str| {
+        std::fs::read_to_string(lab.host(h).root_dir.join(file))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let mut w = Watcher::start(&lab, &r, &["--kill", "hi"]);
+    eventually("run 1's command on every host", 20 * SECS, || {
+        names.iter().all(|h| lines(h, "started") == 1)
+    });
+    r.save_in_place(
+        "deploy.rhai",
+        &format!(
+            "{}task(\"hi\", || {{ on(\"web\", \"echo v2 > /srv/v2\"); }});\n",
+            servers(&names)
+        ),
+    );
+    w.wait_line("watch: run 2 ok", 20 * SECS);
+    for h in names {
+        assert_eq!(lines(h, "cleaned"), 1, "{h}: run 1's hook\n{}", w.dump());
+        assert!(lab.host(h).root_dir.join("v2").exists(), "{h}: run 2");
+    }
+    r.save_in_place("deploy.rhai", &long);
+    eventually("run 3's command on every host", 20 * SECS, || {
+        names.iter().all(|h| lines(h, "started") == 2)
+    });
+    assert_eq!(w.interrupt(20 * SECS), 0, "{}", w.dump());
+    for h in names {
+        assert_eq!(lines(h, "cleaned"), 2, "{h}: run 3's hook\n{}", w.dump());
+        assert_eq!(lab.accepted_logins(h), 1);
+    }
+}

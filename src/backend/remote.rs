@@ -33,6 +33,8 @@ pub struct Remote {
     /// Once set, in-flight commands are stopped (a supervised or PTY command's process group,
     /// a transfer's channel), each for its reason.
     kill: Stop,
+    /// A run's own flags among `kill`'s, cleared when its failure hooks start (watch mode).
+    run_flags: Vec<Arc<AtomicBool>>,
     /// Every command gets a pseudo-terminal (`--pty`).
     pty: bool,
     /// Hosts connected with the first `prepare`: every host of the run, used or not.
@@ -55,6 +57,7 @@ impl Remote {
             fleet,
             cancel: flag.clone(),
             kill: Stop::flag(flag, StopReason::Interrupted),
+            run_flags: Vec::new(),
             pty: false,
             hosts: Vec::new(),
             opened: OnceLock::new(),
@@ -78,11 +81,18 @@ impl Remote {
     }
 
     /// Uses a run's own flags instead of the fleet's Ctrl-C flag (watch mode, where the fleet
-    /// outlives many runs): `cancel` stops dispatching, `kill` stops in-flight commands. The
-    /// fleet's Ctrl-C flag still stops every fan-out.
-    pub fn with_flags(mut self, cancel: Arc<AtomicBool>, kill: Stop) -> Self {
+    /// outlives many runs): `cancel` stops dispatching, `kill` stops in-flight commands, and
+    /// `run_flags`, flags of `kill` that are the run's own, are cleared for its failure hooks
+    /// ([`Backend::revive`]). The fleet's Ctrl-C flag still stops every fan-out.
+    pub fn with_flags(
+        mut self,
+        cancel: Arc<AtomicBool>,
+        kill: Stop,
+        run_flags: Vec<Arc<AtomicBool>>,
+    ) -> Self {
         self.cancel = cancel;
         self.kill = kill;
+        self.run_flags = run_flags;
         self
     }
 }
@@ -289,6 +299,9 @@ impl Backend for Remote {
     }
 
     fn revive(&self) {
+        for flag in &self.run_flags {
+            flag.store(false, Ordering::SeqCst);
+        }
         if self.opened.get().is_some() {
             self.fleet.pool.revive();
         }

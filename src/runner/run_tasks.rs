@@ -21,41 +21,20 @@ use crate::settings::Settings;
 use crate::timeline::Recording;
 
 impl Loaded {
-    /// Runs `tasks` in order; on failure runs the failure hooks and returns the error.
+    /// Runs `tasks` in order; on failure (Ctrl-C, a cancelled watch run included) runs the
+    /// failure hooks and returns the error.
     pub fn run_tasks(&self, tasks: &[String], backend: Arc<dyn Backend>) -> Result<(), Error> {
-        self.run_tasks_with(tasks, backend, true)
-    }
-
-    /// Like [`Loaded::run_tasks`], but a cancelled run ([`Error::Interrupted`]) skips the
-    /// failure hooks: in watch mode a cancel means a newer version runs next (or the user
-    /// left), and no further command of this run may be dispatched.
-    pub fn run_tasks_cancellable(
-        &self,
-        tasks: &[String],
-        backend: Arc<dyn Backend>,
-    ) -> Result<(), Error> {
-        self.run_tasks_with(tasks, backend, false)
-    }
-
-    fn run_tasks_with(
-        &self,
-        tasks: &[String],
-        backend: Arc<dyn Backend>,
-        hooks_after_interrupt: bool,
-    ) -> Result<(), Error> {
         self.rt.set_backend(backend);
         self.rt.recipe().started = true;
         for t in tasks {
             self.rt.set_top(t);
             if let Err(e) = invoke(&self.engine, &self.rt, t) {
                 let error = classify(&self.rt, &e);
-                if hooks_after_interrupt || !error.is_interrupted() {
-                    let ((), interrupted) =
-                        crate::interrupt::finishing(|| self.run_failure_hooks(&error));
-                    // An interrupt outranks every other failure (README, Exit codes).
-                    if interrupted && !error.is_interrupted() {
-                        return Err(Error::interrupted());
-                    }
+                let ((), interrupted) =
+                    crate::interrupt::finishing(|| self.run_failure_hooks(&error));
+                // An interrupt outranks every other failure (README, Exit codes).
+                if interrupted && !error.is_interrupted() {
+                    return Err(Error::interrupted());
                 }
                 return Err(error);
             }

@@ -18,11 +18,14 @@
 //!   dispatches nothing more) and its own kill flag (in-flight commands are stopped: a PTY's
 //!   terminal hung up, a supervised command's process group signalled). A
 //!   change during a run sets the cancel flag (and the kill flag with `--kill`), waits for the
-//!   run to end (in-flight commands finish, or are stopped), then runs the new version. The
-//!   pool's Ctrl-C flag is not touched, so the next run and the heartbeat are unaffected, and a
-//!   cancelled run runs no failure hooks.
-//! - Ctrl-C: cancels the current run with its kill flag set (in-flight commands are stopped), closes every session and returns Ok (exit status 0: Ctrl-C is how one leaves
-//!   watch mode). A second Ctrl-C exits at once with 130 (see [`crate::interrupt`]).
+//!   run to end (in-flight commands finish, or are stopped, then its failure hooks run, as
+//!   after Ctrl-C in `tether TASK`: a deploy's lock and unfinished release are cleaned up),
+//!   then runs the new version. The pool's Ctrl-C flag is not touched, so the next run and
+//!   the heartbeat are unaffected.
+//! - Ctrl-C: taken off the pool's flag into the current run's own (its in-flight commands are
+//!   stopped, then its failure hooks run), then every session is closed and Ok returned (exit
+//!   status 0: Ctrl-C is how one leaves watch mode). A second Ctrl-C exits at once with 130
+//!   (see [`crate::interrupt`]).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -123,6 +126,8 @@ struct Current {
     number: u64,
     cancel: Arc<AtomicBool>,
     kill: Arc<AtomicBool>,
+    /// Ctrl-C came during this run (the in-flight commands are stopped for it).
+    ctrl_c: Arc<AtomicBool>,
     cancelled: bool,
 }
 
@@ -184,6 +189,8 @@ pub fn run(
 
     let mut number = 0;
     let mut current: Option<Current> = None;
+    // Ctrl-C came: the watch ends once the current run has (its failure hooks included).
+    let mut leaving = false;
     let mut pending: Option<String> = Some("first run".into());
     // When a watched file was last touched: a run starts once they were quiet for the debounce.
     let mut last_touch: Option<Instant> = None;
@@ -191,17 +198,23 @@ pub fn run(
         let quiet_in = last_touch
             .map(|t| args.debounce.saturating_sub(t.elapsed()))
             .unwrap_or_default();
-        if interrupted.load(Ordering::SeqCst) {
-            match &mut current {
+        // Ctrl-C is taken off the fleet's flag into the run's own, once: the run's failure
+        // hooks then clean up on hosts the flag would keep them from (t57, stop 45: a
+        // deploy's lock and release were left on every host, and the next save's run was
+        // refused by the cancelled run's own lock). A second Ctrl-C still exits at once.
+        if interrupted.swap(false, Ordering::SeqCst) {
+            leaving = true;
+            if let Some(cur) = &mut current {
                 // Also after a save cancelled it: Ctrl-C stops PTY commands too.
-                Some(cur) => {
-                    cur.cancelled = true;
-                    cur.cancel.store(true, Ordering::SeqCst);
-                    cur.kill.store(true, Ordering::SeqCst);
-                }
-                None => break,
+                cur.cancelled = true;
+                cur.ctrl_c.store(true, Ordering::SeqCst);
+                cur.cancel.store(true, Ordering::SeqCst);
             }
-        } else if current.is_none() && quiet_in.is_zero() {
+        }
+        if leaving && current.is_none() {
+            break;
+        }
+        if !leaving && current.is_none() && quiet_in.is_zero() {
             if let Some(reason) = pending.take() {
                 number += 1;
                 watched.snapshot();
@@ -209,6 +222,7 @@ pub fn run(
                     number,
                     cancel: Arc::new(AtomicBool::new(false)),
                     kill: Arc::new(AtomicBool::new(false)),
+                    ctrl_c: Arc::new(AtomicBool::new(false)),
                     cancelled: false,
                 };
                 screen.run_started(number, &reason);
@@ -279,7 +293,10 @@ pub fn run(
                     screen.warn(&w);
                 }
                 screen.run_finished(report.number, &report.result, report.elapsed);
-                if pending.is_none() && !interrupted.load(Ordering::SeqCst) {
+                if leaving {
+                    break;
+                }
+                if pending.is_none() {
                     // A module this run imported for the first time was not watched while
                     // the run loaded it: a change made then has no event of ours.
                     let changed = watched.changed(&new_files);
@@ -287,7 +304,7 @@ pub fn run(
                         pending = Some(format!("{} changed", changed.join(", ")));
                     }
                 }
-                if pending.is_none() && !interrupted.load(Ordering::SeqCst) {
+                if pending.is_none() {
                     screen.waiting(shared.fleet().as_deref(), &watched);
                 }
             }
@@ -342,7 +359,12 @@ fn texts(sources: &Sources) -> Vec<(String, String)> {
 /// loaded, and [`Msg::Done`].
 fn spawn_run(shared: &Arc<Shared>, cur: &Current, tx: Sender<Msg>) -> Result<(), Error> {
     let shared = shared.clone();
-    let (number, cancel, kill) = (cur.number, cur.cancel.clone(), cur.kill.clone());
+    let (number, cancel, kill, ctrl_c) = (
+        cur.number,
+        cur.cancel.clone(),
+        cur.kill.clone(),
+        cur.ctrl_c.clone(),
+    );
     std::thread::Builder::new()
         .name(format!("watch run {number}"))
         .spawn(move || {
@@ -353,7 +375,12 @@ fn spawn_run(shared: &Arc<Shared>, cur: &Current, tx: Sender<Msg>) -> Result<(),
                 // The receiver lives as long as the watch.
                 let _ = tx.send(Msg::Loaded(number, texts(s)));
             };
-            let result = execute(&shared, &sources, cancel, kill, &mut loaded, &on_loaded);
+            let flags = RunFlags {
+                cancel,
+                kill,
+                ctrl_c,
+            };
+            let result = execute(&shared, &sources, flags, &mut loaded, &on_loaded);
             let sources = texts(&sources);
             // The receiver waits for exactly this message.
             let _ = tx.send(Msg::Done(Report {
@@ -368,15 +395,27 @@ fn spawn_run(shared: &Arc<Shared>, cur: &Current, tx: Sender<Msg>) -> Result<(),
         .map_err(|e| Error::Usage(format!("cannot start a run thread: {e}")))
 }
 
-/// One run: a fresh load of the recipe, then its tasks over the shared fleet.
+/// A run's own flags (see [`Current`]).
+struct RunFlags {
+    cancel: Arc<AtomicBool>,
+    kill: Arc<AtomicBool>,
+    ctrl_c: Arc<AtomicBool>,
+}
+
+/// One run: a fresh load of the recipe, then its tasks over the shared fleet; a run cancelled
+/// (a save, Ctrl-C) runs its failure hooks, as `tether TASK` does after Ctrl-C.
 fn execute(
     shared: &Shared,
     sources: &Arc<Sources>,
-    cancel: Arc<AtomicBool>,
-    kill: Arc<AtomicBool>,
+    flags: RunFlags,
     loaded_ok: &mut bool,
     on_loaded: &dyn Fn(&Sources),
 ) -> Result<(), Error> {
+    let RunFlags {
+        cancel,
+        kill,
+        ctrl_c,
+    } = flags;
     let mut opts = runner::load_options(&shared.settings, cancel.clone(), shared.sink.clone())?;
     opts.sources = Some(sources.clone());
     let loaded = runner::load(&shared.recipe, opts)?;
@@ -395,7 +434,7 @@ fn execute(
     loaded.validate(&tasks)?;
     loaded.ssh_config()?;
     if shared.settings.dry_run {
-        return loaded.run_tasks_cancellable(&tasks, Arc::new(DryRun::new(shared.sink.clone())));
+        return loaded.run_tasks(&tasks, Arc::new(DryRun::new(shared.sink.clone())));
     }
     let fleet = shared.fleet_for(&loaded)?;
     let hosts = loaded.selected_hosts()?;
@@ -404,13 +443,17 @@ fn execute(
         .with_pty(shared.settings.pty)
         .with_flags(
             cancel,
-            // Ctrl-C also sets `kill`: it is the reason when both are set.
+            // Ctrl-C is the reason when it came, whether or not a save came first.
             Stop::flag(fleet.interrupted.clone(), StopReason::Interrupted)
-                .or_flag(kill, StopReason::RunCancelled),
+                .or_flag(ctrl_c.clone(), StopReason::Interrupted)
+                .or_flag(kill.clone(), StopReason::RunCancelled),
+            // Cleared for the failure hooks (the cancel flag is the runtime's, which they
+            // clear themselves).
+            vec![ctrl_c, kill],
         )
         .with_hosts(hosts);
     let backend = Arc::new(backend);
-    let result = loaded.run_tasks_cancellable(&tasks, backend.clone());
+    let result = loaded.run_tasks(&tasks, backend.clone());
     // The next run has a backend of its own: what this one owes is paid now.
     backend.settle_all();
     result

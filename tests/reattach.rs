@@ -932,6 +932,34 @@ fn sigterm_and_sighup_stop_the_remote_command_like_ctrl_c() {
     }
 }
 
+/// Ctrl-C stops waiting for a command the host runs without the supervisor, which no stop
+/// reaches, and says it may still be running (stop 45 tester t57: tether waited 23 s for the
+/// command's end, then reported it ok).
+#[test]
+fn ctrl_c_stops_waiting_for_a_command_no_stop_reaches_and_says_so() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    lab.set_env("host1", &[("TMPDIR", "/srv/missing")]);
+    let marker = lab.host("host1").root_dir.join("started");
+    let started = Instant::now();
+    let out = support::tether::Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["run", "--hosts", "host1", "--"])
+        .arg("echo go > /srv/started; sleep 20; echo late > /srv/late")
+        .interrupt_after_start(&marker, Duration::from_millis(300));
+    let text = support::tether::text(&out);
+    assert_eq!(out.status.code(), Some(130), "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "waited for the command: {:?}\n{text}",
+        started.elapsed()
+    );
+    assert!(
+        text.contains("it runs without tether's supervisor on this host, which no stop reaches: it may still be running"),
+        "{text}"
+    );
+    assert!(text.contains("left running"), "{text}");
+}
+
 #[test]
 fn where_the_supervisor_cannot_run_commands_run_directly_and_it_is_said_once() {
     let lab = Lab::builder().names(&["host1"]).start();

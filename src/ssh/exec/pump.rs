@@ -69,8 +69,9 @@ pub(super) fn pump(
         // Under the supervisor the channel stays open while its process group is stopped
         // (the caller does that, then closes it): the exec's sh ends with the command.
         // So does a PTY command's, once its exec's sh said its process group.
-        let supervising =
-            supervised && err.start.open && direct_reason(&err.start.preamble, key).is_none();
+        let began = supervised && err.start.open;
+        let direct = began && direct_reason(&err.start.preamble, key).is_some();
+        let supervising = began && !direct;
         let attached = supervising
             || (opts.pty && out.start.open && pty_stop::group(&out.start.preamble, key).is_some());
         let stopping = stop.is_some_and(|s| s.is_set());
@@ -78,7 +79,10 @@ pub(super) fn pump(
             && !out.start.open
             && stopping
             && stopped_at.get_or_insert_with(Instant::now).elapsed() < GROUP_WAIT;
-        if stopping && (opts.pty || transfer || attached) && !for_group {
+        // One the host runs without the supervisor cannot be stopped: it is no longer waited
+        // for, and the caller says it may still be running (stop 45 tester t57: Ctrl-C waited
+        // 23 s for it, then called it ok).
+        if stopping && (opts.pty || transfer || attached || direct) && !for_group {
             if !attached {
                 close_now(conn, channel);
             }

@@ -1447,3 +1447,26 @@ fn a_host_whose_readlink_fails_is_refused_not_taken_for_one_without_current() {
     tether(&dir, &lab, &["deploy:rollback", "--hosts", "web1"]).status(0);
     assert_current(&lab, &["web1"], "20250101000001", "after the rollback");
 }
+
+/// A release's REVISION that is no regular file is not read (stop 45 tester t56: a FIFO there
+/// hung deploy:releases, and would hang a deploy under its lock).
+#[test]
+fn a_revision_file_that_is_a_fifo_is_not_read() {
+    let lab = lab();
+    let dir = Dir::new("fifo-revision");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    let web1 = ["--hosts", "web1"];
+    deploy(&dir, &lab, "20250101000001", &web1).status(0);
+    let revision = shop(&lab, "web1").join("releases/20250101000001/REVISION");
+    fs::remove_file(&revision).unwrap();
+    let path = std::ffi::CString::new(revision.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) on a path the test owns.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0);
+    tether(&dir, &lab, &["deploy:releases", "--hosts", "web1"])
+        .status(0)
+        .stdout_contains("web1:\n  20250101000001 ");
+    app.commit("v2");
+    deploy(&dir, &lab, "20250101000002", &web1).status(0);
+    assert_current(&lab, &["web1"], "20250101000002", "after the deploy");
+}

@@ -119,6 +119,15 @@ struct File {
     sightings: Vec<Sighting>,
 }
 
+/// A file as read: its entries one by one (see [`read`]).
+#[derive(Debug, Deserialize)]
+struct RawFile {
+    version: u32,
+    entries: Vec<serde_json::Value>,
+    #[serde(default)]
+    sightings: Vec<serde_json::Value>,
+}
+
 const VERSION: u32 = 2;
 
 /// The version before sightings: its `idle_death` entries came from one death each.
@@ -190,8 +199,24 @@ fn read(path: &Path, now: u64) -> Result<(Vec<Entry>, Vec<Sighting>), String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     };
-    let mut file: File = serde_json::from_str(&text)
+    let raw: RawFile = serde_json::from_str(&text)
         .map_err(|e| format!("{} is not a tether idle-limit cache ({e})", path.display()))?;
+    // Entry by entry: one this tether cannot read (a source it does not know, a value out of
+    // range) is left out, not the whole file with it (stop 45 tester t57: one entry with an
+    // unknown `source` had every limit forgotten).
+    let mut file = File {
+        version: raw.version,
+        entries: raw
+            .entries
+            .into_iter()
+            .filter_map(|v| serde_json::from_value(v).ok())
+            .collect(),
+        sightings: raw
+            .sightings
+            .into_iter()
+            .filter_map(|v| serde_json::from_value(v).ok())
+            .collect(),
+    };
     match file.version {
         VERSION => {}
         VERSION_1 => {
@@ -571,6 +596,22 @@ mod tests {
         assert_eq!(note, None);
         assert_eq!(cache.get(&key(1)), None);
         assert_eq!(cache.get(&key(2)).unwrap().source, Source::SshdConfig);
+        // An entry this tether cannot read is left out, not the file (stop 45 tester t57).
+        fs::write(
+            &path,
+            format!(
+                r#"{{"version": 2, "entries": [{}, {}, {}]}}"#,
+                entry(3, 3000, "from_the_future"),
+                entry(2, 3000, "sshd_config"),
+                entry(4, 3000, "sshd_config").replace("3000", "-5")
+            ),
+        )
+        .unwrap();
+        let (partial, note) = LimitCache::load(path.clone());
+        assert_eq!(note, None);
+        assert_eq!(partial.get(&key(3)), None);
+        assert_eq!(partial.get(&key(4)), None);
+        assert_eq!(partial.get(&key(2)).unwrap().source, Source::SshdConfig);
         assert_eq!(
             cache.idle_death(&key(1), Duration::from_millis(6100)).0,
             Death::Confirmed

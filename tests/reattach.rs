@@ -1180,6 +1180,36 @@ fn a_blackhole_lifted_before_the_bound_is_reattached() {
     assert_eq!(h.count("far", is_reattach), 1, "{}", h.story());
 }
 
+/// SIGTERM while a host is blackholed ends tether within a service manager's grace (`docker
+/// stop`: 10 s), saying what may be left there: after a signal a channel's opening is not
+/// waited for 15 s, and a host that failed to reconnect a moment ago is not tried again for
+/// the clean-up (stop 45 tester t57: 32 s, or a SIGKILL with nothing cleaned up).
+#[test]
+fn sigterm_with_a_blackholed_host_ends_within_a_service_managers_grace() {
+    let far = support::netns::NetnsHost::start("far", &[]);
+    let marker = far.dir.join("home/marker");
+    let child = support::tether::Tether::new()
+        .ssh_config(&far.ssh_config())
+        .args(&["run", "--hosts", "far", "--"])
+        .arg("echo ran >> $HOME/marker; sleep 60")
+        .spawn();
+    wait_until("the command never started", || {
+        std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+    });
+    far.blackhole();
+    std::thread::sleep(Duration::from_millis(500));
+    let signalled = Instant::now();
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let took = signalled.elapsed();
+    far.lift_blackhole();
+    let text = support::tether::text(&out);
+    assert_eq!(out.status.code(), Some(130), "{text}");
+    assert!(took < Duration::from_secs(10), "took {took:?}\n{text}");
+    assert!(text.contains("may still be running"), "{text}");
+}
+
 /// `--reattach` bounds re-attaching for the whole run; `0` is one attempt, said as such
 /// (stop 33 re-test: "not re-attached within 0.0 ms").
 #[test]

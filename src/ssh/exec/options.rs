@@ -101,3 +101,18 @@ pub enum Echo {
 pub const PTY_TERM: &str = "xterm";
 /// Time allowed to open a channel on a session believed healthy.
 pub const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// [`OPEN_TIMEOUT`] once tether got a signal (see [`open_timeout`]).
+pub const SIGNALLED_OPEN_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long a channel's opening is waited for: [`OPEN_TIMEOUT`], or less once a first Ctrl-C,
+/// SIGTERM or SIGHUP came, as whoever sent it may send SIGKILL next (`docker stop` does 10 s
+/// after SIGTERM) and a host that opens no channel in that time is as good as lost (stop 45
+/// tester t57: the stop of a blackholed host's command waited 17.5 s for its channel).
+pub fn open_timeout() -> Duration {
+    if crate::interrupt::signalled() {
+        SIGNALLED_OPEN_TIMEOUT
+    } else {
+        OPEN_TIMEOUT
+    }
+}

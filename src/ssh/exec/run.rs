@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::frames::{Key, StderrFilter};
 use super::incoming::{crlf_to_lf, direct_reason, LineEnd, Streams};
-use super::options::{ExecOptions, OPEN_TIMEOUT, PTY_TERM};
+use super::options::{open_timeout, ExecOptions, OPEN_TIMEOUT, PTY_TERM};
 use super::outcome::{ExecError, ExecOutput, ExitStatus, RemoteStop, StopFailed};
 use super::preamble::{Preamble, StartFilter};
 use super::pty_stop;
@@ -343,7 +343,7 @@ fn run_stop(
     let seconds = grace.as_secs().to_string();
     let mut args = vec![what, &seconds];
     args.extend(more);
-    match run_script(conn, script, &args, grace + OPEN_TIMEOUT) {
+    match run_script(conn, script, &args, grace + open_timeout()) {
         Ok(out) if out.status.success() => Ok(StopDone::parse(&out.stdout)?),
         Ok(out) => Err(format!("stopping it failed ({})", out.status).into()),
         Err(e) => Err(StopFailed {
@@ -416,7 +416,7 @@ pub(super) fn run_wrapped(
     mut sup: Option<&mut Supervision>,
 ) -> Result<ExecOutput, ExecError> {
     let started = Instant::now();
-    let open_until = started + OPEN_TIMEOUT;
+    let open_until = started + open_timeout();
     let mut channel = conn
         .open_session(open_until, REFUSED_GRACE)
         .map_err(|e| match e {

@@ -322,6 +322,15 @@ impl WorkerState {
                 }
             }
             None => match &self.lost {
+                // After a signal, one that failed to reconnect a moment ago is not tried
+                // again: whoever sent the signal may send SIGKILL next (stop 45 tester t57: a
+                // blackholed host's two reconnects of 5 s each, one after the other, held a
+                // SIGTERM's exit).
+                Some((_, Some(at)))
+                    if crate::interrupt::signalled() && at.elapsed() < RETRY_LOST_AFTER =>
+                {
+                    return false;
+                }
                 Some((e, _)) => format!(
                     "the session was lost ({}); reconnecting to clean up",
                     e.said_for(&self.owner.name)
@@ -646,6 +655,22 @@ impl WorkerState {
         };
         if !done.signalled() {
             let failed = matches!(done.reached, exec::Reached::Nothing { .. });
+            // After a signal, a session that opened no channel for the stop is taken for lost:
+            // it is not tried again before tether exits, nor waited on to close (stop 45
+            // tester t57: a blackholed host's stop, its last contact and its disconnect held
+            // a SIGTERM's exit 9 s more).
+            if matches!(done.reached, exec::Reached::Nothing { refused: false })
+                && crate::interrupt::signalled()
+            {
+                self.conn = None;
+                self.lost = Some((
+                    SshError::Session {
+                        host: self.owner.name.to_string(),
+                        reason: format!("no answer to the stop of `{command}` ({})", done.how),
+                    },
+                    Some(Instant::now()),
+                ));
+            }
             let again = match sup.filter(|s| failed && s.direct.is_none()) {
                 Some(s) => {
                     self.orphans.push(Orphan::new(

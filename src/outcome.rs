@@ -89,6 +89,7 @@ pub fn status_words(r: &HostResult) -> (String, Tally) {
             ExitStatus::Missing
             | ExitStatus::MissingBeforeStart
             | ExitStatus::Unrecorded
+            | ExitStatus::OutputLost
             | ExitStatus::SpoolRemoved => failed("no exit status"),
         },
         Some(Err(e)) => match e {

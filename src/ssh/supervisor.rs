@@ -9,7 +9,8 @@
 //! [`SPOOL_CHUNK`] bytes, at most [`SPOOL_CHUNKS`] kept: see `spool`), `ID.o` (there while the
 //! command's files are), `ID.c` (the command's own exit status), `ID.s` (the status to report),
 //! `ID.p` (the process group), `ID.q` (how far the streaming got), `ID.x` (the pid of the
-//! command's own shell, where `/proc` says it: see [`stop`]), every one created with mode
+//! command's own shell, where `/proc` says it: see [`stop`]), `ID.f` (the spool writer's `dd`
+//! or `wc` failed: see `follow`), every one created with mode
 //! 0600, the claim `ID.claim` (an empty file, 0600: see [`claim`]), and `ID.k`, the text of a command
 //! too long for one exec request, staged there by a first exec (see [`stage`]). It runs
 //! one pipeline: the supervisor (`SUPERVISE`), which runs the command in a `/bin/sh -c` of
@@ -52,6 +53,13 @@ pub fn tick(key: &str) -> Vec<u8> {
 /// gone.
 pub fn gone(key: &str) -> Vec<u8> {
     format!("\x1etether-gone:{key}\x1e").into_bytes()
+}
+
+/// The frame the streaming loop with frame key `key` writes on stderr when a program of the
+/// host's that passes the output on (`tail`, `wc`) fails: the bytes were not passed on, and
+/// the exec ends with status 124 and no status marker (see `follow`).
+pub fn broken(key: &str) -> Vec<u8> {
+    format!("\x1etether-broken:{key}\x1e").into_bytes()
 }
 
 /// The start of the frame the exec's sh with frame key `key` writes on stderr, before its
@@ -177,10 +185,12 @@ pub const SPOOL_CHUNKS: u64 = 4;
 /// 1 s where `sleep` takes whole seconds only: longer, never shorter) means that nothing will
 /// read the command's output any more (its run was killed, or gave up re-attaching): the
 /// writer ends, and the command's next write fails (SIGPIPE), as under sshd once its
-/// connection is gone (see [`Supervision::spool_wait`](crate::ssh::exec::Supervision)).
+/// connection is gone (see [`Supervision::spool_wait`](crate::ssh::exec::Supervision)). A `dd`
+/// or `wc` that fails (one first in the login shell's PATH) ends it after making `ID.f`, which
+/// the streaming loop reports (see `follow`).
 fn spool_writer() -> String {
     format!(
-        r#"_tether_w() {{ umask 077; _tether_wb=0; _tether_wk=; while :; do while [ -n "$_tether_wk" ] && [ $((_tether_wb-${{_tether_wk%% *}})) -ge $((_tether_c*{n})) ]; do _tether_wo=${{_tether_wk%% *}}; _tether_wk=${{_tether_wk#* }}; _tether_wl=${{_tether_wk%% *}}; _tether_wi=0; _tether_wv=; while :; do _tether_qo=0; _tether_qe=0; read -r _tether_qo _tether_qe <"$_tether_d.q"; eval "_tether_qv=\${{_tether_q$1:-0}}"; [ "$_tether_qv" -ge $((_tether_wl+_tether_c*{s})) ] && break; [ "$_tether_qv" = "$_tether_wv" ] || _tether_wi=0; _tether_wv=$_tether_qv; _tether_wi=$((_tether_wi+1)); [ $_tether_wi -gt $_tether_wn ] && return; sleep 0.2 || sleep 1; done; rm -f "$_tether_d.$1.$_tether_wo"; done; dd bs=65536 count=$_tether_r of="$_tether_d.$1.$_tether_wb"; [ -s "$_tether_d.$1.$_tether_wb" ] || break; _tether_z=$(wc -c <"$_tether_d.$1.$_tether_wb"); _tether_wk="$_tether_wk$_tether_wb "; _tether_wb=$((_tether_wb+_tether_z)); done; }}"#,
+        r#"_tether_w() {{ umask 077; _tether_wb=0; _tether_wk=; while :; do while [ -n "$_tether_wk" ] && [ $((_tether_wb-${{_tether_wk%% *}})) -ge $((_tether_c*{n})) ]; do _tether_wo=${{_tether_wk%% *}}; _tether_wk=${{_tether_wk#* }}; _tether_wl=${{_tether_wk%% *}}; _tether_wi=0; _tether_wv=; while :; do _tether_qo=0; _tether_qe=0; read -r _tether_qo _tether_qe <"$_tether_d.q"; eval "_tether_qv=\${{_tether_q$1:-0}}"; [ "$_tether_qv" -ge $((_tether_wl+_tether_c*{s})) ] && break; [ "$_tether_qv" = "$_tether_wv" ] || _tether_wi=0; _tether_wv=$_tether_qv; _tether_wi=$((_tether_wi+1)); [ $_tether_wi -gt $_tether_wn ] && return; sleep 0.2 || sleep 1; done; rm -f "$_tether_d.$1.$_tether_wo"; done; dd bs=65536 count=$_tether_r of="$_tether_d.$1.$_tether_wb" || {{ : >"$_tether_d.f"; return; }}; [ -s "$_tether_d.$1.$_tether_wb" ] || break; _tether_z=$(wc -c <"$_tether_d.$1.$_tether_wb") || {{ : >"$_tether_d.f"; return; }}; _tether_wk="$_tether_wk$_tether_wb "; _tether_wb=$((_tether_wb+_tether_z)); done; }}"#,
         n = SPOOL_CHUNKS,
         s = SPOOL_CHUNKS - 2,
     )
@@ -202,14 +212,26 @@ fn spool_writer() -> String {
 /// cleans up, and its last bytes.
 /// Nothing it runs writes on the command's streams but the bytes of the spool files and the
 /// keyed tick frame: `tail` and `head` say nothing (`tail` meets a closed pipe whenever the file
-/// grew past what `head` passes on).
+/// grew past what `head` passes on). A file is passed on from its start by `head` alone, from
+/// further on by `tail | head`. A `wc` or `head` that fails (or the spool writer's `dd` or
+/// `wc`: `ID.f` says so) ends the loop with the keyed broken frame (see [`broken`]) and status
+/// 124: the bytes were not passed on, and the command fails saying so rather than succeed with
+/// its output lost (a `head` that fails as the channel closed says so to nobody). (A `tail`
+/// that fails is not told from one that met the closed pipe of a `head` that had all it
+/// needed.) (stop 45 tester t58: with a failing `tail` first in the login shell's
+/// PATH, every command printed nothing and was ok, and a deploy's lock step, whose output was
+/// lost, took another deploy's lock for its own).
 fn follow(resume: bool) -> String {
-    let pass = |x: &str, at: &str, to: &str| {
+    // Passes on stream `x` (`o`, `e`: to fd 1, 2) from byte `$_tether_A`, whose spool file
+    // begins at `$_tether_B`; both moved on as it goes. One function for both streams: the
+    // exec's sh is one word of the login shell's, which bsd-csh takes up to about 8 KB.
+    let pass = |x: &str, at: &str, fd: u8| {
         let base = format!("_tether_{x}b");
         format!(
-            r#"while [ -s "$_tether_d.{x}.${base}" ]; do _tether_f="$_tether_d.{x}.${base}"; _tether_z=$(wc -c <"$_tether_f"); _tether_z=${{_tether_z:-0}}; _tether_r=$(({at}-{base})); if [ $_tether_z -gt $_tether_r ]; then tail -c +$((_tether_r+1)) "$_tether_f" 2>/dev/null | head -c $((_tether_z-_tether_r)){to} 2>/dev/null || _tether_dead=1; {at}=$(({base}+_tether_z)); _tether_n=1; fi; [ -z "$_tether_dead" ] && [ $_tether_z -gt 0 ] && [ -f "$_tether_d.{x}.$(({base}+_tether_z))" ] || break; {base}=$(({base}+_tether_z)); done; "#
+            r#"_tether_A=${at}; _tether_B=${base}; _tether_P {x} {fd}; {at}=$_tether_A; {base}=$_tether_B; "#
         )
     };
+    let pass_fn = r#"_tether_P() { while [ -s "$_tether_d.$1.$_tether_B" ]; do _tether_f="$_tether_d.$1.$_tether_B"; _tether_z=$(wc -c <"$_tether_f") || { _tether_broken=1; break; }; _tether_z=${_tether_z:-0}; _tether_r=$((_tether_A-_tether_B)); if [ $_tether_z -gt $_tether_r ]; then if [ $_tether_r -eq 0 ]; then head -c $_tether_z "$_tether_f" >&$2 2>/dev/null || _tether_broken=1; else tail -c +$((_tether_r+1)) "$_tether_f" 2>/dev/null | head -c $((_tether_z-_tether_r)) >&$2 2>/dev/null || _tether_broken=1; fi; _tether_A=$((_tether_B+_tether_z)); _tether_n=1; fi; [ -z "$_tether_broken" ] && [ $_tether_z -gt 0 ] && [ -f "$_tether_d.$1.$((_tether_B+_tether_z))" ] || break; _tether_B=$((_tether_B+_tether_z)); done; }; "#;
     // Where a resume starts in the spool of stream `x`: the file holding byte `at`, or, when
     // it was removed, the oldest file kept, after a lost frame saying how many bytes it skips.
     let seek = |x: &str, at: &str| {
@@ -219,15 +241,15 @@ fn follow(resume: bool) -> String {
         )
     };
     format!(
-        r#"if [ -z "$_tether_ob" ]; then {seek_out}{seek_err}fi; trap : USR1; _tether_me=; [ -r /proc/self/stat ] && read -r _tether_me _tether_v </proc/self/stat; [ -n "$_tether_me" ] || _tether_me=$(exec /bin/sh -c "echo \$PPID"); (trap "" TERM HUP INT; while kill -USR1 $_tether_me 2>/dev/null; do sleep 0.2 2>/dev/null || sleep 1; done) </dev/null >/dev/null 2>&1 & _tether_k=$!; trap "" PIPE; _tether_q=0; _tether_x=; while :; do [ -s "$_tether_d.s" ] && _tether_x=1; [ -n "$_tether_p" ] && ! kill -0 -"$_tether_p" 2>/dev/null && _tether_x=1; _tether_n=; _tether_dead=; {out}{err}[ -n "$_tether_dead" ] && {{ kill -9 $_tether_k 2>/dev/null; exit 1; }}; [ -n "$_tether_n" ] && echo "$_tether_o $_tether_e" 2>/dev/null >"$_tether_d.q"; [ -n "$_tether_x" ] && break; {gone} if [ -n "$_tether_n" ]; then _tether_q=0; else _tether_q=$((_tether_q+1)); if [ $_tether_q -ge 2 ]; then printf "\036tether-tick:%s\036" "$_tether_key" >&2; _tether_q=0; fi; fi; if [ -n "$_tether_wp" ]; then wait $_tether_wp; [ $? -lt 128 ] && _tether_wp= && _tether_x=1; else wait $_tether_k; fi; done; kill -9 $_tether_k 2>/dev/null"#,
+        r#"{pass_fn}if [ -z "$_tether_ob" ]; then {seek_out}{seek_err}fi; trap : USR1; _tether_me=; [ -r /proc/self/stat ] && read -r _tether_me _tether_v </proc/self/stat; [ -n "$_tether_me" ] || _tether_me=$(exec /bin/sh -c "echo \$PPID"); (trap "" TERM HUP INT; while kill -USR1 $_tether_me 2>/dev/null; do sleep 0.2 2>/dev/null || sleep 1; done) </dev/null >/dev/null 2>&1 & _tether_k=$!; trap "" PIPE; _tether_q=0; _tether_x=; while :; do [ -s "$_tether_d.s" ] && _tether_x=1; [ -n "$_tether_p" ] && ! kill -0 -"$_tether_p" 2>/dev/null && _tether_x=1; _tether_n=; _tether_broken=; [ -f "$_tether_d.f" ] && _tether_broken=1; {out}{err}[ -n "$_tether_broken" ] && {{ kill -9 $_tether_k 2>/dev/null; printf "\036tether-broken:%s\036" "$_tether_key" >&2; exit 124; }}; [ -n "$_tether_n" ] && echo "$_tether_o $_tether_e" 2>/dev/null >"$_tether_d.q"; [ -n "$_tether_x" ] && break; {gone} if [ -n "$_tether_n" ]; then _tether_q=0; else _tether_q=$((_tether_q+1)); if [ $_tether_q -ge 2 ]; then printf "\036tether-tick:%s\036" "$_tether_key" >&2; _tether_q=0; fi; fi; if [ -n "$_tether_wp" ]; then wait $_tether_wp; [ $? -lt 128 ] && _tether_wp= && _tether_x=1; else wait $_tether_k; fi; done; kill -9 $_tether_k 2>/dev/null"#,
         // A resume ends at once where the directory is gone; a command's own loop goes on.
         gone = match resume {
             true =>
                 r#"[ -f "$_tether_d.o" ] || { kill -9 $_tether_k; printf "\036tether-gone:%s\036" "$_tether_key" >&2; exit 125; }; "#,
             false => "",
         },
-        out = pass("o", "_tether_o", ""),
-        err = pass("e", "_tether_e", " >&2"),
+        out = pass("o", "_tether_o", 1),
+        err = pass("e", "_tether_e", 2),
         seek_out = seek("o", "_tether_o"),
         seek_err = seek("e", "_tether_e"),
     )
@@ -264,7 +286,7 @@ const FINISH: &str = r#"_tether_s=; read -r _tether_s <"$_tether_d.s" 2>/dev/nul
 /// one (stop 39 tester t29: a silent command was reported lost after 15 s).
 pub fn boot(start: &str) -> String {
     format!(
-        r#"set -- "$_tether_id"; {DIR}; set --; _tether_c=${{TETHER_SPOOL_CHUNK:-{SPOOL_CHUNK}}}; case $_tether_c in ""|*[!0-9]*|0) _tether_c={SPOOL_CHUNK};; esac; _tether_why=; if [ -z "${{LOGNAME:-$USER}}" ]; then _tether_why=1; else _tether_why=2; if {PRIVATE}; then (umask 077; set -C; true >"$_tether_d.claim" || exit 3; set +C; : >"$_tether_d.o" && : >"$_tether_d.c" && : >"$_tether_d.s" && : >"$_tether_d.p" && : >"$_tether_d.x" && echo "0 0" >"$_tether_d.q") 2>/dev/null; case $? in 0) _tether_why=;; 3) [ -e "$_tether_d.claim" ] && exit 125;; esac; fi; fi; if [ -z "$_tether_why" ]; then _tether_g=$$; [ -r /proc/$$/stat ] && read -r _tether_v _tether_v _tether_v _tether_v _tether_g _tether_v </proc/$$/stat; [ "$_tether_g" = $$ ] || {{ rm -f "$_tether_d".? "$_tether_d".?.*; _tether_why=3; }}; fi; if [ -n "$_tether_why" ]; then printf "\036tether-direct:%s:%s:%s\036" "$_tether_key" $_tether_why "$_tether_b" >&2; {start} (eval "unset _tether_cmd _tether_key _tether_id _tether_b _tether_d _tether_why _tether_done _tether_g _tether_v _tether_c _tether_wn; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s"; fi; echo $$ >"$_tether_d.p"; trap "" PIPE; printf "\036tether-sup:%s:%s\036" $$ "$_tether_d" >&2; {start} trap - PIPE; _tether_o=0; _tether_e=0; _tether_ob=0; _tether_eb=0; _tether_p=; _tether_r=$((_tether_c/65536)); [ $_tether_r -gt 0 ] || _tether_r=1; _tether_c=$((_tether_r*65536)); {writer}; trap : TERM HUP INT; exec 5>&2 2>/dev/null; {{ {supervise}; }} 5>&- | {{ trap : TERM HUP INT; exec 3<&0; (trap "" TERM HUP INT; while read -r _tether_v; do :; done) <&3 & _tether_wp=$!; exec 3<&-; {follow}; }} 2>&5 5>&-; _tether_v=$?; exec 2>&5 5>&-; [ -f "$_tether_d.o" ] || {{ printf "\036tether-gone:%s\036" "$_tether_key" >&2; exit 125; }}; [ $_tether_v -lt 128 ] && [ -s "$_tether_d.s" ] || kill -9 $$; {FINISH}"#,
+        r#"set -- "$_tether_id"; {DIR}; set --; _tether_c=${{TETHER_SPOOL_CHUNK:-{SPOOL_CHUNK}}}; case $_tether_c in ""|*[!0-9]*|0) _tether_c={SPOOL_CHUNK};; esac; _tether_why=; if [ -z "${{LOGNAME:-$USER}}" ]; then _tether_why=1; else _tether_why=2; if {PRIVATE}; then (umask 077; set -C; true >"$_tether_d.claim" || exit 3; set +C; : >"$_tether_d.o" && : >"$_tether_d.c" && : >"$_tether_d.s" && : >"$_tether_d.p" && : >"$_tether_d.x" && echo "0 0" >"$_tether_d.q") 2>/dev/null; case $? in 0) _tether_why=;; 3) [ -e "$_tether_d.claim" ] && exit 125;; esac; fi; fi; if [ -z "$_tether_why" ]; then _tether_g=$$; [ -r /proc/$$/stat ] && read -r _tether_v _tether_v _tether_v _tether_v _tether_g _tether_v </proc/$$/stat; [ "$_tether_g" = $$ ] || {{ rm -f "$_tether_d".? "$_tether_d".?.*; _tether_why=3; }}; fi; if [ -n "$_tether_why" ]; then printf "\036tether-direct:%s:%s:%s\036" "$_tether_key" $_tether_why "$_tether_b" >&2; {start} (eval "unset _tether_cmd _tether_key _tether_id _tether_b _tether_d _tether_why _tether_done _tether_g _tether_v _tether_c _tether_wn; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s"; fi; echo $$ >"$_tether_d.p"; trap "" PIPE; printf "\036tether-sup:%s:%s\036" $$ "$_tether_d" >&2; {start} trap - PIPE; _tether_o=0; _tether_e=0; _tether_ob=0; _tether_eb=0; _tether_p=; _tether_r=$((_tether_c/65536)); [ $_tether_r -gt 0 ] || _tether_r=1; _tether_c=$((_tether_r*65536)); {writer}; trap : TERM HUP INT; exec 5>&2 2>/dev/null; {{ {supervise}; }} 5>&- | {{ trap : TERM HUP INT; exec 3<&0; (trap "" TERM HUP INT; while read -r _tether_v; do :; done) <&3 & _tether_wp=$!; exec 3<&-; {follow}; }} 2>&5 5>&-; _tether_v=$?; exec 2>&5 5>&-; [ $_tether_v = 124 ] && exit 124; [ -f "$_tether_d.o" ] || {{ printf "\036tether-gone:%s\036" "$_tether_key" >&2; exit 125; }}; [ $_tether_v -lt 128 ] && [ -s "$_tether_d.s" ] || kill -9 $$; {FINISH}"#,
         follow = follow(false),
         supervise = SUPERVISE,
         writer = spool_writer(),
@@ -277,7 +299,7 @@ pub fn boot(start: &str) -> String {
 /// gone without a status is no marker and status 125.
 pub fn resume(start: &str) -> String {
     format!(
-        r#"{DIR}; _tether_o=$2; _tether_e=$3; set --; {start} if [ ! -f "$_tether_d.o" ] || [ -h "$_tether_b" ] || [ ! -O "$_tether_d.o" ]; then printf "\036tether-gone:%s\036" "$_tether_key" >&2; exit 125; fi; _tether_p=; read -r _tether_p <"$_tether_d.p" 2>/dev/null; _tether_ob=; _tether_eb=; _tether_wp=; {follow}; {FINISH}"#,
+        r#"{DIR}; _tether_o=$2; _tether_e=$3; set --; {start} if [ ! -f "$_tether_d.o" ] || [ -h "$_tether_b" ] || [ ! -O "$_tether_d.o" ]; then printf "\036tether-gone:%s\036" "$_tether_key" >&2; exit 125; fi; _tether_p=; read -r _tether_p <"$_tether_d.p" 2>/dev/null; _tether_ob=; _tether_eb=; _tether_wp=; {follow}; [ $? = 124 ] && exit 124; {FINISH}"#,
         follow = follow(true)
     )
 }

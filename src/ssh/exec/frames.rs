@@ -42,6 +42,8 @@ pub(super) struct StderrFilter {
     pub(super) held: Vec<u8>,
     /// A resume found the command's directory gone.
     pub(super) gone: bool,
+    /// The streaming loop could not pass the command's output on (a host tool failed).
+    pub(super) broken: bool,
     /// Bytes of stdout and stderr a resume skipped: the host had removed them from its spool
     /// (see `supervisor::spool`), from `\x1etether-lost:KEY:o:N\x1e` frames.
     pub(super) lost: [u64; 2],
@@ -51,6 +53,7 @@ pub(super) struct StderrFilter {
     lost_frame: Vec<u8>,
     tick: Vec<u8>,
     gone_frame: Vec<u8>,
+    broken_frame: Vec<u8>,
 }
 
 /// Removes every whole `frame` from `data`; whether there was one.
@@ -71,19 +74,26 @@ impl StderrFilter {
         StderrFilter {
             held: Vec::new(),
             gone: false,
+            broken: false,
             lost: [0, 0],
             lost_frame: format!("\x1etether-lost:{}:", key.as_str()).into_bytes(),
             mark: format!("\x1etether-exit:{}:", key.as_str()).into_bytes(),
             tick: crate::ssh::supervisor::tick(key.as_str()),
             gone_frame: crate::ssh::supervisor::gone(key.as_str()),
+            broken_frame: crate::ssh::supervisor::broken(key.as_str()),
         }
     }
 
     /// Whether `tail` is a frame or the status marker, or a beginning of one.
     fn could_be_frame(&self, tail: &[u8]) -> bool {
-        if [&self.tick, &self.gone_frame, &self.lost_frame]
-            .iter()
-            .any(|f| tail.len() < f.len() && f.starts_with(tail))
+        if [
+            &self.tick,
+            &self.gone_frame,
+            &self.broken_frame,
+            &self.lost_frame,
+        ]
+        .iter()
+        .any(|f| tail.len() < f.len() && f.starts_with(tail))
         {
             return true;
         }
@@ -112,6 +122,7 @@ impl StderrFilter {
         if self.held.contains(&0x1e) {
             strip_frame(&mut self.held, &self.tick);
             self.gone |= strip_frame(&mut self.held, &self.gone_frame);
+            self.broken |= strip_frame(&mut self.held, &self.broken_frame);
             self.take_lost();
         }
         let window_start = self.held.len().saturating_sub(self.mark.len() + 16);

@@ -30,6 +30,10 @@ pub enum ExitStatus {
     /// the supervisor's process that waited for it was killed (by the command itself:
     /// `kill -9 $PPID`). What it printed arrived; how it ended is unknown.
     Unrecorded,
+    /// The command ran under the supervisor, and a program of the host's that passes its
+    /// output on (`tail`, `wc`: one that fails, first in the login shell's PATH) failed: what
+    /// it printed from then on, and how it ended, did not reach tether.
+    OutputLost,
     /// The command ran under the supervisor, and its files on the host were removed while it
     /// ran (by the command itself: `rm -rf /tmp/*`): what it printed from then on and how it
     /// ended are unknown (it was waited for).
@@ -51,6 +55,11 @@ impl std::fmt::Display for ExitStatus {
             ExitStatus::Unrecorded => f.write_str(
                 "no exit status: it was not recorded on the host (the process of tether's \
                  supervisor that waited for the command was killed)",
+            ),
+            ExitStatus::OutputLost => f.write_str(
+                "its output could not be passed on: a program of the host's that tether's \
+                 supervisor reads it with (tail, wc) failed (one first in the login shell's \
+                 PATH?); what it printed from then on and how it ended are unknown",
             ),
             ExitStatus::SpoolRemoved => f.write_str(
                 "no exit status: the command's files on the host (tether's supervisor keeps its \
@@ -261,6 +270,12 @@ pub fn finished_event(
                 None,
                 None,
                 Some("no exit status recorded on the host".to_string()),
+                CommandOutcome::NoStatus,
+            ),
+            ExitStatus::OutputLost => (
+                None,
+                None,
+                Some("its output could not be passed on".to_string()),
                 CommandOutcome::NoStatus,
             ),
             ExitStatus::SpoolRemoved => (

@@ -391,12 +391,19 @@ pub(super) fn stage(
     if out.status.success() && path.starts_with('/') && !path.contains('\n') {
         return Ok(path.into_owned());
     }
+    // What the writer said, where it said anything (stop 45 tester t58: a bare `: ` after a
+    // login shell that ended first).
+    let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
     Err(ExecError::NotStaged(format!(
         "the command ({} bytes) is too long for one exec request, and writing it to a \
-         temporary file on the host failed ({}): {}",
+         temporary file on the host failed ({}){}",
         command.len(),
         out.status,
-        String::from_utf8_lossy(&out.stderr).trim()
+        if said.is_empty() {
+            String::new()
+        } else {
+            format!(": {said}")
+        }
     )))
 }
 
@@ -624,6 +631,7 @@ pub(super) fn run_wrapped(
         .and_then(|s| s.exit_signal)
         .filter(|s| !s.is_empty());
     let gone = streams.err.status.as_ref().is_some_and(|f| f.gone);
+    let broken = streams.err.status.as_ref().is_some_and(|f| f.broken);
     if let Some(sup) = sup.as_deref_mut() {
         sup.marker = marker.is_some();
         sup.gone = gone;
@@ -684,6 +692,7 @@ pub(super) fn run_wrapped(
     err.lines.finish(|l, end| on_line(Stream::Stderr, l, end));
 
     let status = match (signal, marker) {
+        _ if broken => ExitStatus::OutputLost,
         // The command's files were removed under it (a resume that finds them gone is a
         // loss the worker reports: see `worker/reattach.rs`).
         _ if gone => ExitStatus::SpoolRemoved,

@@ -1182,55 +1182,39 @@ fn a_reader_gone_during_the_failure_hooks_leaves_the_failure_said() {
 #[test]
 fn a_login_shell_that_ends_before_the_command_is_said_as_such() {
     let lab = Lab::builder().names(&["host1"]).start();
-    std::fs::write(
-        lab.host("host1").home.join(".bashrc"),
-        "echo bye from bashrc; exit 0\n",
-    )
-    .unwrap();
-    for pty in [false, true] {
-        let mut args = vec!["run", "--hosts", "host1"];
-        if pty {
-            args.push("--pty");
-        }
-        args.extend(["--", "touch /srv/ran_it"]);
-        let out = Tether::new()
-            .ssh_config(&lab.ssh_config())
-            .args(&args)
-            .run();
-        let text = format!("{}{}", out.stdout, out.stderr);
-        out.status(1);
-        assert!(
-            text.contains("no exit status received, and the command never said it started: the login shell ended before it"),
-            "pty {pty}: {text}"
-        );
-        assert!(!text.contains("ChannelTimeout"), "pty {pty}: {text}");
-        assert!(text.contains("bye from bashrc"), "pty {pty}: {text}");
-        assert!(!lab.host("host1").root_dir.join("ran_it").exists());
-    }
     // Ended with a status of its own (as /bin/false or nologin do): that is the login shell's,
     // not the command's (stop 45 tester t56: "`echo hi` failed with exit status 1").
-    std::fs::write(lab.host("host1").home.join(".bashrc"), "exit 3\n").unwrap();
-    for pty in [false, true] {
-        let mut args = vec!["run", "--hosts", "host1"];
-        if pty {
-            args.push("--pty");
+    for (bashrc, said, not_said) in [
+        (
+            "echo bye from bashrc; exit 0\n",
+            "no exit status received, and the command never said it started: the login shell \
+             ended before it",
+            "ChannelTimeout",
+        ),
+        (
+            "echo bye from bashrc; exit 3\n",
+            "the login shell ended with exit status 3 before the command started",
+            "failed with exit status 3",
+        ),
+    ] {
+        std::fs::write(lab.host("host1").home.join(".bashrc"), bashrc).unwrap();
+        for pty in [false, true] {
+            let mut args = vec!["run", "--hosts", "host1"];
+            if pty {
+                args.push("--pty");
+            }
+            args.extend(["--", "touch /srv/ran_it"]);
+            let out = Tether::new()
+                .ssh_config(&lab.ssh_config())
+                .args(&args)
+                .run();
+            let text = format!("{}{}", out.stdout, out.stderr);
+            out.status(1);
+            assert!(text.contains(said), "pty {pty}: {text}");
+            assert!(!text.contains(not_said), "pty {pty}: {text}");
+            assert!(text.contains("bye from bashrc"), "pty {pty}: {text}");
+            assert!(!lab.host("host1").root_dir.join("ran_it").exists());
         }
-        args.extend(["--", "touch /srv/ran_it"]);
-        let out = Tether::new()
-            .ssh_config(&lab.ssh_config())
-            .args(&args)
-            .run();
-        let text = format!("{}{}", out.stdout, out.stderr);
-        out.status(1);
-        assert!(
-            text.contains("the login shell ended with exit status 3 before the command started"),
-            "pty {pty}: {text}"
-        );
-        assert!(
-            !text.contains("failed with exit status 3"),
-            "pty {pty}: {text}"
-        );
-        assert!(!lab.host("host1").root_dir.join("ran_it").exists());
     }
 }
 

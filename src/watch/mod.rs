@@ -124,10 +124,7 @@ impl Shared {
 /// The run in progress.
 struct Current {
     number: u64,
-    cancel: Arc<AtomicBool>,
-    kill: Arc<AtomicBool>,
-    /// Ctrl-C came during this run (the in-flight commands are stopped for it).
-    ctrl_c: Arc<AtomicBool>,
+    flags: RunFlags,
     cancelled: bool,
 }
 
@@ -207,8 +204,8 @@ pub fn run(
             if let Some(cur) = &mut current {
                 // Also after a save cancelled it: Ctrl-C stops PTY commands too.
                 cur.cancelled = true;
-                cur.ctrl_c.store(true, Ordering::SeqCst);
-                cur.cancel.store(true, Ordering::SeqCst);
+                cur.flags.ctrl_c.store(true, Ordering::SeqCst);
+                cur.flags.cancel.store(true, Ordering::SeqCst);
             }
         }
         if leaving && current.is_none() {
@@ -220,9 +217,7 @@ pub fn run(
                 watched.snapshot();
                 let cur = Current {
                     number,
-                    cancel: Arc::new(AtomicBool::new(false)),
-                    kill: Arc::new(AtomicBool::new(false)),
-                    ctrl_c: Arc::new(AtomicBool::new(false)),
+                    flags: RunFlags::default(),
                     cancelled: false,
                 };
                 screen.run_started(number, &reason);
@@ -339,9 +334,9 @@ fn cancel(cur: &mut Current, reason: &str, kill: bool, screen: &Screen) {
         return;
     }
     cur.cancelled = true;
-    cur.cancel.store(true, Ordering::SeqCst);
+    cur.flags.cancel.store(true, Ordering::SeqCst);
     if kill {
-        cur.kill.store(true, Ordering::SeqCst);
+        cur.flags.kill.store(true, Ordering::SeqCst);
     }
     screen.cancelling(cur.number, reason, kill);
 }
@@ -359,12 +354,7 @@ fn texts(sources: &Sources) -> Vec<(String, String)> {
 /// loaded, and [`Msg::Done`].
 fn spawn_run(shared: &Arc<Shared>, cur: &Current, tx: Sender<Msg>) -> Result<(), Error> {
     let shared = shared.clone();
-    let (number, cancel, kill, ctrl_c) = (
-        cur.number,
-        cur.cancel.clone(),
-        cur.kill.clone(),
-        cur.ctrl_c.clone(),
-    );
+    let (number, flags) = (cur.number, cur.flags.clone());
     std::thread::Builder::new()
         .name(format!("watch run {number}"))
         .spawn(move || {
@@ -374,11 +364,6 @@ fn spawn_run(shared: &Arc<Shared>, cur: &Current, tx: Sender<Msg>) -> Result<(),
             let on_loaded = |s: &Sources| {
                 // The receiver lives as long as the watch.
                 let _ = tx.send(Msg::Loaded(number, texts(s)));
-            };
-            let flags = RunFlags {
-                cancel,
-                kill,
-                ctrl_c,
             };
             let result = execute(&shared, &sources, flags, &mut loaded, &on_loaded);
             let sources = texts(&sources);
@@ -395,10 +380,14 @@ fn spawn_run(shared: &Arc<Shared>, cur: &Current, tx: Sender<Msg>) -> Result<(),
         .map_err(|e| Error::Usage(format!("cannot start a run thread: {e}")))
 }
 
-/// A run's own flags (see [`Current`]).
+/// A run's own flags.
+#[derive(Clone, Default)]
 struct RunFlags {
+    /// Nothing more is dispatched (the runtime's `interrupted`).
     cancel: Arc<AtomicBool>,
+    /// In-flight commands are stopped, the run being cancelled (`--kill`).
     kill: Arc<AtomicBool>,
+    /// Ctrl-C came during the run: in-flight commands are stopped for it.
     ctrl_c: Arc<AtomicBool>,
 }
 

@@ -1248,3 +1248,39 @@ fn places_outside_deploy_to_are_refused_before_anything_connects() {
     )
     .status(0);
 }
+
+/// The run's own lock is released where the host's `sed` fails: the unlock reads the lock with
+/// the shell itself (stop 45 tester t58: the lock was "a lock file tether did not write: """,
+/// left behind, exit 0, and the next deploy was refused by it).
+#[test]
+fn the_runs_own_lock_is_released_whatever_the_hosts_sed_does() {
+    let lab = lab();
+    let dir = Dir::new("no-sed");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    let web1 = ["--hosts", "web1"];
+    let host = lab.host("web1");
+    let bin = host.root_dir.join("fakebin");
+    fs::create_dir_all(&bin).unwrap();
+    fs::write(
+        bin.join("sed"),
+        "#!/bin/sh\necho 'sed: refusing' >&2\nexit 1\n",
+    )
+    .unwrap();
+    Command::new("chmod")
+        .arg("+x")
+        .arg(bin.join("sed"))
+        .status()
+        .unwrap();
+    let bashrc = host.home.join(".bashrc");
+    let before = fs::read_to_string(&bashrc).unwrap_or_default();
+    fs::write(&bashrc, format!("{before}PATH=/srv/fakebin:$PATH\n")).unwrap();
+    let out = deploy(&dir, &lab, "20250101000001", &web1);
+    fs::write(&bashrc, before).unwrap();
+    out.stdout_lacks("is no longer this run's");
+    assert!(
+        !shop(&lab, "web1").join("deploy.lock").exists(),
+        "the run's lock was left\n{}",
+        out.dump()
+    );
+}

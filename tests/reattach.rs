@@ -2299,10 +2299,11 @@ fn a_reattach_line_says_when_the_connection_went_silent_and_when_that_was_notice
         .and_then(|l| l.split_once(" into `"))
         .unwrap_or_else(|| panic!("{line}"));
     let lost = seconds(lost);
-    // Blackholed 1 s in (plus the time the marker took to be seen); noticed some 5 s later
-    // (the keepalives' TCP_USER_TIMEOUT, the heartbeat timeout of 5 s, found at the kernel's
-    // next retransmission).
-    assert!((0.8..3.0).contains(&lost), "{line}");
+    // Blackholed 1 s in (plus the time the marker took to be seen): the last frame heard
+    // before it, a tick, came up to one tick period (0.4 s) earlier (a fresh-clone CI run
+    // under load: 610 ms); noticed some 5 s later (the keepalives' TCP_USER_TIMEOUT, the
+    // heartbeat timeout of 5 s, found at the kernel's next retransmission).
+    assert!((0.5..3.0).contains(&lost), "{line}");
     assert!(rest.starts_with(&format!("{command}`; noticed ")), "{line}");
     let noticed = rest
         .split_once("; noticed ")

@@ -1259,24 +1259,9 @@ fn the_runs_own_lock_is_released_whatever_the_hosts_sed_does() {
     let app = App::new(&dir);
     recipe(&dir, &app);
     let web1 = ["--hosts", "web1"];
-    let host = lab.host("web1");
-    let bin = host.root_dir.join("fakebin");
-    fs::create_dir_all(&bin).unwrap();
-    fs::write(
-        bin.join("sed"),
-        "#!/bin/sh\necho 'sed: refusing' >&2\nexit 1\n",
-    )
-    .unwrap();
-    Command::new("chmod")
-        .arg("+x")
-        .arg(bin.join("sed"))
-        .status()
-        .unwrap();
-    let bashrc = host.home.join(".bashrc");
-    let before = fs::read_to_string(&bashrc).unwrap_or_default();
-    fs::write(&bashrc, format!("{before}PATH=/srv/fakebin:$PATH\n")).unwrap();
+    shadow(&lab, "web1", "sed", "echo 'sed: refusing' >&2\nexit 1\n");
     let out = deploy(&dir, &lab, "20250101000001", &web1);
-    fs::write(&bashrc, before).unwrap();
+    unshadow(&lab, "web1");
     out.stdout_lacks("is no longer this run's");
     assert!(
         !shop(&lab, "web1").join("deploy.lock").exists(),

@@ -1420,26 +1420,16 @@ fn a_host_whose_readlink_fails_is_refused_not_taken_for_one_without_current() {
     deploy(&dir, &lab, "20250101000001", &web1).status(0);
     app.commit("v2");
     deploy(&dir, &lab, "20250101000002", &web1).status(0);
-    let host = lab.host("web1");
-    let bin = host.root_dir.join("fakebin");
-    fs::create_dir_all(&bin).unwrap();
-    fs::write(
-        bin.join("readlink"),
-        "#!/bin/sh\necho 'readlink: not found' >&2\nexit 127\n",
-    )
-    .unwrap();
-    Command::new("chmod")
-        .arg("+x")
-        .arg(bin.join("readlink"))
-        .status()
-        .unwrap();
-    let bashrc = host.home.join(".bashrc");
-    let before = fs::read_to_string(&bashrc).unwrap_or_default();
-    fs::write(&bashrc, format!("{before}PATH=/srv/fakebin:$PATH\n")).unwrap();
+    shadow(
+        &lab,
+        "web1",
+        "readlink",
+        "echo 'readlink: not found' >&2\nexit 127\n",
+    );
     app.commit("v3");
     let out = deploy(&dir, &lab, "20250101000003", &web1);
     let rollback = tether(&dir, &lab, &["deploy:rollback", "--hosts", "web1"]);
-    fs::write(&bashrc, before).unwrap();
+    unshadow(&lab, "web1");
     let said = "cannot read where /srv/shop/current points (readlink failed)";
     out.status(1).stderr_contains(said);
     rollback.status(1).stderr_contains(said);

@@ -760,10 +760,12 @@ fn a_command_that_removes_the_supervisors_files_is_not_called_killed() {
 }
 
 /// A `head`, `wc` or `dd` of the host's that fails while the supervisor spools or passes the
-/// output on fails the command, saying so; a failing `tail` no longer matters to output passed
-/// on from the start of its spool file (stop 45 tester t58: with a failing `tail` first in the
-/// login shell's PATH, `echo hello` printed nothing and was ok, exit 0, and a deploy's lock
-/// step, whose output was lost, took another deploy's lock for its own).
+/// output on fails the command, saying so; a failing `tail` does not matter, for output passed
+/// on from the start of its spool file or from further on (a command printing while it runs)
+/// (stop 45 tester t58: with a failing `tail` first in the login shell's PATH, `echo hello`
+/// printed nothing and was ok, exit 0, and a deploy's lock step, whose output was lost, took
+/// another deploy's lock for its own; then, after a fix for the first case, a command printing
+/// a line a second lost every line but the first, exit 0).
 #[test]
 fn a_host_tool_that_fails_to_pass_output_on_fails_the_command() {
     let lab = Lab::builder().names(&["host1"]).start();
@@ -771,25 +773,40 @@ fn a_host_tool_that_fails_to_pass_output_on_fails_the_command() {
     std::fs::create_dir_all(&bin).unwrap();
     let bashrc = lab.host("host1").home.join(".bashrc");
     std::fs::write(&bashrc, "PATH=/srv/fakebin:$PATH\n").unwrap();
+    let cases = [
+        ("echo hello", &["hello"][..]),
+        (
+            "echo one; sleep 0.7; echo two; sleep 0.7; echo three >&2; sleep 0.7; echo four; \
+             echo five >&2",
+            &["one", "two", "three", "four", "five"][..],
+        ),
+    ];
     for tool in ["tail", "head", "wc", "dd"] {
         let fake = bin.join(tool);
         std::fs::write(&fake, "#!/bin/sh\necho 'fake: refusing' >&2\nexit 1\n").unwrap();
         std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let out = support::tether::Tether::new()
-            .ssh_config(&lab.ssh_config())
-            .args(&["run", "--hosts", "host1", "--", "echo hello"])
-            .run();
-        std::fs::remove_file(&fake).unwrap();
-        let text = format!("{}{}", out.stdout, out.stderr);
-        if tool == "tail" {
-            assert_eq!(out.status, 0, "{tool}: {text}");
-            assert_eq!(out.host_lines("host1", '|'), ["hello"], "{tool}: {text}");
-        } else {
-            assert_eq!(out.status, 1, "{tool}: {text}");
-            assert!(
-                text.contains("its output could not be passed on: a program of the host's"),
-                "{tool}: {text}"
-            );
+        for (command, lines) in cases {
+            let out = support::tether::Tether::new()
+                .ssh_config(&lab.ssh_config())
+                .args(&["run", "--hosts", "host1", "--", command])
+                .run();
+            let text = format!("{}{}", out.stdout, out.stderr);
+            if tool == "tail" {
+                assert_eq!(out.status, 0, "{tool} {command}: {text}");
+                let mut said = out.host_lines("host1", '|');
+                said.extend(out.host_lines("host1", '!'));
+                said.sort();
+                let mut want: Vec<&str> = lines.to_vec();
+                want.sort();
+                assert_eq!(said, want, "{tool} {command}: {text}");
+            } else {
+                assert_eq!(out.status, 1, "{tool} {command}: {text}");
+                assert!(
+                    text.contains("its output could not be passed on: a program of the host's"),
+                    "{tool} {command}: {text}"
+                );
+            }
         }
+        std::fs::remove_file(&fake).unwrap();
     }
 }

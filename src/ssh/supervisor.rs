@@ -56,7 +56,7 @@ pub fn gone(key: &str) -> Vec<u8> {
 }
 
 /// The frame the streaming loop with frame key `key` writes on stderr when a program of the
-/// host's that passes the output on (`tail`, `wc`) fails: the bytes were not passed on, and
+/// host's that passes the output on (`head`, `dd`, `wc`) fails: the bytes were not passed on, and
 /// the exec ends with status 124 and no status marker (see `follow`).
 pub fn broken(key: &str) -> Vec<u8> {
     format!("\x1etether-broken:{key}\x1e").into_bytes()
@@ -211,16 +211,18 @@ fn spool_writer() -> String {
 /// them, and the ticker is ended with SIGKILL): it passes on what the command prints while it
 /// cleans up, and its last bytes.
 /// Nothing it runs writes on the command's streams but the bytes of the spool files and the
-/// keyed tick frame: `tail` and `head` say nothing (`tail` meets a closed pipe whenever the file
-/// grew past what `head` passes on). A file is passed on from its start by `head` alone, from
-/// further on by `tail | head`. A `wc` or `head` that fails (or the spool writer's `dd` or
-/// `wc`: `ID.f` says so) ends the loop with the keyed broken frame (see [`broken`]) and status
-/// 124: the bytes were not passed on, and the command fails saying so rather than succeed with
-/// its output lost (a `head` that fails as the channel closed says so to nobody). (A `tail`
-/// that fails is not told from one that met the closed pipe of a `head` that had all it
-/// needed.) (stop 45 tester t58: with a failing `tail` first in the login shell's
-/// PATH, every command printed nothing and was ok, and a deploy's lock step, whose output was
-/// lost, took another deploy's lock for its own).
+/// keyed tick frame. A file is passed on from its start by `head -c`, from further on by a `dd`
+/// that moves the offset of the file's open description (`skip` on a regular file is an
+/// `lseek`, `count=0` reads nothing) and a `head -c` that reads from there: no pipe, so every
+/// program's failure is its own status (a `tail | head`, the `tail` ignoring SIGPIPE as
+/// the loop does, failed the same way when the file grew past what `head` passed on as when it
+/// could not run). A `wc`, `dd` or `head` that fails (or the spool writer's `dd` or `wc`:
+/// `ID.f` says so) ends the loop with the keyed broken frame (see [`broken`]) and status 124:
+/// the bytes were not passed on, and the command fails saying so rather than succeed with its
+/// output lost (a `head` that fails as the channel closed says so to nobody). (stop 45 tester
+/// t58: with a failing `tail` first in the login shell's PATH, every command printed nothing
+/// and was ok, and a deploy's lock step, whose output was lost, took another deploy's lock for
+/// its own; then a command printing while it ran lost all but its first output.)
 fn follow(resume: bool) -> String {
     // Passes on stream `x` (`o`, `e`: to fd 1, 2) from byte `$_tether_A`, whose spool file
     // begins at `$_tether_B`; both moved on as it goes. One function for both streams: the
@@ -231,7 +233,7 @@ fn follow(resume: bool) -> String {
             r#"_tether_A=${at}; _tether_B=${base}; _tether_P {x} {fd}; {at}=$_tether_A; {base}=$_tether_B; "#
         )
     };
-    let pass_fn = r#"_tether_P() { while [ -s "$_tether_d.$1.$_tether_B" ]; do _tether_f="$_tether_d.$1.$_tether_B"; _tether_z=$(wc -c <"$_tether_f") || { _tether_broken=1; break; }; _tether_z=${_tether_z:-0}; _tether_r=$((_tether_A-_tether_B)); if [ $_tether_z -gt $_tether_r ]; then if [ $_tether_r -eq 0 ]; then head -c $_tether_z "$_tether_f" >&$2 2>/dev/null || _tether_broken=1; else tail -c +$((_tether_r+1)) "$_tether_f" 2>/dev/null | head -c $((_tether_z-_tether_r)) >&$2 2>/dev/null || _tether_broken=1; fi; _tether_A=$((_tether_B+_tether_z)); _tether_n=1; fi; [ -z "$_tether_broken" ] && [ $_tether_z -gt 0 ] && [ -f "$_tether_d.$1.$((_tether_B+_tether_z))" ] || break; _tether_B=$((_tether_B+_tether_z)); done; }; "#;
+    let pass_fn = r#"_tether_P() { while [ -s "$_tether_d.$1.$_tether_B" ]; do _tether_f="$_tether_d.$1.$_tether_B"; _tether_z=$(wc -c <"$_tether_f") || { _tether_broken=1; break; }; _tether_z=${_tether_z:-0}; _tether_r=$((_tether_A-_tether_B)); if [ $_tether_z -gt $_tether_r ]; then if [ $_tether_r -eq 0 ]; then head -c $_tether_z "$_tether_f" >&$2 2>/dev/null || _tether_broken=1; else { dd ibs=1 skip=$_tether_r count=0 2>/dev/null && head -c $((_tether_z-_tether_r)) >&$2 2>/dev/null; } <"$_tether_f" || _tether_broken=1; fi; _tether_A=$((_tether_B+_tether_z)); _tether_n=1; fi; [ -z "$_tether_broken" ] && [ $_tether_z -gt 0 ] && [ -f "$_tether_d.$1.$((_tether_B+_tether_z))" ] || break; _tether_B=$((_tether_B+_tether_z)); done; }; "#;
     // Where a resume starts in the spool of stream `x`: the file holding byte `at`, or, when
     // it was removed, the oldest file kept, after a lost frame saying how many bytes it skips.
     let seek = |x: &str, at: &str| {

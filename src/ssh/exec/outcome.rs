@@ -31,7 +31,7 @@ pub enum ExitStatus {
     /// `kill -9 $PPID`). What it printed arrived; how it ended is unknown.
     Unrecorded,
     /// The command ran under the supervisor, and a program of the host's that passes its
-    /// output on (`tail`, `wc`: one that fails, first in the login shell's PATH) failed: what
+    /// output on (`head`, `dd`, `wc`: one that fails, first in the login shell's PATH) failed: what
     /// it printed from then on, and how it ended, did not reach tether.
     OutputLost,
     /// The command ran under the supervisor, and its files on the host were removed while it
@@ -58,7 +58,7 @@ impl std::fmt::Display for ExitStatus {
             ),
             ExitStatus::OutputLost => f.write_str(
                 "its output could not be passed on: a program of the host's that tether's \
-                 supervisor reads it with (tail, wc) failed (one first in the login shell's \
+                 supervisor reads it with (head, dd, wc) failed (one first in the login shell's \
                  PATH?); what it printed from then on and how it ended are unknown",
             ),
             ExitStatus::SpoolRemoved => f.write_str(

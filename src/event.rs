@@ -259,6 +259,10 @@ impl Sink {
     }
 }
 
+/// What a session lost as the run ended came to ([`EventKind::SessionLost`]), after its
+/// reason, in the run's words and the timeline's.
+pub const LOST_AT_THE_END: &str = "not reconnected: the run was ending";
+
 /// The kinds of [`Event`].
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -416,6 +420,14 @@ pub enum EventKind {
     Unreachable {
         /// The last error.
         error: String,
+    },
+    /// A dead session was not replaced because the run was ending (the pool closed while its
+    /// reconnect waited or tried): the host has no session at the end.
+    SessionLost {
+        /// How the death was noticed.
+        reason: String,
+        /// Whether the host was idle (heartbeat) or a command was about to use it.
+        while_idle: bool,
     },
     /// The heartbeat interval was shortened after the server's end closed an idle session
     /// whose limits could not be read.
@@ -694,7 +706,9 @@ impl EventKind {
                 m(command);
                 opt(error);
             }
-            EventKind::Reconnected { reason, .. } => m(reason),
+            EventKind::Reconnected { reason, .. } | EventKind::SessionLost { reason, .. } => {
+                m(reason)
+            }
             EventKind::Reattached { command, .. } | EventKind::Resent { command, .. } => m(command),
             EventKind::RemoteStopped { command, why, how } => {
                 m(command);

@@ -415,6 +415,79 @@ fn the_summary_counts_the_sessions_a_reconnect_opened() {
     assert_eq!(lab.accepted_logins("web1"), 2);
 }
 
+/// An idle host whose connection dies near the end of a run, and which cannot be reached again
+/// before the run ends, is summed up as lost, not as holding its session (stop 45 tester t57:
+/// such a host's row said `one session, 1 heartbeat, 0 reconnects` and its JSON
+/// `connected: true`: the reconnect cut short by the run's end said nothing).
+#[test]
+fn an_idle_host_lost_as_the_run_ends_is_not_summed_up_as_connected() {
+    for format in ["text", "json"] {
+        let lab = Lab::builder().names(&["web1", "web2"]).start();
+        let dir = lab.dir().join("recipe");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("deploy.rhai"),
+            "server(\"web1\", #{ roles: [\"web\"] });\n\
+             server(\"web2\", #{ roles: [\"web\"] });\n\
+             task(\"t\", || { on([\"web\"], \"true\"); run_locally(\"sleep 3\"); });\n",
+        )
+        .unwrap();
+        let out = std::thread::scope(|scope| {
+            let run = scope.spawn(|| {
+                support::tether::Tether::new()
+                    .current_dir(&dir)
+                    .ssh_config(&lab.ssh_config())
+                    .args(&["--format", format, "t"])
+                    .run()
+            });
+            let until = Instant::now() + Duration::from_secs(10);
+            while lab.started_commands("web2") == 0 && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            // Connection closed, new ones refused: the reconnect's backoff (1 s, 2 s) outlasts
+            // the run.
+            lab.stop_host("web2");
+            run.join().unwrap()
+        });
+        out.status(0);
+        if format == "text" {
+            let row = out
+                .stdout
+                .lines()
+                .find(|l| l.trim_start().starts_with("web2 ") && l.contains("heartbeat"))
+                .unwrap_or_else(|| panic!("no summary row\n{}", out.stdout))
+                .to_string();
+            assert!(row.contains("session lost after 1 command"), "{row}");
+            assert!(row.contains("not reconnected: the run was ending"), "{row}");
+            assert!(
+                out.stdout.lines().any(|l| l.starts_with("web2 ")
+                    && l.contains("~")
+                    && l.contains("not reconnected: the run was ending")),
+                "{}",
+                out.stdout
+            );
+        } else {
+            let lost: Vec<serde_json::Value> = out
+                .stdout
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .filter(|v: &serde_json::Value| v["host"] == "web2")
+                .collect();
+            assert!(
+                lost.iter().any(|v| v["type"] == "session_lost"),
+                "{}",
+                out.stdout
+            );
+            let end = lost
+                .iter()
+                .find(|v| v["type"] == "session_summary")
+                .unwrap_or_else(|| panic!("{}", out.stdout));
+            assert_eq!(end["connected"], false, "{end}");
+        }
+    }
+}
+
 #[test]
 fn connection_killed_during_a_command_is_lost_and_not_resent() {
     let lab = Lab::builder().names(&["host1"]).start();

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-use crate::event::{CommandOutcome, Event, EventKind};
+use crate::event::{CommandOutcome, Event, EventKind, LOST_AT_THE_END};
 use crate::settings::Format;
 
 /// What the reporter knows about one host.
@@ -200,6 +200,10 @@ pub fn record(st: &mut State, event: &Event) {
             h.sessions += 1;
             h.reconnects += 1;
             h.connected_at = Some(event.at);
+        }
+        EventKind::SessionLost { reason, .. } => {
+            h.connected_at = None;
+            h.failed = Some(format!("{reason}; {LOST_AT_THE_END}"));
         }
         EventKind::Reconnected { .. } => {
             h.sessions += 1;

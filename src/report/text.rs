@@ -8,7 +8,7 @@ use anstyle::{AnsiColor, Style};
 use super::fold::{Group, Lane};
 use super::state::{HostStats, Look, State};
 use crate::duration::format as format_duration;
-use crate::event::{Beat, Event, EventKind, HostOutcome, LimitFrom, Tally};
+use crate::event::{Beat, Event, EventKind, HostOutcome, LimitFrom, Tally, LOST_AT_THE_END};
 use crate::host_text::HostText;
 use crate::outcome::named;
 
@@ -301,6 +301,7 @@ pub fn host_lines(look: Look, event: &Event) -> Option<Vec<(Lane, String)>> {
         )),
         EventKind::Note { message } if look.verbose => tether(format!("note: {message}")),
         EventKind::Unreachable { error } => tether(error.clone()),
+        EventKind::SessionLost { reason, .. } => tether(format!("{reason}; {LOST_AT_THE_END}")),
         EventKind::ConnectFailed { error } => tether(format!(
             "cannot connect: {}",
             error

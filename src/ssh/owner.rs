@@ -264,7 +264,9 @@ impl Owner {
 
     /// Replaces a dead session after `reason`, with backoff (see [`reconnect::with_backoff`]),
     /// or, once tether got a signal (before or during the backoff), for
-    /// [`reconnect::LAST_CONTACT`] in all (see [`reconnect::within`]); reports `reconnect`, or `unreachable` when every attempt failed.
+    /// [`reconnect::LAST_CONTACT`] in all (see [`reconnect::within`]); reports `reconnect`,
+    /// `unreachable` when every attempt failed, or `session_lost` when the owner was stopped
+    /// (the run ending) first.
     pub fn reconnect(&mut self, reason: &str, while_idle: bool) -> Outcome {
         let bound = reconnect::LAST_CONTACT;
         let last_contact = || {
@@ -293,7 +295,13 @@ impl Owner {
             Outcome::Failed(error) => self.emit(EventKind::Unreachable {
                 error: error.to_string(),
             }),
-            Outcome::Stopped => {}
+            // Said, so the run's end does not sum the host up as holding its session (stop 45
+            // tester t57: `one session`, JSON `connected: true`, for a host lost as the run
+            // ended).
+            Outcome::Stopped => self.emit(EventKind::SessionLost {
+                reason: reason.to_string(),
+                while_idle,
+            }),
         }
         outcome
     }

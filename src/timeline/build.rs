@@ -8,6 +8,7 @@ use super::model::{
     seconds, About, Command, Heartbeat, Host, Mark, MarkKind, Outcome, Run, RunOutcome, TaskSpan,
 };
 use super::read::{CommandOutcome, Entry, Event};
+use crate::event::LOST_AT_THE_END;
 
 /// Splits a stream into runs and builds each, one event at a time (nothing but the model is
 /// kept, however long the stream).
@@ -160,6 +161,15 @@ impl Builder {
                     t,
                     kind: MarkKind::Unreachable,
                     detail: error.clone(),
+                });
+            }
+            (Event::SessionLost { reason }, Some(h)) => {
+                let host = self.host(h);
+                host.lost = Some(t);
+                host.marks.push(Mark {
+                    t,
+                    kind: MarkKind::Unreachable,
+                    detail: format!("{reason}; {LOST_AT_THE_END}"),
                 });
             }
             (Event::CommandStarted { command }, Some(h)) => {

@@ -49,7 +49,7 @@ pub enum MarkKind {
     Reattach,
     /// The heartbeat interval was shortened.
     Learned,
-    /// No session from here on (a reconnect failed).
+    /// No session from here on (a reconnect failed, or was cut short by the run's end).
     Unreachable,
     /// The first connection failed.
     ConnectFailed,
@@ -86,7 +86,7 @@ pub struct Host {
     pub roles: Vec<String>,
     /// When its first session was up (`None`: no `connected` event).
     pub connected: Option<f64>,
-    /// When it lost its session for good (unreachable, connect failed).
+    /// When it lost its session for good (unreachable, connect failed, lost as the run ended).
     pub lost: Option<f64>,
     /// Its commands, in order.
     pub commands: Vec<Command>,

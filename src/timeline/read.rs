@@ -201,6 +201,11 @@ pub enum Event {
         /// The last error.
         error: String,
     },
+    /// `session_lost`: not reconnected, the run ending.
+    SessionLost {
+        /// How the death was noticed.
+        reason: String,
+    },
     /// `heartbeat_interval_learned`.
     HeartbeatIntervalLearned {
         /// Idle time at which the session was found dead, ms.

@@ -480,7 +480,7 @@ fn mark(s: &mut String, host: &Host, m: &super::model::Mark, y: f64, layout: &La
         MarkKind::Unreachable | MarkKind::ConnectFailed => (
             "lost",
             if m.kind == MarkKind::Unreachable {
-                "unreachable from here on".to_string()
+                "no session from here on".to_string()
             } else {
                 "could not connect".to_string()
             },

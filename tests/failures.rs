@@ -1375,3 +1375,64 @@ fn control_sequences_in_failures_and_output_are_shown_not_acted_on() {
         assert!(both.contains(shown), "{task}: {both}");
     }
 }
+
+/// A host stopped early because another host of its step failed is reported stopped early
+/// whether or not its closure catches the stop, and the caught stop reads as a failure does
+/// (`kind`, `hosts`, `message`; stop 46 tester t59: the caught value was a Rust type whose
+/// `e.kind` was a recipe error, exit 4, and a host whose stop was swallowed went unnamed in
+/// the failure, its `sleep 6` killed).
+#[test]
+fn a_caught_stop_reads_as_a_failure_and_the_host_is_still_stopped_early() {
+    let lab = Lab::builder().names(&["host1", "host2", "host3"]).start();
+    let mut r = RecipeDir::new(
+        "caught-stop",
+        r#"
+for h in ["host1", "host2", "host3"] { server(h, #{ roles: ["app"] }); }
+task("t", || {
+    on("app", |h| {
+        if h.name == "host1" { run("sleep 0.5; exit 5"); }
+        else if h.name == "host2" {
+            try { run("sleep 6"); } catch (e) {
+                print("caught " + type_of(e) + " " + e.kind + " " + e.hosts + " " + e.message);
+            }
+            try { run("echo after"); } catch (e) { print("after: " + e); }
+        } else {
+            try { run("sleep 6"); } catch (e) { throw e; }
+        }
+    });
+});
+"#,
+    );
+    r.ssh_config = Some(lab.ssh_config());
+    for _ in 0..2 {
+        let out = r.tether().args(&["t"]).run();
+        let text = format!("{}{}", out.stdout, out.stderr);
+        assert_eq!(out.status, 1, "{text}");
+        assert!(
+            text.contains(
+                "caught StoppedEarly stopped_early [\"host1\"] stopped during `sleep 6` (tether \
+                 stopped it on the host): host1 failed"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("after: stopped before `echo after`: host1 failed"),
+            "{text}"
+        );
+        assert!(!text.contains("host2 | after"), "{text}");
+        assert!(
+            out.stderr
+                .contains("error: 1 of 3 hosts failed, 2 stopped early"),
+            "{text}"
+        );
+        for host in ["host2", "host3"] {
+            assert!(
+                out.stderr.contains(&format!(
+                    "{host}: stopped during `sleep 6` (tether stopped it on the host): host1 \
+                     failed"
+                )),
+                "{text}"
+            );
+        }
+    }
+}

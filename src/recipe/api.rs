@@ -12,6 +12,7 @@ use super::context::Runtime;
 /// Registers every recipe function on `engine`.
 pub fn register(engine: &mut Engine, rt: Arc<Runtime>) {
     super::failures::register(engine);
+    super::context::register(engine);
     super::host_info::register(engine);
     super::declare::register(engine, &rt);
     super::ask::register(engine, &rt);

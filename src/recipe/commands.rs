@@ -264,24 +264,27 @@ fn next_command(scope: &HostScope, command: &str, backend: &dyn Backend) -> Fall
                 e.kind(),
                 failure_text(&scope.host, command, &Err(e)),
             )),
-            None => stopped_early(command, StoppedHow::Before, because),
+            None => stopped_early(scope, command, StoppedHow::Before, because),
         }),
         None => Ok(index),
     }
 }
 
 /// The [`StoppedEarly`] value a host-bound call throws: `command` was not run (or was stopped
-/// while it ran, `how`) because `because` failed.
-fn stopped_early(command: &str, how: StoppedHow, because: String) -> Box<rhai::EvalAltResult> {
-    rhai::EvalAltResult::ErrorRuntime(
-        Dynamic::from(StoppedEarly {
-            command: command.to_string(),
-            how,
-            because,
-        }),
-        rhai::Position::NONE,
-    )
-    .into()
+/// while it ran, `how`) because `because` failed; the host's first stop is kept in its scope.
+fn stopped_early(
+    scope: &HostScope,
+    command: &str,
+    how: StoppedHow,
+    because: String,
+) -> Box<rhai::EvalAltResult> {
+    let stopped = StoppedEarly {
+        command: command.to_string(),
+        how,
+        because,
+    };
+    scope.note_stopped(&stopped);
+    rhai::EvalAltResult::ErrorRuntime(Dynamic::from(stopped), rhai::Position::NONE).into()
 }
 
 /// The failure a host-bound call throws when its command failed: the host, command, status
@@ -344,7 +347,7 @@ fn host_exec(rt: &Runtime, cmd: &str, mode: Mode) -> Fallible<Dynamic> {
                 Some(_) => StoppedHow::during(reach),
                 None => StoppedHow::Before,
             };
-            return Err(stopped_early(&command, how, because));
+            return Err(stopped_early(&scope, &command, how, because));
         }
         // A condition that does not hold; but sudo refusing to run it under `as_user` is no
         // answer, and fails as `run` does, with its hint.

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 
-use rhai::AST;
+use rhai::{Dynamic, AST};
 
 use super::model::Recipe;
 use super::sources::Sources;
@@ -162,10 +162,32 @@ pub struct HostScope {
     pub commands: Arc<AtomicUsize>,
     /// How many hosts the `on` runs the closure on (`download` wants `{host}` when several).
     pub hosts: usize,
+    /// The first stop of this host's closure (see [`StoppedEarly`]): a closure that catches it
+    /// and ends normally was stopped all the same, and is reported so (stop 46 tester t59: a
+    /// host whose `sleep 6` tether killed, the stop caught, went unnamed in the failure).
+    pub stopped: Arc<Mutex<Option<StoppedEarly>>>,
 }
 
-/// Thrown (as a Rhai value) by a host-bound call that a failure on another host of the same
-/// `on` stopped; the `on` reports the host as stopped early, not failed.
+impl HostScope {
+    /// Keeps `stopped` as the host's stop, unless one came before.
+    pub fn note_stopped(&self, stopped: &StoppedEarly) {
+        let mut first = self.stopped.lock().unwrap_or_else(|p| p.into_inner());
+        first.get_or_insert_with(|| stopped.clone());
+    }
+
+    /// The host's first stop, if it was stopped.
+    pub fn stopped(&self) -> Option<StoppedEarly> {
+        self.stopped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// Thrown (as a Rhai value, `StoppedEarly`) by a host-bound call that a failure on another
+/// host of the same `on` stopped; the `on` reports the host as stopped early, not failed,
+/// whether or not the closure catches it. A recipe that catches it reads it as it reads a
+/// `Failure` (see [`register`]).
 #[derive(Debug, Clone)]
 pub struct StoppedEarly {
     /// The command that was not run, or was stopped while it ran.
@@ -432,4 +454,29 @@ impl Runtime {
             Some(ran_for) => Once::RanFor(ran_for.clone()),
         }
     }
+}
+
+/// Registers the [`StoppedEarly`] type as `catch` sees it, with a `Failure`'s properties:
+/// `err.kind` (`"stopped_early"`), `err.hosts` (the host whose failure stopped it),
+/// `err.message` (`stopped during `sleep 6` (tether stopped it on the host): web1 failed`), and
+/// its text where a string is expected (stop 46 tester t59: `e.kind` on it was a recipe error,
+/// exit 4, where the README's pattern reads it).
+pub fn register(engine: &mut rhai::Engine) {
+    let message =
+        |s: &StoppedEarly| crate::outcome::stopped_early_words(s.how, &s.command, &s.because);
+    engine
+        .register_type_with_name::<StoppedEarly>("StoppedEarly")
+        .register_get("kind", |_: &mut StoppedEarly| "stopped_early".to_string())
+        .register_get("hosts", |s: &mut StoppedEarly| {
+            vec![Dynamic::from(s.because.clone())]
+        })
+        .register_get("message", move |s: &mut StoppedEarly| message(s))
+        .register_fn("to_string", move |s: &mut StoppedEarly| message(s))
+        .register_fn("to_debug", move |s: &mut StoppedEarly| message(s))
+        .register_fn("+", move |a: &str, s: StoppedEarly| {
+            format!("{a}{}", message(&s))
+        })
+        .register_fn("+", move |s: StoppedEarly, a: &str| {
+            format!("{}{a}", message(&s))
+        });
 }

@@ -312,6 +312,7 @@ fn on_closure(
             reattach: options.reattach,
             commands: Arc::new(AtomicUsize::new(0)),
             hosts: hosts.len(),
+            stopped: Default::default(),
         };
         let info = HostInfo::new(rt, host);
         let result = context::with_chain(chain.clone(), || {
@@ -330,7 +331,11 @@ fn on_closure(
                     None => return HostEnd::Value(v),
                 }
             }
-            Ok(v) => return HostEnd::Value(v),
+            // Stopped, the stop caught: stopped all the same (its commands were not run).
+            Ok(v) => match scope.stopped() {
+                Some(s) => HostEnd::Stopped(s),
+                None => return HostEnd::Value(v),
+            },
             Err(e) => {
                 let end = classify(rt, e);
                 // Nor did a script error or a failure of its own there (`1 / 0`, `fail()`,

@@ -2711,6 +2711,61 @@ task("loop", || { on("web", |h| { invoke("loop"); }); });"#,
         .stderr_contains("circular dependency: loop => loop");
 }
 
+/// A task invoked from the `on` closures of several hosts that fails fails every one of them,
+/// the host whose closure ran it and those that waited for it alike, the same way on every run
+/// (stop 46 tester t59: one host caught the failure, which host changed from run to run, and
+/// the others went on as if it had worked, exit 0; uncaught, each run named other hosts).
+#[test]
+fn a_failing_task_invoked_by_several_hosts_closures_fails_each() {
+    let lab = support::recipe::lab(&["web1", "web2", "web3"]);
+    let mut r = RecipeDir::new(
+        "invoke-fails",
+        r#"for h in ["web1", "web2", "web3"] { server(h, #{ roles: ["web"] }); }
+task("bad", || { run_locally("sleep 0.5"); on("web1", "exit 3"); });
+task("caught", || { on("web", |h| {
+    try { invoke("bad"); print(h.name + " went on"); } catch (e) { print(h.name + " caught " + e.kind + " " + e.hosts); }
+    run("echo after"); }); });
+task("uncaught", || { on("web", |h| { invoke("bad"); run("echo after"); }); });
+task("retry", || { try { invoke("bad"); } catch (e) { print("retrying"); } invoke("bad"); print("went on"); });"#,
+    );
+    r.ssh_config = Some(lab.ssh_config());
+    for _ in 0..3 {
+        let out = r.tether().args(&["caught"]).run();
+        out.status(0).stdout_lacks("went on");
+        for h in ["web1", "web2", "web3"] {
+            out.stdout_contains(&format!("{h} caught command_failed [\"web1\"]"));
+        }
+        assert_eq!(out.host_lines("web2", '|'), ["after"], "{}", out.stdout);
+    }
+    let mut said = Vec::new();
+    for _ in 0..3 {
+        let out = r.tether().args(&["uncaught"]).run();
+        out.status(1).stdout_lacks("| after");
+        let error = out
+            .stderr
+            .lines()
+            .skip_while(|l| !l.starts_with("error: "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(
+            error.starts_with("error: 3 of 3 hosts failed"),
+            "{}",
+            out.stderr
+        );
+        // The same words every time, durations apart.
+        said.push(error.replace(|c: char| c.is_ascii_digit(), "#"));
+    }
+    assert!(said.windows(2).all(|w| w[0] == w[1]), "{said:#?}");
+    // A later invoke of the failed task runs nothing, says so, and fails as it did.
+    r.tether()
+        .args(&["retry"])
+        .run()
+        .status(1)
+        .stdout_contains("retrying")
+        .stdout_contains("invoke(\"bad\") runs nothing")
+        .stdout_lacks("went on");
+}
+
 /// A failure hook without its parameter says so, not Rhai's `Function not found: anon$...`
 /// (stop 40 tester t36); the run's own failure still decides the exit.
 #[test]

@@ -104,6 +104,9 @@ pub struct Runtime {
     left_behind: Mutex<HashMap<String, crate::interrupt::LeftBehind>>,
     /// The failure that ended the run, once the failure hooks run (`run_failure()`).
     failure: Mutex<Option<crate::failure::Failure>>,
+    /// The tasks that failed in this run, each with what it threw (the value and where), for
+    /// an `invoke` of it that runs nothing (see [`Runtime::task_failed`]).
+    failed_tasks: Mutex<HashMap<String, (Dynamic, rhai::Position)>>,
 }
 
 /// A task on the invocation chain (see [`Runtime::enter`]): taken off when dropped, however
@@ -278,6 +281,7 @@ impl Runtime {
             run_dir: OnceLock::new(),
             left_behind: Mutex::new(HashMap::new()),
             failure: Mutex::new(None),
+            failed_tasks: Mutex::new(HashMap::new()),
         }
     }
 
@@ -406,6 +410,34 @@ impl Runtime {
         let _ended = ended
             .wait_while(running, |r| r.contains_key(task))
             .unwrap_or_else(|p| p.into_inner());
+    }
+
+    /// Keeps what `task` threw (`err`: a thrown value as it is, any other error as its text),
+    /// before its invocation ends, for every `invoke` of it that runs nothing.
+    pub fn note_task_failed(&self, task: &str, err: &rhai::EvalAltResult) {
+        let mut leaf = err;
+        while let rhai::EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
+        | rhai::EvalAltResult::ErrorInModule(_, inner, _) = leaf
+        {
+            leaf = inner;
+        }
+        let thrown = match leaf {
+            rhai::EvalAltResult::ErrorRuntime(value, at) => (value.clone(), *at),
+            other => (Dynamic::from(other.to_string()), other.position()),
+        };
+        self.failed_tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(task.to_string(), thrown);
+    }
+
+    /// What `task` threw when it ran, if it failed: an `invoke` of it that runs nothing (it
+    /// ran, or another host's closure runs it now) throws it again, so no caller goes on as if
+    /// it had worked (stop 46 tester t59: the hosts that waited for it did).
+    pub fn task_failed(&self, task: &str) -> Option<Box<rhai::EvalAltResult>> {
+        let failed = self.failed_tasks.lock().unwrap_or_else(|p| p.into_inner());
+        let (value, at) = failed.get(task)?;
+        Some(rhai::EvalAltResult::ErrorRuntime(value.clone(), *at).into())
     }
 
     /// Puts `task` on the invocation chain for as long as the returned guard lives; `Err` the

@@ -48,10 +48,14 @@ fn run(
         // Invoked by another host's `on` closure too, at once (stop 40 tester t34: called a
         // circular dependency): done once that one ended, as Rake's invoke waits for the
         // task's lock.
+        // One that failed fails this caller too, as it failed (stop 46 tester t59).
         Once::Ran => {
             drop(running);
             rt.wait_until_ended(name);
-            return Ok(());
+            return match rt.task_failed(name) {
+                Some(e) => Err(fail(e)),
+                None => Ok(()),
+            };
         }
         Once::RanBefore(earlier) => {
             rt.report(EventKind::Warning {
@@ -76,6 +80,24 @@ fn run(
             ))
         }
     }
+    let result = run_parts(engine, rt, name, &task, cleanup);
+    // Kept before `running` ends the invocation: a caller waiting for it reads it then.
+    if let Err(errors) = &result {
+        rt.note_task_failed(name, &errors[0].1);
+    }
+    drop(running);
+    result
+}
+
+/// The parts of task `name` (`task`), as [`run`] runs them once it runs.
+fn run_parts(
+    engine: &Engine,
+    rt: &Runtime,
+    name: &str,
+    task: &super::model::Task,
+    cleanup: bool,
+) -> Result<(), Vec<(String, EvalAltResult)>> {
+    let fail = |e: Box<EvalAltResult>| vec![(name.to_string(), *e)];
     let (before, after) = {
         let recipe = rt.recipe();
         (

@@ -250,7 +250,8 @@ fn a_known_stream_draws_rows_bars_ticks_and_marks() {
         "{}",
         web1.svg
     );
-    assert_eq!(web1.counts(), [2, 0, 0]);
+    // A re-attach replaced the session: a reconnect, as the run's summary counts it.
+    assert_eq!(web1.counts(), [2, 0, 1]);
     assert_eq!(web1.ticks(), 0);
 
     let web2 = page.row("web2");
@@ -303,7 +304,7 @@ fn a_known_stream_draws_rows_bars_ticks_and_marks() {
         "<dt>duration</dt><dd>10.0 s</dd>",
         "<dt>commands</dt><dd>5</dd>",
         "<dt>heartbeats</dt><dd>3</dd>",
-        "<dt>reconnects</dt><dd>1</dd>",
+        "<dt>reconnects</dt><dd>2</dd>",
         "<dt>re-attaches</dt><dd>1</dd>",
         "<span class=\"badge failed\">failed (exit 1)</span>",
         "<h1>production deploy",
@@ -334,6 +335,58 @@ fn a_known_stream_draws_rows_bars_ticks_and_marks() {
     assert!(page
         .html
         .contains("content=\"default-src 'none'; style-src 'unsafe-inline'\""));
+}
+
+/// A re-attach and a resend replaced their host's session: the page counts them as reconnects,
+/// as the run's summary does, and says a re-attach's times in words (stop 46 tester t59: the
+/// page said 0 reconnects beside the summary's 1, and `heard_after_ms: 2098.529`).
+#[test]
+fn reattaches_and_resends_are_reconnects_said_in_words() {
+    let dir = scratch("reattach-words");
+    let events = dir.join("events.jsonl");
+    std::fs::write(
+        &events,
+        lines(&[
+            json!({"t": 0.01, "type": "run_started", "recipe": null, "stage": null,
+                   "tasks": [], "command": "sleep 6", "start_unix_ms": 1_735_787_045_000u64}),
+            json!({"t": 0.03, "type": "hosts", "hosts": [
+                {"name": "web1", "roles": []}, {"name": "web2", "roles": []}]}),
+            json!({"t": 0.1, "host": "web1", "type": "connected", "setup_ms": 20.0}),
+            json!({"t": 0.1, "host": "web2", "type": "connected", "setup_ms": 20.0}),
+            json!({"t": 0.2, "host": "web1", "type": "command_started", "command": "sleep 6"}),
+            json!({"t": 0.2, "host": "web2", "type": "command_started", "command": "sleep 6"}),
+            json!({"t": 3.5, "host": "web1", "type": "reattach", "command": "sleep 6",
+                   "heard_after_ms": 2098.529, "lost_after_ms": 3200.0, "took_ms": 1100.0}),
+            json!({"t": 1.5, "host": "web2", "type": "resend", "command": "sleep 6",
+                   "lost_after_ms": 200.0, "took_ms": 900.0}),
+            json!({"t": 6.5, "host": "web1", "type": "command_finished", "command": "sleep 6",
+                   "exit_code": 0, "signal": null, "error": null, "duration_ms": 6300.0,
+                   "outcome": "ok"}),
+            json!({"t": 7.5, "host": "web2", "type": "command_finished", "command": "sleep 6",
+                   "exit_code": 0, "signal": null, "error": null, "duration_ms": 7300.0,
+                   "outcome": "ok"}),
+            json!({"t": 8.0, "type": "run_finished", "title": "ran", "ok": true,
+                   "exit_code": 0, "error": null, "duration_ms": 8000.0}),
+        ]),
+    )
+    .unwrap();
+    report(&events, &dir.join("t.html"), &[]).status(0);
+    let page = Page::read(&dir.join("t.html"));
+    let web1 = page.row("web1");
+    assert_eq!(web1.counts(), [1, 0, 1]);
+    assert!(
+        web1.svg.contains(
+            "command: sleep 6\nlast heard 2.1 s into it\nconnection lost 3.2 s into it\n\
+             re-attached after 1.1 s"
+        ),
+        "{}",
+        web1.svg
+    );
+    assert!(!web1.svg.contains("_ms"), "{}", web1.svg);
+    let web2 = page.row("web2");
+    assert_eq!(web2.counts(), [1, 0, 1]);
+    assert_eq!(web2.marks("reconnect"), 1);
+    assert!(page.html.contains("<dt>reconnects</dt><dd>2</dd>"));
 }
 
 #[test]

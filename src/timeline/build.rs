@@ -256,13 +256,40 @@ impl Builder {
                     detail: reason.clone(),
                 });
             }
+            // A command sent again after its connection died before it started: its session was
+            // replaced, as the run's summary counts it.
+            (Event::Resend { command, took_ms }, Some(h)) => {
+                let host = self.host(h);
+                host.lost = None;
+                host.marks.push(Mark {
+                    t,
+                    kind: MarkKind::Reconnect {
+                        took: took_ms / 1000.0,
+                        while_idle: false,
+                    },
+                    detail: format!(
+                        "connection lost after sending `{command}`, before it started; sent again"
+                    ),
+                });
+            }
             (Event::Reattach { fields }, Some(h)) => {
+                // Its times in words (stop 46 tester t59: `heard_after_ms: 2098.529`); a
+                // field of another tether's as it is.
+                let ms = |v: &serde_json::Value| v.as_f64().map(|ms| seconds(ms / 1000.0));
                 let detail = fields
                     .iter()
                     .filter(|(k, _)| !matches!(k.as_str(), "t" | "host"))
-                    .map(|(k, v)| match v {
-                        serde_json::Value::String(s) => format!("{k}: {s}"),
-                        other => format!("{k}: {other}"),
+                    .map(|(k, v)| match (k.as_str(), ms(v)) {
+                        ("heard_after_ms", _) if v.is_null() => {
+                            "nothing heard from it before the loss".to_string()
+                        }
+                        ("heard_after_ms", Some(t)) => format!("last heard {t} into it"),
+                        ("lost_after_ms", Some(t)) => format!("connection lost {t} into it"),
+                        ("took_ms", Some(t)) => format!("re-attached after {t}"),
+                        _ => match v {
+                            serde_json::Value::String(s) => format!("{k}: {s}"),
+                            other => format!("{k}: {other}"),
+                        },
                     })
                     .collect::<Vec<_>>()
                     .join("\n");

@@ -189,6 +189,14 @@ pub enum Event {
         /// Time to connect again, ms.
         took_ms: f64,
     },
+    /// `resend`: a command whose connection died before it started, sent again on a new
+    /// session.
+    Resend {
+        /// The command.
+        command: String,
+        /// From the loss to sending it again, ms.
+        took_ms: f64,
+    },
     /// `reattach`: a command's output picked up again on a new session; its fields are shown
     /// as they come.
     Reattach {

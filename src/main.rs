@@ -85,7 +85,7 @@ fn main() {
             tether::recipe::definitions::run(&settings, &args.dir)
         }
         Some(Command::Init(args)) => tether::init::run(&settings, args.template()),
-        Some(Command::Ssh(args)) => match tether::shell::run(&settings, &args.options()) {
+        Some(Command::Ssh(args)) => match tether::shell::run(&settings, &args.options(), interrupted()) {
             Ok(status) => std::process::exit(status),
             Err(e) => Err(e),
         },

@@ -62,7 +62,16 @@ struct Destination {
 /// SIGHUP. Errors: an unknown host or role, or a bad recipe ([`Error::Usage`],
 /// [`Error::Recipe`]); a host that cannot be reached (exit 3); a connection lost during the
 /// session (exit 1).
-pub fn run(settings: &Settings, opts: &ShellOptions) -> Result<i32, Error> {
+///
+/// `interrupted` is set by Ctrl-C, SIGTERM or SIGHUP (see `interrupt::install`): connecting
+/// gives up at once (exit 130, as a run's connecting; `ssh` ends at Ctrl-C while it connects
+/// too; stop 46 tester t59: a banner that never came was waited for 30 s); the session then
+/// catches them itself (128+N).
+pub fn run(
+    settings: &Settings,
+    opts: &ShellOptions,
+    interrupted: Arc<AtomicBool>,
+) -> Result<i32, Error> {
     if let Some(shard) = settings.shard {
         // One host, named: a part of a selection means nothing here, and ignoring it would
         // open a host the shard does not hold.
@@ -87,7 +96,7 @@ pub fn run(settings: &Settings, opts: &ShellOptions) -> Result<i32, Error> {
         );
         return Ok(0);
     }
-    let opened = open(settings, &dest, reporter.sink())?;
+    let opened = open(settings, &dest, reporter.sink(), &interrupted)?;
     reporter.barrier();
     let host = dest.target.name.clone();
     let lost = |reason: String| -> Error {
@@ -200,7 +209,12 @@ struct Opened {
 
 /// Connects to the destination as a run would (its route's jump hosts get their own worker
 /// threads, kept by the [`Opened`]).
-fn open(settings: &Settings, dest: &Destination, sink: Sink) -> Result<Opened, Error> {
+fn open(
+    settings: &Settings,
+    dest: &Destination,
+    sink: Sink,
+    interrupted: &Arc<AtomicBool>,
+) -> Result<Opened, Error> {
     let host = dest.target.name.as_str();
     let failed = |e: SshError| -> Error { Failure::host(host, e.kind(), e.said()).into() };
     let (config, hops) =
@@ -215,6 +229,7 @@ fn open(settings: &Settings, dest: &Destination, sink: Sink) -> Result<Opened, E
     }
     let policy = WorkerSettings {
         heartbeat: fleet::heartbeat(settings, dest.keepalive).every,
+        interrupted: Some(interrupted.clone()),
         ..WorkerSettings::default()
     };
     let limiter = Arc::new(HandshakeLimiter::sized_for_this_machine());
@@ -240,7 +255,13 @@ fn open(settings: &Settings, dest: &Destination, sink: Sink) -> Result<Opened, E
         },
         Arc::new(AtomicBool::new(false)),
     );
-    let conn = owner.open().map_err(failed)?;
+    let conn = owner.open().map_err(|e| match e {
+        // Given up at a signal: an interrupt, exit 130, as a run's connecting is.
+        SshError::ConnectStopped { .. } => Error::Failed(Box::new(
+            Failure::host(host, e.kind(), e.said()).under_interrupt(),
+        )),
+        e => failed(e),
+    })?;
     Ok(Opened {
         conn,
         agent,

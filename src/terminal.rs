@@ -101,7 +101,7 @@ extern "C" fn on_signal(signal: libc::c_int) {
     }
 }
 
-/// SIGWINCH, SIGTERM and SIGHUP delivered as bytes (the signal number) on a non-blocking
+/// SIGWINCH, SIGTERM, SIGHUP and SIGINT delivered as bytes (the signal number) on a non-blocking
 /// pipe, for a loop that polls it; the previous handlers come back when dropped. One at a
 /// time per process.
 pub struct Signals {
@@ -111,7 +111,10 @@ pub struct Signals {
 }
 
 /// The signals [`Signals`] catches.
-const CAUGHT: [libc::c_int; 3] = [libc::SIGWINCH, libc::SIGTERM, libc::SIGHUP];
+/// SIGINT among them: the raw terminal sends Ctrl-C to the session as a byte, so one comes
+/// from elsewhere (`kill -INT`, a terminal not in raw mode), and ends the session as SIGTERM
+/// does (the handler `interrupt::install` set for connecting would only note it).
+const CAUGHT: [libc::c_int; 4] = [libc::SIGWINCH, libc::SIGTERM, libc::SIGHUP, libc::SIGINT];
 
 impl Signals {
     /// Installs the handlers. Errors: the pipe cannot be made or a handler cannot be set.

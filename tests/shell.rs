@@ -263,3 +263,47 @@ fn the_agent_is_forwarded_when_the_config_says_so() {
     assert_eq!(status, 2, "{out}");
     assert!(!out.contains("deployer-key"), "{out}");
 }
+
+/// A signal while `tether ssh` connects gives connecting up at once, as `ssh` does at Ctrl-C,
+/// an interrupt (exit 130, as a run's connecting); one during the session ends it with 128+N,
+/// SIGINT as SIGTERM (stop 46
+/// tester t59: with a server that never sent its banner, Ctrl-C was waited out for the whole
+/// `ConnectTimeout 30`, then exit 3).
+#[test]
+fn a_signal_while_connecting_or_in_the_session_ends_it_at_once() {
+    let lab = Lab::start(1);
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let config = lab.config_with(
+        "with_silent",
+        &format!(
+            "Host silent\n  HostName 127.0.0.1\n  Port {}\n  ConnectTimeout 30\n",
+            silent.local_addr().unwrap().port()
+        ),
+    );
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let (pty, mut child) =
+            on_terminal(&Tether::new().ssh_config(&config).args(&["ssh", "silent"]));
+        std::thread::sleep(Duration::from_millis(1500));
+        let at = std::time::Instant::now();
+        support::net::signal(child.id(), signal);
+        assert_eq!(pty::wait(&mut child, WAIT, &pty), 130, "{}", pty.output());
+        assert!(at.elapsed() < Duration::from_secs(5), "{}", pty.output());
+        assert!(
+            pty.output().contains("connecting was stopped by tether"),
+            "{}",
+            pty.output()
+        );
+        assert!(pty.is_cooked(), "{}", pty.output());
+    }
+    let (pty, mut child) = on_terminal(&Tether::new().ssh_config(&config).args(&[
+        "ssh",
+        "host1",
+        "--",
+        "echo ready; sleep 30",
+    ]));
+    pty.wait_for("ready", WAIT);
+    support::net::signal(child.id(), libc::SIGINT);
+    assert_eq!(pty::wait(&mut child, WAIT, &pty), 130, "{}", pty.output());
+    assert!(pty.is_cooked(), "{}", pty.output());
+    drop(silent);
+}

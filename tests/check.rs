@@ -359,6 +359,16 @@ fn hosts_failing_in_different_ways_are_each_named_and_counted_once() {
             assert_eq!(last["at_risk"], 0, "{last}");
             assert_eq!(last["unreachable"], 1, "{last}");
             assert_eq!(last["config_errors"], 1, "{last}");
+            // How it ended, as stderr and the exit code say it (stop 46 tester t59: only
+            // there).
+            assert_eq!(last["exit_code"], 2, "{last}");
+            assert!(
+                last["error"].as_str().is_some_and(|e| e.starts_with(
+                    "1 of 3 hosts cannot be tried: a configuration error (broken); 1 of 3 hosts \
+                     could not be reached (gone)"
+                )),
+                "{last}"
+            );
         }
     }
 }
@@ -478,6 +488,8 @@ fn an_interrupted_check_counts_unchecked_hosts_as_not_checked() {
             assert_eq!(summary["unreachable"], 0, "{text}");
             assert_eq!(summary["at_risk"], 0, "{text}");
             assert!(summary["not_checked"].as_u64() >= Some(1), "{text}");
+            assert_eq!(summary["exit_code"], 130, "{text}");
+            assert_eq!(summary["error"], "interrupted", "{text}");
         } else {
             assert!(
                 text.contains(

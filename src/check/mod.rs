@@ -187,14 +187,21 @@ pub fn check(
             .sink
             .emit(&Arc::from(r.host.as_str()), EventKind::Record(record(r)));
     }
+    let verdict = match fleet.interrupted() {
+        true => Err(Error::interrupted()),
+        false => verdict(&reports, settings),
+    };
     fleet.sink.emit(
         &Arc::from(""),
-        EventKind::Record(summary(&reports, settings.fold)),
+        EventKind::Record(summary(&reports, settings.fold, &verdict)),
     );
     reporter.barrier();
-    if fleet.interrupted() {
-        return Err(Error::interrupted());
-    }
+    verdict
+}
+
+/// How a check of `reports` ends: Ok where no host is at risk; else the error that says every
+/// kind of failure, with the exit code of the deciding kind.
+fn verdict(reports: &[HostReport], settings: &Settings) -> Result<(), Error> {
     let at_risk = reports.iter().filter(|r| r.at_risk()).count();
     if at_risk == 0 {
         return Ok(());
@@ -204,7 +211,7 @@ pub fn check(
     let named = |hosts: &[&HostReport]| {
         crate::hostset::fold(&hosts.iter().map(|r| r.host.as_str()).collect::<Vec<_>>())
     };
-    let [misconfigured, unreachable, warned, _] = categories(&reports);
+    let [misconfigured, unreachable, warned, _] = categories(reports);
     // The reports above say everything per host; the error is the headline, every kind of
     // failure in it, and the exit code the deciding kind's (see `Kind::rank`).
     let mut kind = Kind::Failed;
@@ -587,9 +594,11 @@ fn grouped_text(reports: &[HostReport], fold: bool) -> Vec<String> {
     text
 }
 
-/// The closing `check_summary` record: hosts, at risk, unreachable; its text is the whole
-/// report, grouped ([`grouped_text`]).
-fn summary(reports: &[HostReport], fold: bool) -> Record {
+/// The closing `check_summary` record: hosts, at risk, unreachable, and how the check ends
+/// (`verdict`: the exit code, and the error said on stderr, as a run's `run_finished` has
+/// them; stop 46 tester t59: JSON alone did not say either); its text is the whole report,
+/// grouped ([`grouped_text`]).
+fn summary(reports: &[HostReport], fold: bool, verdict: &Result<(), Error>) -> Record {
     let [misconfigured, unreachable, at_risk, unchecked] =
         categories(reports).map(|hosts| hosts.len());
     let config = match misconfigured {
@@ -609,6 +618,11 @@ fn summary(reports: &[HostReport], fold: bool) -> Record {
             "unreachable": unreachable,
             "config_errors": misconfigured,
             "not_checked": unchecked,
+            "exit_code": verdict.as_ref().err().map_or(0, Error::exit_code),
+            "error": verdict
+                .as_ref()
+                .err()
+                .map(|e| crate::secret::mask(&e.to_string()).into_owned()),
         }),
         grouped_text(reports, fold)
             .into_iter()

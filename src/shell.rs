@@ -26,7 +26,7 @@ use crate::pool;
 use crate::recipe::model::suggest;
 use crate::report::Reporter;
 use crate::runner;
-use crate::settings::Settings;
+use crate::settings::{Format, Settings};
 use crate::ssh::config::Requests;
 use crate::ssh::config::SshConfig;
 use crate::ssh::connect::{self, Connection, WaitError};
@@ -80,6 +80,14 @@ pub fn run(
              selection",
             shard.index, shard.count
         )));
+    }
+    if settings.format == Format::Json {
+        // The session's terminal carries the remote side's bytes: its output can be no JSON
+        // object (stop 46 tester t59: one `connected` object, then the command's raw text).
+        return Err(Error::Usage(
+            "--format json: `tether ssh` opens a terminal on the host, whose bytes are the              remote side's, not JSON objects; drop --format json (`tether run --hosts HOST              --format json -- CMD` runs a command with JSON output)"
+                .into(),
+        ));
     }
     let reporter = Reporter::start(settings);
     let dest = destination(settings, opts, reporter.sink())?;

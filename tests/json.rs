@@ -272,10 +272,6 @@ fn a_failure_before_the_run_is_an_error_object() {
             "-o",
             "x.html",
         ],
-        // A terminal's bytes are no JSON (stop 46 tester t59: a `connected` object, then the
-        // command's raw output).
-        &["--format", "json", "ssh", "web1", "--", "echo hi"],
-        &["--format", "json", "ssh", "web1"],
     ] {
         let out = r.tether().args(args).run();
         out.status(2);

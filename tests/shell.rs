@@ -307,3 +307,26 @@ fn a_signal_while_connecting_or_in_the_session_ends_it_at_once() {
     assert!(pty.is_cooked(), "{}", pty.output());
     drop(silent);
 }
+
+/// `tether ssh` refuses `--format json`: its terminal's bytes are no JSON objects (stop 46
+/// tester t59: a `connected` object, then the command's raw output).
+#[test]
+fn json_is_refused_before_anything_connects() {
+    let lab = Lab::start(1);
+    for args in [&["ssh", "host1", "--", "echo hi"][..], &["ssh", "host1"]] {
+        let out = Tether::new()
+            .ssh_config(&lab.ssh_config())
+            .args(&["--format", "json"])
+            .args(args)
+            .run();
+        out.status(2);
+        let lines: Vec<serde_json::Value> = out
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("{}", out.stdout)))
+            .collect();
+        assert_eq!(lines.len(), 1, "{}", out.stdout);
+        assert_eq!(lines[0]["type"], "error", "{}", out.stdout);
+        assert_eq!(lab.accepted_logins("host1"), 0);
+    }
+}

@@ -25,7 +25,8 @@ static SUDO_PASSWORD: RwLock<Option<Arc<str>>> = RwLock::new(None);
 /// Masks `secret` from now on (empty secrets are ignored), in the forms tether itself writes
 /// it in too: shell-quoted (`quote()`, `with_env`: each `'` as `'\''`), escaped as a
 /// recipe's `debug()` shows a string (`"` as `\"`, a tab as `\t`), and each of its lines on
-/// its own (output arrives a line at a time).
+/// its own, and each part a `\r` ends (output is shown a line at a time, and a state a `\r`
+/// draws over on its own: stop 46 tester t60, a secret with a `\r` inside was shown).
 pub fn register(secret: &str) {
     if secret.is_empty() {
         return;
@@ -36,7 +37,7 @@ pub fn register(secret: &str) {
     let escaped = &debugged[1..debugged.len() - 1];
     let forms = [secret, quoted.as_str(), escaped]
         .into_iter()
-        .flat_map(|form| std::iter::once(form).chain(form.lines()))
+        .flat_map(|form| std::iter::once(form).chain(form.split(['\n', '\r'])))
         .map(|form| form.trim_end_matches('\r'))
         .filter(|form| !form.is_empty());
     let mut secrets = SECRETS.write().unwrap_or_else(|p| p.into_inner());

@@ -1361,13 +1361,19 @@ fn control_sequences_in_failures_and_output_are_shown_not_acted_on() {
         "control-sequences",
         "task(\"stderr\", || { on(\"web1\", \"printf 'bad\\\\rweb9 | fine\\\\033[2K\\\\n' >&2; exit 1\"); });\n\
          task(\"fail\", || { on(\"web1\", |h| { fail(\"innocent\\rweb9: ok \\x1b[2K\\x1b]0;title\\x07\"); }); });\n\
-         task(\"output\", || { on(\"web1\", \"printf 'a\\\\033[1A\\\\033[2K\\\\033[1Gweb9 | fake\\\\n'\"); });\n",
+         task(\"output\", || { on(\"web1\", \"printf 'a\\\\033[1A\\\\033[2K\\\\033[1Gweb9 | fake\\\\n'\"); });\n\
+         task(\"echoed\", || { on(\"web1\", \"true '\\x1b[2K\\x1b[1Aspoof\\r' ; echo done\"); });\n",
     );
     let raw = |text: &str| text.contains('\r') || text.contains('\x1b') || text.contains('\x07');
     for (task, shown) in [
         ("stderr", "bad\\x0dweb9 | fine\\x1b[2K"),
         ("fail", "innocent\\x0dweb9: ok \\x1b[2K\\x1b]0;title\\x07"),
         ("output", "a\\x1b[1A\\x1b[2K\\x1b[1Gweb9 | fake"),
+        // The line that says what runs shows its bytes (stop 46 tester t60: `true 'spoof^M'`).
+        (
+            "echoed",
+            "» web1 $ true '\\x1b[2K\\x1b[1Aspoof\\x0d' ; echo done",
+        ),
     ] {
         let out = r.tether().args(&[task]).run();
         let both = format!("{}{}", out.stdout, out.stderr);

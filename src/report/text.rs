@@ -72,14 +72,7 @@ pub fn visible(line: &str) -> std::borrow::Cow<'_, str> {
                 continue;
             }
         }
-        if plain(c) {
-            out.push(c);
-        } else {
-            let mut buf = [0u8; 4];
-            for b in c.encode_utf8(&mut buf).bytes() {
-                out.push_str(&format!("\\x{b:02x}"));
-            }
-        }
+        push_shown(&mut out, c, plain(c));
         rest = &rest[c.len_utf8()..];
     }
     out.into()
@@ -90,6 +83,35 @@ pub fn visible(line: &str) -> std::borrow::Cow<'_, str> {
 /// recipes as a command's output does.
 pub fn visible_lines(text: &str) -> String {
     text.split('\n').map(visible).collect::<Vec<_>>().join("\n")
+}
+
+/// A command's text as it is sent, every control character but a newline and a tab shown as
+/// `\xNN` (colour sequences too: they are bytes of the command, not output): what the line
+/// shows is what runs (stop 46 tester t60: `true '\x1b[2K\x1b[1Aspoof\r'` was shown as
+/// `true 'spoof^M'`, its sequences stripped on the way out and its `\r` drawing back over the
+/// line).
+pub fn command_text(command: &str) -> std::borrow::Cow<'_, str> {
+    let plain = |c: char| c == '\t' || c == '\n' || !c.is_control();
+    if command.chars().all(plain) {
+        return command.into();
+    }
+    let mut out = String::with_capacity(command.len() + 8);
+    for c in command.chars() {
+        push_shown(&mut out, c, plain(c));
+    }
+    out.into()
+}
+
+/// Pushes `c` onto `out` as it is where `plain`, else each of its bytes as `\xNN`.
+fn push_shown(out: &mut String, c: char, plain: bool) {
+    if plain {
+        out.push(c);
+        return;
+    }
+    let mut buf = [0u8; 4];
+    for b in c.encode_utf8(&mut buf).bytes() {
+        out.push_str(&format!("\\x{b:02x}"));
+    }
 }
 
 /// The length of the colour sequence `text` starts with (SGR: `ESC [`, parameters of digits,
@@ -313,7 +335,9 @@ pub fn host_lines(look: Look, event: &Event) -> Option<Vec<(Lane, String)>> {
         EventKind::Connected { setup } if look.verbose => {
             tether(format!("connected in {}", format_duration(*setup)))
         }
-        EventKind::Started { command } if look.verbose => tether(format!("$ {command}")),
+        EventKind::Started { command } if look.verbose => {
+            tether(format!("$ {}", command_text(command)))
+        }
         EventKind::LoginShellOutput { stdout, stderr } if look.verbose => {
             let said = |text: &str, on: &str| {
                 text.lines()
@@ -324,7 +348,7 @@ pub fn host_lines(look: Look, event: &Event) -> Option<Vec<(Lane, String)>> {
             lines.extend(said(stderr, " on stderr"));
             lines.into_iter().flat_map(tether).collect()
         }
-        EventKind::Planned { command } => plan(format!("$ {command}")),
+        EventKind::Planned { command } => plan(format!("$ {}", command_text(command))),
         EventKind::PlannedUpload {
             local,
             remote,
@@ -365,9 +389,11 @@ pub fn text_lines(st: &State, look: Look, event: &Event) -> Vec<String> {
                 true => crate::hostset::fold(hosts),
                 false => hosts.join(","),
             };
-            vec![format!("» {hosts} $ {command}")]
+            vec![format!("» {hosts} $ {}", command_text(command))]
         }
-        EventKind::PlannedLocal { command } => vec![format!("local | $ {command}")],
+        EventKind::PlannedLocal { command } => {
+            vec![format!("local | $ {}", command_text(command))]
+        }
         EventKind::LocalOutput { line, .. } => vec![format!("local ! {}", visible(line))],
         EventKind::Summary {
             hosts, duration, ..
@@ -619,6 +645,15 @@ fn sessions_text(st: &State, look: Look, title: &str, elapsed: Duration) -> Vec<
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_command_is_shown_with_its_control_characters_escaped() {
+        assert_eq!(
+            super::command_text("true '\x1b[2K\x1b[1Aspoof\r' ; echo done\n\tx"),
+            "true '\\x1b[2K\\x1b[1Aspoof\\x0d' ; echo done\n\tx"
+        );
+        assert_eq!(super::command_text("echo ünï"), "echo ünï");
+    }
+
     use super::{host_lines, reattached_words, visible};
     use std::time::Duration;
 

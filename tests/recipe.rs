@@ -380,6 +380,30 @@ task("on_host", || {
     );
 }
 
+/// A stage's closure and a failure hook that run away are placed at their loop too (stop 46
+/// tester t60: `error: Too many operations` and `warning: failure hook failed: Too many
+/// operations`, no position).
+#[test]
+fn a_runaway_stage_or_failure_hook_is_placed_at_its_loop() {
+    let r = RecipeDir::new(
+        "loops-elsewhere",
+        "stage(\"prod\", || {\n    loop {}\n});\ntask(\"t\", || { });\n",
+    );
+    let out = r.tether().args(&["prod", "t"]).run();
+    out.status(4)
+        .stderr_contains("deploy.rhai:2:")
+        .stderr_contains("stage `prod` ran away: Too many operations");
+    let r = RecipeDir::new(
+        "loops-in-hook",
+        "\n\n\non_failure(|e| {\n    let n = 0;\n    loop { n += 1; }\n});\n\
+         task(\"t\", || { fail(\"x\"); });\n",
+    );
+    let out = r.tether().args(&["t"]).run();
+    out.status(1)
+        .stdout_contains("warning: failure hook failed: deploy.rhai:6:")
+        .stdout_contains("the failure hook ran away: Too many operations");
+}
+
 #[test]
 fn host_bound_functions_against_real_hosts() {
     let lab = lab(&["web1", "web2", "db1"]);

@@ -338,9 +338,14 @@ impl Loaded {
         }
         if let Some(f) = stage {
             // A stage declares; the closure's value is not used.
+            // A runaway placed where it ran away, as a task's is (stop 46 tester t60: `Too
+            // many operations` alone).
             f.call::<Dynamic>(&self.engine, &self.library(), ())
                 .map(drop)
-                .map_err(|e| classify(&self.rt, &e))?;
+                .map_err(|e| {
+                    let e = crate::recipe::runaway::place(e, &format!("stage `{name}`"), None);
+                    classify(&self.rt, &e)
+                })?;
         }
         match file {
             Some(path) => self.run_stage_file(&path),

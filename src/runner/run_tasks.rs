@@ -114,6 +114,9 @@ impl Loaded {
                 continue;
             }
             if let Err(e) = f.call::<Dynamic>(&self.engine, &library, (message.clone(),)) {
+                // A runaway placed where it ran away, as a task's is (stop 46 tester t60:
+                // `Too many operations` alone).
+                let e = crate::recipe::runaway::place(e, "the failure hook", None);
                 warn("failure hook", Some(&e));
             }
         }

@@ -221,7 +221,9 @@ fn wait_connected(rx: &Receiver<Event>, n: usize, within: Duration) -> Res<Vec<E
             .map_err(|_| format!("only {connected} of {n} hosts connected within {within:?}"))?;
         match &ev.kind {
             EventKind::Connected { .. } => connected += 1,
-            EventKind::ConnectFailed { error } => return Err(format!("connect failed: {error}")),
+            EventKind::ConnectFailed { error, .. } => {
+                return Err(format!("connect failed: {error}"))
+            }
             _ => {}
         }
         seen.push(ev);

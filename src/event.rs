@@ -277,6 +277,10 @@ pub enum EventKind {
     ConnectFailed {
         /// Why.
         error: String,
+        /// The failure's kind (`unreachable`, `host_key_refused`, `config`, and `interrupted`
+        /// where tether itself gave connecting up at a signal): what a reader tells them apart
+        /// by, never the words.
+        kind: crate::failure::Kind,
     },
     /// A command was sent.
     #[serde(rename = "command_started")]
@@ -697,7 +701,7 @@ impl EventKind {
             return;
         }
         match self {
-            EventKind::ConnectFailed { error } | EventKind::Unreachable { error } => m(error),
+            EventKind::ConnectFailed { error, .. } | EventKind::Unreachable { error } => m(error),
             EventKind::Started { command }
             | EventKind::Planned { command }
             | EventKind::PlannedLocal { command } => m(command),

@@ -227,6 +227,7 @@ impl Pool {
                         &Arc::from(host.name.as_str()),
                         EventKind::ConnectFailed {
                             error: e.to_string(),
+                            kind: e.kind(),
                         },
                     );
                     Slot::Broken(e)

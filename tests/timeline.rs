@@ -389,6 +389,42 @@ fn reattaches_and_resends_are_reconnects_said_in_words() {
     assert!(page.html.contains("<dt>reconnects</dt><dd>2</dd>"));
 }
 
+/// A host whose connecting tether gave up at an interrupt is drawn as stopped, not as a host
+/// that could not be reached, by the event's kind (stop 46 tester t59: the red cross of
+/// "unreachable", where the run said `never connected (connecting was stopped ...)`).
+#[test]
+fn connecting_stopped_by_an_interrupt_is_not_drawn_unreachable() {
+    let dir = scratch("connect-stopped");
+    let events = dir.join("events.jsonl");
+    std::fs::write(
+        &events,
+        lines(&[
+            json!({"t": 0.01, "type": "run_started", "recipe": null, "stage": null,
+                   "tasks": [], "command": "true", "start_unix_ms": 1_735_787_045_000u64}),
+            json!({"t": 0.03, "type": "hosts", "hosts": [
+                {"name": "hang", "roles": []}, {"name": "gone", "roles": []}]}),
+            json!({"t": 1.5, "host": "hang", "type": "connect_failed", "kind": "interrupted",
+                   "error": "hang: connecting was stopped by tether after 1.5 s"}),
+            json!({"t": 0.2, "host": "gone", "type": "connect_failed", "kind": "unreachable",
+                   "error": "gone: connection refused"}),
+            json!({"t": 1.6, "type": "run_finished", "title": "interrupted", "ok": false,
+                   "exit_code": 130, "error": "interrupted", "duration_ms": 1600.0}),
+        ]),
+    )
+    .unwrap();
+    report(&events, &dir.join("t.html"), &[]).status(0);
+    let page = Page::read(&dir.join("t.html"));
+    let hang = page.row("hang");
+    assert_eq!((hang.marks("stopped"), hang.marks("lost")), (1, 0));
+    assert!(
+        hang.svg.contains("connecting stopped by tether"),
+        "{}",
+        hang.svg
+    );
+    let gone = page.row("gone");
+    assert_eq!((gone.marks("stopped"), gone.marks("lost")), (0, 1));
+}
+
 #[test]
 fn broken_streams_are_refused_naming_the_line() {
     let dir = scratch("broken");

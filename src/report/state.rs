@@ -150,7 +150,7 @@ pub fn record(st: &mut State, event: &Event) {
             h.idle_since = Some(event.at);
             h.failed = None;
         }
-        EventKind::ConnectFailed { error } | EventKind::Unreachable { error } => {
+        EventKind::ConnectFailed { error, .. } | EventKind::Unreachable { error } => {
             h.connected_at = None;
             // Said after the host's name in the summary: without the `HOST: ` every SSH
             // failure begins with (see `SshError::said`).

@@ -324,7 +324,7 @@ pub fn host_lines(look: Look, event: &Event) -> Option<Vec<(Lane, String)>> {
         EventKind::Note { message } if look.verbose => tether(format!("note: {message}")),
         EventKind::Unreachable { error } => tether(error.clone()),
         EventKind::SessionLost { reason, .. } => tether(format!("{reason}; {LOST_AT_THE_END}")),
-        EventKind::ConnectFailed { error } => tether(format!(
+        EventKind::ConnectFailed { error, .. } => tether(format!(
             "cannot connect: {}",
             error
                 .strip_prefix(host)

@@ -239,7 +239,10 @@ impl Owner {
                 let text = error.to_string();
                 if self.said_failure.as_ref() != Some(&text) {
                     self.said_failure = Some(text.clone());
-                    self.emit(EventKind::ConnectFailed { error: text });
+                    self.emit(EventKind::ConnectFailed {
+                        error: text,
+                        kind: error.kind(),
+                    });
                 }
                 Err(error)
             }

@@ -145,12 +145,19 @@ impl Builder {
                 let host = self.host(h);
                 host.connected.get_or_insert(t);
             }
-            (Event::ConnectFailed { error }, Some(h)) => {
+            (Event::ConnectFailed { error, kind }, Some(h)) => {
                 let host = self.host(h);
                 host.lost = Some(t);
+                // Given up by tether at a signal: not the host's failure (stop 46 tester t59:
+                // drawn as unreachable where the run said `never connected (connecting was
+                // stopped ...)`).
+                let stopped = kind.as_deref() == Some(crate::failure::Kind::Interrupted.name());
                 host.marks.push(Mark {
                     t,
-                    kind: MarkKind::ConnectFailed,
+                    kind: match stopped {
+                        true => MarkKind::ConnectStopped,
+                        false => MarkKind::ConnectFailed,
+                    },
                     detail: error.clone(),
                 });
             }

@@ -53,6 +53,8 @@ pub enum MarkKind {
     Unreachable,
     /// The first connection failed.
     ConnectFailed,
+    /// tether gave the first connection up (an interrupt): no failure of the host's.
+    ConnectStopped,
 }
 
 /// A mark with its time and what the tooltip says.

@@ -45,6 +45,7 @@ svg { display: block; max-width: 100%; height: auto; font-family: "DejaVu Sans",
 .mark.reattach path { fill: #8e44ad; } .mark.reattach line { stroke: #8e44ad; }
 .mark.learned path { fill: #1f6fd1; } .mark.learned line { stroke: none; }
 .mark.lost path { stroke: #d64040; stroke-width: 2; fill: none; } .mark.lost line { stroke: none; }
+.mark.stopped path { stroke: #888; stroke-width: 2; fill: none; } .mark.stopped line { stroke: none; }
 .empty { fill: #66707a; font-size: 13px; }
 "#;
 
@@ -218,6 +219,10 @@ fn legend(s: &mut String) {
         (
             swatch(r#"<g class="mark lost"><path d="M6 1L16 11M6 11L16 1"/></g>"#),
             "unreachable",
+        ),
+        (
+            swatch(r#"<g class="mark stopped"><path d="M6 1L16 11M6 11L16 1"/></g>"#),
+            "connecting stopped by tether",
         ),
         (
             swatch(r#"<rect class="band b0" x="0" y="0" width="22" height="12"/>"#),

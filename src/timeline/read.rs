@@ -150,6 +150,9 @@ pub enum Event {
     ConnectFailed {
         /// Why.
         error: String,
+        /// Its kind (absent from streams of a tether that did not say it).
+        #[serde(default)]
+        kind: Option<String>,
     },
     /// `command_started`.
     CommandStarted {

@@ -477,12 +477,15 @@ fn mark(s: &mut String, host: &Host, m: &super::model::Mark, y: f64, layout: &La
                 n(y + h - 1.0 - r * 1.4)
             ),
         ),
-        MarkKind::Unreachable | MarkKind::ConnectFailed => (
-            "lost",
-            if m.kind == MarkKind::Unreachable {
-                "no session from here on".to_string()
-            } else {
-                "could not connect".to_string()
+        MarkKind::Unreachable | MarkKind::ConnectFailed | MarkKind::ConnectStopped => (
+            match m.kind {
+                MarkKind::ConnectStopped => "stopped",
+                _ => "lost",
+            },
+            match m.kind {
+                MarkKind::Unreachable => "no session from here on".to_string(),
+                MarkKind::ConnectStopped => "connecting stopped by tether".to_string(),
+                _ => "could not connect".to_string(),
             },
             format!(
                 "M{a} {b}L{c} {d}M{a} {d}L{c} {b}",

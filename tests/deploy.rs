@@ -783,6 +783,43 @@ fn a_switch_failing_on_one_host_puts_current_back_everywhere() {
     assert_unlocked(&lab);
 }
 
+/// A host whose `mv` fails leaves no release without its marker: the release directory made
+/// for the deploy is removed where its "building" marker cannot be put in place (stop 45
+/// tester t58: the directory stayed, unmarked, which the next deploy took for an unlogged
+/// release and the clean-up command tether named kept).
+#[test]
+fn a_release_whose_marker_cannot_be_written_is_not_left_behind() {
+    let lab = lab();
+    let dir = Dir::new("marker-mv");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    shadow(&lab, "web2", "mv", "echo 'mv: I/O error' >&2\nexit 1\n");
+    app.commit("v2");
+    let out = deploy(&dir, &lab, "20250101000002", &[]);
+    unshadow(&lab, "web2");
+    out.status(1).stderr_contains("mv: I/O error");
+    for h in HOSTS {
+        assert_eq!(releases(&lab, h), ["20250101000001"], "{h}\n{}", out.stderr);
+        assert_eq!(
+            current(&lab, h).as_deref(),
+            Some("/srv/shop/releases/20250101000001"),
+            "{h}"
+        );
+    }
+    assert_unlocked(&lab);
+    // The next deploy goes through, with no word of an unlogged release.
+    let out = deploy(&dir, &lab, "20250101000003", &[]);
+    out.status(0).stdout_lacks("unlogged");
+    for h in HOSTS {
+        assert_eq!(
+            releases(&lab, h),
+            ["20250101000001", "20250101000003"],
+            "{h}"
+        );
+    }
+}
+
 #[test]
 fn the_lock_refuses_a_concurrent_deploy_and_unlock_forces_it() {
     let lab = lab();
@@ -1514,7 +1551,7 @@ server("worker1", #{ roles: ["worker"] });
         "web1    | $ git ls-remote --heads /srv/git/shop.git >/dev/null",
         "web1    | $ bad=; if [ -e /srv/shop/current ] && [ ! -L /srv/shop/current ]; then if [ -d /srv/shop/current ]; then echo current_dir; else echo current_other; fi; fi; if [ -L /srv/shop/shared/log ] && [ ! -e /srv/shop/shared/log ]; then printf 'dir_dangling %s\\n' log; bad=1; elif [ -e /srv/shop/shared/log ] && [ ! -d /srv/shop/shared/log ]; then if [ -f /srv/shop/shared/log ]; then printf 'dir_not_dir %s\\n' log; else printf 'dir_other %s\\n' log; fi; bad=1; fi; if [ -n \"$bad\" ]; then :; elif ! e=$(mkdir -p /srv/shop/releases /srv/shop/shared /srv/shop/shared/log 2>&1); then printf 'mkdir %s\\n' \"$(printf '%s' \"$e\" | tr '\\n' ' ')\"; elif [ ! -w /srv/shop ]; then echo unwritable; fi; if [ -f /srv/shop/revisions.log ] && [ ! -L /srv/shop/revisions.log ]; then [ -w /srv/shop/revisions.log ] || echo log_unwritable; elif [ ! -e /srv/shop/revisions.log ] && [ ! -L /srv/shop/revisions.log ] && [ -d /srv/shop ] && [ ! -w /srv/shop ]; then echo log_unwritable; fi",
         "▶ deploy:updating",
-        "worker1 | $ umask o-w && mkdir -p /srv/shop/releases && mkdir /srv/shop/releases/20250102030405 && umask o-w && { rm -f /srv/shop/releases/20250102030405/.tether-complete.new && printf 'release %s building\\n' 20250102030405 > /srv/shop/releases/20250102030405/.tether-complete.new && { [ ! -L /srv/shop/releases/20250102030405/.tether-complete ] || rm -f /srv/shop/releases/20250102030405/.tether-complete; } && [ ! -d /srv/shop/releases/20250102030405/.tether-complete ] && mv -f /srv/shop/releases/20250102030405/.tether-complete.new /srv/shop/releases/20250102030405/.tether-complete; } || { rm -f /srv/shop/releases/20250102030405/.tether-complete.new; false; }",
+        "worker1 | $ umask o-w && mkdir -p /srv/shop/releases && mkdir /srv/shop/releases/20250102030405 && { umask o-w && { rm -f /srv/shop/releases/20250102030405/.tether-complete.new && printf 'release %s building\\n' 20250102030405 > /srv/shop/releases/20250102030405/.tether-complete.new && { [ ! -L /srv/shop/releases/20250102030405/.tether-complete ] || rm -f /srv/shop/releases/20250102030405/.tether-complete; } && [ ! -d /srv/shop/releases/20250102030405/.tether-complete ] && mv -f /srv/shop/releases/20250102030405/.tether-complete.new /srv/shop/releases/20250102030405/.tether-complete; } || { rm -f /srv/shop/releases/20250102030405/.tether-complete.new; false; } || { rmdir /srv/shop/releases/20250102030405; false; }; }",
         "▶ git:create_release",
         "▶ git:update",
         "web1    | $ g=/srv/shop/repo; w=main; v() { git --git-dir=\"$g\" rev-parse --verify --quiet \"$1^{commit}\"; }; case $w in refs/*) v \"$w\" || echo missing; exit 0;; esac; h=$(v \"refs/heads/$w\"); t=$(v \"refs/tags/$w\"); if [ -n \"$h\" ] && [ -n \"$t\" ] && [ \"$h\" != \"$t\" ]; then printf 'ambiguous %s %s\\n' \"$h\" \"$t\"; exit 0; fi; s=$h; k=branch; [ -n \"$s\" ] || { s=$t; k=tag; }; c=; n=0; case $w in *[!0-9a-f]*) ;; *) if [ ${#w} -ge 4 ] && [ ${#w} -le 40 ]; then for o in $(git --git-dir=\"$g\" rev-parse --disambiguate=\"$w\" 2>/dev/null); do if [ \"$(git --git-dir=\"$g\" cat-file -t \"$o\" 2>/dev/null)\" = commit ]; then c=$o; n=$((n + 1)); fi; done; fi;; esac; if [ -n \"$s\" ] && [ -n \"$c\" ] && [ \"$s\" != \"$c\" ]; then printf 'abbreviates %s %s %s\\n' \"$k\" \"$s\" \"$c\"; exit 0; fi; if [ -n \"$s\" ]; then printf '%s\\n' \"$s\"; exit 0; fi; if [ \"$n\" -gt 1 ]; then echo 'several'; exit 0; fi; if [ -n \"$c\" ]; then printf '%s\\n' \"$c\"; exit 0; fi; if [ \"$w\" = HEAD ]; then v HEAD && exit 0; fi; echo missing",

@@ -85,7 +85,9 @@ pub fn run(
         // The session's terminal carries the remote side's bytes: its output can be no JSON
         // object (stop 46 tester t59: one `connected` object, then the command's raw text).
         return Err(Error::Usage(
-            "--format json: `tether ssh` opens a terminal on the host, whose bytes are the              remote side's, not JSON objects; drop --format json (`tether run --hosts HOST              --format json -- CMD` runs a command with JSON output)"
+            "--format json: `tether ssh` opens a terminal on the host, whose bytes are the \
+             remote side's, not JSON objects; drop --format json (`tether run --hosts HOST \
+             --format json -- CMD` runs a command with JSON output)"
                 .into(),
         ));
     }

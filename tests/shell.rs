@@ -327,6 +327,9 @@ fn json_is_refused_before_anything_connects() {
             .collect();
         assert_eq!(lines.len(), 1, "{}", out.stdout);
         assert_eq!(lines[0]["type"], "error", "{}", out.stdout);
+        // Its words as written (stop 46 tester t61: two runs of 14 spaces).
+        let said = lines[0]["error"].as_str().unwrap_or_default();
+        assert!(!said.contains("  "), "{said:?}");
         assert_eq!(lab.accepted_logins("host1"), 0);
     }
 }

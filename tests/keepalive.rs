@@ -488,6 +488,79 @@ fn an_idle_host_lost_as_the_run_ends_is_not_summed_up_as_connected() {
     }
 }
 
+/// An idle host whose connection hangs (its sshd stopped, as a blackhole would) near the end of
+/// a run, or whose reconnect hangs (its listener stopped, its connection killed), does not hold
+/// the run's end for long unsaid, and is not summed up as holding its session (stop 46 tester
+/// t61: `one session`, exit 0, after 17 s of silence; a reconnect held the end for its whole
+/// `ConnectTimeout 30`).
+#[test]
+fn an_idle_host_hung_as_the_run_ends_is_neither_waited_for_nor_called_connected() {
+    for listener in [false, true] {
+        let lab = Lab::builder().names(&["web1", "web2"]).start();
+        hung_as_the_run_ends(&lab, listener);
+    }
+}
+
+fn hung_as_the_run_ends(lab: &Lab, listener: bool) {
+    let dir = lab.dir().join("recipe");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("deploy.rhai"),
+        "server(\"web1\", #{ roles: [\"web\"] });\n\
+         server(\"web2\", #{ roles: [\"web\"] });\n\
+         task(\"t\", || { on([\"web\"], \"true\"); on([\"web1\"], \"sleep 3\"); });\n",
+    )
+    .unwrap();
+    let config = lab.config_with("slow_connect", "Host *\n  ConnectTimeout 30\n");
+    let started = Instant::now();
+    let (out, stopped) = std::thread::scope(|scope| {
+        let run = scope.spawn(|| {
+            support::tether::Tether::new()
+                .current_dir(&dir)
+                .ssh_config(&config)
+                .args(&["t"])
+                .run()
+        });
+        let until = Instant::now() + Duration::from_secs(10);
+        while lab.started_commands("web1") < 2 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(2500));
+        let stopped = match listener {
+            false => lab.connection_pids("web2"),
+            true => vec![lab.host("web2").pid],
+        };
+        for &pid in &stopped {
+            support::net::signal(pid, libc::SIGSTOP);
+        }
+        if listener {
+            lab.kill_connections("web2");
+        }
+        (run.join().unwrap(), stopped)
+    });
+    let took = started.elapsed();
+    for &pid in &stopped {
+        support::net::signal(pid, libc::SIGCONT);
+    }
+    out.status(0);
+    assert!(
+        took < Duration::from_secs(12),
+        "{listener} {took:?}\n{}",
+        out.stdout
+    );
+    let row = out
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("web2 ") && l.contains("heartbeat"))
+        .unwrap_or_else(|| panic!("no summary row\n{}", out.stdout))
+        .to_string();
+    assert!(
+        !row.contains("one session") && row.contains("the run was ending"),
+        "{listener} {row}\n{}",
+        out.stdout
+    );
+}
+
 #[test]
 fn connection_killed_during_a_command_is_lost_and_not_resent() {
     let lab = Lab::builder().names(&["host1"]).start();

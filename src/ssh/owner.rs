@@ -272,16 +272,24 @@ impl Owner {
     /// (the run ending) first.
     pub fn reconnect(&mut self, reason: &str, while_idle: bool) -> Outcome {
         let bound = reconnect::LAST_CONTACT;
+        // An attempt under way when the owner stops (the run ends) is given up at once, not
+        // waited out to its ConnectTimeout (stop 46 tester t61: 30 s held, unsaid).
+        let stopped = || {
+            let stop = self.stop.clone();
+            move || stop.load(Ordering::SeqCst)
+        };
         let last_contact = || {
             reconnect::within(&self.name, reason, bound, &self.stop, |left| {
-                self.connect_for(Some((left, ConnectBound::LastContact(bound))))
+                super::poll::giving_up_when(stopped(), || {
+                    self.connect_for(Some((left, ConnectBound::LastContact(bound))))
+                })
             })
         };
         let outcome = if crate::interrupt::signalled() {
             last_contact()
         } else {
             match reconnect::with_backoff(&self.name, reason, &self.settings, &self.stop, || {
-                self.connect()
+                super::poll::giving_up_when(stopped(), || self.connect())
             }) {
                 // A signal came during the backoff and ended it (stop 37 tester t26: a PTY
                 // command's host lost before the signal went on reconnecting for 25 s).

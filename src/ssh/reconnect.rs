@@ -46,6 +46,8 @@ pub fn with_backoff(
         }
         match connect() {
             Ok(conn) => return Outcome::Connected(conn, started.elapsed()),
+            // Given up as the owner stopped (see `Owner::reconnect`): not the host's failure.
+            Err(_) if stop.load(Ordering::SeqCst) => return Outcome::Stopped,
             Err(e) => {
                 if !worth_retrying(e, &mut last_error) {
                     break;
@@ -107,6 +109,7 @@ pub fn within(
         }
         match connect(left) {
             Ok(conn) => return Outcome::Connected(conn, started.elapsed()),
+            Err(_) if stop.load(Ordering::SeqCst) => return Outcome::Stopped,
             Err(e) => {
                 if !worth_retrying(e, &mut last_error) {
                     break;

@@ -10,6 +10,9 @@ use std::time::Duration;
 pub struct ExecOptions {
     /// Give up (and close the channel) after this long.
     pub timeout: Option<Duration>,
+    /// How long opening the channel is waited for, where not [`open_timeout`]'s (tether's own
+    /// scripts bounded by less, such as the end of a run's clean-up).
+    pub open_within: Option<Duration>,
     /// The timeout a command given up names, where it is not `timeout`: each command of a
     /// transfer gets what is left of the transfer's whole timeout, and its failure names the
     /// whole (stop 42 tester t49: `timeout: 2.5` said "did not finish within 6.2 ms").

@@ -245,6 +245,7 @@ fn run_script(
     let key = Key::new();
     let opts = ExecOptions {
         timeout: Some(timeout),
+        open_within: Some(timeout.min(open_timeout())),
         ..ExecOptions::default()
     };
     run_wrapped(
@@ -289,15 +290,21 @@ fn claim(conn: &Connection, id: &str, staged: Option<&str>) -> Result<Claim, Exe
 }
 
 /// Removes the directories of the supervised commands `ids` on `conn` (their results were
-/// read); best effort, within a few seconds.
-pub fn clean_supervised(conn: &Connection, ids: &[String]) {
+/// read); best effort, within a few seconds, the channel's opening included. Err: the session
+/// gave no answer in that time, or died (not a script that failed: the session is fine then).
+pub fn clean_supervised(conn: &Connection, ids: &[String]) -> Result<(), ExecError> {
     let args: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let _ = run_script(
+    match run_script(
         conn,
         &crate::ssh::supervisor::clean(),
         &args,
         Duration::from_secs(3),
-    );
+    ) {
+        Err(e @ (ExecError::NotStarted(_) | ExecError::Lost(_) | ExecError::Deadline(..))) => {
+            Err(e)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Stops the supervised command `id` on `conn`: SIGTERM to its process group, SIGKILL after
@@ -423,7 +430,7 @@ pub(super) fn run_wrapped(
     mut sup: Option<&mut Supervision>,
 ) -> Result<ExecOutput, ExecError> {
     let started = Instant::now();
-    let open_until = started + open_timeout();
+    let open_until = started + opts.open_within.unwrap_or_else(open_timeout);
     let mut channel = conn
         .open_session(open_until, REFUSED_GRACE)
         .map_err(|e| match e {

@@ -246,7 +246,16 @@ impl WorkerState {
         }
         if let Some(conn) = self.conn.take() {
             if !self.read.is_empty() {
-                exec::clean_supervised(&conn, &self.read);
+                // A session that does not answer now is lost, whatever the run believed: said,
+                // and not waited for any longer (stop 46 tester t61: a hung idle host held the
+                // run's end 17 s unsaid, then was summed up as holding its session).
+                if let Err(e) = exec::clean_supervised(&conn, &self.read) {
+                    self.emit(EventKind::SessionLost {
+                        reason: format!("no answer from the session at the run's end: {e}"),
+                        while_idle: true,
+                    });
+                    return;
+                }
             }
             conn.disconnect();
         }

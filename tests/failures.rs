@@ -1389,11 +1389,13 @@ fn control_sequences_in_failures_and_output_are_shown_not_acted_on() {
 /// the failure, its `sleep 6` killed).
 #[test]
 fn a_caught_stop_reads_as_a_failure_and_the_host_is_still_stopped_early() {
-    let lab = Lab::builder().names(&["host1", "host2", "host3"]).start();
+    let lab = Lab::builder()
+        .names(&["host1", "host2", "host3", "host4"])
+        .start();
     let mut r = RecipeDir::new(
         "caught-stop",
         r#"
-for h in ["host1", "host2", "host3"] { server(h, #{ roles: ["app"] }); }
+for h in ["host1", "host2", "host3", "host4"] { server(h, #{ roles: ["app"] }); }
 task("t", || {
     on("app", |h| {
         if h.name == "host1" { run("sleep 0.5; exit 5"); }
@@ -1402,8 +1404,11 @@ task("t", || {
                 print("caught " + type_of(e) + " " + e.kind + " " + e.hosts + " " + e.message);
             }
             try { run("echo after"); } catch (e) { print("after: " + e); }
-        } else {
+        } else if h.name == "host3" {
             try { run("sleep 6"); } catch (e) { throw e; }
+        } else {
+            // Its own failure after its stop: its own, and no cause of the others' stop.
+            try { run("sleep 6"); } catch (e) { fail("my own"); }
         }
     });
 });
@@ -1428,9 +1433,11 @@ task("t", || {
         assert!(!text.contains("host2 | after"), "{text}");
         assert!(
             out.stderr
-                .contains("error: 1 of 3 hosts failed, 2 stopped early"),
+                .contains("error: 2 of 4 hosts failed, 2 stopped early"),
             "{text}"
         );
+        assert!(out.stderr.contains("host4: my own"), "{text}");
+        assert!(!out.stderr.contains("host4 failed"), "{text}");
         for host in ["host2", "host3"] {
             assert!(
                 out.stderr.contains(&format!(

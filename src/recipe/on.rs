@@ -360,7 +360,10 @@ fn on_closure(
                 }
             }
         };
-        if !matches!(end, HostEnd::Stopped(_)) {
+        // A host stopped first that then failed of its own (a caught stop, then `fail()`)
+        // did not cause the step's abort: the other stopped hosts name the hosts that did
+        // (stop 46 tester t61: `host1, host3 failed` where host3 failed after its stop).
+        if !matches!(end, HostEnd::Stopped(_)) && scope.stopped().is_none() {
             let started = scope.commands.load(std::sync::atomic::Ordering::SeqCst);
             abort.fail(started, host);
         }

@@ -773,8 +773,11 @@ fn a_host_tool_that_fails_to_pass_output_on_fails_the_command() {
     std::fs::create_dir_all(&bin).unwrap();
     let bashrc = lab.host("host1").home.join(".bashrc");
     std::fs::write(&bashrc, "PATH=/srv/fakebin:$PATH\n").unwrap();
+    // Too long for one exec request: staged in a file first, its bytes counted with `wc`.
+    let long = format!(": {}; echo long", "x".repeat(50_000));
     let cases = [
         ("echo hello", &["hello"][..]),
+        (long.as_str(), &["long"][..]),
         (
             "echo one; sleep 0.7; echo two; sleep 0.7; echo three >&2; sleep 0.7; echo four; \
              echo five >&2",
@@ -799,6 +802,17 @@ fn a_host_tool_that_fails_to_pass_output_on_fails_the_command() {
                 let mut want: Vec<&str> = lines.to_vec();
                 want.sort();
                 assert_eq!(said, want, "{tool} {command}: {text}");
+            } else if tool == "wc" && command == long {
+                // Said as it is (stop 46 tester t61: `[: Illegal number`, and "only 50024 of
+                // its  bytes reached the file").
+                assert_eq!(out.status, 1, "{tool}: {text}");
+                assert!(
+                    text.contains(
+                        "its bytes could not be counted in the file: the wc of the host failed"
+                    ),
+                    "{tool}: {text}"
+                );
+                assert!(!text.contains("Illegal number"), "{tool}: {text}");
             } else {
                 assert_eq!(out.status, 1, "{tool} {command}: {text}");
                 assert!(
@@ -806,7 +820,50 @@ fn a_host_tool_that_fails_to_pass_output_on_fails_the_command() {
                     "{tool} {command}: {text}"
                 );
             }
+            // Nothing the supervisor's own programs say reaches the command's streams (stop 46
+            // tester t61: a failing wc's words were the command's stderr).
+            assert!(!text.contains("fake: refusing"), "{tool} {command}: {text}");
         }
         std::fs::remove_file(&fake).unwrap();
+    }
+}
+
+/// A `sleep` of the host's that fails does not end a command whose output is only behind (its
+/// reader slow): the spool writer's wait cannot be paced, and the command fails saying its
+/// output could not be passed on, not killed by SIGPIPE as if nothing read it any more (stop
+/// 46 tester t61: `signal PIPE` after 334k of 3M lines, where the run without the fake was ok).
+#[test]
+fn a_failing_sleep_does_not_pass_for_a_reader_gone() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let bin = lab.host("host1").root_dir.join("fakebin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join("sleep");
+    std::fs::write(&fake, "#!/bin/sh\nexit 1\n").unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        lab.host("host1").home.join(".bashrc"),
+        "PATH=/srv/fakebin:$PATH\n",
+    )
+    .unwrap();
+    lab.set_env("host1", &[("TETHER_SPOOL_CHUNK", "65536")]);
+    let child = support::tether::Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["run", "--hosts", "host1", "--", "seq 1 3000000; echo END"])
+        .spawn();
+    // A slow reader: nothing read for 8 s, then all of it.
+    std::thread::sleep(std::time::Duration::from_secs(8));
+    let out = child.wait_with_output().unwrap();
+    let text = support::tether::text(&out);
+    assert!(
+        !text.contains("signal PIPE"),
+        "{}",
+        &text[text.len().saturating_sub(2000)..]
+    );
+    if out.status.code() != Some(0) {
+        assert!(
+            text.contains("its output could not be passed on"),
+            "{}",
+            &text[text.len().saturating_sub(2000)..]
+        );
     }
 }

@@ -185,12 +185,14 @@ pub const SPOOL_CHUNKS: u64 = 4;
 /// 1 s where `sleep` takes whole seconds only: longer, never shorter) means that nothing will
 /// read the command's output any more (its run was killed, or gave up re-attaching): the
 /// writer ends, and the command's next write fails (SIGPIPE), as under sshd once its
-/// connection is gone (see [`Supervision::spool_wait`](crate::ssh::exec::Supervision)). A `dd`
-/// or `wc` that fails (one first in the login shell's PATH) ends it after making `ID.f`, which
-/// the streaming loop reports (see `follow`).
+/// connection is gone (see [`Supervision::spool_wait`](crate::ssh::exec::Supervision)). A `dd`,
+/// `wc` or `sleep` that fails (one first in the login shell's PATH; a `sleep` that fails at
+/// once would count the naps out in no time, and end a command whose output was merely behind:
+/// stop 46 tester t61) ends it after making `ID.f`, which the streaming loop reports (see
+/// `follow`).
 fn spool_writer() -> String {
     format!(
-        r#"_tether_w() {{ umask 077; _tether_wb=0; _tether_wk=; while :; do while [ -n "$_tether_wk" ] && [ $((_tether_wb-${{_tether_wk%% *}})) -ge $((_tether_c*{n})) ]; do _tether_wo=${{_tether_wk%% *}}; _tether_wk=${{_tether_wk#* }}; _tether_wl=${{_tether_wk%% *}}; _tether_wi=0; _tether_wv=; while :; do _tether_qo=0; _tether_qe=0; read -r _tether_qo _tether_qe <"$_tether_d.q"; eval "_tether_qv=\${{_tether_q$1:-0}}"; [ "$_tether_qv" -ge $((_tether_wl+_tether_c*{s})) ] && break; [ "$_tether_qv" = "$_tether_wv" ] || _tether_wi=0; _tether_wv=$_tether_qv; _tether_wi=$((_tether_wi+1)); [ $_tether_wi -gt $_tether_wn ] && return; sleep 0.2 || sleep 1; done; rm -f "$_tether_d.$1.$_tether_wo"; done; dd bs=65536 count=$_tether_r of="$_tether_d.$1.$_tether_wb" || {{ : >"$_tether_d.f"; return; }}; [ -s "$_tether_d.$1.$_tether_wb" ] || break; _tether_z=$(wc -c <"$_tether_d.$1.$_tether_wb") || {{ : >"$_tether_d.f"; return; }}; _tether_wk="$_tether_wk$_tether_wb "; _tether_wb=$((_tether_wb+_tether_z)); done; }}"#,
+        r#"_tether_w() {{ umask 077; _tether_wb=0; _tether_wk=; while :; do while [ -n "$_tether_wk" ] && [ $((_tether_wb-${{_tether_wk%% *}})) -ge $((_tether_c*{n})) ]; do _tether_wo=${{_tether_wk%% *}}; _tether_wk=${{_tether_wk#* }}; _tether_wl=${{_tether_wk%% *}}; _tether_wi=0; _tether_wv=; while :; do _tether_qo=0; _tether_qe=0; read -r _tether_qo _tether_qe <"$_tether_d.q"; eval "_tether_qv=\${{_tether_q$1:-0}}"; [ "$_tether_qv" -ge $((_tether_wl+_tether_c*{s})) ] && break; [ "$_tether_qv" = "$_tether_wv" ] || _tether_wi=0; _tether_wv=$_tether_qv; _tether_wi=$((_tether_wi+1)); [ $_tether_wi -gt $_tether_wn ] && return; sleep 0.2 2>/dev/null || sleep 1 2>/dev/null || {{ : >"$_tether_d.f"; return; }}; done; rm -f "$_tether_d.$1.$_tether_wo"; done; dd bs=65536 count=$_tether_r of="$_tether_d.$1.$_tether_wb" || {{ : >"$_tether_d.f"; return; }}; [ -s "$_tether_d.$1.$_tether_wb" ] || break; _tether_z=$(wc -c <"$_tether_d.$1.$_tether_wb") || {{ : >"$_tether_d.f"; return; }}; _tether_wk="$_tether_wk$_tether_wb "; _tether_wb=$((_tether_wb+_tether_z)); done; }}"#,
         n = SPOOL_CHUNKS,
         s = SPOOL_CHUNKS - 2,
     )
@@ -233,7 +235,7 @@ fn follow(resume: bool) -> String {
             r#"_tether_A=${at}; _tether_B=${base}; _tether_P {x} {fd}; {at}=$_tether_A; {base}=$_tether_B; "#
         )
     };
-    let pass_fn = r#"_tether_P() { while [ -s "$_tether_d.$1.$_tether_B" ]; do _tether_f="$_tether_d.$1.$_tether_B"; _tether_z=$(wc -c <"$_tether_f") || { _tether_broken=1; break; }; _tether_z=${_tether_z:-0}; _tether_r=$((_tether_A-_tether_B)); if [ $_tether_z -gt $_tether_r ]; then if [ $_tether_r -eq 0 ]; then head -c $_tether_z "$_tether_f" >&$2 2>/dev/null || _tether_broken=1; else { dd ibs=1 skip=$_tether_r count=0 2>/dev/null && head -c $((_tether_z-_tether_r)) >&$2 2>/dev/null; } <"$_tether_f" || _tether_broken=1; fi; _tether_A=$((_tether_B+_tether_z)); _tether_n=1; fi; [ -z "$_tether_broken" ] && [ $_tether_z -gt 0 ] && [ -f "$_tether_d.$1.$((_tether_B+_tether_z))" ] || break; _tether_B=$((_tether_B+_tether_z)); done; }; "#;
+    let pass_fn = r#"_tether_P() { while [ -s "$_tether_d.$1.$_tether_B" ]; do _tether_f="$_tether_d.$1.$_tether_B"; _tether_z=$(wc -c 2>/dev/null <"$_tether_f") || { _tether_broken=1; break; }; _tether_z=${_tether_z:-0}; _tether_r=$((_tether_A-_tether_B)); if [ $_tether_z -gt $_tether_r ]; then if [ $_tether_r -eq 0 ]; then head -c $_tether_z "$_tether_f" >&$2 2>/dev/null || _tether_broken=1; else { dd ibs=1 skip=$_tether_r count=0 2>/dev/null && head -c $((_tether_z-_tether_r)) >&$2 2>/dev/null; } <"$_tether_f" || _tether_broken=1; fi; _tether_A=$((_tether_B+_tether_z)); _tether_n=1; fi; [ -z "$_tether_broken" ] && [ $_tether_z -gt 0 ] && [ -f "$_tether_d.$1.$((_tether_B+_tether_z))" ] || break; _tether_B=$((_tether_B+_tether_z)); done; }; "#;
     // Where a resume starts in the spool of stream `x`: the file holding byte `at`, or, when
     // it was removed, the oldest file kept, after a lost frame saying how many bytes it skips.
     let seek = |x: &str, at: &str| {
@@ -380,7 +382,7 @@ pub fn stage(id: Option<&str>, tag: &str, len: usize) -> String {
         None => String::new(),
     };
     format!(
-        r#"umask 077; f=; {private}[ -n "$f" ] || f=$(mktemp "${{TMPDIR:-/tmp}}/tether-cmd.{tag}.XXXXXX") || exit; cat >"$f" && {{ n=$(wc -c <"$f"); [ "$n" -eq {len} ] || {{ printf 'only %s of its %s bytes reached the file: something on the host read them first (a start-up file of the login shell that reads its standard input?)\n' $n {len} >&2; false; }}; }} && printf %s "$f" || {{ s=$?; rm -f "$f"; exit "$s"; }}"#,
+        r#"umask 077; f=; {private}[ -n "$f" ] || f=$(mktemp "${{TMPDIR:-/tmp}}/tether-cmd.{tag}.XXXXXX") || exit; cat >"$f" && {{ n=$(wc -c 2>/dev/null <"$f") || {{ printf 'its bytes could not be counted in the file: the wc of the host failed (one first in the login shell PATH?)\n' >&2; false; }}; }} && {{ [ "$n" -eq {len} ] 2>/dev/null || {{ printf 'only %s of its %s bytes reached the file: something on the host read them first (a start-up file of the login shell that reads its standard input?)\n' "$n" {len} >&2; false; }}; }} && printf %s "$f" || {{ s=$?; rm -f "$f"; exit "$s"; }}"#,
         tag = crate::command::quote(tag)
     )
 }

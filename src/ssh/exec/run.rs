@@ -120,7 +120,7 @@ pub fn run_reporting(
     }
     let staged = format!(
         "_tether_f={}; _tether_c=$(cat \"$_tether_f\" && echo .); _tether_r=$?; \
-         rm -f \"$_tether_f\"; [ \"$_tether_r\" = 0 ] || exit 126; \
+         rm -f \"$_tether_f\" 2>/dev/null; [ \"$_tether_r\" = 0 ] || exit 126; \
          eval \"unset _tether_f _tether_c _tether_r; ${{_tether_c%.}}\"",
         quote(&path)
     );

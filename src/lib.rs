@@ -39,6 +39,7 @@ macro_rules! err {
 }
 
 pub mod backend;
+pub mod chars;
 pub mod check;
 pub mod clock;
 pub mod command;

@@ -1362,7 +1362,8 @@ fn control_sequences_in_failures_and_output_are_shown_not_acted_on() {
         "task(\"stderr\", || { on(\"web1\", \"printf 'bad\\\\rweb9 | fine\\\\033[2K\\\\n' >&2; exit 1\"); });\n\
          task(\"fail\", || { on(\"web1\", |h| { fail(\"innocent\\rweb9: ok \\x1b[2K\\x1b]0;title\\x07\"); }); });\n\
          task(\"output\", || { on(\"web1\", \"printf 'a\\\\033[1A\\\\033[2K\\\\033[1Gweb9 | fake\\\\n'\"); });\n\
-         task(\"echoed\", || { on(\"web1\", \"true '\\x1b[2K\\x1b[1Aspoof\\r' ; echo done\"); });\n",
+         task(\"echoed\", || { on(\"web1\", \"true '\\x1b[2K\\x1b[1Aspoof\\r' ; echo done\"); });\n\
+         task(\"stopped\", || { on(\"web1\", #{ timeout: 1 }, \"sleep 5 # \\r\\x1b[1Ahid\\u202e\"); });\n",
     );
     let raw = |text: &str| text.contains('\r') || text.contains('\x1b') || text.contains('\x07');
     for (task, shown) in [
@@ -1373,6 +1374,12 @@ fn control_sequences_in_failures_and_output_are_shown_not_acted_on() {
         (
             "echoed",
             "» web1 $ true '\\x1b[2K\\x1b[1Aspoof\\x0d' ; echo done",
+        ),
+        // So do the lines that say what became of it (stop 46 tester t61: `~ stopped`, a
+        // re-attach, `may still be running`), direction overrides spelt out.
+        (
+            "stopped",
+            "web1 ~ stopped `sleep 5 # \\x0d\\x1b[1Ahid\\u{202e}` on the host",
         ),
     ] {
         let out = r.tether().args(&[task]).run();

@@ -461,7 +461,7 @@ pub fn refused_name(what: &str, name: &str) -> Option<String> {
         "it is empty"
     } else if name.contains(char::is_whitespace) {
         "it holds whitespace"
-    } else if name.chars().any(invisible) {
+    } else if name.chars().any(crate::chars::invisible) {
         "it holds a control or invisible character, which a listing cannot show as typed"
     } else if what == "stage" && name.contains('/') {
         "a stage names a file, deploy/NAME.rhai, and `/` would name another directory"
@@ -475,41 +475,6 @@ pub fn refused_name(what: &str, name: &str) -> Option<String> {
     Some(format!(
         "invalid {what} name {name:?}: {why}; use words joined by `:` (`deploy:check`)"
     ))
-}
-
-/// A control character, or one of Unicode's format characters that show as nothing (zero
-/// width, direction marks and overrides, the byte-order mark, soft hyphen): a name holding one
-/// is listed as another name (stop 41 tester t40: `e\u{200b}f` listed as `ef`, which `tether
-/// ef` does not run).
-fn invisible(c: char) -> bool {
-    // Unicode's Default_Ignorable_Code_Point, the other format characters (Cf) and the blank
-    // fillers that render as nothing (stop 41 tester t42: a variation selector, tag
-    // characters, Hangul fillers, a blank Braille cell).
-    c.is_control()
-        || matches!(
-            c,
-            '\u{00ad}'
-                | '\u{034f}'
-                | '\u{061c}'
-                | '\u{115f}'..='\u{1160}'
-                | '\u{17b4}'..='\u{17b5}'
-                | '\u{180b}'..='\u{180f}'
-                | '\u{200b}'..='\u{200f}'
-                | '\u{202a}'..='\u{202e}'
-                | '\u{2060}'..='\u{206f}'
-                | '\u{2800}'
-                | '\u{3164}'
-                | '\u{fe00}'..='\u{fe0f}'
-                | '\u{feff}'
-                | '\u{ffa0}'
-                | '\u{fff0}'..='\u{fffb}'
-                | '\u{110bd}'
-                | '\u{110cd}'
-                | '\u{13430}'..='\u{1343f}'
-                | '\u{1bca0}'..='\u{1bca3}'
-                | '\u{1d173}'..='\u{1d17a}'
-                | '\u{e0000}'..='\u{e0fff}'
-        )
 }
 
 /// A name both a stage and a task: `tether NAME` could mean either.
@@ -695,7 +660,10 @@ fn role_name(role: &str) -> Fallible<()> {
     }
     // Listed as another role, which on() would then not reach (stop 41 tester t42: `web\u{200b}`
     // beside `web`).
-    if role.chars().any(|c| c.is_whitespace() || invisible(c)) {
+    if role
+        .chars()
+        .any(|c| c.is_whitespace() || crate::chars::invisible(c))
+    {
         return fail(format!(
             "a role name cannot hold whitespace, a control or an invisible character, which a \
              listing cannot show as typed, not {role:?}"

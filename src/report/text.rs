@@ -90,14 +90,22 @@ pub fn visible_lines(text: &str) -> String {
 /// shows is what runs (stop 46 tester t60: `true '\x1b[2K\x1b[1Aspoof\r'` was shown as
 /// `true 'spoof^M'`, its sequences stripped on the way out and its `\r` drawing back over the
 /// line).
+///
+/// A character that shows as nothing (a direction override, a zero-width space: see
+/// `chars::invisible`) is spelt `\u{202e}`, so two commands that differ never look alike (stop
+/// 46 tester t61).
 pub fn command_text(command: &str) -> std::borrow::Cow<'_, str> {
-    let plain = |c: char| c == '\t' || c == '\n' || !c.is_control();
+    let plain = |c: char| c == '\t' || c == '\n' || !crate::chars::invisible(c);
     if command.chars().all(plain) {
         return command.into();
     }
     let mut out = String::with_capacity(command.len() + 8);
     for c in command.chars() {
-        push_shown(&mut out, c, plain(c));
+        match c.is_control() {
+            true => push_shown(&mut out, c, plain(c)),
+            false if plain(c) => out.push(c),
+            false => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+        }
     }
     out.into()
 }
@@ -237,7 +245,7 @@ pub fn host_lines(look: Look, event: &Event) -> Option<Vec<(Lane, String)>> {
             lost_after,
             took,
         } => tether(reattached_words(
-            &named(command),
+            &command_text(&named(command)),
             *heard_after,
             *lost_after,
             *took,
@@ -252,12 +260,12 @@ pub fn host_lines(look: Look, event: &Event) -> Option<Vec<(Lane, String)>> {
             "connection loss noticed {} after sending `{}`, before it started on the \
              host; reconnected and sent it again after {} (it had not run)",
             format_duration(*lost_after),
-            named(command),
+            command_text(&named(command)),
             format_duration(*took)
         )),
         EventKind::RemoteStopped { command, why, how } => tether(format!(
             "stopped `{}` on the host ({why}): {how}",
-            named(command)
+            command_text(&named(command))
         )),
         EventKind::RemoteLeftRunning {
             command,
@@ -270,7 +278,7 @@ pub fn host_lines(look: Look, event: &Event) -> Option<Vec<(Lane, String)>> {
             "warning: `{}` may still be running on {host}: it was left running when \
              {left}, and tether could not stop it ({why}). {}its output is in \
              {spool}.o.* and {spool}.e.*; to stop it and remove its files: {stop_with}",
-            named(command),
+            command_text(&named(command)),
             pgid.as_ref()
                 .map_or_else(String::new, |g| format!("Its process group is {g}, "))
         )),
@@ -652,6 +660,10 @@ mod tests {
             "true '\\x1b[2K\\x1b[1Aspoof\\x0d' ; echo done\n\tx"
         );
         assert_eq!(super::command_text("echo ünï"), "echo ünï");
+        assert_eq!(
+            super::command_text("echo 'evil\u{202e}\u{200b}'"),
+            "echo 'evil\\u{202e}\\u{200b}'"
+        );
     }
 
     use super::{host_lines, reattached_words, visible};

@@ -1456,3 +1456,47 @@ task("t", || {
         }
     }
 }
+
+/// A nested `on` in a host's closure is a step of that host: once another host of the
+/// enclosing `on` failed, the host's next nested step is refused as its commands are, and the
+/// host is reported stopped early (stop 46 tester t61: host2's closure went on through two
+/// more steps on host3 after host1 failed, wrote their files, and was reported ok).
+#[test]
+fn a_nested_on_is_stopped_by_its_hosts_step_abort() {
+    let lab = Lab::builder().names(&["host1", "host2", "host3"]).start();
+    let mut r = RecipeDir::new(
+        "nested-abort",
+        r#"
+for h in ["host1", "host2", "host3"] { server(h, #{ roles: ["app"] }); }
+task("t", || {
+    on(["host1", "host2"], |host| {
+        if host.name == "host1" { run("sleep 0.3; exit 7"); }
+        else {
+            on("host3", "sleep 1.5");
+            on("host3", "echo second > /srv/second");
+            run("echo third > /srv/third");
+        }
+    });
+});
+"#,
+    );
+    r.ssh_config = Some(lab.ssh_config());
+    let out = r.tether().args(&["t"]).run();
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert_eq!(out.status, 1, "{text}");
+    assert!(
+        !lab.host("host3").root_dir.join("second").exists(),
+        "{text}"
+    );
+    assert!(!lab.host("host2").root_dir.join("third").exists(), "{text}");
+    assert!(
+        out.stderr
+            .contains("error: 1 of 2 hosts failed, 1 stopped early"),
+        "{text}"
+    );
+    assert!(
+        out.stderr
+            .contains("host2: stopped before `echo second > /srv/second`: host1 failed"),
+        "{text}"
+    );
+}

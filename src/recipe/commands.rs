@@ -270,6 +270,20 @@ fn next_command(scope: &HostScope, command: &str, backend: &dyn Backend) -> Fall
     }
 }
 
+/// Numbers a nested `on` of a host's closure as the host's next step, and refuses it (a
+/// [`StoppedEarly`], `what` its command or `on(...)`) when another host of the enclosing
+/// `on` failed at an earlier step, as [`next_command`] refuses a command (stop 46 tester t61:
+/// a host's closure went on through nested steps on other hosts after its step was aborted).
+pub(super) fn refuse_stopped_step(scope: &HostScope, what: &str) -> Fallible<()> {
+    let index = scope
+        .commands
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    match scope.abort.stops(index) {
+        Some(because) => Err(stopped_early(scope, what, StoppedHow::Before, because)),
+        None => Ok(()),
+    }
+}
+
 /// The [`StoppedEarly`] value a host-bound call throws: `command` was not run (or was stopped
 /// while it ran, `how`) because `because` failed; the host's first stop is kept in its scope.
 fn stopped_early(

@@ -163,10 +163,14 @@ fn targets(rt: &Runtime, hosts: &[String]) -> Fallible<Vec<HostTarget>> {
 type Start = (Arc<dyn Backend>, Vec<String>, OnOptions);
 
 /// What every `on` does first; `None` when the filters leave no host.
-fn begin(rt: &Runtime, target: &Dynamic, opts: &Map) -> Fallible<Option<Start>> {
+fn begin(rt: &Runtime, target: &Dynamic, opts: &Map, what: &str) -> Fallible<Option<Start>> {
     let backend = backend(rt, "on()")?;
     if rt.interrupted() {
         return Err(throw(Failure::interrupted()));
+    }
+    // Inside a host's closure: a step of that host, which its step's abort stops.
+    if let Some(scope) = context::host_scope() {
+        super::commands::refuse_stopped_step(&scope, what)?;
     }
     let hosts = select(rt, target)?;
     let options = options(rt, opts)?;
@@ -182,7 +186,7 @@ fn on_command(rt: &Runtime, target: &Dynamic, opts: &Map, cmd: &str) -> Fallible
     let cctx = context::command_context();
     let command = cctx.render(cmd);
     refuse_nul("on(): the command", &command)?;
-    let Some((backend, hosts, options)) = begin(rt, target, opts)? else {
+    let Some((backend, hosts, options)) = begin(rt, target, opts, &command)? else {
         return Ok(Map::new());
     };
     let refused: Vec<Failure> = hosts
@@ -283,7 +287,8 @@ fn on_closure(
     {
         return fail("on(): the closure takes one parameter, the host: |host| { ... }");
     }
-    let Some((backend, hosts, options)) = begin(rt, target, opts)? else {
+    let Some((backend, hosts, options)) = begin(rt, target, opts, "on(..., |host| { ... })")?
+    else {
         return Ok(Map::new());
     };
     let engine = ctx.engine();

@@ -619,3 +619,49 @@ fn a_jump_hosts_refused_key_keeps_its_kind_for_the_hosts_behind_it() {
         );
     assert_eq!(lab.accepted_logins("host2"), 0);
 }
+
+/// A host behind a bastion that hangs as the run ends is not summed up as holding its session,
+/// nor does the run's end wait long for it (stop 46 tester t61: `one session`, exit 0, after
+/// 22 s).
+#[test]
+fn a_host_behind_a_bastion_hung_as_the_run_ends_is_not_called_connected() {
+    let site = Site::start(1, false, &[]);
+    let cfg = site.config_with("jump_config", JUMP);
+    let dir = site.path().join("recipe");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("deploy.rhai"),
+        "server(\"inner1\", #{ roles: [\"web\"] });\n\
+         task(\"t\", || { on([\"web\"], \"true\"); run_locally(\"sleep 3\"); });\n",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let (out, stopped) = std::thread::scope(|scope| {
+        let run = scope.spawn(|| {
+            Tether::new()
+                .current_dir(&dir)
+                .ssh_config(&cfg)
+                .args(&["t"])
+                .run()
+        });
+        std::thread::sleep(Duration::from_millis(2500));
+        let stopped = site.connection_pids("bastion");
+        for &pid in &stopped {
+            support::net::signal(pid, libc::SIGSTOP);
+        }
+        (run.join().unwrap(), stopped)
+    });
+    let took = started.elapsed();
+    for &pid in &stopped {
+        support::net::signal(pid, libc::SIGCONT);
+    }
+    out.status(0);
+    assert!(took < Duration::from_secs(12), "{took:?}\n{}", out.stdout);
+    let row = out
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("inner1 ") && l.contains("heartbeat"))
+        .unwrap_or_else(|| panic!("no summary row\n{}", out.stdout))
+        .to_string();
+    assert!(!row.contains("one session"), "{row}\n{}", out.stdout);
+}

@@ -374,42 +374,70 @@ fn one_kill_of_an_idle_session_whose_limits_were_read_changes_nothing() {
     assert_eq!(lab.accepted_logins("kill1"), 3);
 }
 
+/// A recipe directory in `lab`'s, its `deploy.rhai` holding `recipe`.
+fn recipe_dir(lab: &Lab, recipe: &str) -> std::path::PathBuf {
+    let dir = lab.dir().join("recipe");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("deploy.rhai"), recipe).unwrap();
+    dir
+}
+
+/// `tether ARGS` in `dir` with `config`; once `host` has started `commands` commands, and
+/// `after` more, `fault` runs (it breaks something), and its value comes back with the run's
+/// output.
+fn run_with_fault<T: Send>(
+    lab: &Lab,
+    (dir, config, args): (&std::path::Path, &std::path::Path, &[&str]),
+    (host, commands): (&str, usize),
+    after: Duration,
+    fault: impl FnOnce() -> T + Send,
+) -> (support::tether::Output, T) {
+    std::thread::scope(|scope| {
+        let run = scope.spawn(|| {
+            support::tether::Tether::new()
+                .current_dir(dir)
+                .ssh_config(config)
+                .args(args)
+                .run()
+        });
+        let until = Instant::now() + Duration::from_secs(10);
+        while lab.started_commands(host) < commands && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(after);
+        let made = fault();
+        (run.join().unwrap(), made)
+    })
+}
+
+/// The summary row of `host` in `out` (the line that names it and its heartbeats).
+fn summary_row(out: &support::tether::Output, host: &str) -> String {
+    out.stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{host} ")) && l.contains("heartbeat"))
+        .unwrap_or_else(|| panic!("no summary row\n{}", out.stdout))
+        .to_string()
+}
+
 /// The summary says how many sessions a host had: after a reconnect, two, as the JSON's
 /// `sessions` does (fresh-eyes finding: the text said "one session" beside "1 reconnect").
 #[test]
 fn the_summary_counts_the_sessions_a_reconnect_opened() {
     let lab = Lab::builder().names(&["web1"]).start();
-    let dir = lab.dir().join("recipe");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("deploy.rhai"),
+    let dir = recipe_dir(
+        &lab,
         "server(\"web1\", #{ roles: [\"web\"] });\ntask(\"t\", || { on([\"web\"], \"true\"); \
          run_locally(\"sleep 4\"); on([\"web\"], \"echo after\"); });\n",
-    )
-    .unwrap();
-    let out = std::thread::scope(|scope| {
-        let run = scope.spawn(|| {
-            support::tether::Tether::new()
-                .current_dir(&dir)
-                .ssh_config(&lab.ssh_config())
-                .args(&["t"])
-                .run()
-        });
-        let until = Instant::now() + Duration::from_secs(10);
-        while lab.started_commands("web1") == 0 && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        std::thread::sleep(Duration::from_millis(500));
-        lab.kill_connections("web1");
-        run.join().unwrap()
-    });
+    );
+    let (out, ()) = run_with_fault(
+        &lab,
+        (&dir, &lab.ssh_config(), &["t"]),
+        ("web1", 1),
+        Duration::from_millis(500),
+        || lab.kill_connections("web1"),
+    );
     out.status(0).stdout_contains("after");
-    let row = out
-        .stdout
-        .lines()
-        .find(|l| l.trim_start().starts_with("web1 ") && l.contains("heartbeat"))
-        .unwrap_or_else(|| panic!("no summary row\n{}", out.stdout))
-        .to_string();
+    let row = summary_row(&out, "web1");
     assert!(row.contains("2 sessions, "), "{row}");
     assert!(row.contains("1 reconnect"), "{row}");
     assert_eq!(lab.accepted_logins("web1"), 2);
@@ -423,41 +451,24 @@ fn the_summary_counts_the_sessions_a_reconnect_opened() {
 fn an_idle_host_lost_as_the_run_ends_is_not_summed_up_as_connected() {
     for format in ["text", "json"] {
         let lab = Lab::builder().names(&["web1", "web2"]).start();
-        let dir = lab.dir().join("recipe");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("deploy.rhai"),
+        let dir = recipe_dir(
+            &lab,
             "server(\"web1\", #{ roles: [\"web\"] });\n\
              server(\"web2\", #{ roles: [\"web\"] });\n\
              task(\"t\", || { on([\"web\"], \"true\"); run_locally(\"sleep 3\"); });\n",
-        )
-        .unwrap();
-        let out = std::thread::scope(|scope| {
-            let run = scope.spawn(|| {
-                support::tether::Tether::new()
-                    .current_dir(&dir)
-                    .ssh_config(&lab.ssh_config())
-                    .args(&["--format", format, "t"])
-                    .run()
-            });
-            let until = Instant::now() + Duration::from_secs(10);
-            while lab.started_commands("web2") == 0 && Instant::now() < until {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            std::thread::sleep(Duration::from_millis(500));
-            // Connection closed, new ones refused: the reconnect's backoff (1 s, 2 s) outlasts
-            // the run.
-            lab.stop_host("web2");
-            run.join().unwrap()
-        });
+        );
+        // Connection closed, new ones refused: the reconnect's backoff (1 s, 2 s) outlasts the
+        // run.
+        let (out, ()) = run_with_fault(
+            &lab,
+            (&dir, &lab.ssh_config(), &["--format", format, "t"]),
+            ("web2", 1),
+            Duration::from_millis(500),
+            || lab.stop_host("web2"),
+        );
         out.status(0);
         if format == "text" {
-            let row = out
-                .stdout
-                .lines()
-                .find(|l| l.trim_start().starts_with("web2 ") && l.contains("heartbeat"))
-                .unwrap_or_else(|| panic!("no summary row\n{}", out.stdout))
-                .to_string();
+            let row = summary_row(&out, "web2");
             assert!(row.contains("session lost after 1 command"), "{row}");
             assert!(row.contains("not reconnected: the run was ending"), "{row}");
             assert!(
@@ -502,42 +513,33 @@ fn an_idle_host_hung_as_the_run_ends_is_neither_waited_for_nor_called_connected(
 }
 
 fn hung_as_the_run_ends(lab: &Lab, listener: bool) {
-    let dir = lab.dir().join("recipe");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("deploy.rhai"),
+    let dir = recipe_dir(
+        lab,
         "server(\"web1\", #{ roles: [\"web\"] });\n\
          server(\"web2\", #{ roles: [\"web\"] });\n\
          task(\"t\", || { on([\"web\"], \"true\"); on([\"web1\"], \"sleep 3\"); });\n",
-    )
-    .unwrap();
+    );
     let config = lab.config_with("slow_connect", "Host *\n  ConnectTimeout 30\n");
     let started = Instant::now();
-    let (out, stopped) = std::thread::scope(|scope| {
-        let run = scope.spawn(|| {
-            support::tether::Tether::new()
-                .current_dir(&dir)
-                .ssh_config(&config)
-                .args(&["t"])
-                .run()
-        });
-        let until = Instant::now() + Duration::from_secs(10);
-        while lab.started_commands("web1") < 2 && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        std::thread::sleep(Duration::from_millis(2500));
-        let stopped = match listener {
-            false => lab.connection_pids("web2"),
-            true => vec![lab.host("web2").pid],
-        };
-        for &pid in &stopped {
-            support::net::signal(pid, libc::SIGSTOP);
-        }
-        if listener {
-            lab.kill_connections("web2");
-        }
-        (run.join().unwrap(), stopped)
-    });
+    let (out, stopped) = run_with_fault(
+        lab,
+        (&dir, &config, &["t"]),
+        ("web1", 2),
+        Duration::from_millis(2500),
+        || {
+            let stopped = match listener {
+                false => lab.connection_pids("web2"),
+                true => vec![lab.host("web2").pid],
+            };
+            for &pid in &stopped {
+                support::net::signal(pid, libc::SIGSTOP);
+            }
+            if listener {
+                lab.kill_connections("web2");
+            }
+            stopped
+        },
+    );
     let took = started.elapsed();
     for &pid in &stopped {
         support::net::signal(pid, libc::SIGCONT);
@@ -548,12 +550,7 @@ fn hung_as_the_run_ends(lab: &Lab, listener: bool) {
         "{listener} {took:?}\n{}",
         out.stdout
     );
-    let row = out
-        .stdout
-        .lines()
-        .find(|l| l.trim_start().starts_with("web2 ") && l.contains("heartbeat"))
-        .unwrap_or_else(|| panic!("no summary row\n{}", out.stdout))
-        .to_string();
+    let row = summary_row(&out, "web2");
     assert!(
         !row.contains("one session") && row.contains("the run was ending"),
         "{listener} {row}\n{}",

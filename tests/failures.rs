@@ -1263,6 +1263,27 @@ fn ctrl_c_while_the_run_waits_for_an_unused_host_exits_130() {
         text.contains("zzz   never connected (connecting was stopped by tether after "),
         "{text}"
     );
+    // In JSON, its `connect_failed` says the interrupt's kind, which the timeline draws as a
+    // connect tether stopped (stop 46 tester t62: `unreachable`, drawn as such).
+    let _ = std::fs::remove_file(&marker);
+    let child = r.tether().args(&["--format", "json", "quick"]).spawn();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !marker.exists() {
+        assert!(std::time::Instant::now() < deadline, "the task never ran");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    // SAFETY: kill(2) on the tether this test started.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let text = crate::support::tether::text(&out);
+    let failed: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["type"] == "connect_failed" && v["host"] == "zzz")
+        .collect();
+    assert_eq!(failed.len(), 1, "{text}");
+    assert_eq!(failed[0]["kind"], "interrupted", "{text}");
     drop(silent);
 }
 

@@ -239,10 +239,14 @@ impl Owner {
                 let text = error.to_string();
                 if self.said_failure.as_ref() != Some(&text) {
                     self.said_failure = Some(text.clone());
-                    self.emit(EventKind::ConnectFailed {
-                        error: text,
-                        kind: error.kind(),
-                    });
+                    // Given up by tether at a signal: said as the interrupt's, not the host's
+                    // (which a recipe that catches it reads as unreachable: see
+                    // `SshError::kind`; stop 46 tester t62: the event said `unreachable`).
+                    let kind = match error {
+                        SshError::ConnectStopped { .. } => crate::failure::Kind::Interrupted,
+                        ref e => e.kind(),
+                    };
+                    self.emit(EventKind::ConnectFailed { error: text, kind });
                 }
                 Err(error)
             }

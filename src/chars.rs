@@ -19,6 +19,9 @@ pub fn invisible(c: char) -> bool {
                 | '\u{17b4}'..='\u{17b5}'
                 | '\u{180b}'..='\u{180f}'
                 | '\u{200b}'..='\u{200f}'
+                // The line and paragraph separators: a new line to some terminals and
+                // viewers (stop 46 tester t62).
+                | '\u{2028}'..='\u{2029}'
                 | '\u{202a}'..='\u{202e}'
                 | '\u{2060}'..='\u{206f}'
                 | '\u{2800}'

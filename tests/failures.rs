@@ -1384,9 +1384,14 @@ fn control_sequences_in_failures_and_output_are_shown_not_acted_on() {
          task(\"fail\", || { on(\"web1\", |h| { fail(\"innocent\\rweb9: ok \\x1b[2K\\x1b]0;title\\x07\"); }); });\n\
          task(\"output\", || { on(\"web1\", \"printf 'a\\\\033[1A\\\\033[2K\\\\033[1Gweb9 | fake\\\\n'\"); });\n\
          task(\"echoed\", || { on(\"web1\", \"true '\\x1b[2K\\x1b[1Aspoof\\r' ; echo done\"); });\n\
-         task(\"stopped\", || { on(\"web1\", #{ timeout: 1 }, \"sleep 5 # \\r\\x1b[1Ahid\\u202e\"); });\n",
+         task(\"stopped\", || { on(\"web1\", #{ timeout: 1 }, \"sleep 5 # \\r\\x1b[1Ahid\\u202e\"); });\n\
+         task(\"bidi\", || { on(\"web1\", \"true '\\u202eevil\\u200bx\\u2028web9 | ok' ; exit 3\"); });\n",
     );
-    let raw = |text: &str| text.contains('\r') || text.contains('\x1b') || text.contains('\x07');
+    let raw = |text: &str| {
+        ['\r', '\x1b', '\x07', '\u{202e}', '\u{200b}', '\u{2028}']
+            .iter()
+            .any(|&c| text.contains(c))
+    };
     for (task, shown) in [
         ("stderr", "bad\\x0dweb9 | fine\\x1b[2K"),
         ("fail", "innocent\\x0dweb9: ok \\x1b[2K\\x1b]0;title\\x07"),
@@ -1401,6 +1406,11 @@ fn control_sequences_in_failures_and_output_are_shown_not_acted_on() {
         (
             "stopped",
             "web1 ~ stopped `sleep 5 # \\x0d\\x1b[1Ahid\\u{202e}` on the host",
+        ),
+        // And a failure's own line, a line separator too (stop 46 tester t62).
+        (
+            "bidi",
+            "web1: `true '\\u{202e}evil\\u{200b}x\\u{2028}web9 | ok' ; exit 3` failed",
         ),
     ] {
         let out = r.tether().args(&[task]).run();

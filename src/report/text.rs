@@ -56,9 +56,12 @@ fn prefix(st: &State, host: &str, mark: &str, mark_style: Style) -> String {
 /// (`ESC [ ... m`), which a terminal draws and anstream strips from a log. Any other
 /// escape sequence would be taken in by the terminal or by anstream's stripping, which reads an
 /// unfinished one (`ESC ]` without its end) on into the next line and its newline: the line
-/// would be lost, or glued to the next. JSON keeps the line as it is.
+/// would be lost, or glued to the next. A character that shows as nothing (a direction
+/// override, a zero-width space, a line separator: see `chars::invisible`) is spelt
+/// `\u{202e}`, as in a command's text (stop 46 tester t62: a failure's line showed U+202E
+/// raw, reversing the rest of it). JSON keeps the line as it is.
 pub fn visible(line: &str) -> std::borrow::Cow<'_, str> {
-    let plain = |c: char| c == '\t' || !(c.is_control());
+    let plain = |c: char| c == '\t' || !crate::chars::invisible(c);
     if line.chars().all(plain) {
         return line.into();
     }
@@ -101,24 +104,23 @@ pub fn command_text(command: &str) -> std::borrow::Cow<'_, str> {
     }
     let mut out = String::with_capacity(command.len() + 8);
     for c in command.chars() {
-        match c.is_control() {
-            true => push_shown(&mut out, c, plain(c)),
-            false if plain(c) => out.push(c),
-            false => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
-        }
+        push_shown(&mut out, c, plain(c));
     }
     out.into()
 }
 
-/// Pushes `c` onto `out` as it is where `plain`, else each of its bytes as `\xNN`.
+/// Pushes `c` onto `out` as it is where `plain`, else a control character as each of its
+/// bytes, `\xNN`, and any other as `\u{NNNN}`.
 fn push_shown(out: &mut String, c: char, plain: bool) {
     if plain {
         out.push(c);
-        return;
-    }
-    let mut buf = [0u8; 4];
-    for b in c.encode_utf8(&mut buf).bytes() {
-        out.push_str(&format!("\\x{b:02x}"));
+    } else if c.is_control() {
+        let mut buf = [0u8; 4];
+        for b in c.encode_utf8(&mut buf).bytes() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    } else {
+        out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
     }
 }
 

@@ -140,6 +140,9 @@ pub enum StoppedHow {
     HungUp,
     /// While its command ran, which stopping on the host failed to reach: it may still run.
     NotStopped,
+    /// While a nested `on` of its closure ran on other hosts, which were stopped there (each
+    /// as one of these says).
+    Within,
 }
 
 impl StoppedHow {
@@ -168,6 +171,9 @@ pub fn stopped_early_words(how: StoppedHow, command: &str, because: &str) -> Str
         StoppedHow::NotStopped => format!(
             "stopped waiting for `{command}` (tether could not stop it on the host: it may \
              still be running): {because} failed"
+        ),
+        StoppedHow::Within => format!(
+            "stopped during `{command}`, which tether stopped where it ran: {because} failed"
         ),
     }
 }
@@ -230,12 +236,25 @@ pub fn step_failure(results: &[HostResult]) -> Option<Failure> {
         .filter(|r| !step_aborted(r) && connect_stopped(r).is_none())
         .filter_map(host_failure)
         .collect();
-    // Named in the order of the results, whichever failed first: the same on every run.
-    let because = failed
-        .iter()
-        .map(|f| f.host.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
+    // Named in the order of the results, whichever failed first: the same on every run. With
+    // none, the step is a nested `on` that its enclosing step's abort stopped: what that says.
+    let because = match failed.is_empty() {
+        false => failed
+            .iter()
+            .map(|f| f.host.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        true => results
+            .iter()
+            .find_map(|r| match &r.result {
+                Some(Err(SshError::CommandStopped {
+                    why: StopReason::StepAborted { because },
+                    ..
+                })) => Some(because.clone()),
+                _ => None,
+            })
+            .unwrap_or_default(),
+    };
     let not_run: Vec<NotRun> = results
         .iter()
         .filter_map(|r| {
@@ -265,6 +284,7 @@ pub fn step_failure(results: &[HostResult]) -> Option<Failure> {
         return None;
     }
     let cancelled = failed.is_empty()
+        && !results.iter().any(step_aborted)
         && results
             .iter()
             .all(|r| r.result.is_some() || r.skipped == Some(Skipped::Cancelled));

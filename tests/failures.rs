@@ -1531,3 +1531,96 @@ task("t", || {
         "{text}"
     );
 }
+
+/// A nested `on` already running in a host's closure when another host of the enclosing `on`
+/// fails is stopped as the host's own command would be, whatever its form and however deep:
+/// its commands on the host, and no later one starts; the host is reported stopped early
+/// (stop 46 tester t62: a running nested `on` went on to its end, its own commands and deeper
+/// `on`s included).
+#[test]
+fn a_running_nested_on_is_stopped_when_another_host_of_its_step_fails() {
+    let lab = Lab::builder()
+        .names(&["host1", "host2", "host3", "host4"])
+        .start();
+    let cases = [
+        (
+            "string",
+            r#"on("host3", "echo started > /srv/string; sleep 4; echo late > /srv/string");"#,
+        ),
+        (
+            "closure",
+            r#"on("host3", |h| {
+                run("echo started > /srv/closure; sleep 4; echo late > /srv/closure");
+                run("echo after > /srv/closure-after");
+            });"#,
+        ),
+        (
+            "deeper",
+            r#"on("host3", |h| {
+                on("host4", "echo started > /srv/deeper; sleep 4; echo late > /srv/deeper");
+                run("echo after > /srv/deeper-after");
+            });"#,
+        ),
+        (
+            "limited",
+            r#"on(["host3", "host4"], #{ limit: 1 }, "echo started >> /srv/limited; sleep 4; echo late >> /srv/limited");"#,
+        ),
+    ];
+    for (name, nested) in cases {
+        let mut r = RecipeDir::new(
+            &format!("nested-running-{name}"),
+            &format!(
+                r#"
+for h in ["host1", "host2", "host3", "host4"] {{ server(h, #{{ roles: ["app"] }}); }}
+task("t", || {{
+    on(["host1", "host2"], |host| {{
+        if host.name == "host1" {{ run("sleep 1; exit 7"); }}
+        else {{
+            run("true");
+            {nested}
+            run("echo next > /srv/next-{name}");
+        }}
+    }});
+}});
+"#
+            ),
+        );
+        r.ssh_config = Some(lab.ssh_config());
+        let out = r.tether().args(&["t"]).run();
+        let text = format!("{name}: {}{}", out.stdout, out.stderr);
+        assert_eq!(out.status, 1, "{text}");
+        assert!(
+            out.stderr
+                .contains("error: 1 of 2 hosts failed, 1 stopped early"),
+            "{text}"
+        );
+        assert!(out.stderr.contains("host2: stopped during `"), "{text}");
+        assert!(
+            out.stderr
+                .contains(", which tether stopped where it ran: host1 failed"),
+            "{text}"
+        );
+        assert!(
+            !lab.host("host2")
+                .root_dir
+                .join(format!("next-{name}"))
+                .exists(),
+            "{text}"
+        );
+        for after in ["closure-after", "deeper-after"] {
+            assert!(!lab.host("host3").root_dir.join(after).exists(), "{text}");
+        }
+    }
+    // Long enough for a command of the last case left running to have written `late`.
+    std::thread::sleep(std::time::Duration::from_millis(4500));
+    for (host, file) in [
+        ("host3", "string"),
+        ("host3", "closure"),
+        ("host4", "deeper"),
+        ("host3", "limited"),
+    ] {
+        let said = std::fs::read_to_string(lab.host(host).root_dir.join(file)).unwrap_or_default();
+        assert_eq!(said, "started\n", "{host}:/srv/{file}");
+    }
+    assert!(!lab.host("host4").root_dir.join("limited").exists());
+}

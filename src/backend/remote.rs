@@ -119,7 +119,8 @@ impl Backend for Remote {
         let how = FanOut {
             pty: how.pty || self.pty,
             cancel: Some(self.cancel.clone()),
-            kill: self.kill.clone(),
+            // The run's stops first, then the caller's (a nested `on`'s enclosing step).
+            kill: self.kill.clone().or(how.kill.clone()),
             ..how.clone()
         };
         self.fleet.exec(commands, &how)

@@ -15,7 +15,7 @@ use crate::host_text::HostText;
 use crate::outcome::{failure_text, StoppedHow};
 use crate::ssh::exec::{ExecOutput, ExitStatus};
 use crate::ssh::SshError;
-use crate::stop::StopReason;
+use crate::stop::{Stop, StopReason};
 use crate::sudo::{self, Refusal};
 
 /// The backend of the running tasks; Err names `what` when called outside a task.
@@ -257,7 +257,7 @@ fn next_command(scope: &HostScope, command: &str, backend: &dyn Backend) -> Fall
     let index = scope
         .commands
         .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    match scope.abort.stops(index) {
+    match scope.stops(index) {
         Some(because) => Err(match backend.never_connected(&scope.host) {
             Some(e) => throw(Failure::host(
                 &scope.host,
@@ -274,14 +274,34 @@ fn next_command(scope: &HostScope, command: &str, backend: &dyn Backend) -> Fall
 /// [`StoppedEarly`], `what` its command or `on(...)`) when another host of the enclosing
 /// `on` failed at an earlier step, as [`next_command`] refuses a command (stop 46 tester t61:
 /// a host's closure went on through nested steps on other hosts after its step was aborted).
-pub(super) fn refuse_stopped_step(scope: &HostScope, what: &str) -> Fallible<()> {
+/// Returns what stops the nested `on`'s commands while they run (see [`HostScope::stop_for`]).
+pub(super) fn refuse_stopped_step(scope: &HostScope, what: &str) -> Fallible<Stop> {
     let index = scope
         .commands
         .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    match scope.abort.stops(index) {
+    match scope.stops(index) {
         Some(because) => Err(stopped_early(scope, what, StoppedHow::Before, because)),
-        None => Ok(()),
+        None => Ok(scope.stop_for(index)),
     }
+}
+
+/// The [`StoppedEarly`] value a nested `on` (`what`) throws in `scope`'s closure when the
+/// enclosing step's stop (`because` failed) stopped its hosts (`inner`: none failed of its
+/// own): the host is stopped early, as by a command of its own, not failed.
+pub(super) fn stopped_within(
+    scope: &HostScope,
+    what: &str,
+    because: String,
+    inner: &Failure,
+) -> Box<rhai::EvalAltResult> {
+    let stopped = StoppedEarly {
+        command: what.to_string(),
+        how: StoppedHow::Within,
+        because,
+        within: inner.said().to_string(),
+    };
+    scope.note_stopped(&stopped);
+    rhai::EvalAltResult::ErrorRuntime(Dynamic::from(stopped), rhai::Position::NONE).into()
 }
 
 /// The [`StoppedEarly`] value a host-bound call throws: `command` was not run (or was stopped
@@ -296,6 +316,7 @@ fn stopped_early(
         command: command.to_string(),
         how,
         because,
+        within: String::new(),
     };
     scope.note_stopped(&stopped);
     rhai::EvalAltResult::ErrorRuntime(Dynamic::from(stopped), rhai::Position::NONE).into()
@@ -346,7 +367,7 @@ fn host_exec(rt: &Runtime, cmd: &str, mode: Mode) -> Fallible<Dynamic> {
         reattach: scope.reattach,
         quiet: mode == Mode::Capture,
         pty: scope.pty,
-        stop: scope.abort.stop_for(&scope.host, index),
+        stop: scope.stop_for(index),
     };
     let out = match backend.exec(&scope.host, &command, call) {
         Ok(out) if out.status.success() => out,
@@ -384,7 +405,7 @@ fn host_exec(rt: &Runtime, cmd: &str, mode: Mode) -> Fallible<Dynamic> {
                     reattach: scope.reattach,
                     quiet: true,
                     pty: false,
-                    stop: scope.abort.stop_for(&scope.host, index),
+                    stop: scope.stop_for(index),
                 };
                 let entered = backend.exec(&scope.host, &check, call);
                 if !matches!(&entered, Ok(o) if o.status.success()) {

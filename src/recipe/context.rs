@@ -17,6 +17,7 @@ use crate::event::{EventKind, Sink};
 use crate::hostset::Shard;
 use crate::ssh::config::SshConfig;
 pub use crate::step_abort::StepAbort;
+use crate::stop::{Stop, StopReason};
 
 /// `--roles`/`--hosts`/`--shard` from the command line: they narrow every `on`.
 #[derive(Debug, Clone, Default)]
@@ -169,9 +170,34 @@ pub struct HostScope {
     /// and ends normally was stopped all the same, and is reported so (stop 46 tester t59: a
     /// host whose `sleep 6` tether killed, the stop caught, went unnamed in the failure).
     pub stopped: Arc<Mutex<Option<StoppedEarly>>>,
+    /// What stops this closure's steps besides its own `on`'s abort: where the `on` is nested
+    /// in another host's closure, the stop of that host's step it is, and what stops that (stop
+    /// 46 tester t62: a nested `on` running when another host of the enclosing `on` failed went
+    /// on to its end). Empty at the top.
+    pub enclosing: Stop,
 }
 
 impl HostScope {
+    /// What stops this host's step numbered `index` (from 0) while it runs: a failure of
+    /// another host of its `on` (see [`StepAbort::stop_for`]), or of an enclosing one.
+    pub fn stop_for(&self, index: usize) -> Stop {
+        self.abort
+            .stop_for(&self.host, index)
+            .or(self.enclosing.clone())
+    }
+
+    /// The host whose failure refuses this host's step numbered `index` (from 0), if one
+    /// does: one of its `on` that failed at an earlier step, or one that stopped the
+    /// enclosing step.
+    pub fn stops(&self, index: usize) -> Option<String> {
+        self.abort
+            .stops(index)
+            .or_else(|| match self.enclosing.reason() {
+                Some(StopReason::StepAborted { because }) => Some(because),
+                _ => None,
+            })
+    }
+
     /// Keeps `stopped` as the host's stop, unless one came before.
     pub fn note_stopped(&self, stopped: &StoppedEarly) {
         let mut first = self.stopped.lock().unwrap_or_else(|p| p.into_inner());
@@ -199,6 +225,23 @@ pub struct StoppedEarly {
     pub how: crate::outcome::StoppedHow,
     /// The host whose failure stopped it.
     pub because: String,
+    /// For a nested `on` stopped while it ran ([`StoppedHow::Within`](crate::outcome::StoppedHow)):
+    /// what its own hosts' stops said; else empty.
+    pub within: String,
+}
+
+impl StoppedEarly {
+    /// Why the host was stopped (`stopped during `sleep 6` (tether stopped it on the host): web1
+    /// failed`), `because` naming the host(s) whose failure did it, and under it, indented, what
+    /// a nested `on`'s hosts said.
+    pub fn words(&self, because: &str) -> String {
+        let mut out = crate::outcome::stopped_early_words(self.how, &self.command, because);
+        if !self.within.is_empty() {
+            out.push_str("\n  ");
+            out.push_str(&self.within.replace('\n', "\n  "));
+        }
+        out
+    }
 }
 
 thread_local! {
@@ -494,8 +537,7 @@ impl Runtime {
 /// its text where a string is expected (stop 46 tester t59: `e.kind` on it was a recipe error,
 /// exit 4, where the README's pattern reads it).
 pub fn register(engine: &mut rhai::Engine) {
-    let message =
-        |s: &StoppedEarly| crate::outcome::stopped_early_words(s.how, &s.command, &s.because);
+    let message = |s: &StoppedEarly| s.words(&s.because);
     engine
         .register_type_with_name::<StoppedEarly>("StoppedEarly")
         .register_get("kind", |_: &mut StoppedEarly| "stopped_early".to_string())

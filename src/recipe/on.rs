@@ -20,9 +20,10 @@ use crate::dispatch::{self, Mode, Skipped, Slot, Spread};
 use crate::failure::{Failure, Kind, NotRun};
 use crate::host::HostTarget;
 use crate::host_text::HostText;
-use crate::outcome::{skipped_words, step_failure, stopped_early_words};
+use crate::outcome::{skipped_words, step_failure};
 use crate::pool::FanOut;
 use crate::ssh::exec::ExitStatus;
+use crate::stop::{Stop, StopReason};
 
 /// Registers the four forms of `on`.
 pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
@@ -159,8 +160,9 @@ fn targets(rt: &Runtime, hosts: &[String]) -> Fallible<Vec<HostTarget>> {
         .collect()
 }
 
-/// An `on` ready to run: its backend, its (connected) hosts, its options.
-type Start = (Arc<dyn Backend>, Vec<String>, OnOptions);
+/// An `on` ready to run: its backend, its (connected) hosts, its options, and what stops it
+/// from outside (see [`HostScope::enclosing`]).
+type Start = (Arc<dyn Backend>, Vec<String>, OnOptions, Stop);
 
 /// What every `on` does first; `None` when the filters leave no host.
 fn begin(rt: &Runtime, target: &Dynamic, opts: &Map, what: &str) -> Fallible<Option<Start>> {
@@ -169,16 +171,31 @@ fn begin(rt: &Runtime, target: &Dynamic, opts: &Map, what: &str) -> Fallible<Opt
         return Err(throw(Failure::interrupted()));
     }
     // Inside a host's closure: a step of that host, which its step's abort stops.
-    if let Some(scope) = context::host_scope() {
-        super::commands::refuse_stopped_step(&scope, what)?;
-    }
+    let enclosing = match context::host_scope() {
+        Some(scope) => super::commands::refuse_stopped_step(&scope, what)?,
+        None => Stop::default(),
+    };
     let hosts = select(rt, target)?;
     let options = options(rt, opts)?;
     if hosts.is_empty() {
         return Ok(None);
     }
     backend.prepare(&targets(rt, &hosts)?);
-    Ok(Some((backend, hosts, options)))
+    Ok(Some((backend, hosts, options, enclosing)))
+}
+
+/// What a failed `on` (`what`) throws: its failure; but where its hosts were stopped, none
+/// failing of its own, because the step of another host's closure that this `on` is was
+/// aborted (`enclosing`), a stop of that host (see `commands::stopped_within`).
+fn step_failed(failure: Failure, what: &str, enclosing: &Stop) -> Box<EvalAltResult> {
+    if failure.failed.is_empty() && failure.kind != Kind::Interrupted {
+        if let (Some(scope), Some(StopReason::StepAborted { because })) =
+            (context::host_scope(), enclosing.reason())
+        {
+            return super::commands::stopped_within(&scope, what, because, &failure);
+        }
+    }
+    throw(failure)
 }
 
 fn on_command(rt: &Runtime, target: &Dynamic, opts: &Map, cmd: &str) -> Fallible<Map> {
@@ -186,7 +203,7 @@ fn on_command(rt: &Runtime, target: &Dynamic, opts: &Map, cmd: &str) -> Fallible
     let cctx = context::command_context();
     let command = cctx.render(cmd);
     refuse_nul("on(): the command", &command)?;
-    let Some((backend, hosts, options)) = begin(rt, target, opts, &command)? else {
+    let Some((backend, hosts, options, enclosing)) = begin(rt, target, opts, &command)? else {
         return Ok(Map::new());
     };
     let refused: Vec<Failure> = hosts
@@ -219,6 +236,7 @@ fn on_command(rt: &Runtime, target: &Dynamic, opts: &Map, cmd: &str) -> Fallible
         // `on`), as the plan shows it.
         label: Some(command.clone()),
         step_abort: Some(Arc::new(StepAbort::default())),
+        kill: enclosing.clone(),
         ..FanOut::default()
     };
     let results = backend.fan_out(&commands, &how);
@@ -258,7 +276,7 @@ fn on_command(rt: &Runtime, target: &Dynamic, opts: &Map, cmd: &str) -> Fallible
     if let Some(hint) = hints.first() {
         failure.detail = Some(format!("  hint: {hint}"));
     }
-    Err(throw(failure))
+    Err(step_failed(failure, &command, &enclosing))
 }
 
 /// What one host's closure came to.
@@ -287,8 +305,8 @@ fn on_closure(
     {
         return fail("on(): the closure takes one parameter, the host: |host| { ... }");
     }
-    let Some((backend, hosts, options)) = begin(rt, target, opts, "on(..., |host| { ... })")?
-    else {
+    let what = "on(..., |host| { ... })";
+    let Some((backend, hosts, options, enclosing)) = begin(rt, target, opts, what)? else {
         return Ok(Map::new());
     };
     let engine = ctx.engine();
@@ -318,6 +336,7 @@ fn on_closure(
             commands: Arc::new(AtomicUsize::new(0)),
             hosts: hosts.len(),
             stopped: Default::default(),
+            enclosing: enclosing.clone(),
         };
         let info = HostInfo::new(rt, host);
         let result = context::with_chain(chain.clone(), || {
@@ -418,11 +437,7 @@ fn on_closure(
             }
             Slot::Done(HostEnd::Stopped(s)) => not_run.push(NotRun {
                 host: host.clone(),
-                reason: stopped_early_words(
-                    s.how,
-                    &s.command,
-                    &abort.because(&hosts).unwrap_or(s.because),
-                ),
+                reason: s.words(&abort.because(&hosts).unwrap_or_else(|| s.because.clone())),
                 started: true,
             }),
             Slot::Done(HostEnd::RecipeError(e)) => {
@@ -478,7 +493,11 @@ fn on_closure(
     if parts.is_empty() && not_run.is_empty() {
         return Ok(out);
     }
-    Err(throw(Failure::merge(parts, not_run, hosts.len())))
+    Err(step_failed(
+        Failure::merge(parts, not_run, hosts.len()),
+        what,
+        &enclosing,
+    ))
 }
 
 fn classify(rt: &Runtime, e: Box<EvalAltResult>) -> HostEnd {

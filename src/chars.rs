@@ -38,3 +38,16 @@ pub fn invisible(c: char) -> bool {
                 | '\u{e0000}'..='\u{e0fff}'
         )
 }
+
+/// What tether puts before each further line of a multi-line command it shows (the shell's
+/// continuation prompt, `PS2`): such a line never begins as one of tether's own does (stop 46
+/// tester t61: a command's `\n▶ deploy` line passed for a task's start).
+pub const CONTINUED: &str = "> ";
+
+/// `command` with each of its lines after the first behind [`CONTINUED`].
+pub fn continued(command: &str) -> std::borrow::Cow<'_, str> {
+    match command.contains('\n') {
+        true => command.replace('\n', &format!("\n{CONTINUED}")).into(),
+        false => command.into(),
+    }
+}

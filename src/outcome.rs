@@ -28,11 +28,18 @@ pub fn failure_text(host: &str, command: &str, result: &Result<ExecOutput, SshEr
             let mut text = match out.status {
                 ExitStatus::Code(_) | ExitStatus::Signal(_) => HostText::new()
                     .host(host)
-                    .text(&format!(": `{command}` failed with {} after ", out.status))
+                    .text(&format!(
+                        ": `{}` failed with {} after ",
+                        crate::chars::continued(command),
+                        out.status
+                    ))
                     .took(out.duration),
                 _ => HostText::new()
                     .host(host)
-                    .text(&format!(": `{command}` failed after "))
+                    .text(&format!(
+                        ": `{}` failed after ",
+                        crate::chars::continued(command)
+                    ))
                     .took(out.duration)
                     .text(&format!(" with {}", out.status)),
             };

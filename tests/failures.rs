@@ -1624,3 +1624,53 @@ task("t", || {{
     }
     assert!(!lab.host("host4").root_dir.join("limited").exists());
 }
+
+/// Each further line of a multi-line command tether shows (`»`, `-v`, `-n`, a failure's
+/// line) comes behind the shell's continuation prompt, `> `: none can pass for one of
+/// tether's own lines or another host's (stop 46 tester t61: a command's `▶ fake` line read as
+/// a task's start, flush left).
+#[test]
+fn a_multi_line_commands_further_lines_never_pass_for_tethers_own() {
+    let lab = Lab::builder().names(&["web1"]).start();
+    let spoofs = [
+        "▶ deploy:publishing",
+        "done: t finished in 1.0 ms",
+        "web9 | ok",
+        "error: 0 of 1 host failed",
+        "  (at deploy.rhai:1:1, in task `t`)",
+    ];
+    let command = format!("true\n{}\nexit 3", spoofs.join("\n"));
+    let r = lab_recipe(
+        &lab,
+        "multi-line-command",
+        &format!(
+            "task(\"string\", || {{ on(\"web1\", {command:?}); }});\n\
+             task(\"closure\", || {{ on(\"web1\", |h| {{ run({command:?}); }}); }});\n"
+        ),
+    );
+    for args in [
+        &["string"][..],
+        &["closure"],
+        &["-v", "string"],
+        &["-v", "closure"],
+        &["-n", "string"],
+        &["-n", "closure"],
+    ] {
+        let out = r.tether().args(args).run();
+        let both = format!("{}{}", out.stdout, out.stderr);
+        for spoof in spoofs {
+            assert!(
+                !both.lines().any(|l| l == spoof),
+                "{args:?}: a line reads {spoof:?}:\n{both}"
+            );
+            assert!(both.contains(&format!("\n> {spoof}\n")), "{args:?}: {both}");
+        }
+        if args[0] != "-n" {
+            assert!(
+                out.stderr
+                    .contains("\n>   (at deploy.rhai:1:1, in task `t`)\n> exit 3` failed"),
+                "{args:?}: {both}"
+            );
+        }
+    }
+}

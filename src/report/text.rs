@@ -96,15 +96,21 @@ pub fn visible_lines(text: &str) -> String {
 ///
 /// A character that shows as nothing (a direction override, a zero-width space: see
 /// `chars::invisible`) is spelt `\u{202e}`, so two commands that differ never look alike (stop
-/// 46 tester t61).
+/// 46 tester t61), and each line after the first comes behind `chars::CONTINUED`.
 pub fn command_text(command: &str) -> std::borrow::Cow<'_, str> {
-    let plain = |c: char| c == '\t' || c == '\n' || !crate::chars::invisible(c);
+    let plain = |c: char| c == '\t' || !crate::chars::invisible(c);
     if command.chars().all(plain) {
         return command.into();
     }
     let mut out = String::with_capacity(command.len() + 8);
     for c in command.chars() {
-        push_shown(&mut out, c, plain(c));
+        match c {
+            '\n' => {
+                out.push('\n');
+                out.push_str(crate::chars::CONTINUED);
+            }
+            c => push_shown(&mut out, c, plain(c)),
+        }
     }
     out.into()
 }
@@ -659,7 +665,7 @@ mod tests {
     fn a_command_is_shown_with_its_control_characters_escaped() {
         assert_eq!(
             super::command_text("true '\x1b[2K\x1b[1Aspoof\r' ; echo done\n\tx"),
-            "true '\\x1b[2K\\x1b[1Aspoof\\x0d' ; echo done\n\tx"
+            "true '\\x1b[2K\\x1b[1Aspoof\\x0d' ; echo done\n> \tx"
         );
         assert_eq!(super::command_text("echo ünï"), "echo ünï");
         assert_eq!(

@@ -2377,3 +2377,47 @@ fn an_attempt_cut_short_by_the_reattach_bound_or_the_timeout_names_it() {
         }
     }
 }
+
+/// A re-attach keeps trying to the end of its bound: where the backoff's next pause would
+/// pass the bound, its last attempt comes just before it (stop 47 tester t63: `--reattach 10s`
+/// gave up after about 7 s, saying `not re-attached within 10.0 s`, and a host back in the
+/// last seconds of the bound was missed). The host is reached through a ProxyCommand that
+/// fails at once while a gate file is missing.
+#[test]
+fn a_reattach_tries_until_its_bound() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let gate = lab.dir().join("gate");
+    std::fs::write(&gate, "").unwrap();
+    let config = lab.config_with(
+        "gated_config",
+        &format!(
+            "Host host1\n  ProxyCommand bash -c 'test -e {} || exit 1; exec 3<>/dev/tcp/%h/%p; \
+             cat <&3 & r=$!; cat <&0 >&3 & w=$!; wait $r; kill $w'\n",
+            gate.display()
+        ),
+    );
+    let marker = lab.host("host1").root_dir.join("marker");
+    std::fs::write(&marker, "").unwrap();
+    let child = support::tether::Tether::new()
+        .ssh_config(&config)
+        .args(&["--reattach", "6s", "run", "--hosts", "host1", "--"])
+        .arg("echo ran >> /srv/marker; sleep 9; echo finished")
+        .spawn();
+    wait_until("the command never started", || {
+        std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+    });
+    std::fs::remove_file(&gate).unwrap();
+    lab.kill_connections("host1");
+    let lost = Instant::now();
+    // Attempts at about 0, 1 and 3 s fail at once; the backoff's next, at 7 s, is past the
+    // bound.
+    std::thread::sleep(Duration::from_millis(4200));
+    std::fs::write(&gate, "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = crate::support::tether::text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("host1 | finished"), "{text}");
+    assert!(text.contains("re-attached after"), "{text}");
+    assert!(lost.elapsed() < Duration::from_secs(12), "{text}");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n");
+}

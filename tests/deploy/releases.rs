@@ -327,6 +327,12 @@ fn releases_an_earlier_tether_published_without_the_marker_stay_complete() {
         .stdout_contains(&format!("{ADOPTED}resque2: 20250101000002\n"))
         .stdout_contains(&format!("{FOREIGN}resque2: 20250101000001\n"))
         .stdout_contains("unlogged releases on web1: 20250101000003\n")
+        // What it writes in them is said (stop 47 tester t63: `left as they are`, and its
+        // marker in them).
+        .stdout_contains(
+            "left as they are but for the marker tether writes in each (.tether-complete \
+             saying `unlogged`, so that later runs know them)",
+        )
         .stdout_lacks("removed unfinished")
         .stdout_lacks("on resque2: 20250101000001, ");
     for h in HOSTS {

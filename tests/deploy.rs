@@ -967,6 +967,47 @@ fn linked_files_must_exist_before_a_deploy() {
     assert_unlocked(&lab);
 }
 
+/// deploy_to, shared/ or releases/ itself no directory is said as what it is, not as mkdir's
+/// words and every linked file "missing" (stop 47 tester t63: `shared` a file gave three
+/// lines of mkdir's on one, then `linked_files missing ...; create them before deploying`).
+#[test]
+fn a_deploy_directory_that_is_no_directory_is_said_as_what_it_is() {
+    let lab = Lab::builder().names(&["web1", "web2", "web3"]).start();
+    let dir = Dir::new("places");
+    dir.write("site/index.html", "hello\n");
+    dir.write(
+        "deploy.rhai",
+        r#"
+import "deploy" as deploy;
+set("application", "site");
+set("deploy_to", "/srv/site");
+set("strategy", "copy");
+set("copy_source", "site");
+set("linked_files", ["config/db.yml"]);
+for h in ["web1", "web2", "web3"] { server(h, #{ roles: ["web"] }); }
+"#,
+    );
+    let site = |h: &str| lab.host(h).root_dir.join("site");
+    for h in ["web1", "web2", "web3"] {
+        fs::create_dir_all(site(h).join("shared/config")).unwrap();
+        fs::write(site(h).join("shared/config/db.yml"), "db\n").unwrap();
+    }
+    fs::remove_dir_all(site("web1").join("shared")).unwrap();
+    fs::write(site("web1").join("shared"), "a file\n").unwrap();
+    fs::remove_dir_all(site("web2").join("shared")).unwrap();
+    std::os::unix::fs::symlink("/nowhere", site("web2").join("shared")).unwrap();
+    fs::write(site("web3").join("releases"), "a file\n").unwrap();
+    let out = tether(&dir, &lab, &["deploy"]);
+    out.status(1)
+        .stderr_contains("web1: /srv/site/shared is a file, not a directory: tether keeps")
+        .stderr_contains("web2: /srv/site/shared is a symbolic link to nothing: tether keeps")
+        .stderr_contains("web3: /srv/site/releases is a file, not a directory: tether keeps")
+        .stderr_lacks("cannot create the directories")
+        .stderr_lacks("missing");
+    assert_eq!(read(site("web1").join("shared")), "a file\n");
+    assert_eq!(read(site("web3").join("releases")), "a file\n");
+}
+
 /// The copy strategy leaves out the run's own log (and its `.1`) by its path, where it lies in
 /// `copy_source`, and nothing else: files of the same name elsewhere in the application are
 /// shipped (stop 41 tester t39: every file named as the log, anywhere, was left out, exit 0).
@@ -1575,7 +1616,7 @@ server("worker1", #{ roles: ["worker"] });
         "▶ deploy:starting",
         "▶ deploy:check",
         "web1    | $ git ls-remote --heads /srv/git/shop.git >/dev/null",
-        "web1    | $ bad=; if [ -e /srv/shop/current ] && [ ! -L /srv/shop/current ]; then if [ -d /srv/shop/current ]; then echo current_dir; else echo current_other; fi; fi; if [ -L /srv/shop/shared/log ] && [ ! -e /srv/shop/shared/log ]; then printf 'dir_dangling %s\\n' log; bad=1; elif [ -e /srv/shop/shared/log ] && [ ! -d /srv/shop/shared/log ]; then if [ -f /srv/shop/shared/log ]; then printf 'dir_not_dir %s\\n' log; else printf 'dir_other %s\\n' log; fi; bad=1; fi; if [ -n \"$bad\" ]; then :; elif ! e=$(mkdir -p /srv/shop/releases /srv/shop/shared /srv/shop/shared/log 2>&1); then printf 'mkdir %s\\n' \"$(printf '%s' \"$e\" | tr '\\n' ' ')\"; elif [ ! -w /srv/shop ]; then echo unwritable; fi; if [ -f /srv/shop/revisions.log ] && [ ! -L /srv/shop/revisions.log ]; then [ -w /srv/shop/revisions.log ] || echo log_unwritable; elif [ ! -e /srv/shop/revisions.log ] && [ ! -L /srv/shop/revisions.log ] && [ -d /srv/shop ] && [ ! -w /srv/shop ]; then echo log_unwritable; fi",
+        "web1    | $ bad=; if [ -e /srv/shop/current ] && [ ! -L /srv/shop/current ]; then if [ -d /srv/shop/current ]; then echo current_dir; else echo current_other; fi; fi; if [ -L /srv/shop ] && [ ! -e /srv/shop ]; then echo place_dangling 0; bad=1; elif [ -e /srv/shop ] && [ ! -d /srv/shop ]; then if [ -f /srv/shop ]; then echo place_file 0; else echo place_other 0; fi; bad=1; fi; if [ -L /srv/shop/releases ] && [ ! -e /srv/shop/releases ]; then echo place_dangling 1; bad=1; elif [ -e /srv/shop/releases ] && [ ! -d /srv/shop/releases ]; then if [ -f /srv/shop/releases ]; then echo place_file 1; else echo place_other 1; fi; bad=1; fi; if [ -L /srv/shop/shared ] && [ ! -e /srv/shop/shared ]; then echo place_dangling 2; bad=1; elif [ -e /srv/shop/shared ] && [ ! -d /srv/shop/shared ]; then if [ -f /srv/shop/shared ]; then echo place_file 2; else echo place_other 2; fi; bad=1; fi; if [ -L /srv/shop/shared/log ] && [ ! -e /srv/shop/shared/log ]; then printf 'dir_dangling %s\\n' log; bad=1; elif [ -e /srv/shop/shared/log ] && [ ! -d /srv/shop/shared/log ]; then if [ -f /srv/shop/shared/log ]; then printf 'dir_not_dir %s\\n' log; else printf 'dir_other %s\\n' log; fi; bad=1; fi; if [ -n \"$bad\" ]; then :; elif ! e=$(mkdir -p /srv/shop/releases /srv/shop/shared /srv/shop/shared/log 2>&1); then printf 'mkdir %s\\n' \"$(printf '%s' \"$e\" | tr '\\n' ' ')\"; elif [ ! -w /srv/shop ]; then echo unwritable; fi; if [ -f /srv/shop/revisions.log ] && [ ! -L /srv/shop/revisions.log ]; then [ -w /srv/shop/revisions.log ] || echo log_unwritable; elif [ ! -e /srv/shop/revisions.log ] && [ ! -L /srv/shop/revisions.log ] && [ -d /srv/shop ] && [ ! -w /srv/shop ]; then echo log_unwritable; fi",
         "▶ deploy:updating",
         "worker1 | $ umask o-w && mkdir -p /srv/shop/releases && mkdir /srv/shop/releases/20250102030405 && { umask o-w && { rm -f /srv/shop/releases/20250102030405/.tether-complete.new && printf 'release %s building\\n' 20250102030405 > /srv/shop/releases/20250102030405/.tether-complete.new && { [ ! -L /srv/shop/releases/20250102030405/.tether-complete ] || rm -f /srv/shop/releases/20250102030405/.tether-complete; } && [ ! -d /srv/shop/releases/20250102030405/.tether-complete ] && mv -f /srv/shop/releases/20250102030405/.tether-complete.new /srv/shop/releases/20250102030405/.tether-complete; } || { rm -f /srv/shop/releases/20250102030405/.tether-complete.new; false; } || { rmdir /srv/shop/releases/20250102030405; false; }; }",
         "▶ git:create_release",

@@ -2421,3 +2421,48 @@ fn a_reattach_tries_until_its_bound() {
     assert!(lost.elapsed() < Duration::from_secs(12), "{text}");
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n");
 }
+
+/// A re-attach refused for a changed host key (or a refused login) ends at once, and says
+/// so: no `within` the bound it did not wait out (stop 45 tester t57: `not re-attached within
+/// 1m00s` after 3.1 s).
+#[test]
+fn a_reattach_refused_for_a_changed_host_key_says_why_not_the_bound() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let marker = lab.host("host1").root_dir.join("marker");
+    std::fs::write(&marker, "").unwrap();
+    let child = support::tether::Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["--reattach", "30s", "run", "--hosts", "host1", "--"])
+        .arg("echo ran >> /srv/marker; sleep 8; echo finished")
+        .spawn();
+    wait_until("the command never started", || {
+        std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+    });
+    // A new host key, read by the listener as it re-executes itself.
+    let key = lab
+        .host("host1")
+        .sshd_config
+        .with_file_name("ssh_host_ed25519_key");
+    for f in [key.clone(), key.with_extension("pub")] {
+        std::fs::remove_file(f).unwrap();
+    }
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    lab.reconfigure("host1", "");
+    let lost = Instant::now();
+    lab.kill_connections("host1");
+    let out = child.wait_with_output().unwrap();
+    let text = crate::support::tether::text(&out);
+    assert!(lost.elapsed() < Duration::from_secs(10), "{text}");
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("not re-attached: "), "{text}");
+    assert!(!text.contains("within 30"), "{text}");
+    assert!(text.to_lowercase().contains("host key"), "{text}");
+    for pid in processes(&lab, "host1", "sleep 8") {
+        support::net::signal(pid, support::net::SIGKILL);
+    }
+}

@@ -547,6 +547,13 @@ impl SshError {
         )
     }
 
+    /// Whether the server refused its host key or the login: waiting fixes neither (an expired
+    /// certificate included), so no attempt to connect again is made.
+    pub fn refused(&self) -> bool {
+        self.kind() == Kind::HostKeyRefused
+            || matches!(self, SshError::Auth { .. } | SshError::AuthCutOff { .. })
+    }
+
     /// The kind of failure this is for the recipe and the exit code.
     pub fn kind(&self) -> Kind {
         match self {

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use super::connect::Connection;
 use super::policy::WorkerSettings;
 use super::SshError;
-use crate::failure::Kind;
 
 /// How a reconnect ended.
 pub enum Outcome {
@@ -62,8 +61,7 @@ pub fn with_backoff(
 /// refused host key (a certificate that expired since the first connection included) nor a
 /// refused login.
 fn worth_retrying(e: SshError, last_error: &mut Option<SshError>) -> bool {
-    let refused = e.kind() == Kind::HostKeyRefused
-        || matches!(e, SshError::Auth { .. } | SshError::AuthCutOff { .. });
+    let refused = e.refused();
     *last_error = Some(e);
     !refused
 }

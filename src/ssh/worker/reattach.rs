@@ -59,6 +59,7 @@ impl WorkerState {
                 _ => (lost_at + bound, ConnectBound::Reattach(bound)),
             };
             if let Err(e) = self.connect_within(until, cut_by, &opts.stop) {
+                let refused = e.refused();
                 let e = e.said_for(&self.owner.name);
                 let within = crate::duration::format(bound);
                 let (ended, short) = match (opts.stop.reason(), timeout) {
@@ -75,6 +76,14 @@ impl WorkerState {
                             format!("not re-attached before its timeout ({t})"),
                         )
                     }
+                    // Refused (a changed host key, a login no longer accepted): no more
+                    // attempts, whatever the bound (stop 45 tester t57: `not re-attached
+                    // within 1m00s` after 3.1 s).
+                    (None, _) if refused => (
+                        format!("not re-attached: {e}"),
+                        "not re-attached: its host key or login was refused on connecting again"
+                            .to_string(),
+                    ),
                     // `--reattach 0` (or `reattach: 0`): one attempt, no time to say.
                     (None, _) if bound.is_zero() => (
                         format!("not re-attached at its one attempt (reattach 0) ({e})"),
@@ -226,9 +235,7 @@ impl WorkerState {
                     ));
                 }
                 Err(e) => {
-                    let refused = e.kind() == crate::failure::Kind::HostKeyRefused
-                        || matches!(e, SshError::Auth { .. } | SshError::AuthCutOff { .. });
-                    if refused || Instant::now() >= last_start {
+                    if e.refused() || Instant::now() >= last_start {
                         return Err(e);
                     }
                 }

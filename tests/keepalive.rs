@@ -508,16 +508,30 @@ fn an_idle_host_lost_as_the_run_ends_is_not_summed_up_as_connected() {
 fn an_idle_host_hung_as_the_run_ends_is_neither_waited_for_nor_called_connected() {
     for listener in [false, true] {
         let lab = Lab::builder().names(&["web1", "web2"]).start();
-        hung_as_the_run_ends(&lab, listener);
+        hung_as_the_run_ends(&lab, listener, "");
     }
 }
 
-fn hung_as_the_run_ends(lab: &Lab, listener: bool) {
+/// The same for a host that ran only commands on a terminal, which leave no files of the
+/// supervisor for the run's last exec to remove (the review of stop 46: only a host with such
+/// files was asked at the end whether its session answered).
+#[test]
+fn a_host_without_supervised_commands_hung_as_the_run_ends_is_not_called_connected() {
+    let lab = Lab::builder().names(&["web1", "web2"]).start();
+    hung_as_the_run_ends(&lab, false, "#{ pty: true }, ");
+}
+
+/// Runs `true` on web1 and web2 (with `on`'s `options`), then `sleep 3` on web1 while web2's
+/// session (its listener too, with `listener`) hangs; checks the end is not held and web2 is
+/// not summed up as holding its session.
+fn hung_as_the_run_ends(lab: &Lab, listener: bool, options: &str) {
     let dir = recipe_dir(
         lab,
-        "server(\"web1\", #{ roles: [\"web\"] });\n\
-         server(\"web2\", #{ roles: [\"web\"] });\n\
-         task(\"t\", || { on([\"web\"], \"true\"); on([\"web1\"], \"sleep 3\"); });\n",
+        &format!(
+            "server(\"web1\", #{{ roles: [\"web\"] }});\n\
+             server(\"web2\", #{{ roles: [\"web\"] }});\n\
+             task(\"t\", || {{ on([\"web\"], {options}\"true\"); on([\"web1\"], \"sleep 3\"); }});\n"
+        ),
     );
     let config = lab.config_with("slow_connect", "Host *\n  ConnectTimeout 30\n");
     let started = Instant::now();

@@ -213,6 +213,10 @@ impl Drop for HostWorker {
     }
 }
 
+/// How long a session with no supervisor's files to remove has to answer at the run's end
+/// (as long as the exec that removes them has: see `exec::clean_supervised`).
+const LAST_ANSWER: Duration = Duration::from_secs(3);
+
 impl WorkerState {
     fn emit(&self, kind: EventKind) {
         self.owner.emit(kind);
@@ -245,17 +249,24 @@ impl WorkerState {
             self.last_contact();
         }
         if let Some(conn) = self.conn.take() {
-            if !self.read.is_empty() {
-                // A session that does not answer now is lost, whatever the run believed: said,
-                // and not waited for any longer (stop 46 tester t61: a hung idle host held the
-                // run's end 17 s unsaid, then was summed up as holding its session).
-                if let Err(e) = exec::clean_supervised(&conn, &self.read) {
-                    self.emit(EventKind::SessionLost {
-                        reason: format!("no answer from the session at the run's end: {e}"),
-                        while_idle: true,
-                    });
-                    return;
-                }
+            // A session that does not answer now is lost, whatever the run believed: said,
+            // and not waited for any longer (stop 46 tester t61: a hung idle host held the
+            // run's end 17 s unsaid, then was summed up as holding its session). Asked by the
+            // exec that removes the supervisor's files, or, with none (commands on a terminal
+            // only, or none at all), by a bare channel (the review of stop 46: such a host was
+            // not asked).
+            let answered = match self.read.is_empty() {
+                false => exec::clean_supervised(&conn, &self.read).map_err(|e| e.to_string()),
+                true => heartbeat::run(&conn, Beat::Channel, LAST_ANSWER)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+            };
+            if let Err(e) = answered {
+                self.emit(EventKind::SessionLost {
+                    reason: format!("no answer from the session at the run's end: {e}"),
+                    while_idle: true,
+                });
+                return;
             }
             conn.disconnect();
         }

@@ -2923,3 +2923,47 @@ fn host_values_print_as_hosts() {
         .stdout_contains(r#"#{"h": host("web1")}"#)
         .stdout_contains("\nweb2\n");
 }
+
+/// A task that fails with an error of the recipe's own (not a thrown value) fails the hosts
+/// that waited for it at the place where it failed, in the file it is in, as the host whose
+/// closure ran it, and a `catch` there reads its message (the review of stop 46: the waiters
+/// got its text with Rhai's `(line 4, position 15)`, placed in the main file at that line).
+#[test]
+fn a_task_failing_with_a_recipe_error_fails_its_waiters_where_it_failed() {
+    let lab = support::recipe::lab(&["web1", "web2", "web3"]);
+    let mut r = RecipeDir::new(
+        "invoke-recipe-error",
+        r#"import "lib" as lib;
+for h in ["web1", "web2", "web3"] { server(h, #{ roles: ["web"] }); }
+task("caught", || { on("web", |h| {
+    try { invoke("bad"); } catch (e) { print(h.name + " caught " + e.message); } }); });
+task("uncaught", || { on("web", |h| { invoke("bad"); }); });"#,
+    );
+    r.write(
+        "lib.rhai",
+        "task(\"bad\", || {\n    run_locally(\"sleep 0.5\");\n    let a = [1];\n    let y = a[5];\n});\n",
+    );
+    r.ssh_config = Some(lab.ssh_config());
+    let out = r.tether().args(&["caught"]).run();
+    out.status(0);
+    for h in ["web1", "web2", "web3"] {
+        out.stdout_contains(&format!(
+            "{h} caught Array index 5 out of bounds: only 1 element in array"
+        ));
+    }
+    let out = r.tether().args(&["uncaught"]).run();
+    out.status(4);
+    for h in ["web1", "web2", "web3"] {
+        let failure: Vec<&str> = out
+            .stderr
+            .lines()
+            .skip_while(|l| !l.starts_with(&format!("{h}: ")))
+            .take(8)
+            .collect();
+        let failure = failure.join("\n");
+        assert!(failure.contains("lib.rhai:4:"), "{h}: {}", out.stderr);
+    }
+    out.stderr_lacks("deploy.rhai:4:")
+        .stderr_lacks("(line 4, position")
+        .stderr_contains("(at lib.rhai:4:15, in task ");
+}

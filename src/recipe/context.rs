@@ -455,18 +455,24 @@ impl Runtime {
             .unwrap_or_else(|p| p.into_inner());
     }
 
-    /// Keeps what `task` threw (`err`: a thrown value as it is, any other error as its text),
-    /// before its invocation ends, for every `invoke` of it that runs nothing.
+    /// Keeps what `task` threw (`err`: a thrown value as it is; any other error, one of the
+    /// recipe's own, as a `Failure` of kind `recipe` placed where it happened, in the file it
+    /// happened in), before its invocation ends, for every `invoke` of it that runs nothing
+    /// (the review of stop 46: such an error was kept as its text, which a `catch` could not
+    /// read as a failure, placed in the main file at the line it had in its own).
     pub fn note_task_failed(&self, task: &str, err: &rhai::EvalAltResult) {
-        let mut leaf = err;
-        while let rhai::EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
-        | rhai::EvalAltResult::ErrorInModule(_, inner, _) = leaf
-        {
-            leaf = inner;
-        }
+        let main = self.file.display().to_string();
+        let (leaf, at, _) = super::diagnostics::innermost(err, &main, &self.sources);
         let thrown = match leaf {
             rhai::EvalAltResult::ErrorRuntime(value, at) => (value.clone(), *at),
-            other => (Dynamic::from(other.to_string()), other.position()),
+            other => {
+                let mut failure = crate::failure::Failure::new(
+                    crate::failure::Kind::Recipe,
+                    super::diagnostics::message(other),
+                );
+                failure.at = at.map(|l| l.to_string());
+                (Dynamic::from(failure), rhai::Position::NONE)
+            }
         };
         self.failed_tasks
             .lock()

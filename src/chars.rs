@@ -51,3 +51,24 @@ pub fn continued(command: &str) -> std::borrow::Cow<'_, str> {
         false => command.into(),
     }
 }
+
+/// How long a failed host's line names its command at most, in characters.
+const FAILED_NAMED: usize = 500;
+
+/// `command` as a failure names it (a failed host's line, a timeout, a lost connection, a
+/// stop): whole, each further line behind [`CONTINUED`] (stop 47 tester t64: a timeout's and a
+/// lost connection's lines were flush left), up to [`FAILED_NAMED`] characters; a longer one
+/// (a stdlib step's script of a kilobyte or two) by its start and its length, so the reason
+/// that follows is not buried (stop 47 tester t63: 1,700 characters of script before the words
+/// that said why). `-v` and JSON give it whole.
+pub fn command_named(command: &str) -> String {
+    let count = command.chars().count();
+    if count <= FAILED_NAMED {
+        return continued(command).into_owned();
+    }
+    let start: String = command.chars().take(FAILED_NAMED).collect();
+    format!(
+        "{}… ({count} characters in all: -v shows it whole)",
+        continued(&start)
+    )
+}

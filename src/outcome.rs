@@ -30,7 +30,7 @@ pub fn failure_text(host: &str, command: &str, result: &Result<ExecOutput, SshEr
                     .host(host)
                     .text(&format!(
                         ": `{}` failed with {} after ",
-                        crate::chars::continued(command),
+                        crate::chars::command_named(command),
                         out.status
                     ))
                     .took(out.duration),
@@ -38,7 +38,7 @@ pub fn failure_text(host: &str, command: &str, result: &Result<ExecOutput, SshEr
                     .host(host)
                     .text(&format!(
                         ": `{}` failed after ",
-                        crate::chars::continued(command)
+                        crate::chars::command_named(command)
                     ))
                     .took(out.duration)
                     .text(&format!(" with {}", out.status)),

@@ -1645,7 +1645,8 @@ fn a_multi_line_commands_further_lines_never_pass_for_tethers_own() {
         "multi-line-command",
         &format!(
             "task(\"string\", || {{ on(\"web1\", {command:?}); }});\n\
-             task(\"closure\", || {{ on(\"web1\", |h| {{ run({command:?}); }}); }});\n"
+             task(\"closure\", || {{ on(\"web1\", |h| {{ run({command:?}); }}); }});\n\
+             task(\"timeout\", || {{ on(\"web1\", #{{ timeout: 0.5 }}, \"sleep 3\\n\" + {command:?}); }});\n"
         ),
     );
     for args in [
@@ -1655,6 +1656,8 @@ fn a_multi_line_commands_further_lines_never_pass_for_tethers_own() {
         &["-v", "closure"],
         &["-n", "string"],
         &["-n", "closure"],
+        // A timeout's failure too (stop 47 tester t64).
+        &["timeout"],
     ] {
         let out = r.tether().args(args).run();
         let both = format!("{}{}", out.stdout, out.stderr);
@@ -1665,7 +1668,7 @@ fn a_multi_line_commands_further_lines_never_pass_for_tethers_own() {
             );
             assert!(both.contains(&format!("\n> {spoof}\n")), "{args:?}: {both}");
         }
-        if args[0] != "-n" {
+        if args[0] != "-n" && args[0] != "timeout" {
             assert!(
                 out.stderr
                     .contains("\n>   (at deploy.rhai:1:1, in task `t`)\n> exit 3` failed"),
@@ -1673,4 +1676,30 @@ fn a_multi_line_commands_further_lines_never_pass_for_tethers_own() {
             );
         }
     }
+}
+
+/// A failed host's line names a long command (a stdlib step's script of a kilobyte or two) by
+/// its start and its length, and the reason after it; `-v` shows it whole (stop 47 tester t63:
+/// 1,700 characters of script before the words that said why).
+#[test]
+fn a_long_failed_command_is_named_by_its_start() {
+    let lab = Lab::builder().names(&["web1"]).start();
+    let command = format!("true {}; echo the reason >&2; exit 3", "x".repeat(1500));
+    let r = lab_recipe(
+        &lab,
+        "long-failed-command",
+        &format!("task(\"t\", || {{ on(\"web1\", {command:?}); }});\n"),
+    );
+    let out = r.tether().args(&["t"]).run();
+    out.status(1)
+        .stderr_contains(&format!(
+            "web1: `true {}… (1534 characters in all: -v shows it whole)` failed with exit status 3",
+            "x".repeat(495)
+        ))
+        .stderr_contains("the reason")
+        .stderr_lacks(&command);
+    r.tether()
+        .args(&["-v", "t"])
+        .run()
+        .stdout_contains(&format!("web1 ~ $ {command}"));
 }

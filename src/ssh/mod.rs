@@ -261,7 +261,10 @@ pub enum SshError {
     /// for its channel (a PTY under `PermitTTY no`), its output could not be written locally,
     /// or, too long for one exec request, it could not be written to a file on the host (stop
     /// 45 tester t56: said as an unreachable host, exit 3, where the host was reached).
-    #[error("{host}: `{command}` was not run: {reason}")]
+    #[error(
+        "{host}: `{}` was not run: {reason}",
+        crate::chars::command_named(command)
+    )]
     NotRun {
         /// Host as named by the user.
         host: String,
@@ -398,7 +401,10 @@ impl SshError {
                     _ => "the command may have partly run",
                 };
                 HostText::new()
-                    .text(&format!("connection lost during `{command}` on "))
+                    .text(&format!(
+                        "connection lost during `{}` on ",
+                        crate::chars::command_named(command)
+                    ))
                     .host(host)
                     .text(" after ")
                     .took(*elapsed)
@@ -409,7 +415,7 @@ impl SshError {
                 command,
                 timeout,
             } => HostText::new()
-                .text(&format!("`{command}` on "))
+                .text(&format!("`{}` on ", crate::chars::command_named(command)))
                 .host(host)
                 .text(&format!(
                     " did not finish within {}",
@@ -422,7 +428,10 @@ impl SshError {
                 why,
                 reach: StopReach::NotStopped,
             } => HostText::new()
-                .text(&format!("tether stopped waiting for `{command}` on "))
+                .text(&format!(
+                    "tether stopped waiting for `{}` on ",
+                    crate::chars::command_named(command)
+                ))
                 .host(host)
                 .text(" after ")
                 .took(*d)
@@ -437,7 +446,7 @@ impl SshError {
                 ..
             } => {
                 let text = HostText::new()
-                    .text(&format!("`{command}` on "))
+                    .text(&format!("`{}` on ", crate::chars::command_named(command)))
                     .host(host)
                     .text(" was stopped by tether ");
                 match elapsed {

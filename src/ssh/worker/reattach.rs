@@ -16,7 +16,11 @@ use crate::ssh::reconnect::LAST_CONTACT;
 
 /// How long before the end of a re-attach's bound its last attempt starts at the latest (see
 /// `connect_within`): time for a handshake that answers.
-const LAST_ATTEMPT: Duration = Duration::from_millis(500);
+const LAST_ATTEMPT: Duration = Duration::from_millis(250);
+
+/// The pause between attempts that fail at once (a refused connection) once the backoff's next
+/// pause would pass the last attempt's start (see `connect_within`).
+const FINAL_PAUSE: Duration = Duration::from_millis(250);
 
 impl WorkerState {
     /// The connection died while `sent` (named `command` in what tether says: see
@@ -195,10 +199,11 @@ impl WorkerState {
         stop: &Stop,
     ) -> Result<(), SshError> {
         let mut delay = Duration::from_secs(1);
-        // The last attempt starts this long before `until` at the latest, a pause of the
-        // backoff cut short to reach it: a host back in the bound's last seconds is reached
-        // (stop 47 tester t63: `--reattach 10s` gave up after 7 s, where the next pause would
-        // have passed the bound).
+        // Where the backoff's next pause would pass the last attempt's start (LAST_ATTEMPT
+        // before `until`), attempts come every FINAL_PAUSE up to it: a host back in the bound's
+        // last seconds is reached (stop 47 tester t63: `--reattach 10s` gave up after 7 s,
+        // where the next pause would have passed the bound; tester t64: a host back in its last
+        // half second was missed, the command then stopped).
         let last_start = until.checked_sub(LAST_ATTEMPT).unwrap_or(until);
         let host = self.owner.name.to_string();
         let stopping = |why: String| SshError::Session {
@@ -240,7 +245,11 @@ impl WorkerState {
                     }
                 }
             }
-            let wake = (Instant::now() + delay).min(last_start);
+            let now = Instant::now();
+            let wake = match now + delay {
+                next if next > last_start => (now + FINAL_PAUSE).min(last_start),
+                next => next,
+            };
             while Instant::now() < wake {
                 if self.owner.stop.load(Ordering::SeqCst) {
                     return Err(stopping("tether is stopping".into()));

@@ -1269,3 +1269,35 @@ fn the_runs_own_lock_is_released_whatever_the_hosts_sed_does() {
         out.dump()
     );
 }
+
+/// Where the lock cannot be taken on the first host in name order, the others are not tried,
+/// and the failure says so, naming them (stop 47 tester t64: two hosts whose lock would have
+/// failed too were left out of the failure, unnamed).
+#[test]
+fn hosts_not_tried_for_the_lock_are_named() {
+    let lab = lab();
+    let dir = Dir::new("lock-untried");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    let first = shop(&lab, "resque1");
+    let _ = fs::remove_dir_all(&first);
+    fs::write(&first, "a file\n").unwrap();
+    let out = deploy(&dir, &lab, "20250101000001", &[]);
+    out.status(1)
+        .stderr_contains(
+            "resque1: could not take the lock /srv/shop/deploy.lock: cannot create its directory",
+        )
+        .stderr_contains(
+            "not tried (the lock is taken on resque1 first, and it was not taken there): ",
+        );
+    let untried = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("not tried"))
+        .unwrap_or_default();
+    for h in ["web1", "web2", "resque2"] {
+        assert!(untried.contains(h), "{h}: {}", out.stderr);
+        assert!(!shop(&lab, h).join("deploy.lock").exists(), "{h}");
+    }
+    assert_eq!(read(first), "a file\n");
+}

@@ -1485,3 +1485,35 @@ fn a_release_left_half_removed_is_named_where_it_is() {
         .exists());
     assert_unlocked(&lab);
 }
+
+/// deploy:failed says where the release was removed and where it was never made (its mkdir
+/// failed): never "removed from every host" for a release some host never had (stop 47
+/// tester t64: an immutable releases/ made the mkdir fail, and the hook said the release was
+/// removed from every host).
+#[test]
+fn deploy_failed_says_where_the_release_was_never_made() {
+    let lab = lab();
+    let dir = Dir::new("never-made");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    // web2's releases/ read-only (a read-only tmpfs over it, which only web2 sees): its mkdir
+    // fails, for root too.
+    in_host(
+        &lab,
+        "web2",
+        "mount -t tmpfs -o size=64k,ro tmpfs /srv/shop/releases",
+    );
+    let out = deploy(&dir, &lab, "20250101000002", &[]);
+    in_host(&lab, "web2", "umount /srv/shop/releases");
+    out.status(1)
+        .stdout_lacks("removed from every host")
+        .stdout_contains("deploy:failed: release 20250101000002 removed from ")
+        .stdout_contains(" (never made on web2); current is as it was");
+    for h in HOSTS {
+        assert!(
+            !shop(&lab, h).join("releases/20250101000002").exists(),
+            "{h}"
+        );
+    }
+}

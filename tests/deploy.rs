@@ -1006,6 +1006,26 @@ for h in ["web1", "web2", "web3"] { server(h, #{ roles: ["web"] }); }
         .stderr_lacks("missing");
     assert_eq!(read(site("web1").join("shared")), "a file\n");
     assert_eq!(read(site("web3").join("releases")), "a file\n");
+
+    // A link to a file and a FIFO are said as what they are (stop 47 tester t64: "a file" and
+    // "neither a directory nor a file").
+    fs::remove_file(site("web1").join("shared")).unwrap();
+    fs::write(site("web1").join("afile"), "a file\n").unwrap();
+    std::os::unix::fs::symlink("/srv/site/afile", site("web1").join("shared")).unwrap();
+    fs::remove_file(site("web3").join("releases")).unwrap();
+    let fifo = std::process::Command::new("mkfifo")
+        .arg(site("web3").join("releases"))
+        .status()
+        .unwrap();
+    assert!(fifo.success());
+    fs::create_dir_all(site("web1").join("releases")).unwrap();
+    tether(&dir, &lab, &["deploy"])
+        .status(1)
+        .stderr_contains(
+            "web1: /srv/site/shared is a symbolic link to something that is not a directory: ",
+        )
+        .stderr_contains("web3: /srv/site/releases is a FIFO, not a directory: ")
+        .stderr_lacks("missing");
 }
 
 /// The copy strategy leaves out the run's own log (and its `.1`) by its path, where it lies in
@@ -1616,7 +1636,7 @@ server("worker1", #{ roles: ["worker"] });
         "▶ deploy:starting",
         "▶ deploy:check",
         "web1    | $ git ls-remote --heads /srv/git/shop.git >/dev/null",
-        "web1    | $ bad=; if [ -e /srv/shop/current ] && [ ! -L /srv/shop/current ]; then if [ -d /srv/shop/current ]; then echo current_dir; else echo current_other; fi; fi; if [ -L /srv/shop ] && [ ! -e /srv/shop ]; then echo place_dangling 0; bad=1; elif [ -e /srv/shop ] && [ ! -d /srv/shop ]; then if [ -f /srv/shop ]; then echo place_file 0; else echo place_other 0; fi; bad=1; fi; if [ -L /srv/shop/releases ] && [ ! -e /srv/shop/releases ]; then echo place_dangling 1; bad=1; elif [ -e /srv/shop/releases ] && [ ! -d /srv/shop/releases ]; then if [ -f /srv/shop/releases ]; then echo place_file 1; else echo place_other 1; fi; bad=1; fi; if [ -L /srv/shop/shared ] && [ ! -e /srv/shop/shared ]; then echo place_dangling 2; bad=1; elif [ -e /srv/shop/shared ] && [ ! -d /srv/shop/shared ]; then if [ -f /srv/shop/shared ]; then echo place_file 2; else echo place_other 2; fi; bad=1; fi; if [ -L /srv/shop/shared/log ] && [ ! -e /srv/shop/shared/log ]; then printf 'dir_dangling %s\\n' log; bad=1; elif [ -e /srv/shop/shared/log ] && [ ! -d /srv/shop/shared/log ]; then if [ -f /srv/shop/shared/log ]; then printf 'dir_not_dir %s\\n' log; else printf 'dir_other %s\\n' log; fi; bad=1; fi; if [ -n \"$bad\" ]; then :; elif ! e=$(mkdir -p /srv/shop/releases /srv/shop/shared /srv/shop/shared/log 2>&1); then printf 'mkdir %s\\n' \"$(printf '%s' \"$e\" | tr '\\n' ' ')\"; elif [ ! -w /srv/shop ]; then echo unwritable; fi; if [ -f /srv/shop/revisions.log ] && [ ! -L /srv/shop/revisions.log ]; then [ -w /srv/shop/revisions.log ] || echo log_unwritable; elif [ ! -e /srv/shop/revisions.log ] && [ ! -L /srv/shop/revisions.log ] && [ -d /srv/shop ] && [ ! -w /srv/shop ]; then echo log_unwritable; fi",
+        "web1    | $ bad=; if [ -e /srv/shop/current ] && [ ! -L /srv/shop/current ]; then if [ -d /srv/shop/current ]; then echo current_dir; else echo current_other; fi; fi; if [ -L /srv/shop ] && [ ! -e /srv/shop ]; then echo place_dangling 0; bad=1; elif [ -e /srv/shop ] && [ ! -d /srv/shop ]; then if [ -L /srv/shop ]; then echo place_link 0; elif [ -f /srv/shop ]; then echo place_file 0; elif [ -p /srv/shop ]; then echo place_fifo 0; else echo place_other 0; fi; bad=1; fi; if [ -L /srv/shop/releases ] && [ ! -e /srv/shop/releases ]; then echo place_dangling 1; bad=1; elif [ -e /srv/shop/releases ] && [ ! -d /srv/shop/releases ]; then if [ -L /srv/shop/releases ]; then echo place_link 1; elif [ -f /srv/shop/releases ]; then echo place_file 1; elif [ -p /srv/shop/releases ]; then echo place_fifo 1; else echo place_other 1; fi; bad=1; fi; if [ -L /srv/shop/shared ] && [ ! -e /srv/shop/shared ]; then echo place_dangling 2; bad=1; elif [ -e /srv/shop/shared ] && [ ! -d /srv/shop/shared ]; then if [ -L /srv/shop/shared ]; then echo place_link 2; elif [ -f /srv/shop/shared ]; then echo place_file 2; elif [ -p /srv/shop/shared ]; then echo place_fifo 2; else echo place_other 2; fi; bad=1; fi; if [ -L /srv/shop/shared/log ] && [ ! -e /srv/shop/shared/log ]; then printf 'dir_dangling %s\\n' log; bad=1; elif [ -e /srv/shop/shared/log ] && [ ! -d /srv/shop/shared/log ]; then if [ -f /srv/shop/shared/log ]; then printf 'dir_not_dir %s\\n' log; else printf 'dir_other %s\\n' log; fi; bad=1; fi; if [ -n \"$bad\" ]; then :; elif ! e=$(mkdir -p /srv/shop/releases /srv/shop/shared /srv/shop/shared/log 2>&1); then printf 'mkdir %s\\n' \"$(printf '%s' \"$e\" | tr '\\n' ' ')\"; elif [ ! -w /srv/shop ]; then echo unwritable; fi; if [ -f /srv/shop/revisions.log ] && [ ! -L /srv/shop/revisions.log ]; then [ -w /srv/shop/revisions.log ] || echo log_unwritable; elif [ ! -e /srv/shop/revisions.log ] && [ ! -L /srv/shop/revisions.log ] && [ -d /srv/shop ] && [ ! -w /srv/shop ]; then echo log_unwritable; fi",
         "▶ deploy:updating",
         "worker1 | $ umask o-w && mkdir -p /srv/shop/releases && mkdir /srv/shop/releases/20250102030405 && { umask o-w && { rm -f /srv/shop/releases/20250102030405/.tether-complete.new && printf 'release %s building\\n' 20250102030405 > /srv/shop/releases/20250102030405/.tether-complete.new && { [ ! -L /srv/shop/releases/20250102030405/.tether-complete ] || rm -f /srv/shop/releases/20250102030405/.tether-complete; } && [ ! -d /srv/shop/releases/20250102030405/.tether-complete ] && mv -f /srv/shop/releases/20250102030405/.tether-complete.new /srv/shop/releases/20250102030405/.tether-complete; } || { rm -f /srv/shop/releases/20250102030405/.tether-complete.new; false; } || { rmdir /srv/shop/releases/20250102030405; false; }; }",
         "▶ git:create_release",

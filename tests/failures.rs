@@ -410,7 +410,7 @@ task("t", || {
         out.stdout
     );
     out.stdout_lacks("web1  never connected")
-        .stdout_contains("web1  session lost after 1 command, ")
+        .stdout_contains("web1  session lost after 1 finished command, ")
         // Beside its host's prefix, an error does not name the host again (found dead while
         // idle or before `echo second`, whichever came first).
         .stdout_contains("web1 ~ ")

@@ -469,7 +469,10 @@ fn an_idle_host_lost_as_the_run_ends_is_not_summed_up_as_connected() {
         out.status(0);
         if format == "text" {
             let row = summary_row(&out, "web2");
-            assert!(row.contains("session lost after 1 command"), "{row}");
+            assert!(
+                row.contains("session lost after 1 finished command"),
+                "{row}"
+            );
             assert!(row.contains("not reconnected: the run was ending"), "{row}");
             assert!(
                 out.stdout.lines().any(|l| l.starts_with("web2 ")

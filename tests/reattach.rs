@@ -1295,7 +1295,7 @@ fn a_session_lost_under_a_command_is_not_summed_up_as_open() {
         } else {
             assert!(!text.contains("one session"), "{text}");
             assert!(
-                text.contains("host1  session lost after 0 commands, 0 heartbeats, 0 reconnects (the connection was lost during a command)"),
+                text.contains("host1  session lost after 0 finished commands, 0 heartbeats, 0 reconnects (the connection was lost during a command)"),
                 "{text}"
             );
         }

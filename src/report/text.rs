@@ -636,7 +636,7 @@ fn sessions_text(st: &State, look: Look, title: &str, elapsed: Duration) -> Vec<
                 Went::Open { .. } => format!("one session, {counts}"),
                 Went::Never { why } => format!("never connected ({why})"),
                 Went::Lost { commands, why } => format!(
-                    "session lost after {commands} command{}, {counts} ({why})",
+                    "session lost after {commands} finished command{}, {counts} ({why})",
                     plural(commands)
                 ),
                 Went::Unneeded => "not connected (the run did not need it)".into(),

@@ -345,6 +345,18 @@ impl Pool {
                     }
                     done.send(r)
                 });
+                // Work of a nested `on` not yet started when its enclosing step was aborted
+                // starts nothing (see `Stop::refusal`; stop 47 tester t64: in sequence, a
+                // nested `on` started its command on the next host after the abort).
+                if let Some(why) = how.kill.refusal() {
+                    return reply(Err(SshError::CommandStopped {
+                        host: host.clone(),
+                        command: command.clone(),
+                        elapsed: None,
+                        why,
+                        reach: crate::ssh::StopReach::Stopped,
+                    }));
+                }
                 match self.worker(host) {
                     Ok(w) => w.exec(command, opts, reply),
                     Err(e) => reply(Err(e)),

@@ -54,6 +54,16 @@ impl StopWhen for StepStop {
             because: because.to_string(),
         })
     }
+
+    /// New work of the step (a nested `on`'s next command) is refused once the step, or an
+    /// earlier one, was aborted: the grace is for what already runs.
+    fn refuses(&self) -> Option<StopReason> {
+        let failures = self.abort.failures();
+        let (k, because, _) = StepAbort::earliest(&failures)?;
+        (because != self.host && self.index + 1 >= k).then(|| StopReason::StepAborted {
+            because: because.to_string(),
+        })
+    }
 }
 
 impl StepAbort {
@@ -131,10 +141,13 @@ mod tests {
         let web1 = StopReason::StepAborted {
             because: "web1".into(),
         };
-        assert_eq!(past.reason(), Some(web1));
-        // The same step has its grace; earlier steps finish.
+        assert_eq!(past.reason(), Some(web1.clone()));
+        // The same step has its grace; earlier steps finish. New work of the same step (a
+        // nested `on`'s next command) is refused at once.
         assert_eq!(same.reason(), None);
+        assert_eq!(same.refusal(), Some(web1));
         assert_eq!(before.reason(), None);
+        assert_eq!(before.refusal(), None);
         // A failure at an earlier step makes the same-step command one past it.
         abort.fail(1, "db1");
         assert_eq!(

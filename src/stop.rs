@@ -45,6 +45,12 @@ impl std::fmt::Display for StopReason {
 pub trait StopWhen: std::fmt::Debug + Send + Sync {
     /// Why the command is to stop now; `None` while it is not.
     fn reason(&self) -> Option<StopReason>;
+
+    /// Why no new work is to start under it now (see [`Stop::refusal`]); by default, when
+    /// [`reason`](StopWhen::reason) says it is to stop.
+    fn refuses(&self) -> Option<StopReason> {
+        self.reason()
+    }
 }
 
 /// A cell set once, with its reason, to stop the commands given it.
@@ -108,6 +114,18 @@ impl Stop {
         self.sources.iter().find_map(|s| match s {
             Source::Flag(flag, why) => flag.load(Ordering::SeqCst).then(|| why.clone()),
             Source::When(when) => when.reason(),
+        })
+    }
+
+    /// Why work not yet started under this stop is not to start now: as [`Stop::reason`], but
+    /// a step abort refuses new work of its own step at once, where it lets the step's running
+    /// command its grace (see `crate::step_abort`): the commands of a nested `on`, all one step
+    /// of the host whose closure runs it, start nothing after the enclosing step's abort (stop
+    /// 47 tester t64).
+    pub fn refusal(&self) -> Option<StopReason> {
+        self.sources.iter().find_map(|s| match s {
+            Source::Flag(flag, why) => flag.load(Ordering::SeqCst).then(|| why.clone()),
+            Source::When(when) => when.refuses(),
         })
     }
 

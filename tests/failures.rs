@@ -1703,3 +1703,71 @@ fn a_long_failed_command_is_named_by_its_start() {
         .run()
         .stdout_contains(&format!("web1 ~ $ {command}"));
 }
+
+/// A nested `on` that is the same step of its host as the step another host of the enclosing
+/// `on` failed at starts nothing new after that failure: what it runs gets the step's grace,
+/// its next command (or, in sequence, its next host) is not started, and its host is stopped
+/// early (stop 47 tester t64: its later commands, transfers and hosts started during the
+/// grace, and its host went unnamed).
+#[test]
+fn a_nested_on_of_the_failing_step_starts_nothing_after_the_failure() {
+    let lab = Lab::builder()
+        .names(&["host1", "host2", "host3", "host4"])
+        .start();
+    let cases = [
+        (
+            "closure",
+            r#"on("host3", |h| {
+                run("echo started > /srv/closure; sleep 1.5");
+                run("echo next > /srv/closure-next");
+            });"#,
+        ),
+        (
+            "sequence",
+            r#"on(["host3", "host4"], #{ in: "sequence" }, "echo started > /srv/sequence; sleep 1.5");"#,
+        ),
+    ];
+    for (name, nested) in cases {
+        let mut r = RecipeDir::new(
+            &format!("nested-same-step-{name}"),
+            &format!(
+                r#"
+for h in ["host1", "host2", "host3", "host4"] {{ server(h, #{{ roles: ["app"] }}); }}
+task("t", || {{
+    on(["host1", "host2"], |host| {{
+        if host.name == "host1" {{ run("sleep 1; exit 7"); }}
+        else {{
+            {nested}
+            run("echo next > /srv/next-{name}");
+        }}
+    }});
+}});
+"#
+            ),
+        );
+        r.ssh_config = Some(lab.ssh_config());
+        let out = r.tether().args(&["t"]).run();
+        let text = format!("{name}: {}{}", out.stdout, out.stderr);
+        assert_eq!(out.status, 1, "{text}");
+        assert!(
+            out.stderr
+                .contains("error: 1 of 2 hosts failed, 1 stopped early"),
+            "{text}"
+        );
+        assert!(out.stderr.contains("host2: stopped "), "{text}");
+        assert!(
+            !lab.host("host2")
+                .root_dir
+                .join(format!("next-{name}"))
+                .exists(),
+            "{text}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(lab.host("host3").root_dir.join(name)).unwrap_or_default(),
+            "started\n",
+            "{text}"
+        );
+    }
+    assert!(!lab.host("host3").root_dir.join("closure-next").exists());
+    assert!(!lab.host("host4").root_dir.join("sequence").exists());
+}

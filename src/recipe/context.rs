@@ -187,12 +187,13 @@ impl HostScope {
     }
 
     /// The host whose failure refuses this host's step numbered `index` (from 0), if one
-    /// does: one of its `on` that failed at an earlier step, or one that stopped the
-    /// enclosing step.
+    /// does: one of its `on` that failed at an earlier step, or one whose failure aborted the
+    /// enclosing step (the same step too: a nested `on` starts nothing new after it, see
+    /// `Stop::refusal`).
     pub fn stops(&self, index: usize) -> Option<String> {
         self.abort
             .stops(index)
-            .or_else(|| match self.enclosing.reason() {
+            .or_else(|| match self.enclosing.refusal() {
                 Some(StopReason::StepAborted { because }) => Some(because),
                 _ => None,
             })

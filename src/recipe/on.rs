@@ -190,7 +190,7 @@ fn begin(rt: &Runtime, target: &Dynamic, opts: &Map, what: &str) -> Fallible<Opt
 fn step_failed(failure: Failure, what: &str, enclosing: &Stop) -> Box<EvalAltResult> {
     if failure.failed.is_empty() && failure.kind != Kind::Interrupted {
         if let (Some(scope), Some(StopReason::StepAborted { because })) =
-            (context::host_scope(), enclosing.reason())
+            (context::host_scope(), enclosing.refusal())
         {
             return super::commands::stopped_within(&scope, what, because, &failure);
         }

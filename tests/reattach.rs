@@ -2325,7 +2325,7 @@ fn an_attempt_cut_short_by_the_reattach_bound_or_the_timeout_names_it() {
     for (args, want) in [
         (
             &["--reattach", "1s", "run", "--hosts", "host1", "--"][..],
-            "(the rest of the re-attach bound, 1.0 s)",
+            "(what was left of the 1.0 s re-attach bound)",
         ),
         (
             &[
@@ -2338,7 +2338,7 @@ fn an_attempt_cut_short_by_the_reattach_bound_or_the_timeout_names_it() {
                 "host1",
                 "--",
             ][..],
-            "(the rest of the command's timeout, 3.0 s)",
+            "(what was left of the command's 3.0 s timeout)",
         ),
     ] {
         std::fs::write(&marker, "").unwrap();

@@ -32,8 +32,10 @@ impl fmt::Display for ConnectBound {
         let d = |d: &Duration| crate::duration::format(*d);
         match self {
             ConnectBound::ConnectTimeout => f.write_str("ConnectTimeout"),
-            ConnectBound::Reattach(b) => write!(f, "the rest of the re-attach bound, {}", d(b)),
-            ConnectBound::Timeout(t) => write!(f, "the rest of the command's timeout, {}", d(t)),
+            ConnectBound::Reattach(b) => write!(f, "what was left of the {} re-attach bound", d(b)),
+            ConnectBound::Timeout(t) => {
+                write!(f, "what was left of the command's {} timeout", d(t))
+            }
             ConnectBound::LastContact(t) => {
                 write!(f, "tether's last attempt before it exits, {}", d(t))
             }

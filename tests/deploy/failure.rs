@@ -1497,12 +1497,14 @@ fn deploy_failed_says_where_the_release_was_never_made() {
     let app = App::new(&dir);
     recipe(&dir, &app);
     deploy(&dir, &lab, "20250101000001", &[]).status(0);
-    // web2's releases/ read-only (a read-only tmpfs over it, which only web2 sees): its mkdir
-    // fails, for root too.
-    in_host(
-        &lab,
-        "web2",
-        "mount -t tmpfs -o size=64k,ro tmpfs /srv/shop/releases",
+    // web2's releases/ made read-only once deploy:check passed (a read-only tmpfs over it,
+    // which only web2 sees): its mkdir fails, for root too.
+    dir.write(
+        "deploy.rhai",
+        &format!(
+            "{}before(\"deploy:updating\", || {{ on(\"web2\", \"mount -t tmpfs -o size=64k,ro tmpfs /srv/shop/releases\"); }});\n",
+            recipe_text(&app, true)
+        ),
     );
     let out = deploy(&dir, &lab, "20250101000002", &[]);
     in_host(&lab, "web2", "umount /srv/shop/releases");
@@ -1516,4 +1518,26 @@ fn deploy_failed_says_where_the_release_was_never_made() {
             "{h}"
         );
     }
+}
+
+/// A releases/ the deploy user cannot write (read-only, immutable) is refused by deploy:check,
+/// before anything is fetched or built (stop 47 tester t64: it passed the check, and the run
+/// failed at the release's mkdir).
+#[test]
+fn a_releases_directory_that_cannot_be_written_is_refused_by_the_check() {
+    let lab = lab();
+    let dir = Dir::new("releases-ro");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    in_host(
+        &lab,
+        "web2",
+        "mount -t tmpfs -o size=64k,ro tmpfs /srv/shop/releases",
+    );
+    let out = deploy(&dir, &lab, "20250101000002", &[]);
+    in_host(&lab, "web2", "umount /srv/shop/releases");
+    out.status(1)
+        .stderr_contains("web2: /srv/shop/releases is not writable: each release is made in it")
+        .stdout_lacks("▶ deploy:updating");
 }

@@ -2967,3 +2967,39 @@ task("uncaught", || { on("web", |h| { invoke("bad"); }); });"#,
         .stderr_lacks("(line 4, position")
         .stderr_contains("(at lib.rhai:4:15, in task ");
 }
+
+/// `capture(cmd, #{ strip: false })` is SSHKit's `capture(cmd, strip: false)`: the output with
+/// its last line end removed, its leading blanks and other line ends kept (stop 47 tester t63:
+/// indented YAML lost its first line's indentation, and the option was Rhai's "Function not
+/// found"); an unknown option is refused at its line.
+#[test]
+fn capture_without_strip_keeps_the_outputs_blanks() {
+    let lab = support::recipe::lab(&["web1"]);
+    let mut r = RecipeDir::new(
+        "capture-strip",
+        r#"server("web1", #{ roles: ["web"] });
+task("t", || { on("web1", |h| {
+    let cmd = "printf '  a: 1\\n  b: 2\\n\\n'";
+    print("stripped=" + capture(cmd).to_debug());
+    print("kept=" + capture(cmd, #{ strip: false }).to_debug());
+    print("crlf=" + capture("printf 'x \\r\\n'", #{ strip: false }).to_debug());
+    print("true=" + capture(cmd, #{ strip: true }).to_debug());
+}); });
+task("bad", || { on("web1", |h| { capture("true", #{ verbosity: 1 }); }); });"#,
+    );
+    r.ssh_config = Some(lab.ssh_config());
+    r.tether()
+        .args(&["t"])
+        .run()
+        .status(0)
+        .stdout_contains("stripped=\"a: 1\\n  b: 2\"")
+        .stdout_contains("kept=\"  a: 1\\n  b: 2\\n\"")
+        .stdout_contains("crlf=\"x \"")
+        .stdout_contains("true=\"a: 1\\n  b: 2\"");
+    r.tether()
+        .args(&["bad"])
+        .run()
+        .status(4)
+        .stderr_contains("capture(): unknown option `verbosity` (known: strip)")
+        .stderr_contains("deploy.rhai:9:35: capture(): unknown option");
+}

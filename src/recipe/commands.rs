@@ -34,6 +34,27 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
     engine.register_fn("capture", move |cmd: &str| -> Fallible<String> {
         host_exec(&r, cmd, Mode::Capture).map(|d| d.to_string())
     });
+    // SSHKit's `capture(cmd, strip: false)`: the output with its last line end removed
+    // (`chomp`), its leading blanks kept (stop 47 tester t63: indented YAML lost its first
+    // line's indentation, and the option was Rhai's "Function not found").
+    let r = rt.clone();
+    engine.register_fn("capture", move |cmd: &str, opts: Map| -> Fallible<String> {
+        if let Some(key) = opts.keys().find(|k| k.as_str() != "strip") {
+            return fail(format!("capture(): unknown option `{key}` (known: strip)"));
+        }
+        let strip = match opts.get("strip") {
+            None => true,
+            Some(v) => v
+                .as_bool()
+                .map_err(|_| format!("capture() option `strip` must be true or false, not {v}"))?,
+        };
+        let mode = if strip {
+            Mode::Capture
+        } else {
+            Mode::CaptureChomped
+        };
+        host_exec(&r, cmd, mode).map(|d| d.to_string())
+    });
     let r = rt.clone();
     engine.register_fn("test", move |cmd: &str| -> Fallible<bool> {
         host_exec(&r, cmd, Mode::Test).map(|d| d.as_bool().unwrap_or(false))
@@ -238,7 +259,10 @@ pub fn sudo_password_refused_before(ctx: &CommandContext, host: &str) -> Option<
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Run,
+    /// stdout, trimmed at both ends (SSHKit's `capture`).
     Capture,
+    /// stdout without its last line end (SSHKit's `capture(cmd, strip: false)`).
+    CaptureChomped,
     Test,
 }
 
@@ -345,7 +369,7 @@ fn host_failure(
 fn host_exec(rt: &Runtime, cmd: &str, mode: Mode) -> Fallible<Dynamic> {
     let name = match mode {
         Mode::Run => "run()",
-        Mode::Capture => "capture()",
+        Mode::Capture | Mode::CaptureChomped => "capture()",
         Mode::Test => "test()",
     };
     let scope = scope_for(name)?;
@@ -365,7 +389,7 @@ fn host_exec(rt: &Runtime, cmd: &str, mode: Mode) -> Fallible<Dynamic> {
         stdin: sudo_stdin(&cctx, None),
         timeout: scope.timeout,
         reattach: scope.reattach,
-        quiet: mode == Mode::Capture,
+        quiet: matches!(mode, Mode::Capture | Mode::CaptureChomped),
         pty: scope.pty,
         stop: scope.stop_for(index),
     };
@@ -431,6 +455,11 @@ fn host_exec(rt: &Runtime, cmd: &str, mode: Mode) -> Fallible<Dynamic> {
             .trim()
             .to_string()
             .into(),
+        Mode::CaptureChomped => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            let text = text.strip_suffix('\n').unwrap_or(&text);
+            text.strip_suffix('\r').unwrap_or(text).to_string().into()
+        }
         Mode::Test => true.into(),
     })
 }

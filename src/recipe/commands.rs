@@ -318,12 +318,19 @@ pub(super) fn stopped_within(
     because: String,
     inner: &Failure,
 ) -> Box<rhai::EvalAltResult> {
-    let stopped = StoppedEarly {
-        command: what.to_string(),
-        how: StoppedHow::Within,
-        because,
-        within: inner.said().to_string(),
-    };
+    throw_stopped(
+        scope,
+        StoppedEarly {
+            command: what.to_string(),
+            how: StoppedHow::Within,
+            because,
+            within: inner.said().to_string(),
+        },
+    )
+}
+
+/// Keeps `stopped` as `scope`'s host's stop (its first only) and throws it.
+fn throw_stopped(scope: &HostScope, stopped: StoppedEarly) -> Box<rhai::EvalAltResult> {
     scope.note_stopped(&stopped);
     rhai::EvalAltResult::ErrorRuntime(Dynamic::from(stopped), rhai::Position::NONE).into()
 }
@@ -336,14 +343,15 @@ fn stopped_early(
     how: StoppedHow,
     because: String,
 ) -> Box<rhai::EvalAltResult> {
-    let stopped = StoppedEarly {
-        command: command.to_string(),
-        how,
-        because,
-        within: String::new(),
-    };
-    scope.note_stopped(&stopped);
-    rhai::EvalAltResult::ErrorRuntime(Dynamic::from(stopped), rhai::Position::NONE).into()
+    throw_stopped(
+        scope,
+        StoppedEarly {
+            command: command.to_string(),
+            how,
+            because,
+            within: String::new(),
+        },
+    )
 }
 
 /// The failure a host-bound call throws when its command failed: the host, command, status

@@ -87,11 +87,15 @@ impl<T: Send> Drop for Done<T> {
 /// Runs `n` units of work as `spread` says. `start(i, done)` starts unit `i` and must not
 /// block for long (hand it to a worker or a thread); `done` receives its result. `failed`
 /// tells a failed result (sequence and groups stop after one); `cancelled` is checked before
-/// each start. Returns every unit's slot in input order, once every started unit answered.
+/// each start, and ends a `wait` between hosts or groups, as `hurry` does without cancelling
+/// (the units then started refuse themselves: a nested `on` whose enclosing step was
+/// aborted, stop 47 tester t65: its `wait: 25` held the run 25 s). Returns every unit's slot
+/// in input order, once every started unit answered.
 pub fn run<T: Send>(
     n: usize,
     spread: &Spread,
     cancelled: &dyn Fn() -> bool,
+    hurry: &dyn Fn() -> bool,
     failed: &dyn Fn(&T) -> bool,
     mut start: impl FnMut(usize, Done<T>),
 ) -> Vec<Slot<T>> {
@@ -118,7 +122,14 @@ pub fn run<T: Send>(
                 if batch_failed {
                     stop = Some(Skipped::EarlierFailure);
                 } else if let Some(wait) = spread.wait.filter(|w| !w.is_zero()) {
-                    std::thread::sleep(wait);
+                    let until = std::time::Instant::now() + wait;
+                    while !cancelled() && !hurry() {
+                        let left = until.saturating_duration_since(std::time::Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        std::thread::sleep(left.min(Duration::from_millis(50)));
+                    }
                 }
             }
             while stop.is_none() && running < window && next < n {
@@ -170,11 +181,18 @@ mod tests {
     fn order(spread: Spread, fails: &[usize], n: usize) -> (Vec<usize>, Vec<String>) {
         let started = Arc::new(Mutex::new(Vec::new()));
         let s = started.clone();
-        let slots = run(n, &spread, &|| false, &|v: &bool| !*v, |i, done| {
-            s.lock().unwrap().push(i);
-            let ok = !fails.contains(&i);
-            std::thread::spawn(move || done.send(ok));
-        });
+        let slots = run(
+            n,
+            &spread,
+            &|| false,
+            &|| false,
+            &|v: &bool| !*v,
+            |i, done| {
+                s.lock().unwrap().push(i);
+                let ok = !fails.contains(&i);
+                std::thread::spawn(move || done.send(ok));
+            },
+        );
         let outcome = slots
             .iter()
             .map(|s| match s {
@@ -264,6 +282,7 @@ mod tests {
                     *c > 2
                 }
             },
+            &|| false,
             &|_: &()| false,
             |i, done| {
                 if i == 0 {

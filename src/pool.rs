@@ -324,6 +324,7 @@ impl Pool {
             commands.len(),
             &how.spread,
             &|| self.interrupted.load(Ordering::SeqCst) || how.cancelled(),
+            &|| how.kill.refusal().is_some(),
             &|r: &Result<ExecOutput, SshError>| !matches!(r, Ok(out) if out.status.success()),
             |i, done| {
                 let (host, command) = &commands[i];

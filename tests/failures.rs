@@ -1771,3 +1771,59 @@ task("t", || {{
     assert!(!lab.host("host3").root_dir.join("closure-next").exists());
     assert!(!lab.host("host4").root_dir.join("sequence").exists());
 }
+
+/// A nested `on` whose enclosing step was aborted does not sleep out its `wait` between hosts
+/// or groups before it ends (stop 47 tester t65: `in: "sequence", wait: 25` held the run 25 s
+/// after the abort, though nothing more was started).
+#[test]
+fn a_nested_ons_wait_ends_with_the_enclosing_abort() {
+    let lab = Lab::builder()
+        .names(&["host1", "host2", "host3", "host4"])
+        .start();
+    for (name, nested) in [
+        (
+            "string",
+            r#"on(["host3", "host4"], #{ in: "sequence", wait: 25 }, "echo ran > /srv/wait-string");"#,
+        ),
+        (
+            "closure",
+            r#"on(["host3", "host4"], #{ in: "groups", limit: 1, wait: 25 }, |h| { run("echo ran > /srv/wait-closure"); });"#,
+        ),
+    ] {
+        let mut r = RecipeDir::new(
+            &format!("nested-wait-{name}"),
+            &format!(
+                r#"
+for h in ["host1", "host2", "host3", "host4"] {{ server(h, #{{ roles: ["app"] }}); }}
+task("t", || {{
+    on(["host1", "host2"], |host| {{
+        if host.name == "host1" {{ run("sleep 0.5; exit 7"); }}
+        else {{ {nested} }}
+    }});
+}});
+"#
+            ),
+        );
+        r.ssh_config = Some(lab.ssh_config());
+        let begun = std::time::Instant::now();
+        let out = r.tether().args(&["t"]).run();
+        let took = begun.elapsed();
+        let text = format!("{name}: {}{}", out.stdout, out.stderr);
+        assert_eq!(out.status, 1, "{text}");
+        assert!(took < std::time::Duration::from_secs(12), "{took:?} {text}");
+        assert!(
+            lab.host("host3")
+                .root_dir
+                .join(format!("wait-{name}"))
+                .exists(),
+            "{text}"
+        );
+        assert!(
+            !lab.host("host4")
+                .root_dir
+                .join(format!("wait-{name}"))
+                .exists(),
+            "{text}"
+        );
+    }
+}

@@ -398,6 +398,7 @@ fn on_closure(
             hosts.len(),
             &spread,
             &|| rt.interrupted(),
+            &|| enclosing.refusal().is_some(),
             &|end: &HostEnd| !matches!(end, HostEnd::Value(_)),
             |i, done| {
                 let host = &hosts[i];

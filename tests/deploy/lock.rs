@@ -1299,5 +1299,21 @@ fn hosts_not_tried_for_the_lock_are_named() {
         assert!(untried.contains(h), "{h}: {}", out.stderr);
         assert!(!shop(&lab, h).join("deploy.lock").exists(), "{h}");
     }
-    assert_eq!(read(first), "a file\n");
+    assert_eq!(read(first.clone()), "a file\n");
+
+    // One of them unreachable is said as such, and decides the exit code (stop 47 tester
+    // t65: it was "not tried", exit 1).
+    lab.stop_host("resque2");
+    let out = deploy(&dir, &lab, "20250101000002", &[]);
+    assert_eq!(out.status, 3, "{}{}", out.stdout, out.stderr);
+    out.stderr_contains("resque2: cannot connect")
+        .stderr_contains(
+            "not tried (the lock is taken on resque1 first, and it was not taken there): ",
+        );
+    let untried = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("not tried"))
+        .unwrap_or_default();
+    assert!(!untried.contains("resque2"), "{}", out.stderr);
 }

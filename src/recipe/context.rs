@@ -462,23 +462,37 @@ impl Runtime {
     /// (the review of stop 46: such an error was kept as its text, which a `catch` could not
     /// read as a failure, placed in the main file at the line it had in its own).
     pub fn note_task_failed(&self, task: &str, err: &rhai::EvalAltResult) {
-        let main = self.file.display().to_string();
-        let (leaf, at, _) = super::diagnostics::innermost(err, &main, &self.sources);
-        let thrown = match leaf {
-            rhai::EvalAltResult::ErrorRuntime(value, at) => (value.clone(), *at),
-            other => {
-                let mut failure = crate::failure::Failure::new(
-                    crate::failure::Kind::Recipe,
-                    super::diagnostics::message(other),
-                );
-                failure.at = at.map(|l| l.to_string());
-                (Dynamic::from(failure), rhai::Position::NONE)
+        let thrown = match self.recipe_failure(err) {
+            Some(failure) => (Dynamic::from(failure), rhai::Position::NONE),
+            None => {
+                let main = self.file.display().to_string();
+                match super::diagnostics::innermost(err, &main, &self.sources).0 {
+                    rhai::EvalAltResult::ErrorRuntime(value, at) => (value.clone(), *at),
+                    other => (Dynamic::from(other.to_string()), other.position()),
+                }
             }
         };
         self.failed_tasks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(task.to_string(), thrown);
+    }
+
+    /// `err` as a `Failure` of kind `recipe` placed where it happened, in the file it happened
+    /// in, where it is an error of the recipe's own that a `catch` takes (not a thrown value,
+    /// not a runaway); None otherwise.
+    pub fn recipe_failure(&self, err: &rhai::EvalAltResult) -> Option<crate::failure::Failure> {
+        let main = self.file.display().to_string();
+        let (leaf, at, _) = super::diagnostics::innermost(err, &main, &self.sources);
+        if matches!(leaf, rhai::EvalAltResult::ErrorRuntime(..)) || !leaf.is_catchable() {
+            return None;
+        }
+        let mut failure = crate::failure::Failure::new(
+            crate::failure::Kind::Recipe,
+            super::diagnostics::message(leaf),
+        );
+        failure.at = at.map(|l| l.to_string());
+        Some(failure)
     }
 
     /// What `task` threw when it ran, if it failed: an `invoke` of it that runs nothing (it

@@ -437,7 +437,16 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
                     ),
                 });
             }
-            super::tasks::invoke(ctx.engine(), &r, name)
+            // Inside a host's closure, a task's error of the recipe's own is the `Failure`
+            // every host that waited for the task gets (see `Runtime::note_task_failed`), not
+            // Rhai's map for this host alone (stop 47 tester t65: which host caught which
+            // changed from run to run).
+            super::tasks::invoke(ctx.engine(), &r, name).map_err(|e| {
+                match super::context::host_scope().and_then(|_| r.recipe_failure(&e)) {
+                    Some(failure) => super::failures::throw(failure),
+                    None => e,
+                }
+            })
         },
     );
 }

@@ -55,18 +55,25 @@ pub fn continued(command: &str) -> std::borrow::Cow<'_, str> {
 /// How long a failed host's line names its command at most, in characters.
 const FAILED_NAMED: usize = 500;
 
+/// How many lines of a command a failure names at most.
+const FAILED_LINES: usize = 12;
+
 /// `command` as a failure names it (a failed host's line, a timeout, a lost connection, a
 /// stop): whole, each further line behind [`CONTINUED`] (stop 47 tester t64: a timeout's and a
-/// lost connection's lines were flush left), up to [`FAILED_NAMED`] characters; a longer one
+/// lost connection's lines were flush left), up to [`FAILED_NAMED`] characters and
+/// [`FAILED_LINES`] lines; a longer one
 /// (a stdlib step's script of a kilobyte or two) by its start and its length, so the reason
 /// that follows is not buried (stop 47 tester t63: 1,700 characters of script before the words
 /// that said why). `-v` and JSON give it whole.
 pub fn command_named(command: &str) -> String {
     let count = command.chars().count();
-    if count <= FAILED_NAMED {
+    if count <= FAILED_NAMED && command.lines().count() <= FAILED_LINES {
         return continued(command).into_owned();
     }
-    let start: String = command.chars().take(FAILED_NAMED).collect();
+    // Its first FAILED_LINES lines, and of those its first FAILED_NAMED characters (stop 47
+    // tester t65: 250 lines of two characters each passed the cut).
+    let lines: Vec<&str> = command.split('\n').take(FAILED_LINES).collect();
+    let start: String = lines.join("\n").chars().take(FAILED_NAMED).collect();
     format!(
         "{}… ({count} characters in all: -v shows it whole)",
         continued(&start)

@@ -179,9 +179,9 @@ pub fn stopped_early_words(how: StoppedHow, command: &str, because: &str) -> Str
             "stopped waiting for `{command}` (tether could not stop it on the host: it may \
              still be running): {because} failed"
         ),
-        StoppedHow::Within => format!(
-            "stopped during `{command}`, which tether stopped where it ran: {because} failed"
-        ),
+        // What became of each of its hosts follows (stop 47 tester t65: "which tether stopped
+        // where it ran" for a nested `on` whose command had ended, its next host refused).
+        StoppedHow::Within => format!("stopped during `{command}`: {because} failed"),
     }
 }
 
@@ -266,6 +266,15 @@ pub fn step_failure(results: &[HostResult]) -> Option<Failure> {
         .iter()
         .filter_map(|r| {
             let reason = match (&r.result, step_abort_stop(r), connect_stopped(r)) {
+                // None of this step failed: the enclosing step's abort stopped it (stop 47
+                // tester t65: "an earlier host or group of this step failed").
+                (None, _, _)
+                    if failed.is_empty()
+                        && !because.is_empty()
+                        && r.skipped == Some(Skipped::EarlierFailure) =>
+                {
+                    format!("not started: {because} failed")
+                }
                 (None, _, _) => skipped_words(r.skipped.unwrap_or(Skipped::Cancelled)).to_string(),
                 (Some(_), Some(how), _) => stopped_early_words(how, &r.command, &because),
                 (Some(_), None, Some(after)) => format!(

@@ -1595,11 +1595,7 @@ task("t", || {{
             "{text}"
         );
         assert!(out.stderr.contains("host2: stopped during `"), "{text}");
-        assert!(
-            out.stderr
-                .contains(", which tether stopped where it ran: host1 failed"),
-            "{text}"
-        );
+        assert!(out.stderr.contains("`: host1 failed\n  0 of "), "{text}");
         assert!(
             !lab.host("host2")
                 .root_dir
@@ -1702,6 +1698,21 @@ fn a_long_failed_command_is_named_by_its_start() {
         .args(&["-v", "t"])
         .run()
         .stdout_contains(&format!("web1 ~ $ {command}"));
+
+    // Many short lines are cut too: at twelve (stop 47 tester t65: 57 lines of a 722-character
+    // command came before the reason).
+    let lines: Vec<String> = (1..=40).map(|i| format!("echo {i}")).collect();
+    let command = format!("{}\nexit 3", lines.join("\n"));
+    let r = lab_recipe(
+        &lab,
+        "many-lines",
+        &format!("task(\"t\", || {{ on(\"web1\", {command:?}); }});\n"),
+    );
+    let out = r.tether().args(&["t"]).run();
+    out.status(1)
+        .stderr_contains("web1: `echo 1\n> echo 2\n")
+        .stderr_contains("> echo 12… (")
+        .stderr_lacks("> echo 13");
 }
 
 /// A nested `on` that is the same step of its host as the step another host of the enclosing
@@ -1783,11 +1794,11 @@ fn a_nested_ons_wait_ends_with_the_enclosing_abort() {
     for (name, nested) in [
         (
             "string",
-            r#"on(["host3", "host4"], #{ in: "sequence", wait: 25 }, "echo ran > /srv/wait-string");"#,
+            r#"on(["host3", "host4", "host1"], #{ in: "sequence", wait: 25 }, "echo ran > /srv/wait-string");"#,
         ),
         (
             "closure",
-            r#"on(["host3", "host4"], #{ in: "groups", limit: 1, wait: 25 }, |h| { run("echo ran > /srv/wait-closure"); });"#,
+            r#"on(["host3", "host4", "host1"], #{ in: "groups", limit: 1, wait: 25 }, |h| { run("echo ran > /srv/wait-closure"); });"#,
         ),
     ] {
         let mut r = RecipeDir::new(
@@ -1811,6 +1822,14 @@ task("t", || {{
         let text = format!("{name}: {}{}", out.stdout, out.stderr);
         assert_eq!(out.status, 1, "{text}");
         assert!(took < std::time::Duration::from_secs(12), "{took:?} {text}");
+        // No host of the nested step failed: the enclosing one's failure is named (stop 47
+        // tester t65: "an earlier host or group of this step failed").
+        assert!(out.stderr.contains("  host4: stopped before `"), "{text}");
+        assert!(
+            out.stderr.contains("  host1: not started: host1 failed"),
+            "{text}"
+        );
+        assert!(!out.stderr.contains("an earlier host or group"), "{text}");
         assert!(
             lab.host("host3")
                 .root_dir

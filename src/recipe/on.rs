@@ -464,7 +464,16 @@ fn on_closure(
                 Some(e) => parts.push(Failure::host(host, e.kind(), e.said())),
                 None => not_run.push(NotRun {
                     host: host.clone(),
-                    reason: skipped_words(why).into(),
+                    // Where no host of this step failed, the enclosing step's abort stopped it
+                    // (stop 47 tester t65).
+                    reason: match (why, abort.because(&hosts), enclosing.refusal()) {
+                        (
+                            Skipped::EarlierFailure,
+                            None,
+                            Some(StopReason::StepAborted { because }),
+                        ) => format!("not started: {because} failed"),
+                        _ => skipped_words(why).into(),
+                    },
                     started: false,
                 }),
             },

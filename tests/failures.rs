@@ -1567,32 +1567,11 @@ fn a_running_nested_on_is_stopped_when_another_host_of_its_step_fails() {
         ),
     ];
     for (name, nested) in cases {
-        let mut r = RecipeDir::new(
-            &format!("nested-running-{name}"),
-            &format!(
-                r#"
-for h in ["host1", "host2", "host3", "host4"] {{ server(h, #{{ roles: ["app"] }}); }}
-task("t", || {{
-    on(["host1", "host2"], |host| {{
-        if host.name == "host1" {{ run("sleep 1; exit 7"); }}
-        else {{
-            run("true");
-            {nested}
-            run("echo next > /srv/next-{name}");
-        }}
-    }});
-}});
-"#
-            ),
-        );
-        r.ssh_config = Some(lab.ssh_config());
-        let out = r.tether().args(&["t"]).run();
-        let text = format!("{name}: {}{}", out.stdout, out.stderr);
-        assert_eq!(out.status, 1, "{text}");
-        assert!(
-            out.stderr
-                .contains("error: 1 of 2 hosts failed, 1 stopped early"),
-            "{text}"
+        let (out, text) = nested_abort(
+            &lab,
+            &format!("running-{name}"),
+            1.0,
+            &format!("run(\"true\"); {nested} run(\"echo next > /srv/next-{name}\");"),
         );
         assert!(out.stderr.contains("host2: stopped during `"), "{text}");
         assert!(out.stderr.contains("`: host1 failed\n  0 of "), "{text}");
@@ -1739,31 +1718,11 @@ fn a_nested_on_of_the_failing_step_starts_nothing_after_the_failure() {
         ),
     ];
     for (name, nested) in cases {
-        let mut r = RecipeDir::new(
-            &format!("nested-same-step-{name}"),
-            &format!(
-                r#"
-for h in ["host1", "host2", "host3", "host4"] {{ server(h, #{{ roles: ["app"] }}); }}
-task("t", || {{
-    on(["host1", "host2"], |host| {{
-        if host.name == "host1" {{ run("sleep 1; exit 7"); }}
-        else {{
-            {nested}
-            run("echo next > /srv/next-{name}");
-        }}
-    }});
-}});
-"#
-            ),
-        );
-        r.ssh_config = Some(lab.ssh_config());
-        let out = r.tether().args(&["t"]).run();
-        let text = format!("{name}: {}{}", out.stdout, out.stderr);
-        assert_eq!(out.status, 1, "{text}");
-        assert!(
-            out.stderr
-                .contains("error: 1 of 2 hosts failed, 1 stopped early"),
-            "{text}"
+        let (out, text) = nested_abort(
+            &lab,
+            &format!("same-step-{name}"),
+            1.0,
+            &format!("{nested} run(\"echo next > /srv/next-{name}\");"),
         );
         assert!(out.stderr.contains("host2: stopped "), "{text}");
         assert!(
@@ -1801,26 +1760,9 @@ fn a_nested_ons_wait_ends_with_the_enclosing_abort() {
             r#"on(["host3", "host4", "host1"], #{ in: "groups", limit: 1, wait: 25 }, |h| { run("echo ran > /srv/wait-closure"); });"#,
         ),
     ] {
-        let mut r = RecipeDir::new(
-            &format!("nested-wait-{name}"),
-            &format!(
-                r#"
-for h in ["host1", "host2", "host3", "host4"] {{ server(h, #{{ roles: ["app"] }}); }}
-task("t", || {{
-    on(["host1", "host2"], |host| {{
-        if host.name == "host1" {{ run("sleep 0.5; exit 7"); }}
-        else {{ {nested} }}
-    }});
-}});
-"#
-            ),
-        );
-        r.ssh_config = Some(lab.ssh_config());
         let begun = std::time::Instant::now();
-        let out = r.tether().args(&["t"]).run();
+        let (out, text) = nested_abort(&lab, &format!("wait-{name}"), 0.5, nested);
         let took = begun.elapsed();
-        let text = format!("{name}: {}{}", out.stdout, out.stderr);
-        assert_eq!(out.status, 1, "{text}");
         assert!(took < std::time::Duration::from_secs(12), "{took:?} {text}");
         // No host of the nested step failed: the enclosing one's failure is named (stop 47
         // tester t65: "an earlier host or group of this step failed").
@@ -1845,4 +1787,39 @@ task("t", || {{
             "{text}"
         );
     }
+}
+
+/// Runs task `t` over host1..host4 (`lab`'s), where host1 fails its only step after
+/// `fails_after` seconds (`exit 7`) and host2's closure is `host2` (its nested `on`s); checks
+/// the run failed with host2 stopped early; its output, and that with `name`, to show.
+fn nested_abort(
+    lab: &Lab,
+    name: &str,
+    fails_after: f64,
+    host2: &str,
+) -> (support::tether::Output, String) {
+    let mut r = RecipeDir::new(
+        &format!("nested-{name}"),
+        &format!(
+            r#"
+for h in ["host1", "host2", "host3", "host4"] {{ server(h, #{{ roles: ["app"] }}); }}
+task("t", || {{
+    on(["host1", "host2"], |host| {{
+        if host.name == "host1" {{ run("sleep {fails_after}; exit 7"); }}
+        else {{ {host2} }}
+    }});
+}});
+"#
+        ),
+    );
+    r.ssh_config = Some(lab.ssh_config());
+    let out = r.tether().args(&["t"]).run();
+    let text = format!("{name}: {}{}", out.stdout, out.stderr);
+    assert_eq!(out.status, 1, "{text}");
+    assert!(
+        out.stderr
+            .contains("error: 1 of 2 hosts failed, 1 stopped early"),
+        "{text}"
+    );
+    (out, text)
 }

@@ -1285,7 +1285,8 @@ fn hosts_not_tried_for_the_lock_are_named() {
     let out = deploy(&dir, &lab, "20250101000001", &[]);
     out.status(1)
         .stderr_contains(
-            "resque1: could not take the lock /srv/shop/deploy.lock: cannot create its directory",
+            "resque1: could not take the lock /srv/shop/deploy.lock: deploy_to /srv/shop is not a \
+             directory (a file, or a link to one)",
         )
         .stderr_contains(
             "not tried (the lock is taken on resque1 first, and it was not taken there): ",
@@ -1316,4 +1317,13 @@ fn hosts_not_tried_for_the_lock_are_named() {
         .find(|l| l.starts_with("not tried"))
         .unwrap_or_default();
     assert!(!untried.contains("resque2"), "{}", out.stderr);
+
+    // deploy_to a link to nothing is said as such (stop 47 tester t64: mkdir's `File exists`).
+    fs::remove_file(&first).unwrap();
+    std::os::unix::fs::symlink("/srv/nowhere", &first).unwrap();
+    deploy(&dir, &lab, "20250101000003", &[]).stderr_contains(
+        "resque1: could not take the lock /srv/shop/deploy.lock: deploy_to /srv/shop is a \
+         symbolic link to nothing",
+    );
+    assert!(!lab.host("resque1").root_dir.join("nowhere").exists());
 }

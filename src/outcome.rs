@@ -218,18 +218,22 @@ fn connect_stopped(r: &HostResult) -> Option<std::time::Duration> {
     }
 }
 
-/// How `r`'s command was stopped, when it was because another host of its step failed.
-fn step_abort_stop(r: &HostResult) -> Option<StoppedHow> {
+/// How `r`'s command was stopped, and the host(s) whose failure did it, when it was because
+/// another host of its step (or of the step enclosing it) failed.
+fn step_abort_stop(r: &HostResult) -> Option<(StoppedHow, &str)> {
     match &r.result {
         Some(Err(SshError::CommandStopped {
-            why: StopReason::StepAborted { .. },
+            why: StopReason::StepAborted { because },
             elapsed,
             reach,
             ..
-        })) => Some(match elapsed {
-            Some(_) => StoppedHow::during(*reach),
-            None => StoppedHow::Before,
-        }),
+        })) => Some((
+            match elapsed {
+                Some(_) => StoppedHow::during(*reach),
+                None => StoppedHow::Before,
+            },
+            because.as_str(),
+        )),
         _ => None,
     }
 }
@@ -253,13 +257,7 @@ pub fn step_failure(results: &[HostResult]) -> Option<Failure> {
             .join(", "),
         true => results
             .iter()
-            .find_map(|r| match &r.result {
-                Some(Err(SshError::CommandStopped {
-                    why: StopReason::StepAborted { because },
-                    ..
-                })) => Some(because.clone()),
-                _ => None,
-            })
+            .find_map(|r| step_abort_stop(r).map(|(_, because)| because.to_string()))
             .unwrap_or_default(),
     };
     let not_run: Vec<NotRun> = results
@@ -276,7 +274,7 @@ pub fn step_failure(results: &[HostResult]) -> Option<Failure> {
                     format!("not started: {because} failed")
                 }
                 (None, _, _) => skipped_words(r.skipped.unwrap_or(Skipped::Cancelled)).to_string(),
-                (Some(_), Some(how), _) => stopped_early_words(how, &r.command, &because),
+                (Some(_), Some((how, _)), _) => stopped_early_words(how, &r.command, &because),
                 (Some(_), None, Some(after)) => format!(
                     "connecting was stopped by tether after {} (tether was interrupted); no \
                      command was sent to it",

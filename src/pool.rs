@@ -350,13 +350,7 @@ impl Pool {
                 // starts nothing (see `Stop::refusal`; stop 47 tester t64: in sequence, a
                 // nested `on` started its command on the next host after the abort).
                 if let Some(why) = how.kill.refusal() {
-                    return reply(Err(SshError::CommandStopped {
-                        host: host.clone(),
-                        command: command.clone(),
-                        elapsed: None,
-                        why,
-                        reach: crate::ssh::StopReach::Stopped,
-                    }));
+                    return reply(Err(SshError::stopped_before(host, command, why)));
                 }
                 match self.worker(host) {
                     Ok(w) => w.exec(command, opts, reply),

@@ -556,6 +556,17 @@ impl SshError {
         )
     }
 
+    /// A command tether stopped before it was sent (`why`): it never ran.
+    pub fn stopped_before(host: &str, command: &str, why: crate::stop::StopReason) -> SshError {
+        SshError::CommandStopped {
+            host: host.to_string(),
+            command: command.to_string(),
+            elapsed: None,
+            why,
+            reach: StopReach::Stopped,
+        }
+    }
+
     /// Whether the server refused its host key or the login: waiting fixes neither (an expired
     /// certificate included), so no attempt to connect again is made.
     pub fn refused(&self) -> bool {

@@ -388,13 +388,7 @@ impl WorkerState {
         // Stopped while it waited for the host (connecting, reconnecting): it is not sent, as
         // nothing new starts once tether is stopping.
         if let Some(why) = opts.stop.reason() {
-            return Err(SshError::CommandStopped {
-                host: self.owner.name.to_string(),
-                command: command.to_string(),
-                elapsed: None,
-                why,
-                reach: crate::ssh::StopReach::Stopped,
-            });
+            return Err(SshError::stopped_before(&self.owner.name, command, why));
         }
         let echo = opts.echo != Echo::Nothing;
         if echo {

@@ -548,38 +548,69 @@ task("show", || mark(fetch("x", "unstaged")));
 /// A task reached again while it runs (a before hook of its before hook, an after hook that
 /// invokes it) is a circular dependency, refused naming the circle and the hook or invoke that
 /// closed it, as Rake refuses one (stop 30, fresh-eyes finding: `before("a", "b");
-/// before("b", "a")` ran b, then a, exit 0, the circle skipped as "already ran").
+/// before("b", "a")` ran b, then a, exit 0, the circle skipped as "already ran"). A circle of
+/// hooks alone is refused before any task runs, with `-n` too, whichever task of the command
+/// line reaches it (stop 47 tester: `after("a", "b"); after("b", "a")` ran a's and b's
+/// commands first); one closed by an `invoke` in a body is met as it runs.
 #[test]
 fn circular_hooks_are_refused_naming_the_circle() {
     let r = RecipeDir::new(
         "circular",
         "task(\"a\", || { print(\"a-ran\"); });\ntask(\"b\", || { print(\"b-ran\"); });\n\
-         task(\"c\", || { invoke(\"a\"); });\ntask(\"d\", || {});\n",
+         task(\"c\", || { invoke(\"a\"); });\ntask(\"d\", || { print(\"d-ran\"); });\n",
     );
     for (hooks, args, said) in [
         (
             "before(\"a\", \"b\");\nbefore(\"b\", \"a\");\n",
             &["a"][..],
-            "circular dependency: a => b => a (task `a` was invoked again by before(\"b\", \"a\") \
-             at deploy.rhai:6:1 while it runs",
+            "circular dependency: a => b => a (task `a` would be invoked again by before(\"b\", \
+             \"a\") at deploy.rhai:6:1 while it runs; a task cannot run before or after itself); \
+             nothing was run",
         ),
         (
             "after(\"a\", \"d\");\nafter(\"d\", \"a\");\n",
             &["a"][..],
-            "circular dependency: a => d => a (task `a` was invoked again by after(\"d\", \"a\") at \
-             deploy.rhai:6:1",
+            "circular dependency: a => d => a (task `a` would be invoked again by after(\"d\", \
+             \"a\") at deploy.rhai:6:1",
         ),
+        (
+            "before(\"c\", \"c\");\n",
+            &["c"][..],
+            "circular dependency: c => c (task `c` would be invoked again by before(\"c\", \
+             \"c\") at deploy.rhai:5:1",
+        ),
+        (
+            "after(\"c\", \"c\");\n",
+            &["c"][..],
+            "circular dependency: c => c (task `c` would be invoked again by after(\"c\", \
+             \"c\") at deploy.rhai:5:1",
+        ),
+        // Before and after hooks in one circle, entered from a task's hook.
+        (
+            "before(\"d\", \"a\");\nafter(\"a\", \"b\");\nbefore(\"b\", \"d\");\n",
+            &["d"][..],
+            "circular dependency: d => a => b => d (task `d` would be invoked again by \
+             before(\"b\", \"d\") at deploy.rhai:7:1",
+        ),
+        // Reached from the second task of the command line: the first does not run either.
+        (
+            "after(\"b\", \"a\");\nafter(\"a\", \"b\");\n",
+            &["d", "b"][..],
+            "circular dependency: b => a => b (task `b` would be invoked again by after(\"a\", \
+             \"b\") at deploy.rhai:6:1",
+        ),
+        (
+            "after(\"b\", \"a\");\nafter(\"a\", \"b\");\n",
+            &["-n", "a"][..],
+            "circular dependency: a => b => a (task `a` would be invoked again by after(\"b\", \
+             \"a\") at deploy.rhai:5:1",
+        ),
+        // Closed by an invoke: met as it runs.
         (
             "before(\"a\", \"b\");\nafter(\"b\", \"c\");\n",
             &["a"][..],
             "deploy.rhai:3:16: circular dependency: a => b => c => a (task `a` was invoked again \
              while it runs",
-        ),
-        (
-            "before(\"c\", \"c\");\n",
-            &["c"][..],
-            "circular dependency: c => c (task `c` was invoked again by before(\"c\", \"c\") at \
-             deploy.rhai:5:1",
         ),
     ] {
         let text = std::fs::read_to_string(r.path("deploy.rhai")).unwrap();
@@ -587,7 +618,24 @@ fn circular_hooks_are_refused_naming_the_circle() {
         r.write("deploy.rhai", &(base + hooks));
         let out = recipe_error(&r, args);
         out.stderr_contains(said).stdout_lacks("runs nothing");
+        if !said.contains("was invoked") {
+            out.stdout_lacks("a-ran")
+                .stdout_lacks("b-ran")
+                .stdout_lacks("d-ran");
+        }
     }
+    // A circle no task of the command line reaches stops nothing.
+    let text = std::fs::read_to_string(r.path("deploy.rhai")).unwrap();
+    let base: String = text.lines().take(4).map(|l| format!("{l}\n")).collect();
+    r.write(
+        "deploy.rhai",
+        &(base.clone() + "after(\"a\", \"b\");\nafter(\"b\", \"a\");\n"),
+    );
+    r.tether()
+        .args(&["d"])
+        .run()
+        .status(0)
+        .stdout_contains("d-ran");
     // Not a circle: a task of the command line that ran for another is still only skipped.
     let text = std::fs::read_to_string(r.path("deploy.rhai")).unwrap();
     let base: String = text.lines().take(4).map(|l| format!("{l}\n")).collect();

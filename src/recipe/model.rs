@@ -342,6 +342,53 @@ impl Recipe {
             .or_else(|| in_role().next())
     }
 
+    /// The first circle of task hooks a run of `roots` would enter (`a`, `b`, `a`: `a` runs
+    /// `b` before or after it, `b` runs `a`), following each task's before hooks, then its
+    /// after hooks, as a run takes them; `None` when there is none. Hooks are known before a
+    /// run starts; an `invoke` in a task's body is met only as it runs.
+    pub fn hook_circle(&self, roots: &[String]) -> Option<Vec<String>> {
+        let mut done = HashSet::new();
+        let mut path = Vec::new();
+        roots
+            .iter()
+            .find_map(|root| self.circle_from(root, &mut path, &mut done))
+    }
+
+    /// [`Recipe::hook_circle`] from `task`, reached by `path`; `done` holds the tasks whose
+    /// hooks were followed to their ends.
+    fn circle_from<'a>(
+        &'a self,
+        task: &'a str,
+        path: &mut Vec<&'a str>,
+        done: &mut HashSet<&'a str>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = path.iter().position(|t| *t == task) {
+            let mut circle: Vec<String> = path[i..].iter().map(|t| t.to_string()).collect();
+            circle.push(task.to_string());
+            return Some(circle);
+        }
+        if done.contains(task) {
+            return None;
+        }
+        path.push(task);
+        let hooked = [&self.before, &self.after]
+            .into_iter()
+            .filter_map(|hooks| hooks.get(task))
+            .flatten()
+            .filter_map(|hook| match hook {
+                Hook::Task(t) => Some(t.as_str()),
+                Hook::Closure(_) => None,
+            });
+        for next in hooked {
+            if let Some(circle) = self.circle_from(next, path, done) {
+                return Some(circle);
+            }
+        }
+        path.pop();
+        done.insert(task);
+        None
+    }
+
     /// What is wrong with the targets of the hook declared at `site`: the task it hooks or the
     /// task it runs unknown (`after("b", ...): unknown task `b``); `None` when both exist. A
     /// hook of `deploy:failed` needs no such task: the failure path runs it when it exists.

@@ -5,7 +5,7 @@ use rhai::{Dynamic, Engine, EvalAltResult, AST};
 
 use super::context::{Once, Runtime};
 use super::failures::note_task;
-use super::model::{Hook, TaskBody};
+use super::model::{Hook, Recipe, TaskBody};
 use crate::event::EventKind;
 
 /// Runs task `name` with its hooks, unless it already ran in this run. A failure coming out of
@@ -42,7 +42,7 @@ fn run(
     };
     let running = rt
         .enter(name)
-        .map_err(|circle| fail(circular(rt, &circle)))?;
+        .map_err(|circle| fail(circular(&rt.recipe(), &circle, true).into()))?;
     match rt.mark_done(name) {
         Once::Run => {}
         // Invoked by another host's `on` closure too, at once (stop 40 tester t34: called a
@@ -151,10 +151,10 @@ fn run_parts(
     }
 }
 
-/// The error for a task invoked again while it runs (`circle`: `a`, `b`, `a`), naming the hook
-/// that closed the circle where one did (else the `invoke` call carries its own position).
-fn circular(rt: &Runtime, circle: &[String]) -> Box<EvalAltResult> {
-    let recipe = rt.recipe();
+/// The error for a task invoked again while it runs (`circle`: `a`, `b`, `a`; `invoked`: it
+/// was, else a run would invoke it: see [`Recipe::hook_circle`]), naming the hook that closed
+/// the circle where one did (else the `invoke` call carries its own position).
+pub fn circular(recipe: &Recipe, circle: &[String], invoked: bool) -> String {
     let (last, task) = match circle {
         [.., last, task] => (last.as_str(), task.as_str()),
         _ => ("", ""),
@@ -174,12 +174,15 @@ fn circular(rt: &Runtime, circle: &[String]) -> Box<EvalAltResult> {
         }
         None => String::new(),
     };
+    let (was, after) = match invoked {
+        true => ("was", ""),
+        false => ("would be", "; nothing was run"),
+    };
     format!(
-        "circular dependency: {} (task `{task}` was invoked again{by} while it runs; a task \
-         cannot run before or after itself)",
+        "circular dependency: {} (task `{task}` {was} invoked again{by} while it runs; a task \
+         cannot run before or after itself){after}",
         circle.join(" => ")
     )
-    .into()
 }
 
 /// A runaway body (too many operations, calls nested too deep, a value grown past its limit)

@@ -20,6 +20,7 @@ use crate::recipe::failures::failure_of;
 use crate::recipe::model::suggest;
 use crate::recipe::runtime_vars;
 use crate::recipe::sources::Sources;
+use crate::recipe::tasks::circular;
 use crate::report::RunLog;
 use crate::settings::Settings;
 use crate::ssh::config::SshConfig;
@@ -454,7 +455,8 @@ impl Loaded {
     }
 
     /// Checks, before anything connects, that the tasks and filters of the command line
-    /// (usage errors, exit 2) and the recipe's hook targets (recipe errors, exit 4) exist.
+    /// (usage errors, exit 2) and the recipe's hook targets (recipe errors, exit 4) exist, and
+    /// that the hooks of those tasks make no circle (a recipe error).
     pub fn validate(&self, tasks: &[String]) -> Result<(), Error> {
         self.validate_hooks()?;
         let stages = self.stages();
@@ -467,6 +469,11 @@ impl Loaded {
                 }
                 return Err(Error::Usage(recipe.unknown_task(t)));
             }
+        }
+        // Refused before any task runs, where a run met it once the tasks before it had run
+        // (stop 47 tester: an after hook's circle ran both tasks' commands first).
+        if let Some(circle) = recipe.hook_circle(tasks) {
+            return Err(Error::Recipe(circular(&recipe, &circle, false)));
         }
         let roles = recipe.role_names();
         for r in &self.rt.filters.roles {

@@ -2467,3 +2467,111 @@ fn a_reattach_refused_for_a_changed_host_key_says_why_not_the_bound() {
         support::net::signal(pid, support::net::SIGKILL);
     }
 }
+
+/// A connection lost while tether stops a command (its timeout passed and the stop's SIGTERM
+/// was sent) is connected again and the stop is finished there, the command followed to its
+/// end: one SIGTERM, whatever the command does with it (a clean-up that ends it, a handler
+/// that goes on), every line of it shown once, SIGKILL only once the grace period has passed;
+/// and the lost connection is no idle session that the server closed (stop 48 tester t66: at
+/// exit the stop was sent again, a second SIGTERM cut the first clean-up short and ran it
+/// again, its lines were never shown, the warning said `was not stopped on the host`, and the
+/// kill was learned as the server's idle limit).
+#[test]
+fn a_connection_lost_while_a_command_is_stopped_finishes_that_stop() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let root = lab.host("host1").root_dir.clone();
+    let cache = tempfile::tempdir().unwrap();
+    // (the command, what its SIGTERM handler appends to /srv/terms, the lines shown, how the
+    // stop ended it)
+    for (command, terms, lines, ended) in [
+        (
+            "trap 'echo c$((0+1)); echo c1 >> /srv/terms; sleep 2; echo c$((1+1)); echo c2 >> \
+             /srv/terms; exit 9' TERM; echo ran >> /srv/marker; while :; do sleep 0.2; done",
+            "c1\nc2\n",
+            &["c1", "c2"][..],
+            "sent SIGTERM and ended",
+        ),
+        (
+            "trap 'echo t$((0+1)); echo t >> /srv/terms' TERM; echo ran >> /srv/marker; \
+             while :; do sleep 0.2; done",
+            "t\n",
+            &["t1"][..],
+            "SIGKILL",
+        ),
+    ] {
+        for f in ["marker", "terms"] {
+            let _ = std::fs::remove_file(root.join(f));
+        }
+        let out = std::thread::scope(|scope| {
+            let run = scope.spawn(|| {
+                support::tether::Tether::new()
+                    .ssh_config(&lab.ssh_config())
+                    .env("XDG_CACHE_HOME", cache.path().to_str().unwrap())
+                    .args(&[
+                        "--format",
+                        "json",
+                        "run",
+                        "--timeout",
+                        "1s",
+                        "--hosts",
+                        "host1",
+                        "--",
+                    ])
+                    .arg(command)
+                    .run()
+            });
+            wait_until("the stop's SIGTERM never came", || {
+                std::fs::read_to_string(root.join("terms")).is_ok_and(|m| !m.is_empty())
+            });
+            lab.kill_connections("host1");
+            run.join().unwrap()
+        });
+        out.status(1);
+        let events: Vec<serde_json::Value> = out
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let shown: Vec<&str> = events
+            .iter()
+            .filter(|e| e["type"] == "output" && e["stream"] == "stdout")
+            .map(|e| e["line"].as_str().unwrap())
+            .collect();
+        assert_eq!(shown, lines, "{}", out.stdout);
+        assert_eq!(
+            std::fs::read_to_string(root.join("terms")).unwrap(),
+            terms,
+            "{command}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.join("marker")).unwrap(),
+            "ran\n"
+        );
+        out.stdout_contains(ended)
+            .stdout_lacks("was not stopped")
+            .stdout_lacks("cut short")
+            .stdout_lacks("\"while_idle\":true")
+            .stdout_lacks("idle session")
+            .stdout_lacks("idle limit");
+        assert!(
+            processes(&lab, "host1", "echo ran >> /srv/marker").is_empty(),
+            "{command}"
+        );
+        let learned = std::fs::read_to_string(cache.path().join("tether/idle-limits.json"))
+            .unwrap_or_default();
+        assert!(!learned.contains("idle_death"), "{learned}");
+        // Nothing of the command is left in the private directory: the stop that went on on
+        // the host after its connection was lost left its result there, which the finishing
+        // stop read and removed.
+        let private = lab.host("host1").tmp.join("tether-root");
+        let left = || -> Vec<String> {
+            std::fs::read_dir(&private)
+                .map(|d| {
+                    d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        assert!(left().is_empty(), "{:?}", left());
+    }
+}

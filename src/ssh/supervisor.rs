@@ -322,9 +322,21 @@ pub fn resume(start: &str) -> String {
 /// process group is waited for (its exec's sh says it right after the claim, its files made; two
 /// seconds at most, as a loaded host may take a while between the two), then
 /// sent SIGTERM (after making `ID.t`, which keeps a command not yet forked from starting: see
-/// [`SUPERVISE`]), SIGKILL after `$2` seconds if the command has not ended by then (its status
-/// written), and SIGKILL to whatever of its group is left once the exec's sh (the group's
-/// leader, which outlives the SIGTERM) has ended after it, `$2` seconds at most: the streaming
+/// [`SUPERVISE`], and holds when, in `date +%s` seconds), SIGKILL after `$2` seconds if the
+/// command has not ended by then (its status written). A stop run again (its first one cut
+/// short with its connection) finds `ID.t` and sends no second SIGTERM: a command's clean-up
+/// on SIGTERM runs once, to its end (stop 48 tester t66: the second SIGTERM cut the first
+/// clean-up short and ran it again); it waits for what is left of the `$2` seconds counted
+/// from the first (all of them where `ID.t` holds no time), and a command that ended within
+/// them ended by that SIGTERM (`TERM`, not `gone`). A stop that goes on on the host after its
+/// connection was lost (nothing ends it) writes what it printed to `ID.z` where the printing
+/// failed (the channel's reader gone), once the command's other files are removed; the stop
+/// run again then prints that and removes it, having waited for it (the grace period and two
+/// seconds at most, while the command's files are there; then it goes on as the first would). Where the command ended with its exec's sh
+/// already gone (its connection lost), the files are removed half a second later: a resume
+/// passing on the last bytes (at 0.2 s ticks) gets them first. After the SIGTERM, SIGKILL goes to
+/// whatever of its group is left once the exec's sh (the group's leader, which outlives the
+/// SIGTERM) has ended after it, `$2` seconds at most: the streaming
 /// loop passes on the last bytes meanwhile (on a loaded host a second was not always enough,
 /// and what the command printed as it ended was lost). The leader is waited for, not the group: a group
 /// of zombies counts as alive, and an init that is slow to reap them must not cost the grace
@@ -334,7 +346,7 @@ pub fn resume(start: &str) -> String {
 /// supervisor, or its files were removed); `start` prints the start markers.
 pub fn stop(start: &str) -> String {
     format!(
-        r#"{DIR}; _tether_g=$2; set --; {start} umask 077; _tether_p=; _tether_r=TERM; if {PRIVATE} && (umask 077; set -C; true >"$_tether_d.claim") 2>/dev/null; then _tether_r=never; rm -f "$_tether_d.k"; else _tether_i=0; while :; do [ -f "$_tether_d.o" ] && [ ! -h "$_tether_b" ] && read -r _tether_p <"$_tether_d.p" 2>/dev/null; {{ [ -n "$_tether_p" ] || [ $_tether_i -ge 40 ]; }} && break; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; if [ -z "$_tether_p" ]; then _tether_r=unknown; elif _tether_y=; read -r _tether_y <"$_tether_d.x" 2>/dev/null; if {{ [ -n "$_tether_y" ] && ! kill -0 "$_tether_y" 2>/dev/null; }} || [ -s "$_tether_d.c" ]; then _tether_i=0; while [ ! -s "$_tether_d.s" ] && [ $_tether_i -lt 20 ]; do sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; fi; [ -s "$_tether_d.s" ]; then _tether_r=ended; elif ! {{ : >"$_tether_d.t"; kill -TERM -"$_tether_p"; }} 2>/dev/null; then _tether_r=gone; else _tether_i=0; while [ ! -s "$_tether_d.s" ] && kill -0 -"$_tether_p" 2>/dev/null; do if [ $_tether_i -ge $((_tether_g*20)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; _tether_i=0; while [ $_tether_r = TERM ] && [ $_tether_i -lt $((_tether_g*20)) ] && kill -0 "$_tether_p" 2>/dev/null; do sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; kill -KILL -"$_tether_p" 2>/dev/null; {OTHERS}; fi; if [ $_tether_r = ended ] && kill -0 "$_tether_p" 2>/dev/null; then _tether_r=gone; else [ $_tether_r = ended ] && _tether_r=gone; rm -f "$_tether_d".? "$_tether_d".?.* ${{_tether_p:+"$_tether_d.claim"}}; fi; fi; echo "$_tether_r"; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
+        r#"{DIR}; _tether_g=$2; set --; {start} umask 077; trap "" PIPE; _tether_p=; _tether_l=; _tether_r=TERM; if [ -s "$_tether_d.z" ] && [ ! -h "$_tether_b" ] && read -r _tether_r <"$_tether_d.z"; then rm -f "$_tether_d.z"; elif {PRIVATE} && (umask 077; set -C; true >"$_tether_d.claim") 2>/dev/null; then _tether_r=never; rm -f "$_tether_d.k"; else _tether_i=0; while :; do [ -f "$_tether_d.o" ] && [ ! -h "$_tether_b" ] && read -r _tether_p <"$_tether_d.p" 2>/dev/null; {{ [ -n "$_tether_p" ] || [ $_tether_i -ge 40 ]; }} && break; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; _tether_a=; [ -s "$_tether_d.t" ] && _tether_a=1; if [ -z "$_tether_p" ]; then _tether_r=unknown; elif [ -n "$_tether_a" ] && {{ _tether_i=0; while [ -f "$_tether_d.o" ] && [ ! -s "$_tether_d.z" ] && [ $_tether_i -lt $(((_tether_g+2)*20)) ]; do sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; [ -s "$_tether_d.z" ] || [ ! -f "$_tether_d.o" ]; }}; then read -r _tether_r <"$_tether_d.z" 2>/dev/null || _tether_r=TERM; rm -f "$_tether_d.z"; elif _tether_y=; read -r _tether_y <"$_tether_d.x" 2>/dev/null; if {{ [ -n "$_tether_y" ] && ! kill -0 "$_tether_y" 2>/dev/null; }} || [ -s "$_tether_d.c" ]; then _tether_i=0; while [ ! -s "$_tether_d.s" ] && [ $_tether_i -lt 20 ]; do sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; fi; [ -s "$_tether_d.s" ]; then _tether_r=ended; elif ! {{ _tether_i=0; if [ -n "$_tether_a" ]; then _tether_t=; read -r _tether_t <"$_tether_d.t"; _tether_now=$(date +%s); case $_tether_t:$_tether_now in *[!0-9:]*|:*|*:) ;; *) [ "$_tether_now" -gt "$_tether_t" ] && _tether_i=$(((_tether_now-_tether_t)*20));; esac; kill -0 -"$_tether_p"; else date +%s >"$_tether_d.t" || echo - >"$_tether_d.t"; kill -TERM -"$_tether_p"; fi; }} 2>/dev/null; then _tether_r=gone; else while [ ! -s "$_tether_d.s" ] && kill -0 -"$_tether_p" 2>/dev/null; do if [ $_tether_i -ge $((_tether_g*20)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; kill -0 "$_tether_p" 2>/dev/null || _tether_l=1; _tether_i=0; while [ $_tether_r = TERM ] && [ $_tether_i -lt $((_tether_g*20)) ] && kill -0 "$_tether_p" 2>/dev/null; do sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; kill -KILL -"$_tether_p" 2>/dev/null; {OTHERS}; [ -n "$_tether_l" ] && {{ sleep 0.5 2>/dev/null || sleep 1; }}; fi; if [ $_tether_r = ended ] && kill -0 "$_tether_p" 2>/dev/null; then _tether_r=gone; else [ $_tether_r = ended ] && _tether_r=gone; rm -f "$_tether_d".? "$_tether_d".?.* ${{_tether_p:+"$_tether_d.claim"}}; fi; [ "$_tether_a$_tether_r" = 1gone ] && _tether_r=TERM; fi; echo "$_tether_r" || {{ [ -n "$_tether_p" ] && echo "$_tether_r" >"$_tether_d.z"; }} 2>/dev/null; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
     )
 }
 
@@ -406,13 +418,14 @@ pub fn clean() -> String {
 /// `-prune`, `-mtime +0`: a day old or more) in the private directory (not a symlink): a
 /// command whose status (`ID.s`) was written a day ago or more; one started that long ago
 /// (`ID.o`) with no status whose process group (`ID.p`) is gone (its supervisor was killed);
-/// a claim (`ID.claim`) or a staged command (`ID.k`) that old with no files beside it; and, in
+/// a claim (`ID.claim`), a staged command (`ID.k`) or a stop's result (`ID.z`) that old with
+/// no files beside it; and, in
 /// `$TMPDIR` (or `/tmp`), a PTY command's staged text (`tether-cmd.*`) that old (in a sticky
 /// `/tmp` only the user's own can go),
 /// which a run that exited at a second signal left (stop 36 tester t21: nothing removed it).
 /// A command still running, or that ended within the day (a run may still re-attach to it and
 /// read its status), is left.
-const EXPIRE: &str = r#"find "${TMPDIR:-/tmp}/." ! -name . -prune -name 'tether-cmd.*' -type f -mtime +0 -exec rm -f {} + 2>/dev/null; [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && find "$_tether_b/." ! -name . -prune \( -name '*.s' -o -name '*.o' -o -name '*.claim' -o -name '*.k' \) -mtime +0 2>/dev/null | while read -r _tether_f; do _tether_i=${_tether_f%.*}; case $_tether_f in *.s) [ -s "$_tether_f" ] || continue;; *.o) [ -s "$_tether_i.s" ] && continue; _tether_p=; read -r _tether_p <"$_tether_i.p" 2>/dev/null; [ -n "$_tether_p" ] && kill -0 -"$_tether_p" 2>/dev/null && continue;; *) [ -e "$_tether_i.o" ] && continue;; esac; rm -f "$_tether_i".? "$_tether_i".?.* "$_tether_i.claim"; done"#;
+const EXPIRE: &str = r#"find "${TMPDIR:-/tmp}/." ! -name . -prune -name 'tether-cmd.*' -type f -mtime +0 -exec rm -f {} + 2>/dev/null; [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && find "$_tether_b/." ! -name . -prune \( -name '*.s' -o -name '*.o' -o -name '*.claim' -o -name '*.k' -o -name '*.z' \) -mtime +0 2>/dev/null | while read -r _tether_f; do _tether_i=${_tether_f%.*}; case $_tether_f in *.s) [ -s "$_tether_f" ] || continue;; *.o) [ -s "$_tether_i.s" ] && continue; _tether_p=; read -r _tether_p <"$_tether_i.p" 2>/dev/null; [ -n "$_tether_p" ] && kill -0 -"$_tether_p" 2>/dev/null && continue;; *) [ -e "$_tether_i.o" ] && continue;; esac; rm -f "$_tether_i".? "$_tether_i".?.* "$_tether_i.claim"; done"#;
 
 /// The sh script that stops the supervised command `id` by hand and removes its files: its
 /// process group read from its files (`ID.p`), stopped as tether stops it (see

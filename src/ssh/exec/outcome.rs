@@ -179,6 +179,8 @@ pub struct StopFailed {
     /// The server refused the stop's channel: under `MaxSessions 1` the command's own channel
     /// holds the only one it allows.
     pub refused: bool,
+    /// The connection was lost while the stop ran: it may have signalled the group.
+    pub cut: bool,
 }
 
 impl From<String> for StopFailed {
@@ -186,6 +188,7 @@ impl From<String> for StopFailed {
         StopFailed {
             how,
             refused: false,
+            cut: false,
         }
     }
 }
@@ -206,6 +209,10 @@ pub enum Reached {
         /// The server refused the stop's channel.
         refused: bool,
     },
+    /// The connection was lost while the stop ran on the host: it may have sent SIGTERM, and
+    /// what followed is not known. A supervised command's stop is finished over a new
+    /// connection (see `WorkerState::finish_stop`), with no second SIGTERM.
+    Cut,
 }
 
 impl RemoteStop {
@@ -215,6 +222,7 @@ impl RemoteStop {
         let (how, reached) = match stop {
             Ok(done @ StopDone::Others { .. }) => (done.words(STOP_GRACE), Reached::NotOthers),
             Ok(done) => (done.words(STOP_GRACE), Reached::All),
+            Err(failed) if failed.cut => (failed.how, Reached::Cut),
             Err(failed) => (
                 failed.how,
                 Reached::Nothing {

@@ -353,9 +353,15 @@ fn run_stop(
     match run_script(conn, script, &args, grace + open_timeout()) {
         Ok(out) if out.status.success() => Ok(StopDone::parse(&out.stdout)?),
         Ok(out) => Err(format!("stopping it failed ({})", out.status).into()),
+        Err(ExecError::Lost(e)) => Err(StopFailed {
+            how: format!("the connection was lost while stopping it ({e})"),
+            refused: false,
+            cut: true,
+        }),
         Err(e) => Err(StopFailed {
             how: format!("stopping it failed ({e})"),
             refused: matches!(e, ExecError::Refused(_)),
+            cut: false,
         }),
     }
 }
@@ -591,6 +597,16 @@ pub(super) fn run_wrapped(
                 }
                 (None, None) => None,
             };
+            // Cut short with its connection: the command's streams are kept, to be followed
+            // to its end over a new connection while its stop is finished there.
+            if let (Some(Err(StopFailed { cut: true, .. })), Some(sup)) =
+                (&stopped, sup.as_deref_mut())
+            {
+                if streams.supervised() && streams.stdin_done && direct.is_none() {
+                    sup.streams = Some(streams);
+                    return Err(e.with_stop(stopped.map(|r| RemoteStop::of(r, pty_group))));
+                }
+            }
             if let Some(Ok(
                 StopDone::Term | StopDone::Kill | StopDone::Gone | StopDone::Others { .. },
             )) = &stopped

@@ -486,6 +486,13 @@ impl WorkerState {
         if let Err(ExecError::Stopped(_, Some(done)) | ExecError::Deadline(_, Some(done))) =
             &mut result
         {
+            if let Some(s) = sup.as_mut().filter(|s| {
+                done.reached == exec::Reached::Cut
+                    && s.resumable()
+                    && !crate::interrupt::signalled()
+            }) {
+                self.finish_stop(sent, command, &opts, s, done);
+            }
             let refused = done.reached == exec::Reached::Nothing { refused: true };
             let aside = match (&sup, &done.pty_group) {
                 (Some(s), _) if refused => {
@@ -668,22 +675,32 @@ impl WorkerState {
             _ => return,
         };
         if !done.signalled() {
-            let failed = matches!(done.reached, exec::Reached::Nothing { .. });
+            let failed = matches!(
+                done.reached,
+                exec::Reached::Nothing { .. } | exec::Reached::Cut
+            );
             // After a signal, a session that opened no channel for the stop is taken for lost:
             // it is not tried again before tether exits, nor waited on to close (stop 45
             // tester t57: a blackholed host's stop, its last contact and its disconnect held
-            // a SIGTERM's exit 9 s more).
-            if matches!(done.reached, exec::Reached::Nothing { refused: false })
-                && crate::interrupt::signalled()
+            // a SIGTERM's exit 9 s more). One lost under the stop is lost, never an idle
+            // session the server closed (stop 48 tester t66: learned as its idle limit).
+            let cut = done.reached == exec::Reached::Cut;
+            if (matches!(done.reached, exec::Reached::Nothing { refused: false })
+                && crate::interrupt::signalled())
+                || cut
             {
                 self.conn = None;
-                self.lost = Some((
-                    SshError::Session {
-                        host: self.owner.name.to_string(),
-                        reason: format!("no answer to the stop of `{command}` ({})", done.how),
-                    },
-                    Some(Instant::now()),
-                ));
+                // Kept where finishing the stop found the host unreachable; a stop cut short
+                // under a signal leaves the failure hooks' contact to reconnect.
+                if !(cut && self.lost.is_some()) {
+                    self.lost = Some((
+                        SshError::Session {
+                            host: self.owner.name.to_string(),
+                            reason: format!("no answer to the stop of `{command}` ({})", done.how),
+                        },
+                        (!cut).then(Instant::now),
+                    ));
+                }
             }
             let again = match sup.filter(|s| failed && s.direct.is_none()) {
                 Some(s) => {
@@ -693,18 +710,36 @@ impl WorkerState {
                         s.id.clone(),
                         command.to_string(),
                         s.place.clone(),
-                        format!("stopping it ({why}) failed"),
+                        match cut {
+                            true => format!("its stop ({why}) was cut short by a lost connection"),
+                            false => format!("stopping it ({why}) failed"),
+                        },
                     ));
-                    "; tether tries again at its next contact with this host, or before it exits"
+                    match cut {
+                        true => {
+                            "; tether finishes the stop (no second SIGTERM: SIGKILL once the \
+                             grace period has passed, to what is left of it) at its next \
+                             contact with this host, or before it exits"
+                        }
+                        false => {
+                            "; tether tries again at its next contact with this host, or \
+                             before it exits"
+                        }
+                    }
                 }
                 None => "",
             };
-            self.emit(EventKind::Warning {
-                message: format!(
+            let message = match cut {
+                true => format!(
+                    "stopping `{command}` on the host ({why}) was cut short: {}{again}",
+                    done.how
+                ),
+                false => format!(
                     "`{command}` was not stopped on the host ({why}): {}{again}",
                     done.how
                 ),
-            });
+            };
+            self.emit(EventKind::Warning { message });
             return;
         }
         self.emit(EventKind::RemoteStopped {

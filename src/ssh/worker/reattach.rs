@@ -186,6 +186,60 @@ impl WorkerState {
         }
     }
 
+    /// The connection was lost while the stop of `sent` (named `command`) ran on the host
+    /// (`done`: [`exec::Reached::Cut`]; its timeout passed, or a step abort stopped it):
+    /// connects again within the re-attach bound and finishes the stop there. The command is
+    /// followed from the bytes received to its end, within the stop's grace period and a
+    /// second (what its clean-up on SIGTERM prints is shown, once), then its stop is run
+    /// again, which sends no second SIGTERM (see `supervisor::stop`): SIGKILL once the grace
+    /// period has passed, to what is left of it. `done` then says what the stop did (stop 48
+    /// tester t66: a stop cut short was sent again at exit, its SIGTERM a second time, and
+    /// the clean-up the first had started was cut short and run again, its output never
+    /// shown). Where no connection came back, `done` stays cut (see `report_stop`).
+    pub(super) fn finish_stop(
+        &mut self,
+        sent: &str,
+        command: &str,
+        opts: &ExecOptions,
+        sup: &mut Supervision,
+        done: &mut exec::RemoteStop,
+    ) {
+        let lost_at = Instant::now();
+        self.conn = None;
+        let bound = opts.reattach.unwrap_or(self.owner.settings.reattach);
+        // The command is being stopped already: only tether's own stopping cuts this short.
+        let quiet = Stop::default();
+        if let Err(e) = self.connect_within(lost_at + bound, ConnectBound::Reattach(bound), &quiet)
+        {
+            self.lost = Some((e, Some(Instant::now())));
+            return;
+        }
+        self.emit(EventKind::Reconnected {
+            reason: format!("the connection was lost while stopping `{command}`"),
+            while_idle: false,
+            took: lost_at.elapsed(),
+        });
+        let rest = ExecOptions {
+            timeout: Some(crate::ssh::supervisor::STOP_GRACE + Duration::from_secs(1)),
+            timeout_named: None,
+            stop: Stop::default(),
+            ..opts.clone()
+        };
+        let stopped = match self.exec_once(sent, &rest, Some(sup)) {
+            // Its own stop, run by the follow-up's deadline.
+            Err(ExecError::Deadline(_, Some(stop))) => {
+                *done = stop;
+                return;
+            }
+            Ok(_) => match &self.conn {
+                Some(conn) => exec::stop_supervised(conn, &sup.id),
+                None => return,
+            },
+            Err(_) => return,
+        };
+        *done = exec::RemoteStop::of(stopped, None);
+    }
+
     /// Connects again (the pinned host key) with backoff 1, 2, 4 ... s up to the cap, until
     /// `until` or until `stop` is set (asked before each attempt and during the pauses); the
     /// last error when no attempt worked. Each attempt gives up when `until` passes, whatever

@@ -77,15 +77,17 @@ pub fn parse_positive(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// `1.8 ms`, `3.2 s`, `1m04s`, `2h05m`: for people.
+/// `1.8 ms`, `3.2 s`, `1m04s`, `2h05m`: for people. A value is said in the unit its rounded
+/// figure belongs to: 999.96 ms is `1.0 s`, never `1000.0 ms` (stop 48 tester t66: `within
+/// 1000.0 ms (what was left of the 1.0 s re-attach bound)`), and 59.97 s is `1m00s`.
 pub fn format(d: Duration) -> String {
     let secs = d.as_secs_f64();
-    if secs < 1.0 {
+    if secs < 0.999_95 {
         format!("{:.1} ms", secs * 1000.0)
-    } else if secs < 60.0 {
+    } else if secs < 59.95 {
         format!("{secs:.1} s")
     } else {
-        let s = d.as_secs();
+        let s = secs.round() as u64;
         if s < 3600 {
             format!("{}m{:02}s", s / 60, s % 60)
         } else {
@@ -143,6 +145,11 @@ mod tests {
         assert_eq!(format(Duration::from_millis(3200)), "3.2 s");
         assert_eq!(format(Duration::from_secs(64)), "1m04s");
         assert_eq!(format(Duration::from_secs(7500)), "2h05m");
+        assert_eq!(format(Duration::from_micros(999_960)), "1.0 s");
+        assert_eq!(format(Duration::from_micros(999_940)), "999.9 ms");
+        assert_eq!(format(Duration::from_millis(59_970)), "1m00s");
+        assert_eq!(format(Duration::from_millis(59_940)), "59.9 s");
+        assert_eq!(format(Duration::from_millis(3_599_600)), "1h00m");
         assert_eq!(format_flag(Duration::from_millis(500)), "500ms");
         assert_eq!(format_flag(Duration::from_secs(5)), "5s");
     }

@@ -229,6 +229,16 @@ fn past_the_bound_the_state_is_unknown_and_the_orphan_is_stopped_at_the_next_con
         assert!(error.contains("remote state unknown"), "{error}");
         assert!(!error.contains("stopped at the next contact"), "{error}");
         assert_eq!(h.count("host1", is_reattach), 0, "{}", h.story());
+        // Said as it happened, before the failure.
+        let said = h.count("host1", |k| {
+            matches!(k, EventKind::Warning { message }
+            if message.starts_with("connection lost ")
+                && message.ends_with(&format!(
+                    "into `{command}`; not re-attached: its host key or login was refused on \
+                     connecting again: remote state unknown"
+                )))
+        });
+        assert_eq!(said, 1, "{}", h.story());
         assert!(!processes(&lab, "host1", &sleep).is_empty());
         std::fs::write(&config, &saved).unwrap();
         lab.reconfigure("host1", "");
@@ -2360,10 +2370,15 @@ fn an_attempt_cut_short_by_the_reattach_bound_or_the_timeout_names_it() {
         let text = crate::support::tether::text(&out);
         assert_eq!(out.status.code(), Some(1), "{text}");
         // The failure (its line, and the summary's): tether's last attempt to stop the
-        // orphan before it exits is another matter.
+        // orphan before it exits is another matter, and so is the line said when
+        // re-attaching ended.
         let failure: Vec<&str> = text
             .lines()
-            .filter(|l| l.contains("not re-attached") && !l.contains("may still be running on"))
+            .filter(|l| {
+                l.contains("not re-attached")
+                    && !l.contains("may still be running on")
+                    && !l.contains("~ warning: connection lost")
+            })
             .collect();
         assert!(!failure.is_empty(), "{text}");
         for line in failure {

@@ -98,6 +98,19 @@ impl WorkerState {
                         format!("not re-attached within {within}"),
                     ),
                 };
+                let lost_after =
+                    heard_after.unwrap_or_else(|| lost_at.saturating_duration_since(started));
+                // Said when it happens, as a re-attach is (the failure comes with the step's
+                // end): the other hosts' stops name this one as their reason meanwhile (stop
+                // 48 tester t66: nothing about web1 until 22 s later).
+                if opts.stop.reason().is_none() {
+                    self.emit(EventKind::Warning {
+                        message: format!(
+                            "connection lost {} into `{command}`; {short}: remote state unknown",
+                            crate::duration::format(lost_after)
+                        ),
+                    });
+                }
                 self.orphans.push(Orphan::new(
                     &self.owner.name,
                     &self.owner.config.ssh_command,
@@ -126,8 +139,7 @@ impl WorkerState {
                 return Err(SshError::ConnectionLost {
                     host: self.owner.name.to_string(),
                     command: command.to_string(),
-                    elapsed: heard_after
-                        .unwrap_or_else(|| lost_at.saturating_duration_since(started)),
+                    elapsed: lost_after,
                     reason,
                 });
             }

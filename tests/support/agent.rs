@@ -32,8 +32,11 @@ impl Agent {
             .spawn()
             .expect("start ssh-agent");
         let agent = Agent { child, sock };
+        // The socket exists from its bind(2), before ssh-agent listens on it: until then a
+        // connection is refused (seen at six tests at a time: `ssh-add: Error connecting to
+        // agent: Connection refused`). Ready is when one is accepted.
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !agent.sock.exists() {
+        while std::os::unix::net::UnixStream::connect(&agent.sock).is_err() {
             assert!(Instant::now() < deadline, "ssh-agent did not start");
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -234,8 +234,9 @@ fn past_the_bound_the_state_is_unknown_and_the_orphan_is_stopped_at_the_next_con
             matches!(k, EventKind::Warning { message }
             if message.starts_with("connection lost ")
                 && message.ends_with(&format!(
-                    "into `{command}`; not re-attached: its host key or login was refused on \
-                     connecting again: remote state unknown"
+                    "into `{command}`; not re-attached: authentication failed for user root \
+                     (key {}/client_key refused): remote state unknown",
+                    lab.dir().display()
                 )))
         });
         assert_eq!(said, 1, "{}", h.story());
@@ -2589,4 +2590,98 @@ fn a_connection_lost_while_a_command_is_stopped_finishes_that_stop() {
         };
         assert!(left().is_empty(), "{:?}", left());
     }
+}
+
+/// A stop cut short by a lost connection that could not be made again within the re-attach
+/// bound leaves the next step free to reconnect under the usual policy (its backoff, its
+/// ConnectTimeout): it finishes that stop first (one SIGTERM in all) and runs (stop 48 tester
+/// t67: the next step failed at once with the bound's last error, the host called
+/// unreachable, exit 3, although it answered a second later).
+#[test]
+fn a_stop_not_finished_within_the_bound_leaves_the_next_step_its_own_reconnect() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let root = lab.host("host1").root_dir.clone();
+    let listener = lab.host("host1").pid as libc::pid_t;
+    let r = crate::support::recipe::RecipeDir::new(
+        "cut-stop-next-step",
+        "server(\"host1\", #{ roles: [\"web\"] });\n\
+         task(\"go\", || {\n\
+           try {\n\
+             on(\"host1\", #{ timeout: 1, reattach: 1 }, \"trap 'echo TERM >> /srv/terms; sleep 1; \
+         exit 9' TERM; echo ran >> /srv/marker; while :; do sleep 0.1; done\");\n\
+           } catch (e) { print(`caught ${e.kind}`); }\n\
+           on(\"host1\", \"echo next-step\");\n\
+         });\n",
+    );
+    let out = std::thread::scope(|scope| {
+        let run = scope.spawn(|| r.tether().ssh_config(&lab.ssh_config()).args(&["go"]).run());
+        wait_until("the stop's SIGTERM never came", || {
+            std::fs::read_to_string(root.join("terms")).is_ok_and(|m| !m.is_empty())
+        });
+        // No connection is accepted until the bound (1 s) has passed.
+        // SAFETY: kill(2) on the lab's own sshd listener.
+        unsafe { libc::kill(listener, libc::SIGSTOP) };
+        lab.kill_connections("host1");
+        std::thread::sleep(Duration::from_secs(3));
+        // SAFETY: as above.
+        unsafe { libc::kill(listener, libc::SIGCONT) };
+        run.join().unwrap()
+    });
+    out.status(0)
+        .stdout_contains("caught command_failed")
+        .stdout_contains("host1 | next-step");
+    assert_eq!(
+        std::fs::read_to_string(root.join("terms")).unwrap(),
+        "TERM\n"
+    );
+    assert!(processes(&lab, "host1", "echo ran >> /srv/marker").is_empty());
+}
+
+/// A connection lost twice while a stop is finished (the second time while the command's
+/// clean-up is followed over the new connection) is made again within the same bound, and the
+/// clean-up's lines all arrive, once and in order (stop 48 tester t67: after the second loss
+/// the stop was put off to exit, and 14 of 40 lines were shown, the rest missing unsaid).
+#[test]
+fn a_stop_cut_short_twice_still_shows_every_line_of_the_clean_up() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let root = lab.host("host1").root_dir.clone();
+    let progress =
+        || std::fs::read_to_string(root.join("progress")).map_or(0, |p| p.lines().count());
+    let command = "trap 'i=1; while [ $i -le 40 ]; do echo clean-$i; echo $i >> /srv/progress; \
+                   i=$((i+1)); sleep 0.05; done; exit 9' TERM; echo ran >> /srv/marker; \
+                   while :; do sleep 0.1; done";
+    let out = std::thread::scope(|scope| {
+        let run = scope.spawn(|| {
+            support::tether::Tether::new()
+                .ssh_config(&lab.ssh_config())
+                .args(&[
+                    "--format",
+                    "json",
+                    "run",
+                    "--timeout",
+                    "1s",
+                    "--hosts",
+                    "host1",
+                    "--",
+                ])
+                .arg(command)
+                .run()
+        });
+        wait_until("the stop's SIGTERM never came", || progress() > 0);
+        lab.kill_connections("host1");
+        wait_until("the clean-up stopped", || progress() >= 15);
+        lab.kill_connections("host1");
+        run.join().unwrap()
+    });
+    out.status(1);
+    let shown: Vec<String> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["type"] == "output" && e["stream"] == "stdout")
+        .map(|e| e["line"].as_str().unwrap().to_string())
+        .collect();
+    let want: Vec<String> = (1..=40).map(|i| format!("clean-{i}")).collect();
+    assert_eq!(shown, want, "{}", out.stdout);
+    out.stdout_contains("sent SIGTERM and ended");
 }

@@ -106,7 +106,7 @@ impl WorkerState {
                 if opts.stop.reason().is_none() {
                     self.emit(EventKind::Warning {
                         message: format!(
-                            "connection lost {} into `{command}`; {short}: remote state unknown",
+                            "connection lost {} into `{command}`; {ended}: remote state unknown",
                             crate::duration::format(lost_after)
                         ),
                     });
@@ -216,40 +216,64 @@ impl WorkerState {
         sup: &mut Supervision,
         done: &mut exec::RemoteStop,
     ) {
-        let lost_at = Instant::now();
-        self.conn = None;
         let bound = opts.reattach.unwrap_or(self.owner.settings.reattach);
+        let until = Instant::now() + bound;
         // The command is being stopped already: only tether's own stopping cuts this short.
         let quiet = Stop::default();
-        if let Err(e) = self.connect_within(lost_at + bound, ConnectBound::Reattach(bound), &quiet)
-        {
-            self.lost = Some((e, Some(Instant::now())));
-            return;
-        }
-        self.emit(EventKind::Reconnected {
-            reason: format!("the connection was lost while stopping `{command}`"),
-            while_idle: false,
-            took: lost_at.elapsed(),
-        });
-        let rest = ExecOptions {
-            timeout: Some(crate::ssh::supervisor::STOP_GRACE + Duration::from_secs(1)),
-            timeout_named: None,
-            stop: Stop::default(),
-            ..opts.clone()
-        };
-        let stopped = match self.exec_once(sent, &rest, Some(sup)) {
-            // Its own stop, run by the follow-up's deadline.
-            Err(ExecError::Deadline(_, Some(stop))) => {
-                *done = stop;
+        // Lost again while following it: connected again, within the same bound (stop 48
+        // tester t67: a second loss put the stop off to exit, the clean-up's lines cut short).
+        while sup.resumable() {
+            let lost_at = Instant::now();
+            self.conn = None;
+            if let Err(e) = self.connect_within(until, ConnectBound::Reattach(bound), &quiet) {
+                // Not a host known unreachable: the bound was this stop's. The next contact
+                // reconnects under the usual policy and finishes the stop first (stop 48
+                // tester t67: the next step failed at once on this bound's last error, exit 3).
+                self.lost = Some((
+                    SshError::Session {
+                        host: self.owner.name.to_string(),
+                        reason: format!(
+                            "the connection was lost while stopping `{command}` and not made \
+                             again within {} ({})",
+                            crate::duration::format(bound),
+                            e.said_for(&self.owner.name)
+                        ),
+                    },
+                    None,
+                ));
                 return;
             }
-            Ok(_) => match &self.conn {
-                Some(conn) => exec::stop_supervised(conn, &sup.id),
-                None => return,
-            },
-            Err(_) => return,
-        };
-        *done = exec::RemoteStop::of(stopped, None);
+            self.emit(EventKind::Reconnected {
+                reason: format!("the connection was lost while stopping `{command}`"),
+                while_idle: false,
+                took: lost_at.elapsed(),
+            });
+            let rest = ExecOptions {
+                timeout: Some(crate::ssh::supervisor::STOP_GRACE + Duration::from_secs(1)),
+                timeout_named: None,
+                stop: Stop::default(),
+                ..opts.clone()
+            };
+            let stopped = match self.exec_once(sent, &rest, Some(sup)) {
+                // Its own stop, run by the follow-up's deadline, cut short in turn.
+                Err(ExecError::Deadline(_, Some(stop))) if stop.reached == exec::Reached::Cut => {
+                    *done = stop;
+                    continue;
+                }
+                Err(ExecError::Deadline(_, Some(stop))) => {
+                    *done = stop;
+                    return;
+                }
+                Err(ExecError::Lost(_)) => continue,
+                Ok(_) => match &self.conn {
+                    Some(conn) => exec::stop_supervised(conn, &sup.id),
+                    None => return,
+                },
+                Err(_) => return,
+            };
+            *done = exec::RemoteStop::of(stopped, None);
+            return;
+        }
     }
 
     /// Connects again (the pinned host key) with backoff 1, 2, 4 ... s up to the cap, until

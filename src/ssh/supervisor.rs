@@ -433,7 +433,7 @@ const EXPIRE: &str = r#"find "${TMPDIR:-/tmp}/." ! -name . -prune -name 'tether-
 pub fn stop_by_id(id: &str) -> String {
     format!(
         r#"d=${{TMPDIR:-/tmp}}/tether-${{LOGNAME:-$USER}}/{id}; p=$(cat "$d.p" 2>/dev/null) && {}; rm -rf "$d".*"#,
-        by_hand_stop("$p")
+        by_hand_stop("$p", r#""$d.t""#)
     )
 }
 
@@ -442,19 +442,22 @@ pub fn stop_by_id(id: &str) -> String {
 pub fn stop_by_group(pgid: &str, spool: &str) -> String {
     format!(
         "{}; rm -rf {}.*",
-        by_hand_stop(pgid),
+        by_hand_stop(pgid, &crate::command::quote(&format!("{spool}.t"))),
         crate::command::quote(spool)
     )
 }
 
 /// Stops process group `pgid` as [`stop`] does: SIGTERM, then SIGKILL once [`STOP_GRACE`] has
 /// passed with any of it left (a command that ignores SIGTERM must not outlive the words that
-/// removed its files); silent when it had ended already. `kill -TERM -PGID`, not
+/// removed its files); silent when it had ended already. Where the file `sent` (a shell word:
+/// the command's `ID.t`) says a stop's SIGTERM was sent already, it sends none, as [`stop`]
+/// run again does (stop 48 tester t67: pasted while the command's clean-up ran, the words
+/// cut it short with a second SIGTERM). `kill -TERM -PGID`, not
 /// `kill -TERM -- -PGID`: dash's `kill` (Debian's /bin/sh) takes `--` for a number; whole
 /// seconds, as POSIX `sleep` takes.
-fn by_hand_stop(pgid: &str) -> String {
+fn by_hand_stop(pgid: &str, sent: &str) -> String {
     format!(
-        "kill -TERM -{pgid} 2>/dev/null && {{ i=0; while kill -0 -{pgid} 2>/dev/null && [ $i -lt {grace} ]; do sleep 1; i=$((i+1)); done; kill -KILL -{pgid} 2>/dev/null; }}",
+        "{{ [ -e {sent} ] || kill -TERM -{pgid} 2>/dev/null; }} && {{ i=0; while kill -0 -{pgid} 2>/dev/null && [ $i -lt {grace} ]; do sleep 1; i=$((i+1)); done; kill -KILL -{pgid} 2>/dev/null; }}",
         grace = STOP_GRACE.as_secs()
     )
 }
@@ -566,5 +569,49 @@ mod tests {
         // Unfinished or absent: nothing.
         assert_eq!(placement(b"\x1etether-sup:4242:/tmp/x"), None);
         assert_eq!(placement(b"Welcome\n"), None);
+    }
+
+    /// The words that stop a command by hand send no second SIGTERM where its stop's mark
+    /// (`ID.t`) says one was sent, and SIGKILL what is left after the grace period; without
+    /// the mark they send SIGTERM, once. Run here under sh, on a process group of its own.
+    #[test]
+    fn the_words_that_stop_by_hand_send_sigterm_once() {
+        use std::process::{Command, Stdio};
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path().join("1a-2b-0");
+        let terms = dir.path().join("terms");
+        for marked in [true, false] {
+            let _ = std::fs::remove_file(&terms);
+            let mut group = Command::new("setsid")
+                .args(["sh", "-c"])
+                .arg(format!(
+                    "trap 'echo TERM >> {}' TERM; while :; do sleep 0.1; done",
+                    terms.display()
+                ))
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            if marked {
+                std::fs::write(spool.with_extension("t"), "1").unwrap();
+            }
+            let words = stop_by_group(&group.id().to_string(), &spool.display().to_string());
+            let started = std::time::Instant::now();
+            assert!(Command::new("sh")
+                .args(["-c", &words])
+                .status()
+                .unwrap()
+                .success());
+            let status = group.wait().unwrap();
+            assert_eq!(
+                std::os::unix::process::ExitStatusExt::signal(&status),
+                Some(9),
+                "{words}"
+            );
+            assert!(started.elapsed() >= STOP_GRACE, "{words}");
+            let sent = std::fs::read_to_string(&terms).unwrap_or_default();
+            assert_eq!(sent, if marked { "" } else { "TERM\n" }, "{words}");
+            assert!(!spool.with_extension("t").exists());
+        }
     }
 }

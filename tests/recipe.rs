@@ -605,6 +605,22 @@ fn circular_hooks_are_refused_naming_the_circle() {
             "circular dependency: a => b => a (task `a` would be invoked again by after(\"b\", \
              \"a\") at deploy.rhai:5:1",
         ),
+        // Reached by an invoke: refused before the invoked task runs.
+        (
+            "after(\"a\", \"b\");\nafter(\"b\", \"a\");\n",
+            &["c"][..],
+            "circular dependency: a => b => a (task `a` would be invoked again by after(\"b\", \
+             \"a\") at deploy.rhai:6:1 while it runs; a task cannot run before or after \
+             itself); task `a` was not run",
+        ),
+        // Closed by a hook declared in a task's body: refused before the task it reaches runs.
+        (
+            "task(\"e\", || { after(\"d\", \"a\"); });\nafter(\"a\", \"d\");\n",
+            &["e", "a"][..],
+            "circular dependency: a => d => a (task `a` would be invoked again by after(\"d\", \
+             \"a\") at deploy.rhai:5:16 while it runs; a task cannot run before or after \
+             itself); task `a` was not run",
+        ),
         // Closed by an invoke: met as it runs.
         (
             "before(\"a\", \"b\");\nafter(\"b\", \"c\");\n",

@@ -80,7 +80,19 @@ fn run(
             ))
         }
     }
-    let result = run_parts(engine, rt, name, &task, cleanup);
+    // A circle of hooks ahead of it, as declared by now (a task reached by `invoke`, hooks
+    // declared in a task's body), is refused before it runs, as the command line's tasks' are
+    // before the run (stop 48 tester t67: met half-way, the tasks before it run).
+    let ahead = {
+        let recipe = rt.recipe();
+        recipe
+            .hook_circle(&[name.to_string()])
+            .map(|circle| circular(&recipe, &circle, false))
+    };
+    let result = match ahead {
+        Some(circle) => Err(fail(format!("{circle}; task `{name}` was not run").into())),
+        None => run_parts(engine, rt, name, &task, cleanup),
+    };
     // Kept before `running` ends the invocation: a caller waiting for it reads it then.
     if let Err(errors) = &result {
         rt.note_task_failed(name, &errors[0].1);
@@ -174,13 +186,13 @@ pub fn circular(recipe: &Recipe, circle: &[String], invoked: bool) -> String {
         }
         None => String::new(),
     };
-    let (was, after) = match invoked {
-        true => ("was", ""),
-        false => ("would be", "; nothing was run"),
+    let was = match invoked {
+        true => "was",
+        false => "would be",
     };
     format!(
         "circular dependency: {} (task `{task}` {was} invoked again{by} while it runs; a task \
-         cannot run before or after itself){after}",
+         cannot run before or after itself)",
         circle.join(" => ")
     )
 }

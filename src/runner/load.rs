@@ -473,7 +473,10 @@ impl Loaded {
         // Refused before any task runs, where a run met it once the tasks before it had run
         // (stop 47 tester: an after hook's circle ran both tasks' commands first).
         if let Some(circle) = recipe.hook_circle(tasks) {
-            return Err(Error::Recipe(circular(&recipe, &circle, false)));
+            return Err(Error::Recipe(format!(
+                "{}; nothing was run",
+                circular(&recipe, &circle, false)
+            )));
         }
         let roles = recipe.role_names();
         for r in &self.rt.filters.roles {

@@ -824,11 +824,7 @@ fn tether_run_says_once_that_it_reattached_and_shows_every_line_once() {
         run.join().unwrap()
     });
     out.status(0);
-    let events: Vec<serde_json::Value> = out
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let events = out.events();
     let lines: Vec<&str> = events
         .iter()
         .filter(|e| e["type"] == "output")
@@ -2543,11 +2539,7 @@ fn a_connection_lost_while_a_command_is_stopped_finishes_that_stop() {
             run.join().unwrap()
         });
         out.status(1);
-        let events: Vec<serde_json::Value> = out
-            .stdout
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let events = out.events();
         let shown: Vec<&str> = events
             .iter()
             .filter(|e| e["type"] == "output" && e["stream"] == "stdout")
@@ -2675,9 +2667,8 @@ fn a_stop_cut_short_twice_still_shows_every_line_of_the_clean_up() {
     });
     out.status(1);
     let shown: Vec<String> = out
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .events()
+        .into_iter()
         .filter(|e| e["type"] == "output" && e["stream"] == "stdout")
         .map(|e| e["line"].as_str().unwrap().to_string())
         .collect();

@@ -255,6 +255,15 @@ impl Tether {
 }
 
 impl Output {
+    /// The JSON events of a `--format json` run, one per stdout line; a line that is no JSON
+    /// fails the test.
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+
     pub fn dump(&self) -> String {
         format!(
             "status {}\n--- stdout ---\n{}\n--- stderr ---\n{}",

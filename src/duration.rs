@@ -68,11 +68,16 @@ pub fn seconds(s: f64) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(s))
 }
 
-/// [`parse`], refusing zero: for intervals and timeouts, where zero has no meaning.
+/// [`parse`], refusing zero: for intervals and timeouts, where zero has no meaning; and, as a
+/// recipe's `on(.., #{ timeout })` does, less than a millisecond (stop 48 tester t67:
+/// `--timeout 0.0000001s` was taken, and its failure said `within 0.0 ms`).
 pub fn parse_positive(text: &str) -> Result<Duration, String> {
     let d = parse(text)?;
     if d.is_zero() {
         return Err(format!("`{text}` must be greater than zero"));
+    }
+    if d < Duration::from_millis(1) {
+        return Err(format!("`{text}` must be a millisecond or more"));
     }
     Ok(d)
 }
@@ -120,6 +125,15 @@ mod tests {
         assert_eq!(parse("1M30S"), Ok(ms(90_000)));
         assert_eq!(parse("1.5s"), Ok(ms(1_500)));
         assert_eq!(parse("0"), Ok(Duration::ZERO));
+        assert_eq!(
+            parse_positive("0.0000001s"),
+            Err("`0.0000001s` must be a millisecond or more".into())
+        );
+        assert_eq!(
+            parse_positive("0.9ms"),
+            Err("`0.9ms` must be a millisecond or more".into())
+        );
+        assert_eq!(parse_positive("1ms"), Ok(Duration::from_millis(1)));
         for bad in [
             "",
             "x",

@@ -258,7 +258,13 @@ fn past_the_bound_the_state_is_unknown_and_the_orphan_is_stopped_at_the_next_con
             .collect();
         assert_eq!(stopped.len(), 1, "gap {gap:?}\n{}", h.story());
         assert!(stopped[0].starts_with(&format!("{command} | left running")));
-        assert!(stopped[0].ends_with("SIGTERM and ended"), "{}", stopped[0]);
+        assert!(
+            stopped[0].ends_with(
+                "SIGTERM and ended; what it printed after tether last read it is not shown"
+            ),
+            "{}",
+            stopped[0]
+        );
         // Stopped before the new command started.
         let at = |pred: &dyn Fn(&EventKind) -> bool| {
             h.events[mark..]

@@ -436,10 +436,20 @@ impl WorkerState {
                     if done == StopDone::Gone {
                         self.read.push(orphan.id.clone());
                     }
+                    // What it printed since tether last read its channel stays unshown: the
+                    // stop reads none of it (stop 48 tester t67: a clean-up's lines missing,
+                    // unsaid).
+                    let unshown = match done {
+                        StopDone::Never => "",
+                        _ => "; what it printed after tether last read it is not shown",
+                    };
                     self.owner.emit(EventKind::RemoteStopped {
                         command: orphan.command,
                         why: format!("left running when {}", orphan.left),
-                        how: done.words(crate::ssh::supervisor::STOP_GRACE),
+                        how: format!(
+                            "{}{unshown}",
+                            done.words(crate::ssh::supervisor::STOP_GRACE)
+                        ),
                     })
                 }
                 Err(failed) if last => self.left_running(&orphan, &failed.how),

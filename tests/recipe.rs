@@ -613,6 +613,24 @@ fn circular_hooks_are_refused_naming_the_circle() {
              \"a\") at deploy.rhai:6:1 while it runs; a task cannot run before or after \
              itself); task `a` was not run",
         ),
+        // A hook leading back to a task running around the one invoked (as a user's after
+        // hook on a task the stdlib's deploy:publishing invokes): refused before it runs.
+        (
+            "after(\"a\", \"c\");\n",
+            &["c"][..],
+            "circular dependency: c => a => c (task `c` would be invoked again by after(\"a\", \
+             \"c\") at deploy.rhai:5:1 while it runs; a task cannot run before or after \
+             itself); task `a` was not run",
+        ),
+        // Through the failure path's task, which any run may need: refused before the run.
+        (
+            "task(\"deploy:failed\", || {});\nafter(\"deploy:failed\", \"b\");\n\
+             after(\"b\", \"deploy:failed\");\n",
+            &["d"][..],
+            "circular dependency: deploy:failed => b => deploy:failed (task `deploy:failed` \
+             would be invoked again by after(\"b\", \"deploy:failed\") at deploy.rhai:7:1 \
+             while it runs; a task cannot run before or after itself); nothing was run",
+        ),
         // Closed by a hook declared in a task's body: refused before the task it reaches runs.
         (
             "task(\"e\", || { after(\"d\", \"a\"); });\nafter(\"a\", \"d\");\n",

@@ -347,8 +347,16 @@ impl Recipe {
     /// after hooks, as a run takes them; `None` when there is none. Hooks are known before a
     /// run starts; an `invoke` in a task's body is met only as it runs.
     pub fn hook_circle(&self, roots: &[String]) -> Option<Vec<String>> {
+        self.hook_circle_within(&[], roots)
+    }
+
+    /// [`Recipe::hook_circle`] for `roots` invoked while the tasks of `chain` run (the
+    /// invocation chain, outermost first): a hook that leads back to one of them closes a
+    /// circle too (`after("deploy:symlink:release", "deploy:publishing")` with the stdlib's
+    /// `deploy:publishing` invoking `deploy:symlink:release`).
+    pub fn hook_circle_within(&self, chain: &[String], roots: &[String]) -> Option<Vec<String>> {
         let mut done = HashSet::new();
-        let mut path = Vec::new();
+        let mut path: Vec<&str> = chain.iter().map(String::as_str).collect();
         roots
             .iter()
             .find_map(|root| self.circle_from(root, &mut path, &mut done))

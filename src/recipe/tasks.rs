@@ -81,12 +81,18 @@ fn run(
         }
     }
     // A circle of hooks ahead of it, as declared by now (a task reached by `invoke`, hooks
-    // declared in a task's body), is refused before it runs, as the command line's tasks' are
-    // before the run (stop 48 tester t67: met half-way, the tasks before it run).
+    // declared in a task's body), or hooks leading back to a task running around it, is
+    // refused before it runs, as the command line's tasks' are before the run (stop 48 tester
+    // t67: met half-way, the tasks before it run; t68: a user's after hook leading back to
+    // the stdlib's deploy:publishing, which invokes deploy:symlink:release, published the
+    // release first).
     let ahead = {
+        // The tasks running around this one (`enter` put this one last).
+        let mut chain = super::context::chain();
+        chain.pop();
         let recipe = rt.recipe();
         recipe
-            .hook_circle(&[name.to_string()])
+            .hook_circle_within(&chain, &[name.to_string()])
             .map(|circle| circular(&recipe, &circle, false))
     };
     let result = match ahead {

@@ -472,7 +472,14 @@ impl Loaded {
         }
         // Refused before any task runs, where a run met it once the tasks before it had run
         // (stop 47 tester: an after hook's circle ran both tasks' commands first).
-        if let Some(circle) = recipe.hook_circle(tasks) {
+        // The failure path's task too: any run may need it (stop 48 tester t68: a circle of
+        // deploy:failed's hooks was met on the failure path, deploy:failed not run, the
+        // deploy's lock kept).
+        let mut roots = tasks.to_vec();
+        if recipe.tasks.contains_key("deploy:failed") {
+            roots.push("deploy:failed".to_string());
+        }
+        if let Some(circle) = recipe.hook_circle(&roots) {
             return Err(Error::Recipe(format!(
                 "{}; nothing was run",
                 circular(&recipe, &circle, false)

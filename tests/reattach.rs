@@ -2682,3 +2682,45 @@ fn a_stop_cut_short_twice_still_shows_every_line_of_the_clean_up() {
     assert_eq!(shown, want, "{}", out.stdout);
     out.stdout_contains("sent SIGTERM and ended");
 }
+
+/// A stop after SIGTERM to tether, cut short by a lost connection, is finished over a new one
+/// as the last contact before tether exits: the clean-up's lines shown, the command said
+/// stopped, never also said to be still running (stop 48 tester t68: none of 30 lines shown,
+/// `sent SIGTERM and ended`, then `could not stop it on the host: it may still be running`).
+#[test]
+fn a_stop_after_sigterm_cut_short_is_finished_before_tether_exits() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let root = lab.host("host1").root_dir.clone();
+    let progress =
+        || std::fs::read_to_string(root.join("progress")).map_or(0, |p| p.lines().count());
+    let command = "trap 'i=1; while [ $i -le 20 ]; do echo clean-$i; echo $i >> /srv/progress; \
+                   i=$((i+1)); sleep 0.05; done; exit 9' TERM; echo ran >> /srv/marker; \
+                   while :; do sleep 0.1; done";
+    let marker = root.join("marker");
+    let child = support::tether::Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["--format", "json", "run", "--hosts", "host1", "--"])
+        .arg(command)
+        .spawn();
+    wait_until("the command never started", || {
+        std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+    });
+    // SAFETY: kill(2) on the tether this test started.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    wait_until("the stop's SIGTERM never came", || progress() > 0);
+    lab.kill_connections("host1");
+    let out = child.wait_with_output().unwrap();
+    let text = crate::support::tether::text(&out);
+    assert_eq!(out.status.code(), Some(130), "{text}");
+    let shown: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["type"] == "output" && e["stream"] == "stdout")
+        .map(|e| e["line"].as_str().unwrap().to_string())
+        .collect();
+    let want: Vec<String> = (1..=20).map(|i| format!("clean-{i}")).collect();
+    assert_eq!(shown, want, "{text}");
+    assert!(text.contains("sent SIGTERM and ended"), "{text}");
+    assert!(!text.contains("may still be running"), "{text}");
+    assert!(processes(&lab, "host1", "echo ran >> /srv/marker").is_empty());
+}

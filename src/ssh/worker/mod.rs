@@ -486,11 +486,10 @@ impl WorkerState {
         if let Err(ExecError::Stopped(_, Some(done)) | ExecError::Deadline(_, Some(done))) =
             &mut result
         {
-            if let Some(s) = sup.as_mut().filter(|s| {
-                done.reached == exec::Reached::Cut
-                    && s.resumable()
-                    && !crate::interrupt::signalled()
-            }) {
+            if let Some(s) = sup
+                .as_mut()
+                .filter(|s| done.reached == exec::Reached::Cut && s.resumable())
+            {
                 self.finish_stop(sent, command, &opts, s, done);
             }
             let refused = done.reached == exec::Reached::Nothing { refused: true };

@@ -217,6 +217,13 @@ impl WorkerState {
         done: &mut exec::RemoteStop,
     ) {
         let bound = opts.reattach.unwrap_or(self.owner.settings.reattach);
+        // After a signal, as the last contact before tether exits (stop 48 tester t68: a
+        // SIGTERM's stop cut short was not finished, none of the clean-up shown, and the
+        // command said to be still running after it was said stopped).
+        let bound = match crate::interrupt::signalled() {
+            true => bound.min(LAST_CONTACT),
+            false => bound,
+        };
         let until = Instant::now() + bound;
         // The command is being stopped already: only tether's own stopping cuts this short.
         let quiet = Stop::default();

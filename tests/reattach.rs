@@ -2486,6 +2486,49 @@ fn a_reattach_refused_for_a_changed_host_key_says_why_not_the_bound() {
     }
 }
 
+/// Runs `command` on host1 through `tether --format json run --timeout 1s` (its idle-limit
+/// cache in `cache`, where given) while `meanwhile` runs; the run's output.
+fn timed_out_while(
+    lab: &Lab,
+    cache: Option<&std::path::Path>,
+    command: &str,
+    meanwhile: impl FnOnce(),
+) -> support::tether::Output {
+    std::thread::scope(|scope| {
+        let run = scope.spawn(|| {
+            let tether = support::tether::Tether::new().ssh_config(&lab.ssh_config());
+            let tether = match cache {
+                Some(dir) => tether.env("XDG_CACHE_HOME", dir.to_str().unwrap()),
+                None => tether,
+            };
+            tether
+                .args(&[
+                    "--format",
+                    "json",
+                    "run",
+                    "--timeout",
+                    "1s",
+                    "--hosts",
+                    "host1",
+                    "--",
+                ])
+                .arg(command)
+                .run()
+        });
+        meanwhile();
+        run.join().unwrap()
+    })
+}
+
+/// The stdout lines of a `--format json` run's output events, in order.
+fn stdout_lines(events: &[serde_json::Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["type"] == "output" && e["stream"] == "stdout")
+        .map(|e| e["line"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// A connection lost while tether stops a command (its timeout passed and the stop's SIGTERM
 /// was sent) is connected again and the stop is finished there, the command followed to its
 /// end: one SIGTERM, whatever the command does with it (a clean-up that ends it, a handler
@@ -2520,38 +2563,14 @@ fn a_connection_lost_while_a_command_is_stopped_finishes_that_stop() {
         for f in ["marker", "terms"] {
             let _ = std::fs::remove_file(root.join(f));
         }
-        let out = std::thread::scope(|scope| {
-            let run = scope.spawn(|| {
-                support::tether::Tether::new()
-                    .ssh_config(&lab.ssh_config())
-                    .env("XDG_CACHE_HOME", cache.path().to_str().unwrap())
-                    .args(&[
-                        "--format",
-                        "json",
-                        "run",
-                        "--timeout",
-                        "1s",
-                        "--hosts",
-                        "host1",
-                        "--",
-                    ])
-                    .arg(command)
-                    .run()
-            });
+        let out = timed_out_while(&lab, Some(cache.path()), command, || {
             wait_until("the stop's SIGTERM never came", || {
                 std::fs::read_to_string(root.join("terms")).is_ok_and(|m| !m.is_empty())
             });
             lab.kill_connections("host1");
-            run.join().unwrap()
         });
         out.status(1);
-        let events = out.events();
-        let shown: Vec<&str> = events
-            .iter()
-            .filter(|e| e["type"] == "output" && e["stream"] == "stdout")
-            .map(|e| e["line"].as_str().unwrap())
-            .collect();
-        assert_eq!(shown, lines, "{}", out.stdout);
+        assert_eq!(stdout_lines(&out.events()), lines, "{}", out.stdout);
         assert_eq!(
             std::fs::read_to_string(root.join("terms")).unwrap(),
             terms,
@@ -2648,36 +2667,14 @@ fn a_stop_cut_short_twice_still_shows_every_line_of_the_clean_up() {
     let command = "trap 'i=1; while [ $i -le 40 ]; do echo clean-$i; echo $i >> /srv/progress; \
                    i=$((i+1)); sleep 0.05; done; exit 9' TERM; echo ran >> /srv/marker; \
                    while :; do sleep 0.1; done";
-    let out = std::thread::scope(|scope| {
-        let run = scope.spawn(|| {
-            support::tether::Tether::new()
-                .ssh_config(&lab.ssh_config())
-                .args(&[
-                    "--format",
-                    "json",
-                    "run",
-                    "--timeout",
-                    "1s",
-                    "--hosts",
-                    "host1",
-                    "--",
-                ])
-                .arg(command)
-                .run()
-        });
+    let out = timed_out_while(&lab, None, command, || {
         wait_until("the stop's SIGTERM never came", || progress() > 0);
         lab.kill_connections("host1");
         wait_until("the clean-up stopped", || progress() >= 15);
         lab.kill_connections("host1");
-        run.join().unwrap()
     });
     out.status(1);
-    let shown: Vec<String> = out
-        .events()
-        .into_iter()
-        .filter(|e| e["type"] == "output" && e["stream"] == "stdout")
-        .map(|e| e["line"].as_str().unwrap().to_string())
-        .collect();
+    let shown = stdout_lines(&out.events());
     let want: Vec<String> = (1..=40).map(|i| format!("clean-{i}")).collect();
     assert_eq!(shown, want, "{}", out.stdout);
     out.stdout_contains("sent SIGTERM and ended");
@@ -2712,12 +2709,11 @@ fn a_stop_after_sigterm_cut_short_is_finished_before_tether_exits() {
     let out = child.wait_with_output().unwrap();
     let text = crate::support::tether::text(&out);
     assert_eq!(out.status.code(), Some(130), "{text}");
-    let shown: Vec<String> = String::from_utf8_lossy(&out.stdout)
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|e| e["type"] == "output" && e["stream"] == "stdout")
-        .map(|e| e["line"].as_str().unwrap().to_string())
+        .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    let shown = stdout_lines(&events);
     let want: Vec<String> = (1..=20).map(|i| format!("clean-{i}")).collect();
     assert_eq!(shown, want, "{text}");
     assert!(text.contains("sent SIGTERM and ended"), "{text}");

@@ -2520,6 +2520,21 @@ fn timed_out_while(
     })
 }
 
+/// A command that, on SIGTERM, prints `clean-1` .. `clean-N` 50 ms apart (each also appended
+/// to /srv/progress) and exits 9; till then it loops, after appending to /srv/marker.
+fn cleaning_up(n: usize) -> String {
+    format!(
+        "trap 'i=1; while [ $i -le {n} ]; do echo clean-$i; echo $i >> /srv/progress; \
+         i=$((i+1)); sleep 0.05; done; exit 9' TERM; echo ran >> /srv/marker; \
+         while :; do sleep 0.1; done"
+    )
+}
+
+/// How many lines of its clean-up a [`cleaning_up`] command on the host of `root` has printed.
+fn cleaned(root: &std::path::Path) -> usize {
+    std::fs::read_to_string(root.join("progress")).map_or(0, |p| p.lines().count())
+}
+
 /// The stdout lines of a `--format json` run's output events, in order.
 fn stdout_lines(events: &[serde_json::Value]) -> Vec<String> {
     events
@@ -2662,12 +2677,9 @@ fn a_stop_not_finished_within_the_bound_leaves_the_next_step_its_own_reconnect()
 fn a_stop_cut_short_twice_still_shows_every_line_of_the_clean_up() {
     let lab = Lab::builder().names(&["host1"]).start();
     let root = lab.host("host1").root_dir.clone();
-    let progress =
-        || std::fs::read_to_string(root.join("progress")).map_or(0, |p| p.lines().count());
-    let command = "trap 'i=1; while [ $i -le 40 ]; do echo clean-$i; echo $i >> /srv/progress; \
-                   i=$((i+1)); sleep 0.05; done; exit 9' TERM; echo ran >> /srv/marker; \
-                   while :; do sleep 0.1; done";
-    let out = timed_out_while(&lab, None, command, || {
+    let progress = || cleaned(&root);
+    let command = cleaning_up(40);
+    let out = timed_out_while(&lab, None, &command, || {
         wait_until("the stop's SIGTERM never came", || progress() > 0);
         lab.kill_connections("host1");
         wait_until("the clean-up stopped", || progress() >= 15);
@@ -2688,16 +2700,13 @@ fn a_stop_cut_short_twice_still_shows_every_line_of_the_clean_up() {
 fn a_stop_after_sigterm_cut_short_is_finished_before_tether_exits() {
     let lab = Lab::builder().names(&["host1"]).start();
     let root = lab.host("host1").root_dir.clone();
-    let progress =
-        || std::fs::read_to_string(root.join("progress")).map_or(0, |p| p.lines().count());
-    let command = "trap 'i=1; while [ $i -le 20 ]; do echo clean-$i; echo $i >> /srv/progress; \
-                   i=$((i+1)); sleep 0.05; done; exit 9' TERM; echo ran >> /srv/marker; \
-                   while :; do sleep 0.1; done";
+    let progress = || cleaned(&root);
+    let command = cleaning_up(20);
     let marker = root.join("marker");
     let child = support::tether::Tether::new()
         .ssh_config(&lab.ssh_config())
         .args(&["--format", "json", "run", "--hosts", "host1", "--"])
-        .arg(command)
+        .arg(&command)
         .spawn();
     wait_until("the command never started", || {
         std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())

@@ -22,6 +22,7 @@ use ssh2::{Agent, PublicKey, Session};
 
 use super::config::{key_type_accepted, pubkey_accepted, HostConfig};
 use super::disconnect::Watch;
+use super::identity_key::{self, openssh_private_key};
 use super::idle_death::{self, IdleDeath};
 use super::known_hosts;
 use super::wire::Reader;
@@ -166,7 +167,16 @@ pub fn authenticate(
             }
             continue;
         }
-        let result = session.userauth_pubkey_file(&cfg.user, None, path, passphrase.as_deref());
+        // An unencrypted ed25519 key signs from memory, read once per run (see
+        // identity_key.rs); libssh2 reads any other from its file.
+        let result = match passphrase
+            .is_none()
+            .then(|| identity_key::load(path))
+            .flatten()
+        {
+            Some(key) => key.userauth(session, &cfg.user),
+            None => session.userauth_pubkey_file(&cfg.user, None, path, passphrase.as_deref()),
+        };
         if let Err(e) = &result {
             if passphrase.is_some()
                 && e.message().contains("private key")
@@ -478,18 +488,6 @@ fn public_blob(private: &Path) -> Option<Vec<u8>> {
     }
     (r.u32("keys").ok()? >= 1).then_some(())?;
     r.string("public key").ok().map(<[u8]>::to_vec)
-}
-
-/// The decoded body of an OpenSSH-format private key file (`-----BEGIN OPENSSH PRIVATE
-/// KEY-----`).
-fn openssh_private_key(path: &Path) -> Option<Vec<u8>> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let body: String = text
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect::<Vec<_>>()
-        .concat();
-    STANDARD.decode(body).ok()
 }
 
 /// Whether a private key file needs a passphrase (OpenSSH or PEM format).

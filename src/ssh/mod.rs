@@ -12,6 +12,7 @@ pub mod env;
 pub mod exec;
 pub mod heartbeat;
 pub mod host_key;
+pub mod identity_key;
 pub mod idle_death;
 pub mod jump;
 pub mod kexinit;

@@ -467,6 +467,39 @@ fn the_supervisors_files_are_private() {
     }
 }
 
+/// The private directory's mode is set back to 0700 by the first command of each connection,
+/// not by every command (a `chmod` is a fork and an exec on the host, on a warm command's
+/// path): one loosened by the user's own hand meanwhile stays so until the next connection.
+#[test]
+fn the_private_directory_mode_is_set_by_each_connections_first_command() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let tmp = lab.host("host1").tmp.clone();
+    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    run(&mut h, "true");
+    let base = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("tether-")
+        })
+        .expect("the supervisor's directory");
+    let mode = || std::fs::metadata(&base).unwrap().permissions().mode() & 0o777;
+    let loosen =
+        || std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(mode(), 0o700);
+    loosen();
+    let out = run(&mut h, "echo same connection");
+    assert_eq!(out.stdout, b"same connection\n");
+    assert_eq!(mode(), 0o755, "set again on the same connection");
+    drop(h);
+    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    run(&mut h, "true");
+    assert_eq!(mode(), 0o700, "not set by a new connection's first command");
+}
+
 /// A connection lost before the command's start marker arrived (its login shell still in a
 /// slow start-up file): the command runs exactly once and its result arrives, whether tether
 /// claimed it first (sent again on the new connection, the first exec runs nothing) or the

@@ -1021,6 +1021,8 @@ struct Idle {
     rss_per_kib: f64,
     /// Heartbeats that ran `true` in the window.
     commands: u64,
+    /// Sessions lost and connected again in the window.
+    reconnects: u64,
 }
 
 /// Runs this binary's `idle` (or, with `connect_only`, `idle --connect-only`), or `sub` when
@@ -1101,6 +1103,8 @@ fn idle_child(config: &Path, prefix: &str, n: usize, secs: u64) -> Res<Idle> {
     let hb = get("heartbeats")? as u64;
     let timed = get("timed_heartbeats")? as u64;
     let hb_hosts = get("hosts_with_heartbeat")? as usize;
+    // Issue 17: an idle session is kept, never lost and connected again.
+    let reconnects = get("reconnects")? as u64;
     // The lab's servers set no `UnusedConnectionTimeout`: keepalives keep them.
     let per_host = secs / KEEPALIVE_DEFAULT.as_secs();
     // Every host owes floor(window / interval) heartbeats on the interval; allow a tenth to
@@ -1108,12 +1112,13 @@ fn idle_child(config: &Path, prefix: &str, n: usize, secs: u64) -> Res<Idle> {
     let hb_expected = per_host * n as u64;
     let hb_ok = timed * 10 >= hb_expected * 9 && hb_hosts == n;
     let cpu_ok = cpu_pct < IDLE_CPU_TARGET_PERCENT;
-    let pass = hb_ok && cpu_ok;
+    let pass = hb_ok && cpu_ok && reconnects == 0;
     let row = Row {
         line: format!(
             "idle {n} sessions  connect {:.2} s (heartbeat off)  CPU {cpu_pct:.2} % of one core over {secs} s (target < \
              {IDLE_CPU_TARGET_PERCENT} %)  RSS {:.2} MiB/session  heartbeats {hb} ({timed} \
-             on the interval, expect ~{hb_expected}; {hb_hosts}/{n} hosts)  {}",
+             on the interval, expect ~{hb_expected}; {hb_hosts}/{n} hosts)  reconnects \
+             {reconnects} (target 0)  {}",
             connect_ms / 1000.0,
             rss_per / 1024.0,
             verdict(pass)
@@ -1128,6 +1133,7 @@ fn idle_child(config: &Path, prefix: &str, n: usize, secs: u64) -> Res<Idle> {
         cpu_pct,
         rss_per_kib: rss_per,
         commands: get("heartbeat_commands")? as u64,
+        reconnects,
     })
 }
 
@@ -1166,7 +1172,7 @@ fn scale(lab: &Path, n: usize, secs: u64, base: &Idle) -> Res<Row> {
         line: format!(
             "scale {n} sessions  connect {:.2} s, heartbeat off ({:.2}x the raw ssh2 floor of {:.2} s, \
              {connect_ratio:.2}x the 100-session row per session), client CPU {:.2} ms/session  idle CPU {:.3} % ({cpu_ratio:.2}x per \
-             session)  RSS {:.0} KiB/session ({rss_ratio:.2}x)  `true` heartbeats {}{}  {}",
+             session)  RSS {:.0} KiB/session ({rss_ratio:.2}x)  `true` heartbeats {}  reconnects {}{}  {}",
             it.connect_ms / 1000.0,
             it.connect_ms / floor_ms.max(f64::EPSILON),
             floor_ms / 1000.0,
@@ -1174,6 +1180,7 @@ fn scale(lab: &Path, n: usize, secs: u64, base: &Idle) -> Res<Row> {
             it.cpu_pct,
             it.rss_per_kib,
             it.commands,
+            it.reconnects,
             if n <= 1000 {
                 format!(
                     "  (goals at 1000: < {} s, < {SCALE_CPU_GOAL_PERCENT} %, < {SCALE_RSS_GOAL_KIB:.0} KiB)",
@@ -1442,6 +1449,7 @@ fn run_idle(o: &Options) -> Res<()> {
     let mut rtts = Vec::new();
     let (mut probes, mut other, mut before) = (0u64, Vec::new(), 0u64);
     let (mut commands, mut reads, mut channels) = (0u64, 0u64, 0u64);
+    let mut reconnects = 0u64;
     for ev in early.into_iter().chain(rx.try_iter()) {
         if ev.at < t0 {
             before += u64::from(matches!(ev.kind, EventKind::Heartbeat { .. }));
@@ -1459,7 +1467,13 @@ fn run_idle(o: &Options) -> Res<()> {
                 reads += u64::from(beat == tether::event::Beat::Limits);
                 channels += u64::from(beat == tether::event::Beat::Channel);
             }
-            kind => other.push(format!("{}: {kind:?}", ev.host)),
+            kind => {
+                reconnects += u64::from(matches!(
+                    kind,
+                    EventKind::Reconnected { .. } | EventKind::SessionLost { .. }
+                ));
+                other.push(format!("{}: {kind:?}", ev.host))
+            }
         }
     }
     drop(pool);
@@ -1518,5 +1532,6 @@ fn run_idle(o: &Options) -> Res<()> {
     println!("result heartbeat_commands={commands}");
     println!("result timed_heartbeats={}", heartbeats - probes);
     println!("result hosts_with_heartbeat={}", per_host.len());
+    println!("result reconnects={reconnects}");
     Ok(())
 }

@@ -50,6 +50,7 @@ pub mod event;
 pub mod exit;
 pub mod failure;
 pub mod fd_limit;
+pub mod file_stamp;
 pub mod fleet;
 pub mod host;
 pub mod host_text;

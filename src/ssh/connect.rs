@@ -394,7 +394,7 @@ pub fn connect_over<S: AsRawFd + 'static>(
     let mut session = Session::new().map_err(|e| handshake_err(e.to_string()))?;
     let mut files = cfg.user_known_hosts.clone();
     files.extend(cfg.global_known_hosts.iter().cloned());
-    let known = KnownHosts::load(&files);
+    let known = KnownHosts::load_shared(&files);
     for w in &known.warnings {
         warn(w.clone());
     }

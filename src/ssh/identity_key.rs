@@ -10,7 +10,6 @@
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::raw::{c_int, c_uchar, c_void};
-use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -21,6 +20,7 @@ use openssl::pkey::{Id, PKey, Private};
 use ssh2::Session;
 
 use super::wire::Reader;
+use crate::file_stamp::FileStamp;
 
 /// The decoded body of an OpenSSH-format private key file (`-----BEGIN OPENSSH PRIVATE
 /// KEY-----`): `openssh-key-v1\0` and what follows (PROTOCOL.key in OpenSSH's sources).
@@ -185,42 +185,30 @@ extern "C" fn sign_callback(
     0
 }
 
-/// What a file was when it was read: a key file replaced during `tether watch` is read again.
-#[derive(PartialEq, Eq, Hash, Clone)]
-struct Stamp {
-    path: PathBuf,
-    dev: u64,
-    ino: u64,
-    len: u64,
-    mtime_ns: i128,
-}
+/// Identity files read, by path: what was read, as of which version of the file.
+type Loaded = HashMap<PathBuf, (FileStamp, Option<Arc<SigningKey>>)>;
 
 /// The signing key of identity file `path`, read once per process for each version of the
-/// file (see [`Stamp`]); None where the file is not one unencrypted OpenSSH-format ed25519
-/// key (see [`SigningKey::parse`]).
+/// file (see [`FileStamp`]: a key file replaced during `tether watch` is read again); None
+/// where the file is not one unencrypted OpenSSH-format ed25519 key (see
+/// [`SigningKey::parse`]).
 pub fn load(path: &Path) -> Option<Arc<SigningKey>> {
-    static CACHE: OnceLock<Mutex<HashMap<Stamp, Option<Arc<SigningKey>>>>> = OnceLock::new();
-    let meta = std::fs::metadata(path).ok()?;
-    let stamp = Stamp {
-        path: path.to_path_buf(),
-        dev: meta.dev(),
-        ino: meta.ino(),
-        len: meta.len(),
-        mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-    };
+    static CACHE: OnceLock<Mutex<Loaded>> = OnceLock::new();
+    let stamp = FileStamp::of(path)?;
     // A poisoned lock only means another thread panicked while holding it; the map is whole.
     let mut cache = CACHE
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|p| p.into_inner());
-    if let Some(found) = cache.get(&stamp) {
-        return found.clone();
+    if let Some((seen, key)) = cache.get(path) {
+        if *seen == stamp {
+            return key.clone();
+        }
     }
     let key = openssh_private_key(path)
         .and_then(|body| SigningKey::parse(&body))
         .map(Arc::new);
-    cache.retain(|s, _| s.path != stamp.path);
-    cache.insert(stamp, key.clone());
+    cache.insert(path.to_path_buf(), (stamp, key.clone()));
     key
 }
 

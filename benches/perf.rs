@@ -477,7 +477,8 @@ fn run_warm(o: &Options) -> Res<bool> {
         .lab_dir
         .clone()
         .ok_or("--lab-dir is required for `warm`")?;
-    let rows = warm(o, &lab, if o.quick { 100 } else { 300 })?;
+    let mut rows = warm(o, &lab, if o.quick { 100 } else { 300 })?;
+    rows.push(reattach(o, &lab, if o.quick { 3 } else { 5 })?);
     println!();
     for row in &rows {
         println!("{}", row.line);
@@ -525,6 +526,7 @@ fn run_all(o: &Options) -> Res<bool> {
     warn_if_busy();
 
     let mut rows = warm(o, &lab, warm_iters)?;
+    rows.push(reattach(o, &lab, if o.quick { 3 } else { 5 })?);
     rows.push(rounds(o, if o.quick { 10 } else { 20 })?);
     rows.push(cold(o, cold_runs)?);
     rows.push(jump(o, warm_iters)?);
@@ -551,6 +553,101 @@ fn run_all(o: &Options) -> Res<bool> {
         }
     );
     Ok(pass)
+}
+
+/// The listener pid of lab host `name` (scripts/lab's `hosts.tsv`: name, port, pid, ...).
+fn listener_pid(lab: &Path, name: &str) -> Res<u32> {
+    let path = lab.join("hosts.tsv");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    text.lines()
+        .skip(1)
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .find(|f| f.first() == Some(&name))
+        .and_then(|f| f.get(2)?.parse().ok())
+        .ok_or(format!("{} names no listener for {name}", path.display()))
+}
+
+/// The per-connection sshd processes of the listener `listener`: its live children.
+fn connection_pids(listener: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // After the command's name in parentheses: its state, then its parent.
+            let mut fields = stat.rsplit_once(") ").map_or("", |(_, r)| r).split(' ');
+            let (state, ppid) = (fields.next(), fields.next());
+            state != Some("Z") && ppid.and_then(|p| p.parse().ok()) == Some(listener)
+        })
+        .collect()
+}
+
+/// Issue 13's measure of re-attaching: a command printing a line every 0.25 s for 2 s on lab
+/// host2, whose connection (the per-connection sshd process) is killed 0.8 s in; the time from
+/// the connection found dead to re-attached, reconnecting included (the `reattach` event's
+/// `took`), and from the kill. Every run must end with all eight lines once and exit 0.
+fn reattach(o: &Options, lab: &Path, runs: usize) -> Res<Row> {
+    println!();
+    println!(
+        "-- re-attach after a kill: {runs} runs of a 2 s command on host2 (a line every 0.25 s), \
+         its connection's sshd process sent SIGKILL 0.8 s in"
+    );
+    let listener = listener_pid(lab, "host2")?;
+    let (pool, rx) = new_pool(&o.config)?;
+    pool.ensure(&targets(&["host2".to_string()])?);
+    wait_connected(&rx, 1, Duration::from_secs(15))?;
+    let command = "i=1; while [ $i -le 8 ]; do echo $i; i=$((i+1)); sleep 0.25; done";
+    let want: String = (1..=8).map(|i| format!("{i}\n")).collect();
+    let (mut took, mut from_kill) = (Vec::new(), Vec::new());
+    for run in 1..=runs {
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(800));
+            let pids = connection_pids(listener);
+            let mut kill = Command::new("kill");
+            kill.arg("-KILL").args(pids.iter().map(u32::to_string));
+            let killed = !pids.is_empty() && kill.status().is_ok_and(|s| s.success());
+            (killed, Instant::now())
+        });
+        let jobs = [("host2".to_string(), command.to_string())];
+        let result = pool.fan_out(&jobs, &FanOut::default()).into_iter().next();
+        let (killed, killed_at) = killer
+            .join()
+            .map_err(|_| "the killing thread panicked".to_string())?;
+        if !killed {
+            return Err(format!("run {run}: no connection of host2 to kill"));
+        }
+        match result.and_then(|h| h.result) {
+            Some(Ok(out)) if out.status.success() && out.stdout == want.as_bytes() => {}
+            other => return Err(format!("run {run}: not every line once, exit 0: {other:?}")),
+        }
+        let event = rx.try_iter().find_map(|ev| match ev.kind {
+            EventKind::Reattached { took, .. } => Some((took, ev.at)),
+            _ => None,
+        });
+        let Some((t, at)) = event else {
+            return Err(format!("run {run}: the command ended without a re-attach"));
+        };
+        println!(
+            "run {run}: re-attached {:.0} ms after the connection was found dead, {:.0} ms after \
+             the kill",
+            ms(t),
+            ms(at.saturating_duration_since(killed_at))
+        );
+        took.push(t);
+        from_kill.push(at.saturating_duration_since(killed_at));
+    }
+    Ok(Row {
+        line: format!(
+            "re-attach after a kill  median {:.0} ms from found dead ({:.0} ms from the kill), \
+             {runs} runs, every line once  PASS",
+            ms(median(&took)),
+            ms(median(&from_kill))
+        ),
+        pass: true,
+    })
 }
 
 fn verdict(pass: bool) -> &'static str {

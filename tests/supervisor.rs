@@ -467,11 +467,13 @@ fn the_supervisors_files_are_private() {
     }
 }
 
-/// The private directory's mode is set back to 0700 by the first command of each connection,
-/// not by every command (a `chmod` is a fork and an exec on the host, on a warm command's
-/// path): one loosened by the user's own hand meanwhile stays so until the next connection.
+/// Every command sets the private directory back to 0700 before it writes there, on the same
+/// connection too (stop 49 tester t69: with the mode set by a connection's first command only,
+/// a recipe's `chmod -R a+rwX "$TMPDIR"` left it open for the connection's later commands, and
+/// another user replaced a command's status file with a symlink, through which tether's
+/// supervisor, as root, overwrote a root-only file, and its output file with a forged one).
 #[test]
-fn the_private_directory_mode_is_set_by_each_connections_first_command() {
+fn the_private_directory_is_made_private_again_by_every_command() {
     let lab = Lab::builder().names(&["host1"]).start();
     let tmp = lab.host("host1").tmp.clone();
     let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
@@ -487,17 +489,23 @@ fn the_private_directory_mode_is_set_by_each_connections_first_command() {
         })
         .expect("the supervisor's directory");
     let mode = || std::fs::metadata(&base).unwrap().permissions().mode() & 0o777;
-    let loosen =
-        || std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755)).unwrap();
     assert_eq!(mode(), 0o700);
-    loosen();
-    let out = run(&mut h, "echo same connection");
-    assert_eq!(out.stdout, b"same connection\n");
-    assert_eq!(mode(), 0o755, "set again on the same connection");
-    drop(h);
-    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    // Opened by a command of the run itself, and by another hand between two commands.
+    run(&mut h, "chmod 777 \"${TMPDIR:-/tmp}/tether-$LOGNAME\"");
+    let out = run(&mut h, "echo next");
+    assert_eq!(out.stdout, b"next\n");
+    assert_eq!(
+        mode(),
+        0o700,
+        "left open by the command after a chmod 777 in the run"
+    );
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o777)).unwrap();
     run(&mut h, "true");
-    assert_eq!(mode(), 0o700, "not set by a new connection's first command");
+    assert_eq!(
+        mode(),
+        0o700,
+        "left open by a command of the same connection"
+    );
 }
 
 /// A connection lost before the command's start marker arrived (its login shell still in a

@@ -34,10 +34,6 @@ pub struct Connection {
     /// Environment variables this session's server refused (see `env.rs`): a refusal will
     /// not change within a session, so each is asked once.
     pub refused_env: std::cell::RefCell<std::collections::HashSet<String>>,
-    /// A command on this session ran under the supervisor: its exec's sh found the user's
-    /// private directory usable and set its mode to 0700, which later commands then leave
-    /// (see `supervisor::PRIVATE`).
-    pub private_dir_checked: std::cell::Cell<bool>,
 }
 
 /// A non-blocking libssh2 operation that did not finish.
@@ -483,7 +479,6 @@ pub fn connect_over<S: AsRawFd + 'static>(
         setup_time: started.elapsed(),
         guard: None,
         refused_env: Default::default(),
-        private_dir_checked: Default::default(),
     })
 }
 

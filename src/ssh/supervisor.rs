@@ -3,8 +3,8 @@
 //!
 //! The exec's sh (see `exec/wrap.rs`, which sends it the same way under every login shell)
 //! keeps the command's files in the user's private directory `${TMPDIR:-/tmp}/tether-$LOGNAME`
-//! (made with mode 0700 and set back to 0700 by the first command of each connection, so no
-//! other user can write a status; it must be a real directory owned by the user), named by the command's id:
+//! (made with mode 0700 and set back to 0700 before each command, so no other user can write
+//! a status; it must be a real directory owned by the user), named by the command's id:
 //! `ID.o.N` and `ID.e.N` (stdout and stderr from byte N on, in files of at most
 //! [`SPOOL_CHUNK`] bytes, at most [`SPOOL_CHUNKS`] kept: see `spool`), `ID.o` (there while the
 //! command's files are), `ID.c` (the command's own exit status), `ID.s` (the status to report),
@@ -118,12 +118,9 @@ pub const DEFAULT_REATTACH: Duration = Duration::from_secs(60);
 const DIR: &str = r#"_tether_b=${TMPDIR:-/tmp}/tether-${LOGNAME:-$USER}; _tether_d=$_tether_b/$1"#;
 
 /// Makes the user's private directory `_tether_b` if need be (mode 0700) and sets it back to
-/// 0700 (it may have been opened since), unless `_tether_ck` is 1: a command run earlier on
-/// the same connection did (a `chmod`, a fork and an exec, once per connection rather than
-/// once per command: the mode of a directory the user owns changes only by the user's own
-/// or root's hand); its status says whether it is usable: a real directory, not a symlink,
-/// owned by the user.
-const PRIVATE: &str = r#"{ [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && { [ "$_tether_ck" = 1 ] || chmod 700 "$_tether_b" 2>/dev/null; }; }"#;
+/// 0700 (another may have opened it since); its status says whether it is usable: a real
+/// directory, not a symlink, owned by the user.
+const PRIVATE: &str = r#"{ [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/dev/null; [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && chmod 700 "$_tether_b" 2>/dev/null; }"#;
 
 /// The supervisor: the first element of the exec's sh's pipeline (a subshell, not an
 /// asynchronous list, so the command gets SIGINT and SIGQUIT as sshd gave them, not ignored).
@@ -293,7 +290,7 @@ const FINISH: &str = r#"_tether_s=; read -r _tether_s <"$_tether_d.s" 2>/dev/nul
 /// one (stop 39 tester t29: a silent command was reported lost after 15 s).
 pub fn boot(start: &str) -> String {
     format!(
-        r#"set -- "$_tether_id"; {DIR}; set --; _tether_c=${{TETHER_SPOOL_CHUNK:-{SPOOL_CHUNK}}}; case $_tether_c in ""|*[!0-9]*|0) _tether_c={SPOOL_CHUNK};; esac; _tether_why=; if [ -z "${{LOGNAME:-$USER}}" ]; then _tether_why=1; else _tether_why=2; if {PRIVATE}; then (umask 077; set -C; true >"$_tether_d.claim" || exit 3; set +C; : >"$_tether_d.o" && : >"$_tether_d.c" && : >"$_tether_d.s" && : >"$_tether_d.p" && : >"$_tether_d.x" && echo "0 0" >"$_tether_d.q") 2>/dev/null; case $? in 0) _tether_why=;; 3) [ -e "$_tether_d.claim" ] && exit 125;; esac; fi; fi; if [ -z "$_tether_why" ]; then _tether_g=$$; [ -r /proc/$$/stat ] && read -r _tether_v _tether_v _tether_v _tether_v _tether_g _tether_v </proc/$$/stat; [ "$_tether_g" = $$ ] || {{ rm -f "$_tether_d".? "$_tether_d".?.*; _tether_why=3; }}; fi; if [ -n "$_tether_why" ]; then printf "\036tether-direct:%s:%s:%s\036" "$_tether_key" $_tether_why "$_tether_b" >&2; {start} (eval "unset _tether_cmd _tether_key _tether_id _tether_b _tether_d _tether_why _tether_done _tether_g _tether_v _tether_c _tether_wn _tether_ck; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s"; fi; echo $$ >"$_tether_d.p"; trap "" PIPE; printf "\036tether-sup:%s:%s\036" $$ "$_tether_d" >&2; {start} trap - PIPE; _tether_o=0; _tether_e=0; _tether_ob=0; _tether_eb=0; _tether_p=; _tether_r=$((_tether_c/65536)); [ $_tether_r -gt 0 ] || _tether_r=1; _tether_c=$((_tether_r*65536)); {writer}; trap : TERM HUP INT; exec 5>&2 2>/dev/null; {{ {supervise}; }} 5>&- | {{ trap : TERM HUP INT; exec 3<&0; (trap "" TERM HUP INT; while read -r _tether_v; do :; done) <&3 & _tether_wp=$!; exec 3<&-; {follow}; }} 2>&5 5>&-; _tether_v=$?; exec 2>&5 5>&-; [ $_tether_v = 124 ] && exit 124; [ -f "$_tether_d.o" ] || {{ printf "\036tether-gone:%s\036" "$_tether_key" >&2; exit 125; }}; [ $_tether_v -lt 128 ] && [ -s "$_tether_d.s" ] || kill -9 $$; {FINISH}"#,
+        r#"set -- "$_tether_id"; {DIR}; set --; _tether_c=${{TETHER_SPOOL_CHUNK:-{SPOOL_CHUNK}}}; case $_tether_c in ""|*[!0-9]*|0) _tether_c={SPOOL_CHUNK};; esac; _tether_why=; if [ -z "${{LOGNAME:-$USER}}" ]; then _tether_why=1; else _tether_why=2; if {PRIVATE}; then (umask 077; set -C; true >"$_tether_d.claim" || exit 3; set +C; : >"$_tether_d.o" && : >"$_tether_d.c" && : >"$_tether_d.s" && : >"$_tether_d.p" && : >"$_tether_d.x" && echo "0 0" >"$_tether_d.q") 2>/dev/null; case $? in 0) _tether_why=;; 3) [ -e "$_tether_d.claim" ] && exit 125;; esac; fi; fi; if [ -z "$_tether_why" ]; then _tether_g=$$; [ -r /proc/$$/stat ] && read -r _tether_v _tether_v _tether_v _tether_v _tether_g _tether_v </proc/$$/stat; [ "$_tether_g" = $$ ] || {{ rm -f "$_tether_d".? "$_tether_d".?.*; _tether_why=3; }}; fi; if [ -n "$_tether_why" ]; then printf "\036tether-direct:%s:%s:%s\036" "$_tether_key" $_tether_why "$_tether_b" >&2; {start} (eval "unset _tether_cmd _tether_key _tether_id _tether_b _tether_d _tether_why _tether_done _tether_g _tether_v _tether_c _tether_wn; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s"; fi; echo $$ >"$_tether_d.p"; trap "" PIPE; printf "\036tether-sup:%s:%s\036" $$ "$_tether_d" >&2; {start} trap - PIPE; _tether_o=0; _tether_e=0; _tether_ob=0; _tether_eb=0; _tether_p=; _tether_r=$((_tether_c/65536)); [ $_tether_r -gt 0 ] || _tether_r=1; _tether_c=$((_tether_r*65536)); {writer}; trap : TERM HUP INT; exec 5>&2 2>/dev/null; {{ {supervise}; }} 5>&- | {{ trap : TERM HUP INT; exec 3<&0; (trap "" TERM HUP INT; while read -r _tether_v; do :; done) <&3 & _tether_wp=$!; exec 3<&-; {follow}; }} 2>&5 5>&-; _tether_v=$?; exec 2>&5 5>&-; [ $_tether_v = 124 ] && exit 124; [ -f "$_tether_d.o" ] || {{ printf "\036tether-gone:%s\036" "$_tether_key" >&2; exit 125; }}; [ $_tether_v -lt 128 ] && [ -s "$_tether_d.s" ] || kill -9 $$; {FINISH}"#,
         follow = follow(false),
         supervise = SUPERVISE,
         writer = spool_writer(),

@@ -68,10 +68,7 @@ pub fn run_reporting(
         // Naps of 0.2 s (see `wrap::boot`), rounded up.
         (ids, s.spool_wait.as_millis().div_ceil(200) as u64)
     });
-    let checked = conn.private_dir_checked.get();
-    let supervised = id
-        .as_ref()
-        .map(|(ids, naps)| (ids.as_str(), *naps, checked));
+    let supervised = id.as_ref().map(|(ids, naps)| (ids.as_str(), *naps));
     let key = Key::new();
     let wrapped = wrap_for(command, opts.pty, supervised, &key);
     if wrapped.len() <= MAX_EXEC {
@@ -667,8 +664,6 @@ pub(super) fn run_wrapped(
         }
         if let Some((_, place)) = crate::ssh::supervisor::placement(&streams.err.start.preamble) {
             sup.place = Some(place);
-            // Its exec's sh found the private directory usable and set its mode.
-            conn.private_dir_checked.set(true);
         }
         if let (true, Some(sig), None, false, false) =
             (placed, &signal, marker, gone, sup.followed.is_some())

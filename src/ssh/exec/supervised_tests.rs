@@ -67,7 +67,7 @@ fn the_supervisor_runs_the_command_and_removes_its_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let command = "read -r l; echo \"[$l] $# $0\"; echo warn >&2; printf tail; exit 3";
     for shell in ["/bin/sh", "/bin/bash"] {
-        let wrapped = wrap_for(command, false, Some(("id1", 300, false)), &key());
+        let wrapped = wrap_for(command, false, Some(("id1", 300)), &key());
         assert!(wrapped.split(' ').all(|w| w.len() <= MAX_WORD));
         let (stdout, stderr, code) = as_sshd_tmp(shell, &wrapped, b"in\n", tmp.path());
         let (out, err, marker, preamble) = read(&stdout, &stderr);
@@ -78,7 +78,7 @@ fn the_supervisor_runs_the_command_and_removes_its_directory() {
         // Kept until tether has read the result; the next command removes it.
         let dir = tmp.path().join("tether-someone/id1.o");
         assert!(dir.exists(), "{shell}");
-        let next = wrap_for("true", false, Some(("id5 id1", 300, true)), &key());
+        let next = wrap_for("true", false, Some(("id5 id1", 300)), &key());
         let (_, _, code) = as_sshd_tmp(shell, &next, b"", tmp.path());
         assert_eq!(code, Some(0));
         let clean = wrap_script(&crate::ssh::supervisor::clean(), &key(), &["id5"]);
@@ -92,43 +92,11 @@ fn the_supervisor_runs_the_command_and_removes_its_directory() {
 }
 
 #[test]
-fn the_private_directory_mode_is_set_by_a_connections_first_command_only() {
-    use std::os::unix::fs::PermissionsExt as _;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("tether-someone");
-    let mode = || std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
-    let loosen = || std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::create_dir(&dir).unwrap();
-    loosen();
-    let supervised = |checked: bool, id: &str| {
-        let wrapped = wrap_for("echo hi", false, Some((id, 300, checked)), &key());
-        let (stdout, stderr, code) = as_sshd_tmp("/bin/sh", &wrapped, b"", tmp.path());
-        let (out, _, marker, preamble) = read(&stdout, &stderr);
-        assert_eq!((out.as_str(), marker, code), ("hi\n", Some(0), Some(0)));
-        direct_reason(&preamble, &key()).map(|(_, _, why)| why)
-    };
-    // A connection's first command sets the mode.
-    assert_eq!(supervised(false, "id7"), None);
-    assert_eq!(mode(), 0o700);
-    // Later ones leave it, as the user's own hand set it since.
-    loosen();
-    assert_eq!(supervised(true, "id8"), None);
-    assert_eq!(mode(), 0o755);
-    // Still only a real directory of the user's: a symlink in its place is refused.
-    std::fs::remove_dir_all(&dir).unwrap();
-    let elsewhere = tmp.path().join("elsewhere");
-    std::fs::create_dir(&elsewhere).unwrap();
-    std::os::unix::fs::symlink(&elsewhere, &dir).unwrap();
-    let why = supervised(true, "id9").expect("a symlink is not the private directory");
-    assert!(why.contains("tether-someone"), "{why}");
-}
-
-#[test]
 fn the_supervisor_falls_back_when_its_directory_is_not_private() {
     let tmp = tempfile::tempdir().unwrap();
     // Not a directory: the command runs directly and the reason is said.
     std::fs::write(tmp.path().join("tether-someone"), "").unwrap();
-    let wrapped = wrap_for("echo hi", false, Some(("id2", 300, false)), &key());
+    let wrapped = wrap_for("echo hi", false, Some(("id2", 300)), &key());
     let (stdout, stderr, code) = as_sshd_tmp("/bin/sh", &wrapped, b"", tmp.path());
     let (out, err, marker, preamble) = read(&stdout, &stderr);
     assert_eq!(
@@ -165,7 +133,7 @@ fn a_resume_continues_from_the_bytes_received_and_stop_ends_the_group() {
     let wrapped = wrap_for(
         "echo one; sleep 1; echo two; exit 7",
         false,
-        Some(("id3", 300, false)),
+        Some(("id3", 300)),
         &key(),
     );
     let mut child = spawn(&wrapped);
@@ -192,7 +160,7 @@ fn a_resume_continues_from_the_bytes_received_and_stop_ends_the_group() {
     assert!(f.gone);
     assert_eq!(code, Some(125));
     // Stop: a command that ignores nothing ends with TERM.
-    let wrapped = wrap_for("sleep 30", false, Some(("id4", 300, false)), &key());
+    let wrapped = wrap_for("sleep 30", false, Some(("id4", 300)), &key());
     let mut child = spawn(&wrapped);
     std::thread::sleep(Duration::from_millis(300));
     let stop = wrap_script(

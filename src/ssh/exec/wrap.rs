@@ -28,10 +28,8 @@ const MAX_BOOT_WORD: usize = 8100;
 /// The first argument is the command's frame key (see `frames.rs`). With `supervised` (never
 /// with `pty`) the second is the command's id, followed by the ids of directories to remove
 /// (space-separated), the third how many naps of 0.2 s its spool writers wait for a reader
-/// that gets no further (see `supervisor::spool_writer`), the fourth 1 where an earlier
-/// command on the same connection found the private directory usable and set its mode (see
-/// `supervisor::PRIVATE`), else 0, and the command runs under the supervisor (see
-/// `supervisor.rs`).
+/// that gets no further (see `supervisor::spool_writer`), and the command runs under the
+/// supervisor (see `supervisor.rs`).
 pub(super) fn boot(pty: bool, supervised: bool) -> String {
     let start = r#"printf "\036tether-start\036""#;
     let start_err = if pty {
@@ -42,7 +40,7 @@ pub(super) fn boot(pty: bool, supervised: bool) -> String {
     let decode = r#"_tether_ifs=$IFS; _tether_nl=${_tether_ifs#??}; IFS=; eval "_tether_cmd=\"$*\""; IFS=$_tether_ifs; unset _tether_ifs _tether_nl; set --;"#;
     if supervised {
         return format!(
-            r#"_tether_key=$1; _tether_id=${{2%% *}}; _tether_done=${{2#"$_tether_id"}}; _tether_wn=$3; _tether_ck=$4; shift 4; {decode} {}"#,
+            r#"_tether_key=$1; _tether_id=${{2%% *}}; _tether_done=${{2#"$_tether_id"}}; _tether_wn=$3; shift 3; {decode} {}"#,
             crate::ssh::supervisor::boot(&format!("{start};{start_err}"))
         );
     }
@@ -157,13 +155,12 @@ pub fn wrap(command: &str) -> String {
 
 /// [`wrap`], for a command on a PTY when `pty` (the start marker only on stdout), under the
 /// supervisor with `supervised`: the id (followed by the ids of commands whose files to
-/// remove), how many naps its spool writers wait for a reader, and whether the private
-/// directory's mode was set on this connection already (see [`boot`]); its frames carry
-/// `key`.
+/// remove) and how many naps its spool writers wait for a reader (see [`boot`]); its frames
+/// carry `key`.
 pub(super) fn wrap_for(
     command: &str,
     pty: bool,
-    supervised: Option<(&str, u64, bool)>,
+    supervised: Option<(&str, u64)>,
     key: &Key,
 ) -> String {
     let mut out = format!(
@@ -171,12 +168,11 @@ pub(super) fn wrap_for(
         shell_word(&boot(pty, supervised.is_some())),
         shell_word(key.as_str())
     );
-    if let Some((id, naps, checked)) = supervised {
+    if let Some((id, naps)) = supervised {
         out.push(' ');
         out.push_str(&shell_word(id));
         out.push(' ');
         out.push_str(&naps.to_string());
-        out.push_str(if checked { " 1" } else { " 0" });
     }
     for word in command_words(command) {
         out.push(' ');
@@ -299,7 +295,7 @@ mod tests {
         assert!(wrap("true").ends_with("' 'true'"));
         assert!(wrap_for("true", false, None, &key()).ends_with(" sh 'K' 'true'"));
         // The supervised BOOT is one word too.
-        assert!(wrap_for("true", false, Some(("id", 300, false)), &key())
+        assert!(wrap_for("true", false, Some(("id", 300)), &key())
             .split(' ')
             .all(|w| w.len() <= MAX_WORD));
     }

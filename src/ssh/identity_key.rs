@@ -4,8 +4,10 @@
 //! `libssh2_userauth_publickey_fromfile` reads the file twice per login, each time first
 //! through OpenSSL 3's PEM decoders (which fail on this format, slowly): about 1 ms of CPU
 //! per host, half of tether's whole client cost of connecting (measured with `perf` while
-//! connecting 200 sessions: `PEM_read_bio_PrivateKey_ex` 41 % of the samples). Any other
-//! key (encrypted, RSA, ECDSA, PEM format) is left to libssh2 as before.
+//! connecting 200 sessions: `PEM_read_bio_PrivateKey_ex` 41 % of the samples). The file is
+//! read as ssh reads it, no more leniently (see [`armoured_body`], [`SigningKey::parse`]);
+//! any other key (encrypted, RSA, ECDSA, PEM format) or a file ssh would refuse is left to
+//! libssh2 as before.
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -41,11 +43,37 @@ pub struct SigningKey {
     key: PKey<Private>,
 }
 
+/// The decoded body of the text of an OpenSSH-format private key file, read as ssh reads it
+/// (sshkey.c `sshkey_parse_private2`): the begin marker and its newline first; then base64
+/// up to a line that starts with the end marker and its newline, carriage returns and
+/// newlines left out (what follows the end marker's line is not read). None where ssh
+/// refuses the armour (no end marker, the begin marker not first, a CRLF after it) or its
+/// base64 holds anything else (a space, which ssh would skip, too: libssh2 then reads it).
+fn armoured_body(text: &[u8]) -> Option<Vec<u8>> {
+    const BEGIN: &[u8] = b"-----BEGIN OPENSSH PRIVATE KEY-----\n";
+    const END: &[u8] = b"-----END OPENSSH PRIVATE KEY-----\n";
+    let mut rest = text.strip_prefix(BEGIN)?;
+    let mut encoded = Vec::with_capacity(rest.len());
+    loop {
+        let (&c, tail) = rest.split_first()?;
+        rest = tail;
+        if c != b'\n' && c != b'\r' {
+            encoded.push(c);
+        } else if c == b'\n' && rest.starts_with(END) {
+            break;
+        }
+    }
+    STANDARD.decode(encoded).ok()
+}
+
 impl SigningKey {
-    /// The key of `body` (see [`openssh_private_key`]) when it is one unencrypted ed25519
-    /// key whose parts agree (the header's public key, the private section's copy of it and
-    /// the second half of its 64-byte private key; the two check numbers equal); None for
-    /// anything else, which libssh2 then reads as before and reports on.
+    /// The key of `body` (see [`armoured_body`]) when it is one unencrypted ed25519 key that
+    /// ssh itself would load (sshkey.c `sshkey_parse_private2`: nothing after the private
+    /// section, which is whole blocks of 8 bytes ending in the padding bytes 1, 2, 3...;
+    /// `private2_check_padding`) and whose parts agree (the header's public key, the private
+    /// section's copy of it and the second half of its 64-byte private key; the two check
+    /// numbers equal); None for anything else, which libssh2 then reads as before and reports
+    /// on.
     fn parse(body: &[u8]) -> Option<SigningKey> {
         let mut r = Reader::new(body.strip_prefix(b"openssh-key-v1\0")?);
         let cipher = r.string("cipher").ok()?;
@@ -55,7 +83,11 @@ impl SigningKey {
             return None;
         }
         let blob = r.string("public key").ok()?;
-        let mut private = Reader::new(r.string("private section").ok()?);
+        let section = r.string("private section").ok()?;
+        if !r.is_empty() || section.len() % 8 != 0 {
+            return None;
+        }
+        let mut private = Reader::new(section);
         if private.u32("check").ok()? != private.u32("check").ok()? {
             return None;
         }
@@ -64,6 +96,15 @@ impl SigningKey {
         }
         let public = private.string("public").ok()?;
         let secret = private.string("private").ok()?;
+        private.string("comment").ok()?;
+        let padding = private.rest();
+        if !padding
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| usize::from(b) == (i + 1) & 0xff)
+        {
+            return None;
+        }
         let mut header = Reader::new(blob);
         let header_ok = header.string("key type").ok()? == b"ssh-ed25519"
             && header.string("public").ok()? == public
@@ -205,7 +246,9 @@ pub fn load(path: &Path) -> Option<Arc<SigningKey>> {
             return key.clone();
         }
     }
-    let key = openssh_private_key(path)
+    let key = std::fs::read(path)
+        .ok()
+        .and_then(|text| armoured_body(&text))
         .and_then(|body| SigningKey::parse(&body))
         .map(Arc::new);
     cache.insert(path.to_path_buf(), (stamp, key.clone()));
@@ -222,7 +265,7 @@ mod tests {
         let path = dir.join(name);
         let out = Command::new("ssh-keygen")
             .args(args)
-            .args(["-q", "-C", "test", "-f"])
+            .args(["-q", "-C", "t", "-f"])
             .arg(&path)
             .output()
             .expect("ssh-keygen runs");
@@ -347,6 +390,111 @@ mod tests {
         let same = dir.path().join("same");
         tamper(&path, &same, |_| {});
         assert_eq!(load(&same).unwrap().blob(), original.blob());
+    }
+
+    /// Damage ssh refuses is left to libssh2, never signed with (stop 49 tester t69: the
+    /// armour was not checked, nor the comment, the padding or what follows the private
+    /// section).
+    #[test]
+    fn a_file_ssh_would_not_load_is_left_to_libssh2() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = keygen(dir.path(), "id.key", &["-t", "ed25519", "-N", ""]);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let last = lines.len() - 1;
+        let body_lines = lines[1..last].join("\n");
+        let armour_cases: Vec<(&str, String)> = vec![
+            ("no end marker", lines[..last].join("\n") + "\n"),
+            ("no begin marker", lines[1..].join("\n") + "\n"),
+            (
+                "no newline after the end marker",
+                text.trim_end().to_string(),
+            ),
+            (
+                "text after the end marker on its line",
+                text.trim_end().to_string() + "xyz\n",
+            ),
+            ("CRLF line ends", text.replace('\n', "\r\n")),
+            (
+                "a marker-like line inside",
+                format!("{}\n-----junk\n{}\n{}\n", lines[0], body_lines, lines[last]),
+            ),
+            (
+                "another armour",
+                format!(
+                    "-----BEGIN RSA PRIVATE KEY-----\n{body_lines}\n-----END RSA PRIVATE KEY-----\n"
+                ),
+            ),
+            (
+                "a space in the base64",
+                format!("{}\n {}\n{}\n", lines[0], body_lines, lines[last]),
+            ),
+        ];
+        for (what, damaged) in armour_cases {
+            let to = dir.path().join(what.replace(' ', "_"));
+            std::fs::write(&to, damaged).unwrap();
+            assert!(load(&to).is_none(), "{what}: taken");
+        }
+        // The body: the private section's length (4) follows the header (see the test above,
+        // 94 bytes); in it, checks (8), type (4+11), public key (4+32), private key (4+64),
+        // then the comment (4+1: "t") and the padding (1, 2, 3, 4).
+        let section = 15 + 8 + 8 + 4 + 4 + 4 + 51;
+        let comment = section + 4 + 8 + 15 + 36 + 68;
+        type Change = Box<dyn Fn(&mut Vec<u8>)>;
+        let body_cases: Vec<(&str, Change)> = vec![
+            (
+                "comment longer than written",
+                Box::new(move |b| b[comment + 3] += 1),
+            ),
+            (
+                "a padding byte changed",
+                Box::new(move |b| b[comment + 8] ^= 0x40),
+            ),
+            (
+                "bytes after the private section",
+                Box::new(|b| b.extend([0; 8])),
+            ),
+            (
+                "a private section not of whole blocks",
+                Box::new(move |b| {
+                    b.pop();
+                    b[section + 3] -= 1;
+                }),
+            ),
+        ];
+        let original = load(&path).unwrap();
+        for (what, change) in body_cases {
+            let to = dir.path().join(what.replace(' ', "_"));
+            tamper(&path, &to, |b| change(b));
+            assert!(load(&to).is_none(), "{what}: taken");
+        }
+        let same = dir.path().join("same");
+        tamper(&path, &same, |_| {});
+        assert_eq!(load(&same).unwrap().blob(), original.blob());
+    }
+
+    /// A key written over another of the same size, its modification time set back (`touch
+    /// -d`, `cp -p`), is read again (stop 49 tester t69: `tether watch` signed with the key the
+    /// file held before).
+    #[test]
+    fn a_key_rewritten_in_place_with_its_old_time_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = keygen(dir.path(), "id.key", &["-t", "ed25519", "-N", ""]);
+        let other = keygen(dir.path(), "other.key", &["-t", "ed25519", "-N", ""]);
+        let first = load(&path).unwrap().blob().to_vec();
+        let times = std::fs::metadata(&path).unwrap().modified().unwrap();
+        let text = std::fs::read(&other).unwrap();
+        assert_eq!(text.len() as u64, std::fs::metadata(&path).unwrap().len());
+        std::fs::write(&path, text).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(times)
+            .unwrap();
+        let second = load(&path).unwrap().blob().to_vec();
+        assert_ne!(first, second);
+        assert_eq!(second, public_of(&other));
     }
 
     #[test]

@@ -1672,13 +1672,20 @@ server("worker1", #{ roles: ["worker"] });
     // The copy strategy lists the upload of the archive the run would make.
     let out = plan(&dir, &["-s", "strategy=copy", "-s", "copy_source=."]);
     out.status(0);
-    // In a directory of the run's own (its name: tether's pid and a time), never made.
+    // In a directory of the run's own (its name: tether's pid and a time), never made, in
+    // the temporary directory tether was given (`TMPDIR`, as the tests' own).
+    let tmp = std::env::temp_dir();
     let made = out
         .stdout
         .lines()
-        .find_map(|l| l.strip_prefix("local | $ mkdir -m 700 /tmp/tether-run-"))
+        .find_map(|l| {
+            l.strip_prefix(&format!(
+                "local | $ mkdir -m 700 {}/tether-run-",
+                tmp.display()
+            ))
+        })
         .unwrap_or_else(|| panic!("{}", out.stdout));
-    let run_dir = format!("/tmp/tether-run-{made}");
+    let run_dir = format!("{}/tether-run-{made}", tmp.display());
     // The run log's own paths are found by a local command when the run makes the archive:
     // the plan shows that command, and an archive without them.
     out.stdout_contains(&format!("local | $ a={run_dir}/shop-20250102030405.tar.gz; case $a in /*) ;; *) a=$PWD/$a ;; esac; cd . && set -- && for f in .[!.]* ..?* *; do if [ -e \"$f\" ] || [ -L \"$f\" ]; then set -- \"$@\" \"$f\"; fi; done && if [ $# -eq 0 ]; then echo 'copy_source . leaves no file to deploy with copy_exclude [\".git\"]: a release of nothing is refused' >&2; exit 1; fi && tar -czf \"$a\" --exclude=.git --anchored --no-wildcards --exclude=.tether-complete -- \"$@\""))

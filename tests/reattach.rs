@@ -1091,8 +1091,6 @@ fn the_reattach_bound_of_an_on_step() {
 #[test]
 fn the_supervisors_files_are_removed_once_their_results_were_read() {
     let lab = Lab::builder().names(&["host1"]).start();
-    // The host's own TMPDIR (scripts/lab).
-    let tmp = lab.host("host1").tmp.clone();
     let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
     // Commands, by id (each has a few files: ID.o, ID.e, ...).
     let entries = |dir: &std::path::Path| -> usize {
@@ -1118,16 +1116,7 @@ fn the_supervisors_files_are_removed_once_their_results_were_read() {
         }
     };
     run(3);
-    let base = std::fs::read_dir(&tmp)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("tether-")
-        })
-        .expect("the supervisor's directory");
+    let base = lab.private_dir("host1");
     // Read results are removed a batch at a time (by the command after the batch's last).
     assert_eq!(entries(&base), 3);
     run(batch - 3);
@@ -1316,29 +1305,27 @@ fn a_session_lost_under_a_command_is_not_summed_up_as_open() {
 }
 
 /// The private directory is the user's own and 0700 even where it was found open to others
-/// (another user could otherwise write a command's status file and fake its result).
+/// (another user could otherwise write a command's status file and fake its result), by
+/// every command, on the same connection too (stop 49 tester t69: with the mode set by a
+/// connection's first command only, a recipe's `chmod -R a+rwX "$TMPDIR"` left it open for
+/// the connection's later commands, and another user replaced a command's status file with a
+/// symlink, through which the supervisor, as root, overwrote a root-only file).
 #[test]
 fn a_private_directory_found_open_to_others_is_made_private_again() {
     use std::os::unix::fs::PermissionsExt as _;
     let lab = Lab::builder().names(&["host1"]).start();
-    // The host's own TMPDIR (scripts/lab).
-    let tmp = lab.host("host1").tmp.clone();
     let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
     assert!(h.run(&["host1"], "echo first")[0].ok(), "{}", h.story());
-    let base = std::fs::read_dir(&tmp)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("tether-")
-        })
-        .expect("the supervisor's directory");
+    let base = lab.private_dir("host1");
+    let mode = || std::fs::metadata(&base).unwrap().permissions().mode() & 0o777;
+    // Opened by another hand, then by a command of the run itself.
     std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o777)).unwrap();
     assert!(h.run(&["host1"], "echo again")[0].ok(), "{}", h.story());
-    let mode = std::fs::metadata(&base).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o700, "{}", h.story());
+    assert_eq!(mode(), 0o700, "{}", h.story());
+    let open = "chmod 777 \"${TMPDIR:-/tmp}/tether-$LOGNAME\"";
+    assert!(h.run(&["host1"], open)[0].ok(), "{}", h.story());
+    assert!(h.run(&["host1"], "echo next")[0].ok(), "{}", h.story());
+    assert_eq!(mode(), 0o700, "{}", h.story());
 }
 
 /// Re-attaching gives up when its bound has passed, whatever the ssh config's `ConnectTimeout`:

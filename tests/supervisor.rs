@@ -433,24 +433,13 @@ fn a_commands_own_bytes_are_never_taken_for_tethers_frames() {
 #[test]
 fn the_supervisors_files_are_private() {
     let lab = Lab::builder().names(&["host1"]).start();
-    // The host's own TMPDIR (scripts/lab).
-    let tmp = lab.host("host1").tmp.clone();
     let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
     // The command runs with the user's own umask, not the supervisor's.
     let out = run(&mut h, "umask; echo out; echo err >&2; exit 4");
     assert_eq!(out.status, ExitStatus::Code(4));
     let (ssh_out, _) = ssh(&lab, "umask; echo out");
     assert_eq!(out.stdout, ssh_out);
-    let base = std::fs::read_dir(&tmp)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("tether-")
-        })
-        .expect("the supervisor's directory");
+    let base = lab.private_dir("host1");
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&base), 0o700);
     let files: Vec<_> = std::fs::read_dir(&base)
@@ -465,47 +454,6 @@ fn the_supervisors_files_are_private() {
         let want = 0o600;
         assert_eq!(mode(&f), want, "{}", f.display());
     }
-}
-
-/// Every command sets the private directory back to 0700 before it writes there, on the same
-/// connection too (stop 49 tester t69: with the mode set by a connection's first command only,
-/// a recipe's `chmod -R a+rwX "$TMPDIR"` left it open for the connection's later commands, and
-/// another user replaced a command's status file with a symlink, through which tether's
-/// supervisor, as root, overwrote a root-only file, and its output file with a forged one).
-#[test]
-fn the_private_directory_is_made_private_again_by_every_command() {
-    let lab = Lab::builder().names(&["host1"]).start();
-    let tmp = lab.host("host1").tmp.clone();
-    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
-    run(&mut h, "true");
-    let base = std::fs::read_dir(&tmp)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("tether-")
-        })
-        .expect("the supervisor's directory");
-    let mode = || std::fs::metadata(&base).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode(), 0o700);
-    // Opened by a command of the run itself, and by another hand between two commands.
-    run(&mut h, "chmod 777 \"${TMPDIR:-/tmp}/tether-$LOGNAME\"");
-    let out = run(&mut h, "echo next");
-    assert_eq!(out.stdout, b"next\n");
-    assert_eq!(
-        mode(),
-        0o700,
-        "left open by the command after a chmod 777 in the run"
-    );
-    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o777)).unwrap();
-    run(&mut h, "true");
-    assert_eq!(
-        mode(),
-        0o700,
-        "left open by a command of the same connection"
-    );
 }
 
 /// A connection lost before the command's start marker arrived (its login shell still in a

@@ -351,6 +351,14 @@ mod tests {
         .unwrap();
     }
 
+    /// The key at `path` written again by [`tamper`], unchanged, is taken, as `original`:
+    /// the cases around it fail on their change, not on the way it is written.
+    fn assert_rewrite_taken(dir: &Path, path: &Path, original: &SigningKey) {
+        let same = dir.join("same");
+        tamper(path, &same, |_| {});
+        assert_eq!(load(&same).unwrap().blob(), original.blob());
+    }
+
     #[test]
     fn a_key_whose_parts_disagree_is_left_to_libssh2() {
         let dir = tempfile::tempdir().unwrap();
@@ -386,10 +394,7 @@ mod tests {
             load(&two).is_none(),
             "a file saying it holds two keys was taken"
         );
-        // Unchanged, the same way of writing it is taken: the cases fail on their change.
-        let same = dir.path().join("same");
-        tamper(&path, &same, |_| {});
-        assert_eq!(load(&same).unwrap().blob(), original.blob());
+        assert_rewrite_taken(dir.path(), &path, &original);
     }
 
     /// Damage ssh refuses is left to libssh2, never signed with (stop 49 tester t69: the
@@ -468,9 +473,7 @@ mod tests {
             tamper(&path, &to, |b| change(b));
             assert!(load(&to).is_none(), "{what}: taken");
         }
-        let same = dir.path().join("same");
-        tamper(&path, &same, |_| {});
-        assert_eq!(load(&same).unwrap().blob(), original.blob());
+        assert_rewrite_taken(dir.path(), &path, &original);
     }
 
     /// A key written over another of the same size, its modification time set back (`touch

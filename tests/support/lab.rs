@@ -208,6 +208,21 @@ impl Lab {
         &self.hosts
     }
 
+    /// The supervisor's private directory on that host (`$TMPDIR/tether-USER`), once a
+    /// supervised command made it.
+    pub fn private_dir(&self, name: &str) -> PathBuf {
+        fs::read_dir(&self.host(name).tmp)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("tether-")
+            })
+            .expect("the supervisor's directory")
+    }
+
     /// Panics if there is no such host.
     pub fn host(&self, name: &str) -> &LabHost {
         match self.hosts.iter().find(|h| h.name == name) {

@@ -704,3 +704,50 @@ fn the_recorded_type_ssh_prefers_is_checked_whatever_the_file_order() {
     }
     assert_eq!(lab.accepted_logins("host1"), 0);
 }
+
+/// A reconnect (the first connection's key pinned) still reads known_hosts as it is then: a
+/// key `@revoked` since, or one the file now records another key in place of, is refused as
+/// ssh refuses it; the same key, still recorded, reconnects (stop 49 tester t70: a revoked
+/// key was accepted on the reconnect, in `tether run` and `tether watch`).
+#[test]
+fn a_reconnect_refuses_a_key_known_hosts_revoked_or_replaced_since() {
+    use support::harness::Harness;
+    use tether::ssh::policy::WorkerSettings;
+    let lab = Lab::start(1);
+    let kh = lab.dir().join("kh_reconnect");
+    std::fs::copy(lab.known_hosts(), &kh).unwrap();
+    let line = std::fs::read_to_string(&kh).unwrap();
+    let cfg = config(&lab, "reconnect", "", &kh);
+    let other = lab.dir().join("other_host_key");
+    keygen(&other, "ed25519");
+    let name = line.split_whitespace().next().unwrap();
+    let replaced = format!("{name} {}\n", public_key(&other.with_extension("pub")));
+    // Connects with known_hosts as the lab wrote it, then reconnects with `now` in its place.
+    let reconnect = |now: &str| -> Result<(), String> {
+        std::fs::write(&kh, &line).unwrap();
+        let settings = WorkerSettings {
+            heartbeat: Some(std::time::Duration::from_secs(3600)),
+            ..WorkerSettings::default()
+        };
+        let mut h = Harness::new(&cfg, settings, &["host1"]);
+        assert!(h.run(&["host1"], "true")[0].ok(), "{}", h.story());
+        std::fs::write(&kh, now).unwrap();
+        lab.kill_connections("host1");
+        let mut results = h.run(&["host1"], "echo again");
+        match results.remove(0).result {
+            Some(Ok(out)) if out.status.success() => Ok(()),
+            Some(Err(e)) => Err(e.to_string()),
+            other => panic!("{now}: {other:?}\n{}", h.story()),
+        }
+    };
+    assert_eq!(reconnect(&line), Ok(()));
+    let error = reconnect(&format!("{line}@revoked {line}")).unwrap_err();
+    assert!(
+        error.contains("host key for [127.0.0.1]:") && error.contains("kh_reconnect:2"),
+        "{error}"
+    );
+    let error = reconnect(&replaced).unwrap_err();
+    assert!(error.contains("HOST KEY CHANGED"), "{error}");
+    // No longer recorded at all: the run's own key still.
+    assert_eq!(reconnect(""), Ok(()));
+}

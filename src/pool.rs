@@ -294,6 +294,35 @@ impl Pool {
         }
     }
 
+    /// Forgets the hosts that never connected (their first connection failed, or their
+    /// config could not reach them): the next [`ensure`](Pool::ensure) tries them again, with
+    /// known_hosts, keys and config as they are then, as a new `ssh` would (`tether watch`,
+    /// before each run; stop 49 tester t70: a host refused once was refused in the same words
+    /// on every later run, never tried again, after known_hosts was mended as the refusal
+    /// asked).
+    pub fn forget_unconnected(&self) {
+        let slots: Vec<(String, Option<Arc<HostWorker>>)> = self
+            .workers()
+            .iter()
+            .map(|(name, slot)| match slot {
+                Slot::Worker(w) => (name.clone(), Some(w.clone())),
+                Slot::Broken(_) => (name.clone(), None),
+            })
+            .collect();
+        // Asked outside the lock: each worker answers on its own thread.
+        let never: Vec<String> = slots
+            .into_iter()
+            .filter(|(_, w)| w.as_ref().is_none_or(|w| w.first_contact().is_some()))
+            .map(|(name, _)| name)
+            .collect();
+        let removed: Vec<Slot> = {
+            let mut workers = self.workers();
+            never.iter().filter_map(|n| workers.remove(n)).collect()
+        };
+        // Dropped outside the lock: a worker's drop waits for its thread.
+        drop(removed);
+    }
+
     /// Closes the sessions of hosts not in `keep`.
     pub fn retain(&self, keep: &[HostTarget]) {
         let removed: Vec<Slot> = {

@@ -685,6 +685,46 @@ fn hosts_added_connect_and_removed_hosts_are_disconnected() {
     assert_eq!(w.interrupt(10 * SECS), 0, "{}", w.dump());
 }
 
+/// A host whose first connection was refused is tried again by the next run, with known_hosts
+/// as it is then (stop 49 tester t70: refused in the same words on every later run, never
+/// tried again, after known_hosts was mended as the refusal asked).
+#[test]
+fn a_host_refused_once_is_tried_again_by_the_next_run() {
+    let lab = lab(&["web1", "web2"]);
+    let kh = lab.dir().join("kh_without_web2");
+    let port = lab.host("web2").port;
+    let full = std::fs::read_to_string(lab.known_hosts()).unwrap();
+    let without: String = full
+        .lines()
+        .filter(|l| !l.starts_with(&format!("[127.0.0.1]:{port} ")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(without, full);
+    std::fs::write(&kh, &without).unwrap();
+    let cfg = lab.dir().join("ssh_config_kh");
+    let text = std::fs::read_to_string(lab.ssh_config()).unwrap().replace(
+        &lab.known_hosts().display().to_string(),
+        &kh.display().to_string(),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let recipe = format!(
+        "{}task(\"hi\", || {{ on(\"web\", \"echo up\"); }});\n",
+        servers(&["web1", "web2"])
+    );
+    let r = RecipeDir::new("refused-once", &recipe);
+    let mut w = Watcher::start_as(Tether::new().ssh_config(&cfg), &r, &["hi"]);
+    w.wait_line("watch: run 1 failed", 20 * SECS);
+    assert_eq!(lab.accepted_logins("web2"), 0, "{}", w.dump());
+    std::fs::write(&kh, &full).unwrap();
+    r.save_by_rename("deploy.rhai", &format!("{recipe}// saved again\n"));
+    w.wait_line("watch: run 2 ok", 20 * SECS);
+    assert_eq!(w.count("web2 | up"), 1, "{}", w.dump());
+    assert_eq!(lab.accepted_logins("web2"), 1, "{}", w.dump());
+    // web1's session, kept from run 1, was not connected again.
+    assert_eq!(lab.accepted_logins("web1"), 1, "{}", w.dump());
+    assert_eq!(w.interrupt(10 * SECS), 0, "{}", w.dump());
+}
+
 #[test]
 fn ctrl_c_closes_every_session_and_leaves_no_process_behind() {
     let names = ["web1", "web2"];

@@ -427,6 +427,7 @@ fn execute(
     }
     let fleet = shared.fleet_for(&loaded)?;
     let hosts = loaded.selected_hosts()?;
+    fleet.pool.forget_unconnected();
     fleet.pool.retain(&hosts);
     let backend = Remote::new(fleet.clone())
         .with_pty(shared.settings.pty)

@@ -22,7 +22,7 @@ use ssh2::{Agent, PublicKey, Session};
 
 use super::config::{key_type_accepted, pubkey_accepted, HostConfig};
 use super::disconnect::Watch;
-use super::identity_key::{self, openssh_private_key};
+use super::identity_key;
 use super::idle_death::{self, IdleDeath};
 use super::known_hosts;
 use super::wire::Reader;
@@ -488,6 +488,20 @@ fn public_blob(private: &Path) -> Option<Vec<u8>> {
     }
     (r.u32("keys").ok()? >= 1).then_some(())?;
     r.string("public key").ok().map(<[u8]>::to_vec)
+}
+
+/// The decoded body of an OpenSSH-format private key file (`-----BEGIN OPENSSH PRIVATE
+/// KEY-----`), read leniently (lines starting `-----` left out): what the file says of itself
+/// (its public key, whether it is encrypted), not a key to sign with (identity_key.rs reads
+/// that as ssh does).
+fn openssh_private_key(path: &Path) -> Option<Vec<u8>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let body: String = text
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect::<Vec<_>>()
+        .concat();
+    STANDARD.decode(body).ok()
 }
 
 /// Whether a private key file needs a passphrase (OpenSSH or PEM format).

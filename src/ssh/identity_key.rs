@@ -24,18 +24,6 @@ use ssh2::Session;
 use super::wire::Reader;
 use crate::file_stamp::FileStamp;
 
-/// The decoded body of an OpenSSH-format private key file (`-----BEGIN OPENSSH PRIVATE
-/// KEY-----`): `openssh-key-v1\0` and what follows (PROTOCOL.key in OpenSSH's sources).
-pub fn openssh_private_key(path: &Path) -> Option<Vec<u8>> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let body: String = text
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect::<Vec<_>>()
-        .concat();
-    STANDARD.decode(body).ok()
-}
-
 /// An ed25519 private key held in memory.
 pub struct SigningKey {
     /// The public key blob (SSH wire format: `ssh-ed25519`, then the 32-byte key).
@@ -333,7 +321,7 @@ mod tests {
 
     /// Rewrites the body of the OpenSSH key at `path` with `change`, keeping its armour.
     fn tamper(path: &Path, to: &Path, change: impl FnOnce(&mut Vec<u8>)) {
-        let mut body = openssh_private_key(path).unwrap();
+        let mut body = armoured_body(&std::fs::read(path).unwrap()).unwrap();
         change(&mut body);
         let text = STANDARD.encode(&body);
         let lines: Vec<&str> = text
@@ -363,7 +351,7 @@ mod tests {
     fn a_key_whose_parts_disagree_is_left_to_libssh2() {
         let dir = tempfile::tempdir().unwrap();
         let path = keygen(dir.path(), "id.key", &["-t", "ed25519", "-N", ""]);
-        let body = openssh_private_key(&path).unwrap();
+        let body = armoured_body(&std::fs::read(&path).unwrap()).unwrap();
         let n = body.len();
         // Offsets from the start of the private section: its length field is followed by
         // the two check numbers; the header's public key ends 32 bytes before the section's

@@ -169,7 +169,11 @@ pub const SPOOL_CHUNKS: u64 = 4;
 /// or `e`): its stdin into files named by the offset of their first byte, `ID.x.0`,
 /// `ID.x.N`..., each written by one `dd` of at most `$_tether_r` reads of 64 KiB (so at most
 /// [`SPOOL_CHUNK`] bytes, and fewer when reads from the pipe are short; `dd` passes each read
-/// on at once, where `head -c` would hold small output back); the last file is empty. No
+/// on at once, where `head -c` would hold small output back). A `dd` that read fewer than
+/// `$_tether_r` times met the end of its input: its own count (`W+P records in`, whole and
+/// partial reads, which POSIX has it print on stderr, after GNU's warning of a partial read;
+/// under `LC_ALL=C`) says so, and no `dd` more is started; otherwise one more makes the next file, which is empty
+/// at the end (a count the writer cannot read is taken as not the end). No
 /// program is started for an empty file (`[ -s ]` first): a quick command starts few. The
 /// bound is counted in bytes, not files: before it starts a file while the files kept hold
 /// [`SPOOL_CHUNKS`] x the chunk size, it removes the oldest, but only once the streaming loop
@@ -192,7 +196,7 @@ pub const SPOOL_CHUNKS: u64 = 4;
 /// `follow`).
 fn spool_writer() -> String {
     format!(
-        r#"_tether_w() {{ umask 077; _tether_wb=0; _tether_wk=; while :; do while [ -n "$_tether_wk" ] && [ $((_tether_wb-${{_tether_wk%% *}})) -ge $((_tether_c*{n})) ]; do _tether_wo=${{_tether_wk%% *}}; _tether_wk=${{_tether_wk#* }}; _tether_wl=${{_tether_wk%% *}}; _tether_wi=0; _tether_wv=; while :; do _tether_qo=0; _tether_qe=0; read -r _tether_qo _tether_qe <"$_tether_d.q"; eval "_tether_qv=\${{_tether_q$1:-0}}"; [ "$_tether_qv" -ge $((_tether_wl+_tether_c*{s})) ] && break; [ "$_tether_qv" = "$_tether_wv" ] || _tether_wi=0; _tether_wv=$_tether_qv; _tether_wi=$((_tether_wi+1)); [ $_tether_wi -gt $_tether_wn ] && return; sleep 0.2 2>/dev/null || sleep 1 2>/dev/null || {{ : >"$_tether_d.f"; return; }}; done; rm -f "$_tether_d.$1.$_tether_wo"; done; dd bs=65536 count=$_tether_r of="$_tether_d.$1.$_tether_wb" || {{ : >"$_tether_d.f"; return; }}; [ -s "$_tether_d.$1.$_tether_wb" ] || break; _tether_z=$(wc -c <"$_tether_d.$1.$_tether_wb") || {{ : >"$_tether_d.f"; return; }}; _tether_wk="$_tether_wk$_tether_wb "; _tether_wb=$((_tether_wb+_tether_z)); done; }}"#,
+        r#"_tether_w() {{ umask 077; _tether_wb=0; _tether_wk=; while :; do while [ -n "$_tether_wk" ] && [ $((_tether_wb-${{_tether_wk%% *}})) -ge $((_tether_c*{n})) ]; do _tether_wo=${{_tether_wk%% *}}; _tether_wk=${{_tether_wk#* }}; _tether_wl=${{_tether_wk%% *}}; _tether_wi=0; _tether_wv=; while :; do _tether_qo=0; _tether_qe=0; read -r _tether_qo _tether_qe <"$_tether_d.q"; eval "_tether_qv=\${{_tether_q$1:-0}}"; [ "$_tether_qv" -ge $((_tether_wl+_tether_c*{s})) ] && break; [ "$_tether_qv" = "$_tether_wv" ] || _tether_wi=0; _tether_wv=$_tether_qv; _tether_wi=$((_tether_wi+1)); [ $_tether_wi -gt $_tether_wn ] && return; sleep 0.2 2>/dev/null || sleep 1 2>/dev/null || {{ : >"$_tether_d.f"; return; }}; done; rm -f "$_tether_d.$1.$_tether_wo"; done; _tether_z=$(LC_ALL=C dd bs=65536 count=$_tether_r of="$_tether_d.$1.$_tether_wb" 2>&1) || {{ : >"$_tether_d.f"; return; }}; [ -s "$_tether_d.$1.$_tether_wb" ] || break; _tether_z=${{_tether_z%%" records in"*}}; case ${{_tether_z##*[!0-9+]}} in [0-9]*+[0-9]*) _tether_z=${{_tether_z##*[!0-9+]}}; [ $((${{_tether_z%+*}}+${{_tether_z#*+}})) -lt $_tether_r ] && break;; esac; _tether_z=$(wc -c <"$_tether_d.$1.$_tether_wb") || {{ : >"$_tether_d.f"; return; }}; _tether_wk="$_tether_wk$_tether_wb "; _tether_wb=$((_tether_wb+_tether_z)); done; }}"#,
         n = SPOOL_CHUNKS,
         s = SPOOL_CHUNKS - 2,
     )
@@ -213,12 +217,13 @@ fn spool_writer() -> String {
 /// them, and the ticker is ended with SIGKILL): it passes on what the command prints while it
 /// cleans up, and its last bytes.
 /// Nothing it runs writes on the command's streams but the bytes of the spool files and the
-/// keyed tick frame. A file is passed on from its start by `head -c`, from further on by a `dd`
+/// keyed tick frame. A file is passed on from its start by `head -c` (by `cat` on the last
+/// pass, when it is its stream's only file, the end known), from further on by a `dd`
 /// that moves the offset of the file's open description (`skip` on a regular file is an
 /// `lseek`, `count=0` reads nothing) and a `head -c` that reads from there: no pipe, so every
 /// program's failure is its own status (a `tail | head`, the `tail` ignoring SIGPIPE as
 /// the loop does, failed the same way when the file grew past what `head` passed on as when it
-/// could not run). A `wc`, `dd` or `head` that fails (or the spool writer's `dd` or `wc`:
+/// could not run). A `wc`, `dd`, `head` or `cat` that fails (or the spool writer's `dd` or `wc`:
 /// `ID.f` says so) ends the loop with the keyed broken frame (see [`broken`]) and status 124:
 /// the bytes were not passed on, and the command fails saying so rather than succeed with its
 /// output lost (a `head` that fails as the channel closed says so to nobody). (stop 45 tester
@@ -227,15 +232,16 @@ fn spool_writer() -> String {
 /// its own; then a command printing while it ran lost all but its first output.)
 fn follow(resume: bool) -> String {
     // Passes on stream `x` (`o`, `e`: to fd 1, 2) from byte `$_tether_A`, whose spool file
-    // begins at `$_tether_B`; both moved on as it goes. One function for both streams: the
-    // exec's sh is one word of the login shell's, which bsd-csh takes up to about 8 KB.
+    // begins at `$_tether_B`; both moved on as it goes (not on the last pass, `$_tether_x`,
+    // which passes a file none of which was passed yet, when it is the stream's only one,
+    // with one `cat`: no `wc` needed where nothing follows). One function for both streams.
     let pass = |x: &str, at: &str, fd: u8| {
         let base = format!("_tether_{x}b");
         format!(
             r#"_tether_A=${at}; _tether_B=${base}; _tether_P {x} {fd}; {at}=$_tether_A; {base}=$_tether_B; "#
         )
     };
-    let pass_fn = r#"_tether_P() { while [ -s "$_tether_d.$1.$_tether_B" ]; do _tether_f="$_tether_d.$1.$_tether_B"; _tether_z=$(wc -c 2>/dev/null <"$_tether_f") || { _tether_broken=1; break; }; _tether_z=${_tether_z:-0}; _tether_r=$((_tether_A-_tether_B)); if [ $_tether_z -gt $_tether_r ]; then if [ $_tether_r -eq 0 ]; then head -c $_tether_z "$_tether_f" >&$2 2>/dev/null || _tether_broken=1; else { dd ibs=1 skip=$_tether_r count=0 2>/dev/null && head -c $((_tether_z-_tether_r)) >&$2 2>/dev/null; } <"$_tether_f" || _tether_broken=1; fi; _tether_A=$((_tether_B+_tether_z)); _tether_n=1; fi; [ -z "$_tether_broken" ] && [ $_tether_z -gt 0 ] && [ -f "$_tether_d.$1.$((_tether_B+_tether_z))" ] || break; _tether_B=$((_tether_B+_tether_z)); done; }; "#;
+    let pass_fn = r#"_tether_P() { while [ -s "$_tether_d.$1.$_tether_B" ]; do _tether_f="$_tether_d.$1.$_tether_B"; if [ -n "$_tether_x" ] && [ $_tether_A = $_tether_B ]; then _tether_m=0; for _tether_j in "$_tether_d.$1".*; do _tether_m=$((_tether_m+1)); done; if [ $_tether_m = 1 ]; then cat "$_tether_f" >&$2 2>/dev/null || _tether_broken=1; break; fi; fi; _tether_z=$(wc -c 2>/dev/null <"$_tether_f") || { _tether_broken=1; break; }; _tether_z=${_tether_z:-0}; _tether_r=$((_tether_A-_tether_B)); if [ $_tether_z -gt $_tether_r ]; then if [ $_tether_r -eq 0 ]; then head -c $_tether_z "$_tether_f" >&$2 2>/dev/null || _tether_broken=1; else { dd ibs=1 skip=$_tether_r count=0 2>/dev/null && head -c $((_tether_z-_tether_r)) >&$2 2>/dev/null; } <"$_tether_f" || _tether_broken=1; fi; _tether_A=$((_tether_B+_tether_z)); _tether_n=1; fi; [ -z "$_tether_broken" ] && [ $_tether_z -gt 0 ] && [ -f "$_tether_d.$1.$((_tether_B+_tether_z))" ] || break; _tether_B=$((_tether_B+_tether_z)); done; }; "#;
     // Where a resume starts in the spool of stream `x`: the file holding byte `at`, or, when
     // it was removed, the oldest file kept, after a lost frame saying how many bytes it skips.
     let seek = |x: &str, at: &str| {

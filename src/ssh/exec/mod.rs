@@ -9,7 +9,8 @@
 //! 8 KB (`Word too long.`). So the string is always `exec /bin/sh -c 'BOOT' sh 'ARG'...` (see
 //! [`wrap`]): every word is single-quoted text without a newline, `'`, `\` or `!` (those are
 //! written outside the quotes as `\'`, `\\` and `\!`, which the eight shells read alike), and
-//! no word is longer than 4000 bytes. The command travels in the ARG words, escaped as the
+//! no word is longer than 4000 bytes (a longer BOOT, the supervisor's, travels in several
+//! words that `sh -c 'eval "${1}${2}..."'` joins). The command travels in the ARG words, escaped as the
 //! inside of a double-quoted sh string (a newline as `${_tether_nl}`, taken from sh's default
 //! `IFS`); BOOT joins them, expands them once and `eval`s the result in a subshell: no fork
 //! and no decoding program on the host. A command whose wrapped form would not fit in one exec

@@ -11,12 +11,6 @@ pub(super) const MAX_EXEC: usize = 32 * 1024;
 /// The longest word (as written, quotes included) given to the login shell: bsd-csh refuses
 /// words from about 8190 bytes on (`Word too long.`).
 pub(super) const MAX_WORD: usize = 4000;
-/// The most the sh program of a supervised command ([`boot`]) may take as one login-shell
-/// word: under bsd-csh's limit (see [`MAX_WORD`]: Debian's bsd-csh takes a quoted word of
-/// 8180 bytes and refuses one of 8190), with a margin.
-#[cfg(test)]
-const MAX_BOOT_WORD: usize = 8100;
-
 /// The sh program the login shell starts (`/bin/sh -c BOOT sh ARG...`): it joins its
 /// arguments, expands them as the inside of a double-quoted string (a newline is written
 /// `${_tether_nl}`, taken from the default `IFS`: space, tab, newline), prints the start
@@ -123,28 +117,43 @@ pub(super) fn word_cost(c: char) -> usize {
 /// `command` escaped as the inside of a double-quoted sh string, in pieces that each make a
 /// [`shell_word`] of at most [`MAX_WORD`] bytes (no escape is split).
 pub(super) fn command_words(command: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
+    chunks(
+        command.chars().map(|c| -> std::borrow::Cow<str> {
+            match c {
+                '\n' => "${_tether_nl}".into(),
+                '\\' | '$' | '`' | '"' => format!("\\{c}").into(),
+                _ => c.to_string().into(),
+            }
+        }),
+        MAX_WORD,
+    )
+    .iter()
+    .map(|chunk| shell_word(chunk))
+    .collect()
+}
+
+/// `pieces` joined, in chunks that each make a [`shell_word`] of at most `limit` bytes (no
+/// piece split).
+fn chunks<'a>(
+    pieces: impl Iterator<Item = std::borrow::Cow<'a, str>>,
+    limit: usize,
+) -> Vec<String> {
+    let mut chunks = Vec::new();
+    let mut chunk = String::new();
     let mut cost = 2;
-    for c in command.chars() {
-        let piece: std::borrow::Cow<str> = match c {
-            '\n' => "${_tether_nl}".into(),
-            '\\' | '$' | '`' | '"' => format!("\\{c}").into(),
-            _ => c.to_string().into(),
-        };
+    for piece in pieces {
         let piece_cost: usize = piece.chars().map(word_cost).sum();
-        if cost + piece_cost > MAX_WORD && !word.is_empty() {
-            words.push(shell_word(&word));
-            word.clear();
+        if cost + piece_cost > limit && !chunk.is_empty() {
+            chunks.push(std::mem::take(&mut chunk));
             cost = 2;
         }
-        word.push_str(&piece);
+        chunk.push_str(&piece);
         cost += piece_cost;
     }
-    if !word.is_empty() {
-        words.push(shell_word(&word));
+    if !chunk.is_empty() {
+        chunks.push(chunk);
     }
-    words
+    chunks
 }
 
 /// The exec request string for `command` (without a PTY): the same in every login shell (see
@@ -163,11 +172,12 @@ pub(super) fn wrap_for(
     supervised: Option<(&str, u64)>,
     key: &Key,
 ) -> String {
-    let mut out = format!(
-        "exec /bin/sh -c {} sh {}",
-        shell_word(&boot(pty, supervised.is_some())),
-        shell_word(key.as_str())
-    );
+    let mut out = match supervised {
+        Some(_) => supervised_boot(),
+        None => format!("exec /bin/sh -c {} sh", shell_word(&boot(pty, false))),
+    };
+    out.push(' ');
+    out.push_str(&shell_word(key.as_str()));
     if let Some((id, naps)) = supervised {
         out.push(' ');
         out.push_str(&shell_word(id));
@@ -181,6 +191,26 @@ pub(super) fn wrap_for(
     out
 }
 
+/// `exec /bin/sh -c 'eval "${1}${2}..."' sh 'PART'...`: the supervised [`boot`], too long for
+/// one word bsd-csh reads (it refuses one of about 8 KB), in words of at most [`MAX_WORD`]
+/// bytes that the sh joins and `eval`s, after shifting them off its arguments (the key
+/// follows them).
+fn supervised_boot() -> String {
+    // The shift goes in front once the count is known: every chunk keeps room for it.
+    let mut parts = chunks(
+        boot(false, true).chars().map(|c| c.to_string().into()),
+        MAX_WORD - 16,
+    );
+    parts[0] = format!("shift {}; {}", parts.len(), parts[0]);
+    let joined: String = (1..=parts.len()).map(|i| format!("${{{i}}}")).collect();
+    let words: Vec<String> = parts.iter().map(|part| shell_word(part)).collect();
+    format!(
+        "exec /bin/sh -c {} sh {}",
+        shell_word(&format!("eval \"{joined}\"")),
+        words.join(" ")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,15 +221,17 @@ mod tests {
     }
     use crate::ssh::exec::preamble::StartFilter;
 
+    /// The supervised BOOT is more than one word bsd-csh reads (about 8 KB), and more than
+    /// [`MAX_WORD`]: it travels in several, joined again.
     #[test]
-    fn the_supervised_boot_is_one_word_bsd_csh_reads() {
-        let word = shell_word(&boot(false, true));
+    fn the_supervised_boot_travels_in_words_bsd_csh_reads() {
+        assert!(shell_word(&boot(false, true)).len() > MAX_WORD);
+        let wrapped = wrap_for("true", false, Some(("id", 300)), &key());
         assert!(
-            word.len() <= MAX_BOOT_WORD,
-            "the supervisor's sh is {} bytes as a word, over {MAX_BOOT_WORD}: bsd-csh says \
-             `Word too long.` from about 8190",
-            word.len()
+            wrapped.starts_with(r#"exec /bin/sh -c 'eval "${1}${2}"#),
+            "{wrapped}"
         );
+        assert!(wrapped.split(' ').all(|w| w.len() <= MAX_WORD));
     }
 
     /// The login shells [`wrap`] is written for, as Debian installs them.
@@ -294,7 +326,7 @@ mod tests {
         );
         assert!(wrap("true").ends_with("' 'true'"));
         assert!(wrap_for("true", false, None, &key()).ends_with(" sh 'K' 'true'"));
-        // The supervised BOOT is one word too.
+        // The supervised BOOT travels in such words too.
         assert!(wrap_for("true", false, Some(("id", 300)), &key())
             .split(' ')
             .all(|w| w.len() <= MAX_WORD));

@@ -1,6 +1,7 @@
 //! How a step spreads over its hosts, SSHKit's runners: `parallel` (every host at once, or at
 //! most `limit` at a time as a sliding window; one host's failure does not keep the others
-//! from running), `sequence` (one host at a time, `wait` between hosts, nothing started after
+//! from running, except in a recipe's step, where none starts after it: see
+//! [`Spread::stop_after_failure`]), `sequence` (one host at a time, `wait` between hosts, nothing started after
 //! a failure) and `groups` (`limit` hosts at a time, default 2, `wait` between groups, no group
 //! started after a failed one). One implementation serves `on` with a command, `on` with a
 //! closure, `tether run` and `tether check`, so the options mean the same everywhere.
@@ -34,6 +35,11 @@ pub struct Spread {
     /// would start (stop 40 tester t34: with the sequence taken for a window of one, the plan
     /// went on past a failed host).
     pub serial: bool,
+    /// Parallel: once a unit failed, none not yet started starts (as in sequence and groups).
+    /// A recipe's step (`on`) stops its running hosts when one fails (see
+    /// `crate::step_abort`), so a host the window would start after that would be stopped
+    /// half done (stop 50 tester t71); `tether run` and `tether check` run every host.
+    pub stop_after_failure: bool,
 }
 
 /// The group size of `groups` when no `limit` is given (Capistrano's default).
@@ -161,6 +167,9 @@ pub fn run<T: Send>(
         slots[index] = Some(match value {
             Some(v) => {
                 batch_failed |= failed(&v);
+                if batch_failed && batch.is_none() && spread.stop_after_failure {
+                    stop.get_or_insert(Skipped::EarlierFailure);
+                }
                 Slot::Done(v)
             }
             None => Slot::Skipped(Skipped::Lost),
@@ -215,6 +224,28 @@ mod tests {
         let (started, outcome) = order(spread, &[0], 5);
         assert_eq!(started, [0, 1, 2, 3, 4]);
         assert_eq!(outcome, ["failed", "ok", "ok", "ok", "ok"]);
+    }
+
+    /// A recipe's step in a window starts nothing after a failure; the same window without
+    /// it (`tether run`) starts every host.
+    #[test]
+    fn a_window_that_stops_after_a_failure_starts_nothing_more() {
+        let step = Spread {
+            limit: Some(1),
+            stop_after_failure: true,
+            ..Spread::default()
+        };
+        let (started, outcome) = order(step, &[1], 4);
+        assert_eq!(started, [0, 1]);
+        assert_eq!(
+            outcome,
+            ["ok", "failed", "EarlierFailure", "EarlierFailure"]
+        );
+        let run = Spread {
+            stop_after_failure: false,
+            ..step
+        };
+        assert_eq!(order(run, &[1], 4).0, [0, 1, 2, 3]);
     }
 
     /// Serial: one at a time, and a failed group still stops the next (the dry run's plan).

@@ -1823,3 +1823,69 @@ task("t", || {{
     );
     (out, text)
 }
+
+/// A step spread over a window (`limit:`) starts no host once one of its hosts failed: the
+/// rest are not started, as in sequence and groups, rather than started and then stopped
+/// for the failure (stop 50 tester t71: with `limit: 1`, host2, host3 and host4 each started
+/// after host1 had failed, and each was killed two seconds in, left half done). A string
+/// command and a closure alike; `tether run`, which stops no host for another's failure,
+/// still runs every host.
+#[test]
+fn a_limited_step_starts_no_host_after_one_failed() {
+    let lab = Lab::builder()
+        .names(&["host1", "host2", "host3", "host4"])
+        .start();
+    let command = "[ $(cat /srv/who) = host1 ] && exit 1; echo started >> /srv/started; sleep 1";
+    for host in ["host1", "host2", "host3", "host4"] {
+        std::fs::write(lab.host(host).root_dir.join("who"), host).unwrap();
+    }
+    let mut r = RecipeDir::new(
+        "limited-after-failure",
+        &format!(
+            "for h in [\"host1\", \"host2\", \"host3\", \"host4\"] {{ server(h, #{{ roles: [\"app\"] }}); }}\n\
+             task(\"string\", || {{ on([\"host1\", \"host2\", \"host3\", \"host4\"], #{{ limit: 1 }}, {command:?}); }});\n\
+             task(\"closure\", || {{ on([\"host1\", \"host2\", \"host3\", \"host4\"], #{{ limit: 2 }}, |h| {{ run({command:?}); }}); }});\n"
+        ),
+    );
+    r.ssh_config = Some(lab.ssh_config());
+    for task in ["string", "closure"] {
+        let out = r.tether().args(&[task]).run();
+        let text = format!("{task}: {}{}", out.stdout, out.stderr);
+        out.status(1);
+        // With a window of two, host2 started beside host1 and runs its step to its end.
+        let not_started: &[&str] = match task {
+            "string" => &["host2", "host3", "host4"],
+            _ => &["host3", "host4"],
+        };
+        for host in not_started {
+            assert!(
+                out.stderr
+                    .contains(&format!("{host}: not started: an earlier host")),
+                "{text}"
+            );
+            assert!(
+                !lab.host(host).root_dir.join("started").exists(),
+                "{host} started: {text}"
+            );
+        }
+        for host in ["host2", "host3", "host4"] {
+            let _ = std::fs::remove_file(lab.host(host).root_dir.join("started"));
+        }
+    }
+    let run = support::tether::Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&[
+            "--parallel",
+            "1",
+            "run",
+            "--hosts",
+            "host1,host2,host3,host4",
+            "--",
+        ])
+        .arg(command)
+        .run();
+    run.status(1);
+    for host in ["host2", "host3", "host4"] {
+        assert!(lab.host(host).root_dir.join("started").exists(), "{host}");
+    }
+}

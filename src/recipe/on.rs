@@ -130,6 +130,7 @@ fn options(rt: &Runtime, opts: &Map) -> Fallible<OnOptions> {
             limit,
             wait: seconds("wait")?,
             serial: false,
+            stop_after_failure: true,
         },
         timeout: match seconds("timeout")? {
             Some(d) if d < Duration::from_millis(1) => {

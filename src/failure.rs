@@ -226,10 +226,14 @@ impl Failure {
         let mut nested_not_run = Vec::new();
         let mut within = Vec::new();
         // Where every part failed, when that is one place (a command of the closure all its
-        // hosts ran): the step's place too; else the caller's (the `on` call).
-        let mut places = parts.iter().map(|p| p.at.clone());
-        let first = places.next().flatten();
-        let at = first.filter(|a| places.all(|p| p.as_deref() == Some(a.as_str())));
+        // hosts ran), with the task or hook it is in (a task the closures invoked: stop 50
+        // tester t71): the step's place too; else the caller's (the `on` call).
+        let place = |p: &Failure| (p.at.clone(), p.task.clone(), p.hook.clone());
+        let mut places = parts.iter().map(place);
+        let first = places.next().filter(|(at, _, _)| at.is_some());
+        let (at, task, hook) = first
+            .filter(|first| places.all(|p| p == *first))
+            .unwrap_or_default();
         for p in parts {
             if kind.is_none_or(|k| p.kind.rank() > k.rank()) {
                 kind = Some(p.kind);
@@ -244,6 +248,8 @@ impl Failure {
         let mut f = Failure::hosts(failed, not_run, total);
         f.within = within;
         f.at = at;
+        f.task = task;
+        f.hook = hook;
         f.not_run.extend(nested_not_run);
         if let Some(k) = kind {
             f.kind = k;

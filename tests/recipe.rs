@@ -3083,3 +3083,32 @@ task("bad", || { on("web1", |h| { capture("true", #{ verbosity: 1 }); }); });"#,
         .stderr_contains("capture(): unknown option `verbosity` (known: strip)")
         .stderr_contains("deploy.rhai:9:35: capture(): unknown option");
 }
+
+/// A failure in a task that an `on` closure invoked is placed in that task, where its line
+/// is, on one host and on several, through a nested `on` or a command of its own (stop 50
+/// tester t71: `(at inv.rhai:4:18, in task `a`)`, line 4 being in task `sub`).
+#[test]
+fn a_failure_in_a_task_a_closure_invoked_names_that_task() {
+    let lab = lab(&["web1", "web2", "db1"]);
+    let r = lab_recipe(
+        &lab,
+        "invoked-in-closure",
+        r#"
+task("sub", || {
+    on("db1", "exit 7");
+});
+task("own", || { run("exit 8"); });
+task("one", || { on("web1", |h| { invoke("sub"); }); });
+task("two", || { on(["web1", "web2"], |h| { invoke("sub"); }); });
+task("mine", || { on(["web1", "web2"], |h| { invoke("own"); }); });
+"#,
+    );
+    for (task, place) in [
+        ("one", "(at deploy.rhai:6:5, in task `sub`)"),
+        ("two", "(at deploy.rhai:6:5, in task `sub`)"),
+        ("mine", "(at deploy.rhai:8:18, in task `own`)"),
+    ] {
+        let out = r.tether().args(&[task]).run();
+        out.status(1).stderr_contains(place);
+    }
+}

@@ -433,6 +433,8 @@ fn on_closure(
                     .then(f.said().indented("  "));
                 let mut own = Failure::host(host, f.kind, said);
                 own.at = f.at.clone();
+                own.task = f.task.clone();
+                own.hook = f.hook.clone();
                 // The recipe that catches it reads where it failed, not this host.
                 own.within.push((host.clone(), f.culprits()));
                 parts.push(own);

@@ -186,11 +186,14 @@ impl clap::builder::TypedValueParser for Given {
 pub const OPTION_ENV: &[&str] = &["TETHER_SSH_CONFIG", "HOSTS", "ROLES"];
 
 /// The note said after a command-line error where an option's value came from the environment
-/// (a `HOSTS` left over in a CI job), or None.
-pub fn environment_note(g: &GlobalArgs) -> Option<String> {
+/// (a `HOSTS` left over in a CI job), or None: of the variables among `names` (of
+/// [`OPTION_ENV`]) that gave one, those whose option the error can be about (stop 50 tester
+/// t71: `-F came from the environment` after an unknown task).
+pub fn environment_note(g: &GlobalArgs, names: &[&str]) -> Option<String> {
     let said: Vec<String> = g
         .from_env
         .iter()
+        .filter(|name| names.contains(name))
         .map(|name| {
             let option = match *name {
                 "HOSTS" => "--hosts",

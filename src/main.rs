@@ -25,7 +25,7 @@ fn main() {
         Ok(s) => s,
         Err(e) => {
             tether::errln!("error: {e}");
-            if let Some(note) = cli::environment_note(&cli.global) {
+            if let Some(note) = cli::environment_note(&cli.global, cli::OPTION_ENV) {
                 tether::errln!("{note}");
             }
             let error = Error::Usage(e);
@@ -105,10 +105,15 @@ fn main() {
         let text = tether::secret::mask(&said).into_owned();
         // Its words may be a host's (a stderr tail) or a recipe's: shown, never acted on.
         tether::errln!("error: {}", tether::report::visible_lines(&text));
-        if matches!(e, Error::Usage(_)) {
-            if let Some(note) = cli::environment_note(&cli.global) {
-                tether::errln!("{note}");
-            }
+        // The selection's variables after a usage error (an unknown host or role), the ssh
+        // config's after an error in the file it named.
+        let from_env: &[&str] = match &e {
+            Error::Usage(_) => &["HOSTS", "ROLES"],
+            Error::SshConfig(_) => &["TETHER_SSH_CONFIG"],
+            _ => &[],
+        };
+        if let Some(note) = cli::environment_note(&cli.global, from_env) {
+            tether::errln!("{note}");
         }
         // JSON readers see it too where no object that ends a run said it (a recipe that does
         // not parse, an unknown task): the stream's last object.

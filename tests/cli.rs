@@ -536,6 +536,37 @@ fn an_error_names_the_environment_variable_an_option_came_from() {
     run(("ROLES", "web"), &["run", "--roles", "db", "--", "true"])
         .status(2)
         .stderr_lacks("note:");
+    // The ssh config it named is said after an error in that file, and not after errors it
+    // has no part in (stop 50 tester t71: after an unknown task, `--roles wbe`, `--hosts hots1`).
+    let bad = dir.path().join("bad_config");
+    std::fs::write(&bad, "Host web\n  Port nope\n").unwrap();
+    let bad = bad.display().to_string();
+    run(
+        ("TETHER_SSH_CONFIG", &bad),
+        &["run", "--hosts", "web", "--", "true"],
+    )
+    .status(2)
+    .stderr_contains("Port")
+    .stderr_contains(&format!(
+        "\nnote: -F came from the environment: TETHER_SSH_CONFIG={bad:?}\n"
+    ));
+    let good = dir.path().join("good_config");
+    std::fs::write(&good, "Host web\n  HostName 127.0.0.1\n").unwrap();
+    let good = good.display().to_string();
+    std::fs::write(
+        dir.path().join("deploy.rhai"),
+        "server(\"web\", #{ roles: [\"web\"] });\ntask(\"t\", || {});\n",
+    )
+    .unwrap();
+    for args in [
+        &["nosuchtask"][..],
+        &["--roles", "wbe", "t"],
+        &["--hosts", "wbe", "t"],
+    ] {
+        run(("TETHER_SSH_CONFIG", &good), args)
+            .status(2)
+            .stderr_lacks("note:");
+    }
 }
 
 /// `--roles`/`--hosts` that select none of the recipe's servers are refused, exit 2, naming

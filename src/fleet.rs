@@ -7,13 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::Error;
 use crate::event::{EventKind, HostEntry, Sink};
 use crate::failure::{Failure, HostFailure};
 use crate::host::HostTarget;
 use crate::pool::{FanOut, HostResult, Pool};
 use crate::settings::Settings;
-use crate::ssh::config::{self, SshConfig};
+use crate::ssh::config::{self, ConfigError, SshConfig};
 use crate::ssh::limit_cache::LimitCache;
 use crate::ssh::limiter::HandshakeLimiter;
 use crate::ssh::policy::{Heartbeat, WorkerSettings, DEFAULT_HEARTBEAT};
@@ -38,13 +37,13 @@ pub fn heartbeat(settings: &Settings, recipe: Option<Duration>) -> Heartbeat {
 /// The ssh config as `ssh` reads it: the file named by `-F` (or `TETHER_SSH_CONFIG`) alone,
 /// else `~/.ssh/config` followed by the system's. For a run with a recipe, see
 /// [`crate::runner::Loaded::ssh_config`] (the recipe may name its file).
-pub fn load_ssh_config(settings: &Settings) -> Result<SshConfig, Error> {
+pub fn load_ssh_config(settings: &Settings) -> Result<SshConfig, ConfigError> {
     load_ssh_config_file(settings.ssh_config.as_deref())
 }
 
 /// The ssh config file `file` alone (as `ssh -F`), else `~/.ssh/config` and the system's.
-pub fn load_ssh_config_file(file: Option<&Path>) -> Result<SshConfig, Error> {
-    Ok(SshConfig::load(file, Path::new(config::SYSTEM_CONFIG))?)
+pub fn load_ssh_config_file(file: Option<&Path>) -> Result<SshConfig, ConfigError> {
+    SshConfig::load(file, Path::new(config::SYSTEM_CONFIG))
 }
 
 /// What a dry run checks without connecting: the hosts of `hosts` that a run would refuse
@@ -125,7 +124,7 @@ impl Fleet {
         heartbeat: Heartbeat,
         interrupted: Arc<AtomicBool>,
         sink: Sink,
-    ) -> Result<Self, Error> {
+    ) -> Self {
         let limit_cache = settings.limit_cache.clone().map(|path| {
             let (cache, note) = LimitCache::load(path);
             if let Some(message) = note {
@@ -146,12 +145,12 @@ impl Fleet {
             interrupted.clone(),
         )
         .with_jump(settings.jump.clone());
-        Ok(Fleet {
+        Fleet {
             pool,
             sink,
             interrupted,
             announced: Announced::default(),
-        })
+        }
     }
 
     /// Opens sessions to `hosts` (in parallel, bounded by the handshake limit). A host that

@@ -25,7 +25,7 @@ pub struct HostTarget {
 impl HostTarget {
     /// Parses `[user@]host[:port]` (see [`split_destination`]: brackets are part of the name,
     /// as in ssh), or
-    /// `ssh://[user@]host[:port][/]` as ssh reads it (see [`parse_ssh_uri`](crate::ssh::config::uri::parse_ssh_uri)).
+    /// `ssh://[user@]host[:port][/]` as ssh reads it (see [`parse_ssh_uri`](crate::ssh_syntax::uri::parse_ssh_uri)).
     pub fn parse(name: &str) -> Result<Self, String> {
         let bad = |why: &str| format!("invalid host `{name}`: {why}");
         if name.trim().is_empty() {
@@ -35,7 +35,7 @@ impl HostTarget {
             return Err(bad("contains whitespace"));
         }
         let (user, alias, port) = match name.strip_prefix("ssh://") {
-            Some(uri) => crate::ssh::config::uri::parse_ssh_uri(uri),
+            Some(uri) => crate::ssh_syntax::uri::parse_ssh_uri(uri),
             None => split_destination(name),
         }
         .map_err(|why| bad(&why))?;
@@ -91,7 +91,7 @@ impl HostTarget {
             );
         }
         if let Some(user) = &self.user {
-            if !crate::ssh::config::uri::valid_remote_user(user) {
+            if !crate::ssh_syntax::uri::valid_remote_user(user) {
                 return Err(
                     "the user contains characters ssh refuses (shell syntax, a leading `-`)",
                 );
@@ -137,7 +137,7 @@ fn split_destination(name: &str) -> Result<(Option<String>, String, Option<u16>)
     };
     // As ssh reads `-p` and a jump host's `:port` (`-J h:ssh`): a number or a service name.
     let port = port
-        .map(|p| crate::ssh::config::port::port(p).ok_or_else(|| format!("bad port `{p}`")))
+        .map(|p| crate::ssh_syntax::port::port(p).ok_or_else(|| format!("bad port `{p}`")))
         .transpose()?;
     if alias.is_empty() {
         return Err("empty host name".into());

@@ -9,10 +9,8 @@ use crate::host_text::HostText;
 use crate::pool::HostResult;
 use crate::ssh::exec::{ExecOutput, ExitStatus};
 use crate::ssh::{SshError, StopReach};
+use crate::stderr_tail::{stderr_tail, STDERR_TAIL};
 use crate::stop::StopReason;
-
-/// How many lines of stderr a failure shows.
-pub const STDERR_TAIL: usize = 10;
 
 /// One failed command: `host: \`cmd\` failed with exit status 3 after 1.2 s` and the last lines
 /// of its stderr; the error itself when it did not run to an end. Where tether named the host
@@ -54,24 +52,6 @@ pub fn failure_text(host: &str, command: &str, result: &Result<ExecOutput, SshEr
             text
         }
     }
-}
-
-/// The most of one line a failure's tail shows, in characters: a line of a megabyte (a
-/// minified file, a dump) would bury the rest of the message.
-pub const TAIL_LINE_CHARS: usize = 500;
-
-/// The last `n` non-empty lines of stderr, each cut to [`TAIL_LINE_CHARS`] characters with
-/// what was left out said (`… (123456 more bytes)`).
-pub fn stderr_tail(stderr: &[u8], n: usize) -> Vec<String> {
-    let text = String::from_utf8_lossy(stderr);
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(n)..]
-        .iter()
-        .map(|l| match l.char_indices().nth(TAIL_LINE_CHARS) {
-            Some((at, _)) => format!("{}… ({} more bytes)", &l[..at], l.len() - at),
-            None => l.to_string(),
-        })
-        .collect()
 }
 
 /// Why a host did not run, in words.
@@ -311,22 +291,6 @@ pub fn step_failure(results: &[HostResult]) -> Option<Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A failure's tail cuts a long line, saying how much it left out (stop 35 tester t14: a
-    /// line of 200 KB was shown whole, twice); short lines, and the last lines, are kept.
-    #[test]
-    fn a_long_line_in_a_tail_is_cut_and_says_so() {
-        let long = "é".repeat(1000);
-        let stderr = format!("first\n\n{long}\nlast\n");
-        let tail = stderr_tail(stderr.as_bytes(), 2);
-        assert_eq!(tail.len(), 2);
-        assert_eq!(
-            tail[0],
-            format!("{}… (1000 more bytes)", "é".repeat(TAIL_LINE_CHARS))
-        );
-        assert_eq!(tail[1], "last");
-        assert_eq!(stderr_tail(b"a\nb\n", 5), ["a", "b"]);
-    }
 
     /// A status said in a sentence of its own comes after the time (stop 42 tester t45: "it
     /// most likely did not run after 5.7 ms"); an exit status or a signal before it.

@@ -18,7 +18,7 @@ use crate::stop::{Stop, StopReason};
 use crate::timeline::Recording;
 
 /// How many of the last bytes of each stream of a command `tether run` keeps: more than a
-/// failure's tail shows (see `outcome::STDERR_TAIL`, `outcome::TAIL_LINE_CHARS`).
+/// failure's tail shows (see `stderr_tail::STDERR_TAIL`, `stderr_tail::TAIL_LINE_CHARS`).
 const KEEP: usize = 64 * 1024;
 
 /// `tether run`'s own options.
@@ -111,7 +111,7 @@ fn run_command(
         heartbeat,
         interrupted,
         reporter.sink(),
-    )?;
+    );
     reporter.sink().emit(&Arc::from(""), run_started(false));
     runner::empty_shard(settings, targets.len(), before_shard, &reporter.sink());
     fleet.connect(&targets);

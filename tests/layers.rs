@@ -262,3 +262,101 @@ fn paths_resolve_to_the_modules_they_name() {
     );
     assert_eq!(code("a // crate::x::y\n#[cfg(test)]\nuse crate::z;"), "a ");
 }
+
+/// The top-level modules README.md's code map puts in each layer, from the top (the command
+/// line) down (the leaves): a row's text outside parentheses names them (`run.rs`,
+/// `runner/`), or the row is one directory's (`` `ssh/`: ... ``).
+fn layers(readme: &str) -> Vec<(String, BTreeSet<String>)> {
+    let start = readme
+        .find("| layer | files |")
+        .expect("README.md has the code map table `| layer | files |`");
+    let mut rows = Vec::new();
+    for line in readme[start..]
+        .lines()
+        .take_while(|l| l.starts_with('|'))
+        .skip(2)
+    {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let (layer, files) = (cells[1], cells[2]);
+        let mut outside = String::new();
+        let mut depth = 0usize;
+        for c in files.chars() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth = depth.saturating_sub(1),
+                c if depth == 0 => outside.push(c),
+                _ => {}
+            }
+        }
+        let names: Vec<String> = outside
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(|n| n.trim_start_matches("src/").to_string())
+            .collect();
+        let modules = match names.first() {
+            Some(dir) if dir.ends_with('/') && outside.contains(&format!("`{dir}`:")) => {
+                BTreeSet::from([dir.trim_end_matches('/').to_string()])
+            }
+            _ => names
+                .iter()
+                .map(|n| n.trim_end_matches('/').trim_end_matches(".rs").to_string())
+                .collect(),
+        };
+        rows.push((layer.to_string(), modules));
+    }
+    rows
+}
+
+/// Every file imports only from its own layer of README.md's code map or from layers below
+/// it (stop 50 tester t71: `sshd/` and `ssh/`, `host.rs` and `ssh/config/`, each imported the
+/// other, and `backend/` imported `outcome.rs`, above it), and every top-level module is in
+/// one layer.
+#[test]
+fn every_file_imports_from_its_own_layer_or_below() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let rows = layers(&readme);
+    assert!(rows.len() >= 5, "read only {} layers: {rows:?}", rows.len());
+    let src = root.join("src");
+    let layer_of = |rel: &Path| -> Option<usize> {
+        let top = module_of(rel).into_iter().next()?;
+        rows.iter().position(|(_, modules)| modules.contains(&top))
+    };
+    let mut wrong = Vec::new();
+    for f in source_files(&src) {
+        let rel = f.strip_prefix(&src).unwrap();
+        let name = rel.file_name().unwrap().to_string_lossy();
+        if name == "lib.rs" || name == "main.rs" {
+            continue;
+        }
+        let Some(own) = layer_of(rel) else {
+            wrong.push(format!("{}: in no layer", rel.display()));
+            continue;
+        };
+        let text = code(&std::fs::read_to_string(&f).unwrap());
+        for path in references(&module_of(rel), &text) {
+            let Some(target) = file_for(&src, &path) else {
+                continue;
+            };
+            let trel = target.strip_prefix(&src).unwrap();
+            if trel == Path::new("lib.rs") || trel == Path::new("main.rs") {
+                continue;
+            }
+            match layer_of(trel) {
+                Some(layer) if layer >= own => {}
+                Some(layer) => wrong.push(format!(
+                    "{} ({}) imports {} ({})",
+                    rel.display(),
+                    rows[own].0,
+                    trel.display(),
+                    rows[layer].0
+                )),
+                None => {}
+            }
+        }
+    }
+    wrong.sort();
+    wrong.dedup();
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

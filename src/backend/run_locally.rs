@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use crate::event::{EventKind, Sink, Stream};
 use crate::failure::{Failure, Kind};
-use crate::outcome::stderr_tail;
 use crate::ssh::exec::ExitStatus;
+use crate::stderr_tail::{stderr_tail, STDERR_TAIL};
 
 /// How long a local command stopped with SIGTERM has before SIGKILL, as a remote one has.
 const STOP_GRACE: std::time::Duration = crate::ssh::supervisor::STOP_GRACE;
@@ -115,7 +115,7 @@ pub(super) fn run_locally(
     // Its stdout is the value a success returns: a failure shows its last lines too, as
     // SSHKit's `Command::Failed` shows both streams.
     for (name, bytes) in [("stdout", &output.stdout), ("stderr", &output.stderr)] {
-        let tail = stderr_tail(bytes, crate::outcome::STDERR_TAIL);
+        let tail = stderr_tail(bytes, STDERR_TAIL);
         if !tail.is_empty() {
             message.push_str(&format!("\n  {name} (last lines):"));
             for l in tail {

@@ -32,7 +32,6 @@ use crate::event::{EventKind, Record};
 use crate::failure::{Failure, Kind};
 use crate::fleet::{self, Fleet};
 use crate::host_text::HostText;
-use crate::outcome::stderr_tail;
 use crate::pool::{FanOut, HostResult};
 use crate::report::Reporter;
 use crate::runner;
@@ -40,6 +39,7 @@ use crate::settings::Settings;
 use crate::ssh::exec::Echo;
 use crate::ssh::policy::{self, WorkerSettings};
 use crate::ssh::SshError;
+use crate::stderr_tail::stderr_tail;
 
 /// Where the settings of one host came from and what they are.
 #[derive(Debug, Clone)]
@@ -168,7 +168,7 @@ pub fn check(
         heartbeat,
         interrupted,
         reporter.sink(),
-    )?;
+    );
     fleet.connect(&targets);
     let names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
     // The check's own commands and their output are not shown; connection events are.

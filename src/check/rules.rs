@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use crate::duration::{format as format_duration, format_flag, parse as parse_time};
-use crate::ssh::config::wildcard_match;
 use crate::ssh::limiter::PER_SERVER;
 use crate::ssh::reconnect::SHORTEST_INTERVAL;
 use crate::ssh::worker::READ_LIMITS_AFTER;
+use crate::ssh_syntax::pattern::wildcard_match;
 use crate::sshd::settings::ServerSettings;
 
 /// How bad a finding is.

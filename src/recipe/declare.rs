@@ -83,7 +83,7 @@ fn with_user_and_port(name: &str, props: &mut Map) -> Fallible<String> {
                     .clone()
                     .into_string()
                     .ok()
-                    .and_then(|s| crate::ssh::config::port::port(&s)),
+                    .and_then(|s| crate::ssh_syntax::port::port(&s)),
             }
             .ok_or_else(|| {
                 format!(

@@ -238,7 +238,7 @@ impl Loaded {
                 self.rt.recipe().origins.get("ssh_config"),
             ) {
                 (None, Some(at)) => Error::Usage(format!("{e} (ssh_config, set at {at})")),
-                _ => e,
+                _ => Error::from(e),
             }
         })?;
         self.rt.set_ssh_config(config.clone());

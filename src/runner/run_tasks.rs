@@ -296,7 +296,7 @@ fn run_tasks(
         heartbeat,
         interrupted,
         reporter.sink(),
-    )?);
+    ));
     let backend = Arc::new(
         Remote::new(fleet.clone())
             .with_pty(settings.pty)

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::probe::RS;
 use crate::duration::parse as parse_time;
-use crate::ssh::config::wildcard_match;
+use crate::ssh_syntax::pattern::wildcard_match;
 
 /// Server settings that can end a session.
 #[derive(Debug, Clone, PartialEq, Eq)]

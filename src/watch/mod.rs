@@ -115,7 +115,7 @@ impl Shared {
             heartbeat,
             self.interrupted.clone(),
             self.sink.clone(),
-        )?);
+        ));
         *slot = Some(f.clone());
         Ok(f)
     }

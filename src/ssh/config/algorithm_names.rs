@@ -12,7 +12,7 @@
 //! Which of them libssh2 can negotiate is another question, answered per host when its
 //! configuration is built (see `resolve.rs`).
 
-use super::pattern::match_pattern;
+use crate::ssh_syntax::pattern::match_pattern;
 
 /// `ssh -Q cipher`.
 pub const CIPHERS: &[&str] = &[

@@ -6,7 +6,7 @@
 use std::ffi::CStr;
 
 use super::addrinfo::AddrInfo;
-use super::pattern::{match_pattern_list, ListMatch};
+use crate::ssh_syntax::pattern::{match_pattern_list, ListMatch};
 
 /// `CanonicalizeHostname`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,7 +175,7 @@ fn lookup(name: &str, family: i32) -> Option<String> {
     }
     // SAFETY: ai_canonname is a NUL-terminated string owned by the list.
     let cname = unsafe { CStr::from_ptr(first.ai_canonname) }.to_string_lossy();
-    Some(super::uri::valid_domain(&cname).unwrap_or_default())
+    Some(crate::ssh_syntax::uri::valid_domain(&cname).unwrap_or_default())
 }
 
 #[cfg(test)]

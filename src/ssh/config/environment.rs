@@ -3,7 +3,7 @@
 //! local environment, in its order, whose name matches a `SendEnv` pattern, then the `SetEnv`
 //! pairs. Sending them on a channel is `ssh::env`'s.
 
-use super::pattern::match_pattern;
+use crate::ssh_syntax::pattern::match_pattern;
 
 /// A host's `SendEnv` patterns and `SetEnv` assignments as ssh obtained them (see
 /// `config/resolve.rs`): `-PATTERN` removals applied, the first `SetEnv` line only.

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use super::error::ConfigError;
 use super::keyword::{self, Keyword, Lookup, Value};
 use super::lexer;
-use super::pattern::{parse_cidr_list, Cidr};
+use crate::ssh_syntax::pattern::{parse_cidr_list, Cidr};
 
 /// readconf.c `READCONF_MAX_DEPTH`.
 pub const MAX_DEPTH: usize = 16;

@@ -4,7 +4,7 @@
 //! gets (failing that host on a token it does not know), so tether checks both.
 
 use super::expand;
-use super::port::a2port;
+use crate::ssh_syntax::port::a2port;
 
 /// readconf.c's `fwdarg` buffer: ssh reads at most 255 bytes of the joined specification.
 const SPEC_MAX: usize = 255;

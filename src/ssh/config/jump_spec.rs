@@ -1,7 +1,7 @@
 //! ProxyJump values as readconf.c `parse_jump` reads them: comma-separated hops, each
 //! `[user@]host[:port]` or `ssh://[user@]host[:port]`, the last one nearest the target.
 
-use super::port::port;
+use crate::ssh_syntax::port::port;
 
 /// One hop.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +58,7 @@ fn hop(s: &str) -> Result<Hop, String> {
     if let Some(uri) = s.strip_prefix("ssh://") {
         // As a destination's: the user percent-decoded, the host a valid name (stop 44
         // tester t53: `ssh://ro%6Ft@h` logged in as `ro%6Ft`, `ssh://h%2dx` was a host name).
-        let (user, host, port) = super::uri::parse_ssh_uri(uri)?;
+        let (user, host, port) = crate::ssh_syntax::uri::parse_ssh_uri(uri)?;
         return Ok(Hop { user, host, port });
     }
     let (user, rest) = match s.rfind('@') {

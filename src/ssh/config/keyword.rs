@@ -3,7 +3,7 @@
 //! what tether does with it. Nothing that changes where or how a connection is made is
 //! ignored: such a keyword is honoured, or refused for the hosts it applies to.
 
-use super::port::{a2port, port, strtonum};
+use crate::ssh_syntax::port::{a2port, port, strtonum};
 
 /// What tether does with a keyword.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -35,16 +35,14 @@ mod keyword;
 mod lexer;
 mod local;
 mod negotiable;
-mod pattern;
-pub(crate) mod port;
 mod resolve;
 mod state;
-pub(crate) mod uri;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+pub use crate::ssh_syntax::pattern::{match_pattern, pattern_list_match, wildcard_match};
 pub use environment::{Environment, Requests};
 pub use error::{ConfigError, HostError, Location};
 pub use host::{
@@ -57,7 +55,6 @@ pub use negotiable::{
     assemble, assemble_from, key_type_accepted, pubkey_accepted, rsa_signatures, supported,
     unusable, unusable_keyword, PUBKEY_DEFAULT,
 };
-pub use pattern::{match_pattern, pattern_list_match, wildcard_match};
 
 use state::Inner;
 

@@ -8,7 +8,7 @@ use ssh2::{MethodType, Session};
 
 use super::algorithm_names::KEY_TYPES;
 use super::host::Algorithms;
-use super::pattern::wildcard_match;
+use crate::ssh_syntax::pattern::wildcard_match;
 
 /// What libssh2 supports for `method` (its default preference order), read once: the lists
 /// are fixed when libssh2 is built.

@@ -27,11 +27,11 @@ use super::host::{
 };
 use super::jump_spec;
 use super::keyword::{Keyword, Treatment, Value};
-use super::pattern::{
-    cidr_list_contains, match_hostname, match_pattern, match_pattern_list, ListMatch,
-};
 use super::state::Inner;
 use crate::host::HostTarget;
+use crate::ssh_syntax::pattern::{
+    cidr_list_contains, match_hostname, match_pattern, match_pattern_list, ListMatch,
+};
 
 /// A value and where it was obtained (`None`: the command line).
 #[derive(Debug, Clone)]
@@ -796,7 +796,7 @@ impl<'a> Resolution<'a> {
                     .map_err(|e| err(at.clone(), "User", e))?;
                 // As ssh.c checks a user its expansion changed (stop 44 tester t55: `User
                 // ${EVIL}` put shell syntax into `%r` of a ProxyCommand, which ran it).
-                if user != raw && !super::uri::valid_remote_user(&user) {
+                if user != raw && !crate::ssh_syntax::uri::valid_remote_user(&user) {
                     return Err(err(
                         at.clone(),
                         "User",

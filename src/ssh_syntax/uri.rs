@@ -93,7 +93,7 @@ pub fn parse_ssh_uri(uri: &str) -> Result<(Option<String>, String, Option<u16>),
 
 /// misc.c `valid_domain` (OpenSSH 9.2): starts with a letter or digit; letters, digits, `-`,
 /// `_` and single dots; the name without its final dot, `None` for a bad one.
-pub(super) fn valid_domain(name: &str) -> Option<String> {
+pub fn valid_domain(name: &str) -> Option<String> {
     let first = name.chars().next()?;
     if !first.is_ascii_alphanumeric() || name.contains("..") {
         return None;

@@ -1,0 +1,44 @@
+//! The last lines of a command's stderr that a failure shows, each line cut to a length a
+//! person reads: for a remote command, a local one (`run_locally`) and a check's probe alike.
+
+/// How many lines of stderr a failure shows.
+pub const STDERR_TAIL: usize = 10;
+
+/// The most of one line a failure's tail shows, in characters: a line of a megabyte (a
+/// minified file, a dump) would bury the rest of the message.
+pub const TAIL_LINE_CHARS: usize = 500;
+
+/// The last `n` non-empty lines of stderr, each cut to [`TAIL_LINE_CHARS`] characters with
+/// what was left out said (`… (123456 more bytes)`).
+pub fn stderr_tail(stderr: &[u8], n: usize) -> Vec<String> {
+    let text = String::from_utf8_lossy(stderr);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| match l.char_indices().nth(TAIL_LINE_CHARS) {
+            Some((at, _)) => format!("{}… ({} more bytes)", &l[..at], l.len() - at),
+            None => l.to_string(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A failure's tail cuts a long line, saying how much it left out (stop 35 tester t14: a
+    /// line of 200 KB was shown whole, twice); short lines, and the last lines, are kept.
+    #[test]
+    fn a_long_line_in_a_tail_is_cut_and_says_so() {
+        let long = "é".repeat(1000);
+        let stderr = format!("first\n\n{long}\nlast\n");
+        let tail = stderr_tail(stderr.as_bytes(), 2);
+        assert_eq!(tail.len(), 2);
+        assert_eq!(
+            tail[0],
+            format!("{}… (1000 more bytes)", "é".repeat(TAIL_LINE_CHARS))
+        );
+        assert_eq!(tail[1], "last");
+        assert_eq!(stderr_tail(b"a\nb\n", 5), ["a", "b"]);
+    }
+}

@@ -35,6 +35,11 @@ fn main() {
             std::process::exit(error.exit_code());
         }
     };
+    // JSON holds no colour to strip, and every character of a line or a name (stripping
+    // colour removes DEL: stop 50 tester t72), for every subcommand (`tasks`, `init`).
+    if settings.format == Format::Json {
+        tether::stdout::set_color(anstream::ColorChoice::AlwaysAnsi);
+    }
     if let Err(e) = timeline_applies(&cli, &settings) {
         tether::errln!("error: {e}");
         std::process::exit(Error::Usage(e).exit_code());

@@ -380,3 +380,49 @@ fn pieces_of_a_long_line_say_it_goes_on() {
         assert_eq!(got, want, "{bytes}");
     }
 }
+
+/// JSON has a line as it is, every character the command printed: DEL (0x7f) too, which
+/// stripping colour for a stream that is not a terminal removed (stop 50 tester t72: `a\177b`
+/// came as `"ab"`), beside other control characters, C1 controls and separators; a task's
+/// description in `tether tasks` alike.
+#[test]
+fn json_lines_keep_every_character_of_a_line() {
+    let lab = support::lab::Lab::start(1);
+    let out = support::tether::Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["--format", "json", "run", "--hosts", "host1", "--"])
+        .arg(r"printf 'a\177b\n\033[31mc\007d\000e\n\302\233f\342\200\250g\n'; printf 'h\177i\n' >&2")
+        .run();
+    out.status(0);
+    let lines: Vec<String> = objects(&out)
+        .iter()
+        .filter(|o| o["type"] == "output")
+        .map(|o| o["line"].as_str().unwrap().to_string())
+        .collect();
+    for want in [
+        "a\u{7f}b",
+        "\u{1b}[31mc\u{7}d\u{0}e",
+        "\u{9b}f\u{2028}g",
+        "h\u{7f}i",
+    ] {
+        assert!(lines.iter().any(|l| l == want), "{want:?} in {lines:?}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("deploy.rhai"),
+        "task(\"t\", \"x\u{7f}y\", || {});\n",
+    )
+    .unwrap();
+    let tasks = support::tether::Tether::new()
+        .current_dir(dir.path())
+        .args(&["--format", "json", "tasks"])
+        .run();
+    tasks.status(0);
+    assert!(
+        objects(&tasks)
+            .iter()
+            .any(|o| o["description"] == "x\u{7f}y"),
+        "{}",
+        tasks.stdout
+    );
+}

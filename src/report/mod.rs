@@ -74,14 +74,17 @@ impl Reporter {
         let (format, verbose, color) = (settings.format, settings.verbose, settings.color);
         let tty = std::io::stdout().is_terminal();
         crate::stdout::set_color(match (format, color) {
-            (Format::Json, _) | (_, Color::Never) => anstream::ColorChoice::Never,
+            // JSON holds no colour, and a line's every character (DEL, which stripping
+            // colour removes: stop 50 tester t72).
+            (Format::Json, _) => anstream::ColorChoice::AlwaysAnsi,
+            (_, Color::Never) => anstream::ColorChoice::Never,
             (_, Color::Always) => anstream::ColorChoice::Always,
             (_, Color::Auto) => anstream::ColorChoice::Auto,
         });
         let look = Look {
             format,
             live: tty && format == Format::Text,
-            dim: crate::stdout::choice() != anstream::ColorChoice::Never,
+            dim: format == Format::Text && crate::stdout::choice() != anstream::ColorChoice::Never,
             verbose,
             fold: settings.fold && format == Format::Text,
         };

@@ -1,5 +1,22 @@
 //! Characters that show as nothing where tether shows text: what a name may not hold, and what
-//! a shown command spells out.
+//! a shown command spells out; and bytes that are not UTF-8, spelt out ([`shown`]).
+
+/// A line's bytes as text: bytes that are not UTF-8 as `\xNN` (lowercase hex), as Python's
+/// `backslashreplace` writes them, so that lines of other bytes never read alike (or fold into
+/// one line) as they would with U+FFFD for every one; the result keeps every byte.
+pub fn shown(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(bytes.len() + 8);
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out.into()
+}
 
 /// A control character, or one of Unicode's format characters that show as nothing (zero
 /// width, direction marks and overrides, the byte-order mark, soft hyphen): a name holding one
@@ -78,4 +95,20 @@ pub fn command_named(command: &str) -> String {
         "{}… ({count} characters in all: -v shows it whole)",
         continued(&start)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_shown_apart() {
+        assert_eq!(shown(b"plain"), "plain");
+        assert_eq!(shown("x\u{fffd}y".as_bytes()), "x\u{fffd}y");
+        assert_eq!(shown(b"x\xffy"), "x\\xffy");
+        assert_eq!(shown(b"x\xfey"), "x\\xfey");
+        assert_eq!(shown(b"x\xc3"), "x\\xc3");
+        assert_eq!(shown(b"\xe2\x82"), "\\xe2\\x82");
+        assert_eq!(shown("é\u{1F600}".as_bytes()), "é\u{1F600}");
+    }
 }

@@ -9,9 +9,11 @@ pub const STDERR_TAIL: usize = 10;
 pub const TAIL_LINE_CHARS: usize = 500;
 
 /// The last `n` non-empty lines of stderr, each cut to [`TAIL_LINE_CHARS`] characters with
-/// what was left out said (`… (123456 more bytes)`).
+/// what was left out said (`… (123456 more bytes)`); bytes that are not UTF-8 as `\xNN`, as
+/// the streamed lines show them (stop 50 tester t72: U+FFFD for each, two hosts' tails that
+/// differ there folded into one failure).
 pub fn stderr_tail(stderr: &[u8], n: usize) -> Vec<String> {
-    let text = String::from_utf8_lossy(stderr);
+    let text = crate::chars::shown(stderr);
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(n)..]
         .iter()

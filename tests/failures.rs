@@ -1889,3 +1889,30 @@ fn a_limited_step_starts_no_host_after_one_failed() {
         assert!(lab.host(host).root_dir.join("started").exists(), "{host}");
     }
 }
+
+/// A failure's stderr tail shows bytes that are not UTF-8 as `\xNN`, as the streamed lines do,
+/// so two hosts whose stderr differs only there are never folded into one failure (stop 50
+/// tester t72: `x\377y` and `x\376y` both became `x\u{fffd}y`, one failure for both hosts).
+#[test]
+fn a_stderr_tail_keeps_bytes_that_are_not_utf8_apart() {
+    let lab = Lab::builder().names(&["host1", "host2"]).start();
+    std::fs::write(lab.host("host1").root_dir.join("byte"), "377").unwrap();
+    std::fs::write(lab.host("host2").root_dir.join("byte"), "376").unwrap();
+    let out = support::tether::Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["run", "--hosts", "host1,host2", "--"])
+        .arg(r#"printf "x\\$(cat /srv/byte)y\n" >&2; exit 1"#)
+        .run();
+    out.status(1);
+    let summary = &out.stderr[out.stderr.find("error:").unwrap_or(0)..];
+    for (host, byte) in [("host1", "ff"), ("host2", "fe")] {
+        assert!(
+            out.stdout.contains(&format!("{host} ! x\\x{byte}y")),
+            "{}",
+            out.stdout
+        );
+        assert!(summary.contains(&format!("x\\x{byte}y")), "{}", out.stderr);
+    }
+    assert!(!out.stderr.contains('\u{fffd}'), "{}", out.stderr);
+    assert!(!summary.contains("host[1-2]"), "{}", out.stderr);
+}

@@ -129,7 +129,7 @@ impl ProxyProcess {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let text = String::from_utf8_lossy(&bytes);
+        let text = crate::chars::shown(&bytes);
         let lines: Vec<&str> = text
             .lines()
             .map(str::trim)

@@ -4,6 +4,7 @@
 use super::frames::{Key, StderrFilter};
 use super::options::{Drain, ExecOptions};
 use super::preamble::StartFilter;
+use crate::chars::shown;
 use crate::event::Stream;
 
 /// The longest line shown as one, in bytes: a longer one (a dump with no newline) is shown in
@@ -127,23 +128,6 @@ fn piece_len(line: &[u8]) -> usize {
     } else {
         n
     }
-}
-
-/// A line's bytes as text: bytes that are not UTF-8 as `\xNN` (lowercase hex), as Python's
-/// `backslashreplace` writes them, so that lines of other bytes never read alike (or fold into
-/// one line) as they would with U+FFFD for every one; the result keeps every byte.
-pub fn shown(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
-    if let Ok(text) = std::str::from_utf8(bytes) {
-        return text.into();
-    }
-    let mut out = String::with_capacity(bytes.len() + 8);
-    for chunk in bytes.utf8_chunks() {
-        out.push_str(chunk.valid());
-        for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02x}"));
-        }
-    }
-    out.into()
 }
 
 /// One output stream on its way in: the start filter (the login shell's preamble), then, where
@@ -548,16 +532,5 @@ mod tests {
         s.keep(b"\n", &mut |_, _, _| {}).unwrap();
         assert_eq!(s.pending(ms(2600)), None);
         assert_eq!(s.pending(ms(9000)), None);
-    }
-
-    #[test]
-    fn bytes_that_are_not_utf8_are_shown_apart() {
-        assert_eq!(shown(b"plain"), "plain");
-        assert_eq!(shown("x\u{fffd}y".as_bytes()), "x\u{fffd}y");
-        assert_eq!(shown(b"x\xffy"), "x\\xffy");
-        assert_eq!(shown(b"x\xfey"), "x\\xfey");
-        assert_eq!(shown(b"x\xc3"), "x\\xc3");
-        assert_eq!(shown(b"\xe2\x82"), "\\xe2\\x82");
-        assert_eq!(shown("é\u{1F600}".as_bytes()), "é\u{1F600}");
     }
 }

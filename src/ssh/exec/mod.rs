@@ -51,7 +51,8 @@ mod run;
 mod supervision;
 mod wrap;
 
-pub use incoming::{shown, LineEnd};
+pub use crate::chars::shown;
+pub use incoming::LineEnd;
 pub use options::{Drain, Echo, ExecOptions, Source, CHUNK, OPEN_TIMEOUT, PTY_TERM};
 pub use outcome::{
     finished_event, ExecError, ExecOutput, ExitStatus, Reached, RemoteStop, StopFailed,

@@ -406,7 +406,7 @@ pub(super) fn stage(
     }
     // What the writer said, where it said anything (stop 45 tester t58: a bare `: ` after a
     // login shell that ended first).
-    let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    let said = crate::chars::shown(&out.stderr).trim().to_string();
     Err(ExecError::NotStaged(format!(
         "the command ({} bytes) is too long for one exec request, and writing it to a \
          temporary file on the host failed ({}){}",

@@ -3112,3 +3112,54 @@ task("mine", || { on(["web1", "web2"], |h| { invoke("own"); }); });
         out.status(1).stderr_contains(place);
     }
 }
+
+/// An ssh config given outside the recipe (`TETHER_SSH_CONFIG`, `-F`) is read in place of the
+/// recipe's `ssh_config`, as README says, and a warning says so, naming both and where the
+/// recipe set its own (stop 49 tester t70, stop 50 tester t72: a `TETHER_SSH_CONFIG` left in
+/// the environment sent runs to another lab's hosts without a word); none where they are the
+/// same file or the recipe names none.
+#[test]
+fn an_ssh_config_given_outside_the_recipe_says_it_replaces_the_recipes() {
+    let lab = lab(&["web1"]);
+    let lab_config = lab.ssh_config().display().to_string();
+    let body = |ssh_config: &str| {
+        format!(
+            "{ssh_config}server(\"web1\", #{{ roles: [\"web\"] }});\ntask(\"t\", || {{ on(\"web\", \"true\"); }});\n"
+        )
+    };
+    let own = RecipeDir::new(
+        "own-ssh-config",
+        &body("set(\"ssh_config\", \"own_config\");\n"),
+    );
+    std::fs::copy(lab.ssh_config(), own.dir.join("own_config")).unwrap();
+    for run in [
+        support::tether::Tether::new().env("TETHER_SSH_CONFIG", &lab_config),
+        support::tether::Tether::new().arg("-F").arg(&lab_config),
+    ] {
+        run.current_dir(&own.dir)
+            .args(&["t"])
+            .run()
+            .status(0)
+            .stdout_contains(&format!(
+                "warning: the ssh config read is {lab_config} (-F, or TETHER_SSH_CONFIG in the \
+                 environment), not the recipe's ssh_config own_config, set at deploy.rhai:1:1"
+            ));
+    }
+    // The same file, or none in the recipe: nothing to say.
+    let own_config = own.dir.join("own_config").display().to_string();
+    support::tether::Tether::new()
+        .current_dir(&own.dir)
+        .env("TETHER_SSH_CONFIG", &own_config)
+        .args(&["t"])
+        .run()
+        .status(0)
+        .stdout_lacks("warning:");
+    let none = RecipeDir::new("no-ssh-config", &body(""));
+    support::tether::Tether::new()
+        .current_dir(&none.dir)
+        .env("TETHER_SSH_CONFIG", &lab_config)
+        .args(&["t"])
+        .run()
+        .status(0)
+        .stdout_lacks("warning:");
+}

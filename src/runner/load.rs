@@ -205,31 +205,57 @@ impl Loaded {
         if let Some(c) = self.rt.ssh_config() {
             return Ok(c.clone());
         }
+        let recipe_file = || -> Result<Option<PathBuf>, Error> {
+            let Some(v) = self.rt.recipe().vars.get("ssh_config").cloned() else {
+                return Ok(None);
+            };
+            let text = runtime_vars::path(&v, runtime_vars::SSH_CONFIG)
+                .map_err(|why| Error::Recipe(format!("ssh_config: {why}")))?;
+            let path = PathBuf::from(text.as_str());
+            // `none`: no config file at all, as `ssh -F none` (not ./none).
+            let dir = self.rt.dir();
+            // Beside a recipe in the current directory: named as given, not `./../cfg`.
+            let here = dir.as_os_str().is_empty() || dir == Path::new(".");
+            Ok(Some(
+                if path.is_absolute() || text.eq_ignore_ascii_case("none") || here {
+                    path
+                } else {
+                    dir.join(path)
+                },
+            ))
+        };
         let file = match &self.rt.ssh_config_file {
-            Some(f) => Some(f.clone()),
-            None => {
-                let value = self.rt.recipe().vars.get("ssh_config").cloned();
-                match value {
-                    None => None,
-                    Some(v) => {
-                        let text = runtime_vars::path(&v, runtime_vars::SSH_CONFIG)
-                            .map_err(|why| Error::Recipe(format!("ssh_config: {why}")))?;
-                        let path = PathBuf::from(text.as_str());
-                        // `none`: no config file at all, as `ssh -F none` (not ./none).
-                        let dir = self.rt.dir();
-                        // Beside a recipe in the current directory: named as given, not
-                        // `./../cfg`.
-                        let here = dir.as_os_str().is_empty() || dir == Path::new(".");
-                        Some(
-                            if path.is_absolute() || text.eq_ignore_ascii_case("none") || here {
-                                path
-                            } else {
-                                dir.join(path)
-                            },
-                        )
+            Some(f) => {
+                // The recipe's file is not read: said, as a `TETHER_SSH_CONFIG` left in the
+                // environment (by `scripts/lab up`, a CI job) takes its place without a word
+                // otherwise (stop 49 tester t70, stop 50 tester t72: runs went to another
+                // lab's hosts).
+                if let Ok(Some(own)) = recipe_file() {
+                    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+                        (Ok(a), Ok(b)) => a == b,
+                        _ => a == b,
+                    };
+                    if !same(&own, f) {
+                        let at = self
+                            .rt
+                            .recipe()
+                            .origins
+                            .get("ssh_config")
+                            .map(|at| format!(", set at {at}"))
+                            .unwrap_or_default();
+                        self.rt.report(EventKind::Warning {
+                            message: format!(
+                                "the ssh config read is {} (-F, or TETHER_SSH_CONFIG in the \
+                                 environment), not the recipe's ssh_config {}{at}",
+                                crate::command::quote(&f.to_string_lossy()),
+                                crate::command::quote(&own.to_string_lossy()),
+                            ),
+                        });
                     }
                 }
+                Some(f.clone())
             }
+            None => recipe_file()?,
         };
         let config = fleet::load_ssh_config_file(file.as_deref()).map_err(|e| {
             // A file the recipe named: say where it did.

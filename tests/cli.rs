@@ -748,3 +748,60 @@ fn habits_get_hints_tether_takes() {
         .status(0);
     assert!(dir.path().join("ran").exists());
 }
+
+/// `--hosts` with `--shard` puts a host in one part whichever subcommand selects it: by the
+/// name of the recipe's server a `--hosts` name selects, in `tether run` and `tether hosts` as
+/// in a task (stop 50 tester t73: with servers `root@web02` and `root@web03`, `run --hosts
+/// web02,web03 --shard 1/3` ran on root@web02 and the task on root@web03, each exit 0).
+#[test]
+fn a_hosts_shard_is_the_same_for_run_hosts_and_a_task() {
+    let lab = support::lab::Lab::builder()
+        .names(&["host1", "host2", "host3", "host4"])
+        .start();
+    let mut r = support::recipe::RecipeDir::new(
+        "shard-by-server",
+        "for h in [\"host1\", \"host2\", \"host3\", \"host4\"] { server(\"root@\" + h, #{ roles: [\"app\"] }); }\n\
+         task(\"t\", || { on(\"app\", \"echo ran\"); });\n",
+    );
+    r.ssh_config = Some(lab.ssh_config());
+    let names = "host1,host2,host3,host4";
+    let ran = |out: &support::tether::Output| -> Vec<String> {
+        let mut hosts: Vec<String> = ["host1", "host2", "host3", "host4"]
+            .iter()
+            .map(|h| format!("root@{h}"))
+            .filter(|h| out.host_lines(h, '|') == ["ran"])
+            .collect();
+        hosts.sort();
+        hosts
+    };
+    for n in 2..=3 {
+        let mut all = Vec::new();
+        for k in 1..=n {
+            let shard = format!("{k}/{n}");
+            let task = r
+                .tether()
+                .args(&["--hosts", names, "--shard", &shard, "t"])
+                .run();
+            let run = r
+                .tether()
+                .args(&["--hosts", names, "--shard", &shard, "run", "--", "echo ran"])
+                .run();
+            let (in_task, in_run) = (ran(&task), ran(&run));
+            assert_eq!(in_task, in_run, "{shard}: {}\n{}", task.stdout, run.stdout);
+            let listed = r
+                .tether()
+                .args(&["--hosts", names, "--shard", &shard, "hosts"])
+                .run();
+            for host in &in_task {
+                assert!(
+                    listed.stdout.contains(host.as_str()),
+                    "{shard}: {}",
+                    listed.stdout
+                );
+            }
+            all.extend(in_task);
+        }
+        all.sort();
+        assert_eq!(all.len(), 4, "{n} parts: {all:?}");
+    }
+}

@@ -3147,19 +3147,14 @@ fn an_ssh_config_given_outside_the_recipe_says_it_replaces_the_recipes() {
     }
     // The same file, or none in the recipe: nothing to say.
     let own_config = own.dir.join("own_config").display().to_string();
-    support::tether::Tether::new()
-        .current_dir(&own.dir)
-        .env("TETHER_SSH_CONFIG", &own_config)
-        .args(&["t"])
-        .run()
-        .status(0)
-        .stdout_lacks("warning:");
     let none = RecipeDir::new("no-ssh-config", &body(""));
-    support::tether::Tether::new()
-        .current_dir(&none.dir)
-        .env("TETHER_SSH_CONFIG", &lab_config)
-        .args(&["t"])
-        .run()
-        .status(0)
-        .stdout_lacks("warning:");
+    for (dir, config) in [(&own.dir, &own_config), (&none.dir, &lab_config)] {
+        support::tether::Tether::new()
+            .current_dir(dir)
+            .env("TETHER_SSH_CONFIG", config)
+            .args(&["t"])
+            .run()
+            .status(0)
+            .stdout_lacks("warning:");
+    }
 }

@@ -433,6 +433,13 @@ impl GlobalArgs {
                     var("HOME").as_deref(),
                 )
             },
+            subcommands: {
+                use clap::CommandFactory as _;
+                Cli::command()
+                    .get_subcommands()
+                    .map(|c| c.get_name().to_string())
+                    .collect()
+            },
         })
     }
 }

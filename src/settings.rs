@@ -106,6 +106,9 @@ pub struct Settings {
     /// The idle-limit cache file (`$XDG_CACHE_HOME/tether/idle-limits.json`, see
     /// [`crate::ssh::limit_cache::default_path`]); `None`: nothing is remembered across runs.
     pub limit_cache: Option<PathBuf>,
+    /// The subcommands' names (`run`, `check`, ...): a task of the command line that is
+    /// none of the recipe's but one of them misspelt says so.
+    pub subcommands: Vec<String>,
 }
 
 impl Settings {

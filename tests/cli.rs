@@ -805,3 +805,38 @@ fn a_hosts_shard_is_the_same_for_run_hosts_and_a_task() {
         assert_eq!(all.len(), 4, "{n} parts: {all:?}");
     }
 }
+
+/// A task of the command line that is no task of the recipe but a subcommand misspelt says
+/// which (stop 50 tester t71: `tether chek` said `unknown task `chek`` alone); a recipe's task
+/// close to it is named first, and a name close to nothing gets no hint.
+#[test]
+fn a_misspelt_subcommand_is_named_as_one() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("deploy.rhai"),
+        "task(\"deploy\", || {});\ntask(\"hosts:list\", || {});\n",
+    )
+    .unwrap();
+    for (word, said) in [
+        (
+            "chek",
+            "error: unknown task `chek`; did you mean `tether check`?\n",
+        ),
+        (
+            "hots",
+            "error: unknown task `hots`; did you mean `tether hosts`?\n",
+        ),
+        (
+            "deploi",
+            "error: unknown task `deploi`; did you mean `deploy`?\n",
+        ),
+        ("zzzzzzzz", "error: unknown task `zzzzzzzz`\n"),
+    ] {
+        Tether::new()
+            .current_dir(dir.path())
+            .args(&[word])
+            .run()
+            .status(2)
+            .stderr_contains(said);
+    }
+}

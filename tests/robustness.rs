@@ -283,7 +283,7 @@ fn recipes_never_panic() {
         };
         if let Ok(loaded) = runner::load(&file, opts) {
             let _ = loaded.select_stage(Some("production"));
-            let _ = loaded.validate(&["check:disk".to_string()]);
+            let _ = loaded.validate(&["check:disk".to_string()], &[]);
             let _ = loaded.selected_hosts();
             let _ = loaded.keepalive();
         }

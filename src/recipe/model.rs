@@ -482,6 +482,16 @@ fn ambiguous<'a>(name: &str, servers: impl Iterator<Item = &'a str>) -> String {
 
 /// `; did you mean `a`?` for the names closest to `name`, or nothing.
 pub fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> String {
+    suggest_as(name, candidates, "")
+}
+
+/// [`suggest`], each name shown after `shown_as` (`tether ` for a subcommand: ``; did you
+/// mean `tether check`?``).
+pub fn suggest_as<'a>(
+    name: &str,
+    candidates: impl Iterator<Item = &'a str>,
+    shown_as: &str,
+) -> String {
     let mut scored: Vec<(usize, &str)> = candidates
         .map(|c| (strsim::osa_distance(name, c), c))
         .filter(|(d, c)| *d <= (name.len().max(c.len()) / 3).max(2) || c.contains(name))
@@ -494,7 +504,7 @@ pub fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Str
         .iter()
         .filter(|(d, _)| *d == best)
         .take(3)
-        .map(|(_, c)| format!("`{c}`"))
+        .map(|(_, c)| format!("`{shown_as}{c}`"))
         .collect();
     match names.len() {
         0 => String::new(),

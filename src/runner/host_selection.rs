@@ -109,7 +109,7 @@ pub fn select(
         }
         hosts
     } else {
-        loaded.validate(&[])?;
+        loaded.validate(&[], &[])?;
         loaded.selected_hosts()?
     };
     let before_shard = match settings.roles.is_empty() && !settings.hosts.is_empty() {

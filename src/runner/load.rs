@@ -17,7 +17,7 @@ use crate::recipe::context::{Filters, Runtime};
 use crate::recipe::diagnostics;
 use crate::recipe::engine;
 use crate::recipe::failures::failure_of;
-use crate::recipe::model::suggest;
+use crate::recipe::model::{suggest, suggest_as};
 use crate::recipe::runtime_vars;
 use crate::recipe::sources::Sources;
 use crate::recipe::tasks::circular;
@@ -483,7 +483,9 @@ impl Loaded {
     /// Checks, before anything connects, that the tasks and filters of the command line
     /// (usage errors, exit 2) and the recipe's hook targets (recipe errors, exit 4) exist, and
     /// that the hooks of those tasks make no circle (a recipe error).
-    pub fn validate(&self, tasks: &[String]) -> Result<(), Error> {
+    /// A task that is none of the recipe's, nor close to one, but close to one of
+    /// `subcommands` (the command line's) says so (`tether chek`: stop 50 tester t71).
+    pub fn validate(&self, tasks: &[String], subcommands: &[String]) -> Result<(), Error> {
         self.validate_hooks()?;
         let stages = self.stages();
         let recipe = self.rt.recipe();
@@ -493,7 +495,13 @@ impl Loaded {
                     let selected = recipe.vars.get("stage").map(ToString::to_string);
                     return Err(stage_after_task(t, selected.as_deref()));
                 }
-                return Err(Error::Usage(recipe.unknown_task(t)));
+                let mut said = recipe.unknown_task(t);
+                let tasks = recipe.tasks.keys().map(String::as_str);
+                if !t.contains('=') && suggest(t, tasks).is_empty() {
+                    let names = subcommands.iter().map(String::as_str);
+                    said.push_str(&suggest_as(t, names, "tether "));
+                }
+                return Err(Error::Usage(said));
             }
         }
         // Refused before any task runs, where a run met it once the tasks before it had run

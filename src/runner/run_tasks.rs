@@ -226,7 +226,7 @@ fn run_tasks(
             "no task given: `tether [STAGE] TASK...`; `tether tasks` lists them".into(),
         ));
     }
-    loaded.validate(&tasks)?;
+    loaded.validate(&tasks, &settings.subcommands)?;
     // As `tether run` refuses them (stop 36 tester t20: a task ran nothing, said done, exit 0).
     if (!settings.roles.is_empty() || !settings.hosts.is_empty())
         && loaded.selected_before_shard() == 0

@@ -420,7 +420,7 @@ fn execute(
             "no task given: `tether watch [STAGE] TASK...`; `tether tasks` lists them".into(),
         ));
     }
-    loaded.validate(&tasks)?;
+    loaded.validate(&tasks, &shared.settings.subcommands)?;
     loaded.ssh_config()?;
     if shared.settings.dry_run {
         return loaded.run_tasks(&tasks, Arc::new(DryRun::new(shared.sink.clone())));

@@ -173,7 +173,7 @@ pub(super) fn wrap_for(
     key: &Key,
 ) -> String {
     let mut out = match supervised {
-        Some(_) => supervised_boot(),
+        Some(_) => supervised_boot().to_string(),
         None => format!("exec /bin/sh -c {} sh", shell_word(&boot(pty, false))),
     };
     out.push(' ');
@@ -194,21 +194,24 @@ pub(super) fn wrap_for(
 /// `exec /bin/sh -c 'eval "${1}${2}..."' sh 'PART'...`: the supervised [`boot`], too long for
 /// one word bsd-csh reads (it refuses one of about 8 KB), in words of at most [`MAX_WORD`]
 /// bytes that the sh joins and `eval`s, after shifting them off its arguments (the key
-/// follows them).
-fn supervised_boot() -> String {
-    // The shift goes in front once the count is known: every chunk keeps room for it.
-    let mut parts = chunks(
-        boot(false, true).chars().map(|c| c.to_string().into()),
-        MAX_WORD - 16,
-    );
-    parts[0] = format!("shift {}; {}", parts.len(), parts[0]);
-    let joined: String = (1..=parts.len()).map(|i| format!("${{{i}}}")).collect();
-    let words: Vec<String> = parts.iter().map(|part| shell_word(part)).collect();
-    format!(
-        "exec /bin/sh -c {} sh {}",
-        shell_word(&format!("eval \"{joined}\"")),
-        words.join(" ")
-    )
+/// follows them). The same for every command: made once per process.
+fn supervised_boot() -> &'static str {
+    static WORDS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    WORDS.get_or_init(|| {
+        // The shift goes in front once the count is known: every chunk keeps room for it.
+        let mut parts = chunks(
+            boot(false, true).chars().map(|c| c.to_string().into()),
+            MAX_WORD - 16,
+        );
+        parts[0] = format!("shift {}; {}", parts.len(), parts[0]);
+        let joined: String = (1..=parts.len()).map(|i| format!("${{{i}}}")).collect();
+        let words: Vec<String> = parts.iter().map(|part| shell_word(part)).collect();
+        format!(
+            "exec /bin/sh -c {} sh {}",
+            shell_word(&format!("eval \"{joined}\"")),
+            words.join(" ")
+        )
+    })
 }
 
 #[cfg(test)]

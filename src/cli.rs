@@ -67,6 +67,10 @@ where
         let recorder = recorder.clone();
         command = command.mut_arg(*id, move |arg| arg.value_parser(recorder));
     }
+    let subcommands = command
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
     let mut matches = command.try_get_matches_from(args)?;
     // A global option's value sits in the matches of the subcommand it was given with.
     let from_env: Vec<&'static str> = OPTION_ENV
@@ -86,6 +90,7 @@ where
         .collect();
     let mut cli = Cli::from_arg_matches_mut(&mut matches)?;
     cli.global.from_env = from_env;
+    cli.global.subcommands = subcommands;
     stage_before_subcommand(&mut cli).map_err(|e| e.format(&mut Cli::command()))?;
     let [jump, hosts, roles, set] = &recorders[..] else {
         unreachable!("one recorder per RECORDED option")
@@ -285,6 +290,10 @@ pub struct GlobalArgs {
     /// line): named after an error, which names the option.
     #[arg(skip)]
     pub from_env: Vec<&'static str>,
+    /// The subcommands' names, read from the command the line was parsed with (see
+    /// `Settings::subcommands`).
+    #[arg(skip)]
+    pub subcommands: Vec<String>,
     /// Ask for the sudo password on the terminal (for `as_user`; `TETHER_SUDO_PASSWORD` is
     /// used when set). It is fed to sudo on stdin and masked in all output.
     #[arg(long, global = true)]
@@ -433,13 +442,7 @@ impl GlobalArgs {
                     var("HOME").as_deref(),
                 )
             },
-            subcommands: {
-                use clap::CommandFactory as _;
-                Cli::command()
-                    .get_subcommands()
-                    .map(|c| c.get_name().to_string())
-                    .collect()
-            },
+            subcommands: self.subcommands.clone(),
         })
     }
 }

@@ -48,6 +48,10 @@ pub struct HostReport {
     pub host: String,
     /// How the settings were read (`sshd -T -f ...` or the files parsed).
     pub source: String,
+    /// [`source`](Self::source) without what differs from machine to machine however alike
+    /// they are (the serving sshd's pid): what the `read with` line of hosts that read alike
+    /// says (stop 51 tester t76: one line per host, each with its own pid, on any fleet).
+    pub source_shared: String,
     /// Notes on the way (listener not found, sshd -T failed ...).
     pub notes: Vec<String>,
     /// The settings, if they could be read.
@@ -323,6 +327,7 @@ fn gather(
         .map(|n| HostReport {
             host: n.clone(),
             source: String::new(),
+            source_shared: String::new(),
             notes: Vec::new(),
             settings: None,
             findings: Vec::new(),
@@ -395,12 +400,15 @@ fn gather(
         let (d, config) = &found[&r.host];
         match output_text(&r) {
             Ok((out, _)) if out.contains("clientaliveinterval") => {
-                let pid = d.pid.map_or(String::new(), |p| format!(", pid {p}"));
-                report.source = format!(
-                    "{} -T -f {config} (the serving sshd's config{pid}, evaluated for this \
-                     connection)",
-                    d.exe.as_deref().unwrap_or("sshd")
-                );
+                let source = |pid: &str| {
+                    format!(
+                        "{} -T -f {config} (the serving sshd's config{pid}, evaluated for this \
+                         connection)",
+                        d.exe.as_deref().unwrap_or("sshd")
+                    )
+                };
+                report.source = source(&d.pid.map_or(String::new(), |p| format!(", pid {p}")));
+                report.source_shared = source("");
                 report.settings = Some(parse_sshd_t(&out));
                 done.insert(r.host.clone(), ());
             }
@@ -448,6 +456,7 @@ fn gather(
                     "parsed {} (global settings; Match blocks not evaluated)",
                     files.join(", ")
                 );
+                report.source_shared = report.source.clone();
                 report.settings = Some(settings);
             }
             Err((e, kind)) => {
@@ -566,11 +575,32 @@ fn grouped_text(reports: &[HostReport], fold: bool) -> Vec<String> {
         let names: Vec<&str> = members.iter().map(|r| r.host.as_str()).collect();
         text.push(String::new());
         text.push(crate::hostset::fold(&names));
-        if members.iter().all(|r| r.source == members[0].source) {
-            text.push(format!("  read with {}", members[0].source));
-        } else {
-            for r in members {
-                text.push(format!("  read with ({}) {}", r.host, r.source));
+        // Hosts that read alike share a line; a host alone keeps its whole source (its pid).
+        let mut sources: Vec<(&str, Vec<&HostReport>)> = Vec::new();
+        for r in members {
+            match sources.iter_mut().find(|(s, _)| *s == r.source_shared) {
+                Some((_, alike)) => alike.push(r),
+                None => sources.push((&r.source_shared, vec![r])),
+            }
+        }
+        let said = |alike: &[&HostReport], shared: &str| match alike
+            .iter()
+            .all(|r| r.source == alike[0].source)
+        {
+            true => alike[0].source.clone(),
+            false => shared.to_string(),
+        };
+        match sources.as_slice() {
+            [(shared, alike)] => text.push(format!("  read with {}", said(alike, shared))),
+            _ => {
+                for (shared, alike) in &sources {
+                    let names: Vec<&str> = alike.iter().map(|r| r.host.as_str()).collect();
+                    text.push(format!(
+                        "  read with ({}) {}",
+                        crate::hostset::fold(&names),
+                        said(alike, shared)
+                    ));
+                }
             }
         }
         text.extend(lines.iter().cloned());
@@ -636,4 +666,70 @@ fn summary(reports: &[HostReport], fold: bool, verdict: &Result<(), Error>) -> R
             ])
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(host: &str, config: &str, pid: u32) -> HostReport {
+        let source =
+            |pid: &str| format!("sshd -T -f {config} (the serving sshd's config{pid}, evaluated)");
+        HostReport {
+            host: host.into(),
+            source: source(&format!(", pid {pid}")),
+            source_shared: source(""),
+            notes: Vec::new(),
+            settings: None,
+            findings: Vec::new(),
+            heartbeat: Some(Duration::from_secs(15)),
+            error: None,
+            error_kind: None,
+        }
+    }
+
+    /// Hosts that read the same config share one `read with` line whatever their sshd's pid
+    /// (stop 51 tester t76: one line per host on any fleet, each machine's pid its own); a
+    /// host alone, or a fleet of one sshd, keeps the pid.
+    #[test]
+    fn hosts_that_read_alike_share_a_read_with_line() {
+        let reports = [
+            report("web01", "/etc/ssh/sshd_config", 11),
+            report("web02", "/etc/ssh/sshd_config", 12),
+            report("web03", "/etc/ssh/sshd_config", 13),
+            report("web04", "/srv/sshd_config", 14),
+        ];
+        assert_eq!(
+            grouped_text(&reports, true)
+                .iter()
+                .filter(|l| l.contains("read with"))
+                .collect::<Vec<_>>(),
+            [
+                "  read with (web[01-03]) sshd -T -f /etc/ssh/sshd_config (the serving sshd's \
+                 config, evaluated)",
+                "  read with (web04) sshd -T -f /srv/sshd_config (the serving sshd's config, \
+                 pid 14, evaluated)"
+            ]
+        );
+        assert_eq!(
+            grouped_text(&reports[..2], true)[2],
+            "  read with sshd -T -f /etc/ssh/sshd_config (the serving sshd's config, evaluated)"
+        );
+        let one_sshd = [
+            report("a", "/etc/ssh/sshd_config", 7),
+            report("b", "/etc/ssh/sshd_config", 7),
+        ];
+        assert_eq!(
+            grouped_text(&one_sshd, true)[2],
+            "  read with sshd -T -f /etc/ssh/sshd_config (the serving sshd's config, pid 7, \
+             evaluated)"
+        );
+        assert_eq!(
+            grouped_text(&reports[..2], false)
+                .iter()
+                .filter(|l| l.contains("read with"))
+                .count(),
+            2
+        );
+    }
 }

@@ -153,6 +153,31 @@ fn errors_in_a_stage_files_closures_name_the_stage_file() {
         .stdout_contains("warning: deploy/again.rhai:3:3: invoke(\"a\") runs nothing");
 }
 
+/// `host_set(names)` writes host names as folded output does (stop 51 tester t76: the stdlib's
+/// messages listed a fleet one name at a time): numbers of one prefix in ranges, padding kept,
+/// a name with nodeset's own syntax quoted; a string is one name; anything else is refused.
+#[test]
+fn host_set_writes_hosts_as_folded_output_does() {
+    let r = RecipeDir::new(
+        "host-set",
+        r#"task("a", || {
+    print(host_set(["web03", "web01", "db1", "web02", "web05", "web1", "ssh://[::1]:22"]));
+    print(host_set("web7"));
+    print(`[${host_set([])}]`);
+});
+task("b", || { host_set(["web1", 2]); });
+"#,
+    );
+    r.tether()
+        .args(&["a"])
+        .run()
+        .status(0)
+        .stdout_contains("\"ssh://[::1]:22\",db1,web[1,01-03,05]\n")
+        .stdout_contains("web7\n")
+        .stdout_contains("[]\n");
+    recipe_error(&r, &["b"]).stderr_contains("host_set(): the names must be strings, not i64");
+}
+
 #[test]
 fn errors_name_file_line_and_column() {
     let r = RecipeDir::new(

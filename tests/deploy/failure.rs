@@ -301,7 +301,7 @@ fn a_release_cut_off_while_built_is_unfinished_whatever_the_log_says() {
         .stderr_contains("no release before the current one (20250101000001)");
     deploy(&dir, &lab, "20250101000003", &["-s", "keep_releases=1"])
         .status(0)
-        .stdout_contains("removed unfinished releases (left by runs that did not finish) on web1, web2, resque1, resque2: 20250101000002\n");
+        .stdout_contains("removed unfinished releases (left by runs that did not finish) on resque[1-2],web[1-2]: 20250101000002\n");
     for h in HOSTS {
         assert_eq!(
             releases(&lab, h),

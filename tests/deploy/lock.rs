@@ -752,7 +752,9 @@ fn a_place_set_again_during_the_run_is_refused_and_the_lock_released() {
     );
     deploy(&dir, &lab, "20250101000002", &[])
         .status(4)
-        .stderr_contains("release_roles changed during the run, from hosts web1, web2 to hosts web1, web2, resque1, resque2");
+        .stderr_contains(
+        "release_roles changed during the run, from hosts web[1-2] to hosts resque[1-2],web[1-2]",
+    );
     assert_unlocked(&lab);
     for h in HOSTS {
         assert_eq!(releases(&lab, h), ["20250101000001"], "{h}");
@@ -766,7 +768,7 @@ fn a_place_set_again_during_the_run_is_refused_and_the_lock_released() {
     );
     deploy(&dir, &lab, "20250101000002", &[])
         .status(4)
-        .stderr_contains("release_roles \"web\" names other hosts than when the run checked it, from hosts web1, web2 to hosts web1, web2, resque1 (a role() or server() during the run)")
+        .stderr_contains("release_roles \"web\" names other hosts than when the run checked it, from hosts web[1-2] to hosts resque1,web[1-2] (a role() or server() during the run)")
         .stderr_lacks("(set at deploy.rhai");
     assert_only(&lab, "20250101000001", "role() in a hook");
     // Removed during the run: said, not passed over.
@@ -819,7 +821,7 @@ fn a_second_signal_names_the_lock_and_release_it_leaves() {
     );
     let expected = format!(
         "deploy: tether exited before deploy:failed could clean up; this run left:\n  \
-        resque1, resque2, web1, web2: lock /srv/shop/deploy.lock (this run's), unfinished release 20250101000002\n\
+        resque[1-2],web[1-2]: lock /srv/shop/deploy.lock (this run's), unfinished release 20250101000002\n\
         to clear it: `{hint}`\n"
     );
     assert!(stderr.contains(&expected), "{stderr}");
@@ -1296,8 +1298,9 @@ fn hosts_not_tried_for_the_lock_are_named() {
         .lines()
         .find(|l| l.starts_with("not tried"))
         .unwrap_or_default();
+    // As one set (stop 51 tester t76: 27 names written out one by one).
+    assert!(untried.ends_with("): resque2,web[1-2]"), "{}", out.stderr);
     for h in ["web1", "web2", "resque2"] {
-        assert!(untried.contains(h), "{h}: {}", out.stderr);
         assert!(!shop(&lab, h).join("deploy.lock").exists(), "{h}");
     }
     assert_eq!(read(first.clone()), "a file\n");

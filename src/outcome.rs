@@ -9,7 +9,7 @@ use crate::host_text::HostText;
 use crate::pool::HostResult;
 use crate::ssh::exec::{ExecOutput, ExitStatus};
 use crate::ssh::{SshError, StopReach};
-use crate::stderr_tail::{stderr_tail, STDERR_TAIL};
+use crate::stderr_tail::push_tail;
 use crate::stop::StopReason;
 
 /// One failed command: `host: \`cmd\` failed with exit status 3 after 1.2 s` and the last lines
@@ -41,14 +41,7 @@ pub fn failure_text(host: &str, command: &str, result: &Result<ExecOutput, SshEr
                     .took(out.duration)
                     .text(&format!(" with {}", out.status)),
             };
-            let tail = stderr_tail(&out.stderr, STDERR_TAIL);
-            if !tail.is_empty() {
-                text.push_str("\n  stderr (last lines):");
-                for l in tail {
-                    text.push_str("\n    ");
-                    text.push_str(&l);
-                }
-            }
+            push_tail(&mut text, &out.stderr);
             text
         }
     }

@@ -1,6 +1,8 @@
 //! The last lines of a command's stderr that a failure shows, each line cut to a length a
 //! person reads: for a remote command, a local one (`run_locally`) and a check's probe alike.
 
+use crate::host_text::HostText;
+
 /// How many lines of stderr a failure shows.
 pub const STDERR_TAIL: usize = 10;
 
@@ -22,6 +24,20 @@ pub fn stderr_tail(stderr: &[u8], n: usize) -> Vec<String> {
             None => l.to_string(),
         })
         .collect()
+}
+
+/// Appends the last [`STDERR_TAIL`] lines of `stderr` to the failure `text`, as every failed
+/// command's text shows them (`\n  stderr (last lines):\n    LINE`...); nothing where it wrote
+/// none: a command that failed and one that timed out alike.
+pub fn push_tail(text: &mut HostText, stderr: &[u8]) {
+    let tail = stderr_tail(stderr, STDERR_TAIL);
+    if !tail.is_empty() {
+        text.push_str("\n  stderr (last lines):");
+        for l in tail {
+            text.push_str("\n    ");
+            text.push_str(&l);
+        }
+    }
 }
 
 #[cfg(test)]

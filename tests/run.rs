@@ -1246,3 +1246,43 @@ fn a_result_that_arrives_after_the_deadline_is_timed_out_every_time() {
         }
     }
 }
+
+/// A command that timed out shows the last lines it wrote on stderr, as a failed command's
+/// failure does, its clean-up on SIGTERM included (stop 51 tester t76: `did not finish within
+/// 3.0 s` alone, for a command that had said why it waited); one that wrote none, and a
+/// PTY's (whose stderr is its terminal's stdout), show none.
+#[test]
+fn a_command_that_timed_out_shows_the_tail_of_its_stderr() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let timed_out = |pty: bool, command: &str| {
+        let mut args = vec!["run", "--timeout", "2s", "--hosts", "host1"];
+        if pty {
+            args.push("--pty");
+        }
+        args.push("--");
+        let out = Tether::new()
+            .ssh_config(&lab.ssh_config())
+            .args(&args)
+            .arg(command)
+            .run();
+        out.status(1)
+            .stderr_contains(&format!("`{command}` on host1 did not finish within 2.0 s"));
+        out
+    };
+    let command = "echo one >&2; echo waiting for the lock >&2; echo out; \
+                   trap 'echo cleaning up >&2; exit 1' TERM; sleep 30 & wait";
+    timed_out(false, command).stderr_contains(&format!(
+        "`{command}` on host1 did not finish within 2.0 s\n  stderr (last lines):\n    one\n    \
+         waiting for the lock\n    cleaning up\n"
+    ));
+    for (pty, command) in [
+        (false, "echo out; sleep 30"),
+        (true, "echo err >&2; sleep 30"),
+    ] {
+        timed_out(pty, command)
+            .stderr_contains(&format!(
+                "`{command}` on host1 did not finish within 2.0 s\n"
+            ))
+            .stderr_lacks("stderr (last lines)");
+    }
+}

@@ -309,6 +309,8 @@ pub enum SshError {
         command: String,
         /// The deadline.
         timeout: Duration,
+        /// What the command wrote on stderr by then, whose last lines its failure shows.
+        stderr: Vec<u8>,
     },
     /// The host could not be reached through its jump host (ProxyJump): the jump host is
     /// unreachable, or it could not open a connection to the host.
@@ -415,13 +417,20 @@ impl SshError {
                 host,
                 command,
                 timeout,
-            } => HostText::new()
-                .text(&format!("`{}` on ", crate::chars::command_named(command)))
-                .host(host)
-                .text(&format!(
-                    " did not finish within {}",
-                    format_duration(*timeout)
-                )),
+                stderr,
+            } => {
+                let mut text = HostText::new()
+                    .text(&format!("`{}` on ", crate::chars::command_named(command)))
+                    .host(host)
+                    .text(&format!(
+                        " did not finish within {}",
+                        format_duration(*timeout)
+                    ));
+                // As a failed command's (stop 51 tester t76: a command that said why it
+                // hung, then timed out, showed none of it).
+                crate::stderr_tail::push_tail(&mut text, stderr);
+                text
+            }
             SshError::CommandStopped {
                 host,
                 command,

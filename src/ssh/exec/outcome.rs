@@ -112,8 +112,10 @@ pub enum ExecError {
     /// The session failed after the command was sent: it may have partly run.
     Lost(String),
     /// The command ran past its deadline after this long: stopped as for
-    /// [`ExecError::Stopped`], and abandoned.
-    Deadline(Duration, Option<RemoteStop>),
+    /// [`ExecError::Stopped`], and abandoned; with what it wrote on stderr by then (its
+    /// clean-up on SIGTERM included), whose last lines its failure shows, as a failed
+    /// command's.
+    Deadline(Duration, Option<RemoteStop>, Vec<u8>),
     /// A command was stopped through [`ExecOptions::stop`](super::ExecOptions::stop) after this
     /// long, with what stopping it on the host did: a supervised command's or a PTY command's
     /// process group was signalled; `None` where only its channel was closed (a transfer, or a
@@ -141,7 +143,7 @@ impl std::fmt::Display for ExecError {
             | ExecError::Refused(why)
             | ExecError::Local(why)
             | ExecError::NotStaged(why) => f.write_str(why),
-            ExecError::Deadline(d, _) => write!(f, "its deadline passed after {}", after(d)),
+            ExecError::Deadline(d, _, _) => write!(f, "its deadline passed after {}", after(d)),
             ExecError::Stopped(d, _) => write!(f, "stopped after {}", after(d)),
         }
     }
@@ -152,7 +154,15 @@ impl ExecError {
     pub(super) fn with_stop(self, stop: Option<RemoteStop>) -> ExecError {
         match self {
             ExecError::Stopped(d, _) => ExecError::Stopped(d, stop),
-            ExecError::Deadline(d, _) => ExecError::Deadline(d, stop),
+            ExecError::Deadline(d, _, err) => ExecError::Deadline(d, stop, err),
+            other => other,
+        }
+    }
+
+    /// This error, when it is a deadline, with what the command wrote on stderr by then.
+    pub(super) fn with_stderr(self, stderr: &[u8]) -> ExecError {
+        match self {
+            ExecError::Deadline(d, stop, _) => ExecError::Deadline(d, stop, stderr.to_vec()),
             other => other,
         }
     }
@@ -361,6 +371,7 @@ mod tests {
                     host: host(),
                     command: command(),
                     timeout: Duration::ZERO,
+                    stderr: Vec::new(),
                 }),
                 CommandOutcome::TimedOut,
             ),

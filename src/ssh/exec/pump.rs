@@ -168,7 +168,7 @@ pub(super) fn pump(
         let now = Instant::now();
         if deadline.is_some_and(|d| now >= d) {
             // The caller closes the channel (after stopping a supervised command).
-            return Err(ExecError::Deadline(started.elapsed(), None));
+            return Err(ExecError::Deadline(started.elapsed(), None, Vec::new()));
         }
         // Held back, the streams were not read: whether they ended is not known.
         if !held_back && open_streams == 0 && channel.eof() {

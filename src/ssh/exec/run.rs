@@ -96,7 +96,9 @@ pub fn run_reporting(
     };
     let path = match stage(conn, command, opts, id.as_deref(), tag.as_str()) {
         Ok(path) => path,
-        Err(ExecError::Deadline(..)) => return Err(never(conn, ExecError::Deadline)),
+        Err(ExecError::Deadline(..)) => {
+            return Err(never(conn, |d, s| ExecError::Deadline(d, s, Vec::new())))
+        }
         // Lost before the command's own exec was sent: it has not started. Settled as any
         // command lost before its start marker (see `settle`): its claim on the new session
         // wins, and it is sent again, written to the host anew.
@@ -113,7 +115,7 @@ pub fn run_reporting(
         return Err(never(conn, ExecError::Stopped));
     }
     if opts.timeout.is_some_and(|t| started.elapsed() >= t) {
-        return Err(never(conn, ExecError::Deadline));
+        return Err(never(conn, |d, s| ExecError::Deadline(d, s, Vec::new())));
     }
     if let Some(s) = sup.as_deref_mut() {
         s.staged = Some(path.clone());
@@ -603,6 +605,7 @@ pub(super) fn run_wrapped(
                 (&stopped, sup.as_deref_mut())
             {
                 if streams.supervised() && streams.stdin_done && direct.is_none() {
+                    let e = e.with_stderr(&streams.err.bytes);
                     sup.streams = Some(streams);
                     return Err(e.with_stop(stopped.map(|r| RemoteStop::of(r, pty_group))));
                 }
@@ -632,7 +635,9 @@ pub(super) fn run_wrapped(
                         .finish(|l, end| on_line(Stream::Stderr, l, end));
                     close_now(conn, &mut channel);
                 }
-                return Err(e.with_stop(stopped.map(|r| RemoteStop::of(r, pty_group))));
+                return Err(e
+                    .with_stop(stopped.map(|r| RemoteStop::of(r, pty_group)))
+                    .with_stderr(&streams.err.bytes));
             }
         }
         Err(e) => return Err(e),

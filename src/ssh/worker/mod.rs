@@ -483,7 +483,7 @@ impl WorkerState {
                 }
             }
         }
-        if let Err(ExecError::Stopped(_, Some(done)) | ExecError::Deadline(_, Some(done))) =
+        if let Err(ExecError::Stopped(_, Some(done)) | ExecError::Deadline(_, Some(done), _)) =
             &mut result
         {
             if let Some(s) = sup
@@ -531,10 +531,11 @@ impl WorkerState {
                 self.last_alive = Instant::now();
                 Ok(out)
             }
-            (None, Err(ExecError::Deadline(..))) => Err(SshError::CommandTimeout {
+            (None, Err(ExecError::Deadline(_, _, stderr))) => Err(SshError::CommandTimeout {
                 host: self.owner.name.to_string(),
                 command: command.to_string(),
                 timeout: timeout.unwrap_or_default(),
+                stderr,
             }),
             // Counted from the command's real start (it may have been re-attached to).
             (None, Err(ExecError::Stopped(_, stopped))) => Err(SshError::CommandStopped {
@@ -664,7 +665,7 @@ impl WorkerState {
         sup: Option<&Supervision>,
     ) {
         let (why, done) = match result {
-            Err(ExecError::Deadline(_, Some(done))) => ("its timeout passed".to_string(), done),
+            Err(ExecError::Deadline(_, Some(done), _)) => ("its timeout passed".to_string(), done),
             Err(ExecError::Stopped(_, Some(done))) => (
                 stop.reason()
                     .unwrap_or(crate::stop::StopReason::Interrupted)

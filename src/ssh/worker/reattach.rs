@@ -263,11 +263,13 @@ impl WorkerState {
             };
             let stopped = match self.exec_once(sent, &rest, Some(sup)) {
                 // Its own stop, run by the follow-up's deadline, cut short in turn.
-                Err(ExecError::Deadline(_, Some(stop))) if stop.reached == exec::Reached::Cut => {
+                Err(ExecError::Deadline(_, Some(stop), _))
+                    if stop.reached == exec::Reached::Cut =>
+                {
                     *done = stop;
                     continue;
                 }
-                Err(ExecError::Deadline(_, Some(stop))) => {
+                Err(ExecError::Deadline(_, Some(stop), _)) => {
                     *done = stop;
                     return;
                 }

@@ -1095,11 +1095,11 @@ fn the_supervisors_files_are_removed_once_their_results_were_read() {
     // Commands, by id (each has a few files: ID.o, ID.e, ...).
     let entries = |dir: &std::path::Path| -> usize {
         let mut ids: Vec<String> = std::fs::read_dir(dir).map_or(Vec::new(), |d| {
-            d.map(|e| {
-                let name = e.unwrap().file_name().to_string_lossy().into_owned();
-                name.split('.').next().unwrap_or_default().to_string()
-            })
-            .collect()
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                // The day the directory was last swept: no command's.
+                .filter(|name| !name.starts_with(".swept."))
+                .map(|name| name.split('.').next().unwrap_or_default().to_string())
+                .collect()
         });
         ids.sort();
         ids.dedup();
@@ -1405,6 +1405,8 @@ fn tether_run_stops_an_orphan_before_it_exits_or_says_how_to() {
             .filter(|e| e.file_type().unwrap().is_dir())
             .flat_map(|d| std::fs::read_dir(d.path()).unwrap().filter_map(|e| e.ok()))
             .map(|e| e.file_name().to_string_lossy().into_owned())
+            // The day the private directory was last swept: no command's.
+            .filter(|n| !n.starts_with(".swept."))
             .collect()
     };
     for (round, (back, json)) in [(true, false), (false, false), (false, true)]
@@ -2603,6 +2605,8 @@ fn a_connection_lost_while_a_command_is_stopped_finishes_that_stop() {
             std::fs::read_dir(&private)
                 .map(|d| {
                     d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                        // The day the directory was last swept: no command's.
+                        .filter(|n| !n.starts_with(".swept."))
                         .collect()
                 })
                 .unwrap_or_default()

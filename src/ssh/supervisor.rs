@@ -412,13 +412,28 @@ pub fn unstage() -> String {
     r#"_tether_b=${TMPDIR:-/tmp}/tether-${LOGNAME:-$USER}; if [ -n "$1" ] && [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ]; then rm -f "$_tether_b/$1.k"; fi; rm -f "${TMPDIR:-/tmp}/tether-cmd.$2".*"#.into()
 }
 
-/// The exec's sh that removes the files of the commands named in its arguments (one `rm`), and
-/// those a run that ended without reading them left behind (killed with SIGKILL, its machine
-/// gone) once they are a day old ([`EXPIRE`]).
+/// The exec's sh that removes the files of the commands named in its arguments after the first
+/// (one `rm`), and those a run that ended without reading them left behind (killed with
+/// SIGKILL, its machine gone) once they are a day old ([`EXPIRE`]). That sweep (two `find`s)
+/// runs once a day per host and user: the first argument is the day ([`sweep_day`]), and the
+/// private directory keeps a stamp of the last day swept (`.swept.DAY`, 0600), so that the
+/// end of a run, but the day's first, costs a host one `rm` at most (stop 50 tester t73: two
+/// `find`s per host at every run's end, 5 s from the last command to the summary at 180
+/// sessions under load).
+/// Without a private directory the sweep runs every time.
 pub fn clean() -> String {
     format!(
-        r#"_tether_b=${{TMPDIR:-/tmp}}/tether-${{LOGNAME:-$USER}}; _tether_n=$#; for _tether_x; do set -- "$@" "$_tether_b/$_tether_x".? "$_tether_b/$_tether_x".?.* "$_tether_b/$_tether_x.claim"; done; shift $_tether_n; [ $# -eq 0 ] || rm -f "$@"; {EXPIRE}"#
+        r#"_tether_b=${{TMPDIR:-/tmp}}/tether-${{LOGNAME:-$USER}}; _tether_day=$1; shift; _tether_n=$#; for _tether_x; do set -- "$@" "$_tether_b/$_tether_x".? "$_tether_b/$_tether_x".?.* "$_tether_b/$_tether_x.claim"; done; shift $_tether_n; [ $# -eq 0 ] || rm -f "$@"; _tether_swept=; [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && [ -O "$_tether_b" ] && _tether_swept="$_tether_b/.swept.$_tether_day"; if [ -z "$_tether_swept" ] || [ ! -f "$_tether_swept" ]; then {EXPIRE}; [ -n "$_tether_swept" ] && {{ rm -f "$_tether_b"/.swept.*; (umask 077; : >"$_tether_swept"); }} 2>/dev/null; fi"#
     )
+}
+
+/// The day [`clean`] names its sweep by: whole days since the Unix epoch, by this machine's
+/// clock (another machine's, or a clock set back, only sweeps once more).
+pub fn sweep_day() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    (secs / 86_400).to_string()
 }
 
 /// Removes the files of commands nobody will read any more, found by one `find` (POSIX

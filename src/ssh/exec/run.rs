@@ -295,7 +295,10 @@ fn claim(conn: &Connection, id: &str, staged: Option<&str>) -> Result<Claim, Exe
 /// read); best effort, within a few seconds, the channel's opening included. Err: the session
 /// gave no answer in that time, or died (not a script that failed: the session is fine then).
 pub fn clean_supervised(conn: &Connection, ids: &[String]) -> Result<(), ExecError> {
-    let args: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let day = crate::ssh::supervisor::sweep_day();
+    let args: Vec<&str> = std::iter::once(day.as_str())
+        .chain(ids.iter().map(String::as_str))
+        .collect();
     match run_script(
         conn,
         &crate::ssh::supervisor::clean(),

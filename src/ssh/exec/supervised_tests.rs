@@ -81,7 +81,7 @@ fn the_supervisor_runs_the_command_and_removes_its_directory() {
         let next = wrap_for("true", false, Some(("id5 id1", 300)), &key());
         let (_, _, code) = as_sshd_tmp(shell, &next, b"", tmp.path());
         assert_eq!(code, Some(0));
-        let clean = wrap_script(&crate::ssh::supervisor::clean(), &key(), &["id5"]);
+        let clean = wrap_script(&crate::ssh::supervisor::clean(), &key(), &["1", "id5"]);
         as_sshd_tmp(shell, &clean, b"", tmp.path());
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while dir.exists() || tmp.path().join("tether-someone/id5.o").exists() {
@@ -283,9 +283,25 @@ fn a_staged_command_goes_with_its_commands_files() {
         .status()
         .unwrap();
     assert!(touched.success());
-    settle(&clean(), &[]);
+    settle(&clean(), &["1"]);
     assert!(!old.exists());
     assert!(fresh.exists());
+    // Once a day (stop 50 tester t73: two `find`s per host at every run's end): another
+    // day-old file waits for the next day's sweep, which removes it.
+    assert!(private.join(".swept.1").is_file());
+    let old = staged(Some("id12"), tmp.path());
+    let touched = std::process::Command::new("touch")
+        .args(["-d", "2 days ago"])
+        .arg(&old)
+        .status()
+        .unwrap();
+    assert!(touched.success());
+    settle(&clean(), &["1"]);
+    assert!(old.exists());
+    settle(&clean(), &["2"]);
+    assert!(!old.exists());
+    assert!(!private.join(".swept.1").exists());
+    assert_eq!(mode(&private.join(".swept.2")), 0o600);
     // No id, or no private directory (a file in its place): a temporary file of its own,
     // which the sweep removes once a day old too (stop 36 tester t21: nothing did).
     let path = staged(None, tmp.path());
@@ -296,7 +312,7 @@ fn a_staged_command_goes_with_its_commands_files() {
         .status()
         .unwrap();
     assert!(touched.success());
-    settle(&clean(), &[]);
+    settle(&clean(), &["3"]);
     assert!(!path.exists());
     assert!(fresh.exists());
     let path = fresh;

@@ -1539,6 +1539,46 @@ fn tether_run_stops_an_orphan_before_it_exits_or_says_how_to() {
     }
 }
 
+/// A command left running past its re-attach bound that ends on its own before the next
+/// contact is not said to be stopped: nothing was (stop 51 tester t74: `stopped `...` on the
+/// host (...): nothing of it was left running`, for a command that had run to its end).
+#[test]
+fn an_orphan_that_ended_on_its_own_is_not_said_to_be_stopped() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let marker = lab.host("host1").root_dir.join("marker");
+    let listener = lab.host("host1").pid as libc::pid_t;
+    let command = "echo ran >> /srv/marker; sleep 2; echo done >> /srv/marker";
+    let child = support::tether::Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["--reattach", "1s", "run", "--hosts", "host1", "--", command])
+        .spawn();
+    wait_until("the command never started", || {
+        std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+    });
+    // The listener answers no new connection until the command has ended.
+    // SAFETY: kill(2) on the lab's own sshd listener.
+    unsafe { libc::kill(listener, libc::SIGSTOP) };
+    lab.kill_connections("host1");
+    wait_until("the command never ended", || {
+        std::fs::read_to_string(&marker).is_ok_and(|m| m.contains("done"))
+    });
+    // SAFETY: as above.
+    unsafe { libc::kill(listener, libc::SIGCONT) };
+    let out = child.wait_with_output().unwrap();
+    let text = crate::support::tether::text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "host1 ~ warning: `{command}` (left running when its connection was lost and not \
+             re-attached within 1.0 s) had ended on its own by the next contact: nothing was \
+             left to stop"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("stopped `"), "{text}");
+    assert!(!text.contains("may still be running"), "{text}");
+}
+
 /// In a recipe, the next contact right after a command went past its re-attach bound (here a
 /// `catch` that runs a command on the same host at once) reconnects, stops the orphan first
 /// and says so, then runs its own command.

@@ -452,14 +452,28 @@ impl WorkerState {
                         StopDone::Never => "",
                         _ => "; what it printed after tether last read it is not shown",
                     };
-                    self.owner.emit(EventKind::RemoteStopped {
-                        command: orphan.command,
-                        why: format!("left running when {}", orphan.left),
-                        how: format!(
-                            "{}{unshown}",
-                            done.words(crate::ssh::supervisor::STOP_GRACE)
-                        ),
-                    })
+                    match done {
+                        // Nothing was stopped: it ran to its end while no connection carried
+                        // it (stop 51 tester t74: "stopped `...`: nothing of it was left
+                        // running", for a command that had finished).
+                        StopDone::Gone => self.owner.emit(EventKind::Warning {
+                            message: format!(
+                                "`{}` (left running when {}) had ended on its own by the next \
+                                 contact: nothing was left to stop (its exit status, and what it \
+                                 printed after tether last read it, are not shown)",
+                                crate::chars::command_named(&orphan.command),
+                                orphan.left
+                            ),
+                        }),
+                        _ => self.owner.emit(EventKind::RemoteStopped {
+                            command: orphan.command,
+                            why: format!("left running when {}", orphan.left),
+                            how: format!(
+                                "{}{unshown}",
+                                done.words(crate::ssh::supervisor::STOP_GRACE)
+                            ),
+                        }),
+                    }
                 }
                 Err(failed) if last => self.left_running(&orphan, &failed.how),
                 Err(_) => kept.push(orphan),

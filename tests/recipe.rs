@@ -153,9 +153,56 @@ fn errors_in_a_stage_files_closures_name_the_stage_file() {
         .stdout_contains("warning: deploy/again.rhai:3:3: invoke(\"a\") runs nothing");
 }
 
+/// The hosts of an `on` closure run at once, each with copies of its own of what the closure
+/// captured: a closure that holds a captured value through a command (a method call on it)
+/// never makes another host's fail with Rhai's "Data race detected" (stop 51 tester t77: a
+/// stdlib deploy:check failed six of 32 hosts so under load), and one that changes a captured
+/// variable is refused by name, at the `on`, as the change would be lost.
+#[test]
+fn each_hosts_closure_has_its_own_copy_of_what_it_captured() {
+    let lab = lab(&["web1", "web2", "db1"]);
+    let r = lab_recipe(
+        &lab,
+        "captured",
+        r#"fn slow() { run("sleep 0.3"); this.len() }
+task("held", || {
+    let files = ["a", "b"];
+    let seen = on("all", |host| files.slow());
+    print(`seen ${seen.values()}`);
+});
+task("changed", || {
+    let found = [];
+    let n = 1;
+    on("all", |host| { let x = n + 1; found.push(host.name); x });
+});
+"#,
+    );
+    for round in 0..3 {
+        r.tether()
+            .args(&["held"])
+            .run()
+            .status(0)
+            .stdout_contains("seen [2, 2, 2]")
+            .stdout_lacks("Data race");
+        let out = r.tether().args(&["changed"]).run();
+        out.status(4).stdout_lacks("Data race").stderr_contains(
+            "on(): the closure changed `found`, a variable it captured: each host's closure has \
+             its own copy (the hosts run at once), so the change reaches neither the other \
+             hosts nor the code after the `on`; return the value instead (`on` returns host -> \
+             value)",
+        );
+        assert!(
+            out.stderr.contains("deploy.rhai:13:5"),
+            "round {round}: {}",
+            out.stderr
+        );
+    }
+}
+
 /// `host_set(names)` writes host names as folded output does (stop 51 tester t76: the stdlib's
 /// messages listed a fleet one name at a time): numbers of one prefix in ranges, padding kept,
-/// a name with nodeset's own syntax quoted; a string is one name; anything else is refused.
+/// a name with nodeset's own syntax quoted; a string is one name; anything else is refused;
+/// under `--no-fold` and JSON, the names as given.
 #[test]
 fn host_set_writes_hosts_as_folded_output_does() {
     let r = RecipeDir::new(

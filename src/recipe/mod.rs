@@ -4,6 +4,7 @@
 pub mod api;
 pub mod args;
 pub mod ask;
+pub mod captured;
 pub mod commands;
 pub mod context;
 pub mod declare;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext};
 
 use super::args::{fail, refuse_empty, refuse_nul, Fallible};
+use super::captured::Captured;
 use super::commands::{backend, sudo_hint, sudo_password_refused_before, sudo_stdin};
 use super::context::{self, HostScope, Runtime, StepAbort, StoppedEarly};
 use super::declare::select;
@@ -299,13 +300,18 @@ fn on_closure(
     // A closure without the host parameter, or with more, would fail on every host with
     // Rhai's "Function not found: anon$... (Host)"; its captured variables come first, as
     // curried arguments.
-    if ast
+    let params = ast
         .iter_functions()
         .find(|m| m.name == f.fn_name())
-        .is_some_and(|m| m.params.len() != f.curry().len() + 1)
+        .map(|m| m.params);
+    if params
+        .as_ref()
+        .is_some_and(|p| p.len() != f.curry().len() + 1)
     {
         return fail("on(): the closure takes one parameter, the host: |host| { ... }");
     }
+    let captured = Captured::of(&f, params.as_deref().unwrap_or_default());
+    let at = ctx.call_position();
     let what = "on(..., |host| { ... })";
     let Some((backend, hosts, options, enclosing)) = begin(rt, target, opts, what)? else {
         return Ok(Map::new());
@@ -340,11 +346,28 @@ fn on_closure(
             enclosing: enclosing.clone(),
         };
         let info = HostInfo::new(rt, host);
+        let (own, cells) = captured.for_host(&f);
         let result = context::with_chain(chain.clone(), || {
             context::with_command_context(base.clone(), || {
-                context::with_host_scope(scope.clone(), || f.call::<Dynamic>(engine, &ast, (info,)))
+                context::with_host_scope(scope.clone(), || {
+                    own.call::<Dynamic>(engine, &ast, (info,))
+                })
             })
         });
+        let result = match (result, captured.changed(&cells)) {
+            (Ok(_), Some(name)) => Err(EvalAltResult::ErrorRuntime(
+                format!(
+                    "on(): the closure changed `{name}`, a variable it captured: each host's \
+                     closure has its own copy (the hosts run at once), so the change reaches \
+                     neither the other hosts nor the code after the `on`; return the value \
+                     instead (`on` returns host -> value)"
+                )
+                .into(),
+                at,
+            )
+            .into()),
+            (result, _) => result,
+        };
         let end = match result {
             // A closure that sent nothing to a host that never connected did not run on that
             // host, whatever it returned: the host fails with why, as a string command there

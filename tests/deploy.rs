@@ -545,7 +545,7 @@ fn deploys_twice_to_four_hosts_with_shared_linked_dirs() {
     tether(&dir, &lab, &["deploy:releases"])
         .status(0)
         .stdout_contains(&format!(
-            "resque[1-2],web[1-2]:\n  20250101000001 {v1}\n  20250101000002 {v2}  <- current\n"
+            "web1, web2, resque1, resque2:\n  20250101000001 {v1}\n  20250101000002 {v2}  <- current\n"
         ));
 }
 
@@ -634,7 +634,7 @@ fn rollback_goes_back_and_refuses_when_there_is_nothing_before() {
     // Nothing before the only release: refused, nothing changed.
     let out = tether(&dir, &lab, &["deploy:rollback"]);
     out.status(1)
-        .stderr_contains("cannot roll back:\n  resque[1-2],web[1-2]: no release before the current one (20250101000001)")
+        .stderr_contains("cannot roll back:\n  web1, web2, resque1, resque2: no release before the current one (20250101000001)")
         .stderr_contains("in task `deploy:reverting`");
     // A named release that does not exist: refused too.
     tether(
@@ -664,7 +664,7 @@ fn rollback_goes_back_and_refuses_when_there_is_nothing_before() {
         &["deploy:rollback", "-s", "rollback_release=20250101000001"],
     )
     .status(0)
-    .stdout_contains("removed the release rolled back from (newer than release 20250101000001) on resque[1-2],web[1-2]: 20250101000004\n");
+    .stdout_contains("removed the release rolled back from (newer than release 20250101000001) on web1, web2, resque1, resque2: 20250101000004\n");
     for h in HOSTS {
         assert_eq!(
             current(&lab, h).as_deref(),
@@ -877,7 +877,7 @@ fn the_lock_refuses_a_concurrent_deploy_and_unlock_forces_it() {
     let second = deploy(&dir, &lab, "20250101000002", &[]);
     second
         .status(1)
-        .stderr_contains("another deploy holds the lock (/srv/shop/deploy.lock):\n  resque[1-2],web[1-2]: locked by alice@laptop since ")
+        .stderr_contains("another deploy holds the lock (/srv/shop/deploy.lock):\n  web1, web2, resque1, resque2: locked by alice@laptop since ")
         .stderr_contains(" UTC (release 20250101000001)\n")
         .stderr_contains(&format!("`{}` removes the lock", said_command(&lab, "deploy:unlock")));
     // The refused deploy left the holder's lock alone and created nothing.

@@ -216,6 +216,7 @@ task("b", || { host_set(["web1", 2]); });
 "#,
     );
     r.tether()
+        .folded()
         .args(&["a"])
         .run()
         .status(0)
@@ -223,6 +224,16 @@ task("b", || { host_set(["web1", 2]); });
         .stdout_contains("web7\n")
         .stdout_contains("[]\n");
     recipe_error(&r, &["b"]).stderr_contains("host_set(): the names must be strings, not i64");
+    // Where output is not folded, every name as given (stop 51 tester t77: `--no-fold` did not
+    // reach the stdlib's sets).
+    for how in ["--no-fold", "--format=json"] {
+        r.tether()
+            .folded()
+            .args(&[how, "a"])
+            .run()
+            .status(0)
+            .stdout_contains("web03, web01, db1, web02, web05, web1, ssh://[::1]:22");
+    }
 }
 
 #[test]

@@ -272,6 +272,7 @@ fn recipes_never_panic() {
             filters: Filters::default(),
             ssh_config: None,
             parallel: None,
+            fold: true,
             overrides: vec![("branch".into(), "x".into())],
             env_overrides: Vec::new(),
             interrupted: Arc::new(AtomicBool::new(false)),

@@ -74,6 +74,9 @@ pub struct Runtime {
     ssh_config: OnceLock<SshConfig>,
     /// `--parallel`.
     pub parallel: Option<usize>,
+    /// Whether `host_set` writes a set of hosts folded (`web[01-03]`), as text output folds
+    /// (not under `--no-fold` or `--format json`, which list every host: `web01, web02`).
+    pub fold: bool,
     /// Ctrl-C (or a watch-mode cancel).
     pub interrupted: Arc<AtomicBool>,
     /// Where the run reports (task headers, `print`, announced commands).
@@ -314,6 +317,7 @@ impl Runtime {
             ssh_config_file,
             ssh_config: OnceLock::new(),
             parallel,
+            fold: true,
             interrupted,
             sink,
             done: Mutex::new(HashMap::new()),

@@ -385,12 +385,15 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
     engine.register_fn("quote", |s: &str| quote(s));
     // `host_set(names)`: host names (a string or an array of strings) written as folded
     // output writes a set of hosts (`web[01-03,05]`, ClusterShell's nodeset notation: see
-    // `hostset::fold`), so that a message naming a thousand hosts stays a line.
-    engine.register_fn("host_set", |names: Dynamic| -> Fallible<String> {
-        Ok(crate::hostset::fold(&strings(
-            &names,
-            "host_set(): the names",
-        )?))
+    // `hostset::fold`), so that a message naming a thousand hosts stays a line; listed as
+    // given where output is not folded (`--no-fold`, JSON), as every host's lines are then.
+    let r = rt.clone();
+    engine.register_fn("host_set", move |names: Dynamic| -> Fallible<String> {
+        let names = strings(&names, "host_set(): the names")?;
+        Ok(match r.fold {
+            true => crate::hostset::fold(&names),
+            false => names.join(", "),
+        })
     });
     let r = rt.clone();
     engine.register_fn("primary", move |role: &str| -> Fallible<String> {

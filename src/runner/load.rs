@@ -33,6 +33,8 @@ pub struct LoadOptions {
     pub ssh_config: Option<PathBuf>,
     /// `--parallel`.
     pub parallel: Option<usize>,
+    /// Whether `host_set` writes host sets folded (text output without `--no-fold`).
+    pub fold: bool,
     /// `-s key=value`.
     pub overrides: Vec<(String, String)>,
     /// Variables the environment gives (`ROLLBACK_RELEASE`).
@@ -108,6 +110,7 @@ pub fn load(file: &Path, opts: LoadOptions) -> Result<Loaded, Error> {
     }
     runtime.invocation = opts.invocation;
     runtime.selection = opts.selection;
+    runtime.fold = opts.fold;
     runtime.own_files = opts.own_files;
     let rt = Arc::new(runtime);
     let name = file.display().to_string();
@@ -612,6 +615,7 @@ pub fn load_options(
         },
         ssh_config: settings.ssh_config.clone(),
         parallel: settings.parallel,
+        fold: settings.fold && settings.format == crate::settings::Format::Text,
         overrides: settings.overrides.clone(),
         // Read by a run of their task only (see `run_tasks`).
         env_overrides: Vec::new(),

@@ -28,7 +28,7 @@ fn a_banner_from_the_login_shell_changes_nothing_in_deploy_cleanup_releases_and_
     deploy(&dir, &lab, "20250101000003", &keep2)
         .status(0)
         .stdout_contains(
-            "removed old releases (keep_releases 2) on resque[1-2],web[1-2]: 20250101000001\n",
+            "removed old releases (keep_releases 2) on web1, web2, resque1, resque2: 20250101000001\n",
         )
         .stdout_lacks("20991231235959")
         .stdout_lacks("Welcome");
@@ -49,7 +49,7 @@ fn a_banner_from_the_login_shell_changes_nothing_in_deploy_cleanup_releases_and_
     let out = tether(&dir, &lab, &["deploy:releases"]);
     out.status(0)
         .stdout_contains(&format!(
-            "resque[1-2],web[1-2]:\n  20250101000002 {v2}\n  20250101000003 {v3}  <- current\n"
+            "web1, web2, resque1, resque2:\n  20250101000002 {v2}\n  20250101000003 {v3}  <- current\n"
         ))
         .stdout_lacks("web1:")
         .stdout_lacks("20991231235959")
@@ -67,6 +67,6 @@ fn a_banner_from_the_login_shell_changes_nothing_in_deploy_cleanup_releases_and_
     }
     tether(&dir, &lab, &["deploy:rollback"])
         .status(1)
-        .stderr_contains("cannot roll back:\n  resque[1-2],web[1-2]: no release before the current one (20250101000002)");
+        .stderr_contains("cannot roll back:\n  web1, web2, resque1, resque2: no release before the current one (20250101000002)");
     assert_unlocked(&lab);
 }

@@ -114,7 +114,7 @@ fn values_that_would_make_wrong_paths_are_refused_before_anything_connects() {
         &["deploy:rollback", "-s", "rollback_release=20250101000002"],
     )
     .status(1)
-    .stderr_contains("resque[1-2],web[1-2]: release 20250101000002 is already current");
+    .stderr_contains("web1, web2, resque1, resque2: release 20250101000002 is already current");
     // ... while --hosts narrows "every host" to the selected ones.
     tether(
         &dir,

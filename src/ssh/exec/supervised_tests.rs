@@ -274,15 +274,18 @@ fn a_staged_command_goes_with_its_commands_files() {
     let path = staged(Some("id8"), tmp.path());
     assert_eq!(settle(&stop(&start_markers()), &["id8", "1"]), "never\n");
     assert!(!path.exists());
+    let two_days_old = |p: &std::path::Path| {
+        let touched = std::process::Command::new("touch")
+            .args(["-d", "2 days ago"])
+            .arg(p)
+            .status()
+            .unwrap();
+        assert!(touched.success());
+    };
     // The sweep: a day-old staged file with nothing beside it goes, a fresh one stays.
     let old = staged(Some("id9"), tmp.path());
     let fresh = staged(Some("id10"), tmp.path());
-    let touched = std::process::Command::new("touch")
-        .args(["-d", "2 days ago"])
-        .arg(&old)
-        .status()
-        .unwrap();
-    assert!(touched.success());
+    two_days_old(&old);
     settle(&clean(), &["1"]);
     assert!(!old.exists());
     assert!(fresh.exists());
@@ -290,12 +293,7 @@ fn a_staged_command_goes_with_its_commands_files() {
     // day-old file waits for the next day's sweep, which removes it.
     assert!(private.join(".swept.1").is_file());
     let old = staged(Some("id12"), tmp.path());
-    let touched = std::process::Command::new("touch")
-        .args(["-d", "2 days ago"])
-        .arg(&old)
-        .status()
-        .unwrap();
-    assert!(touched.success());
+    two_days_old(&old);
     settle(&clean(), &["1"]);
     assert!(old.exists());
     settle(&clean(), &["2"]);
@@ -306,12 +304,7 @@ fn a_staged_command_goes_with_its_commands_files() {
     // which the sweep removes once a day old too (stop 36 tester t21: nothing did).
     let path = staged(None, tmp.path());
     let fresh = staged(None, tmp.path());
-    let touched = std::process::Command::new("touch")
-        .args(["-d", "2 days ago"])
-        .arg(&path)
-        .status()
-        .unwrap();
-    assert!(touched.success());
+    two_days_old(&path);
     settle(&clean(), &["3"]);
     assert!(!path.exists());
     assert!(fresh.exists());

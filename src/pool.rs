@@ -133,6 +133,18 @@ enum Slot {
     Broken(SshError),
 }
 
+/// Ends the workers of `slots` at once: each is asked to end, then each is waited for (a
+/// worker's drop waits for its thread, which may spend seconds on its last contact).
+fn end_all(slots: impl IntoIterator<Item = Slot>) {
+    let slots: Vec<Slot> = slots.into_iter().collect();
+    for slot in &slots {
+        if let Slot::Worker(w) = slot {
+            w.ask_to_end();
+        }
+    }
+    drop(slots);
+}
+
 /// Workers by host name.
 pub struct Pool {
     ssh_config: SshConfig,
@@ -145,6 +157,14 @@ pub struct Pool {
     jumps: Jumps,
     /// `-J/--jump`: jump hosts for every host, replacing `via` and the config's ProxyJump.
     jump: Option<String>,
+}
+
+impl Drop for Pool {
+    /// Every host's worker ends at once (see [`end_all`]).
+    fn drop(&mut self) {
+        let slots = std::mem::take(&mut *self.workers());
+        end_all(slots.into_values());
+    }
 }
 
 impl Pool {
@@ -319,8 +339,8 @@ impl Pool {
             let mut workers = self.workers();
             never.iter().filter_map(|n| workers.remove(n)).collect()
         };
-        // Dropped outside the lock: a worker's drop waits for its thread.
-        drop(removed);
+        // Outside the lock: a worker's drop waits for its thread.
+        end_all(removed);
     }
 
     /// Closes the sessions of hosts not in `keep`.
@@ -334,8 +354,8 @@ impl Pool {
                 .collect();
             gone.iter().filter_map(|n| workers.remove(n)).collect()
         };
-        // Dropped outside the lock: closing a session waits for its thread.
-        drop(removed);
+        // Outside the lock: closing a session waits for its thread.
+        end_all(removed);
         self.jumps.prune();
     }
 

@@ -1842,6 +1842,68 @@ fn a_stop_while_reattaching_ends_the_wait_not_the_bound() {
     }
 }
 
+/// The last contact before tether exits tries every host at once: three hosts that answer
+/// no new connection when a SIGTERM comes during re-attaching end in one bounded attempt
+/// (5 s), not in one after another (stop 51 tester t78: 13.6 s after the SIGTERM, each host's
+/// 5 s in turn; README: at most 5 s in all).
+#[test]
+fn the_last_contact_tries_every_host_at_once() {
+    let names = ["host1", "host2", "host3"];
+    let lab = Lab::builder().names(&names).start();
+    let marker = |h: &str| lab.host(h).root_dir.join("marker");
+    let child = support::tether::Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&[
+            "--reattach",
+            "60s",
+            "run",
+            "--hosts",
+            "host1,host2,host3",
+            "--",
+        ])
+        .arg("echo ran >> /srv/marker; sleep 44")
+        .spawn();
+    wait_until("the command never started", || {
+        names
+            .iter()
+            .all(|h| std::fs::read_to_string(marker(h)).is_ok_and(|m| !m.is_empty()))
+    });
+    for h in names {
+        // SAFETY: kill(2) on the lab's own sshd listener.
+        unsafe { libc::kill(lab.host(h).pid as libc::pid_t, libc::SIGSTOP) };
+        lab.kill_connections(h);
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let signalled = Instant::now();
+    // SAFETY: kill(2) on the tether this test started.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let took = signalled.elapsed();
+    for h in names {
+        // SAFETY: as above.
+        unsafe { libc::kill(lab.host(h).pid as libc::pid_t, libc::SIGCONT) };
+    }
+    let text = crate::support::tether::text(&out);
+    assert_eq!(out.status.code(), Some(130), "{text}");
+    // One attempt of at most 5 s for all three (one after another: 15 s and more).
+    assert!(
+        took < Duration::from_secs(11),
+        "{took:?} after the SIGTERM\n{text}"
+    );
+    for h in names {
+        assert!(
+            text.contains(&format!(
+                "{h} ~ warning: `echo ran >> /srv/marker; sleep 44` may still be running on {h}"
+            )),
+            "{h}\n{text}"
+        );
+        for pid in processes(&lab, h, "sleep 44") {
+            // SAFETY: kill(2) on the lab host's orphan, found by its command line.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        }
+    }
+}
+
 /// Attaches strace to host1's session process (its per-connection sshd, which forks the
 /// exec's shell) so that its next fork `injects` (strace's `inject=` action: `signal=SIGKILL`,
 /// `error=EAGAIN`); returns once it is attached. Killed with the returned child.

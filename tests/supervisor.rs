@@ -748,6 +748,46 @@ fn a_command_that_removes_the_supervisors_files_is_not_called_killed() {
     );
 }
 
+/// What a command prints as it cleans up after a stop is shown to its last line, and in its
+/// failure's tail, however long the host takes to pass it on: the programs the streaming loop
+/// passes it on with (`head`, `cat`, `dd`, `wc`) are not the command's, and a stop's SIGTERM
+/// to the process group leaves them be (stop 51 tester t78: at a load of 20-30, one stop in
+/// twenty lost the last lines, a `Terminated` line in their place: the SIGTERM had killed a
+/// `head` in the middle of its pass). Here the host's `head` and `cat` take 3 s each, so one
+/// is passing output on when the stop comes.
+#[test]
+fn a_clean_up_after_a_stop_is_shown_from_a_slow_host() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let bin = lab.host("host1").root_dir.join("fakebin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for tool in ["head", "cat"] {
+        let fake = bin.join(tool);
+        std::fs::write(
+            &fake,
+            format!(
+                "#!/bin/sh
+sleep 3
+exec /usr/bin/{tool} \"$@\"\n"
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let bashrc = lab.host("host1").home.join(".bashrc");
+    std::fs::write(&bashrc, "PATH=/srv/fakebin:$PATH\n").unwrap();
+    let command = "trap 'echo cleanup >&2; sleep 0.3; echo cleaned >&2; exit 3' TERM; \
+                   echo start; sleep 30 & wait";
+    let out = support::tether::Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["run", "--timeout", "2s", "--hosts", "host1", "--", command])
+        .run();
+    out.status(1)
+        .stdout_contains("host1 | start\n")
+        .stdout_contains("host1 ! cleanup\nhost1 ! cleaned\n")
+        .stdout_lacks("Terminated")
+        .stderr_contains("    cleanup\n    cleaned\n");
+}
+
 /// A `head`, `wc`, `dd` or `cat` of the host's that fails while the supervisor spools or
 /// passes the output on fails the command, saying so, wherever it was needed; a failing `tail`
 /// does not matter, for output passed on from the start of its spool file or from further on

@@ -545,8 +545,8 @@ fn deploys_twice_to_four_hosts_with_shared_linked_dirs() {
     tether(&dir, &lab, &["deploy:releases"])
         .status(0)
         .stdout_contains(&format!(
-            "web1, web2, resque1, resque2:\n  20250101000001 {v1}\n  20250101000002 {v2}  <- current\n"
-        ));
+        "web1, web2, resque1, resque2:\n  20250101000001 {v1}\n  20250101000002 {v2}  <- current\n"
+    ));
 }
 
 fn local_user() -> String {

@@ -457,7 +457,7 @@ const EXPIRE: &str = r#"find "${TMPDIR:-/tmp}/." ! -name . -prune -name 'tether-
 pub fn stop_by_id(id: &str) -> String {
     format!(
         r#"d=${{TMPDIR:-/tmp}}/tether-${{LOGNAME:-$USER}}/{id}; p=$(cat "$d.p" 2>/dev/null) && {}; rm -rf "$d".*"#,
-        by_hand_stop("$p", r#""$d.t""#)
+        by_hand_stop("$p", r#""$d.t""#, r#""$d.s""#)
     )
 }
 
@@ -466,7 +466,11 @@ pub fn stop_by_id(id: &str) -> String {
 pub fn stop_by_group(pgid: &str, spool: &str) -> String {
     format!(
         "{}; rm -rf {}.*",
-        by_hand_stop(pgid, &crate::command::quote(&format!("{spool}.t"))),
+        by_hand_stop(
+            pgid,
+            &crate::command::quote(&format!("{spool}.t")),
+            &crate::command::quote(&format!("{spool}.s"))
+        ),
         crate::command::quote(spool)
     )
 }
@@ -476,12 +480,14 @@ pub fn stop_by_group(pgid: &str, spool: &str) -> String {
 /// removed its files); silent when it had ended already. Where the file `sent` (a shell word:
 /// the command's `ID.t`) says a stop's SIGTERM was sent already, it sends none, as [`stop`]
 /// run again does (stop 48 tester t67: pasted while the command's clean-up ran, the words
-/// cut it short with a second SIGTERM). `kill -TERM -PGID`, not
-/// `kill -TERM -- -PGID`: dash's `kill` (Debian's /bin/sh) takes `--` for a number; whole
+/// cut it short with a second SIGTERM). Where the file `status` (the command's `ID.s`) holds
+/// its status, the command has ended and nothing is signalled: words given long ago must not
+/// reach another group that came to have its number (stop 51 tester t78). `kill -TERM -PGID`,
+/// not `kill -TERM -- -PGID`: dash's `kill` (Debian's /bin/sh) takes `--` for a number; whole
 /// seconds, as POSIX `sleep` takes.
-fn by_hand_stop(pgid: &str, sent: &str) -> String {
+fn by_hand_stop(pgid: &str, sent: &str, status: &str) -> String {
     format!(
-        "{{ [ -e {sent} ] || kill -TERM -{pgid} 2>/dev/null; }} && {{ i=0; while kill -0 -{pgid} 2>/dev/null && [ $i -lt {grace} ]; do sleep 1; i=$((i+1)); done; kill -KILL -{pgid} 2>/dev/null; }}",
+        "[ -s {status} ] || {{ {{ [ -e {sent} ] || kill -TERM -{pgid} 2>/dev/null; }} && {{ i=0; while kill -0 -{pgid} 2>/dev/null && [ $i -lt {grace} ]; do sleep 1; i=$((i+1)); done; kill -KILL -{pgid} 2>/dev/null; }}; }}",
         grace = STOP_GRACE.as_secs()
     )
 }
@@ -593,6 +599,31 @@ mod tests {
         // Unfinished or absent: nothing.
         assert_eq!(placement(b"\x1etether-sup:4242:/tmp/x"), None);
         assert_eq!(placement(b"Welcome\n"), None);
+    }
+
+    /// The words that stop a command by hand signal nothing once its status is written: the
+    /// command ended, and its group's number may be another's by now (stop 51 tester t78).
+    #[test]
+    fn the_words_that_stop_by_hand_leave_a_group_alone_once_the_status_is_written() {
+        use std::process::{Command, Stdio};
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path().join("1a-2b-0");
+        std::fs::write(spool.with_extension("s"), "0\n").unwrap();
+        let mut group = Command::new("setsid")
+            .args(["sleep", "30"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let words = stop_by_group(&group.id().to_string(), &spool.display().to_string());
+        assert!(Command::new("sh")
+            .args(["-c", &words])
+            .status()
+            .unwrap()
+            .success());
+        assert!(group.try_wait().unwrap().is_none(), "{words}");
+        assert!(!spool.with_extension("s").exists(), "{words}");
+        group.kill().unwrap();
+        group.wait().unwrap();
     }
 
     /// The words that stop a command by hand send no second SIGTERM where its stop's mark

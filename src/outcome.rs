@@ -41,7 +41,7 @@ pub fn failure_text(host: &str, command: &str, result: &Result<ExecOutput, SshEr
                     .took(out.duration)
                     .text(&format!(" with {}", out.status)),
             };
-            push_tail(&mut text, &out.stderr);
+            push_tail(&mut text, &out.stderr, out.stderr_cut);
             text
         }
     }
@@ -294,6 +294,7 @@ mod tests {
                 status,
                 stdout: Vec::new(),
                 stderr: Vec::new(),
+                stderr_cut: 0,
                 duration: std::time::Duration::from_millis(5),
             };
             failure_text("web1", "make", &Ok(out)).to_string()

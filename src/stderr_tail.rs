@@ -15,22 +15,44 @@ pub const TAIL_LINE_CHARS: usize = 500;
 /// the streamed lines show them (stop 50 tester t72: U+FFFD for each, two hosts' tails that
 /// differ there folded into one failure).
 pub fn stderr_tail(stderr: &[u8], n: usize) -> Vec<String> {
+    tail_after(stderr, n, 0)
+}
+
+/// [`stderr_tail`] of the last bytes of a stream, `cut` bytes before them not kept (`tether
+/// run` keeps a stream's last 64 KiB): the first line, whose start may be among those, begins
+/// with `…`, and what it says it left out counts them (stop 51 tester t78: a line of 3 MB said
+/// `… (65036 more bytes)`).
+pub fn tail_after(stderr: &[u8], n: usize, cut: u64) -> Vec<String> {
     let text = crate::chars::shown(stderr);
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines: Vec<(usize, &str)> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .collect();
     lines[lines.len().saturating_sub(n)..]
         .iter()
-        .map(|l| match l.char_indices().nth(TAIL_LINE_CHARS) {
-            Some((at, _)) => format!("{}… ({} more bytes)", &l[..at], l.len() - at),
-            None => l.to_string(),
+        .map(|&(i, l)| {
+            let before = if i == 0 { cut } else { 0 };
+            let start = if before > 0 { "…" } else { "" };
+            match l.char_indices().nth(TAIL_LINE_CHARS) {
+                Some((at, _)) => format!(
+                    "{start}{}… ({} more bytes)",
+                    &l[..at],
+                    before + (l.len() - at) as u64
+                ),
+                None if before > 0 => format!("{start}{l} ({before} more bytes)"),
+                None => l.to_string(),
+            }
         })
         .collect()
 }
 
 /// Appends the last [`STDERR_TAIL`] lines of `stderr` to the failure `text`, as every failed
 /// command's text shows them (`\n  stderr (last lines):\n    LINE`...); nothing where it wrote
-/// none: a command that failed and one that timed out alike.
-pub fn push_tail(text: &mut HostText, stderr: &[u8]) {
-    let tail = stderr_tail(stderr, STDERR_TAIL);
+/// none: a command that failed and one that timed out alike; `cut` bytes before `stderr` were
+/// not kept (see [`tail_after`]).
+pub fn push_tail(text: &mut HostText, stderr: &[u8], cut: u64) {
+    let tail = tail_after(stderr, STDERR_TAIL, cut);
     if !tail.is_empty() {
         text.push_str("\n  stderr (last lines):");
         for l in tail {
@@ -58,5 +80,25 @@ mod tests {
         );
         assert_eq!(tail[1], "last");
         assert_eq!(stderr_tail(b"a\nb\n", 5), ["a", "b"]);
+    }
+
+    /// Bytes before the tail that were not kept count for its first line, which may have
+    /// begun among them (stop 51 tester t78: `(65036 more bytes)` for 3 MB left out).
+    #[test]
+    fn a_line_whose_start_was_not_kept_says_so() {
+        let long = "x".repeat(1000);
+        assert_eq!(
+            tail_after(format!("{long}\nlast\n").as_bytes(), 2, 2_999_000),
+            [
+                format!("…{}… (2999500 more bytes)", "x".repeat(TAIL_LINE_CHARS)),
+                "last".to_string()
+            ]
+        );
+        assert_eq!(
+            tail_after(b"end\nlast\n", 5, 7),
+            ["…end (7 more bytes)", "last"]
+        );
+        // The first line out of the tail: nothing to say.
+        assert_eq!(tail_after(b"end\nlast\n", 1, 7), ["last"]);
     }
 }

@@ -1286,3 +1286,28 @@ fn a_command_that_timed_out_shows_the_tail_of_its_stderr() {
             .stderr_lacks("stderr (last lines)");
     }
 }
+
+/// A failure's tail counts every byte it leaves out of a line, those `tether run` did not keep
+/// (it keeps a stream's last 64 KiB) included, and marks a line whose start it did not keep
+/// (stop 51 tester t78: a line of 3 MB said `… (65036 more bytes)` after exit 1, and `(74965
+/// more bytes)` after a timeout).
+#[test]
+fn a_tail_counts_the_bytes_tether_run_did_not_keep() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let line = "head -c 3000000 /dev/zero | tr '\\0' x >&2; echo >&2";
+    for (timeout, end) in [(None, "exit 1"), (Some("2s"), "sleep 30")] {
+        let mut args = vec!["run", "--hosts", "host1"];
+        if let Some(t) = timeout {
+            args.extend(["--timeout", t]);
+        }
+        let out = Tether::new()
+            .ssh_config(&lab.ssh_config())
+            .args(&args)
+            .args(&["--", &format!("{line}; echo last >&2; {end}")])
+            .run();
+        out.status(1).stderr_contains(&format!(
+            "  stderr (last lines):\n    …{}… (2999500 more bytes)\n    last\n",
+            "x".repeat(500)
+        ));
+    }
+}

@@ -42,6 +42,7 @@ impl DryRun {
             status: ExitStatus::Code(0),
             stdout: Vec::new(),
             stderr: Vec::new(),
+            stderr_cut: 0,
             duration: Duration::ZERO,
         }
     }

@@ -309,8 +309,11 @@ pub enum SshError {
         command: String,
         /// The deadline.
         timeout: Duration,
-        /// What the command wrote on stderr by then, whose last lines its failure shows.
+        /// What the command wrote on stderr by then (its last bytes), whose last lines its
+        /// failure shows.
         stderr: Vec<u8>,
+        /// How many bytes of stderr came before `stderr` and were not kept.
+        stderr_cut: u64,
     },
     /// The host could not be reached through its jump host (ProxyJump): the jump host is
     /// unreachable, or it could not open a connection to the host.
@@ -418,6 +421,7 @@ impl SshError {
                 command,
                 timeout,
                 stderr,
+                stderr_cut,
             } => {
                 let mut text = HostText::new()
                     .text(&format!("`{}` on ", crate::chars::command_named(command)))
@@ -428,7 +432,7 @@ impl SshError {
                     ));
                 // As a failed command's (stop 51 tester t76: a command that said why it
                 // hung, then timed out, showed none of it).
-                crate::stderr_tail::push_tail(&mut text, stderr);
+                crate::stderr_tail::push_tail(&mut text, stderr, *stderr_cut);
                 text
             }
             SshError::CommandStopped {

@@ -3,6 +3,7 @@
 
 use super::frames::{Key, StderrFilter};
 use super::options::{Drain, ExecOptions};
+use super::outcome::KeptStderr;
 use super::preamble::StartFilter;
 use crate::chars::shown;
 use crate::event::Stream;
@@ -232,6 +233,14 @@ impl Incoming {
         let stream = self.stream;
         self.lines.push(shown, |l, end| on_line(stream, l, end));
         Ok(())
+    }
+
+    /// The bytes kept, and how many before them were not (see [`KeptStderr`]).
+    pub(super) fn kept_stderr(&self) -> KeptStderr {
+        KeptStderr {
+            bytes: self.bytes.clone(),
+            cut: self.kept.saturating_sub(self.bytes.len() as u64),
+        }
     }
 
     /// At end of stream: the rest goes out (but for the last partial line); the status from

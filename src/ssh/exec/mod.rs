@@ -55,7 +55,7 @@ pub use crate::chars::shown;
 pub use incoming::LineEnd;
 pub use options::{Drain, Echo, ExecOptions, Source, CHUNK, OPEN_TIMEOUT, PTY_TERM};
 pub use outcome::{
-    finished_event, ExecError, ExecOutput, ExitStatus, Reached, RemoteStop, StopFailed,
+    finished_event, ExecError, ExecOutput, ExitStatus, KeptStderr, Reached, RemoteStop, StopFailed,
 };
 pub use preamble::Preamble;
 pub use run::{

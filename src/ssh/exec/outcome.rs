@@ -88,6 +88,15 @@ impl std::fmt::Display for ExitStatus {
     }
 }
 
+/// The last bytes a command wrote on stderr, as kept ([`ExecOptions::keep`](super::ExecOptions::keep)).
+#[derive(Debug, Clone, Default)]
+pub struct KeptStderr {
+    /// The bytes.
+    pub bytes: Vec<u8>,
+    /// How many bytes came before them and were not kept.
+    pub cut: u64,
+}
+
 /// What a finished command produced.
 #[derive(Debug, Clone)]
 pub struct ExecOutput {
@@ -97,8 +106,10 @@ pub struct ExecOutput {
     /// [`Preamble`](super::Preamble)).
     pub stdout: Vec<u8>,
     /// Everything it wrote to stderr (the status marker and the login shell's preamble
-    /// removed).
+    /// removed), or its last bytes ([`ExecOptions::keep`](super::ExecOptions::keep)).
     pub stderr: Vec<u8>,
+    /// How many bytes of stderr came before [`stderr`](Self::stderr) and were not kept.
+    pub stderr_cut: u64,
     /// Wall time from channel open to close.
     pub duration: Duration,
 }
@@ -115,7 +126,7 @@ pub enum ExecError {
     /// [`ExecError::Stopped`], and abandoned; with what it wrote on stderr by then (its
     /// clean-up on SIGTERM included), whose last lines its failure shows, as a failed
     /// command's.
-    Deadline(Duration, Option<RemoteStop>, Vec<u8>),
+    Deadline(Duration, Option<RemoteStop>, KeptStderr),
     /// A command was stopped through [`ExecOptions::stop`](super::ExecOptions::stop) after this
     /// long, with what stopping it on the host did: a supervised command's or a PTY command's
     /// process group was signalled; `None` where only its channel was closed (a transfer, or a
@@ -160,9 +171,9 @@ impl ExecError {
     }
 
     /// This error, when it is a deadline, with what the command wrote on stderr by then.
-    pub(super) fn with_stderr(self, stderr: &[u8]) -> ExecError {
+    pub(super) fn with_stderr(self, stderr: KeptStderr) -> ExecError {
         match self {
-            ExecError::Deadline(d, stop, _) => ExecError::Deadline(d, stop, stderr.to_vec()),
+            ExecError::Deadline(d, stop, _) => ExecError::Deadline(d, stop, stderr),
             other => other,
         }
     }
@@ -338,6 +349,7 @@ mod tests {
                 status,
                 stdout: Vec::new(),
                 stderr: Vec::new(),
+                stderr_cut: 0,
                 duration: Duration::ZERO,
             })
         };
@@ -372,6 +384,7 @@ mod tests {
                     command: command(),
                     timeout: Duration::ZERO,
                     stderr: Vec::new(),
+                    stderr_cut: 0,
                 }),
                 CommandOutcome::TimedOut,
             ),

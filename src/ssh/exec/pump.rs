@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::incoming::{direct_reason, Incoming, LineEnd, Streams};
 use super::options::{ExecOptions, CHUNK};
-use super::outcome::ExecError;
+use super::outcome::{ExecError, KeptStderr};
 use super::pty_stop;
 use crate::event::Stream;
 use crate::ssh::connect::{Connection, WaitError};
@@ -168,7 +168,11 @@ pub(super) fn pump(
         let now = Instant::now();
         if deadline.is_some_and(|d| now >= d) {
             // The caller closes the channel (after stopping a supervised command).
-            return Err(ExecError::Deadline(started.elapsed(), None, Vec::new()));
+            return Err(ExecError::Deadline(
+                started.elapsed(),
+                None,
+                KeptStderr::default(),
+            ));
         }
         // Held back, the streams were not read: whether they ended is not known.
         if !held_back && open_streams == 0 && channel.eof() {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::frames::{Key, StderrFilter};
 use super::incoming::{crlf_to_lf, direct_reason, LineEnd, Streams};
 use super::options::{open_timeout, ExecOptions, OPEN_TIMEOUT, PTY_TERM};
-use super::outcome::{ExecError, ExecOutput, ExitStatus, RemoteStop, StopFailed};
+use super::outcome::{ExecError, ExecOutput, ExitStatus, KeptStderr, RemoteStop, StopFailed};
 use super::preamble::{Preamble, StartFilter};
 use super::pty_stop;
 use super::pump::{close_now, drain, pump};
@@ -97,7 +97,9 @@ pub fn run_reporting(
     let path = match stage(conn, command, opts, id.as_deref(), tag.as_str()) {
         Ok(path) => path,
         Err(ExecError::Deadline(..)) => {
-            return Err(never(conn, |d, s| ExecError::Deadline(d, s, Vec::new())))
+            return Err(never(conn, |d, s| {
+                ExecError::Deadline(d, s, KeptStderr::default())
+            }))
         }
         // Lost before the command's own exec was sent: it has not started. Settled as any
         // command lost before its start marker (see `settle`): its claim on the new session
@@ -115,7 +117,9 @@ pub fn run_reporting(
         return Err(never(conn, ExecError::Stopped));
     }
     if opts.timeout.is_some_and(|t| started.elapsed() >= t) {
-        return Err(never(conn, |d, s| ExecError::Deadline(d, s, Vec::new())));
+        return Err(never(conn, |d, s| {
+            ExecError::Deadline(d, s, KeptStderr::default())
+        }));
     }
     if let Some(s) = sup.as_deref_mut() {
         s.staged = Some(path.clone());
@@ -608,7 +612,7 @@ pub(super) fn run_wrapped(
                 (&stopped, sup.as_deref_mut())
             {
                 if streams.supervised() && streams.stdin_done && direct.is_none() {
-                    let e = e.with_stderr(&streams.err.bytes);
+                    let e = e.with_stderr(streams.err.kept_stderr());
                     sup.streams = Some(streams);
                     return Err(e.with_stop(stopped.map(|r| RemoteStop::of(r, pty_group))));
                 }
@@ -640,7 +644,7 @@ pub(super) fn run_wrapped(
                 }
                 return Err(e
                     .with_stop(stopped.map(|r| RemoteStop::of(r, pty_group)))
-                    .with_stderr(&streams.err.bytes));
+                    .with_stderr(streams.err.kept_stderr()));
             }
         }
         Err(e) => return Err(e),
@@ -699,6 +703,7 @@ pub(super) fn run_wrapped(
     let Streams {
         mut out, mut err, ..
     } = streams;
+    let stderr_cut = err.kept_stderr().cut;
     let (mut stdout, stderr) = (out.bytes, err.bytes);
     let began = out.start.open;
     preamble.stdout = out.start.preamble;
@@ -746,6 +751,7 @@ pub(super) fn run_wrapped(
         status,
         stdout,
         stderr,
+        stderr_cut,
         duration: started.elapsed(),
     })
 }

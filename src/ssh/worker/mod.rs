@@ -549,7 +549,8 @@ impl WorkerState {
                 host: self.owner.name.to_string(),
                 command: command.to_string(),
                 timeout: timeout.unwrap_or_default(),
-                stderr,
+                stderr: stderr.bytes,
+                stderr_cut: stderr.cut,
             }),
             // Counted from the command's real start (it may have been re-attached to).
             (None, Err(ExecError::Stopped(_, stopped))) => Err(SshError::CommandStopped {

@@ -235,11 +235,16 @@ impl Incoming {
         Ok(())
     }
 
+    /// How many of the stream's bytes came before those `bytes` holds and were not kept.
+    pub(super) fn cut(&self) -> u64 {
+        self.kept.saturating_sub(self.bytes.len() as u64)
+    }
+
     /// The bytes kept, and how many before them were not (see [`KeptStderr`]).
     pub(super) fn kept_stderr(&self) -> KeptStderr {
         KeptStderr {
             bytes: self.bytes.clone(),
-            cut: self.kept.saturating_sub(self.bytes.len() as u64),
+            cut: self.cut(),
         }
     }
 

@@ -703,7 +703,7 @@ pub(super) fn run_wrapped(
     let Streams {
         mut out, mut err, ..
     } = streams;
-    let stderr_cut = err.kept_stderr().cut;
+    let stderr_cut = err.cut();
     let (mut stdout, stderr) = (out.bytes, err.bytes);
     let began = out.start.open;
     preamble.stdout = out.start.preamble;

@@ -38,6 +38,7 @@ mod shell;
 mod shells;
 mod ssh_config;
 mod ssh_env;
+mod standby;
 mod sudo;
 mod supervisor;
 mod timeline;

@@ -34,6 +34,8 @@ pub struct Connection {
     /// Environment variables this session's server refused (see `env.rs`): a refusal will
     /// not change within a session, so each is asked once.
     pub refused_env: std::cell::RefCell<std::collections::HashSet<String>>,
+    /// The exec opened ahead for the session's next supervised command (see `standby.rs`).
+    pub standby: std::cell::RefCell<super::standby::Slot>,
 }
 
 /// A non-blocking libssh2 operation that did not finish.
@@ -479,6 +481,7 @@ pub fn connect_over<S: AsRawFd + 'static>(
         setup_time: started.elapsed(),
         guard: None,
         refused_env: Default::default(),
+        standby: Default::default(),
     })
 }
 

@@ -26,6 +26,7 @@ pub mod proxy_command;
 pub mod reconnect;
 pub mod route;
 pub mod signature;
+pub mod standby;
 pub mod supervisor;
 pub mod tcp_ack;
 pub mod wire;

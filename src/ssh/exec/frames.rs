@@ -29,6 +29,11 @@ impl Key {
         &self.0
     }
 
+    /// A key made earlier (by [`Key::new`]), kept as its word.
+    pub(super) fn kept(word: String) -> Key {
+        Key(word)
+    }
+
     #[cfg(test)]
     pub(super) fn fixed(key: &str) -> Key {
         Key(key.to_string())

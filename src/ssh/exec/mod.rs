@@ -48,6 +48,7 @@ mod preamble;
 mod pty_stop;
 mod pump;
 mod run;
+mod standby;
 mod supervision;
 mod wrap;
 
@@ -62,6 +63,7 @@ pub use run::{
     clean_supervised, resume, run, run_reporting, settle, stop_pty_group, stop_supervised,
     stop_supervised_group, Lost,
 };
+pub use standby::{close_standby, standby_left};
 pub use supervision::Supervision;
 pub use wrap::wrap;
 

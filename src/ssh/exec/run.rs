@@ -11,8 +11,9 @@ use super::outcome::{ExecError, ExecOutput, ExitStatus, KeptStderr, RemoteStop, 
 use super::preamble::{Preamble, StartFilter};
 use super::pty_stop;
 use super::pump::{close_now, drain, pump};
+use super::standby::{self, Standby};
 use super::supervision::Supervision;
-use super::wrap::{start_markers, wrap_for, wrap_script, MAX_EXEC};
+use super::wrap::{standby_line, start_markers, wrap_for, wrap_script, MAX_EXEC};
 use crate::command::quote;
 use crate::event::Stream;
 use crate::ssh::connect::{would_block, Connection, OpenError, WaitError, REFUSED_GRACE};
@@ -72,7 +73,22 @@ pub fn run_reporting(
     let key = Key::new();
     let wrapped = wrap_for(command, opts.pty, supervised, &key);
     if wrapped.len() <= MAX_EXEC {
-        return run_wrapped(conn, &wrapped, &key, opts, on_line, preamble, sup);
+        let Some(s) = sup else {
+            return run_wrapped(conn, &wrapped, &key, opts, on_line, preamble, sup);
+        };
+        // The command's own `sh -c` takes its text as one argument: a standby runs one that
+        // its exec request would carry (a longer one is staged, below, and run from its file).
+        if let Some(standby) = standby::take(conn, opts) {
+            return run_on_standby(conn, standby, command, opts, on_line, preamble, s);
+        }
+        let mut sup = Some(s);
+        let (channel, agent) = launch(conn, &wrapped, &key, opts, sup.as_deref_mut())?;
+        standby::open_next(conn, opts);
+        let out = follow(
+            conn, channel, agent, &key, opts, on_line, preamble, sup, started,
+        );
+        standby::waiting_from_now(conn);
+        return out;
     }
     let id = sup.as_ref().map(|s| s.id.clone());
     let tag = Key::new();
@@ -155,6 +171,69 @@ pub fn run_reporting(
     })?;
     out.duration = started.elapsed();
     Ok(out)
+}
+
+/// Runs `command` under the supervisor on `standby` (see `standby.rs`) as [`run_reporting`]
+/// would on a new channel (`sup` takes the standby's id), and opens the next standby. A
+/// standby that ended before the command's start marker came (its login shell exited, or the
+/// server closed it as the command was written) may or may not have read the command: its
+/// claim (see [`settle`]) tells, and the command is run on a new channel where it never
+/// started, or followed where it did; that connection opens no standby again.
+fn run_on_standby(
+    conn: &Connection,
+    standby: Standby,
+    command: &str,
+    opts: &ExecOptions,
+    on_line: &mut dyn FnMut(Stream, &str, LineEnd),
+    preamble: &mut Preamble,
+    sup: &mut Supervision,
+) -> Result<ExecOutput, ExecError> {
+    let started = Instant::now();
+    let Standby {
+        channel, key, id, ..
+    } = standby;
+    let key = Key::kept(key);
+    sup.id = id;
+    // Naps of 0.2 s (see `wrap::boot`), rounded up.
+    let naps = sup.spool_wait.as_millis().div_ceil(200) as u64;
+    let mut input = standby_line(command, &sup.done, naps);
+    input.extend_from_slice(opts.stdin.as_deref().unwrap_or_default());
+    let fed = ExecOptions {
+        stdin: Some(input),
+        ..opts.clone()
+    };
+    standby::open_next(conn, opts);
+    let out = follow(
+        conn,
+        channel,
+        None,
+        &key,
+        &fed,
+        on_line,
+        preamble,
+        Some(&mut *sup),
+        started,
+    );
+    standby::waiting_from_now(conn);
+    let out = out?;
+    if !matches!(
+        out.status,
+        ExitStatus::MissingBeforeStart | ExitStatus::ShellEnded(_)
+    ) {
+        return Ok(out);
+    }
+    standby::close_standby(conn);
+    conn.standby.borrow_mut().off = true;
+    let mut streams = Streams::new(&fed, &key);
+    // With no stdin of its own, a command that started has all of it (its end).
+    streams.stdin_done =
+        opts.stdin.as_deref().unwrap_or_default().is_empty() && opts.stdin_from.is_none();
+    sup.pending = true;
+    sup.streams = Some(streams);
+    match settle(conn, sup)? {
+        Lost::NeverStarted => run_reporting(conn, command, opts, on_line, preamble, Some(sup)),
+        Lost::Running => resume(conn, sup, opts, on_line, preamble),
+    }
 }
 
 /// What became of the supervised command of `sup`, lost with its connection, as a new session
@@ -445,7 +524,23 @@ pub(super) fn run_wrapped(
     mut sup: Option<&mut Supervision>,
 ) -> Result<ExecOutput, ExecError> {
     let started = Instant::now();
-    let open_until = started + opts.open_within.unwrap_or_else(open_timeout);
+    let (channel, agent) = launch(conn, wrapped, key, opts, sup.as_deref_mut())?;
+    follow(
+        conn, channel, agent, key, opts, on_line, preamble, sup, started,
+    )
+}
+
+/// Opens a channel of `conn` and sends it the exec request string `wrapped` (a PTY, agent
+/// forwarding and the environment first, as `opts` asks); a request that may have reached the
+/// host leaves `sup` to be settled (see [`settle`]).
+fn launch(
+    conn: &Connection,
+    wrapped: &str,
+    key: &Key,
+    opts: &ExecOptions,
+    sup: Option<&mut Supervision>,
+) -> Result<(ssh2::Channel, Option<crate::ssh::agent::Forwarder>), ExecError> {
+    let open_until = Instant::now() + opts.open_within.unwrap_or_else(open_timeout);
     let mut channel = conn
         .open_session(open_until, REFUSED_GRACE)
         .map_err(|e| match e {
@@ -456,7 +551,7 @@ pub(super) fn run_wrapped(
         let term = opts.env.term().unwrap_or(PTY_TERM);
         request_pty(conn, &mut channel, open_until, term, opts.stdin.is_none())?;
     }
-    let mut agent = match &opts.forward_agent {
+    let agent = match &opts.forward_agent {
         Some(socket) => Some(
             crate::ssh::agent::start(conn, &mut channel, open_until, socket.clone())
                 .map_err(ExecError::Refused)?,
@@ -506,6 +601,23 @@ pub(super) fn run_wrapped(
         }
         return Err(lost("exec request failed", e));
     }
+    Ok((channel, agent))
+}
+
+/// Follows the command on `channel` (its exec request sent at `started`) to its end: its
+/// stdin fed, both streams read and shown, a stop or deadline carried out, its status.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn follow(
+    conn: &Connection,
+    mut channel: ssh2::Channel,
+    mut agent: Option<crate::ssh::agent::Forwarder>,
+    key: &Key,
+    opts: &ExecOptions,
+    on_line: &mut dyn FnMut(Stream, &str, LineEnd),
+    preamble: &mut Preamble,
+    mut sup: Option<&mut Supervision>,
+    started: Instant,
+) -> Result<ExecOutput, ExecError> {
     let mut streams = match sup.as_deref_mut().and_then(|s| s.streams.take()) {
         // A resume: a new login shell's preamble, and no held bytes that might have been a
         // frame (the spool files have every byte of the command's).
@@ -559,6 +671,8 @@ pub(super) fn run_wrapped(
             return Err(ExecError::Lost(reason));
         }
         Err(e @ (ExecError::Stopped(..) | ExecError::Deadline(..))) => {
+            // Its channel slot goes to the stop's exec (a server's `MaxSessions`).
+            standby::close_standby(conn);
             let group = (opts.pty && streams.out.start.open)
                 .then(|| pty_stop::group(&streams.out.start.preamble, key))
                 .flatten();
@@ -659,7 +773,7 @@ pub(super) fn run_wrapped(
     let marker = err_marker.or(out_marker);
     let close_until = Instant::now() + OPEN_TIMEOUT;
     conn.retry(close_until, || channel.wait_close())
-        .map_err(|e| lost("waiting for the channel to close failed", e))?;
+        .map_err(|e| ExecError::Lost(format!("waiting for the channel to close failed: {e}")))?;
     let signal = channel
         .exit_signal()
         .ok()

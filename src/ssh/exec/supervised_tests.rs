@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::frames::{Key, StderrFilter};
 use super::incoming::direct_reason;
 use super::preamble::StartFilter;
-use super::wrap::{start_markers, wrap_for, wrap_script, MAX_WORD};
+use super::wrap::{standby_line, start_markers, wrap_for, wrap_script, wrap_standby, MAX_WORD};
 
 /// The frame key of these tests' execs.
 fn key() -> Key {
@@ -87,6 +87,55 @@ fn the_supervisor_runs_the_command_and_removes_its_directory() {
         while dir.exists() || tmp.path().join("tether-someone/id5.o").exists() {
             assert!(std::time::Instant::now() < deadline, "{shell}: not removed");
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A standby reads its command from the first line of its stdin and runs it as a command
+/// given in its arguments runs (the rest of stdin is the command's, every kind of quote and a
+/// newline come through); removes the directories it is told to; one whose stdin ends before
+/// a whole line runs nothing and writes no file, under every login shell.
+#[test]
+fn a_standby_runs_the_command_of_its_first_line_and_nothing_without_one() {
+    let command = "read -r l; printf '%s|' \"[$l] $# $0\" \"it's\" '$HOME' 'a\\b' `echo bt`\necho warn >&2; exit 3";
+    for shell in [
+        "/bin/sh",
+        "/bin/bash",
+        "/bin/dash",
+        "/usr/bin/fish",
+        "/bin/tcsh",
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let wrapped = wrap_standby("sb1", &key());
+        assert!(wrapped.split(' ').all(|w| w.len() <= MAX_WORD));
+        let mut stdin = standby_line(command, &["old1".to_string()], 300);
+        stdin.extend_from_slice(b"in\n");
+        std::fs::create_dir_all(tmp.path().join("tether-someone")).unwrap();
+        std::fs::write(tmp.path().join("tether-someone/old1.s"), "0\n").unwrap();
+        let (stdout, stderr, code) = as_sshd_tmp(shell, &wrapped, &stdin, tmp.path());
+        let (out, err, marker, preamble) = read(&stdout, &stderr);
+        assert_eq!(out, "[in] 0 sh|it's|$HOME|a\\b|bt|", "{shell}");
+        assert_eq!(err, "warn\n", "{shell}");
+        assert_eq!((marker, code), (Some(3), Some(3)), "{shell}");
+        assert!(direct_reason(&preamble, &key()).is_none(), "{shell}");
+        assert!(tmp.path().join("tether-someone/sb1.o").exists(), "{shell}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while tmp.path().join("tether-someone/old1.s").exists() {
+            assert!(std::time::Instant::now() < deadline, "{shell}: not removed");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Closed unused, or cut mid-line: nothing runs, nothing is claimed.
+        for input in [&b""[..], b"300:touch ran"] {
+            let wrapped = wrap_standby("sb2", &key());
+            let (stdout, stderr, code) = as_sshd_tmp(shell, &wrapped, input, tmp.path());
+            assert_eq!((stdout.as_slice(), code), (&b""[..], Some(0)), "{shell}");
+            assert!(stderr.is_empty(), "{shell}: {stderr:?}");
+            let left: Vec<_> = std::fs::read_dir(tmp.path().join("tether-someone"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .filter(|n| n.starts_with("sb2"))
+                .collect();
+            assert!(left.is_empty(), "{shell}: {left:?}");
         }
     }
 }

@@ -20,11 +20,13 @@ pub(super) const MAX_WORD: usize = 4000;
 /// login shell sees them outside its quotes (see [`shell_word`]).
 ///
 /// The first argument is the command's frame key (see `frames.rs`). With `supervised` (never
-/// with `pty`) the second is the command's id, followed by the ids of directories to remove
-/// (space-separated), the third how many naps of 0.2 s its spool writers wait for a reader
-/// that gets no further (see `supervisor::spool_writer`), and the command runs under the
-/// supervisor (see `supervisor.rs`).
-pub(super) fn boot(pty: bool, supervised: bool) -> String {
+/// with `pty`) the command runs under the supervisor (see `supervisor.rs`): with
+/// [`Supervised::Now`] the second argument is the command's id, followed by the ids of
+/// directories to remove (space-separated), the third how many naps of 0.2 s its spool writers
+/// wait for a reader that gets no further (see `supervisor::spool_writer`); with
+/// [`Supervised::Standby`] the second is the command's id, and the rest comes on stdin, as one
+/// [`standby_line`], once the supervisor has made ready (see `standby.rs`).
+pub(super) fn boot(pty: bool, supervised: Option<Supervised>) -> String {
     let start = r#"printf "\036tether-start\036""#;
     let start_err = if pty {
         String::new()
@@ -32,11 +34,28 @@ pub(super) fn boot(pty: bool, supervised: bool) -> String {
         format!(" {start} >&2;")
     };
     let decode = r#"_tether_ifs=$IFS; _tether_nl=${_tether_ifs#??}; IFS=; eval "_tether_cmd=\"$*\""; IFS=$_tether_ifs; unset _tether_ifs _tether_nl; set --;"#;
-    if supervised {
-        return format!(
-            r#"_tether_key=$1; _tether_id=${{2%% *}}; _tether_done=${{2#"$_tether_id"}}; _tether_wn=$3; shift 3; {decode} {}"#,
-            crate::ssh::supervisor::boot(&format!("{start};{start_err}"))
-        );
+    let markers = format!("{start};{start_err}");
+    match supervised {
+        Some(Supervised::Now) => {
+            return format!(
+                r#"_tether_key=$1; _tether_id=${{2%% *}}; _tether_done=${{2#"$_tether_id"}}; _tether_wn=$3; shift 3; {decode} {}"#,
+                crate::ssh::supervisor::boot(&markers, "")
+            )
+        }
+        // A stdin that ends before a whole line (the standby closed unused, its connection
+        // lost) runs nothing: nothing was claimed or written yet.
+        Some(Supervised::Standby) => {
+            return format!(
+                r#"_tether_key=$1; _tether_id=$2; shift 2; {}"#,
+                crate::ssh::supervisor::boot(
+                    &markers,
+                    &format!(
+                        r#"IFS= read -r _tether_line || exit 0; _tether_h=${{_tether_line%%:*}}; set -- "${{_tether_line#*:}}"; _tether_wn=${{_tether_h%% *}}; _tether_done=${{_tether_h#"$_tether_wn"}}; unset _tether_line _tether_h; {decode}"#
+                    )
+                )
+            )
+        }
+        None => {}
     }
     // On a PTY the exec's sh says its process group, so that a stop reaches the command, and
     // outlives the stop's SIGTERM: its own stderr goes nowhere from then on (its word on the
@@ -117,19 +136,20 @@ pub(super) fn word_cost(c: char) -> usize {
 /// `command` escaped as the inside of a double-quoted sh string, in pieces that each make a
 /// [`shell_word`] of at most [`MAX_WORD`] bytes (no escape is split).
 pub(super) fn command_words(command: &str) -> Vec<String> {
-    chunks(
-        command.chars().map(|c| -> std::borrow::Cow<str> {
-            match c {
-                '\n' => "${_tether_nl}".into(),
-                '\\' | '$' | '`' | '"' => format!("\\{c}").into(),
-                _ => c.to_string().into(),
-            }
-        }),
-        MAX_WORD,
-    )
-    .iter()
-    .map(|chunk| shell_word(chunk))
-    .collect()
+    chunks(command.chars().map(escaped), MAX_WORD)
+        .iter()
+        .map(|chunk| shell_word(chunk))
+        .collect()
+}
+
+/// `c` as the inside of a double-quoted sh string writes it, a newline as `${_tether_nl}` (sh's
+/// default `IFS` holds one: see [`boot`]).
+fn escaped(c: char) -> std::borrow::Cow<'static, str> {
+    match c {
+        '\n' => "${_tether_nl}".into(),
+        '\\' | '$' | '`' | '"' => format!("\\{c}").into(),
+        _ => c.to_string().into(),
+    }
 }
 
 /// `pieces` joined, in chunks that each make a [`shell_word`] of at most `limit` bytes (no
@@ -173,8 +193,8 @@ pub(super) fn wrap_for(
     key: &Key,
 ) -> String {
     let mut out = match supervised {
-        Some(_) => supervised_boot().to_string(),
-        None => format!("exec /bin/sh -c {} sh", shell_word(&boot(pty, false))),
+        Some(_) => supervised_boot(Supervised::Now).to_string(),
+        None => format!("exec /bin/sh -c {} sh", shell_word(&boot(pty, None))),
     };
     out.push(' ');
     out.push_str(&shell_word(key.as_str()));
@@ -191,16 +211,57 @@ pub(super) fn wrap_for(
     out
 }
 
+/// The exec request string of a standby (see `standby.rs`): the supervised [`boot`] for the
+/// command `id`, whose frames carry `key`, which reads the command from stdin.
+pub(super) fn wrap_standby(id: &str, key: &Key) -> String {
+    format!(
+        "{} {} {}",
+        supervised_boot(Supervised::Standby),
+        shell_word(key.as_str()),
+        shell_word(id)
+    )
+}
+
+/// The line a standby reads on stdin (see [`boot`]): how many naps its spool writers wait for
+/// a reader, the ids of directories to remove (each after a space), `:`, and `command` escaped
+/// as the inside of a double-quoted sh string (a newline as `${_tether_nl}`), then a newline.
+pub(super) fn standby_line(command: &str, done: &[String], naps: u64) -> Vec<u8> {
+    let mut line = naps.to_string();
+    for id in done {
+        line.push(' ');
+        line.push_str(id);
+    }
+    line.push(':');
+    line.extend(command.chars().map(escaped));
+    line.push('\n');
+    line.into_bytes()
+}
+
+/// How a command runs under the supervisor: its exec's sh given the command now, in its
+/// arguments, or as a standby that reads it from stdin (see `standby.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Supervised {
+    Now,
+    Standby,
+}
+
 /// `exec /bin/sh -c 'eval "${1}${2}..."' sh 'PART'...`: the supervised [`boot`], too long for
 /// one word bsd-csh reads (it refuses one of about 8 KB), in words of at most [`MAX_WORD`]
 /// bytes that the sh joins and `eval`s, after shifting them off its arguments (the key
-/// follows them). The same for every command: made once per process.
-fn supervised_boot() -> &'static str {
-    static WORDS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    WORDS.get_or_init(|| {
+/// follows them). The same for every command: made once per process and kind.
+fn supervised_boot(kind: Supervised) -> &'static str {
+    static NOW: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static STANDBY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let words = match kind {
+        Supervised::Now => &NOW,
+        Supervised::Standby => &STANDBY,
+    };
+    words.get_or_init(|| {
         // The shift goes in front once the count is known: every chunk keeps room for it.
         let mut parts = chunks(
-            boot(false, true).chars().map(|c| c.to_string().into()),
+            boot(false, Some(kind))
+                .chars()
+                .map(|c| c.to_string().into()),
             MAX_WORD - 16,
         );
         parts[0] = format!("shift {}; {}", parts.len(), parts[0]);
@@ -228,7 +289,7 @@ mod tests {
     /// [`MAX_WORD`]: it travels in several, joined again.
     #[test]
     fn the_supervised_boot_travels_in_words_bsd_csh_reads() {
-        assert!(shell_word(&boot(false, true)).len() > MAX_WORD);
+        assert!(shell_word(&boot(false, Some(Supervised::Now))).len() > MAX_WORD);
         let wrapped = wrap_for("true", false, Some(("id", 300)), &key());
         assert!(
             wrapped.starts_with(r#"exec /bin/sh -c 'eval "${1}${2}"#),

@@ -279,6 +279,16 @@ pub(super) enum Idle {
     Due,
 }
 
+/// Whether `wake` (a job, or the end of the pool) became readable within `timeout`.
+pub(super) fn woken_within(wake: &UnixStream, timeout: Duration) -> bool {
+    let mut fds = [libc::pollfd {
+        fd: wake.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    poll_fds(&mut fds, timeout).is_ok() && fds[0].revents != 0
+}
+
 pub(super) fn drain(wake: &UnixStream) {
     let mut buf = [0u8; 64];
     while matches!((&*wake).read(&mut buf), Ok(n) if n > 0) {}

@@ -39,7 +39,7 @@ mod reattach;
 mod state;
 
 pub use idle::READ_LIMITS_AFTER;
-use idle::{drain, Idle};
+use idle::{drain, woken_within, Idle};
 use state::{Orphan, WorkerState};
 
 /// A session that could not be replaced is tried again by a command that comes at least this
@@ -252,6 +252,16 @@ impl WorkerState {
                 }
                 Err(TryRecvError::Disconnected) => break,
                 Err(TryRecvError::Empty) => {}
+            }
+            // A standby is kept for a command that comes soon (the recipe's next one), and
+            // closed before the idle session's heartbeats, which it would change, resume.
+            if let Some(left) = self.conn.as_ref().and_then(exec::standby_left) {
+                if woken_within(&wake, left) {
+                    drain(&wake);
+                } else if let Some(conn) = &self.conn {
+                    exec::close_standby(conn);
+                }
+                continue;
             }
             match self.wait_idle(&wake) {
                 Idle::Wake => drain(&wake),

@@ -241,15 +241,10 @@ pub struct GlobalArgs {
         env = "TETHER_SSH_CONFIG"
     )]
     pub ssh_config: Option<PathBuf>,
-    /// Only these hosts (comma-separated; ssh config aliases or user@host:port). The `HOSTS`
-    /// environment variable says the same when the flag is not given, as Capistrano reads it.
-    #[arg(
-        long,
-        global = true,
-        value_delimiter = ',',
-        value_name = "HOSTS",
-        env = "HOSTS"
-    )]
+    /// Only these hosts (comma-separated ssh config aliases or user@host:port, or a host set as
+    /// folded output writes one: `web[01-40,42]`). The `HOSTS` environment variable says the
+    /// same when the flag is not given, as Capistrano reads it.
+    #[arg(long, global = true, value_name = "HOSTS", env = "HOSTS")]
     pub hosts: Vec<String>,
     /// Only hosts with these roles (comma-separated; needs a recipe). The `ROLES` environment
     /// variable says the same when the flag is not given, as Capistrano reads it.
@@ -389,9 +384,18 @@ impl GlobalArgs {
         for (k, v) in &overrides {
             tether::recipe::declare::given_value(k, v).map(drop)?;
         }
+        // Each value a set of hosts, as folded output writes one (`web[01-40]`), which a
+        // printed command passes on.
+        let hosts = self
+            .hosts
+            .iter()
+            .map(|set| tether::hostset::expand(set))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("--hosts: {e}"))?
+            .concat();
         // An empty name is no role or host, for a task as for `run` (stop 42 tester t45:
         // `--roles ''` was "unknown role ``; did you mean `db`?").
-        for (flag, names) in [("--roles", &self.roles), ("--hosts", &self.hosts)] {
+        for (flag, names) in [("--roles", &self.roles), ("--hosts", &hosts)] {
             if names.iter().any(|n| n.trim().is_empty()) {
                 return Err(format!(
                     "{flag}: an empty name (`{flag} ''`, or a comma with nothing beside it, \
@@ -406,7 +410,7 @@ impl GlobalArgs {
                 .clone()
                 .unwrap_or_else(|| settings::DEFAULT_RECIPE.into()),
             ssh_config: self.ssh_config.clone(),
-            hosts: self.hosts.clone(),
+            hosts,
             roles: self.roles.clone(),
             dry_run: self.dry_run,
             verbose: self.verbose,
@@ -731,7 +735,7 @@ mod tests {
         let cli =
             Cli::try_parse_from(["tether", "run", "--hosts", "a,b", "-v", "--", "echo", "-n"])
                 .unwrap();
-        assert_eq!(cli.global.hosts, ["a", "b"]);
+        assert_eq!(cli.global.settings().unwrap().hosts, ["a", "b"]);
         assert!(cli.global.verbose);
         let Some(Command::Run(run)) = cli.command else {
             panic!("not run")
@@ -770,9 +774,8 @@ mod tests {
         assert_eq!(cli.global.settings().unwrap().jump.as_deref(), Some("x"));
         // --hosts, --roles and -s add up on one side, and are refused on both; other options
         // take their last value.
-        let cli = parse(&["tether", "hosts", "--hosts", "a", "--hosts", "b,c"]);
-        assert_eq!(cli.global.hosts, ["a", "b", "c"]);
-        assert!(cli.global.settings().is_ok());
+        let cli = parse(&["tether", "hosts", "--hosts", "a", "--hosts", "b,c[1-2]"]);
+        assert_eq!(cli.global.settings().unwrap().hosts, ["a", "b", "c1", "c2"]);
         for args in [
             &["tether", "--hosts", "a", "hosts", "--hosts", "b"][..],
             &["tether", "--roles", "a", "run", "--roles", "b", "--", "x"],

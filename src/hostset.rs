@@ -13,7 +13,7 @@ const NODESET_SYNTAX: [char; 9] = ['[', ']', '!', '&', '^', ',', ' ', '\t', '\n'
 /// `web[1,01-02,001]`), unpadded ones first, then by width; an unpadded number as wide as
 /// padded ones goes with them (`web09 web10` -> `web[09-10]`). A name with nodeset's syntax of
 /// its own (a bracket, an operator: `ssh://[::1]:22`, `a^1`) is listed in double quotes, as
-/// it is: written bare, `web[1]` would read as `web1`, and `x[1-3]` as three hosts. Groups
+/// it is (a quote and a backslash in it after a backslash, as [`expand`] reads them): written bare, `web[1]` would read as `web1`, and `x[1-3]` as three hosts. Groups
 /// are sorted by their text; the result is a comma-separated list.
 pub fn fold<S: AsRef<str>>(names: &[S]) -> String {
     // (prefix, suffix) -> (value, digits as written)
@@ -24,7 +24,10 @@ pub fn fold<S: AsRef<str>>(names: &[S]) -> String {
         // nodeset's own syntax in a name (a bracket, an operator, a separator) would read as
         // that: such a name is listed in quotes.
         if name.contains(NODESET_SYNTAX) || name.contains('"') {
-            plain.push(format!("\"{}\"", name.replace('"', "\\\"")));
+            plain.push(format!(
+                "\"{}\"",
+                name.replace('\\', "\\\\").replace('"', "\\\"")
+            ));
             continue;
         }
         match split_number(name).and_then(|(p, d, s)| Some((p, d, s, d.parse::<u64>().ok()?))) {
@@ -47,6 +50,144 @@ pub fn fold<S: AsRef<str>>(names: &[S]) -> String {
     }
     parts.sort();
     parts.join(",")
+}
+
+/// What `--hosts` takes to select `names` (which [`expand`] reads back as them), for a
+/// command tether prints: their set, [`fold`]ed, where output is `folded`, else each name as
+/// given (quoted only where it has a set's syntax of its own), joined by commas.
+pub fn selection<S: AsRef<str>>(names: &[S], folded: bool) -> String {
+    match folded {
+        true => fold(names),
+        false => names
+            .iter()
+            .map(|n| fold(std::slice::from_ref(n)))
+            .collect::<Vec<_>>()
+            .join(","),
+    }
+}
+
+/// The most names [`expand`] makes of one set.
+pub const EXPAND_MAX: usize = 100_000;
+
+/// The names of a set written as [`fold`] writes one (ClusterShell's nodeset notation, as
+/// `--hosts` takes it): comma-separated names; a bracket of numbers and ranges
+/// (`web[01-03,07]`) stands for one name per number, a range written with its first number's
+/// padding (`01-03`: `01`, `02`, `03`; `9-10`: `9`, `10`), several brackets for every
+/// combination, in order (`r[1-2]c[1-2]`: `r1c1`, `r1c2`, `r2c1`, `r2c2`); a name in double
+/// quotes is that name as written (`"web[1]"`; `\"` a quote, `\\` a backslash). A bracket that holds anything but
+/// digits, `-` and `,` is part of the name (`ssh://[::1]:2222`, as ssh takes it). An empty
+/// name between commas is kept (`""`), for the caller to refuse with its own words.
+/// Err: an unclosed bracket or quote, a quote inside a name, a range that runs backwards or
+/// whose number does not fit in 64 bits, more than [`EXPAND_MAX`] names.
+pub fn expand(text: &str) -> Result<Vec<String>, String> {
+    let mut names = Vec::new();
+    for item in split_top(text)? {
+        if let Some(quoted) = item.strip_prefix('"') {
+            // `split_top` found the closing quote: an item that goes on after it is refused.
+            let Some(inner) = quoted.strip_suffix('"') else {
+                return Err(format!("`{item}`: text after a quoted name"));
+            };
+            let mut name = String::new();
+            let mut chars = inner.chars();
+            while let Some(c) = chars.next() {
+                name.push(match c {
+                    '\\' => chars.next().unwrap_or('\\'),
+                    c => c,
+                });
+            }
+            names.push(name);
+            continue;
+        }
+        if item.contains('"') {
+            return Err(format!(
+                "`{item}`: a quote inside a name (a name with a quote, or with brackets of its own, is written whole in double quotes)"
+            ));
+        }
+        let mut made = vec![String::new()];
+        let mut rest = item;
+        while let Some(open) = rest.find('[') {
+            let Some(close) = rest[open..].find(']').map(|c| open + c) else {
+                return Err(format!("`{item}`: a `[` that is not closed"));
+            };
+            let (before, inside) = (&rest[..open], &rest[open + 1..close]);
+            let numbers = match inside
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == '-' || c == ',')
+            {
+                true => numbers(inside).map_err(|e| format!("`{item}`: {e}"))?,
+                // Not a set's bracket: the name's own.
+                false => vec![format!("[{inside}]")],
+            };
+            if made.len().saturating_mul(numbers.len()) > EXPAND_MAX {
+                return Err(format!("`{item}`: more than {EXPAND_MAX} names"));
+            }
+            made = made
+                .iter()
+                .flat_map(|m| numbers.iter().map(move |n| format!("{m}{before}{n}")))
+                .collect();
+            rest = &rest[close + 1..];
+        }
+        names.extend(made.into_iter().map(|m| m + rest));
+        if names.len() > EXPAND_MAX {
+            return Err(format!("more than {EXPAND_MAX} names"));
+        }
+    }
+    Ok(names)
+}
+
+/// `text` split at its commas outside brackets and double quotes.
+fn split_top(text: &str) -> Result<Vec<&str>, String> {
+    let (mut items, mut start, mut depth, mut quoted, mut escaped) =
+        (Vec::new(), 0, 0, false, false);
+    for (i, c) in text.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '[' if !quoted => depth += 1,
+            ']' if !quoted && depth > 0 => depth -= 1,
+            ',' if !quoted && depth == 0 => {
+                items.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if quoted {
+        return Err(format!("`{}`: a quote that is not closed", &text[start..]));
+    }
+    items.push(&text[start..]);
+    Ok(items)
+}
+
+/// The numbers of a bracket's ranges (`01-03,07`), as written with their padding.
+fn numbers(ranges: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for range in ranges.split(',') {
+        let (first, last) = range.split_once('-').unwrap_or((range, range));
+        if first.is_empty() || last.is_empty() || last.contains('-') {
+            return Err(format!(
+                "`[{ranges}]`: `{range}` is not a number or a range (`1-3`)"
+            ));
+        }
+        let value = |d: &str| {
+            d.parse::<u64>()
+                .map_err(|_| format!("`[{ranges}]`: `{d}` is too large a number"))
+        };
+        let (from, to) = (value(first)?, value(last)?);
+        if from > to {
+            return Err(format!("`[{ranges}]`: the range `{range}` runs backwards"));
+        }
+        if to - from >= EXPAND_MAX as u64 || out.len() + (to - from) as usize >= EXPAND_MAX {
+            return Err(format!("`[{ranges}]`: more than {EXPAND_MAX} names"));
+        }
+        let width = match first.len() > 1 && first.starts_with('0') {
+            true => first.len(),
+            false => 0,
+        };
+        out.extend((from..=to).map(|n| format!("{n:0width$}")));
+    }
+    Ok(out)
 }
 
 /// The ranges of `numbers` (value, digits as written; sorted by value, no duplicates), each
@@ -205,6 +346,118 @@ mod tests {
         assert_eq!(fold(&["д1", "д2", "д10"]), "д[1-2,10]");
         assert_eq!(fold(&["日本1", "日本3", "é"]), "é,日本[1,3]");
         assert_eq!(fold(&["😀01x", "😀02x"]), "😀[01-02]x");
+    }
+
+    /// What `fold` writes, `expand` reads back: the same names, whatever their numbers,
+    /// padding, gaps or syntax of their own.
+    #[test]
+    fn expand_reads_what_fold_writes() {
+        let sets: Vec<Vec<String>> = vec![
+            (1..=40)
+                .map(|i| format!("web{i:02}"))
+                .chain(["web42".into()])
+                .collect(),
+            vec!["db1".into(), "db2".into(), "db10".into(), "cache".into()],
+            vec![
+                "web1".into(),
+                "web01".into(),
+                "web001".into(),
+                "web9".into(),
+                "web10".into(),
+            ],
+            vec![
+                "r1c2".into(),
+                "r1c3".into(),
+                "a1.example.com".into(),
+                "a2.example.com".into(),
+            ],
+            vec![
+                "ssh://[::1]:1".into(),
+                "ssh://[::1]:2".into(),
+                "a^1".into(),
+                "web[1]".into(),
+            ],
+            vec![
+                "q\"1".into(),
+                "b\\s[2]".into(),
+                "root@127.0.0.1:41707".into(),
+                "root@127.0.0.1:44991".into(),
+            ],
+            vec![
+                "д1".into(),
+                "д2".into(),
+                "😀01x".into(),
+                "😀02x".into(),
+                "x".into(),
+            ],
+        ];
+        for names in sets {
+            let mut want = names.clone();
+            want.sort();
+            let mut got = expand(&fold(&names)).unwrap();
+            got.sort();
+            assert_eq!(got, want, "{}", fold(&names));
+        }
+    }
+
+    #[test]
+    fn a_selection_selects_its_names_folded_or_not() {
+        let names = ["web01", "web02", "web[1]", "ssh://[::1]:22", "db"];
+        assert_eq!(
+            selection(&names, false),
+            r#"web01,web02,"web[1]","ssh://[::1]:22",db"#
+        );
+        assert_eq!(
+            selection(&names, true),
+            r#""ssh://[::1]:22","web[1]",db,web[01-02]"#
+        );
+        for folded in [true, false] {
+            let mut got = expand(&selection(&names, folded)).unwrap();
+            got.sort();
+            let mut want = names.to_vec();
+            want.sort();
+            assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn expand_writes_out_ranges_with_their_padding() {
+        let names = |t: &str| expand(t).unwrap();
+        assert_eq!(names("web[01-03,07]"), ["web01", "web02", "web03", "web07"]);
+        assert_eq!(names("n[9-11]"), ["n9", "n10", "n11"]);
+        assert_eq!(names("n[098-100]"), ["n098", "n099", "n100"]);
+        assert_eq!(
+            names("r[1-2]c[1-2].x"),
+            ["r1c1.x", "r1c2.x", "r2c1.x", "r2c2.x"]
+        );
+        assert_eq!(names("a,b[1],c"), ["a", "b1", "c"]);
+        assert_eq!(
+            names("root@127.0.0.1:[41707,44991]"),
+            ["root@127.0.0.1:41707", "root@127.0.0.1:44991"]
+        );
+        // Not a set's bracket: ssh's name, as before.
+        assert_eq!(names("ssh://[::1]:2222,h"), ["ssh://[::1]:2222", "h"]);
+        assert_eq!(names(r#""web[1]","a,b""#), ["web[1]", "a,b"]);
+        assert_eq!(names(r#""q\"x\\""#), ["q\"x\\"]);
+        // Empty names are the caller's to refuse.
+        assert_eq!(names("a,,b"), ["a", "", "b"]);
+        assert_eq!(names(""), [""]);
+        for bad in [
+            "web[3-1]",
+            "web[1-3",
+            "web[1-]",
+            "web[,1]",
+            "web[1-2-3]",
+            "web[99999999999999999999]",
+            "web[0-100000]",
+            "a[0-999]b[0-999]",
+            "\"open",
+            "\"a\"b",
+            "we\"b\"",
+        ] {
+            let err = expand(bad).unwrap_err();
+            assert!(err.contains('`'), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -46,6 +46,58 @@ fn runs_on_five_hosts_with_prefixed_output_and_exit_codes() {
     assert_eq!(out.stdout.matches("  ok  ").count(), 4, "{}", out.stdout);
 }
 
+/// `--hosts` (and `HOSTS`) take a host set as folded output writes one: each name of it,
+/// zero padding and gaps as written, and nothing else; a set it cannot read is refused with
+/// exit 2, naming it, before anything connects.
+#[test]
+fn hosts_given_as_a_set_select_each_of_its_names() {
+    let lab = Lab::start(4);
+    for h in lab.hosts() {
+        std::fs::write(h.root_dir.join("name"), &h.name).unwrap();
+    }
+    for (set, env) in [
+        ("host[1-2,4]", false),
+        ("host[1-2],host4", true),
+        ("host4,\"host1\",host[2-2]", false),
+    ] {
+        let mut t = Tether::new().ssh_config(&lab.ssh_config());
+        t = match env {
+            true => t.env("HOSTS", set).args(&["run", "--"]),
+            false => t.args(&["run", "--hosts", set, "--"]),
+        };
+        let out = t.arg("echo on $(cat /srv/name)").run();
+        out.status(0);
+        for name in ["host1", "host2", "host4"] {
+            assert_eq!(
+                out.host_lines(name, '|'),
+                [format!("on {name}")],
+                "{set}: {}",
+                out.stdout
+            );
+        }
+        assert!(
+            out.host_lines("host3", '|').is_empty(),
+            "{set}: {}",
+            out.stdout
+        );
+    }
+    for (bad, said) in [
+        (
+            "host[2-1]",
+            "`host[2-1]`: `[2-1]`: the range `2-1` runs backwards",
+        ),
+        ("host[1-2", "`host[1-2`: a `[` that is not closed"),
+        ("host1,\"host2", "`\"host2`: a quote that is not closed"),
+    ] {
+        Tether::new()
+            .ssh_config(&lab.ssh_config())
+            .args(&["run", "--hosts", bad, "--", "true"])
+            .run()
+            .status(2)
+            .stderr_contains(&format!("--hosts: {said}"));
+    }
+}
+
 #[test]
 fn three_megabytes_of_stdout_and_stderr_from_three_hosts_at_once() {
     let lab = Lab::start(3);

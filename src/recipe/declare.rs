@@ -395,6 +395,17 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
             false => names.join(", "),
         })
     });
+    // `host_selection(names)`: what `--hosts` takes to select `names`, quoted for sh, for a
+    // command the recipe prints: their host set where output is folded (a thousand hosts stay
+    // a line), else the names as given (see `hostset::selection`).
+    let r = rt.clone();
+    engine.register_fn(
+        "host_selection",
+        move |names: Dynamic| -> Fallible<String> {
+            let names = strings(&names, "host_selection(): the names")?;
+            Ok(quote(&crate::hostset::selection(&names, r.fold)))
+        },
+    );
     let r = rt.clone();
     engine.register_fn("primary", move |role: &str| -> Fallible<String> {
         let recipe = r.recipe();

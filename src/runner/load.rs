@@ -651,7 +651,10 @@ fn selection(settings: &Settings) -> Vec<String> {
         words.push(format!("--roles {}", quote(&settings.roles.join(","))));
     }
     if !settings.hosts.is_empty() {
-        words.push(format!("--hosts {}", quote(&settings.hosts.join(","))));
+        words.push(format!(
+            "--hosts {}",
+            quote(&crate::hostset::selection(&settings.hosts, settings.fold))
+        ));
     }
     if let Some(shard) = settings.shard {
         words.push(format!("--shard {}/{}", shard.index, shard.count));
@@ -799,7 +802,9 @@ mod tests {
             selection(&selected),
             [
                 "--roles app,web",
-                "--hosts 'web1,deploy@web 2'",
+                // As `--hosts` reads it back: a name with a space is quoted, as folded
+                // output writes it.
+                "--hosts 'web1,\"deploy@web 2\"'",
                 "--shard 2/3"
             ]
         );

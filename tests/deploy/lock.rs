@@ -1015,6 +1015,46 @@ fn the_unlock_a_refusal_names_is_for_the_refused_hosts_or_the_runs_selection() {
     }
 }
 
+/// Folded, the command a lock refusal names selects its hosts as one set (`web[1-2]`), which
+/// `--hosts` reads: run as printed, through sh, it removes those locks and no other.
+#[test]
+fn the_unlock_a_folded_refusal_names_runs_as_printed() {
+    let lab = lab();
+    let dir = Dir::new("unlock-folded");
+    let app = App::new(&dir);
+    recipe(&dir, &app);
+    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    let lock = |h: &str| shop(&lab, h).join("deploy.lock");
+    fs::write(lock("web1"), "").unwrap();
+    fs::write(lock("web2"), "").unwrap();
+    let out = Tether::new()
+        .current_dir(&dir.path)
+        .ssh_config(&lab.ssh_config())
+        .folded()
+        .args(&["deploy", "-s", "release_timestamp=20250101000002"])
+        .run();
+    out.status(1);
+    let said = said_command(&lab, "deploy:unlock --hosts 'web[1-2]'");
+    out.stderr_contains(&format!(
+        "If that deploy is no longer running, `{said}` removes the lock."
+    ));
+    fs::write(lock("resque1"), "").unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_tether")).parent().unwrap();
+    let ran = Command::new("sh")
+        .arg("-c")
+        .arg(&said)
+        .current_dir(&dir.path)
+        .env(
+            "PATH",
+            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+        )
+        .output()
+        .unwrap();
+    assert!(ran.status.success(), "{ran:?}");
+    assert!(!lock("web1").exists() && !lock("web2").exists());
+    assert!(lock("resque1").exists());
+}
+
 /// The command a run's message gives to clear the lock it left names that lock by its holder
 /// line (`deploy:unlock -s unlock_holder=LINE`), and removes it only where it is that run's:
 /// another deploy's lock, taken there since or there all along (a host the run lost before its

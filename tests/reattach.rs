@@ -1088,6 +1088,40 @@ fn the_reattach_bound_of_an_on_step() {
     assert!(!text.contains("re-attached after"), "{text}");
 }
 
+/// `tether run`'s summary row of a host whose command was lost with its connection, and not
+/// re-attached to, says for how long the command was followed (stop 51 tester t78: `host2
+/// connection lost` alone, where every other row has a time).
+#[test]
+fn a_lost_commands_summary_row_says_how_long_it_was_followed() {
+    let lab = Lab::builder().names(&["db1"]).start();
+    let marker = lab.host("db1").root_dir.join("marker");
+    let child = support::tether::Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["run", "--reattach", "1s", "--hosts", "db1", "--"])
+        .arg("echo ran >> /srv/marker; sleep 41")
+        .spawn();
+    wait_until("the command never started", || {
+        std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+    });
+    let listener = lab.host("db1").pid as libc::pid_t;
+    // SAFETY: kill(2) on the lab's own sshd listener.
+    unsafe { libc::kill(listener, libc::SIGSTOP) };
+    lab.kill_connections("db1");
+    let out = child.wait_with_output().unwrap();
+    // SAFETY: as above.
+    unsafe { libc::kill(listener, libc::SIGCONT) };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let row = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("db1  connection lost"))
+        .unwrap_or_else(|| panic!("no summary row:\n{stdout}"));
+    let time = row.trim().trim_start_matches("db1  connection lost").trim();
+    assert!(
+        time.ends_with(" ms") || time.ends_with(" s"),
+        "{row:?}\n{stdout}"
+    );
+}
+
 #[test]
 fn the_supervisors_files_are_removed_once_their_results_were_read() {
     let lab = Lab::builder().names(&["host1"]).start();

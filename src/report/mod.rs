@@ -160,6 +160,12 @@ impl Reporter {
                             Some(*timeout)
                         }
                         Some(Err(crate::ssh::SshError::CommandStopped { elapsed, .. })) => *elapsed,
+                        // As long as it was followed: until its connection was lost (stop 51
+                        // tester t78: the row alone had no time).
+                        Some(Err(
+                            crate::ssh::SshError::ConnectionLost { elapsed, .. }
+                            | crate::ssh::SshError::TransferCut { elapsed, .. },
+                        )) => Some(*elapsed),
                         _ => None,
                     },
                     failure: match &r.result {

@@ -185,6 +185,39 @@ fn a_standby_that_ends_before_its_command_starts_runs_it_once_on_a_new_channel()
     assert_no_standby_left(&lab, "host1");
 }
 
+/// A standby sets the private directory back to 0700 once its command has come, not only
+/// when it was opened: the command that ran meanwhile may have opened it to others (`chmod
+/// -R a+rwX "$TMPDIR"`), and the next command's files must not be made in a directory others
+/// can write (stop 49 tester t69: they replaced a running command's status with a symlink).
+#[test]
+fn a_standby_makes_the_private_directory_private_again_once_its_command_comes() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    // Once /srv/slow is there, a standby's login shell takes 3 s: the one the command below
+    // opens sets nothing back while that command runs.
+    std::fs::write(
+        lab.host("host1").home.join(".bashrc"),
+        "case $BASH_EXECUTION_STRING in *_tether_l[i]ne*) [ -e /srv/slow ] && sleep 3;; esac\n",
+    )
+    .unwrap();
+    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    assert!(h.run(&["host1"], "true")[0].ok(), "{}", h.story());
+    // Opens the standby as it starts, and the directory a second later.
+    let open = "sleep 1; chmod 777 \"${TMPDIR:-/tmp}/tether-$LOGNAME\"; touch /srv/slow";
+    assert!(h.run(&["host1"], open)[0].ok(), "{}", h.story());
+    let mode = format!("{WHERE}; stat -c %a \"${{TMPDIR:-/tmp}}/tether-$LOGNAME\"");
+    let out = h.run(&["host1"], &mode).remove(0);
+    let out = match out.result {
+        Some(Ok(out)) => out,
+        other => panic!("{other:?}\n{}", h.story()),
+    };
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "standby\n700\n",
+        "{}",
+        h.story()
+    );
+}
+
 /// A server that allows one session channel per connection (`MaxSessions 1`) refuses the
 /// standby: commands run as before, on channels of their own.
 #[test]

@@ -1088,6 +1088,56 @@ fn the_reattach_bound_of_an_on_step() {
     assert!(!text.contains("re-attached after"), "{text}");
 }
 
+/// Connections lost twice in quick succession (killed, and the new one killed again 20 ms
+/// later), six times over a loop of quick commands: every command runs once and succeeds,
+/// whether the second loss comes while tether claims, resumes, sends a command again, or
+/// waits for a finished command's channel to close (stop 52 tester t79: about one run in
+/// three failed, exit 3 "cannot open a channel" or "may have partly run", each command having
+/// run once or not at all).
+#[test]
+fn commands_survive_connections_lost_twice_in_quick_succession() {
+    use std::sync::atomic::AtomicBool;
+    let lab = Lab::builder().names(&["host1"]).start();
+    let root = lab.host("host1").root_dir.clone();
+    let h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    for round in 0..3 {
+        std::fs::write(root.join("cnt"), "").unwrap();
+        let done = AtomicBool::new(false);
+        let failures = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for _ in 0..6 {
+                    std::thread::sleep(Duration::from_millis(250));
+                    if done.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    lab.kill_connections("host1");
+                    std::thread::sleep(Duration::from_millis(20));
+                    lab.kill_connections("host1");
+                }
+            });
+            let mut failures = Vec::new();
+            for i in 0..150 {
+                let command = format!("echo {i} >> /srv/cnt; echo c{i}");
+                let r = h
+                    .pool
+                    .fan_out(&[("host1".to_string(), command)], &FanOut::default())
+                    .remove(0);
+                match &r.result {
+                    Some(Ok(out))
+                        if out.status.success() && out.stdout == format!("c{i}\n").as_bytes() => {}
+                    other => failures.push(format!("{i}: {other:?}")),
+                }
+            }
+            done.store(true, Ordering::SeqCst);
+            failures
+        });
+        assert!(failures.is_empty(), "round {round}: {failures:#?}");
+        let cnt = std::fs::read_to_string(root.join("cnt")).unwrap();
+        let want: String = (0..150).map(|i| format!("{i}\n")).collect();
+        assert_eq!(cnt, want, "round {round}");
+    }
+}
+
 #[test]
 fn the_supervisors_files_are_removed_once_their_results_were_read() {
     let lab = Lab::builder().names(&["host1"]).start();

@@ -273,7 +273,11 @@ impl Incoming {
 pub(super) struct Streams {
     pub(super) out: Incoming,
     pub(super) err: Incoming,
-    /// All of the command's stdin was sent (and EOF).
+    /// All of the command's stdin was sent (and EOF), or it has none: a command found started
+    /// after a loss then has all of it (sshd ends a stdin it was still sending with the
+    /// connection), and is resumed (stop 52 tester t79: `capture("echo 40")`, lost before its
+    /// EOF was sent, was said to have "started on the host before all of its stdin was sent",
+    /// and given up).
     pub(super) stdin_done: bool,
     /// The key of the exec's frames.
     pub(super) key: Key,
@@ -302,7 +306,8 @@ impl Streams {
         Streams {
             out,
             err,
-            stdin_done: false,
+            stdin_done: opts.stdin.as_deref().unwrap_or_default().is_empty()
+                && opts.stdin_from.is_none(),
             key: key.clone(),
             heard: None,
         }
@@ -351,6 +356,25 @@ pub(super) fn crlf_to_lf(data: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A command with no stdin of its own has all of it from the start: found started after
+    /// a loss, it is resumed (see `settle`), whether or not its EOF went out first.
+    #[test]
+    fn a_command_without_stdin_has_all_of_it_from_the_start() {
+        let key = Key::new();
+        let none = ExecOptions::default();
+        let empty = ExecOptions {
+            stdin: Some(Vec::new()),
+            ..ExecOptions::default()
+        };
+        let some = ExecOptions {
+            stdin: Some(b"x".to_vec()),
+            ..ExecOptions::default()
+        };
+        assert!(Streams::new(&none, &key).stdin_done);
+        assert!(Streams::new(&empty, &key).stdin_done);
+        assert!(!Streams::new(&some, &key).stdin_done);
+    }
 
     #[test]
     fn lines_split_and_flush() {

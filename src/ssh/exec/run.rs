@@ -190,25 +190,48 @@ fn run_on_standby(
 ) -> Result<ExecOutput, ExecError> {
     let started = Instant::now();
     let Standby {
-        channel, key, id, ..
+        mut channel,
+        key,
+        id,
+        ..
     } = standby;
     let key = Key::kept(key);
     sup.id = id;
     // Naps of 0.2 s (see `wrap::boot`), rounded up.
     let naps = sup.spool_wait.as_millis().div_ceil(200) as u64;
-    let mut input = standby_line(command, &sup.done, naps);
-    input.extend_from_slice(opts.stdin.as_deref().unwrap_or_default());
-    let fed = ExecOptions {
-        stdin: Some(input),
-        ..opts.clone()
-    };
+    // Written before the command's own stdin, which alone is the command's (a loss once the
+    // command started resumes it when all of that was sent: see `settle`). Cut short, the
+    // line runs nothing (see `wrap::boot`): the command is settled as one lost before its start.
+    let line = standby_line(command, &sup.done, naps);
+    let until = Instant::now() + open_timeout();
+    let mut written = 0;
+    while written < line.len() {
+        let failed = match std::io::Write::write(&mut channel, &line[written..]) {
+            Ok(n) => {
+                written += n;
+                continue;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => match conn.wait_socket(until) {
+                Ok(()) => continue,
+                Err(e) => e.to_string(),
+            },
+            Err(e) => e.to_string(),
+        };
+        if opts.stdin_from.is_none() {
+            sup.pending = true;
+            sup.streams = Some(Streams::new(opts, &key));
+        }
+        return Err(ExecError::Lost(format!(
+            "writing the command to its standby failed: {failed}"
+        )));
+    }
     standby::open_next(conn, opts);
     let out = follow(
         conn,
         channel,
         None,
         &key,
-        &fed,
+        opts,
         on_line,
         preamble,
         Some(&mut *sup),
@@ -224,12 +247,8 @@ fn run_on_standby(
     }
     standby::close_standby(conn);
     conn.standby.borrow_mut().off = true;
-    let mut streams = Streams::new(&fed, &key);
-    // With no stdin of its own, a command that started has all of it (its end).
-    streams.stdin_done =
-        opts.stdin.as_deref().unwrap_or_default().is_empty() && opts.stdin_from.is_none();
     sup.pending = true;
-    sup.streams = Some(streams);
+    sup.streams = Some(Streams::new(opts, &key));
     match settle(conn, sup)? {
         Lost::NeverStarted => run_reporting(conn, command, opts, on_line, preamble, Some(sup)),
         Lost::Running => resume(conn, sup, opts, on_line, preamble),
@@ -772,8 +791,16 @@ pub(super) fn follow(
     }
     let marker = err_marker.or(out_marker);
     let close_until = Instant::now() + OPEN_TIMEOUT;
-    conn.retry(close_until, || channel.wait_close())
-        .map_err(|e| ExecError::Lost(format!("waiting for the channel to close failed: {e}")))?;
+    // The status marker is the command's status: a connection lost after it came loses
+    // nothing of the command (stop 52 tester t79: "the command may have partly run" for a
+    // command whose output and status had all arrived).
+    if let Err(e) = conn.retry(close_until, || channel.wait_close()) {
+        if marker.is_none() {
+            return Err(ExecError::Lost(format!(
+                "waiting for the channel to close failed: {e}"
+            )));
+        }
+    }
     let signal = channel
         .exit_signal()
         .ok()

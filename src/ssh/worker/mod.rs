@@ -484,10 +484,25 @@ impl WorkerState {
                 self.lost = Some((error, None));
                 result = Err(ExecError::NotStarted(text));
             } else {
-                // The command never reached the server: running it on a new session is safe.
-                let reason = format!("session found dead before `{command}` ({reason})");
-                if self.replace_session(reason, false) {
+                // The command never reached the server: running it on a new session is safe,
+                // again where that one died before it too, within the re-attach bound (stop
+                // 52 tester t79: a second loss 20 ms after the first failed the command, exit 3).
+                // As many times as a reconnect makes attempts.
+                let first = Instant::now();
+                let bound = opts.reattach.unwrap_or(self.owner.settings.reattach);
+                let mut reason = reason.clone();
+                for _ in 0..self.owner.settings.reconnect_attempts.max(1) {
+                    let why = format!("session found dead before `{command}` ({reason})");
+                    if !self.replace_session(why, false) {
+                        break;
+                    }
                     result = self.exec_once(sent, &opts, sup.as_mut());
+                    match &result {
+                        Err(ExecError::NotStarted(again)) if first.elapsed() < bound => {
+                            reason = again.clone()
+                        }
+                        _ => break,
+                    }
                 }
             }
         }

@@ -44,6 +44,7 @@ impl WorkerState {
     ) -> Result<Result<ExecOutput, ExecError>, SshError> {
         let bound = opts.reattach.unwrap_or(self.owner.settings.reattach);
         let timeout = opts.timeout.map(|t| (t, started + t));
+        let mut unsent = false;
         loop {
             let lost_at = Instant::now();
             // The last byte from the command, where the supervisor ran it (one comes after
@@ -144,6 +145,9 @@ impl WorkerState {
                 });
             }
             let settled = match &self.conn {
+                // Known never sent (its sending again found the connection gone before its
+                // channel opened): nothing to claim.
+                Some(_) if unsent => Ok(exec::Lost::NeverStarted),
                 Some(conn) => exec::settle(conn, sup),
                 None => Err(ExecError::NotStarted("no session".into())),
             };
@@ -160,7 +164,11 @@ impl WorkerState {
                     lost_after,
                     took: lost_at.elapsed(),
                 }),
-                Err(ExecError::Lost(again)) if sup.resumable() => {
+                // Lost again while claiming, its channel included (it did not open: the new
+                // connection went too): connected again within the bound (stop 52 tester t79:
+                // a second loss 20 ms after the first failed the step as unreachable, exit 3,
+                // the command having run).
+                Err(ExecError::Lost(again) | ExecError::NotStarted(again)) if sup.resumable() => {
                     reason = again;
                     continue;
                 }
@@ -179,8 +187,19 @@ impl WorkerState {
             if let Some(t) = opts.timeout {
                 rest.timeout = Some(t.saturating_sub(started.elapsed()));
             }
+            unsent = false;
             match self.exec_once(sent, &rest, Some(sup)) {
-                Err(ExecError::Lost(again)) if sup.resumable() => reason = again,
+                // The resume's channel did not open: lost again, as above.
+                Err(ExecError::Lost(again) | ExecError::NotStarted(again)) if sup.resumable() => {
+                    reason = again
+                }
+                // Sent again, its channel did not open: the command was not sent, and is
+                // sent on the next connection (stop 52 tester t79: "cannot open a channel",
+                // exit 3, for a command that never ran).
+                Err(ExecError::NotStarted(again)) => {
+                    unsent = true;
+                    reason = again;
+                }
                 Ok(_) if sup.gone => {
                     let stopped = self.stop_unreadable(command, sup);
                     return Err(SshError::ConnectionLost {

@@ -1138,6 +1138,38 @@ fn commands_survive_connections_lost_twice_in_quick_succession() {
     }
 }
 
+/// Quick commands given up at a deadline of a few milliseconds (ended by themselves as their
+/// stop came, or stopped) leave no file on the host once the run has ended (stop 52 tester
+/// t79: some left theirs, status 0 included, until the day's sweep).
+#[test]
+fn commands_given_up_at_their_deadline_leave_no_file() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let private = lab.host("host1").tmp.join("tether-root");
+    let h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    let mut ended = 0;
+    for i in 0..30u64 {
+        let how = FanOut {
+            timeout: Some(Duration::from_millis(1 + i % 8)),
+            ..FanOut::default()
+        };
+        let r = h
+            .pool
+            .fan_out(&[("host1".to_string(), format!("echo {i}"))], &how)
+            .remove(0);
+        if matches!(&r.result, Some(Err(SshError::CommandTimeout { .. }))) {
+            ended += 1;
+        }
+    }
+    assert!(ended > 0, "no command was given up at its deadline");
+    drop(h);
+    let left: Vec<String> = std::fs::read_dir(&private)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !n.starts_with(".swept."))
+        .collect();
+    assert!(left.is_empty(), "{} files left: {left:?}", left.len());
+}
+
 #[test]
 fn the_supervisors_files_are_removed_once_their_results_were_read() {
     let lab = Lab::builder().names(&["host1"]).start();

@@ -561,7 +561,21 @@ impl WorkerState {
                     self.read.push(s.id.clone())
                 }
                 Ok(_) => {}
-                Err(_) => self.read.append(&mut s.done),
+                Err(e) => {
+                    self.read.append(&mut s.done);
+                    // Stopped, or given up at its deadline, with nothing of it left: the stop
+                    // leaves the files of a command that had ended by itself (its exec's sh
+                    // passes its last bytes on), which nothing would read again; they go with
+                    // the next command's (stop 52 tester t79: quick commands given up at a
+                    // deadline of a few milliseconds left theirs until the day's sweep).
+                    if let ExecError::Stopped(_, Some(done))
+                    | ExecError::Deadline(_, Some(done), _) = e
+                    {
+                        if done.signalled() && s.direct.is_none() {
+                            self.read.push(s.id.clone());
+                        }
+                    }
+                }
             }
         }
         let result = match (unknown, result) {

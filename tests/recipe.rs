@@ -99,6 +99,34 @@ fn dry_run_filters_and_overrides() {
         .stdout_lacks("worker");
 }
 
+/// A name `--hosts` does not find is answered with the servers closest to it as `--hosts`
+/// reads them: one with a bracket of its own in double quotes (stop 52 tester t80: `--hosts
+/// 'x[1]'`, which is `x1`, was told "did you mean `x[1]`?", which failed the same way).
+#[test]
+fn an_unknown_host_is_answered_as_hosts_reads_names() {
+    let r = RecipeDir::new(
+        "bracketed",
+        "server(\"x[1]\", #{ roles: [\"app\"] });\nserver(\"web1\", #{ roles: [\"app\"] });\n\
+         task(\"t\", || { on(\"app\", \"true\"); });\n",
+    );
+    r.tether()
+        .args(&["-n", "t", "--hosts", "x[1]"])
+        .run()
+        .status(2)
+        .stderr_contains("--hosts: `x1` is not a server of this recipe; did you mean `\"x[1]\"`?");
+    r.tether()
+        .args(&["-n", "t", "--hosts", "\"x[1]\""])
+        .run()
+        .status(0)
+        .stdout_contains("x[1] | $ true")
+        .stdout_lacks("web1");
+    r.tether()
+        .args(&["-n", "t", "--hosts", "web2"])
+        .run()
+        .status(2)
+        .stderr_contains("did you mean `web1`?");
+}
+
 #[test]
 fn tasks_lists_descriptions_and_hooks() {
     let r = RecipeDir::new("tasks", LANGUAGE);

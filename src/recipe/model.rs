@@ -492,6 +492,16 @@ pub fn suggest_as<'a>(
     candidates: impl Iterator<Item = &'a str>,
     shown_as: &str,
 ) -> String {
+    suggest_shown(name, candidates, |c| format!("{shown_as}{c}"))
+}
+
+/// [`suggest`], each name shown as `shown` writes it (`--hosts`' notation: `"x[1]"`), though
+/// compared as it is.
+pub fn suggest_shown<'a>(
+    name: &str,
+    candidates: impl Iterator<Item = &'a str>,
+    shown: impl Fn(&str) -> String,
+) -> String {
     let mut scored: Vec<(usize, &str)> = candidates
         .map(|c| (strsim::osa_distance(name, c), c))
         .filter(|(d, c)| *d <= (name.len().max(c.len()) / 3).max(2) || c.contains(name))
@@ -504,7 +514,7 @@ pub fn suggest_as<'a>(
         .iter()
         .filter(|(d, _)| *d == best)
         .take(3)
-        .map(|(_, c)| format!("`{shown_as}{c}`"))
+        .map(|(_, c)| format!("`{}`", shown(c)))
         .collect();
     match names.len() {
         0 => String::new(),

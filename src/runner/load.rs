@@ -533,9 +533,15 @@ impl Loaded {
         }
         for h in &self.rt.filters.hosts {
             if recipe.server_for_filter(h).map_err(Error::Usage)?.is_none() {
+                // Named as `--hosts` reads them: `"x[1]"`, not `x[1]`, which is `x1` there
+                // (stop 52 tester t80: "did you mean `x[1]`?", which failed the same way).
                 return Err(Error::Usage(format!(
                     "--hosts: `{h}` is not a server of this recipe{}",
-                    suggest(h, recipe.servers.iter().map(|s| s.name.as_str()))
+                    crate::recipe::model::suggest_shown(
+                        h,
+                        recipe.servers.iter().map(|s| s.name.as_str()),
+                        |name| crate::hostset::selection(&[name], false)
+                    )
                 )));
             }
         }

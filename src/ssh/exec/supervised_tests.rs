@@ -81,10 +81,13 @@ fn the_supervisor_runs_the_command_and_removes_its_directory() {
         let next = wrap_for("true", false, Some(("id5 id1", 300)), &key());
         let (_, _, code) = as_sshd_tmp(shell, &next, b"", tmp.path());
         assert_eq!(code, Some(0));
+        // A stop's result written after its connection was lost goes with the rest.
+        let stop = tmp.path().join("tether-someone/id5.stop");
+        std::fs::write(&stop, "TERM\n").unwrap();
         let clean = wrap_script(&crate::ssh::supervisor::clean(), &key(), &["1", "id5"]);
         as_sshd_tmp(shell, &clean, b"", tmp.path());
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while dir.exists() || tmp.path().join("tether-someone/id5.o").exists() {
+        while dir.exists() || tmp.path().join("tether-someone/id5.o").exists() || stop.exists() {
             assert!(std::time::Instant::now() < deadline, "{shell}: not removed");
             std::thread::sleep(Duration::from_millis(20));
         }

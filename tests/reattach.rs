@@ -195,6 +195,36 @@ fn a_silent_command_outlives_channel_timeout() {
     assert_eq!(lab.accepted_logins("host1"), 1);
 }
 
+/// A server that closes a command's channel while it runs (`ChannelTimeout session:*=1s`, which
+/// OpenSSH 9.2 applies to a channel carrying output every 0.1 s too) does not end the command
+/// for tether: it is followed on a new channel of the same connection from the bytes received,
+/// each time, to its real status (stop 52 tester t79: "no exit status: it was not recorded
+/// on the host", the command going on and recording 0).
+#[test]
+fn a_command_whose_channel_the_server_closes_is_followed_to_its_end() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    lab.reconfigure("host1", "ChannelTimeout session:*=1s");
+    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    let command = "for i in 1 2 3 4; do echo line$i; sleep 0.7; done; echo ran >> /srv/marker; \
+                   sleep 1.5; echo done; exit 3";
+    let r = h.run(&["host1"], command);
+    match &r[0].result {
+        Some(Ok(out)) => {
+            assert_eq!(out.status, ExitStatus::Code(3), "{}", h.story());
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                "line1\nline2\nline3\nline4\ndone\n"
+            );
+        }
+        other => panic!("{other:?}\n{}", h.story()),
+    }
+    assert_eq!(
+        std::fs::read_to_string(lab.host("host1").root_dir.join("marker")).unwrap(),
+        "ran\n"
+    );
+    assert_eq!(lab.accepted_logins("host1"), 1);
+}
+
 /// Past the re-attach bound the command is an orphan; the next contact with the host, however
 /// soon it comes (at once, or a little later), reconnects under the usual policy, stops the
 /// orphan first (reported), then runs the new command.

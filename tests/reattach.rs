@@ -1129,7 +1129,7 @@ fn commands_survive_connections_lost_twice_in_quick_succession() {
     use std::sync::atomic::AtomicBool;
     let lab = Lab::builder().names(&["host1"]).start();
     let root = lab.host("host1").root_dir.clone();
-    let h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
     for round in 0..3 {
         std::fs::write(root.join("cnt"), "").unwrap();
         let done = AtomicBool::new(false);
@@ -1161,7 +1161,12 @@ fn commands_survive_connections_lost_twice_in_quick_succession() {
             done.store(true, Ordering::SeqCst);
             failures
         });
-        assert!(failures.is_empty(), "round {round}: {failures:#?}");
+        h.settle();
+        assert!(
+            failures.is_empty(),
+            "round {round}: {failures:#?}\n{}",
+            h.story()
+        );
         let cnt = std::fs::read_to_string(root.join("cnt")).unwrap();
         let want: String = (0..150).map(|i| format!("{i}\n")).collect();
         assert_eq!(cnt, want, "round {round}");

@@ -278,7 +278,7 @@ pub fn settle(conn: &Connection, sup: &mut Supervision) -> Result<Lost, ExecErro
     }
     match claim(conn, &sup.id, sup.staged.as_deref())? {
         Claim::Won => {
-            // The old id's claim stays (an empty file): that exec may still start, late, and
+            // The old id's claim stays (tether's word): that exec may still start, late, and
             // must find it. Its staged command was removed with the claim.
             sup.pending = false;
             sup.staged = None;

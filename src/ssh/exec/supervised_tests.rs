@@ -143,6 +143,40 @@ fn a_standby_runs_the_command_of_its_first_line_and_nothing_without_one() {
     }
 }
 
+/// A claim of tether's whose answer was lost with its connection wins again when it is run
+/// again (it is not taken for the command's exec's claim, whose files would then be looked
+/// for in vain), and the command's exec, starting late, runs nothing.
+#[test]
+fn a_claim_of_tethers_run_again_wins_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let claim = || {
+        let wrapped = wrap_script(
+            &crate::ssh::supervisor::claim(&start_markers()),
+            &key(),
+            &["id7", ""],
+        );
+        let (stdout, _, code) = as_sshd_tmp("/bin/sh", &wrapped, b"", tmp.path());
+        assert_eq!(code, Some(0));
+        read(&stdout, b"").0
+    };
+    assert_eq!(claim(), "won\n");
+    assert_eq!(claim(), "won\n");
+    let wrapped = wrap_for("echo ran", false, Some(("id7", 300)), &key());
+    let (stdout, _, code) = as_sshd_tmp("/bin/sh", &wrapped, b"", tmp.path());
+    assert_eq!((read(&stdout, b"").0.as_str(), code), ("", Some(125)));
+    // The command's own exec claimed first: taken.
+    let wrapped = wrap_for("echo ran", false, Some(("id8", 300)), &key());
+    let (stdout, _, _) = as_sshd_tmp("/bin/sh", &wrapped, b"", tmp.path());
+    assert_eq!(read(&stdout, b"").0, "ran\n");
+    let wrapped = wrap_script(
+        &crate::ssh::supervisor::claim(&start_markers()),
+        &key(),
+        &["id8", ""],
+    );
+    let (stdout, _, _) = as_sshd_tmp("/bin/sh", &wrapped, b"", tmp.path());
+    assert_eq!(read(&stdout, b"").0, "taken\n");
+}
+
 #[test]
 fn the_supervisor_falls_back_when_its_directory_is_not_private() {
     let tmp = tempfile::tempdir().unwrap();

@@ -64,6 +64,17 @@ pub struct ExecOptions {
     pub backlog: Option<Arc<crate::event::Backlog>>,
 }
 
+impl ExecOptions {
+    /// These options for what is left of a command started at `started` (followed again on a
+    /// new channel, or its second exec): its timeout less the time gone since.
+    pub fn remaining(&self, started: std::time::Instant) -> ExecOptions {
+        ExecOptions {
+            timeout: self.timeout.map(|t| t.saturating_sub(started.elapsed())),
+            ..self.clone()
+        }
+    }
+}
+
 /// How many bytes of [`ExecOptions::stdin_from`] are read at a time (the memory a streamed
 /// input holds).
 pub const CHUNK: usize = 64 * 1024;

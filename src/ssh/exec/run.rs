@@ -146,10 +146,7 @@ pub fn run_reporting(
          eval \"unset _tether_f _tether_c _tether_r; ${{_tether_c%.}}\"",
         quote(&path)
     );
-    let mut rest = opts.clone();
-    if let Some(t) = opts.timeout {
-        rest.timeout = Some(t.saturating_sub(started.elapsed()));
-    }
+    let rest = opts.remaining(started);
     let pty = opts.pty;
     let mut out = run_wrapped(
         conn,
@@ -832,10 +829,7 @@ pub(super) fn follow(
             // connection, once, from the bytes received.
             sup.followed = Some(sig.clone());
             sup.streams = Some(streams);
-            let mut rest = opts.clone();
-            if let Some(t) = opts.timeout {
-                rest.timeout = Some(t.saturating_sub(started.elapsed()));
-            }
+            let rest = opts.remaining(started);
             let mut out = resume(conn, sup, &rest, on_line, preamble)?;
             if !sup.marker && !matches!(out.status, ExitStatus::Signal(_)) {
                 // No status: its process group was killed too, with its exec's sh.
@@ -856,10 +850,7 @@ pub(super) fn follow(
             if sup.cut_channels < CHANNEL_CUTS {
                 sup.cut_channels += 1;
                 sup.streams = Some(streams);
-                let mut rest = opts.clone();
-                if let Some(t) = opts.timeout {
-                    rest.timeout = Some(t.saturating_sub(started.elapsed()));
-                }
+                let rest = opts.remaining(started);
                 let mut out = resume(conn, sup, &rest, on_line, preamble)?;
                 out.duration = started.elapsed();
                 return Ok(out);

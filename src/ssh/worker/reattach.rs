@@ -183,10 +183,7 @@ impl WorkerState {
                     return Ok(Err(e));
                 }
             }
-            let mut rest = opts.clone();
-            if let Some(t) = opts.timeout {
-                rest.timeout = Some(t.saturating_sub(started.elapsed()));
-            }
+            let rest = opts.remaining(started);
             unsent = false;
             match self.exec_once(sent, &rest, Some(sup)) {
                 // The resume's channel did not open: lost again, as above.

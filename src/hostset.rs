@@ -72,10 +72,11 @@ pub const EXPAND_MAX: usize = 100_000;
 /// The names of a set written as [`fold`] writes one (ClusterShell's nodeset notation, as
 /// `--hosts` takes it): comma-separated names; a bracket of numbers and ranges
 /// (`web[01-03,07]`) stands for one name per number, a range written with its first number's
-/// padding (`01-03`: `01`, `02`, `03`; `9-10`: `9`, `10`), several brackets for every
+/// padding (`01-03`: `01`, `02`, `03`; `9-10`: `9`, `10`), every `s`th number where it ends in
+/// a step `/s` (`1-9/4`: `1`, `5`, `9`, as nodeset reads it), several brackets for every
 /// combination, in order (`r[1-2]c[1-2]`: `r1c1`, `r1c2`, `r2c1`, `r2c2`); a name in double
 /// quotes is that name as written (`"web[1]"`; `\"` a quote, `\\` a backslash). A bracket that holds anything but
-/// digits, `-` and `,` is part of the name (`ssh://[::1]:2222`, as ssh takes it). An empty
+/// digits, `-`, `,` and `/` is part of the name (`ssh://[::1]:2222`, as ssh takes it). An empty
 /// name between commas is kept (`""`), for the caller to refuse with its own words.
 /// Err: an unclosed bracket or quote, a quote inside a name, a range that runs backwards or
 /// whose number does not fit in 64 bits, more than [`EXPAND_MAX`] names.
@@ -112,7 +113,7 @@ pub fn expand(text: &str) -> Result<Vec<String>, String> {
             let (before, inside) = (&rest[..open], &rest[open + 1..close]);
             let numbers = match inside
                 .chars()
-                .all(|c| c.is_ascii_digit() || c == '-' || c == ',')
+                .all(|c| c.is_ascii_digit() || matches!(c, '-' | ',' | '/'))
             {
                 true => numbers(inside).map_err(|e| format!("`{item}`: {e}"))?,
                 // Not a set's bracket: the name's own.
@@ -164,12 +165,31 @@ fn split_top(text: &str) -> Result<Vec<&str>, String> {
 fn numbers(ranges: &str) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     for range in ranges.split(',') {
-        let (first, last) = range.split_once('-').unwrap_or((range, range));
+        // A stepped range, as nodeset reads it: `1-9/2` is 1, 3, 5, 7, 9.
+        let (span, step) = match range.split_once('/') {
+            Some((span, step)) if span.contains('-') => (span, Some(step)),
+            Some(_) => {
+                return Err(format!(
+                    "`[{ranges}]`: `{range}`: a step (`/2`) follows a range (`1-9/2`)"
+                ))
+            }
+            None => (range, None),
+        };
+        let (first, last) = span.split_once('-').unwrap_or((span, span));
         if first.is_empty() || last.is_empty() || last.contains('-') {
             return Err(format!(
-                "`[{ranges}]`: `{range}` is not a number or a range (`1-3`)"
+                "`[{ranges}]`: `{range}` is not a number or a range (`1-3`, `1-9/2`)"
             ));
         }
+        let step = match step.map(|s| s.parse::<u64>()) {
+            None => 1,
+            Some(Ok(n)) if n > 0 => n,
+            Some(_) => {
+                return Err(format!(
+                    "`[{ranges}]`: `{range}`: the step is not a whole number from 1 on"
+                ))
+            }
+        };
         let value = |d: &str| {
             d.parse::<u64>()
                 .map_err(|_| format!("`[{ranges}]`: `{d}` is too large a number"))
@@ -178,14 +198,19 @@ fn numbers(ranges: &str) -> Result<Vec<String>, String> {
         if from > to {
             return Err(format!("`[{ranges}]`: the range `{range}` runs backwards"));
         }
-        if to - from >= EXPAND_MAX as u64 || out.len() + (to - from) as usize >= EXPAND_MAX {
+        let count = (to - from) / step + 1;
+        if count > EXPAND_MAX as u64 || out.len() + count as usize > EXPAND_MAX {
             return Err(format!("`[{ranges}]`: more than {EXPAND_MAX} names"));
         }
         let width = match first.len() > 1 && first.starts_with('0') {
             true => first.len(),
             false => 0,
         };
-        out.extend((from..=to).map(|n| format!("{n:0width$}")));
+        out.extend(
+            (0..count)
+                .map(|i| from + i * step)
+                .map(|n| format!("{n:0width$}")),
+        );
     }
     Ok(out)
 }
@@ -439,6 +464,15 @@ mod tests {
         assert_eq!(names("ssh://[::1]:2222,h"), ["ssh://[::1]:2222", "h"]);
         assert_eq!(names(r#""web[1]","a,b""#), ["web[1]", "a,b"]);
         assert_eq!(names(r#""q\"x\\""#), ["q\"x\\"]);
+        // Stepped ranges, as ClusterShell's nodeset reads them (stop 52 tester t80: `[1-3/2]`
+        // was a name of its own).
+        assert_eq!(names("host[1-3/2]"), ["host1", "host3"]);
+        assert_eq!(names("n[1-10/4]"), ["n1", "n5", "n9"]);
+        assert_eq!(names("n[01-10/3,12]"), ["n01", "n04", "n07", "n10", "n12"]);
+        assert_eq!(names("n[5-5/7]"), ["n5"]);
+        assert_eq!(names("n[008-012/2]"), ["n008", "n010", "n012"]);
+        assert_eq!(names("r[1-3/2]c[0-4/4]"), ["r1c0", "r1c4", "r3c0", "r3c4"]);
+        assert_eq!(names("n[0-99999/1000]").len(), 100);
         // Empty names are the caller's to refuse.
         assert_eq!(names("a,,b"), ["a", "", "b"]);
         assert_eq!(names(""), [""]);
@@ -448,6 +482,13 @@ mod tests {
             "web[1-]",
             "web[,1]",
             "web[1-2-3]",
+            "web[1/2]",
+            "web[1-3/0]",
+            "web[1-3/]",
+            "web[1-3/2/2]",
+            "web[3-1/2]",
+            "web[/2]",
+            "web[0-200000/2]",
             "web[99999999999999999999]",
             "web[0-100000]",
             "a[0-999]b[0-999]",

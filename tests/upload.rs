@@ -1444,3 +1444,38 @@ task("down", || { on("db", #{ timeout: fetch("to") }, |host| { download("/srv/sr
     );
     assert_eq!(std::fs::read(r.path("got.bin")).unwrap().len(), data.len());
 }
+
+/// A transfer is announced once, as one command: its second exec (placing an upload, measuring
+/// a download) is tether's own (stop 52 tester t79: `-v` printed `$ upload a -> b` twice, and
+/// `--format json` had two `command_started` events for it).
+#[test]
+fn a_transfer_is_announced_once() {
+    let lab = lab(&["db1"]);
+    let r = lab_recipe(
+        &lab,
+        "transfer-once",
+        r#"task("t", || { on("db", |host| { upload("a.txt", "/srv/a.txt"); download("/srv/a.txt", "b.txt"); run("true"); }); });"#,
+    );
+    r.write("a.txt", "hello\n");
+    let out = r.tether().args(&["-v", "t"]).run();
+    out.status(0);
+    let text = format!("{}{}", out.stdout, out.stderr);
+    for (what, want) in [
+        ("$ upload a.txt -> /srv/a.txt", 1),
+        ("$ download /srv/a.txt -> b.txt", 1),
+        ("$ true", 1),
+    ] {
+        assert_eq!(text.matches(what).count(), want, "{what}\n{text}");
+    }
+    let out = r.tether().args(&["--format", "json", "t"]).run();
+    out.status(0);
+    let events: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let count = |kind: &str| events.iter().filter(|e| e["type"] == kind).count();
+    assert_eq!(count("command_started"), 3, "{}", out.stdout);
+    assert_eq!(count("command_finished"), 3, "{}", out.stdout);
+    assert_eq!(std::fs::read_to_string(r.path("b.txt")).unwrap(), "hello\n");
+}

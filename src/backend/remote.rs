@@ -191,6 +191,7 @@ impl Backend for Remote {
         let place = (upload.render)(&transfer::place_script(upload.remote, &tmp, &sent, mode));
         let opts = ExecOptions {
             stdin: upload.stdin_prefix.clone(),
+            part: true,
             label: Some(label),
             timeout: left(),
             timeout_named: upload.timeout,
@@ -251,6 +252,7 @@ impl Backend for Remote {
         let opts = ExecOptions {
             stdin: download.stdin_prefix.clone(),
             echo: Echo::NoStdout,
+            part: true,
             label: Some(label),
             timeout: left(),
             timeout_named: download.timeout,

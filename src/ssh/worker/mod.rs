@@ -415,7 +415,8 @@ impl WorkerState {
             return Err(SshError::stopped_before(&self.owner.name, command, why));
         }
         let echo = opts.echo != Echo::Nothing;
-        if echo {
+        let announce = echo && !opts.part;
+        if announce {
             self.emit(EventKind::Started {
                 command: command.to_string(),
             });
@@ -657,7 +658,7 @@ impl WorkerState {
                 Err(error)
             }
         };
-        if echo {
+        if announce {
             self.emit(exec::finished_event(command, &result, started.elapsed()));
         }
         result

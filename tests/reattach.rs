@@ -225,6 +225,39 @@ fn a_command_whose_channel_the_server_closes_is_followed_to_its_end() {
     assert_eq!(lab.accepted_logins("host1"), 1);
 }
 
+/// The same for as long as the command runs: its channel is followed on a new one each time
+/// the server closes it, however often (a command of 65 s under `ChannelTimeout
+/// session:*=1s` has more than 50 channels; past 50 it was "no exit status: it was not
+/// recorded on the host", the command left running).
+#[test]
+fn a_command_whose_channel_the_server_closes_often_is_followed_to_its_end() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    lab.reconfigure("host1", "ChannelTimeout session:*=1s");
+    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    let before = lab.started_commands("host1");
+    let command = "i=0; while [ $i -lt 130 ]; do i=$((i+1)); echo line$i; sleep 0.5; done; \
+                   echo ran >> /srv/marker; exit 4";
+    let r = h.run(&["host1"], command);
+    let channels = lab.started_commands("host1") - before;
+    match &r[0].result {
+        Some(Ok(out)) => {
+            assert_eq!(out.status, ExitStatus::Code(4), "{}", h.story());
+            let want: String = (1..=130).map(|i| format!("line{i}\n")).collect();
+            assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+        }
+        other => panic!("{other:?} after {channels} channels\n{}", h.story()),
+    }
+    assert!(
+        channels > 51,
+        "only {channels} channels: not past the old limit"
+    );
+    assert_eq!(
+        std::fs::read_to_string(lab.host("host1").root_dir.join("marker")).unwrap(),
+        "ran\n"
+    );
+    assert_eq!(lab.accepted_logins("host1"), 1);
+}
+
 /// Past the re-attach bound the command is an orphan; the next contact with the host, however
 /// soon it comes (at once, or a little later), reconnects under the usual policy, stops the
 /// orphan first (reported), then runs the new command.

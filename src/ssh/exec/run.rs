@@ -318,6 +318,14 @@ pub fn resume(
     on_line: &mut dyn FnMut(Stream, &str, LineEnd),
     preamble: &mut Preamble,
 ) -> Result<ExecOutput, ExecError> {
+    let (wrapped, key, opts) = resume_request(sup, opts);
+    run_wrapped(conn, &wrapped, &key, &opts, on_line, preamble, Some(sup))
+}
+
+/// The exec request string that resumes the command of `sup` from the bytes it received, its
+/// frame key, and its options (`opts` without stdin or environment: the command has its
+/// environment already, and this channel only reads its files).
+fn resume_request(sup: &Supervision, opts: &ExecOptions) -> (String, Key, ExecOptions) {
     let (out, err) = sup.received();
     let key = Key::new();
     let wrapped = wrap_script(
@@ -325,14 +333,13 @@ pub fn resume(
         &key,
         &[&sup.id, &out.to_string(), &err.to_string()],
     );
-    // The command has its environment already; this channel only reads its files.
     let opts = ExecOptions {
         stdin: None,
         stdin_from: None,
         env: Default::default(),
         ..opts.clone()
     };
-    run_wrapped(conn, &wrapped, &key, &opts, on_line, preamble, Some(sup))
+    (wrapped, key, opts)
 }
 
 /// Runs one of the supervisor's own scripts (`supervisor::claim`, `stop`, `clean`) with `args`
@@ -524,10 +531,6 @@ pub(super) fn stage(
     )))
 }
 
-/// How many times a supervised command's channel closed by the server while it ran is
-/// followed on a new one (see `follow`): past this, it has no exit status.
-const CHANNEL_CUTS: u32 = 50;
-
 /// How long a stopped command's channel is read for what it wrote after the stop (see
 /// [`drain`]).
 const DRAIN: Duration = Duration::from_secs(2);
@@ -625,9 +628,70 @@ fn launch(
 }
 
 /// Follows the command on `channel` (its exec request sent at `started`) to its end: its
-/// stdin fed, both streams read and shown, a stop or deadline carried out, its status.
+/// stdin fed, both streams read and shown, a stop or deadline carried out, its status. A
+/// supervised command whose channel the server closes under it (sshd's `ChannelTimeout`,
+/// which OpenSSH 9.2 applies to a channel carrying output every 0.1 s too when it is 1 s: stop
+/// 52 tester t79) goes on under its supervisor: it is followed on a new channel of the same
+/// connection, from the bytes received, each time, until it ends, its deadline passes or it
+/// is stopped (a command of a minute under `ChannelTimeout session:*=1s` has about a hundred
+/// channels; the 50 it was followed on at most before left it running, said as "not recorded").
 #[allow(clippy::too_many_arguments)]
 pub(super) fn follow(
+    conn: &Connection,
+    channel: ssh2::Channel,
+    agent: Option<crate::ssh::agent::Forwarder>,
+    key: &Key,
+    opts: &ExecOptions,
+    on_line: &mut dyn FnMut(Stream, &str, LineEnd),
+    preamble: &mut Preamble,
+    mut sup: Option<&mut Supervision>,
+    started: Instant,
+) -> Result<ExecOutput, ExecError> {
+    let (mut channel, mut agent) = (channel, agent);
+    let (mut key, mut now) = (key.clone(), opts.clone());
+    loop {
+        let followed = follow_channel(
+            conn,
+            channel,
+            agent,
+            &key,
+            &now,
+            on_line,
+            preamble,
+            sup.as_deref_mut(),
+            started,
+        )?;
+        let s = match (followed, sup.as_deref_mut()) {
+            (Followed::Ended(mut out), _) => {
+                out.duration = started.elapsed();
+                return Ok(out);
+            }
+            (Followed::Cut, Some(s)) => s,
+            // `follow_channel` says a cut of a supervised command only.
+            (Followed::Cut, None) => {
+                return Err(ExecError::Lost(
+                    "the server closed the channel without an exit status".into(),
+                ))
+            }
+        };
+        let (wrapped, resumed, rest) = resume_request(s, &opts.remaining(started));
+        (channel, agent) = launch(conn, &wrapped, &resumed, &rest, Some(s))?;
+        (key, now) = (resumed, rest);
+    }
+}
+
+/// How one channel of a command ([`follow_channel`]) ended.
+enum Followed {
+    /// With the command's result.
+    Ended(ExecOutput),
+    /// Closed by the server with no exit status while the command runs on under its
+    /// supervisor: it is to be followed on a new channel.
+    Cut,
+}
+
+/// [`follow`] on one channel.
+#[allow(clippy::too_many_arguments)]
+fn follow_channel(
     conn: &Connection,
     mut channel: ssh2::Channel,
     mut agent: Option<crate::ssh::agent::Forwarder>,
@@ -637,7 +701,7 @@ pub(super) fn follow(
     preamble: &mut Preamble,
     mut sup: Option<&mut Supervision>,
     started: Instant,
-) -> Result<ExecOutput, ExecError> {
+) -> Result<Followed, ExecError> {
     let mut streams = match sup.as_deref_mut().and_then(|s| s.streams.take()) {
         // A resume: a new login shell's preamble, and no held bytes that might have been a
         // frame (the spool files have every byte of the command's).
@@ -835,26 +899,16 @@ pub(super) fn follow(
                 // No status: its process group was killed too, with its exec's sh.
                 out.status = ExitStatus::Signal(sig.clone());
             }
-            out.duration = started.elapsed();
-            return Ok(out);
+            return Ok(Followed::Ended(out));
         }
         // Closed under the command without an exit status (no status came: libssh2 says 0),
-        // its exec's sh alive: the server ended the channel (sshd's `ChannelTimeout`, which
-        // OpenSSH 9.2 applies to a channel carrying output every 0.1 s too when it is 1 s:
-        // stop 52 tester t79). The command goes on under the supervisor: it is followed on a
-        // new channel of this connection, from the bytes received, as often as that happens
-        // up to [`CHANNEL_CUTS`] times.
+        // its exec's sh alive: the server ended the channel. The command goes on under the
+        // supervisor (see `follow`).
         if let (true, None, None, false, Ok(0)) =
             (placed, &signal, marker, gone, channel.exit_status())
         {
-            if sup.cut_channels < CHANNEL_CUTS {
-                sup.cut_channels += 1;
-                sup.streams = Some(streams);
-                let rest = opts.remaining(started);
-                let mut out = resume(conn, sup, &rest, on_line, preamble)?;
-                out.duration = started.elapsed();
-                return Ok(out);
-            }
+            sup.streams = Some(streams);
+            return Ok(Followed::Cut);
         }
     }
     let Streams {
@@ -904,13 +958,13 @@ pub(super) fn follow(
             _ => ExitStatus::Missing,
         },
     };
-    Ok(ExecOutput {
+    Ok(Followed::Ended(ExecOutput {
         status,
         stdout,
         stderr,
         stderr_cut,
         duration: started.elapsed(),
-    })
+    }))
 }
 
 /// Requests a pseudo-terminal of type `term` for `channel` (before its exec), with `echo` as

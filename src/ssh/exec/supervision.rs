@@ -45,9 +45,6 @@ pub struct Supervision {
     /// of the supervisor's (its exec's sh or streaming loop, killed on the host while the
     /// command ran on).
     pub followed: Option<String>,
-    /// How many times its channel was closed by the server while it ran, and it was followed
-    /// on a new one (see `run::follow`).
-    pub(super) cut_channels: u32,
 }
 
 impl Default for Supervision {
@@ -68,7 +65,6 @@ impl Default for Supervision {
             staged: None,
             marker: false,
             followed: None,
-            cut_channels: 0,
         }
     }
 }

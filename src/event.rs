@@ -346,6 +346,21 @@ pub enum EventKind {
         /// and closed, no command), `command` (`true`) or `limits` (read the server's config).
         beat: Beat,
     },
+    /// An attempt to replace a dead session failed, and another follows.
+    #[serde(rename = "reconnecting")]
+    Reconnecting {
+        /// How the death was noticed.
+        reason: String,
+        /// How many attempts failed so far (from 1).
+        failed: u32,
+        /// How many are made at most.
+        attempts: u32,
+        /// Why the last one failed.
+        error: String,
+        /// When the next one starts.
+        #[serde(rename = "next_in_ms", serialize_with = "millis")]
+        next_in: Duration,
+    },
     /// A dead session was replaced.
     #[serde(rename = "reconnect")]
     Reconnected {
@@ -712,6 +727,10 @@ impl EventKind {
             }
             EventKind::Reconnected { reason, .. } | EventKind::SessionLost { reason, .. } => {
                 m(reason)
+            }
+            EventKind::Reconnecting { reason, error, .. } => {
+                m(reason);
+                m(error);
             }
             EventKind::Reattached { command, .. } | EventKind::Resent { command, .. } => m(command),
             EventKind::RemoteStopped { command, why, how } => {

@@ -263,6 +263,60 @@ fn idle_connection_killed_by_the_server_is_replaced_at_once() {
     assert_eq!(h.count("host1", is_reconnect), 1, "{}", h.story());
 }
 
+/// A dead session whose host cannot be reached again is retried with backoff, and every
+/// attempt that fails before another is said as it fails, with the time to the next one (stop
+/// 51 tester t74: 27 s of retries with one message at the end).
+#[test]
+fn every_failed_reconnect_attempt_is_said_before_the_next() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let mut h = Harness::new(
+        &lab.ssh_config(),
+        settings(Some(Duration::from_secs(3600))),
+        &["host1"],
+    );
+    assert!(h.run(&["host1"], "true")[0].ok());
+    lab.stop_host("host1");
+    let r = h.run(&["host1"], "echo again");
+    assert!(!r[0].ok(), "{}", h.story());
+    h.settle();
+    let said: Vec<(u32, u32, Duration, String)> = h
+        .events
+        .iter()
+        .filter_map(|(_, e)| match &e.kind {
+            EventKind::Reconnecting {
+                failed,
+                attempts,
+                next_in,
+                error,
+                ..
+            } => Some((*failed, *attempts, *next_in, error.clone())),
+            _ => None,
+        })
+        .collect();
+    let s = Duration::from_secs;
+    let shape: Vec<_> = said.iter().map(|(f, a, n, _)| (*f, *a, *n)).collect();
+    assert_eq!(
+        shape,
+        [(1, 4, s(1)), (2, 4, s(2)), (3, 4, s(4))],
+        "{}",
+        h.story()
+    );
+    for (_, _, _, error) in &said {
+        assert!(error.contains("host1"), "{error}");
+    }
+    // Each before the next attempt, the last failure after them all.
+    let order: Vec<&str> = h
+        .events
+        .iter()
+        .filter_map(|(_, e)| match &e.kind {
+            EventKind::Reconnecting { .. } => Some("retry"),
+            EventKind::Unreachable { .. } => Some("unreachable"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(order.last(), Some(&"unreachable"), "{}", h.story());
+}
+
 /// A server that refuses session channels (`MaxSessions 0`, as ssh meets it: `channel 0: open
 /// failed: administratively prohibited`) refuses the command, and tether says so: no session
 /// was found dead, none replaced, and the heartbeats it refuses are answers that keep the

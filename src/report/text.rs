@@ -243,6 +243,20 @@ pub fn host_lines(look: Look, event: &Event) -> Option<Vec<(Lane, String)>> {
                 ""
             }
         )),
+        EventKind::Reconnecting {
+            reason,
+            failed,
+            attempts,
+            error,
+            next_in,
+        } => tether(format!(
+            "{reason}; reconnecting: attempt {failed} of {attempts} failed ({}); the next in {}",
+            error
+                .strip_prefix(host)
+                .and_then(|t| t.strip_prefix(": "))
+                .unwrap_or(error),
+            format_duration(*next_in)
+        )),
         EventKind::Reconnected { reason, took, .. } => tether(format!(
             "{reason}; reconnected in {}",
             format_duration(*took)
@@ -679,6 +693,32 @@ mod tests {
 
     /// tether's own lines about a command name a long one by its start (stop 42 tester t44: a
     /// re-attach line of 40,198 characters for a staged command); its output lines do not.
+    #[test]
+    fn a_failed_reconnect_attempt_says_when_the_next_comes() {
+        use crate::event::{Event, EventKind};
+        let look = crate::report::state::Look {
+            format: crate::settings::Format::Text,
+            live: false,
+            dim: false,
+            verbose: false,
+            fold: false,
+        };
+        let kind = EventKind::Reconnecting {
+            reason: "connection lost while idle (the server closed the connection)".into(),
+            failed: 2,
+            attempts: 4,
+            error: "web1: cannot connect to 10.0.0.1:22: connection refused".into(),
+            next_in: Duration::from_secs(2),
+        };
+        let lines = host_lines(look, &Event::now("web1".into(), kind)).unwrap();
+        assert_eq!(
+            lines[0].1,
+            "connection lost while idle (the server closed the connection); reconnecting: \
+             attempt 2 of 4 failed (cannot connect to 10.0.0.1:22: connection refused); the \
+             next in 2.0 s"
+        );
+    }
+
     #[test]
     fn tethers_lines_name_a_long_command_by_its_start() {
         use crate::event::{Event, EventKind};

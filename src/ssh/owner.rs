@@ -292,9 +292,23 @@ impl Owner {
         let outcome = if crate::interrupt::signalled() {
             last_contact()
         } else {
-            match reconnect::with_backoff(&self.name, reason, &self.settings, &self.stop, || {
-                super::poll::giving_up_when(stopped(), || self.connect())
-            }) {
+            let retrying = |r: reconnect::Retrying| {
+                self.emit(EventKind::Reconnecting {
+                    reason: reason.to_string(),
+                    failed: r.failed,
+                    attempts: r.attempts,
+                    error: r.error.to_string(),
+                    next_in: r.next_in,
+                })
+            };
+            match reconnect::with_backoff(
+                &self.name,
+                reason,
+                &self.settings,
+                &self.stop,
+                || super::poll::giving_up_when(stopped(), || self.connect()),
+                retrying,
+            ) {
                 // A signal came during the backoff and ended it (stop 37 tester t26: a PTY
                 // command's host lost before the signal went on reconnecting for 25 s).
                 Outcome::Failed(_) if crate::interrupt::signalled() => last_contact(),

@@ -20,19 +20,31 @@ pub enum Outcome {
     Failed(SshError),
 }
 
-/// Reconnects `host` after `reason`, calling `connect` for each attempt.
+/// Reconnects `host` after `reason`, calling `connect` for each attempt, and `retrying` with
+/// each failed attempt that another follows (see [`Retrying`]), so that a backoff of many
+/// seconds is not silent (stop 51 tester t74: 27 s with one message at the end).
 pub fn with_backoff(
     host: &str,
     reason: &str,
     settings: &WorkerSettings,
     stop: &AtomicBool,
     mut connect: impl FnMut() -> Result<Connection, SshError>,
+    mut retrying: impl FnMut(Retrying),
 ) -> Outcome {
     let started = Instant::now();
     let mut delay = Duration::from_secs(1);
     let mut last_error = None;
-    for attempt in 0..settings.reconnect_attempts.max(1) {
+    let attempts = settings.reconnect_attempts.max(1);
+    for attempt in 0..attempts {
         if attempt > 0 {
+            if let Some(e) = &last_error {
+                retrying(Retrying {
+                    failed: attempt,
+                    attempts,
+                    error: e,
+                    next_in: delay,
+                });
+            }
             if !pause(stop, delay, true) {
                 return Outcome::Stopped;
             }
@@ -64,6 +76,18 @@ fn worth_retrying(e: SshError, last_error: &mut Option<SshError>) -> bool {
     let refused = e.refused();
     *last_error = Some(e);
     !refused
+}
+
+/// A failed attempt to reconnect that another follows.
+pub struct Retrying<'a> {
+    /// How many attempts failed so far (from 1).
+    pub failed: u32,
+    /// How many are made at most.
+    pub attempts: u32,
+    /// Why the last one failed.
+    pub error: &'a SshError,
+    /// When the next one starts.
+    pub next_in: Duration,
 }
 
 /// Every attempt to reconnect `host` after `reason` failed, the last with `last_error`.
@@ -192,6 +216,7 @@ mod tests {
                     tried: "k".into(),
                 })
             },
+            |_| panic!("a refused key is not retried"),
         );
         assert_eq!(attempts, 1);
         match outcome {
@@ -209,12 +234,53 @@ mod tests {
     fn stopping_ends_the_backoff() {
         let settings = WorkerSettings::default();
         let stop = AtomicBool::new(true);
-        let outcome = with_backoff("h", "lost", &settings, &stop, || {
-            Err(SshError::Session {
-                host: "h".into(),
-                reason: "refused".into(),
-            })
-        });
+        let outcome = with_backoff(
+            "h",
+            "lost",
+            &settings,
+            &stop,
+            || {
+                Err(SshError::Session {
+                    host: "h".into(),
+                    reason: "refused".into(),
+                })
+            },
+            |_| {},
+        );
         assert!(matches!(outcome, Outcome::Stopped));
+    }
+
+    #[test]
+    fn every_failed_attempt_that_another_follows_is_said() {
+        let settings = WorkerSettings {
+            reconnect_attempts: 3,
+            backoff_cap: Duration::from_millis(1),
+            ..WorkerSettings::default()
+        };
+        let mut said = Vec::new();
+        let mut attempts = 0;
+        let outcome = with_backoff(
+            "h",
+            "lost",
+            &settings,
+            &AtomicBool::new(false),
+            || {
+                attempts += 1;
+                Err(SshError::Session {
+                    host: "h".into(),
+                    reason: format!("refused {attempts}"),
+                })
+            },
+            |r| said.push((r.failed, r.attempts, r.error.to_string())),
+        );
+        assert!(matches!(outcome, Outcome::Failed(_)));
+        assert_eq!(attempts, 3);
+        assert_eq!(
+            said,
+            [
+                (1, 3, "h: refused 1".to_string()),
+                (2, 3, "h: refused 2".to_string())
+            ]
+        );
     }
 }

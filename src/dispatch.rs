@@ -90,6 +90,32 @@ impl<T: Send> Drop for Done<T> {
     }
 }
 
+/// The units of `n` that [`run`] starts together with unit `i` when `i` is the first of them:
+/// every unit of a parallel spread without a window, or the first window's; a group; else `i`
+/// alone (a unit a sliding window or a sequence starts as another ends). For a unit that is
+/// not the first of its start, a range that holds it.
+pub fn wave(spread: &Spread, n: usize, i: usize) -> std::ops::Range<usize> {
+    let alone = i..(i + 1).min(n);
+    if spread.serial {
+        return alone;
+    }
+    match spread.mode {
+        Mode::Parallel => {
+            let window = spread.limit.unwrap_or(n).max(1);
+            match i < window {
+                true => 0..window.min(n),
+                false => alone,
+            }
+        }
+        Mode::Groups => {
+            let k = spread.limit.unwrap_or(DEFAULT_GROUP).max(1);
+            let first = i - i % k;
+            first..(first + k).min(n)
+        }
+        Mode::Sequence => alone,
+    }
+}
+
 /// Runs `n` units of work as `spread` says. `start(i, done)` starts unit `i` and must not
 /// block for long (hand it to a worker or a thread); `done` receives its result. `failed`
 /// tells a failed result (sequence and groups stop after one); `cancelled` is checked before

@@ -281,6 +281,7 @@ fn next_command(scope: &HostScope, command: &str, backend: &dyn Backend) -> Fall
     let index = scope
         .commands
         .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    scope.reach(index);
     match scope.stops(index) {
         Some(because) => Err(match backend.never_connected(&scope.host) {
             Some(e) => throw(Failure::host(
@@ -303,6 +304,7 @@ pub(super) fn refuse_stopped_step(scope: &HostScope, what: &str) -> Fallible<Sto
     let index = scope
         .commands
         .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    scope.reach(index);
     match scope.stops(index) {
         Some(because) => Err(stopped_early(scope, what, StoppedHow::Before, because)),
         None => Ok(scope.stop_for(index)),

@@ -189,6 +189,12 @@ impl HostScope {
             .or(self.enclosing.clone())
     }
 
+    /// Waits until the host may know whether its command numbered `index` starts (see
+    /// [`StepAbort::reach`]).
+    pub fn reach(&self, index: usize) {
+        self.abort.reach(&self.host, index);
+    }
+
     /// The host whose failure refuses this host's step numbered `index` (from 0), if one
     /// does: one of its `on` that failed at an earlier step, or one whose failure aborted the
     /// enclosing step (the same step too: a nested `on` starts nothing new after it, see

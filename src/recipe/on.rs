@@ -334,6 +334,8 @@ fn on_closure(
     // back to it is a circle; one another host's closure runs is waited for.
     let chain = context::chain();
     let run_one = |host: &String| -> HostEnd {
+        // Ends (the others stop waiting for it) after its failure, if any, is recorded.
+        let _running = abort.begin(host);
         let scope = HostScope {
             host: host.clone(),
             abort: abort.clone(),
@@ -421,17 +423,27 @@ fn on_closure(
         dispatch::run(
             hosts.len(),
             &spread,
-            &|| rt.interrupted(),
+            &|| {
+                let cancelled = rt.interrupted();
+                if cancelled {
+                    abort.withdraw();
+                }
+                cancelled
+            },
             &|| enclosing.refusal().is_some(),
             &|end: &HostEnd| !matches!(end, HostEnd::Value(_)),
             |i, done| {
+                abort.expect(&hosts[dispatch::wave(&spread, hosts.len(), i)]);
                 let host = &hosts[i];
                 let run_one = &run_one;
                 let spawned = std::thread::Builder::new()
                     .name(format!("on {host}"))
                     .spawn_scoped(s, move || done.send(run_one(host)));
-                // Without a thread the unit is dropped unanswered: reported as lost.
-                drop(spawned);
+                // Without a thread the unit is dropped unanswered: reported as lost, and not
+                // waited for.
+                if spawned.is_err() {
+                    abort.withdraw();
+                }
             },
         )
     });

@@ -51,6 +51,10 @@ fn run(
         // One that failed fails this caller too, as it failed (stop 46 tester t59).
         Once::Ran => {
             drop(running);
+            // Meanwhile the hosts of this closure's `on` do not wait for this one at their
+            // steps: the one running the task may be one of them, its task's steps held there
+            // (see `StepAbort::park`).
+            let _parked = super::context::host_scope().map(|s| s.abort.park(&s.host));
             rt.wait_until_ended(name);
             return match rt.task_failed(name) {
                 Some(e) => Err(fail(e)),

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::error::Error;
 use crate::failure::{Failure, HostFailure, Kind};
+use crate::host::HostTarget;
 use crate::host_text::HostText;
 use crate::report::Reporter;
 use crate::runner;
@@ -66,7 +67,15 @@ pub fn run(
         interrupted,
         reporter.sink(),
     )?;
-    let (hosts, ssh) = (selection.hosts, selection.ssh_config);
+    // Each once, as a run reaches it (stop 52 tester t82: `--hosts 'host[1-2],host[2-3]'`
+    // listed host2 twice); two spellings of one machine are listed as given.
+    let mut hosts: Vec<HostTarget> = Vec::new();
+    for target in selection.hosts {
+        if !hosts.contains(&target) {
+            hosts.push(target);
+        }
+    }
+    let ssh = selection.ssh_config;
     // As a run says it (stop 43 tester t52: an empty table, without a word).
     runner::empty_shard(
         settings,

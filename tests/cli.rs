@@ -425,6 +425,23 @@ fn repeated_options_follow_ssh_or_are_refused() {
         .run()
         .status(2)
         .stderr_contains("--hosts given both before and after the subcommand");
+    // A host named twice is listed once, as a run reaches it once (stop 52 tester t82: two
+    // rows for h2).
+    for given in ["h[1-2],h[2-3]", "h2,h2", "h2,h[2-2],\"h2\""] {
+        for json in [false, true] {
+            let mut args = vec!["-F", c, "hosts", "--hosts", given];
+            if json {
+                args.extend(["--format", "json"]);
+            }
+            let out = Tether::new().args(&args).run();
+            out.status(0);
+            let rows = match json {
+                true => out.stdout.matches(r#""host":"h2""#).count(),
+                false => out.stdout.lines().filter(|l| l.starts_with("h2 ")).count(),
+            };
+            assert_eq!(rows, 1, "{given}: {}", out.stdout);
+        }
+    }
 }
 
 /// Regression (issue 11): `tether hosts` shows the whole route, outermost jump host first:

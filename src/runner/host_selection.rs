@@ -33,7 +33,8 @@ pub struct Selection {
 impl Selection {
     /// The hosts a run (`tether run`, `tether check`) reaches: each once, an exact repeat
     /// dropped (a target keeps a recipe's `via` and `forward_agent`), and two spellings of one
-    /// machine refused (see [`one_machine_twice`]). `tether hosts` lists `hosts` as selected.
+    /// machine refused (see [`one_machine_twice`]). `tether hosts` lists `hosts` each once, two
+    /// spellings of one machine as given.
     pub fn targets(&self, settings: &Settings) -> Result<Vec<HostTarget>, Error> {
         let mut targets: Vec<HostTarget> = Vec::new();
         for t in &self.hosts {

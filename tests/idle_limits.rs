@@ -598,3 +598,50 @@ fn a_remembered_limit_gives_way_to_what_the_server_says() {
         }
     }
 }
+
+/// A limit an earlier run read that the server no longer sets gives way at the first
+/// heartbeat: the interval is the setting's again (stop 52 tester t81: the host beat every
+/// 1 s for the whole run, its cache entry already forgotten), said under `-v`.
+#[test]
+fn a_remembered_limit_the_server_dropped_gives_way_to_the_setting() {
+    let lab = Lab::builder()
+        .names(&["web1", "resque1"])
+        .profile("unused")
+        .start();
+    let dir = write_recipe(&lab, &recipe("web1", "resque1", 6));
+    let cache = tempfile::tempdir().unwrap();
+    deploy(&lab, &dir, cache.path(), &[]).status(0);
+    assert_eq!(
+        cached_limits(&lab, cache.path(), "resque1"),
+        [(3000, "sshd_config".to_string())]
+    );
+    let config = lab.host("resque1").sshd_config.clone();
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("UnusedConnectionTimeout 3"), "{text}");
+    std::fs::write(&config, text.replace("UnusedConnectionTimeout 3", "")).unwrap();
+    // Re-read by the listener (a line it ignores appended).
+    lab.reconfigure("resque1", "# no idle limit");
+
+    let out = deploy(&lab, &dir, cache.path(), &["--format", "json", "-v"]);
+    out.status(0);
+    let events: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v["host"] == "resque1")
+        .collect();
+    let beats = events.iter().filter(|v| v["type"] == "heartbeat").count();
+    // The remembered 3 s limit starts the run at a 1 s beat; the first heartbeat reads that
+    // there is none: no more beats in the 6 s step (the setting's interval is longer).
+    assert!(beats <= 2, "{beats} heartbeats\n{}", out.stdout);
+    assert!(
+        events.iter().any(|v| v["type"] == "note"
+            && v["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("no longer sets the idle limit")),
+        "{}",
+        out.stdout
+    );
+    assert!(cached_limits(&lab, cache.path(), "resque1").is_empty());
+}

@@ -19,6 +19,7 @@ use super::policy::{self, WorkerSettings};
 use super::proxy_command;
 use super::reconnect::{self, Outcome};
 use super::SshError;
+use crate::duration::format as format_duration;
 use crate::event::{EventKind, LimitFrom, Sink};
 
 /// A way to reach a host other than a TCP connection of its own: a jump host (ProxyJump).
@@ -429,6 +430,18 @@ impl Owner {
         if !limits.read {
             return;
         }
+        // What an earlier run read there gives way to what the server says now (its config
+        // changed): the interval starts again from the setting. One shortened since (by an
+        // idle death) is kept.
+        let before = self.interval;
+        if let Some(recalled) = self.recalled_config.take() {
+            if self.interval == Some(recalled) {
+                self.interval = policy::first_interval(
+                    self.settings.heartbeat,
+                    self.config.server_alive_interval,
+                );
+            }
+        }
         let Some(limit) = limits.unused_connection_timeout else {
             if let (Some(cache), Some(key)) = (&self.settings.limit_cache, self.cache_key()) {
                 if let Err(why) = cache.forget(&key, Source::SshdConfig) {
@@ -437,19 +450,24 @@ impl Owner {
                     });
                 }
             }
+            // The limit an earlier run read is gone: beat as the setting says again (stop 52
+            // tester t81: 1 s bare channels for the whole run after the limit was dropped).
+            if let (Some(was), Some(now)) = (before, self.interval.filter(|&i| Some(i) != before)) {
+                self.arm(conn);
+                self.emit(EventKind::Note {
+                    message: format!(
+                        "the server no longer sets the idle limit an earlier run read \
+                         (UnusedConnectionTimeout): heartbeat every {} again, not {}",
+                        format_duration(now),
+                        format_duration(was)
+                    ),
+                });
+            }
             return;
         };
         self.remember(limit, Source::SshdConfig);
-        // What an earlier run read there gives way to what the server says now (its config
-        // changed): the interval starts again from the setting. One shortened since (by an
-        // idle death) is kept.
-        if let Some(recalled) = self.recalled_config.take() {
-            if self.interval == Some(recalled) {
-                self.interval = policy::first_interval(
-                    self.settings.heartbeat,
-                    self.config.server_alive_interval,
-                );
-            }
+        if self.interval != before {
+            self.arm(conn);
         }
         if let Some(interval) = self.meet(limit) {
             self.arm(conn);

@@ -914,3 +914,50 @@ fn a_failing_sleep_does_not_pass_for_a_reader_gone() {
         );
     }
 }
+
+/// A tmpfs mounted at a path of the test's, unmounted when dropped.
+struct SmallFs(std::path::PathBuf);
+
+impl SmallFs {
+    fn mount(path: std::path::PathBuf, size: &str) -> SmallFs {
+        std::fs::create_dir_all(&path).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount a tmpfs at {}", path.display());
+        SmallFs(path)
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// A spool whose filesystem fills up fails the command saying its output could not be passed
+/// on, naming a full filesystem as a cause, not only a failing program (stop 52 tester t81:
+/// "a program of the host's ... failed (one first in the login shell's PATH?)" for a full
+/// 1 MiB tmpfs); never a success with output lost.
+#[test]
+fn a_full_spool_filesystem_fails_the_command_naming_it() {
+    // Mounted before the host starts: its sshd has a mount namespace of its own (its /srv).
+    let dir = tempfile::tempdir().unwrap();
+    let small = SmallFs::mount(dir.path().join("small-tmp"), "1m");
+    let lab = Lab::builder().names(&["host1"]).start();
+    lab.set_env("host1", &[("TMPDIR", small.0.to_str().unwrap())]);
+    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    let out = run(&mut h, "head -c 3000000 /dev/zero; echo done");
+    assert_eq!(out.status, ExitStatus::OutputLost, "{}", h.story());
+    let said = out.status.to_string();
+    assert!(said.contains("full"), "{said}");
+    drop(h);
+    drop(lab);
+    drop(small);
+}

@@ -58,8 +58,9 @@ impl std::fmt::Display for ExitStatus {
             ),
             ExitStatus::OutputLost => f.write_str(
                 "its output could not be passed on: a program of the host's that tether's \
-                 supervisor reads it with (head, dd, wc) failed (one first in the login shell's \
-                 PATH?); what it printed from then on and how it ended are unknown",
+                 supervisor keeps or reads it with (head, dd, wc) failed (the filesystem of \
+                 ${TMPDIR:-/tmp} full, or a failing program first in the login shell's PATH?); \
+                 what it printed from then on and how it ended are unknown",
             ),
             ExitStatus::SpoolRemoved => f.write_str(
                 "no exit status: the command's files on the host (tether's supervisor keeps its \

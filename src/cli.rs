@@ -212,6 +212,39 @@ pub fn environment_note(g: &GlobalArgs, names: &[&str]) -> Option<String> {
     (!said.is_empty()).then(|| format!("note: {}", said.join("; ")))
 }
 
+/// Why the command line makes no [`Settings`]: the message, and the variables of
+/// [`OPTION_ENV`] whose options it is about (for [`environment_note`]: stop 52 tester t82,
+/// `-F came from the environment` after a bad `-s` or `--hosts`).
+#[derive(Debug)]
+pub struct SettingsError {
+    /// What is wrong, as said after `error: `.
+    pub message: String,
+    /// The environment variables that may have given the value in question.
+    pub about: &'static [&'static str],
+}
+
+impl SettingsError {
+    fn about(about: &'static [&'static str], message: String) -> Self {
+        SettingsError { message, about }
+    }
+}
+
+/// A message about no option an environment variable gives.
+impl From<String> for SettingsError {
+    fn from(message: String) -> Self {
+        SettingsError {
+            message,
+            about: &[],
+        }
+    }
+}
+
+impl std::fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// Removes those of [`OPTION_ENV`] that are set but empty, so that they count as unset, as
 /// ssh counts an empty `SSH_AUTH_SOCK` (clap would refuse `TETHER_SSH_CONFIG=` as a missing
 /// `--ssh-config` value, and take `HOSTS=` as a host named ``). Called first thing in
@@ -359,11 +392,19 @@ pub enum ColorArg {
 impl GlobalArgs {
     /// The settings these options ask for; Err for a bad `-s`, a second `-J`, or an adding-up
     /// option given on both sides of the subcommand.
-    pub fn settings(&self) -> Result<Settings, String> {
+    pub fn settings(&self) -> Result<Settings, SettingsError> {
         if let Some(option) = self.given_on_both_sides.first() {
-            return Err(format!(
-                "{option} given both before and after the subcommand: give all its values on \
-                 one side"
+            let about: &[&str] = match *option {
+                "--hosts" => &["HOSTS"],
+                "--roles" => &["ROLES"],
+                _ => &[],
+            };
+            return Err(SettingsError::about(
+                about,
+                format!(
+                    "{option} given both before and after the subcommand: give all its values \
+                     on one side"
+                ),
             ));
         }
         // ssh.c: "Only a single -J option is permitted".
@@ -374,7 +415,8 @@ impl GlobalArgs {
                 "-J/--jump given more than once ({}): ssh permits a single -J; give the jump \
                  hosts as one comma-separated list, outermost first (-J bastion,inner)",
                 given.join(", ")
-            ));
+            )
+            .into());
         }
         let overrides: Vec<(String, String)> = self
             .set
@@ -391,15 +433,22 @@ impl GlobalArgs {
             .iter()
             .map(|set| tether::hostset::expand(set))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("--hosts: {e}"))?
+            .map_err(|e| SettingsError::about(&["HOSTS"], format!("--hosts: {e}")))?
             .concat();
         // An empty name is no role or host, for a task as for `run` (stop 42 tester t45:
         // `--roles ''` was "unknown role ``; did you mean `db`?").
-        for (flag, names) in [("--roles", &self.roles), ("--hosts", &hosts)] {
+        let given: [(_, &'static [&'static str], _); 2] = [
+            ("--roles", &["ROLES"], &self.roles),
+            ("--hosts", &["HOSTS"], &hosts),
+        ];
+        for (flag, env, names) in given {
             if names.iter().any(|n| n.trim().is_empty()) {
-                return Err(format!(
-                    "{flag}: an empty name (`{flag} ''`, or a comma with nothing beside it, \
-                     `a,,b`): name each one"
+                return Err(SettingsError::about(
+                    env,
+                    format!(
+                        "{flag}: an empty name (`{flag} ''`, or a comma with nothing beside \
+                         it, `a,,b`): name each one"
+                    ),
                 ));
             }
         }
@@ -766,7 +815,7 @@ mod tests {
             let cli = parse(args);
             assert_eq!(cli.global.jumps_given.len(), 2, "{args:?}");
             let err = cli.global.settings().unwrap_err();
-            assert!(err.contains("given more than once (x, y)"), "{err}");
+            assert!(err.message.contains("given more than once (x, y)"), "{err}");
         }
         // A -J in the remote command is the command's.
         let cli = parse(&["tether", "run", "-J", "x", "--", "ssh", "-J", "y", "h"]);
@@ -783,7 +832,7 @@ mod tests {
         ] {
             let err = parse(args).global.settings().unwrap_err();
             assert!(
-                err.contains("both before and after the subcommand"),
+                err.message.contains("both before and after the subcommand"),
                 "{err}"
             );
         }

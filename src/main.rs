@@ -25,10 +25,10 @@ fn main() {
         Ok(s) => s,
         Err(e) => {
             tether::errln!("error: {e}");
-            if let Some(note) = cli::environment_note(&cli.global, cli::OPTION_ENV) {
+            if let Some(note) = cli::environment_note(&cli.global, e.about) {
                 tether::errln!("{note}");
             }
-            let error = Error::Usage(e);
+            let error = Error::Usage(e.message);
             if matches!(cli.global.format, cli::FormatArg::Json) {
                 json_error(&error, &error.to_string());
             }

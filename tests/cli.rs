@@ -575,15 +575,25 @@ fn an_error_names_the_environment_variable_an_option_came_from() {
         "server(\"web\", #{ roles: [\"web\"] });\ntask(\"t\", || {});\n",
     )
     .unwrap();
+    // Nor after a command line that makes no settings for reasons of other options (stop 52
+    // tester t82: `-s 'bad key=1'`, `--hosts 'x[3-1]'`).
     for args in [
         &["nosuchtask"][..],
         &["--roles", "wbe", "t"],
         &["--hosts", "wbe", "t"],
+        &["-s", "bad key=1", "t"],
+        &["--hosts", "x[3-1]", "t"],
+        &["-J", "a", "-J", "b", "t"],
+        &["--hosts", "a,,b", "t"],
     ] {
         run(("TETHER_SSH_CONFIG", &good), args)
             .status(2)
             .stderr_lacks("note:");
     }
+    // A bad host set from HOSTS is said as HOSTS's.
+    run(("HOSTS", "x[3-1]"), &["run", "--", "true"])
+        .status(2)
+        .stderr_contains("\nnote: --hosts came from the environment: HOSTS=\"x[3-1]\"\n");
 }
 
 /// `--roles`/`--hosts` that select none of the recipe's servers are refused, exit 2, naming

@@ -693,16 +693,21 @@ mod tests {
 
     /// tether's own lines about a command name a long one by its start (stop 42 tester t44: a
     /// re-attach line of 40,198 characters for a staged command); its output lines do not.
-    #[test]
-    fn a_failed_reconnect_attempt_says_when_the_next_comes() {
-        use crate::event::{Event, EventKind};
-        let look = crate::report::state::Look {
+    /// How a plain, non-verbose text run looks.
+    fn plain_look() -> crate::report::state::Look {
+        crate::report::state::Look {
             format: crate::settings::Format::Text,
             live: false,
             dim: false,
             verbose: false,
             fold: false,
-        };
+        }
+    }
+
+    #[test]
+    fn a_failed_reconnect_attempt_says_when_the_next_comes() {
+        use crate::event::{Event, EventKind};
+        let look = plain_look();
         let kind = EventKind::Reconnecting {
             reason: "connection lost while idle (the server closed the connection)".into(),
             failed: 2,
@@ -722,13 +727,7 @@ mod tests {
     #[test]
     fn tethers_lines_name_a_long_command_by_its_start() {
         use crate::event::{Event, EventKind};
-        let look = crate::report::state::Look {
-            format: crate::settings::Format::Text,
-            live: false,
-            dim: false,
-            verbose: false,
-            fold: false,
-        };
+        let look = plain_look();
         let long = format!("echo {}", "x".repeat(40_000));
         let kinds = [
             EventKind::Reattached {

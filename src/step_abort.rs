@@ -148,6 +148,39 @@ impl StepAbort {
         }
     }
 
+    /// `host`, which started `started` commands, is about to run a local command
+    /// (`run_locally`): waits until no other host whose closure runs can still fail before its
+    /// own command numbered `started` (each came that far, ended, or waits to run a local
+    /// command at the same point or later, which goes as the same step), or a failure stops
+    /// the host there (see [`stops`](Self::stops)), or tether got a signal. So a host stopped
+    /// early runs no local command past the failing step either (stop 52 tester t83: hosts
+    /// that had finished the failing step ran their `run_locally` before their next command
+    /// was refused, unsaid).
+    pub fn wait_locally(&self, host: &str, started: usize) {
+        let mut reached = self.reached();
+        if let Some(r) = reached.get_mut(host) {
+            r.local = Some(started);
+        }
+        loop {
+            let behind = reached.iter().any(|(h, r)| {
+                h != host
+                    && r.at.is_none_or(|at| at < started)
+                    && r.local.is_none_or(|l| l < started)
+            });
+            if !behind || self.stops(started).is_some() || crate::interrupt::signalled() {
+                break;
+            }
+            reached = self
+                .moved
+                .wait_timeout(reached, REACH_POLL)
+                .map(|(guard, _)| guard)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+        if let Some(r) = reached.get_mut(host) {
+            r.local = None;
+        }
+    }
+
     /// `host` is about to start its command numbered `index` (from 0): waits until every
     /// other host whose closure runs has come as far (its command `index`, or its end), or
     /// a failure stops this command (see [`stops`](Self::stops)), or tether got a signal.
@@ -159,6 +192,7 @@ impl StepAbort {
             host.to_string(),
             Reached {
                 at: Some(index),
+                local: None,
                 began: true,
             },
         );
@@ -231,6 +265,9 @@ impl StepAbort {
 struct Reached {
     /// The number of the command it waits to start or started last; none before its first.
     at: Option<usize>,
+    /// The number of commands it had started when it began waiting to run a local command
+    /// (see [`StepAbort::wait_locally`]), while it waits.
+    local: Option<usize>,
     /// Whether its closure began (else it is expected to).
     began: bool,
 }

@@ -376,6 +376,53 @@ task("after_two", || { on("app", |h| { if h.name == "app1" { run("true"); run("e
     }
 }
 
+/// A host stopped early runs no local command past the failing step either, and is said
+/// stopped before the first command it was refused, caught or not (stop 52 tester t83: hosts
+/// that had finished the failing step ran their `run_locally`, unsaid, and a host whose first
+/// refusal was caught was said stopped before its second); hosts that all run a local command
+/// at one point of their closures do not wait for each other.
+#[test]
+fn a_host_stopped_early_runs_no_local_command_and_names_its_first_refusal() {
+    let lab = Lab::builder().names(&["app1", "app2", "app3"]).start();
+    let mut r = RecipeDir::new(
+        "local-steps",
+        r#"
+role("app", ["app1", "app2", "app3"]);
+task("local", || { on("app", |h| {
+    if h.name == "app1" { run("sleep 0.3; exit 1"); } else { run("sleep 1"); }
+    run_locally("touch LOCAL-" + h.name);
+    run("echo s2");
+}); });
+task("caught", || { on("app", |h| {
+    if h.name == "app1" { run("exit 1"); } else { run("sleep 0.5"); }
+    try { run("echo FIRST-REFUSED"); } catch (e) {}
+    run("echo SECOND-REFUSED");
+}); });
+task("together", || { on("app", |h| {
+    run("true"); run_locally("echo local-" + h.name + " >> together"); run("true");
+}); });
+"#,
+    );
+    r.ssh_config = Some(lab.ssh_config());
+    for _ in 0..5 {
+        let out = r.tether().args(&["local"]).run();
+        out.status(1)
+            .stderr_contains("error: 1 of 3 hosts failed, 2 stopped early")
+            .stderr_contains("app2: stopped before `touch LOCAL-app2`: app1 failed")
+            .stderr_contains("app3: stopped before `touch LOCAL-app3`: app1 failed");
+        for h in ["app2", "app3"] {
+            assert!(!r.path(&format!("LOCAL-{h}")).exists(), "{}", out.stderr);
+        }
+        let out = r.tether().args(&["caught"]).run();
+        out.status(1)
+            .stderr_contains("app2: stopped before `echo FIRST-REFUSED`: app1 failed")
+            .stderr_lacks("SECOND-REFUSED`");
+    }
+    r.tether().args(&["together"]).run().status(0);
+    let together = std::fs::read_to_string(r.path("together")).unwrap();
+    assert_eq!(together.lines().count(), 3, "{together}");
+}
+
 /// Hosts nobody can reach: every one is named as unreachable, exit 3, the same every time.
 #[test]
 fn unreachable_hosts_are_all_named_every_time() {
@@ -852,9 +899,9 @@ fn the_summary_waits_for_every_connection_the_run_opened() {
 /// A step aborted because one host failed: hosts that never connected (a closed port, a
 /// configuration error) are failed hosts with their own reason, not "stopped before", however
 /// the failures raced; only hosts that could have run are stopped early. Ten runs say the
-/// same, with the deciding kind's exit code (a configuration error: 2). app1 waits for app2
-/// to have failed before its command (a CI run under load once had app1's `exit 1` sent
-/// first, and stopped during it: that race is not what this test is about).
+/// same, with the deciding kind's exit code (a configuration error: 2). app1's local
+/// `sleep 2` once kept its `exit 1` from racing app2's failure (a CI run under load had it
+/// sent first); now that local command is itself past app2's failure, and refused.
 #[test]
 fn hosts_that_never_connected_are_never_called_stopped_early() {
     let lab = Lab::builder().names(&["app1", "app2"]).start();
@@ -894,7 +941,8 @@ fn hosts_that_never_connected_are_never_called_stopped_early() {
     );
     assert!(first.contains("broken: ProxyJump loop"), "{first}");
     assert!(
-        first.contains("app1: stopped before `exit 1`: app2 failed"),
+        // Its local command is past the point app2 failed at (before any command).
+        first.contains("app1: stopped before `sleep 2`: app2 failed"),
         "{first}"
     );
 }

@@ -122,6 +122,15 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
         if r.interrupted() {
             return Err(throw(Failure::interrupted()));
         }
+        // In a host's closure: nothing past the step another host failed at, local commands
+        // included (see `StepAbort::wait_locally`).
+        if let Some(scope) = context::host_scope() {
+            let started = scope.commands.load(std::sync::atomic::Ordering::SeqCst);
+            scope.wait_locally(started);
+            if let Some(because) = scope.stops(started) {
+                return Err(stopped_early(&scope, cmd, StoppedHow::Before, because));
+            }
+        }
         backend.run_locally(cmd, &r.dir()).map_err(|f| throw(*f))
     });
 }

@@ -195,6 +195,12 @@ impl HostScope {
         self.abort.reach(&self.host, index);
     }
 
+    /// Waits until the host, having started `started` commands, may know whether a local
+    /// command runs (see [`StepAbort::wait_locally`]).
+    pub fn wait_locally(&self, started: usize) {
+        self.abort.wait_locally(&self.host, started);
+    }
+
     /// The host whose failure refuses this host's step numbered `index` (from 0), if one
     /// does: one of its `on` that failed at an earlier step, or one whose failure aborted the
     /// enclosing step (the same step too: a nested `on` starts nothing new after it, see

@@ -387,7 +387,13 @@ fn on_closure(
                 None => return HostEnd::Value(v),
             },
             Err(e) => {
-                let end = classify(rt, e);
+                let end = match classify(rt, e) {
+                    // The host's first stop is its stop: a later refusal, thrown after the
+                    // first was caught, names a command after the one it was stopped before
+                    // (stop 52 tester t83).
+                    HostEnd::Stopped(later) => HostEnd::Stopped(scope.stopped().unwrap_or(later)),
+                    end => end,
+                };
                 // Nor did a script error or a failure of its own there (`1 / 0`, `fail()`,
                 // before any command; not one of other hosts, an `on` inside it): the host's
                 // failure is why it never connected, which outranks it (a config error's exit

@@ -161,24 +161,36 @@ impl StepAbort {
         if let Some(r) = reached.get_mut(host) {
             r.local = Some(started);
         }
-        loop {
-            let behind = reached.iter().any(|(h, r)| {
-                h != host
-                    && r.at.is_none_or(|at| at < started)
-                    && r.local.is_none_or(|l| l < started)
-            });
-            if !behind || self.stops(started).is_some() || crate::interrupt::signalled() {
-                break;
-            }
+        let mut reached = self.wait_for_others(reached, host, started, |r| {
+            r.at.is_none_or(|at| at < started) && r.local.is_none_or(|l| l < started)
+        });
+        if let Some(r) = reached.get_mut(host) {
+            r.local = None;
+        }
+    }
+
+    /// Tells the others that `host` moved, then waits while another host is `behind` (by
+    /// where it is), no failure stops `host` at its point `index` (see
+    /// [`stops`](Self::stops)), and tether got no signal; returns the lock.
+    fn wait_for_others<'a>(
+        &'a self,
+        mut reached: MutexGuard<'a, HashMap<String, Reached>>,
+        host: &str,
+        index: usize,
+        behind: impl Fn(&Reached) -> bool,
+    ) -> MutexGuard<'a, HashMap<String, Reached>> {
+        self.moved.notify_all();
+        while reached.iter().any(|(h, r)| h != host && behind(r))
+            && self.stops(index).is_none()
+            && !crate::interrupt::signalled()
+        {
             reached = self
                 .moved
                 .wait_timeout(reached, REACH_POLL)
                 .map(|(guard, _)| guard)
                 .unwrap_or_else(|p| p.into_inner().0);
         }
-        if let Some(r) = reached.get_mut(host) {
-            r.local = None;
-        }
+        reached
     }
 
     /// `host` is about to start its command numbered `index` (from 0): waits until every
@@ -196,21 +208,8 @@ impl StepAbort {
                 began: true,
             },
         );
-        self.moved.notify_all();
-        loop {
-            // One that has not come to its first command yet may still fail before it.
-            let behind = reached
-                .iter()
-                .any(|(h, r)| h != host && r.at.is_none_or(|at| at < index));
-            if !behind || self.stops(index).is_some() || crate::interrupt::signalled() {
-                return;
-            }
-            reached = self
-                .moved
-                .wait_timeout(reached, REACH_POLL)
-                .map(|(guard, _)| guard)
-                .unwrap_or_else(|p| p.into_inner().0);
-        }
+        // One that has not come to its first command yet may still fail before it.
+        drop(self.wait_for_others(reached, host, index, |r| r.at.is_none_or(|at| at < index)));
     }
 
     /// The step of the earliest failure.

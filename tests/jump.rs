@@ -481,6 +481,32 @@ fn hosts_behind_a_bastion_that_closes_idle_tunnels_keep_their_sessions() {
     }
 }
 
+/// A bastion that closes tunnels idle for 5 s and is slow to read its config (each command on
+/// it waits 1.5 s first): the hosts behind it had read their own servers' limits and gone to
+/// sleep for their own interval before the bastion's limit was known; they are woken when it
+/// is, and beat often enough to keep their tunnels (a flaky failure of the test above, on a
+/// loaded machine: both hosts reconnected while idle, "sending to the server failed").
+#[test]
+fn hosts_behind_a_bastion_slow_to_read_its_limit_keep_their_sessions() {
+    let site = Site::start(
+        2,
+        false,
+        &[
+            "ChannelTimeout direct-tcpip=5s",
+            "ForceCommand sleep 1.5; eval \"$SSH_ORIGINAL_COMMAND\"",
+        ],
+    );
+    let cfg = site.config_with("jump_config", JUMP);
+    let mut h = Harness::new(&cfg, WorkerSettings::default(), &["inner1", "inner2"]);
+    idle_then_work_on_one_login(&site, &mut h, &[12], "slow bastion");
+    assert_eq!(
+        h.count(BASTION, |k| matches!(k, EventKind::IdleLimit { .. })),
+        1,
+        "{}",
+        h.story()
+    );
+}
+
 /// Many commands in a row through one bastion, on one bastion login. How long each takes is a
 /// speed target, checked by `scripts/bench` (a ratio against the same command directly, in the
 /// same run), not here: a timed assertion fails on a loaded machine.

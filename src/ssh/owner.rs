@@ -5,6 +5,7 @@
 //! server's config sets or an earlier run learned, and by learning), and
 //! replacing a dead session with backoff, each reported as an event.
 
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,6 +47,11 @@ pub trait Via: Send + Sync {
     fn tunnel_idle_limit(&self) -> Option<Duration> {
         None
     }
+
+    /// Has `wake` (a worker's wake socket) written to when a tunnel limit of it, or of a jump
+    /// host it is reached through, becomes known: a worker asleep then re-reckons its
+    /// heartbeat interval (see [`tunnel_idle_limit`](Via::tunnel_idle_limit)).
+    fn watch_tunnel_limit(&self, _wake: UnixStream) {}
 }
 
 /// One session owner's connection policy and identity; see the module docs.

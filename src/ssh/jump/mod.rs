@@ -143,9 +143,9 @@ pub struct Jump {
     budget: Duration,
     /// When the jump host's connection was last found dead (its tunnels were closed then).
     lost_at: Arc<Mutex<Option<Instant>>>,
-    /// The jump host's `ChannelTimeout` for tunnels in milliseconds, as its worker read it in
-    /// the jump host's sshd config; 0 while unknown or unset.
-    tunnel_limit: Arc<AtomicU64>,
+    /// The jump host's `ChannelTimeout` for tunnels, as its worker read it in the jump host's
+    /// sshd config.
+    tunnel_limit: Arc<TunnelLimit>,
     /// The jump host this one is reached through: its tunnels carry ours.
     parent: Option<Arc<Jump>>,
 }
@@ -167,7 +167,10 @@ impl Jump {
         let stop = Arc::new(AtomicBool::new(false));
         let budget = config.connect_timeout + parent.as_ref().map_or(Duration::ZERO, |p| p.budget);
         let lost_at = Arc::new(Mutex::new(None));
-        let tunnel_limit = Arc::new(AtomicU64::new(0));
+        let tunnel_limit = Arc::new(TunnelLimit::default());
+        if let Some(p) = &parent {
+            p.watch_tunnel_limit(wake.try_clone()?);
+        }
         let via = parent.clone().map(|p| p as Arc<dyn Via>);
         let owner = Owner::new(
             display.clone(),
@@ -294,12 +297,76 @@ impl Via for Jump {
     /// The shortest tunnel limit of this jump host and those it is reached through (a tunnel
     /// of ours is carried inside theirs).
     fn tunnel_idle_limit(&self) -> Option<Duration> {
-        let own = match self.tunnel_limit.load(Ordering::Relaxed) {
+        let parent = self.parent.as_ref().and_then(|p| p.tunnel_idle_limit());
+        self.tunnel_limit.get().into_iter().chain(parent).min()
+    }
+
+    fn watch_tunnel_limit(&self, wake: UnixStream) {
+        if let Some(p) = &self.parent {
+            if let Ok(w) = wake.try_clone() {
+                p.watch_tunnel_limit(w);
+            }
+        }
+        self.tunnel_limit.watch(wake);
+    }
+}
+
+/// A jump host's `ChannelTimeout` for tunnels, as its worker read it in the jump host's sshd
+/// config, shared with the workers of the hosts behind it. Those that sleep while it is being
+/// read are woken when it is known: the interval they went to sleep with may be longer than
+/// the tunnel lets them be idle (a host whose first heartbeat came before its bastion's
+/// reading slept out its own interval, and the bastion closed its tunnel meanwhile).
+pub struct TunnelLimit {
+    /// In milliseconds; 0 while unknown or unset.
+    ms: AtomicU64,
+    /// Wake sockets of the workers to wake when it is known; `None` once the reading is over.
+    watchers: Mutex<Option<Vec<UnixStream>>>,
+}
+
+impl Default for TunnelLimit {
+    fn default() -> Self {
+        TunnelLimit {
+            ms: AtomicU64::new(0),
+            watchers: Mutex::new(Some(Vec::new())),
+        }
+    }
+}
+
+impl TunnelLimit {
+    /// The limit; `None` while unknown or unset.
+    pub fn get(&self) -> Option<Duration> {
+        match self.ms.load(Ordering::Relaxed) {
             0 => None,
             ms => Some(Duration::from_millis(ms)),
-        };
-        let parent = self.parent.as_ref().and_then(|p| p.tunnel_idle_limit());
-        own.into_iter().chain(parent).min()
+        }
+    }
+
+    /// Ends the reading: `limit` (`None`: the config sets none, or could not be read) is
+    /// stored, and the workers watching are woken if there is one.
+    pub fn settle(&self, limit: Option<Duration>) {
+        if let Some(limit) = limit {
+            let ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX).max(1);
+            self.ms.store(ms, Ordering::Relaxed);
+        }
+        let watchers = self.lock().take().unwrap_or_default();
+        if limit.is_some() {
+            for w in watchers {
+                // A full socket already holds a wake-up; a closed one's worker is gone.
+                let _ = (&w).write(&[0]);
+            }
+        }
+    }
+
+    /// Has `wake` written to when the limit becomes known; once the reading is over, a worker
+    /// going to sleep sees the limit without it.
+    pub fn watch(&self, wake: UnixStream) {
+        if let Some(watchers) = self.lock().as_mut() {
+            watchers.push(wake);
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<Vec<UnixStream>>> {
+        self.watchers.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -8,7 +8,7 @@ use std::io::Read as _;
 use std::net::Shutdown;
 use std::os::fd::AsRawFd as _;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,6 +17,7 @@ use ssh2::{Channel, Session};
 
 use super::heartbeat::Heartbeat;
 use super::tunnel::{session_failed, Tunnel, TUNNEL_BUFFER};
+use super::TunnelLimit;
 use crate::command::quote;
 use crate::event::{Beat, EventKind, LimitFrom};
 use crate::failure::Kind;
@@ -81,8 +82,8 @@ pub struct State {
     last_alive: Instant,
     /// Where reading the jump host's sshd config stands (once per worker).
     reading: Reading,
-    /// Shared with the handle: the tunnel limit read there, in ms (see `Jump::tunnel_limit`).
-    tunnel_limit: Arc<AtomicU64>,
+    /// Shared with the handle and the hosts behind: the tunnel limit read there.
+    tunnel_limit: Arc<TunnelLimit>,
 }
 
 /// Reading the jump host's sshd config, as a target's first heartbeat reads its own (see
@@ -108,12 +109,15 @@ impl State {
     pub fn new(
         owner: Owner,
         lost_at: Arc<Mutex<Option<Instant>>>,
-        tunnel_limit: Arc<AtomicU64>,
+        tunnel_limit: Arc<TunnelLimit>,
     ) -> Self {
         let reading = match owner.beat_every() {
             Some(_) => Reading::Due,
             // Without a heartbeat (--no-keepalive) nothing would use what is read.
-            None => Reading::Done,
+            None => {
+                tunnel_limit.settle(None);
+                Reading::Done
+            }
         };
         State {
             reading,
@@ -352,7 +356,10 @@ impl State {
                 let d = parse_discovery(&found);
                 match d.pid {
                     // Not knowing which sshd serves us, its config cannot be known either.
-                    None => Reading::Done,
+                    None => {
+                        self.tunnel_limit.settle(None);
+                        Reading::Done
+                    }
                     Some(_) => {
                         let config = config_from_cmdline(&d.cmdline)
                             .unwrap_or_else(|| "/etc/ssh/sshd_config".into());
@@ -372,9 +379,9 @@ impl State {
                     };
                     self.owner.limits_read(&limits, conn);
                 }
-                if let Some(limit) = tunnel_channel_timeout(&cmdline, &dump) {
-                    let ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX).max(1);
-                    self.tunnel_limit.store(ms, Ordering::Relaxed);
+                let limit = tunnel_channel_timeout(&cmdline, &dump);
+                self.tunnel_limit.settle(limit);
+                if let Some(limit) = limit {
                     self.emit(EventKind::IdleLimit {
                         limit,
                         from: LimitFrom::SshdConfig,
@@ -383,7 +390,10 @@ impl State {
                 }
                 Reading::Done
             }
-            _ => Reading::Done,
+            _ => {
+                self.tunnel_limit.settle(None);
+                Reading::Done
+            }
         };
     }
 

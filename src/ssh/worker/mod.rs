@@ -113,6 +113,9 @@ impl HostWorker {
         let (wake, wake_rx) = UnixStream::pair()?;
         wake_rx.set_nonblocking(true)?;
         wake.set_nonblocking(true)?;
+        if let Some(v) = &via {
+            v.watch_tunnel_limit(wake.try_clone()?);
+        }
         let name: Arc<str> = Arc::from(name);
         let stop = Arc::new(AtomicBool::new(false));
         let state = WorkerState {

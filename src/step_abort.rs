@@ -3,7 +3,7 @@
 //! leaf below the pool and the recipe: both the closure form of `on` and its string form
 //! (`on(target, "cmd")`, through `pool::FanOut::step_abort`) use it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -36,11 +36,9 @@ pub const SAME_STEP_GRACE: Duration = Duration::from_secs(2);
 pub struct StepAbort {
     /// Every failure so far: commands started, host, when.
     failures: Mutex<Vec<(usize, String, Instant)>>,
-    /// The hosts whose closures run or are about to, each with the number of the command it
-    /// is at (the one it waits to start or started last; none before its first) and whether
-    /// its closure began; a host is removed when its closure ends.
-    reached: Mutex<HashMap<String, Reached>>,
-    /// Told whenever a host moves on, ends or fails.
+    /// Where the hosts whose closures run or are about to are (see [`Places`]).
+    reached: Mutex<Places>,
+    /// Told whenever the hindmost host moves on or ends, or a host fails.
     moved: Condvar,
 }
 
@@ -98,9 +96,19 @@ impl StepAbort {
         self.moved.notify_all();
     }
 
-    fn reached(&self) -> MutexGuard<'_, HashMap<String, Reached>> {
-        // Each change is one insert or removal: a panicked holder leaves it consistent.
+    fn reached(&self) -> MutexGuard<'_, Places> {
+        // Each change is made whole under the lock: a panicked holder leaves it consistent.
         self.reached.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Moves `host` to `place` (an expected host is added, as not begun), and tells the
+    /// waiting hosts when the hindmost place rose.
+    fn move_to(&self, places: &mut Places, host: &str, place: u64) {
+        let before = places.hindmost();
+        places.set(host, place);
+        if places.hindmost() > before {
+            self.moved.notify_all();
+        }
     }
 
     /// `hosts`' closures are about to begin, together (see `dispatch::wave`): the others
@@ -108,22 +116,40 @@ impl StepAbort {
     /// run ahead of those whose threads start a moment later. One that began already is
     /// left as it is; one that then never begins is [`withdraw`](Self::withdraw)n.
     pub fn expect<S: AsRef<str>>(&self, hosts: &[S]) {
-        let mut reached = self.reached();
+        let mut places = self.reached();
         for host in hosts {
-            reached.entry(host.as_ref().to_string()).or_default();
+            if !places.hosts.contains_key(host.as_ref()) {
+                places.set(host.as_ref(), BEFORE_FIRST);
+            }
         }
     }
 
     /// Forgets the expected hosts whose closures did not begin (their start was cancelled).
     pub fn withdraw(&self) {
-        self.reached().retain(|_, r| r.began);
+        let mut places = self.reached();
+        let unbegun: Vec<String> = places
+            .hosts
+            .iter()
+            .filter(|(_, p)| !p.began)
+            .map(|(h, _)| h.clone())
+            .collect();
+        for host in unbegun {
+            places.remove(&host);
+        }
         self.moved.notify_all();
     }
 
     /// `host`'s closure begins: the others wait for it at their next command (see
     /// [`reach`](Self::reach)) until it ends. Ends with the returned guard.
     pub fn begin(self: &Arc<Self>, host: &str) -> Running {
-        self.reached().entry(host.to_string()).or_default().began = true;
+        let mut places = self.reached();
+        if !places.hosts.contains_key(host) {
+            places.set(host, BEFORE_FIRST);
+        }
+        if let Some(p) = places.hosts.get_mut(host) {
+            p.began = true;
+        }
+        drop(places);
         Running {
             abort: self.clone(),
             host: host.to_string(),
@@ -136,11 +162,12 @@ impl StepAbort {
     /// of this host after it is said as usual; only the steps the others took meanwhile are
     /// not held for it.
     pub fn park(self: &Arc<Self>, host: &str) -> Parked {
-        let was = self
-            .reached()
-            .get_mut(host)
-            .map(|r| r.at.replace(usize::MAX));
-        self.moved.notify_all();
+        let mut places = self.reached();
+        let was = places.hosts.get(host).map(|p| p.place);
+        if was.is_some() {
+            self.move_to(&mut places, host, PARKED);
+        }
+        drop(places);
         Parked {
             abort: self.clone(),
             host: host.to_string(),
@@ -157,40 +184,37 @@ impl StepAbort {
     /// that had finished the failing step ran their `run_locally` before their next command
     /// was refused, unsaid).
     pub fn wait_locally(&self, host: &str, started: usize) {
-        let mut reached = self.reached();
-        if let Some(r) = reached.get_mut(host) {
-            r.local = Some(started);
+        let mut places = self.reached();
+        if !places.hosts.contains_key(host) {
+            return;
         }
-        let mut reached = self.wait_for_others(reached, host, started, |r| {
-            r.at.is_none_or(|at| at < started) && r.local.is_none_or(|l| l < started)
-        });
-        if let Some(r) = reached.get_mut(host) {
-            r.local = None;
-        }
+        // It stays there once it runs the command: a host that started `started` commands
+        // can fail after no fewer, and the others running local commands at this point go
+        // with it.
+        self.move_to(&mut places, host, before_command(started));
+        drop(self.wait_for_others(places, started, before_command(started)));
     }
 
-    /// Tells the others that `host` moved, then waits while another host is `behind` (by
-    /// where it is), no failure stops `host` at its point `index` (see
+    /// Waits while the hindmost host is short of `place` (this host being there itself, the
+    /// hindmost of the others), no failure stops the host at its point `index` (see
     /// [`stops`](Self::stops)), and tether got no signal; returns the lock.
     fn wait_for_others<'a>(
         &'a self,
-        mut reached: MutexGuard<'a, HashMap<String, Reached>>,
-        host: &str,
+        mut places: MutexGuard<'a, Places>,
         index: usize,
-        behind: impl Fn(&Reached) -> bool,
-    ) -> MutexGuard<'a, HashMap<String, Reached>> {
-        self.moved.notify_all();
-        while reached.iter().any(|(h, r)| h != host && behind(r))
+        place: u64,
+    ) -> MutexGuard<'a, Places> {
+        while places.hindmost() < place
             && self.stops(index).is_none()
             && !crate::interrupt::signalled()
         {
-            reached = self
+            places = self
                 .moved
-                .wait_timeout(reached, REACH_POLL)
+                .wait_timeout(places, REACH_POLL)
                 .map(|(guard, _)| guard)
                 .unwrap_or_else(|p| p.into_inner().0);
         }
-        reached
+        places
     }
 
     /// `host` is about to start its command numbered `index` (from 0): waits until every
@@ -199,17 +223,12 @@ impl StepAbort {
     /// Such a host can no longer fail before this step (its earlier commands are over), so
     /// whether this command may start is known, not raced.
     pub fn reach(&self, host: &str, index: usize) {
-        let mut reached = self.reached();
-        reached.insert(
-            host.to_string(),
-            Reached {
-                at: Some(index),
-                local: None,
-                began: true,
-            },
-        );
-        // One that has not come to its first command yet may still fail before it.
-        drop(self.wait_for_others(reached, host, index, |r| r.at.is_none_or(|at| at < index)));
+        let mut places = self.reached();
+        self.move_to(&mut places, host, at_command(index));
+        if let Some(p) = places.hosts.get_mut(host) {
+            p.began = true;
+        }
+        drop(self.wait_for_others(places, index, at_command(index)));
     }
 
     /// The step of the earliest failure.
@@ -259,16 +278,76 @@ impl StepAbort {
     }
 }
 
-/// Where a host is in its closure (see [`StepAbort::reach`]).
+/// Where the hosts are in their closures, as places in one order: before its first command
+/// ([`BEFORE_FIRST`]), waiting to run a local command after `n` commands
+/// ([`before_command`]`(n)`), at its command `i` (waiting to start it, running it, or past it
+/// in its closure's own code: [`at_command`]`(i)`), parked ([`PARKED`]). A host at place `p`
+/// can no longer fail before a point whose place is at most `p`: a host may start its
+/// command `i` once the hindmost place is `at_command(i)` (its own), run a local command
+/// after `n` commands once it is `before_command(n)`. The places are counted too, so that
+/// the hindmost is found at once (every waiting host looks at it after every arrival).
 #[derive(Debug, Default)]
-struct Reached {
-    /// The number of the command it waits to start or started last; none before its first.
-    at: Option<usize>,
-    /// The number of commands it had started when it began waiting to run a local command
-    /// (see [`StepAbort::wait_locally`]), while it waits.
-    local: Option<usize>,
-    /// Whether its closure began (else it is expected to).
+struct Places {
+    hosts: HashMap<String, Place>,
+    counts: BTreeMap<u64, usize>,
+}
+
+/// One host's place, and whether its closure began (else it is expected to).
+#[derive(Debug)]
+struct Place {
+    place: u64,
     began: bool,
+}
+
+/// The place of a host before its first command.
+const BEFORE_FIRST: u64 = 0;
+/// The place of a host waiting for another's closure (see [`StepAbort::park`]).
+const PARKED: u64 = u64::MAX;
+
+/// The place of a host at its command numbered `i` (from 0).
+fn at_command(i: usize) -> u64 {
+    2 * i as u64 + 2
+}
+
+/// The place of a host that started `n` commands and waits to run a local command: after
+/// [`BEFORE_FIRST`] even for `n` = 0 (a host before its first command may still fail there).
+fn before_command(n: usize) -> u64 {
+    2 * n as u64 + 1
+}
+
+impl Places {
+    /// The hindmost place, [`PARKED`] when there is no host.
+    fn hindmost(&self) -> u64 {
+        self.counts.keys().next().copied().unwrap_or(PARKED)
+    }
+
+    fn set(&mut self, host: &str, place: u64) {
+        let began = match self.hosts.get(host) {
+            Some(p) => {
+                let (old, began) = (p.place, p.began);
+                self.uncount(old);
+                began
+            }
+            None => false,
+        };
+        self.hosts.insert(host.to_string(), Place { place, began });
+        *self.counts.entry(place).or_default() += 1;
+    }
+
+    fn remove(&mut self, host: &str) {
+        if let Some(p) = self.hosts.remove(host) {
+            self.uncount(p.place);
+        }
+    }
+
+    fn uncount(&mut self, place: u64) {
+        if let Some(n) = self.counts.get_mut(&place) {
+            *n -= 1;
+            if *n == 0 {
+                self.counts.remove(&place);
+            }
+        }
+    }
 }
 
 /// A host's closure that runs (see [`StepAbort::begin`]); dropped when it ends, whichever way.
@@ -284,23 +363,26 @@ pub struct Parked {
     abort: Arc<StepAbort>,
     host: String,
     /// Where it was, if its closure runs.
-    was: Option<Option<usize>>,
+    was: Option<u64>,
 }
 
 impl Drop for Parked {
     fn drop(&mut self) {
-        if let Some(was) = self.was {
-            if let Some(r) = self.abort.reached().get_mut(&self.host) {
-                r.at = was;
-            }
+        let mut places = self.abort.reached();
+        if let (Some(was), true) = (self.was, places.hosts.contains_key(&self.host)) {
+            places.set(&self.host, was);
         }
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.abort.reached().remove(&self.host);
-        self.abort.moved.notify_all();
+        let mut places = self.abort.reached();
+        let before = places.hindmost();
+        places.remove(&self.host);
+        if places.hindmost() > before {
+            self.abort.moved.notify_all();
+        }
     }
 }
 
@@ -390,6 +472,58 @@ mod tests {
         drop(web2);
         assert!(waiting.join().unwrap());
         assert_eq!(abort.stops(0), Some("web2".to_string()));
+    }
+
+    /// Whether `host` came past [`StepAbort::wait_locally`] after `started` commands within
+    /// 200 ms.
+    fn runs_locally(
+        abort: &Arc<StepAbort>,
+        host: &str,
+        started: usize,
+    ) -> std::thread::JoinHandle<bool> {
+        let (abort, host) = (abort.clone(), host.to_string());
+        std::thread::spawn(move || {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                abort.wait_locally(&host, started);
+                let _ = tx.send(());
+            });
+            rx.recv_timeout(Duration::from_millis(200)).is_ok()
+        })
+    }
+
+    #[test]
+    fn a_local_command_waits_for_hosts_that_may_still_fail_before_its_point() {
+        let two = || {
+            let abort = Arc::new(StepAbort::default());
+            abort.expect(&["web1", "web2"]);
+            let guards = (abort.begin("web1"), abort.begin("web2"));
+            (abort, guards)
+        };
+        // Before any command, web2 may still fail there.
+        let (abort, _guards) = two();
+        assert!(!runs_locally(&abort, "web1", 0).join().unwrap());
+        // Hosts running local commands at one point go together.
+        let (abort, _guards) = two();
+        let both = [
+            runs_locally(&abort, "web1", 0),
+            runs_locally(&abort, "web2", 0),
+        ];
+        assert!(both.into_iter().all(|p| p.join().unwrap()));
+        // After one command, web1 waits for web2 to come to its second, or as far: a local
+        // command of its after one command.
+        let (abort, _guards) = two();
+        let firsts = [passes(&abort, "web1", 0), passes(&abort, "web2", 0)];
+        assert!(firsts.into_iter().all(|p| p.join().unwrap()));
+        let web1 = runs_locally(&abort, "web1", 1);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(runs_locally(&abort, "web2", 1).join().unwrap());
+        assert!(web1.join().unwrap());
+        // And nobody waits for a host that ended.
+        let (abort, (_web1, web2)) = two();
+        assert!(!runs_locally(&abort, "web1", 0).join().unwrap());
+        drop(web2);
+        assert!(runs_locally(&abort, "web1", 0).join().unwrap());
     }
 
     #[test]

@@ -34,12 +34,31 @@ pub const SAME_STEP_GRACE: Duration = Duration::from_secs(2);
 /// and in 2 of 8 runs three hosts ran the step after the failing one, unsaid).
 #[derive(Debug, Default)]
 pub struct StepAbort {
-    /// Every failure so far: commands started, host, when.
-    failures: Mutex<Vec<(usize, String, Instant)>>,
+    /// Every failure so far.
+    failures: Mutex<Vec<Failed>>,
     /// Where the hosts whose closures run or are about to are (see [`Places`]).
     reached: Mutex<Places>,
     /// Told whenever the hindmost host moves on or ends, or a host fails.
     moved: Condvar,
+}
+
+/// One host's failure: its closure ended with an error after starting `started` commands,
+/// `units` units of the last begun (see [`StepAbort::admit`]).
+#[derive(Debug)]
+struct Failed {
+    started: usize,
+    units: u64,
+    host: String,
+    at: Instant,
+}
+
+/// The number of a unit of work of a nested `on` within the step of the enclosing closure it
+/// is (see [`StepAbort::admit`]): its host's round (the first of the hosts the nested `on`
+/// starts with it, see `dispatch::wave`), then the command's number in that host's closure.
+/// Units of one round come before those of the next, in the order of their commands.
+pub fn unit(round: usize, index: usize) -> u64 {
+    let (round, index) = (round.min(u32::MAX as usize), index.min(u32::MAX as usize));
+    ((round as u64) << 32) | index as u64
 }
 
 /// How often a host waiting for the others ([`StepAbort::reach`]) looks at tether's signals.
@@ -52,6 +71,9 @@ struct StepStop {
     host: String,
     /// Its number in its host's closure, from 0.
     index: usize,
+    /// The host's round in its `on` (see [`unit`]): with `index`, the unit this step is of
+    /// the step of an enclosing closure.
+    round: usize,
     started: Instant,
 }
 
@@ -71,8 +93,7 @@ impl StopWhen for StepStop {
         })
     }
 
-    /// New work of the step (a nested `on`'s next command) is refused once the step, or an
-    /// earlier one, was aborted: the grace is for what already runs.
+    /// Whether the step, or an earlier one, was aborted: the grace is for what already runs.
     fn refuses(&self) -> Option<StopReason> {
         let failures = self.abort.failures();
         let (k, because, _) = StepAbort::earliest(&failures)?;
@@ -80,19 +101,31 @@ impl StopWhen for StepStop {
             because: because.to_string(),
         })
     }
+
+    fn admit(&self, work: &mut u64) -> Option<StopReason> {
+        let because = self.abort.admit(&self.host, self.index, *work);
+        *work = unit(self.round, self.index);
+        because.map(|because| StopReason::StepAborted { because })
+    }
 }
 
 impl StepAbort {
-    fn failures(&self) -> MutexGuard<'_, Vec<(usize, String, Instant)>> {
+    fn failures(&self) -> MutexGuard<'_, Vec<Failed>> {
         // Each change is one push: a panicked holder leaves it consistent.
         self.failures.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// `host`'s closure failed after starting `started` commands.
     pub fn fail(&self, started: usize, host: &str) {
-        self.failures()
-            .push((started, host.to_string(), Instant::now()));
-        let _reached = self.reached();
+        let places = self.reached();
+        let units = places.hosts.get(host).map_or(FIRST_UNIT, |p| p.units);
+        self.failures().push(Failed {
+            started,
+            units,
+            host: host.to_string(),
+            at: Instant::now(),
+        });
+        drop(places);
         self.moved.notify_all();
     }
 
@@ -163,7 +196,7 @@ impl StepAbort {
     /// not held for it.
     pub fn park(self: &Arc<Self>, host: &str) -> Parked {
         let mut places = self.reached();
-        let was = places.hosts.get(host).map(|p| p.place);
+        let was = places.hosts.get(host).map(|p| (p.place, p.units));
         if was.is_some() {
             self.move_to(&mut places, host, PARKED);
         }
@@ -200,14 +233,22 @@ impl StepAbort {
     /// [`stops`](Self::stops)), and tether got no signal; returns the lock.
     fn wait_for_others<'a>(
         &'a self,
-        mut places: MutexGuard<'a, Places>,
+        places: MutexGuard<'a, Places>,
         index: usize,
         place: u64,
     ) -> MutexGuard<'a, Places> {
-        while places.hindmost() < place
-            && self.stops(index).is_none()
-            && !crate::interrupt::signalled()
-        {
+        self.wait_while(places, (place, 0), || self.stops(index).is_none())
+    }
+
+    /// Waits while the hindmost host is short of `place` (place, units), `open` says no
+    /// failure decided the wait, and tether got no signal; returns the lock.
+    fn wait_while<'a>(
+        &'a self,
+        mut places: MutexGuard<'a, Places>,
+        place: (u64, u64),
+        open: impl Fn() -> bool,
+    ) -> MutexGuard<'a, Places> {
+        while places.hindmost() < place && open() && !crate::interrupt::signalled() {
             places = self
                 .moved
                 .wait_timeout(places, REACH_POLL)
@@ -231,28 +272,71 @@ impl StepAbort {
         drop(self.wait_for_others(places, index, at_command(index)));
     }
 
+    /// `host`, at its command numbered `index` (a nested `on`), is about to begin the unit
+    /// `work` of it (see [`unit`]): waits until every other host whose closure runs came as
+    /// far (to that unit of its own command `index`, or past it, or to its end), a failure
+    /// refuses the unit, or tether got a signal; returns the host whose failure refuses it.
+    /// Another host's failure at its command `index` refuses the units from the one it failed
+    /// in on (the first is as good as begun when the step is: a failure before it still lets
+    /// it run), an earlier failure every one. So a failure in one host's nested `on`
+    /// stops another's at the same point on every run (stop 53 tester t83: an inner host's
+    /// `fail()` gave two summaries in 8 runs, the other host's next inner command refused or
+    /// run by turns); unequal nested `on`s wait for the other hosts' whole step.
+    pub fn admit(&self, host: &str, index: usize, work: u64) -> Option<String> {
+        let mut places = self.reached();
+        if places
+            .hosts
+            .get(host)
+            .is_some_and(|p| p.place == at_command(index) && p.units <= work)
+        {
+            let before = places.hindmost();
+            places.set_units(host, work + 1);
+            if places.hindmost() > before {
+                self.moved.notify_all();
+            }
+        }
+        let refused = || self.refuses_unit(host, index, work);
+        drop(self.wait_while(places, (at_command(index), work + 1), || {
+            refused().is_none()
+        }));
+        refused()
+    }
+
+    /// The host whose failure refuses `host`'s unit `work` of its command `index` (see
+    /// [`admit`](Self::admit)), if one does: the earliest such failure.
+    fn refuses_unit(&self, host: &str, index: usize, work: u64) -> Option<String> {
+        self.failures()
+            .iter()
+            .filter(|f| f.host != host)
+            .filter(|f| f.started <= index || (f.started == index + 1 && f.units <= work))
+            .min_by_key(|f| (f.started, f.units))
+            .map(|f| f.host.clone())
+    }
+
     /// The step of the earliest failure.
-    fn step(failures: &[(usize, String, Instant)]) -> Option<usize> {
-        failures.iter().map(|(k, _, _)| *k).min()
+    fn step(failures: &[Failed]) -> Option<usize> {
+        failures.iter().map(|f| f.started).min()
     }
 
     /// The earliest failing step, the first host that failed there and when.
-    fn earliest(failures: &[(usize, String, Instant)]) -> Option<(usize, &str, Instant)> {
+    fn earliest(failures: &[Failed]) -> Option<(usize, &str, Instant)> {
         let k = Self::step(failures)?;
         failures
             .iter()
-            .find(|(s, _, _)| *s == k)
-            .map(|(s, h, at)| (*s, h.as_str(), *at))
+            .find(|f| f.started == k)
+            .map(|f| (f.started, f.host.as_str(), f.at))
     }
 
     /// What stops `host`'s command numbered `index` (from 0), started now, while it runs: a
     /// failure of another host at an earlier step (at once), or at its own step (after
-    /// [`SAME_STEP_GRACE`]).
-    pub fn stop_for(self: &Arc<Self>, host: &str, index: usize) -> Stop {
+    /// [`SAME_STEP_GRACE`]). `round` is the host's (see [`unit`]): a nested `on` the command
+    /// is admits its units through it (see [`Stop::admit`]).
+    pub fn stop_for(self: &Arc<Self>, host: &str, index: usize, round: usize) -> Stop {
         Stop::default().or_when(Arc::new(StepStop {
             abort: self.clone(),
             host: host.to_string(),
             index,
+            round,
             started: Instant::now(),
         }))
     }
@@ -271,7 +355,7 @@ impl StepAbort {
         let k = Self::step(&failures)?;
         let names: Vec<&str> = hosts
             .iter()
-            .filter(|h| failures.iter().any(|(s, f, _)| *s == k && f == *h))
+            .filter(|h| failures.iter().any(|f| f.started == k && f.host == **h))
             .map(String::as_str)
             .collect();
         (!names.is_empty()).then(|| names.join(", "))
@@ -286,18 +370,27 @@ impl StepAbort {
 /// command `i` once the hindmost place is `at_command(i)` (its own), run a local command
 /// after `n` commands once it is `before_command(n)`. The places are counted too, so that
 /// the hindmost is found at once (every waiting host looks at it after every arrival).
+///
+/// A host at its command `i` that is a nested `on` is further along as the `on` begins its
+/// units (see [`StepAbort::admit`]): the place is ordered by the units begun next.
 #[derive(Debug, Default)]
 struct Places {
     hosts: HashMap<String, Place>,
-    counts: BTreeMap<u64, usize>,
+    counts: BTreeMap<(u64, u64), usize>,
 }
 
-/// One host's place, and whether its closure began (else it is expected to).
+/// One host's place, the units of it begun, and whether its closure began (else it is
+/// expected to).
 #[derive(Debug)]
 struct Place {
     place: u64,
+    units: u64,
     began: bool,
 }
+
+/// The units a host has begun of a place it comes to: its first (see
+/// [`StepAbort::admit`]).
+const FIRST_UNIT: u64 = 1;
 
 /// The place of a host before its first command.
 const BEFORE_FIRST: u64 = 0;
@@ -316,31 +409,50 @@ fn before_command(n: usize) -> u64 {
 }
 
 impl Places {
-    /// The hindmost place, [`PARKED`] when there is no host.
-    fn hindmost(&self) -> u64 {
-        self.counts.keys().next().copied().unwrap_or(PARKED)
+    /// The hindmost place and its units, [`PARKED`] when there is no host.
+    fn hindmost(&self) -> (u64, u64) {
+        self.counts.keys().next().copied().unwrap_or((PARKED, 0))
     }
 
+    /// Moves `host` to `place`, with its first unit begun (the units it had, if it is there).
     fn set(&mut self, host: &str, place: u64) {
-        let began = match self.hosts.get(host) {
+        let (began, units) = match self.hosts.get(host) {
             Some(p) => {
-                let (old, began) = (p.place, p.began);
+                let (old, began) = ((p.place, p.units), p.began);
                 self.uncount(old);
-                began
+                (began, if old.0 == place { old.1 } else { FIRST_UNIT })
             }
-            None => false,
+            None => (false, FIRST_UNIT),
         };
-        self.hosts.insert(host.to_string(), Place { place, began });
-        *self.counts.entry(place).or_default() += 1;
+        self.hosts.insert(
+            host.to_string(),
+            Place {
+                place,
+                units,
+                began,
+            },
+        );
+        *self.counts.entry((place, units)).or_default() += 1;
+    }
+
+    /// `host` (which is there) has begun `units` units of its place.
+    fn set_units(&mut self, host: &str, units: u64) {
+        if let Some(p) = self.hosts.get_mut(host) {
+            let old = (p.place, p.units);
+            p.units = units;
+            let new = (p.place, units);
+            self.uncount(old);
+            *self.counts.entry(new).or_default() += 1;
+        }
     }
 
     fn remove(&mut self, host: &str) {
         if let Some(p) = self.hosts.remove(host) {
-            self.uncount(p.place);
+            self.uncount((p.place, p.units));
         }
     }
 
-    fn uncount(&mut self, place: u64) {
+    fn uncount(&mut self, place: (u64, u64)) {
         if let Some(n) = self.counts.get_mut(&place) {
             *n -= 1;
             if *n == 0 {
@@ -362,15 +474,16 @@ pub struct Running {
 pub struct Parked {
     abort: Arc<StepAbort>,
     host: String,
-    /// Where it was, if its closure runs.
-    was: Option<u64>,
+    /// Where it was (place, units), if its closure runs.
+    was: Option<(u64, u64)>,
 }
 
 impl Drop for Parked {
     fn drop(&mut self) {
         let mut places = self.abort.reached();
         if let (Some(was), true) = (self.was, places.hosts.contains_key(&self.host)) {
-            places.set(&self.host, was);
+            places.set(&self.host, was.0);
+            places.set_units(&self.host, was.1);
         }
     }
 }
@@ -393,9 +506,9 @@ mod tests {
     #[test]
     fn a_failure_stops_commands_past_its_step_at_once_and_its_own_step_after_the_grace() {
         let abort = Arc::new(StepAbort::default());
-        let before = abort.stop_for("web2", 0);
-        let same = abort.stop_for("web2", 1);
-        let past = abort.stop_for("web3", 2);
+        let before = abort.stop_for("web2", 0, 0);
+        let same = abort.stop_for("web2", 1, 0);
+        let past = abort.stop_for("web3", 2, 0);
         assert!(!past.is_set() && !same.is_set());
         // web1 failed after starting 2 commands: its step is the second (index 1).
         abort.fail(2, "web1");
@@ -419,7 +532,7 @@ mod tests {
         );
         assert_eq!(before.reason(), None);
         // The failed host's own commands are over: nothing to stop.
-        assert_eq!(abort.stop_for("db1", 3).reason(), None);
+        assert_eq!(abort.stop_for("db1", 3, 0).reason(), None);
     }
 
     /// Whether `host` came past [`StepAbort::reach`] for `index` within 200 ms.
@@ -524,6 +637,61 @@ mod tests {
         assert!(!runs_locally(&abort, "web1", 0).join().unwrap());
         drop(web2);
         assert!(runs_locally(&abort, "web1", 0).join().unwrap());
+    }
+
+    /// What [`StepAbort::admit`] answered for `host`'s unit `work` of its command `index`
+    /// within 200 ms; `None` if it was still waiting.
+    fn admits(
+        abort: &Arc<StepAbort>,
+        host: &str,
+        index: usize,
+        work: u64,
+    ) -> std::thread::JoinHandle<Option<Option<String>>> {
+        let (abort, host) = (abort.clone(), host.to_string());
+        std::thread::spawn(move || {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = tx.send(abort.admit(&host, index, work));
+            });
+            rx.recv_timeout(Duration::from_millis(200)).ok()
+        })
+    }
+
+    #[test]
+    fn a_unit_of_a_nested_step_waits_for_the_others_and_a_failure_refuses_from_its_unit_on() {
+        let abort = Arc::new(StepAbort::default());
+        abort.expect(&["web1", "web2"]);
+        let _guards = (abort.begin("web1"), abort.begin("web2"));
+        let firsts = [passes(&abort, "web1", 0), passes(&abort, "web2", 0)];
+        assert!(firsts.into_iter().all(|p| p.join().unwrap()));
+        // The first unit of a step is as good as begun with it.
+        assert_eq!(
+            admits(&abort, "web2", 0, unit(0, 0)).join().unwrap(),
+            Some(None)
+        );
+        // The second waits for web1 to begin its second, or a later round's.
+        let second = admits(&abort, "web2", 0, unit(0, 1));
+        assert_eq!(second.join().unwrap(), None);
+        assert_eq!(
+            admits(&abort, "web1", 0, unit(0, 1)).join().unwrap(),
+            Some(None)
+        );
+        // A later round waits for the other host's, or its end.
+        let waiting = admits(&abort, "web1", 0, unit(1, 0));
+        std::thread::sleep(Duration::from_millis(50));
+        // web2 fails in its unit (0, 1): web1's units from that one on are refused.
+        abort.fail(1, "web2");
+        let web2 = Some(Some("web2".to_string()));
+        assert_eq!(waiting.join().unwrap(), web2);
+        assert_eq!(admits(&abort, "web1", 0, unit(1, 1)).join().unwrap(), web2);
+        assert_eq!(
+            admits(&abort, "web1", 0, unit(0, 1)).join().unwrap(),
+            Some(None)
+        );
+        // An earlier step's failure refuses every unit.
+        abort.fail(0, "web3");
+        let web3 = Some(Some("web3".to_string()));
+        assert_eq!(admits(&abort, "web1", 0, unit(0, 0)).join().unwrap(), web3);
     }
 
     #[test]

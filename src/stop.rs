@@ -51,6 +51,15 @@ pub trait StopWhen: std::fmt::Debug + Send + Sync {
     fn refuses(&self) -> Option<StopReason> {
         self.reason()
     }
+
+    /// Whether the unit `work` of new work under it may begin (see [`Stop::admit`]), once that
+    /// is known (a step abort waits for the other hosts of its step to come as far); sets
+    /// `work` to the unit the work is of the next source's (enclosing) step. By default, as
+    /// [`refuses`](StopWhen::refuses), at once.
+    fn admit(&self, work: &mut u64) -> Option<StopReason> {
+        let _ = work;
+        self.refuses()
+    }
 }
 
 /// A cell set once, with its reason, to stop the commands given it.
@@ -126,6 +135,17 @@ impl Stop {
         self.sources.iter().find_map(|s| match s {
             Source::Flag(flag, why) => flag.load(Ordering::SeqCst).then(|| why.clone()),
             Source::When(when) => when.refuses(),
+        })
+    }
+
+    /// Why new work under this stop, the unit `work` of the innermost step it is in (see
+    /// `crate::step_abort::unit`), is not to begin: decided once the other hosts of each step
+    /// it is in came as far (the step aborts are its sources, innermost first: see
+    /// `crate::step_abort::StepAbort::admit`), so that the answer is the same on every run.
+    pub fn admit(&self, mut work: u64) -> Option<StopReason> {
+        self.sources.iter().find_map(|s| match s {
+            Source::Flag(flag, why) => flag.load(Ordering::SeqCst).then(|| why.clone()),
+            Source::When(when) => when.admit(&mut work),
         })
     }
 

@@ -1874,6 +1874,109 @@ fn a_nested_on_of_the_failing_step_starts_nothing_after_the_failure() {
     assert!(!lab.host("host4").root_dir.join("sequence").exists());
 }
 
+/// The nested `on`s that hosts of an enclosing `on` run as one step go through their units
+/// together: a failure in one host's stops the others' at the same point on every run, its
+/// first unit run (as good as begun with the step) and nothing from the unit it failed in on
+/// (stop 53 tester t83: an inner host's `fail()` before any command gave two summaries in 8
+/// runs, the other host's inner commands refused or run by turns). Whether the failing host's
+/// step is a nested `on` with a closure, one with a command, or a plain command, and whether
+/// the other's runs its hosts together or in sequence (a later round).
+#[test]
+fn nested_ons_of_one_step_stop_at_the_same_unit_on_every_run() {
+    let lab = Lab::builder()
+        .names(&["host1", "host2", "host3", "host4", "host5"])
+        .start();
+    let inner = |code: &str| format!("on(\"host3\", |h| {{ {code} }});");
+    let (seq, par) = (r#"#{ in: "sequence" }"#, "#{}");
+    let cases = [
+        ("at-once", inner(r#"fail("inner");"#), seq, ["one\n", ""]),
+        (
+            "after-one",
+            inner(r#"run("true"); fail("inner");"#),
+            seq,
+            ["one\n", ""],
+        ),
+        (
+            "first-command",
+            inner(r#"run("exit 3");"#),
+            seq,
+            ["one\n", ""],
+        ),
+        (
+            "after-two",
+            inner(r#"run("true"); run("true"); fail("inner");"#),
+            seq,
+            ["one\ntwo\n", ""],
+        ),
+        (
+            "second-command",
+            inner(r#"run("true"); run("exit 3");"#),
+            seq,
+            ["one\ntwo\n", ""],
+        ),
+        (
+            "together",
+            inner(r#"run("true"); fail("inner");"#),
+            par,
+            ["one\n", "one\n"],
+        ),
+        (
+            "string-on",
+            r#"on("host3", "exit 3");"#.into(),
+            par,
+            ["one\n", "one\n"],
+        ),
+        (
+            "plain",
+            r#"run("sleep 0.2; exit 3");"#.into(),
+            seq,
+            ["one\n", ""],
+        ),
+    ];
+    for (name, failing, spread, ran) in cases {
+        let mut r = RecipeDir::new(
+            &format!("nested-units-{name}"),
+            &format!(
+                r#"
+for h in ["host1", "host2", "host3", "host4", "host5"] {{ server(h, #{{ roles: ["app"] }}); }}
+task("t", || {{
+    on(["host1", "host2"], |host| {{
+        if host.name == "host1" {{
+            {failing}
+        }} else {{
+            on(["host4", "host5"], {spread}, |h| {{
+                run("echo one >> /srv/log");
+                run("echo two >> /srv/log");
+                run("echo three >> /srv/log");
+            }});
+        }}
+    }});
+}});
+"#
+            ),
+        );
+        r.ssh_config = Some(lab.ssh_config());
+        for round in 0..6 {
+            for h in ["host4", "host5"] {
+                let _ = std::fs::remove_file(lab.host(h).root_dir.join("log"));
+            }
+            let out = r.tether().args(&["t"]).run();
+            let text = format!("{name} (run {round}): {}{}", out.stdout, out.stderr);
+            assert_eq!(out.status, 1, "{text}");
+            assert!(
+                out.stderr
+                    .contains("error: 1 of 2 hosts failed, 1 stopped early"),
+                "{text}"
+            );
+            assert!(out.stderr.contains("host2: stopped "), "{text}");
+            let log = |h: &str| {
+                std::fs::read_to_string(lab.host(h).root_dir.join("log")).unwrap_or_default()
+            };
+            assert_eq!([log("host4"), log("host5")], ran, "{text}");
+        }
+    }
+}
+
 /// A nested `on` whose enclosing step was aborted does not sleep out its `wait` between hosts
 /// or groups before it ends (stop 47 tester t65: `in: "sequence", wait: 25` held the run 25 s
 /// after the abort, though nothing more was started).

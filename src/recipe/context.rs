@@ -16,6 +16,7 @@ use crate::command::CommandContext;
 use crate::event::{EventKind, Sink};
 use crate::hostset::Shard;
 use crate::ssh::config::SshConfig;
+use crate::step_abort::unit;
 pub use crate::step_abort::StepAbort;
 use crate::stop::{Stop, StopReason};
 
@@ -157,6 +158,8 @@ pub struct HostScope {
     pub host: String,
     /// Shared by the hosts of one `on`: where one of them failed.
     pub abort: Arc<StepAbort>,
+    /// The host's round in its `on` (see [`crate::step_abort::unit`]).
+    pub round: usize,
     /// Commands get a pseudo-terminal (`on(target, #{ pty: true }, |host| ..)`).
     pub pty: bool,
     /// Each command is given up after this long (`on(target, #{ timeout: N }, |host| ..)`);
@@ -185,7 +188,7 @@ impl HostScope {
     /// another host of its `on` (see [`StepAbort::stop_for`]), or of an enclosing one.
     pub fn stop_for(&self, index: usize) -> Stop {
         self.abort
-            .stop_for(&self.host, index)
+            .stop_for(&self.host, index, self.round)
             .or(self.enclosing.clone())
     }
 
@@ -203,12 +206,12 @@ impl HostScope {
 
     /// The host whose failure refuses this host's step numbered `index` (from 0), if one
     /// does: one of its `on` that failed at an earlier step, or one whose failure aborted the
-    /// enclosing step (the same step too: a nested `on` starts nothing new after it, see
-    /// `Stop::refusal`).
+    /// enclosing step before the unit of it this step is (see `Stop::admit`; stop 47 tester
+    /// t64: a nested `on` starts nothing new after the failure).
     pub fn stops(&self, index: usize) -> Option<String> {
         self.abort
             .stops(index)
-            .or_else(|| match self.enclosing.refusal() {
+            .or_else(|| match self.enclosing.admit(unit(self.round, index)) {
                 Some(StopReason::StepAborted { because }) => Some(because),
                 _ => None,
             })

@@ -333,12 +333,13 @@ fn on_closure(
     // Each host's closure invokes tasks on the chain of this `on`'s task: a task that leads
     // back to it is a circle; one another host's closure runs is waited for.
     let chain = context::chain();
-    let run_one = |host: &String| -> HostEnd {
+    let run_one = |host: &String, round: usize| -> HostEnd {
         // Ends (the others stop waiting for it) after its failure, if any, is recorded.
         let _running = abort.begin(host);
         let scope = HostScope {
             host: host.clone(),
             abort: abort.clone(),
+            round,
             pty: options.pty,
             timeout: options.timeout,
             reattach: options.reattach,
@@ -439,12 +440,13 @@ fn on_closure(
             &|| enclosing.refusal().is_some(),
             &|end: &HostEnd| !matches!(end, HostEnd::Value(_)),
             |i, done| {
-                abort.expect(&hosts[dispatch::wave(&spread, hosts.len(), i)]);
+                let wave = dispatch::wave(&spread, hosts.len(), i);
+                abort.expect(&hosts[wave.clone()]);
                 let host = &hosts[i];
                 let run_one = &run_one;
                 let spawned = std::thread::Builder::new()
                     .name(format!("on {host}"))
-                    .spawn_scoped(s, move || done.send(run_one(host)));
+                    .spawn_scoped(s, move || done.send(run_one(host, wave.start)));
                 // Without a thread the unit is dropped unanswered: reported as lost, and not
                 // waited for.
                 if spawned.is_err() {

@@ -96,24 +96,30 @@ impl<T: Send> Drop for Done<T> {
 /// not the first of its start, a range that holds it.
 pub fn wave(spread: &Spread, n: usize, i: usize) -> std::ops::Range<usize> {
     let alone = i..(i + 1).min(n);
-    if spread.serial {
-        return alone;
-    }
-    match spread.mode {
-        Mode::Parallel => {
-            let window = spread.limit.unwrap_or(n).max(1);
-            match i < window {
-                true => 0..window.min(n),
-                false => alone,
-            }
-        }
-        Mode::Groups => {
-            let k = spread.limit.unwrap_or(DEFAULT_GROUP).max(1);
+    match (spread.serial, shape(spread, n)) {
+        (true, _) => alone,
+        (false, (_, Some(k))) => {
             let first = i - i % k;
             first..(first + k).min(n)
         }
-        Mode::Sequence => alone,
+        (false, (window, None)) if i < window => 0..window.min(n),
+        (false, _) => alone,
     }
+}
+
+/// How [`run`] starts `n` units as `spread` says, [`wave`] as it tells: at most `window` at
+/// once, in batches of `batch` units (each started once the one before has finished) where
+/// there are batches. A serial spread runs one at a time, its batches kept.
+fn shape(spread: &Spread, n: usize) -> (usize, Option<usize>) {
+    let (window, batch) = match spread.mode {
+        Mode::Parallel => (spread.limit.unwrap_or(n).max(1), None),
+        Mode::Sequence => (1, Some(1)),
+        Mode::Groups => {
+            let k = spread.limit.unwrap_or(DEFAULT_GROUP).max(1);
+            (k, Some(k))
+        }
+    };
+    (if spread.serial { 1 } else { window }, batch)
 }
 
 /// Runs `n` units of work as `spread` says. `start(i, done)` starts unit `i` and must not
@@ -133,17 +139,7 @@ pub fn run<T: Send>(
 ) -> Vec<Slot<T>> {
     let (tx, rx) = mpsc::channel();
     let mut slots: Vec<Option<Slot<T>>> = (0..n).map(|_| None).collect();
-    // At most `window` at once; in batches of `batch` units, each started once the one before
-    // has finished.
-    let (window, batch) = match spread.mode {
-        Mode::Parallel => (spread.limit.unwrap_or(n).max(1), None),
-        Mode::Sequence => (1, Some(1)),
-        Mode::Groups => {
-            let k = spread.limit.unwrap_or(DEFAULT_GROUP).max(1);
-            (k, Some(k))
-        }
-    };
-    let window = if spread.serial { 1 } else { window };
+    let (window, batch) = shape(spread, n);
     let (mut next, mut running) = (0, 0);
     let mut stop: Option<Skipped> = None;
     let mut batch_failed = false;
@@ -239,6 +235,32 @@ mod tests {
         let mut started = started.lock().unwrap().clone();
         started.sort();
         (started, outcome)
+    }
+
+    #[test]
+    fn a_wave_is_what_run_starts_together() {
+        let waves = |spread: Spread, n: usize| -> Vec<std::ops::Range<usize>> {
+            (0..n).map(|i| wave(&spread, n, i)).collect()
+        };
+        let spread = |mode, limit| Spread {
+            mode,
+            limit,
+            ..Spread::default()
+        };
+        assert_eq!(waves(spread(Mode::Parallel, None), 3), [0..3, 0..3, 0..3]);
+        // A sliding window: the first window together, each later host alone.
+        assert_eq!(
+            waves(spread(Mode::Parallel, Some(2)), 4),
+            [0..2, 0..2, 2..3, 3..4]
+        );
+        assert_eq!(waves(spread(Mode::Groups, Some(2)), 3), [0..2, 0..2, 2..3]);
+        assert_eq!(waves(spread(Mode::Groups, None), 2), [0..2, 0..2]);
+        assert_eq!(waves(spread(Mode::Sequence, None), 2), [0..1, 1..2]);
+        let serial = Spread {
+            serial: true,
+            ..spread(Mode::Groups, Some(2))
+        };
+        assert_eq!(waves(serial, 2), [0..1, 1..2]);
     }
 
     #[test]

@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use crate::error::Error;
 use crate::failure::{Failure, HostFailure, Kind};
-use crate::host::HostTarget;
 use crate::host_text::HostText;
 use crate::report::Reporter;
 use crate::runner;
@@ -67,14 +66,8 @@ pub fn run(
         interrupted,
         reporter.sink(),
     )?;
-    // Each once, as a run reaches it (stop 52 tester t82: `--hosts 'host[1-2],host[2-3]'`
-    // listed host2 twice); two spellings of one machine are listed as given.
-    let mut hosts: Vec<HostTarget> = Vec::new();
-    for target in selection.hosts {
-        if !hosts.contains(&target) {
-            hosts.push(target);
-        }
-    }
+    // Each once, as a run reaches it; two spellings of one machine are listed as given.
+    let hosts = selection.unique();
     let ssh = selection.ssh_config;
     // As a run says it (stop 43 tester t52: an empty table, without a word).
     runner::empty_shard(

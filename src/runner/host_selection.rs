@@ -36,12 +36,7 @@ impl Selection {
     /// machine refused (see [`one_machine_twice`]). `tether hosts` lists `hosts` each once, two
     /// spellings of one machine as given.
     pub fn targets(&self, settings: &Settings) -> Result<Vec<HostTarget>, Error> {
-        let mut targets: Vec<HostTarget> = Vec::new();
-        for t in &self.hosts {
-            if !targets.contains(t) {
-                targets.push(t.clone());
-            }
-        }
+        let targets = self.unique();
         one_machine_twice(
             &self.ssh_config,
             &targets,
@@ -49,6 +44,18 @@ impl Selection {
             NamedBy::given(settings),
         )?;
         Ok(targets)
+    }
+
+    /// `hosts`, each once, in order: an exact repeat dropped (stop 52 tester t82: `--hosts
+    /// 'host[1-2],host[2-3]'` listed host2 twice).
+    pub fn unique(&self) -> Vec<HostTarget> {
+        let mut targets: Vec<HostTarget> = Vec::new();
+        for t in &self.hosts {
+            if !targets.contains(t) {
+                targets.push(t.clone());
+            }
+        }
+        targets
     }
 }
 

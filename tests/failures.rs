@@ -1456,6 +1456,49 @@ fn a_host_still_connecting_at_an_interrupt_is_not_a_failed_host() {
     drop(silent);
 }
 
+/// An interrupt that stops a `run_locally` in a host's closure is the interrupt's, as it is
+/// for the host's remote command: no host failed of its own (stop 53 tester t83: the local
+/// command's end by SIGTERM made its host a failed one, `local: ... failed with TERM`).
+#[test]
+fn an_interrupt_during_a_hosts_local_command_is_no_failure_of_the_host() {
+    let lab = Lab::builder().names(&["app1", "app2"]).start();
+    let marker = lab.dir().join("local-started");
+    let mut r = RecipeDir::new(
+        "interrupt-local",
+        &format!(
+            "server(\"app1\", #{{ roles: [\"app\"] }});\nserver(\"app2\", #{{ roles: [\"app\"] }});\n\
+             task(\"t\", || {{ on(\"app\", |h| {{ run(\"true\"); run_locally(\"echo go >> {m}; sleep 30\"); }}); }});\n",
+            m = marker.display()
+        ),
+    );
+    r.ssh_config = Some(lab.ssh_config());
+    for signal in ["INT", "TERM"] {
+        let _ = std::fs::remove_file(&marker);
+        let child = r.tether().args(&["t"]).spawn();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::fs::read_to_string(&marker).map_or(0, |m| m.lines().count()) < 2 {
+            assert!(std::time::Instant::now() < deadline, "{signal}: never ran");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let sig = if signal == "INT" {
+            libc::SIGINT
+        } else {
+            libc::SIGTERM
+        };
+        // SAFETY: kill(2) on the tether this test started.
+        unsafe { libc::kill(child.id() as libc::pid_t, sig) };
+        let out = child.wait_with_output().unwrap();
+        let text = crate::support::tether::text(&out);
+        assert_eq!(out.status.code(), Some(130), "{signal}: {text}");
+        assert!(
+            text.lines().any(|l| l == "error: interrupted"),
+            "{signal}: {text}"
+        );
+        assert!(!text.contains("hosts failed"), "{signal}: {text}");
+        assert!(!text.contains("failed with"), "{signal}: {text}");
+    }
+}
+
 /// Ctrl-C during a step names the hosts that had failed on their own before it, with why,
 /// as a step's failure does (fresh-eyes finding: a closure step over two working hosts, one
 /// whose config was refused and one never reached ended with `error: interrupted` alone).

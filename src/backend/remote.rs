@@ -293,7 +293,15 @@ impl Backend for Remote {
     }
 
     fn run_locally(&self, command: &str, dir: &Path) -> Result<String, Box<Failure>> {
-        let stopped = || self.fleet.interrupted() || self.cancel.load(Ordering::SeqCst);
+        let stopped = || {
+            if self.fleet.interrupted() {
+                Some(StopReason::Interrupted)
+            } else {
+                self.cancel
+                    .load(Ordering::SeqCst)
+                    .then_some(StopReason::RunCancelled)
+            }
+        };
         run_locally(&self.fleet.sink, command, dir, &stopped)
     }
 

@@ -7,23 +7,26 @@ use crate::event::{EventKind, Sink, Stream};
 use crate::failure::{Failure, Kind};
 use crate::ssh::exec::ExitStatus;
 use crate::stderr_tail::{stderr_tail, STDERR_TAIL};
+use crate::stop::StopReason;
 
 /// How long a local command stopped with SIGTERM has before SIGKILL, as a remote one has.
 const STOP_GRACE: std::time::Duration = crate::ssh::supervisor::STOP_GRACE;
 
 /// `sh -c command` in `dir`, stdin closed, in a process group of its own; stderr lines become
 /// events as they come (as SSHKit's local backend streams them); Err names the command, its
-/// status (a signal by name) and the tails of its stdout and stderr. Once `stopped` says so
-/// (Ctrl-C, SIGTERM or SIGHUP to tether, a cancelled watch run; asked every 50 ms, and sooner
-/// while the command is young: a quick one is not held up) its group is sent SIGTERM, and
-/// SIGKILL after 5 s: a signal to
+/// status (a signal by name) and the tails of its stdout and stderr. Once `stopped` gives a
+/// reason (Ctrl-C, SIGTERM or SIGHUP to tether, a cancelled watch run; asked every 50 ms, and
+/// sooner while the command is young: a quick one is not held up) its group is sent SIGTERM,
+/// and SIGKILL after 5 s, and a command that did not succeed is said stopped for it, of kind
+/// [`Kind::Interrupted`] for an interrupt (the interrupt's, not a failure of the command's
+/// own, as a remote command's: stop 53 tester t83): a signal to
 /// tether alone (`kill`, a service manager, a CI cancel) reaches no child of its own, and a
 /// terminal's Ctrl-C no longer reaches another process group.
 pub(super) fn run_locally(
     sink: &Sink,
     command: &str,
     dir: &Path,
-    stopped: &dyn Fn() -> bool,
+    stopped: &dyn Fn() -> Option<StopReason>,
 ) -> Result<String, Box<Failure>> {
     use std::io::Read as _;
     use std::os::unix::process::CommandExt as _;
@@ -59,7 +62,7 @@ pub(super) fn run_locally(
     // The group's id is the child's pid (process_group(0)).
     let group = child.id() as libc::pid_t;
     let _on_exit = crate::interrupt::EndsOnExit::register(group);
-    let mut signalled: Option<std::time::Instant> = None;
+    let mut signalled: Option<(std::time::Instant, StopReason)> = None;
     let mut nap = std::time::Duration::from_millis(1);
     // A stop reaches the group while its sh runs, and after, while a child of it in the
     // background still holds its output (`sleep 23 & echo bg`: the group lives on without its
@@ -76,13 +79,15 @@ pub(super) fn run_locally(
         if let (Some(status), [false, false]) = (ended, held) {
             break status;
         }
-        match signalled {
-            None if stopped() => {
-                // SAFETY: kill(2) on the process group this function started.
-                unsafe { libc::kill(-group, libc::SIGTERM) };
-                signalled = Some(std::time::Instant::now());
+        match &signalled {
+            None => {
+                if let Some(why) = stopped() {
+                    // SAFETY: kill(2) on the process group this function started.
+                    unsafe { libc::kill(-group, libc::SIGTERM) };
+                    signalled = Some((std::time::Instant::now(), why));
+                }
             }
-            Some(at) if at.elapsed() >= STOP_GRACE => {
+            Some((at, _)) if at.elapsed() >= STOP_GRACE => {
                 // SAFETY: as above.
                 unsafe { libc::kill(-group, libc::SIGKILL) };
             }
@@ -111,7 +116,19 @@ pub(super) fn run_locally(
         (None, Some(s)) => ExitStatus::Signal(signal_name(s)),
         (None, None) => ExitStatus::Unrecorded,
     };
-    let mut message = format!("local: `{command}` failed with {status}");
+    let (kind, mut message) = match signalled.map(|(_, why)| why) {
+        Some(why) => (
+            match why {
+                StopReason::Interrupted => Kind::Interrupted,
+                _ => Kind::CommandFailed,
+            },
+            format!("local: `{command}` stopped ({why}), ended with {status}"),
+        ),
+        None => (
+            Kind::CommandFailed,
+            format!("local: `{command}` failed with {status}"),
+        ),
+    };
     // Its stdout is the value a success returns: a failure shows its last lines too, as
     // SSHKit's `Command::Failed` shows both streams.
     for (name, bytes) in [("stdout", &output.stdout), ("stderr", &output.stderr)] {
@@ -123,7 +140,7 @@ pub(super) fn run_locally(
             }
         }
     }
-    Err(Box::new(Failure::new(Kind::CommandFailed, message)))
+    Err(Box::new(Failure::new(kind, message)))
 }
 
 /// Reports each line of a local command's stderr `pipe` as it comes (a last one without a

@@ -107,6 +107,15 @@ pub fn wave(spread: &Spread, n: usize, i: usize) -> std::ops::Range<usize> {
     }
 }
 
+/// The number of the [`wave`] unit `i` of `n` starts with, from 0, in the order they start.
+pub fn wave_number(spread: &Spread, n: usize, i: usize) -> usize {
+    match (spread.serial, shape(spread, n)) {
+        (true, _) => i,
+        (false, (_, Some(k))) => i / k,
+        (false, (window, None)) => (i + 1).saturating_sub(window),
+    }
+}
+
 /// How [`run`] starts `n` units as `spread` says, [`wave`] as it tells: at most `window` at
 /// once, in batches of `batch` units (each started once the one before has finished) where
 /// there are batches. A serial spread runs one at a time, its batches kept.
@@ -261,6 +270,15 @@ mod tests {
             ..spread(Mode::Groups, Some(2))
         };
         assert_eq!(waves(serial, 2), [0..1, 1..2]);
+        // And their numbers.
+        let numbers = |spread: Spread, n: usize| -> Vec<usize> {
+            (0..n).map(|i| wave_number(&spread, n, i)).collect()
+        };
+        assert_eq!(numbers(spread(Mode::Parallel, None), 3), [0, 0, 0]);
+        assert_eq!(numbers(spread(Mode::Parallel, Some(2)), 4), [0, 0, 1, 2]);
+        assert_eq!(numbers(spread(Mode::Groups, Some(2)), 5), [0, 0, 1, 1, 2]);
+        assert_eq!(numbers(spread(Mode::Sequence, None), 3), [0, 1, 2]);
+        assert_eq!(numbers(serial, 3), [0, 1, 2]);
     }
 
     #[test]

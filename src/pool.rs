@@ -19,7 +19,7 @@ use crate::ssh::policy::WorkerSettings;
 use crate::ssh::route::{self, Hop, RouteError};
 use crate::ssh::worker::{HostWorker, Reply};
 use crate::ssh::SshError;
-use crate::step_abort::{unit, StepAbort};
+use crate::step_abort::StepAbort;
 use crate::stop::Stop;
 
 /// How `host` is reached, as a run reaches it: its configuration resolved from `ssh` (with
@@ -379,9 +379,11 @@ impl Pool {
                 let (host, command) = &commands[i];
                 let mut opts = how.exec_options();
                 let abort = how.step_abort.clone();
-                let round = dispatch::wave(&how.spread, commands.len(), i).start;
+                // Its one command is the unit of the hosts started with it (see
+                // `StepAbort::admit`).
+                let unit = dispatch::wave_number(&how.spread, commands.len(), i) as u64;
                 if let Some(a) = &abort {
-                    opts.stop = opts.stop.or(a.stop_for(host, 0, round));
+                    opts.stop = opts.stop.or(a.stop_for(host, 0, unit));
                 }
                 let name = host.clone();
                 let reply: Reply = Box::new(move |r| {
@@ -399,7 +401,7 @@ impl Pool {
                 // Work of a nested `on` not yet started when its enclosing step was aborted
                 // starts nothing (see `Stop::admit`; stop 47 tester t64: in sequence, a
                 // nested `on` started its command on the next host after the abort).
-                if let Some(why) = how.kill.admit(unit(round, 0)) {
+                if let Some(why) = how.kill.admit(unit) {
                     return reply(Err(SshError::stopped_before(host, command, why)));
                 }
                 match self.worker(host) {

@@ -52,15 +52,6 @@ struct Failed {
     at: Instant,
 }
 
-/// The number of a unit of work of a nested `on` within the step of the enclosing closure it
-/// is (see [`StepAbort::admit`]): its host's round (the first of the hosts the nested `on`
-/// starts with it, see `dispatch::wave`), then the command's number in that host's closure.
-/// Units of one round come before those of the next, in the order of their commands.
-pub fn unit(round: usize, index: usize) -> u64 {
-    let (round, index) = (round.min(u32::MAX as usize), index.min(u32::MAX as usize));
-    ((round as u64) << 32) | index as u64
-}
-
 /// How often a host waiting for the others ([`StepAbort::reach`]) looks at tether's signals.
 const REACH_POLL: Duration = Duration::from_millis(50);
 
@@ -71,9 +62,9 @@ struct StepStop {
     host: String,
     /// Its number in its host's closure, from 0.
     index: usize,
-    /// The host's round in its `on` (see [`unit`]): with `index`, the unit this step is of
-    /// the step of an enclosing closure.
-    round: usize,
+    /// The units of its `on` begun before the host's (see [`StepAbort::admit`]): with
+    /// `index`, the unit this step is of the step of an enclosing closure.
+    offset: u64,
     started: Instant,
 }
 
@@ -104,7 +95,7 @@ impl StopWhen for StepStop {
 
     fn admit(&self, work: &mut u64) -> Option<StopReason> {
         let because = self.abort.admit(&self.host, self.index, *work);
-        *work = unit(self.round, self.index);
+        *work = self.offset + self.index as u64;
         because.map(|because| StopReason::StepAborted { because })
     }
 }
@@ -273,7 +264,11 @@ impl StepAbort {
     }
 
     /// `host`, at its command numbered `index` (a nested `on`), is about to begin the unit
-    /// `work` of it (see [`unit`]): waits until every other host whose closure runs came as
+    /// `work` of it, from 0: the units of a nested `on` are its hosts' commands, counted as
+    /// they go (the first commands of the hosts it starts together are one unit, their second
+    /// ones the next; a host it starts later, the next in sequence or group or in a sliding
+    /// window, counts on from the units begun then), a plain command or a string `on`'s
+    /// command on the hosts started together one. Waits until every other host whose closure runs came as
     /// far (to that unit of its own command `index`, or past it, or to its end), a failure
     /// refuses the unit, or tether got a signal; returns the host whose failure refuses it.
     /// Another host's failure at its command `index` refuses the units from the one it failed
@@ -329,14 +324,15 @@ impl StepAbort {
 
     /// What stops `host`'s command numbered `index` (from 0), started now, while it runs: a
     /// failure of another host at an earlier step (at once), or at its own step (after
-    /// [`SAME_STEP_GRACE`]). `round` is the host's (see [`unit`]): a nested `on` the command
-    /// is admits its units through it (see [`Stop::admit`]).
-    pub fn stop_for(self: &Arc<Self>, host: &str, index: usize, round: usize) -> Stop {
+    /// [`SAME_STEP_GRACE`]). `offset` is the host's (the units of its `on` begun before it,
+    /// see [`admit`](Self::admit)): a nested `on` the command is admits its units through it
+    /// (see [`Stop::admit`]).
+    pub fn stop_for(self: &Arc<Self>, host: &str, index: usize, offset: u64) -> Stop {
         Stop::default().or_when(Arc::new(StepStop {
             abort: self.clone(),
             host: host.to_string(),
             index,
-            round,
+            offset,
             started: Instant::now(),
         }))
     }
@@ -665,33 +661,24 @@ mod tests {
         let firsts = [passes(&abort, "web1", 0), passes(&abort, "web2", 0)];
         assert!(firsts.into_iter().all(|p| p.join().unwrap()));
         // The first unit of a step is as good as begun with it.
-        assert_eq!(
-            admits(&abort, "web2", 0, unit(0, 0)).join().unwrap(),
-            Some(None)
-        );
-        // The second waits for web1 to begin its second, or a later round's.
-        let second = admits(&abort, "web2", 0, unit(0, 1));
+        assert_eq!(admits(&abort, "web2", 0, 0).join().unwrap(), Some(None));
+        // The second waits for web1 to begin its second.
+        let second = admits(&abort, "web2", 0, 1);
         assert_eq!(second.join().unwrap(), None);
-        assert_eq!(
-            admits(&abort, "web1", 0, unit(0, 1)).join().unwrap(),
-            Some(None)
-        );
-        // A later round waits for the other host's, or its end.
-        let waiting = admits(&abort, "web1", 0, unit(1, 0));
+        assert_eq!(admits(&abort, "web1", 0, 1).join().unwrap(), Some(None));
+        // A later one waits for the other host to begin it, or to end.
+        let waiting = admits(&abort, "web1", 0, 2);
         std::thread::sleep(Duration::from_millis(50));
-        // web2 fails in its unit (0, 1): web1's units from that one on are refused.
+        // web2 fails in its unit 1: web1's units from 2 on are refused.
         abort.fail(1, "web2");
         let web2 = Some(Some("web2".to_string()));
         assert_eq!(waiting.join().unwrap(), web2);
-        assert_eq!(admits(&abort, "web1", 0, unit(1, 1)).join().unwrap(), web2);
-        assert_eq!(
-            admits(&abort, "web1", 0, unit(0, 1)).join().unwrap(),
-            Some(None)
-        );
+        assert_eq!(admits(&abort, "web1", 0, 3).join().unwrap(), web2);
+        assert_eq!(admits(&abort, "web1", 0, 1).join().unwrap(), Some(None));
         // An earlier step's failure refuses every unit.
         abort.fail(0, "web3");
         let web3 = Some(Some("web3".to_string()));
-        assert_eq!(admits(&abort, "web1", 0, unit(0, 0)).join().unwrap(), web3);
+        assert_eq!(admits(&abort, "web1", 0, 0).join().unwrap(), web3);
     }
 
     #[test]

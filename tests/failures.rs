@@ -1923,7 +1923,8 @@ fn a_nested_on_of_the_failing_step_starts_nothing_after_the_failure() {
 /// (stop 53 tester t83: an inner host's `fail()` before any command gave two summaries in 8
 /// runs, the other host's inner commands refused or run by turns). Whether the failing host's
 /// step is a nested `on` with a closure, one with a command, or a plain command, and whether
-/// the other's runs its hosts together or in sequence (a later round).
+/// the other's runs its hosts together or in sequence (its units counted on through its next
+/// host).
 #[test]
 fn nested_ons_of_one_step_stop_at_the_same_unit_on_every_run() {
     let lab = Lab::builder()
@@ -1974,6 +1975,21 @@ fn nested_ons_of_one_step_stop_at_the_same_unit_on_every_run() {
             r#"run("sleep 0.2; exit 3");"#.into(),
             seq,
             ["one\n", ""],
+        ),        // Units are counted on through the next host in sequence (stop 54 tester t84: a host
+        // a nested `on` started later began a round of its own, after every unit of the first
+        // host however many: refused too early on one side, run past the failure on the
+        // other).
+        (
+            "fourth",
+            inner(r#"for i in 0..4 { run("true"); } fail("inner");"#),
+            seq,
+            ["one\ntwo\nthree\n", "one\n"],
+        ),
+        (
+            "next-host",
+            r#"on(["host3", "host1"], #{ in: "sequence" }, |x| { run("true"); if x.name == "host1" { fail("inner"); } });"#.into(),
+            seq,
+            ["one\ntwo\n", ""],
         ),
     ];
     for (name, failing, spread, ran) in cases {

@@ -16,7 +16,6 @@ use crate::command::CommandContext;
 use crate::event::{EventKind, Sink};
 use crate::hostset::Shard;
 use crate::ssh::config::SshConfig;
-use crate::step_abort::unit;
 pub use crate::step_abort::StepAbort;
 use crate::stop::{Stop, StopReason};
 
@@ -158,8 +157,12 @@ pub struct HostScope {
     pub host: String,
     /// Shared by the hosts of one `on`: where one of them failed.
     pub abort: Arc<StepAbort>,
-    /// The host's round in its `on` (see [`crate::step_abort::unit`]).
-    pub round: usize,
+    /// The units its `on` had begun when the host began (see [`StepAbort::admit`]): its
+    /// command `i` is that `on`'s unit `offset + i`.
+    pub offset: u64,
+    /// The units the hosts of its `on` have begun, shared by them: a host the `on` starts
+    /// later counts on from there.
+    pub begun: Arc<std::sync::atomic::AtomicU64>,
     /// Commands get a pseudo-terminal (`on(target, #{ pty: true }, |host| ..)`).
     pub pty: bool,
     /// Each command is given up after this long (`on(target, #{ timeout: N }, |host| ..)`);
@@ -188,14 +191,18 @@ impl HostScope {
     /// another host of its `on` (see [`StepAbort::stop_for`]), or of an enclosing one.
     pub fn stop_for(&self, index: usize) -> Stop {
         self.abort
-            .stop_for(&self.host, index, self.round)
+            .stop_for(&self.host, index, self.offset)
             .or(self.enclosing.clone())
     }
 
     /// Waits until the host may know whether its command numbered `index` starts (see
-    /// [`StepAbort::reach`]).
+    /// [`StepAbort::reach`]); counts it among the units its `on` began.
     pub fn reach(&self, index: usize) {
         self.abort.reach(&self.host, index);
+        self.begun.fetch_max(
+            self.offset + index as u64 + 1,
+            std::sync::atomic::Ordering::SeqCst,
+        );
     }
 
     /// Waits until the host, having started `started` commands, may know whether a local
@@ -211,7 +218,7 @@ impl HostScope {
     pub fn stops(&self, index: usize) -> Option<String> {
         self.abort
             .stops(index)
-            .or_else(|| match self.enclosing.admit(unit(self.round, index)) {
+            .or_else(|| match self.enclosing.admit(self.offset + index as u64) {
                 Some(StopReason::StepAborted { because }) => Some(because),
                 _ => None,
             })

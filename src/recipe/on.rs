@@ -333,13 +333,18 @@ fn on_closure(
     // Each host's closure invokes tasks on the chain of this `on`'s task: a task that leads
     // back to it is a circle; one another host's closure runs is waited for.
     let chain = context::chain();
-    let run_one = |host: &String, round: usize| -> HostEnd {
+    // The units the hosts began (see `HostScope::offset`), and those begun before the hosts
+    // started last.
+    let begun = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut offset = 0;
+    let run_one = |host: &String, offset: u64| -> HostEnd {
         // Ends (the others stop waiting for it) after its failure, if any, is recorded.
         let _running = abort.begin(host);
         let scope = HostScope {
             host: host.clone(),
             abort: abort.clone(),
-            round,
+            offset,
+            begun: begun.clone(),
             pty: options.pty,
             timeout: options.timeout,
             reattach: options.reattach,
@@ -442,11 +447,14 @@ fn on_closure(
             |i, done| {
                 let wave = dispatch::wave(&spread, hosts.len(), i);
                 abort.expect(&hosts[wave.clone()]);
-                let host = &hosts[i];
+                if wave.start == i {
+                    offset = begun.load(std::sync::atomic::Ordering::SeqCst);
+                }
+                let (host, offset) = (&hosts[i], offset);
                 let run_one = &run_one;
                 let spawned = std::thread::Builder::new()
                     .name(format!("on {host}"))
-                    .spawn_scoped(s, move || done.send(run_one(host, wave.start)));
+                    .spawn_scoped(s, move || done.send(run_one(host, offset)));
                 // Without a thread the unit is dropped unanswered: reported as lost, and not
                 // waited for.
                 if spawned.is_err() {

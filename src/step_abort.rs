@@ -534,13 +534,21 @@ mod tests {
     /// Whether `host` came past [`StepAbort::reach`] for `index` within 200 ms.
     fn passes(abort: &Arc<StepAbort>, host: &str, index: usize) -> std::thread::JoinHandle<bool> {
         let (abort, host) = (abort.clone(), host.to_string());
+        let answer = within_200_ms(move || abort.reach(&host, index));
+        std::thread::spawn(move || answer.join().unwrap().is_some())
+    }
+
+    /// What `f`, run on a thread of its own, returned within 200 ms; `None` if it was still
+    /// running (it is left to end, or not, on its own).
+    fn within_200_ms<T: Send + 'static>(
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> std::thread::JoinHandle<Option<T>> {
         std::thread::spawn(move || {
             let (tx, rx) = std::sync::mpsc::channel();
             std::thread::spawn(move || {
-                abort.reach(&host, index);
-                let _ = tx.send(());
+                let _ = tx.send(f());
             });
-            rx.recv_timeout(Duration::from_millis(200)).is_ok()
+            rx.recv_timeout(Duration::from_millis(200)).ok()
         })
     }
 
@@ -591,14 +599,8 @@ mod tests {
         started: usize,
     ) -> std::thread::JoinHandle<bool> {
         let (abort, host) = (abort.clone(), host.to_string());
-        std::thread::spawn(move || {
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                abort.wait_locally(&host, started);
-                let _ = tx.send(());
-            });
-            rx.recv_timeout(Duration::from_millis(200)).is_ok()
-        })
+        let answer = within_200_ms(move || abort.wait_locally(&host, started));
+        std::thread::spawn(move || answer.join().unwrap().is_some())
     }
 
     #[test]
@@ -644,13 +646,7 @@ mod tests {
         work: u64,
     ) -> std::thread::JoinHandle<Option<Option<String>>> {
         let (abort, host) = (abort.clone(), host.to_string());
-        std::thread::spawn(move || {
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                let _ = tx.send(abort.admit(&host, index, work));
-            });
-            rx.recv_timeout(Duration::from_millis(200)).ok()
-        })
+        within_200_ms(move || abort.admit(&host, index, work))
     }
 
     #[test]

@@ -62,9 +62,9 @@ struct StepStop {
     host: String,
     /// Its number in its host's closure, from 0.
     index: usize,
-    /// The units of its `on` begun before the host's (see [`StepAbort::admit`]): with
-    /// `index`, the unit this step is of the step of an enclosing closure.
-    offset: u64,
+    /// The unit of its host's `on` this step began at (see [`StepAbort::admit`]): a unit of
+    /// the nested `on` the step is, `u`, is that `on`'s unit `base + u`.
+    base: u64,
     started: Instant,
 }
 
@@ -95,7 +95,7 @@ impl StopWhen for StepStop {
 
     fn admit(&self, work: &mut u64) -> Option<StopReason> {
         let because = self.abort.admit(&self.host, self.index, *work);
-        *work = self.offset + self.index as u64;
+        *work += self.base;
         because.map(|because| StopReason::StepAborted { because })
     }
 }
@@ -268,7 +268,8 @@ impl StepAbort {
     /// they go (the first commands of the hosts it starts together are one unit, their second
     /// ones the next; a host it starts later, the next in sequence or group or in a sliding
     /// window, counts on from the units begun then), a plain command or a string `on`'s
-    /// command on the hosts started together one. Waits until every other host whose closure runs came as
+    /// command on the hosts started together one, a nested `on` as many as it began, however
+    /// deep (see [`consumed`](Self::consumed)). Waits until every other host whose closure runs came as
     /// far (to that unit of its own command `index`, or past it, or to its end), a failure
     /// refuses the unit, or tether got a signal; returns the host whose failure refuses it.
     /// Another host's failure at its command `index` refuses the units from the one it failed
@@ -295,6 +296,26 @@ impl StepAbort {
             refused().is_none()
         }));
         refused()
+    }
+
+    /// The units of `host`'s `on` that its commands before the current one took (see
+    /// [`admit`](Self::admit)): one for a command, as many as a nested `on` began; the unit
+    /// its current command begins at is the `on`'s unit `offset + consumed` (its `offset`
+    /// the units begun before it began).
+    pub fn consumed(&self, host: &str) -> u64 {
+        self.reached().hosts.get(host).map_or(0, |p| p.consumed)
+    }
+
+    /// The units `host`'s commands took, its current one's too (see
+    /// [`consumed`](Self::consumed)).
+    pub fn taken(&self, host: &str) -> u64 {
+        self.reached()
+            .hosts
+            .get(host)
+            .map_or(0, |p| match at_a_command(p.place) {
+                true => p.consumed + p.units,
+                false => p.consumed,
+            })
     }
 
     /// The host whose failure refuses `host`'s unit `work` of its command `index` (see
@@ -324,15 +345,15 @@ impl StepAbort {
 
     /// What stops `host`'s command numbered `index` (from 0), started now, while it runs: a
     /// failure of another host at an earlier step (at once), or at its own step (after
-    /// [`SAME_STEP_GRACE`]). `offset` is the host's (the units of its `on` begun before it,
-    /// see [`admit`](Self::admit)): a nested `on` the command is admits its units through it
-    /// (see [`Stop::admit`]).
-    pub fn stop_for(self: &Arc<Self>, host: &str, index: usize, offset: u64) -> Stop {
+    /// [`SAME_STEP_GRACE`]). `base` is the unit of the host's `on` the command begins at (see
+    /// [`admit`](Self::admit)): a nested `on` the command is admits its units through it (see
+    /// [`Stop::admit`]).
+    pub fn stop_for(self: &Arc<Self>, host: &str, index: usize, base: u64) -> Stop {
         Stop::default().or_when(Arc::new(StepStop {
             abort: self.clone(),
             host: host.to_string(),
             index,
-            offset,
+            base,
             started: Instant::now(),
         }))
     }
@@ -375,12 +396,13 @@ struct Places {
     counts: BTreeMap<(u64, u64), usize>,
 }
 
-/// One host's place, the units of it begun, and whether its closure began (else it is
-/// expected to).
+/// One host's place, the units of it begun, the units its commands before it took (see
+/// [`StepAbort::consumed`]), and whether its closure began (else it is expected to).
 #[derive(Debug)]
 struct Place {
     place: u64,
     units: u64,
+    consumed: u64,
     began: bool,
 }
 
@@ -398,6 +420,11 @@ fn at_command(i: usize) -> u64 {
     2 * i as u64 + 2
 }
 
+/// Whether `place` is at a command (see [`at_command`]).
+fn at_a_command(place: u64) -> bool {
+    place != PARKED && place >= 2 && place % 2 == 0
+}
+
 /// The place of a host that started `n` commands and waits to run a local command: after
 /// [`BEFORE_FIRST`] even for `n` = 0 (a host before its first command may still fail there).
 fn before_command(n: usize) -> u64 {
@@ -410,21 +437,30 @@ impl Places {
         self.counts.keys().next().copied().unwrap_or((PARKED, 0))
     }
 
-    /// Moves `host` to `place`, with its first unit begun (the units it had, if it is there).
+    /// Moves `host` to `place`, with its first unit begun (the units it had, if it is there);
+    /// the units of the command it leaves are taken (not when it parks or comes back from
+    /// parking: that is no command's end).
     fn set(&mut self, host: &str, place: u64) {
-        let (began, units) = match self.hosts.get(host) {
+        let (began, units, consumed) = match self.hosts.get(host) {
             Some(p) => {
-                let (old, began) = ((p.place, p.units), p.began);
+                let (old, began, consumed) = ((p.place, p.units), p.began, p.consumed);
                 self.uncount(old);
-                (began, if old.0 == place { old.1 } else { FIRST_UNIT })
+                let left = old.0 != place && at_a_command(old.0) && place != PARKED;
+                let consumed = consumed + if left { old.1 } else { 0 };
+                (
+                    began,
+                    if old.0 == place { old.1 } else { FIRST_UNIT },
+                    consumed,
+                )
             }
-            None => (false, FIRST_UNIT),
+            None => (false, FIRST_UNIT, 0),
         };
         self.hosts.insert(
             host.to_string(),
             Place {
                 place,
                 units,
+                consumed,
                 began,
             },
         );

@@ -1456,6 +1456,127 @@ fn a_host_still_connecting_at_an_interrupt_is_not_a_failed_host() {
     drop(silent);
 }
 
+/// A nested `on` inside a nested `on` counts every unit it begins in the steps around it,
+/// however deep: a failure stops the other hosts' deep work at the same unit on every run
+/// (stop 54 tester t85: a third level's commands all ran, the other host's failure in its
+/// first unit notwithstanding, and its host went unnamed).
+#[test]
+fn nested_ons_however_deep_stop_at_the_same_unit_on_every_run() {
+    let lab = Lab::builder()
+        .names(&["host1", "host2", "host3", "host4", "host5", "host6"])
+        .start();
+    let deep = |outer: &str, inner: &str, code: &str| {
+        format!("on(\"{outer}\", |a| {{ on(\"{inner}\", |b| {{ {code} }}); }});")
+    };
+    let work = r#"run("echo one >> /srv/log"); run("echo two >> /srv/log"); run("echo three >> /srv/log");"#;
+    let cases = [
+        (
+            "plain",
+            r#"run("sleep 0.3; exit 5");"#.to_string(),
+            deep("host4", "host5", work),
+            "one\n",
+        ),
+        (
+            "deep-after-two",
+            deep(
+                "host3",
+                "host6",
+                r#"run("true"); run("true"); fail("deep");"#,
+            ),
+            deep("host4", "host5", work),
+            "one\ntwo\n",
+        ),
+        (
+            "deep-against-two-levels",
+            deep(
+                "host3",
+                "host6",
+                r#"run("true"); run("true"); fail("deep");"#,
+            ),
+            format!("on(\"host5\", |b| {{ {work} }});"),
+            "one\ntwo\n",
+        ),
+    ];
+    for (name, failing, other, ran) in cases {
+        let mut r = RecipeDir::new(
+            &format!("nested-deep-{name}"),
+            &format!(
+                r#"
+for h in ["host1", "host2", "host3", "host4", "host5", "host6"] {{ server(h, #{{ roles: ["app"] }}); }}
+task("t", || {{
+    on(["host1", "host2"], |host| {{
+        if host.name == "host1" {{ {failing} }} else {{ {other} }}
+    }});
+}});
+"#
+            ),
+        );
+        r.ssh_config = Some(lab.ssh_config());
+        for round in 0..5 {
+            let _ = std::fs::remove_file(lab.host("host5").root_dir.join("log"));
+            let out = r.tether().args(&["t"]).run();
+            let text = format!("{name} (run {round}): {}{}", out.stdout, out.stderr);
+            assert_eq!(out.status, 1, "{text}");
+            assert!(
+                out.stderr
+                    .contains("error: 1 of 2 hosts failed, 1 stopped early"),
+                "{text}"
+            );
+            let log = std::fs::read_to_string(lab.host("host5").root_dir.join("log"));
+            assert_eq!(log.unwrap_or_default(), ran, "{text}");
+        }
+    }
+}
+
+/// A task that the hosts of a closure all invoke runs once, on whichever host comes first;
+/// the others wait for it and count its steps as their own, so their steps after it are
+/// numbered alike and a failure there stops the others at the same unit on every run (stop 54
+/// tester t85: the host that ran the task counted its nested `on` a step, the one that waited
+/// did not, and the outcome changed from run to run).
+#[test]
+fn hosts_that_waited_for_an_invoked_task_count_its_steps() {
+    let lab = Lab::builder()
+        .names(&["host1", "host2", "host3", "host4", "host5"])
+        .start();
+    let work = r#"on("host4", |b| { run("echo one >> /srv/log"); run("echo two >> /srv/log"); run("echo three >> /srv/log"); });"#;
+    let fails = r#"on("host3", |b| { run("true"); run("true"); fail("x"); });"#;
+    for (failing, other) in [("host1", "host2"), ("host2", "host1")] {
+        let mut r = RecipeDir::new(
+            &format!("invoked-steps-{failing}"),
+            &format!(
+                r#"
+for h in ["host1", "host2", "host3", "host4", "host5"] {{ server(h, #{{ roles: ["app"] }}); }}
+task("sub", || {{ on("host5", "true"); }});
+task("t", || {{
+    on(["host1", "host2"], |host| {{
+        invoke("sub");
+        if host.name == "{failing}" {{ {fails} }} else {{ {work} }}
+    }});
+}});
+"#
+            ),
+        );
+        r.ssh_config = Some(lab.ssh_config());
+        for round in 0..6 {
+            let _ = std::fs::remove_file(lab.host("host4").root_dir.join("log"));
+            let out = r.tether().args(&["t"]).run();
+            let text = format!("{failing} (run {round}): {}{}", out.stdout, out.stderr);
+            assert_eq!(out.status, 1, "{text}");
+            assert!(
+                out.stderr
+                    .contains("error: 1 of 2 hosts failed, 1 stopped early"),
+                "{text}"
+            );
+            assert!(
+                out.stderr.contains(&format!("{other}: stopped during ")),
+                "{text}"
+            );
+            let log = std::fs::read_to_string(lab.host("host4").root_dir.join("log"));
+            assert_eq!(log.unwrap_or_default(), "one\ntwo\n", "{text}");
+        }
+    }
+}
+
 /// An interrupt that stops a `run_locally` in a host's closure is the interrupt's, as it is
 /// for the host's remote command: no host failed of its own (stop 53 tester t83: the local
 /// command's end by SIGTERM made its host a failed one, `local: ... failed with TERM`).

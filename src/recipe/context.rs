@@ -111,6 +111,10 @@ pub struct Runtime {
     /// The tasks that failed in this run, each with what it threw (the value and where), for
     /// an `invoke` of it that runs nothing (see [`Runtime::task_failed`]).
     failed_tasks: Mutex<HashMap<String, (Dynamic, rhai::Position)>>,
+    /// The tasks a host's closure ran, each with that `on`'s step abort and the steps it
+    /// took there, for the hosts of the same `on` that waited for it (see
+    /// [`Runtime::task_steps`]).
+    task_steps: Mutex<HashMap<String, (Arc<StepAbort>, usize)>>,
 }
 
 /// A task on the invocation chain (see [`Runtime::enter`]): taken off when dropped, however
@@ -157,12 +161,8 @@ pub struct HostScope {
     pub host: String,
     /// Shared by the hosts of one `on`: where one of them failed.
     pub abort: Arc<StepAbort>,
-    /// The units its `on` had begun when the host began (see [`StepAbort::admit`]): its
-    /// command `i` is that `on`'s unit `offset + i`.
+    /// The units its `on` had begun when the host began (see [`StepAbort::consumed`]).
     pub offset: u64,
-    /// The units the hosts of its `on` have begun, shared by them: a host the `on` starts
-    /// later counts on from there.
-    pub begun: Arc<std::sync::atomic::AtomicU64>,
     /// Commands get a pseudo-terminal (`on(target, #{ pty: true }, |host| ..)`).
     pub pty: bool,
     /// Each command is given up after this long (`on(target, #{ timeout: N }, |host| ..)`);
@@ -191,18 +191,20 @@ impl HostScope {
     /// another host of its `on` (see [`StepAbort::stop_for`]), or of an enclosing one.
     pub fn stop_for(&self, index: usize) -> Stop {
         self.abort
-            .stop_for(&self.host, index, self.offset)
+            .stop_for(&self.host, index, self.unit())
             .or(self.enclosing.clone())
     }
 
     /// Waits until the host may know whether its command numbered `index` starts (see
-    /// [`StepAbort::reach`]); counts it among the units its `on` began.
+    /// [`StepAbort::reach`]).
     pub fn reach(&self, index: usize) {
         self.abort.reach(&self.host, index);
-        self.begun.fetch_max(
-            self.offset + index as u64 + 1,
-            std::sync::atomic::Ordering::SeqCst,
-        );
+    }
+
+    /// The unit of its `on` the host's current command begins at (see
+    /// [`StepAbort::consumed`]).
+    fn unit(&self) -> u64 {
+        self.offset + self.abort.consumed(&self.host)
     }
 
     /// Waits until the host, having started `started` commands, may know whether a local
@@ -218,7 +220,7 @@ impl HostScope {
     pub fn stops(&self, index: usize) -> Option<String> {
         self.abort
             .stops(index)
-            .or_else(|| match self.enclosing.admit(self.offset + index as u64) {
+            .or_else(|| match self.enclosing.admit(self.unit()) {
                 Some(StopReason::StepAborted { because }) => Some(because),
                 _ => None,
             })
@@ -352,6 +354,7 @@ impl Runtime {
             left_behind: Mutex::new(HashMap::new()),
             failure: Mutex::new(None),
             failed_tasks: Mutex::new(HashMap::new()),
+            task_steps: Mutex::new(HashMap::new()),
         }
     }
 
@@ -519,6 +522,28 @@ impl Runtime {
         );
         failure.at = at.map(|l| l.to_string());
         Some(failure)
+    }
+
+    /// `task` ran in a host's closure of the `on` whose step abort is `abort`, and took
+    /// `steps` of its steps.
+    pub fn note_task_steps(&self, task: &str, abort: Arc<StepAbort>, steps: usize) {
+        self.task_steps
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(task.to_string(), (abort, steps));
+    }
+
+    /// The steps `task` took in a host's closure of the `on` whose step abort is `abort`, if
+    /// it ran in one: another host of that `on` that invoked it too, and waited for it, counts
+    /// them as its own, so that the hosts' steps after it are numbered alike whichever ran it
+    /// (stop 54 tester t85: the host that ran it counted its nested `on` a step, the one that
+    /// waited did not, and which did which was a race).
+    pub fn task_steps(&self, task: &str, abort: &Arc<StepAbort>) -> usize {
+        let steps = self.task_steps.lock().unwrap_or_else(|p| p.into_inner());
+        match steps.get(task) {
+            Some((ran, n)) if Arc::ptr_eq(ran, abort) => *n,
+            _ => 0,
+        }
     }
 
     /// What `task` threw when it ran, if it failed: an `invoke` of it that runs nothing (it

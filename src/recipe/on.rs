@@ -344,7 +344,6 @@ fn on_closure(
             host: host.clone(),
             abort: abort.clone(),
             offset,
-            begun: begun.clone(),
             pty: options.pty,
             timeout: options.timeout,
             reattach: options.reattach,
@@ -376,6 +375,11 @@ fn on_closure(
             .into()),
             (result, _) => result,
         };
+        // Hosts the `on` starts later count on from the units this one took.
+        begun.fetch_max(
+            offset + abort.taken(host),
+            std::sync::atomic::Ordering::SeqCst,
+        );
         let end = match result {
             // A closure that sent nothing to a host that never connected did not run on that
             // host, whatever it returned: the host fails with why, as a string command there

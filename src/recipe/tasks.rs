@@ -7,6 +7,7 @@ use super::context::{Once, Runtime};
 use super::failures::note_task;
 use super::model::{Hook, Recipe, TaskBody};
 use crate::event::EventKind;
+use std::sync::atomic::Ordering;
 
 /// Runs task `name` with its hooks, unless it already ran in this run. A failure coming out of
 /// it is marked with the innermost task it happened in.
@@ -54,8 +55,15 @@ fn run(
             // Meanwhile the hosts of this closure's `on` do not wait for this one at their
             // steps: the one running the task may be one of them, its task's steps held there
             // (see `StepAbort::park`).
-            let _parked = super::context::host_scope().map(|s| s.abort.park(&s.host));
+            let scope = super::context::host_scope();
+            let parked = scope.as_ref().map(|s| s.abort.park(&s.host));
             rt.wait_until_ended(name);
+            drop(parked);
+            if let Some(s) = scope {
+                let steps = rt.task_steps(name, &s.abort);
+                s.commands
+                    .fetch_add(steps, std::sync::atomic::Ordering::SeqCst);
+            }
             return match rt.task_failed(name) {
                 Some(e) => Err(fail(e)),
                 None => Ok(()),
@@ -99,10 +107,17 @@ fn run(
             .hook_circle_within(&chain, &[name.to_string()])
             .map(|circle| circular(&recipe, &circle, false))
     };
+    let scope = super::context::host_scope();
+    let before = scope.as_ref().map(|s| s.commands.load(Ordering::SeqCst));
     let result = match ahead {
         Some(circle) => Err(fail(format!("{circle}; task `{name}` was not run").into())),
         None => run_parts(engine, rt, name, &task, cleanup),
     };
+    // Kept before `running` ends the invocation, as its failure (below).
+    if let (Some(s), Some(before)) = (scope, before) {
+        let steps = s.commands.load(Ordering::SeqCst) - before;
+        rt.note_task_steps(name, s.abort.clone(), steps);
+    }
     // Kept before `running` ends the invocation: a caller waiting for it reads it then.
     if let Err(errors) = &result {
         rt.note_task_failed(name, &errors[0].1);

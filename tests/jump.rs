@@ -401,6 +401,48 @@ fn a_command_in_flight_when_the_bastion_dies_is_reattached_not_resent() {
     assert_eq!(runs.lines().count(), 1, "ran {runs:?}\n{}", h.story());
 }
 
+/// A command whose connection through a bastion is lost, while the bastion cannot be reached
+/// again (its sshd stopped, its `ConnectTimeout 20`), is given up when the re-attach bound
+/// runs out, as for a host reached directly, naming the bound (stop 54 tester t86: with
+/// `--reattach 3s` it waited out the bastion's own attempt, 11 s, and 17 s with a 4 s bound
+/// and a blackhole).
+#[test]
+fn re_attaching_through_a_bastion_ends_with_its_bound() {
+    let site = Site::start(1, false, &[]);
+    let cfg = site.config_with(
+        "jump_config",
+        &format!("Host bastion\n  ConnectTimeout 20\n{JUMP}"),
+    );
+    let settings = WorkerSettings {
+        reattach: Duration::from_secs(2),
+        ..WorkerSettings::default()
+    };
+    let mut h = Harness::new(&cfg, settings, &["inner1"]);
+    let listener = site.listener_pid("bastion");
+    let (results, cut) = std::thread::scope(|scope| {
+        let cut = scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(700));
+            support::net::signal(listener, libc::SIGSTOP);
+            site.kill_connections("bastion");
+            Instant::now()
+        });
+        let results = h.run(&["inner1"], "sleep 30");
+        (results, cut.join().unwrap())
+    });
+    let took = cut.elapsed();
+    support::net::signal(listener, libc::SIGCONT);
+    let said = match &results[0].result {
+        Some(Err(e)) => e.to_string(),
+        other => panic!("it did not fail: {other:?}\n{}", h.story()),
+    };
+    assert!(
+        took < Duration::from_secs(8),
+        "{took:?}: {said}\n{}",
+        h.story()
+    );
+    assert!(said.contains("re-attach bound"), "{said}\n{}", h.story());
+}
+
 #[test]
 fn an_idle_bastion_under_client_alive_is_kept_by_its_own_worker() {
     // The bastion drops a connection whose client answers none of its probes for ~3 s; the

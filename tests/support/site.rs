@@ -305,6 +305,11 @@ impl Site {
             .count()
     }
 
+    /// The pid of `name`'s listening sshd.
+    pub fn listener_pid(&self, name: &str) -> u32 {
+        self.sshd(name).child.id()
+    }
+
     /// pids of `name`'s per-connection sshd processes (the listener's live children).
     pub fn connection_pids(&self, name: &str) -> Vec<u32> {
         let listener = self.sshd(name).child.id();

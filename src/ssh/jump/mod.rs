@@ -42,7 +42,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::config::HostConfig;
+use super::config::{ConnectBound, HostConfig};
 use super::connect::{self, Connection};
 use super::limiter::HandshakeLimiter;
 use super::owner::{Owner, Shared, Via};
@@ -214,16 +214,23 @@ impl Jump {
 
     /// A byte stream to `host:port` as seen from the jump host (a `direct-tcpip` channel
     /// pumped by the jump worker), for `for_host`. Waits at most `timeout` plus the time the
-    /// jump host itself may need to connect.
+    /// jump host itself may need to connect; `timeout` alone where `bound` cut it short (a
+    /// re-attach's bound, a command's timeout: what the whole attempt must end within, the
+    /// jump host's reconnecting included).
     pub fn open(
         &self,
         for_host: &str,
         host: &str,
         port: u16,
         timeout: Duration,
+        bound: ConnectBound,
     ) -> Result<UnixStream, SshError> {
         let (tx, rx) = mpsc::channel();
-        let wait = timeout + self.budget;
+        let bounded = bound != ConnectBound::ConnectTimeout;
+        let wait = match bounded {
+            true => timeout,
+            false => timeout + self.budget,
+        };
         let request = Request {
             for_host: Arc::from(for_host),
             host: host.to_string(),
@@ -236,8 +243,15 @@ impl Jump {
         }
         // A full wake socket already holds a pending wake-up.
         let _ = (&self.wake).write(&[1]);
-        // In slices, so that an attempt given up (see `poll::giving_up_when`) ends at once.
-        let until = Instant::now() + wait + Duration::from_secs(1);
+        // In slices, so that an attempt given up (see `poll::giving_up_when`) ends at once; a
+        // second more for the jump worker's own answer, where nothing bounds the attempt.
+        let until = Instant::now()
+            + wait
+            + if bounded {
+                Duration::ZERO
+            } else {
+                Duration::from_secs(1)
+            };
         let answer = loop {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() || crate::ssh::poll::given_up() {
@@ -253,11 +267,18 @@ impl Jump {
             Some(result) => result,
             None => Err(self.error(
                 for_host,
-                format!(
-                    "no connection to {} within {}",
-                    connect::host_port(host, port),
-                    crate::duration::format(wait)
-                ),
+                match bounded {
+                    true => format!(
+                        "no connection to {} within {} ({bound})",
+                        connect::host_port(host, port),
+                        crate::duration::format(wait)
+                    ),
+                    false => format!(
+                        "no connection to {} within {}",
+                        connect::host_port(host, port),
+                        crate::duration::format(wait)
+                    ),
+                },
             )),
         }
     }
@@ -278,9 +299,21 @@ impl Via for Jump {
         let server = connect::host_port(&cfg.hostname, cfg.port);
         // A host that hangs up before its banner (sshd's MaxStartups) is tried again through
         // a new tunnel, as a direct connection is.
-        connect::retrying_drops(cfg, Instant::now(), || {
-            let stream = self.open(name, &cfg.hostname, cfg.port, cfg.connect_timeout)?;
-            let started = Instant::now();
+        let begun = Instant::now();
+        let bounded = cfg.connect_bound != ConnectBound::ConnectTimeout;
+        connect::retrying_drops(cfg, begun, || {
+            let stream = self.open(
+                name,
+                &cfg.hostname,
+                cfg.port,
+                match bounded {
+                    true => cfg.connect_timeout.saturating_sub(begun.elapsed()),
+                    false => cfg.connect_timeout,
+                },
+                cfg.connect_bound,
+            )?;
+            // A bound that cut the attempt short holds for its handshake too.
+            let started = if bounded { begun } else { Instant::now() };
             limiter.run(&server, || {
                 connect::connect_over(name, cfg, stream, started, pinned, &mut *warn)
             })

@@ -31,6 +31,9 @@ pub enum Beat {
 pub enum LimitFrom {
     /// `UnusedConnectionTimeout`, read from the serving sshd's config by the first heartbeat.
     SshdConfig,
+    /// A jump host's `ChannelTimeout` for the tunnels through it (`direct-tcpip`, `*` or
+    /// `global`), read from its sshd config: the interval is that of the hosts behind it.
+    TunnelTimeout,
     /// Remembered from an earlier run this long ago (see `ssh::limit_cache`).
     Remembered {
         /// Whether that run read it from the config (else an idle session died after it).

@@ -523,6 +523,29 @@ fn hosts_behind_a_bastion_that_closes_idle_tunnels_keep_their_sessions() {
     }
 }
 
+/// The bastion's `ChannelTimeout` for tunnels is said as what it is, with the interval of the
+/// hosts behind it, not as an `UnusedConnectionTimeout` of its own (stop 54 tester t86: `host4
+/// (jump) ~ the server closes connections unused for 3.0 s (UnusedConnectionTimeout)` for a
+/// bastion that sets only `ChannelTimeout direct-tcpip=3s`).
+#[test]
+fn a_bastions_tunnel_limit_is_said_as_a_channel_timeout() {
+    let site = Site::start(1, false, &["ChannelTimeout direct-tcpip=3s"]);
+    let cfg = site.config_with("jump_config", JUMP);
+    let out = Tether::new()
+        .ssh_config(&cfg)
+        .args(&["-v", "run", "--hosts", "inner1", "--", "sleep 2"])
+        .run();
+    out.status(0).stdout_contains(
+        "bastion (jump) ~ the server closes tunnels no data crossed for 3.0 s (ChannelTimeout); \
+         the hosts behind it beat every 1.0 s from now on",
+    );
+    assert!(
+        !out.stdout.contains("UnusedConnectionTimeout"),
+        "{}",
+        out.stdout
+    );
+}
+
 /// A bastion that closes tunnels idle for 5 s and is slow to read its config (each command on
 /// it waits 1.5 s first): the hosts behind it had read their own servers' limits and gone to
 /// sleep for their own interval before the bastion's limit was known; they are woken when it

@@ -329,12 +329,22 @@ pub fn host_lines(look: Look, event: &Event) -> Option<Vec<(Lane, String)>> {
         )),
         EventKind::IdleLimit {
             limit,
+            from: LimitFrom::TunnelTimeout,
+            interval,
+        } if look.verbose => tether(format!(
+            "the server closes tunnels no data crossed for {} (ChannelTimeout); the hosts \
+             behind it beat every {} from now on",
+            format_duration(*limit),
+            format_duration(*interval)
+        )),
+        EventKind::IdleLimit {
+            limit,
             from,
             interval,
         } if look.verbose => tether(format!(
             "{}; heartbeat every {} from now on",
             match from {
-                LimitFrom::SshdConfig => format!(
+                LimitFrom::SshdConfig | LimitFrom::TunnelTimeout => format!(
                     "the server closes connections unused for {} (UnusedConnectionTimeout)",
                     format_duration(*limit)
                 ),

@@ -384,7 +384,7 @@ impl State {
                 if let Some(limit) = limit {
                     self.emit(EventKind::IdleLimit {
                         limit,
-                        from: LimitFrom::SshdConfig,
+                        from: LimitFrom::TunnelTimeout,
                         interval: (limit / 3).max(reconnect::SHORTEST_INTERVAL),
                     });
                 }

@@ -1456,6 +1456,39 @@ fn a_host_still_connecting_at_an_interrupt_is_not_a_failed_host() {
     drop(silent);
 }
 
+/// Runs task `t` of `r` `runs` times, each after removing `/srv/log` on `logs`' hosts: each
+/// run fails with one of its two hosts failed and the other stopped early. Returns each run's
+/// output (headed by `what` and its number) and what `/srv/log` then held on those hosts.
+fn one_stopped_runs(
+    lab: &Lab,
+    r: &RecipeDir,
+    what: &str,
+    runs: usize,
+    logs: &[&str],
+) -> Vec<(String, Vec<String>)> {
+    let log = |h: &str| lab.host(h).root_dir.join("log");
+    (0..runs)
+        .map(|run| {
+            for h in logs {
+                let _ = std::fs::remove_file(log(h));
+            }
+            let out = r.tether().args(&["t"]).run();
+            let text = format!("{what} (run {run}): {}{}", out.stdout, out.stderr);
+            assert_eq!(out.status, 1, "{text}");
+            assert!(
+                out.stderr
+                    .contains("error: 1 of 2 hosts failed, 1 stopped early"),
+                "{text}"
+            );
+            let held = logs
+                .iter()
+                .map(|h| std::fs::read_to_string(log(h)).unwrap_or_default())
+                .collect();
+            (text, held)
+        })
+        .collect()
+}
+
 /// A nested `on` inside a nested `on` counts every unit it begins in the steps around it,
 /// however deep: a failure stops the other hosts' deep work at the same unit on every run
 /// (stop 54 tester t85: a third level's commands all ran, the other host's failure in its
@@ -1512,18 +1545,8 @@ task("t", || {{
             ),
         );
         r.ssh_config = Some(lab.ssh_config());
-        for round in 0..5 {
-            let _ = std::fs::remove_file(lab.host("host5").root_dir.join("log"));
-            let out = r.tether().args(&["t"]).run();
-            let text = format!("{name} (run {round}): {}{}", out.stdout, out.stderr);
-            assert_eq!(out.status, 1, "{text}");
-            assert!(
-                out.stderr
-                    .contains("error: 1 of 2 hosts failed, 1 stopped early"),
-                "{text}"
-            );
-            let log = std::fs::read_to_string(lab.host("host5").root_dir.join("log"));
-            assert_eq!(log.unwrap_or_default(), ran, "{text}");
+        for (text, logs) in one_stopped_runs(&lab, &r, name, 5, &["host5"]) {
+            assert_eq!(logs, [ran], "{text}");
         }
     }
 }
@@ -1557,22 +1580,12 @@ task("t", || {{
             ),
         );
         r.ssh_config = Some(lab.ssh_config());
-        for round in 0..6 {
-            let _ = std::fs::remove_file(lab.host("host4").root_dir.join("log"));
-            let out = r.tether().args(&["t"]).run();
-            let text = format!("{failing} (run {round}): {}{}", out.stdout, out.stderr);
-            assert_eq!(out.status, 1, "{text}");
+        for (text, logs) in one_stopped_runs(&lab, &r, failing, 6, &["host4"]) {
             assert!(
-                out.stderr
-                    .contains("error: 1 of 2 hosts failed, 1 stopped early"),
+                text.contains(&format!("{other}: stopped during ")),
                 "{text}"
             );
-            assert!(
-                out.stderr.contains(&format!("{other}: stopped during ")),
-                "{text}"
-            );
-            let log = std::fs::read_to_string(lab.host("host4").root_dir.join("log"));
-            assert_eq!(log.unwrap_or_default(), "one\ntwo\n", "{text}");
+            assert_eq!(logs, ["one\ntwo\n"], "{text}");
         }
     }
 }
@@ -2136,23 +2149,9 @@ task("t", || {{
             ),
         );
         r.ssh_config = Some(lab.ssh_config());
-        for round in 0..6 {
-            for h in ["host4", "host5"] {
-                let _ = std::fs::remove_file(lab.host(h).root_dir.join("log"));
-            }
-            let out = r.tether().args(&["t"]).run();
-            let text = format!("{name} (run {round}): {}{}", out.stdout, out.stderr);
-            assert_eq!(out.status, 1, "{text}");
-            assert!(
-                out.stderr
-                    .contains("error: 1 of 2 hosts failed, 1 stopped early"),
-                "{text}"
-            );
-            assert!(out.stderr.contains("host2: stopped "), "{text}");
-            let log = |h: &str| {
-                std::fs::read_to_string(lab.host(h).root_dir.join("log")).unwrap_or_default()
-            };
-            assert_eq!([log("host4"), log("host5")], ran, "{text}");
+        for (text, logs) in one_stopped_runs(&lab, &r, name, 6, &["host4", "host5"]) {
+            assert!(text.contains("host2: stopped "), "{text}");
+            assert_eq!(logs, ran, "{text}");
         }
     }
 }

@@ -329,23 +329,17 @@ pub fn host_lines(look: Look, event: &Event) -> Option<Vec<(Lane, String)>> {
         )),
         EventKind::IdleLimit {
             limit,
-            from: LimitFrom::TunnelTimeout,
-            interval,
-        } if look.verbose => tether(format!(
-            "the server closes tunnels no data crossed for {} (ChannelTimeout); the hosts \
-             behind it beat every {} from now on",
-            format_duration(*limit),
-            format_duration(*interval)
-        )),
-        EventKind::IdleLimit {
-            limit,
             from,
             interval,
         } if look.verbose => tether(format!(
-            "{}; heartbeat every {} from now on",
+            "{}; {} every {} from now on",
             match from {
-                LimitFrom::SshdConfig | LimitFrom::TunnelTimeout => format!(
+                LimitFrom::SshdConfig => format!(
                     "the server closes connections unused for {} (UnusedConnectionTimeout)",
+                    format_duration(*limit)
+                ),
+                LimitFrom::TunnelTimeout => format!(
+                    "the server closes tunnels no data crossed for {} (ChannelTimeout)",
                     format_duration(*limit)
                 ),
                 LimitFrom::Remembered { read, age_s } => format!(
@@ -358,6 +352,11 @@ pub fn host_lines(look: Look, event: &Event) -> Option<Vec<(Lane, String)>> {
                     format_duration(*limit),
                     format_duration(Duration::from_secs(*age_s))
                 ),
+            },
+            // A jump host's tunnel limit sets the interval of the hosts behind it.
+            match from {
+                LimitFrom::TunnelTimeout => "the hosts behind it beat",
+                _ => "heartbeat",
             },
             format_duration(*interval)
         )),

@@ -139,9 +139,10 @@ impl Stop {
     }
 
     /// Why new work under this stop, the unit `work` of the innermost step it is in (see
-    /// `crate::step_abort::unit`), is not to begin: decided once the other hosts of each step
-    /// it is in came as far (the step aborts are its sources, innermost first: see
-    /// `crate::step_abort::StepAbort::admit`), so that the answer is the same on every run.
+    /// `crate::step_abort::StepAbort::consumed`), is not to begin: decided once the other
+    /// hosts of each step it is in came as far (the step aborts are its sources, innermost
+    /// first: see `crate::step_abort::StepAbort::admit`), so that the answer is the same on
+    /// every run.
     pub fn admit(&self, mut work: u64) -> Option<StopReason> {
         self.sources.iter().find_map(|s| match s {
             Source::Flag(flag, why) => flag.load(Ordering::SeqCst).then(|| why.clone()),

@@ -278,7 +278,12 @@ fn every_failed_reconnect_attempt_is_said_before_the_next() {
     lab.stop_host("host1");
     let r = h.run(&["host1"], "echo again");
     assert!(!r[0].ok(), "{}", h.story());
-    h.settle();
+    // The result can come before the worker's last events have crossed their forwarding
+    // thread: the story is read once the final failure is said.
+    let said_last = h.wait_for_since(0, Duration::from_secs(20), |e| {
+        matches!(e.kind, EventKind::Unreachable { .. })
+    });
+    assert!(said_last.is_some(), "{}", h.story());
     let said: Vec<(u32, u32, Duration, String)> = h
         .events
         .iter()

@@ -61,8 +61,7 @@ fn run(
             drop(parked);
             if let Some(s) = scope {
                 let steps = rt.task_steps(name, &s.abort);
-                s.commands
-                    .fetch_add(steps, std::sync::atomic::Ordering::SeqCst);
+                s.commands.fetch_add(steps, Ordering::SeqCst);
             }
             return match rt.task_failed(name) {
                 Some(e) => Err(fail(e)),

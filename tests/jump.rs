@@ -12,6 +12,7 @@ use support::harness::Harness;
 use support::site::Site;
 use support::tether::Tether;
 use tether::event::EventKind;
+use tether::host::HostTarget;
 use tether::pool::HostResult;
 use tether::ssh::policy::WorkerSettings;
 
@@ -477,6 +478,141 @@ fn a_bastion_that_refuses_sessions_is_kept_not_reconnected() {
         "{}",
         h.story()
     );
+}
+
+/// A host behind the bastion that never answers (its packets dropped: the bastion's sshd
+/// waits minutes for its TCP connect) holds up neither the tunnels of the other hosts nor the
+/// bastion's heartbeat. libssh2 opens one channel at a time on a session, so what is asked for
+/// meanwhile goes over a second connection to the bastion (before: the next host waited
+/// behind it until its own ConnectTimeout ran out, "the jump host did not open a connection
+/// ... in time", a healthy host called unreachable).
+#[test]
+fn a_host_that_never_answers_holds_up_no_other_host_behind_the_bastion() {
+    let site = Site::start(3, false, &[]);
+    let cfg = site.config_with(
+        "jump_config",
+        &format!("Host inner*\n  ConnectTimeout 20\n{JUMP}"),
+    );
+    let mut h = Harness::new(&cfg, WorkerSettings::default(), &["inner1"]);
+    site.blackhole("inner2");
+    h.pool.ensure(&[HostTarget::parse("inner2").unwrap()]);
+    std::thread::sleep(Duration::from_millis(300));
+    h.pool.ensure(&[HostTarget::parse("inner3").unwrap()]);
+    let connected = h.wait_for(Duration::from_secs(8), |e| {
+        &*e.host == "inner3" && matches!(e.kind, EventKind::Connected { .. })
+    });
+    assert!(connected.is_some(), "inner3 did not connect\n{}", h.story());
+    assert_eq!(
+        answers(&h.run(&["inner1", "inner3"], "echo $TETHER_HOST")),
+        ["inner1", "inner3"],
+        "{}",
+        h.story()
+    );
+    // The second connection is said, once; the first one is kept, never found dead.
+    let said = h.count(
+        BASTION,
+        |k| matches!(k, EventKind::Warning { message } if message.contains("second connection")),
+    );
+    assert_eq!(said, 1, "{}", h.story());
+    assert_eq!(site.accepted_logins("bastion"), 2, "{}", h.story());
+    assert_eq!(
+        h.count(BASTION, |k| matches!(
+            k,
+            EventKind::Reconnected { .. } | EventKind::Reconnecting { .. }
+        )),
+        0,
+        "{}",
+        h.story()
+    );
+    site.lift_blackhole("inner2");
+}
+
+/// A bastion that closes connections with no open channel (`UnusedConnectionTimeout 3`) is
+/// kept while the only tunnel it was asked for gets no answer: sshd counts a channel still
+/// connecting as none, and the heartbeat that keeps the connection in use goes over the second
+/// connection (stop 54 tester t86: the healthy bastion, unable to beat behind the waiting open,
+/// was closed by its sshd and reconnected three times, "connection lost while idle (opening a
+/// tunnel failed: [Session(-43)] Unexpected error)").
+#[test]
+fn a_bastion_is_kept_while_the_one_tunnel_asked_of_it_gets_no_answer() {
+    let site = Site::start(2, false, &["UnusedConnectionTimeout 3"]);
+    let cfg = site.config_with(
+        "jump_config",
+        &format!("Host inner*\n  ConnectTimeout 20\n{JUMP}"),
+    );
+    let mut h = Harness::new(&cfg, WorkerSettings::default(), &[]);
+    site.blackhole("inner1");
+    h.pool.ensure(&[HostTarget::parse("inner1").unwrap()]);
+    h.idle(Duration::from_secs(8));
+    h.pool.ensure(&[HostTarget::parse("inner2").unwrap()]);
+    assert_eq!(
+        answers(&h.run(&["inner2"], "echo $TETHER_HOST")),
+        ["inner2"],
+        "{}",
+        h.story()
+    );
+    assert_eq!(
+        h.count(BASTION, |k| matches!(
+            k,
+            EventKind::Reconnected { .. } | EventKind::Reconnecting { .. }
+        )),
+        0,
+        "{}",
+        h.story()
+    );
+    assert!(
+        !h.story().contains("Session(-43)"),
+        "libssh2's words\n{}",
+        h.story()
+    );
+    site.lift_blackhole("inner1");
+}
+
+/// A jump host whose sshd config was read, found closed while idle (its sshd's connection
+/// killed), does not take that for an idle limit of its own: its config says what its limits
+/// are, as for a host (stop 54 tester t86: `host4 (jump) ~ the server closed this idle session
+/// after 4.4 s idle ...: its idle limit, remembered`, its config read that run).
+#[test]
+fn a_jump_host_whose_config_was_read_learns_no_limit_from_a_close() {
+    let site = Site::start(1, true, &[]);
+    let cfg = site.config_with("chain", "Host deep1\n  ProxyJump bastion,bastion2\n");
+    // deep1's own connection fails at its key, leaving bastion2's worker with no tunnel: the
+    // close is found by its heartbeat.
+    site.record_wrong_key("deep1", &site.stranger_key());
+    let mut h = Harness::new(&cfg, WorkerSettings::default(), &[]);
+    h.pool.ensure(&[HostTarget::parse("deep1").unwrap()]);
+    const BASTION2: &str = "bastion2 (jump)";
+    let read = |h: &Harness| {
+        h.count(BASTION2, |k| {
+            matches!(
+                k,
+                EventKind::Heartbeat {
+                    beat: tether::event::Beat::Limits,
+                    ..
+                }
+            )
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while read(&h) < 2 && Instant::now() < deadline {
+        h.idle(Duration::from_millis(100));
+    }
+    assert_eq!(read(&h), 2, "bastion2's config not read\n{}", h.story());
+    // Idle long enough for a close to look like an idle limit (a quicker one never does).
+    h.idle(Duration::from_secs(3));
+    site.kill_connections("bastion2");
+    let reconnected = h.wait_for(Duration::from_secs(10), |e| {
+        &*e.host == BASTION2 && matches!(e.kind, EventKind::Reconnected { .. })
+    });
+    assert!(reconnected.is_some(), "{}", h.story());
+    let learned = h
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e.kind, EventKind::Learned { .. }))
+        .count();
+    assert_eq!(learned, 0, "{}", h.story());
+    // In plain words, not libssh2's `[Session(-7)] Unable to send channel-open request`.
+    assert!(!h.story().contains("Session("), "{}", h.story());
 }
 
 /// Leaves the inner hosts of `h` idle for each of `idles` (seconds), running a command on

@@ -340,6 +340,50 @@ impl Site {
         }
     }
 
+    /// Drops, from now on, every packet to and from `name`'s sshd as its namespace receives
+    /// them (nftables' input hook): a connection to it waits for an answer that never comes
+    /// (the bastion's sshd connecting to a host powered off behind a firewall), established
+    /// ones see silence. Lifted with [`Site::lift_blackhole`].
+    pub fn blackhole(&self, name: &str) {
+        let s = self.sshd(name);
+        let table = blackhole_table(name);
+        let rules = format!(
+            "table inet {table} {{\n\
+             chain input {{ type filter hook input priority -300; \
+             ip daddr {addr} tcp dport 22 drop; ip saddr {addr} tcp sport 22 drop; }}\n\
+             }}\n",
+            addr = s.addr
+        );
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &s.netns, "nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run nft");
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(rules.as_bytes())
+            .expect("write nft rules");
+        let out = child.wait_with_output().expect("wait for nft");
+        assert!(
+            out.status.success(),
+            "nft failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Lifts [`Site::blackhole`] for `name`.
+    pub fn lift_blackhole(&self, name: &str) {
+        let s = self.sshd(name);
+        let table = blackhole_table(name);
+        run(Command::new("ip").args([
+            "netns", "exec", &s.netns, "nft", "delete", "table", "inet", &table,
+        ]))
+        .unwrap_or_else(|e| panic!("lifting the blackhole failed: {e}"));
+    }
+
     /// Whether this machine reaches `name`'s sshd directly (it should not, except the
     /// bastion).
     pub fn reachable_directly(&self, name: &str) -> bool {
@@ -381,6 +425,11 @@ impl Site {
     pub fn path(&self) -> &Path {
         &self.dir
     }
+}
+
+/// The nftables table of `name`'s blackhole (one per host: several may be cut at once).
+fn blackhole_table(name: &str) -> String {
+    format!("tether_blackhole_{name}")
 }
 
 fn stat(pid: u32) -> Option<(char, u32)> {

@@ -5,9 +5,10 @@
 use std::io::Read as _;
 use std::time::{Duration, Instant};
 
-use ssh2::{Channel, Session};
+use ssh2::Channel;
 
-use crate::ssh::connect::{channel_refused, would_block};
+use crate::ssh::connect::{channel_refused, would_block, Connection};
+use crate::ssh::wording;
 
 /// The heartbeat's `true` exec as a non-blocking state machine (the jump session never
 /// blocks: its tunnels keep flowing meanwhile).
@@ -69,12 +70,16 @@ impl Heartbeat {
         Some(String::from_utf8_lossy(out).into_owned())
     }
 
-    /// Ok(Some(rtt)) when done, Ok(None) while pending, Err when the session failed.
+    /// Ok(Some(rtt)) when done, Ok(None) while pending, Err (in plain words) when the
+    /// session failed.
     pub fn advance(
         &mut self,
-        session: &Session,
+        conn: &Connection,
         timeout: Duration,
     ) -> Result<Option<Duration>, String> {
+        let session = &conn.session;
+        let plain = |e: &ssh2::Error| wording::plain_on(e, conn.fd());
+        let plain_io = |e: &std::io::Error| wording::plain_io_on(e, session, conn.fd());
         if self.started.elapsed() > timeout {
             return Err(format!(
                 "no heartbeat answer within {}",
@@ -92,7 +97,9 @@ impl Heartbeat {
                     Err(e) if pending(&e) => return Ok(None),
                     // An answer all the same (a bastion's `MaxSessions 0`): it is alive.
                     Err(e) if channel_refused(&e) => return Ok(Some(self.started.elapsed())),
-                    Err(e) => return Err(format!("heartbeat: cannot open a channel: {e}")),
+                    Err(e) => {
+                        return Err(format!("heartbeat: cannot open a channel: {}", plain(&e)))
+                    }
                 },
                 Stage::Exec | Stage::Eof | Stage::Drain | Stage::Close => {
                     let Some(ch) = self.channel.as_mut() else {
@@ -102,12 +109,12 @@ impl Heartbeat {
                         Stage::Exec => match ch.exec(&self.command) {
                             Ok(()) => self.stage = Stage::Eof,
                             Err(e) if pending(&e) => return Ok(None),
-                            Err(e) => return Err(format!("heartbeat: exec failed: {e}")),
+                            Err(e) => return Err(format!("heartbeat: exec failed: {}", plain(&e))),
                         },
                         Stage::Eof => match ch.send_eof() {
                             Ok(()) => self.stage = Stage::Drain,
                             Err(e) if pending(&e) => return Ok(None),
-                            Err(e) => return Err(format!("heartbeat: {e}")),
+                            Err(e) => return Err(format!("heartbeat: {}", plain(&e))),
                         },
                         Stage::Drain => {
                             let mut buf = [0u8; 4096];
@@ -128,7 +135,7 @@ impl Heartbeat {
                                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                                         open += 1
                                     }
-                                    Err(e) => return Err(format!("heartbeat: {e}")),
+                                    Err(e) => return Err(format!("heartbeat: {}", plain_io(&e))),
                                 }
                             }
                             if open == 0 && ch.eof() {
@@ -143,7 +150,7 @@ impl Heartbeat {
                                 return Ok(Some(self.started.elapsed()));
                             }
                             Err(e) if pending(&e) => return Ok(None),
-                            Err(e) => return Err(format!("heartbeat: {e}")),
+                            Err(e) => return Err(format!("heartbeat: {}", plain(&e))),
                         },
                         Stage::Open => unreachable!("handled above"),
                     }

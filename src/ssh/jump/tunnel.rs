@@ -8,6 +8,9 @@ use std::os::unix::net::UnixStream;
 
 use ssh2::{Channel, ErrorCode, Session};
 
+use crate::ssh::connect::Connection;
+use crate::ssh::wording;
+
 /// Bytes buffered per tunnel and direction before reading from that side pauses.
 pub const TUNNEL_BUFFER: usize = 256 * 1024;
 
@@ -69,7 +72,7 @@ impl Tunnel {
 
     /// Buffer -> channel. A write that would block is retried on every round with the same
     /// leading bytes (libssh2 requires it). Err: the session failed.
-    pub fn write_chan(&mut self, session: &Session) -> Result<bool, String> {
+    pub fn write_chan(&mut self, conn: &Connection) -> Result<bool, String> {
         let mut progress = false;
         while !self.to_chan.is_empty() && (!self.chan_done || self.write_pending) {
             match self.channel.write(&self.to_chan) {
@@ -88,8 +91,11 @@ impl Tunnel {
                 }
                 Err(e) => {
                     self.write_pending = false;
-                    if session_failed(session) {
-                        return Err(format!("sending through a tunnel failed: {e}"));
+                    if session_failed(&conn.session) {
+                        return Err(format!(
+                            "sending through a tunnel failed: {}",
+                            wording::plain_io_on(&e, &conn.session, conn.fd())
+                        ));
                     }
                     self.chan_done = true;
                     self.to_chan.clear();
@@ -107,7 +113,7 @@ impl Tunnel {
     /// Channel -> buffer. Ok(true) when something happened; `got` is set when data arrived.
     pub fn read_chan(
         &mut self,
-        session: &Session,
+        conn: &Connection,
         buf: &mut [u8],
         got: &mut bool,
     ) -> Result<bool, String> {
@@ -131,8 +137,11 @@ impl Tunnel {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
-                    if session_failed(session) {
-                        return Err(format!("reading from a tunnel failed: {e}"));
+                    if session_failed(&conn.session) {
+                        return Err(format!(
+                            "reading from a tunnel failed: {}",
+                            wording::plain_io_on(&e, &conn.session, conn.fd())
+                        ));
                     }
                     self.chan_done = true;
                     progress = true;

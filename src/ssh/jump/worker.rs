@@ -1,7 +1,10 @@
-//! The jump worker thread: the one thread that owns a jump host's session. It pumps every
+//! The jump worker thread: the one thread that owns a jump host's sessions. It pumps every
 //! tunnel (see `tunnel.rs`), opens new ones on request, runs the heartbeat when the session is
 //! idle (`heartbeat.rs`), and when the session dies closes every tunnel at once and
-//! reconnects (see [`Owner`]).
+//! reconnects (see [`Owner`]). libssh2 opens one channel at a time on a session: while a
+//! tunnel waits for the jump host's answer (its sshd still connecting to a host that drops
+//! packets, for minutes), what is asked for meanwhile goes over a second connection (see
+//! [`Lane`]).
 
 use std::collections::VecDeque;
 use std::io::Read as _;
@@ -13,7 +16,7 @@ use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ssh2::{Channel, Session};
+use ssh2::Channel;
 
 use super::heartbeat::Heartbeat;
 use super::tunnel::{session_failed, Tunnel, TUNNEL_BUFFER};
@@ -26,6 +29,7 @@ use crate::ssh::heartbeat::Limits;
 use crate::ssh::idle_death::{self, IdleDeath};
 use crate::ssh::owner::Owner;
 use crate::ssh::reconnect;
+use crate::ssh::wording;
 use crate::ssh::SshError;
 use crate::sshd::probe::{config_from_cmdline, parse_discovery, DISCOVER, DUMP};
 use crate::sshd::settings::{
@@ -47,15 +51,50 @@ pub struct Request {
 /// wakes `poll` itself).
 const MAX_SLEEP: Duration = Duration::from_millis(500);
 
-/// The one channel open (or heartbeat) in progress on the jump session.
+/// How long a tunnel may wait for the jump host's answer before the tunnels and heartbeats
+/// asked for meanwhile go over a second connection: the jump host's sshd opens a tunnel once
+/// its TCP connect to the target is done, in milliseconds for a host that is up.
+const STUCK: Duration = Duration::from_secs(1);
+
+/// The most connections kept besides the current one for tunnels that were waiting when it
+/// was replaced (see [`State::second_connection`]).
+const MAX_RETIRED: usize = 4;
+
+/// After a second connection could not be made, how long before another is tried.
+const SECOND_RETRY: Duration = Duration::from_secs(5);
+
+/// The one channel open (or heartbeat) in progress on a jump session.
 enum Op {
     Idle,
-    /// Opening a tunnel; `replied` once the requester was told it took too long.
+    /// Opening a tunnel since `since`; `replied` once the requester was told it took too
+    /// long.
     Open {
         request: Request,
         replied: bool,
+        since: Instant,
     },
     Heartbeat(Heartbeat),
+}
+
+/// One connection to the jump host with the tunnels it carries, the channels it is closing
+/// and its one channel open or heartbeat in progress (libssh2 keeps one channel open under
+/// way per session).
+struct Lane {
+    conn: Connection,
+    tunnels: Vec<Tunnel>,
+    /// Channels being closed (retried until libssh2 is done with them).
+    closing: Vec<Channel>,
+    op: Op,
+}
+
+/// What one round of a lane's pump did.
+struct Pumped {
+    /// Anything moved.
+    progress: bool,
+    /// Data came out of a tunnel: the session works.
+    got: bool,
+    /// A heartbeat that completed, with its round trip.
+    beat: Option<(Duration, Heartbeat)>,
 }
 
 /// The jump worker thread's state.
@@ -65,14 +104,16 @@ pub struct State {
     owner: Owner,
     /// Shared with the handle: when the session was last found dead.
     lost_at: Arc<Mutex<Option<Instant>>>,
-    conn: Option<Connection>,
+    /// The current connection: new tunnels and the heartbeat go over it.
+    lane: Option<Lane>,
+    /// Connections replaced while a tunnel waited on them (see
+    /// [`State::second_connection`]), kept until their tunnels end.
+    retired: Vec<Lane>,
+    /// When a second connection last could not be made.
+    second_failed: Option<Instant>,
     /// Why there is no session (told to requesters).
     down: Option<SshError>,
-    tunnels: Vec<Tunnel>,
-    /// Channels being closed (retried until libssh2 is done with them).
-    closing: Vec<Channel>,
     queue: VecDeque<Request>,
-    op: Op,
     /// The server sent something while no tunnel was there to read it.
     probe: bool,
     /// What the socket showed when that woke the worker (see [`idle_death::peek`]): libssh2
@@ -82,6 +123,8 @@ pub struct State {
     last_alive: Instant,
     /// Where reading the jump host's sshd config stands (once per worker).
     reading: Reading,
+    /// The jump host's sshd config was read: an idle session it closes is not its limit.
+    config_read: bool,
     /// Shared with the handle and the hosts behind: the tunnel limit read there.
     tunnel_limit: Arc<TunnelLimit>,
 }
@@ -121,15 +164,15 @@ impl State {
         };
         State {
             reading,
+            config_read: false,
             tunnel_limit,
             owner,
             lost_at,
-            conn: None,
+            lane: None,
+            retired: Vec::new(),
+            second_failed: None,
             down: None,
-            tunnels: Vec::new(),
-            closing: Vec::new(),
             queue: VecDeque::new(),
-            op: Op::Idle,
             probe: false,
             seen: None,
             last_alive: Instant::now(),
@@ -143,7 +186,7 @@ impl State {
     /// The thread's loop: connect, then pump tunnels and answer requests until stopped.
     pub fn run(mut self, requests: Receiver<Request>, wake: UnixStream) {
         match self.owner.open() {
-            Ok(conn) => self.conn = Some(conn),
+            Ok(conn) => self.lane = Some(Lane::new(conn)),
             Err(error) => self.down = Some(error),
         }
         self.last_alive = Instant::now();
@@ -162,31 +205,24 @@ impl State {
                 }
             }
             self.expire();
-            if self.conn.is_none() {
-                if self.queue.is_empty() {
-                    self.sleep(&wake);
-                } else {
+            let retired = self.pump_retired(&mut buf);
+            if self.lane.is_none() {
+                if !self.queue.is_empty() {
                     self.connect_on_demand();
+                } else if !retired {
+                    self.sleep(&wake);
                 }
                 continue;
             }
             match self.step(&mut buf) {
                 Ok(true) => {}
+                Ok(false) if retired => {}
                 Ok(false) => self.sleep(&wake),
-                Err(failure) => {
-                    // Idle: nothing was in transit through the tunnels.
-                    let idle = self
-                        .tunnels
-                        .iter()
-                        .all(|t| t.to_chan.is_empty() && t.to_sock.is_empty());
-                    self.lost(failure, idle);
-                }
+                Err(failure) => self.lost(failure),
             }
         }
-        self.tunnels.clear();
-        self.closing.clear();
-        if let Some(conn) = self.conn.take() {
-            conn.disconnect();
+        for lane in self.retired.drain(..).chain(self.lane.take()) {
+            lane.close();
         }
     }
 
@@ -213,7 +249,7 @@ impl State {
         let reason = "the jump host's connection was down; a host behind it needs it";
         match self.owner.attempt(reason, false) {
             Ok(conn) => {
-                self.conn = Some(conn);
+                self.lane = Some(Lane::new(conn));
                 self.down = None;
                 self.last_alive = Instant::now();
             }
@@ -228,111 +264,154 @@ impl State {
         }
     }
 
-    /// One round of the pump. Ok(true) if anything moved; Err when the session failed.
+    /// One round of the current connection's pump, then the next channel open it is to
+    /// make. Ok(true) if anything moved; Err when the session failed.
     fn step(&mut self, buf: &mut [u8]) -> Result<bool, Failure> {
-        let Some(conn) = self.conn.as_ref() else {
+        let Some(lane) = self.lane.as_mut() else {
             return Ok(false);
         };
-        let session = &conn.session;
-        let mut progress = false;
-        let mut got = false;
-        // What a config-reading heartbeat printed, taken once the session is let go of.
-        let mut read = None;
-        // Host sockets -> buffers -> channels.
-        for t in &mut self.tunnels {
-            progress |= t.read_sock(buf);
-        }
-        for t in &mut self.tunnels {
-            progress |= t.write_chan(session)?;
-        }
-        // The open or heartbeat in progress, before and after channels -> buffers (the reads
-        // above and the channel reads may have queued packets it waits for).
-        for pass in 0..2 {
-            let (p, alive) = advance_op(
-                &mut self.op,
-                session,
-                &mut self.tunnels,
-                &mut self.closing,
-                &self.owner.name,
-                self.owner.settings.heartbeat_timeout,
-            )?;
-            progress |= p;
-            if let Some((rtt, hb)) = alive {
-                self.last_alive = Instant::now();
-                self.emit(EventKind::Heartbeat {
-                    rtt,
-                    probe: hb.probe,
-                    beat: if hb.reads() {
-                        Beat::Limits
-                    } else {
-                        Beat::Command
-                    },
-                });
-                if hb.reads() {
-                    read = Some(hb.output());
-                }
-            }
-            if pass == 0 {
-                for t in &mut self.tunnels {
-                    progress |= t.read_chan(session, buf, &mut got)?;
-                }
-            }
-        }
-        for t in &mut self.tunnels {
-            progress |= t.write_sock();
-        }
-        if got {
+        let pumped = lane.pump(buf, &self.owner.name, self.owner.settings.heartbeat_timeout)?;
+        let mut progress = pumped.progress;
+        if pumped.got {
             self.last_alive = Instant::now();
         }
-        // Finished tunnels: close their channels (retried until done) and their sockets.
-        let mut i = 0;
-        while i < self.tunnels.len() {
-            if self.tunnels[i].finished() {
-                let t = self.tunnels.swap_remove(i);
-                let _ = t.sock.shutdown(Shutdown::Both);
-                self.closing.push(t.channel);
-                progress = true;
-            } else {
-                i += 1;
+        if let Some((rtt, hb)) = pumped.beat {
+            self.last_alive = Instant::now();
+            self.emit(EventKind::Heartbeat {
+                rtt,
+                probe: hb.probe,
+                beat: if hb.reads() {
+                    Beat::Limits
+                } else {
+                    Beat::Command
+                },
+            });
+            if hb.reads() {
+                self.read(hb.output());
             }
         }
-        let mut i = 0;
-        while i < self.closing.len() {
-            match self.closing[i].close() {
-                Err(e) if would_block(&e) => i += 1,
-                Err(_) if session_failed(session) => {
-                    return Err(Failure::from("closing a tunnel failed".to_string()));
+        progress |= self.next_op();
+        Ok(progress)
+    }
+
+    /// Starts the next channel open on the current connection: a waiting tunnel first, else a
+    /// due heartbeat. One that the open under way has held up for [`STUCK`] goes over a
+    /// second connection. Whether anything started.
+    fn next_op(&mut self) -> bool {
+        let read_due = matches!(
+            self.reading,
+            Reading::Due
+                | Reading::Dump {
+                    script: Some(_),
+                    ..
                 }
-                _ => {
-                    // Closed (or refused because the far end is gone): libssh2 is done.
-                    drop(self.closing.swap_remove(i));
+        );
+        let waiting = !self.queue.is_empty() || read_due || self.probe || self.heartbeat_due();
+        let Some(lane) = self.lane.as_ref() else {
+            return false;
+        };
+        if waiting && lane.stuck() && self.second_connection() {
+            return true;
+        }
+        if !self.lane.as_ref().is_some_and(|l| matches!(l.op, Op::Idle)) {
+            return false;
+        }
+        let op = if let Some(request) = self.queue.pop_front() {
+            Op::Open {
+                request,
+                replied: false,
+                since: Instant::now(),
+            }
+        } else if let Some(script) = self.next_read() {
+            // Also a heartbeat: it proves the round trip, and answers a probe.
+            self.probe = false;
+            Op::Heartbeat(Heartbeat::reading(script))
+        } else if self.probe || self.heartbeat_due() {
+            let hb = Heartbeat::new(self.probe);
+            self.probe = false;
+            Op::Heartbeat(hb)
+        } else {
+            return false;
+        };
+        if let Some(lane) = self.lane.as_mut() {
+            lane.op = op;
+        }
+        true
+    }
+
+    /// The current connection's tunnel has waited [`STUCK`] for the jump host's answer while
+    /// something else waits behind it: a second connection becomes the current one, and the
+    /// first carries on with its tunnels and that open until they end (see
+    /// [`State::pump_retired`]). Whether it was made.
+    fn second_connection(&mut self) -> bool {
+        if self.retired.len() >= MAX_RETIRED
+            || self
+                .second_failed
+                .is_some_and(|at| at.elapsed() < SECOND_RETRY)
+        {
+            return false;
+        }
+        match self.owner.connect() {
+            Ok(conn) => {
+                let Some(old) = self.lane.replace(Lane::new(conn)) else {
+                    return true;
+                };
+                if let Op::Open { request, since, .. } = &old.op {
+                    self.emit(EventKind::Warning {
+                        message: format!(
+                            "the tunnel to {} for {} has waited {} for this jump host's \
+                             answer, and a session opens one channel at a time: the tunnels \
+                             and heartbeats asked for meanwhile go over a second connection",
+                            connect::host_port(&request.host, request.port),
+                            request.for_host,
+                            crate::duration::format(since.elapsed())
+                        ),
+                    });
+                }
+                self.retired.push(old);
+                self.last_alive = Instant::now();
+                true
+            }
+            Err(e) => {
+                self.second_failed = Some(Instant::now());
+                self.emit(EventKind::Note {
+                    message: format!("a second connection for the tunnels waiting failed: {e}"),
+                });
+                false
+            }
+        }
+    }
+
+    /// Pumps the connections replaced while a tunnel waited on them. One that is lost closes
+    /// its tunnels (their hosts notice, as when the current one is lost) and answers its open;
+    /// one with nothing left to carry is closed. Whether anything moved.
+    fn pump_retired(&mut self, buf: &mut [u8]) -> bool {
+        let mut progress = false;
+        let mut i = 0;
+        while i < self.retired.len() {
+            let pumped =
+                self.retired[i].pump(buf, &self.owner.name, self.owner.settings.heartbeat_timeout);
+            match pumped {
+                Ok(p) if !self.retired[i].spent() => {
+                    progress |= p.progress;
+                    i += 1;
+                }
+                Ok(_) => {
+                    self.retired.swap_remove(i).close();
+                    progress = true;
+                }
+                Err(failure) => {
+                    let mut lane = self.retired.swap_remove(i);
+                    if !lane.tunnels.is_empty() {
+                        *self.lost_at.lock().unwrap_or_else(|p| p.into_inner()) =
+                            Some(Instant::now());
+                    }
+                    lane.fail(&self.owner.name, &failure.reason);
                     progress = true;
                 }
             }
         }
-        if let Some(output) = read {
-            self.read(output);
-        }
-        // Start the next channel open: a waiting tunnel first, else a due heartbeat.
-        if matches!(self.op, Op::Idle) {
-            if let Some(request) = self.queue.pop_front() {
-                self.op = Op::Open {
-                    request,
-                    replied: false,
-                };
-                progress = true;
-            } else if let Some(script) = self.next_read() {
-                // Also a heartbeat: it proves the round trip, and answers a probe.
-                self.op = Op::Heartbeat(Heartbeat::reading(script));
-                self.probe = false;
-                progress = true;
-            } else if self.probe || self.heartbeat_due() {
-                self.op = Op::Heartbeat(Heartbeat::new(self.probe));
-                self.probe = false;
-                progress = true;
-            }
-        }
-        Ok(progress)
+        progress
     }
 
     /// The script the config reading runs next, if one is due.
@@ -371,13 +450,14 @@ impl State {
                 }
             }
             (Reading::Dump { cmdline, .. }, Some(dump)) => {
-                if let Some(conn) = self.conn.as_ref() {
+                if let Some(lane) = self.lane.as_ref() {
                     let limits = Limits {
                         beat: Beat::Command,
                         read: needs_open_channel(&cmdline, &dump).is_some(),
                         unused_connection_timeout: unused_connection_timeout(&cmdline, &dump),
                     };
-                    self.owner.limits_read(&limits, conn);
+                    self.config_read = limits.read;
+                    self.owner.limits_read(&limits, &lane.conn);
                 }
                 let limit = tunnel_channel_timeout(&cmdline, &dump);
                 self.tunnel_limit.settle(limit);
@@ -406,11 +486,14 @@ impl State {
     /// Waits until a socket needs attention, a request arrives or a timer is due.
     fn sleep(&mut self, wake: &UnixStream) {
         let mut timeout = MAX_SLEEP;
-        if self.conn.is_none() {
+        if self.lane.is_none() && self.retired.is_empty() {
             timeout = Duration::from_secs(3600);
         }
-        if let (Some(iv), Op::Idle, Some(_)) = (self.owner.beat_every(), &self.op, &self.conn) {
-            timeout = timeout.min((self.last_alive + iv).saturating_duration_since(Instant::now()));
+        if let (Some(iv), Some(lane)) = (self.owner.beat_every(), &self.lane) {
+            if matches!(lane.op, Op::Idle) {
+                timeout =
+                    timeout.min((self.last_alive + iv).saturating_duration_since(Instant::now()));
+            }
         }
         for r in &self.queue {
             timeout = timeout.min(r.deadline.saturating_duration_since(Instant::now()));
@@ -421,78 +504,64 @@ impl State {
             revents: 0,
         }];
         let session_index = fds.len();
-        if let Some(conn) = &self.conn {
-            let dirs = conn.session.block_directions();
-            // Read the session only when someone can take what arrives: a tunnel with room,
-            // the open or heartbeat in progress, or the heartbeat itself when there is no
-            // tunnel (a server probe). With every tunnel full, the host sockets wake us.
-            let reader = self.tunnels.is_empty()
-                || !matches!(self.op, Op::Idle)
-                || self
-                    .tunnels
-                    .iter()
-                    .any(|t| !t.chan_done && t.to_sock.len() < TUNNEL_BUFFER)
-                || !self.closing.is_empty();
-            let mut events = connect::poll_events(dirs);
-            if reader {
-                events |= libc::POLLIN;
-            }
-            fds.push(libc::pollfd {
-                fd: conn.fd(),
-                events,
-                revents: 0,
-            });
-        }
-        for t in &self.tunnels {
-            let mut events = 0;
-            if !t.sock_done && t.to_chan.len() < TUNNEL_BUFFER {
-                events |= libc::POLLIN;
-            }
-            if !t.to_sock.is_empty() && !t.sock_dead {
-                events |= libc::POLLOUT;
-            }
-            fds.push(libc::pollfd {
-                fd: t.sock.as_raw_fd(),
-                events,
-                revents: 0,
-            });
+        for lane in self.lane.iter().chain(&self.retired) {
+            lane.poll_fds(&mut fds);
         }
         if timeout.is_zero() {
             return;
         }
-        if let Some(conn) = &self.conn {
+        for lane in self.lane.iter().chain(&self.retired) {
             // As for every session: acknowledge the bastion's next segment at once (see
             // `connect::quick_ack`), or each round trip through a tunnel waits ~40 ms.
-            connect::quick_ack(conn.fd());
+            connect::quick_ack(lane.conn.fd());
         }
         if poll_fds(&mut fds, timeout).is_err() {
             return;
         }
         // (With the heartbeat off, --no-keepalive, probes are left unanswered as for hosts.)
-        if self.conn.is_some()
-            && self.owner.interval.is_some()
-            && self.tunnels.is_empty()
-            && matches!(self.op, Op::Idle)
-            && fds
+        if let Some(lane) = self.lane.as_ref().filter(|l| {
+            self.owner.interval.is_some() && l.tunnels.is_empty() && matches!(l.op, Op::Idle)
+        }) {
+            if fds
                 .get(session_index)
                 .is_some_and(|f| f.revents & libc::POLLIN != 0)
-        {
-            self.probe = true;
-            self.seen = self.conn.as_ref().and_then(|c| idle_death::peek(c.fd()));
+            {
+                self.probe = true;
+                self.seen = idle_death::peek(lane.conn.fd());
+            }
         }
     }
 
-    /// The session died: close every tunnel at once (the hosts behind notice and ask again),
-    /// then reconnect with backoff and the pinned key.
-    fn lost(&mut self, failure: Failure, idle: bool) {
+    /// The current session died: close every tunnel at once (the hosts behind notice and ask
+    /// again), then reconnect with backoff and the pinned key.
+    fn lost(&mut self, failure: Failure) {
+        let Some(mut lane) = self.lane.take() else {
+            return;
+        };
+        // Idle: nothing was in transit through the tunnels.
+        let idle = lane.idle();
+        let carried = lane.tunnels.len();
         let Failure { reason, heartbeat } = failure;
         // What the socket showed when the server's traffic woke the worker, else now: a
         // heartbeat that timed out leaves it open.
         let death = self
             .seen
             .take()
-            .or_else(|| self.conn.as_ref().and_then(|c| idle_death::peek(c.fd())));
-        if heartbeat && death.is_some_and(IdleDeath::may_be_idle_limit) {
+            .or_else(|| idle_death::peek(lane.conn.fd()));
+        // A jump host reached through another whose connection died (taking this one's tunnel
+        // with it) was not closed by its own server; one whose config was read has no limit
+        // the heartbeat missed (stop 54 tester t86: a blackhole behind the first jump host
+        // learned as the second one's idle limit, its config read).
+        let parent_lost = self
+            .owner
+            .via
+            .as_ref()
+            .is_some_and(|j| j.lost_since(self.last_alive));
+        if heartbeat
+            && !parent_lost
+            && !self.config_read
+            && death.is_some_and(IdleDeath::may_be_idle_limit)
+        {
             // A heartbeat found the session closed by the server's end: an idle limit, or
             // sshd killed (see `Owner::learn`). Not after a reset or a silence: see
             // `idle_death`.
@@ -503,27 +572,25 @@ impl State {
             .map_or(reason, String::from);
         // Recorded before the tunnels close: their hosts look at it when they notice.
         *self.lost_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-        self.tunnels.clear();
-        self.closing.clear();
-        if let Op::Open { request, replied } = std::mem::replace(&mut self.op, Op::Idle) {
-            if !replied {
-                let _ = request.reply.send(Err(jump_error(
-                    &self.owner.name,
-                    &request.for_host,
-                    format!("the jump host's connection was lost ({reason})"),
-                )));
+        lane.fail(&self.owner.name, &reason);
+        drop(lane);
+        // A tunnel with nothing in transit may carry a command that is running silently: the
+        // connection was not idle (stop 54 tester t86: "connection lost while idle" for a
+        // bastion carrying a running command's tunnel).
+        let tunnels = match carried {
+            1 => "1 tunnel".to_string(),
+            n => format!("{n} tunnels"),
+        };
+        let reason = match (carried, idle) {
+            (0, _) => format!("connection lost while idle ({reason})"),
+            (_, true) => {
+                format!("connection lost while carrying {tunnels}, nothing in transit ({reason})")
             }
-        }
-        self.op = Op::Idle;
-        self.conn = None;
-        let reason = if idle {
-            format!("connection lost while idle ({reason})")
-        } else {
-            format!("connection lost while carrying tunnels ({reason})")
+            (_, false) => format!("connection lost while carrying {tunnels} ({reason})"),
         };
         match self.owner.reconnect(&reason, idle) {
             reconnect::Outcome::Connected(conn, _) => {
-                self.conn = Some(conn);
+                self.lane = Some(Lane::new(conn));
                 self.down = None;
                 self.last_alive = Instant::now();
             }
@@ -574,42 +641,206 @@ fn jump_connect_error(name: &str, host: &str, error: &SshError) -> SshError {
     }
 }
 
-/// Advances the channel open or heartbeat in progress. Returns whether anything moved and,
-/// when a heartbeat completed, its round trip and the heartbeat.
-fn advance_op(
-    op: &mut Op,
-    session: &Session,
-    tunnels: &mut Vec<Tunnel>,
-    closing: &mut Vec<Channel>,
-    name: &str,
-    heartbeat_timeout: Duration,
-) -> Result<(bool, Option<(Duration, Heartbeat)>), Failure> {
-    match op {
-        Op::Idle => Ok((false, None)),
-        Op::Heartbeat(hb) => {
-            match hb
-                .advance(session, heartbeat_timeout)
-                .map_err(|reason| Failure {
-                    reason,
-                    heartbeat: true,
-                })? {
-                Some(rtt) => match std::mem::replace(op, Op::Idle) {
-                    Op::Heartbeat(done) => Ok((true, Some((rtt, done)))),
-                    _ => unreachable!("matched above"),
-                },
-                None => Ok((false, None)),
+impl Lane {
+    fn new(conn: Connection) -> Lane {
+        Lane {
+            conn,
+            tunnels: Vec::new(),
+            closing: Vec::new(),
+            op: Op::Idle,
+        }
+    }
+
+    /// One round: host sockets -> channels, the open or heartbeat in progress, channels ->
+    /// host sockets, finished tunnels closed. Err when the session failed.
+    fn pump(
+        &mut self,
+        buf: &mut [u8],
+        name: &str,
+        heartbeat_timeout: Duration,
+    ) -> Result<Pumped, Failure> {
+        let mut pumped = Pumped {
+            progress: false,
+            got: false,
+            beat: None,
+        };
+        for t in &mut self.tunnels {
+            pumped.progress |= t.read_sock(buf);
+        }
+        for t in &mut self.tunnels {
+            pumped.progress |= t.write_chan(&self.conn)?;
+        }
+        // The open or heartbeat in progress, before and after channels -> buffers (the reads
+        // above and the channel reads may have queued packets it waits for).
+        for pass in 0..2 {
+            let (p, beat) = self.advance_op(name, heartbeat_timeout)?;
+            pumped.progress |= p;
+            if beat.is_some() {
+                pumped.beat = beat;
+            }
+            if pass == 0 {
+                for t in &mut self.tunnels {
+                    pumped.progress |= t.read_chan(&self.conn, buf, &mut pumped.got)?;
+                }
             }
         }
-        Op::Open { request, replied } => {
-            match session.channel_direct_tcpip(&request.host, request.port, None) {
+        for t in &mut self.tunnels {
+            pumped.progress |= t.write_sock();
+        }
+        // Finished tunnels: close their channels (retried until done) and their sockets.
+        let mut i = 0;
+        while i < self.tunnels.len() {
+            if self.tunnels[i].finished() {
+                let t = self.tunnels.swap_remove(i);
+                let _ = t.sock.shutdown(Shutdown::Both);
+                self.closing.push(t.channel);
+                pumped.progress = true;
+            } else {
+                i += 1;
+            }
+        }
+        let mut i = 0;
+        while i < self.closing.len() {
+            match self.closing[i].close() {
+                Err(e) if would_block(&e) => i += 1,
+                Err(e) if session_failed(&self.conn.session) => {
+                    return Err(Failure::from(format!(
+                        "closing a tunnel failed: {}",
+                        wording::plain_on(&e, self.conn.fd())
+                    )));
+                }
+                _ => {
+                    // Closed (or refused because the far end is gone): libssh2 is done.
+                    drop(self.closing.swap_remove(i));
+                    pumped.progress = true;
+                }
+            }
+        }
+        Ok(pumped)
+    }
+
+    /// Nothing in transit through its tunnels.
+    fn idle(&self) -> bool {
+        self.tunnels
+            .iter()
+            .all(|t| t.to_chan.is_empty() && t.to_sock.is_empty())
+    }
+
+    /// A tunnel has waited [`STUCK`] or more for the jump host's answer.
+    fn stuck(&self) -> bool {
+        matches!(self.op, Op::Open { since, .. } if since.elapsed() >= STUCK)
+    }
+
+    /// Nothing left to carry: no tunnel, no channel closing, no open whose requester waits.
+    fn spent(&self) -> bool {
+        self.tunnels.is_empty()
+            && self.closing.is_empty()
+            && matches!(
+                self.op,
+                Op::Idle | Op::Heartbeat(_) | Op::Open { replied: true, .. }
+            )
+    }
+
+    /// Its sockets for `poll`, the session's first.
+    fn poll_fds(&self, fds: &mut Vec<libc::pollfd>) {
+        // Read the session only when someone can take what arrives: a tunnel with room, the
+        // open or heartbeat in progress, or the heartbeat itself when there is no tunnel (a
+        // server probe). With every tunnel full, the host sockets wake us.
+        let reader = self.tunnels.is_empty()
+            || !matches!(self.op, Op::Idle)
+            || self
+                .tunnels
+                .iter()
+                .any(|t| !t.chan_done && t.to_sock.len() < TUNNEL_BUFFER)
+            || !self.closing.is_empty();
+        let mut events = connect::poll_events(self.conn.session.block_directions());
+        if reader {
+            events |= libc::POLLIN;
+        }
+        fds.push(libc::pollfd {
+            fd: self.conn.fd(),
+            events,
+            revents: 0,
+        });
+        for t in &self.tunnels {
+            let mut events = 0;
+            if !t.sock_done && t.to_chan.len() < TUNNEL_BUFFER {
+                events |= libc::POLLIN;
+            }
+            if !t.to_sock.is_empty() && !t.sock_dead {
+                events |= libc::POLLOUT;
+            }
+            fds.push(libc::pollfd {
+                fd: t.sock.as_raw_fd(),
+                events,
+                revents: 0,
+            });
+        }
+    }
+
+    /// The connection was lost (`reason`): its tunnels close at once (their hosts notice) and
+    /// the requester of the open under way, if still waiting, is told.
+    fn fail(&mut self, name: &str, reason: &str) {
+        self.tunnels.clear();
+        self.closing.clear();
+        if let Op::Open {
+            request,
+            replied: false,
+            ..
+        } = std::mem::replace(&mut self.op, Op::Idle)
+        {
+            let _ = request.reply.send(Err(jump_error(
+                name,
+                &request.for_host,
+                format!("the jump host's connection was lost ({reason})"),
+            )));
+        }
+    }
+
+    /// Closes the connection, its tunnels first.
+    fn close(mut self) {
+        self.tunnels.clear();
+        self.closing.clear();
+        self.conn.disconnect();
+    }
+
+    /// Advances the channel open or heartbeat in progress. Returns whether anything moved
+    /// and, when a heartbeat completed, its round trip and the heartbeat.
+    fn advance_op(
+        &mut self,
+        name: &str,
+        heartbeat_timeout: Duration,
+    ) -> Result<(bool, Option<(Duration, Heartbeat)>), Failure> {
+        let session = &self.conn.session;
+        match &mut self.op {
+            Op::Idle => Ok((false, None)),
+            Op::Heartbeat(hb) => {
+                match hb
+                    .advance(&self.conn, heartbeat_timeout)
+                    .map_err(|reason| Failure {
+                        reason,
+                        heartbeat: true,
+                    })? {
+                    Some(rtt) => match std::mem::replace(&mut self.op, Op::Idle) {
+                        Op::Heartbeat(done) => Ok((true, Some((rtt, done)))),
+                        _ => unreachable!("matched above"),
+                    },
+                    None => Ok((false, None)),
+                }
+            }
+            Op::Open {
+                request,
+                replied,
+                since,
+            } => match session.channel_direct_tcpip(&request.host, request.port, None) {
                 Ok(channel) => {
                     let replied = *replied;
-                    let Op::Open { request, .. } = std::mem::replace(op, Op::Idle) else {
+                    let Op::Open { request, .. } = std::mem::replace(&mut self.op, Op::Idle) else {
                         unreachable!("matched above");
                     };
                     if replied {
                         // The requester gave up meanwhile: nobody will use this channel.
-                        closing.push(channel);
+                        self.closing.push(channel);
                         return Ok((true, None));
                     }
                     let pair = UnixStream::pair().and_then(|(ours, theirs)| {
@@ -619,7 +850,7 @@ fn advance_op(
                     match pair {
                         Ok((ours, theirs)) => {
                             if request.reply.send(Ok(theirs)).is_ok() {
-                                tunnels.push(Tunnel {
+                                self.tunnels.push(Tunnel {
                                     channel,
                                     sock: ours,
                                     to_chan: Vec::new(),
@@ -630,7 +861,7 @@ fn advance_op(
                                     write_pending: false,
                                 });
                             } else {
-                                closing.push(channel);
+                                self.closing.push(channel);
                             }
                         }
                         Err(e) => {
@@ -639,7 +870,7 @@ fn advance_op(
                                 &request.for_host,
                                 format!("cannot make a socket pair: {e}"),
                             )));
-                            closing.push(channel);
+                            self.closing.push(channel);
                         }
                     }
                     Ok((true, None))
@@ -651,8 +882,8 @@ fn advance_op(
                             name,
                             &request.for_host,
                             format!(
-                                "the jump host did not open a connection to {}:{} in time",
-                                request.host, request.port
+                                "the jump host did not open a connection to {} in time",
+                                connect::host_port(&request.host, request.port)
                             ),
                         )));
                     }
@@ -660,25 +891,34 @@ fn advance_op(
                 }
                 Err(e) => {
                     let failed = session_failed(session);
+                    let words = wording::plain_on(&e, self.conn.fd());
                     if !*replied {
-                        let _ = request.reply.send(Err(jump_error(
-                            name,
-                            &request.for_host,
-                            format!(
-                                "the jump host could not open a connection to {}:{}: {}",
-                                request.host,
-                                request.port,
+                        let why = match failed {
+                            // Not an answer about the target: the jump host's connection
+                            // ended before one came.
+                            true => format!(
+                                "the jump host's connection was lost after {} waiting for \
+                                 it to open a connection to {} ({words})",
+                                crate::duration::format(since.elapsed()),
+                                connect::host_port(&request.host, request.port)
+                            ),
+                            false => format!(
+                                "the jump host could not open a connection to {}: {}",
+                                connect::host_port(&request.host, request.port),
                                 e.message()
                             ),
-                        )));
+                        };
+                        let _ = request
+                            .reply
+                            .send(Err(jump_error(name, &request.for_host, why)));
                     }
-                    *op = Op::Idle;
+                    self.op = Op::Idle;
                     if failed {
-                        return Err(format!("opening a tunnel failed: {e}").into());
+                        return Err(format!("opening a tunnel failed: {words}").into());
                     }
                     Ok((true, None))
                 }
-            }
+            },
         }
     }
 }

@@ -444,6 +444,46 @@ fn re_attaching_through_a_bastion_ends_with_its_bound() {
     assert!(said.contains("re-attach bound"), "{said}\n{}", h.story());
 }
 
+/// A command behind a bastion that falls silent (its packets dropped) says that the jump host
+/// lost its connection, closing the tunnel, not that the host's own server closed it (stop 54
+/// tester t86: "reading output failed: the server closed the connection").
+#[test]
+fn a_command_behind_a_silent_bastion_says_the_bastion_was_lost() {
+    let site = Site::start(1, false, &[]);
+    let cfg = site.config_with(
+        "jump_config",
+        &format!("Host bastion\n  ConnectTimeout 2\n{JUMP}"),
+    );
+    let settings = WorkerSettings {
+        reattach: Duration::from_secs(2),
+        heartbeat: Some(Duration::from_secs(1)),
+        ..WorkerSettings::default()
+    };
+    let mut h = Harness::new(&cfg, settings, &["inner1"]);
+    let results = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(700));
+            site.blackhole("bastion");
+        });
+        h.run(&["inner1"], "sleep 30")
+    });
+    let said = match &results[0].result {
+        Some(Err(e)) => e.to_string(),
+        other => panic!("it did not fail: {other:?}\n{}", h.story()),
+    };
+    site.lift_blackhole("bastion");
+    assert!(
+        said.contains("the jump host bastion lost its connection"),
+        "{said}\n{}",
+        h.story()
+    );
+    assert!(
+        !said.contains("the server closed the connection"),
+        "{said}\n{}",
+        h.story()
+    );
+}
+
 #[test]
 fn an_idle_bastion_under_client_alive_is_kept_by_its_own_worker() {
     // The bastion drops a connection whose client answers none of its probes for ~3 s; the

@@ -3,6 +3,7 @@
 
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ssh2::Session;
@@ -36,6 +37,21 @@ pub struct Connection {
     pub refused_env: std::cell::RefCell<std::collections::HashSet<String>>,
     /// The exec opened ahead for the session's next supervised command (see `standby.rs`).
     pub standby: std::cell::RefCell<super::standby::Slot>,
+    /// When the session was set up.
+    opened: Instant,
+    /// The jump host whose tunnel carries the session, if any.
+    carrier: Option<Carrier>,
+}
+
+/// The jump host whose tunnel carries a connection: its name (`bastion`) and when its own
+/// connection was last lost, shared with its worker, which records it before it closes its
+/// tunnels.
+#[derive(Clone)]
+pub struct Carrier {
+    /// The jump host's name, as its hosts' messages say it.
+    pub name: Arc<str>,
+    /// When its connection was last found dead (`None` before that ever happened).
+    pub lost_at: Arc<Mutex<Option<Instant>>>,
 }
 
 /// A non-blocking libssh2 operation that did not finish.
@@ -124,6 +140,50 @@ impl Connection {
     pub fn owning(mut self, guard: Box<dyn Send>) -> Self {
         self.guard = Some(guard);
         self
+    }
+
+    /// This connection, carried by a tunnel of `carrier`.
+    pub fn carried_by(mut self, carrier: Carrier) -> Self {
+        self.carrier = Some(carrier);
+        self
+    }
+
+    /// `e`, a failure of this session, in plain words (see [`wording::plain_on`]). Where the
+    /// stream ended because the jump host carrying it lost its own connection, it says so: the
+    /// tunnel closing then reads as the server closing the connection, which it did not
+    /// (stop 54 tester t86: "reading output failed: the server closed the connection" for a
+    /// jump host that fell into a blackhole).
+    ///
+    /// [`wording::plain_on`]: super::wording::plain_on
+    pub fn plain(&self, e: &ssh2::Error) -> String {
+        match self.carrier_lost() {
+            Some(words) if super::wording::stream_ended(e) => words,
+            _ => super::wording::plain_on(e, self.fd),
+        }
+    }
+
+    /// An I/O error of one of this session's channel streams in plain words, as
+    /// [`Connection::plain`] says a session's failure.
+    pub fn plain_io(&self, e: &std::io::Error) -> String {
+        let ended = ssh2::Error::last_session_error(&self.session)
+            .is_some_and(|last| super::wording::stream_ended(&last));
+        match self.carrier_lost() {
+            Some(words) if ended => words,
+            _ => super::wording::plain_io_on(e, &self.session, self.fd),
+        }
+    }
+
+    /// Words for a jump host carrying this session that lost its connection since the
+    /// session was set up.
+    fn carrier_lost(&self) -> Option<String> {
+        let carrier = self.carrier.as_ref()?;
+        let lost_at = *carrier.lost_at.lock().unwrap_or_else(|p| p.into_inner());
+        lost_at.filter(|at| *at >= self.opened).map(|_| {
+            format!(
+                "the jump host {} lost its connection, and the tunnel carrying this one with it",
+                carrier.name
+            )
+        })
     }
 
     /// The socket, for `poll()` by the owner thread.
@@ -216,11 +276,7 @@ impl Connection {
                         super::wording::plain(&e),
                     )));
                 }
-                Err(e) => {
-                    return Err(OpenError::Wait(WaitError::Failed(
-                        super::wording::plain_on(&e, self.fd),
-                    )))
-                }
+                Err(e) => return Err(OpenError::Wait(WaitError::Failed(self.plain(&e)))),
             }
         }
     }
@@ -235,7 +291,7 @@ impl Connection {
             match op() {
                 Ok(v) => return Ok(v),
                 Err(e) if would_block(&e) => self.wait_socket(until)?,
-                Err(e) => return Err(WaitError::Failed(super::wording::plain_on(&e, self.fd))),
+                Err(e) => return Err(WaitError::Failed(self.plain(&e))),
             }
         }
     }
@@ -482,6 +538,8 @@ pub fn connect_over<S: AsRawFd + 'static>(
         guard: None,
         refused_env: Default::default(),
         standby: Default::default(),
+        opened: Instant::now(),
+        carrier: None,
     })
 }
 

@@ -49,7 +49,7 @@ pub fn send(
                     }
                     break;
                 }
-                Err(e) => return Err(WaitError::Failed(super::wording::plain_on(&e, conn.fd()))),
+                Err(e) => return Err(WaitError::Failed(conn.plain(&e))),
             }
         }
     }

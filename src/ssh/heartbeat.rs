@@ -52,9 +52,7 @@ pub fn keepalive_fits(conn: &Connection, every: Duration) -> bool {
 /// "Would block" only means it is queued; another error means the session is dead.
 pub fn send_keepalive(conn: &Connection) -> Result<(), WaitError> {
     match conn.session.keepalive_send() {
-        Err(e) if !super::connect::would_block(&e) => {
-            Err(WaitError::Failed(super::wording::plain_on(&e, conn.fd())))
-        }
+        Err(e) if !super::connect::would_block(&e) => Err(WaitError::Failed(conn.plain(&e))),
         _ => Ok(()),
     }
 }
@@ -99,7 +97,6 @@ fn command(conn: &Connection, timeout: Duration) -> Result<Duration, WaitError> 
     use std::io::Read as _;
     let started = Instant::now();
     let until = started + timeout;
-    let session = &conn.session;
     let Some(mut channel) = open(conn, until)? else {
         return Ok(started.elapsed());
     };
@@ -113,13 +110,7 @@ fn command(conn: &Connection, timeout: Duration) -> Result<Duration, WaitError> 
                 Ok(0) => {}
                 Ok(_) => open += 1,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => open += 1,
-                Err(e) => {
-                    return Err(WaitError::Failed(super::wording::plain_io_on(
-                        &e,
-                        session,
-                        conn.fd(),
-                    )))
-                }
+                Err(e) => return Err(WaitError::Failed(conn.plain_io(&e))),
             }
         }
         if open == 0 && channel.eof() {

@@ -33,6 +33,13 @@ pub fn plain(e: &ssh2::Error) -> String {
     words.to_string()
 }
 
+/// Whether `e` says only that the session's byte stream ended or broke (reading or writing
+/// the socket failed, -43 and -7, or it ended, -13): what a connection carried by a tunnel
+/// sees when the tunnel closes, whoever closed it.
+pub fn stream_ended(e: &ssh2::Error) -> bool {
+    matches!(e.code(), ErrorCode::Session(-43 | -7 | -13))
+}
+
 /// `e`, a failure of the session whose socket is `fd`, in plain words. Where libssh2 says
 /// only that reading or writing the socket failed (-43, -7) or that it ended (-13), the
 /// socket's TCP state says how (see [`tcp_ack::end`]): the kernel giving up on a server that

@@ -129,7 +129,7 @@ pub(super) fn pump(
                 Err(e) => {
                     return Err(lost(
                         "closing stdin failed",
-                        WaitError::Failed(crate::ssh::wording::plain_on(&e, conn.fd())),
+                        WaitError::Failed(conn.plain(&e)),
                     ))
                 }
             }
@@ -187,10 +187,7 @@ pub(super) fn pump(
                 // block" only means it is queued.
                 if let Err(e) = session.keepalive_send() {
                     if !crate::ssh::connect::would_block(&e) {
-                        return Err(lost(
-                            "keepalive failed",
-                            WaitError::Failed(crate::ssh::wording::plain_on(&e, conn.fd())),
-                        ));
+                        return Err(lost("keepalive failed", WaitError::Failed(conn.plain(&e))));
                     }
                 }
                 next_keepalive = Some(now + every);
@@ -262,7 +259,7 @@ fn read_both(
             Err(e) => {
                 return Err(ExecError::Lost(format!(
                     "reading output failed: {}",
-                    crate::ssh::wording::plain_io_on(&e, &conn.session, conn.fd())
+                    conn.plain_io(&e)
                 )))
             }
         }

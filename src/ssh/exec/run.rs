@@ -604,12 +604,7 @@ fn launch(
                     crate::ssh::wording::plain(&e)
                 )))
             }
-            Err(e) => {
-                break Err(WaitError::Failed(crate::ssh::wording::plain_on(
-                    &e,
-                    conn.fd(),
-                )))
-            }
+            Err(e) => break Err(WaitError::Failed(conn.plain(&e))),
         }
     };
     if let Err(e) = requested {

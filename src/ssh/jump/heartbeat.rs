@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use ssh2::Channel;
 
 use crate::ssh::connect::{channel_refused, would_block, Connection};
-use crate::ssh::wording;
 
 /// The heartbeat's `true` exec as a non-blocking state machine (the jump session never
 /// blocks: its tunnels keep flowing meanwhile).
@@ -78,8 +77,8 @@ impl Heartbeat {
         timeout: Duration,
     ) -> Result<Option<Duration>, String> {
         let session = &conn.session;
-        let plain = |e: &ssh2::Error| wording::plain_on(e, conn.fd());
-        let plain_io = |e: &std::io::Error| wording::plain_io_on(e, session, conn.fd());
+        let plain = |e: &ssh2::Error| conn.plain(e);
+        let plain_io = |e: &std::io::Error| conn.plain_io(e);
         if self.started.elapsed() > timeout {
             return Err(format!(
                 "no heartbeat answer within {}",

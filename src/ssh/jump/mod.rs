@@ -314,9 +314,15 @@ impl Via for Jump {
             )?;
             // A bound that cut the attempt short holds for its handshake too.
             let started = if bounded { begun } else { Instant::now() };
-            limiter.run(&server, || {
-                connect::connect_over(name, cfg, stream, started, pinned, &mut *warn)
-            })
+            let carrier = connect::Carrier {
+                name: Arc::from(self.name.trim_end_matches(" (jump)")),
+                lost_at: self.lost_at.clone(),
+            };
+            limiter
+                .run(&server, || {
+                    connect::connect_over(name, cfg, stream, started, pinned, &mut *warn)
+                })
+                .map(|conn| conn.carried_by(carrier))
         })
     }
 

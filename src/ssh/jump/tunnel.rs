@@ -9,7 +9,6 @@ use std::os::unix::net::UnixStream;
 use ssh2::{Channel, ErrorCode, Session};
 
 use crate::ssh::connect::Connection;
-use crate::ssh::wording;
 
 /// Bytes buffered per tunnel and direction before reading from that side pauses.
 pub const TUNNEL_BUFFER: usize = 256 * 1024;
@@ -94,7 +93,7 @@ impl Tunnel {
                     if session_failed(&conn.session) {
                         return Err(format!(
                             "sending through a tunnel failed: {}",
-                            wording::plain_io_on(&e, &conn.session, conn.fd())
+                            conn.plain_io(&e)
                         ));
                     }
                     self.chan_done = true;
@@ -140,7 +139,7 @@ impl Tunnel {
                     if session_failed(&conn.session) {
                         return Err(format!(
                             "reading from a tunnel failed: {}",
-                            wording::plain_io_on(&e, &conn.session, conn.fd())
+                            conn.plain_io(&e)
                         ));
                     }
                     self.chan_done = true;

@@ -29,7 +29,6 @@ use crate::ssh::heartbeat::Limits;
 use crate::ssh::idle_death::{self, IdleDeath};
 use crate::ssh::owner::Owner;
 use crate::ssh::reconnect;
-use crate::ssh::wording;
 use crate::ssh::SshError;
 use crate::sshd::probe::{config_from_cmdline, parse_discovery, DISCOVER, DUMP};
 use crate::sshd::settings::{
@@ -706,7 +705,7 @@ impl Lane {
                 Err(e) if session_failed(&self.conn.session) => {
                     return Err(Failure::from(format!(
                         "closing a tunnel failed: {}",
-                        wording::plain_on(&e, self.conn.fd())
+                        self.conn.plain(&e)
                     )));
                 }
                 _ => {
@@ -891,7 +890,7 @@ impl Lane {
                 }
                 Err(e) => {
                     let failed = session_failed(session);
-                    let words = wording::plain_on(&e, self.conn.fd());
+                    let words = self.conn.plain(&e);
                     if !*replied {
                         let why = match failed {
                             // Not an answer about the target: the jump host's connection

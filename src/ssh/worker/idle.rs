@@ -247,7 +247,12 @@ impl WorkerState {
                         }
                     }
                 }
-                let why = death.words().map_or_else(|| e.to_string(), String::from);
+                // The jump host's loss closed the tunnel: the heartbeat's own words say so,
+                // the socket's end would blame this host's server.
+                let why = match jump_lost {
+                    true => e.to_string(),
+                    false => death.words().map_or_else(|| e.to_string(), String::from),
+                };
                 self.replace_session(format!("connection lost while idle ({why})"), true);
             }
         }

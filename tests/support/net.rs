@@ -1,6 +1,7 @@
 //! What the network-namespace test hosts (`netns.rs`, `site.rs`) share: running `ip` and
 //! friends, claiming a free /30 for a veth pair, signalling processes by pid.
 
+use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
@@ -50,6 +51,29 @@ pub fn run(cmd: &mut Command) -> Result<String, String> {
 /// `ip ARGS...`.
 pub fn ip(args: &[&str]) -> Result<String, String> {
     run(Command::new("ip").args(args))
+}
+
+/// Loads nftables `rules` (`nft -f` syntax) in network namespace `netns`; panics with nft's
+/// words when it refuses them.
+pub fn nft_load(netns: &str, rules: &str) {
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", netns, "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run nft");
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(rules.as_bytes())
+        .expect("write nft rules");
+    let out = child.wait_with_output().expect("wait for nft");
+    assert!(
+        out.status.success(),
+        "nft failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 static SUBNET: Mutex<()> = Mutex::new(());

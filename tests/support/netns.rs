@@ -15,7 +15,7 @@
 //!
 //! Needs root, `ip` (iproute2), `nft`, `/usr/sbin/sshd`, `ssh-keygen`.
 
-use super::net::{claim_subnet, ip, run, signal, SIGKILL};
+use super::net::{claim_subnet, ip, nft_load, run, signal, SIGKILL};
 use std::fs;
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -193,24 +193,7 @@ impl NetnsHost {
                      chain input { type filter hook input priority -300; policy drop; }\n\
                      chain output { type filter hook output priority -300; policy drop; }\n\
                      }\n";
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.netns, "nft", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run nft");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(rules.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "nft failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        nft_load(&self.netns, rules);
     }
 
     /// Lifts [`NetnsHost::blackhole`]: packets flow again (connections that survived the

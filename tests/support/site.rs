@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use super::net::{claim_subnet, ip, run, signal, SIGKILL};
+use super::net::{claim_subnet, ip, nft_load, run, signal, SIGKILL};
 
 /// One sshd of the site.
 #[derive(Debug)]
@@ -354,24 +354,7 @@ impl Site {
              }}\n",
             addr = s.addr
         );
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &s.netns, "nft", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run nft");
-        child
-            .stdin
-            .take()
-            .expect("piped stdin")
-            .write_all(rules.as_bytes())
-            .expect("write nft rules");
-        let out = child.wait_with_output().expect("wait for nft");
-        assert!(
-            out.status.success(),
-            "nft failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        nft_load(&s.netns, &rules);
     }
 
     /// Lifts [`Site::blackhole`] for `name`.

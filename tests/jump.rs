@@ -551,7 +551,7 @@ fn a_host_that_never_answers_holds_up_no_other_host_behind_the_bastion() {
     // The second connection is said, once; the first one is kept, never found dead.
     let said = h.count(
         BASTION,
-        |k| matches!(k, EventKind::Warning { message } if message.contains("second connection")),
+        |k| matches!(k, EventKind::Warning { message } if message.contains("another connection")),
     );
     assert_eq!(said, 1, "{}", h.story());
     assert_eq!(site.accepted_logins("bastion"), 2, "{}", h.story());
@@ -565,6 +565,34 @@ fn a_host_that_never_answers_holds_up_no_other_host_behind_the_bastion() {
         h.story()
     );
     site.lift_blackhole("inner2");
+}
+
+/// A tunnel through a bastion that is connected already waits the host's own `ConnectTimeout`
+/// for the bastion to open it, as `ssh -J` does, not that plus the bastion's (kept for the
+/// bastion's own connecting; stop 55 tester t87: 10 s for `ConnectTimeout 5` behind one jump
+/// host, 15 s behind two).
+#[test]
+fn a_tunnel_through_a_connected_bastion_waits_the_hosts_connect_timeout() {
+    let site = Site::start(2, false, &[]);
+    let cfg = site.config_with(
+        "jump_config",
+        &format!("Host bastion\n  ConnectTimeout 10\nHost inner*\n  ConnectTimeout 2\n{JUMP}"),
+    );
+    let mut h = Harness::new(&cfg, WorkerSettings::default(), &["inner1"]);
+    site.blackhole("inner2");
+    let asked = Instant::now();
+    h.pool.ensure(&[HostTarget::parse("inner2").unwrap()]);
+    let failed = h.wait_for(Duration::from_secs(20), |e| {
+        &*e.host == "inner2" && matches!(e.kind, EventKind::ConnectFailed { .. })
+    });
+    let took = asked.elapsed();
+    site.lift_blackhole("inner2");
+    let (_, failed) = failed.unwrap_or_else(|| panic!("inner2 did not fail\n{}", h.story()));
+    assert!(took < Duration::from_secs(5), "{took:?}\n{}", h.story());
+    let EventKind::ConnectFailed { error, .. } = &failed.kind else {
+        unreachable!("matched above")
+    };
+    assert!(error.contains("within 2.0 s"), "{error}");
 }
 
 /// A bastion that closes connections with no open channel (`UnusedConnectionTimeout 3`) is
@@ -653,6 +681,59 @@ fn a_jump_host_whose_config_was_read_learns_no_limit_from_a_close() {
     assert_eq!(learned, 0, "{}", h.story());
     // In plain words, not libssh2's `[Session(-7)] Unable to send channel-open request`.
     assert!(!h.story().contains("Session("), "{}", h.story());
+}
+
+/// A host behind a bastion that closes idle tunnels (`ChannelTimeout direct-tcpip=3s`), whose
+/// server stops answering before its limits are read, loses its tunnel to the bastion's limit:
+/// not an idle limit of its own server, so nothing is learned, nor said as one (stop 55 tester
+/// t87: "host2 ~ the server closed this idle session after 3.8 s idle ...: its idle limit,
+/// remembered", then met on the same server reached directly).
+#[test]
+fn a_tunnel_closed_at_the_bastions_limit_teaches_the_host_behind_nothing() {
+    let site = Site::start(2, false, &["ChannelTimeout direct-tcpip=3s"]);
+    let cfg = site.config_with("jump_config", JUMP);
+    let mut h = Harness::new(&cfg, WorkerSettings::default(), &["inner1", "inner2"]);
+    site.blackhole("inner2");
+    let mark = h.mark();
+    let found = h.wait_for_since(mark, Duration::from_secs(20), |e| {
+        &*e.host == "inner2"
+            && matches!(
+                e.kind,
+                EventKind::Reconnecting { .. } | EventKind::Reconnected { .. }
+            )
+    });
+    let (_, found) = found.unwrap_or_else(|| panic!("inner2 not found dead\n{}", h.story()));
+    // Its later attempts are refused while the bastion still waits for the first one's
+    // answer: one more connection to the bastion at most, not one per attempt.
+    let mark = h.mark();
+    h.wait_for_since(mark, Duration::from_secs(20), |e| {
+        &*e.host == "inner2" && matches!(e.kind, EventKind::Unreachable { .. })
+    })
+    .unwrap_or_else(|| panic!("inner2 not given up\n{}", h.story()));
+    site.lift_blackhole("inner2");
+    assert!(
+        site.accepted_logins("bastion") <= 2,
+        "{} logins\n{}",
+        site.accepted_logins("bastion"),
+        h.story()
+    );
+    assert_eq!(
+        h.count("inner2", |k| matches!(k, EventKind::Learned { .. })),
+        0,
+        "{}",
+        h.story()
+    );
+    let reason = match &found.kind {
+        EventKind::Reconnecting { reason, .. } | EventKind::Reconnected { reason, .. } => {
+            reason.clone()
+        }
+        _ => unreachable!("matched above"),
+    };
+    assert!(
+        !reason.contains("the server closed"),
+        "{reason}\n{}",
+        h.story()
+    );
 }
 
 /// Leaves the inner hosts of `h` idle for each of `idles` (seconds), running a command on

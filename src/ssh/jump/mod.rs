@@ -236,6 +236,7 @@ impl Jump {
             host: host.to_string(),
             port,
             deadline: Instant::now() + wait,
+            patience: timeout,
             reply: tx,
         };
         if self.requests.send(request).is_err() {

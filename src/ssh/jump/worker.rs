@@ -43,6 +43,12 @@ pub struct Request {
     pub port: u16,
     /// After this, the requester has given up.
     pub deadline: Instant,
+    /// How long the jump host may take to open the tunnel once it starts to (the host's own
+    /// `ConnectTimeout`, or what a bound left of it): the rest of the wait up to `deadline` is
+    /// for the jump host's own connecting, not spent when it is connected already (stop 55
+    /// tester t87: 10 s behind one connected jump host, 15 s behind two, for `ConnectTimeout
+    /// 5`, where ssh gives up after 5 s).
+    pub patience: Duration,
     pub reply: Sender<Result<UnixStream, SshError>>,
 }
 
@@ -305,21 +311,27 @@ impl State {
                     ..
                 }
         );
-        let waiting = !self.queue.is_empty() || read_due || self.probe || self.heartbeat_due();
+        self.refuse_stuck_targets();
         let Some(lane) = self.lane.as_ref() else {
             return false;
         };
-        if waiting && lane.stuck() && self.second_connection() {
+        // A tunnel is what cannot wait; the heartbeat, only where no tunnel keeps a channel of
+        // the connection open (sshd's UnusedConnectionTimeout counts one still connecting as
+        // none) and shows it alive.
+        let beat_due = lane.tunnels.is_empty() && (read_due || self.probe || self.heartbeat_due());
+        if (!self.queue.is_empty() || beat_due) && lane.stuck() && self.second_connection() {
             return true;
         }
         if !self.lane.as_ref().is_some_and(|l| matches!(l.op, Op::Idle)) {
             return false;
         }
-        let op = if let Some(request) = self.queue.pop_front() {
+        let op = if let Some(mut request) = self.queue.pop_front() {
+            let now = Instant::now();
+            request.deadline = request.deadline.min(now + request.patience);
             Op::Open {
                 request,
                 replied: false,
-                since: Instant::now(),
+                since: now,
             }
         } else if let Some(script) = self.next_read() {
             // Also a heartbeat: it proves the round trip, and answers a probe.
@@ -355,15 +367,31 @@ impl State {
                 let Some(old) = self.lane.replace(Lane::new(conn)) else {
                     return true;
                 };
-                if let Op::Open { request, since, .. } = &old.op {
+                if let Op::Open {
+                    request,
+                    since,
+                    replied,
+                } = &old.op
+                {
+                    let which = match replied {
+                        false => format!(
+                            "the tunnel to {} for {} has",
+                            request.host_port(),
+                            request.for_host
+                        ),
+                        true => format!(
+                            "a tunnel to {} that {} gave up on still",
+                            request.host_port(),
+                            request.for_host
+                        ),
+                    };
                     self.emit(EventKind::Warning {
                         message: format!(
-                            "the tunnel to {} for {} has waited {} for this jump host's \
-                             answer, and a session opens one channel at a time: the tunnels \
-                             and heartbeats asked for meanwhile go over a second connection",
-                            connect::host_port(&request.host, request.port),
-                            request.for_host,
-                            crate::duration::format(since.elapsed())
+                            "{which} waited {} for this jump host's answer, and a session \
+                             opens one channel at a time: the tunnels and heartbeats asked for \
+                             meanwhile go over another connection to it ({} open now)",
+                            crate::duration::format(since.elapsed()),
+                            self.retired.len() + 2
                         ),
                     });
                 }
@@ -379,6 +407,47 @@ impl State {
                 false
             }
         }
+    }
+
+    /// Answers at once the requests for a target a tunnel has waited [`STUCK`] or more for, on
+    /// any connection: the jump host has had no answer from it yet, and another open would
+    /// wait as long (and take one more connection to the jump host: stop 55 tester t87, four
+    /// logins for a host's reconnect attempts).
+    fn refuse_stuck_targets(&mut self) {
+        let stuck: Vec<(String, u16, Duration)> = self
+            .lane
+            .iter()
+            .chain(&self.retired)
+            .filter_map(|l| match &l.op {
+                Op::Open { request, since, .. } if since.elapsed() >= STUCK => {
+                    Some((request.host.clone(), request.port, since.elapsed()))
+                }
+                _ => None,
+            })
+            .collect();
+        if stuck.is_empty() {
+            return;
+        }
+        let name = self.owner.name.clone();
+        self.queue.retain(|r| {
+            let Some((_, _, waited)) = stuck
+                .iter()
+                .find(|(host, port, _)| *host == r.host && *port == r.port)
+            else {
+                return true;
+            };
+            let _ = r.reply.send(Err(jump_error(
+                &name,
+                &r.for_host,
+                format!(
+                    "the jump host has waited {} for {} to answer an earlier tunnel, and no \
+                     answer came",
+                    crate::duration::format(*waited),
+                    r.host_port()
+                ),
+            )));
+            false
+        });
     }
 
     /// Pumps the connections replaced while a tunnel waited on them. One that is lost closes
@@ -640,6 +709,13 @@ fn jump_connect_error(name: &str, host: &str, error: &SshError) -> SshError {
     }
 }
 
+impl Request {
+    /// The target as `host:port` (`[::1]:22`).
+    fn host_port(&self) -> String {
+        connect::host_port(&self.host, self.port)
+    }
+}
+
 impl Lane {
     fn new(conn: Connection) -> Lane {
         Lane {
@@ -881,8 +957,9 @@ impl Lane {
                             name,
                             &request.for_host,
                             format!(
-                                "the jump host did not open a connection to {} in time",
-                                connect::host_port(&request.host, request.port)
+                                "the jump host did not open a connection to {} within {}",
+                                request.host_port(),
+                                crate::duration::format(since.elapsed())
                             ),
                         )));
                     }

@@ -226,7 +226,19 @@ impl WorkerState {
                     .via
                     .as_ref()
                     .is_some_and(|j| j.lost_since(self.last_alive));
-                if !jump_lost && death.may_be_idle_limit() {
+                // Nor when a jump host on the way closes tunnels idle for a limit this host's
+                // heartbeat beats well inside, and the session ended at or past it: no beat
+                // came back through the tunnel for that long, so the jump host closed it, not
+                // this host's server (stop 55 tester t87: a host behind a bastion with
+                // `ChannelTimeout direct-tcpip=3s`, its packets dropped, had "its idle limit"
+                // learned and remembered for the server reached directly too).
+                let tunnel_closed = self
+                    .owner
+                    .via
+                    .as_ref()
+                    .and_then(|j| j.tunnel_idle_limit())
+                    .filter(|limit| idle >= *limit && death.may_be_idle_limit());
+                if !jump_lost && tunnel_closed.is_none() && death.may_be_idle_limit() {
                     if !self.limits_known {
                         self.owner.learn(idle);
                         self.beat = Some(Beat::Command);
@@ -249,9 +261,15 @@ impl WorkerState {
                 }
                 // The jump host's loss closed the tunnel: the heartbeat's own words say so,
                 // the socket's end would blame this host's server.
-                let why = match jump_lost {
-                    true => e.to_string(),
-                    false => death.words().map_or_else(|| e.to_string(), String::from),
+                let why = match (jump_lost, tunnel_closed) {
+                    (true, _) => e.to_string(),
+                    (false, Some(limit)) => format!(
+                        "the jump host closed the tunnel after {} with no answer through it \
+                         (it closes tunnels idle for {}: ChannelTimeout)",
+                        crate::duration::format(idle),
+                        crate::duration::format(limit)
+                    ),
+                    (false, None) => death.words().map_or_else(|| e.to_string(), String::from),
                 };
                 self.replace_session(format!("connection lost while idle ({why})"), true);
             }

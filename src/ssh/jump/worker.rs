@@ -311,13 +311,13 @@ impl State {
                     ..
                 }
         );
-        self.refuse_stuck_targets();
         let Some(lane) = self.lane.as_ref() else {
             return false;
         };
         // A tunnel is what cannot wait; the heartbeat, only where no tunnel keeps a channel of
         // the connection open (sshd's UnusedConnectionTimeout counts one still connecting as
-        // none) and shows it alive.
+        // none) and shows it alive. Reading the config is such a heartbeat: until it is read,
+        // an UnusedConnectionTimeout there is unknown, the interval too long for it.
         let beat_due = lane.tunnels.is_empty() && (read_due || self.probe || self.heartbeat_due());
         if (!self.queue.is_empty() || beat_due) && lane.stuck() && self.second_connection() {
             return true;
@@ -407,47 +407,6 @@ impl State {
                 false
             }
         }
-    }
-
-    /// Answers at once the requests for a target a tunnel has waited [`STUCK`] or more for, on
-    /// any connection: the jump host has had no answer from it yet, and another open would
-    /// wait as long (and take one more connection to the jump host: stop 55 tester t87, four
-    /// logins for a host's reconnect attempts).
-    fn refuse_stuck_targets(&mut self) {
-        let stuck: Vec<(String, u16, Duration)> = self
-            .lane
-            .iter()
-            .chain(&self.retired)
-            .filter_map(|l| match &l.op {
-                Op::Open { request, since, .. } if since.elapsed() >= STUCK => {
-                    Some((request.host.clone(), request.port, since.elapsed()))
-                }
-                _ => None,
-            })
-            .collect();
-        if stuck.is_empty() {
-            return;
-        }
-        let name = self.owner.name.clone();
-        self.queue.retain(|r| {
-            let Some((_, _, waited)) = stuck
-                .iter()
-                .find(|(host, port, _)| *host == r.host && *port == r.port)
-            else {
-                return true;
-            };
-            let _ = r.reply.send(Err(jump_error(
-                &name,
-                &r.for_host,
-                format!(
-                    "the jump host has waited {} for {} to answer an earlier tunnel, and no \
-                     answer came",
-                    crate::duration::format(*waited),
-                    r.host_port()
-                ),
-            )));
-            false
-        });
     }
 
     /// Pumps the connections replaced while a tunnel waited on them. One that is lost closes

@@ -484,6 +484,41 @@ fn a_command_behind_a_silent_bastion_says_the_bastion_was_lost() {
     );
 }
 
+/// A command behind a bastion that closes idle tunnels (`ChannelTimeout direct-tcpip=3s`),
+/// whose host stops answering, loses its tunnel to the bastion's limit once nothing comes back
+/// through it: the failure names that possibility, not only the host's server (stop 55 tester
+/// t88: "reading output failed: the server closed the connection").
+#[test]
+fn a_command_whose_tunnel_the_bastion_closed_says_it_may_have() {
+    let site = Site::start(1, false, &["ChannelTimeout direct-tcpip=3s"]);
+    let cfg = site.config_with(
+        "jump_config",
+        &format!("Host inner*\n  ConnectTimeout 2\n{JUMP}"),
+    );
+    let settings = WorkerSettings {
+        reattach: Duration::from_secs(2),
+        ..WorkerSettings::default()
+    };
+    let mut h = Harness::new(&cfg, settings, &["inner1"]);
+    let results = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(700));
+            site.blackhole("inner1");
+        });
+        h.run(&["inner1"], "sleep 30")
+    });
+    site.lift_blackhole("inner1");
+    let said = match &results[0].result {
+        Some(Err(e)) => e.to_string(),
+        other => panic!("it did not fail: {other:?}\n{}", h.story()),
+    };
+    assert!(
+        said.contains("the jump host closed the tunnel, as it does to tunnels idle for 3.0 s"),
+        "{said}\n{}",
+        h.story()
+    );
+}
+
 #[test]
 fn an_idle_bastion_under_client_alive_is_kept_by_its_own_worker() {
     // The bastion drops a connection whose client answers none of its probes for ~3 s; the

@@ -39,19 +39,23 @@ pub struct Connection {
     pub standby: std::cell::RefCell<super::standby::Slot>,
     /// When the session was set up.
     opened: Instant,
-    /// The jump host whose tunnel carries the session, if any.
-    carrier: Option<Carrier>,
+    /// The jump host whose tunnel carries the session, if any (boxed: most sessions have
+    /// none, and a connection is moved about whole).
+    carrier: Option<Box<Carrier>>,
 }
 
-/// The jump host whose tunnel carries a connection: its name (`bastion`) and when its own
-/// connection was last lost, shared with its worker, which records it before it closes its
-/// tunnels.
+/// The jump host whose tunnel carries a connection: its name (`bastion`), when its own
+/// connection was last lost (shared with its worker, which records it before it closes its
+/// tunnels), and how long a tunnel through it may go idle.
 #[derive(Clone)]
 pub struct Carrier {
     /// The jump host's name, as its hosts' messages say it.
     pub name: Arc<str>,
     /// When its connection was last found dead (`None` before that ever happened).
     pub lost_at: Arc<Mutex<Option<Instant>>>,
+    /// The `ChannelTimeout` for tunnels of it or of a jump host it is reached through, where
+    /// one was read: `None` while unknown or unlimited.
+    pub tunnel_limit: Arc<dyn Fn() -> Option<Duration> + Send + Sync>,
 }
 
 /// A non-blocking libssh2 operation that did not finish.
@@ -144,7 +148,7 @@ impl Connection {
 
     /// This connection, carried by a tunnel of `carrier`.
     pub fn carried_by(mut self, carrier: Carrier) -> Self {
-        self.carrier = Some(carrier);
+        self.carrier = Some(Box::new(carrier));
         self
     }
 
@@ -156,7 +160,7 @@ impl Connection {
     ///
     /// [`wording::plain_on`]: super::wording::plain_on
     pub fn plain(&self, e: &ssh2::Error) -> String {
-        match self.carrier_lost() {
+        match self.carrier_words() {
             Some(words) if super::wording::stream_ended(e) => words,
             _ => super::wording::plain_on(e, self.fd),
         }
@@ -167,23 +171,34 @@ impl Connection {
     pub fn plain_io(&self, e: &std::io::Error) -> String {
         let ended = ssh2::Error::last_session_error(&self.session)
             .is_some_and(|last| super::wording::stream_ended(&last));
-        match self.carrier_lost() {
+        match self.carrier_words() {
             Some(words) if ended => words,
             _ => super::wording::plain_io_on(e, &self.session, self.fd),
         }
     }
 
-    /// Words for a jump host carrying this session that lost its connection since the
-    /// session was set up.
-    fn carrier_lost(&self) -> Option<String> {
+    /// What ended the stream of a session a jump host carries: the jump host's own
+    /// connection, lost since the session was set up; else, where the jump host closes idle
+    /// tunnels, either that or the server (stop 55 tester t88: "the server closed the
+    /// connection" for a command whose tunnel the bastion's `ChannelTimeout` closed once its
+    /// host stopped answering).
+    fn carrier_words(&self) -> Option<String> {
         let carrier = self.carrier.as_ref()?;
         let lost_at = *carrier.lost_at.lock().unwrap_or_else(|p| p.into_inner());
-        lost_at.filter(|at| *at >= self.opened).map(|_| {
-            format!(
+        if lost_at.is_some_and(|at| at >= self.opened) {
+            return Some(format!(
                 "the jump host {} lost its connection, and the tunnel carrying this one with it",
                 carrier.name
-            )
-        })
+            ));
+        }
+        let limit = (carrier.tunnel_limit)()?;
+        Some(format!(
+            "the tunnel through the jump host {} closed: the server ended the connection, or \
+             the jump host closed the tunnel, as it does to tunnels idle for {} \
+             (ChannelTimeout)",
+            carrier.name,
+            crate::duration::format(limit)
+        ))
     }
 
     /// The socket, for `poll()` by the owner thread.

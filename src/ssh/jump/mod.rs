@@ -315,9 +315,14 @@ impl Via for Jump {
             )?;
             // A bound that cut the attempt short holds for its handshake too.
             let started = if bounded { begun } else { Instant::now() };
+            let (limit, parent) = (self.tunnel_limit.clone(), self.parent.clone());
             let carrier = connect::Carrier {
                 name: Arc::from(self.name.trim_end_matches(" (jump)")),
                 lost_at: self.lost_at.clone(),
+                tunnel_limit: Arc::new(move || {
+                    let outer = parent.as_ref().and_then(|p| p.tunnel_idle_limit());
+                    limit.get().into_iter().chain(outer).min()
+                }),
             };
             limiter
                 .run(&server, || {

@@ -728,6 +728,15 @@ fn a_tunnel_closed_at_the_bastions_limit_teaches_the_host_behind_nothing() {
     let site = Site::start(2, false, &["ChannelTimeout direct-tcpip=3s"]);
     let cfg = site.config_with("jump_config", JUMP);
     let mut h = Harness::new(&cfg, WorkerSettings::default(), &["inner1", "inner2"]);
+    // The bastion's limit known first (read at its first idle moment, late on a loaded machine).
+    let read = h.wait_for_since(0, Duration::from_secs(10), |e| {
+        &*e.host == BASTION && matches!(e.kind, EventKind::IdleLimit { .. })
+    });
+    assert!(
+        read.is_some(),
+        "the bastion's limit not read\n{}",
+        h.story()
+    );
     site.blackhole("inner2");
     let mark = h.mark();
     let found = h.wait_for_since(mark, Duration::from_secs(20), |e| {

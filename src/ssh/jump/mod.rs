@@ -285,6 +285,13 @@ impl Jump {
     }
 }
 
+/// The shortest of a jump host's tunnel limit (`own`) and those of the jump hosts it is reached
+/// through (`parent` and on): a tunnel of ours is carried inside theirs.
+fn chain_limit(own: &TunnelLimit, parent: Option<&Jump>) -> Option<Duration> {
+    let outer = parent.and_then(|p| p.tunnel_idle_limit());
+    own.get().into_iter().chain(outer).min()
+}
+
 impl Via for Jump {
     /// A tunnel to the host's `HostName` and `Port`, then the SSH handshake over it. The
     /// tunnel is opened outside the limiter: a host holding a handshake slot while its bastion
@@ -319,10 +326,7 @@ impl Via for Jump {
             let carrier = connect::Carrier {
                 name: Arc::from(self.name.trim_end_matches(" (jump)")),
                 lost_at: self.lost_at.clone(),
-                tunnel_limit: Arc::new(move || {
-                    let outer = parent.as_ref().and_then(|p| p.tunnel_idle_limit());
-                    limit.get().into_iter().chain(outer).min()
-                }),
+                tunnel_limit: Arc::new(move || chain_limit(&limit, parent.as_deref())),
             };
             limiter
                 .run(&server, || {
@@ -342,8 +346,7 @@ impl Via for Jump {
     /// The shortest tunnel limit of this jump host and those it is reached through (a tunnel
     /// of ours is carried inside theirs).
     fn tunnel_idle_limit(&self) -> Option<Duration> {
-        let parent = self.parent.as_ref().and_then(|p| p.tunnel_idle_limit());
-        self.tunnel_limit.get().into_iter().chain(parent).min()
+        chain_limit(&self.tunnel_limit, self.parent.as_deref())
     }
 
     fn watch_tunnel_limit(&self, wake: UnixStream) {

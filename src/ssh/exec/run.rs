@@ -60,15 +60,7 @@ pub fn run_reporting(
     if let Some(s) = sup.as_deref_mut() {
         s.pending = false;
     }
-    let id = sup.as_ref().map(|s| {
-        let ids = std::iter::once(&s.id)
-            .chain(&s.done)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(" ");
-        // Naps of 0.2 s (see `wrap::boot`), rounded up.
-        (ids, s.spool_wait.as_millis().div_ceil(200) as u64)
-    });
+    let id = sup.as_deref().map(supervised_ids);
     let supervised = id.as_ref().map(|(ids, naps)| (ids.as_str(), *naps));
     let key = Key::new();
     let wrapped = wrap_for(command, opts.pty, supervised, &key);
@@ -81,14 +73,49 @@ pub fn run_reporting(
         if let Some(standby) = standby::take(conn, opts) {
             return run_on_standby(conn, standby, command, opts, on_line, preamble, s);
         }
-        let mut sup = Some(s);
-        let (channel, agent) = launch(conn, &wrapped, &key, opts, sup.as_deref_mut())?;
-        standby::open_next(conn, opts);
-        let out = follow(
-            conn, channel, agent, &key, opts, on_line, preamble, sup, started,
-        );
-        standby::waiting_from_now(conn);
-        return out;
+        let out = launch_supervised(conn, &wrapped, &key, opts, on_line, preamble, s, started)?;
+        if out.status != ExitStatus::MissingBeforeStart {
+            return Ok(out);
+        }
+        // The channel ended before the command said it started: its login shell ended first,
+        // or the server closed it while it started (sshd 9.2 counts `ChannelTimeout` in whole
+        // seconds: at 1 s it may close a channel milliseconds after its exec). Settled as a
+        // command lost before its start marker (see `settle`), once: sent again on a new
+        // channel where it never started, followed where it did.
+        s.streams = Some(Streams::new(opts, &key));
+        s.pending = true;
+        let mut out = match claim(conn, &s.id, None)? {
+            Claim::Won => {
+                s.pending = false;
+                s.streams = None;
+                s.id = crate::ssh::supervisor::new_id();
+                let (ids, naps) = supervised_ids(s);
+                let key = Key::new();
+                let wrapped = wrap_for(command, false, Some((&ids, naps)), &key);
+                let rest = opts.remaining(started);
+                let again = Instant::now();
+                launch_supervised(conn, &wrapped, &key, &rest, on_line, preamble, s, again)?
+            }
+            Claim::Taken if s.streams.as_ref().is_some_and(|s| s.stdin_done) => {
+                s.pending = false;
+                resume(conn, s, opts, on_line, preamble)?
+            }
+            Claim::Taken => {
+                s.pending = false;
+                s.streams = None;
+                return Err(ExecError::Lost(
+                    "the command started on the host before all of its stdin was sent".into(),
+                ));
+            }
+            // Nothing more can be known: as it ended.
+            Claim::Unusable => {
+                s.pending = false;
+                s.streams = None;
+                out
+            }
+        };
+        out.duration = started.elapsed();
+        return Ok(out);
     }
     let id = sup.as_ref().map(|s| s.id.clone());
     let tag = Key::new();
@@ -168,6 +195,49 @@ pub fn run_reporting(
     })?;
     out.duration = started.elapsed();
     Ok(out)
+}
+
+/// The ids the exec's sh of the command of `sup` is given (its own first, then those whose
+/// results were read, for the supervisor to remove), and the naps its spool writers wait
+/// (see `wrap::boot`).
+fn supervised_ids(sup: &Supervision) -> (String, u64) {
+    let ids = std::iter::once(&sup.id)
+        .chain(&sup.done)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ");
+    // Naps of 0.2 s (see `wrap::boot`), rounded up.
+    (ids, sup.spool_wait.as_millis().div_ceil(200) as u64)
+}
+
+/// Runs the supervised command `wrapped` on a new channel of `conn` (its exec sent at
+/// `started`), opening a standby for the next one as it runs (see `standby.rs`).
+#[allow(clippy::too_many_arguments)]
+fn launch_supervised(
+    conn: &Connection,
+    wrapped: &str,
+    key: &Key,
+    opts: &ExecOptions,
+    on_line: &mut dyn FnMut(Stream, &str, LineEnd),
+    preamble: &mut Preamble,
+    sup: &mut Supervision,
+    started: Instant,
+) -> Result<ExecOutput, ExecError> {
+    let (channel, agent) = launch(conn, wrapped, key, opts, Some(&mut *sup))?;
+    standby::open_next(conn, opts);
+    let out = follow(
+        conn,
+        channel,
+        agent,
+        key,
+        opts,
+        on_line,
+        preamble,
+        Some(sup),
+        started,
+    );
+    standby::waiting_from_now(conn);
+    out
 }
 
 /// Runs `command` under the supervisor on `standby` (see `standby.rs`) as [`run_reporting`]

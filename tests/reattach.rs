@@ -267,6 +267,45 @@ fn a_fresh_channel_the_server_closes_before_its_command_starts_runs_it_once() {
     assert_eq!(lab.accepted_logins("host1"), 1);
 }
 
+/// The same for channels that follow a running command: closed before they said they started,
+/// it is followed on another one, the command not taken for one that never ran. Here the
+/// login shells of the first two channels that follow the command take 2.5 s each.
+#[test]
+fn a_following_channel_the_server_closes_before_it_starts_is_followed_on_another() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    lab.reconfigure("host1", "ChannelTimeout session:*=1s");
+    let root = lab.host("host1").root_dir.clone();
+    std::fs::write(
+        lab.host("host1").home.join(".bashrc"),
+        "case $BASH_EXECUTION_STRING in *_tether_[o]=?2*) for f in /srv/slow1 /srv/slow2; do \
+         if [ -e $f ]; then rm -f $f; sleep 2.5; break; fi; done;; esac\n",
+    )
+    .unwrap();
+    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    let command = "touch /srv/slow1 /srv/slow2; i=0; while [ $i -lt 12 ]; do i=$((i+1)); \
+                   echo line$i; sleep 0.7; done; echo ran >> /srv/marker; exit 3";
+    let r = h.run(&["host1"], command);
+    match &r[0].result {
+        Some(Ok(out)) => {
+            assert_eq!(out.status, ExitStatus::Code(3), "{}", h.story());
+            let want: String = (1..=12).map(|i| format!("line{i}\n")).collect();
+            assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+        }
+        other => panic!("{other:?}\n{}", h.story()),
+    }
+    for f in ["slow1", "slow2"] {
+        assert!(
+            !root.join(f).exists(),
+            "{f}: not that many channels followed the command"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(root.join("marker")).unwrap(),
+        "ran\n"
+    );
+    assert_eq!(lab.accepted_logins("host1"), 1);
+}
+
 /// The same for as long as the command runs: its channel is followed on a new one each time
 /// the server closes it, however often (a command of 65 s under `ChannelTimeout
 /// session:*=1s` has more than 50 channels; past 50 it was "no exit status: it was not

@@ -714,6 +714,10 @@ pub(super) fn follow(
 ) -> Result<ExecOutput, ExecError> {
     let (mut channel, mut agent) = (channel, agent);
     let (mut key, mut now) = (key.clone(), opts.clone());
+    // Channels in a row that followed the command and were closed before they said they
+    // started: past `UNSTARTED`, their login shell is taken to end them (a startup file that
+    // exits), and the command is said cut off.
+    let mut unstarted = 0;
     loop {
         let followed = follow_channel(
             conn,
@@ -725,15 +729,19 @@ pub(super) fn follow(
             preamble,
             sup.as_deref_mut(),
             started,
+            unstarted < UNSTARTED,
         )?;
         let s = match (followed, sup.as_deref_mut()) {
             (Followed::Ended(mut out), _) => {
                 out.duration = started.elapsed();
                 return Ok(out);
             }
-            (Followed::Cut, Some(s)) => s,
+            (Followed::Cut { started }, Some(s)) => {
+                unstarted = if started { 0 } else { unstarted + 1 };
+                s
+            }
             // `follow_channel` says a cut of a supervised command only.
-            (Followed::Cut, None) => {
+            (Followed::Cut { .. }, None) => {
                 return Err(ExecError::Lost(
                     "the server closed the channel without an exit status".into(),
                 ))
@@ -750,11 +758,17 @@ enum Followed {
     /// With the command's result.
     Ended(ExecOutput),
     /// Closed by the server with no exit status while the command runs on under its
-    /// supervisor: it is to be followed on a new channel.
-    Cut,
+    /// supervisor: it is to be followed on a new channel. `started`: the channel's sh said it
+    /// started (one that follows a running command may be closed before it does).
+    Cut { started: bool },
 }
 
-/// [`follow`] on one channel.
+/// Channels in a row that [`follow`] follows a running command on again when the server closed
+/// them before they said they started.
+const UNSTARTED: u32 = 3;
+
+/// [`follow`] on one channel; with `refollow`, one that follows a running command (a resume)
+/// closed by the server before it said it started is [`Followed::Cut`] too.
 #[allow(clippy::too_many_arguments)]
 fn follow_channel(
     conn: &Connection,
@@ -766,8 +780,12 @@ fn follow_channel(
     preamble: &mut Preamble,
     mut sup: Option<&mut Supervision>,
     started: Instant,
+    refollow: bool,
 ) -> Result<Followed, ExecError> {
-    let mut streams = match sup.as_deref_mut().and_then(|s| s.streams.take()) {
+    let kept = sup.as_deref_mut().and_then(|s| s.streams.take());
+    // Streams kept from an earlier channel: the command runs (or ran) under the supervisor.
+    let resuming = kept.is_some();
+    let mut streams = match kept {
         // A resume: a new login shell's preamble, and no held bytes that might have been a
         // frame (the spool files have every byte of the command's).
         Some(mut kept) => {
@@ -969,11 +987,15 @@ fn follow_channel(
         // Closed under the command without an exit status (no status came: libssh2 says 0),
         // its exec's sh alive: the server ended the channel. The command goes on under the
         // supervisor (see `follow`).
-        if let (true, None, None, false, Ok(0)) =
-            (placed, &signal, marker, gone, channel.exit_status())
-        {
+        if let (true, None, None, false, Ok(0)) = (
+            placed || (resuming && refollow),
+            &signal,
+            marker,
+            gone,
+            channel.exit_status(),
+        ) {
             sup.streams = Some(streams);
-            return Ok(Followed::Cut);
+            return Ok(Followed::Cut { started: placed });
         }
     }
     let Streams {
@@ -1019,7 +1041,8 @@ fn follow_channel(
             Ok(code) if code != 0 => ExitStatus::Code(code),
             // Not even the start marker came (stop 36 tester t22: a ~/.bashrc that exits was
             // said as a ChannelTimeout cutting off a running command).
-            _ if !began => ExitStatus::MissingBeforeStart,
+            // A resume follows a command that started.
+            _ if !began && !resuming => ExitStatus::MissingBeforeStart,
             _ => ExitStatus::Missing,
         },
     };

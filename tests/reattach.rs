@@ -3064,3 +3064,37 @@ fn a_stop_after_sigterm_cut_short_is_finished_before_tether_exits() {
     assert!(!text.contains("may still be running"), "{text}");
     assert!(processes(&lab, "host1", "echo ran >> /srv/marker").is_empty());
 }
+
+/// A command whose timeout passes on a connection that has gone silent (not even the
+/// supervisor's tick for seconds: the host blackholed) ends soon after its timeout: its stop
+/// waits 3 s for a channel there, not 15, nor 2 more for its standby's close, and the session
+/// that gave no answer is taken for lost, so the last contact before exit tries a new
+/// connection at once (stop 55 tester t87: `--timeout 8s` exited at 40 s; 28 s here for 4 s).
+#[test]
+fn a_timeout_on_a_silent_connection_ends_soon_after_it() {
+    let far = support::netns::NetnsHost::start("far", &[]);
+    let marker = far.dir.join("home/marker");
+    let started = Instant::now();
+    let child = support::tether::Tether::new()
+        .ssh_config(&far.ssh_config())
+        .args(&["run", "--timeout", "5s", "--hosts", "far", "--"])
+        .arg("echo ran >> $HOME/marker; sleep 60")
+        .spawn();
+    wait_until("the command never started", || {
+        std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+    });
+    far.blackhole();
+    let out = child.wait_with_output().unwrap();
+    let took = started.elapsed();
+    far.lift_blackhole();
+    let text = support::tether::text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    // 5 s, 3 s for the stop's channel, 2 s (ConnectTimeout) for the last contact.
+    assert!(took < Duration::from_secs(13), "took {took:?}\n{text}");
+    assert!(text.contains("did not finish within 5.0 s"), "{text}");
+    assert!(text.contains("may still be running on far"), "{text}");
+    assert!(
+        text.contains("to stop it and remove its files: ssh"),
+        "{text}"
+    );
+}

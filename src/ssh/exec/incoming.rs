@@ -285,6 +285,11 @@ pub(super) struct Streams {
     /// every 0.4 s of silence: once the connection is lost, about when that happened (see
     /// [`Supervision::heard`](super::Supervision::heard)).
     pub(super) heard: Option<std::time::Instant>,
+    /// Since when nothing has arrived on this channel while the supervisor runs its command
+    /// and its output was read (not held back: see `event::Backlog`); `None` while the
+    /// supervisor is not known to run it. Its tick comes after every 0.4 s of silence (2 s
+    /// where `sleep` takes whole seconds only), so seconds of this mean a hung connection.
+    pub(super) unheard_since: Option<std::time::Instant>,
 }
 
 impl Streams {
@@ -310,6 +315,7 @@ impl Streams {
                 && opts.stdin_from.is_none(),
             key: key.clone(),
             heard: None,
+            unheard_since: None,
         }
     }
 

@@ -54,7 +54,7 @@ mod wrap;
 
 pub use crate::chars::shown;
 pub use incoming::LineEnd;
-pub use options::{Drain, Echo, ExecOptions, Source, CHUNK, OPEN_TIMEOUT, PTY_TERM};
+pub use options::{open_timeout, Drain, Echo, ExecOptions, Source, CHUNK, OPEN_TIMEOUT, PTY_TERM};
 pub use outcome::{
     finished_event, ExecError, ExecOutput, ExitStatus, KeptStderr, Reached, RemoteStop, StopFailed,
 };

@@ -203,6 +203,9 @@ pub struct StopFailed {
     pub refused: bool,
     /// The connection was lost while the stop ran: it may have signalled the group.
     pub cut: bool,
+    /// The session gave the stop no answer: its channel never opened (or a request before its
+    /// exec failed); the stop did not run.
+    pub unanswered: bool,
 }
 
 impl From<String> for StopFailed {
@@ -211,6 +214,7 @@ impl From<String> for StopFailed {
             how,
             refused: false,
             cut: false,
+            unanswered: false,
         }
     }
 }
@@ -230,6 +234,8 @@ pub enum Reached {
     Nothing {
         /// The server refused the stop's channel.
         refused: bool,
+        /// The session gave no answer (see [`StopFailed::unanswered`]).
+        unanswered: bool,
     },
     /// The connection was lost while the stop ran on the host: it may have sent SIGTERM, and
     /// what followed is not known. A supervised command's stop is finished over a new
@@ -249,6 +255,7 @@ impl RemoteStop {
                 failed.how,
                 Reached::Nothing {
                     refused: failed.refused,
+                    unanswered: failed.unanswered,
                 },
             ),
         };

@@ -55,6 +55,7 @@ pub(super) fn pump(
         stdin_done,
         key,
         heard: heard_supervised,
+        unheard_since,
     } = streams;
     // A command without a PTY is stopped only under the supervisor (closing its channel would
     // not stop it), or when it is a transfer: closing its channel ends the remote `cat` (an
@@ -150,7 +151,9 @@ pub(super) fn pump(
         // Held back, silence is ours: nothing was asked of the connection.
         if read || !supervising || held_back {
             heard = Instant::now();
-        } else if heard.elapsed() >= SILENT_LIMIT {
+        }
+        *unheard_since = supervising.then_some(heard);
+        if heard.elapsed() >= SILENT_LIMIT {
             return Err(ExecError::Lost(format!(
                 "nothing arrived for {}, not even the supervisor's tick (written after 0.4 s of \
                  silence): the connection or the host's sshd is hung",

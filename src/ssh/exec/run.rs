@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::frames::{Key, StderrFilter};
 use super::incoming::{crlf_to_lf, direct_reason, LineEnd, Streams};
-use super::options::{open_timeout, ExecOptions, OPEN_TIMEOUT, PTY_TERM};
+use super::options::{open_timeout, ExecOptions, OPEN_TIMEOUT, PTY_TERM, SIGNALLED_OPEN_TIMEOUT};
 use super::outcome::{ExecError, ExecOutput, ExitStatus, KeptStderr, RemoteStop, StopFailed};
 use super::preamble::{Preamble, StartFilter};
 use super::pty_stop;
@@ -127,6 +127,7 @@ pub fn run_reporting(
             conn,
             &crate::ssh::supervisor::unstage(),
             &[id.as_deref().unwrap_or(""), tag.as_str()],
+            OPEN_TIMEOUT,
             OPEN_TIMEOUT,
         );
     };
@@ -413,17 +414,19 @@ fn resume_request(sup: &Supervision, opts: &ExecOptions) -> (String, Key, ExecOp
 }
 
 /// Runs one of the supervisor's own scripts (`supervisor::claim`, `stop`, `clean`) with `args`
-/// on a new channel of `conn`, given up after `timeout`; its output is collected, none shown.
+/// on a new channel of `conn`, given up after `timeout`, its channel's opening after
+/// `open_within` (and [`open_timeout`]); its output is collected, none shown.
 fn run_script(
     conn: &Connection,
     script: &str,
     args: &[&str],
     timeout: Duration,
+    open_within: Duration,
 ) -> Result<ExecOutput, ExecError> {
     let key = Key::new();
     let opts = ExecOptions {
         timeout: Some(timeout),
-        open_within: Some(timeout.min(open_timeout())),
+        open_within: Some(timeout.min(open_within).min(open_timeout())),
         ..ExecOptions::default()
     };
     run_wrapped(
@@ -456,6 +459,7 @@ fn claim(conn: &Connection, id: &str, staged: Option<&str>) -> Result<Claim, Exe
         &crate::ssh::supervisor::claim(&start_markers()),
         &[id, staged.unwrap_or("")],
         OPEN_TIMEOUT,
+        OPEN_TIMEOUT,
     )?;
     match (
         String::from_utf8_lossy(&out.stdout).trim(),
@@ -480,6 +484,7 @@ pub fn clean_supervised(conn: &Connection, ids: &[String]) -> Result<(), ExecErr
         &crate::ssh::supervisor::clean(),
         &args,
         Duration::from_secs(3),
+        Duration::from_secs(3),
     ) {
         Err(e @ (ExecError::NotStarted(_) | ExecError::Lost(_) | ExecError::Deadline(..))) => {
             Err(e)
@@ -489,60 +494,89 @@ pub fn clean_supervised(conn: &Connection, ids: &[String]) -> Result<(), ExecErr
 }
 
 /// Stops the supervised command `id` on `conn`: SIGTERM to its process group, SIGKILL after
-/// [`crate::ssh::supervisor::STOP_GRACE`], its directory removed. Says what that did; Err says
-/// why stopping it failed (the command may still run).
-pub fn stop_supervised(conn: &Connection, id: &str) -> Result<StopDone, StopFailed> {
+/// [`crate::ssh::supervisor::STOP_GRACE`], its directory removed; its channel's opening
+/// waited for `patience` at most ([`open_timeout`] where nothing says the session is hung).
+/// Says what that did; Err says why stopping it failed (the command may still run).
+pub fn stop_supervised(
+    conn: &Connection,
+    id: &str,
+    patience: Duration,
+) -> Result<StopDone, StopFailed> {
     run_stop(
         conn,
         &crate::ssh::supervisor::stop(&start_markers()),
         id,
         &[],
+        patience,
     )
 }
 
 /// Stops the PTY command whose exec's sh leads process group `pgid` on `conn` (see
-/// `pty_stop.rs`): SIGTERM, SIGKILL after [`crate::ssh::supervisor::STOP_GRACE`]. Says what
-/// that did; Err says why stopping it failed (the command may still run).
-pub fn stop_pty_group(conn: &Connection, pgid: &str) -> Result<StopDone, StopFailed> {
-    run_stop(conn, &pty_stop::script(&start_markers()), pgid, &[])
+/// `pty_stop.rs`): SIGTERM, SIGKILL after [`crate::ssh::supervisor::STOP_GRACE`]; `patience`
+/// as for [`stop_supervised`]. Says what that did; Err says why stopping it failed (the
+/// command may still run).
+pub fn stop_pty_group(
+    conn: &Connection,
+    pgid: &str,
+    patience: Duration,
+) -> Result<StopDone, StopFailed> {
+    run_stop(
+        conn,
+        &pty_stop::script(&start_markers()),
+        pgid,
+        &[],
+        patience,
+    )
 }
 
 /// Stops process group `pgid`, where the supervised command `id` ran and where its files
 /// are gone (see `supervisor::stop`, which needs them), as a PTY command's group is stopped,
-/// but only while the group's leader is still its exec's sh (see `pty_stop::script`). Says
-/// what that did; Err says why stopping it failed (the command may still run).
+/// but only while the group's leader is still its exec's sh (see `pty_stop::script`);
+/// `patience` as for [`stop_supervised`]. Says what that did; Err says why stopping it failed
+/// (the command may still run).
 pub fn stop_supervised_group(
     conn: &Connection,
     pgid: &str,
     id: &str,
+    patience: Duration,
 ) -> Result<StopDone, StopFailed> {
-    run_stop(conn, &pty_stop::script(&start_markers()), pgid, &[id])
+    run_stop(
+        conn,
+        &pty_stop::script(&start_markers()),
+        pgid,
+        &[id],
+        patience,
+    )
 }
 
 /// Runs the stop `script` (`supervisor::stop`, `pty_stop::script`) for `what`, with the grace
-/// period and `more` as its further arguments: what it found and did.
+/// period and `more` as its further arguments, its channel's opening waited for `patience` at
+/// most: what it found and did.
 fn run_stop(
     conn: &Connection,
     script: &str,
     what: &str,
     more: &[&str],
+    patience: Duration,
 ) -> Result<StopDone, StopFailed> {
     let grace = STOP_GRACE;
     let seconds = grace.as_secs().to_string();
     let mut args = vec![what, &seconds];
     args.extend(more);
-    match run_script(conn, script, &args, grace + open_timeout()) {
+    match run_script(conn, script, &args, grace + patience, patience) {
         Ok(out) if out.status.success() => Ok(StopDone::parse(&out.stdout)?),
         Ok(out) => Err(format!("stopping it failed ({})", out.status).into()),
         Err(ExecError::Lost(e)) => Err(StopFailed {
             how: format!("the connection was lost while stopping it ({e})"),
             refused: false,
             cut: true,
+            unanswered: false,
         }),
         Err(e) => Err(StopFailed {
             how: format!("stopping it failed ({e})"),
             refused: matches!(e, ExecError::Refused(_)),
             cut: false,
+            unanswered: matches!(e, ExecError::NotStarted(_)),
         }),
     }
 }
@@ -763,6 +797,11 @@ enum Followed {
     Cut { started: bool },
 }
 
+/// How long a command under the supervisor goes with nothing arriving (its tick comes after
+/// every 0.4 s of silence, 2 s where `sleep` takes whole seconds) before its connection is
+/// taken for hung by a stop or a deadline that comes then.
+const HUNG: Duration = Duration::from_secs(3);
+
 /// Channels in a row that [`follow`] follows a running command on again when the server closed
 /// them before they said they started.
 const UNSTARTED: u32 = 3;
@@ -838,8 +877,20 @@ fn follow_channel(
             return Err(ExecError::Lost(reason));
         }
         Err(e @ (ExecError::Stopped(..) | ExecError::Deadline(..))) => {
+            // Not even the supervisor's tick for a while: the connection is hung, and the stop
+            // gets a short wait for its channel (then the session is taken for lost: see
+            // `Reached::Nothing`), none for the standby's close (stop 55 tester t87: a
+            // blackholed host's `--timeout 8s` ended at 40 s, 17 of them these waits).
+            let hung = streams.unheard_since.is_some_and(|at| at.elapsed() >= HUNG);
+            let patience = match hung {
+                true => SIGNALLED_OPEN_TIMEOUT.min(open_timeout()),
+                false => open_timeout(),
+            };
             // Its channel slot goes to the stop's exec (a server's `MaxSessions`).
-            standby::close_standby(conn);
+            match hung {
+                true => standby::abandon_standby(conn),
+                false => standby::close_standby(conn),
+            }
             let group = (opts.pty && streams.out.start.open)
                 .then(|| pty_stop::group(&streams.out.start.preamble, key))
                 .flatten();
@@ -872,14 +923,16 @@ fn follow_channel(
                 // removed under it (a /tmp cleaner, its own `rm`): it runs all the same, and
                 // its group is stopped where the host said it is (stop 39 tester t29: "it had
                 // not started on the host, and never will", the command still running).
-                (Some(sup), _) => Some(match stop_supervised(conn, &sup.id) {
+                (Some(sup), _) => Some(match stop_supervised(conn, &sup.id, patience) {
                     Ok(StopDone::Never) => match &placed {
-                        Some((_, place)) => stop_supervised_group(conn, &place.pgid, &sup.id),
+                        Some((_, place)) => {
+                            stop_supervised_group(conn, &place.pgid, &sup.id, patience)
+                        }
                         None => Ok(StopDone::Never),
                     },
                     other => other,
                 }),
-                (None, Some((_, pgid))) => Some(stop_pty_group(conn, &pgid)),
+                (None, Some((_, pgid))) => Some(stop_pty_group(conn, &pgid, patience)),
                 // Abandoned: closing its channel does not wait for it.
                 (None, None) if matches!(e, ExecError::Deadline(..)) => {
                     drop(channel.close());
@@ -921,7 +974,13 @@ fn follow_channel(
                         .err
                         .lines
                         .finish(|l, end| on_line(Stream::Stderr, l, end));
-                    close_now(conn, &mut channel);
+                    match &stopped {
+                        // Nor would it answer the close.
+                        Some(Err(StopFailed {
+                            unanswered: true, ..
+                        })) => drop(channel.close()),
+                        _ => close_now(conn, &mut channel),
+                    }
                 }
                 return Err(e
                     .with_stop(stopped.map(|r| RemoteStop::of(r, pty_group)))

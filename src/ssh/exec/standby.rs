@@ -110,3 +110,12 @@ pub fn close_standby(conn: &Connection) {
         close_now(conn, &mut standby.channel);
     }
 }
+
+/// Lets go of the standby of `conn`, if any, its close sent if it can be at once, not waited
+/// for: on a connection taken for hung, which would not answer it.
+pub(super) fn abandon_standby(conn: &Connection) {
+    let taken = conn.standby.borrow_mut().ready.take();
+    if let Some(mut standby) = taken {
+        drop(standby.channel.close());
+    }
+}

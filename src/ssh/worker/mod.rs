@@ -535,18 +535,19 @@ impl WorkerState {
             {
                 self.finish_stop(sent, command, &opts, s, done);
             }
-            let refused = done.reached == exec::Reached::Nothing { refused: true };
-            let aside = match (&sup, &done.pty_group) {
-                (Some(s), _) if refused => {
-                    Some(self.stop_aside(|conn| exec::stop_supervised(conn, &s.id)))
-                }
-                // A PTY command's terminal hung up as its channel closed: a command that
-                // ignores SIGHUP outlives that (stop 40 tester t35).
-                (None, Some(group)) if refused => {
-                    Some(self.stop_aside(|conn| exec::stop_pty_group(conn, group)))
-                }
-                _ => None,
-            };
+            let refused = matches!(done.reached, exec::Reached::Nothing { refused: true, .. });
+            let aside =
+                match (&sup, &done.pty_group) {
+                    (Some(s), _) if refused => Some(self.stop_aside(|conn| {
+                        exec::stop_supervised(conn, &s.id, exec::open_timeout())
+                    })),
+                    // A PTY command's terminal hung up as its channel closed: a command that
+                    // ignores SIGHUP outlives that (stop 40 tester t35).
+                    (None, Some(group)) if refused => Some(self.stop_aside(|conn| {
+                        exec::stop_pty_group(conn, group, exec::open_timeout())
+                    })),
+                    _ => None,
+                };
             if let Some(Ok(stopped)) = aside {
                 *done = exec::RemoteStop::of(Ok(stopped), None);
                 done.how.push_str(
@@ -737,13 +738,21 @@ impl WorkerState {
                 done.reached,
                 exec::Reached::Nothing { .. } | exec::Reached::Cut
             );
-            // After a signal, a session that opened no channel for the stop is taken for lost:
-            // it is not tried again before tether exits, nor waited on to close (stop 45
-            // tester t57: a blackholed host's stop, its last contact and its disconnect held
-            // a SIGTERM's exit 9 s more). One lost under the stop is lost, never an idle
-            // session the server closed (stop 48 tester t66: learned as its idle limit).
+            // A session that gave the stop no answer (no channel), or after a signal any
+            // whose stop failed without a refusal, is taken for lost: not waited on to close,
+            // and, after a signal, not tried again before tether exits (stop 45 tester t57: a
+            // blackholed host's stop, its last contact and its disconnect held a SIGTERM's
+            // exit 9 s more; stop 55 tester t87: a timeout's waited 5 s for the idle session
+            // to be found lost). One lost under the stop is lost, never an idle session the
+            // server closed (stop 48 tester t66: learned as its idle limit).
             let cut = done.reached == exec::Reached::Cut;
-            if (matches!(done.reached, exec::Reached::Nothing { refused: false })
+            if matches!(
+                done.reached,
+                exec::Reached::Nothing {
+                    unanswered: true,
+                    ..
+                }
+            ) || (matches!(done.reached, exec::Reached::Nothing { refused: false, .. })
                 && crate::interrupt::signalled())
                 || cut
             {

@@ -291,7 +291,7 @@ impl WorkerState {
                 }
                 Err(ExecError::Lost(_)) => continue,
                 Ok(_) => match &self.conn {
-                    Some(conn) => exec::stop_supervised(conn, &sup.id),
+                    Some(conn) => exec::stop_supervised(conn, &sup.id, exec::open_timeout()),
                     None => return,
                 },
                 Err(_) => return,
@@ -395,7 +395,9 @@ impl WorkerState {
             "its connection was lost and its directory on the host was gone".into(),
         );
         let stopped = match (&self.conn, &sup.place) {
-            (Some(conn), Some(place)) => exec::stop_supervised_group(conn, &place.pgid, &sup.id),
+            (Some(conn), Some(place)) => {
+                exec::stop_supervised_group(conn, &place.pgid, &sup.id, exec::open_timeout())
+            }
             _ => Err(exec::StopFailed::from(
                 "the host never said its process group".to_string(),
             )),
@@ -448,10 +450,10 @@ impl WorkerState {
         let Some(conn) = &self.conn else { return };
         let mut kept = Vec::new();
         for orphan in std::mem::take(&mut self.orphans) {
-            let stopped = match exec::stop_supervised(conn, &orphan.id) {
-                Err(failed) if failed.refused => {
-                    self.stop_aside(|conn| exec::stop_supervised(conn, &orphan.id))
-                }
+            let stopped = match exec::stop_supervised(conn, &orphan.id, exec::open_timeout()) {
+                Err(failed) if failed.refused => self.stop_aside(|conn| {
+                    exec::stop_supervised(conn, &orphan.id, exec::open_timeout())
+                }),
                 other => other,
             };
             match stopped {

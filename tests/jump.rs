@@ -602,6 +602,43 @@ fn a_host_that_never_answers_holds_up_no_other_host_behind_the_bastion() {
     site.lift_blackhole("inner2");
 }
 
+/// A jump host that does not answer, not yet connected, fails the hosts behind it after its
+/// `ConnectTimeout`, once, as `ssh -J` does: a host that asked while the jump host's first
+/// attempt was made gets that attempt's failure, not a second attempt (stop 55 tester t88: a
+/// host behind a blackholed middle hop failed after 4.1 s for `ConnectTimeout 2`, the middle
+/// hop tried twice). Behind a chain's middle hop, and two hosts behind one bastion.
+#[test]
+fn hosts_behind_a_silent_jump_host_fail_after_one_connect_timeout() {
+    let site = Site::start(2, true, &[]);
+    let check = |hosts: &str, jump: &str, prefix: &str| {
+        let started = Instant::now();
+        let out = run_on(&site.config_with("cfg", prefix), hosts);
+        let took = started.elapsed();
+        let text = format!("{}{}", out.stdout, out.stderr);
+        out.status(3);
+        assert!(took >= Duration::from_secs(2), "{hosts}: {took:?}\n{text}");
+        assert!(
+            took < Duration::from_millis(3500),
+            "{hosts}: {took:?}\n{text}"
+        );
+        assert!(text.contains(jump), "{hosts}: {text}");
+    };
+    site.blackhole("bastion2");
+    check(
+        "deep1",
+        "bastion2",
+        "Host *\n  ConnectTimeout 2\nHost deep1\n  ProxyJump bastion,bastion2\n",
+    );
+    site.blackhole("bastion");
+    check(
+        "inner1,inner2",
+        "bastion",
+        "Host *\n  ConnectTimeout 2\nHost inner*\n  ProxyJump bastion\n",
+    );
+    site.lift_blackhole("bastion");
+    site.lift_blackhole("bastion2");
+}
+
 /// A tunnel through a bastion that is connected already waits the host's own `ConnectTimeout`
 /// for the bastion to open it, as `ssh -J` does, not that plus the bastion's (kept for the
 /// bastion's own connecting; stop 55 tester t87: 10 s for `ConnectTimeout 5` behind one jump

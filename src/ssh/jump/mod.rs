@@ -231,11 +231,13 @@ impl Jump {
             true => timeout,
             false => timeout + self.budget,
         };
+        let asked = Instant::now();
         let request = Request {
             for_host: Arc::from(for_host),
             host: host.to_string(),
             port,
-            deadline: Instant::now() + wait,
+            asked,
+            deadline: asked + wait,
             patience: timeout,
             reply: tx,
         };

@@ -490,6 +490,18 @@ pub enum EventKind {
         /// The text.
         message: String,
     },
+    /// A jump host's worker opened another connection to it beside the current one: a tunnel
+    /// waited a second for the jump host's answer, and a session opens one channel at a time
+    /// (see `jump::worker`). A session of the jump host's like any other (its `sessions`).
+    AnotherConnection {
+        /// TCP + handshake + auth time.
+        #[serde(rename = "setup_ms", serialize_with = "millis")]
+        setup: Duration,
+        /// Connections to the jump host open now.
+        open: usize,
+        /// Why, in words (said as a warning).
+        message: String,
+    },
     /// The hosts of the run, in order, with their roles (empty without a recipe).
     Hosts {
         /// The hosts.
@@ -751,7 +763,9 @@ impl EventKind {
                 m(why);
                 m(stop_with);
             }
-            EventKind::Warning { message } | EventKind::Note { message } => m(message),
+            EventKind::Warning { message }
+            | EventKind::Note { message }
+            | EventKind::AnotherConnection { message, .. } => m(message),
             EventKind::LoginShellOutput { stdout, stderr } => {
                 m(stdout);
                 m(stderr);

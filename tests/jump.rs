@@ -586,7 +586,7 @@ fn a_host_that_never_answers_holds_up_no_other_host_behind_the_bastion() {
     // The second connection is said, once; the first one is kept, never found dead.
     let said = h.count(
         BASTION,
-        |k| matches!(k, EventKind::Warning { message } if message.contains("another connection")),
+        |k| matches!(k, EventKind::AnotherConnection { open: 2, message, .. } if message.contains("another connection")),
     );
     assert_eq!(said, 1, "{}", h.story());
     assert_eq!(site.accepted_logins("bastion"), 2, "{}", h.story());

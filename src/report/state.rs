@@ -205,6 +205,8 @@ pub fn record(st: &mut State, event: &Event) {
             h.connected_at = None;
             h.failed = Some(format!("{reason}; {LOST_AT_THE_END}"));
         }
+        // Beside the one it has: counted, as the jump host's logins are.
+        EventKind::AnotherConnection { .. } => h.sessions += 1,
         EventKind::Reconnected { .. } => {
             h.sessions += 1;
             h.reconnects += 1;

@@ -370,7 +370,9 @@ pub fn host_lines(look: Look, event: &Event) -> Option<Vec<(Lane, String)>> {
                 .and_then(|t| t.strip_prefix(": "))
                 .unwrap_or(error)
         )),
-        EventKind::Warning { message } => tether(format!("warning: {message}")),
+        EventKind::Warning { message } | EventKind::AnotherConnection { message, .. } => {
+            tether(format!("warning: {message}"))
+        }
         EventKind::Connected { setup } if look.verbose => {
             tether(format!("connected in {}", format_duration(*setup)))
         }
@@ -699,6 +701,37 @@ mod tests {
 
     use super::{host_lines, reattached_words, visible};
     use std::time::Duration;
+
+    /// A jump host's further connections (made when a tunnel waited for its answer) are
+    /// sessions of its own at the run's end (stop 55 tester t87: `one session` for a bastion
+    /// that made two logins).
+    #[test]
+    fn a_jump_hosts_further_connections_are_counted_as_its_sessions() {
+        use crate::event::{Event, EventKind};
+        let mut st = super::State::default();
+        let jump: std::sync::Arc<str> = "bastion (jump)".into();
+        for kind in [
+            EventKind::Connected {
+                setup: Duration::from_millis(20),
+            },
+            EventKind::AnotherConnection {
+                setup: Duration::from_millis(30),
+                open: 2,
+                message: "another connection to it (2 open now)".into(),
+            },
+        ] {
+            super::super::state::record(&mut st, &Event::now(jump.clone(), kind));
+        }
+        let look = super::Look {
+            format: crate::settings::Format::Text,
+            live: false,
+            dim: false,
+            verbose: false,
+            fold: true,
+        };
+        let text = super::sessions_text(&st, look, "deploy", Duration::from_secs(1)).join("\n");
+        assert!(text.contains("\"bastion (jump)\"  2 sessions, "), "{text}");
+    }
 
     /// tether's own lines about a command name a long one by its start (stop 42 tester t44: a
     /// re-attach line of 40,198 characters for a staged command); its output lines do not.

@@ -389,37 +389,39 @@ impl State {
         }
         match self.owner.connect() {
             Ok(conn) => {
+                let setup = conn.setup_time;
                 let Some(old) = self.lane.replace(Lane::new(conn)) else {
                     return true;
                 };
-                if let Op::Open {
-                    request,
-                    since,
-                    replied,
-                } = &old.op
-                {
-                    let which = match replied {
-                        false => format!(
-                            "the tunnel to {} for {} has",
-                            request.host_port(),
-                            request.for_host
-                        ),
-                        true => format!(
-                            "a tunnel to {} that {} gave up on still",
-                            request.host_port(),
-                            request.for_host
-                        ),
-                    };
-                    self.emit(EventKind::Warning {
-                        message: format!(
-                            "{which} waited {} for this jump host's answer, and a session \
-                             opens one channel at a time: the tunnels and heartbeats asked for \
-                             meanwhile go over another connection to it ({} open now)",
-                            crate::duration::format(since.elapsed()),
-                            self.retired.len() + 2
-                        ),
-                    });
-                }
+                let which = match &old.op {
+                    Op::Open {
+                        request,
+                        since,
+                        replied: false,
+                    } => format!(
+                        "the tunnel to {} for {} has waited {}",
+                        request.host_port(),
+                        request.for_host,
+                        crate::duration::format(since.elapsed())
+                    ),
+                    Op::Open { request, since, .. } => format!(
+                        "a tunnel to {} that {} gave up on has still waited {}",
+                        request.host_port(),
+                        request.for_host,
+                        crate::duration::format(since.elapsed())
+                    ),
+                    _ => "a channel has waited".to_string(),
+                };
+                let open = self.retired.len() + 2;
+                self.emit(EventKind::AnotherConnection {
+                    setup,
+                    open,
+                    message: format!(
+                        "{which} for this jump host's answer, and a session opens one channel \
+                         at a time: the tunnels and heartbeats asked for meanwhile go over \
+                         another connection to it ({open} open now)"
+                    ),
+                });
                 self.retired.push(old);
                 self.last_alive = Instant::now();
                 true

@@ -344,10 +344,12 @@ impl State {
         // none) and shows it alive. Reading the config is such a heartbeat: until it is read,
         // an UnusedConnectionTimeout there is unknown, the interval too long for it.
         let beat_due = lane.tunnels.is_empty() && (read_due || self.probe || self.heartbeat_due());
+        // (A second connection that could not be made leaves the lane as it was.)
+        let idle = matches!(lane.op, Op::Idle);
         if (!self.queue.is_empty() || beat_due) && lane.stuck() && self.second_connection() {
             return true;
         }
-        if !self.lane.as_ref().is_some_and(|l| matches!(l.op, Op::Idle)) {
+        if !idle {
             return false;
         }
         let op = if let Some(mut request) = self.queue.pop_front() {
@@ -962,11 +964,11 @@ impl Lane {
                                 "the jump host's connection was lost after {} waiting for \
                                  it to open a connection to {} ({words})",
                                 crate::duration::format(since.elapsed()),
-                                connect::host_port(&request.host, request.port)
+                                request.host_port()
                             ),
                             false => format!(
                                 "the jump host could not open a connection to {}: {}",
-                                connect::host_port(&request.host, request.port),
+                                request.host_port(),
                                 e.message()
                             ),
                         };

@@ -3098,3 +3098,68 @@ fn a_timeout_on_a_silent_connection_ends_soon_after_it() {
         "{text}"
     );
 }
+
+/// A command whose channel a silent connection never opens (the host blackholed after the
+/// session was made) is given up at its own timeout, and at once when it is stopped: nothing
+/// was sent, and the 15 s a channel may take to open are not waited (stop 56 tester t89: a
+/// step's `timeout: 5` ended at 33 s, and a Ctrl-C 17.3 s after the signal).
+#[test]
+fn a_channel_a_silent_connection_never_opens_ends_at_the_commands_timeout_or_stop() {
+    let far = support::netns::NetnsHost::start("far", &[]);
+    let mut h = Harness::new(&far.ssh_config(), WorkerSettings::default(), &["far"]);
+    let mark = h.mark();
+    assert!(h.run(&["far"], "true")[0].ok(), "{}", h.story());
+    // The first heartbeat (it reads the server's limits) done: the next thing asked of the
+    // session is the command's channel.
+    let beat = h.wait_for_since(mark, Duration::from_secs(30), |e| {
+        matches!(e.kind, EventKind::Heartbeat { .. })
+    });
+    assert!(beat.is_some(), "{}", h.story());
+    far.blackhole();
+    let command = || vec![("far".to_string(), "echo ran >> $HOME/marker".to_string())];
+    let started = Instant::now();
+    let timed = FanOut {
+        timeout: Some(Duration::from_secs(3)),
+        ..FanOut::default()
+    };
+    let r = h.pool.fan_out(&command(), &timed).remove(0);
+    let took = started.elapsed();
+    assert!(
+        matches!(r.result, Some(Err(SshError::CommandTimeout { .. }))),
+        "{:?}\n{}",
+        r.result,
+        h.story()
+    );
+    assert!(
+        took < Duration::from_millis(4500),
+        "{took:?}\n{}",
+        h.story()
+    );
+    let flag = Arc::new(AtomicBool::new(false));
+    let stopped = FanOut {
+        kill: Stop::flag(flag.clone(), StopReason::Interrupted),
+        ..FanOut::default()
+    };
+    let started = Instant::now();
+    let r = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_secs(1));
+            flag.store(true, Ordering::SeqCst);
+        });
+        h.pool.fan_out(&command(), &stopped).remove(0)
+    });
+    let took = started.elapsed();
+    assert!(
+        matches!(r.result, Some(Err(SshError::CommandStopped { .. }))),
+        "{:?}\n{}",
+        r.result,
+        h.story()
+    );
+    assert!(
+        took < Duration::from_millis(2500),
+        "{took:?}\n{}",
+        h.story()
+    );
+    far.lift_blackhole();
+    assert!(!far.dir.join("home/marker").exists());
+}

@@ -271,11 +271,27 @@ impl Connection {
         until: Instant,
         refused_grace: Duration,
     ) -> Result<ssh2::Channel, OpenError> {
+        self.open_session_while(until, refused_grace, &|| true)
+    }
+
+    /// [`open_session`](Self::open_session), given up as timed out as soon as `keep` (asked
+    /// between waits, every half second at most) says no.
+    pub fn open_session_while(
+        &self,
+        until: Instant,
+        refused_grace: Duration,
+        keep: &dyn Fn() -> bool,
+    ) -> Result<ssh2::Channel, OpenError> {
         let grace = (Instant::now() + refused_grace).min(until);
         loop {
             match self.session.channel_session() {
                 Ok(channel) => return Ok(channel),
-                Err(e) if would_block(&e) => self.wait_socket(until).map_err(OpenError::Wait)?,
+                Err(e) if would_block(&e) => {
+                    self.wait_socket(until).map_err(OpenError::Wait)?;
+                    if !keep() {
+                        return Err(OpenError::Wait(WaitError::Timeout));
+                    }
+                }
                 Err(e) if channel_refused(&e) && Instant::now() < grace => {
                     std::thread::sleep(Duration::from_millis(50));
                 }

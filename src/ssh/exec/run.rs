@@ -667,11 +667,31 @@ fn launch(
     opts: &ExecOptions,
     sup: Option<&mut Supervision>,
 ) -> Result<(ssh2::Channel, Option<crate::ssh::agent::Forwarder>), ExecError> {
-    let open_until = Instant::now() + opts.open_within.unwrap_or_else(open_timeout);
+    let asked = Instant::now();
+    let open_until = asked + opts.open_within.unwrap_or_else(open_timeout);
+    // A stop, the command's deadline, or a signal's shorter wait (see `open_timeout`) that
+    // comes while its channel is awaited ends the wait: nothing was sent yet (stop 56 tester
+    // t89: a step's `timeout: 5` and a Ctrl-C waited the whole 15 s on a blackholed host).
+    let deadline = opts.timeout.map(|t| asked + t);
+    let signal_seen = std::cell::Cell::new(None::<Instant>);
+    let keep = || {
+        if crate::interrupt::signalled() {
+            let seen = *signal_seen.get().get_or_insert_with(Instant::now);
+            signal_seen.set(Some(seen));
+            if seen.elapsed() >= SIGNALLED_OPEN_TIMEOUT {
+                return false;
+            }
+        }
+        !opts.stop.is_set() && deadline.is_none_or(|d| Instant::now() < d)
+    };
     let mut channel = conn
-        .open_session(open_until, REFUSED_GRACE)
+        .open_session_while(open_until, REFUSED_GRACE, &keep)
         .map_err(|e| match e {
             OpenError::Refused(why) => ExecError::Refused(format!("cannot open a channel: {why}")),
+            OpenError::Wait(_) if opts.stop.is_set() => ExecError::Stopped(asked.elapsed(), None),
+            OpenError::Wait(_) if deadline.is_some_and(|d| Instant::now() >= d) => {
+                ExecError::Deadline(asked.elapsed(), None, KeptStderr::default())
+            }
             OpenError::Wait(e) => ExecError::NotStarted(format!("cannot open a channel: {e}")),
         })?;
     if opts.pty {

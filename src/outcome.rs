@@ -68,6 +68,7 @@ pub fn status_words(r: &HostResult) -> (String, Tally) {
             ExitStatus::ShellEnded(_) => failed("not run"),
             ExitStatus::Missing
             | ExitStatus::MissingBeforeStart
+            | ExitStatus::Unchecked
             | ExitStatus::Unrecorded
             | ExitStatus::OutputLost
             | ExitStatus::SpoolRemoved => failed("no exit status"),

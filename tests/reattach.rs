@@ -267,6 +267,30 @@ fn a_fresh_channel_the_server_closes_before_its_command_starts_runs_it_once() {
     assert_eq!(lab.accepted_logins("host1"), 1);
 }
 
+/// Where every channel's login shell takes longer than the server lets a channel be idle, the
+/// check whether the command started is closed as its channel was: the command is said to be
+/// of unknown fate and maybe running, never "most likely did not run" (stop 56 tester t89: it
+/// ran, and went on running).
+#[test]
+fn a_command_whose_start_cannot_be_checked_is_not_said_to_have_not_run() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    lab.reconfigure("host1", "ChannelTimeout session:*=1s");
+    let root = lab.host("host1").root_dir.clone();
+    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    std::fs::write(lab.host("host1").home.join(".bashrc"), "sleep 2.5\n").unwrap();
+    let r = h.run(&["host1"], "echo ran >> /srv/marker; sleep 2");
+    match &r[0].result {
+        Some(Ok(out)) => {
+            assert_eq!(out.status, ExitStatus::Unchecked, "{}", h.story());
+            assert!(out.status.to_string().contains("may still be running"));
+        }
+        other => panic!("{other:?}\n{}", h.story()),
+    }
+    wait_until("the command never ran", || {
+        std::fs::read_to_string(root.join("marker")).is_ok_and(|m| m == "ran\n")
+    });
+}
+
 /// The same for channels that follow a running command: closed before they said they started,
 /// it is followed on another one, the command not taken for one that never ran. Here the
 /// login shells of the first two channels that follow the command take 2.5 s each.

@@ -21,6 +21,13 @@ pub enum ExitStatus {
     /// login shell ended first (a startup file that exits), or the channel was closed while it
     /// started; the command most likely did not run.
     MissingBeforeStart,
+    /// The channel closed without an exit status before the command's start marker came, and
+    /// the channel that checks on the host whether it started (see `supervisor::claim`) closed
+    /// the same way: a login shell that ends before any command (with status 0, which reads as
+    /// no status), or sshd's `ChannelTimeout` closing channels whose login shell is slower than
+    /// it, after which the command may well run. Whether it ran is unknown (stop 56 tester
+    /// t89: "most likely did not run" for a command that ran on).
+    Unchecked,
     /// The channel closed with this exit status before the command's start marker came: the
     /// login shell ended first (`/bin/false`, `nologin`, a startup file that exits with it);
     /// the command did not run (stop 45 tester t56: said as the command's own `exit status
@@ -84,6 +91,13 @@ impl std::fmt::Display for ExitStatus {
                  shell ended before it (a startup file such as ~/.bashrc that exits: what it \
                  printed is shown), or the channel was closed while it started; it most likely \
                  did not run",
+            ),
+            ExitStatus::Unchecked => f.write_str(
+                "no exit status received, and the command never said it started, nor did the \
+                 check on the host whether it had: the login shell ends before any command (a \
+                 startup file such as ~/.bashrc that exits: what it printed is shown), or the \
+                 server closes channels before their login shell is done starting (sshd's \
+                 ChannelTimeout); whether it ran is unknown, and it may still be running",
             ),
         }
     }
@@ -295,6 +309,12 @@ pub fn finished_event(
                 Some("no exit status received, and the command never said it started".to_string()),
                 CommandOutcome::NoStatus,
             ),
+            ExitStatus::Unchecked => (
+                None,
+                None,
+                Some("no exit status received, and whether the command started is unknown".into()),
+                CommandOutcome::NoStatus,
+            ),
             ExitStatus::ShellEnded(c) => (
                 None,
                 None,
@@ -375,6 +395,7 @@ mod tests {
                 out(ExitStatus::MissingBeforeStart),
                 CommandOutcome::NoStatus,
             ),
+            (out(ExitStatus::Unchecked), CommandOutcome::NoStatus),
             (out(ExitStatus::Unrecorded), CommandOutcome::NoStatus),
             (
                 Err(SshError::CommandStopped {

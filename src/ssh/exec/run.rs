@@ -73,47 +73,56 @@ pub fn run_reporting(
         if let Some(standby) = standby::take(conn, opts) {
             return run_on_standby(conn, standby, command, opts, on_line, preamble, s);
         }
-        let out = launch_supervised(conn, &wrapped, &key, opts, on_line, preamble, s, started)?;
-        if out.status != ExitStatus::MissingBeforeStart {
-            return Ok(out);
-        }
+        let mut out = launch_supervised(conn, &wrapped, &key, opts, on_line, preamble, s, started)?;
+        let mut key = key;
+        let mut retried = false;
         // The channel ended before the command said it started: its login shell ended first,
         // or the server closed it while it started (sshd 9.2 counts `ChannelTimeout` in whole
         // seconds: at 1 s it may close a channel milliseconds after its exec). Settled as a
-        // command lost before its start marker (see `settle`), once: sent again on a new
-        // channel where it never started, followed where it did.
-        s.streams = Some(Streams::new(opts, &key));
-        s.pending = true;
-        let mut out = match claim(conn, &s.id, None)? {
-            Claim::Won => {
-                s.pending = false;
-                s.streams = None;
-                s.id = crate::ssh::supervisor::new_id();
-                let (ids, naps) = supervised_ids(s);
-                let key = Key::new();
-                let wrapped = wrap_for(command, false, Some((&ids, naps)), &key);
-                let rest = opts.remaining(started);
-                let again = Instant::now();
-                launch_supervised(conn, &wrapped, &key, &rest, on_line, preamble, s, again)?
+        // command lost before its start marker (see `settle`): sent again on a new channel
+        // where it never started (once), followed where it did.
+        while out.status == ExitStatus::MissingBeforeStart {
+            s.streams = Some(Streams::new(opts, &key));
+            s.pending = true;
+            match claim(conn, &s.id, None)? {
+                Claim::Won if !retried => {
+                    retried = true;
+                    s.pending = false;
+                    s.streams = None;
+                    s.id = crate::ssh::supervisor::new_id();
+                    let (ids, naps) = supervised_ids(s);
+                    key = Key::new();
+                    let wrapped = wrap_for(command, false, Some((&ids, naps)), &key);
+                    let rest = opts.remaining(started);
+                    let again = Instant::now();
+                    out = launch_supervised(
+                        conn, &wrapped, &key, &rest, on_line, preamble, s, again,
+                    )?;
+                }
+                Claim::Taken if s.streams.as_ref().is_some_and(|s| s.stdin_done) => {
+                    s.pending = false;
+                    out = resume(conn, s, opts, on_line, preamble)?;
+                }
+                Claim::Taken => {
+                    s.pending = false;
+                    s.streams = None;
+                    return Err(ExecError::Lost(
+                        "the command started on the host before all of its stdin was sent".into(),
+                    ));
+                }
+                // It never ran, and never will: as it ended.
+                Claim::Won | Claim::Unusable => {
+                    s.pending = false;
+                    s.streams = None;
+                    break;
+                }
+                Claim::Unanswered => {
+                    s.pending = false;
+                    s.streams = None;
+                    out.status = ExitStatus::Unchecked;
+                }
             }
-            Claim::Taken if s.streams.as_ref().is_some_and(|s| s.stdin_done) => {
-                s.pending = false;
-                resume(conn, s, opts, on_line, preamble)?
-            }
-            Claim::Taken => {
-                s.pending = false;
-                s.streams = None;
-                return Err(ExecError::Lost(
-                    "the command started on the host before all of its stdin was sent".into(),
-                ));
-            }
-            // Nothing more can be known: as it ended.
-            Claim::Unusable => {
-                s.pending = false;
-                s.streams = None;
-                out
-            }
-        };
+        }
         out.duration = started.elapsed();
         return Ok(out);
     }
@@ -338,8 +347,8 @@ pub enum Lost {
 /// before its start marker arrived is claimed first (see `supervisor::claim`), one whose start
 /// marker arrived is [`Lost::Running`] at once. A claim lost with its connection in turn is
 /// [`ExecError::Lost`] and keeps `sup` resumable; a command found started before all of its
-/// stdin was sent, or a host with no private directory to tell, is [`ExecError::Lost`] and
-/// leaves `sup` not resumable.
+/// stdin was sent, a host with no private directory to tell, or a claim whose channel the
+/// server closed before it told, is [`ExecError::Lost`] and leaves `sup` not resumable.
 pub fn settle(conn: &Connection, sup: &mut Supervision) -> Result<Lost, ExecError> {
     if !sup.pending {
         return Ok(Lost::Running);
@@ -371,6 +380,16 @@ pub fn settle(conn: &Connection, sup: &mut Supervision) -> Result<Lost, ExecErro
             Err(ExecError::Lost(
                 "the connection was lost before the command was known to have started, and the \
                  host has no private directory to tell"
+                    .into(),
+            ))
+        }
+        Claim::Unanswered => {
+            sup.pending = false;
+            sup.streams = None;
+            Err(ExecError::Lost(
+                "the connection was lost before the command was known to have started, and the \
+                 server closed the channel that checks whether it did before it could tell \
+                 (sshd's ChannelTimeout, shorter than the login shell takes to start?)"
                     .into(),
             ))
         }
@@ -448,6 +467,9 @@ enum Claim {
     Taken,
     /// The host has no private directory: nothing can be known.
     Unusable,
+    /// The claim's own channel closed before it said anything (see
+    /// [`ExitStatus::Unchecked`]): nothing can be known.
+    Unanswered,
 }
 
 /// Claims the supervised command `id` on `conn` (see [`Claim`]), removing the file its
@@ -467,6 +489,13 @@ fn claim(conn: &Connection, id: &str, staged: Option<&str>) -> Result<Claim, Exe
     ) {
         ("won", true) => Ok(Claim::Won),
         ("taken", true) => Ok(Claim::Taken),
+        _ if matches!(
+            out.status,
+            ExitStatus::MissingBeforeStart | ExitStatus::Missing
+        ) =>
+        {
+            Ok(Claim::Unanswered)
+        }
         _ => Ok(Claim::Unusable),
     }
 }

@@ -3123,6 +3123,34 @@ fn a_timeout_on_a_silent_connection_ends_soon_after_it() {
     );
 }
 
+/// The same on a terminal, where no supervisor ticks: a keepalive the host's TCP does not
+/// acknowledge within 2 s tells the connection is hung (stop 56 tester t89: 20 s for
+/// `--pty --timeout 5s`).
+#[test]
+fn a_timeout_on_a_silent_connection_ends_soon_after_it_on_a_terminal_too() {
+    let far = support::netns::NetnsHost::start("far", &[]);
+    let marker = far.dir.join("home/marker");
+    let started = Instant::now();
+    let child = support::tether::Tether::new()
+        .ssh_config(&far.ssh_config())
+        .args(&["run", "--pty", "--timeout", "5s", "--hosts", "far", "--"])
+        .arg("echo ran >> $HOME/marker; sleep 60")
+        .spawn();
+    wait_until("the command never started", || {
+        std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+    });
+    far.blackhole();
+    let out = child.wait_with_output().unwrap();
+    let took = started.elapsed();
+    far.lift_blackhole();
+    let text = support::tether::text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    // 5 s, 2 s for the keepalive's acknowledgement, 3 s for the stop's channel.
+    assert!(took < Duration::from_secs(13), "took {took:?}\n{text}");
+    assert!(text.contains("did not finish within 5.0 s"), "{text}");
+    assert!(text.contains("was not stopped on the host"), "{text}");
+}
+
 /// A command whose channel a silent connection never opens (the host blackholed after the
 /// session was made) is given up at its own timeout, and at once when it is stopped: nothing
 /// was sent, and the 15 s a channel may take to open are not waited (stop 56 tester t89: a

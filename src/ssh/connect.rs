@@ -218,6 +218,31 @@ impl Connection {
         self.set_user_timeout((interval * count_max.max(1)).max(heartbeat_timeout));
     }
 
+    /// Whether the server's TCP acknowledges, within `within`, a protocol keepalive sent now
+    /// (with whatever else is in flight; see `tcp_ack`): `Some(false)` where nothing came
+    /// back (the path dropped, the host gone), `None` where the socket is not TCP (a proxy
+    /// command's or jump host's socket pair). A keepalive sent less than a second ago is not
+    /// sent again (libssh2's interval, see [`arm_heartbeat`](Self::arm_heartbeat)): what is
+    /// in flight is waited for all the same.
+    pub fn acknowledges_within(&self, within: Duration) -> Option<bool> {
+        super::tcp_ack::acks(self.fd)?;
+        if let Err(e) = self.session.keepalive_send() {
+            // "Would block" only means it is queued.
+            if !would_block(&e) {
+                return Some(false);
+            }
+        }
+        let until = Instant::now() + within;
+        loop {
+            match super::tcp_ack::acks(self.fd) {
+                None => return None,
+                Some(a) if a.unacked == 0 => return Some(true),
+                Some(_) if Instant::now() >= until => return Some(false),
+                Some(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+
     /// Sets the socket's `TCP_USER_TIMEOUT` (tcp(7)) to `d` (whole milliseconds, at least 1):
     /// the kernel ends the connection, with `ETIMEDOUT`, once data it sent has stayed
     /// unacknowledged that long, which `poll()` reports as an error on the socket. Returns

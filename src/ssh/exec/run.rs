@@ -851,6 +851,11 @@ enum Followed {
 /// taken for hung by a stop or a deadline that comes then.
 const HUNG: Duration = Duration::from_secs(3);
 
+/// How long a stop or a deadline waits for the server's TCP to acknowledge a keepalive before
+/// it takes the connection for hung (see [`HUNG`]): round trips take milliseconds to a few
+/// hundred.
+const ACK_WAIT: Duration = Duration::from_secs(2);
+
 /// Channels in a row that [`follow`] follows a running command on again when the server closed
 /// them before they said they started.
 const UNSTARTED: u32 = 3;
@@ -926,11 +931,17 @@ fn follow_channel(
             return Err(ExecError::Lost(reason));
         }
         Err(e @ (ExecError::Stopped(..) | ExecError::Deadline(..))) => {
-            // Not even the supervisor's tick for a while: the connection is hung, and the stop
-            // gets a short wait for its channel (then the session is taken for lost: see
-            // `Reached::Nothing`), none for the standby's close (stop 55 tester t87: a
-            // blackholed host's `--timeout 8s` ended at 40 s, 17 of them these waits).
-            let hung = streams.unheard_since.is_some_and(|at| at.elapsed() >= HUNG);
+            // Not even the supervisor's tick for a while, or, for a command with no tick (a
+            // PTY's) or none for a second, a keepalive its server's TCP does not acknowledge:
+            // the connection is hung, and the stop gets a short wait for its channel (then the
+            // session is taken for lost: see `Reached::Nothing`), none for the standby's close
+            // (stop 55 tester t87: a blackholed host's `--timeout 8s` ended at 40 s, 17 of them
+            // these waits; stop 56 tester t89: 20 s for `--pty --timeout 5s`).
+            let hung = match streams.unheard_since.map(|at| at.elapsed()) {
+                Some(unheard) if unheard >= HUNG => true,
+                Some(unheard) if unheard < Duration::from_secs(1) => false,
+                _ => conn.acknowledges_within(ACK_WAIT) == Some(false),
+            };
             let patience = match hung {
                 true => SIGNALLED_OPEN_TIMEOUT.min(open_timeout()),
                 false => open_timeout(),

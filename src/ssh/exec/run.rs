@@ -101,7 +101,8 @@ pub fn run_reporting(
                 }
                 Claim::Taken if s.streams.as_ref().is_some_and(|s| s.stdin_done) => {
                     s.pending = false;
-                    out = resume(conn, s, opts, on_line, preamble)?;
+                    // Within what is left of its timeout.
+                    out = resume(conn, s, &opts.remaining(started), on_line, preamble)?;
                 }
                 Claim::Taken => {
                     s.pending = false;
@@ -327,8 +328,11 @@ fn run_on_standby(
     sup.pending = true;
     sup.streams = Some(Streams::new(opts, &key));
     match settle(conn, sup)? {
-        Lost::NeverStarted => run_reporting(conn, command, opts, on_line, preamble, Some(sup)),
-        Lost::Running => resume(conn, sup, opts, on_line, preamble),
+        Lost::NeverStarted => {
+            let rest = opts.remaining(started);
+            run_reporting(conn, command, &rest, on_line, preamble, Some(sup))
+        }
+        Lost::Running => resume(conn, sup, &opts.remaining(started), on_line, preamble),
     }
 }
 

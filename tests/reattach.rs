@@ -291,8 +291,9 @@ fn a_command_whose_start_cannot_be_checked_is_not_said_to_have_not_run() {
     });
 }
 
-/// The same for channels that follow a running command: closed before they said they started,
-/// it is followed on another one, the command not taken for one that never ran. Here the
+/// As for a fresh channel (two tests above), for channels that follow a running command:
+/// closed before they said they started, it is followed on another one, the command not taken
+/// for one that never ran. Here the
 /// login shells of the first two channels that follow the command take 2.5 s each.
 #[test]
 fn a_following_channel_the_server_closes_before_it_starts_is_followed_on_another() {

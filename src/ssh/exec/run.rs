@@ -84,12 +84,9 @@ pub fn run_reporting(
         while out.status == ExitStatus::MissingBeforeStart {
             s.streams = Some(Streams::new(opts, &key));
             s.pending = true;
-            match claim(conn, &s.id, None)? {
-                Claim::Won if !retried => {
+            match settle_claim(conn, s)? {
+                Settled::Lost(Lost::NeverStarted) if !retried => {
                     retried = true;
-                    s.pending = false;
-                    s.streams = None;
-                    s.id = crate::ssh::supervisor::new_id();
                     let (ids, naps) = supervised_ids(s);
                     key = Key::new();
                     let wrapped = wrap_for(command, false, Some((&ids, naps)), &key);
@@ -99,29 +96,13 @@ pub fn run_reporting(
                         conn, &wrapped, &key, &rest, on_line, preamble, s, again,
                     )?;
                 }
-                Claim::Taken if s.streams.as_ref().is_some_and(|s| s.stdin_done) => {
-                    s.pending = false;
-                    // Within what is left of its timeout.
+                // Within what is left of its timeout.
+                Settled::Lost(Lost::Running) => {
                     out = resume(conn, s, &opts.remaining(started), on_line, preamble)?;
                 }
-                Claim::Taken => {
-                    s.pending = false;
-                    s.streams = None;
-                    return Err(ExecError::Lost(
-                        "the command started on the host before all of its stdin was sent".into(),
-                    ));
-                }
-                // It never ran, and never will: as it ended.
-                Claim::Won | Claim::Unusable => {
-                    s.pending = false;
-                    s.streams = None;
-                    break;
-                }
-                Claim::Unanswered => {
-                    s.pending = false;
-                    s.streams = None;
-                    out.status = ExitStatus::Unchecked;
-                }
+                // It never ran, and never will, or nothing can be known: as it ended.
+                Settled::Lost(Lost::NeverStarted) | Settled::NoDirectory => break,
+                Settled::Unanswered => out.status = ExitStatus::Unchecked,
             }
         }
         out.duration = started.elapsed();
@@ -357,45 +338,62 @@ pub fn settle(conn: &Connection, sup: &mut Supervision) -> Result<Lost, ExecErro
     if !sup.pending {
         return Ok(Lost::Running);
     }
-    match claim(conn, &sup.id, sup.staged.as_deref())? {
+    let why = match settle_claim(conn, sup)? {
+        Settled::Lost(lost) => return Ok(lost),
+        Settled::NoDirectory => "the host has no private directory to tell",
+        Settled::Unanswered => {
+            "the server closed the channel that checks whether it did before it could tell \
+             (sshd's ChannelTimeout, shorter than the login shell takes to start?)"
+        }
+    };
+    Err(ExecError::Lost(format!(
+        "the connection was lost before the command was known to have started, and {why}"
+    )))
+}
+
+/// What claiming the supervised command of `sup` settled (see [`settle_claim`]).
+enum Settled {
+    /// As [`settle`] says it.
+    Lost(Lost),
+    /// Nothing can be known: the host has no private directory.
+    NoDirectory,
+    /// Nothing can be known: the claim's own channel closed before it said anything.
+    Unanswered,
+}
+
+/// Claims the supervised command of `sup` on `conn` (see `supervisor::claim`) and leaves `sup`
+/// as that says: with a new id when the claim won (the command never ran, and never will),
+/// resumable where the command runs and all of its stdin was sent, not resumable otherwise. A
+/// command found started before all of its stdin was sent is [`ExecError::Lost`]; so is a claim
+/// lost with its connection, which keeps `sup` as it was.
+fn settle_claim(conn: &Connection, sup: &mut Supervision) -> Result<Settled, ExecError> {
+    let claim = claim(conn, &sup.id, sup.staged.as_deref())?;
+    sup.pending = false;
+    match claim {
         Claim::Won => {
             // The old id's claim stays (tether's word): that exec may still start, late, and
             // must find it. Its staged command was removed with the claim.
-            sup.pending = false;
             sup.staged = None;
             sup.streams = None;
             sup.id = crate::ssh::supervisor::new_id();
-            Ok(Lost::NeverStarted)
+            Ok(Settled::Lost(Lost::NeverStarted))
         }
         Claim::Taken if sup.streams.as_ref().is_some_and(|s| s.stdin_done) => {
-            sup.pending = false;
-            Ok(Lost::Running)
+            Ok(Settled::Lost(Lost::Running))
         }
         Claim::Taken => {
-            sup.pending = false;
             sup.streams = None;
             Err(ExecError::Lost(
                 "the command started on the host before all of its stdin was sent".into(),
             ))
         }
         Claim::Unusable => {
-            sup.pending = false;
             sup.streams = None;
-            Err(ExecError::Lost(
-                "the connection was lost before the command was known to have started, and the \
-                 host has no private directory to tell"
-                    .into(),
-            ))
+            Ok(Settled::NoDirectory)
         }
         Claim::Unanswered => {
-            sup.pending = false;
             sup.streams = None;
-            Err(ExecError::Lost(
-                "the connection was lost before the command was known to have started, and the \
-                 server closed the channel that checks whether it did before it could tell \
-                 (sshd's ChannelTimeout, shorter than the login shell takes to start?)"
-                    .into(),
-            ))
+            Ok(Settled::Unanswered)
         }
     }
 }

@@ -1136,3 +1136,45 @@ fn a_host_behind_a_bastion_hung_as_the_run_ends_is_not_called_connected() {
         .to_string();
     assert!(!row.contains("one session"), "{row}\n{}", out.stdout);
 }
+
+/// A command's timeout behind a jump host that goes silent shortly before it ends in about
+/// the time a silent host's does: its stop is not given the 15 s a channel gets on a live
+/// connection, as the jump host's TCP connection, asked where the command's own socket pair
+/// cannot be, acknowledges nothing (stop 56 tester t89: `--timeout 5s` behind a jump host
+/// gone silent ended at 24-26 s). On a terminal too, where no supervisor tick says it first.
+#[test]
+fn a_timeout_behind_a_jump_host_gone_silent_ends_soon_after_it() {
+    let site = Site::start(1, false, &[]);
+    let cfg = site.config_with("cfg", &format!("Host *\n  ConnectTimeout 2\n{JUMP}"));
+    for pty in [false, true] {
+        let mut args = vec!["run", "--hosts", "inner1", "--timeout", "6s"];
+        if pty {
+            args.push("--pty");
+        }
+        args.extend(["--", "echo go; sleep 30"]);
+        let started = Instant::now();
+        let child = Tether::new().ssh_config(&cfg).args(&args).spawn();
+        // Silent 2 s before the timeout: the supervisor's last tick is too recent to say so.
+        std::thread::sleep(Duration::from_secs(4));
+        site.blackhole("bastion");
+        let out = child.wait_with_output().expect("wait for tether");
+        let took = started.elapsed();
+        site.lift_blackhole("bastion");
+        let text = support::tether::text(&out);
+        assert_eq!(out.status.code(), Some(1), "pty {pty}: {text}");
+        // 6 s, 2 s for the jump host's TCP to acknowledge, 3 s for the stop's channel, 2 s
+        // for the last contact's tunnel (ConnectTimeout); before, 15 s for the channel alone.
+        assert!(
+            took < Duration::from_secs(17),
+            "pty {pty}: {took:?}\n{text}"
+        );
+        assert!(text.contains("timed out"), "pty {pty}: {text}");
+        if !pty {
+            assert!(
+                text.contains("may still be running on inner1")
+                    && text.contains("jump host bastion"),
+                "{text}"
+            );
+        }
+    }
+}

@@ -3,6 +3,7 @@
 
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -56,6 +57,41 @@ pub struct Carrier {
     /// The `ChannelTimeout` for tunnels of it or of a jump host it is reached through, where
     /// one was read: `None` while unknown or unlimited.
     pub tunnel_limit: Arc<dyn Fn() -> Option<Duration> + Send + Sync>,
+    /// The TCP socket that carries the tunnel in the end (see [`acknowledges_within`]).
+    ///
+    /// [`acknowledges_within`]: Connection::acknowledges_within
+    pub socket: CarrierSocket,
+}
+
+/// The socket of a jump host's connection, shared with the sessions its tunnels carry: the
+/// outermost one's where jump hosts are chained (a tunnel through `b`, reached through `a`,
+/// is carried by `a`'s TCP connection). Its descriptor is only read with `getsockopt`, by
+/// other threads than the jump worker that owns it; that worker marks it closed before it
+/// closes the connection.
+#[derive(Clone, Debug)]
+pub struct CarrierSocket(Arc<AtomicI32>);
+
+impl CarrierSocket {
+    /// The socket under `conn`: that of its own carrier where a tunnel carries it, else
+    /// its own (which its owner marks closed with [`CarrierSocket::close`]). The second value
+    /// says whether the socket is `conn`'s own.
+    pub fn under(conn: &Connection) -> (CarrierSocket, bool) {
+        match &conn.carrier {
+            Some(c) => (c.socket.clone(), false),
+            None => (CarrierSocket(Arc::new(AtomicI32::new(conn.fd))), true),
+        }
+    }
+
+    /// The descriptor; `None` once the connection is closed.
+    fn fd(&self) -> Option<RawFd> {
+        Some(self.0.load(Ordering::SeqCst)).filter(|fd| *fd >= 0)
+    }
+
+    /// Marks the socket closed, before its connection closes it: a descriptor number read
+    /// after that could be another file's.
+    pub fn close(&self) {
+        self.0.store(-1, Ordering::SeqCst);
+    }
 }
 
 /// A non-blocking libssh2 operation that did not finish.
@@ -133,8 +169,16 @@ pub fn poll_events(dirs: ssh2::BlockDirections) -> libc::c_short {
 
 impl Connection {
     /// Says goodbye to the server (SSH_MSG_DISCONNECT, waiting at most 2 s) and drops the
-    /// connection: sshd then logs a disconnect by the client, not a lost connection.
+    /// connection: sshd then logs a disconnect by the client, not a lost connection. A server
+    /// whose TCP acknowledged nothing for a second gets none.
     pub fn disconnect(self) {
+        // Silent (a blackhole, a host gone): libssh2 would wait its two seconds on it (a jump
+        // host gone silent held tether's exit 2 s).
+        if super::tcp_ack::acks(self.fd)
+            .is_some_and(|a| a.unacked > 0 && a.since_ack >= Duration::from_secs(1))
+        {
+            return;
+        }
         self.session.set_blocking(true);
         self.session.set_timeout(2000);
         let _ = self.session.disconnect(None, "tether done", None);
@@ -221,11 +265,22 @@ impl Connection {
     /// Whether the server's TCP acknowledges, within `within`, a protocol keepalive sent now
     /// (with whatever else is in flight; see `tcp_ack`): `Some(false)` where nothing came
     /// back (the path dropped, the host gone), `None` where the socket is not TCP (a proxy
-    /// command's or jump host's socket pair). A keepalive sent less than a second ago is not
+    /// command's socket pair). A keepalive sent less than a second ago is not
     /// sent again (libssh2's interval, see [`arm_heartbeat`](Self::arm_heartbeat)): what is
     /// in flight is waited for all the same.
+    ///
+    /// A session a jump host carries asks the jump host's TCP connection (the outermost
+    /// one's, see [`CarrierSocket`]): `Some(false)` where that connection was lost or closed
+    /// since this session was set up, or where what it has in flight, this keepalive relayed
+    /// by the jump worker included, stays unacknowledged; `Some(true)` once it acknowledged
+    /// something after the keepalive was sent; `None` where it had nothing in flight and
+    /// acknowledged nothing. Only the first hop's silence is seen so: a jump host that answers
+    /// while the host behind it is silent says `Some(true)` (stop 56 tester t89: a
+    /// `--timeout 5s` behind a jump host gone silent waited 15 s for its stop's channel).
     pub fn acknowledges_within(&self, within: Duration) -> Option<bool> {
-        super::tcp_ack::acks(self.fd)?;
+        if super::tcp_ack::acks(self.fd).is_none() {
+            return self.carrier_acknowledges_within(within);
+        }
         if let Err(e) = self.session.keepalive_send() {
             // "Would block" only means it is queued.
             if !would_block(&e) {
@@ -240,6 +295,40 @@ impl Connection {
                 Some(_) if Instant::now() >= until => return Some(false),
                 Some(_) => std::thread::sleep(Duration::from_millis(20)),
             }
+        }
+    }
+
+    /// [`acknowledges_within`](Self::acknowledges_within) for a session a jump host carries.
+    fn carrier_acknowledges_within(&self, within: Duration) -> Option<bool> {
+        let carrier = self.carrier.as_ref()?;
+        let lost_at = *carrier.lost_at.lock().unwrap_or_else(|p| p.into_inner());
+        if lost_at.is_some_and(|at| at >= self.opened) {
+            return Some(false);
+        }
+        // Closed: its worker found it dead.
+        let Some(fd) = carrier.socket.fd() else {
+            return Some(false);
+        };
+        // A jump host reached through a proxy command.
+        super::tcp_ack::acks(fd)?;
+        if let Err(e) = self.session.keepalive_send() {
+            if !would_block(&e) {
+                return Some(false);
+            }
+        }
+        let sent = Instant::now();
+        loop {
+            // Closed meanwhile: its worker found it dead.
+            let Some(acks) = carrier.socket.fd().and_then(super::tcp_ack::acks) else {
+                return Some(false);
+            };
+            if acks.unacked == 0 && acks.since_ack < sent.elapsed() {
+                return Some(true);
+            }
+            if sent.elapsed() >= within {
+                return (acks.unacked > 0).then_some(false);
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

@@ -213,7 +213,8 @@ impl Jump {
     }
 
     /// A byte stream to `host:port` as seen from the jump host (a `direct-tcpip` channel
-    /// pumped by the jump worker), for `for_host`. Waits at most `timeout` plus the time the
+    /// pumped by the jump worker), for `for_host`, with the socket that carries it in the end
+    /// (see [`connect::CarrierSocket`]). Waits at most `timeout` plus the time the
     /// jump host itself may need to connect; `timeout` alone where `bound` cut it short (a
     /// re-attach's bound, a command's timeout: what the whole attempt must end within, the
     /// jump host's reconnecting included).
@@ -224,7 +225,7 @@ impl Jump {
         port: u16,
         timeout: Duration,
         bound: ConnectBound,
-    ) -> Result<UnixStream, SshError> {
+    ) -> Result<(UnixStream, connect::CarrierSocket), SshError> {
         let (tx, rx) = mpsc::channel();
         let bounded = bound != ConnectBound::ConnectTimeout;
         let wait = match bounded {
@@ -312,7 +313,7 @@ impl Via for Jump {
         let begun = Instant::now();
         let bounded = cfg.connect_bound != ConnectBound::ConnectTimeout;
         connect::retrying_drops(cfg, begun, || {
-            let stream = self.open(
+            let (stream, socket) = self.open(
                 name,
                 &cfg.hostname,
                 cfg.port,
@@ -329,6 +330,7 @@ impl Via for Jump {
                 name: Arc::from(self.name.trim_end_matches(" (jump)")),
                 lost_at: self.lost_at.clone(),
                 tunnel_limit: Arc::new(move || chain_limit(&limit, parent.as_deref())),
+                socket,
             };
             limiter
                 .run(&server, || {

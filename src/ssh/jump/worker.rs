@@ -24,7 +24,7 @@ use super::TunnelLimit;
 use crate::command::quote;
 use crate::event::{Beat, EventKind, LimitFrom};
 use crate::failure::Kind;
-use crate::ssh::connect::{self, poll_fds, would_block, Connection};
+use crate::ssh::connect::{self, poll_fds, would_block, CarrierSocket, Connection};
 use crate::ssh::heartbeat::Limits;
 use crate::ssh::idle_death::{self, IdleDeath};
 use crate::ssh::owner::Owner;
@@ -51,7 +51,8 @@ pub struct Request {
     /// tester t87: 10 s behind one connected jump host, 15 s behind two, for `ConnectTimeout
     /// 5`, where ssh gives up after 5 s).
     pub patience: Duration,
-    pub reply: Sender<Result<UnixStream, SshError>>,
+    /// The tunnel's end, with the socket of the connection that carries it.
+    pub reply: Sender<Result<(UnixStream, CarrierSocket), SshError>>,
 }
 
 /// Longest sleep of the pump loop with nothing to do (a safety net: every event that matters
@@ -87,6 +88,11 @@ enum Op {
 /// and its one channel open or heartbeat in progress (libssh2 keeps one channel open under
 /// way per session).
 struct Lane {
+    /// The connection's own socket, marked closed when the lane is dropped (declared before
+    /// `conn`, so before the socket closes); `None` for a connection a tunnel carries.
+    owned: Option<Owned>,
+    /// What the tunnels of this lane are carried by in the end.
+    socket: CarrierSocket,
     conn: Connection,
     tunnels: Vec<Tunnel>,
     /// Channels being closed (retried until libssh2 is done with them).
@@ -704,9 +710,21 @@ impl Request {
     }
 }
 
+/// A lane's own socket: marked closed when dropped.
+struct Owned(CarrierSocket);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 impl Lane {
     fn new(conn: Connection) -> Lane {
+        let (socket, own) = CarrierSocket::under(&conn);
         Lane {
+            owned: own.then(|| Owned(socket.clone())),
+            socket,
             conn,
             tunnels: Vec::new(),
             closing: Vec::new(),
@@ -864,6 +882,7 @@ impl Lane {
     fn close(mut self) {
         self.tunnels.clear();
         self.closing.clear();
+        drop(self.owned.take());
         self.conn.disconnect();
     }
 
@@ -912,7 +931,11 @@ impl Lane {
                     });
                     match pair {
                         Ok((ours, theirs)) => {
-                            if request.reply.send(Ok(theirs)).is_ok() {
+                            if request
+                                .reply
+                                .send(Ok((theirs, self.socket.clone())))
+                                .is_ok()
+                            {
                                 self.tunnels.push(Tunnel {
                                     channel,
                                     sock: ours,

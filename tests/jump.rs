@@ -1169,12 +1169,16 @@ fn a_timeout_behind_a_jump_host_gone_silent_ends_soon_after_it() {
             "pty {pty}: {took:?}\n{text}"
         );
         assert!(text.contains("timed out"), "pty {pty}: {text}");
-        if !pty {
-            assert!(
+        match pty {
+            false => assert!(
                 text.contains("may still be running on inner1")
                     && text.contains("jump host bastion"),
                 "{text}"
-            );
+            ),
+            true => assert!(
+                text.contains("it may still be running") && text.contains("Its process group is"),
+                "{text}"
+            ),
         }
     }
 }

@@ -3126,7 +3126,9 @@ fn a_timeout_on_a_silent_connection_ends_soon_after_it() {
 
 /// The same on a terminal, where no supervisor ticks: a keepalive the host's TCP does not
 /// acknowledge within 2 s tells the connection is hung (stop 56 tester t89: 20 s for
-/// `--pty --timeout 5s`).
+/// `--pty --timeout 5s`). The command, which ignores the SIGHUP its terminal would give it,
+/// is named with its process group and the words that stop it, which do (t89: nothing said
+/// how).
 #[test]
 fn a_timeout_on_a_silent_connection_ends_soon_after_it_on_a_terminal_too() {
     let far = support::netns::NetnsHost::start("far", &[]);
@@ -3135,7 +3137,7 @@ fn a_timeout_on_a_silent_connection_ends_soon_after_it_on_a_terminal_too() {
     let child = support::tether::Tether::new()
         .ssh_config(&far.ssh_config())
         .args(&["run", "--pty", "--timeout", "5s", "--hosts", "far", "--"])
-        .arg("echo ran >> $HOME/marker; sleep 60")
+        .arg("trap '' HUP; echo ran >> $HOME/marker; sleep 60")
         .spawn();
     wait_until("the command never started", || {
         std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
@@ -3150,6 +3152,23 @@ fn a_timeout_on_a_silent_connection_ends_soon_after_it_on_a_terminal_too() {
     assert!(took < Duration::from_secs(13), "took {took:?}\n{text}");
     assert!(text.contains("did not finish within 5.0 s"), "{text}");
     assert!(text.contains("was not stopped on the host"), "{text}");
+    let said = text
+        .split_once("Its process group is ")
+        .unwrap_or_else(|| panic!("no process group named\n{text}"))
+        .1;
+    let (pgid, rest) = said.split_once(';').expect("a process group");
+    let words = rest
+        .split_once("to stop it: ")
+        .expect("stop words")
+        .1
+        .lines()
+        .next()
+        .expect("a line");
+    let pgid: libc::pid_t = pgid.parse().expect("a number");
+    let alive = || unsafe { libc::kill(-pgid, 0) } == 0;
+    assert!(alive(), "the command ended by itself\n{text}");
+    run_as_given(words);
+    wait_until("the words did not stop the command", || !alive());
 }
 
 /// A command whose channel a silent connection never opens (the host blackholed after the

@@ -496,7 +496,27 @@ pub fn stop_by_group(pgid: &str, spool: &str) -> String {
 /// seconds, as POSIX `sleep` takes.
 fn by_hand_stop(pgid: &str, sent: &str, status: &str) -> String {
     format!(
-        "[ -s {status} ] || {{ {{ [ -e {sent} ] || kill -TERM -{pgid} 2>/dev/null; }} && {{ i=0; while kill -0 -{pgid} 2>/dev/null && [ $i -lt {grace} ]; do sleep 1; i=$((i+1)); done; kill -KILL -{pgid} 2>/dev/null; }}; }}",
+        "[ -s {status} ] || {{ {{ [ -e {sent} ] || kill -TERM -{pgid} 2>/dev/null; }} && {}; }}",
+        kill_after_grace(pgid)
+    )
+}
+
+/// The sh script that stops a PTY command's process group `pgid` by hand (it has no files):
+/// SIGTERM, then SIGKILL once [`STOP_GRACE`] has passed with any of it left, as tether's own
+/// stop of it does (see `exec::stop_pty_group`); silent, and successful, where it had ended
+/// already.
+pub fn stop_pty_by_hand(pgid: &str) -> String {
+    format!(
+        "kill -TERM -{pgid} 2>/dev/null && {}; true",
+        kill_after_grace(pgid)
+    )
+}
+
+/// SIGKILL to what is left of process group `pgid` once [`STOP_GRACE`] has passed, in whole
+/// seconds.
+fn kill_after_grace(pgid: &str) -> String {
+    format!(
+        "{{ i=0; while kill -0 -{pgid} 2>/dev/null && [ $i -lt {grace} ]; do sleep 1; i=$((i+1)); done; kill -KILL -{pgid} 2>/dev/null; }}",
         grace = STOP_GRACE.as_secs()
     )
 }

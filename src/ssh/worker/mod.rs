@@ -796,6 +796,21 @@ impl WorkerState {
                 }
                 None => "",
             };
+            // No supervisor keeps its files or claims it: the words name its group (stop 56
+            // tester t89: a PTY command's failed stop said nothing of how to stop it).
+            let by_hand = match (sup, &done.pty_group) {
+                (None, Some(pgid)) if failed => format!(
+                    "; it may still be running: on its terminal it gets SIGHUP once the host's \
+                     sshd finds its connection ended, unless it ignores that. Its process group \
+                     is {pgid}; to stop it: {}",
+                    crate::ssh::supervisor::by_hand(
+                        &self.owner.config.ssh_command,
+                        &crate::ssh::supervisor::stop_pty_by_hand(pgid)
+                    )
+                ),
+                _ => String::new(),
+            };
+            let again = format!("{again}{by_hand}");
             let message = match cut {
                 true => format!(
                     "stopping `{command}` on the host ({why}) was cut short: {}{again}",

@@ -69,6 +69,7 @@ pub fn status_words(r: &HostResult) -> (String, Tally) {
             ExitStatus::Missing
             | ExitStatus::MissingBeforeStart
             | ExitStatus::Unchecked
+            | ExitStatus::Unfollowed
             | ExitStatus::Unrecorded
             | ExitStatus::OutputLost
             | ExitStatus::SpoolRemoved => failed("no exit status"),

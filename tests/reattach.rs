@@ -3235,3 +3235,54 @@ fn a_channel_a_silent_connection_never_opens_ends_at_the_commands_timeout_or_sto
     far.lift_blackhole();
     assert!(!far.dir.join("home/marker").exists());
 }
+
+/// A running command whose following channels are all closed before they start (its login
+/// shell slowed past the server's `ChannelTimeout` while it ran) is said as one no channel
+/// could follow, and stopped at the next contact with the host, as an orphan is (stop 56
+/// tester t89: said cut off, "may still be running", neither stopped nor named).
+#[test]
+fn a_command_no_channel_can_follow_is_stopped_at_the_next_contact() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    lab.reconfigure("host1", "ChannelTimeout session:*=1s");
+    std::fs::write(
+        lab.host("host1").home.join(".bashrc"),
+        "case $BASH_EXECUTION_STRING in *_tether_[o]=?2*) [ -e /srv/slow ] && sleep 2.5;; esac\n",
+    )
+    .unwrap();
+    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    let command = "touch /srv/slow; i=0; while [ $i -lt 12 ]; do i=$((i+1)); \
+                   echo line$i; sleep 0.7; done; echo ran >> /srv/marker";
+    let started = Instant::now();
+    let r = h.run(&["host1"], command);
+    match &r[0].result {
+        Some(Ok(out)) => assert_eq!(out.status, ExitStatus::Unfollowed, "{}", h.story()),
+        other => panic!("{other:?}\n{}", h.story()),
+    }
+    let said = r[0]
+        .result
+        .as_ref()
+        .unwrap()
+        .as_ref()
+        .unwrap()
+        .status
+        .to_string();
+    assert!(
+        said.contains("tether stops it at its next contact"),
+        "{said}"
+    );
+    let mark = h.mark();
+    assert!(h.run(&["host1"], "true")[0].ok(), "{}", h.story());
+    let stopped = h.wait_for_since(mark, Duration::from_secs(5), |e| {
+        matches!(e.kind, EventKind::RemoteStopped { .. })
+    });
+    assert!(stopped.is_some(), "{}", h.story());
+    // Past the command's own end (8.4 s) had it run on.
+    std::thread::sleep(
+        (started + Duration::from_secs(10)).saturating_duration_since(Instant::now()),
+    );
+    assert!(
+        !lab.host("host1").root_dir.join("marker").exists(),
+        "the command ran to its end\n{}",
+        h.story()
+    );
+}

@@ -28,6 +28,12 @@ pub enum ExitStatus {
     /// it, after which the command may well run. Whether it ran is unknown (stop 56 tester
     /// t89: "most likely did not run" for a command that ran on).
     Unchecked,
+    /// The channel closed without an exit status while the command ran under the supervisor,
+    /// and so did each channel that followed it, before its login shell was done starting
+    /// (sshd's `ChannelTimeout` shorter than the login shell's start): it may still be running,
+    /// and is stopped at the next contact with its host, or named before tether exits (stop
+    /// 56 tester t89: said cut off, and neither stopped nor named).
+    Unfollowed,
     /// The channel closed with this exit status before the command's start marker came: the
     /// login shell ended first (`/bin/false`, `nologin`, a startup file that exits with it);
     /// the command did not run (stop 45 tester t56: said as the command's own `exit status
@@ -79,6 +85,13 @@ impl std::fmt::Display for ExitStatus {
                 "no exit status received: the server closed the channel while the command was \
                  running (an sshd ChannelTimeout on a silent command is the usual cause); the \
                  command may still be running",
+            ),
+            ExitStatus::Unfollowed => f.write_str(
+                "no exit status received: the server closed the channel while the command was \
+                 running, and each channel that followed it before its login shell was done \
+                 starting (sshd's ChannelTimeout shorter than the login shell's start); the \
+                 command may still be running: tether stops it at its next contact with this \
+                 host, or before it exits",
             ),
             ExitStatus::ShellEnded(c) => write!(
                 f,
@@ -313,6 +326,12 @@ pub fn finished_event(
                 None,
                 None,
                 Some("no exit status received, and whether the command started is unknown".into()),
+                CommandOutcome::NoStatus,
+            ),
+            ExitStatus::Unfollowed => (
+                None,
+                None,
+                Some("no exit status received, and no channel could follow the command".into()),
                 CommandOutcome::NoStatus,
             ),
             ExitStatus::ShellEnded(c) => (

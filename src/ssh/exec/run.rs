@@ -1162,8 +1162,10 @@ fn follow_channel(
             Ok(code) if code != 0 => ExitStatus::Code(code),
             // Not even the start marker came (stop 36 tester t22: a ~/.bashrc that exits was
             // said as a ChannelTimeout cutting off a running command).
-            // A resume follows a command that started.
             _ if !began && !resuming => ExitStatus::MissingBeforeStart,
+            // A resume follows a command that started: this one, closed before it said it
+            // started, is the last that [`follow`] tried.
+            _ if !began => ExitStatus::Unfollowed,
             _ => ExitStatus::Missing,
         },
     };

@@ -560,6 +560,19 @@ impl WorkerState {
         if let Some(s) = &mut sup {
             self.report_supervision(command, s, &result);
             match &result {
+                // Running on, its files needed to stop it.
+                Ok(out) if out.status == exec::ExitStatus::Unfollowed => {
+                    self.orphans.push(Orphan::new(
+                        &self.owner.name,
+                        &self.owner.config.ssh_command,
+                        s.id.clone(),
+                        command.to_string(),
+                        s.place.clone(),
+                        "no channel could follow it: the server closed each before its login \
+                         shell was done starting"
+                            .to_string(),
+                    ))
+                }
                 // The supervisor removes `done` once the command ends; this one's directory
                 // goes with the next command (its result has been read).
                 Ok(_) if unknown.is_none() && s.direct.is_none() && !s.gone => {

@@ -3236,6 +3236,63 @@ fn a_channel_a_silent_connection_never_opens_ends_at_the_commands_timeout_or_sto
     assert!(!far.dir.join("home/marker").exists());
 }
 
+/// A command that comes while the worker reconnects an idle session found dead waits for a
+/// session within its own timeout, not for the reconnect's backoff (stop 56 tester t89: a
+/// command with a 3 s timeout waited 23 s); the host's next command connects again at once.
+#[test]
+fn a_command_that_comes_while_an_idle_session_is_reconnected_waits_its_timeout() {
+    let far = support::netns::NetnsHost::start("far", &[]);
+    let settings = WorkerSettings {
+        heartbeat: Some(Duration::from_secs(1)),
+        heartbeat_timeout: Duration::from_secs(2),
+        ..WorkerSettings::default()
+    };
+    let mut h = Harness::new(&far.ssh_config(), settings, &["far"]);
+    assert!(h.run(&["far"], "true")[0].ok(), "{}", h.story());
+    let mark = h.mark();
+    far.blackhole();
+    // The heartbeat found the session dead, and the reconnect's first attempt failed.
+    let retrying = h.wait_for_since(mark, Duration::from_secs(20), |e| {
+        matches!(e.kind, EventKind::Reconnecting { .. })
+    });
+    assert!(retrying.is_some(), "{}", h.story());
+    let command = vec![("far".to_string(), "echo ran >> $HOME/marker".to_string())];
+    let timed = FanOut {
+        timeout: Some(Duration::from_secs(3)),
+        ..FanOut::default()
+    };
+    let started = Instant::now();
+    let r = h.pool.fan_out(&command, &timed).remove(0);
+    let took = started.elapsed();
+    let error = match &r.result {
+        Some(Err(e)) => e.to_string(),
+        other => panic!("{other:?}\n{}", h.story()),
+    };
+    assert!(
+        took < Duration::from_millis(4500),
+        "{took:?}: {error}\n{}",
+        h.story()
+    );
+    assert!(
+        error.contains("not connected again within the 3.0 s timeout of `echo ran"),
+        "{error}"
+    );
+    far.lift_blackhole();
+    let started = Instant::now();
+    let r = h.pool.fan_out(&command, &FanOut::default()).remove(0);
+    assert!(
+        r.ok(),
+        "{:?} after {:?}\n{}",
+        r.result,
+        started.elapsed(),
+        h.story()
+    );
+    assert_eq!(
+        std::fs::read_to_string(far.dir.join("home/marker")).unwrap(),
+        "ran\n"
+    );
+}
+
 /// A running command whose following channels are all closed before they start (its login
 /// shell slowed past the server's `ChannelTimeout` while it ran) is said as one no channel
 /// could follow, and stopped at the next contact with the host, as an orphan is (stop 56

@@ -280,8 +280,14 @@ impl Owner {
     /// or, once tether got a signal (before or during the backoff), for
     /// [`reconnect::LAST_CONTACT`] in all (see [`reconnect::within`]); reports `reconnect`,
     /// `unreachable` when every attempt failed, or `session_lost` when the owner was stopped
-    /// (the run ending) first.
-    pub fn reconnect(&mut self, reason: &str, while_idle: bool) -> Outcome {
+    /// (the run ending) first; nothing where `give_way` ended the backoff
+    /// ([`Outcome::GaveWay`]).
+    pub fn reconnect(
+        &mut self,
+        reason: &str,
+        while_idle: bool,
+        give_way: &dyn Fn() -> bool,
+    ) -> Outcome {
         let bound = reconnect::LAST_CONTACT;
         // An attempt under way when the owner stops (the run ends) is given up at once, not
         // waited out to its ConnectTimeout (stop 46 tester t61: 30 s held, unsaid).
@@ -313,6 +319,7 @@ impl Owner {
                 reason,
                 &self.settings,
                 &self.stop,
+                give_way,
                 || super::poll::giving_up_when(stopped(), || self.connect()),
                 retrying,
             ) {
@@ -338,6 +345,7 @@ impl Owner {
                 reason: reason.to_string(),
                 while_idle,
             }),
+            Outcome::GaveWay => {}
         }
         outcome
     }

@@ -18,16 +18,31 @@ pub enum Outcome {
     Stopped,
     /// Every attempt failed: the host is unreachable for the rest of the run.
     Failed(SshError),
+    /// Given up between attempts for a command that came meanwhile (see [`with_backoff`]'s
+    /// `give_way`): it reconnects on its own terms, within its timeout.
+    GaveWay,
+}
+
+/// How a pause between attempts ended.
+enum Paused {
+    /// Its time passed (or a signal came, where that ends it).
+    Over,
+    /// The owner is shutting down.
+    Stopped,
+    /// `give_way` said so.
+    GaveWay,
 }
 
 /// Reconnects `host` after `reason`, calling `connect` for each attempt, and `retrying` with
 /// each failed attempt that another follows (see [`Retrying`]), so that a backoff of many
-/// seconds is not silent (stop 51 tester t74: 27 s with one message at the end).
+/// seconds is not silent (stop 51 tester t74: 27 s with one message at the end). Where
+/// `give_way` says so during a pause, the pause ends it ([`Outcome::GaveWay`]).
 pub fn with_backoff(
     host: &str,
     reason: &str,
     settings: &WorkerSettings,
     stop: &AtomicBool,
+    give_way: &dyn Fn() -> bool,
     mut connect: impl FnMut() -> Result<Connection, SshError>,
     mut retrying: impl FnMut(Retrying),
 ) -> Outcome {
@@ -45,8 +60,10 @@ pub fn with_backoff(
                     next_in: delay,
                 });
             }
-            if !pause(stop, delay, true) {
-                return Outcome::Stopped;
+            match pause(stop, delay, true, give_way) {
+                Paused::Over => {}
+                Paused::Stopped => return Outcome::Stopped,
+                Paused::GaveWay => return Outcome::GaveWay,
             }
             // A signal came since the backoff began: the rest is [`within`]'s (see
             // `Owner::reconnect`), not another pause of up to the cap.
@@ -138,29 +155,34 @@ pub fn within(
                 }
             }
         }
-        if !pause(
+        let paused = pause(
             stop,
             WITHIN_PAUSE.min(bound.saturating_sub(started.elapsed())),
             false,
-        ) {
+            &|| false,
+        );
+        if let Paused::Stopped = paused {
             return Outcome::Stopped;
         }
     }
     failed(host, reason, last_error)
 }
 
-/// Sleeps for `d` unless `stop` is set meanwhile (false), or, with `signal`, a signal comes
-/// (see `interrupt::signalled`).
-fn pause(stop: &AtomicBool, d: Duration, signal: bool) -> bool {
+/// Sleeps for `d` unless `stop` is set meanwhile, `give_way` says so, or, with `signal`, a
+/// signal comes (see `interrupt::signalled`).
+fn pause(stop: &AtomicBool, d: Duration, signal: bool, give_way: &dyn Fn() -> bool) -> Paused {
     let until = Instant::now() + d;
     while !stop.load(Ordering::SeqCst) {
         let left = until.saturating_duration_since(Instant::now());
         if left.is_zero() || (signal && crate::interrupt::signalled()) {
-            return true;
+            return Paused::Over;
+        }
+        if give_way() {
+            return Paused::GaveWay;
         }
         std::thread::sleep(left.min(Duration::from_millis(50)));
     }
-    false
+    Paused::Stopped
 }
 
 /// Idle sessions that die sooner than this were not ended by an idle limit (an sshd restart,
@@ -208,6 +230,7 @@ mod tests {
             "connection lost while idle",
             &settings,
             &AtomicBool::new(false),
+            &|| false,
             || {
                 attempts += 1;
                 Err(SshError::Auth {
@@ -239,6 +262,7 @@ mod tests {
             "lost",
             &settings,
             &stop,
+            &|| false,
             || {
                 Err(SshError::Session {
                     host: "h".into(),
@@ -248,6 +272,31 @@ mod tests {
             |_| {},
         );
         assert!(matches!(outcome, Outcome::Stopped));
+    }
+
+    #[test]
+    fn a_command_that_comes_ends_the_backoff_at_its_pause() {
+        let settings = WorkerSettings::default();
+        let mut attempts = 0;
+        let started = Instant::now();
+        let outcome = with_backoff(
+            "h",
+            "lost",
+            &settings,
+            &AtomicBool::new(false),
+            &|| true,
+            || {
+                attempts += 1;
+                Err(SshError::Session {
+                    host: "h".into(),
+                    reason: "refused".into(),
+                })
+            },
+            |_| {},
+        );
+        assert!(matches!(outcome, Outcome::GaveWay));
+        assert_eq!(attempts, 1);
+        assert!(started.elapsed() < Duration::from_millis(500));
     }
 
     #[test]
@@ -264,6 +313,7 @@ mod tests {
             "lost",
             &settings,
             &AtomicBool::new(false),
+            &|| false,
             || {
                 attempts += 1;
                 Err(SshError::Session {

@@ -650,13 +650,14 @@ impl State {
             }
             (_, false) => format!("connection lost while carrying {tunnels} ({reason})"),
         };
-        match self.owner.reconnect(&reason, idle) {
+        match self.owner.reconnect(&reason, idle, &|| false) {
             reconnect::Outcome::Connected(conn, _) => {
                 self.lane = Some(Lane::new(conn));
                 self.down = None;
                 self.last_alive = Instant::now();
             }
-            reconnect::Outcome::Stopped => {}
+            // Never given way: nothing asks it to.
+            reconnect::Outcome::Stopped | reconnect::Outcome::GaveWay => {}
             reconnect::Outcome::Failed(error) => self.down = Some((error, Instant::now())),
         }
     }

@@ -271,7 +271,7 @@ impl WorkerState {
                     ),
                     (false, None) => death.words().map_or_else(|| e.to_string(), String::from),
                 };
-                self.replace_session(format!("connection lost while idle ({why})"), true);
+                self.replace_session(format!("connection lost while idle ({why})"), true, true);
             }
         }
     }

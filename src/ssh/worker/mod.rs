@@ -18,7 +18,7 @@
 
 use std::io::Write as _;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -76,6 +76,13 @@ pub enum Job {
     },
 }
 
+impl Job {
+    /// A command with a timeout: an idle session's reconnect gives way to it.
+    fn timed(&self) -> bool {
+        matches!(self, Job::Exec { opts, .. } if opts.timeout.is_some())
+    }
+}
+
 /// The handle to a host's worker thread. Dropping it closes the session and joins the thread.
 pub struct HostWorker {
     name: Arc<str>,
@@ -85,6 +92,8 @@ pub struct HostWorker {
     thread: Option<JoinHandle<()>>,
     /// Set on drop: a reconnect in progress gives up instead of finishing its backoff.
     stop: Arc<AtomicBool>,
+    /// Commands with a timeout sent and not yet taken by the worker.
+    timed_queued: Arc<AtomicUsize>,
 }
 
 impl HostWorker {
@@ -118,6 +127,7 @@ impl HostWorker {
         }
         let name: Arc<str> = Arc::from(name);
         let stop = Arc::new(AtomicBool::new(false));
+        let timed_queued = Arc::new(AtomicUsize::new(0));
         let state = WorkerState {
             owner: Owner::new(
                 name.clone(),
@@ -144,6 +154,8 @@ impl HostWorker {
             direct_said: false,
             orphans: Vec::new(),
             read: Vec::new(),
+            timed_queued: timed_queued.clone(),
+            dead_idle: None,
         };
         let thread = std::thread::Builder::new()
             .name(format!("host {name}"))
@@ -154,6 +166,7 @@ impl HostWorker {
             wake,
             thread: Some(thread),
             stop,
+            timed_queued,
         })
     }
 
@@ -193,6 +206,10 @@ impl HostWorker {
     fn submit(&self, job: Job) {
         let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(jobs) = jobs {
+            // Counted before it can be taken.
+            if job.timed() {
+                self.timed_queued.fetch_add(1, Ordering::SeqCst);
+            }
             match jobs.send(job) {
                 // A full wake socket already holds a pending wake-up.
                 Ok(()) => drop((&self.wake).write(&[1])),
@@ -250,11 +267,19 @@ impl WorkerState {
         loop {
             match jobs.try_recv() {
                 Ok(job) => {
+                    if job.timed() {
+                        self.timed_queued.fetch_sub(1, Ordering::SeqCst);
+                    }
                     self.handle(job);
                     continue;
                 }
                 Err(TryRecvError::Disconnected) => break,
                 Err(TryRecvError::Empty) => {}
+            }
+            // The reconnect the command did not need (stopped before it was sent) goes on.
+            if let Some(reason) = self.dead_idle.take() {
+                self.replace_session(reason, true, true);
+                continue;
             }
             // A standby is kept for a command that comes soon (the recipe's next one), and
             // closed before the idle session's heartbeats, which it would change, resume.
@@ -301,11 +326,17 @@ impl WorkerState {
 
     /// Replaces a dead session (see [`reconnect::with_backoff`]). On failure the session
     /// stays lost until the next command tries again.
-    fn replace_session(&mut self, reason: String, while_idle: bool) -> bool {
+    fn replace_session(&mut self, reason: String, while_idle: bool, give_way: bool) -> bool {
         self.conn = None;
         self.keepalive_sent = None;
         self.kernel_deadline = false;
-        match self.owner.reconnect(&reason, while_idle) {
+        let timed = self.timed_queued.clone();
+        let waiting = move || give_way && timed.load(Ordering::SeqCst) > 0;
+        if waiting() {
+            self.dead_idle = Some(reason);
+            return false;
+        }
+        match self.owner.reconnect(&reason, while_idle, &waiting) {
             reconnect::Outcome::Connected(conn, _) => {
                 self.conn = Some(conn);
                 self.lost = None;
@@ -326,6 +357,66 @@ impl WorkerState {
             }
             reconnect::Outcome::Failed(error) => {
                 self.lost = Some((error, Some(Instant::now())));
+                false
+            }
+            reconnect::Outcome::GaveWay => {
+                self.dead_idle = Some(reason);
+                false
+            }
+        }
+    }
+
+    /// Replaces a dead session (after `reason`) for `command`, which nothing of was sent yet:
+    /// within its timeout where it has one (a stop ends it at once), as re-attaching is (see
+    /// `connect_within`); else under the usual policy (see [`replace_session`]). Whether a
+    /// session came; where none did because of the timeout, the host is lost until its next
+    /// contact, which tries again at once.
+    ///
+    /// [`replace_session`]: Self::replace_session
+    fn reconnect_for(
+        &mut self,
+        command: &str,
+        reason: String,
+        while_idle: bool,
+        opts: &ExecOptions,
+    ) -> bool {
+        let Some(timeout) = opts.timeout else {
+            return self.replace_session(reason, while_idle, false);
+        };
+        self.conn = None;
+        self.keepalive_sent = None;
+        self.kernel_deadline = false;
+        let begun = Instant::now();
+        let bound = super::config::ConnectBound::Timeout(timeout);
+        match self.connect_within(begun + timeout, bound, &opts.stop) {
+            Ok(()) => {
+                self.emit(EventKind::Reconnected {
+                    reason,
+                    while_idle,
+                    took: begun.elapsed(),
+                });
+                true
+            }
+            // Nothing needs the session now: an idle one is reconnected as usual.
+            Err(_) if opts.stop.reason().is_some() => {
+                if while_idle {
+                    self.dead_idle = Some(reason);
+                }
+                false
+            }
+            Err(error) => {
+                let error = SshError::Session {
+                    host: self.owner.name.to_string(),
+                    reason: format!(
+                        "{reason}; not connected again within the {} timeout of `{command}`: {}",
+                        crate::duration::format(timeout),
+                        error.said_for(&self.owner.name)
+                    ),
+                };
+                self.emit(EventKind::Unreachable {
+                    error: error.to_string(),
+                });
+                self.lost = Some((error, None));
                 false
             }
         }
@@ -358,6 +449,9 @@ impl WorkerState {
         if self.failed.is_some() {
             return false;
         }
+        if let Some(reason) = self.dead_idle.take() {
+            return self.replace_session(reason, true, false);
+        }
         let dead = match &self.conn {
             Some(conn) => {
                 match heartbeat::run(conn, Beat::Channel, self.owner.settings.heartbeat_timeout) {
@@ -385,7 +479,7 @@ impl WorkerState {
                 None => "no session; connecting to clean up".into(),
             },
         };
-        self.replace_session(dead, true)
+        self.replace_session(dead, true, false)
     }
 
     fn exec(&mut self, sent: &str, opts: ExecOptions) -> Result<ExecOutput, SshError> {
@@ -395,18 +489,28 @@ impl WorkerState {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
-        if let Some((lost, failed_at)) = &self.lost {
-            if failed_at.is_some_and(|at| at.elapsed() < RETRY_LOST_AFTER) {
-                return Err(lost.clone());
+        // Nothing of this command was sent: reconnecting first is safe.
+        let dead = match (&self.lost, self.dead_idle.take()) {
+            (Some((lost, Some(at))), _) if at.elapsed() < RETRY_LOST_AFTER => {
+                return Err(lost.clone())
             }
-            // Nothing of this command was sent: reconnecting first is safe.
-            let reason = format!(
-                "the session was lost ({}); reconnecting before `{command}`",
-                lost.said_for(&self.owner.name)
-            );
-            if !self.replace_session(reason, false) {
-                if let Some((e, _)) = &self.lost {
-                    return Err(e.clone());
+            (Some((lost, _)), _) => Some((
+                format!(
+                    "the session was lost ({}); reconnecting before `{command}`",
+                    lost.said_for(&self.owner.name)
+                ),
+                false,
+            )),
+            (None, Some(reason)) => Some((reason, true)),
+            (None, None) => None,
+        };
+        if let Some((reason, while_idle)) = dead {
+            if !self.reconnect_for(command, reason, while_idle, &opts) {
+                if let Some(why) = opts.stop.reason() {
+                    return Err(SshError::stopped_before(&self.owner.name, command, why));
+                }
+                if let Some(e) = self.failed.clone().or(self.lost.clone().map(|(e, _)| e)) {
+                    return Err(e);
                 }
             }
         }
@@ -497,7 +601,7 @@ impl WorkerState {
                 let mut reason = reason.clone();
                 for _ in 0..self.owner.settings.reconnect_attempts.max(1) {
                     let why = format!("session found dead before `{command}` ({reason})");
-                    if !self.replace_session(why, false) {
+                    if !self.reconnect_for(command, why, false, &opts.remaining(started)) {
                         break;
                     }
                     result = self.exec_once(sent, &opts, sup.as_mut());
@@ -670,6 +774,7 @@ impl WorkerState {
                 // itself is never re-sent.
                 self.replace_session(
                     format!("connection lost during a command ({reason})"),
+                    false,
                     false,
                 );
                 Err(error)

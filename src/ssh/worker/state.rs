@@ -1,5 +1,7 @@
 //! What a host's worker thread holds: its session and what it knows of the host.
 
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::ssh::connect::Connection;
@@ -61,6 +63,15 @@ pub(super) struct WorkerState {
     /// not watched: on a reconnected session as on a host's first one, the notice is not taken
     /// for the server's probe (see `idle.rs`).
     pub(super) login_unread: bool,
+    /// Commands with a timeout sent and not yet taken (shared with the handle, which counts
+    /// them up): a reconnect of an idle session gives way to one (see
+    /// [`WorkerState::dead_idle`]); one without goes on with the same attempts.
+    pub(super) timed_queued: Arc<AtomicUsize>,
+    /// Why the idle session was found dead, where its reconnecting gave way to a command with
+    /// a timeout that came meanwhile: the command reconnects, within that timeout (stop 56
+    /// tester t89: a command with a 3 s timeout waited 23 s for the idle reconnect's backoff
+    /// to fail).
+    pub(super) dead_idle: Option<String>,
 }
 
 /// A command left running under the supervisor when re-attaching to it failed.

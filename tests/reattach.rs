@@ -3171,6 +3171,43 @@ fn a_timeout_on_a_silent_connection_ends_soon_after_it_on_a_terminal_too() {
     wait_until("the words did not stop the command", || !alive());
 }
 
+/// A command on a terminal stopped by a signal while its host is silent is said left
+/// running, never stopped: its stop did not run, and its terminal's hang-up never reached the
+/// host (stop 57 tester t90: "stopped" for a group that ran on).
+#[test]
+fn a_terminal_command_whose_stop_cannot_reach_its_silent_host_is_said_left_running() {
+    let far = support::netns::NetnsHost::start("far", &[]);
+    let marker = far.dir.join("home/marker");
+    let child = support::tether::Tether::new()
+        .ssh_config(&far.ssh_config())
+        .args(&["run", "--pty", "--hosts", "far", "--"])
+        .arg("trap '' HUP; echo ran >> $HOME/marker; sleep 60")
+        .spawn();
+    wait_until("the command never started", || {
+        std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+    });
+    far.blackhole();
+    std::thread::sleep(Duration::from_secs(1));
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    far.lift_blackhole();
+    let text = support::tether::text(&out);
+    assert_eq!(out.status.code(), Some(130), "{text}");
+    assert!(text.contains("left running"), "{text}");
+    assert!(text.contains("could not stop it on the host"), "{text}");
+    assert!(!text.contains("was stopped by tether"), "{text}");
+    let pgid: libc::pid_t = text
+        .split_once("Its process group is ")
+        .and_then(|(_, rest)| rest.split_once(';'))
+        .and_then(|(pgid, _)| pgid.parse().ok())
+        .unwrap_or_else(|| panic!("no process group named\n{text}"));
+    // SAFETY: kill(2) with signal 0 only asks whether the group exists.
+    assert_eq!(unsafe { libc::kill(-pgid, 0) }, 0, "{text}");
+    // SAFETY: as above; the test's own command, which ignores SIGHUP.
+    unsafe { libc::kill(-pgid, libc::SIGKILL) };
+}
+
 /// A command whose channel a silent connection never opens (the host blackholed after the
 /// session was made) is given up at its own timeout, and at once when it is stopped: nothing
 /// was sent, and the 15 s a channel may take to open are not waited (stop 56 tester t89: a

@@ -717,9 +717,12 @@ impl WorkerState {
             (None, Err(ExecError::Stopped(_, stopped))) => Err(SshError::CommandStopped {
                 reach: match stopped {
                     Some(s) if s.signalled() => crate::ssh::StopReach::Stopped,
-                    // Its terminal hung up as its channel closed.
-                    _ if opts.pty => crate::ssh::StopReach::HungUp,
+                    // Its terminal hung up as its channel closed, where the session carried
+                    // the close: one taken for lost did not (stop 57 tester t90: a PTY command
+                    // on a silent host, its stop failed, said "stopped").
+                    _ if opts.pty && self.conn.is_some() => crate::ssh::StopReach::HungUp,
                     Some(_) => crate::ssh::StopReach::NotStopped,
+                    None if opts.pty => crate::ssh::StopReach::NotStopped,
                     // Only its channel was closed: a transfer, which ends with it.
                     None => crate::ssh::StopReach::Stopped,
                 },

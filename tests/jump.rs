@@ -1137,6 +1137,45 @@ fn a_host_behind_a_bastion_hung_as_the_run_ends_is_not_called_connected() {
     assert!(!row.contains("one session"), "{row}\n{}", out.stdout);
 }
 
+/// A command left running behind a jump host whose connection went silent (a NAT's or
+/// firewall's state flushed: that connection hears nothing, new ones work) is stopped over a
+/// new connection to the jump host before tether exits: the silence its stop found is the
+/// jump host's, whose worker then connects again (stop 57 tester t90: the last attempt asked
+/// the silent connection for its tunnel, and the command was left running).
+#[test]
+fn a_command_behind_a_jump_host_whose_connection_went_silent_is_stopped_over_a_new_one() {
+    let site = Site::start(1, false, &[]);
+    let cfg = site.config_with("cfg", &format!("Host *\n  ConnectTimeout 2\n{JUMP}"));
+    let child = Tether::new()
+        .ssh_config(&cfg)
+        .args(&[
+            "run",
+            "--hosts",
+            "inner1",
+            "--timeout",
+            "6s",
+            "--",
+            "echo go; sleep 30",
+        ])
+        .spawn_watched();
+    std::thread::sleep(Duration::from_secs(3));
+    let port = site
+        .local_port("bastion", child.id())
+        .expect("tether's connection to the bastion");
+    site.drop_flow("bastion", port);
+    let out = child.wait_with_output();
+    site.lift_blackhole("bastion");
+    let text = support::tether::text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("did not finish within 6.0 s"), "{text}");
+    assert!(
+        text.contains("stopped `echo go; sleep 30` on the host"),
+        "{text}"
+    );
+    assert!(!text.contains("may still be running"), "{text}");
+    assert_eq!(site.accepted_logins("bastion"), 2, "{text}");
+}
+
 /// A command's timeout behind a jump host that goes silent shortly before it ends in about
 /// the time a silent host's does: its stop is not given the 15 s a channel gets on a live
 /// connection, as the jump host's TCP connection, asked where the command's own socket pair
@@ -1170,9 +1209,11 @@ fn a_timeout_behind_a_jump_host_gone_silent_ends_soon_after_it() {
         );
         assert!(text.contains("timed out"), "pty {pty}: {text}");
         match pty {
+            // The jump host's silence, not the host behind it, is named.
             false => assert!(
                 text.contains("may still be running on inner1")
-                    && text.contains("jump host bastion"),
+                    && text.contains("jump host bastion: the jump host lost its connection")
+                    && !text.contains("127.0.0.11:22"),
                 "{text}"
             ),
             true => assert!(

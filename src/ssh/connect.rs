@@ -3,7 +3,7 @@
 
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -67,9 +67,18 @@ pub struct Carrier {
 /// outermost one's where jump hosts are chained (a tunnel through `b`, reached through `a`,
 /// is carried by `a`'s TCP connection). Its descriptor is only read with `getsockopt`, by
 /// other threads than the jump worker that owns it; that worker marks it closed before it
-/// closes the connection.
+/// closes the connection. A session that found it acknowledging nothing marks it hung, and
+/// the worker takes the connection for lost (see [`CarrierSocket::hung`]).
 #[derive(Clone, Debug)]
-pub struct CarrierSocket(Arc<AtomicI32>);
+pub struct CarrierSocket(Arc<SocketState>);
+
+#[derive(Debug)]
+struct SocketState {
+    /// The descriptor; -1 once closed.
+    fd: AtomicI32,
+    /// Found acknowledging nothing.
+    hung: AtomicBool,
+}
 
 impl CarrierSocket {
     /// The socket under `conn`: that of its own carrier where a tunnel carries it, else
@@ -78,19 +87,34 @@ impl CarrierSocket {
     pub fn under(conn: &Connection) -> (CarrierSocket, bool) {
         match &conn.carrier {
             Some(c) => (c.socket.clone(), false),
-            None => (CarrierSocket(Arc::new(AtomicI32::new(conn.fd))), true),
+            None => (
+                CarrierSocket(Arc::new(SocketState {
+                    fd: AtomicI32::new(conn.fd),
+                    hung: AtomicBool::new(false),
+                })),
+                true,
+            ),
         }
     }
 
     /// The descriptor; `None` once the connection is closed.
     fn fd(&self) -> Option<RawFd> {
-        Some(self.0.load(Ordering::SeqCst)).filter(|fd| *fd >= 0)
+        Some(self.0.fd.load(Ordering::SeqCst)).filter(|fd| *fd >= 0)
     }
 
     /// Marks the socket closed, before its connection closes it: a descriptor number read
     /// after that could be another file's.
     pub fn close(&self) {
-        self.0.store(-1, Ordering::SeqCst);
+        self.0.fd.store(-1, Ordering::SeqCst);
+    }
+
+    /// Whether a session it carries found its TCP acknowledging nothing for a while (see
+    /// [`Connection::acknowledges_within`]): its jump worker takes the connection for lost
+    /// rather than open the next tunnel over it (stop 57 tester t90: the last attempt to
+    /// stop a command behind a jump host gone silent asked the silent connection for its
+    /// tunnel, and the command was left running).
+    pub fn hung(&self) -> bool {
+        self.0.hung.load(Ordering::SeqCst)
     }
 }
 
@@ -326,7 +350,11 @@ impl Connection {
                 return Some(true);
             }
             if sent.elapsed() >= within {
-                return (acks.unacked > 0).then_some(false);
+                let hung = acks.unacked > 0;
+                if hung {
+                    carrier.socket.0.hung.store(true, Ordering::SeqCst);
+                }
+                return hung.then_some(false);
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -357,6 +357,36 @@ impl Site {
         nft_load(&s.netns, &rules);
     }
 
+    /// Drops, from now on, the packets of the one connection to `name`'s sshd from this
+    /// machine's port `local_port`, as a firewall or NAT whose state was flushed does: that
+    /// connection sees silence, new ones work. Lifted with [`Site::lift_blackhole`].
+    pub fn drop_flow(&self, name: &str, local_port: u16) {
+        let s = self.sshd(name);
+        let table = blackhole_table(name);
+        let rules = format!(
+            "table inet {table} {{\n\
+             chain input {{ type filter hook input priority -300; \
+             ip daddr {addr} tcp dport 22 tcp sport {local_port} drop; \
+             ip saddr {addr} tcp sport 22 tcp dport {local_port} drop; }}\n\
+             }}\n",
+            addr = s.addr
+        );
+        nft_load(&s.netns, &rules);
+    }
+
+    /// This machine's port of the connection process `pid` holds to `name`'s sshd, if one.
+    pub fn local_port(&self, name: &str, pid: u32) -> Option<u16> {
+        let peer = format!("{}:22", self.sshd(name).addr);
+        let out = Command::new("ss").args(["-tnpH"]).output().ok()?;
+        let owner = format!("pid={pid},");
+        String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() > 5 && f[4] == peer && l.contains(&owner))
+                .then(|| f[3].rsplit_once(':')?.1.parse().ok())
+                .flatten()
+        })
+    }
+
     /// Lifts [`Site::blackhole`] for `name`.
     pub fn lift_blackhole(&self, name: &str) {
         let s = self.sshd(name);

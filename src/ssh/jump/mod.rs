@@ -143,6 +143,8 @@ pub struct Jump {
     budget: Duration,
     /// When the jump host's connection was last found dead (its tunnels were closed then).
     lost_at: Arc<Mutex<Option<Instant>>>,
+    /// Whether its worker has a connection: false from a loss until it connects again.
+    connected: Arc<AtomicBool>,
     /// The jump host's `ChannelTimeout` for tunnels, as its worker read it in the jump host's
     /// sshd config.
     tunnel_limit: Arc<TunnelLimit>,
@@ -167,6 +169,7 @@ impl Jump {
         let stop = Arc::new(AtomicBool::new(false));
         let budget = config.connect_timeout + parent.as_ref().map_or(Duration::ZERO, |p| p.budget);
         let lost_at = Arc::new(Mutex::new(None));
+        let connected = Arc::new(AtomicBool::new(false));
         let tunnel_limit = Arc::new(TunnelLimit::default());
         if let Some(p) = &parent {
             p.watch_tunnel_limit(wake.try_clone()?);
@@ -181,7 +184,12 @@ impl Jump {
             Shared { limiter, events },
             stop.clone(),
         );
-        let state = State::new(owner, lost_at.clone(), tunnel_limit.clone());
+        let state = State::new(
+            owner,
+            lost_at.clone(),
+            connected.clone(),
+            tunnel_limit.clone(),
+        );
         let thread = std::thread::Builder::new()
             .name(format!("jump {name}"))
             .spawn(move || state.run(rx, wake_rx))?;
@@ -193,9 +201,20 @@ impl Jump {
             thread: Mutex::new(Some(thread)),
             budget,
             lost_at,
+            connected,
             tunnel_limit,
             parent,
         })
+    }
+
+    /// Whether its worker lost its connection and has not connected again.
+    fn reconnecting(&self) -> bool {
+        let lost = self
+            .lost_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some();
+        lost && !self.connected.load(Ordering::SeqCst)
     }
 
     /// The jump host's display name (`bastion (jump)`).
@@ -267,24 +286,25 @@ impl Jump {
                 Err(mpsc::RecvTimeoutError::Disconnected) => break None,
             }
         };
-        match answer {
-            Some(result) => result,
-            None => Err(self.error(
+        let Some(result) = answer else {
+            // Its worker found its connection dead after this was asked, or is connecting
+            // again: the jump host is what did not answer, not the host behind it (stop 57
+            // tester t90: "did not open a connection to 127.0.0.1:32315" for a jump host
+            // gone silent).
+            let what = match self.lost_since(asked) || self.reconnecting() {
+                true => "the jump host lost its connection, and was not connected again".into(),
+                false => format!("no connection to {}", connect::host_port(host, port)),
+            };
+            let within = crate::duration::format(wait);
+            return Err(self.error(
                 for_host,
                 match bounded {
-                    true => format!(
-                        "no connection to {} within {} ({bound})",
-                        connect::host_port(host, port),
-                        crate::duration::format(wait)
-                    ),
-                    false => format!(
-                        "no connection to {} within {}",
-                        connect::host_port(host, port),
-                        crate::duration::format(wait)
-                    ),
+                    true => format!("{what} within {within} ({bound})"),
+                    false => format!("{what} within {within}"),
                 },
-            )),
-        }
+            ));
+        };
+        result
     }
 }
 

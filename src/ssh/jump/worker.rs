@@ -11,7 +11,7 @@ use std::io::Read as _;
 use std::net::Shutdown;
 use std::os::fd::AsRawFd as _;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -117,6 +117,8 @@ pub struct State {
     owner: Owner,
     /// Shared with the handle: when the session was last found dead.
     lost_at: Arc<Mutex<Option<Instant>>>,
+    /// Shared with the handle: whether there is a session (`lane`).
+    connected: Arc<AtomicBool>,
     /// The current connection: new tunnels and the heartbeat go over it.
     lane: Option<Lane>,
     /// Connections replaced while a tunnel waited on them (see
@@ -166,6 +168,7 @@ impl State {
     pub fn new(
         owner: Owner,
         lost_at: Arc<Mutex<Option<Instant>>>,
+        connected: Arc<AtomicBool>,
         tunnel_limit: Arc<TunnelLimit>,
     ) -> Self {
         let reading = match owner.beat_every() {
@@ -182,6 +185,7 @@ impl State {
             tunnel_limit,
             owner,
             lost_at,
+            connected,
             lane: None,
             retired: Vec::new(),
             second_failed: None,
@@ -200,7 +204,10 @@ impl State {
     /// The thread's loop: connect, then pump tunnels and answer requests until stopped.
     pub fn run(mut self, requests: Receiver<Request>, wake: UnixStream) {
         match self.owner.open() {
-            Ok(conn) => self.lane = Some(Lane::new(conn)),
+            Ok(conn) => {
+                self.lane = Some(Lane::new(conn));
+                self.connected.store(true, Ordering::SeqCst);
+            }
             Err(error) => self.down = Some((error, Instant::now())),
         }
         self.last_alive = Instant::now();
@@ -219,6 +226,16 @@ impl State {
                 }
             }
             self.expire();
+            // A host it carries found it acknowledging nothing: no tunnel goes over it now.
+            if self
+                .lane
+                .as_ref()
+                .is_some_and(|l| l.owned.is_some() && l.socket.hung())
+            {
+                self.lost(Failure::from(
+                    "its TCP connection acknowledged nothing for 2 s".to_string(),
+                ));
+            }
             let retired = self.pump_retired(&mut buf);
             if self.lane.is_none() {
                 self.answer_down();
@@ -286,6 +303,7 @@ impl State {
         match self.owner.attempt(reason, false) {
             Ok(conn) => {
                 self.lane = Some(Lane::new(conn));
+                self.connected.store(true, Ordering::SeqCst);
                 self.down = None;
                 self.last_alive = Instant::now();
             }
@@ -600,6 +618,7 @@ impl State {
         let Some(mut lane) = self.lane.take() else {
             return;
         };
+        self.connected.store(false, Ordering::SeqCst);
         // Idle: nothing was in transit through the tunnels.
         let idle = lane.idle();
         let carried = lane.tunnels.len();
@@ -653,6 +672,7 @@ impl State {
         match self.owner.reconnect(&reason, idle, &|| false) {
             reconnect::Outcome::Connected(conn, _) => {
                 self.lane = Some(Lane::new(conn));
+                self.connected.store(true, Ordering::SeqCst);
                 self.down = None;
                 self.last_alive = Instant::now();
             }

@@ -1137,6 +1137,43 @@ fn a_host_behind_a_bastion_hung_as_the_run_ends_is_not_called_connected() {
     assert!(!row.contains("one session"), "{row}\n{}", out.stdout);
 }
 
+/// The same on a terminal (no supervisor tick) where the host behind a healthy jump host goes
+/// silent: the jump host's TCP acknowledges all, so the host's own server is asked for a
+/// reply, which does not come (stop 57 tester t90: 20 s for `--timeout 5s`). Where the host
+/// answers, the stop runs as usual.
+#[test]
+fn a_timeout_on_a_terminal_behind_a_jump_host_whose_host_went_silent_ends_soon_after_it() {
+    let site = Site::start(1, false, &[]);
+    let cfg = site.config_with("cfg", &format!("Host *\n  ConnectTimeout 2\n{JUMP}"));
+    let run = |timeout: &str| {
+        Tether::new().ssh_config(&cfg).args(&[
+            "run",
+            "--pty",
+            "--hosts",
+            "inner1",
+            "--timeout",
+            timeout,
+            "--",
+            "echo go; sleep 30",
+        ])
+    };
+    let out = run("2s").run();
+    out.status(1)
+        .stdout_contains("its process group was sent SIGTERM and ended");
+    let started = Instant::now();
+    let child = run("6s").spawn();
+    std::thread::sleep(Duration::from_secs(4));
+    site.blackhole("inner1");
+    let out = child.wait_with_output().expect("wait for tether");
+    let took = started.elapsed();
+    site.lift_blackhole("inner1");
+    let text = support::tether::text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    // 6 s, 2 s for the reply, 3 s for the stop's channel; before, 15 s for the channel.
+    assert!(took < Duration::from_secs(15), "{took:?}\n{text}");
+    assert!(text.contains("Its process group is"), "{text}");
+}
+
 /// A command left running behind a jump host whose connection went silent (a NAT's or
 /// firewall's state flushed: that connection hears nothing, new ones work) is stopped over a
 /// new connection to the jump host before tether exits: the silence its stop found is the

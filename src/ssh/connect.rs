@@ -194,13 +194,11 @@ pub fn poll_events(dirs: ssh2::BlockDirections) -> libc::c_short {
 impl Connection {
     /// Says goodbye to the server (SSH_MSG_DISCONNECT, waiting at most 2 s) and drops the
     /// connection: sshd then logs a disconnect by the client, not a lost connection. A server
-    /// whose TCP acknowledged nothing for a second gets none.
+    /// whose TCP left what was sent unacknowledged past two retransmission timeouts gets none.
     pub fn disconnect(self) {
         // Silent (a blackhole, a host gone): libssh2 would wait its two seconds on it (a jump
         // host gone silent held tether's exit 2 s).
-        if super::tcp_ack::acks(self.fd)
-            .is_some_and(|a| a.unacked > 0 && a.since_ack >= Duration::from_secs(1))
-        {
+        if super::tcp_ack::acks(self.fd).is_some_and(|a| a.unacked > 0 && a.retransmits >= 2) {
             return;
         }
         self.session.set_blocking(true);
@@ -288,19 +286,16 @@ impl Connection {
 
     /// Whether the server's TCP acknowledges, within `within`, a protocol keepalive sent now
     /// (with whatever else is in flight; see `tcp_ack`): `Some(false)` where nothing came
-    /// back (the path dropped, the host gone), `None` where the socket is not TCP (a proxy
-    /// command's socket pair). A keepalive sent less than a second ago is not
-    /// sent again (libssh2's interval, see [`arm_heartbeat`](Self::arm_heartbeat)): what is
-    /// in flight is waited for all the same.
+    /// back (the path dropped, the host gone), `None` where that cannot be told. A keepalive
+    /// sent less than a second ago is not sent again (libssh2's interval, see
+    /// [`arm_heartbeat`](Self::arm_heartbeat)): what is in flight is waited for all the same.
     ///
-    /// A session a jump host carries asks the jump host's TCP connection (the outermost
-    /// one's, see [`CarrierSocket`]): `Some(false)` where that connection was lost or closed
-    /// since this session was set up, or where what it has in flight, this keepalive relayed
-    /// by the jump worker included, stays unacknowledged; `Some(true)` once it acknowledged
-    /// something after the keepalive was sent; `None` where it had nothing in flight and
-    /// acknowledged nothing. Only the first hop's silence is seen so: a jump host that answers
-    /// while the host behind it is silent says `Some(true)` (stop 56 tester t89: a
-    /// `--timeout 5s` behind a jump host gone silent waited 15 s for its stop's channel).
+    /// A session over a socket pair (a jump host's tunnel, a proxy command) has no TCP of its
+    /// own: the server is asked for a reply instead (see `carrier_acknowledges_within`), and
+    /// a jump host's connection lost since the session was set up is not waited on (stop 56
+    /// tester t89: a `--timeout 5s` behind a jump host gone silent waited 15 s for its stop's
+    /// channel; stop 57 tester t90: 20 s for `--pty` behind a healthy jump host, the host
+    /// behind it silent).
     pub fn acknowledges_within(&self, within: Duration) -> Option<bool> {
         if super::tcp_ack::acks(self.fd).is_none() {
             return self.carrier_acknowledges_within(within);
@@ -322,42 +317,82 @@ impl Connection {
         }
     }
 
-    /// [`acknowledges_within`](Self::acknowledges_within) for a session a jump host carries.
+    /// [`acknowledges_within`](Self::acknowledges_within) for a session over a socket pair (a
+    /// jump host's tunnel, a proxy command), which has no TCP of its own to ask: a keepalive
+    /// that asks for a reply is sent, and anything that arrives on the socket after it (the
+    /// reply, or the command's output) says the far end works; nothing within `within`, that
+    /// it does not. A keepalive is sent at most once a second (libssh2 counts whole
+    /// seconds): a second goes a second later, where the first may not have been sent.
+    /// Where a jump host carries the session, its TCP connection is watched meanwhile: one
+    /// that acknowledges nothing is marked hung (see [`CarrierSocket::hung`]), and the answer
+    /// is given then.
     fn carrier_acknowledges_within(&self, within: Duration) -> Option<bool> {
-        let carrier = self.carrier.as_ref()?;
-        let lost_at = *carrier.lost_at.lock().unwrap_or_else(|p| p.into_inner());
-        if lost_at.is_some_and(|at| at >= self.opened) {
-            return Some(false);
-        }
-        // Closed: its worker found it dead.
-        let Some(fd) = carrier.socket.fd() else {
-            return Some(false);
-        };
-        // A jump host reached through a proxy command.
-        super::tcp_ack::acks(fd)?;
-        if let Err(e) = self.session.keepalive_send() {
-            if !would_block(&e) {
+        let carrier = self.carrier.as_deref();
+        if let Some(c) = carrier {
+            let lost_at = *c.lost_at.lock().unwrap_or_else(|p| p.into_inner());
+            // Lost, or closed: its worker found it dead.
+            if lost_at.is_some_and(|at| at >= self.opened) || c.socket.fd().is_none() {
                 return Some(false);
             }
+        }
+        let before = pending(self.fd)?;
+        let ask = || {
+            self.session.set_keepalive(true, 1);
+            let sent = self.session.keepalive_send();
+            self.session.set_keepalive(false, 1);
+            match sent {
+                Err(e) if !would_block(&e) => Err(()),
+                _ => Ok(()),
+            }
+        };
+        if ask().is_err() {
+            return Some(false);
         }
         let sent = Instant::now();
+        let mut asked_again = false;
         loop {
-            // Closed meanwhile: its worker found it dead.
-            let Some(acks) = carrier.socket.fd().and_then(super::tcp_ack::acks) else {
-                return Some(false);
-            };
-            if acks.unacked == 0 && acks.since_ack < sent.elapsed() {
+            if pending(self.fd).is_some_and(|n| n > before) {
                 return Some(true);
             }
-            if sent.elapsed() >= within {
-                let hung = acks.unacked > 0;
-                if hung {
-                    carrier.socket.0.hung.store(true, Ordering::SeqCst);
+            if carrier.is_some_and(|c| c.socket.fd().is_none()) {
+                return Some(false);
+            }
+            if self.mark_silent_carrier() {
+                return Some(false);
+            }
+            if !asked_again && sent.elapsed() >= Duration::from_millis(1050) {
+                asked_again = true;
+                if ask().is_err() {
+                    return Some(false);
                 }
-                return hung.then_some(false);
+            }
+            if sent.elapsed() >= within {
+                return Some(false);
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Whether a jump host carries this session.
+    pub fn carried(&self) -> bool {
+        self.carrier.is_some()
+    }
+
+    /// Where a jump host carries this session and its TCP connection has had what it sent
+    /// go unacknowledged past two retransmission timeouts (a few hundred milliseconds at
+    /// least; the server's segments that arrive meanwhile may be its own retransmissions, so
+    /// the time of the last acknowledgement says nothing), marks that connection hung (see
+    /// [`CarrierSocket::hung`]): the silence is the jump host's. Whether it did.
+    fn mark_silent_carrier(&self) -> bool {
+        let Some(c) = self.carrier.as_deref() else {
+            return false;
+        };
+        let acks = c.socket.fd().and_then(super::tcp_ack::acks);
+        let silent = acks.is_some_and(|a| a.unacked > 0 && a.retransmits >= 2);
+        if silent {
+            c.socket.0.hung.store(true, Ordering::SeqCst);
+        }
+        silent
     }
 
     /// Sets the socket's `TCP_USER_TIMEOUT` (tcp(7)) to `d` (whole milliseconds, at least 1):
@@ -714,6 +749,14 @@ pub fn connect_over<S: AsRawFd + 'static>(
         opened: Instant::now(),
         carrier: None,
     })
+}
+
+/// Bytes waiting to be read on `fd` (`FIONREAD`); `None` where it cannot say.
+fn pending(fd: RawFd) -> Option<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: `fd` is the session's open socket; FIONREAD writes one c_int.
+    let rc = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n as *mut libc::c_int) };
+    (rc == 0).then(|| usize::try_from(n).unwrap_or(0))
 }
 
 fn tcp_connect(

@@ -16,8 +16,9 @@ pub struct Acks {
     pub unacked: u32,
     /// The kernel's smoothed round-trip time (`tcpi_rtt`, microseconds there).
     pub rtt: Duration,
-    /// Since the last acknowledgement came (`tcpi_last_ack_recv`, milliseconds there).
-    pub since_ack: Duration,
+    /// Retransmission timeouts in a row for the oldest segment not yet acknowledged
+    /// (`tcpi_retransmits`).
+    pub retransmits: u8,
 }
 
 /// `TCP_INFO` of `fd`; `None` when `fd` is not a TCP socket (a proxy command's or jump host's
@@ -26,7 +27,7 @@ pub fn acks(fd: RawFd) -> Option<Acks> {
     tcp_info(fd).map(|info| Acks {
         unacked: info.tcpi_unacked,
         rtt: Duration::from_micros(u64::from(info.tcpi_rtt)),
-        since_ack: Duration::from_millis(u64::from(info.tcpi_last_ack_recv)),
+        retransmits: info.tcpi_retransmits,
     })
 }
 

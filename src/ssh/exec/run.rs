@@ -939,7 +939,14 @@ fn follow_channel(
             // session is taken for lost: see `Reached::Nothing`), none for the standby's close
             // (stop 55 tester t87: a blackholed host's `--timeout 8s` ended at 40 s, 17 of them
             // these waits; stop 56 tester t89: 20 s for `--pty --timeout 5s`).
+            // A session a jump host carries is asked all the same: the answer tells whether
+            // the silence is the jump host's, whose worker then connects again (see
+            // `CarrierSocket::hung`).
             let hung = match streams.unheard_since.map(|at| at.elapsed()) {
+                Some(unheard) if unheard >= HUNG && conn.carried() => {
+                    conn.acknowledges_within(ACK_WAIT);
+                    true
+                }
                 Some(unheard) if unheard >= HUNG => true,
                 Some(unheard) if unheard < Duration::from_secs(1) => false,
                 _ => conn.acknowledges_within(ACK_WAIT) == Some(false),

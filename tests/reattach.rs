@@ -3208,6 +3208,54 @@ fn a_terminal_command_whose_stop_cannot_reach_its_silent_host_is_said_left_runni
     unsafe { libc::kill(-pgid, libc::SIGKILL) };
 }
 
+/// A second signal while a command on a terminal is being stopped on a silent host exits at
+/// once, naming the command with its process group and the words that stop it, which do, as
+/// for a supervised command (stop 57 tester t90: nothing was named).
+#[test]
+fn a_second_signal_names_a_terminal_command_it_leaves_running() {
+    let far = support::netns::NetnsHost::start("far", &[]);
+    let marker = far.dir.join("home/marker");
+    let child = support::tether::Tether::new()
+        .ssh_config(&far.ssh_config())
+        .args(&["run", "--pty", "--hosts", "far", "--"])
+        .arg("trap '' HUP; echo ran >> $HOME/marker; sleep 60")
+        .spawn();
+    wait_until("the command never started", || {
+        std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+    });
+    far.blackhole();
+    for _ in 0..2 {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let out = child.wait_with_output().unwrap();
+    far.lift_blackhole();
+    let text = support::tether::text(&out);
+    assert_eq!(out.status.code(), Some(130), "{text}");
+    let said = text
+        .split_once("far: `trap '' HUP; echo ran >> $HOME/marker; sleep 60` may still be running")
+        .unwrap_or_else(|| panic!("the command is not named\n{text}"))
+        .1;
+    let (pgid, rest) = said
+        .split_once("its process group is ")
+        .and_then(|(_, rest)| rest.split_once(';'))
+        .expect("a process group");
+    let words = rest
+        .split_once("to stop it: ")
+        .expect("words")
+        .1
+        .lines()
+        .next()
+        .unwrap();
+    let pgid: libc::pid_t = pgid.parse().expect("a number");
+    // SAFETY: kill(2) with signal 0 only asks whether the group exists.
+    let alive = || unsafe { libc::kill(-pgid, 0) } == 0;
+    assert!(alive(), "{text}");
+    run_as_given(words);
+    wait_until("the words did not stop the command", || !alive());
+}
+
 /// A command whose channel a silent connection never opens (the host blackholed after the
 /// session was made) is given up at its own timeout, and at once when it is stopped: nothing
 /// was sent, and the 15 s a channel may take to open are not waited (stop 56 tester t89: a

@@ -290,6 +290,9 @@ pub(super) struct Streams {
     /// supervisor is not known to run it. Its tick comes after every 0.4 s of silence (2 s
     /// where `sleep` takes whole seconds only), so seconds of this mean a hung connection.
     pub(super) unheard_since: Option<std::time::Instant>,
+    /// What an exit at a second signal says of a PTY command (see
+    /// [`ExecOptions::left_running`]), once registered.
+    pub(super) left: Option<crate::interrupt::LeftBehind>,
 }
 
 impl Streams {
@@ -316,6 +319,7 @@ impl Streams {
             key: key.clone(),
             heard: None,
             unheard_since: None,
+            left: None,
         }
     }
 

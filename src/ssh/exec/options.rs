@@ -67,6 +67,20 @@ pub struct ExecOptions {
     /// output is read (its deadline, stop and keepalives are still kept): see
     /// [`crate::event::Backlog`].
     pub backlog: Option<Arc<crate::event::Backlog>>,
+    /// For a command on a PTY: registers, once its exec's sh says its process group, what an
+    /// exit at a second signal says of it (the group, and the words that stop it), kept while
+    /// the command is followed and stopped.
+    pub left_running: Option<LeftRunning>,
+}
+
+/// See [`ExecOptions::left_running`]: called with the process group.
+#[derive(Clone)]
+pub struct LeftRunning(pub Arc<dyn Fn(&str) -> crate::interrupt::LeftBehind + Send + Sync>);
+
+impl std::fmt::Debug for LeftRunning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LeftRunning(..)")
+    }
 }
 
 impl ExecOptions {

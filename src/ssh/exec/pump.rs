@@ -56,6 +56,7 @@ pub(super) fn pump(
         key,
         heard: heard_supervised,
         unheard_since,
+        left,
     } = streams;
     // A command without a PTY is stopped only under the supervisor (closing its channel would
     // not stop it), or when it is a transfer: closing its channel ends the remote `cat` (an
@@ -153,6 +154,11 @@ pub(super) fn pump(
             heard = Instant::now();
         }
         *unheard_since = supervising.then_some(heard);
+        if let (true, None, Some(say)) = (opts.pty && out.start.open, &left, &opts.left_running) {
+            if let Some((_, pgid)) = pty_stop::group(&out.start.preamble, key) {
+                *left = Some((say.0)(&pgid));
+            }
+        }
         if heard.elapsed() >= SILENT_LIMIT {
             return Err(ExecError::Lost(format!(
                 "nothing arrived for {}, not even the supervisor's tick (written after 0.4 s of \

@@ -156,6 +156,7 @@ impl HostWorker {
             read: Vec::new(),
             timed_queued: timed_queued.clone(),
             dead_idle: None,
+            left_on_terminals: Vec::new(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("host {name}"))
@@ -543,6 +544,23 @@ impl WorkerState {
             } else {
                 Default::default()
             },
+            // Named if tether exits at a second signal while it runs or is being stopped.
+            left_running: opts.pty.then(|| {
+                let (host, ssh) = (
+                    self.owner.name.clone(),
+                    self.owner.config.ssh_command.clone(),
+                );
+                let command = command.to_string();
+                exec::LeftRunning(Arc::new(move |pgid: &str| {
+                    state::pty_left_at_exit(
+                        &host,
+                        &ssh,
+                        &command,
+                        pgid,
+                        "tether exited at a second signal before its stop was confirmed",
+                    )
+                }))
+            }),
             ..opts
         };
         // Transfers (a streamed stdin or stdout) keep their own cleanup; PTY commands are
@@ -919,6 +937,15 @@ impl WorkerState {
             };
             // No supervisor keeps its files or claims it: the words name its group (stop 56
             // tester t89: a PTY command's failed stop said nothing of how to stop it).
+            if let (None, Some(pgid), true) = (sup, &done.pty_group, failed) {
+                self.left_on_terminals.push(state::pty_left_at_exit(
+                    &self.owner.name,
+                    &self.owner.config.ssh_command,
+                    command,
+                    pgid,
+                    &format!("stopping it ({why}) failed"),
+                ));
+            }
             let by_hand = match (sup, &done.pty_group) {
                 (None, Some(pgid)) if failed => format!(
                     "; it may still be running: on its terminal it gets SIGHUP once the host's \

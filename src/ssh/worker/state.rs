@@ -72,6 +72,9 @@ pub(super) struct WorkerState {
     /// tester t89: a command with a 3 s timeout waited 23 s for the idle reconnect's backoff
     /// to fail).
     pub(super) dead_idle: Option<String>,
+    /// What an exit at a second signal says of the commands on a PTY whose stop failed: they
+    /// may run on (see [`pty_left_at_exit`]).
+    pub(super) left_on_terminals: Vec<crate::interrupt::LeftBehind>,
 }
 
 /// A command left running under the supervisor when re-attaching to it failed.
@@ -153,6 +156,38 @@ pub(super) fn left_at_exit(
         format!(
             "{host}: `{command}` may still be running: {how}; to stop it and remove its files: \
              {stop_with}"
+        ),
+        event,
+    )
+}
+
+/// Registers what an exit at a second signal says of `command`, run on a PTY on `host` in
+/// process group `pgid`, while it may still run (`how`: why), with the words that stop it,
+/// reached with the ssh words `ssh` (stop 57 tester t90: a second SIGTERM named nothing).
+pub(super) fn pty_left_at_exit(
+    host: &str,
+    ssh: &str,
+    command: &str,
+    pgid: &str,
+    how: &str,
+) -> crate::interrupt::LeftBehind {
+    use crate::ssh::supervisor::{by_hand, stop_pty_by_hand};
+    let stop_with = by_hand(ssh, &stop_pty_by_hand(pgid));
+    let event = crate::event::Event::now(
+        std::sync::Arc::from(host),
+        crate::event::EventKind::RemoteLeftRunning {
+            command: command.to_string(),
+            left: how.to_string(),
+            why: "tether exited at a second signal".to_string(),
+            pgid: Some(pgid.to_string()),
+            spool: String::new(),
+            stop_with: stop_with.clone(),
+        },
+    );
+    crate::interrupt::LeftBehind::say_event(
+        format!(
+            "{host}: `{command}` may still be running: {how}; its process group is {pgid}; to \
+             stop it: {stop_with}"
         ),
         event,
     )

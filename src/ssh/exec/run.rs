@@ -596,7 +596,7 @@ fn run_stop(
     args.extend(more);
     match run_script(conn, script, &args, grace + patience, patience) {
         Ok(out) if out.status.success() => Ok(StopDone::parse(&out.stdout)?),
-        Ok(out) => Err(format!("stopping it failed ({})", out.status).into()),
+        Ok(out) => Err(stop_ended(&out.status).into()),
         Err(ExecError::Lost(e)) => Err(StopFailed {
             how: format!("the connection was lost while stopping it ({e})"),
             refused: false,
@@ -609,6 +609,28 @@ fn run_stop(
             cut: false,
             unanswered: matches!(e, ExecError::NotStarted(_)),
         }),
+    }
+}
+
+/// Why a stop whose own exec ended with `status` failed, in words about the stop: a status's
+/// own words speak of the command it ended (stop 57 tester t90: "the command never said it
+/// started ... it most likely did not run", of a stop whose channel the server closed).
+fn stop_ended(status: &ExitStatus) -> String {
+    match status {
+        ExitStatus::MissingBeforeStart | ExitStatus::Unchecked => {
+            "stopping it failed: the stop's channel closed before its login shell was done \
+             starting (a startup file that exits, or sshd's ChannelTimeout shorter than the \
+             login shell's start), and the stop did not run"
+                .to_string()
+        }
+        ExitStatus::ShellEnded(c) => format!(
+            "stopping it failed: the login shell ended with exit status {c} before the stop \
+             started, and the stop did not run"
+        ),
+        ExitStatus::Missing => "stopping it failed: the server closed the stop's channel while \
+             it ran (sshd's ChannelTimeout?); whether it stopped the command is unknown"
+            .to_string(),
+        other => format!("stopping it failed ({other})"),
     }
 }
 
@@ -1226,3 +1248,25 @@ pub(super) fn request_pty(
 
 /// libssh2's LIBSSH2_ERROR_CHANNEL_REQUEST_DENIED.
 pub(super) const CHANNEL_REQUEST_DENIED: i32 = -22;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stop_that_did_not_run_is_said_of_the_stop_not_of_the_command() {
+        for status in [
+            ExitStatus::MissingBeforeStart,
+            ExitStatus::Unchecked,
+            ExitStatus::ShellEnded(1),
+        ] {
+            let said = stop_ended(&status);
+            assert!(said.contains("the stop did not run"), "{said}");
+            assert!(!said.contains("command"), "{said}");
+        }
+        assert_eq!(
+            stop_ended(&ExitStatus::Code(2)),
+            "stopping it failed (exit status 2)"
+        );
+    }
+}

@@ -3323,7 +3323,8 @@ fn a_channel_a_silent_connection_never_opens_ends_at_the_commands_timeout_or_sto
 
 /// A command that comes while the worker reconnects an idle session found dead waits for a
 /// session within its own timeout, not for the reconnect's backoff (stop 56 tester t89: a
-/// command with a 3 s timeout waited 23 s); the host's next command connects again at once.
+/// command with a 3 s timeout waited 23 s), or within its re-attach bound where that is
+/// shorter; the host's next command connects again at once.
 #[test]
 fn a_command_that_comes_while_an_idle_session_is_reconnected_waits_its_timeout() {
     let far = support::netns::NetnsHost::start("far", &[]);
@@ -3360,6 +3361,24 @@ fn a_command_that_comes_while_an_idle_session_is_reconnected_waits_its_timeout()
     );
     assert!(
         error.contains("not connected again within the 3.0 s timeout of `echo ran"),
+        "{error}"
+    );
+    // A timeout longer than the re-attach bound: the bound, as for a re-attach.
+    let long = FanOut {
+        timeout: Some(Duration::from_secs(30)),
+        reattach: Some(Duration::from_secs(2)),
+        ..FanOut::default()
+    };
+    let started = Instant::now();
+    let r = h.pool.fan_out(&command, &long).remove(0);
+    let took = started.elapsed();
+    let error = match &r.result {
+        Some(Err(e)) => e.to_string(),
+        other => panic!("{other:?}\n{}", h.story()),
+    };
+    assert!(took < Duration::from_millis(3500), "{took:?}: {error}");
+    assert!(
+        error.contains("not connected again within the 2.0 s re-attach bound"),
         "{error}"
     );
     far.lift_blackhole();

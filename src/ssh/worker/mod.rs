@@ -368,10 +368,10 @@ impl WorkerState {
     }
 
     /// Replaces a dead session (after `reason`) for `command`, which nothing of was sent yet:
-    /// within its timeout where it has one (a stop ends it at once), as re-attaching is (see
-    /// `connect_within`); else under the usual policy (see [`replace_session`]). Whether a
-    /// session came; where none did because of the timeout, the host is lost until its next
-    /// contact, which tries again at once.
+    /// where it has a timeout, within that or its re-attach bound, whichever is shorter (a
+    /// stop ends it at once), as re-attaching is (see `connect_within`); else under the usual
+    /// policy (see [`replace_session`]). Whether a session came; where none did within that
+    /// bound, the host is lost until its next contact, which tries again at once.
     ///
     /// [`replace_session`]: Self::replace_session
     fn reconnect_for(
@@ -388,8 +388,23 @@ impl WorkerState {
         self.keepalive_sent = None;
         self.kernel_deadline = false;
         let begun = Instant::now();
-        let bound = super::config::ConnectBound::Timeout(timeout);
-        match self.connect_within(begun + timeout, bound, &opts.stop) {
+        let reattach = opts.reattach.unwrap_or(self.owner.settings.reattach);
+        let (within, bound, named) = match timeout <= reattach {
+            true => (
+                timeout,
+                super::config::ConnectBound::Timeout(timeout),
+                format!(
+                    "the {} timeout of `{command}`",
+                    crate::duration::format(timeout)
+                ),
+            ),
+            false => (
+                reattach,
+                super::config::ConnectBound::Reattach(reattach),
+                format!("the {} re-attach bound", crate::duration::format(reattach)),
+            ),
+        };
+        match self.connect_within(begun + within, bound, &opts.stop) {
             Ok(()) => {
                 self.emit(EventKind::Reconnected {
                     reason,
@@ -409,8 +424,7 @@ impl WorkerState {
                 let error = SshError::Session {
                     host: self.owner.name.to_string(),
                     reason: format!(
-                        "{reason}; not connected again within the {} timeout of `{command}`: {}",
-                        crate::duration::format(timeout),
+                        "{reason}; not connected again within {named}: {}",
                         error.said_for(&self.owner.name)
                     ),
                 };

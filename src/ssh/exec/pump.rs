@@ -65,6 +65,10 @@ pub(super) fn pump(
     let stop = Some(&opts.stop).filter(|s| !s.is_empty() && (opts.pty || supervised || transfer));
     let mut buf = vec![0u8; 32 * 1024];
     let mut stopped_at: Option<Instant> = None;
+    // What a second signal says of a PTY command, once its group is known (see
+    // `ExecOptions::left_running`): not where registered by an earlier round.
+    let say_left = opts.left_running.as_ref().filter(|_| left.is_none());
+    let mut group_looked = false;
     // When a byte last arrived (see [`SILENT_LIMIT`]).
     let mut heard = Instant::now();
     loop {
@@ -154,7 +158,9 @@ pub(super) fn pump(
             heard = Instant::now();
         }
         *unheard_since = supervising.then_some(heard);
-        if let (true, None, Some(say)) = (opts.pty && out.start.open, &left, &opts.left_running) {
+        // The group's frame comes before the start marker: looked for once.
+        if let (false, true, Some(say)) = (group_looked, opts.pty && out.start.open, say_left) {
+            group_looked = true;
             if let Some((_, pgid)) = pty_stop::group(&out.start.preamble, key) {
                 *left = Some((say.0)(&pgid));
             }

@@ -702,6 +702,10 @@ pub enum Tally {
     /// tether stopped its command (an interrupt, a step aborted by another host's failure):
     /// not a failure of the host's own.
     Stopped,
+    /// tether stopped waiting for its command, as for [`Tally::Stopped`], but its stop did not
+    /// reach the host: it may still be running there (stop 57 tester t90: counted among the
+    /// stopped, `2 stopped`, for commands that ran on).
+    LeftRunning,
     /// Its command never ran.
     NotRun,
 }

@@ -78,7 +78,7 @@ pub fn status_words(r: &HostResult) -> (String, Tally) {
             SshError::CommandStopped {
                 reach: StopReach::NotStopped,
                 ..
-            } => ("left running".into(), Tally::Stopped),
+            } => ("left running".into(), Tally::LeftRunning),
             SshError::CommandStopped { .. } | SshError::ConnectStopped { .. } => {
                 ("stopped".into(), Tally::Stopped)
             }
@@ -360,7 +360,7 @@ mod tests {
         };
         assert_eq!(
             status_words(&result(StopReach::NotStopped)),
-            ("left running".to_string(), Tally::Stopped)
+            ("left running".to_string(), Tally::LeftRunning)
         );
         assert_eq!(
             status_words(&result(StopReach::Stopped)),

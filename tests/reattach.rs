@@ -3194,7 +3194,7 @@ fn a_terminal_command_whose_stop_cannot_reach_its_silent_host_is_said_left_runni
     far.lift_blackhole();
     let text = support::tether::text(&out);
     assert_eq!(out.status.code(), Some(130), "{text}");
-    assert!(text.contains("left running"), "{text}");
+    assert!(text.contains("0 failed, 1 left running,"), "{text}");
     assert!(text.contains("could not stop it on the host"), "{text}");
     assert!(!text.contains("was stopped by tether"), "{text}");
     let pgid: libc::pid_t = text

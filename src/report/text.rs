@@ -453,7 +453,11 @@ fn summary_text(st: &State, look: Look, hosts: &[HostOutcome], elapsed: Duration
     // command did not fail: the counts say which is which, as the rows below do.
     let count = |t: Tally| hosts.iter().filter(|r| r.tally == t).count();
     let mut counts = format!("{} ok, {} failed", count(Tally::Ok), count(Tally::Failed));
-    for (t, what) in [(Tally::Stopped, "stopped"), (Tally::NotRun, "not run")] {
+    for (t, what) in [
+        (Tally::Stopped, "stopped"),
+        (Tally::LeftRunning, "left running"),
+        (Tally::NotRun, "not run"),
+    ] {
         if count(t) > 0 {
             counts.push_str(&format!(", {} {what}", count(t)));
         }

@@ -197,9 +197,8 @@ fn quiet(conn: &Connection, script: &str, opts: &ExecOptions) -> Result<Option<S
         Err(ExecError::Refused(_) | ExecError::Local(_) | ExecError::NotStaged(_)) => Ok(None),
         Err(ExecError::Deadline(..)) => Err(WaitError::Timeout),
         Err(ExecError::NotStarted(e) | ExecError::Lost(e)) => Err(WaitError::Failed(e)),
-        Err(ExecError::Stopped(d, _)) => Err(WaitError::Failed(format!(
-            "stopped after {}",
-            crate::duration::format(d)
-        ))),
+        Err(e @ (ExecError::Stopped(..) | ExecError::StoppedUnsent(_))) => {
+            Err(WaitError::Failed(e.to_string()))
+        }
     }
 }

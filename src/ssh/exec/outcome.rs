@@ -161,6 +161,10 @@ pub enum ExecError {
     /// PTY command stopped before it said its process group: its terminal hung up). Why is in
     /// the [`ExecOptions::stop`](super::ExecOptions::stop) that was set.
     Stopped(Duration, Option<RemoteStop>),
+    /// A stop (see [`ExecError::Stopped`]) came while the command's channel was being opened,
+    /// after this long: nothing of the command was sent (stop 56's doubt: said "stopped after
+    /// N s", not "before it started").
+    StoppedUnsent(Duration),
     /// The server refused a request for this channel (a pseudo-terminal under `PermitTTY no`):
     /// the command never started, and the session is fine.
     Refused(String),
@@ -184,6 +188,9 @@ impl std::fmt::Display for ExecError {
             | ExecError::NotStaged(why) => f.write_str(why),
             ExecError::Deadline(d, _, _) => write!(f, "its deadline passed after {}", after(d)),
             ExecError::Stopped(d, _) => write!(f, "stopped after {}", after(d)),
+            ExecError::StoppedUnsent(d) => {
+                write!(f, "stopped after {}, before it was sent", after(d))
+            }
         }
     }
 }

@@ -741,7 +741,7 @@ fn launch(
         .open_session_while(open_until, REFUSED_GRACE, &keep)
         .map_err(|e| match e {
             OpenError::Refused(why) => ExecError::Refused(format!("cannot open a channel: {why}")),
-            OpenError::Wait(_) if opts.stop.is_set() => ExecError::Stopped(asked.elapsed(), None),
+            OpenError::Wait(_) if opts.stop.is_set() => ExecError::StoppedUnsent(asked.elapsed()),
             OpenError::Wait(_) if deadline.is_some_and(|d| Instant::now() >= d) => {
                 ExecError::Deadline(asked.elapsed(), None, KeptStderr::default())
             }

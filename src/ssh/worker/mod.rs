@@ -745,6 +745,13 @@ impl WorkerState {
                 stderr: stderr.bytes,
                 stderr_cut: stderr.cut,
             }),
+            (None, Err(ExecError::StoppedUnsent(_))) => Err(SshError::stopped_before(
+                &self.owner.name,
+                command,
+                opts.stop
+                    .reason()
+                    .unwrap_or(crate::stop::StopReason::Interrupted),
+            )),
             // Counted from the command's real start (it may have been re-attached to).
             (None, Err(ExecError::Stopped(_, stopped))) => Err(SshError::CommandStopped {
                 reach: match stopped {

@@ -40,7 +40,7 @@ mod state;
 
 pub use idle::READ_LIMITS_AFTER;
 use idle::{drain, woken_within, Idle};
-use state::{Orphan, WorkerState};
+use state::WorkerState;
 
 /// A session that could not be replaced is tried again by a command that comes at least this
 /// long after the failed attempt (earlier ones fail at once: the host is known unreachable).
@@ -698,16 +698,14 @@ impl WorkerState {
             match &result {
                 // Running on, its files needed to stop it.
                 Ok(out) if out.status == exec::ExitStatus::Unfollowed => {
-                    self.orphans.push(Orphan::new(
-                        &self.owner.name,
-                        &self.owner.config.ssh_command,
-                        s.id.clone(),
-                        command.to_string(),
-                        s.place.clone(),
+                    let orphan = self.orphan(
+                        s,
+                        command,
                         "no channel could follow it: the server closed each before its login \
                          shell was done starting"
                             .to_string(),
-                    ))
+                    );
+                    self.orphans.push(orphan);
                 }
                 // The supervisor removes `done` once the command ends; this one's directory
                 // goes with the next command (its result has been read).
@@ -931,17 +929,15 @@ impl WorkerState {
             }
             let again = match sup.filter(|s| failed && s.direct.is_none()) {
                 Some(s) => {
-                    self.orphans.push(Orphan::new(
-                        &self.owner.name,
-                        &self.owner.config.ssh_command,
-                        s.id.clone(),
-                        command.to_string(),
-                        s.place.clone(),
+                    let orphan = self.orphan(
+                        s,
+                        command,
                         match cut {
                             true => format!("its stop ({why}) was cut short by a lost connection"),
                             false => format!("stopping it ({why}) failed"),
                         },
-                    ));
+                    );
+                    self.orphans.push(orphan);
                     match cut {
                         true => {
                             "; tether finishes the stop (no second SIGTERM: SIGKILL once the \

@@ -112,14 +112,9 @@ impl WorkerState {
                         ),
                     });
                 }
-                self.orphans.push(Orphan::new(
-                    &self.owner.name,
-                    &self.owner.config.ssh_command,
-                    sup.id.clone(),
-                    command.to_string(),
-                    sup.place.clone(),
-                    format!("its connection was lost and {short}"),
-                ));
+                let orphan =
+                    self.orphan(sup, command, format!("its connection was lost and {short}"));
+                self.orphans.push(orphan);
                 let reason = format!(
                     "{reason}; {ended}: remote state unknown then (tether stops the command at \
                      its next contact with this host, or before it exits, and says whether it \
@@ -386,12 +381,9 @@ impl WorkerState {
     /// in words for the failure.
     fn stop_unreadable(&mut self, command: &str, sup: &Supervision) -> String {
         let why = "its directory on the host was gone when tether re-attached to it";
-        let orphan = Orphan::new(
-            &self.owner.name,
-            &self.owner.config.ssh_command,
-            sup.id.clone(),
-            command.to_string(),
-            sup.place.clone(),
+        let orphan = self.orphan(
+            sup,
+            command,
             "its connection was lost and its directory on the host was gone".into(),
         );
         let stopped = match (&self.conn, &sup.place) {

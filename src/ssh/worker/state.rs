@@ -77,6 +77,26 @@ pub(super) struct WorkerState {
     pub(super) left_on_terminals: Vec<crate::interrupt::LeftBehind>,
 }
 
+impl WorkerState {
+    /// `command`, supervised as `sup` says, as an orphan of this host (see [`Orphan::new`]),
+    /// left running as `left` says.
+    pub(super) fn orphan(
+        &self,
+        sup: &crate::ssh::exec::Supervision,
+        command: &str,
+        left: String,
+    ) -> Orphan {
+        Orphan::new(
+            &self.owner.name,
+            &self.owner.config.ssh_command,
+            sup.id.clone(),
+            command.to_string(),
+            sup.place.clone(),
+            left,
+        )
+    }
+}
+
 /// A command left running under the supervisor when re-attaching to it failed.
 pub(super) struct Orphan {
     /// Its id on the host.
@@ -141,6 +161,23 @@ pub(super) fn left_at_exit(
 ) -> crate::interrupt::LeftBehind {
     let stop_with = stop_with(ssh, id, place);
     let (pgid, spool) = where_it_runs(id, place);
+    let line = format!(
+        "{host}: `{command}` may still be running: {how}; to stop it and remove its files: \
+         {stop_with}"
+    );
+    say_left_at_exit(host, command, how, pgid, spool, stop_with, line)
+}
+
+/// Registers `line`, and the event that says it, for an exit at a second signal.
+fn say_left_at_exit(
+    host: &str,
+    command: &str,
+    how: &str,
+    pgid: Option<String>,
+    spool: String,
+    stop_with: String,
+    line: String,
+) -> crate::interrupt::LeftBehind {
     let event = crate::event::Event::now(
         std::sync::Arc::from(host),
         crate::event::EventKind::RemoteLeftRunning {
@@ -149,16 +186,10 @@ pub(super) fn left_at_exit(
             why: "tether exited at a second signal".to_string(),
             pgid,
             spool,
-            stop_with: stop_with.clone(),
+            stop_with,
         },
     );
-    crate::interrupt::LeftBehind::say_event(
-        format!(
-            "{host}: `{command}` may still be running: {how}; to stop it and remove its files: \
-             {stop_with}"
-        ),
-        event,
-    )
+    crate::interrupt::LeftBehind::say_event(line, event)
 }
 
 /// Registers what an exit at a second signal says of `command`, run on a PTY on `host` in
@@ -173,24 +204,12 @@ pub(super) fn pty_left_at_exit(
 ) -> crate::interrupt::LeftBehind {
     use crate::ssh::supervisor::{by_hand, stop_pty_by_hand};
     let stop_with = by_hand(ssh, &stop_pty_by_hand(pgid));
-    let event = crate::event::Event::now(
-        std::sync::Arc::from(host),
-        crate::event::EventKind::RemoteLeftRunning {
-            command: command.to_string(),
-            left: how.to_string(),
-            why: "tether exited at a second signal".to_string(),
-            pgid: Some(pgid.to_string()),
-            spool: String::new(),
-            stop_with: stop_with.clone(),
-        },
+    let line = format!(
+        "{host}: `{command}` may still be running: {how}; its process group is {pgid}; to stop \
+         it: {stop_with}"
     );
-    crate::interrupt::LeftBehind::say_event(
-        format!(
-            "{host}: `{command}` may still be running: {how}; its process group is {pgid}; to \
-             stop it: {stop_with}"
-        ),
-        event,
-    )
+    let pgid = Some(pgid.to_string());
+    say_left_at_exit(host, command, how, pgid, String::new(), stop_with, line)
 }
 
 /// The process group (where the host said it) and the prefix of the files of the supervised

@@ -331,6 +331,42 @@ fn a_following_channel_the_server_closes_before_it_starts_is_followed_on_another
     assert_eq!(lab.accepted_logins("host1"), 1);
 }
 
+/// A command with a timeout whose channel the server closes and that is followed on a new
+/// one keeps its whole timeout, counted from its start (stop 57 tester t91: under
+/// `ChannelTimeout session:*=1s`, `--timeout 3s` on `sleep 2.5` was said "did not finish
+/// within 3.0 s" at 2.1 s: each new channel counted what was left from the start again).
+#[test]
+fn a_followed_command_keeps_its_whole_timeout() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    lab.reconfigure("host1", "ChannelTimeout session:*=1s");
+    let h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    let timed = FanOut {
+        timeout: Some(Duration::from_secs(5)),
+        ..FanOut::default()
+    };
+    let started = Instant::now();
+    let r = h.run_meanwhile("host1", "sleep 3.5; echo done", &timed, || {});
+    let took = started.elapsed();
+    match &r.result {
+        Some(Ok(out)) => {
+            assert_eq!(out.status, ExitStatus::Code(0), "{}", h.story());
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "done\n");
+        }
+        other => panic!("{other:?} after {took:?}\n{}", h.story()),
+    }
+    // Its deadline still holds: one past it is given up there.
+    let started = Instant::now();
+    let r = h.run_meanwhile("host1", "sleep 8; echo late", &timed, || {});
+    let took = started.elapsed();
+    assert!(
+        matches!(r.result, Some(Err(SshError::CommandTimeout { .. }))),
+        "{:?}\n{}",
+        r.result,
+        h.story()
+    );
+    assert!(took >= Duration::from_secs(5), "{took:?}");
+}
+
 /// The same for as long as the command runs: its channel is followed on a new one each time
 /// the server closes it, however often (a command of 65 s under `ChannelTimeout
 /// session:*=1s` has more than 50 channels; past 50 it was "no exit status: it was not

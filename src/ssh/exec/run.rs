@@ -856,7 +856,11 @@ pub(super) fn follow(
         };
         let (wrapped, resumed, rest) = resume_request(s, &opts.remaining(started));
         (channel, agent) = launch(conn, &wrapped, &resumed, &rest, Some(s))?;
-        (key, now) = (resumed, rest);
+        // Followed from `started`: its whole timeout, not what was left of it at this launch
+        // counted from `started` again (stop 57 tester t91: `--timeout 3s` under
+        // `ChannelTimeout session:*=1s` timed out at 2.1 s).
+        let timeout = opts.timeout;
+        (key, now) = (resumed, ExecOptions { timeout, ..rest });
     }
 }
 

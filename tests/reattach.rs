@@ -3207,6 +3207,53 @@ fn a_timeout_on_a_silent_connection_ends_soon_after_it_on_a_terminal_too() {
     wait_until("the words did not stop the command", || !alive());
 }
 
+/// The same where the command comes while an attempt of that reconnect is under way (a
+/// `ConnectTimeout 5` longer than the command's timeout): the attempt is given up for it, and
+/// its timeout counts from when it was asked (stop 57 tester t91: 7.6 s for a 3 s timeout,
+/// the attempt waited out, then 3 s of its own).
+#[test]
+fn a_command_that_comes_during_an_idle_reconnects_attempt_waits_only_its_timeout() {
+    let far = support::netns::NetnsHost::start("far", &[]);
+    let cfg = far.dir.join("slow_config");
+    let text = std::fs::read_to_string(far.ssh_config()).unwrap();
+    std::fs::write(&cfg, text.replace("ConnectTimeout 2", "ConnectTimeout 5")).unwrap();
+    let settings = WorkerSettings {
+        heartbeat: Some(Duration::from_secs(1)),
+        heartbeat_timeout: Duration::from_secs(2),
+        ..WorkerSettings::default()
+    };
+    let mut h = Harness::new(&cfg, settings, &["far"]);
+    assert!(h.run(&["far"], "true")[0].ok(), "{}", h.story());
+    let mark = h.mark();
+    far.blackhole();
+    let retrying = h.wait_for_since(mark, Duration::from_secs(30), |e| {
+        matches!(e.kind, EventKind::Reconnecting { .. })
+    });
+    assert!(retrying.is_some(), "{}", h.story());
+    // The second attempt begins 1 s after the first failed, and takes 5 s.
+    std::thread::sleep(Duration::from_millis(1500));
+    let command = vec![("far".to_string(), "echo ran >> $HOME/marker".to_string())];
+    let timed = FanOut {
+        timeout: Some(Duration::from_secs(2)),
+        ..FanOut::default()
+    };
+    let started = Instant::now();
+    let r = h.pool.fan_out(&command, &timed).remove(0);
+    let took = started.elapsed();
+    far.lift_blackhole();
+    let error = match &r.result {
+        Some(Err(e)) => e.to_string(),
+        other => panic!("{other:?}\n{}", h.story()),
+    };
+    assert!(
+        took < Duration::from_secs(3),
+        "{took:?}: {error}\n{}",
+        h.story()
+    );
+    assert!(error.contains("within the 2.0 s timeout"), "{error}");
+    assert!(!far.dir.join("home/marker").exists());
+}
+
 /// A command on a terminal stopped by a signal while its host is silent is said left
 /// running, never stopped: its stop did not run, and its terminal's hang-up never reached the
 /// host (stop 57 tester t90: "stopped" for a group that ran on).

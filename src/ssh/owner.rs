@@ -280,13 +280,13 @@ impl Owner {
     /// or, once tether got a signal (before or during the backoff), for
     /// [`reconnect::LAST_CONTACT`] in all (see [`reconnect::within`]); reports `reconnect`,
     /// `unreachable` when every attempt failed, or `session_lost` when the owner was stopped
-    /// (the run ending) first; nothing where `give_way` ended the backoff
-    /// ([`Outcome::GaveWay`]).
+    /// (the run ending) first; nothing where `give_way` ended the backoff, or the attempt
+    /// under way ([`Outcome::GaveWay`]).
     pub fn reconnect(
         &mut self,
         reason: &str,
         while_idle: bool,
-        give_way: &dyn Fn() -> bool,
+        give_way: std::rc::Rc<dyn Fn() -> bool>,
     ) -> Outcome {
         let bound = reconnect::LAST_CONTACT;
         // An attempt under way when the owner stops (the run ends) is given up at once, not
@@ -319,8 +319,11 @@ impl Owner {
                 reason,
                 &self.settings,
                 &self.stop,
-                give_way,
-                || super::poll::giving_up_when(stopped(), || self.connect()),
+                &*give_way,
+                || {
+                    let (stopped, give_way) = (stopped(), give_way.clone());
+                    super::poll::giving_up_when(move || stopped() || give_way(), || self.connect())
+                },
                 retrying,
             ) {
                 // A signal came during the backoff and ended it (stop 37 tester t26: a PTY

@@ -36,7 +36,8 @@ enum Paused {
 /// Reconnects `host` after `reason`, calling `connect` for each attempt, and `retrying` with
 /// each failed attempt that another follows (see [`Retrying`]), so that a backoff of many
 /// seconds is not silent (stop 51 tester t74: 27 s with one message at the end). Where
-/// `give_way` says so during a pause, the pause ends it ([`Outcome::GaveWay`]).
+/// `give_way` says so during a pause, or after an attempt that failed, that ends it
+/// ([`Outcome::GaveWay`]; the caller's `connect` may give up its attempt on it too).
 pub fn with_backoff(
     host: &str,
     reason: &str,
@@ -76,6 +77,8 @@ pub fn with_backoff(
             Ok(conn) => return Outcome::Connected(conn, started.elapsed()),
             // Given up as the owner stopped (see `Owner::reconnect`): not the host's failure.
             Err(_) if stop.load(Ordering::SeqCst) => return Outcome::Stopped,
+            // Given up for a command that came (see `Owner::reconnect`).
+            Err(_) if give_way() => return Outcome::GaveWay,
             Err(e) => {
                 if !worth_retrying(e, &mut last_error) {
                     break;

@@ -669,7 +669,10 @@ impl State {
             }
             (_, false) => format!("connection lost while carrying {tunnels} ({reason})"),
         };
-        match self.owner.reconnect(&reason, idle, &|| false) {
+        match self
+            .owner
+            .reconnect(&reason, idle, std::rc::Rc::new(|| false))
+        {
             reconnect::Outcome::Connected(conn, _) => {
                 self.lane = Some(Lane::new(conn));
                 self.connected.store(true, Ordering::SeqCst);

@@ -60,6 +60,8 @@ pub enum Job {
         opts: Box<ExecOptions>,
         /// Receives the result.
         reply: Reply,
+        /// When it was asked: a timeout counts from then while the session is replaced.
+        asked: Instant,
     },
     /// Make sure the session works, replacing it (with the usual backoff) if it died,
     /// whatever the heartbeat setting: a run about to clean up (its failure hooks) needs every
@@ -183,6 +185,7 @@ impl HostWorker {
             command: command.to_string(),
             opts: Box::new(opts),
             reply,
+            asked: Instant::now(),
         });
     }
 
@@ -337,7 +340,10 @@ impl WorkerState {
             self.dead_idle = Some(reason);
             return false;
         }
-        match self.owner.reconnect(&reason, while_idle, &waiting) {
+        match self
+            .owner
+            .reconnect(&reason, while_idle, std::rc::Rc::new(waiting))
+        {
             reconnect::Outcome::Connected(conn, _) => {
                 self.conn = Some(conn);
                 self.lost = None;
@@ -368,10 +374,11 @@ impl WorkerState {
     }
 
     /// Replaces a dead session (after `reason`) for `command`, which nothing of was sent yet:
-    /// where it has a timeout, within that or its re-attach bound, whichever is shorter (a
-    /// stop ends it at once), as re-attaching is (see `connect_within`); else under the usual
-    /// policy (see [`replace_session`]). Whether a session came; where none did within that
-    /// bound, the host is lost until its next contact, which tries again at once.
+    /// where it has a timeout, within that (counted from `since`, when it was asked) or its
+    /// re-attach bound, whichever ends first (a stop ends it at once), as re-attaching is (see
+    /// `connect_within`); else under the usual policy (see [`replace_session`]). Whether a
+    /// session came; where none did within that bound, the host is lost until its next
+    /// contact, which tries again at once.
     ///
     /// [`replace_session`]: Self::replace_session
     fn reconnect_for(
@@ -380,6 +387,7 @@ impl WorkerState {
         reason: String,
         while_idle: bool,
         opts: &ExecOptions,
+        since: Instant,
     ) -> bool {
         let Some(timeout) = opts.timeout else {
             return self.replace_session(reason, while_idle, false);
@@ -389,9 +397,9 @@ impl WorkerState {
         self.kernel_deadline = false;
         let begun = Instant::now();
         let reattach = opts.reattach.unwrap_or(self.owner.settings.reattach);
-        let (within, bound, named) = match timeout <= reattach {
+        let (until, bound, named) = match since + timeout <= begun + reattach {
             true => (
-                timeout,
+                since + timeout,
                 super::config::ConnectBound::Timeout(timeout),
                 format!(
                     "the {} timeout of `{command}`",
@@ -399,12 +407,21 @@ impl WorkerState {
                 ),
             ),
             false => (
-                reattach,
+                begun + reattach,
                 super::config::ConnectBound::Reattach(reattach),
                 format!("the {} re-attach bound", crate::duration::format(reattach)),
             ),
         };
-        match self.connect_within(begun + within, bound, &opts.stop) {
+        // Spent while the worker was busy (finding the session dead): no attempt, which would
+        // take its whole ConnectTimeout.
+        let connected = match Instant::now() < until {
+            true => self.connect_within(until, bound, &opts.stop),
+            false => Err(SshError::Session {
+                host: self.owner.name.to_string(),
+                reason: "it passed before the session could be replaced".into(),
+            }),
+        };
+        match connected {
             Ok(()) => {
                 self.emit(EventKind::Reconnected {
                     reason,
@@ -447,8 +464,9 @@ impl WorkerState {
                 command,
                 opts,
                 reply,
+                asked,
             } => {
-                let result = self.exec(&command, *opts);
+                let result = self.exec(&command, *opts, asked);
                 reply(result);
             }
             Job::Revive { reply } => {
@@ -497,7 +515,12 @@ impl WorkerState {
         self.replace_session(dead, true, false)
     }
 
-    fn exec(&mut self, sent: &str, opts: ExecOptions) -> Result<ExecOutput, SshError> {
+    fn exec(
+        &mut self,
+        sent: &str,
+        opts: ExecOptions,
+        asked: Instant,
+    ) -> Result<ExecOutput, SshError> {
         // `sent` is what runs on the host; `command` what every word of tether's names.
         let label = opts.label.clone();
         let command = label.as_deref().unwrap_or(sent);
@@ -520,7 +543,7 @@ impl WorkerState {
             (None, None) => None,
         };
         if let Some((reason, while_idle)) = dead {
-            if !self.reconnect_for(command, reason, while_idle, &opts) {
+            if !self.reconnect_for(command, reason, while_idle, &opts, asked) {
                 if let Some(why) = opts.stop.reason() {
                     return Err(SshError::stopped_before(&self.owner.name, command, why));
                 }
@@ -633,7 +656,7 @@ impl WorkerState {
                 let mut reason = reason.clone();
                 for _ in 0..self.owner.settings.reconnect_attempts.max(1) {
                     let why = format!("session found dead before `{command}` ({reason})");
-                    if !self.reconnect_for(command, why, false, &opts.remaining(started)) {
+                    if !self.reconnect_for(command, why, false, &opts, started) {
                         break;
                     }
                     result = self.exec_once(sent, &opts, sup.as_mut());

@@ -1477,7 +1477,8 @@ fn a_blackhole_lifted_before_the_bound_is_reattached() {
 /// SIGTERM while a host is blackholed ends tether within a service manager's grace (`docker
 /// stop`: 10 s), saying what may be left there: after a signal a channel's opening is not
 /// waited for 15 s, and a host that failed to reconnect a moment ago is not tried again for
-/// the clean-up (stop 45 tester t57: 32 s, or a SIGKILL with nothing cleaned up).
+/// the clean-up (stop 45 tester t57: 32 s, or a SIGKILL with nothing cleaned up), and what it
+/// says does not promise it.
 #[test]
 fn sigterm_with_a_blackholed_host_ends_within_a_service_managers_grace() {
     let far = support::netns::NetnsHost::start("far", &[]);
@@ -1502,6 +1503,14 @@ fn sigterm_with_a_blackholed_host_ends_within_a_service_managers_grace() {
     assert_eq!(out.status.code(), Some(130), "{text}");
     assert!(took < Duration::from_secs(10), "took {took:?}\n{text}");
     assert!(text.contains("may still be running"), "{text}");
+    // Not connected to again, and not said to be (stop 57 tester t91: "tether tries again
+    // ... before it exits", then "could not be reached", no attempt made).
+    assert!(
+        text.contains("after the signal tether does not wait to connect to the host again")
+            && text.contains("after the signal, tether did not wait to connect to the host again")
+            && !text.contains("tries again"),
+        "{text}"
+    );
 }
 
 /// `--reattach` bounds re-attaching for the whole run; `0` is one attempt, said as such

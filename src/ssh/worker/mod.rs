@@ -961,11 +961,18 @@ impl WorkerState {
                         },
                     );
                     self.orphans.push(orphan);
+                    // After a signal, a session taken for lost just now is not connected to
+                    // again before tether exits (see `last_contact`): not promised.
+                    let exiting = crate::interrupt::signalled() && self.conn.is_none();
                     match cut {
                         true => {
                             "; tether finishes the stop (no second SIGTERM: SIGKILL once the \
                              grace period has passed, to what is left of it) at its next \
                              contact with this host, or before it exits"
+                        }
+                        false if exiting => {
+                            "; after the signal tether does not wait to connect to the host \
+                             again: it names the command, with how to stop it, as it exits"
                         }
                         false => {
                             "; tether tries again at its next contact with this host, or \

@@ -501,10 +501,12 @@ impl WorkerState {
             let started = Instant::now();
             // After a signal, a host that the failure hooks could not reach within that time
             // just now is not tried again: tether is on its way out.
+            let mut tried = true;
             let reached = match &self.lost {
                 Some((e, Some(at)))
                     if crate::interrupt::signalled() && at.elapsed() < LAST_CONTACT =>
                 {
+                    tried = false;
                     Err(e.clone())
                 }
                 _ => self.owner.connect_for(Some((
@@ -524,10 +526,19 @@ impl WorkerState {
                     });
                 }
                 Err(e) => {
-                    let why = format!(
-                        "the host could not be reached before tether exited: {}",
-                        e.said_for(&self.owner.name)
-                    );
+                    // Not tried: said so (stop 57 tester t91: "could not be reached" for a
+                    // host a new connection would have reached, none attempted).
+                    let why = match tried {
+                        true => format!(
+                            "the host could not be reached before tether exited: {}",
+                            e.said_for(&self.owner.name)
+                        ),
+                        false => format!(
+                            "after the signal, tether did not wait to connect to the host again \
+                             ({})",
+                            e.said_for(&self.owner.name)
+                        ),
+                    };
                     for orphan in std::mem::take(&mut self.orphans) {
                         self.left_running(&orphan, &why);
                     }

@@ -320,9 +320,10 @@ impl Connection {
     /// [`acknowledges_within`](Self::acknowledges_within) for a session over a socket pair (a
     /// jump host's tunnel, a proxy command), which has no TCP of its own to ask: a keepalive
     /// that asks for a reply is sent, and anything that arrives on the socket after it (the
-    /// reply, or the command's output) says the far end works; nothing within `within`, that
-    /// it does not. A keepalive is sent at most once a second (libssh2 counts whole
-    /// seconds): a second goes a second later, where the first may not have been sent.
+    /// reply, or the command's output) says the far end works; nothing within `within` and
+    /// [`ASK_AGAIN`], that it does not. libssh2 sends a keepalive at most every 2 s (its
+    /// shortest interval) and does not say whether a call sent one: the keepalive is asked for
+    /// every [`ASK_AGAIN`] until one goes.
     /// Where a jump host carries the session, its TCP connection is watched meanwhile: one
     /// that acknowledges nothing is marked hung (see [`CarrierSocket::hung`]), and the answer
     /// is given then.
@@ -349,7 +350,7 @@ impl Connection {
             return Some(false);
         }
         let sent = Instant::now();
-        let mut asked_again = false;
+        let mut asked_at = sent;
         loop {
             if pending(self.fd).is_some_and(|n| n > before) {
                 return Some(true);
@@ -360,13 +361,15 @@ impl Connection {
             if self.mark_silent_carrier() {
                 return Some(false);
             }
-            if !asked_again && sent.elapsed() >= Duration::from_millis(1050) {
-                asked_again = true;
+            // libssh2 sends when its interval has passed since the last one, and says nothing
+            // of whether it did: asked again until one goes, which the reply follows.
+            if asked_at.elapsed() >= ASK_AGAIN {
+                asked_at = Instant::now();
                 if ask().is_err() {
                     return Some(false);
                 }
             }
-            if sent.elapsed() >= within {
+            if sent.elapsed() >= within + ASK_AGAIN {
                 return Some(false);
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -750,6 +753,10 @@ pub fn connect_over<S: AsRawFd + 'static>(
         carrier: None,
     })
 }
+
+/// How often a session over a socket pair asks for a keepalive while it waits for a reply (see
+/// `carrier_acknowledges_within`), and how much longer than asked it waits.
+const ASK_AGAIN: Duration = Duration::from_millis(250);
 
 /// Bytes waiting to be read on `fd` (`FIONREAD`); `None` where it cannot say.
 fn pending(fd: RawFd) -> Option<usize> {

@@ -63,6 +63,67 @@ fn wait_until(why: &str, what: impl Fn() -> bool) {
     }
 }
 
+/// Runs `command` as `how` says, which fails: how long that took, and the failure.
+fn fails_after(h: &Harness, command: &[(String, String)], how: &FanOut) -> (Duration, String) {
+    let started = Instant::now();
+    let r = h.pool.fan_out(command, how).remove(0);
+    let took = started.elapsed();
+    match &r.result {
+        Some(Err(e)) => (took, e.to_string()),
+        other => panic!("{other:?}\n{}", h.story()),
+    }
+}
+
+/// A heartbeat every second that finds a silent session dead in 2 s.
+fn quick_heartbeat() -> WorkerSettings {
+    WorkerSettings {
+        heartbeat: Some(Duration::from_secs(1)),
+        heartbeat_timeout: Duration::from_secs(2),
+        ..WorkerSettings::default()
+    }
+}
+
+/// Starts `tether ARGS -- COMMAND` on `far`, waits until the command started (it appends to
+/// `$HOME/marker`), then blackholes `far`.
+fn start_then_blackhole(
+    far: &support::netns::NetnsHost,
+    args: &[&str],
+    command: &str,
+) -> std::process::Child {
+    let marker = far.dir.join("home/marker");
+    let child = support::tether::Tether::new()
+        .ssh_config(&far.ssh_config())
+        .args(args)
+        .arg("--")
+        .arg(&format!("echo ran >> $HOME/marker; {command}"))
+        .spawn();
+    wait_until("the command never started", || {
+        std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+    });
+    far.blackhole();
+    child
+}
+
+/// The process group and the stop words in `said` (`... process group is N; ... to stop it:
+/// WORDS`, to the end of the line); checks that the group runs, runs the words, and waits
+/// until it has ended.
+fn stop_with_the_words_given(said: &str) {
+    let (pgid, rest) = said
+        .split_once("process group is ")
+        .and_then(|(_, rest)| rest.split_once(';'))
+        .unwrap_or_else(|| panic!("no process group named\n{said}"));
+    let words = rest
+        .split_once("to stop it: ")
+        .and_then(|(_, w)| w.lines().next())
+        .unwrap_or_else(|| panic!("no stop words\n{said}"));
+    let pgid: libc::pid_t = pgid.parse().expect("a number");
+    // SAFETY: kill(2) with signal 0 only asks whether the group exists.
+    let alive = || unsafe { libc::kill(-pgid, 0) } == 0;
+    assert!(alive(), "the command ended by itself\n{said}");
+    run_as_given(words);
+    wait_until("the words did not stop the command", || !alive());
+}
+
 /// Runs `command` on host1 with `how` while `meanwhile` runs (from when /srv/marker is not
 /// empty); the result.
 fn run_while(
@@ -1428,11 +1489,7 @@ fn the_supervisors_files_are_removed_once_their_results_were_read() {
 #[test]
 fn a_blackhole_lifted_before_the_bound_is_reattached() {
     let far = support::netns::NetnsHost::start("far", &[]);
-    let settings = WorkerSettings {
-        heartbeat: Some(Duration::from_secs(1)),
-        heartbeat_timeout: Duration::from_secs(2),
-        ..WorkerSettings::default()
-    };
+    let settings = quick_heartbeat();
     let mut h = Harness::new(&far.ssh_config(), settings, &["far"]);
     let marker = far.dir.join("home/marker");
     let command = TWELVE.replace("/srv/marker", "$HOME/marker");
@@ -1482,16 +1539,7 @@ fn a_blackhole_lifted_before_the_bound_is_reattached() {
 #[test]
 fn sigterm_with_a_blackholed_host_ends_within_a_service_managers_grace() {
     let far = support::netns::NetnsHost::start("far", &[]);
-    let marker = far.dir.join("home/marker");
-    let child = support::tether::Tether::new()
-        .ssh_config(&far.ssh_config())
-        .args(&["run", "--hosts", "far", "--"])
-        .arg("echo ran >> $HOME/marker; sleep 60")
-        .spawn();
-    wait_until("the command never started", || {
-        std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
-    });
-    far.blackhole();
+    let child = start_then_blackhole(&far, &["run", "--hosts", "far"], "sleep 60");
     std::thread::sleep(Duration::from_millis(500));
     let signalled = Instant::now();
     // SAFETY: kill(2) on our own child's pid.
@@ -3143,17 +3191,12 @@ fn a_stop_after_sigterm_cut_short_is_finished_before_tether_exits() {
 #[test]
 fn a_timeout_on_a_silent_connection_ends_soon_after_it() {
     let far = support::netns::NetnsHost::start("far", &[]);
-    let marker = far.dir.join("home/marker");
     let started = Instant::now();
-    let child = support::tether::Tether::new()
-        .ssh_config(&far.ssh_config())
-        .args(&["run", "--timeout", "5s", "--hosts", "far", "--"])
-        .arg("echo ran >> $HOME/marker; sleep 60")
-        .spawn();
-    wait_until("the command never started", || {
-        std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
-    });
-    far.blackhole();
+    let child = start_then_blackhole(
+        &far,
+        &["run", "--timeout", "5s", "--hosts", "far"],
+        "sleep 60",
+    );
     let out = child.wait_with_output().unwrap();
     let took = started.elapsed();
     far.lift_blackhole();
@@ -3177,17 +3220,9 @@ fn a_timeout_on_a_silent_connection_ends_soon_after_it() {
 #[test]
 fn a_timeout_on_a_silent_connection_ends_soon_after_it_on_a_terminal_too() {
     let far = support::netns::NetnsHost::start("far", &[]);
-    let marker = far.dir.join("home/marker");
     let started = Instant::now();
-    let child = support::tether::Tether::new()
-        .ssh_config(&far.ssh_config())
-        .args(&["run", "--pty", "--timeout", "5s", "--hosts", "far", "--"])
-        .arg("trap '' HUP; echo ran >> $HOME/marker; sleep 60")
-        .spawn();
-    wait_until("the command never started", || {
-        std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
-    });
-    far.blackhole();
+    let args = ["run", "--pty", "--timeout", "5s", "--hosts", "far"];
+    let child = start_then_blackhole(&far, &args, "trap '' HUP; sleep 60");
     let out = child.wait_with_output().unwrap();
     let took = started.elapsed();
     far.lift_blackhole();
@@ -3197,23 +3232,7 @@ fn a_timeout_on_a_silent_connection_ends_soon_after_it_on_a_terminal_too() {
     assert!(took < Duration::from_secs(13), "took {took:?}\n{text}");
     assert!(text.contains("did not finish within 5.0 s"), "{text}");
     assert!(text.contains("was not stopped on the host"), "{text}");
-    let said = text
-        .split_once("Its process group is ")
-        .unwrap_or_else(|| panic!("no process group named\n{text}"))
-        .1;
-    let (pgid, rest) = said.split_once(';').expect("a process group");
-    let words = rest
-        .split_once("to stop it: ")
-        .expect("stop words")
-        .1
-        .lines()
-        .next()
-        .expect("a line");
-    let pgid: libc::pid_t = pgid.parse().expect("a number");
-    let alive = || unsafe { libc::kill(-pgid, 0) } == 0;
-    assert!(alive(), "the command ended by itself\n{text}");
-    run_as_given(words);
-    wait_until("the words did not stop the command", || !alive());
+    stop_with_the_words_given(&text);
 }
 
 /// The same where the command comes while an attempt of that reconnect is under way (a
@@ -3226,11 +3245,7 @@ fn a_command_that_comes_during_an_idle_reconnects_attempt_waits_only_its_timeout
     let cfg = far.dir.join("slow_config");
     let text = std::fs::read_to_string(far.ssh_config()).unwrap();
     std::fs::write(&cfg, text.replace("ConnectTimeout 2", "ConnectTimeout 5")).unwrap();
-    let settings = WorkerSettings {
-        heartbeat: Some(Duration::from_secs(1)),
-        heartbeat_timeout: Duration::from_secs(2),
-        ..WorkerSettings::default()
-    };
+    let settings = quick_heartbeat();
     let mut h = Harness::new(&cfg, settings, &["far"]);
     assert!(h.run(&["far"], "true")[0].ok(), "{}", h.story());
     let mark = h.mark();
@@ -3246,14 +3261,8 @@ fn a_command_that_comes_during_an_idle_reconnects_attempt_waits_only_its_timeout
         timeout: Some(Duration::from_secs(2)),
         ..FanOut::default()
     };
-    let started = Instant::now();
-    let r = h.pool.fan_out(&command, &timed).remove(0);
-    let took = started.elapsed();
+    let (took, error) = fails_after(&h, &command, &timed);
     far.lift_blackhole();
-    let error = match &r.result {
-        Some(Err(e)) => e.to_string(),
-        other => panic!("{other:?}\n{}", h.story()),
-    };
     assert!(
         took < Duration::from_secs(3),
         "{took:?}: {error}\n{}",
@@ -3269,16 +3278,8 @@ fn a_command_that_comes_during_an_idle_reconnects_attempt_waits_only_its_timeout
 #[test]
 fn a_terminal_command_whose_stop_cannot_reach_its_silent_host_is_said_left_running() {
     let far = support::netns::NetnsHost::start("far", &[]);
-    let marker = far.dir.join("home/marker");
-    let child = support::tether::Tether::new()
-        .ssh_config(&far.ssh_config())
-        .args(&["run", "--pty", "--hosts", "far", "--"])
-        .arg("trap '' HUP; echo ran >> $HOME/marker; sleep 60")
-        .spawn();
-    wait_until("the command never started", || {
-        std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
-    });
-    far.blackhole();
+    let args = ["run", "--pty", "--hosts", "far"];
+    let child = start_then_blackhole(&far, &args, "trap '' HUP; sleep 60");
     std::thread::sleep(Duration::from_secs(1));
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
@@ -3306,16 +3307,8 @@ fn a_terminal_command_whose_stop_cannot_reach_its_silent_host_is_said_left_runni
 #[test]
 fn a_second_signal_names_a_terminal_command_it_leaves_running() {
     let far = support::netns::NetnsHost::start("far", &[]);
-    let marker = far.dir.join("home/marker");
-    let child = support::tether::Tether::new()
-        .ssh_config(&far.ssh_config())
-        .args(&["run", "--pty", "--hosts", "far", "--"])
-        .arg("trap '' HUP; echo ran >> $HOME/marker; sleep 60")
-        .spawn();
-    wait_until("the command never started", || {
-        std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
-    });
-    far.blackhole();
+    let args = ["run", "--pty", "--hosts", "far"];
+    let child = start_then_blackhole(&far, &args, "trap '' HUP; sleep 60");
     for _ in 0..2 {
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
@@ -3326,26 +3319,10 @@ fn a_second_signal_names_a_terminal_command_it_leaves_running() {
     let text = support::tether::text(&out);
     assert_eq!(out.status.code(), Some(130), "{text}");
     let said = text
-        .split_once("far: `trap '' HUP; echo ran >> $HOME/marker; sleep 60` may still be running")
+        .split_once("far: `echo ran >> $HOME/marker; trap '' HUP; sleep 60` may still be running")
         .unwrap_or_else(|| panic!("the command is not named\n{text}"))
         .1;
-    let (pgid, rest) = said
-        .split_once("its process group is ")
-        .and_then(|(_, rest)| rest.split_once(';'))
-        .expect("a process group");
-    let words = rest
-        .split_once("to stop it: ")
-        .expect("words")
-        .1
-        .lines()
-        .next()
-        .unwrap();
-    let pgid: libc::pid_t = pgid.parse().expect("a number");
-    // SAFETY: kill(2) with signal 0 only asks whether the group exists.
-    let alive = || unsafe { libc::kill(-pgid, 0) } == 0;
-    assert!(alive(), "{text}");
-    run_as_given(words);
-    wait_until("the words did not stop the command", || !alive());
+    stop_with_the_words_given(said);
 }
 
 /// A command whose channel a silent connection never opens (the host blackholed after the
@@ -3425,11 +3402,7 @@ fn a_channel_a_silent_connection_never_opens_ends_at_the_commands_timeout_or_sto
 #[test]
 fn a_command_that_comes_while_an_idle_session_is_reconnected_waits_its_timeout() {
     let far = support::netns::NetnsHost::start("far", &[]);
-    let settings = WorkerSettings {
-        heartbeat: Some(Duration::from_secs(1)),
-        heartbeat_timeout: Duration::from_secs(2),
-        ..WorkerSettings::default()
-    };
+    let settings = quick_heartbeat();
     let mut h = Harness::new(&far.ssh_config(), settings, &["far"]);
     assert!(h.run(&["far"], "true")[0].ok(), "{}", h.story());
     let mark = h.mark();
@@ -3444,13 +3417,7 @@ fn a_command_that_comes_while_an_idle_session_is_reconnected_waits_its_timeout()
         timeout: Some(Duration::from_secs(3)),
         ..FanOut::default()
     };
-    let started = Instant::now();
-    let r = h.pool.fan_out(&command, &timed).remove(0);
-    let took = started.elapsed();
-    let error = match &r.result {
-        Some(Err(e)) => e.to_string(),
-        other => panic!("{other:?}\n{}", h.story()),
-    };
+    let (took, error) = fails_after(&h, &command, &timed);
     assert!(
         took < Duration::from_millis(4500),
         "{took:?}: {error}\n{}",
@@ -3466,13 +3433,7 @@ fn a_command_that_comes_while_an_idle_session_is_reconnected_waits_its_timeout()
         reattach: Some(Duration::from_secs(2)),
         ..FanOut::default()
     };
-    let started = Instant::now();
-    let r = h.pool.fan_out(&command, &long).remove(0);
-    let took = started.elapsed();
-    let error = match &r.result {
-        Some(Err(e)) => e.to_string(),
-        other => panic!("{other:?}\n{}", h.story()),
-    };
+    let (took, error) = fails_after(&h, &command, &long);
     assert!(took < Duration::from_millis(3500), "{took:?}: {error}");
     assert!(
         error.contains("not connected again within the 2.0 s re-attach bound"),

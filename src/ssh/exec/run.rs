@@ -884,6 +884,12 @@ const HUNG: Duration = Duration::from_secs(3);
 /// hundred.
 const ACK_WAIT: Duration = Duration::from_secs(2);
 
+/// How long a stop or deadline that found a session a jump host carries hung already asks
+/// it whether the jump host is what went silent (see [`HUNG`]): not the whole [`ACK_WAIT`],
+/// whose answer would not change (found reading c3a926b: 2 s more for every such stop where
+/// the host behind a healthy jump host was the silent one).
+const CARRIER_WAIT: Duration = Duration::from_secs(1);
+
 /// Channels in a row that [`follow`] follows a running command on again when the server closed
 /// them before they said they started.
 const UNSTARTED: u32 = 3;
@@ -965,12 +971,13 @@ fn follow_channel(
             // session is taken for lost: see `Reached::Nothing`), none for the standby's close
             // (stop 55 tester t87: a blackholed host's `--timeout 8s` ended at 40 s, 17 of them
             // these waits; stop 56 tester t89: 20 s for `--pty --timeout 5s`).
-            // A session a jump host carries is asked all the same: the answer tells whether
-            // the silence is the jump host's, whose worker then connects again (see
-            // `CarrierSocket::hung`).
+            // A session a jump host carries is asked all the same, briefly (hung it is
+            // already): the answer tells whether the silence is the jump host's, whose worker
+            // then connects again (see `CarrierSocket::hung`); a jump host's silence shows
+            // within two retransmission timeouts.
             let hung = match streams.unheard_since.map(|at| at.elapsed()) {
                 Some(unheard) if unheard >= HUNG && conn.carried() => {
-                    conn.acknowledges_within(ACK_WAIT);
+                    conn.acknowledges_within(CARRIER_WAIT);
                     true
                 }
                 Some(unheard) if unheard >= HUNG => true,

@@ -83,6 +83,10 @@ pub fn status_words(r: &HostResult) -> (String, Tally) {
                 ("stopped".into(), Tally::Stopped)
             }
             _ if e.kind() == Kind::Unreachable => failed("unreachable"),
+            SshError::CommandTimeout {
+                reach: StopReach::NotStopped,
+                ..
+            } => failed("timed out, stop failed"),
             SshError::CommandTimeout { .. } => failed("timed out"),
             SshError::NotRun { .. } => failed("not run"),
             SshError::ConnectionLost { .. } | SshError::TransferCut { .. } => {
@@ -365,6 +369,26 @@ mod tests {
         assert_eq!(
             status_words(&result(StopReach::Stopped)),
             ("stopped".to_string(), Tally::Stopped)
+        );
+        // A timeout is a failure either way; the row says whether it may still run.
+        let timed_out = |reach| HostResult {
+            result: Some(Err(SshError::CommandTimeout {
+                host: "web2".into(),
+                command: "make".into(),
+                timeout: std::time::Duration::from_secs(5),
+                reach,
+                stderr: Vec::new(),
+                stderr_cut: 0,
+            })),
+            ..result(StopReach::Stopped)
+        };
+        assert_eq!(
+            status_words(&timed_out(StopReach::NotStopped)),
+            ("timed out, stop failed".to_string(), Tally::Failed)
+        );
+        assert_eq!(
+            status_words(&timed_out(StopReach::HungUp)),
+            ("timed out".to_string(), Tally::Failed)
         );
     }
 }

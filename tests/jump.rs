@@ -1204,7 +1204,10 @@ fn a_command_behind_a_jump_host_whose_connection_went_silent_is_stopped_over_a_n
     site.lift_blackhole("bastion");
     let text = support::tether::text(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("did not finish within 6.0 s"), "{text}");
+    assert!(
+        text.contains("did not finish within 6.0 s; stopping it on the host then failed"),
+        "{text}"
+    );
     assert!(
         text.contains("stopped `echo go; sleep 30` on the host"),
         "{text}"

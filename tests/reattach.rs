@@ -3204,7 +3204,18 @@ fn a_timeout_on_a_silent_connection_ends_soon_after_it() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     // 5 s, 3 s for the stop's channel, 2 s (ConnectTimeout) for the last contact.
     assert!(took < Duration::from_secs(13), "took {took:?}\n{text}");
-    assert!(text.contains("did not finish within 5.0 s"), "{text}");
+    // The failure and the summary say it too, not only the warnings before them.
+    assert!(
+        text.contains(
+            "did not finish within 5.0 s; stopping it on the host then failed (the warnings \
+             above say what became of it)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("far  timed out, stop failed  5.0 s"),
+        "{text}"
+    );
     assert!(text.contains("may still be running on far"), "{text}");
     assert!(
         text.contains("to stop it and remove its files: ssh"),
@@ -3230,7 +3241,17 @@ fn a_timeout_on_a_silent_connection_ends_soon_after_it_on_a_terminal_too() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     // 5 s, 2 s for the keepalive's acknowledgement, 3 s for the stop's channel.
     assert!(took < Duration::from_secs(13), "took {took:?}\n{text}");
-    assert!(text.contains("did not finish within 5.0 s"), "{text}");
+    assert!(
+        text.contains(
+            "did not finish within 5.0 s; stopping it on the host then failed (the warnings \
+             above say what became of it)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("far  timed out, stop failed  5.0 s"),
+        "{text}"
+    );
     assert!(text.contains("was not stopped on the host"), "{text}");
     stop_with_the_words_given(&text);
 }

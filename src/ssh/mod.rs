@@ -301,7 +301,8 @@ pub enum SshError {
         /// The transport error.
         reason: String,
     },
-    /// The command ran past its deadline; its channel was closed.
+    /// The command ran past its deadline; its channel was closed, and it was stopped on the
+    /// host as `reach` says.
     #[error("{}", self.said())]
     CommandTimeout {
         /// Host as named by the user.
@@ -310,6 +311,8 @@ pub enum SshError {
         command: String,
         /// The deadline.
         timeout: Duration,
+        /// What the stop at its deadline did on the host.
+        reach: StopReach,
         /// What the command wrote on stderr by then (its last bytes), whose last lines its
         /// failure shows.
         stderr: Vec<u8>,
@@ -421,15 +424,28 @@ impl SshError {
                 host,
                 command,
                 timeout,
+                reach,
                 stderr,
                 stderr_cut,
             } => {
+                // Said here too, not only in the warnings before it (stop 57 tester t91: the
+                // failure and the summary said only "timed out" of a command its stop could
+                // not reach). What the stop did at the deadline: tether may stop it at its
+                // next contact with the host, which its own line says.
                 let mut text = HostText::new()
                     .text(&format!("`{}` on ", crate::chars::command_named(command)))
                     .host(host)
                     .text(&format!(
-                        " did not finish within {}",
-                        format_duration(*timeout)
+                        " did not finish within {}{}",
+                        format_duration(*timeout),
+                        match reach {
+                            StopReach::Stopped => "",
+                            StopReach::HungUp => " (tether hung up its terminal)",
+                            StopReach::NotStopped => {
+                                "; stopping it on the host then failed (the warnings above say \
+                                 what became of it)"
+                            }
+                        }
                     ));
                 // As a failed command's (stop 51 tester t76: a command that said why it
                 // hung, then timed out, showed none of it).

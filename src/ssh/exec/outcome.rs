@@ -438,6 +438,7 @@ mod tests {
                     host: host(),
                     command: command(),
                     timeout: Duration::ZERO,
+                    reach: crate::ssh::StopReach::Stopped,
                     stderr: Vec::new(),
                     stderr_cut: 0,
                 }),

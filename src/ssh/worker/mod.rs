@@ -753,13 +753,33 @@ impl WorkerState {
                 }
             }
         }
+        // What a stop (or the one at its deadline) did on the host.
+        let live = self.conn.is_some();
+        let reach = |stopped: &Option<exec::RemoteStop>| match stopped {
+            Some(s) if s.signalled() => crate::ssh::StopReach::Stopped,
+            // Its terminal hung up as its channel closed, where the session carried the close:
+            // one taken for lost did not (stop 57 tester t90: a PTY command on a silent host,
+            // its stop failed, said "stopped").
+            _ if opts.pty && live => crate::ssh::StopReach::HungUp,
+            Some(_) => crate::ssh::StopReach::NotStopped,
+            None if opts.pty => crate::ssh::StopReach::NotStopped,
+            // Only its channel was closed: a transfer, which ends with it.
+            None => crate::ssh::StopReach::Stopped,
+        };
         let result = match (unknown, result) {
             (Some(error), _) => Err(error),
             (None, Ok(out)) => {
                 self.last_alive = Instant::now();
                 Ok(out)
             }
-            (None, Err(ExecError::Deadline(_, _, stderr))) => Err(SshError::CommandTimeout {
+            (None, Err(ExecError::Deadline(_, stopped, stderr))) => Err(SshError::CommandTimeout {
+                // No stop was made: given up before it was sent (no channel by its deadline),
+                // or a transfer, which ends with its channel (a command run without the
+                // supervisor has a failed stop, its words said by `report_stop`).
+                reach: match &stopped {
+                    None => crate::ssh::StopReach::Stopped,
+                    tried => reach(tried),
+                },
                 host: self.owner.name.to_string(),
                 command: command.to_string(),
                 timeout: timeout.unwrap_or_default(),
@@ -775,17 +795,7 @@ impl WorkerState {
             )),
             // Counted from the command's real start (it may have been re-attached to).
             (None, Err(ExecError::Stopped(_, stopped))) => Err(SshError::CommandStopped {
-                reach: match stopped {
-                    Some(s) if s.signalled() => crate::ssh::StopReach::Stopped,
-                    // Its terminal hung up as its channel closed, where the session carried
-                    // the close: one taken for lost did not (stop 57 tester t90: a PTY command
-                    // on a silent host, its stop failed, said "stopped").
-                    _ if opts.pty && self.conn.is_some() => crate::ssh::StopReach::HungUp,
-                    Some(_) => crate::ssh::StopReach::NotStopped,
-                    None if opts.pty => crate::ssh::StopReach::NotStopped,
-                    // Only its channel was closed: a transfer, which ends with it.
-                    None => crate::ssh::StopReach::Stopped,
-                },
+                reach: reach(&stopped),
                 host: self.owner.name.to_string(),
                 command: command.to_string(),
                 elapsed: Some(started.elapsed()),

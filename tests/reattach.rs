@@ -3190,21 +3190,34 @@ fn a_stop_after_sigterm_cut_short_is_finished_before_tether_exits() {
 /// connection at once (stop 55 tester t87: `--timeout 8s` exited at 40 s; 28 s here for 4 s).
 #[test]
 fn a_timeout_on_a_silent_connection_ends_soon_after_it() {
+    // 5 s, 3 s for the stop's channel, 2 s (ConnectTimeout) for the last contact.
+    let (_far, text) = timed_out_on_a_silent_host(&[], "sleep 60");
+    assert!(text.contains("may still be running on far"), "{text}");
+    assert!(
+        text.contains("to stop it and remove its files: ssh"),
+        "{text}"
+    );
+}
+
+/// Runs `command` with `--timeout 5s` and `extra` arguments on a host blackholed once it
+/// started (see [`start_then_blackhole`]): tether fails it (exit 1) within 13 s, its failure
+/// and its summary row saying that the stop at its deadline failed, not only the warnings
+/// before them. The host, reachable again, and what tether said.
+fn timed_out_on_a_silent_host(
+    extra: &[&str],
+    command: &str,
+) -> (support::netns::NetnsHost, String) {
     let far = support::netns::NetnsHost::start("far", &[]);
     let started = Instant::now();
-    let child = start_then_blackhole(
-        &far,
-        &["run", "--timeout", "5s", "--hosts", "far"],
-        "sleep 60",
-    );
+    let mut args = vec!["run", "--timeout", "5s", "--hosts", "far"];
+    args.extend(extra);
+    let child = start_then_blackhole(&far, &args, command);
     let out = child.wait_with_output().unwrap();
     let took = started.elapsed();
     far.lift_blackhole();
     let text = support::tether::text(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    // 5 s, 3 s for the stop's channel, 2 s (ConnectTimeout) for the last contact.
     assert!(took < Duration::from_secs(13), "took {took:?}\n{text}");
-    // The failure and the summary say it too, not only the warnings before them.
     assert!(
         text.contains(
             "did not finish within 5.0 s; stopping it on the host then failed (the warnings \
@@ -3216,11 +3229,7 @@ fn a_timeout_on_a_silent_connection_ends_soon_after_it() {
         text.contains("far  timed out, stop failed  5.0 s"),
         "{text}"
     );
-    assert!(text.contains("may still be running on far"), "{text}");
-    assert!(
-        text.contains("to stop it and remove its files: ssh"),
-        "{text}"
-    );
+    (far, text)
 }
 
 /// The same on a terminal, where no supervisor ticks: a keepalive the host's TCP does not
@@ -3230,28 +3239,8 @@ fn a_timeout_on_a_silent_connection_ends_soon_after_it() {
 /// how).
 #[test]
 fn a_timeout_on_a_silent_connection_ends_soon_after_it_on_a_terminal_too() {
-    let far = support::netns::NetnsHost::start("far", &[]);
-    let started = Instant::now();
-    let args = ["run", "--pty", "--timeout", "5s", "--hosts", "far"];
-    let child = start_then_blackhole(&far, &args, "trap '' HUP; sleep 60");
-    let out = child.wait_with_output().unwrap();
-    let took = started.elapsed();
-    far.lift_blackhole();
-    let text = support::tether::text(&out);
-    assert_eq!(out.status.code(), Some(1), "{text}");
     // 5 s, 2 s for the keepalive's acknowledgement, 3 s for the stop's channel.
-    assert!(took < Duration::from_secs(13), "took {took:?}\n{text}");
-    assert!(
-        text.contains(
-            "did not finish within 5.0 s; stopping it on the host then failed (the warnings \
-             above say what became of it)"
-        ),
-        "{text}"
-    );
-    assert!(
-        text.contains("far  timed out, stop failed  5.0 s"),
-        "{text}"
-    );
+    let (_far, text) = timed_out_on_a_silent_host(&["--pty"], "trap '' HUP; sleep 60");
     assert!(text.contains("was not stopped on the host"), "{text}");
     stop_with_the_words_given(&text);
 }

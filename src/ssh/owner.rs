@@ -362,9 +362,21 @@ impl Owner {
         if let Some(interval) = reconnect::learned_interval(current, idle) {
             self.interval = Some(interval);
             let confirmed = self.idle_death(idle) == Death::Confirmed;
+            // The limit remembered is the shorter of the two deaths: beaten for from now on,
+            // as the next run beats for it (stop 58 tester t92: "heartbeat every 1.8 s from
+            // now on", 1.3 s the next run).
+            let remembered = self
+                .settings
+                .limit_cache
+                .as_ref()
+                .zip(self.cache_key())
+                .and_then(|(cache, key)| cache.get(&key));
+            if let Some(known) = remembered.filter(|_| confirmed) {
+                self.meet(known.limit);
+            }
             self.emit(EventKind::Learned {
                 died_after: idle,
-                interval,
+                interval: self.interval.unwrap_or(interval),
                 confirmed,
             });
         }

@@ -961,3 +961,40 @@ fn a_full_spool_filesystem_fails_the_command_naming_it() {
     drop(lab);
     drop(small);
 }
+
+/// A private directory on a full filesystem: the command runs directly, once, and the
+/// warning says why as it is, not that the directory is none of the user's own (stop 58
+/// tester t92: a full /tmp was said to be "not a writable directory of the user's own").
+#[test]
+fn a_full_filesystem_under_the_private_directory_is_said_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = SmallFs::mount(dir.path().join("small-tmp"), "256k");
+    // Full, after the private directory was made (directories need no data pages).
+    std::fs::create_dir(small.0.join("tether-root")).unwrap();
+    let _ = std::process::Command::new("dd")
+        .args(["if=/dev/zero", "bs=64k"])
+        .arg(format!("of={}", small.0.join("fill").display()))
+        .stderr(std::process::Stdio::null())
+        .status();
+    let lab = Lab::builder().names(&["host1"]).start();
+    lab.set_env("host1", &[("TMPDIR", small.0.to_str().unwrap())]);
+    let out = support::tether::Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&[
+            "run",
+            "--hosts",
+            "host1",
+            "--",
+            "echo ran >> /srv/marker; echo hi",
+        ])
+        .run();
+    out.status(0)
+        .stdout_contains("hi")
+        .stdout_contains("its files could not be written in ")
+        .stdout_contains("(a full filesystem?)")
+        .stdout_lacks("is not a writable directory");
+    let marker = lab.host("host1").root_dir.join("marker");
+    assert_eq!(std::fs::read_to_string(marker).unwrap(), "ran\n");
+    drop(lab);
+    drop(small);
+}

@@ -346,6 +346,9 @@ pub(super) fn direct_reason(preamble: &[u8], key: &Key) -> Option<(usize, usize,
         "1" => "neither LOGNAME nor USER is set".to_string(),
         "2" => format!("{dir} is not a writable directory of the user's own"),
         "3" => "the exec's sh does not lead its own process group".to_string(),
+        // Its claim made, the files after it could not be written (stop 58 tester t92: a full
+        // /tmp was said to be no writable directory of the user's own).
+        "4" => format!("its files could not be written in {dir} (a full filesystem?)"),
         other => format!("the supervisor said `{other}`"),
     };
     Some((from, end + 1, reason))

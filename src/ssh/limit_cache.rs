@@ -41,6 +41,15 @@ pub const MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The file's name inside `tether/` of the user's cache directory.
 const FILE: &str = "idle-limits.json";
 
+/// The most entries, and the most sightings, a file keeps: the newest (stop 58 tester t92: a
+/// file of 200,000 entries was read whole, 580 MB, and written back whole). Ten thousand
+/// servers, each entry about 250 bytes as written.
+const MAX_KEPT: usize = 10_000;
+
+/// A larger file is not one tether wrote (at most [`MAX_KEPT`] entries and sightings, about
+/// 5 MB): ignored, not read into memory.
+const MAX_FILE_BYTES: u64 = 16 << 20;
+
 /// The idle limits (ms) an entry may hold: sshd's are whole seconds, and one learned is
 /// longer than the shortest heartbeat that kept a session. Anything else did not come from
 /// tether (a hand-edited file) and is dropped, as an entry past its age is.
@@ -205,6 +214,16 @@ fn now_secs() -> u64 {
 /// `idle_death` entries as sightings): an absent file is empty; a file that cannot be read or
 /// parsed is an error, in words for `-v`.
 fn read(path: &Path, now: u64) -> Result<(Vec<Entry>, Vec<Sighting>), String> {
+    if let Ok(meta) = fs::metadata(path) {
+        if meta.len() > MAX_FILE_BYTES {
+            return Err(format!(
+                "{} holds {} bytes, more than tether writes ({} MiB at most)",
+                path.display(),
+                meta.len(),
+                MAX_FILE_BYTES >> 20
+            ));
+        }
+    }
     let text = match fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
@@ -445,9 +464,16 @@ impl Drop for LimitCache {
     }
 }
 
-/// Writes `entries` to `path`: the directory made (0700) if missing, a temporary file (0600)
-/// beside it written and renamed over it, so that a reader sees the old file or the new one.
+/// Writes the newest [`MAX_KEPT`] of `entries` and of `sightings` to `path`: the directory
+/// made (0700) if missing, a temporary file (0600) beside it written and renamed over it, so
+/// that a reader sees the old file or the new one.
 fn write(path: &Path, entries: &[Entry], sightings: &[Sighting]) -> Result<(), String> {
+    let mut entries = entries.to_vec();
+    entries.sort_by_key(|e| std::cmp::Reverse(e.learned_at));
+    entries.truncate(MAX_KEPT);
+    let mut sightings = sightings.to_vec();
+    sightings.sort_by_key(|s| std::cmp::Reverse(s.seen_at));
+    sightings.truncate(MAX_KEPT);
     let fail = |what: &str, e: std::io::Error| format!("cannot {what} {}: {e}", path.display());
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::DirBuilder::new()
@@ -457,8 +483,8 @@ fn write(path: &Path, entries: &[Entry], sightings: &[Sighting]) -> Result<(), S
         .map_err(|e| fail("create the directory of", e))?;
     let text = serde_json::to_string_pretty(&File {
         version: VERSION,
-        entries: entries.to_vec(),
-        sightings: sightings.to_vec(),
+        entries,
+        sightings,
     })
     .map_err(|e| format!("cannot encode {}: {e}", path.display()))?;
     let temporary = dir.join(format!(".{FILE}.{}", std::process::id()));
@@ -698,5 +724,44 @@ mod tests {
         assert_eq!(note, None);
         assert_eq!(expired.get(&key(1)), None);
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Bounded both ways (stop 58 tester t92: 200,000 entries read whole, 580 MB, and written
+    /// back whole): a file keeps the newest MAX_KEPT entries, and one larger than tether
+    /// writes is not read.
+    #[test]
+    fn the_file_keeps_the_newest_entries_and_a_huge_one_is_not_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join(FILE);
+        let now = now_secs();
+        let entry = |i: usize| Entry {
+            key: key(0),
+            idle_limit_ms: 3000,
+            source: Source::SshdConfig,
+            learned_at: now - i as u64,
+        };
+        let entries: Vec<Entry> = (0..MAX_KEPT + 50)
+            .map(|i| Entry {
+                key: Key {
+                    host: format!("10.0.{}.{}", i / 250, i % 250),
+                    ..key(22)
+                },
+                ..entry(i)
+            })
+            .collect();
+        write(&path, &entries, &[]).unwrap();
+        let (kept, _) = read(&path, now).unwrap();
+        assert_eq!(kept.len(), MAX_KEPT);
+        assert!(kept.iter().all(|e| e.learned_at > now - MAX_KEPT as u64));
+        assert!(fs::metadata(&path).unwrap().len() < MAX_FILE_BYTES);
+
+        let huge = format!(
+            r#"{{"version": 2, "entries": [], "pad": "{}"}}"#,
+            "x".repeat(MAX_FILE_BYTES as usize)
+        );
+        fs::write(&path, huge).unwrap();
+        let (cache, note) = LimitCache::load(path.clone());
+        assert!(note.unwrap().contains("more than tether writes"));
+        assert_eq!(cache.get(&key(0)), None);
     }
 }

@@ -543,6 +543,40 @@ fn the_waiting_lines_count_re_attaches() {
     assert_eq!(w.interrupt(10 * SECS), 0, "{}", w.dump());
 }
 
+/// The last words of a watch count each host's heartbeats, reconnects and re-attaches over
+/// the whole watch, those while it waited for a change included (stop 58 tester t92: a
+/// reconnect after the last run was counted nowhere; the end said only the sessions closed).
+#[test]
+fn the_exit_counts_what_happened_while_waiting() {
+    let lab = lab(&["web1"]);
+    let r = RecipeDir::new(
+        "counted",
+        &format!(
+            "{}task(\"hi\", || {{ on(\"web\", \"echo hi\"); }});\n",
+            servers(&["web1"])
+        ),
+    );
+    let mut w = Watcher::start(&lab, &r, &["hi"]);
+    w.wait_line("session warm for", 20 * SECS);
+    lab.kill_connections("web1");
+    w.wait_line("reconnected in", 10 * SECS);
+    assert_eq!(w.interrupt(10 * SECS), 0, "{}", w.dump());
+    let exit = w
+        .seen
+        .iter()
+        .position(|l| {
+            l.text
+                .contains("watch: stopped after 1 run; 1 session closed")
+        })
+        .unwrap_or_else(|| panic!("no exit line\n{}", w.dump()));
+    let row = &w.seen[exit - 1].text;
+    assert!(
+        row.trim_start().starts_with("web1") && row.ends_with(", 1 reconnect"),
+        "{row}\n{}",
+        w.dump()
+    );
+}
+
 #[test]
 fn a_save_during_a_long_command_waits_for_it() {
     let lab = lab(&["web1", "web2"]);

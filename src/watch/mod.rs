@@ -306,7 +306,7 @@ pub fn run(
         }
     }
     debouncer.stop();
-    let closed = match shared.fleet() {
+    let (closed, hosts) = match shared.fleet() {
         Some(fleet) => {
             // Sessions that were open: a host that never connected, or whose configuration
             // is wrong, has a place in the pool but no session.
@@ -318,13 +318,22 @@ pub fn run(
                 .iter()
                 .filter(|h| stats.get(*h).is_some_and(|s| s.connected_at.is_some()))
                 .count();
+            let hosts: Vec<_> = fleet
+                .pool
+                .hosts()
+                .into_iter()
+                .map(|h| {
+                    let s = stats.get(&h).cloned().unwrap_or_default();
+                    (h, s)
+                })
+                .collect();
             fleet.pool.retain(&[]);
             screen.reporter.barrier();
-            open
+            (open, hosts)
         }
-        None => 0,
+        None => (0, Vec::new()),
     };
-    screen.exit(number, closed);
+    screen.exit(number, closed, &hosts);
     Ok(())
 }
 

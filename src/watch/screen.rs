@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::event::{EventKind, Record};
 use crate::failure::Kind;
 use crate::fleet::Fleet;
-use crate::report::Reporter;
+use crate::report::{HostStats, Reporter};
 
 /// What watch mode prints, as records through the reporter: plain lines, or JSON objects
 /// (`watch_run_started`, `watch_cancel`, `watch_run_finished`, `watch_waiting`, `watch_exit`,
@@ -184,14 +184,59 @@ impl Screen {
         );
     }
 
-    pub fn exit(&self, runs: u64, closed: usize) {
+    /// The last words of a watch: per host of `hosts` (name, its counts over the whole
+    /// watch, the idle time between runs included: issue 13 item 6; stop 58 tester t92: a
+    /// reconnect after the last run was counted nowhere), then the runs and the sessions
+    /// closed.
+    pub fn exit(&self, runs: u64, closed: usize, hosts: &[(String, HostStats)]) {
+        let width = hosts
+            .iter()
+            .map(|(h, _)| h.chars().count())
+            .max()
+            .unwrap_or(0);
+        let count = |n: u64, one: &str, many: &str| match n {
+            1 => format!("1 {one}"),
+            n => format!("{n} {many}"),
+        };
+        let mut text: Vec<String> = hosts
+            .iter()
+            .map(|(h, s)| {
+                // Re-attaches only where there were any, as the run's summary counts them.
+                let reattached = match s.reattaches {
+                    0 => String::new(),
+                    n => format!(", {}", count(n, "re-attach", "re-attaches")),
+                };
+                format!(
+                    "  {h:width$}  {}, {}{reattached}",
+                    count(s.heartbeats, "heartbeat", "heartbeats"),
+                    count(s.reconnects, "reconnect", "reconnects")
+                )
+            })
+            .collect();
+        text.push(format!(
+            "watch: stopped after {runs} run{}; {closed} session{} closed",
+            if runs == 1 { "" } else { "s" },
+            if closed == 1 { "" } else { "s" }
+        ));
+        let hosts_json: Vec<serde_json::Value> = hosts
+            .iter()
+            .map(|(h, s)| {
+                serde_json::json!({
+                    "host": h,
+                    "heartbeats": s.heartbeats,
+                    "reconnects": s.reconnects,
+                    "reattaches": s.reattaches,
+                })
+            })
+            .collect();
         self.record(
-            serde_json::json!({ "type": "watch_exit", "runs": runs, "sessions_closed": closed }),
-            vec![format!(
-                "watch: stopped after {runs} run{}; {closed} session{} closed",
-                if runs == 1 { "" } else { "s" },
-                if closed == 1 { "" } else { "s" }
-            )],
+            serde_json::json!({
+                "type": "watch_exit",
+                "runs": runs,
+                "sessions_closed": closed,
+                "hosts": hosts_json,
+            }),
+            text,
         );
     }
 }

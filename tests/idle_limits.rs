@@ -280,7 +280,11 @@ fn an_idle_session_killed_outright_where_the_config_is_unreadable_is_neither_rem
              happens again); heartbeat every ",
         )
         .stdout_contains(" for this run")
-        .stdout_lacks("dropped this idle session");
+        .stdout_lacks("dropped this idle session")
+        // -v says why it learns rather than reads (stop 58 tester t92: nothing did).
+        .stdout_contains(&format!(
+            "{resque} ~ note: the server's sshd config could not be read by this login"
+        ));
     assert_eq!(cached_limits(&lab, cache.path(), "resque1"), []);
 
     // The next run: nothing recalled, nothing lost.

@@ -457,6 +457,14 @@ impl Owner {
     /// `UnusedConnectionTimeout`, and remember it (or forget one it no longer sets).
     pub fn limits_read(&mut self, limits: &Limits, conn: &Connection) {
         if !limits.read {
+            // Said under -v, where the beat itself says only that it read them (stop 58
+            // tester t92: nothing said that the read failed).
+            self.emit(EventKind::Note {
+                message: "the server's sshd config could not be read by this login: its idle \
+                          limits are learned from idle sessions it closes, and the heartbeat \
+                          runs `true`"
+                    .into(),
+            });
             return;
         }
         // What an earlier run read there gives way to what the server says now (its config

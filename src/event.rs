@@ -462,9 +462,13 @@ pub enum EventKind {
         #[serde(rename = "interval_ms", serialize_with = "millis")]
         interval: Duration,
         /// Whether an earlier idle death at about the same idle time confirmed it as the
-        /// server's idle limit, now remembered across runs; else it may as well have been
-        /// sshd killed outright, and holds for this run only (see `ssh::limit_cache`).
+        /// server's idle limit; else it may as well have been sshd killed outright, and holds
+        /// for this run only (see `ssh::limit_cache`).
         confirmed: bool,
+        /// Whether the confirmed limit was written to the idle-limit cache, remembered across
+        /// runs (false where the file could not be written, which a note says under `-v`;
+        /// false when not confirmed).
+        remembered: bool,
     },
     /// The heartbeat interval was set from an idle limit the server's config announced, or
     /// that an earlier run learned (the idle-limit cache).

@@ -242,6 +242,42 @@ fn a_one_second_idle_limit_that_could_not_be_read_is_learned_too() {
     );
 }
 
+/// A limit confirmed where the cache file cannot be written is not said to be remembered
+/// (stop 58 tester t92: a note said it was not, the next line "its idle limit, remembered").
+/// The file is made a directory once the second run has read it.
+#[test]
+fn a_confirmed_limit_the_cache_cannot_keep_is_said_for_this_run_only() {
+    let user = PlainUser::create();
+    let lab = Lab::builder().names(&["web1", "resque1"]).start();
+    lab.reconfigure("resque1", "UnusedConnectionTimeout 1");
+    make_unreadable(&lab, "resque1");
+    let (web, resque) = (user.at("web1"), user.at("resque1"));
+    let dir = write_recipe(&lab, &recipe(&web, &resque, 4));
+    let cache = tempfile::tempdir().unwrap();
+    let first = deploy(&lab, &dir, cache.path(), &[]);
+    first
+        .status(0)
+        .stdout_contains("not remembered until it happens again");
+    let before = lab.started_commands("resque1");
+    let second = std::thread::scope(|scope| {
+        let run = scope.spawn(|| deploy(&lab, &dir, cache.path(), &[]));
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        while lab.started_commands("resque1") == before && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let file = cache_file(cache.path());
+        std::fs::remove_file(&file).unwrap();
+        std::fs::create_dir(&file).unwrap();
+        run.join().unwrap()
+    });
+    second
+        .status(0)
+        .stdout_contains(
+            "its idle limit, for this run only (the idle-limit cache could not be written)",
+        )
+        .stdout_lacks("remembered;");
+}
+
 /// The tester's case (issue 13 item 5): where the config cannot be read, an idle session
 /// whose sshd was killed outright (`kill -9`: the socket closes in order, as an idle limit
 /// closes it) was said to be "dropped by the server" and remembered as its idle limit for 30

@@ -310,6 +310,7 @@ pub fn host_lines(look: Look, event: &Event) -> Option<Vec<(Lane, String)>> {
             died_after,
             interval,
             confirmed: false,
+            ..
         } => tether(format!(
             "this idle session was closed after {} idle (by the server's idle limit or by \
              something else: not remembered until it happens again); heartbeat every {} for \
@@ -321,10 +322,15 @@ pub fn host_lines(look: Look, event: &Event) -> Option<Vec<(Lane, String)>> {
             died_after,
             interval,
             confirmed: true,
+            remembered,
         } => tether(format!(
             "the server closed this idle session after {} idle, as it closed one before after \
-             about as long: its idle limit, remembered; heartbeat every {} from now on",
+             about as long: its idle limit, {}; heartbeat every {} from now on",
             format_duration(*died_after),
+            match remembered {
+                true => "remembered",
+                false => "for this run only (the idle-limit cache could not be written)",
+            },
             format_duration(*interval)
         )),
         EventKind::IdleLimit {

@@ -361,7 +361,8 @@ impl Owner {
         let Some(current) = self.interval else { return };
         if let Some(interval) = reconnect::learned_interval(current, idle) {
             self.interval = Some(interval);
-            let confirmed = self.idle_death(idle) == Death::Confirmed;
+            let (death, written) = self.idle_death(idle);
+            let confirmed = death == Death::Confirmed;
             // The limit remembered is the shorter of the two deaths: beaten for from now on,
             // as the next run beats for it (stop 58 tester t92: "heartbeat every 1.8 s from
             // now on", 1.3 s the next run).
@@ -378,6 +379,9 @@ impl Owner {
                 died_after: idle,
                 interval: self.interval.unwrap_or(interval),
                 confirmed,
+                // Not said to be remembered where the file could not be written (stop 58
+                // tester t92: the note said so, the next line "remembered").
+                remembered: confirmed && written,
             });
         }
     }
@@ -521,21 +525,21 @@ impl Owner {
         }
     }
 
-    /// Records an idle death after `idle` in the cache (see [`LimitCache::idle_death`]):
-    /// `Seen` without a cache.
+    /// Records an idle death after `idle` in the cache (see [`LimitCache::idle_death`]), and
+    /// whether its file was written: `Seen`, unwritten, without a cache.
     ///
     /// [`LimitCache::idle_death`]: super::limit_cache::LimitCache::idle_death
-    fn idle_death(&self, idle: Duration) -> Death {
+    fn idle_death(&self, idle: Duration) -> (Death, bool) {
         let (Some(cache), Some(key)) = (&self.settings.limit_cache, self.cache_key()) else {
-            return Death::Seen;
+            return (Death::Seen, false);
         };
         let (death, written) = cache.idle_death(&key, idle);
-        if let Err(why) = written {
+        if let Err(why) = &written {
             self.emit(EventKind::Note {
                 message: format!("idle session's end not remembered: {why}"),
             });
         }
-        death
+        (death, written.is_ok())
     }
 
     fn remember(&self, limit: Duration, source: Source) {

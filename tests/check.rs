@@ -502,3 +502,47 @@ fn an_interrupted_check_counts_unchecked_hosts_as_not_checked() {
         }
     }
 }
+
+/// A login that cannot read every file of the config (an `Include`d file of mode 0600, an
+/// `Include` glob in a directory of mode 0700) does not know what they set: such a host is at
+/// risk, not `ok ... not set` (stop 58 tester t93: exit 0 for a limit that sshd, as root,
+/// read there; a run took the glob for read and never learned the limit).
+#[test]
+fn a_config_file_the_login_cannot_read_leaves_its_settings_unknown() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let user = support::users::PlainUser::create();
+    let lab = Lab::builder().names(&["h1", "h2"]).start();
+    let mode = |p: &std::path::Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    let private = lab.dir().join("private.d");
+    std::fs::create_dir_all(&private).unwrap();
+    std::fs::write(private.join("limit.conf"), "UnusedConnectionTimeout 3\n").unwrap();
+    mode(&private, 0o700);
+    let secret = lab.dir().join("secret.conf");
+    std::fs::write(&secret, "UnusedConnectionTimeout 3\n").unwrap();
+    mode(&secret, 0o600);
+    for (host, include) in [
+        ("h1", format!("{}/*.conf", private.display())),
+        ("h2", secret.display().to_string()),
+    ] {
+        let config = &lab.host(host).sshd_config;
+        let text = std::fs::read_to_string(config).unwrap();
+        std::fs::write(config, format!("Include {include}\n{text}")).unwrap();
+    }
+    let out = Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["check", "--no-fold", "--hosts"])
+        .arg(&format!("{},{}", user.at("h1"), user.at("h2")))
+        .run();
+    out.status(1)
+        .stdout_contains(&format!(
+            "{}/*.conf could not be read by this login: what it sets is unknown",
+            private.display()
+        ))
+        .stdout_contains(&format!(
+            "{} could not be read by this login: what it sets is unknown",
+            secret.display()
+        ))
+        .stdout_contains("2 at risk");
+}

@@ -58,6 +58,8 @@ pub struct HostReport {
     pub settings: Option<ServerSettings>,
     /// The conclusions.
     pub findings: Vec<Finding>,
+    /// Config files (or `Include` globs) the login could not read: what they set is unknown.
+    pub unreadable: Vec<String>,
     /// The effective heartbeat for this host.
     pub heartbeat: Option<Duration>,
     /// Unreachable or failed (the error text).
@@ -331,6 +333,7 @@ fn gather(
             notes: Vec::new(),
             settings: None,
             findings: Vec::new(),
+            unreadable: Vec::new(),
             heartbeat: per_host.get(n).and_then(|p| p.heartbeat),
             error: None,
             error_kind: None,
@@ -452,6 +455,7 @@ fn gather(
                 for f in &unreadable {
                     report.notes.push(format!("cannot read {f}"));
                 }
+                report.unreadable = unreadable;
                 report.source = format!(
                     "parsed {} (global settings; Match blocks not evaluated)",
                     files.join(", ")
@@ -479,6 +483,21 @@ fn gather(
                 report.heartbeat = host.and_then(|p| p.keepalive);
             }
             report.findings = assess(s, report.heartbeat, same);
+            // What the files it could not read set is unknown: no "ok ... not set" for them
+            // (stop 58 tester t93: a limit in a 0600 `Include` was "not set", exit 0).
+            if !report.unreadable.is_empty() {
+                report.findings.push(Finding {
+                    level: Level::Warning,
+                    setting: "Include",
+                    message: format!(
+                        "{} could not be read by this login: what it sets is unknown (an \
+                         UnusedConnectionTimeout there costs each idle host a reconnect or \
+                         two while a run learns it); run `tether check` as root, or where sshd \
+                         -T works, to know",
+                        report.unreadable.join(", ")
+                    ),
+                });
+            }
         }
     }
     reports
@@ -682,6 +701,7 @@ mod tests {
             notes: Vec::new(),
             settings: None,
             findings: Vec::new(),
+            unreadable: Vec::new(),
             heartbeat: Some(Duration::from_secs(15)),
             error: None,
             error_kind: None,

@@ -37,7 +37,12 @@ printf '%suser %s\n' "$RS" "$(id -un)"
 printf '%sconnection %s\n' "$RS" "$SSH_CONNECTION"
 "#;
 
-/// Prints a config file with its `Include`s inlined where they appear, as sshd reads them.
+/// Prints a config file with its `Include`s inlined where they appear, as sshd reads them. A
+/// file or glob this login cannot see into is said unreadable, not taken for absent: a path
+/// under a directory it cannot search, a glob in a directory it cannot list (stop 58 tester
+/// t93: `Include conf.d/*.conf` in a 0700 directory was read as nothing, "not set", while
+/// sshd, as root, read the limit there). A glob whose directory it lists and that matches
+/// nothing is absent, as for sshd.
 pub const DUMP: &str = r#"RS=$(printf '\036')
 dump() {
   [ "$2" -le 16 ] || return 0
@@ -52,7 +57,13 @@ dump() {
         for pat in $args; do
           case $pat in /*) ;; *) pat=/etc/ssh/$pat ;; esac
           for f in $pat; do
-            if [ -e "$f" ]; then ( dump "$f" $(($2 + 1)) ); fi
+            if [ -e "$f" ]; then ( dump "$f" $(($2 + 1)) ); continue; fi
+            d=${f%/*}
+            while [ -n "$d" ] && [ ! -e "$d" ]; do d=${d%/*}; done
+            u=
+            if [ -n "$d" ] && [ ! -x "$d" ]; then u=1; fi
+            case $f in *[][*?]*) [ "$d" = "${f%/*}" ] && [ ! -r "$d" ] && u=1 ;; esac
+            if [ -n "$u" ]; then printf '%sunreadable %s\n' "$RS" "$f"; fi
           done
         done ;;
       *) printf '%s\n' "$l" ;;

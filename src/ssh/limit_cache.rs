@@ -214,21 +214,42 @@ fn now_secs() -> u64 {
 /// `idle_death` entries as sightings): an absent file is empty; a file that cannot be read or
 /// parsed is an error, in words for `-v`.
 fn read(path: &Path, now: u64) -> Result<(Vec<Entry>, Vec<Sighting>), String> {
-    if let Ok(meta) = fs::metadata(path) {
-        if meta.len() > MAX_FILE_BYTES {
+    // Only a regular file is opened: a FIFO would block the run before it connects (and its
+    // signals with it), a device such as /dev/zero never end (stop 58 tester t93: both, as a
+    // symbolic link at the cache's path).
+    match fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => {
+            return Err(format!("{} is not a regular file", path.display()))
+        }
+        Ok(meta) if meta.len() > MAX_FILE_BYTES => {
             return Err(format!(
                 "{} holds {} bytes, more than tether writes ({} MiB at most)",
                 path.display(),
                 meta.len(),
                 MAX_FILE_BYTES >> 20
-            ));
+            ))
         }
-    }
-    let text = match fs::read_to_string(path) {
-        Ok(text) => text,
+        Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
-    };
+    }
+    // Bounded too: the file may have grown since.
+    let mut text = String::new();
+    let read = fs::File::open(path).and_then(|f| {
+        std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_FILE_BYTES + 1), &mut text)
+    });
+    match read {
+        Ok(n) if n as u64 > MAX_FILE_BYTES => {
+            return Err(format!(
+                "{} holds more than tether writes ({} MiB at most)",
+                path.display(),
+                MAX_FILE_BYTES >> 20
+            ))
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    }
     let raw: RawFile = serde_json::from_str(&text)
         .map_err(|e| format!("{} is not a tether idle-limit cache ({e})", path.display()))?;
     // Entry by entry: one this tether cannot read (a source it does not know, a value out of
@@ -763,5 +784,18 @@ mod tests {
         let (cache, note) = LimitCache::load(path.clone());
         assert!(note.unwrap().contains("more than tether writes"));
         assert_eq!(cache.get(&key(0)), None);
+
+        // Nor anything that is no regular file (stop 58 tester t93: a FIFO blocked the run,
+        // /dev/zero filled its memory).
+        fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+        let (_, note) = LimitCache::load(path.clone());
+        assert!(note.unwrap().contains("is not a regular file"));
+        fs::remove_file(&path).unwrap();
+        let fifo = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo(3) with a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let (_, note) = LimitCache::load(path.clone());
+        assert!(note.unwrap().contains("is not a regular file"));
     }
 }

@@ -717,6 +717,17 @@ fn hosts_added_connect_and_removed_hosts_are_disconnected() {
     assert_eq!(lab.accepted_logins("web2"), 1);
     assert_eq!(lab.accepted_logins("web3"), 1);
     assert_eq!(w.interrupt(10 * SECS), 0, "{}", w.dump());
+    // The last words count the dropped host too (stop 58 tester t93: it was left out).
+    let exit = w
+        .seen
+        .iter()
+        .position(|l| l.text.starts_with("watch: stopped after 2 runs"))
+        .unwrap_or_else(|| panic!("no exit line\n{}", w.dump()));
+    let rows: Vec<&str> = w.seen[exit - 3..exit]
+        .iter()
+        .map(|l| l.text.split_whitespace().next().unwrap_or(""))
+        .collect();
+    assert_eq!(rows, ["web1", "web2", "web3"], "{}", w.dump());
 }
 
 /// A host whose first connection was refused is tried again by the next run, with known_hosts

@@ -318,9 +318,13 @@ pub fn run(
                 .iter()
                 .filter(|h| stats.get(*h).is_some_and(|s| s.connected_at.is_some()))
                 .count();
-            let hosts: Vec<_> = fleet
-                .pool
-                .hosts()
+            // Every host of the watch, those a saved recipe dropped included (stop 58 tester
+            // t93: a dropped host's re-attach and reconnect were missing from the last words).
+            let mut names = fleet.pool.hosts();
+            names.extend(stats.keys().cloned());
+            names.sort();
+            names.dedup();
+            let hosts: Vec<_> = names
                 .into_iter()
                 .map(|h| {
                     let s = stats.get(&h).cloned().unwrap_or_default();

@@ -998,3 +998,30 @@ fn a_full_filesystem_under_the_private_directory_is_said_as_such() {
     drop(lab);
     drop(small);
 }
+
+/// The private directory not there and not made (a filesystem out of inodes): said as such,
+/// not as a directory none of the user's own (stop 58 tester t93); the command runs directly,
+/// once.
+#[test]
+fn a_private_directory_that_cannot_be_made_is_said_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = SmallFs::mount(dir.path().join("no-inodes"), "1m,nr_inodes=8");
+    for i in 0.. {
+        if std::fs::write(small.0.join(format!("f{i}")), "").is_err() {
+            break;
+        }
+    }
+    let lab = Lab::builder().names(&["host1"]).start();
+    lab.set_env("host1", &[("TMPDIR", small.0.to_str().unwrap())]);
+    let out = support::tether::Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["run", "--hosts", "host1", "--", "echo ran >> /srv/marker"])
+        .run();
+    out.status(0)
+        .stdout_contains("/tether-root could not be made (a full filesystem")
+        .stdout_lacks("is not a writable directory");
+    let marker = lab.host("host1").root_dir.join("marker");
+    assert_eq!(std::fs::read_to_string(marker).unwrap(), "ran\n");
+    drop(lab);
+    drop(small);
+}

@@ -349,6 +349,11 @@ pub(super) fn direct_reason(preamble: &[u8], key: &Key) -> Option<(usize, usize,
         // Its claim made, the files after it could not be written (stop 58 tester t92: a full
         // /tmp was said to be no writable directory of the user's own).
         "4" => format!("its files could not be written in {dir} (a full filesystem?)"),
+        // Not there, and not made (stop 58 tester t93: a filesystem out of inodes was said
+        // to hold no writable directory of the user's own).
+        "5" => format!(
+            "{dir} could not be made (a full filesystem, or its parent not writable by the user?)"
+        ),
         other => format!("the supervisor said `{other}`"),
     };
     Some((from, end + 1, reason))

@@ -962,55 +962,13 @@ fn a_full_spool_filesystem_fails_the_command_naming_it() {
     drop(small);
 }
 
-/// A private directory on a full filesystem: the command runs directly, once, and the
-/// warning says why as it is, not that the directory is none of the user's own (stop 58
-/// tester t92: a full /tmp was said to be "not a writable directory of the user's own").
-#[test]
-fn a_full_filesystem_under_the_private_directory_is_said_as_such() {
+/// Runs `echo ran >> /srv/marker` with `TMPDIR` a tmpfs mounted with `options` and made
+/// ready by `fill`: the command runs directly, once, and the warning says `why`, not that the
+/// private directory is none of the user's own.
+fn run_directly_on_a_small_tmp(options: &str, fill: impl Fn(&std::path::Path), why: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let small = SmallFs::mount(dir.path().join("small-tmp"), "256k");
-    // Full, after the private directory was made (directories need no data pages).
-    std::fs::create_dir(small.0.join("tether-root")).unwrap();
-    let _ = std::process::Command::new("dd")
-        .args(["if=/dev/zero", "bs=64k"])
-        .arg(format!("of={}", small.0.join("fill").display()))
-        .stderr(std::process::Stdio::null())
-        .status();
-    let lab = Lab::builder().names(&["host1"]).start();
-    lab.set_env("host1", &[("TMPDIR", small.0.to_str().unwrap())]);
-    let out = support::tether::Tether::new()
-        .ssh_config(&lab.ssh_config())
-        .args(&[
-            "run",
-            "--hosts",
-            "host1",
-            "--",
-            "echo ran >> /srv/marker; echo hi",
-        ])
-        .run();
-    out.status(0)
-        .stdout_contains("hi")
-        .stdout_contains("its files could not be written in ")
-        .stdout_contains("(a full filesystem?)")
-        .stdout_lacks("is not a writable directory");
-    let marker = lab.host("host1").root_dir.join("marker");
-    assert_eq!(std::fs::read_to_string(marker).unwrap(), "ran\n");
-    drop(lab);
-    drop(small);
-}
-
-/// The private directory not there and not made (a filesystem out of inodes): said as such,
-/// not as a directory none of the user's own (stop 58 tester t93); the command runs directly,
-/// once.
-#[test]
-fn a_private_directory_that_cannot_be_made_is_said_as_such() {
-    let dir = tempfile::tempdir().unwrap();
-    let small = SmallFs::mount(dir.path().join("no-inodes"), "1m,nr_inodes=8");
-    for i in 0.. {
-        if std::fs::write(small.0.join(format!("f{i}")), "").is_err() {
-            break;
-        }
-    }
+    let small = SmallFs::mount(dir.path().join("small-tmp"), options);
+    fill(&small.0);
     let lab = Lab::builder().names(&["host1"]).start();
     lab.set_env("host1", &[("TMPDIR", small.0.to_str().unwrap())]);
     let out = support::tether::Tether::new()
@@ -1018,10 +976,44 @@ fn a_private_directory_that_cannot_be_made_is_said_as_such() {
         .args(&["run", "--hosts", "host1", "--", "echo ran >> /srv/marker"])
         .run();
     out.status(0)
-        .stdout_contains("/tether-root could not be made (a full filesystem")
+        .stdout_contains(why)
         .stdout_lacks("is not a writable directory");
     let marker = lab.host("host1").root_dir.join("marker");
     assert_eq!(std::fs::read_to_string(marker).unwrap(), "ran\n");
     drop(lab);
     drop(small);
+}
+
+/// A private directory on a full filesystem (stop 58 tester t92: a full /tmp was said to be
+/// "not a writable directory of the user's own").
+#[test]
+fn a_full_filesystem_under_the_private_directory_is_said_as_such() {
+    let full = |tmp: &std::path::Path| {
+        // Full, after the private directory was made (directories need no data pages).
+        std::fs::create_dir(tmp.join("tether-root")).unwrap();
+        let _ = std::process::Command::new("dd")
+            .args(["if=/dev/zero", "bs=64k"])
+            .arg(format!("of={}", tmp.join("fill").display()))
+            .stderr(std::process::Stdio::null())
+            .status();
+    };
+    run_directly_on_a_small_tmp("256k", full, "/tether-root (a full filesystem?)");
+}
+
+/// The private directory not there and not made: a filesystem out of inodes (stop 58 tester
+/// t93).
+#[test]
+fn a_private_directory_that_cannot_be_made_is_said_as_such() {
+    let no_inodes = |tmp: &std::path::Path| {
+        for i in 0.. {
+            if std::fs::write(tmp.join(format!("f{i}")), "").is_err() {
+                break;
+            }
+        }
+    };
+    run_directly_on_a_small_tmp(
+        "1m,nr_inodes=8",
+        no_inodes,
+        "/tether-root could not be made (a full filesystem",
+    );
 }

@@ -32,7 +32,7 @@ mod status;
 mod tap;
 mod text;
 
-pub use text::visible_lines;
+pub use text::{counts_said, visible_lines};
 
 use crate::error::Error;
 use crate::event::{Event, EventKind, HostOutcome, Message, Sink, Tally};

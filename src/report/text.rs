@@ -584,6 +584,12 @@ impl Counts {
     }
 }
 
+/// One host's session counts as a summary row says them (`3 heartbeats, 1 reconnect`, and
+/// `, 1 re-attach` when a command was re-attached): for other last words, such as watch's.
+pub fn counts_said(s: &HostStats) -> String {
+    Counts::of(s).to_string()
+}
+
 /// `3 heartbeats, 1 reconnect` (`3–5 heartbeats` for a range), and `, 1 re-attach` when a
 /// command was re-attached.
 impl std::fmt::Display for Counts {

@@ -221,19 +221,11 @@ fn read(path: &Path, now: u64) -> Result<(Vec<Entry>, Vec<Sighting>), String> {
         Ok(meta) if !meta.is_file() => {
             return Err(format!("{} is not a regular file", path.display()))
         }
-        Ok(meta) if meta.len() > MAX_FILE_BYTES => {
-            return Err(format!(
-                "{} holds {} bytes, more than tether writes ({} MiB at most)",
-                path.display(),
-                meta.len(),
-                MAX_FILE_BYTES >> 20
-            ))
-        }
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     }
-    // Bounded too: the file may have grown since.
+    // At most one byte past the bound is read, whatever the file's size.
     let mut text = String::new();
     let read = fs::File::open(path).and_then(|f| {
         std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_FILE_BYTES + 1), &mut text)

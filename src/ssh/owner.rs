@@ -366,13 +366,13 @@ impl Owner {
             // The limit remembered is the shorter of the two deaths: beaten for from now on,
             // as the next run beats for it (stop 58 tester t92: "heartbeat every 1.8 s from
             // now on", 1.3 s the next run).
-            let remembered = self
+            let known = self
                 .settings
                 .limit_cache
                 .as_ref()
                 .zip(self.cache_key())
                 .and_then(|(cache, key)| cache.get(&key));
-            if let Some(known) = remembered.filter(|_| confirmed) {
+            if let Some(known) = known.filter(|_| confirmed) {
                 self.meet(known.limit);
             }
             self.emit(EventKind::Learned {

@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::event::{EventKind, Record};
 use crate::failure::Kind;
 use crate::fleet::Fleet;
-use crate::report::{HostStats, Reporter};
+use crate::report::{counts_said, HostStats, Reporter};
 
 /// What watch mode prints, as records through the reporter: plain lines, or JSON objects
 /// (`watch_run_started`, `watch_cancel`, `watch_run_finished`, `watch_waiting`, `watch_exit`,
@@ -194,24 +194,10 @@ impl Screen {
             .map(|(h, _)| h.chars().count())
             .max()
             .unwrap_or(0);
-        let count = |n: u64, one: &str, many: &str| match n {
-            1 => format!("1 {one}"),
-            n => format!("{n} {many}"),
-        };
+        // As a run's summary says them.
         let mut text: Vec<String> = hosts
             .iter()
-            .map(|(h, s)| {
-                // Re-attaches only where there were any, as the run's summary counts them.
-                let reattached = match s.reattaches {
-                    0 => String::new(),
-                    n => format!(", {}", count(n, "re-attach", "re-attaches")),
-                };
-                format!(
-                    "  {h:width$}  {}, {}{reattached}",
-                    count(s.heartbeats, "heartbeat", "heartbeats"),
-                    count(s.reconnects, "reconnect", "reconnects")
-                )
-            })
+            .map(|(h, s)| format!("  {h:width$}  {}", counts_said(s)))
             .collect();
         text.push(format!(
             "watch: stopped after {runs} run{}; {closed} session{} closed",

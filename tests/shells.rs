@@ -53,8 +53,12 @@ struct ShellUsers {
 }
 
 impl ShellUsers {
+    /// Users and sudoers file named by the test process and a count of the sets it made: two
+    /// tests that run at once each have their own.
     fn create() -> ShellUsers {
-        let pid = std::process::id();
+        static MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let set = MADE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let pid = format!("{}x{set}", std::process::id());
         let mut users = ShellUsers {
             users: Vec::new(),
             sudoers: PathBuf::from(format!("/etc/sudoers.d/tether-test-shells{pid}")),
@@ -217,6 +221,88 @@ task("fails", || {{
         out.stderr
     );
     assert!(!out.stderr.contains("Last login"), "{}", out.stderr);
+    drop(users);
+}
+
+/// A command's text is run by bash wherever the host has one, whatever the login shell, as
+/// Deployer runs it, and `ssh` and Capistrano with a bash login shell (stop 58 tester t92: under
+/// `/bin/sh`, `echo {1..3}` printed `{1..3}` and `[[ ]]` was not found): under the supervisor,
+/// directly (where its private directory cannot be made) and on a PTY; `~/.bashrc`, which
+/// Debian's bash reads for sshd's commands, prints nothing after the start marker. Where the
+/// login shell's `PATH` finds no bash, the text is run by `/bin/sh`.
+#[test]
+fn every_login_shell_runs_commands_by_bash_where_the_host_has_one() {
+    let users = ShellUsers::create();
+    let lab = Lab::start(1);
+    chatty_startup(&lab.host("host1").home);
+    let dir = lab.dir().join("recipe");
+    std::fs::create_dir_all(&dir).unwrap();
+    let servers: String = users
+        .users
+        .iter()
+        .map(|(_, u)| format!("server(\"{u}@host1\", #{{ roles: [\"shells\"] }});\n"))
+        .collect();
+    std::fs::write(
+        dir.join("deploy.rhai"),
+        format!(
+            r#"{servers}
+let cmd = "echo {{1..3}} $0; [[ a == a ]] && echo -e 'dbl\\ttab'; if [[ -d /srv ]]; then echo srv; fi";
+task("bashisms", || {{
+    on("shells", |host| print(host.user + " plain = " + capture(cmd)));
+    on("shells", #{{ pty: true }}, |host| print(host.user + " pty = " + capture(cmd)));
+}});
+"#
+        ),
+    )
+    .unwrap();
+    let run = || {
+        Tether::new()
+            .ssh_config(&lab.ssh_config())
+            .current_dir(&dir)
+            .arg("bashisms")
+            .run()
+    };
+    let by_bash = |out: &support::tether::Output| {
+        for (_, user) in &users.users {
+            for how in ["plain", "pty"] {
+                out.stdout_contains(&format!("\n{user} {how} = 1 2 3 bash\ndbl\ttab\nsrv\n"));
+            }
+        }
+        assert!(!out.stdout.contains("Welcome"), "{}", out.stdout);
+    };
+    let out = run();
+    out.status(0);
+    by_bash(&out);
+    assert!(
+        !out.stdout.contains("without tether's supervisor"),
+        "{}",
+        out.stdout
+    );
+
+    // No private directory for the supervisor: run directly, by bash all the same.
+    lab.set_env("host1", &[("TMPDIR", "/nonexistent-tether-tmp")]);
+    let out = run();
+    out.status(0);
+    by_bash(&out);
+    out.stdout_contains("without tether's supervisor on this host");
+
+    // No bash in the login shell's PATH: /bin/sh, as the login shell of a host without bash is.
+    let path = lab.dir().join("path-without-bash");
+    std::fs::create_dir_all(&path).unwrap();
+    for entry in std::fs::read_dir("/usr/bin").unwrap() {
+        let entry = entry.unwrap();
+        if !entry.file_name().to_string_lossy().contains("bash") {
+            std::os::unix::fs::symlink(entry.path(), path.join(entry.file_name())).unwrap();
+        }
+    }
+    lab.set_env("host1", &[("PATH", path.to_str().unwrap())]);
+    let out = run();
+    out.status(0);
+    for (_, user) in &users.users {
+        for how in ["plain", "pty"] {
+            out.stdout_contains(&format!("\n{user} {how} = {{1..3}} sh\n"));
+        }
+    }
     drop(users);
 }
 

@@ -5,6 +5,7 @@ pub mod algorithms;
 pub mod auth;
 pub mod banner;
 pub mod certificate;
+pub mod command_shell;
 pub mod config;
 pub mod connect;
 pub mod disconnect;

@@ -14,8 +14,8 @@
 //! 0600, the claim `ID.claim` (0600, empty where the command's exec made it, a word where tether did:
 //! see [`claim`]), and `ID.k`, the text of a command
 //! too long for one exec request, staged there by a first exec (see [`stage`]). It runs
-//! one pipeline: the supervisor (`SUPERVISE`), which runs the command in a `/bin/sh -c` of
-//! its own with the channel's stdin and its stdout and stderr going through pipes into those
+//! one pipeline: the supervisor ([`supervise`]), which runs the command in a shell of
+//! its own (bash, else `/bin/sh`: see `command_shell.rs`) with the channel's stdin and its stdout and stderr going through pipes into those
 //! files, then writes the status; and the streaming loop (`follow`), which passes both files
 //! to the channel as they grow (every 0.2 s; at once when the supervisor ends), and on a silent
 //! stretch of about 0.4 s (2 s where `sleep` takes whole seconds only) writes a tick frame on
@@ -125,10 +125,10 @@ const PRIVATE: &str = r#"{ [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/d
 
 /// The supervisor: the first element of the exec's sh's pipeline (a subshell, not an
 /// asynchronous list, so the command gets SIGINT and SIGQUIT as sshd gave them, not ignored).
-/// It runs the command in a shell of its own (`/bin/sh -c`, so the command's `$$` is its own
-/// shell, as under sshd, and `kill $$` ends the command, not tether's streaming; after a space,
-/// so that a command beginning with `-` or `+` is its own words, never that sh's options, as
-/// `eval` runs it directly and on a PTY), with its
+/// It runs the command in a shell of its own (`bash -c`, else `/bin/sh -c`: see
+/// `command_shell.rs`; so the command's `$$` is its own shell, as under sshd, and `kill $$`
+/// ends the command, not tether's streaming; after a space, so that a command beginning with
+/// `-` or `+` is its own words, never that shell's options), with its
 /// stdout and stderr going through pipes to the spool writers (see [`spool`]): the streams end
 /// when every writer has closed them (a background child that keeps them open is waited for,
 /// as sshd waits for the channel's EOF; one that let go of them is not). Then it writes the
@@ -153,7 +153,19 @@ const PRIVATE: &str = r#"{ [ -d "$_tether_b" ] || mkdir -m 700 "$_tether_b" 2>/d
 /// group but before the command's own shell was forked meets only shells that catch it: the
 /// stop first makes `ID.t`, and the command's shell, once forked (with SIGTERM at its default
 /// again), runs nothing when it finds it there (status 143: TERM).
-const SUPERVISE: &str = r#"if [ -n "$_tether_done" ]; then (set --; for _tether_x in $_tether_done; do set -- "$@" "$_tether_b/$_tether_x".? "$_tether_b/$_tether_x".?.* "$_tether_b/$_tether_x.claim" "$_tether_b/$_tether_x.stop"; done; rm -f "$@")>&2& fi; trap : TERM HUP INT; { trap : TERM HUP INT; { trap : TERM HUP INT; ([ -e "$_tether_d.t" ] && exit 143; read -r _tether_y _tether_v </proc/self/stat 2>/dev/null && echo "$_tether_y" >"$_tether_d.x"; exec /bin/sh -c " $_tether_cmd" sh 2>&4 4>&-); echo $? >"$_tether_d.c"; } 2>/dev/null | { trap "" TERM HUP INT; _tether_w o; } >/dev/null 2>&1 4>&-; } 4>&1 2>/dev/null | { trap "" TERM HUP INT; _tether_w e; } >/dev/null 2>&1; _tether_s=; read -r _tether_s <"$_tether_d.c"; if [ -n "$_tether_s" ] && [ "$_tether_s" -gt 128 ]; then _tether_x=$(kill -l $((_tether_s-128)) 2>/dev/null); case $_tether_x in HUP|INT|QUIT|ILL|ABRT|FPE|KILL|USR1|SEGV|USR2|PIPE|ALRM|TERM) _tether_s=$_tether_x;; esac; fi; echo "${_tether_s:-?}" >"$_tether_d.s""#;
+fn supervise() -> String {
+    [
+        SUPERVISE_START,
+        &crate::ssh::command_shell::by_bash("_tether_cmd", " 2>&4 4>&-"),
+        SUPERVISE_END,
+    ]
+    .concat()
+}
+
+/// [`supervise`] up to the command's shell (see `command_shell.rs`), which the `/bin/sh -c`
+/// that begins [`SUPERVISE_END`] is where the host has no bash.
+const SUPERVISE_START: &str = r#"if [ -n "$_tether_done" ]; then (set --; for _tether_x in $_tether_done; do set -- "$@" "$_tether_b/$_tether_x".? "$_tether_b/$_tether_x".?.* "$_tether_b/$_tether_x.claim" "$_tether_b/$_tether_x.stop"; done; rm -f "$@")>&2& fi; trap : TERM HUP INT; { trap : TERM HUP INT; { trap : TERM HUP INT; ([ -e "$_tether_d.t" ] && exit 143; read -r _tether_y _tether_v </proc/self/stat 2>/dev/null && echo "$_tether_y" >"$_tether_d.x"; "#;
+const SUPERVISE_END: &str = r#"exec /bin/sh -c " $_tether_cmd" sh 2>&4 4>&-); echo $? >"$_tether_d.c"; } 2>/dev/null | { trap "" TERM HUP INT; _tether_w o; } >/dev/null 2>&1 4>&-; } 4>&1 2>/dev/null | { trap "" TERM HUP INT; _tether_w e; } >/dev/null 2>&1; _tether_s=; read -r _tether_s <"$_tether_d.c"; if [ -n "$_tether_s" ] && [ "$_tether_s" -gt 128 ]; then _tether_x=$(kill -l $((_tether_s-128)) 2>/dev/null); case $_tether_x in HUP|INT|QUIT|ILL|ABRT|FPE|KILL|USR1|SEGV|USR2|PIPE|ALRM|TERM) _tether_s=$_tether_x;; esac; fi; echo "${_tether_s:-?}" >"$_tether_d.s""#;
 
 /// How many bytes of a stream one spool file holds at most (`ID.o.N`, `ID.e.N`), unless the host's
 /// environment sets `TETHER_SPOOL_CHUNK` (tests set a small one; taken down to a multiple of
@@ -304,9 +316,10 @@ const FINISH: &str = r#"_tether_s=; read -r _tether_s <"$_tether_d.s" 2>/dev/nul
 /// for its command (see `exec/wrap.rs`).
 pub fn boot(start: &str, read: &str) -> String {
     format!(
-        r#"set -- "$_tether_id"; {DIR}; set --; _tether_c=${{TETHER_SPOOL_CHUNK:-{SPOOL_CHUNK}}}; case $_tether_c in ""|*[!0-9]*|0) _tether_c={SPOOL_CHUNK};; esac; _tether_g=$$; [ -r /proc/$$/stat ] && read -r _tether_v _tether_v _tether_v _tether_v _tether_g _tether_v </proc/$$/stat; {read} _tether_why=; _tether_ok=; if [ -z "${{LOGNAME:-$USER}}" ]; then _tether_why=1; else _tether_why=2; {PRIVATE} && _tether_ok=1; [ -n "$_tether_ok" ] || [ -d "$_tether_b" ] || [ -h "$_tether_b" ] || _tether_why=5; fi; if [ -n "$_tether_ok" ]; then (umask 077; set -C; true >"$_tether_d.claim" || exit 3; set +C; : >"$_tether_d.o" && : >"$_tether_d.c" && : >"$_tether_d.s" && : >"$_tether_d.p" && : >"$_tether_d.x" && echo "0 0" >"$_tether_d.q") 2>/dev/null; case $? in 0) _tether_why=;; 3) [ -e "$_tether_d.claim" ] && exit 125;; *) _tether_why=4;; esac; fi; if [ -z "$_tether_why" ]; then [ "$_tether_g" = $$ ] || {{ rm -f "$_tether_d".? "$_tether_d".?.*; _tether_why=3; }}; fi; if [ -n "$_tether_why" ]; then printf "\036tether-direct:%s:%s:%s\036" "$_tether_key" $_tether_why "$_tether_b" >&2; {start} (eval "unset _tether_cmd _tether_key _tether_id _tether_b _tether_d _tether_why _tether_ok _tether_done _tether_g _tether_v _tether_c _tether_wn; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s"; fi; echo $$ >"$_tether_d.p"; trap "" PIPE; printf "\036tether-sup:%s:%s\036" $$ "$_tether_d" >&2; {start} trap - PIPE; _tether_o=0; _tether_e=0; _tether_ob=0; _tether_eb=0; _tether_p=; _tether_r=$((_tether_c/65536)); [ $_tether_r -gt 0 ] || _tether_r=1; _tether_c=$((_tether_r*65536)); {writer}; trap : TERM HUP INT; exec 5>&2 2>/dev/null; {{ {supervise}; }} 5>&- | {{ trap "" TERM HUP INT; exec 3<&0; (trap "" TERM HUP INT; while read -r _tether_v; do :; done) <&3 & _tether_wp=$!; exec 3<&-; {follow}; }} 2>&5 5>&-; _tether_v=$?; exec 2>&5 5>&-; [ $_tether_v = 124 ] && exit 124; [ -f "$_tether_d.o" ] || {{ printf "\036tether-gone:%s\036" "$_tether_key" >&2; exit 125; }}; [ $_tether_v -lt 128 ] && [ -s "$_tether_d.s" ] || kill -9 $$; {FINISH}"#,
+        r#"set -- "$_tether_id"; {DIR}; set --; _tether_c=${{TETHER_SPOOL_CHUNK:-{SPOOL_CHUNK}}}; case $_tether_c in ""|*[!0-9]*|0) _tether_c={SPOOL_CHUNK};; esac; _tether_g=$$; [ -r /proc/$$/stat ] && read -r _tether_v _tether_v _tether_v _tether_v _tether_g _tether_v </proc/$$/stat; {read} _tether_why=; _tether_ok=; if [ -z "${{LOGNAME:-$USER}}" ]; then _tether_why=1; else _tether_why=2; {PRIVATE} && _tether_ok=1; [ -n "$_tether_ok" ] || [ -d "$_tether_b" ] || [ -h "$_tether_b" ] || _tether_why=5; fi; if [ -n "$_tether_ok" ]; then (umask 077; set -C; true >"$_tether_d.claim" || exit 3; set +C; : >"$_tether_d.o" && : >"$_tether_d.c" && : >"$_tether_d.s" && : >"$_tether_d.p" && : >"$_tether_d.x" && echo "0 0" >"$_tether_d.q") 2>/dev/null; case $? in 0) _tether_why=;; 3) [ -e "$_tether_d.claim" ] && exit 125;; *) _tether_why=4;; esac; fi; if [ -z "$_tether_why" ]; then [ "$_tether_g" = $$ ] || {{ rm -f "$_tether_d".? "$_tether_d".?.*; _tether_why=3; }}; fi; if [ -n "$_tether_why" ]; then printf "\036tether-direct:%s:%s:%s\036" "$_tether_key" $_tether_why "$_tether_b" >&2; {start} ({bash}eval "unset _tether_cmd _tether_key _tether_id _tether_b _tether_d _tether_why _tether_ok _tether_done _tether_g _tether_v _tether_c _tether_wn; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s"; fi; echo $$ >"$_tether_d.p"; trap "" PIPE; printf "\036tether-sup:%s:%s\036" $$ "$_tether_d" >&2; {start} trap - PIPE; _tether_o=0; _tether_e=0; _tether_ob=0; _tether_eb=0; _tether_p=; _tether_r=$((_tether_c/65536)); [ $_tether_r -gt 0 ] || _tether_r=1; _tether_c=$((_tether_r*65536)); {writer}; trap : TERM HUP INT; exec 5>&2 2>/dev/null; {{ {supervise}; }} 5>&- | {{ trap "" TERM HUP INT; exec 3<&0; (trap "" TERM HUP INT; while read -r _tether_v; do :; done) <&3 & _tether_wp=$!; exec 3<&-; {follow}; }} 2>&5 5>&-; _tether_v=$?; exec 2>&5 5>&-; [ $_tether_v = 124 ] && exit 124; [ -f "$_tether_d.o" ] || {{ printf "\036tether-gone:%s\036" "$_tether_key" >&2; exit 125; }}; [ $_tether_v -lt 128 ] && [ -s "$_tether_d.s" ] || kill -9 $$; {FINISH}"#,
         follow = follow(false),
-        supervise = SUPERVISE,
+        supervise = supervise(),
+        bash = crate::ssh::command_shell::by_bash("_tether_cmd", ""),
         writer = spool_writer(),
     )
 }
@@ -336,7 +349,7 @@ pub fn resume(start: &str) -> String {
 /// process group is waited for (its exec's sh says it right after the claim, its files made; two
 /// seconds at most, as a loaded host may take a while between the two), then
 /// sent SIGTERM (after making `ID.t`, which keeps a command not yet forked from starting: see
-/// [`SUPERVISE`], and holds when, in `date +%s` seconds), SIGKILL after `$2` seconds if the
+/// [`supervise`], and holds when, in `date +%s` seconds), SIGKILL after `$2` seconds if the
 /// command has not ended by then (its status written). A stop run again (its first one cut
 /// short with its connection) finds `ID.t` and sends no second SIGTERM: a command's clean-up
 /// on SIGTERM runs once, to its end (stop 48 tester t66: the second SIGTERM cut the first

@@ -7,7 +7,10 @@
 pub const RS: char = '\u{1e}';
 
 /// Finds the sshd serving this session and prints what the next step needs. It walks up from
-/// the shell's parent with the shell's own `read` (a process's title, `comm` and `PPid:`):
+/// the shell's parent with the shell's own `read` (a process's `comm`, an sshd's title, and
+/// `PPid:`): the listener is the sshd whose title says `[listener]`, never a shell whose
+/// command line holds this script (stop 59: the exec's sh, now the parent of the command's
+/// bash, was taken for the listener, and `sshd -T` run as `/usr/bin/dash -T`);
 /// every host runs it once per run (see `ssh/heartbeat.rs`), and with `tr`, `cat` and `sed`
 /// at each step it started 11 programs on a lab host (sshd 9.2), 4 now. `read` drops the NULs
 /// between the words of a command line (dash and bash alike), which is enough to find
@@ -15,10 +18,12 @@ pub const RS: char = '\u{1e}';
 pub const DISCOVER: &str = r#"RS=$(printf '\036')
 p=$PPID; lpid=; spid=; n=0
 while [ -n "$p" ] && [ "$p" -gt 1 ] 2>/dev/null && [ $n -lt 64 ]; do
-  c=; IFS= read -r c 2>/dev/null </proc/$p/cmdline
-  case $c in *'[listener]'*) lpid=$p; break ;; esac
   c=; IFS= read -r c 2>/dev/null </proc/$p/comm
-  case $c in sshd|sshd-session) spid=$p ;; esac
+  case $c in sshd|sshd-session)
+    spid=$p
+    c=; IFS= read -r c 2>/dev/null </proc/$p/cmdline
+    case $c in *'[listener]'*) lpid=$p; break ;; esac ;;
+  esac
   q=
   if [ -r /proc/$p/status ]; then
     while IFS= read -r c; do case $c in PPid:*) q=${c#PPid:}; break ;; esac; done </proc/$p/status

@@ -12,8 +12,9 @@
 //! no word is longer than 4000 bytes (a longer BOOT, the supervisor's, travels in several
 //! words that `sh -c 'eval "${1}${2}..."'` joins). The command travels in the ARG words, escaped as the
 //! inside of a double-quoted sh string (a newline as `${_tether_nl}`, taken from sh's default
-//! `IFS`); BOOT joins them, expands them once and `eval`s the result in a subshell: no fork
-//! and no decoding program on the host. A command whose wrapped form would not fit in one exec
+//! `IFS`); BOOT joins them and expands them once (no decoding program on the host), and
+//! bash runs the result where the host has one, else `eval` in a subshell (see
+//! `command_shell.rs`). A command whose wrapped form would not fit in one exec
 //! request (libssh2 refuses packets over 35000 bytes; `ssh` carries more) is first written to
 //! a private temporary file on the host by an exec that reads it on stdin, then run from there
 //! by a second exec, which removes the file (see [`run_reporting`]).

@@ -65,13 +65,13 @@ fn read(stdout: &[u8], stderr: &[u8]) -> (String, String, Option<i32>, Vec<u8>) 
 #[test]
 fn the_supervisor_runs_the_command_and_removes_its_directory() {
     let tmp = tempfile::tempdir().unwrap();
-    let command = "read -r l; echo \"[$l] $# $0\"; echo warn >&2; printf tail; exit 3";
+    let command = "read -r l; echo \"[$l] $# $0\" {1..2}; echo warn >&2; printf tail; exit 3";
     for shell in ["/bin/sh", "/bin/bash"] {
         let wrapped = wrap_for(command, false, Some(("id1", 300)), &key());
         assert!(wrapped.split(' ').all(|w| w.len() <= MAX_WORD));
         let (stdout, stderr, code) = as_sshd_tmp(shell, &wrapped, b"in\n", tmp.path());
         let (out, err, marker, preamble) = read(&stdout, &stderr);
-        assert_eq!(out, "[in] 0 sh\ntail", "{shell}");
+        assert_eq!(out, "[in] 0 bash 1 2\ntail", "{shell}");
         assert_eq!(err, "warn\n", "{shell}");
         assert_eq!((marker, code), (Some(3), Some(3)), "{shell}");
         assert!(direct_reason(&preamble, &key()).is_none(), "{shell}");
@@ -117,7 +117,7 @@ fn a_standby_runs_the_command_of_its_first_line_and_nothing_without_one() {
         std::fs::write(tmp.path().join("tether-someone/old1.s"), "0\n").unwrap();
         let (stdout, stderr, code) = as_sshd_tmp(shell, &wrapped, &stdin, tmp.path());
         let (out, err, marker, preamble) = read(&stdout, &stderr);
-        assert_eq!(out, "[in] 0 sh|it's|$HOME|a\\b|bt|", "{shell}");
+        assert_eq!(out, "[in] 0 bash|it's|$HOME|a\\b|bt|", "{shell}");
         assert_eq!(err, "warn\n", "{shell}");
         assert_eq!((marker, code), (Some(3), Some(3)), "{shell}");
         assert!(direct_reason(&preamble, &key()).is_none(), "{shell}");

@@ -15,8 +15,9 @@ pub(super) const MAX_WORD: usize = 4000;
 /// arguments, expands them as the inside of a double-quoted string (a newline is written
 /// `${_tether_nl}`, taken from the default `IFS`: space, tab, newline), prints the start
 /// marker (on stdout, and on stderr unless `pty`; with `pty` after the frame that says its
-/// process group, see `pty_stop.rs`), runs the result in a subshell with no
-/// positional parameters, and reports its status. Written with `"` and `\` only where the
+/// process group, see `pty_stop.rs`), runs the result in a subshell, by bash where the host
+/// has one (see `command_shell.rs`), else by `eval`, with no positional parameters, and
+/// reports its status. Written with `"` and `\` only where the
 /// login shell sees them outside its quotes (see [`shell_word`]).
 ///
 /// The first argument is the command's frame key (see `frames.rs`). With `supervised` (never
@@ -70,8 +71,9 @@ pub(super) fn boot(pty: bool, supervised: Option<Supervised>) -> String {
         ),
         false => ("", "", "(", "2"),
     };
+    let bash = crate::ssh::command_shell::by_bash("_tether_cmd", "");
     format!(
-        r#"_tether_key=$1; shift; {decode} {announce} {start};{start_err} {open}eval "unset _tether_cmd _tether_key{announced}; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&{err}; exit "$_tether_s""#
+        r#"_tether_key=$1; shift; {decode} {announce} {start};{start_err} {open}{bash}eval "unset _tether_cmd _tether_key{announced}; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&{err}; exit "$_tether_s""#
     )
 }
 
@@ -341,10 +343,11 @@ mod tests {
         let long = "x".repeat(9000);
         let command = format!(
             "printf '%s|' \"it's\" '\"q\"' '$HOME' \"${{UNSET-d}}\" 'bang!' 'a\\b' `echo bt` '\té'\n\
-             read -r line; echo \"[$line] $# $0\"\nprintf %s {long} | wc -c\n\
+             read -r line; echo \"[$line] $# $0\"\necho {{1..3}}; [[ a == a ]] && echo -e 'dbl\\tok'\n\
+             printf %s {long} | wc -c\n\
              case x in x) echo multi\n;; esac; exit 3 # done"
         );
-        let want = "it's|\"q\"|$HOME|d|bang!|a\\b|bt|\t\u{e9}|[from stdin] 0 sh\n9000\nmulti\n";
+        let want = "it's|\"q\"|$HOME|d|bang!|a\\b|bt|\t\u{e9}|[from stdin] 0 bash\n1 2 3\ndbl\tok\n9000\nmulti\n";
         for shell in LOGIN_SHELLS {
             let wrapped = wrap_for(&command, false, None, &key());
             assert!(!wrapped.contains('\n'), "{wrapped}");

@@ -1,0 +1,27 @@
+//! The shell that runs a command's text on the host: `bash`, wherever the login shell's `PATH`
+//! finds one, as Deployer runs every command (its `shell` setting, `bash -s` by default) and as
+//! `ssh` and Capistrano do for a user whose login shell is bash, the usual one: `echo {1..3}`,
+//! `echo -e`, `[[ ]]`, `$RANDOM`, `source` and `set -o pipefail` mean what they mean there,
+//! whatever the login shell (dash, zsh, fish, csh...). Where the host has no bash (a busybox
+//! host, whose login shell is its `sh`), `/bin/sh`. (stop 59: commands always ran under
+//! `/bin/sh`, where `echo {1..3}` printed `{1..3}` and `[[ ]]` was a command not found, so an
+//! `if [[ ... ]]` was silently false: stop 58 tester t92.)
+//!
+//! bash runs with `--norc`: Debian's bash reads `~/.bashrc` for a command whose environment
+//! says sshd started it (`SSH_CLIENT`) when it is the first bash of the session, which it is
+//! under a dash or zsh login shell; what that file prints would come after the start marker,
+//! as the command's output. `$BASH_ENV` is read, as by the bash sshd starts. The command sees
+//! `$0` = `bash` (`sh` under `/bin/sh`) and no arguments, as under `ssh host 'cmd'` with that
+//! login shell.
+
+/// sh words (for the exec's `/bin/sh`, in a subshell it ends) that, wherever bash is found,
+/// run the text in the sh variable `var` by bash, replacing that subshell (`exec`: the
+/// command's `$$` is the subshell's pid, its process group the exec's), with `redirect` (sh
+/// redirections, may be empty). The words after them run it where there is no bash, by
+/// `/bin/sh`. The text is given after a space, so that a command beginning with `-` or `+` is
+/// its own words, never bash's options.
+pub fn by_bash(var: &str, redirect: &str) -> String {
+    format!(
+        r#"if command -v bash >/dev/null 2>&1; then exec bash --norc -c " ${var}" bash{redirect}; fi; "#
+    )
+}

@@ -504,6 +504,19 @@ fn a_corrupt_cache_is_ignored_with_a_note_under_verbose_and_replaced() {
     assert_eq!(note, None);
     let text = std::fs::read_to_string(again.path()).unwrap();
     assert!(text.contains("\"sshd_config\""), "{text}");
+    // One entry made unusable by hand (a fractional limit): left out and said, the file kept
+    // (stop 58 tester t93: dropped without a word).
+    let at = text.find("\"idle_limit_ms\": ").unwrap() + "\"idle_limit_ms\": ".len();
+    let end = at + text[at..].find(|c: char| !c.is_ascii_digit()).unwrap();
+    std::fs::write(&file, format!("{}.5{}", &text[..end], &text[end..])).unwrap();
+    let verbose = deploy(&lab, &dir, cache.path(), &["-v"]);
+    verbose
+        .status(0)
+        .stdout_contains(&format!(
+            "note: idle-limit cache: 1 of the entries in {} left out (not as tether writes them",
+            file.display()
+        ))
+        .stdout_lacks("cache ignored");
 }
 
 #[test]

@@ -211,9 +211,12 @@ fn now_secs() -> u64 {
 }
 
 /// Reads the entries and sightings at `path`, without the expired ones (a version 1 file's
-/// `idle_death` entries as sightings): an absent file is empty; a file that cannot be read or
+/// `idle_death` entries as sightings), and how many others it left out: ones this tether
+/// cannot read (a fractional limit, a source it does not know), dated more than a minute
+/// ahead, or with a limit out of [`PLAUSIBLE`] (a hand-edited file: stop 58 tester t93 saw
+/// them dropped without a word). An absent file is empty; a file that cannot be read or
 /// parsed is an error, in words for `-v`.
-fn read(path: &Path, now: u64) -> Result<(Vec<Entry>, Vec<Sighting>), String> {
+fn read(path: &Path, now: u64) -> Result<(Vec<Entry>, Vec<Sighting>, usize), String> {
     // Only a regular file is opened: a FIFO would block the run before it connects (and its
     // signals with it), a device such as /dev/zero never end (stop 58 tester t93: both, as a
     // symbolic link at the cache's path).
@@ -247,6 +250,7 @@ fn read(path: &Path, now: u64) -> Result<(Vec<Entry>, Vec<Sighting>), String> {
     // Entry by entry: one this tether cannot read (a source it does not know, a value out of
     // range) is left out, not the whole file with it (stop 45 tester t57: one entry with an
     // unknown `source` had every limit forgotten).
+    let listed = raw.entries.len() + raw.sightings.len();
     let mut file = File {
         version: raw.version,
         entries: raw
@@ -283,27 +287,46 @@ fn read(path: &Path, now: u64) -> Result<(Vec<Entry>, Vec<Sighting>), String> {
             ))
         }
     }
-    let fresh = |at: u64, ms: u64| {
-        now.saturating_sub(at) <= MAX_AGE.as_secs() && at <= now + 60 && PLAUSIBLE.contains(&ms)
-    };
+    let parsed = file.entries.len() + file.sightings.len();
+    let expired = |at: u64| now.saturating_sub(at) > MAX_AGE.as_secs();
+    let usable = |at: u64, ms: u64| at <= now + 60 && PLAUSIBLE.contains(&ms);
+    let unusable = file
+        .entries
+        .iter()
+        .filter(|e| !expired(e.learned_at) && !usable(e.learned_at, e.idle_limit_ms))
+        .count()
+        + file
+            .sightings
+            .iter()
+            .filter(|s| !expired(s.seen_at) && !usable(s.seen_at, s.idle_ms))
+            .count();
     let entries = file
         .entries
         .into_iter()
-        .filter(|e| fresh(e.learned_at, e.idle_limit_ms))
+        .filter(|e| !expired(e.learned_at) && usable(e.learned_at, e.idle_limit_ms))
         .collect();
     let sightings = file
         .sightings
         .into_iter()
-        .filter(|s| fresh(s.seen_at, s.idle_ms))
+        .filter(|s| !expired(s.seen_at) && usable(s.seen_at, s.idle_ms))
         .collect();
-    Ok((entries, sightings))
+    Ok((entries, sightings, listed - parsed + unusable))
 }
 
 impl LimitCache {
     /// The cache at `path` and, when its file had to be ignored, why (for `-v`).
     pub fn load(path: PathBuf) -> (LimitCache, Option<String>) {
         let ((entries, sightings), note) = match read(&path, now_secs()) {
-            Ok(read) => (read, None),
+            Ok((entries, sightings, 0)) => ((entries, sightings), None),
+            Ok((entries, sightings, left_out)) => (
+                (entries, sightings),
+                Some(format!(
+                    "idle-limit cache: {left_out} of the entries in {} left out (not as tether \
+                     writes them: a limit that is no whole number of milliseconds or out of \
+                     range, a date ahead of this clock, an unknown source)",
+                    path.display()
+                )),
+            ),
             Err(why) => (
                 Default::default(),
                 Some(format!("idle-limit cache ignored: {why}")),
@@ -435,7 +458,8 @@ impl LimitCache {
                         .collect();
                     (changed, ours, sightings)
                 };
-                let (mut entries, mut sightings) = read(&self.path, now_secs()).unwrap_or_default();
+                let (mut entries, mut sightings, _) =
+                    read(&self.path, now_secs()).unwrap_or_default();
                 entries.retain(|e| !changed.contains(&e.key));
                 entries.extend(ours);
                 sightings.retain(|s| !changed.contains(&s.key));
@@ -629,6 +653,56 @@ mod tests {
         assert!(!about_the_same(ms(900), ms(1500)));
     }
 
+    /// Entries a hand edit made unusable are left out and said (stop 58 tester t93: dropped
+    /// without a word): the readable ones are kept, an expired one goes unsaid.
+    #[test]
+    fn entries_not_as_tether_writes_them_are_left_out_with_a_note() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join(FILE);
+        let now = now_secs();
+        let entry = |port: u16, ms: &str, source: &str, at: u64| {
+            format!(
+                r#"{{"host": "127.0.0.1", "port": {port}, "host_key": "SHA256:abc", "idle_limit_ms": {ms}, "source": "{source}", "learned_at": {at}}}"#
+            )
+        };
+        let old = now - MAX_AGE.as_secs() - 3600;
+        let entries = [
+            entry(1, "3000", "sshd_config", now),
+            entry(2, "1500.5", "sshd_config", now),
+            entry(3, "3000", "sshd_config", now + 7 * 24 * 3600),
+            entry(4, "3000", "the_admin", now),
+            entry(5, "0", "sshd_config", now),
+            entry(6, "3000", "sshd_config", old),
+        ];
+        let sighting = format!(
+            r#"{{"host": "127.0.0.1", "port": 7, "host_key": "SHA256:abc", "idle_ms": -1, "seen_at": {now}}}"#
+        );
+        fs::write(
+            &path,
+            format!(
+                r#"{{"version": {VERSION}, "entries": [{}], "sightings": [{sighting}]}}"#,
+                entries.join(", ")
+            ),
+        )
+        .unwrap();
+        let (cache, note) = LimitCache::load(path.clone());
+        let note = note.unwrap();
+        assert!(
+            note.contains(&format!("5 of the entries in {} left out", path.display())),
+            "{note}"
+        );
+        assert!(cache.get(&key(1)).is_some());
+        for port in 2..=6 {
+            assert_eq!(cache.get(&key(port)), None, "{port}");
+        }
+        // Rewritten as tether writes it: nothing left out the next time.
+        cache
+            .remember(&key(8), Duration::from_secs(3), Source::SshdConfig)
+            .unwrap();
+        let (_, note) = LimitCache::load(path);
+        assert_eq!(note, None);
+    }
+
     /// A version 1 file (before sightings) held an `idle_death` entry after one death: it is
     /// read as a sighting; what the config said stays a limit.
     #[test]
@@ -655,7 +729,8 @@ mod tests {
         assert_eq!(note, None);
         assert_eq!(cache.get(&key(1)), None);
         assert_eq!(cache.get(&key(2)).unwrap().source, Source::SshdConfig);
-        // An entry this tether cannot read is left out, not the file (stop 45 tester t57).
+        // An entry this tether cannot read is left out, not the file (stop 45 tester t57), and
+        // said under -v.
         fs::write(
             &path,
             format!(
@@ -667,7 +742,7 @@ mod tests {
         )
         .unwrap();
         let (partial, note) = LimitCache::load(path.clone());
-        assert_eq!(note, None);
+        assert!(note.unwrap().contains("2 of the entries"));
         assert_eq!(partial.get(&key(3)), None);
         assert_eq!(partial.get(&key(4)), None);
         assert_eq!(partial.get(&key(2)).unwrap().source, Source::SshdConfig);
@@ -763,7 +838,7 @@ mod tests {
             })
             .collect();
         write(&path, &entries, &[]).unwrap();
-        let (kept, _) = read(&path, now).unwrap();
+        let (kept, _, _) = read(&path, now).unwrap();
         assert_eq!(kept.len(), MAX_KEPT);
         assert!(kept.iter().all(|e| e.learned_at > now - MAX_KEPT as u64));
         assert!(fs::metadata(&path).unwrap().len() < MAX_FILE_BYTES);

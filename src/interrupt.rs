@@ -112,6 +112,17 @@ pub fn signalled() -> bool {
     SIGNALLED.load(Ordering::SeqCst)
 }
 
+/// Nothing runs on any host now (see [`idle`]).
+static IDLE: AtomicBool = AtomicBool::new(false);
+
+/// Says whether nothing runs now (`tether watch` waiting for a change, `true`; a run starting,
+/// `false`): while idle, a first Ctrl-C, SIGTERM or SIGHUP says that it ends tether, not that
+/// it stops running commands (stop 58 tester t93: a watch waiting for a save said "no new
+/// commands; stopping running ones").
+pub fn idle(idle: bool) {
+    IDLE.store(idle, Ordering::SeqCst);
+}
+
 /// Failure hooks are running (see [`finishing`]).
 static FINISHING: AtomicBool = AtomicBool::new(false);
 /// A first signal came while they ran.
@@ -224,10 +235,11 @@ fn first(flag: &AtomicBool, what: &str, then: &str, held: bool) {
         return;
     }
     flag.store(true, Ordering::SeqCst);
-    let _ = writeln!(
-        stderr,
-        "\n{what}: no new commands; stopping running ones{then}"
-    );
+    let doing = match IDLE.load(Ordering::SeqCst) {
+        true => "nothing is running; ending",
+        false => "no new commands; stopping running ones",
+    };
+    let _ = writeln!(stderr, "\n{what}: {doing}{then}");
 }
 
 /// [`stdout_closed`] stops the run (see [`stop_run_when_stdout_closes`]).

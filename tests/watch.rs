@@ -304,6 +304,14 @@ fn each_save_reruns_once_over_one_session_per_host() {
         );
     }
     assert_eq!(w.interrupt(10 * SECS), 0, "{}", w.dump());
+    // Ctrl-C while the watch waits for a save stops nothing: it says so (stop 58 tester t93:
+    // "no new commands; stopping running ones").
+    let said = w.dump();
+    assert!(
+        said.contains("E interrupted: nothing is running; ending (Ctrl-C again to exit now)"),
+        "{said}"
+    );
+    assert!(!said.contains("stopping running ones"), "{said}");
     // Every run of the session is in the run log, as for `tether TASK`.
     let log = std::fs::read_to_string(r.path("log/tether.log")).expect("the run log");
     for text in ["v1 m1", "v2 m1", "v3 m1", "v3 m2"] {

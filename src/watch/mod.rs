@@ -220,6 +220,7 @@ pub fn run(
                     flags: RunFlags::default(),
                     cancelled: false,
                 };
+                crate::interrupt::idle(false);
                 screen.run_started(number, &reason);
                 spawn_run(&shared, &cur, tx.clone())?;
                 current = Some(cur);
@@ -283,6 +284,7 @@ pub fn run(
             }
             Msg::Done(report) => {
                 current = None;
+                crate::interrupt::idle(true);
                 let new_files = watched.after_run(report.loaded, &report.sources);
                 for w in watched.sync_dirs(&mut debouncer) {
                     screen.warn(&w);

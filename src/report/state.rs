@@ -26,6 +26,9 @@ pub struct HostStats {
     pub last_heartbeat: Option<Instant>,
     /// When the current session was opened; `None` while it has none.
     pub connected_at: Option<Instant>,
+    /// Its session died and an attempt to replace it failed; another follows (a
+    /// `reconnecting` event): not idle and kept alive.
+    pub reconnecting: bool,
     /// Why the host has no session (it never connected, its connection was lost under a
     /// command, or it could not be reconnected).
     pub failed: Option<String>,
@@ -145,12 +148,14 @@ pub fn record(st: &mut State, event: &Event) {
     let h = st.hosts.entry(event.host.to_string()).or_default();
     match &event.kind {
         EventKind::Connected { .. } => {
+            h.reconnecting = false;
             h.sessions += 1;
             h.connected_at = Some(event.at);
             h.idle_since = Some(event.at);
             h.failed = None;
         }
         EventKind::ConnectFailed { error, .. } | EventKind::Unreachable { error } => {
+            h.reconnecting = false;
             h.connected_at = None;
             // Said after the host's name in the summary: without the `HOST: ` every SSH
             // failure begins with (see `SshError::said`).
@@ -188,7 +193,9 @@ pub fn record(st: &mut State, event: &Event) {
             h.heartbeats += 1;
             h.last_heartbeat = Some(event.at);
         }
+        EventKind::Reconnecting { .. } => h.reconnecting = true,
         EventKind::Reattached { .. } => {
+            h.reconnecting = false;
             // A re-attach is a new session reached by a reconnect, to the same command.
             h.sessions += 1;
             h.reconnects += 1;
@@ -197,17 +204,20 @@ pub fn record(st: &mut State, event: &Event) {
         }
         EventKind::Resent { .. } => {
             // A new session, to a command that never ran: a reconnect, not a re-attach.
+            h.reconnecting = false;
             h.sessions += 1;
             h.reconnects += 1;
             h.connected_at = Some(event.at);
         }
         EventKind::SessionLost { reason, .. } => {
+            h.reconnecting = false;
             h.connected_at = None;
             h.failed = Some(format!("{reason}; {LOST_AT_THE_END}"));
         }
         // Beside the one it has: counted, as the jump host's logins are.
         EventKind::AnotherConnection { .. } => h.sessions += 1,
         EventKind::Reconnected { .. } => {
+            h.reconnecting = false;
             h.sessions += 1;
             h.reconnects += 1;
             h.connected_at = Some(event.at);

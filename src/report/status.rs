@@ -11,20 +11,25 @@ use super::text::{paint, visible};
 use crate::duration::format as format_duration;
 
 pub fn draw_status(st: &mut State, look: Look) {
+    match status_line(st, Instant::now()) {
+        Some(line) => draw(st, look, &line),
+        None => clear_status(st, look),
+    }
+}
+
+/// The status line at `now`: the task in progress and its time, busy hosts, hosts whose dead
+/// session is being replaced (`reconnecting: web2`: not kept alive, stop 58 tester t93), idle
+/// ones, and the state a command drew last; `None` where there is nothing to show.
+fn status_line(st: &State, now: Instant) -> Option<String> {
     // The state a command drew last, over which it will draw the next (a progress line).
     let drawing = st
         .drawing
         .as_ref()
         .map(|(host, text)| format!("{host} › {}", visible(text)));
-    let Some((step, since)) = st.tasks.last().cloned() else {
-        // Without a task (`tether run`), that state is all the line shows.
-        match drawing {
-            Some(line) => draw(st, look, &line),
-            None => clear_status(st, look),
-        }
-        return;
+    // Without a task (`tether run`), that state is all the line shows.
+    let Some((step, since)) = st.tasks.last() else {
+        return drawing;
     };
-    let now = Instant::now();
     let busy: Vec<&str> = st
         .order
         .iter()
@@ -35,11 +40,23 @@ pub fn draw_status(st: &mut State, look: Look) {
         .order
         .iter()
         .filter_map(|n| st.hosts.get(n).map(|h| (n.as_str(), h)))
-        .filter(|(_, h)| !h.busy && h.connected_at.is_some())
+        .filter(|(_, h)| !h.busy && !h.reconnecting && h.connected_at.is_some())
         .collect();
-    let mut line = format!("{step} {}", format_duration(now - since));
+    let reconnecting: Vec<&str> = st
+        .order
+        .iter()
+        .filter(|n| st.hosts.get(*n).is_some_and(|h| !h.busy && h.reconnecting))
+        .map(String::as_str)
+        .collect();
+    let mut line = format!("{step} {}", format_duration(now - *since));
     if !busy.is_empty() {
         line.push_str(&format!(" · busy: {}", crate::hostset::fold(&busy)));
+    }
+    if !reconnecting.is_empty() {
+        line.push_str(&format!(
+            " · reconnecting: {}",
+            crate::hostset::fold(&reconnecting)
+        ));
     }
     if !idle.is_empty() {
         let names: Vec<&str> = idle.iter().map(|(n, _)| *n).collect();
@@ -63,7 +80,7 @@ pub fn draw_status(st: &mut State, look: Look) {
     if let Some(state) = drawing {
         line.push_str(&format!(" · {state}"));
     }
-    draw(st, look, &line);
+    Some(line)
 }
 
 /// Draws `line` as the status line, cut to the terminal's width.
@@ -97,7 +114,53 @@ fn clamp(line: &str, columns: Option<u16>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::clamp;
+    use super::{clamp, status_line};
+    use crate::report::state::{HostStats, State};
+    use std::time::{Duration, Instant};
+
+    /// A host whose session died and whose reconnect is under way is not said kept alive
+    /// (stop 58 tester t93): it is said reconnecting until a session is back.
+    #[test]
+    fn a_host_reconnecting_is_not_said_kept_alive() {
+        let now = Instant::now();
+        let ago = |s: u64| now.checked_sub(Duration::from_secs(s)).unwrap();
+        let alive = HostStats {
+            connected_at: Some(ago(60)),
+            idle_since: Some(ago(12)),
+            last_heartbeat: Some(ago(1)),
+            ..HostStats::default()
+        };
+        let mut st = State::default();
+        st.tasks.push(("deploy:assets".into(), ago(64)));
+        st.order = vec!["web1".into(), "db1".into()];
+        st.hosts.insert(
+            "web1".into(),
+            HostStats {
+                busy: true,
+                ..alive.clone()
+            },
+        );
+        st.hosts.insert(
+            "db1".into(),
+            HostStats {
+                reconnecting: true,
+                ..alive.clone()
+            },
+        );
+        assert_eq!(
+            status_line(&st, now).unwrap(),
+            "deploy:assets 1m04s · busy: web1 · reconnecting: db1"
+        );
+        st.hosts.insert("db1".into(), alive);
+        assert_eq!(
+            status_line(&st, now).unwrap(),
+            "deploy:assets 1m04s · busy: web1 · db1 idle 12.0 s, kept alive"
+        );
+        st.tasks.clear();
+        assert_eq!(status_line(&st, now), None);
+        st.drawing = Some(("web1".into(), "50%".into()));
+        assert_eq!(status_line(&st, now).unwrap(), "web1 › 50%");
+    }
 
     #[test]
     fn a_long_status_line_is_cut_to_the_terminal_width() {

@@ -3515,3 +3515,77 @@ fn a_command_no_channel_can_follow_is_stopped_at_the_next_contact() {
         h.story()
     );
 }
+
+/// A `--timeout` on a host whose sshd stopped answering while its kernel still acknowledges
+/// TCP (`kill -STOP` of the connection's sshd) ends soon after the deadline, and the command is
+/// stopped over a new connection (stop 58 tester t93: `--timeout 4s` ended at 24 s: the stop
+/// waited the 15 s a channel gets, then the stop over the new connection the 5 s grace for
+/// the exec's sh, a zombie its frozen sshd could not reap).
+#[test]
+fn a_timeout_while_the_hosts_sshd_is_stopped_ends_soon_after_it() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let root = lab.host("host1").root_dir.clone();
+    let started = Instant::now();
+    let child = support::tether::Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&[
+            "run",
+            "--timeout",
+            "4s",
+            "--hosts",
+            "host1",
+            "--",
+            "echo go > /srv/started; for i in $(seq 1 30); do echo $i >> /srv/count; sleep 1; done",
+        ])
+        .spawn_watched();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !root.join("started").exists() {
+        assert!(Instant::now() < deadline, "the command never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Two seconds in: at the deadline nothing came for about two (the supervisor's tick
+    // comes every 0.4 s of silence), under the three that take a connection for hung.
+    std::thread::sleep(Duration::from_secs(2));
+    // The connection's sshd and its privilege-separated child, if any: not the command.
+    let mut frozen = lab.connection_pids("host1");
+    for pid in frozen.clone() {
+        let children = std::process::Command::new("pgrep")
+            .args(["-x", "-P", &pid.to_string(), "sshd"])
+            .output()
+            .unwrap();
+        frozen.extend(
+            String::from_utf8_lossy(&children.stdout)
+                .split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok()),
+        );
+    }
+    assert!(!frozen.is_empty());
+    for &pid in &frozen {
+        support::net::signal(pid, libc::SIGSTOP);
+    }
+    let out = child.wait_with_output();
+    let took = started.elapsed();
+    for &pid in &frozen {
+        support::net::signal(pid, libc::SIGCONT);
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        took < Duration::from_secs(14),
+        "took {took:?} for a 4 s timeout\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("stopped `echo go")
+            && stdout.contains("its process group was sent SIGTERM"),
+        "{stdout}"
+    );
+    // Stopped: it counts no further.
+    let count = std::fs::read_to_string(root.join("count")).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        std::fs::read_to_string(root.join("count")).unwrap(),
+        count,
+        "the command still runs\n{stdout}"
+    );
+}

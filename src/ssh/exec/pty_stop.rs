@@ -39,7 +39,8 @@ pub(super) fn group(preamble: &[u8], key: &Key) -> Option<(std::ops::Range<usize
         .then(|| (from..end + 1, pgid.to_string()))
 }
 
-/// The exec's sh that stops process group `$1`: SIGTERM, then SIGKILL once `$2` seconds have
+/// The exec's sh that stops process group `$1`: SIGTERM (and SIGCONT, so that a stopped
+/// process of it gets it, as systemd sends them), then SIGKILL once `$2` seconds have
 /// passed with the group still there; prints `TERM`, `KILL` or `gone` (no such group: the
 /// command had ended), or `others:N:UID` for processes of another user it could not stop
 /// (`supervisor::OTHERS`), as `supervisor::stop` does. With `$3` (a supervised command's id,
@@ -49,7 +50,7 @@ pub(super) fn group(preamble: &[u8], key: &Key) -> Option<(std::ops::Range<usize
 pub(super) fn script(start: &str) -> String {
     let others = crate::ssh::supervisor::OTHERS;
     format!(
-        r#"_tether_p=$1; _tether_g=$2; _tether_c=$3; set --; {start} _tether_r=TERM; if [ -n "$_tether_c" ] && [ -r /proc/self/cmdline ] && ! grep -qF -e "$_tether_c" /proc/"$_tether_p"/cmdline 2>/dev/null; then _tether_r=gone; elif ! kill -TERM -"$_tether_p" 2>/dev/null; then _tether_r=gone; else _tether_i=0; while kill -0 -"$_tether_p" 2>/dev/null; do if [ $_tether_i -ge $((_tether_g*20)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; {others}; fi; echo "$_tether_r"; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
+        r#"_tether_p=$1; _tether_g=$2; _tether_c=$3; set --; {start} _tether_r=TERM; if [ -n "$_tether_c" ] && [ -r /proc/self/cmdline ] && ! grep -qF -e "$_tether_c" /proc/"$_tether_p"/cmdline 2>/dev/null; then _tether_r=gone; elif ! kill -TERM -"$_tether_p" 2>/dev/null; then _tether_r=gone; else kill -CONT -"$_tether_p" 2>/dev/null; fi; if [ $_tether_r = gone ]; then :; else _tether_i=0; while kill -0 -"$_tether_p" 2>/dev/null; do if [ $_tether_i -ge $((_tether_g*20)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; {others}; fi; echo "$_tether_r"; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
     )
 }
 

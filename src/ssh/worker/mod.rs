@@ -695,18 +695,17 @@ impl WorkerState {
                 self.finish_stop(sent, command, &opts, s, done);
             }
             let refused = matches!(done.reached, exec::Reached::Nothing { refused: true, .. });
-            let aside =
-                match (&sup, &done.pty_group) {
-                    (Some(s), _) if refused => Some(self.stop_aside(|conn| {
-                        exec::stop_supervised(conn, &s.id, exec::open_timeout())
-                    })),
-                    // A PTY command's terminal hung up as its channel closed: a command that
-                    // ignores SIGHUP outlives that (stop 40 tester t35).
-                    (None, Some(group)) if refused => Some(self.stop_aside(|conn| {
-                        exec::stop_pty_group(conn, group, exec::open_timeout())
-                    })),
-                    _ => None,
-                };
+            let aside = match (&sup, &done.pty_group) {
+                (Some(s), _) if refused => Some(self.stop_aside(|conn| {
+                    exec::stop_supervised(conn, &s.id, exec::StopPatience::usual())
+                })),
+                // A PTY command's terminal hung up as its channel closed: a command that
+                // ignores SIGHUP outlives that (stop 40 tester t35).
+                (None, Some(group)) if refused => Some(self.stop_aside(|conn| {
+                    exec::stop_pty_group(conn, group, exec::StopPatience::usual())
+                })),
+                _ => None,
+            };
             if let Some(Ok(stopped)) = aside {
                 *done = exec::RemoteStop::of(Ok(stopped), None);
                 done.how.push_str(

@@ -286,7 +286,7 @@ impl WorkerState {
                 }
                 Err(ExecError::Lost(_)) => continue,
                 Ok(_) => match &self.conn {
-                    Some(conn) => exec::stop_supervised(conn, &sup.id, exec::open_timeout()),
+                    Some(conn) => exec::stop_supervised(conn, &sup.id, exec::StopPatience::usual()),
                     None => return,
                 },
                 Err(_) => return,
@@ -388,7 +388,7 @@ impl WorkerState {
         );
         let stopped = match (&self.conn, &sup.place) {
             (Some(conn), Some(place)) => {
-                exec::stop_supervised_group(conn, &place.pgid, &sup.id, exec::open_timeout())
+                exec::stop_supervised_group(conn, &place.pgid, &sup.id, exec::StopPatience::usual())
             }
             _ => Err(exec::StopFailed::from(
                 "the host never said its process group".to_string(),
@@ -442,9 +442,10 @@ impl WorkerState {
         let Some(conn) = &self.conn else { return };
         let mut kept = Vec::new();
         for orphan in std::mem::take(&mut self.orphans) {
-            let stopped = match exec::stop_supervised(conn, &orphan.id, exec::open_timeout()) {
+            let stopped = match exec::stop_supervised(conn, &orphan.id, exec::StopPatience::usual())
+            {
                 Err(failed) if failed.refused => self.stop_aside(|conn| {
-                    exec::stop_supervised(conn, &orphan.id, exec::open_timeout())
+                    exec::stop_supervised(conn, &orphan.id, exec::StopPatience::usual())
                 }),
                 other => other,
             };

@@ -228,13 +228,21 @@ task("fails", || {{
 /// Deployer runs it, and `ssh` and Capistrano with a bash login shell (stop 58 tester t92: under
 /// `/bin/sh`, `echo {1..3}` printed `{1..3}` and `[[ ]]` was not found): under the supervisor,
 /// directly (where its private directory cannot be made) and on a PTY; `~/.bashrc`, which
-/// Debian's bash reads for sshd's commands, prints nothing after the start marker. Where the
-/// login shell's `PATH` finds no bash, the text is run by `/bin/sh`.
+/// Debian's bash reads for sshd's commands, prints nothing after the start marker, nor does a
+/// `$BASH_ENV`, which sshd's bash does not read either (stop 59 tester t94: a `set -e` there
+/// failed `false; echo end`). Where the login shell's `PATH` finds no bash, the text is run by
+/// `/bin/sh`.
 #[test]
 fn every_login_shell_runs_commands_by_bash_where_the_host_has_one() {
     let users = ShellUsers::create();
     let lab = Lab::start(1);
     chatty_startup(&lab.host("host1").home);
+    std::fs::write(
+        lab.host("host1").root_dir.join("benv"),
+        "echo benv-read; set -e\n",
+    )
+    .unwrap();
+    lab.set_env("host1", &[("BASH_ENV", "/srv/benv")]);
     let dir = lab.dir().join("recipe");
     std::fs::create_dir_all(&dir).unwrap();
     let servers: String = users
@@ -246,7 +254,7 @@ fn every_login_shell_runs_commands_by_bash_where_the_host_has_one() {
         dir.join("deploy.rhai"),
         format!(
             r#"{servers}
-let cmd = "echo {{1..3}} $0; [[ a == a ]] && echo -e 'dbl\\ttab'; if [[ -d /srv ]]; then echo srv; fi";
+let cmd = "echo {{1..3}} $0; [[ a == a ]] && echo -e 'dbl\\ttab'; if [[ -d /srv ]]; then echo srv; fi; false; echo end";
 task("bashisms", || {{
     on("shells", |host| print(host.user + " plain = " + capture(cmd)));
     on("shells", #{{ pty: true }}, |host| print(host.user + " pty = " + capture(cmd)));
@@ -265,10 +273,13 @@ task("bashisms", || {{
     let by_bash = |out: &support::tether::Output| {
         for (_, user) in &users.users {
             for how in ["plain", "pty"] {
-                out.stdout_contains(&format!("\n{user} {how} = 1 2 3 bash\ndbl\ttab\nsrv\n"));
+                out.stdout_contains(&format!(
+                    "\n{user} {how} = 1 2 3 bash\ndbl\ttab\nsrv\nend\n"
+                ));
             }
         }
         assert!(!out.stdout.contains("Welcome"), "{}", out.stdout);
+        assert!(!out.stdout.contains("benv-read"), "{}", out.stdout);
     };
     let out = run();
     out.status(0);

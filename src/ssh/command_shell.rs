@@ -1,5 +1,5 @@
 //! The shell that runs a command's text on the host: `bash`, wherever the login shell's `PATH`
-//! finds one, as Deployer runs every command (its `shell` setting, `bash -s` by default) and as
+//! finds one, as Deployer runs every command (its `shell` setting, `bash -ls` by default) and as
 //! `ssh` and Capistrano do for a user whose login shell is bash, the usual one: `echo {1..3}`,
 //! `echo -e`, `[[ ]]`, `$RANDOM`, `source` and `set -o pipefail` mean what they mean there,
 //! whatever the login shell (dash, zsh, fish, csh...). Where the host has no bash (a busybox
@@ -10,9 +10,12 @@
 //! bash runs with `--norc`: Debian's bash reads `~/.bashrc` for a command whose environment
 //! says sshd started it (`SSH_CLIENT`) when it is the first bash of the session, which it is
 //! under a dash or zsh login shell; what that file prints would come after the start marker,
-//! as the command's output. `$BASH_ENV` is read, as by the bash sshd starts. The command sees
-//! `$0` = `bash` (`sh` under `/bin/sh`) and no arguments, as under `ssh host 'cmd'` with that
-//! login shell.
+//! as the command's output. Nor does it read `$BASH_ENV` (unset for it): the bash sshd starts
+//! reads `~/.bashrc` instead (stop 59 tester t94: a `set -e` there failed commands that pass
+//! under `ssh`). What the login shell's start-up files export reaches the command; what they
+//! define without exporting (functions, variables, aliases) does not, where a bash login
+//! shell's `ssh host 'cmd'` has them. The command sees `$0` = `bash` (`sh` under `/bin/sh`) and
+//! no arguments, as under `ssh host 'cmd'` with that login shell.
 
 /// sh words (for the exec's `/bin/sh`, in a subshell it ends) that, wherever bash is found,
 /// run the text in the sh variable `var` by bash, replacing that subshell (`exec`: the
@@ -22,6 +25,6 @@
 /// its own words, never bash's options.
 pub fn by_bash(var: &str, redirect: &str) -> String {
     format!(
-        r#"if command -v bash >/dev/null 2>&1; then exec bash --norc -c " ${var}" bash{redirect}; fi; "#
+        r#"if command -v bash >/dev/null 2>&1; then unset BASH_ENV; exec bash --norc -c " ${var}" bash{redirect}; fi; "#
     )
 }

@@ -100,7 +100,7 @@ pub fn run(
             "{}: would open {} on a pseudo-terminal",
             dest.target.name,
             match &remote {
-                Some(r) => format!("`{r}`"),
+                Some(r) => format!("`{}`", r.shown),
                 None => "a login shell".into(),
             }
         );
@@ -122,7 +122,7 @@ pub fn run(
     let interval = fleet::heartbeat(settings, dest.keepalive).every;
     session(
         &opened.conn,
-        remote.as_deref(),
+        remote.as_ref().map(|r| r.sent.as_str()),
         opened.agent.clone(),
         &opened.env,
         interval,
@@ -298,29 +298,51 @@ fn shell_path(path: &str) -> String {
     quote(path)
 }
 
+/// What the session runs instead of a plain shell request (see [`remote_command`]).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Remote {
+    /// As sh text, as `-n` shows it: the `cd`, then the command or `exec "${SHELL:-/bin/sh}" -l`.
+    pub shown: String,
+    /// The exec request that runs it, which every login shell reads alike (see
+    /// [`crate::ssh::exec::interactive`]; stop 59 tester t94: sent as sh text, the `cd` was a
+    /// syntax error to fish and csh).
+    pub sent: String,
+}
+
 /// The exec request for the session: `None` for a plain shell request (no `deploy_to`, no
 /// command); otherwise the `cd` into `<deploy_to>/current` (falling back to `<deploy_to>`,
-/// then the home directory, each fallback said on stderr) followed by `command`, or by a login
-/// shell (`exec $SHELL -l`, as Deployer's `dep ssh` does).
-pub fn remote_command(deploy_to: Option<&str>, command: &str) -> Option<String> {
-    let Some(dir) = deploy_to else {
-        return (!command.is_empty()).then(|| command.to_string());
+/// then the home directory, each fallback said on stderr), then `command`, run as `tether
+/// run` runs one (by bash where the host has one), or a login shell (`exec $SHELL -l`, as
+/// Deployer's `dep ssh` does).
+pub fn remote_command(deploy_to: Option<&str>, command: &str) -> Option<Remote> {
+    let cd = match deploy_to {
+        Some(dir) => format!("{};", cd_into(dir)),
+        None if command.is_empty() => return None,
+        None => String::new(),
     };
+    let then = match command.is_empty() {
+        true => "exec \"${SHELL:-/bin/sh}\" -l",
+        false => command,
+    };
+    Some(Remote {
+        shown: format!("{cd} {then}").trim_start().to_string(),
+        sent: crate::ssh::exec::interactive(&cd, command),
+    })
+}
+
+/// The sh that enters `<dir>/current`, else `dir`, else the home directory, saying each
+/// fallback on stderr.
+fn cd_into(dir: &str) -> String {
     let base = shell_path(dir);
     let shown = |s: &str| quote(s);
-    let cd = format!(
+    format!(
         "if cd {base}/current 2>/dev/null; then :; \
          elif cd {base} 2>/dev/null; then \
          printf 'tether: %s does not exist (not deployed yet?): in %s\\n' {cur} {dir} >&2; \
          else printf 'tether: %s does not exist: in the home directory\\n' {dir} >&2; cd; fi",
         cur = shown(&format!("{dir}/current")),
         dir = shown(dir),
-    );
-    Some(if command.is_empty() {
-        format!("{cd}; exec \"${{SHELL:-/bin/sh}}\" -l")
-    } else {
-        format!("{cd}; {command}")
-    })
+    )
 }
 
 const STDIN: RawFd = 0;
@@ -593,15 +615,30 @@ mod tests {
     #[test]
     fn no_deploy_to_and_no_command_is_a_shell_request() {
         assert_eq!(remote_command(None, ""), None);
-        assert_eq!(remote_command(None, "tty"), Some("tty".into()));
+        let tty = remote_command(None, "tty").unwrap();
+        assert_eq!(tty.shown, "tty");
+        assert!(tty.sent.starts_with("exec /bin/sh -c '"), "{}", tty.sent);
+        assert!(tty.sent.ends_with(" sh 'tty'"), "{}", tty.sent);
         let shell = remote_command(Some("/srv/a"), "").unwrap();
         assert!(
-            shell.starts_with("if cd /srv/a/current 2>/dev/null;"),
-            "{shell}"
+            shell.shown.starts_with("if cd /srv/a/current 2>/dev/null;"),
+            "{}",
+            shell.shown
         );
         assert!(
-            shell.ends_with("; exec \"${SHELL:-/bin/sh}\" -l"),
-            "{shell}"
+            shell.shown.ends_with("; exec \"${SHELL:-/bin/sh}\" -l"),
+            "{}",
+            shell.shown
+        );
+        assert!(
+            shell.sent.starts_with("exec /bin/sh -c '"),
+            "{}",
+            shell.sent
+        );
+        assert!(
+            shell.sent.ends_with("; exec \"${SHELL:-/bin/sh}\" -l' sh"),
+            "{}",
+            shell.sent
         );
     }
 }

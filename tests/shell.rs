@@ -51,6 +51,52 @@ fn an_interactive_shell_starts_in_current_and_its_exit_status_is_tethers() {
     assert!(pty.is_cooked(), "the terminal was left in raw mode:\n{out}");
 }
 
+/// `tether ssh` with a `deploy_to` runs a command in `current`, by bash as `tether run` does,
+/// or opens the user's own login shell there, whatever that shell is (stop 59 tester t94: fish
+/// and csh read the `cd`'s sh syntax as errors, and a fish user's command never ran, exit 0).
+#[test]
+fn a_command_and_a_shell_start_in_current_under_every_login_shell() {
+    let users = crate::shells::ShellUsers::create();
+    let lab = Lab::builder().names(&["host1"]).start();
+    deployed(&lab, "host1");
+    fs::write(lab.host("host1").root_dir.join("app/releases/1/IN_ONE"), "").unwrap();
+    let servers: String = users
+        .users
+        .iter()
+        .map(|(_, u)| format!("server(\"{u}@host1\", #{{ roles: [\"app\"] }});\n"))
+        .collect();
+    let mut recipe = support::recipe::RecipeDir::new(
+        "ssh-shells",
+        &format!("{servers}set(\"deploy_to\", \"/srv/app\");\n"),
+    );
+    recipe.ssh_config = Some(lab.ssh_config());
+    for (shell, user) in &users.users {
+        let (pty, mut child) = on_terminal(&recipe.tether().args(&[
+            "ssh",
+            &format!("{user}@host1"),
+            "--",
+            "echo \"at:$(pwd -P)\" {1..2}; exit 3",
+        ]));
+        let status = pty::wait(&mut child, WAIT, &pty);
+        let out = pty.output();
+        assert_eq!(status, 3, "{shell}: {out}");
+        assert!(
+            out.contains("at:/srv/app/releases/1 1 2\r\n"),
+            "{shell}: {out}"
+        );
+        // No command: the user's own login shell, in `current`.
+        let (pty, mut child) =
+            on_terminal(&recipe.tether().args(&["ssh", &format!("{user}@host1")]));
+        pty.type_text("ls; exit 4\n");
+        let status = pty::wait(&mut child, WAIT, &pty);
+        let out = pty.output();
+        assert_eq!(status, 4, "{shell}: {out}");
+        assert!(out.contains("IN_ONE"), "{shell}: {out}");
+        assert!(!out.contains("does not exist"), "{shell}: {out}");
+    }
+    drop(users);
+}
+
 #[test]
 fn without_current_the_shell_says_where_it_is_and_a_role_is_its_first_server() {
     let lab = Lab::builder().names(&["web1", "web2", "db1"]).start();

@@ -46,16 +46,16 @@ fn sh(script: &str) -> Result<(), String> {
 }
 
 /// One user per login shell, allowed `sudo` without a password; removed on drop.
-struct ShellUsers {
+pub(crate) struct ShellUsers {
     /// (shell name, user name).
-    users: Vec<(&'static str, String)>,
+    pub(crate) users: Vec<(&'static str, String)>,
     sudoers: PathBuf,
 }
 
 impl ShellUsers {
     /// Users and sudoers file named by the test process and a count of the sets it made: two
     /// tests that run at once each have their own.
-    fn create() -> ShellUsers {
+    pub(crate) fn create() -> ShellUsers {
         static MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let set = MADE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let pid = format!("{}x{set}", std::process::id());

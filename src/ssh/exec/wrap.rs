@@ -34,7 +34,7 @@ pub(super) fn boot(pty: bool, supervised: Option<Supervised>) -> String {
     } else {
         format!(" {start} >&2;")
     };
-    let decode = r#"_tether_ifs=$IFS; _tether_nl=${_tether_ifs#??}; IFS=; eval "_tether_cmd=\"$*\""; IFS=$_tether_ifs; unset _tether_ifs _tether_nl; set --;"#;
+    let decode = DECODE;
     let markers = format!("{start};{start_err}");
     match supervised {
         Some(Supervised::Now) => {
@@ -122,6 +122,35 @@ pub(super) fn shell_word(text: &str) -> String {
         out.push('\'');
     } else if text.is_empty() {
         out.push_str("''");
+    }
+    out
+}
+
+/// sh that joins its arguments into `$_tether_cmd`, expanding them as the inside of a
+/// double-quoted string (see [`boot`]), and leaves no positional parameters.
+const DECODE: &str = r#"_tether_ifs=$IFS; _tether_nl=${_tether_ifs#??}; IFS=; eval "_tether_cmd=\"$*\""; IFS=$_tether_ifs; unset _tether_ifs _tether_nl; set --;"#;
+
+/// The exec request string of `tether ssh` (on a PTY, no markers), which every login shell
+/// reads alike: `script` (sh, one line without a newline: the `cd`), then `command` run as
+/// any command is (by bash where the host has one: see `command_shell.rs`), or, without one, a
+/// login shell, the user's own (`exec "${SHELL:-/bin/sh}" -l`, as Deployer's `dep ssh`) (stop
+/// 59 tester t94: the `cd`'s sh syntax, sent as it was, was a syntax error to fish and csh, and
+/// a fish user's `tether ssh` exited 0 without running the command).
+pub fn interactive(script: &str, command: &str) -> String {
+    let run = match command.is_empty() {
+        true => r#"exec "${SHELL:-/bin/sh}" -l"#.to_string(),
+        false => format!(
+            r#"{}eval "unset _tether_cmd; $_tether_cmd""#,
+            crate::ssh::command_shell::by_bash("_tether_cmd", "")
+        ),
+    };
+    let mut out = format!(
+        "exec /bin/sh -c {} sh",
+        shell_word(&format!("{DECODE} {script} {run}"))
+    );
+    for word in command_words(command) {
+        out.push(' ');
+        out.push_str(&word);
     }
     out
 }

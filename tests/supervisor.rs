@@ -1000,6 +1000,25 @@ fn a_full_filesystem_under_the_private_directory_is_said_as_such() {
     run_directly_on_a_small_tmp("256k", full, "/tether-root (a full filesystem?)");
 }
 
+/// Something else at the private directory's path (a file root made there): not a directory
+/// of the user's own, as it is, not one that could not be made (stop 59 tester t94: "could not
+/// be made (a full filesystem, or its parent not writable by the user?)").
+#[test]
+fn a_file_where_the_private_directory_goes_is_said_as_such() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("tether-root"), "not a directory\n").unwrap();
+    let lab = Lab::builder().names(&["host1"]).start();
+    lab.set_env("host1", &[("TMPDIR", tmp.path().to_str().unwrap())]);
+    let out = support::tether::Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["run", "--hosts", "host1", "--", "echo ran"])
+        .run();
+    out.status(0)
+        .stdout_contains("/tether-root is not a writable directory of the user's own")
+        .stdout_contains("host1 | ran\n")
+        .stdout_lacks("could not be made");
+}
+
 /// The private directory not there and not made: a filesystem out of inodes (stop 58 tester
 /// t93).
 #[test]

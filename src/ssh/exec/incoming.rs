@@ -350,7 +350,8 @@ pub(super) fn direct_reason(preamble: &[u8], key: &Key) -> Option<(usize, usize,
         // /tmp was said to be no writable directory of the user's own).
         "4" => format!("its files could not be written in {dir} (a full filesystem?)"),
         // Not there, and not made (stop 58 tester t93: a filesystem out of inodes was said
-        // to hold no writable directory of the user's own).
+        // to hold no writable directory of the user's own); something else there is reason 2
+        // (stop 59 tester t94: a file there was said not made).
         "5" => format!(
             "{dir} could not be made (a full filesystem, or its parent not writable by the user?)"
         ),

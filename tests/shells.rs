@@ -280,6 +280,7 @@ task("bashisms", || {{
         }
         assert!(!out.stdout.contains("Welcome"), "{}", out.stdout);
         assert!(!out.stdout.contains("benv-read"), "{}", out.stdout);
+        assert!(!out.stdout.contains("run by /bin/sh"), "{}", out.stdout);
     };
     let out = run();
     out.status(0);
@@ -313,7 +314,18 @@ task("bashisms", || {{
         for how in ["plain", "pty"] {
             out.stdout_contains(&format!("\n{user} {how} = {{1..3}} sh\n"));
         }
+        // Said once per host (stop 59 tester t94: nothing said).
+        let said = out
+            .stdout
+            .lines()
+            .filter(|l| {
+                l.starts_with(&format!("{user}@host1 "))
+                    && l.contains("warning: commands run by /bin/sh on this host, not bash: the login shell's PATH finds no bash")
+            })
+            .count();
+        assert_eq!(said, 1, "{user}: {}", out.stdout);
     }
+    assert!(!out.stdout.contains("tether-nobash"), "{}", out.stdout);
     drop(users);
 }
 

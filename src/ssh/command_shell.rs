@@ -28,3 +28,35 @@ pub fn by_bash(var: &str, redirect: &str) -> String {
         r#"if command -v bash >/dev/null 2>&1; then unset BASH_ENV; exec bash --norc -c " ${var}" bash{redirect}; fi; "#
     )
 }
+
+/// The frame the exec's sh with frame key `key` writes before its start marker where the
+/// login shell's `PATH` finds no bash: the command runs by `/bin/sh`, which tether says once
+/// per host (stop 59 tester t94: `{1..3}` printed as is with nothing said).
+fn no_bash_frame(key: &str) -> Vec<u8> {
+    format!("\x1etether-nobash:{key}\x1e").into_bytes()
+}
+
+/// sh words that write [`no_bash_frame`] (keyed `$_tether_key`) where bash is not found: on
+/// stdout with `pty` (a terminal carries both streams), else on stderr.
+pub fn say_no_bash(pty: bool) -> String {
+    let to = if pty { "" } else { " >&2" };
+    format!(
+        r#"command -v bash >/dev/null 2>&1 || printf "\036tether-nobash:%s\036" "$_tether_key"{to};"#
+    )
+}
+
+/// Removes [`no_bash_frame`] for `key` from `bytes` (what came before a start marker); says
+/// whether it was there.
+pub fn cut_no_bash(bytes: &mut Vec<u8>, key: &str) -> bool {
+    let frame = no_bash_frame(key);
+    match bytes
+        .windows(frame.len())
+        .position(|w| w == frame.as_slice())
+    {
+        Some(at) => {
+            bytes.drain(at..at + frame.len());
+            true
+        }
+        None => false,
+    }
+}

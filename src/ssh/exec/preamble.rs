@@ -12,6 +12,9 @@ pub struct Preamble {
     pub stdout: Vec<u8>,
     /// Bytes on stderr before the start marker.
     pub stderr: Vec<u8>,
+    /// The exec's sh said the login shell's `PATH` has no bash: the command ran by `/bin/sh`
+    /// (see `command_shell.rs`).
+    pub no_bash: bool,
 }
 
 impl Preamble {

@@ -1214,6 +1214,11 @@ fn follow_channel(
     let began = out.start.open;
     preamble.stdout = out.start.preamble;
     preamble.stderr = err.start.preamble;
+    for bytes in [&mut preamble.stdout, &mut preamble.stderr] {
+        if crate::ssh::command_shell::cut_no_bash(bytes, key.as_str()) {
+            preamble.no_bash = true;
+        }
+    }
     if let Some((from, to, reason)) = direct_reason(&preamble.stderr, key) {
         preamble.stderr.drain(from..to);
         if let Some(sup) = sup {

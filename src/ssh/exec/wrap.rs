@@ -39,7 +39,8 @@ pub(super) fn boot(pty: bool, supervised: Option<Supervised>) -> String {
     match supervised {
         Some(Supervised::Now) => {
             return format!(
-                r#"_tether_key=$1; _tether_id=${{2%% *}}; _tether_done=${{2#"$_tether_id"}}; _tether_wn=$3; shift 3; {decode} {}"#,
+                r#"_tether_key=$1; _tether_id=${{2%% *}}; _tether_done=${{2#"$_tether_id"}}; _tether_wn=$3; shift 3; {decode} {} {}"#,
+                crate::ssh::command_shell::say_no_bash(false),
                 crate::ssh::supervisor::boot(&markers, "")
             )
         }
@@ -47,7 +48,8 @@ pub(super) fn boot(pty: bool, supervised: Option<Supervised>) -> String {
         // lost) runs nothing: nothing was claimed or written yet.
         Some(Supervised::Standby) => {
             return format!(
-                r#"_tether_key=$1; _tether_id=$2; shift 2; {}"#,
+                r#"_tether_key=$1; _tether_id=$2; shift 2; {} {}"#,
+                crate::ssh::command_shell::say_no_bash(false),
                 crate::ssh::supervisor::boot(
                     &markers,
                     &format!(
@@ -72,8 +74,9 @@ pub(super) fn boot(pty: bool, supervised: Option<Supervised>) -> String {
         false => ("", "", "(", "2"),
     };
     let bash = crate::ssh::command_shell::by_bash("_tether_cmd", "");
+    let nobash = crate::ssh::command_shell::say_no_bash(pty);
     format!(
-        r#"_tether_key=$1; shift; {decode} {announce} {start};{start_err} {open}{bash}eval "unset _tether_cmd _tether_key{announced}; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&{err}; exit "$_tether_s""#
+        r#"_tether_key=$1; shift; {decode} {announce} {nobash} {start};{start_err} {open}{bash}eval "unset _tether_cmd _tether_key{announced}; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&{err}; exit "$_tether_s""#
     )
 }
 

@@ -154,6 +154,7 @@ impl HostWorker {
             login_unread: false,
             preamble_shown: false,
             direct_said: false,
+            no_bash_said: false,
             orphans: Vec::new(),
             read: Vec::new(),
             timed_queued: timed_queued.clone(),
@@ -1072,6 +1073,15 @@ impl WorkerState {
         };
         // The command's channel read whatever the session held.
         self.login_unread = false;
+        if preamble.no_bash && !self.no_bash_said {
+            self.no_bash_said = true;
+            self.owner.emit(EventKind::Warning {
+                message: "commands run by /bin/sh on this host, not bash: the login shell's \
+                          PATH finds no bash (`echo {1..3}`, `[[ ]]`, `echo -e` and `source` \
+                          mean otherwise under /bin/sh)"
+                    .into(),
+            });
+        }
         if !preamble.is_empty() && !self.preamble_shown {
             self.preamble_shown = true;
             self.owner.emit(EventKind::LoginShellOutput {

@@ -18,6 +18,9 @@ pub(super) struct WorkerState {
     pub(super) preamble_shown: bool,
     /// Whether running commands without the supervisor was reported (once per host).
     pub(super) direct_said: bool,
+    /// Whether running commands by `/bin/sh`, the host having no bash, was reported (once per
+    /// host).
+    pub(super) no_bash_said: bool,
     /// Commands left running under the supervisor when re-attaching to them failed: stopped
     /// at the next contact with the host, or before the worker ends.
     pub(super) orphans: Vec<Orphan>,

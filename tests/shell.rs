@@ -60,14 +60,12 @@ fn a_command_and_a_shell_start_in_current_under_every_login_shell() {
     let lab = Lab::builder().names(&["host1"]).start();
     deployed(&lab, "host1");
     fs::write(lab.host("host1").root_dir.join("app/releases/1/IN_ONE"), "").unwrap();
-    let servers: String = users
-        .users
-        .iter()
-        .map(|(_, u)| format!("server(\"{u}@host1\", #{{ roles: [\"app\"] }});\n"))
-        .collect();
     let mut recipe = support::recipe::RecipeDir::new(
         "ssh-shells",
-        &format!("{servers}set(\"deploy_to\", \"/srv/app\");\n"),
+        &format!(
+            "{}set(\"deploy_to\", \"/srv/app\");\n",
+            users.servers("app")
+        ),
     );
     recipe.ssh_config = Some(lab.ssh_config());
     for (shell, user) in &users.users {

@@ -92,6 +92,14 @@ impl ShellUsers {
         .unwrap();
         users
     }
+
+    /// Recipe lines declaring each user's login on host1 as a server of `role`.
+    pub(crate) fn servers(&self, role: &str) -> String {
+        self.users
+            .iter()
+            .map(|(_, u)| format!("server(\"{u}@host1\", #{{ roles: [\"{role}\"] }});\n"))
+            .collect()
+    }
 }
 
 impl Drop for ShellUsers {
@@ -152,11 +160,7 @@ fn every_login_shell_runs_nested_commands_with_long_arguments_intact() {
     std::fs::create_dir_all(lab.host("host1").root_dir.join("shells")).unwrap();
     let dir = lab.dir().join("recipe");
     std::fs::create_dir_all(&dir).unwrap();
-    let servers: String = users
-        .users
-        .iter()
-        .map(|(_, u)| format!("server(\"{u}@host1\", #{{ roles: [\"shells\"] }});\n"))
-        .collect();
+    let servers = users.servers("shells");
     std::fs::write(
         dir.join("deploy.rhai"),
         format!(
@@ -245,11 +249,7 @@ fn every_login_shell_runs_commands_by_bash_where_the_host_has_one() {
     lab.set_env("host1", &[("BASH_ENV", "/srv/benv")]);
     let dir = lab.dir().join("recipe");
     std::fs::create_dir_all(&dir).unwrap();
-    let servers: String = users
-        .users
-        .iter()
-        .map(|(_, u)| format!("server(\"{u}@host1\", #{{ roles: [\"shells\"] }});\n"))
-        .collect();
+    let servers = users.servers("shells");
     std::fs::write(
         dir.join("deploy.rhai"),
         format!(

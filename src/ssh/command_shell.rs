@@ -10,9 +10,12 @@
 //! bash runs with `--norc`: Debian's bash reads `~/.bashrc` for a command whose environment
 //! says sshd started it (`SSH_CLIENT`) when it is the first bash of the session, which it is
 //! under a dash or zsh login shell; what that file prints would come after the start marker,
-//! as the command's output. Nor does it read `$BASH_ENV` (unset for it): the bash sshd starts
-//! reads `~/.bashrc` instead (stop 59 tester t94: a `set -e` there failed commands that pass
-//! under `ssh`). What the login shell's start-up files export reaches the command; what they
+//! as the command's output. It reads `$BASH_ENV`, as every bash script the command runs does:
+//! unset for it, the variable was gone for those scripts too (stop 59 tester t95: Lmod's
+//! `module`, which `BASH_ENV` gives bash scripts, was not found), where sshd's own bash reads
+//! `~/.bashrc` instead (so a `BASH_ENV` file that prints, or sets `-e`, acts on the command
+//! under tether only: stop 59 tester t94). What the login shell's start-up files export
+//! reaches the command; what they
 //! define without exporting (functions, variables, aliases) does not, where a bash login
 //! shell's `ssh host 'cmd'` has them. The command sees `$0` = `bash` (`sh` under `/bin/sh`) and
 //! no arguments, as under `ssh host 'cmd'` with that login shell.
@@ -25,7 +28,7 @@
 /// its own words, never bash's options.
 pub fn by_bash(var: &str, redirect: &str) -> String {
     format!(
-        r#"if command -v bash >/dev/null 2>&1; then unset BASH_ENV; exec bash --norc -c " ${var}" bash{redirect}; fi; "#
+        r#"if command -v bash >/dev/null 2>&1; then exec bash --norc -c " ${var}" bash{redirect}; fi; "#
     )
 }
 

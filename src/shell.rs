@@ -94,7 +94,29 @@ pub fn run(
     let reporter = Reporter::start(settings);
     let dest = destination(settings, opts, reporter.sink())?;
     let command = opts.command.join(" ");
+    // The `cd` is one word every login shell reads alike, and csh and tcsh cannot quote a
+    // newline (stop 59 tester t95: `Unmatched` quotes, five times).
+    if let Some(dir) = dest.deploy_to.as_deref().filter(|d| d.contains('\n')) {
+        return Err(Error::Usage(format!(
+            "deploy_to {dir:?} holds a newline: `tether ssh` cannot enter it under every login \
+             shell (csh and tcsh cannot quote one)"
+        )));
+    }
     let remote = remote_command(dest.deploy_to.as_deref(), &command);
+    // One exec request, as the command is run on a terminal (stop 59 tester t95: a 100 KB
+    // command failed as "the server refused the session: Unable to send channel request").
+    if let Some(r) = remote
+        .as_ref()
+        .filter(|r| r.sent.len() > crate::ssh::exec::MAX_EXEC)
+    {
+        return Err(Error::Usage(format!(
+            "the command is too long for `tether ssh`: {} bytes to send, where one exec request \
+             holds {} KiB (`tether run --hosts HOST -- CMD` writes a longer command to a file \
+             on the host first)",
+            r.sent.len(),
+            crate::ssh::exec::MAX_EXEC / 1024
+        )));
+    }
     if settings.dry_run {
         crate::outln!(
             "{}: would open {} on a pseudo-terminal",
@@ -335,10 +357,17 @@ pub fn remote_command(deploy_to: Option<&str>, command: &str) -> Option<Remote> 
 fn cd_into(dir: &str) -> String {
     let base = shell_path(dir);
     let shown = |s: &str| quote(s);
+    // `cd --`: a deploy_to beginning with `-` is a path, not an option; one there that cannot
+    // be entered is said as such, not as missing (stop 59 tester t95: a 0700 `current` of
+    // root's was said not to exist).
     format!(
-        "if cd {base}/current 2>/dev/null; then :; \
-         elif cd {base} 2>/dev/null; then \
+        "if cd -- {base}/current 2>/dev/null; then :; \
+         elif [ -e {base}/current ] && cd -- {base} 2>/dev/null; then \
+         printf 'tether: %s cannot be entered by this user: in %s\\n' {cur} {dir} >&2; \
+         elif cd -- {base} 2>/dev/null; then \
          printf 'tether: %s does not exist (not deployed yet?): in %s\\n' {cur} {dir} >&2; \
+         elif [ -e {base} ]; then \
+         printf 'tether: %s cannot be entered by this user: in the home directory\\n' {dir} >&2; cd; \
          else printf 'tether: %s does not exist: in the home directory\\n' {dir} >&2; cd; fi",
         cur = shown(&format!("{dir}/current")),
         dir = shown(dir),
@@ -621,7 +650,9 @@ mod tests {
         assert!(tty.sent.ends_with(" sh 'tty'"), "{}", tty.sent);
         let shell = remote_command(Some("/srv/a"), "").unwrap();
         assert!(
-            shell.shown.starts_with("if cd /srv/a/current 2>/dev/null;"),
+            shell
+                .shown
+                .starts_with("if cd -- /srv/a/current 2>/dev/null;"),
             "{}",
             shell.shown
         );
@@ -639,6 +670,13 @@ mod tests {
             shell.sent.ends_with("; exec \"${SHELL:-/bin/sh}\" -l' sh"),
             "{}",
             shell.sent
+        );
+        // A deploy_to beginning with `-` is a path, not an option of `cd` (stop 59 tester t95).
+        let dash = remote_command(Some("-x"), "pwd").unwrap();
+        assert!(
+            dash.shown.starts_with("if cd -- -x/current "),
+            "{}",
+            dash.shown
         );
     }
 }

@@ -95,6 +95,82 @@ fn a_command_and_a_shell_start_in_current_under_every_login_shell() {
     drop(users);
 }
 
+/// What `tether ssh` cannot send is refused before it connects, naming what: a command over
+/// one exec request (stop 59 tester t95: "the server refused the session"), a deploy_to with a
+/// newline (csh's `Unmatched` quotes). Where it lands is said as it is: a `current` the user
+/// cannot enter is not said missing; a host whose login shell's PATH has no bash says its
+/// command runs by /bin/sh.
+#[test]
+fn what_tether_ssh_cannot_send_is_refused_and_where_it_lands_is_said_as_it_is() {
+    let lab = Lab::builder().names(&["web1", "web2", "db1"]).start();
+    let long = format!("echo {} | wc -c", "y".repeat(40_000));
+    let recipe = lab_recipe(&lab, "ssh-limits", "set(\"deploy_to\", \"/srv/app\");\n");
+    let (pty, mut child) = on_terminal(&recipe.tether().args(&["ssh", "web1", "--", &long]));
+    assert_eq!(pty::wait(&mut child, WAIT, &pty), 2, "{}", pty.output());
+    assert!(
+        pty.output()
+            .contains("the command is too long for `tether ssh`"),
+        "{}",
+        pty.output()
+    );
+    let newline = lab_recipe(&lab, "ssh-newline", "set(\"deploy_to\", \"/srv/a\\nb\");\n");
+    let (pty, mut child) = on_terminal(&newline.tether().args(&["ssh", "web1", "--", "pwd"]));
+    assert_eq!(pty::wait(&mut child, WAIT, &pty), 2, "{}", pty.output());
+    assert!(pty.output().contains("holds a newline"), "{}", pty.output());
+    assert_eq!(lab.accepted_logins("web1"), 0);
+
+    // A `current` of root's, 0700: a plain user cannot enter it.
+    let root = lab.host("web2").root_dir.clone();
+    fs::create_dir_all(root.join("app/current")).unwrap();
+    fs::set_permissions(
+        root.join("app/current"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let user = support::users::PlainUser::create();
+    let mut plain = support::recipe::RecipeDir::new(
+        "ssh-plain",
+        &format!(
+            "server(\"{}\", #{{ roles: [\"plain\"] }});\nset(\"deploy_to\", \"/srv/app\");\n",
+            user.at("web2")
+        ),
+    );
+    plain.ssh_config = Some(lab.ssh_config());
+    let (pty, mut child) =
+        on_terminal(&plain.tether().args(&["ssh", &user.at("web2"), "--", "pwd"]));
+    assert_eq!(pty::wait(&mut child, WAIT, &pty), 0, "{}", pty.output());
+    let out = pty.output();
+    assert!(
+        out.contains("/srv/app/current cannot be entered by this user: in /srv/app"),
+        "{out}"
+    );
+    assert!(!out.contains("does not exist"), "{out}");
+
+    // No bash in the login shell's PATH.
+    let path = lab.dir().join("path-without-bash");
+    fs::create_dir_all(&path).unwrap();
+    for entry in fs::read_dir("/usr/bin").unwrap() {
+        let entry = entry.unwrap();
+        if !entry.file_name().to_string_lossy().contains("bash") {
+            std::os::unix::fs::symlink(entry.path(), path.join(entry.file_name())).unwrap();
+        }
+    }
+    lab.set_env("db1", &[("PATH", path.to_str().unwrap())]);
+    let (pty, mut child) =
+        on_terminal(
+            &recipe
+                .tether()
+                .args(&["ssh", "db1", "--", "echo {1..2} $0"]),
+        );
+    assert_eq!(pty::wait(&mut child, WAIT, &pty), 0, "{}", pty.output());
+    let out = pty.output();
+    assert!(
+        out.contains("tether: the login shell's PATH finds no bash: the command runs by /bin/sh"),
+        "{out}"
+    );
+    assert!(out.contains("{1..2} sh\r\n"), "{out}");
+}
+
 #[test]
 fn without_current_the_shell_says_where_it_is_and_a_role_is_its_first_server() {
     let lab = Lab::builder().names(&["web1", "web2", "db1"]).start();

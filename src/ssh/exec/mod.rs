@@ -68,7 +68,7 @@ pub use run::{
 };
 pub use standby::{close_standby, standby_left};
 pub use supervision::Supervision;
-pub use wrap::{interactive, wrap};
+pub use wrap::{interactive, wrap, MAX_EXEC};
 
 #[cfg(test)]
 mod supervised_tests;

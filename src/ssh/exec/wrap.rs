@@ -7,7 +7,7 @@ use super::frames::Key;
 /// The longest exec request string sent as is: libssh2 refuses to send a packet of 35000
 /// bytes or more (`MAX_SSH_PACKET_LEN`, less 256 for its framing, less the request's own
 /// fields). A longer command is staged in a file on the host first.
-pub(super) const MAX_EXEC: usize = 32 * 1024;
+pub const MAX_EXEC: usize = 32 * 1024;
 /// The longest word (as written, quotes included) given to the login shell: bsd-csh refuses
 /// words from about 8190 bytes on (`Word too long.`).
 pub(super) const MAX_WORD: usize = 4000;
@@ -142,8 +142,9 @@ const DECODE: &str = r#"_tether_ifs=$IFS; _tether_nl=${_tether_ifs#??}; IFS=; ev
 pub fn interactive(script: &str, command: &str) -> String {
     let run = match command.is_empty() {
         true => r#"exec "${SHELL:-/bin/sh}" -l"#.to_string(),
+        // Said on the terminal, as `tether run` says it once per host (stop 59 tester t95).
         false => format!(
-            r#"{}eval "unset _tether_cmd; $_tether_cmd""#,
+            r#"command -v bash >/dev/null 2>&1 || printf 'tether: %s\n' "the login shell's PATH finds no bash: the command runs by /bin/sh" >&2; {}eval "unset _tether_cmd; $_tether_cmd""#,
             crate::ssh::command_shell::by_bash("_tether_cmd", "")
         ),
     };

@@ -530,11 +530,13 @@ pub fn stop_pty_by_hand(pgid: &str) -> String {
     )
 }
 
-/// SIGKILL to what is left of process group `pgid` once [`STOP_GRACE`] has passed, in whole
-/// seconds.
+/// SIGCONT to process group `pgid` (a stopped process of it gets the SIGTERM sent before, as
+/// in tether's own stop: stop 59 tester t95, the words printed for a frozen command ended it
+/// only by the SIGKILL), then SIGKILL to what is left of it once [`STOP_GRACE`] has passed, in
+/// whole seconds.
 fn kill_after_grace(pgid: &str) -> String {
     format!(
-        "{{ i=0; while kill -0 -{pgid} 2>/dev/null && [ $i -lt {grace} ]; do sleep 1; i=$((i+1)); done; kill -KILL -{pgid} 2>/dev/null; }}",
+        "{{ kill -CONT -{pgid} 2>/dev/null; i=0; while kill -0 -{pgid} 2>/dev/null && [ $i -lt {grace} ]; do sleep 1; i=$((i+1)); done; kill -KILL -{pgid} 2>/dev/null; }}",
         grace = STOP_GRACE.as_secs()
     )
 }
@@ -715,5 +717,38 @@ mod tests {
             assert_eq!(sent, if marked { "" } else { "TERM\n" }, "{words}");
             assert!(!spool.with_extension("t").exists());
         }
+    }
+
+    /// A stopped (`kill -STOP`) group gets the SIGTERM of the words too: SIGCONT follows it
+    /// (stop 59 tester t95: it ended only by the SIGKILL, its trap never run).
+    #[test]
+    fn the_words_that_stop_by_hand_reach_a_stopped_group() {
+        use std::process::{Command, Stdio};
+        let dir = tempfile::tempdir().unwrap();
+        let terms = dir.path().join("terms");
+        let mut group = Command::new("setsid")
+            .args(["sh", "-c"])
+            .arg(format!(
+                "trap 'echo TERM >> {}; exit 3' TERM; while :; do sleep 0.1; done",
+                terms.display()
+            ))
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let pgid = group.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-s", "STOP", "--", &format!("-{pgid}")])
+            .status()
+            .unwrap()
+            .success());
+        let words = stop_pty_by_hand(&pgid);
+        assert!(Command::new("sh")
+            .args(["-c", &words])
+            .status()
+            .unwrap()
+            .success());
+        assert_eq!(group.wait().unwrap().code(), Some(3), "{words}");
+        assert_eq!(std::fs::read_to_string(&terms).unwrap(), "TERM\n");
     }
 }

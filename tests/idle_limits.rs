@@ -513,7 +513,7 @@ fn a_corrupt_cache_is_ignored_with_a_note_under_verbose_and_replaced() {
     verbose
         .status(0)
         .stdout_contains(&format!(
-            "note: idle-limit cache: 1 of the entries in {} left out (not as tether writes them",
+            "note: idle-limit cache: 1 of the entries and sightings in {} left out (not as tether writes them",
             file.display()
         ))
         .stdout_lacks("cache ignored");

@@ -321,9 +321,10 @@ impl LimitCache {
             Ok((entries, sightings, left_out)) => (
                 (entries, sightings),
                 Some(format!(
-                    "idle-limit cache: {left_out} of the entries in {} left out (not as tether \
-                     writes them: a limit that is no whole number of milliseconds or out of \
-                     range, a date ahead of this clock, an unknown source)",
+                    "idle-limit cache: {left_out} of the entries and sightings in {} left out \
+                     (not as tether writes them: a field missing or of another kind, a limit \
+                     that is no whole number of milliseconds or out of range, a date ahead of \
+                     this clock, an unknown source)",
                     path.display()
                 )),
             ),
@@ -688,7 +689,10 @@ mod tests {
         let (cache, note) = LimitCache::load(path.clone());
         let note = note.unwrap();
         assert!(
-            note.contains(&format!("5 of the entries in {} left out", path.display())),
+            note.contains(&format!(
+                "5 of the entries and sightings in {} left out",
+                path.display()
+            )),
             "{note}"
         );
         assert!(cache.get(&key(1)).is_some());
@@ -742,7 +746,7 @@ mod tests {
         )
         .unwrap();
         let (partial, note) = LimitCache::load(path.clone());
-        assert!(note.unwrap().contains("2 of the entries"));
+        assert!(note.unwrap().contains("2 of the entries and sightings"));
         assert_eq!(partial.get(&key(3)), None);
         assert_eq!(partial.get(&key(4)), None);
         assert_eq!(partial.get(&key(2)).unwrap().source, Source::SshdConfig);

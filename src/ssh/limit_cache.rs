@@ -288,27 +288,25 @@ fn read(path: &Path, now: u64) -> Result<(Vec<Entry>, Vec<Sighting>, usize), Str
         }
     }
     let parsed = file.entries.len() + file.sightings.len();
-    let expired = |at: u64| now.saturating_sub(at) > MAX_AGE.as_secs();
-    let usable = |at: u64, ms: u64| at <= now + 60 && PLAUSIBLE.contains(&ms);
-    let unusable = file
-        .entries
-        .iter()
-        .filter(|e| !expired(e.learned_at) && !usable(e.learned_at, e.idle_limit_ms))
-        .count()
-        + file
-            .sightings
-            .iter()
-            .filter(|s| !expired(s.seen_at) && !usable(s.seen_at, s.idle_ms))
-            .count();
+    // Kept where fresh and usable; an expired one goes unsaid, an unusable one is counted.
+    let mut unusable = 0;
+    let mut keep = |at: u64, ms: u64| {
+        if now.saturating_sub(at) > MAX_AGE.as_secs() {
+            return false;
+        }
+        let usable = at <= now + 60 && PLAUSIBLE.contains(&ms);
+        unusable += usize::from(!usable);
+        usable
+    };
     let entries = file
         .entries
         .into_iter()
-        .filter(|e| !expired(e.learned_at) && usable(e.learned_at, e.idle_limit_ms))
+        .filter(|e| keep(e.learned_at, e.idle_limit_ms))
         .collect();
     let sightings = file
         .sightings
         .into_iter()
-        .filter(|s| !expired(s.seen_at) && usable(s.seen_at, s.idle_ms))
+        .filter(|s| keep(s.seen_at, s.idle_ms))
         .collect();
     Ok((entries, sightings, listed - parsed + unusable))
 }

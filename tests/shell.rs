@@ -147,15 +147,7 @@ fn what_tether_ssh_cannot_send_is_refused_and_where_it_lands_is_said_as_it_is() 
     assert!(!out.contains("does not exist"), "{out}");
 
     // No bash in the login shell's PATH.
-    let path = lab.dir().join("path-without-bash");
-    fs::create_dir_all(&path).unwrap();
-    for entry in fs::read_dir("/usr/bin").unwrap() {
-        let entry = entry.unwrap();
-        if !entry.file_name().to_string_lossy().contains("bash") {
-            std::os::unix::fs::symlink(entry.path(), path.join(entry.file_name())).unwrap();
-        }
-    }
-    lab.set_env("db1", &[("PATH", path.to_str().unwrap())]);
+    lab.without_bash("db1");
     let (pty, mut child) =
         on_terminal(
             &recipe

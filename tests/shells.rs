@@ -298,15 +298,7 @@ task("bashisms", || {{
     out.stdout_contains("without tether's supervisor on this host");
 
     // No bash in the login shell's PATH: /bin/sh, as the login shell of a host without bash is.
-    let path = lab.dir().join("path-without-bash");
-    std::fs::create_dir_all(&path).unwrap();
-    for entry in std::fs::read_dir("/usr/bin").unwrap() {
-        let entry = entry.unwrap();
-        if !entry.file_name().to_string_lossy().contains("bash") {
-            std::os::unix::fs::symlink(entry.path(), path.join(entry.file_name())).unwrap();
-        }
-    }
-    lab.set_env("host1", &[("PATH", path.to_str().unwrap())]);
+    lab.without_bash("host1");
     let out = run();
     out.status(0);
     for (_, user) in &users.users {

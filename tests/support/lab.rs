@@ -351,6 +351,23 @@ impl Lab {
         self.reconfigure(name, "");
     }
 
+    /// Gives that host's commands a `PATH` with every program of /usr/bin but bash (a
+    /// directory of symbolic links in the lab's), as on a host without bash.
+    pub fn without_bash(&self, name: &str) {
+        let path = self.dir().join("path-without-bash");
+        if !path.exists() {
+            fs::create_dir_all(&path).expect("path-without-bash");
+            for entry in fs::read_dir("/usr/bin").expect("/usr/bin") {
+                let entry = entry.expect("/usr/bin entry");
+                if !entry.file_name().to_string_lossy().contains("bash") {
+                    std::os::unix::fs::symlink(entry.path(), path.join(entry.file_name()))
+                        .expect("symlink");
+                }
+            }
+        }
+        self.set_env(name, &[("PATH", path.to_str().expect("utf-8 lab path"))]);
+    }
+
     /// Appends `lines` to that host's sshd_config and makes its listener re-read it (SIGHUP:
     /// sshd re-executes itself, same pid); returns once it accepts connections again.
     pub fn reconfigure(&self, name: &str, lines: &str) {

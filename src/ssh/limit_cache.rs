@@ -68,7 +68,7 @@ pub fn default_path(xdg_cache_home: Option<&str>, home: Option<&str>) -> Option<
 }
 
 /// Which server an entry is about.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Key {
     /// The address connected to (`HostName`, as resolved from the ssh config).
     pub host: String,
@@ -298,7 +298,7 @@ fn read(path: &Path, now: u64) -> Result<(Vec<Entry>, Vec<Sighting>, usize), Str
         unusable += usize::from(!usable);
         usable
     };
-    let entries = file
+    let mut entries: Vec<Entry> = file
         .entries
         .into_iter()
         .filter(|e| keep(e.learned_at, e.idle_limit_ms))
@@ -308,6 +308,13 @@ fn read(path: &Path, now: u64) -> Result<(Vec<Entry>, Vec<Sighting>, usize), Str
         .into_iter()
         .filter(|s| keep(s.seen_at, s.idle_ms))
         .collect();
+    // One per server, as tether writes them (`put`): of two, the newer is what a run would
+    // have written last (stop 59 tester t95: both were kept, the first found used, unsaid).
+    entries.sort_by_key(|e| std::cmp::Reverse(e.learned_at));
+    let before = entries.len();
+    let mut seen = std::collections::HashSet::new();
+    entries.retain(|e| seen.insert(e.key.clone()));
+    unusable += before - entries.len();
     Ok((entries, sightings, listed - parsed + unusable))
 }
 
@@ -322,7 +329,7 @@ impl LimitCache {
                     "idle-limit cache: {left_out} of the entries and sightings in {} left out \
                      (not as tether writes them: a field missing or of another kind, a limit \
                      that is no whole number of milliseconds or out of range, a date ahead of \
-                     this clock, an unknown source)",
+                     this clock, an unknown source, a second entry for one server)",
                     path.display()
                 )),
             ),
@@ -703,6 +710,46 @@ mod tests {
             .unwrap();
         let (_, note) = LimitCache::load(path);
         assert_eq!(note, None);
+    }
+
+    /// Two entries for one server (a file tether did not write: it keeps one per server) are
+    /// not both kept in silence (stop 59 tester t95): the newer is used, the older left out
+    /// and counted in the note.
+    #[test]
+    fn a_second_entry_for_one_server_is_left_out_with_a_note() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join(FILE);
+        let now = now_secs();
+        let entry = |port: u16, ms: u64, at: u64| {
+            format!(
+                r#"{{"host": "127.0.0.1", "port": {port}, "host_key": "SHA256:abc", "idle_limit_ms": {ms}, "source": "sshd_config", "learned_at": {at}}}"#
+            )
+        };
+        let entries = [
+            entry(1, 3000, now - 100),
+            entry(1, 5000, now - 10),
+            entry(2, 4000, now),
+            entry(1, 7000, now - 50),
+        ];
+        fs::write(
+            &path,
+            format!(
+                r#"{{"version": {VERSION}, "entries": [{}], "sightings": []}}"#,
+                entries.join(", ")
+            ),
+        )
+        .unwrap();
+        let (cache, note) = LimitCache::load(path.clone());
+        let note = note.unwrap();
+        assert!(
+            note.contains(&format!(
+                "2 of the entries and sightings in {} left out",
+                path.display()
+            )) && note.contains("a second entry for one server"),
+            "{note}"
+        );
+        assert_eq!(cache.get(&key(1)).unwrap().limit, Duration::from_secs(5));
+        assert_eq!(cache.get(&key(2)).unwrap().limit, Duration::from_secs(4));
     }
 
     /// A version 1 file (before sightings) held an `idle_death` entry after one death: it is

@@ -356,7 +356,12 @@ pub fn host_lines(look: Look, event: &Event) -> Option<Vec<(Lane, String)>> {
                         "closed two idle sessions after"
                     },
                     format_duration(*limit),
-                    format_duration(Duration::from_secs(*age_s))
+                    // Whole seconds, and none for an entry of this very second or dated
+                    // ahead of this clock (stop 59 tester t95: `0.0 ms ago`).
+                    match age_s {
+                        0 => "less than a second".to_string(),
+                        _ => format_duration(Duration::from_secs(*age_s)),
+                    }
                 ),
             },
             // A jump host's tunnel limit sets the interval of the hosts behind it.
@@ -779,6 +784,37 @@ mod tests {
             "connection lost while idle (the server closed the connection); reconnecting: \
              attempt 2 of 4 failed (cannot connect to 10.0.0.1:22: connection refused); the \
              next in 2.0 s"
+        );
+    }
+
+    /// A limit remembered from a run this very second, or dated ahead of this clock (the cache
+    /// takes a minute of it), is not said `0.0 ms ago` (stop 59 tester t95).
+    #[test]
+    fn a_limit_remembered_this_second_is_not_said_ms_ago() {
+        use crate::event::{Event, EventKind, LimitFrom};
+        let look = crate::report::state::Look {
+            verbose: true,
+            ..plain_look()
+        };
+        let said = |age_s| {
+            let kind = EventKind::IdleLimit {
+                limit: Duration::from_secs(3),
+                from: LimitFrom::Remembered { read: true, age_s },
+                interval: Duration::from_secs(1),
+            };
+            host_lines(look, &Event::now("web1".into(), kind)).unwrap()[0]
+                .1
+                .clone()
+        };
+        assert!(
+            said(0).contains("(remembered from a run less than a second ago)"),
+            "{}",
+            said(0)
+        );
+        assert!(
+            said(7200).contains("(remembered from a run 2h00m ago)"),
+            "{}",
+            said(7200)
         );
     }
 

@@ -18,8 +18,9 @@ pub fn draw_status(st: &mut State, look: Look) {
 }
 
 /// The status line at `now`: the task in progress and its time, busy hosts, hosts whose dead
-/// session is being replaced (`reconnecting: web2`: not kept alive, stop 58 tester t93), idle
-/// ones, and the state a command drew last; `None` where there is nothing to show.
+/// session is being replaced (`reconnecting: web2`: not kept alive, stop 58 tester t93), hosts
+/// left without a session (`disconnected: web3`), idle ones, and the state a command drew
+/// last; `None` where there is nothing to show.
 fn status_line(st: &State, now: Instant) -> Option<String> {
     // The state a command drew last, over which it will draw the next (a progress line).
     let drawing = st
@@ -48,6 +49,18 @@ fn status_line(st: &State, now: Instant) -> Option<String> {
         .filter(|n| st.hosts.get(*n).is_some_and(|h| !h.busy && h.reconnecting))
         .map(String::as_str)
         .collect();
+    // No session, and none on its way: it never connected, or its connection was lost and
+    // could not be replaced (a later command may still try).
+    let disconnected: Vec<&str> = st
+        .order
+        .iter()
+        .filter(|n| {
+            st.hosts.get(*n).is_some_and(|h| {
+                !h.busy && !h.reconnecting && h.connected_at.is_none() && h.failed.is_some()
+            })
+        })
+        .map(String::as_str)
+        .collect();
     let mut line = format!("{step} {}", format_duration(now - *since));
     if !busy.is_empty() {
         line.push_str(&format!(" · busy: {}", crate::hostset::fold(&busy)));
@@ -56,6 +69,12 @@ fn status_line(st: &State, now: Instant) -> Option<String> {
         line.push_str(&format!(
             " · reconnecting: {}",
             crate::hostset::fold(&reconnecting)
+        ));
+    }
+    if !disconnected.is_empty() {
+        line.push_str(&format!(
+            " · disconnected: {}",
+            crate::hostset::fold(&disconnected)
         ));
     }
     if !idle.is_empty() {
@@ -155,6 +174,18 @@ mod tests {
         assert_eq!(
             status_line(&st, now).unwrap(),
             "deploy:assets 1m04s · busy: web1 · db1 idle 12.0 s, kept alive"
+        );
+        // Its reconnects all failed (stop 59 tester t95: then it was on the line no more).
+        st.hosts.insert(
+            "db1".into(),
+            HostStats {
+                failed: Some("cannot connect".into()),
+                ..HostStats::default()
+            },
+        );
+        assert_eq!(
+            status_line(&st, now).unwrap(),
+            "deploy:assets 1m04s · busy: web1 · disconnected: db1"
         );
         st.tasks.clear();
         assert_eq!(status_line(&st, now), None);

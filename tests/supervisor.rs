@@ -1036,3 +1036,44 @@ fn a_private_directory_that_cannot_be_made_is_said_as_such() {
         "/tether-root could not be made (a full filesystem",
     );
 }
+
+/// A login shell's `PATH` without one of the programs the supervisor runs: commands run
+/// directly, once each, and the warning names the program (stop 59 tester t95: without
+/// `mkdir` or `chmod` the private directory was said to be none of the user's own, without
+/// `head`, `dd` or `wc` a program was said to have failed, and without `rm` every command's
+/// files stayed behind).
+#[test]
+fn a_path_without_a_program_the_supervisor_runs_is_said_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = Lab::builder().names(&["host1"]).start();
+    let marker = lab.host("host1").root_dir.join("marker");
+    let programs = tether::ssh::supervisor::PROGRAMS;
+    for (n, program) in programs.split(' ').enumerate() {
+        lab.without_programs("host1", &[program]);
+        lab.set_env("host1", &[("TMPDIR", tmp.path().to_str().unwrap())]);
+        let out = support::tether::Tether::new()
+            .ssh_config(&lab.ssh_config())
+            .args(&["run", "--hosts", "host1", "--"])
+            .arg("echo ran >> /srv/marker; echo out; echo err >&2; exit 3")
+            .run();
+        out.status(1)
+            .stdout_contains(&format!(
+                "commands run without tether's supervisor on this host (the login shell's \
+                 PATH has no `{program}`; the supervisor runs {}): a command whose connection",
+                programs.replace(' ', ", ")
+            ))
+            .stdout_contains("host1 | out\n")
+            .stdout_contains("host1 ! err\n")
+            .stdout_contains("exit status 3")
+            .stdout_lacks("is not a writable directory")
+            .stdout_lacks("failed (the filesystem");
+        let ran = std::fs::read_to_string(&marker).unwrap();
+        assert_eq!(ran, "ran\n".repeat(n + 1), "{program}");
+        let left: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .flat_map(|d| std::fs::read_dir(d.unwrap().path()).into_iter().flatten())
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "{program}: {left:?}");
+    }
+}

@@ -354,12 +354,20 @@ impl Lab {
     /// Gives that host's commands a `PATH` with every program of /usr/bin but bash (a
     /// directory of symbolic links in the lab's), as on a host without bash.
     pub fn without_bash(&self, name: &str) {
-        let path = self.dir().join("path-without-bash");
+        self.without_programs(name, &["bash", "rbash"]);
+    }
+
+    /// Gives that host's commands a `PATH` with every program of /usr/bin but `programs` (a
+    /// directory of symbolic links in the lab's, one per set), as on a host without them.
+    pub fn without_programs(&self, name: &str, programs: &[&str]) {
+        let path = self
+            .dir()
+            .join(format!("path-without-{}", programs.join("-")));
         if !path.exists() {
-            fs::create_dir_all(&path).expect("path-without-bash");
+            fs::create_dir_all(&path).expect("path-without");
             for entry in fs::read_dir("/usr/bin").expect("/usr/bin") {
                 let entry = entry.expect("/usr/bin entry");
-                if !entry.file_name().to_string_lossy().contains("bash") {
+                if !programs.iter().any(|p| entry.file_name() == **p) {
                     std::os::unix::fs::symlink(entry.path(), path.join(entry.file_name()))
                         .expect("symlink");
                 }

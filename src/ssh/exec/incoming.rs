@@ -355,6 +355,11 @@ pub(super) fn direct_reason(preamble: &[u8], key: &Key) -> Option<(usize, usize,
         "5" => format!(
             "{dir} could not be made (a full filesystem, or its parent not writable by the user?)"
         ),
+        // `dir` is the program's name here (see `supervisor::PROGRAMS`).
+        "6" => format!(
+            "the login shell's PATH has no `{dir}`; the supervisor runs {}",
+            crate::ssh::supervisor::PROGRAMS.replace(' ', ", ")
+        ),
         other => format!("the supervisor said `{other}`"),
     };
     Some((from, end + 1, reason))

@@ -367,12 +367,13 @@ fn tethers_own_lines_and_the_plan_fold_too() {
         .filter(|l| l.contains(" ~ stopped "))
         .collect();
     // Stops that end within 500 ms of each other share a line; on a loaded machine one host's
-    // stop can end later and come on a line of its own (README): at most two lines here, the
-    // first for several hosts.
+    // stop can end sooner or later and come on a line of its own (README): at most two lines
+    // here, one of them for several hosts (a full run saw `host3 ~ stopped ...` first).
     assert!(
         (1..=2).contains(&stopped.len())
-            && stopped[0].contains("host[")
-            && stopped[0].contains("] ~ stopped `echo ran"),
+            && stopped
+                .iter()
+                .any(|l| l.contains("host[") && l.contains("] ~ stopped `echo ran")),
         "{stdout}"
     );
     let plan = Tether::new()

@@ -994,7 +994,13 @@ impl Lane {
                             format!(
                                 "the jump host did not open a connection to {} within {}",
                                 request.host_port(),
-                                crate::duration::format(since.elapsed())
+                                // The bound it was given (the host's ConnectTimeout, or less
+                                // where the run's deadline comes first), not the time it took
+                                // to notice: a full run said `within 2.1 s` for
+                                // `ConnectTimeout 2`.
+                                crate::duration::format(
+                                    request.deadline.saturating_duration_since(*since)
+                                )
                             ),
                         )));
                     }

@@ -563,6 +563,35 @@ mod tests {
         }
     }
 
+    /// Writes a file of this version holding `entries` and `sightings` (JSON objects) at
+    /// `path`, loads it, and checks that its note says `left_out` of them were left out.
+    fn load_leaving_out(
+        path: &Path,
+        entries: &[String],
+        sightings: &[String],
+        left_out: usize,
+    ) -> (LimitCache, String) {
+        fs::write(
+            path,
+            format!(
+                r#"{{"version": {VERSION}, "entries": [{}], "sightings": [{}]}}"#,
+                entries.join(", "),
+                sightings.join(", ")
+            ),
+        )
+        .unwrap();
+        let (cache, note) = LimitCache::load(path.to_path_buf());
+        let note = note.unwrap();
+        assert!(
+            note.contains(&format!(
+                "{left_out} of the entries and sightings in {} left out",
+                path.display()
+            )),
+            "{note}"
+        );
+        (cache, note)
+    }
+
     #[test]
     fn default_path_follows_xdg_then_home() {
         let p = |x, h| default_path(x, h).map(|p| p.display().to_string());
@@ -683,23 +712,7 @@ mod tests {
         let sighting = format!(
             r#"{{"host": "127.0.0.1", "port": 7, "host_key": "SHA256:abc", "idle_ms": -1, "seen_at": {now}}}"#
         );
-        fs::write(
-            &path,
-            format!(
-                r#"{{"version": {VERSION}, "entries": [{}], "sightings": [{sighting}]}}"#,
-                entries.join(", ")
-            ),
-        )
-        .unwrap();
-        let (cache, note) = LimitCache::load(path.clone());
-        let note = note.unwrap();
-        assert!(
-            note.contains(&format!(
-                "5 of the entries and sightings in {} left out",
-                path.display()
-            )),
-            "{note}"
-        );
+        let (cache, _) = load_leaving_out(&path, &entries, &[sighting], 5);
         assert!(cache.get(&key(1)).is_some());
         for port in 2..=6 {
             assert_eq!(cache.get(&key(port)), None, "{port}");
@@ -731,23 +744,8 @@ mod tests {
             entry(2, 4000, now),
             entry(1, 7000, now - 50),
         ];
-        fs::write(
-            &path,
-            format!(
-                r#"{{"version": {VERSION}, "entries": [{}], "sightings": []}}"#,
-                entries.join(", ")
-            ),
-        )
-        .unwrap();
-        let (cache, note) = LimitCache::load(path.clone());
-        let note = note.unwrap();
-        assert!(
-            note.contains(&format!(
-                "2 of the entries and sightings in {} left out",
-                path.display()
-            )) && note.contains("a second entry for one server"),
-            "{note}"
-        );
+        let (cache, note) = load_leaving_out(&path, &entries, &[], 2);
+        assert!(note.contains("a second entry for one server"), "{note}");
         assert_eq!(cache.get(&key(1)).unwrap().limit, Duration::from_secs(5));
         assert_eq!(cache.get(&key(2)).unwrap().limit, Duration::from_secs(4));
     }

@@ -59,7 +59,8 @@ pub use options::{
     open_timeout, Drain, Echo, ExecOptions, LeftRunning, Source, CHUNK, OPEN_TIMEOUT, PTY_TERM,
 };
 pub use outcome::{
-    finished_event, ExecError, ExecOutput, ExitStatus, KeptStderr, Reached, RemoteStop, StopFailed,
+    finished_event, ExecError, ExecOutput, ExitStatus, KeptStderr, PtyGroup, Reached, RemoteStop,
+    StopFailed,
 };
 pub use preamble::Preamble;
 pub use run::{

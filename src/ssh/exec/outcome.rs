@@ -224,7 +224,20 @@ pub struct RemoteStop {
     pub reached: Reached,
     /// The process group of a PTY command, as its exec's sh said it: where a stop over
     /// another connection reaches it.
-    pub pty_group: Option<String>,
+    /// (Boxed: it rides in every `ExecError`, which stays small.)
+    pub pty_group: Option<Box<PtyGroup>>,
+}
+
+/// A PTY command's process group, as its exec's sh said it (its pid, as `kill -- -PGID`
+/// takes it), with the frame key its exec's sh has among its arguments: a stop signals the
+/// group only while the leader's command line in `/proc` holds the key (see
+/// `exec::stop_pty_group`), never a group that took the number after the command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PtyGroup {
+    /// The process group.
+    pub pgid: String,
+    /// The frame key of the command's exec (see `frames.rs`).
+    pub key: String,
 }
 
 /// Why stopping a command on its host failed: it may still be running.
@@ -280,7 +293,7 @@ pub enum Reached {
 impl RemoteStop {
     /// What the stop `stop` (see `run::stop_supervised`) did, in words and how far it
     /// reached, of a command whose PTY process group is `pty_group` if it has one.
-    pub fn of(stop: Result<StopDone, StopFailed>, pty_group: Option<String>) -> RemoteStop {
+    pub fn of(stop: Result<StopDone, StopFailed>, pty_group: Option<Box<PtyGroup>>) -> RemoteStop {
         let (how, reached) = match stop {
             Ok(done @ StopDone::Others { .. }) => (done.words(STOP_GRACE), Reached::NotOthers),
             Ok(done) => (done.words(STOP_GRACE), Reached::All),

@@ -43,10 +43,10 @@ pub(super) fn group(preamble: &[u8], key: &Key) -> Option<(std::ops::Range<usize
 /// process of it gets it, as systemd sends them), then SIGKILL once `$2` seconds have
 /// passed with the group still there; prints `TERM`, `KILL` or `gone` (no such group: the
 /// command had ended), or `others:N:UID` for processes of another user it could not stop
-/// (`supervisor::OTHERS`), as `supervisor::stop` does. With `$3` (a supervised command's id,
-/// which its exec's sh has among its arguments), a group whose leader's command line in `/proc`
-/// lacks it is another's (the command ended long ago and its pid went to another process):
-/// `gone`, nothing signalled. `start` prints the start markers.
+/// (`supervisor::OTHERS`), as `supervisor::stop` does. `$3` is a supervised command's id or a
+/// PTY command's frame key, which its exec's sh has among its arguments: a group whose
+/// leader's command line in `/proc` lacks it is another's (the command ended and its pid went
+/// to another process): `gone`, nothing signalled. `start` prints the start markers.
 pub(super) fn script(start: &str) -> String {
     let others = crate::ssh::supervisor::OTHERS;
     format!(
@@ -76,5 +76,55 @@ mod tests {
         let mut cut = frame_start(&key);
         cut.extend(b"42");
         assert_eq!(group(&cut, &key), None);
+    }
+
+    /// A stop signals a group only while its leader has the frame key among its arguments,
+    /// as a PTY command's exec's sh (`/bin/sh -c SCRIPT sh KEY`) has: a group that took the
+    /// number after the command ended is another's (a full test run, `pid_max` 32768: a PTY
+    /// command was ended by SIGTERM 786 ms in, no stop of its own sent).
+    #[test]
+    fn a_group_whose_leader_lacks_the_key_is_not_signalled() {
+        use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
+        let frame_key = "a1b2c3d4e5f6a7b8";
+        let stop = |pgid: u32| {
+            let script = super::super::wrap::wrap_script(
+                &script(&super::super::wrap::start_markers()),
+                &Key::fixed("K"),
+                &[&pgid.to_string(), "1", frame_key],
+            );
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(&script)
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let group = |args: &[&str]| {
+            std::process::Command::new("/bin/sh")
+                .args(args)
+                .process_group(0)
+                .spawn()
+                .unwrap()
+        };
+        let mut another = group(&["-c", "sleep 30; :", "sh", "another"]);
+        let said = stop(another.id());
+        assert!(said.ends_with("gone\n"), "{said:?}");
+        assert!(
+            another.try_wait().unwrap().is_none(),
+            "another's group signalled"
+        );
+        another.kill().unwrap();
+        another.wait().unwrap();
+        let mut own = group(&["-c", "sleep 30; :", "sh", frame_key]);
+        let pgid = own.id();
+        // Reaped as it ends, as sshd reaps its session's shell. (Its `sleep`, left to init
+        // here, may keep the group there until the SIGKILL.)
+        let ended = std::thread::spawn(move || own.wait().unwrap());
+        let said = stop(pgid);
+        assert!(
+            said.ends_with("TERM\n") || said.ends_with("KILL\n"),
+            "{said:?}"
+        );
+        assert_eq!(ended.join().unwrap().signal(), Some(libc::SIGTERM));
     }
 }

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use super::frames::{Key, StderrFilter};
 use super::incoming::{crlf_to_lf, direct_reason, LineEnd, Streams};
 use super::options::{open_timeout, ExecOptions, OPEN_TIMEOUT, PTY_TERM, SIGNALLED_OPEN_TIMEOUT};
-use super::outcome::{ExecError, ExecOutput, ExitStatus, KeptStderr, RemoteStop, StopFailed};
+use super::outcome::{
+    ExecError, ExecOutput, ExitStatus, KeptStderr, PtyGroup, RemoteStop, StopFailed,
+};
 use super::preamble::{Preamble, StartFilter};
 use super::pty_stop;
 use super::pump::{close_now, drain, pump};
@@ -568,20 +570,23 @@ pub fn stop_supervised(
     )
 }
 
-/// Stops the PTY command whose exec's sh leads process group `pgid` on `conn` (see
-/// `pty_stop.rs`): SIGTERM, SIGKILL after [`crate::ssh::supervisor::STOP_GRACE`]; `patience`
-/// as for [`stop_supervised`]. Says what that did; Err says why stopping it failed (the
-/// command may still run).
+/// Stops the PTY command whose exec's sh leads process group `group` on `conn` (see
+/// `pty_stop.rs`): SIGTERM, SIGKILL after [`crate::ssh::supervisor::STOP_GRACE`], only while
+/// the group's leader is still that exec's sh (its command line holds the frame key: a group
+/// that took the number after the command ended is another's, `gone`; the test machine's
+/// `pid_max` of 32768 wraps within a minute under the tests' load); `patience` as for
+/// [`stop_supervised`]. Says what that did; Err says why stopping it failed (the command may
+/// still run).
 pub fn stop_pty_group(
     conn: &Connection,
-    pgid: &str,
+    group: &PtyGroup,
     patience: StopPatience,
 ) -> Result<StopDone, StopFailed> {
     run_stop(
         conn,
         &pty_stop::script(&start_markers()),
-        pgid,
-        &[],
+        &group.pgid,
+        &[&group.key],
         patience,
     )
 }
@@ -1056,8 +1061,13 @@ fn follow_channel(
             if let (Some(s), Some((_, place))) = (sup.as_deref_mut(), &placed) {
                 s.place = Some(place.clone());
             }
-            let pty_group = group.as_ref().map(|(_, pgid)| pgid.clone());
-            let stopped = match (sup.as_deref().filter(|_| direct.is_none()), group) {
+            let pty_group = group.map(|(_, pgid)| {
+                Box::new(PtyGroup {
+                    pgid,
+                    key: key.as_str().to_string(),
+                })
+            });
+            let stopped = match (sup.as_deref().filter(|_| direct.is_none()), &pty_group) {
                 // Run directly: nothing on the host can reach it.
                 (None, None) if direct.is_some() => {
                     drop(channel.close());
@@ -1081,7 +1091,7 @@ fn follow_channel(
                     },
                     other => other,
                 }),
-                (None, Some((_, pgid))) => Some(stop_pty_group(conn, &pgid, patience)),
+                (None, Some(group)) => Some(stop_pty_group(conn, group, patience)),
                 // Abandoned: closing its channel does not wait for it.
                 (None, None) if matches!(e, ExecError::Deadline(..)) => {
                     drop(channel.close());

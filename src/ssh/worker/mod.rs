@@ -994,23 +994,24 @@ impl WorkerState {
             };
             // No supervisor keeps its files or claims it: the words name its group (stop 56
             // tester t89: a PTY command's failed stop said nothing of how to stop it).
-            if let (None, Some(pgid), true) = (sup, &done.pty_group, failed) {
+            if let (None, Some(group), true) = (sup, &done.pty_group, failed) {
                 self.left_on_terminals.push(state::pty_left_at_exit(
                     &self.owner.name,
                     &self.owner.config.ssh_command,
                     command,
-                    pgid,
+                    &group.pgid,
                     &format!("stopping it ({why}) failed"),
                 ));
             }
             let by_hand = match (sup, &done.pty_group) {
-                (None, Some(pgid)) if failed => format!(
+                (None, Some(group)) if failed => format!(
                     "; it may still be running: on its terminal it gets SIGHUP once the host's \
                      sshd finds its connection ended, unless it ignores that. Its process group \
-                     is {pgid}; to stop it: {}",
+                     is {}; to stop it: {}",
+                    group.pgid,
                     crate::ssh::supervisor::by_hand(
                         &self.owner.config.ssh_command,
-                        &crate::ssh::supervisor::stop_pty_by_hand(pgid)
+                        &crate::ssh::supervisor::stop_pty_by_hand(&group.pgid)
                     )
                 ),
                 _ => String::new(),

@@ -44,13 +44,16 @@ pub(super) fn group(preamble: &[u8], key: &Key) -> Option<(std::ops::Range<usize
 /// passed with the group still there; prints `TERM`, `KILL` or `gone` (no such group: the
 /// command had ended), or `others:N:UID` for processes of another user it could not stop
 /// (`supervisor::OTHERS`), as `supervisor::stop` does. `$3` is a supervised command's id or a
-/// PTY command's frame key, which its exec's sh has among its arguments: a group whose
-/// leader's command line in `/proc` lacks it is another's (the command ended and its pid went
-/// to another process): `gone`, nothing signalled. `start` prints the start markers.
+/// PTY command's frame key, which its exec's sh has among its arguments: a group whose leader
+/// runs and whose command line in `/proc` lacks it is another's (the command ended and its pid
+/// went to another process): `gone`, nothing signalled. A group whose leader is gone (a PTY's
+/// exec's sh hung up with its terminal; a zombie's command line is empty) is signalled: what
+/// is left of it is the command's (a `trap '' HUP` that outlived its terminal). `start`
+/// prints the start markers.
 pub(super) fn script(start: &str) -> String {
     let others = crate::ssh::supervisor::OTHERS;
     format!(
-        r#"_tether_p=$1; _tether_g=$2; _tether_c=$3; set --; {start} _tether_r=TERM; if [ -n "$_tether_c" ] && [ -r /proc/self/cmdline ] && ! grep -qF -e "$_tether_c" /proc/"$_tether_p"/cmdline 2>/dev/null; then _tether_r=gone; elif ! kill -TERM -"$_tether_p" 2>/dev/null; then _tether_r=gone; else kill -CONT -"$_tether_p" 2>/dev/null; fi; if [ $_tether_r = gone ]; then :; else _tether_i=0; while kill -0 -"$_tether_p" 2>/dev/null; do if [ $_tether_i -ge $((_tether_g*20)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; {others}; fi; echo "$_tether_r"; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
+        r#"_tether_p=$1; _tether_g=$2; _tether_c=$3; set --; {start} _tether_r=TERM; _tether_l=; [ -n "$_tether_c" ] && read -r _tether_l </proc/"$_tether_p"/cmdline 2>/dev/null; if [ -n "$_tether_l" ] && ! grep -qF -e "$_tether_c" /proc/"$_tether_p"/cmdline 2>/dev/null; then _tether_r=gone; elif ! kill -TERM -"$_tether_p" 2>/dev/null; then _tether_r=gone; else kill -CONT -"$_tether_p" 2>/dev/null; fi; if [ $_tether_r = gone ]; then :; else _tether_i=0; while kill -0 -"$_tether_p" 2>/dev/null; do if [ $_tether_i -ge $((_tether_g*20)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; {others}; fi; echo "$_tether_r"; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
     )
 }
 
@@ -115,6 +118,16 @@ mod tests {
         );
         another.kill().unwrap();
         another.wait().unwrap();
+        // The leader gone (a PTY's exec's sh, hung up with its terminal), a process of its
+        // group left: the command's, signalled.
+        let mut left = group(&["-c", "sleep 30 & exit 0", "sh", "hung-up"]);
+        let pgid = left.id();
+        left.wait().unwrap();
+        let said = stop(pgid);
+        assert!(
+            said.ends_with("TERM\n") || said.ends_with("KILL\n"),
+            "{said:?}"
+        );
         let mut own = group(&["-c", "sleep 30; :", "sh", frame_key]);
         let pgid = own.id();
         // Reaped as it ends, as sshd reaps its session's shell. (Its `sleep`, left to init

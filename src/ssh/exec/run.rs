@@ -593,7 +593,7 @@ pub fn stop_pty_group(
 
 /// Stops process group `pgid`, where the supervised command `id` ran and where its files
 /// are gone (see `supervisor::stop`, which needs them), as a PTY command's group is stopped,
-/// but only while the group's leader is still its exec's sh (see `pty_stop::script`);
+/// unless the group's leader runs and is not its exec's sh (see `pty_stop::script`);
 /// `patience` as for [`stop_supervised`]. Says what that did; Err says why stopping it failed
 /// (the command may still run).
 pub fn stop_supervised_group(

@@ -571,10 +571,11 @@ pub fn stop_supervised(
 }
 
 /// Stops the PTY command whose exec's sh leads process group `group` on `conn` (see
-/// `pty_stop.rs`): SIGTERM, SIGKILL after [`crate::ssh::supervisor::STOP_GRACE`], only while
-/// the group's leader is still that exec's sh (its command line holds the frame key: a group
-/// that took the number after the command ended is another's, `gone`; the test machine's
-/// `pid_max` of 32768 wraps within a minute under the tests' load); `patience` as for
+/// `pty_stop.rs`): SIGTERM, SIGKILL after [`crate::ssh::supervisor::STOP_GRACE`], unless the
+/// group's leader runs and is not that exec's sh (its command line lacks the frame key: a
+/// group that took the number after the command ended is another's, `gone`; the test
+/// machine's `pid_max` of 32768 wrapped in about 4 minutes under the tests' load, 3,820 new
+/// pids in 30 s); `patience` as for
 /// [`stop_supervised`]. Says what that did; Err says why stopping it failed (the command may
 /// still run).
 pub fn stop_pty_group(

@@ -682,27 +682,34 @@ mod tests {
         group.wait().unwrap();
     }
 
+    /// A process group of its own (`setsid`) looping in sh, that appends `TERM` to `terms` on
+    /// SIGTERM and then runs `then` (`; exit 3`: it ends), given 0.2 s to set its trap.
+    fn looping_group(terms: &std::path::Path, then: &str) -> std::process::Child {
+        let group = std::process::Command::new("setsid")
+            .args(["sh", "-c"])
+            .arg(format!(
+                "trap 'echo TERM >> {}{then}' TERM; while :; do sleep 0.1; done",
+                terms.display()
+            ))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        group
+    }
+
     /// The words that stop a command by hand send no second SIGTERM where its stop's mark
     /// (`ID.t`) says one was sent, and SIGKILL what is left after the grace period; without
     /// the mark they send SIGTERM, once. Run here under sh, on a process group of its own.
     #[test]
     fn the_words_that_stop_by_hand_send_sigterm_once() {
-        use std::process::{Command, Stdio};
+        use std::process::Command;
         let dir = tempfile::tempdir().unwrap();
         let spool = dir.path().join("1a-2b-0");
         let terms = dir.path().join("terms");
         for marked in [true, false] {
             let _ = std::fs::remove_file(&terms);
-            let mut group = Command::new("setsid")
-                .args(["sh", "-c"])
-                .arg(format!(
-                    "trap 'echo TERM >> {}' TERM; while :; do sleep 0.1; done",
-                    terms.display()
-                ))
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap();
-            std::thread::sleep(std::time::Duration::from_millis(200));
+            let mut group = looping_group(&terms, "");
             if marked {
                 std::fs::write(spool.with_extension("t"), "1").unwrap();
             }
@@ -730,19 +737,10 @@ mod tests {
     /// (stop 59 tester t95: it ended only by the SIGKILL, its trap never run).
     #[test]
     fn the_words_that_stop_by_hand_reach_a_stopped_group() {
-        use std::process::{Command, Stdio};
+        use std::process::Command;
         let dir = tempfile::tempdir().unwrap();
         let terms = dir.path().join("terms");
-        let mut group = Command::new("setsid")
-            .args(["sh", "-c"])
-            .arg(format!(
-                "trap 'echo TERM >> {}; exit 3' TERM; while :; do sleep 0.1; done",
-                terms.display()
-            ))
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        let mut group = looping_group(&terms, "; exit 3");
         let pgid = group.id().to_string();
         assert!(Command::new("kill")
             .args(["-s", "STOP", "--", &format!("-{pgid}")])

@@ -538,3 +538,134 @@ fn a_connection_killed_during_authentication_is_not_a_refused_key() {
     );
     assert!(!text.contains("refused"), "{text}");
 }
+
+/// host1 made to hold every login while `gate` exists: the key `config`'s identity offers is
+/// accepted only through an `AuthorizedKeysCommand` that waits for the gate to go (the lab's
+/// authorized_keys does not hold it). The command lives under `/run/tether-test-NAME-PID`
+/// (sshd runs it only from a path no one but root can change), which `done` removes.
+struct SlowLogin {
+    gate: PathBuf,
+    config: PathBuf,
+    dir: PathBuf,
+}
+
+impl SlowLogin {
+    fn new(lab: &Lab, name: &str, extra: &str) -> SlowLogin {
+        let dir = PathBuf::from(format!("/run/tether-test-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let stranger = lab.dir().join(format!("{name}-key"));
+        sh(
+            lab.dir(),
+            &format!("ssh-keygen -q -t ed25519 -N '' -f {}", stranger.display()),
+        );
+        let gate = lab.dir().join(format!("{name}-gate"));
+        let script = dir.join("akc.sh");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nwhile test -e {}; do sleep 0.05; done\ncat {}.pub\n",
+                gate.display(),
+                stranger.display()
+            ),
+        )
+        .unwrap();
+        sh(&dir, "chmod 755 . akc.sh");
+        lab.reconfigure(
+            "host1",
+            &format!(
+                "AuthorizedKeysCommand {}\nAuthorizedKeysCommandUser root",
+                script.display()
+            ),
+        );
+        let config = config(
+            lab,
+            name,
+            &format!(
+                "  IdentityFile {}\n  IdentitiesOnly yes\n  IdentityAgent none\n{extra}",
+                stranger.display()
+            ),
+        );
+        SlowLogin { gate, config, dir }
+    }
+
+    fn done(self) {
+        let _ = std::fs::remove_file(&self.gate);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A login the server does not answer within `ConnectTimeout` (tether's covers
+/// authentication) is said as a timeout, not as a refused key (stop 60: a re-attach through
+/// a slow login was said `authentication failed ... key refused` and given up at once, as a
+/// refusal is; ssh, whose ConnectTimeout ends with the key exchange, waits).
+#[test]
+fn a_login_that_is_not_answered_in_time_is_a_timeout_not_a_refused_key() {
+    let lab = Lab::start(1);
+    let slow = SlowLogin::new(&lab, "slow-login", "  ConnectTimeout 1\n");
+    std::fs::write(&slow.gate, "").unwrap();
+    let out = Tether::new()
+        .ssh_config(&slow.config)
+        .args(&["run", "--hosts", "host1", "--", "echo reached"])
+        .run();
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert_eq!(out.status, 3, "{text}");
+    assert!(
+        text.contains(
+            "did not answer the login as root within 1.0 s (ConnectTimeout: tether's covers \
+             authentication, ssh's does not)"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("refused"), "{text}");
+    assert!(!text.contains("reached"), "{text}");
+    // The same login answered in time is let in.
+    std::fs::remove_file(&slow.gate).unwrap();
+    let out = Tether::new()
+        .ssh_config(&slow.config)
+        .args(&["run", "--hosts", "host1", "--", "echo reached"])
+        .run();
+    slow.done();
+    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("reached"), "{}", out.stdout);
+}
+
+/// A re-attach whose login is not answered in time tries again, as after any other attempt
+/// that did not get through, up to its bound: only a refusal ends it at once (stop 60: the
+/// timeout was taken for a refused key, and the command, still running, was lost).
+#[test]
+fn a_reattach_whose_login_times_out_tries_again() {
+    let lab = Lab::start(1);
+    let slow = SlowLogin::new(&lab, "slow-reattach", "  ConnectTimeout 1\n");
+    let marker = lab.host("host1").root_dir.join("marker");
+    std::fs::write(&marker, "").unwrap();
+    let child = Tether::new()
+        .ssh_config(&slow.config)
+        .args(&["--reattach", "20s", "run", "--hosts", "host1", "--"])
+        .arg("echo ran >> /srv/marker; sleep 7; echo finished")
+        .spawn();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_to_string(&marker)
+        .unwrap_or_default()
+        .is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::fs::write(&slow.gate, "").unwrap();
+    lab.kill_connections("host1");
+    // Attempts at about 0 and 2 s (1 s each, the ConnectTimeout) are not answered.
+    std::thread::sleep(std::time::Duration::from_millis(3500));
+    std::fs::remove_file(&slow.gate).unwrap();
+    let out = child.wait_with_output().unwrap();
+    slow.done();
+    let text = crate::support::tether::text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("host1 | finished"), "{text}");
+    assert!(text.contains("re-attached after"), "{text}");
+    assert!(!text.contains("refused"), "{text}");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n");
+}

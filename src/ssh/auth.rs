@@ -20,6 +20,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use ssh2::{Agent, PublicKey, Session};
 
+use super::banner::BannerProblem;
 use super::config::{key_type_accepted, pubkey_accepted, HostConfig};
 use super::disconnect::Watch;
 use super::identity_key;
@@ -32,10 +33,17 @@ use super::SshError;
 /// LIBSSH2_ERROR_SOCKET_DISCONNECT, LIBSSH2_ERROR_SOCKET_RECV.
 const CONNECTION_GONE: [i32; 3] = [-7, -13, -43];
 
-/// Logs in as `cfg.user` on `session`, whose socket is `fd`; see the module docs for the
-/// order of the keys.
+/// LIBSSH2_ERROR_TIMEOUT: the session's timeout (what is left of the attempt's deadline)
+/// passed with no answer.
+const TIMED_OUT: i32 = -9;
+
+/// Logs in as `cfg.user` on `session`, whose socket is `fd`, to the server at `addr`
+/// (`host:port`, for messages); see the module docs for the order of the keys. A login the
+/// server does not answer before the session's timeout is [`SshError::Banner`] with
+/// [`BannerProblem::LoginTimeout`], not a refused key.
 pub fn authenticate(
     name: &str,
+    addr: &str,
     cfg: &HostConfig,
     session: &Session,
     fd: RawFd,
@@ -43,6 +51,7 @@ pub fn authenticate(
     let watch = Watch::start(session);
     let mut auth = Attempts {
         name,
+        addr,
         cfg,
         session,
         fd,
@@ -247,6 +256,7 @@ pub fn authenticate(
 /// The keys offered so far and how they fared.
 struct Attempts<'a> {
     name: &'a str,
+    addr: &'a str,
     cfg: &'a HostConfig,
     session: &'a Session,
     watch: &'a Watch<'a>,
@@ -284,7 +294,8 @@ impl Attempts<'_> {
     /// connection ended (no further key can be offered): the server disconnected with a
     /// message ([`SshError::AuthCutOff`]: sshd past `MaxAuthTries`), or without one (its
     /// process killed, the connection reset: a [`SshError::Session`] failure, as the key was
-    /// not refused).
+    /// not refused), or the attempt's deadline passed with no answer
+    /// ([`BannerProblem::LoginTimeout`]).
     fn offer(&mut self, result: Result<(), ssh2::Error>, what: String) -> Result<bool, SshError> {
         if matches!(result, Ok(())) && self.session.authenticated() {
             return Ok(true);
@@ -302,6 +313,17 @@ impl Attempts<'_> {
                 message,
                 tried: self.tried.join("; "),
                 identities_only: self.cfg.identities_only,
+            });
+        }
+        if result.as_ref().is_err_and(|e| code(e) == TIMED_OUT) {
+            return Err(SshError::Banner {
+                host: self.name.to_string(),
+                addr: self.addr.to_string(),
+                problem: BannerProblem::LoginTimeout {
+                    timeout: self.cfg.connect_timeout,
+                    bound: self.cfg.connect_bound,
+                    user: self.cfg.user.clone(),
+                },
             });
         }
         let ended = idle_death::peek(self.fd);

@@ -59,6 +59,17 @@ pub enum BannerProblem {
         /// What bounded the retries.
         bound: ConnectBound,
     },
+    /// The key exchange finished but the server did not answer the login before the deadline
+    /// (an `AuthorizedKeysCommand` or a name lookup that hangs): tether's `ConnectTimeout`
+    /// covers authentication, ssh's ends with the key exchange.
+    LoginTimeout {
+        /// `ConnectTimeout`, or what was left of a shorter bound (`bound`).
+        timeout: Duration,
+        /// What bounded the attempt.
+        bound: ConnectBound,
+        /// The user logging in.
+        user: String,
+    },
     /// The banner arrived but the key exchange did not finish before the deadline.
     KexTimeout {
         /// `ConnectTimeout`, or what was left of a shorter bound (`bound`).
@@ -130,6 +141,23 @@ impl std::fmt::Display for BannerProblem {
                     )?;
                 }
                 Ok(())
+            }
+            BannerProblem::LoginTimeout {
+                timeout,
+                bound,
+                user,
+            } => {
+                write!(
+                    f,
+                    "did not answer the login as {user} within {} ({bound}",
+                    format_duration(*timeout)
+                )?;
+                match bound {
+                    ConnectBound::ConnectTimeout => {
+                        f.write_str(": tether's covers authentication, ssh's does not)")
+                    }
+                    _ => f.write_str(")"),
+                }
             }
             BannerProblem::KexTimeout {
                 timeout,

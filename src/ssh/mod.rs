@@ -101,7 +101,8 @@ pub enum SshError {
     },
     /// The server accepted the TCP connection but no SSH session came of it within
     /// `ConnectTimeout`: it sent nothing, or no SSH banner, or it closed the connection before
-    /// its banner (also after retries: see [`banner`]), or the key exchange stalled.
+    /// its banner (also after retries: see [`banner`]), or the key exchange or the login
+    /// stalled.
     #[error("{host}: {addr} {problem}")]
     Banner {
         /// Host as named by the user.

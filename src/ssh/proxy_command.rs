@@ -222,7 +222,9 @@ fn said_instead(problem: &BannerProblem) -> bool {
     match problem {
         BannerProblem::NotSsh { .. } => true,
         BannerProblem::Closed { said, .. } => !said.is_empty(),
-        BannerProblem::Silent { .. } | BannerProblem::KexTimeout { .. } => false,
+        BannerProblem::Silent { .. }
+        | BannerProblem::KexTimeout { .. }
+        | BannerProblem::LoginTimeout { .. } => false,
     }
 }
 

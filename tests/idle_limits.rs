@@ -763,3 +763,67 @@ fn a_remembered_limit_the_server_dropped_gives_way_to_the_setting() {
     );
     assert!(cached_limits(&lab, cache.path(), "resque1").is_empty());
 }
+
+/// A limit is remembered for the login that learned it: sshd's `Match User` sets idle limits
+/// per user, and a login that cannot read the config has only its own sessions to go by
+/// (stop 58 tester t93: the cache was keyed without the login, so root's limit was another
+/// user's from its first connection). The cache holds a limit for root only; a run as
+/// another user is told nothing remembered, a run as root is.
+#[test]
+fn a_remembered_limit_is_the_login_s_own() {
+    let user = PlainUser::create();
+    let lab = Lab::start(1);
+    let cache = tempfile::tempdir().unwrap();
+    let key = lab
+        .host("host1")
+        .sshd_config
+        .with_file_name("ssh_host_ed25519_key.pub");
+    let listed = std::process::Command::new("ssh-keygen")
+        .args(["-l", "-E", "sha256", "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    let fingerprint = listed.split_whitespace().nth(1).unwrap().to_string();
+    assert!(fingerprint.starts_with("SHA256:"), "{listed}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let file = cache_file(cache.path());
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(
+        &file,
+        serde_json::json!({
+            "version": 2,
+            "entries": [{
+                "host": "127.0.0.1",
+                "port": lab.host("host1").port,
+                "host_key": fingerprint,
+                "user": "root",
+                "idle_limit_ms": 9000,
+                "source": "idle_death",
+                "learned_at": now - 60,
+            }],
+            "sightings": [],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let remembered = |login: &str| {
+        let out = Tether::new()
+            .ssh_config(&lab.ssh_config())
+            .env("XDG_CACHE_HOME", cache.path().to_str().unwrap())
+            .args(&["--format", "json", "run", "--hosts", login, "--", "true"])
+            .run();
+        out.status(0);
+        out.stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["type"] == "idle_limit" && v["source"] == "remembered")
+            .map(|v| v["limit_ms"].as_f64().unwrap() as u64)
+            .collect::<Vec<u64>>()
+    };
+    assert_eq!(remembered(&user.at("host1")), Vec::<u64>::new());
+    assert_eq!(remembered("host1"), [9000]);
+}

@@ -17,7 +17,8 @@
 //! One JSON file (`$XDG_CACHE_HOME/tether/idle-limits.json`, else
 //! `~/.cache/tether/idle-limits.json`; see [`default_path`]), mode 0600, replaced atomically
 //! (written to a temporary file beside it, then renamed). An entry is keyed by the host's
-//! address, port and host key fingerprint (a new server behind the same name learns anew) and
+//! address, port, host key fingerprint (a new server behind the same name learns anew) and
+//! the login (`Match User` sets limits per user) and
 //! carries the limit, where it came from and when it was learned; a sighting (kept apart, in
 //! `sightings`) the idle time and when it was seen; both are dropped once older than
 //! [`MAX_AGE`]. A file of version 1 (before sightings) is read with its `idle_death` entries
@@ -67,7 +68,7 @@ pub fn default_path(xdg_cache_home: Option<&str>, home: Option<&str>) -> Option<
     Some(base.join("tether").join(FILE))
 }
 
-/// Which server an entry is about.
+/// Which server, and which login on it, an entry is about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Key {
     /// The address connected to (`HostName`, as resolved from the ssh config).
@@ -76,6 +77,11 @@ pub struct Key {
     pub port: u16,
     /// The host key's fingerprint (`SHA256:...`).
     pub host_key: String,
+    /// The login (`User`): sshd_config(5) `Match User` blocks set idle limits per user, and
+    /// an unreadable config leaves only what this login's own sessions showed. Empty in an
+    /// entry written before logins were kept (stop 61), which then matches no login.
+    #[serde(default)]
+    pub user: String,
 }
 
 /// Where a limit came from.
@@ -560,6 +566,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port,
             host_key: "SHA256:abc".into(),
+            user: "deploy".into(),
         }
     }
 
@@ -697,7 +704,7 @@ mod tests {
         let now = now_secs();
         let entry = |port: u16, ms: &str, source: &str, at: u64| {
             format!(
-                r#"{{"host": "127.0.0.1", "port": {port}, "host_key": "SHA256:abc", "idle_limit_ms": {ms}, "source": "{source}", "learned_at": {at}}}"#
+                r#"{{"host": "127.0.0.1", "port": {port}, "host_key": "SHA256:abc", "user": "deploy", "idle_limit_ms": {ms}, "source": "{source}", "learned_at": {at}}}"#
             )
         };
         let old = now - MAX_AGE.as_secs() - 3600;
@@ -710,7 +717,7 @@ mod tests {
             entry(6, "3000", "sshd_config", old),
         ];
         let sighting = format!(
-            r#"{{"host": "127.0.0.1", "port": 7, "host_key": "SHA256:abc", "idle_ms": -1, "seen_at": {now}}}"#
+            r#"{{"host": "127.0.0.1", "port": 7, "host_key": "SHA256:abc", "user": "deploy", "idle_ms": -1, "seen_at": {now}}}"#
         );
         let (cache, _) = load_leaving_out(&path, &entries, &[sighting], 5);
         assert!(cache.get(&key(1)).is_some());
@@ -735,7 +742,7 @@ mod tests {
         let now = now_secs();
         let entry = |port: u16, ms: u64, at: u64| {
             format!(
-                r#"{{"host": "127.0.0.1", "port": {port}, "host_key": "SHA256:abc", "idle_limit_ms": {ms}, "source": "sshd_config", "learned_at": {at}}}"#
+                r#"{{"host": "127.0.0.1", "port": {port}, "host_key": "SHA256:abc", "user": "deploy", "idle_limit_ms": {ms}, "source": "sshd_config", "learned_at": {at}}}"#
             )
         };
         let entries = [
@@ -750,6 +757,52 @@ mod tests {
         assert_eq!(cache.get(&key(2)).unwrap().limit, Duration::from_secs(4));
     }
 
+    /// Entries are per login: two logins on one server are kept apart (neither is a second
+    /// entry), and one written before logins were kept matches none (`Match User` may set
+    /// another limit for each).
+    #[test]
+    fn entries_are_kept_per_login_and_one_without_a_login_matches_none() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join(FILE);
+        let now = now_secs();
+        let entry = |user: Option<&str>, ms: u64| {
+            let user = user.map_or(String::new(), |u| format!(r#""user": "{u}", "#));
+            format!(
+                r#"{{"host": "127.0.0.1", "port": 1, "host_key": "SHA256:abc", {user}"idle_limit_ms": {ms}, "source": "sshd_config", "learned_at": {now}}}"#
+            )
+        };
+        fs::write(
+            &path,
+            format!(
+                r#"{{"version": {VERSION}, "entries": [{}, {}, {}]}}"#,
+                entry(Some("deploy"), 3000),
+                entry(Some("root"), 9000),
+                entry(None, 5000),
+            ),
+        )
+        .unwrap();
+        let (cache, note) = LimitCache::load(path.clone());
+        assert_eq!(note, None);
+        assert_eq!(cache.get(&key(1)).unwrap().limit, Duration::from_secs(3));
+        let root = Key {
+            user: "root".into(),
+            ..key(1)
+        };
+        assert_eq!(cache.get(&root).unwrap().limit, Duration::from_secs(9));
+        let other = Key {
+            user: "www".into(),
+            ..key(1)
+        };
+        assert_eq!(cache.get(&other), None);
+        // Written back, each login keeps its own.
+        cache
+            .remember(&other, Duration::from_secs(4), Source::SshdConfig)
+            .unwrap();
+        let (again, _) = LimitCache::load(path);
+        assert_eq!(again.get(&root).unwrap().limit, Duration::from_secs(9));
+        assert_eq!(again.get(&other).unwrap().limit, Duration::from_secs(4));
+    }
+
     /// A version 1 file (before sightings) held an `idle_death` entry after one death: it is
     /// read as a sighting; what the config said stays a limit.
     #[test]
@@ -760,7 +813,7 @@ mod tests {
         let now = now_secs();
         let entry = |port: u16, ms: u64, source: &str| {
             format!(
-                r#"{{"host": "127.0.0.1", "port": {port}, "host_key": "SHA256:abc", "idle_limit_ms": {ms}, "source": "{source}", "learned_at": {now}}}"#
+                r#"{{"host": "127.0.0.1", "port": {port}, "host_key": "SHA256:abc", "user": "deploy", "idle_limit_ms": {ms}, "source": "{source}", "learned_at": {now}}}"#
             )
         };
         fs::write(

@@ -391,13 +391,15 @@ impl Owner {
 /// [`super::limit_cache`]): each shortens the interval to a third of the limit, as learning
 /// does.
 impl Owner {
-    /// The cache entry's key for the connected host: its address, port and pinned host key.
+    /// The cache entry's key for the connected host: its address, port, pinned host key and
+    /// login.
     fn cache_key(&self) -> Option<Key> {
         let key = self.pinned.as_deref()?;
         Some(Key {
             host: self.config.hostname.clone(),
             port: self.config.port,
             host_key: known_hosts::fingerprint(key),
+            user: self.config.user.clone(),
         })
     }
 

@@ -467,6 +467,22 @@ fn pubkey_accepted_algorithms_selects_the_keys_offered_as_ssh_does() {
     );
 }
 
+/// Makes host1's sshd ask `DIR/akc.sh` (an sh script of `body`) for the keys it accepts
+/// (`DIR` must be a path no one but root can change, as sshd requires); the script's path.
+fn authorized_keys_command(lab: &Lab, dir: &Path, body: &str) -> PathBuf {
+    let script = dir.join("akc.sh");
+    std::fs::write(&script, format!("#!/bin/sh\n{body}\n")).unwrap();
+    sh(dir, "chmod 755 . akc.sh");
+    lab.reconfigure(
+        "host1",
+        &format!(
+            "AuthorizedKeysCommand {}\nAuthorizedKeysCommandUser root",
+            script.display()
+        ),
+    );
+    script
+}
+
 /// A connection that ends during authentication with no word from the server (its sshd
 /// killed while it checks a key) is said as such, not as a refused key (fresh-eyes finding,
 /// stop 28: "authentication failed for user root (key ... refused)" for a key sshd had
@@ -480,19 +496,10 @@ fn a_connection_killed_during_authentication_is_not_a_refused_key() {
     let dir = PathBuf::from(format!("/run/tether-test-akc-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let marker = lab.dir().join("akc-started");
-    let script = dir.join("akc.sh");
-    std::fs::write(
-        &script,
-        format!("#!/bin/sh\ntouch {}\nexec sleep 30\n", marker.display()),
-    )
-    .unwrap();
-    sh(&dir, "chmod 755 . akc.sh");
-    lab.reconfigure(
-        "host1",
-        &format!(
-            "AuthorizedKeysCommand {}\nAuthorizedKeysCommandUser root",
-            script.display()
-        ),
+    let script = authorized_keys_command(
+        &lab,
+        &dir,
+        &format!("touch {}\nexec sleep 30", marker.display()),
     );
     let stranger = lab.dir().join("stranger");
     sh(
@@ -559,22 +566,13 @@ impl SlowLogin {
             &format!("ssh-keygen -q -t ed25519 -N '' -f {}", stranger.display()),
         );
         let gate = lab.dir().join(format!("{name}-gate"));
-        let script = dir.join("akc.sh");
-        std::fs::write(
-            &script,
-            format!(
-                "#!/bin/sh\nwhile test -e {}; do sleep 0.05; done\ncat {}.pub\n",
+        authorized_keys_command(
+            lab,
+            &dir,
+            &format!(
+                "while test -e {}; do sleep 0.05; done\ncat {}.pub",
                 gate.display(),
                 stranger.display()
-            ),
-        )
-        .unwrap();
-        sh(&dir, "chmod 755 . akc.sh");
-        lab.reconfigure(
-            "host1",
-            &format!(
-                "AuthorizedKeysCommand {}\nAuthorizedKeysCommandUser root",
-                script.display()
             ),
         );
         let config = config(

@@ -859,23 +859,14 @@ fn a_long_command_stopped_while_it_is_written_never_starts_and_leaves_nothing() 
     // The exec's sh that writes the command makes its file a second late, after the deadline
     // and after what removes it for the deadline (stop 36 CI: `--timeout 1ms` left `ID.k`):
     // its first `chmod` (of the private directory) takes a second.
-    let bin = lab.host("host1").root_dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    // A program of the host's PATH (`/srv/bin`, first) that runs the real one after `first`.
+    // The host's own program (replaced in its mount namespace) runs the real one after `first`.
     let wrap = |name: &str, first: &str| {
-        let path = bin.join(name);
-        std::fs::write(
-            &path,
-            format!("#!/bin/sh\n{first}\nexec /bin/{name} \"$@\"\n"),
-        )
-        .unwrap();
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
+        lab.replace_program("host1", name, &format!("{first}\nexec \"$REAL\" \"$@\""));
     };
     wrap("chmod", "[ -e /srv/late ] && rm /srv/late && sleep 1");
     std::fs::write(
         lab.host("host1").home.join(".bashrc"),
-        "PATH=/srv/bin:$PATH\n[ -e /srv/slow ] && sleep 1\n",
+        "[ -e /srv/slow ] && sleep 1\n",
     )
     .unwrap();
     std::fs::write(lab.host("host1").root_dir.join("late"), "").unwrap();
@@ -911,7 +902,7 @@ fn a_long_command_stopped_while_it_is_written_never_starts_and_leaves_nothing() 
     std::thread::sleep(Duration::from_millis(1500));
     assert!(!marker.exists(), "pty, late cat: it ran");
     assert_eq!(staged_files(&lab), Vec::<String>::new(), "pty, late cat");
-    std::fs::remove_file(bin.join("cat")).unwrap();
+    lab.show_programs("host1", &["cat"]);
     // A login shell that takes a second: the Ctrl-C comes while the command is written.
     std::fs::write(lab.host("host1").root_dir.join("slow"), "").unwrap();
     let run = Tether::new()

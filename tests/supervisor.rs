@@ -758,23 +758,9 @@ fn a_command_that_removes_the_supervisors_files_is_not_called_killed() {
 #[test]
 fn a_clean_up_after_a_stop_is_shown_from_a_slow_host() {
     let lab = Lab::builder().names(&["host1"]).start();
-    let bin = lab.host("host1").root_dir.join("fakebin");
-    std::fs::create_dir_all(&bin).unwrap();
     for tool in ["head", "cat"] {
-        let fake = bin.join(tool);
-        std::fs::write(
-            &fake,
-            format!(
-                "#!/bin/sh
-sleep 3
-exec /usr/bin/{tool} \"$@\"\n"
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        lab.replace_program("host1", tool, "sleep 3\nexec \"$REAL\" \"$@\"");
     }
-    let bashrc = lab.host("host1").home.join(".bashrc");
-    std::fs::write(&bashrc, "PATH=/srv/fakebin:$PATH\n").unwrap();
     let command = "trap 'echo cleanup >&2; sleep 0.3; echo cleaned >&2; exit 3' TERM; \
                    echo start; sleep 30 & wait";
     let out = support::tether::Tether::new()
@@ -796,14 +782,12 @@ exec /usr/bin/{tool} \"$@\"\n"
 /// step, whose output was lost, took another deploy's lock for its own; then, after a fix for
 /// the first case, a command printing a line a second lost every line but the first, exit 0).
 /// A quick command's output may be passed on by `cat` alone at its end, or by `wc` and `head`
-/// as it comes: with one of them failing, it is ok with every line, or fails saying so.
+/// as it comes: with one of them failing, it is ok with every line, or fails saying so. The
+/// host's own program fails (replaced in its mount namespace): one of the same name first in
+/// the login shell's PATH is not used (see the test below).
 #[test]
 fn a_host_tool_that_fails_to_pass_output_on_fails_the_command() {
     let lab = Lab::builder().names(&["host1"]).start();
-    let bin = lab.host("host1").root_dir.join("fakebin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let bashrc = lab.host("host1").home.join(".bashrc");
-    std::fs::write(&bashrc, "PATH=/srv/fakebin:$PATH\n").unwrap();
     // Too long for one exec request: staged in a file first, its bytes counted with `wc`.
     let long = format!(": {}; echo long", "x".repeat(50_000));
     let printing =
@@ -815,9 +799,7 @@ fn a_host_tool_that_fails_to_pass_output_on_fails_the_command() {
         (printing, &["one", "two", "three", "four", "five"][..]),
     ];
     for tool in ["tail", "head", "wc", "dd", "cat"] {
-        let fake = bin.join(tool);
-        std::fs::write(&fake, "#!/bin/sh\necho 'fake: refusing' >&2\nexit 1\n").unwrap();
-        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        lab.replace_program("host1", tool, "echo 'fake: refusing' >&2\nexit 1");
         for (command, lines) in cases {
             let out = support::tether::Tether::new()
                 .ssh_config(&lab.ssh_config())
@@ -871,7 +853,7 @@ fn a_host_tool_that_fails_to_pass_output_on_fails_the_command() {
             // tester t61: a failing wc's words were the command's stderr).
             assert!(!text.contains("fake: refusing"), "{tool} {command}: {text}");
         }
-        std::fs::remove_file(&fake).unwrap();
+        lab.show_programs("host1", &[tool]);
     }
 }
 
@@ -882,16 +864,7 @@ fn a_host_tool_that_fails_to_pass_output_on_fails_the_command() {
 #[test]
 fn a_failing_sleep_does_not_pass_for_a_reader_gone() {
     let lab = Lab::builder().names(&["host1"]).start();
-    let bin = lab.host("host1").root_dir.join("fakebin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let fake = bin.join("sleep");
-    std::fs::write(&fake, "#!/bin/sh\nexit 1\n").unwrap();
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::write(
-        lab.host("host1").home.join(".bashrc"),
-        "PATH=/srv/fakebin:$PATH\n",
-    )
-    .unwrap();
+    lab.replace_program("host1", "sleep", "exit 1");
     lab.set_env("host1", &[("TETHER_SPOOL_CHUNK", "65536")]);
     let child = support::tether::Tether::new()
         .ssh_config(&lab.ssh_config())
@@ -1037,29 +1010,38 @@ fn a_private_directory_that_cannot_be_made_is_said_as_such() {
     );
 }
 
-/// A login shell's `PATH` without one of the programs the supervisor runs: commands run
-/// directly, once each, and the warning names the program (stop 59 tester t95: without
-/// `mkdir` or `chmod` the private directory was said to be none of the user's own, without
-/// `head`, `dd` or `wc` a program was said to have failed, and without `rm` every command's
-/// files stayed behind).
+/// A host without one of the programs the supervisor runs (neither in /usr/bin and /bin, where
+/// tether looks first, nor in the login shell's `PATH`): commands run directly, once each, and
+/// the warning names every one missing (stop 59 tester t95: without `mkdir` or `chmod` the
+/// private directory was said to be none of the user's own, without `head`, `dd` or `wc` a
+/// program was said to have failed, and without `rm` every command's files stayed behind;
+/// stop 60 tester t96: of several missing, only the first was named). The programs are hidden
+/// in the host's own mount namespace.
 #[test]
-fn a_path_without_a_program_the_supervisor_runs_is_said_naming_it() {
+fn a_host_without_a_program_the_supervisor_runs_is_said_naming_it() {
     let tmp = tempfile::tempdir().unwrap();
     let lab = Lab::builder().names(&["host1"]).start();
     let marker = lab.host("host1").root_dir.join("marker");
     let programs = tether::ssh::supervisor::PROGRAMS;
-    for (n, program) in programs.split(' ').enumerate() {
-        lab.without_programs("host1", &[program]);
-        lab.set_env("host1", &[("TMPDIR", tmp.path().to_str().unwrap())]);
+    let mut cases: Vec<Vec<&str>> = programs.split(' ').map(|p| vec![p]).collect();
+    cases.push(vec!["dd", "head", "sleep"]);
+    lab.set_env("host1", &[("TMPDIR", tmp.path().to_str().unwrap())]);
+    for (n, missing) in cases.iter().enumerate() {
+        lab.without_programs("host1", missing);
+        lab.hide_programs("host1", missing);
         let out = support::tether::Tether::new()
             .ssh_config(&lab.ssh_config())
             .args(&["run", "--hosts", "host1", "--"])
             .arg("echo ran >> /srv/marker; echo out; echo err >&2; exit 3")
             .run();
+        lab.show_programs("host1", missing);
+        let named: Vec<String> = missing.iter().map(|p| format!("`{p}`")).collect();
         out.status(1)
             .stdout_contains(&format!(
-                "commands run without tether's supervisor on this host (the login shell's \
-                 PATH has no `{program}`; the supervisor runs {}): a command whose connection",
+                "commands run without tether's supervisor on this host (neither /usr/bin, /bin \
+                 nor the login shell's PATH has {}; the supervisor runs {}): a command whose \
+                 connection",
+                named.join(", "),
                 programs.replace(' ', ", ")
             ))
             .stdout_contains("host1 | out\n")
@@ -1068,12 +1050,74 @@ fn a_path_without_a_program_the_supervisor_runs_is_said_naming_it() {
             .stdout_lacks("is not a writable directory")
             .stdout_lacks("failed (the filesystem");
         let ran = std::fs::read_to_string(&marker).unwrap();
-        assert_eq!(ran, "ran\n".repeat(n + 1), "{program}");
+        assert_eq!(ran, "ran\n".repeat(n + 1), "{missing:?}");
         let left: Vec<_> = std::fs::read_dir(tmp.path())
             .unwrap()
             .flat_map(|d| std::fs::read_dir(d.unwrap().path()).into_iter().flatten())
             .map(|e| e.unwrap().file_name())
             .collect();
-        assert!(left.is_empty(), "{program}: {left:?}");
+        assert!(left.is_empty(), "{missing:?}: {left:?}");
     }
+}
+
+/// Programs of the user's first in `PATH` with the names of the supervisor's (a `~/bin/cat`
+/// that is `bat`, an `rm` that moves files to a trash) do not carry tether's work: it finds
+/// its own in /usr/bin and /bin first, and the command still runs with the login shell's
+/// `PATH` (stop 60 tester t96: a `cat` or `dd` that copied nothing lost the command's output
+/// and the run said `ok`; a `cat` that hung had the connection taken for lost every 15 s; an
+/// `rm` that failed left every command's files). Here every one of them exits 0 having done
+/// nothing, and prints what it was asked (to its stderr, which tether's scripts send nowhere
+/// or the command would show).
+#[test]
+fn the_users_programs_named_as_the_supervisors_do_not_carry_its_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = Lab::builder().names(&["host1"]).start();
+    let stubs = lab.dir().join("stubs");
+    std::fs::create_dir_all(&stubs).unwrap();
+    for program in tether::ssh::supervisor::PROGRAMS.split(' ') {
+        let stub = stubs.join(program);
+        std::fs::write(
+            &stub,
+            format!("#!/bin/sh\necho \"stub {program} $*\" >&2\n"),
+        )
+        .unwrap();
+        std::fs::set_permissions(&stub, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", stubs.display());
+    lab.set_env(
+        "host1",
+        &[("TMPDIR", tmp.path().to_str().unwrap()), ("PATH", &path)],
+    );
+    let out = support::tether::Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["run", "--hosts", "host1", "--"])
+        .arg("echo out; echo err >&2; echo \"PATH=$PATH\"; cat </dev/null; exit 3")
+        .run();
+    out.status(1)
+        .stdout_contains("host1 | out\n")
+        .stdout_contains("host1 ! err\n")
+        .stdout_contains(&format!("host1 | PATH={path}\n"))
+        // The command's own `cat` is the user's.
+        .stdout_contains("host1 ! stub cat \n")
+        .stdout_contains("exit status 3")
+        .stdout_lacks("without tether's supervisor");
+    for program in tether::ssh::supervisor::PROGRAMS.split(' ') {
+        if program != "cat" {
+            assert!(
+                !out.stdout.contains(&format!("stub {program}")),
+                "{}",
+                out.stdout
+            );
+        }
+    }
+    // The files were removed at the run's end by the real `rm` (the day's sweep leaves its
+    // mark).
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).into_iter().flatten())
+        .map(|e| e.unwrap().file_name())
+        .filter(|name| !name.to_string_lossy().starts_with(".swept."))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -164,7 +164,7 @@ fn supervise() -> String {
 
 /// [`supervise`] up to the command's shell (see `command_shell.rs`), which the `/bin/sh -c`
 /// that begins [`SUPERVISE_END`] is where the host has no bash.
-const SUPERVISE_START: &str = r#"if [ -n "$_tether_done" ]; then (set --; for _tether_x in $_tether_done; do set -- "$@" "$_tether_b/$_tether_x".? "$_tether_b/$_tether_x".?.* "$_tether_b/$_tether_x.claim" "$_tether_b/$_tether_x.stop"; done; rm -f "$@")>&2& fi; trap : TERM HUP INT; { trap : TERM HUP INT; { trap : TERM HUP INT; ([ -e "$_tether_d.t" ] && exit 143; read -r _tether_y _tether_v </proc/self/stat 2>/dev/null && echo "$_tether_y" >"$_tether_d.x"; "#;
+const SUPERVISE_START: &str = r#"if [ -n "$_tether_done" ]; then (set --; for _tether_x in $_tether_done; do set -- "$@" "$_tether_b/$_tether_x".? "$_tether_b/$_tether_x".?.* "$_tether_b/$_tether_x.claim" "$_tether_b/$_tether_x.stop"; done; rm -f "$@")>&2& fi; trap : TERM HUP INT; { trap : TERM HUP INT; { trap : TERM HUP INT; ([ -e "$_tether_d.t" ] && exit 143; read -r _tether_y _tether_v </proc/self/stat 2>/dev/null && echo "$_tether_y" >"$_tether_d.x"; PATH=$_tether_P; "#;
 const SUPERVISE_END: &str = r#"exec /bin/sh -c " $_tether_cmd" sh 2>&4 4>&-); echo $? >"$_tether_d.c"; } 2>/dev/null | { trap "" TERM HUP INT; _tether_w o; } >/dev/null 2>&1 4>&-; } 4>&1 2>/dev/null | { trap "" TERM HUP INT; _tether_w e; } >/dev/null 2>&1; _tether_s=; read -r _tether_s <"$_tether_d.c"; if [ -n "$_tether_s" ] && [ "$_tether_s" -gt 128 ]; then _tether_x=$(kill -l $((_tether_s-128)) 2>/dev/null); case $_tether_x in HUP|INT|QUIT|ILL|ABRT|FPE|KILL|USR1|SEGV|USR2|PIPE|ALRM|TERM) _tether_s=$_tether_x;; esac; fi; echo "${_tether_s:-?}" >"$_tether_d.s""#;
 
 /// How many bytes of a stream one spool file holds at most (`ID.o.N`, `ID.e.N`), unless the host's
@@ -316,7 +316,7 @@ const FINISH: &str = r#"_tether_s=; read -r _tether_s <"$_tether_d.s" 2>/dev/nul
 /// for its command (see `exec/wrap.rs`).
 pub fn boot(start: &str, read: &str) -> String {
     format!(
-        r#"set -- "$_tether_id"; {DIR}; set --; _tether_c=${{TETHER_SPOOL_CHUNK:-{SPOOL_CHUNK}}}; case $_tether_c in ""|*[!0-9]*|0) _tether_c={SPOOL_CHUNK};; esac; _tether_g=$$; [ -r /proc/$$/stat ] && read -r _tether_v _tether_v _tether_v _tether_v _tether_g _tether_v </proc/$$/stat; {read} _tether_why=; _tether_ok=; _tether_need=; if [ -z "${{LOGNAME:-$USER}}" ]; then _tether_why=1; else for _tether_x in {PROGRAMS}; do command -v $_tether_x >/dev/null 2>&1 || {{ _tether_need=$_tether_x; break; }}; done; if [ -n "$_tether_need" ]; then _tether_why=6; else _tether_why=2; {PRIVATE} && _tether_ok=1; [ -n "$_tether_ok" ] || [ -e "$_tether_b" ] || [ -h "$_tether_b" ] || _tether_why=5; fi; fi; if [ -n "$_tether_ok" ]; then (umask 077; set -C; true >"$_tether_d.claim" || exit 3; set +C; : >"$_tether_d.o" && : >"$_tether_d.c" && : >"$_tether_d.s" && : >"$_tether_d.p" && : >"$_tether_d.x" && echo "0 0" >"$_tether_d.q") 2>/dev/null; case $? in 0) _tether_why=;; 3) [ -e "$_tether_d.claim" ] && exit 125;; *) _tether_why=4;; esac; fi; if [ -z "$_tether_why" ]; then [ "$_tether_g" = $$ ] || {{ rm -f "$_tether_d".? "$_tether_d".?.*; _tether_why=3; }}; fi; if [ -n "$_tether_why" ]; then printf "\036tether-direct:%s:%s:%s\036" "$_tether_key" $_tether_why "${{_tether_need:-$_tether_b}}" >&2; {start} ({bash}eval "unset _tether_cmd _tether_key _tether_id _tether_b _tether_d _tether_why _tether_ok _tether_done _tether_g _tether_v _tether_c _tether_wn _tether_need _tether_x; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s"; fi; echo $$ >"$_tether_d.p"; trap "" PIPE; printf "\036tether-sup:%s:%s\036" $$ "$_tether_d" >&2; {start} trap - PIPE; _tether_o=0; _tether_e=0; _tether_ob=0; _tether_eb=0; _tether_p=; _tether_r=$((_tether_c/65536)); [ $_tether_r -gt 0 ] || _tether_r=1; _tether_c=$((_tether_r*65536)); {writer}; trap : TERM HUP INT; exec 5>&2 2>/dev/null; {{ {supervise}; }} 5>&- | {{ trap "" TERM HUP INT; exec 3<&0; (trap "" TERM HUP INT; while read -r _tether_v; do :; done) <&3 & _tether_wp=$!; exec 3<&-; {follow}; }} 2>&5 5>&-; _tether_v=$?; exec 2>&5 5>&-; [ $_tether_v = 124 ] && exit 124; [ -f "$_tether_d.o" ] || {{ printf "\036tether-gone:%s\036" "$_tether_key" >&2; exit 125; }}; [ $_tether_v -lt 128 ] && [ -s "$_tether_d.s" ] || kill -9 $$; {FINISH}"#,
+        r#"_tether_P=$PATH; PATH={SYSTEM_PATH}:$PATH; set -- "$_tether_id"; {DIR}; set --; _tether_c=${{TETHER_SPOOL_CHUNK:-{SPOOL_CHUNK}}}; case $_tether_c in ""|*[!0-9]*|0) _tether_c={SPOOL_CHUNK};; esac; _tether_g=$$; [ -r /proc/$$/stat ] && read -r _tether_v _tether_v _tether_v _tether_v _tether_g _tether_v </proc/$$/stat; {read} _tether_why=; _tether_ok=; _tether_need=; if [ -z "${{LOGNAME:-$USER}}" ]; then _tether_why=1; else for _tether_x in {PROGRAMS}; do command -v $_tether_x >/dev/null 2>&1 || _tether_need=${{_tether_need:+$_tether_need }}$_tether_x; done; if [ -n "$_tether_need" ]; then _tether_why=6; else _tether_why=2; {PRIVATE} && _tether_ok=1; [ -n "$_tether_ok" ] || [ -e "$_tether_b" ] || [ -h "$_tether_b" ] || _tether_why=5; fi; fi; if [ -n "$_tether_ok" ]; then (umask 077; set -C; true >"$_tether_d.claim" || exit 3; set +C; : >"$_tether_d.o" && : >"$_tether_d.c" && : >"$_tether_d.s" && : >"$_tether_d.p" && : >"$_tether_d.x" && echo "0 0" >"$_tether_d.q") 2>/dev/null; case $? in 0) _tether_why=;; 3) [ -e "$_tether_d.claim" ] && exit 125;; *) _tether_why=4;; esac; fi; if [ -z "$_tether_why" ]; then [ "$_tether_g" = $$ ] || {{ rm -f "$_tether_d".? "$_tether_d".?.*; _tether_why=3; }}; fi; if [ -n "$_tether_why" ]; then printf "\036tether-direct:%s:%s:%s\036" "$_tether_key" $_tether_why "${{_tether_need:-$_tether_b}}" >&2; {start} (PATH=$_tether_P; {bash}eval "unset _tether_cmd _tether_key _tether_id _tether_b _tether_d _tether_why _tether_ok _tether_done _tether_g _tether_v _tether_c _tether_wn _tether_need _tether_x _tether_P; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s"; fi; echo $$ >"$_tether_d.p"; trap "" PIPE; printf "\036tether-sup:%s:%s\036" $$ "$_tether_d" >&2; {start} trap - PIPE; _tether_o=0; _tether_e=0; _tether_ob=0; _tether_eb=0; _tether_p=; _tether_r=$((_tether_c/65536)); [ $_tether_r -gt 0 ] || _tether_r=1; _tether_c=$((_tether_r*65536)); {writer}; trap : TERM HUP INT; exec 5>&2 2>/dev/null; {{ {supervise}; }} 5>&- | {{ trap "" TERM HUP INT; exec 3<&0; (trap "" TERM HUP INT; while read -r _tether_v; do :; done) <&3 & _tether_wp=$!; exec 3<&-; {follow}; }} 2>&5 5>&-; _tether_v=$?; exec 2>&5 5>&-; [ $_tether_v = 124 ] && exit 124; [ -f "$_tether_d.o" ] || {{ printf "\036tether-gone:%s\036" "$_tether_key" >&2; exit 125; }}; [ $_tether_v -lt 128 ] && [ -s "$_tether_d.s" ] || kill -9 $$; {FINISH}"#,
         follow = follow(false),
         supervise = supervise(),
         bash = crate::ssh::command_shell::by_bash("_tether_cmd", ""),
@@ -324,12 +324,22 @@ pub fn boot(start: &str, read: &str) -> String {
     )
 }
 
-/// The programs the supervisor runs from the login shell's `PATH` (the rest are sh builtins):
-/// where one is not found, commands run directly, the reason naming it (stop 59 tester t95:
-/// without `mkdir` or `chmod` the private directory was said to be none of the user's own,
-/// without `head`, `dd` or `wc` a program was said to have failed, and without `rm` every
-/// command's files stayed). `command -v` walks `PATH` in the exec's sh: no program started.
+/// The programs the supervisor runs (the rest are sh builtins), found in [`SYSTEM_PATH`]
+/// first, then in the login shell's `PATH`: where one is not found, commands run directly,
+/// the reason naming every one missing (stop 59 tester t95: without `mkdir` or `chmod` the
+/// private directory was said to be none of the user's own, without `head`, `dd` or `wc` a
+/// program was said to have failed, and without `rm` every command's files stayed).
+/// `command -v` walks `PATH` in the exec's sh: no program started.
 pub const PROGRAMS: &str = "mkdir chmod rm dd wc head cat sleep";
+
+/// Where the exec's sh looks for [`PROGRAMS`] (and every other program of tether's own
+/// scripts: `sudo` for a stop, `find` for the day's sweep) before the login shell's `PATH`:
+/// a program of the user's of the same name first in `PATH` (a `~/bin/cat` that is `bat`, an
+/// `rm` that moves files to a trash, a broken one) does not carry the command's output, its
+/// files or its stop (stop 60 tester t96: a `cat` that copied nothing lost a command's output
+/// and the run said `ok`; one that hung had the connection taken for lost every 15 s). The
+/// command itself runs with the login shell's `PATH`, as ssh runs it.
+pub const SYSTEM_PATH: &str = "/usr/bin:/bin";
 
 /// The exec's sh of a resume: `$1` the command's id, `$2` and `$3` the bytes of stdout and
 /// stderr tether has, the frame key in `$_tether_key`; `start` prints the start markers. A
@@ -437,7 +447,7 @@ pub fn stage(id: Option<&str>, tag: &str, len: usize) -> String {
         None => String::new(),
     };
     format!(
-        r#"umask 077; f=; {private}[ -n "$f" ] || f=$(mktemp "${{TMPDIR:-/tmp}}/tether-cmd.{tag}.XXXXXX") || exit; cat >"$f" && {{ n=$(wc -c 2>/dev/null <"$f") || {{ printf 'its bytes could not be counted in the file: the wc of the host failed (one first in the login shell PATH?)\n' >&2; false; }}; }} && {{ [ "$n" -eq {len} ] 2>/dev/null || {{ printf 'only %s of its %s bytes reached the file: something on the host read them first (a start-up file of the login shell that reads its standard input?)\n' "$n" {len} >&2; false; }}; }} && printf %s "$f" || {{ s=$?; rm -f "$f"; exit "$s"; }}"#,
+        r#"PATH={SYSTEM_PATH}:$PATH; umask 077; f=; {private}[ -n "$f" ] || f=$(mktemp "${{TMPDIR:-/tmp}}/tether-cmd.{tag}.XXXXXX") || exit; cat >"$f" && {{ n=$(wc -c 2>/dev/null <"$f") || {{ printf 'its bytes could not be counted in the file: the wc of the host failed\n' >&2; false; }}; }} && {{ [ "$n" -eq {len} ] 2>/dev/null || {{ printf 'only %s of its %s bytes reached the file: something on the host read them first (a start-up file of the login shell that reads its standard input?)\n' "$n" {len} >&2; false; }}; }} && printf %s "$f" || {{ s=$?; rm -f "$f"; exit "$s"; }}"#,
         tag = crate::command::quote(tag)
     )
 }

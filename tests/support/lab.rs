@@ -357,6 +357,63 @@ impl Lab {
         self.without_programs(name, &["bash", "rbash"]);
     }
 
+    /// Hides `programs` from that host's processes: `/dev/null` (not an executable file) is
+    /// bind-mounted over `/usr/bin/P` and `/bin/P` in the host's own mount namespace (its
+    /// listener's, which every session's processes share), as on a host without them; until
+    /// [`Lab::show_programs`].
+    pub fn hide_programs(&self, name: &str, programs: &[&str]) {
+        for path in program_paths(programs) {
+            self.in_host_namespace(name, &["mount", "--bind", "/dev/null", &path]);
+        }
+    }
+
+    /// Replaces `program` for that host's processes (as [`Lab::hide_programs`] hides it) by
+    /// an sh script of `body`, in which `$REAL` is a copy of the real program (a failing,
+    /// slow or silent `dd`, `cat`, `sleep` of the host's own, found wherever the host looks
+    /// for it); until [`Lab::show_programs`].
+    pub fn replace_program(&self, name: &str, program: &str, body: &str) {
+        let dir = self.dir().join("hosts").join(name);
+        let real = dir.join(format!("real-{program}"));
+        if !real.exists() {
+            fs::copy(format!("/usr/bin/{program}"), &real).expect("copy the real program");
+        }
+        let fake = dir.join(format!("fake-{program}"));
+        fs::write(
+            &fake,
+            format!("#!/bin/sh\nREAL={}\n{body}\n", real.display()),
+        )
+        .expect("write the replacement");
+        fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod the replacement");
+        let fake = fake.to_str().expect("utf-8 lab path").to_string();
+        for path in program_paths(&[program]) {
+            self.in_host_namespace(name, &["mount", "--bind", &fake, &path]);
+        }
+    }
+
+    /// Undoes [`Lab::hide_programs`] for `programs`.
+    pub fn show_programs(&self, name: &str, programs: &[&str]) {
+        for path in program_paths(programs) {
+            self.in_host_namespace(name, &["umount", &path]);
+        }
+    }
+
+    /// Runs `command` in that host's mount namespace (`nsenter`); panics where it fails.
+    fn in_host_namespace(&self, name: &str, command: &[&str]) {
+        let out = Command::new("nsenter")
+            .arg("-t")
+            .arg(self.host(name).pid.to_string())
+            .arg("-m")
+            .args(command)
+            .output()
+            .expect("nsenter");
+        assert!(
+            out.status.success(),
+            "{command:?} in {name}'s mount namespace: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Gives that host's commands a `PATH` with every program of /usr/bin but `programs` (a
     /// directory of symbolic links in the lab's, one per set), as on a host without them.
     pub fn without_programs(&self, name: &str, programs: &[&str]) {
@@ -660,6 +717,25 @@ fn pid_alive(pid: u32) -> bool {
 fn cmdline(pid: u32) -> Option<String> {
     let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     Some(String::from_utf8_lossy(&raw).replace('\0', " "))
+}
+
+/// `/usr/bin/P` and `/bin/P` for each of `programs`, once each where `/bin` is `/usr/bin`.
+fn program_paths(programs: &[&str]) -> Vec<String> {
+    let mut paths: Vec<String> = Vec::new();
+    let mut seen = Vec::new();
+    for program in programs {
+        for dir in ["/usr/bin", "/bin"] {
+            let path = format!("{dir}/{program}");
+            let Ok(real) = fs::canonicalize(&path) else {
+                continue;
+            };
+            if !seen.contains(&real) {
+                seen.push(real);
+                paths.push(path);
+            }
+        }
+    }
+    paths
 }
 
 /// `pid` is still our sshd listener: sshd's title is

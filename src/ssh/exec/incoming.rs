@@ -355,9 +355,15 @@ pub(super) fn direct_reason(preamble: &[u8], key: &Key) -> Option<(usize, usize,
         "5" => format!(
             "{dir} could not be made (a full filesystem, or its parent not writable by the user?)"
         ),
-        // `dir` is the program's name here (see `supervisor::PROGRAMS`).
+        // `dir` is the missing programs' names here, space-separated (see
+        // `supervisor::PROGRAMS`).
         "6" => format!(
-            "the login shell's PATH has no `{dir}`; the supervisor runs {}",
+            "neither {} nor the login shell's PATH has {}; the supervisor runs {}",
+            crate::ssh::supervisor::SYSTEM_PATH.replace(':', ", "),
+            dir.split(' ')
+                .map(|p| format!("`{p}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
             crate::ssh::supervisor::PROGRAMS.replace(' ', ", ")
         ),
         other => format!("the supervisor said `{other}`"),

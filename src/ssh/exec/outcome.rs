@@ -71,9 +71,9 @@ impl std::fmt::Display for ExitStatus {
             ),
             ExitStatus::OutputLost => f.write_str(
                 "its output could not be passed on: a program of the host's that tether's \
-                 supervisor keeps or reads it with (head, dd, wc) failed (the filesystem of \
-                 ${TMPDIR:-/tmp} full, or a failing program first in the login shell's PATH?); \
-                 what it printed from then on and how it ended are unknown",
+                 supervisor keeps or reads it with (dd, head, wc, cat, from /usr/bin or /bin \
+                 first) failed (the filesystem of ${TMPDIR:-/tmp} full?); what it printed from \
+                 then on and how it ended are unknown",
             ),
             ExitStatus::SpoolRemoved => f.write_str(
                 "no exit status: the command's files on the host (tether's supervisor keeps its \

@@ -81,9 +81,13 @@ pub(super) fn boot(pty: bool, supervised: Option<Supervised>) -> String {
 }
 
 /// The exec request string that runs the sh program `script` with `args` (none may hold a
-/// newline; each is one [`shell_word`]), and `key` (see `frames.rs`) in `$_tether_key`.
+/// newline; each is one [`shell_word`]), and `key` (see `frames.rs`) in `$_tether_key`, its
+/// programs found in `supervisor::SYSTEM_PATH` first.
 pub(super) fn wrap_script(script: &str, key: &Key, args: &[&str]) -> String {
-    let script = format!("_tether_key=$1; shift; {script}");
+    let script = format!(
+        "_tether_key=$1; shift; PATH={}:$PATH; {script}",
+        crate::ssh::supervisor::SYSTEM_PATH
+    );
     let mut out = format!(
         "exec /bin/sh -c {} sh {}",
         shell_word(&script),

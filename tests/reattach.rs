@@ -742,6 +742,44 @@ fn under_max_sessions_1_a_stop_still_reaches_the_command() {
     assert_eq!(h.count("host1", is_reconnect), 0, "{}", h.story());
 }
 
+/// Under `MaxSessions 1`, what a supervised command prints as it cleans up after its stop is
+/// shown, once, as it is where the stop gets a channel of its own: the stop over a second
+/// connection leaves the command's files, which are then read there from the bytes received
+/// (stop 60 tester t96: `cleanup` and `cleaned` never shown, the README saying they are). A
+/// PTY command's terminal hangs up with its channel: nothing of it can be read after.
+#[test]
+fn under_max_sessions_1_a_clean_up_after_a_stop_is_shown() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    lab.reconfigure("host1", "MaxSessions 1");
+    let tmp = tempfile::tempdir().unwrap();
+    lab.set_env("host1", &[("TMPDIR", tmp.path().to_str().unwrap())]);
+    let command = "trap 'echo cleanup; sleep 1; echo cleaned >&2; exit 5' TERM; echo start; \
+                   sleep 77 & wait";
+    let out = support::tether::Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["run", "--timeout", "2s", "--hosts", "host1", "--", command])
+        .run();
+    out.status(1)
+        .stdout_contains("host1 | start\n")
+        .stdout_contains("host1 | cleanup\nhost1 ! cleaned\n")
+        .stdout_contains("(over a second connection: the server allows the command's own no other channel, sshd's MaxSessions)");
+    assert_eq!(
+        out.stdout.matches("host1 | cleanup").count(),
+        1,
+        "{}",
+        out.stdout
+    );
+    assert!(processes(&lab, "host1", "sleep 77").is_empty());
+    // Its files went at the run's end.
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).into_iter().flatten())
+        .map(|e| e.unwrap().file_name())
+        .filter(|name| !name.to_string_lossy().starts_with(".swept."))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
 /// A timeout that passes before the command's start marker arrived (here its login shell
 /// is slow; a timeout of a millisecond does the same): the command is claimed, so it never
 /// starts, and that is said. It ran to its end unseen, its files left, while tether said it

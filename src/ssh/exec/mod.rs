@@ -65,7 +65,7 @@ pub use outcome::{
 pub use preamble::Preamble;
 pub use run::{
     clean_supervised, resume, run, run_reporting, settle, stop_pty_group, stop_supervised,
-    stop_supervised_group, Lost, StopPatience,
+    stop_supervised_group, stop_supervised_keeping_files, Lost, StopPatience,
 };
 pub use standby::{close_standby, standby_left};
 pub use supervision::Supervision;

@@ -573,6 +573,23 @@ pub fn stop_supervised(
     )
 }
 
+/// [`stop_supervised`], keeping the command's files: what it printed while it stopped (a
+/// clean-up on SIGTERM) is there for [`resume`](super::resume) to read, once; they go as a
+/// read command's do.
+pub fn stop_supervised_keeping_files(
+    conn: &Connection,
+    id: &str,
+    patience: StopPatience,
+) -> Result<StopDone, StopFailed> {
+    run_stop(
+        conn,
+        &crate::ssh::supervisor::stop(&start_markers()),
+        id,
+        &["keep"],
+        patience,
+    )
+}
+
 /// Stops the PTY command whose exec's sh leads process group `group` on `conn` (see
 /// `pty_stop.rs`): SIGTERM, SIGKILL after [`crate::ssh::supervisor::STOP_GRACE`], unless the
 /// group's leader runs and is not that exec's sh (its command line lacks the frame key: a
@@ -1103,12 +1120,20 @@ fn follow_channel(
                 }
                 (None, None) => None,
             };
-            // Cut short with its connection: the command's streams are kept, to be followed
-            // to its end over a new connection while its stop is finished there.
-            if let (Some(Err(StopFailed { cut: true, .. })), Some(sup)) =
+            // Cut short with its connection, or refused a channel (sshd's `MaxSessions`): the
+            // command's streams are kept, to be followed to its end over a new connection
+            // while its stop is finished there, or after it is stopped over a second one.
+            if let (Some(Err(StopFailed { cut, refused, .. })), Some(sup)) =
                 (&stopped, sup.as_deref_mut())
             {
-                if streams.supervised() && streams.stdin_done && direct.is_none() {
+                if (*cut || *refused)
+                    && streams.supervised()
+                    && streams.stdin_done
+                    && direct.is_none()
+                {
+                    if *refused {
+                        close_now(conn, &mut channel);
+                    }
                     let e = e.with_stderr(streams.err.kept_stderr());
                     sup.streams = Some(streams);
                     return Err(e.with_stop(stopped.map(|r| RemoteStop::of(r, pty_group))));

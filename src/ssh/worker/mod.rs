@@ -696,10 +696,8 @@ impl WorkerState {
                 self.finish_stop(sent, command, &opts, s, done);
             }
             let refused = matches!(done.reached, exec::Reached::Nothing { refused: true, .. });
-            let aside = match (&sup, &done.pty_group) {
-                (Some(s), _) if refused => Some(self.stop_aside(|conn| {
-                    exec::stop_supervised(conn, &s.id, exec::StopPatience::usual())
-                })),
+            let aside = match (sup.as_mut(), &done.pty_group) {
+                (Some(s), _) if refused => Some(self.stop_aside_following(sent, &opts, s)),
                 // A PTY command's terminal hung up as its channel closed: a command that
                 // ignores SIGHUP outlives that (stop 40 tester t35).
                 (None, Some(group)) if refused => Some(self.stop_aside(|conn| {
@@ -746,7 +744,8 @@ impl WorkerState {
                     if let ExecError::Stopped(_, Some(done))
                     | ExecError::Deadline(_, Some(done), _) = e
                     {
-                        if done.signalled() && s.direct.is_none() {
+                        // (One stopped over a second connection is there already.)
+                        if done.signalled() && s.direct.is_none() && !self.read.contains(&s.id) {
                             self.read.push(s.id.clone());
                         }
                     }

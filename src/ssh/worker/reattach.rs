@@ -434,6 +434,47 @@ impl WorkerState {
         done
     }
 
+    /// [`stop_aside`](Self::stop_aside) for the supervised command `sent` (`sup`), whose
+    /// channel closed when its stop was refused one: its files are kept, and read on the second
+    /// connection from the bytes received, so that what it printed as it stopped (a clean-up on
+    /// SIGTERM) is shown, once, as where the stop has a channel of its own beside the command's
+    /// (stop 60 tester t96: under `MaxSessions 1` the clean-up's lines were never shown). The
+    /// files then go as a read command's do.
+    pub(super) fn stop_aside_following(
+        &mut self,
+        sent: &str,
+        opts: &ExecOptions,
+        sup: &mut Supervision,
+    ) -> Result<StopDone, exec::StopFailed> {
+        let conn = self.owner.connect_for(None).map_err(|e| {
+            exec::StopFailed::from(format!(
+                "stopping it failed (its connection's server refused it a channel, sshd's \
+                 MaxSessions, and a second connection failed: {})",
+                e.said_for(&self.owner.name)
+            ))
+        })?;
+        let done = exec::stop_supervised_keeping_files(&conn, &sup.id, exec::StopPatience::usual());
+        if done.is_ok() && sup.resumable() {
+            // The command has ended: its exec's sh passes on what is left and its status at
+            // once (within a second and the read's own start).
+            let rest = ExecOptions {
+                timeout: Some(Duration::from_secs(3)),
+                timeout_named: None,
+                stop: Stop::default(),
+                ..opts.clone()
+            };
+            let own = self.conn.replace(conn);
+            let _ = self.exec_once(sent, &rest, Some(sup));
+            if let Some(aside) = std::mem::replace(&mut self.conn, own) {
+                aside.disconnect();
+            }
+        } else {
+            conn.disconnect();
+        }
+        self.read.push(sup.id.clone());
+        done
+    }
+
     /// Stops the commands left running when re-attaching to them failed (see
     /// [`WorkerState::reattach`]), now that the host has a session; reports each. One that
     /// could not be stopped is tried again at the next contact, or, when this is the `last`

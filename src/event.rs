@@ -417,6 +417,9 @@ pub enum EventKind {
         why: String,
         /// What stopping did (`its process group was sent SIGTERM and ended`).
         how: String,
+        /// The command had ended, or never started, as the stop came: nothing was signalled
+        /// (`how` says which).
+        nothing_to_stop: bool,
     },
     /// A command left running (its connection lost past its re-attach bound, or its stop
     /// failed) could not be stopped before tether exits (see `ssh::worker`): where it runs and
@@ -756,7 +759,9 @@ impl EventKind {
                 m(error);
             }
             EventKind::Reattached { command, .. } | EventKind::Resent { command, .. } => m(command),
-            EventKind::RemoteStopped { command, why, how } => {
+            EventKind::RemoteStopped {
+                command, why, how, ..
+            } => {
                 m(command);
                 m(why);
                 m(how);

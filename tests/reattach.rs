@@ -516,9 +516,9 @@ fn past_the_bound_the_state_is_unknown_and_the_orphan_is_stopped_at_the_next_con
         let stopped: Vec<String> = h.events[mark..]
             .iter()
             .filter_map(|(_, e)| match &e.kind {
-                EventKind::RemoteStopped { command, why, how } => {
-                    Some(format!("{command} | {why} | {how}"))
-                }
+                EventKind::RemoteStopped {
+                    command, why, how, ..
+                } => Some(format!("{command} | {why} | {how}")),
                 _ => None,
             })
             .collect();

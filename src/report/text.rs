@@ -285,7 +285,20 @@ pub fn host_lines(look: Look, event: &Event) -> Option<Vec<(Lane, String)>> {
             command_text(&named(command)),
             format_duration(*took)
         )),
-        EventKind::RemoteStopped { command, why, how } => tether(format!(
+        // Nothing signalled: not said to be stopped (stop 60 tester t96: `stopped ... (its
+        // timeout passed): nothing of it was left running`, of a PTY command that had ended).
+        EventKind::RemoteStopped {
+            command,
+            why,
+            how,
+            nothing_to_stop: true,
+        } => tether(format!(
+            "`{}` needed no stop on the host ({why}): {how}",
+            command_text(&named(command))
+        )),
+        EventKind::RemoteStopped {
+            command, why, how, ..
+        } => tether(format!(
             "stopped `{}` on the host ({why}): {how}",
             command_text(&named(command))
         )),
@@ -834,6 +847,7 @@ mod tests {
                 command: long.clone(),
                 why: "Ctrl-C".into(),
                 how: "its process group was sent SIGTERM and ended".into(),
+                nothing_to_stop: false,
             },
         ];
         for kind in kinds {
@@ -844,6 +858,43 @@ mod tests {
                 text.contains(&format!("`echo {}…`", "x".repeat(115))),
                 "{text}"
             );
+        }
+    }
+
+    /// A stop that found the command ended (or never started) signalled nothing: the line does
+    /// not say it stopped it (stop 60 tester t96: `stopped ... (its timeout passed): nothing
+    /// of it was left running`, of a PTY command that had printed its last line and ended).
+    #[test]
+    fn a_stop_that_found_nothing_to_stop_is_not_said_to_have_stopped_it() {
+        use crate::event::{Event, EventKind};
+        use crate::ssh::exec::RemoteStop;
+        use crate::ssh::supervisor::StopDone;
+        for (done, nothing) in [
+            (StopDone::Term, false),
+            (StopDone::Kill, false),
+            (StopDone::Gone, true),
+            (StopDone::Never, true),
+        ] {
+            let stop = RemoteStop::of(Ok(done), None);
+            assert_eq!(stop.nothing_to_stop, nothing, "{done:?}");
+            let kind = EventKind::RemoteStopped {
+                command: "make".into(),
+                why: "its timeout passed".into(),
+                how: stop.how.clone(),
+                nothing_to_stop: stop.nothing_to_stop,
+            };
+            let lines = host_lines(plain_look(), &Event::now("web1".into(), kind)).unwrap();
+            let want = match nothing {
+                true => format!(
+                    "`make` needed no stop on the host (its timeout passed): {}",
+                    stop.how
+                ),
+                false => format!(
+                    "stopped `make` on the host (its timeout passed): {}",
+                    stop.how
+                ),
+            };
+            assert!(lines[0].1.ends_with(&want), "{done:?}: {}", lines[0].1);
         }
     }
 

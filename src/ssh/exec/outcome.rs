@@ -222,6 +222,8 @@ pub struct RemoteStop {
     pub how: String,
     /// How far the stop reached.
     pub reached: Reached,
+    /// The command had ended, or never started, as the stop came: nothing was signalled.
+    pub nothing_to_stop: bool,
     /// The process group of a PTY command, as its exec's sh said it: where a stop over
     /// another connection reaches it.
     /// (Boxed: it rides in every `ExecError`, which stays small.)
@@ -294,6 +296,7 @@ impl RemoteStop {
     /// What the stop `stop` (see `run::stop_supervised`) did, in words and how far it
     /// reached, of a command whose PTY process group is `pty_group` if it has one.
     pub fn of(stop: Result<StopDone, StopFailed>, pty_group: Option<Box<PtyGroup>>) -> RemoteStop {
+        let nothing_to_stop = matches!(stop, Ok(StopDone::Gone | StopDone::Never));
         let (how, reached) = match stop {
             Ok(done @ StopDone::Others { .. }) => (done.words(STOP_GRACE), Reached::NotOthers),
             Ok(done) => (done.words(STOP_GRACE), Reached::All),
@@ -309,6 +312,7 @@ impl RemoteStop {
         RemoteStop {
             how,
             reached,
+            nothing_to_stop,
             pty_group,
         }
     }

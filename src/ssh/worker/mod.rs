@@ -1033,6 +1033,7 @@ impl WorkerState {
             command: command.to_string(),
             why,
             how: done.how.clone(),
+            nothing_to_stop: done.nothing_to_stop,
         });
     }
 

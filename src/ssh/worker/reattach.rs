@@ -401,6 +401,7 @@ impl WorkerState {
                     command: command.to_string(),
                     why: why.into(),
                     how: how.clone(),
+                    nothing_to_stop: matches!(done, StopDone::Gone | StopDone::Never),
                 });
                 how
             }
@@ -524,6 +525,7 @@ impl WorkerState {
                                 "{}{unshown}",
                                 done.words(crate::ssh::supervisor::STOP_GRACE)
                             ),
+                            nothing_to_stop: done == StopDone::Never,
                         }),
                     }
                 }

@@ -135,13 +135,22 @@ struct File {
     sightings: Vec<Sighting>,
 }
 
-/// A file as read: its entries one by one (see [`read`]).
+/// A file as read: its entries one by one (see [`read`]). A list that is `null` is empty, not
+/// a reason to drop the whole file, every server's limits with it (stop 60 tester t96:
+/// `"sightings": null`).
 #[derive(Debug, Deserialize)]
 struct RawFile {
     version: u32,
+    #[serde(default, deserialize_with = "null_as_empty")]
     entries: Vec<serde_json::Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     sightings: Vec<serde_json::Value>,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<serde_json::Value>, D::Error> {
+    Ok(Option::<Vec<serde_json::Value>>::deserialize(d)?.unwrap_or_default())
 }
 
 const VERSION: u32 = 2;
@@ -801,6 +810,33 @@ mod tests {
         let (again, _) = LimitCache::load(path);
         assert_eq!(again.get(&root).unwrap().limit, Duration::from_secs(9));
         assert_eq!(again.get(&other).unwrap().limit, Duration::from_secs(4));
+    }
+
+    /// A list that is `null` is an empty one: the file's other entries are kept.
+    #[test]
+    fn a_null_list_is_empty_and_the_rest_of_the_file_is_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join(FILE);
+        let now = now_secs();
+        let entry = format!(
+            r#"{{"host": "127.0.0.1", "port": 1, "host_key": "SHA256:abc", "user": "deploy", "idle_limit_ms": 3000, "source": "sshd_config", "learned_at": {now}}}"#
+        );
+        fs::write(
+            &path,
+            format!(r#"{{"version": {VERSION}, "entries": [{entry}], "sightings": null}}"#),
+        )
+        .unwrap();
+        let (cache, note) = LimitCache::load(path.clone());
+        assert_eq!(note, None);
+        assert_eq!(cache.get(&key(1)).unwrap().limit, Duration::from_secs(3));
+        fs::write(
+            &path,
+            format!(r#"{{"version": {VERSION}, "entries": null, "sightings": []}}"#),
+        )
+        .unwrap();
+        let (cache, note) = LimitCache::load(path);
+        assert_eq!(note, None);
+        assert_eq!(cache.get(&key(1)), None);
     }
 
     /// A version 1 file (before sightings) held an `idle_death` entry after one death: it is

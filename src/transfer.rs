@@ -372,7 +372,8 @@ const ENTER: &str = "P=$(cd -P -- \"${p%??}\" && pwd -P && echo x) || exit 1; P=
 /// The first command of an upload: stdin into a private (0600) file `f` in a private (0700)
 /// directory beside `remote` ([`temp_stem`] and the suffix `tmp`, see [`upload_suffix`]: made
 /// new by `mkdir`, which follows no link; see [`ENTER`]), refused when `remote` is a directory
-/// (mv would put the file inside it). A connection lost mid-transfer ends `cat` with EOF, not
+/// (mv would put the file inside it), or when its directory cannot be written in, with the
+/// system's reason (the words after mkdir's last `: `, such as `Read-only file system`). A connection lost mid-transfer ends `cat` with EOF, not
 /// an error: the size is checked here (`size`: what will be sent), and a short file removed,
 /// so the remote shell cleans up after a cut connection. Temporary directories (and files,
 /// as tether named them before) of the same destination left by earlier runs, with nothing in
@@ -385,9 +386,10 @@ pub fn receive_script(remote: &str, tmp: &str, size: u64) -> String {
          b=${{t##*/}}; if [ ${{#b}} -gt 255 ]; then echo \"upload: the name of $d is too long for \
          the temporary file beside it (${{#b}} bytes with its {n}-byte suffix; a name has 255 at \
          most): shorten it\" >&2; exit 1; fi; \
-         if [ ! -w \"${{p%??}}\" ]; then echo \"upload: cannot write in the directory of $d (the file \
-         is written beside it and moved into place, so its directory must be writable)\" >&2; \
-         exit 1; fi; \
+         if [ ! -w \"${{p%??}}\" ]; then w=$( (umask 077 && mkdir -- \"$t\") 2>&1) && \
+         {{ rmdir -- \"$t\"; w='not writable'; }}; echo \"upload: cannot write in the directory of \
+         $d: ${{w##*: }} (the file is written beside it and moved into place, so its directory \
+         must be writable)\" >&2; exit 1; fi; \
          for f in {stem}.tether-upload.*; do r=${{f##*.tether-upload.}}; case $r in \
          \"\"|.*|*.|*..*|*[!0-9a-f.]*|*.*.*.*) continue;; *.*) ;; *) continue;; esac; \
          if [ ! -h \"$f\" ] && [ \"$f\" != \"$t\" ] && {{ [ -f \"$f\" ] || [ -d \"$f\" ]; }} && \

@@ -240,6 +240,30 @@ task("dir", || { on("db", |host| { upload("a.txt", "/srv/adir"); }); });"#,
     assert!(left.is_empty(), "{left:?}");
 }
 
+/// A directory that cannot be written in is said with the system's reason: a read-only
+/// filesystem is not a matter of permissions (stop 61 tester t97: `cannot write in the
+/// directory of /srv/ro/sec (...)` for a read-only tmpfs, as if the user lacked the right;
+/// scp says `Read-only file system`).
+#[test]
+fn an_upload_into_a_read_only_filesystem_says_so() {
+    let lab = lab(&["db1"]);
+    std::fs::create_dir_all(lab.host("db1").root_dir.join("ro")).unwrap();
+    lab.in_host_namespace(
+        "db1",
+        &["mount", "-t", "tmpfs", "-o", "ro", "tmpfs", "/srv/ro"],
+    );
+    let r = lab_recipe(
+        &lab,
+        "upload-read-only",
+        r#"task("up", || { on("db", |host| { upload("a.txt", "/srv/ro/a.txt"); }); });"#,
+    );
+    r.write("a.txt", "new\n");
+    r.tether().args(&["up"]).run().status(1).stdout_contains(
+        "upload: cannot write in the directory of /srv/ro/a.txt: Read-only file system (the \
+             file is written beside it and moved into place, so its directory must be writable)",
+    );
+}
+
 /// A destination longer than a path, or with a name longer than one, is refused before
 /// anything is made (stop 44 tester t54: a 5 KB path of 25 directories was made by `mkdir -p`,
 /// left, and said as a directory that could not be written in).
@@ -914,7 +938,7 @@ fn an_upload_that_cannot_write_beside_its_destination_says_why() {
         .args(&["up"])
         .run()
         .status(1)
-        .stderr_contains("upload: cannot write in the directory of /srv/locked/f (the file is written beside it and moved into place");
+        .stderr_contains("upload: cannot write in the directory of /srv/locked/f: Permission denied (the file is written beside it and moved into place");
     assert_eq!(std::fs::read_to_string(locked.join("f")).unwrap(), "old\n");
 }
 

@@ -398,8 +398,9 @@ impl Lab {
         }
     }
 
-    /// Runs `command` in that host's mount namespace (`nsenter`); panics where it fails.
-    fn in_host_namespace(&self, name: &str, command: &[&str]) {
+    /// Runs `command` in that host's mount namespace (`nsenter`: a mount there is the host's
+    /// alone); panics where it fails.
+    pub fn in_host_namespace(&self, name: &str, command: &[&str]) {
         let out = Command::new("nsenter")
             .arg("-t")
             .arg(self.host(name).pid.to_string())

@@ -755,10 +755,7 @@ fn under_max_sessions_1_a_clean_up_after_a_stop_is_shown() {
     lab.set_env("host1", &[("TMPDIR", tmp.path().to_str().unwrap())]);
     let command = "trap 'echo cleanup; sleep 1; echo cleaned >&2; exit 5' TERM; echo start; \
                    sleep 77 & wait";
-    let out = support::tether::Tether::new()
-        .ssh_config(&lab.ssh_config())
-        .args(&["run", "--timeout", "2s", "--hosts", "host1", "--", command])
-        .run();
+    let out = support::tether::run_with_timeout(&lab.ssh_config(), "2s", "host1", command);
     out.status(1)
         .stdout_contains("host1 | start\n")
         .stdout_contains("host1 | cleanup\nhost1 ! cleaned\n")
@@ -771,12 +768,7 @@ fn under_max_sessions_1_a_clean_up_after_a_stop_is_shown() {
     );
     assert!(processes(&lab, "host1", "sleep 77").is_empty());
     // Its files went at the run's end.
-    let left: Vec<_> = std::fs::read_dir(tmp.path())
-        .unwrap()
-        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).into_iter().flatten())
-        .map(|e| e.unwrap().file_name())
-        .filter(|name| !name.to_string_lossy().starts_with(".swept."))
-        .collect();
+    let left = support::lab::supervisor_files_left(tmp.path());
     assert!(left.is_empty(), "{left:?}");
 }
 

@@ -763,10 +763,7 @@ fn a_clean_up_after_a_stop_is_shown_from_a_slow_host() {
     }
     let command = "trap 'echo cleanup >&2; sleep 0.3; echo cleaned >&2; exit 3' TERM; \
                    echo start; sleep 30 & wait";
-    let out = support::tether::Tether::new()
-        .ssh_config(&lab.ssh_config())
-        .args(&["run", "--timeout", "2s", "--hosts", "host1", "--", command])
-        .run();
+    let out = support::tether::run_with_timeout(&lab.ssh_config(), "2s", "host1", command);
     out.status(1)
         .stdout_contains("host1 | start\n")
         .stdout_contains("host1 ! cleanup\nhost1 ! cleaned\n")
@@ -1051,11 +1048,7 @@ fn a_host_without_a_program_the_supervisor_runs_is_said_naming_it() {
             .stdout_lacks("failed (the filesystem");
         let ran = std::fs::read_to_string(&marker).unwrap();
         assert_eq!(ran, "ran\n".repeat(n + 1), "{missing:?}");
-        let left: Vec<_> = std::fs::read_dir(tmp.path())
-            .unwrap()
-            .flat_map(|d| std::fs::read_dir(d.unwrap().path()).into_iter().flatten())
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let left = support::lab::supervisor_files_left(tmp.path());
         assert!(left.is_empty(), "{missing:?}: {left:?}");
     }
 }
@@ -1113,11 +1106,6 @@ fn the_users_programs_named_as_the_supervisors_do_not_carry_its_work() {
     }
     // The files were removed at the run's end by the real `rm` (the day's sweep leaves its
     // mark).
-    let left: Vec<_> = std::fs::read_dir(tmp.path())
-        .unwrap()
-        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).into_iter().flatten())
-        .map(|e| e.unwrap().file_name())
-        .filter(|name| !name.to_string_lossy().starts_with(".swept."))
-        .collect();
+    let left = support::lab::supervisor_files_left(tmp.path());
     assert!(left.is_empty(), "{left:?}");
 }

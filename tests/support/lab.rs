@@ -720,6 +720,26 @@ fn cmdline(pid: u32) -> Option<String> {
     Some(String::from_utf8_lossy(&raw).replace('\0', " "))
 }
 
+/// The files tether's supervisor left in the private directories under `tmp` (a host's
+/// `TMPDIR`), the day's sweep mark (`.swept.DAY`) aside.
+pub fn supervisor_files_left(tmp: &Path) -> Vec<String> {
+    fs::read_dir(tmp)
+        .expect("the host's TMPDIR")
+        .flat_map(|d| {
+            fs::read_dir(d.expect("an entry").path())
+                .into_iter()
+                .flatten()
+        })
+        .map(|e| {
+            e.expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| !name.starts_with(".swept."))
+        .collect()
+}
+
 /// `/usr/bin/P` and `/bin/P` for each of `programs`, once each where `/bin` is `/usr/bin`.
 fn program_paths(programs: &[&str]) -> Vec<String> {
     let mut paths: Vec<String> = Vec::new();

@@ -89,6 +89,14 @@ pub fn text(out: &std::process::Output) -> String {
     )
 }
 
+/// `tether run --timeout TIMEOUT --hosts HOST -- COMMAND` under the ssh config `config`.
+pub fn run_with_timeout(config: &Path, timeout: &str, host: &str, command: &str) -> Output {
+    Tether::new()
+        .ssh_config(config)
+        .args(&["run", "--timeout", timeout, "--hosts", host, "--", command])
+        .run()
+}
+
 impl Default for Tether {
     fn default() -> Self {
         Self::new()

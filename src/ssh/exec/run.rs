@@ -564,13 +564,7 @@ pub fn stop_supervised(
     id: &str,
     patience: StopPatience,
 ) -> Result<StopDone, StopFailed> {
-    run_stop(
-        conn,
-        &crate::ssh::supervisor::stop(&start_markers()),
-        id,
-        &[],
-        patience,
-    )
+    stop_by_id(conn, id, patience, &[])
 }
 
 /// [`stop_supervised`], keeping the command's files: what it printed while it stopped (a
@@ -581,11 +575,21 @@ pub fn stop_supervised_keeping_files(
     id: &str,
     patience: StopPatience,
 ) -> Result<StopDone, StopFailed> {
+    stop_by_id(conn, id, patience, &["keep"])
+}
+
+/// `supervisor::stop` of the command `id`, with `more` arguments after the grace period.
+fn stop_by_id(
+    conn: &Connection,
+    id: &str,
+    patience: StopPatience,
+    more: &[&str],
+) -> Result<StopDone, StopFailed> {
     run_stop(
         conn,
         &crate::ssh::supervisor::stop(&start_markers()),
         id,
-        &["keep"],
+        more,
         patience,
     )
 }

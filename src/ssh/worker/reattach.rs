@@ -423,16 +423,21 @@ impl WorkerState {
         &self,
         stop: impl FnOnce(&crate::ssh::connect::Connection) -> Result<StopDone, exec::StopFailed>,
     ) -> Result<StopDone, exec::StopFailed> {
-        let conn = self.owner.connect_for(None).map_err(|e| {
+        let conn = self.connect_aside()?;
+        let done = stop(&conn);
+        conn.disconnect();
+        done
+    }
+
+    /// A second connection for a stop its connection's server refused a channel.
+    fn connect_aside(&self) -> Result<crate::ssh::connect::Connection, exec::StopFailed> {
+        self.owner.connect_for(None).map_err(|e| {
             exec::StopFailed::from(format!(
                 "stopping it failed (its connection's server refused it a channel, sshd's \
                  MaxSessions, and a second connection failed: {})",
                 e.said_for(&self.owner.name)
             ))
-        })?;
-        let done = stop(&conn);
-        conn.disconnect();
-        done
+        })
     }
 
     /// [`stop_aside`](Self::stop_aside) for the supervised command `sent` (`sup`), whose
@@ -447,13 +452,7 @@ impl WorkerState {
         opts: &ExecOptions,
         sup: &mut Supervision,
     ) -> Result<StopDone, exec::StopFailed> {
-        let conn = self.owner.connect_for(None).map_err(|e| {
-            exec::StopFailed::from(format!(
-                "stopping it failed (its connection's server refused it a channel, sshd's \
-                 MaxSessions, and a second connection failed: {})",
-                e.said_for(&self.owner.name)
-            ))
-        })?;
+        let conn = self.connect_aside()?;
         let done = exec::stop_supervised_keeping_files(&conn, &sup.id, exec::StopPatience::usual());
         if done.is_ok() && sup.resumable() {
             // The command has ended: its exec's sh passes on what is left and its status at

@@ -85,7 +85,7 @@ pub(super) fn boot(pty: bool, supervised: Option<Supervised>) -> String {
 /// programs found in `supervisor::SYSTEM_PATH` first.
 pub(super) fn wrap_script(script: &str, key: &Key, args: &[&str]) -> String {
     let script = format!(
-        "_tether_key=$1; shift; PATH={}:$PATH; {script}",
+        "_tether_key=$1; shift; PATH={}${{PATH:+:$PATH}}; {script}",
         crate::ssh::supervisor::SYSTEM_PATH
     );
     let mut out = format!(

@@ -26,7 +26,8 @@
 //! `Drop` (SIGKILL, Ctrl-C), a watcher stops the lab within a second, and the
 //! next `Lab` started on this machine removes the stale directory.
 //!
-//! Needs root, `/usr/sbin/sshd`, `ssh-keygen`, `unshare`, `ss`.
+//! Needs root, `/usr/sbin/sshd`, `ssh-keygen`, `unshare`, `ss`; `nsenter` to hide or replace a
+//! host's programs in its mount namespace (see [`Lab::hide_programs`]).
 
 use std::collections::HashMap;
 use std::ffi::OsString;

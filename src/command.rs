@@ -1,6 +1,23 @@
 //! The command model: a shell command plus the context it runs in (directory, environment,
 //! user), rendered as one POSIX shell string with correct quoting.
 
+/// Where tether's own scripts on a host (the supervisor, a re-attach, a stop, the clean-up,
+/// a transfer, the reading of sshd's config) look for their programs (`dd`, `cat`, `mv`,
+/// `sha256sum`, `sudo` ...) before the login shell's `PATH`: a program of the user's of the
+/// same name first in `PATH` (a `~/bin/cat` that is `bat`, an `rm` that moves files to a
+/// trash, a broken one) does not carry a command's output, its files, its stop or a transfer
+/// (stop 60 tester t96: a `cat` that copied nothing lost a command's output and the run said
+/// `ok`; stop 61 tester t98: a `cat` that adds a line made an upload "stopped short: 200033
+/// of 200000 bytes"). The user's command itself runs with the login shell's `PATH`, as ssh
+/// runs it.
+pub const SYSTEM_PATH: &str = "/usr/bin:/bin";
+
+/// The sh words that put [`SYSTEM_PATH`] before `PATH` for the rest of a script of tether's
+/// own (no trailing colon, the current directory, where `PATH` is empty).
+pub fn system_programs_first() -> String {
+    format!("PATH={SYSTEM_PATH}${{PATH:+:$PATH}}; ")
+}
+
 /// Quotes `s` for a POSIX shell: unchanged when it is made only of safe characters, else in
 /// single quotes with embedded single quotes as `'\''`.
 pub fn quote(s: &str) -> String {

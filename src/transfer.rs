@@ -20,7 +20,7 @@ use std::sync::OnceLock;
 
 use sha2::Digest as _;
 
-use crate::command::quote;
+use crate::command::{quote, system_programs_first};
 
 /// How many bytes went through, and their SHA-256 (lowercase hex).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -380,7 +380,7 @@ const ENTER: &str = "P=$(cd -P -- \"${p%??}\" && pwd -P && echo x) || exit 1; P=
 /// them changed for [`STALE_MINUTES`], are removed first.
 pub fn receive_script(remote: &str, tmp: &str, size: u64) -> String {
     format!(
-        "d={dest}; t={stem}{tmp}; p=$(dirname -- \"$d\"; echo x); {make_dir}\
+        "{path}d={dest}; t={stem}{tmp}; p=$(dirname -- \"$d\"; echo x); {make_dir}\
          {not_link}is_link \"$d\" && exit 1; if [ -d \"$d\" ]; then echo \"upload: $d is a directory (mv would put the file inside \
          it): give the file's own path\" >&2; exit 1; fi; {special}\
          b=${{t##*/}}; if [ ${{#b}} -gt 255 ]; then echo \"upload: the name of $d is too long for \
@@ -398,6 +398,7 @@ pub fn receive_script(remote: &str, tmp: &str, size: u64) -> String {
          (umask 077 && set -C && cat > f) || {{ gone; exit 1; }}; \
          n=$(wc -c < f) || {{ gone; exit 1; }}; if [ \"$n\" -ne {size} ]; then gone; \
          echo \"upload stopped short: $n of {size} bytes arrived\" >&2; exit 1; fi",
+        path = system_programs_first(),
         dest = remote_word(remote),
         stem = temp_stem(remote),
         n = tmp.len(),
@@ -437,7 +438,7 @@ const MAKE_DIR: &str = "mkdir -p -- \"${p%??}\" 2>/dev/null || { q=${p%??}; \
 pub fn place_script(remote: &str, tmp: &str, sent: &Digest, mode: u32) -> String {
     let (size, sum) = (sent.bytes, &sent.sha256);
     format!(
-        "d={dest}; t={stem}{tmp}; p=$(dirname -- \"$d\"; echo x); {special}{not_link}{enter}\
+        "{path}d={dest}; t={stem}{tmp}; p=$(dirname -- \"$d\"; echo x); {special}{not_link}{enter}\
          if [ ! -f f ] || [ -h f ]; then gone; echo \"upload: the file that arrived is gone from \
          $T: nothing was replaced\" >&2; exit 1; fi; \
          n=$(wc -c < f) || {{ gone; exit 1; }}; if [ \"$n\" -ne {size} ]; then \
@@ -454,6 +455,7 @@ pub fn place_script(remote: &str, tmp: &str, sent: &Digest, mode: u32) -> String
          chown -- \"$3:$4\" f 2>/dev/null || {{ gone; echo \"upload: $d belongs to $3:$4 \
          (uid:gid), which the new file cannot be given (chown refused): nothing was replaced\" >&2; exit 1; }}; fi; \
          chmod {mode:04o} -- f && mv -Tf -- f \"$D\" || {{ gone; exit 1; }}; cd / && rmdir -- \"$T\" 2>/dev/null; true",
+        path = system_programs_first(),
         dest = remote_word(remote),
         stem = temp_stem(remote),
         special = NOT_SPECIAL,
@@ -467,7 +469,8 @@ pub fn place_script(remote: &str, tmp: &str, sent: &Digest, mode: u32) -> String
 /// not what it leads to.
 pub fn cleanup_script(remote: &str, tmp: &str) -> String {
     format!(
-        "d={}; rm -rf -- {}{tmp}",
+        "{}d={}; rm -rf -- {}{tmp}",
+        system_programs_first(),
         remote_word(remote),
         temp_stem(remote)
     )
@@ -478,8 +481,9 @@ pub fn cleanup_script(remote: &str, tmp: &str) -> String {
 /// FIFO block), is refused before any byte is sent, as scp refuses them.
 pub fn fetch_script(remote: &str) -> String {
     format!(
-        "f={f}; if [ -d \"$f\" ]; then echo \"download: $f is a directory: name a file\" >&2; \
+        "{path}f={f}; if [ -d \"$f\" ]; then echo \"download: $f is a directory: name a file\" >&2; \
          exit 1; fi; {regular} cat -- \"$f\"",
+        path = system_programs_first(),
         f = remote_word(remote),
         regular = REFUSE_NOT_REGULAR,
     )
@@ -495,10 +499,11 @@ const REFUSE_NOT_REGULAR: &str = "if [ -e \"$f\" ] && [ ! -f \"$f\" ]; then \
 /// `rwxrwxrwx`; `SHA256` `-` when the host has neither `sha256sum` nor `shasum`).
 pub fn measure_script(remote: &str) -> String {
     format!(
-        "f={f}; {regular} n=$(wc -c < \"$f\") || exit 1; m=$(ls -ldL -- \"$f\") || exit 1; \
+        "{path}f={f}; {regular} n=$(wc -c < \"$f\") || exit 1; m=$(ls -ldL -- \"$f\") || exit 1; \
          if command -v sha256sum >/dev/null 2>&1; then s=$(sha256sum < \"$f\"); \
          elif command -v shasum >/dev/null 2>&1; then s=$(shasum -a 256 < \"$f\"); else s=-; fi; \
          echo \"$n ${{m%% *}} ${{s%% *}}\"",
+        path = system_programs_first(),
         f = remote_word(remote),
         regular = REFUSE_NOT_REGULAR,
     )

@@ -240,6 +240,56 @@ task("dir", || { on("db", |host| { upload("a.txt", "/srv/adir"); }); });"#,
     assert!(left.is_empty(), "{left:?}");
 }
 
+/// Programs of the user's first in the login shell's `PATH` with the names of those a transfer
+/// runs do not carry it: tether's scripts find theirs in /usr/bin and /bin first (stop 61
+/// tester t98: a `cat` that adds a footer line, as a bat-like `~/bin/cat` does, made an
+/// upload "stopped short: 200033 of 200000 bytes arrived" and a download fail alike; a
+/// `mkdir` that failed failed the upload with no reason). Every one here misbehaves: `cat`
+/// adds a line, `wc` counts 0, `sha256sum` says another sum, `mkdir`, `mv` and `chmod` fail.
+#[test]
+fn the_users_programs_named_as_a_transfers_do_not_carry_it() {
+    let lab = lab(&["db1"]);
+    let stubs = lab.dir().join("transfer-stubs");
+    std::fs::create_dir_all(&stubs).unwrap();
+    for (program, body) in [
+        ("cat", "/usr/bin/cat \"$@\"; echo footer"),
+        ("wc", "echo 0"),
+        ("sha256sum", "echo 0000  -"),
+        ("mkdir", "echo junk; exit 3"),
+        ("mv", "exit 1"),
+        ("chmod", "exit 1"),
+        ("ls", "exit 1"),
+    ] {
+        let stub = stubs.join(program);
+        std::fs::write(&stub, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", stubs.display());
+    lab.set_env("db1", &[("PATH", &path)]);
+    let r = lab_recipe(
+        &lab,
+        "transfer-path",
+        r#"task("up", || { on("db", |host| {
+    upload("data.bin", "/srv/up/new/data.bin");
+    download("/srv/up/new/data.bin", "back/data.bin");
+    run("cat /srv/up/new/data.bin >/dev/null; echo \"$PATH\"");
+}); });"#,
+    );
+    let data: String = (0..20_000).map(|i| format!("{i:09}\n")).collect();
+    r.write("data.bin", &data);
+    let out = r.tether().args(&["up"]).run();
+    out.status(0).stdout_contains(&format!("db1  | {path}"));
+    let root = &lab.host("db1").root_dir;
+    assert_eq!(
+        std::fs::read_to_string(root.join("up/new/data.bin")).unwrap(),
+        data
+    );
+    assert_eq!(
+        std::fs::read_to_string(r.path("back/data.bin")).unwrap(),
+        data
+    );
+}
+
 /// A directory that cannot be written in is said with the system's reason: a read-only
 /// filesystem is not a matter of permissions (stop 61 tester t97: `cannot write in the
 /// directory of /srv/ro/sec (...)` for a read-only tmpfs, as if the user lacked the right;
@@ -1238,7 +1288,8 @@ task("down", || { on("db", |host| { download("/srv/a.txt", fetch("to")); }); });
 /// name beforehand (to a FIFO another user reads) fails that upload, where `set -C` had
 /// followed it and written the secret into the FIFO; the private directory renamed away and a
 /// link to another's directory put in its place while the upload is checked, given its owner
-/// or its mode (a program of that name first on PATH stands in for the race being won)
+/// or its mode (the host's program of that name, replaced in its mount namespace, stands in
+/// for the race being won)
 /// changes nothing of the link's target (a root-only 0600 file): the upload goes on in its
 /// own directory and places what was sent.
 #[test]
@@ -1252,33 +1303,22 @@ fn an_upload_into_a_directory_others_may_write_follows_no_name_they_change() {
     std::fs::set_permissions(&app, std::fs::Permissions::from_mode(0o777)).unwrap();
     let conf = app.join("config.yml");
     let victim = srv.join("victim.txt");
-    let bin = srv.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
     let r = lab_recipe(
         &lab,
         "upload-swap",
-        "task(\"up\", || { on(\"db\", |host| { with_env(#{ PATH: \"/srv/bin:/usr/bin:/bin\" }, \
-         || upload(\"config.yml\", \"/srv/app/config.yml\")); }); });\n\
-         task(\"twice\", || { on(\"db\", |host| { with_env(#{ PATH: \"/srv/bin:/usr/bin:/bin\" }, \
-         || upload(\"config.yml\", \"/srv/app/config.yml\")); upload(\"config.yml\", \"/srv/app/config.yml\"); }); });\n",
+        "task(\"up\", || { on(\"db\", |host| { upload(\"config.yml\", \"/srv/app/config.yml\"); }); });\n\
+         task(\"twice\", || { on(\"db\", |host| { upload(\"config.yml\", \"/srv/app/config.yml\"); \
+         upload(\"config.yml\", \"/srv/app/config.yml\"); }); });\n",
     );
     r.write("config.yml", "new: TOPSECRET\n");
+    // The host's `program` runs `body` first (one program at a time).
+    let replaced = std::cell::RefCell::new(Vec::<String>::new());
     let wrap = |program: &str, body: &str| {
-        for old in std::fs::read_dir(&bin).unwrap() {
-            std::fs::remove_file(old.unwrap().path()).unwrap();
+        for old in replaced.borrow_mut().drain(..) {
+            lab.show_programs("db1", &[&old]);
         }
-        let real = ["/usr/bin", "/bin"]
-            .iter()
-            .map(|d| Path::new(d).join(program))
-            .find(|p| p.exists())
-            .unwrap();
-        let wrapper = bin.join(program);
-        std::fs::write(
-            &wrapper,
-            format!("#!/bin/sh\n{body}\nexec {} \"$@\"\n", real.display()),
-        )
-        .unwrap();
-        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        lab.replace_program("db1", program, &format!("{body}\nexec \"$REAL\" \"$@\""));
+        replaced.borrow_mut().push(program.to_string());
     };
     let reset = || {
         std::fs::write(&conf, "old: 1\n").unwrap();
@@ -1298,10 +1338,18 @@ fn an_upload_into_a_directory_others_may_write_follows_no_name_they_change() {
     // Swapped while it is checked or placed.
     for program in ["sha256sum", "chown", "chmod", "wc"] {
         reset();
+        // The supervisor's own `chmod` (of its private directory, as each exec starts) is let
+        // be: the upload's is `chmod MODE -- f`.
+        let only = match program {
+            "chmod" => "[ \"$2 $3\" = \"-- f\" ] && ",
+            _ => "",
+        };
         wrap(
             program,
-            "for t in /srv/app/config.yml.tether-upload.*; do [ -d \"$t\" ] && ! [ -h \"$t\" ] || continue; \
-             mv \"$t\" \"$t.away\"; mkdir -p /srv/evil; ln -sf /srv/victim.txt /srv/evil/f; ln -s /srv/evil \"$t\"; done",
+            &format!(
+                "{only}for t in /srv/app/config.yml.tether-upload.*; do [ -d \"$t\" ] && ! [ -h \"$t\" ] || continue; \
+                 mv \"$t\" \"$t.away\"; mkdir -p /srv/evil; ln -sf /srv/victim.txt /srv/evil/f; ln -s /srv/evil \"$t\"; done"
+            ),
         );
         // Swapped before the second command entered it (`wc` runs in the first): that
         // command refuses, replacing nothing; swapped after, the upload goes on in its own

@@ -20,7 +20,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::sshd::probe::{config_from_cmdline, parse_discovery, Discovery, DISCOVER, DUMP};
+use crate::sshd::probe::{config_from_cmdline, discover, dump, parse_discovery, Discovery};
 use crate::sshd::settings::{parse_config_dump, parse_sshd_t, settings_lines, ServerSettings};
 use rules::{assess, level_word, Finding, Level};
 
@@ -341,10 +341,7 @@ fn gather(
         .collect();
 
     // 1. Which sshd serves us, with which config, as whom.
-    let step1: Vec<(String, String)> = names
-        .iter()
-        .map(|n| (n.clone(), DISCOVER.to_string()))
-        .collect();
+    let step1: Vec<(String, String)> = names.iter().map(|n| (n.clone(), discover())).collect();
     let mut found: BTreeMap<String, (Discovery, String)> = BTreeMap::new();
     for (r, report) in fleet.exec(&step1, how).iter().zip(reports.iter_mut()) {
         match output_text(r) {
@@ -434,7 +431,7 @@ fn gather(
                     .push("not root, so no sshd -T; reading the config files".into());
             }
         }
-        need_files.push((host.clone(), format!("{DUMP}dump {} 0", quote(config))));
+        need_files.push((host.clone(), format!("{}dump {} 0", dump(), quote(config))));
     }
 
     // 3. Otherwise: the config files, parsed here.

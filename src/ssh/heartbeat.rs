@@ -22,7 +22,7 @@ use super::tcp_ack;
 use crate::command::quote;
 pub use crate::event::Beat;
 use crate::event::Stream;
-use crate::sshd::probe::{config_from_cmdline, parse_discovery, DISCOVER, DUMP};
+use crate::sshd::probe::{config_from_cmdline, discover, dump, parse_discovery};
 use crate::sshd::settings::{needs_open_channel, unused_connection_timeout};
 
 /// The shortest interval of [`Beat::Keepalive`]: libssh2 sends a keepalive at most every 2 s
@@ -159,7 +159,7 @@ pub fn read_limits(conn: &Connection, timeout: Duration) -> Result<(Limits, Dura
     };
     // The round trip first, under the heartbeat's own deadline, as every heartbeat proves it.
     let rtt = channel(conn, timeout)?;
-    let found = quiet(conn, DISCOVER, &opts)?;
+    let found = quiet(conn, &discover(), &opts)?;
     let Some(found) = found else {
         return Ok((Limits::UNKNOWN, rtt));
     };
@@ -169,7 +169,7 @@ pub fn read_limits(conn: &Connection, timeout: Duration) -> Result<(Limits, Dura
         (None, _) => return Ok((Limits::UNKNOWN, rtt)),
         (Some(_), config) => config.unwrap_or_else(|| "/etc/ssh/sshd_config".into()),
     };
-    let Some(dump) = quiet(conn, &format!("{DUMP}dump {} 0", quote(&config)), &opts)? else {
+    let Some(dump) = quiet(conn, &format!("{}dump {} 0", dump(), quote(&config)), &opts)? else {
         return Ok((Limits::UNKNOWN, rtt));
     };
     let limits = match needs_open_channel(&d.cmdline, &dump) {

@@ -41,6 +41,8 @@
 //! cannot stop a command left running.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::command::SYSTEM_PATH;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The frame the supervisor writes on stderr during a silent stretch (stripped by tether),
@@ -331,15 +333,6 @@ pub fn boot(start: &str, read: &str) -> String {
 /// program was said to have failed, and without `rm` every command's files stayed).
 /// `command -v` walks `PATH` in the exec's sh: no program started.
 pub const PROGRAMS: &str = "mkdir chmod rm dd wc head cat sleep";
-
-/// Where the exec's sh looks for [`PROGRAMS`] (and every other program of tether's own
-/// scripts: `sudo` for a stop, `find` for the day's sweep) before the login shell's `PATH`:
-/// a program of the user's of the same name first in `PATH` (a `~/bin/cat` that is `bat`, an
-/// `rm` that moves files to a trash, a broken one) does not carry the command's output, its
-/// files or its stop (stop 60 tester t96: a `cat` that copied nothing lost a command's output
-/// and the run said `ok`; one that hung had the connection taken for lost every 15 s). The
-/// command itself runs with the login shell's `PATH`, as ssh runs it.
-pub const SYSTEM_PATH: &str = "/usr/bin:/bin";
 
 /// The exec's sh of a resume: `$1` the command's id, `$2` and `$3` the bytes of stdout and
 /// stderr tether has, the frame key in `$_tether_key`; `start` prints the start markers. A

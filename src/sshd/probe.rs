@@ -15,7 +15,7 @@ pub const RS: char = '\u{1e}';
 /// at each step it started 11 programs on a lab host (sshd 9.2), 4 now. `read` drops the NULs
 /// between the words of a command line (dash and bash alike), which is enough to find
 /// `[listener]` in sshd's title; the listener's command line itself goes through `tr`.
-pub const DISCOVER: &str = r#"RS=$(printf '\036')
+const DISCOVER: &str = r#"RS=$(printf '\036')
 p=$PPID; lpid=; spid=; n=0
 while [ -n "$p" ] && [ "$p" -gt 1 ] 2>/dev/null && [ $n -lt 64 ]; do
   c=; IFS= read -r c 2>/dev/null </proc/$p/comm
@@ -48,7 +48,7 @@ printf '%sconnection %s\n' "$RS" "$SSH_CONNECTION"
 /// t93: `Include conf.d/*.conf` in a 0700 directory was read as nothing, "not set", while
 /// sshd, as root, read the limit there). A glob whose directory it lists and that matches
 /// nothing is absent, as for sshd.
-pub const DUMP: &str = r#"RS=$(printf '\036')
+const DUMP: &str = r#"RS=$(printf '\036')
 dump() {
   [ "$2" -le 16 ] || return 0
   if [ ! -r "$1" ]; then printf '%sunreadable %s\n' "$RS" "$1"; return 0; fi
@@ -77,6 +77,17 @@ dump() {
   printf '%send-file\n' "$RS"
 }
 "#;
+
+/// [`DISCOVER`], its programs found in `command::SYSTEM_PATH` first.
+pub fn discover() -> String {
+    format!("{}{DISCOVER}", crate::command::system_programs_first())
+}
+
+/// [`DUMP`], its programs found in `command::SYSTEM_PATH` first; its function `dump FILE 0`
+/// follows.
+pub fn dump() -> String {
+    format!("{}{DUMP}", crate::command::system_programs_first())
+}
 
 /// What the discovery script found.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

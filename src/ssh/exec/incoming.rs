@@ -359,7 +359,7 @@ pub(super) fn direct_reason(preamble: &[u8], key: &Key) -> Option<(usize, usize,
         // `supervisor::PROGRAMS`).
         "6" => format!(
             "neither {} nor the login shell's PATH has {}; the supervisor runs {}",
-            crate::ssh::supervisor::SYSTEM_PATH.replace(':', ", "),
+            crate::command::SYSTEM_PATH.replace(':', ", "),
             dir.split(' ')
                 .map(|p| format!("`{p}`"))
                 .collect::<Vec<_>>()

@@ -82,11 +82,11 @@ pub(super) fn boot(pty: bool, supervised: Option<Supervised>) -> String {
 
 /// The exec request string that runs the sh program `script` with `args` (none may hold a
 /// newline; each is one [`shell_word`]), and `key` (see `frames.rs`) in `$_tether_key`, its
-/// programs found in `supervisor::SYSTEM_PATH` first.
+/// programs found in `command::SYSTEM_PATH` first.
 pub(super) fn wrap_script(script: &str, key: &Key, args: &[&str]) -> String {
     let script = format!(
-        "_tether_key=$1; shift; PATH={}${{PATH:+:$PATH}}; {script}",
-        crate::ssh::supervisor::SYSTEM_PATH
+        "_tether_key=$1; shift; {}{script}",
+        crate::command::system_programs_first()
     );
     let mut out = format!(
         "exec /bin/sh -c {} sh {}",

@@ -30,7 +30,7 @@ use crate::ssh::idle_death::{self, IdleDeath};
 use crate::ssh::owner::Owner;
 use crate::ssh::reconnect;
 use crate::ssh::SshError;
-use crate::sshd::probe::{config_from_cmdline, parse_discovery, DISCOVER, DUMP};
+use crate::sshd::probe::{config_from_cmdline, discover, dump, parse_discovery};
 use crate::sshd::settings::{
     needs_open_channel, tunnel_channel_timeout, unused_connection_timeout,
 };
@@ -151,7 +151,7 @@ pub struct State {
 enum Reading {
     /// Not started: at the first moment with nothing else to do.
     Due,
-    /// Finding which sshd serves us (`DISCOVER`).
+    /// Finding which sshd serves us (`probe::discover`).
     Discover,
     /// Its config, to read next (the dump script) or being read.
     Dump {
@@ -499,7 +499,7 @@ impl State {
         match &mut self.reading {
             Reading::Due => {
                 self.reading = Reading::Discover;
-                Some(DISCOVER.to_string())
+                Some(discover())
             }
             Reading::Dump { script, .. } => script.take(),
             Reading::Discover | Reading::Done => None,
@@ -523,7 +523,7 @@ impl State {
                         let config = config_from_cmdline(&d.cmdline)
                             .unwrap_or_else(|| "/etc/ssh/sshd_config".into());
                         Reading::Dump {
-                            script: Some(format!("{DUMP}dump {} 0", quote(&config))),
+                            script: Some(format!("{}dump {} 0", dump(), quote(&config))),
                             cmdline: d.cmdline,
                         }
                     }

@@ -1135,8 +1135,11 @@ fn follow_channel(
                     && streams.stdin_done
                     && direct.is_none()
                 {
+                    // Sent, not waited for: sshd answers it only once the command's shell is
+                    // gone, which the stop over a second connection brings about (stop 61
+                    // tester t98: the stop came 3 s late, 2 s of them here).
                     if *refused {
-                        close_now(conn, &mut channel);
+                        drop(channel.close());
                     }
                     let e = e.with_stderr(streams.err.kept_stderr());
                     sup.streams = Some(streams);

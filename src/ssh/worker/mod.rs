@@ -686,6 +686,9 @@ impl WorkerState {
                 }
             }
         }
+        // What the command wrote on stderr to its end, where it was read after a stop over a
+        // second connection: the failure's tail shows its clean-up, as elsewhere.
+        let mut stderr_after_stop = None;
         if let Err(ExecError::Stopped(_, Some(done)) | ExecError::Deadline(_, Some(done), _)) =
             &mut result
         {
@@ -697,7 +700,11 @@ impl WorkerState {
             }
             let refused = matches!(done.reached, exec::Reached::Nothing { refused: true, .. });
             let aside = match (sup.as_mut(), &done.pty_group) {
-                (Some(s), _) if refused => Some(self.stop_aside_following(sent, &opts, s)),
+                (Some(s), _) if refused => {
+                    let (stopped, kept) = self.stop_aside_following(sent, &opts, s);
+                    stderr_after_stop = kept;
+                    Some(stopped)
+                }
                 // A PTY command's terminal hung up as its channel closed: a command that
                 // ignores SIGHUP outlives that (stop 40 tester t35).
                 (None, Some(group)) if refused => Some(self.stop_aside(|conn| {
@@ -712,6 +719,10 @@ impl WorkerState {
                      channel, sshd's MaxSessions)",
                 );
             }
+        }
+        if let (Some(all), Err(ExecError::Deadline(_, _, kept))) = (stderr_after_stop, &mut result)
+        {
+            *kept = all;
         }
         self.report_stop(command, &opts.stop, &result, sup.as_ref());
         if let Some(s) = &mut sup {

@@ -445,15 +445,21 @@ impl WorkerState {
     /// connection from the bytes received, so that what it printed as it stopped (a clean-up on
     /// SIGTERM) is shown, once, as where the stop has a channel of its own beside the command's
     /// (stop 60 tester t96: under `MaxSessions 1` the clean-up's lines were never shown). The
-    /// files then go as a read command's do.
+    /// files then go as a read command's do. With what the stop did, the command's stderr as
+    /// kept to its end, where it was read (stop 61 tester t98: the failure's tail lacked the
+    /// clean-up's lines).
     pub(super) fn stop_aside_following(
         &mut self,
         sent: &str,
         opts: &ExecOptions,
         sup: &mut Supervision,
-    ) -> Result<StopDone, exec::StopFailed> {
-        let conn = self.connect_aside()?;
+    ) -> (Result<StopDone, exec::StopFailed>, Option<exec::KeptStderr>) {
+        let conn = match self.connect_aside() {
+            Ok(conn) => conn,
+            Err(failed) => return (Err(failed), None),
+        };
         let done = exec::stop_supervised_keeping_files(&conn, &sup.id, exec::StopPatience::usual());
+        let mut kept = None;
         if done.is_ok() && sup.resumable() {
             // The command has ended: its exec's sh passes on what is left and its status at
             // once (within a second and the read's own start).
@@ -464,7 +470,14 @@ impl WorkerState {
                 ..opts.clone()
             };
             let own = self.conn.replace(conn);
-            let _ = self.exec_once(sent, &rest, Some(sup));
+            kept = match self.exec_once(sent, &rest, Some(sup)) {
+                Ok(out) => Some(exec::KeptStderr {
+                    bytes: out.stderr,
+                    cut: out.stderr_cut,
+                }),
+                Err(ExecError::Deadline(_, _, stderr)) => Some(stderr),
+                Err(_) => None,
+            };
             if let Some(aside) = std::mem::replace(&mut self.conn, own) {
                 aside.disconnect();
             }
@@ -472,7 +485,7 @@ impl WorkerState {
             conn.disconnect();
         }
         self.read.push(sup.id.clone());
-        done
+        (done, kept)
     }
 
     /// Stops the commands left running when re-attaching to them failed (see

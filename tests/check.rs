@@ -546,3 +546,31 @@ fn a_config_file_the_login_cannot_read_leaves_its_settings_unknown() {
         ))
         .stdout_contains("2 at risk");
 }
+
+/// A login that is not root reads the config's files, where `Match` blocks are not evaluated:
+/// an `UnusedConnectionTimeout` one of them sets may apply to it, and is counted, as a run's
+/// first heartbeat counts it (stop 61 tester t98: `Match User` gave the login 4 s, and check
+/// said `ok UnusedConnectionTimeout: not set`, heartbeat 1m00s, while a run beat every 1.3 s).
+#[test]
+fn an_idle_limit_set_in_a_match_block_is_counted_for_a_login_that_cannot_evaluate_it() {
+    let user = support::users::PlainUser::create();
+    let lab = Lab::builder().names(&["h1"]).start();
+    lab.reconfigure(
+        "h1",
+        &format!("Match User {}\n  UnusedConnectionTimeout 4", user.name),
+    );
+    let out = Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["check", "--hosts", &user.at("h1")])
+        .run();
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        text.contains(
+            "UnusedConnectionTimeout 4.0 s is set in a Match block, which this login cannot \
+             evaluate (not root): counted, as a run's first heartbeat counts it"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("UnusedConnectionTimeout: not set"), "{text}");
+    assert!(text.contains("runs `true` every 1.3 s"), "{text}");
+}

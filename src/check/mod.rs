@@ -441,7 +441,22 @@ fn gather(
         };
         match output_text(&r) {
             Ok((out, _)) => {
-                let (settings, files, unreadable) = parse_config_dump(&out);
+                let (mut settings, files, unreadable) = parse_config_dump(&out);
+                // A Match block's limit may apply to this login, which cannot evaluate it: it
+                // counts, as the run's first heartbeat counts it (stop 61 tester t98: `ok ...
+                // not set` for a login `Match User` gave 4 s).
+                let cmdline = found.get(&r.host).map_or("", |(d, _)| d.cmdline.as_str());
+                let anywhere = crate::sshd::settings::unused_connection_timeout(cmdline, &out);
+                if let Some(limit) =
+                    anywhere.filter(|a| settings.unused_connection_timeout.is_none_or(|g| a < &g))
+                {
+                    settings.unused_connection_timeout = Some(limit);
+                    report.notes.push(format!(
+                        "UnusedConnectionTimeout {} is set in a Match block, which this login \
+                         cannot evaluate (not root): counted, as a run's first heartbeat counts it",
+                        format_duration(limit)
+                    ));
+                }
                 if files.is_empty() {
                     report.error = Some(HostText::from(format!(
                         "cannot read the sshd config {}",

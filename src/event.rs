@@ -30,7 +30,10 @@ pub enum Beat {
 #[serde(rename_all = "snake_case", tag = "source")]
 pub enum LimitFrom {
     /// `UnusedConnectionTimeout`, read from the serving sshd's config by the first heartbeat.
-    SshdConfig,
+    SshdConfig {
+        /// Set in a `Match` block, which may apply to other logins only: the shortest counts.
+        in_match: bool,
+    },
     /// A jump host's `ChannelTimeout` for the tunnels through it (`direct-tcpip`, `*` or
     /// `global`), read from its sshd config: the interval is that of the hosts behind it.
     TunnelTimeout,

@@ -421,7 +421,7 @@ fn a_killed_idle_connection_is_reconnected_without_changing_the_learned_interval
         unreachable!()
     };
     assert_eq!(limit, Duration::from_secs(3));
-    assert_eq!(from, LimitFrom::SshdConfig);
+    assert_eq!(from, LimitFrom::SshdConfig { in_match: false });
     assert_eq!(interval, Duration::from_secs(1));
     let remembered = std::fs::read_to_string(cache.path()).unwrap();
 
@@ -826,4 +826,38 @@ fn a_remembered_limit_is_the_login_s_own() {
     };
     assert_eq!(remembered(&user.at("host1")), Vec::<u64>::new());
     assert_eq!(remembered("host1"), [9000]);
+}
+
+/// An `UnusedConnectionTimeout` only a `Match` block sets is counted (which logins the block
+/// applies to is not evaluated: the shortest counts), and said as a Match block's, not as the
+/// server's for every login (stop 61 tester t98: root's run said "the server closes
+/// connections unused for 4.0 s" of a `Match User` block for another user, root's own 9 s).
+#[test]
+fn a_limit_only_a_match_block_sets_is_said_as_a_match_blocks() {
+    let lab = Lab::builder().names(&["web1", "resque1"]).start();
+    lab.reconfigure("resque1", "Match User nobody\n  UnusedConnectionTimeout 4");
+    let dir = write_recipe(&lab, &recipe("web1", "resque1", 3));
+    let cache = tempfile::tempdir().unwrap();
+    let out = deploy(&lab, &dir, cache.path(), &["-v"]);
+    out.status(0).stdout_contains(
+        "resque1 ~ a Match block of the server's config closes connections unused for 4.0 s \
+         (UnusedConnectionTimeout; which logins it applies to is not evaluated: the shortest \
+         counts); heartbeat every 1.3 s from now on",
+    );
+    let fresh = tempfile::tempdir().unwrap();
+    let json = deploy(&lab, &dir, fresh.path(), &["--format", "json"]);
+    json.status(0);
+    let said: Vec<(String, bool)> = json
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["type"] == "idle_limit" && v["host"] == "resque1")
+        .map(|v| (v["source"].to_string(), v["in_match"] == true))
+        .collect();
+    assert_eq!(
+        said,
+        [("\"sshd_config\"".to_string(), true)],
+        "{}",
+        json.stdout
+    );
 }

@@ -353,8 +353,14 @@ pub fn host_lines(look: Look, event: &Event) -> Option<Vec<(Lane, String)>> {
         } if look.verbose => tether(format!(
             "{}; {} every {} from now on",
             match from {
-                LimitFrom::SshdConfig => format!(
+                LimitFrom::SshdConfig { in_match: false } => format!(
                     "the server closes connections unused for {} (UnusedConnectionTimeout)",
+                    format_duration(*limit)
+                ),
+                LimitFrom::SshdConfig { in_match: true } => format!(
+                    "a Match block of the server's config closes connections unused for {} \
+                     (UnusedConnectionTimeout; which logins it applies to is not evaluated: \
+                     the shortest counts)",
                     format_duration(*limit)
                 ),
                 LimitFrom::TunnelTimeout => format!(

@@ -23,7 +23,9 @@ use crate::command::quote;
 pub use crate::event::Beat;
 use crate::event::Stream;
 use crate::sshd::probe::{config_from_cmdline, discover, dump, parse_discovery};
-use crate::sshd::settings::{needs_open_channel, unused_connection_timeout};
+use crate::sshd::settings::{
+    needs_open_channel, unused_connection_timeout, unused_connection_timeout_in_match,
+};
 
 /// The shortest interval of [`Beat::Keepalive`]: libssh2 sends a keepalive at most every 2 s
 /// (`libssh2_keepalive_config` turns 1 s into 2), so a shorter one would skip beats.
@@ -136,6 +138,9 @@ pub struct Limits {
     pub read: bool,
     /// The shortest `UnusedConnectionTimeout` it sets (see [`unused_connection_timeout`]).
     pub unused_connection_timeout: Option<Duration>,
+    /// That value is a `Match` block's, which may apply to other logins only (see
+    /// [`unused_connection_timeout_in_match`]).
+    pub in_match: bool,
 }
 
 impl Limits {
@@ -144,6 +149,7 @@ impl Limits {
         beat: Beat::Command,
         read: false,
         unused_connection_timeout: None,
+        in_match: false,
     };
 }
 
@@ -182,6 +188,7 @@ pub fn read_limits(conn: &Connection, timeout: Duration) -> Result<(Limits, Dura
             },
             read: true,
             unused_connection_timeout: unused_connection_timeout(&d.cmdline, &dump),
+            in_match: unused_connection_timeout_in_match(&d.cmdline, &dump),
         },
     };
     Ok((limits, rtt))

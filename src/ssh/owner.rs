@@ -520,7 +520,9 @@ impl Owner {
             if recalled != Some(interval) {
                 self.emit(EventKind::IdleLimit {
                     limit,
-                    from: LimitFrom::SshdConfig,
+                    from: LimitFrom::SshdConfig {
+                        in_match: limits.in_match,
+                    },
                     interval,
                 });
             }

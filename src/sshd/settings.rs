@@ -243,6 +243,22 @@ pub fn unused_connection_timeout(cmdline: &str, dump: &str) -> Option<Duration> 
         .min()
 }
 
+/// Whether [`unused_connection_timeout`] comes from a `Match` block: shorter than what the
+/// config sets outside them, and not set on the command line. Which logins such a block
+/// applies to is not evaluated here: the value may be another login's (stop 61 tester t98:
+/// root's run said the server closes connections unused for 4 s, a `Match User` block's value
+/// for another user, root's own being 9 s).
+pub fn unused_connection_timeout_in_match(cmdline: &str, dump: &str) -> bool {
+    let Some(shortest) = unused_connection_timeout(cmdline, dump) else {
+        return false;
+    };
+    unused_connection_timeout(cmdline, "").is_none()
+        && parse_config_dump(dump)
+            .0
+            .unused_connection_timeout
+            .is_none_or(|global| shortest < global)
+}
+
 /// The shortest `ChannelTimeout` that closes a jump host's tunnels when no data crossed them
 /// for that long: set for the `direct-tcpip` channels that `ProxyJump` opens (a pattern
 /// matching that type, `*` included) or for all of a connection's channels together

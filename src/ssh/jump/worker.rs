@@ -33,6 +33,7 @@ use crate::ssh::SshError;
 use crate::sshd::probe::{config_from_cmdline, discover, dump, parse_discovery};
 use crate::sshd::settings::{
     needs_open_channel, tunnel_channel_timeout, unused_connection_timeout,
+    unused_connection_timeout_in_match,
 };
 
 /// A request for a tunnel to `host:port`.
@@ -535,6 +536,7 @@ impl State {
                         beat: Beat::Command,
                         read: needs_open_channel(&cmdline, &dump).is_some(),
                         unused_connection_timeout: unused_connection_timeout(&cmdline, &dump),
+                        in_match: unused_connection_timeout_in_match(&cmdline, &dump),
                     };
                     self.config_read = limits.read;
                     self.owner.limits_read(&limits, &lane.conn);

@@ -1906,7 +1906,7 @@ fn tether_run_stops_an_orphan_before_it_exits_or_says_how_to() {
             let stop_with = tether::ssh::supervisor::by_hand(
                 &format!("ssh -F {} host1", lab.ssh_config().display()),
                 &format!(
-                    "[ -s {base}.s ] || {{ {{ [ -e {base}.t ] || kill -TERM -{pgid} 2>/dev/null; }} && {{ kill -CONT -{pgid} 2>/dev/null; i=0; while kill -0 -{pgid} 2>/dev/null && [ $i -lt 5 ]; do sleep 1; i=$((i+1)); done; kill -KILL -{pgid} 2>/dev/null; }}; }}; rm -rf {base}.*"
+                    "[ -s {base}.s ] || {{ {{ [ -e {base}.t ] || kill -TERM -{pgid} 2>/dev/null; }} && {{ kill -CONT -{pgid} 2>/dev/null; i=0; while kill -0 -{pgid} 2>/dev/null; do if [ $i -ge 5 ]; then kill -KILL -{pgid} 2>/dev/null; break; fi; sleep 1; i=$((i+1)); done; }}; }}; rm -rf {base}.*"
                 ),
             );
             if json {

@@ -238,23 +238,31 @@ pub fn assess(s: &ServerSettings, heartbeat: Option<Duration>, same_server: usiz
         message,
     });
 
-    // MaxSessions: tether uses one channel at a time per session.
-    out.push(if s.max_sessions == 0 {
-        Finding {
+    // MaxSessions: a command's channel, and beside it the next command's standby or a stop's
+    // (stop 61 tester t99: "one channel at a time", where a standby is a second).
+    out.push(match s.max_sessions {
+        0 => Finding {
             level: Level::Warning,
             setting: "MaxSessions",
             message: "MaxSessions 0 allows no session channels: no command can run".into(),
-        }
-    } else {
-        Finding {
+        },
+        1 => Finding {
+            level: Level::Ok,
+            setting: "MaxSessions",
+            message: "one channel at a time: tether opens no standby for the next command here \
+                      (a warm command waits for its login shell to start, a few milliseconds), \
+                      and stops a command over a second connection, saying so"
+                .into(),
+        },
+        n => Finding {
             level: Level::Ok,
             setting: "MaxSessions",
             message: format!(
-                "tether uses one channel at a time (a command or a heartbeat) of the {} \
-                 allowed; a command abandoned by --timeout keeps its channel until it ends",
-                s.max_sessions
+                "tether uses at most two channels at once of the {n} allowed: a command's, and \
+                 beside it the next command's standby (its exec opened ahead) or a stop's; a \
+                 heartbeat's only while the session is idle"
             ),
-        }
+        },
     });
 
     // MaxStartups / PerSourceMaxStartups: tether makes at most one handshake per host at a
@@ -429,6 +437,21 @@ mod tests {
             find(&assess(&z, hb, 1), "MaxSessions").level,
             Level::Warning
         );
+        // A standby is a second channel beside a command's; under MaxSessions 1 there is none
+        // (stop 61 tester t99: "one channel at a time" said of every server).
+        for (n, says) in [
+            (1, "tether opens no standby for the next command here"),
+            (10, "at most two channels at once of the 10 allowed"),
+        ] {
+            let s = ServerSettings {
+                max_sessions: n,
+                ..ServerSettings::default()
+            };
+            let findings = assess(&s, hb, 1);
+            let f = find(&findings, "MaxSessions");
+            assert_eq!(f.level, Level::Ok, "{n}");
+            assert!(f.message.contains(says), "{n}: {}", f.message);
+        }
     }
 
     #[test]

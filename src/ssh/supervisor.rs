@@ -41,8 +41,6 @@
 //! cannot stop a command left running.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use crate::command::SYSTEM_PATH;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The frame the supervisor writes on stderr during a silent stretch (stripped by tether),
@@ -318,7 +316,8 @@ const FINISH: &str = r#"_tether_s=; read -r _tether_s <"$_tether_d.s" 2>/dev/nul
 /// for its command (see `exec/wrap.rs`).
 pub fn boot(start: &str, read: &str) -> String {
     format!(
-        r#"_tether_P=$PATH; PATH={SYSTEM_PATH}${{PATH:+:$PATH}}; set -- "$_tether_id"; {DIR}; set --; _tether_c=${{TETHER_SPOOL_CHUNK:-{SPOOL_CHUNK}}}; case $_tether_c in ""|*[!0-9]*|0) _tether_c={SPOOL_CHUNK};; esac; _tether_g=$$; [ -r /proc/$$/stat ] && read -r _tether_v _tether_v _tether_v _tether_v _tether_g _tether_v </proc/$$/stat; {read} _tether_why=; _tether_ok=; _tether_need=; if [ -z "${{LOGNAME:-$USER}}" ]; then _tether_why=1; else for _tether_x in {PROGRAMS}; do command -v $_tether_x >/dev/null 2>&1 || _tether_need=${{_tether_need:+$_tether_need }}$_tether_x; done; if [ -n "$_tether_need" ]; then _tether_why=6; else _tether_why=2; {PRIVATE} && _tether_ok=1; [ -n "$_tether_ok" ] || [ -e "$_tether_b" ] || [ -h "$_tether_b" ] || _tether_why=5; fi; fi; if [ -n "$_tether_ok" ]; then (umask 077; set -C; true >"$_tether_d.claim" || exit 3; set +C; : >"$_tether_d.o" && : >"$_tether_d.c" && : >"$_tether_d.s" && : >"$_tether_d.p" && : >"$_tether_d.x" && echo "0 0" >"$_tether_d.q") 2>/dev/null; case $? in 0) _tether_why=;; 3) [ -e "$_tether_d.claim" ] && exit 125;; *) _tether_why=4;; esac; fi; if [ -z "$_tether_why" ]; then [ "$_tether_g" = $$ ] || {{ rm -f "$_tether_d".? "$_tether_d".?.*; _tether_why=3; }}; fi; if [ -n "$_tether_why" ]; then printf "\036tether-direct:%s:%s:%s\036" "$_tether_key" $_tether_why "${{_tether_need:-$_tether_b}}" >&2; {start} (PATH=$_tether_P; {bash}eval "unset _tether_cmd _tether_key _tether_id _tether_b _tether_d _tether_why _tether_ok _tether_done _tether_g _tether_v _tether_c _tether_wn _tether_need _tether_x _tether_P; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s"; fi; echo $$ >"$_tether_d.p"; trap "" PIPE; printf "\036tether-sup:%s:%s\036" $$ "$_tether_d" >&2; {start} trap - PIPE; _tether_o=0; _tether_e=0; _tether_ob=0; _tether_eb=0; _tether_p=; _tether_r=$((_tether_c/65536)); [ $_tether_r -gt 0 ] || _tether_r=1; _tether_c=$((_tether_r*65536)); {writer}; trap : TERM HUP INT; exec 5>&2 2>/dev/null; {{ {supervise}; }} 5>&- | {{ trap "" TERM HUP INT; exec 3<&0; (trap "" TERM HUP INT; while read -r _tether_v; do :; done) <&3 & _tether_wp=$!; exec 3<&-; {follow}; }} 2>&5 5>&-; _tether_v=$?; exec 2>&5 5>&-; [ $_tether_v = 124 ] && exit 124; [ -f "$_tether_d.o" ] || {{ printf "\036tether-gone:%s\036" "$_tether_key" >&2; exit 125; }}; [ $_tether_v -lt 128 ] && [ -s "$_tether_d.s" ] || kill -9 $$; {FINISH}"#,
+        r#"_tether_P=$PATH; {system}set -- "$_tether_id"; {DIR}; set --; _tether_c=${{TETHER_SPOOL_CHUNK:-{SPOOL_CHUNK}}}; case $_tether_c in ""|*[!0-9]*|0) _tether_c={SPOOL_CHUNK};; esac; _tether_g=$$; [ -r /proc/$$/stat ] && read -r _tether_v _tether_v _tether_v _tether_v _tether_g _tether_v </proc/$$/stat; {read} _tether_why=; _tether_ok=; _tether_need=; if [ -z "${{LOGNAME:-$USER}}" ]; then _tether_why=1; else for _tether_x in {PROGRAMS}; do command -v $_tether_x >/dev/null 2>&1 || _tether_need=${{_tether_need:+$_tether_need }}$_tether_x; done; if [ -n "$_tether_need" ]; then _tether_why=6; else _tether_why=2; {PRIVATE} && _tether_ok=1; [ -n "$_tether_ok" ] || [ -e "$_tether_b" ] || [ -h "$_tether_b" ] || _tether_why=5; fi; fi; if [ -n "$_tether_ok" ]; then (umask 077; set -C; true >"$_tether_d.claim" || exit 3; set +C; : >"$_tether_d.o" && : >"$_tether_d.c" && : >"$_tether_d.s" && : >"$_tether_d.p" && : >"$_tether_d.x" && echo "0 0" >"$_tether_d.q") 2>/dev/null; case $? in 0) _tether_why=;; 3) [ -e "$_tether_d.claim" ] && exit 125;; *) _tether_why=4;; esac; fi; if [ -z "$_tether_why" ]; then [ "$_tether_g" = $$ ] || {{ rm -f "$_tether_d".? "$_tether_d".?.*; _tether_why=3; }}; fi; if [ -n "$_tether_why" ]; then printf "\036tether-direct:%s:%s:%s\036" "$_tether_key" $_tether_why "${{_tether_need:-$_tether_b}}" >&2; {start} (PATH=$_tether_P; {bash}eval "unset _tether_cmd _tether_key _tether_id _tether_b _tether_d _tether_why _tether_ok _tether_done _tether_g _tether_v _tether_c _tether_wn _tether_need _tether_x _tether_P; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s"; fi; echo $$ >"$_tether_d.p"; trap "" PIPE; printf "\036tether-sup:%s:%s\036" $$ "$_tether_d" >&2; {start} trap - PIPE; _tether_o=0; _tether_e=0; _tether_ob=0; _tether_eb=0; _tether_p=; _tether_r=$((_tether_c/65536)); [ $_tether_r -gt 0 ] || _tether_r=1; _tether_c=$((_tether_r*65536)); {writer}; trap : TERM HUP INT; exec 5>&2 2>/dev/null; {{ {supervise}; }} 5>&- | {{ trap "" TERM HUP INT; exec 3<&0; (trap "" TERM HUP INT; while read -r _tether_v; do :; done) <&3 & _tether_wp=$!; exec 3<&-; {follow}; }} 2>&5 5>&-; _tether_v=$?; exec 2>&5 5>&-; [ $_tether_v = 124 ] && exit 124; [ -f "$_tether_d.o" ] || {{ printf "\036tether-gone:%s\036" "$_tether_key" >&2; exit 125; }}; [ $_tether_v -lt 128 ] && [ -s "$_tether_d.s" ] || kill -9 $$; {FINISH}"#,
+        system = crate::command::system_programs_first(),
         follow = follow(false),
         supervise = supervise(),
         bash = crate::ssh::command_shell::by_bash("_tether_cmd", ""),
@@ -326,7 +325,7 @@ pub fn boot(start: &str, read: &str) -> String {
     )
 }
 
-/// The programs the supervisor runs (the rest are sh builtins), found in [`SYSTEM_PATH`]
+/// The programs the supervisor runs (the rest are sh builtins), found in [`crate::command::SYSTEM_PATH`]
 /// first, then in the login shell's `PATH`: where one is not found, commands run directly,
 /// the reason naming every one missing (stop 59 tester t95: without `mkdir` or `chmod` the
 /// private directory was said to be none of the user's own, without `head`, `dd` or `wc` a
@@ -442,7 +441,8 @@ pub fn stage(id: Option<&str>, tag: &str, len: usize) -> String {
         None => String::new(),
     };
     format!(
-        r#"PATH={SYSTEM_PATH}${{PATH:+:$PATH}}; umask 077; f=; {private}[ -n "$f" ] || f=$(mktemp "${{TMPDIR:-/tmp}}/tether-cmd.{tag}.XXXXXX") || exit; cat >"$f" && {{ n=$(wc -c 2>/dev/null <"$f") || {{ printf 'its bytes could not be counted in the file: the wc of the host failed\n' >&2; false; }}; }} && {{ [ "$n" -eq {len} ] 2>/dev/null || {{ printf 'only %s of its %s bytes reached the file: something on the host read them first (a start-up file of the login shell that reads its standard input?)\n' "$n" {len} >&2; false; }}; }} && printf %s "$f" || {{ s=$?; rm -f "$f"; exit "$s"; }}"#,
+        r#"{system}umask 077; f=; {private}[ -n "$f" ] || f=$(mktemp "${{TMPDIR:-/tmp}}/tether-cmd.{tag}.XXXXXX") || exit; cat >"$f" && {{ n=$(wc -c 2>/dev/null <"$f") || {{ printf 'its bytes could not be counted in the file: the wc of the host failed\n' >&2; false; }}; }} && {{ [ "$n" -eq {len} ] 2>/dev/null || {{ printf 'only %s of its %s bytes reached the file: something on the host read them first (a start-up file of the login shell that reads its standard input?)\n' "$n" {len} >&2; false; }}; }} && printf %s "$f" || {{ s=$?; rm -f "$f"; exit "$s"; }}"#,
+        system = crate::command::system_programs_first(),
         tag = crate::command::quote(tag)
     )
 }
@@ -558,7 +558,7 @@ fn kill_after_grace(pgid: &str) -> String {
 /// `${VAR:-x}`, `$(...)` and `kill -- -PGID` otherwise, so the script runs under `/bin/sh`,
 /// quoted once for the login shell (single quotes, which all of them read alike when the
 /// script holds no `'` or `!`) and once for the person's own shell; its programs found in
-/// [`SYSTEM_PATH`] first, as tether's own scripts find them (stop 61 tester t99: a `~/bin/cat`
+/// [`crate::command::SYSTEM_PATH`] first, as tether's own scripts find them (stop 61 tester t99: a `~/bin/cat`
 /// first in the login shell's PATH made the printed words read no process group and stop
 /// nothing, saying little).
 pub fn by_hand(ssh: &str, script: &str) -> String {

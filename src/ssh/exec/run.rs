@@ -164,11 +164,11 @@ pub fn run_reporting(
     // Read and removed by the host's own `cat` and `rm` (see `command::SYSTEM_PATH`), in
     // the command substitution's subshell: the command runs with the login shell's PATH.
     let staged = format!(
-        "_tether_f={}; _tether_c=$(PATH={}${{PATH:+:$PATH}}; cat \"$_tether_f\" && echo .; _tether_r=$?; \
+        "_tether_f={}; _tether_c=$({}cat \"$_tether_f\" && echo .; _tether_r=$?; \
          rm -f \"$_tether_f\" 2>/dev/null; exit $_tether_r); [ \"$?\" = 0 ] || exit 126; \
          eval \"unset _tether_f _tether_c; ${{_tether_c%.}}\"",
         quote(&path),
-        crate::command::SYSTEM_PATH
+        crate::command::system_programs_first()
     );
     let rest = opts.remaining(started);
     let pty = opts.pty;

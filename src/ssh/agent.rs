@@ -17,7 +17,7 @@
 //! ways; the channels are closed and freed before the command returns.
 
 use std::io::{Read as _, Write as _};
-use std::os::raw::{c_char, c_int, c_void};
+use std::os::raw::{c_char, c_void};
 use std::os::unix::net::UnixStream;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -25,21 +25,12 @@ use std::time::{Duration, Instant};
 use libssh2_sys as raw;
 use ssh2::Session;
 
+use super::callback::{self, raw_session};
 use super::connect::Connection;
 
-/// `LIBSSH2_CALLBACK_AUTHAGENT` in libssh2.h.
-const CALLBACK_AUTHAGENT: c_int = 7;
 const EAGAIN: isize = raw::LIBSSH2_ERROR_EAGAIN as isize;
 /// Bytes buffered per direction per agent connection.
 const BUFFER: usize = 64 * 1024;
-
-extern "C" {
-    fn libssh2_session_callback_set2(
-        session: *mut raw::LIBSSH2_SESSION,
-        cbtype: c_int,
-        callback: Option<unsafe extern "C" fn()>,
-    ) -> Option<unsafe extern "C" fn()>;
-}
 
 /// Agent channels the server opened, not yet taken by a pump: (session, channel) addresses.
 static OPENED: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
@@ -55,11 +46,6 @@ unsafe extern "C" fn on_agent_channel(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .push((session as usize, channel as usize));
-}
-
-fn raw_session(session: &Session) -> *mut raw::LIBSSH2_SESSION {
-    let mut guard = session.raw();
-    &mut *guard as *mut raw::LIBSSH2_SESSION
 }
 
 /// One agent connection: a channel from the server and a connection to the local agent.
@@ -95,16 +81,16 @@ impl Forwarder {
                 *mut raw::LIBSSH2_CHANNEL,
                 *mut *mut c_void,
             ) = on_agent_channel;
-            libssh2_session_callback_set2(
+            callback::set(
                 raw_session,
-                CALLBACK_AUTHAGENT,
+                callback::AUTHAGENT,
                 Some(std::mem::transmute::<
                     unsafe extern "C" fn(
                         *mut raw::LIBSSH2_SESSION,
                         *mut raw::LIBSSH2_CHANNEL,
                         *mut *mut c_void,
                     ),
-                    unsafe extern "C" fn(),
+                    callback::Generic,
                 >(cb)),
             );
         }

@@ -13,16 +13,7 @@ use std::sync::Mutex;
 use libssh2_sys as raw;
 use ssh2::Session;
 
-/// `LIBSSH2_CALLBACK_DISCONNECT` in libssh2.h.
-const CALLBACK_DISCONNECT: c_int = 2;
-
-extern "C" {
-    fn libssh2_session_callback_set2(
-        session: *mut raw::LIBSSH2_SESSION,
-        cbtype: c_int,
-        callback: Option<unsafe extern "C" fn()>,
-    ) -> Option<unsafe extern "C" fn()>;
-}
+use super::callback::{self, raw_session};
 
 /// Disconnect messages received, by session address, until their [`Watch`] takes them.
 static RECEIVED: Mutex<Vec<(usize, String)>> = Mutex::new(Vec::new());
@@ -53,11 +44,6 @@ unsafe extern "C" fn on_disconnect(
         .push((session as usize, text));
 }
 
-fn raw_session(session: &Session) -> *mut raw::LIBSSH2_SESSION {
-    let mut guard = session.raw();
-    &mut *guard as *mut raw::LIBSSH2_SESSION
-}
-
 /// Records the server's disconnect message for one session while it lives.
 pub struct Watch<'a> {
     session: &'a Session,
@@ -81,10 +67,10 @@ impl<'a> Watch<'a> {
         // signature LIBSSH2_DISCONNECT_FUNC expects, and libssh2 calls it through the generic
         // pointer type it is stored as.
         unsafe {
-            libssh2_session_callback_set2(
+            callback::set(
                 raw,
-                CALLBACK_DISCONNECT,
-                Some(std::mem::transmute::<Callback, unsafe extern "C" fn()>(cb)),
+                callback::DISCONNECT,
+                Some(std::mem::transmute::<Callback, callback::Generic>(cb)),
             );
         }
         Watch { session }
@@ -109,7 +95,7 @@ impl Drop for Watch<'_> {
         // SAFETY: the session is borrowed, so alive, and used by this thread only; None
         // restores libssh2's default (no callback).
         unsafe {
-            libssh2_session_callback_set2(raw, CALLBACK_DISCONNECT, None);
+            callback::set(raw, callback::DISCONNECT, None);
         }
         let me = raw as usize;
         RECEIVED

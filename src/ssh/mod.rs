@@ -4,6 +4,7 @@ pub mod agent;
 pub mod algorithms;
 pub mod auth;
 pub mod banner;
+pub mod callback;
 pub mod certificate;
 pub mod command_shell;
 pub mod config;

@@ -688,6 +688,7 @@ pub fn connect_over<S: AsRawFd + 'static>(
         problem,
     };
     banner::wait(fd, deadline, cfg.connect_timeout, cfg.connect_bound).map_err(banner_err)?;
+    super::socket_end::watch(&session, fd);
     session.set_tcp_stream(tcp);
     if let Err(e) = handshake(&mut session, fd, deadline) {
         if e.as_ref()

@@ -6,11 +6,12 @@
 //! a session idle, and is never learned as such.
 //!
 //! libssh2 reads the socket's end and reports it as one code for every cause, so the socket is
-//! looked at ([`peek`]) before the heartbeat touches it, and again after a heartbeat failed.
+//! looked at ([`peek`]) before the heartbeat touches it, and again after a heartbeat failed,
+//! with what libssh2's own reads and writes were told first ([`socket_end`]).
 
 use std::os::fd::RawFd;
 
-use super::tcp_ack::{self, End};
+use super::socket_end::{self, Ending};
 
 /// How an idle connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,9 +58,21 @@ impl IdleDeath {
     }
 }
 
+impl From<Ending> for IdleDeath {
+    fn from(ending: Ending) -> IdleDeath {
+        match ending {
+            Ending::Closed => IdleDeath::Closed,
+            Ending::Reset => IdleDeath::Reset,
+            Ending::TimedOut => IdleDeath::Silent,
+            Ending::Failed(_) => IdleDeath::Other,
+        }
+    }
+}
+
 /// Looks at `fd` without consuming anything but its pending error: `Some(Closed)` at end of
 /// stream, `Some(Reset)` when the connection was reset, `Some(Silent)` when the kernel gave
-/// up on it (`ETIMEDOUT`), `None` while it is open (data waiting or not).
+/// up on it (`ETIMEDOUT`), `None` while it is open (data waiting or not). An end is told by
+/// what the first read or write to meet it was told ([`socket_end::ending`]).
 pub fn peek(fd: RawFd) -> Option<IdleDeath> {
     let mut byte = 0u8;
     // SAFETY: `fd` is a socket the caller owns; the buffer is one valid byte.
@@ -72,21 +85,23 @@ pub fn peek(fd: RawFd) -> Option<IdleDeath> {
         )
     };
     match n {
-        // An end of stream is also what is left once the kernel's own error (a timeout) was
-        // read by someone else: the TCP state tells it apart.
-        0 => Some(match tcp_ack::end(fd) {
-            Some(End::TimedOut) => IdleDeath::Silent,
-            Some(End::Closed) | None => IdleDeath::Closed,
-        }),
+        // An end of stream is also what is left once the kernel's own error (a reset, a
+        // timeout) was read by libssh2.
+        0 => Some(socket_end::ending(fd).map_or(IdleDeath::Closed, IdleDeath::from)),
         n if n > 0 => None,
-        _ => match std::io::Error::last_os_error().raw_os_error() {
-            // Reset by the server, or aborted on this machine (`ss -K`): not the server's
-            // doing in order either way.
-            Some(libc::ECONNRESET | libc::ECONNABORTED) => Some(IdleDeath::Reset),
-            Some(libc::ETIMEDOUT) => Some(IdleDeath::Silent),
-            // EAGAIN: open and quiet; anything else is not the server's doing either.
-            _ => None,
-        },
+        _ => {
+            let errno = std::io::Error::last_os_error().raw_os_error()?;
+            // This read took the error: later ones see only the end.
+            socket_end::note_errno(fd, errno);
+            match errno {
+                // Reset by the server, or aborted on this machine (`ss -K`): not the server's
+                // doing in order either way.
+                libc::ECONNRESET | libc::ECONNABORTED => Some(IdleDeath::Reset),
+                libc::ETIMEDOUT => Some(IdleDeath::Silent),
+                // EAGAIN: open and quiet; anything else is not the server's doing either.
+                _ => None,
+            }
+        }
     }
 }
 
@@ -103,6 +118,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
+        super::socket_end::forget(client.as_raw_fd());
         (client, server)
     }
 

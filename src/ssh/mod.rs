@@ -28,6 +28,7 @@ pub mod proxy_command;
 pub mod reconnect;
 pub mod route;
 pub mod signature;
+pub mod socket_end;
 pub mod standby;
 pub mod supervisor;
 pub mod tcp_ack;

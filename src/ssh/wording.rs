@@ -7,7 +7,7 @@ use std::os::fd::RawFd;
 
 use ssh2::ErrorCode;
 
-use super::tcp_ack::{self, End};
+use super::socket_end::{self, Ending};
 
 /// `e` in plain words.
 pub fn plain(e: &ssh2::Error) -> String {
@@ -42,22 +42,27 @@ pub fn stream_ended(e: &ssh2::Error) -> bool {
 
 /// `e`, a failure of the session whose socket is `fd`, in plain words. Where libssh2 says
 /// only that reading or writing the socket failed (-43, -7) or that it ended (-13), the
-/// socket's TCP state says how (see [`tcp_ack::end`]): the kernel giving up on a server that
-/// acknowledges nothing (a blackhole: `TCP_USER_TIMEOUT`) also reads as an end of stream, and
-/// is not the server closing the connection.
+/// socket says how (see [`socket_end::ending`]): a reset, or the kernel giving up on a server
+/// that acknowledges nothing (a blackhole: `TCP_USER_TIMEOUT`), also reads as an end of
+/// stream, and is not the server closing the connection.
 pub fn plain_on(e: &ssh2::Error, fd: RawFd) -> String {
-    match (e.code(), tcp_ack::end(fd)) {
-        (ErrorCode::Session(-43 | -7 | -13), Some(end)) => end_words(end).to_string(),
+    match (e.code(), socket_end::ending(fd)) {
+        (ErrorCode::Session(-43 | -7 | -13), Some(end)) => end_words(end),
         _ => plain(e),
     }
 }
 
-fn end_words(end: End) -> &'static str {
+fn end_words(end: Ending) -> String {
     match end {
-        End::Closed => "the server closed the connection",
-        End::TimedOut => {
-            "timed out: the server acknowledged nothing (the network or the host is gone)"
+        Ending::Closed => "the server closed the connection".into(),
+        Ending::Reset => "the connection was reset".into(),
+        Ending::TimedOut => {
+            "timed out: the server acknowledged nothing (the network or the host is gone)".into()
         }
+        Ending::Failed(errno) => format!(
+            "the connection failed: {}",
+            std::io::Error::from_raw_os_error(errno)
+        ),
     }
 }
 

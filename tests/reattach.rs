@@ -225,6 +225,66 @@ fn killed_mid_command(command: &str, want: ExitStatus) {
     });
 }
 
+/// The connection made to re-attach lost too, while it claimed a command lost before it was
+/// known to have started (every login's shell takes 1.5 s to start, from its `~/.bashrc`):
+/// each loss is said and counted as the reconnect it was, dated by its own time (stop 61
+/// tester t100: said once, dated at the second loss, one reconnect counted for two).
+#[test]
+fn a_connection_lost_again_while_claiming_is_a_reconnect_of_its_own() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    assert!(h.run(&["host1"], "true")[0].ok(), "{}", h.story());
+    std::fs::write(lab.host("host1").home.join(".bashrc"), "sleep 1.5\n").unwrap();
+    let r = h.run_meanwhile("host1", TWELVE, &FanOut::default(), || {
+        std::thread::sleep(Duration::from_millis(300));
+        lab.kill_connections("host1");
+        // The claim's login is in; its shell takes its time.
+        wait_until("no second login", || lab.accepted_logins("host1") == 2);
+        std::thread::sleep(Duration::from_millis(300));
+        lab.kill_connections("host1");
+    });
+    h.wait_for_since(0, Duration::from_secs(10), |e| {
+        matches!(e.kind, EventKind::Finished { .. })
+    });
+    match &r.result {
+        Some(Ok(out)) if out.status == ExitStatus::Code(0) => {}
+        other => panic!("{other:?}\n{}", h.story()),
+    }
+    assert_eq!(shown(&h), twelve_lines(), "{}", h.story());
+    let marker = lab.host("host1").root_dir.join("marker");
+    assert_eq!(std::fs::read_to_string(marker).unwrap(), "ran\n");
+    assert_eq!(lab.accepted_logins("host1"), 3);
+    let back = |k: &EventKind| matches!(k, EventKind::Reattached { .. } | EventKind::Resent { .. });
+    assert_eq!(h.count("host1", back), 1, "{}", h.story());
+    // The first loss: its own line, counted as a reconnect.
+    let reasons: Vec<&str> = h
+        .events
+        .iter()
+        .filter_map(|(_, e)| match &e.kind {
+            EventKind::Reconnected { reason, .. } => Some(reason.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons.len(), 1, "{}", h.story());
+    assert!(
+        reasons[0].starts_with("connection lost ") && reasons[0].contains(" into `echo ran"),
+        "{reasons:?}"
+    );
+    let took_secs = |e: &EventKind| match e {
+        EventKind::Reattached { lost_after, .. } | EventKind::Resent { lost_after, .. } => {
+            Some(*lost_after)
+        }
+        _ => None,
+    };
+    // The re-attach is dated by the second loss.
+    let second = h
+        .events
+        .iter()
+        .find_map(|(_, e)| took_secs(&e.kind))
+        .unwrap();
+    assert!(second >= Duration::from_millis(600), "{second:?}");
+}
+
 #[test]
 fn a_command_whose_connection_is_killed_is_reattached_and_every_line_arrives_once() {
     killed_mid_command(TWELVE, ExitStatus::Code(0));

@@ -139,6 +139,7 @@ impl WorkerState {
                     reason,
                 });
             }
+            let reconnected = lost_at.elapsed();
             let settled = match &self.conn {
                 // Known never sent (its sending again found the connection gone before its
                 // channel opened): nothing to claim.
@@ -163,7 +164,19 @@ impl WorkerState {
                 // connection went too): connected again within the bound (stop 52 tester t79:
                 // a second loss 20 ms after the first failed the step as unreachable, exit 3,
                 // the command having run).
+                // That connection was a reconnect, said and counted as one, dated by its own
+                // loss (stop 61 tester t100: two losses were said once, dated at the second,
+                // counted as one reconnect).
                 Err(ExecError::Lost(again) | ExecError::NotStarted(again)) if sup.resumable() => {
+                    let lost_after = heard_after.unwrap_or(lost_after);
+                    self.emit(EventKind::Reconnected {
+                        reason: format!(
+                            "connection lost {} into `{command}` ({reason})",
+                            crate::duration::format(lost_after)
+                        ),
+                        while_idle: false,
+                        took: reconnected,
+                    });
                     reason = again;
                     continue;
                 }

@@ -67,6 +67,7 @@ pub fn status_words(r: &HostResult) -> (String, Tally) {
             ExitStatus::Signal(s) => failed(&format!("signal {s}")),
             ExitStatus::ShellEnded(_) => failed("not run"),
             ExitStatus::Missing
+            | ExitStatus::HungUp
             | ExitStatus::MissingBeforeStart
             | ExitStatus::Unchecked
             | ExitStatus::Unfollowed

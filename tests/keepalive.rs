@@ -1048,9 +1048,26 @@ fn silent_command_cut_off_by_channel_timeout_keeps_the_session() {
     );
     match &r[0].result {
         Some(Ok(out)) => {
-            assert_eq!(out.status, ExitStatus::Missing);
+            // Its terminal hung up as its channel closed: not said to be maybe running still
+            // (stop 61 tester t100).
+            assert_eq!(out.status, ExitStatus::HungUp);
             assert!(!out.status.success());
-            assert!(out.status.to_string().contains("ChannelTimeout"));
+            let said = out.status.to_string();
+            assert!(said.contains("ChannelTimeout"), "{said}");
+            assert!(said.contains("hung up the terminal"), "{said}");
+            assert!(!said.contains("may still be running"), "{said}");
+            // And the hang-up ended it.
+            let sleeping = || {
+                lab.host_pids("host1").into_iter().any(|pid| {
+                    std::fs::read(format!("/proc/{pid}/cmdline"))
+                        .is_ok_and(|l| l.starts_with(b"sleep\x0010"))
+                })
+            };
+            let until = Instant::now() + Duration::from_secs(3);
+            while sleeping() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            assert!(!sleeping(), "`sleep 10` outlived its terminal");
         }
         other => panic!("expected a missing exit status, got {other:?}"),
     }

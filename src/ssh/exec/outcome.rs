@@ -17,6 +17,11 @@ pub enum ExitStatus {
     /// The channel closed without an exit status: the server cut the command off (for example
     /// sshd's `ChannelTimeout`), and the command may still be running.
     Missing,
+    /// As [`ExitStatus::Missing`], for a command on a terminal: sshd hangs the terminal up as
+    /// it closes the channel, and the kernel sends the command SIGHUP, which ends it unless it
+    /// ignores SIGHUP (stop 61 tester t100: a command cut off so was said to be maybe still
+    /// running, where its terminal's hang-up had ended it).
+    HungUp,
     /// The channel closed without an exit status before the command's start marker came: the
     /// login shell ended first (a startup file that exits), or the channel was closed while it
     /// started; the command most likely did not run.
@@ -85,6 +90,12 @@ impl std::fmt::Display for ExitStatus {
                 "no exit status received: the server closed the channel while the command was \
                  running (an sshd ChannelTimeout on a silent command is the usual cause); the \
                  command may still be running",
+            ),
+            ExitStatus::HungUp => f.write_str(
+                "no exit status received: the server closed the channel while the command was \
+                 running on its terminal (an sshd ChannelTimeout on a silent command is the \
+                 usual cause), which hung up the terminal: the command got SIGHUP, which ends \
+                 it unless it ignores SIGHUP",
             ),
             ExitStatus::Unfollowed => f.write_str(
                 "no exit status received: the server closed the channel while the command was \
@@ -340,6 +351,12 @@ pub fn finished_event(
                 Some("no exit status received".to_string()),
                 CommandOutcome::NoStatus,
             ),
+            ExitStatus::HungUp => (
+                None,
+                None,
+                Some("no exit status received; its terminal was hung up".to_string()),
+                CommandOutcome::NoStatus,
+            ),
             ExitStatus::MissingBeforeStart => (
                 None,
                 None,
@@ -434,6 +451,7 @@ mod tests {
                 CommandOutcome::Signal,
             ),
             (out(ExitStatus::Missing), CommandOutcome::NoStatus),
+            (out(ExitStatus::HungUp), CommandOutcome::NoStatus),
             (
                 out(ExitStatus::MissingBeforeStart),
                 CommandOutcome::NoStatus,

@@ -1304,6 +1304,7 @@ fn follow_channel(
             // A resume follows a command that started: this one, closed before it said it
             // started, is the last that [`follow`] tried.
             _ if !began => ExitStatus::Unfollowed,
+            _ if opts.pty => ExitStatus::HungUp,
             _ => ExitStatus::Missing,
         },
     };

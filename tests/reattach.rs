@@ -3311,6 +3311,14 @@ fn a_timeout_on_a_silent_connection_ends_soon_after_it() {
     // 5 s, 3 s for the stop's channel, 2 s (ConnectTimeout) for the last contact.
     let (_far, text) = timed_out_on_a_silent_host(&[], "sleep 60");
     assert!(text.contains("may still be running on far"), "{text}");
+    // Why the stop failed: the host had gone silent (stop 61 tester t100).
+    let silent: f64 = text
+        .split_once("; nothing had come from the host for ")
+        .and_then(|(_, rest)| rest.split_once(" s before the stop: its connection had gone silent"))
+        .and_then(|(secs, _)| secs.parse().ok())
+        .unwrap_or_else(|| panic!("the silence is not said\n{text}"));
+    // Blackholed as it started: silent for about its whole 5 s.
+    assert!((3.0..=5.5).contains(&silent), "{silent}\n{text}");
     assert!(
         text.contains("to stop it and remove its files: ssh"),
         "{text}"

@@ -1035,7 +1035,8 @@ fn follow_channel(
             // already): the answer tells whether the silence is the jump host's, whose worker
             // then connects again (see `CarrierSocket::hung`); a jump host's silence shows
             // within two retransmission timeouts.
-            let hung = match streams.unheard_since.map(|at| at.elapsed()) {
+            let unheard = streams.unheard_since.map(|at| at.elapsed());
+            let hung = match unheard {
                 Some(unheard) if unheard >= HUNG && conn.carried() => {
                     conn.acknowledges_within(CARRIER_WAIT);
                     true
@@ -1123,6 +1124,20 @@ fn follow_channel(
                     None
                 }
                 (None, None) => None,
+            };
+            // A stop the silent session never answered says the silence, which is why (stop 61
+            // tester t100: "stopping it failed (cannot open a channel: timed out)", nothing said
+            // of the host gone silent 5 s before the timeout).
+            let stopped = match (stopped, unheard) {
+                (Some(Err(mut failed)), Some(unheard)) if hung && failed.unanswered => {
+                    failed.how.push_str(&format!(
+                        "; nothing had come from the host for {} before the stop: its \
+                         connection had gone silent",
+                        crate::duration::format(unheard)
+                    ));
+                    Some(Err(failed))
+                }
+                (stopped, _) => stopped,
             };
             // Cut short with its connection, or refused a channel (sshd's `MaxSessions`): the
             // command's streams are kept, to be followed to its end over a new connection

@@ -484,6 +484,41 @@ fn a_command_behind_a_silent_bastion_says_the_bastion_was_lost() {
     );
 }
 
+/// A host behind a bastion whose connection from the bastion is reset while idle: its tunnel
+/// closes as it would for the server's orderly close, and tether says that it cannot tell
+/// which, not that the server closed the connection (stop 61 tester t101: said as the server's
+/// close, and, twice at the same idle time with the config unreadable, learned as an idle
+/// limit).
+#[test]
+fn a_reset_behind_a_bastion_is_not_said_as_the_servers_close() {
+    let site = Site::start(1, false, &[]);
+    let cfg = site.config_with("jump_config", JUMP);
+    let mut h = Harness::new(&cfg, WorkerSettings::default(), &["inner1"]);
+    assert!(h.run(&["inner1"], "true")[0].ok(), "{}", h.story());
+    let mark = h.mark();
+    std::thread::sleep(Duration::from_millis(500));
+    site.reset_connections("inner1");
+    let (_, e) = h
+        .wait_for_since(mark, Duration::from_secs(40), |e| {
+            matches!(e.kind, EventKind::Reconnected { .. })
+        })
+        .unwrap_or_else(|| panic!("no reconnect\n{}", h.story()));
+    let EventKind::Reconnected { reason, .. } = &e.kind else {
+        unreachable!()
+    };
+    assert!(
+        reason.contains("the tunnel through the jump host bastion closed")
+            && reason.contains("a tunnel does not tell which"),
+        "{reason}\n{}",
+        h.story()
+    );
+    assert!(
+        !reason.contains("the server closed the connection"),
+        "{reason}"
+    );
+    assert!(h.run(&["inner1"], "true")[0].ok(), "{}", h.story());
+}
+
 /// A command behind a bastion that closes idle tunnels (`ChannelTimeout direct-tcpip=3s`),
 /// whose host stops answering, loses its tunnel to the bastion's limit once nothing comes back
 /// through it: the failure names that possibility, not only the host's server (stop 55 tester

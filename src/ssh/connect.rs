@@ -247,7 +247,7 @@ impl Connection {
     /// connection, lost since the session was set up; else, where the jump host closes idle
     /// tunnels, either that or the server (stop 55 tester t88: "the server closed the
     /// connection" for a command whose tunnel the bastion's `ChannelTimeout` closed once its
-    /// host stopped answering).
+    /// host stopped answering); else the server's close or a reset on the way.
     fn carrier_words(&self) -> Option<String> {
         let carrier = self.carrier.as_ref()?;
         let lost_at = *carrier.lost_at.lock().unwrap_or_else(|p| p.into_inner());
@@ -257,7 +257,16 @@ impl Connection {
                 carrier.name
             ));
         }
-        let limit = (carrier.tunnel_limit)()?;
+        // The jump host's sshd ends a tunnel alike for the server's close and for a reset
+        // between it and the server (stop 61 tester t101: a reset said as the server's close).
+        let Some(limit) = (carrier.tunnel_limit)() else {
+            return Some(format!(
+                "the tunnel through the jump host {} closed: the server ended the \
+                 connection, or it was reset between the jump host and the server (a tunnel \
+                 does not tell which)",
+                carrier.name
+            ));
+        };
         Some(format!(
             "the tunnel through the jump host {} closed: the server ended the connection, or \
              the jump host closed the tunnel, as it does to tunnels idle for {} \

@@ -340,6 +340,25 @@ impl Site {
         }
     }
 
+    /// Resets every established connection to `name`'s sshd (its address, port 22) from
+    /// inside its namespace (`ss -K`: its end destroyed, a RST sent), as a firewall or NAT
+    /// that forgot them does.
+    pub fn reset_connections(&self, name: &str) {
+        let s = self.sshd(name);
+        run(Command::new("ip").args([
+            "netns",
+            "exec",
+            &s.netns,
+            "ss",
+            "-K",
+            "state",
+            "established",
+            "src",
+            &format!("{}:22", s.addr),
+        ]))
+        .unwrap_or_else(|e| panic!("resetting {name}'s connections failed: {e}"));
+    }
+
     /// Drops, from now on, every packet to and from `name`'s sshd as its namespace receives
     /// them (nftables' input hook): a connection to it waits for an answer that never comes
     /// (the bastion's sshd connecting to a host powered off behind a firewall), established

@@ -59,10 +59,19 @@ fn end_words(end: Ending) -> String {
         Ending::TimedOut => {
             "timed out: the server acknowledged nothing (the network or the host is gone)".into()
         }
-        Ending::Failed(errno) => format!(
-            "the connection failed: {}",
-            std::io::Error::from_raw_os_error(errno)
-        ),
+        Ending::Failed(errno) => format!("the connection failed: {}", errno_words(errno)),
+    }
+}
+
+/// The kernel's words for `errno` (strerror), as a clause: `no route to host`, without the
+/// `(os error 113)` Rust adds.
+fn errno_words(errno: i32) -> String {
+    let text = std::io::Error::from_raw_os_error(errno).to_string();
+    let words = text.split(" (os error").next().unwrap_or(&text);
+    let mut chars = words.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => format!("error {errno}"),
     }
 }
 
@@ -101,5 +110,14 @@ mod tests {
         let session = ssh2::Session::new().expect("a libssh2 session");
         let io = std::io::Error::other("disk full");
         assert_eq!(plain_io(&io, &session), "disk full");
+    }
+
+    #[test]
+    fn an_ending_by_another_error_says_the_kernels_words() {
+        assert_eq!(
+            end_words(Ending::Failed(libc::EHOSTUNREACH)),
+            "the connection failed: no route to host"
+        );
+        assert_eq!(end_words(Ending::Reset), "the connection was reset");
     }
 }

@@ -109,18 +109,10 @@ pub fn peek(fd: RawFd) -> Option<IdleDeath> {
 mod tests {
     use super::*;
     use std::io::Write as _;
-    use std::net::{TcpListener, TcpStream};
     use std::os::fd::AsRawFd as _;
     use std::time::Duration;
 
-    /// A loopback connection: (client, server end).
-    fn pair() -> (TcpStream, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server, _) = listener.accept().unwrap();
-        super::socket_end::forget(client.as_raw_fd());
-        (client, server)
-    }
+    use crate::ssh::socket_end::tests::{pair, reset};
 
     fn settle() {
         std::thread::sleep(Duration::from_millis(100));
@@ -145,23 +137,7 @@ mod tests {
         assert!(IdleDeath::Closed.may_be_idle_limit());
 
         let (client, server) = pair();
-        // SO_LINGER with a zero timeout: close sends a RST, as a connection killed outright.
-        let linger = libc::linger {
-            l_onoff: 1,
-            l_linger: 0,
-        };
-        // SAFETY: a valid socket and a correctly sized option value.
-        unsafe {
-            libc::setsockopt(
-                server.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                (&linger as *const libc::linger).cast(),
-                std::mem::size_of::<libc::linger>() as libc::socklen_t,
-            );
-        }
-        drop(server);
-        settle();
+        reset(server);
         let fd = client.as_raw_fd();
         assert_eq!(peek(fd), Some(IdleDeath::Reset));
         assert!(!IdleDeath::Reset.may_be_idle_limit());

@@ -170,22 +170,25 @@ pub fn ending(fd: RawFd) -> Option<Ending> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::io::Write as _;
     use std::net::{TcpListener, TcpStream};
     use std::os::fd::AsRawFd as _;
     use std::time::Duration;
 
-    fn pair() -> (TcpStream, TcpStream) {
+    /// A loopback connection, (client, server end), nothing kept for the client's fd (a
+    /// closed socket of another test may have had its number).
+    pub(in crate::ssh) fn pair() -> (TcpStream, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
+        forget(client.as_raw_fd());
         (client, server)
     }
 
     /// Closes `server` with a reset (SO_LINGER 0), as a connection killed outright.
-    fn reset(server: TcpStream) {
+    pub(in crate::ssh) fn reset(server: TcpStream) {
         let linger = libc::linger {
             l_onoff: 1,
             l_linger: 0,
@@ -214,7 +217,6 @@ mod tests {
     fn a_reset_read_first_by_a_watched_call_is_a_reset_though_the_socket_shows_an_end() {
         let (client, server) = pair();
         let fd = client.as_raw_fd();
-        forget(fd);
         reset(server);
         assert_eq!(recv(fd), -(libc::ECONNRESET as isize));
         // The kernel said it once: the socket now shows an end, with no retransmission.
@@ -227,7 +229,6 @@ mod tests {
     fn an_orderly_close_is_closed_and_would_block_is_nothing() {
         let (client, mut server) = pair();
         let fd = client.as_raw_fd();
-        forget(fd);
         client.set_nonblocking(true).unwrap();
         assert_eq!(recv(fd), -(libc::EAGAIN as isize));
         assert_eq!(ending(fd), None, "open");
@@ -243,7 +244,6 @@ mod tests {
     fn data_sent_after_the_servers_close_is_still_its_close() {
         let (client, server) = pair();
         let fd = client.as_raw_fd();
-        forget(fd);
         drop(server);
         std::thread::sleep(Duration::from_millis(100));
         let send = |bytes: &[u8]| {

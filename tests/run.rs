@@ -983,6 +983,38 @@ fn the_summary_counts_stopped_hosts_apart_from_failed_ones() {
     );
 }
 
+/// An interrupted run names on stderr the hosts that had failed on their own, as a recipe's
+/// interrupted step does (stop 61 tester t102: stderr said only `error: interrupted` while the
+/// summary counted a host that could not be reached).
+#[test]
+fn an_interrupted_run_names_the_hosts_that_failed_on_their_own() {
+    let lab = Lab::builder().names(&["host1", "host2"]).start();
+    lab.stop_host("host2");
+    let run = Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["run", "--hosts", "host1,host2", "--", "sleep 30"])
+        .spawn_watched();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !lab.host_pids("host1").into_iter().any(|pid| {
+        std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\0"))
+    }) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sleep never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    support::net::signal(run.id(), libc::SIGINT);
+    let out = run.wait_with_output();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("error: interrupted; 1 of 2 hosts failed"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("host2: "), "{stderr}");
+}
+
 /// While a reader that is behind holds a command's output back, its `--timeout` still ends it
 /// on time, and so does a Ctrl-C (stop 35 tester t15: with the host's worker waiting for room
 /// in the backlog, a command that printed much ran past its timeout and was reported `ok`,

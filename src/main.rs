@@ -71,6 +71,18 @@ fn main() {
             }
             Ok(())
         }
+        // Their output is a shell script or a manual page: no JSON object can carry it (stop
+        // 61 tester t102: both ignored --format json, exit 0), as `tether ssh` refuses it.
+        Some(Command::Completions(_)) if settings.format == Format::Json => Err(Error::Usage(
+            "--format json: `tether completions` prints a shell's completion script, not JSON \
+             objects; drop --format json"
+                .into(),
+        )),
+        Some(Command::Man) if settings.format == Format::Json => Err(Error::Usage(
+            "--format json: `tether man` prints a manual page (roff), not JSON objects; drop \
+             --format json"
+                .into(),
+        )),
         Some(Command::Completions(args)) => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let text = completions::script(args.shell, &mut cmd);

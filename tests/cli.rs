@@ -7,6 +7,25 @@ use std::process::{Command, Stdio};
 
 use support::tether::Tether;
 
+/// Completions and the manual page refuse `--format json` (exit 2, one JSON error object),
+/// as `tether ssh` does: a shell script or roff is no JSON object (stop 61 tester t102: both
+/// printed as usual, exit 0).
+#[test]
+fn completions_and_the_manual_refuse_json() {
+    for args in [&["completions", "bash"][..], &["man"]] {
+        let out = Tether::new().args(&["--format", "json"]).args(args).run();
+        out.status(2);
+        let lines: Vec<serde_json::Value> = out
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("{}", out.stdout)))
+            .collect();
+        assert_eq!(lines.len(), 1, "{}", out.stdout);
+        assert_eq!(lines[0]["type"], "error", "{}", out.stdout);
+        assert_eq!(lines[0]["exit_code"], 2, "{}", out.stdout);
+    }
+}
+
 #[test]
 fn completions_for_every_shell_name_the_subcommands() {
     for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {

@@ -260,7 +260,7 @@ fn unreachable_host_exits_3_and_the_others_are_still_checked() {
     let gone = format!("root@127.0.0.1:{closed}");
     let out = check(&lab, &format!("r1,{gone}"), &[]);
     out.status(3)
-        .stdout_contains("Connection refused")
+        .stdout_contains(": connection refused")
         .stdout_contains("check: 2 hosts, 0 at risk, 1 unreachable")
         .stderr_contains("1 of 2 hosts could not be reached");
     assert_eq!(value(&out, "r1", "MaxSessions"), "10");

@@ -543,7 +543,7 @@ fn unreachable_hosts_are_named_and_the_others_still_run() {
     out.status(3)
         .stdout_contains("host1  | alive")
         .stdout_contains("closed: cannot connect to 127.0.0.1:")
-        .stdout_contains("Connection refused")
+        .stdout_contains(": connection refused")
         .stdout_contains("silent: 127.0.0.1:")
         .stdout_contains("accepted the TCP connection but sent no SSH banner within 2.0 s")
         .stderr_contains("2 of 3 hosts failed");

@@ -832,7 +832,8 @@ fn tcp_connect(
         Some(e) if e.kind() != std::io::ErrorKind::TimedOut => Err(SshError::Connect {
             host: name.to_string(),
             addr: addr_text.to_string(),
-            reason: e.to_string(),
+            // (stop 61 tester t102: "Connection refused (os error 111)")
+            reason: super::wording::io_words(&e),
         }),
         _ => Err(SshError::ConnectTimeout {
             host: name.to_string(),

@@ -59,19 +59,25 @@ fn end_words(end: Ending) -> String {
         Ending::TimedOut => {
             "timed out: the server acknowledged nothing (the network or the host is gone)".into()
         }
-        Ending::Failed(errno) => format!("the connection failed: {}", errno_words(errno)),
+        Ending::Failed(errno) => format!(
+            "the connection failed: {}",
+            io_words(&std::io::Error::from_raw_os_error(errno))
+        ),
     }
 }
 
-/// The kernel's words for `errno` (strerror), as a clause: `no route to host`, without the
-/// `(os error 113)` Rust adds.
-fn errno_words(errno: i32) -> String {
-    let text = std::io::Error::from_raw_os_error(errno).to_string();
+/// `e` as a clause: the kernel's words for an OS error (strerror) begun in lower case,
+/// without the `(os error 113)` Rust adds (`no route to host`); another error's own words.
+pub fn io_words(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    if e.raw_os_error().is_none() {
+        return text;
+    }
     let words = text.split(" (os error").next().unwrap_or(&text);
     let mut chars = words.chars();
     match chars.next() {
         Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => format!("error {errno}"),
+        None => text.clone(),
     }
 }
 
@@ -119,5 +125,8 @@ mod tests {
             "the connection failed: no route to host"
         );
         assert_eq!(end_words(Ending::Reset), "the connection was reset");
+        let refused = std::io::Error::from_raw_os_error(libc::ECONNREFUSED);
+        assert_eq!(io_words(&refused), "connection refused");
+        assert_eq!(io_words(&std::io::Error::other("Odd")), "Odd");
     }
 }

@@ -165,6 +165,23 @@ mod tests {
     }
 
     #[test]
+    fn an_error_at_the_end_of_the_file_shows_its_empty_line() {
+        let engine = rhai::Engine::new();
+        let source = "task(\"a\", || { on(\"x\", \"y\") \r\n";
+        let err = engine.compile(source).unwrap_err();
+        let sources = Sources::default();
+        sources.insert("deploy.rhai", source);
+        let text = parse_error(&err, "deploy.rhai", &sources);
+        assert!(text.starts_with("deploy.rhai:2:1: syntax error"), "{text}");
+        assert!(text.ends_with("\n2 | \n  | ^"), "{text}");
+        // A line before it keeps its own text, without the carriage return.
+        assert_eq!(
+            sources.line("deploy.rhai", 1).as_deref(),
+            Some("task(\"a\", || { on(\"x\", \"y\") ")
+        );
+    }
+
+    #[test]
     fn parse_errors_name_the_file() {
         let engine = rhai::Engine::new();
         let err = engine.compile("let x = ;").unwrap_err();

@@ -110,9 +110,14 @@ impl Sources {
 
     /// Line `line` (1-based) of the source `name`.
     pub fn line(&self, name: &str, line: usize) -> Option<String> {
-        self.lock()
-            .get(name)
-            .and_then(|t| t.lines().nth(line.checked_sub(1)?).map(str::to_string))
+        // `split`, not `lines`: the empty line after a final newline is where an error at the
+        // end of the file is (stop 61 tester t102: `deploy.rhai:2:1: syntax error` of a
+        // closure left open showed no line and no caret).
+        self.lock().get(name).and_then(|t| {
+            t.split('\n')
+                .nth(line.checked_sub(1)?)
+                .map(|l| l.strip_suffix('\r').unwrap_or(l).to_string())
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {

@@ -601,8 +601,12 @@ fn grouped_text(reports: &[HostReport], fold: bool) -> Vec<String> {
             None => groups.push((lines, vec![r])),
         }
     }
-    let mut text = Vec::new();
+    // Each block's lines, after its first host's place among the selected (stop 61 tester
+    // t102: the hosts that failed came after every other block).
+    let place = |host: &str| reports.iter().position(|r| r.host == host);
+    let mut blocks: Vec<(Option<usize>, Vec<String>)> = Vec::new();
     for (lines, members) in &groups {
+        let mut text = Vec::new();
         let names: Vec<&str> = members.iter().map(|r| r.host.as_str()).collect();
         text.push(String::new());
         text.push(crate::hostset::fold(&names));
@@ -635,6 +639,7 @@ fn grouped_text(reports: &[HostReport], fold: bool) -> Vec<String> {
             }
         }
         text.extend(lines.iter().cloned());
+        blocks.push((place(names[0]), text));
     }
     let failed: Vec<(&str, &HostText)> = reports
         .iter()
@@ -648,11 +653,19 @@ fn grouped_text(reports: &[HostReport], fold: bool) -> Vec<String> {
             .collect(),
     };
     for (hosts, error) in failed {
-        text.push(String::new());
-        text.push(crate::hostset::fold(&hosts));
-        text.push(format!("  error: {error}"));
+        let first = hosts.first().and_then(|h| place(h));
+        blocks.push((
+            first,
+            vec![
+                String::new(),
+                crate::hostset::fold(&hosts),
+                format!("  error: {error}"),
+            ],
+        ));
     }
-    text
+    // Stable: blocks of the same first place keep their order.
+    blocks.sort_by_key(|(first, _)| *first);
+    blocks.into_iter().flat_map(|(_, text)| text).collect()
 }
 
 /// The closing `check_summary` record: hosts, at risk, unreachable, and how the check ends
@@ -763,5 +776,30 @@ mod tests {
                 .count(),
             2
         );
+    }
+
+    /// Blocks come in the order of their first host, failed ones among the rest (stop 61
+    /// tester t102: `host3`'s block before the errors of host1, host2 and host4).
+    #[test]
+    fn blocks_come_in_the_order_of_their_first_host() {
+        let failed = |host: &str, why: &str| HostReport {
+            error: Some(HostText::from(why.to_string())),
+            ..report(host, "/etc/ssh/sshd_config", 1)
+        };
+        let mut odd = report("host5", "/srv/sshd_config", 5);
+        odd.notes.push("another".into());
+        let reports = [
+            failed("host1", "refused"),
+            failed("host2", "key changed"),
+            report("host3", "/etc/ssh/sshd_config", 3),
+            failed("host4", "refused"),
+            odd,
+        ];
+        let heads: Vec<String> = grouped_text(&reports, true)
+            .windows(2)
+            .filter(|w| w[0].is_empty())
+            .map(|w| w[1].clone())
+            .collect();
+        assert_eq!(heads, ["host[1,4]", "host2", "host3", "host5"]);
     }
 }

@@ -119,6 +119,15 @@ fn main() {
             Error::Failed(f) if f.shown && tether::stdout::shares_stderr() => f.headline(),
             e => e.text(fold),
         };
+        // A run stdout's reader stopped (as a first Ctrl-C does; exit 141) says so, not
+        // `interrupted`, the interrupt's own word its failure begins with (stop 61 tester t102:
+        // `tether -n TASK | head -1` ended `error: interrupted`).
+        let said = match said.strip_prefix("interrupted") {
+            Some(rest) if e.is_interrupted() && tether::stdout::closed() => {
+                format!("stopped: stdout was closed by its reader{rest}")
+            }
+            _ => said,
+        };
         let text = tether::secret::mask(&said).into_owned();
         // Its words may be a host's (a stderr tail) or a recipe's: shown, never acted on.
         tether::errln!("error: {}", tether::report::visible_lines(&text));

@@ -1204,6 +1204,29 @@ fn a_reader_that_goes_away_during_a_quiet_command_stops_it_then() {
     assert!(!running, "the sleep still runs: {stderr}");
 }
 
+/// A run its stdout's reader stopped says so in its last words, not `interrupted` (stop 61
+/// tester t102: `tether -n TASK | head -1` ended with `error: interrupted`), and exits 141.
+#[test]
+fn a_run_whose_reader_went_away_says_so() {
+    let dir = empty_dir();
+    std::fs::write(
+        dir.path().join("deploy.rhai"),
+        "server(\"a1\", #{ roles: [\"web\"] });\n\
+         task(\"t\", || { for i in 0..5000 { on(\"web\", \"echo \" + i); } });\n",
+    )
+    .unwrap();
+    let mut child = Tether::new()
+        .current_dir(dir.path())
+        .args(&["-n", "t"])
+        .spawn();
+    let (status, stderr) = close_stdout_at(&mut child, "echo 3");
+    assert_eq!(status.code(), Some(141), "{stderr}");
+    assert!(
+        stderr.ends_with("error: stopped: stdout was closed by its reader\n"),
+        "{stderr}"
+    );
+}
+
 /// A reader that goes away while a failed run's failure hooks clean up lets them finish, and
 /// the run's own failure stays said (stop 36 tester t18: it became `error: interrupted`,
 /// the failed step named nowhere).

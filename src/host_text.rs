@@ -190,7 +190,11 @@ impl fmt::Display for HostText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for part in &self.parts {
             match part {
-                Part::Text(words) | Part::Host(words) => f.write_str(words)?,
+                Part::Text(words) => f.write_str(words)?,
+                // As a host set writes it: a name holding nodeset syntax (`web[1]`) in quotes,
+                // so that it never reads as another host (stop 61 tester t103: `web[1]: ...
+                // failed` of the host `web[1]`, where `web1` is another).
+                Part::Host(name) => f.write_str(&crate::hostset::fold(&[name]))?,
                 Part::Took(d) => f.write_str(&format_duration(*d))?,
             }
         }
@@ -274,6 +278,26 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    /// A host's name is written as a host set writes it: one holding nodeset syntax in
+    /// quotes, any other as it is (stop 61 tester t103: `web[1]: ... failed` read as `web1`).
+    #[test]
+    fn a_name_that_reads_as_a_host_set_is_quoted() {
+        let said = HostText::new().host("web[1]").text(": failed").to_string();
+        assert_eq!(said, "\"web[1]\": failed");
+        for name in [
+            "web01",
+            "web007",
+            "db-1.example.com",
+            "10.0.0.1",
+            "h1x2",
+            "127.0.0.1:2222",
+            "a",
+            "web1-eu2",
+        ] {
+            assert_eq!(HostText::new().host(name).to_string(), name);
+        }
+    }
+
     #[test]
     fn after_host_drops_only_tethers_own_host_prefix() {
         let t = HostText::new()
@@ -336,9 +360,10 @@ mod tests {
             ]),
             ["a,b: `x` failed with exit status 3 after 5.0 ms\n  stderr (last lines):\n    e"]
         );
+        // Its name as a set writes it (stop 61 tester t103: unquoted, it read as `web1`).
         assert_eq!(
             fold_all(&[("web[1]", failed("web[1]", "x", ms(5), "e"))]),
-            ["web[1]: `x` failed with exit status 3 after 5.0 ms\n  stderr (last lines):\n    e"]
+            ["\"web[1]\": `x` failed with exit status 3 after 5.0 ms\n  stderr (last lines):\n    e"]
         );
         // Another host's name that tether wrote is words: folds only with the same name.
         let lost = |host: &str, inner: &str| {

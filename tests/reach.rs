@@ -478,6 +478,15 @@ fn ssh_uri_destinations_connect() {
     out.status(0);
     assert_eq!(out.host_lines(&v4, '|'), ["in"], "{}", out.stdout);
     assert_eq!(out.host_lines(&v6, '|'), ["in"], "{}", out.stdout);
+    // Its brackets are nodeset syntax: the name is written in quotes, alone too (stop 61
+    // tester t103: a lone `web[1]` read as `web1`).
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with(&format!("\"{v6}\" "))),
+        "{}",
+        out.stdout
+    );
     assert_eq!(lab.accepted_logins("host1"), before + 2);
 
     let dir = lab.dir().join("uri_recipe");

@@ -42,11 +42,13 @@ fn plural(n: u64) -> &'static str {
 }
 
 fn prefix(st: &State, host: &str, mark: &str, mark_style: Style) -> String {
-    let width = st.width.max(host.chars().count());
+    // Written as a host set writes it (see `HostText`'s Display): `"web[1]"` in quotes.
+    let shown = crate::hostset::fold(&[host]);
+    let width = st.width.max(shown.chars().count());
     let index = st.order.iter().position(|n| n == host).unwrap_or(0);
     let name = paint(
         fg(HOST_COLORS[index % HOST_COLORS.len()]),
-        &format!("{host:width$}"),
+        &format!("{shown:width$}"),
     );
     format!("{name} {}", paint(mark_style, mark))
 }

@@ -327,10 +327,13 @@ impl Output {
 
     /// Lines of stdout that start with `host` followed by the given mark (`|`, `!`, `~`).
     pub fn host_lines(&self, host: &str, mark: char) -> Vec<String> {
+        // A name tether writes in quotes (one holding nodeset syntax, `ssh://[::1]:22`), or a
+        // host set as given.
+        let shown = tether::hostset::fold(&[host]);
         self.stdout
             .lines()
             .filter_map(|l| {
-                let rest = l.strip_prefix(host)?;
+                let rest = l.strip_prefix(&shown).or_else(|| l.strip_prefix(host))?;
                 let rest = rest.trim_start();
                 let rest = rest.strip_prefix(mark)?;
                 Some(rest.strip_prefix(' ').unwrap_or(rest).to_string())

@@ -441,9 +441,27 @@ fn a_failure_of_hosts_alike_is_folded() {
                 );
             }
         }
+        w.wait_line("session warm for", 5 * SECS);
         assert_eq!(w.interrupt(10 * SECS), 0, "{}", w.dump());
         let said = w.dump().matches("failed with exit status 3").count();
         assert_eq!(said, if fold { 1 } else { 3 }, "{}", w.dump());
+        // The rows of hosts alike, while waiting and at the end, share one line headed by
+        // their set (stop 61 tester t103: 30 alike rows after every save).
+        let head = if fold { "  web[1-3]  " } else { "  web2  " };
+        let rows = |words: &str| {
+            w.seen
+                .iter()
+                .filter(|l| l.text.starts_with(head) && l.text.contains(words))
+                .count()
+        };
+        assert_eq!(rows("session warm for "), 1, "{}", w.dump());
+        assert_eq!(rows(" heartbeat"), 1, "{}", w.dump());
+        let each = w
+            .seen
+            .iter()
+            .filter(|l| l.text.starts_with("  web"))
+            .count();
+        assert_eq!(each, if fold { 2 } else { 6 }, "{}", w.dump());
     }
 }
 

@@ -15,11 +15,7 @@ fn completions_and_the_manual_refuse_json() {
     for args in [&["completions", "bash"][..], &["man"]] {
         let out = Tether::new().args(&["--format", "json"]).args(args).run();
         out.status(2);
-        let lines: Vec<serde_json::Value> = out
-            .stdout
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("{}", out.stdout)))
-            .collect();
+        let lines = out.objects();
         assert_eq!(lines.len(), 1, "{}", out.stdout);
         assert_eq!(lines[0]["type"], "error", "{}", out.stdout);
         assert_eq!(lines[0]["exit_code"], 2, "{}", out.stdout);

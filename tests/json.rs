@@ -4,21 +4,8 @@
 use crate::support;
 
 use support::recipe::{lab, lab_recipe, RecipeDir};
-use support::tether::Output;
 
 /// Every stdout line as a JSON object with a string `type`.
-fn objects(out: &Output) -> Vec<serde_json::Value> {
-    out.stdout
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value =
-                serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
-            assert!(v["type"].is_string(), "no type: {l}");
-            v
-        })
-        .collect()
-}
-
 /// The shape README gives a run's stream (fresh-eyes findings: a dry run had no `run_started`
 /// or `run_finished`, a recipe's top-level `print` came before `run_started`, and `hosts` was
 /// repeated for every step): `run_started` first, each host in one `hosts` object at most,
@@ -74,7 +61,7 @@ fn tasks_and_the_plan() {
     let r = RecipeDir::new("json-tasks", RECIPE);
     let out = r.tether().args(&["tasks", "--format", "json"]).run();
     out.status(0);
-    let all = objects(&out);
+    let all = out.objects();
     let hello = all
         .iter()
         .find(|o| o["type"] == "task" && o["name"] == "hello")
@@ -91,7 +78,7 @@ fn tasks_and_the_plan() {
 
     let out = r.tether().args(&["-n", "--format", "json", "hello"]).run();
     out.status(0);
-    let all = objects(&out);
+    let all = out.objects();
     assert_run_shape(&all, 0, true);
     assert_eq!(all[1]["type"], "print", "{}", out.stdout);
     assert_eq!(all[1]["text"], "loading", "{}", out.stdout);
@@ -129,7 +116,7 @@ fn a_real_run_and_tether_run() {
     );
     let out = r.tether().args(&["--format", "json", "t"]).run();
     out.status(0);
-    let all = objects(&out);
+    let all = out.objects();
     assert_run_shape(&all, 0, false);
     let t = types(&all);
     for kind in [
@@ -165,7 +152,7 @@ fn a_real_run_and_tether_run() {
 
     let out = r.tether().args(&["--format", "json", "bad"]).run();
     out.status(1);
-    let all = objects(&out);
+    let all = out.objects();
     assert_run_shape(&all, 1, false);
     let finished = all.iter().find(|o| o["type"] == "run_finished").unwrap();
     assert_eq!(finished["ok"], false);
@@ -181,7 +168,7 @@ fn a_real_run_and_tether_run() {
         .args(&["--format", "json", "run", "--hosts", "web1", "--", "exit 3"])
         .run();
     out.status(1);
-    let all = objects(&out);
+    let all = out.objects();
     let started = all.iter().find(|o| o["type"] == "run_started").unwrap();
     assert_eq!(started["command"], "exit 3");
     assert!(all
@@ -242,7 +229,7 @@ fn a_failure_before_the_run_is_an_error_object() {
     ] {
         let out = r.tether().args(args).run();
         out.status(4);
-        let all = objects(&out);
+        let all = out.objects();
         let last = all.last().unwrap_or_else(|| panic!("{args:?}: nothing"));
         assert_eq!(last["type"], "error", "{args:?}\n{}", out.stdout);
         assert_eq!(last["exit_code"], 4, "{args:?}");
@@ -255,7 +242,7 @@ fn a_failure_before_the_run_is_an_error_object() {
     let r = RecipeDir::new("json-unknown-task", "task(\"t\", || {});\n");
     let out = r.tether().args(&["--format", "json", "nosuch"]).run();
     out.status(2);
-    let all = objects(&out);
+    let all = out.objects();
     assert_eq!(all.last().unwrap()["type"], "error", "{}", out.stdout);
     // Options refused before anything runs, and an event stream `tether report` cannot read
     // (fresh-eyes findings: stdout was empty).
@@ -275,7 +262,7 @@ fn a_failure_before_the_run_is_an_error_object() {
     ] {
         let out = r.tether().args(args).run();
         out.status(2);
-        let all = objects(&out);
+        let all = out.objects();
         assert_eq!(all.len(), 1, "{args:?}\n{}", out.stdout);
         assert_eq!(all[0]["type"], "error", "{args:?}");
         assert_eq!(all[0]["exit_code"], 2, "{args:?}");
@@ -294,7 +281,7 @@ fn a_print_in_a_closure_names_its_host() {
     );
     let out = r.tether().args(&["--format", "json", "t"]).run();
     out.status(0);
-    let all = objects(&out);
+    let all = out.objects();
     let print = |text: &str| {
         all.iter()
             .find(|o| o["type"] == "print" && o["text"] == text)
@@ -394,7 +381,8 @@ fn json_lines_keep_every_character_of_a_line() {
         .arg(r"printf 'a\177b\n\033[31mc\007d\000e\n\302\233f\342\200\250g\n'; printf 'h\177i\n' >&2")
         .run();
     out.status(0);
-    let lines: Vec<String> = objects(&out)
+    let lines: Vec<String> = out
+        .objects()
         .iter()
         .filter(|o| o["type"] == "output")
         .map(|o| o["line"].as_str().unwrap().to_string())
@@ -419,7 +407,8 @@ fn json_lines_keep_every_character_of_a_line() {
         .run();
     tasks.status(0);
     assert!(
-        objects(&tasks)
+        tasks
+            .objects()
             .iter()
             .any(|o| o["description"] == "x\u{7f}y"),
         "{}",

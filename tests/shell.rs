@@ -432,11 +432,7 @@ fn json_is_refused_before_anything_connects() {
             .args(args)
             .run();
         out.status(2);
-        let lines: Vec<serde_json::Value> = out
-            .stdout
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("{}", out.stdout)))
-            .collect();
+        let lines = out.objects();
         assert_eq!(lines.len(), 1, "{}", out.stdout);
         assert_eq!(lines[0]["type"], "error", "{}", out.stdout);
         // Its words as written (stop 46 tester t61: two runs of 14 spaces).

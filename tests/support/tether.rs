@@ -325,6 +325,20 @@ impl Output {
         self
     }
 
+    /// Stdout's lines as JSON objects, each with a `type` (`--format json`); panics at a line
+    /// that is not one.
+    pub fn objects(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value =
+                    serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+                assert!(v["type"].is_string(), "no type: {l}");
+                v
+            })
+            .collect()
+    }
+
     /// Lines of stdout that start with `host` followed by the given mark (`|`, `!`, `~`).
     pub fn host_lines(&self, host: &str, mark: char) -> Vec<String> {
         // A name tether writes in quotes (one holding nodeset syntax, `ssh://[::1]:22`), or a

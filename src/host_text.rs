@@ -186,15 +186,24 @@ impl From<&str> for HostText {
     }
 }
 
+/// A host's name as tether writes it alone, as a host set writes it: one holding nodeset
+/// syntax (`web[1]`) in quotes, so that it never reads as another host (stop 61 tester t103:
+/// `web[1]: ... failed` of the host `web[1]`, where `web1` is another); a jump host's label
+/// (`bastion (jump)`, see `ssh::jump`) is its name so written, then the label's word.
+pub fn named(host: &str) -> String {
+    const JUMP: &str = " (jump)";
+    match host.strip_suffix(JUMP) {
+        Some(name) => format!("{}{JUMP}", crate::hostset::fold(&[name])),
+        None => crate::hostset::fold(&[host]),
+    }
+}
+
 impl fmt::Display for HostText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for part in &self.parts {
             match part {
                 Part::Text(words) => f.write_str(words)?,
-                // As a host set writes it: a name holding nodeset syntax (`web[1]`) in quotes,
-                // so that it never reads as another host (stop 61 tester t103: `web[1]: ...
-                // failed` of the host `web[1]`, where `web1` is another).
-                Part::Host(name) => f.write_str(&crate::hostset::fold(&[name]))?,
+                Part::Host(name) => f.write_str(&named(name))?,
                 Part::Took(d) => f.write_str(&format_duration(*d))?,
             }
         }
@@ -284,6 +293,8 @@ mod tests {
     fn a_name_that_reads_as_a_host_set_is_quoted() {
         let said = HostText::new().host("web[1]").text(": failed").to_string();
         assert_eq!(said, "\"web[1]\": failed");
+        assert_eq!(named("bastion (jump)"), "bastion (jump)");
+        assert_eq!(named("b[1] (jump)"), "\"b[1]\" (jump)");
         for name in [
             "web01",
             "web007",

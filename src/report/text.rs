@@ -42,8 +42,7 @@ fn plural(n: u64) -> &'static str {
 }
 
 fn prefix(st: &State, host: &str, mark: &str, mark_style: Style) -> String {
-    // Written as a host set writes it (see `HostText`'s Display): `"web[1]"` in quotes.
-    let shown = crate::hostset::fold(&[host]);
+    let shown = crate::host_text::named(host);
     let width = st.width.max(shown.chars().count());
     let index = st.order.iter().position(|n| n == host).unwrap_or(0);
     let name = paint(

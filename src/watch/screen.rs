@@ -200,7 +200,7 @@ impl Screen {
             false => {
                 let shown: Vec<String> = rows
                     .iter()
-                    .map(|(h, _)| crate::hostset::fold(&[h]))
+                    .map(|(h, _)| crate::host_text::named(h))
                     .collect();
                 let width = shown.iter().map(|s| s.chars().count()).max().unwrap_or(0);
                 rows.iter()

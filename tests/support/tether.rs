@@ -343,7 +343,7 @@ impl Output {
     pub fn host_lines(&self, host: &str, mark: char) -> Vec<String> {
         // A name tether writes in quotes (one holding nodeset syntax, `ssh://[::1]:22`), or a
         // host set as given.
-        let shown = tether::hostset::fold(&[host]);
+        let shown = tether::host_text::named(host);
         self.stdout
             .lines()
             .filter_map(|l| {

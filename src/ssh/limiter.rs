@@ -19,12 +19,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::Thread;
 
 /// Handshakes at once to one server: under sshd's default `MaxStartups 10:30:100`, which
-/// starts refusing at 10 unauthenticated connections, with room for its lag: sshd's listener
-/// counts a connection as unauthenticated until it sees the login done, a moment after tether
-/// does and has started the next handshake (stop 61 tester t103: with 8, 80 connections to
-/// one sshd had 11 dropped over 8 runs, each retried after a backoff; with 6, none in 8 runs,
-/// and the runs were no slower: 1.72-1.91 s against 1.80-2.05 s).
-pub const PER_SERVER: usize = 6;
+/// starts refusing at 10 unauthenticated connections.
+pub const PER_SERVER: usize = 8;
 
 /// Handshakes at once in all, per core of this machine.
 pub const PER_CORE: usize = 16;

@@ -186,14 +186,17 @@ impl From<&str> for HostText {
     }
 }
 
+/// What follows a jump host's name in the name its events and lines carry (`bastion (jump)`),
+/// so that it never reads as a host of the recipe.
+pub const JUMP_LABEL: &str = " (jump)";
+
 /// A host's name as tether writes it alone, as a host set writes it: one holding nodeset
 /// syntax (`web[1]`) in quotes, so that it never reads as another host (stop 61 tester t103:
 /// `web[1]: ... failed` of the host `web[1]`, where `web1` is another); a jump host's label
 /// (`bastion (jump)`, see `ssh::jump`) is its name so written, then the label's word.
 pub fn named(host: &str) -> String {
-    const JUMP: &str = " (jump)";
-    match host.strip_suffix(JUMP) {
-        Some(name) => format!("{}{JUMP}", crate::hostset::fold(&[name])),
+    match host.strip_suffix(JUMP_LABEL) {
+        Some(name) => format!("{}{JUMP_LABEL}", crate::hostset::fold(&[name])),
         None => crate::hostset::fold(&[host]),
     }
 }

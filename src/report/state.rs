@@ -62,7 +62,7 @@ impl State {
         let jumps = self
             .hosts
             .keys()
-            .filter(|h| h.ends_with(" (jump)") && !self.order.contains(h));
+            .filter(|h| h.ends_with(crate::host_text::JUMP_LABEL) && !self.order.contains(h));
         self.order.iter().chain(jumps).collect()
     }
 }

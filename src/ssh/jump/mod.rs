@@ -165,7 +165,7 @@ impl Jump {
         let (wake, wake_rx) = UnixStream::pair()?;
         wake.set_nonblocking(true)?;
         wake_rx.set_nonblocking(true)?;
-        let display: Arc<str> = Arc::from(format!("{name} (jump)"));
+        let display: Arc<str> = Arc::from(format!("{name}{}", crate::host_text::JUMP_LABEL));
         let stop = Arc::new(AtomicBool::new(false));
         let budget = config.connect_timeout + parent.as_ref().map_or(Duration::ZERO, |p| p.budget);
         let lost_at = Arc::new(Mutex::new(None));
@@ -225,7 +225,10 @@ impl Jump {
     fn error(&self, host: &str, reason: impl Into<String>) -> SshError {
         SshError::Jump {
             host: host.to_string(),
-            jump: self.name.trim_end_matches(" (jump)").to_string(),
+            jump: self
+                .name
+                .trim_end_matches(crate::host_text::JUMP_LABEL)
+                .to_string(),
             reason: reason.into(),
             kind: Kind::Unreachable,
         }
@@ -347,7 +350,7 @@ impl Via for Jump {
             let started = if bounded { begun } else { Instant::now() };
             let (limit, parent) = (self.tunnel_limit.clone(), self.parent.clone());
             let carrier = connect::Carrier {
-                name: Arc::from(self.name.trim_end_matches(" (jump)")),
+                name: Arc::from(self.name.trim_end_matches(crate::host_text::JUMP_LABEL)),
                 lost_at: self.lost_at.clone(),
                 tunnel_limit: Arc::new(move || chain_limit(&limit, parent.as_deref())),
                 socket,

@@ -707,7 +707,9 @@ impl From<String> for Failure {
 fn jump_error(name: &str, host: &str, reason: impl Into<String>) -> SshError {
     SshError::Jump {
         host: host.to_string(),
-        jump: name.trim_end_matches(" (jump)").to_string(),
+        jump: name
+            .trim_end_matches(crate::host_text::JUMP_LABEL)
+            .to_string(),
         reason: reason.into(),
         kind: Kind::Unreachable,
     }
@@ -723,7 +725,9 @@ fn jump_connect_error(name: &str, host: &str, error: &SshError) -> SshError {
     };
     SshError::Jump {
         host: host.to_string(),
-        jump: name.trim_end_matches(" (jump)").to_string(),
+        jump: name
+            .trim_end_matches(crate::host_text::JUMP_LABEL)
+            .to_string(),
         reason: error.to_string(),
         kind,
     }

@@ -195,9 +195,14 @@ pub const JUMP_LABEL: &str = " (jump)";
 /// `web[1]: ... failed` of the host `web[1]`, where `web1` is another); a jump host's label
 /// (`bastion (jump)`, see `ssh::jump`) is its name so written, then the label's word.
 pub fn named(host: &str) -> String {
-    match host.strip_suffix(JUMP_LABEL) {
-        Some(name) => format!("{}{JUMP_LABEL}", crate::hostset::fold(&[name])),
-        None => crate::hostset::fold(&[host]),
+    let (name, label) = match host.strip_suffix(JUMP_LABEL) {
+        Some(name) => (name, JUMP_LABEL),
+        None => (host, ""),
+    };
+    // Every output line's prefix asks: a plain name (nearly all) is itself, no set built.
+    match crate::hostset::quoted(name) {
+        true => format!("{}{label}", crate::hostset::fold(&[name])),
+        false => host.to_string(),
     }
 }
 

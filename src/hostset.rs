@@ -7,6 +7,12 @@ use std::collections::BTreeMap;
 /// (`!` difference, `&` intersection, `^` symmetric difference), the separator, whitespace.
 const NODESET_SYNTAX: [char; 9] = ['[', ']', '!', '&', '^', ',', ' ', '\t', '\n'];
 
+/// Whether `name` holds nodeset syntax (a bracket, an operator, a separator) or a quote, and
+/// so is written in quotes (see [`fold`]); any other name is written as it is, alone.
+pub fn quoted(name: &str) -> bool {
+    name.contains(NODESET_SYNTAX) || name.contains('"')
+}
+
 /// `names` written compactly: names that differ only in one number become one bracket of
 /// ranges (`web01 web02 web03 web05` -> `web[01-03,05]`), keeping zero padding as ClusterShell's
 /// nodeset does: numbers of one padding make ranges of their own (`web1 web01 web02 web001` ->
@@ -23,7 +29,7 @@ pub fn fold<S: AsRef<str>>(names: &[S]) -> String {
         let name = name.as_ref();
         // nodeset's own syntax in a name (a bracket, an operator, a separator) would read as
         // that: such a name is listed in quotes.
-        if name.contains(NODESET_SYNTAX) || name.contains('"') {
+        if quoted(name) {
             plain.push(format!(
                 "\"{}\"",
                 name.replace('\\', "\\\\").replace('"', "\\\"")

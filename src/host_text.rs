@@ -206,6 +206,30 @@ pub fn named(host: &str) -> String {
     }
 }
 
+/// Hosts as tether writes them together, as [`named`] writes one: a set as
+/// [`crate::hostset::fold`] writes it, jump hosts' names (`bastion (jump)`) folded apart with
+/// their label after their set (`good,b[1-2] (jump)`), never quoted for the label's space and
+/// parentheses.
+pub fn set<S: AsRef<str>>(hosts: &[S]) -> String {
+    let (mut plain, mut jumps) = (Vec::new(), Vec::new());
+    for host in hosts {
+        let host = host.as_ref();
+        match host.strip_suffix(JUMP_LABEL) {
+            Some(name) => jumps.push(name),
+            None => plain.push(host),
+        }
+    }
+    match (plain.is_empty(), jumps.is_empty()) {
+        (_, true) => crate::hostset::fold(&plain),
+        (true, false) => format!("{}{JUMP_LABEL}", crate::hostset::fold(&jumps)),
+        (false, false) => format!(
+            "{},{}{JUMP_LABEL}",
+            crate::hostset::fold(&plain),
+            crate::hostset::fold(&jumps)
+        ),
+    }
+}
+
 impl fmt::Display for HostText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for part in &self.parts {
@@ -265,7 +289,7 @@ pub fn fold<S: AsRef<str>>(items: &[(S, &HostText)]) -> Vec<String> {
 /// The text of `key` for `hosts`, whose texts are `texts`: their set for the host's name,
 /// the range of their durations for each.
 fn folded(key: &[Key], hosts: &[String], texts: &[&HostText]) -> String {
-    let set = crate::hostset::fold(hosts);
+    let set = set(hosts);
     let mut durations: Vec<_> = texts.iter().map(|t| t.durations()).collect();
     let mut out = String::new();
     for part in key {
@@ -315,6 +339,21 @@ mod tests {
         ] {
             assert_eq!(HostText::new().host(name).to_string(), name);
         }
+    }
+
+    /// Jump hosts in a set keep their label outside any quotes, as alone (a summary row of a
+    /// bastion that never connected read `"bastion (jump)"`).
+    #[test]
+    fn a_set_writes_jump_hosts_as_their_names_then_the_label() {
+        assert_eq!(set(&["bastion (jump)"]), "bastion (jump)");
+        assert_eq!(set(&["b1 (jump)", "b2 (jump)"]), "b[1-2] (jump)");
+        assert_eq!(set(&["web2", "web1", "b1 (jump)"]), "web[1-2],b1 (jump)");
+        assert_eq!(set(&["b[1] (jump)", "x"]), "x,\"b[1]\" (jump)");
+        assert_eq!(
+            set(&["web01", "web02"]),
+            crate::hostset::fold(&["web01", "web02"])
+        );
+        assert_eq!(set::<&str>(&[]), "");
     }
 
     #[test]

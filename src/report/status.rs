@@ -63,18 +63,18 @@ fn status_line(st: &State, now: Instant) -> Option<String> {
         .collect();
     let mut line = format!("{step} {}", format_duration(now - *since));
     if !busy.is_empty() {
-        line.push_str(&format!(" · busy: {}", crate::hostset::fold(&busy)));
+        line.push_str(&format!(" · busy: {}", crate::host_text::set(&busy)));
     }
     if !reconnecting.is_empty() {
         line.push_str(&format!(
             " · reconnecting: {}",
-            crate::hostset::fold(&reconnecting)
+            crate::host_text::set(&reconnecting)
         ));
     }
     if !disconnected.is_empty() {
         line.push_str(&format!(
             " · disconnected: {}",
-            crate::hostset::fold(&disconnected)
+            crate::host_text::set(&disconnected)
         ));
     }
     if !idle.is_empty() {
@@ -92,7 +92,7 @@ fn status_line(st: &State, now: Instant) -> Option<String> {
         };
         line.push_str(&format!(
             " · {} idle {}{kept}",
-            crate::hostset::fold(&names),
+            crate::host_text::set(&names),
             format_duration(longest)
         ));
     }

@@ -166,7 +166,7 @@ pub fn group_line(st: &State, group: &Group) -> String {
     if let [host] = group.hosts.as_slice() {
         return format!("{} {}", prefix(st, host, mark, style), group.text);
     }
-    let set = crate::hostset::fold(&group.hosts);
+    let set = crate::host_text::set(&group.hosts);
     let width = st.width;
     format!(
         "{} {} {}",
@@ -458,7 +458,7 @@ pub fn text_lines(st: &State, look: Look, event: &Event) -> Vec<String> {
         EventKind::Print { text } => vec![text.clone()],
         EventKind::OnCommand { hosts, command } => {
             let hosts = match look.fold {
-                true => crate::hostset::fold(hosts),
+                true => crate::host_text::set(hosts),
                 false => hosts.join(","),
             };
             vec![format!("» {hosts} $ {}", command_text(command))]
@@ -535,7 +535,7 @@ fn summary_text(st: &State, look: Look, hosts: &[HostOutcome], elapsed: Duration
     }
     let names: Vec<String> = rows
         .iter()
-        .map(|row| crate::hostset::fold(&row.names))
+        .map(|row| crate::host_text::set(&row.names))
         .collect();
     let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
     for (name, row) in names.iter().zip(&rows) {
@@ -708,7 +708,7 @@ fn sessions_text(st: &State, look: Look, title: &str, elapsed: Duration) -> Vec<
                 Went::Unneeded => "not connected (the run did not need it)".into(),
             };
             let name = match look.fold {
-                true => crate::hostset::fold(&hosts),
+                true => crate::host_text::set(&hosts),
                 false => hosts.join(","),
             };
             (name, visible_lines(&what))
@@ -771,7 +771,7 @@ mod tests {
             fold: true,
         };
         let text = super::sessions_text(&st, look, "deploy", Duration::from_secs(1)).join("\n");
-        assert!(text.contains("\"bastion (jump)\"  2 sessions, "), "{text}");
+        assert!(text.contains("  bastion (jump)  2 sessions, "), "{text}");
     }
 
     /// tether's own lines about a command name a long one by its start (stop 42 tester t44: a

@@ -260,20 +260,6 @@ impl Failure {
         f
     }
 
-    /// This failure's part about the failed hosts `keep` keeps (the step's size unchanged);
-    /// `None` when none is left. For host failures only: a failure with no hosts is `None`.
-    pub fn only(mut self, keep: impl Fn(&str) -> bool) -> Option<Self> {
-        self.failed.retain(|f| keep(&f.host));
-        self.not_run.retain(|n| keep(&n.host));
-        if self.failed.is_empty() {
-            return None;
-        }
-        let total = self.total;
-        let mut f = Failure::hosts(self.failed, self.not_run, total);
-        f.within = self.within;
-        Some(f)
-    }
-
     /// Replaces every registered secret in every text of the failure with the mask, so that
     /// a recipe that catches it cannot print one.
     pub fn mask(&mut self) {

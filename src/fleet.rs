@@ -47,33 +47,45 @@ pub fn load_ssh_config_file(file: Option<&Path>) -> Result<SshConfig, ConfigErro
 }
 
 /// What a dry run checks without connecting: the hosts of `hosts` that a run would refuse
-/// for their ssh config or route (see [`crate::pool::reach`]), each warned about on `sink`;
-/// `None` when every host is reachable as far as configuration goes. The failure exits as
-/// the run would (2).
+/// for their ssh config or route (see [`crate::pool::reach`]), in order, with why, each
+/// warned about on `sink`. A dry run fails them where the run would (see
+/// `backend::dry_run`).
 pub fn config_refusals(
     ssh: &SshConfig,
     hosts: &[HostTarget],
     jump: Option<&str>,
     sink: &Sink,
-) -> Option<Failure> {
-    let mut failed = Vec::new();
+) -> Vec<(String, crate::ssh::SshError)> {
+    let mut refused = Vec::new();
     for h in hosts {
         if let Err(e) = crate::pool::reach(ssh, h, jump) {
-            let message = e.said();
             sink.emit(
                 &Arc::from(h.name.as_str()),
                 EventKind::Warning {
-                    message: format!("{message} (a run would not reach this host)"),
+                    message: format!("{} (a run would not reach this host)", e.said()),
                 },
             );
-            failed.push(HostFailure {
-                host: h.name.clone(),
-                kind: e.kind(),
-                message,
-            });
+            refused.push((h.name.clone(), e));
         }
     }
-    (!failed.is_empty()).then(|| Failure::hosts(failed, Vec::new(), hosts.len()))
+    refused
+}
+
+/// The failure of a run of `total` hosts whose `refused` hosts (see [`config_refusals`]) never
+/// connect; `None` when there are none.
+pub fn refusal_failure(
+    refused: &[(String, crate::ssh::SshError)],
+    total: usize,
+) -> Option<Failure> {
+    let failed: Vec<HostFailure> = refused
+        .iter()
+        .map(|(host, e)| HostFailure {
+            host: host.clone(),
+            kind: e.kind(),
+            message: e.said(),
+        })
+        .collect();
+    (!failed.is_empty()).then(|| Failure::hosts(failed, Vec::new(), total))
 }
 
 /// The hosts a run has announced in `hosts` events, so that each is announced once: README's

@@ -84,7 +84,17 @@ fn run_command(
         sink.emit(&Arc::from(""), run_started(true));
         sink.emit(&Arc::from(""), fleet::hosts_event(&targets));
         runner::empty_shard(settings, targets.len(), before_shard, &sink);
-        for t in &targets {
+        let refused = fleet::config_refusals(
+            &selection.ssh_config,
+            &targets,
+            settings.jump.as_deref(),
+            &sink,
+        );
+        // As the run would: a host it cannot reach runs nothing.
+        for t in targets
+            .iter()
+            .filter(|t| !refused.iter().any(|(h, _)| *h == t.name))
+        {
             sink.emit(
                 &Arc::from(t.name.as_str()),
                 EventKind::Planned {
@@ -92,13 +102,8 @@ fn run_command(
                 },
             );
         }
-        let refused = fleet::config_refusals(
-            &selection.ssh_config,
-            &targets,
-            settings.jump.as_deref(),
-            &sink,
-        );
-        let result = refused.map_or(Ok(()), |f| Err(f.into()));
+        let result =
+            fleet::refusal_failure(&refused, targets.len()).map_or(Ok(()), |f| Err(f.into()));
         let title = if result.is_ok() { "planned" } else { "failed" };
         reporter.run_finished(&format!("run {title}"), &result, started.elapsed());
         return result;

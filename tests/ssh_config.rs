@@ -878,6 +878,10 @@ fn a_refused_block_fails_only_its_host() {
     assert!(all.contains("ProxyJump loop"), "{all}");
     assert!(all.contains("(a run would not reach this host)"), "{all}");
     assert!(out.stdout.contains("web2 | $ uptime"), "{all}");
+    // Nothing is planned on a host the run would not reach (stop 62 tester t102).
+    for host in ["web1", "web4"] {
+        assert!(!out.stdout.contains(&format!("{host} | $")), "{all}");
+    }
     let recipe = sb.write(
         "app/deploy.rhai",
         "server(\"web1\", #{ roles: [\"web\"] });\nserver(\"web2\", #{ roles: [\"web\"] });\n\
@@ -886,6 +890,41 @@ fn a_refused_block_fails_only_its_host() {
     let out = sb.tether(&["-F", &config, "-f", &recipe, "-n", "t"]);
     assert_eq!(out.status, 2, "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("web2 | $ uptime"), "{}", out.stdout);
+    // The dry run fails where the run would, at the step's line, and plans nothing on the
+    // host; a recipe that catches the failure goes on, as it would in the run (stop 62 tester
+    // t102: the plan listed `web1 | $ uptime` and the error had no line).
+    assert!(!out.stdout.contains("web1 | $"), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("deploy.rhai:3:16, in task `t`)"),
+        "{}",
+        out.stderr
+    );
+    let caught = sb.write(
+        "app/caught.rhai",
+        "server(\"web1\", #{ roles: [\"web\"] });\nserver(\"web2\", #{ roles: [\"db\"] });\n\
+         task(\"t\", || {\n  try { on(\"web\", \"uptime\"); } catch (e) { print(`caught ${e.kind} ${e.hosts}`); }\n\
+           on(\"db\", |h| { run(\"echo after\"); upload(\"caught.rhai\", \"/tmp/c\"); });\n\
+           on(\"web\", |h| { upload(\"caught.rhai\", \"/tmp/c\"); });\n});\n",
+    );
+    let out = sb.tether(&["-F", &config, "-f", &caught, "-n", "t"]);
+    assert_eq!(out.status, 2, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("caught config [\"web1\"]"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("web2 | $ echo after"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("web2 | upload caught.rhai -> /tmp/c"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("web1 |"), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("caught.rhai:6:17, in task `t`)"),
+        "{}",
+        out.stderr
+    );
     let out = sb.tether(&["-F", &config, "-f", &recipe, "-n", "--hosts", "web2", "t"]);
     assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
 }

@@ -1,6 +1,7 @@
 //! The dry-run backend: every command, transfer and local command is reported as planned
 //! instead of run, so a dry run walks the same calls in the same order and connects to nothing.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,10 +14,13 @@ use crate::pool::{FanOut, HostResult};
 use crate::ssh::exec::{ExecOutput, ExitStatus};
 use crate::ssh::SshError;
 
-/// Reports every command instead of running it: `capture` gets "", `test` gets true.
+/// Reports every command instead of running it: `capture` gets "", `test` gets true. A host
+/// the run would not reach for its ssh config or route (see [`DryRun::refusing`]) fails each
+/// call as the run's would, and nothing is planned on it.
 pub struct DryRun {
     sink: Sink,
     announced: crate::fleet::Announced,
+    refused: HashMap<String, SshError>,
 }
 
 impl DryRun {
@@ -25,12 +29,26 @@ impl DryRun {
         DryRun {
             sink,
             announced: Default::default(),
+            refused: HashMap::new(),
         }
     }
 
-    /// Whether a step of the plan so far was on `host`.
-    pub fn prepared(&self, host: &str) -> bool {
-        self.announced.contains(host)
+    /// This printer, failing the calls on each host of `refused` with its error, as a run
+    /// fails them when the host never connects (see `fleet::config_refusals`): the dry run
+    /// stops where the run would, its error naming the recipe's line (stop 62 tester t102: the
+    /// plan listed commands on a host it said no run would reach, and failed only at its end,
+    /// with no `(at file:line:col)`).
+    pub fn refusing(mut self, refused: Vec<(String, SshError)>) -> Self {
+        self.refused = refused.into_iter().collect();
+        self
+    }
+
+    /// Why a run would not reach `host`, if it would not.
+    fn refused(&self, host: &str) -> Result<(), SshError> {
+        match self.refused.get(host) {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
     }
 
     fn plan(&self, host: &str, kind: EventKind) {
@@ -59,16 +77,19 @@ impl Backend for DryRun {
         commands
             .iter()
             .map(|(host, command)| {
-                self.plan(
-                    host,
-                    EventKind::Planned {
-                        command: command.clone(),
-                    },
-                );
+                let result = self.refused(host).map(|()| {
+                    self.plan(
+                        host,
+                        EventKind::Planned {
+                            command: command.clone(),
+                        },
+                    );
+                    Self::success()
+                });
                 HostResult {
                     host: host.clone(),
                     command: command.clone(),
-                    result: Some(Ok(Self::success())),
+                    result: Some(result),
                     skipped: None,
                 }
             })
@@ -76,6 +97,7 @@ impl Backend for DryRun {
     }
 
     fn exec(&self, host: &str, command: &str, _call: Call) -> Result<ExecOutput, SshError> {
+        self.refused(host)?;
         self.plan(
             host,
             EventKind::Planned {
@@ -93,6 +115,10 @@ impl Backend for DryRun {
         if bytes.is_some() {
             super::regular_file::regular_file(upload.path)?;
         }
+        self.refused(host).map_err(|e| TransferError::Remote {
+            command: crate::transfer::label("upload", upload.local, upload.remote),
+            result: Box::new(Err(e)),
+        })?;
         self.plan(
             host,
             EventKind::PlannedUpload {
@@ -106,6 +132,10 @@ impl Backend for DryRun {
 
     fn download(&self, host: &str, download: &Download) -> Result<(), TransferError> {
         super::regular_file::local_target(download.path)?;
+        self.refused(host).map_err(|e| TransferError::Remote {
+            command: crate::transfer::label("download", download.remote, download.local),
+            result: Box::new(Err(e)),
+        })?;
         self.plan(
             host,
             EventKind::PlannedDownload {
@@ -131,4 +161,8 @@ impl Backend for DryRun {
     }
 
     fn revive(&self) {}
+
+    fn never_connected(&self, host: &str) -> Option<SshError> {
+        self.refused(host).err()
+    }
 }

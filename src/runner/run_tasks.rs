@@ -278,14 +278,8 @@ fn run_tasks(
             settings.jump.as_deref(),
             &reporter.sink(),
         );
-        let dry = Arc::new(DryRun::new(reporter.sink()));
-        let result = loaded.run_tasks(&tasks, dry.clone()).and_then(|()| {
-            // As a run would: a host it never uses is never reached, and fails nothing.
-            match refused.and_then(|f| f.only(|h| dry.prepared(h))) {
-                Some(f) => Err(f.into()),
-                None => Ok(()),
-            }
-        });
+        let dry = Arc::new(DryRun::new(reporter.sink()).refusing(refused));
+        let result = loaded.run_tasks(&tasks, dry);
         reporter.run_finished(&title(&result, "planned"), &result, started.elapsed());
         return result;
     }

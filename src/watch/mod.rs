@@ -436,9 +436,16 @@ fn execute(
         ));
     }
     loaded.validate(&tasks, &shared.settings.subcommands)?;
-    loaded.ssh_config()?;
+    let ssh_config = loaded.ssh_config()?;
     if shared.settings.dry_run {
-        return loaded.run_tasks(&tasks, Arc::new(DryRun::new(shared.sink.clone())));
+        let refused = crate::fleet::config_refusals(
+            &ssh_config,
+            &loaded.selected_hosts()?,
+            shared.settings.jump.as_deref(),
+            &shared.sink,
+        );
+        let dry = DryRun::new(shared.sink.clone()).refusing(refused);
+        return loaded.run_tasks(&tasks, Arc::new(dry));
     }
     let fleet = shared.fleet_for(&loaded)?;
     let hosts = loaded.selected_hosts()?;

@@ -1,7 +1,8 @@
 //! Folded output: the same line from many hosts printed once, headed by the set of hosts that
 //! printed it (`web[01-40,42] | done`, ClusterShell's nodeset notation), while a line only some
-//! hosts print stands out under their own names. A line waits at most [`WINDOW`] for the
-//! other hosts' copies, so output still streams; each host's lines keep their order.
+//! hosts print stands out under their own names. A line waits [`WINDOW`] for the other hosts'
+//! copies, and while they keep coming, [`WINDOW`] after the latest, [`MOST`] at most, so output
+//! still streams; each host's lines keep their order.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -41,6 +42,12 @@ fn shows_bytes(text: &str) -> bool {
 /// 200 ms, 30 hosts printing `start` at the same moment arrived split into several groups.
 pub const WINDOW: Duration = Duration::from_millis(500);
 
+/// How long a line waits at most while copies keep coming within [`WINDOW`] of each other:
+/// hosts that start a command seconds apart (a large fleet connects over seconds; sshd's
+/// `MaxStartups` paces one server's handshakes) print the same line seconds apart (stop 61
+/// tester t103: `echo same` on 100 hosts came out as 4 lines, on 500 as 27).
+pub const MOST: Duration = Duration::from_secs(5);
+
 /// One line and the hosts that printed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
@@ -51,6 +58,8 @@ pub struct Group {
     /// The hosts, in the order their copies arrived.
     pub hosts: Vec<Arc<str>>,
     opened: Instant,
+    /// When its latest copy came.
+    joined: Instant,
     /// Its place in an order of the pending groups that every `before` edge keeps (an edge
     /// goes from a lower `ord` to a higher one): a group of a higher `ord` never precedes
     /// one of a lower, so most questions of order are answered without a search.
@@ -60,6 +69,14 @@ pub struct Group {
     before: Vec<u64>,
     /// Pending groups that must be printed after this one.
     after: Vec<u64>,
+}
+
+impl Group {
+    /// When its wait is over: [`WINDOW`] after its latest copy, [`MOST`] after its first at
+    /// the latest.
+    fn due(&self) -> Instant {
+        (self.joined + WINDOW).min(self.opened + MOST)
+    }
 }
 
 /// The lines waiting to be printed. Groups form an order per host (a host's lines on stdout
@@ -172,7 +189,7 @@ impl Fold {
                 seqs.iter().copied().find(|&seq| {
                     self.pending
                         .get(&seq)
-                        .is_some_and(|g| !g.hosts.contains(host))
+                        .is_some_and(|g| !g.hosts.contains(host) && now < g.due())
                         && last.is_none_or(|l| !self.reaches(seq, l))
                 })
             });
@@ -180,6 +197,7 @@ impl Fold {
             Some(seq) => {
                 if let Some(group) = self.pending.get_mut(&seq) {
                     group.hosts.push(host.clone());
+                    group.joined = group.joined.max(now);
                 }
                 seq
             }
@@ -193,6 +211,7 @@ impl Fold {
                         text: text.to_string(),
                         hosts: vec![host.clone()],
                         opened: now,
+                        joined: now,
                         ord: seq,
                         before: Vec::new(),
                         after: Vec::new(),
@@ -297,7 +316,7 @@ impl Fold {
 
     /// The groups whose wait is over at `now`, in print order.
     pub fn due(&mut self, now: Instant) -> Vec<Group> {
-        self.take(|g| now.duration_since(g.opened) >= WINDOW)
+        self.take(|g| now >= g.due())
     }
 
     /// Every pending group, in print order: before any other line is printed, so the output
@@ -325,12 +344,12 @@ impl Fold {
     /// [`Fold::take`]); `None` when nothing waits.
     pub fn deadline(&self) -> Option<Instant> {
         let next = self.free.first()?;
-        self.pending.get(next).map(|g| g.opened + WINDOW)
+        self.pending.get(next).map(Group::due)
     }
 
     /// Repeatedly the oldest group that no pending group must precede, while `ready` admits
-    /// it (groups are opened in the order of their numbers: when the oldest free one is not
-    /// ready, no later one is).
+    /// it: a later group waits behind it, also when its own wait is over (the oldest may wait
+    /// longer while its copies keep coming), so lines come out in the order they opened.
     fn take(&mut self, ready: impl Fn(&Group) -> bool) -> Vec<Group> {
         let mut out = Vec::new();
         while let Some(&seq) = self.free.first() {
@@ -394,6 +413,7 @@ mod tests {
             text: n.to_string(),
             hosts: vec![h("a")],
             opened: Instant::now(),
+            joined: Instant::now(),
             ord: n,
             before: Vec::new(),
             after: Vec::new(),
@@ -572,6 +592,56 @@ mod tests {
                 .collect();
             assert_eq!(got, seq, "{host}: {out:?}");
         }
+    }
+
+    /// Copies that keep coming within [`WINDOW`] of each other fold into one line, for
+    /// [`MOST`] at most; a copy after a longer pause prints again (stop 61 tester t103: hosts
+    /// that started seconds apart printed one line as many).
+    #[test]
+    fn copies_that_keep_coming_fold_for_a_while() {
+        let mut f = Fold::default();
+        let t = Instant::now();
+        let step = Duration::from_millis(400);
+        for i in 0..10u32 {
+            f.add(
+                &h(&format!("web{i:02}")),
+                Lane::Stdout,
+                "same",
+                t + step * i,
+            );
+            f.add(
+                &h(&format!("web{i:02}")),
+                Lane::Stdout,
+                &format!("own {i}"),
+                t + step * i,
+            );
+        }
+        let last = t + step * 9;
+        assert!(f.due(last + WINDOW - Duration::from_millis(1)).is_empty());
+        assert_eq!(f.deadline(), Some(last + WINDOW));
+        let out = lines(&f.due(last + WINDOW));
+        assert_eq!(out[0], "web[00-09] same");
+        assert_eq!(out.len(), 11, "{out:?}");
+
+        // Copies every 400 ms for 12 s: a line at most every MOST.
+        let mut f = Fold::default();
+        let mut out = Vec::new();
+        for i in 0..30u32 {
+            let now = t + step * i;
+            out.extend(lines(&f.due(now)));
+            f.add(&h(&format!("n{i:02}")), Lane::Stdout, "same", now);
+            assert!(f.deadline() <= Some(t + MOST * (i / 12 + 1)));
+        }
+        out.extend(lines(&f.drain()));
+        assert_eq!(out, ["n[00-12] same", "n[13-25] same", "n[26-29] same"]);
+
+        // A pause longer than WINDOW ends the wait: the next copy prints again.
+        let mut f = Fold::default();
+        f.add(&h("a1"), Lane::Stdout, "same", t);
+        f.add(&h("a2"), Lane::Stdout, "same", t + step);
+        assert_eq!(lines(&f.due(t + step + WINDOW)), ["a[1-2] same"]);
+        f.add(&h("a3"), Lane::Stdout, "same", t + step * 3);
+        assert_eq!(lines(&f.drain()), ["a3 same"]);
     }
 
     #[test]

@@ -503,6 +503,44 @@ fn an_interrupted_check_counts_unchecked_hosts_as_not_checked() {
     }
 }
 
+/// Each host goes through the check's steps on its own: one slow to connect (a listener that
+/// sends no banner, given up after its ConnectTimeout) holds up no other host's steps (stop 62
+/// tester t102: the three steps ran each on every host at once, so host1's second step waited
+/// for the silent host to fail). Seen in host1's sshd log: every command of host1's check had
+/// started when tether closed the silent connection.
+#[test]
+fn a_host_slow_to_connect_holds_up_no_other_hosts_steps() {
+    use std::io::Read as _;
+    let lab = Lab::start(1);
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let cfg = lab.config_with(
+        "slow_config",
+        &format!(
+            "Host silent\n  HostName 127.0.0.1\n  Port {}\n  ConnectTimeout 4\n",
+            silent.local_addr().unwrap().port()
+        ),
+    );
+    let (out, at_close) = std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            let (mut conn, _) = silent.accept().unwrap();
+            let mut buf = [0u8; 256];
+            while conn.read(&mut buf).is_ok_and(|n| n > 0) {}
+            lab.started_commands("host1")
+        });
+        let out = Tether::new()
+            .ssh_config(&cfg)
+            .args(&["check", "--hosts", "host1,silent"])
+            .run();
+        (out, watcher.join().unwrap())
+    });
+    out.status(3);
+    out.stdout_contains("check: 2 hosts, 0 at risk, 1 unreachable");
+    // discover, then `sshd -T` (the lab runs as root), and the standby the second opens.
+    let started = lab.started_commands("host1");
+    assert!(started >= 2, "{started}\n{}", out.stdout);
+    assert_eq!(at_close, started, "{}", out.stdout);
+}
+
 /// A login that cannot read every file of the config (an `Include`d file of mode 0600, an
 /// `Include` glob in a directory of mode 0700) does not know what they set: such a host is at
 /// risk, not `ok ... not set` (stop 58 tester t93: exit 0 for a limit that sshd, as root,

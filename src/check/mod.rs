@@ -16,11 +16,11 @@
 pub mod rules;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::sshd::probe::{config_from_cmdline, discover, dump, parse_discovery, Discovery};
+use crate::sshd::probe::{config_from_cmdline, discover, dump, parse_discovery};
 use crate::sshd::settings::{parse_config_dump, parse_sshd_t, settings_lines, ServerSettings};
 use rules::{assess, level_word, Finding, Level};
 
@@ -316,7 +316,12 @@ fn output_text(r: &HostResult) -> Result<(String, String), (HostText, Option<Kin
     }
 }
 
-/// Runs the remote steps on every host and builds the reports.
+/// Runs the remote steps on every host and builds the reports, in the order of `names`. Each
+/// host goes through its steps on its own, `how.spread.limit` hosts at once (all without one):
+/// a host slow to connect holds up no other host's steps (stop 62 tester t102: with three
+/// steps each run on every host at once, one host that took its `ConnectTimeout` to fail held
+/// every other host's report back for it, and an interrupt then said `not run` of hosts that
+/// had been connected for seconds).
 fn gather(
     fleet: &Fleet,
     names: &[String],
@@ -324,57 +329,97 @@ fn gather(
     args: &CheckOptions,
     how: &FanOut,
 ) -> Vec<HostReport> {
-    let mut reports: Vec<HostReport> = names
-        .iter()
-        .map(|n| HostReport {
-            host: n.clone(),
-            source: String::new(),
-            source_shared: String::new(),
-            notes: Vec::new(),
-            settings: None,
-            findings: Vec::new(),
-            unreadable: Vec::new(),
-            heartbeat: per_host.get(n).and_then(|p| p.heartbeat),
-            error: None,
-            error_kind: None,
-        })
-        .collect();
+    let next = AtomicUsize::new(0);
+    let done: Mutex<Vec<Option<HostReport>>> = Mutex::new(vec![None; names.len()]);
+    let workers = how
+        .spread
+        .limit
+        .unwrap_or(names.len())
+        .clamp(1, names.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(name) = names.get(i) else { break };
+                let report = check_host(fleet, name, per_host, args, how);
+                // Only ever written per index: a panic elsewhere leaves it valid.
+                done.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(report);
+            });
+        }
+    });
+    fleet.sink.barrier();
+    done.into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// The result of running `command` on `host` (the check's own: nothing shown).
+fn on_host(fleet: &Fleet, host: &str, command: String, how: &FanOut) -> Option<HostResult> {
+    fleet
+        .pool
+        .fan_out(&[(host.to_string(), command)], how)
+        .into_iter()
+        .next()
+}
+
+/// Runs the remote steps on `host` and builds its report.
+fn check_host(
+    fleet: &Fleet,
+    host: &str,
+    per_host: &BTreeMap<String, PerHost>,
+    args: &CheckOptions,
+    how: &FanOut,
+) -> HostReport {
+    let mut report = HostReport {
+        host: host.to_string(),
+        source: String::new(),
+        source_shared: String::new(),
+        notes: Vec::new(),
+        settings: None,
+        findings: Vec::new(),
+        unreadable: Vec::new(),
+        heartbeat: per_host.get(host).and_then(|p| p.heartbeat),
+        error: None,
+        error_kind: None,
+    };
+    let failed = |report: &mut HostReport, (e, kind): (HostText, Option<Kind>)| {
+        report.error = Some(e);
+        report.error_kind = kind;
+    };
 
     // 1. Which sshd serves us, with which config, as whom.
-    let step1: Vec<(String, String)> = names.iter().map(|n| (n.clone(), discover())).collect();
-    let mut found: BTreeMap<String, (Discovery, String)> = BTreeMap::new();
-    for (r, report) in fleet.exec(&step1, how).iter().zip(reports.iter_mut()) {
-        match output_text(r) {
-            Ok((out, _)) => {
-                let d = parse_discovery(&out);
-                let config = config_from_cmdline(&d.cmdline);
-                match (&d.pid, d.listener, &config) {
-                    (None, _, _) => report.notes.push(
-                        "no sshd found among the session's parent processes (no /proc?); \
-                         assuming /etc/ssh/sshd_config"
-                            .into(),
-                    ),
-                    (Some(pid), false, _) => report.notes.push(format!(
-                        "no sshd listener found; using the topmost sshd (pid {pid})"
-                    )),
-                    _ => {}
-                }
-                let config = config.unwrap_or_else(|| "/etc/ssh/sshd_config".into());
-                found.insert(r.host.clone(), (d, config));
+    let Some(r) = on_host(fleet, host, discover(), how) else {
+        return report;
+    };
+    let (d, config) = match output_text(&r) {
+        Ok((out, _)) => {
+            let d = parse_discovery(&out);
+            let config = config_from_cmdline(&d.cmdline);
+            match (&d.pid, d.listener, &config) {
+                (None, _, _) => report.notes.push(
+                    "no sshd found among the session's parent processes (no /proc?); \
+                     assuming /etc/ssh/sshd_config"
+                        .into(),
+                ),
+                (Some(pid), false, _) => report.notes.push(format!(
+                    "no sshd listener found; using the topmost sshd (pid {pid})"
+                )),
+                _ => {}
             }
-            Err((e, kind)) => {
-                report.error = Some(e);
-                report.error_kind = kind;
-            }
+            let config = config.unwrap_or_else(|| "/etc/ssh/sshd_config".into());
+            (d, config)
         }
-    }
+        Err(e) => {
+            failed(&mut report, e);
+            return report;
+        }
+    };
 
     // 2. As root: `sshd -T` for this connection.
-    let mut step2 = Vec::new();
-    for (host, (d, config)) in &found {
-        if args.parse_config || d.uid != Some(0) {
-            continue;
-        }
+    let mut read = false;
+    if !args.parse_config && d.uid == Some(0) {
         let exe = d.exe.clone().unwrap_or_else(|| "/usr/sbin/sshd".into());
         let mut spec = vec![format!("user={}", d.user)];
         if let [caddr, _, saddr, sport] = &d.connection[..] {
@@ -386,58 +431,48 @@ fn gather(
         let cmd = format!(
             "{x} -T -f {c} -C {s} 2>/dev/null || {x} -T -f {c}",
             x = quote(&exe),
-            c = quote(config),
+            c = quote(&config),
             s = quote(&spec.join(","))
         );
-        step2.push((host.clone(), cmd));
-    }
-    let mut need_files: Vec<(String, String)> = Vec::new();
-    let mut done: BTreeMap<String, ()> = BTreeMap::new();
-    for r in fleet.exec(&step2, how) {
-        let Some(report) = reports.iter_mut().find(|x| x.host == r.host) else {
-            continue;
-        };
-        let (d, config) = &found[&r.host];
-        match output_text(&r) {
-            Ok((out, _)) if out.contains("clientaliveinterval") => {
-                let source = |pid: &str| {
-                    format!(
-                        "{} -T -f {config} (the serving sshd's config{pid}, evaluated for this \
-                         connection)",
-                        d.exe.as_deref().unwrap_or("sshd")
-                    )
-                };
-                report.source = source(&d.pid.map_or(String::new(), |p| format!(", pid {p}")));
-                report.source_shared = source("");
-                report.settings = Some(parse_sshd_t(&out));
-                done.insert(r.host.clone(), ());
-            }
-            Ok(_) => report
-                .notes
-                .push("sshd -T printed no settings; reading the config files".into()),
-            Err((e, _)) => report
-                .notes
-                .push(format!("sshd -T failed ({e}); reading the config files")),
-        }
-    }
-    for (host, (d, config)) in &found {
-        if done.contains_key(host) {
-            continue;
-        }
-        if d.uid != Some(0) && !args.parse_config {
-            if let Some(report) = reports.iter_mut().find(|x| &x.host == host) {
-                report
+        if let Some(r) = on_host(fleet, host, cmd, how) {
+            match output_text(&r) {
+                Ok((out, _)) if out.contains("clientaliveinterval") => {
+                    let source = |pid: &str| {
+                        format!(
+                            "{} -T -f {config} (the serving sshd's config{pid}, evaluated for \
+                             this connection)",
+                            d.exe.as_deref().unwrap_or("sshd")
+                        )
+                    };
+                    report.source = source(&d.pid.map_or(String::new(), |p| format!(", pid {p}")));
+                    report.source_shared = source("");
+                    report.settings = Some(parse_sshd_t(&out));
+                    read = true;
+                }
+                Ok(_) => report
                     .notes
-                    .push("not root, so no sshd -T; reading the config files".into());
+                    .push("sshd -T printed no settings; reading the config files".into()),
+                Err((e, _)) => report
+                    .notes
+                    .push(format!("sshd -T failed ({e}); reading the config files")),
             }
         }
-        need_files.push((host.clone(), format!("{}dump {} 0", dump(), quote(config))));
     }
 
     // 3. Otherwise: the config files, parsed here.
-    for r in fleet.exec(&need_files, how) {
-        let Some(report) = reports.iter_mut().find(|x| x.host == r.host) else {
-            continue;
+    if !read {
+        if d.uid != Some(0) && !args.parse_config {
+            report
+                .notes
+                .push("not root, so no sshd -T; reading the config files".into());
+        }
+        let Some(r) = on_host(
+            fleet,
+            host,
+            format!("{}dump {} 0", dump(), quote(&config)),
+            how,
+        ) else {
+            return report;
         };
         match output_text(&r) {
             Ok((out, _)) => {
@@ -445,8 +480,7 @@ fn gather(
                 // A Match block's limit may apply to this login, which cannot evaluate it: it
                 // counts, as the run's first heartbeat counts it (stop 61 tester t98: `ok ...
                 // not set` for a login `Match User` gave 4 s).
-                let cmdline = found.get(&r.host).map_or("", |(d, _)| d.cmdline.as_str());
-                let anywhere = crate::sshd::settings::unused_connection_timeout(cmdline, &out);
+                let anywhere = crate::sshd::settings::unused_connection_timeout(&d.cmdline, &out);
                 if let Some(limit) =
                     anywhere.filter(|a| settings.unused_connection_timeout.is_none_or(|g| a < &g))
                 {
@@ -462,7 +496,7 @@ fn gather(
                         "cannot read the sshd config {}",
                         unreadable.join(", ")
                     )));
-                    continue;
+                    return report;
                 }
                 for f in &unreadable {
                     report.notes.push(format!("cannot read {f}"));
@@ -475,44 +509,42 @@ fn gather(
                 report.source_shared = report.source.clone();
                 report.settings = Some(settings);
             }
-            Err((e, kind)) => {
-                report.error = Some(e);
-                report.error_kind = kind;
+            Err(e) => {
+                failed(&mut report, e);
+                return report;
             }
         }
     }
 
-    for report in &mut reports {
-        if let Some(s) = &report.settings {
-            let host = per_host.get(&report.host);
-            let address = host.map(|p| &p.address);
-            let same = per_host
-                .values()
-                .filter(|p| Some(&p.address) == address)
-                .count();
-            // A server without UnusedConnectionTimeout is kept by protocol keepalives.
-            if s.unused_connection_timeout.is_none() {
-                report.heartbeat = host.and_then(|p| p.keepalive);
-            }
-            report.findings = assess(s, report.heartbeat, same);
-            // What the files it could not read set is unknown: no "ok ... not set" for them
-            // (stop 58 tester t93: a limit in a 0600 `Include` was "not set", exit 0).
-            if !report.unreadable.is_empty() {
-                report.findings.push(Finding {
-                    level: Level::Warning,
-                    setting: "Include",
-                    message: format!(
-                        "{} could not be read by this login: what it sets is unknown (an \
-                         UnusedConnectionTimeout there costs each idle host a reconnect or \
-                         two while a run learns it); run `tether check` as root, or where sshd \
-                         -T works, to know",
-                        report.unreadable.join(", ")
-                    ),
-                });
-            }
+    if let Some(s) = &report.settings {
+        let host = per_host.get(&report.host);
+        let address = host.map(|p| &p.address);
+        let same = per_host
+            .values()
+            .filter(|p| Some(&p.address) == address)
+            .count();
+        // A server without UnusedConnectionTimeout is kept by protocol keepalives.
+        if s.unused_connection_timeout.is_none() {
+            report.heartbeat = host.and_then(|p| p.keepalive);
+        }
+        report.findings = assess(s, report.heartbeat, same);
+        // What the files it could not read set is unknown: no "ok ... not set" for them
+        // (stop 58 tester t93: a limit in a 0600 `Include` was "not set", exit 0).
+        if !report.unreadable.is_empty() {
+            report.findings.push(Finding {
+                level: Level::Warning,
+                setting: "Include",
+                message: format!(
+                    "{} could not be read by this login: what it sets is unknown (an \
+                     UnusedConnectionTimeout there costs each idle host a reconnect or \
+                     two while a run learns it); run `tether check` as root, or where sshd \
+                     -T works, to know",
+                    report.unreadable.join(", ")
+                ),
+            });
         }
     }
-    reports
+    report
 }
 
 /// What one host's ssh config and the run's options make of its heartbeat.

@@ -17,45 +17,110 @@ pub fn quoted(name: &str) -> bool {
 /// ranges (`web01 web02 web03 web05` -> `web[01-03,05]`), keeping zero padding as ClusterShell's
 /// nodeset does: numbers of one padding make ranges of their own (`web1 web01 web02 web001` ->
 /// `web[1,01-02,001]`), unpadded ones first, then by width; an unpadded number as wide as
-/// padded ones goes with them (`web09 web10` -> `web[09-10]`). A name with nodeset's syntax of
+/// padded ones goes with them (`web09 web10` -> `web[09-10]`). Names are folded on their last
+/// number first, then on the one before it, and so on, as nodeset folds names of several
+/// numbers (`app-01.dc1 app-02.dc1 app-01.dc2 app-02.dc2` -> `app-[01-02].dc[1-2]`: stop 61
+/// tester t103 found names folded on their last number only, so that `app-01.dc1` and
+/// `app-02.dc1` stayed two). A name with nodeset's syntax of
 /// its own (a bracket, an operator: `ssh://[::1]:22`, `a^1`) is listed in double quotes, as
 /// it is (a quote and a backslash in it after a backslash, as [`expand`] reads them): written bare, `web[1]` would read as `web1`, and `x[1-3]` as three hosts. Groups
 /// are sorted by their text; the result is a comma-separated list.
 pub fn fold<S: AsRef<str>>(names: &[S]) -> String {
-    // (prefix, suffix) -> (value, digits as written)
-    let mut groups: BTreeMap<(String, String), Vec<(u64, String)>> = BTreeMap::new();
-    let mut plain: Vec<String> = Vec::new();
+    let mut quoted_names: Vec<String> = Vec::new();
+    let mut parts: Vec<String> = Vec::new();
     for name in names {
         let name = name.as_ref();
         // nodeset's own syntax in a name (a bracket, an operator, a separator) would read as
         // that: such a name is listed in quotes.
         if quoted(name) {
-            plain.push(format!(
+            quoted_names.push(format!(
                 "\"{}\"",
                 name.replace('\\', "\\\\").replace('"', "\\\"")
             ));
-            continue;
+        } else {
+            parts.push(name.to_string());
         }
-        match split_number(name).and_then(|(p, d, s)| Some((p, d, s, d.parse::<u64>().ok()?))) {
-            Some((prefix, digits, suffix, value)) => groups
-                .entry((prefix.to_string(), suffix.to_string()))
+    }
+    let slots = parts.iter().map(|p| digit_runs(p)).max().unwrap_or(0);
+    for k in 1..=slots {
+        parts = fold_slot(parts, k);
+    }
+    quoted_names.extend(parts);
+    quoted_names.sort();
+    quoted_names.join(",")
+}
+
+/// How many runs of digits `name` holds.
+fn digit_runs(name: &str) -> usize {
+    let bytes = name.as_bytes();
+    (0..bytes.len())
+        .filter(|&i| bytes[i].is_ascii_digit() && (i == 0 || !bytes[i - 1].is_ascii_digit()))
+        .count()
+}
+
+/// One pass of [`fold`]: `parts` (names, or names folded on later numbers by the passes
+/// before) that differ only in their `k`th number from the end (a bracket that an earlier pass
+/// wrote counts as the number it replaced) become one bracket there. Correct whatever the
+/// parts: the bracket stands for each of its numbers between the same text on either side.
+fn fold_slot(parts: Vec<String>, k: usize) -> Vec<String> {
+    // (before, after) -> (value, digits as written)
+    let mut groups: BTreeMap<(String, String), Vec<(u64, String)>> = BTreeMap::new();
+    let mut out = Vec::new();
+    for part in parts {
+        let split = slot(&part, k).and_then(|(before, digits, after)| {
+            Some((before, digits, after, digits.parse().ok()?))
+        });
+        match split {
+            Some((before, digits, after, value)) => groups
+                .entry((before.to_string(), after.to_string()))
                 .or_default()
                 .push((value, digits.to_string())),
-            None => plain.push(name.to_string()),
+            None => out.push(part),
         }
     }
-    let mut parts: Vec<String> = plain;
-    for ((prefix, suffix), mut numbers) in groups {
+    for ((before, after), mut numbers) in groups {
         numbers.sort();
         numbers.dedup();
-        if numbers.len() == 1 {
-            parts.push(format!("{prefix}{}{suffix}", numbers[0].1));
-            continue;
+        match numbers.as_slice() {
+            [(_, digits)] => out.push(format!("{before}{digits}{after}")),
+            _ => out.push(format!("{before}[{}]{after}", ranges(&numbers).join(","))),
         }
-        parts.push(format!("{prefix}[{}]{suffix}", ranges(&numbers).join(",")));
     }
-    parts.sort();
-    parts.join(",")
+    out
+}
+
+/// The `k`th number of `part` from its end (1: the last), where a bracket (written by
+/// [`fold_slot`]) counts as one: (before it, its digits, after it); `None` where that one is a
+/// bracket or there is none.
+fn slot(part: &str, k: usize) -> Option<(&str, &str, &str)> {
+    let bytes = part.as_bytes();
+    let mut end = bytes.len();
+    let mut seen = 0;
+    while end > 0 {
+        let b = bytes[end - 1];
+        if b == b']' {
+            let open = part[..end].rfind('[')?;
+            seen += 1;
+            if seen == k {
+                return None;
+            }
+            end = open;
+        } else if b.is_ascii_digit() {
+            // ASCII digits are one byte each: the run's start is a character boundary.
+            let start = bytes[..end]
+                .iter()
+                .rposition(|c| !c.is_ascii_digit())
+                .map_or(0, |i| i + 1);
+            seen += 1;
+            if seen == k {
+                return Some((&part[..start], &part[start..end], &part[end..]));
+            }
+            end = start;
+        } else {
+            end -= 1;
+        }
+    }
+    None
 }
 
 /// What `--hosts` takes to select `names` (which [`expand`] reads back as them), for a
@@ -258,18 +323,6 @@ fn ranges(numbers: &[(u64, String)]) -> Vec<String> {
         .collect()
 }
 
-/// The last run of digits of `name`: (before it, the digits, after it).
-fn split_number(name: &str) -> Option<(&str, &str, &str)> {
-    // ASCII digits are one byte each; the character before them may be several (`д1`).
-    let end = name.rfind(|c: char| c.is_ascii_digit())? + 1;
-    let start = name[..end]
-        .char_indices()
-        .rev()
-        .find(|(_, c)| !c.is_ascii_digit())
-        .map_or(0, |(i, c)| i + c.len_utf8());
-    Some((&name[..start], &name[start..end], &name[end..]))
-}
-
 /// One part of a fleet split in `count` parts (`--shard index/count`, `index` from 1): a
 /// host belongs to exactly one part, always the same one, whatever the other hosts are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -345,6 +398,26 @@ mod tests {
         assert_eq!(fold(&["x", "x"]), "x,x");
         assert_eq!(fold::<&str>(&[]), "");
         assert_eq!(fold(&["r1c2", "r1c3"]), "r1c[2-3]");
+        // Names of several numbers fold on each (stop 61 tester t103: on the last only).
+        assert_eq!(
+            fold(&["app-01.dc1", "app-02.dc1", "app-01.dc2", "app-02.dc2"]),
+            "app-[01-02].dc[1-2]"
+        );
+        assert_eq!(
+            fold(&["app-01.dc1.example.com", "app-02.dc1.example.com"]),
+            "app-[01-02].dc1.example.com"
+        );
+        assert_eq!(
+            fold(&["r1c1", "r1c2", "r2c1", "r2c2", "r3c1"]),
+            "r3c1,r[1-2]c[1-2]"
+        );
+        assert_eq!(fold(&["10.0.1.5", "10.0.2.5", "10.0.3.5"]), "10.0.[1-3].5");
+        assert_eq!(
+            fold(&["a1b1c1", "a1b2c1", "a2b1c1", "a2b2c1", "a3b1c1"]),
+            "a3b1c1,a[1-2]b[1-2]c1"
+        );
+        // Different ranges on the later number stay apart.
+        assert_eq!(fold(&["n1-1", "n1-2", "n2-1", "n2-3"]), "n1-[1-2],n2-[1,3]");
         // As ClusterShell's nodeset: a range per padding, unpadded first.
         let mut mixed: Vec<String> = (1..=20).map(|i| format!("web{i:02}")).collect();
         mixed.extend(["web1".into(), "web001".into()]);
@@ -421,6 +494,24 @@ mod tests {
                 "😀02x".into(),
                 "x".into(),
             ],
+            [
+                "app-01.dc1",
+                "app-02.dc1",
+                "app-01.dc2",
+                "app-03.dc2",
+                "app-1.dc01",
+                "app9",
+            ]
+            .map(String::from)
+            .to_vec(),
+            // 3 x 7 x 2 distinct names (3, 7 and 2 share no factor), some left out.
+            (0..42)
+                .filter(|i| i % 5 != 0)
+                .map(|i| format!("r{}-n{:02}.z{}", i % 3, i % 7, i % 2))
+                .collect(),
+            (0..40)
+                .map(|i| format!("10.{}.{}.{}", i % 2, i / 10, i % 10))
+                .collect(),
         ];
         for names in sets {
             let mut want = names.clone();

@@ -882,6 +882,18 @@ fn a_refused_block_fails_only_its_host() {
     for host in ["web1", "web4"] {
         assert!(!out.stdout.contains(&format!("{host} | $")), "{all}");
     }
+    // Nor read by a dry run of `check`, which fails as the check would (it planned all three
+    // and exited 0 where the check exits 2).
+    let out = sb.tether(&["-F", &looping, "-n", "check", "--hosts", "web1,web2,web4"]);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert_eq!(out.status, 2, "{all}");
+    assert!(
+        out.stdout.contains("web2 | $ read the sshd settings"),
+        "{all}"
+    );
+    for host in ["web1", "web4"] {
+        assert!(!out.stdout.contains(&format!("{host} | $")), "{all}");
+    }
     let recipe = sb.write(
         "app/deploy.rhai",
         "server(\"web1\", #{ roles: [\"web\"] });\nserver(\"web2\", #{ roles: [\"web\"] });\n\

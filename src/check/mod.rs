@@ -156,7 +156,14 @@ pub fn check(
     if settings.dry_run {
         let sink = reporter.sink();
         sink.emit(&Arc::from(""), fleet::hosts_event(&targets));
-        for t in &targets {
+        // As the check would: a host whose ssh config or route it refuses is read nowhere,
+        // and fails the check (exit 2).
+        let refused =
+            fleet::config_refusals(&ssh_config, &targets, settings.jump.as_deref(), &sink);
+        for t in targets
+            .iter()
+            .filter(|t| !refused.iter().any(|(h, _)| *h == t.name))
+        {
             sink.emit(
                 &Arc::from(t.name.as_str()),
                 EventKind::Planned {
@@ -166,7 +173,7 @@ pub fn check(
             );
         }
         reporter.barrier();
-        return Ok(());
+        return fleet::refusal_failure(&refused, targets.len()).map_or(Ok(()), |f| Err(f.into()));
     }
     let fleet = Fleet::new(
         settings,

@@ -207,9 +207,11 @@ pub fn named(host: &str) -> String {
 }
 
 /// Hosts as tether writes them together, as [`named`] writes one: a set as
-/// [`crate::hostset::fold`] writes it, jump hosts' names (`bastion (jump)`) folded apart with
-/// their label after their set (`good,b[1-2] (jump)`), never quoted for the label's space and
-/// parentheses.
+/// [`crate::hostset::fold`] writes it, then the jump hosts' names (`bastion (jump)`) folded
+/// apart, each part of their set with the label after it (`good,b[1-2] (jump),x (jump)`):
+/// never quoted for the label's space and parentheses, and never read as a label of the whole
+/// set (stop 63 tester t104: `bastion,web[1-2],bastion,web10 (jump)`, where the first
+/// `bastion` is a host of the recipe and the second a jump host).
 pub fn set<S: AsRef<str>>(hosts: &[S]) -> String {
     let (mut plain, mut jumps) = (Vec::new(), Vec::new());
     for host in hosts {
@@ -219,15 +221,13 @@ pub fn set<S: AsRef<str>>(hosts: &[S]) -> String {
             None => plain.push(host),
         }
     }
-    match (plain.is_empty(), jumps.is_empty()) {
-        (_, true) => crate::hostset::fold(&plain),
-        (true, false) => format!("{}{JUMP_LABEL}", crate::hostset::fold(&jumps)),
-        (false, false) => format!(
-            "{},{}{JUMP_LABEL}",
-            crate::hostset::fold(&plain),
-            crate::hostset::fold(&jumps)
-        ),
-    }
+    let mut parts = crate::hostset::fold_parts(&plain);
+    parts.extend(
+        crate::hostset::fold_parts(&jumps)
+            .into_iter()
+            .map(|part| format!("{part}{JUMP_LABEL}")),
+    );
+    parts.join(",")
 }
 
 impl fmt::Display for HostText {
@@ -349,6 +349,18 @@ mod tests {
         assert_eq!(set(&["b1 (jump)", "b2 (jump)"]), "b[1-2] (jump)");
         assert_eq!(set(&["web2", "web1", "b1 (jump)"]), "web[1-2],b1 (jump)");
         assert_eq!(set(&["b[1] (jump)", "x"]), "x,\"b[1]\" (jump)");
+        // Each part of the jump hosts' set has its label; a host of the recipe and a jump host
+        // of one name are two.
+        assert_eq!(
+            set(&[
+                "bastion (jump)",
+                "web10 (jump)",
+                "web010 (jump)",
+                "bastion",
+                "web1"
+            ]),
+            "bastion,web1,bastion (jump),web[10,010] (jump)"
+        );
         assert_eq!(
             set(&["web01", "web02"]),
             crate::hostset::fold(&["web01", "web02"])

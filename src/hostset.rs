@@ -26,6 +26,11 @@ pub fn quoted(name: &str) -> bool {
 /// it is (a quote and a backslash in it after a backslash, as [`expand`] reads them): written bare, `web[1]` would read as `web1`, and `x[1-3]` as three hosts. Groups
 /// are sorted by their text; the result is a comma-separated list.
 pub fn fold<S: AsRef<str>>(names: &[S]) -> String {
+    fold_parts(names).join(",")
+}
+
+/// [`fold`]'s parts (a name, or a set of names with brackets), sorted, not yet joined.
+pub fn fold_parts<S: AsRef<str>>(names: &[S]) -> Vec<String> {
     let mut quoted_names: Vec<String> = Vec::new();
     let mut parts: Vec<String> = Vec::new();
     for name in names {
@@ -47,7 +52,7 @@ pub fn fold<S: AsRef<str>>(names: &[S]) -> String {
     }
     quoted_names.extend(parts);
     quoted_names.sort();
-    quoted_names.join(",")
+    quoted_names
 }
 
 /// How many runs of digits `name` holds.

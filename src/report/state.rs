@@ -1,7 +1,7 @@
 //! What the reporter knows while it prints: the hosts in order with their counters, the tasks
 //! in progress, whether the status line is on screen; and how text output looks.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -42,7 +42,12 @@ pub struct HostStats {
 #[derive(Default)]
 pub struct State {
     pub width: usize,
+    /// The run's hosts, in the order they were announced (see [`State::announce`]).
     pub order: Vec<String>,
+    /// Where each host of `order` is in it: asked for every line a host prints (its colour),
+    /// and for each host announced (a 90,000-host dry run spent most of its minute searching
+    /// `order`).
+    index: HashMap<String, usize>,
     pub hosts: BTreeMap<String, HostStats>,
     /// Tasks in progress, innermost last, with their start.
     pub tasks: Vec<(String, Instant)>,
@@ -59,11 +64,23 @@ impl State {
     /// The hosts a run's end reports the sessions of: its hosts in order, then the jump hosts
     /// it connected through (`bastion (jump)`, whose sessions it opened too).
     pub fn session_hosts(&self) -> Vec<&String> {
-        let jumps = self
-            .hosts
-            .keys()
-            .filter(|h| h.ends_with(crate::host_text::JUMP_LABEL) && !self.order.contains(h));
+        let jumps = self.hosts.keys().filter(|h| {
+            h.ends_with(crate::host_text::JUMP_LABEL) && !self.index.contains_key(h.as_str())
+        });
         self.order.iter().chain(jumps).collect()
+    }
+
+    /// Adds `host` to the run's hosts, after those announced before, once.
+    pub fn announce(&mut self, host: &str) {
+        if !self.index.contains_key(host) {
+            self.index.insert(host.to_string(), self.order.len());
+            self.order.push(host.to_string());
+        }
+    }
+
+    /// Where `host` is among the run's hosts, if it was announced.
+    pub fn position(&self, host: &str) -> Option<usize> {
+        self.index.get(host).copied()
     }
 }
 
@@ -100,9 +117,7 @@ pub fn clear_status(st: &mut State, look: Look) {
 pub fn record(st: &mut State, event: &Event) {
     if let EventKind::Hosts { hosts } = &event.kind {
         for h in hosts {
-            if !st.order.contains(&h.name) {
-                st.order.push(h.name.clone());
-            }
+            st.announce(&h.name);
             st.hosts.entry(h.name.clone()).or_default();
         }
         st.width = st

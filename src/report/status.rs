@@ -151,7 +151,8 @@ mod tests {
         };
         let mut st = State::default();
         st.tasks.push(("deploy:assets".into(), ago(64)));
-        st.order = vec!["web1".into(), "db1".into()];
+        st.announce("web1");
+        st.announce("db1");
         st.hosts.insert(
             "web1".into(),
             HostStats {

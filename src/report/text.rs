@@ -44,7 +44,7 @@ fn plural(n: u64) -> &'static str {
 fn prefix(st: &State, host: &str, mark: &str, mark_style: Style) -> String {
     let shown = crate::host_text::named(host);
     let width = st.width.max(shown.chars().count());
-    let index = st.order.iter().position(|n| n == host).unwrap_or(0);
+    let index = st.position(host).unwrap_or(0);
     let name = paint(
         fg(HOST_COLORS[index % HOST_COLORS.len()]),
         &format!("{shown:width$}"),

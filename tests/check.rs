@@ -520,25 +520,41 @@ fn a_host_slow_to_connect_holds_up_no_other_hosts_steps() {
             silent.local_addr().unwrap().port()
         ),
     );
-    let (out, at_close) = std::thread::scope(|scope| {
-        let watcher = scope.spawn(|| {
-            let (mut conn, _) = silent.accept().unwrap();
-            let mut buf = [0u8; 256];
-            while conn.read(&mut buf).is_ok_and(|n| n > 0) {}
-            lab.started_commands("host1")
+    for json in [false, true] {
+        let (out, at_close) = std::thread::scope(|scope| {
+            let watcher = scope.spawn(|| {
+                let (mut conn, _) = silent.accept().unwrap();
+                let mut buf = [0u8; 256];
+                while conn.read(&mut buf).is_ok_and(|n| n > 0) {}
+                lab.started_commands("host1")
+            });
+            let mut tether = Tether::new().ssh_config(&cfg);
+            if json {
+                tether = tether.args(&["--format", "json"]);
+            }
+            // The silent host first: objects in the order of `--hosts` put it first.
+            let out = tether.args(&["check", "--hosts", "silent,host1"]).run();
+            (out, watcher.join().unwrap())
         });
-        let out = Tether::new()
-            .ssh_config(&cfg)
-            .args(&["check", "--hosts", "host1,silent"])
-            .run();
-        (out, watcher.join().unwrap())
-    });
-    out.status(3);
-    out.stdout_contains("check: 2 hosts, 0 at risk, 1 unreachable");
-    // discover, then `sshd -T` (the lab runs as root), and the standby the second opens.
-    let started = lab.started_commands("host1");
-    assert!(started >= 2, "{started}\n{}", out.stdout);
-    assert_eq!(at_close, started, "{}", out.stdout);
+        out.status(3);
+        // discover, then `sshd -T` (the lab runs as root), and the standby the second opens.
+        let started = lab.started_commands("host1");
+        assert!(started >= 2, "{started}\n{}", out.stdout);
+        assert_eq!(at_close, started, "{}", out.stdout);
+        if !json {
+            out.stdout_contains("check: 2 hosts, 0 at risk, 1 unreachable");
+            continue;
+        }
+        // And its JSON object comes first, before the silent host's (stop 63 tester t104:
+        // every object came at the silent host's ConnectTimeout).
+        let checks: Vec<String> = out
+            .objects()
+            .into_iter()
+            .filter(|v| v["type"] == "check")
+            .map(|v| v["host"].as_str().unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(checks, ["host1", "silent"], "{}", out.stdout);
+    }
 }
 
 /// A login that cannot read every file of the config (an `Include`d file of mode 0600, an

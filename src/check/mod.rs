@@ -195,11 +195,6 @@ pub fn check(
         ..FanOut::default()
     };
     let reports = gather(&fleet, &names, &per_host, args, &how);
-    for r in &reports {
-        fleet
-            .sink
-            .emit(&Arc::from(r.host.as_str()), EventKind::Record(record(r)));
-    }
     let verdict = match fleet.interrupted() {
         true => Err(Error::interrupted()),
         false => verdict(&reports, settings),
@@ -323,8 +318,9 @@ fn output_text(r: &HostResult) -> Result<(String, String), (HostText, Option<Kin
     }
 }
 
-/// Runs the remote steps on every host and builds the reports, in the order of `names`. Each
-/// host goes through its steps on its own, `how.spread.limit` hosts at once (all without one):
+/// Runs the remote steps on every host and builds the reports, in the order of `names`, each
+/// host's `check` record emitted as soon as it is built. Each host goes through its steps on
+/// its own, `how.spread.limit` hosts at once (all without one):
 /// a host slow to connect holds up no other host's steps (stop 62 tester t102: with three
 /// steps each run on every host at once, one host that took its `ConnectTimeout` to fail held
 /// every other host's report back for it, and an interrupt then said `not run` of hosts that
@@ -349,6 +345,13 @@ fn gather(
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(name) = names.get(i) else { break };
                 let report = check_host(fleet, name, per_host, args, how);
+                // Its JSON object goes out now, not once the slowest host is done (stop 63
+                // tester t104: every host's at the ConnectTimeout of one that sent no banner);
+                // text shows the hosts grouped, at the end (see `grouped_text`).
+                fleet.sink.emit(
+                    &Arc::from(name.as_str()),
+                    EventKind::Record(record(&report)),
+                );
                 // Only ever written per index: a panic elsewhere leaves it valid.
                 done.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(report);
             });

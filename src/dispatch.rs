@@ -151,6 +151,8 @@ pub fn run<T: Send>(
     let (window, batch) = shape(spread, n);
     let (mut next, mut running) = (0, 0);
     let mut stop: Option<Skipped> = None;
+    // Parallel, once a unit failed: the first unit not to start (see below).
+    let mut stop_from: Option<usize> = None;
     let mut batch_failed = false;
     loop {
         let may_start = stop.is_none() && (batch.is_none() || running == 0);
@@ -170,6 +172,10 @@ pub fn run<T: Send>(
                 }
             }
             while stop.is_none() && running < window && next < n {
+                if stop_from.is_some_and(|from| next >= from) {
+                    stop = Some(Skipped::EarlierFailure);
+                    break;
+                }
                 if cancelled() {
                     stop = Some(Skipped::Cancelled);
                     break;
@@ -197,10 +203,18 @@ pub fn run<T: Send>(
         running -= 1;
         slots[index] = Some(match value {
             Some(v) => {
-                batch_failed |= failed(&v);
-                if batch_failed && batch.is_none() && spread.stop_after_failure {
-                    stop.get_or_insert(Skipped::EarlierFailure);
+                if failed(&v) && batch.is_none() && spread.stop_after_failure {
+                    // The units the run starts with the failed one start: all those started
+                    // already, and, one at a time (`serial`), those the window would have
+                    // started with it (the first window's, where it is in it).
+                    let unserial = Spread {
+                        serial: false,
+                        ..*spread
+                    };
+                    let from = wave(&unserial, n, index).end.max(index + 1);
+                    stop_from = Some(stop_from.map_or(from, |f| f.min(from)));
                 }
+                batch_failed |= failed(&v);
                 Slot::Done(v)
             }
             None => Slot::Skipped(Skipped::Lost),
@@ -332,6 +346,28 @@ mod tests {
             ..Spread::default()
         };
         assert_eq!(order(seq, &[0], 3).0, [0]);
+    }
+
+    /// Serial, in parallel: a failure stops only the units the run would not have started
+    /// with the failed one (stop 63 tester t104: the dry run's plan of a step whose first host
+    /// failed started none of the others, which the run starts together).
+    #[test]
+    fn serial_parallel_starts_what_the_run_starts_with_a_failed_unit() {
+        let all = Spread {
+            serial: true,
+            stop_after_failure: true,
+            ..Spread::default()
+        };
+        assert_eq!(order(all, &[0], 4).0, [0, 1, 2, 3]);
+        let window = Spread {
+            limit: Some(2),
+            ..all
+        };
+        // In the first window, the other of it starts; past it, nothing more.
+        let (started, outcome) = order(window, &[0], 4);
+        assert_eq!(started, [0, 1]);
+        assert_eq!(outcome[2..], ["EarlierFailure", "EarlierFailure"]);
+        assert_eq!(order(window, &[2], 5).0, [0, 1, 2]);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::interface::{Backend, Call, Download, TransferError, Upload};
+use crate::dispatch::{Skipped, Slot};
 use crate::event::{EventKind, Sink};
 use crate::failure::Failure;
 use crate::host::HostTarget;
@@ -73,11 +74,20 @@ impl Backend for DryRun {
         }
     }
 
-    fn fan_out(&self, commands: &[(String, String)], _how: &FanOut) -> Vec<HostResult> {
-        commands
-            .iter()
-            .map(|(host, command)| {
-                let result = self.refused(host).map(|()| {
+    /// Planned as the run's fan-out starts them (`crate::dispatch`): a host the run cannot
+    /// reach fails, and a sequence, a group or a window then starts no more, as the run's
+    /// would (stop 63 tester t104: `in: "sequence"` planned the hosts after one that failed).
+    /// Nothing waits between hosts or groups: nothing runs.
+    fn fan_out(&self, commands: &[(String, String)], how: &FanOut) -> Vec<HostResult> {
+        let slots = crate::dispatch::run(
+            commands.len(),
+            &how.spread,
+            &|| how.cancelled(),
+            &|| true,
+            &|r: &Result<ExecOutput, SshError>| r.is_err(),
+            |i, done| {
+                let (host, command) = &commands[i];
+                done.send(self.refused(host).map(|()| {
                     self.plan(
                         host,
                         EventKind::Planned {
@@ -85,12 +95,27 @@ impl Backend for DryRun {
                         },
                     );
                     Self::success()
-                });
+                }))
+            },
+        );
+        commands
+            .iter()
+            .zip(slots)
+            .map(|((host, command), slot)| {
+                let (result, skipped) = match slot {
+                    Slot::Done(r) => (Some(r), None),
+                    Slot::Skipped(Skipped::Cancelled) => (None, Some(Skipped::Cancelled)),
+                    // A host that never connects failed, whichever failed before it.
+                    Slot::Skipped(why) => match self.refused(host) {
+                        Err(e) => (Some(Err(e)), None),
+                        Ok(()) => (None, Some(why)),
+                    },
+                };
                 HostResult {
                     host: host.clone(),
                     command: command.clone(),
-                    result: Some(result),
-                    skipped: None,
+                    result,
+                    skipped,
                 }
             })
             .collect()

@@ -107,6 +107,30 @@ pub fn wave(spread: &Spread, n: usize, i: usize) -> std::ops::Range<usize> {
     }
 }
 
+/// An order in which to start `n` units (indices), for a run in which every unit ends at once
+/// (a dry run's plan): as given, but that within each [`wave`] of `spread` (the units it starts
+/// together: the first window, a group) those `fails` says fail come first, as their failure,
+/// known before anything is sent, comes before the others end.
+pub fn failing_first(n: usize, spread: &Spread, fails: impl Fn(usize) -> bool) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut i = 0;
+    while i < n {
+        let end = wave(spread, n, i).end.max(i + 1);
+        order[i..end].sort_by_key(|&j| !fails(j));
+        i = end;
+    }
+    order
+}
+
+/// `slots` of units started in `order` (see [`failing_first`]), back in the units' order.
+pub fn in_order<T>(slots: Vec<Slot<T>>, order: &[usize]) -> Vec<Slot<T>> {
+    let mut back: Vec<Option<Slot<T>>> = (0..slots.len()).map(|_| None).collect();
+    for (unit, slot) in slots.into_iter().enumerate() {
+        back[order[unit]] = Some(slot);
+    }
+    back.into_iter().flatten().collect()
+}
+
 /// The number of the [`wave`] unit `i` of `n` starts with, from 0, in the order they start.
 pub fn wave_number(spread: &Spread, n: usize, i: usize) -> usize {
     match (spread.serial, shape(spread, n)) {

@@ -2336,7 +2336,8 @@ fn a_stderr_tail_keeps_bytes_that_are_not_utf8_apart() {
 /// after the step they ran with it; it plans what the run runs and fails with the run's words
 /// (stop 63 tester t104: the plan listed every host after the failed one, and a closure's
 /// later commands on the others; a caught failure read "1 of 3 hosts failed" where the run's
-/// read "1 of 3 hosts failed, 1 not started").
+/// read "1 of 3 hosts failed, 1 not started"; t105: in a window of two, the host after it was
+/// planned).
 #[test]
 fn a_dry_run_stops_where_the_run_stops_at_a_host_it_cannot_reach() {
     let lab = Lab::builder().names(&["good1", "good2"]).start();
@@ -2352,6 +2353,7 @@ fn a_dry_run_stops_where_the_run_stops_at_a_host_it_cannot_reach() {
          task(\"seq\", || { on([\"good1\", \"bindbad\", \"good2\"], #{ in: \"sequence\" }, \"echo seq\"); });\n\
          task(\"groups\", || { on([\"bindbad\", \"good1\", \"good2\"], #{ in: \"groups\", limit: 1 }, \"echo grp\"); });\n\
          task(\"window\", || { on([\"good1\", \"bindbad\", \"good2\"], #{ limit: 1 }, \"echo win\"); });\n\
+         task(\"window3\", || { on([\"good1\", \"bindbad\", \"good2\"], #{ limit: 2 }, \"echo w3\"); });\n\
          task(\"closure\", || { on([\"app\", \"bad\"], |h| { run(\"echo c1 \" + h.name); run(\"echo c2\"); }); });\n\
          task(\"window2\", || { on([\"app\", \"bad\"], #{ limit: 2 }, |h| { run(\"echo w1\"); run(\"echo w2\"); }); });\n\
          task(\"caught\", || {\n  try { on([\"good1\", \"bindbad\", \"good2\"], #{ in: \"sequence\" }, \"echo t\"); }\n  \
@@ -2379,7 +2381,9 @@ fn a_dry_run_stops_where_the_run_stops_at_a_host_it_cannot_reach() {
         lines.sort();
         lines
     };
-    for task in ["seq", "groups", "window", "closure", "window2", "caught"] {
+    for task in [
+        "seq", "groups", "window", "window3", "closure", "window2", "caught",
+    ] {
         let plan = r.tether().args(&["-n", task]).run();
         let run = r.tether().args(&[task]).run();
         assert_eq!(

@@ -79,14 +79,20 @@ impl Backend for DryRun {
     /// would (stop 63 tester t104: `in: "sequence"` planned the hosts after one that failed).
     /// Nothing waits between hosts or groups: nothing runs.
     fn fan_out(&self, commands: &[(String, String)], how: &FanOut) -> Vec<HostResult> {
+        // A host the run cannot reach fails at once, before the hosts started with it end:
+        // first among them here, where each ends at once (stop 63 tester t105: with `limit:
+        // 2`, the host after the window was planned, which the run does not start).
+        let order = crate::dispatch::failing_first(commands.len(), &how.spread, |i| {
+            self.refused(&commands[i].0).is_err()
+        });
         let slots = crate::dispatch::run(
             commands.len(),
             &how.spread,
             &|| how.cancelled(),
             &|| true,
             &|r: &Result<ExecOutput, SshError>| r.is_err(),
-            |i, done| {
-                let (host, command) = &commands[i];
+            |unit, done| {
+                let (host, command) = &commands[order[unit]];
                 done.send(self.refused(host).map(|()| {
                     self.plan(
                         host,
@@ -100,7 +106,7 @@ impl Backend for DryRun {
         );
         commands
             .iter()
-            .zip(slots)
+            .zip(crate::dispatch::in_order(slots, &order))
             .map(|((host, command), slot)| {
                 let (result, skipped) = match slot {
                     Slot::Done(r) => (Some(r), None),

@@ -440,8 +440,8 @@ fn on_closure(
     // first command ends, so that they stop where the run's hosts stop (stop 63 tester t104:
     // the plan listed every command of the hosts before it in the step).
     let order = match backend.ordered() {
-        true => unreachable_first(&hosts, &options.spread, |h| {
-            backend.never_connected(h).is_some()
+        true => dispatch::failing_first(hosts.len(), &options.spread, |i| {
+            backend.never_connected(&hosts[i]).is_some()
         }),
         false => (0..hosts.len()).collect(),
     };
@@ -478,12 +478,7 @@ fn on_closure(
             },
         )
     });
-    // Back in the hosts' order.
-    let mut by_host: Vec<Option<Slot<HostEnd>>> = (0..hosts.len()).map(|_| None).collect();
-    for (unit, slot) in slots.into_iter().enumerate() {
-        by_host[order[unit]] = Some(slot);
-    }
-    let slots = by_host.into_iter().flatten();
+    let slots = dispatch::in_order(slots, &order);
     let mut out = Map::new();
     let mut parts = Vec::new();
     let mut not_run = Vec::new();
@@ -614,23 +609,4 @@ fn stopped_of(err: &EvalAltResult) -> Option<StoppedEarly> {
             _ => return None,
         }
     }
-}
-
-/// The order in which a dry run plans the closures of `hosts` (indices into it): as given, but
-/// that within each set of hosts the run starts together under `spread` (the first window, a
-/// group), those `unreachable` says the run cannot reach come first.
-fn unreachable_first(
-    hosts: &[String],
-    spread: &dispatch::Spread,
-    unreachable: impl Fn(&str) -> bool,
-) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..hosts.len()).collect();
-    let mut i = 0;
-    while i < hosts.len() {
-        let wave = dispatch::wave(spread, hosts.len(), i);
-        let end = wave.end.max(i + 1);
-        order[i..end].sort_by_key(|&j| !unreachable(&hosts[j]));
-        i = end;
-    }
-    order
 }

@@ -110,7 +110,7 @@ pub fn run(
     let failed: Vec<HostFailure> = rows
         .iter()
         .filter_map(|r| match (&r.config, &r.hops) {
-            (Err(e), _) | (Ok(_), Err(RouteError::Hop(e))) => Some(HostFailure {
+            (Err(e), _) => Some(HostFailure {
                 host: r.name.clone(),
                 kind: if e.unresolved {
                     Kind::Unreachable
@@ -119,6 +119,14 @@ pub fn run(
                 },
                 message: SshError::Config(e.clone()).said(),
             }),
+            (Ok(_), Err(RouteError::Hop(e))) => {
+                let e = SshError::hop_refused(&r.name, e.clone());
+                Some(HostFailure {
+                    host: r.name.clone(),
+                    kind: e.kind(),
+                    message: e.said(),
+                })
+            }
             (Ok(_), Err(RouteError::Invalid(why))) => Some(HostFailure {
                 host: r.name.clone(),
                 kind: Kind::Config,

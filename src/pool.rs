@@ -42,7 +42,7 @@ pub fn reach(
             host: host.name.clone(),
             message,
         }),
-        Err(RouteError::Hop(e)) => Err(SshError::Config(e)),
+        Err(RouteError::Hop(e)) => Err(SshError::hop_refused(&host.name, e)),
     }
 }
 

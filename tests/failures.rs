@@ -2409,3 +2409,38 @@ fn a_dry_run_stops_where_the_run_stops_at_a_host_it_cannot_reach() {
         assert_eq!(error(&plan), error(&run), "{task}");
     }
 }
+
+/// A host behind a jump host whose own configuration is refused fails in its own name, the
+/// jump host named as the reason, in the run and its dry run alike (stop 63 tester t105: `2 of
+/// 3 hosts failed` followed by `jbad: ssh config ...` twice, the hosts behind it named nowhere).
+#[test]
+fn a_host_behind_a_refused_jump_host_is_named_in_its_failure() {
+    let lab = Lab::builder().names(&["good1"]).start();
+    let cfg = config_with(
+        &lab,
+        "hop_config",
+        "Host jbad\n  BindAddress 127.0.0.1\nHost vb1 vb2\n  HostName 127.0.0.1\n  ProxyJump jbad\n",
+    );
+    for dry in [false, true] {
+        let mut args = vec!["run", "--hosts", "vb1,vb2,good1", "--", "echo hi"];
+        if dry {
+            args.insert(0, "-n");
+        }
+        let out = support::tether::Tether::new()
+            .ssh_config(&cfg)
+            .args(&args)
+            .run();
+        out.status(2).stderr_contains("2 of 3 hosts failed");
+        for host in ["vb1", "vb2"] {
+            out.stderr_contains(&format!(
+                "{host}: cannot reach it through jump host jbad: jbad: ssh config"
+            ));
+        }
+    }
+    let out = support::tether::Tether::new()
+        .ssh_config(&cfg)
+        .args(&["hosts", "--hosts", "vb1,good1"])
+        .run();
+    out.status(2)
+        .stderr_contains("vb1: cannot reach it through jump host jbad");
+}

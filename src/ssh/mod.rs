@@ -609,6 +609,23 @@ impl SshError {
             || matches!(self, SshError::Auth { .. } | SshError::AuthCutOff { .. })
     }
 
+    /// `host`'s failure where the configuration of a jump host on its route is refused (`e`,
+    /// naming that jump host): said as `host`'s, naming the jump host, as one that cannot be
+    /// reached is (stop 63 tester t105: `1 of 2 hosts failed` then only `jbad: ssh config
+    /// ...`, a host not selected, where the host behind it was never named); its kind the jump
+    /// host's (a configuration error, exit 2; unreachable where its name does not resolve).
+    pub fn hop_refused(host: &str, e: HostError) -> SshError {
+        SshError::Jump {
+            host: host.to_string(),
+            jump: e.host.clone(),
+            kind: match e.unresolved {
+                true => Kind::Unreachable,
+                false => Kind::Config,
+            },
+            reason: e.to_string(),
+        }
+    }
+
     /// The kind of failure this is for the recipe and the exit code.
     pub fn kind(&self) -> Kind {
         match self {

@@ -894,6 +894,12 @@ fn a_refused_block_fails_only_its_host() {
     for host in ["web1", "web4"] {
         assert!(!out.stdout.contains(&format!("{host} | $")), "{all}");
     }
+    // In the check's words (stop 63 tester t105: "2 of 3 hosts failed").
+    assert!(
+        out.stderr
+            .contains("2 of 3 hosts cannot be tried: a configuration error (web[1,4])"),
+        "{all}"
+    );
     let recipe = sb.write(
         "app/deploy.rhai",
         "server(\"web1\", #{ roles: [\"web\"] });\nserver(\"web2\", #{ roles: [\"web\"] });\n\

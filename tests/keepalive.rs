@@ -1265,10 +1265,11 @@ fn a_timed_out_command_leaves_the_session_usable() {
             ..FanOut::default()
         },
     );
-    // The timeout, then its process group stopped on the host (tests/reattach.rs): well
-    // before the command would have ended.
+    // The timeout, then its process group stopped on the host (tests/reattach.rs): before
+    // the command would have ended, at 3 s (the stop took 1.05 s once under a fresh-clone
+    // CI run's load, where 2 s was the bound).
     assert!(
-        started.elapsed() < Duration::from_secs(2),
+        started.elapsed() < Duration::from_millis(2800),
         "{:?}",
         started.elapsed()
     );

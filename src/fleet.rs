@@ -47,16 +47,16 @@ pub fn load_ssh_config_file(file: Option<&Path>) -> Result<SshConfig, ConfigErro
 }
 
 /// What a dry run checks without connecting: the hosts of `hosts` that a run would refuse
-/// for their ssh config or route (see [`crate::pool::reach`]), in order, with why, each
-/// warned about on `sink`. A dry run fails them where the run would (see
+/// for their ssh config or route (see [`crate::pool::reach`]), by name, with why, each
+/// warned about on `sink` in `hosts`' order. A dry run fails them where the run would (see
 /// `backend::dry_run`).
 pub fn config_refusals(
     ssh: &SshConfig,
     hosts: &[HostTarget],
     jump: Option<&str>,
     sink: &Sink,
-) -> Vec<(String, crate::ssh::SshError)> {
-    let mut refused = Vec::new();
+) -> Refusals {
+    let mut refused = Refusals::new();
     for h in hosts {
         if let Err(e) = crate::pool::reach(ssh, h, jump) {
             sink.emit(
@@ -65,27 +65,29 @@ pub fn config_refusals(
                     message: format!("{} (a run would not reach this host)", e.said()),
                 },
             );
-            refused.push((h.name.clone(), e));
+            refused.insert(h.name.clone(), e);
         }
     }
     refused
 }
 
-/// The failure of a run of `total` hosts whose `refused` hosts (see [`config_refusals`]) never
-/// connect; `None` when there are none.
-pub fn refusal_failure(
-    refused: &[(String, crate::ssh::SshError)],
-    total: usize,
-) -> Option<Failure> {
-    let failed: Vec<HostFailure> = refused
+/// The hosts a run would refuse, by name (see [`config_refusals`]).
+pub type Refusals = std::collections::HashMap<String, crate::ssh::SshError>;
+
+/// The failure of a run of `hosts` whose `refused` hosts (see [`config_refusals`]) never
+/// connect, in `hosts`' order; `None` when there are none.
+pub fn refusal_failure(refused: &Refusals, hosts: &[HostTarget]) -> Option<Failure> {
+    let failed: Vec<HostFailure> = hosts
         .iter()
-        .map(|(host, e)| HostFailure {
-            host: host.clone(),
-            kind: e.kind(),
-            message: e.said(),
+        .filter_map(|h| {
+            refused.get(&h.name).map(|e| HostFailure {
+                host: h.name.clone(),
+                kind: e.kind(),
+                message: e.said(),
+            })
         })
         .collect();
-    (!failed.is_empty()).then(|| Failure::hosts(failed, Vec::new(), total))
+    (!failed.is_empty()).then(|| Failure::hosts(failed, Vec::new(), hosts.len()))
 }
 
 /// The hosts a run has announced in `hosts` events, so that each is announced once: README's

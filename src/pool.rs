@@ -61,6 +61,33 @@ pub struct HostResult {
 }
 
 impl HostResult {
+    /// `command`'s result on `host` from its fan-out slot. A host that never connected
+    /// (`never_connected` says why) failed, whichever host failed before it; a cancelled one
+    /// was cancelled. The run's pool and the dry run (a host it would refuse) both read it so.
+    pub fn from_slot(
+        host: &str,
+        command: &str,
+        slot: dispatch::Slot<Result<ExecOutput, SshError>>,
+        never_connected: impl FnOnce() -> Option<SshError>,
+    ) -> Self {
+        let (result, skipped) = match slot {
+            dispatch::Slot::Done(r) => (Some(r), None),
+            dispatch::Slot::Skipped(dispatch::Skipped::Cancelled) => {
+                (None, Some(dispatch::Skipped::Cancelled))
+            }
+            dispatch::Slot::Skipped(why) => match never_connected() {
+                Some(e) => (Some(Err(e)), None),
+                None => (None, Some(why)),
+            },
+        };
+        HostResult {
+            host: host.to_string(),
+            command: command.to_string(),
+            result,
+            skipped,
+        }
+    }
+
     /// Whether the command ran and succeeded.
     pub fn ok(&self) -> bool {
         matches!(&self.result, Some(Ok(out)) if out.status.success())
@@ -414,24 +441,7 @@ impl Pool {
             .iter()
             .zip(slots)
             .map(|((host, command), slot)| {
-                let (result, skipped) = match slot {
-                    dispatch::Slot::Done(r) => (Some(r), None),
-                    // A host that never connected failed, whichever host failed before it
-                    // (its connection's end is waited for); a cancelled one was cancelled.
-                    dispatch::Slot::Skipped(dispatch::Skipped::Cancelled) => {
-                        (None, Some(dispatch::Skipped::Cancelled))
-                    }
-                    dispatch::Slot::Skipped(why) => match self.never_connected(host) {
-                        Some(e) => (Some(Err(e)), None),
-                        None => (None, Some(why)),
-                    },
-                };
-                HostResult {
-                    host: host.clone(),
-                    command: command.clone(),
-                    result,
-                    skipped,
-                }
+                HostResult::from_slot(host, command, slot, || self.never_connected(host))
             })
             .collect()
     }

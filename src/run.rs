@@ -91,10 +91,7 @@ fn run_command(
             &sink,
         );
         // As the run would: a host it cannot reach runs nothing.
-        for t in targets
-            .iter()
-            .filter(|t| !refused.iter().any(|(h, _)| *h == t.name))
-        {
+        for t in targets.iter().filter(|t| !refused.contains_key(&t.name)) {
             sink.emit(
                 &Arc::from(t.name.as_str()),
                 EventKind::Planned {
@@ -102,8 +99,7 @@ fn run_command(
                 },
             );
         }
-        let result =
-            fleet::refusal_failure(&refused, targets.len()).map_or(Ok(()), |f| Err(f.into()));
+        let result = fleet::refusal_failure(&refused, &targets).map_or(Ok(()), |f| Err(f.into()));
         let title = if result.is_ok() { "planned" } else { "failed" };
         reporter.run_finished(&format!("run {title}"), &result, started.elapsed());
         return result;

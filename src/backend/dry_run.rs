@@ -1,13 +1,11 @@
 //! The dry-run backend: every command, transfer and local command is reported as planned
 //! instead of run, so a dry run walks the same calls in the same order and connects to nothing.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::interface::{Backend, Call, Download, TransferError, Upload};
-use crate::dispatch::{Skipped, Slot};
 use crate::event::{EventKind, Sink};
 use crate::failure::Failure;
 use crate::host::HostTarget;
@@ -21,7 +19,7 @@ use crate::ssh::SshError;
 pub struct DryRun {
     sink: Sink,
     announced: crate::fleet::Announced,
-    refused: HashMap<String, SshError>,
+    refused: crate::fleet::Refusals,
 }
 
 impl DryRun {
@@ -30,7 +28,7 @@ impl DryRun {
         DryRun {
             sink,
             announced: Default::default(),
-            refused: HashMap::new(),
+            refused: Default::default(),
         }
     }
 
@@ -39,8 +37,8 @@ impl DryRun {
     /// stops where the run would, its error naming the recipe's line (stop 62 tester t102: the
     /// plan listed commands on a host it said no run would reach, and failed only at its end,
     /// with no `(at file:line:col)`).
-    pub fn refusing(mut self, refused: Vec<(String, SshError)>) -> Self {
-        self.refused = refused.into_iter().collect();
+    pub fn refusing(mut self, refused: crate::fleet::Refusals) -> Self {
+        self.refused = refused;
         self
     }
 
@@ -108,21 +106,7 @@ impl Backend for DryRun {
             .iter()
             .zip(crate::dispatch::in_order(slots, &order))
             .map(|((host, command), slot)| {
-                let (result, skipped) = match slot {
-                    Slot::Done(r) => (Some(r), None),
-                    Slot::Skipped(Skipped::Cancelled) => (None, Some(Skipped::Cancelled)),
-                    // A host that never connects failed, whichever failed before it.
-                    Slot::Skipped(why) => match self.refused(host) {
-                        Err(e) => (Some(Err(e)), None),
-                        Ok(()) => (None, Some(why)),
-                    },
-                };
-                HostResult {
-                    host: host.clone(),
-                    command: command.clone(),
-                    result,
-                    skipped,
-                }
+                HostResult::from_slot(host, command, slot, || self.refused(host).err())
             })
             .collect()
     }

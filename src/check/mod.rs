@@ -176,10 +176,7 @@ pub fn check(
         // and fails the check (exit 2).
         let refused =
             fleet::config_refusals(&ssh_config, &targets, settings.jump.as_deref(), &sink);
-        for t in targets
-            .iter()
-            .filter(|t| !refused.iter().any(|(h, _)| *h == t.name))
-        {
+        for t in targets.iter().filter(|t| !refused.contains_key(&t.name)) {
             sink.emit(
                 &Arc::from(t.name.as_str()),
                 EventKind::Planned {
@@ -195,7 +192,7 @@ pub fn check(
             .iter()
             .map(|t| {
                 let mut report = HostReport::new(&t.name, None);
-                if let Some((_, e)) = refused.iter().find(|(h, _)| *h == t.name) {
+                if let Some(e) = refused.get(&t.name) {
                     report.error = Some(e.said());
                     report.error_kind = Some(e.kind());
                 }

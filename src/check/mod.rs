@@ -344,9 +344,15 @@ fn output_text(r: &HostResult) -> Result<(String, String), (HostText, Option<Kin
     }
 }
 
+/// The hosts [`gather`] reads at once without `--parallel`. Each of its threads only waits on
+/// its host's session worker, which connected in the fleet's own time, so more would add
+/// threads (a thousand beside the pool's thousand workers) and read no host sooner: only when
+/// this many hosts all wait out a `ConnectTimeout` at once does the next one wait for them.
+const AT_ONCE: usize = 256;
+
 /// Runs the remote steps on every host and builds the reports, in the order of `names`, each
 /// host's `check` record emitted as soon as it is built. Each host goes through its steps on
-/// its own, `how.spread.limit` hosts at once (all without one):
+/// its own, `how.spread.limit` hosts at once (at most [`AT_ONCE`] without one):
 /// a host slow to connect holds up no other host's steps (stop 62 tester t102: with three
 /// steps each run on every host at once, one host that took its `ConnectTimeout` to fail held
 /// every other host's report back for it, and an interrupt then said `not run` of hosts that
@@ -363,7 +369,7 @@ fn gather(
     let workers = how
         .spread
         .limit
-        .unwrap_or(names.len())
+        .unwrap_or(AT_ONCE)
         .clamp(1, names.len().max(1));
     std::thread::scope(|scope| {
         for _ in 0..workers {

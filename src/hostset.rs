@@ -48,6 +48,10 @@ pub fn fold_parts<S: AsRef<str>>(names: &[S]) -> Vec<String> {
     }
     let slots = parts.iter().map(|p| digit_runs(p)).max().unwrap_or(0);
     for k in 1..=slots {
+        // Nothing left to fold together (the status line folds its busy hosts at each redraw).
+        if parts.len() < 2 {
+            break;
+        }
         parts = fold_slot(parts, k);
     }
     quoted_names.extend(parts);

@@ -30,11 +30,6 @@ pub struct Spread {
     pub limit: Option<usize>,
     /// Sequence and groups: the pause between hosts or groups.
     pub wait: Option<Duration>,
-    /// One unit at a time, whatever the mode, where a group still ends as the mode says (a
-    /// failed group stops the next): a dry run's plan, in a stable order, starts what the run
-    /// would start (stop 40 tester t34: with the sequence taken for a window of one, the plan
-    /// went on past a failed host).
-    pub serial: bool,
     /// Parallel: once a unit failed, none not yet started starts (as in sequence and groups).
     /// A recipe's step (`on`) stops its running hosts when one fails (see
     /// `crate::step_abort`), so a host the window would start after that would be stopped
@@ -95,15 +90,13 @@ impl<T: Send> Drop for Done<T> {
 /// alone (a unit a sliding window or a sequence starts as another ends). For a unit that is
 /// not the first of its start, a range that holds it.
 pub fn wave(spread: &Spread, n: usize, i: usize) -> std::ops::Range<usize> {
-    let alone = i..(i + 1).min(n);
-    match (spread.serial, shape(spread, n)) {
-        (true, _) => alone,
-        (false, (_, Some(k))) => {
+    match shape(spread, n) {
+        (_, Some(k)) => {
             let first = i - i % k;
             first..(first + k).min(n)
         }
-        (false, (window, None)) if i < window => 0..window.min(n),
-        (false, _) => alone,
+        (window, None) if i < window => 0..window.min(n),
+        _ => i..(i + 1).min(n),
     }
 }
 
@@ -133,26 +126,24 @@ pub fn in_order<T>(slots: Vec<Slot<T>>, order: &[usize]) -> Vec<Slot<T>> {
 
 /// The number of the [`wave`] unit `i` of `n` starts with, from 0, in the order they start.
 pub fn wave_number(spread: &Spread, n: usize, i: usize) -> usize {
-    match (spread.serial, shape(spread, n)) {
-        (true, _) => i,
-        (false, (_, Some(k))) => i / k,
-        (false, (window, None)) => (i + 1).saturating_sub(window),
+    match shape(spread, n) {
+        (_, Some(k)) => i / k,
+        (window, None) => (i + 1).saturating_sub(window),
     }
 }
 
 /// How [`run`] starts `n` units as `spread` says, [`wave`] as it tells: at most `window` at
 /// once, in batches of `batch` units (each started once the one before has finished) where
-/// there are batches. A serial spread runs one at a time, its batches kept.
+/// there are batches.
 fn shape(spread: &Spread, n: usize) -> (usize, Option<usize>) {
-    let (window, batch) = match spread.mode {
+    match spread.mode {
         Mode::Parallel => (spread.limit.unwrap_or(n).max(1), None),
         Mode::Sequence => (1, Some(1)),
         Mode::Groups => {
             let k = spread.limit.unwrap_or(DEFAULT_GROUP).max(1);
             (k, Some(k))
         }
-    };
-    (if spread.serial { 1 } else { window }, batch)
+    }
 }
 
 /// Runs `n` units of work as `spread` says. `start(i, done)` starts unit `i` and must not
@@ -175,8 +166,6 @@ pub fn run<T: Send>(
     let (window, batch) = shape(spread, n);
     let (mut next, mut running) = (0, 0);
     let mut stop: Option<Skipped> = None;
-    // Parallel, once a unit failed: the first unit not to start (see below).
-    let mut stop_from: Option<usize> = None;
     let mut batch_failed = false;
     loop {
         let may_start = stop.is_none() && (batch.is_none() || running == 0);
@@ -196,10 +185,6 @@ pub fn run<T: Send>(
                 }
             }
             while stop.is_none() && running < window && next < n {
-                if stop_from.is_some_and(|from| next >= from) {
-                    stop = Some(Skipped::EarlierFailure);
-                    break;
-                }
                 if cancelled() {
                     stop = Some(Skipped::Cancelled);
                     break;
@@ -227,18 +212,10 @@ pub fn run<T: Send>(
         running -= 1;
         slots[index] = Some(match value {
             Some(v) => {
-                if failed(&v) && batch.is_none() && spread.stop_after_failure {
-                    // The units the run starts with the failed one start: all those started
-                    // already, and, one at a time (`serial`), those the window would have
-                    // started with it (the first window's, where it is in it).
-                    let unserial = Spread {
-                        serial: false,
-                        ..*spread
-                    };
-                    let from = wave(&unserial, n, index).end.max(index + 1);
-                    stop_from = Some(stop_from.map_or(from, |f| f.min(from)));
-                }
                 batch_failed |= failed(&v);
+                if batch_failed && batch.is_none() && spread.stop_after_failure {
+                    stop.get_or_insert(Skipped::EarlierFailure);
+                }
                 Slot::Done(v)
             }
             None => Slot::Skipped(Skipped::Lost),
@@ -303,11 +280,6 @@ mod tests {
         assert_eq!(waves(spread(Mode::Groups, Some(2)), 3), [0..2, 0..2, 2..3]);
         assert_eq!(waves(spread(Mode::Groups, None), 2), [0..2, 0..2]);
         assert_eq!(waves(spread(Mode::Sequence, None), 2), [0..1, 1..2]);
-        let serial = Spread {
-            serial: true,
-            ..spread(Mode::Groups, Some(2))
-        };
-        assert_eq!(waves(serial, 2), [0..1, 1..2]);
         // And their numbers.
         let numbers = |spread: Spread, n: usize| -> Vec<usize> {
             (0..n).map(|i| wave_number(&spread, n, i)).collect()
@@ -316,7 +288,6 @@ mod tests {
         assert_eq!(numbers(spread(Mode::Parallel, Some(2)), 4), [0, 0, 1, 2]);
         assert_eq!(numbers(spread(Mode::Groups, Some(2)), 5), [0, 0, 1, 1, 2]);
         assert_eq!(numbers(spread(Mode::Sequence, None), 3), [0, 1, 2]);
-        assert_eq!(numbers(serial, 3), [0, 1, 2]);
     }
 
     #[test]
@@ -350,48 +321,6 @@ mod tests {
             ..step
         };
         assert_eq!(order(run, &[1], 4).0, [0, 1, 2, 3]);
-    }
-
-    /// Serial: one at a time, and a failed group still stops the next (the dry run's plan).
-    #[test]
-    fn serial_groups_stop_after_a_failed_group() {
-        let groups = Spread {
-            mode: Mode::Groups,
-            limit: Some(2),
-            serial: true,
-            ..Spread::default()
-        };
-        let (started, outcome) = order(groups, &[2], 6);
-        assert_eq!(started, [0, 1, 2, 3]);
-        assert_eq!(outcome[4..], ["EarlierFailure", "EarlierFailure"]);
-        let seq = Spread {
-            mode: Mode::Sequence,
-            serial: true,
-            ..Spread::default()
-        };
-        assert_eq!(order(seq, &[0], 3).0, [0]);
-    }
-
-    /// Serial, in parallel: a failure stops only the units the run would not have started
-    /// with the failed one (stop 63 tester t104: the dry run's plan of a step whose first host
-    /// failed started none of the others, which the run starts together).
-    #[test]
-    fn serial_parallel_starts_what_the_run_starts_with_a_failed_unit() {
-        let all = Spread {
-            serial: true,
-            stop_after_failure: true,
-            ..Spread::default()
-        };
-        assert_eq!(order(all, &[0], 4).0, [0, 1, 2, 3]);
-        let window = Spread {
-            limit: Some(2),
-            ..all
-        };
-        // In the first window, the other of it starts; past it, nothing more.
-        let (started, outcome) = order(window, &[0], 4);
-        assert_eq!(started, [0, 1]);
-        assert_eq!(outcome[2..], ["EarlierFailure", "EarlierFailure"]);
-        assert_eq!(order(window, &[2], 5).0, [0, 1, 2]);
     }
 
     #[test]

@@ -32,14 +32,19 @@ pub const SAME_STEP_GRACE: Duration = Duration::from_secs(2);
 /// (stop 52 tester t82: a closure's `1 / 0` or `fail()` on one host, or a quick failing
 /// command, left the other hosts stopped before, stopped during, or past the step by turns,
 /// and in 2 of 8 runs three hosts ran the step after the failing one, unsaid).
+///
+/// A dry run's hosts also take turns ([`StepAbort::taking_turns`]).
 #[derive(Debug, Default)]
 pub struct StepAbort {
     /// Every failure so far.
     failures: Mutex<Vec<Failed>>,
     /// Where the hosts whose closures run or are about to are (see [`Places`]).
     reached: Mutex<Places>,
-    /// Told whenever the hindmost host moves on or ends, or a host fails.
+    /// Told whenever the hindmost host moves on or ends, or a host fails (when the hosts take
+    /// turns, each host is told its turn on its own, see [`Place`]).
     moved: Condvar,
+    /// Whether the hosts take turns (see [`StepAbort::taking_turns`]).
+    turns: bool,
 }
 
 /// One host's failure: its closure ended with an error after starting `started` commands,
@@ -101,6 +106,21 @@ impl StopWhen for StepStop {
 }
 
 impl StepAbort {
+    /// The rule for a dry run's hosts: they go through the steps together as a run's do, and
+    /// besides take turns, so that only one host's closure runs at a time, in a stable order:
+    /// the hindmost host first, and of hosts at the same place the one that came first (in
+    /// [`expect`](Self::expect), else [`begin`](Self::begin)). A dry run's plan then stops
+    /// where the run stops, and reads the same on every run: each step's commands (and the
+    /// recipe's prints between them) host after host, the next step's after them (stop 63
+    /// tester t105: planned one host at a time, the hosts before one that failed of its own
+    /// showed every command of the step, which the run stops after the failing step).
+    pub fn taking_turns() -> Self {
+        StepAbort {
+            turns: true,
+            ..Default::default()
+        }
+    }
+
     fn failures(&self) -> MutexGuard<'_, Vec<Failed>> {
         // Each change is one push: a panicked holder leaves it consistent.
         self.failures.lock().unwrap_or_else(|p| p.into_inner())
@@ -130,19 +150,32 @@ impl StepAbort {
     fn move_to(&self, places: &mut Places, host: &str, place: u64) {
         let before = places.hindmost();
         places.set(host, place);
-        if places.hindmost() > before {
+        self.tell(places, before);
+    }
+
+    /// Wakes the waiting hosts if one of them may now go on: the hindmost place rose from
+    /// `before`. Taking turns, wakes the host whose turn it is, only: a thousand hosts woken
+    /// at each move would each look and wait again, a million times a step.
+    fn tell(&self, places: &Places, before: (u64, u64)) {
+        if self.turns {
+            if let Some(leader) = places.leader() {
+                leader.turn.notify_one();
+            }
+        } else if places.hindmost() > before {
             self.moved.notify_all();
         }
     }
 
     /// `hosts`' closures are about to begin, together (see `dispatch::wave`): the others
     /// wait for them at their next command, so that one whose thread starts first does not
-    /// run ahead of those whose threads start a moment later. One that began already is
-    /// left as it is; one that then never begins is [`withdraw`](Self::withdraw)n.
+    /// run ahead of those whose threads start a moment later. One that began already, or
+    /// ended, is left as it is (an `on` runs a host's closure once: expected again, one that
+    /// ended before its wave's last unit started would hold the others at their first command
+    /// for ever); one that then never begins is [`withdraw`](Self::withdraw)n.
     pub fn expect<S: AsRef<str>>(&self, hosts: &[S]) {
         let mut places = self.reached();
         for host in hosts {
-            if !places.hosts.contains_key(host.as_ref()) {
+            if !places.ranks.contains_key(host.as_ref()) {
                 places.set(host.as_ref(), BEFORE_FIRST);
             }
         }
@@ -157,9 +190,11 @@ impl StepAbort {
             .filter(|(_, p)| !p.began)
             .map(|(h, _)| h.clone())
             .collect();
+        let before = places.hindmost();
         for host in unbegun {
             places.remove(&host);
         }
+        self.tell(&places, before);
         self.moved.notify_all();
     }
 
@@ -173,7 +208,12 @@ impl StepAbort {
         if let Some(p) = places.hosts.get_mut(host) {
             p.began = true;
         }
-        drop(places);
+        // Taking turns, what the closure does before its first command is in its turn too.
+        if self.turns {
+            drop(self.wait_while(places, host, (BEFORE_FIRST, 0), || true));
+        } else {
+            drop(places);
+        }
         Running {
             abort: self.clone(),
             host: host.to_string(),
@@ -216,32 +256,44 @@ impl StepAbort {
         // can fail after no fewer, and the others running local commands at this point go
         // with it.
         self.move_to(&mut places, host, before_command(started));
-        drop(self.wait_for_others(places, started, before_command(started)));
+        drop(self.wait_for_others(places, host, started, before_command(started)));
     }
 
-    /// Waits while the hindmost host is short of `place` (this host being there itself, the
+    /// Waits while the hindmost host is short of `place` (`host` being there itself, the
     /// hindmost of the others), no failure stops the host at its point `index` (see
     /// [`stops`](Self::stops)), and tether got no signal; returns the lock.
     fn wait_for_others<'a>(
         &'a self,
         places: MutexGuard<'a, Places>,
+        host: &str,
         index: usize,
         place: u64,
     ) -> MutexGuard<'a, Places> {
-        self.wait_while(places, (place, 0), || self.stops(index).is_none())
+        self.wait_while(places, host, (place, 0), || self.stops(index).is_none())
     }
 
     /// Waits while the hindmost host is short of `place` (place, units), `open` says no
-    /// failure decided the wait, and tether got no signal; returns the lock.
+    /// failure decided the wait, and tether got no signal; returns the lock. Taking turns,
+    /// `host` (at `place` or past it) waits for its turn instead, whatever decided: a host
+    /// whose turn it is can go on, so some host always can.
     fn wait_while<'a>(
         &'a self,
         mut places: MutexGuard<'a, Places>,
+        host: &str,
         place: (u64, u64),
         open: impl Fn() -> bool,
     ) -> MutexGuard<'a, Places> {
-        while places.hindmost() < place && open() && !crate::interrupt::signalled() {
-            places = self
-                .moved
+        let waits = |places: &Places| match self.turns {
+            true => !places.leads(host),
+            false => places.hindmost() < place && open(),
+        };
+        let own = places.hosts.get(host).map(|p| p.turn.clone());
+        let told = match (self.turns, &own) {
+            (true, Some(turn)) => turn.as_ref(),
+            _ => &self.moved,
+        };
+        while waits(&places) && !crate::interrupt::signalled() {
+            places = told
                 .wait_timeout(places, REACH_POLL)
                 .map(|(guard, _)| guard)
                 .unwrap_or_else(|p| p.into_inner().0);
@@ -260,7 +312,7 @@ impl StepAbort {
         if let Some(p) = places.hosts.get_mut(host) {
             p.began = true;
         }
-        drop(self.wait_for_others(places, index, at_command(index)));
+        drop(self.wait_for_others(places, host, index, at_command(index)));
     }
 
     /// `host`, at its command numbered `index` (a nested `on`), is about to begin the unit
@@ -287,14 +339,14 @@ impl StepAbort {
         {
             let before = places.hindmost();
             places.set_units(host, work + 1);
-            if places.hindmost() > before {
-                self.moved.notify_all();
-            }
+            self.tell(&places, before);
         }
         let refused = || self.refuses_unit(host, index, work);
-        drop(self.wait_while(places, (at_command(index), work + 1), || {
-            refused().is_none()
-        }));
+        drop(
+            self.wait_while(places, host, (at_command(index), work + 1), || {
+                refused().is_none()
+            }),
+        );
         refused()
     }
 
@@ -385,25 +437,36 @@ impl StepAbort {
 /// in its closure's own code: [`at_command`]`(i)`), parked ([`PARKED`]). A host at place `p`
 /// can no longer fail before a point whose place is at most `p`: a host may start its
 /// command `i` once the hindmost place is `at_command(i)` (its own), run a local command
-/// after `n` commands once it is `before_command(n)`. The places are counted too, so that
-/// the hindmost is found at once (every waiting host looks at it after every arrival).
+/// after `n` commands once it is `before_command(n)`. The places are kept in order too, so
+/// that the hindmost is found at once (every waiting host looks at it after every arrival),
+/// each with its host's rank (the order it came in), which decides a tie when the hosts take
+/// turns (see [`StepAbort::taking_turns`]).
 ///
 /// A host at its command `i` that is a nested `on` is further along as the `on` begins its
 /// units (see [`StepAbort::admit`]): the place is ordered by the units begun next.
 #[derive(Debug, Default)]
 struct Places {
     hosts: HashMap<String, Place>,
-    counts: BTreeMap<(u64, u64), usize>,
+    /// Every host by (place, units, rank).
+    order: BTreeMap<(u64, u64, usize), String>,
+    /// The rank of every host that came, whether it is still there or not.
+    ranks: HashMap<String, usize>,
+    /// What tells the hosts whose closures ended at a place that the last host there left it
+    /// (taking turns, see `Running`'s drop), by place.
+    ending: HashMap<u64, Arc<Condvar>>,
 }
 
 /// One host's place, the units of it begun, the units its commands before it took (see
-/// [`StepAbort::consumed`]), and whether its closure began (else it is expected to).
+/// [`StepAbort::consumed`]), whether its closure began (else it is expected to), its rank
+/// (see [`Places`]), and what tells it its turn (see [`StepAbort::taking_turns`]).
 #[derive(Debug)]
 struct Place {
     place: u64,
     units: u64,
     consumed: u64,
     began: bool,
+    rank: usize,
+    turn: Arc<Condvar>,
 }
 
 /// The units a host has begun of a place it comes to: its first (see
@@ -434,26 +497,60 @@ fn before_command(n: usize) -> u64 {
 impl Places {
     /// The hindmost place and its units, [`PARKED`] when there is no host.
     fn hindmost(&self) -> (u64, u64) {
-        self.counts.keys().next().copied().unwrap_or((PARKED, 0))
+        self.order
+            .first_key_value()
+            .map_or((PARKED, 0), |(&(place, units, _), _)| (place, units))
+    }
+
+    /// The host whose turn it is (see [`StepAbort::taking_turns`]): the hindmost, first come
+    /// of the hindmost.
+    fn leader(&self) -> Option<&Place> {
+        self.order
+            .first_key_value()
+            .and_then(|(_, host)| self.hosts.get(host))
+    }
+
+    /// Whether a host is at `place`.
+    fn at(&self, place: u64) -> bool {
+        self.order
+            .range((place, 0, 0)..=(place, u64::MAX, usize::MAX))
+            .next()
+            .is_some()
+    }
+
+    /// Whether it is `host`'s turn; one with no place goes as it would not taking turns.
+    fn leads(&self, host: &str) -> bool {
+        !self.hosts.contains_key(host)
+            || self
+                .order
+                .first_key_value()
+                .is_some_and(|(_, first)| first == host)
     }
 
     /// Moves `host` to `place`, with its first unit begun (the units it had, if it is there);
     /// the units of the command it leaves are taken (not when it parks or comes back from
     /// parking: that is no command's end).
     fn set(&mut self, host: &str, place: u64) {
-        let (began, units, consumed) = match self.hosts.get(host) {
+        let (began, units, consumed, rank, turn) = match self.hosts.get(host) {
             Some(p) => {
                 let (old, began, consumed) = ((p.place, p.units), p.began, p.consumed);
-                self.uncount(old);
+                self.order.remove(&(old.0, old.1, p.rank));
+                self.left(old.0);
                 let left = old.0 != place && at_a_command(old.0) && place != PARKED;
                 let consumed = consumed + if left { old.1 } else { 0 };
                 (
                     began,
                     if old.0 == place { old.1 } else { FIRST_UNIT },
                     consumed,
+                    p.rank,
+                    p.turn.clone(),
                 )
             }
-            None => (false, FIRST_UNIT, 0),
+            None => {
+                let next = self.ranks.len();
+                let rank = *self.ranks.entry(host.to_string()).or_insert(next);
+                (false, FIRST_UNIT, 0, rank, Default::default())
+            }
         };
         self.hosts.insert(
             host.to_string(),
@@ -462,34 +559,35 @@ impl Places {
                 units,
                 consumed,
                 began,
+                rank,
+                turn,
             },
         );
-        *self.counts.entry((place, units)).or_default() += 1;
+        self.order.insert((place, units, rank), host.to_string());
     }
 
     /// `host` (which is there) has begun `units` units of its place.
     fn set_units(&mut self, host: &str, units: u64) {
         if let Some(p) = self.hosts.get_mut(host) {
-            let old = (p.place, p.units);
+            if let Some(name) = self.order.remove(&(p.place, p.units, p.rank)) {
+                self.order.insert((p.place, units, p.rank), name);
+            }
             p.units = units;
-            let new = (p.place, units);
-            self.uncount(old);
-            *self.counts.entry(new).or_default() += 1;
         }
     }
 
     fn remove(&mut self, host: &str) {
         if let Some(p) = self.hosts.remove(host) {
-            self.uncount((p.place, p.units));
+            self.order.remove(&(p.place, p.units, p.rank));
+            self.left(p.place);
         }
     }
 
-    fn uncount(&mut self, place: (u64, u64)) {
-        if let Some(n) = self.counts.get_mut(&place) {
-            *n -= 1;
-            if *n == 0 {
-                self.counts.remove(&place);
-            }
+    /// A host left `place`: the hosts whose closures ended there are told when it was the
+    /// last.
+    fn left(&self, place: u64) {
+        if let (Some(told), false) = (self.ending.get(&place), self.at(place)) {
+            told.notify_all();
         }
     }
 }
@@ -521,12 +619,28 @@ impl Drop for Parked {
 }
 
 impl Drop for Running {
+    /// Taking turns, the closure's end waits until the hosts at its last place had their turn
+    /// there: in a run they would be running that step's commands as it ends (and a window
+    /// starts the next host only after them: stop 64, a window of two planned its second host
+    /// as stopped by a host the run starts after it).
     fn drop(&mut self) {
         let mut places = self.abort.reached();
         let before = places.hindmost();
+        let last = places.hosts.get(&self.host).map(|p| p.place);
         places.remove(&self.host);
-        if places.hindmost() > before {
-            self.abort.moved.notify_all();
+        self.abort.tell(&places, before);
+        let (Some(last), true) = (last, self.abort.turns) else {
+            return;
+        };
+        let told = places.ending.entry(last).or_default().clone();
+        while places.at(last) && !crate::interrupt::signalled() {
+            places = told
+                .wait_timeout(places, REACH_POLL)
+                .map(|(guard, _)| guard)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+        if !places.at(last) {
+            places.ending.remove(&last);
         }
     }
 }
@@ -721,5 +835,68 @@ mod tests {
         let waiting = passes(&abort, "web1", 0);
         abort.withdraw();
         assert!(waiting.join().unwrap());
+    }
+
+    #[test]
+    fn a_host_that_ended_is_not_expected_again_by_its_wave() {
+        let abort = Arc::new(StepAbort::default());
+        abort.expect(&["web1", "web2"]);
+        let _web1 = abort.begin("web1");
+        // web2's closure ends (a `throw` before its first command) before the wave's last
+        // unit is started, which expects the wave again.
+        drop(abort.begin("web2"));
+        abort.expect(&["web1", "web2"]);
+        assert!(passes(&abort, "web1", 0).join().unwrap());
+    }
+
+    #[test]
+    fn hosts_taking_turns_go_step_by_step_in_the_order_they_came_and_stop_at_a_failure() {
+        // Repeated: without the turns the threads' order, started last host first, would show.
+        for _ in 0..20 {
+            let abort = Arc::new(StepAbort::taking_turns());
+            let hosts = ["web1", "web2", "web3"];
+            abort.expect(&hosts);
+            let log = Arc::new(Mutex::new(Vec::new()));
+            let threads: Vec<_> = hosts
+                .iter()
+                .rev()
+                .map(|host| {
+                    let (abort, log, host) = (abort.clone(), log.clone(), host.to_string());
+                    std::thread::spawn(move || {
+                        let said = |what: &str| log.lock().unwrap().push(format!("{host} {what}"));
+                        let _running = abort.begin(&host);
+                        said("begins");
+                        for i in 0..2 {
+                            abort.reach(&host, i);
+                            if abort.stops(i).is_some() {
+                                return said("stopped");
+                            }
+                            said(&i.to_string());
+                            if host == "web2" {
+                                said("fails");
+                                return abort.fail(i + 1, &host);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+            assert_eq!(
+                *log.lock().unwrap(),
+                [
+                    "web1 begins",
+                    "web2 begins",
+                    "web3 begins",
+                    "web1 0",
+                    "web2 0",
+                    "web2 fails",
+                    "web3 0",
+                    "web1 stopped",
+                    "web3 stopped"
+                ]
+            );
+        }
     }
 }

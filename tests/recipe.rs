@@ -51,19 +51,19 @@ fn dry_run_prints_the_plan_in_order() {
 hello from a hook
 ▶ check:disk
 web1                 | $ cd /srv/shop && { df -Pk . | tail -1; }
-web1                 | $ cd /srv/shop && { [ -w . ]; }
-web1                 | $ cd /srv/shop && export RAILS_ENV=production && { bin/check; }
-web1                 | $ cd /srv/shop && sudo -n -u deploy -- sh -c 'id -un'
-web1                 | upload app.yml -> shared/config/app.yml (11 bytes)
 web2                 | $ cd /srv/shop && { df -Pk . | tail -1; }
-web2                 | $ cd /srv/shop && { [ -w . ]; }
-web2                 | $ cd /srv/shop && export RAILS_ENV=production && { bin/check; }
-web2                 | $ cd /srv/shop && sudo -n -u deploy -- sh -c 'id -un'
-web2                 | upload app.yml -> shared/config/app.yml (11 bytes)
 deploy@10.0.0.5:2222 | $ cd /srv/shop && { df -Pk . | tail -1; }
+web1                 | $ cd /srv/shop && { [ -w . ]; }
+web2                 | $ cd /srv/shop && { [ -w . ]; }
 deploy@10.0.0.5:2222 | $ cd /srv/shop && { [ -w . ]; }
+web1                 | $ cd /srv/shop && export RAILS_ENV=production && { bin/check; }
+web2                 | $ cd /srv/shop && export RAILS_ENV=production && { bin/check; }
 deploy@10.0.0.5:2222 | $ cd /srv/shop && export RAILS_ENV=production && { bin/check; }
+web1                 | $ cd /srv/shop && sudo -n -u deploy -- sh -c 'id -un'
+web2                 | $ cd /srv/shop && sudo -n -u deploy -- sh -c 'id -un'
 deploy@10.0.0.5:2222 | $ cd /srv/shop && sudo -n -u deploy -- sh -c 'id -un'
+web1                 | upload app.yml -> shared/config/app.yml (11 bytes)
+web2                 | upload app.yml -> shared/config/app.yml (11 bytes)
 deploy@10.0.0.5:2222 | upload app.yml -> shared/config/app.yml (11 bytes)
 deploy@10.0.0.5:2222 | $ echo one host at a time
 local | $ git rev-parse HEAD

@@ -107,7 +107,8 @@ pub trait Backend: Send + Sync {
     fn download(&self, host: &str, download: &Download) -> Result<(), TransferError>;
     /// Runs `command` with `sh -c` in `dir` on this machine; returns its trimmed stdout.
     fn run_locally(&self, command: &str, dir: &Path) -> Result<String, Box<Failure>>;
-    /// Whether a step's hosts run one at a time, for output in a stable order (the printer).
+    /// Whether a step's hosts take turns (see `StepAbort::taking_turns`), for output in a
+    /// stable order (the printer).
     fn ordered(&self) -> bool;
     /// Before cleaning up after a failure: reconnect every host whose session died.
     fn revive(&self);

@@ -130,7 +130,6 @@ fn options(rt: &Runtime, opts: &Map) -> Fallible<OnOptions> {
             mode,
             limit,
             wait: seconds("wait")?,
-            serial: false,
             stop_after_failure: true,
         },
         timeout: match seconds("timeout")? {
@@ -317,19 +316,20 @@ fn on_closure(
         return Ok(Map::new());
     };
     let engine = ctx.engine();
-    let abort = Arc::new(StepAbort::default());
-    let base = context::command_context();
-    let spread = if backend.ordered() {
-        // One host at a time: the printer's plan comes out in a stable order, with what the
-        // sequence or the groups would start (no pause: nothing runs).
-        Spread {
-            serial: true,
-            wait: None,
-            ..options.spread
-        }
-    } else {
-        options.spread
+    // The printer's hosts take turns, so that its plan comes out in a stable order, and
+    // wait for nothing between groups (nothing runs).
+    let (abort, spread) = match backend.ordered() {
+        true => (
+            StepAbort::taking_turns(),
+            Spread {
+                wait: None,
+                ..options.spread
+            },
+        ),
+        false => (StepAbort::default(), options.spread),
     };
+    let abort = Arc::new(abort);
+    let base = context::command_context();
     // Each host's closure invokes tasks on the chain of this `on`'s task: a task that leads
     // back to it is a circle; one another host's closure runs is waited for.
     let chain = context::chain();
@@ -435,10 +435,10 @@ fn on_closure(
         }
         end
     };
-    // A dry run plans one host at a time: a host the run cannot reach goes first among the
-    // hosts the run starts with it (a window, a group), as its failure comes before their
-    // first command ends, so that they stop where the run's hosts stop (stop 63 tester t104:
-    // the plan listed every command of the hosts before it in the step).
+    // A dry run's hosts take turns: a host the run cannot reach goes first among the hosts
+    // the run starts with it (a window, a group), as its failure comes before their first
+    // command ends, so that they stop where the run's hosts stop and the next window starts
+    // none (stop 63 tester t104: the plan listed every command of the hosts before it).
     let order = match backend.ordered() {
         true => dispatch::failing_first(hosts.len(), &options.spread, |i| {
             backend.never_connected(&hosts[i]).is_some()

@@ -159,8 +159,25 @@ pub fn run<T: Send>(
     cancelled: &dyn Fn() -> bool,
     hurry: &dyn Fn() -> bool,
     failed: &dyn Fn(&T) -> bool,
+    start: impl FnMut(usize, Done<T>),
+) -> Vec<Slot<T>> {
+    run_settling(n, spread, cancelled, hurry, failed, &|_| {}, start)
+}
+
+/// [`run`], telling `settled` the units whose answers it took in and acted on (each start
+/// they allowed made) each time before it waits for the next answer: a dry run's hosts, which
+/// take turns, go on only once the hosts the ended ones let start are there
+/// (`StepAbort::answered`).
+pub fn run_settling<T: Send>(
+    n: usize,
+    spread: &Spread,
+    cancelled: &dyn Fn() -> bool,
+    hurry: &dyn Fn() -> bool,
+    failed: &dyn Fn(&T) -> bool,
+    settled: &dyn Fn(&[usize]),
     mut start: impl FnMut(usize, Done<T>),
 ) -> Vec<Slot<T>> {
+    let mut answered = Vec::new();
     let (tx, rx) = mpsc::channel();
     let mut slots: Vec<Option<Slot<T>>> = (0..n).map(|_| None).collect();
     let (window, batch) = shape(spread, n);
@@ -206,9 +223,12 @@ pub fn run<T: Send>(
         if running == 0 {
             break;
         }
+        settled(&answered);
+        answered.clear();
         let Ok((index, value)) = rx.recv() else {
             break;
         };
+        answered.push(index);
         running -= 1;
         slots[index] = Some(match value {
             Some(v) => {

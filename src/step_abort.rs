@@ -161,6 +161,12 @@ impl StepAbort {
             if let Some(leader) = places.leader() {
                 leader.turn.notify_one();
             }
+            // The host that ended first in order, once no end waits to be taken in.
+            if let (None, Some((_, (_, told)))) =
+                (&places.answering, places.leaving.first_key_value())
+            {
+                told.notify_one();
+            }
         } else if places.hindmost() > before {
             self.moved.notify_all();
         }
@@ -179,6 +185,18 @@ impl StepAbort {
                 places.set(host.as_ref(), BEFORE_FIRST);
             }
         }
+    }
+
+    /// The end of `host`'s closure was taken in (`dispatch::run_settling`): taking turns, the
+    /// next host that ended gives its end, or the hosts go on (see `Running`'s drop).
+    pub fn answered(&self, host: &str) {
+        let mut places = self.reached();
+        if places.answering.as_deref() != Some(host) {
+            return;
+        }
+        places.answering = None;
+        let before = places.hindmost();
+        self.tell(&places, before);
     }
 
     /// Forgets the expected hosts whose closures did not begin (their start was cancelled).
@@ -451,9 +469,13 @@ struct Places {
     order: BTreeMap<(u64, u64, usize), String>,
     /// The rank of every host that came, whether it is still there or not.
     ranks: HashMap<String, usize>,
-    /// What tells the hosts whose closures ended at a place that the last host there left it
-    /// (taking turns, see `Running`'s drop), by place.
-    ending: HashMap<u64, Arc<Condvar>>,
+    /// The hosts whose closures ended at a place where others are still, by place, with their
+    /// ranks (taking turns, see `Running`'s drop): they leave when the last of those does.
+    ending: HashMap<u64, Vec<(usize, Leaver)>>,
+    /// The hosts whose closures ended and whose ends wait to be given, by rank (taking turns).
+    leaving: BTreeMap<usize, Leaver>,
+    /// The host whose end was given and not yet taken in (see [`StepAbort::answered`]).
+    answering: Option<String>,
 }
 
 /// One host's place, the units of it begun, the units its commands before it took (see
@@ -519,23 +541,27 @@ impl Places {
     }
 
     /// Whether it is `host`'s turn; one with no place goes as it would not taking turns.
+    /// Nobody's while a host that ended waits for its end to be taken in (see `Running`'s
+    /// drop).
     fn leads(&self, host: &str) -> bool {
         !self.hosts.contains_key(host)
-            || self
-                .order
-                .first_key_value()
-                .is_some_and(|(_, first)| first == host)
+            || (self.leaving.is_empty()
+                && self.answering.is_none()
+                && self
+                    .order
+                    .first_key_value()
+                    .is_some_and(|(_, first)| first == host))
     }
 
     /// Moves `host` to `place`, with its first unit begun (the units it had, if it is there);
     /// the units of the command it leaves are taken (not when it parks or comes back from
     /// parking: that is no command's end).
     fn set(&mut self, host: &str, place: u64) {
+        let was = self.hosts.get(host).map(|p| p.place);
         let (began, units, consumed, rank, turn) = match self.hosts.get(host) {
             Some(p) => {
                 let (old, began, consumed) = ((p.place, p.units), p.began, p.consumed);
                 self.order.remove(&(old.0, old.1, p.rank));
-                self.left(old.0);
                 let left = old.0 != place && at_a_command(old.0) && place != PARKED;
                 let consumed = consumed + if left { old.1 } else { 0 };
                 (
@@ -564,6 +590,9 @@ impl Places {
             },
         );
         self.order.insert((place, units, rank), host.to_string());
+        if let Some(old) = was.filter(|&old| old != place) {
+            self.left(old);
+        }
     }
 
     /// `host` (which is there) has begun `units` units of its place.
@@ -583,14 +612,21 @@ impl Places {
         }
     }
 
-    /// A host left `place`: the hosts whose closures ended there are told when it was the
-    /// last.
-    fn left(&self, place: u64) {
-        if let (Some(told), false) = (self.ending.get(&place), self.at(place)) {
-            told.notify_all();
+    /// A host left `place`: when it was the last there, the hosts whose closures ended there
+    /// leave (in the same move, so that nobody's turn comes between).
+    fn left(&mut self, place: u64) {
+        if self.at(place) {
+            return;
+        }
+        for (rank, leaver) in self.ending.remove(&place).unwrap_or_default() {
+            self.leaving.insert(rank, leaver);
         }
     }
 }
+
+/// A host whose closure ended, and what tells it that it may give its end (taking turns, see
+/// `Running`'s drop).
+type Leaver = (String, Arc<Condvar>);
 
 /// A host's closure that runs (see [`StepAbort::begin`]); dropped when it ends, whichever way.
 #[derive(Debug)]
@@ -622,7 +658,13 @@ impl Drop for Running {
     /// Taking turns, the closure's end waits until the hosts at its last place had their turn
     /// there: in a run they would be running that step's commands as it ends (and a window
     /// starts the next host only after them: stop 64, a window of two planned its second host
-    /// as stopped by a host the run starts after it).
+    /// as stopped by a host the run starts after it). Then the hosts that ended so give their
+    /// ends one at a time, by rank, each once the one before was taken in (see
+    /// [`StepAbort::answered`]), and nobody's turn comes meanwhile: the hosts a window starts
+    /// for them are there before anyone goes on, and a failure among them is known to the
+    /// window in the same order every time (stop 64 tester t106: with `limit: 2`, a host that
+    /// failed after its last command as another ended left the next host's closure planned
+    /// whole, or not started, by turns).
     fn drop(&mut self) {
         let mut places = self.abort.reached();
         let before = places.hindmost();
@@ -632,15 +674,30 @@ impl Drop for Running {
         let (Some(last), true) = (last, self.abort.turns) else {
             return;
         };
-        let told = places.ending.entry(last).or_default().clone();
-        while places.at(last) && !crate::interrupt::signalled() {
+        let Some(&rank) = places.ranks.get(&self.host) else {
+            return;
+        };
+        let told = Arc::new(Condvar::new());
+        let leaver = (self.host.clone(), told.clone());
+        match places.at(last) {
+            true => places.ending.entry(last).or_default().push((rank, leaver)),
+            false => {
+                places.leaving.insert(rank, leaver);
+            }
+        }
+        let first = |places: &Places| {
+            places.answering.is_none()
+                && places.leaving.first_key_value().map(|(r, _)| *r) == Some(rank)
+        };
+        while !first(&places) && !crate::interrupt::signalled() {
             places = told
                 .wait_timeout(places, REACH_POLL)
                 .map(|(guard, _)| guard)
                 .unwrap_or_else(|p| p.into_inner().0);
         }
-        if !places.at(last) {
-            places.ending.remove(&last);
+        places.leaving.remove(&rank);
+        if !crate::interrupt::signalled() {
+            places.answering = Some(self.host.clone());
         }
     }
 }
@@ -857,29 +914,39 @@ mod tests {
             let hosts = ["web1", "web2", "web3"];
             abort.expect(&hosts);
             let log = Arc::new(Mutex::new(Vec::new()));
+            let (ended, ends) = std::sync::mpsc::channel();
             let threads: Vec<_> = hosts
                 .iter()
                 .rev()
                 .map(|host| {
                     let (abort, log, host) = (abort.clone(), log.clone(), host.to_string());
+                    let ended = ended.clone();
                     std::thread::spawn(move || {
                         let said = |what: &str| log.lock().unwrap().push(format!("{host} {what}"));
-                        let _running = abort.begin(&host);
-                        said("begins");
-                        for i in 0..2 {
-                            abort.reach(&host, i);
-                            if abort.stops(i).is_some() {
-                                return said("stopped");
+                        let closure = || {
+                            let _running = abort.begin(&host);
+                            said("begins");
+                            for i in 0..2 {
+                                abort.reach(&host, i);
+                                if abort.stops(i).is_some() {
+                                    return said("stopped");
+                                }
+                                said(&i.to_string());
+                                if host == "web2" {
+                                    said("fails");
+                                    return abort.fail(i + 1, &host);
+                                }
                             }
-                            said(&i.to_string());
-                            if host == "web2" {
-                                said("fails");
-                                return abort.fail(i + 1, &host);
-                            }
-                        }
+                        };
+                        closure();
+                        ended.send(host.clone()).unwrap();
                     })
                 })
                 .collect();
+            // As the dispatcher takes each end in.
+            for host in ends.iter().take(hosts.len()) {
+                abort.answered(&host);
+            }
             for t in threads {
                 t.join().unwrap();
             }

@@ -2523,3 +2523,40 @@ fn a_dry_run_of_closures_stops_where_the_run_stops_at_a_host_that_fails() {
         }
     }
 }
+
+/// A window's hosts that end together give their ends in order, and the hosts the window
+/// starts for them are there before any host goes on: the plan of a window whose host fails
+/// as another ends, or whose late host fails at once, is the same on every run (stop 64
+/// tester t106: with `limit: 2`, 40 dry runs gave three plans, one listing a host no run
+/// started; 30 gave two, one planning the whole closure of a host the run stops).
+#[test]
+fn a_dry_run_plans_a_window_the_same_way_every_time() {
+    let r = RecipeDir::new(
+        "dry-window",
+        "for h in [\"w1\", \"w2\", \"w3\", \"w4\"] { server(h, #{ roles: [\"web\"] }); }\n\
+         task(\"late_fail\", || { on(\"web\", #{ limit: 2 }, |h| { run(\"echo a \" + h.name); run(\"echo b \" + h.name); if h.name == \"w1\" { fail(\"x\"); } }); });\n\
+         task(\"late_start\", || { on(\"web\", #{ limit: 2 }, |h| { if h.name == \"w4\" { fail(\"y\"); } run(\"echo a \" + h.name); run(\"echo b \" + h.name); }); });\n\
+         task(\"refill\", || { on(\"web\", #{ limit: 3 }, |h| { run(\"echo a \" + h.name); if h.name == \"w3\" { fail(\"z\"); } }); });\n",
+    );
+    for task in ["late_fail", "late_start", "refill"] {
+        let first = r.tether().args(&["-n", task]).run();
+        first.status(1);
+        for _ in 0..15 {
+            let again = r.tether().args(&["-n", task]).run();
+            assert_eq!(
+                (&again.stdout, &again.stderr),
+                (&first.stdout, &first.stderr),
+                "{task}"
+            );
+        }
+        match task {
+            // w1's failure comes before w2's end: the window starts nothing more.
+            "late_fail" => first.stdout_lacks("w3").stdout_lacks("w4"),
+            // w4 fails before w3 goes past its first step.
+            "late_start" => first.stdout_lacks("echo b w3"),
+            // w1 and w2 end with w3, before it in order: the window starts w4 (as a run does
+            // when their ends come first).
+            _ => first.stdout_contains("echo a w4"),
+        };
+    }
+}

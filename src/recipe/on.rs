@@ -446,7 +446,7 @@ fn on_closure(
         false => (0..hosts.len()).collect(),
     };
     let slots = std::thread::scope(|s| {
-        dispatch::run(
+        dispatch::run_settling(
             hosts.len(),
             &spread,
             &|| {
@@ -458,6 +458,11 @@ fn on_closure(
             },
             &|| enclosing.refusal().is_some(),
             &|end: &HostEnd| !matches!(end, HostEnd::Value(_)),
+            &|units| {
+                for &i in units {
+                    abort.answered(&hosts[order[i]]);
+                }
+            },
             |i, done| {
                 let wave = dispatch::wave(&spread, hosts.len(), i);
                 let together: Vec<&String> = wave.clone().map(|j| &hosts[order[j]]).collect();

@@ -412,13 +412,14 @@ pub(crate) const OTHERS: &str = r##"_tether_n=0; _tether_u=; _tether_me=$(id -u)
 /// claim of tether's holds a word: one found there is an earlier claim of tether's whose
 /// answer was lost with its connection, and wins again (stop 52: a second loss during the
 /// claim took tether's own claim for the command's, and its files were then "gone"). Prints `won` (the command never ran and never will: it may be sent again), `taken`
-/// (the exec's sh claimed it first: resume it) or `unusable` (no private directory: nothing
-/// can be known); `start` prints the start markers. `$2`, when not empty, is the file a long
+/// (the exec's sh claimed it first: resume it) or `unusable WHY:DIR` (no private directory:
+/// nothing can be known, and the command ran directly if at all; `WHY` as the exec's sh says
+/// it, 2 or 5, see `exec::incoming::direct_words`); `start` prints the start markers. `$2`, when not empty, is the file a long
 /// command was written to (see `exec::run_reporting`), removed when the claim wins: the exec
 /// that would have read and removed it never runs the command.
 pub fn claim(start: &str) -> String {
     format!(
-        r#"{DIR}; _tether_f=$2; set --; {start} if {PRIVATE}; then if (umask 077; set -C; echo tether >"$_tether_d.claim") 2>/dev/null || [ -s "$_tether_d.claim" ]; then [ -z "$_tether_f" ] || rm -f -- "$_tether_f"; rm -f "$_tether_d.k"; echo won; else echo taken; fi; else echo unusable; fi; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
+        r#"{DIR}; _tether_f=$2; set --; {start} if {PRIVATE}; then if (umask 077; set -C; echo tether >"$_tether_d.claim") 2>/dev/null || [ -s "$_tether_d.claim" ]; then [ -z "$_tether_f" ] || rm -f -- "$_tether_f"; rm -f "$_tether_d.k"; echo won; else echo taken; fi; elif [ -e "$_tether_b" ] || [ -h "$_tether_b" ]; then echo "unusable 2:$_tether_b"; else echo "unusable 5:$_tether_b"; fi; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
     )
 }
 

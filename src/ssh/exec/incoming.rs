@@ -341,8 +341,14 @@ pub(super) fn direct_reason(preamble: &[u8], key: &Key) -> Option<(usize, usize,
     let text = from + direct.len();
     let end = text + preamble[text..].iter().position(|&b| b == 0x1e)?;
     let said = String::from_utf8_lossy(&preamble[text..end]);
-    let (why, dir) = said.split_once(':').unwrap_or((&said, ""));
-    let reason = match why {
+    Some((from, end + 1, direct_words(&said)))
+}
+
+/// Why a command runs directly, from what the exec's sh (or a claim, `supervisor::claim`)
+/// said: `WHY:DIR`, a code and the private directory (or, for 6, the missing programs).
+pub(super) fn direct_words(said: &str) -> String {
+    let (why, dir) = said.split_once(':').unwrap_or((said, ""));
+    match why {
         "1" => "neither LOGNAME nor USER is set".to_string(),
         "2" => format!("{dir} is not a writable directory of the user's own"),
         "3" => "the exec's sh does not lead its own process group".to_string(),
@@ -367,8 +373,7 @@ pub(super) fn direct_reason(preamble: &[u8], key: &Key) -> Option<(usize, usize,
             crate::ssh::supervisor::PROGRAMS.replace(' ', ", ")
         ),
         other => format!("the supervisor said `{other}`"),
-    };
-    Some((from, end + 1, reason))
+    }
 }
 
 /// `\r\n` -> `\n` (a terminal's line endings back to plain ones).

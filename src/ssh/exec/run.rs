@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::frames::{Key, StderrFilter};
-use super::incoming::{crlf_to_lf, direct_reason, LineEnd, Streams};
+use super::incoming::{self, crlf_to_lf, direct_reason, LineEnd, Streams};
 use super::options::{open_timeout, ExecOptions, OPEN_TIMEOUT, PTY_TERM, SIGNALLED_OPEN_TIMEOUT};
 use super::outcome::{
     ExecError, ExecOutput, ExitStatus, KeptStderr, PtyGroup, RemoteStop, StopFailed,
@@ -392,8 +392,11 @@ fn settle_claim(conn: &Connection, sup: &mut Supervision) -> Result<Settled, Exe
                 "the command started on the host before all of its stdin was sent".into(),
             ))
         }
-        Claim::Unusable => {
+        Claim::Unusable(why) => {
+            // What the exec's sh would have said had its notice arrived: without the
+            // directory, it ran the command directly, if it ran it at all.
             sup.streams = None;
+            sup.direct = Some(why);
             Ok(Settled::NoDirectory)
         }
         Claim::Unanswered => {
@@ -472,8 +475,9 @@ enum Claim {
     Won,
     /// Its exec's sh claimed it first: it runs (or ran) under the supervisor.
     Taken,
-    /// The host has no private directory: nothing can be known.
-    Unusable,
+    /// The host has no private directory (why, as [`incoming::direct_words`] says it):
+    /// nothing can be known.
+    Unusable(String),
     /// The claim's own channel closed before it said anything (see
     /// [`ExitStatus::Unchecked`]): nothing can be known.
     Unanswered,
@@ -490,10 +494,8 @@ fn claim(conn: &Connection, id: &str, staged: Option<&str>) -> Result<Claim, Exe
         OPEN_TIMEOUT,
         OPEN_TIMEOUT,
     )?;
-    match (
-        String::from_utf8_lossy(&out.stdout).trim(),
-        out.status.success(),
-    ) {
+    let said = String::from_utf8_lossy(&out.stdout);
+    match (said.trim(), out.status.success()) {
         ("won", true) => Ok(Claim::Won),
         ("taken", true) => Ok(Claim::Taken),
         _ if matches!(
@@ -503,7 +505,9 @@ fn claim(conn: &Connection, id: &str, staged: Option<&str>) -> Result<Claim, Exe
         {
             Ok(Claim::Unanswered)
         }
-        _ => Ok(Claim::Unusable),
+        (said, _) => Ok(Claim::Unusable(incoming::direct_words(
+            said.strip_prefix("unusable ").unwrap_or(said),
+        ))),
     }
 }
 

@@ -67,6 +67,22 @@ fn reconnects(out: &Output) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// How many of `host`'s idle sessions were found reset.
+fn resets(out: &Output, host: &str) -> u64 {
+    out.stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| {
+            v["type"] == "reconnect"
+                && v["host"] == host
+                && v["while_idle"] == true
+                && v["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("(the connection was reset)"))
+        })
+        .count() as u64
+}
+
 fn cache_file(cache: &Path) -> PathBuf {
     cache.join("tether").join("idle-limits.json")
 }
@@ -205,7 +221,10 @@ fn an_idle_limit_that_could_not_be_read_is_remembered_once_a_second_run_confirms
 /// sessions end between 1 s and 2 s idle, which was taken for a kill (deaths under 2 s
 /// taught nothing), so every run lost the idle host every second or two (stop 58 tester t92:
 /// 3 reconnects a run, every run). Learned as any limit: one reconnect in each of two runs,
-/// none from the third.
+/// none from the third. In the first two, the first heartbeat (1 s idle, to read the limits)
+/// can meet sshd's close: its channel request reaches the server as sshd exits, whose kernel
+/// answers with a reset, which teaches nothing (see `idle_death`) and costs one more
+/// reconnect (fresh-clone CI, stop 64: run 2 lost its idle host at 1.16 s that way).
 #[test]
 fn a_one_second_idle_limit_that_could_not_be_read_is_learned_too() {
     let user = PlainUser::create();
@@ -219,6 +238,10 @@ fn a_one_second_idle_limit_that_could_not_be_read_is_learned_too() {
     for (run, want) in [(1, 1), (2, 1), (3, 0)] {
         let out = deploy(&lab, &dir, cache.path(), &["--format", "json"]);
         out.status(0);
+        let want = match run {
+            3 => want,
+            _ => want + resets(&out, &resque),
+        };
         assert_eq!(
             reconnects(&out),
             [(web.clone(), 0), (resque.clone(), want)],

@@ -2560,3 +2560,28 @@ fn a_dry_run_plans_a_window_the_same_way_every_time() {
         };
     }
 }
+
+/// The hosts of a closure that waited for a task another host's closure invoked are back at
+/// their places when it ends, and go on at their turns: the plan after it is the same on every
+/// run (stop 64 tester t106: 5 orders of the hosts' next commands in 30 dry runs).
+#[test]
+fn a_dry_run_plans_an_invoke_in_a_closure_the_same_way_every_time() {
+    let r = RecipeDir::new(
+        "dry-invoke",
+        "for h in [\"w1\", \"w2\", \"w3\", \"w4\"] { server(h, #{ roles: [\"web\"] }); }\n\
+         task(\"sub\", || { on(\"web\", |h| { run(\"echo sub \" + h.name); }); });\n\
+         task(\"inv\", || { on(\"web\", |h| { run(\"echo before \" + h.name); invoke(\"sub\"); print(\"back \" + h.name); run(\"echo after \" + h.name); }); });\n",
+    );
+    let first = r.tether().args(&["-n", "inv"]).run();
+    first.status(0);
+    for _ in 0..15 {
+        let again = r.tether().args(&["-n", "inv"]).run();
+        assert_eq!(again.stdout, first.stdout);
+    }
+    let after: Vec<&str> = first
+        .stdout
+        .lines()
+        .filter(|l| l.contains("$ echo after"))
+        .collect();
+    assert_eq!(after.len(), 4, "{}", first.stdout);
+}

@@ -56,7 +56,7 @@ fn run(
             // steps: the one running the task may be one of them, its task's steps held there
             // (see `StepAbort::park`).
             let scope = super::context::host_scope();
-            let parked = scope.as_ref().map(|s| s.abort.park(&s.host));
+            let parked = scope.as_ref().map(|s| s.abort.park(&s.host, name));
             rt.wait_until_ended(name);
             drop(parked);
             if let Some(s) = scope {
@@ -113,7 +113,7 @@ fn run(
         None => run_parts(engine, rt, name, &task, cleanup),
     };
     // Kept before `running` ends the invocation, as its failure (below).
-    if let (Some(s), Some(before)) = (scope, before) {
+    if let (Some(s), Some(before)) = (&scope, before) {
         let steps = s.commands.load(Ordering::SeqCst) - before;
         rt.note_task_steps(name, s.abort.clone(), steps);
     }
@@ -121,7 +121,13 @@ fn run(
     if let Err(errors) = &result {
         rt.note_task_failed(name, &errors[0].1);
     }
+    if let Some(s) = &scope {
+        s.abort.unpark(name);
+    }
     drop(running);
+    if let Some(s) = &scope {
+        s.abort.await_turn(&s.host);
+    }
     result
 }
 

@@ -124,6 +124,12 @@ pub fn in_order<T>(slots: Vec<Slot<T>>, order: &[usize]) -> Vec<Slot<T>> {
     back.into_iter().flatten().collect()
 }
 
+/// Whether [`run`] starts `n` units in a sliding window: a unit's end starts the next one, so
+/// which of two ends is taken in first decides whether a failure among them starts it.
+pub fn slides(spread: &Spread, n: usize) -> bool {
+    matches!(shape(spread, n), (window, None) if window < n)
+}
+
 /// The number of the [`wave`] unit `i` of `n` starts with, from 0, in the order they start.
 pub fn wave_number(spread: &Spread, n: usize, i: usize) -> usize {
     match shape(spread, n) {
@@ -308,6 +314,12 @@ mod tests {
         assert_eq!(numbers(spread(Mode::Parallel, Some(2)), 4), [0, 0, 1, 2]);
         assert_eq!(numbers(spread(Mode::Groups, Some(2)), 5), [0, 0, 1, 1, 2]);
         assert_eq!(numbers(spread(Mode::Sequence, None), 3), [0, 1, 2]);
+        // Only a window smaller than the hosts starts one as another ends.
+        assert!(slides(&spread(Mode::Parallel, Some(2)), 3));
+        assert!(!slides(&spread(Mode::Parallel, Some(3)), 3));
+        assert!(!slides(&spread(Mode::Parallel, None), 3));
+        assert!(!slides(&spread(Mode::Groups, Some(2)), 5));
+        assert!(!slides(&spread(Mode::Sequence, None), 3));
     }
 
     #[test]

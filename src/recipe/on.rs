@@ -326,7 +326,10 @@ fn on_closure(
                 ..options.spread
             },
         ),
-        false => (StepAbort::default(), options.spread),
+        false => (
+            StepAbort::default().ending_in_order(dispatch::slides(&options.spread, hosts.len())),
+            options.spread,
+        ),
     };
     let abort = Arc::new(abort);
     let base = context::command_context();

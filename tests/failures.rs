@@ -9,6 +9,26 @@ use support::recipe::{lab, lab_recipe, RecipeDir};
 
 /// The lab's ssh config with the `Host` blocks `extra` of a test, in the file `name` of the
 /// lab's directory.
+/// What each host ran, in the order printed: a plan's `host | $ echo X` (with `planned`) and a
+/// run's `host | X` both as `host X`; lines that start with one of `prints` (the recipe's
+/// own) as they are.
+fn host_lines(out: &support::tether::Output, planned: bool, prints: &[&str]) -> Vec<String> {
+    out.stdout
+        .lines()
+        .filter_map(|l| {
+            if prints.iter().any(|p| l.starts_with(p)) {
+                return Some(l.to_string());
+            }
+            let (host, text) = l.split_once(" | ")?;
+            let text = match planned {
+                true => text.strip_prefix("$ echo ")?,
+                false => text,
+            };
+            Some(format!("{} {text}", host.trim()))
+        })
+        .collect()
+}
+
 fn config_with(lab: &Lab, name: &str, extra: &str) -> std::path::PathBuf {
     lab.config_with(name, extra)
 }
@@ -2367,21 +2387,7 @@ fn a_dry_run_stops_where_the_run_stops_at_a_host_it_cannot_reach() {
     // (host, text): what the plan says each host runs (`host | $ echo X` as `X`), and what
     // the run's hosts printed; the recipe's prints.
     let said = |out: &support::tether::Output, planned: bool| -> Vec<String> {
-        let mut lines: Vec<String> = out
-            .stdout
-            .lines()
-            .filter_map(|l| {
-                if let Some(p) = l.strip_prefix("caught ") {
-                    return Some(format!("caught {p}"));
-                }
-                let (host, text) = l.split_once(" | ")?;
-                let text = match planned {
-                    true => text.strip_prefix("$ echo ")?,
-                    false => text,
-                };
-                Some(format!("{} {text}", host.trim()))
-            })
-            .collect();
+        let mut lines = host_lines(out, planned, &["caught "]);
         lines.sort();
         lines
     };
@@ -2475,23 +2481,7 @@ fn a_dry_run_of_closures_stops_where_the_run_stops_at_a_host_that_fails() {
     // (host, text): what the plan says each host runs (`host | $ echo X` as `X`), and what
     // the run's hosts printed; the recipe's prints.
     let said = |out: &support::tether::Output, planned: bool| -> Vec<String> {
-        out.stdout
-            .lines()
-            .filter_map(|l| {
-                if ["caught ", "first ", "then ", "last "]
-                    .iter()
-                    .any(|p| l.starts_with(p))
-                {
-                    return Some(l.to_string());
-                }
-                let (host, text) = l.split_once(" | ")?;
-                let text = match planned {
-                    true => text.strip_prefix("$ echo ")?,
-                    false => text,
-                };
-                Some(format!("{} {text}", host.trim()))
-            })
-            .collect()
+        host_lines(out, planned, &["caught ", "first ", "then ", "last "])
     };
     let sorted = |mut lines: Vec<String>| {
         lines.sort();
@@ -2579,18 +2569,7 @@ fn a_window_starts_the_same_hosts_on_every_run_as_planned() {
     r.ssh_config = Some(lab.ssh_config());
     // What each host ran (`host | $ echo X` planned as `host X`), sorted, and the error.
     let outcome = |out: &support::tether::Output, planned: bool| {
-        let mut lines: Vec<String> = out
-            .stdout
-            .lines()
-            .filter_map(|l| {
-                let (host, text) = l.split_once(" | ")?;
-                let text = match planned {
-                    true => text.strip_prefix("$ echo ")?,
-                    false => text,
-                };
-                Some(format!("{} {text}", host.trim()))
-            })
-            .collect();
+        let mut lines = host_lines(out, planned, &[]);
         lines.sort();
         let error = out.stderr.split_once("error: ").map(|(_, e)| e.to_string());
         (lines, error, out.status)

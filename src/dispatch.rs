@@ -322,6 +322,43 @@ mod tests {
         assert!(!slides(&spread(Mode::Sequence, None), 3));
     }
 
+    /// Each answer is told to `settled` once the starts it allowed were made, before the next
+    /// answer is waited for: what a window's hosts that end in order wait on
+    /// (`StepAbort::answered`).
+    #[test]
+    fn settled_follows_the_starts_each_answer_allowed() {
+        let log = std::cell::RefCell::new(Vec::new());
+        let spread = Spread {
+            limit: Some(2),
+            ..Spread::default()
+        };
+        run_settling(
+            4,
+            &spread,
+            &|| false,
+            &|| false,
+            &|_: &bool| false,
+            &|answered| log.borrow_mut().push(format!("settled {answered:?}")),
+            |i, done| {
+                log.borrow_mut().push(format!("start {i}"));
+                done.send(true);
+            },
+        );
+        assert_eq!(
+            log.into_inner(),
+            [
+                "start 0",
+                "start 1",
+                "settled []",
+                "start 2",
+                "settled [0]",
+                "start 3",
+                "settled [1]",
+                "settled [2]",
+            ]
+        );
+    }
+
     #[test]
     fn parallel_runs_every_host_despite_a_failure() {
         let spread = Spread {

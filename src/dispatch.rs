@@ -124,12 +124,6 @@ pub fn in_order<T>(slots: Vec<Slot<T>>, order: &[usize]) -> Vec<Slot<T>> {
     back.into_iter().flatten().collect()
 }
 
-/// Whether [`run`] starts `n` units in a sliding window: a unit's end starts the next one, so
-/// which of two ends is taken in first decides whether a failure among them starts it.
-pub fn slides(spread: &Spread, n: usize) -> bool {
-    matches!(shape(spread, n), (window, None) if window < n)
-}
-
 /// The number of the [`wave`] unit `i` of `n` starts with, from 0, in the order they start.
 pub fn wave_number(spread: &Spread, n: usize, i: usize) -> usize {
     match shape(spread, n) {
@@ -314,16 +308,10 @@ mod tests {
         assert_eq!(numbers(spread(Mode::Parallel, Some(2)), 4), [0, 0, 1, 2]);
         assert_eq!(numbers(spread(Mode::Groups, Some(2)), 5), [0, 0, 1, 1, 2]);
         assert_eq!(numbers(spread(Mode::Sequence, None), 3), [0, 1, 2]);
-        // Only a window smaller than the hosts starts one as another ends.
-        assert!(slides(&spread(Mode::Parallel, Some(2)), 3));
-        assert!(!slides(&spread(Mode::Parallel, Some(3)), 3));
-        assert!(!slides(&spread(Mode::Parallel, None), 3));
-        assert!(!slides(&spread(Mode::Groups, Some(2)), 5));
-        assert!(!slides(&spread(Mode::Sequence, None), 3));
     }
 
     /// Each answer is told to `settled` once the starts it allowed were made, before the next
-    /// answer is waited for: what a window's hosts that end in order wait on
+    /// answer is waited for: what a dry run's hosts that end together wait on
     /// (`StepAbort::answered`).
     #[test]
     fn settled_follows_the_starts_each_answer_allowed() {

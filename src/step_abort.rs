@@ -33,8 +33,7 @@ pub const SAME_STEP_GRACE: Duration = Duration::from_secs(2);
 /// command, left the other hosts stopped before, stopped during, or past the step by turns,
 /// and in 2 of 8 runs three hosts ran the step after the failing one, unsaid).
 ///
-/// A dry run's hosts also take turns ([`StepAbort::taking_turns`]); in a sliding window, the
-/// hosts give their ends in order ([`StepAbort::ending_in_order`]).
+/// A dry run's hosts also take turns ([`StepAbort::taking_turns`]).
 #[derive(Debug, Default)]
 pub struct StepAbort {
     /// Every failure so far.
@@ -46,8 +45,6 @@ pub struct StepAbort {
     moved: Condvar,
     /// Whether the hosts take turns (see [`StepAbort::taking_turns`]).
     turns: bool,
-    /// Whether the hosts give their ends in order (see [`StepAbort::ending_in_order`]).
-    ordered_ends: bool,
 }
 
 /// One host's failure: its closure ended with an error after starting `started` commands,
@@ -124,22 +121,6 @@ impl StepAbort {
         }
     }
 
-    /// With `ordered`, the rule for hosts that a sliding window starts (`dispatch::slides`),
-    /// whose ends start the next ones: a host whose closure ended gives its end once no host is left at its
-    /// last place (the others running that step's commands there either moved on, or ended
-    /// too, their failure known), and hosts that ended so give theirs one by one in the
-    /// order they came (see `Running`'s drop), each once the window took the one before in.
-    /// So whether a host that fails as another ends lets the window start the next host is
-    /// the same on every run, and the same as the dry run's plan (stop 64 tester t107: with
-    /// `limit: 2`, a host failing after its last command as another ended started the next
-    /// host in 5 runs of 10, and not in the other 5).
-    pub fn ending_in_order(self, ordered: bool) -> Self {
-        StepAbort {
-            ordered_ends: ordered,
-            ..self
-        }
-    }
-
     fn failures(&self) -> MutexGuard<'_, Vec<Failed>> {
         // Each change is one push: a panicked holder leaves it consistent.
         self.failures.lock().unwrap_or_else(|p| p.into_inner())
@@ -176,14 +157,15 @@ impl StepAbort {
     /// `before`. Taking turns, wakes the host whose turn it is, only: a thousand hosts woken
     /// at each move would each look and wait again, a million times a step.
     fn tell(&self, places: &Places, before: (u64, u64)) {
-        // The host that ended first in order, once no end waits to be taken in.
-        if let (None, Some((_, (_, told)))) = (&places.answering, places.leaving.first_key_value())
-        {
-            told.notify_one();
-        }
         if self.turns {
             if let Some(leader) = places.leader() {
                 leader.turn.notify_one();
+            }
+            // The host that ended first in order, once no end waits to be taken in.
+            if let (None, Some((_, (_, told)))) =
+                (&places.answering, places.leaving.first_key_value())
+            {
+                told.notify_one();
             }
         } else if places.hindmost() > before {
             self.moved.notify_all();
@@ -205,8 +187,8 @@ impl StepAbort {
         }
     }
 
-    /// The end of `host`'s closure was taken in (`dispatch::run_settling`): the next host that
-    /// ended gives its end (see `Running`'s drop), or, taking turns, the hosts go on.
+    /// The end of `host`'s closure was taken in (`dispatch::run_settling`): taking turns, the
+    /// next host that ended gives its end, or the hosts go on (see `Running`'s drop).
     pub fn answered(&self, host: &str) {
         let mut places = self.reached();
         if places.answering.as_deref() != Some(host) {
@@ -676,6 +658,7 @@ impl Places {
     /// A host left `place`: when it was the last there, the hosts whose closures ended there
     /// leave (in the same move, so that nobody's turn comes between).
     fn left(&mut self, place: u64) {
+        // Only hosts that take turns wait to end: the run looks for nobody.
         if self.ending.is_empty() || self.at(place) {
             return;
         }
@@ -725,24 +708,23 @@ impl Drop for Parked {
 }
 
 impl Drop for Running {
-    /// Taking turns or ending in order (see [`StepAbort::ending_in_order`]), the closure's end
-    /// waits until no host is left at its last place: taking turns, those had their turn
-    /// there; in a run, they ran that step's commands (and a window starts the next host only
-    /// after them: stop 64, a window of two planned its second host as stopped by a host the
-    /// run starts after it). Then the hosts that ended so give their ends one at a time, by
-    /// rank, each once the one before was taken in (see [`StepAbort::answered`]), and, taking
-    /// turns, nobody's turn comes meanwhile: the hosts a window starts for them are there
-    /// before anyone goes on, and a failure among them is known to the window in the same
-    /// order every time (stop 64 tester t106: with `limit: 2`, a host that failed after its
-    /// last command as another ended left the next host's closure planned whole, or not
-    /// started, by turns).
+    /// Taking turns, the closure's end waits until the hosts at its last place had their turn
+    /// there: in a run they would be running that step's commands as it ends (and a window
+    /// starts the next host only after them: stop 64, a window of two planned its second host
+    /// as stopped by a host the run starts after it). Then the hosts that ended so give their
+    /// ends one at a time, by rank, each once the one before was taken in (see
+    /// [`StepAbort::answered`]), and nobody's turn comes meanwhile: the hosts a window starts
+    /// for them are there before anyone goes on, and a failure among them is known to the
+    /// window in the same order every time (stop 64 tester t106: with `limit: 2`, a host that
+    /// failed after its last command as another ended left the next host's closure planned
+    /// whole, or not started, by turns).
     fn drop(&mut self) {
         let mut places = self.abort.reached();
         let before = places.hindmost();
         let last = places.hosts.get(&self.host).map(|p| p.place);
         places.remove(&self.host);
         self.abort.tell(&places, before);
-        let (Some(last), true) = (last, self.abort.turns || self.abort.ordered_ends) else {
+        let (Some(last), true) = (last, self.abort.turns) else {
             return;
         };
         let Some(&rank) = places.ranks.get(&self.host) else {

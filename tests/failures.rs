@@ -2551,45 +2551,6 @@ fn a_dry_run_plans_a_window_the_same_way_every_time() {
     }
 }
 
-/// A run's window starts the next host or not, where a host fails as another ends, the same
-/// way on every run, and as its dry run plans it: the hosts that end at one place give their
-/// ends in order, once none is left there (stop 64 tester t107: with `limit: 2`, a host failing
-/// after its last command as another ended started the next host in 5 runs of 10).
-#[test]
-fn a_window_starts_the_same_hosts_on_every_run_as_planned() {
-    let lab = Lab::builder().names(&["w1", "w2", "w3", "w4"]).start();
-    let mut r = RecipeDir::new(
-        "run-window",
-        "for h in [\"w1\", \"w2\", \"w3\", \"w4\"] { server(h, #{ roles: [\"web\"] }); }\n\
-         task(\"late_fail\", || { on(\"web\", #{ limit: 2 }, |h| { run(\"echo a \" + h.name); run(\"echo b \" + h.name); if h.name == \"w1\" { fail(\"x\"); } }); });\n\
-         task(\"after_last\", || { on(\"web\", #{ limit: 2 }, |h| { run(\"echo a \" + h.name); run(\"echo b \" + h.name); run(\"echo c \" + h.name); if h.name == \"w2\" { fail(\"y\"); } }); });\n\
-         task(\"refill\", || { on(\"web\", #{ limit: 3 }, |h| { run(\"echo a \" + h.name); if h.name == \"w3\" { fail(\"z\"); } }); });\n\
-         task(\"unequal\", || { on(\"web\", #{ limit: 2 }, |h| { run(\"echo a \" + h.name); if h.name == \"w2\" { run(\"sleep 0.2\"); fail(\"u\"); } }); });\n",
-    );
-    r.ssh_config = Some(lab.ssh_config());
-    // What each host ran (`host | $ echo X` planned as `host X`), sorted, and the error.
-    let outcome = |out: &support::tether::Output, planned: bool| {
-        let mut lines = host_lines(out, planned, &[]);
-        lines.sort();
-        let error = out.stderr.split_once("error: ").map(|(_, e)| e.to_string());
-        (lines, error, out.status)
-    };
-    for task in ["late_fail", "after_last", "refill", "unequal"] {
-        let plan = r.tether().args(&["-n", task]).run();
-        let want = outcome(&plan, true);
-        for _ in 0..6 {
-            let run = r.tether().args(&[task]).run();
-            assert_eq!(
-                outcome(&run, false),
-                want,
-                "{task}\n{}\n{}",
-                plan.dump(),
-                run.dump()
-            );
-        }
-    }
-}
-
 /// The hosts of a closure that waited for a task another host's closure invoked are back at
 /// their places when it ends, and go on at their turns: the plan after it is the same on every
 /// run (stop 64 tester t106: 5 orders of the hosts' next commands in 30 dry runs).

@@ -326,10 +326,7 @@ fn on_closure(
                 ..options.spread
             },
         ),
-        false => (
-            StepAbort::default().ending_in_order(dispatch::slides(&options.spread, hosts.len())),
-            options.spread,
-        ),
+        false => (StepAbort::default(), options.spread),
     };
     let abort = Arc::new(abort);
     let base = context::command_context();

@@ -3107,7 +3107,9 @@ fn host_values_print_as_hosts() {
         "print-hosts",
         "server(\"web1\", #{ roles: [\"web\"] });\nserver(\"web2\", #{ roles: [\"web\"] });\n\
          task(\"t\", || { print([host(\"web1\"), host(\"web2\")]); print(#{ h: host(\"web1\") }); \
-         print(host(\"web2\")); });\n",
+         print(host(\"web2\")); print(host([\"web2\", \"web1\"])); print(host([])); });\n\
+         task(\"unknown\", || { host([\"web1\", \"web9\"]); });\n\
+         task(\"number\", || { host([\"web1\", 2]); });\n",
     );
     r.tether()
         .args(&["t"])
@@ -3115,7 +3117,21 @@ fn host_values_print_as_hosts() {
         .status(0)
         .stdout_contains(r#"[host("web1"), host("web2")]"#)
         .stdout_contains(r#"#{"h": host("web1")}"#)
-        .stdout_contains("\nweb2\n");
+        .stdout_contains("\nweb2\n")
+        // An array of names is an array of hosts, in its order.
+        .stdout_contains(r#"[host("web2"), host("web1")]"#)
+        .stdout_contains("\n[]\n");
+    r.tether()
+        .args(&["unknown"])
+        .run()
+        .status(4)
+        .stderr_contains("deploy.rhai:4:")
+        .stderr_contains("no server `web9` in the recipe");
+    r.tether()
+        .args(&["number"])
+        .run()
+        .status(4)
+        .stderr_contains("host(): the names must be strings, not i64");
 }
 
 /// A task that fails with an error of the recipe's own (not a thrown value) fails the hosts

@@ -3109,7 +3109,8 @@ fn host_values_print_as_hosts() {
          task(\"t\", || { print([host(\"web1\"), host(\"web2\")]); print(#{ h: host(\"web1\") }); \
          print(host(\"web2\")); print(host([\"web2\", \"web1\"])); print(host([])); });\n\
          task(\"unknown\", || { host([\"web1\", \"web9\"]); });\n\
-         task(\"number\", || { host([\"web1\", 2]); });\n",
+         task(\"number\", || { host([\"web1\", 2]); });\n\
+         task(\"mixed\", || { print(host([\"web1\", host(\"web2\")])); });\n",
     );
     r.tether()
         .args(&["t"])
@@ -3131,7 +3132,14 @@ fn host_values_print_as_hosts() {
         .args(&["number"])
         .run()
         .status(4)
-        .stderr_contains("host(): the names must be strings, not i64");
+        .stderr_contains("host(): the names must be strings or Host values, not i64");
+    // A Host value among the names is itself (stop 65 tester t109: refused, named by its Rust
+    // type).
+    r.tether()
+        .args(&["mixed"])
+        .run()
+        .status(0)
+        .stdout_contains(r#"[host("web1"), host("web2")]"#);
 }
 
 /// A task that fails with an error of the recipe's own (not a thrown value) fails the hosts

@@ -422,7 +422,7 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
     engine.register_fn("host", move |name: &str| host(&r, name));
     // One call for a whole list: per name from a script (`names.map(|n| host(n))`), each
     // call would copy the debugger's call stack (see `runaway::watch`), `map`'s own frame
-    // with the whole list in it: a thousand names a thousand times (the stdlib's `as_hosts`,
+    // with the whole list in it: a thousand names a thousand times (the stdlib's lists of hosts,
     // 12 s of a 48.7 s dry run of 1000 hosts).
     // A Host value among the names is itself (stop 65 tester t109: refused as
     // `tether::recipe::host_info::HostInfo`).

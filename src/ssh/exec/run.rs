@@ -396,7 +396,7 @@ fn settle_claim(conn: &Connection, sup: &mut Supervision) -> Result<Settled, Exe
             // What the exec's sh would have said had its notice arrived: without the
             // directory, it ran the command directly, if it ran it at all.
             sup.streams = None;
-            sup.direct = Some(why);
+            sup.direct = why;
             Ok(Settled::NoDirectory)
         }
         Claim::Unanswered => {
@@ -475,9 +475,9 @@ enum Claim {
     Won,
     /// Its exec's sh claimed it first: it runs (or ran) under the supervisor.
     Taken,
-    /// The host has no private directory (why, as [`incoming::direct_words`] says it):
-    /// nothing can be known.
-    Unusable(String),
+    /// The host has no private directory (why, as [`incoming::direct_words`] says it, where
+    /// the claim said): nothing can be known.
+    Unusable(Option<String>),
     /// The claim's own channel closed before it said anything (see
     /// [`ExitStatus::Unchecked`]): nothing can be known.
     Unanswered,
@@ -505,9 +505,10 @@ fn claim(conn: &Connection, id: &str, staged: Option<&str>) -> Result<Claim, Exe
         {
             Ok(Claim::Unanswered)
         }
-        (said, _) => Ok(Claim::Unusable(incoming::direct_words(
-            said.strip_prefix("unusable ").unwrap_or(said),
-        ))),
+        // Anything else (a claim that failed on its own) tells nothing of how it ran.
+        (said, _) => Ok(Claim::Unusable(
+            said.strip_prefix("unusable ").map(incoming::direct_words),
+        )),
     }
 }
 

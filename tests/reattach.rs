@@ -1451,6 +1451,61 @@ fn where_the_supervisor_cannot_run_commands_run_directly_and_it_is_said_once() {
     first_lost("is not a writable directory of the user's own");
 }
 
+/// A command lost with its connection before the exec's sh's notice that it runs directly
+/// arrived, on a host where the supervisor cannot run for a reason found before the exec's sh
+/// claims the command (a program of the supervisor's missing; neither `LOGNAME` nor `USER`):
+/// the claim finds the same reason and says it, and the command is never sent again (stop 65's
+/// review: the claim found no claim file, took the command for one that never ran, and sent
+/// it a second time). sshd holds the notice back here: the command's stderr starts 3 s late.
+#[test]
+fn a_command_run_directly_and_lost_before_its_notice_is_never_sent_again() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let root = lab.host("host1").root_dir.clone();
+    lab.reconfigure(
+        "host1",
+        r#"ForceCommand [ -e /srv/nologname ] && unset LOGNAME USER; case "$SSH_ORIGINAL_COMMAND" in *marker*) exec 2> >(sleep 3; exec cat >&2);; esac; eval "$SSH_ORIGINAL_COMMAND""#,
+    );
+    let first_lost = |why: &str| {
+        let h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+        std::fs::write(root.join("marker"), "").unwrap();
+        let r = run_while(
+            &h,
+            &lab,
+            "echo ran >> /srv/marker; sleep 2",
+            FanOut::default(),
+            || lab.kill_connections("host1"),
+        );
+        match &r.result {
+            Some(Err(e @ SshError::ConnectionLost { .. })) => assert!(
+                e.to_string().contains(&format!(
+                    "not re-attached: it ran without tether's supervisor on this host ({why}"
+                )),
+                "{e}"
+            ),
+            other => panic!("{other:?}\n{}", h.story()),
+        }
+        // Long enough for a command sent again to have written its line.
+        std::thread::sleep(Duration::from_secs(2));
+        assert_eq!(
+            std::fs::read_to_string(root.join("marker")).unwrap(),
+            "ran\n",
+            "{why}"
+        );
+    };
+    for missing in [&["dd"][..], &["wc", "head"]] {
+        lab.without_programs("host1", missing);
+        lab.hide_programs("host1", missing);
+        let named: Vec<String> = missing.iter().map(|p| format!("`{p}`")).collect();
+        first_lost(&format!(
+            "neither /usr/bin, /bin nor the login shell's PATH has {}",
+            named.join(", ")
+        ));
+        lab.show_programs("host1", missing);
+    }
+    std::fs::write(root.join("nologname"), "").unwrap();
+    first_lost("neither LOGNAME nor USER is set");
+}
+
 /// `on(.., #{ reattach: N }, ..)` bounds re-attaching for the commands of that step.
 #[test]
 fn the_reattach_bound_of_an_on_step() {

@@ -286,6 +286,18 @@ fn follow(resume: bool) -> String {
 /// removed) is no marker and status 125.
 const FINISH: &str = r#"_tether_s=; read -r _tether_s <"$_tether_d.s" 2>/dev/null; [ -n "$_tether_s" ] || read -r _tether_s <"$_tether_d.c" 2>/dev/null; case $_tether_s in ""|"?") exit 125;; *[!0-9]*) trap - "$_tether_s" 2>/dev/null; kill -"$_tether_s" $$; exit 1;; esac; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s""#;
 
+/// Whether the supervisor can run on this host, found before anything is claimed: sets
+/// `_tether_ok` (the private directory `_tether_b` is ready) or `_tether_why`, the reason
+/// `exec::incoming::direct_words` says (1 neither `LOGNAME` nor `USER`; 6 a program of
+/// [`PROGRAMS`] missing, named in `_tether_need`; 2 or 5 no private directory). The exec's sh
+/// and [`claim`] find the same reasons in the same order: a command that runs directly leaves
+/// no claim file, and a claim that took that for a command never run would send it again.
+fn usable() -> String {
+    format!(
+        r#"_tether_why=; _tether_ok=; _tether_need=; if [ -z "${{LOGNAME:-$USER}}" ]; then _tether_why=1; else for _tether_x in {PROGRAMS}; do command -v $_tether_x >/dev/null 2>&1 || _tether_need=${{_tether_need:+$_tether_need }}$_tether_x; done; if [ -n "$_tether_need" ]; then _tether_why=6; else _tether_why=2; {PRIVATE} && _tether_ok=1; [ -n "$_tether_ok" ] || [ -e "$_tether_b" ] || [ -h "$_tether_b" ] || _tether_why=5; fi; fi;"#
+    )
+}
+
 /// The part of the exec's sh that runs `$_tether_cmd` (id in `$_tether_id`, frame key in
 /// `$_tether_key`) under the supervisor, or directly (saying why) where it cannot; `start`
 /// prints the start markers. It first claims the command (see [`claim`]): where tether claimed
@@ -316,8 +328,9 @@ const FINISH: &str = r#"_tether_s=; read -r _tether_s <"$_tether_d.s" 2>/dev/nul
 /// for its command (see `exec/wrap.rs`).
 pub fn boot(start: &str, read: &str) -> String {
     format!(
-        r#"_tether_P=$PATH; {system}set -- "$_tether_id"; {DIR}; set --; _tether_c=${{TETHER_SPOOL_CHUNK:-{SPOOL_CHUNK}}}; case $_tether_c in ""|*[!0-9]*|0) _tether_c={SPOOL_CHUNK};; esac; _tether_g=$$; [ -r /proc/$$/stat ] && read -r _tether_v _tether_v _tether_v _tether_v _tether_g _tether_v </proc/$$/stat; {read} _tether_why=; _tether_ok=; _tether_need=; if [ -z "${{LOGNAME:-$USER}}" ]; then _tether_why=1; else for _tether_x in {PROGRAMS}; do command -v $_tether_x >/dev/null 2>&1 || _tether_need=${{_tether_need:+$_tether_need }}$_tether_x; done; if [ -n "$_tether_need" ]; then _tether_why=6; else _tether_why=2; {PRIVATE} && _tether_ok=1; [ -n "$_tether_ok" ] || [ -e "$_tether_b" ] || [ -h "$_tether_b" ] || _tether_why=5; fi; fi; if [ -n "$_tether_ok" ]; then (umask 077; set -C; true >"$_tether_d.claim" || exit 3; set +C; : >"$_tether_d.o" && : >"$_tether_d.c" && : >"$_tether_d.s" && : >"$_tether_d.p" && : >"$_tether_d.x" && echo "0 0" >"$_tether_d.q") 2>/dev/null; case $? in 0) _tether_why=;; 3) [ -e "$_tether_d.claim" ] && exit 125;; *) _tether_why=4;; esac; fi; if [ -z "$_tether_why" ]; then [ "$_tether_g" = $$ ] || {{ rm -f "$_tether_d".? "$_tether_d".?.*; _tether_why=3; }}; fi; if [ -n "$_tether_why" ]; then printf "\036tether-direct:%s:%s:%s\036" "$_tether_key" $_tether_why "${{_tether_need:-$_tether_b}}" >&2; {start} (PATH=$_tether_P; {bash}eval "unset _tether_cmd _tether_key _tether_id _tether_b _tether_d _tether_why _tether_ok _tether_done _tether_g _tether_v _tether_c _tether_wn _tether_need _tether_x _tether_P; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s"; fi; echo $$ >"$_tether_d.p"; trap "" PIPE; printf "\036tether-sup:%s:%s\036" $$ "$_tether_d" >&2; {start} trap - PIPE; _tether_o=0; _tether_e=0; _tether_ob=0; _tether_eb=0; _tether_p=; _tether_r=$((_tether_c/65536)); [ $_tether_r -gt 0 ] || _tether_r=1; _tether_c=$((_tether_r*65536)); {writer}; trap : TERM HUP INT; exec 5>&2 2>/dev/null; {{ {supervise}; }} 5>&- | {{ trap "" TERM HUP INT; exec 3<&0; (trap "" TERM HUP INT; while read -r _tether_v; do :; done) <&3 & _tether_wp=$!; exec 3<&-; {follow}; }} 2>&5 5>&-; _tether_v=$?; exec 2>&5 5>&-; [ $_tether_v = 124 ] && exit 124; [ -f "$_tether_d.o" ] || {{ printf "\036tether-gone:%s\036" "$_tether_key" >&2; exit 125; }}; [ $_tether_v -lt 128 ] && [ -s "$_tether_d.s" ] || kill -9 $$; {FINISH}"#,
+        r#"_tether_P=$PATH; {system}set -- "$_tether_id"; {DIR}; set --; _tether_c=${{TETHER_SPOOL_CHUNK:-{SPOOL_CHUNK}}}; case $_tether_c in ""|*[!0-9]*|0) _tether_c={SPOOL_CHUNK};; esac; _tether_g=$$; [ -r /proc/$$/stat ] && read -r _tether_v _tether_v _tether_v _tether_v _tether_g _tether_v </proc/$$/stat; {read} {usable} if [ -n "$_tether_ok" ]; then (umask 077; set -C; true >"$_tether_d.claim" || exit 3; set +C; : >"$_tether_d.o" && : >"$_tether_d.c" && : >"$_tether_d.s" && : >"$_tether_d.p" && : >"$_tether_d.x" && echo "0 0" >"$_tether_d.q") 2>/dev/null; case $? in 0) _tether_why=;; 3) [ -e "$_tether_d.claim" ] && exit 125;; *) _tether_why=4;; esac; fi; if [ -z "$_tether_why" ]; then [ "$_tether_g" = $$ ] || {{ rm -f "$_tether_d".? "$_tether_d".?.*; _tether_why=3; }}; fi; if [ -n "$_tether_why" ]; then printf "\036tether-direct:%s:%s:%s\036" "$_tether_key" $_tether_why "${{_tether_need:-$_tether_b}}" >&2; {start} (PATH=$_tether_P; {bash}eval "unset _tether_cmd _tether_key _tether_id _tether_b _tether_d _tether_why _tether_ok _tether_done _tether_g _tether_v _tether_c _tether_wn _tether_need _tether_x _tether_P; $_tether_cmd"); _tether_s=$?; printf "\036tether-exit:%s:%d\036" "$_tether_key" "$_tether_s" >&2; exit "$_tether_s"; fi; echo $$ >"$_tether_d.p"; trap "" PIPE; printf "\036tether-sup:%s:%s\036" $$ "$_tether_d" >&2; {start} trap - PIPE; _tether_o=0; _tether_e=0; _tether_ob=0; _tether_eb=0; _tether_p=; _tether_r=$((_tether_c/65536)); [ $_tether_r -gt 0 ] || _tether_r=1; _tether_c=$((_tether_r*65536)); {writer}; trap : TERM HUP INT; exec 5>&2 2>/dev/null; {{ {supervise}; }} 5>&- | {{ trap "" TERM HUP INT; exec 3<&0; (trap "" TERM HUP INT; while read -r _tether_v; do :; done) <&3 & _tether_wp=$!; exec 3<&-; {follow}; }} 2>&5 5>&-; _tether_v=$?; exec 2>&5 5>&-; [ $_tether_v = 124 ] && exit 124; [ -f "$_tether_d.o" ] || {{ printf "\036tether-gone:%s\036" "$_tether_key" >&2; exit 125; }}; [ $_tether_v -lt 128 ] && [ -s "$_tether_d.s" ] || kill -9 $$; {FINISH}"#,
         system = crate::command::system_programs_first(),
+        usable = usable(),
         follow = follow(false),
         supervise = supervise(),
         bash = crate::ssh::command_shell::by_bash("_tether_cmd", ""),
@@ -412,14 +425,17 @@ pub(crate) const OTHERS: &str = r##"_tether_n=0; _tether_u=; _tether_me=$(id -u)
 /// claim of tether's holds a word: one found there is an earlier claim of tether's whose
 /// answer was lost with its connection, and wins again (stop 52: a second loss during the
 /// claim took tether's own claim for the command's, and its files were then "gone"). Prints `won` (the command never ran and never will: it may be sent again), `taken`
-/// (the exec's sh claimed it first: resume it) or `unusable WHY:DIR` (no private directory:
-/// nothing can be known, and the command ran directly if at all; `WHY` as the exec's sh says
-/// it, 2 or 5, see `exec::incoming::direct_words`); `start` prints the start markers. `$2`, when not empty, is the file a long
+/// (the exec's sh claimed it first: resume it) or `unusable WHY:DIR` (the supervisor cannot
+/// run there, found as the exec's sh finds it, see `usable`: nothing can be known, and the
+/// command ran directly if at all; `WHY` and `DIR` as the exec's sh says them, see
+/// `exec::incoming::direct_words`); `start` prints the start markers. `$2`, when not empty, is the file a long
 /// command was written to (see `exec::run_reporting`), removed when the claim wins: the exec
 /// that would have read and removed it never runs the command.
 pub fn claim(start: &str) -> String {
     format!(
-        r#"{DIR}; _tether_f=$2; set --; {start} if {PRIVATE}; then if (umask 077; set -C; echo tether >"$_tether_d.claim") 2>/dev/null || [ -s "$_tether_d.claim" ]; then [ -z "$_tether_f" ] || rm -f -- "$_tether_f"; rm -f "$_tether_d.k"; echo won; else echo taken; fi; elif [ -e "$_tether_b" ] || [ -h "$_tether_b" ]; then echo "unusable 2:$_tether_b"; else echo "unusable 5:$_tether_b"; fi; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
+        r#"{system}{DIR}; _tether_f=$2; set --; {start} {usable} if [ -n "$_tether_ok" ]; then if (umask 077; set -C; echo tether >"$_tether_d.claim") 2>/dev/null || [ -s "$_tether_d.claim" ]; then [ -z "$_tether_f" ] || rm -f -- "$_tether_f"; rm -f "$_tether_d.k"; echo won; else echo taken; fi; else echo "unusable $_tether_why:${{_tether_need:-$_tether_b}}"; fi; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#,
+        system = crate::command::system_programs_first(),
+        usable = usable()
     )
 }
 

@@ -103,7 +103,7 @@ pub fn run_reporting(
                     out = resume(conn, s, &opts.remaining(started), on_line, preamble)?;
                 }
                 // It never ran, and never will, or nothing can be known: as it ended.
-                Settled::Lost(Lost::NeverStarted) | Settled::NoDirectory => break,
+                Settled::Lost(Lost::NeverStarted) | Settled::Direct => break,
                 Settled::Unanswered => out.status = ExitStatus::Unchecked,
             }
         }
@@ -337,7 +337,7 @@ pub enum Lost {
 /// before its start marker arrived is claimed first (see `supervisor::claim`), one whose start
 /// marker arrived is [`Lost::Running`] at once. A claim lost with its connection in turn is
 /// [`ExecError::Lost`] and keeps `sup` resumable; a command found started before all of its
-/// stdin was sent, a host with no private directory to tell, or a claim whose channel the
+/// stdin was sent, a host where the supervisor cannot run, or a claim whose channel the
 /// server closed before it told, is [`ExecError::Lost`] and leaves `sup` not resumable.
 pub fn settle(conn: &Connection, sup: &mut Supervision) -> Result<Lost, ExecError> {
     if !sup.pending {
@@ -345,7 +345,7 @@ pub fn settle(conn: &Connection, sup: &mut Supervision) -> Result<Lost, ExecErro
     }
     let why = match settle_claim(conn, sup)? {
         Settled::Lost(lost) => return Ok(lost),
-        Settled::NoDirectory => "the host has no private directory to tell",
+        Settled::Direct => "the supervisor cannot run on the host to tell",
         Settled::Unanswered => {
             "the server closed the channel that checks whether it did before it could tell \
              (sshd's ChannelTimeout, shorter than the login shell takes to start?)"
@@ -360,8 +360,9 @@ pub fn settle(conn: &Connection, sup: &mut Supervision) -> Result<Lost, ExecErro
 enum Settled {
     /// As [`settle`] says it.
     Lost(Lost),
-    /// Nothing can be known: the host has no private directory.
-    NoDirectory,
+    /// Nothing can be known: the supervisor cannot run on the host (see `supervisor::claim`),
+    /// which ran the command directly, if at all.
+    Direct,
     /// Nothing can be known: the claim's own channel closed before it said anything.
     Unanswered,
 }
@@ -393,11 +394,11 @@ fn settle_claim(conn: &Connection, sup: &mut Supervision) -> Result<Settled, Exe
             ))
         }
         Claim::Unusable(why) => {
-            // What the exec's sh would have said had its notice arrived: without the
-            // directory, it ran the command directly, if it ran it at all.
+            // What the exec's sh would have said had its notice arrived: for the same
+            // reason, it ran the command directly, if it ran it at all.
             sup.streams = None;
             sup.direct = why;
-            Ok(Settled::NoDirectory)
+            Ok(Settled::Direct)
         }
         Claim::Unanswered => {
             sup.streams = None;
@@ -475,8 +476,8 @@ enum Claim {
     Won,
     /// Its exec's sh claimed it first: it runs (or ran) under the supervisor.
     Taken,
-    /// The host has no private directory (why, as [`incoming::direct_words`] says it, where
-    /// the claim said): nothing can be known.
+    /// The supervisor cannot run on the host (why, as [`incoming::direct_words`] says it,
+    /// where the claim said): nothing can be known.
     Unusable(Option<String>),
     /// The claim's own channel closed before it said anything (see
     /// [`ExitStatus::Unchecked`]): nothing can be known.

@@ -1350,6 +1350,44 @@ fn ctrl_c_stops_waiting_for_a_command_no_stop_reaches_and_says_so() {
     assert!(text.contains("left running"), "{text}");
 }
 
+/// A timeout while a command runs directly on a host without a program of the supervisor's,
+/// before the exec's sh's notice of it arrived: the stop finds that reason before it claims
+/// anything, as the exec's sh does, and never takes the running command for one that had not
+/// started (stop 65's review, as for the claim: the timeout said the command was stopped, no
+/// warning said otherwise, and it ran on). sshd holds the notice back: stderr starts 12 s late.
+#[test]
+fn a_stop_before_the_notice_of_a_command_run_directly_never_says_it_stopped_it() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    lab.reconfigure(
+        "host1",
+        r#"ForceCommand case "$SSH_ORIGINAL_COMMAND" in *late-notice*) exec 2> >(sleep 12; exec cat >&2);; esac; eval "$SSH_ORIGINAL_COMMAND""#,
+    );
+    lab.without_programs("host1", &["dd"]);
+    lab.hide_programs("host1", &["dd"]);
+    let h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    let how = FanOut {
+        timeout: Some(Duration::from_millis(500)),
+        ..FanOut::default()
+    };
+    let command = ": late-notice; sleep 24";
+    let jobs = [("host1".to_string(), command.to_string())];
+    let r = h.pool.fan_out(&jobs, &how).remove(0);
+    assert!(
+        matches!(
+            r.result,
+            Some(Err(SshError::CommandTimeout {
+                reach: StopReach::NotStopped,
+                ..
+            }))
+        ),
+        "{:?}\n{}",
+        r.result,
+        h.story()
+    );
+    assert!(!processes(&lab, "host1", "sleep 24").is_empty());
+    lab.show_programs("host1", &["dd"]);
+}
+
 #[test]
 fn where_the_supervisor_cannot_run_commands_run_directly_and_it_is_said_once() {
     let lab = Lab::builder().names(&["host1"]).start();

@@ -26,6 +26,7 @@ pub fn build(rt: Arc<Runtime>) -> Engine {
     engine.set_max_array_size(MAX_COLLECTION_SIZE);
     engine.set_max_map_size(MAX_COLLECTION_SIZE);
     super::runaway::watch(&mut engine);
+    super::array_search::register(&mut engine);
     let cancel = rt.clone();
     let memory_limit = crate::memory::recipe_limit();
     // Stops a running script (loops included) soon after Ctrl-C or a watch-mode cancel, and

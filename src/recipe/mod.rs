@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod args;
+pub mod array_search;
 pub mod ask;
 pub mod captured;
 pub mod commands;

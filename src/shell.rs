@@ -175,7 +175,7 @@ fn destination(settings: &Settings, opts: &ShellOptions, sink: Sink) -> Result<D
             Some(s) => s,
             None => {
                 let in_role: Vec<&str> = recipe
-                    .servers
+                    .servers()
                     .iter()
                     .filter(|s| s.roles.iter().any(|r| r == name))
                     .map(|s| s.name.as_str())
@@ -190,7 +190,7 @@ fn destination(settings: &Settings, opts: &ShellOptions, sink: Sink) -> Result<D
                     .or(by_name.map(|s| s.name.as_str()))
                 else {
                     let mut known = recipe.role_names();
-                    known.extend(recipe.servers.iter().map(|s| s.name.clone()));
+                    known.extend(recipe.servers().iter().map(|s| s.name.clone()));
                     return Err(Error::Usage(format!(
                         "tether ssh: `{name}` is neither a server nor a role of {}{}",
                         settings.recipe.display(),

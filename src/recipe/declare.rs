@@ -684,12 +684,7 @@ fn select_admitted(
     Ok(chosen
         .into_iter()
         .filter(|name| seen.insert(name.clone()))
-        .filter(|name| {
-            recipe
-                .servers
-                .iter()
-                .any(|s| s.name == *name && admit(&recipe, s))
-        })
+        .filter(|name| recipe.server(name).is_some_and(|s| admit(&recipe, s)))
         .collect())
 }
 
@@ -739,7 +734,7 @@ fn host(rt: &Runtime, name: &str) -> Fallible<HostInfo> {
         }
         None => fail(format!(
             "no server `{name}` in the recipe{}",
-            super::model::suggest(name, recipe.servers.iter().map(|s| s.name.as_str()))
+            super::model::suggest(name, recipe.servers().iter().map(|s| s.name.as_str()))
         )),
     }
 }

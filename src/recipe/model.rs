@@ -100,8 +100,15 @@ pub struct TaskBody {
 /// Everything a recipe declared.
 #[derive(Debug, Default, Clone)]
 pub struct Recipe {
-    /// Servers in declaration order.
-    pub servers: Vec<Server>,
+    /// Servers in declaration order (added by [`Recipe::add_server`] alone, which keeps the
+    /// two indexes below).
+    servers: Vec<Server>,
+    /// Each server's position in `servers`, by name.
+    by_name: HashMap<String, usize>,
+    /// The positions of the servers of each host name (ssh_config(5) `Host` alias; parsed
+    /// once, where [`Recipe::same_server`] parsed every server's name for each name looked up:
+    /// a million parses to declare 1000 servers).
+    by_alias: HashMap<String, Vec<(usize, HostTarget)>>,
     /// Tasks by name.
     pub tasks: BTreeMap<String, Task>,
     /// Hooks run before a task, by task name.
@@ -141,20 +148,27 @@ impl Recipe {
     /// could be more than one of them, or gives a user to a server declared without one: one
     /// machine would be two hosts, each command run on it twice.
     pub fn add_server(&mut self, name: &str, roles: &[String], props: Map) -> Result<(), String> {
-        let found = match self.servers.iter().position(|s| s.name == name) {
-            Some(i) => Some(i),
+        let found = match self.by_name.get(name) {
+            Some(&i) => Some(i),
             None => self.same_server(name)?,
         };
         let server = match found {
             Some(i) => &mut self.servers[i],
             None => {
+                let at = self.servers.len();
                 self.servers.push(Server {
                     name: name.to_string(),
                     roles: Vec::new(),
                     props: Map::new(),
                 });
-                let last = self.servers.len() - 1;
-                &mut self.servers[last]
+                self.by_name.insert(name.to_string(), at);
+                if let Ok(target) = HostTarget::parse(name) {
+                    self.by_alias
+                        .entry(target.alias.clone())
+                        .or_default()
+                        .push((at, target));
+                }
+                &mut self.servers[at]
             }
         };
         for r in roles {
@@ -172,13 +186,8 @@ impl Recipe {
         let Ok(new) = HostTarget::parse(name) else {
             return Ok(None);
         };
-        let of_alias: Vec<(usize, HostTarget)> = self
-            .servers
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| HostTarget::parse(&s.name).ok().map(|t| (i, t)))
-            .filter(|(_, t)| t.alias == new.alias)
-            .collect();
+        let of_alias: Vec<(usize, HostTarget)> =
+            self.by_alias.get(&new.alias).cloned().unwrap_or_default();
         // Of the same port; a name without one (reached at the ssh config's port) names the
         // server of that host name declared with one, as `--hosts` and `on()` take it (stop 36
         // tester t22: `role("worker", ["web"])` beside `server("web", #{ port: P })` made a
@@ -212,9 +221,14 @@ impl Recipe {
         }
     }
 
+    /// The servers, in declaration order.
+    pub fn servers(&self) -> &[Server] {
+        &self.servers
+    }
+
     /// The server named `name`.
     pub fn server(&self, name: &str) -> Option<&Server> {
-        self.servers.iter().find(|s| s.name == name)
+        self.by_name.get(name).map(|&i| &self.servers[i])
     }
 
     /// Every role name, in first-seen order (those of no server last).

@@ -539,7 +539,7 @@ impl Loaded {
                     "--hosts: `{h}` is not a server of this recipe{}",
                     crate::recipe::model::suggest_shown(
                         h,
-                        recipe.servers.iter().map(|s| s.name.as_str()),
+                        recipe.servers().iter().map(|s| s.name.as_str()),
                         |name| crate::hostset::selection(&[name], false)
                     )
                 )));
@@ -552,7 +552,7 @@ impl Loaded {
     pub fn selected_hosts(&self) -> Result<Vec<HostTarget>, Error> {
         let recipe = self.rt.recipe();
         recipe
-            .servers
+            .servers()
             .iter()
             .filter(|s| self.rt.filters.admits(&recipe, &s.name, &s.roles))
             .map(|s| s.target().map_err(Error::Recipe))
@@ -563,7 +563,7 @@ impl Loaded {
     pub fn selected_before_shard(&self) -> usize {
         let recipe = self.rt.recipe();
         recipe
-            .servers
+            .servers()
             .iter()
             .filter(|s| self.rt.filters.admits_unsharded(&recipe, &s.name, &s.roles))
             .count()
@@ -731,7 +731,7 @@ pub fn split_stage(loaded: &Loaded, targets: &[String]) -> Result<Vec<String>, E
             return Err(stage_after_task(stage, None));
         }
         let recipe = loaded.rt.recipe();
-        if recipe.servers.is_empty() && targets.iter().all(|t| recipe.tasks.contains_key(t)) {
+        if recipe.servers().is_empty() && targets.iter().all(|t| recipe.tasks.contains_key(t)) {
             // As Capistrano's "Stage not set" (stop 44 tester t54: `tether app:hello` said
             // `unknown role or host`, exit 4, and `tether deploy` to select hosts with
             // --hosts, which no unloaded stage's server can be).

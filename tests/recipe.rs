@@ -3142,6 +3142,67 @@ fn host_values_print_as_hosts() {
         .stdout_contains(r#"[host("web1"), host("web2")]"#);
 }
 
+/// `hosts(target, #{ select: P })` (or `filter`) keeps the servers whose property P is true,
+/// `#{ exclude: P }` leaves them out, as Capistrano's `roles(:db, select: :primary)` and
+/// `roles(:app, exclude: :no_release)`: true is set and neither `false` nor `()` (Ruby's
+/// truthiness: `0` and `""` are true); after `--roles`/`--hosts`, in target order.
+#[test]
+fn hosts_select_and_exclude_by_a_server_property() {
+    let r = RecipeDir::new(
+        "hosts-by-property",
+        r#"server("a", #{ roles: ["app"], primary: true, no_release: true });
+server("b", #{ roles: ["app"], primary: false });
+server("c", #{ roles: ["app"], primary: (), no_release: false });
+server("d", #{ roles: ["app", "db"], primary: 0, tag: "" });
+server("e", #{ roles: ["db"] });
+task("t", || {
+    print("select " + hosts("app", #{ select: "primary" }));
+    print("filter " + hosts(["e", "app"], #{ filter: "primary" }));
+    print("exclude " + hosts("all", #{ exclude: "no_release" }));
+    print("both " + hosts("app", #{ select: "tag", exclude: "no_release" }));
+    print("none " + hosts("db", #{}));
+    print("unsharded " + unsharded_hosts("app", #{ exclude: "primary" }));
+});
+task("unknown", || { hosts("app", #{ only: "primary" }); });
+task("number", || {
+    hosts("app",
+        #{ select: 1 });
+});
+"#,
+    );
+    r.tether()
+        .args(&["t"])
+        .run()
+        .status(0)
+        .stdout_contains("select [\"a\", \"d\"]\n")
+        .stdout_contains("filter [\"a\", \"d\"]\n")
+        .stdout_contains("exclude [\"b\", \"c\", \"d\", \"e\"]\n")
+        .stdout_contains("both [\"d\"]\n")
+        .stdout_contains("none [\"d\", \"e\"]\n")
+        .stdout_contains("unsharded [\"b\", \"c\"]\n");
+    r.tether()
+        .args(&["--roles", "db", "t"])
+        .run()
+        .status(0)
+        .stdout_contains("select [\"d\"]\n")
+        .stdout_contains("exclude [\"d\", \"e\"]\n");
+    r.tether()
+        .args(&["unknown"])
+        .run()
+        .status(4)
+        .stderr_contains("deploy.rhai:14:22")
+        .stderr_contains(
+            "hosts(): unknown option `only`: it takes select (or filter) and exclude, each a \
+             property name",
+        );
+    r.tether()
+        .args(&["number"])
+        .run()
+        .status(4)
+        .stderr_contains("deploy.rhai:16:5")
+        .stderr_contains("hosts(): `select` takes a property name (`select: \"primary\"`), not 1");
+}
+
 /// A task that fails with an error of the recipe's own (not a thrown value) fails the hosts
 /// that waited for it at the place where it failed, in the file it is in, as the host whose
 /// closure ran it, and a `catch` there reads its message (the review of stop 46: the waiters

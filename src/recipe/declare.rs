@@ -450,6 +450,24 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
             .map(Dynamic::from)
             .collect())
     });
+    // `hosts(target, #{ select: "primary" })`, `#{ exclude: "no_release" }`: as Capistrano's
+    // `roles(:db, select: :primary)`, in one call (the stdlib's `.filter(|name| host(name)
+    // .props.no_release != true)` called a closure per host, each copying the debugger's call
+    // stack with the whole list in it).
+    let r = rt.clone();
+    engine.register_fn(
+        "hosts",
+        move |target: Dynamic, options: Map| -> Fallible<Array> {
+            let by = PropertyFilter::of(&options, "hosts")?;
+            let admit = |recipe: &Recipe, s: &super::model::Server| {
+                r.filters.admits(recipe, &s.name, &s.roles) && by.admits(s)
+            };
+            Ok(select_admitted(&r, &target, admit)?
+                .into_iter()
+                .map(Dynamic::from)
+                .collect())
+        },
+    );
     // `unsharded_hosts(target)`: the hosts of a target that --roles/--hosts select, in every
     // shard of this run (the stdlib asks whether a shard without release hosts is one part of
     // a fleet that has some).
@@ -459,6 +477,20 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
         move |target: Dynamic| -> Fallible<Array> {
             let admit = |recipe: &Recipe, s: &super::model::Server| {
                 r.filters.admits_unsharded(recipe, &s.name, &s.roles)
+            };
+            Ok(select_admitted(&r, &target, admit)?
+                .into_iter()
+                .map(Dynamic::from)
+                .collect())
+        },
+    );
+    let r = rt.clone();
+    engine.register_fn(
+        "unsharded_hosts",
+        move |target: Dynamic, options: Map| -> Fallible<Array> {
+            let by = PropertyFilter::of(&options, "unsharded_hosts")?;
+            let admit = |recipe: &Recipe, s: &super::model::Server| {
+                r.filters.admits_unsharded(recipe, &s.name, &s.roles) && by.admits(s)
             };
             Ok(select_admitted(&r, &target, admit)?
                 .into_iter()
@@ -632,6 +664,57 @@ fn lazy(ctx: &NativeCallContext, key: &str, value: Dynamic) -> Fallible<Dynamic>
         }
         _ => e,
     })
+}
+
+/// The server properties `hosts(target, options)` selects by, as Capistrano's
+/// `roles(:db, select: :primary)` and `roles(:app, exclude: :no_release)` (`filter` is
+/// `select`): a server passes where each `select` property is true and no `exclude` property
+/// is. A property is true as Capistrano takes it: set, and neither `false` nor `()`.
+struct PropertyFilter {
+    select: Vec<String>,
+    exclude: Vec<String>,
+}
+
+impl PropertyFilter {
+    /// The filter `options` gives `what` (a function's name, for its errors); Err for an
+    /// option other than `select`, `filter`, `exclude`, or a value that is no property name.
+    fn of(options: &Map, what: &str) -> Fallible<Self> {
+        let mut by = PropertyFilter {
+            select: Vec::new(),
+            exclude: Vec::new(),
+        };
+        for (key, value) in options {
+            let Some(name) = value.read_lock::<ImmutableString>().map(|v| v.to_string()) else {
+                return fail(format!(
+                    "{what}(): `{key}` takes a property name (`{key}: \"primary\"`), not {value} \
+                     (of type {})",
+                    value.type_name()
+                ));
+            };
+            match key.as_str() {
+                "select" | "filter" => by.select.push(name),
+                "exclude" => by.exclude.push(name),
+                other => {
+                    return fail(format!(
+                        "{what}(): unknown option `{other}`: it takes select (or filter) and \
+                         exclude, each a property name, as Capistrano's roles(:db, select: \
+                         :primary)"
+                    ))
+                }
+            }
+        }
+        Ok(by)
+    }
+
+    fn admits(&self, server: &super::model::Server) -> bool {
+        let set = |p: &String| {
+            server
+                .props
+                .get(p.as_str())
+                .is_some_and(|v| !v.is_unit() && v.as_bool() != Ok(false))
+        };
+        self.select.iter().all(set) && !self.exclude.iter().any(set)
+    }
 }
 
 /// Hosts of `target` (role names, `all`, host names, `Host` values, or an array of those),

@@ -18,12 +18,14 @@
 //!    medians compared): a tunnel must cost a few round trips, not Linux's 40 ms delayed ACK;
 //! 5. a command's output: `seq 1 1000000` on one host, and a quarter of it on four hosts at
 //!    once (folded), through `tether run` against plain `ssh` (no target);
-//! 6. connecting and idle cost, each in a fresh process of its own (`perf idle ...`): the
+//! 6. the recipe's own cost: a dry run of the stdlib's deploy of 100 and of 1000 hosts (no
+//!    lab: nothing connects), time per host compared (see [`recipe_scale`]);
+//! 7. connecting and idle cost, each in a fresh process of its own (`perf idle ...`): the
 //!    time to connect 100 sessions with the heartbeat off (nothing but the handshakes; where
 //!    the time went: handshake durations, this process's and the whole machine's CPU), then
 //!    CPU time and RSS of holding 100 idle sessions with the default heartbeat, against the
 //!    same process before it opened any session;
-//! 7. scale (`--scale 1000,3000`): the same for that many sessions, spread as aliases over the
+//! 8. scale (`--scale 1000,3000`): the same for that many sessions, spread as aliases over the
 //!    lab's listeners (so each sshd serves N/100): connect time, idle CPU and RSS per
 //!    session, each also as a ratio to the 100-session row of the same invocation, and the
 //!    connect time against its floor: the same sessions opened through the ssh2 crate alone
@@ -75,6 +77,11 @@ fn main() -> ExitCode {
         Some("all") => Options::parse(&args[1..]).and_then(|o| run_all(&o)),
         Some("idle") => Options::parse(&args[1..]).and_then(|o| run_idle(&o).map(|()| true)),
         Some("warm") => Options::parse(&args[1..]).and_then(|o| run_warm(&o)),
+        // No lab: a dry run connects to nothing.
+        Some("recipe") => recipe_scale(3).map(|row| {
+            println!("{}", row.line);
+            row.pass
+        }),
         Some("raw-connect") => {
             Options::parse(&args[1..]).and_then(|o| run_raw_connect(&o).map(|()| true))
         }
@@ -82,7 +89,7 @@ fn main() -> ExitCode {
             "this benchmark needs a lab of sshd hosts: run scripts/bench \
                   (usage: perf all --config CFG --lab-dir DIR [--quick] | \
                   perf warm --config CFG --lab-dir DIR [--quick] | \
-                  perf idle --config CFG --hosts N --seconds S)"
+                  perf idle --config CFG --hosts N --seconds S | perf recipe)"
                 .into(),
         ),
     };
@@ -531,6 +538,7 @@ fn run_all(o: &Options) -> Res<bool> {
     rows.push(cold(o, cold_runs)?);
     rows.push(jump(o, warm_iters)?);
     rows.push(output(o, cold_runs)?);
+    rows.push(recipe_scale(if o.quick { 1 } else { 3 })?);
     let base = idle_child(&o.config, "host", o.hosts, idle_secs)?;
     rows.push(base.row.clone());
     for &n in &o.scale {
@@ -1104,6 +1112,109 @@ fn output(o: &Options, runs: usize) -> Res<Row> {
             ratio(t4, s4)
         ),
         pass: true,
+    })
+}
+
+/// The most a host may cost the recipe in a dry run of 1000 hosts, as a ratio to what it
+/// costs in one of 100: near 1 where the recipe's work grows with the fleet, 10 where it grows
+/// with its square.
+const RECIPE_SCALE_TARGET: f64 = 1.5;
+
+/// The recipe's own cost at scale: `tether -n deploy` of the stdlib's release flow (copy
+/// strategy: nothing to clone) for `small` and for `large` hosts, each declared in the recipe
+/// and given its own address by a generated ssh config (a dry run connects to none); wall
+/// time per host, medians of `runs` runs after one warm-up. The recipe runs every host's
+/// closures and the stdlib's lists of hosts: what grows with the square of the fleet shows
+/// in the ratio of the two.
+fn recipe_scale(runs: usize) -> Res<Row> {
+    let (small, large) = (100, 1000);
+    println!();
+    println!(
+        "-- recipe at scale: `tether -n deploy` (stdlib, copy strategy) of {small} and of \
+         {large} hosts, time per host; {runs} runs each after one warm-up"
+    );
+    let dir = std::env::temp_dir().join(format!("tether-bench-recipe.{}", std::process::id()));
+    let made = (|| -> std::io::Result<()> {
+        std::fs::create_dir_all(dir.join("site"))?;
+        std::fs::write(dir.join("site/index.html"), "<title>bench</title>\n")?;
+        let mut config = String::new();
+        for i in 1..=large {
+            config += &format!(
+                "Host web{i}\n  HostName 10.9.{}.{}\n\n",
+                i / 250,
+                i % 250 + 1
+            );
+        }
+        std::fs::write(dir.join("ssh_config"), config)?;
+        for n in [small, large] {
+            let mut recipe = String::from(
+                "import \"deploy\" as deploy;\nset(\"application\", \"site\");\n\
+                 set(\"deploy_to\", \"/srv/site\");\nset(\"strategy\", \"copy\");\n\
+                 set(\"copy_source\", \"site\");\nset(\"linked_dirs\", [\"logs\"]);\n",
+            );
+            for i in 1..=n {
+                recipe += &format!("server(\"web{i}\", #{{ roles: [\"web\"] }});\n");
+            }
+            std::fs::write(dir.join(format!("deploy{n}.rhai")), recipe)?;
+        }
+        Ok(())
+    })();
+    let dry_run = |n: usize| -> Res<Duration> {
+        let t = Instant::now();
+        let out = Command::new(TETHER_BIN)
+            .current_dir(&dir)
+            .args([
+                "-f",
+                &format!("deploy{n}.rhai"),
+                "-F",
+                "ssh_config",
+                "-n",
+                "deploy",
+            ])
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("{TETHER_BIN}: {e}"))?;
+        let took = t.elapsed();
+        if !out.status.success() {
+            return Err(format!(
+                "tether -n deploy of {n} hosts failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(took)
+    };
+    let measured = made
+        .map_err(|e| format!("{}: {e}", dir.display()))
+        .and_then(|()| {
+            let mut per_host = Vec::new();
+            for n in [small, large] {
+                dry_run(n)?;
+                let times = (0..runs).map(|_| dry_run(n)).collect::<Res<Vec<_>>>()?;
+                let took = median(&times);
+                println!(
+                    "{n} hosts: {:.2} s, {:.2} ms per host (median)",
+                    took.as_secs_f64(),
+                    ms(took) / n as f64
+                );
+                per_host.push(took.as_secs_f64() / n as f64);
+            }
+            Ok(per_host)
+        });
+    let _ = std::fs::remove_dir_all(&dir);
+    let per_host = measured?;
+    let ratio = per_host[1] / per_host[0].max(1e-9);
+    let pass = ratio <= RECIPE_SCALE_TARGET;
+    Ok(Row {
+        line: format!(
+            "recipe dry run         {:.2} ms per host at {large}, {:.2} ms at {small}: ratio \
+             {ratio:.2}  (target <= {RECIPE_SCALE_TARGET})  {}",
+            per_host[1] * 1e3,
+            per_host[0] * 1e3,
+            verdict(pass)
+        ),
+        pass,
     })
 }
 

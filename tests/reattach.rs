@@ -1322,6 +1322,58 @@ fn sigterm_and_sighup_stop_the_remote_command_like_ctrl_c() {
     }
 }
 
+/// Ctrl-C, or a timeout, before the host said the command started (its login shell still in
+/// a slow start-up file): the stop claims it on the host, so that it never starts (README,
+/// "Stopping reaches the host"), and the claim stays there for the login shell that wakes
+/// later. Ctrl-C waited for the login shell, let the command start, then stopped it; a
+/// timeout's claim went with the run's last clean-up, and the login shell that woke after it
+/// ran the command tether had said never would.
+#[test]
+fn a_stop_before_the_command_started_claims_it_so_it_never_starts() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let root = lab.host("host1").root_dir.clone();
+    std::fs::write(
+        lab.host("host1").home.join(".bashrc"),
+        "if [ -s /srv/slow ]; then echo login >> /srv/logins; sleep \"$(cat /srv/slow)\"; fi\n",
+    )
+    .unwrap();
+    for how in ["Ctrl-C", "--timeout"] {
+        std::fs::write(root.join("slow"), "4").unwrap();
+        let _ = std::fs::remove_file(root.join("logins"));
+        let timeout: &[&str] = match how {
+            "--timeout" => &["--timeout", "1s"],
+            _ => &[],
+        };
+        let child = support::tether::Tether::new()
+            .ssh_config(&lab.ssh_config())
+            .args(&["run", "--hosts", "host1"])
+            .args(timeout)
+            .arg("--")
+            .arg("echo ran >> /srv/marker; sleep 30")
+            .spawn();
+        // The command's own login shell is asleep; the stop's will not be.
+        wait_until("the login shell never started", || {
+            std::fs::read_to_string(root.join("logins")).is_ok_and(|l| !l.is_empty())
+        });
+        std::fs::write(root.join("slow"), "").unwrap();
+        if how == "Ctrl-C" {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+        }
+        let out = child.wait_with_output().unwrap();
+        let text = support::tether::text(&out);
+        let code = if how == "Ctrl-C" { 130 } else { 1 };
+        assert_eq!(out.status.code(), Some(code), "{how}: {text}");
+        assert!(
+            text.contains("it had not started on the host, and never will"),
+            "{how}: {text}"
+        );
+        // The first login shell has woken up since: its exec found the claim and ran nothing.
+        std::thread::sleep(Duration::from_secs(5));
+        assert!(!root.join("marker").exists(), "{how}: {text}");
+    }
+}
+
 /// Ctrl-C stops waiting for a command the host runs without the supervisor, which no stop
 /// reaches, and says it may still be running (stop 45 tester t57: tether waited 23 s for the
 /// command's end, then reported it ok).

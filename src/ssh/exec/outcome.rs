@@ -235,6 +235,10 @@ pub struct RemoteStop {
     pub reached: Reached,
     /// The command had ended, or never started, as the stop came: nothing was signalled.
     pub nothing_to_stop: bool,
+    /// The stop claimed the command before it started (`StopDone::Never`): the claim stays on
+    /// the host, where an exec of it still starting must find it, so the command's id is
+    /// never given to what removes a read command's files.
+    pub claimed: bool,
     /// The process group of a PTY command, as its exec's sh said it: where a stop over
     /// another connection reaches it.
     /// (Boxed: it rides in every `ExecError`, which stays small.)
@@ -308,6 +312,7 @@ impl RemoteStop {
     /// reached, of a command whose PTY process group is `pty_group` if it has one.
     pub fn of(stop: Result<StopDone, StopFailed>, pty_group: Option<Box<PtyGroup>>) -> RemoteStop {
         let nothing_to_stop = matches!(stop, Ok(StopDone::Gone | StopDone::Never));
+        let claimed = matches!(stop, Ok(StopDone::Never));
         let (how, reached) = match stop {
             Ok(done @ StopDone::Others { .. }) => (done.words(STOP_GRACE), Reached::NotOthers),
             Ok(done) => (done.words(STOP_GRACE), Reached::All),
@@ -324,6 +329,7 @@ impl RemoteStop {
             how,
             reached,
             nothing_to_stop,
+            claimed,
             pty_group,
         }
     }

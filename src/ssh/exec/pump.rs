@@ -87,9 +87,13 @@ pub(super) fn pump(
             && stopped_at.get_or_insert_with(Instant::now).elapsed() < GROUP_WAIT;
         // One the host runs without the supervisor cannot be stopped: it is no longer waited
         // for, and the caller says it may still be running (stop 45 tester t57: Ctrl-C waited
-        // 23 s for it, then called it ok).
-        if stopping && (opts.pty || transfer || attached || direct) && !for_group {
-            if !attached {
+        // 23 s for it, then called it ok). One whose start the host has not said yet (its
+        // login shell still starting) is claimed by the caller's stop, as at a deadline, so
+        // that it never starts (Ctrl-C waited for the login shell, let the command start,
+        // then stopped it).
+        let unstarted = supervised && !err.start.open;
+        if stopping && (opts.pty || transfer || attached || direct || unstarted) && !for_group {
+            if !attached && !unstarted {
                 close_now(conn, channel);
             }
             return Err(ExecError::Stopped(started.elapsed(), None));

@@ -755,8 +755,15 @@ impl WorkerState {
                     if let ExecError::Stopped(_, Some(done))
                     | ExecError::Deadline(_, Some(done), _) = e
                     {
-                        // (One stopped over a second connection is there already.)
-                        if done.signalled() && s.direct.is_none() && !self.read.contains(&s.id) {
+                        // (One stopped over a second connection is there already.) One the
+                        // stop claimed keeps its claim: its exec may still start, late, and
+                        // must find it (the claim went with the next removal, and a login
+                        // shell that woke after it ran the command tether said never would).
+                        if done.signalled()
+                            && !done.claimed
+                            && s.direct.is_none()
+                            && !self.read.contains(&s.id)
+                        {
                             self.read.push(s.id.clone());
                         }
                     }

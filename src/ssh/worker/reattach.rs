@@ -497,7 +497,10 @@ impl WorkerState {
         } else {
             conn.disconnect();
         }
-        self.read.push(sup.id.clone());
+        // A claim that won stays, for an exec of it that may still start late.
+        if !matches!(done, Ok(StopDone::Never)) {
+            self.read.push(sup.id.clone());
+        }
         (done, kept)
     }
 

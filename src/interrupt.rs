@@ -55,6 +55,15 @@ impl LeftBehind {
         LeftBehind::register(kind, line, None)
     }
 
+    /// Replaces the line and event `self` registered (the host said more since: the words
+    /// first registered to stop a command do not reach one it runs without the supervisor).
+    pub fn reword(&self, line: String, event: Option<Event>) {
+        if let Some(entry) = said().iter_mut().find(|(_, t, _, _)| *t == self.0) {
+            entry.2 = line;
+            entry.3 = event;
+        }
+    }
+
     fn register(kind: Said, line: String, event: Option<Event>) -> LeftBehind {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let token = NEXT.fetch_add(1, Ordering::Relaxed);

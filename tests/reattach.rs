@@ -2822,6 +2822,64 @@ fn a_second_signal_names_the_commands_it_leaves_running() {
     }
 }
 
+/// A second signal while a command runs directly (the host has no usable private directory:
+/// here, neither LOGNAME nor USER is set) says that no stop reaches it, and gives no words to
+/// stop it by hand (stop 66 tester t110: it gave the supervisor's, which ran, exited 0 and
+/// stopped nothing; `stop_with` and `spool` in JSON named files that were never made).
+#[test]
+fn a_second_signal_says_no_stop_reaches_a_command_run_directly() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    lab.reconfigure(
+        "host1",
+        r#"ForceCommand unset LOGNAME USER; eval "$SSH_ORIGINAL_COMMAND""#,
+    );
+    let marker = lab.host("host1").root_dir.join("marker");
+    for json in [false, true] {
+        std::fs::write(&marker, "").unwrap();
+        let mut tether = support::tether::Tether::new().ssh_config(&lab.ssh_config());
+        if json {
+            tether = tether.args(&["--format", "json"]);
+        }
+        let mut child = tether
+            .args(&["run", "--hosts", "host1", "--"])
+            .arg("echo ran >> /srv/marker; sleep 57")
+            .spawn_watched();
+        wait_until("the command never started", || {
+            std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+        });
+        child.signal_twice(libc::SIGINT);
+        let out = child.wait_with_output();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(out.status.code(), Some(130), "{stderr}");
+        assert!(
+            stderr.contains(
+                "host1: `echo ran >> /srv/marker; sleep 57` may still be running: it runs \
+                 without tether's supervisor on this host (neither LOGNAME nor USER is set), \
+                 which no stop reaches\n"
+            ),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("to stop it"), "{stderr}");
+        if json {
+            let left: Vec<serde_json::Value> = stdout
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter(|o| o["type"] == "remote_left_running")
+                .collect();
+            assert_eq!(left.len(), 1, "{stdout}");
+            assert_eq!(left[0]["stop_with"], "", "{stdout}");
+            assert_eq!(left[0]["spool"], "", "{stdout}");
+            assert!(left[0]["pgid"].is_null(), "{stdout}");
+        }
+        assert!(!processes(&lab, "host1", "sleep 57").is_empty());
+        for pid in processes(&lab, "host1", "sleep 57") {
+            // SAFETY: kill(2) on a process of the lab's host.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        }
+    }
+}
+
 /// A connection whose sshd hangs mid-command (stopped: its kernel still acknowledges every
 /// segment, so TCP never gives up) is taken for lost once nothing at all arrives for
 /// `SILENT_LIMIT` (15 s), not even the supervisor's tick, and re-attached to on a new one:

@@ -56,7 +56,8 @@ mod wrap;
 pub use crate::chars::shown;
 pub use incoming::LineEnd;
 pub use options::{
-    open_timeout, Drain, Echo, ExecOptions, LeftRunning, Source, CHUNK, OPEN_TIMEOUT, PTY_TERM,
+    open_timeout, DirectLeft, Drain, Echo, ExecOptions, LeftRunning, Source, CHUNK, OPEN_TIMEOUT,
+    PTY_TERM,
 };
 pub use outcome::{
     finished_event, ExecError, ExecOutput, ExitStatus, KeptStderr, PtyGroup, Reached, RemoteStop,

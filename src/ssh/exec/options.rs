@@ -71,6 +71,20 @@ pub struct ExecOptions {
     /// exit at a second signal says of it (the group, and the words that stop it), kept while
     /// the command is followed and stopped.
     pub left_running: Option<LeftRunning>,
+    /// For a command under the supervisor: called once its exec's sh says it runs the
+    /// command directly, with why (see `incoming::direct_words`): what an exit at a second
+    /// signal says of it changes then, as no stop reaches it.
+    pub direct_left: Option<DirectLeft>,
+}
+
+/// See [`ExecOptions::direct_left`]: called with why the command runs directly.
+#[derive(Clone)]
+pub struct DirectLeft(pub Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for DirectLeft {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DirectLeft(..)")
+    }
 }
 
 /// See [`ExecOptions::left_running`]: called with the process group.

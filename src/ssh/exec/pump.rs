@@ -69,6 +69,8 @@ pub(super) fn pump(
     // `ExecOptions::left_running`): not where registered by an earlier round.
     let say_left = opts.left_running.as_ref().filter(|_| left.is_none());
     let mut group_looked = false;
+    // Whether `opts.direct_left` was told (see below).
+    let mut direct_told = false;
     // When a byte last arrived (see [`SILENT_LIMIT`]).
     let mut heard = Instant::now();
     loop {
@@ -76,7 +78,18 @@ pub(super) fn pump(
         // (the caller does that, then closes it): the exec's sh ends with the command.
         // So does a PTY command's, once its exec's sh said its process group.
         let began = supervised && err.start.open;
-        let direct = began && direct_reason(&err.start.preamble, key).is_some();
+        let direct_why = began
+            .then(|| direct_reason(&err.start.preamble, key))
+            .flatten();
+        let direct = direct_why.is_some();
+        // What a second signal says of it: no stop reaches it (tester t110: the words given
+        // to stop it by hand stopped nothing).
+        if let (false, Some((_, _, why)), Some(tell)) =
+            (direct_told, &direct_why, &opts.direct_left)
+        {
+            direct_told = true;
+            (tell.0)(why);
+        }
         let supervising = began && !direct;
         let attached = supervising
             || (opts.pty && out.start.open && pty_stop::group(&out.start.preamble, key).is_some());

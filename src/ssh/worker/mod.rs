@@ -620,16 +620,26 @@ impl WorkerState {
         });
         // Named if tether exits at a second signal before this returns: nothing of it stops
         // the command then.
-        let _left = sup.as_ref().map(|s| {
-            state::left_at_exit(
+        let left = sup.as_ref().map(|s| {
+            Arc::new(state::left_at_exit(
                 &self.owner.name,
                 &self.owner.config.ssh_command,
                 command,
                 &s.id,
                 None,
                 "tether exited at a second signal before its stop was confirmed",
-            )
+            ))
         });
+        let opts = ExecOptions {
+            direct_left: left.clone().map(|left| {
+                let (host, command) = (self.owner.name.to_string(), command.to_string());
+                exec::DirectLeft(Arc::new(move |why: &str| {
+                    let (line, event) = state::direct_left_at_exit(&host, &command, why);
+                    left.reword(line, Some(event));
+                }))
+            }),
+            ..opts
+        };
         let mut result = self.exec_once(sent, &opts, sup.as_mut());
         if let Err(ExecError::NotStarted(reason)) = &result {
             if self.owner.interval.is_none() {

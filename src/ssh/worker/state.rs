@@ -171,6 +171,46 @@ pub(super) fn left_at_exit(
     say_left_at_exit(host, command, how, pgid, spool, stop_with, line)
 }
 
+/// What an exit at a second signal says of `command` on `host` once its exec's sh said it
+/// runs it directly (`why`, see `exec::incoming::direct_words`): that it may still run, and
+/// that no stop reaches it (no words to stop it by hand: those of [`left_at_exit`] stop a
+/// command by the supervisor's files, which it has none of).
+pub(super) fn direct_left_at_exit(
+    host: &str,
+    command: &str,
+    why: &str,
+) -> (String, crate::event::Event) {
+    let how =
+        format!("it runs without tether's supervisor on this host ({why}), which no stop reaches");
+    let line = format!("{host}: `{command}` may still be running: {how}");
+    (
+        line,
+        left_event(host, command, &how, None, String::new(), String::new()),
+    )
+}
+
+/// The event that says `command` on `host` was left running at a second signal.
+fn left_event(
+    host: &str,
+    command: &str,
+    how: &str,
+    pgid: Option<String>,
+    spool: String,
+    stop_with: String,
+) -> crate::event::Event {
+    crate::event::Event::now(
+        std::sync::Arc::from(host),
+        crate::event::EventKind::RemoteLeftRunning {
+            command: command.to_string(),
+            left: how.to_string(),
+            why: "tether exited at a second signal".to_string(),
+            pgid,
+            spool,
+            stop_with,
+        },
+    )
+}
+
 /// Registers `line`, and the event that says it, for an exit at a second signal.
 fn say_left_at_exit(
     host: &str,
@@ -181,17 +221,7 @@ fn say_left_at_exit(
     stop_with: String,
     line: String,
 ) -> crate::interrupt::LeftBehind {
-    let event = crate::event::Event::now(
-        std::sync::Arc::from(host),
-        crate::event::EventKind::RemoteLeftRunning {
-            command: command.to_string(),
-            left: how.to_string(),
-            why: "tether exited at a second signal".to_string(),
-            pgid,
-            spool,
-            stop_with,
-        },
-    );
+    let event = left_event(host, command, how, pgid, spool, stop_with);
     crate::interrupt::LeftBehind::say_event(line, event)
 }
 

@@ -3168,6 +3168,10 @@ task("number", || {
     hosts("app",
         #{ select: 1 });
 });
+task("unknown_number", || { hosts("app", #{ select: "primary", bogus: 5 }); });
+task("unit", || { hosts("app", #{ exclude: () }); });
+task("host", || { unsharded_hosts("app", #{ select: host("a") }); });
+task("empty", || { hosts("app", #{ filter: "" }); });
 "#,
     );
     r.tether()
@@ -3200,7 +3204,38 @@ task("number", || {
         .run()
         .status(4)
         .stderr_contains("deploy.rhai:16:5")
-        .stderr_contains("hosts(): `select` takes a property name (`select: \"primary\"`), not 1");
+        .stderr_contains(
+            "hosts(): `select` takes a property name (`select: \"primary\"`), not 1 (of type \
+             i64)",
+        );
+    // Refused for what it is, whatever the value (stop 66 tester t110: an unknown option
+    // with a number was said to take a property name; `()` was named by nothing, a Host by
+    // its Rust type, and "" taken as a name).
+    for (task, said) in [
+        (
+            "unknown_number",
+            "hosts(): unknown option `bogus`: it takes select (or filter) and exclude",
+        ),
+        (
+            "unit",
+            "hosts(): `exclude` takes a property name (`exclude: \"primary\"`), not ()",
+        ),
+        (
+            "host",
+            "unsharded_hosts(): `select` takes a property name (`select: \"primary\"`), not a \
+             value of type Host",
+        ),
+        (
+            "empty",
+            "hosts(): `filter` takes a property name (`filter: \"primary\"`), not an empty string",
+        ),
+    ] {
+        r.tether()
+            .args(&[task])
+            .run()
+            .status(4)
+            .stderr_contains(said);
+    }
 }
 
 /// A task that fails with an error of the recipe's own (not a thrown value) fails the hosts

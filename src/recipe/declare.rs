@@ -457,8 +457,8 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
     let r = rt.clone();
     engine.register_fn(
         "hosts",
-        move |target: Dynamic, options: Map| -> Fallible<Array> {
-            let by = PropertyFilter::of(&options, "hosts")?;
+        move |ctx: NativeCallContext, target: Dynamic, options: Map| -> Fallible<Array> {
+            let by = PropertyFilter::of(&ctx, &options, "hosts")?;
             let admit = |recipe: &Recipe, s: &super::model::Server| {
                 r.filters.admits(recipe, &s.name, &s.roles) && by.admits(s)
             };
@@ -487,8 +487,8 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
     let r = rt.clone();
     engine.register_fn(
         "unsharded_hosts",
-        move |target: Dynamic, options: Map| -> Fallible<Array> {
-            let by = PropertyFilter::of(&options, "unsharded_hosts")?;
+        move |ctx: NativeCallContext, target: Dynamic, options: Map| -> Fallible<Array> {
+            let by = PropertyFilter::of(&ctx, &options, "unsharded_hosts")?;
             let admit = |recipe: &Recipe, s: &super::model::Server| {
                 r.filters.admits_unsharded(recipe, &s.name, &s.roles) && by.admits(s)
             };
@@ -678,22 +678,15 @@ struct PropertyFilter {
 impl PropertyFilter {
     /// The filter `options` gives `what` (a function's name, for its errors); Err for an
     /// option other than `select`, `filter`, `exclude`, or a value that is no property name.
-    fn of(options: &Map, what: &str) -> Fallible<Self> {
+    fn of(ctx: &NativeCallContext, options: &Map, what: &str) -> Fallible<Self> {
         let mut by = PropertyFilter {
             select: Vec::new(),
             exclude: Vec::new(),
         };
         for (key, value) in options {
-            let Some(name) = value.read_lock::<ImmutableString>().map(|v| v.to_string()) else {
-                return fail(format!(
-                    "{what}(): `{key}` takes a property name (`{key}: \"primary\"`), not {value} \
-                     (of type {})",
-                    value.type_name()
-                ));
-            };
-            match key.as_str() {
-                "select" | "filter" => by.select.push(name),
-                "exclude" => by.exclude.push(name),
+            let list = match key.as_str() {
+                "select" | "filter" => &mut by.select,
+                "exclude" => &mut by.exclude,
                 other => {
                     return fail(format!(
                         "{what}(): unknown option `{other}`: it takes select (or filter) and \
@@ -701,7 +694,27 @@ impl PropertyFilter {
                          :primary)"
                     ))
                 }
-            }
+            };
+            let type_name = ctx.engine().map_type_name(value.type_name());
+            let not = match value.read_lock::<ImmutableString>() {
+                Some(name) if !name.is_empty() => {
+                    list.push(name.to_string());
+                    continue;
+                }
+                Some(_) => "an empty string".to_string(),
+                None if value.is_unit() => "()".to_string(),
+                None if value.is_int()
+                    || value.is_float()
+                    || value.is_bool()
+                    || value.is_char() =>
+                {
+                    format!("{value} (of type {type_name})")
+                }
+                None => format!("a value of type {type_name}"),
+            };
+            return fail(format!(
+                "{what}(): `{key}` takes a property name (`{key}: \"primary\"`), not {not}"
+            ));
         }
         Ok(by)
     }

@@ -1533,7 +1533,9 @@ fn where_the_supervisor_cannot_run_commands_run_directly_and_it_is_said_once() {
             other => panic!("{other:?}\n{}", h2.story()),
         }
     };
-    first_lost("could not be made");
+    // Its parent missing is among the guesses (stop 66 tester t110: only a full filesystem
+    // or an unwritable parent were).
+    first_lost("could not be made (a full filesystem, or its parent missing or not writable");
     // Something else where the directory goes.
     let missing = lab.host("host1").root_dir.join("missing");
     std::fs::create_dir(&missing).unwrap();

@@ -359,7 +359,8 @@ pub(super) fn direct_words(said: &str) -> String {
         // to hold no writable directory of the user's own); something else there is reason 2
         // (stop 59 tester t94: a file there was said not made).
         "5" => format!(
-            "{dir} could not be made (a full filesystem, or its parent not writable by the user?)"
+            "{dir} could not be made (a full filesystem, or its parent missing or not writable by \
+             the user?)"
         ),
         // `dir` is the missing programs' names here, space-separated (see
         // `supervisor::PROGRAMS`).

@@ -1598,6 +1598,25 @@ fn a_command_run_directly_and_lost_before_its_notice_is_never_sent_again() {
     first_lost("neither LOGNAME nor USER is set");
 }
 
+/// A command too long for one exec request on a host whose TMPDIR does not exist is written to
+/// /tmp instead, and runs (directly: there is no private directory either) (stop 66 tester
+/// t110: "not run: ... mktemp: failed to create file via template
+/// '/nonexistent/tether-cmd...'").
+#[test]
+fn a_long_command_runs_where_tmpdir_does_not_exist() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    lab.set_env("host1", &[("TMPDIR", "/srv/missing")]);
+    let long = format!(": {}; echo done", "x".repeat(40_000));
+    support::tether::Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["run", "--hosts", "host1", "--"])
+        .arg(&long)
+        .run()
+        .status(0)
+        .stdout_contains("host1 | done\n")
+        .stdout_contains("commands run without tether's supervisor on this host");
+}
+
 /// `on(.., #{ reattach: N }, ..)` bounds re-attaching for the commands of that step.
 #[test]
 fn the_reattach_bound_of_an_on_step() {

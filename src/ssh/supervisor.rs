@@ -447,7 +447,8 @@ pub fn claim(start: &str) -> String {
 /// need be, and set back to 0700 as a command's exec does: the file is run from there), for
 /// the supervised command `id`, so that what removes the command's files removes it too (a
 /// claim or a stop that wins, [`clean`], [`EXPIRE`]); a private temporary file (`mktemp`,
-/// mode 0600, in `$TMPDIR` or `/tmp`, named `tether-cmd.TAG.XXXXXX`) without an id, or where
+/// mode 0600, in `$TMPDIR`, else in `/tmp` (where `$TMPDIR` is unset or no writable
+/// directory), named `tether-cmd.TAG.XXXXXX`) without an id, or where
 /// that directory is unusable. [`unstage`] removes either, by `id` and `tag`, when the
 /// command is not to run (a stop or a deadline that came while it was written). A file that
 /// does not hold all `len` bytes when its stdin ends (the channel closed part-way: a deadline,
@@ -461,7 +462,7 @@ pub fn stage(id: Option<&str>, tag: &str, len: usize) -> String {
         None => String::new(),
     };
     format!(
-        r#"{system}umask 077; f=; {private}[ -n "$f" ] || f=$(mktemp "${{TMPDIR:-/tmp}}/tether-cmd.{tag}.XXXXXX") || exit; cat >"$f" && {{ n=$(wc -c 2>/dev/null <"$f") || {{ printf 'its bytes could not be counted in the file: the wc of the host failed\n' >&2; false; }}; }} && {{ [ "$n" -eq {len} ] 2>/dev/null || {{ printf 'only %s of its %s bytes reached the file: something on the host read them first (a start-up file of the login shell that reads its standard input?)\n' "$n" {len} >&2; false; }}; }} && printf %s "$f" || {{ s=$?; rm -f "$f"; exit "$s"; }}"#,
+        r#"{system}umask 077; f=; {private}[ -n "$f" ] || f=$(mktemp "${{TMPDIR:-/tmp}}/tether-cmd.{tag}.XXXXXX" 2>/dev/null || mktemp "/tmp/tether-cmd.{tag}.XXXXXX") || exit; cat >"$f" && {{ n=$(wc -c 2>/dev/null <"$f") || {{ printf 'its bytes could not be counted in the file: the wc of the host failed\n' >&2; false; }}; }} && {{ [ "$n" -eq {len} ] 2>/dev/null || {{ printf 'only %s of its %s bytes reached the file: something on the host read them first (a start-up file of the login shell that reads its standard input?)\n' "$n" {len} >&2; false; }}; }} && printf %s "$f" || {{ s=$?; rm -f "$f"; exit "$s"; }}"#,
         system = crate::command::system_programs_first(),
         tag = crate::command::quote(tag)
     )
@@ -470,7 +471,7 @@ pub fn stage(id: Option<&str>, tag: &str, len: usize) -> String {
 /// The exec's sh that removes what [`stage`] wrote for the command `$1` (an id, or empty) with
 /// tag `$2`, wherever it was written.
 pub fn unstage() -> String {
-    r#"_tether_b=${TMPDIR:-/tmp}/tether-${LOGNAME:-$USER}; if [ -n "$1" ] && [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ]; then rm -f "$_tether_b/$1.k"; fi; rm -f "${TMPDIR:-/tmp}/tether-cmd.$2".*"#.into()
+    r#"_tether_b=${TMPDIR:-/tmp}/tether-${LOGNAME:-$USER}; if [ -n "$1" ] && [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ]; then rm -f "$_tether_b/$1.k"; fi; rm -f "${TMPDIR:-/tmp}/tether-cmd.$2".* "/tmp/tether-cmd.$2".*"#.into()
 }
 
 /// The exec's sh that removes the files of the commands named in its arguments after the first
@@ -503,12 +504,12 @@ pub fn sweep_day() -> String {
 /// (`ID.o`) with no status whose process group (`ID.p`) is gone (its supervisor was killed);
 /// a claim (`ID.claim`), a staged command (`ID.k`) or a stop's result (`ID.stop`) that old with
 /// no files beside it; and, in
-/// `$TMPDIR` (or `/tmp`), a PTY command's staged text (`tether-cmd.*`) that old (in a sticky
+/// `$TMPDIR` and `/tmp`, a PTY command's staged text (`tether-cmd.*`) that old (in a sticky
 /// `/tmp` only the user's own can go),
 /// which a run that exited at a second signal left (stop 36 tester t21: nothing removed it).
 /// A command still running, or that ended within the day (a run may still re-attach to it and
 /// read its status), is left.
-const EXPIRE: &str = r#"find "${TMPDIR:-/tmp}/." ! -name . -prune -name 'tether-cmd.*' -type f -mtime +0 -exec rm -f {} + 2>/dev/null; [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && find "$_tether_b/." ! -name . -prune \( -name '*.s' -o -name '*.o' -o -name '*.claim' -o -name '*.k' -o -name '*.stop' \) -mtime +0 2>/dev/null | while read -r _tether_f; do _tether_i=${_tether_f%.*}; case $_tether_f in *.s) [ -s "$_tether_f" ] || continue;; *.o) [ -s "$_tether_i.s" ] && continue; _tether_p=; read -r _tether_p <"$_tether_i.p" 2>/dev/null; [ -n "$_tether_p" ] && kill -0 -"$_tether_p" 2>/dev/null && continue;; *) [ -e "$_tether_i.o" ] && continue;; esac; rm -f "$_tether_i".? "$_tether_i".?.* "$_tether_i.claim" "$_tether_i.stop"; done"#;
+const EXPIRE: &str = r#"find "${TMPDIR:-/tmp}/." /tmp/. ! -name . -prune -name 'tether-cmd.*' -type f -mtime +0 -exec rm -f {} + 2>/dev/null; [ -d "$_tether_b" ] && [ ! -h "$_tether_b" ] && find "$_tether_b/." ! -name . -prune \( -name '*.s' -o -name '*.o' -o -name '*.claim' -o -name '*.k' -o -name '*.stop' \) -mtime +0 2>/dev/null | while read -r _tether_f; do _tether_i=${_tether_f%.*}; case $_tether_f in *.s) [ -s "$_tether_f" ] || continue;; *.o) [ -s "$_tether_i.s" ] && continue; _tether_p=; read -r _tether_p <"$_tether_i.p" 2>/dev/null; [ -n "$_tether_p" ] && kill -0 -"$_tether_p" 2>/dev/null && continue;; *) [ -e "$_tether_i.o" ] && continue;; esac; rm -f "$_tether_i".? "$_tether_i".?.* "$_tether_i.claim" "$_tether_i.stop"; done"#;
 
 /// The sh script that stops the supervised command `id` by hand and removes its files: its
 /// process group read from its files (`ID.p`), stopped as tether stops it (see

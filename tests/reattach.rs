@@ -1548,7 +1548,8 @@ fn where_the_supervisor_cannot_run_commands_run_directly_and_it_is_said_once() {
 /// claims the command (a program of the supervisor's missing; neither `LOGNAME` nor `USER`):
 /// the claim finds the same reason and says it, and the command is never sent again (stop 65's
 /// review: the claim found no claim file, took the command for one that never ran, and sent
-/// it a second time). sshd holds the notice back here: the command's stderr starts 3 s late.
+/// it a second time); and the new session, sound, is kept. sshd holds the notice back here:
+/// the command's stderr starts 3 s late.
 #[test]
 fn a_command_run_directly_and_lost_before_its_notice_is_never_sent_again() {
     let lab = Lab::builder().names(&["host1"]).start();
@@ -1558,7 +1559,7 @@ fn a_command_run_directly_and_lost_before_its_notice_is_never_sent_again() {
         r#"ForceCommand [ -e /srv/nologname ] && unset LOGNAME USER; case "$SSH_ORIGINAL_COMMAND" in *marker*) exec 2> >(sleep 3; exec cat >&2);; esac; eval "$SSH_ORIGINAL_COMMAND""#,
     );
     let first_lost = |why: &str| {
-        let h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+        let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
         std::fs::write(root.join("marker"), "").unwrap();
         let r = run_while(
             &h,
@@ -1578,6 +1579,10 @@ fn a_command_run_directly_and_lost_before_its_notice_is_never_sent_again() {
         }
         // Long enough for a command sent again to have written its line.
         std::thread::sleep(Duration::from_secs(2));
+        // One loss, one reconnect: the session the claim found sound is kept (stop 66 tester
+        // t110: it was replaced at once, two reconnects said for one loss).
+        h.settle();
+        assert_eq!(h.count("host1", is_reconnect), 1, "{why}\n{}", h.story());
         assert_eq!(
             std::fs::read_to_string(root.join("marker")).unwrap(),
             "ran\n",

@@ -857,19 +857,7 @@ impl WorkerState {
                     reason,
                 })),
             (None, Err(ExecError::Lost(reason))) => {
-                let why = match sup.as_ref().and_then(|s| s.direct.as_deref()) {
-                    Some(direct) => format!(
-                        "{reason}; not re-attached: it ran without tether's supervisor on this \
-                         host ({direct})"
-                    ),
-                    None => reason.clone(),
-                };
-                let error = SshError::ConnectionLost {
-                    host: self.owner.name.to_string(),
-                    command: command.to_string(),
-                    elapsed: started.elapsed(),
-                    reason: why,
-                };
+                let error = self.lost_command(command, started, &reason, sup.as_ref());
                 // Reconnect for later work (failure hooks may need the host); the lost command
                 // itself is never re-sent.
                 self.replace_session(
@@ -884,6 +872,31 @@ impl WorkerState {
             self.emit(exec::finished_event(command, &result, started.elapsed()));
         }
         result
+    }
+
+    /// The failure of `command`, sent at `started`, whose connection was lost (`reason`) and
+    /// which could not be re-attached to: it may have partly run; where it ran without the
+    /// supervisor (`sup`), that is why.
+    fn lost_command(
+        &self,
+        command: &str,
+        started: Instant,
+        reason: &str,
+        sup: Option<&Supervision>,
+    ) -> SshError {
+        let why = match sup.and_then(|s| s.direct.as_deref()) {
+            Some(direct) => format!(
+                "{reason}; not re-attached: it ran without tether's supervisor on this host \
+                 ({direct})"
+            ),
+            None => reason.to_string(),
+        };
+        SshError::ConnectionLost {
+            host: self.owner.name.to_string(),
+            command: command.to_string(),
+            elapsed: started.elapsed(),
+            reason: why,
+        }
     }
 
     /// Says once per host that commands run without the supervisor, and what a re-attach

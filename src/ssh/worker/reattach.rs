@@ -182,13 +182,20 @@ impl WorkerState {
                 }
                 Err(e) => {
                     // Connected again, but whether the command ran cannot be known: said by
-                    // the command's failure; the session itself is sound.
+                    // the command's failure. The session itself is sound, and kept (tester
+                    // t110: taken for lost, it was replaced at once, two reconnects for one
+                    // loss).
                     self.emit(EventKind::Reconnected {
                         reason: format!("the connection was lost during `{command}`"),
                         while_idle: false,
                         took: lost_at.elapsed(),
                     });
-                    return Ok(Err(e));
+                    return match e {
+                        ExecError::Lost(why) => {
+                            Err(self.lost_command(command, started, &why, Some(sup)))
+                        }
+                        e => Ok(Err(e)),
+                    };
                 }
             }
             let rest = opts.remaining(started);

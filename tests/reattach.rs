@@ -1374,6 +1374,47 @@ fn a_stop_before_the_command_started_claims_it_so_it_never_starts() {
     }
 }
 
+/// Ctrl-C before the host said the command started, on a host where the supervisor cannot
+/// run (neither LOGNAME nor USER set) and every login shell is slow to start: the stop finds
+/// why before it claims anything and says that no stop reaches the command (stop 66 tester
+/// t111: "the host never said its process group: it may run without tether's supervisor, or
+/// its files were removed", and the command then left as one whose stop failed).
+#[test]
+fn a_stop_on_a_host_without_the_supervisor_says_why_before_the_command_started() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let root = lab.host("host1").root_dir.clone();
+    lab.reconfigure(
+        "host1",
+        r#"ForceCommand unset LOGNAME USER; eval "$SSH_ORIGINAL_COMMAND""#,
+    );
+    std::fs::write(
+        lab.host("host1").home.join(".bashrc"),
+        "echo login >> /srv/logins; sleep 3\n",
+    )
+    .unwrap();
+    let child = support::tether::Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["run", "--hosts", "host1", "--", "echo ran >> /srv/marker"])
+        .spawn();
+    wait_until("the login shell never started", || {
+        std::fs::read_to_string(root.join("logins")).is_ok_and(|l| !l.is_empty())
+    });
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let text = support::tether::text(&out);
+    assert_eq!(out.status.code(), Some(130), "{text}");
+    assert!(
+        text.contains(
+            "`echo ran >> /srv/marker` was not stopped on the host (tether was interrupted): it \
+             runs without tether's supervisor on this host (neither LOGNAME nor USER is set), \
+             which no stop reaches: it may still be running"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("never said its process group"), "{text}");
+}
+
 /// Ctrl-C stops waiting for a command the host runs without the supervisor, which no stop
 /// reaches, and says it may still be running (stop 45 tester t57: tether waited 23 s for the
 /// command's end, then reported it ok).

@@ -270,6 +270,9 @@ pub struct StopFailed {
     /// The session gave the stop no answer: its channel never opened (or a request before its
     /// exec failed); the stop did not run.
     pub unanswered: bool,
+    /// The stop found that the host runs the command without tether's supervisor, before it
+    /// claimed anything (see `supervisor::stop`), and why, as `incoming::direct_words` says it.
+    pub direct: Option<String>,
 }
 
 impl From<String> for StopFailed {
@@ -279,6 +282,21 @@ impl From<String> for StopFailed {
             refused: false,
             cut: false,
             unanswered: false,
+            direct: None,
+        }
+    }
+}
+
+impl StopFailed {
+    /// The stop found the host runs the command without the supervisor (`why`): no stop
+    /// reaches it.
+    pub fn direct(why: String) -> StopFailed {
+        StopFailed {
+            direct: Some(why.clone()),
+            ..StopFailed::from(format!(
+                "it runs without tether's supervisor on this host ({why}), which no stop \
+                 reaches: it may still be running"
+            ))
         }
     }
 }

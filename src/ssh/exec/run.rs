@@ -656,19 +656,27 @@ fn run_stop(
     let mut args = vec![what, &seconds];
     args.extend(more);
     match run_script(conn, script, &args, patience.total, patience.open) {
-        Ok(out) if out.status.success() => Ok(StopDone::parse(&out.stdout)?),
+        Ok(out) if out.status.success() => {
+            match String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .strip_prefix("unusable ")
+            {
+                // The supervisor cannot run there: the command ran directly, if at all
+                // (tester t111: said as the host never saying its group, with words to stop
+                // it by its files, which it has none of).
+                Some(said) => Err(StopFailed::direct(incoming::direct_words(said))),
+                None => Ok(StopDone::parse(&out.stdout)?),
+            }
+        }
         Ok(out) => Err(stop_ended(&out.status).into()),
         Err(ExecError::Lost(e)) => Err(StopFailed {
-            how: format!("the connection was lost while stopping it ({e})"),
-            refused: false,
             cut: true,
-            unanswered: false,
+            ..StopFailed::from(format!("the connection was lost while stopping it ({e})"))
         }),
         Err(e) => Err(StopFailed {
-            how: format!("stopping it failed ({e})"),
             refused: matches!(e, ExecError::Refused(_)),
-            cut: false,
             unanswered: matches!(e, ExecError::NotStarted(_)),
+            ..StopFailed::from(format!("stopping it failed ({e})"))
         }),
     }
 }
@@ -1145,6 +1153,16 @@ fn follow_channel(
                 }
                 (stopped, _) => stopped,
             };
+            // The stop found the host runs it directly: as had its exec's sh said so.
+            if let (
+                Some(Err(StopFailed {
+                    direct: Some(why), ..
+                })),
+                Some(sup),
+            ) = (&stopped, sup.as_deref_mut())
+            {
+                sup.direct = Some(why.clone());
+            }
             // Cut short with its connection, or refused a channel (sshd's `MaxSessions`): the
             // command's streams are kept, to be followed to its end over a new connection
             // while its stop is finished there, or after it is stopped over a second one.

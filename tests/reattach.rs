@@ -2907,6 +2907,10 @@ fn a_second_signal_names_the_commands_it_leaves_running() {
 /// here, neither LOGNAME nor USER is set) says that no stop reaches it, and gives no words to
 /// stop it by hand (stop 66 tester t110: it gave the supervisor's, which ran, exited 0 and
 /// stopped nothing; `stop_with` and `spool` in JSON named files that were never made).
+/// The command writes its marker 2 s after the exec's sh said it runs it directly, for
+/// tether to have read that by the first signal (a fresh-clone CI of stop 66 once signalled
+/// before it had: the stop then runs, and a second signal before its answer can say only the
+/// supervisor's words).
 #[test]
 fn a_second_signal_says_no_stop_reaches_a_command_run_directly() {
     let lab = Lab::builder().names(&["host1"]).start();
@@ -2923,7 +2927,7 @@ fn a_second_signal_says_no_stop_reaches_a_command_run_directly() {
         }
         let mut child = tether
             .args(&["run", "--hosts", "host1", "--"])
-            .arg("echo ran >> /srv/marker; sleep 57")
+            .arg("sleep 2; echo ran >> /srv/marker; sleep 57")
             .spawn_watched();
         wait_until("the command never started", || {
             std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
@@ -2935,9 +2939,9 @@ fn a_second_signal_says_no_stop_reaches_a_command_run_directly() {
         assert_eq!(out.status.code(), Some(130), "{stderr}");
         assert!(
             stderr.contains(
-                "host1: `echo ran >> /srv/marker; sleep 57` may still be running: it runs \
-                 without tether's supervisor on this host (neither LOGNAME nor USER is set), \
-                 which no stop reaches\n"
+                "host1: `sleep 2; echo ran >> /srv/marker; sleep 57` may still be running: it \
+                 runs without tether's supervisor on this host (neither LOGNAME nor USER is \
+                 set), which no stop reaches\n"
             ),
             "{stderr}"
         );

@@ -443,61 +443,27 @@ pub fn register(engine: &mut Engine, rt: &Arc<Runtime>) {
                 .collect()
         },
     );
-    let r = rt.clone();
-    engine.register_fn("hosts", move |target: Dynamic| -> Fallible<Array> {
-        Ok(select(&r, &target)?
-            .into_iter()
-            .map(Dynamic::from)
-            .collect())
-    });
-    // `hosts(target, #{ select: "primary" })`, `#{ exclude: "no_release" }`: as Capistrano's
-    // `roles(:db, select: :primary)`, in one call (the stdlib's `.filter(|name| host(name)
-    // .props.no_release != true)` called a closure per host, each copying the debugger's call
-    // stack with the whole list in it).
-    let r = rt.clone();
-    engine.register_fn(
-        "hosts",
-        move |ctx: NativeCallContext, target: Dynamic, options: Map| -> Fallible<Array> {
-            let by = PropertyFilter::of(&ctx, &options, "hosts")?;
-            let admit = |recipe: &Recipe, s: &super::model::Server| {
-                r.filters.admits(recipe, &s.name, &s.roles) && by.admits(s)
-            };
-            Ok(select_admitted(&r, &target, admit)?
-                .into_iter()
-                .map(Dynamic::from)
-                .collect())
-        },
-    );
-    // `unsharded_hosts(target)`: the hosts of a target that --roles/--hosts select, in every
-    // shard of this run (the stdlib asks whether a shard without release hosts is one part of
-    // a fleet that has some).
-    let r = rt.clone();
-    engine.register_fn(
-        "unsharded_hosts",
-        move |target: Dynamic| -> Fallible<Array> {
-            let admit = |recipe: &Recipe, s: &super::model::Server| {
-                r.filters.admits_unsharded(recipe, &s.name, &s.roles)
-            };
-            Ok(select_admitted(&r, &target, admit)?
-                .into_iter()
-                .map(Dynamic::from)
-                .collect())
-        },
-    );
-    let r = rt.clone();
-    engine.register_fn(
-        "unsharded_hosts",
-        move |ctx: NativeCallContext, target: Dynamic, options: Map| -> Fallible<Array> {
-            let by = PropertyFilter::of(&ctx, &options, "unsharded_hosts")?;
-            let admit = |recipe: &Recipe, s: &super::model::Server| {
-                r.filters.admits_unsharded(recipe, &s.name, &s.roles) && by.admits(s)
-            };
-            Ok(select_admitted(&r, &target, admit)?
-                .into_iter()
-                .map(Dynamic::from)
-                .collect())
-        },
-    );
+    // `hosts(target)`: the hosts of a target that --roles/--hosts and --shard select.
+    // `unsharded_hosts(target)`: those --roles/--hosts select, in every shard of this run (the
+    // stdlib asks whether a shard without release hosts is one part of a fleet that has some).
+    // Each also as `hosts(target, #{ select: "primary" })`, `#{ exclude: "no_release" }`: as
+    // Capistrano's `roles(:db, select: :primary)`, in one call (the stdlib's `.filter(|name|
+    // host(name).props.no_release != true)` called a closure per host, each copying the
+    // debugger's call stack with the whole list in it).
+    for (name, sharded) in [("hosts", true), ("unsharded_hosts", false)] {
+        let r = rt.clone();
+        engine.register_fn(name, move |target: Dynamic| -> Fallible<Array> {
+            hosts_by(&r, &target, &PropertyFilter::default(), sharded)
+        });
+        let r = rt.clone();
+        engine.register_fn(
+            name,
+            move |ctx: NativeCallContext, target: Dynamic, options: Map| -> Fallible<Array> {
+                let by = PropertyFilter::of(&ctx, &options, name)?;
+                hosts_by(&r, &target, &by, sharded)
+            },
+        );
+    }
     let r = rt.clone();
     engine.register_fn(
         "invoke",
@@ -670,6 +636,7 @@ fn lazy(ctx: &NativeCallContext, key: &str, value: Dynamic) -> Fallible<Dynamic>
 /// `roles(:db, select: :primary)` and `roles(:app, exclude: :no_release)` (`filter` is
 /// `select`): a server passes where each `select` property is true and no `exclude` property
 /// is. A property is true as Capistrano takes it: set, and neither `false` nor `()`.
+#[derive(Default)]
 struct PropertyFilter {
     select: Vec<String>,
     exclude: Vec<String>,
@@ -679,10 +646,7 @@ impl PropertyFilter {
     /// The filter `options` gives `what` (a function's name, for its errors); Err for an
     /// option other than `select`, `filter`, `exclude`, or a value that is no property name.
     fn of(ctx: &NativeCallContext, options: &Map, what: &str) -> Fallible<Self> {
-        let mut by = PropertyFilter {
-            select: Vec::new(),
-            exclude: Vec::new(),
-        };
+        let mut by = PropertyFilter::default();
         for (key, value) in options {
             let list = match key.as_str() {
                 "select" | "filter" => &mut by.select,
@@ -738,6 +702,22 @@ pub fn select(rt: &Runtime, target: &Dynamic) -> Fallible<Vec<String>> {
     select_admitted(rt, target, |recipe, s| {
         rt.filters.admits(recipe, &s.name, &s.roles)
     })
+}
+
+/// The hosts of `target` (as [`select`] takes it) that `by` lets through, of those
+/// --roles/--hosts select, and --shard too where `sharded`.
+fn hosts_by(rt: &Runtime, target: &Dynamic, by: &PropertyFilter, sharded: bool) -> Fallible<Array> {
+    let admit = |recipe: &Recipe, s: &super::model::Server| {
+        let named = match sharded {
+            true => rt.filters.admits(recipe, &s.name, &s.roles),
+            false => rt.filters.admits_unsharded(recipe, &s.name, &s.roles),
+        };
+        named && by.admits(s)
+    };
+    Ok(select_admitted(rt, target, admit)?
+        .into_iter()
+        .map(Dynamic::from)
+        .collect())
 }
 
 /// The hosts of `target` (as [`select`] takes it) that `admit` lets through.

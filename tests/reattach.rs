@@ -1836,6 +1836,29 @@ fn the_supervisors_files_are_removed_once_their_results_were_read() {
     wait_until("the last command's files are left", || entries(&base) == 0);
 }
 
+/// Where every login shell of a host takes 4 s (a slow `~/.bashrc`), the run's end waits for
+/// the exec that removes the read commands' files once its channel opened, which shows the
+/// session alive (tester t111: it gave that exec 3 s in all, then said "no answer from the
+/// session at the run's end" of a session that was only slow, and left the files).
+#[test]
+fn a_slow_login_at_the_runs_end_is_waited_for_not_taken_for_a_lost_session() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    std::fs::write(lab.host("host1").home.join(".bashrc"), "sleep 4\n").unwrap();
+    for command in ["echo one", "echo one; echo two >&2"] {
+        let out = support::tether::Tether::new()
+            .ssh_config(&lab.ssh_config())
+            .args(&["run", "--hosts", "host1", "--", command])
+            .run();
+        assert_eq!(out.status, 0, "{}", out.stderr);
+        assert!(out.stdout.contains("one"), "{}", out.stdout);
+        let text = format!("{}{}", out.stdout, out.stderr);
+        assert!(!text.contains("no answer"), "{text}");
+        assert!(!text.contains("lost"), "{text}");
+        let left = support::lab::supervisor_files_left(&lab.host("host1").tmp);
+        assert!(left.is_empty(), "{command}: files left: {left:?}");
+    }
+}
+
 /// A host blackholed for 5 s in the middle of a command (nftables in its own network
 /// namespace: silence, no reset), lifted before the bound: re-attached, every line once.
 #[test]

@@ -281,12 +281,16 @@ fn a_burst_of_output_from_many_hosts_still_folds() {
 /// are not folded at all.
 #[test]
 fn lines_of_other_bytes_never_fold_into_one() {
-    let lab = Lab::start(4);
+    let lab = Lab::start(6);
     for (name, bytes) in [
         ("host1", &b"x\xffy\n"[..]),
         ("host2", "x\u{fffd}y\n".as_bytes()),
         ("host3", b"x\xfey\n"),
         ("host4", b"x\xfey\n"),
+        // A zero-width space, and the text that spells it (stop 67 tester t112: folded into
+        // one line, on stdout and on stderr).
+        ("host5", "a\u{200b}b\n".as_bytes()),
+        ("host6", b"a\\u{200b}b\n"),
     ] {
         std::fs::write(lab.host(name).root_dir.join("bytes"), bytes).unwrap();
     }
@@ -296,16 +300,20 @@ fn lines_of_other_bytes_never_fold_into_one() {
         .args(&[
             "run",
             "--hosts",
-            "host1,host2,host3,host4",
+            "host[1-6]",
             "--",
-            "cat /srv/bytes",
+            "cat /srv/bytes; cat /srv/bytes >&2",
         ])
         .run();
     out.status(0)
         .stdout_contains("host1 | x\\xffy\n")
         .stdout_contains("host2 | x\u{fffd}y\n")
         .stdout_contains("host3 | x\\xfey\n")
-        .stdout_contains("host4 | x\\xfey\n");
+        .stdout_contains("host4 | x\\xfey\n")
+        .stdout_contains("host5 | a\\u{200b}b\n")
+        .stdout_contains("host6 | a\\u{200b}b\n")
+        .stdout_contains("host5 ! a\\u{200b}b\n")
+        .stdout_contains("host6 ! a\\u{200b}b\n");
     let json = Tether::new()
         .ssh_config(&lab.ssh_config())
         .args(&[

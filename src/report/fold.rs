@@ -28,12 +28,23 @@ impl From<Stream> for Lane {
     }
 }
 
-/// Whether `text` may show bytes that are not UTF-8 (`\xNN`, see `ssh::exec::incoming`): a
-/// line that printed those four characters itself reads the same, so such lines are never
-/// folded, lest two hosts' different bytes be printed as one.
-fn shows_bytes(text: &str) -> bool {
-    text.as_bytes().windows(4).any(|w| {
-        w[0] == b'\\' && w[1] == b'x' && w[2].is_ascii_hexdigit() && w[3].is_ascii_hexdigit()
+/// Whether `text` may show what a host's line had in other characters: bytes that are not
+/// UTF-8 or control characters (`\xNN`, see `ssh::exec::incoming`), or a character that shows
+/// as nothing (`\u{200b}`, see `text::visible`). A line that printed those characters itself
+/// reads the same, so such lines are never folded, lest two hosts' different lines be printed
+/// as one (stop 67 tester t112: a zero-width space and the text `\u{200b}` folded into one).
+fn shows_escapes(text: &str) -> bool {
+    let b = text.as_bytes();
+    (0..b.len()).any(|i| match b.get(i..i + 2) {
+        Some(br"\x") => b
+            .get(i + 2..i + 4)
+            .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)),
+        Some(br"\u") => {
+            let hex = b.get(i + 3..).unwrap_or_default();
+            let digits = hex.iter().take_while(|c| c.is_ascii_hexdigit()).count();
+            b.get(i + 2) == Some(&b'{') && digits > 0 && hex.get(digits) == Some(&b'}')
+        }
+        _ => false,
     })
 }
 
@@ -187,7 +198,7 @@ impl Fold {
         let joined = self
             .by_line
             .get(&key)
-            .filter(|_| !shows_bytes(text))
+            .filter(|_| !shows_escapes(text))
             .and_then(|seqs| {
                 seqs.iter().copied().find(|&seq| {
                     self.pending
@@ -531,17 +542,34 @@ mod tests {
 
     #[test]
     fn lines_that_may_show_bytes_are_never_folded() {
-        let mut f = Fold::default();
         let t = Instant::now();
-        // One host printed the byte 0xff, the other the four characters `\xff`.
-        f.add(&h("a"), Lane::Stdout, "line\\xff", t);
-        f.add(&h("b"), Lane::Stdout, "line\\xff", t);
-        f.add(&h("a"), Lane::Stdout, "x\\y", t);
-        f.add(&h("b"), Lane::Stdout, "x\\y", t);
-        assert_eq!(
-            lines(&f.drain()),
-            ["a line\\xff", "b line\\xff", "a,b x\\y"]
-        );
+        // One host printed the byte 0xff, the other the four characters `\xff`; one a
+        // zero-width space, the other `\u{200b}`: each shown alike.
+        for shown in [
+            "line\\xff",
+            "\\x1b[2K",
+            "x\\xAb",
+            "a\\u{200b}b",
+            "\\u{202e}",
+            "end \\u{10ffff}",
+        ] {
+            let mut f = Fold::default();
+            f.add(&h("a"), Lane::Stdout, shown, t);
+            f.add(&h("b"), Lane::Stdout, shown, t);
+            assert_eq!(
+                lines(&f.drain()),
+                [format!("a {shown}"), format!("b {shown}")]
+            );
+        }
+        // Nothing an escape shows: folded.
+        for plain in [
+            "x\\y", "\\x", "\\xg1", "\\u{}", "\\u{12", "\\u200b", "\\u{zz}", "\\",
+        ] {
+            let mut f = Fold::default();
+            f.add(&h("a"), Lane::Stdout, plain, t);
+            f.add(&h("b"), Lane::Stdout, plain, t);
+            assert_eq!(lines(&f.drain()), [format!("a,b {plain}")]);
+        }
     }
 
     /// Many hosts printing many lines, some ahead of the others (as a burst arrives): every

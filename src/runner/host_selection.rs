@@ -49,13 +49,14 @@ impl Selection {
     /// `hosts`, each once, in order: an exact repeat dropped (stop 52 tester t82: `--hosts
     /// 'host[1-2],host[2-3]'` listed host2 twice).
     pub fn unique(&self) -> Vec<HostTarget> {
-        let mut targets: Vec<HostTarget> = Vec::new();
-        for t in &self.hosts {
-            if !targets.contains(t) {
-                targets.push(t.clone());
-            }
-        }
-        targets
+        // A set beside the list: a search of the list per host made `tether hosts --hosts
+        // 'web[1-100000]'` take 33 s (stop 67 tester t112).
+        let mut seen = std::collections::HashSet::new();
+        self.hosts
+            .iter()
+            .filter(|t| seen.insert(*t))
+            .cloned()
+            .collect()
     }
 }
 

@@ -614,11 +614,11 @@ pub fn load_options(
     sink: Sink,
 ) -> Result<LoadOptions, Error> {
     Ok(LoadOptions {
-        filters: Filters {
-            roles: settings.roles.clone(),
-            hosts: settings.hosts.clone(),
-            shard: settings.shard,
-        },
+        filters: Filters::new(
+            settings.roles.clone(),
+            settings.hosts.clone(),
+            settings.shard,
+        ),
         ssh_config: settings.ssh_config.clone(),
         parallel: settings.parallel,
         fold: settings.fold && settings.format == crate::settings::Format::Text,

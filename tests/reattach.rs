@@ -1645,6 +1645,41 @@ fn a_command_run_directly_and_lost_before_its_notice_is_never_sent_again() {
     first_lost("neither LOGNAME nor USER is set");
 }
 
+/// A command too long for one exec request, written to a file first, whose connection is lost
+/// before its exec's sh read the file, on a host where the supervisor cannot run: the claim
+/// that finds so removes the file (tester t111: it stayed in TMPDIR), and an exec that starts
+/// late finds nothing to run. sshd stands for an exec that never ran: it writes the marker
+/// and exits.
+#[test]
+fn a_long_command_lost_before_its_exec_read_it_leaves_no_file_where_it_runs_directly() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let root = lab.host("host1").root_dir.clone();
+    lab.reconfigure(
+        "host1",
+        r#"ForceCommand unset LOGNAME USER; case "$SSH_ORIGINAL_COMMAND" in *'_tether_c=$('*) echo reached >> /srv/marker; sleep 3; exit 1;; esac; eval "$SSH_ORIGINAL_COMMAND""#,
+    );
+    let h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    let long = format!(": {}; echo ran >> /srv/ran", "x".repeat(40_000));
+    let r = run_while(&h, &lab, &long, FanOut::default(), || {
+        lab.kill_connections("host1")
+    });
+    match &r.result {
+        Some(Err(e @ SshError::ConnectionLost { .. })) => assert!(
+            e.to_string()
+                .contains("not re-attached: it ran without tether's supervisor on this host"),
+            "{e}"
+        ),
+        other => panic!("{other:?}\n{}", h.story()),
+    }
+    let staged: Vec<String> = std::fs::read_dir(&lab.host("host1").tmp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("tether-cmd."))
+        .collect();
+    assert!(staged.is_empty(), "{staged:?}\n{}", h.story());
+    assert!(!root.join("ran").exists());
+}
+
 /// A command too long for one exec request on a host whose TMPDIR does not exist is written to
 /// /tmp instead, and runs (directly: there is no private directory either) (stop 66 tester
 /// t110: "not run: ... mktemp: failed to create file via template

@@ -434,10 +434,12 @@ pub(crate) const OTHERS: &str = r##"_tether_n=0; _tether_u=; _tether_me=$(id -u)
 /// command ran directly if at all; `WHY` and `DIR` as the exec's sh says them, see
 /// `exec::incoming::direct_words`); `start` prints the start markers. `$2`, when not empty, is the file a long
 /// command was written to (see `exec::run_reporting`), removed when the claim wins: the exec
-/// that would have read and removed it never runs the command.
+/// that would have read and removed it never runs the command; and where the supervisor
+/// cannot run too: an exec that read it removed it already, and one that has not (never
+/// started, or starting late) then runs nothing (tester t111: the file stayed in TMPDIR).
 pub fn claim(start: &str) -> String {
     format!(
-        r#"{system}{DIR}; _tether_f=$2; set --; {start} {usable} if [ -n "$_tether_ok" ]; then if (umask 077; set -C; echo tether >"$_tether_d.claim") 2>/dev/null || [ -s "$_tether_d.claim" ]; then [ -z "$_tether_f" ] || rm -f -- "$_tether_f"; rm -f "$_tether_d.k"; echo won; else echo taken; fi; else echo "unusable $_tether_why:${{_tether_need:-$_tether_b}}"; fi; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#,
+        r#"{system}{DIR}; _tether_f=$2; set --; {start} {usable} if [ -n "$_tether_ok" ]; then if (umask 077; set -C; echo tether >"$_tether_d.claim") 2>/dev/null || [ -s "$_tether_d.claim" ]; then [ -z "$_tether_f" ] || rm -f -- "$_tether_f"; rm -f "$_tether_d.k"; echo won; else echo taken; fi; else [ -z "$_tether_f" ] || rm -f -- "$_tether_f"; echo "unusable $_tether_why:${{_tether_need:-$_tether_b}}"; fi; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#,
         system = crate::command::system_programs_first(),
         usable = usable()
     )

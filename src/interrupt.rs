@@ -206,7 +206,14 @@ fn exit_now(code: i32, why: &str) -> ! {
     for (_, _, line, _) in &lines {
         let _ = writeln!(stderr, "{line}");
     }
-    let events: Vec<Event> = lines.into_iter().filter_map(|(.., e)| e).collect();
+    // Said now: dated now, not when registered (stop 66 tester t110: the event of a command
+    // left running carried its command's start).
+    let now = std::time::Instant::now();
+    let events: Vec<Event> = lines
+        .into_iter()
+        .filter_map(|(.., e)| e)
+        .map(|e| Event { at: now, ..e })
+        .collect();
     if let Ok(reports) = REPORT_ON_EXIT.try_lock() {
         for report in reports.iter() {
             report(&events, code, why);

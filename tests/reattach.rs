@@ -3014,6 +3014,10 @@ fn a_second_signal_says_no_stop_reaches_a_command_run_directly() {
             assert_eq!(left[0]["stop_with"], "", "{stdout}");
             assert_eq!(left[0]["spool"], "", "{stdout}");
             assert!(left[0]["pgid"].is_null(), "{stdout}");
+            // Dated when said, at the second signal, 2 s or more after the command's start
+            // (stop 66 tester t110: dated at its start).
+            let t = left[0]["t"].as_f64().unwrap_or_default();
+            assert!(t >= 2.0, "{stdout}");
         }
         assert!(!processes(&lab, "host1", "sleep 57").is_empty());
         for pid in processes(&lab, "host1", "sleep 57") {

@@ -39,8 +39,14 @@ pub struct HostStats {
     pub commands: u64,
 }
 
+/// The widest host names line up to: a longer one's lines stand out by its length (stop 67
+/// tester t112: one 201-character name padded every other host's lines to 200 columns).
+pub const PAD_MOST: usize = 32;
+
 #[derive(Default)]
 pub struct State {
+    /// How wide a host's name is padded in front of its lines: the widest name, at most
+    /// [`PAD_MOST`].
     pub width: usize,
     /// The run's hosts, in the order they were announced (see [`State::announce`]).
     pub order: Vec<String>,
@@ -125,7 +131,8 @@ pub fn record(st: &mut State, event: &Event) {
             .iter()
             .map(|n| n.chars().count())
             .max()
-            .unwrap_or(0);
+            .unwrap_or(0)
+            .min(PAD_MOST);
         return;
     }
     match &event.kind {

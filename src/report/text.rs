@@ -743,6 +743,26 @@ mod tests {
     use super::{host_lines, reattached_words, visible};
     use std::time::Duration;
 
+    /// Host names are padded to the widest, up to `PAD_MOST` characters (stop 67 tester t112:
+    /// one name of 201 padded every line to 200 columns).
+    #[test]
+    fn names_are_padded_to_the_widest_up_to_a_bound() {
+        use crate::event::{Event, EventKind, HostEntry};
+        use crate::report::state::{record, PAD_MOST};
+        for (long, width) in [(4, 4), (15, 15), (PAD_MOST, PAD_MOST), (201, PAD_MOST)] {
+            let mut st = super::State::default();
+            let hosts = ["a".to_string(), "x".repeat(long)]
+                .into_iter()
+                .map(|name| HostEntry {
+                    name,
+                    roles: Vec::new(),
+                })
+                .collect();
+            record(&mut st, &Event::now("".into(), EventKind::Hosts { hosts }));
+            assert_eq!(st.width, width, "{long}");
+        }
+    }
+
     /// A jump host's further connections (made when a tunnel waited for its answer) are
     /// sessions of its own at the run's end (stop 55 tester t87: `one session` for a bastion
     /// that made two logins).

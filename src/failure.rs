@@ -133,6 +133,10 @@ pub struct Failure {
     /// there (what the recipe reads as `err.hosts`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub within: Vec<(String, Vec<String>)>,
+    /// For each host of [`Failure::within`]'s inner lists, why it failed there (what
+    /// [`Failure::reason`] gives for it).
+    #[serde(skip)]
+    pub within_reasons: Vec<(String, String)>,
     /// The innermost task it happened in, once known.
     pub task: Option<String>,
     /// The hook whose closure it happened in (`after("deploy:started")`), once known: such a
@@ -158,6 +162,7 @@ impl Failure {
             total: 0,
             detail: Some(detail.into()),
             within: Vec::new(),
+            within_reasons: Vec::new(),
             task: None,
             hook: None,
             at: None,
@@ -210,6 +215,7 @@ impl Failure {
             total,
             detail: None,
             within: Vec::new(),
+            within_reasons: Vec::new(),
             task: None,
             hook: None,
             at: None,
@@ -225,6 +231,7 @@ impl Failure {
         let mut kind = None::<Kind>;
         let mut nested_not_run = Vec::new();
         let mut within = Vec::new();
+        let mut within_reasons = Vec::new();
         // Where every part failed, when that is one place (a command of the closure all its
         // hosts ran), with the task or hook it is in (a task the closures invoked: stop 50
         // tester t71): the step's place too; else the caller's (the `on` call).
@@ -244,9 +251,11 @@ impl Failure {
             failed.extend(p.failed);
             nested_not_run.extend(p.not_run);
             within.extend(p.within);
+            within_reasons.extend(p.within_reasons);
         }
         let mut f = Failure::hosts(failed, not_run, total);
         f.within = within;
+        f.within_reasons = within_reasons;
         f.at = at;
         f.task = task;
         f.hook = hook;
@@ -305,8 +314,9 @@ impl Failure {
 
     /// Why `host` failed or did not run, without the count of hosts and without `HOST: ` (what
     /// `err.reason(host)` gives a recipe: a line under that host's name). A host that failed
-    /// inside another host's closure (one of [`Failure::culprits`] there) has the text of the
-    /// host whose closure it was, which holds its own; a host the failure does not name, "".
+    /// inside another host's closure (one of [`Failure::culprits`] there) has its own text
+    /// there (stop 67 tester t114: it had the text of the host whose closure it was, `1 of 1
+    /// host failed` and its own indented); a host the failure does not name, "".
     pub fn reason(&self, host: &str) -> String {
         if let Some(f) = self.failed.iter().find(|f| f.host == host) {
             return f.message.after_host(host);
@@ -314,11 +324,10 @@ impl Failure {
         if let Some(n) = self.not_run.iter().find(|n| n.host == host) {
             return n.reason.clone();
         }
-        self.within
+        self.within_reasons
             .iter()
-            .find(|(_, inner)| inner.iter().any(|h| h == host))
-            .and_then(|(outer, _)| self.failed.iter().find(|f| f.host == *outer))
-            .map(|f| f.message.after_host(&f.host))
+            .find(|(h, _)| h == host)
+            .map(|(_, reason)| reason.clone())
             .unwrap_or_default()
     }
 
@@ -510,7 +519,7 @@ mod tests {
         assert_eq!(f.reason("b"), "cannot resolve b");
         assert_eq!(f.reason("c"), "stopped before `x`: a failed");
         assert_eq!(f.reason("d"), "");
-        // Failed inside a's closure: a's text, which holds x's.
+        // Failed inside a's closure: its own text there; a's holds it.
         let mut nested = Failure::host(
             "a",
             Kind::CommandFailed,
@@ -519,11 +528,16 @@ mod tests {
                 .text(": 1 of 1 host failed\n  x: `false` failed"),
         );
         nested.within.push(("a".into(), vec!["x".into()]));
+        nested
+            .within_reasons
+            .push(("x".into(), "`false` failed".into()));
+        let merged = Failure::merge(vec![nested], Vec::new(), 1);
+        assert_eq!(merged.reason("x"), "`false` failed");
         assert_eq!(
-            nested.reason("x"),
+            merged.reason("a"),
             "1 of 1 host failed\n  x: `false` failed"
         );
-        assert_eq!(nested.reason("y"), "");
+        assert_eq!(merged.reason("y"), "");
     }
 
     #[test]

@@ -508,7 +508,10 @@ fn on_closure(
                 own.task = f.task.clone();
                 own.hook = f.hook.clone();
                 // The recipe that catches it reads where it failed, not this host.
-                own.within.push((host.clone(), f.culprits()));
+                let culprits = f.culprits();
+                own.within_reasons
+                    .extend(culprits.iter().map(|h| (h.clone(), f.reason(h))));
+                own.within.push((host.clone(), culprits));
                 parts.push(own);
             }
             Slot::Done(HostEnd::Stopped(s)) => not_run.push(NotRun {

@@ -39,6 +39,25 @@ pub struct Cli {
 pub fn parse() -> Cli {
     parse_from(std::env::args_os()).unwrap_or_else(|e| {
         if e.use_stderr() {
+            // A reader of JSON gets its error object as for any other failure (stop 67 tester
+            // t114: `--format json --bogus` printed nothing on stdout).
+            if json_asked(
+                std::env::args_os()
+                    .skip(1)
+                    .map(|a| a.to_string_lossy().into_owned()),
+            ) {
+                // The error and its tip; not the usage, nor where to read more.
+                let text = e.render().to_string();
+                let end = ["\n\nUsage:", "\n\nFor more information"]
+                    .iter()
+                    .filter_map(|cut| text.find(cut))
+                    .min()
+                    .unwrap_or(text.len());
+                json_error(
+                    e.exit_code(),
+                    text[..end].trim().trim_start_matches("error: "),
+                );
+            }
             e.exit()
         }
         // Help and the version, through tether's stdout: a write that fails (a full disk) is
@@ -50,6 +69,37 @@ pub fn parse() -> Cli {
             None => std::process::exit(e.exit_code()),
         }
     })
+}
+
+/// The `error` object that ends a failing command's JSON stream (README, JSON output), for a
+/// failure that exits with `exit_code`.
+pub fn json_error(exit_code: i32, text: &str) {
+    let object = serde_json::json!({
+        "type": "error",
+        "exit_code": exit_code,
+        "error": text,
+    });
+    tether::stdout::write(format_args!("{object}\n"));
+}
+
+/// Whether the command line `args` (its program name left out) asks for `--format json`, read
+/// as clap reads it (the last one given, options only before `--`), for an error clap found
+/// before it could say so.
+fn json_asked(args: impl IntoIterator<Item = String>) -> bool {
+    let mut json = false;
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--" => break,
+            "--format" => json = args.next().as_deref() == Some("json"),
+            _ => {
+                if let Some(value) = arg.strip_prefix("--format=") {
+                    json = value == "json";
+                }
+            }
+        }
+    }
+    json
 }
 
 /// The options whose every command-line value is recorded (see [`parse`]).
@@ -777,6 +827,21 @@ pub struct RunArgs {
 
 #[cfg(test)]
 mod tests {
+
+    /// `--format json` as clap takes it, for the error object of a command line clap refused.
+    #[test]
+    fn json_is_asked_for_as_clap_reads_the_format() {
+        let asked = |args: &[&str]| super::json_asked(args.iter().map(|a| a.to_string()));
+        assert!(asked(&["--format", "json", "--bogus"]));
+        assert!(asked(&["--format=json", "run", "--nope"]));
+        assert!(asked(&["run", "--format", "json", "--x"]));
+        assert!(asked(&["--format", "text", "--format", "json"]));
+        assert!(!asked(&["--format", "json", "--format", "text"]));
+        assert!(!asked(&["--bogus"]));
+        assert!(!asked(&["run", "--", "--format", "json"]));
+        assert!(!asked(&["--format"]));
+        assert!(!asked(&["--format", "xml"]));
+    }
     use super::*;
 
     #[test]

@@ -30,7 +30,7 @@ fn main() {
             }
             let error = Error::Usage(e.message);
             if matches!(cli.global.format, cli::FormatArg::Json) {
-                json_error(&error, &error.to_string());
+                cli::json_error(error.exit_code(), &error.to_string());
             }
             std::process::exit(error.exit_code());
         }
@@ -65,7 +65,7 @@ fn main() {
                 let text = tether::secret::mask(&format!("{e:#}")).into_owned();
                 tether::errln!("error: {text}");
                 if settings.format == Format::Json {
-                    json_error(&Error::Usage(text.clone()), &text);
+                    cli::json_error(tether::exit::USAGE, &text);
                 }
                 std::process::exit(tether::exit::USAGE);
             }
@@ -144,7 +144,7 @@ fn main() {
         // JSON readers see it too where no object that ends a run said it (a recipe that does
         // not parse, an unknown task): the stream's last object.
         if settings.format == Format::Json && !tether::report::closed_in_json() {
-            json_error(&e, &text);
+            cli::json_error(e.exit_code(), &text);
         }
         std::process::exit(e.exit_code());
     }
@@ -155,16 +155,6 @@ fn main() {
     if tether::stdout::write_error().is_some() {
         std::process::exit(tether::exit::USAGE);
     }
-}
-
-/// The `error` object that ends a failing command's JSON stream (README, JSON output).
-fn json_error(e: &Error, text: &str) {
-    let object = serde_json::json!({
-        "type": "error",
-        "exit_code": e.exit_code(),
-        "error": text,
-    });
-    tether::stdout::write(format_args!("{object}\n"));
 }
 
 /// `--timeline` draws a run: refused where there is none (`tasks`, `check`, `watch`, `report`,

@@ -267,6 +267,34 @@ fn a_failure_before_the_run_is_an_error_object() {
         assert_eq!(all[0]["type"], "error", "{args:?}");
         assert_eq!(all[0]["exit_code"], 2, "{args:?}");
     }
+    // A command line clap refuses (stop 67 tester t114: stdout was empty), wherever
+    // `--format json` stands; one that does not ask for JSON gets none.
+    for (args, words) in [
+        (&["--format", "json", "--bogus"][..], "--bogus"),
+        (&["--format=json", "run", "--nope"], "--nope"),
+        (
+            &["run", "--format", "json", "--parallel", "0"],
+            "--parallel",
+        ),
+        (&["--format", "json", "nosuch-subcommand-flag", "-Z"], "-Z"),
+    ] {
+        let out = r.tether().args(args).run();
+        out.status(2);
+        let all = out.objects();
+        assert_eq!(all.len(), 1, "{args:?}\n{}", out.stdout);
+        assert_eq!(all[0]["type"], "error", "{args:?}");
+        assert_eq!(all[0]["exit_code"], 2, "{args:?}");
+        let error = all[0]["error"].as_str().unwrap();
+        assert!(error.contains(words), "{args:?}: {error}");
+        assert!(!error.starts_with("error:"), "{args:?}: {error}");
+        assert!(!error.contains("Usage:"), "{args:?}: {error}");
+        assert!(!error.contains("--help"), "{args:?}: {error}");
+    }
+    for args in [&["--bogus"][..], &["--format", "text", "--bogus"]] {
+        let out = r.tether().args(args).run();
+        out.status(2);
+        assert_eq!(out.stdout, "", "{args:?}");
+    }
 }
 
 /// A `print` inside an `on` closure is that host's in JSON (`host`), one outside any is the

@@ -70,6 +70,7 @@ local | $ git rev-parse HEAD
 ▶ other:task
 worker1              | $ echo /srv/shop/releases/1 main
 worker2              | $ echo /srv/shop/releases/1 main
+▶ after(\"other:task\")
 after other:task
 ",
         );
@@ -2588,6 +2589,72 @@ before("deploy", "app:check");
         .run()
         .status(1)
         .stderr_contains("(at deploy.rhai:5:24, in task `app:check`)");
+}
+
+/// A closure hook is announced as a task of its own (`▶ before("hooked")`), in text and JSON,
+/// so that what it runs is never under the heading of the task hook before it (stop 67 tester
+/// t114: its failing `exit 8` came under `▶ pre`, and JSON had no `task_started` for it).
+#[test]
+fn a_closure_hook_has_a_heading_of_its_own() {
+    let lab = lab(&["web1"]);
+    let r = lab_recipe(
+        &lab,
+        "hook-heading",
+        r#"
+task("hooked", || { on("web1", "echo main"); });
+task("pre", || { on("web1", "echo pre"); });
+before("hooked", "pre");
+before("hooked", || { on("web1", "exit 8"); });
+after("pre", || { print("after pre"); });
+"#,
+    );
+    let out = r.tether().args(&["hooked"]).run();
+    out.status(1);
+    let text = &out.stdout;
+    let order = [
+        "▶ pre\n",
+        "web1 | pre\n",
+        "▶ after(\"pre\")\nafter pre\n",
+        "▶ before(\"hooked\")\n",
+        "» web1 $ exit 8\n",
+    ];
+    let mut from = 0;
+    for line in order {
+        let at = text[from..]
+            .find(line)
+            .unwrap_or_else(|| panic!("{line:?} missing after byte {from}:\n{text}"));
+        from += at + line.len();
+    }
+    assert!(!text.contains("▶ hooked"), "{text}");
+    let json = r.tether().args(&["--format", "json", "hooked"]).run();
+    json.status(1);
+    let tasks: Vec<(String, String)> = json
+        .objects()
+        .iter()
+        .filter(|o| o["type"] == "task_started" || o["type"] == "task_finished")
+        .map(|o| {
+            let ok = match o["ok"].as_bool() {
+                Some(ok) => format!(" ok={ok}"),
+                None => String::new(),
+            };
+            (
+                o["type"].as_str().unwrap().to_string(),
+                format!("{}{ok}", o["task"].as_str().unwrap()),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("task_started", "pre"),
+        ("task_finished", "pre ok=true"),
+        ("task_started", "after(\"pre\")"),
+        ("task_finished", "after(\"pre\") ok=true"),
+        ("task_started", "before(\"hooked\")"),
+        ("task_finished", "before(\"hooked\") ok=false"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(tasks, want, "{}", json.stdout);
 }
 
 /// `err.reason(host)` is that host's own text, for a name or a `Host`, and for a host that

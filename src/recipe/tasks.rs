@@ -244,7 +244,10 @@ fn place_runaway(err: Box<EvalAltResult>, task: &str, body: &TaskBody) -> Box<Ev
     super::runaway::place(err, &who, body.at.as_ref().map(|(s, p)| (s.as_str(), *p)))
 }
 
-/// Runs `hooks`, the hooks `which` (`after("deploy:started")`) of a task.
+/// Runs `hooks`, the hooks `which` (`after("deploy:started")`) of a task. A closure is
+/// announced as a task named `which` (`▶ after("deploy:started")`), as a task hook is by its
+/// own name (stop 67 tester t114: a before hook's failing command came under the heading of
+/// the task hook before it, and JSON had no `task_started` for it).
 fn run_hooks(
     engine: &Engine,
     rt: &Runtime,
@@ -256,7 +259,15 @@ fn run_hooks(
         match hook {
             Hook::Task(t) => invoke(engine, rt, t)?,
             Hook::Closure(f) => {
-                drop(f.call::<Dynamic>(engine, ast, ()).map_err(|mut e| {
+                rt.report(EventKind::TaskStarted {
+                    task: which.to_string(),
+                });
+                let ran = f.call::<Dynamic>(engine, ast, ());
+                rt.report(EventKind::TaskFinished {
+                    task: which.to_string(),
+                    ok: ran.is_ok(),
+                });
+                drop(ran.map_err(|mut e| {
                     super::failures::note_hook(&mut e, which);
                     e
                 })?);

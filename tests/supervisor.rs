@@ -748,6 +748,22 @@ fn a_command_that_removes_the_supervisors_files_is_not_called_killed() {
     );
 }
 
+/// A command that removes the supervisor's files while the streaming loop passes its output
+/// on (here the host's `head` takes 1 s, so the file it was to read is gone when it runs) ends
+/// saying its files were removed, not that a program of the host's failed (stop 67 tester
+/// t113: 1 run in 19 of `echo a; rm -rf "$TMPDIR"/tether-*` said "the filesystem of
+/// ${TMPDIR:-/tmp} full?").
+#[test]
+fn files_removed_while_their_output_is_passed_on_are_said_removed() {
+    let (lab, mut h) = one_host();
+    lab.replace_program("host1", "head", "sleep 1\nexec \"$REAL\" \"$@\"");
+    let out = run(
+        &mut h,
+        "echo a; sleep 0.5; rm -rf \"$TMPDIR\"/tether-*; sleep 1; echo b",
+    );
+    assert_eq!(out.status, ExitStatus::SpoolRemoved, "{}", h.story());
+}
+
 /// What a command prints as it cleans up after a stop is shown to its last line, and in its
 /// failure's tail, however long the host takes to pass it on: the programs the streaming loop
 /// passes it on with (`head`, `cat`, `dd`, `wc`) are not the command's, and a stop's SIGTERM

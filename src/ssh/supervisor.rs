@@ -241,7 +241,10 @@ fn spool_writer() -> String {
 /// could not run). A `wc`, `dd`, `head` or `cat` that fails (or the spool writer's `dd` or `wc`:
 /// `ID.f` says so) ends the loop with the keyed broken frame (see [`broken`]) and status 124:
 /// the bytes were not passed on, and the command fails saying so rather than succeed with its
-/// output lost (a `head` that fails as the channel closed says so to nobody). (stop 45 tester
+/// output lost (a `head` that fails as the channel closed says so to nobody). Not where the
+/// command's files were removed (`ID.o` gone): a program fails then because its file went,
+/// and the loop goes on to the end that says so (stop 67 tester t113: `echo a; rm -rf
+/// "$TMPDIR"/tether-*` was said, 1 run in 19, to have failed as on a full filesystem). (stop 45 tester
 /// t58: with a failing `tail` first in the login shell's PATH, every command printed nothing
 /// and was ok, and a deploy's lock step, whose output was lost, took another deploy's lock for
 /// its own; then a command printing while it ran lost all but its first output.)
@@ -266,7 +269,7 @@ fn follow(resume: bool) -> String {
         )
     };
     format!(
-        r#"{pass_fn}if [ -z "$_tether_ob" ]; then {seek_out}{seek_err}fi; trap : USR1; _tether_me=; [ -r /proc/self/stat ] && read -r _tether_me _tether_v </proc/self/stat; [ -n "$_tether_me" ] || _tether_me=$(exec /bin/sh -c "echo \$PPID"); (trap "" TERM HUP INT; while kill -USR1 $_tether_me 2>/dev/null; do sleep 0.2 2>/dev/null || sleep 1; done) </dev/null >/dev/null 2>&1 & _tether_k=$!; trap "" PIPE; _tether_q=0; _tether_x=; while :; do [ -s "$_tether_d.s" ] && _tether_x=1; [ -n "$_tether_p" ] && ! kill -0 -"$_tether_p" 2>/dev/null && _tether_x=1; _tether_n=; _tether_broken=; [ -f "$_tether_d.f" ] && _tether_broken=1; {out}{err}[ -n "$_tether_broken" ] && {{ kill -9 $_tether_k 2>/dev/null; printf "\036tether-broken:%s\036" "$_tether_key" >&2; exit 124; }}; [ -n "$_tether_n" ] && echo "$_tether_o $_tether_e" 2>/dev/null >"$_tether_d.q"; [ -n "$_tether_x" ] && break; {gone} if [ -n "$_tether_n" ]; then _tether_q=0; else _tether_q=$((_tether_q+1)); if [ $_tether_q -ge 2 ]; then printf "\036tether-tick:%s\036" "$_tether_key" >&2; _tether_q=0; fi; fi; if [ -n "$_tether_wp" ]; then wait $_tether_wp; [ $? -lt 128 ] && _tether_wp= && _tether_x=1; else wait $_tether_k; fi; done; kill -9 $_tether_k 2>/dev/null"#,
+        r#"{pass_fn}if [ -z "$_tether_ob" ]; then {seek_out}{seek_err}fi; trap : USR1; _tether_me=; [ -r /proc/self/stat ] && read -r _tether_me _tether_v </proc/self/stat; [ -n "$_tether_me" ] || _tether_me=$(exec /bin/sh -c "echo \$PPID"); (trap "" TERM HUP INT; while kill -USR1 $_tether_me 2>/dev/null; do sleep 0.2 2>/dev/null || sleep 1; done) </dev/null >/dev/null 2>&1 & _tether_k=$!; trap "" PIPE; _tether_q=0; _tether_x=; while :; do [ -s "$_tether_d.s" ] && _tether_x=1; [ -n "$_tether_p" ] && ! kill -0 -"$_tether_p" 2>/dev/null && _tether_x=1; _tether_n=; _tether_broken=; [ -f "$_tether_d.f" ] && _tether_broken=1; {out}{err}[ -n "$_tether_broken" ] && [ -f "$_tether_d.o" ] && {{ kill -9 $_tether_k 2>/dev/null; printf "\036tether-broken:%s\036" "$_tether_key" >&2; exit 124; }}; [ -n "$_tether_n" ] && echo "$_tether_o $_tether_e" 2>/dev/null >"$_tether_d.q"; [ -n "$_tether_x" ] && break; {gone} if [ -n "$_tether_n" ]; then _tether_q=0; else _tether_q=$((_tether_q+1)); if [ $_tether_q -ge 2 ]; then printf "\036tether-tick:%s\036" "$_tether_key" >&2; _tether_q=0; fi; fi; if [ -n "$_tether_wp" ]; then wait $_tether_wp; [ $? -lt 128 ] && _tether_wp= && _tether_x=1; else wait $_tether_k; fi; done; kill -9 $_tether_k 2>/dev/null"#,
         // A resume ends at once where the directory is gone; a command's own loop goes on.
         gone = match resume {
             true =>

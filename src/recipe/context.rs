@@ -93,11 +93,7 @@ impl Filters {
             .get(&declared.alias)
             .is_some_and(|given| {
                 given.iter().any(|g| {
-                    g.port.is_none_or(|p| declared.port == Some(p))
-                        && g.user
-                            .as_ref()
-                            .is_none_or(|u| declared.user.as_ref() == Some(u))
-                        && recipe.server(&g.name).is_none()
+                    super::model::target_fits(g, &declared) && recipe.server(&g.name).is_none()
                 })
             })
     }

@@ -542,13 +542,19 @@ pub fn suggest_shown<'a>(
 /// if it gives them.
 pub fn filter_fits(given: &str, declared: &str) -> bool {
     match (HostTarget::parse(given), HostTarget::parse(declared)) {
-        (Ok(g), Ok(d)) => {
-            g.alias == d.alias
-                && g.port.is_none_or(|p| d.port == Some(p))
-                && g.user.as_ref().is_none_or(|u| d.user.as_ref() == Some(u))
-        }
+        (Ok(g), Ok(d)) => target_fits(&g, &d),
         _ => false,
     }
+}
+
+/// [`filter_fits`] of names already parsed.
+pub fn target_fits(given: &HostTarget, declared: &HostTarget) -> bool {
+    given.alias == declared.alias
+        && given.port.is_none_or(|p| declared.port == Some(p))
+        && given
+            .user
+            .as_ref()
+            .is_none_or(|u| declared.user.as_ref() == Some(u))
 }
 
 #[cfg(test)]

@@ -355,6 +355,11 @@ impl Failure {
     /// entry headed by their set (`web[01-28]: ...`, see [`crate::host_text::fold`]), as
     /// text output prints it unless `--no-fold`.
     pub fn folded(&self) -> String {
+        format!("{}{}", self.folded_message(), self.place())
+    }
+
+    /// [`Failure::message`] with hosts that failed the same way folded, as [`Failure::folded`].
+    pub fn folded_message(&self) -> String {
         let mut out = self.headline();
         let failed: Vec<(&str, &HostText)> = self
             .failed
@@ -380,7 +385,7 @@ impl Failure {
             out.push('\n');
             out.push_str(&text);
         }
-        format!("{out}{}{}", self.tail(), self.place())
+        format!("{out}{}", self.tail())
     }
 
     /// `N of M hosts failed, K stopped early, J not started`, or nothing when no host failed.

@@ -621,6 +621,36 @@ on_failure(|err| { on("all", "echo cleanup >> /srv/cleanup"); print("failure hoo
     }
 }
 
+/// A failure hook's failure is folded as the run's own error is: hosts that failed alike are
+/// one entry headed by their set, every host on its own with `--no-fold` (stop 67 tester t114:
+/// the warning listed `web1:` and `web2:` apart where the error folded them).
+#[test]
+fn a_failure_hooks_failure_is_folded_as_the_error_is() {
+    let lab = lab(&["web1", "web2"]);
+    let r = lab_recipe(
+        &lab,
+        "hook-fold",
+        r#"
+task("t", || { on("web", "exit 3"); });
+on_failure(|err| { on("web", "exit 9"); });
+"#,
+    );
+    let out = r.tether().folded().args(&["t"]).run();
+    out.status(1);
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        text.contains("failure hook failed: ")
+            && text.contains("2 of 2 hosts failed\nweb[1-2]: `exit 9` failed with exit status 9"),
+        "{text}"
+    );
+    assert!(!text.contains("web1: `exit 9`"), "{text}");
+    let out = r.tether().args(&["t"]).run();
+    out.status(1);
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(text.contains("web1: `exit 9` failed"), "{text}");
+    assert!(text.contains("web2: `exit 9` failed"), "{text}");
+}
+
 #[test]
 fn hooks_run_in_order_and_tasks_once() {
     let lab = lab(&["web1", "web2", "db1"]);

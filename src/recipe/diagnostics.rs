@@ -69,10 +69,17 @@ pub fn innermost<'a>(
 
 /// The message of an error without Rhai's position suffix.
 pub fn message(err: &EvalAltResult) -> String {
+    message_folded(err, false)
+}
+
+/// [`message`], a failure's hosts that failed the same way folded where `fold` (see
+/// `Failure::folded_message`).
+fn message_folded(err: &EvalAltResult, fold: bool) -> String {
     match err {
         // A failure thrown by a host-bound function is a value of tether's own type, whose
         // text Rhai knows only as the type's name.
         EvalAltResult::ErrorRuntime(value, _) => match value.read_lock::<Failure>() {
+            Some(failure) if fold => failure.folded_message(),
             Some(failure) => failure.message(),
             // Said, where its text is nothing (stop 44 tester t54: `throw;` gave an error of
             // a position alone).
@@ -137,12 +144,18 @@ pub fn parse_error(err: &ParseError, source: &str, sources: &Sources) -> String 
 
 /// An evaluation error rendered at its innermost location.
 pub fn eval_error(err: &EvalAltResult, main: &str, sources: &Sources) -> String {
+    eval_error_folded(err, main, sources, false)
+}
+
+/// [`eval_error`], a failure's hosts that failed the same way folded where `fold` (text
+/// output without `--no-fold`: see `Runtime::fold`).
+pub fn eval_error_folded(err: &EvalAltResult, main: &str, sources: &Sources, fold: bool) -> String {
     let (leaf, at, trail) = innermost(err, main, sources);
     if let EvalAltResult::ErrorParsing(p, pos) = leaf {
         let at = Location::at(at.as_ref().map_or(main, |l| l.source.as_str()), *pos);
         return render(&format!("syntax error: {p}"), at.as_ref(), &trail, sources);
     }
-    render(&message(leaf), at.as_ref(), &trail, sources)
+    render(&message_folded(leaf, fold), at.as_ref(), &trail, sources)
 }
 
 #[cfg(test)]

@@ -78,7 +78,9 @@ impl Loaded {
         let mut warn = |what: &str, e: Option<&rhai::EvalAltResult>| {
             ok = false;
             let text = match e {
-                Some(e) => diagnostics::eval_error(e, &main, &self.rt.sources),
+                // Folded as the run's own error is (stop 67 tester t114: a hook's failure
+                // listed host1 and host2 apart where the error folded them).
+                Some(e) => diagnostics::eval_error_folded(e, &main, &self.rt.sources, self.rt.fold),
                 // Rhai would say `Function not found: anon$7ec9... (&str)` (stop 40 tester t36).
                 None => "its closure takes one parameter, the run's failure: on_failure(|err| { \
                          ... })"

@@ -244,6 +244,16 @@ fn a_failure_before_the_run_is_an_error_object() {
     out.status(2);
     let all = out.objects();
     assert_eq!(all.last().unwrap()["type"], "error", "{}", out.stdout);
+    // Exit 2, and one object on stdout: the error.
+    let refused = |args: &[&str]| -> serde_json::Value {
+        let out = r.tether().args(args).run();
+        out.status(2);
+        let all = out.objects();
+        assert_eq!(all.len(), 1, "{args:?}\n{}", out.stdout);
+        assert_eq!(all[0]["type"], "error", "{args:?}");
+        assert_eq!(all[0]["exit_code"], 2, "{args:?}");
+        all[0].clone()
+    };
     // Options refused before anything runs, and an event stream `tether report` cannot read
     // (fresh-eyes findings: stdout was empty).
     std::fs::write(r.path("bad.jsonl"), "not json\n").unwrap();
@@ -260,12 +270,7 @@ fn a_failure_before_the_run_is_an_error_object() {
             "x.html",
         ],
     ] {
-        let out = r.tether().args(args).run();
-        out.status(2);
-        let all = out.objects();
-        assert_eq!(all.len(), 1, "{args:?}\n{}", out.stdout);
-        assert_eq!(all[0]["type"], "error", "{args:?}");
-        assert_eq!(all[0]["exit_code"], 2, "{args:?}");
+        refused(args);
     }
     // A command line clap refuses (stop 67 tester t114: stdout was empty), wherever
     // `--format json` stands; one that does not ask for JSON gets none.
@@ -278,13 +283,8 @@ fn a_failure_before_the_run_is_an_error_object() {
         ),
         (&["--format", "json", "nosuch-subcommand-flag", "-Z"], "-Z"),
     ] {
-        let out = r.tether().args(args).run();
-        out.status(2);
-        let all = out.objects();
-        assert_eq!(all.len(), 1, "{args:?}\n{}", out.stdout);
-        assert_eq!(all[0]["type"], "error", "{args:?}");
-        assert_eq!(all[0]["exit_code"], 2, "{args:?}");
-        let error = all[0]["error"].as_str().unwrap();
+        let object = refused(args);
+        let error = object["error"].as_str().unwrap();
         assert!(error.contains(words), "{args:?}: {error}");
         assert!(!error.starts_with("error:"), "{args:?}: {error}");
         assert!(!error.contains("Usage:"), "{args:?}: {error}");

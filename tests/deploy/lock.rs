@@ -494,11 +494,15 @@ fn a_lock_steps_leftover_temporary_file_is_removed_later() {
         "deploy.lock.04242",
         "deploy.lock.5150",
         "deploy.lock.123",
+        // Its id line `id 60606` but for a NUL byte, which the shell dropped from what it read
+        // (stop 67 tester t115's kind: a NUL read as nothing).
+        "deploy.lock.60606",
     ];
     for name in ["deploy.lock.4242", "deploy.lock.77"].iter().chain(&others) {
         let pid = name.rsplit('.').next().unwrap();
         let text = match *name {
             "deploy.lock.5150" => "notes of mine\n".to_string(),
+            "deploy.lock.60606" => "someone\nid 606\x0006\n".to_string(),
             _ => format!("someone\nid {pid}\n"),
         };
         if *name == "deploy.lock.123" {
@@ -519,7 +523,10 @@ fn a_lock_steps_leftover_temporary_file_is_removed_later() {
         .status()
         .unwrap();
     assert!(aged.success());
-    deploy(&dir, &lab, "20250101000001", &[]).status(0);
+    deploy(&dir, &lab, "20250101000001", &[])
+        .status(0)
+        .stdout_lacks("null byte")
+        .stderr_lacks("null byte");
     assert!(!shop1.join("deploy.lock.4242").exists());
     assert!(shop1.join("deploy.lock.77").exists(), "a fresh one is left");
     // Not temporary files of a lock step (stop 39 tester t31: `deploy.lock.2024-notes`, two

@@ -133,8 +133,9 @@ pub struct Failure {
     /// there (what the recipe reads as `err.hosts`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub within: Vec<(String, Vec<String>)>,
-    /// For each host of [`Failure::within`]'s inner lists, why it failed there (what
-    /// [`Failure::reason`] gives for it).
+    /// For each host a failed host's closure's own `on` named (failed, stopped early or not
+    /// started there, at any depth: see [`Failure::named`]), why (what [`Failure::reason`]
+    /// gives for it).
     #[serde(skip)]
     pub within_reasons: Vec<(String, String)>,
     /// The innermost task it happened in, once known.
@@ -292,6 +293,23 @@ impl Failure {
         self.failed.iter().map(|f| f.host.clone()).collect()
     }
 
+    /// Every host it has a reason for (see [`Failure::reason`]), in order, each once: those
+    /// that failed, those stopped early or not started, and those named inside their
+    /// closures, however deep.
+    pub fn named(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let hosts = self.failed.iter().map(|f| &f.host);
+        let hosts = hosts
+            .chain(self.not_run.iter().map(|n| &n.host))
+            .chain(self.within_reasons.iter().map(|(h, _)| h));
+        for h in hosts {
+            if !out.contains(h) {
+                out.push(h.clone());
+            }
+        }
+        out
+    }
+
     /// Where it failed, in order, each name once: the hosts that failed, a host whose closure's
     /// own `on` failed replaced by the hosts that failed there (`err.hosts`).
     pub fn culprits(&self) -> Vec<String> {
@@ -313,10 +331,11 @@ impl Failure {
     }
 
     /// Why `host` failed or did not run, without the count of hosts and without `HOST: ` (what
-    /// `err.reason(host)` gives a recipe: a line under that host's name). A host that failed
-    /// inside another host's closure (one of [`Failure::culprits`] there) has its own text
-    /// there (stop 67 tester t114: it had the text of the host whose closure it was, `1 of 1
-    /// host failed` and its own indented); a host the failure does not name, "".
+    /// `err.reason(host)` gives a recipe: a line under that host's name). A host named inside
+    /// another host's closure (failed, stopped early or not started there, however deep) has
+    /// its own text there (stop 67 tester t114: it had the text of the host whose closure it
+    /// was, `1 of 1 host failed` and its own indented; tester t116: a host in the middle of
+    /// three, and those stopped or not started, had ""); a host the failure does not name, "".
     pub fn reason(&self, host: &str) -> String {
         if let Some(f) = self.failed.iter().find(|f| f.host == host) {
             return f.message.after_host(host);

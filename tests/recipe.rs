@@ -2688,8 +2688,9 @@ after("pre", || { print("after pre"); });
 }
 
 /// `err.reason(host)` is that host's own text, for a name or a `Host`, and for a host that
-/// failed inside another host's closure, however deep (stop 67 tester t114: the text of the
-/// host whose closure it was, which held it with a count of hosts); "" for a host the failure
+/// failed, or was not started, inside another host's closure, however deep (stop 67 tester
+/// t114: the text of the host whose closure it was, which held it with a count of hosts;
+/// tester t116: "" for a host in the middle, and one not started there); "" for a host the failure
 /// does not name (stop 33 tester: the whole message, for a host not in the step, a name no
 /// host has, and an inner host, and `Function not found` for a `Host`).
 #[test]
@@ -2716,6 +2717,10 @@ task("t", || {
         print("deep=[" + err.reason("db1") + "]");
         print("middle=[" + err.reason("web2") + "]");
     }
+    try { on("web1", |h| { on(["web2", "db1"], #{ in: "sequence" }, |h2| { run("exit 8"); }); }); } catch (err) {
+        print("seq failed=[" + err.reason("web2") + "]");
+        print("seq not started=[" + err.reason("db1") + "]");
+    }
 });
 "#,
     );
@@ -2730,7 +2735,9 @@ task("t", || {
         .stdout_contains("outer=[1 of 1 host failed\n")
         .stdout_contains("deep hosts=[\"db1\"]")
         .stdout_contains("deep=[`exit 7` failed with exit status 7 after ")
-        .stdout_contains("middle=[]");
+        .stdout_contains("middle=[1 of 1 host failed\n  db1: `exit 7` failed with exit status 7")
+        .stdout_contains("seq failed=[`exit 8` failed with exit status 8 after ")
+        .stdout_contains("seq not started=[not started");
 }
 
 /// `-s to=0.3` is a number, as `-s to=3` is, so `on()`'s `timeout` takes it (stop 35 tester

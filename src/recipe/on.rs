@@ -508,10 +508,11 @@ fn on_closure(
                 own.task = f.task.clone();
                 own.hook = f.hook.clone();
                 // The recipe that catches it reads where it failed, not this host.
-                let culprits = f.culprits();
-                own.within_reasons
-                    .extend(culprits.iter().map(|h| (h.clone(), f.reason(h))));
-                own.within.push((host.clone(), culprits));
+                own.within_reasons.extend(f.named().into_iter().map(|h| {
+                    let reason = f.reason(&h);
+                    (h, reason)
+                }));
+                own.within.push((host.clone(), f.culprits()));
                 parts.push(own);
             }
             Slot::Done(HostEnd::Stopped(s)) => not_run.push(NotRun {

@@ -18,6 +18,28 @@ pub fn shown(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
     out.into()
 }
 
+/// Whether `text` may show what a host's line had in other characters: bytes that are not
+/// UTF-8 or control characters (`\xNN`, see [`shown`]), or a character that shows as nothing
+/// (`\u{200b}`, see `report::visible`). A line that printed those characters itself reads
+/// the same, so such lines are never folded into one with another host's, lest two hosts'
+/// different lines be printed as one (stop 67 tester t112: a zero-width space and the text
+/// `\u{200b}` folded into one; tester t116: failure texts of the byte 0xff and of the text
+/// `\xff`).
+pub fn shows_escapes(text: &str) -> bool {
+    let b = text.as_bytes();
+    (0..b.len()).any(|i| match b.get(i..i + 2) {
+        Some(br"\x") => b
+            .get(i + 2..i + 4)
+            .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)),
+        Some(br"\u") => {
+            let hex = b.get(i + 3..).unwrap_or_default();
+            let digits = hex.iter().take_while(|c| c.is_ascii_hexdigit()).count();
+            b.get(i + 2) == Some(&b'{') && digits > 0 && hex.get(digits) == Some(&b'}')
+        }
+        _ => false,
+    })
+}
+
 /// A control character, or one of Unicode's format characters that show as nothing (zero
 /// width, direction marks and overrides, the byte-order mark, soft hyphen): a name holding one
 /// is listed as another name (stop 41 tester t40: `e\u{200b}f` listed as `ef`, which `tether

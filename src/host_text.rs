@@ -254,14 +254,22 @@ impl serde::Serialize for HostText {
 /// names are their set (`web[01-40]: \`x\` failed with exit status 1 after 1.2 s–3.0 s`) and
 /// each duration the range of theirs; a text only one host has is kept as it is. So each
 /// host's text, its name for the set and its durations for the range, is the text it has
-/// on its own. In the order the texts first appear.
+/// on its own. In the order the texts first appear. A text showing `\xNN` or `\u{..}` is
+/// never shared, as a host's output line showing one is never folded.
 pub fn group<S: AsRef<str>>(items: &[(S, &HostText)]) -> Vec<(Vec<String>, String)> {
     // key -> (hosts, their texts)
     let mut groups: Vec<(Vec<Key>, Vec<String>, Vec<&HostText>)> = Vec::new();
     for (host, text) in items {
         let host = host.as_ref();
         let key = text.key(host);
-        match groups.iter_mut().find(|(k, _, _)| *k == key) {
+        // A text that may show other bytes than it says stands alone (see
+        // `chars::shows_escapes`).
+        let alone = crate::chars::shows_escapes(&text.to_string());
+        match groups
+            .iter_mut()
+            .find(|(k, _, _)| *k == key)
+            .filter(|_| !alone)
+        {
             Some((_, hosts, texts)) => {
                 hosts.push(host.to_string());
                 texts.push(text);
@@ -398,6 +406,25 @@ mod tests {
     fn fold_all(items: &[(&str, HostText)]) -> Vec<String> {
         let refs: Vec<(&str, &HostText)> = items.iter().map(|(h, t)| (*h, t)).collect();
         fold(&refs)
+    }
+
+    /// Texts that may show other bytes than they say (`\xff` for the byte 0xff, or the text
+    /// `\xff`) are never shared (stop 67 tester t116: `host[1-2]: ... E\xff`).
+    #[test]
+    fn texts_showing_escapes_stand_alone() {
+        for stderr in ["E\\xff", "\\x1b[2J", "a\\u{200b}b"] {
+            assert_eq!(
+                fold_all(&[
+                    ("a", failed("a", "x", ms(5), stderr)),
+                    ("b", failed("b", "x", ms(5), stderr))
+                ]),
+                [
+                    format!("a: `x` failed with exit status 3 after 5.0 ms\n  stderr (last lines):\n    {stderr}"),
+                    format!("b: `x` failed with exit status 3 after 5.0 ms\n  stderr (last lines):\n    {stderr}"),
+                ],
+                "{stderr}"
+            );
+        }
     }
 
     #[test]

@@ -28,26 +28,6 @@ impl From<Stream> for Lane {
     }
 }
 
-/// Whether `text` may show what a host's line had in other characters: bytes that are not
-/// UTF-8 or control characters (`\xNN`, see `ssh::exec::incoming`), or a character that shows
-/// as nothing (`\u{200b}`, see `text::visible`). A line that printed those characters itself
-/// reads the same, so such lines are never folded, lest two hosts' different lines be printed
-/// as one (stop 67 tester t112: a zero-width space and the text `\u{200b}` folded into one).
-fn shows_escapes(text: &str) -> bool {
-    let b = text.as_bytes();
-    (0..b.len()).any(|i| match b.get(i..i + 2) {
-        Some(br"\x") => b
-            .get(i + 2..i + 4)
-            .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)),
-        Some(br"\u") => {
-            let hex = b.get(i + 3..).unwrap_or_default();
-            let digits = hex.iter().take_while(|c| c.is_ascii_hexdigit()).count();
-            b.get(i + 2) == Some(&b'{') && digits > 0 && hex.get(digits) == Some(&b'}')
-        }
-        _ => false,
-    })
-}
-
 /// How long a line waits for the same line from other hosts. Longer than the supervisor's
 /// streaming delay (up to 0.2 s, see `ssh::supervisor`) plus a loaded machine's jitter: with
 /// 200 ms, 30 hosts printing `start` at the same moment arrived split into several groups.
@@ -198,7 +178,7 @@ impl Fold {
         let joined = self
             .by_line
             .get(&key)
-            .filter(|_| !shows_escapes(text))
+            .filter(|_| !crate::chars::shows_escapes(text))
             .and_then(|seqs| {
                 seqs.iter().copied().find(|&seq| {
                     self.pending

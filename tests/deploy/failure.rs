@@ -522,6 +522,9 @@ fn markers_tether_did_not_write_move_nothing() {
         "",
         "release 20250101000002 building\r\n",
         "release 20250101000001 complete\n",
+        // A NUL byte, which the shell's `read` drops (stop 67 tester t116: complete).
+        "rel\0ease 20250101000002 complete\n",
+        "release 20250101000002 complete\0\n",
     ] {
         fs::write(
             shop(&lab, "web1").join("releases/20250101000002/.tether-complete"),
@@ -543,6 +546,16 @@ fn markers_tether_did_not_write_move_nothing() {
             "{odd:?}"
         );
     }
+    // A REVISION holding bytes that are not text shows each as `?` (stop 67 tester t116: the
+    // ESC dropped, `[2Jevil` shown as part of the revision).
+    fs::write(
+        shop(&lab, "web1").join("releases/20250101000001/REVISION"),
+        "abc\x1b[2J\0evil\n",
+    )
+    .unwrap();
+    tether(&dir, &lab, &["deploy:releases", "--hosts", "web1"])
+        .status(0)
+        .stdout_contains("  20250101000001 abc?[2J?evil\n");
     // A "publishing" marker on the live release naming what current was as /etc.
     fs::write(
         shop(&lab, "web1").join("releases/20250101000003/.tether-complete"),

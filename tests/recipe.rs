@@ -621,6 +621,51 @@ on_failure(|err| { on("all", "echo cleanup >> /srv/cleanup"); print("failure hoo
     }
 }
 
+/// What a task (or a closure hook) prints after a task it invoked ended comes under its own
+/// heading again, in text as in JSON (stop 67 tester t116: a before hook's commands after its
+/// `invoke` printed under the invoked task's heading).
+#[test]
+fn a_task_is_headed_again_after_a_task_it_invoked() {
+    let lab = lab(&["web1"]);
+    let r = lab_recipe(
+        &lab,
+        "reheading",
+        r#"
+task("inner", || { on("web1", "echo inner"); });
+task("inner2", || { on("web1", "echo inner2"); });
+task("outer", || { on("web1", "echo one"); invoke("inner2"); on("web1", "echo two"); });
+before("outer", || { invoke("inner"); on("web1", "echo hooked"); });
+"#,
+    );
+    let out = r.tether().args(&["outer"]).run();
+    out.status(0);
+    let text = &out.stdout;
+    let order = [
+        "▶ before(\"outer\")\n",
+        "▶ inner\n",
+        "web1 | inner\n",
+        "▶ before(\"outer\")\n",
+        "» web1 $ echo hooked\n",
+        "▶ outer\n",
+        "web1 | one\n",
+        "▶ inner2\n",
+        "web1 | inner2\n",
+        "▶ outer\n",
+        "» web1 $ echo two\n",
+        "web1 | two\n",
+    ];
+    let mut from = 0;
+    for line in order {
+        let at = text[from..]
+            .find(line)
+            .unwrap_or_else(|| panic!("{line:?} missing after byte {from}:\n{text}"));
+        from += at + line.len();
+    }
+    // Each heading once per stretch of its own lines.
+    assert_eq!(text.matches("▶ outer\n").count(), 2, "{text}");
+    assert_eq!(text.matches("▶ inner\n").count(), 1, "{text}");
+}
+
 /// A failure hook's failure is folded as the run's own error is: hosts that failed alike are
 /// one entry headed by their set, every host on its own with `--no-fold` (stop 67 tester t114:
 /// the warning listed `web1:` and `web2:` apart where the error folded them).

@@ -394,6 +394,11 @@ fn show(
     if !on_stdout {
         return;
     }
+    if let Some(task) = st.rehead.take().filter(|_| look.format == Format::Text) {
+        print_group_lines(&mut st, look, fold.drain());
+        clear_status(&mut st, look);
+        crate::outln!("{}", text::heading(&task));
+    }
     // A run of one host has no other copy of a line to wait for: its lines go straight out.
     let fold_lines = look.fold && look.format != Format::Json && st.order.len() != 1;
     match host_lines(look, event).filter(|_| fold_lines) {

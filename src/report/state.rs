@@ -64,6 +64,10 @@ pub struct State {
     pub drawing: Option<(String, String)>,
     /// The run is a dry run (its `run_started` said so): its end has no sessions to sum up.
     pub dry_run: bool,
+    /// The task whose `▶` heading text output printed last.
+    pub headed: Option<String>,
+    /// The task to head again before this event's lines (see [`record`]).
+    pub rehead: Option<String>,
 }
 
 impl State {
@@ -135,8 +139,34 @@ pub fn record(st: &mut State, event: &Event) {
             .min(PAD_MOST);
         return;
     }
+    // What a task prints after a task it invoked ended comes under its own heading again, not
+    // under the invoked one's (stop 67 tester t116: a before hook's commands after its
+    // `invoke` printed under the invoked task's heading; JSON and the timeline had them right).
+    st.rehead = None;
+    if matches!(
+        event.kind,
+        EventKind::OnCommand { .. }
+            | EventKind::Print { .. }
+            | EventKind::Output { .. }
+            | EventKind::Planned { .. }
+            | EventKind::PlannedUpload { .. }
+            | EventKind::PlannedDownload { .. }
+            | EventKind::PlannedLocal { .. }
+            | EventKind::LocalOutput { .. }
+    ) {
+        if let Some((top, _)) = st.tasks.last() {
+            if st.headed.as_ref() != Some(top) {
+                let top = top.clone();
+                st.headed = Some(top.clone());
+                st.rehead = Some(top);
+            }
+        }
+    }
     match &event.kind {
-        EventKind::TaskStarted { task } => st.tasks.push((task.clone(), event.at)),
+        EventKind::TaskStarted { task } => {
+            st.tasks.push((task.clone(), event.at));
+            st.headed = Some(task.clone());
+        }
         EventKind::RunStarted { dry_run, .. } => st.dry_run = *dry_run,
         EventKind::TaskFinished { task, .. } => {
             if let Some(i) = st.tasks.iter().rposition(|(t, _)| t == task) {

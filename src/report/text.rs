@@ -33,6 +33,11 @@ fn bold(text: &str) -> String {
     paint(Style::new().bold(), text)
 }
 
+/// A task's heading: `▶ deploy:check`.
+pub fn heading(task: &str) -> String {
+    bold(&format!("▶ {task}"))
+}
+
 fn plural(n: u64) -> &'static str {
     if n == 1 {
         ""
@@ -454,7 +459,7 @@ pub fn text_lines(st: &State, look: Look, event: &Event) -> Vec<String> {
     match &event.kind {
         EventKind::Note { message } if look.verbose => vec![format!("note: {message}")],
         EventKind::Warning { message } => vec![format!("warning: {message}")],
-        EventKind::TaskStarted { task } => vec![bold(&format!("▶ {task}"))],
+        EventKind::TaskStarted { task } => vec![heading(task)],
         EventKind::Print { text } => vec![text.clone()],
         EventKind::OnCommand { hosts, command } => {
             let hosts = match look.fold {

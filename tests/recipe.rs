@@ -621,6 +621,17 @@ on_failure(|err| { on("all", "echo cleanup >> /srv/cleanup"); print("failure hoo
     }
 }
 
+/// Panics unless `text` holds each of `lines` in that order.
+fn in_order(text: &str, lines: &[&str]) {
+    let mut from = 0;
+    for line in lines {
+        let at = text[from..]
+            .find(line)
+            .unwrap_or_else(|| panic!("{line:?} missing after byte {from}:\n{text}"));
+        from += at + line.len();
+    }
+}
+
 /// What a task (or a closure hook) prints after a task it invoked ended comes under its own
 /// heading again, in text as in JSON (stop 67 tester t116: a before hook's commands after its
 /// `invoke` printed under the invoked task's heading).
@@ -654,13 +665,7 @@ before("outer", || { invoke("inner"); on("web1", "echo hooked"); });
         "» web1 $ echo two\n",
         "web1 | two\n",
     ];
-    let mut from = 0;
-    for line in order {
-        let at = text[from..]
-            .find(line)
-            .unwrap_or_else(|| panic!("{line:?} missing after byte {from}:\n{text}"));
-        from += at + line.len();
-    }
+    in_order(text, &order);
     // Each heading once per stretch of its own lines.
     assert_eq!(text.matches("▶ outer\n").count(), 2, "{text}");
     assert_eq!(text.matches("▶ inner\n").count(), 1, "{text}");
@@ -2693,13 +2698,7 @@ after("pre", || { print("after pre"); });
         "▶ before(\"hooked\")\n",
         "» web1 $ exit 8\n",
     ];
-    let mut from = 0;
-    for line in order {
-        let at = text[from..]
-            .find(line)
-            .unwrap_or_else(|| panic!("{line:?} missing after byte {from}:\n{text}"));
-        from += at + line.len();
-    }
+    in_order(text, &order);
     assert!(!text.contains("▶ hooked"), "{text}");
     let json = r.tether().args(&["--format", "json", "hooked"]).run();
     json.status(1);

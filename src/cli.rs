@@ -82,24 +82,16 @@ pub fn json_error(exit_code: i32, text: &str) {
     tether::stdout::write(format_args!("{object}\n"));
 }
 
-/// Whether the command line `args` (its program name left out) asks for `--format json`, read
-/// as clap reads it (the last one given, options only before `--`), for an error clap found
-/// before it could say so.
+/// Whether the command line `args` (its program name left out) asks for `--format json`, as
+/// clap reads it once told to go past the error it found (`Command::ignore_errors`).
 fn json_asked(args: impl IntoIterator<Item = String>) -> bool {
-    let mut json = false;
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--" => break,
-            "--format" => json = args.next().as_deref() == Some("json"),
-            _ => {
-                if let Some(value) = arg.strip_prefix("--format=") {
-                    json = value == "json";
-                }
-            }
-        }
-    }
-    json
+    use clap::CommandFactory as _;
+    Cli::command()
+        .ignore_errors(true)
+        .try_get_matches_from(std::iter::once("tether".to_string()).chain(args))
+        .ok()
+        .and_then(|m| m.get_one::<FormatArg>("format").copied())
+        == Some(FormatArg::Json)
 }
 
 /// The options whose every command-line value is recorded (see [`parse`]).

@@ -394,7 +394,11 @@ fn show(
     if !on_stdout {
         return;
     }
-    if let Some(task) = st.rehead.take().filter(|_| look.format == Format::Text) {
+    // Decided as printed: an event recorded but not shown (a line not ended yet) heads nothing.
+    let rehead = (look.format == Format::Text)
+        .then(|| st.rehead(event))
+        .flatten();
+    if let Some(task) = rehead {
         print_group_lines(&mut st, look, fold.drain());
         clear_status(&mut st, look);
         crate::outln!("{}", text::heading(&task));

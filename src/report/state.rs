@@ -66,11 +66,33 @@ pub struct State {
     pub dry_run: bool,
     /// The task whose `▶` heading text output printed last.
     pub headed: Option<String>,
-    /// The task to head again before this event's lines (see [`record`]).
-    pub rehead: Option<String>,
 }
 
 impl State {
+    /// The task to head again before `event`'s lines in text output: the innermost one running,
+    /// where its heading is not the last printed (stop 67 tester t116: a before hook's
+    /// commands after its `invoke` printed under the invoked task's heading; JSON and the
+    /// timeline had them right). Taken as printed.
+    pub fn rehead(&mut self, event: &Event) -> Option<String> {
+        let lines = matches!(
+            event.kind,
+            EventKind::OnCommand { .. }
+                | EventKind::Print { .. }
+                | EventKind::Output { .. }
+                | EventKind::Planned { .. }
+                | EventKind::PlannedUpload { .. }
+                | EventKind::PlannedDownload { .. }
+                | EventKind::PlannedLocal { .. }
+                | EventKind::LocalOutput { .. }
+        );
+        let (top, _) = self.tasks.last().filter(|_| lines)?;
+        if self.headed.as_ref() == Some(top) {
+            return None;
+        }
+        self.headed = Some(top.clone());
+        self.headed.clone()
+    }
+
     /// The hosts a run's end reports the sessions of: its hosts in order, then the jump hosts
     /// it connected through (`bastion (jump)`, whose sessions it opened too).
     pub fn session_hosts(&self) -> Vec<&String> {
@@ -138,29 +160,6 @@ pub fn record(st: &mut State, event: &Event) {
             .unwrap_or(0)
             .min(PAD_MOST);
         return;
-    }
-    // What a task prints after a task it invoked ended comes under its own heading again, not
-    // under the invoked one's (stop 67 tester t116: a before hook's commands after its
-    // `invoke` printed under the invoked task's heading; JSON and the timeline had them right).
-    st.rehead = None;
-    if matches!(
-        event.kind,
-        EventKind::OnCommand { .. }
-            | EventKind::Print { .. }
-            | EventKind::Output { .. }
-            | EventKind::Planned { .. }
-            | EventKind::PlannedUpload { .. }
-            | EventKind::PlannedDownload { .. }
-            | EventKind::PlannedLocal { .. }
-            | EventKind::LocalOutput { .. }
-    ) {
-        if let Some((top, _)) = st.tasks.last() {
-            if st.headed.as_ref() != Some(top) {
-                let top = top.clone();
-                st.headed = Some(top.clone());
-                st.rehead = Some(top);
-            }
-        }
     }
     match &event.kind {
         EventKind::TaskStarted { task } => {

@@ -7,7 +7,7 @@
 //! tcsh refuse a newline inside single quotes (`Unmatched '''.`) and expand `!` there, fish
 //! reads `\\` and `\'` inside single quotes as escapes, and bsd-csh refuses a word of about
 //! 8 KB (`Word too long.`). So the string is always `exec /bin/sh -c 'BOOT' sh 'ARG'...` (see
-//! [`wrap`]): every word is single-quoted text without a newline, `'`, `\` or `!` (those are
+//! [`wrap`](mod@wrap)): every word is single-quoted text without a newline, `'`, `\` or `!` (those are
 //! written outside the quotes as `\'`, `\\` and `\!`, which the eight shells read alike), and
 //! no word is longer than 4000 bytes (a longer BOOT, the supervisor's, travels in several
 //! words that `sh -c 'eval "${1}${2}..."'` joins). The command travels in the ARG words, escaped as the
@@ -37,10 +37,11 @@
 //! terminal, so the remote process gets SIGHUP: that is how a PTY command is stopped
 //! ([`ExecOptions::stop`]). Without a PTY, closing the channel does not stop the command: the
 //! worker runs such commands under the supervisor (`supervisor.rs`, [`Supervision`]), whose
-//! process group can be stopped, and which a new session can [`resume`]. A PTY
+//! process group can be stopped, and which a new session can [`resume`](resume()). A PTY
 //! command fed on stdin (a sudo password under `requiretty`) gets its terminal with `ECHO`
 //! off, so what it reads is never echoed into its output.
 
+mod channel;
 mod frames;
 mod incoming;
 mod options;
@@ -48,7 +49,9 @@ mod outcome;
 mod preamble;
 mod pty_stop;
 mod pump;
+mod resume;
 mod run;
+mod script;
 mod standby;
 mod supervision;
 mod wrap;
@@ -56,17 +59,19 @@ mod wrap;
 pub use crate::chars::shown;
 pub use incoming::LineEnd;
 pub use options::{
-    open_timeout, DirectLeft, Drain, Echo, ExecOptions, LeftRunning, Source, CHUNK, OPEN_TIMEOUT,
-    PTY_TERM,
+    open_timeout, DirectLeft, Drain, Echo, ExecOptions, LeftRunning, Source, StopPatience, CHUNK,
+    OPEN_TIMEOUT, PTY_TERM,
 };
 pub use outcome::{
     finished_event, ExecError, ExecOutput, ExitStatus, KeptStderr, PtyGroup, Reached, RemoteStop,
     StopFailed,
 };
 pub use preamble::Preamble;
-pub use run::{
-    clean_supervised, resume, run, run_reporting, settle, stop_pty_group, stop_supervised,
-    stop_supervised_group, stop_supervised_keeping_files, Lost, StopPatience,
+pub use resume::{resume, settle, Lost};
+pub use run::{run, run_reporting};
+pub use script::{
+    clean_supervised, stop_pty_group, stop_supervised, stop_supervised_group,
+    stop_supervised_keeping_files,
 };
 pub use standby::{close_standby, standby_left};
 pub use supervision::Supervision;

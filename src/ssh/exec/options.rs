@@ -5,6 +5,8 @@ use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::ssh::supervisor::STOP_GRACE;
+
 /// Options for one command.
 #[derive(Debug, Clone, Default)]
 pub struct ExecOptions {
@@ -161,5 +163,31 @@ pub fn open_timeout() -> Duration {
         SIGNALLED_OPEN_TIMEOUT
     } else {
         OPEN_TIMEOUT
+    }
+}
+
+/// How long a stop waits for its channel to open, and for all of it.
+#[derive(Debug, Clone, Copy)]
+pub struct StopPatience {
+    /// For its channel's opening.
+    pub open: Duration,
+    /// For the whole stop, its opening included.
+    pub total: Duration,
+}
+
+impl StopPatience {
+    /// Where nothing says the session is hung: [`open_timeout`] to open, and the stop's
+    /// [`STOP_GRACE`] beyond it (SIGTERM, then SIGKILL, then another user's processes).
+    pub fn usual() -> StopPatience {
+        StopPatience::opening_within(open_timeout())
+    }
+
+    /// `open` to open, and the stop's [`STOP_GRACE`] beyond the usual [`open_timeout`] once it
+    /// opened: a session that opens a channel is alive.
+    pub(super) fn opening_within(open: Duration) -> StopPatience {
+        StopPatience {
+            open,
+            total: STOP_GRACE + open_timeout().max(open),
+        }
     }
 }

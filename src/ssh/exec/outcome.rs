@@ -326,7 +326,7 @@ pub enum Reached {
 }
 
 impl RemoteStop {
-    /// What the stop `stop` (see `run::stop_supervised`) did, in words and how far it
+    /// What the stop `stop` (see `script::stop_supervised`) did, in words and how far it
     /// reached, of a command whose PTY process group is `pty_group` if it has one.
     pub fn of(stop: Result<StopDone, StopFailed>, pty_group: Option<Box<PtyGroup>>) -> RemoteStop {
         let nothing_to_stop = matches!(stop, Ok(StopDone::Gone | StopDone::Never));

@@ -1,7 +1,10 @@
 //! A command under the supervisor, as its caller keeps it: its id on the host, the streams
 //! received so far (to resume it), and what became of it.
 
+use super::frames::Key;
 use super::incoming::Streams;
+use super::options::ExecOptions;
+use super::wrap::{start_markers, wrap_script};
 
 /// A command under the supervisor (see `supervisor.rs`): what its caller keeps to resume it
 /// after a lost connection, and what became of it.
@@ -9,7 +12,7 @@ pub struct Supervision {
     /// The command's id on the host (the name of its private directory).
     pub id: String,
     /// Both streams as received so far; kept when the connection was lost while the command
-    /// ran under the supervisor, for [`resume`] to continue.
+    /// ran under the supervisor, for [`resume`](super::resume()) to continue.
     pub(super) streams: Option<Streams>,
     /// Why the host ran the command directly instead (the supervisor could not run there).
     pub direct: Option<String>,
@@ -41,7 +44,7 @@ pub struct Supervision {
     pub(super) marker: bool,
     /// The exec's sh ended by this signal before it reported the command's status, and the
     /// command was then followed to its end by a resume on the same connection (see
-    /// `run_wrapped`): its own status says whether it was the command's signal or a process
+    /// `channel.rs`): its own status says whether it was the command's signal or a process
     /// of the supervisor's (its exec's sh or streaming loop, killed on the host while the
     /// command ran on).
     pub followed: Option<String>,
@@ -102,5 +105,25 @@ impl Supervision {
         self.streams
             .as_ref()
             .map_or((0, 0), |s| (s.out.kept, s.err.kept))
+    }
+
+    /// The exec request string that resumes the command from the bytes it received, its frame
+    /// key, and its options (`opts` without stdin or environment: the command has its
+    /// environment already, and this channel only reads its files).
+    pub(super) fn resume_request(&self, opts: &ExecOptions) -> (String, Key, ExecOptions) {
+        let (out, err) = self.received();
+        let key = Key::new();
+        let wrapped = wrap_script(
+            &crate::ssh::supervisor::resume(&start_markers()),
+            &key,
+            &[&self.id, &out.to_string(), &err.to_string()],
+        );
+        let opts = ExecOptions {
+            stdin: None,
+            stdin_from: None,
+            env: Default::default(),
+            ..opts.clone()
+        };
+        (wrapped, key, opts)
     }
 }

@@ -1120,6 +1120,28 @@ fn a_relative_current_is_put_back_as_it_was() {
         Path::new("releases/20250101000002")
     );
     assert!(!root.join(".tether-rollback").exists());
+    // A journal holding a NUL byte is none of tether's: the shell's `read` dropped it, and a
+    // journal saying `rel<NUL>eases/...` put current back to `releases/...` (tester t116's
+    // kind, found in the journal after: the lock and the release markers had it).
+    for journal in [
+        "rel\0eases/20250101000001\nreleases/20250101000002\n",
+        "releases/20250101000001\nrel\0eases/20250101000002\n",
+    ] {
+        fs::write(root.join(".tether-rollback"), journal).unwrap();
+        tether(&dir, &lab, &["deploy:cleanup", "--hosts", "web1"])
+            .status(0)
+            .stdout_contains("web1: /srv/shop/.tether-rollback holds a NUL byte, which tether never writes there: not read (a rollback cut off on this host is not put back), left as it is\n");
+        assert_eq!(
+            fs::read_link(root.join("current")).unwrap(),
+            Path::new("releases/20250101000002"),
+            "{journal:?}"
+        );
+        assert_eq!(
+            fs::read(root.join(".tether-rollback")).unwrap(),
+            journal.as_bytes()
+        );
+    }
+    fs::remove_file(root.join(".tether-rollback")).unwrap();
 
     // The same directory spelled another way: deploy_to given through a link to it (stop 34
     // tester: "no complete release of /srv/link/releases", and the advice looped).

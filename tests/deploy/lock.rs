@@ -1082,6 +1082,10 @@ fn the_unlock_a_run_leaves_removes_its_own_lock_only() {
     let theirs = "alice@laptop since 2025-01-02 03:04:09 UTC (release 20250102030409)";
     fs::write(lock("web1"), format!("{ours}\nid 1234\n")).unwrap();
     fs::write(lock("web2"), format!("{theirs}\nid 99\n")).unwrap();
+    // A NUL byte, which the shell's `read` drops: the line read is then that run's (tester
+    // t116's kind, found in the unlock after: the lock step and the release markers had it).
+    let nul = "ci@build since 2025-01-02 03:04:05 UTC (rel\0ease 20250102030405)\nid 1234\n";
+    fs::write(lock("resque2"), nul).unwrap();
     let out = tether(
         &dir,
         &lab,
@@ -1090,7 +1094,7 @@ fn the_unlock_a_run_leaves_removes_its_own_lock_only() {
             "-s",
             &format!("unlock_holder={ours}"),
             "--hosts",
-            "web1,web2,resque1",
+            "web1,web2,resque1,resque2",
         ],
     );
     out.status(0)
@@ -1098,8 +1102,10 @@ fn the_unlock_a_run_leaves_removes_its_own_lock_only() {
         .stdout_contains(&format!(
             "web2: the lock is not that run's (locked by {theirs}): left alone\n"
         ))
-        .stdout_contains("resque1: not locked\n");
+        .stdout_contains("resque1: not locked\n")
+        .stdout_contains("resque2: the lock is not that run's (");
     assert!(!lock("web1").exists());
+    assert_eq!(fs::read(lock("resque2")).unwrap(), nul.as_bytes());
     assert_eq!(
         fs::read_to_string(lock("web2")).unwrap(),
         format!("{theirs}\nid 99\n")

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::ssh::connect::Connection;
 use crate::ssh::heartbeat::Beat;
@@ -99,6 +99,10 @@ impl WorkerState {
         )
     }
 }
+
+/// A session that could not be replaced is tried again by a command that comes at least this
+/// long after the failed attempt (earlier ones fail at once: the host is known unreachable).
+pub(super) const RETRY_LOST_AFTER: Duration = Duration::from_secs(5);
 
 /// A command left running under the supervisor when re-attaching to it failed.
 pub(super) struct Orphan {

@@ -4084,3 +4084,42 @@ fn a_timeout_while_the_hosts_sshd_is_stopped_ends_soon_after_it() {
         "the command still runs\n{stdout}"
     );
 }
+
+/// A PTY command, which nothing re-attaches to, is stopped over the new connection when its
+/// connection is lost, and said so: the hangup its terminal gets does not end it all (tester
+/// t117: `trap "" HUP` ran on to its end, nothing said of it; a `sleep` that ignores nothing
+/// ran on too, its exec's sh gone).
+#[test]
+fn a_pty_command_outliving_its_lost_connection_is_stopped_over_the_new_one() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+    let how = || FanOut {
+        pty: true,
+        ..FanOut::default()
+    };
+    for (trap, sleep) in [("trap '' HUP; ", "sleep 61"), ("", "sleep 62")] {
+        let command = format!("{trap}echo ran >> /srv/marker; {sleep}; echo late >> /srv/late");
+        let from = h.mark();
+        let r = run_while(&h, &lab, &command, how(), || {
+            std::thread::sleep(Duration::from_millis(500));
+            lab.kill_connections("host1");
+        });
+        assert!(
+            matches!(r.result, Some(Err(SshError::ConnectionLost { .. }))),
+            "{:?}\n{}",
+            r.result,
+            h.story()
+        );
+        wait_until(&format!("`{sleep}` outlived its lost connection"), || {
+            processes(&lab, "host1", sleep).is_empty()
+        });
+        h.settle();
+        let stopped = h.events[from..]
+            .iter()
+            .filter(|(_, e)| matches!(&e.kind, EventKind::RemoteStopped { command: c, .. } if *c == command))
+            .count();
+        assert_eq!(stopped, 1, "{}", h.story());
+        std::fs::remove_file(lab.host("host1").root_dir.join("marker")).unwrap();
+    }
+    assert!(!lab.host("host1").root_dir.join("late").exists());
+}

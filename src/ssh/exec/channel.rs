@@ -322,6 +322,12 @@ fn follow_channel(
                     sup.pending = true;
                     sup.streams = Some(streams);
                 }
+            } else if opts.pty {
+                preamble.pty_group =
+                    pty_stop::group(&streams.out.start.preamble, key).map(|(_, pgid)| PtyGroup {
+                        pgid,
+                        key: key.as_str().to_string(),
+                    });
             }
             return Err(ExecError::Lost(reason));
         }

@@ -1,6 +1,8 @@
 //! The login shell's preamble: what its start-up files print before the command, split from the
 //! command's output by the start marker.
 
+use super::outcome::PtyGroup;
+
 /// What the wrapper prints before the command (see [`Preamble`]).
 pub(super) const START: &[u8] = b"\x1etether-start\x1e";
 
@@ -15,6 +17,11 @@ pub struct Preamble {
     /// The exec's sh said the login shell's `PATH` has no bash: the command ran by `/bin/sh`
     /// (see `command_shell.rs`).
     pub no_bash: bool,
+    /// A PTY command's process group, as its exec's sh said it, where the command's connection
+    /// was lost ([`ExecError::Lost`](super::ExecError::Lost)): nothing re-attaches to a PTY
+    /// command, and one that ignores the hangup its terminal gets runs on; this is what stops
+    /// it over a new connection.
+    pub pty_group: Option<PtyGroup>,
 }
 
 impl Preamble {

@@ -9,6 +9,7 @@ use std::time::Instant;
 use super::state::{self, WorkerState, RETRY_LOST_AFTER};
 use crate::event::{EventKind, Stream};
 use crate::ssh::exec::{self, Echo, ExecError, ExecOptions, ExecOutput, Supervision};
+use crate::ssh::supervisor::StopDone;
 use crate::ssh::SshError;
 
 impl WorkerState {
@@ -354,13 +355,17 @@ impl WorkerState {
                 })),
             (None, Err(ExecError::Lost(reason))) => {
                 let error = self.lost_command(command, started, &reason, sup.as_ref());
+                let pty_group = self.lost_pty.take();
                 // Reconnect for later work (failure hooks may need the host); the lost command
                 // itself is never re-sent.
-                self.replace_session(
+                let reconnected = self.replace_session(
                     format!("connection lost during a command ({reason})"),
                     false,
                     false,
                 );
+                if let Some(group) = pty_group {
+                    self.stop_lost_pty(command, &group, reconnected);
+                }
                 Err(error)
             }
         };
@@ -574,6 +579,56 @@ impl WorkerState {
         });
     }
 
+    /// Stops `group`, the process group of the PTY command `command` whose connection was lost,
+    /// over the new connection (`reconnected`): nothing re-attaches to it, and the hangup its
+    /// terminal gets does not end it all (tester t117: `trap "" HUP` ran on to its end, nothing
+    /// said; a `sleep` that ignores nothing ran on too, its exec's sh gone). One found ended is
+    /// said nothing of; one that cannot be stopped is said so with how to stop it by hand, and
+    /// named again as tether exits.
+    fn stop_lost_pty(&mut self, command: &str, group: &exec::PtyGroup, reconnected: bool) {
+        let why = "its connection was lost, and a command on a terminal is not re-attached to";
+        let stopped = match (&self.conn, reconnected) {
+            (Some(conn), true) => exec::stop_pty_group(conn, group, exec::StopPatience::usual()),
+            _ => Err(exec::StopFailed::from(
+                "there was no new connection to the host to stop it".to_string(),
+            )),
+        };
+        match stopped {
+            Ok(StopDone::Gone | StopDone::Never) => {}
+            Ok(done) => self.emit(EventKind::RemoteStopped {
+                command: command.to_string(),
+                why: why.to_string(),
+                how: exec::RemoteStop::of(Ok(done), None).how,
+                nothing_to_stop: false,
+            }),
+            Err(failed) => {
+                self.left_on_terminals.push(state::pty_left_at_exit(
+                    &self.owner.name,
+                    &self.owner.config.ssh_command,
+                    command,
+                    &group.pgid,
+                    &format!(
+                        "stopping it after its connection was lost failed ({})",
+                        failed.how
+                    ),
+                ));
+                self.emit(EventKind::Warning {
+                    message: format!(
+                        "`{command}` may still be running on the host: its connection was lost, \
+                         and stopping it over a new one failed ({}). Its process group is {}; \
+                         to stop it: {}",
+                        failed.how,
+                        group.pgid,
+                        crate::ssh::supervisor::by_hand(
+                            &self.owner.config.ssh_command,
+                            &crate::ssh::supervisor::stop_pty_by_hand(&group.pgid)
+                        )
+                    ),
+                });
+            }
+        }
+    }
+
     /// Runs `command` on the session (under the supervisor with `sup`), or, with `sup` holding
     /// the streams of a command lost with its connection, resumes it.
     pub(super) fn exec_once(
@@ -611,6 +666,10 @@ impl WorkerState {
         };
         // The command's channel read whatever the session held.
         self.login_unread = false;
+        self.lost_pty = match &result {
+            Err(ExecError::Lost(_)) => preamble.pty_group.take(),
+            _ => None,
+        };
         if preamble.no_bash && !self.no_bash_said {
             self.no_bash_said = true;
             self.owner.emit(EventKind::Warning {

@@ -157,6 +157,7 @@ impl HostWorker {
             timed_queued: timed_queued.clone(),
             dead_idle: None,
             left_on_terminals: Vec::new(),
+            lost_pty: None,
         };
         let thread = std::thread::Builder::new()
             .name(format!("host {name}"))

@@ -78,6 +78,9 @@ pub(super) struct WorkerState {
     /// What an exit at a second signal says of the commands on a PTY whose stop failed: they
     /// may run on (see [`pty_left_at_exit`]).
     pub(super) left_on_terminals: Vec<crate::interrupt::LeftBehind>,
+    /// The process group of the PTY command whose connection the last command run lost, where
+    /// its exec's sh said it: stopped over the new connection (see `command.rs`).
+    pub(super) lost_pty: Option<crate::ssh::exec::PtyGroup>,
 }
 
 impl WorkerState {

@@ -4123,3 +4123,48 @@ fn a_pty_command_outliving_its_lost_connection_is_stopped_over_the_new_one() {
     }
     assert!(!lab.host("host1").root_dir.join("late").exists());
 }
+
+/// A stop that waits longer than the server lets a channel be idle (`ChannelTimeout`, a command
+/// cleaning up for 3 s on SIGTERM) is run again where the server closed its channel, or keeps
+/// its channel busy, and what it did is said, not "the server closed the stop's channel" with
+/// the command said maybe running (tester t117: it had stopped). Under the supervisor with
+/// `session:*=1s` (which closes a channel within a second whatever it carries), and on a
+/// terminal with `session:*=2s` (under 1 s a PTY command's own channel is closed at once).
+#[test]
+fn a_stop_longer_than_the_channel_timeout_says_what_it_did() {
+    for (pty, timeout) in [(false, "1s"), (true, "2s")] {
+        let lab = Lab::builder().names(&["host1"]).start();
+        lab.reconfigure("host1", &format!("ChannelTimeout session:*={timeout}"));
+        let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+        let command = "echo ran >> /srv/marker; trap 'for i in 1 2 3 4 5 6; do echo cleaning; \
+                       sleep 0.5; done; echo cleaned >> /srv/cleaned; exit 1' TERM; while :; do \
+                       echo working; sleep 0.3; done";
+        let how = FanOut {
+            timeout: Some(Duration::from_secs(2)),
+            pty,
+            ..FanOut::default()
+        };
+        let r = run_while(&h, &lab, command, how, || {});
+        h.settle();
+        assert!(
+            matches!(
+                r.result,
+                Some(Err(SshError::CommandTimeout {
+                    reach: StopReach::Stopped,
+                    ..
+                }))
+            ),
+            "pty {pty}: {:?}\n{}",
+            r.result,
+            h.story()
+        );
+        let said = h.count("host1", |k| matches!(k, EventKind::RemoteStopped { .. }));
+        assert_eq!(said, 1, "pty {pty}\n{}", h.story());
+        assert_eq!(
+            std::fs::read_to_string(lab.host("host1").root_dir.join("cleaned")).unwrap(),
+            "cleaned\n",
+            "pty {pty}\n{}",
+            h.story()
+        );
+    }
+}

@@ -52,8 +52,9 @@ pub(super) fn group(preamble: &[u8], key: &Key) -> Option<(std::ops::Range<usize
 /// prints the start markers.
 pub(super) fn script(start: &str) -> String {
     let others = crate::ssh::supervisor::OTHERS;
+    let nap = crate::ssh::supervisor::NAP;
     format!(
-        r#"_tether_p=$1; _tether_g=$2; _tether_c=$3; set --; {start} _tether_r=TERM; _tether_l=; [ -n "$_tether_c" ] && read -r _tether_l </proc/"$_tether_p"/cmdline 2>/dev/null; if [ -n "$_tether_l" ] && ! grep -qF -e "$_tether_c" /proc/"$_tether_p"/cmdline 2>/dev/null; then _tether_r=gone; elif ! kill -TERM -"$_tether_p" 2>/dev/null; then _tether_r=gone; else kill -CONT -"$_tether_p" 2>/dev/null; fi; if [ $_tether_r = gone ]; then :; else _tether_i=0; while kill -0 -"$_tether_p" 2>/dev/null; do if [ $_tether_i -ge $((_tether_g*20)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; sleep 0.05 2>/dev/null || sleep 1; _tether_i=$((_tether_i+1)); done; {others}; fi; echo "$_tether_r"; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
+        r#"_tether_p=$1; _tether_g=$2; _tether_c=$3; set --; {start} trap "" PIPE; {nap} _tether_r=TERM; _tether_l=; [ -n "$_tether_c" ] && read -r _tether_l </proc/"$_tether_p"/cmdline 2>/dev/null; if [ -n "$_tether_l" ] && ! grep -qF -e "$_tether_c" /proc/"$_tether_p"/cmdline 2>/dev/null; then _tether_r=gone; elif ! kill -TERM -"$_tether_p" 2>/dev/null; then _tether_r=gone; else kill -CONT -"$_tether_p" 2>/dev/null; fi; if [ $_tether_r = gone ]; then :; else _tether_i=0; while kill -0 -"$_tether_p" 2>/dev/null; do if [ $_tether_i -ge $((_tether_g*20)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; _tether_nap; _tether_i=$((_tether_i+1)); done; {others}; fi; echo "$_tether_r"; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
     )
 }
 

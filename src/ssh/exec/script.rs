@@ -2,7 +2,7 @@
 //! the supervisor's claim, stop and clean (see `supervisor.rs`), the stop of a PTY command's
 //! process group (see `pty_stop.rs`), the removal of a staged command.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::channel::{run_wrapped, StopTarget};
 use super::frames::Key;
@@ -224,7 +224,14 @@ pub fn stop_supervised_group(
 }
 
 /// Runs the stop `script` (`supervisor::stop`, `pty_stop::script`) for `what`, with the grace
-/// period and `more` as its further arguments, within `patience`: what it found and did.
+/// period and `more` as its further arguments, within `patience`: what it found and did. A
+/// stop whose channel the server closed (sshd's `ChannelTimeout`: at 1 s it closes a channel
+/// whatever it carries, within a second) is run again on a new one, within `patience`: the
+/// supervisor's stop run again takes the result the first one recorded, or waits for it (see
+/// `supervisor::stop`); a PTY group's stop run again after one closed as it ran finds the
+/// group gone once it ended at the first one's SIGTERM (tester t117: a stop that stopped the
+/// command was said to have failed, "the server closed the stop's channel", the command maybe
+/// running).
 fn run_stop(
     conn: &Connection,
     script: &str,
@@ -236,31 +243,58 @@ fn run_stop(
     let seconds = grace.as_secs().to_string();
     let mut args = vec![what, &seconds];
     args.extend(more);
-    match run_script(conn, script, &args, patience.total, patience.open) {
-        Ok(out) if out.status.success() => {
-            match String::from_utf8_lossy(&out.stdout)
-                .trim()
-                .strip_prefix("unusable ")
-            {
-                // The supervisor cannot run there: the command ran directly, if at all
-                // (tester t111: said as the host never saying its group, with words to stop
-                // it by its files, which it has none of).
-                Some(said) => Err(StopFailed::direct(incoming::direct_words(said))),
-                None => Ok(StopDone::parse(&out.stdout)?),
+    let until = Instant::now() + patience.total;
+    // An earlier run of it was closed by the server after it started (and signalled).
+    let mut signalled = false;
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let left = until.saturating_duration_since(Instant::now());
+        let out = match run_script(conn, script, &args, left, patience.open.min(left)) {
+            Ok(out) => out,
+            Err(ExecError::Lost(e)) => {
+                return Err(StopFailed {
+                    cut: true,
+                    ..StopFailed::from(format!("the connection was lost while stopping it ({e})"))
+                })
             }
+            Err(e) => {
+                return Err(StopFailed {
+                    refused: matches!(e, ExecError::Refused(_)),
+                    unanswered: matches!(e, ExecError::NotStarted(_)),
+                    ..StopFailed::from(format!("stopping it failed ({e})"))
+                })
+            }
+        };
+        let said = String::from_utf8_lossy(&out.stdout);
+        let closed = matches!(
+            out.status,
+            ExitStatus::Missing | ExitStatus::MissingBeforeStart | ExitStatus::Unchecked
+        );
+        match said.trim().strip_prefix("unusable ") {
+            // The supervisor cannot run there: the command ran directly, if at all (tester
+            // t111: said as the host never saying its group, with words to stop it by its
+            // files, which it has none of).
+            Some(said) if out.status.success() => {
+                return Err(StopFailed::direct(incoming::direct_words(said)))
+            }
+            // What it did arrived, and its channel was closed after (or it ended).
+            _ if out.status.success() || closed && StopDone::parse(&out.stdout).is_ok() => {
+                return match StopDone::parse(&out.stdout)? {
+                    StopDone::Gone if signalled => Ok(StopDone::Term),
+                    done => Ok(done),
+                }
+            }
+            _ if closed && tries < STOP_TRIES && Instant::now() < until => {
+                signalled |= out.status == ExitStatus::Missing;
+            }
+            _ => return Err(stop_ended(&out.status).into()),
         }
-        Ok(out) => Err(stop_ended(&out.status).into()),
-        Err(ExecError::Lost(e)) => Err(StopFailed {
-            cut: true,
-            ..StopFailed::from(format!("the connection was lost while stopping it ({e})"))
-        }),
-        Err(e) => Err(StopFailed {
-            refused: matches!(e, ExecError::Refused(_)),
-            unanswered: matches!(e, ExecError::NotStarted(_)),
-            ..StopFailed::from(format!("stopping it failed ({e})"))
-        }),
     }
 }
+
+/// How many times a stop whose channel the server closed is run (see [`run_stop`]).
+const STOP_TRIES: u32 = 20;
 
 /// Why a stop whose own exec ended with `status` failed, in words about the stop: a status's
 /// own words speak of the command it ended (stop 57 tester t90: "the command never said it

@@ -4168,3 +4168,37 @@ fn a_stop_longer_than_the_channel_timeout_says_what_it_did() {
         );
     }
 }
+
+/// A session that gives no answer at the run's end says what it leaves on the host: the files
+/// of the commands it ran, not yet removed (tester t117: nine files of a command left, unsaid).
+/// Its connection killed right after a command, the worker removes them over a new session
+/// where it noticed the loss first, or says them: never leaves them unsaid.
+#[test]
+fn files_a_dead_session_leaves_at_the_run_end_are_said() {
+    let lab = Lab::builder().names(&["host1"]).start();
+    let tmp = lab.host("host1").tmp.clone();
+    let mut said_once = false;
+    for round in 0..3 {
+        let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &["host1"]);
+        let r = h.run(&["host1"], &format!("echo round{round}"));
+        assert!(r[0].ok(), "{:?}", r[0].result);
+        lab.kill_connections("host1");
+        h.pool.retain(&[]);
+        h.idle(Duration::from_millis(300));
+        let left = support::lab::supervisor_files_left(&tmp);
+        let said = h.events.iter().any(|(_, e)| {
+            matches!(&e.kind, EventKind::SessionLost { reason: m, .. } | EventKind::Warning { message: m }
+                if m.contains("it ran are left on the host"))
+        });
+        assert!(
+            left.is_empty() || said,
+            "round {round}: {left:?} left, unsaid\n{}",
+            h.story()
+        );
+        said_once |= said;
+        for f in left {
+            let _ = std::fs::remove_file(tmp.join("tether-root").join(f));
+        }
+    }
+    assert!(said_once, "the worker never ended on a dead session");
+}

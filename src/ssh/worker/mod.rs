@@ -254,6 +254,26 @@ impl Drop for HostWorker {
 /// (as long as the exec that removes them has: see `exec::clean_supervised`).
 const LAST_ANSWER: Duration = Duration::from_secs(3);
 
+/// What a worker whose session is gone at the run's end leaves on its host: the files of the
+/// supervised commands `read` (their results read, not yet removed), in words; `None` for none
+/// (tester t117: a command's nine files were left unsaid). A later run's clean-up on the host
+/// removes them once they are a day old (see `supervisor::clean`).
+fn files_left(read: &[String]) -> Option<String> {
+    let dir = "${TMPDIR:-/tmp}/tether-$USER";
+    let later = "for a later run to remove once they are a day old";
+    match read {
+        [] => None,
+        [id] => Some(format!(
+            "the files of a command it ran are left on the host (`{dir}/{id}.*`), {later}"
+        )),
+        ids => Some(format!(
+            "the files of {} commands it ran are left on the host (`{dir}/ID.*`, ID {}), {later}",
+            ids.len(),
+            ids.join(", ")
+        )),
+    }
+}
+
 impl WorkerState {
     fn emit(&self, kind: EventKind) {
         self.owner.emit(kind);
@@ -318,12 +338,22 @@ impl WorkerState {
             };
             if let Err(e) = answered {
                 self.emit(EventKind::SessionLost {
-                    reason: format!("no answer from the session at the run's end: {e}"),
+                    reason: match files_left(&self.read) {
+                        Some(left) => {
+                            format!("no answer from the session at the run's end: {e}; {left}")
+                        }
+                        None => format!("no answer from the session at the run's end: {e}"),
+                    },
                     while_idle: true,
                 });
                 return;
             }
             conn.disconnect();
+        } else if let Some(left) = files_left(&self.read) {
+            // Lost as the run ended (not reconnected then), or unreachable since.
+            self.emit(EventKind::Warning {
+                message: format!("no session to the host at the run's end: {left}"),
+            });
         }
     }
 

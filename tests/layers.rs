@@ -86,7 +86,10 @@ fn references(module: &[String], text: &str) -> Vec<Vec<String>> {
             }
             i += 2;
         }
-        if segs.len() < 2 {
+        // `use a::{b, c}` refers to `a` itself at least (a one-segment path only this way:
+        // `worker::{Request, State}` hid a cycle, found when it became `worker::State`).
+        let group = chars.get(i..i + 3) == Some(&[':', ':', '{'][..]);
+        if segs.len() < 2 && !group {
             continue;
         }
         let resolved = match segs[0].as_str() {

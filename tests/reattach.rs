@@ -4202,3 +4202,52 @@ fn files_a_dead_session_leaves_at_the_run_end_are_said() {
     }
     assert!(said_once, "the worker never ended on a dead session");
 }
+
+/// A stop run again after the server closed its channel says what the first one did: SIGKILL
+/// for commands that ignore SIGTERM, on several hosts at once (tester t119: under
+/// `ChannelTimeout session:*=1s` some hosts said "sent SIGTERM and ended" of a group that took
+/// the SIGKILL 5 s later; the first stop's print into the closed channel had not failed, so it
+/// recorded nothing for the second to read).
+#[test]
+fn a_stop_run_again_says_the_sigkill_the_first_sent() {
+    let hosts = ["host1", "host2", "host3"];
+    let lab = Lab::builder().names(&hosts).start();
+    for h in hosts {
+        lab.reconfigure(h, "ChannelTimeout session:*=1s");
+    }
+    let mut h = Harness::new(&lab.ssh_config(), WorkerSettings::default(), &hosts);
+    let command = "trap '' TERM; while :; do echo working; sleep 0.3; done";
+    let commands: Vec<(String, String)> = hosts
+        .iter()
+        .map(|h| (h.to_string(), command.to_string()))
+        .collect();
+    let how = FanOut {
+        timeout: Some(Duration::from_secs(2)),
+        ..FanOut::default()
+    };
+    let results = h.pool.fan_out(&commands, &how);
+    h.settle();
+    for (host, r) in hosts.iter().zip(&results) {
+        assert!(
+            matches!(r.result, Some(Err(SshError::CommandTimeout { .. }))),
+            "{host}: {:?}\n{}",
+            r.result,
+            h.story()
+        );
+        let hows: Vec<&String> = h
+            .events
+            .iter()
+            .filter(|(_, e)| &*e.host == *host)
+            .filter_map(|(_, e)| match &e.kind {
+                EventKind::RemoteStopped { how, .. } => Some(how),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            hows,
+            ["its process group was sent SIGTERM, and SIGKILL after 5 s"],
+            "{host}\n{}",
+            h.story()
+        );
+    }
+}

@@ -48,13 +48,16 @@ pub(super) fn group(preamble: &[u8], key: &Key) -> Option<(std::ops::Range<usize
 /// runs and whose command line in `/proc` lacks it is another's (the command ended and its pid
 /// went to another process): `gone`, nothing signalled. A group whose leader is gone (a PTY's
 /// exec's sh hung up with its terminal; a zombie's command line is empty) is signalled: what
-/// is left of it is the command's (a `trap '' HUP` that outlived its terminal). `start`
-/// prints the start markers.
+/// is left of it is the command's (a `trap '' HUP` that outlived its terminal). A group whose
+/// every process is a zombie (read in `/proc`, where it can be) runs nothing: `gone`, and it
+/// is gone for the wait after the SIGTERM once only zombies are left (stop 68 tester t119: a
+/// PTY command that ended as its connection died, only its unreaped sh left, was said "sent
+/// SIGTERM and ended"). `start` prints the start markers.
 pub(super) fn script(start: &str) -> String {
     let others = crate::ssh::supervisor::OTHERS;
     let nap = crate::ssh::supervisor::NAP;
     format!(
-        r#"_tether_p=$1; _tether_g=$2; _tether_c=$3; set --; {start} trap "" PIPE; {nap} _tether_r=TERM; _tether_l=; [ -n "$_tether_c" ] && read -r _tether_l </proc/"$_tether_p"/cmdline 2>/dev/null; if [ -n "$_tether_l" ] && ! grep -qF -e "$_tether_c" /proc/"$_tether_p"/cmdline 2>/dev/null; then _tether_r=gone; elif ! kill -TERM -"$_tether_p" 2>/dev/null; then _tether_r=gone; else kill -CONT -"$_tether_p" 2>/dev/null; fi; if [ $_tether_r = gone ]; then :; else _tether_i=0; while kill -0 -"$_tether_p" 2>/dev/null; do if [ $_tether_i -ge $((_tether_g*20)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; _tether_nap; _tether_i=$((_tether_i+1)); done; {others}; fi; echo "$_tether_r"; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
+        r#"_tether_p=$1; _tether_g=$2; _tether_c=$3; set --; {start} trap "" PIPE; {nap} _tether_live() {{ [ -r /proc/self/stat ] || return 0; for _tether_f in /proc/[0-9]*/stat; do _tether_v=; read -r _tether_v <"$_tether_f" 2>/dev/null || continue; _tether_v=${{_tether_v##*) }}; set -f; set -- $_tether_v; set +f; [ "$3" = "$_tether_p" ] && [ "$1" != Z ] && return 0; done; return 1; }}; _tether_r=TERM; _tether_l=; [ -n "$_tether_c" ] && read -r _tether_l </proc/"$_tether_p"/cmdline 2>/dev/null; if [ -n "$_tether_l" ] && ! grep -qF -e "$_tether_c" /proc/"$_tether_p"/cmdline 2>/dev/null; then _tether_r=gone; elif ! _tether_live; then _tether_r=gone; elif ! kill -TERM -"$_tether_p" 2>/dev/null; then _tether_r=gone; else kill -CONT -"$_tether_p" 2>/dev/null; fi; if [ $_tether_r = gone ]; then :; else _tether_i=0; while kill -0 -"$_tether_p" 2>/dev/null && _tether_live; do if [ $_tether_i -ge $((_tether_g*20)) ]; then kill -KILL -"$_tether_p" 2>/dev/null; _tether_r=KILL; break; fi; _tether_nap; _tether_i=$((_tether_i+1)); done; {others}; fi; echo "$_tether_r"; printf "\036tether-exit:%s:0\036" "$_tether_key" >&2"#
     )
 }
 
@@ -135,6 +138,17 @@ mod tests {
             said.ends_with("TERM\n") || said.ends_with("KILL\n"),
             "{said:?}"
         );
+        // Only its leader left, a zombie not reaped yet (a PTY command that ended as its
+        // connection died, sshd slow to reap it): nothing runs, nothing is signalled (tester
+        // t119: "sent SIGTERM and ended"; it waited for the zombie, then said SIGKILL).
+        let mut zombie = group(&["-c", "exit 0", "sh", frame_key]);
+        let stat = format!("/proc/{}/stat", zombie.id());
+        while !std::fs::read_to_string(&stat).is_ok_and(|s| s.contains(") Z ")) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let said = stop(zombie.id());
+        assert!(said.ends_with("gone\n"), "{said:?}");
+        zombie.wait().unwrap();
         let mut own = group(&["-c", "sleep 30; :", "sh", frame_key]);
         let pgid = own.id();
         // Reaped as it ends, as sshd reaps its session's shell. (Its `sleep`, left to init

@@ -580,11 +580,11 @@ impl WorkerState {
     }
 
     /// Stops `group`, the process group of the PTY command `command` whose connection was lost,
-    /// over the new connection (`reconnected`): nothing re-attaches to it, and the hangup its
-    /// terminal gets does not end it all (tester t117: `trap "" HUP` ran on to its end, nothing
-    /// said; a `sleep` that ignores nothing ran on too, its exec's sh gone). One found ended is
-    /// said nothing of; one that cannot be stopped is said so with how to stop it by hand, and
-    /// named again as tether exits.
+    /// over the new connection (`reconnected`): nothing re-attaches to it, and a command that
+    /// ignores the hangup its terminal gets runs on (tester t117: `trap "" HUP` ran on to its
+    /// end, nothing said). One found ended (by the hangup, as most do) is said nothing of; one
+    /// that cannot be stopped is said so with how to stop it by hand, and named again as tether
+    /// exits.
     fn stop_lost_pty(&mut self, command: &str, group: &exec::PtyGroup, reconnected: bool) {
         let why = "its connection was lost, and a command on a terminal is not re-attached to";
         let stopped = match (&self.conn, reconnected) {

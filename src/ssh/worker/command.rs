@@ -547,13 +547,8 @@ impl WorkerState {
             let by_hand = match (sup, &done.pty_group) {
                 (None, Some(group)) if failed => format!(
                     "; it may still be running: on its terminal it gets SIGHUP once the host's \
-                     sshd finds its connection ended, unless it ignores that. Its process group \
-                     is {}; to stop it: {}",
-                    group.pgid,
-                    crate::ssh::supervisor::by_hand(
-                        &self.owner.config.ssh_command,
-                        &crate::ssh::supervisor::stop_pty_by_hand(&group.pgid)
-                    )
+                     sshd finds its connection ended, unless it ignores that. {}",
+                    self.pty_stop_words(group)
                 ),
                 _ => String::new(),
             };
@@ -577,6 +572,19 @@ impl WorkerState {
             how: done.how.clone(),
             nothing_to_stop: done.nothing_to_stop,
         });
+    }
+
+    /// `Its process group is PGID; to stop it: ssh ...`: the words that stop a PTY command's
+    /// `group` by hand, said where tether could not.
+    fn pty_stop_words(&self, group: &exec::PtyGroup) -> String {
+        format!(
+            "Its process group is {}; to stop it: {}",
+            group.pgid,
+            crate::ssh::supervisor::by_hand(
+                &self.owner.config.ssh_command,
+                &crate::ssh::supervisor::stop_pty_by_hand(&group.pgid)
+            )
+        )
     }
 
     /// Stops `group`, the process group of the PTY command `command` whose connection was lost,
@@ -615,14 +623,9 @@ impl WorkerState {
                 self.emit(EventKind::Warning {
                     message: format!(
                         "`{command}` may still be running on the host: its connection was lost, \
-                         and stopping it over a new one failed ({}). Its process group is {}; \
-                         to stop it: {}",
+                         and stopping it over a new one failed ({}). {}",
                         failed.how,
-                        group.pgid,
-                        crate::ssh::supervisor::by_hand(
-                            &self.owner.config.ssh_command,
-                            &crate::ssh::supervisor::stop_pty_by_hand(&group.pgid)
-                        )
+                        self.pty_stop_words(group)
                     ),
                 });
             }

@@ -1120,17 +1120,46 @@ fn a_relative_current_is_put_back_as_it_was() {
         Path::new("releases/20250101000002")
     );
     assert!(!root.join(".tether-rollback").exists());
-    // A journal holding a NUL byte is none of tether's: the shell's `read` dropped it, and a
-    // journal saying `rel<NUL>eases/...` put current back to `releases/...` (tester t116's
-    // kind, found in the journal after: the lock and the release markers had it).
-    for journal in [
-        "rel\0eases/20250101000001\nreleases/20250101000002\n",
-        "releases/20250101000001\nrel\0eases/20250101000002\n",
+    // A journal tether did not write is not read, said, and left. One holding a NUL byte: the
+    // shell's `read` dropped it, and a journal saying `rel<NUL>eases/...` put current back to
+    // `releases/...` (tester t116's kind, found in the journal after: the lock and the release
+    // markers had it). One whose target ends in a CR or holds an ESC, which is then not
+    // current, was taken for a rollback that never switched and removed without a word (tester
+    // t119); so were one of three lines, one cut off before its newline, and one without a
+    // target.
+    let nul = "holds a NUL byte";
+    let lines = "is not two whole lines";
+    let target = "names a target that is empty or holds a control character";
+    for (journal, what) in [
+        ("rel\0eases/20250101000001\nreleases/20250101000002\n", nul),
+        ("releases/20250101000001\nrel\0eases/20250101000002\n", nul),
+        (
+            "releases/20250101000002\n/srv/shop/releases/20250101000001\r\n",
+            target,
+        ),
+        (
+            "releases/20250101000002\n\x1b[2J/srv/shop/releases/20250101000001\n",
+            target,
+        ),
+        (
+            "releases/20250101000002\n/srv/shop/releases/\x7f20250101000001\n",
+            target,
+        ),
+        ("releases/20250101000002\n\n", target),
+        ("releases/20250101000002\n", lines),
+        (
+            "releases/20250101000002\n/srv/shop/releases/20250101000001",
+            lines,
+        ),
+        (
+            "releases/20250101000002\n/srv/shop/releases/20250101000001\nmore\n",
+            lines,
+        ),
     ] {
         fs::write(root.join(".tether-rollback"), journal).unwrap();
         tether(&dir, &lab, &["deploy:cleanup", "--hosts", "web1"])
             .status(0)
-            .stdout_contains("web1: /srv/shop/.tether-rollback holds a NUL byte, which tether never writes there: not read (a rollback cut off on this host is not put back), left as it is\n");
+            .stdout_contains(&format!("web1: /srv/shop/.tether-rollback {what}, which tether never writes there: not read (a rollback cut off on this host is not put back), left as it is\n"));
         assert_eq!(
             fs::read_link(root.join("current")).unwrap(),
             Path::new("releases/20250101000002"),
@@ -1138,10 +1167,25 @@ fn a_relative_current_is_put_back_as_it_was() {
         );
         assert_eq!(
             fs::read(root.join(".tether-rollback")).unwrap(),
-            journal.as_bytes()
+            journal.as_bytes(),
+            "{journal:?}"
         );
     }
-    fs::remove_file(root.join(".tether-rollback")).unwrap();
+    // Tether's own journal of a rollback that never switched here goes without a word.
+    fs::write(
+        root.join(".tether-rollback"),
+        "releases/20250101000002\n/srv/shop/releases/20250101000001\n",
+    )
+    .unwrap();
+    tether(&dir, &lab, &["deploy:cleanup", "--hosts", "web1"])
+        .status(0)
+        .stdout_lacks("rollback")
+        .stdout_lacks("left as it is");
+    assert!(!root.join(".tether-rollback").exists());
+    assert_eq!(
+        fs::read_link(root.join("current")).unwrap(),
+        Path::new("releases/20250101000002")
+    );
 
     // The same directory spelled another way: deploy_to given through a link to it (stop 34
     // tester: "no complete release of /srv/link/releases", and the advice looped).

@@ -234,9 +234,49 @@ fn a_lock_that_is_empty_junk_or_not_a_file_is_held_and_a_full_disk_leaves_none()
         .stdout_contains("web1    | removing an empty lock\n")
         // Not a lock of tether's: not said as one (stop 51 tester t77: `removing the lock of
         // junk lock`).
-        .stdout_contains("web2    | removing a lock file tether did not write: junk\n")
+        .stdout_contains("web2    | removing a lock file tether did not write, not text (its printable part: junk)\n")
         .stdout_contains("resque1 | removing an empty directory in the lock's place\n")
         .stdout_contains("resque2 | removing a symbolic link to /nowhere in the lock's place\n");
+    for h in HOSTS {
+        assert!(fs::symlink_metadata(lock(h)).is_err(), "{h}");
+    }
+
+    // A holder line with a NUL byte, a CR or an ESC is none of tether's, in the deploy it
+    // stops and in the unlock that removes it (tester t119: deploy:unlock said "removing the
+    // lock of ci@build ... (release ...)" of one with a NUL, which it had dropped); one in
+    // UTF-8 (a local_user of José) is tether's, and was said to be no text.
+    let since = "since 2025-01-02 03:04:05 UTC (release 20250102030405)";
+    fs::write(
+        lock("web1"),
+        format!("ci@build {since}").replace("rel", "rel\0") + "\nid 1\n",
+    )
+    .unwrap();
+    fs::write(lock("web2"), format!("ci@build {since}\r\nid 2\n")).unwrap();
+    fs::write(lock("resque1"), format!("José@laptop {since}\nid 3\n")).unwrap();
+    fs::write(lock("resque2"), format!("\x1b[2Jci@build {since}\nid 4\n")).unwrap();
+    let not_text = |h: &str| {
+        format!("{h}: a lock file tether did not write, not text (its printable part: \"ci@build {since}\")")
+    };
+    deploy(&dir, &lab, "20250101000002", &[])
+        .status(1)
+        .stderr_contains(&not_text("web1, web2"))
+        .stderr_contains(&format!("resque1: locked by José@laptop {since}\n"))
+        .stderr_contains(
+            &not_text("resque2").replace("(its printable part: \"", "(its printable part: \"[2J"),
+        );
+    let not_text = |h: &str, pad: &str| {
+        format!("{h}{pad} | removing a lock file tether did not write, not text (its printable part: ci@build {since})\n")
+    };
+    tether(&dir, &lab, &["deploy:unlock"])
+        .status(0)
+        .stdout_contains(&not_text("web1", "   "))
+        .stdout_contains(&not_text("web2", "   "))
+        .stdout_contains(&format!(
+            "resque1 | removing the lock of José@laptop {since}\n"
+        ))
+        .stdout_contains(
+            &not_text("resque2", "").replace("(its printable part: ", "(its printable part: [2J"),
+        );
     for h in HOSTS {
         assert!(fs::symlink_metadata(lock(h)).is_err(), "{h}");
     }

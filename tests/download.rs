@@ -223,7 +223,7 @@ fn cut_off_at(fraction: f64) {
     // Said as what it is (stop 44 tester t54: "the command may have partly run").
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("`download /srv/big.bin -> big.bin` on db1 after ")
+        stderr.contains("db1: connection lost during `download /srv/big.bin -> big.bin` after ")
             && stderr.contains("; nothing was replaced (")
             && !stderr.contains("partly run"),
         "{stderr}"

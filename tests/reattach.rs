@@ -1018,7 +1018,7 @@ fn a_command_stopped_before_it_is_sent_never_runs() {
         };
         assert_eq!(
             error,
-            "`echo ran >> /srv/marker` on host1 was stopped by tether before it started \
+            "host1: `echo ran >> /srv/marker` was stopped by tether before it started \
              (tether was interrupted)"
         );
         assert!(!marker.exists(), "pty {pty}: it ran");
@@ -1154,7 +1154,7 @@ fn the_stop_flag_stops_a_command_and_says_why() {
             };
             assert!(
                 error.starts_with(
-                    "`echo ran >> /srv/marker; sleep 44` on host1 was stopped by tether after "
+                    "host1: `echo ran >> /srv/marker; sleep 44` was stopped by tether after "
                 ),
                 "{error}"
             );
@@ -2585,7 +2585,7 @@ fn a_stop_while_reattaching_ends_the_wait_not_the_bound() {
         );
         // The connection was lost about 1-3 s in (the kill, found at once), not when
         // re-attaching ended.
-        let head = format!("connection lost during `{command}` on host1 after ");
+        let head = format!("host1: connection lost during `{command}` after ");
         let after = text
             .split(&head)
             .nth(1)

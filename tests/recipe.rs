@@ -2796,7 +2796,7 @@ fn a_decimal_set_on_the_command_line_is_a_number() {
     );
     let out = r.tether().args(&["-s", "to=0.3", "t"]).run();
     out.status(1)
-        .stderr_contains("`sleep 20` on web1 did not finish within 300.0 ms");
+        .stderr_contains("web1: `sleep 20` did not finish within 300.0 ms");
     // Written otherwise than Rhai prints it, it stays text, and the option names it.
     r.tether()
         .args(&["-s", "to=0.30", "t"])

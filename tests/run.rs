@@ -1337,7 +1337,7 @@ fn a_result_that_arrives_after_the_deadline_is_timed_out_every_time() {
                 .run();
             out.status(1)
                 .stdout_contains("summary: 0 ok, 2 failed, ")
-                .stderr_contains(&format!("`{command}` on host1 did not finish within"));
+                .stderr_contains(&format!("host1: `{command}` did not finish within"));
             assert!(
                 !out.stdout.contains(" ok "),
                 "{timeout} {command} round {round}:\n{}",
@@ -1366,13 +1366,13 @@ fn a_command_that_timed_out_shows_the_tail_of_its_stderr() {
             .arg(command)
             .run();
         out.status(1)
-            .stderr_contains(&format!("`{command}` on host1 did not finish within 2.0 s"));
+            .stderr_contains(&format!("host1: `{command}` did not finish within 2.0 s"));
         out
     };
     let command = "echo one >&2; echo waiting for the lock >&2; echo out; \
                    trap 'echo cleaning up >&2; exit 1' TERM; sleep 30 & wait";
     timed_out(false, command).stderr_contains(&format!(
-        "`{command}` on host1 did not finish within 2.0 s\n  stderr (last lines):\n    one\n    \
+        "host1: `{command}` did not finish within 2.0 s\n  stderr (last lines):\n    one\n    \
          waiting for the lock\n    cleaning up\n"
     ));
     for (pty, command) in [
@@ -1380,9 +1380,7 @@ fn a_command_that_timed_out_shows_the_tail_of_its_stderr() {
         (true, "echo err >&2; sleep 30"),
     ] {
         timed_out(pty, command)
-            .stderr_contains(&format!(
-                "`{command}` on host1 did not finish within 2.0 s\n"
-            ))
+            .stderr_contains(&format!("host1: `{command}` did not finish within 2.0 s\n"))
             .stderr_lacks("stderr (last lines)");
     }
 }

@@ -135,7 +135,7 @@ fn cut_off_at(fraction: f64) {
     // Named as the recipe asked for it, not as the script tether sent.
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("`upload big.bin -> /srv/big.bin` on db1")
+        stderr.contains("db1: connection lost during `upload big.bin -> /srv/big.bin` after ")
             && !stderr.contains("tether-upload"),
         "{stderr}"
     );
@@ -1494,7 +1494,7 @@ task("down", || { on("db", #{ timeout: fetch("to") }, |host| { download("/srv/sr
                 .args(&[task, "-s", &format!("to={to}")])
                 .run()
                 .status(1)
-                .stderr_contains(&format!("{what} on db1 did not finish within {said}\n"));
+                .stderr_contains(&format!("db1: {what} did not finish within {said}\n"));
         }
         assert!(!root.join("big.bin").exists(), "timeout {to}: placed");
         assert!(!r.path("got.bin").exists(), "timeout {to}: placed here");

@@ -392,10 +392,11 @@ pub enum StopReach {
 
 impl SshError {
     /// The message, where tether named the host and the durations it measured marked (see
-    /// [`HostText`]), so that the same failure of many hosts folds into one text. The
-    /// messages that name the host elsewhere than first, or hold a duration tether measured,
-    /// are written here (their `Display` is this); every other one begins with the host's
-    /// name, as its `#[error]` writes it.
+    /// [`HostText`]), so that the same failure of many hosts folds into one text. Every one
+    /// begins with the host's name, as a failed command's does (`web1: ...`: tester t118, a
+    /// lost connection's said `connection lost during `X` on web1 after 1.2 s`); those that
+    /// hold a duration tether measured are written here (their `Display` is this), every
+    /// other one as its `#[error]` writes it.
     pub fn said(&self) -> HostText {
         match self {
             SshError::ConnectionLost {
@@ -415,12 +416,11 @@ impl SshError {
                     _ => "the command may have partly run",
                 };
                 HostText::new()
+                    .host(host)
                     .text(&format!(
-                        "connection lost during `{}` on ",
+                        ": connection lost during `{}` after ",
                         crate::chars::command_named(command)
                     ))
-                    .host(host)
-                    .text(" after ")
                     .took(*elapsed)
                     .text(&format!("; {what_of_it} ({reason})"))
             }
@@ -436,21 +436,19 @@ impl SshError {
                 // failure and the summary said only "timed out" of a command its stop could
                 // not reach). What the stop did at the deadline: tether may stop it at its
                 // next contact with the host, which its own line says.
-                let mut text = HostText::new()
-                    .text(&format!("`{}` on ", crate::chars::command_named(command)))
-                    .host(host)
-                    .text(&format!(
-                        " did not finish within {}{}",
-                        format_duration(*timeout),
-                        match reach {
-                            StopReach::Stopped => "",
-                            StopReach::HungUp => " (tether hung up its terminal)",
-                            StopReach::NotStopped => {
-                                "; stopping it on the host then failed (the warnings above say \
+                let mut text = HostText::new().host(host).text(&format!(
+                    ": `{}` did not finish within {}{}",
+                    crate::chars::command_named(command),
+                    format_duration(*timeout),
+                    match reach {
+                        StopReach::Stopped => "",
+                        StopReach::HungUp => " (tether hung up its terminal)",
+                        StopReach::NotStopped => {
+                            "; stopping it on the host then failed (the warnings above say \
                                  what became of it)"
-                            }
                         }
-                    ));
+                    }
+                ));
                 // As a failed command's (stop 51 tester t76: a command that said why it
                 // hung, then timed out, showed none of it).
                 crate::stderr_tail::push_tail(&mut text, stderr, *stderr_cut);
@@ -463,12 +461,11 @@ impl SshError {
                 why,
                 reach: StopReach::NotStopped,
             } => HostText::new()
+                .host(host)
                 .text(&format!(
-                    "tether stopped waiting for `{}` on ",
+                    ": tether stopped waiting for `{}` after ",
                     crate::chars::command_named(command)
                 ))
-                .host(host)
-                .text(" after ")
                 .took(*d)
                 .text(&format!(
                     " ({why}), but could not stop it on the host: it may still be running"
@@ -480,10 +477,10 @@ impl SshError {
                 why,
                 ..
             } => {
-                let text = HostText::new()
-                    .text(&format!("`{}` on ", crate::chars::command_named(command)))
-                    .host(host)
-                    .text(" was stopped by tether ");
+                let text = HostText::new().host(host).text(&format!(
+                    ": `{}` was stopped by tether ",
+                    crate::chars::command_named(command)
+                ));
                 match elapsed {
                     Some(d) => text.text("after ").took(*d),
                     None => text.text("before it started"),

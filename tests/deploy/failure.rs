@@ -1129,23 +1129,32 @@ fn a_relative_current_is_put_back_as_it_was() {
     // target.
     let nul = "holds a NUL byte";
     let lines = "is not two whole lines";
-    let target = "names a target that is empty or holds a control character";
+    let control = "holds a control character";
     for (journal, what) in [
         ("rel\0eases/20250101000001\nreleases/20250101000002\n", nul),
         ("releases/20250101000001\nrel\0eases/20250101000002\n", nul),
         (
             "releases/20250101000002\n/srv/shop/releases/20250101000001\r\n",
-            target,
+            control,
         ),
         (
             "releases/20250101000002\n\x1b[2J/srv/shop/releases/20250101000001\n",
-            target,
+            control,
         ),
         (
             "releases/20250101000002\n/srv/shop/releases/\x7f20250101000001\n",
-            target,
+            control,
         ),
-        ("releases/20250101000002\n\n", target),
+        // In the first line too (tester t120: read as a rollback cut off, its CR printed).
+        (
+            "releases/20250101000002\r\n/srv/shop/releases/20250101000001\n",
+            control,
+        ),
+        (
+            "\x1b[31mreleases/20250101000002\n/srv/shop/releases/20250101000001\n",
+            control,
+        ),
+        ("releases/20250101000002\n\n", "names no target"),
         ("releases/20250101000002\n", lines),
         (
             "releases/20250101000002\n/srv/shop/releases/20250101000001",
@@ -1171,6 +1180,63 @@ fn a_relative_current_is_put_back_as_it_was() {
             "{journal:?}"
         );
     }
+    // One that is no regular file (tester t120: a FIFO was never said, then removed by a
+    // rollback; a directory failed the rollback after the lock). A rollback refuses where a
+    // journal tether did not write is (tester t120: said left as it is, then replaced).
+    let journal = root.join(".tether-rollback");
+    fs::remove_file(&journal).unwrap();
+    let odd = "is not a regular file (a directory, a FIFO, a link)";
+    for kind in ["fifo", "directory", "link"] {
+        match kind {
+            "fifo" => assert!(std::process::Command::new("mkfifo")
+                .arg(&journal)
+                .status()
+                .unwrap()
+                .success()),
+            "directory" => fs::create_dir(&journal).unwrap(),
+            _ => {
+                fs::write(
+                    root.join("elsewhere"),
+                    "releases/20250101000002\n/srv/shop/releases/20250101000001\n",
+                )
+                .unwrap();
+                std::os::unix::fs::symlink("elsewhere", &journal).unwrap();
+            }
+        }
+        tether(&dir, &lab, &["deploy:cleanup", "--hosts", "web1"])
+            .status(0)
+            .stdout_contains(&format!("web1: /srv/shop/.tether-rollback {odd}, which tether never writes there: not read (a rollback cut off on this host is not put back), left as it is\n"));
+        tether(&dir, &lab, &["deploy:rollback", "--hosts", "web1"])
+            .status(1)
+            .stderr_contains(&format!("web1: /srv/shop/.tether-rollback {odd}, which tether never writes there, and a rollback writes its own there: remove it (or move it away) first"));
+        let meta = fs::symlink_metadata(&journal).unwrap();
+        let kind_of = meta.file_type();
+        assert_eq!(
+            (
+                std::os::unix::fs::FileTypeExt::is_fifo(&kind_of),
+                kind_of.is_dir(),
+                kind_of.is_symlink()
+            ),
+            (kind == "fifo", kind == "directory", kind == "link"),
+            "{kind}"
+        );
+        match kind {
+            "directory" => fs::remove_dir(&journal).unwrap(),
+            _ => fs::remove_file(&journal).unwrap(),
+        }
+    }
+    fs::remove_file(root.join("elsewhere")).unwrap();
+    let three = "releases/20250101000002\n/srv/shop/releases/20250101000001\nmore\n";
+    fs::write(&journal, three).unwrap();
+    tether(&dir, &lab, &["deploy:rollback", "--hosts", "web1"])
+        .status(1)
+        .stderr_contains(&format!("web1: /srv/shop/.tether-rollback {lines}, which tether never writes there, and a rollback writes its own there: remove it (or move it away) first"));
+    assert_eq!(fs::read(&journal).unwrap(), three.as_bytes());
+    assert_eq!(
+        fs::read_link(root.join("current")).unwrap(),
+        Path::new("releases/20250101000002")
+    );
+
     // Tether's own journal of a rollback that never switched here goes without a word.
     fs::write(
         root.join(".tether-rollback"),

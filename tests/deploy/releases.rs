@@ -24,6 +24,12 @@ fn strays(host: &str) -> Vec<&'static str> {
             "202501010000010",
             "latest",
         ],
+        "resque2" => vec![
+            ".tether-removing.notes",
+            "20240101000001",
+            "20240101000002",
+            "20240101000003",
+        ],
         _ => vec![],
     }
 }
@@ -58,6 +64,35 @@ fn strays_are_left_alone_and_cleanup_keeps_current_and_the_release_before_it() {
     fs::create_dir_all(rel("web2").join("202501010000010")).unwrap();
     std::os::unix::fs::symlink("20250101000001", rel("web2").join("latest")).unwrap();
     fs::write(rel("web2").join(".DS_Store"), "").unwrap();
+    // Near-copies of what tether makes (tester t120: each was removed, the markers' releases
+    // first marked complete): a directory named as a removal under way but for a name that
+    // is no release's, release directories whose marker is a FIFO, a directory or a link to
+    // itself, and a link beside current named as a switch's but for a name that is none.
+    fs::create_dir_all(rel("resque2").join(".tether-removing.notes")).unwrap();
+    fs::write(
+        rel("resque2").join(".tether-removing.notes/keep.txt"),
+        "mine\n",
+    )
+    .unwrap();
+    for r in ["20240101000001", "20240101000002", "20240101000003"] {
+        fs::create_dir_all(rel("resque2").join(r)).unwrap();
+    }
+    let mkfifo = std::process::Command::new("mkfifo")
+        .arg(rel("resque2").join("20240101000001/.tether-complete"))
+        .status()
+        .unwrap();
+    assert!(mkfifo.success());
+    fs::create_dir(rel("resque2").join("20240101000002/.tether-complete")).unwrap();
+    std::os::unix::fs::symlink(
+        ".tether-complete",
+        rel("resque2").join("20240101000003/.tether-complete"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        "releases/20250101000001",
+        shop(&lab, "resque2").join(".current-1"),
+    )
+    .unwrap();
     // A release directory a run that died left marked building (a clock gone wrong):
     // unfinished, though it looks newer than anything. (Without the marker it is unlogged: see
     // a_release_published_and_never_logged_is_left_as_it_is.)
@@ -74,13 +109,17 @@ fn strays_are_left_alone_and_cleanup_keeps_current_and_the_release_before_it() {
         .stdout_contains("web1: /srv/shop/releases holds entries that are not releases, left alone: manual-backup (directory), notes.txt (file)\n")
         .stdout_contains("web2: /srv/shop/releases holds entries that are not releases, left alone: .DS_Store (file), 2025-01-01 (directory), 202501010000010 (directory), 20250101000009 (file), latest (link)\n")
         .stdout_contains("removed unfinished releases (left by runs that did not finish) on resque1: 29991231235959\n")
-        .stdout_lacks("removed old releases");
+        .stdout_contains(&format!("resque2: /srv/shop/releases holds entries that are not releases, left alone: .tether-removing.notes (directory), {}\n",
+            ["20240101000001", "20240101000002", "20240101000003"].map(|r| format!("{r} (a release directory whose .tether-complete is no regular file: a directory, a FIFO, a link)")).join(", ")))
+        .stdout_lacks("removed old releases")
+        .stdout_lacks("removed what cut-off removals")
+        .stdout_lacks("marked complete");
     // Once per host per run, though cleanup looked again.
     assert_eq!(
         out.stdout
             .matches("holds entries that are not releases")
             .count(),
-        2,
+        3,
         "{}",
         out.stdout
     );
@@ -104,6 +143,14 @@ fn strays_are_left_alone_and_cleanup_keeps_current_and_the_release_before_it() {
     }
     assert_eq!(read(rel("web1").join("manual-backup/db.sql")), "dump\n");
     assert_eq!(read(rel("web1").join("notes.txt")), "keep me\n");
+    assert_eq!(
+        read(rel("resque2").join(".tether-removing.notes/keep.txt")),
+        "mine\n"
+    );
+    assert_eq!(
+        fs::read_link(shop(&lab, "resque2").join(".current-1")).unwrap(),
+        PathBuf::from("releases/20250101000001")
+    );
     assert_eq!(
         read(rel("web2").join("20250101000009")),
         "not a directory\n"
@@ -137,7 +184,7 @@ fn strays_are_left_alone_and_cleanup_keeps_current_and_the_release_before_it() {
         out.stdout
             .matches("holds entries that are not releases")
             .count(),
-        2
+        3
     );
 
     // Rollback goes to the complete release before current, never to a stray.

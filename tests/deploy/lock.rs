@@ -280,6 +280,25 @@ fn a_lock_that_is_empty_junk_or_not_a_file_is_held_and_a_full_disk_leaves_none()
     for h in HOSTS {
         assert!(fs::symlink_metadata(lock(h)).is_err(), "{h}");
     }
+    // Bytes that are not UTF-8, which tether never writes (tester t120: `b\377ob since ...`
+    // was taken for a holder, shown with U+FFFD).
+    fs::write(
+        lock("web1"),
+        [b"b\xffob ".as_slice(), since.as_bytes(), b"\nid 5\n"].concat(),
+    )
+    .unwrap();
+    deploy(&dir, &lab, "20250101000002", &["--hosts", "web1"])
+        .status(1)
+        .stderr_contains(&format!(
+            "web1: a lock file tether did not write, not text (its printable part: \"bob {since}\")"
+        ))
+        .stderr_lacks("\u{fffd}");
+    tether(&dir, &lab, &["deploy:unlock", "--hosts", "web1"])
+        .status(0)
+        .stdout_contains(&format!(
+            "| removing a lock file tether did not write, not text (its printable part: bob {since})\n"
+        ));
+    assert!(fs::symlink_metadata(lock("web1")).is_err());
 
     // A link to a file (here a secret) is a link, its target never read; a FIFO is not a
     // file, and reading it would block.

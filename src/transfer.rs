@@ -464,6 +464,24 @@ pub fn place_script(remote: &str, tmp: &str, sent: &Digest, mode: u32) -> String
     )
 }
 
+/// Whether an upload to `remote` (suffix `tmp`, `size` bytes) whose placing step was stopped
+/// on the host (a timeout, Ctrl-C) had placed its file by then: the step's `mv` takes `f` out
+/// of its private directory and puts it at the destination in one rename, and nothing after it
+/// can undo it, so a stop that came between the rename and the step's end (tester t121: 3 of
+/// 20 timeouts near the end of a 300 MB upload) leaves the new file in place. Prints `kept`
+/// (`f` is still there: nothing was placed), `placed` (it is gone, and the destination is a
+/// regular file of `size` bytes), or `unknown`.
+pub fn placed_script(remote: &str, tmp: &str, size: u64) -> String {
+    format!(
+        "{path}d={dest}; t={stem}{tmp}; if [ -e \"$t/f\" ] || [ -h \"$t/f\" ]; then echo kept; \
+         elif [ -f \"$d\" ] && [ ! -h \"$d\" ] && [ \"$(wc -c < \"$d\")\" -eq {size} ]; then echo placed; \
+         else echo unknown; fi",
+        path = system_programs_first(),
+        dest = remote_word(remote),
+        stem = temp_stem(remote),
+    )
+}
+
 /// Removes the private directory (suffix `tmp`) of an upload to `remote` and the file in it
 /// (after a connection died under it): `rm -rf` of its name, which removes a link put there,
 /// not what it leads to.

@@ -84,6 +84,19 @@ fn remote(lab: &support::lab::Lab, host: &str, program: &str) -> Option<u32> {
     })
 }
 
+/// Puts this thread under SCHED_FIFO (or back under SCHED_OTHER): whether it took.
+fn set_fifo(on: bool) -> bool {
+    let (policy, priority) = match on {
+        true => (libc::SCHED_FIFO, 10),
+        false => (libc::SCHED_OTHER, 0),
+    };
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: sched_setscheduler(2) on this thread (0) with a valid parameter.
+    unsafe { libc::sched_setscheduler(0, policy, &param) == 0 }
+}
+
 fn signal(pid: u32, sig: i32) {
     // SAFETY: kill(2) on a pid of the lab's own host.
     unsafe { libc::kill(pid as libc::pid_t, sig) };
@@ -766,6 +779,154 @@ fn an_upload_interrupted_while_it_is_placed_leaves_no_temporary_file() {
     assert_eq!(status.code(), Some(130));
     assert!(!root.join("big.bin").exists());
     assert!(temp_files(&root).is_empty(), "{:?}", temp_files(&root));
+}
+
+/// An upload stopped after its placing step moved the file into place, before that step
+/// ended, says so: the destination is the uploaded file (tester t121: 3 of 20 timeouts near
+/// the end of a 300 MB upload, and a Ctrl-C, replaced the file and said only that the upload
+/// was stopped, where the README says a stopped upload places nothing). The step's shell is
+/// stopped (SIGSTOP) the moment the destination changes; then tether is sent SIGTERM, or its
+/// timeout passes. A run whose step ended first, or whose timeout came before the placing, is
+/// tried again.
+#[test]
+fn an_upload_stopped_after_its_file_was_moved_into_place_says_it_was_placed() {
+    use std::os::unix::fs::MetadataExt as _;
+
+    let lab = lab(&["db1"]);
+    let r = lab_recipe(
+        &lab,
+        "upload-placed-stopped",
+        r#"task("up", || { on("db", |host| { upload("big.bin", "/srv/big.bin"); }); });
+task("up_timeout", || { on("db", #{ timeout: 6 }, |host| { upload("big.bin", "/srv/big.bin"); }); });"#,
+    );
+    let data: Vec<u8> = (0..(20 << 20)).map(|i| (i % 251) as u8).collect();
+    std::fs::write(r.path("big.bin"), &data).unwrap();
+    let root = lab.host("db1").root_dir.clone();
+    let dest = root.join("big.bin");
+    let placed = "db1  ~ warning: `upload big.bin -> /srv/big.bin`: the file had been moved into \
+                  place before the stop reached the host: /srv/big.bin is the uploaded file\n";
+    for task in ["up", "up_timeout"] {
+        let mut tries = 0;
+        let out = loop {
+            tries += 1;
+            assert!(
+                tries <= 5,
+                "{task}: never stopped between its placing and its end"
+            );
+            std::fs::write(&dest, "the previous release's file\n").unwrap();
+            let before = std::fs::metadata(&dest).unwrap().ino();
+            let mut child = r.tether().args(&[task]).spawn();
+            let Some(step) = placing_step(&lab, &dest, before, &mut child) else {
+                child.wait().unwrap();
+                continue;
+            };
+            if task == "up" {
+                signal(child.id(), libc::SIGTERM);
+            }
+            let out = child.wait_with_output().unwrap();
+            signal(step, libc::SIGCONT);
+            if std::fs::read(&dest).unwrap() == data {
+                break out;
+            }
+        };
+        let text = crate::support::tether::text(&out);
+        assert!(text.contains(placed), "{task}: {text}");
+        if task == "up" {
+            assert_eq!(out.status.code(), Some(130), "{text}");
+        } else {
+            assert_eq!(out.status.code(), Some(1), "{text}");
+            assert!(
+                text.contains(
+                    "db1: `upload big.bin -> /srv/big.bin` did not finish within 6.0 s; the file \
+                     had been moved into place before the stop reached the host: the destination \
+                     is the uploaded file"
+                ),
+                "{text}"
+            );
+        }
+        assert!(
+            temp_files(&root).is_empty(),
+            "{task}: {:?}",
+            temp_files(&root)
+        );
+    }
+}
+
+/// The shell of an upload's placing step on db1, stopped (SIGSTOP) right after its `mv` put
+/// the file at `dest` (whose inode was `before`); None where the step, or tether (`child`),
+/// ended first. The step's shell is the farthest ancestor of its `sha256sum` with the step's
+/// command line (a command substitution's subshell, a copy of it, may be between); the `mv`
+/// renames the file into place, then the step waits for it to exit: a watcher at real-time
+/// priority (an ordinary one, on a loaded machine, was scheduled after the step had ended)
+/// stops it there.
+fn placing_step(
+    lab: &support::lab::Lab,
+    dest: &Path,
+    before: u64,
+    child: &mut std::process::Child,
+) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt as _;
+
+    let started = Instant::now();
+    let sum = loop {
+        if let Some(pid) = remote(lab, "db1", "sha256sum") {
+            break pid;
+        }
+        if child.try_wait().unwrap().is_some() {
+            return None;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the upload was never checked"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    let parent = |pid: u32| -> Option<u32> {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let cmdline = |pid: u32| std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let mut step = parent(sum)?;
+    while let Some(up) = parent(step) {
+        if cmdline(up) != cmdline(step) {
+            break;
+        }
+        step = up;
+    }
+    let realtime = set_fifo(true);
+    let mut spins = 0u32;
+    while std::fs::metadata(dest).map_or(true, |m| m.ino() == before) {
+        spins = spins.wrapping_add(1);
+        if spins % 4096 == 0
+            && (child.try_wait().unwrap().is_some() || started.elapsed() > Duration::from_secs(60))
+        {
+            set_fifo(false);
+            return None;
+        }
+        std::hint::spin_loop();
+    }
+    signal(step, libc::SIGSTOP);
+    if realtime {
+        set_fifo(false);
+    }
+    // Stopped once the kernel says so; gone (or a zombie) if it ended first.
+    let asked = Instant::now();
+    loop {
+        let state = std::fs::read_to_string(format!("/proc/{step}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit(") ").next().and_then(|f| f.chars().next()));
+        match state {
+            Some('T') => return Some(step),
+            None | Some('Z') | Some('X') => return None,
+            _ if asked.elapsed() > Duration::from_secs(2) => return None,
+            _ => std::thread::sleep(Duration::from_millis(1)),
+        }
+    }
 }
 
 /// An upload over an existing file keeps its owner and group, as scp (which writes into the

@@ -80,6 +80,9 @@ pub enum TransferError {
         /// What it came to (boxed: an error value stays small).
         result: Box<Result<ExecOutput, SshError>>,
     },
+    /// An upload's placing step was stopped on the host (its timeout, Ctrl-C) after it had
+    /// moved the file into place: the failure, and the destination is the uploaded file.
+    Placed(Box<SshError>),
     /// A download arrived, but not as the remote file is now (size or SHA-256 differ).
     Changed(String),
     /// A download's local file could not be written (its temporary file made, written or

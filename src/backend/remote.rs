@@ -19,6 +19,9 @@ use crate::ssh::SshError;
 use crate::stop::{Stop, StopReason};
 use crate::transfer;
 
+/// How long asking whether a stopped upload had placed its file may take (one short exec).
+const PLACED_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A command owed to a host at the next contact, with its stdin (the sudo password line).
 struct Owed {
     command: String,
@@ -197,7 +200,27 @@ impl Backend for Remote {
             timeout_named: upload.timeout,
             ..ExecOptions::default()
         };
-        let result = self.send(host, &place, opts);
+        let result = match self.send(host, &place, opts) {
+            Err(e) if e.stopped_on_host() && self.placed(host, upload, &tmp, sent.bytes) => {
+                // Said as it happens too: an interrupted run's failure is `interrupted` alone.
+                self.fleet.sink.emit(
+                    &Arc::from(host),
+                    EventKind::Warning {
+                        message: format!(
+                            "`{}`: the file had been moved into place before the stop reached \
+                             the host: {} is the uploaded file",
+                            transfer::label("upload", upload.local, upload.remote),
+                            transfer::shown_path(upload.remote)
+                        ),
+                    },
+                );
+                // Its private directory may be left, empty: removed as after any stop.
+                let mut owed = self.owed.lock().unwrap_or_else(|p| p.into_inner());
+                owed.entry(host.to_string()).or_default().push(cleanup());
+                return Err(TransferError::Placed(Box::new(e)));
+            }
+            result => result,
+        };
         self.check(host, &place, result, cleanup)
     }
 
@@ -370,6 +393,22 @@ impl Remote {
             let mut owed = self.owed.lock().unwrap_or_else(|p| p.into_inner());
             owed.entry(host.to_string()).or_default().extend(kept);
         }
+    }
+
+    /// Whether the upload `upload` (suffix `tmp`, `size` bytes), its placing step stopped on
+    /// `host`, had placed its file (see [`transfer::placed_script`]). Asked whatever stopped
+    /// the step, as a clean-up is; no answer is taken for no.
+    fn placed(&self, host: &str, upload: &Upload, tmp: &str, size: u64) -> bool {
+        let probe = (upload.render)(&transfer::placed_script(upload.remote, tmp, size));
+        let opts = ExecOptions {
+            stdin: upload.stdin_prefix.clone(),
+            echo: Echo::Nothing,
+            part: true,
+            timeout: Some(PLACED_WITHIN),
+            ..ExecOptions::default()
+        };
+        matches!(self.fleet.pool.exec_one(host, &probe, opts),
+                 Ok(out) if out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "placed")
     }
 
     /// Ok when `command` (a step of an upload) succeeded. Otherwise Err; when it ended without

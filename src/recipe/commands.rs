@@ -521,6 +521,17 @@ fn transfer_failure(
         TransferError::Remote { result, .. } => {
             host_failure(scope, cctx, what, result.map_err(|e| e.naming(what)))
         }
+        // Failed as stopped, with the destination said as it is (tester t121: a timeout
+        // that came as the file was moved into place said nothing of it, "nothing placed").
+        TransferError::Placed(error) => {
+            let kind = error.kind();
+            let mut message = failure_text(&scope.host, what, &Err((*error).naming(what)));
+            message.push_str(
+                "; the file had been moved into place before the stop reached the host: the \
+                 destination is the uploaded file",
+            );
+            throw(Failure::host(&scope.host, kind, message))
+        }
         TransferError::Changed(text) | TransferError::LocalWrite(text) => throw(Failure::host(
             &scope.host,
             Kind::CommandFailed,

@@ -504,6 +504,23 @@ impl SshError {
         }
     }
 
+    /// Whether tether stopped the command on the host, and it ended there: its timeout passed
+    /// or it was stopped (Ctrl-C, a step abort) and its process group stopped, after it had
+    /// started. What it did before the stop stays done.
+    pub fn stopped_on_host(&self) -> bool {
+        matches!(
+            self,
+            SshError::CommandTimeout {
+                reach: StopReach::Stopped,
+                ..
+            } | SshError::CommandStopped {
+                elapsed: Some(_),
+                reach: StopReach::Stopped,
+                ..
+            }
+        )
+    }
+
     /// The message as part of another about `host`: without its leading host name where that
     /// is `host` (`the session was lost (web1: ...)` would name web1 twice in a line that
     /// begins with it).

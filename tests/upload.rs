@@ -1028,9 +1028,13 @@ fn an_upload_of_a_file_changed_while_read_fails_saying_so_and_places_nothing() {
         "upload-changed",
         "task(\"up\", || { on(\"db\", |host| { upload(\"big.bin\", \"/srv/up/big.bin\"); }); });\n",
     );
+    // Round 2 writes bytes in place and sets the modification time back (tester t121: the
+    // remote file held old bytes where they had been sent and new ones after, no version of
+    // the local file, exit 0): its change time, which no one sets back, says it changed.
     for (round, why) in [
         (0, "the local file shrank while it was read"),
         (1, "the local file changed while it was read"),
+        (2, "the local file changed while it was read"),
     ] {
         std::fs::write(srv.join("up/big.bin"), "old\n").unwrap();
         std::fs::write(r.path("big.bin"), vec![b'x'; 64 << 20]).unwrap();
@@ -1041,15 +1045,24 @@ fn an_upload_of_a_file_changed_while_read_fails_saying_so_and_places_nothing() {
                     assert!(Instant::now() < deadline, "the upload never began");
                     std::thread::sleep(Duration::from_millis(2));
                 }
+                let modified = std::fs::metadata(r.path("big.bin"))
+                    .unwrap()
+                    .modified()
+                    .unwrap();
                 let mut f = std::fs::OpenOptions::new()
                     .write(true)
                     .append(round == 1)
                     .open(r.path("big.bin"))
                     .unwrap();
-                if round == 0 {
-                    f.set_len(1 << 20).unwrap();
-                } else {
-                    f.write_all(b"more").unwrap();
+                match round {
+                    0 => f.set_len(1 << 20).unwrap(),
+                    1 => f.write_all(b"more").unwrap(),
+                    _ => {
+                        std::os::unix::fs::FileExt::write_all_at(&f, b"yyyy", 1000).unwrap();
+                        std::os::unix::fs::FileExt::write_all_at(&f, b"yyyy", (64 << 20) - 4)
+                            .unwrap();
+                        f.set_modified(modified).unwrap();
+                    }
                 }
             });
             r.tether().args(&["up"]).run()

@@ -505,12 +505,20 @@ fn changed_while_read(
     if sent.bytes != meta.len() {
         return None;
     }
+    // The change time too: a write that sets the modification time back (`touch -d`) still
+    // moves it (tester t121: a file written in place mid-upload, its time set back, arrived
+    // as no version of itself, exit 0).
+    use std::os::unix::fs::MetadataExt as _;
+    let changed = |m: &std::fs::Metadata| (m.ctime(), m.ctime_nsec());
     let now = std::fs::metadata(path).ok();
-    let same =
-        now.is_some_and(|n| n.len() == meta.len() && n.modified().ok() == meta.modified().ok());
+    let same = now.is_some_and(|n| {
+        n.len() == meta.len()
+            && n.modified().ok() == meta.modified().ok()
+            && changed(&n) == changed(meta)
+    });
     (!same).then(|| {
-        "the local file changed while it was read (its size or modification time is not what \
-         it was when the upload began)"
+        "the local file changed while it was read (its size, modification or change time is \
+         not what it was when the upload began)"
             .to_string()
     })
 }

@@ -693,7 +693,8 @@ impl LocalTemp {
         ))
     }
 
-    /// Gives the temporary file `mode` and renames it onto the destination. Its mode is set
+    /// Gives the temporary file `mode` (and the owner of the file it replaces: see
+    /// `keep_owner`) and renames it onto the destination. Its mode is set
     /// through a handle opened without following a link and checked to be the file created,
     /// and its name must still lead to it right before the rename: in a directory others may
     /// write, the name can be made a link to another file at any moment, which `chmod` of
@@ -716,6 +717,7 @@ impl LocalTemp {
         if !ours(&file.metadata()?) {
             return Err(replaced());
         }
+        self.keep_owner(&file)?;
         file.set_permissions(std::fs::Permissions::from_mode(mode))?;
         if !std::fs::symlink_metadata(&self.path).is_ok_and(|m| ours(&m)) {
             return Err(replaced());
@@ -724,6 +726,46 @@ impl LocalTemp {
         self.placed = true;
         crate::interrupt::keep(&self.path);
         Ok(())
+    }
+}
+
+impl LocalTemp {
+    /// Gives the new file (`file`) the owner and group of the regular file it replaces, as an
+    /// upload does on the host and scp keeps them by writing into the file (tester t121: a
+    /// download over a file of `nobody` made it root's). Where they cannot be given (not
+    /// root: chown refused), or root would give it to a user other than root in a directory
+    /// others may write, where anyone may have put that file, nothing is replaced: an error
+    /// saying why.
+    fn keep_owner(&self, file: &File) -> Result<(), std::io::Error> {
+        let Ok(old) = std::fs::symlink_metadata(&self.dest) else {
+            return Ok(());
+        };
+        let new = file.metadata()?;
+        if !old.is_file() || (old.uid(), old.gid()) == (new.uid(), new.gid()) {
+            return Ok(());
+        }
+        let dest = shown_path(&self.dest.to_string_lossy());
+        let (uid, gid) = (old.uid(), old.gid());
+        let dir = match self.dest.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let open_dir = std::fs::metadata(dir).is_ok_and(|m| m.mode() & 0o002 != 0);
+        // SAFETY: geteuid(2) has no preconditions.
+        if unsafe { libc::geteuid() } == 0 && uid != 0 && open_dir {
+            return Err(std::io::Error::other(format!(
+                "{dest} belongs to {uid}:{gid} (uid:gid) in a directory others may write, where \
+                 anyone may have put it: given its owner, the new file would be theirs; nothing \
+                 was replaced (remove the file first, or download into a directory only its \
+                 owner may write)"
+            )));
+        }
+        std::os::unix::fs::fchown(file, Some(uid), Some(gid)).map_err(|e| {
+            std::io::Error::other(format!(
+                "{dest} belongs to {uid}:{gid} (uid:gid), which the new file cannot be given \
+                 ({e}): nothing was replaced"
+            ))
+        })
     }
 }
 

@@ -1057,3 +1057,41 @@ fn a_download_onto_the_runs_output_timeline_or_cache_is_refused() {
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "{}\n");
     std::fs::remove_dir_all(&cache).unwrap();
 }
+
+/// A download over a local file keeps that file's owner and group, as an upload keeps the
+/// remote one's and scp (which writes into the file) keeps them (tester t121: a file of
+/// `nobody`, 0640, became root's). In a directory others may write, where anyone may have put
+/// that file, root does not give the new one to its owner: refused, the file as it was.
+#[test]
+fn a_download_over_a_file_keeps_its_owner_and_group_or_is_refused() {
+    use std::os::unix::fs::MetadataExt as _;
+
+    let lab = lab(&["db1"]);
+    let srv = lab.host("db1").root_dir.clone();
+    std::fs::create_dir_all(srv.join("d")).unwrap();
+    std::fs::write(srv.join("d/app.conf"), "new\n").unwrap();
+    let r = lab_recipe(
+        &lab,
+        "download-owner",
+        r#"task("down", || { on("db", |host| { download("/srv/d/app.conf", "got/app.conf"); }); });"#,
+    );
+    let got = r.path("got");
+    std::fs::create_dir_all(&got).unwrap();
+    std::fs::set_permissions(&got, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let conf = got.join("app.conf");
+    std::fs::write(&conf, "old\n").unwrap();
+    std::os::unix::fs::chown(&conf, Some(65534), Some(65534)).unwrap();
+    r.tether().args(&["down"]).run().status(0);
+    let meta = std::fs::metadata(&conf).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), "new\n");
+
+    // Others may write the directory: refused, nothing replaced, nothing left.
+    std::fs::set_permissions(&got, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::write(&conf, "planted\n").unwrap();
+    r.tether().args(&["down"]).run().status(1).stderr_contains(
+        "got/app.conf belongs to 65534:65534 (uid:gid) in a directory others may write",
+    );
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), "planted\n");
+    assert!(temp_files(&got).is_empty(), "{:?}", temp_files(&got));
+}

@@ -77,14 +77,16 @@ impl HostTarget {
 
     /// Refuses a host name or user that ssh refuses (ssh.c `valid_hostname`, `valid_ruser`,
     /// the CVE-2023-51385 fix): they reach `%h` and `%r` in `ProxyCommand`, `Match exec` and
-    /// `LocalCommand`, which run through a shell, so shell syntax in them would run.
+    /// `LocalCommand`, which run through a shell, so shell syntax in them would run. A comma
+    /// too, as ssh refuses it (tester t122: `tether hosts -G 'c1,c2'` resolved the name as
+    /// `Host c1,c2` matched it, where ssh says the host name has invalid characters).
     fn checked(self) -> Result<Self, &'static str> {
         let shell = |c: char, set: &str| set.contains(c) || c.is_control();
         if self.alias.starts_with('-')
             || self
                 .alias
                 .chars()
-                .any(|c| c.is_whitespace() || shell(c, "'`\"$\\;&<>|(){}"))
+                .any(|c| c.is_whitespace() || shell(c, "'`\"$\\;&<>|(){},"))
         {
             return Err(
                 "the host name contains characters ssh refuses (shell syntax, a leading `-`)",

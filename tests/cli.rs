@@ -328,6 +328,12 @@ fn host_names_with_shell_syntax_are_refused_before_anything_runs() {
             .status(2);
         assert!(!mark.exists(), "{name} ran a command");
     }
+    // A comma, as ssh refuses it (tester t122: resolved as the `Host c1,c2` line matched it).
+    Tether::new()
+        .args(&["-F", &config, "hosts", "-G", "c1,c2"])
+        .run()
+        .status(2)
+        .stderr_contains("characters ssh refuses");
     // Names ssh takes stay fine.
     for name in [
         "web1",

@@ -33,7 +33,8 @@ pub enum Said {
     /// A remote command left running, with how to stop it: to be stopped before anything
     /// is cleaned up, as it may still change the host.
     Command,
-    /// What a recipe registered (`left_behind`): a lock, a release, with how to clear them.
+    /// What a recipe registered (`left_behind`): a lock, a release, with how to clear them;
+    /// and an upload's temporary directory, which its run would have removed.
     Recipe,
 }
 

@@ -208,6 +208,20 @@ fn temp_stem(remote: &str) -> String {
     remote_word(&format!("{dir}{stem}"))
 }
 
+/// The path of the private directory (suffix `tmp`) of an upload to `remote`, as the scripts
+/// make it (see [`temp_stem`]), for words that name it.
+pub fn upload_temp_path(remote: &str, tmp: &str) -> String {
+    let (dir, name) = match remote.rfind('/') {
+        Some(i) => (&remote[..=i], &remote[i + 1..]),
+        None => ("", remote),
+    };
+    if name.len() <= FULL_NAME_UP_TO {
+        return format!("{remote}{tmp}");
+    }
+    let stem = String::from_utf8_lossy(&long_name_stem(name.as_bytes())).into_owned();
+    format!("{dir}{stem}{tmp}")
+}
+
 /// `.PREFIX~HASH` for a name of more than [`FULL_NAME_UP_TO`] bytes: its first 64 bytes (cut
 /// where a UTF-8 character starts) and 16 hex digits of its SHA-256.
 fn long_name_stem(name: &[u8]) -> Vec<u8> {

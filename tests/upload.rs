@@ -781,6 +781,55 @@ fn an_upload_interrupted_while_it_is_placed_leaves_no_temporary_file() {
     assert!(temp_files(&root).is_empty(), "{:?}", temp_files(&root));
 }
 
+/// A second signal while an upload's file is checked ends tether at once, naming the
+/// temporary directory it leaves on the host and how it goes (tester t121: 301 MB left,
+/// unsaid; the words printed to stop the command left it).
+#[test]
+fn a_second_signal_during_an_upload_names_the_temporary_directory_it_leaves() {
+    let lab = lab(&["db1"]);
+    let r = lab_recipe(
+        &lab,
+        "upload-second-signal",
+        r#"task("up", || { on("db", |host| { upload("big.bin", "/srv/big.bin"); }); });"#,
+    );
+    let data: Vec<u8> = (0..(20 << 20)).map(|i| (i % 251) as u8).collect();
+    std::fs::write(r.path("big.bin"), &data).unwrap();
+    let root = lab.host("db1").root_dir.clone();
+    let child = r.tether().args(&["up"]).spawn();
+    let started = Instant::now();
+    let sum = loop {
+        if let Some(pid) = remote(&lab, "db1", "sha256sum") {
+            break pid;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the upload was never checked"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    signal(sum, libc::SIGSTOP);
+    signal(child.id(), libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(300));
+    signal(child.id(), libc::SIGTERM);
+    let out = child.wait_with_output().unwrap();
+    signal(sum, libc::SIGCONT);
+    let text = crate::support::tether::text(&out);
+    let left = temp_files(&root);
+    assert_eq!(left.len(), 1, "{left:?}\n{text}");
+    assert!(
+        text.contains(&format!(
+            "db1: `upload big.bin -> /srv/big.bin` may leave its temporary directory {} on the \
+             host, with what arrived of the file: a later upload to /srv/big.bin removes it once \
+             nothing in it has changed for a minute, or remove it by hand\n",
+            left[0]
+                .display()
+                .to_string()
+                .replace(&root.display().to_string(), "/srv")
+        )),
+        "{text}"
+    );
+}
+
 /// An upload stopped after its placing step moved the file into place, before that step
 /// ended, says so: the destination is the uploaded file (tester t121: 3 of 20 timeouts near
 /// the end of a 300 MB upload, and a Ctrl-C, replaced the file and said only that the upload

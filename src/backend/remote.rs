@@ -22,10 +22,12 @@ use crate::transfer;
 /// How long asking whether a stopped upload had placed its file may take (one short exec).
 const PLACED_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// A command owed to a host at the next contact, with its stdin (the sudo password line).
+/// A command owed to a host at the next contact, with its stdin (the sudo password line), and
+/// what an exit at a second signal says of what it would have removed.
 struct Owed {
     command: String,
     stdin: Option<Vec<u8>>,
+    _said: crate::interrupt::LeftBehind,
 }
 
 /// Commands go to the hosts' sessions.
@@ -155,6 +157,22 @@ impl Backend for Remote {
             .unwrap_or(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777);
         let reader = Arc::new(Mutex::new(transfer::HashingReader::new(file, meta.len())));
         let tmp = transfer::upload_suffix();
+        // Said should a second signal end tether before the upload, or its owed clean-up,
+        // removed it (tester t121: 301 MB left behind, unsaid).
+        let said_left = || {
+            crate::interrupt::LeftBehind::say_as(
+                crate::interrupt::Said::Recipe,
+                format!(
+                    "{host}: `{}` may leave its temporary directory {} on the host, with what \
+                     arrived of the file: a later upload to {} removes it once nothing in it has \
+                     changed for a minute, or remove it by hand",
+                    transfer::label("upload", upload.local, upload.remote),
+                    transfer::shown_path(&transfer::upload_temp_path(upload.remote, &tmp)),
+                    transfer::shown_path(upload.remote)
+                ),
+            )
+        };
+        let _left = said_left();
         let receive = (upload.render)(&transfer::receive_script(upload.remote, &tmp, meta.len()));
         // Named as the recipe asked for it, not as the scripts sent.
         let label = transfer::label("upload", upload.local, upload.remote);
@@ -176,6 +194,7 @@ impl Backend for Remote {
         let cleanup = || Owed {
             command: (upload.render)(&transfer::cleanup_script(upload.remote, &tmp)),
             stdin: upload.stdin_prefix.clone(),
+            _said: said_left(),
         };
         let checked = self.check(host, &receive, result, cleanup);
         // A local read error ended the input early: it, not the short file, is the reason.

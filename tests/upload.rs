@@ -97,6 +97,21 @@ fn set_fifo(on: bool) -> bool {
     unsafe { libc::sched_setscheduler(0, policy, &param) == 0 }
 }
 
+/// The pid of the `sha256sum` that checks an upload's file on db1, once it runs (60 s at most).
+fn checking(lab: &support::lab::Lab) -> u32 {
+    let started = Instant::now();
+    loop {
+        if let Some(pid) = remote(lab, "db1", "sha256sum") {
+            return pid;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the upload was never checked"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 fn signal(pid: u32, sig: i32) {
     // SAFETY: kill(2) on a pid of the lab's own host.
     unsafe { libc::kill(pid as libc::pid_t, sig) };
@@ -760,17 +775,7 @@ fn an_upload_interrupted_while_it_is_placed_leaves_no_temporary_file() {
     let root = lab.host("db1").root_dir.clone();
     let mut child = r.tether().args(&["up"]).spawn();
     // The check of the arrived file: stopped on the host while tether is told to stop.
-    let started = Instant::now();
-    let sum = loop {
-        if let Some(pid) = remote(&lab, "db1", "sha256sum") {
-            break pid;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the upload was never checked"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    };
+    let sum = checking(&lab);
     signal(sum, libc::SIGSTOP);
     signal(child.id(), libc::SIGTERM);
     std::thread::sleep(Duration::from_millis(300));
@@ -796,17 +801,7 @@ fn a_second_signal_during_an_upload_names_the_temporary_directory_it_leaves() {
     std::fs::write(r.path("big.bin"), &data).unwrap();
     let root = lab.host("db1").root_dir.clone();
     let child = r.tether().args(&["up"]).spawn();
-    let started = Instant::now();
-    let sum = loop {
-        if let Some(pid) = remote(&lab, "db1", "sha256sum") {
-            break pid;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the upload was never checked"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    };
+    let sum = checking(&lab);
     signal(sum, libc::SIGSTOP);
     signal(child.id(), libc::SIGTERM);
     std::thread::sleep(Duration::from_millis(300));
@@ -1232,17 +1227,7 @@ fn an_upload_lost_while_it_is_placed_is_named_as_the_upload() {
     let root = lab.host("db1").root_dir.clone();
     let child = r.tether().args(&["up"]).spawn();
     // The check of the arrived file: stopped on the host while its connection is killed.
-    let started = Instant::now();
-    let sum = loop {
-        if let Some(pid) = remote(&lab, "db1", "sha256sum") {
-            break pid;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the upload was never checked"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    };
+    let sum = checking(&lab);
     signal(sum, libc::SIGSTOP);
     lab.kill_connections("db1");
     std::thread::sleep(Duration::from_millis(500));

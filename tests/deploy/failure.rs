@@ -1253,6 +1253,23 @@ fn a_relative_current_is_put_back_as_it_was() {
         Path::new("releases/20250101000002")
     );
 
+    // A journal of a rollback cut off here whose where-from is no complete release: a plain
+    // rollback refuses, asking for a name, as deploy:cleanup's words say (tester t123: it
+    // rolled back past current anyway, removing a release).
+    let cut = "releases/20250101000009\nreleases/20250101000002\n";
+    fs::write(&journal, cut).unwrap();
+    let before = releases(&lab, "web1");
+    tether(&dir, &lab, &["deploy:rollback", "--hosts", "web1"])
+        .status(1)
+        .stderr_contains("web1: a rollback that did not finish switched current here to releases/20250101000002, and what it pointed at before (releases/20250101000009) is no complete release: name the release to go to with -s rollback_release=NAME");
+    assert_eq!(fs::read(&journal).unwrap(), cut.as_bytes());
+    assert_eq!(releases(&lab, "web1"), before);
+    assert_eq!(
+        fs::read_link(root.join("current")).unwrap(),
+        Path::new("releases/20250101000002")
+    );
+    fs::remove_file(&journal).unwrap();
+
     // The same directory spelled another way: deploy_to given through a link to it (stop 34
     // tester: "no complete release of /srv/link/releases", and the advice looped).
     std::os::unix::fs::symlink("/srv/shop", lab.host("web1").root_dir.join("link")).unwrap();

@@ -67,7 +67,8 @@ fn strays_are_left_alone_and_cleanup_keeps_current_and_the_release_before_it() {
     // Near-copies of what tether makes (tester t120: each was removed, the markers' releases
     // first marked complete): a directory named as a removal under way but for a name that
     // is no release's, release directories whose marker is a FIFO, a directory or a link to
-    // itself, and a link beside current named as a switch's but for a name that is none.
+    // itself, and links beside current named as a switch's but for a name that is none (tester
+    // t123: 14 digits that are no UTC time were taken for one).
     fs::create_dir_all(rel("resque2").join(".tether-removing.notes")).unwrap();
     fs::write(
         rel("resque2").join(".tether-removing.notes/keep.txt"),
@@ -88,11 +89,14 @@ fn strays_are_left_alone_and_cleanup_keeps_current_and_the_release_before_it() {
         rel("resque2").join("20240101000003/.tether-complete"),
     )
     .unwrap();
-    std::os::unix::fs::symlink(
-        "releases/20250101000001",
-        shop(&lab, "resque2").join(".current-1"),
-    )
-    .unwrap();
+    for link in [
+        ".current-1",
+        ".current-99999999999999",
+        ".current-20251301000000",
+    ] {
+        std::os::unix::fs::symlink("releases/20250101000001", shop(&lab, "resque2").join(link))
+            .unwrap();
+    }
     // A release directory a run that died left marked building (a clock gone wrong):
     // unfinished, though it looks newer than anything. (Without the marker it is unlogged: see
     // a_release_published_and_never_logged_is_left_as_it_is.)
@@ -147,10 +151,17 @@ fn strays_are_left_alone_and_cleanup_keeps_current_and_the_release_before_it() {
         read(rel("resque2").join(".tether-removing.notes/keep.txt")),
         "mine\n"
     );
-    assert_eq!(
-        fs::read_link(shop(&lab, "resque2").join(".current-1")).unwrap(),
-        PathBuf::from("releases/20250101000001")
-    );
+    for link in [
+        ".current-1",
+        ".current-99999999999999",
+        ".current-20251301000000",
+    ] {
+        assert_eq!(
+            fs::read_link(shop(&lab, "resque2").join(link)).unwrap(),
+            PathBuf::from("releases/20250101000001"),
+            "{link}"
+        );
+    }
     assert_eq!(
         read(rel("web2").join("20250101000009")),
         "not a directory\n"

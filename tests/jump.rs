@@ -1288,7 +1288,7 @@ fn a_timeout_behind_a_jump_host_gone_silent_ends_soon_after_it() {
         match pty {
             // The jump host's silence, not the host behind it, is named.
             false => assert!(
-                text.contains("may still be running on inner1")
+                text.contains("may still be running on the host")
                     && text.contains("jump host bastion: the jump host lost its connection")
                     && !text.contains("127.0.0.11:22"),
                 "{text}"

@@ -2295,7 +2295,7 @@ fn tether_run_stops_an_orphan_before_it_exits_or_says_how_to() {
             assert_eq!(said.len(), usize::from(!json), "{text}");
             if !json {
                 for part in [
-                    format!("host1 ~ warning: `{command}` may still be running on host1"),
+                    format!("host1 ~ warning: `{command}` may still be running on the host"),
                     format!("process group is {pgid},"),
                     format!("{base}.o"),
                     format!("{base}.e"),
@@ -2603,7 +2603,7 @@ fn a_stop_while_reattaching_ends_the_wait_not_the_bound() {
         );
         assert!(
             text.contains(&format!(
-                "host1 ~ warning: `{command}` may still be running on host1"
+                "host1 ~ warning: `{command}` may still be running on the host"
             )),
             "{ended_by:?}\n{text}"
         );
@@ -2667,7 +2667,7 @@ fn the_last_contact_tries_every_host_at_once() {
     for h in names {
         assert!(
             text.contains(&format!(
-                "{h} ~ warning: `echo ran >> /srv/marker; sleep 44` may still be running on {h}"
+                "{h} ~ warning: `echo ran >> /srv/marker; sleep 44` may still be running on the host"
             )),
             "{h}\n{text}"
         );
@@ -3675,7 +3675,7 @@ fn a_stop_after_sigterm_cut_short_is_finished_before_tether_exits() {
 fn a_timeout_on_a_silent_connection_ends_soon_after_it() {
     // 5 s, 3 s for the stop's channel, 2 s (ConnectTimeout) for the last contact.
     let (_far, text) = timed_out_on_a_silent_host(&[], "sleep 60");
-    assert!(text.contains("may still be running on far"), "{text}");
+    assert!(text.contains("may still be running on the host"), "{text}");
     // Why the stop failed: the host had gone silent (stop 61 tester t100).
     let silent: f64 = text
         .split_once("; nothing had come from the host for ")

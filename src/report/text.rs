@@ -316,7 +316,7 @@ pub fn host_lines(look: Look, event: &Event) -> Option<Vec<(Lane, String)>> {
             spool,
             stop_with,
         } => tether(format!(
-            "warning: `{}` may still be running on {host}: it was left running when \
+            "warning: `{}` may still be running on the host: it was left running when \
              {left}, and tether could not stop it ({why}). {}its output is in \
              {spool}.o.* and {spool}.e.*; to stop it and remove its files: {stop_with}",
             command_text(&named(command)),

@@ -786,6 +786,42 @@ fn an_upload_interrupted_while_it_is_placed_leaves_no_temporary_file() {
     assert!(temp_files(&root).is_empty(), "{:?}", temp_files(&root));
 }
 
+/// An upload whose host crashed under it (every process killed, the listener too) leaves its
+/// temporary directory there for good in this run: the run's end says which, and how it goes
+/// (tester t123: left, unsaid; the clean-up owed to the host was named by its script,
+/// `reconnecting before `PATH=...; rm -rf -- "$d".tether-upload...``).
+#[test]
+fn an_upload_whose_host_crashed_names_the_temporary_directory_it_leaves() {
+    let lab = lab(&["db1"]);
+    let r = lab_recipe(
+        &lab,
+        "upload-host-crashed",
+        r#"task("up", || { on("db", |host| { upload("big.bin", "/srv/big.bin"); }); });"#,
+    );
+    std::fs::write(r.path("big.bin"), vec![b'x'; 64 << 20]).unwrap();
+    let root = lab.host("db1").root_dir.clone();
+    let child = r
+        .tether()
+        .args(&["up", "--no-keepalive", "--reattach", "1s"])
+        .spawn();
+    let (tmp, _cat) = stopped_at(&lab, &root, 1 << 20);
+    lab.stop_host("db1");
+    let out = child.wait_with_output().unwrap();
+    let text = crate::support::tether::text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let name = tmp.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        text.contains(&format!(
+            "db1  ~ warning: `upload big.bin -> /srv/big.bin` leaves its temporary directory \
+             /srv/{name} on the host, with what arrived of the file: a later upload to \
+             /srv/big.bin removes it once nothing in it has changed for a minute, or remove it \
+             by hand\n"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("rm -rf"), "{text}");
+}
+
 /// A second signal while an upload's file is checked ends tether at once, naming the
 /// temporary directory it leaves on the host and how it goes (tester t121: 301 MB left,
 /// unsaid; the words printed to stop the command left it).

@@ -22,11 +22,14 @@ use crate::transfer;
 /// How long asking whether a stopped upload had placed its file may take (one short exec).
 const PLACED_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// A command owed to a host at the next contact, with its stdin (the sudo password line), and
-/// what an exit at a second signal says of what it would have removed.
+/// A command owed to a host at the next contact, with its stdin (the sudo password line), the
+/// name its messages give it, what is said of what it would have removed should it never
+/// succeed in this run, and what an exit at a second signal says of that.
 struct Owed {
     command: String,
     stdin: Option<Vec<u8>>,
+    label: String,
+    left: String,
     _said: crate::interrupt::LeftBehind,
 }
 
@@ -119,7 +122,7 @@ impl Backend for Remote {
             );
         }
         for (host, _) in commands {
-            self.settle(host);
+            self.settle(host, false);
         }
         let how = FanOut {
             pty: how.pty || self.pty,
@@ -132,7 +135,7 @@ impl Backend for Remote {
     }
 
     fn exec(&self, host: &str, command: &str, call: Call) -> Result<ExecOutput, SshError> {
-        self.settle(host);
+        self.settle(host, false);
         self.run(host, command, call, true)
     }
 
@@ -146,7 +149,7 @@ impl Backend for Remote {
         // Checked before opening (a FIFO's open blocks) and before anything is sent.
         regular_file(upload.path)?;
         let left = deadline(upload.timeout);
-        self.settle(host);
+        self.settle(host, false);
         let file = std::fs::File::open(upload.path).map_err(cannot)?;
         let meta = file.metadata().map_err(cannot)?;
         if !meta.is_file() {
@@ -159,17 +162,20 @@ impl Backend for Remote {
         let tmp = transfer::upload_suffix();
         // Said should a second signal end tether before the upload, or its owed clean-up,
         // removed it (tester t121: 301 MB left behind, unsaid).
+        let label_words = transfer::label("upload", upload.local, upload.remote);
+        let left_words = |verb: &str| {
+            format!(
+                "`{label_words}` {verb} its temporary directory {} on the host, with what \
+                 arrived of the file: a later upload to {} removes it once nothing in it has \
+                 changed for a minute, or remove it by hand",
+                transfer::shown_path(&transfer::upload_temp_path(upload.remote, &tmp)),
+                transfer::shown_path(upload.remote)
+            )
+        };
         let said_left = || {
             crate::interrupt::LeftBehind::say_as(
                 crate::interrupt::Said::Recipe,
-                format!(
-                    "{host}: `{}` may leave its temporary directory {} on the host, with what \
-                     arrived of the file: a later upload to {} removes it once nothing in it has \
-                     changed for a minute, or remove it by hand",
-                    transfer::label("upload", upload.local, upload.remote),
-                    transfer::shown_path(&transfer::upload_temp_path(upload.remote, &tmp)),
-                    transfer::shown_path(upload.remote)
-                ),
+                format!("{host}: {}", left_words("may leave")),
             )
         };
         let _left = said_left();
@@ -194,6 +200,8 @@ impl Backend for Remote {
         let cleanup = || Owed {
             command: (upload.render)(&transfer::cleanup_script(upload.remote, &tmp)),
             stdin: upload.stdin_prefix.clone(),
+            label: format!("removing the temporary directory of `{label_words}`"),
+            left: left_words("leaves"),
             _said: said_left(),
         };
         let checked = self.check(host, &receive, result, cleanup);
@@ -245,7 +253,7 @@ impl Backend for Remote {
 
     fn download(&self, host: &str, download: &Download) -> Result<(), TransferError> {
         let left = deadline(download.timeout);
-        self.settle(host);
+        self.settle(host, false);
         let local = |what: &str, e: std::io::Error| {
             TransferError::LocalWrite(format!(
                 "download: cannot {what} {}: {e}",
@@ -378,14 +386,14 @@ impl Remote {
             .cloned()
             .collect();
         for host in hosts {
-            self.settle(&host);
+            self.settle(&host, true);
         }
     }
 
     /// Runs what `host` is owed before anything else is sent to it: the removal of temporary
     /// files of uploads whose connection died under them, so that the remote shell could not
     /// remove them itself. A removal that fails is kept for the next contact.
-    fn settle(&self, host: &str) {
+    fn settle(&self, host: &str, last: bool) {
         let owed = {
             let mut owed = self.owed.lock().unwrap_or_else(|p| p.into_inner());
             match owed.remove(host) {
@@ -395,9 +403,12 @@ impl Remote {
         };
         let mut kept = Vec::new();
         for owed in owed {
+            // Named as what it does (tester t123: `reconnecting before `PATH=...; rm -rf --
+            // "$d".tether-upload...``, the script itself).
             let opts = ExecOptions {
                 stdin: owed.stdin.clone(),
                 echo: Echo::Nothing,
+                label: Some(owed.label.clone()),
                 ..ExecOptions::default()
             };
             // A clean-up runs whatever stopped the run (as the failure hooks do): the stop
@@ -405,6 +416,15 @@ impl Remote {
             let result = self.fleet.pool.exec_one(host, &owed.command, opts);
             self.fleet.sink.barrier();
             if !matches!(result, Ok(out) if out.status.success()) {
+                // The run ends with it undone: said (tester t123: left, its path unsaid).
+                if last {
+                    self.fleet.sink.emit(
+                        &Arc::from(host),
+                        EventKind::Warning {
+                            message: owed.left.clone(),
+                        },
+                    );
+                }
                 kept.push(owed);
             }
         }

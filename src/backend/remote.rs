@@ -160,9 +160,10 @@ impl Backend for Remote {
             .unwrap_or(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777);
         let reader = Arc::new(Mutex::new(transfer::HashingReader::new(file, meta.len())));
         let tmp = transfer::upload_suffix();
+        // Named as the recipe asked for it, not as the scripts sent.
+        let label_words = transfer::label("upload", upload.local, upload.remote);
         // Said should a second signal end tether before the upload, or its owed clean-up,
         // removed it (tester t121: 301 MB left behind, unsaid).
-        let label_words = transfer::label("upload", upload.local, upload.remote);
         let left_words = |verb: &str| {
             format!(
                 "`{label_words}` {verb} its temporary directory {} on the host, with what \
@@ -180,8 +181,7 @@ impl Backend for Remote {
         };
         let _left = said_left();
         let receive = (upload.render)(&transfer::receive_script(upload.remote, &tmp, meta.len()));
-        // Named as the recipe asked for it, not as the scripts sent.
-        let label = transfer::label("upload", upload.local, upload.remote);
+        let label = label_words.clone();
         let opts = ExecOptions {
             stdin: upload.stdin_prefix.clone(),
             stdin_from: Some(Source(reader.clone())),
@@ -234,9 +234,8 @@ impl Backend for Remote {
                     &Arc::from(host),
                     EventKind::Warning {
                         message: format!(
-                            "`{}`: the file had been moved into place before the stop reached \
-                             the host: {} is the uploaded file",
-                            transfer::label("upload", upload.local, upload.remote),
+                            "`{label_words}`: the file had been moved into place before the \
+                             stop reached the host: {} is the uploaded file",
                             transfer::shown_path(upload.remote)
                         ),
                     },

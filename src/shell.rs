@@ -29,7 +29,7 @@ use crate::runner;
 use crate::settings::{Format, Settings};
 use crate::ssh::config::Requests;
 use crate::ssh::config::SshConfig;
-use crate::ssh::connect::{self, Connection, WaitError};
+use crate::ssh::connection::{self, Connection, WaitError};
 use crate::ssh::jump::Jumps;
 use crate::ssh::limiter::HandshakeLimiter;
 use crate::ssh::owner::{Owner, Shared, Via};
@@ -533,7 +533,7 @@ fn relay(
         if !stdin_open && input.is_empty() && !eof_sent {
             match channel.send_eof() {
                 Ok(()) => eof_sent = true,
-                Err(e) if connect::would_block(&e) => {}
+                Err(e) if connection::would_block(&e) => {}
                 Err(e) => return Err(format!("sending end of input: {}", plain(&e))),
             }
         }
@@ -565,7 +565,7 @@ fn relay(
         if let (Some(at), Some(every)) = (next_beat, heartbeat) {
             if now >= at {
                 if let Err(e) = session.keepalive_send() {
-                    if !connect::would_block(&e) {
+                    if !connection::would_block(&e) {
                         return Err(format!("keepalive failed: {}", plain(&e)));
                     }
                 }
@@ -583,7 +583,7 @@ fn relay(
             // The agent's answers arrive on sockets this poll does not watch.
             wait = wait.min(Duration::from_millis(5));
         }
-        let mut ssh_events = connect::poll_events(session.block_directions());
+        let mut ssh_events = connection::poll_events(session.block_directions());
         ssh_events |= libc::POLLIN;
         let mut fds = vec![
             libc::pollfd {
@@ -606,7 +606,7 @@ fn relay(
                 revents: 0,
             });
         }
-        connect::poll_fds(&mut fds, wait).map_err(|e| format!("poll: {e}"))?;
+        crate::ssh::poll::poll_fds(&mut fds, wait).map_err(|e| format!("poll: {e}"))?;
         if read_stdin && fds[2].revents != 0 {
             // SAFETY: `buf` is valid for writes of its length; poll said stdin is readable
             // (or at its end), so read returns without waiting.

@@ -26,7 +26,7 @@ use libssh2_sys as raw;
 use ssh2::Session;
 
 use super::callback::{self, raw_session};
-use super::connect::Connection;
+use super::connection::Connection;
 
 const EAGAIN: isize = raw::LIBSSH2_ERROR_EAGAIN as isize;
 /// Bytes buffered per direction per agent connection.

@@ -14,7 +14,7 @@
 use std::time::Instant;
 
 use super::config::Requests;
-use super::connect::{would_block, Connection, WaitError};
+use super::connection::{would_block, Connection, WaitError};
 
 /// sshd's `session_env_req` refuses every variable once a channel holds more than this many,
 /// whatever its name: a refusal past that says nothing about the name.

@@ -16,7 +16,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::connect::{Connection, OpenError, WaitError};
+use super::connection::{Connection, OpenError, WaitError};
 use super::exec::{self, Echo, ExecError, ExecOptions};
 use super::tcp_ack;
 use crate::command::quote;
@@ -54,7 +54,7 @@ pub fn keepalive_fits(conn: &Connection, every: Duration) -> bool {
 /// "Would block" only means it is queued; another error means the session is dead.
 pub fn send_keepalive(conn: &Connection) -> Result<(), WaitError> {
     match conn.session.keepalive_send() {
-        Err(e) if !super::connect::would_block(&e) => Err(WaitError::Failed(conn.plain(&e))),
+        Err(e) if !super::connection::would_block(&e) => Err(WaitError::Failed(conn.plain(&e))),
         _ => Ok(()),
     }
 }

@@ -9,6 +9,7 @@ pub mod certificate;
 pub mod command_shell;
 pub mod config;
 pub mod connect;
+pub mod connection;
 pub mod disconnect;
 pub mod env;
 pub mod exec;

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::config::{ConnectBound, HostConfig, Route};
-use super::connect::{self, Connection};
+use super::connect;
+use super::connection::Connection;
 use super::heartbeat::Limits;
 use super::known_hosts;
 use super::limit_cache::{Death, Key, Source};

@@ -85,3 +85,26 @@ pub fn pause(d: Duration) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd as _;
+    use std::time::Instant;
+
+    /// Regression: a timeout under 1 ms was truncated to 0, so `poll()` returned at once and a
+    /// loop waiting for a deadline spun instead of sleeping.
+    #[test]
+    fn poll_waits_for_a_sub_millisecond_timeout() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut fds = [libc::pollfd {
+            fd: a.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        let started = Instant::now();
+        poll_fds(&mut fds, Duration::from_micros(700)).unwrap();
+        assert!(started.elapsed() >= Duration::from_micros(700));
+        assert_eq!(fds[0].revents, 0);
+    }
+}

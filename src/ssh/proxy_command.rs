@@ -6,7 +6,7 @@
 //! The command's stdin and stdout are one end of a `UnixStream::pair()`; the SSH session runs
 //! over the other end, so no thread pumps bytes and the host's worker polls that socket like
 //! a TCP one (heartbeat and reconnect work unchanged). The process lives exactly as long as
-//! the connection: it is owned by the [`Connection`](super::connect::Connection), and when the
+//! the connection: it is owned by the [`Connection`](super::connection::Connection), and when the
 //! connection is dropped (the run ends, or a reconnect replaces a dead session with a new
 //! proxy process) it gets SIGHUP, as ssh sends it, then SIGKILL if it lingers, and is reaped
 //! by pid. It runs in a process group of its own, which the signals reach whole.
@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 
 use super::banner::BannerProblem;
 use super::config::HostConfig;
-use super::connect::{self, Connection};
+use super::connect;
+use super::connection::Connection;
 use super::SshError;
 
 /// Bytes of the command's stderr kept for error messages.

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::connect::Connection;
+use super::connection::Connection;
 use super::policy::WorkerSettings;
 use super::SshError;
 

@@ -20,7 +20,7 @@ use super::pump::{close_now, drain, pump};
 use super::standby;
 use super::supervision::Supervision;
 use crate::event::Stream;
-use crate::ssh::connect::{would_block, Connection, OpenError, WaitError, REFUSED_GRACE};
+use crate::ssh::connection::{would_block, Connection, OpenError, WaitError, REFUSED_GRACE};
 use crate::ssh::supervisor::{StopDone, STOP_GRACE};
 
 /// What a running command is stopped by on its host (see [`Stop`]).
@@ -672,7 +672,7 @@ fn request_pty(
         });
         match channel.request_pty(term, modes, None) {
             Ok(()) => return Ok(()),
-            Err(e) if crate::ssh::connect::would_block(&e) => {
+            Err(e) if crate::ssh::connection::would_block(&e) => {
                 conn.wait_socket(until).map_err(|e| {
                     ExecError::NotStarted(format!("requesting a pseudo-terminal failed: {e}"))
                 })?;

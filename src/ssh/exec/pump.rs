@@ -9,7 +9,7 @@ use super::options::{ExecOptions, CHUNK};
 use super::outcome::{ExecError, KeptStderr};
 use super::pty_stop;
 use crate::event::Stream;
-use crate::ssh::connect::{Connection, WaitError};
+use crate::ssh::connection::{Connection, WaitError};
 
 /// How often a PTY command with a stop flag checks it (at most this late).
 pub(super) const STOP_CHECK: Duration = Duration::from_millis(50);
@@ -148,7 +148,7 @@ pub(super) fn pump(
                     stdin_open = false;
                     *stdin_done = true;
                 }
-                Err(e) if crate::ssh::connect::would_block(&e) => {}
+                Err(e) if crate::ssh::connection::would_block(&e) => {}
                 Err(e) => {
                     return Err(lost(
                         "closing stdin failed",
@@ -218,7 +218,7 @@ pub(super) fn pump(
                 // A keepalive is client traffic for the server's ClientAlive counter; "would
                 // block" only means it is queued.
                 if let Err(e) = session.keepalive_send() {
-                    if !crate::ssh::connect::would_block(&e) {
+                    if !crate::ssh::connection::would_block(&e) {
                         return Err(lost("keepalive failed", WaitError::Failed(conn.plain(&e))));
                     }
                 }

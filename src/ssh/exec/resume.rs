@@ -9,7 +9,7 @@ use super::preamble::Preamble;
 use super::script::{claim, stop, Claim};
 use super::supervision::Supervision;
 use crate::event::Stream;
-use crate::ssh::connect::Connection;
+use crate::ssh::connection::Connection;
 
 /// What became of the supervised command of `sup`, lost with its connection, as a new session
 /// finds it (see [`settle`]).

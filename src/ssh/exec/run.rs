@@ -17,7 +17,7 @@ use super::supervision::Supervision;
 use super::wrap::{standby_line, wrap_for, MAX_EXEC};
 use crate::command::quote;
 use crate::event::Stream;
-use crate::ssh::connect::Connection;
+use crate::ssh::connection::Connection;
 use crate::ssh::supervisor::{StopDone, STOP_GRACE};
 
 /// Runs `command` (wrapped, see [`wrap`](mod@super::wrap)) on `conn`, calling `on_line` for each output line as

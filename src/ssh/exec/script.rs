@@ -12,7 +12,7 @@ use super::outcome::{ExecError, ExecOutput, ExitStatus, PtyGroup, StopFailed};
 use super::preamble::Preamble;
 use super::pty_stop;
 use super::wrap::{start_markers, wrap_script};
-use crate::ssh::connect::Connection;
+use crate::ssh::connection::Connection;
 use crate::ssh::supervisor::{StopDone, STOP_GRACE};
 
 /// Stops `target` on `conn` within `patience` (the [`Stop`](super::channel::Stop) of every

@@ -11,7 +11,7 @@ use super::frames::Key;
 use super::options::ExecOptions;
 use super::pump::close_now;
 use super::wrap::wrap_standby;
-use crate::ssh::connect::{would_block, Connection, OpenError};
+use crate::ssh::connection::{would_block, Connection, OpenError};
 pub(super) use crate::ssh::standby::Standby;
 use crate::ssh::standby::STANDBY_AGE;
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use ssh2::Channel;
 
-use crate::ssh::connect::{channel_refused, would_block, Connection};
+use crate::ssh::connection::{channel_refused, would_block, Connection};
 
 /// The heartbeat's `true` exec as a non-blocking state machine (the jump session never
 /// blocks: its tunnels keep flowing meanwhile).

@@ -14,7 +14,8 @@ use ssh2::Channel;
 use super::heartbeat::Heartbeat;
 use super::tunnel::{session_failed, Tunnel, TUNNEL_BUFFER};
 use crate::failure::Kind;
-use crate::ssh::connect::{self, would_block, CarrierSocket, Connection};
+use crate::ssh::connect;
+use crate::ssh::connection::{self, would_block, CarrierSocket, Connection};
 use crate::ssh::SshError;
 
 /// How long a tunnel may wait for the jump host's answer before the tunnels and heartbeats
@@ -257,7 +258,7 @@ impl Lane {
                 .iter()
                 .any(|t| !t.chan_done && t.to_sock.len() < TUNNEL_BUFFER)
             || !self.closing.is_empty();
-        let mut events = connect::poll_events(self.conn.session.block_directions());
+        let mut events = connection::poll_events(self.conn.session.block_directions());
         if reader {
             events |= libc::POLLIN;
         }

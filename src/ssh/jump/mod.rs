@@ -45,7 +45,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::config::{ConnectBound, HostConfig};
-use super::connect::{self, Connection};
+use super::connect;
+use super::connection::{self, Connection};
 use super::limiter::HandshakeLimiter;
 use super::owner::{Owner, Shared, Via};
 use super::policy::WorkerSettings;
@@ -240,7 +241,7 @@ impl Jump {
 
     /// A byte stream to `host:port` as seen from the jump host (a `direct-tcpip` channel
     /// pumped by the jump worker), for `for_host`, with the socket that carries it in the end
-    /// (see [`connect::CarrierSocket`]). Waits at most `timeout` plus the time the
+    /// (see [`connection::CarrierSocket`]). Waits at most `timeout` plus the time the
     /// jump host itself may need to connect; `timeout` alone where `bound` cut it short (a
     /// re-attach's bound, a command's timeout: what the whole attempt must end within, the
     /// jump host's reconnecting included).
@@ -251,7 +252,7 @@ impl Jump {
         port: u16,
         timeout: Duration,
         bound: ConnectBound,
-    ) -> Result<(UnixStream, connect::CarrierSocket), SshError> {
+    ) -> Result<(UnixStream, connection::CarrierSocket), SshError> {
         let (tx, rx) = mpsc::channel();
         let bounded = bound != ConnectBound::ConnectTimeout;
         let wait = match bounded {
@@ -353,7 +354,7 @@ impl Via for Jump {
             // A bound that cut the attempt short holds for its handshake too.
             let started = if bounded { begun } else { Instant::now() };
             let (limit, parent) = (self.tunnel_limit.clone(), self.parent.clone());
-            let carrier = connect::Carrier {
+            let carrier = connection::Carrier {
                 name: Arc::from(self.name.trim_end_matches(crate::host_text::JUMP_LABEL)),
                 lost_at: self.lost_at.clone(),
                 tunnel_limit: Arc::new(move || chain_limit(&limit, parent.as_deref())),

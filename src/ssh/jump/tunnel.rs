@@ -8,7 +8,7 @@ use std::os::unix::net::UnixStream;
 
 use ssh2::{Channel, ErrorCode, Session};
 
-use crate::ssh::connect::Connection;
+use crate::ssh::connection::Connection;
 
 /// Bytes buffered per tunnel and direction before reading from that side pauses.
 pub const TUNNEL_BUFFER: usize = 256 * 1024;

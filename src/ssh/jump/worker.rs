@@ -20,10 +20,11 @@ use super::lane::{jump_connect_error, jump_error, Failure, Lane, Op, Request};
 use super::tunnel_limit::TunnelLimit;
 use crate::command::quote;
 use crate::event::{Beat, EventKind, LimitFrom};
-use crate::ssh::connect::{self, poll_fds};
+use crate::ssh::connection;
 use crate::ssh::heartbeat::Limits;
 use crate::ssh::idle_death::{self, IdleDeath};
 use crate::ssh::owner::Owner;
+use crate::ssh::poll::poll_fds;
 use crate::ssh::reconnect;
 use crate::ssh::SshError;
 use crate::sshd::probe::{config_from_cmdline, discover, dump, parse_discovery};
@@ -526,8 +527,8 @@ impl State {
         }
         for lane in self.lane.iter().chain(&self.retired) {
             // As for every session: acknowledge the bastion's next segment at once (see
-            // `connect::quick_ack`), or each round trip through a tunnel waits ~40 ms.
-            connect::quick_ack(lane.conn.fd());
+            // `connection::quick_ack`), or each round trip through a tunnel waits ~40 ms.
+            connection::quick_ack(lane.conn.fd());
         }
         if poll_fds(&mut fds, timeout).is_err() {
             return;

@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use super::state::WorkerState;
 use crate::event::EventKind;
-use crate::ssh::connect::{poll_fds, WaitError};
+use crate::ssh::connection::WaitError;
 use crate::ssh::heartbeat::{self, Beat};
 use crate::ssh::idle_death::{self, IdleDeath};
+use crate::ssh::poll::poll_fds;
 
 /// How old a session must be, and how long idle, before a heartbeat reads its server's limits
 /// (see [`heartbeat::read_limits`]).

@@ -441,7 +441,7 @@ impl WorkerState {
     /// does.
     pub(super) fn stop_aside(
         &self,
-        stop: impl FnOnce(&crate::ssh::connect::Connection) -> Result<StopDone, exec::StopFailed>,
+        stop: impl FnOnce(&crate::ssh::connection::Connection) -> Result<StopDone, exec::StopFailed>,
     ) -> Result<StopDone, exec::StopFailed> {
         let conn = self.connect_aside()?;
         let done = stop(&conn);
@@ -450,7 +450,7 @@ impl WorkerState {
     }
 
     /// A second connection for a stop its connection's server refused a channel.
-    fn connect_aside(&self) -> Result<crate::ssh::connect::Connection, exec::StopFailed> {
+    fn connect_aside(&self) -> Result<crate::ssh::connection::Connection, exec::StopFailed> {
         self.owner.connect_for(None).map_err(|e| {
             exec::StopFailed::from(format!(
                 "stopping it failed (its connection's server refused it a channel, sshd's \

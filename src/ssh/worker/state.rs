@@ -4,7 +4,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::ssh::connect::Connection;
+use crate::ssh::connection::Connection;
 use crate::ssh::heartbeat::Beat;
 use crate::ssh::owner::Owner;
 use crate::ssh::supervisor::Placement;

@@ -131,7 +131,7 @@ impl Backend for DryRun {
             super::regular_file::regular_file(upload.path)?;
         }
         self.refused(host).map_err(|e| TransferError::Remote {
-            command: crate::transfer::label("upload", upload.local, upload.remote),
+            command: crate::transfer::paths::label("upload", upload.local, upload.remote),
             result: Box::new(Err(e)),
         })?;
         self.plan(
@@ -148,7 +148,7 @@ impl Backend for DryRun {
     fn download(&self, host: &str, download: &Download) -> Result<(), TransferError> {
         super::regular_file::local_target(download.path)?;
         self.refused(host).map_err(|e| TransferError::Remote {
-            command: crate::transfer::label("download", download.remote, download.local),
+            command: crate::transfer::paths::label("download", download.remote, download.local),
             result: Box::new(Err(e)),
         })?;
         self.plan(

@@ -46,8 +46,9 @@ pub(super) fn not_regular(path: &Path, meta: &std::fs::Metadata) -> TransferErro
 }
 
 /// Ok when `path` may be a download's local destination: not a directory, a device, a FIFO,
-/// a socket or a symbolic link (see [`crate::transfer::special_kind`]), nor below a file. The
-/// run and the dry run refuse alike (stop 44 tester t55: `-n` planned what the run refuses).
+/// a socket or a symbolic link (see [`crate::transfer::paths::special_kind`]), nor below a
+/// file. The run and the dry run refuse alike (stop 44 tester t55: `-n` planned what the run
+/// refuses).
 pub(super) fn local_target(path: &Path) -> Result<(), TransferError> {
     use crate::transfer;
     if path.is_dir() {
@@ -59,7 +60,7 @@ pub(super) fn local_target(path: &Path) -> Result<(), TransferError> {
     // A device, a FIFO, a socket or a symbolic link would be replaced by the file (stop 36
     // tester t22: /dev/null became a regular file, exit 0); scp writes into it instead.
     // Refused.
-    if let Some(kind) = transfer::special_kind(path) {
+    if let Some(kind) = transfer::paths::special_kind(path) {
         return Err(TransferError::Local(format!(
             "download: {} is {kind}, not a regular file: the download would replace it \
          (scp would write through it); give a file's own path",
@@ -75,8 +76,8 @@ pub(super) fn local_target(path: &Path) -> Result<(), TransferError> {
     {
         return Err(TransferError::Local(format!(
             "download: {} cannot be written: {} is a file, not a directory",
-            transfer::shown_path(&path.to_string_lossy()),
-            transfer::shown_path(&file.to_string_lossy())
+            transfer::paths::shown_path(&path.to_string_lossy()),
+            transfer::paths::shown_path(&file.to_string_lossy())
         )));
     }
     Ok(())

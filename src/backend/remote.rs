@@ -143,7 +143,7 @@ impl Backend for Remote {
         let cannot = |e: std::io::Error| {
             TransferError::Local(format!(
                 "upload: cannot read {}: {e}",
-                transfer::shown_path(&upload.path.to_string_lossy())
+                transfer::paths::shown_path(&upload.path.to_string_lossy())
             ))
         };
         // Checked before opening (a FIFO's open blocks) and before anything is sent.
@@ -158,10 +158,13 @@ impl Backend for Remote {
         let mode = upload
             .mode
             .unwrap_or(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777);
-        let reader = Arc::new(Mutex::new(transfer::HashingReader::new(file, meta.len())));
-        let tmp = transfer::upload_suffix();
+        let reader = Arc::new(Mutex::new(transfer::digest::HashingReader::new(
+            file,
+            meta.len(),
+        )));
+        let tmp = transfer::names::upload_suffix();
         // Named as the recipe asked for it, not as the scripts sent.
-        let label_words = transfer::label("upload", upload.local, upload.remote);
+        let label_words = transfer::paths::label("upload", upload.local, upload.remote);
         // Said should a second signal end tether before the upload, or its owed clean-up,
         // removed it (tester t121: 301 MB left behind, unsaid).
         let left_words = |verb: &str| {
@@ -169,8 +172,11 @@ impl Backend for Remote {
                 "`{label_words}` {verb} its temporary directory {} on the host, with what \
                  arrived of the file: a later upload to {} removes it once nothing in it has \
                  changed for a minute, or remove it by hand",
-                transfer::shown_path(&transfer::upload_temp_path(upload.remote, &tmp)),
-                transfer::shown_path(upload.remote)
+                transfer::paths::shown_path(&transfer::names::upload_temp_path(
+                    upload.remote,
+                    &tmp
+                )),
+                transfer::paths::shown_path(upload.remote)
             )
         };
         let said_left = || {
@@ -180,7 +186,11 @@ impl Backend for Remote {
             )
         };
         let _left = said_left();
-        let receive = (upload.render)(&transfer::receive_script(upload.remote, &tmp, meta.len()));
+        let receive = (upload.render)(&transfer::scripts::receive_script(
+            upload.remote,
+            &tmp,
+            meta.len(),
+        ));
         let label = label_words.clone();
         let opts = ExecOptions {
             stdin: upload.stdin_prefix.clone(),
@@ -198,7 +208,7 @@ impl Backend for Remote {
             (reader.finish().map_err(cannot), reader.ended_early())
         };
         let cleanup = || Owed {
-            command: (upload.render)(&transfer::cleanup_script(upload.remote, &tmp)),
+            command: (upload.render)(&transfer::scripts::cleanup_script(upload.remote, &tmp)),
             stdin: upload.stdin_prefix.clone(),
             label: format!("removing the temporary directory of `{label_words}`"),
             left: left_words("leaves"),
@@ -218,7 +228,12 @@ impl Backend for Remote {
             )));
         }
         checked?;
-        let place = (upload.render)(&transfer::place_script(upload.remote, &tmp, &sent, mode));
+        let place = (upload.render)(&transfer::scripts::place_script(
+            upload.remote,
+            &tmp,
+            &sent,
+            mode,
+        ));
         let opts = ExecOptions {
             stdin: upload.stdin_prefix.clone(),
             part: true,
@@ -236,7 +251,7 @@ impl Backend for Remote {
                         message: format!(
                             "`{label_words}`: the file had been moved into place before the \
                              stop reached the host: {} is the uploaded file",
-                            transfer::shown_path(upload.remote)
+                            transfer::paths::shown_path(upload.remote)
                         ),
                     },
                 );
@@ -256,18 +271,18 @@ impl Backend for Remote {
         let local = |what: &str, e: std::io::Error| {
             TransferError::LocalWrite(format!(
                 "download: cannot {what} {}: {e}",
-                transfer::shown_path(&download.path.to_string_lossy())
+                transfer::paths::shown_path(&download.path.to_string_lossy())
             ))
         };
         local_target(download.path)?;
-        let (temp, file) = transfer::LocalTemp::create(download.path)
+        let (temp, file) = transfer::local_temp::LocalTemp::create(download.path)
             .map_err(|e| local("create a temporary file beside", e))?;
-        let writer = Arc::new(Mutex::new(transfer::HashingWriter::new(
+        let writer = Arc::new(Mutex::new(transfer::digest::HashingWriter::new(
             std::io::BufWriter::with_capacity(exec::CHUNK, file),
         )));
-        let fetch = (download.render)(&transfer::fetch_script(download.remote));
+        let fetch = (download.render)(&transfer::scripts::fetch_script(download.remote));
         // Named as the recipe asked for it, not as the scripts sent.
-        let label = transfer::label("download", download.remote, download.local);
+        let label = transfer::paths::label("download", download.remote, download.local);
         let opts = ExecOptions {
             stdin: download.stdin_prefix.clone(),
             stdout_to: Some(Drain(writer.clone())),
@@ -297,7 +312,7 @@ impl Backend for Remote {
             }
         }
         let got = got?;
-        let measure = (download.render)(&transfer::measure_script(download.remote));
+        let measure = (download.render)(&transfer::scripts::measure_script(download.remote));
         let opts = ExecOptions {
             stdin: download.stdin_prefix.clone(),
             echo: Echo::NoStdout,
@@ -317,7 +332,7 @@ impl Backend for Remote {
             }
         };
         let text = String::from_utf8_lossy(&out.stdout);
-        let Some(there) = transfer::parse_measured(&text) else {
+        let Some(there) = transfer::scripts::parse_measured(&text) else {
             return Err(TransferError::Changed(format!(
                 "download {}: cannot read the remote file's size and checksum from `{}`",
                 download.remote,
@@ -434,10 +449,10 @@ impl Remote {
     }
 
     /// Whether the upload `upload` (suffix `tmp`, `size` bytes), its placing step stopped on
-    /// `host`, had placed its file (see [`transfer::placed_script`]). Asked whatever stopped
-    /// the step, as a clean-up is; no answer is taken for no.
+    /// `host`, had placed its file (see [`transfer::scripts::placed_script`]). Asked whatever
+    /// stopped the step, as a clean-up is; no answer is taken for no.
     fn placed(&self, host: &str, upload: &Upload, tmp: &str, size: u64) -> bool {
-        let probe = (upload.render)(&transfer::placed_script(upload.remote, tmp, size));
+        let probe = (upload.render)(&transfer::scripts::placed_script(upload.remote, tmp, size));
         let opts = ExecOptions {
             stdin: upload.stdin_prefix.clone(),
             echo: Echo::Nothing,
@@ -530,7 +545,7 @@ fn deadline(timeout: Option<std::time::Duration>) -> impl Fn() -> Option<std::ti
 fn changed_while_read(
     path: &Path,
     meta: &std::fs::Metadata,
-    sent: &transfer::Digest,
+    sent: &transfer::digest::Digest,
     ended_early: bool,
 ) -> Option<String> {
     if ended_early {

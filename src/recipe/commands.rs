@@ -499,7 +499,7 @@ fn transfer_mode(opts: &Map, what: &str) -> Fallible<Option<u32>> {
             value.type_name()
         ));
     };
-    crate::transfer::parse_mode(&text)
+    crate::transfer::scripts::parse_mode(&text)
         .map(Some)
         .map_err(|e| format!("{what}: {e}").into())
 }
@@ -547,17 +547,18 @@ fn upload(rt: &Runtime, local: &str, remote: &str, opts: &Map) -> Fallible<()> {
         return fail("upload: a path is empty (upload(local, remote))");
     }
     let mode = transfer_mode(opts, "upload")?;
-    crate::transfer::refuse_local_tilde(local).map_err(|e| format!("upload: {e}"))?;
-    crate::transfer::refuse_other_home(remote).map_err(|e| format!("upload: {e}"))?;
-    crate::transfer::refuse_directory_form(remote).map_err(|e| format!("upload: {e}"))?;
-    crate::transfer::refuse_overlong(remote, "remote").map_err(|e| format!("upload: {e}"))?;
+    crate::transfer::paths::refuse_local_tilde(local).map_err(|e| format!("upload: {e}"))?;
+    crate::transfer::paths::refuse_other_home(remote).map_err(|e| format!("upload: {e}"))?;
+    crate::transfer::paths::refuse_directory_form(remote).map_err(|e| format!("upload: {e}"))?;
+    crate::transfer::paths::refuse_overlong(remote, "remote")
+        .map_err(|e| format!("upload: {e}"))?;
     let scope = scope_for("upload()")?;
     let backend = backend(rt, "upload()")?;
     if rt.interrupted() {
         return Err(throw(Failure::interrupted()));
     }
     let path = rt.dir().join(local);
-    let what = crate::transfer::label("upload", local, remote);
+    let what = crate::transfer::paths::label("upload", local, remote);
     let cctx = context::command_context();
     refuse_nul("upload(): the remote path", remote)?;
     refuse_nul(
@@ -693,10 +694,11 @@ fn download(rt: &Runtime, remote: &str, local: &str, opts: &Map) -> Fallible<()>
         return fail("download: a path is empty (download(remote, local))");
     }
     let mode = transfer_mode(opts, "download")?;
-    crate::transfer::refuse_local_tilde(local).map_err(|e| format!("download: {e}"))?;
-    crate::transfer::refuse_other_home(remote).map_err(|e| format!("download: {e}"))?;
-    crate::transfer::refuse_directory_form(local).map_err(|e| format!("download: {e}"))?;
-    crate::transfer::refuse_overlong(local, "local").map_err(|e| format!("download: {e}"))?;
+    crate::transfer::paths::refuse_local_tilde(local).map_err(|e| format!("download: {e}"))?;
+    crate::transfer::paths::refuse_other_home(remote).map_err(|e| format!("download: {e}"))?;
+    crate::transfer::paths::refuse_directory_form(local).map_err(|e| format!("download: {e}"))?;
+    crate::transfer::paths::refuse_overlong(local, "local")
+        .map_err(|e| format!("download: {e}"))?;
     let scope = scope_for("download()")?;
     if scope.hosts > 1 && !local.contains("{host}") {
         return fail(format!(
@@ -715,7 +717,7 @@ fn download(rt: &Runtime, remote: &str, local: &str, opts: &Map) -> Fallible<()>
     let local = local.replace("{host}", &scope.host);
     let path = rt.dir().join(&local);
     refuse_own_files(rt, &local, &path)?;
-    let what = crate::transfer::label("download", remote, &local);
+    let what = crate::transfer::paths::label("download", remote, &local);
     let cctx = context::command_context();
     refuse_nul("download(): the remote path", remote)?;
     refuse_nul(

@@ -434,11 +434,11 @@ pub fn host_lines(look: Look, event: &Event) -> Option<Vec<(Lane, String)>> {
             let size = bytes.map_or_else(|| "made during the run".into(), |b| format!("{b} bytes"));
             plan(format!(
                 "{} ({size})",
-                crate::transfer::label("upload", local, remote)
+                crate::transfer::paths::label("upload", local, remote)
             ))
         }
         EventKind::PlannedDownload { remote, local } => {
-            plan(crate::transfer::label("download", remote, local))
+            plan(crate::transfer::paths::label("download", remote, local))
         }
         _ => return None,
     })

@@ -3802,6 +3802,86 @@ fn a_terminal_command_whose_stop_cannot_reach_its_silent_host_is_said_left_runni
     unsafe { libc::kill(-pgid, libc::SIGKILL) };
 }
 
+/// A command on a terminal whose stop could not reach its silent host is stopped at the next
+/// contact with that host, and said so, as a supervised command is (before, it was named with
+/// how to stop it by hand and left running to the run's end, the next steps' contacts
+/// notwithstanding).
+#[test]
+fn a_terminal_command_whose_stop_failed_is_stopped_at_the_next_contact() {
+    let far = support::netns::NetnsHost::start("far", &[]);
+    let r = crate::support::recipe::RecipeDir::new(
+        "pty-orphan",
+        "server(\"far\", #{ roles: [\"web\"] });\n\
+         task(\"go\", || {\n\
+           try {\n\
+             on(\"far\", #{ timeout: 5, pty: true }, \"echo ran >> $HOME/marker; trap '' HUP; \
+         sleep 60\");\n\
+           } catch (e) { run_locally(\"touch caught\"); }\n\
+           run_locally(\"until [ -e lifted ]; do sleep 0.1; done\");\n\
+           on(\"far\", \"echo next-step\");\n\
+         });\n",
+    );
+    let marker = far.dir.join("home/marker");
+    let out = std::thread::scope(|scope| {
+        let run = scope.spawn(|| r.tether().ssh_config(&far.ssh_config()).args(&["go"]).run());
+        wait_until("the command never started", || {
+            std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+        });
+        far.blackhole();
+        // 5 s, 2 s for the keepalive's acknowledgement, 3 s for the stop's channel.
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while !r.path("caught").exists() {
+            assert!(Instant::now() < deadline, "the stop never failed");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        far.lift_blackhole();
+        // A host taken for lost is tried again by a command at least 5 s after
+        // (`RETRY_LOST_AFTER`): the next step's command comes after that.
+        std::thread::sleep(Duration::from_secs(6));
+        std::fs::write(r.path("lifted"), "").unwrap();
+        run.join().unwrap()
+    });
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(text.contains("far | next-step"), "{text}");
+    assert!(
+        text.contains("tether tries again at its next contact with this host"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "stopped `echo ran >> $HOME/marker; trap '' HUP; sleep 60` on the host (left \
+             running when stopping it (its timeout passed) failed)"
+        ),
+        "{text}"
+    );
+    let pgid: libc::pid_t = text
+        .split_once("Its process group is ")
+        .and_then(|(_, rest)| rest.split_once(';'))
+        .and_then(|(pgid, _)| pgid.parse().ok())
+        .unwrap_or_else(|| panic!("no process group named\n{text}"));
+    // SAFETY: kill(2) with signal 0 only asks whether the group exists.
+    let alive = || unsafe { libc::kill(-pgid, 0) } == 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left = alive();
+    let ps: String = std::process::Command::new("ps")
+        .args(["-eo", "pgid,pid,stat,args"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.split_whitespace().next() == Some(&pgid.to_string()))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    if left {
+        // SAFETY: as above; the test's own command, which ignores SIGHUP.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    }
+    assert!(!left, "the group runs on\n{ps}\n{text}");
+}
+
 /// A second signal while a command on a terminal is being stopped on a silent host exits at
 /// once, naming the command with its process group and the words that stop it, which do, as
 /// for a supervised command (stop 57 tester t90: nothing was named).

@@ -447,7 +447,8 @@ impl WorkerState {
     /// Says what stopping `command` on the host did, when it was stopped (by `stop` or its
     /// deadline) and its process group signalled, or that failed. A supervised command (`sup`)
     /// whose stop could not be run is kept as an orphan: stopped at the next contact, or named
-    /// before tether exits.
+    /// before tether exits; one on a PTY, named with how to stop it by hand at once, is stopped
+    /// at the next contact too.
     fn report_stop(
         &mut self,
         command: &str,
@@ -536,18 +537,14 @@ impl WorkerState {
             // No supervisor keeps its files or claims it: the words name its group (stop 56
             // tester t89: a PTY command's failed stop said nothing of how to stop it).
             if let (None, Some(group), true) = (sup, &done.pty_group, failed) {
-                self.left_on_terminals.push(state::pty_left_at_exit(
-                    &self.owner.name,
-                    &self.owner.config.ssh_command,
-                    command,
-                    &group.pgid,
-                    &format!("stopping it ({why}) failed"),
-                ));
+                let orphan = self.pty_orphan(command, group, format!("stopping it ({why}) failed"));
+                self.pty_orphans.push(orphan);
             }
             let by_hand = match (sup, &done.pty_group) {
                 (None, Some(group)) if failed => format!(
                     "; it may still be running: on its terminal it gets SIGHUP once the host's \
-                     sshd finds its connection ended, unless it ignores that. {}",
+                     sshd finds its connection ended, unless it ignores that, and tether tries \
+                     again at its next contact with this host. {}",
                     self.pty_stop_words(group)
                 ),
                 _ => String::new(),
@@ -591,8 +588,8 @@ impl WorkerState {
     /// over the new connection (`reconnected`): nothing re-attaches to it, and a command that
     /// ignores the hangup its terminal gets runs on (tester t117: `trap "" HUP` ran on to its
     /// end, nothing said). One found ended (by the hangup, as most do) is said nothing of; one
-    /// that cannot be stopped is said so with how to stop it by hand, and named again as tether
-    /// exits.
+    /// that cannot be stopped is said so with how to stop it by hand, stopped at the next
+    /// contact (see `reattach.rs`), and named again by an exit at a second signal.
     fn stop_lost_pty(&mut self, command: &str, group: &exec::PtyGroup, reconnected: bool) {
         let why = "its connection was lost, and a command on a terminal is not re-attached to";
         let stopped = match (&self.conn, reconnected) {
@@ -610,20 +607,20 @@ impl WorkerState {
                 nothing_to_stop: false,
             }),
             Err(failed) => {
-                self.left_on_terminals.push(state::pty_left_at_exit(
-                    &self.owner.name,
-                    &self.owner.config.ssh_command,
+                let orphan = self.pty_orphan(
                     command,
-                    &group.pgid,
-                    &format!(
+                    group,
+                    format!(
                         "stopping it after its connection was lost failed ({})",
                         failed.how
                     ),
-                ));
+                );
+                self.pty_orphans.push(orphan);
                 self.emit(EventKind::Warning {
                     message: format!(
                         "`{command}` may still be running on the host: its connection was lost, \
-                         and stopping it over a new one failed ({}). {}",
+                         and stopping it over a new one failed ({}); tether tries again at its \
+                         next contact with this host. {}",
                         failed.how,
                         self.pty_stop_words(group)
                     ),

@@ -156,7 +156,7 @@ impl HostWorker {
             read: Vec::new(),
             timed_queued: timed_queued.clone(),
             dead_idle: None,
-            left_on_terminals: Vec::new(),
+            pty_orphans: Vec::new(),
             lost_pty: None,
         };
         let thread = std::thread::Builder::new()

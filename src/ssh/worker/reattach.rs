@@ -512,9 +512,10 @@ impl WorkerState {
     }
 
     /// Stops the commands left running when re-attaching to them failed (see
-    /// [`WorkerState::reattach`]), now that the host has a session; reports each. One that
-    /// could not be stopped is tried again at the next contact, or, when this is the `last`
-    /// (tether exits), named with how to stop it by hand.
+    /// [`WorkerState::reattach`]), and the commands on a PTY whose stop failed, now that the
+    /// host has a session; reports each. One that could not be stopped is tried again at the
+    /// next contact, or, when this is the `last` (tether exits), named with how to stop it by
+    /// hand (one on a PTY was named so when its stop failed).
     pub(super) fn stop_orphans(&mut self, last: bool) {
         let Some(conn) = &self.conn else { return };
         let mut kept = Vec::new();
@@ -569,6 +570,30 @@ impl WorkerState {
             }
         }
         self.orphans = kept;
+        // On a PTY: its stop's failure named it with how to stop it by hand, so one that
+        // cannot be stopped now is tried at the next contact, and is not named again.
+        let mut kept = Vec::new();
+        for orphan in std::mem::take(&mut self.pty_orphans) {
+            match exec::stop_pty_group(conn, &orphan.group, exec::StopPatience::usual()) {
+                Ok(StopDone::Gone | StopDone::Never) => self.owner.emit(EventKind::Warning {
+                    message: format!(
+                        "`{}` (left running when {}) had ended by the next contact: nothing was \
+                         left to stop",
+                        crate::chars::command_named(&orphan.command),
+                        orphan.left
+                    ),
+                }),
+                Ok(done) => self.owner.emit(EventKind::RemoteStopped {
+                    command: orphan.command.clone(),
+                    why: format!("left running when {}", orphan.left),
+                    how: exec::RemoteStop::of(Ok(done), None).how,
+                    nothing_to_stop: false,
+                }),
+                Err(_) if last => {}
+                Err(_) => kept.push(orphan),
+            }
+        }
+        self.pty_orphans = kept;
     }
 
     /// tether is about to exit (this worker ends) with commands left running on the host:

@@ -75,9 +75,9 @@ pub(super) struct WorkerState {
     /// tester t89: a command with a 3 s timeout waited 23 s for the idle reconnect's backoff
     /// to fail).
     pub(super) dead_idle: Option<String>,
-    /// What an exit at a second signal says of the commands on a PTY whose stop failed: they
-    /// may run on (see [`pty_left_at_exit`]).
-    pub(super) left_on_terminals: Vec<crate::interrupt::LeftBehind>,
+    /// The commands on a PTY whose stop failed: stopped at the next contact with the host
+    /// (see `reattach.rs`), and, until then, said by an exit at a second signal.
+    pub(super) pty_orphans: Vec<PtyOrphan>,
     /// The process group of the PTY command whose connection the last command run lost, where
     /// its exec's sh said it: stopped over the new connection (see `command.rs`).
     pub(super) lost_pty: Option<crate::ssh::exec::PtyGroup>,
@@ -100,6 +100,46 @@ impl WorkerState {
             sup.place.clone(),
             left,
         )
+    }
+}
+
+/// A command on a PTY left running when stopping it failed. Stopping it again later is safe:
+/// its group is signalled only while the group's leader is still its exec's sh (see
+/// `exec::stop_pty_group`), never a group that took the number after it ended.
+pub(super) struct PtyOrphan {
+    /// The command.
+    pub(super) command: String,
+    /// Its process group, as its exec's sh said it.
+    pub(super) group: crate::ssh::exec::PtyGroup,
+    /// How it came to be left running (`stopping it (its timeout passed) failed`), for the
+    /// line that says it was stopped.
+    pub(super) left: String,
+    /// Its line should tether exit at a second signal before it was stopped (see
+    /// [`pty_left_at_exit`]).
+    _said: crate::interrupt::LeftBehind,
+}
+
+impl WorkerState {
+    /// `command`, on a PTY in process group `group`, as an orphan of this host, left running
+    /// as `left` says.
+    pub(super) fn pty_orphan(
+        &self,
+        command: &str,
+        group: &crate::ssh::exec::PtyGroup,
+        left: String,
+    ) -> PtyOrphan {
+        PtyOrphan {
+            _said: pty_left_at_exit(
+                &self.owner.name,
+                &self.owner.config.ssh_command,
+                command,
+                &group.pgid,
+                &left,
+            ),
+            command: command.to_string(),
+            group: group.clone(),
+            left,
+        }
     }
 }
 

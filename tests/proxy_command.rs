@@ -32,6 +32,28 @@ fn run_on(config: &Path, hosts: &str) -> support::tether::Output {
         .run()
 }
 
+/// A failed proxy command's stderr is read to its end before the failure says it, not for a
+/// fixed 20 ms after its exit (a CI run under load: `exited with status 7 ...` without the
+/// `its stderr ended with: ...` it had written). Here the last line comes 300 ms after the
+/// exit, from a child of the proxy that still holds its stderr.
+#[test]
+fn a_proxy_commands_stderr_is_read_to_its_end_before_it_is_said() {
+    let lab = Lab::start(1);
+    let lab_cfg = std::fs::read_to_string(lab.ssh_config()).unwrap();
+    let cfg = lab.dir().join("late");
+    std::fs::write(
+        &cfg,
+        format!(
+            "Host host1\n  ProxyCommand sh -c 'echo first >&2; (sleep 0.3; echo late words >&2) \
+             </dev/null >/dev/null & exit 7'\n{lab_cfg}"
+        ),
+    )
+    .unwrap();
+    run_on(&cfg, "host1")
+        .status(3)
+        .stdout_contains("exited with status 7 before the SSH connection was set up; its stderr ended with: first | late words");
+}
+
 /// Regression (issue 11): a ProxyCommand was ignored and tether connected directly.
 #[test]
 fn hosts_are_reached_through_ssh_w_on_the_bastion() {

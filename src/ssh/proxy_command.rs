@@ -36,12 +36,17 @@ const STDERR_TAIL: usize = 4096;
 const EXIT_GRACE: Duration = Duration::from_millis(500);
 /// How long a proxy may take to exit after SIGHUP before SIGKILL.
 const HANGUP_GRACE: Duration = Duration::from_secs(1);
+/// How long the failure of a proxy that exited waits for the end of its stderr (a child of
+/// it may hold the pipe open for good).
+const STDERR_GRACE: Duration = Duration::from_secs(1);
 
 /// A running proxy command.
 pub struct ProxyProcess {
     child: Child,
     command: String,
     stderr: Arc<Mutex<Vec<u8>>>,
+    /// Disconnected once the reader of its stderr met the end of the pipe.
+    stderr_read: std::sync::mpsc::Receiver<()>,
     /// Its process group, ended if tether exits at a second signal.
     _on_exit: crate::interrupt::EndsOnExit,
 }
@@ -73,12 +78,14 @@ impl ProxyProcess {
                 )
             })?;
         let stderr = Arc::new(Mutex::new(Vec::new()));
+        let (read_to_end, stderr_read) = std::sync::mpsc::channel::<()>();
         if let Some(mut pipe) = child.stderr.take() {
             let tail = stderr.clone();
-            // Detached: it ends when the command's stderr closes.
+            // Detached: it ends when the command's stderr closes, dropping `read_to_end`.
             std::thread::Builder::new()
                 .name("proxy stderr".into())
                 .spawn(move || {
+                    let _read_to_end = read_to_end;
                     let mut buf = [0u8; 1024];
                     while let Ok(n) = pipe.read(&mut buf) {
                         if n == 0 {
@@ -98,6 +105,7 @@ impl ProxyProcess {
                 child,
                 command: command.to_string(),
                 stderr,
+                stderr_read,
                 _on_exit: on_exit,
             },
             ours,
@@ -121,10 +129,11 @@ impl ProxyProcess {
         }
     }
 
-    /// The last lines of its stderr, joined with ` | ` (empty when it wrote nothing).
+    /// The last lines of its stderr, joined with ` | ` (empty when it wrote nothing), once the
+    /// pipe ended or [`STDERR_GRACE`] passed: the reader may still be copying the last bytes
+    /// after the exit (a fixed 20 ms lost them under load).
     fn stderr_tail(&self) -> String {
-        // The reader thread may still be copying the last bytes after the exit.
-        std::thread::sleep(Duration::from_millis(20));
+        let _ = self.stderr_read.recv_timeout(STDERR_GRACE);
         let bytes = self
             .stderr
             .lock()

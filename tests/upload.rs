@@ -342,6 +342,54 @@ fn an_upload_into_a_read_only_filesystem_says_so() {
     );
 }
 
+/// A destination that cannot be replaced, and one beside which the private directory cannot
+/// be made, are said with the destination and the system's reason, never by tether's own
+/// temporary names alone (tester t121: `mv: cannot move 'f' to '/srv/tgt.txt': Operation not
+/// permitted` for an immutable file, `mkdir: cannot create directory
+/// '/proc/version.tether-upload...': No such file or directory` under /proc).
+#[test]
+fn a_destination_that_cannot_be_replaced_or_written_beside_is_said_with_the_reason() {
+    let lab = lab(&["db1"]);
+    let r = lab_recipe(
+        &lab,
+        "upload-unreplaceable",
+        r#"task("imm", || { on("db", |host| { upload("a.txt", "/srv/imm.txt"); }); });
+task("proc", || { on("db", |host| { upload("a.txt", "/proc/version"); }); });"#,
+    );
+    r.write("a.txt", "new\n");
+    let target = lab.host("db1").root_dir.join("imm.txt");
+    std::fs::write(&target, "old\n").unwrap();
+    let chattr = |flag: &str| {
+        let ok = std::process::Command::new("chattr")
+            .arg(flag)
+            .arg(&target)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "chattr {flag}");
+    };
+    chattr("+i");
+    let out = r.tether().args(&["imm"]).run();
+    chattr("-i");
+    out.status(1)
+        .stdout_contains(
+            "upload: /srv/imm.txt cannot be replaced: Operation not permitted; nothing was \
+             replaced",
+        )
+        .stdout_lacks("'f'");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "old\n");
+    let left: Vec<_> = std::fs::read_dir(&lab.host("db1").root_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains("tether-upload"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let out = r.tether().args(&["proc"]).run();
+    out.status(1)
+        .stdout_contains("upload: cannot make the temporary directory /proc/version.tether-upload.")
+        .stdout_contains(" beside /proc/version: No such file or directory (the file is written");
+}
+
 /// A destination longer than a path, or with a name longer than one, is refused before
 /// anything is made (stop 44 tester t54: a 5 KB path of 25 directories was made by `mkdir -p`,
 /// left, and said as a directory that could not be written in).

@@ -49,7 +49,9 @@ const ENTER: &str = "P=$(cd -P -- \"${p%??}\" && pwd -P && echo x) || exit 1; P=
 /// [`upload_suffix`](super::names::upload_suffix): made new by `mkdir`, which follows no link;
 /// see [`ENTER`]), refused when `remote` is a directory
 /// (mv would put the file inside it), or when its directory cannot be written in, with the
-/// system's reason (the words after mkdir's last `: `, such as `Read-only file system`). A connection lost mid-transfer ends `cat` with EOF, not
+/// system's reason (the words after mkdir's last `: `, such as `Read-only file system`), and
+/// so where the private directory cannot be made there (tester t121: under `/proc`, mkdir's
+/// own words named only the temporary name). A connection lost mid-transfer ends `cat` with EOF, not
 /// an error: the size is checked here (`size`: what will be sent), and a short file removed,
 /// so the remote shell cleans up after a cut connection. Temporary directories (and files,
 /// as tether named them before) of the same destination left by earlier runs, with nothing in
@@ -70,7 +72,9 @@ pub fn receive_script(remote: &str, tmp: &str, size: u64) -> String {
          \"\"|.*|*.|*..*|*[!0-9a-f.]*|*.*.*.*) continue;; *.*) ;; *) continue;; esac; \
          if [ ! -h \"$f\" ] && [ \"$f\" != \"$t\" ] && {{ [ -f \"$f\" ] || [ -d \"$f\" ]; }} && \
          [ -z \"$(find \"$f\" ! -mmin +{STALE_MINUTES} 2>/dev/null | head -n 1)\" ]; then rm -rf -- \"$f\" 2>/dev/null; fi; done; \
-         (umask 077 && mkdir -- \"$t\") || exit 1; {enter}\
+         w=$( (umask 077 && mkdir -- \"$t\") 2>&1) || {{ echo \"upload: cannot make the \
+         temporary directory $t beside $d: ${{w##*: }} (the file is written there and moved into \
+         place)\" >&2; exit 1; }}; {enter}\
          (umask 077 && set -C && cat > f) || {{ gone; exit 1; }}; \
          n=$(wc -c < f) || {{ gone; exit 1; }}; if [ \"$n\" -ne {size} ]; then gone; \
          echo \"upload stopped short: $n of {size} bytes arrived\" >&2; exit 1; fi",
@@ -110,7 +114,9 @@ const MAKE_DIR: &str = "mkdir -p -- \"${p%??}\" 2>/dev/null || { q=${p%??}; \
 /// `mv -T`, which replaces a link at the destination rather than following it into the
 /// directory it leads to, and refuses a directory there (stop 41 tester t41: a link to another
 /// directory put at the destination while the file was checked got the file moved into that
-/// directory, exit 0).
+/// directory, exit 0). A move that fails says the destination and the system's reason (the
+/// words after mv's last `: `, such as `Operation not permitted` for an immutable file),
+/// where mv's own words named `f` (tester t121).
 pub fn place_script(remote: &str, tmp: &str, sent: &Digest, mode: u32) -> String {
     let (size, sum) = (sent.bytes, &sent.sha256);
     format!(
@@ -130,7 +136,9 @@ pub fn place_script(remote: &str, tmp: &str, sent: &Digest, mode: u32) -> String
          the file first, or upload into a directory only its owner may write)\" >&2; exit 1; fi; \
          chown -- \"$3:$4\" f 2>/dev/null || {{ gone; echo \"upload: $d belongs to $3:$4 \
          (uid:gid), which the new file cannot be given (chown refused): nothing was replaced\" >&2; exit 1; }}; fi; \
-         chmod {mode:04o} -- f && mv -Tf -- f \"$D\" || {{ gone; exit 1; }}; cd / && rmdir -- \"$T\" 2>/dev/null; true",
+         chmod {mode:04o} -- f || {{ gone; exit 1; }}; w=$(mv -Tf -- f \"$D\" 2>&1) || {{ gone; \
+         echo \"upload: $d cannot be replaced: ${{w##*: }}; nothing was replaced\" >&2; exit 1; }}; \
+         cd / && rmdir -- \"$T\" 2>/dev/null; true",
         path = system_programs_first(),
         dest = remote_word(remote),
         stem = temp_stem(remote),

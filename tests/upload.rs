@@ -354,7 +354,9 @@ fn a_destination_that_cannot_be_replaced_or_written_beside_is_said_with_the_reas
         &lab,
         "upload-unreplaceable",
         r#"task("imm", || { on("db", |host| { upload("a.txt", "/srv/imm.txt"); }); });
-task("proc", || { on("db", |host| { upload("a.txt", "/proc/version"); }); });"#,
+task("proc", || { on("db", |host| { upload("a.txt", "/proc/version"); }); });
+task("deep", || { on("db", |host| { upload("a.txt", "/proc/1/x/y"); }); });
+task("full", || { on("db", |host| { upload("big.bin", "/srv/small/f"); }); });"#,
     );
     r.write("a.txt", "new\n");
     let target = lab.host("db1").root_dir.join("imm.txt");
@@ -388,6 +390,47 @@ task("proc", || { on("db", |host| { upload("a.txt", "/proc/version"); }); });"#,
     out.status(1)
         .stdout_contains("upload: cannot make the temporary directory /proc/version.tether-upload.")
         .stdout_contains(" beside /proc/version: No such file or directory (the file is written");
+    // A directory on the way that cannot be made (tester t124: mkdir's own words alone).
+    r.tether().args(&["deep"]).run().status(1).stdout_contains(
+        "upload: /proc/1/x/y cannot be written: its directory /proc/1/x cannot be made: No such \
+         file or directory",
+    );
+    // A full filesystem (tester t124: `cat: write error: No space left on device` alone).
+    std::fs::create_dir_all(lab.host("db1").root_dir.join("small")).unwrap();
+    lab.in_host_namespace(
+        "db1",
+        &[
+            "mount",
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=64k",
+            "tmpfs",
+            "/srv/small",
+        ],
+    );
+    // The tmpfs is seen inside the host's mount namespace only.
+    let inside = |script: &str| {
+        let out = std::process::Command::new("nsenter")
+            .args([
+                "-t",
+                &lab.host("db1").pid.to_string(),
+                "-m",
+                "sh",
+                "-c",
+                script,
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    inside("echo old > /srv/small/f");
+    r.write("big.bin", &"x".repeat(1 << 20));
+    r.tether().args(&["full"]).run().status(1).stdout_contains(
+        "upload: /srv/small/f: the file could not be written beside it: No space left on \
+         device; nothing was replaced",
+    );
+    assert_eq!(inside("cat /srv/small/f; ls -A /srv/small"), "old\nf\n");
 }
 
 /// A destination longer than a path, or with a name longer than one, is refused before

@@ -51,7 +51,8 @@ const ENTER: &str = "P=$(cd -P -- \"${p%??}\" && pwd -P && echo x) || exit 1; P=
 /// (mv would put the file inside it), or when its directory cannot be written in, with the
 /// system's reason (the words after mkdir's last `: `, such as `Read-only file system`), and
 /// so where the private directory cannot be made there (tester t121: under `/proc`, mkdir's
-/// own words named only the temporary name). A connection lost mid-transfer ends `cat` with EOF, not
+/// own words named only the temporary name), and where the file cannot be written there
+/// (tester t124: a full filesystem said `cat: write error: No space left on device` alone). A connection lost mid-transfer ends `cat` with EOF, not
 /// an error: the size is checked here (`size`: what will be sent), and a short file removed,
 /// so the remote shell cleans up after a cut connection. Temporary directories (and files,
 /// as tether named them before) of the same destination left by earlier runs, with nothing in
@@ -75,7 +76,8 @@ pub fn receive_script(remote: &str, tmp: &str, size: u64) -> String {
          w=$( (umask 077 && mkdir -- \"$t\") 2>&1) || {{ echo \"upload: cannot make the \
          temporary directory $t beside $d: ${{w##*: }} (the file is written there and moved into \
          place)\" >&2; exit 1; }}; {enter}\
-         (umask 077 && set -C && cat > f) || {{ gone; exit 1; }}; \
+         w=$( (umask 077 && set -C && cat > f) 2>&1) || {{ gone; echo \"upload: $d: the file \
+         could not be written beside it: ${{w##*: }}; nothing was replaced\" >&2; exit 1; }}; \
          n=$(wc -c < f) || {{ gone; exit 1; }}; if [ \"$n\" -ne {size} ]; then gone; \
          echo \"upload stopped short: $n of {size} bytes arrived\" >&2; exit 1; fi",
         path = system_programs_first(),
@@ -92,13 +94,15 @@ pub fn receive_script(remote: &str, tmp: &str, size: u64) -> String {
 /// Makes the destination's directory (`$p` with [`receive_script`]'s `x`) as `mkdir -p`; where
 /// a name on the way is no directory, says which (stop 44 tester t55: mkdir's `File exists`
 /// for a path through a file, a link to one, or a link that leads nowhere); other failures
-/// are mkdir's own words.
+/// name the destination and the system's reason (the words after mkdir's last `: `; tester
+/// t124: mkdir's own words, `cannot create directory '/proc/1/x'`, did not say the upload).
 const MAKE_DIR: &str = "mkdir -p -- \"${p%??}\" 2>/dev/null || { q=${p%??}; \
      while [ ! -e \"$q\" ] && [ ! -h \"$q\" ]; do q=$(dirname -- \"$q\"); done; \
      if [ -h \"$q\" ] && [ ! -e \"$q\" ]; then echo \"upload: $d cannot be written: $q is a \
      symbolic link that leads nowhere\" >&2; elif [ ! -d \"$q\" ]; then echo \"upload: $d cannot \
-     be written: $q is not a directory (a file, or a link to one)\" >&2; else mkdir -p -- \"${p%??}\"; \
-     fi; exit 1; }; ";
+     be written: $q is not a directory (a file, or a link to one)\" >&2; else \
+     w=$(mkdir -p -- \"${p%??}\" 2>&1); echo \"upload: $d cannot be written: its directory \
+     ${p%??} cannot be made: ${w##*: }\" >&2; fi; exit 1; }; ";
 
 /// The second command of an upload: the file `f` of its private directory (suffix `tmp`, see
 /// [`receive_script`] and [`ENTER`]) is moved onto `remote` with permission bits `mode` only

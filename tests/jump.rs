@@ -775,8 +775,9 @@ fn a_jump_host_whose_config_was_read_learns_no_limit_from_a_close() {
     assert_eq!(read(&h), 2, "bastion2's config not read\n{}", h.story());
     // Idle long enough for a close to look like an idle limit (a quicker one never does).
     h.idle(Duration::from_secs(3));
+    let before = h.mark();
     site.kill_connections("bastion2");
-    let reconnected = h.wait_for(Duration::from_secs(10), |e| {
+    let reconnected = h.wait_for_since(before, Duration::from_secs(10), |e| {
         &*e.host == BASTION2 && matches!(e.kind, EventKind::Reconnected { .. })
     });
     assert!(reconnected.is_some(), "{}", h.story());

@@ -246,10 +246,11 @@ fn idle_connection_killed_by_the_server_is_replaced_at_once() {
     assert!(h.run(&["host1"], "true")[0].ok());
     h.idle(Duration::from_millis(300));
     let killed = Instant::now();
+    let before = h.mark();
     lab.kill_connections("host1");
     // Noticed from the socket closing, not 15 s later when the heartbeat timer is due.
     let (_, e) = h
-        .wait_for(Duration::from_secs(5), |e| is_reconnect(&e.kind))
+        .wait_for_since(before, Duration::from_secs(5), |e| is_reconnect(&e.kind))
         .unwrap_or_else(|| panic!("no reconnect\n{}", h.story()));
     let noticed = killed.elapsed();
     assert!(noticed < Duration::from_secs(3), "{noticed:?}");
@@ -423,8 +424,9 @@ fn one_kill_of_an_idle_session_whose_limits_were_read_changes_nothing() {
         })
         .unwrap_or_else(|| panic!("round {round}: no heartbeat\n{}", h.story()));
         h.idle(Duration::from_millis(500));
+        let before = h.mark();
         lab.kill_connections("kill1");
-        h.wait_for(Duration::from_secs(5), |e| is_reconnect(&e.kind))
+        h.wait_for_since(before, Duration::from_secs(5), |e| is_reconnect(&e.kind))
             .unwrap_or_else(|| panic!("round {round}: no reconnect\n{}", h.story()));
         let mark = h.mark();
         h.idle(Duration::from_secs(8));

@@ -100,7 +100,10 @@ impl Harness {
         self.events.len()
     }
 
-    /// Waits for an event matching `pred` that arrives after this call.
+    /// Waits for an event matching `pred` that arrives after this call: after an action whose
+    /// events are awaited (a connection killed), [`Harness::mark`] before it and
+    /// [`Harness::wait_for_since`] that mark, or an event that came while the action ran
+    /// (under load, `ss -K` took longer than the reconnect it caused) is missed.
     pub fn wait_for(
         &mut self,
         timeout: Duration,

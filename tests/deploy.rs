@@ -1611,10 +1611,9 @@ server("web1", #{ roles: ["web"] });
 server("worker1", #{ roles: ["worker"] });
 "#,
     );
-    let started = Instant::now();
+    // web1 and worker1 resolve to nothing here: a plan that tried to reach them would fail.
     let out = plan(&dir, &[]);
     out.status(0);
-    assert!(started.elapsed() < Duration::from_secs(5));
     // Stable but for the time the lock is taken, by this machine's clock.
     let timeless = |plan: &str| {
         plan.split("ci@build since ")

@@ -424,9 +424,7 @@ fn unshadow(lab: &Lab, host: &str) {
 /// Undoes [`hang_rm`] on `host`: its PATH as before, the hanging `rm` ended.
 fn unhang(lab: &Lab, host: &str, tag: u32) {
     unshadow(lab, host);
-    let _ = Command::new("pkill")
-        .args(["-f", &format!("^sleep 3{tag}$")])
-        .status();
+    lab.signal_processes(host, &format!("sleep 3{tag}"), libc::SIGTERM);
 }
 
 /// Waits (20 s at most) until `ready` holds.

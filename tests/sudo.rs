@@ -394,12 +394,11 @@ task("abort", || {{
 "#
         ),
     );
-    let alive = |what: &str| -> Vec<String> {
-        let out = Command::new("pgrep").args(["-f", what]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_string)
-            .collect()
+    let alive = |what: &str| lab.processes_where("host1", |c| c.contains(what));
+    let end = |pids: &[u32]| {
+        for &pid in pids {
+            support::net::signal(pid, support::net::SIGKILL);
+        }
     };
     let out = tether(&lab, &dir).args(&["free"]).run();
     let text = format!("{}{}", out.stdout, out.stderr);
@@ -407,12 +406,12 @@ task("abort", || {{
     assert!(text.contains("@host1 ~ stopped `"), "{text}");
     assert!(!text.contains("may still be running"), "{text}");
     std::thread::sleep(std::time::Duration::from_millis(300));
-    assert_eq!(alive("sleep 61"), Vec::<String>::new(), "{text}");
+    assert_eq!(alive("sleep 61"), Vec::<u32>::new(), "{text}");
 
     let out = tether(&lab, &dir).args(&["only"]).run();
     let text = format!("{}{}", out.stdout, out.stderr);
     let left = alive("sleep 62");
-    let _ = sh("pkill -KILL -f 'sleep 62'");
+    end(&left);
     out.status(1);
     assert!(!left.is_empty(), "{text}");
     assert!(
@@ -427,7 +426,7 @@ task("abort", || {{
     let out = tether(&lab, &dir).args(&["abort"]).run();
     let text = format!("{}{}", out.stdout, out.stderr);
     let left = alive("sleep 63");
-    let _ = sh("pkill -KILL -f 'sleep 63'");
+    end(&left);
     out.status(1);
     assert!(!left.is_empty(), "{text}");
     assert!(

@@ -304,7 +304,7 @@ fn a_release_cut_off_while_built_is_unfinished_whatever_the_log_says() {
     unsafe { libc::kill(run.id() as libc::pid_t, libc::SIGKILL) };
     let _ = run.wait_with_output();
     for h in HOSTS {
-        let _ = Command::new("pkill").args(["-f", "^sleep 30$"]).status();
+        lab.signal_processes(h, "sleep 30", libc::SIGTERM);
         assert!(!complete(&lab, h, "20250101000002"), "{h}");
     }
     tether(&dir, &lab, &["deploy:unlock"]).status(0);

@@ -286,6 +286,26 @@ impl Lab {
             .collect()
     }
 
+    /// The live processes of that host whose command line (its arguments joined by spaces)
+    /// `matches`. A test finds the command it left on a host by this, never by a machine-wide
+    /// `pgrep`/`pkill`, which also reaches the same command of another test running beside it
+    /// (a deploy test's `pkill -f '^sleep 30$'` ended a jump test's `sleep 30` with SIGTERM,
+    /// exit 143, in the project's CI).
+    pub fn processes_where(&self, name: &str, matches: impl Fn(&str) -> bool) -> Vec<u32> {
+        self.host_pids(name)
+            .into_iter()
+            .filter(|&pid| self::cmdline(pid).is_some_and(|c| matches(c.trim_end())))
+            .collect()
+    }
+
+    /// Sends `signal` to each process of that host whose command line is `cmdline` exactly
+    /// (see [`Lab::processes_where`]).
+    pub fn signal_processes(&self, name: &str, cmdline: &str, signal: i32) {
+        for pid in self.processes_where(name, |c| c == cmdline) {
+            send_signal(pid, signal);
+        }
+    }
+
     /// SIGKILLs the per-connection sshd processes of that host, as if the
     /// connections had been cut: clients see them close.  Remote commands
     /// they started keep running (as after a real disconnect) until `Drop`

@@ -53,11 +53,7 @@ fn uploads_keep_the_local_permission_bits_and_content() {
         assert_eq!(std::fs::read_to_string(&remote).unwrap(), text, "{name}");
         assert_eq!(mode(&remote), m, "{name}: {:o}", mode(&remote));
     }
-    let left: Vec<_> = std::fs::read_dir(root.join("up"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.contains("tether-upload"))
-        .collect();
+    let left = temp_files(&root.join("up"));
     assert!(left.is_empty(), "{left:?}");
 }
 
@@ -260,11 +256,7 @@ task("dir", || { on("db", |host| { upload("a.txt", "/srv/adir"); }); });"#,
         .stdout_contains("upload: /srv/adir is a directory")
         .stdout_lacks("stopped short");
     assert!(root.join("adir/inner").is_dir());
-    let left: Vec<_> = std::fs::read_dir(root)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.contains("tether-upload"))
-        .collect();
+    let left = temp_files(root);
     assert!(left.is_empty(), "{left:?}");
 }
 
@@ -380,11 +372,7 @@ task("full", || { on("db", |host| { upload("big.bin", "/srv/small/f"); }); });"#
         )
         .stdout_lacks("'f'");
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "old\n");
-    let left: Vec<_> = std::fs::read_dir(&lab.host("db1").root_dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.contains("tether-upload"))
-        .collect();
+    let left = temp_files(&lab.host("db1").root_dir);
     assert!(left.is_empty(), "{left:?}");
     let out = r.tether().args(&["proc"]).run();
     out.status(1)
@@ -1600,11 +1588,7 @@ task("down", || { on("db", |host| { download("/srv/a.txt", fetch("to")); }); });
         .unwrap()
         .file_type()
         .is_socket());
-    let left: Vec<_> = std::fs::read_dir(root)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.contains("tether-upload"))
-        .collect();
+    let left = temp_files(root);
     assert!(left.is_empty(), "{left:?}");
     // A regular file is still replaced, as before.
     r.tether()

@@ -3691,7 +3691,7 @@ fn a_timeout_on_a_silent_connection_ends_soon_after_it() {
 }
 
 /// Runs `command` with `--timeout 5s` and `extra` arguments on a host blackholed once it
-/// started (see [`start_then_blackhole`]): tether fails it (exit 1) within 13 s, its failure
+/// started (see [`start_then_blackhole`]): tether fails it (exit 1) within 15 s, its failure
 /// and its summary row saying that the stop at its deadline failed, not only the warnings
 /// before them. The host, reachable again, and what tether said.
 fn timed_out_on_a_silent_host(
@@ -3708,7 +3708,9 @@ fn timed_out_on_a_silent_host(
     far.lift_blackhole();
     let text = support::tether::text(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(took < Duration::from_secs(13), "took {took:?}\n{text}");
+    // 5 s, 2 s for the keepalive's acknowledgement, 3 s for the stop's channel, 2 s for the
+    // last contact (ConnectTimeout): 12 s; before, 20 s (stop 56 tester t89).
+    assert!(took < Duration::from_secs(15), "took {took:?}\n{text}");
     assert!(
         text.contains(
             "did not finish within 5.0 s; stopping it on the host then failed (the warnings \
@@ -3727,13 +3729,22 @@ fn timed_out_on_a_silent_host(
 /// acknowledge within 2 s tells the connection is hung (stop 56 tester t89: 20 s for
 /// `--pty --timeout 5s`). The command, which ignores the SIGHUP its terminal would give it,
 /// is named with its process group and the words that stop it, which do (t89: nothing said
-/// how).
+/// how); the host still silent at tether's last contact, it is named so again as tether
+/// exits, as a supervised command is (tester t124: not named at exit).
 #[test]
 fn a_timeout_on_a_silent_connection_ends_soon_after_it_on_a_terminal_too() {
-    // 5 s, 2 s for the keepalive's acknowledgement, 3 s for the stop's channel.
     let (_far, text) = timed_out_on_a_silent_host(&["--pty"], "trap '' HUP; sleep 60");
     assert!(text.contains("was not stopped on the host"), "{text}");
-    stop_with_the_words_given(&text);
+    let last = text
+        .split_once(
+            "sleep 60` may still be running on the host: it was left running when stopping it \
+             (its timeout passed) failed, and tether could not stop it (the host could not be \
+             reached before tether exited: ",
+        )
+        .map(|(_, rest)| rest)
+        .unwrap_or_else(|| panic!("not named at exit\n{text}"));
+    assert!(last.contains(". Its process group is "), "{text}");
+    stop_with_the_words_given(last);
 }
 
 /// The same where the command comes while an attempt of that reconnect is under way (a
@@ -3808,18 +3819,44 @@ fn a_terminal_command_whose_stop_cannot_reach_its_silent_host_is_said_left_runni
 /// notwithstanding).
 #[test]
 fn a_terminal_command_whose_stop_failed_is_stopped_at_the_next_contact() {
+    let text = terminal_command_whose_stop_failed(true);
+    assert!(text.contains("far | next-step"), "{text}");
+}
+
+/// The same where no later step reaches the host: tether's last contact before it exits
+/// stops it, as it stops a supervised one (tester t124: it was left running, unsaid at exit).
+#[test]
+fn a_terminal_command_whose_stop_failed_is_stopped_before_tether_exits() {
+    let text = terminal_command_whose_stop_failed(false);
+    assert!(
+        text.contains("reconnecting to stop what was left running before tether exits"),
+        "{text}"
+    );
+}
+
+/// Runs, on a netns host blackholed once it started, `trap '' HUP; sleep 60` on a terminal
+/// with a 5 s timeout, whose stop then fails; lifts the blackhole, and then, where `next_step`,
+/// runs another command there. Asserts that the command was stopped and its group is gone;
+/// what tether said.
+fn terminal_command_whose_stop_failed(next_step: bool) -> String {
     let far = support::netns::NetnsHost::start("far", &[]);
+    let next = match next_step {
+        true => "on(\"far\", \"echo next-step\");",
+        false => "",
+    };
     let r = crate::support::recipe::RecipeDir::new(
         "pty-orphan",
-        "server(\"far\", #{ roles: [\"web\"] });\n\
-         task(\"go\", || {\n\
-           try {\n\
-             on(\"far\", #{ timeout: 5, pty: true }, \"echo ran >> $HOME/marker; trap '' HUP; \
-         sleep 60\");\n\
-           } catch (e) { run_locally(\"touch caught\"); }\n\
-           run_locally(\"until [ -e lifted ]; do sleep 0.1; done\");\n\
-           on(\"far\", \"echo next-step\");\n\
-         });\n",
+        &format!(
+            "server(\"far\", #{{ roles: [\"web\"] }});\n\
+             task(\"go\", || {{\n\
+               try {{\n\
+                 on(\"far\", #{{ timeout: 5, pty: true }}, \"echo ran >> $HOME/marker; trap '' HUP; \
+             sleep 60\");\n\
+               }} catch (e) {{ run_locally(\"touch caught\"); }}\n\
+               run_locally(\"until [ -e lifted ]; do sleep 0.1; done\");\n\
+               {next}\n\
+             }});\n"
+        ),
     );
     let marker = far.dir.join("home/marker");
     let out = std::thread::scope(|scope| {
@@ -3842,9 +3879,8 @@ fn a_terminal_command_whose_stop_failed_is_stopped_at_the_next_contact() {
         run.join().unwrap()
     });
     let text = format!("{}{}", out.stdout, out.stderr);
-    assert!(text.contains("far | next-step"), "{text}");
     assert!(
-        text.contains("tether tries again at its next contact with this host"),
+        text.contains("tether tries again at its next contact with this host, or before it exits"),
         "{text}"
     );
     assert!(
@@ -3880,6 +3916,7 @@ fn a_terminal_command_whose_stop_failed_is_stopped_at_the_next_contact() {
         unsafe { libc::kill(-pgid, libc::SIGKILL) };
     }
     assert!(!left, "the group runs on\n{ps}\n{text}");
+    text
 }
 
 /// A second signal while a command on a terminal is being stopped on a silent host exits at
@@ -4329,5 +4366,71 @@ fn a_stop_run_again_says_the_sigkill_the_first_sent() {
             "{host}\n{}",
             h.story()
         );
+    }
+}
+
+/// A host whose session a failed stop took for lost, and which tether's last contact cannot
+/// reach either, is summed up as lost, not connected, in the text's summary and in JSON's
+/// `session_summary`, on a terminal or not (tester t124: `connected: true`).
+#[test]
+fn a_host_taken_for_lost_by_a_failed_stop_is_not_summed_up_as_connected() {
+    for (pty, format) in [(true, "json"), (false, "text")] {
+        let far = support::netns::NetnsHost::start("far", &[]);
+        let r = crate::support::recipe::RecipeDir::new(
+            "lost-at-stop",
+            &format!(
+                "server(\"far\", #{{ roles: [\"web\"] }});\n\
+                 task(\"go\", || {{\n\
+                   try {{ on(\"far\", #{{ timeout: 5, pty: {pty} }}, \"echo ran >> $HOME/marker; \
+                 trap '' HUP; sleep 60\"); }} catch (e) {{ }}\n\
+                 }});\n"
+            ),
+        );
+        let marker = far.dir.join("home/marker");
+        let out = std::thread::scope(|scope| {
+            let run = scope.spawn(|| {
+                r.tether()
+                    .ssh_config(&far.ssh_config())
+                    .args(&["--format", format, "go"])
+                    .run()
+            });
+            wait_until("the command never started", || {
+                std::fs::read_to_string(&marker).is_ok_and(|m| !m.is_empty())
+            });
+            far.blackhole();
+            run.join().unwrap()
+        });
+        far.lift_blackhole();
+        let text = format!("{}{}", out.stdout, out.stderr);
+        let pgid: libc::pid_t = text
+            .split_once("process group is ")
+            .and_then(|(_, rest)| rest.split_once([';', ',']))
+            .and_then(|(pgid, _)| pgid.parse().ok())
+            .unwrap_or_else(|| panic!("no process group named\n{text}"));
+        // SAFETY: kill(2) on the group of the test's own command, left running.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        match format {
+            "json" => {
+                let summary = out
+                    .stdout
+                    .lines()
+                    .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                    .find(|v| v["type"] == "session_summary")
+                    .unwrap_or_else(|| panic!("no session_summary\n{text}"));
+                assert_eq!(summary["connected"], false, "{text}");
+                assert!(
+                    summary["error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("no answer to the stop of")),
+                    "{text}"
+                );
+            }
+            _ => assert!(
+                text.lines().any(|l| l.trim_start().starts_with("far ")
+                    && l.contains("session lost")
+                    && l.contains("no answer to the stop of")),
+                "{text}"
+            ),
+        }
     }
 }

@@ -315,14 +315,29 @@ pub fn host_lines(look: Look, event: &Event) -> Option<Vec<(Lane, String)>> {
             pgid,
             spool,
             stop_with,
-        } => tether(format!(
-            "warning: `{}` may still be running on the host: it was left running when \
-             {left}, and tether could not stop it ({why}). {}its output is in \
-             {spool}.o.* and {spool}.e.*; to stop it and remove its files: {stop_with}",
-            command_text(&named(command)),
-            pgid.as_ref()
-                .map_or_else(String::new, |g| format!("Its process group is {g}, "))
-        )),
+        } => {
+            let named = named(command);
+            let command = command_text(&named);
+            let head = format!(
+                "warning: `{command}` may still be running on the host: it was left running \
+                 when {left}, and tether could not stop it ({why})."
+            );
+            tether(match (pgid, spool.is_empty()) {
+                (Some(g), false) => format!(
+                    "{head} Its process group is {g}, its output is in {spool}.o.* and \
+                     {spool}.e.*; to stop it and remove its files: {stop_with}"
+                ),
+                (None, false) => format!(
+                    "{head} Its output is in {spool}.o.* and {spool}.e.*; to stop it and \
+                     remove its files: {stop_with}"
+                ),
+                // A command on a terminal: no files, its group only.
+                (Some(g), true) => {
+                    format!("{head} Its process group is {g}; to stop it: {stop_with}")
+                }
+                (None, true) => head,
+            })
+        }
         // One death does not say who closed the session (sshd killed outright closes it as its
         // idle limit does): blamed on the server only once a second confirmed it.
         EventKind::Learned {

@@ -500,8 +500,12 @@ impl WorkerState {
                         },
                         (!cut).then(Instant::now),
                     ));
+                    self.lost_unsaid = true;
                 }
             }
+            // After a signal, a session taken for lost just now is not connected to again
+            // before tether exits (see `last_contact`): not promised.
+            let exiting = crate::interrupt::signalled() && self.conn.is_none();
             let again = match sup.filter(|s| failed && s.direct.is_none()) {
                 Some(s) => {
                     let orphan = self.orphan(
@@ -513,9 +517,6 @@ impl WorkerState {
                         },
                     );
                     self.orphans.push(orphan);
-                    // After a signal, a session taken for lost just now is not connected to
-                    // again before tether exits (see `last_contact`): not promised.
-                    let exiting = crate::interrupt::signalled() && self.conn.is_none();
                     match cut {
                         true => {
                             "; tether finishes the stop (no second SIGTERM: SIGKILL once the \
@@ -540,15 +541,21 @@ impl WorkerState {
                 let orphan = self.pty_orphan(command, group, format!("stopping it ({why}) failed"));
                 self.pty_orphans.push(orphan);
             }
-            let by_hand = match (sup, &done.pty_group) {
-                (None, Some(group)) if failed => format!(
+            let by_hand =
+                match (sup, &done.pty_group) {
+                    (None, Some(group)) if failed => format!(
                     "; it may still be running: on its terminal it gets SIGHUP once the host's \
-                     sshd finds its connection ended, unless it ignores that, and tether tries \
-                     again at its next contact with this host. {}",
+                     sshd finds its connection ended, unless it ignores that, and {}. {}",
+                    match exiting {
+                        true => "after the signal tether does not wait to connect to the host \
+                                 again: it names the command as it exits",
+                        false => "tether tries again at its next contact with this host, or \
+                                  before it exits",
+                    },
                     self.pty_stop_words(group)
                 ),
-                _ => String::new(),
-            };
+                    _ => String::new(),
+                };
             let again = format!("{again}{by_hand}");
             let message = match cut {
                 true => format!(
@@ -577,10 +584,7 @@ impl WorkerState {
         format!(
             "Its process group is {}; to stop it: {}",
             group.pgid,
-            crate::ssh::supervisor::by_hand(
-                &self.owner.config.ssh_command,
-                &crate::ssh::supervisor::stop_pty_by_hand(&group.pgid)
-            )
+            super::state::pty_stop_with(&self.owner.config.ssh_command, &group.pgid)
         )
     }
 

@@ -140,6 +140,7 @@ impl HostWorker {
             conn: None,
             failed: None,
             lost: None,
+            lost_unsaid: false,
             last_alive: Instant::now(),
             beat: None,
             keepalive_sent: None,
@@ -320,7 +321,7 @@ impl WorkerState {
                 Idle::Due => self.heartbeat(false),
             }
         }
-        if !self.orphans.is_empty() {
+        if !self.orphans.is_empty() || !self.pty_orphans.is_empty() {
             self.last_contact();
         }
         if let Some(conn) = self.conn.take() {
@@ -349,7 +350,15 @@ impl WorkerState {
                 return;
             }
             conn.disconnect();
-        } else if let Some(left) = files_left(&self.read) {
+            return;
+        }
+        if let (true, Some((error, _))) = (self.lost_unsaid, &self.lost) {
+            self.emit(EventKind::SessionLost {
+                reason: error.said_for(&self.owner.name),
+                while_idle: false,
+            });
+        }
+        if let Some(left) = files_left(&self.read) {
             // Lost as the run ended (not reconnected then), or unreachable since.
             self.emit(EventKind::Warning {
                 message: format!("no session to the host at the run's end: {left}"),
@@ -376,6 +385,7 @@ impl WorkerState {
             reconnect::Outcome::Connected(conn, _) => {
                 self.conn = Some(conn);
                 self.lost = None;
+                self.lost_unsaid = false;
                 self.last_alive = Instant::now();
                 self.connected_at = self.last_alive;
                 self.login_unread = true;

@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::state::{Orphan, WorkerState};
+use super::state::{Orphan, PtyOrphan, WorkerState};
 use crate::event::EventKind;
 use crate::ssh::config::ConnectBound;
 use crate::ssh::exec::{self, ExecError, ExecOptions, ExecOutput, Supervision};
@@ -359,6 +359,7 @@ impl WorkerState {
                 Ok(conn) => {
                     self.conn = Some(conn);
                     self.lost = None;
+                    self.lost_unsaid = false;
                     self.last_alive = Instant::now();
                     self.connected_at = self.last_alive;
                     self.login_unread = true;
@@ -570,8 +571,6 @@ impl WorkerState {
             }
         }
         self.orphans = kept;
-        // On a PTY: its stop's failure named it with how to stop it by hand, so one that
-        // cannot be stopped now is tried at the next contact, and is not named again.
         let mut kept = Vec::new();
         for orphan in std::mem::take(&mut self.pty_orphans) {
             match exec::stop_pty_group(conn, &orphan.group, exec::StopPatience::usual()) {
@@ -589,14 +588,15 @@ impl WorkerState {
                     how: exec::RemoteStop::of(Ok(done), None).how,
                     nothing_to_stop: false,
                 }),
-                Err(_) if last => {}
+                Err(failed) if last => self.pty_left_running(&orphan, &failed.how),
                 Err(_) => kept.push(orphan),
             }
         }
         self.pty_orphans = kept;
     }
 
-    /// tether is about to exit (this worker ends) with commands left running on the host:
+    /// tether is about to exit (this worker ends) with commands left running on the host
+    /// (supervised or on a terminal):
     /// one bounded attempt ([`LAST_CONTACT`]) to reach it and stop them (none after a signal
     /// where reconnecting just failed: see `Owner::reconnect`); each that stays running is
     /// named with how to stop it by hand.
@@ -646,6 +646,21 @@ impl WorkerState {
                     for orphan in std::mem::take(&mut self.orphans) {
                         self.left_running(&orphan, &why);
                     }
+                    for orphan in std::mem::take(&mut self.pty_orphans) {
+                        self.pty_left_running(&orphan, &why);
+                    }
+                    // A session a failed stop took for lost, unsaid until now: tried again
+                    // and not reached (see `WorkerState::lost_unsaid`).
+                    if let (true, Some((lost, _))) = (tried && self.lost_unsaid, &self.lost) {
+                        let error = format!(
+                            "{}: {}; not connected again before tether exited: {}",
+                            self.owner.name,
+                            lost.said_for(&self.owner.name),
+                            e.said_for(&self.owner.name)
+                        );
+                        self.emit(EventKind::Unreachable { error });
+                        self.lost_unsaid = false;
+                    }
                     return;
                 }
             }
@@ -665,6 +680,22 @@ impl WorkerState {
             pgid,
             spool,
             stop_with,
+        });
+    }
+
+    /// Says that `orphan`, a command on a terminal, may still run on the host, in which
+    /// process group, and how to stop it by hand, as stopping it failed (`why`) when tether
+    /// was about to exit (tester t124: its stop's failure named it, the end of the run did
+    /// not).
+    pub(super) fn pty_left_running(&self, orphan: &PtyOrphan, why: &str) {
+        let pgid = &orphan.group.pgid;
+        self.emit(EventKind::RemoteLeftRunning {
+            command: orphan.command.clone(),
+            left: orphan.left.clone(),
+            why: why.to_string(),
+            pgid: Some(pgid.clone()),
+            spool: String::new(),
+            stop_with: super::state::pty_stop_with(&self.owner.config.ssh_command, pgid),
         });
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::ssh::connection::Connection;
 use crate::ssh::heartbeat::Beat;
 use crate::ssh::owner::Owner;
-use crate::ssh::supervisor::Placement;
+use crate::ssh::supervisor::{by_hand, stop_pty_by_hand, Placement};
 use crate::ssh::SshError;
 
 pub(super) struct WorkerState {
@@ -36,6 +36,10 @@ pub(super) struct WorkerState {
     /// hooks need the host), with the usual backoff, unless the last attempt failed less than
     /// `RETRY_LOST_AFTER` ago (then it fails at once, as the host is known unreachable).
     pub(super) lost: Option<(SshError, Option<Instant>)>,
+    /// Whether `lost` is a session taken for lost because a stop got no answer over it, which
+    /// no event said (the command's own end says its stop failed): said as the worker ends
+    /// without a session (tester t124: the run's summary had the host connected).
+    pub(super) lost_unsaid: bool,
     /// Last moment the session was known to work (a command or heartbeat round trip).
     pub(super) last_alive: Instant,
     /// What this host's heartbeat runs, once a heartbeat has read the server's limits.
@@ -282,14 +286,19 @@ pub(super) fn pty_left_at_exit(
     pgid: &str,
     how: &str,
 ) -> crate::interrupt::LeftBehind {
-    use crate::ssh::supervisor::{by_hand, stop_pty_by_hand};
-    let stop_with = by_hand(ssh, &stop_pty_by_hand(pgid));
+    let stop_with = pty_stop_with(ssh, pgid);
     let line = format!(
         "{host}: `{command}` may still be running: {how}; its process group is {pgid}; to stop \
          it: {stop_with}"
     );
     let pgid = Some(pgid.to_string());
     say_left_at_exit(host, command, how, pgid, String::new(), stop_with, line)
+}
+
+/// The words, reached with the ssh words `ssh`, that stop process group `pgid`, a command's on
+/// a terminal, by hand (see `supervisor::stop_pty_by_hand`).
+pub(super) fn pty_stop_with(ssh: &str, pgid: &str) -> String {
+    by_hand(ssh, &stop_pty_by_hand(pgid))
 }
 
 /// The process group (where the host said it) and the prefix of the files of the supervised
@@ -305,7 +314,7 @@ pub(super) fn where_it_runs(id: &str, place: Option<&Placement>) -> (Option<Stri
 
 /// By its process group where the host said it, else by its id (its files say the group).
 fn stop_with(ssh: &str, id: &str, place: Option<&Placement>) -> String {
-    use crate::ssh::supervisor::{by_hand, stop_by_group, stop_by_id};
+    use crate::ssh::supervisor::{stop_by_group, stop_by_id};
     match place {
         Some(Placement { pgid, spool }) => by_hand(ssh, &stop_by_group(pgid, spool)),
         None => by_hand(ssh, &stop_by_id(id)),

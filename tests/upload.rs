@@ -338,7 +338,8 @@ fn an_upload_into_a_read_only_filesystem_says_so() {
 /// be made, are said with the destination and the system's reason, never by tether's own
 /// temporary names alone (tester t121: `mv: cannot move 'f' to '/srv/tgt.txt': Operation not
 /// permitted` for an immutable file, `mkdir: cannot create directory
-/// '/proc/version.tether-upload...': No such file or directory` under /proc).
+/// '/proc/version.tether-upload...': No such file or directory` under /proc, where the
+/// directory is there but its filesystem makes no new files).
 #[test]
 fn a_destination_that_cannot_be_replaced_or_written_beside_is_said_with_the_reason() {
     let lab = lab(&["db1"]);
@@ -347,6 +348,7 @@ fn a_destination_that_cannot_be_replaced_or_written_beside_is_said_with_the_reas
         "upload-unreplaceable",
         r#"task("imm", || { on("db", |host| { upload("a.txt", "/srv/imm.txt"); }); });
 task("proc", || { on("db", |host| { upload("a.txt", "/proc/version"); }); });
+task("sysctl", || { on("db", |host| { upload("a.txt", "/proc/sys/kernel/tether-x"); }); });
 task("deep", || { on("db", |host| { upload("a.txt", "/proc/1/x/y"); }); });
 task("full", || { on("db", |host| { upload("big.bin", "/srv/small/f"); }); });"#,
     );
@@ -377,7 +379,20 @@ task("full", || { on("db", |host| { upload("big.bin", "/srv/small/f"); }); });"#
     let out = r.tether().args(&["proc"]).run();
     out.status(1)
         .stdout_contains("upload: cannot make the temporary directory /proc/version.tether-upload.")
-        .stdout_contains(" beside /proc/version: No such file or directory (the file is written");
+        .stdout_contains(
+            " beside /proc/version: its filesystem makes no new files there (mkdir: No such file \
+             or directory, as under /proc and /sys) (the file is written",
+        );
+    // A directory that exists, whose filesystem makes no files (tester t124: `No such file or
+    // directory` alone, for /proc/sys/kernel/hostname).
+    r.tether()
+        .args(&["sysctl"])
+        .run()
+        .status(1)
+        .stdout_contains(
+            "upload: cannot write in the directory of /proc/sys/kernel/tether-x: its filesystem \
+         makes no new files there (mkdir: No such file or directory, as under /proc and /sys)",
+        );
     // A directory on the way that cannot be made (tester t124: mkdir's own words alone).
     r.tether().args(&["deep"]).run().status(1).stdout_contains(
         "upload: /proc/1/x/y cannot be written: its directory /proc/1/x cannot be made: No such \

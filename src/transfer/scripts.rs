@@ -65,16 +65,16 @@ pub fn receive_script(remote: &str, tmp: &str, size: u64) -> String {
          b=${{t##*/}}; if [ ${{#b}} -gt 255 ]; then echo \"upload: the name of $d is too long for \
          the temporary file beside it (${{#b}} bytes with its {n}-byte suffix; a name has 255 at \
          most): shorten it\" >&2; exit 1; fi; \
-         if [ ! -w \"${{p%??}}\" ]; then w=$( (umask 077 && mkdir -- \"$t\") 2>&1) && \
-         {{ rmdir -- \"$t\"; w='not writable'; }}; echo \"upload: cannot write in the directory of \
-         $d: ${{w##*: }} (the file is written beside it and moved into place, so its directory \
-         must be writable)\" >&2; exit 1; fi; \
+         {reason}if [ ! -w \"${{p%??}}\" ]; then w=$( (umask 077 && mkdir -- \"$t\") 2>&1) && \
+         {{ rmdir -- \"$t\"; w='not writable'; }}; why; echo \"upload: cannot write in the \
+         directory of $d: $w (the file is written beside it and moved into place, so its \
+         directory must be writable)\" >&2; exit 1; fi; \
          for f in {stem}.tether-upload.*; do r=${{f##*.tether-upload.}}; case $r in \
          \"\"|.*|*.|*..*|*[!0-9a-f.]*|*.*.*.*) continue;; *.*) ;; *) continue;; esac; \
          if [ ! -h \"$f\" ] && [ \"$f\" != \"$t\" ] && {{ [ -f \"$f\" ] || [ -d \"$f\" ]; }} && \
          [ -z \"$(find \"$f\" ! -mmin +{STALE_MINUTES} 2>/dev/null | head -n 1)\" ]; then rm -rf -- \"$f\" 2>/dev/null; fi; done; \
-         w=$( (umask 077 && mkdir -- \"$t\") 2>&1) || {{ echo \"upload: cannot make the \
-         temporary directory $t beside $d: ${{w##*: }} (the file is written there and moved into \
+         w=$( (umask 077 && mkdir -- \"$t\") 2>&1) || {{ why; echo \"upload: cannot make the \
+         temporary directory $t beside $d: $w (the file is written there and moved into \
          place)\" >&2; exit 1; }}; {enter}\
          w=$( (umask 077 && set -C && cat > f) 2>&1) || {{ gone; echo \"upload: $d: the file \
          could not be written beside it: ${{w##*: }}; nothing was replaced\" >&2; exit 1; }}; \
@@ -88,8 +88,18 @@ pub fn receive_script(remote: &str, tmp: &str, size: u64) -> String {
         not_link = NOT_LINK,
         make_dir = MAKE_DIR,
         enter = ENTER,
+        reason = MKDIR_REASON,
     )
 }
+
+/// `why`: the system's reason in mkdir's words `$w` (those after its last `: `), where `mkdir`
+/// in the destination's directory (`$p` with [`receive_script`]'s `x`) failed; where that is
+/// `No such file or directory` and the directory exists, that its filesystem makes no new
+/// files there (tester t124: an upload to `/proc/sys/kernel/hostname` said only `No such file
+/// or directory`, the directory being there).
+const MKDIR_REASON: &str = "why() { w=${w##*: }; case $w in \"No such file or directory\") \
+     [ -d \"${p%??}\" ] && w=\"its filesystem makes no new files there (mkdir: $w, as under /proc \
+     and /sys)\";; esac; }; ";
 
 /// Makes the destination's directory (`$p` with [`receive_script`]'s `x`) as `mkdir -p`; where
 /// a name on the way is no directory, says which (stop 44 tester t55: mkdir's `File exists`

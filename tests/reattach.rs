@@ -2262,7 +2262,7 @@ fn tether_run_stops_an_orphan_before_it_exits_or_says_how_to() {
             // As tether reached the host: its `-F` file, absolute (stop 30: `ssh host1`, which
             // reads ~/.ssh/config, not the file tether was given), the script under /bin/sh
             // whatever the login shell (see shells::the_words_that_stop_a_command_by_hand_...).
-            let stop_with = tether::ssh::supervisor::by_hand(
+            let stop_with = tether::ssh::stop_words::by_hand(
                 &format!("ssh -F {} host1", lab.ssh_config().display()),
                 &format!(
                     "[ -s {base}.s ] || {{ {{ [ -e {base}.t ] || kill -TERM -{pgid} 2>/dev/null; }} && {{ kill -CONT -{pgid} 2>/dev/null; i=0; while kill -0 -{pgid} 2>/dev/null; do if [ $i -ge 5 ]; then kill -KILL -{pgid} 2>/dev/null; break; fi; sleep 1; i=$((i+1)); done; }}; }}; rm -rf {base}.*"

@@ -554,7 +554,7 @@ task("move", || {
 #[test]
 fn the_words_that_stop_a_command_by_hand_work_under_every_login_shell() {
     use std::os::unix::process::CommandExt as _;
-    use tether::ssh::supervisor::{by_hand, stop_by_group, stop_by_id};
+    use tether::ssh::stop_words::{by_hand, stop_by_group, stop_by_id};
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("tether-someone");
     std::fs::create_dir_all(&dir).unwrap();

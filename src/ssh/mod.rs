@@ -31,6 +31,7 @@ pub mod route;
 pub mod signature;
 pub mod socket_end;
 pub mod standby;
+pub mod stop_words;
 pub mod supervisor;
 pub mod tcp_ack;
 pub mod wire;

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use crate::ssh::connection::Connection;
 use crate::ssh::heartbeat::Beat;
 use crate::ssh::owner::Owner;
-use crate::ssh::supervisor::{by_hand, stop_pty_by_hand, Placement};
+use crate::ssh::stop_words::{by_hand, stop_pty_by_hand};
+use crate::ssh::supervisor::Placement;
 use crate::ssh::SshError;
 
 pub(super) struct WorkerState {
@@ -196,7 +197,7 @@ impl Orphan {
         }
     }
 
-    /// The words that stop it and remove its files by hand (see `supervisor::by_hand`).
+    /// The words that stop it and remove its files by hand (see `stop_words::by_hand`).
     pub(super) fn stop_with(&self, ssh: &str) -> String {
         stop_with(ssh, &self.id, self.place.as_ref())
     }
@@ -296,7 +297,7 @@ pub(super) fn pty_left_at_exit(
 }
 
 /// The words, reached with the ssh words `ssh`, that stop process group `pgid`, a command's on
-/// a terminal, by hand (see `supervisor::stop_pty_by_hand`).
+/// a terminal, by hand (see `stop_words::stop_pty_by_hand`).
 pub(super) fn pty_stop_with(ssh: &str, pgid: &str) -> String {
     by_hand(ssh, &stop_pty_by_hand(pgid))
 }
@@ -314,7 +315,7 @@ pub(super) fn where_it_runs(id: &str, place: Option<&Placement>) -> (Option<Stri
 
 /// By its process group where the host said it, else by its id (its files say the group).
 fn stop_with(ssh: &str, id: &str, place: Option<&Placement>) -> String {
-    use crate::ssh::supervisor::{stop_by_group, stop_by_id};
+    use crate::ssh::stop_words::{stop_by_group, stop_by_id};
     match place {
         Some(Placement { pgid, spool }) => by_hand(ssh, &stop_by_group(pgid, spool)),
         None => by_hand(ssh, &stop_by_id(id)),

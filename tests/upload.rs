@@ -1343,7 +1343,9 @@ fn an_upload_that_cannot_write_beside_its_destination_says_why() {
 /// An upload whose connection is lost while its file is checked and placed is re-attached to,
 /// and the line that says so names the upload, not the script tether sent to check and place
 /// it (tester's finding, issue 13: "connection lost 0.4 s into `d=/srv/big.bin;
-/// t=/srv/big.bin.tether-upload...; n=$(wc -c < "$t") ...`").
+/// t=/srv/big.bin.tether-upload...; n=$(wc -c < "$t") ...`"), and how far into the upload,
+/// counted from its start, not from its check's (tester t121: "lost 0.4 s into `upload ...`"
+/// for an upload that had run for longer).
 #[test]
 fn an_upload_lost_while_it_is_placed_is_named_as_the_upload() {
     let lab = lab(&["db1"]);
@@ -1355,16 +1357,7 @@ fn an_upload_lost_while_it_is_placed_is_named_as_the_upload() {
     let data: Vec<u8> = (0..(20 << 20)).map(|i| (i % 251) as u8).collect();
     std::fs::write(r.path("big.bin"), &data).unwrap();
     let root = lab.host("db1").root_dir.clone();
-    let child = r.tether().args(&["up"]).spawn();
-    // The check of the arrived file: stopped on the host while its connection is killed.
-    let sum = checking(&lab);
-    signal(sum, libc::SIGSTOP);
-    lab.kill_connections("db1");
-    std::thread::sleep(Duration::from_millis(500));
-    signal(sum, libc::SIGCONT);
-    let out = child.wait_with_output().unwrap();
-    let text = crate::support::tether::text(&out);
-    assert!(out.status.success(), "{text}");
+    let text = lost_while_placed(&lab, &r, &[]);
     assert_eq!(std::fs::read(root.join("big.bin")).unwrap(), data);
     let said: Vec<&str> = text
         .lines()
@@ -1377,6 +1370,48 @@ fn an_upload_lost_while_it_is_placed_is_named_as_the_upload() {
         said[0]
     );
     assert!(!text.contains("tether-upload"), "{text}");
+    // In JSON: the loss counted from the upload's `command_started`.
+    std::fs::remove_file(root.join("big.bin")).unwrap();
+    let json = lost_while_placed(&lab, &r, &["--format", "json"]);
+    let events: Vec<serde_json::Value> = json
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let at = |kind: &str| {
+        events
+            .iter()
+            .find(|e| e["type"] == kind)
+            .unwrap_or_else(|| panic!("no {kind}\n{json}"))
+    };
+    let started = at("command_started")["t"].as_f64().unwrap();
+    let reattach = at("reattach");
+    let noticed = reattach["t"].as_f64().unwrap() - reattach["took_ms"].as_f64().unwrap() / 1e3;
+    let lost_after = reattach["lost_after_ms"].as_f64().unwrap() / 1e3;
+    assert!(
+        (lost_after - (noticed - started)).abs() < 0.1,
+        "lost after {lost_after} s, noticed {} s after the upload started\n{json}",
+        noticed - started
+    );
+}
+
+/// Runs `tether up` (with `args` first) on db1, its upload's check stopped on the host while
+/// its connection is killed; checks that it succeeds; what it said.
+fn lost_while_placed(
+    lab: &support::lab::Lab,
+    r: &support::recipe::RecipeDir,
+    args: &[&str],
+) -> String {
+    let child = r.tether().args(args).args(&["up"]).spawn();
+    // The check of the arrived file: stopped on the host while its connection is killed.
+    let sum = checking(lab);
+    signal(sum, libc::SIGSTOP);
+    lab.kill_connections("db1");
+    std::thread::sleep(Duration::from_millis(500));
+    signal(sum, libc::SIGCONT);
+    let out = child.wait_with_output().unwrap();
+    let text = crate::support::tether::text(&out);
+    assert!(out.status.success(), "{text}");
+    text
 }
 
 /// An upload or a download onto a symbolic link is refused, naming the link and where it

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use super::interface::{Backend, Call, Download, TransferError, Upload};
 use super::regular_file::{local_target, not_regular, regular_file};
@@ -192,6 +193,7 @@ impl Backend for Remote {
             meta.len(),
         ));
         let label = label_words.clone();
+        let began = Instant::now();
         let opts = ExecOptions {
             stdin: upload.stdin_prefix.clone(),
             stdin_from: Some(Source(reader.clone())),
@@ -236,14 +238,14 @@ impl Backend for Remote {
         ));
         let opts = ExecOptions {
             stdin: upload.stdin_prefix.clone(),
-            part: true,
+            part: Some(began),
             label: Some(label),
             timeout: left(),
             timeout_named: upload.timeout,
             ..ExecOptions::default()
         };
         let result = match self.send(host, &place, opts) {
-            Err(e) if e.stopped_on_host() && self.placed(host, upload, &tmp, sent.bytes) => {
+            Err(e) if e.stopped_on_host() && self.placed(host, upload, &tmp, sent.bytes, began) => {
                 // Said as it happens too: an interrupted run's failure is `interrupted` alone.
                 self.fleet.sink.emit(
                     &Arc::from(host),
@@ -281,6 +283,7 @@ impl Backend for Remote {
             std::io::BufWriter::with_capacity(exec::CHUNK, file),
         )));
         let fetch = (download.render)(&transfer::scripts::fetch_script(download.remote));
+        let began = Instant::now();
         // Named as the recipe asked for it, not as the scripts sent.
         let label = transfer::paths::label("download", download.remote, download.local);
         let opts = ExecOptions {
@@ -316,7 +319,7 @@ impl Backend for Remote {
         let opts = ExecOptions {
             stdin: download.stdin_prefix.clone(),
             echo: Echo::NoStdout,
-            part: true,
+            part: Some(began),
             label: Some(label),
             timeout: left(),
             timeout_named: download.timeout,
@@ -448,15 +451,15 @@ impl Remote {
         }
     }
 
-    /// Whether the upload `upload` (suffix `tmp`, `size` bytes), its placing step stopped on
-    /// `host`, had placed its file (see [`transfer::scripts::placed_script`]). Asked whatever
-    /// stopped the step, as a clean-up is; no answer is taken for no.
-    fn placed(&self, host: &str, upload: &Upload, tmp: &str, size: u64) -> bool {
+    /// Whether the upload `upload` (suffix `tmp`, `size` bytes, begun at `began`), its placing
+    /// step stopped on `host`, had placed its file (see [`transfer::scripts::placed_script`]).
+    /// Asked whatever stopped the step, as a clean-up is; no answer is taken for no.
+    fn placed(&self, host: &str, upload: &Upload, tmp: &str, size: u64, began: Instant) -> bool {
         let probe = (upload.render)(&transfer::scripts::placed_script(upload.remote, tmp, size));
         let opts = ExecOptions {
             stdin: upload.stdin_prefix.clone(),
             echo: Echo::Nothing,
-            part: true,
+            part: Some(began),
             timeout: Some(PLACED_WITHIN),
             ..ExecOptions::default()
         };
@@ -534,7 +537,7 @@ impl Remote {
 /// gets that as its own (stop 42 tester t46: `on(.., #{ timeout: 0.2 }, ..)` left a 150 MB
 /// upload alone, which ran 1.4 s and succeeded). `None` for none.
 fn deadline(timeout: Option<std::time::Duration>) -> impl Fn() -> Option<std::time::Duration> {
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     move || timeout.map(|t| t.saturating_sub(started.elapsed()))
 }
 

@@ -56,11 +56,14 @@ pub struct ExecOptions {
     /// not its text: the scripts of a transfer are named as the transfer (`upload a ->
     /// /srv/a`), as the recipe asked for it.
     pub label: Option<String>,
-    /// The command is a later part of one announced already (a transfer's second exec, which
-    /// places an upload or measures a download): its worker reports no `command_started` or
-    /// `command_finished` for it, which would show the transfer twice (stop 52 tester t79);
-    /// its output is shown as [`echo`](Self::echo) says.
-    pub part: bool,
+    /// The command is a later part of one announced already, which began at this instant (a
+    /// transfer's second exec, which places an upload or measures a download): its worker
+    /// reports no `command_started` or `command_finished` for it, which would show the
+    /// transfer twice (stop 52 tester t79); its output is shown as [`echo`](Self::echo) says;
+    /// how far into the command its connection was lost, or it was stopped, counts from that
+    /// instant (tester t121: `connection lost 0.4 s into `upload ...``, counted from the
+    /// upload's second exec).
+    pub part: Option<std::time::Instant>,
     /// How many of the last bytes of each stream the result keeps (its stdout and stderr, at
     /// most twice this many); `None` keeps them all. `tether run` shows a command's output and
     /// keeps only what a failure's tail needs: memory does not grow with the output.

@@ -58,13 +58,15 @@ impl WorkerState {
             return Err(SshError::stopped_before(&self.owner.name, command, why));
         }
         let echo = opts.echo != Echo::Nothing;
-        let announce = echo && !opts.part;
+        let announce = echo && opts.part.is_none();
         if announce {
             self.emit(EventKind::Started {
                 command: command.to_string(),
             });
         }
         let started = Instant::now();
+        // What is said of the command counts from here (its timeout from `started`).
+        let began = opts.part.unwrap_or(started);
         let timeout = opts.timeout_named.or(opts.timeout);
         let opts = ExecOptions {
             keepalive: self.owner.interval,
@@ -322,7 +324,7 @@ impl WorkerState {
                 reach: reach(&stopped),
                 host: self.owner.name.to_string(),
                 command: command.to_string(),
-                elapsed: Some(started.elapsed()),
+                elapsed: Some(began.elapsed()),
                 // The stop that ended the command is still set (a reason is never unset
                 // while a command runs; Ctrl-C's flag is cleared for the failure hooks only
                 // after every fan-out has returned).
@@ -354,7 +356,7 @@ impl WorkerState {
                     reason,
                 })),
             (None, Err(ExecError::Lost(reason))) => {
-                let error = self.lost_command(command, started, &reason, sup.as_ref());
+                let error = self.lost_command(command, began, &reason, sup.as_ref());
                 let pty_group = self.lost_pty.take();
                 // Reconnect for later work (failure hooks may need the host); the lost command
                 // itself is never re-sent.
@@ -375,7 +377,7 @@ impl WorkerState {
         result
     }
 
-    /// The failure of `command`, sent at `started`, whose connection was lost (`reason`) and
+    /// The failure of `command`, begun at `started`, whose connection was lost (`reason`) and
     /// which could not be re-attached to: it may have partly run; where it ran without the
     /// supervisor (`sup`), that is why.
     pub(super) fn lost_command(

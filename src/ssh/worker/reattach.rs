@@ -44,6 +44,8 @@ impl WorkerState {
     ) -> Result<Result<ExecOutput, ExecError>, SshError> {
         let bound = opts.reattach.unwrap_or(self.owner.settings.reattach);
         let timeout = opts.timeout.map(|t| (t, started + t));
+        // What is said of the command counts from here (see `ExecOptions::part`).
+        let began = opts.part.unwrap_or(started);
         let mut unsent = false;
         loop {
             let lost_at = Instant::now();
@@ -53,8 +55,8 @@ impl WorkerState {
             // nothing at all for `exec`'s SILENT_LIMIT).
             let heard_after = sup
                 .heard()
-                .and_then(|h| h.checked_duration_since(started))
-                .filter(|h| *h <= lost_at.saturating_duration_since(started));
+                .and_then(|h| h.checked_duration_since(began))
+                .filter(|h| *h <= lost_at.saturating_duration_since(began));
             self.conn = None;
             // Whichever comes first; an attempt it cuts short names it.
             let (until, cut_by) = match timeout {
@@ -100,7 +102,7 @@ impl WorkerState {
                     ),
                 };
                 let lost_after =
-                    heard_after.unwrap_or_else(|| lost_at.saturating_duration_since(started));
+                    heard_after.unwrap_or_else(|| lost_at.saturating_duration_since(began));
                 // Said when it happens, as a re-attach is (the failure comes with the step's
                 // end): the other hosts' stops name this one as their reason meanwhile (stop
                 // 48 tester t66: nothing about web1 until 22 s later).
@@ -147,7 +149,7 @@ impl WorkerState {
                 Some(conn) => exec::settle(conn, sup),
                 None => Err(ExecError::NotStarted("no session".into())),
             };
-            let lost_after = lost_at.saturating_duration_since(started);
+            let lost_after = lost_at.saturating_duration_since(began);
             match settled {
                 Ok(exec::Lost::Running) => self.emit(EventKind::Reattached {
                     command: command.to_string(),
@@ -192,7 +194,7 @@ impl WorkerState {
                     });
                     return match e {
                         ExecError::Lost(why) => {
-                            Err(self.lost_command(command, started, &why, Some(sup)))
+                            Err(self.lost_command(command, began, &why, Some(sup)))
                         }
                         e => Ok(Err(e)),
                     };
@@ -217,7 +219,7 @@ impl WorkerState {
                     return Err(SshError::ConnectionLost {
                         host: self.owner.name.to_string(),
                         command: command.to_string(),
-                        elapsed: started.elapsed(),
+                        elapsed: began.elapsed(),
                         reason: format!(
                             "{reason}; re-attached, but the command's directory on the host \
                              was gone: remote state unknown ({stopped})"

@@ -83,15 +83,33 @@ pub fn json_error(exit_code: i32, text: &str) {
 }
 
 /// Whether the command line `args` (its program name left out) asks for `--format json`, as
-/// clap reads it once told to go past the error it found (`Command::ignore_errors`).
+/// clap reads it once told to go past the error it found (`Command::ignore_errors`); where
+/// clap stopped at that error before any `--format`, as the last `--format` before any `--`
+/// says (tester t126: `tether --bogus-flag --format json` printed nothing on stdout).
 fn json_asked(args: impl IntoIterator<Item = String>) -> bool {
     use clap::CommandFactory as _;
-    Cli::command()
+    let args: Vec<String> = args.into_iter().collect();
+    let format = Cli::command()
         .ignore_errors(true)
-        .try_get_matches_from(std::iter::once("tether".to_string()).chain(args))
+        .try_get_matches_from(std::iter::once("tether".to_string()).chain(args.iter().cloned()))
         .ok()
-        .and_then(|m| m.get_one::<FormatArg>("format").copied())
-        == Some(FormatArg::Json)
+        .filter(|m| m.value_source("format") == Some(clap::parser::ValueSource::CommandLine))
+        .and_then(|m| m.get_one::<FormatArg>("format").copied());
+    match format {
+        Some(format) => format == FormatArg::Json,
+        None => {
+            let mut last: Option<&str> = None;
+            let mut words = args.iter().take_while(|a| *a != "--");
+            while let Some(word) = words.next() {
+                if word == "--format" {
+                    last = words.next().map(String::as_str);
+                } else if let Some(value) = word.strip_prefix("--format=") {
+                    last = Some(value);
+                }
+            }
+            last == Some("json")
+        }
+    }
 }
 
 /// The options whose every command-line value is recorded (see [`parse`]).
@@ -833,6 +851,12 @@ mod tests {
         assert!(!asked(&["run", "--", "--format", "json"]));
         assert!(!asked(&["--format"]));
         assert!(!asked(&["--format", "xml"]));
+        // After the option clap stopped at (tester t126).
+        assert!(asked(&["--bogus-flag", "--format", "json"]));
+        assert!(asked(&["check", "--bogus", "--format=json"]));
+        assert!(asked(&["run", "--bogus", "--format", "json", "--", "x"]));
+        assert!(!asked(&["--bogus", "--format", "json", "--format", "text"]));
+        assert!(!asked(&["run", "--bogus", "--", "--format", "json"]));
     }
     use super::*;
 

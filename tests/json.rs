@@ -282,6 +282,13 @@ fn a_failure_before_the_run_is_an_error_object() {
             "--parallel",
         ),
         (&["--format", "json", "nosuch-subcommand-flag", "-Z"], "-Z"),
+        // After the bad option too (tester t126: nothing on stdout).
+        (&["--bogus-flag", "--format", "json"], "--bogus-flag"),
+        (
+            &["run", "--bogus", "--format", "json", "--", "true"],
+            "--bogus",
+        ),
+        (&["check", "--bogus", "--format=json"], "--bogus"),
     ] {
         let object = refused(args);
         let error = object["error"].as_str().unwrap();
@@ -290,7 +297,12 @@ fn a_failure_before_the_run_is_an_error_object() {
         assert!(!error.contains("Usage:"), "{args:?}: {error}");
         assert!(!error.contains("--help"), "{args:?}: {error}");
     }
-    for args in [&["--bogus"][..], &["--format", "text", "--bogus"]] {
+    for args in [
+        &["--bogus"][..],
+        &["--format", "text", "--bogus"],
+        &["--bogus", "--format", "json", "--format", "text"],
+        &["run", "--bogus", "--", "--format", "json"],
+    ] {
         let out = r.tether().args(args).run();
         out.status(2);
         assert_eq!(out.stdout, "", "{args:?}");

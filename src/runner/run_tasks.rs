@@ -8,7 +8,8 @@ use std::time::{Instant, SystemTime};
 
 use rhai::Dynamic;
 
-use super::load::{classify, load, load_options, split_stage, Loaded};
+use super::load::{classify, load, load_options, Loaded};
+use super::stages::split_stage;
 use crate::backend::{Backend, DryRun, Remote};
 use crate::error::Error;
 use crate::event::{unix_ms, EventKind, Record};

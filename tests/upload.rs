@@ -395,8 +395,9 @@ task("full", || { on("db", |host| { upload("big.bin", "/srv/small/f"); }); });"#
         );
     // A directory on the way that cannot be made (tester t124: mkdir's own words alone).
     r.tether().args(&["deep"]).run().status(1).stdout_contains(
-        "upload: /proc/1/x/y cannot be written: its directory /proc/1/x cannot be made: No such \
-         file or directory",
+        "upload: /proc/1/x/y cannot be written: its directory /proc/1/x cannot be made: its \
+         filesystem makes no new files there (mkdir: No such file or directory, as under /proc \
+         and /sys)",
     );
     // A full filesystem (tester t124: `cat: write error: No space left on device` alone).
     std::fs::create_dir_all(lab.host("db1").root_dir.join("small")).unwrap();

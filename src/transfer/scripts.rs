@@ -59,21 +59,21 @@ const ENTER: &str = "P=$(cd -P -- \"${p%??}\" && pwd -P && echo x) || exit 1; P=
 /// them changed for [`STALE_MINUTES`], are removed first.
 pub fn receive_script(remote: &str, tmp: &str, size: u64) -> String {
     format!(
-        "{path}d={dest}; t={stem}{tmp}; p=$(dirname -- \"$d\"; echo x); {make_dir}\
+        "{path}d={dest}; t={stem}{tmp}; p=$(dirname -- \"$d\"; echo x); {reason}{make_dir}\
          {not_link}is_link \"$d\" && exit 1; if [ -d \"$d\" ]; then echo \"upload: $d is a directory (mv would put the file inside \
          it): give the file's own path\" >&2; exit 1; fi; {special}\
          b=${{t##*/}}; if [ ${{#b}} -gt 255 ]; then echo \"upload: the name of $d is too long for \
          the temporary file beside it (${{#b}} bytes with its {n}-byte suffix; a name has 255 at \
          most): shorten it\" >&2; exit 1; fi; \
-         {reason}if [ ! -w \"${{p%??}}\" ]; then w=$( (umask 077 && mkdir -- \"$t\") 2>&1) && \
-         {{ rmdir -- \"$t\"; w='not writable'; }}; why; echo \"upload: cannot write in the \
+         if [ ! -w \"${{p%??}}\" ]; then w=$( (umask 077 && mkdir -- \"$t\") 2>&1) && \
+         {{ rmdir -- \"$t\"; w='not writable'; }}; why \"${{p%??}}\"; echo \"upload: cannot write in the \
          directory of $d: $w (the file is written beside it and moved into place, so its \
          directory must be writable)\" >&2; exit 1; fi; \
          for f in {stem}.tether-upload.*; do r=${{f##*.tether-upload.}}; case $r in \
          \"\"|.*|*.|*..*|*[!0-9a-f.]*|*.*.*.*) continue;; *.*) ;; *) continue;; esac; \
          if [ ! -h \"$f\" ] && [ \"$f\" != \"$t\" ] && {{ [ -f \"$f\" ] || [ -d \"$f\" ]; }} && \
          [ -z \"$(find \"$f\" ! -mmin +{STALE_MINUTES} 2>/dev/null | head -n 1)\" ]; then rm -rf -- \"$f\" 2>/dev/null; fi; done; \
-         w=$( (umask 077 && mkdir -- \"$t\") 2>&1) || {{ why; echo \"upload: cannot make the \
+         w=$( (umask 077 && mkdir -- \"$t\") 2>&1) || {{ why \"${{p%??}}\"; echo \"upload: cannot make the \
          temporary directory $t beside $d: $w (the file is written there and moved into \
          place)\" >&2; exit 1; }}; {enter}\
          w=$( (umask 077 && set -C && cat > f) 2>&1) || {{ gone; echo \"upload: $d: the file \
@@ -92,27 +92,28 @@ pub fn receive_script(remote: &str, tmp: &str, size: u64) -> String {
     )
 }
 
-/// `why`: the system's reason in mkdir's words `$w` (those after its last `: `), where `mkdir`
-/// in the destination's directory (`$p` with [`receive_script`]'s `x`) failed; where that is
-/// `No such file or directory` and the directory exists, that its filesystem makes no new
-/// files there (tester t124: an upload to `/proc/sys/kernel/hostname` said only `No such file
-/// or directory`, the directory being there).
+/// `why DIR`: the system's reason in mkdir's words `$w` (those after its last `: `), where
+/// `mkdir` in the directory `DIR` failed; where that is `No such file or directory` and `DIR`
+/// exists, that its filesystem makes no new files there (tester t124: an upload to
+/// `/proc/sys/kernel/hostname`, or below `/proc/1`, said only `No such file or directory`,
+/// the directory being there).
 const MKDIR_REASON: &str = "why() { w=${w##*: }; case $w in \"No such file or directory\") \
-     [ -d \"${p%??}\" ] && w=\"its filesystem makes no new files there (mkdir: $w, as under /proc \
-     and /sys)\";; esac; }; ";
+     [ -d \"$1\" ] && w=\"its filesystem makes no new files there (mkdir: $w, as under /proc and \
+     /sys)\";; esac; }; ";
 
 /// Makes the destination's directory (`$p` with [`receive_script`]'s `x`) as `mkdir -p`; where
 /// a name on the way is no directory, says which (stop 44 tester t55: mkdir's `File exists`
 /// for a path through a file, a link to one, or a link that leads nowhere); other failures
-/// name the destination and the system's reason (the words after mkdir's last `: `; tester
-/// t124: mkdir's own words, `cannot create directory '/proc/1/x'`, did not say the upload).
+/// name the destination and the system's reason (see [`MKDIR_REASON`], for the nearest
+/// directory that exists; tester t124: mkdir's own words, `cannot create directory
+/// '/proc/1/x'`, did not say the upload).
 const MAKE_DIR: &str = "mkdir -p -- \"${p%??}\" 2>/dev/null || { q=${p%??}; \
      while [ ! -e \"$q\" ] && [ ! -h \"$q\" ]; do q=$(dirname -- \"$q\"); done; \
      if [ -h \"$q\" ] && [ ! -e \"$q\" ]; then echo \"upload: $d cannot be written: $q is a \
      symbolic link that leads nowhere\" >&2; elif [ ! -d \"$q\" ]; then echo \"upload: $d cannot \
      be written: $q is not a directory (a file, or a link to one)\" >&2; else \
-     w=$(mkdir -p -- \"${p%??}\" 2>&1); echo \"upload: $d cannot be written: its directory \
-     ${p%??} cannot be made: ${w##*: }\" >&2; fi; exit 1; }; ";
+     w=$(mkdir -p -- \"${p%??}\" 2>&1); why \"$q\"; echo \"upload: $d cannot be written: its \
+     directory ${p%??} cannot be made: $w\" >&2; fi; exit 1; }; ";
 
 /// The second command of an upload: the file `f` of its private directory (suffix `tmp`, see
 /// [`receive_script`] and [`ENTER`]) is moved onto `remote` with permission bits `mode` only

@@ -543,21 +543,24 @@ impl WorkerState {
                 let orphan = self.pty_orphan(command, group, format!("stopping it ({why}) failed"));
                 self.pty_orphans.push(orphan);
             }
-            let by_hand =
-                match (sup, &done.pty_group) {
-                    (None, Some(group)) if failed => format!(
+            let next = match exiting {
+                true => {
+                    "after the signal tether does not wait to connect to the host again: it \
+                     names the command as it exits"
+                }
+                false => {
+                    "tether tries again at its next contact with this host, or before it \
+                     exits"
+                }
+            };
+            let by_hand = match (sup, &done.pty_group) {
+                (None, Some(group)) if failed => format!(
                     "; it may still be running: on its terminal it gets SIGHUP once the host's \
-                     sshd finds its connection ended, unless it ignores that, and {}. {}",
-                    match exiting {
-                        true => "after the signal tether does not wait to connect to the host \
-                                 again: it names the command as it exits",
-                        false => "tether tries again at its next contact with this host, or \
-                                  before it exits",
-                    },
+                     sshd finds its connection ended, unless it ignores that, and {next}. {}",
                     self.pty_stop_words(group)
                 ),
-                    _ => String::new(),
-                };
+                _ => String::new(),
+            };
             let again = format!("{again}{by_hand}");
             let message = match cut {
                 true => format!(

@@ -518,7 +518,7 @@ impl WorkerState {
     /// [`WorkerState::reattach`]), and the commands on a PTY whose stop failed, now that the
     /// host has a session; reports each. One that could not be stopped is tried again at the
     /// next contact, or, when this is the `last` (tether exits), named with how to stop it by
-    /// hand (one on a PTY was named so when its stop failed).
+    /// hand.
     pub(super) fn stop_orphans(&mut self, last: bool) {
         let Some(conn) = &self.conn else { return };
         let mut kept = Vec::new();

@@ -25,14 +25,18 @@ use tap::Taps;
 
 mod fold;
 mod json;
+mod paint;
 mod progress;
 mod run_log;
 mod state;
 mod status;
+mod summary;
 mod tap;
 mod text;
+mod visible;
 
-pub use text::{counts_said, visible_lines};
+pub use summary::counts_said;
+pub use visible::visible_lines;
 
 use crate::error::Error;
 use crate::event::{Event, EventKind, HostOutcome, Message, Sink, Tally};
@@ -387,7 +391,7 @@ fn show(
             _ => None,
         };
         if let Some(text) = said {
-            crate::errln!("{}", text::visible_lines(&text));
+            crate::errln!("{}", visible_lines(&text));
         }
         return;
     }

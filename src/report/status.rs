@@ -6,8 +6,9 @@ use std::time::Instant;
 
 use anstyle::Style;
 
+use super::paint::paint;
 use super::state::{clear_status, raw, HostStats, Look, State};
-use super::text::{paint, visible};
+use super::visible::visible;
 use crate::duration::format as format_duration;
 
 pub fn draw_status(st: &mut State, look: Look) {

@@ -484,7 +484,7 @@ impl GlobalArgs {
             .map(|s| settings::parse_override(s))
             .collect::<Result<_, _>>()?;
         for (k, v) in &overrides {
-            tether::recipe::declare::given_value(k, v).map(drop)?;
+            tether::recipe::given::given_value(k, v).map(drop)?;
         }
         // Each value a set of hosts, as folded output writes one (`web[01-40]`), which a
         // printed command passes on.

@@ -119,14 +119,13 @@ pub fn load(file: &Path, opts: LoadOptions) -> Result<Loaded, Error> {
     {
         let mut recipe = rt.recipe();
         for (k, v) in &opts.overrides {
-            let value = crate::recipe::declare::given_value(k, v).map_err(Error::Usage)?;
+            let value = crate::recipe::given::given_value(k, v).map_err(Error::Usage)?;
             recipe.vars.insert(k.clone(), value);
             recipe.locked.insert(k.clone());
             recipe.origins.insert(k.clone(), format!("-s {k}={v}"));
         }
         for e in &opts.env_overrides {
-            let value =
-                crate::recipe::declare::given_value(e.key, &e.value).map_err(Error::Usage)?;
+            let value = crate::recipe::given::given_value(e.key, &e.value).map_err(Error::Usage)?;
             recipe.vars.insert(e.key.to_string(), value);
             recipe.locked.insert(e.key.to_string());
             recipe.origins.insert(e.key.to_string(), e.origin());
@@ -163,7 +162,7 @@ pub fn load(file: &Path, opts: LoadOptions) -> Result<Loaded, Error> {
         return Err(Error::Recipe(format!(
             "{}: {}",
             path.display(),
-            crate::recipe::declare::named_like_a_subcommand("stage", name)
+            crate::recipe::names::named_like_a_subcommand("stage", name)
         )));
     }
     Ok(Loaded {

@@ -155,7 +155,7 @@ pub fn split_stage(loaded: &Loaded, targets: &[String]) -> Result<Vec<String>, E
             .unwrap_or_default();
         return Err(Error::Recipe(format!(
             "{}{file}",
-            crate::recipe::declare::both_stage_and_task(name)
+            crate::recipe::names::both_stage_and_task(name)
         )));
     }
     loaded.select_stage(selected.map(String::as_str))?;

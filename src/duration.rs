@@ -1,7 +1,7 @@
 //! Durations as tether reads and writes them: one parser for every time a user gives tether
 //! (`--keepalive 15s`, `set("keepalive", "500ms")`, `--timeout 2m`, sshd's `-T` output read
 //! by `tether check`), and one way of printing them. ssh_config's own times are read by
-//! `ssh::config::keyword::convtime`, which refuses what ssh refuses (`1.5s`, `500ms`).
+//! `ssh::config::arguments::convtime`, which refuses what ssh refuses (`1.5s`, `500ms`).
 
 use std::time::Duration;
 

@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::error::ConfigError;
-use super::keyword::{self, Keyword, Lookup, Value};
+use super::keyword::{self, Keyword, Lookup};
 use super::lexer;
+use super::value::{self, Value};
 use crate::ssh_syntax::pattern::{parse_cidr_list, Cidr};
 
 /// readconf.c `READCONF_MAX_DEPTH`.
@@ -208,7 +209,7 @@ impl Reader<'_> {
                     }
                     LineKind::Set(
                         k,
-                        keyword::check(k, &words.args, &words.rest).map_err(malformed)?,
+                        value::check(k, &words.args, &words.rest).map_err(malformed)?,
                     )
                 }
                 Lookup::Obsolete => LineKind::Obsolete,

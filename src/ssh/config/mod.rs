@@ -21,6 +21,7 @@
 
 pub mod addrinfo;
 mod algorithm_names;
+mod arguments;
 mod canonical;
 mod dump;
 mod environment;
@@ -37,6 +38,7 @@ mod local;
 mod negotiable;
 mod resolve;
 mod state;
+mod value;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

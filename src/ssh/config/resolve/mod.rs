@@ -28,8 +28,9 @@ use super::host::{
     DEFAULT_CONNECT_TIMEOUT,
 };
 use super::jump_spec;
-use super::keyword::{Keyword, Treatment, Value};
+use super::keyword::{Keyword, Treatment};
 use super::state::Inner;
+use super::value::Value;
 use crate::host::HostTarget;
 use crate::ssh_syntax::pattern::{
     cidr_list_contains, match_hostname, match_pattern, match_pattern_list, ListMatch,

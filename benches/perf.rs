@@ -205,7 +205,7 @@ fn new_pool(config: &Path) -> Res<(Pool, Receiver<Event>)> {
 fn new_pool_with(config: &Path, settings: WorkerSettings) -> Res<(Pool, Receiver<Event>)> {
     let ssh_config =
         SshConfig::load(Some(config), Path::new(SYSTEM_CONFIG)).map_err(|e| e.to_string())?;
-    let (tx, rx) = tether::event::collector();
+    let (tx, rx) = tether::sink::collector();
     let pool = Pool::new(
         ssh_config,
         settings,

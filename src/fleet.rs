@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::event::{EventKind, HostEntry, Sink};
+use crate::event::{EventKind, HostEntry};
 use crate::failure::{Failure, HostFailure};
 use crate::host::HostTarget;
 use crate::pool::{FanOut, HostResult, Pool};
 use crate::settings::Settings;
+use crate::sink::Sink;
 use crate::ssh::config::{self, ConfigError, SshConfig};
 use crate::ssh::limit_cache::LimitCache;
 use crate::ssh::limiter::HandshakeLimiter;

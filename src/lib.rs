@@ -68,6 +68,7 @@ pub mod runner;
 pub mod secret;
 pub mod settings;
 pub mod shell;
+pub mod sink;
 pub mod ssh;
 pub mod ssh_syntax;
 pub mod sshd;

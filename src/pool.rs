@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::dispatch::{self, Skipped, Spread};
-use crate::event::{EventKind, Sink};
+use crate::event::EventKind;
 use crate::host::HostTarget;
+use crate::sink::Sink;
 use crate::ssh::config::{HostConfig, SshConfig};
 use crate::ssh::exec::{Echo, ExecOptions, ExecOutput};
 use crate::ssh::jump::Jumps;

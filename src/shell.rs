@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use crate::command::quote;
 use crate::error::Error;
-use crate::event::Sink;
 use crate::failure::{Failure, Kind};
 use crate::fleet;
 use crate::host::HostTarget;
@@ -27,6 +26,7 @@ use crate::recipe::model::suggest;
 use crate::report::Reporter;
 use crate::runner;
 use crate::settings::{Format, Settings};
+use crate::sink::Sink;
 use crate::ssh::config::Requests;
 use crate::ssh::config::SshConfig;
 use crate::ssh::connection::{self, Connection, WaitError};

@@ -267,7 +267,7 @@ fn recipes_never_panic() {
             return;
         }
         std::fs::write(&file, &text).unwrap();
-        let (sink, _events) = tether::event::channel();
+        let (sink, _events) = tether::sink::channel();
         let opts = LoadOptions {
             filters: Filters::default(),
             ssh_config: None,

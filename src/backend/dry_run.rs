@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::interface::{Backend, Call, Download, TransferError, Upload};
-use crate::event::{EventKind, Sink};
+use crate::event::EventKind;
 use crate::failure::Failure;
 use crate::host::HostTarget;
 use crate::pool::{FanOut, HostResult};
+use crate::sink::Sink;
 use crate::ssh::exec::{ExecOutput, ExitStatus};
 use crate::ssh::SshError;
 

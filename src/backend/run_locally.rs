@@ -3,8 +3,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::event::{EventKind, Sink, Stream};
+use crate::event::{EventKind, Stream};
 use crate::failure::{Failure, Kind};
+use crate::sink::Sink;
 use crate::ssh::exec::ExitStatus;
 use crate::stderr_tail::{stderr_tail, STDERR_TAIL};
 use crate::stop::StopReason;
@@ -155,7 +156,7 @@ fn show_lines(sink: &Sink, pipe: std::process::ChildStderr) -> Vec<u8> {
     let backlog = sink.backlog();
     loop {
         // A reader that is behind holds the command back, as it does a host's (see
-        // `event::Backlog`): once the backlog is full this thread reads no more of its stderr
+        // `sink::Backlog`): once the backlog is full this thread reads no more of its stderr
         // until it is down to half.
         if backlog.is_full() {
             while !backlog

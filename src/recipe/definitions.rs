@@ -41,7 +41,7 @@ pub fn write(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     }
     // A runtime for a recipe in `dir` that nothing runs: only its registrations are used. The
     // reporter end of the sink is dropped (a stdlib module's top level reports nothing).
-    let (sink, _) = crate::event::channel();
+    let (sink, _) = crate::sink::channel();
     let rt = Arc::new(Runtime::new(
         dir.join(crate::settings::DEFAULT_RECIPE),
         Filters::default(),

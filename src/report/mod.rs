@@ -39,10 +39,11 @@ pub use summary::counts_said;
 pub use visible::visible_lines;
 
 use crate::error::Error;
-use crate::event::{Event, EventKind, HostOutcome, Message, Sink, Tally};
+use crate::event::{Event, EventKind, HostOutcome, Tally};
 use crate::outcome::{failure_text, status_words};
 use crate::pool::HostResult;
 use crate::settings::{Color, Format, Settings};
+use crate::sink::{Message, Sink};
 
 /// Prints events; see the module docs.
 pub struct Reporter {
@@ -92,7 +93,7 @@ impl Reporter {
             verbose,
             fold: settings.fold && format == Format::Text,
         };
-        let (sink, rx) = crate::event::channel();
+        let (sink, rx) = crate::sink::channel();
         // An exit at a second signal ends the process at once: what it leaves behind, and the
         // exit, as objects of the stream (stop 42 tester t47: stderr alone said them). Once
         // per process, whatever reporters it starts.
@@ -228,7 +229,7 @@ impl Drop for Reporter {
         }
         // Replacing our sink lets the thread end once the workers' sinks are gone too; it is
         // detached otherwise (workers may outlive the reporter in a panic).
-        self.sink = crate::event::channel().0;
+        self.sink = crate::sink::channel().0;
         self.thread.take();
     }
 }

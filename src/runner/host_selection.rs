@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use super::load::{load, load_options, Loaded};
 use crate::error::Error;
-use crate::event::{EventKind, Sink};
+use crate::event::EventKind;
 use crate::fleet;
 use crate::host::HostTarget;
 use crate::settings::Settings;
+use crate::sink::Sink;
 use crate::ssh::config::SshConfig;
 
 /// Hosts chosen on the command line for `run`, `check` and `hosts`, the recipe's heartbeat

@@ -11,7 +11,7 @@ use std::time::Duration;
 use rhai::{Dynamic, Engine, EvalAltResult, Module, Scope, AST};
 
 use crate::error::Error;
-use crate::event::{EventKind, Sink};
+use crate::event::EventKind;
 use crate::fleet;
 use crate::host::HostTarget;
 use crate::recipe::context::{Filters, Runtime};
@@ -24,6 +24,7 @@ use crate::recipe::sources::Sources;
 use crate::recipe::tasks::circular;
 use crate::report::RunLog;
 use crate::settings::Settings;
+use crate::sink::Sink;
 use crate::ssh::config::SshConfig;
 
 /// What a recipe load needs besides the file.

@@ -72,7 +72,7 @@ pub fn list(
     // Completion scripts read `--names` line by line: what the recipe prints (`print`,
     // warnings) must not become a name, so those events go nowhere.
     let sink = if options.names {
-        crate::event::channel().0
+        crate::sink::channel().0
     } else {
         reporter.sink()
     };

@@ -22,7 +22,8 @@ use super::proxy_command;
 use super::reconnect::{self, Outcome};
 use super::SshError;
 use crate::duration::format as format_duration;
-use crate::event::{EventKind, LimitFrom, Sink};
+use crate::event::{EventKind, LimitFrom};
+use crate::sink::Sink;
 
 /// A way to reach a host other than a TCP connection of its own: a jump host (ProxyJump).
 pub trait Via: Send + Sync {
@@ -161,8 +162,8 @@ impl Owner {
         self.events.emit(&self.name, kind);
     }
 
-    /// The reporter's backlog of output lines (see [`crate::event::Backlog`]).
-    pub fn backlog(&self) -> Arc<crate::event::Backlog> {
+    /// The reporter's backlog of output lines (see [`crate::sink::Backlog`]).
+    pub fn backlog(&self) -> Arc<crate::sink::Backlog> {
         self.events.backlog()
     }
 

@@ -37,10 +37,10 @@ use notify_debouncer_full::{new_debouncer, DebounceEventResult};
 
 use crate::backend::{DryRun, Remote};
 use crate::error::Error;
-use crate::event::Sink;
 use crate::fleet::{self, Fleet};
 use crate::recipe::sources::Sources;
 use crate::report::{Reporter, RunLog};
+use crate::sink::Sink;
 
 mod files;
 mod screen;

@@ -27,7 +27,7 @@ impl Harness {
     pub fn new(ssh_config: &Path, settings: WorkerSettings, hosts: &[&str]) -> Harness {
         let config =
             SshConfig::load(Some(ssh_config), Path::new(SYSTEM_CONFIG)).expect("ssh config");
-        let (tx, rx) = tether::event::collector();
+        let (tx, rx) = tether::sink::collector();
         let pool = Pool::new(
             config,
             settings,

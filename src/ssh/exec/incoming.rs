@@ -286,7 +286,7 @@ pub(super) struct Streams {
     /// [`Supervision::heard`](super::Supervision::heard)).
     pub(super) heard: Option<std::time::Instant>,
     /// Since when nothing has arrived on this channel while the supervisor runs its command
-    /// and its output was read (not held back: see `event::Backlog`); `None` while the
+    /// and its output was read (not held back: see `sink::Backlog`); `None` while the
     /// supervisor is not known to run it. Its tick comes after every 0.4 s of silence (2 s
     /// where `sleep` takes whole seconds only), so seconds of this mean a hung connection.
     pub(super) unheard_since: Option<std::time::Instant>,

@@ -70,8 +70,8 @@ pub struct ExecOptions {
     pub keep: Option<usize>,
     /// The reporter's backlog of output lines: while it is full, no more of the command's
     /// output is read (its deadline, stop and keepalives are still kept): see
-    /// [`crate::event::Backlog`].
-    pub backlog: Option<Arc<crate::event::Backlog>>,
+    /// [`crate::sink::Backlog`].
+    pub backlog: Option<Arc<crate::sink::Backlog>>,
     /// For a command on a PTY: registers, once its exec's sh says its process group, what an
     /// exit at a second signal says of it (the group, and the words that stop it), kept while
     /// the command is followed and stopped.

@@ -158,7 +158,7 @@ pub(super) fn pump(
             }
         }
         // While the reporter's backlog is full nothing more is read: the output waits on the
-        // host (see `event::Backlog`), the loop keeps the deadline, the stop and keepalives.
+        // host (see `sink::Backlog`), the loop keeps the deadline, the stop and keepalives.
         let held_back = opts.backlog.as_ref().is_some_and(|b| b.is_full());
         let (read, open_streams) = if held_back {
             (false, 0)

@@ -32,7 +32,8 @@ use super::owner::{Owner, Shared, Via};
 use super::policy::WorkerSettings;
 use super::reconnect;
 use super::SshError;
-use crate::event::{EventKind, Sink};
+use crate::event::EventKind;
+use crate::sink::Sink;
 
 mod command;
 mod idle;

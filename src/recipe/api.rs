@@ -18,5 +18,6 @@ pub fn register(engine: &mut Engine, rt: Arc<Runtime>) {
     super::ask::register(engine, &rt);
     super::on::register(engine, &rt);
     super::commands::register(engine, &rt);
+    super::transfers::register(engine, &rt);
     super::support::register(engine, &rt);
 }

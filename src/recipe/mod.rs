@@ -28,3 +28,4 @@ pub mod stdlib;
 pub mod support;
 pub mod syntax;
 pub mod tasks;
+pub mod transfers;

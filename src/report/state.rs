@@ -152,10 +152,11 @@ pub fn record(st: &mut State, event: &Event) {
             st.announce(&h.name);
             st.hosts.entry(h.name.clone()).or_default();
         }
+        // As the names are shown: quoted where a set would read them otherwise.
         st.width = st
             .order
             .iter()
-            .map(|n| n.chars().count())
+            .map(|n| crate::host_text::named(n).chars().count())
             .max()
             .unwrap_or(0)
             .min(PAD_MOST);

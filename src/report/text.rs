@@ -410,6 +410,50 @@ mod tests {
         }
     }
 
+    /// Names are padded to the widest as shown: a name that a set would read otherwise is
+    /// shown quoted (`"web[1]"`), and its quotes count (tester t127: `"web[1]" |` beside
+    /// `web1   |`, the marks out of line).
+    #[test]
+    fn names_are_padded_to_the_widest_as_shown() {
+        use crate::event::{Event, EventKind, HostEntry, Stream};
+        use crate::report::state::record;
+        let mut st = super::State::default();
+        let names = ["web1", "web[1]", "db[2-3]x"];
+        let hosts = names
+            .iter()
+            .map(|name| HostEntry {
+                name: name.to_string(),
+                roles: Vec::new(),
+            })
+            .collect();
+        record(&mut st, &Event::now("".into(), EventKind::Hosts { hosts }));
+        let marks: Vec<usize> = names
+            .iter()
+            .map(|name| {
+                let output = EventKind::Output {
+                    stream: Stream::Stdout,
+                    line: "same".into(),
+                    redrawn: false,
+                    pending: false,
+                    cut: false,
+                };
+                let lines =
+                    super::text_lines(&st, plain_look(), &Event::now((*name).into(), output));
+                // Without its colours, as anstream writes it to a pipe.
+                let mut line = String::new();
+                let mut rest = lines[0].as_str();
+                while let Some(at) = rest.find('\x1b') {
+                    line.push_str(&rest[..at]);
+                    rest = &rest[at + rest[at..].find('m').unwrap() + 1..];
+                }
+                line.push_str(rest);
+                assert!(line.ends_with(" | same"), "{line:?}");
+                line.chars().count()
+            })
+            .collect();
+        assert!(marks.iter().all(|m| *m == marks[0]), "{marks:?}");
+    }
+
     /// tether's own lines about a command name a long one by its start (stop 42 tester t44: a
     /// re-attach line of 40,198 characters for a staged command); its output lines do not.
     /// How a plain, non-verbose text run looks.

@@ -59,7 +59,7 @@ pub fn run(
         &named
     };
     // A recipe's print() goes where every run's output goes.
-    let reporter = Reporter::start(settings);
+    let reporter = Reporter::for_listing(settings);
     let selection = runner::select(
         settings,
         args.stage.as_deref(),

@@ -64,7 +64,14 @@ impl Reporter {
     /// [`Reporter::start`], with `taps` receiving every event as `--format json`'s JSON lines;
     /// they are flushed at every [`Reporter::barrier`] and dropped when the reporter ends.
     pub fn tapped(settings: &Settings, taps: Vec<Tap>) -> Self {
-        Self::spawn(settings, taps, false)
+        Self::spawn(settings, taps, false, false)
+    }
+
+    /// [`Reporter::start`] for a subcommand whose stdout is a listing (`tether hosts`,
+    /// `tether tasks`): in text, tether's warnings and notes go to stderr, leaving stdout to
+    /// the rows (and to the recipe's `print`, which goes where a run's output goes).
+    pub fn for_listing(settings: &Settings) -> Self {
+        Self::spawn(settings, Vec::new(), false, true)
     }
 
     /// [`Reporter::tapped`] for a run (`tether TASK`, `tether run`), whose `run_started` is the
@@ -72,10 +79,10 @@ impl Reporter {
     /// it loads) is held and written just after it, or at the first barrier or the end when
     /// none comes (the recipe did not load).
     pub fn for_run(settings: &Settings, taps: Vec<Tap>) -> Self {
-        Self::spawn(settings, taps, true)
+        Self::spawn(settings, taps, true, false)
     }
 
-    fn spawn(settings: &Settings, taps: Vec<Tap>, hold: bool) -> Self {
+    fn spawn(settings: &Settings, taps: Vec<Tap>, hold: bool, listing: bool) -> Self {
         let (format, verbose, color) = (settings.format, settings.verbose, settings.color);
         let tty = std::io::stdout().is_terminal();
         crate::stdout::set_color(match (format, color) {
@@ -92,6 +99,7 @@ impl Reporter {
             dim: format == Format::Text && crate::stdout::choice() != anstream::ColorChoice::Never,
             verbose,
             fold: settings.fold && format == Format::Text,
+            listing: listing && format == Format::Text,
         };
         let (sink, rx) = crate::sink::channel();
         // An exit at a second signal ends the process at once: what it leaves behind, and the
@@ -395,6 +403,17 @@ fn show(
             crate::errln!("{}", visible_lines(&text));
         }
         return;
+    }
+    if look.listing {
+        let said = match &event.kind {
+            EventKind::Warning { message } => Some(format!("warning: {message}")),
+            EventKind::Note { message } if look.verbose => Some(format!("note: {message}")),
+            _ => None,
+        };
+        if let Some(text) = said {
+            crate::errln!("{}", visible_lines(&text));
+            return;
+        }
     }
     if !on_stdout {
         return;

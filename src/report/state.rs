@@ -126,6 +126,9 @@ pub struct Look {
     pub verbose: bool,
     /// Fold the same line, result or failure of many hosts into one (text only).
     pub fold: bool,
+    /// stdout is a listing (`tether hosts`, `tether tasks`), read by scripts: tether's own
+    /// warnings and notes go to stderr, as `ssh -G` says its own (text only).
+    pub listing: bool,
 }
 
 pub fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {

@@ -305,6 +305,7 @@ mod tests {
             dim: false,
             verbose: false,
             fold: true,
+            listing: false,
         };
         let text = super::sessions_text(&st, look, "deploy", Duration::from_secs(1)).join("\n");
         assert!(text.contains("  bastion (jump)  2 sessions, "), "{text}");

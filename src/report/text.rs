@@ -464,6 +464,7 @@ mod tests {
             dim: false,
             verbose: false,
             fold: false,
+            listing: false,
         }
     }
 

@@ -68,7 +68,7 @@ pub fn list(
     interrupted: Arc<AtomicBool>,
 ) -> Result<(), Error> {
     let hooks = options.hooks;
-    let reporter = Reporter::start(settings);
+    let reporter = Reporter::for_listing(settings);
     // Completion scripts read `--names` line by line: what the recipe prints (`print`,
     // warnings) must not become a name, so those events go nowhere.
     let sink = if options.names {

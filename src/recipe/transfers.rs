@@ -11,7 +11,7 @@ use super::commands::{
 };
 use super::context::{self, HostScope, Runtime};
 use super::failures::throw;
-use crate::backend::{Download, TransferError, Upload};
+use crate::backend::{Backend, Download, TransferError, Upload};
 use crate::command::CommandContext;
 use crate::failure::{Failure, Kind};
 use crate::host_text::HostText;
@@ -94,6 +94,29 @@ fn transfer_failure(
     }
 }
 
+/// The command context the transfer `name` (`upload`, `download`) of `remote` runs in, once
+/// neither holds a NUL (no command could carry it) and the transfer (`what`, as failures name
+/// it) is its host's next step, with no sudo password refused there before.
+fn step_context(
+    name: &str,
+    remote: &str,
+    scope: &HostScope,
+    backend: &dyn Backend,
+    what: &str,
+) -> Fallible<CommandContext> {
+    let cctx = context::command_context();
+    refuse_nul(&format!("{name}(): the remote path"), remote)?;
+    refuse_nul(
+        &format!("{name}(): the command context (within, as_user, with_env)"),
+        &cctx.render(""),
+    )?;
+    next_command(scope, what, backend)?;
+    if let Some(refused) = sudo_password_refused_before(&cctx, &scope.host) {
+        return Err(throw(refused));
+    }
+    Ok(cctx)
+}
+
 /// `upload(local, remote[, #{ mode }])`: see [`Backend::upload`] and [`crate::transfer`]; the
 /// destination gets the local file's permission bits (as `scp -p` and rsync do) or `mode`.
 fn upload(rt: &Runtime, local: &str, remote: &str, opts: &Map) -> Fallible<()> {
@@ -113,16 +136,7 @@ fn upload(rt: &Runtime, local: &str, remote: &str, opts: &Map) -> Fallible<()> {
     }
     let path = rt.dir().join(local);
     let what = crate::transfer::paths::label("upload", local, remote);
-    let cctx = context::command_context();
-    refuse_nul("upload(): the remote path", remote)?;
-    refuse_nul(
-        "upload(): the command context (within, as_user, with_env)",
-        &cctx.render(""),
-    )?;
-    next_command(&scope, &what, backend.as_ref())?;
-    if let Some(refused) = sudo_password_refused_before(&cctx, &scope.host) {
-        return Err(throw(refused));
-    }
+    let cctx = step_context("upload", remote, &scope, backend.as_ref(), &what)?;
     let render = |script: &str| cctx.render(script);
     let upload = Upload {
         path: &path,
@@ -272,16 +286,7 @@ fn download(rt: &Runtime, remote: &str, local: &str, opts: &Map) -> Fallible<()>
     let path = rt.dir().join(&local);
     refuse_own_files(rt, &local, &path)?;
     let what = crate::transfer::paths::label("download", remote, &local);
-    let cctx = context::command_context();
-    refuse_nul("download(): the remote path", remote)?;
-    refuse_nul(
-        "download(): the command context (within, as_user, with_env)",
-        &cctx.render(""),
-    )?;
-    next_command(&scope, &what, backend.as_ref())?;
-    if let Some(refused) = sudo_password_refused_before(&cctx, &scope.host) {
-        return Err(throw(refused));
-    }
+    let cctx = step_context("download", remote, &scope, backend.as_ref(), &what)?;
     let render = |script: &str| cctx.render(script);
     let download = Download {
         remote,

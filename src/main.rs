@@ -19,7 +19,11 @@ fn main() {
     tether::fd_limit::raise();
     if let Err(e) = tether::secret::init_sudo_password(cli.global.ask_sudo_password) {
         tether::errln!("error: {e}");
-        std::process::exit(Error::Usage(e).exit_code());
+        let error = Error::Usage(e);
+        if matches!(cli.global.format, cli::FormatArg::Json) {
+            cli::json_error(error.exit_code(), &error.to_string());
+        }
+        std::process::exit(error.exit_code());
     }
     let settings = match cli.global.settings() {
         Ok(s) => s,

@@ -220,12 +220,19 @@ pub fn sudo_password() -> Option<Arc<str>> {
         .clone()
 }
 
-/// Takes the sudo password from `TETHER_SUDO_PASSWORD`, or, when `ask`, from a prompt on the
-/// terminal. Err when asked to prompt without a terminal.
+/// Takes the sudo password from `TETHER_SUDO_PASSWORD` (empty counts as unset), or, when
+/// `ask`, from a prompt on the terminal. Err when asked to prompt without a terminal, and for
+/// a password sudo would read otherwise than given: one holding a newline or a carriage return
+/// (sudo's `getln` ends the password at either; the rest would reach the command's stdin: tester
+/// t128) or, from the environment, one that is not UTF-8 (it would be sent changed). The
+/// error never holds the password.
 pub fn init_sudo_password(ask: bool) -> Result<(), String> {
     if let Some(p) = std::env::var_os(SUDO_PASSWORD_ENV) {
-        let p = p.to_string_lossy().into_owned();
+        let p = p.into_string().map_err(|_| {
+            format!("{SUDO_PASSWORD_ENV} is not UTF-8: tether sends the sudo password as text")
+        })?;
         if !p.is_empty() {
+            one_line(&p, SUDO_PASSWORD_ENV)?;
             set_sudo_password(&p);
             return Ok(());
         }
@@ -243,8 +250,21 @@ pub fn init_sudo_password(ask: bool) -> Result<(), String> {
     if p.is_empty() {
         return Err("empty sudo password".into());
     }
+    one_line(&p, "the sudo password typed")?;
     set_sudo_password(&p);
     Ok(())
+}
+
+/// Err, naming `given` (where the password came from), when sudo would read `password` as
+/// more than one line.
+fn one_line(password: &str, given: &str) -> Result<(), String> {
+    match password.contains(['\n', '\r']) {
+        true => Err(format!(
+            "{given} holds a line break (a newline or carriage return): sudo reads the password \
+             up to it, and what follows would reach the command's stdin; give it on one line"
+        )),
+        false => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -505,3 +505,53 @@ task("free", || {{
             .stderr_contains(&format!("sudo did not run it as `{user}`"));
     }
 }
+
+/// A sudo password sudo would read otherwise than given is refused before anything runs,
+/// naming the variable and not the password: one holding a newline or a carriage return
+/// (sudo reads the password up to either; tester t128: the first line went to sudo and the
+/// rest to the command's stdin), or one that is not UTF-8 (tether would have sent it changed).
+#[test]
+fn a_sudo_password_sudo_would_read_otherwise_is_refused() {
+    use std::os::unix::ffi::OsStrExt as _;
+    for pw in ["Sekrit\nmore", "Sekrit\r", "\nSekrit", "Sekrit\r\nmore"] {
+        let out = Tether::new()
+            .env("TETHER_SUDO_PASSWORD", pw)
+            .args(&["hosts", "--hosts", "h1"])
+            .run();
+        out.status(2)
+            .stderr_contains("TETHER_SUDO_PASSWORD")
+            .stderr_contains("line");
+        assert!(
+            !out.stdout.contains("Sekrit") && !out.stderr.contains("Sekrit"),
+            "{pw:?}: {}{}",
+            out.stdout,
+            out.stderr
+        );
+    }
+    // A reader of JSON gets its error object, as for any other refusal before the run.
+    let out = Tether::new()
+        .env("TETHER_SUDO_PASSWORD", "Sekrit\nmore")
+        .args(&["--format", "json", "hosts", "--hosts", "h1"])
+        .run();
+    out.status(2);
+    let error: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["exit_code"], 2);
+    assert!(!out.stdout.contains("Sekrit"));
+    let out = Tether::new()
+        .args(&["hosts", "--hosts", "h1"])
+        .command()
+        .env(
+            "TETHER_SUDO_PASSWORD",
+            std::ffi::OsStr::from_bytes(b"Sekrit\xff"),
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("TETHER_SUDO_PASSWORD") && stderr.contains("UTF-8"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Sekrit"), "{stderr}");
+}

@@ -286,8 +286,9 @@ impl Pool {
     }
 
     fn start(&self, host: &HostTarget) -> Result<HostWorker, SshError> {
-        let (config, hops) = reach(&self.ssh_config, host, self.jump.as_deref())?;
-        if let Some(why) = config.agent_not_forwarded() {
+        let (mut config, hops) = reach(&self.ssh_config, host, self.jump.as_deref())?;
+        if let Some(why) = crate::ssh::agent::not_forwarded(&config) {
+            config.forward_agent = false;
             self.events.emit(
                 &Arc::from(host.name.as_str()),
                 EventKind::Warning {

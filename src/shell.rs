@@ -249,11 +249,15 @@ fn open(
 ) -> Result<Opened, Error> {
     let host = dest.target.name.as_str();
     let failed = |e: SshError| -> Error { Failure::host(host, e.kind(), e.said()).into() };
-    let (config, hops) =
+    let (mut config, hops) =
         pool::reach(&dest.ssh_config, &dest.target, settings.jump.as_deref()).map_err(failed)?;
+    let unforwarded = crate::ssh::agent::not_forwarded(&config);
+    if unforwarded.is_some() {
+        config.forward_agent = false;
+    }
     let agent = config.agent_to_forward();
     let env = config.env.requests();
-    if let Some(why) = config.agent_not_forwarded() {
+    if let Some(why) = unforwarded {
         crate::errln!(
             "tether: {host}: agent forwarding was asked for (ForwardAgent / forward_agent), but \
              {why}: the session has none"

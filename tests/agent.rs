@@ -184,3 +184,52 @@ fn every_agent_identity_is_tried_not_only_the_first() {
         .status(0)
         .stdout_contains("viaagent | in through the second key");
 }
+
+/// Forwarding asked for where the local agent takes no connection (`SSH_AUTH_SOCK` naming
+/// nothing, a regular file, a directory, a socket nobody listens on) is not asked of the
+/// server, as ssh.c `check_agent_present` asks for none, and is said, naming the host (tester
+/// t128: the host got an `SSH_AUTH_SOCK` that led nowhere, unsaid).
+#[test]
+fn an_agent_that_takes_no_connection_is_not_forwarded() {
+    let lab = Lab::start(1);
+    let dir = lab.dir().join("dead-agent");
+    std::fs::create_dir_all(dir.join("a-directory")).unwrap();
+    std::fs::write(dir.join("a-file"), "").unwrap();
+    // A socket whose listener is gone: bound, then closed.
+    let dead = dir.join("dead.sock");
+    drop(std::os::unix::net::UnixListener::bind(&dead).unwrap());
+    let config = dir.join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host host1\n  ForwardAgent yes\n{}",
+            std::fs::read_to_string(lab.ssh_config()).unwrap()
+        ),
+    )
+    .unwrap();
+    for sock in [
+        dir.join("nothing-here"),
+        dir.join("a-file"),
+        dir.join("a-directory"),
+        dead,
+    ] {
+        let out = Tether::new()
+            .ssh_config(&config)
+            .env("SSH_AUTH_SOCK", sock.to_str().unwrap())
+            .args(&[
+                "run",
+                "--hosts",
+                "host1",
+                "--",
+                "echo sock=${SSH_AUTH_SOCK:-none}",
+            ])
+            .run();
+        out.status(0)
+            .stdout_contains("sock=none")
+            .stdout_contains(&format!(
+                "host1: agent forwarding was asked for (ForwardAgent / forward_agent), but the \
+                 local ssh-agent at {} takes no connection",
+                sock.display()
+            ));
+    }
+}

@@ -26,7 +26,30 @@ use libssh2_sys as raw;
 use ssh2::Session;
 
 use super::callback::{self, raw_session};
+use super::config::HostConfig;
 use super::connection::Connection;
+
+/// Why `config`'s agent forwarding, where it is asked for, is not done: the reasons of
+/// [`HostConfig::agent_not_forwarded`], and an identity agent (`IdentityAgent`, else
+/// `SSH_AUTH_SOCK`) that does not take a connection, as ssh.c `check_agent_present` connects to
+/// it before it asks for forwarding and asks for none where that fails (tester t128: with
+/// `SSH_AUTH_SOCK=/nonexistent`, tether asked for it, and the host's `SSH_AUTH_SOCK` led to
+/// nothing, unsaid). `None` where forwarding is done, or not asked for.
+pub fn not_forwarded(config: &HostConfig) -> Option<String> {
+    if let Some(why) = config.agent_not_forwarded() {
+        return Some(why.to_string());
+    }
+    config.agent_to_forward()?;
+    let agent = config.identity_agent.as_ref()?;
+    match UnixStream::connect(agent) {
+        Ok(_) => None,
+        Err(e) => Some(format!(
+            "the local ssh-agent at {} takes no connection ({e}), and ssh forwards an agent \
+             only where it reaches one of its own",
+            agent.display()
+        )),
+    }
+}
 
 const EAGAIN: isize = raw::LIBSSH2_ERROR_EAGAIN as isize;
 /// Bytes buffered per direction per agent connection.

@@ -44,10 +44,15 @@ pub fn suggested_keepalive(limit: Duration) -> Duration {
 /// The shortest `ChannelTimeout` on command channels that the supervisor's frames keep open.
 const SUPERVISOR_FRAMES_KEEP: Duration = Duration::from_secs(1);
 
-/// Whether a `ChannelTimeout` type pattern covers the channels tether's commands use.
+/// Whether a `ChannelTimeout` type pattern covers the channels tether's commands use: sshd
+/// names an exec channel `session:command` once its request came (session.c
+/// `channel_set_xtype`, OpenSSH 9.2 to 10.5) and matches the patterns against that name
+/// (channels.c `lookup_timeout`), so `session` alone, which sshd_config(5)'s example gives,
+/// reaches none of them (tester t128: `session=2s` was said to cut a silent PTY command, which
+/// ran on).
 fn covers_commands(pattern: &str) -> bool {
     let p = pattern.to_ascii_lowercase();
-    p == "global" || p == "session" || wildcard_match(&p, "session:command")
+    p == "global" || wildcard_match(&p, "session:command")
 }
 
 /// What the settings mean with heartbeat `heartbeat` (`None`: `--no-keepalive`).
@@ -381,6 +386,9 @@ mod tests {
             ("direct-tcpip=3s", Level::Ok, false, true),
             ("*=1m", Level::Ok, true, true),
             ("session:*=0", Level::Ok, false, false),
+            ("session=2s", Level::Ok, false, false),
+            ("session:shell=2s", Level::Ok, false, false),
+            ("session*=2s", Level::Ok, true, false),
         ] {
             let s = ServerSettings {
                 channel_timeout: vec![spec.into()],

@@ -1409,3 +1409,29 @@ fn a_tail_counts_the_bytes_tether_run_did_not_keep() {
         ));
     }
 }
+
+/// `run --pty` on a terminal gives each host's pseudo-terminal the size of tether's own, as
+/// `ssh -tt` does (from its stdin's TIOCGWINSZ); without one, 80x24 (tester t128: `stty size`
+/// said `24 80` on a 132x50 terminal).
+#[test]
+fn a_pty_command_gets_the_size_of_the_terminal_tether_runs_on() {
+    let lab = Lab::start(1);
+    let pty = support::pty::Pty::new(132, 50);
+    let mut child = pty.spawn(
+        Tether::new()
+            .ssh_config(&lab.ssh_config())
+            .args(&["run", "--pty", "--hosts", "host1", "--", "stty size"])
+            .command(),
+    );
+    let status = support::pty::wait(&mut child, Duration::from_secs(60), &pty);
+    let screen = pty.output();
+    assert_eq!(status, 0, "{screen}");
+    assert!(screen.contains("| 50 132"), "{screen:?}");
+    // Not on a terminal: the size libssh2 asks for by default.
+    Tether::new()
+        .ssh_config(&lab.ssh_config())
+        .args(&["run", "--pty", "--hosts", "host1", "--", "stty size"])
+        .run()
+        .status(0)
+        .stdout_contains("| 24 80");
+}

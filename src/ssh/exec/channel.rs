@@ -653,7 +653,8 @@ fn follow_channel(
 }
 
 /// Requests a pseudo-terminal of type `term` for `channel` (before its exec), with `echo` as
-/// its ECHO mode.
+/// its ECHO mode, of the size of the terminal on tether's stdin, as `ssh -tt` asks for its
+/// stdin's (TIOCGWINSZ), else libssh2's 80x24 (tester t128: 80x24 on a 132x50 terminal).
 /// A refusal (`PermitTTY no`) is [`ExecError::Refused`]; any other failure means the session
 /// may be dead, and as the command has not started, [`ExecError::NotStarted`].
 fn request_pty(
@@ -670,7 +671,15 @@ fn request_pty(
             modes.set_boolean(ssh2::PtyModeOpcode::ECHONL, false);
             modes
         });
-        match channel.request_pty(term, modes, None) {
+        let size = crate::terminal::window_size(libc::STDIN_FILENO).map(|size| {
+            (
+                size.cols.into(),
+                size.rows.into(),
+                size.width.into(),
+                size.height.into(),
+            )
+        });
+        match channel.request_pty(term, modes, size) {
             Ok(()) => return Ok(()),
             Err(e) if crate::ssh::connection::would_block(&e) => {
                 conn.wait_socket(until).map_err(|e| {

@@ -628,3 +628,43 @@ fn an_idle_limit_set_in_a_match_block_is_counted_for_a_login_that_cannot_evaluat
     assert!(!text.contains("UnusedConnectionTimeout: not set"), "{text}");
     assert!(text.contains("runs `true` every 1.3 s"), "{text}");
 }
+
+/// A config file changed after the serving sshd last read it is said to be so, naming the file,
+/// whether sshd -T or the parsed files give the report: sshd enforces what it read then until
+/// reloaded, and check reads the files as they are now (tester t128: an Include emptied
+/// without a reload was reported `ok ChannelTimeout: not set` while sshd still cut commands).
+#[test]
+fn a_config_changed_since_sshd_read_it_is_said() {
+    let lab = Lab::builder().names(&["c1"]).start();
+    let said = "changed after the serving sshd";
+    let out = check(&lab, "c1", &[]);
+    out.status(0);
+    assert!(!out.stdout.contains(said), "{}", out.stdout);
+    // Changed now (its time a few seconds ahead: the lab's sshd started within this second).
+    let config = &lab.host("c1").sshd_config;
+    let text = std::fs::read_to_string(config).unwrap();
+    std::fs::write(config, format!("{text}# edited, not reloaded\n")).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(config)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+        .unwrap();
+    for extra in [&[][..], &["--parse-config"][..]] {
+        let out = check(&lab, "c1", extra);
+        out.status(0);
+        let note = block(&out, "c1")
+            .into_iter()
+            .find(|l| l.contains(said))
+            .unwrap_or_else(|| panic!("{extra:?}: no note:\n{}", out.stdout))
+            .to_string();
+        assert!(
+            note.contains(&format!("{} at ", config.display())),
+            "{note}"
+        );
+        assert!(
+            note.contains("sshd enforces it only once reloaded"),
+            "{note}"
+        );
+    }
+}

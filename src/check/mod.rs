@@ -26,7 +26,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::sshd::probe::{config_from_cmdline, discover, dump, parse_discovery};
+use crate::sshd::probe::{
+    config_from_cmdline, discover, dump, newer, parse_discovery, parse_newer, Newer,
+};
 use crate::sshd::settings::{parse_config_dump, parse_sshd_t};
 use rules::{assess, Finding, Level};
 
@@ -365,6 +367,9 @@ fn check_host(
 
     // 2. As root: `sshd -T` for this connection.
     let mut read = false;
+    // Its PidFile, and the files of its config (see `stale_files`).
+    let mut pidfile: Option<String> = None;
+    let mut files: Vec<String> = Vec::new();
     if !args.parse_config && d.uid == Some(0) {
         let exe = d.exe.clone().unwrap_or_else(|| "/usr/sbin/sshd".into());
         let mut spec = vec![format!("user={}", d.user)];
@@ -383,6 +388,10 @@ fn check_host(
         if let Some(r) = on_host(fleet, host, cmd, how) {
             match output_text(&r) {
                 Ok((out, _)) if out.contains("clientaliveinterval") => {
+                    pidfile = out
+                        .lines()
+                        .find_map(|l| l.strip_prefix("pidfile "))
+                        .map(str::to_string);
                     let source = |pid: &str| {
                         format!(
                             "{} -T -f {config} (the serving sshd's config{pid}, evaluated for \
@@ -422,7 +431,9 @@ fn check_host(
         };
         match output_text(&r) {
             Ok((out, _)) => {
-                let (mut settings, files, unreadable) = parse_config_dump(&out);
+                let (mut settings, read_files, unreadable) = parse_config_dump(&out);
+                files = read_files;
+                pidfile = configured_pidfile(&out);
                 // A Match block's limit may apply to this login, which cannot evaluate it: it
                 // counts, as the run's first heartbeat counts it (stop 61 tester t98: `ok ...
                 // not set` for a login `Match User` gave 4 s).
@@ -462,6 +473,18 @@ fn check_host(
         }
     }
 
+    if let (Some(_), Some(pid), true) = (&report.settings, d.pid, d.listener) {
+        // `sshd -T` names no files: the dump lists them.
+        if read {
+            let dumped = format!("{}dump {} 0", dump(), quote(&config));
+            if let Some(Ok((out, _))) = on_host(fleet, host, dumped, how).map(|r| output_text(&r)) {
+                files = parse_config_dump(&out).1;
+            }
+        }
+        if let Some(note) = stale_files(fleet, host, how, pid, pidfile, &files) {
+            report.notes.push(note);
+        }
+    }
     if let Some(s) = &report.settings {
         let host = per_host.get(&report.host);
         let address = host.map(|p| &p.address);
@@ -491,6 +514,66 @@ fn check_host(
         }
     }
     report
+}
+
+/// The first `PidFile` of a config dump (sshd takes the first of most keywords; PidFile is
+/// never in a Match block).
+fn configured_pidfile(dump: &str) -> Option<String> {
+    dump.lines().find_map(|l| {
+        let mut words = l.split(|c: char| c.is_whitespace() || c == '=');
+        let key = words.next()?;
+        key.eq_ignore_ascii_case("pidfile")
+            .then(|| words.find(|w| !w.is_empty()).map(str::to_string))
+            .flatten()
+    })
+}
+
+/// A note naming the files of the serving sshd's config (`files`) that changed after that
+/// sshd (the listener `pid`, whose PidFile is `pidfile`) last read them (see
+/// `probe::NEWER`): what check reports is the files' text, which sshd enforces only once
+/// reloaded (tester t128: an Include emptied without a reload was said `ok ChannelTimeout: not
+/// set` while sshd still cut commands). None where none did or it cannot tell (no `/proc`).
+fn stale_files(
+    fleet: &Fleet,
+    host: &str,
+    how: &FanOut,
+    pid: u32,
+    pidfile: Option<String>,
+    files: &[String],
+) -> Option<String> {
+    let pidfile = pidfile.unwrap_or_else(|| "/var/run/sshd.pid".into());
+    let mut cmd = format!("sh -c {} sh {pid} {}", quote(&newer()), quote(&pidfile));
+    for f in files {
+        cmd.push(' ');
+        cmd.push_str(&quote(f));
+    }
+    let r = on_host(fleet, host, cmd, how)?;
+    let Newer {
+        since,
+        how: how_known,
+        changed,
+    } = parse_newer(&output_text(&r).ok()?.0)?;
+    if changed.is_empty() {
+        return None;
+    }
+    let when = crate::clock::utc_text;
+    let listed: Vec<String> = changed
+        .iter()
+        .map(|(at, f)| format!("{f} at {}", when(*at)))
+        .collect();
+    let read_at = match how_known.as_str() {
+        "pidfile" => format!("last read it ({}, by its PidFile {pidfile})", when(since)),
+        _ => format!(
+            "started ({}; it has no PidFile that would show a reload since)",
+            when(since)
+        ),
+    };
+    Some(format!(
+        "its config changed after the serving sshd (pid {pid}) {read_at}: {}. This report is \
+         the files' text; sshd enforces it only once reloaded (SIGHUP, `systemctl reload \
+         ssh`), and runs with what it read before until then",
+        listed.join(", ")
+    ))
 }
 
 /// What one host's ssh config and the run's options make of its heartbeat.

@@ -78,6 +78,75 @@ dump() {
 }
 "#;
 
+/// Says which of the config files given after the listener's pid (`$1`) and its `PidFile`
+/// (`$2`, or `none`) changed after that sshd last read them: when it wrote its pid file, where
+/// that file holds its pid (sshd writes it as it starts, and again when SIGHUP re-executes it
+/// to re-read its config), else when its process started (`/proc`: a SIGHUP since is not seen
+/// there). sshd reads its config only then (a connection's sshd gets the listener's copy), so
+/// a file changed since is not in force until a reload. Prints `since EPOCH HOW` (`pidfile` or
+/// `start`), then `newer EPOCH FILE` for each file changed more than a second after it (the
+/// boot time `/proc` counts from is whole seconds).
+const NEWER: &str = r#"RS=$(printf '\036')
+pid=$1; pidfile=$2; shift 2
+since=; how=
+if [ "$pidfile" != none ] && [ -f "$pidfile" ] && read -r p 2>/dev/null <"$pidfile" && [ "$p" = "$pid" ]; then
+  since=$(date -r "$pidfile" +%s 2>/dev/null) && how=pidfile
+fi
+if [ -z "$how" ] && [ -r /proc/$pid/stat ] && [ -r /proc/stat ]; then
+  st=$(sed 's/.*) //' /proc/$pid/stat | cut -d' ' -f20)
+  bt=$(sed -n 's/^btime //p' /proc/stat)
+  hz=$(getconf CLK_TCK 2>/dev/null) || hz=100
+  case $st$bt$hz in *[!0-9]*|'') ;; *) since=$((bt + st / hz)); how=start ;; esac
+fi
+[ -n "$how" ] || exit 0
+printf '%ssince %s %s\n' "$RS" "$since" "$how"
+for f in "$@"; do
+  m=$(date -r "$f" +%s 2>/dev/null) || continue
+  [ "$m" -gt $((since + 1)) ] && printf '%snewer %s %s\n' "$RS" "$m" "$f"
+done
+exit 0
+"#;
+
+/// [`NEWER`], its programs found in `command::SYSTEM_PATH` first; the listener's pid, its
+/// `PidFile` and the config files follow as its arguments.
+pub fn newer() -> String {
+    format!("{}{NEWER}", crate::command::system_programs_first())
+}
+
+/// What [`NEWER`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Newer {
+    /// When the listener last read its config, in seconds since the epoch.
+    pub since: u64,
+    /// How that is known: `pidfile` or `start`.
+    pub how: String,
+    /// The files changed since, each with when (seconds since the epoch).
+    pub changed: Vec<(u64, String)>,
+}
+
+/// Parses [`NEWER`]'s output; `None` where it could not tell when sshd read its config.
+pub fn parse_newer(text: &str) -> Option<Newer> {
+    let mut since = None;
+    let mut files = Vec::new();
+    for line in text.lines() {
+        let Some(mark) = line.strip_prefix(RS) else {
+            continue;
+        };
+        if let Some(rest) = mark.strip_prefix("since ") {
+            let (at, how) = rest.split_once(' ')?;
+            since = Some((at.parse().ok()?, how.to_string()));
+        } else if let Some(rest) = mark.strip_prefix("newer ") {
+            let (at, file) = rest.split_once(' ')?;
+            files.push((at.parse().ok()?, file.to_string()));
+        }
+    }
+    since.map(|(since, how)| Newer {
+        since,
+        how,
+        changed: files,
+    })
+}
+
 /// [`DISCOVER`], its programs found in `command::SYSTEM_PATH` first.
 pub fn discover() -> String {
     format!("{}{DISCOVER}", crate::command::system_programs_first())
@@ -183,6 +252,22 @@ mod tests {
             None
         );
         assert_eq!(config_from_cmdline("sshd -o f=1"), None);
+    }
+
+    #[test]
+    fn newer_output() {
+        let n = parse_newer(
+            "\u{1e}since 100 pidfile\n\u{1e}newer 105 /etc/ssh/sshd_config.d/a b.conf\n",
+        )
+        .unwrap();
+        assert_eq!((n.since, n.how.as_str()), (100, "pidfile"));
+        assert_eq!(
+            n.changed,
+            [(105, "/etc/ssh/sshd_config.d/a b.conf".to_string())]
+        );
+        // Nothing known of when sshd read its config: nothing to say.
+        assert_eq!(parse_newer("\u{1e}newer 105 /x\n"), None);
+        assert_eq!(parse_newer("\u{1e}since x start\n"), None);
     }
 
     #[test]

@@ -58,8 +58,13 @@ impl Refusal {
         match self {
             Refusal::PasswordWanted => format!(
                 "sudo wants a password to run commands as `{user}` (as_user runs `sudo -n`, \
-                 which never prompts): set {SUDO_PASSWORD_ENV}, or pass --ask-sudo-password on \
-                 a terminal, or allow the deploy user NOPASSWD in sudoers for these commands"
+                 which never prompts): set {SUDO_PASSWORD_ENV}{}, or pass --ask-sudo-password \
+                 on a terminal, or allow the deploy user NOPASSWD in sudoers for these commands",
+                // Set but empty counts as unset (tester t128: told to set it, which it was).
+                match std::env::var_os(SUDO_PASSWORD_ENV).is_some_and(|v| v.is_empty()) {
+                    true => " (it is set but empty here, which counts as unset)",
+                    false => "",
+                }
             ),
             Refusal::PasswordRefused => format!(
                 "sudo refused the password given for `{user}` ({SUDO_PASSWORD_ENV} or \

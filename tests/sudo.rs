@@ -185,6 +185,16 @@ task("leak", || {{
         .stderr_contains("TETHER_SUDO_PASSWORD")
         .stderr_contains("--ask-sudo-password");
 
+    // Set but empty counts as unset, and the hint says it is empty (tester t128: it said to
+    // set the variable, which was set).
+    let out = tether(&lab, &dir)
+        .env("TETHER_SUDO_PASSWORD", "")
+        .arg("whoami")
+        .run();
+    out.status(1)
+        .stderr_contains("a password is required")
+        .stderr_contains("(it is set but empty here, which counts as unset)");
+
     // The password from the environment: fed on stdin through sudo's askpass.
     let out = tether(&lab, &dir)
         .env("TETHER_SUDO_PASSWORD", PASSWORD)

@@ -260,7 +260,7 @@ pub fn print_table(rows: &[Row], home: &Path) {
         };
         let cells = match &row.config {
             Ok(c) => [
-                row.name.clone(),
+                crate::host_text::named(&row.name),
                 roles,
                 format!(
                     "{}@{}",
@@ -287,7 +287,7 @@ pub fn print_table(rows: &[Row], home: &Path) {
                 },
             ],
             Err(e) => [
-                row.name.clone(),
+                crate::host_text::named(&row.name),
                 roles,
                 format!(
                     "refused: {}",

@@ -3531,3 +3531,30 @@ fn an_ssh_config_given_outside_the_recipe_says_it_replaces_the_recipes() {
             .stdout_lacks("warning:");
     }
 }
+
+/// `tether hosts` lists a name that a set would read otherwise quoted, as every other line of
+/// tether shows it, so that what it prints, given back to --hosts, selects that host (tester
+/// t129: `web[1]`, which --hosts reads as web1).
+#[test]
+fn tether_hosts_lists_names_as_hosts_takes_them() {
+    let r = RecipeDir::new(
+        "quoted-hosts",
+        "server(\"web[1]\");\nserver(\"web1\");\nserver(\"db!2\");\n",
+    );
+    let names = |out: &Output| -> Vec<String> {
+        out.stdout
+            .lines()
+            .skip(1)
+            .map(|l| l.split("  ").next().unwrap().trim().to_string())
+            .collect()
+    };
+    let out = r.tether().arg("hosts").run();
+    out.status(0);
+    let listed = names(&out);
+    assert_eq!(listed, ["\"web[1]\"", "web1", "\"db!2\""], "{}", out.stdout);
+    for name in &listed {
+        let out = r.tether().args(&["hosts", "--hosts", name]).run();
+        out.status(0);
+        assert_eq!(names(&out), std::slice::from_ref(name), "{}", out.stdout);
+    }
+}

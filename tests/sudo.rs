@@ -565,3 +565,47 @@ fn a_sudo_password_sudo_would_read_otherwise_is_refused() {
     );
     assert!(!stderr.contains("Sekrit"), "{stderr}");
 }
+
+/// A sudo password that a command's pseudo-terminal would change before sudo reads it (a
+/// control character its line editing takes as a key: erase, kill the line, interrupt, end of
+/// input...) is refused at the step, which sends nothing: sudo would read another password and
+/// count a failed attempt toward an account lock (tester t129: `ab\x7fc` on a pty step was
+/// refused by sudo, the hint saying it was not the user's password). Without a pty the same
+/// password goes through sudo's askpass unchanged, and is sent.
+#[test]
+fn a_password_a_pty_would_change_is_refused_at_the_step() {
+    let lab = Lab::start(1);
+    let dir = lab.dir().join("pty-password");
+    let ran = lab.host("host1").root_dir.join("ran");
+    recipe(
+        &dir,
+        r#"
+server("host1", #{ roles: ["app"] });
+task("pty", || { on("app", #{ pty: true }, |h| as_user("root", || run("touch /srv/ran"))); });
+task("pty_string", || { as_user("root", || on("app", #{ pty: true }, "touch /srv/ran")); });
+task("plain", || { on("app", |h| as_user("root", || run("echo sent"))); });
+"#,
+    );
+    for key in [
+        '\u{7f}', '\u{15}', '\u{3}', '\u{4}', '\u{17}', '\u{16}', '\u{1a}',
+    ] {
+        let password = format!("Sekrit{key}x");
+        for task in ["pty", "pty_string"] {
+            let out = tether(&lab, &dir)
+                .env("TETHER_SUDO_PASSWORD", &password)
+                .arg(task)
+                .run();
+            assert_ne!(out.status, 0, "{key:?} {task}");
+            out.stderr_contains("the sudo password holds a control character");
+            assert!(!ran.exists(), "{key:?} {task}: the command ran");
+            assert!(!out.stderr.contains("Sekrit") && !out.stdout.contains("Sekrit"));
+        }
+    }
+    // Root needs no password: sudo never reads it, and the command runs with it sent.
+    tether(&lab, &dir)
+        .env("TETHER_SUDO_PASSWORD", "Sekrit\u{7f}x")
+        .arg("plain")
+        .run()
+        .status(0)
+        .stdout_contains("sent");
+}

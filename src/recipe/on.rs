@@ -11,7 +11,9 @@ use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext};
 
 use super::args::{fail, refuse_empty, refuse_nul, Fallible};
 use super::captured::Captured;
-use super::commands::{backend, sudo_hint, sudo_password_refused_before, sudo_stdin};
+use super::commands::{
+    backend, refuse_password_on_terminal, sudo_hint, sudo_password_refused_before, sudo_stdin,
+};
 use super::context::{self, HostScope, Runtime, StepAbort, StoppedEarly};
 use super::failures::{failure_of, throw};
 use super::host_info::HostInfo;
@@ -207,6 +209,7 @@ fn on_command(rt: &Runtime, target: &Dynamic, opts: &Map, cmd: &str) -> Fallible
     let Some((backend, hosts, options, enclosing)) = begin(rt, target, opts, &command)? else {
         return Ok(Map::new());
     };
+    refuse_password_on_terminal(&cctx, options.pty)?;
     let refused: Vec<Failure> = hosts
         .iter()
         .filter_map(|h| sudo_password_refused_before(&cctx, h))

@@ -668,3 +668,40 @@ fn a_config_changed_since_sshd_read_it_is_said() {
         );
     }
 }
+
+/// `ChannelTimeout global=N` cuts commands only on an sshd that has it (OpenSSH 9.7 and later);
+/// before, `global` is a channel type pattern that names no channel (tester t129: on 9.2, check
+/// said a silent PTY command is cut off after 3 s; it ran on under tether and `ssh -tt`). The
+/// lab's sshd says which it is (`sshd -V`).
+#[test]
+fn a_global_channel_timeout_counts_only_where_sshd_has_it() {
+    let lab = Lab::builder().names(&["g1"]).start();
+    lab.reconfigure("g1", "ChannelTimeout global=3s");
+    let version = std::process::Command::new("/usr/sbin/sshd")
+        .arg("-V")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&version.stderr),
+        String::from_utf8_lossy(&version.stdout)
+    );
+    let (major, minor) = text
+        .split_once("OpenSSH_")
+        .and_then(|(_, rest)| rest.split_once('.'))
+        .map(|(major, rest)| {
+            let minor: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            (major.parse::<u32>().unwrap(), minor.parse::<u32>().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no OpenSSH version in {text:?}"));
+    let out = check(&lab, "g1", &["--keepalive", "1s"]);
+    out.status(0);
+    assert_eq!(value(&out, "g1", "ChannelTimeout"), "global=3s");
+    let says_cut = out
+        .stdout
+        .contains("global=3s: a silent command keeps its channel");
+    assert_eq!(says_cut, (major, minor) >= (9, 7), "{}", out.stdout);
+    if !says_cut {
+        out.stdout_contains("ChannelTimeout: does not apply to command channels");
+    }
+}

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::sshd::probe::{
-    config_from_cmdline, discover, dump, newer, parse_discovery, parse_newer, Newer,
+    config_from_cmdline, discover, dump, newer, parse_discovery, parse_newer, parse_version, Newer,
 };
 use crate::sshd::settings::{parse_config_dump, parse_sshd_t};
 use rules::{assess, Finding, Level};
@@ -473,6 +473,16 @@ fn check_host(
         }
     }
 
+    // `ChannelTimeout global` means something from OpenSSH 9.7 on only.
+    if report.settings.is_some() {
+        let exe = d.exe.clone().unwrap_or_else(|| "/usr/sbin/sshd".into());
+        let asked = format!("{} -V 2>&1 || :", quote(&exe));
+        let version = on_host(fleet, host, asked, how)
+            .and_then(|r| parse_version(&String::from_utf8_lossy(&r.result?.ok()?.stdout)));
+        if let (Some(s), Some(v)) = (report.settings.as_mut(), version) {
+            s.global_channel_timeout = v >= (9, 7);
+        }
+    }
     if let (Some(_), Some(pid), true) = (&report.settings, d.pid, d.listener) {
         // `sshd -T` names no files: the dump lists them.
         if read {

@@ -50,9 +50,15 @@ const SUPERVISOR_FRAMES_KEEP: Duration = Duration::from_secs(1);
 /// (channels.c `lookup_timeout`), so `session` alone, which sshd_config(5)'s example gives,
 /// reaches none of them (tester t128: `session=2s` was said to cut a silent PTY command, which
 /// ran on).
-fn covers_commands(pattern: &str) -> bool {
+/// `global` covers them only where the sshd has it (`global`: see
+/// [`ServerSettings::global_channel_timeout`]; tester t129: `global=3` on OpenSSH 9.2 was said
+/// to cut a silent PTY command, which ran on).
+fn covers_commands(pattern: &str, global: bool) -> bool {
     let p = pattern.to_ascii_lowercase();
-    p == "global" || wildcard_match(&p, "session:command")
+    match p.as_str() {
+        "global" => global,
+        _ => wildcard_match(&p, "session:command"),
+    }
 }
 
 /// What the settings mean with heartbeat `heartbeat` (`None`: `--no-keepalive`).
@@ -181,11 +187,11 @@ pub fn assess(s: &ServerSettings, heartbeat: Option<Duration>, same_server: usiz
             Some(d) if !d.is_zero() => d,
             _ => continue,
         };
-        if covers_commands(pattern) {
+        if covers_commands(pattern, s.global_channel_timeout) {
             cut.push((spec.clone(), limit));
         }
         let p = pattern.to_ascii_lowercase();
-        if p == "global" || wildcard_match(&p, "direct-tcpip") {
+        if (p == "global" && s.global_channel_timeout) || wildcard_match(&p, "direct-tcpip") {
             tunnels.push((spec.clone(), limit));
         }
     }
@@ -373,6 +379,28 @@ mod tests {
             find(&assess(&zero, None, 1), "ClientAliveInterval").level,
             Level::Ok
         );
+    }
+
+    /// Before OpenSSH 9.7, `global` is a channel type pattern that names no channel: it cuts
+    /// neither commands nor tunnels (tester t129: said to cut PTY commands on 9.2).
+    #[test]
+    fn global_channel_timeout_counts_only_where_sshd_has_it() {
+        for (has, said) in [(true, true), (false, false)] {
+            let s = ServerSettings {
+                channel_timeout: vec!["global=3s".into()],
+                global_channel_timeout: has,
+                ..ServerSettings::default()
+            };
+            let f = assess(&s, Some(Duration::from_millis(500)), 1);
+            let c = find(&f, "ChannelTimeout");
+            assert_eq!(
+                c.message.contains("supervisor (a frame"),
+                said,
+                "{}",
+                c.message
+            );
+            assert_eq!(c.message.contains("closes a tunnel"), said, "{}", c.message);
+        }
     }
 
     #[test]

@@ -147,6 +147,15 @@ pub fn parse_newer(text: &str) -> Option<Newer> {
     })
 }
 
+/// The OpenSSH version (major, minor) in what `sshd -V` prints (`OpenSSH_9.2, OpenSSL ...`; an
+/// sshd without `-V` prints it in its usage); `None` where none is named.
+pub fn parse_version(text: &str) -> Option<(u32, u32)> {
+    let rest = &text[text.find("OpenSSH_")? + "OpenSSH_".len()..];
+    let (major, rest) = rest.split_once('.')?;
+    let minor: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
 /// [`DISCOVER`], its programs found in `command::SYSTEM_PATH` first.
 pub fn discover() -> String {
     format!("{}{DISCOVER}", crate::command::system_programs_first())
@@ -252,6 +261,19 @@ mod tests {
             None
         );
         assert_eq!(config_from_cmdline("sshd -o f=1"), None);
+    }
+
+    #[test]
+    fn version_output() {
+        assert_eq!(
+            parse_version("OpenSSH_9.2, OpenSSL 3.0.19 27 Jan 2026\n"),
+            Some((9, 2))
+        );
+        assert_eq!(
+            parse_version("unknown option -- V\nOpenSSH_10.0p2 Debian-5"),
+            Some((10, 0))
+        );
+        assert_eq!(parse_version("sshd: command not found"), None);
     }
 
     #[test]

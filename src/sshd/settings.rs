@@ -24,6 +24,10 @@ pub struct ServerSettings {
     pub max_startups: String,
     /// `PerSourceMaxStartups` (`None`: no limit).
     pub per_source_max_startups: Option<u32>,
+    /// Whether `ChannelTimeout global=N` is a timeout of all channels taken together (OpenSSH
+    /// 9.7 and later: channels.c `channel_add_timeout`); before 9.7 `global` is a channel type
+    /// pattern that names no channel. True where the version is not known.
+    pub global_channel_timeout: bool,
 }
 
 impl Default for ServerSettings {
@@ -37,6 +41,7 @@ impl Default for ServerSettings {
             max_sessions: 10,
             max_startups: "10:30:100".into(),
             per_source_max_startups: None,
+            global_channel_timeout: true,
         }
     }
 }

@@ -255,16 +255,28 @@ pub fn init_sudo_password(ask: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// Err, naming `given` (where the password came from), when sudo would read `password` as
-/// more than one line.
+/// The most bytes of a password sudo reads (`SUDO_CONV_REPL_MAX` of sudo 1.9; 255 in sudo
+/// 1.8): it cuts a longer one there (tester t129: one of 1,100 characters was refused by sudo as
+/// not the user's password).
+const SUDO_PASSWORD_MAX: usize = 1023;
+
+/// Err, naming `given` (where the password came from), when sudo would read `password`
+/// otherwise than given: as more than one line, or cut short.
 fn one_line(password: &str, given: &str) -> Result<(), String> {
-    match password.contains(['\n', '\r']) {
-        true => Err(format!(
+    if password.contains(['\n', '\r']) {
+        return Err(format!(
             "{given} holds a line break (a newline or carriage return): sudo reads the password \
              up to it, and what follows would reach the command's stdin; give it on one line"
-        )),
-        false => Ok(()),
+        ));
     }
+    if password.len() > SUDO_PASSWORD_MAX {
+        return Err(format!(
+            "{given} is {} bytes long: sudo reads at most {SUDO_PASSWORD_MAX} bytes of a \
+             password (255 before sudo 1.9) and would take the rest for nothing",
+            password.len()
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

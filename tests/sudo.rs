@@ -523,17 +523,28 @@ task("free", || {{
 #[test]
 fn a_sudo_password_sudo_would_read_otherwise_is_refused() {
     use std::os::unix::ffi::OsStrExt as _;
-    for pw in ["Sekrit\nmore", "Sekrit\r", "\nSekrit", "Sekrit\r\nmore"] {
+    let long = format!("Sekrit{}", "x".repeat(1018));
+    for (pw, why) in [
+        ("Sekrit\nmore", "line"),
+        ("Sekrit\r", "line"),
+        ("\nSekrit", "line"),
+        ("Sekrit\r\nmore", "line"),
+        // Longer than sudo reads (tester t129: 1,100 characters, refused by sudo).
+        (
+            long.as_str(),
+            "1024 bytes long: sudo reads at most 1023 bytes",
+        ),
+    ] {
         let out = Tether::new()
             .env("TETHER_SUDO_PASSWORD", pw)
             .args(&["hosts", "--hosts", "h1"])
             .run();
         out.status(2)
             .stderr_contains("TETHER_SUDO_PASSWORD")
-            .stderr_contains("line");
+            .stderr_contains(why);
         assert!(
             !out.stdout.contains("Sekrit") && !out.stderr.contains("Sekrit"),
-            "{pw:?}: {}{}",
+            "{why}: {}{}",
             out.stdout,
             out.stderr
         );

@@ -5,7 +5,7 @@ use crate::support;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use support::agent::Agent;
 use support::lab::Lab;
@@ -232,4 +232,67 @@ fn an_agent_that_takes_no_connection_is_not_forwarded() {
                 sock.display()
             ));
     }
+}
+
+/// An ssh-agent that takes the connection and never answers is not waited for without end:
+/// after a bound (the ConnectTimeout, 10 s at most) the login goes on without it, and a failed
+/// login names it (tester t129: tether read it for over 10 minutes, past a SIGTERM; `ssh` hangs
+/// there too). With an identity file the host accepts, the command runs.
+#[test]
+fn an_agent_that_never_answers_is_not_waited_for() {
+    let lab = Lab::start(1);
+    let dir = lab.dir().join("mute-agent");
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("mute.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    // Accepts every connection and keeps it, answering nothing.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            held.push(conn);
+        }
+    });
+    let config = dir.join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host host1\n  ConnectTimeout 3\n{}",
+            std::fs::read_to_string(lab.ssh_config()).unwrap()
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = Tether::new()
+        .ssh_config(&config)
+        .env("SSH_AUTH_SOCK", sock.to_str().unwrap())
+        .args(&["run", "--hosts", "host1", "--", "echo logged-in"])
+        .run();
+    out.status(0).stdout_contains("logged-in");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    // Where only the agent could log in: the failure names it.
+    let config = dir.join("config-agent-only");
+    std::fs::write(
+        &config,
+        format!(
+            "Host host1\n  ConnectTimeout 3\n  IdentityFile /nonexistent/key\n{}",
+            std::fs::read_to_string(lab.ssh_config())
+                .unwrap()
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("IdentityFile"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    )
+    .unwrap();
+    let out = Tether::new()
+        .ssh_config(&config)
+        .env("SSH_AUTH_SOCK", sock.to_str().unwrap())
+        .args(&["run", "--hosts", "host1", "--", "echo logged-in"])
+        .run();
+    assert_ne!(out.status, 0);
+    out.stderr_contains(&format!("ssh-agent at {} did not answer", sock.display()));
 }

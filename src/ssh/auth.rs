@@ -15,6 +15,7 @@ use std::io::IsTerminal as _;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -60,7 +61,13 @@ pub fn authenticate(
         refused: 0,
         accepted: pubkey_accepted(cfg.algorithms.pubkey.as_deref()),
     };
-    let agent = open_agent(session, cfg);
+    let agent = match open_agent(session, cfg) {
+        Ok(agent) => agent,
+        Err(mute) => {
+            auth.tried.push(mute);
+            None
+        }
+    };
     let agent_keys: &[PublicKey] = agent.as_ref().map_or(&[], |(_, keys)| keys);
     let mut agent_used: Vec<&[u8]> = Vec::new();
 
@@ -373,14 +380,58 @@ fn code(e: &ssh2::Error) -> i32 {
 }
 
 /// The agent (`IdentityAgent`, else `$SSH_AUTH_SOCK`) and its keys, if it can be reached.
-fn open_agent(session: &Session, cfg: &HostConfig) -> Option<(Agent, Vec<PublicKey>)> {
-    let socket = cfg.identity_agent.as_ref()?;
-    let mut agent = session.agent().ok()?;
-    agent.set_identity_path(socket).ok()?;
-    agent.connect().ok()?;
-    agent.list_identities().ok()?;
-    let keys = agent.identities().unwrap_or_default();
-    Some((agent, keys))
+fn open_agent(
+    session: &Session,
+    cfg: &HostConfig,
+) -> Result<Option<(Agent, Vec<PublicKey>)>, String> {
+    let Some(socket) = cfg.identity_agent.as_ref() else {
+        return Ok(None);
+    };
+    // libssh2 reads the agent without a bound: an agent that takes the connection and never
+    // answers would hold the login, and the run, without end (tester t129: past a SIGTERM;
+    // ssh waits there too). It is asked first, within one.
+    let within = cfg.connect_timeout.min(AGENT_ANSWERS_WITHIN);
+    if let Err(why) = agent_answers(socket, within) {
+        return match why {
+            Some(why) => Err(format!(
+                "ssh-agent at {} did not answer within {} ({why}): not used",
+                socket.display(),
+                crate::duration::format(within)
+            )),
+            // No agent there (nothing listens): as before, none.
+            None => Ok(None),
+        };
+    }
+    let open = || -> Option<(Agent, Vec<PublicKey>)> {
+        let mut agent = session.agent().ok()?;
+        agent.set_identity_path(socket).ok()?;
+        agent.connect().ok()?;
+        agent.list_identities().ok()?;
+        let keys = agent.identities().unwrap_or_default();
+        Some((agent, keys))
+    };
+    Ok(open())
+}
+
+/// The longest an ssh-agent is given to answer its first request (less where the
+/// `ConnectTimeout` is).
+const AGENT_ANSWERS_WITHIN: Duration = Duration::from_secs(10);
+
+/// Whether the agent at `socket` answers a request for its identities
+/// (`SSH_AGENTC_REQUEST_IDENTITIES`) within `within`: Err(None) where it takes no connection,
+/// Err(Some(why)) where it took one and did not answer.
+fn agent_answers(socket: &Path, within: Duration) -> Result<(), Option<String>> {
+    use std::io::{Read as _, Write as _};
+    let mut conn = std::os::unix::net::UnixStream::connect(socket).map_err(|_| None)?;
+    let answered = (|| {
+        conn.set_read_timeout(Some(within))?;
+        conn.set_write_timeout(Some(within))?;
+        // A message of one byte: SSH_AGENTC_REQUEST_IDENTITIES (11).
+        conn.write_all(&[0, 0, 0, 1, 11])?;
+        let mut length = [0u8; 4];
+        conn.read_exact(&mut length)
+    })();
+    answered.map_err(|e| Some(e.to_string()))
 }
 
 /// `comment (SHA256:...)` of an agent key.

@@ -198,15 +198,7 @@ fn an_agent_that_takes_no_connection_is_not_forwarded() {
     // A socket whose listener is gone: bound, then closed.
     let dead = dir.join("dead.sock");
     drop(std::os::unix::net::UnixListener::bind(&dead).unwrap());
-    let config = dir.join("config");
-    std::fs::write(
-        &config,
-        format!(
-            "Host host1\n  ForwardAgent yes\n{}",
-            std::fs::read_to_string(lab.ssh_config()).unwrap()
-        ),
-    )
-    .unwrap();
+    let config = lab.config_with("dead-agent-config", "Host host1\n  ForwardAgent yes\n");
     for sock in [
         dir.join("nothing-here"),
         dir.join("a-file"),
@@ -252,15 +244,7 @@ fn an_agent_that_never_answers_is_not_waited_for() {
             held.push(conn);
         }
     });
-    let config = dir.join("config");
-    std::fs::write(
-        &config,
-        format!(
-            "Host host1\n  ConnectTimeout 3\n{}",
-            std::fs::read_to_string(lab.ssh_config()).unwrap()
-        ),
-    )
-    .unwrap();
+    let config = lab.config_with("mute-agent-config", "Host host1\n  ConnectTimeout 3\n");
     let started = Instant::now();
     let out = Tether::new()
         .ssh_config(&config)

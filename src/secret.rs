@@ -232,7 +232,7 @@ pub fn init_sudo_password(ask: bool) -> Result<(), String> {
             format!("{SUDO_PASSWORD_ENV} is not UTF-8: tether sends the sudo password as text")
         })?;
         if !p.is_empty() {
-            one_line(&p, SUDO_PASSWORD_ENV)?;
+            read_as_given(&p, SUDO_PASSWORD_ENV)?;
             set_sudo_password(&p);
             return Ok(());
         }
@@ -250,9 +250,25 @@ pub fn init_sudo_password(ask: bool) -> Result<(), String> {
     if p.is_empty() {
         return Err("empty sudo password".into());
     }
-    one_line(&p, "the sudo password typed")?;
+    read_as_given(&p, "the sudo password typed")?;
     set_sudo_password(&p);
     Ok(())
+}
+
+/// The characters a terminal's line editing takes as keys by default (termios `c_cc`: VINTR
+/// ^C, VEOF ^D, VDISCARD ^O, VSTART ^Q, VREPRINT ^R, VSTOP ^S, VKILL ^U, VLNEXT ^V, VWERASE ^W,
+/// VSUSP ^Z, VQUIT ^\, VERASE DEL), which sudo's prompt, reading a password on a terminal with
+/// its echo off, leaves in force.
+const TERMINAL_KEYS: [char; 12] = [
+    '\u{3}', '\u{4}', '\u{f}', '\u{11}', '\u{12}', '\u{13}', '\u{15}', '\u{16}', '\u{17}',
+    '\u{1a}', '\u{1c}', '\u{7f}',
+];
+
+/// Whether the sudo password, typed on a pseudo-terminal (where sudo reads it as keys, not
+/// through its askpass), would reach sudo changed: it holds one of [`TERMINAL_KEYS`] (tester
+/// t129: `ab\x7fc` was refused by sudo as a wrong password).
+pub fn sudo_password_changed_on_terminal() -> bool {
+    sudo_password().is_some_and(|p| p.contains(TERMINAL_KEYS))
 }
 
 /// The most bytes of a password sudo reads (`SUDO_CONV_REPL_MAX` of sudo 1.9; 255 in sudo
@@ -261,8 +277,9 @@ pub fn init_sudo_password(ask: bool) -> Result<(), String> {
 const SUDO_PASSWORD_MAX: usize = 1023;
 
 /// Err, naming `given` (where the password came from), when sudo would read `password`
-/// otherwise than given: as more than one line, or cut short.
-fn one_line(password: &str, given: &str) -> Result<(), String> {
+/// otherwise than given: as more than one line, or cut short (for a terminal's keys, see
+/// [`sudo_password_changed_on_terminal`]).
+fn read_as_given(password: &str, given: &str) -> Result<(), String> {
     if password.contains(['\n', '\r']) {
         return Err(format!(
             "{given} holds a line break (a newline or carriage return): sudo reads the password \

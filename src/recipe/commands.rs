@@ -203,24 +203,14 @@ fn valid_env_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// The characters a terminal's line editing takes as keys by default (termios `c_cc`: VINTR
-/// ^C, VEOF ^D, VDISCARD ^O, VSTART ^Q, VREPRINT ^R, VSTOP ^S, VKILL ^U, VLNEXT ^V, VWERASE ^W,
-/// VSUSP ^Z, VQUIT ^\, VERASE DEL), which sudo's prompt, reading a password on a terminal with
-/// its echo off, leaves in force.
-const TERMINAL_KEYS: [char; 12] = [
-    '\u{3}', '\u{4}', '\u{f}', '\u{11}', '\u{12}', '\u{13}', '\u{15}', '\u{16}', '\u{17}',
-    '\u{1a}', '\u{1c}', '\u{7f}',
-];
-
 /// Refuses, for a command in context `ctx` on a pseudo-terminal (`pty`), a sudo password the
-/// terminal would change before sudo reads it (one of [`TERMINAL_KEYS`]): sudo would read
-/// another password and count a failed attempt toward an account lock (tester t129: `ab\x7fc`
-/// was refused by sudo as a wrong password). Without a terminal, sudo's askpass reads it as
-/// given. The error does not say which character.
+/// terminal would change before sudo reads it (see
+/// [`crate::secret::sudo_password_changed_on_terminal`]): sudo would read another password and
+/// count a failed attempt toward an account lock. Without a terminal, sudo's askpass reads it
+/// as given. The error does not say which character.
 pub fn refuse_password_on_terminal(ctx: &CommandContext, pty: bool) -> Fallible<()> {
-    let changed = pty
-        && ctx.needs_sudo_password()
-        && crate::secret::sudo_password().is_some_and(|p| p.contains(TERMINAL_KEYS));
+    let changed =
+        pty && ctx.needs_sudo_password() && crate::secret::sudo_password_changed_on_terminal();
     match changed {
         true => fail(
             "the sudo password holds a control character that this command's pseudo-terminal \

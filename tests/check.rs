@@ -686,13 +686,7 @@ fn a_global_channel_timeout_counts_only_where_sshd_has_it() {
         String::from_utf8_lossy(&version.stderr),
         String::from_utf8_lossy(&version.stdout)
     );
-    let (major, minor) = text
-        .split_once("OpenSSH_")
-        .and_then(|(_, rest)| rest.split_once('.'))
-        .map(|(major, rest)| {
-            let minor: String = rest.chars().take_while(char::is_ascii_digit).collect();
-            (major.parse::<u32>().unwrap(), minor.parse::<u32>().unwrap())
-        })
+    let (major, minor) = tether::sshd::probe::parse_version(&text)
         .unwrap_or_else(|| panic!("no OpenSSH version in {text:?}"));
     let out = check(&lab, "g1", &["--keepalive", "1s"]);
     out.status(0);

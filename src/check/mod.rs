@@ -477,8 +477,8 @@ fn check_host(
     if report.settings.is_some() {
         let exe = d.exe.clone().unwrap_or_else(|| "/usr/sbin/sshd".into());
         let asked = format!("{} -V 2>&1 || :", quote(&exe));
-        let version = on_host(fleet, host, asked, how)
-            .and_then(|r| parse_version(&String::from_utf8_lossy(&r.result?.ok()?.stdout)));
+        let version =
+            on_host(fleet, host, asked, how).and_then(|r| parse_version(&output_text(&r).ok()?.0));
         if let (Some(s), Some(v)) = (report.settings.as_mut(), version) {
             s.global_channel_timeout = v >= (9, 7);
         }

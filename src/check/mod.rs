@@ -29,7 +29,7 @@ use std::time::Duration;
 use crate::sshd::probe::{
     config_from_cmdline, discover, dump, newer, parse_discovery, parse_newer, parse_version, Newer,
 };
-use crate::sshd::settings::{parse_config_dump, parse_sshd_t};
+use crate::sshd::settings::{parse_config_dump, parse_sshd_t, pid_file};
 use rules::{assess, Finding, Level};
 
 use crate::command::quote;
@@ -388,10 +388,7 @@ fn check_host(
         if let Some(r) = on_host(fleet, host, cmd, how) {
             match output_text(&r) {
                 Ok((out, _)) if out.contains("clientaliveinterval") => {
-                    pidfile = out
-                        .lines()
-                        .find_map(|l| l.strip_prefix("pidfile "))
-                        .map(str::to_string);
+                    pidfile = pid_file(&out);
                     let source = |pid: &str| {
                         format!(
                             "{} -T -f {config} (the serving sshd's config{pid}, evaluated for \
@@ -433,7 +430,7 @@ fn check_host(
             Ok((out, _)) => {
                 let (mut settings, read_files, unreadable) = parse_config_dump(&out);
                 files = read_files;
-                pidfile = configured_pidfile(&out);
+                pidfile = pid_file(&out);
                 // A Match block's limit may apply to this login, which cannot evaluate it: it
                 // counts, as the run's first heartbeat counts it (stop 61 tester t98: `ok ...
                 // not set` for a login `Match User` gave 4 s).
@@ -524,18 +521,6 @@ fn check_host(
         }
     }
     report
-}
-
-/// The first `PidFile` of a config dump (sshd takes the first of most keywords; PidFile is
-/// never in a Match block).
-fn configured_pidfile(dump: &str) -> Option<String> {
-    dump.lines().find_map(|l| {
-        let mut words = l.split(|c: char| c.is_whitespace() || c == '=');
-        let key = words.next()?;
-        key.eq_ignore_ascii_case("pidfile")
-            .then(|| words.find(|w| !w.is_empty()).map(str::to_string))
-            .flatten()
-    })
 }
 
 /// A note naming the files of the serving sshd's config (`files`) that changed after that

@@ -46,6 +46,21 @@ impl Default for ServerSettings {
     }
 }
 
+/// The first `PidFile` in `text`: `sshd -T` output (`pidfile /run/sshd.pid`) or a config dump
+/// (`PidFile=/x`; sshd takes the first of most keywords, and PidFile is never in a Match block).
+pub fn pid_file(text: &str) -> Option<String> {
+    text.lines().find_map(|l| {
+        // Indented as a config may indent it.
+        let mut words = l
+            .trim_start()
+            .split(|c: char| c.is_whitespace() || c == '=');
+        let key = words.next()?;
+        key.eq_ignore_ascii_case("pidfile")
+            .then(|| words.find(|w| !w.is_empty()).map(str::to_string))
+            .flatten()
+    })
+}
+
 /// Parses `sshd -T` output (lowercase keywords, one per line).
 pub fn parse_sshd_t(text: &str) -> ServerSettings {
     let mut s = ServerSettings::default();
@@ -414,6 +429,19 @@ mod tests {
                 "{cmdline} / {dump:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_pid_file_of_sshd_t_and_of_a_dump() {
+        assert_eq!(
+            pid_file("port 22\npidfile /run/sshd.pid\n").as_deref(),
+            Some("/run/sshd.pid")
+        );
+        assert_eq!(
+            pid_file("# x\n  PIDFile=/a\nPidFile /b\n").as_deref(),
+            Some("/a")
+        );
+        assert_eq!(pid_file("pidfilex /c\n"), None);
     }
 
     #[test]

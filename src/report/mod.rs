@@ -390,28 +390,25 @@ fn show(
     if let Some(json) = &json {
         taps.write(json);
     }
-    if crate::stdout::closed() {
-        // stdout's reader has gone (`| head`): what the recipe says and tether's warnings go
-        // to stderr, as they are how a stopped run says what it left (stop 36 tester t19:
-        // deploy:failed's `release ... is live` was lost).
-        let said = match &event.kind {
-            EventKind::Print { text } => Some(text.clone()),
+    // Said on stderr instead: once stdout's reader has gone (`| head`), what the recipe says
+    // and tether's warnings, as they are how a stopped run says what it left (stop 36 tester
+    // t19: deploy:failed's `release ... is live` was lost), and nothing goes to stdout; under
+    // a listing (`tether hosts`, `tasks`), whose stdout is its rows, tether's warnings and
+    // notes.
+    let closed = crate::stdout::closed();
+    if closed || look.listing {
+        let aside = match &event.kind {
+            EventKind::Print { text } if closed => Some(text.clone()),
             EventKind::Warning { message } => Some(format!("warning: {message}")),
+            EventKind::Note { message } if look.listing && look.verbose => {
+                Some(format!("note: {message}"))
+            }
             _ => None,
         };
-        if let Some(text) = said {
-            crate::errln!("{}", visible_lines(&text));
+        if let Some(text) = &aside {
+            crate::errln!("{}", visible_lines(text));
         }
-        return;
-    }
-    if look.listing {
-        let said = match &event.kind {
-            EventKind::Warning { message } => Some(format!("warning: {message}")),
-            EventKind::Note { message } if look.verbose => Some(format!("note: {message}")),
-            _ => None,
-        };
-        if let Some(text) = said {
-            crate::errln!("{}", visible_lines(&text));
+        if closed || aside.is_some() {
             return;
         }
     }

@@ -303,6 +303,7 @@ mod tests {
                 stderr: Vec::new(),
                 stderr_cut: 0,
                 duration: std::time::Duration::from_millis(5),
+                started: std::time::Instant::now(),
             };
             failure_text("web1", "make", &Ok(out)).to_string()
         };

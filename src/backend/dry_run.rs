@@ -62,6 +62,7 @@ impl DryRun {
             stderr: Vec::new(),
             stderr_cut: 0,
             duration: Duration::ZERO,
+            started: std::time::Instant::now(),
         }
     }
 }

@@ -193,7 +193,6 @@ impl Backend for Remote {
             meta.len(),
         ));
         let label = label_words.clone();
-        let began = Instant::now();
         let opts = ExecOptions {
             stdin: upload.stdin_prefix.clone(),
             stdin_from: Some(Source(reader.clone())),
@@ -205,6 +204,13 @@ impl Backend for Remote {
         let result = self
             .send(host, &receive, opts)
             .map_err(SshError::nothing_replaced);
+        // The upload began when its host ran its first part, which may be long after it was
+        // asked for (its host connecting meanwhile): how far into the upload its connection
+        // was lost counts from there (CI: 0.12 s more than its `command_started` said). Where
+        // that part failed, nothing more is sent.
+        let began = result
+            .as_ref()
+            .map_or_else(|_| Instant::now(), |out| out.started);
         let (sent, ended_early) = {
             let mut reader = reader.lock().unwrap_or_else(|p| p.into_inner());
             (reader.finish().map_err(cannot), reader.ended_early())
@@ -283,7 +289,6 @@ impl Backend for Remote {
             std::io::BufWriter::with_capacity(exec::CHUNK, file),
         )));
         let fetch = (download.render)(&transfer::scripts::fetch_script(download.remote));
-        let began = Instant::now();
         // Named as the recipe asked for it, not as the scripts sent.
         let label = transfer::paths::label("download", download.remote, download.local);
         let opts = ExecOptions {
@@ -304,8 +309,9 @@ impl Backend for Remote {
             .unwrap_or_else(|p| p.into_inner())
             .finish()
             .map_err(|e| local("write", e));
-        match result {
-            Ok(out) if out.status.success() => {}
+        // Counted from its host's running it, as an upload's.
+        let began = match result {
+            Ok(out) if out.status.success() => out.started,
             result => {
                 got?;
                 return Err(TransferError::Remote {
@@ -313,7 +319,7 @@ impl Backend for Remote {
                     result: Box::new(result),
                 });
             }
-        }
+        };
         let got = got?;
         let measure = (download.render)(&transfer::scripts::measure_script(download.remote));
         let opts = ExecOptions {

@@ -649,6 +649,7 @@ fn follow_channel(
         stderr,
         stderr_cut,
         duration: started.elapsed(),
+        started,
     }))
 }
 

@@ -1,7 +1,7 @@
 //! How a remote command ended, what it produced, why it produced nothing, and the
 //! `command_finished` event that says so.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::event::{CommandOutcome, EventKind};
 use crate::ssh::supervisor::{StopDone, STOP_GRACE};
@@ -151,6 +151,10 @@ pub struct ExecOutput {
     pub stderr_cut: u64,
     /// Wall time from channel open to close.
     pub duration: Duration,
+    /// When its worker sent it, after connecting (its `command_started`): a later part of
+    /// it ([`ExecOptions::part`](super::ExecOptions::part)) counts from here, not from when
+    /// it was asked for, which may be before its host connected.
+    pub started: Instant,
 }
 
 /// Why a command did not produce an [`ExecOutput`].
@@ -463,6 +467,7 @@ mod tests {
                 stderr: Vec::new(),
                 stderr_cut: 0,
                 duration: Duration::ZERO,
+                started: Instant::now(),
             })
         };
         let host = || "h".to_string();

@@ -296,7 +296,7 @@ impl WorkerState {
             (Some(error), _) => Err(error),
             (None, Ok(out)) => {
                 self.last_alive = Instant::now();
-                Ok(out)
+                Ok(ExecOutput { started, ..out })
             }
             (None, Err(ExecError::Deadline(_, stopped, stderr))) => Err(SshError::CommandTimeout {
                 // No stop was made: given up before it was sent (no channel by its deadline),

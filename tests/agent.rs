@@ -246,23 +246,28 @@ fn an_agent_that_never_answers_is_not_waited_for() {
     });
     let config = lab.config_with("mute-agent-config", "Host host1\n  ConnectTimeout 3\n");
     let started = Instant::now();
-    let out = Tether::new()
-        .ssh_config(&config)
-        .env("SSH_AUTH_SOCK", sock.to_str().unwrap())
-        .args(&["run", "--hosts", "host1", "--", "echo logged-in"])
-        .run();
-    out.status(0).stdout_contains("logged-in");
+    run_through(&sock, &config)
+        .status(0)
+        .stdout_contains("logged-in");
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "{:?}",
         started.elapsed()
     );
     // Where only the agent could log in: the failure names it.
+    let out = run_through(&sock, &agent_only_config(&lab, &dir));
+    assert_ne!(out.status, 0);
+    out.stderr_contains(&format!("ssh-agent at {} did not answer", sock.display()));
+}
+
+/// A config for host1 (ConnectTimeout 3) where only an agent's keys can log in: the lab's
+/// identity file left out, its `IdentitiesOnly` undone.
+fn agent_only_config(lab: &Lab, dir: &Path) -> std::path::PathBuf {
     let config = dir.join("config-agent-only");
     std::fs::write(
         &config,
         format!(
-            "Host host1\n  ConnectTimeout 3\n  IdentityFile /nonexistent/key\n{}",
+            "Host host1\n  ConnectTimeout 3\n  IdentitiesOnly no\n  IdentityFile /nonexistent/key\n{}",
             std::fs::read_to_string(lab.ssh_config())
                 .unwrap()
                 .lines()
@@ -272,11 +277,214 @@ fn an_agent_that_never_answers_is_not_waited_for() {
         ),
     )
     .unwrap();
-    let out = Tether::new()
+    config
+}
+
+/// `tether run` of `echo logged-in` on host1 under `config`, with the agent at `sock`.
+fn run_through(sock: &Path, config: &Path) -> support::tether::Output {
+    Tether::new()
+        .ssh_config(config)
+        .env("SSH_AUTH_SOCK", sock.to_str().unwrap())
+        .args(&["run", "--hosts", "host1", "--", "echo logged-in"])
+        .run()
+}
+
+/// How a [`fake_agent`] answers a request.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Answer {
+    /// As asked: its key listed (it signs nothing).
+    Listed,
+    /// Never: it keeps the request, as an agent waiting for a touch nobody gives.
+    Never,
+    /// It closes the connection.
+    Close,
+    /// SSH_AGENT_FAILURE, as an agent whose `ssh-add -c` confirmation was denied.
+    Refuse,
+    /// A message of a type no request is answered with.
+    Garbage,
+}
+
+/// A fake ssh-agent on `sock` whose key is the public half of `key` (its `.pub`), answering a
+/// request for its keys as `at_list` says and one to sign as `at_sign` says; the receiver
+/// gets one message per request to sign.
+fn fake_agent(
+    sock: &Path,
+    key: &Path,
+    at_list: Answer,
+    at_sign: Answer,
+) -> std::sync::mpsc::Receiver<()> {
+    use base64::Engine as _;
+    use std::io::{Read as _, Write as _};
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let blob = base64::engine::general_purpose::STANDARD
+        .decode(public.split_whitespace().nth(1).unwrap())
+        .unwrap();
+    let string = |b: &[u8]| [&(b.len() as u32).to_be_bytes()[..], b].concat();
+    let listed = [
+        &[12u8][..],
+        &1u32.to_be_bytes(),
+        &string(&blob),
+        &string(b"fake agent key"),
+    ]
+    .concat();
+    let listener = std::os::unix::net::UnixListener::bind(sock).unwrap();
+    let (asked, told) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let (listed, asked) = (listed.clone(), asked.clone());
+            std::thread::spawn(move || loop {
+                let mut len = [0u8; 4];
+                if conn.read_exact(&mut len).is_err() {
+                    return;
+                }
+                let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+                if conn.read_exact(&mut body).is_err() {
+                    return;
+                }
+                let answer = match body.first() {
+                    Some(11) => at_list,
+                    Some(13) => {
+                        let _ = asked.send(());
+                        at_sign
+                    }
+                    _ => Answer::Refuse,
+                };
+                let reply = match answer {
+                    Answer::Listed => listed.clone(),
+                    Answer::Never => continue,
+                    Answer::Close => return,
+                    Answer::Refuse => vec![5],
+                    Answer::Garbage => vec![99, 1, 2, 3],
+                };
+                let framed = [&(reply.len() as u32).to_be_bytes()[..], &reply].concat();
+                if conn.write_all(&framed).is_err() {
+                    return;
+                }
+            });
+        }
+    });
+    told
+}
+
+/// An ssh-agent that lists its keys and then fails a request to sign (never answers it,
+/// closes the connection, refuses, answers with garbage) is named for what it did, never as
+/// the server closing the connection or refusing the key, and is not waited for without end
+/// (tester t130: the login, and the run, waited past a SIGTERM for an agent that never
+/// signed; libssh2 reads the agent without a bound). Where the key's file can sign, it does
+/// so instead and the command runs.
+#[test]
+fn an_agent_that_fails_to_sign_is_named_and_the_key_file_signs_instead() {
+    let lab = Lab::start(1);
+    let dir = lab.dir().join("unsigning-agent");
+    std::fs::create_dir_all(&dir).unwrap();
+    let with_file = lab.config_with("unsigning-with-file", "Host host1\n  ConnectTimeout 3\n");
+    let agent_only = agent_only_config(&lab, &dir);
+    for (n, (at_sign, said)) in [
+        (
+            Answer::Never,
+            "ssh-agent did not answer the request to sign with it within 3.0 s",
+        ),
+        (
+            Answer::Close,
+            "ssh-agent closed the connection when asked to sign with it",
+        ),
+        (Answer::Refuse, "ssh-agent refused to sign with it"),
+        (
+            Answer::Garbage,
+            "ssh-agent answered the request to sign with it with a message of type 99",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let sock = dir.join(format!("agent{n}.sock"));
+        let asked = fake_agent(&sock, &lab.client_key(), Answer::Listed, at_sign);
+        let out = run_through(&sock, &with_file);
+        assert!(asked.try_recv().is_ok(), "{at_sign:?}: never asked to sign");
+        out.status(0).stdout_contains("logged-in");
+        let out = run_through(&sock, &agent_only);
+        assert!(asked.try_recv().is_ok(), "{at_sign:?}: never asked to sign");
+        out.status(3)
+            .stderr_contains("fake agent key")
+            .stderr_contains(said)
+            .stderr_lacks("the server closed the connection")
+            .stderr_lacks("refused;");
+    }
+}
+
+/// An ssh-agent that fails a request for its keys (libssh2's, after tether's own first one:
+/// never answers, closes the connection, refuses, answers with garbage) is named for what it
+/// did where the login fails, and is not used: the identity file logs in (tester t130: an
+/// agent that failed so was dropped without a word).
+#[test]
+fn an_agent_that_fails_to_list_its_keys_is_named_and_not_used() {
+    let lab = Lab::start(1);
+    let dir = lab.dir().join("unlisting-agent");
+    std::fs::create_dir_all(&dir).unwrap();
+    let with_file = lab.config_with("unlisting-with-file", "Host host1\n  ConnectTimeout 3\n");
+    let agent_only = agent_only_config(&lab, &dir);
+    for (n, (at_list, said)) in [
+        (
+            Answer::Never,
+            "did not answer the request to list its keys within 3.0 s: not used",
+        ),
+        (
+            Answer::Close,
+            "closed the connection when asked to list its keys: not used",
+        ),
+        (Answer::Refuse, "refused to list its keys: not used"),
+        (
+            Answer::Garbage,
+            "answered the request to list its keys with a message of type 99",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let sock = dir.join(format!("agent{n}.sock"));
+        let asked = fake_agent(&sock, &lab.client_key(), at_list, Answer::Never);
+        run_through(&sock, &with_file)
+            .status(0)
+            .stdout_contains("logged-in");
+        run_through(&sock, &agent_only)
+            .status(3)
+            .stderr_contains(&format!("ssh-agent at {} {said}", sock.display()))
+            .stderr_lacks("the server closed the connection");
+        assert!(asked.try_recv().is_err(), "{at_list:?}: asked to sign");
+    }
+}
+
+/// A SIGTERM while an ssh-agent is asked to sign ends the run at once, exit 130, as a signal
+/// while connecting does (tester t130: only a second one did).
+#[test]
+fn a_signal_while_the_agent_is_asked_to_sign_ends_the_run() {
+    let lab = Lab::start(1);
+    let dir = lab.dir().join("signal-agent");
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("agent.sock");
+    let asked = fake_agent(&sock, &lab.client_key(), Answer::Listed, Answer::Never);
+    let config = lab.config_with("signal-agent-config", "Host host1\n  ConnectTimeout 60\n");
+    let child = Tether::new()
         .ssh_config(&config)
         .env("SSH_AUTH_SOCK", sock.to_str().unwrap())
         .args(&["run", "--hosts", "host1", "--", "echo logged-in"])
-        .run();
-    assert_ne!(out.status, 0);
-    out.stderr_contains(&format!("ssh-agent at {} did not answer", sock.display()));
+        .spawn();
+    asked.recv_timeout(Duration::from_secs(30)).unwrap();
+    let signalled = Instant::now();
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    // Well before the agent's own bound (10 s).
+    assert!(
+        signalled.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        signalled.elapsed()
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        support::tether::text(&out)
+    );
 }

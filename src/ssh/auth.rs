@@ -21,6 +21,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use ssh2::{Agent, PublicKey, Session};
 
+use super::agent_reply::{self, AgentTrouble};
 use super::banner::BannerProblem;
 use super::config::{key_type_accepted, pubkey_accepted, HostConfig};
 use super::disconnect::Watch;
@@ -60,11 +61,13 @@ pub fn authenticate(
         tried: Vec::new(),
         refused: 0,
         accepted: pubkey_accepted(cfg.algorithms.pubkey.as_deref()),
+        agent_failed: false,
     };
-    let agent = match open_agent(session, cfg) {
+    let agent = match open_agent(session, cfg, fd) {
         Ok(agent) => agent,
-        Err(mute) => {
-            auth.tried.push(mute);
+        Err(AgentOpen::GivenUp) => return Err(auth.given_up()),
+        Err(AgentOpen::Unused(why)) => {
+            auth.tried.push(why);
             None
         }
     };
@@ -178,10 +181,13 @@ pub fn authenticate(
         if let (Some(key), Some((agent, _))) = (copy, agent.as_ref()) {
             agent_used.push(key.blob());
             let what = format!("ssh-agent's copy of {}", path.display());
-            if auth.offer(agent.userauth(&cfg.user, key), what)? {
-                return Ok(());
+            match auth.offer_agent(agent, key, what)? {
+                Offer::LoggedIn => return Ok(()),
+                // The agent failed at it (said): the key's own file signs, where it can
+                // without a passphrase.
+                Offer::AgentFailed if exists && !key_is_encrypted(path) => {}
+                Offer::AgentFailed | Offer::Refused => continue,
             }
-            continue;
         }
         // An unencrypted ed25519 key signs from memory, read once per run (see
         // identity_key.rs); libssh2 reads any other from its file.
@@ -221,12 +227,15 @@ pub fn authenticate(
         let before = auth.tried.len();
         for key in &others {
             let what = format!("ssh-agent key {}", describe_agent_key(key));
-            if auth.offer(agent.userauth(&cfg.user, key), what)? {
-                return Ok(());
+            match auth.offer_agent(agent, key, what)? {
+                Offer::LoggedIn => return Ok(()),
+                Offer::Refused => {}
+                Offer::AgentFailed => break,
             }
         }
-        // One line for them all: the user knows which keys the agent holds.
-        if auth.tried.len() > before + 1 {
+        // One line for them all: the user knows which keys the agent holds (an agent that
+        // failed is said as it failed).
+        if auth.tried.len() > before + 1 && !auth.agent_failed {
             auth.tried.truncate(before);
             auth.tried
                 .push(format!("{} other ssh-agent keys refused", others.len()));
@@ -273,7 +282,23 @@ struct Attempts<'a> {
     refused: usize,
     /// What `PubkeyAcceptedAlgorithms` accepts (ssh's default list when unset).
     accepted: Vec<String>,
+    /// The agent failed a request to sign (said in `tried`): it is asked nothing more.
+    agent_failed: bool,
 }
+
+/// How offering a key through the agent went.
+enum Offer {
+    LoggedIn,
+    Refused,
+    /// The agent failed at signing (said once in `tried`), or had failed before.
+    AgentFailed,
+}
+
+/// `SSH_AGENT_SIGN_RESPONSE` (draft-miller-ssh-agent section 3.6): a signature.
+const SIGN_RESPONSE: u8 = 14;
+
+/// `SSH_AGENT_IDENTITIES_ANSWER` (draft-miller-ssh-agent section 3.5): the agent's keys.
+const IDENTITIES_ANSWER: u8 = 12;
 
 impl Attempts<'_> {
     /// Whether `what`, a key of `key_type` (`None`: not known before it is offered, as for
@@ -295,6 +320,53 @@ impl Attempts<'_> {
             "{what} not offered: {list} leaves out its type {key_type}"
         ));
         false
+    }
+
+    /// Offers `key`, `what`, through `agent`, each of the agent's answers waited for within the
+    /// ConnectTimeout, 10 s at most (see `agent_reply.rs`); an agent that fails at it (silent,
+    /// closed, refusing, answering out of turn) is said as such and asked nothing more, and
+    /// the attempt given up meanwhile ends the login.
+    fn offer_agent(
+        &mut self,
+        agent: &Agent,
+        key: &PublicKey,
+        what: String,
+    ) -> Result<Offer, SshError> {
+        if self.agent_failed {
+            return Ok(Offer::AgentFailed);
+        }
+        let within = self.cfg.connect_timeout.min(AGENT_ANSWERS_WITHIN);
+        let (result, trouble) = agent_reply::watching(self.fd, within, SIGN_RESPONSE, || {
+            agent.userauth(&self.cfg.user, key)
+        });
+        match trouble {
+            None => Ok(match self.offer(result, what)? {
+                true => Offer::LoggedIn,
+                false => Offer::Refused,
+            }),
+            Some(AgentTrouble::GivenUp) => Err(self.given_up()),
+            Some(trouble) => {
+                self.agent_failed = true;
+                self.tried.push(format!(
+                    "{what}: ssh-agent {}",
+                    trouble.words("to sign with it")
+                ));
+                Ok(Offer::AgentFailed)
+            }
+        }
+    }
+
+    /// The failure of a login given up (a signal, the run ending) while the agent was waited
+    /// for: the caller, which gave it up, says it as such.
+    fn given_up(&self) -> SshError {
+        SshError::Session {
+            host: self.name.to_string(),
+            reason: format!(
+                "the connection attempt was given up while ssh-agent was asked for a key of \
+                 user {}",
+                self.cfg.user
+            ),
+        }
     }
 
     /// The outcome of offering `what`: Ok(true) logged in, Ok(false) refused (noted), Err the
@@ -379,11 +451,21 @@ fn code(e: &ssh2::Error) -> i32 {
     }
 }
 
-/// The agent (`IdentityAgent`, else `$SSH_AUTH_SOCK`) and its keys, if it can be reached.
+/// Why the agent is not used.
+enum AgentOpen {
+    /// It took the connection and did not list its keys: why, said as such.
+    Unused(String),
+    /// The attempt was given up while it was waited for.
+    GivenUp,
+}
+
+/// The agent (`IdentityAgent`, else `$SSH_AUTH_SOCK`) and its keys, if it can be reached,
+/// asked through `session`, whose socket is `fd`.
 fn open_agent(
     session: &Session,
     cfg: &HostConfig,
-) -> Result<Option<(Agent, Vec<PublicKey>)>, String> {
+    fd: RawFd,
+) -> Result<Option<(Agent, Vec<PublicKey>)>, AgentOpen> {
     let Some(socket) = cfg.identity_agent.as_ref() else {
         return Ok(None);
     };
@@ -391,26 +473,38 @@ fn open_agent(
     // answers would hold the login, and the run, without end (tester t129: past a SIGTERM;
     // ssh waits there too). It is asked first, within one.
     let within = cfg.connect_timeout.min(AGENT_ANSWERS_WITHIN);
-    if let Err(why) = agent_answers(socket, within) {
-        return match why {
-            Some(why) => Err(format!(
-                "ssh-agent at {} did not answer within {} ({why}): not used",
-                socket.display(),
-                crate::duration::format(within)
-            )),
-            // No agent there (nothing listens): as before, none.
-            None => Ok(None),
-        };
-    }
-    let open = || -> Option<(Agent, Vec<PublicKey>)> {
-        let mut agent = session.agent().ok()?;
-        agent.set_identity_path(socket).ok()?;
-        agent.connect().ok()?;
-        agent.list_identities().ok()?;
-        let keys = agent.identities().unwrap_or_default();
-        Some((agent, keys))
+    let unused = |trouble: AgentTrouble| {
+        AgentOpen::Unused(format!(
+            "ssh-agent at {} {}: not used",
+            socket.display(),
+            trouble.words("to list its keys")
+        ))
     };
-    Ok(open())
+    match agent_answers(socket, within) {
+        Ok(()) => {}
+        Err(Some(trouble)) => return Err(unused(trouble)),
+        // No agent there (nothing listens): as before, none.
+        Err(None) => return Ok(None),
+    }
+    // Its answers bounded too: it answered a first request, not necessarily libssh2's.
+    let (opened, trouble) = agent_reply::watching(fd, within, IDENTITIES_ANSWER, || {
+        let mut agent = session.agent()?;
+        agent.set_identity_path(socket)?;
+        agent.connect()?;
+        agent.list_identities()?;
+        let keys = agent.identities()?;
+        Ok::<_, ssh2::Error>((agent, keys))
+    });
+    match (opened, trouble) {
+        (_, Some(AgentTrouble::GivenUp)) => Err(AgentOpen::GivenUp),
+        (_, Some(trouble)) => Err(unused(trouble)),
+        (Ok(agent), None) => Ok(Some(agent)),
+        // A list libssh2 could not read (its words: tether reads nothing from them).
+        (Err(e), None) => Err(AgentOpen::Unused(format!(
+            "ssh-agent at {} could not be read ({e}): not used",
+            socket.display()
+        ))),
+    }
 }
 
 /// The longest an ssh-agent is given to answer its first request (less where the
@@ -419,9 +513,9 @@ const AGENT_ANSWERS_WITHIN: Duration = Duration::from_secs(10);
 
 /// Whether the agent at `socket` answers a request for its identities
 /// (`SSH_AGENTC_REQUEST_IDENTITIES`) within `within`: Err(None) where it takes no connection,
-/// Err(Some(why)) where it took one and did not answer.
-fn agent_answers(socket: &Path, within: Duration) -> Result<(), Option<String>> {
-    use std::io::{Read as _, Write as _};
+/// Err(Some(trouble)) where it took one and did not answer.
+fn agent_answers(socket: &Path, within: Duration) -> Result<(), Option<AgentTrouble>> {
+    use std::io::{ErrorKind, Read as _, Write as _};
     let mut conn = std::os::unix::net::UnixStream::connect(socket).map_err(|_| None)?;
     let answered = (|| {
         conn.set_read_timeout(Some(within))?;
@@ -431,7 +525,15 @@ fn agent_answers(socket: &Path, within: Duration) -> Result<(), Option<String>> 
         let mut length = [0u8; 4];
         conn.read_exact(&mut length)
     })();
-    answered.map_err(|e| Some(e.to_string()))
+    answered.map_err(|e| {
+        Some(match e.kind() {
+            ErrorKind::WouldBlock | ErrorKind::TimedOut => AgentTrouble::Silent(within),
+            ErrorKind::UnexpectedEof | ErrorKind::BrokenPipe | ErrorKind::ConnectionReset => {
+                AgentTrouble::Closed
+            }
+            _ => AgentTrouble::Failed(e.raw_os_error().unwrap_or(libc::EIO)),
+        })
+    })
 }
 
 /// `comment (SHA256:...)` of an agent key.

@@ -1,6 +1,7 @@
 //! The SSH layer: config resolution, connecting, host keys, one owner thread per session.
 
 pub mod agent;
+pub mod agent_reply;
 pub mod algorithms;
 pub mod auth;
 pub mod banner;

@@ -18,6 +18,7 @@ use std::sync::Mutex;
 
 use ssh2::Session;
 
+use super::agent_reply;
 use super::callback;
 use super::tcp_ack::{self, End};
 
@@ -112,7 +113,9 @@ fn failed(socket: c_int) -> isize {
     -(errno as isize)
 }
 
-/// libssh2's `_libssh2_recv`, keeping the first failure (an end of stream included).
+/// libssh2's `_libssh2_recv`, keeping the first failure (an end of stream included); an
+/// ssh-agent's socket, which libssh2 reads through the session's callback too, is read by
+/// [`agent_reply::recv`] while logging in.
 unsafe extern "C" fn on_recv(
     socket: c_int,
     buffer: *mut c_void,
@@ -120,6 +123,10 @@ unsafe extern "C" fn on_recv(
     flags: c_int,
     _abstract: *mut *mut c_void,
 ) -> isize {
+    // SAFETY: libssh2 passes a buffer of `length` writable bytes.
+    if let Some(n) = unsafe { agent_reply::recv(socket, buffer, length, flags) } {
+        return n;
+    }
     // SAFETY: libssh2 passes its socket and a buffer of `length` writable bytes.
     let n = unsafe { libc::recv(socket, buffer, length, flags) };
     match n {

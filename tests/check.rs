@@ -633,6 +633,8 @@ fn an_idle_limit_set_in_a_match_block_is_counted_for_a_login_that_cannot_evaluat
 /// whether sshd -T or the parsed files give the report: sshd enforces what it read then until
 /// reloaded, and check reads the files as they are now (tester t128: an Include emptied
 /// without a reload was reported `ok ChannelTimeout: not set` while sshd still cut commands).
+/// The lab's sshd has no PidFile: the note cannot tell a reload since, and says so, where it
+/// said sshd ran with what it read before after a SIGHUP had reloaded it (tester t129).
 #[test]
 fn a_config_changed_since_sshd_read_it_is_said() {
     let lab = Lab::builder().names(&["c1"]).start();
@@ -663,9 +665,13 @@ fn a_config_changed_since_sshd_read_it_is_said() {
             "{note}"
         );
         assert!(
-            note.contains("sshd enforces it only once reloaded"),
+            note.contains(
+                "It has no PidFile, whose time would show a reload (SIGHUP, `systemctl reload \
+                 ssh`) since: unless there was one, this report is the files' text"
+            ),
             "{note}"
         );
+        assert!(!note.contains("runs with what it read before"), "{note}");
     }
 }
 

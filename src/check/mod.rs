@@ -556,19 +556,25 @@ fn stale_files(
         .iter()
         .map(|(at, f)| format!("{f} at {}", when(*at)))
         .collect();
-    let read_at = match how_known.as_str() {
-        "pidfile" => format!("last read it ({}, by its PidFile {pidfile})", when(since)),
-        _ => format!(
-            "started ({}; it has no PidFile that would show a reload since)",
+    let listed = listed.join(", ");
+    Some(match how_known.as_str() {
+        "pidfile" => format!(
+            "its config changed after the serving sshd (pid {pid}) last read it ({}, by its \
+             PidFile {pidfile}): {listed}. This report is the files' text; sshd enforces it \
+             only once reloaded (SIGHUP, `systemctl reload ssh`), and runs with what it read \
+             before until then",
             when(since)
         ),
-    };
-    Some(format!(
-        "its config changed after the serving sshd (pid {pid}) {read_at}: {}. This report is \
-         the files' text; sshd enforces it only once reloaded (SIGHUP, `systemctl reload \
-         ssh`), and runs with what it read before until then",
-        listed.join(", ")
-    ))
+        // A reload re-executes sshd in its own process, whose start stays as it was: one
+        // since cannot be told from none (tester t129: said not reloaded after a SIGHUP).
+        _ => format!(
+            "its config changed after the serving sshd (pid {pid}) started ({}): {listed}. It \
+             has no PidFile, whose time would show a reload (SIGHUP, `systemctl reload ssh`) \
+             since: unless there was one, this report is the files' text, which sshd enforces \
+             only once reloaded",
+            when(since)
+        ),
+    })
 }
 
 /// What one host's ssh config and the run's options make of its heartbeat.

@@ -302,6 +302,8 @@ enum Answer {
     Refuse,
     /// A message of a type no request is answered with.
     Garbage,
+    /// A signature (type 14) holding 20 bytes of junk, no algorithm and signature.
+    Junk,
 }
 
 /// A fake ssh-agent on `sock` whose key is the public half of `key` (its `.pub`), answering a
@@ -356,6 +358,7 @@ fn fake_agent(
                     Answer::Close => return,
                     Answer::Refuse => vec![5],
                     Answer::Garbage => vec![99, 1, 2, 3],
+                    Answer::Junk => [&[14u8, 0, 0, 0, 20][..], &[7; 20]].concat(),
                 };
                 let framed = [&(reply.len() as u32).to_be_bytes()[..], &reply].concat();
                 if conn.write_all(&framed).is_err() {
@@ -392,7 +395,12 @@ fn an_agent_that_fails_to_sign_is_named_and_the_key_file_signs_instead() {
         (Answer::Refuse, "ssh-agent refused to sign with it"),
         (
             Answer::Garbage,
-            "ssh-agent answered the request to sign with it with a message of type 99",
+            "ssh-agent answered the request to sign with it with a message of type 99, which answers no such request",
+        ),
+        // Tester t131: said as the server refusing the key, and the file never signed.
+        (
+            Answer::Junk,
+            "ssh-agent answered the request to sign with it with a message that cannot be read",
         ),
     ]
     .into_iter()
@@ -402,7 +410,10 @@ fn an_agent_that_fails_to_sign_is_named_and_the_key_file_signs_instead() {
         let asked = fake_agent(&sock, &lab.client_key(), Answer::Listed, at_sign);
         let out = run_through(&sock, &with_file);
         assert!(asked.try_recv().is_ok(), "{at_sign:?}: never asked to sign");
-        out.status(0).stdout_contains("logged-in");
+        // The login it slowed or failed is explained (tester t131: said nothing).
+        out.status(0)
+            .stdout_contains("logged-in")
+            .stdout_contains(&format!("{said}; logged in without it"));
         let out = run_through(&sock, &agent_only);
         assert!(asked.try_recv().is_ok(), "{at_sign:?}: never asked to sign");
         out.status(3)
@@ -436,7 +447,7 @@ fn an_agent_that_fails_to_list_its_keys_is_named_and_not_used() {
         (Answer::Refuse, "refused to list its keys: not used"),
         (
             Answer::Garbage,
-            "answered the request to list its keys with a message of type 99",
+            "answered the request to list its keys with a message of type 99, which answers no such request: not used",
         ),
     ]
     .into_iter()
@@ -446,7 +457,8 @@ fn an_agent_that_fails_to_list_its_keys_is_named_and_not_used() {
         let asked = fake_agent(&sock, &lab.client_key(), at_list, Answer::Never);
         run_through(&sock, &with_file)
             .status(0)
-            .stdout_contains("logged-in");
+            .stdout_contains("logged-in")
+            .stdout_contains(&format!("{said}; logged in without it"));
         run_through(&sock, &agent_only)
             .status(3)
             .stderr_contains(&format!("ssh-agent at {} {said}", sock.display()))
@@ -455,36 +467,105 @@ fn an_agent_that_fails_to_list_its_keys_is_named_and_not_used() {
     }
 }
 
-/// A SIGTERM while an ssh-agent is asked to sign ends the run at once, exit 130, as a signal
-/// while connecting does (tester t130: only a second one did).
+/// A signal while an ssh-agent is asked to sign, or to list its keys, ends the run at once,
+/// exit 130, as a signal while connecting does (tester t130: only a second one did, while it
+/// was asked to sign; t131: one came only at the bound, while it was asked for its keys).
 #[test]
-fn a_signal_while_the_agent_is_asked_to_sign_ends_the_run() {
+fn a_signal_while_the_agent_is_asked_ends_the_run() {
     let lab = Lab::start(1);
     let dir = lab.dir().join("signal-agent");
     std::fs::create_dir_all(&dir).unwrap();
-    let sock = dir.join("agent.sock");
-    let asked = fake_agent(&sock, &lab.client_key(), Answer::Listed, Answer::Never);
     let config = lab.config_with("signal-agent-config", "Host host1\n  ConnectTimeout 60\n");
-    let child = Tether::new()
+    for (n, (at_list, signal)) in [
+        (Answer::Listed, libc::SIGTERM),
+        (Answer::Never, libc::SIGTERM),
+        (Answer::Never, libc::SIGINT),
+        (Answer::Never, libc::SIGHUP),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let sock = dir.join(format!("agent{n}.sock"));
+        let asked = fake_agent(&sock, &lab.client_key(), at_list, Answer::Never);
+        let child = Tether::new()
+            .ssh_config(&config)
+            .env("SSH_AUTH_SOCK", sock.to_str().unwrap())
+            .args(&["run", "--hosts", "host1", "--", "echo logged-in"])
+            .spawn();
+        match at_list {
+            Answer::Listed => asked.recv_timeout(Duration::from_secs(30)).unwrap(),
+            // Asked for its keys: well within the agent's bound (10 s) after tether started.
+            _ => std::thread::sleep(Duration::from_millis(1500)),
+        }
+        let signalled = Instant::now();
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        let out = child.wait_with_output().unwrap();
+        // Well before the agent's own bound (10 s).
+        assert!(
+            signalled.elapsed() < Duration::from_secs(5),
+            "{at_list:?} {signal}: {:?}",
+            signalled.elapsed()
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(130),
+            "{}",
+            support::tether::text(&out)
+        );
+    }
+}
+
+/// An agent that refuses to sign with one key (an `ssh-add -c` key whose confirmation is
+/// denied: no askpass) is asked for its other keys, as ssh asks ("signing failed ... agent
+/// refused operation", then the next key), and the login they make is said to have gone
+/// without it (tester t131: tether asked nothing more and failed a login ssh made).
+#[test]
+fn an_agent_that_refuses_one_key_is_asked_for_its_others() {
+    let lab = Lab::start(1);
+    let dir = lab.dir().join("confirm-agent");
+    std::fs::create_dir_all(&dir).unwrap();
+    sh(
+        &dir,
+        "ssh-keygen -q -t ed25519 -N '' -C second-key -f second_key",
+    );
+    let authorized = lab.dir().join("authorized_keys");
+    let mut keys = std::fs::read_to_string(&authorized).unwrap();
+    keys += &std::fs::read_to_string(dir.join("second_key.pub")).unwrap();
+    std::fs::write(&authorized, keys).unwrap();
+    let agent = Agent::empty(&dir, "agent.sock");
+    agent.add_with(&lab.client_key(), &["-c"]);
+    agent.add(&dir.join("second_key"));
+    run_through(&agent.sock, &agent_only_config(&lab, &dir))
+        .status(0)
+        .stdout_contains("logged-in")
+        .stdout_contains("host1 ~ warning: ssh-agent key tether-lab-client (SHA256:")
+        .stdout_contains("ssh-agent refused to sign with it; logged in without it");
+}
+
+/// An agent that did not answer one login of the run is not waited for again by the next
+/// moments later, a jump host's and its target's (tester t131: each waited the whole bound).
+#[test]
+fn an_agent_that_did_not_answer_is_not_waited_for_again_behind_a_jump_host() {
+    let lab = Lab::start(2);
+    let dir = lab.dir().join("jump-agent");
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("agent.sock");
+    let _asked = fake_agent(&sock, &lab.client_key(), Answer::Never, Answer::Never);
+    let config = lab.config_with(
+        "jump-agent-config",
+        "Host host2\n  ProxyJump host1\nHost *\n  ConnectTimeout 3\n",
+    );
+    let out = Tether::new()
         .ssh_config(&config)
         .env("SSH_AUTH_SOCK", sock.to_str().unwrap())
-        .args(&["run", "--hosts", "host1", "--", "echo logged-in"])
-        .spawn();
-    asked.recv_timeout(Duration::from_secs(30)).unwrap();
-    let signalled = Instant::now();
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    let out = child.wait_with_output().unwrap();
-    // Well before the agent's own bound (10 s).
-    assert!(
-        signalled.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        signalled.elapsed()
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}",
-        support::tether::text(&out)
-    );
+        .args(&["run", "--hosts", "host2", "--", "echo logged-in"])
+        .run();
+    out.status(0)
+        .stdout_contains("logged-in")
+        .stdout_contains(&format!(
+            "ssh-agent at {} did not answer the request to list its keys or to sign within 3.0 s \
+         on a login of this run moments ago: not used; logged in without it",
+            sock.display()
+        ));
 }

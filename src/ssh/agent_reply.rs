@@ -22,6 +22,49 @@ use super::poll::{given_up, poll_fds};
 /// `SSH_AGENT_FAILURE` (draft-miller-ssh-agent section 3.1): the agent refused.
 const AGENT_FAILURE: u8 = 5;
 
+/// The most of an answer's body kept to be read back: a signature is well under it.
+const KEPT: usize = 16 * 1024;
+
+/// What the agent is asked (draft-miller-ssh-agent section 3), by the answer it asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// `SSH_AGENTC_REQUEST_IDENTITIES`, answered by `SSH_AGENT_IDENTITIES_ANSWER` (12).
+    List,
+    /// `SSH_AGENTC_SIGN_REQUEST`, answered by `SSH_AGENT_SIGN_RESPONSE` (14).
+    Sign,
+}
+
+impl Request {
+    /// The type of the message that answers it.
+    fn answer(self) -> u8 {
+        match self {
+            Request::List => 12,
+            Request::Sign => 14,
+        }
+    }
+
+    /// Whether `body`, an answer of its type, can be read: a signature is a string holding
+    /// the algorithm's name and the signature's bytes (section 3.6), as libssh2's agent.c
+    /// `agent_sign` reads it. A list libssh2 reads itself, and says what it could not.
+    fn readable(self, body: &[u8]) -> bool {
+        fn string(b: &[u8]) -> Option<(&[u8], &[u8])> {
+            let len = u32::from_be_bytes(b.get(..4)?.try_into().ok()?) as usize;
+            let rest = &b[4..];
+            Some((rest.get(..len)?, &rest[len..]))
+        }
+        match self {
+            Request::List => true,
+            Request::Sign => (|| {
+                let (blob, _) = string(body.get(1..)?)?;
+                let (method, rest) = string(blob)?;
+                let (signature, _) = string(rest)?;
+                (!method.is_empty() && !method.contains(&0) && !signature.is_empty()).then_some(())
+            })()
+            .is_some(),
+        }
+    }
+}
+
 /// How an agent failed a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AgentTrouble {
@@ -37,6 +80,9 @@ pub enum AgentTrouble {
     Refused,
     /// It answered with a message of this type, not the one the request asks for.
     Unexpected(u8),
+    /// It answered with a message of the right type that cannot be read (a signature that
+    /// holds no algorithm and signature, a cut one).
+    Malformed,
 }
 
 impl AgentTrouble {
@@ -61,6 +107,9 @@ impl AgentTrouble {
                 "answered the request {what} with a message of type {kind}, which answers no \
                  such request"
             ),
+            AgentTrouble::Malformed => {
+                format!("answered the request {what} with a message that cannot be read")
+            }
         }
     }
 }
@@ -79,15 +128,15 @@ thread_local! {
     static WATCHED: RefCell<Option<Watched>> = const { RefCell::new(None) };
 }
 
-/// Runs `f` (libssh2 calls that talk to the agent, on the thread that owns the session whose
-/// socket is `session_fd`) with each read of the agent bounded by `within`; then what went
-/// wrong: its own trouble (silent, closed, unreadable, given up), else the type of the last
-/// message it answered with where that is not `expected` (`None` where it answered nothing:
-/// the server refused the key before the agent was asked).
+/// Runs `f` (libssh2 calls that make `request` of the agent, on the thread that owns the
+/// session whose socket is `session_fd`) with each read of the agent bounded by `within`;
+/// then what went wrong: its own trouble (silent, closed, unreadable, given up), else its last
+/// answer where that is not one to `request` or cannot be read (`None` where it answered
+/// nothing: the server refused the key before the agent was asked).
 pub fn watching<T>(
     session_fd: RawFd,
     within: Duration,
-    expected: u8,
+    request: Request,
     f: impl FnOnce() -> T,
 ) -> (T, Option<AgentTrouble>) {
     let before = WATCHED.with(|w| {
@@ -101,8 +150,11 @@ pub fn watching<T>(
     let out = f();
     let watched = WATCHED.with(|w| std::mem::replace(&mut *w.borrow_mut(), before));
     let trouble = watched.and_then(|w| {
-        w.trouble.or(match w.frames.last {
-            Some(kind) if kind == expected => None,
+        w.trouble.or(match w.frames.body.first().copied() {
+            Some(kind) if kind == request.answer() => {
+                let whole = w.frames.body_left == 0 && w.frames.body.len() < KEPT;
+                (!whole || !request.readable(&w.frames.body)).then_some(AgentTrouble::Malformed)
+            }
             Some(AGENT_FAILURE) => Some(AgentTrouble::Refused),
             Some(kind) => Some(AgentTrouble::Unexpected(kind)),
             None => None,
@@ -182,14 +234,14 @@ pub unsafe fn recv(socket: RawFd, buffer: *mut c_void, length: usize, flags: i32
 }
 
 /// The agent's stream cut into its messages (a 4-byte length, then the body, whose first
-/// byte is its type): the type of the last one begun.
+/// byte is its type): the last one begun, its first [`KEPT`] bytes.
 #[derive(Default)]
 struct Frames {
     /// Bytes of the current length read so far.
     header: Vec<u8>,
     /// Bytes of the current body still to come.
     body_left: usize,
-    last: Option<u8>,
+    body: Vec<u8>,
 }
 
 impl Frames {
@@ -204,14 +256,13 @@ impl Frames {
                     len.copy_from_slice(&self.header);
                     self.header.clear();
                     self.body_left = u32::from_be_bytes(len) as usize;
-                    self.last = None;
+                    self.body.clear();
                 }
                 continue;
             }
-            if self.last.is_none() {
-                self.last = Some(bytes[0]);
-            }
             let take = self.body_left.min(bytes.len());
+            let keep = take.min(KEPT.saturating_sub(self.body.len()));
+            self.body.extend_from_slice(&bytes[..keep]);
             self.body_left -= take;
             bytes = &bytes[take..];
         }
@@ -235,20 +286,20 @@ mod tests {
     fn messages_are_cut_at_their_lengths_however_they_are_read() {
         let mut f = Frames::default();
         f.feed(&[0, 0]);
-        assert_eq!(f.last, None);
+        assert_eq!(f.body, b"");
         f.feed(&[0, 3, 14]);
-        assert_eq!(f.last, Some(14));
+        assert_eq!((&f.body[..], f.body_left), (&[14u8][..], 2));
         f.feed(&[1, 2, 0, 0, 0, 1]);
-        assert_eq!(f.last, None, "a new message begun, its type not read yet");
+        assert_eq!(f.body, b"", "a new message begun, its type not read yet");
         f.feed(&[5]);
-        assert_eq!(f.last, Some(5));
+        assert_eq!((&f.body[..], f.body_left), (&[5u8][..], 0));
     }
 
     #[test]
     fn only_sockets_other_than_the_sessions_are_the_agents() {
         let (session, _peer) = UnixStream::pair().unwrap();
         let fd = session.as_raw_fd();
-        let (out, trouble) = watching(fd, Duration::from_millis(50), 14, || {
+        let (out, trouble) = watching(fd, Duration::from_millis(50), Request::Sign, || {
             let mut buf = [0u8; 1];
             // SAFETY: a buffer of one byte.
             unsafe { recv(fd, buf.as_mut_ptr().cast(), 1, 0) }
@@ -268,10 +319,10 @@ mod tests {
         let within = Duration::from_millis(100);
         let watch = |agent: &UnixStream| {
             let fd = agent.as_raw_fd();
-            watching(session.as_raw_fd(), within, 14, || {
+            watching(session.as_raw_fd(), within, Request::Sign, || {
                 let first = read(fd, 4);
                 if first > 0 {
-                    read(fd, 16);
+                    read(fd, 64);
                 }
                 first
             })
@@ -289,15 +340,47 @@ mod tests {
         let (agent, gone) = UnixStream::pair().unwrap();
         drop(gone);
         assert_eq!(watch(&agent), (0, Some(AgentTrouble::Closed)));
+        let framed = |body: &[u8]| [&(body.len() as u32).to_be_bytes()[..], body].concat();
+        let string = |b: &[u8]| [&(b.len() as u32).to_be_bytes()[..], b].concat();
+        let signature = |method: &[u8], sig: &[u8]| {
+            [
+                &[14u8][..],
+                &string(&[string(method), string(sig)].concat()),
+            ]
+            .concat()
+        };
         for (reply, trouble) in [
-            (vec![0, 0, 0, 1, 5], Some(AgentTrouble::Refused)),
-            (vec![0, 0, 0, 2, 99, 0], Some(AgentTrouble::Unexpected(99))),
-            (vec![0, 0, 0, 2, 14, 0], None),
+            (framed(&[5]), Some(AgentTrouble::Refused)),
+            (framed(&[99, 0]), Some(AgentTrouble::Unexpected(99))),
+            (framed(&signature(b"ssh-ed25519", &[7; 40])), None),
+            // A signature of junk (tester t131: said as the server refusing the key).
+            (
+                framed(&[&[14u8][..], &string(&[9; 20])].concat()),
+                Some(AgentTrouble::Malformed),
+            ),
+            (framed(&[14]), Some(AgentTrouble::Malformed)),
+            (
+                framed(&signature(b"", &[7; 40])),
+                Some(AgentTrouble::Malformed),
+            ),
+            (
+                framed(&signature(b"ssh-ed25519", b"")),
+                Some(AgentTrouble::Malformed),
+            ),
+            (
+                framed(&signature(b"ssh\0ed25519", &[7; 40])),
+                Some(AgentTrouble::Malformed),
+            ),
         ] {
             let (agent, mut peer) = UnixStream::pair().unwrap();
             peer.write_all(&reply).unwrap();
-            assert_eq!(watch(&agent), (4, trouble));
+            assert_eq!(watch(&agent), (4, trouble), "{reply:?}");
         }
+        // One cut short: the rest not there when libssh2 is done with it.
+        let (agent, mut peer) = UnixStream::pair().unwrap();
+        let whole = framed(&signature(b"ssh-ed25519", &[7; 40]));
+        peer.write_all(&whole[..20]).unwrap();
+        assert_eq!(watch(&agent).1, Some(AgentTrouble::Malformed));
     }
 
     #[test]
@@ -308,9 +391,12 @@ mod tests {
         let (n, trouble) = crate::ssh::poll::giving_up_when(
             move || started.elapsed() > Duration::from_millis(100),
             || {
-                watching(session.as_raw_fd(), Duration::from_secs(30), 14, || {
-                    read(agent.as_raw_fd(), 4)
-                })
+                watching(
+                    session.as_raw_fd(),
+                    Duration::from_secs(30),
+                    Request::Sign,
+                    || read(agent.as_raw_fd(), 4),
+                )
             },
         );
         assert!(n < 0);

@@ -15,13 +15,13 @@ use std::io::IsTerminal as _;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use ssh2::{Agent, PublicKey, Session};
 
-use super::agent_reply::{self, AgentTrouble};
+use super::agent_reply::{self, AgentTrouble, Request};
 use super::banner::BannerProblem;
 use super::config::{key_type_accepted, pubkey_accepted, HostConfig};
 use super::disconnect::Watch;
@@ -42,13 +42,15 @@ const TIMED_OUT: i32 = -9;
 /// Logs in as `cfg.user` on `session`, whose socket is `fd`, to the server at `addr`
 /// (`host:port`, for messages); see the module docs for the order of the keys. A login the
 /// server does not answer before the session's timeout is [`SshError::Banner`] with
-/// [`BannerProblem::LoginTimeout`], not a refused key.
+/// [`BannerProblem::LoginTimeout`], not a refused key. What the agent failed to do, where the
+/// login succeeded all the same, goes to `warn` (a failed login names it).
 pub fn authenticate(
     name: &str,
     addr: &str,
     cfg: &HostConfig,
     session: &Session,
     fd: RawFd,
+    warn: &mut dyn FnMut(String),
 ) -> Result<(), SshError> {
     let watch = Watch::start(session);
     let mut auth = Attempts {
@@ -62,11 +64,31 @@ pub fn authenticate(
         refused: 0,
         accepted: pubkey_accepted(cfg.algorithms.pubkey.as_deref()),
         agent_failed: false,
+        agent_said: Vec::new(),
     };
+    let result = log_in(&mut auth, cfg, session, fd);
+    // A login slowed by an agent that did not answer is not left unexplained (tester t131).
+    if result.is_ok() {
+        for said in auth.agent_said.drain(..) {
+            warn(format!("{said}; logged in without it"));
+        }
+    }
+    result
+}
+
+/// [`authenticate`]'s offers, noted in `auth`.
+fn log_in(
+    auth: &mut Attempts<'_>,
+    cfg: &HostConfig,
+    session: &Session,
+    fd: RawFd,
+) -> Result<(), SshError> {
     let agent = match open_agent(session, cfg, fd) {
         Ok(agent) => agent,
         Err(AgentOpen::GivenUp) => return Err(auth.given_up()),
         Err(AgentOpen::Unused(why)) => {
+            auth.agent_failed = true;
+            auth.agent_said.push(why.clone());
             auth.tried.push(why);
             None
         }
@@ -84,9 +106,17 @@ pub fn authenticate(
         // is never sent as a private key.
         let is_public_file = public.as_ref().is_some_and(|p| p.from_file_itself);
         if is_public_file && copy.is_none() {
+            // An agent that could not be used may hold it (tester t131: said not to).
+            let holds = match auth.agent_failed {
+                true => {
+                    "ssh-agent, which could not be used (said), is where its private key \
+                         would be"
+                }
+                false => "ssh-agent holds no private key for it",
+            };
             auth.tried.push(format!(
-                "{} is a public key and ssh-agent holds no private key for it (ssh fails \
-                 alike: it cannot load a public key file as the private key)",
+                "{} is a public key and {holds} (ssh fails alike: it cannot load a public key \
+                 file as the private key)",
                 path.display()
             ));
             continue;
@@ -183,10 +213,10 @@ pub fn authenticate(
             let what = format!("ssh-agent's copy of {}", path.display());
             match auth.offer_agent(agent, key, what)? {
                 Offer::LoggedIn => return Ok(()),
-                // The agent failed at it (said): the key's own file signs, where it can
+                // The agent did not sign (said): the key's own file signs, where it can
                 // without a passphrase.
-                Offer::AgentFailed if exists && !key_is_encrypted(path) => {}
-                Offer::AgentFailed | Offer::Refused => continue,
+                Offer::NotSigned if exists && !key_is_encrypted(path) => {}
+                Offer::NotSigned | Offer::Refused => continue,
             }
         }
         // An unencrypted ed25519 key signs from memory, read once per run (see
@@ -229,8 +259,8 @@ pub fn authenticate(
             let what = format!("ssh-agent key {}", describe_agent_key(key));
             match auth.offer_agent(agent, key, what)? {
                 Offer::LoggedIn => return Ok(()),
-                Offer::Refused => {}
-                Offer::AgentFailed => break,
+                Offer::NotSigned if auth.agent_failed => break,
+                Offer::NotSigned | Offer::Refused => {}
             }
         }
         // One line for them all: the user knows which keys the agent holds (an agent that
@@ -263,7 +293,7 @@ pub fn authenticate(
             .push("no ssh-agent identities and no identity files".into());
     }
     Err(SshError::Auth {
-        host: name.to_string(),
+        host: auth.name.to_string(),
         user: cfg.user.clone(),
         tried: auth.tried.join("; "),
     })
@@ -282,23 +312,21 @@ struct Attempts<'a> {
     refused: usize,
     /// What `PubkeyAcceptedAlgorithms` accepts (ssh's default list when unset).
     accepted: Vec<String>,
-    /// The agent failed a request to sign (said in `tried`): it is asked nothing more.
+    /// The agent could not be used, or failed a request to sign otherwise than by refusing
+    /// (said in `tried`): it is asked nothing more.
     agent_failed: bool,
+    /// What the agent failed to do, as said in `tried`.
+    agent_said: Vec<String>,
 }
 
 /// How offering a key through the agent went.
 enum Offer {
     LoggedIn,
     Refused,
-    /// The agent failed at signing (said once in `tried`), or had failed before.
-    AgentFailed,
+    /// The agent did not sign (said in `tried`): it failed, refused (an `ssh-add -c` key
+    /// whose confirmation was denied), or had failed before.
+    NotSigned,
 }
-
-/// `SSH_AGENT_SIGN_RESPONSE` (draft-miller-ssh-agent section 3.6): a signature.
-const SIGN_RESPONSE: u8 = 14;
-
-/// `SSH_AGENT_IDENTITIES_ANSWER` (draft-miller-ssh-agent section 3.5): the agent's keys.
-const IDENTITIES_ANSWER: u8 = 12;
 
 impl Attempts<'_> {
     /// Whether `what`, a key of `key_type` (`None`: not known before it is offered, as for
@@ -323,9 +351,11 @@ impl Attempts<'_> {
     }
 
     /// Offers `key`, `what`, through `agent`, each of the agent's answers waited for within the
-    /// ConnectTimeout, 10 s at most (see `agent_reply.rs`); an agent that fails at it (silent,
-    /// closed, refusing, answering out of turn) is said as such and asked nothing more, and
-    /// the attempt given up meanwhile ends the login.
+    /// ConnectTimeout, 10 s at most (see `agent_reply.rs`); an agent that does not sign is said
+    /// as such; one that fails at it (silent, closed, answering out of turn or unreadably) is
+    /// asked nothing more, where one that refuses is asked for its other keys, as ssh asks
+    /// (sshconnect2.c: "signing failed ... agent refused operation", then the next key); the
+    /// attempt given up meanwhile ends the login.
     fn offer_agent(
         &mut self,
         agent: &Agent,
@@ -333,10 +363,10 @@ impl Attempts<'_> {
         what: String,
     ) -> Result<Offer, SshError> {
         if self.agent_failed {
-            return Ok(Offer::AgentFailed);
+            return Ok(Offer::NotSigned);
         }
         let within = self.cfg.connect_timeout.min(AGENT_ANSWERS_WITHIN);
-        let (result, trouble) = agent_reply::watching(self.fd, within, SIGN_RESPONSE, || {
+        let (result, trouble) = agent_reply::watching(self.fd, within, Request::Sign, || {
             agent.userauth(&self.cfg.user, key)
         });
         match trouble {
@@ -346,12 +376,18 @@ impl Attempts<'_> {
             }),
             Some(AgentTrouble::GivenUp) => Err(self.given_up()),
             Some(trouble) => {
-                self.agent_failed = true;
-                self.tried.push(format!(
-                    "{what}: ssh-agent {}",
-                    trouble.words("to sign with it")
-                ));
-                Ok(Offer::AgentFailed)
+                if trouble != AgentTrouble::Refused {
+                    self.agent_failed = true;
+                }
+                if let (AgentTrouble::Silent(_), Some(socket)) =
+                    (trouble, self.cfg.identity_agent.as_ref())
+                {
+                    remember_silent(socket, trouble);
+                }
+                let said = format!("{what}: ssh-agent {}", trouble.words("to sign with it"));
+                self.agent_said.push(said.clone());
+                self.tried.push(said);
+                Ok(Offer::NotSigned)
             }
         }
     }
@@ -469,25 +505,24 @@ fn open_agent(
     let Some(socket) = cfg.identity_agent.as_ref() else {
         return Ok(None);
     };
+    // No agent there (nothing listens): none, as ssh has none.
+    if std::os::unix::net::UnixStream::connect(socket).is_err() {
+        return Ok(None);
+    }
+    // One that did not answer a login of this run moments ago is not waited for again (tester
+    // t131: a jump host's login and its target's each waited for it).
+    if let Some(trouble) = silent_lately(socket) {
+        return Err(AgentOpen::Unused(format!(
+            "ssh-agent at {} {} on a login of this run moments ago: not used",
+            socket.display(),
+            trouble.words("to list its keys or to sign")
+        )));
+    }
     // libssh2 reads the agent without a bound: an agent that takes the connection and never
     // answers would hold the login, and the run, without end (tester t129: past a SIGTERM;
-    // ssh waits there too). It is asked first, within one.
+    // ssh waits there too). Its reads are bounded, and given up with the attempt.
     let within = cfg.connect_timeout.min(AGENT_ANSWERS_WITHIN);
-    let unused = |trouble: AgentTrouble| {
-        AgentOpen::Unused(format!(
-            "ssh-agent at {} {}: not used",
-            socket.display(),
-            trouble.words("to list its keys")
-        ))
-    };
-    match agent_answers(socket, within) {
-        Ok(()) => {}
-        Err(Some(trouble)) => return Err(unused(trouble)),
-        // No agent there (nothing listens): as before, none.
-        Err(None) => return Ok(None),
-    }
-    // Its answers bounded too: it answered a first request, not necessarily libssh2's.
-    let (opened, trouble) = agent_reply::watching(fd, within, IDENTITIES_ANSWER, || {
+    let (opened, trouble) = agent_reply::watching(fd, within, Request::List, || {
         let mut agent = session.agent()?;
         agent.set_identity_path(socket)?;
         agent.connect()?;
@@ -497,44 +532,52 @@ fn open_agent(
     });
     match (opened, trouble) {
         (_, Some(AgentTrouble::GivenUp)) => Err(AgentOpen::GivenUp),
-        (_, Some(trouble)) => Err(unused(trouble)),
+        (_, Some(trouble)) => {
+            remember_silent(socket, trouble);
+            Err(AgentOpen::Unused(format!(
+                "ssh-agent at {} {}: not used",
+                socket.display(),
+                trouble.words("to list its keys")
+            )))
+        }
         (Ok(agent), None) => Ok(Some(agent)),
         // A list libssh2 could not read (its words: tether reads nothing from them).
         (Err(e), None) => Err(AgentOpen::Unused(format!(
-            "ssh-agent at {} could not be read ({e}): not used",
-            socket.display()
+            "ssh-agent at {} answered with a list of keys that cannot be read ({}): not used",
+            socket.display(),
+            e.message()
         ))),
     }
 }
 
-/// The longest an ssh-agent is given to answer its first request (less where the
-/// `ConnectTimeout` is).
-const AGENT_ANSWERS_WITHIN: Duration = Duration::from_secs(10);
+/// How long an agent that did not answer is passed over by the run's later logins.
+const SILENT_REMEMBERED: Duration = Duration::from_secs(60);
 
-/// Whether the agent at `socket` answers a request for its identities
-/// (`SSH_AGENTC_REQUEST_IDENTITIES`) within `within`: Err(None) where it takes no connection,
-/// Err(Some(trouble)) where it took one and did not answer.
-fn agent_answers(socket: &Path, within: Duration) -> Result<(), Option<AgentTrouble>> {
-    use std::io::{ErrorKind, Read as _, Write as _};
-    let mut conn = std::os::unix::net::UnixStream::connect(socket).map_err(|_| None)?;
-    let answered = (|| {
-        conn.set_read_timeout(Some(within))?;
-        conn.set_write_timeout(Some(within))?;
-        // A message of one byte: SSH_AGENTC_REQUEST_IDENTITIES (11).
-        conn.write_all(&[0, 0, 0, 1, 11])?;
-        let mut length = [0u8; 4];
-        conn.read_exact(&mut length)
-    })();
-    answered.map_err(|e| {
-        Some(match e.kind() {
-            ErrorKind::WouldBlock | ErrorKind::TimedOut => AgentTrouble::Silent(within),
-            ErrorKind::UnexpectedEof | ErrorKind::BrokenPipe | ErrorKind::ConnectionReset => {
-                AgentTrouble::Closed
-            }
-            _ => AgentTrouble::Failed(e.raw_os_error().unwrap_or(libc::EIO)),
-        })
-    })
+/// Agents that did not answer, by socket, and when.
+static SILENT: Mutex<Vec<(PathBuf, AgentTrouble, Instant)>> = Mutex::new(Vec::new());
+
+/// Keeps `trouble` of the agent at `socket` where it is silence.
+fn remember_silent(socket: &Path, trouble: AgentTrouble) {
+    if !matches!(trouble, AgentTrouble::Silent(_)) {
+        return;
+    }
+    let mut silent = SILENT.lock().unwrap_or_else(|p| p.into_inner());
+    silent.retain(|(s, _, _)| s != socket);
+    silent.push((socket.to_path_buf(), trouble, Instant::now()));
 }
+
+/// The silence of the agent at `socket` on a login of the last [`SILENT_REMEMBERED`].
+fn silent_lately(socket: &Path) -> Option<AgentTrouble> {
+    let silent = SILENT.lock().unwrap_or_else(|p| p.into_inner());
+    silent
+        .iter()
+        .find(|(s, _, at)| s == socket && at.elapsed() < SILENT_REMEMBERED)
+        .map(|(_, trouble, _)| *trouble)
+}
+
+/// The longest an ssh-agent is given to answer a request (less where the `ConnectTimeout`
+/// is).
+const AGENT_ANSWERS_WITHIN: Duration = Duration::from_secs(10);
 
 /// `comment (SHA256:...)` of an agent key.
 fn describe_agent_key(key: &PublicKey) -> String {

@@ -248,7 +248,7 @@ pub fn connect_over<S: AsRawFd + 'static>(
 
     let remaining = deadline.saturating_duration_since(Instant::now());
     session.set_timeout(remaining.as_millis().max(1) as u32);
-    auth::authenticate(name, &addr_text, cfg, &session, fd)?;
+    auth::authenticate(name, &addr_text, cfg, &session, fd, warn)?;
 
     session.set_timeout(0);
     session.set_blocking(false);

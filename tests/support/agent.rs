@@ -23,7 +23,11 @@ impl Agent {
     /// An agent without keys on `dir/NAME`.
     pub fn empty(dir: &Path, name: &str) -> Agent {
         let sock = dir.join(name);
+        // No askpass: a key added with `ssh-add -c` is refused at every use.
         let child = Command::new("ssh-agent")
+            .env_remove("SSH_ASKPASS")
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
             .arg("-D")
             .arg("-a")
             .arg(&sock)
@@ -45,7 +49,14 @@ impl Agent {
 
     /// Adds `key` (an unencrypted private key file) to the agent.
     pub fn add(&self, key: &Path) {
+        self.add_with(key, &[]);
+    }
+
+    /// Adds `key` as [`add`](Self::add) does, with `ssh-add` options `options` (`-c`: to be
+    /// confirmed at each use, which this agent, without askpass, refuses).
+    pub fn add_with(&self, key: &Path, options: &[&str]) {
         let out = Command::new("ssh-add")
+            .args(options)
             .arg(key)
             .env("SSH_AUTH_SOCK", &self.sock)
             .output()

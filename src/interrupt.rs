@@ -122,6 +122,20 @@ pub fn signalled() -> bool {
     SIGNALLED.load(Ordering::SeqCst)
 }
 
+/// What wakes the threads that wait on their own condition variables for [`signalled`].
+static ON_FIRST_SIGNAL: Mutex<Vec<fn()>> = Mutex::new(Vec::new());
+
+/// Calls `wake` (once per registration of the same function) right after a first signal set
+/// [`signalled`]: a waiter that looks at it before it waits, under the lock `wake` takes to
+/// notify it, is then told at once, where polling for it cost every waiting thread a wakeup
+/// every few milliseconds (a dry run of 1000 hosts spent a third of its time so).
+pub fn on_first_signal(wake: fn()) {
+    let mut hooks = ON_FIRST_SIGNAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !hooks.contains(&wake) {
+        hooks.push(wake);
+    }
+}
+
 /// Nothing runs on any host now (see [`idle`]).
 static IDLE: AtomicBool = AtomicBool::new(false);
 
@@ -295,16 +309,17 @@ pub fn install() -> Arc<AtomicBool> {
     // Returned once the handlers are in place (or could not be): a signal that came before
     // would kill tether with nothing cleaned up (a `run_locally` command left running).
     let (ready, installed) = std::sync::mpsc::channel::<()>();
-    let spawned = std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_io()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
+    let spawned =
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_io()
+                    .build()
+                else {
+                    return;
+                };
+                rt.block_on(async {
                 use tokio::signal::unix::{signal, SignalKind};
                 let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
                     signal(SignalKind::interrupt()),
@@ -336,10 +351,14 @@ pub fn install() -> Arc<AtomicBool> {
                         exit_now(exit::INTERRUPTED, &format!("{what} again: exiting now"));
                     }
                     SIGNALLED.store(true, Ordering::SeqCst);
+                    let hooks = ON_FIRST_SIGNAL.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    for wake in hooks {
+                        wake();
+                    }
                     first(&seen, what, &format!(" ({again})"), true);
                 }
             });
-        });
+            });
     if spawned.is_err() {
         crate::errln!("warning: cannot watch for Ctrl-C; it will end tether at once");
     }

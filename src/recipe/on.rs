@@ -239,7 +239,7 @@ fn on_command(rt: &Runtime, target: &Dynamic, opts: &Map, cmd: &str) -> Fallible
         // What is sent, in the context it runs in (`within`, `as_user`, `with_env` around the
         // `on`), as the plan shows it.
         label: Some(command.clone()),
-        step_abort: Some(Arc::new(StepAbort::default())),
+        step_abort: Some(StepAbort::new()),
         kill: enclosing.clone(),
         ..FanOut::default()
     };
@@ -329,9 +329,8 @@ fn on_closure(
                 ..options.spread
             },
         ),
-        false => (StepAbort::default(), options.spread),
+        false => (StepAbort::new(), options.spread),
     };
-    let abort = Arc::new(abort);
     let base = context::command_context();
     // Each host's closure invokes tasks on the chain of this `on`'s task: a task that leads
     // back to it is a circle; one another host's closure runs is waited for.

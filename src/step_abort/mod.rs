@@ -3,7 +3,7 @@
 //! leaf below the pool and the recipe: both the closure form of `on` and its string form
 //! (`on(target, "cmd")`, through `pool::FanOut::step_abort`) use it.
 
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use crate::stop::{Stop, StopReason, StopWhen};
@@ -36,7 +36,7 @@ pub const SAME_STEP_GRACE: Duration = Duration::from_secs(2);
 /// and in 2 of 8 runs three hosts ran the step after the failing one, unsaid).
 ///
 /// A dry run's hosts also take turns ([`StepAbort::taking_turns`]).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct StepAbort {
     /// Every failure so far.
     failures: Mutex<Vec<Failed>>,
@@ -59,8 +59,40 @@ struct Failed {
     at: Instant,
 }
 
-/// How often a host waiting for the others ([`StepAbort::reach`]) looks at tether's signals.
-const REACH_POLL: Duration = Duration::from_millis(50);
+/// How often a host waiting for the others ([`StepAbort::reach`]) looks at tether's signals,
+/// besides being told of one (see [`wake_all`]): a bound only.
+const REACH_POLL: Duration = Duration::from_secs(1);
+
+/// Every step's [`StepAbort`] that may have hosts waiting, to be woken by a signal.
+static LIVE: Mutex<Vec<Weak<StepAbort>>> = Mutex::new(Vec::new());
+
+/// Wakes every host waiting in a live [`StepAbort`] (a first signal came: see
+/// `interrupt::on_first_signal`), under each one's lock, so that none that has not waited
+/// yet misses it.
+fn wake_all() {
+    let live: Vec<Arc<StepAbort>> = LIVE
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter_map(Weak::upgrade)
+        .collect();
+    for abort in live {
+        let places = abort.reached();
+        abort.moved.notify_all();
+        let leavers = places
+            .ending
+            .values()
+            .flatten()
+            .map(|(_, leaver)| leaver)
+            .chain(places.leaving.values());
+        for (_, told) in leavers {
+            told.notify_all();
+        }
+        for place in places.hosts.values() {
+            place.turn.notify_all();
+        }
+    }
+}
 
 /// The stop of one running command of a closure (see [`StepAbort::stop_for`]).
 #[derive(Debug)]
@@ -116,11 +148,28 @@ impl StepAbort {
     /// recipe's prints between them) host after host, the next step's after them (stop 63
     /// tester t105: planned one host at a time, the hosts before one that failed of its own
     /// showed every command of the step, which the run stops after the failing step).
-    pub fn taking_turns() -> Self {
-        StepAbort {
-            turns: true,
-            ..Default::default()
-        }
+    pub fn taking_turns() -> Arc<Self> {
+        Self::made(true)
+    }
+
+    /// A step's rule, its hosts not taking turns.
+    pub fn new() -> Arc<Self> {
+        Self::made(false)
+    }
+
+    /// One, woken by a first signal (see [`wake_all`]).
+    fn made(turns: bool) -> Arc<Self> {
+        let abort = Arc::new(StepAbort {
+            failures: Mutex::default(),
+            reached: Mutex::default(),
+            moved: Condvar::new(),
+            turns,
+        });
+        crate::interrupt::on_first_signal(wake_all);
+        let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
+        live.retain(|w| w.strong_count() > 0);
+        live.push(Arc::downgrade(&abort));
+        abort
     }
 
     fn failures(&self) -> MutexGuard<'_, Vec<Failed>> {
@@ -581,7 +630,7 @@ mod tests {
 
     #[test]
     fn a_failure_stops_commands_past_its_step_at_once_and_its_own_step_after_the_grace() {
-        let abort = Arc::new(StepAbort::default());
+        let abort = StepAbort::new();
         let before = abort.stop_for("web2", 0, 0);
         let same = abort.stop_for("web2", 1, 0);
         let past = abort.stop_for("web3", 2, 0);
@@ -634,7 +683,7 @@ mod tests {
 
     #[test]
     fn a_host_waits_at_a_step_until_every_other_running_host_came_as_far() {
-        let abort = Arc::new(StepAbort::default());
+        let abort = StepAbort::new();
         abort.expect(&["web1", "web2", "web3"]);
         let web1 = abort.begin("web1");
         // web2 and web3 are expected: web1 does not start its first command before them.
@@ -659,7 +708,7 @@ mod tests {
 
     #[test]
     fn a_failure_before_a_step_ends_the_wait_for_it_and_refuses_it() {
-        let abort = Arc::new(StepAbort::default());
+        let abort = StepAbort::new();
         abort.expect(&["web1", "web2"]);
         let _web1 = abort.begin("web1");
         let web2 = abort.begin("web2");
@@ -686,7 +735,7 @@ mod tests {
     #[test]
     fn a_local_command_waits_for_hosts_that_may_still_fail_before_its_point() {
         let two = || {
-            let abort = Arc::new(StepAbort::default());
+            let abort = StepAbort::new();
             abort.expect(&["web1", "web2"]);
             let guards = (abort.begin("web1"), abort.begin("web2"));
             (abort, guards)
@@ -731,7 +780,7 @@ mod tests {
 
     #[test]
     fn a_unit_of_a_nested_step_waits_for_the_others_and_a_failure_refuses_from_its_unit_on() {
-        let abort = Arc::new(StepAbort::default());
+        let abort = StepAbort::new();
         abort.expect(&["web1", "web2"]);
         let _guards = (abort.begin("web1"), abort.begin("web2"));
         let firsts = [passes(&abort, "web1", 0), passes(&abort, "web2", 0)];
@@ -759,7 +808,7 @@ mod tests {
 
     #[test]
     fn an_expected_host_that_never_began_is_not_waited_for_once_withdrawn() {
-        let abort = Arc::new(StepAbort::default());
+        let abort = StepAbort::new();
         abort.expect(&["web1", "web2"]);
         let _web1 = abort.begin("web1");
         let waiting = passes(&abort, "web1", 0);
@@ -769,7 +818,7 @@ mod tests {
 
     #[test]
     fn a_host_that_ended_is_not_expected_again_by_its_wave() {
-        let abort = Arc::new(StepAbort::default());
+        let abort = StepAbort::new();
         abort.expect(&["web1", "web2"]);
         let _web1 = abort.begin("web1");
         // web2's closure ends (a `throw` before its first command) before the wave's last
@@ -783,7 +832,7 @@ mod tests {
     fn hosts_taking_turns_go_step_by_step_in_the_order_they_came_and_stop_at_a_failure() {
         // Repeated: without the turns the threads' order, started last host first, would show.
         for _ in 0..20 {
-            let abort = Arc::new(StepAbort::taking_turns());
+            let abort = StepAbort::taking_turns();
             let hosts = ["web1", "web2", "web3"];
             abort.expect(&hosts);
             let log = Arc::new(Mutex::new(Vec::new()));

@@ -351,11 +351,13 @@ pub fn install() -> Arc<AtomicBool> {
                         exit_now(exit::INTERRUPTED, &format!("{what} again: exiting now"));
                     }
                     SIGNALLED.store(true, Ordering::SeqCst);
+                    first(&seen, what, &format!(" ({again})"), true);
+                    // Once the run's flag is set: a waiter woken goes on to find its next
+                    // command refused, not sent (tester t132: a dry run planned some).
                     let hooks = ON_FIRST_SIGNAL.lock().unwrap_or_else(|p| p.into_inner()).clone();
                     for wake in hooks {
                         wake();
                     }
-                    first(&seen, what, &format!(" ({again})"), true);
                 }
             });
             });

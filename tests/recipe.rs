@@ -3558,3 +3558,39 @@ fn tether_hosts_lists_names_as_hosts_takes_them() {
         assert_eq!(names(&out), std::slice::from_ref(name), "{}", out.stdout);
     }
 }
+
+/// A dry run stopped by a signal plans nothing after it: its hosts, woken at once where they
+/// waited at a step, are stopped there, as the run's hosts are (tester t132: hosts that waited
+/// for one in an endless loop planned `echo one` and `echo two` after the signal, 9 hosts on
+/// one run, about 100 on another, none on a third).
+#[test]
+fn a_dry_run_stopped_by_a_signal_plans_nothing_after_it() {
+    let mut servers = String::new();
+    let mut config = String::new();
+    for i in 1..=60 {
+        servers += &format!("server(\"d{i}\", #{{ roles: [\"web\"] }});\n");
+        config += &format!("Host d{i}\n  HostName 10.255.0.{i}\n");
+    }
+    let r = RecipeDir::new(
+        "dry-signal",
+        &format!(
+            "{servers}task(\"busy\", || {{ on(\"web\", |host| {{ if host.name == \"d1\" {{ \
+             let n = 0; loop {{ n += 1; }} }} run(\"echo one\"); run(\"echo two\"); }}); }});\n"
+        ),
+    );
+    r.write("ssh_config", &config);
+    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        let child = r
+            .tether()
+            .args(&["-F", "ssh_config", "-n", "busy"])
+            .spawn_watched();
+        // d1 loops before its first command, its turn holding the others (a dry run's hosts
+        // take turns): nothing can be planned before the signal.
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        support::net::signal(child.id(), signal);
+        let out = child.wait_with_output();
+        let text = support::tether::text(&out);
+        assert_eq!(out.status.code(), Some(130), "{signal}: {text}");
+        assert!(!text.contains("$ echo"), "{signal}: {text}");
+    }
+}

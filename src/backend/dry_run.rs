@@ -13,6 +13,7 @@ use crate::pool::{FanOut, HostResult};
 use crate::sink::Sink;
 use crate::ssh::exec::{ExecOutput, ExitStatus};
 use crate::ssh::SshError;
+use crate::stop::Stop;
 
 /// Reports every command instead of running it: `capture` gets "", `test` gets true. A host
 /// the run would not reach for its ssh config or route (see [`DryRun::refusing`]) fails each
@@ -21,6 +22,9 @@ pub struct DryRun {
     sink: Sink,
     announced: crate::fleet::Announced,
     refused: crate::fleet::Refusals,
+    /// What stops the run (Ctrl-C, SIGTERM, SIGHUP; a cancelled watch run): see
+    /// [`DryRun::stopped_by`].
+    stop: Stop,
 }
 
 impl DryRun {
@@ -30,6 +34,7 @@ impl DryRun {
             sink,
             announced: Default::default(),
             refused: Default::default(),
+            stop: Stop::default(),
         }
     }
 
@@ -43,8 +48,25 @@ impl DryRun {
         self
     }
 
-    /// Why a run would not reach `host`, if it would not.
-    fn refused(&self, host: &str) -> Result<(), SshError> {
+    /// Plans nothing once `stop` says the run stops, and fails what is asked then as the
+    /// run's stop fails a command it has not sent (tester t132: hosts waiting at a step, woken
+    /// by a signal, planned their next commands, a different set on every run).
+    pub fn stopped_by(mut self, stop: Stop) -> Self {
+        self.stop = stop;
+        self
+    }
+
+    /// Why a run would not reach `host` (or send it `command`, tether stopping), if it would
+    /// not.
+    fn refused(&self, host: &str, command: &str) -> Result<(), SshError> {
+        if let Some(why) = self.stop.reason() {
+            return Err(SshError::stopped_before(host, command, why));
+        }
+        self.unreachable(host)
+    }
+
+    /// Why a run would not reach `host` for its ssh config or route, if it would not.
+    fn unreachable(&self, host: &str) -> Result<(), SshError> {
         match self.refused.get(host) {
             Some(e) => Err(e.clone()),
             None => Ok(()),
@@ -83,7 +105,7 @@ impl Backend for DryRun {
         // first among them here, where each ends at once (stop 63 tester t105: with `limit:
         // 2`, the host after the window was planned, which the run does not start).
         let order = crate::dispatch::failing_first(commands.len(), &how.spread, |i| {
-            self.refused(&commands[i].0).is_err()
+            self.refused(&commands[i].0, &commands[i].1).is_err()
         });
         let slots = crate::dispatch::run(
             commands.len(),
@@ -93,7 +115,7 @@ impl Backend for DryRun {
             &|r: &Result<ExecOutput, SshError>| r.is_err(),
             |unit, done| {
                 let (host, command) = &commands[order[unit]];
-                done.send(self.refused(host).map(|()| {
+                done.send(self.refused(host, command).map(|()| {
                     self.plan(
                         host,
                         EventKind::Planned {
@@ -108,13 +130,13 @@ impl Backend for DryRun {
             .iter()
             .zip(crate::dispatch::in_order(slots, &order))
             .map(|((host, command), slot)| {
-                HostResult::from_slot(host, command, slot, || self.refused(host).err())
+                HostResult::from_slot(host, command, slot, || self.refused(host, command).err())
             })
             .collect()
     }
 
     fn exec(&self, host: &str, command: &str, _call: Call) -> Result<ExecOutput, SshError> {
-        self.refused(host)?;
+        self.refused(host, command)?;
         self.plan(
             host,
             EventKind::Planned {
@@ -132,10 +154,12 @@ impl Backend for DryRun {
         if bytes.is_some() {
             super::regular_file::regular_file(upload.path)?;
         }
-        self.refused(host).map_err(|e| TransferError::Remote {
-            command: crate::transfer::paths::label("upload", upload.local, upload.remote),
-            result: Box::new(Err(e)),
-        })?;
+        let label = crate::transfer::paths::label("upload", upload.local, upload.remote);
+        self.refused(host, &label)
+            .map_err(|e| TransferError::Remote {
+                command: label.clone(),
+                result: Box::new(Err(e)),
+            })?;
         self.plan(
             host,
             EventKind::PlannedUpload {
@@ -149,10 +173,12 @@ impl Backend for DryRun {
 
     fn download(&self, host: &str, download: &Download) -> Result<(), TransferError> {
         super::regular_file::local_target(download.path)?;
-        self.refused(host).map_err(|e| TransferError::Remote {
-            command: crate::transfer::paths::label("download", download.remote, download.local),
-            result: Box::new(Err(e)),
-        })?;
+        let label = crate::transfer::paths::label("download", download.remote, download.local);
+        self.refused(host, &label)
+            .map_err(|e| TransferError::Remote {
+                command: label.clone(),
+                result: Box::new(Err(e)),
+            })?;
         self.plan(
             host,
             EventKind::PlannedDownload {
@@ -180,6 +206,6 @@ impl Backend for DryRun {
     fn revive(&self) {}
 
     fn never_connected(&self, host: &str) -> Option<SshError> {
-        self.refused(host).err()
+        self.unreachable(host).err()
     }
 }

@@ -19,6 +19,7 @@ use crate::recipe::diagnostics;
 use crate::recipe::tasks::{invoke, invoke_cleanup};
 use crate::report::{Reporter, RunLog};
 use crate::settings::Settings;
+use crate::stop::{Stop, StopReason};
 use crate::timeline::Recording;
 
 impl Loaded {
@@ -281,7 +282,11 @@ fn run_tasks(
             settings.jump.as_deref(),
             &reporter.sink(),
         );
-        let dry = Arc::new(DryRun::new(reporter.sink()).refusing(refused));
+        let dry = Arc::new(
+            DryRun::new(reporter.sink())
+                .refusing(refused)
+                .stopped_by(Stop::flag(interrupted.clone(), StopReason::Interrupted)),
+        );
         let result = loaded.run_tasks(&tasks, dry);
         reporter.run_finished(&title(&result, "planned"), &result, started.elapsed());
         return result;

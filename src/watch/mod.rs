@@ -444,7 +444,12 @@ fn execute(
             shared.settings.jump.as_deref(),
             &shared.sink,
         );
-        let dry = DryRun::new(shared.sink.clone()).refusing(refused);
+        let dry = DryRun::new(shared.sink.clone())
+            .refusing(refused)
+            .stopped_by(
+                Stop::flag(ctrl_c.clone(), StopReason::Interrupted)
+                    .or_flag(kill.clone(), StopReason::RunCancelled),
+            );
         return loaded.run_tasks(&tasks, Arc::new(dry));
     }
     let fleet = shared.fleet_for(&loaded)?;

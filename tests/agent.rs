@@ -304,6 +304,8 @@ enum Answer {
     Garbage,
     /// A signature (type 14) holding 20 bytes of junk, no algorithm and signature.
     Junk,
+    /// Its key and 300 others: a list of about 16 KB, more than libssh2 reads.
+    Huge,
 }
 
 /// A fake ssh-agent on `sock` whose key is the public half of `key` (its `.pub`), answering a
@@ -357,6 +359,14 @@ fn fake_agent(
                     Answer::Refuse => vec![5],
                     Answer::Garbage => vec![99, 1, 2, 3],
                     Answer::Junk => [&[14u8, 0, 0, 0, 20][..], &[7; 20]].concat(),
+                    Answer::Huge => {
+                        let others: Vec<u8> = (0..300u32)
+                            .flat_map(|i| [string(&[i as u8; 40]), string(b"k")].concat())
+                            .collect();
+                        let mut huge = listed.clone();
+                        huge[1..5].copy_from_slice(&301u32.to_be_bytes());
+                        [huge, others].concat()
+                    }
                 };
                 let framed = [&(reply.len() as u32).to_be_bytes()[..], &reply].concat();
                 if conn.write_all(&framed).is_err() {
@@ -564,4 +574,62 @@ fn an_agent_that_did_not_answer_is_not_waited_for_again_behind_a_jump_host() {
          on a login of this run moments ago: not used; logged in without it",
             sock.display()
         ));
+}
+
+/// An agent whose list of keys is longer than libssh2 reads (8192 bytes: about 15 RSA-4096
+/// keys) is said to be so, with what to do, and the key file logs in (tester t132: said as a
+/// list that cannot be read, in libssh2's words, and a `.pub` IdentityFile as failing as ssh
+/// would, where ssh, which reads 256 KiB, logs in).
+#[test]
+fn an_agent_list_longer_than_libssh2_reads_is_said_so() {
+    let lab = Lab::start(1);
+    let dir = lab.dir().join("huge-agent");
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("agent.sock");
+    let _asked = fake_agent(&sock, &lab.client_key(), Answer::Huge, Answer::Never);
+    let config = lab.config_with("huge-agent-config", "Host host1\n  ConnectTimeout 3\n");
+    let out = run_through(&sock, &config);
+    out.status(0).stdout_contains("logged-in");
+    let said = format!(
+        "ssh-agent at {} answered the request to list its keys with ",
+        sock.display()
+    );
+    out.stdout_contains(&said).stdout_contains(
+        "bytes, more than libssh2 (which tether logs in with) reads, 8192 (ssh reads it: an \
+         agent holding fewer keys is read): not used; logged in without it",
+    );
+}
+
+/// A recipe's hosts whose logins a signal stopped while the agent was asked are stopped, not
+/// failed hosts, as `tether run` says them (tester t132 saw `3 of 3 hosts failed` in a recipe
+/// of its own, with failure hooks; not seen in this one).
+#[test]
+fn a_recipe_stopped_while_the_agent_is_asked_fails_no_host() {
+    let lab = Lab::start(3);
+    let dir = lab.dir().join("recipe-agent");
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("agent.sock");
+    let asked = fake_agent(&sock, &lab.client_key(), Answer::Never, Answer::Never);
+    let config = lab.config_with("recipe-agent-config", "Host *\n  ConnectTimeout 60\n");
+    let recipe = dir.join("deploy.rhai");
+    std::fs::write(
+        &recipe,
+        "server(\"host1\", #{ roles: [\"web\"] });\nserver(\"host2\", #{ roles: [\"web\"] });\n\
+         server(\"host3\", #{ roles: [\"web\"] });\ntask(\"wait\", || { on(\"web\", \"true\"); });\n",
+    )
+    .unwrap();
+    let child = Tether::new()
+        .ssh_config(&config)
+        .current_dir(&dir)
+        .env("SSH_AUTH_SOCK", sock.to_str().unwrap())
+        .args(&["wait"])
+        .spawn();
+    while asked.recv_timeout(Duration::from_secs(30)).unwrap() != 11 {}
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let text = support::tether::text(&out);
+    assert_eq!(out.status.code(), Some(130), "{text}");
+    assert!(!text.contains("hosts failed"), "{text}");
 }

@@ -25,6 +25,10 @@ const AGENT_FAILURE: u8 = 5;
 /// The most of an answer's body kept to be read back: a signature is well under it.
 const KEPT: usize = 16 * 1024;
 
+/// The longest message libssh2 reads from an agent, its length included (agent.h
+/// `AGENT_MAX_MSGLEN`; ssh reads up to 256 KiB).
+const LIBSSH2_MOST: usize = 8192;
+
 /// What the agent is asked (draft-miller-ssh-agent section 3), by the answer it asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request {
@@ -83,6 +87,9 @@ pub enum AgentTrouble {
     /// It answered with a message of the right type that cannot be read (a signature that
     /// holds no algorithm and signature, a cut one).
     Malformed,
+    /// It answered with a message of this many bytes, longer than libssh2 reads (an agent
+    /// holding many keys: about 15 RSA-4096 keys fill it).
+    TooLong(usize),
 }
 
 impl AgentTrouble {
@@ -110,6 +117,11 @@ impl AgentTrouble {
             AgentTrouble::Malformed => {
                 format!("answered the request {what} with a message that cannot be read")
             }
+            AgentTrouble::TooLong(bytes) => format!(
+                "answered the request {what} with {bytes} bytes, more than libssh2 (which tether \
+                 logs in with) reads, {LIBSSH2_MOST} (ssh reads it: an agent holding fewer keys \
+                 is read)"
+            ),
         }
     }
 }
@@ -150,15 +162,18 @@ pub fn watching<T>(
     let out = f();
     let watched = WATCHED.with(|w| std::mem::replace(&mut *w.borrow_mut(), before));
     let trouble = watched.and_then(|w| {
-        w.trouble.or(match w.frames.body.first().copied() {
-            Some(kind) if kind == request.answer() => {
-                let whole = w.frames.body_left == 0 && w.frames.body.len() < KEPT;
-                (!whole || !request.readable(&w.frames.body)).then_some(AgentTrouble::Malformed)
-            }
-            Some(AGENT_FAILURE) => Some(AgentTrouble::Refused),
-            Some(kind) => Some(AgentTrouble::Unexpected(kind)),
-            None => None,
-        })
+        let too_long = (w.frames.announced + 4 > LIBSSH2_MOST).then_some(w.frames.announced + 4);
+        w.trouble
+            .or(too_long.map(AgentTrouble::TooLong))
+            .or(match w.frames.body.first().copied() {
+                Some(kind) if kind == request.answer() => {
+                    let whole = w.frames.body_left == 0 && w.frames.body.len() < KEPT;
+                    (!whole || !request.readable(&w.frames.body)).then_some(AgentTrouble::Malformed)
+                }
+                Some(AGENT_FAILURE) => Some(AgentTrouble::Refused),
+                Some(kind) => Some(AgentTrouble::Unexpected(kind)),
+                None => None,
+            })
     });
     (out, trouble)
 }
@@ -241,6 +256,8 @@ struct Frames {
     header: Vec<u8>,
     /// Bytes of the current body still to come.
     body_left: usize,
+    /// The length the current message said it has.
+    announced: usize,
     body: Vec<u8>,
 }
 
@@ -256,6 +273,7 @@ impl Frames {
                     len.copy_from_slice(&self.header);
                     self.header.clear();
                     self.body_left = u32::from_be_bytes(len) as usize;
+                    self.announced = self.body_left;
                     self.body.clear();
                 }
                 continue;
@@ -376,6 +394,10 @@ mod tests {
             peer.write_all(&reply).unwrap();
             assert_eq!(watch(&agent), (4, trouble), "{reply:?}");
         }
+        // Longer than libssh2 reads (tester t132: an agent of 18 RSA keys).
+        let (agent, mut peer) = UnixStream::pair().unwrap();
+        peer.write_all(&framed(&[12; 9000])).unwrap();
+        assert_eq!(watch(&agent).1, Some(AgentTrouble::TooLong(9004)));
         // One cut short: the rest not there when libssh2 is done with it.
         let (agent, mut peer) = UnixStream::pair().unwrap();
         let whole = framed(&signature(b"ssh-ed25519", &[7; 40]));

@@ -106,19 +106,20 @@ fn log_in(
         // is never sent as a private key.
         let is_public_file = public.as_ref().is_some_and(|p| p.from_file_itself);
         if is_public_file && copy.is_none() {
-            // An agent that could not be used may hold it (tester t131: said not to).
+            // An agent that could not be used may hold it (tester t131: said not to), and
+            // ssh, which could use it, may not fail alike (tester t132).
             let holds = match auth.agent_failed {
                 true => {
                     "ssh-agent, which could not be used (said), is where its private key \
                          would be"
                 }
-                false => "ssh-agent holds no private key for it",
+                false => {
+                    "ssh-agent holds no private key for it (ssh fails alike: it cannot \
+                          load a public key file as the private key)"
+                }
             };
-            auth.tried.push(format!(
-                "{} is a public key and {holds} (ssh fails alike: it cannot load a public key \
-                 file as the private key)",
-                path.display()
-            ));
+            auth.tried
+                .push(format!("{} is a public key and {holds}", path.display()));
             continue;
         }
         let mut exists = path.exists() && !is_public_file;

@@ -65,6 +65,15 @@ impl DryRun {
         self.unreachable(host)
     }
 
+    /// [`refused`](Self::refused) for a transfer, `label` as the plan names it.
+    fn refused_transfer(&self, host: &str, label: String) -> Result<(), TransferError> {
+        self.refused(host, &label)
+            .map_err(|e| TransferError::Remote {
+                command: label,
+                result: Box::new(Err(e)),
+            })
+    }
+
     /// Why a run would not reach `host` for its ssh config or route, if it would not.
     fn unreachable(&self, host: &str) -> Result<(), SshError> {
         match self.refused.get(host) {
@@ -154,12 +163,10 @@ impl Backend for DryRun {
         if bytes.is_some() {
             super::regular_file::regular_file(upload.path)?;
         }
-        let label = crate::transfer::paths::label("upload", upload.local, upload.remote);
-        self.refused(host, &label)
-            .map_err(|e| TransferError::Remote {
-                command: label.clone(),
-                result: Box::new(Err(e)),
-            })?;
+        self.refused_transfer(
+            host,
+            crate::transfer::paths::label("upload", upload.local, upload.remote),
+        )?;
         self.plan(
             host,
             EventKind::PlannedUpload {
@@ -173,12 +180,10 @@ impl Backend for DryRun {
 
     fn download(&self, host: &str, download: &Download) -> Result<(), TransferError> {
         super::regular_file::local_target(download.path)?;
-        let label = crate::transfer::paths::label("download", download.remote, download.local);
-        self.refused(host, &label)
-            .map_err(|e| TransferError::Remote {
-                command: label.clone(),
-                result: Box::new(Err(e)),
-            })?;
+        self.refused_transfer(
+            host,
+            crate::transfer::paths::label("download", download.remote, download.local),
+        )?;
         self.plan(
             host,
             EventKind::PlannedDownload {

@@ -108,15 +108,11 @@ fn log_in(
         if is_public_file && copy.is_none() {
             // An agent that could not be used may hold it (tester t131: said not to), and
             // ssh, which could use it, may not fail alike (tester t132).
-            let holds = match auth.agent_failed {
-                true => {
-                    "ssh-agent, which could not be used (said), is where its private key \
-                         would be"
-                }
-                false => {
-                    "ssh-agent holds no private key for it (ssh fails alike: it cannot \
-                          load a public key file as the private key)"
-                }
+            let holds = if auth.agent_failed {
+                "ssh-agent, which could not be used (said), is where its private key would be"
+            } else {
+                "ssh-agent holds no private key for it (ssh fails alike: it cannot load a public \
+                 key file as the private key)"
             };
             auth.tried
                 .push(format!("{} is a public key and {holds}", path.display()));
@@ -366,7 +362,7 @@ impl Attempts<'_> {
         if self.agent_failed {
             return Ok(Offer::NotSigned);
         }
-        let within = self.cfg.connect_timeout.min(AGENT_ANSWERS_WITHIN);
+        let within = agent_within(self.cfg);
         let (result, trouble) = agent_reply::watching(self.fd, within, Request::Sign, || {
             agent.userauth(&self.cfg.user, key)
         });
@@ -522,7 +518,7 @@ fn open_agent(
     // libssh2 reads the agent without a bound: an agent that takes the connection and never
     // answers would hold the login, and the run, without end (tester t129: past a SIGTERM;
     // ssh waits there too). Its reads are bounded, and given up with the attempt.
-    let within = cfg.connect_timeout.min(AGENT_ANSWERS_WITHIN);
+    let within = agent_within(cfg);
     let (opened, trouble) = agent_reply::watching(fd, within, Request::List, || {
         let mut agent = session.agent()?;
         agent.set_identity_path(socket)?;
@@ -579,6 +575,11 @@ fn silent_lately(socket: &Path) -> Option<AgentTrouble> {
 /// The longest an ssh-agent is given to answer a request (less where the `ConnectTimeout`
 /// is).
 const AGENT_ANSWERS_WITHIN: Duration = Duration::from_secs(10);
+
+/// How long the agent is given to answer one request on a login under `cfg`.
+fn agent_within(cfg: &HostConfig) -> Duration {
+    cfg.connect_timeout.min(AGENT_ANSWERS_WITHIN)
+}
 
 /// `comment (SHA256:...)` of an agent key.
 fn describe_agent_key(key: &PublicKey) -> String {
